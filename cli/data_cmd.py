@@ -1,0 +1,80 @@
+"""`edgerec data synth | import | stats`."""
+
+from __future__ import annotations
+
+import click
+from edgerec.cli.output import console, key_values, progress_bar, write_json
+
+
+@click.group("data")
+def data_group() -> None:
+    """Create, import and inspect data sets in the neutral format."""
+
+
+@data_group.command("synth")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--users", default=5_000, show_default=True)
+@click.option("--items", default=20_000, show_default=True)
+@click.option("--events", default=500_000, show_default=True, help="Approximate number of events.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--days", default=365, show_default=True, help="Length of the event log in days.")
+@click.option("--chunk-users", default=5_000, show_default=True, help="Users generated per streamed chunk.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
+    """Generate the embedded default: a synthetic audio/video world."""
+    from edgerec.data.synth import SynthConfig, write_synth
+
+    cfg = SynthConfig(users=users, items=items, events=events, seed=seed, days=days, chunk_users=chunk_users)
+    with progress_bar("generating") as update:
+        summary = write_synth(cfg, out, fmt, progress=lambda _, done, total: update(done, total))
+    key_values(summary, title="synthetic data set")
+
+
+@data_group.command("import")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "parquet", "ml-100k", "ml-1m", "ml-latest"]))
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--items", "items_path", type=click.Path(exists=True, dir_okay=False),
+              help="Item table (csv/parquet) in the neutral layout, for FORMAT csv/parquet.")
+@click.option("--user-col", default="user_id", show_default=True)
+@click.option("--item-col", default="item_id", show_default=True)
+@click.option("--time-col", default="timestamp", show_default=True)
+@click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
+@click.option("--value-col", default="value", show_default=True, help="Optional.")
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Keep this fraction of users.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
+@click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
+@click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, delimiter,
+            sample, seed, chunk_rows, out_format) -> None:
+    """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
+    from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset
+    from edgerec.data.stats import dataset_stats
+    from edgerec.data.store import save_dataset
+
+    columns = ColumnMap(user=user_col, item=item_col, time=time_col, event=event_col, value=value_col)
+    options = ReadOptions(delimiter=delimiter, chunk_rows=chunk_rows, sample_users=sample, seed=seed)
+    with console.status(f"reading {path}"):
+        dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options)
+        save_dataset(dataset, out, out_format)
+    stats = dataset_stats(dataset)
+    key_values({k: v for k, v in stats.items() if not isinstance(v, dict)}, title=f"imported into {out}")
+
+
+@data_group.command("stats")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the numbers as JSON.")
+def stats(folder, json_out) -> None:
+    """Users, items, events, density and popularity skew of a data folder."""
+    from edgerec.data.stats import dataset_stats
+    from edgerec.data.store import load_dataset
+
+    with console.status(f"reading {folder}"):
+        result = dataset_stats(load_dataset(folder))
+    key_values(result, title=str(folder))
+    write_json(json_out, result)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(data_group)

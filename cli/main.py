@@ -1,0 +1,45 @@
+"""The `edgerec` command: a click group; each command parses, calls the library, prints.
+
+Heavy libraries are imported inside commands, so `edgerec --help` and the
+device-side commands start fast and work without the host tools installed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from edgerec import __version__
+from edgerec.errors import EdgerecError
+
+
+class EdgerecGroup(click.Group):
+    """Turns library errors into a one-line message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgerecError as exc:
+            raise click.ClickException(str(exc)) from None
+        except ImportError as exc:
+            raise click.ClickException(
+                f"{exc}. This command needs the host tools: pip install 'edgerec[tools]'"
+            ) from None
+
+
+@click.group(cls=EdgerecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgerec")
+def cli() -> None:
+    """edgerec: shrink recommenders and content models for devices, and rank on the device."""
+
+
+def _register() -> None:
+    from edgerec.cli import data_cmd, demo_cmd, evaluate_cmd
+
+    for module in (data_cmd, evaluate_cmd, demo_cmd):
+        module.register(cli)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

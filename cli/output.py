@@ -1,0 +1,69 @@
+"""How commands talk to people and scripts: tables on screen, JSON files, progress bars."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
+    console.width = 160
+
+
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def table(rows: Sequence[dict], title: str | None = None, columns: Sequence[str] | None = None) -> None:
+    """Print rows (dicts) as one table; columns default to the keys of the first row."""
+    if not rows:
+        console.print("(nothing to show)")
+        return
+    columns = list(columns or rows[0].keys())
+    out = Table(title=title, show_lines=False)
+    for c in columns:
+        out.add_column(c, justify="left" if isinstance(rows[0].get(c), str) else "right")
+    for row in rows:
+        out.add_row(*(fmt(row.get(c, "")) for c in columns))
+    console.print(out)
+
+
+def key_values(values: dict, title: str | None = None) -> None:
+    table([{"field": k, "value": fmt(v)} for k, v in values.items()], title=title)
+
+
+def write_json(path: str | os.PathLike | None, payload) -> None:
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str))
+    os.replace(tmp, path)
+    console.print(f"[dim]wrote {path}[/dim]")
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator:
+    """Yields `update(done, total)` for long work."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

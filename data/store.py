@@ -1,0 +1,98 @@
+"""The neutral on-disk format: a folder with `items`, `interactions` and `dataset.json`.
+
+`interactions.csv`: user_id, item_id, timestamp, event, value, device.
+`items.csv`: one row per item; tags are `|`-separated. Either file may be
+Parquet instead (`.parquet`), which is smaller and faster for large data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_interactions
+from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
+from edgerec.data.tables import write_csv, write_parquet
+
+from edgerec.errors import DataError
+
+FORMAT_VERSION = 1
+
+
+def catalog_columns(catalog: Catalog) -> dict[str, list]:
+    columns: dict[str, list] = {"item_id": catalog.item_ids}
+    for name in ITEM_COLUMNS[1:]:
+        if name == "tags":
+            columns[name] = ["|".join(t) for t in catalog.tags]
+        elif name in ("duration", "release_ts", "episode"):
+            array = getattr(catalog, name)
+            columns[name] = np.round(array, 1).tolist() if name == "duration" else array.tolist()
+        else:
+            columns[name] = catalog.text[name]
+    return columns
+
+
+def interaction_columns(dataset: Dataset) -> dict[str, list]:
+    log = dataset.interactions
+    user_ids, item_ids = np.asarray(dataset.user_ids, dtype=object), np.asarray(dataset.catalog.item_ids, dtype=object)
+    devices = np.asarray(("",) + DEVICES, dtype=object)  # index -1 -> ""
+    return {
+        "user_id": user_ids[log.user].tolist(),
+        "item_id": item_ids[log.item].tolist(),
+        "timestamp": log.timestamp.tolist(),
+        "event": np.asarray(EVENTS, dtype=object)[log.event].tolist(),
+        "value": np.round(log.value.astype(np.float64), 4).tolist(),
+        "device": devices[log.device.astype(np.int64) + 1].tolist(),
+    }
+
+
+def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, events: int) -> None:
+    meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events)
+    tmp = folder / "dataset.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, folder / "dataset.json")
+
+
+def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path:
+    """Write `dataset` to `folder` as CSV or Parquet files."""
+    if fmt not in ("csv", "parquet"):
+        raise DataError(f"unknown file format {fmt!r}; use csv or parquet")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write = write_csv if fmt == "csv" else write_parquet
+    write(folder / f"items.{fmt}", catalog_columns(dataset.catalog))
+    write(folder / f"interactions.{fmt}", interaction_columns(dataset))
+    write_meta(folder, dataset.meta, fmt, users=dataset.n_users, items=dataset.n_items,
+               events=len(dataset.interactions))
+    return folder
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for suffix in (".parquet", ".csv"):
+        if (folder / f"{stem}{suffix}").exists():
+            return folder / f"{stem}{suffix}"
+    raise DataError(
+        f"no {stem}.csv or {stem}.parquet here; create one with `edgerec data synth` or `edgerec data import`",
+        str(folder),
+    )
+
+
+def load_dataset(folder: str | Path, *, sample_users: float | None = None, seed: int = 0) -> Dataset:
+    """Read a folder in the neutral format; events come back sorted by (user, time), stably."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("not a data folder; create one with `edgerec data synth` or `edgerec data import`", str(folder))
+    catalog = read_catalog(_find(folder, "items"))
+    options = ReadOptions(sample_users=sample_users, seed=seed)
+    dataset = read_interactions(_find(folder, "interactions"), ColumnMap(), catalog, options)
+    meta_path = folder / "dataset.json"
+    if meta_path.exists():
+        try:
+            dataset.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder",
+                            str(meta_path)) from None
+    dataset.meta["path"] = str(folder)
+    return dataset

@@ -1,0 +1,338 @@
+"""Chunked reading and writing of tables (CSV, TSV, Parquet) with error locations.
+
+Everything that reads user files goes through here, so every malformed file
+gets the same kind of message: the file, the line, what was wrong. Readers
+yield chunks (dicts of column name -> list of strings) so files larger than
+memory stream through.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.errors import DataError
+
+DEFAULT_CHUNK_ROWS = 200_000
+
+
+@dataclass
+class Chunk:
+    """Rows of one table read together. `first_line` is the file line of row 0."""
+
+    columns: dict[str, list[str]]
+    first_line: int
+    path: str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def line_of(self, row: int) -> int:
+        return self.first_line + row
+
+
+def is_parquet(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith((".parquet", ".pq"))
+
+
+def read_chunks(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    *,
+    delimiter: str = ",",
+    header: Sequence[str] | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    encoding: str = "utf-8",
+) -> Iterator[Chunk]:
+    """Yield chunks of a CSV/TSV/Parquet file, keeping only `columns` (all when None).
+
+    `header` names the columns of a file that has no header line (MovieLens
+    `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found; check the path", str(path))
+    if path.stat().st_size == 0:
+        raise DataError("file is empty; expected a header and at least one row", str(path))
+    if is_parquet(path):
+        yield from _read_parquet_chunks(path, columns, chunk_rows)
+    else:
+        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding)
+
+
+def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int) -> list[int]:
+    if wanted is None:
+        return list(range(len(names)))
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. "
+            "Map your columns with --user-col/--item-col/--time-col or rename them.",
+            str(path),
+            line,
+        )
+    return [names.index(c) for c in wanted]
+
+
+def _split_lines(handle, delimiter: str):
+    if len(delimiter) == 1:
+        yield from csv.reader(handle, delimiter=delimiter)
+    else:  # csv cannot split on "::"; such files (MovieLens 1M) never quote fields
+        for raw in handle:
+            yield raw.rstrip("\r\n").split(delimiter)
+
+
+def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) -> Iterator[Chunk]:
+    with open(path, newline="", encoding=encoding, errors="strict") as handle:
+        rows = _split_lines(handle, delimiter)
+        line = 0
+        try:
+            if header is None:
+                names = [c.strip() for c in next(rows)]
+                line = 1
+            else:
+                names = list(header)
+        except StopIteration:
+            raise DataError("file is empty; expected a header and at least one row", str(path)) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+        keep = _select(names, columns, path, max(line, 1))
+        out_names = [names[i] for i in keep]
+        width = len(names)
+        buffers: list[list[str]] = [[] for _ in keep]
+        first_line = line + 1
+        rows_seen = 0
+        try:
+            for fields in rows:
+                line += 1
+                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                    if not buffers[0]:
+                        first_line = line + 1
+                        continue
+                    # a blank line inside the data would shift line numbers of the chunk
+                    raise DataError("blank line inside the data; remove it", str(path), line)
+                if len(fields) != width:
+                    raise DataError(
+                        f"expected {width} fields ({', '.join(names)}), found {len(fields)}",
+                        str(path),
+                        line,
+                    )
+                for buf, i in zip(buffers, keep):
+                    buf.append(fields[i])
+                rows_seen += 1
+                if len(buffers[0]) >= chunk_rows:
+                    yield Chunk(dict(zip(out_names, buffers)), first_line, str(path))
+                    buffers = [[] for _ in keep]
+                    first_line = line + 1
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), line + 1) from None
+        except csv.Error as exc:
+            raise DataError(f"malformed CSV ({exc})", str(path), line) from None
+        if rows_seen == 0:
+            raise DataError("file has a header but no rows", str(path), line)
+        if buffers[0]:
+            yield Chunk(dict(zip(out_names, buffers)), first_line, str(path))
+
+
+def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            "reading Parquet needs pyarrow: pip install 'edgerec[tools]'", str(path)
+        ) from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for foreign files
+        raise DataError(f"not a readable Parquet file ({exc})", str(path)) from None
+    names = parquet.schema_arrow.names
+    keep = _select(names, columns, path, 0)
+    out_names = [names[i] for i in keep]
+    row = 0
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=out_names):
+        cols = {
+            name: ["" if v is None else str(v) for v in batch.column(name).to_pylist()]
+            for name in out_names
+        }
+        yield Chunk(cols, row + 1, str(path))  # "line" of a Parquet file = 1-based row
+        row += batch.num_rows
+    if row == 0:
+        raise DataError("file has no rows", str(path))
+
+
+# ---------------------------------------------------------------- conversions
+
+
+def _first_bad(values: list[str], convert) -> int:
+    for i, v in enumerate(values):
+        try:
+            convert(v)
+        except (ValueError, TypeError, OverflowError):
+            return i
+    return -1
+
+
+def to_int(chunk: Chunk, name: str, dtype=np.int64) -> np.ndarray:
+    values = chunk.columns[name]
+    try:
+        return np.asarray(values).astype(dtype)
+    except (ValueError, OverflowError):
+        pass
+    try:  # "3.0" is an integer written as a float
+        as_float = np.asarray(values, dtype=np.float64)
+        if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
+            return as_float.astype(dtype)
+    except ValueError:
+        pass
+    bad = max(_first_bad(values, _strict_int), 0)
+    raise DataError(
+        f"column '{name}' must hold integers, found {values[bad]!r}", chunk.path, chunk.line_of(bad)
+    )
+
+
+def _strict_int(v: str) -> int:
+    f = float(v)
+    if f != round(f):
+        raise ValueError(v)
+    return int(f)
+
+
+def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
+    values = chunk.columns[name]
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except ValueError:
+        bad = max(_first_bad(values, float), 0)
+        raise DataError(
+            f"column '{name}' must hold numbers, found {values[bad]!r}", chunk.path, chunk.line_of(bad)
+        ) from None
+    if not np.all(np.isfinite(out)):
+        bad = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise DataError(
+            f"column '{name}' holds a non-finite value {values[bad]!r}", chunk.path, chunk.line_of(bad)
+        )
+    return out.astype(dtype)
+
+
+def _iso_seconds(text: str) -> int:
+    stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return int(stamp.timestamp())
+
+
+def to_timestamp(chunk: Chunk, name: str) -> np.ndarray:
+    """Epoch seconds from integer/float seconds or ISO-8601 strings."""
+    values = chunk.columns[name]
+    try:
+        seconds = np.asarray(values, dtype=np.float64)
+        if not np.all(np.isfinite(seconds)):
+            raise ValueError
+        return seconds.astype(np.int64)
+    except ValueError:
+        pass
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        try:
+            out[i] = int(float(v)) if _looks_numeric(v) else _iso_seconds(v)
+        except (ValueError, OverflowError):
+            raise DataError(
+                f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found {v!r}",
+                chunk.path,
+                chunk.line_of(i),
+            ) from None
+    return out
+
+
+def _looks_numeric(v: str) -> bool:
+    try:
+        f = float(v)
+    except ValueError:
+        return False
+    return np.isfinite(f)
+
+
+# --------------------------------------------------------------------- writers
+
+
+def write_csv(path: str | os.PathLike, columns: dict[str, Sequence]) -> None:
+    """Write columns (equal-length sequences) as one CSV file, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values()))
+    os.replace(tmp, path)
+
+
+class CsvAppender:
+    """Write a CSV in several chunks (streaming generation of large data sets)."""
+
+    def __init__(self, path: str | os.PathLike, names: Sequence[str]):
+        self.path = Path(path)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._handle = open(self._tmp, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(list(names))
+        self.rows = 0
+
+    def append(self, columns: Sequence[Sequence]) -> None:
+        self._writer.writerows(zip(*columns))
+        self.rows += len(columns[0]) if columns else 0
+
+    def close(self) -> None:
+        self._handle.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.close()
+        else:
+            self._handle.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("writing Parquet needs pyarrow: pip install 'edgerec[tools]'", str(path)) from None
+    table = pa.table({k: (np.asarray(v) if isinstance(v, np.ndarray) else list(v)) for k, v in columns.items()})
+    tmp = Path(str(path) + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
+    """Column names of a CSV/Parquet file (to decide which optional columns exist)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found; check the path", str(path))
+    if is_parquet(path):
+        try:
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        except ImportError:
+            raise DataError("reading Parquet needs pyarrow: pip install 'edgerec[tools]'", str(path)) from None
+        except Exception as exc:
+            raise DataError(f"not a readable Parquet file ({exc})", str(path)) from None
+    with open(path, newline="", encoding=encoding) as handle:
+        try:
+            first = next(_split_lines(handle, delimiter))
+        except StopIteration:
+            raise DataError("file is empty; expected a header and at least one row", str(path)) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+    return [c.strip() for c in first]

@@ -1,0 +1,215 @@
+"""The classic personalization strategies, as scorers for the evaluation protocol.
+
+most popular (global, and recent-trending), item-based CF (cosine item kNN),
+user-based CF (cosine user kNN), content-based (tag/genre profile matching)
+and a hybrid blend. They are fitted on the training part of a split only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from edgerec.data.schema import Catalog, Dataset
+from edgerec.data.split import Sequences, Split
+
+from edgerec.errors import ConfigError
+
+DAY = 86_400
+
+
+def recency_weights(history: Sequences, users: np.ndarray, decay: float, n_items: int) -> sp.csr_matrix:
+    """Rows of a sparse (users x items) matrix: the latest item weighs 1, earlier ones decay^age."""
+    lengths = history.lengths()[users]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    cols = np.concatenate([history.of(u) for u in users]) if len(users) else np.zeros(0, np.int32)
+    age = np.concatenate([np.arange(n - 1, -1, -1) for n in lengths]) if len(users) else np.zeros(0)
+    data = np.power(decay, age).astype(np.float32)
+    return sp.csr_matrix((data, cols, indptr), shape=(len(users), n_items))
+
+
+def interaction_matrix(train: Sequences, n_items: int) -> sp.csr_matrix:
+    data = np.ones(len(train.items), np.float32)
+    matrix = sp.csr_matrix((data, train.items, train.indptr), shape=(train.n_users, n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _keep_top(dense: np.ndarray, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row (ties arbitrary)."""
+    k = min(k, dense.shape[1])
+    cols = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(dense, cols, 1)
+    rows = np.repeat(np.arange(len(dense)), k)
+    out = sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=dense.shape)
+    out.eliminate_zeros()
+    return out
+
+
+@dataclass
+class Popular:
+    """Most consumed items in training; `half_life_days` > 0 makes it recent-trending."""
+
+    split: Split
+    dataset: Dataset
+    half_life_days: float = 0.0
+    name: str = "popular"
+
+    def __post_init__(self):
+        log = self.dataset.interactions
+        mask = self.split.train_events & log.consumed_mask()
+        weights = np.ones(mask.sum())
+        if self.half_life_days > 0:
+            t = log.timestamp[mask]
+            weights = np.power(0.5, (t.max() - t) / (self.half_life_days * DAY))
+            self.name = "trending"
+        self.scores = np.bincount(log.item[mask], weights, minlength=self.split.n_items).astype(np.float32)
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        return np.broadcast_to(self.scores, (len(users), len(self.scores)))
+
+
+@dataclass
+class ItemKNN:
+    """Cosine item-item similarity over training users; history items vote with recency decay."""
+
+    split: Split
+    neighbors: int = 100
+    decay: float = 0.8
+    chunk: int = 1024
+    name: str = "itemknn"
+
+    def __post_init__(self):
+        n = self.split.n_items
+        x = interaction_matrix(self.split.train, n)
+        norms = np.sqrt(np.asarray(x.sum(0)).ravel()).astype(np.float32)
+        xt = x.T.tocsr()
+        blocks = []
+        for start in range(0, n, self.chunk):
+            co = (xt[start:start + self.chunk] @ x).toarray()
+            co /= np.maximum(norms[start:start + self.chunk, None] * norms[None, :], 1e-9)
+            co[np.arange(co.shape[0]), np.arange(start, start + co.shape[0])] = 0.0
+            blocks.append(_keep_top(co, self.neighbors))
+        self.similarity = sp.vstack(blocks).tocsr()
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        h = recency_weights(history, users, self.decay, self.split.n_items)
+        return np.asarray((h @ self.similarity).todense())
+
+
+@dataclass
+class UserKNN:
+    """Cosine user-user similarity to training users; the nearest users' items vote."""
+
+    split: Split
+    neighbors: int = 50
+    name: str = "userknn"
+
+    def __post_init__(self):
+        self.x = interaction_matrix(self.split.train, self.split.n_items)
+        self.norms = np.sqrt(np.asarray(self.x.sum(1)).ravel()).astype(np.float32)
+        self.xt = self.x.T.tocsr()
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        h = recency_weights(history, users, 1.0, self.split.n_items)
+        sim = (h @ self.xt).toarray()
+        h_norm = np.sqrt(np.asarray(h.sum(1)).ravel())
+        sim /= np.maximum(h_norm[:, None] * self.norms[None, :], 1e-9)
+        sim[np.arange(len(users)), users] = 0.0  # a user is not their own neighbour
+        return np.asarray((_keep_top(sim, self.neighbors) @ self.x).todense())
+
+
+def content_features(catalog: Catalog) -> sp.csr_matrix:
+    """TF-IDF weighted one-hot features (genre, mood, modality, language, creator, tags), rows L2-normalised."""
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    text = catalog.text
+    for i in range(len(catalog)):
+        names = {f"tag={t}" for t in catalog.tags[i]}
+        for field_name in ("genre", "mood", "modality", "language", "creator"):
+            if text[field_name][i]:
+                names.add(f"{field_name}={text[field_name][i]}")
+        for name in names:
+            rows.append(i)
+            cols.append(vocab.setdefault(name, len(vocab)))
+    x = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(catalog), max(len(vocab), 1)))
+    df = np.asarray((x > 0).sum(0)).ravel()
+    x = x @ sp.diags(np.log((1 + len(catalog)) / (1 + df)).astype(np.float32) + 1.0)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel())
+    return sp.diags(1.0 / np.maximum(norms, 1e-9)).astype(np.float32) @ x
+
+
+@dataclass
+class ContentBased:
+    """Match a recency-weighted profile of the user's item features against every item."""
+
+    split: Split
+    catalog: Catalog
+    decay: float = 0.9
+    name: str = "content"
+
+    def __post_init__(self):
+        self.features = content_features(self.catalog).tocsr()
+        self.features_t = self.features.T.tocsr()
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        profile = recency_weights(history, users, self.decay, self.split.n_items) @ self.features
+        return np.asarray((profile @ self.features_t).todense())
+
+
+def _standardize(scores: np.ndarray) -> np.ndarray:
+    mean = scores.mean(1, keepdims=True)
+    std = scores.std(1, keepdims=True)
+    return (scores - mean) / np.maximum(std, 1e-9)
+
+
+@dataclass
+class Hybrid:
+    """A weighted blend of per-user standardised scores of other scorers."""
+
+    parts: list = field(default_factory=list)  # (scorer, weight)
+    name: str = "hybrid"
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        total = None
+        for scorer, weight in self.parts:
+            part = weight * _standardize(np.asarray(scorer.score(users, history), np.float32))
+            total = part if total is None else total + part
+        return total
+
+
+BASELINES = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
+
+
+def make_baseline(name: str, dataset: Dataset, split: Split):
+    if name == "popular":
+        return Popular(split, dataset)
+    if name == "trending":
+        return Popular(split, dataset, half_life_days=14.0)
+    if name == "itemknn":
+        return ItemKNN(split)
+    if name == "userknn":
+        return UserKNN(split)
+    if name == "content":
+        return ContentBased(split, dataset.catalog)
+    if name == "hybrid":
+        popular = Popular(split, dataset)
+        popular_log = _Log(popular)
+        return Hybrid([(ItemKNN(split), 1.0), (ContentBased(split, dataset.catalog), 0.4), (popular_log, 0.3)])
+    raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+
+
+@dataclass
+class _Log:
+    """log(1 + score) of another scorer, so heavy-tailed popularity blends gently."""
+
+    inner: Popular
+    name: str = "log-popular"
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        return np.log1p(self.inner.score(users, history))
+
+
+__all__ = ["BASELINES", "ContentBased", "Hybrid", "ItemKNN", "Popular", "UserKNN", "make_baseline"]

@@ -1,0 +1,130 @@
+"""The full-ranking evaluation protocol shared by baselines and models.
+
+For each evaluated user, a scorer scores every item of the catalog; items the
+user already consumed are excluded; the held-out item's rank and the top-k
+list feed the metrics of `metrics.py`. Users are processed in chunks so
+memory stays bounded (chunk x catalog scores at a time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from edgerec.data.schema import Catalog
+from edgerec.data.split import Sequences, Split
+from edgerec.models import metrics
+
+from edgerec.errors import ModelError
+
+
+class Scorer(Protocol):
+    """Anything that scores the whole catalog for a batch of users given their histories."""
+
+    name: str
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        """(len(users), n_items) float scores; higher is better."""
+        ...
+
+
+def tag_matrix(catalog: Catalog, max_tags: int = 16) -> np.ndarray:
+    """(n_items, max_tags) integer tag codes padded with -1; genre counts as a tag."""
+    vocab: dict[str, int] = {}
+    out = np.full((len(catalog), max_tags), -1, np.int32)
+    genres = catalog.text["genre"]
+    for i, tags in enumerate(catalog.tags):
+        names = dict.fromkeys(([genres[i]] if genres[i] else []) + list(tags))
+        for j, name in enumerate(list(names)[:max_tags]):
+            out[i, j] = vocab.setdefault(name, len(vocab))
+    return out
+
+
+def train_popularity(split: Split) -> np.ndarray:
+    """How many training users consumed each item."""
+    return np.bincount(split.train.items, minlength=split.n_items)
+
+
+@dataclass
+class Evaluator:
+    split: Split
+    catalog: Catalog
+    k: int = 10
+    chunk_users: int = 1024
+
+    def __post_init__(self):
+        self.tags = tag_matrix(self.catalog)
+        self.popularity = train_popularity(self.split)
+        self.percentile = metrics.popularity_percentile(self.popularity)
+
+    def ranks_and_lists(self, scorer: Scorer, phase: str = "test",
+                        progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        history = self.split.history(phase)
+        users, targets = self.split.targets(phase)
+        ranks = np.empty(len(users), np.int64)
+        lists = np.empty((len(users), self.k), np.int64)
+        n_items = self.split.n_items
+        for start in range(0, len(users), self.chunk_users):
+            batch = users[start:start + self.chunk_users]
+            scores = np.asarray(scorer.score(batch, history), dtype=np.float32).copy()
+            if scores.shape != (len(batch), n_items):
+                raise ModelError(f"scorer {scorer.name} returned shape {scores.shape}, "
+                                 f"expected {(len(batch), n_items)}")
+            if np.isnan(scores).any():
+                raise ModelError(f"scorer {scorer.name} returned NaN scores; check the model")
+            rows = np.repeat(np.arange(len(batch)), history.lengths()[batch])
+            cols = np.concatenate([history.of(u) for u in batch]) if len(batch) else np.zeros(0, np.int64)
+            scores[rows, cols] = -np.inf  # consumed items are never recommended again
+            ranks[start:start + len(batch)] = rank_of(scores, targets[start:start + len(batch)])
+            lists[start:start + len(batch)] = top_k(scores, self.k)
+            if progress:
+                progress(min(start + self.chunk_users, len(users)), len(users))
+        return ranks, lists
+
+    def evaluate(self, scorer: Scorer, phase: str = "test",
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+        began = time.perf_counter()
+        ranks, lists = self.ranks_and_lists(scorer, phase, progress)
+        k = self.k
+        valid = lists[lists >= 0]
+        exposure = np.bincount(valid, minlength=self.split.n_items)
+        return {
+            "model": scorer.name,
+            "phase": phase,
+            "users": int(len(ranks)),
+            f"HR@{k}": metrics.hit_rate(ranks, k),
+            f"NDCG@{k}": metrics.ndcg(ranks, k),
+            f"MRR@{k}": metrics.mrr(ranks, k),
+            f"coverage@{k}": metrics.coverage(lists, self.split.n_items),
+            f"novelty@{k}": metrics.novelty(lists, self.popularity, self.split.train.n_users),
+            f"diversity@{k}": metrics.intra_list_diversity(lists, self.tags),
+            f"pop_percentile@{k}": float(self.percentile[valid].mean()) if valid.size else 0.0,
+            f"gini@{k}": metrics.gini(exposure),
+            "eval_seconds": round(time.perf_counter() - began, 2),
+        }
+
+
+def rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each target in its row; ties go to the lower item index (as in top_k)."""
+    rows = np.arange(len(targets))
+    t = scores[rows, targets][:, None]
+    above = (scores > t).sum(1)
+    tied_before = ((scores == t) & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(1)
+    return above + tied_before
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores per row, best first (ties: lower index first); -1 pads."""
+    n = scores.shape[1]
+    kk = min(k, n)
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(scores), 1))
+    vals = np.take_along_axis(scores, part, 1)
+    order = np.lexsort((part, -vals), axis=1)
+    best = np.take_along_axis(part, order, 1)
+    best = np.where(np.isneginf(np.take_along_axis(scores, best, 1)), -1, best)
+    if kk < k:
+        best = np.concatenate([best, np.full((len(scores), k - kk), -1)], 1)
+    return best

@@ -1,0 +1,86 @@
+"""Offline ranking metrics, as plain functions over ranks and recommendation lists.
+
+Accuracy metrics take the 0-based rank of each user's held-out item in the
+full ranking (rank >= k means a miss). Beyond-accuracy metrics take the top-k
+lists of all users. Each function is small enough to check by hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hit_rate(ranks: np.ndarray, k: int) -> float:
+    """HR@k; with one held-out item per user it equals Recall@k."""
+    return float(np.mean(ranks < k)) if len(ranks) else 0.0
+
+
+def ndcg(ranks: np.ndarray, k: int) -> float:
+    """NDCG@k with one relevant item: 1 / log2(rank + 2) when it is in the top k."""
+    if not len(ranks):
+        return 0.0
+    gain = np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return float(gain.mean())
+
+
+def mrr(ranks: np.ndarray, k: int) -> float:
+    """MRR@k: 1 / (rank + 1) when the item is in the top k, else 0."""
+    if not len(ranks):
+        return 0.0
+    return float(np.where(ranks < k, 1.0 / (ranks + 1.0), 0.0).mean())
+
+
+def coverage(lists: np.ndarray, n_items: int) -> float:
+    """Share of the catalog that appears in at least one list."""
+    return float(np.unique(lists[lists >= 0]).size / n_items) if n_items else 0.0
+
+
+def novelty(lists: np.ndarray, popularity: np.ndarray, n_users: int) -> float:
+    """Mean self-information -log2 p(i) of recommended items, p(i) = users who consumed i / users.
+
+    Items nobody consumed count as consumed by one user, so the value stays finite.
+    """
+    p = np.maximum(popularity, 1) / max(n_users, 1)
+    items = lists[lists >= 0]
+    return float(np.mean(-np.log2(p[items]))) if items.size else 0.0
+
+
+def popularity_percentile(popularity: np.ndarray) -> np.ndarray:
+    """Each item's popularity percentile in [0, 1] (ties share their mean rank)."""
+    order = np.argsort(popularity, kind="stable")
+    ranks = np.empty(len(popularity), np.float64)
+    ranks[order] = np.arange(len(popularity))
+    # average the ranks of tied values
+    values, inverse = np.unique(popularity, return_inverse=True)
+    mean_rank = np.bincount(inverse, weights=ranks) / np.bincount(inverse)
+    return mean_rank[inverse] / max(len(popularity) - 1, 1)
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of exposure counts: 0 = every item shown equally, ~1 = one item shown."""
+    x = np.sort(np.asarray(counts, np.float64))
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    cum = np.cumsum(x)
+    return float((n + 1 - 2 * (cum / cum[-1]).sum()) / n)
+
+
+def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray) -> float:
+    """Mean pairwise 1 - Jaccard(tags) within each list.
+
+    `item_tags` is (n_items, T) integer tag codes padded with -1 (genre counts as a tag).
+    Two items without any tag are taken as different.
+    """
+    k = lists.shape[1]
+    if k < 2 or not len(lists):
+        return 0.0
+    tags = item_tags[np.maximum(lists, 0)]  # (B, k, T)
+    valid = tags >= 0
+    same = (tags[:, :, None, :, None] == tags[:, None, :, None, :]) & valid[:, :, None, :, None]
+    inter = same.any(-1).sum(-1)  # (B, k, k)
+    size = valid.sum(-1)
+    union = size[:, :, None] + size[:, None, :] - inter
+    jaccard = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    upper = np.triu_indices(k, 1)
+    return float((1.0 - jaccard[:, upper[0], upper[1]]).mean())

@@ -1,0 +1,49 @@
+import json
+
+from click.testing import CliRunner
+from edgerec.cli.main import cli
+
+from edgerec import __version__
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert __version__ in run("--version").output
+    result = run("--help")
+    assert result.exit_code == 0 and "data" in result.output and "evaluate" in result.output
+
+
+def test_synth_stats_evaluate(tmp_path):
+    out = tmp_path / "world"
+    result = run("data", "synth", "--out", out, "--users", 150, "--items", 600, "--events", 8000, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    assert (out / "interactions.csv").exists() and (out / "items.csv").exists()
+    stats_json = tmp_path / "stats.json"
+    result = run("data", "stats", out, "--json", stats_json)
+    assert result.exit_code == 0 and "density" in result.output
+    assert json.loads(stats_json.read_text())["items"] == 600
+    report = tmp_path / "eval.json"
+    result = run("evaluate", "--data", out, "--model", "popular", "--model", "itemknn", "--json", report)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(report.read_text())["results"]
+    assert [r["model"] for r in rows] == ["popular", "itemknn"]
+    assert "NDCG@10" in result.output
+
+
+def test_import_movielens_and_clear_errors(tmp_path):
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4,10\n1,2,5,11\n2,1,3,12\n")
+    (folder / "movies.csv").write_text("movieId,title,genres\n1,A (1999),Drama\n2,B (2001),Comedy\n")
+    result = run("data", "import", "ml-latest", folder, "--out", tmp_path / "neutral")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "neutral" / "items.csv").exists()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,timestamp\nu1,i1,noon\n")
+    result = run("data", "import", "csv", bad, "--out", tmp_path / "x")
+    assert result.exit_code != 0
+    assert f"{bad}:2:" in result.output and "timestamp" in result.output and "Traceback" not in result.output
