@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from edgerec.cli.output import console, fmt, table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from edgerec.cli.output import console, progress_bar, table, write_json
 
 BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
@@ -11,7 +12,7 @@ BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybri
 @click.command("evaluate")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "models", required=True, multiple=True,
-              help=f"A baseline ({', '.join(BASELINE_NAMES)}); repeat to compare several.")
+              help=f"A baseline ({', '.join(BASELINE_NAMES)}) or a checkpoint folder; repeat to compare several.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--phase", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
@@ -19,8 +20,8 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
     """Leave-last-out, full-ranking evaluation; prints one row per model."""
     from edgerec.data.split import leave_last_out
     from edgerec.data.store import load_dataset
-    from edgerec.models.baselines import make_baseline
     from edgerec.models.evaluation import Evaluator
+    from edgerec.models.persist import scorer_for
 
     with console.status(f"reading {data_dir}"):
         dataset = load_dataset(data_dir)
@@ -28,11 +29,14 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
     evaluator = Evaluator(split, dataset.catalog, k=k)
     rows = []
     for name in models:
-        with console.status(f"fitting {name}"):
-            scorer = make_baseline(name, dataset, split)
+        with console.status(f"preparing {name}"):
+            scorer, facts = scorer_for(name, dataset, split, phase)
         with progress_bar(f"ranking {name}") as update:
-            rows.append(evaluator.evaluate(scorer, phase, progress=update))
-    table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}")
+            rows.append(evaluator.evaluate(scorer, phase, progress=update) | facts)
+    columns = ["model", f"HR@{k}", f"NDCG@{k}", f"MRR@{k}", f"coverage@{k}", f"novelty@{k}", f"diversity@{k}",
+               f"pop_percentile@{k}", f"gini@{k}", "parameters", "bytes"]
+    table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}",
+          columns=[c for c in columns if any(c in r for r in rows)])
     write_json(json_out, {"data": str(data_dir), "k": k, "phase": phase, "results": rows})
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
 from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Dataset, Interactions
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
@@ -25,7 +26,6 @@ from edgerec.data.tables import (
     to_int,
     to_timestamp,
 )
-
 from edgerec.errors import DataError
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")

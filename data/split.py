@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgerec.data.schema import Dataset, Interactions
 
 
@@ -91,6 +92,8 @@ class Split:
     test_times: np.ndarray
     train_events: np.ndarray  # bool mask over the data set's events usable for training
     n_items: int
+    val_events: np.ndarray = None  # index into the data set's events of each validation consumption
+    test_events: np.ndarray = None
 
     def history(self, phase: str) -> Sequences:
         """Model input for a phase: train items for 'val', train + validation item for 'test'."""
@@ -102,6 +105,10 @@ class Split:
 
     def targets(self, phase: str) -> tuple[np.ndarray, np.ndarray]:
         return (self.val_users, self.val_items) if phase == "val" else (self.test_users, self.test_items)
+
+    def target_events(self, phase: str) -> np.ndarray:
+        """Index of each target's event in the log (for its context: time, device)."""
+        return self.val_events if phase == "val" else self.test_events
 
 
 def leave_last_out(dataset: Dataset, min_items: int = 3) -> Split:
@@ -135,4 +142,6 @@ def leave_last_out(dataset: Dataset, min_items: int = 3) -> Split:
         test_users=users, test_items=seq.items[test_pos], test_times=seq.times[test_pos],
         train_events=train_events & ~held,
         n_items=dataset.n_items,
+        val_events=event_index[val_pos],
+        test_events=event_index[test_pos],
     )

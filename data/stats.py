@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+
 from edgerec.data.schema import EVENTS, Dataset
 
 

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_interactions
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
 from edgerec.data.tables import write_csv, write_parquet
-
 from edgerec.errors import DataError
 
 FORMAT_VERSION = 1

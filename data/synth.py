@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
 from edgerec.data import vocab
 from edgerec.data.schema import DEVICES, EVENT_CODE, MODALITIES, Catalog, Dataset, Interactions
-
 from edgerec.errors import ConfigError
 
 DAY = 86_400

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
 from edgerec.data.schema import Catalog, Dataset
 from edgerec.data.split import Sequences, Split
-
 from edgerec.errors import ConfigError
 
 DAY = 86_400

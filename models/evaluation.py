@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
 from edgerec.data.schema import Catalog
 from edgerec.data.split import Sequences, Split
-from edgerec.models import metrics
-
 from edgerec.errors import ModelError
+from edgerec.models import metrics
 
 
 class Scorer(Protocol):
@@ -61,9 +61,13 @@ class Evaluator:
         self.percentile = metrics.popularity_percentile(self.popularity)
 
     def ranks_and_lists(self, scorer: Scorer, phase: str = "test",
-                        progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        progress: Callable[[int, int], None] | None = None,
+                        rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Ranks of the held-out items and top-k lists; `rows` picks a subset of the phase's users."""
         history = self.split.history(phase)
         users, targets = self.split.targets(phase)
+        if rows is not None:
+            users, targets = users[rows], targets[rows]
         ranks = np.empty(len(users), np.int64)
         lists = np.empty((len(users), self.k), np.int64)
         n_items = self.split.n_items
@@ -85,9 +89,9 @@ class Evaluator:
         return ranks, lists
 
     def evaluate(self, scorer: Scorer, phase: str = "test",
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+                 progress: Callable[[int, int], None] | None = None, rows: np.ndarray | None = None) -> dict:
         began = time.perf_counter()
-        ranks, lists = self.ranks_and_lists(scorer, phase, progress)
+        ranks, lists = self.ranks_and_lists(scorer, phase, progress, rows)
         k = self.k
         valid = lists[lists >= 0]
         exposure = np.bincount(valid, minlength=self.split.n_items)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from edgerec.data import SynthConfig, synth_dataset, write_synth
 
 SMALL = SynthConfig(users=400, items=1_500, events=30_000, seed=7)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+
 from edgerec.data.split import leave_last_out
+from edgerec.errors import ConfigError, ModelError
 from edgerec.models.baselines import BASELINES, make_baseline
 from edgerec.models.evaluation import Evaluator
-
-from edgerec.errors import ConfigError, ModelError
 
 
 @pytest.fixture(scope="module")

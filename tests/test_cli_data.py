@@ -1,9 +1,9 @@
 import json
 
 from click.testing import CliRunner
-from edgerec.cli.main import cli
 
 from edgerec import __version__
+from edgerec.cli.main import cli
 
 
 def run(*args):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from edgerec.data import (
     ColumnMap,
     ReadOptions,
@@ -9,7 +10,6 @@ from edgerec.data import (
     save_dataset,
 )
 from edgerec.data.schema import EVENT_CODE
-
 from edgerec.errors import DataError
 
 

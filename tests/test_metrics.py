@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+
 from edgerec.models import metrics
 from edgerec.models.evaluation import rank_of, top_k
 

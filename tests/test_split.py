@@ -1,4 +1,5 @@
 import numpy as np
+
 from edgerec.data.schema import EVENT_CODE, Catalog, Dataset, Interactions
 from edgerec.data.split import consumed_sequences, leave_last_out
 

@@ -1,4 +1,5 @@
 import numpy as np
+
 from edgerec.data import SynthConfig, load_dataset, synth_dataset
 from edgerec.data.schema import EVENT_CODE, MODALITIES
 from edgerec.data.store import catalog_columns

@@ -1,0 +1,160 @@
+"""`edgerec train` and `edgerec distill`: host-side training of teachers, students and rankers."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from edgerec.cli.output import console, key_values
+
+# The options shared by train and distill, declared once.
+MODEL_OPTIONS = [
+    click.option("--dim", default=64, show_default=True, help="Embedding/hidden width."),
+    click.option("--layers", default=2, show_default=True, help="Attention blocks (sasrec)."),
+    click.option("--heads", default=2, show_default=True),
+    click.option("--max-len", default=50, show_default=True, help="History length the model reads."),
+    click.option("--dropout", default=0.2, show_default=True),
+    click.option("--own-rows", type=int, help="Only the N most consumed items get an own id row ..."),
+    click.option("--hash-buckets", default=0, show_default=True, help="... the rest share this many rows."),
+    click.option("--no-features", is_flag=True, help="Ids only: no genre/creator/series/tag embeddings."),
+    click.option("--epochs", default=20, show_default=True),
+    click.option("--batch-size", default=128, show_default=True),
+    click.option("--lr", default=2e-3, show_default=True),
+    click.option("--loss", type=click.Choice(["full", "sampled"]), default="sampled", show_default=True),
+    click.option("--negatives", default=1024, show_default=True, help="Sampled-softmax negatives per batch."),
+    click.option("--patience", default=3, show_default=True, help="Epochs without improvement before stopping."),
+    click.option("--eval-users", default=2000, show_default=True, help="Validation users scored per epoch."),
+    click.option("--max-minutes", type=float, help="Stop after this long, keeping the best epoch."),
+    click.option("--seed", default=0, show_default=True),
+]
+
+
+def model_options(f):
+    for option in reversed(MODEL_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _configs(arch, o):
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig
+
+    model = ModelConfig(arch=arch, dim=o["dim"], layers=o["layers"], heads=o["heads"], max_len=o["max_len"],
+                        dropout=o["dropout"], own_rows=o["own_rows"], hash_buckets=o["hash_buckets"],
+                        use_features=not o["no_features"])
+    train = TrainConfig(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], loss=o["loss"],
+                        negatives=o["negatives"], patience=o["patience"], eval_users=o["eval_users"],
+                        seed=o["seed"], max_minutes=o["max_minutes"])
+    return model, train
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+class TrainProgress:
+    """Prints one line per epoch (and per phase of a long precomputation) from process 0 only."""
+
+    def __call__(self, kind: str, done: int, total: int, record: dict) -> None:
+        if _rank() != 0:
+            return
+        if kind == "epoch":
+            console.print(f"  epoch {record['epoch']:>3}  loss {record['loss']:.4f}  "
+                          f"val NDCG@10 {record['val_NDCG@10']:.4f}  ({record['seconds']:.0f}s)")
+        elif kind == "teacher" and done == total:
+            console.print(f"  teacher scored {total:,} training windows")
+
+
+def _load(data_dir):
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset
+
+    with console.status(f"reading {data_dir}"):
+        dataset = load_dataset(data_dir)
+        return dataset, leave_last_out(dataset)
+
+
+def _summary(info: dict, out) -> None:
+    if _rank() == 0:
+        key_values({k: info[k] for k in ("parameters", "best_epoch", "val_NDCG@10", "epochs_run", "train_seconds")
+                    if k in info} | {"checkpoint": str(out)}, title="training")
+
+
+@click.command("train")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--arch", type=click.Choice(["sasrec", "two-tower", "ranker"]), default="sasrec", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder to write.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run saved at --out.")
+@click.option("--init", "init_ckpt", type=click.Path(exists=True, file_okay=False),
+              help="Warm start: begin from this checkpoint (new items and users are added).")
+@click.option("--retrieval", type=click.Path(exists=True, file_okay=False),
+              help="For --arch ranker: the retrieval checkpoint whose vectors the ranker reads.")
+@model_options
+def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
+    """Train a recommender (sasrec, two-tower) or a ranker on a data folder.
+
+    For several processes: torchrun --nproc_per_node 2 -m edgerec.cli.main train ...
+    """
+    dataset, split = _load(data_dir)
+    if arch == "ranker":
+        _train_ranker(dataset, split, retrieval, out, options)
+        return
+    from edgerec.models.checkpoint import load_model
+    from edgerec.models.train import train_model
+
+    model_cfg, train_cfg = _configs(arch, options)
+    init = load_model(init_ckpt)[0] if init_ckpt else None
+    result = train_model(dataset, split, model_cfg, train_cfg, out=out, init=init, resume=resume,
+                         progress=TrainProgress(), info_extra={"data": str(data_dir), "init": init_ckpt})
+    _summary(result.info, out)
+
+
+def _train_ranker(dataset, split, retrieval, out, options) -> None:
+    from edgerec.errors import ConfigError
+    from edgerec.models.checkpoint import load_model
+    from edgerec.models.evaluation import train_popularity
+    from edgerec.models.persist import save_ranker
+    from edgerec.models.ranker import RankerConfig, build_training_set, item_table, train_ranker
+    from edgerec.models.scoring import ModelScorer
+
+    if not retrieval:
+        raise ConfigError("--arch ranker needs --retrieval CKPT: the recommender whose short list it re-ranks")
+    model, _ = load_model(retrieval)
+    cfg = RankerConfig(epochs=min(options["epochs"], 8), seed=options["seed"])
+    table = item_table(dataset.catalog, train_popularity(split))
+    with console.status("building ranker examples from logged events"):
+        features, labels = build_training_set(dataset, split, ModelScorer(model), table, cfg)
+    ranker, info = train_ranker(features, labels, cfg)
+    save_ranker(out, ranker, retrieval, info)
+    table_rows = info["history"]
+    table(table_rows, title=f"ranker on {info['examples']:,} examples")
+    console.print(f"checkpoint: {out}")
+
+
+@click.command("distill")
+@click.option("--teacher", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--top-k", default=32, show_default=True, help="Teacher candidates per position.")
+@click.option("--kd-weight", default=1.0, show_default=True, help="Weight of the listwise distillation loss.")
+@click.option("--kd-temperature", default=1.0, show_default=True)
+@click.option("--align", default=0.0, show_default=True, help="Weight of hidden-state alignment (0 = off).")
+@model_options
+def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, **options) -> None:
+    """Distill a teacher checkpoint into a small student (e.g. --dim 32 --layers 1 --own-rows 8000)."""
+    from edgerec.models.checkpoint import load_model
+    from edgerec.models.distill import DistillConfig, distill_model
+
+    dataset, split = _load(data_dir)
+    teacher_model, _ = load_model(teacher)
+    model_cfg, train_cfg = _configs(teacher_model.config.arch, options)
+    kd = DistillConfig(top_k=top_k, weight=kd_weight, temperature=kd_temperature, align=align)
+    result = distill_model(dataset, split, teacher_model, model_cfg, train_cfg, kd, out=out,
+                           progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher})
+    _summary(result.info, out)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(train)
+    cli.add_command(distill)

@@ -1,0 +1,130 @@
+"""Ranking distillation: a large next-item teacher teaches a small student.
+
+The student keeps its own next-item loss and adds (a) a listwise KL term that
+makes its scores over the teacher's top-K candidates and some shared sampled
+negatives follow the teacher's softmax, and optionally (b) an alignment term
+pulling a projection of its hidden states towards the teacher's. The teacher
+runs once, before training: its hidden states (fp16) and top-K candidates per
+training position are kept, so each student step costs little more than
+plain training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgerec.data.schema import Dataset
+from edgerec.data.split import Split
+from edgerec.errors import ConfigError
+from edgerec.models.config import ModelConfig
+from edgerec.models.recommenders import NextItemModel
+from edgerec.models.train import (
+    TrainConfig,
+    TrainResult,
+    item_counts,
+    train_model,
+    training_windows,
+)
+
+
+@dataclass
+class DistillConfig:
+    top_k: int = 32  # teacher candidates per position
+    negatives: int = 256  # shared sampled items per batch added to the candidate lists
+    weight: float = 1.0  # weight of the listwise KL term
+    temperature: float = 1.0  # softening of both score lists
+    align: float = 0.0  # weight of hidden-state alignment (0 = off)
+
+    def validate(self) -> DistillConfig:
+        if self.top_k < 1 or self.weight < 0 or self.temperature <= 0 or self.align < 0:
+            raise ConfigError("distillation needs top_k >= 1, weight >= 0, temperature > 0, align >= 0")
+        return self
+
+
+@torch.no_grad()
+def teacher_targets(teacher: NextItemModel, windows: np.ndarray, top_k: int, batch: int = 256,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher hidden states (W, L, D) fp16 and its top-K item rows (W, L, K) for every window position."""
+    teacher.eval()
+    items = teacher.item_vectors()
+    items[0] = 0.0
+    n, length = windows.shape[0], windows.shape[1] - 1
+    hidden = torch.empty(n, length, items.shape[1], dtype=torch.float16)
+    top = torch.empty(n, length, top_k, dtype=torch.int32)
+    inputs = torch.as_tensor(windows[:, :-1])
+    if inputs.shape[1] > teacher.config.max_len:
+        raise ConfigError(f"the student's history length {inputs.shape[1]} exceeds the teacher's "
+                          f"{teacher.config.max_len}; use --max-len <= {teacher.config.max_len}")
+    for start in range(0, n, batch):
+        h = teacher.hidden(inputs[start:start + batch])
+        scores = h @ items.T
+        scores[..., 0] = float("-inf")
+        top[start:start + batch] = scores.topk(top_k, dim=-1).indices.to(torch.int32)
+        hidden[start:start + batch] = h.half()
+        if progress:
+            progress(min(start + batch, n), n)
+    return hidden, top
+
+
+class DistillationLoss(nn.Module):
+    """The extra loss of `train_model` for a student: listwise KL to the teacher (+ alignment)."""
+
+    def __init__(self, teacher: NextItemModel, hidden: torch.Tensor, top: torch.Tensor, counts: np.ndarray,
+                 student_dim: int, config: DistillConfig, seed: int = 0):
+        super().__init__()
+        self.config = config
+        with torch.no_grad():
+            self.teacher_items = teacher.item_vectors().detach()
+        self.teacher_temperature = teacher.config.temperature
+        self.hidden, self.top = hidden, top
+        weights = (np.asarray(counts, np.float64) + 1.0) ** 0.75
+        self.probs = torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
+        self.generator = torch.Generator().manual_seed(seed + 17)
+        self.project = nn.Linear(student_dim, hidden.shape[-1]) if config.align > 0 else None
+
+    def forward(self, student: NextItemModel, hidden: torch.Tensor, mask: torch.Tensor,
+                batch: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        h_student = hidden[mask]  # (T, d)
+        h_teacher = self.hidden[batch][mask].float()  # (T, D)
+        own = self.top[batch][mask].long()  # (T, K)
+        shared = torch.multinomial(self.probs, cfg.negatives, replacement=False, generator=self.generator) + 1
+        t_own = (h_teacher.unsqueeze(1) * self.teacher_items[own]).sum(-1)
+        t_shared = h_teacher @ self.teacher_items[shared].T
+        s_own = (h_student.unsqueeze(1) * student.item_vectors(own)).sum(-1)
+        s_shared = h_student @ student.item_vectors(shared).T
+        teacher_logits = torch.cat([t_own, t_shared], 1) / (self.teacher_temperature * cfg.temperature)
+        student_logits = torch.cat([s_own, s_shared], 1) / (student.config.temperature * cfg.temperature)
+        # a shared item that is also in a row's top-K would count twice: hide the duplicate
+        duplicate = (shared.unsqueeze(0).unsqueeze(0) == own.unsqueeze(-1)).any(1)
+        teacher_logits[:, own.shape[1]:] = teacher_logits[:, own.shape[1]:].masked_fill(duplicate, float("-inf"))
+        student_logits[:, own.shape[1]:] = student_logits[:, own.shape[1]:].masked_fill(duplicate, float("-inf"))
+        target = F.softmax(teacher_logits, -1)
+        terms = target * (torch.log(target.clamp_min(1e-12)) - F.log_softmax(student_logits, -1))
+        kl = torch.where(target > 0, terms, 0.0).sum(-1).mean()  # hidden duplicates add nothing
+        loss = cfg.weight * kl * cfg.temperature ** 2
+        if self.project is not None:
+            loss = loss + cfg.align * F.mse_loss(self.project(h_student), h_teacher)
+        return loss
+
+
+def distill_model(dataset: Dataset, split: Split, teacher: NextItemModel, config: ModelConfig,
+                  train: TrainConfig, distill: DistillConfig, *, out: str | Path | None = None,
+                  progress: Callable[[str, int, int, dict], None] | None = None,
+                  info_extra: dict | None = None) -> TrainResult:
+    """Train the student `config` with the teacher's help; the result records both losses' settings."""
+    distill.validate()
+    windows = training_windows(split.train, config.max_len)
+    hidden, top = teacher_targets(teacher, windows, distill.top_k,
+                                  progress=(lambda d, t: progress("teacher", d, t, {})) if progress else None)
+    extra = DistillationLoss(teacher, hidden, top, item_counts(split), config.dim, distill, train.seed)
+    info = {"distillation": asdict(distill), "teacher_parameters": int(sum(p.numel() for p in teacher.parameters())),
+            **(info_extra or {})}
+    return train_model(dataset, split, config, train, out=out, extra_loss=extra, progress=progress, info_extra=info)

@@ -1,0 +1,90 @@
+"""Building blocks that export to both ONNX and TFLite.
+
+Attention is written by hand (matmul + softmax) with masks taken from
+precomputed buffers: the TFLite converter cannot lower `nn.TransformerEncoder`'s
+fast path, and masks built in `forward` with arange/eye/tril become iota ops
+the LiteRT interpreter cannot run. Nothing in `forward` branches on data.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MASK_VALUE = -1e4  # large enough to zero a softmax weight, small enough for int8/fp16 graphs
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    return x / torch.sqrt((x * x).sum(-1, keepdim=True) + eps)
+
+
+class AttentionBlock(nn.Module):
+    """Pre-norm transformer block: masked multi-head self-attention, then a GELU feed-forward."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, ffn_mult: int = 4):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(approximate="tanh"),
+                                nn.Linear(ffn_mult * dim, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D); bias: (B, 1, L, L) additive attention mask (0 or MASK_VALUE)."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        q = q.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+        weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * self.head_dim ** -0.5 + bias, dim=-1)
+        mixed = torch.matmul(self.dropout(weights), v).transpose(1, 2).reshape(b, n, d)
+        x = x + self.dropout(self.out(mixed))
+        return x + self.dropout(self.ff(self.norm2(x)))
+
+
+class CausalEncoder(nn.Module):
+    """Item vectors of a left-padded history -> hidden state at every position.
+
+    Positions are aligned to the right end, so the newest item always has the
+    same position embedding whatever the history length; padding (mask 0) is
+    invisible to every real position, and no position sees a later one.
+    """
+
+    def __init__(self, dim: int, layers: int, heads: int, max_len: int, dropout: float = 0.0):
+        super().__init__()
+        self.max_len = max_len
+        self.position = nn.Parameter(torch.randn(max_len, dim) * 0.02)
+        self.blocks = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
+        self.register_buffer("diagonal", torch.eye(max_len, dtype=torch.bool), persistent=False)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D) item vectors; valid: (B, L) bool (False = padding). Returns (B, L, D)."""
+        n = x.shape[1]
+        x = (x + self.position[self.max_len - n:].unsqueeze(0)) * valid.unsqueeze(-1).to(x.dtype)
+        allowed = self.causal[:n, :n].unsqueeze(0) & valid.unsqueeze(1)
+        allowed = allowed | self.diagonal[:n, :n].unsqueeze(0)  # a padded query still has one key: no NaN
+        bias = torch.where(allowed, 0.0, MASK_VALUE).to(x.dtype).unsqueeze(1)
+        x = self.dropout(x)
+        for block in self.blocks:
+            x = block(x, bias)
+        return self.norm(x)
+
+
+def gelu_mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers += [nn.GELU(approximate="tanh"), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+__all__ = ["MASK_VALUE", "AttentionBlock", "CausalEncoder", "gelu_mlp", "l2_normalize"]

@@ -1,0 +1,307 @@
+"""Training of next-item recommenders: windows, losses, early stopping, resume, warm start, DDP.
+
+One loop serves plain training and distillation (which adds a loss term).
+Every position of a history window predicts the item after it, with a full
+softmax over the catalog or a sampled softmax (popularity-sampled negatives
+with log-Q correction). Validation NDCG@10 over full ranking decides early
+stopping. With `torchrun --nproc_per_node N`, each process takes a share of
+every epoch's batches and DDP (gloo on CPU) averages the gradients.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from edgerec.data.schema import Dataset
+from edgerec.data.split import Sequences, Split
+from edgerec.errors import ConfigError
+from edgerec.models.checkpoint import (
+    load_train_state,
+    save_checkpoint,
+    save_train_state,
+    save_weights,
+)
+from edgerec.models.config import ModelConfig
+from edgerec.models.evaluation import Evaluator
+from edgerec.models.items import ItemData, build_item_data, extend_item_data
+from edgerec.models.recommenders import NextItemModel, build_model
+from edgerec.models.scoring import ModelScorer
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    loss: str = "full"  # "full" softmax over the catalog, or "sampled"
+    negatives: int = 1024  # for the sampled softmax
+    patience: int = 3  # epochs without a better validation NDCG@10 before stopping
+    eval_users: int = 2000  # validation users scored after each epoch (0 = all)
+    seed: int = 0
+    max_minutes: float | None = None  # stop (keeping the best epoch) when this much time has passed
+
+    def validate(self) -> TrainConfig:
+        if self.loss not in ("full", "sampled"):
+            raise ConfigError(f"loss must be 'full' or 'sampled', not {self.loss!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch size must be at least 1")
+        return self
+
+
+# ------------------------------------------------------------------- inputs
+
+
+def training_windows(train: Sequences, max_len: int) -> np.ndarray:
+    """Cut each user's sequence into windows of max_len + 1 model rows, newest first, left-padded.
+
+    Consecutive windows overlap by one item, so every transition is learned once.
+    """
+    windows = []
+    rows = train.items.astype(np.int64) + 1
+    for u in range(train.n_users):
+        start, end = train.indptr[u], train.indptr[u + 1]
+        while end - start >= 2:
+            piece = rows[max(start, end - max_len - 1):end]
+            window = np.zeros(max_len + 1, np.int64)
+            window[max_len + 1 - len(piece):] = piece
+            windows.append(window)
+            end -= max_len
+    return np.stack(windows) if windows else np.zeros((0, max_len + 1), np.int64)
+
+
+def item_counts(split: Split) -> np.ndarray:
+    return np.bincount(split.train.items, minlength=split.n_items)
+
+
+class NegativeSampler:
+    """Popularity^0.75 sampling of negative rows, with the log-probabilities for log-Q correction."""
+
+    def __init__(self, counts: np.ndarray, seed: int):
+        weights = (np.asarray(counts, np.float64) + 1.0) ** 0.75
+        self.probs = torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
+        self.log_q = torch.log(self.probs)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.multinomial(self.probs, n, replacement=True, generator=self.generator)
+        return idx + 1, self.log_q[idx]  # model rows
+
+
+# ------------------------------------------------------------------- losses
+
+
+class NextItemLoss(nn.Module):
+    """Wraps a model so that `forward` returns the loss (what DDP needs to sync gradients)."""
+
+    def __init__(self, model: NextItemModel, loss: str, extra: nn.Module | None = None):
+        super().__init__()
+        self.model, self.loss, self.extra = model, loss, extra
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, negatives=None, log_q=None,
+                batch: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.model.hidden(inputs)
+        mask = (targets > 0) & (inputs > 0)  # the first item of a history has nothing to predict it from
+        h, t = hidden[mask], targets[mask]
+        temperature = self.model.config.temperature
+        if self.loss == "full":
+            logits = h @ self.model.item_vectors().T / temperature
+            logits[:, 0] = float("-inf")  # never predict padding
+            loss = F.cross_entropy(logits, t)
+        else:
+            # sampled softmax with log-Q correction; accidental hits of the target are masked out
+            h = h / temperature
+            pos = (h * self.model.item_vectors(t)).sum(-1)
+            neg = torch.addmm(-log_q.unsqueeze(0), h, self.model.item_vectors(negatives).T)
+            neg = neg.masked_fill(negatives.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
+            loss = (torch.logaddexp(pos, torch.logsumexp(neg, 1)) - pos).mean()
+        if self.extra is not None:
+            loss = loss + self.extra(self.model, hidden, mask, batch)
+        return loss
+
+
+# ------------------------------------------------------------------ trainer
+
+
+@dataclass
+class TrainResult:
+    model: NextItemModel
+    items: ItemData
+    info: dict
+
+
+def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: TrainConfig, *,
+                out: str | Path | None = None, init: NextItemModel | None = None, resume: bool = False,
+                extra_loss: nn.Module | None = None, content: dict[str, np.ndarray] | None = None,
+                info_extra: dict | None = None,
+                progress: Callable[[str, int, int, dict], None] | None = None) -> TrainResult:
+    """Train `config` on `split`'s training part; early-stop on validation NDCG@10.
+
+    `init` warm-starts from a trained model (its weights are copied where they
+    fit); `resume` continues an interrupted run saved at `out`. `extra_loss`
+    (distillation) is called as extra(model, hidden, mask, window_index) and
+    its own parameters are trained too.
+    """
+    train.validate()
+    config.validate()
+    rank, world = _rank_world()
+    torch.manual_seed(train.seed)
+    counts = item_counts(split)
+    if init is None:
+        items = build_item_data(dataset.catalog, counts, own_rows=config.own_rows,
+                                hash_buckets=config.hash_buckets, content=content)
+    else:
+        items = extend_item_data(init.item_data, dataset.catalog, config.own_rows, config.hash_buckets, content)
+    model = build_model(config, items)
+    if init is not None:
+        warm_start(model, init)
+    windows = training_windows(split.train, config.max_len)
+    if len(windows) == 0:
+        raise ConfigError("no training windows: every user has fewer than two training items")
+    loss_module = NextItemLoss(model, train.loss, extra_loss)
+    runner: nn.Module = loss_module
+    if world > 1:
+        runner = nn.parallel.DistributedDataParallel(loss_module)
+    params = list(model.parameters()) + (list(extra_loss.parameters()) if extra_loss is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    sampler = NegativeSampler(counts, train.seed + rank)
+    evaluator = Evaluator(split, dataset.catalog, k=10)
+    eval_rows = _eval_subset(split, train.eval_users, train.seed)
+    scorer = ModelScorer(model)
+
+    progress_state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "seconds": 0.0}
+    best_state = None
+    if resume:
+        if out is None:
+            raise ConfigError("resume needs the checkpoint folder of the interrupted run")
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(Path(out) / "last.safetensors")))
+        progress_state = load_train_state(out, optimizer)
+        best_state = load_file(str(Path(out) / "model.safetensors"))
+
+    began = time.perf_counter() - progress_state["seconds"]
+    rng = np.random.default_rng(train.seed)
+    for _ in range(progress_state["epoch"]):  # replay the shuffles of finished epochs
+        rng.permutation(len(windows))
+    for epoch in range(progress_state["epoch"], train.epochs):
+        model.train()
+        order = rng.permutation(len(windows))
+        batches = [order[i:i + train.batch_size] for i in range(0, len(order), train.batch_size)]
+        batches = batches[: len(batches) // world * world][rank::world] if world > 1 else batches
+        total, seen = 0.0, 0
+        for step, batch in enumerate(batches):
+            w = torch.as_tensor(windows[batch])
+            negatives, log_q = sampler.sample(train.negatives) if train.loss == "sampled" else (None, None)
+            loss = runner(w[:, :-1], w[:, 1:], negatives, log_q, torch.as_tensor(batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            seen += len(batch)
+            if progress and step % 20 == 0:
+                progress("train", epoch * len(batches) + step, train.epochs * len(batches),
+                         {"epoch": epoch + 1, "loss": total / max(seen, 1)})
+        scorer.refresh()
+        stop = False
+        if rank == 0:
+            ndcg = evaluator.evaluate(scorer, "val", rows=eval_rows)["NDCG@10"]
+            record = {"epoch": epoch + 1, "loss": total / max(seen, 1), "val_NDCG@10": ndcg,
+                      "seconds": round(time.perf_counter() - began, 1)}
+            progress_state["history"].append(record)
+            if ndcg > progress_state["best"]:
+                progress_state.update(best=ndcg, best_epoch=epoch + 1, bad_epochs=0)
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                progress_state["bad_epochs"] += 1
+            stop = progress_state["bad_epochs"] >= train.patience
+            if train.max_minutes is not None and time.perf_counter() - began > 60 * train.max_minutes:
+                stop = True
+            if progress:
+                progress("epoch", epoch + 1, train.epochs, record)
+        progress_state["epoch"] = epoch + 1
+        progress_state["seconds"] = time.perf_counter() - began
+        if out is not None and rank == 0:
+            _save_progress(out, model, best_state, config, items, optimizer, progress_state)
+        if world > 1:
+            flag = torch.tensor([1 if stop else 0])
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if stop:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    info = {
+        "best_epoch": progress_state["best_epoch"],
+        "val_NDCG@10": progress_state["best"],
+        "epochs_run": progress_state["epoch"],
+        "train_seconds": round(time.perf_counter() - began, 1),
+        "history": progress_state["history"],
+        "train_config": asdict(train),
+        "parameters": count_parameters(model),
+        "windows": int(len(windows)),
+        "processes": world,
+        **(info_extra or {}),
+    }
+    if out is not None and rank == 0:
+        save_checkpoint(out, model.state_dict(), config, items, info)
+    return TrainResult(model, items, info)
+
+
+def _rank_world() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _save_progress(out, model, best_state, config, items, optimizer, progress_state) -> None:
+    """Latest weights + optimizer for resuming; the best weights so far as the checkpoint."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(out / "last.safetensors", model.state_dict())
+    save_checkpoint(out, best_state if best_state is not None else model.state_dict(), config, items,
+                    {"in_progress": True, "best_epoch": progress_state["best_epoch"]})
+    save_train_state(out, optimizer, progress_state)
+
+
+def _eval_subset(split: Split, n: int, seed: int) -> np.ndarray | None:
+    if n <= 0 or n >= len(split.val_users):
+        return None
+    return np.sort(np.random.default_rng(seed).choice(len(split.val_users), n, replace=False))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def warm_start(model: NextItemModel, old: NextItemModel) -> None:
+    """Copy every weight that exists in both; tables keep their old rows and new rows stay fresh."""
+    new_state = model.state_dict()
+    for key, value in old.state_dict().items():
+        if key not in new_state or key.startswith("items.") and key.split(".")[-1] in (
+                "id_rows", "field_codes", "tag_codes") or "content_" in key:
+            continue
+        target = new_state[key]
+        if target.shape == value.shape:
+            target.copy_(value)
+        elif target.dim() == 2 and target.shape[1] == value.shape[1] and target.shape[0] >= value.shape[0]:
+            target[: value.shape[0]].copy_(value)  # a grown table: old rows first
+    model.load_state_dict(new_state)
+
+
+__all__ = ["TrainConfig", "TrainResult", "train_model", "training_windows"]

@@ -1,0 +1,96 @@
+"""Ranker features: one definition, used to train the ranker on the host and to run it on the device.
+
+For each candidate item of a user at a moment: the user and item vectors'
+elementwise product and cosine, the context (hour of day, device type), the
+item's modality, length, popularity and age, and how it relates to the
+user's history (share of the history in its language, by its creator; whether
+it is the next episode of a series the user is watching). numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEVICES = ("phone", "tv", "tablet", "web")
+MODALITIES = ("film", "series_episode", "short_video", "music_track", "podcast_episode")
+VERSION = 1
+EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector product
+
+
+def feature_count(dim: int) -> int:
+    return dim + 1 + EXTRA
+
+
+@dataclass
+class ItemTable:
+    """Per-item integer/float attributes the features need (aligned with the item table rows)."""
+
+    modality: np.ndarray  # int, index into MODALITIES, -1 unknown
+    duration: np.ndarray  # seconds
+    popularity: np.ndarray  # training consumptions
+    release_ts: np.ndarray  # epoch seconds, 0 unknown
+    language: np.ndarray  # int code, -1 unknown
+    creator: np.ndarray  # int code, -1 unknown
+    series: np.ndarray  # int code, -1 not in a series
+    episode: np.ndarray  # int, 0 not an episode
+
+    def __post_init__(self):
+        self.log_pop_max = float(np.log1p(self.popularity.max())) if len(self.popularity) else 1.0
+
+
+def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray, table: ItemTable,
+                    history: np.ndarray, hour: float, device: int, now: int) -> np.ndarray:
+    """(C, F) float32 features of `candidates` (item indices) for one user.
+
+    user: (D,) user vector; items: (C, D) candidate vectors; history: item
+    indices consumed so far, oldest first; device: index into DEVICES or -1.
+    """
+    c = len(candidates)
+    out = np.zeros((c, feature_count(user.shape[0])), np.float32)
+    d = user.shape[0]
+    out[:, :d] = items * user[None, :]
+    out[:, d] = items @ user
+    col = d + 1
+    angle = 2 * np.pi * (hour % 24) / 24
+    out[:, col], out[:, col + 1] = np.sin(angle), np.cos(angle)
+    col += 2
+    if 0 <= device < len(DEVICES):
+        out[:, col + device] = 1.0
+    col += len(DEVICES)
+    modality = table.modality[candidates]
+    known = modality >= 0
+    out[np.flatnonzero(known), col + modality[known]] = 1.0
+    col += len(MODALITIES)
+    out[:, col] = np.log1p(table.duration[candidates] / 60.0) / 5.0
+    out[:, col + 1] = np.log1p(table.popularity[candidates]) / max(table.log_pop_max, 1e-6)
+    release = table.release_ts[candidates]
+    out[:, col + 2] = np.where(release > 0, np.log1p(np.maximum(now - release, 0) / 86_400.0) / 7.0, 0.0)
+    recent = history[-20:]
+    if len(history):
+        out[:, col + 3] = _share(table.language[candidates], table.language[history])
+        out[:, col + 4] = _share(table.creator[candidates], table.creator[recent])
+        series_hist = table.series[history]
+        watched = series_hist >= 0
+        last_episode: dict[int, int] = {}
+        for s, e in zip(series_hist[watched], table.episode[history][watched]):
+            last_episode[int(s)] = max(last_episode.get(int(s), 0), int(e))
+        cand_series = table.series[candidates]
+        in_watched = np.array([int(s) in last_episode for s in cand_series]) if c else np.zeros(0, bool)
+        next_ep = np.array([last_episode.get(int(s), -10) + 1 for s in cand_series]) if c else np.zeros(0)
+        out[:, col + 5] = in_watched & (cand_series >= 0)
+        out[:, col + 6] = in_watched & (table.episode[candidates] == next_ep)
+    out[:, col + 7] = 1.0  # bias input, so cross layers can form linear terms
+    return out
+
+
+def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """For each value, the fraction of `pool` equal to it; unknown values (-1) get 0."""
+    pool = pool[pool >= 0]
+    if len(pool) == 0:
+        return np.zeros(len(values), np.float32)
+    uniq, counts = np.unique(pool, return_counts=True)
+    pos = np.clip(np.searchsorted(uniq, values), 0, len(uniq) - 1)
+    hit = (uniq[pos] == values) & (values >= 0)
+    return np.where(hit, counts[pos] / len(pool), 0.0).astype(np.float32)
