@@ -33,9 +33,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from edgerec.cli import data_cmd, demo_cmd, evaluate_cmd, train_cmd
+    from edgerec.cli import bundle_cmd, data_cmd, demo_cmd, evaluate_cmd, train_cmd
 
-    for module in (data_cmd, train_cmd, evaluate_cmd, demo_cmd):
+    for module in (data_cmd, train_cmd, evaluate_cmd, bundle_cmd, demo_cmd):
         module.register(cli)
 
 

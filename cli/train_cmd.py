@@ -143,8 +143,8 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 @model_options
 def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, **options) -> None:
     """Distill a teacher checkpoint into a small student (e.g. --dim 32 --layers 1 --own-rows 8000)."""
+    from edgerec.compress.distill import DistillConfig, distill_model
     from edgerec.models.checkpoint import load_model
-    from edgerec.models.distill import DistillConfig, distill_model
 
     dataset, split = _load(data_dir)
     teacher_model, _ = load_model(teacher)

@@ -1,1 +1,11 @@
-"""runtime"""
+"""The on-device runtime: open a bundle, keep history on the device, rank locally.
+
+Imports only the standard library, numpy and one inference engine (loaded
+when a model is first used); never torch, onnx or transformers.
+"""
+
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.policies import Filters, Policy
+from edgerec.runtime.recommender import Recommendation, Recommender, Retention
+
+__all__ = ["Bundle", "Filters", "Policy", "Recommendation", "Recommender", "Retention"]

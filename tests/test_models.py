@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from edgerec.compress.distill import DistillationLoss, DistillConfig, teacher_targets
 from edgerec.data import SynthConfig, synth_dataset
 from edgerec.data.split import leave_last_out
 from edgerec.errors import ModelError
 from edgerec.models.checkpoint import load_model
 from edgerec.models.config import ModelConfig
-from edgerec.models.distill import DistillConfig, DistillationLoss, teacher_targets
 from edgerec.models.items import build_item_data
 from edgerec.models.recommenders import build_model
 from edgerec.models.train import TrainConfig, item_counts, train_model, training_windows

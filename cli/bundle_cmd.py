@@ -1,0 +1,87 @@
+"""`edgerec export | inspect | pack`: make, read and package bundles."""
+
+from __future__ import annotations
+
+import click
+
+from edgerec.cli.output import console, fmt, key_values, table
+
+
+@click.command("export")
+@click.option("--model", "checkpoint", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The trained recommender (usually the distilled student).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New bundle folder.")
+@click.option("--format", "formats", default="onnx,tflite", show_default=True, help="onnx, tflite or both.")
+@click.option("--quantize", type=click.Choice(["none", "int8", "int8-dynamic", "int8-static", "fp16"]), default="int8",
+              show_default=True)
+@click.option("--table", "table_dtype", type=click.Choice(["int8", "fp16", "fp32"]), default="int8",
+              show_default=True, help="Item table precision.")
+@click.option("--ranker", type=click.Path(exists=True, file_okay=False), help="A ranker trained for --model.")
+@click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Record the teacher's metrics.")
+@click.option("--min-agreement", default=0.9, show_default=True, help="Top-10 agreement a quantized file must keep.")
+@click.option("--name", help="Bundle name (default: the folder name).")
+def export(checkpoint, data_dir, out, formats, quantize, table_dtype, ranker, teacher, min_agreement, name) -> None:
+    """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle."""
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+
+    cfg = ExportConfig(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), quantize=quantize,
+                       table_dtype=table_dtype, min_top10_agreement=min_agreement, name=name)
+    manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher,
+                             progress=lambda msg: console.print(f"  {msg}"))
+    _print_manifest(manifest, out)
+
+
+@click.command("inspect")
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def inspect(bundle, as_json) -> None:
+    """Verify a bundle (checksums, version) and print what it holds."""
+    from edgerec.runtime.bundle import Bundle
+
+    opened = Bundle.open(bundle)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(opened.manifest.to_dict(), indent=2))
+        return
+    _print_manifest(opened.manifest, bundle, opened.size_bytes())
+
+
+def _print_manifest(manifest, where, size: int | None = None) -> None:
+    m = manifest
+    key_values({"name": m.name, "format version": m.format_version, "created": m.created,
+                "edgerec": m.edgerec_version, "embedding space": m.embedding_space, "dim": m.dim,
+                "items": m.items.get("count"), "item table": m.items["embeddings"]["dtype"],
+                "bytes": size if size is not None else sum(f["bytes"] for f in m.files.values()),
+                "defaults": m.defaults, "data": m.data_version}, title=f"bundle {where}")
+    rows = []
+    for e in m.models:
+        q = e.parity.get(e.quantization, e.parity) if e.role == "user_encoder" else e.parity
+        rows.append({"role": e.role, "format": e.format, "file": e.file, "quantization": e.quantization,
+                     "bytes": m.files[e.file]["bytes"], "shape": " ".join(map(str, e.inputs[0].shape)),
+                     "max |diff|": q.get("max_abs_diff", ""), "top-10 agreement": q.get("top10_agreement", "")})
+    table(rows, title="models")
+    metric_rows = [{"model": k, **{c: v.get(c) for c in ("HR@10", "NDCG@10", "parameters")}}
+                   for k, v in m.metrics.items() if isinstance(v, dict) and "NDCG@10" in v]
+    if metric_rows:
+        table(metric_rows, title="test metrics (full ranking)")
+    if "onnx_vs_tflite" in m.metrics:
+        console.print("onnx vs tflite: " + fmt(m.metrics["onnx_vs_tflite"]))
+
+
+@click.command("pack")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Packed file (default: BUNDLE.edgerec).")
+def pack(bundle, out) -> None:
+    """Pack a verified bundle folder into one file the runtime opens directly."""
+    from edgerec.runtime.pack import pack as pack_bundle
+
+    path = pack_bundle(bundle, out)
+    console.print(f"packed {bundle} -> {path} ({path.stat().st_size:,} bytes)")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(export)
+    cli.add_command(inspect)
+    cli.add_command(pack)

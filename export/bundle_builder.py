@@ -1,0 +1,311 @@
+"""`edgerec export`: a trained recommender (+ optional ranker) -> a verified bundle folder.
+
+Steps: deploy module -> ONNX and/or TFLite -> parity against PyTorch on real
+histories -> quantization -> parity again (an export that misses its
+tolerance stops here) -> item table (int8 + per-row scales, or fp16) and item
+metadata -> reference inputs/outputs for on-device conformance -> manifest and
+model card, written through the schema of `edgerec.runtime.bundle`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgerec.compress.quantize import (
+    MODE_LABEL,
+    WEIGHT_ONLY_SESSION_CONFIG,
+    dequantize_table,
+    fake_quantize,
+    quantize_onnx,
+    quantize_table,
+    quantize_tflite,
+)
+from edgerec.data.schema import Catalog, Dataset
+from edgerec.data.split import Split, leave_last_out
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, ModelError
+from edgerec.export.formats import export_onnx, export_tflite
+from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
+from edgerec.models.checkpoint import load_model
+from edgerec.models.evaluation import Evaluator, train_popularity
+from edgerec.models.scoring import ModelScorer, history_rows
+from edgerec.runtime.backends import open_backend, open_model
+from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
+from edgerec.runtime.encoder import UserEncoder
+from edgerec.runtime.features import MODALITIES
+
+FP32_TOLERANCE = 1e-4
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ExportConfig:
+    formats: tuple[str, ...] = ("onnx", "tflite")
+    quantize: str = "int8"  # none | int8 | int8-static (ONNX only) | fp16
+    table_dtype: str = "int8"  # item table: int8 | fp16 | fp32
+    parity_users: int = 500
+    min_top10_agreement: float = 0.9  # for quantized files; fp32 files must match to FP32_TOLERANCE
+    reference_users: int = 32
+    k: int = 10
+    short_list: int = 100
+    name: str | None = None
+    evaluate: bool = True  # record test metrics of the model (and of the teacher) in the manifest
+    budgets: dict = field(default_factory=lambda: {"p99_ms": 5.0, "rss_mb": 300.0})
+
+    def validate(self) -> ExportConfig:
+        bad = set(self.formats) - {"onnx", "tflite"}
+        if bad or not self.formats:
+            raise ConfigError(f"formats must be onnx and/or tflite (got {', '.join(self.formats) or 'none'})")
+        if self.quantize == "int8-static" and "tflite" in self.formats:
+            raise ConfigError("int8-static is an ONNX quantization; use --format onnx, or int8/fp16 for TFLite")
+        return self
+
+
+def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path, cfg: ExportConfig | None = None,
+                  *, ranker: str | Path | None = None, teacher: str | Path | None = None,
+                  progress: Progress | None = None) -> Manifest:
+    cfg = (cfg or ExportConfig()).validate()
+    say = progress or (lambda _msg: None)
+    model, ckpt = load_model(checkpoint)
+    dataset = load_dataset(data_dir)
+    if model.item_data.item_ids != dataset.catalog.item_ids:
+        raise ModelError(f"{checkpoint} was trained on another catalog than {data_dir}; export with its own data")
+    split = leave_last_out(dataset)
+    writer = BundleWriter(out, cfg.name or Path(out).name)
+    deployed = model.deploy().eval()
+    max_len = model.config.max_len
+
+    # real histories for parity, calibration and conformance references
+    history = split.history("test")
+    rng = np.random.default_rng(0)
+    users = rng.choice(split.test_users, min(cfg.parity_users, len(split.test_users)), replace=False)
+    rows = history_rows(history, users, max_len)
+    seen = [history.of(u) for u in users]
+    with torch.no_grad():
+        reference = deployed(torch.as_tensor(rows)).numpy()
+        table = model.item_vectors()[1:].numpy()
+    stored, scales = quantize_table(table, cfg.table_dtype)
+    bundle_table = dequantize_table(stored, scales)
+    metrics: dict = {"table": compare_vectors(table, bundle_table)}
+
+    encoders = {}
+    with tempfile.TemporaryDirectory(prefix="edgerec-export-") as scratch:
+        scratch = Path(scratch)
+        for fmt in cfg.formats:
+            say(f"exporting the user encoder to {fmt}")
+            entry, encoder = _export_encoder(fmt, deployed, rows, reference, table, seen, max_len, model.config.dim,
+                                             cfg, scratch, writer)
+            writer.add_model(entry)
+            encoders[fmt] = encoder
+        if len(encoders) == 2:  # the two formats must agree on what users see
+            vectors = {f: e.encode_rows(rows) for f, e in encoders.items()}
+            top = {f: top_k_rows(v, bundle_table, cfg.k, seen) for f, v in vectors.items()}
+            metrics["onnx_vs_tflite"] = {"top10_identical_share": float(np.mean(overlap(top["onnx"], top["tflite"]) == 1.0)),
+                                         "top10_agreement": float(overlap(top["onnx"], top["tflite"]).mean())}
+        if ranker is not None:
+            say("exporting the ranker")
+            for entry in _export_ranker(ranker, checkpoint, model, dataset, split, users, history, cfg, scratch,
+                                        writer):
+                writer.add_model(entry)
+
+    say("writing the item table and metadata")
+    items = _write_items(writer, dataset.catalog, stored, scales, train_popularity(split))
+    reference_files = _write_reference(writer, rows[: cfg.reference_users], reference[: cfg.reference_users],
+                                       bundle_table, seen[: cfg.reference_users], cfg)
+    if cfg.evaluate:
+        say("measuring test metrics")
+        metrics.update(_model_metrics(model, ckpt.info, dataset, split, teacher, bundle_table))
+    space = hashlib.sha256(table.astype(np.float32).tobytes() + json.dumps(model.config.to_dict()).encode())
+    manifest_items = dict(items, count=len(dataset.catalog))
+    writer.add_json("model_card.json", {"checkpoint": str(checkpoint), "config": model.config.to_dict(),
+                                        "training": {k: v for k, v in ckpt.info.items() if k != "history"},
+                                        "export": asdict(cfg)})
+    _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
+    return writer.finish(
+        embedding_space=space.hexdigest()[:24], dim=model.config.dim, items=manifest_items,
+        defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
+        metrics=metrics, budgets=cfg.budgets, reference=reference_files,
+        data_version={"source": dataset.meta.get("source", str(data_dir)), "users": dataset.n_users,
+                      "items": dataset.n_items, "events": len(dataset.interactions),
+                      "last_event": int(dataset.interactions.timestamp.max()) if len(dataset.interactions) else 0},
+    )
+
+
+def _export_encoder(fmt, deployed, rows, reference, table, seen, max_len, dim, cfg, scratch, writer):
+    """Export (on the int8 grid for weight-only int8), check the export, quantize, check again."""
+    mode = cfg.quantize
+    module = fake_quantize(deployed) if mode == "int8" else deployed
+    raw = scratch / f"user_encoder.float.{fmt}"
+    final_name = f"user_encoder.{fmt}"
+    if fmt == "onnx":
+        export_onnx(module, {"ids": torch.as_tensor(rows[:2])}, {"ids": {0: "batch", 1: "history"}},
+                    ["user_vector"], raw, max_sizes={"history": max_len})
+        inputs = [TensorSpec("ids", "int64", ["batch", "history"])]
+        outputs = [TensorSpec("user_vector", "float32", ["batch", dim])]
+    else:
+        export_tflite(module, (torch.as_tensor(rows[:1]),), raw)
+        inputs = [TensorSpec("ids", "int32", [1, max_len])]
+        outputs = [TensorSpec("user_vector", "float32", [1, dim])]
+    entry = ModelEntry("user_encoder", fmt, final_name, inputs, outputs, quantization=MODE_LABEL[mode],
+                       history_length=max_len if fmt == "tflite" else None, batch=1 if fmt == "tflite" else None)
+    with torch.no_grad():
+        expected = module(torch.as_tensor(rows)).numpy()
+    produced = UserEncoder(open_backend(raw, fmt), entry, max_len).encode_rows(rows)
+    parity = {"export": check(compare_vectors(expected, produced, table, seen), f"{fmt} export of the user encoder",
+                              max_abs_diff=FP32_TOLERANCE)}
+    final = writer.file_path(final_name)
+    entry.extra = {"float_bytes": raw.stat().st_size}
+    if fmt == "onnx":
+        calibration = [{"ids": rows[i:i + 32]} for i in range(0, min(len(rows), 256), 32)]
+        quantize_onnx(raw, final, mode, calibration)
+        if mode == "int8":
+            entry.extra["session_config"] = WEIGHT_ONLY_SESSION_CONFIG
+    else:
+        quantize_tflite(raw, final, mode)
+    encoder = UserEncoder(open_model(final, entry), entry, max_len)
+    # the shipped file against the unquantized PyTorch model, on the same real histories
+    parity[MODE_LABEL[mode]] = check(compare_vectors(reference, encoder.encode_rows(rows), table, seen),
+                                     f"{fmt} {mode} user encoder",
+                                     min_agreement=cfg.min_top10_agreement if mode != "none" else None,
+                                     max_abs_diff=FP32_TOLERANCE if mode == "none" else None)
+    entry.parity = parity
+    return entry, encoder
+
+
+def _export_ranker(ranker_dir, checkpoint, model, dataset, split, users, history, cfg, scratch, writer):
+    from edgerec.models.persist import load_ranker
+    from edgerec.models.ranker import item_table
+    from edgerec.runtime.features import ranker_features
+
+    ranker, info = load_ranker(ranker_dir)
+    if Path(info["retrieval"]).resolve() != Path(checkpoint).resolve():
+        raise ModelError(f"the ranker {ranker_dir} was trained on {info['retrieval']}, not on {checkpoint}; "
+                         "train a ranker for this model with `edgerec train --arch ranker --retrieval`")
+    scorer = ModelScorer(model)
+    vectors = scorer.user_vectors(users[:20], history)
+    items = scorer.item_matrix()
+    table = item_table(dataset.catalog, train_popularity(split))
+    feats = []
+    for row, user in enumerate(users[:20]):
+        seen = history.of(user)
+        cands = top_k_rows(vectors[row:row + 1], items, cfg.short_list, [seen])[0]
+        feats.append(ranker_features(vectors[row], items[cands], cands, table, seen, 20.0, 1, int(time.time())))
+    feats = np.stack(feats).astype(np.float32)  # (users, short_list, F)
+    with torch.no_grad():
+        expected = ranker(torch.as_tensor(feats.reshape(-1, feats.shape[-1]))).numpy().reshape(feats.shape[:2])
+    entries = []
+    mode = "none" if cfg.quantize == "int8-static" else cfg.quantize  # static int8 is for the encoder only
+    module = fake_quantize(ranker) if mode == "int8" else ranker
+    for fmt in cfg.formats:
+        raw = scratch / f"ranker.float.{fmt}"
+        name = f"ranker.{fmt}"
+        if fmt == "onnx":
+            export_onnx(module, {"features": torch.as_tensor(feats[0])}, {"features": {0: "candidates"}},
+                        ["score"], raw)
+            shape_in, shape_out = ["candidates", feats.shape[-1]], ["candidates"]
+        else:
+            export_tflite(module, (torch.as_tensor(feats[0]),), raw)
+            shape_in, shape_out = [cfg.short_list, feats.shape[-1]], [cfg.short_list]
+        final = writer.file_path(name)
+        (quantize_onnx if fmt == "onnx" else quantize_tflite)(raw, final, mode)
+        config = WEIGHT_ONLY_SESSION_CONFIG if fmt == "onnx" and mode == "int8" else None
+        backend = open_backend(final, fmt, config=config)
+        got = np.stack([backend.run({backend.input_names[0]: f})[0] for f in feats])
+        agree = np.mean([len(set(np.argsort(-a)[:10]) & set(np.argsort(-b)[:10])) / 10 for a, b in zip(expected, got)])
+        parity = {"max_abs_diff": float(np.abs(expected - got).max()), "top10_agreement": float(agree)}
+        check(parity, f"{fmt} ranker", min_agreement=cfg.min_top10_agreement)
+        entry = ModelEntry("ranker", fmt, name, [TensorSpec("features", "float32", shape_in)],
+                           [TensorSpec("score", "float32", shape_out)], quantization=MODE_LABEL[mode],
+                           batch=cfg.short_list if fmt == "tflite" else None, parity=parity,
+                           extra={"features_version": 1, "n_features": int(feats.shape[-1]),
+                                  **({"session_config": config} if config else {})})
+        entries.append(entry)
+    return entries
+
+
+def _write_items(writer: BundleWriter, catalog: Catalog, stored: np.ndarray, scales, popularity) -> dict:
+    embeddings = {"file": writer.add_array("items/embeddings.npy", stored), "dtype": str(stored.dtype)}
+    if scales is not None:
+        embeddings["scales"] = writer.add_array("items/scales.npy", scales)
+    text = catalog.text
+    columns = {
+        "ids": writer.add_strings("items/ids", catalog.item_ids),
+        "titles": writer.add_strings("items/titles", text["title"]),
+        "tags": writer.add_strings("items/tags", ["|".join(t) for t in catalog.tags]),
+    }
+    categorical = {}
+    for column in ("modality", "language", "genre", "creator", "provider", "series_id"):
+        values = text[column]
+        vocab = list(MODALITIES) if column == "modality" else []
+        vocab += sorted({v for v in values if v and v not in vocab})
+        lookup = {v: i for i, v in enumerate(vocab)}
+        codes = np.fromiter((lookup.get(v, -1) for v in values), np.int32, len(values))
+        categorical[column] = {"codes": writer.add_array(f"items/{column}.npy", codes), "vocab": vocab}
+    numeric = {
+        "duration": writer.add_array("items/duration.npy", catalog.duration.astype(np.float32)),
+        "release_ts": writer.add_array("items/release_ts.npy", catalog.release_ts.astype(np.int64)),
+        "episode": writer.add_array("items/episode.npy", catalog.episode.astype(np.int32)),
+        "popularity": writer.add_array("items/popularity.npy", np.asarray(popularity, np.float32)),
+    }
+    return {"embeddings": embeddings, "strings": columns, "categorical": categorical, "numeric": numeric}
+
+
+def _write_reference(writer, rows, vectors, table, seen, cfg) -> dict:
+    top = top_k_rows(vectors, table, cfg.k, seen)
+    return {
+        "histories": writer.add_array("reference/histories.npy", rows.astype(np.int64)),
+        "user_vectors": writer.add_array("reference/user_vectors.npy", vectors.astype(np.float32)),
+        "top_k": writer.add_array("reference/top_k.npy", top.astype(np.int64)),
+        "k": cfg.k,
+        "note": "histories are model rows (item index + 1), left-padded with 0; top_k excludes each history",
+        "tolerance": {"cosine_min": 0.98, "top_k_agreement": 0.8},
+    }
+
+
+def _model_metrics(model, info: dict, dataset: Dataset, split: Split, teacher, bundle_table) -> dict:
+    evaluator = Evaluator(split, dataset.catalog)
+    scorer = ModelScorer(model, "student")
+    out = {"student": _brief(evaluator.evaluate(scorer), model, info)}
+    scorer._items = bundle_table  # the same model scored against the quantized table it ships with
+    out["student_with_bundle_table"] = _brief(evaluator.evaluate(scorer), model, info)
+    if teacher is not None:
+        teacher_model, teacher_ckpt = load_model(teacher)
+        out["teacher"] = _brief(evaluator.evaluate(ModelScorer(teacher_model, "teacher")), teacher_model,
+                                teacher_ckpt.info)
+    return out
+
+
+def _brief(result: dict, model, info: dict) -> dict:
+    keep = ("HR@10", "NDCG@10", "MRR@10", "coverage@10")
+    return {**{k: result[k] for k in keep}, "parameters": int(sum(p.numel() for p in model.parameters())),
+            "train_seconds": info.get("train_seconds")}
+
+
+def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
+    lines = [
+        f"# {writer.name}", "",
+        f"A {model.config.arch} user encoder (dim {model.config.dim}, {model.config.layers} block(s), history "
+        f"{model.config.max_len}) over {dataset.n_items:,} items, exported by edgerec.", "",
+        f"- formats: {', '.join(cfg.formats)}; quantization: {cfg.quantize}; item table: {cfg.table_dtype}",
+        f"- trained on: {dataset.meta.get('source', 'unknown')} ({dataset.n_users:,} users, "
+        f"{len(dataset.interactions):,} events)",
+        f"- parameters: {sum(p.numel() for p in model.parameters()):,}; best validation NDCG@10: "
+        f"{info.get('val_NDCG@10', float('nan')):.4f}",
+    ]
+    for who in ("teacher", "student", "student_with_bundle_table"):
+        if who in metrics:
+            m = metrics[who]
+            lines.append(f"- {who}: NDCG@10 {m['NDCG@10']:.4f}, HR@10 {m['HR@10']:.4f}")
+    lines += ["", "Intended use: on-device ranking of the catalog above. Histories stay on the device.",
+              "Limits: items added later need vectors from the bundle's content encoder (if any) or the host."]
+    writer.file_path("README.md").write_text("\n".join(lines) + "\n")
+    writer.add_file("README.md")

@@ -1,0 +1,75 @@
+"""PyTorch modules -> ONNX (dynamic axes) and TFLite (fixed shapes).
+
+ONNX: torch.onnx.export with the dynamo exporter, opset 18, weights inside
+the file. TFLite: litert-torch, which converts fixed shapes only, so the
+caller picks the batch and history length; integer inputs become int32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from edgerec.errors import ExportError
+
+OPSET = 18
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress and warnings about packages we do not use (torchvision)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
+def export_onnx(module: torch.nn.Module, sample: dict[str, torch.Tensor], dynamic: dict[str, dict[int, str]],
+                outputs: list[str], path: str | os.PathLike, max_sizes: dict[str, int] | None = None) -> Path:
+    """Export `module` (called with the sample's tensors as keyword arguments, in order).
+
+    dynamic: input name -> {axis: axis name}; max_sizes: axis name -> largest size allowed.
+    """
+    from torch.export import Dim
+
+    path = Path(path)
+    max_sizes = max_sizes or {}
+    dims: dict[str, Dim] = {}
+    shapes = {}
+    for name, axes in dynamic.items():
+        shapes[name] = {axis: dims.setdefault(label, Dim(label, max=max_sizes.get(label, 1 << 20)) if label in max_sizes
+                                             else Dim(label)) for axis, label in axes.items()}
+    try:
+        with _quiet():
+            torch.onnx.export(module.eval(), tuple(sample.values()), str(path), dynamo=True, opset_version=OPSET,
+                              external_data=False, input_names=list(sample), output_names=outputs,
+                              dynamic_shapes=shapes)
+    except Exception as exc:  # the exporter raises many error types
+        raise ExportError(f"ONNX export of {type(module).__name__} failed: {exc}") from exc
+    return path
+
+
+def export_tflite(module: torch.nn.Module, sample: tuple[torch.Tensor, ...], path: str | os.PathLike) -> Path:
+    """Convert `module` at the sample's fixed shapes (int64 inputs become int32)."""
+    path = Path(path)
+    sample = tuple(t.to(torch.int32) if t.dtype == torch.int64 else t for t in sample)
+    try:
+        with _quiet():
+            import litert_torch
+
+            litert_torch.convert(module.eval(), sample).export(str(path))
+    except ImportError:
+        raise ExportError("TFLite export needs litert-torch: pip install 'edgerec[tools]'") from None
+    except Exception as exc:
+        raise ExportError(f"TFLite conversion of {type(module).__name__} failed: {exc}") from exc
+    return path

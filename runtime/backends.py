@@ -1,0 +1,128 @@
+"""Inference engines behind one small interface: onnxruntime and the LiteRT (TFLite) interpreter.
+
+Each engine is imported only when a model of its format is opened, so a
+device that ships one engine never needs the other.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.errors import BundleError, ConfigError
+
+BACKENDS = ("onnx", "tflite")
+
+
+class Backend:
+    """Runs one model file: named numpy inputs in, list of numpy outputs out."""
+
+    format: str
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    @property
+    def input_names(self) -> list[str]:
+        raise NotImplementedError
+
+
+class OnnxBackend(Backend):
+    format = "onnx"
+
+    def __init__(self, path: Path, threads: int = 1, optimization: str = "all", config: dict | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        options.graph_optimization_level = {
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        for key, value in (config or {}).items():  # engine settings a bundle asks for (see ModelEntry.extra)
+            options.add_session_config_entry(key, str(value))
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise BundleError(f"{path.name} cannot be loaded by onnxruntime ({exc}); the model file is damaged "
+                              "or was exported for a newer runtime") from None
+        self._names = [i.name for i in self.session.get_inputs()]
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, feeds)  # onnxruntime sessions are safe to call from several threads
+
+
+class TfliteBackend(Backend):
+    """The LiteRT interpreter; fixed input shapes; calls are serialised (interpreters are not thread-safe)."""
+
+    format = "tflite"
+
+    def __init__(self, path: Path, threads: int = 1):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ConfigError("the tflite backend needs ai-edge-litert: pip install 'edgerec[tflite]'") from None
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"{path.name} cannot be loaded by the TFLite interpreter ({exc}); "
+                              "the model file is damaged") from None
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        self.lock = threading.Lock()
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i["name"] for i in self.inputs]
+
+    def input_shape(self, position: int = 0) -> tuple[int, ...]:
+        return tuple(int(x) for x in self.inputs[position]["shape"])
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Inputs are matched by position (TFLite names are generated); each must have the fixed shape."""
+        with self.lock:
+            for detail, value in zip(self.inputs, feeds.values()):
+                self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(value, dtype=detail["dtype"]))
+            self.interpreter.invoke()
+            return [self.interpreter.get_tensor(o["index"]).copy() for o in self.outputs]
+
+
+def open_backend(path: str | Path, fmt: str, threads: int = 1, optimization: str = "all",
+                 config: dict | None = None) -> Backend:
+    path = Path(path)
+    if fmt == "onnx":
+        return OnnxBackend(path, threads, optimization, config)
+    if fmt == "tflite":
+        return TfliteBackend(path, threads)
+    raise ConfigError(f"unknown model format {fmt!r}; use one of {', '.join(BACKENDS)}")
+
+
+def available_backends() -> list[str]:
+    """Engines importable here, in order of preference."""
+    import importlib.util
+
+    found = []
+    if importlib.util.find_spec("onnxruntime"):
+        found.append("onnx")
+    if importlib.util.find_spec("ai_edge_litert"):
+        found.append("tflite")
+    return found
+
+
+def open_model(path: str | Path, entry, threads: int = 1) -> Backend:
+    """Open a bundle's model file with the engine settings its manifest entry records."""
+    return open_backend(path, entry.format, threads, config=entry.extra.get("session_config"))

@@ -1,0 +1,305 @@
+"""The bundle: the one contract between host and device. Its schema lives here, once.
+
+A bundle is a directory (or a single packed file, see `pack.py`) holding
+`manifest.json`, model files, the item table and a model card. The host
+writes it through `BundleWriter`; the device opens it with `Bundle.open`,
+which checks the format version, every file's size and sha256, and that every
+path stays inside the bundle. Bundles are data only: JSON, .npy arrays read
+with `allow_pickle=False`, and model files; never pickle, never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from edgerec.errors import BundleError
+
+FORMAT = "edgerec-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_ROLES = ("user_encoder", "ranker", "content_encoder", "content_projection")
+MODEL_FORMATS = ("onnx", "tflite")
+
+
+# ------------------------------------------------------------------ schema
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: list  # ints, or strings for dynamic axes
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass
+class ModelEntry:
+    """One model file of the bundle."""
+
+    role: str  # user_encoder | ranker | content_encoder | content_projection
+    format: str  # onnx | tflite
+    file: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    quantization: str = "none"  # none | int8-dynamic | int8-static | fp16
+    history_length: int | None = None  # fixed L of a TFLite user encoder (ids are left-padded to it)
+    batch: int | None = None  # fixed batch of a TFLite file
+    parity: dict = field(default_factory=dict)  # max_abs_diff, top10_agreement, ...
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {
+            "role": self.role, "format": self.format, "file": self.file, "quantization": self.quantization,
+            "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
+            "parity": self.parity, "extra": self.extra,
+        }
+        if self.history_length is not None:
+            out["history_length"] = self.history_length
+        if self.batch is not None:
+            out["batch"] = self.batch
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelEntry:
+        try:
+            return cls(
+                role=d["role"], format=d["format"], file=d["file"],
+                inputs=[TensorSpec(**t) for t in d["inputs"]], outputs=[TensorSpec(**t) for t in d["outputs"]],
+                quantization=d.get("quantization", "none"), history_length=d.get("history_length"),
+                batch=d.get("batch"), parity=d.get("parity", {}), extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"manifest model entry is malformed ({exc}); re-export the bundle") from None
+
+
+@dataclass
+class Manifest:
+    name: str
+    embedding_space: str  # id of the vector space of the item table and user encoder
+    dim: int
+    items: dict  # counts, dtype, file names of the item table and metadata columns
+    models: list[ModelEntry]
+    files: dict[str, dict]  # path -> {"sha256", "bytes"} for every file but the manifest
+    defaults: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    budgets: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)  # conformance inputs/outputs (file names)
+    data_version: dict = field(default_factory=dict)  # what data the models were trained on
+    created: str = ""
+    edgerec_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "format_version": self.format_version, "name": self.name,
+            "edgerec_version": self.edgerec_version, "created": self.created,
+            "embedding_space": self.embedding_space, "dim": self.dim, "items": self.items,
+            "models": [m.to_dict() for m in self.models], "defaults": self.defaults, "metrics": self.metrics,
+            "budgets": self.budgets, "reference": self.reference, "data_version": self.data_version,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Manifest:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise BundleError("manifest.json is not an edgerec bundle manifest (no 'format': 'edgerec-bundle')")
+        version = d.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+            raise BundleError(f"bundle format version {version!r} is not supported by this runtime "
+                              f"(it reads version 1 to {FORMAT_VERSION}); update edgerec or re-export the bundle")
+        try:
+            return cls(
+                name=d["name"], embedding_space=d["embedding_space"], dim=int(d["dim"]), items=d["items"],
+                models=[ModelEntry.from_dict(m) for m in d["models"]], files=d["files"],
+                defaults=d.get("defaults", {}), metrics=d.get("metrics", {}), budgets=d.get("budgets", {}),
+                reference=d.get("reference", {}), data_version=d.get("data_version", {}),
+                created=d.get("created", ""), edgerec_version=d.get("edgerec_version", ""), format_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"manifest.json lacks a required field ({exc}); re-export the bundle") from None
+
+    def model(self, role: str, fmt: str | None = None) -> ModelEntry | None:
+        for entry in self.models:
+            if entry.role == role and (fmt is None or entry.format == fmt):
+                return entry
+        return None
+
+    def formats(self, role: str) -> list[str]:
+        return [m.format for m in self.models if m.role == role]
+
+
+# ------------------------------------------------------------------ checks
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def safe_relative(name: str) -> str:
+    """A bundle-relative POSIX path, or BundleError for absolute paths, '..' and odd names."""
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        raise BundleError(f"bundle path {name!r} is not a plain relative path")
+    path = PurePosixPath(name)
+    if path.is_absolute() or any(part in ("..", "") for part in path.parts) or name.startswith("./"):
+        raise BundleError(f"bundle path {name!r} leaves the bundle directory; the bundle is unsafe")
+    return str(path)
+
+
+def resolve_inside(root: Path, name: str) -> Path:
+    """The file `name` inside `root`, refusing links on the way and anything that resolves outside."""
+    current = root
+    for part in PurePosixPath(safe_relative(name)).parts:
+        current = current / part
+        if current.is_symlink():
+            raise BundleError(f"bundle path {name} goes through a symbolic link; bundles hold plain files only")
+    if root.resolve() not in current.resolve().parents:
+        raise BundleError(f"bundle file {name} resolves outside the bundle")
+    return current
+
+
+# ------------------------------------------------------------------ reading
+
+
+class Bundle:
+    """An opened, verified bundle directory."""
+
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root, self.manifest = root, manifest
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> Bundle:
+        """Open a bundle directory or packed file; with `verify`, check every file's size and sha256."""
+        path = Path(path)
+        if path.is_file():
+            from edgerec.runtime.pack import unpacked
+
+            path = unpacked(path)
+        if not path.is_dir():
+            raise BundleError(f"{path} is not a bundle (no such directory or packed file); "
+                              "create one with `edgerec export`")
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise BundleError(f"{path} has no {MANIFEST}; it is not a bundle or it is incomplete")
+        try:
+            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{manifest_path} is not valid JSON ({exc}); the bundle is damaged") from None
+        manifest = Manifest.from_dict(raw)
+        bundle = cls(path, manifest)
+        bundle.check_files(hashes=verify)
+        return bundle
+
+    def check_files(self, hashes: bool = True) -> None:
+        for name, meta in self.manifest.files.items():
+            file = resolve_inside(self.root, name)
+            if not file.is_file():
+                raise BundleError(f"bundle file {name} is missing from {self.root}; copy the whole bundle again")
+            size = file.stat().st_size
+            if size != meta.get("bytes"):
+                raise BundleError(f"bundle file {name} has {size} bytes, the manifest says {meta.get('bytes')}; "
+                                  "it is truncated or replaced, copy the bundle again")
+            if hashes and sha256_file(file) != meta.get("sha256"):
+                raise BundleError(f"bundle file {name} fails its sha256 check; it is corrupt or was modified")
+        for entry in self.manifest.models:
+            if entry.file not in self.manifest.files:
+                raise BundleError(f"model file {entry.file} is not listed with a checksum in the manifest")
+
+    def path(self, name: str) -> Path:
+        if name not in self.manifest.files:
+            raise BundleError(f"{name} is not a file of this bundle")
+        return resolve_inside(self.root, name)
+
+    def array(self, name: str, mmap: bool = True) -> np.ndarray:
+        """A numeric .npy array of the bundle (memory-mapped by default; never unpickles)."""
+        try:
+            return np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
+        except ValueError as exc:
+            raise BundleError(f"bundle array {name} cannot be read ({exc}); the bundle is damaged") from None
+
+    def json(self, name: str):
+        try:
+            return json.loads(self.path(name).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"bundle file {name} is not valid JSON ({exc})") from None
+
+    def size_bytes(self) -> int:
+        return sum(m["bytes"] for m in self.manifest.files.values()) + (self.root / MANIFEST).stat().st_size
+
+
+# ------------------------------------------------------------------ writing
+
+
+class BundleWriter:
+    """Collects files into a bundle directory and writes a manifest with their checksums last."""
+
+    def __init__(self, root: str | os.PathLike, name: str):
+        self.root = Path(root)
+        if self.root.exists() and any(self.root.iterdir()):
+            raise BundleError(f"{self.root} exists and is not empty; choose a new --out folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.models: list[ModelEntry] = []
+        self.files: dict[str, dict] = {}
+
+    def file_path(self, name: str) -> Path:
+        path = self.root / safe_relative(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add_file(self, name: str) -> str:
+        """Register a file already written at `file_path(name)`."""
+        path = self.file_path(name)
+        self.files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        return name
+
+    def add_array(self, name: str, array: np.ndarray) -> str:
+        array = np.ascontiguousarray(array)
+        if array.dtype == object:
+            raise BundleError(f"{name}: object arrays would need pickle; store strings with add_strings")
+        with open(self.file_path(name), "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        return self.add_file(name)
+
+    def add_json(self, name: str, payload) -> str:
+        self.file_path(name).write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+        return self.add_file(name)
+
+    def add_strings(self, stem: str, values: list[str]) -> dict:
+        """Strings as one UTF-8 blob plus offsets, so the device reads them lazily from a memory map."""
+        encoded = [v.encode("utf-8") for v in values]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        self.file_path(f"{stem}.bin").write_bytes(b"".join(encoded))
+        return {"blob": self.add_file(f"{stem}.bin"), "offsets": self.add_array(f"{stem}.offsets.npy", offsets)}
+
+    def add_model(self, entry: ModelEntry) -> None:
+        self.add_file(entry.file)
+        self.models.append(entry)
+
+    def finish(self, *, embedding_space: str, dim: int, items: dict, defaults: dict, metrics: dict,
+               budgets: dict, reference: dict, data_version: dict) -> Manifest:
+        from edgerec import __version__
+
+        manifest = Manifest(
+            name=self.name, embedding_space=embedding_space, dim=dim, items=items, models=self.models,
+            files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
+            reference=reference, data_version=data_version,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), edgerec_version=__version__,
+        )
+        tmp = self.root / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
+        os.replace(tmp, self.root / MANIFEST)
+        return manifest

@@ -1,0 +1,238 @@
+"""The item side on the device: the bundle's item table plus on-device additions and removals.
+
+The bundle's int8 (or fp16) table is memory-mapped and never copied. Items
+added on the device live in a small float32 table appended after it; removed
+items are masked. Metadata columns are read lazily from the bundle's memory
+maps, so opening costs milliseconds even for a million items.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgerec.errors import UnknownIdError
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.features import MODALITIES, ItemTable
+
+
+class StringColumn:
+    """Strings stored as one UTF-8 blob plus offsets; decoded one at a time."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob, self.offsets = blob, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return bytes(self.blob[self.offsets[i]:self.offsets[i + 1]]).decode("utf-8")
+
+    def all(self) -> list[str]:
+        data = bytes(self.blob)
+        return [data[a:b].decode("utf-8") for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+
+@dataclass
+class AddedItem:
+    item_id: str
+    vector: np.ndarray  # float32, L2-normalised, in the bundle's space
+    meta: dict = field(default_factory=dict)  # title, tags, genre, modality, language, creator, ...
+
+
+class ItemCatalog:
+    """Rows 0..n-1: the bundle's items; rows n..: items added on the device."""
+
+    def __init__(self, bundle: Bundle):
+        m = bundle.manifest.items
+        self.bundle = bundle
+        emb = m["embeddings"]
+        self.table = bundle.array(emb["file"])
+        self.scales = bundle.array(emb["scales"]) if "scales" in emb else None
+        self.base_count = int(m["count"])
+        s = m["strings"]
+        self.ids = StringColumn(_blob(bundle, s["ids"]), bundle.array(s["ids"]["offsets"]))
+        self.titles = StringColumn(_blob(bundle, s["titles"]), bundle.array(s["titles"]["offsets"]))
+        self.tag_strings = StringColumn(_blob(bundle, s["tags"]), bundle.array(s["tags"]["offsets"]))
+        self.categorical = {k: (bundle.array(v["codes"]), list(v["vocab"])) for k, v in m["categorical"].items()}
+        self.numeric = {k: bundle.array(v) for k, v in m["numeric"].items()}
+        self.added: list[AddedItem] = []
+        self.removed = np.zeros(self.base_count, bool)
+        self._index: dict[str, int] | None = None
+        self._lock = threading.RLock()
+        self.version = 0  # bumps on every change, so derived structures know to rebuild
+
+    # ---------------------------------------------------------- identity
+
+    def __len__(self) -> int:
+        return self.base_count + len(self.added)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """External id -> row, built on first use (a dict of a million ids takes a moment)."""
+        with self._lock:
+            if self._index is None:
+                self._index = {item: row for row, item in enumerate(self.ids.all())}
+                for k, item in enumerate(self.added):
+                    self._index[item.item_id] = self.base_count + k
+            return self._index
+
+    def row(self, item_id: str) -> int:
+        row = self.index.get(item_id)
+        if row is None or not self.is_active(row):
+            raise UnknownIdError(f"unknown item {item_id!r}: it is not in the bundle's catalog (or was removed); "
+                                 "add it with add_items() first")
+        return row
+
+    def item_id(self, row: int) -> str:
+        return self.ids[row] if row < self.base_count else self.added[row - self.base_count].item_id
+
+    def is_active(self, row: int) -> bool:
+        if row < self.base_count:
+            return not self.removed[row]
+        return 0 <= row - self.base_count < len(self.added) and self.added[row - self.base_count].vector is not None
+
+    # ---------------------------------------------------------- vectors
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Float32 vectors of some rows (dequantized)."""
+        rows = np.asarray(rows, np.int64)
+        out = np.zeros((len(rows), self.table.shape[1]), np.float32)
+        base = rows < self.base_count
+        if base.any():
+            values = self.table[rows[base]].astype(np.float32)
+            out[base] = values * self.scales[rows[base], None] if self.scales is not None else values
+        for i in np.flatnonzero(~base):
+            out[i] = self.added[rows[i] - self.base_count].vector
+        return out
+
+    def added_matrix(self) -> np.ndarray:
+        with self._lock:
+            if not self.added:
+                return np.zeros((0, self.table.shape[1]), np.float32)
+            return np.stack([a.vector if a.vector is not None else np.zeros(self.table.shape[1], np.float32)
+                             for a in self.added])
+
+    def active_mask(self) -> np.ndarray:
+        extra = np.array([a.vector is not None for a in self.added], bool)
+        return np.concatenate([~self.removed, extra])
+
+    # ---------------------------------------------------------- metadata
+
+    def meta(self, row: int) -> dict:
+        if row >= self.base_count:
+            item = self.added[row - self.base_count]
+            return {"item_id": item.item_id, **item.meta}
+        out = {"item_id": self.ids[row], "title": self.titles[row],
+               "tags": [t for t in self.tag_strings[row].split("|") if t]}
+        for name, (codes, vocab) in self.categorical.items():
+            code = int(codes[row])
+            out[name] = vocab[code] if code >= 0 else ""
+        for name, values in self.numeric.items():
+            out[name] = values[row].item()
+        return out
+
+    def column(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """A categorical column as strings for some rows (bundle and added items alike)."""
+        rows = np.asarray(rows, np.int64)
+        codes, vocab = self.categorical[name]
+        vocab_arr = np.asarray(vocab + [""], dtype=object)
+        base = rows < self.base_count
+        out = np.empty(len(rows), dtype=object)
+        out[base] = vocab_arr[codes[rows[base]]]
+        for i in np.flatnonzero(~base):
+            out[i] = str(self.added[rows[i] - self.base_count].meta.get(name, ""))
+        return out
+
+    def matches(self, name: str, rows: np.ndarray, values) -> np.ndarray:
+        """True where a categorical column is one of `values` (compares integer codes, not strings)."""
+        rows = np.asarray(rows, np.int64)
+        codes, vocab = self.categorical[name]
+        wanted = set(values)
+        wanted_codes = [i for i, v in enumerate(vocab) if v in wanted]
+        base = rows < self.base_count
+        out = np.zeros(len(rows), bool)
+        out[base] = np.isin(codes[rows[base]], wanted_codes)
+        for i in np.flatnonzero(~base):
+            out[i] = str(self.added[rows[i] - self.base_count].meta.get(name, "")) in wanted
+        return out
+
+    def numeric_column(self, name: str, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        base = rows < self.base_count
+        out = np.zeros(len(rows), np.float64)
+        out[base] = self.numeric[name][rows[base]]
+        for i in np.flatnonzero(~base):
+            out[i] = float(self.added[rows[i] - self.base_count].meta.get(name, 0) or 0)
+        return out
+
+    def tags(self, row: int) -> list[str]:
+        return self.meta(row).get("tags", [])
+
+    def feature_table(self) -> ItemTable:
+        """Integer attributes for ranker features over all rows (built per catalog version)."""
+        with self._lock:
+            cached = getattr(self, "_feature_table", None)
+            if cached is not None and cached[0] == self.version:
+                return cached[1]
+            rows = np.arange(len(self))
+            modality = _codes_over(self.column("modality", rows), list(MODALITIES))
+            table = ItemTable(
+                modality=modality,
+                duration=self.numeric_column("duration", rows).astype(np.float32),
+                popularity=self.numeric_column("popularity", rows).astype(np.float32),
+                release_ts=self.numeric_column("release_ts", rows).astype(np.int64),
+                language=_codes_over(self.column("language", rows)),
+                creator=_codes_over(self.column("creator", rows)),
+                series=_codes_over(self.column("series_id", rows)),
+                episode=self.numeric_column("episode", rows).astype(np.int64),
+            )
+            self._feature_table = (self.version, table)
+            return table
+
+    # ---------------------------------------------------------- updates
+
+    def add(self, item: AddedItem) -> int:
+        with self._lock:
+            existing = self.index.get(item.item_id)
+            if existing is not None and existing >= self.base_count:
+                self.added[existing - self.base_count] = item  # update in place
+                row = existing
+            elif existing is not None:
+                raise UnknownIdError(f"item {item.item_id!r} is in the bundle already; use update_items()")
+            else:
+                self.added.append(item)
+                row = len(self) - 1
+                self.index[item.item_id] = row
+            self.version += 1
+            return row
+
+    def remove(self, item_id: str) -> None:
+        with self._lock:
+            row = self.row(item_id)
+            if row < self.base_count:
+                self.removed[row] = True
+            else:
+                self.added[row - self.base_count].vector = None
+            self.version += 1
+
+
+def _blob(bundle: Bundle, spec: dict) -> np.ndarray:
+    path = bundle.path(spec["blob"])
+    if path.stat().st_size == 0:  # numpy cannot map an empty file
+        return np.zeros(0, np.uint8)
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def _codes_over(values: np.ndarray, vocab: list[str] | None = None) -> np.ndarray:
+    """Integer codes for strings ('' -> -1); a given vocabulary fixes the first codes."""
+    lookup = {v: i for i, v in enumerate(vocab or [])}
+    out = np.empty(len(values), np.int64)
+    for i, v in enumerate(values):
+        if not v:
+            out[i] = -1
+        else:
+            out[i] = lookup.setdefault(v, len(lookup)) if vocab is None or v in lookup else -1
+    return out

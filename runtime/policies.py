@@ -1,0 +1,126 @@
+"""What happens between raw scores and the list a user sees: filters, blends, boosts, diversity.
+
+Each policy is a small function over a candidate short list (row indices,
+scores, vectors, metadata) so it can be tested on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
+                              "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
+
+
+@dataclass
+class Filters:
+    """Business filters: every set field must hold for an item to be shown."""
+
+    languages: list[str] | None = None
+    modalities: list[str] | None = None
+    genres: list[str] | None = None
+    exclude_genres: list[str] | None = None
+    exclude_items: list[str] | None = None
+    kids_safe: bool = False
+    max_duration_s: float | None = None
+
+
+@dataclass
+class Policy:
+    """Tunable behaviour of `recommend()` (bundle defaults apply where not set)."""
+
+    diversity: float = 0.0  # MMR trade-off: 0 = pure relevance, 1 = pure novelty against the list
+    max_per_creator: int | None = None
+    max_per_genre: int | None = None
+    freshness: float = 0.0  # score bonus for new releases (decays over freshness_days)
+    freshness_days: float = 30.0
+    language_boost: float = 0.05  # bonus for items in the user's usual languages
+    feedback_weight: float = 0.5  # how strongly "more like this" / "not interested" steer
+    feedback_radius: float = 0.6  # cosine above which an item counts as a near neighbour
+    cold_start_items: int = 3  # histories shorter than this blend in popularity
+    short_list: int = 100
+    use_ranker: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def filter_mask(catalog, rows: np.ndarray, filters: Filters | None) -> np.ndarray:
+    """True where the item at `rows` passes every filter."""
+    keep = np.ones(len(rows), bool)
+    if filters is None:
+        return keep
+    if filters.languages:
+        keep &= catalog.matches("language", rows, filters.languages)
+    if filters.modalities:
+        keep &= catalog.matches("modality", rows, filters.modalities)
+    if filters.genres:
+        keep &= catalog.matches("genre", rows, filters.genres)
+    if filters.exclude_genres:
+        keep &= ~catalog.matches("genre", rows, filters.exclude_genres)
+    if filters.kids_safe:
+        keep &= catalog.matches("genre", rows, KIDS_SAFE_GENRES)
+    if filters.max_duration_s is not None:
+        keep &= catalog.numeric_column("duration", rows) <= filters.max_duration_s
+    if filters.exclude_items:
+        excluded = {catalog.index.get(i) for i in filters.exclude_items} - {None}
+        keep &= ~np.isin(rows, list(excluded))
+    return keep
+
+
+def standardize(scores: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(scores)
+    if finite.sum() < 2:
+        return np.where(finite, 0.0, scores)
+    mean, std = scores[finite].mean(), scores[finite].std()
+    return (scores - mean) / max(std, 1e-9)
+
+
+def popularity_prior(popularity: np.ndarray, release_ts: np.ndarray, now: float, trend_days: float = 30.0) -> np.ndarray:
+    """Log popularity with a bonus for recent releases: what a newcomer sees first."""
+    age_days = np.maximum(now - release_ts, 0) / 86_400
+    fresh = np.where(release_ts > 0, np.exp(-age_days / trend_days), 0.0)
+    return np.log1p(popularity) * (1.0 + fresh)
+
+
+def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.ndarray, policy: Policy) -> np.ndarray:
+    """Raise near neighbours of "more like this" items, lower those of "not interested" ones."""
+    adjust = np.zeros(len(vectors), np.float32)
+    radius = policy.feedback_radius
+    if len(liked):
+        sim = (vectors @ liked.T).max(1)
+        adjust += policy.feedback_weight * np.clip((sim - radius) / (1 - radius), 0, 1)
+    if len(disliked):
+        sim = (vectors @ disliked.T).max(1)
+        adjust -= 2 * policy.feedback_weight * np.clip((sim - radius) / (1 - radius), 0, 1)
+    return adjust
+
+
+def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators: np.ndarray | None = None,
+        genres: np.ndarray | None = None, max_per_creator: int | None = None,
+        max_per_genre: int | None = None) -> np.ndarray:
+    """Greedy maximal marginal relevance with optional caps; returns positions into the short list."""
+    n = len(scores)
+    relevance = standardize(scores.astype(np.float64))
+    chosen: list[int] = []
+    max_sim = np.full(n, 0.0)
+    per_creator: dict = {}
+    per_genre: dict = {}
+    available = np.isfinite(relevance)
+    while len(chosen) < k and available.any():
+        value = (1 - weight) * relevance - weight * max_sim * 3.0  # similarity is on a smaller scale
+        value = np.where(available, value, -np.inf)
+        best = int(np.argmax(value))
+        available[best] = False
+        if max_per_creator and creators is not None and creators[best] and per_creator.get(creators[best], 0) >= max_per_creator:
+            continue
+        if max_per_genre and genres is not None and genres[best] and per_genre.get(genres[best], 0) >= max_per_genre:
+            continue
+        chosen.append(best)
+        if creators is not None:
+            per_creator[creators[best]] = per_creator.get(creators[best], 0) + 1
+        if genres is not None:
+            per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
+        if weight > 0:
+            max_sim = np.maximum(max_sim, vectors @ vectors[best])
+    return np.asarray(chosen, np.int64)
