@@ -9,8 +9,6 @@ model card, written through the schema of `edgerec.runtime.bundle`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -124,14 +122,13 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     if cfg.evaluate:
         say("measuring test metrics")
         metrics.update(_model_metrics(model, ckpt.info, dataset, split, teacher, bundle_table))
-    space = hashlib.sha256(table.astype(np.float32).tobytes() + json.dumps(model.config.to_dict()).encode())
     manifest_items = dict(items, count=len(dataset.catalog))
     writer.add_json("model_card.json", {"checkpoint": str(checkpoint), "config": model.config.to_dict(),
                                         "training": {k: v for k, v in ckpt.info.items() if k != "history"},
                                         "export": asdict(cfg)})
     _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
     return writer.finish(
-        embedding_space=space.hexdigest()[:24], dim=model.config.dim, items=manifest_items,
+        dim=model.config.dim, items=manifest_items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,
         data_version={"source": dataset.meta.get("source", str(data_dir)), "users": dataset.n_users,

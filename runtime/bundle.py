@@ -140,6 +140,21 @@ class Manifest:
 # ------------------------------------------------------------------ checks
 
 
+def embedding_space_id(files: dict[str, dict], models: list[ModelEntry], items: dict) -> str:
+    """Identity of the vector space: the item table and every user encoder that maps into it.
+
+    Computed from the files' checksums, so a table or an encoder swapped in from
+    another export (even with its checksum updated) no longer matches.
+    """
+    members = [items["embeddings"]["file"], items["embeddings"].get("scales")]
+    members += sorted(m.file for m in models if m.role == "user_encoder")
+    digest = hashlib.sha256()
+    for name in members:
+        if name:
+            digest.update(name.encode() + b"=" + files[name]["sha256"].encode() + b";")
+    return digest.hexdigest()[:24]
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -216,6 +231,10 @@ class Bundle:
         for entry in self.manifest.models:
             if entry.file not in self.manifest.files:
                 raise BundleError(f"model file {entry.file} is not listed with a checksum in the manifest")
+        expected = embedding_space_id(self.manifest.files, self.manifest.models, self.manifest.items)
+        if expected != self.manifest.embedding_space:
+            raise BundleError("embedding-space mismatch: the item table and the user encoder(s) do not come from "
+                              "the same export; re-export the bundle instead of mixing files")
 
     def path(self, name: str) -> Path:
         if name not in self.manifest.files:
@@ -289,12 +308,13 @@ class BundleWriter:
         self.add_file(entry.file)
         self.models.append(entry)
 
-    def finish(self, *, embedding_space: str, dim: int, items: dict, defaults: dict, metrics: dict,
+    def finish(self, *, dim: int, items: dict, defaults: dict, metrics: dict,
                budgets: dict, reference: dict, data_version: dict) -> Manifest:
         from edgerec import __version__
 
+        space = embedding_space_id(self.files, self.models, items)
         manifest = Manifest(
-            name=self.name, embedding_space=embedding_space, dim=dim, items=items, models=self.models,
+            name=self.name, embedding_space=space, dim=dim, items=items, models=self.models,
             files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
             reference=reference, data_version=data_version,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), edgerec_version=__version__,
