@@ -33,9 +33,17 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from edgerec.cli import bundle_cmd, data_cmd, demo_cmd, evaluate_cmd, train_cmd
+    from edgerec.cli import (
+        bench_cmd,
+        bundle_cmd,
+        compress_cmd,
+        data_cmd,
+        demo_cmd,
+        evaluate_cmd,
+        train_cmd,
+    )
 
-    for module in (data_cmd, train_cmd, evaluate_cmd, bundle_cmd, demo_cmd):
+    for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, bundle_cmd, bench_cmd, demo_cmd):
         module.register(cli)
 
 

@@ -37,7 +37,7 @@ from edgerec.models.train import (
 @dataclass
 class DistillConfig:
     top_k: int = 32  # teacher candidates per position
-    negatives: int = 256  # shared sampled items per batch added to the candidate lists
+    negatives: int = 128  # shared sampled items per batch added to the candidate lists
     weight: float = 1.0  # weight of the listwise KL term
     temperature: float = 1.0  # softening of both score lists
     align: float = 0.0  # weight of hidden-state alignment (0 = off)
@@ -50,14 +50,15 @@ class DistillConfig:
 
 @torch.no_grad()
 def teacher_targets(teacher: NextItemModel, windows: np.ndarray, top_k: int, batch: int = 256,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher hidden states (W, L, D) fp16 and its top-K item rows (W, L, K) for every window position."""
+                    progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, ...]:
+    """For every window position: the teacher's hidden state (fp16), its top-K rows and their logits (fp16)."""
     teacher.eval()
     items = teacher.item_vectors()
     items[0] = 0.0
     n, length = windows.shape[0], windows.shape[1] - 1
     hidden = torch.empty(n, length, items.shape[1], dtype=torch.float16)
     top = torch.empty(n, length, top_k, dtype=torch.int32)
+    logits = torch.empty(n, length, top_k, dtype=torch.float16)
     inputs = torch.as_tensor(windows[:, :-1])
     if inputs.shape[1] > teacher.config.max_len:
         raise ConfigError(f"the student's history length {inputs.shape[1]} exceeds the teacher's "
@@ -66,51 +67,56 @@ def teacher_targets(teacher: NextItemModel, windows: np.ndarray, top_k: int, bat
         h = teacher.hidden(inputs[start:start + batch])
         scores = h @ items.T
         scores[..., 0] = float("-inf")
-        top[start:start + batch] = scores.topk(top_k, dim=-1).indices.to(torch.int32)
+        best = scores.topk(top_k, dim=-1)
+        top[start:start + batch] = best.indices.to(torch.int32)
+        logits[start:start + batch] = (best.values / teacher.config.temperature).half()
         hidden[start:start + batch] = h.half()
         if progress:
             progress(min(start + batch, n), n)
-    return hidden, top
+    return hidden, top, logits
 
 
 class DistillationLoss(nn.Module):
     """The extra loss of `train_model` for a student: listwise KL to the teacher (+ alignment)."""
 
-    def __init__(self, teacher: NextItemModel, hidden: torch.Tensor, top: torch.Tensor, counts: np.ndarray,
+    def __init__(self, teacher: NextItemModel, targets: tuple[torch.Tensor, ...], counts: np.ndarray,
                  student_dim: int, config: DistillConfig, seed: int = 0):
         super().__init__()
         self.config = config
         with torch.no_grad():
             self.teacher_items = teacher.item_vectors().detach()
         self.teacher_temperature = teacher.config.temperature
-        self.hidden, self.top = hidden, top
+        self.hidden, self.top, self.top_logits = targets
         weights = (np.asarray(counts, np.float64) + 1.0) ** 0.75
         self.probs = torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed + 17)
-        self.project = nn.Linear(student_dim, hidden.shape[-1]) if config.align > 0 else None
+        self.project = nn.Linear(student_dim, self.hidden.shape[-1]) if config.align > 0 else None
 
     def forward(self, student: NextItemModel, hidden: torch.Tensor, mask: torch.Tensor,
-                batch: torch.Tensor) -> torch.Tensor:
+                batch: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
+        table = student.item_vectors() if table is None else table
         h_student = hidden[mask]  # (T, d)
-        h_teacher = self.hidden[batch][mask].float()  # (T, D)
         own = self.top[batch][mask].long()  # (T, K)
-        shared = torch.multinomial(self.probs, cfg.negatives, replacement=False, generator=self.generator) + 1
-        t_own = (h_teacher.unsqueeze(1) * self.teacher_items[own]).sum(-1)
-        t_shared = h_teacher @ self.teacher_items[shared].T
-        s_own = (h_student.unsqueeze(1) * student.item_vectors(own)).sum(-1)
-        s_shared = h_student @ student.item_vectors(shared).T
-        teacher_logits = torch.cat([t_own, t_shared], 1) / (self.teacher_temperature * cfg.temperature)
-        student_logits = torch.cat([s_own, s_shared], 1) / (student.config.temperature * cfg.temperature)
-        # a shared item that is also in a row's top-K would count twice: hide the duplicate
-        duplicate = (shared.unsqueeze(0).unsqueeze(0) == own.unsqueeze(-1)).any(1)
-        teacher_logits[:, own.shape[1]:] = teacher_logits[:, own.shape[1]:].masked_fill(duplicate, float("-inf"))
-        student_logits[:, own.shape[1]:] = student_logits[:, own.shape[1]:].masked_fill(duplicate, float("-inf"))
-        target = F.softmax(teacher_logits, -1)
-        terms = target * (torch.log(target.clamp_min(1e-12)) - F.log_softmax(student_logits, -1))
+        t_own = self.top_logits[batch][mask].float()
+        s_own = (h_student.unsqueeze(1) * table[own]).sum(-1) / student.config.temperature
+        teacher_logits, student_logits = t_own, s_own
+        h_teacher = None
+        if cfg.negatives:
+            shared = torch.multinomial(self.probs, cfg.negatives, replacement=False, generator=self.generator) + 1
+            h_teacher = self.hidden[batch][mask].float()
+            t_shared = h_teacher @ self.teacher_items[shared].T / self.teacher_temperature
+            s_shared = h_student @ table[shared].T / student.config.temperature
+            # a shared item that is also in a row's top-K would count twice: hide the duplicate
+            duplicate = (shared.view(1, 1, -1) == own.unsqueeze(-1)).any(1)
+            teacher_logits = torch.cat([t_own, t_shared.masked_fill(duplicate, float("-inf"))], 1)
+            student_logits = torch.cat([s_own, s_shared.masked_fill(duplicate, float("-inf"))], 1)
+        target = F.softmax(teacher_logits / cfg.temperature, -1)
+        terms = target * (torch.log(target.clamp_min(1e-12)) - F.log_softmax(student_logits / cfg.temperature, -1))
         kl = torch.where(target > 0, terms, 0.0).sum(-1).mean()  # hidden duplicates add nothing
         loss = cfg.weight * kl * cfg.temperature ** 2
         if self.project is not None:
+            h_teacher = self.hidden[batch][mask].float() if h_teacher is None else h_teacher
             loss = loss + cfg.align * F.mse_loss(self.project(h_student), h_teacher)
         return loss
 
@@ -122,9 +128,9 @@ def distill_model(dataset: Dataset, split: Split, teacher: NextItemModel, config
     """Train the student `config` with the teacher's help; the result records both losses' settings."""
     distill.validate()
     windows = training_windows(split.train, config.max_len)
-    hidden, top = teacher_targets(teacher, windows, distill.top_k,
-                                  progress=(lambda d, t: progress("teacher", d, t, {})) if progress else None)
-    extra = DistillationLoss(teacher, hidden, top, item_counts(split), config.dim, distill, train.seed)
+    targets = teacher_targets(teacher, windows, distill.top_k,
+                              progress=(lambda d, t: progress("teacher", d, t, {})) if progress else None)
+    extra = DistillationLoss(teacher, targets, item_counts(split), config.dim, distill, train.seed)
     info = {"distillation": asdict(distill), "teacher_parameters": int(sum(p.numel() for p in teacher.parameters())),
             **(info_extra or {})}
     return train_model(dataset, split, config, train, out=out, extra_loss=extra, progress=progress, info_extra=info)

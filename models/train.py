@@ -10,6 +10,7 @@ every epoch's batches and DDP (gloo on CPU) averages the gradients.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class TrainConfig:
     eval_users: int = 2000  # validation users scored after each epoch (0 = all)
     seed: int = 0
     max_minutes: float | None = None  # stop (keeping the best epoch) when this much time has passed
+    final_lr: float = 0.1  # cosine decay of the learning rate to this fraction of lr over the epochs
 
     def validate(self) -> TrainConfig:
         if self.loss not in ("full", "sampled"):
@@ -114,19 +116,25 @@ class NextItemLoss(nn.Module):
         mask = (targets > 0) & (inputs > 0)  # the first item of a history has nothing to predict it from
         h, t = hidden[mask], targets[mask]
         temperature = self.model.config.temperature
+        # every item's vector once per step, when many lookups follow (full softmax, distillation)
+        table = self.model.item_vectors() if (self.loss == "full" or self.extra is not None) else None
+
+        def vectors(index: torch.Tensor) -> torch.Tensor:
+            return table[index] if table is not None else self.model.item_vectors(index)
+
         if self.loss == "full":
-            logits = h @ self.model.item_vectors().T / temperature
+            logits = h @ table.T / temperature
             logits[:, 0] = float("-inf")  # never predict padding
             loss = F.cross_entropy(logits, t)
         else:
             # sampled softmax with log-Q correction; accidental hits of the target are masked out
             h = h / temperature
-            pos = (h * self.model.item_vectors(t)).sum(-1)
-            neg = torch.addmm(-log_q.unsqueeze(0), h, self.model.item_vectors(negatives).T)
+            pos = (h * vectors(t)).sum(-1)
+            neg = torch.addmm(-log_q.unsqueeze(0), h, vectors(negatives).T)
             neg = neg.masked_fill(negatives.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
             loss = (torch.logaddexp(pos, torch.logsumexp(neg, 1)) - pos).mean()
         if self.extra is not None:
-            loss = loss + self.extra(self.model, hidden, mask, batch)
+            loss = loss + self.extra(self.model, hidden, mask, batch, table)
         return loss
 
 
@@ -149,7 +157,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
 
     `init` warm-starts from a trained model (its weights are copied where they
     fit); `resume` continues an interrupted run saved at `out`. `extra_loss`
-    (distillation) is called as extra(model, hidden, mask, window_index) and
+    (distillation) is called as extra(model, hidden, mask, window_index, item_table) and
     its own parameters are trained too.
     """
     train.validate()
@@ -204,6 +212,9 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             w = torch.as_tensor(windows[batch])
             negatives, log_q = sampler.sample(train.negatives) if train.loss == "sampled" else (None, None)
             loss = runner(w[:, :-1], w[:, 1:], negatives, log_q, torch.as_tensor(batch))
+            progress_in_run = (epoch + step / max(len(batches), 1)) / train.epochs
+            for group in optimizer.param_groups:
+                group["lr"] = train.lr * (train.final_lr + (1 - train.final_lr) * 0.5 * (1 + math.cos(math.pi * progress_in_run)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, 5.0)

@@ -98,7 +98,10 @@ def test_resume_continues_where_it_stopped(tiny, tmp_path):
     dataset, split = tiny
     cfg = ModelConfig(dim=16, layers=1, max_len=8)
     full = train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9))
-    train_model(dataset, split, cfg, TrainConfig(epochs=1, batch_size=32, eval_users=0, patience=9), out=tmp_path)
+    # "interrupted" after its first epoch: a time budget of zero stops the run there
+    first = train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9,
+                                                         max_minutes=0), out=tmp_path)
+    assert first.info["epochs_run"] == 1
     resumed = train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9),
                           out=tmp_path, resume=True)
     assert resumed.info["epochs_run"] == 3
@@ -125,9 +128,10 @@ def test_distillation_loss_decreases(tiny):
     teacher = train_model(dataset, split, ModelConfig(dim=32, layers=2, max_len=8), FAST).model
     student_cfg = ModelConfig(dim=8, layers=1, heads=1, max_len=8, own_rows=100, hash_buckets=20)
     windows = training_windows(split.train, 8)
-    hidden, top = teacher_targets(teacher, windows, top_k=8)
-    assert hidden.shape == (len(windows), 8, 32) and top.shape == (len(windows), 8, 8)
-    kd = DistillationLoss(teacher, hidden, top, item_counts(split), 8, DistillConfig(top_k=8, negatives=32))
+    targets = teacher_targets(teacher, windows, top_k=8)
+    hidden, top, logits = targets
+    assert hidden.shape == (len(windows), 8, 32) and top.shape == logits.shape == (len(windows), 8, 8)
+    kd = DistillationLoss(teacher, targets, item_counts(split), 8, DistillConfig(top_k=8, negatives=32))
     student = build_model(student_cfg, build_item_data(dataset.catalog, item_counts(split), own_rows=100,
                                                        hash_buckets=20))
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)

@@ -1,0 +1,82 @@
+"""`edgerec bench`: prove a bundle fits a device before it ships (non-zero exit on a missed budget)."""
+
+from __future__ import annotations
+
+import click
+
+from edgerec.cli.output import console, table, write_json
+
+
+@click.command("bench")
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--profile", "profile_name", default="phone-mid", show_default=True,
+              help="Device profile (phone-mid, stb-low, tv-high).")
+@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
+              help="Override a profile field, e.g. --set p99_ms=8 --set threads=2.")
+@click.option("--items", type=int, help="Grow the catalog to this many items for the run.")
+@click.option("--requests", default=400, show_default=True)
+@click.option("--compare", multiple=True, type=click.Path(exists=True),
+              help="Another bundle whose user encoders are timed alongside (e.g. the fp32 export).")
+@click.option("--conformance", is_flag=True, help="Also check the device reproduces the bundle's references.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="PNG with latency plots.")
+def bench(bundle, profile_name, overrides, items, requests, compare, conformance, json_out, plot_out) -> None:
+    """Latency per stage and end to end, open time, memory and size, against a device profile."""
+    from edgerec.device_tests.bench import BenchConfig, run_bench, summary
+    from edgerec.device_tests.profiles import get_profile
+    from edgerec.errors import ConfigError
+
+    try:
+        pairs = dict(o.split("=", 1) for o in overrides)
+    except ValueError:
+        raise ConfigError("--set takes FIELD=VALUE") from None
+    profile = get_profile(profile_name, pairs)
+    cfg = BenchConfig(requests=requests, items=items, compare=list(compare))
+    with console.status(f"benchmarking under profile {profile.name} ({profile.threads} thread(s))"):
+        result = run_bench(bundle, profile, cfg)
+    print_bench(result)
+    if conformance:
+        from edgerec.device_tests.conformance import check_conformance
+
+        report = check_conformance(bundle)
+        table(report["models"], title="conformance with the bundle's reference outputs")
+        result["conformance"] = report
+        if not report["passed"]:
+            result["failures"].append("conformance: the device does not reproduce the bundle's reference outputs")
+            result["passed"] = False
+    if plot_out:
+        from edgerec.device_tests.plots import plot_bench
+
+        made = plot_bench(result, plot_out)
+        console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+    write_json(json_out, summary(result))
+    if not result["passed"]:
+        for failure in result["failures"]:
+            console.print(f"[red]budget missed:[/red] {failure}")
+        raise SystemExit(1)
+    console.print(f"[green]within every budget of {profile.name}[/green]")
+
+
+def print_bench(result: dict) -> None:
+    rows = [{"engine": r["backend"], "kernel": r["kernel"], "open ms": r["open_ms"],
+             **{k: r["end_to_end"][k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+             "req/s": r["throughput_rps"]} for r in result["runs"]]
+    table(rows, title=f"recommend(), {result['items']:,} items, profile {result['profile']['name']}")
+    stages = []
+    for r in result["runs"]:
+        for name, s in r["stages"].items():
+            stages.append({"engine": r["backend"], "stage": name, "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"]})
+    table(stages, title="per stage")
+    table([{k: e[k] for k in ("bundle", "file", "quantization", "bytes", "p50_ms", "p99_ms")} for e in result["encoders"]],
+          title="user encoder alone (batch 1)")
+    ret = result["retrieval"]
+    table([{k: m.get(k, "") for k in ("method", "index_bytes", "p50_ms", "p99_ms", "skipped")} for m in ret["methods"]],
+          title=f"retrieval of the top {ret['k']} over {ret['items']:,} items (dim {ret['dim']})")
+    console.print(f"copy bandwidth {ret['copy_bandwidth_gbs']:.1f} GB/s; scan bound {ret['scan_bound_ms']:.3f} ms "
+                  f"for {ret['table_bytes']:,} bytes; the scan reaches {ret['scan_fraction_of_bound']:.0%} of it "
+                  f"({ret['note']})")
+    console.print(f"peak RSS {result['peak_rss_mb']:.0f} MB; bundle {result['bundle_bytes']:,} bytes")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(bench)

@@ -1,0 +1,42 @@
+"""`python -m edgerec.device_tests BUNDLE --profile NAME`: the benchmark with only the runtime installed.
+
+(`--worker SPEC OUT` is the internal entry of the measuring child process.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edgerec.device_tests.bench import BenchConfig, run_bench, run_worker, summary
+from edgerec.device_tests.profiles import DeviceProfile, get_profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        spec = json.loads(open(argv[1]).read())
+        profile = DeviceProfile(**{k: tuple(v) if k == "cpus" and v else v for k, v in spec["profile"].items()})
+        result = run_worker(spec["bundle"], profile, BenchConfig(**spec["config"]))
+        with open(argv[2], "w") as handle:
+            json.dump(result, handle)
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m edgerec.device_tests", description=__doc__)
+    parser.add_argument("bundle")
+    parser.add_argument("--profile", default="phone-mid")
+    parser.add_argument("--items", type=int)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--json", dest="json_out")
+    args = parser.parse_args(argv)
+    result = run_bench(args.bundle, get_profile(args.profile), BenchConfig(requests=args.requests, items=args.items))
+    text = json.dumps(summary(result), indent=2)
+    if args.json_out:
+        with open(args.json_out, "w") as handle:
+            handle.write(text)
+    print(text)
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

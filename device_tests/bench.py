@@ -1,0 +1,298 @@
+"""`edgerec bench`: latency, memory and size of a bundle on a device profile, side by side in one run.
+
+The measurements run in a child process that takes the profile's CPU
+affinity, thread count and memory cap (the parent is never constrained), and
+that imports only the runtime. In one run it measures: bundle open time;
+recommend() end to end and per stage for every engine the bundle and the
+device share; the user encoder alone for this bundle and any --compare
+bundles (e.g. fp32 against int8); the retrieval scan against faiss-cpu flat
+inner product and usearch exact search on the same table (when installed);
+the memory-bandwidth bound of the scan and the scan's share of it; peak RSS.
+Budgets of the profile decide the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.device_tests.profiles import DeviceProfile
+from edgerec.errors import EdgerecError
+
+
+@dataclass
+class BenchConfig:
+    requests: int = 400
+    warmup: int = 40
+    users: int = 200
+    history: int = 30  # events per synthetic user
+    items: int | None = None  # grow the catalog to this many items first
+    compare: list[str] = field(default_factory=list)  # more bundles whose encoders to time alongside
+    retrieval_queries: int = 200
+    baselines: bool = True  # faiss / usearch when installed
+    seed: int = 0
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    a = np.asarray(samples_ms, np.float64)
+    if a.size == 0:
+        return {"count": 0}
+    return {"count": int(a.size), "mean_ms": float(a.mean()), "p50_ms": float(np.percentile(a, 50)),
+            "p95_ms": float(np.percentile(a, 95)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+
+
+def _time_calls(fn, n: int) -> list[float]:
+    """Time fn(i) for i in 0..n-1 after a short warm-up (inputs vary, so caches do not flatter)."""
+    for i in range(min(5, n)):
+        fn(i)
+    out = []
+    for i in range(n):
+        began = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - began) * 1e3)
+    return out
+
+
+def _timed(fn, n: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        began = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - began) * 1e3)
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process. Linux's VmHWM belongs to the current program only;
+    ru_maxrss can carry a parent's peak across fork+exec, so it is the fallback."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+# ------------------------------------------------------------------ worker (child process)
+
+
+def apply_profile(profile: DeviceProfile) -> None:
+    if profile.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(profile.cpus))
+    if profile.memory_mb:
+        limit = int(profile.memory_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _users(rec, cfg: BenchConfig, rng) -> list[str]:
+    """Synthetic users with histories of real catalog items, recorded through the runtime."""
+    n = rec.catalog.base_count
+    users = []
+    for u in range(cfg.users):
+        name = f"bench-{u}"
+        start = int(rng.integers(0, n))
+        for i in range(cfg.history):  # runs of neighbouring rows: series, creators
+            row = (start + i if rng.random() < 0.7 else int(rng.integers(0, n))) % n
+            rec.history.record(name, rec.catalog.item_id(row), "finish", ts=1_700_000_000 + i)
+        users.append(name)
+    return users
+
+
+def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg: BenchConfig) -> dict:
+    from edgerec.runtime import Recommender
+
+    began = time.perf_counter()
+    rec = Recommender.open(bundle_path, backend=backend, threads=profile.threads)
+    open_ms = (time.perf_counter() - began) * 1e3
+    rng = np.random.default_rng(cfg.seed)
+    users = _users(rec, cfg, rng)
+    for i in range(cfg.warmup):
+        rec.recommend(users[i % len(users)], k=10)
+    rec.monitor = type(rec.monitor)()  # count only measured requests
+    latencies = []
+    began = time.perf_counter()
+    for i in range(cfg.requests):
+        user = users[int(rng.integers(0, len(users)))]
+        if i % 5 == 0:  # real-time: some requests follow a fresh event
+            rec.history.record(user, rec.catalog.item_id(int(rng.integers(0, rec.catalog.base_count))), "play")
+        t = time.perf_counter()
+        rec.recommend(user, k=10)
+        latencies.append((time.perf_counter() - t) * 1e3)
+    wall = time.perf_counter() - began
+    stats = rec.monitor.snapshot()
+    result = {"backend": backend, "open_ms": open_ms, "end_to_end": percentiles(latencies),
+              "throughput_rps": cfg.requests / wall, "stages": stats["stages"], "counters": stats["counters"],
+              "kernel": rec.scan.kernel, "latencies_ms": latencies}
+    rec.close()
+    return result
+
+
+def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> list[dict]:
+    """The user encoder alone (batch 1, full history length), for each model file of each bundle."""
+    from edgerec.runtime.backends import available_backends, open_model
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.encoder import UserEncoder
+
+    rows = []
+    engines = available_backends()
+    for path in paths:
+        bundle = Bundle.open(path)
+        length = int(bundle.manifest.defaults.get("history_length", 50))
+        histories = np.random.default_rng(0).integers(1, bundle.manifest.items["count"], (n, length))
+        for entry in bundle.manifest.models:
+            if entry.role != "user_encoder" or entry.format not in engines:
+                continue
+            encoder = UserEncoder(open_model(bundle.path(entry.file), entry, profile.threads), entry, length)
+            samples = _time_calls(lambda row, e=encoder, h=histories: e.encode_rows(h[row][None]), n)
+            rows.append({"bundle": bundle.manifest.name, "file": entry.file, "format": entry.format,
+                         "quantization": entry.quantization, "bytes": bundle.manifest.files[entry.file]["bytes"],
+                         **percentiles(samples)})
+    return rows
+
+
+def copy_bandwidth_gbs(megabytes: int = 256) -> float:
+    """Measured memory bandwidth of a large copy (bytes copied per second, best of 5)."""
+    src = np.ones(megabytes * 1024 * 1024 // 8, np.float64)
+    dst = np.empty_like(src)
+    best = min(_timed(lambda: np.copyto(dst, src), 5, warmup=1))
+    return src.nbytes / (best / 1e3) / 1e9
+
+
+def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig) -> dict:
+    """The int8 scan against faiss flat and usearch exact on the same table and queries."""
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.catalog import ItemCatalog
+    from edgerec.runtime.retrieval import ExactScan, numkong_available, top_rows
+
+    catalog = ItemCatalog(Bundle.open(bundle_path, verify=False))
+    table, scales = np.asarray(catalog.table), catalog.scales
+    n, dim = table.shape
+    rng = np.random.default_rng(cfg.seed)
+    queries = catalog.vectors(rng.integers(0, n, cfg.retrieval_queries))
+    queries += rng.normal(0, 0.05, queries.shape).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    k = 100
+    table_bytes = int(table.nbytes + (scales.nbytes if scales is not None else 0))
+    rows = []
+
+    def run(name, search, memory):
+        samples = _time_calls(lambda i: search(queries[i]), len(queries))
+        rows.append({"method": name, "index_bytes": int(memory), **percentiles(samples)})
+
+    kernels = ["numkong", "numpy"] if numkong_available() else ["numpy"]
+    for kernel in kernels:
+        scan = ExactScan(table, scales, kernel)
+        run(f"edgerec scan ({table.dtype}, {kernel})", lambda q, s=scan: top_rows(s.scores(q), k),
+            table_bytes + (scan.index_bytes if kernel == "numkong" else 0))
+    float_table = catalog.vectors(np.arange(n)) if cfg.baselines else None
+    if cfg.baselines:
+        try:
+            import faiss
+
+            faiss.omp_set_num_threads(profile.threads)
+            index = faiss.IndexFlatIP(dim)
+            index.add(float_table)
+            run("faiss-cpu IndexFlatIP (fp32)", lambda q: index.search(q[None], k), index.ntotal * dim * 4)
+            del index
+        except ImportError:
+            rows.append({"method": "faiss-cpu IndexFlatIP (fp32)", "skipped": "faiss-cpu not installed"})
+        try:
+            from usearch.index import MetricKind, search
+
+            int8 = np.asarray(table)
+            run("usearch exact (int8)", lambda q: search(int8, np.clip(np.round(q * 127), -127, 127).astype(np.int8),
+                                                           k, MetricKind.IP, exact=True, threads=profile.threads),
+                int8.nbytes)
+        except ImportError:
+            rows.append({"method": "usearch exact (int8)", "skipped": "usearch not installed"})
+    bandwidth = copy_bandwidth_gbs()
+    bound_ms = table_bytes / (bandwidth * 1e9) * 1e3
+    ours = rows[0]
+    return {"items": n, "dim": dim, "dtype": str(table.dtype), "table_bytes": table_bytes, "k": k, "methods": rows,
+            "copy_bandwidth_gbs": bandwidth, "scan_bound_ms": bound_ms,
+            "scan_fraction_of_bound": bound_ms / ours["p50_ms"] if ours.get("p50_ms") else None,
+            "note": "a fraction above 1 means the table was served from CPU caches, not memory"}
+
+
+def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig) -> dict:
+    apply_profile(profile)
+    from edgerec.runtime.backends import available_backends
+    from edgerec.runtime.bundle import Bundle
+
+    source = Path(bundle)
+    with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as scratch:
+        if cfg.items:
+            from edgerec.device_tests.scale import scaled_bundle
+
+            source = scaled_bundle(Bundle.open(source), cfg.items, Path(scratch) / "scaled", cfg.seed)
+        manifest = Bundle.open(source).manifest
+        bundle_bytes = Bundle.open(source).size_bytes()
+        engines = [e for e in available_backends() if e in manifest.formats("user_encoder")]
+        runs = [bench_recommend(source, engine, profile, cfg) for engine in engines]
+        rss_runtime = peak_rss_mb()  # before the baselines below allocate their float copies
+        encoders = bench_encoders([source] + [Path(p) for p in cfg.compare], profile)
+        retrieval = bench_retrieval(source, profile, cfg)
+    return {"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg), "items": manifest.items["count"],
+            "bundle_bytes": int(bundle_bytes), "runs": runs, "encoders": encoders, "retrieval": retrieval,
+            "peak_rss_mb": rss_runtime, "peak_rss_mb_with_baselines": peak_rss_mb(),
+            "python": sys.version.split()[0], "machine": os.uname().machine, "cpus_seen": os.cpu_count(),
+            "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+
+
+# ------------------------------------------------------------------ orchestrator (parent process)
+
+
+def check_budgets(result: dict, profile: DeviceProfile) -> list[str]:
+    failures = []
+    for run in result["runs"]:
+        if run["end_to_end"]["p99_ms"] > profile.p99_ms:
+            failures.append(f"{run['backend']}: recommend() p99 {run['end_to_end']['p99_ms']:.2f} ms exceeds the "
+                            f"{profile.p99_ms} ms budget")
+        if run["open_ms"] > profile.open_ms:
+            failures.append(f"{run['backend']}: bundle open {run['open_ms']:.0f} ms exceeds {profile.open_ms} ms")
+    if result["peak_rss_mb"] > profile.rss_mb:
+        failures.append(f"peak RSS {result['peak_rss_mb']:.0f} MB exceeds the {profile.rss_mb} MB budget")
+    if result["bundle_bytes"] / 1e6 > profile.bundle_mb:
+        failures.append(f"bundle is {result['bundle_bytes'] / 1e6:.1f} MB, over the {profile.bundle_mb} MB budget")
+    if not result["runs"]:
+        failures.append("no inference engine on this device runs this bundle's user encoder")
+    return failures
+
+
+def run_bench(bundle: str | Path, profile: DeviceProfile, cfg: BenchConfig, timeout: float = 3600) -> dict:
+    """Run the worker in a fresh process under the profile; returns its result plus the budget verdict."""
+    with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as scratch:
+        spec = Path(scratch) / "spec.json"
+        out = Path(scratch) / "result.json"
+        spec.write_text(json.dumps({"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg)}))
+        env = dict(os.environ, OMP_NUM_THREADS=str(profile.threads))
+        proc = subprocess.run([sys.executable, "-m", "edgerec.device_tests", "--worker", str(spec), str(out)],
+                              capture_output=True, text=True, timeout=timeout, env=env)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout)[-1500:]
+            raise EdgerecError(f"the benchmark process failed (exit {proc.returncode}); its last words:\n{tail}")
+        result = json.loads(out.read_text())
+    result["failures"] = check_budgets(result, profile)
+    result["passed"] = not result["failures"]
+    return result
+
+
+def summary(result: dict) -> dict:
+    """The result without raw latency samples (for JSON and tables)."""
+    slim = json.loads(json.dumps(result))
+    for run in slim["runs"]:
+        run.pop("latencies_ms", None)
+    return slim

@@ -1,0 +1,58 @@
+"""A bundle grown to N items, to measure how a device copes with a larger catalog.
+
+The extra rows are perturbed copies of real item vectors (so score
+distributions stay realistic), re-quantized like the original table; the
+models are the bundle's own files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.runtime.bundle import Bundle, BundleWriter
+
+
+def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) -> Path:
+    """Write a copy of `source` whose item table has `n_items` rows (returns the new folder)."""
+    out = Path(out)
+    m = source.manifest
+    rng = np.random.default_rng(seed)
+    base = source.array(m.items["embeddings"]["file"], mmap=False).astype(np.float32)
+    scales = m.items["embeddings"].get("scales")
+    if scales:
+        base = base * source.array(scales, mmap=False)[:, None]
+    picks = rng.integers(0, len(base), n_items)
+    vectors = base[picks] + rng.normal(0, 0.05, (n_items, base.shape[1])).astype(np.float32)
+    vectors[: min(len(base), n_items)] = base[: min(len(base), n_items)]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    writer = BundleWriter(out, f"{m.name}-{n_items}")
+    dtype = m.items["embeddings"]["dtype"]
+    if dtype == "int8":
+        scale = np.abs(vectors).max(1) / 127.0
+        table = np.clip(np.round(vectors / scale[:, None]), -127, 127).astype(np.int8)
+    else:
+        table, scale = vectors.astype(dtype), None
+    embeddings = {"file": writer.add_array("items/embeddings.npy", table), "dtype": dtype}
+    if scale is not None:
+        embeddings["scales"] = writer.add_array("items/scales.npy", scale.astype(np.float32))
+    strings = {
+        "ids": writer.add_strings("items/ids", [f"x{i}" for i in range(n_items)]),
+        "titles": writer.add_strings("items/titles", [f"Item {i}" for i in range(n_items)]),
+        "tags": writer.add_strings("items/tags", [""] * n_items),
+    }
+    categorical = {}
+    for name, spec in m.items["categorical"].items():
+        codes = source.array(spec["codes"], mmap=False)[picks]
+        categorical[name] = {"codes": writer.add_array(f"items/{name}.npy", codes), "vocab": spec["vocab"]}
+    numeric = {name: writer.add_array(f"items/{name}.npy", source.array(path, mmap=False)[picks])
+               for name, path in m.items["numeric"].items()}
+    for entry in m.models:
+        shutil.copyfile(source.path(entry.file), writer.file_path(entry.file))
+        writer.add_model(entry)
+    writer.finish(dim=m.dim, items={"count": n_items, "embeddings": embeddings, "strings": strings,
+                                    "categorical": categorical, "numeric": numeric},
+                  defaults=m.defaults, metrics={}, budgets=m.budgets, reference={}, data_version=m.data_version)
+    return out

@@ -1,0 +1,86 @@
+"""The device benchmark and conformance: well-formed results, profiles and budgets honoured."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.device_tests import BenchConfig, check_conformance, get_profile, run_bench
+from edgerec.errors import ConfigError, EdgerecError
+
+FAST = BenchConfig(requests=40, warmup=5, users=20, history=8, retrieval_queries=30)
+
+
+# budgets far above anything a tiny bundle needs: these tests check behaviour, not speed
+LENIENT = {"p99_ms": "10000", "open_ms": "100000", "rss_mb": "4000"}
+
+
+@pytest.fixture(scope="module")
+def result(tiny_bundle):
+    return run_bench(tiny_bundle, get_profile("stb-low", LENIENT), FAST)
+
+
+def test_result_is_complete_and_within_budget(result):
+    assert result["passed"], result["failures"]
+    assert {r["backend"] for r in result["runs"]} == {"onnx", "tflite"}
+    for run in result["runs"]:
+        assert run["end_to_end"]["count"] == 40 and run["end_to_end"]["p99_ms"] >= run["end_to_end"]["p50_ms"] > 0
+        assert {"history", "encode", "retrieve", "rank", "policies", "total"} <= set(run["stages"])
+        assert run["open_ms"] > 0
+    methods = [m["method"] for m in result["retrieval"]["methods"]]
+    assert methods[0].startswith("edgerec scan") and any("faiss" in m for m in methods)
+    assert result["retrieval"]["copy_bandwidth_gbs"] > 0 and result["retrieval"]["scan_fraction_of_bound"] > 0
+    assert len(result["encoders"]) == 2 and 0 < result["peak_rss_mb"] < 1000 and result["bundle_bytes"] > 0
+
+
+def test_profile_is_applied_in_the_worker(result):
+    assert result["affinity"] == [0]  # stb-low pins the benchmark to core 0
+    assert result["profile"]["name"] == "stb-low" and result["profile"]["memory_mb"] == 2048
+
+
+def test_budgets_decide_the_verdict_and_exit_code(tiny_bundle, tmp_path):
+    strict = get_profile("stb-low", {"p99_ms": "0.0001", "bundle_mb": "0.01"})
+    verdict = run_bench(tiny_bundle, strict, FAST)
+    assert not verdict["passed"]
+    assert any("p99" in f for f in verdict["failures"]) and any("bundle is" in f for f in verdict["failures"])
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", str(tiny_bundle), "--profile", "stb-low", "--set", "p99_ms=0.0001",
+                                      "--requests", "20", "--json", str(out), "--plot", str(tmp_path / "b.png")])
+    assert result.exit_code == 1 and "budget missed" in result.output
+    saved = json.loads(out.read_text())
+    assert saved["passed"] is False and "latencies_ms" not in saved["runs"][0]
+    assert (tmp_path / "b.png").stat().st_size > 1000
+
+
+def test_profiles_and_overrides():
+    assert get_profile("phone-mid", {"threads": "2"}).threads == 2
+    assert get_profile("stb-low", {"cpus": "0,1"}).cpus == (0, 1)
+    with pytest.raises(ConfigError, match="unknown device profile"):
+        get_profile("fridge")
+    with pytest.raises(ConfigError, match="unknown profile field"):
+        get_profile("stb-low", {"speed": "fast"})
+
+
+def test_memory_cap_is_enforced(tiny_bundle):
+    with pytest.raises(EdgerecError, match="benchmark process failed"):
+        run_bench(tiny_bundle, get_profile("stb-low", {"memory_mb": "40"}), FAST)
+
+
+def test_conformance_passes_and_catches_a_wrong_reference(tiny_bundle, tmp_path):
+    report = check_conformance(str(tiny_bundle))
+    assert report["passed"] and {m["format"] for m in report["models"]} == {"onnx", "tflite"}
+    import shutil
+
+    import numpy as np
+
+    from edgerec.runtime.bundle import sha256_file
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_bundle, bad)
+    vectors = np.load(bad / "reference" / "user_vectors.npy")
+    np.save(bad / "reference" / "user_vectors.npy", -vectors)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["files"]["reference/user_vectors.npy"]["sha256"] = sha256_file(bad / "reference" / "user_vectors.npy")
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    assert not check_conformance(str(bad))["passed"]
