@@ -19,15 +19,18 @@ from edgerec.cli.output import console, fmt, key_values, table
               show_default=True, help="Item table precision.")
 @click.option("--ranker", type=click.Path(exists=True, file_okay=False), help="A ranker trained for --model.")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Record the teacher's metrics.")
+@click.option("--content", type=click.Path(exists=True, file_okay=False),
+              help="A content student (`edgerec content distill`) to ship for new items and tagging.")
 @click.option("--min-agreement", default=0.9, show_default=True, help="Top-10 agreement a quantized file must keep.")
 @click.option("--name", help="Bundle name (default: the folder name).")
-def export(checkpoint, data_dir, out, formats, quantize, table_dtype, ranker, teacher, min_agreement, name) -> None:
+def export(checkpoint, data_dir, out, formats, quantize, table_dtype, ranker, teacher, content, min_agreement,
+           name) -> None:
     """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle."""
     from edgerec.export.bundle_builder import ExportConfig, export_bundle
 
     cfg = ExportConfig(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), quantize=quantize,
                        table_dtype=table_dtype, min_top10_agreement=min_agreement, name=name)
-    manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher,
+    manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher, content=content,
                              progress=lambda msg: console.print(f"  {msg}"))
     _print_manifest(manifest, out)
 

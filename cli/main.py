@@ -37,13 +37,14 @@ def _register() -> None:
         bench_cmd,
         bundle_cmd,
         compress_cmd,
+        content_cmd,
         data_cmd,
         demo_cmd,
         evaluate_cmd,
         train_cmd,
     )
 
-    for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, bundle_cmd, bench_cmd, demo_cmd):
+    for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, bench_cmd, demo_cmd):
         module.register(cli)
 
 

@@ -18,6 +18,9 @@ MODEL_OPTIONS = [
     click.option("--own-rows", type=int, help="Only the N most consumed items get an own id row ..."),
     click.option("--hash-buckets", default=0, show_default=True, help="... the rest share this many rows."),
     click.option("--no-features", is_flag=True, help="Ids only: no genre/creator/series/tag embeddings."),
+    click.option("--content", "content_specs", multiple=True, metavar="NAME=FILE.npy",
+                 help="Per-modality item vectors fused into the item tower (rows in items.csv order), "
+                      "e.g. --content text=text.npy --content audio=audio.npy."),
     click.option("--epochs", default=20, show_default=True),
     click.option("--batch-size", default=128, show_default=True),
     click.option("--lr", default=2e-3, show_default=True),
@@ -42,11 +45,33 @@ def _configs(arch, o):
 
     model = ModelConfig(arch=arch, dim=o["dim"], layers=o["layers"], heads=o["heads"], max_len=o["max_len"],
                         dropout=o["dropout"], own_rows=o["own_rows"], hash_buckets=o["hash_buckets"],
-                        use_features=not o["no_features"])
+                        use_features=not o["no_features"],
+                        content={name: int(v.shape[1]) for name, v in _content(o["content_specs"]).items()})
     train = TrainConfig(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], loss=o["loss"],
                         negatives=o["negatives"], patience=o["patience"], eval_users=o["eval_users"],
                         seed=o["seed"], max_minutes=o["max_minutes"])
     return model, train
+
+
+def _content(specs) -> dict:
+    """NAME=FILE.npy options -> {name: (items, width) float32 array}."""
+    import numpy as np
+
+    from edgerec.errors import ConfigError
+
+    out = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            raise ConfigError(f"--content takes NAME=FILE.npy, not {spec!r}")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--content {name}: cannot read {path} ({exc})") from None
+        if array.ndim != 2:
+            raise ConfigError(f"--content {name}: {path} must be a 2-D array (items x width)")
+        out[name] = array.astype(np.float32)
+    return out
 
 
 def _rank() -> int:
@@ -106,7 +131,8 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
     model_cfg, train_cfg = _configs(arch, options)
     init = load_model(init_ckpt)[0] if init_ckpt else None
     result = train_model(dataset, split, model_cfg, train_cfg, out=out, init=init, resume=resume,
-                         progress=TrainProgress(), info_extra={"data": str(data_dir), "init": init_ckpt})
+                         progress=TrainProgress(), content=_content(options["content_specs"]) or None,
+                         info_extra={"data": str(data_dir), "init": init_ckpt})
     _summary(result.info, out)
 
 
@@ -151,7 +177,8 @@ def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, **o
     model_cfg, train_cfg = _configs(teacher_model.config.arch, options)
     kd = DistillConfig(top_k=top_k, weight=kd_weight, temperature=kd_temperature, align=align)
     result = distill_model(dataset, split, teacher_model, model_cfg, train_cfg, kd, out=out,
-                           progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher})
+                           progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher},
+                           content=_content(options["content_specs"]) or None)
     _summary(result.info, out)
 
 

@@ -124,7 +124,7 @@ class DistillationLoss(nn.Module):
 def distill_model(dataset: Dataset, split: Split, teacher: NextItemModel, config: ModelConfig,
                   train: TrainConfig, distill: DistillConfig, *, out: str | Path | None = None,
                   progress: Callable[[str, int, int, dict], None] | None = None,
-                  info_extra: dict | None = None) -> TrainResult:
+                  info_extra: dict | None = None, content: dict[str, np.ndarray] | None = None) -> TrainResult:
     """Train the student `config` with the teacher's help; the result records both losses' settings."""
     distill.validate()
     windows = training_windows(split.train, config.max_len)
@@ -133,4 +133,5 @@ def distill_model(dataset: Dataset, split: Split, teacher: NextItemModel, config
     extra = DistillationLoss(teacher, targets, item_counts(split), config.dim, distill, train.seed)
     info = {"distillation": asdict(distill), "teacher_parameters": int(sum(p.numel() for p in teacher.parameters())),
             **(info_extra or {})}
-    return train_model(dataset, split, config, train, out=out, extra_loss=extra, progress=progress, info_extra=info)
+    return train_model(dataset, split, config, train, out=out, extra_loss=extra, progress=progress, info_extra=info,
+                       content=content)

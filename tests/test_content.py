@@ -1,0 +1,173 @@
+"""Content models with the real packaged MiniLM: teacher, ONNX export, student, bundle, tagging, audio."""
+
+import wave
+
+import numpy as np
+import pytest
+import torch
+
+from edgerec.compress.content_distill import (
+    ContentDistillConfig,
+    distill_content,
+    embed,
+    save_student,
+)
+from edgerec.data.store import load_dataset
+from edgerec.export.bundle_builder import ExportConfig, export_bundle
+from edgerec.models.content import ContentTeacher, item_texts, load_tokenizer, tokenize
+from edgerec.runtime import Recommender
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return ContentTeacher()
+
+
+@pytest.fixture(scope="module")
+def student_dir(tiny_bundle, teacher, tmp_path_factory):
+    catalog = load_dataset(tiny_bundle.parent / "data").catalog
+    texts = item_texts(catalog)
+    train, held = texts[:400], texts[900:1000]
+    tokenizer = load_tokenizer(teacher.dir, 48)
+    student, info = distill_content(tokenizer, train, teacher.encode(train), held, teacher.encode(held),
+                                    ContentDistillConfig(epochs=12))
+    out = tmp_path_factory.mktemp("content") / "student"
+    save_student(out, student, teacher.dir, info)
+    return out, info
+
+
+def test_teacher_is_the_real_minilm_offline(teacher):
+    v = teacher.encode(["a tense crime thriller series about detectives",
+                        "a dark crime drama about a detective and a cold case",
+                        "an upbeat pop track about summer love"])
+    assert v.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2  # it reads meaning
+
+
+def test_teacher_onnx_export_and_int8_stay_close(teacher, tmp_path):
+    from edgerec.compress.quantize import quantize_onnx
+    from edgerec.export.content import export_teacher_onnx, run_content_file
+    from edgerec.runtime.backends import open_backend
+
+    texts = ["a melancholic folk song about the countryside", "space travel and robots in an epic sci-fi film",
+             "a cooking short about street food", "history podcast on ancient rome"]
+    expected = teacher.encode(texts)
+    fp32 = export_teacher_onnx(teacher.dir, tmp_path / "minilm")
+    int8 = quantize_onnx(fp32, tmp_path / "minilm-int8.onnx", "int8-dynamic")
+    tokenizer = load_tokenizer(teacher.dir, 128)
+    for path, floor in ((fp32, 0.9999), (int8, 0.97)):
+        got = run_content_file(open_backend(path, "onnx"), "onnx", None, tokenizer, texts)
+        got /= np.linalg.norm(got, axis=1, keepdims=True)
+        assert (got * expected).sum(1).min() > floor
+    assert int8.stat().st_size < fp32.stat().st_size / 3
+
+
+def test_student_learns_the_teacher(student_dir):
+    _, info = student_dir
+    history = info["history"]
+    assert history[-1]["cosine_mean"] > history[0]["cosine_mean"] + 0.1
+    assert info["held_out_cosine_mean"] > 0.6  # tiny run; the full run's figures are in the report
+
+
+def test_student_exports_to_both_formats_with_parity(student_dir, teacher, tmp_path):
+    from edgerec.compress.content_distill import load_student
+    from edgerec.export.content import TFLITE_TOKENS, export_student, run_content_file
+    from edgerec.runtime.backends import open_backend
+
+    student, _ = load_student(student_dir[0])
+    texts = ["a relaxing ambient track for sleep", "a funny comedy podcast episode"]
+    tokenizer = load_tokenizer(teacher.dir, 48)
+    fixed = load_tokenizer(teacher.dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
+    ids, mask = tokenize(tokenizer, texts)
+    expected = embed(student, ids, mask)
+    for fmt in ("onnx", "tflite"):
+        path, config = export_student(student, fmt, "none", tmp_path / f"s.{fmt}", tmp_path)
+        got = run_content_file(open_backend(path, fmt, config=config), fmt, fixed, tokenizer, texts)
+        assert np.abs(got - expected).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def content_bundle(tiny_bundle, student_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cb") / "bundle"
+    export_bundle(tiny_bundle.parent / "ckpt", tiny_bundle.parent / "data", out,
+                  ExportConfig(evaluate=False, parity_users=100, min_top10_agreement=0.8), content=student_dir[0])
+    return out
+
+
+def test_bundle_carries_the_content_encoder(content_bundle):
+    from edgerec.runtime import Bundle
+
+    m = Bundle.open(content_bundle).manifest
+    assert set(m.formats("content_encoder")) == {"onnx", "tflite"}
+    entry = m.model("content_encoder", "onnx")
+    assert entry.extra["tokenizer"] == "content/tokenizer.json" and entry.extra["projection_fit"]["cosine_mean"] > 0
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_new_item_from_metadata_only_and_zero_shot_tags(content_bundle, backend):
+    rec = Recommender.open(content_bundle, backend=backend)
+    cat = rec.catalog
+    source = cat.meta(42)
+    rec.add_items([{"item_id": "fresh", "title": source["title"] + " II", "description": "",
+                    "tags": source["tags"], "genre": source["genre"]}])
+    row = cat.row("fresh")
+    assert cat.meta(row)["vector_source"] == "content encoder"
+    vector = cat.vectors(np.array([row]))[0]
+    sims = cat.vectors(np.arange(cat.base_count)) @ vector
+    same_genre = cat.matches("genre", np.arange(cat.base_count), [source["genre"]])
+    assert sims[same_genre].mean() > sims[~same_genre].mean()  # it lands among items of its kind
+    labels = rec.tag(text="a dark and tense horror film about a haunted house")
+    assert {"genre", "mood", "tags"} <= set(labels) and labels["tags"]
+    assert rec.tag(item_id=cat.item_id(0))["genre"]
+
+
+def _tone(path, freq, seconds=2.0, rate=16000, clicks_bpm=None):
+    t = np.arange(int(seconds * rate)) / rate
+    signal = 0.3 * np.sin(2 * np.pi * freq * t)
+    if clicks_bpm:
+        period = int(rate * 60 / clicks_bpm)
+        signal[::period] += 0.9
+    data = (np.clip(signal, -1, 1) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(data.tobytes())
+
+
+def test_audio_features_from_raw_sound(tmp_path):
+    from edgerec.models.audio import FEATURES, catalog_audio_features
+
+    _tone(tmp_path / "low.wav", 220)
+    _tone(tmp_path / "high.wav", 3000)
+    _tone(tmp_path / "beat.wav", 440, seconds=6, clicks_bpm=120)
+    matrix, found = catalog_audio_features(["low", "high", "beat", "silent"], tmp_path)
+    assert matrix.shape == (4, FEATURES) and found == 3
+    centroid = FEATURES - 8
+    assert matrix[1, centroid] > matrix[0, centroid]  # a higher pitch moves the spectral centroid up
+    assert abs(matrix[2, -1] * 200 - 120) < 15  # tempo of the clicks
+    assert not matrix[3].any()
+
+
+def test_item_tower_fuses_per_modality_vectors(tiny_bundle, tmp_path):
+    from edgerec.data.split import leave_last_out
+    from edgerec.models.checkpoint import load_model
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig, train_model
+
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    rng = np.random.default_rng(0)
+    content = {"text": rng.normal(size=(dataset.n_items, 12)).astype(np.float32),
+               "audio": rng.normal(size=(dataset.n_items, 5)).astype(np.float32)}
+    cfg = ModelConfig(arch="two-tower", dim=16, layers=1, max_len=8, content={"text": 12, "audio": 5})
+    result = train_model(dataset, leave_last_out(dataset), cfg, TrainConfig(epochs=1, eval_users=0),
+                         out=tmp_path, content=content)
+    model, _ = load_model(tmp_path)
+    assert set(model.item_data.content) == {"text", "audio"}
+    with torch.no_grad():
+        assert torch.allclose(model.item_vectors()[:5], result.model.item_vectors()[:5], atol=1e-6)
+        changed = model.items.content_text.clone()
+        model.items.content_text[1:] = 0  # the text vectors feed the item vectors
+        assert not torch.allclose(model.item_vectors()[1:5], result.model.item_vectors()[1:5])
+        model.items.content_text.copy_(changed)

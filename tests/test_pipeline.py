@@ -1,0 +1,52 @@
+"""The main job end to end on a tiny world, and the compression report (real exports, real engines)."""
+
+import json
+
+import pytest
+
+from edgerec.data.synth import SynthConfig
+from edgerec.models.config import ModelConfig
+from edgerec.models.train import TrainConfig
+from edgerec.pipeline import DemoConfig, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    cfg = DemoConfig(
+        out=out, quick=True, synth=SynthConfig(users=200, items=700, events=9_000, seed=2),
+        baselines=("popular", "itemknn"),
+        teacher=ModelConfig(dim=32, layers=1, heads=2, max_len=12),
+        teacher_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
+        student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
+        student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
+        replay_users=20, bench_items=None,
+    )
+    steps = []
+    results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
+    return out, results, steps
+
+
+def test_demo_runs_every_step_and_writes_its_report(demo_run):
+    out, results, steps = demo_run
+    assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench"]
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
+    assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
+    assert (out / "bench.png").exists() and json.loads((out / "bench.json").read_text())["runs"]
+    assert results["bundle"]["metrics"]["teacher"]["NDCG@10"] > 0
+    assert 0 <= results["replay"]["HR@10"] <= 1 and results["replay"]["example"]["recommendations"]
+    assert {m["file"] for m in results["bundle"]["models"]} >= {"user_encoder.onnx", "user_encoder.tflite",
+                                                               "ranker.onnx", "ranker.tflite"}
+
+
+def test_compression_report_measures_every_variant(demo_run):
+    _, results, _ = demo_run
+    rows = {r["variant"]: r for r in results["compression"]}
+    assert "teacher fp32 (onnx)" in rows and "student int8 weights (tflite)" in rows
+    fp32, int8 = rows["student fp32 (onnx)"], rows["student int8 weights (onnx)"]
+    assert int8["table_bytes"] < fp32["table_bytes"] / 2 and int8["encoder_bytes"] < fp32["encoder_bytes"]
+    assert int8["encoder_bytes"] < rows["teacher fp32 (onnx)"]["encoder_bytes"]
+    assert abs(int8["NDCG@10"] - fp32["NDCG@10"]) < 0.05
+    for row in rows.values():
+        assert 0 <= row["top10_agreement_with_teacher"] <= 1 and row["encoder_p50_ms"] > 0
