@@ -1,1 +1,1 @@
-"""cli"""
+"""The `edgerec` command line: thin click commands that parse, call the library and print."""

@@ -40,11 +40,13 @@ def _register() -> None:
         content_cmd,
         data_cmd,
         demo_cmd,
+        device_cmd,
         evaluate_cmd,
         train_cmd,
     )
 
-    for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, bench_cmd, demo_cmd):
+    for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, device_cmd, bench_cmd,
+                   demo_cmd):
         module.register(cli)
 
 

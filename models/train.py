@@ -45,7 +45,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.0
-    loss: str = "full"  # "full" softmax over the catalog, or "sampled"
+    loss: str = "sampled"  # "sampled" softmax (log-Q corrected), or "full" softmax over the catalog
     negatives: int = 1024  # for the sampled softmax
     patience: int = 3  # epochs without a better validation NDCG@10 before stopping
     eval_users: int = 2000  # validation users scored after each epoch (0 = all)

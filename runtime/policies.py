@@ -37,8 +37,7 @@ class Policy:
     freshness: float = 0.0  # score bonus for new releases (decays over freshness_days)
     freshness_days: float = 30.0
     language_boost: float = 0.05  # bonus for items in the user's usual languages
-    feedback_weight: float = 0.5  # how strongly "more like this" / "not interested" steer
-    feedback_radius: float = 0.6  # cosine above which an item counts as a near neighbour
+    feedback_weight: float = 1.0  # how strongly "more like this" / "not interested" steer (in score deviations)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
@@ -84,15 +83,16 @@ def popularity_prior(popularity: np.ndarray, release_ts: np.ndarray, now: float,
 
 
 def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.ndarray, policy: Policy) -> np.ndarray:
-    """Raise near neighbours of "more like this" items, lower those of "not interested" ones."""
-    adjust = np.zeros(len(vectors), np.float32)
-    radius = policy.feedback_radius
-    if len(liked):
-        sim = (vectors @ liked.T).max(1)
-        adjust += policy.feedback_weight * np.clip((sim - radius) / (1 - radius), 0, 1)
-    if len(disliked):
-        sim = (vectors @ disliked.T).max(1)
-        adjust -= 2 * policy.feedback_weight * np.clip((sim - radius) / (1 - radius), 0, 1)
+    """Raise near neighbours of "more like this" items, lower those of "not interested" ones.
+
+    "Near" is relative to the candidates at hand (standardised similarity above
+    one deviation), so it works the same for any model's similarity scale.
+    """
+    adjust = np.zeros(len(vectors), np.float64)
+    for group, sign in ((liked, 1.0), (disliked, -2.0)):
+        if len(group) and len(vectors) > 1:
+            closeness = standardize((vectors @ group.T).max(1).astype(np.float64))
+            adjust += sign * policy.feedback_weight * np.clip(closeness - 1.0, 0.0, 3.0)
     return adjust
 
 

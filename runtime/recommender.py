@@ -352,6 +352,12 @@ class Recommender:
                         self.monitor.count("encoder_nan")
                         user_vector = None
             cold = user_vector is None
+        if state.liked:  # "more like this" pulls the query itself towards those items
+            liked = cat.vectors(np.array(state.liked[-3:], np.int64))
+            pull = liked.mean(0) * policy.feedback_weight
+            user_vector = pull if user_vector is None else user_vector + pull
+            user_vector = (user_vector / max(float(np.linalg.norm(user_vector)), 1e-12)).astype(np.float32)
+            cold = False
         with self.monitor.stage("retrieve"):
             scores = self._scores(user, user_vector, added, state, now, policy, cold)
             scores[~active] = -np.inf
@@ -401,6 +407,7 @@ class Recommender:
                 excluded.add(row)
             if e.event == "more_like_this":
                 liked.append(row)
+                excluded.add(row)  # show what is like it, not the item itself
             elif e.event == "not_interested":
                 disliked.append(row)
         for row in consumed[-50:]:
@@ -413,12 +420,22 @@ class Recommender:
         languages.update({lang: 3 for lang in prefs.get("language", [])})
         return UserState(consumed, excluded, liked[-5:], disliked[-20:], tags, languages)
 
+    def _prior(self, now: float) -> np.ndarray:
+        """Standardised popularity-with-freshness of every row; cached per catalog version and hour."""
+        key = (self.catalog.version, len(self.catalog), int(now // 3600))
+        cached = getattr(self, "_prior_cache", None)
+        if cached is None or cached[0] != key:
+            cat = self.catalog
+            extra = len(cat) - cat.base_count
+            prior = popularity_prior(np.r_[cat.numeric["popularity"], np.zeros(extra)],
+                                     np.r_[cat.numeric["release_ts"], np.zeros(extra)], now)
+            self._prior_cache = cached = (key, standardize(prior).astype(np.float32))
+        return cached[1]
+
     def _scores(self, user, user_vector, added, state, now, policy, cold) -> np.ndarray:
         cat = self.catalog
-        prior = popularity_prior(np.r_[cat.numeric["popularity"], np.zeros(len(added))],
-                                 np.r_[cat.numeric["release_ts"], np.zeros(len(added))], now)
         if cold:
-            scores = standardize(prior)
+            scores = self._prior(now).copy()
             if state.tags:  # onboarding choices (or liked items' tags) pull matching items up
                 scores = scores + 1.5 * self._tag_match(state.tags)
             if state.languages:
@@ -438,7 +455,7 @@ class Recommender:
         n = len(state.consumed)
         if n < policy.cold_start_items:  # a short history: lean on popularity until it grows
             alpha = n / policy.cold_start_items
-            scores = alpha * standardize(scores) + (1 - alpha) * standardize(prior)
+            scores = alpha * standardize(scores) + (1 - alpha) * self._prior(now)
         return scores.astype(np.float32)
 
     def _tag_match(self, tags: Counter) -> np.ndarray:
@@ -507,7 +524,7 @@ class Recommender:
         boost = np.zeros(len(pool))
         liked = cat.vectors(np.array(state.liked, np.int64)) if state.liked else np.zeros((0, vectors.shape[1]))
         disliked = cat.vectors(np.array(state.disliked, np.int64)) if state.disliked else np.zeros((0, vectors.shape[1]))
-        boost += feedback_adjustment(vectors, liked, disliked, policy) * 2.0
+        boost += feedback_adjustment(vectors, liked, disliked, policy)
         if policy.language_boost and state.languages:
             usual = [lang for lang, _ in state.languages.most_common(2)]
             boost += policy.language_boost * cat.matches("language", pool, usual)

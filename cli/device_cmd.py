@@ -1,0 +1,106 @@
+"""Acting as a device: `edgerec recommend`, `edgerec record`, `edgerec history show|export|forget`.
+
+These use only the runtime, so they work where only `pip install edgerec` is installed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from edgerec.cli.output import console, table, write_json
+
+HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
+                       type=click.Path(dir_okay=False), help="The on-device history database.")
+
+
+@click.command("recommend")
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--user", required=True)
+@click.option("--k", default=10, show_default=True)
+@HISTORY
+@click.option("--backend", type=click.Choice(["auto", "onnx", "tflite"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["phone", "tv", "tablet", "web"]), help="Context: the device type.")
+@click.option("--language", "languages", multiple=True, help="Only items in these languages.")
+@click.option("--kids-safe", is_flag=True)
+@click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, json_out) -> None:
+    """The user's top-k items right now, with the reason for each."""
+    from edgerec.runtime import Filters, Policy, Recommender
+
+    with Recommender.open(bundle, history=history_path, backend=backend) as rec:
+        policy = Policy(diversity=diversity) if diversity is not None else None
+        results = rec.recommend(user, k=k, context={"device": device} if device else None,
+                                filters=Filters(languages=list(languages) or None, kids_safe=kids_safe),
+                                policy=policy)
+        stats = rec.stats()
+    table([{"#": i + 1, "item": r.item_id, "title": r.title, "score": r.score, "why": r.reason.text}
+           for i, r in enumerate(results)], title=f"for {user}")
+    console.print(f"[dim]{stats['stages']['total']['p50_ms']:.1f} ms, backend {stats['backend']}[/dim]")
+    write_json(json_out, [r.to_dict() for r in results])
+
+
+@click.command("record")
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--user", required=True)
+@click.option("--item", required=True)
+@click.option("--event", type=click.Choice(["play", "finish", "skip", "like", "not_interested", "more_like_this"]),
+              default="play", show_default=True)
+@click.option("--value", type=float, help="e.g. the share watched.")
+@HISTORY
+def record(bundle, user, item, event, value, history_path) -> None:
+    """Store one event in the on-device history."""
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(bundle, history=history_path) as rec:
+        event_id = rec.record(user, item, event, value)
+    console.print(f"recorded {event} of {item} for {user} (event {event_id})")
+
+
+@click.group("history")
+def history_group() -> None:
+    """Inspect, export or forget what the device stores about a user."""
+
+
+@history_group.command("show")
+@click.argument("user")
+@HISTORY
+@click.option("--last", default=20, show_default=True)
+def show(user, history_path, last) -> None:
+    from edgerec.runtime.history import HistoryStore
+
+    store = HistoryStore(history_path)
+    events = store.events(user, limit=last)
+    table([{"id": e.id, "item": e.item, "event": e.event, "value": e.value if e.value is not None else "",
+            "time": e.ts} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
+
+
+@history_group.command("export")
+@click.argument("user")
+@HISTORY
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+def export_cmd(user, history_path, out) -> None:
+    """Everything stored about USER, as JSON (the user's right to their data)."""
+    from edgerec.runtime.history import HistoryStore
+
+    write_json(out, HistoryStore(history_path).export(user))
+
+
+@history_group.command("forget")
+@click.argument("user")
+@HISTORY
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def forget(user, history_path, yes) -> None:
+    """Delete USER's events and preferences; nothing readable is left in the database files."""
+    from edgerec.runtime.history import HistoryStore
+
+    if not yes:
+        click.confirm(f"Forget everything about {user}?", abort=True)
+    removed = HistoryStore(history_path).forget(user)
+    console.print(f"forgot {user}: {removed} events removed")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(recommend)
+    cli.add_command(record)
+    cli.add_command(history_group)
