@@ -8,8 +8,15 @@ from edgerec.cli.output import console, fmt, key_values, table
 
 
 @click.command("export")
-@click.option("--model", "checkpoint", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "checkpoint", type=click.Path(exists=True, file_okay=False),
               help="The trained recommender (usually the distilled student).")
+@click.option("--encoder", "user_encoder", type=click.Path(exists=True, dir_okay=False),
+              help="Instead of --model: your own ONNX/TFLite user encoder (with --spec and --item-vectors).")
+@click.option("--torch-module", help="Instead of --model: 'package.module:factory' returning your PyTorch encoder.")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False),
+              help='JSON: {"input": {"name", "dtype", "history_length"}, "output": {"name"}, "dim"}.')
+@click.option("--item-vectors", type=click.Path(exists=True, dir_okay=False),
+              help="(items, dim) float32 .npy in items.csv order, for --encoder/--torch-module.")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New bundle folder.")
 @click.option("--format", "formats", default="onnx,tflite", show_default=True, help="onnx, tflite or both.")
@@ -23,15 +30,48 @@ from edgerec.cli.output import console, fmt, key_values, table
               help="A content student (`edgerec content distill`) to ship for new items and tagging.")
 @click.option("--min-agreement", default=0.9, show_default=True, help="Top-10 agreement a quantized file must keep.")
 @click.option("--name", help="Bundle name (default: the folder name).")
-def export(checkpoint, data_dir, out, formats, quantize, table_dtype, ranker, teacher, content, min_agreement,
-           name) -> None:
-    """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle."""
+def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir, out, formats, quantize, table_dtype,
+           ranker, teacher, content, min_agreement, name) -> None:
+    """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle.
+
+    Your own models can be bundled too: --encoder FILE or --torch-module MOD:FN, with --spec and --item-vectors.
+    """
+    from edgerec.errors import ConfigError
     from edgerec.export.bundle_builder import ExportConfig, export_bundle
+
+    if user_encoder or torch_module:
+        if not (spec and item_vectors):
+            raise ConfigError("a user-supplied encoder needs --spec and --item-vectors")
+        _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name)
+        return
+    if not checkpoint:
+        raise ConfigError("give --model CKPT (or --encoder/--torch-module for your own model)")
 
     cfg = ExportConfig(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), quantize=quantize,
                        table_dtype=table_dtype, min_top10_agreement=min_agreement, name=name)
     manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher, content=content,
                              progress=lambda msg: console.print(f"  {msg}"))
+    _print_manifest(manifest, out)
+
+
+def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name) -> None:
+    import importlib
+
+    from edgerec.errors import ConfigError
+    from edgerec.export.custom import EncoderSpec, bundle_torch_module, bundle_user_model
+
+    encoder_spec = EncoderSpec.load(spec)
+    if user_encoder:
+        manifest = bundle_user_model(user_encoder, encoder_spec, item_vectors, data_dir, out, table_dtype=table_dtype,
+                                     name=name)
+    else:
+        module_name, _, factory = torch_module.partition(":")
+        try:
+            module = getattr(importlib.import_module(module_name), factory)()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot build --torch-module {torch_module} ({exc})") from None
+        manifest = bundle_torch_module(module.eval(), encoder_spec, item_vectors, data_dir, out,
+                                       table_dtype=table_dtype, name=name)
     _print_manifest(manifest, out)
 
 

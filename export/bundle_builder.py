@@ -122,7 +122,7 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     say("writing the item table and metadata")
     items = _write_items(writer, dataset.catalog, stored, scales, train_popularity(split))
     reference_files = _write_reference(writer, rows[: cfg.reference_users], reference[: cfg.reference_users],
-                                       bundle_table, cfg)
+                                       bundle_table, cfg.k)
     if cfg.evaluate:
         say("measuring test metrics")
         metrics.update(_model_metrics(model, ckpt.info, dataset, split, teacher, bundle_table))
@@ -260,14 +260,14 @@ def _write_items(writer: BundleWriter, catalog: Catalog, stored: np.ndarray, sca
     return {"embeddings": embeddings, "strings": columns, "categorical": categorical, "numeric": numeric}
 
 
-def _write_reference(writer, rows, vectors, table, cfg) -> dict:
+def _write_reference(writer, rows, vectors, table, k: int) -> dict:
     seen = [r[r > 0] - 1 for r in rows]  # what a device knows: the stored history rows
-    top = top_k_rows(vectors, table, cfg.k, seen)
+    top = top_k_rows(vectors, table, k, seen)
     return {
         "histories": writer.add_array("reference/histories.npy", rows.astype(np.int64)),
         "user_vectors": writer.add_array("reference/user_vectors.npy", vectors.astype(np.float32)),
         "top_k": writer.add_array("reference/top_k.npy", top.astype(np.int64)),
-        "k": cfg.k,
+        "k": k,
         "note": "histories are model rows (item index + 1), left-padded with 0; top_k excludes the items in them",
         "tolerance": {"cosine_min": 0.98, "top_k_agreement": 0.8},
     }
