@@ -67,11 +67,16 @@ def cold_start_check(data_dir: str | Path, content_dir: str | Path, out: str | P
                                                         "language", "creator", "series_id")}
         meta["tags"] = list(dataset.catalog.tags[h])
         metas.append(meta)
-    # the device path: add_items() with metadata only embeds them with the bundle's content encoder
+    # the device path: add_items() with metadata only (content encoder + related items when both exist)
     rec.add_items([{"item_id": item_id, **meta} for item_id, meta in zip(new_ids, metas)])
-    content_vectors = cat.vectors(np.array([cat.row(i) for i in new_ids]))
-    related = np.stack([rec._vector_from_metadata(m) for m in metas])
-    related /= np.linalg.norm(related, axis=1, keepdims=True)
+    device_default = cat.vectors(np.array([cat.row(i) for i in new_ids]))
+
+    def placement(**use):
+        vectors = np.stack([rec.metadata_vector(m, **use)[0] for m in metas])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    content_vectors = placement(use_related=False)
+    related = placement(use_content=False)
     dim = rec.manifest.dim
     random_vectors = rng.normal(size=(len(held), dim)).astype(np.float32)
     random_vectors /= np.linalg.norm(random_vectors, axis=1, keepdims=True)
@@ -97,7 +102,9 @@ def cold_start_check(data_dir: str | Path, content_dir: str | Path, out: str | P
         if pairs_rows else np.zeros((0, dim), np.float32)
     targets = np.asarray(pairs_target)
     results = []
-    for name, vectors in (("content encoder (on device)", content_vectors), ("related items (no content model)", related),
+    for name, vectors in (("device default: content encoder + related items", device_default),
+                          ("content encoder only", content_vectors),
+                          ("related items only (no content model)", related),
                           ("popularity placement", popularity_vectors), ("random placement", random_vectors)):
         hits = 0
         for row in range(len(users)):

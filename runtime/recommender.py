@@ -263,14 +263,8 @@ class Recommender:
                 raise ConfigError(f"item {spec['item_id']!r}: vector has {vector.size} values, the bundle's space "
                                   f"has {dim}")
             meta["vector_source"] = "given"
-        elif self.content is not None:
-            from edgerec.runtime.content import metadata_text
-
-            vector = self.content.item_vectors(self.content.embed([metadata_text(meta)]))[0]
-            meta["vector_source"] = "content encoder"
         else:
-            vector = self._vector_from_metadata(meta)
-            meta["vector_source"] = "related items"
+            vector, meta["vector_source"] = self.metadata_vector(meta)
         if not np.all(np.isfinite(vector)):
             raise ConfigError(f"item {spec['item_id']!r}: vector holds NaN or infinite values")
         norm = float(np.linalg.norm(vector))
@@ -278,31 +272,51 @@ class Recommender:
             raise ConfigError(f"item {spec['item_id']!r}: vector is all zeros")
         return (vector / norm).astype(np.float32)
 
-    def _vector_from_metadata(self, meta: dict) -> np.ndarray:
+    def metadata_vector(self, meta: dict, use_content: bool = True, use_related: bool = True) -> tuple[np.ndarray, str]:
+        """A vector for an item known only by its metadata, and where it came from.
+
+        Items of a series or creator the catalog knows sit near that work (the
+        strongest signal); the content encoder reads the text; both are blended
+        when both exist. Without either, related items of the same genre decide.
+        """
+        related, level = self._related(meta) if use_related else (None, "")
+        content = None
+        if use_content and self.content is not None:
+            from edgerec.runtime.content import metadata_text
+
+            content = self.content.item_vectors(self.content.embed([metadata_text(meta)]))[0]
+        if related is not None and level in ("series", "creator"):
+            if content is None:
+                return related, f"related items ({level})"
+            return 0.7 * _unit(related) + 0.3 * content, f"content encoder + related items ({level})"
+        if content is not None:
+            return content, "content encoder"
+        if related is not None:
+            return related, f"related items ({level})"
+        raise ConfigError(f"item {meta.get('title')!r}: give a 'vector', or metadata the catalog knows "
+                          "(a known creator, series or genre) so a vector can be derived")
+
+    def _related(self, meta: dict) -> tuple[np.ndarray | None, str]:
+        """Mean vector of the most popular catalog items sharing the series, else creator, else genre (+ tags)."""
         cat = self.catalog
         base = np.arange(cat.base_count)
-        related = np.zeros(0, np.int64)
-        for column, key in (("series_id", "series_id"), ("creator", "creator")):
-            value = meta.get(key)
+        for column, level in (("series_id", "series"), ("creator", "creator"), ("genre", "genre")):
+            value = meta.get(column)
             codes, vocab = cat.categorical[column]
-            if value and value in vocab:
-                related = base[np.asarray(codes) == vocab.index(value)]
-                if len(related):
-                    break
-        if not len(related) and meta.get("genre"):
-            codes, vocab = cat.categorical["genre"]
-            if meta["genre"] in vocab:
-                related = base[np.asarray(codes) == vocab.index(meta["genre"])]
+            if not value or value not in vocab:
+                continue
+            related = base[np.asarray(codes) == vocab.index(value)]
+            if level == "genre" and len(related):
                 tags = set(meta.get("tags", []))
-                if tags and len(related):
+                if tags:
                     overlap = np.array([len(tags & set(cat.tag_strings[r].split("|"))) for r in related[:5000]])
-                    related = related[:5000][overlap == overlap.max()] if overlap.max() > 0 else related
-        if not len(related):
-            raise ConfigError(f"item {meta.get('title')!r}: give a 'vector', or metadata the catalog knows "
-                              "(a known creator, series or genre) so a vector can be derived")
-        popularity = cat.numeric["popularity"][related]
-        related = related[np.argsort(-popularity, kind="stable")[:200]]
-        return cat.vectors(related).mean(0)
+                    if overlap.max() > 0:
+                        related = related[:5000][overlap == overlap.max()]
+            if len(related):
+                popularity = cat.numeric["popularity"][related]
+                related = related[np.argsort(-popularity, kind="stable")[:200]]
+                return cat.vectors(related).mean(0), level
+        return None, ""
 
     def _restore_items(self) -> None:
         for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space):
@@ -554,6 +568,10 @@ class Recommender:
 
     def __exit__(self, *_):
         self.close()
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def _context(context: dict | None) -> tuple[float, float, int]:
