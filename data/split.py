@@ -41,11 +41,13 @@ class Sequences:
     def last(self, n: int, users: np.ndarray | None = None, pad: int = 0) -> np.ndarray:
         """The last `n` items of each user, left-padded with `pad` (int64, shape (users, n))."""
         users = np.arange(self.n_users) if users is None else np.asarray(users)
+        if len(self.items) == 0:
+            return np.full((len(users), n), pad, np.int64)
         ends = self.indptr[users + 1]
         lens = np.minimum(ends - self.indptr[users], n)
         offsets = np.arange(n)[None, :] - (n - lens)[:, None]  # negative: padding
         index = ends[:, None] - lens[:, None] + offsets
-        out = np.where(offsets >= 0, self.items[np.clip(index, 0, max(len(self.items) - 1, 0))], pad)
+        out = np.where(offsets >= 0, self.items[np.clip(index, 0, len(self.items) - 1)], pad)
         return out.astype(np.int64)
 
     def append(self, users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Sequences:

@@ -9,12 +9,14 @@ import numpy as np
 from edgerec.data.schema import EVENTS, Dataset
 
 
-def _gini(counts: np.ndarray) -> float:
-    x = np.sort(counts.astype(np.float64))
-    if x.sum() == 0:
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of counts: 0 = all equal, towards 1 = all on one (popularity skew, exposure)."""
+    x = np.sort(np.asarray(counts, np.float64))
+    n = x.size
+    if n == 0 or x.sum() == 0:
         return 0.0
     cum = np.cumsum(x)
-    return float((len(x) + 1 - 2 * (cum / cum[-1]).sum()) / len(x))
+    return float(np.clip((n + 1 - 2 * (cum / cum[-1]).sum()) / n, 0.0, 1.0))  # clip float dust
 
 
 def dataset_stats(dataset: Dataset) -> dict:
@@ -34,7 +36,7 @@ def dataset_stats(dataset: Dataset) -> dict:
         "events_per_user_p99": float(np.percentile(per_user, 99)) if n_users else 0.0,
         "items_never_seen": int((per_item == 0).sum()),
         "top_1pct_items_share": float(top[:top_1pct].sum() / max(n_events, 1)),
-        "popularity_gini": _gini(per_item),
+        "popularity_gini": gini(per_item),
         "first_event": int(log.timestamp.min()) if n_events else 0,
         "last_event": int(log.timestamp.max()) if n_events else 0,
         "event_mix": {EVENTS[c]: int(n) for c, n in enumerate(np.bincount(log.event, minlength=len(EVENTS))) if n},

@@ -121,13 +121,20 @@ def rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores per row, best first (ties: lower index first); -1 pads."""
+    """Indices of the k best scores per row, best first; ties go to the lower index (as in rank_of).
+
+    Excluded items (-inf) and missing places are -1.
+    """
     n = scores.shape[1]
     kk = min(k, n)
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(scores), 1))
-    vals = np.take_along_axis(scores, part, 1)
-    order = np.lexsort((part, -vals), axis=1)
-    best = np.take_along_axis(part, order, 1)
+    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1:kk]  # the k-th best score of each row
+    above = scores > kth
+    tied = scores == kth
+    need = kk - above.sum(1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))  # exactly kk per row, lowest tied indices
+    cols = np.nonzero(chosen)[1].reshape(len(scores), kk)
+    vals = np.take_along_axis(scores, cols, 1)
+    best = np.take_along_axis(cols, np.lexsort((cols, -vals), axis=1), 1)
     best = np.where(np.isneginf(np.take_along_axis(scores, best, 1)), -1, best)
     if kk < k:
         best = np.concatenate([best, np.full((len(scores), k - kk), -1)], 1)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgerec.data.stats import gini  # the same Gini measures popularity skew and exposure
+
+__all__ = ["coverage", "gini", "hit_rate", "intra_list_diversity", "mrr", "ndcg", "novelty", "popularity_percentile"]
+
 
 def hit_rate(ranks: np.ndarray, k: int) -> float:
     """HR@k; with one held-out item per user it equals Recall@k."""
@@ -54,16 +58,6 @@ def popularity_percentile(popularity: np.ndarray) -> np.ndarray:
     values, inverse = np.unique(popularity, return_inverse=True)
     mean_rank = np.bincount(inverse, weights=ranks) / np.bincount(inverse)
     return mean_rank[inverse] / max(len(popularity) - 1, 1)
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini coefficient of exposure counts: 0 = every item shown equally, ~1 = one item shown."""
-    x = np.sort(np.asarray(counts, np.float64))
-    n = x.size
-    if n == 0 or x.sum() == 0:
-        return 0.0
-    cum = np.cumsum(x)
-    return float((n + 1 - 2 * (cum / cum[-1]).sum()) / n)
 
 
 def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray) -> float:

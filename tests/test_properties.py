@@ -1,0 +1,58 @@
+"""Properties that must hold for any input (hypothesis): ranking, metrics, sequences, quantization."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edgerec.compress.quantize import dequantize_table, quantize_table, symmetric_int8
+from edgerec.data.split import Sequences
+from edgerec.models import metrics
+from edgerec.models.evaluation import rank_of, top_k
+
+scores = arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(2, 40)),
+                elements=st.floats(-5, 5, width=32, allow_nan=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores, st.integers(1, 10), st.data())
+def test_rank_and_top_k_agree(s, k, data):
+    targets = np.array([data.draw(st.integers(0, s.shape[1] - 1)) for _ in range(len(s))])
+    ranks = rank_of(s, targets)
+    lists = top_k(s, k)
+    for row, (rank, target) in enumerate(zip(ranks, targets)):
+        if rank < k:
+            assert lists[row, rank] == target
+        else:
+            assert target not in lists[row]
+    assert metrics.ndcg(ranks, k) <= metrics.hit_rate(ranks, k) + 1e-9
+    assert metrics.mrr(ranks, k) <= metrics.ndcg(ranks, k) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 50), max_size=12), min_size=1, max_size=8), st.integers(1, 10))
+def test_last_n_left_pads_and_keeps_the_newest(histories, n):
+    lengths = [len(h) for h in histories]
+    seq = Sequences(np.r_[0, np.cumsum(lengths)].astype(np.int64),
+                    np.array([x for h in histories for x in h], np.int32), np.zeros(sum(lengths), np.int64))
+    out = seq.last(n, pad=-1)
+    for row, h in enumerate(histories):
+        tail = h[-n:]
+        assert out[row, n - len(tail):].tolist() == tail
+        assert (out[row, : n - len(tail)] == -1).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 20), st.integers(1, 16)), elements=st.floats(-3, 3, width=32)))
+def test_int8_tables_round_trip_within_half_a_step(values):
+    q, s = quantize_table(values, "int8")
+    back = dequantize_table(q, s)
+    assert np.all(np.abs(back - values) <= s[:, None] * 0.5 + 1e-6)
+    q2, s2 = symmetric_int8(back, 0)  # values already on the grid re-quantize without loss
+    assert np.array_equal(q2.astype(np.float32) * s2[:, None], back) or np.allclose(q2 * s2[:, None], back, atol=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int64, st.integers(1, 60), elements=st.integers(0, 1000)))
+def test_gini_is_between_zero_and_one(counts):
+    assert 0.0 <= metrics.gini(counts) <= 1.0
