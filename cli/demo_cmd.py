@@ -41,8 +41,12 @@ def print_report(r: dict) -> None:
           columns=["variant", "bytes", "HR@10", "NDCG@10", "ndcg_vs_teacher", "top10_agreement_with_teacher",
                    "encoder_p50_ms", "encoder_p99_ms"])
     ranker = r["ranker"]
-    console.print(f"ranker: NDCG@10 {ranker['NDCG@10 retrieval only']:.4f} (retrieval only) -> "
-                  f"{ranker['NDCG@10 with ranker']:.4f} (re-ranked) on {ranker['users']} test users")
+    for phase in ("validation", "test"):
+        g = ranker[phase]
+        console.print(f"ranker, {phase}: NDCG@10 {g['NDCG@10 retrieval only']:.4f} (retrieval only) -> "
+                      f"{g['NDCG@10 with ranker']:.4f} (re-ranked), {g['users']} users")
+    console.print("the ranker ships in the bundle" if ranker["ships"] else
+                  "the ranker does not help on validation: the bundle ships without it")
     replay = r["replay"]
     console.print(f"on-device replay: HR@10 {replay['HR@10']:.3f} over {replay['users']} users, "
                   f"recommend() p50 {replay['p50_ms']:.2f} ms, p99 {replay['p99_ms']:.2f} ms")

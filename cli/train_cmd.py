@@ -141,7 +141,13 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
     from edgerec.models.checkpoint import load_model
     from edgerec.models.evaluation import train_popularity
     from edgerec.models.persist import save_ranker
-    from edgerec.models.ranker import RankerConfig, build_training_set, item_table, train_ranker
+    from edgerec.models.ranker import (
+        RankerConfig,
+        build_training_set,
+        item_table,
+        ranker_gain,
+        train_ranker,
+    )
     from edgerec.models.scoring import ModelScorer
 
     if not retrieval:
@@ -150,11 +156,13 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
     cfg = RankerConfig(epochs=min(options["epochs"], 8), seed=options["seed"])
     table = item_table(dataset.catalog, train_popularity(split))
     with console.status("building ranker examples from logged events"):
-        features, labels = build_training_set(dataset, split, ModelScorer(model), table, cfg)
-    ranker, info = train_ranker(features, labels, cfg)
+        examples = build_training_set(dataset, split, ModelScorer(model), table, cfg)
+    ranker, info = train_ranker(examples, cfg)
+    info["validation"] = ranker_gain(dataset, split, ModelScorer(model), ranker, table)
     save_ranker(out, ranker, retrieval, info)
-    table_rows = info["history"]
-    table(table_rows, title=f"ranker on {info['examples']:,} examples")
+    table(info["history"], title=f"ranker on {info['groups']:,} candidate groups and {info['skips']:,} skips "
+                                 f"(retrieval order: group MRR {info['val_group_mrr_retrieval_order']:.4f})")
+    key_values(info["validation"], title="validation: does re-ranking help?")
     console.print(f"checkpoint: {out}")
 
 

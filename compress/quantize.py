@@ -113,7 +113,7 @@ def _quantize_static(src: Path, dst: Path, calibration) -> None:
 
 
 def quantize_tflite(src: str | os.PathLike, dst: str | os.PathLike, mode: str) -> Path:
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src).resolve(), Path(dst).resolve()  # before _in_temp_dir changes the working directory
     if mode not in TFLITE_MODES:
         raise ConfigError(f"unknown TFLite quantization {mode!r}; use one of {', '.join(TFLITE_MODES)}")
     if mode == "none":
@@ -126,7 +126,7 @@ def quantize_tflite(src: str | os.PathLike, dst: str | os.PathLike, mode: str) -
         raise ExportError("TFLite quantization needs ai-edge-quantizer: pip install 'edgerec[tools]'") from None
     try:
         with _in_temp_dir():
-            qt = quantizer.Quantizer(str(src.resolve()))
+            qt = quantizer.Quantizer(str(src))
             if mode == "int8":
                 qt.load_quantization_recipe(recipe.weight_only_wi8_afp32())
             elif mode == "int8-dynamic":
@@ -134,7 +134,7 @@ def quantize_tflite(src: str | os.PathLike, dst: str | os.PathLike, mode: str) -
             else:
                 qt.add_weight_only_config(regex=".*", operation_name="*", num_bits=16,
                                           algorithm_key=AlgorithmName.FLOAT_CASTING)
-            qt.quantize().export_model(str(dst.resolve()), overwrite=True)
+            qt.quantize().export_model(str(dst), overwrite=True)
     except Exception as exc:
         raise ExportError(f"{mode} quantization of {src.name} failed: {exc}") from exc
     return dst

@@ -21,7 +21,7 @@ from edgerec.data.schema import EVENT_CODE, Catalog, Dataset
 from edgerec.data.split import Split, consumed_sequences
 from edgerec.models.layers import gelu_mlp
 from edgerec.models.scoring import ModelScorer, history_rows
-from edgerec.runtime.features import MODALITIES, ItemTable, feature_count, ranker_features
+from edgerec.runtime.features import EXTRA, MODALITIES, ItemTable, feature_count, ranker_features
 
 DAY = 86_400
 
@@ -73,23 +73,37 @@ class Ranker(nn.Module):
 @dataclass
 class RankerConfig:
     events_per_user: int = 30  # most recent training events per user
-    negatives_per_event: int = 2  # retrieved-but-not-chosen items per event
-    retrieve: int = 50  # where those negatives come from
+    negatives_per_event: int = 9  # retrieved-but-not-chosen items in each event's candidate group
+    retrieve: int = 100  # the short list the ranker re-orders on the device (where negatives come from)
+    skip_weight: float = 0.2  # weight of the pointwise term (finish/like = 1, skip = 0)
     epochs: int = 4
-    batch_size: int = 512
+    batch_size: int = 256  # groups per step
     lr: float = 3e-3
     hidden: int = 64
     seed: int = 0
 
 
-def event_labels(event: np.ndarray, value: np.ndarray) -> np.ndarray:
-    return np.where(event == EVENT_CODE["skip"], 0.0,
-                    np.where(event == EVENT_CODE["play"], np.clip(value, 0.0, 1.0), 1.0)).astype(np.float32)
+@dataclass
+class RankerExamples:
+    groups: np.ndarray  # (G, 1 + negatives, F): the consumed item first, then retrieved negatives
+    weights: np.ndarray  # (G,) how much each consumption counts (finish/like more than a partial play)
+    engaged: np.ndarray  # (G,) 1 for finish/like, the watched share for a play
+    skipped: np.ndarray  # (S, F): items the user skipped, in their context
+
+
+ENGAGEMENT_WEIGHT = {EVENT_CODE["finish"]: 1.0, EVENT_CODE["like"]: 1.0, EVENT_CODE["rate"]: 1.0,
+                     EVENT_CODE["play"]: 0.6}
 
 
 def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, table: ItemTable,
-                       cfg: RankerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of recent training events plus retrieved negatives."""
+                       cfg: RankerConfig) -> RankerExamples:
+    """Candidate groups of recent training events: what the user chose among what retrieval offered.
+
+    Each consumption (play, finish, like) whose item is in the retrieval short
+    list forms a group with short-list items the user did not choose (so the
+    ranker learns on the very distribution it re-orders on the device); each
+    skip is kept as a pointwise negative.
+    """
     rng = np.random.default_rng(cfg.seed)
     log = dataset.interactions
     seq, seq_events = consumed_sequences(log.take(np.flatnonzero(split.train_events)), dataset.n_users)
@@ -109,23 +123,33 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
     prefix = _prefix_sequences(seq, u, before)
     vectors = retrieval.user_vectors(np.arange(len(u)), prefix)
     item_matrix = retrieval.item_matrix()
-    feats, labels = [], []
-    labels_all = event_labels(log.event[index], log.value[index])
+    groups, weights, engaged, skipped = [], [], [], []
     for row in range(len(index)):
         hist = prefix.of(row)
         e = index[row]
+        if len(hist) == 0:
+            continue
         t = int(log.timestamp[e])
-        hour = (t % DAY) / 3600.0
+        context = ((t % DAY) / 3600.0, int(log.device[e]), t)
+        item = int(log.item[e])
+        if log.event[e] == EVENT_CODE["skip"]:
+            skipped.append(ranker_features(vectors[row], item_matrix[[item]], np.array([item]), table, hist, *context)[0])
+            continue
         scores = item_matrix @ vectors[row]
         scores[hist] = -np.inf
+        if (scores > scores[item]).sum() >= cfg.retrieve:
+            continue  # not in the short list: the ranker never sees such an item on the device
+        scores[item] = -np.inf
         top = np.argpartition(-scores, cfg.retrieve)[:cfg.retrieve]
-        top = top[top != log.item[e]]
-        negs = rng.choice(top, min(cfg.negatives_per_event, len(top)), replace=False)
-        cands = np.r_[log.item[e], negs].astype(np.int64)
-        feats.append(ranker_features(vectors[row], item_matrix[cands], cands, table, hist, hour,
-                                     int(log.device[e]), t))
-        labels.append(np.r_[labels_all[row], np.zeros(len(negs), np.float32)])
-    return np.concatenate(feats), np.concatenate(labels).astype(np.float32)
+        negatives = rng.choice(top, cfg.negatives_per_event, replace=False)
+        cands = np.r_[item, negatives].astype(np.int64)
+        groups.append(ranker_features(vectors[row], item_matrix[cands], cands, table, hist, *context))
+        weights.append(ENGAGEMENT_WEIGHT.get(int(log.event[e]), 1.0))
+        engaged.append(1.0 if log.event[e] != EVENT_CODE["play"] else float(np.clip(log.value[e], 0, 1)))
+    width = feature_count(item_matrix.shape[1])
+    return RankerExamples(np.stack(groups).astype(np.float32), np.asarray(weights, np.float32),
+                          np.asarray(engaged, np.float32),
+                          np.stack(skipped).astype(np.float32) if skipped else np.zeros((0, width), np.float32))
 
 
 def _prefix_sequences(seq, users: np.ndarray, lengths: np.ndarray):
@@ -139,32 +163,63 @@ def _prefix_sequences(seq, users: np.ndarray, lengths: np.ndarray):
     return Sequences(indptr.astype(np.int64), items.astype(np.int32), times)
 
 
-def train_ranker(features: np.ndarray, labels: np.ndarray, cfg: RankerConfig) -> tuple[Ranker, dict]:
+def train_ranker(examples: RankerExamples, cfg: RankerConfig) -> tuple[Ranker, dict]:
+    """Listwise softmax over each group (the chosen item first), plus a pointwise finish-vs-skip term."""
     torch.manual_seed(cfg.seed)
-    model = Ranker(features.shape[1], cfg.hidden)
-    mean, std = features.mean(0), features.std(0)
-    model.mean.copy_(torch.as_tensor(mean))
-    model.scale.copy_(torch.as_tensor(1.0 / np.maximum(std, 1e-3)))
+    groups = examples.groups
+    width = groups.shape[-1]
+    model = Ranker(width, cfg.hidden)
+    flat = groups.reshape(-1, width)
+    model.mean.copy_(torch.as_tensor(flat.mean(0)))
+    model.scale.copy_(torch.as_tensor(1.0 / np.maximum(flat.std(0), 1e-3)))
     rng = np.random.default_rng(cfg.seed)
-    held = rng.random(len(labels)) < 0.1
-    x, y = torch.as_tensor(features[~held]), torch.as_tensor(labels[~held])
-    xv, yv = torch.as_tensor(features[held]), torch.as_tensor(labels[held])
+    held = rng.random(len(groups)) < 0.1
+    x, w, eng = (torch.as_tensor(a[~held]) for a in (groups, examples.weights, examples.engaged))
+    xv = torch.as_tensor(groups[held])
+    skips = torch.as_tensor(examples.skipped)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     history = []
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.as_tensor(rng.permutation(len(y)))
+        order = torch.as_tensor(rng.permutation(len(x)))
         for i in range(0, len(order), cfg.batch_size):
             b = order[i:i + cfg.batch_size]
-            loss = F.binary_cross_entropy_with_logits(model(x[b]), y[b])
+            logits = model(x[b].reshape(-1, width)).reshape(len(b), -1)
+            listwise = (F.cross_entropy(logits, torch.zeros(len(b), dtype=torch.long), reduction="none") * w[b]).mean()
+            pointwise_logits, labels = logits[:, 0], eng[b]
+            if len(skips):
+                s = skips[torch.randint(0, len(skips), (len(b),))]
+                pointwise_logits = torch.cat([pointwise_logits, model(s)])
+                labels = torch.cat([labels, torch.zeros(len(b))])
+            loss = listwise + cfg.skip_weight * F.binary_cross_entropy_with_logits(pointwise_logits, labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            val = float(F.binary_cross_entropy_with_logits(model(xv), yv))
-        history.append({"epoch": epoch + 1, "val_bce": val})
-    return model.eval(), {"history": history, "examples": int(len(labels)), "positives": float(labels.mean())}
+            logits = model(xv.reshape(-1, width)).reshape(len(xv), -1)
+            rank = (logits > logits[:, :1]).sum(1).float()
+        history.append({"epoch": epoch + 1, "val_group_mrr": float((1.0 / (rank + 1)).mean()),
+                        "val_group_top1": float((rank == 0).float().mean())})
+    cosine = xv[:, :, width - EXTRA - 1]  # the retrieval score is one of the features
+    retrieval_rank = (cosine > cosine[:, :1]).sum(1).float()
+    return model.eval(), {"history": history, "groups": int(len(groups)), "skips": int(len(examples.skipped)),
+                          "candidates_per_group": int(groups.shape[1]),
+                          "val_group_mrr_retrieval_order": float((1.0 / (retrieval_rank + 1)).mean())}
+
+
+def ranker_gain(dataset: Dataset, split: Split, retrieval: ModelScorer, ranker: Ranker, table: ItemTable,
+                phase: str = "val", users: int = 1000) -> dict:
+    """NDCG@10 of retrieval alone and re-ranked, on the same users (validation by default: decide there)."""
+    from edgerec.models.evaluation import Evaluator
+
+    evaluator = Evaluator(split, dataset.catalog)
+    rows = np.arange(min(users, len(split.val_users)))
+    plain = evaluator.evaluate(retrieval, phase, rows=rows)
+    ranked = evaluator.evaluate(RerankScorer(retrieval, ranker, table, dataset, split, phase), phase, rows=rows)
+    return {"phase": phase, "users": int(len(rows)), "NDCG@10 retrieval only": plain["NDCG@10"],
+            "NDCG@10 with ranker": ranked["NDCG@10"], "HR@10 retrieval only": plain["HR@10"],
+            "HR@10 with ranker": ranked["HR@10"]}
 
 
 class RerankScorer:
