@@ -196,6 +196,8 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
 
         model.load_state_dict(load_file(str(Path(out) / "last.safetensors")))
         progress_state = load_train_state(out, optimizer)
+        if "sampler_rng" in progress_state:  # the negatives continue where they stopped
+            sampler.generator.set_state(torch.tensor(progress_state["sampler_rng"], dtype=torch.uint8))
         best_state = load_file(str(Path(out) / "model.safetensors"))
 
     began = time.perf_counter() - progress_state["seconds"]
@@ -243,6 +245,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
                 progress("epoch", epoch + 1, train.epochs, record)
         progress_state["epoch"] = epoch + 1
         progress_state["seconds"] = time.perf_counter() - began
+        progress_state["sampler_rng"] = sampler.generator.get_state().tolist()
         if out is not None and rank == 0:
             _save_progress(out, model, best_state, config, items, optimizer, progress_state)
         if world > 1:

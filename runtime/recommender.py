@@ -30,6 +30,7 @@ from edgerec.runtime.explain import Reason, explain
 from edgerec.runtime.features import DEVICES, ranker_features
 from edgerec.runtime.history import CONSUMED, EVENTS, HistoryStore, Retention
 from edgerec.runtime.monitor import Monitor
+from edgerec.runtime.new_items import metadata_vector
 from edgerec.runtime.policies import (
     Filters,
     Policy,
@@ -273,50 +274,8 @@ class Recommender:
         return (vector / norm).astype(np.float32)
 
     def metadata_vector(self, meta: dict, use_content: bool = True, use_related: bool = True) -> tuple[np.ndarray, str]:
-        """A vector for an item known only by its metadata, and where it came from.
-
-        Items of a series or creator the catalog knows sit near that work (the
-        strongest signal); the content encoder reads the text; both are blended
-        when both exist. Without either, related items of the same genre decide.
-        """
-        related, level = self._related(meta) if use_related else (None, "")
-        content = None
-        if use_content and self.content is not None:
-            from edgerec.runtime.content import metadata_text
-
-            content = self.content.item_vectors(self.content.embed([metadata_text(meta)]))[0]
-        if related is not None and level in ("series", "creator"):
-            if content is None:
-                return related, f"related items ({level})"
-            return 0.7 * _unit(related) + 0.3 * content, f"content encoder + related items ({level})"
-        if content is not None:
-            return content, "content encoder"
-        if related is not None:
-            return related, f"related items ({level})"
-        raise ConfigError(f"item {meta.get('title')!r}: give a 'vector', or metadata the catalog knows "
-                          "(a known creator, series or genre) so a vector can be derived")
-
-    def _related(self, meta: dict) -> tuple[np.ndarray | None, str]:
-        """Mean vector of the most popular catalog items sharing the series, else creator, else genre (+ tags)."""
-        cat = self.catalog
-        base = np.arange(cat.base_count)
-        for column, level in (("series_id", "series"), ("creator", "creator"), ("genre", "genre")):
-            value = meta.get(column)
-            codes, vocab = cat.categorical[column]
-            if not value or value not in vocab:
-                continue
-            related = base[np.asarray(codes) == vocab.index(value)]
-            if level == "genre" and len(related):
-                tags = set(meta.get("tags", []))
-                if tags:
-                    overlap = np.array([len(tags & set(cat.tag_strings[r].split("|"))) for r in related[:5000]])
-                    if overlap.max() > 0:
-                        related = related[:5000][overlap == overlap.max()]
-            if len(related):
-                popularity = cat.numeric["popularity"][related]
-                related = related[np.argsort(-popularity, kind="stable")[:200]]
-                return cat.vectors(related).mean(0), level
-        return None, ""
+        """A vector for an item known only by its metadata, and where it came from (see new_items.py)."""
+        return metadata_vector(self.catalog, self.content, meta, use_content, use_related)
 
     def _restore_items(self) -> None:
         for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space):
@@ -568,10 +527,6 @@ class Recommender:
 
     def __exit__(self, *_):
         self.close()
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def _context(context: dict | None) -> tuple[float, float, int]:

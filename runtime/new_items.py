@@ -1,0 +1,63 @@
+"""Vectors for items that arrive on the device with metadata only (cold-start items).
+
+Items of a series or creator the catalog knows sit near that work (the
+strongest signal in audio/video catalogs); the bundle's content encoder reads
+the title, description and tags; both are blended when both exist. Without
+either, related items of the same genre (and tags) decide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.catalog import ItemCatalog
+
+RELATED_WEIGHT = 0.7  # share of the related-work vector when a content vector is blended in
+
+
+def metadata_vector(catalog: ItemCatalog, content, meta: dict, use_content: bool = True,
+                    use_related: bool = True) -> tuple[np.ndarray, str]:
+    """(vector, where it came from) for an item described by `meta`; `content` may be None."""
+    related, level = related_vector(catalog, meta) if use_related else (None, "")
+    vector = None
+    if use_content and content is not None:
+        from edgerec.runtime.content import metadata_text
+
+        vector = content.item_vectors(content.embed([metadata_text(meta)]))[0]
+    if related is not None and level in ("series", "creator"):
+        if vector is None:
+            return related, f"related items ({level})"
+        return RELATED_WEIGHT * _unit(related) + (1 - RELATED_WEIGHT) * vector, f"content encoder + related items ({level})"
+    if vector is not None:
+        return vector, "content encoder"
+    if related is not None:
+        return related, f"related items ({level})"
+    raise ConfigError(f"item {meta.get('title')!r}: give a 'vector', or metadata the catalog knows "
+                      "(a known creator, series or genre) so a vector can be derived")
+
+
+def related_vector(catalog: ItemCatalog, meta: dict) -> tuple[np.ndarray | None, str]:
+    """Mean vector of the most popular catalog items sharing the series, else creator, else genre (+ tags)."""
+    base = np.arange(catalog.base_count)
+    for column, level in (("series_id", "series"), ("creator", "creator"), ("genre", "genre")):
+        value = meta.get(column)
+        codes, vocab = catalog.categorical[column]
+        if not value or value not in vocab:
+            continue
+        related = base[np.asarray(codes) == vocab.index(value)]
+        if level == "genre" and len(related):
+            tags = set(meta.get("tags", []))
+            if tags:
+                overlap = np.array([len(tags & set(catalog.tag_strings[r].split("|"))) for r in related[:5000]])
+                if overlap.max() > 0:
+                    related = related[:5000][overlap == overlap.max()]
+        if len(related):
+            popularity = catalog.numeric["popularity"][related]
+            related = related[np.argsort(-popularity, kind="stable")[:200]]
+            return catalog.vectors(related).mean(0), level
+    return None, ""
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
