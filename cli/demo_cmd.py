@@ -11,7 +11,8 @@ from edgerec.cli.output import console, fmt, table
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--quick", is_flag=True, help="A smaller world and models: the same steps in a few minutes.")
 @click.option("--seed", default=0, show_default=True)
-def demo(out, quick, seed) -> None:
+@click.option("--resume", is_flag=True, help="Keep the finished steps of an earlier run in --out; run the rest.")
+def demo(out, quick, seed, resume) -> None:
     """Synthesize the catalog and run every step: train, distill, quantize, export, run, bench, report."""
     from edgerec.pipeline import DemoConfig, run_demo
 
@@ -23,7 +24,7 @@ def demo(out, quick, seed) -> None:
     def report(what: str, values: dict) -> None:
         console.print(f"  {what}: " + ", ".join(f"{k}={fmt(v)}" for k, v in values.items()))
 
-    results = run_demo(cfg, report, on_step)
+    results = run_demo(cfg, report, on_step, resume=resume)
     console.rule("[bold]report")
     print_report(results)
     console.print(f"report: {cfg.out / 'report.json'}; plots: {cfg.out / 'compression.png'}, {cfg.out / 'bench.png'}")

@@ -144,6 +144,7 @@ def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> l
     """The user encoder alone (batch 1, full history length), for each model file of each bundle."""
     from edgerec.runtime.backends import available_backends, open_model
     from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.catalog import ItemCatalog
     from edgerec.runtime.encoder import UserEncoder
 
     rows = []
@@ -151,7 +152,9 @@ def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> l
     for path in paths:
         bundle = Bundle.open(path)
         length = int(bundle.manifest.defaults.get("history_length", 50))
-        histories = np.random.default_rng(0).integers(1, bundle.manifest.items["count"], (n, length))
+        count = bundle.manifest.items["count"]
+        histories = ItemCatalog(bundle).encoder_inputs(np.random.default_rng(0).integers(0, count, n * length))
+        histories = histories.reshape(n, length)
         for entry in bundle.manifest.models:
             if entry.role != "user_encoder" or entry.format not in engines:
                 continue
@@ -175,7 +178,7 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
     """The int8 scan against faiss flat and usearch exact on the same table and queries."""
     from edgerec.runtime.bundle import Bundle
     from edgerec.runtime.catalog import ItemCatalog
-    from edgerec.runtime.retrieval import ExactScan, numkong_available, top_rows
+    from edgerec.runtime.retrieval import KERNELS, ExactScan, numkong_available, top_rows
 
     catalog = ItemCatalog(Bundle.open(bundle_path, verify=False))
     table, scales = np.asarray(catalog.table), catalog.scales
@@ -192,11 +195,10 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
         samples = _time_calls(lambda i: search(queries[i]), len(queries))
         rows.append({"method": name, "index_bytes": int(memory), **percentiles(samples)})
 
-    kernels = ["numkong", "numpy"] if numkong_available() else ["numpy"]
-    for kernel in kernels:
+    for kernel in KERNELS if numkong_available() else ("numpy",):
         scan = ExactScan(table, scales, kernel)
         run(f"edgerec scan ({table.dtype}, {kernel})", lambda q, s=scan: top_rows(s.scores(q), k),
-            table_bytes + (scan.index_bytes if kernel == "numkong" else 0))
+            table_bytes + scan.index_bytes)
     float_table = catalog.vectors(np.arange(n)) if cfg.baselines else None
     if cfg.baselines:
         try:

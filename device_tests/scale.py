@@ -25,6 +25,7 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     if scales:
         base = base * source.array(scales, mmap=False)[:, None]
     picks = rng.integers(0, len(base), n_items)
+    picks[: min(len(base), n_items)] = np.arange(min(len(base), n_items))  # the real items come first, as they are
     vectors = base[picks] + rng.normal(0, 0.05, (n_items, base.shape[1])).astype(np.float32)
     vectors[: min(len(base), n_items)] = base[: min(len(base), n_items)]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -38,6 +39,8 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     embeddings = {"file": writer.add_array("items/embeddings.npy", table), "dtype": dtype}
     if scale is not None:
         embeddings["scales"] = writer.add_array("items/scales.npy", scale.astype(np.float32))
+    known = m.items.get("encoder_inputs")
+    inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
     strings = {
         "ids": writer.add_strings("items/ids", [f"x{i}" for i in range(n_items)]),
         "titles": writer.add_strings("items/titles", [f"Item {i}" for i in range(n_items)]),
@@ -53,6 +56,8 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
         shutil.copyfile(source.path(entry.file), writer.file_path(entry.file))
         writer.add_model(entry)
     writer.finish(dim=m.dim, items={"count": n_items, "embeddings": embeddings, "strings": strings,
+                                    "encoder_inputs": writer.add_array("items/encoder_inputs.npy",
+                                                                       inputs.astype(np.int32)),
                                     "categorical": categorical, "numeric": numeric},
                   defaults=m.defaults, metrics={}, budgets=m.budgets, reference={}, data_version=m.data_version)
     return out

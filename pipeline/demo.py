@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.synth import SynthConfig
+from edgerec.errors import ConfigError
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
 
@@ -237,6 +238,19 @@ def step_bench(cfg: DemoConfig, results: dict, report: Reporter) -> None:
         report(f"bench {run['backend']}", {"p50_ms": run["end_to_end"]["p50_ms"], "p99_ms": run["end_to_end"]["p99_ms"]})
 
 
+def _finished_run(out: Path, config: dict) -> dict | None:
+    """The results of an earlier run in `out` with the same settings, or None."""
+    try:
+        results = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = {k: v for k, v in results.get("config", {}).items() if k != "out"} == {
+        k: v for k, v in config.items() if k != "out"}  # the folder may be named differently now
+    if not same:
+        raise ConfigError(f"{out} holds a demo run with other settings; use another --out or drop --resume")
+    return results
+
+
 STEPS: tuple[tuple[str, Callable], ...] = (
     ("data", step_data),
     ("baselines", step_baselines),
@@ -250,21 +264,32 @@ STEPS: tuple[tuple[str, Callable], ...] = (
 )
 
 
-def run_demo(cfg: DemoConfig, report: Reporter, on_step: Callable[[str, int, int], None] | None = None) -> dict:
-    """Run every step; results (and the timing of each step) go to `out/report.json`."""
-    if cfg.out.exists() and any(cfg.out.iterdir()):
-        import shutil
+def run_demo(cfg: DemoConfig, report: Reporter, on_step: Callable[[str, int, int], None] | None = None,
+             resume: bool = False) -> dict:
+    """Run every step; results (and the timing of each step) go to `out/report.json`.
 
-        shutil.rmtree(cfg.out)  # a demo run starts clean
+    `resume` keeps the finished steps of an earlier run with the same settings
+    in `out` and runs the rest (e.g. after the bench failed or was interrupted).
+    """
+    config = json.loads(json.dumps(asdict(cfg), default=str))
+    results = _finished_run(cfg.out, config) if resume else None
+    if results is None:
+        if cfg.out.exists() and any(cfg.out.iterdir()):
+            import shutil
+
+            shutil.rmtree(cfg.out)  # a demo run starts clean
+        results = {"config": config, "timings": {}}
     cfg.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "timings": {}}
     for index, (name, step) in enumerate(STEPS):
+        if name in results["timings"]:
+            continue
         if on_step:
             on_step(name, index, len(STEPS))
         began = time.perf_counter()
         step(cfg, results, report)
         results["timings"][name] = round(time.perf_counter() - began, 1)
         (cfg.out / "report.json").write_text(json.dumps(results, indent=2, default=str))
+    results["timings"].pop("total", None)
     results["timings"]["total"] = round(sum(results["timings"].values()), 1)
     (cfg.out / "report.json").write_text(json.dumps(results, indent=2, default=str))
     return results

@@ -146,7 +146,7 @@ def embedding_space_id(files: dict[str, dict], models: list[ModelEntry], items: 
     Computed from the files' checksums, so a table or an encoder swapped in from
     another export (even with its checksum updated) no longer matches.
     """
-    members = [items["embeddings"]["file"], items["embeddings"].get("scales")]
+    members = [items["embeddings"]["file"], items["embeddings"].get("scales"), items.get("encoder_inputs")]
     members += sorted(m.file for m in models if m.role == "user_encoder")
     digest = hashlib.sha256()
     for name in members:

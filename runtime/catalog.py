@@ -58,6 +58,9 @@ class ItemCatalog:
         self.tag_strings = StringColumn(_blob(bundle, s["tags"]), bundle.array(s["tags"]["offsets"]))
         self.categorical = {k: (bundle.array(v["codes"]), list(v["vocab"])) for k, v in m["categorical"].items()}
         self.numeric = {k: bundle.array(v) for k, v in m["numeric"].items()}
+        # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
+        # whose catalog outgrew its model maps the newer items onto inputs the model knows.
+        self.input_map = bundle.array(m["encoder_inputs"]) if "encoder_inputs" in m else None
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
         self._index: dict[str, int] | None = None
@@ -65,6 +68,12 @@ class ItemCatalog:
         self.version = 0  # bumps on every change, so derived structures know to rebuild
 
     # ---------------------------------------------------------- identity
+
+    def encoder_inputs(self, rows: list[int]) -> np.ndarray:
+        """User-encoder inputs of a history (bundle rows only: added items have no model input)."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        rows = rows[rows < self.base_count]
+        return self.input_map[rows].astype(np.int64) if self.input_map is not None else rows + 1
 
     def __len__(self) -> int:
         return self.base_count + len(self.added)

@@ -318,7 +318,7 @@ class Recommender:
         user_vector = None
         if not cold:
             with self.monitor.stage("encode"):
-                rows = [np.array([r + 1 for r in state.consumed if r < cat.base_count], np.int64)]
+                rows = [cat.encoder_inputs(state.consumed)]
                 if len(rows[0]):
                     user_vector = self.encoder.encode(rows)[0]
                     if not np.all(np.isfinite(user_vector)):

@@ -84,3 +84,24 @@ def test_conformance_passes_and_catches_a_wrong_reference(tiny_bundle, tmp_path)
     manifest["files"]["reference/user_vectors.npy"]["sha256"] = sha256_file(bad / "reference" / "user_vectors.npy")
     (bad / "manifest.json").write_text(json.dumps(manifest))
     assert not check_conformance(str(bad))["passed"]
+
+
+def test_scaled_bundle_outgrows_its_model_and_still_recommends(tiny_bundle, tmp_path):
+    """Items past the model's vocabulary read as the item they were copied from."""
+    import numpy as np
+
+    from edgerec.device_tests.scale import scaled_bundle
+    from edgerec.runtime import Recommender
+    from edgerec.runtime.bundle import Bundle
+
+    source = Bundle.open(tiny_bundle)
+    base = source.manifest.items["count"]
+    path = scaled_bundle(source, base * 3, tmp_path / "scaled")
+    rec = Recommender.open(path, history=tmp_path / "h.db")
+    inputs = rec.catalog.encoder_inputs(np.arange(base * 3))
+    assert inputs.max() <= base and inputs.min() >= 1
+    assert np.array_equal(inputs[:base], np.arange(1, base + 1))  # the real items keep their own inputs
+    for item in (base * 3 - 1, base * 2, 5):  # a history mostly of copies past the model's vocabulary
+        rec.record("u", rec.catalog.item_id(item), "play")
+    assert len(rec.recommend("u", k=10)) == 10
+    rec.close()

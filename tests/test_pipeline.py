@@ -24,11 +24,11 @@ def demo_run(tmp_path_factory):
     )
     steps = []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
-    return out, results, steps
+    return out, results, steps, cfg
 
 
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
-    out, results, steps = demo_run
+    out, results, steps, _ = demo_run
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
@@ -42,8 +42,24 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert (out / "ranker" / "model.safetensors").exists()
 
 
+def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
+    import dataclasses
+
+    from edgerec.errors import ConfigError
+
+    out, results, _, cfg = demo_run
+    report = json.loads((out / "report.json").read_text())
+    del report["timings"]["bench"], report["timings"]["total"]  # as if the run had stopped before its bench
+    (out / "report.json").write_text(json.dumps(report))
+    steps = []
+    again = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name), resume=True)
+    assert steps == ["bench"] and again["teacher"] == results["teacher"]
+    with pytest.raises(ConfigError, match="other settings"):
+        run_demo(dataclasses.replace(cfg, seed=9), lambda what, values: None, resume=True)
+
+
 def test_compression_report_measures_every_variant(demo_run):
-    _, results, _ = demo_run
+    _, results, _, _ = demo_run
     rows = {r["variant"]: r for r in results["compression"]}
     assert "teacher fp32 (onnx)" in rows and "student int8 weights (tflite)" in rows
     fp32, int8 = rows["student fp32 (onnx)"], rows["student int8 weights (onnx)"]

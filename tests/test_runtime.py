@@ -316,3 +316,25 @@ def test_killed_process_loses_no_committed_event(tmp_path):
     assert set(acked) <= stored
     ids_in_order = [e.id for e in store.events("p")]
     assert ids_in_order == sorted(ids_in_order)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float16", "float32"])
+def test_every_scan_kernel_gives_the_same_scores(dtype):
+    from edgerec.runtime.retrieval import KERNELS, ExactScan, numkong_available
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(5_000, 24)).astype(np.float32)
+    if dtype == "int8":
+        scales = np.abs(vectors).max(1) / 127
+        table = np.round(vectors / scales[:, None]).astype(np.int8)
+    else:
+        table, scales = vectors.astype(dtype), None
+    user = rng.normal(size=24).astype(np.float32)
+    kernels = KERNELS if numkong_available() else ("numpy",)
+    results = [ExactScan(table, scales, kernel).scores(user) for kernel in kernels]
+    for other in results[1:]:
+        np.testing.assert_allclose(other, results[0], atol=2e-3 * np.abs(results[0]).max())
+    exact = table.astype(np.float32) @ user * (scales if scales is not None else 1)
+    assert np.corrcoef(results[0], exact)[0, 1] > 0.999
+    with pytest.raises(ConfigError, match="unknown scan kernel"):
+        ExactScan(table, scales, "gpu")
