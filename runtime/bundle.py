@@ -244,7 +244,9 @@ class Bundle:
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
         """A numeric .npy array of the bundle (memory-mapped by default; never unpickles)."""
         try:
-            return np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
+            array = np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
+            # a plain ndarray view of the mapping: the same pages, without np.memmap's slow indexing
+            return np.asarray(array) if mmap else array
         except ValueError as exc:
             raise BundleError(f"bundle array {name} cannot be read ({exc}); the bundle is damaged") from None
 

@@ -57,6 +57,7 @@ class ItemCatalog:
         self.titles = StringColumn(_blob(bundle, s["titles"]), bundle.array(s["titles"]["offsets"]))
         self.tag_strings = StringColumn(_blob(bundle, s["tags"]), bundle.array(s["tags"]["offsets"]))
         self.categorical = {k: (bundle.array(v["codes"]), list(v["vocab"])) for k, v in m["categorical"].items()}
+        self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
         self.numeric = {k: bundle.array(v) for k, v in m["numeric"].items()}
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
@@ -134,8 +135,7 @@ class ItemCatalog:
         if row >= self.base_count:
             item = self.added[row - self.base_count]
             return {"item_id": item.item_id, **item.meta}
-        out = {"item_id": self.ids[row], "title": self.titles[row],
-               "tags": [t for t in self.tag_strings[row].split("|") if t]}
+        out = {"item_id": self.ids[row], "title": self.titles[row], "tags": self.tags(row)}
         for name, (codes, vocab) in self.categorical.items():
             code = int(codes[row])
             out[name] = vocab[code] if code >= 0 else ""
@@ -143,14 +143,18 @@ class ItemCatalog:
             out[name] = values[row].item()
         return out
 
+    def tags(self, row: int) -> list[str]:
+        if row >= self.base_count:
+            return list(self.added[row - self.base_count].meta.get("tags", []))
+        return [t for t in self.tag_strings[row].split("|") if t]
+
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """A categorical column as strings for some rows (bundle and added items alike)."""
         rows = np.asarray(rows, np.int64)
-        codes, vocab = self.categorical[name]
-        vocab_arr = np.asarray(vocab + [""], dtype=object)
+        codes, _ = self.categorical[name]
         base = rows < self.base_count
         out = np.empty(len(rows), dtype=object)
-        out[base] = vocab_arr[codes[rows[base]]]
+        out[base] = self._vocab_arrays[name][codes[rows[base]]]  # code -1 (none) reads the trailing ''
         for i in np.flatnonzero(~base):
             out[i] = str(self.added[rows[i] - self.base_count].meta.get(name, ""))
         return out
@@ -176,9 +180,6 @@ class ItemCatalog:
         for i in np.flatnonzero(~base):
             out[i] = float(self.added[rows[i] - self.base_count].meta.get(name, 0) or 0)
         return out
-
-    def tags(self, row: int) -> list[str]:
-        return self.meta(row).get("tags", [])
 
     def feature_table(self) -> ItemTable:
         """Integer attributes for ranker features over all rows (built per catalog version)."""

@@ -23,30 +23,42 @@ def matched_tags(item_tags: list[str], profile_tags: dict[str, int], limit: int 
     return sorted((t for t in item_tags if t in profile_tags), key=lambda t: -profile_tags[t])[:limit]
 
 
-def explain(catalog, row: int, vector: np.ndarray, history_rows: list[int], history_vectors: np.ndarray,
-            liked_rows: list[int], liked_vectors: np.ndarray, profile_tags: dict[str, int],
-            cold_start: bool) -> Reason:
-    meta = catalog.meta(row)
-    tags = matched_tags(meta.get("tags", []), profile_tags)
-    series = meta.get("series_id")
-    if series and history_rows:
-        for h in reversed(history_rows[-50:]):
-            hm = catalog.meta(h)
-            if hm.get("series_id") == series:
-                if int(meta.get("episode", 0)) == int(hm.get("episode", 0)) + 1:
-                    return Reason("series", f"next episode after \"{hm['title']}\"", hm["item_id"], tags)
-                break
-    if len(liked_rows):
-        sims = liked_vectors @ vector
-        best = int(np.argmax(sims))
-        if sims[best] > 0.6:
-            return Reason("feedback", f"more like \"{catalog.meta(liked_rows[best])['title']}\"",
-                          catalog.item_id(liked_rows[best]), tags)
-    if not cold_start and len(history_rows):
-        sims = history_vectors @ vector
-        best = int(np.argmax(sims))
-        source = catalog.meta(history_rows[best])
-        return Reason("history", f"because you watched \"{source['title']}\"", source["item_id"], tags)
-    if tags:
-        return Reason("tags", "matches your interests: " + ", ".join(tags), None, tags)
-    return Reason("popular", "popular right now", None, [])
+class Explainer:
+    """Reasons for the items of one list; the user's side (history, likes, tags) is looked up once."""
+
+    def __init__(self, catalog, history_rows: list[int], liked_rows: list[int], profile_tags: dict[str, int],
+                 cold_start: bool):
+        self.catalog, self.profile_tags, self.cold_start = catalog, profile_tags, cold_start
+        self.history = np.asarray(history_rows, np.int64)
+        self.history_vectors = catalog.vectors(self.history)
+        has_series = "series_id" in catalog.categorical and "episode" in catalog.numeric
+        self.history_series = catalog.column("series_id", self.history) if has_series else np.zeros(0, object)
+        self.history_episode = catalog.numeric_column("episode", self.history) if has_series else np.zeros(0)
+        self.liked = np.asarray(liked_rows, np.int64)
+        self.liked_vectors = catalog.vectors(self.liked)
+
+    def explain(self, meta: dict, vector: np.ndarray) -> Reason:
+        """`meta` of the recommended item (catalog.meta), `vector` its embedding."""
+        tags = matched_tags(meta.get("tags", []), self.profile_tags)
+        series = meta.get("series_id")
+        if series and len(self.history_series):
+            watched = np.flatnonzero(self.history_series == series)
+            if len(watched):  # the latest episode watched of this series
+                latest = watched[-1]
+                if int(meta.get("episode", 0)) == int(self.history_episode[latest]) + 1:
+                    return self._because("series", "next episode after", self.history[latest], tags)
+        if len(self.liked):
+            sims = self.liked_vectors @ vector
+            best = int(np.argmax(sims))
+            if sims[best] > 0.6:
+                return self._because("feedback", "more like", self.liked[best], tags)
+        if not self.cold_start and len(self.history):
+            best = int(np.argmax(self.history_vectors @ vector))
+            return self._because("history", "because you watched", self.history[best], tags)
+        if tags:
+            return Reason("tags", "matches your interests: " + ", ".join(tags), None, tags)
+        return Reason("popular", "popular right now", None, [])
+
+    def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
+        source = self.catalog.meta(int(row))
+        return Reason(kind, f"{words} \"{source.get('title', source['item_id'])}\"", source["item_id"], tags)

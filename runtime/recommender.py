@@ -26,7 +26,7 @@ from edgerec.runtime.backends import available_backends, open_model
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.encoder import UserEncoder
-from edgerec.runtime.explain import Reason, explain
+from edgerec.runtime.explain import Explainer, Reason
 from edgerec.runtime.features import DEVICES, ranker_features
 from edgerec.runtime.history import CONSUMED, EVENTS, HistoryStore, Retention
 from edgerec.runtime.monitor import Monitor
@@ -349,15 +349,12 @@ class Recommender:
                         cat.column("genre", pool) if policy.max_per_genre else None,
                         policy.max_per_creator, policy.max_per_genre)
         with self.monitor.stage("explain"):
-            history_rows = state.consumed[-50:]
-            history_vectors = cat.vectors(np.array(history_rows, np.int64)) if history_rows else np.zeros((0, 1))
-            liked_vectors = cat.vectors(np.array(state.liked, np.int64)) if state.liked else np.zeros((0, 1))
+            explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), cold)
             results = []
             for position in order:
                 row = int(pool[position])
                 meta = cat.meta(row)
-                reason = explain(cat, row, vectors[position], history_rows, history_vectors, state.liked,
-                                 liked_vectors, dict(state.tags), cold)
+                reason = explainer.explain(meta, vectors[position])
                 results.append(Recommendation(meta["item_id"], float(relevance[position]), meta.get("title", ""),
                                               reason, {k: v for k, v in meta.items() if k not in ("item_id", "title")}))
         if results:
@@ -383,11 +380,11 @@ class Recommender:
                 excluded.add(row)  # show what is like it, not the item itself
             elif e.event == "not_interested":
                 disliked.append(row)
-        for row in consumed[-50:]:
-            meta = self.catalog.meta(row)
-            tags.update(meta.get("tags", []))
-            if meta.get("language"):
-                languages[meta["language"]] += 1
+        recent = np.array(consumed[-50:], np.int64)
+        for row in recent:
+            tags.update(self.catalog.tags(int(row)))
+        if "language" in self.catalog.categorical:
+            languages.update(lang for lang in self.catalog.column("language", recent) if lang)
         prefs = self.history.preferences(user)
         tags.update({t: 3 for t in prefs.get("tag", []) + prefs.get("genre", [])})
         languages.update({lang: 3 for lang in prefs.get("language", [])})

@@ -338,3 +338,23 @@ def test_every_scan_kernel_gives_the_same_scores(dtype):
     assert np.corrcoef(results[0], exact)[0, 1] > 0.999
     with pytest.raises(ConfigError, match="unknown scan kernel"):
         ExactScan(table, scales, "gpu")
+
+
+def test_reasons_name_the_next_episode_the_nearest_history_item_and_a_liked_item(rec):
+    from edgerec.runtime.explain import Explainer
+
+    cat = rec.catalog
+    series = cat.column("series_id", np.arange(cat.base_count))
+    episode = cat.numeric_column("episode", np.arange(cat.base_count))
+    first = next(r for r in range(cat.base_count) if series[r] and episode[r] == 1)
+    second = int(np.flatnonzero((series == series[first]) & (episode == 2))[0])
+    other = next(r for r in range(cat.base_count) if not series[r])
+    explainer = Explainer(cat, [other, first], [], {}, cold_start=False)
+    reason = explainer.explain(cat.meta(second), cat.vectors([second])[0])
+    assert reason.kind == "series" and reason.item_id == cat.item_id(first) and "next episode" in reason.text
+    near = explainer.explain(cat.meta(other), cat.vectors([other])[0])  # closest history item: itself
+    assert near.kind == "history" and near.item_id == cat.item_id(other)
+    liked = Explainer(cat, [first], [other], {}, cold_start=False).explain(cat.meta(other), cat.vectors([other])[0])
+    assert liked.kind == "feedback" and liked.item_id == cat.item_id(other)
+    newcomer = Explainer(cat, [], [], {}, cold_start=True).explain(cat.meta(other), cat.vectors([other])[0])
+    assert newcomer.kind == "popular"
