@@ -14,13 +14,14 @@ from edgerec.cli.output import console, table, write_json
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Override a profile field, e.g. --set p99_ms=8 --set threads=2.")
 @click.option("--items", type=int, help="Grow the catalog to this many items for the run.")
+@click.option("--ann", type=click.Choice(["usearch"]), help="Retrieve through an HNSW index instead of the exact scan.")
 @click.option("--requests", default=400, show_default=True)
 @click.option("--compare", multiple=True, type=click.Path(exists=True),
               help="Another bundle whose user encoders are timed alongside (e.g. the fp32 export).")
 @click.option("--conformance", is_flag=True, help="Also check the device reproduces the bundle's references.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False))
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="PNG with latency plots.")
-def bench(bundle, profile_name, overrides, items, requests, compare, conformance, json_out, plot_out) -> None:
+def bench(bundle, profile_name, overrides, items, ann, requests, compare, conformance, json_out, plot_out) -> None:
     """Latency per stage and end to end, open time, memory and size, against a device profile."""
     from edgerec.device_tests.bench import BenchConfig, run_bench, summary
     from edgerec.device_tests.profiles import get_profile
@@ -31,7 +32,7 @@ def bench(bundle, profile_name, overrides, items, requests, compare, conformance
     except ValueError:
         raise ConfigError("--set takes FIELD=VALUE") from None
     profile = get_profile(profile_name, pairs)
-    cfg = BenchConfig(requests=requests, items=items, compare=list(compare))
+    cfg = BenchConfig(requests=requests, items=items, ann=ann, compare=list(compare))
     with console.status(f"benchmarking under profile {profile.name} ({profile.threads} thread(s))"):
         result = run_bench(bundle, profile, cfg)
     print_bench(result)
@@ -58,7 +59,8 @@ def bench(bundle, profile_name, overrides, items, requests, compare, conformance
 
 
 def print_bench(result: dict) -> None:
-    rows = [{"engine": r["backend"], "kernel": r["kernel"], "open ms": r["open_ms"],
+    rows = [{"engine": r["backend"], "retrieval": f"{r['ann']} index" if r.get("ann") else f"exact, {r['kernel']}",
+             "open ms": r["open_ms"],
              **{k: r["end_to_end"][k] for k in ("p50_ms", "p95_ms", "p99_ms")},
              "req/s": r["throughput_rps"]} for r in result["runs"]]
     table(rows, title=f"recommend(), {result['items']:,} items, profile {result['profile']['name']}")

@@ -26,10 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle")
     parser.add_argument("--profile", default="phone-mid")
     parser.add_argument("--items", type=int)
+    parser.add_argument("--ann", choices=["usearch"])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args(argv)
-    result = run_bench(args.bundle, get_profile(args.profile), BenchConfig(requests=args.requests, items=args.items))
+    result = run_bench(args.bundle, get_profile(args.profile), BenchConfig(requests=args.requests, items=args.items, ann=args.ann))
     text = json.dumps(summary(result), indent=2)
     if args.json_out:
         with open(args.json_out, "w") as handle:

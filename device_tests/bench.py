@@ -36,6 +36,7 @@ class BenchConfig:
     users: int = 200
     history: int = 30  # events per synthetic user
     items: int | None = None  # grow the catalog to this many items first
+    ann: str | None = None  # "usearch": retrieve through the HNSW index instead of the exact scan
     compare: list[str] = field(default_factory=list)  # more bundles whose encoders to time alongside
     retrieval_queries: int = 200
     baselines: bool = True  # faiss / usearch when installed
@@ -101,12 +102,13 @@ def _users(rec, cfg: BenchConfig, rng) -> list[str]:
     """Synthetic users with histories of real catalog items, recorded through the runtime."""
     n = rec.catalog.base_count
     users = []
+    now = time.time()  # recent events: older ones would fall out of the history's retention window
     for u in range(cfg.users):
         name = f"bench-{u}"
         start = int(rng.integers(0, n))
         for i in range(cfg.history):  # runs of neighbouring rows: series, creators
             row = (start + i if rng.random() < 0.7 else int(rng.integers(0, n))) % n
-            rec.history.record(name, rec.catalog.item_id(row), "finish", ts=1_700_000_000 + i)
+            rec.history.record(name, rec.catalog.item_id(row), "finish", ts=now - 60 * (cfg.history - i))
         users.append(name)
     return users
 
@@ -115,8 +117,13 @@ def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg
     from edgerec.runtime import Recommender
 
     began = time.perf_counter()
-    rec = Recommender.open(bundle_path, backend=backend, threads=profile.threads)
+    rec = Recommender.open(bundle_path, backend=backend, threads=profile.threads, ann=cfg.ann)
     open_ms = (time.perf_counter() - began) * 1e3
+    index_s = None
+    if cfg.ann:  # built once per catalog on a device (then cached); timed apart from requests
+        t = time.perf_counter()
+        rec.warm_up()
+        index_s = time.perf_counter() - t
     rng = np.random.default_rng(cfg.seed)
     users = _users(rec, cfg, rng)
     for i in range(cfg.warmup):
@@ -135,7 +142,7 @@ def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg
     stats = rec.monitor.snapshot()
     result = {"backend": backend, "open_ms": open_ms, "end_to_end": percentiles(latencies),
               "throughput_rps": cfg.requests / wall, "stages": stats["stages"], "counters": stats["counters"],
-              "kernel": rec.scan.kernel, "latencies_ms": latencies}
+              "kernel": rec.scan.kernel, "ann": cfg.ann, "ann_build_s": index_s, "latencies_ms": latencies}
     rec.close()
     return result
 

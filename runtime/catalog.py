@@ -99,6 +99,9 @@ class ItemCatalog:
     def item_id(self, row: int) -> str:
         return self.ids[row] if row < self.base_count else self.added[row - self.base_count].item_id
 
+    def title(self, row: int) -> str:
+        return self.titles[row] if row < self.base_count else str(self.added[row - self.base_count].meta.get("title", ""))
+
     def is_active(self, row: int) -> bool:
         if row < self.base_count:
             return not self.removed[row]
@@ -128,6 +131,14 @@ class ItemCatalog:
     def active_mask(self) -> np.ndarray:
         extra = np.array([a.vector is not None for a in self.added], bool)
         return np.concatenate([~self.removed, extra])
+
+    def inactive_rows(self) -> np.ndarray:
+        """Rows removed from the catalog (few, so requests mask them without a pass over all rows)."""
+        with self._lock:
+            cached = getattr(self, "_inactive", None)
+            if cached is None or cached[0] != (self.version, len(self)):
+                self._inactive = cached = ((self.version, len(self)), np.flatnonzero(~self.active_mask()))
+            return cached[1]
 
     # ---------------------------------------------------------- metadata
 

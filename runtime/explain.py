@@ -60,5 +60,5 @@ class Explainer:
         return Reason("popular", "popular right now", None, [])
 
     def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
-        source = self.catalog.meta(int(row))
-        return Reason(kind, f"{words} \"{source.get('title', source['item_id'])}\"", source["item_id"], tags)
+        item_id, title = self.catalog.item_id(int(row)), self.catalog.title(int(row))
+        return Reason(kind, f"{words} \"{title or item_id}\"", item_id, tags)

@@ -153,7 +153,8 @@ class HistoryStore:
                                            (profile, int(limit))).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}")) for r in rows]
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
+                for r in rows]
 
     def profiles(self) -> list[str]:
         with self._lock:

@@ -312,7 +312,7 @@ class Recommender:
         with self.monitor.stage("history"):
             state = self._state(user)
         with self._lock:
-            active = cat.active_mask()
+            inactive = cat.inactive_rows()
             added = cat.added_matrix()
         cold = not state.consumed
         user_vector = None
@@ -333,7 +333,7 @@ class Recommender:
             cold = False
         with self.monitor.stage("retrieve"):
             scores = self._scores(user, user_vector, added, state, now, policy, cold)
-            scores[~active] = -np.inf
+            scores[inactive] = -np.inf
             if state.excluded:
                 scores[list(state.excluded)] = -np.inf
             pool = self._pool(scores, state, added, filters, policy, k)
@@ -421,12 +421,12 @@ class Recommender:
                 base = self.scan.scores(user_vector)
         else:
             base = self.scan.scores(user_vector)
-        scores = np.r_[base, added @ user_vector if len(added) else np.zeros(0, np.float32)].astype(np.float32)
+        scores = np.r_[base, (added @ user_vector).astype(np.float32)] if len(added) else base
         n = len(state.consumed)
         if n < policy.cold_start_items:  # a short history: lean on popularity until it grows
             alpha = n / policy.cold_start_items
-            scores = alpha * standardize(scores) + (1 - alpha) * self._prior(now)
-        return scores.astype(np.float32)
+            scores = (alpha * standardize(scores) + (1 - alpha) * self._prior(now)).astype(np.float32)
+        return scores
 
     def _tag_match(self, tags: Counter) -> np.ndarray:
         """1 for items whose genre the user picked or keeps consuming (a cheap, code-level match)."""
@@ -450,8 +450,7 @@ class Recommender:
                 candidates = np.unique(np.concatenate([candidates, *extra]))
                 candidates = candidates[np.isfinite(scores[candidates])]
             keep = candidates[filter_mask(self.catalog, candidates, filters)]
-            exhausted = size >= np.isfinite(scores).sum()
-            if len(keep) >= want or exhausted:
+            if len(keep) >= want or size >= np.isfinite(scores).sum():  # enough, or nothing more to find
                 order = np.argsort(-scores[keep], kind="stable")
                 return keep[order][: want + 20 * len(extra)]
             size *= 4

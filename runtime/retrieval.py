@@ -64,8 +64,9 @@ class ExactScan:
         if self.int8:
             step = float(np.abs(user).max()) / 127.0 or 1.0
             query = np.clip(np.round(user / step), -127, 127).astype(np.int8)
-            raw = self._dots(query)
-            return raw.astype(np.float32) * (self.scales * step)
+            out = np.multiply(self._dots(query), self.scales, dtype=np.float32)
+            out *= step
+            return out
         return self._dots(user.astype(self.table.dtype) if self.kernel != "numpy" else user)
 
     def _dots(self, query: np.ndarray) -> np.ndarray:
@@ -121,9 +122,31 @@ class AnnIndex:
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first."""
-    k = min(k, int(np.isfinite(scores).sum()))
-    if k <= 0:
+    """Indices of the k largest finite scores, best first.
+
+    Large arrays are first cut to the rows above the k-th best of a strided
+    sample (that threshold can only be lower than the true k-th best, so no
+    winner is lost), which spares a partition over every row.
+    """
+    n = len(scores)
+    if k <= 0 or n == 0:
         return np.zeros(0, np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
+    stride = min(16, n // (8 * k))
+    if stride >= 2:
+        sample = scores[::stride]
+        threshold = np.partition(sample, len(sample) - k)[len(sample) - k]
+        if np.isfinite(threshold):
+            rows = np.flatnonzero(scores >= threshold)
+            return rows[_best(scores[rows], k)]
+    k = min(k, int(np.isfinite(scores).sum()))
+    return _best(scores, k) if k > 0 else np.zeros(0, np.int64)
+
+
+def _best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest values, best first (ties keep position order)."""
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+        part.sort()  # position order, so the stable sort below breaks ties by position
+    else:
+        part = np.arange(len(scores))
     return part[np.argsort(-scores[part], kind="stable")]

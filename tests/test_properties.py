@@ -56,3 +56,21 @@ def test_int8_tables_round_trip_within_half_a_step(values):
 @given(arrays(np.int64, st.integers(1, 60), elements=st.integers(0, 1000)))
 def test_gini_is_between_zero_and_one(counts):
     assert 0.0 <= metrics.gini(counts) <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 5_000), k=st.integers(1, 300), masked=st.floats(0, 1), seed=st.integers(0, 10**6),
+       levels=st.sampled_from([None, 7]))
+def test_top_rows_matches_a_full_sort(n, k, masked, seed, levels):
+    """The sampled-threshold shortcut of top_rows never loses a winner (ties and -inf included)."""
+    from edgerec.runtime.retrieval import top_rows
+
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=n).astype(np.float32)
+    if levels:  # many ties
+        scores = np.round(scores * levels) / levels
+    scores[rng.random(n) < masked] = -np.inf
+    rows = top_rows(scores, k)
+    finite = np.sort(scores[np.isfinite(scores)])[::-1]
+    assert len(rows) == min(k, len(finite)) and len(set(rows.tolist())) == len(rows)
+    np.testing.assert_array_equal(scores[rows], finite[: len(rows)])
