@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args(argv)
-    result = run_bench(args.bundle, get_profile(args.profile), BenchConfig(requests=args.requests, items=args.items, ann=args.ann))
+    cfg = BenchConfig(requests=args.requests, items=args.items, ann=args.ann)
+    result = run_bench(args.bundle, get_profile(args.profile), cfg)
     text = json.dumps(summary(result), indent=2)
     if args.json_out:
         with open(args.json_out, "w") as handle:

@@ -142,7 +142,7 @@ def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg
     stats = rec.monitor.snapshot()
     result = {"backend": backend, "open_ms": open_ms, "end_to_end": percentiles(latencies),
               "throughput_rps": cfg.requests / wall, "stages": stats["stages"], "counters": stats["counters"],
-              "kernel": rec.scan.kernel, "ann": cfg.ann, "ann_build_s": index_s, "latencies_ms": latencies}
+              "kernel": rec.scan.kernel, "ann": rec.ann_kind, "ann_build_s": index_s, "latencies_ms": latencies}
     rec.close()
     return result
 

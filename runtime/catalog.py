@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgerec.errors import UnknownIdError
+from edgerec.errors import BundleError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.features import MODALITIES, ItemTable
 
@@ -62,6 +62,11 @@ class ItemCatalog:
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = bundle.array(m["encoder_inputs"]) if "encoder_inputs" in m else None
+        if self.input_map is not None and (self.input_map.shape != (self.base_count,) or
+                                           (self.base_count and int(self.input_map.min()) < 1)):
+            raise BundleError(f"the bundle's encoder_inputs must hold one input (>= 1) per item "
+                              f"({self.base_count}); it has shape {self.input_map.shape}. Re-export the bundle")
+        self._inactive: tuple | None = None  # (catalog version, rows removed), see inactive_rows
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
         self._index: dict[str, int] | None = None
@@ -135,7 +140,7 @@ class ItemCatalog:
     def inactive_rows(self) -> np.ndarray:
         """Rows removed from the catalog (few, so requests mask them without a pass over all rows)."""
         with self._lock:
-            cached = getattr(self, "_inactive", None)
+            cached = self._inactive
             if cached is None or cached[0] != (self.version, len(self)):
                 self._inactive = cached = ((self.version, len(self)), np.flatnonzero(~self.active_mask()))
             return cached[1]

@@ -107,3 +107,26 @@ def test_scaled_bundle_outgrows_its_model_and_still_recommends(tiny_bundle, tmp_
         rec.record("u", rec.catalog.item_id(item), "play")
     assert len(rec.recommend("u", k=10)) == 10
     rec.close()
+
+
+def test_scaled_bundle_with_a_wrong_input_map_is_refused(tiny_bundle, tmp_path):
+    import numpy as np
+
+    from edgerec.device_tests.scale import scaled_bundle
+    from edgerec.errors import BundleError
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.catalog import ItemCatalog
+
+    path = scaled_bundle(Bundle.open(tiny_bundle), 1_500, tmp_path / "scaled")
+    np.save(path / "items" / "encoder_inputs.npy", np.zeros(1_500, np.int32))  # 0 is padding, not an item
+    with pytest.raises(BundleError, match="encoder_inputs"):
+        ItemCatalog(Bundle.open(path, verify=False))
+
+
+def test_bench_through_the_ann_index(tiny_bundle):
+    pytest.importorskip("usearch")
+    result = run_bench(tiny_bundle, get_profile("stb-low", LENIENT),
+                       BenchConfig(requests=20, warmup=3, users=10, history=8, retrieval_queries=10, ann="usearch"))
+    for run in result["runs"]:
+        assert run["ann"] == "usearch" and run["ann_build_s"] > 0
+        assert "ann_fallback" not in run["counters"]  # the index answered every request itself
