@@ -71,13 +71,22 @@ def print_bench(result: dict) -> None:
     table(stages, title="per stage")
     table([{k: e[k] for k in ("bundle", "file", "quantization", "bytes", "p50_ms", "p99_ms")} for e in result["encoders"]],
           title="user encoder alone (batch 1)")
-    ret = result["retrieval"]
-    table([{k: m.get(k, "") for k in ("method", "index_bytes", "p50_ms", "p99_ms", "skipped")} for m in ret["methods"]],
-          title=f"retrieval of the top {ret['k']} over {ret['items']:,} items (dim {ret['dim']})")
-    console.print(f"copy bandwidth {ret['copy_bandwidth_gbs']:.1f} GB/s; scan bound {ret['scan_bound_ms']:.3f} ms "
-                  f"for {ret['table_bytes']:,} bytes; the scan reaches {ret['scan_fraction_of_bound']:.0%} of it "
-                  f"({ret['note']})")
+    print_retrieval(result["retrieval"])
     console.print(f"peak RSS {result['peak_rss_mb']:.0f} MB; bundle {result['bundle_bytes']:,} bytes")
+
+
+def print_retrieval(ret: dict) -> None:
+    """The scan against faiss and usearch, the ratios and the share of the bandwidth bound."""
+    table([{k: m.get(k, "") for k in ("method", "index_bytes", "p50_ms", "p99_ms", "cold_p50_ms", "skipped")}
+           for m in ret["methods"]],
+          title=f"retrieval of the top {ret['k']} over {ret['items']:,} items (dim {ret['dim']}, table {ret['dtype']})")
+    if ret.get("vs_faiss"):
+        v = ret["vs_faiss"]
+        console.print(f"{v['method']} against faiss flat: time x{v['time_ratio']:.2f} warm, x{v['time_ratio_cold']:.2f} "
+                      f"cold; memory x{v['memory_ratio']:.3f}")
+    console.print(f"copy bandwidth {ret['copy_bandwidth_gbs']:.1f} GB/s; scan bound {ret['scan_bound_ms']:.3f} ms "
+                  f"for {ret['table_bytes']:,} bytes; the cold scan reaches {ret['scan_fraction_of_bound']:.0%} of it, "
+                  f"the warm one {ret['scan_fraction_of_bound_warm']:.0%} ({ret['note']})")
 
 
 def register(cli: click.Group) -> None:

@@ -22,8 +22,8 @@ from edgerec.cli.output import console, fmt, key_values, table
 @click.option("--format", "formats", default="onnx,tflite", show_default=True, help="onnx, tflite or both.")
 @click.option("--quantize", type=click.Choice(["none", "int8", "int8-dynamic", "int8-static", "fp16"]), default="int8",
               show_default=True)
-@click.option("--table", "table_dtype", type=click.Choice(["int8", "fp16", "fp32"]), default="int8",
-              show_default=True, help="Item table precision.")
+@click.option("--table", "table_dtype", type=click.Choice(["int8", "int8-row", "fp16", "fp32"]), default="int8",
+              show_default=True, help="Item table precision: int8 with a scale per dimension, or per row.")
 @click.option("--ranker", type=click.Path(exists=True, file_okay=False), help="A ranker trained for --model.")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Record the teacher's metrics.")
 @click.option("--content", type=click.Path(exists=True, file_okay=False),

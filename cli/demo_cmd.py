@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgerec.cli.bench_cmd import print_retrieval
 from edgerec.cli.output import console, fmt, table
 
 
@@ -57,10 +58,7 @@ def print_report(r: dict) -> None:
     table(bench["runs"], title=f"bench: profile {bench['profile']}, {bench['items']:,} items "
                                f"({'within budget' if bench['passed'] else 'budget missed'})",
           columns=["backend", "open_ms", "p50_ms", "p95_ms", "p99_ms"])
-    ret = bench["retrieval"]
-    table([{k: m.get(k, "") for k in ("method", "index_bytes", "p50_ms", "p99_ms")} for m in ret["methods"]],
-          title=f"retrieval over {ret['items']:,} items; scan at {ret['scan_fraction_of_bound']:.0%} of the "
-                f"memory-bandwidth bound ({ret['copy_bandwidth_gbs']:.1f} GB/s)")
+    print_retrieval(bench["retrieval"])
     table([r["timings"]], title="seconds per step")
 
 

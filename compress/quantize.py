@@ -11,7 +11,7 @@ x86 CPUs without VNNI its u8 x s8 kernel saturates int16 sums and signed
 weights lose accuracy; ai-edge-quantizer dynamic-range for TFLite); the two
 formats then quantize activations differently and may swap near-tied items.
 "int8-static" (ONNX, QDQ calibrated on real histories) and "fp16" exist too.
-Item tables: int8 with one scale per row, or fp16.
+Item tables are quantized by the bundle's own format: edgerec.runtime.item_table.
 """
 
 from __future__ import annotations
@@ -225,22 +225,3 @@ def weight_only_onnx(src: Path, dst: Path) -> None:
     graph.node.extend(nodes)
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
-
-
-def quantize_table(vectors: np.ndarray, dtype: str = "int8") -> tuple[np.ndarray, np.ndarray | None]:
-    """Item table compression: int8 with a per-row scale (symmetric), or fp16 (no scales)."""
-    vectors = np.asarray(vectors, np.float32)
-    if dtype == "fp16":
-        return vectors.astype(np.float16), None
-    if dtype == "fp32":
-        return vectors, None
-    if dtype != "int8":
-        raise ConfigError(f"unknown item table dtype {dtype!r}; use int8, fp16 or fp32")
-    scale = np.abs(vectors).max(1) / 127.0
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    return np.clip(np.round(vectors / scale[:, None]), -127, 127).astype(np.int8), scale
-
-
-def dequantize_table(values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
-    values = values.astype(np.float32)
-    return values if scales is None else values * scales[:, None]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.runtime.bundle import Bundle, BundleWriter
+from edgerec.runtime.item_table import StoredTable
 
 
 def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) -> Path:
@@ -20,25 +21,15 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     out = Path(out)
     m = source.manifest
     rng = np.random.default_rng(seed)
-    base = source.array(m.items["embeddings"]["file"], mmap=False).astype(np.float32)
-    scales = m.items["embeddings"].get("scales")
-    if scales:
-        base = base * source.array(scales, mmap=False)[:, None]
+    stored = StoredTable.read(source, m.items["embeddings"])
+    base = stored.dequantize()
     picks = rng.integers(0, len(base), n_items)
     picks[: min(len(base), n_items)] = np.arange(min(len(base), n_items))  # the real items come first, as they are
     vectors = base[picks] + rng.normal(0, 0.05, (n_items, base.shape[1])).astype(np.float32)
     vectors[: min(len(base), n_items)] = base[: min(len(base), n_items)]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     writer = BundleWriter(out, f"{m.name}-{n_items}")
-    dtype = m.items["embeddings"]["dtype"]
-    if dtype == "int8":
-        scale = np.abs(vectors).max(1) / 127.0
-        table = np.clip(np.round(vectors / scale[:, None]), -127, 127).astype(np.int8)
-    else:
-        table, scale = vectors.astype(dtype), None
-    embeddings = {"file": writer.add_array("items/embeddings.npy", table), "dtype": dtype}
-    if scale is not None:
-        embeddings["scales"] = writer.add_array("items/scales.npy", scale.astype(np.float32))
+    embeddings = StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer)
     known = m.items.get("encoder_inputs")
     inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
     strings = {

@@ -2,7 +2,7 @@
 
 Steps: deploy module -> ONNX and/or TFLite -> parity against PyTorch on real
 histories -> quantization -> parity again (an export that misses its
-tolerance stops here) -> item table (int8 + per-row scales, or fp16) and item
+tolerance stops here) -> item table (int8 with per-dimension scales, see runtime/item_table.py) and item
 metadata -> reference inputs/outputs for on-device conformance -> manifest and
 model card, written through the schema of `edgerec.runtime.bundle`.
 """
@@ -21,10 +21,8 @@ import torch
 from edgerec.compress.quantize import (
     MODE_LABEL,
     WEIGHT_ONLY_SESSION_CONFIG,
-    dequantize_table,
     fake_quantize,
     quantize_onnx,
-    quantize_table,
     quantize_tflite,
 )
 from edgerec.data.schema import Catalog, Dataset
@@ -40,6 +38,7 @@ from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.features import MODALITIES
+from edgerec.runtime.item_table import StoredTable
 
 FP32_TOLERANCE = 1e-4
 Progress = Callable[[str], None]
@@ -49,7 +48,7 @@ Progress = Callable[[str], None]
 class ExportConfig:
     formats: tuple[str, ...] = ("onnx", "tflite")
     quantize: str = "int8"  # none | int8 | int8-static (ONNX only) | fp16
-    table_dtype: str = "int8"  # item table: int8 | fp16 | fp32
+    table_dtype: str = "int8"  # item table: one of item_table.TABLE_DTYPES
     parity_users: int = 500
     min_top10_agreement: float = 0.9  # for quantized files; fp32 files must match to FP32_TOLERANCE
     reference_users: int = 32
@@ -91,8 +90,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     with torch.no_grad():
         reference = deployed(torch.as_tensor(rows)).numpy()
         table = model.item_vectors()[1:].numpy()
-    stored, scales = quantize_table(table, cfg.table_dtype)
-    bundle_table = dequantize_table(stored, scales)
+    stored = StoredTable.quantize(table, cfg.table_dtype)
+    bundle_table = stored.dequantize()
     metrics: dict = {"table": compare_vectors(table, bundle_table)}
 
     encoders = {}
@@ -120,7 +119,7 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         _add_content(writer, content, dataset, split, table, cfg)
 
     say("writing the item table and metadata")
-    items = _write_items(writer, dataset.catalog, stored, scales, train_popularity(split))
+    items = _write_items(writer, dataset.catalog, stored, train_popularity(split))
     reference_files = _write_reference(writer, rows[: cfg.reference_users], reference[: cfg.reference_users],
                                        bundle_table, cfg.k)
     if cfg.evaluate:
@@ -233,10 +232,8 @@ def _export_ranker(ranker_dir, checkpoint, model, dataset, split, users, history
     return entries
 
 
-def _write_items(writer: BundleWriter, catalog: Catalog, stored: np.ndarray, scales, popularity) -> dict:
-    embeddings = {"file": writer.add_array("items/embeddings.npy", stored), "dtype": str(stored.dtype)}
-    if scales is not None:
-        embeddings["scales"] = writer.add_array("items/scales.npy", scales)
+def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, popularity) -> dict:
+    embeddings = stored.manifest_entry(writer)
     text = catalog.text
     columns = {
         "ids": writer.add_strings("items/ids", catalog.item_ids),

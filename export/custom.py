@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.compress.quantize import dequantize_table, quantize_table
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ExportError
@@ -32,6 +31,7 @@ from edgerec.models.scoring import history_rows
 from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
+from edgerec.runtime.item_table import StoredTable
 
 
 @dataclass
@@ -96,8 +96,8 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     produced = _check_io(encoder, fmt, spec, rows)
     writer = BundleWriter(out, name or Path(out).name)
     shutil.copyfile(encoder, writer.file_path(f"user_encoder.{fmt}"))
-    stored, scales = quantize_table(vectors, table_dtype)
-    table = dequantize_table(stored, scales)
+    stored = StoredTable.quantize(vectors, table_dtype)
+    table = stored.dequantize()
     shape = ["batch", "history"] if fmt == "onnx" else [1, spec.history_length]
     writer.add_model(ModelEntry("user_encoder", fmt, f"user_encoder.{fmt}",
                                 [TensorSpec(spec.input_name, spec.input_dtype, shape)],
@@ -106,7 +106,7 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
                                 batch=1 if fmt == "tflite" else None,
                                 parity={"checked": {"histories": int(len(rows)), "finite": True, "dim": spec.dim}},
                                 extra={"source": "user-supplied"}))
-    items = _write_items(writer, dataset.catalog, stored, scales, train_popularity(split))
+    items = _write_items(writer, dataset.catalog, stored, train_popularity(split))
     reference = _write_reference(writer, rows[:32], produced[:32], table, 10)
     return writer.finish(dim=spec.dim, items=dict(items, count=dataset.n_items),
                          defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100},

@@ -20,10 +20,8 @@ import torch
 
 from edgerec.compress.quantize import (
     WEIGHT_ONLY_SESSION_CONFIG,
-    dequantize_table,
     fake_quantize,
     quantize_onnx,
-    quantize_table,
     quantize_tflite,
 )
 from edgerec.data.split import leave_last_out
@@ -36,6 +34,7 @@ from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
+from edgerec.runtime.item_table import StoredTable
 
 
 @dataclass
@@ -109,9 +108,9 @@ def compression_report(teacher: str | Path, student: str | Path, data_dir: str |
             encoder = UserEncoder(open_backend(final, variant.format, threads=1, config=config), entry, max_len)
             with torch.no_grad():
                 vectors = model.item_vectors()[1:].numpy()
-            stored, scales = quantize_table(vectors, variant.table)
-            table_bytes = stored.nbytes + (scales.nbytes if scales is not None else 0)
-            scorer = _FileScorer(encoder, dequantize_table(stored, scales), max_len, variant.name)
+            stored = StoredTable.quantize(vectors, variant.table)
+            table_bytes = stored.nbytes
+            scorer = _FileScorer(encoder, stored.dequantize(), max_len, variant.name)
             ranks, lists = evaluator.ranks_and_lists(scorer)
             k = evaluator.k
             hr = float(np.mean(ranks < k))

@@ -22,7 +22,7 @@ import numpy as np
 from edgerec.errors import BundleError
 
 FORMAT = "edgerec-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: int8 item tables may carry per-dimension scales (items.embeddings.scale_axis)
 MANIFEST = "manifest.json"
 MODEL_ROLES = ("user_encoder", "ranker", "content_encoder", "content_projection")
 MODEL_FORMATS = ("onnx", "tflite")

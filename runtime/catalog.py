@@ -16,6 +16,7 @@ import numpy as np
 from edgerec.errors import BundleError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.features import MODALITIES, ItemTable
+from edgerec.runtime.item_table import StoredTable
 
 
 class StringColumn:
@@ -49,8 +50,8 @@ class ItemCatalog:
         m = bundle.manifest.items
         self.bundle = bundle
         emb = m["embeddings"]
-        self.table = bundle.array(emb["file"])
-        self.scales = bundle.array(emb["scales"]) if "scales" in emb else None
+        self.stored = StoredTable.read(bundle, emb)
+        self.table = self.stored.values
         self.base_count = int(m["count"])
         s = m["strings"]
         self.ids = StringColumn(_blob(bundle, s["ids"]), bundle.array(s["ids"]["offsets"]))
@@ -120,8 +121,7 @@ class ItemCatalog:
         out = np.zeros((len(rows), self.table.shape[1]), np.float32)
         base = rows < self.base_count
         if base.any():
-            values = self.table[rows[base]].astype(np.float32)
-            out[base] = values * self.scales[rows[base], None] if self.scales is not None else values
+            out[base] = self.stored.dequantize(rows[base])
         for i in np.flatnonzero(~base):
             out[i] = self.added[rows[i] - self.base_count].vector
         return out

@@ -172,7 +172,7 @@ class Recommender:
     def scan(self) -> ExactScan:
         with self._lock:
             if self._scan is None:
-                self._scan = ExactScan(self.catalog.table, self.catalog.scales, self.kernel)
+                self._scan = ExactScan(self.catalog.stored, self.kernel)
             return self._scan
 
     def warm_up(self) -> None:

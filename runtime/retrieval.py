@@ -1,12 +1,21 @@
 """Candidate retrieval: scores of every item for a user vector, exact or approximate.
 
 The exact scan works on the bundle's compressed table directly. For an int8
-table the user vector is quantized too and the dot products are integer
-(numkong's SIMD kernels when that small package is installed, chunked numpy
-otherwise); each item's score is then rescaled by its row scale. A short list
-is re-scored in float afterwards, so its order is exact for the stored table.
-For very large catalogs an optional usearch HNSW index returns candidates
-without touching every row.
+table the user vector is quantized too (with the table's per-dimension scales
+folded in first) and the dot products are integer; a per-row table then
+rescales each score by its row's scale. Kernels, fastest first:
+
+- "native": edgerec's compiled kernel (runtime/_scan.c, AVX2 on x86-64),
+  reading the memory-mapped table as stored; its top-k keeps only k rows,
+  never an N-long score array.
+- "numkong-packed": numkong's SIMD kernels over a packed copy of the table
+  (1.3-1.6x the table's bytes held in memory).
+- "numkong": numkong over the table as stored.
+- "numpy": no extra package; converts cache-sized chunks to float.
+
+A short list is re-scored in float afterwards, so its order is exact for the
+stored table. For very large catalogs an optional usearch HNSW index returns
+candidates without touching every row.
 """
 
 from __future__ import annotations
@@ -17,41 +26,60 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.item_table import StoredTable
 
 CHUNK_BYTES = 256 * 1024  # float32 scratch of the numpy kernel: small enough to stay in cache
-KERNELS = ("numkong-packed", "numkong", "numpy")
+KERNELS = ("native", "numkong-packed", "numkong", "numpy")
 
 
 def numkong_available() -> bool:
     return importlib.util.find_spec("numkong") is not None
 
 
-class ExactScan:
-    """Scores of all rows of a (N, D) int8/fp16/fp32 table (int8 rows carry per-row scales).
+def native_scan():
+    """The compiled kernel module, or None when this install was built without a C compiler."""
+    try:
+        from edgerec.runtime import _scan
+    except ImportError:
+        return None
+    return _scan
 
-    Kernels: "numkong-packed" (fastest; holds a SIMD-friendly copy of the table,
-    about 1.3-1.6x its bytes), "numkong" (SIMD over the table as stored, no extra
-    memory), "numpy" (no extra package; converts cache-sized chunks to float).
-    "auto" takes the fastest one installed.
+
+def available_kernels() -> list[str]:
+    have = {"native": native_scan() is not None, "numkong-packed": numkong_available(),
+            "numkong": numkong_available(), "numpy": True}
+    return [k for k in KERNELS if have[k]]
+
+
+class ExactScan:
+    """Scores of all rows of a stored item table (see item_table.py) for one user vector.
+
+    "auto" takes the fastest kernel installed. Every kernel gives the same
+    integer dot products, so results do not depend on the choice.
     """
 
-    def __init__(self, table: np.ndarray, scales: np.ndarray | None, kernel: str = "auto"):
-        self.table, self.scales = table, scales
-        self.int8 = table.dtype == np.int8
+    def __init__(self, stored: StoredTable, kernel: str = "auto"):
+        self.stored, self.table = stored, np.ascontiguousarray(stored.values)  # a no-op for the bundle's mapping
+        self.int8 = self.table.dtype == np.int8
         if kernel == "auto":
-            kernel = "numkong-packed" if numkong_available() else "numpy"
+            kernel = available_kernels()[0]
         if kernel not in KERNELS:
             raise ConfigError(f"unknown scan kernel {kernel!r}; choose one of {', '.join(KERNELS)} or auto")
+        if kernel not in available_kernels():
+            hint = "pip install numkong" if kernel.startswith("numkong") else "reinstall edgerec with a C compiler"
+            raise ConfigError(f"the {kernel} scan kernel is not installed here: {hint}")
+        if kernel == "native" and not self.int8:
+            kernel = "numkong" if numkong_available() else "numpy"  # the compiled kernel is int8 only
+        self.kernel = kernel
+        self._native = native_scan() if kernel == "native" else None
+        self._nk = None
         if kernel.startswith("numkong"):
-            if not numkong_available():
-                raise ConfigError(f"the {kernel} scan needs the numkong package: pip install numkong")
             import numkong
 
             self._nk = numkong
-        self.kernel = kernel
-        self._packed = self._nk.dots_pack(np.ascontiguousarray(table)) if kernel == "numkong-packed" else None
-        rows = max(1, min(len(table), CHUNK_BYTES // (4 * max(table.shape[1], 1))))
-        self._buffer = np.empty((rows, table.shape[1]), np.float32) if kernel == "numpy" else None
+        self._packed = self._nk.dots_pack(np.ascontiguousarray(self.table)) if kernel == "numkong-packed" else None
+        rows = max(1, min(len(self.table), CHUNK_BYTES // (4 * max(self.table.shape[1], 1))))
+        self._buffer = np.empty((rows, self.table.shape[1]), np.float32) if kernel == "numpy" else None
 
     @property
     def index_bytes(self) -> int:
@@ -59,17 +87,39 @@ class ExactScan:
         held = self._packed if self._packed is not None else self._buffer
         return int(held.nbytes) if held is not None else 0
 
-    def scores(self, user: np.ndarray) -> np.ndarray:
+    def _query(self, user: np.ndarray) -> tuple[np.ndarray, float]:
+        """The query in the table's dtype, and the factor that turns its dots into scores."""
         user = np.asarray(user, np.float32)
-        if self.int8:
-            step = float(np.abs(user).max()) / 127.0 or 1.0
-            query = np.clip(np.round(user / step), -127, 127).astype(np.int8)
-            out = np.multiply(self._dots(query), self.scales, dtype=np.float32)
-            out *= step
-            return out
-        return self._dots(user.astype(self.table.dtype) if self.kernel != "numpy" else user)
+        if not self.int8:
+            return (user if self.kernel == "numpy" else user.astype(self.table.dtype)), 1.0
+        if self.stored.scale_axis == "dim":
+            user = user * self.stored.scales
+        step = float(np.abs(user).max()) / 127.0 or 1.0
+        return np.clip(np.round(user / step), -127, 127).astype(np.int8), step
+
+    def scores(self, user: np.ndarray) -> np.ndarray:
+        query, step = self._query(user)
+        out = np.multiply(self._dots(query), np.float32(step), dtype=np.float32)
+        if self.stored.scale_axis == "row":
+            out *= self.stored.scales
+        return out
+
+    def top(self, user: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the k best scores, best first (ties: lower row first), as top_rows(scores(user), k)."""
+        if self._native is None or self.stored.scale_axis == "row" or k <= 0:
+            return top_rows(self.scores(user), k)
+        query, _ = self._query(user)
+        k = min(k, len(self.table))
+        rows, dots = np.empty(k, np.int64), np.empty(k, np.int32)
+        kept = self._native.top_k(self.table, query, rows, dots)
+        rows, dots = rows[:kept], dots[:kept]
+        return rows[np.lexsort((rows, -dots.astype(np.int64)))]
 
     def _dots(self, query: np.ndarray) -> np.ndarray:
+        if self._native is not None:
+            out = np.empty(len(self.table), np.int32)
+            self._native.dots(self.table, query, out)
+            return out
         if self._packed is not None:
             return np.asarray(self._nk.dots_packed(query[None, :], self._packed)).reshape(-1)
         if self.kernel == "numkong":
@@ -87,10 +137,7 @@ class ExactScan:
 
     def exact(self, rows: np.ndarray, user: np.ndarray) -> np.ndarray:
         """Float scores of some rows against the stored (dequantized) table."""
-        values = self.table[rows].astype(np.float32)
-        if self.scales is not None:
-            values *= self.scales[rows, None]
-        return values @ np.asarray(user, np.float32)
+        return self.stored.dequantize(rows) @ np.asarray(user, np.float32)
 
 
 class AnnIndex:

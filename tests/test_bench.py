@@ -32,7 +32,13 @@ def test_result_is_complete_and_within_budget(result):
         assert run["open_ms"] > 0
     methods = [m["method"] for m in result["retrieval"]["methods"]]
     assert methods[0].startswith("edgerec scan") and any("faiss" in m for m in methods)
-    assert result["retrieval"]["copy_bandwidth_gbs"] > 0 and result["retrieval"]["scan_fraction_of_bound"] > 0
+    retrieval = result["retrieval"]
+    assert retrieval["copy_bandwidth_gbs"] > 0 and retrieval["scan_fraction_of_bound"] > 0
+    assert all(m["cold_p50_ms"] > 0 for m in retrieval["methods"] if "skipped" not in m)
+    versus = retrieval["vs_faiss"]
+    assert versus["method"] == methods[0] and versus["time_ratio"] > 0 and versus["time_ratio_cold"] > 0
+    if "native" in methods[0]:  # the default scan reads the int8 table as stored: a quarter of faiss's floats
+        assert retrieval["dtype"] == "int8" and versus["memory_ratio"] < 0.26
     assert len(result["encoders"]) == 2 and 0 < result["peak_rss_mb"] < 1000 and result["bundle_bytes"] > 0
 
 

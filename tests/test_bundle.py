@@ -34,7 +34,7 @@ def rewrite_manifest(root, change):
 
 def test_manifest_records_what_the_device_needs(tiny_bundle):
     m = Bundle.open(tiny_bundle).manifest
-    assert m.format_version == 1 and len(m.embedding_space) == 24
+    assert m.format_version == 2 and len(m.embedding_space) == 24
     assert {(e.role, e.format) for e in m.models} == {("user_encoder", "onnx"), ("user_encoder", "tflite")}
     onnx, tflite = m.model("user_encoder", "onnx"), m.model("user_encoder", "tflite")
     assert onnx.inputs[0].shape == ["batch", "history"] and onnx.inputs[0].dtype == "int64"
@@ -45,6 +45,7 @@ def test_manifest_records_what_the_device_needs(tiny_bundle):
         assert entry.parity["int8-weights"]["top10_agreement"] >= 0.8
     assert m.metrics["onnx_vs_tflite"]["top10_identical_share"] >= 0.99
     assert m.items["embeddings"]["dtype"] == "int8" and m.items["count"] == 1000
+    assert m.items["embeddings"]["scale_axis"] == "dim"  # one scale per dimension: the scan is pure int8
     assert m.defaults["history_length"] == 10
     assert set(m.reference) >= {"histories", "user_vectors", "top_k"}
     for name, meta in m.files.items():
@@ -112,6 +113,42 @@ def test_unknown_format_version(copy):
     rewrite_manifest(copy, lambda d: d.update(format_version=99))
     with pytest.raises(BundleError, match="format version 99 is not supported"):
         Bundle.open(copy)
+
+
+def _replace_array(root, name, array):
+    """Swap one .npy of a bundle and make the manifest consistent again (checksums, space id)."""
+    from edgerec.runtime.bundle import Manifest, embedding_space_id
+
+    np.save(root / name, array)
+    data = json.loads((root / "manifest.json").read_text())
+    data["files"][name].update(bytes=(root / name).stat().st_size, sha256=sha256_file(root / name))
+    m = Manifest.from_dict(data)
+    data["embedding_space"] = embedding_space_id(m.files, m.models, m.items)
+    (root / "manifest.json").write_text(json.dumps(data))
+
+
+def test_item_scales_of_the_wrong_shape_are_refused_at_open(copy):
+    dim = Bundle.open(copy).manifest.dim
+    _replace_array(copy, "items/scales.npy", np.ones(dim + 1, np.float32))
+    with pytest.raises(BundleError, match="scales have shape"):
+        Recommender.open(copy)
+
+
+def test_format_1_bundles_with_row_scales_still_read(copy):
+    """Format 1 had one scale per row and no scale_axis: such a table must read back the same."""
+    from edgerec.runtime.catalog import ItemCatalog
+
+    before = ItemCatalog(Bundle.open(copy))
+    vectors = before.vectors(np.arange(len(before)))
+    scales = np.abs(vectors).max(1) / 127
+    _replace_array(copy, "items/embeddings.npy", np.round(vectors / scales[:, None]).astype(np.int8))
+    _replace_array(copy, "items/scales.npy", scales.astype(np.float32))
+    rewrite_manifest(copy, lambda d: (d.update(format_version=1), d["items"]["embeddings"].pop("scale_axis")))
+    after = ItemCatalog(Bundle.open(copy))
+    assert after.stored.scale_axis == "row"
+    np.testing.assert_allclose(after.vectors(np.arange(len(after))), vectors, atol=np.abs(vectors).max() / 127)
+    with Recommender.open(copy) as rec:
+        assert len(rec.recommend("new-user", k=5)) == 5
 
 
 def test_embedding_space_mismatch(copy, tiny_bundle, tmp_path):

@@ -5,10 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgerec.compress.quantize import dequantize_table, quantize_table, symmetric_int8
+from edgerec.compress.quantize import symmetric_int8
 from edgerec.data.split import Sequences
 from edgerec.models import metrics
 from edgerec.models.evaluation import rank_of, top_k
+from edgerec.runtime.item_table import StoredTable
 
 scores = arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(2, 40)),
                 elements=st.floats(-5, 5, width=32, allow_nan=False))
@@ -45,9 +46,13 @@ def test_last_n_left_pads_and_keeps_the_newest(histories, n):
 @settings(max_examples=40, deadline=None)
 @given(arrays(np.float32, st.tuples(st.integers(1, 20), st.integers(1, 16)), elements=st.floats(-3, 3, width=32)))
 def test_int8_tables_round_trip_within_half_a_step(values):
-    q, s = quantize_table(values, "int8")
-    back = dequantize_table(q, s)
-    assert np.all(np.abs(back - values) <= s[:, None] * 0.5 + 1e-6)
+    per_dim, per_row = StoredTable.quantize(values, "int8"), StoredTable.quantize(values, "int8-row")
+    assert per_dim.scales.shape == (values.shape[1],) and per_row.scales.shape == (values.shape[0],)
+    assert np.all(np.abs(per_dim.dequantize() - values) <= per_dim.scales[None, :] * 0.5 + 1e-6)
+    back = per_row.dequantize()
+    assert np.all(np.abs(back - values) <= per_row.scales[:, None] * 0.5 + 1e-6)
+    rows = np.arange(len(values))[::-1]
+    np.testing.assert_array_equal(per_dim.dequantize(rows), per_dim.dequantize()[rows])
     q2, s2 = symmetric_int8(back, 0)  # values already on the grid re-quantize without loss
     assert np.array_equal(q2.astype(np.float32) * s2[:, None], back) or np.allclose(q2 * s2[:, None], back, atol=1e-7)
 

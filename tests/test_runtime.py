@@ -318,26 +318,58 @@ def test_killed_process_loses_no_committed_event(tmp_path):
     assert ids_in_order == sorted(ids_in_order)
 
 
-@pytest.mark.parametrize("dtype", ["int8", "float16", "float32"])
-def test_every_scan_kernel_gives_the_same_scores(dtype):
-    from edgerec.runtime.retrieval import KERNELS, ExactScan, numkong_available
+@pytest.mark.parametrize("dtype", ["int8", "int8-row", "fp16", "fp32"])
+def test_every_scan_kernel_gives_the_same_scores_and_top_k(dtype):
+    from edgerec.runtime.item_table import StoredTable
+    from edgerec.runtime.retrieval import ExactScan, available_kernels, top_rows
 
     rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(5_000, 24)).astype(np.float32)
-    if dtype == "int8":
-        scales = np.abs(vectors).max(1) / 127
-        table = np.round(vectors / scales[:, None]).astype(np.int8)
-    else:
-        table, scales = vectors.astype(dtype), None
-    user = rng.normal(size=24).astype(np.float32)
-    kernels = KERNELS if numkong_available() else ("numpy",)
-    results = [ExactScan(table, scales, kernel).scores(user) for kernel in kernels]
+    vectors = rng.normal(size=(5_003, 32)).astype(np.float32)
+    vectors[4000:4100] = vectors[:100]  # exact duplicates: ties must break the same way everywhere
+    stored = StoredTable.quantize(vectors, dtype)
+    user = rng.normal(size=32).astype(np.float32)
+    scans = [ExactScan(stored, kernel) for kernel in available_kernels()]
+    results = [scan.scores(user) for scan in scans]
     for other in results[1:]:
         np.testing.assert_allclose(other, results[0], atol=2e-3 * np.abs(results[0]).max())
-    exact = table.astype(np.float32) @ user * (scales if scales is not None else 1)
-    assert np.corrcoef(results[0], exact)[0, 1] > 0.999
+    assert np.corrcoef(results[0], stored.dequantize() @ user)[0, 1] > 0.999
+    for scan, scores in zip(scans, results):
+        for k in (1, 10, 250, 6_000):
+            np.testing.assert_array_equal(scan.top(user, k), top_rows(scores, k), err_msg=f"{scan.kernel} k={k}")
     with pytest.raises(ConfigError, match="unknown scan kernel"):
-        ExactScan(table, scales, "gpu")
+        ExactScan(stored, "gpu")
+
+
+def test_the_compiled_kernel_is_exact_and_refuses_bad_buffers():
+    from edgerec.runtime.retrieval import native_scan
+
+    scan = native_scan()
+    if scan is None:
+        pytest.skip("edgerec was installed without a C compiler; the numpy/numkong kernels serve instead")
+    rng = np.random.default_rng(5)
+    for rows, dim in ((0, 16), (1, 16), (7, 32), (1_027, 64), (2_049, 24), (300, 3)):  # AVX2 and portable paths
+        table = rng.integers(-127, 128, (rows, dim), dtype=np.int8)
+        query = rng.integers(-127, 128, dim, dtype=np.int8)
+        expected = table.astype(np.int64) @ query.astype(np.int64)
+        out = np.empty(rows, np.int32)
+        scan.dots(table, query, out)
+        np.testing.assert_array_equal(out, expected)
+        k = min(5, rows)
+        best, dots = np.empty(k, np.int64), np.empty(k, np.int32)
+        assert scan.top_k(table, query, best, dots) == k
+        order = np.lexsort((best, -dots.astype(np.int64)))
+        np.testing.assert_array_equal(best[order], np.argsort(-expected, kind="stable")[:k])
+    table = np.full((10, 16), 127, np.int8)
+    query = np.full(16, -127, np.int8)  # the extreme products must not saturate
+    out = np.empty(10, np.int32)
+    scan.dots(table, query, out)
+    assert (out == -127 * 127 * 16).all()
+    with pytest.raises(ValueError, match="rows"):
+        scan.dots(table, query, np.empty(9, np.int32))
+    with pytest.raises(TypeError, match="4-byte"):
+        scan.dots(table, query, np.empty(10, np.int64))
+    with pytest.raises(ValueError, match="does not hold rows"):
+        scan.dots(table, np.zeros(7, np.int8), out)
 
 
 def test_reasons_name_the_next_episode_the_nearest_history_item_and_a_liked_item(rec):
