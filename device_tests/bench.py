@@ -220,7 +220,7 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
 
     for kernel in available_kernels():
         scan = ExactScan(stored, kernel)
-        run(f"edgerec scan ({stored.dtype_name}, {kernel})", lambda q, s=scan: s.top(q, k),
+        run(f"edgerec scan ({stored.dtype_name}, {kernel})", lambda q, s=scan: s.top(q, k)[0],
             table_bytes + scan.index_bytes)
     float_table = catalog.vectors(np.arange(n)) if cfg.baselines else None
     if cfg.baselines:

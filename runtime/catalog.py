@@ -18,18 +18,20 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.features import MODALITIES, ItemTable
 from edgerec.runtime.item_table import StoredTable
 
+TAG_CACHE_ROWS = 50_000  # decoded tag lists kept per catalog (a few MB at most)
 
 class StringColumn:
     """Strings stored as one UTF-8 blob plus offsets; decoded one at a time."""
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray):
         self.blob, self.offsets = blob, offsets
+        self._bytes = memoryview(np.ascontiguousarray(blob)).cast("B")  # slices decode without a copy
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        return bytes(self.blob[self.offsets[i]:self.offsets[i + 1]]).decode("utf-8")
+        return str(self._bytes[self.offsets[i]:self.offsets[i + 1]], "utf-8")
 
     def all(self) -> list[str]:
         data = bytes(self.blob)
@@ -67,6 +69,7 @@ class ItemCatalog:
                                            (self.base_count and int(self.input_map.min()) < 1)):
             raise BundleError(f"the bundle's encoder_inputs must hold one input (>= 1) per item "
                               f"({self.base_count}); it has shape {self.input_map.shape}. Re-export the bundle")
+        self._tags: dict[int, tuple[str, ...]] = {}  # decoded tags of bundle rows (immutable)
         self._inactive: tuple | None = None  # (catalog version, rows removed), see inactive_rows
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
@@ -162,7 +165,12 @@ class ItemCatalog:
     def tags(self, row: int) -> list[str]:
         if row >= self.base_count:
             return list(self.added[row - self.base_count].meta.get("tags", []))
-        return [t for t in self.tag_strings[row].split("|") if t]
+        cached = self._tags.get(row)
+        if cached is None:  # every request reads the tags of the user's recent items: decode each once
+            if len(self._tags) >= TAG_CACHE_ROWS:
+                self._tags.clear()
+            cached = self._tags[row] = tuple(t for t in self.tag_strings[row].split("|") if t)
+        return list(cached)
 
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """A categorical column as strings for some rows (bundle and added items alike)."""
@@ -249,7 +257,7 @@ def _blob(bundle: Bundle, spec: dict) -> np.ndarray:
     path = bundle.path(spec["blob"])
     if path.stat().st_size == 0:  # numpy cannot map an empty file
         return np.zeros(0, np.uint8)
-    return np.memmap(path, dtype=np.uint8, mode="r")
+    return np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))  # a plain view: np.memmap indexing is slow
 
 
 def _codes_over(values: np.ndarray, vocab: list[str] | None = None) -> np.ndarray:

@@ -31,22 +31,22 @@ class Explainer:
         self.catalog, self.profile_tags, self.cold_start = catalog, profile_tags, cold_start
         self.history = np.asarray(history_rows, np.int64)
         self.history_vectors = catalog.vectors(self.history)
-        has_series = "series_id" in catalog.categorical and "episode" in catalog.numeric
-        self.history_series = catalog.column("series_id", self.history) if has_series else np.zeros(0, object)
-        self.history_episode = catalog.numeric_column("episode", self.history) if has_series else np.zeros(0)
+        self.last_episode: dict[str, tuple[int, int]] = {}  # series -> (history row, episode) watched last
+        if "series_id" in catalog.categorical and "episode" in catalog.numeric:
+            series = catalog.column("series_id", self.history)
+            episodes = catalog.numeric_column("episode", self.history)
+            for row, name, episode in zip(self.history.tolist(), series, episodes.tolist()):
+                if name:
+                    self.last_episode[name] = (row, int(episode))
         self.liked = np.asarray(liked_rows, np.int64)
         self.liked_vectors = catalog.vectors(self.liked)
 
     def explain(self, meta: dict, vector: np.ndarray) -> Reason:
         """`meta` of the recommended item (catalog.meta), `vector` its embedding."""
         tags = matched_tags(meta.get("tags", []), self.profile_tags)
-        series = meta.get("series_id")
-        if series and len(self.history_series):
-            watched = np.flatnonzero(self.history_series == series)
-            if len(watched):  # the latest episode watched of this series
-                latest = watched[-1]
-                if int(meta.get("episode", 0)) == int(self.history_episode[latest]) + 1:
-                    return self._because("series", "next episode after", self.history[latest], tags)
+        latest = self.last_episode.get(meta.get("series_id") or "")
+        if latest is not None and int(meta.get("episode", 0)) == latest[1] + 1:
+            return self._because("series", "next episode after", latest[0], tags)
         if len(self.liked):
             sims = self.liked_vectors @ vector
             best = int(np.argmax(sims))

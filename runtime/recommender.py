@@ -332,11 +332,16 @@ class Recommender:
             user_vector = (user_vector / max(float(np.linalg.norm(user_vector)), 1e-12)).astype(np.float32)
             cold = False
         with self.monitor.stage("retrieve"):
-            scores = self._scores(user, user_vector, added, state, now, policy, cold)
-            scores[inactive] = -np.inf
-            if state.excluded:
-                scores[list(state.excluded)] = -np.inf
-            pool = self._pool(scores, state, added, filters, policy, k)
+            pool = scores = None
+            if self._streamable(state, user_vector, cold, policy):
+                pool = self._streamed_pool(user_vector, added, inactive, state.excluded, filters, policy, k)
+                self.monitor.count("retrieve_streamed" if pool is not None else "retrieve_streamed_too_few")
+            if pool is None:  # every score is needed (cold start, short history, feedback pulls, ANN, filters)
+                scores = self._scores(user, user_vector, added, state, now, policy, cold)
+                scores[inactive] = -np.inf
+                if state.excluded:
+                    scores[list(state.excluded)] = -np.inf
+                pool = self._pool(scores, state, added, filters, policy, k)
         if not len(pool):
             return []
         with self.monitor.stage("rank"):
@@ -431,6 +436,33 @@ class Recommender:
     def _tag_match(self, tags: Counter) -> np.ndarray:
         """1 for items whose genre the user picked or keeps consuming (a cheap, code-level match)."""
         return self.catalog.matches("genre", np.arange(len(self.catalog)), tags).astype(np.float32)
+
+    def _streamable(self, state, user_vector, cold, policy) -> bool:
+        """Whether the pool can come straight from the scan's top-k: a plain request on the exact scan."""
+        return (not cold and user_vector is not None and not self.ann_kind and not state.liked
+                and len(state.consumed) >= policy.cold_start_items and self.scan.streams_top_k)
+
+    def _streamed_pool(self, user_vector, added, inactive, excluded, filters, policy, k) -> np.ndarray | None:
+        """The pool _pool would give, from the scan's top rows only (no score for every item).
+
+        The scan returns enough rows to survive dropping the removed and consumed
+        ones; None when the filters leave too few (the caller then scores all).
+        """
+        want = max(policy.short_list, k)
+        skip = np.union1d(inactive, np.fromiter(excluded, np.int64, len(excluded)))
+        rows, values = self.scan.top(user_vector, want * 4 + len(skip))
+        scanned_all = len(rows) >= self.catalog.base_count
+        if len(added):
+            rows = np.r_[rows, self.catalog.base_count + np.arange(len(added))]
+            values = np.r_[values, (added @ user_vector).astype(np.float32)]
+        keep = ~np.isin(rows, skip) & np.isfinite(values)
+        rows, values = rows[keep], values[keep]
+        order = np.lexsort((rows, -values))  # best first, ties by row as in top_rows
+        rows = rows[order]
+        passed = rows[filter_mask(self.catalog, rows, filters)]
+        if len(passed) < want and not scanned_all:
+            return None
+        return passed[:want]
 
     def _pool(self, scores, state, added, filters, policy, k) -> np.ndarray:
         """The best candidates that pass the filters (widening until enough are found)."""

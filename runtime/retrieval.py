@@ -104,16 +104,25 @@ class ExactScan:
             out *= self.stored.scales
         return out
 
-    def top(self, user: np.ndarray, k: int) -> np.ndarray:
-        """Rows of the k best scores, best first (ties: lower row first), as top_rows(scores(user), k)."""
-        if self._native is None or self.stored.scale_axis == "row" or k <= 0:
-            return top_rows(self.scores(user), k)
-        query, _ = self._query(user)
+    @property
+    def streams_top_k(self) -> bool:
+        """True when top() keeps only k rows in memory (no N-long score array)."""
+        return self._native is not None and self.stored.scale_axis != "row"
+
+    def top(self, user: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the k best scores and those scores, best first (ties: lower row first);
+        the same as top_rows(scores(user), k) and its scores."""
+        if not self.streams_top_k or k <= 0:
+            scores = self.scores(user)
+            rows = top_rows(scores, k)
+            return rows, scores[rows]
+        query, step = self._query(user)
         k = min(k, len(self.table))
         rows, dots = np.empty(k, np.int64), np.empty(k, np.int32)
         kept = self._native.top_k(self.table, query, rows, dots)
         rows, dots = rows[:kept], dots[:kept]
-        return rows[np.lexsort((rows, -dots.astype(np.int64)))]
+        order = np.lexsort((rows, -dots.astype(np.int64)))
+        return rows[order], np.multiply(dots[order], np.float32(step), dtype=np.float32)
 
     def _dots(self, query: np.ndarray) -> np.ndarray:
         if self._native is not None:

@@ -173,6 +173,34 @@ def test_k_larger_than_catalog_and_filters(rec):
     assert all(r.meta["genre"] not in ("horror", "thriller", "crime") for r in kids)
 
 
+def test_streamed_top_k_gives_the_lists_of_scoring_every_item(tiny_bundle, tmp_path):
+    """The native scan's top-k shortcut must not change a single list, whatever the request."""
+    from edgerec.runtime.retrieval import native_scan
+
+    if native_scan() is None:
+        pytest.skip("no compiled kernel in this install: every request scores all items")
+    lists = {}
+    for kernel in ("native", "numpy"):
+        with Recommender.open(tiny_bundle, history=tmp_path / f"{kernel}.db", kernel=kernel) as r:
+            for user, start in (("a", 0), ("b", 40), ("c", 300)):
+                watched(r, user, n=8, start=start)
+            r.remove_items([r.catalog.item_id(i) for i in range(8, 30)])
+            r.add_items([{"item_id": "fresh", "vector": r.catalog.vectors(np.array([41]))[0], "title": "Fresh"}])
+            r.record("b", r.catalog.item_id(50), "not_interested")
+            got = []
+            for user in ("a", "b", "c"):
+                for filters in (None, Filters(languages=["es"]), Filters(kids_safe=True, modalities=["podcast"])):
+                    got.append([(x.item_id, round(x.score, 5), x.reason.text)
+                                for x in r.recommend(user, k=10, filters=filters)])
+            lists[kernel] = got
+            counters = r.stats()["counters"]
+            if kernel == "native":  # both the shortcut and its way back (filters leaving too few) ran
+                assert counters.get("retrieve_streamed", 0) > 0 and counters.get("retrieve_streamed_too_few", 0) > 0
+            else:
+                assert "retrieve_streamed" not in counters
+    assert lists["native"] == lists["numpy"]
+
+
 def test_both_backends_give_the_same_top10(tiny_bundle, tmp_path):
     onnx = Recommender.open(tiny_bundle, backend="onnx")
     tflite = Recommender.open(tiny_bundle, backend="tflite")
@@ -335,7 +363,9 @@ def test_every_scan_kernel_gives_the_same_scores_and_top_k(dtype):
     assert np.corrcoef(results[0], stored.dequantize() @ user)[0, 1] > 0.999
     for scan, scores in zip(scans, results):
         for k in (1, 10, 250, 6_000):
-            np.testing.assert_array_equal(scan.top(user, k), top_rows(scores, k), err_msg=f"{scan.kernel} k={k}")
+            rows, values = scan.top(user, k)
+            np.testing.assert_array_equal(rows, top_rows(scores, k), err_msg=f"{scan.kernel} k={k}")
+            np.testing.assert_array_equal(values, scores[rows])
     with pytest.raises(ConfigError, match="unknown scan kernel"):
         ExactScan(stored, "gpu")
 
