@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -132,57 +133,78 @@ fail_table:
 
 /* ------------------------------------------------------------ top_k */
 
-/* A min-heap of the best rows so far; its root is the worst kept. Equal scores
- * rank the lower row first, so results match a stable sort of the full array. */
-static int worse(int32_t sa, int64_t ra, int32_t sb, int64_t rb) { return sa < sb || (sa == sb && ra > rb); }
+/* Rows whose score beats the current threshold collect in a buffer; when it
+ * fills, a quickselect keeps the k best and their worst score becomes the new
+ * threshold. Few rows pass once the threshold is good, so the cost stays close
+ * to the scan's. Equal scores rank the lower row first, as a stable sort would. */
+typedef struct {
+    int32_t score;
+    int64_t row;
+} candidate;
 
-static void sift_down(int32_t *score, int64_t *row, Py_ssize_t n, Py_ssize_t i) {
-    for (;;) {
-        Py_ssize_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(score[l], row[l], score[m], row[m])) m = l;
-        if (r < n && worse(score[r], row[r], score[m], row[m])) m = r;
-        if (m == i) return;
-        int32_t ts = score[i]; score[i] = score[m]; score[m] = ts;
-        int64_t tr = row[i]; row[i] = row[m]; row[m] = tr;
-        i = m;
+static int better(candidate a, candidate b) { return a.score > b.score || (a.score == b.score && a.row < b.row); }
+
+/* Reorders a[0..n) so that its first k are the k best (in no particular order). */
+static void keep_best(candidate *a, Py_ssize_t n, Py_ssize_t k) {
+    Py_ssize_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        candidate pivot = a[lo + (hi - lo) / 2];
+        Py_ssize_t i = lo, j = hi;
+        while (i <= j) {
+            while (better(a[i], pivot)) i++;
+            while (better(pivot, a[j])) j--;
+            if (i <= j) {
+                candidate t = a[i]; a[i] = a[j]; a[j] = t;
+                i++; j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return;
     }
 }
 
-static void sift_up(int32_t *score, int64_t *row, Py_ssize_t i) {
-    while (i > 0) {
-        Py_ssize_t p = (i - 1) / 2;
-        if (!worse(score[i], row[i], score[p], row[p])) return;
-        int32_t ts = score[i]; score[i] = score[p]; score[p] = ts;
-        int64_t tr = row[i]; row[i] = row[p]; row[p] = tr;
-        i = p;
-    }
+static int32_t worst_score(const candidate *a, Py_ssize_t k) {
+    int32_t worst = a[0].score;
+    for (Py_ssize_t i = 1; i < k; i++)
+        if (a[i].score < worst) worst = a[i].score;
+    return worst;
 }
 
+/* Returns how many rows were kept (min(k, rows)), or -1 when out of memory. */
 static Py_ssize_t top_k_scan(dots_fn kernel, const int8_t *table, Py_ssize_t rows, Py_ssize_t dim,
                              const int8_t *query, Py_ssize_t k, int64_t *best_rows, int32_t *best_scores) {
     int32_t block[BLOCK_ROWS];
-    Py_ssize_t kept = 0;
-    int32_t worst = INT32_MIN; /* the heap's root once it is full: what a new row must beat */
+    const Py_ssize_t capacity = 2 * k + 2048;
+    candidate *buffer = malloc(sizeof(candidate) * capacity);
+    if (buffer == NULL) return -1;
+    Py_ssize_t held = 0;
+    int32_t threshold = INT32_MIN; /* |dots| < 2^31 - 1, so every row passes until the first cut */
     for (Py_ssize_t start = 0; start < rows; start += BLOCK_ROWS) {
         Py_ssize_t count = rows - start < BLOCK_ROWS ? rows - start : BLOCK_ROWS;
         kernel(table + start * dim, count, dim, query, block);
-        Py_ssize_t i = 0;
-        for (; i < count && kept < k; i++) {
-            best_scores[kept] = block[i];
-            best_rows[kept] = start + i;
-            sift_up(best_scores, best_rows, kept++);
-            if (kept == k) worst = best_scores[0];
-        }
-        for (; i < count; i++) {
-            if (block[i] > worst) { /* a later row only wins with a higher score */
-                best_scores[0] = block[i];
-                best_rows[0] = start + i;
-                sift_down(best_scores, best_rows, k, 0);
-                worst = best_scores[0];
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (block[i] > threshold) { /* equal scores lose: their rows come later */
+                buffer[held].score = block[i];
+                buffer[held].row = start + i;
+                if (++held == capacity) {
+                    keep_best(buffer, held, k);
+                    held = k;
+                    threshold = worst_score(buffer, k);
+                }
             }
         }
     }
-    return kept;
+    if (held > k) {
+        keep_best(buffer, held, k);
+        held = k;
+    }
+    for (Py_ssize_t i = 0; i < held; i++) {
+        best_rows[i] = buffer[i].row;
+        best_scores[i] = buffer[i].score;
+    }
+    free(buffer);
+    return held;
 }
 
 static PyObject *scan_top_k(PyObject *self, PyObject *args) {
@@ -209,7 +231,7 @@ static PyObject *scan_top_k(PyObject *self, PyObject *args) {
                           (int64_t *)best_rows.buf, (int32_t *)best_scores.buf);
         Py_END_ALLOW_THREADS
     }
-    result = PyLong_FromSsize_t(kept);
+    result = kept < 0 ? PyErr_NoMemory() : PyLong_FromSsize_t(kept);
 fail_scores:
     PyBuffer_Release(&best_scores);
 fail_rows:

@@ -40,7 +40,7 @@ from edgerec.runtime.policies import (
     popularity_prior,
     standardize,
 )
-from edgerec.runtime.retrieval import AnnIndex, ExactScan, top_rows
+from edgerec.runtime.retrieval import AnnIndex, ExactScan, sorted_contains, top_rows
 
 HISTORY_WINDOW = 2_000  # newest events read per request
 
@@ -386,8 +386,7 @@ class Recommender:
             elif e.event == "not_interested":
                 disliked.append(row)
         recent = np.array(consumed[-50:], np.int64)
-        for row in recent:
-            tags.update(self.catalog.tags(int(row)))
+        tags.update([t for row in recent.tolist() for t in self.catalog.tags(row)])
         if "language" in self.catalog.categorical:
             languages.update(lang for lang in self.catalog.column("language", recent) if lang)
         prefs = self.history.preferences(user)
@@ -449,13 +448,13 @@ class Recommender:
         ones; None when the filters leave too few (the caller then scores all).
         """
         want = max(policy.short_list, k)
-        skip = np.union1d(inactive, np.fromiter(excluded, np.int64, len(excluded)))
+        skip = np.sort(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])
         rows, values = self.scan.top(user_vector, want * 4 + len(skip))
         scanned_all = len(rows) >= self.catalog.base_count
         if len(added):
             rows = np.r_[rows, self.catalog.base_count + np.arange(len(added))]
             values = np.r_[values, (added @ user_vector).astype(np.float32)]
-        keep = ~np.isin(rows, skip) & np.isfinite(values)
+        keep = ~sorted_contains(skip, rows) & np.isfinite(values)
         rows, values = rows[keep], values[keep]
         order = np.lexsort((rows, -values))  # best first, ties by row as in top_rows
         rows = rows[order]

@@ -198,6 +198,14 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return _best(scores, k) if k > 0 else np.zeros(0, np.int64)
 
 
+def sorted_contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """queries' membership in a sorted array (np.isin sorts both sides on every call)."""
+    if not len(sorted_values):
+        return np.zeros(len(queries), bool)
+    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return sorted_values[at] == queries
+
+
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k largest values, best first (ties keep position order)."""
     if k < len(scores):
