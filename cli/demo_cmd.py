@@ -57,7 +57,7 @@ def print_report(r: dict) -> None:
     bench = r["bench"]
     table(bench["runs"], title=f"bench: profile {bench['profile']}, {bench['items']:,} items "
                                f"({'within budget' if bench['passed'] else 'budget missed'})",
-          columns=["backend", "open_ms", "p50_ms", "p95_ms", "p99_ms"])
+          columns=["backend", "open_ms", "p50_ms", "p95_ms", "p99_ms", "p99_after_event_ms"])
     print_retrieval(bench["retrieval"])
     table([r["timings"]], title="seconds per step")
 

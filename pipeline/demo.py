@@ -232,7 +232,8 @@ def step_bench(cfg: DemoConfig, results: dict, report: Reporter) -> None:
     slim = summary(result)
     results["bench"] = {"profile": profile.name, "items": slim["items"], "passed": slim["passed"],
                         "failures": slim["failures"], "peak_rss_mb": slim["peak_rss_mb"],
-                        "runs": [{"backend": r["backend"], "open_ms": r["open_ms"], **r["end_to_end"]} for r in slim["runs"]],
+                        "runs": [{"backend": r["backend"], "open_ms": r["open_ms"], **r["end_to_end"],
+                                  "p99_after_event_ms": r["after_event"]["p99_ms"]} for r in slim["runs"]],
                         "encoders": slim["encoders"], "retrieval": slim["retrieval"]}
     for run in slim["runs"]:
         report(f"bench {run['backend']}", {"p50_ms": run["end_to_end"]["p50_ms"], "p99_ms": run["end_to_end"]["p99_ms"]})

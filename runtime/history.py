@@ -68,6 +68,8 @@ class HistoryStore:
         self.retention = retention or Retention()
         self._lock = threading.RLock()
         self._since_prune = 0
+        self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
+        self._profile_writes: dict[str, int] = {}  # commits per profile
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
@@ -101,8 +103,18 @@ class HistoryStore:
                     self.db.execute(statement)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
+    def generation(self, profile: str) -> tuple[int, int, int]:
+        """A token that changes whenever what is stored for `profile` may have changed, by this
+        store or by another connection to the same file (so derived data can be cached)."""
+        with self._lock:
+            try:
+                external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                raise HistoryError(f"could not read {self.path} ({exc})") from None
+            return external, self._writes, self._profile_writes.get(profile, 0)
+
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, profile: str | None = None) -> Iterator[None]:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -116,6 +128,10 @@ class HistoryStore:
                 raise
             else:
                 self.db.execute("COMMIT")
+                if profile is None:
+                    self._writes += 1
+                else:
+                    self._profile_writes[profile] = self._profile_writes.get(profile, 0) + 1
 
     # ------------------------------------------------------------ events
 
@@ -128,7 +144,7 @@ class HistoryStore:
             raise ConfigError("record() needs a non-empty user and item")
         ts = time.time() if ts is None else float(ts)
         try:
-            with self._transaction():
+            with self._transaction(profile):
                 cursor = self.db.execute(
                     "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
                     (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
@@ -182,7 +198,7 @@ class HistoryStore:
     # ------------------------------------------------------------ preferences (onboarding)
 
     def set_preferences(self, profile: str, kind: str, values: list[str]) -> None:
-        with self._transaction():
+        with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
                                 [(profile, kind, v, time.time()) for v in values])
@@ -205,7 +221,7 @@ class HistoryStore:
 
     def forget(self, profile: str) -> int:
         """Delete a profile's events and preferences and leave no readable trace in the files."""
-        with self._transaction():
+        with self._transaction(profile):
             removed = self.db.execute("DELETE FROM events WHERE profile=?", (profile,)).rowcount
             self.db.execute("DELETE FROM preferences WHERE profile=?", (profile,))
         with self._lock:

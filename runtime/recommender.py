@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from edgerec.runtime.policies import (
 from edgerec.runtime.retrieval import AnnIndex, ExactScan, sorted_contains, top_rows
 
 HISTORY_WINDOW = 2_000  # newest events read per request
+USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Recommender:
         self._content = None
         self._scan: ExactScan | None = None
         self._ann: AnnIndex | None = None
+        self._users: OrderedDict[str, tuple] = OrderedDict()  # user -> (history key, state, vector)
         self._restore_items()
 
     @classmethod
@@ -309,22 +311,11 @@ class Recommender:
 
     def _recommend(self, user, k, now, hour, device, filters, policy) -> list[Recommendation]:
         cat = self.catalog
-        with self.monitor.stage("history"):
-            state = self._state(user)
+        state, user_vector = self._user(user)
         with self._lock:
             inactive = cat.inactive_rows()
             added = cat.added_matrix()
-        cold = not state.consumed
-        user_vector = None
-        if not cold:
-            with self.monitor.stage("encode"):
-                rows = [cat.encoder_inputs(state.consumed)]
-                if len(rows[0]):
-                    user_vector = self.encoder.encode(rows)[0]
-                    if not np.all(np.isfinite(user_vector)):
-                        self.monitor.count("encoder_nan")
-                        user_vector = None
-            cold = user_vector is None
+        cold = user_vector is None
         if state.liked:  # "more like this" pulls the query itself towards those items
             liked = cat.vectors(np.array(state.liked[-3:], np.int64))
             pull = liked.mean(0) * policy.feedback_weight
@@ -365,6 +356,33 @@ class Recommender:
         if results:
             self.monitor.score(results[0].score)
         return results
+
+    def _user(self, user: str) -> tuple[UserState, np.ndarray | None]:
+        """The user's state and encoded vector (None: cold start), kept until their history or the
+        catalog changes; a new event therefore reaches the very next request."""
+        key = (self.history.generation(user), self.catalog.version, len(self.catalog))
+        with self._lock:
+            cached = self._users.get(user)
+            if cached is not None and cached[0] == key:
+                self._users.move_to_end(user)
+                self.monitor.count("user_cache_hits")
+                return cached[1], cached[2]
+        with self.monitor.stage("history"):
+            state = self._state(user)
+        vector = None
+        if state.consumed:
+            with self.monitor.stage("encode"):
+                rows = [self.catalog.encoder_inputs(state.consumed)]
+                if len(rows[0]):
+                    vector = self.encoder.encode(rows)[0]
+                    if not np.all(np.isfinite(vector)):
+                        self.monitor.count("encoder_nan")
+                        vector = None
+        with self._lock:
+            self._users[user] = (key, state, vector)
+            while len(self._users) > USER_CACHE:
+                self._users.popitem(last=False)
+        return state, vector
 
     def _state(self, user: str) -> UserState:
         events = self.history.events(user, limit=HISTORY_WINDOW)

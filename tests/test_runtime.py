@@ -53,6 +53,22 @@ def test_new_event_changes_the_very_next_list(rec):
     assert before[0] not in after and after != before
 
 
+def test_a_users_state_is_reused_until_anything_of_theirs_is_written(rec):
+    """Requests without new events reuse the user's state and vector; any write, even by another
+    connection to the same file (another process, say), reaches the very next list."""
+    watched(rec, "dan", n=5)
+    first = ids(rec.recommend("dan", k=10))
+    assert ids(rec.recommend("dan", k=10)) == first
+    assert rec.stats()["counters"]["user_cache_hits"] == 1
+    other = HistoryStore(rec.history.path)
+    other.record("dan", first[0], "finish")
+    other.close()
+    assert first[0] not in ids(rec.recommend("dan", k=10))
+    rec.forget("dan")
+    assert rec.recommend("dan", k=10)[0].reason.kind in ("popular", "tags")  # a newcomer again
+    assert rec.stats()["counters"]["user_cache_hits"] == 1
+
+
 def test_not_interested_removes_item_and_near_neighbours(rec):
     watched(rec, "cat", n=4)
     first = rec.recommend("cat", k=20)
