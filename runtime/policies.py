@@ -101,6 +101,9 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
         max_per_genre: int | None = None) -> np.ndarray:
     """Greedy maximal marginal relevance with optional caps; returns positions into the short list."""
     n = len(scores)
+    if weight <= 0 and not max_per_creator and not max_per_genre:  # no re-ranking asked: the k best
+        finite = np.flatnonzero(np.isfinite(scores))
+        return finite[np.argsort(-scores[finite], kind="stable")[:k]]
     relevance = standardize(scores.astype(np.float64))
     chosen: list[int] = []
     max_sim = np.full(n, 0.0)

@@ -79,3 +79,17 @@ def test_top_rows_matches_a_full_sort(n, k, masked, seed, levels):
     finite = np.sort(scores[np.isfinite(scores)])[::-1]
     assert len(rows) == min(k, len(finite)) and len(set(rows.tolist())) == len(rows)
     np.testing.assert_array_equal(scores[rows], finite[: len(rows)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.integers(1, 40), elements=st.sampled_from([-np.inf, 0.0, 0.5, 1.0, 2.0, 3.5])),
+       st.integers(1, 12))
+def test_mmr_without_diversity_is_the_best_first_order(scores, k):
+    from edgerec.runtime.policies import mmr
+
+    vectors = np.eye(len(scores), 4)
+    plain = mmr(scores, vectors, k, 0.0)
+    finite = [i for i in range(len(scores)) if np.isfinite(scores[i])]
+    assert plain.tolist() == sorted(finite, key=lambda i: (-scores[i], i))[:k]
+    if finite:  # any weight keeps the single best item first
+        assert mmr(scores, vectors, k, 0.5)[0] == plain[0]
