@@ -30,12 +30,10 @@ class DemoConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     baselines: tuple[str, ...] = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
     teacher: ModelConfig = field(default_factory=lambda: ModelConfig(dim=256, layers=2, heads=2, max_len=50))
-    # Epochs sized so the whole demo stays under 20 minutes on a slow 2-core day: the 5th teacher
-    # epoch and the last 2 student epochs each added under 0.003 validation NDCG@10 (measured).
-    teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, patience=2))
+    teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, patience=2))
     student: ModelConfig = field(default_factory=lambda: ModelConfig(dim=32, layers=2, heads=1, max_len=50,
                                                                       own_rows=6000, hash_buckets=2000))
-    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, patience=2))
+    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=12, patience=2))
     replay_users: int = 300
     bench_profile: str = "phone-mid"
     bench_items: int | None = 100_000
