@@ -7,7 +7,7 @@ OUT    ?= runs/demo
 
 .PHONY: setup demo demo-quick test lint clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # the kernel is compiled at install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
