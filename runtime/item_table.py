@@ -41,7 +41,8 @@ class StoredTable:
             return cls(vectors)
         axis = "dim" if dtype == "int8" else "row"
         peak = np.abs(vectors).max(0 if axis == "dim" else 1, initial=0.0)
-        scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        scales = (peak / 127.0).astype(np.float32)
+        scales[~(scales > 0)] = 1.0  # all-zero (or subnormal) columns/rows: any step will do
         grid = vectors / (scales[None, :] if axis == "dim" else scales[:, None])
         return cls(np.clip(np.round(grid), -127, 127).astype(np.int8), scales, axis)
 
