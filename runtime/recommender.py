@@ -327,7 +327,7 @@ class Recommender:
             if self._streamable(state, user_vector, cold, policy):
                 pool = self._streamed_pool(user_vector, added, inactive, state.excluded, filters, policy, k)
                 self.monitor.count("retrieve_streamed" if pool is not None else "retrieve_streamed_too_few")
-            if pool is None:  # every score is needed (cold start, short history, feedback pulls, ANN, filters)
+            if pool is None:  # every score is needed (cold start, short history, feedback pulls, filters)
                 scores = self._scores(user, user_vector, added, state, now, policy, cold)
                 scores[inactive] = -np.inf
                 if state.excluded:
@@ -455,9 +455,21 @@ class Recommender:
         return self.catalog.matches("genre", np.arange(len(self.catalog)), tags).astype(np.float32)
 
     def _streamable(self, state, user_vector, cold, policy) -> bool:
-        """Whether the pool can come straight from the scan's top-k: a plain request on the exact scan."""
-        return (not cold and user_vector is not None and not self.ann_kind and not state.liked
-                and len(state.consumed) >= policy.cold_start_items and self.scan.streams_top_k)
+        """Whether the pool can come straight from the best rows (scan top-k or ANN): a plain request."""
+        return (not cold and user_vector is not None and not state.liked
+                and len(state.consumed) >= policy.cold_start_items and (self.ann_kind or self.scan.streams_top_k))
+
+    def _best_rows(self, user_vector, count) -> tuple[np.ndarray, np.ndarray, bool]:
+        """About `count` best rows and their scores, from the ANN index when there is one (falling
+        back to the exact scan), and whether they are all the rows there are."""
+        if self.ann_kind:
+            try:
+                rows = self._ann_index().search(user_vector, count)
+                return rows, self.scan.exact(rows, user_vector).astype(np.float32), False
+            except Exception:  # an optional stage: fall back to the exact scan
+                self.monitor.count("ann_fallback")
+        rows, values = self.scan.top(user_vector, count)
+        return rows, values, len(rows) >= self.catalog.base_count
 
     def _streamed_pool(self, user_vector, added, inactive, excluded, filters, policy, k) -> np.ndarray | None:
         """The pool _pool would give, from the scan's top rows only (no score for every item).
@@ -467,8 +479,7 @@ class Recommender:
         """
         want = max(policy.short_list, k)
         skip = np.sort(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])
-        rows, values = self.scan.top(user_vector, want * 4 + len(skip))
-        scanned_all = len(rows) >= self.catalog.base_count
+        rows, values, scanned_all = self._best_rows(user_vector, want * 4 + len(skip))
         if len(added):
             rows = np.r_[rows, self.catalog.base_count + np.arange(len(added))]
             values = np.r_[values, (added @ user_vector).astype(np.float32)]
