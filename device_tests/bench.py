@@ -154,7 +154,7 @@ def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg
     result = {"backend": backend, "open_ms": open_ms, "end_to_end": percentiles(latencies),
               "after_event": percentiles(after_event),
               "throughput_rps": cfg.requests / wall, "stages": stats["stages"], "counters": stats["counters"],
-              "kernel": rec.scan.kernel, "ann": rec.ann_kind, "ann_build_s": index_s, "latencies_ms": latencies}
+              "kernel": rec.scan.label, "ann": rec.ann_kind, "ann_build_s": index_s, "latencies_ms": latencies}
     rec.close()
     return result
 
@@ -224,7 +224,7 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
 
     for kernel in available_kernels():
         scan = ExactScan(stored, kernel)
-        run(f"edgerec scan ({stored.dtype_name}, {kernel})", lambda q, s=scan: s.top(q, k)[0],
+        run(f"edgerec scan ({stored.dtype_name}, {scan.label})", lambda q, s=scan: s.top(q, k)[0],
             table_bytes + scan.index_bytes)
     float_table = catalog.vectors(np.arange(n)) if cfg.baselines else None
     if cfg.baselines:

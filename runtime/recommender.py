@@ -569,7 +569,7 @@ class Recommender:
         snapshot = self.monitor.snapshot()
         snapshot.update(
             bundle=self.manifest.name, embedding_space=self.manifest.embedding_space, backend=self.backend_name,
-            kernel=self.scan.kernel if self._scan is not None else None, items=len(self.catalog),
+            kernel=self.scan.label if self._scan is not None else None, items=len(self.catalog),
             added_items=len(self.catalog.added), removed_items=int(self.catalog.removed.sum()),
             profiles=len(self.history.profiles()), events=self.history.count(),
         )

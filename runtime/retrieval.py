@@ -82,6 +82,11 @@ class ExactScan:
         self._buffer = np.empty((rows, self.table.shape[1]), np.float32) if kernel == "numpy" else None
 
     @property
+    def label(self) -> str:
+        """The kernel, and for the compiled one the code path it runs here (e.g. "native (avx2)")."""
+        return f"native ({self._native.kernel_name(self.table.shape[1])})" if self._native else self.kernel
+
+    @property
     def index_bytes(self) -> int:
         """Memory held for scanning beyond the (memory-mapped) table itself."""
         held = self._packed if self._packed is not None else self._buffer

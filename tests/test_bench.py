@@ -139,3 +139,4 @@ def test_bench_through_the_ann_index(tiny_bundle):
     for run in result["runs"]:
         assert run["ann"] == "usearch" and run["ann_build_s"] > 0
         assert "ann_fallback" not in run["counters"]  # the index answered every request itself
+        assert run["counters"]["retrieve_streamed"] == 20  # ... and its candidates were the pool, no full scoring

@@ -405,6 +405,8 @@ def test_the_compiled_kernel_is_exact_and_refuses_bad_buffers():
         assert scan.top_k(table, query, best, dots) == k
         order = np.lexsort((best, -dots.astype(np.int64)))
         np.testing.assert_array_equal(best[order], np.argsort(-expected, kind="stable")[:k])
+    assert scan.kernel_name(24) == "portable"  # the AVX2 path takes widths of 16k only
+    assert scan.kernel_name(32) in ("avx2", "portable")
     table = np.full((10, 16), 127, np.int8)
     query = np.full(16, -127, np.int8)  # the extreme products must not saturate
     out = np.empty(10, np.int32)
