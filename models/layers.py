@@ -34,13 +34,19 @@ class AttentionBlock(nn.Module):
                                 nn.Linear(ffn_mult * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, D); bias: (B, 1, L, L) additive attention mask (0 or MASK_VALUE)."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """x: (B, L, D); bias: (B, 1, L, L) additive attention mask (0 or MASK_VALUE).
+
+        newest_only: only the last position asks (keys and values still come from every
+        position), so the result is (B, 1, D): what a deployed encoder's final block needs.
+        """
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        if newest_only:
+            x, q, bias, n = x[:, -1:], q[:, -1:], bias[:, :, -1:], 1
         q = q.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
-        k = k.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(b, -1, self.heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(b, -1, self.heads, self.head_dim).transpose(1, 2)
         weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * self.head_dim ** -0.5 + bias, dim=-1)
         mixed = torch.matmul(self.dropout(weights), v).transpose(1, 2).reshape(b, n, d)
         x = x + self.dropout(self.out(mixed))
@@ -65,16 +71,17 @@ class CausalEncoder(nn.Module):
         self.register_buffer("causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
         self.register_buffer("diagonal", torch.eye(max_len, dtype=torch.bool), persistent=False)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, D) item vectors; valid: (B, L) bool (False = padding). Returns (B, L, D)."""
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """x: (B, L, D) item vectors; valid: (B, L) bool (False = padding). Returns (B, L, D), or
+        (B, 1, D) with newest_only: the same newest state without the other positions' last block."""
         n = x.shape[1]
         x = (x + self.position[self.max_len - n:].unsqueeze(0)) * valid.unsqueeze(-1).to(x.dtype)
         allowed = self.causal[:n, :n].unsqueeze(0) & valid.unsqueeze(1)
         allowed = allowed | self.diagonal[:n, :n].unsqueeze(0)  # a padded query still has one key: no NaN
         bias = torch.where(allowed, 0.0, MASK_VALUE).to(x.dtype).unsqueeze(1)
         x = self.dropout(x)
-        for block in self.blocks:
-            x = block(x, bias)
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, newest_only and i == len(self.blocks) - 1)
         return self.norm(x)
 
 

@@ -53,6 +53,9 @@ class SASRec(NextItemModel):
     def item_vectors(self, index: torch.Tensor | None = None) -> torch.Tensor:
         return l2_normalize(self.items.table() if index is None else self.items(index))
 
+    def user_vector(self, ids: torch.Tensor) -> torch.Tensor:  # the newest state only: no other position's last block
+        return l2_normalize(self.encoder(self.items(ids), ids > 0, newest_only=True)[:, -1])
+
     def deploy(self) -> nn.Module:
         return DeployedSequenceEncoder(self.items.table().detach(), self.encoder)
 
@@ -66,7 +69,7 @@ class DeployedSequenceEncoder(nn.Module):
         self.encoder = copy.deepcopy(encoder).eval()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return l2_normalize(self.encoder(self.table(ids), ids > 0)[:, -1])
+        return l2_normalize(self.encoder(self.table(ids), ids > 0, newest_only=True)[:, -1])
 
 
 class TwoTower(NextItemModel):

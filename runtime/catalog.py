@@ -151,15 +151,30 @@ class ItemCatalog:
     # ---------------------------------------------------------- metadata
 
     def meta(self, row: int) -> dict:
-        if row >= self.base_count:
-            item = self.added[row - self.base_count]
-            return {"item_id": item.item_id, **item.meta}
-        out = {"item_id": self.ids[row], "title": self.titles[row], "tags": self.tags(row)}
-        for name, (codes, vocab) in self.categorical.items():
-            code = int(codes[row])
-            out[name] = vocab[code] if code >= 0 else ""
-        for name, values in self.numeric.items():
-            out[name] = values[row].item()
+        return self.metas([row])[0]
+
+    def metas(self, rows) -> list[dict]:
+        """Metadata dicts of some rows; columns are read once for all of them (a list's worth per request)."""
+        rows = [int(r) for r in rows]
+        base = [r for r in rows if r < self.base_count]
+        columns: dict[str, list] = {}
+        if base:
+            at = np.asarray(base, np.int64)
+            for name, (codes, _) in self.categorical.items():
+                columns[name] = self._vocab_arrays[name][codes[at]].tolist()  # code -1 reads the trailing ''
+            for name, values in self.numeric.items():
+                columns[name] = values[at].tolist()
+        out, position = [], 0
+        for row in rows:
+            if row >= self.base_count:
+                item = self.added[row - self.base_count]
+                out.append({"item_id": item.item_id, **item.meta})
+                continue
+            meta = {"item_id": self.ids[row], "title": self.titles[row], "tags": self.tags(row)}
+            for name, values in columns.items():
+                meta[name] = values[position]
+            out.append(meta)
+            position += 1
         return out
 
     def tags(self, row: int) -> list[str]:

@@ -43,21 +43,32 @@ class Explainer:
 
     def explain(self, meta: dict, vector: np.ndarray) -> Reason:
         """`meta` of the recommended item (catalog.meta), `vector` its embedding."""
-        tags = matched_tags(meta.get("tags", []), self.profile_tags)
-        latest = self.last_episode.get(meta.get("series_id") or "")
-        if latest is not None and int(meta.get("episode", 0)) == latest[1] + 1:
-            return self._because("series", "next episode after", latest[0], tags)
-        if len(self.liked):
-            sims = self.liked_vectors @ vector
-            best = int(np.argmax(sims))
-            if sims[best] > 0.6:
-                return self._because("feedback", "more like", self.liked[best], tags)
-        if not self.cold_start and len(self.history):
-            best = int(np.argmax(self.history_vectors @ vector))
-            return self._because("history", "because you watched", self.history[best], tags)
-        if tags:
-            return Reason("tags", "matches your interests: " + ", ".join(tags), None, tags)
-        return Reason("popular", "popular right now", None, [])
+        return self.explain_all([meta], np.asarray(vector, np.float32)[None, :])[0]
+
+    def explain_all(self, metas: list[dict], vectors: np.ndarray) -> list[Reason]:
+        """Reasons for a whole list: one similarity matrix each against likes and history."""
+        liked_best = history_best = None
+        if len(self.liked) and len(metas):
+            sims = vectors @ self.liked_vectors.T
+            liked_best = sims.argmax(1)
+            liked_sim = sims[np.arange(len(metas)), liked_best]
+        if not self.cold_start and len(self.history) and len(metas):
+            history_best = (vectors @ self.history_vectors.T).argmax(1)
+        reasons = []
+        for i, meta in enumerate(metas):
+            tags = matched_tags(meta.get("tags", []), self.profile_tags)
+            latest = self.last_episode.get(meta.get("series_id") or "")
+            if latest is not None and int(meta.get("episode", 0)) == latest[1] + 1:
+                reasons.append(self._because("series", "next episode after", latest[0], tags))
+            elif liked_best is not None and liked_sim[i] > 0.6:
+                reasons.append(self._because("feedback", "more like", self.liked[liked_best[i]], tags))
+            elif history_best is not None:
+                reasons.append(self._because("history", "because you watched", self.history[history_best[i]], tags))
+            elif tags:
+                reasons.append(Reason("tags", "matches your interests: " + ", ".join(tags), None, tags))
+            else:
+                reasons.append(Reason("popular", "popular right now", None, []))
+        return reasons
 
     def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
         item_id, title = self.catalog.item_id(int(row)), self.catalog.title(int(row))

@@ -172,6 +172,18 @@ class HistoryStore:
         return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
                 for r in rows]
 
+    def item_events(self, profile: str, limit: int) -> list[tuple[str, str]]:
+        """(item, event) of a profile's newest `limit` events, oldest first: all a request needs,
+        without building full events."""
+        with self._lock:
+            try:
+                rows = self.db.execute("SELECT item, event FROM events WHERE profile=? ORDER BY id DESC LIMIT ?",
+                                       (profile, int(limit))).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise HistoryError(f"could not read {self.path} ({exc})") from None
+        rows.reverse()
+        return rows
+
     def profiles(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events ORDER BY profile")]

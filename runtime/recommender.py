@@ -43,6 +43,7 @@ from edgerec.runtime.policies import (
 from edgerec.runtime.retrieval import AnnIndex, ExactScan, sorted_contains, top_rows
 
 HISTORY_WINDOW = 2_000  # newest events read per request
+EXCLUDING = frozenset(("play", "finish", "like", "skip", "not_interested"))  # never shown again
 USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
 
 
@@ -346,13 +347,13 @@ class Recommender:
                         policy.max_per_creator, policy.max_per_genre)
         with self.monitor.stage("explain"):
             explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), cold)
+            order = np.asarray(order, np.int64)
+            metas = cat.metas(pool[order])
+            reasons = explainer.explain_all(metas, vectors[order])
             results = []
-            for position in order:
-                row = int(pool[position])
-                meta = cat.meta(row)
-                reason = explainer.explain(meta, vectors[position])
-                results.append(Recommendation(meta["item_id"], float(relevance[position]), meta.get("title", ""),
-                                              reason, {k: v for k, v in meta.items() if k not in ("item_id", "title")}))
+            for meta, reason, score in zip(metas, reasons, relevance[order].tolist()):
+                item_id, title = meta.pop("item_id"), meta.pop("title", "")
+                results.append(Recommendation(item_id, score, title, reason, meta))
         if results:
             self.monitor.score(results[0].score)
         return results
@@ -385,23 +386,22 @@ class Recommender:
         return state, vector
 
     def _state(self, user: str) -> UserState:
-        events = self.history.events(user, limit=HISTORY_WINDOW)
         index = self.catalog.index
         consumed, seen_consumed, excluded, liked, disliked = [], set(), set(), [], []
         tags, languages = Counter(), Counter()
-        for e in events:
-            row = index.get(e.item)
+        for item, event in self.history.item_events(user, HISTORY_WINDOW):
+            row = index.get(item)
             if row is None:
                 continue  # an item the catalog no longer has
-            if e.event in CONSUMED and row not in seen_consumed:
+            if event in CONSUMED and row not in seen_consumed:
                 seen_consumed.add(row)
                 consumed.append(row)
-            if e.event in ("play", "finish", "like", "skip", "not_interested"):
+            if event in EXCLUDING:
                 excluded.add(row)
-            if e.event == "more_like_this":
+            if event == "more_like_this":
                 liked.append(row)
                 excluded.add(row)  # show what is like it, not the item itself
-            elif e.event == "not_interested":
+            elif event == "not_interested":
                 disliked.append(row)
         recent = np.array(consumed[-50:], np.int64)
         tags.update([t for row in recent.tolist() for t in self.catalog.tags(row)])
@@ -483,11 +483,11 @@ class Recommender:
         if len(added):
             rows = np.r_[rows, self.catalog.base_count + np.arange(len(added))]
             values = np.r_[values, (added @ user_vector).astype(np.float32)]
-        keep = ~sorted_contains(skip, rows) & np.isfinite(values)
-        rows, values = rows[keep], values[keep]
-        order = np.lexsort((rows, -values))  # best first, ties by row as in top_rows
-        rows = rows[order]
-        passed = rows[filter_mask(self.catalog, rows, filters)]
+        if len(added) or self.ann_kind:  # the scan's rows come sorted already; these do not
+            order = np.lexsort((rows, -values))  # best first, ties by row as in top_rows
+            rows, values = rows[order], values[order]
+        rows = rows[~sorted_contains(skip, rows) & np.isfinite(values)]
+        passed = rows[filter_mask(self.catalog, rows, filters)] if filters is not None else rows
         if len(passed) < want and not scanned_all:
             return None
         return passed[:want]

@@ -51,6 +51,21 @@ def test_shapes_and_padding_never_changes_the_output(tiny, arch):
     assert torch.allclose(deployed, long, atol=1e-5)
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_user_vectors_skip_work_without_changing_the_newest_state(tiny, layers):
+    """user_vector and deployed encoders run the last block for the newest position only."""
+    model = tiny_model(tiny).eval()
+    model.encoder = type(model.encoder)(16, layers, 2, 8)
+    model.eval()
+    ids = torch.tensor([[0, 0, 0, 5, 9, 3, 7, 1], [4, 8, 15, 16, 23, 42, 7, 9], [0] * 7 + [6]])
+    with torch.no_grad():
+        every_position = model.hidden(ids)[:, -1]
+        newest = model.encoder(model.items(ids), ids > 0, newest_only=True)
+        assert newest.shape == (3, 1, 16)
+        assert torch.allclose(model.user_vector(ids), every_position, atol=1e-5)
+        assert torch.allclose(model.deploy()(ids), every_position, atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["sasrec", "two-tower"])
 def test_future_items_never_leak_into_earlier_positions(tiny, arch):
     model = tiny_model(tiny, arch).eval()
