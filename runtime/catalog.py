@@ -9,6 +9,8 @@ maps, so opening costs milliseconds even for a million items.
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from itertools import chain
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,13 +122,20 @@ class ItemCatalog:
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """Float32 vectors of some rows (dequantized)."""
+        return self._per_row(rows, self.stored.dequantize, lambda item: item.vector,
+                             lambda n: np.zeros((n, self.table.shape[1]), np.float32))
+
+    def _per_row(self, rows, from_bundle, from_added, empty) -> np.ndarray:
+        """A value per row: bundle rows in one vectorised call, items added on the device one by one."""
         rows = np.asarray(rows, np.int64)
-        out = np.zeros((len(rows), self.table.shape[1]), np.float32)
+        if not self.added or not len(rows) or rows.max() < self.base_count:  # the usual case
+            return from_bundle(rows)
+        out = empty(len(rows))
         base = rows < self.base_count
         if base.any():
-            out[base] = self.stored.dequantize(rows[base])
+            out[base] = from_bundle(rows[base])
         for i in np.flatnonzero(~base):
-            out[i] = self.added[rows[i] - self.base_count].vector
+            out[i] = from_added(self.added[rows[i] - self.base_count])
         return out
 
     def added_matrix(self) -> np.ndarray:
@@ -178,47 +187,41 @@ class ItemCatalog:
         return out
 
     def tags(self, row: int) -> list[str]:
+        return list(self._tag_tuple(row))
+
+    def tag_counts(self, rows: list[int]) -> Counter:
+        """How often each tag occurs among some rows (a user's recent items)."""
+        return Counter(chain.from_iterable(self._tag_tuple(row) for row in rows))  # one update: each is costly
+
+    def _tag_tuple(self, row: int) -> tuple[str, ...]:
         if row >= self.base_count:
-            return list(self.added[row - self.base_count].meta.get("tags", []))
+            return tuple(self.added[row - self.base_count].meta.get("tags", []))
         cached = self._tags.get(row)
         if cached is None:  # every request reads the tags of the user's recent items: decode each once
             if len(self._tags) >= TAG_CACHE_ROWS:
                 self._tags.clear()
             cached = self._tags[row] = tuple(t for t in self.tag_strings[row].split("|") if t)
-        return list(cached)
+        return cached
 
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """A categorical column as strings for some rows (bundle and added items alike)."""
-        rows = np.asarray(rows, np.int64)
         codes, _ = self.categorical[name]
-        base = rows < self.base_count
-        out = np.empty(len(rows), dtype=object)
-        out[base] = self._vocab_arrays[name][codes[rows[base]]]  # code -1 (none) reads the trailing ''
-        for i in np.flatnonzero(~base):
-            out[i] = str(self.added[rows[i] - self.base_count].meta.get(name, ""))
-        return out
+        vocab = self._vocab_arrays[name]  # code -1 (none) reads its trailing ''
+        return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: str(item.meta.get(name, "")),
+                             lambda n: np.empty(n, dtype=object))
 
     def matches(self, name: str, rows: np.ndarray, values) -> np.ndarray:
         """True where a categorical column is one of `values` (compares integer codes, not strings)."""
-        rows = np.asarray(rows, np.int64)
         codes, vocab = self.categorical[name]
         wanted = set(values)
         wanted_codes = [i for i, v in enumerate(vocab) if v in wanted]
-        base = rows < self.base_count
-        out = np.zeros(len(rows), bool)
-        out[base] = _one_of(codes[rows[base]], wanted_codes)
-        for i in np.flatnonzero(~base):
-            out[i] = str(self.added[rows[i] - self.base_count].meta.get(name, "")) in wanted
-        return out
+        return self._per_row(rows, lambda r: _one_of(codes[r], wanted_codes),
+                             lambda item: str(item.meta.get(name, "")) in wanted, lambda n: np.zeros(n, bool))
 
     def numeric_column(self, name: str, rows: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, np.int64)
-        base = rows < self.base_count
-        out = np.zeros(len(rows), np.float64)
-        out[base] = self.numeric[name][rows[base]]
-        for i in np.flatnonzero(~base):
-            out[i] = float(self.added[rows[i] - self.base_count].meta.get(name, 0) or 0)
-        return out
+        values = self.numeric[name]
+        return self._per_row(rows, lambda r: values[r].astype(np.float64),
+                             lambda item: float(item.meta.get(name, 0) or 0), lambda n: np.zeros(n, np.float64))
 
     def feature_table(self) -> ItemTable:
         """Integer attributes for ranker features over all rows (built per catalog version)."""

@@ -6,6 +6,7 @@ scores, vectors, metadata) so it can be tested on its own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,11 +69,16 @@ def filter_mask(catalog, rows: np.ndarray, filters: Filters | None) -> np.ndarra
 
 
 def standardize(scores: np.ndarray) -> np.ndarray:
+    """Zero mean, unit deviation over the finite scores (-inf stays -inf)."""
     finite = np.isfinite(scores)
-    if finite.sum() < 2:
+    count = int(finite.sum())
+    if count < 2:
         return np.where(finite, 0.0, scores)
-    mean, std = scores[finite].mean(), scores[finite].std()
-    return (scores - mean) / max(std, 1e-9)
+    whole = count == len(scores)  # the usual case: no copies of the finite part
+    centred = scores - (scores.mean() if whole else scores[finite].mean())
+    spread = centred if whole else centred[finite]
+    std = math.sqrt(float(spread @ spread) / count)  # np.std takes several passes
+    return centred / max(std, 1e-9)
 
 
 def popularity_prior(popularity: np.ndarray, release_ts: np.ndarray, now: float, trend_days: float = 30.0) -> np.ndarray:

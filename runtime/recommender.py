@@ -404,7 +404,7 @@ class Recommender:
             elif event == "not_interested":
                 disliked.append(row)
         recent = np.array(consumed[-50:], np.int64)
-        tags.update([t for row in recent.tolist() for t in self.catalog.tags(row)])
+        tags.update(self.catalog.tag_counts(consumed[-50:]))
         if "language" in self.catalog.categorical:
             languages.update(lang for lang in self.catalog.column("language", recent) if lang)
         prefs = self.history.preferences(user)
@@ -479,7 +479,9 @@ class Recommender:
         """
         want = max(policy.short_list, k)
         skip = np.sort(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])
-        rows, values, scanned_all = self._best_rows(user_vector, want * 4 + len(skip))
+        # Without filters `want` survivors are certain once the skipped rows are counted in;
+        # filters may drop more, so ask for a margin (too few still falls back to scoring all).
+        rows, values, scanned_all = self._best_rows(user_vector, (want if filters is None else want * 4) + len(skip))
         if len(added):
             rows = np.r_[rows, self.catalog.base_count + np.arange(len(added))]
             values = np.r_[values, (added @ user_vector).astype(np.float32)]
@@ -551,9 +553,8 @@ class Recommender:
     def _boosts(self, pool, vectors, state, now, policy) -> np.ndarray:
         cat = self.catalog
         boost = np.zeros(len(pool))
-        liked = cat.vectors(np.array(state.liked, np.int64)) if state.liked else np.zeros((0, vectors.shape[1]))
-        disliked = cat.vectors(np.array(state.disliked, np.int64)) if state.disliked else np.zeros((0, vectors.shape[1]))
-        boost += feedback_adjustment(vectors, liked, disliked, policy)
+        if state.liked or state.disliked:
+            boost += feedback_adjustment(vectors, cat.vectors(state.liked), cat.vectors(state.disliked), policy)
         if policy.language_boost and state.languages:
             usual = [lang for lang, _ in state.languages.most_common(2)]
             boost += policy.language_boost * cat.matches("language", pool, usual)

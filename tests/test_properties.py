@@ -93,3 +93,19 @@ def test_mmr_without_diversity_is_the_best_first_order(scores, k):
     assert plain.tolist() == sorted(finite, key=lambda i: (-scores[i], i))[:k]
     if finite:  # any weight keeps the single best item first
         assert mmr(scores, vectors, k, 0.5)[0] == plain[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e3, 1e3)), st.data())
+def test_standardize_centres_and_scales_the_finite_scores(values, data):
+    from edgerec.runtime.policies import standardize
+
+    masked = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=len(values)))
+    values[masked] = -np.inf
+    out = standardize(values)
+    finite = np.isfinite(values)
+    assert np.array_equal(np.isfinite(out), finite) and np.all(out[~finite] == -np.inf)
+    if finite.sum() >= 2 and values[finite].std() > 1e-6:
+        assert abs(out[finite].mean()) < 1e-6 and abs(out[finite].std() - 1.0) < 1e-6
+    else:  # one score, or all equal: nothing to tell apart (only rounding is left)
+        assert np.all(np.abs(out[finite]) < 1e-3)
