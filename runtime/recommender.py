@@ -489,7 +489,7 @@ class Recommender:
             order = np.lexsort((rows, -values))  # best first, ties by row as in top_rows
             rows, values = rows[order], values[order]
         rows = rows[~sorted_contains(skip, rows) & np.isfinite(values)]
-        passed = rows[filter_mask(self.catalog, rows, filters)] if filters is not None else rows
+        passed = rows[filter_mask(self.catalog, rows, filters)]
         if len(passed) < want and not scanned_all:
             return None
         return passed[:want]
