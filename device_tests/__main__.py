@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--worker":
         spec = json.loads(open(argv[1]).read())
         profile = DeviceProfile(**{k: tuple(v) if k == "cpus" and v else v for k, v in spec["profile"].items()})
-        result = run_worker(spec["bundle"], profile, BenchConfig(**spec["config"]))
+        result = run_worker(spec["bundle"], profile, BenchConfig(**spec["config"]), spec.get("source"))
         with open(argv[2], "w") as handle:
             json.dump(result, handle)
         return 0

@@ -264,24 +264,21 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
                     "(table read from memory); warm runs may beat the bound from the CPU caches"}
 
 
-def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig) -> dict:
+def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig, source: str | None = None) -> dict:
+    """Measure `source` (default: the bundle itself; a grown copy when cfg.items asks for one,
+    made beforehand by run_bench so that its memory is not counted as the device's)."""
     apply_profile(profile)
     from edgerec.runtime.backends import available_backends
     from edgerec.runtime.bundle import Bundle
 
-    source = Path(bundle)
-    with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as scratch:
-        if cfg.items:
-            from edgerec.device_tests.scale import scaled_bundle
-
-            source = scaled_bundle(Bundle.open(source), cfg.items, Path(scratch) / "scaled", cfg.seed)
-        manifest = Bundle.open(source).manifest
-        bundle_bytes = Bundle.open(source).size_bytes()
-        engines = [e for e in available_backends() if e in manifest.formats("user_encoder")]
-        runs = [bench_recommend(source, engine, profile, cfg) for engine in engines]
-        rss_runtime = peak_rss_mb()  # before the baselines below allocate their float copies
-        encoders = bench_encoders([source] + [Path(p) for p in cfg.compare], profile)
-        retrieval = bench_retrieval(source, profile, cfg)
+    source = Path(source or bundle)
+    opened = Bundle.open(source)
+    manifest, bundle_bytes = opened.manifest, opened.size_bytes()
+    engines = [e for e in available_backends() if e in manifest.formats("user_encoder")]
+    runs = [bench_recommend(source, engine, profile, cfg) for engine in engines]
+    rss_runtime = peak_rss_mb()  # before the baselines below allocate their float copies
+    encoders = bench_encoders([source] + [Path(p) for p in cfg.compare], profile)
+    retrieval = bench_retrieval(source, profile, cfg)
     return {"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg), "items": manifest.items["count"],
             "bundle_bytes": int(bundle_bytes), "runs": runs, "encoders": encoders, "retrieval": retrieval,
             "peak_rss_mb": rss_runtime, "peak_rss_mb_with_baselines": peak_rss_mb(),
@@ -312,9 +309,16 @@ def check_budgets(result: dict, profile: DeviceProfile) -> list[str]:
 def run_bench(bundle: str | Path, profile: DeviceProfile, cfg: BenchConfig, timeout: float = 3600) -> dict:
     """Run the worker in a fresh process under the profile; returns its result plus the budget verdict."""
     with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as scratch:
+        source = Path(bundle)
+        if cfg.items:  # grown here: the worker's peak memory is the runtime's alone
+            from edgerec.device_tests.scale import scaled_bundle
+            from edgerec.runtime.bundle import Bundle
+
+            source = scaled_bundle(Bundle.open(source), cfg.items, Path(scratch) / "scaled", cfg.seed)
         spec = Path(scratch) / "spec.json"
         out = Path(scratch) / "result.json"
-        spec.write_text(json.dumps({"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg)}))
+        spec.write_text(json.dumps({"bundle": str(bundle), "source": str(source), "profile": profile.to_dict(),
+                                    "config": asdict(cfg)}))
         env = dict(os.environ, OMP_NUM_THREADS=str(profile.threads))
         proc = subprocess.run([sys.executable, "-m", "edgerec.device_tests", "--worker", str(spec), str(out)],
                               capture_output=True, text=True, timeout=timeout, env=env)
