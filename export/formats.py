@@ -3,8 +3,10 @@
 ONNX: torch.onnx.export with the dynamo exporter, opset 20, weights inside
 the file. Opset 20 has a Gelu operator (onnxruntime 1.17 or newer runs it):
 without it the tanh approximation becomes seven element-wise nodes per block,
-and at batch 1 the runtime pays per node, not per multiply. TFLite: litert-torch, which converts fixed shapes only, so the
-caller picks the batch and history length; integer inputs become int32.
+and at batch 1 the runtime pays per node, not per multiply.
+
+TFLite: litert-torch, which converts fixed shapes only, so the caller picks
+the batch and history length; integer inputs become int32.
 """
 
 from __future__ import annotations

@@ -41,12 +41,9 @@ class Explainer:
         self.liked = np.asarray(liked_rows, np.int64)
         self.liked_vectors = catalog.vectors(self.liked)
 
-    def explain(self, meta: dict, vector: np.ndarray) -> Reason:
-        """`meta` of the recommended item (catalog.meta), `vector` its embedding."""
-        return self.explain_all([meta], np.asarray(vector, np.float32)[None, :])[0]
-
     def explain_all(self, metas: list[dict], vectors: np.ndarray) -> list[Reason]:
-        """Reasons for a whole list: one similarity matrix each against likes and history."""
+        """Reasons for a whole list (catalog.metas and the items' vectors): one similarity
+        matrix each against likes and history."""
         liked_best = history_best = None
         if len(self.liked) and len(metas):
             sims = vectors @ self.liked_vectors.T

@@ -433,14 +433,10 @@ class Recommender:
             if state.languages:
                 scores = scores + 1.0 * cat.matches("language", np.arange(len(cat)), state.languages)
             return scores.astype(np.float32)
-        if self.ann_kind:
-            try:
-                base = np.full(cat.base_count, -np.inf, np.float32)
-                rows = self._ann_index().search(user_vector, max(4 * policy.short_list, 400))
-                base[rows] = self.scan.exact(rows, user_vector)
-            except Exception:  # an optional stage: fall back to the exact scan
-                self.monitor.count("ann_fallback")
-                base = self.scan.scores(user_vector)
+        if self.ann_kind:  # only the index's candidates get a score
+            base = np.full(cat.base_count, -np.inf, np.float32)
+            rows, values, _ = self._best_rows(user_vector, max(4 * policy.short_list, 400))
+            base[rows] = values
         else:
             base = self.scan.scores(user_vector)
         scores = np.r_[base, (added @ user_vector).astype(np.float32)] if len(added) else base
@@ -461,7 +457,7 @@ class Recommender:
 
     def _best_rows(self, user_vector, count) -> tuple[np.ndarray, np.ndarray, bool]:
         """About `count` best rows and their scores, from the ANN index when there is one (falling
-        back to the exact scan), and whether they are all the rows there are."""
+        back to the exact scan's top `count`), and whether they are all the rows there are."""
         if self.ann_kind:
             try:
                 rows = self._ann_index().search(user_vector, count)

@@ -430,11 +430,10 @@ def test_reasons_name_the_next_episode_the_nearest_history_item_and_a_liked_item
     second = int(np.flatnonzero((series == series[first]) & (episode == 2))[0])
     other = next(r for r in range(cat.base_count) if not series[r])
     explainer = Explainer(cat, [other, first], [], {}, cold_start=False)
-    reason = explainer.explain(cat.meta(second), cat.vectors([second])[0])
+    reason, near = explainer.explain_all(cat.metas([second, other]), cat.vectors([second, other]))
     assert reason.kind == "series" and reason.item_id == cat.item_id(first) and "next episode" in reason.text
-    near = explainer.explain(cat.meta(other), cat.vectors([other])[0])  # closest history item: itself
-    assert near.kind == "history" and near.item_id == cat.item_id(other)
-    liked = Explainer(cat, [first], [other], {}, cold_start=False).explain(cat.meta(other), cat.vectors([other])[0])
+    assert near.kind == "history" and near.item_id == cat.item_id(other)  # closest history item: itself
+    [liked] = Explainer(cat, [first], [other], {}, cold_start=False).explain_all(cat.metas([other]), cat.vectors([other]))
     assert liked.kind == "feedback" and liked.item_id == cat.item_id(other)
-    newcomer = Explainer(cat, [], [], {}, cold_start=True).explain(cat.meta(other), cat.vectors([other])[0])
+    [newcomer] = Explainer(cat, [], [], {}, cold_start=True).explain_all(cat.metas([other]), cat.vectors([other]))
     assert newcomer.kind == "popular"
