@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, table, write_json
+from edgerec.cli.output import console, example, table, write_json
 
 
-@click.command("bench")
+@click.command("bench", epilog=example(
+    "edgerec bench bundle --profile stb-low --items 100000 --json bench.json --plot bench.png"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--profile", "profile_name", default="phone-mid", show_default=True,
               help="Device profile (phone-mid, stb-low, tv-high).")
@@ -78,16 +79,10 @@ def print_bench(result: dict) -> None:
 
 def print_retrieval(ret: dict) -> None:
     """The scan against faiss and usearch, the ratios and the share of the bandwidth bound."""
-    table([{k: m.get(k, "") for k in ("method", "index_bytes", "p50_ms", "p99_ms", "cold_p50_ms", "skipped")}
-           for m in ret["methods"]],
-          title=f"retrieval of the top {ret['k']} over {ret['items']:,} items (dim {ret['dim']}, table {ret['dtype']})")
-    if ret.get("vs_faiss"):
-        v = ret["vs_faiss"]
-        console.print(f"{v['method']} against faiss flat: time x{v['time_ratio']:.2f} warm, x{v['time_ratio_cold']:.2f} "
-                      f"cold; memory x{v['memory_ratio']:.3f}")
-    console.print(f"copy bandwidth {ret['copy_bandwidth_gbs']:.1f} GB/s; scan bound {ret['scan_bound_ms']:.3f} ms "
-                  f"for {ret['table_bytes']:,} bytes; the cold scan reaches {ret['scan_fraction_of_bound']:.0%} of it, "
-                  f"the warm one {ret['scan_fraction_of_bound_warm']:.0%} ({ret['note']})")
+    from edgerec.studies.bench import retrieval_tables
+
+    for t in retrieval_tables(ret):
+        table(t.rows, title=t.title, columns=t.columns)
 
 
 def register(cli: click.Group) -> None:

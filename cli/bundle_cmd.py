@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, fmt, key_values, table
+from edgerec.cli.output import console, example, fmt, key_values, table
 
 
-@click.command("export")
+@click.command("export", epilog=example(
+    "edgerec export --model ckpt/student --data data/world --ranker ckpt/ranker --teacher ckpt/teacher --out bundle"))
 @click.option("--model", "checkpoint", type=click.Path(exists=True, file_okay=False),
               help="The trained recommender (usually the distilled student).")
 @click.option("--encoder", "user_encoder", type=click.Path(exists=True, dir_okay=False),
@@ -75,7 +76,7 @@ def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir,
     _print_manifest(manifest, out)
 
 
-@click.command("inspect")
+@click.command("inspect", epilog=example("edgerec inspect bundle --json"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def inspect(bundle, as_json) -> None:
@@ -113,7 +114,7 @@ def _print_manifest(manifest, where, size: int | None = None) -> None:
         console.print("onnx vs tflite: " + fmt(m.metrics["onnx_vs_tflite"]))
 
 
-@click.command("pack")
+@click.command("pack", epilog=example("edgerec pack bundle --out bundle.edgerec"))
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), help="Packed file (default: BUNDLE.edgerec).")
 def pack(bundle, out) -> None:

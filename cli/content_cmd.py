@@ -1,32 +1,20 @@
-"""`edgerec content ...`: content encoders: distill, report, embed, tag, audio features, cold start."""
+"""`edgerec content ...`: content encoders: distill, embed, tag, audio features (+ the report and
+cold-start studies under their older paths)."""
 
 from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, key_values, table, write_json
+from edgerec.cli import study_cmd
+from edgerec.cli.output import console, example, key_values
 
 
-@click.group("content")
+@click.group("content", epilog=example("edgerec content distill --data data/world --out ckpt/content"))
 def content_group() -> None:
     """Content encoders: the large teacher, a small on-device student, tags and cold-start items."""
 
 
-def _texts(data_dir, train_items, held_out, seed):
-    import numpy as np
-
-    from edgerec.data.store import load_dataset
-    from edgerec.models.content import item_texts
-
-    dataset = load_dataset(data_dir)
-    texts = item_texts(dataset.catalog)
-    order = np.random.default_rng(seed).permutation(len(texts))
-    held = [texts[i] for i in order[:held_out]]
-    train = [texts[i] for i in order[held_out:held_out + train_items]]
-    return dataset, train, held
-
-
-@content_group.command("distill")
+@content_group.command("distill", epilog=example("edgerec content distill --data data/world --out ckpt/content"))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--encoder", "encoder_dir", type=click.Path(exists=True, file_okay=False),
@@ -40,9 +28,10 @@ def _texts(data_dir, train_items, held_out, seed):
 def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed) -> None:
     """Distill the teacher into a static-token student on the catalog's own text."""
     from edgerec.compress.content_distill import ContentDistillConfig, distill_content, save_student
-    from edgerec.models.content import ContentTeacher, load_tokenizer
+    from edgerec.data.store import load_dataset
+    from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
 
-    _, train, held = _texts(data_dir, train_items, held_out, seed)
+    train, held = held_out_texts(load_dataset(data_dir).catalog, train_items, held_out, seed)
     with console.status(f"teacher embeds {len(train) + len(held):,} catalog texts"):
         teacher = ContentTeacher(encoder_dir)
         train_vectors, held_vectors = teacher.encode(train), teacher.encode(held)
@@ -61,31 +50,8 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
                title="content student")
 
 
-@content_group.command("report")
-@click.option("--student", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--encoder", "encoder_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--held-out", default=1000, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Must match the seed of `content distill`.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False))
-def report(student, data_dir, encoder_dir, held_out, seed, json_out) -> None:
-    """MiniLM fp32 vs int8 vs the student: bytes, cosine to the teacher, neighbours, ms per title."""
-    from edgerec.compress.content_distill import load_student
-    from edgerec.export.content import content_report
-    from edgerec.models.content import ContentTeacher
-
-    _, _, held = _texts(data_dir, 0, held_out, seed)
-    teacher = ContentTeacher(encoder_dir)
-    model, _ = load_student(student)
-    with console.status("exporting and timing every content encoder"):
-        rows = content_report(teacher.dir, model, held, teacher.encode(held))
-    table(rows, title=f"content encoders on {len(held):,} held-out catalog texts (1 thread)",
-          columns=["model", "bytes", "cosine_mean", "cosine_min", "top10_neighbour_agreement", "ms_per_title_p50",
-                   "bytes_vs_minilm_int8", "speedup_vs_minilm_int8"])
-    write_json(json_out, {"held_out_texts": len(held), "models": rows})
-
-
-@content_group.command("embed")
+@content_group.command("embed", epilog=example(
+    "edgerec content embed --student ckpt/content --data data/world --out text.npy"))
 @click.option("--student", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="A .npy, rows in items.csv order.")
@@ -105,7 +71,8 @@ def embed(student, data_dir, out) -> None:
     console.print(f"wrote {out}: {vectors.shape[0]:,} x {vectors.shape[1]}")
 
 
-@content_group.command("audio-features")
+@content_group.command("audio-features", epilog=example(
+    "edgerec content audio-features --audio-dir audio/ --data data/world --out audio.npy"))
 @click.option("--audio-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="WAV files named <item_id>.wav (mono or stereo, 16-bit PCM).")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
@@ -123,7 +90,8 @@ def audio_features(audio_dir, data_dir, out) -> None:
                   "(items without a file get zeros)")
 
 
-@content_group.command("tag")
+@content_group.command("tag", epilog=example(
+    'edgerec content tag bundle --text "a tense crime thriller about a heist"'))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--text", help="Any text, e.g. a new item's title and description.")
 @click.option("--item", "item_id", help="An item of the bundle.")
@@ -137,21 +105,11 @@ def tag(bundle, text, item_id, k) -> None:
                 for kind, value in labels.items()}, title="labels")
 
 
-@content_group.command("coldstart")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--content", "content_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--held-items", default=600, show_default=True, help="Items removed from training.")
-@click.option("--epochs", default=8, show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False))
-def coldstart(data_dir, content_dir, out, held_items, epochs, json_out) -> None:
-    """Hold items out of training, add them on the device from metadata only, and measure HR@10."""
-    from edgerec.export.coldstart import cold_start_check
-
-    result = cold_start_check(data_dir, content_dir, out, held_items=held_items, epochs=epochs,
-                              progress=lambda m: console.print(f"  {m}"))
-    table(result["placements"], title=f"cold-start items: {result['pairs']:,} (user, new item) pairs")
-    write_json(json_out, result)
+content_group.add_command(study_cmd.alias(
+    study_cmd.content, "edgerec content report --student ckpt/content --data data/world"), "report")
+content_group.add_command(study_cmd.alias(
+    study_cmd.coldstart, "edgerec content coldstart --data data/world --content ckpt/content --out runs/cold"),
+    "coldstart")
 
 
 def register(cli: click.Group) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, key_values, progress_bar, write_json
+from edgerec.cli.output import console, example, key_values, progress_bar, write_json
 
 
-@click.group("data")
+@click.group("data", epilog=example("edgerec data synth --out data/world"))
 def data_group() -> None:
     """Create, import and inspect data sets in the neutral format."""
 
 
-@data_group.command("synth")
+@data_group.command("synth", epilog=example("edgerec data synth --out data/world --users 5000 --items 20000"))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 @click.option("--users", default=5_000, show_default=True)
 @click.option("--items", default=20_000, show_default=True)
@@ -31,7 +31,9 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
     key_values(summary, title="synthetic data set")
 
 
-@data_group.command("import")
+@data_group.command("import", epilog=example(
+    "edgerec data import ml-1m ~/ml-1m --out data/ml1m",
+    "edgerec data import csv log.csv --out data/mine --user-col account --item-col track --time-col ts"))
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "parquet", "ml-100k", "ml-1m", "ml-latest"]))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
@@ -63,7 +65,7 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
     key_values({k: v for k, v in stats.items() if not isinstance(v, dict)}, title=f"imported into {out}")
 
 
-@data_group.command("stats")
+@data_group.command("stats", epilog=example("edgerec data stats data/world --json stats.json"))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the numbers as JSON.")
 def stats(folder, json_out) -> None:

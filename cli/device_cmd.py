@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, table, write_json
+from edgerec.cli.output import console, example, table, write_json
+from edgerec.runtime.vocab import DEVICE_EVENTS, DEVICES
 
 HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
                        type=click.Path(dir_okay=False), help="The on-device history database.")
 
 
-@click.command("recommend")
+@click.command("recommend", epilog=example(
+    "edgerec recommend bundle --user alice --history alice.db --device tv --k 10"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--user", required=True)
 @click.option("--k", default=10, show_default=True)
 @HISTORY
 @click.option("--backend", type=click.Choice(["auto", "onnx", "tflite"]), default="auto", show_default=True)
-@click.option("--device", type=click.Choice(["phone", "tv", "tablet", "web"]), help="Context: the device type.")
+@click.option("--device", type=click.Choice(DEVICES), help="Context: the device type.")
 @click.option("--language", "languages", multiple=True, help="Only items in these languages.")
 @click.option("--kids-safe", is_flag=True)
 @click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only).")
@@ -40,11 +42,12 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
     write_json(json_out, [r.to_dict() for r in results])
 
 
-@click.command("record")
+@click.command("record", epilog=example(
+    "edgerec record bundle --user alice --item i00042 --event finish --history alice.db"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--user", required=True)
 @click.option("--item", required=True)
-@click.option("--event", type=click.Choice(["play", "finish", "skip", "like", "not_interested", "more_like_this"]),
+@click.option("--event", type=click.Choice(DEVICE_EVENTS),
               default="play", show_default=True)
 @click.option("--value", type=float, help="e.g. the share watched.")
 @HISTORY
@@ -57,16 +60,17 @@ def record(bundle, user, item, event, value, history_path) -> None:
     console.print(f"recorded {event} of {item} for {user} (event {event_id})")
 
 
-@click.group("history")
+@click.group("history", epilog=example("edgerec history show alice --history alice.db"))
 def history_group() -> None:
     """Inspect, export or forget what the device stores about a user."""
 
 
-@history_group.command("show")
+@history_group.command("show", epilog=example("edgerec history show alice --history alice.db --last 50"))
 @click.argument("user")
 @HISTORY
 @click.option("--last", default=20, show_default=True)
 def show(user, history_path, last) -> None:
+    """USER's newest events, as the device stores them."""
     from edgerec.runtime.history import HistoryStore
 
     store = HistoryStore(history_path)
@@ -75,7 +79,8 @@ def show(user, history_path, last) -> None:
             "time": e.ts} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
 
 
-@history_group.command("export")
+@history_group.command("export", epilog=example(
+    "edgerec history export alice --history alice.db --out alice.json"))
 @click.argument("user")
 @HISTORY
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
@@ -86,7 +91,7 @@ def export_cmd(user, history_path, out) -> None:
     write_json(out, HistoryStore(history_path).export(user))
 
 
-@history_group.command("forget")
+@history_group.command("forget", epilog=example("edgerec history forget alice --history alice.db --yes"))
 @click.argument("user")
 @HISTORY
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

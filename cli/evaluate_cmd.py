@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, progress_bar, table, write_json
+from edgerec.cli.output import console, example, progress_bar, table, write_json
 
 BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
 
 
-@click.command("evaluate")
+@click.command("evaluate", epilog=example(
+    "edgerec evaluate --data data/world --model popular --model itemknn --model ckpt/student"))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "models", required=True, multiple=True,
               help=f"A baseline ({', '.join(BASELINE_NAMES)}) or a checkpoint folder; repeat to compare several.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from edgerec import __version__
+from edgerec.cli.output import example
 from edgerec.errors import EdgerecError
 
 
@@ -26,7 +27,8 @@ class EdgerecGroup(click.Group):
             ) from None
 
 
-@click.group(cls=EdgerecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EdgerecGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=example("edgerec demo --quick", "edgerec recommend runs/demo-quick/bundle --user alice"))
 @click.version_option(__version__, prog_name="edgerec")
 def cli() -> None:
     """edgerec: shrink recommenders and content models for devices, and rank on the device."""
@@ -42,11 +44,12 @@ def _register() -> None:
         demo_cmd,
         device_cmd,
         evaluate_cmd,
+        study_cmd,
         train_cmd,
     )
 
     for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, device_cmd, bench_cmd,
-                   demo_cmd):
+                   demo_cmd, study_cmd):
         module.register(cli)
 
 

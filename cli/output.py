@@ -41,6 +41,17 @@ def table(rows: Sequence[dict], title: str | None = None, columns: Sequence[str]
     console.print(out)
 
 
+def example(*commands: str) -> str:
+    """The end of a command's --help: lines that run as they are (click keeps them unwrapped)."""
+    return "\b\nExample:\n" + "\n".join(f"  {c}" for c in commands)
+
+
+def print_study(result) -> None:
+    """Every table of a study's result (edgerec.studies.StudyResult)."""
+    for t in result.tables:
+        table(t.rows, title=t.title, columns=t.columns)
+
+
 def key_values(values: dict, title: str | None = None) -> None:
     table([{"field": k, "value": fmt(v)} for k, v in values.items()], title=title)
 

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from edgerec.cli.output import console, key_values
+from edgerec.cli.output import console, example, key_values, table
 
 # The options shared by train and distill, declared once.
 MODEL_OPTIONS = [
@@ -106,7 +106,9 @@ def _summary(info: dict, out) -> None:
                     if k in info} | {"checkpoint": str(out)}, title="training")
 
 
-@click.command("train")
+@click.command("train", epilog=example(
+    "edgerec train --data data/world --dim 256 --layers 2 --epochs 5 --out ckpt/teacher",
+    "edgerec train --data data/world --arch ranker --retrieval ckpt/student --out ckpt/ranker"))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--arch", type=click.Choice(["sasrec", "two-tower", "ranker"]), default="sasrec", show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder to write.")
@@ -138,35 +140,21 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
 
 def _train_ranker(dataset, split, retrieval, out, options) -> None:
     from edgerec.errors import ConfigError
-    from edgerec.models.checkpoint import load_model
-    from edgerec.models.evaluation import train_popularity
-    from edgerec.models.persist import save_ranker
-    from edgerec.models.ranker import (
-        RankerConfig,
-        build_training_set,
-        item_table,
-        ranker_gain,
-        train_ranker,
-    )
-    from edgerec.models.scoring import ModelScorer
+    from edgerec.models.ranker import RankerConfig
+    from edgerec.models.ranker_recipe import fit_ranker
 
     if not retrieval:
         raise ConfigError("--arch ranker needs --retrieval CKPT: the recommender whose short list it re-ranks")
-    model, _ = load_model(retrieval)
     cfg = RankerConfig(epochs=min(options["epochs"], 8), seed=options["seed"])
-    table = item_table(dataset.catalog, train_popularity(split))
-    with console.status("building ranker examples from logged events"):
-        examples = build_training_set(dataset, split, ModelScorer(model), table, cfg)
-    ranker, info = train_ranker(examples, cfg)
-    info["validation"] = ranker_gain(dataset, split, ModelScorer(model), ranker, table)
-    save_ranker(out, ranker, retrieval, info)
+    info = fit_ranker(dataset, split, retrieval, out, cfg, progress=lambda m: console.print(f"  {m}"))
     table(info["history"], title=f"ranker on {info['groups']:,} candidate groups and {info['skips']:,} skips "
                                  f"(retrieval order: group MRR {info['val_group_mrr_retrieval_order']:.4f})")
     key_values(info["validation"], title="validation: does re-ranking help?")
-    console.print(f"checkpoint: {out}")
+    console.print(f"checkpoint: {out}" + ("" if info["ships"] else " (it does not help on validation)"))
 
 
-@click.command("distill")
+@click.command("distill", epilog=example(
+    "edgerec distill --teacher ckpt/teacher --data data/world --dim 32 --layers 2 --heads 1 --out ckpt/student"))
 @click.option("--teacher", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))

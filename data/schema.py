@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.errors import DataError
+from edgerec.runtime.vocab import CONSUMED_LOG_EVENTS, DEVICES, LOG_EVENTS, MODALITIES  # noqa: F401
 
-EVENTS = ("play", "finish", "skip", "like", "rate")
+# The names are the device's (runtime/vocab.py); a log's events are the device's plus `rate`.
+EVENTS = LOG_EVENTS
 EVENT_CODE = {name: code for code, name in enumerate(EVENTS)}
 # A skip is a negative signal; every other event means the user consumed the item.
-CONSUMED_EVENTS = ("play", "finish", "like", "rate")
-
-MODALITIES = ("film", "series_episode", "short_video", "music_track", "podcast_episode")
-DEVICES = ("phone", "tv", "tablet", "web")
+CONSUMED_EVENTS = CONSUMED_LOG_EVENTS
 DEVICE_CODE = {name: code for code, name in enumerate(DEVICES)}
 
 ITEM_TEXT_COLUMNS = (

@@ -124,7 +124,7 @@ LANGUAGE_SHARE = (0.42, 0.15, 0.08, 0.07, 0.09, 0.07, 0.07, 0.05)
 LANGUAGE_NAME = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "hi": "Hindi",
                  "ja": "Japanese", "pt": "Portuguese", "ko": "Korean"}
 
-# When people watch or listen to what (rows: hour buckets; columns follow MODALITY_GENRES order).
+# When people watch or listen to what (rows: hour buckets; columns follow runtime.vocab.MODALITIES).
 HOUR_BUCKETS = ((0, 6), (6, 10), (10, 16), (16, 19), (19, 24))
 HOUR_MODALITY_FACTOR = (
     (0.8, 1.0, 1.3, 1.2, 0.6),   # night: short clips and music
@@ -133,7 +133,7 @@ HOUR_MODALITY_FACTOR = (
     (0.9, 1.0, 1.4, 0.9, 0.8),   # afternoon
     (2.2, 2.0, 0.9, 0.7, 0.5),   # evening: films and series
 )
-DEVICES = ("phone", "tv", "tablet", "web")
+# Rows follow runtime.vocab.DEVICES: phone, tv, tablet, web.
 DEVICE_MODALITY_FACTOR = (
     (0.3, 0.6, 1.8, 1.6, 1.6),   # phone
     (2.5, 2.2, 0.3, 0.5, 0.3),   # tv

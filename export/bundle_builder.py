@@ -37,8 +37,8 @@ from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
-from edgerec.runtime.features import MODALITIES
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.vocab import MODALITIES
 
 FP32_TOLERANCE = 1e-4
 Progress = Callable[[str], None]

@@ -1,19 +1,17 @@
 """Content encoders out of PyTorch: MiniLM to ONNX (optimum), the student to ONNX and TFLite, the
-content -> item-space projection, tag vectors for zero-shot tagging, and the content report."""
+content -> item-space projection and tag vectors for zero-shot tagging."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from edgerec.compress.content_distill import cosine_stats, neighbour_agreement
+from edgerec.compress.content_distill import cosine_stats
 from edgerec.compress.quantize import (
     MODE_LABEL,
     WEIGHT_ONLY_SESSION_CONFIG,
@@ -24,7 +22,6 @@ from edgerec.compress.quantize import (
 from edgerec.errors import ExportError
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.models.content import tokenize
-from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
 
 TFLITE_TOKENS = 32  # fixed text length of TFLite content encoders
@@ -129,44 +126,3 @@ def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, toke
             writer.add_model(entry)
             entries.append(entry)
     return entries
-
-
-def content_report(encoder_dir: Path, student, texts: list[str], teacher_vectors: np.ndarray,
-                   latency_texts: int = 200) -> list[dict]:
-    """MiniLM fp32 / int8 (ONNX) and the student (ONNX, TFLite): bytes, fidelity to the teacher, speed."""
-    from edgerec.models.content import load_tokenizer
-
-    tokenizer = load_tokenizer(encoder_dir, 128)
-    fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="edgerec-content-report-") as scratch:
-        scratch = Path(scratch)
-        teacher_onnx = export_teacher_onnx(encoder_dir, scratch / "teacher")
-        teacher_int8 = quantize_onnx(teacher_onnx, scratch / "teacher-int8.onnx", "int8-dynamic")
-        candidates = [("MiniLM fp32 (onnx)", teacher_onnx, "onnx", None),
-                      ("MiniLM int8 per-channel (onnx)", teacher_int8, "onnx", None)]
-        for fmt, mode in (("onnx", "none"), ("onnx", "int8"), ("tflite", "int8")):
-            path, config = export_student(student, fmt, mode, scratch / f"student-{mode}.{fmt}", scratch)
-            candidates.append((f"student {MODE_LABEL[mode]} ({fmt})", path, fmt, config))
-        for name, path, fmt, config in candidates:
-            backend = open_backend(path, fmt, threads=1, config=config)
-            vectors = run_content_file(backend, fmt, fixed, tokenizer, texts)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            times = []
-            for text in texts[:latency_texts]:
-                began = time.perf_counter()
-                run_content_file(backend, fmt, fixed, tokenizer, [text])
-                times.append((time.perf_counter() - began) * 1e3)
-            rows.append({"model": name, "bytes": path.stat().st_size, **cosine_stats(vectors, teacher_vectors),
-                         "top10_neighbour_agreement": neighbour_agreement(vectors, teacher_vectors),
-                         "ms_per_title_p50": float(np.percentile(times, 50)),
-                         "ms_per_title_mean": float(np.mean(times))})
-    base = next(r for r in rows if r["model"].startswith("MiniLM int8"))
-    for row in rows:
-        row["bytes_vs_minilm_int8"] = row["bytes"] / base["bytes"]
-        row["speedup_vs_minilm_int8"] = base["ms_per_title_mean"] / row["ms_per_title_mean"]
-    return rows
-
-
-def save_report(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2))

@@ -66,6 +66,15 @@ def item_texts(catalog: Catalog) -> list[str]:
     return out
 
 
+def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int) -> tuple[list[str], list[str]]:
+    """(train, held-out) item texts: one seeded shuffle, the first `held_out` kept for measuring."""
+    texts = item_texts(catalog)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    held = [texts[i] for i in order[:held_out]]
+    train = [texts[i] for i in order[held_out:held_out + train_items]]
+    return train, held
+
+
 class ContentTeacher:
     """A Hugging Face sentence encoder run with PyTorch on the host (offline)."""
 

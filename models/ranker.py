@@ -21,7 +21,8 @@ from edgerec.data.schema import EVENT_CODE, Catalog, Dataset
 from edgerec.data.split import Split, consumed_sequences
 from edgerec.models.layers import gelu_mlp
 from edgerec.models.scoring import ModelScorer, history_rows
-from edgerec.runtime.features import EXTRA, MODALITIES, ItemTable, feature_count, ranker_features
+from edgerec.runtime.features import EXTRA, ItemTable, feature_count, ranker_features
+from edgerec.runtime.vocab import MODALITIES
 
 DAY = 86_400
 

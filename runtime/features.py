@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEVICES = ("phone", "tv", "tablet", "web")
-MODALITIES = ("film", "series_episode", "short_video", "music_track", "podcast_episode")
+from edgerec.runtime.vocab import DEVICES, MODALITIES  # noqa: F401  (MODALITIES re-exported)
+
 VERSION = 1
 EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector product
 

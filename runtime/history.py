@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
 SCHEMA_VERSION = 2
-EVENTS = ("play", "finish", "skip", "like", "not_interested", "more_like_this")
-CONSUMED = ("play", "finish", "like")  # what makes an item part of the user's taste sequence
-FEEDBACK = ("not_interested", "more_like_this")
+EVENTS = DEVICE_EVENTS  # the names this module has always exported
 
 # v1: events only. v2: context as JSON and a preferences table (onboarding choices).
 MIGRATIONS = {

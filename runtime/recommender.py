@@ -41,9 +41,9 @@ from edgerec.runtime.policies import (
     standardize,
 )
 from edgerec.runtime.retrieval import AnnIndex, ExactScan, sorted_contains, top_rows
+from edgerec.runtime.vocab import EXCLUDING  # items never shown again
 
 HISTORY_WINDOW = 2_000  # newest events read per request
-EXCLUDING = frozenset(("play", "finish", "like", "skip", "not_interested"))  # never shown again
 USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
 
 

@@ -1,4 +1,5 @@
-"""The main job end to end on a tiny world, and the compression report (real exports, real engines)."""
+"""The main job end to end on a tiny world as a list of studies, and the compression study (real exports,
+real engines)."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 from edgerec.data.synth import SynthConfig
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
-from edgerec.pipeline import DemoConfig, run_demo
+from edgerec.pipeline import DemoConfig, demo_report, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,11 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
     assert (out / "bench.png").exists() and json.loads((out / "bench.json").read_text())["runs"]
-    assert results["bundle"]["metrics"]["teacher"]["NDCG@10"] > 0
+    assert json.loads((out / "compression.json").read_text()) == results["compression"]
+    assert results["export"]["metrics"]["teacher"]["NDCG@10"] > 0
     assert 0 <= results["replay"]["HR@10"] <= 1 and results["replay"]["example"]["recommendations"]
-    files = {m["file"] for m in results["bundle"]["models"]}
+    assert [r["model"] for r in results["baselines"]["models"]] == ["popular", "itemknn"]
+    files = {m["file"] for m in results["export"]["models"]}
     assert files >= {"user_encoder.onnx", "user_encoder.tflite"}
     assert ({"ranker.onnx", "ranker.tflite"} <= files) == results["ranker"]["ships"]  # ships only if it helps
     assert (out / "ranker" / "model.safetensors").exists()
@@ -60,7 +63,7 @@ def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
 
 def test_compression_report_measures_every_variant(demo_run):
     _, results, _, _ = demo_run
-    rows = {r["variant"]: r for r in results["compression"]}
+    rows = {r["variant"]: r for r in results["compression"]["variants"]}
     assert "teacher fp32 (onnx)" in rows and "student int8 weights (tflite)" in rows
     fp32, int8 = rows["student fp32 (onnx)"], rows["student int8 weights (onnx)"]
     assert int8["table_bytes"] < fp32["table_bytes"] / 2 and int8["encoder_bytes"] < fp32["encoder_bytes"]
@@ -68,3 +71,16 @@ def test_compression_report_measures_every_variant(demo_run):
     assert abs(int8["NDCG@10"] - fp32["NDCG@10"]) < 0.05
     for row in rows.values():
         assert 0 <= row["top10_agreement_with_teacher"] <= 1 and row["encoder_p50_ms"] > 0
+
+
+def test_the_report_is_rebuilt_from_the_saved_records(demo_run):
+    """Every study's tables come from its record alone: a resumed run prints what a fresh one did."""
+    out, results, steps, cfg = demo_run
+    saved = json.loads((out / "report.json").read_text())
+    rebuilt = demo_report(cfg, saved)
+    assert [r.study for r in rebuilt] == steps
+    by_study = {r.study: r for r in rebuilt}
+    assert by_study["compression"].tables[0].rows == saved["compression"]["variants"]
+    assert by_study["replay"].tables[0].rows[0]["HR@10"] == results["replay"]["HR@10"]
+    assert by_study["bench"].tables[0].rows[0]["backend"] == results["bench"]["runs"][0]["backend"]
+    assert [row["phase"] for row in by_study["ranker"].tables[0].rows] == ["validation", "test"]

@@ -1,4 +1,4 @@
-"""The cold-start check: items held out of training, then added on the device from metadata only.
+"""The cold-start study: items held out of training, then added on the device from metadata only.
 
 Some items (and every event about them) are removed; a recommender is trained
 and exported with the content encoder on what is left. On the device, the
@@ -12,6 +12,7 @@ related-items fallback, random vectors, and popularity placement.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from edgerec.data.store import load_dataset, save_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
+from edgerec.studies.base import Progress, Study, Table, say
 
 
 def _without(dataset: Dataset, held: np.ndarray) -> Dataset:
@@ -118,3 +120,25 @@ def cold_start_check(data_dir: str | Path, content_dir: str | Path, out: str | P
     rec.close()
     return {"held_items": int(len(held)), "pairs": int(len(targets)), "catalog": int(cat.base_count + len(held)),
             "placements": results}
+
+
+@dataclass
+class ColdStartStudy(Study):
+    """HR@10 of new items placed on the device from metadata, against other placements."""
+
+    name = "coldstart"
+    data_dir: Path
+    content_dir: Path
+    out: Path
+    held_items: int = 600
+    epochs: int = 8
+    seed: int = 0
+
+    def measure(self, progress: Progress) -> dict:
+        return cold_start_check(self.data_dir, self.content_dir, self.out, held_items=self.held_items,
+                                epochs=self.epochs, seed=self.seed, progress=say(progress))
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        return [Table(f"cold-start items: {record['pairs']:,} (user, new item) pairs, {record['held_items']:,} "
+                      f"new items in a catalog of {record['catalog']:,}", record["placements"])]

@@ -1,4 +1,4 @@
-"""The compression report: teacher, student and every quantized variant, measured the same way.
+"""The compression study: teacher, student and every quantized variant, measured the same way.
 
 For each variant the user encoder is exported to a real file and run by its
 real engine on every test user's history; the item table is stored at the
@@ -35,6 +35,7 @@ from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_table import StoredTable
+from edgerec.studies.base import Progress, Study, Table, say
 
 
 @dataclass
@@ -173,3 +174,33 @@ def plot_pareto(report: dict, path: str | Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+COLUMNS = ["variant", "bytes", "encoder_bytes", "table_bytes", "HR@10", "NDCG@10", "ndcg_vs_teacher",
+           "top10_agreement_with_teacher", "encoder_p50_ms", "encoder_p99_ms", "parameters"]
+
+
+@dataclass
+class CompressionStudy(Study):
+    """Bytes, accuracy and encoder latency of every compressed variant, with the size/accuracy plot."""
+
+    name = "compression"
+    draws = True
+    teacher: Path
+    student: Path
+    data_dir: Path
+    variants: tuple[Variant, ...] = DEFAULT_VARIANTS
+    latency_calls: int = 300
+
+    def measure(self, progress: Progress) -> dict:
+        return compression_report(self.teacher, self.student, self.data_dir, self.variants, self.latency_calls,
+                                  progress=say(progress))
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        return [Table(f"compression: {record['users']:,} test users, full ranking; encoder latency on 1 thread",
+                      record["variants"], COLUMNS)]
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        return plot_pareto(record, path)

@@ -1,0 +1,113 @@
+"""`edgerec study coldstart | compression | content | replay`: run one study, print its tables, write JSON.
+
+Each command builds the study from its options and hands it to `_run`. The
+older names (`compress report`, `content report`, `content coldstart`) are
+the same commands under their documented paths (see `alias`).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import click
+
+from edgerec.cli.output import console, example, fmt, print_study, write_json
+
+DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+FILE_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+def _run(study, json_out=None, plot_out=None) -> None:
+    def progress(message: str, values: dict) -> None:
+        console.print(f"  {message}" + (f": {fmt(values)}" if values else ""))
+
+    result = study.run(progress)
+    print_study(result)
+    if json_out:
+        write_json(json_out, result.record)
+    if plot_out:
+        made = result.write_plot(plot_out)
+        console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+
+
+@click.group("study", epilog=example("edgerec study replay bundle --data data/world"))
+def study_group() -> None:
+    """Studies over data and bundles: one interface (run -> record, tables, plot, JSON)."""
+
+
+@study_group.command("coldstart", epilog=example(
+    "edgerec study coldstart --data data/world --content ckpt/content --out runs/cold --json cold.json"))
+@click.option("--data", "data_dir", required=True, type=DIR)
+@click.option("--content", "content_dir", required=True, type=DIR, help="A content student (`content distill`).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the reduced data, the model and the bundle.")
+@click.option("--held-items", default=600, show_default=True, help="Items removed from training.")
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=FILE_OUT)
+def coldstart(data_dir, content_dir, out, held_items, epochs, seed, json_out) -> None:
+    """Hold items out of training, add them on the device from metadata only, and measure HR@10."""
+    from edgerec.studies.coldstart import ColdStartStudy
+
+    _run(ColdStartStudy(data_dir, content_dir, out, held_items, epochs, seed), json_out)
+
+
+@study_group.command("compression", epilog=example(
+    "edgerec study compression --teacher ckpt/teacher --student ckpt/student --data data/world"))
+@click.option("--teacher", required=True, type=DIR)
+@click.option("--student", required=True, type=DIR)
+@click.option("--data", "data_dir", required=True, type=DIR)
+@click.option("--json", "json_out", type=FILE_OUT, default="compression.json", show_default=True)
+@click.option("--plot", "plot_out", type=FILE_OUT, default="compression.png", show_default=True)
+def compression(teacher, student, data_dir, json_out, plot_out) -> None:
+    """Export every variant for real, run it with its engine, and tabulate bytes, NDCG@10 and latency."""
+    from edgerec.studies.compression import CompressionStudy
+
+    _run(CompressionStudy(teacher, student, data_dir), json_out, plot_out)
+
+
+@study_group.command("content", epilog=example("edgerec study content --student ckpt/content --data data/world"))
+@click.option("--student", required=True, type=DIR)
+@click.option("--data", "data_dir", required=True, type=DIR)
+@click.option("--encoder", "encoder_dir", type=DIR, help="The teacher (default: the packaged all-MiniLM-L6-v2).")
+@click.option("--held-out", default=1000, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Must match the seed of `content distill`.")
+@click.option("--json", "json_out", type=FILE_OUT)
+def content(student, data_dir, encoder_dir, held_out, seed, json_out) -> None:
+    """MiniLM fp32 vs int8 vs the student: bytes, cosine to the teacher, neighbours, ms per title."""
+    from edgerec.studies.content import ContentStudy
+
+    _run(ContentStudy(student, data_dir, encoder_dir, held_out, seed), json_out)
+
+
+@study_group.command("replay", epilog=example("edgerec study replay bundle --data data/world --users 300"))
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
+@click.option("--users", default=300, show_default=True, help="Held-out users replayed into the device.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--history", "history_path", type=FILE_OUT,
+              help="Keep the device's history database here (default: a temporary one, deleted after).")
+@click.option("--json", "json_out", type=FILE_OUT)
+def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
+    """Play held-out users' histories into the on-device runtime; HR@10 of their next item, and latency."""
+    import tempfile
+
+    from edgerec.studies.replay import ReplayStudy
+
+    if history_path:
+        _run(ReplayStudy(bundle, data_dir, history_path, users, seed), json_out)
+        return
+    with tempfile.TemporaryDirectory(prefix="edgerec-replay-") as scratch:
+        _run(ReplayStudy(bundle, data_dir, Path(scratch) / "history.db", users, seed), json_out)
+
+
+def alias(command: click.Command, example_line: str) -> click.Command:
+    """The same command under an older, documented path, with an example of that path."""
+    twin = copy.copy(command)
+    twin.epilog = example(example_line)
+    return twin
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(study_group)

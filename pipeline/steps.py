@@ -1,0 +1,170 @@
+"""The demo's build steps, each a `Study`: synthesize, train, distill, train the ranker, export.
+
+They share the study interface so the demo is one list run in order; their
+records say what was built (sizes, validation figures, seconds), and what
+they build lands in files the later studies read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgerec.data.synth import SynthConfig
+from edgerec.models.config import ModelConfig
+from edgerec.models.ranker import RankerConfig
+from edgerec.models.train import TrainConfig
+from edgerec.studies.base import Progress, Study, Table, say
+
+TRAINED = ("parameters", "val_NDCG@10", "train_seconds", "epochs_run")
+
+
+def _data(data_dir: Path):
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset
+
+    dataset = load_dataset(data_dir)
+    return dataset, leave_last_out(dataset)
+
+
+def _epochs(progress: Progress, who: str):
+    """Training progress (kind, done, total, record) -> one progress line per epoch."""
+    def on(kind, done, total, record):
+        if kind == "epoch":
+            progress(f"{who} epoch {record['epoch']}", {"loss": record["loss"], "val NDCG@10": record["val_NDCG@10"]})
+    return on
+
+
+@dataclass
+class SynthStep(Study):
+    """The embedded default catalog, written to `out`."""
+
+    name = "data"
+    synth: SynthConfig
+    out: Path
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.data.stats import dataset_stats
+        from edgerec.data.store import load_dataset
+        from edgerec.data.synth import write_synth
+
+        summary = write_synth(self.synth, self.out)
+        stats = dataset_stats(load_dataset(self.out))
+        progress("synthetic catalog", {k: summary[k] for k in ("users", "items", "events", "seconds")})
+        return {**summary, **{k: v for k, v in stats.items() if not isinstance(v, dict)}}
+
+
+@dataclass
+class TeacherStep(Study):
+    """A large sequential recommender trained on the data."""
+
+    name = "teacher"
+    data_dir: Path
+    out: Path
+    model: ModelConfig
+    train: TrainConfig
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.models.train import train_model
+
+        dataset, split = _data(self.data_dir)
+        result = train_model(dataset, split, self.model, self.train, out=self.out,
+                             progress=_epochs(progress, "teacher"))
+        return {k: result.info[k] for k in TRAINED}
+
+
+@dataclass
+class StudentStep(Study):
+    """A small student distilled from the teacher."""
+
+    name = "student"
+    data_dir: Path
+    teacher: Path
+    out: Path
+    model: ModelConfig
+    train: TrainConfig
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.compress.distill import DistillConfig, distill_model
+        from edgerec.models.checkpoint import load_model
+
+        dataset, split = _data(self.data_dir)
+        teacher, _ = load_model(self.teacher)
+        result = distill_model(dataset, split, teacher, self.model, self.train, DistillConfig(), out=self.out,
+                               progress=_epochs(progress, "student"))
+        return {k: result.info[k] for k in TRAINED}
+
+
+@dataclass
+class RankerStep(Study):
+    """A ranker for the student; its checkpoint records whether it helps on validation."""
+
+    name = "ranker"
+    data_dir: Path
+    retrieval: Path
+    out: Path
+    config: RankerConfig = field(default_factory=RankerConfig)
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.models.ranker_recipe import fit_ranker
+
+        dataset, split = _data(self.data_dir)
+        info = fit_ranker(dataset, split, self.retrieval, self.out, self.config, phases=("val", "test"),
+                          progress=say(progress))
+        validation = info["validation"]
+        progress("ranker", {"val NDCG@10 retrieval": validation["NDCG@10 retrieval only"],
+                            "val NDCG@10 re-ranked": validation["NDCG@10 with ranker"], "ships": info["ships"]})
+        return {k: info[k] for k in ("groups", "skips", "ships", "validation", "test")}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        rows = [{"phase": phase, **{k: v for k, v in record[phase].items() if k != "phase"}}
+                for phase in ("validation", "test")]
+        verdict = "ships in the bundle" if record["ships"] else "does not help on validation: not shipped"
+        return [Table(f"ranker ({verdict})", rows)]
+
+
+@dataclass
+class ExportStep(Study):
+    """The int8 bundle (ONNX + TFLite, with the ranker when it helps) and an fp32 ONNX bundle to compare."""
+
+    name = "export"
+    student: Path
+    data_dir: Path
+    out: Path
+    out_fp32: Path
+    ranker: Path | None = None  # shipped only if its checkpoint says it helps
+    teacher: Path | None = None
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.export.bundle_builder import ExportConfig, export_bundle
+        from edgerec.models.checkpoint import load_checkpoint
+        from edgerec.runtime.bundle import Bundle
+
+        ranker = self.ranker if self.ranker and load_checkpoint(self.ranker).info.get("ships") else None
+        manifest = export_bundle(self.student, self.data_dir, self.out, ExportConfig(name="demo-student-int8"),
+                                 ranker=ranker, teacher=self.teacher)
+        export_bundle(self.student, self.data_dir, self.out_fp32,
+                      ExportConfig(formats=("onnx",), quantize="none", table_dtype="fp32", evaluate=False,
+                                   name="demo-student-fp32"))
+        size = Bundle.open(self.out).size_bytes()
+        files = manifest.files
+        model_bytes = sum(files[f]["bytes"] for f in files
+                          if f.startswith(("user_encoder", "ranker", "items/embeddings", "items/scales")))
+        record = {"bytes": size, "model_and_table_bytes": model_bytes,
+                  "models": [{"file": m.file, "quantization": m.quantization, "bytes": files[m.file]["bytes"]}
+                             for m in manifest.models],
+                  "onnx_vs_tflite": manifest.metrics.get("onnx_vs_tflite"),
+                  "metrics": {k: v for k, v in manifest.metrics.items() if isinstance(v, dict) and "NDCG@10" in v}}
+        progress("bundle", {"bytes": size, "onnx vs tflite identical top-10":
+                            manifest.metrics["onnx_vs_tflite"]["top10_identical_share"]})
+        return record
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        metrics = record["metrics"]
+        rows = [{"model": who, **{k: metrics[who].get(k) for k in ("HR@10", "NDCG@10", "MRR@10", "coverage@10",
+                                                                   "parameters", "train_seconds")}}
+                for who in metrics]
+        return [Table("teacher vs distilled student (test, full ranking)", rows),
+                Table(f"bundle: {record['bytes']:,} bytes", record["models"])]

@@ -1,0 +1,93 @@
+"""The one interface every study has: a configured `Study` runs and returns a `StudyResult`.
+
+A study's inputs are the fields of its dataclass. `run()` does the work and
+returns a record (plain JSON values), the tables a person reads and, when
+the study draws one, a plot. Tables are derived from the record alone
+(`Study.tables`), so a saved record prints the same tables later (the demo
+relies on this when it resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+# progress(message, values): a line of progress and the numbers that go with it ({} when none)
+Progress = Callable[[str, dict], None]
+
+
+def quiet(_message: str, _values: dict) -> None:
+    """The progress callback that says nothing."""
+
+
+@dataclass
+class Table:
+    """Rows to print; `columns` picks and orders them (default: the keys of the first row)."""
+
+    title: str
+    rows: list[dict]
+    columns: list[str] | None = None
+
+
+@dataclass
+class StudyResult:
+    study: str
+    record: dict
+    tables: list[Table] = field(default_factory=list)
+    plot: Callable[[Path], Path | None] | None = None  # writes a PNG; None when matplotlib is missing
+
+    def to_json(self) -> str:
+        return json.dumps(self.record, indent=2, default=str)
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write the record atomically (a reader never sees half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    def write_plot(self, path: str | Path) -> Path | None:
+        return self.plot(Path(path)) if self.plot else None
+
+
+class Study(ABC):
+    """Base of every study. Subclasses are dataclasses holding their inputs, and define
+    `name`, `measure()` (the work, returning the record) and, when they have any,
+    `tables(record)` and `draw(record, path)`."""
+
+    name: ClassVar[str] = ""
+    draws: ClassVar[bool] = False  # True when `draw` makes a plot
+
+    @abstractmethod
+    def measure(self, progress: Progress) -> dict:
+        """Do the work; return the record (plain JSON values)."""
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        return []
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        return None
+
+    def run(self, progress: Progress | None = None) -> StudyResult:
+        record = self.measure(progress or quiet)
+        return self.result(record)
+
+    @classmethod
+    def result(cls, record: dict) -> StudyResult:
+        """A result from a record (also one read back from JSON)."""
+        plot = (lambda path: cls.draw(record, path)) if cls.draws else None
+        return StudyResult(cls.name, record, cls.tables(record), plot)
+
+
+def say(progress: Progress) -> Callable[[str], None]:
+    """Adapts `progress` to the one-argument callbacks of library functions."""
+    return lambda message: progress(message, {})

@@ -1,0 +1,78 @@
+"""The replay study: held-out users' logged histories played into the on-device runtime.
+
+For each sampled test user, the training events (newest 60) and the
+validation item are recorded through `Recommender.record()` as the device
+would have seen them, then `recommend()` is asked for ten items at the
+moment of the user's next (test) event: HR@10 of that item, and the
+latency of each call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.split import leave_last_out
+from edgerec.data.store import load_dataset
+from edgerec.runtime import Recommender
+from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.studies.base import Progress, Study, Table
+
+REPLAYED_EVENTS = 60  # newest training events per user
+
+
+@dataclass
+class ReplayStudy(Study):
+    """HR@10 and recommend() latency of a bundle on the device, over replayed held-out users."""
+
+    name = "replay"
+    bundle: Path
+    data_dir: Path
+    history: Path  # the device's history database (created; users are added to it)
+    users: int = 300
+    seed: int = 0
+    device: str = "tv"  # the context of every request
+
+    def measure(self, progress: Progress) -> dict:
+        dataset = load_dataset(self.data_dir)
+        split = leave_last_out(dataset)
+        log, items = dataset.interactions, dataset.catalog.item_ids
+        on_device = [LOG_TO_DEVICE[name] for name in LOG_EVENTS]  # log event code -> device event
+        history = split.history("test")
+        rng = np.random.default_rng(self.seed)
+        picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
+        progress(f"replaying {len(picked)} users into the device", {})
+        hits, latencies, example = 0, [], None
+        with Recommender.open(self.bundle, history=self.history) as rec:
+            for row in picked:
+                user = int(split.test_users[row])
+                name = dataset.user_ids[user]
+                mask = (log.user == user) & split.train_events
+                for e in np.flatnonzero(mask)[-REPLAYED_EVENTS:]:
+                    rec.record(name, items[log.item[e]], on_device[log.event[e]], timestamp=float(log.timestamp[e]))
+                for item in history.of(user)[-1:]:  # the validation item, as the device saw it
+                    rec.record(name, items[item], "finish")
+                target = items[split.test_items[row]]
+                context = {"now": float(split.test_times[row]), "device": self.device}
+                began = time.perf_counter()
+                listed = rec.recommend(name, k=10, context=context)
+                latencies.append((time.perf_counter() - began) * 1e3)
+                hits += target in [r.item_id for r in listed]
+                if example is None:
+                    example = {"user": name, "recommendations": [
+                        {"item": r.item_id, "title": r.title, "why": r.reason.text} for r in listed[:5]]}
+            stats = rec.stats()
+        return {"users": len(picked), "HR@10": hits / len(picked),
+                "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
+                "example": example,
+                "fallbacks": {k: v for k, v in stats["counters"].items() if "fallback" in k}}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        out = [Table("on-device replay", [{k: record[k] for k in ("users", "HR@10", "p50_ms", "p99_ms")}])]
+        if record.get("example"):
+            out.append(Table(f"what {record['example']['user']} sees, and why", record["example"]["recommendations"]))
+        return out

@@ -1,0 +1,105 @@
+"""The study interface, the on-device replay study, and the ranker recipe behind `edgerec train --arch ranker`."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data.split import leave_last_out
+from edgerec.data.store import load_dataset
+from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.studies.base import Study, Table
+from edgerec.studies.replay import REPLAYED_EVENTS, ReplayStudy
+
+
+def test_a_result_is_rebuilt_from_its_json_record(tmp_path, tiny_bundle):
+    result = ReplayStudy(tiny_bundle, tiny_bundle.parent / "data", tmp_path / "h.db", users=5).run()
+    assert result.study == "replay" and result.plot is None and result.write_plot(tmp_path / "x.png") is None
+    saved = json.loads(result.write_json(tmp_path / "replay.json").read_text())
+    assert saved == json.loads(result.to_json()) and saved["users"] == 5
+    again = ReplayStudy.result(saved)
+    assert [(t.title, t.rows) for t in again.tables] == [(t.title, t.rows) for t in result.tables]
+
+
+def test_a_study_must_define_its_measurement():
+    class Unfinished(Study):
+        name = "unfinished"
+
+    with pytest.raises(TypeError, match="measure"):
+        Unfinished()
+
+    class Counting(Study):
+        name = "counting"
+        draws = True
+
+        def measure(self, progress):
+            progress("counted", {"n": 3})
+            return {"n": 3}
+
+        @classmethod
+        def tables(cls, record):
+            return [Table("count", [record])]
+
+        @classmethod
+        def draw(cls, record, path):
+            path.write_text(str(record["n"]))
+            return path
+
+    said = []
+    result = Counting().run(lambda message, values: said.append((message, values)))
+    assert said == [("counted", {"n": 3})] and result.tables[0].rows == [{"n": 3}]
+    assert result.plot is not None
+
+
+def _replayed(tmp_path, tiny_bundle, data_dir, users):
+    db = tmp_path / "device.db"
+    record = ReplayStudy(tiny_bundle, data_dir, db, users=users, seed=3).run().record
+    return record, HistoryStore(db)
+
+
+def test_replay_records_what_the_device_would_have_seen(tmp_path, tiny_bundle):
+    data_dir = tiny_bundle.parent / "data"
+    record, store = _replayed(tmp_path, tiny_bundle, data_dir, users=12)
+    assert record["users"] == 12 and 0 <= record["HR@10"] <= 1 and record["p99_ms"] >= record["p50_ms"] > 0
+    dataset = load_dataset(data_dir)
+    split = leave_last_out(dataset)
+    log = dataset.interactions
+    profiles = store.profiles()
+    assert len(profiles) == 12
+    for name in profiles[:4]:
+        user = dataset.user_ids.index(name)
+        train = np.flatnonzero((log.user == user) & split.train_events)[-REPLAYED_EVENTS:]
+        expected = [LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]] for e in train] + ["finish"]
+        assert [e.event for e in store.events(name)] == expected
+
+
+def test_replay_maps_host_only_ratings_to_device_events(tmp_path, tiny_bundle):
+    """A log with ratings (MovieLens) replays: a `rate` becomes the device event the vocabulary says."""
+    data_dir = tmp_path / "rated"
+    shutil.copytree(tiny_bundle.parent / "data", data_dir)
+    log_file = data_dir / "interactions.csv"
+    log_file.write_text(log_file.read_text().replace(",like,", ",rate,"))
+    assert ",rate," in log_file.read_text()
+    _, store = _replayed(tmp_path, tiny_bundle, data_dir, users=20)
+    events = {e.event for name in store.profiles() for e in store.events(name)}
+    assert "rate" not in events and LOG_TO_DEVICE["rate"] in events
+
+
+def test_train_ranker_command_runs_the_library_recipe(tmp_path, tiny_bundle):
+    """`edgerec train --arch ranker` only parses and prints; the recipe (models/ranker_recipe.py) trains and saves."""
+    from edgerec.models.persist import load_ranker
+
+    out = tmp_path / "ranker"
+    result = CliRunner().invoke(cli, ["train", "--data", str(tiny_bundle.parent / "data"), "--arch", "ranker",
+                                      "--retrieval", str(tiny_bundle.parent / "ckpt"), "--out", str(out),
+                                      "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "does re-ranking help" in result.output
+    _, info = load_ranker(out)
+    gain = info["validation"]
+    assert info["ships"] == (gain["NDCG@10 with ranker"] > gain["NDCG@10 retrieval only"])
+    assert len(info["history"]) == 1 and info["groups"] > 0
