@@ -8,7 +8,21 @@ from __future__ import annotations
 import click
 
 from edgerec.cli.output import console, example, table, write_json
-from edgerec.runtime.vocab import DEVICE_EVENTS, DEVICES
+
+
+class VocabularyChoice(click.Choice):
+    """A choice among the names of one list in edgerec.runtime.vocab, read when first needed
+    (importing the runtime at start-up would slow down every `edgerec --help`)."""
+
+    def __init__(self, name: str):
+        self.vocabulary, self.case_sensitive = name, True
+
+    @property
+    def choices(self):
+        from edgerec.runtime import vocab
+
+        return getattr(vocab, self.vocabulary)
+
 
 HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
                        type=click.Path(dir_okay=False), help="The on-device history database.")
@@ -21,7 +35,7 @@ HISTORY = click.option("--history", "history_path", default="history.db", show_d
 @click.option("--k", default=10, show_default=True)
 @HISTORY
 @click.option("--backend", type=click.Choice(["auto", "onnx", "tflite"]), default="auto", show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), help="Context: the device type.")
+@click.option("--device", type=VocabularyChoice("DEVICES"), help="Context: the device type.")
 @click.option("--language", "languages", multiple=True, help="Only items in these languages.")
 @click.option("--kids-safe", is_flag=True)
 @click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only).")
@@ -47,7 +61,7 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--user", required=True)
 @click.option("--item", required=True)
-@click.option("--event", type=click.Choice(DEVICE_EVENTS),
+@click.option("--event", type=VocabularyChoice("DEVICE_EVENTS"),
               default="play", show_default=True)
 @click.option("--value", type=float, help="e.g. the share watched.")
 @HISTORY

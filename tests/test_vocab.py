@@ -65,7 +65,23 @@ def test_every_package_uses_the_device_vocabulary_objects():
                 if isinstance(value, (tuple, frozenset)) and value == original:
                     assert value is original, f"{module.__name__}.{attr} copies runtime.vocab.{name}; import it"
                     seen.add(module.__name__.split(".")[1])
-    assert {"data", "runtime", "models", "cli"} <= seen  # they do import it
+    assert {"data", "runtime", "models"} <= seen  # they do import it
+
+
+def test_the_cli_choices_are_the_vocabulary():
+    import click
+
+    from edgerec.cli.main import cli
+
+    def params(command):
+        yield from command.params
+        for sub in getattr(command, "commands", {}).values():
+            yield from params(sub)
+
+    choices = [p.type.choices for p in params(cli) if isinstance(p.type, click.Choice)
+               and set(p.type.choices) & NAMES]
+    assert any(c is vocab.DEVICES for c in choices) and any(c is vocab.DEVICE_EVENTS for c in choices)
+    assert all(any(c is v for v in VOCABULARY.values()) for c in choices), choices
 
 
 def vocabulary_literals(source: str, path: str = "<source>") -> list[str]:
