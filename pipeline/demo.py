@@ -98,7 +98,7 @@ def run_demo(cfg: DemoConfig, progress: Progress, on_step: Callable[[str, int, i
              resume: bool = False) -> dict:
     """Run every study; records (and the seconds of each) go to `out/report.json`.
 
-    A study that draws also writes `<name>.json` and `<name>.png` next to it.
+    A study whose result has a plot also writes `<name>.json` and `<name>.png` next to it.
     `resume` keeps the finished steps of an earlier run with the same settings
     in `out` and runs the rest (e.g. after the bench failed or was interrupted).
     """

@@ -171,3 +171,44 @@ def test_item_tower_fuses_per_modality_vectors(tiny_bundle, tmp_path):
         model.items.content_text[1:] = 0  # the text vectors feed the item vectors
         assert not torch.allclose(model.item_vectors()[1:5], result.model.item_vectors()[1:5])
         model.items.content_text.copy_(changed)
+
+
+def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path):
+    """`edgerec study content`: MiniLM exported as it is stays on the teacher; the student is far smaller."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    out = tmp_path / "content.json"
+    result = CliRunner().invoke(cli, ["study", "content", "--student", str(student_dir[0]), "--data",
+                                      str(tiny_bundle.parent / "data"), "--held-out", "30", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    rows = {r["model"]: r for r in record["models"]}
+    assert record["held_out_texts"] == 30 and len(rows) == 5
+    assert rows["MiniLM fp32 (onnx)"]["cosine_mean"] > 0.999  # the teacher itself, through its ONNX file
+    assert rows["MiniLM int8 per-channel (onnx)"]["bytes_vs_minilm_int8"] == 1.0
+    assert all(r["bytes"] < rows["MiniLM int8 per-channel (onnx)"]["bytes"] for m, r in rows.items()
+               if m.startswith("student"))
+
+
+def test_cold_start_study_places_held_out_items_on_the_device(student_dir, tiny_bundle, tmp_path):
+    """`edgerec content coldstart` (= `edgerec study coldstart`): items unseen in training, added from metadata."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    out = tmp_path / "cold.json"
+    result = CliRunner().invoke(cli, ["content", "coldstart", "--data", str(tiny_bundle.parent / "data"),
+                                      "--content", str(student_dir[0]), "--out", str(tmp_path / "cold"),
+                                      "--held-items", "40", "--epochs", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["held_items"] == 40 and record["catalog"] == 1000 and record["pairs"] > 0
+    placements = [p["placement"] for p in record["placements"]]
+    assert placements[0].startswith("device default") and "random placement" in placements
+    assert len(load_dataset(tmp_path / "cold" / "data").catalog) == 960  # trained without them
