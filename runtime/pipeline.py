@@ -55,6 +55,9 @@ class Pipeline:
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
 
+    def __getitem__(self, name: str) -> Stage:
+        return self.stages[self._position(name)]
+
     def insert_after(self, name: str, stage: Stage) -> None:
         self._check_new(stage)
         self.stages.insert(self._position(name) + 1, stage)
