@@ -87,8 +87,12 @@ class Request:
 def parse_context(context: dict | None) -> tuple[float, float, int]:
     """(now, hour of day, device code) of a request's context."""
     context = context or {}
-    now = float(context.get("now", time.time()))
-    hour = float(context.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60))
+    try:
+        now = float(context.get("now", time.time()))
+        hour = float(context.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60))
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise ConfigError("context 'now' must be epoch seconds and 'hour' a number from 0 to 24 "
+                          f"(got now={context.get('now')!r}, hour={context.get('hour')!r})") from None
     device = context.get("device")
     code = DEVICES.index(device) if device in DEVICES else -1
     if device is not None and code < 0:

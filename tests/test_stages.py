@@ -233,6 +233,8 @@ def test_catalog_updates_racing_requests_never_break_one(rec):
 
 def test_recommend_raises_only_edgerec_errors_when_a_part_breaks(rec, monkeypatch):
     watch(rec, "eve", range(30, 36))
+    with pytest.raises(ConfigError, match="epoch seconds"):
+        rec.recommend("eve", k=5, context={"now": "yesterday"})
     monkeypatch.setattr(rec.catalog, "snapshot", lambda: None)  # every stage now fails on a missing catalog
     with pytest.raises(EdgerecError):
         rec.recommend("eve", k=5, context=NOW)
