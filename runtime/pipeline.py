@@ -94,7 +94,7 @@ class Pipeline:
             for stage in list(self.stages):  # a copy: an app may edit the pipeline from another thread
                 if request.done:
                     break
-                if stage.applies is not None and not stage.applies(request):
+                if stage.applies is not None and not self._applies(stage, request):
                     continue
                 with monitor.stage(stage.name):
                     request = self._run_one(stage, request)
@@ -103,6 +103,20 @@ class Pipeline:
                 monitor.count(name, n)
             request.counts.clear()
         return request
+
+    @staticmethod
+    def _applies(stage: Stage, request: Request) -> bool:
+        """The stage's own check; when the check fails, the failure rules of its stage apply."""
+        try:
+            return bool(stage.applies(request))
+        except EdgerecError:
+            if stage.required:
+                raise
+        except Exception as exc:
+            if stage.required:
+                raise _bug(stage, exc) from exc
+        request.count(f"{stage.name}_fallback")
+        return False
 
     @staticmethod
     def _run_one(stage: Stage, request: Request) -> Request:
@@ -123,5 +137,9 @@ class Pipeline:
             if stage.fallback is not None:
                 request.count(f"{stage.name}_fallback")
                 return stage.fallback(request)
-            raise StageError(f"the {stage.name!r} stage failed ({type(exc).__name__}: {exc}); this is a bug in "
-                             "the stage, please report it with the bundle's name and edgerec version") from exc
+            raise _bug(stage, exc) from exc
+
+
+def _bug(stage: Stage, exc: Exception) -> StageError:
+    return StageError(f"the {stage.name!r} stage failed ({type(exc).__name__}: {exc}); this is a bug in the "
+                      "stage, please report it with the bundle's name and edgerec version")

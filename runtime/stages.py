@@ -69,7 +69,10 @@ class RankerStage:
         self.models = models
 
     def applies(self, request: Request) -> bool:
-        return not request.cold and request.policy.use_ranker and bool(self.models.ranker)
+        """The bundle has a ranker for this engine (opened in the stage, so a load failure is skipped too)."""
+        models = self.models
+        return (not request.cold and request.policy.use_ranker
+                and models.manifest.model("ranker", models.backend_name) is not None)
 
     def __call__(self, request: Request) -> Request:
         entry, backend = self.models.ranker

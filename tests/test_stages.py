@@ -92,6 +92,18 @@ def test_a_failing_optional_stage_is_skipped_and_counted(rec):
     assert rec.stats()["counters"]["broken_rule_fallback"] == 2
 
 
+def test_a_failing_check_of_an_optional_stage_skips_it_too(rec):
+    def check(request):
+        raise OSError("the rule's settings file is gone")
+
+    rec.pipeline.insert_after("policies", Stage("rule", lambda r: r, required=False, applies=check))
+    assert len(rec.recommend("newcomer", k=5, context=NOW)) == 5
+    assert rec.stats()["counters"]["rule_fallback"] == 1 and "rule" not in rec.stats()["stages"]
+    rec.pipeline.replace("rule", Stage("rule", lambda r: r, applies=check))
+    with pytest.raises(StageError, match="OSError"):
+        rec.recommend("newcomer", k=5, context=NOW)
+
+
 def test_a_failing_required_stage_raises_an_edgerec_error(rec):
     rec.pipeline.insert_after("retrieve", Stage("strict", lambda request: 1 / 0))
     with pytest.raises(StageError, match="'strict' stage failed"):
