@@ -39,12 +39,22 @@ HISTORY = click.option("--history", "history_path", default="history.db", show_d
 @click.option("--language", "languages", multiple=True, help="Only items in these languages.")
 @click.option("--kids-safe", is_flag=True)
 @click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only).")
+@click.option("--fallback", type=click.Path(exists=True),
+              help="The bundle served so far: BUNDLE is an update, served only if it verifies and reproduces "
+                   "its reference outputs here; otherwise this one keeps serving.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False))
-def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, json_out) -> None:
-    """The user's top-k items right now, with the reason for each."""
+def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, fallback,
+              json_out) -> None:
+    """The user's top-k items right now, with the reason for each.
+
+    Example: edgerec recommend new-bundle/ --user alice --fallback bundle/
+    """
     from edgerec.runtime import Filters, Policy, Recommender
 
-    with Recommender.open(bundle, history=history_path, backend=backend) as rec:
+    with Recommender.open(bundle, history=history_path, backend=backend, fallback=fallback) as rec:
+        if rec.update is not None and not rec.update.accepted:
+            console.print(f"[yellow]update {rec.update.rejected} rejected: {rec.update.reason}; "
+                          f"still serving {rec.update.serving}[/yellow]")
         policy = Policy(diversity=diversity) if diversity is not None else None
         results = rec.recommend(user, k=k, context={"device": device} if device else None,
                                 filters=Filters(languages=list(languages) or None, kids_safe=kids_safe),

@@ -41,6 +41,10 @@ class HistoryError(EdgerecError):
     """The on-device history database cannot be used."""
 
 
+class StageError(EdgerecError):
+    """A required stage of the on-device request path failed in a way it did not foresee."""
+
+
 class UnknownIdError(EdgerecError, KeyError):
     """A user or item id is not known to the bundle or the catalog."""
 

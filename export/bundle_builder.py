@@ -3,7 +3,8 @@
 Steps: deploy module -> ONNX and/or TFLite -> parity against PyTorch on real
 histories -> quantization -> parity again (an export that misses its
 tolerance stops here) -> item table (int8 with per-dimension scales, see runtime/item_table.py) and item
-metadata -> reference inputs/outputs for on-device conformance -> manifest and
+metadata -> reference inputs/outputs for on-device conformance -> the top-score baseline
+of the device's drift monitor (metrics.monitoring, see runtime/drift.py) -> manifest and
 model card, written through the schema of `edgerec.runtime.bundle`.
 """
 
@@ -36,6 +37,7 @@ from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
+from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.vocab import MODALITIES
@@ -120,6 +122,9 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
 
     say("writing the item table and metadata")
     items = _write_items(writer, dataset.catalog, stored, train_popularity(split))
+    # what the device's drift monitor compares with: the shipped encoder's top scores on these users
+    shipped = next(iter(encoders.values()))
+    metrics["monitoring"] = score_baseline(shipped.encode_rows(rows), bundle_table, seen)
     reference_files = _write_reference(writer, rows[: cfg.reference_users], reference[: cfg.reference_users],
                                        bundle_table, cfg.k)
     if cfg.evaluate:

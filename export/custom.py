@@ -30,6 +30,7 @@ from edgerec.models.evaluation import train_popularity
 from edgerec.models.scoring import history_rows
 from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
+from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_table import StoredTable
 
@@ -110,7 +111,8 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     reference = _write_reference(writer, rows[:32], produced[:32], table, 10)
     return writer.finish(dim=spec.dim, items=dict(items, count=dataset.n_items),
                          defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100},
-                         metrics={}, budgets={}, reference=reference,
+                         metrics={"monitoring": score_baseline(produced, table, [history.of(u) for u in users])},
+                         budgets={}, reference=reference,
                          data_version={"source": dataset.meta.get("source", str(data_dir)), "items": dataset.n_items})
 
 

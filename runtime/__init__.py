@@ -5,7 +5,10 @@ when a model is first used); never torch, onnx or transformers.
 """
 
 from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommendation, Recommender, Retention
+from edgerec.runtime.request import Request
 
-__all__ = ["Bundle", "Filters", "Policy", "Recommendation", "Recommender", "Retention"]
+__all__ = ["Bundle", "Filters", "Pipeline", "Policy", "Recommendation", "Recommender", "Request", "Retention",
+           "Stage"]

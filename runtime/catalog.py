@@ -4,10 +4,15 @@ The bundle's int8 (or fp16) table is memory-mapped and never copied. Items
 added on the device live in a small float32 table appended after it; removed
 items are masked. Metadata columns are read lazily from the bundle's memory
 maps, so opening costs milliseconds even for a million items.
+
+Updates never change a list or array a reader may hold: they build new ones
+and swap them in under the lock, so `snapshot()` gives a request one
+consistent view while add_items/remove_items run in another thread.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,7 +77,7 @@ class ItemCatalog:
             raise BundleError(f"the bundle's encoder_inputs must hold one input (>= 1) per item "
                               f"({self.base_count}); it has shape {self.input_map.shape}. Re-export the bundle")
         self._tags: dict[int, tuple[str, ...]] = {}  # decoded tags of bundle rows (immutable)
-        self._inactive: tuple | None = None  # (catalog version, rows removed), see inactive_rows
+        self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
         self._index: dict[str, int] | None = None
@@ -139,11 +144,17 @@ class ItemCatalog:
         return out
 
     def added_matrix(self) -> np.ndarray:
-        with self._lock:
-            if not self.added:
-                return np.zeros((0, self.table.shape[1]), np.float32)
-            return np.stack([a.vector if a.vector is not None else np.zeros(self.table.shape[1], np.float32)
-                             for a in self.added])
+        if not self.added:
+            return np.zeros((0, self.table.shape[1]), np.float32)
+        return self._cached("added", lambda: np.stack([
+            a.vector if a.vector is not None else np.zeros(self.table.shape[1], np.float32) for a in self.added]))
+
+    def _cached(self, name: str, build):
+        """A value derived from this catalog version, built once and shared with every snapshot."""
+        cached = self._derived.get(name)
+        if cached is None or cached[0] != (self.version, len(self)):
+            cached = self._derived[name] = ((self.version, len(self)), build())
+        return cached[1]
 
     def active_mask(self) -> np.ndarray:
         extra = np.array([a.vector is not None for a in self.added], bool)
@@ -151,11 +162,7 @@ class ItemCatalog:
 
     def inactive_rows(self) -> np.ndarray:
         """Rows removed from the catalog (few, so requests mask them without a pass over all rows)."""
-        with self._lock:
-            cached = self._inactive
-            if cached is None or cached[0] != (self.version, len(self)):
-                self._inactive = cached = ((self.version, len(self)), np.flatnonzero(~self.active_mask()))
-            return cached[1]
+        return self._cached("inactive", lambda: np.flatnonzero(~self.active_mask()))
 
     # ---------------------------------------------------------- metadata
 
@@ -225,50 +232,74 @@ class ItemCatalog:
 
     def feature_table(self) -> ItemTable:
         """Integer attributes for ranker features over all rows (built per catalog version)."""
-        with self._lock:
-            cached = getattr(self, "_feature_table", None)
-            if cached is not None and cached[0] == self.version:
-                return cached[1]
-            rows = np.arange(len(self))
-            modality = _codes_over(self.column("modality", rows), list(MODALITIES))
-            table = ItemTable(
-                modality=modality,
-                duration=self.numeric_column("duration", rows).astype(np.float32),
-                popularity=self.numeric_column("popularity", rows).astype(np.float32),
-                release_ts=self.numeric_column("release_ts", rows).astype(np.int64),
-                language=_codes_over(self.column("language", rows)),
-                creator=_codes_over(self.column("creator", rows)),
-                series=_codes_over(self.column("series_id", rows)),
-                episode=self.numeric_column("episode", rows).astype(np.int64),
-            )
-            self._feature_table = (self.version, table)
-            return table
+        return self._cached("features", self._feature_table)
+
+    def _feature_table(self) -> ItemTable:
+        rows = np.arange(len(self))
+        modality = _codes_over(self.column("modality", rows), list(MODALITIES))
+        table = ItemTable(
+            modality=modality,
+            duration=self.numeric_column("duration", rows).astype(np.float32),
+            popularity=self.numeric_column("popularity", rows).astype(np.float32),
+            release_ts=self.numeric_column("release_ts", rows).astype(np.int64),
+            language=_codes_over(self.column("language", rows)),
+            creator=_codes_over(self.column("creator", rows)),
+            series=_codes_over(self.column("series_id", rows)),
+            episode=self.numeric_column("episode", rows).astype(np.int64),
+        )
+        return table
 
     # ---------------------------------------------------------- updates
 
+    def snapshot(self) -> ItemCatalog:
+        """A view of the catalog as it is now, for one request; later updates do not reach it."""
+        with self._lock:
+            _ = self.index  # built before the copy, so every view shares the one dict
+            return copy.copy(self)
+
     def add(self, item: AddedItem) -> int:
+        """Add an item, or update one added earlier; a bundle item of that id is an error (see replace)."""
         with self._lock:
             existing = self.index.get(item.item_id)
+            added = list(self.added)  # a new list: snapshots keep reading the old one
             if existing is not None and existing >= self.base_count:
-                self.added[existing - self.base_count] = item  # update in place
+                added[existing - self.base_count] = item
                 row = existing
             elif existing is not None:
                 raise UnknownIdError(f"item {item.item_id!r} is in the bundle already; use update_items()")
             else:
-                self.added.append(item)
-                row = len(self) - 1
+                added.append(item)
+                row = self.base_count + len(added) - 1
                 self.index[item.item_id] = row
+            self.added = added
             self.version += 1
             return row
+
+    def replace(self, item: AddedItem) -> int:
+        """Add or update an item; a bundle item of the same id is retired and the new one takes its id."""
+        with self._lock:
+            existing = self.index.get(item.item_id)
+            if existing is not None and existing < self.base_count:
+                self._retire(existing)
+                del self.index[item.item_id]
+            return self.add(item)
 
     def remove(self, item_id: str) -> None:
         with self._lock:
             row = self.row(item_id)
             if row < self.base_count:
-                self.removed[row] = True
+                self._retire(row)
             else:
-                self.added[row - self.base_count].vector = None
+                added = list(self.added)
+                gone = added[row - self.base_count]
+                added[row - self.base_count] = AddedItem(gone.item_id, None, gone.meta)
+                self.added = added
             self.version += 1
+
+    def _retire(self, row: int) -> None:
+        removed = self.removed.copy()
+        removed[row] = True
+        self.removed = removed
 
 
 def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass
 class Reason:
-    kind: str  # series | feedback | history | tags | popular
+    kind: str  # series | feedback | history | tags | popular | fallback (the personal model could not run)
     text: str
     item_id: str | None = None  # the history item behind the reason
     tags: list[str] = field(default_factory=list)

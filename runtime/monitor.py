@@ -1,4 +1,4 @@
-"""On-device health: per-stage latency, request and error counters, fallbacks, score drift."""
+"""On-device health: per-stage latency, request and error counters, fallbacks, the score window for drift."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from edgerec.runtime.drift import WINDOW
+
 
 class Monitor:
     def __init__(self, window: int = 2048):
         self._lock = threading.Lock()
         self.timings: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
         self.counters: dict[str, int] = defaultdict(int)
-        self.top_scores: deque = deque(maxlen=window)
-        self.baseline_score: float | None = None  # mean top score of the first full window
+        self.top_scores: deque = deque(maxlen=WINDOW)  # (top-1, top-k mean) of recent plain requests
 
     @contextmanager
     def stage(self, name: str):
@@ -32,19 +33,16 @@ class Monitor:
         with self._lock:
             self.counters[name] += n
 
-    def score(self, top: float) -> None:
+    def score(self, top: tuple[float, float]) -> None:
         with self._lock:
             self.top_scores.append(top)
-            if self.baseline_score is None and len(self.top_scores) == self.top_scores.maxlen:
-                self.baseline_score = float(np.mean(self.top_scores))
+
+    def score_window(self) -> list[tuple[float, float]]:
+        with self._lock:
+            return list(self.top_scores)
 
     def snapshot(self) -> dict:
         with self._lock:
             stages = {name: {"count": len(v), "p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99)),
                              "max_ms": float(max(v))} for name, v in self.timings.items() if v}
-            scores = list(self.top_scores)
-            drift = None
-            if self.baseline_score is not None and scores:
-                drift = float(np.mean(scores[-256:]) - self.baseline_score)
-            return {"stages": stages, "counters": dict(self.counters),
-                    "top_score_mean": float(np.mean(scores)) if scores else None, "top_score_drift": drift}
+            return {"stages": stages, "counters": dict(self.counters)}

@@ -1,0 +1,78 @@
+"""The heavy parts a request uses, each created on first use: user encoder, ranker, content
+encoder, exact scan and ANN index. Shared by the stages and the facade; safe across threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from edgerec.runtime.backends import open_model
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.encoder import UserEncoder
+from edgerec.runtime.retrieval import AnnIndex, ExactScan
+
+
+class Models:
+    def __init__(self, bundle: Bundle, catalog: ItemCatalog, backend: str, threads: int, kernel: str,
+                 ann: str | None, cache_dir: Path | None):
+        self.bundle, self.manifest, self.catalog = bundle, bundle.manifest, catalog
+        self.backend_name, self.threads, self.kernel = backend, threads, kernel
+        self.ann_kind, self.cache_dir = ann, cache_dir
+        self._lock = threading.RLock()
+        self._encoder: UserEncoder | None = None
+        self._ranker = None
+        self._content = None
+        self._scan: ExactScan | None = None
+        self.ann = None  # the AnnIndex once built (tests may put a broken one here)
+
+    @property
+    def encoder(self) -> UserEncoder:
+        with self._lock:
+            if self._encoder is None:
+                entry = self.manifest.model("user_encoder", self.backend_name)
+                backend = open_model(self.bundle.path(entry.file), entry, self.threads)
+                self._encoder = UserEncoder(backend, entry, int(self.manifest.defaults.get("history_length", 50)))
+            return self._encoder
+
+    @property
+    def ranker(self):
+        """(manifest entry, backend) of the bundle's ranker for this engine, or False when it has none."""
+        with self._lock:
+            if self._ranker is None:
+                entry = self.manifest.model("ranker", self.backend_name)
+                self._ranker = (entry, open_model(self.bundle.path(entry.file), entry, self.threads)) if entry else False
+            return self._ranker
+
+    @property
+    def content(self):
+        """The bundle's content encoder (None when the bundle has none)."""
+        with self._lock:
+            if self._content is None:
+                from edgerec.runtime.content import ContentEncoder
+
+                formats = self.manifest.formats("content_encoder")
+                fmt = self.backend_name if self.backend_name in formats else (formats[0] if formats else None)
+                entry = self.manifest.model("content_encoder", fmt) if fmt else None
+                self._content = ContentEncoder(self.bundle, entry, self.threads) if entry else False
+            return self._content or None
+
+    @property
+    def scan(self) -> ExactScan:
+        with self._lock:
+            if self._scan is None:
+                self._scan = ExactScan(self.catalog.stored, self.kernel)
+            return self._scan
+
+    @property
+    def scan_label(self) -> str | None:
+        return self._scan.label if self._scan is not None else None
+
+    def ann_index(self) -> AnnIndex:
+        with self._lock:
+            if self.ann is None:
+                cache = None
+                if self.cache_dir is not None:
+                    cache = self.cache_dir / f"ann-{self.manifest.embedding_space}-{self.catalog.base_count}.usearch"
+                self.ann = AnnIndex(self.catalog.vectors, self.catalog.base_count, self.manifest.dim, cache)
+            return self.ann

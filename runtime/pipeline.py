@@ -1,0 +1,145 @@
+"""The request path as named stages, and the one runner that times them and handles their failures.
+
+A stage is a callable that takes the `Request` and returns it. The runner
+times each stage under its name (stats()["stages"]) and decides what a
+failure means, in one place:
+
+- an optional stage that raises is skipped (the request goes on as the stage
+  left it, since it ran on a shallow copy) and counted as "<name>_fallback";
+- a required stage with a `fallback` that raises anything but an
+  EdgerecError is counted the same way and its fallback runs instead;
+- any other failure of a required stage: EdgerecErrors pass through, other
+  exceptions become a StageError, so the app only ever sees EdgerecErrors.
+
+Apps add their own stages at a named point:
+
+    rec.pipeline.insert_after("policies", Stage("only_short", keep_short, required=False))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgerec.errors import ConfigError, EdgerecError, StageError
+from edgerec.runtime.request import Request
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[Request], Request]
+    required: bool = True
+    applies: Callable[[Request], bool] | None = None  # when it says False the stage is not run (nor timed)
+    fallback: Callable[[Request], Request] | None = None  # a required stage's way out of a failure
+
+    def __post_init__(self):
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError("a stage needs a name (it is what stats() times it under)")
+        if self.fallback is not None and not self.required:
+            raise ConfigError(f"stage {self.name!r}: only a required stage has a fallback "
+                              "(an optional one is simply skipped when it fails)")
+
+
+class Pipeline:
+    """An ordered list of stages with unique names."""
+
+    def __init__(self, stages: list[Stage]):
+        self.stages: list[Stage] = []
+        for stage in stages:
+            self._check_new(stage)
+            self.stages.append(stage)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def __getitem__(self, name: str) -> Stage:
+        return self.stages[self._position(name)]
+
+    def insert_after(self, name: str, stage: Stage) -> None:
+        self._check_new(stage)
+        self.stages.insert(self._position(name) + 1, stage)
+
+    def insert_before(self, name: str, stage: Stage) -> None:
+        self._check_new(stage)
+        self.stages.insert(self._position(name), stage)
+
+    def replace(self, name: str, stage: Stage) -> None:
+        at = self._position(name)
+        if stage.name != name:
+            self._check_new(stage)
+        self.stages[at] = stage
+
+    def remove(self, name: str) -> None:
+        del self.stages[self._position(name)]
+
+    def _position(self, name: str) -> int:
+        for i, stage in enumerate(self.stages):
+            if stage.name == name:
+                return i
+        raise ConfigError(f"no stage named {name!r}; the stages are {', '.join(self.names)}")
+
+    def _check_new(self, stage: Stage) -> None:
+        if not isinstance(stage, Stage):
+            raise ConfigError(f"expected a Stage, got {type(stage).__name__}; wrap the function: "
+                              "Stage('my_rule', fn, required=False)")
+        if stage.name in self.names:
+            raise ConfigError(f"a stage named {stage.name!r} exists already; choose another name")
+
+    def run(self, request: Request, monitor) -> Request:
+        """Run every stage that applies, in order, until one marks the request done."""
+        try:
+            for stage in list(self.stages):  # a copy: an app may edit the pipeline from another thread
+                if request.done:
+                    break
+                if stage.applies is not None and not self._applies(stage, request):
+                    continue
+                with monitor.stage(stage.name):
+                    request = self._run_one(stage, request)
+        finally:
+            for name, n in request.counts.items():
+                monitor.count(name, n)
+            request.counts.clear()
+        return request
+
+    @staticmethod
+    def _applies(stage: Stage, request: Request) -> bool:
+        """The stage's own check; when the check fails, the failure rules of its stage apply."""
+        try:
+            return bool(stage.applies(request))
+        except EdgerecError:
+            if stage.required:
+                raise
+        except Exception as exc:
+            if stage.required:
+                raise _bug(stage, exc) from exc
+        request.count(f"{stage.name}_fallback")
+        return False
+
+    @staticmethod
+    def _run_one(stage: Stage, request: Request) -> Request:
+        if not stage.required:
+            try:
+                out = stage.run(copy.copy(request))  # the stage's own field changes vanish if it fails
+                if not isinstance(out, Request):
+                    raise TypeError(f"returned {type(out).__name__}, not the request")
+                return out
+            except Exception:  # an optional stage: whatever went wrong, skip it
+                request.count(f"{stage.name}_fallback")
+                return request
+        try:
+            return stage.run(request)
+        except EdgerecError:
+            raise
+        except Exception as exc:
+            if stage.fallback is not None:
+                request.count(f"{stage.name}_fallback")
+                return stage.fallback(request)
+            raise _bug(stage, exc) from exc
+
+
+def _bug(stage: Stage, exc: Exception) -> StageError:
+    return StageError(f"the {stage.name!r} stage failed ({type(exc).__name__}: {exc}); this is a bug in the "
+                      "stage, please report it with the bundle's name and edgerec version")

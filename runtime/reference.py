@@ -1,0 +1,62 @@
+"""The bundle's reference check: this device's user encoder reproduces the vectors and top-k the
+exporter recorded (the conformance test of device_tests, and the gate a bundle update must pass)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgerec.runtime.backends import available_backends, open_model
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.encoder import UserEncoder
+
+CHUNK_ROWS = 65_536  # item rows dequantized at a time: a million-item table is never copied whole
+
+
+def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> dict:
+    """Run every user encoder this device can run (or those of `formats`) on the reference
+    histories and compare with the bundle; the report says which passed and by what margin."""
+    bundle = Bundle.open(bundle) if not isinstance(bundle, Bundle) else bundle
+    ref = bundle.manifest.reference
+    if not ref:
+        return {"passed": False, "reason": "the bundle carries no reference outputs", "models": []}
+    histories = np.asarray(bundle.array(ref["histories"]))
+    expected = np.asarray(bundle.array(ref["user_vectors"]))
+    expected_top = np.asarray(bundle.array(ref["top_k"]))
+    tolerance = ref.get("tolerance", {"cosine_min": 0.98, "top_k_agreement": 0.8})
+    catalog = ItemCatalog(bundle)
+    engines = formats or available_backends()
+    reports = []
+    for entry in bundle.manifest.models:
+        if entry.role != "user_encoder" or entry.format not in engines:
+            continue
+        encoder = UserEncoder(open_model(bundle.path(entry.file), entry), entry, histories.shape[1])
+        got = encoder.encode_rows(histories)
+        cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-12)
+        k = expected_top.shape[1]
+        top = _top_k(got, catalog, histories, k)
+        agreement = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top, expected_top)]))
+        passed = bool(cos.min() >= tolerance["cosine_min"] and agreement >= tolerance["top_k_agreement"])
+        reports.append({"file": entry.file, "format": entry.format, "cosine_min": float(cos.min()),
+                        "cosine_mean": float(cos.mean()), "top_k_agreement": agreement, "passed": passed})
+    return {"passed": bool(reports) and all(r["passed"] for r in reports), "tolerance": tolerance,
+            "models": reports, "engines": engines}
+
+
+def _top_k(users: np.ndarray, catalog: ItemCatalog, histories: np.ndarray, k: int) -> np.ndarray:
+    """Each user's k best bundle rows outside their history (model rows - 1), chunk by chunk."""
+    best_rows = np.zeros((len(users), 0), np.int64)
+    best_scores = np.zeros((len(users), 0), np.float32)
+    for start in range(0, catalog.base_count, CHUNK_ROWS):
+        rows = np.arange(start, min(start + CHUNK_ROWS, catalog.base_count))
+        scores = users @ catalog.vectors(rows).T
+        for r, hist in enumerate(histories):
+            seen = hist[hist > 0] - 1
+            seen = seen[(seen >= start) & (seen < rows[-1] + 1)]
+            scores[r, seen - start] = -np.inf
+        best_rows = np.concatenate([best_rows, np.broadcast_to(rows, scores.shape)], axis=1)
+        best_scores = np.concatenate([best_scores, scores], axis=1)
+        keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+        best_rows = np.take_along_axis(best_rows, keep, 1)
+        best_scores = np.take_along_axis(best_scores, keep, 1)
+    return best_rows

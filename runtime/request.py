@@ -1,0 +1,100 @@
+"""The records that flow through a recommend() call: the request, the user's state, the results.
+
+A `Request` starts with what the app asked (user, k, context, filters,
+policy) and the catalog snapshot it reads; each stage fills a few more fields
+(see stages.py for which stage writes what). Stages pass this one record,
+never chains of positional values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.explain import Reason
+from edgerec.runtime.features import DEVICES
+from edgerec.runtime.policies import Filters, Policy
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    score: float
+    title: str
+    reason: Reason
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"item_id": self.item_id, "score": self.score, "title": self.title,
+                "reason": self.reason.to_dict(), "meta": self.meta}
+
+
+@dataclass
+class UserState:
+    """What the history says about a user, as catalog rows of the request's snapshot."""
+
+    consumed: list[int]  # first consumption order
+    excluded: set[int]  # never recommend again: consumed, skipped, not interested
+    liked: list[int]  # "more like this", newest last
+    disliked: list[int]  # "not interested"
+    tags: Counter
+    languages: Counter
+
+
+@dataclass
+class Request:
+    """One recommend() call. Fields below the first group are filled by the stages, in order."""
+
+    user: str
+    k: int
+    now: float  # epoch seconds
+    hour: float  # local hour of day, 0-24
+    device: int  # index into DEVICES, -1 when unknown
+    filters: Filters | None
+    policy: Policy
+    catalog: object  # the ItemCatalog snapshot every stage of this request reads
+    # history, encode
+    state: UserState | None = None
+    vector: np.ndarray | None = None  # the user encoder's output (None: nothing to encode, or it failed)
+    encoded: bool = False  # the vector is final: from the cache, from encode, or nothing to encode
+    entry: object = None  # the user's cache entry (encode stores the vector in it)
+    fallback: str | None = None  # set when the list falls back to popularity: why, in the user's words
+    # retrieve
+    query: np.ndarray | None = None  # what items are scored against: the user vector pulled towards likes
+    cold: bool = True  # no query: popularity, onboarding choices and tags decide
+    pool: np.ndarray | None = None  # candidate rows, best first
+    pool_scores: np.ndarray | None = None  # their retrieval scores
+    scores: np.ndarray | None = None  # every row's score, when retrieval needed them all
+    # rank, ranker, policies
+    vectors: np.ndarray | None = None  # the pool's item vectors
+    relevance: np.ndarray | None = None  # one value per pool row, higher is better
+    order: np.ndarray | None = None  # positions into the pool: the list, best first
+    # explain
+    results: list[Recommendation] = field(default_factory=list)
+    # bookkeeping
+    top_scores: tuple[float, float] | None = None  # raw top-1 and top-k scores, for the drift monitor
+    counts: Counter = field(default_factory=Counter)  # counters the stages raise (added to stats())
+    done: bool = False  # the list is decided (e.g. no candidates): later stages are not run
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+
+def parse_context(context: dict | None) -> tuple[float, float, int]:
+    """(now, hour of day, device code) of a request's context."""
+    context = context or {}
+    try:
+        now = float(context.get("now", time.time()))
+        hour = float(context.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60))
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise ConfigError("context 'now' must be epoch seconds and 'hour' a number from 0 to 24 "
+                          f"(got now={context.get('now')!r}, hour={context.get('hour')!r})") from None
+    device = context.get("device")
+    code = DEVICES.index(device) if device in DEVICES else -1
+    if device is not None and code < 0:
+        raise ConfigError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    return now, hour, code

@@ -1,0 +1,133 @@
+"""The request path: which stages run, in which order, and the last four of them.
+
+    history   (required)  user state from the on-device history     user_state.py
+    encode    (required)  user vector; on failure: popularity list  user_state.py
+    retrieve  (required)  query vector and candidate pool           retrieve.py
+    rank      (required)  relevance of each candidate               here
+    ranker    (optional)  the bundle's ranker re-scores the pool    here
+    policies  (required)  feedback, language, freshness, diversity  here
+    explain   (required)  the results, each with its reason         here
+
+Each stage reads the fields earlier stages filled in the `Request` and
+fills its own; pipeline.py runs them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgerec.runtime.drift import top_summary
+from edgerec.runtime.explain import Explainer, Reason
+from edgerec.runtime.features import ranker_features
+from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.models import Models
+from edgerec.runtime.pipeline import Pipeline, Stage
+from edgerec.runtime.policies import Filters, feedback_adjustment, mmr, standardize
+from edgerec.runtime.request import Recommendation, Request
+from edgerec.runtime.retrieve import RetrieveStage
+from edgerec.runtime.user_state import EncodeStage, HistoryStage, UserCache
+
+NO_FILTERS = Filters()
+
+
+def default_pipeline(models: Models, history: HistoryStore, users: UserCache) -> Pipeline:
+    encode = EncodeStage(models)
+    ranker = RankerStage(models)
+    return Pipeline([
+        Stage("history", HistoryStage(history, users)),
+        Stage("encode", encode, applies=encode.applies, fallback=encode.fallback),
+        Stage("retrieve", RetrieveStage(models)),
+        Stage("rank", rank),
+        Stage("ranker", ranker, required=False, applies=ranker.applies),
+        Stage("policies", policies),
+        Stage("explain", explain),
+    ])
+
+
+def rank(request: Request) -> Request:
+    """Relevance from retrieval: exact float scores of the pool against the query, standardised
+    (cold starts and short histories keep their popularity-blended retrieval scores)."""
+    cat, state, policy, pool = request.catalog, request.state, request.policy, request.pool
+    request.vectors = vectors = cat.vectors(pool)
+    if request.cold:
+        request.relevance = standardize(request.pool_scores.astype(np.float64))
+        return request
+    exact = vectors @ request.query
+    plain = len(state.consumed) >= policy.cold_start_items
+    if plain and request.vector is not None and not state.liked and request.filters in (None, NO_FILTERS):
+        request.top_scores = top_summary(exact)  # the model's own scores: what drift is measured on
+    if not plain:
+        exact = request.pool_scores
+    request.relevance = standardize(exact.astype(np.float64))
+    return request
+
+
+class RankerStage:
+    """ranker: the bundle's ranker model re-scores the pool (optional: on failure the retrieval order stays)."""
+
+    def __init__(self, models: Models):
+        self.models = models
+
+    def applies(self, request: Request) -> bool:
+        """The bundle has a ranker for this engine (opened in the stage, so a load failure is skipped too)."""
+        models = self.models
+        return (not request.cold and request.policy.use_ranker
+                and models.manifest.model("ranker", models.backend_name) is not None)
+
+    def __call__(self, request: Request) -> Request:
+        entry, backend = self.models.ranker
+        state, pool = request.state, request.pool
+        feats = ranker_features(request.query, request.vectors, pool, request.catalog.feature_table(),
+                                np.array(state.consumed, np.int64), request.hour, request.device, int(request.now))
+        if entry.batch:  # a fixed-size TFLite ranker: pad or split to its batch
+            out = []
+            for start in range(0, len(feats), entry.batch):
+                block = feats[start:start + entry.batch]
+                padded = np.zeros((entry.batch, feats.shape[1]), np.float32)
+                padded[: len(block)] = block
+                out.append(backend.run({"features": padded})[0][: len(block)])
+            logits = np.concatenate(out)
+        else:
+            logits = backend.run({backend.input_names[0]: feats})[0]
+        if not np.all(np.isfinite(logits)):
+            raise ValueError("ranker returned non-finite scores")
+        request.relevance = standardize(logits.astype(np.float64))
+        return request
+
+
+def policies(request: Request) -> Request:
+    """Feedback, language and freshness boosts, then MMR diversity and per-creator/genre caps."""
+    cat, state, policy, pool, vectors = request.catalog, request.state, request.policy, request.pool, request.vectors
+    boost = np.zeros(len(pool))
+    if state.liked or state.disliked:
+        boost += feedback_adjustment(vectors, cat.vectors(state.liked), cat.vectors(state.disliked), policy)
+    if policy.language_boost and state.languages:
+        usual = [lang for lang, _ in state.languages.most_common(2)]
+        boost += policy.language_boost * cat.matches("language", pool, usual)
+    if policy.freshness:
+        release = cat.numeric_column("release_ts", pool)
+        age = np.maximum(request.now - release, 0) / 86_400
+        boost += policy.freshness * np.where(release > 0, np.exp(-age / policy.freshness_days), 0.0)
+    request.relevance = relevance = request.relevance + boost
+    order = mmr(relevance, vectors, request.k, policy.diversity,
+                cat.column("creator", pool) if policy.max_per_creator else None,
+                cat.column("genre", pool) if policy.max_per_genre else None,
+                policy.max_per_creator, policy.max_per_genre)
+    request.order = np.asarray(order, np.int64)
+    return request
+
+
+def explain(request: Request) -> Request:
+    """The list as Recommendations, each with why it is there."""
+    cat, state, order = request.catalog, request.state, request.order
+    metas = cat.metas(request.pool[order])
+    if request.fallback is not None:  # say so, rather than dress popularity up as personal
+        reasons = [Reason("fallback", request.fallback) for _ in metas]
+    else:
+        explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), request.cold)
+        reasons = explainer.explain_all(metas, request.vectors[order])
+    request.results = []
+    for meta, reason, score in zip(metas, reasons, request.relevance[order].tolist()):
+        item_id, title = meta.pop("item_id"), meta.pop("title", "")
+        request.results.append(Recommendation(item_id, score, title, reason, meta))
+    return request

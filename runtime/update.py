@@ -1,0 +1,56 @@
+"""Bundle updates: a new bundle is served only if it verifies and passes its reference check here;
+otherwise the previous bundle keeps serving, and the reason is kept for stats() and the log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgerec.errors import BundleError, EdgerecError
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.reference import check_references
+
+log = logging.getLogger("edgerec.runtime")
+
+
+@dataclass
+class BundleUpdate:
+    accepted: bool  # the new bundle is the one serving
+    serving: str  # manifest name of the bundle that serves
+    rejected: str | None = None  # file or folder name of the bundle that was turned down
+    reason: str | None = None  # why it was turned down
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_checked(path, verify: bool, choose: Callable[[Bundle], str]) -> tuple[Bundle, str]:
+    """Open, verify and reference-check a bundle for the engine `choose` picks; BundleError if it fails."""
+    bundle = Bundle.open(path, verify=verify)
+    backend = choose(bundle)
+    report = check_references(bundle, [backend])
+    if not report["passed"]:
+        failed = "; ".join(f"{m['format']}: cosine {m['cosine_min']:.3f}, top-k agreement {m['top_k_agreement']:.2f}"
+                           for m in report["models"] if not m["passed"])
+        raise BundleError("its user encoder does not reproduce the bundle's reference outputs on this device "
+                          f"({failed or report.get('reason', 'no encoder checked')}; tolerance {report.get('tolerance')})")
+    return bundle, backend
+
+
+def open_update(new, previous, choose: Callable[[Bundle], str]) -> tuple[Bundle, str, BundleUpdate]:
+    """The new bundle if it verifies and conforms here, else the previous one (verified again)."""
+    try:
+        bundle, backend = open_checked(new, True, choose)
+        return bundle, backend, BundleUpdate(True, bundle.manifest.name)
+    except (EdgerecError, OSError) as exc:
+        reason = str(exc).replace(str(Path(new)), Path(new).name)  # no host paths in stats or logs
+    try:
+        bundle = Bundle.open(previous, verify=True)
+        backend = choose(bundle)
+    except EdgerecError as exc:
+        raise BundleError(f"the update was rejected ({reason}) and the previous bundle cannot be opened either "
+                          f"({exc}); reinstall a bundle") from None
+    log.warning("bundle update %s rejected, still serving %s: %s", Path(new).name, bundle.manifest.name, reason)
+    return bundle, backend, BundleUpdate(False, bundle.manifest.name, Path(new).name, reason)
