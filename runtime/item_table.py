@@ -15,10 +15,14 @@ Precisions (the `--table` choices of `edgerec export`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgerec.errors import BundleError, ConfigError
+
+if TYPE_CHECKING:
+    from edgerec.runtime.item_spec import TableSpec
 
 TABLE_DTYPES = ("int8", "int8-row", "fp16", "fp32")
 
@@ -47,13 +51,14 @@ class StoredTable:
         return cls(np.clip(np.round(grid), -127, 127).astype(np.int8), scales, axis)
 
     @classmethod
-    def read(cls, bundle, entry: dict) -> StoredTable:
-        """The table a bundle's manifest describes (memory-mapped), checked for consistent shapes."""
-        values = bundle.array(entry["file"])
-        scales = bundle.array(entry["scales"]) if entry.get("scales") else None
-        axis = entry.get("scale_axis", "row") if scales is not None else None
+    def read(cls, bundle, entry) -> StoredTable:
+        """The table a bundle's manifest describes (an item_spec.TableSpec; memory-mapped), checked
+        for consistent shapes."""
+        values = bundle.array(entry.file)
+        scales = bundle.array(entry.scales) if entry.scales else None
+        axis = entry.scale_axis if scales is not None else None
         if values.ndim != 2:
-            raise BundleError(f"the item table {entry['file']} must be 2-D, it has shape {values.shape}; re-export")
+            raise BundleError(f"the item table {entry.file} must be 2-D, it has shape {values.shape}; re-export")
         if values.dtype == np.int8 and scales is None:
             raise BundleError("the bundle's int8 item table has no scales; re-export the bundle")
         if scales is not None:
@@ -65,13 +70,16 @@ class StoredTable:
                                   "the bundle is damaged, re-export it")
         return cls(values, scales, axis)
 
-    def manifest_entry(self, writer, stem: str = "items") -> dict:
+    def manifest_entry(self, writer, stem: str = "items") -> TableSpec:
         """Write the arrays through a BundleWriter; returns the manifest's `embeddings` entry."""
-        entry = {"file": writer.add_array(f"{stem}/embeddings.npy", self.values), "dtype": str(self.values.dtype)}
-        if self.scales is not None:
-            entry["scales"] = writer.add_array(f"{stem}/scales.npy", self.scales)
-            entry["scale_axis"] = self.scale_axis
-        return entry
+        # imported here: item_spec reads tables through this module
+        from edgerec.runtime.item_spec import TableSpec
+
+        file = writer.add_array(f"{stem}/embeddings.npy", self.values)
+        if self.scales is None:
+            return TableSpec(file, str(self.values.dtype))
+        return TableSpec(file, str(self.values.dtype), writer.add_array(f"{stem}/scales.npy", self.scales),
+                         self.scale_axis)
 
     @property
     def dtype_name(self) -> str:
