@@ -196,7 +196,7 @@ class _Walk:
     def sequence(self, value: list, schema, path, depth) -> None:
         if ("minItems" in schema and len(value) < schema["minItems"]) or \
                 ("maxItems" in schema and len(value) > schema["maxItems"]):
-            self.fail(path, "must be " + describe(schema), f"{len(value)} items")
+            self.fail(path, "must be " + describe(schema), value)
         items = schema.get("items")
         if items is None:
             return
