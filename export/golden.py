@@ -27,13 +27,13 @@ import numpy as np
 from edgerec.data import SynthConfig, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
-from edgerec.device_tests.golden import SCORE_TOLERANCE, Case, differences, run_case
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle
 from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.golden import SCORE_TOLERANCE, Case, differences, run_case
 from edgerec.runtime.schema import SCHEMA_FILE, SCHEMA_PACKAGE
 
 WORLD = SynthConfig(users=160, items=56, events=3_000, seed=11)

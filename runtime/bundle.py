@@ -72,13 +72,15 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelEntry:
-        """From a manifest entry that passed the schema."""
-        return cls(
-            role=d["role"], format=d["format"], file=d["file"],
-            inputs=[TensorSpec(**t) for t in d["inputs"]], outputs=[TensorSpec(**t) for t in d["outputs"]],
-            quantization=d.get("quantization", "none"), history_length=d.get("history_length"),
-            batch=d.get("batch"), parity=d.get("parity", {}), extra=d.get("extra", {}),
-        )
+        try:  # a manifest's entries passed the schema; a hand-made dict may not have
+            return cls(
+                role=d["role"], format=d["format"], file=d["file"],
+                inputs=[TensorSpec(**t) for t in d["inputs"]], outputs=[TensorSpec(**t) for t in d["outputs"]],
+                quantization=d.get("quantization", "none"), history_length=d.get("history_length"),
+                batch=d.get("batch"), parity=d.get("parity", {}), extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"manifest model entry is malformed ({exc}); re-export the bundle") from None
 
 
 @dataclass
@@ -246,8 +248,8 @@ class Bundle:
                                   f"manifest's dim is {m.dim}; the rule is one width for both, re-export")
         for name in named:
             if name not in m.files:
-                raise BundleError(f"manifest.json names {name}, which is not listed in files with a checksum; "
-                                  "re-export the bundle")
+                raise BundleError(f"manifest.json: {name} is not listed with a checksum in files; re-export "
+                                  "the bundle")
         if embedding_space_id(m.files, m.models, m.items) != m.embedding_space:
             raise BundleError("embedding-space mismatch: the item table and the user encoder(s) do not come from "
                               "the same export; re-export the bundle instead of mixing files")

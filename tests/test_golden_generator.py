@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.device_tests.golden import load_cases
 from edgerec.export.golden import World, build_bundle, scripts
+from edgerec.runtime.golden import load_cases
 from edgerec.runtime.schema import manifest_schema, validate
 
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden"

@@ -71,9 +71,9 @@ def test_a_schema_violation_names_the_field_and_the_rule(bundle_copy):
     (lambda root: replace_array(root, "items/titles.offsets.npy", np.arange(57, dtype=np.int64)),
      r"items/titles.offsets.npy \(column titles\) must hold int64 offsets rising from 0 to the blob's"),
     (lambda root: rewrite(root, lambda d: d["files"].pop("items/provider.npy")),
-     r"names items/provider.npy, which is not listed in files with a checksum"),
+     r"manifest.json: items/provider.npy is not listed with a checksum in files"),
     (lambda root: rewrite(root, lambda d: d["reference"].update(top_k="reference/elsewhere.npy")),
-     r"names reference/elsewhere.npy, which is not listed"),
+     r"manifest.json: reference/elsewhere.npy is not listed with a checksum in files"),
 ])
 def test_rules_beyond_the_schema_are_checked_on_open(bundle_copy, damage, message):
     damage(bundle_copy)

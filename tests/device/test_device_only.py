@@ -37,14 +37,14 @@ def test_opening_and_ranking_loads_no_host_library(golden_bundle):
 
 
 def test_the_golden_runner_loads_no_host_library(golden_bundle):
-    statement = ("from edgerec.device_tests.golden import load_cases, run_case; "
+    statement = ("from edgerec.runtime.golden import load_cases, run_case; "
                  f"[run_case({str(golden_bundle)!r}, c, 'onnx') for c in load_cases({str(golden_bundle.parent / 'cases')!r})]")
     assert loaded_after(statement) == []
 
 
 def test_this_suite_imports_nothing_of_the_host():
     """No file of tests/device (nor the golden runner) imports a host library or host package."""
-    files = [*HERE.glob("*.py"), HERE.parents[1] / "device_tests" / "golden.py"]
+    files = [*HERE.glob("*.py"), HERE.parents[1] / "runtime" / "golden.py"]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.device_tests.golden import differences, load_cases, run_case
+from edgerec.runtime.golden import differences, load_cases, run_case
 from edgerec.runtime.retrieval import available_kernels
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,9 @@
-"""Golden cases: event scripts run on the spec's tiny bundle, compared with the lists they must give.
+"""Golden cases: event scripts played on a runtime, compared with the lists they must give.
 
-A case (spec/golden/cases/*.json) is a list of steps, each one call of the
-runtime's API: record, onboard, add_items, remove_items, forget, recommend.
+The spec's cases (spec/golden) hold every runtime to the same behaviour; an
+app may also replay them after a bundle update as a self-check. A case
+(spec/golden/cases/*.json) is a list of steps, each one call of the runtime's
+API: record, onboard, add_items, remove_items, forget, recommend.
 A recommend step carries the list the runtime must return: item ids in
 order, each with its score (within the case's tolerance) and its reason
 (kind, the history item behind it, matched tags). Any runtime, in any
