@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.runtime.bundle import Bundle, BundleWriter
-from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
 from edgerec.runtime.item_table import StoredTable
 
 
@@ -30,7 +30,7 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     vectors[: min(len(base), n_items)] = base[: min(len(base), n_items)]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     writer = BundleWriter(out, f"{m.name}-{n_items}")
-    embeddings = StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer)
+    embeddings = TableSpec.from_manifest(StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer))
     known = m.items.encoder_inputs
     inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
     strings = {"ids": [f"x{i}" for i in range(n_items)], "titles": [f"Item {i}" for i in range(n_items)],

@@ -38,7 +38,7 @@ from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.features import MODALITIES
-from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
 from edgerec.runtime.item_table import StoredTable
 
 FP32_TOLERANCE = 1e-4
@@ -239,7 +239,7 @@ def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, po
     numeric = {"duration": catalog.duration, "release_ts": catalog.release_ts, "episode": catalog.episode,
                "popularity": popularity}
     return ItemTableSpec(
-        count=len(catalog), embeddings=stored.manifest_entry(writer),
+        count=len(catalog), embeddings=TableSpec.from_manifest(stored.manifest_entry(writer)),
         strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},
         categorical={name: ColumnSpec.write_categorical(writer, name, text[name],
                                                         list(MODALITIES) if name == "modality" else [])

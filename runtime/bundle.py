@@ -1,12 +1,10 @@
 """The bundle: the one contract between host and device, read and written through its schema.
 
-A bundle is a directory (or a single packed file, see `pack.py`) holding
-`manifest.json`, model files, the item table and a model card. The manifest
-follows spec/manifest.schema.json (checked by `schema.py` when a bundle is
-written and when it opens; the item section is typed in `item_spec.py`). The
-host writes through `BundleWriter`; the device opens with `Bundle.open`, which
-also checks every file's size and sha256 and that every path stays inside the
-bundle. Bundles are data only: JSON, .npy arrays read with
+A bundle is a directory (or a single packed file, see `pack.py`) holding `manifest.json`, model
+files, the item table and a model card. The manifest follows spec/manifest.schema.json (checked
+by `schema.py` when a bundle is written and when it opens; `item_spec.py` types the item section).
+`BundleWriter` writes; `Bundle.open` also checks every file's size and sha256 and that every
+path stays inside the bundle. Bundles are data only: JSON, .npy arrays read with
 `allow_pickle=False`, and model files; never pickle, never code.
 """
 
@@ -22,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from edgerec.errors import BundleError
-from edgerec.runtime.item_spec import ItemTableSpec
+from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
@@ -139,13 +137,13 @@ class Manifest:
         return [m.format for m in self.models if m.role == role]
 
 
-def embedding_space_id(files: dict[str, dict], models: list[ModelEntry], items: ItemTableSpec) -> str:
+def embedding_space_id(files: dict[str, dict], models: list[ModelEntry], items: ItemTableSpec | dict) -> str:
     """Identity of the vector space: the item table and every user encoder that maps into it.
 
     Computed from the files' checksums, so a table or an encoder swapped in from
     another export (even with its checksum updated) no longer matches.
     """
-    members = [items.embeddings.file, items.embeddings.scales, items.encoder_inputs]
+    members = space_members(items)
     members += sorted(m.file for m in models if m.role == "user_encoder")
     digest = hashlib.sha256()
     for name in members:
@@ -207,17 +205,15 @@ class Bundle:
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
             raise BundleError(f"{path} has no {MANIFEST}; it is not a bundle or it is incomplete")
-        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{MANIFEST} is {manifest_path.stat().st_size:,} bytes, above the "
-                              f"{MAX_MANIFEST_BYTES:,} a manifest may have; the bundle is damaged")
+        if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{MANIFEST} is {size:,} bytes, above the {MAX_MANIFEST_BYTES:,} a manifest may have")
         try:
             raw = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BundleError(f"{manifest_path} is not valid JSON ({exc}); the bundle is damaged") from None
         except RecursionError:
             raise BundleError(f"{MANIFEST} nests too deeply to be a manifest; the bundle is damaged") from None
-        manifest = Manifest.from_dict(raw)
-        bundle = cls(path, manifest)
+        bundle = cls(path, Manifest.from_dict(raw))
         bundle.check_files(hashes=verify)
         bundle.check_rules()
         return bundle
@@ -329,10 +325,15 @@ class BundleWriter:
         self.add_file(entry.file)
         self.models.append(entry)
 
-    def finish(self, *, dim: int, items: ItemTableSpec, defaults: dict, metrics: dict,
+    def finish(self, *, dim: int, items: ItemTableSpec | dict, defaults: dict, metrics: dict,
                budgets: dict, reference: dict, data_version: dict) -> Manifest:
-        """Write the manifest last, checked against the schema it must follow."""
+        """Write the manifest last, checked against the schema it must follow (`items` typed, or the
+        section in its manifest form)."""
         from edgerec import __version__
+
+        if not isinstance(items, ItemTableSpec):
+            check_manifest(items, section="items")
+            items = ItemTableSpec.from_manifest(items)
 
         space = embedding_space_id(self.files, self.models, items)
         when = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time())))  # fixed for reproducible builds

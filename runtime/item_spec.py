@@ -191,3 +191,11 @@ def values_name(column: ColumnSpec) -> str:
 
 def _fail(file: str, rule: str):
     raise BundleError(f"{file} {rule}; the bundle is damaged or from a broken exporter, re-export it")
+
+
+def space_members(items) -> list[str | None]:
+    """The item files of the embedding-space id (table, scales, encoder inputs), from the typed
+    section or its manifest form."""
+    if isinstance(items, ItemTableSpec):
+        return [items.embeddings.file, items.embeddings.scales, items.encoder_inputs]
+    return [items["embeddings"]["file"], items["embeddings"].get("scales"), items.get("encoder_inputs")]

@@ -15,14 +15,10 @@ Precisions (the `--table` choices of `edgerec export`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgerec.errors import BundleError, ConfigError
-
-if TYPE_CHECKING:
-    from edgerec.runtime.item_spec import TableSpec
 
 TABLE_DTYPES = ("int8", "int8-row", "fp16", "fp32")
 
@@ -52,8 +48,13 @@ class StoredTable:
 
     @classmethod
     def read(cls, bundle, entry) -> StoredTable:
-        """The table a bundle's manifest describes (an item_spec.TableSpec; memory-mapped), checked
-        for consistent shapes."""
+        """The table a bundle's manifest describes (memory-mapped), checked for consistent shapes.
+
+        entry: the manifest's `items.embeddings`, an item_spec.TableSpec or its manifest form."""
+        if isinstance(entry, dict):  # (imported here: item_spec reads tables through this module)
+            from edgerec.runtime.item_spec import TableSpec
+
+            entry = TableSpec.from_manifest(entry)
         values = bundle.array(entry.file)
         scales = bundle.array(entry.scales) if entry.scales else None
         axis = entry.scale_axis if scales is not None else None
@@ -70,16 +71,13 @@ class StoredTable:
                                   "the bundle is damaged, re-export it")
         return cls(values, scales, axis)
 
-    def manifest_entry(self, writer, stem: str = "items") -> TableSpec:
+    def manifest_entry(self, writer, stem: str = "items") -> dict:
         """Write the arrays through a BundleWriter; returns the manifest's `embeddings` entry."""
-        # imported here: item_spec reads tables through this module
-        from edgerec.runtime.item_spec import TableSpec
-
-        file = writer.add_array(f"{stem}/embeddings.npy", self.values)
-        if self.scales is None:
-            return TableSpec(file, str(self.values.dtype))
-        return TableSpec(file, str(self.values.dtype), writer.add_array(f"{stem}/scales.npy", self.scales),
-                         self.scale_axis)
+        entry = {"file": writer.add_array(f"{stem}/embeddings.npy", self.values), "dtype": str(self.values.dtype)}
+        if self.scales is not None:
+            entry["scales"] = writer.add_array(f"{stem}/scales.npy", self.scales)
+            entry["scale_axis"] = self.scale_axis
+        return entry
 
     @property
     def dtype_name(self) -> str:

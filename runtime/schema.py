@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from edgerec.errors import BundleError
+
 SCHEMA_PACKAGE = "edgerec.spec"
 SCHEMA_FILE = "manifest.schema.json"
 ANNOTATIONS = frozenset(("$schema", "$id", "title", "description"))
@@ -263,12 +265,16 @@ def _pattern(text: str) -> re.Pattern:
     return re.compile(text)
 
 
-def check_manifest(raw) -> None:
-    """BundleError naming the first field of a manifest that breaks the schema, and the rule."""
-    from edgerec.errors import BundleError
-
-    problems = validate(raw, manifest_schema())
+def check_manifest(raw, section: str | None = None) -> None:
+    """BundleError naming the first field of a manifest (or of one of its sections) that breaks the
+    schema, and the rule."""
+    schema = manifest_schema()
+    if section is not None:
+        schema = {"$defs": schema["$defs"], **schema["properties"][section]}
+    problems = validate(raw, schema)
     if problems:
+        first = problems[0]
+        first = Violation((section,) + first.path, first.rule, first.value, first.has_value) if section else first
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise BundleError(f"manifest.json: {problems[0].message()}{more}; the manifest does not follow the "
+        raise BundleError(f"manifest.json: {first.message()}{more}; the manifest does not follow the "
                           "bundle spec (spec/manifest.schema.json): re-export the bundle")

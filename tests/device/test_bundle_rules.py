@@ -109,3 +109,34 @@ def test_the_writer_refuses_a_manifest_that_breaks_the_schema(golden_bundle, tmp
     with pytest.raises(BundleError, match=r"manifest.json: defaults.k must be an integer between 1 and 10000 "
                                           r"\(got 0\)"):
         scaled_bundle(source, 100, tmp_path / "bad")
+
+
+def test_the_writer_takes_the_item_section_typed_or_in_manifest_form(golden_bundle, tmp_path):
+    """Both forms give the same manifest; a broken manifest-form section names its field."""
+    from edgerec.runtime.bundle import BundleWriter
+    from edgerec.runtime.item_spec import space_members
+    from edgerec.runtime.item_table import StoredTable
+
+    source = Bundle.open(golden_bundle)
+    spec = source.manifest.items
+    assert space_members(spec) == space_members(spec.to_manifest()) == [
+        "items/embeddings.npy", "items/scales.npy", None]
+    typed = StoredTable.read(source, spec.embeddings)
+    plain = StoredTable.read(source, spec.embeddings.to_manifest())
+    assert typed.scale_axis == plain.scale_axis == "dim" and np.array_equal(typed.values, plain.values)
+
+    def write(root, items):
+        writer = BundleWriter(root, "copy")
+        for name in source.manifest.files:
+            writer.file_path(name).write_bytes(source.path(name).read_bytes())
+            writer.add_file(name)
+        writer.models = list(source.manifest.models)
+        m = source.manifest
+        return writer.finish(dim=m.dim, items=items, defaults=m.defaults, metrics=m.metrics, budgets=m.budgets,
+                             reference=m.reference, data_version=m.data_version)
+
+    a, b = write(tmp_path / "a", spec), write(tmp_path / "b", spec.to_manifest())
+    assert a.to_dict() == b.to_dict() and a.embedding_space == source.manifest.embedding_space
+    assert Bundle.open(tmp_path / "b").manifest.items == spec
+    with pytest.raises(BundleError, match=r"^manifest.json: items.count must be an integer >= 0 \(got -1\)"):
+        write(tmp_path / "c", dict(spec.to_manifest(), count=-1))
