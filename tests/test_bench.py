@@ -106,7 +106,7 @@ def test_scaled_bundle_outgrows_its_model_and_still_recommends(tiny_bundle, tmp_
     from edgerec.runtime.bundle import Bundle
 
     source = Bundle.open(tiny_bundle)
-    base = source.manifest.items["count"]
+    base = source.manifest.items.count
     path = scaled_bundle(source, base * 3, tmp_path / "scaled")
     rec = Recommender.open(path, history=tmp_path / "h.db")
     inputs = rec.catalog.encoder_inputs(np.arange(base * 3))

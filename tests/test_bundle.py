@@ -44,8 +44,8 @@ def test_manifest_records_what_the_device_needs(tiny_bundle):
         assert entry.parity["export"]["max_abs_diff"] < 1e-4
         assert entry.parity["int8-weights"]["top10_agreement"] >= 0.8
     assert m.metrics["onnx_vs_tflite"]["top10_identical_share"] >= 0.99
-    assert m.items["embeddings"]["dtype"] == "int8" and m.items["count"] == 1000
-    assert m.items["embeddings"]["scale_axis"] == "dim"  # one scale per dimension: the scan is pure int8
+    assert m.items.embeddings.dtype == "int8" and m.items.count == 1000
+    assert m.items.embeddings.scale_axis == "dim"  # one scale per dimension: the scan is pure int8
     assert m.defaults["history_length"] == 10
     assert set(m.reference) >= {"histories", "user_vectors", "top_k"}
     for name, meta in m.files.items():
