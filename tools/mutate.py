@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -116,14 +117,29 @@ def stage(build: Path, modules: list[str], tests: list[str], jobs: int, keep: bo
     return stage_dir
 
 
-def warm_cache(cache: Path) -> None:
-    """Build the tests' tiny bundle once from the clean code, before any mutant is active."""
-    shutil.rmtree(cache, ignore_errors=True)
-    cache.mkdir(parents=True)
-    code = ("import runpy, sys; from pathlib import Path; "
-            "runpy.run_path(sys.argv[1])['cached_tiny_world'](Path(sys.argv[2]))")
-    subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "conftest.py"), str(cache)],
-                   check=True, cwd=ROOT)
+def source_key() -> str:
+    """A hash of the package sources and the tests' conftest: the tiny bundle is built from them."""
+    digest = hashlib.sha256()
+    files = [p for folder in package_dirs().values() for p in sorted((ROOT / folder).rglob("*.py"))]
+    for path in files + [ROOT / "tests" / "conftest.py"]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def warm_cache(caches: Path) -> Path:
+    """The tests' tiny bundle, built once from the clean code before any mutant is active.
+
+    Kept per source hash, so runs on unchanged code (other modules, --retest) reuse it.
+    """
+    cache = caches / source_key()
+    if not (cache / "tiny_world" / "complete").exists():
+        shutil.rmtree(caches, ignore_errors=True)  # older sources' bundles
+        cache.mkdir(parents=True)
+        code = ("import runpy, sys; from pathlib import Path; "
+                "runpy.run_path(sys.argv[1])['cached_tiny_world'](Path(sys.argv[2]))")
+        subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "conftest.py"), str(cache)],
+                       check=True, cwd=ROOT)
+    return cache
 
 
 def load_equivalents() -> dict[str, str]:
@@ -197,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     build = args.build.resolve()
     began = time.time()
     stage_dir = stage(build, modules, args.tests, args.jobs, keep=args.retest)
-    cache = build / "test-cache"
-    if not args.retest or not cache.exists():
-        warm_cache(cache)
+    cache = warm_cache(ROOT / "build" / "mutation-cache")
 
     names = [mutant_glob(m) for m in modules]
     if args.retest and (stage_dir / "mutants").exists():
