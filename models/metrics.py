@@ -68,15 +68,13 @@ def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray) -> float:
     recommend) are no item and form no pair.
     """
     k = lists.shape[1]
-    if k < 2 or not len(lists):
-        return 0.0
     tags = item_tags[np.maximum(lists, 0)]  # (B, k, T); padded places are masked out below
     valid = tags >= 0
     same = (tags[:, :, None, :, None] == tags[:, None, :, None, :]) & valid[:, :, None, :, None]
     inter = same.any(-1).sum(-1)  # (B, k, k)
     size = valid.sum(-1)
     union = size[:, :, None] + size[:, None, :] - inter
-    jaccard = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    jaccard = inter / np.maximum(union, 1)  # two untagged items: 0 / 1, so they count as different
     upper = np.triu_indices(k, 1)
     present = lists >= 0
     real = (present[:, :, None] & present[:, None, :])[:, upper[0], upper[1]]

@@ -72,3 +72,19 @@ def tiny_bundle(tmp_path_factory):
     else:
         build_tiny_world(root)
     return root / "bundle"
+
+
+def pytest_collection_modifyitems(config, items):
+    """In mutation runs (EDGEREC_TEST_CACHE set), tests without shared fixtures go first.
+
+    Each mutant runs its tests with -x: a cheap unit test that kills it saves building the
+    session and module fixtures (a trained model, a benchmark run) that later tests need.
+    """
+    if not os.environ.get("EDGEREC_TEST_CACHE"):
+        return
+
+    def shared(item) -> bool:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        return any(d and d[-1].scope != "function" for d in defs.values())
+
+    items.sort(key=shared)  # stable: the file order holds within each group

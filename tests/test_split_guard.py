@@ -64,6 +64,21 @@ def test_a_user_exactly_at_the_minimum_length_is_evaluated():
     assert leave_last_out(ds, min_items=2).test_users.tolist() == [0, 1, 2]
 
 
+def test_no_event_about_a_held_out_item_trains_for_any_user():
+    """Not only user 0: an early skip of the test item and a replay of the validation item stay out."""
+    events = [(0, 3, 1, "play")]
+    for u in (1, 2, 7):
+        events += [(u, 5, 0, "skip"), (u, 0, 1, "play"), (u, 2, 2, "skip"), (u, 1, 3, "play"),
+                   (u, 2, 4, "play"), (u, 5, 5, "finish"), (u, 2, 6, "play")]
+    ds = dataset_of(events, n_users=8, n_items=6)
+    split = leave_last_out(ds)
+    assert split.test_users.tolist() == [1, 2, 7]
+    assert split.val_items.tolist() == [2, 2, 2] and split.test_items.tolist() == [5, 5, 5]
+    train = ds.interactions.take(split.train_events)
+    assert sorted(zip(train.user.tolist(), train.item.tolist())) == [(0, 3), (1, 0), (1, 1), (2, 0), (2, 1),
+                                                                     (7, 0), (7, 1)]
+
+
 def test_split_records_times_events_and_catalog_size():
     ds = dataset_of([(0, 0, 10, "play"), (0, 5, 15, "skip"), (0, 1, 20, "finish"), (0, 2, 30, "like"),
                      (1, 3, 5, "play")], n_items=7)
@@ -96,6 +111,12 @@ def test_users_without_consumption_keep_their_place():
     assert seq.n_users == 3 and seq.lengths().tolist() == [1, 0, 0] and index.tolist() == [0]
     assert seq.items.dtype == np.int32 and seq.times.dtype == np.int64
     assert leave_last_out(ds).train.n_users == 3
+
+
+def test_an_empty_log_gives_empty_sequences():
+    log = Interactions(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int64, np.int8, np.float32)))
+    seq, index = consumed_sequences(log, 2)
+    assert seq.indptr.tolist() == [0, 0, 0] and len(seq.items) == 0 and len(index) == 0
 
 
 def test_item_keys_never_collide_across_users():

@@ -11,7 +11,7 @@ tools/mutation-equivalents.txt counted apart.
 
     python tools/mutate.py                                   # every default module
     python tools/mutate.py runtime/policies.py data/split.py # a subset
-    python tools/mutate.py --retest                          # re-run only the last run's survivors
+    python tools/mutate.py --retest                          # re-run the functions that had survivors
 """
 
 from __future__ import annotations
@@ -129,12 +129,12 @@ def source_key() -> str:
 def warm_cache(caches: Path) -> Path:
     """The tests' tiny bundle, built once from the clean code before any mutant is active.
 
-    Kept per source hash, so runs on unchanged code (other modules, --retest) reuse it.
+    Kept per source hash, so runs on unchanged code (other modules, --retest) reuse it; older
+    hashes stay (a few MB each) because a run started before an edit may still be reading them.
     """
     cache = caches / source_key()
     if not (cache / "tiny_world" / "complete").exists():
-        shutil.rmtree(caches, ignore_errors=True)  # older sources' bundles
-        cache.mkdir(parents=True)
+        cache.mkdir(parents=True, exist_ok=True)
         code = ("import runpy, sys; from pathlib import Path; "
                 "runpy.run_path(sys.argv[1])['cached_tiny_world'](Path(sys.argv[2]))")
         subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "conftest.py"), str(cache)],
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "mutation")
     parser.add_argument("--json", type=Path, default=None, help="where to write the table (default: build/…/report.json)")
     parser.add_argument("--retest", action="store_true",
-                        help="keep the previous stage and re-run only mutants that were not killed")
+                        help="keep the previous stage and re-run the functions that had a mutant not killed")
     args = parser.parse_args(argv)
     modules = args.modules or DEFAULT_MODULES
     build = args.build.resolve()
@@ -217,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [mutant_glob(m) for m in modules]
     if args.retest and (stage_dir / "mutants").exists():
+        # whole functions: an edited function's mutants are renumbered when mutmut regenerates them
         previous = read_results(stage_dir, modules)
-        names = sorted(n for statuses in previous.values() for n, s in statuses.items() if s != "killed") or names
+        names = sorted({n.partition("__mutmut_")[0] + "*" for statuses in previous.values()
+                        for n, s in statuses.items() if s != "killed"}) or names
     env = dict(os.environ, EDGEREC_TEST_CACHE=str(cache),
                # subprocesses the tests start (the bench worker, the CLI) import the mutated code too
                PYTHONPATH=os.pathsep.join(filter(None, [str(stage_dir / "mutants"), os.environ.get("PYTHONPATH")])))
