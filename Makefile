@@ -9,7 +9,7 @@ DEVICE_VENV ?= .venv-device
 DEVICE_BIN  := $(DEVICE_VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: setup setup-device demo demo-quick test test-device lint clean
+.PHONY: setup setup-device demo demo-quick test test-device lint mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # the kernel is compiled at install
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ test-device: setup-device
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Mutation testing of the modules that decide behaviour (slow: not part of CI). A subset:
+#   make mutate MODULES="runtime/policies.py data/split.py" [TESTS="tests/test_split.py"] [JOBS=1]
+MODULES ?=
+TESTS   ?=
+JOBS    ?= 2
+mutate: setup
+	$(BIN)/python tools/mutate.py --jobs $(JOBS) $(if $(TESTS),--tests $(TESTS)) $(MODULES)
 
 clean:
 	rm -rf $(VENV) $(DEVICE_VENV) runs build *.egg-info
