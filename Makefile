@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: setup demo demo-quick test lint clean
+.PHONY: setup demo demo-quick test lint mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # the kernel is compiled at install
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Mutation testing of the modules that decide behaviour (slow: not part of CI). A subset:
+#   make mutate MODULES="runtime/policies.py data/split.py" [TESTS="tests/test_split.py"] [JOBS=1]
+MODULES ?=
+TESTS   ?=
+JOBS    ?= 2
+mutate: setup
+	$(BIN)/python tools/mutate.py --jobs $(JOBS) $(if $(TESTS),--tests $(TESTS)) $(MODULES)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
