@@ -127,8 +127,11 @@ def test_mmr_without_reranking_is_the_stable_best_first_order():
     np.testing.assert_array_equal(mmr(scores, np.eye(5), 10, 0.0), [1, 3, 4, 0])
     np.testing.assert_array_equal(mmr(scores, np.eye(5), 2, 0.0), [1, 3])
     assert mmr(scores, np.eye(5), 2, 0.0).dtype == np.int64
-    assert mmr(np.full(3, -np.inf), np.eye(3), 2, 0.0).tolist() == []
-    assert mmr(np.full(3, -np.inf), np.eye(3), 2, 0.5).tolist() == []
+    for weight in (0.0, 0.5):  # nothing to show is an empty list of positions, still usable as an index
+        empty = mmr(np.full(3, -np.inf), np.eye(3), 2, weight)
+        assert empty.tolist() == [] and empty.dtype == np.int64
+    # no re-ranking asked: scores of any size keep their order (nothing is standardized on the way)
+    np.testing.assert_array_equal(mmr(np.array([1e308, -1e308, 5e307]), np.eye(3), 3, 0.0), [0, 2, 1])
 
 
 def test_mmr_trades_relevance_for_novelty_at_three_times_the_similarity():
@@ -254,6 +257,20 @@ def test_filter_mask_combines_filters_and_follows_the_given_rows(catalog):
     got = filter_mask(catalog, rows, Filters(kids_safe=True, modalities=["podcast_episode"]))
     assert got.tolist() == [False, False, True, False, True]
     assert filter_mask(catalog, np.zeros(0, np.int64), Filters(languages=["en"])).tolist() == []
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ({"modalities": ["film"]}, []),  # Spanish items are all podcasts here
+    ({"genres": ["family", "pets", "news"]}, [1]),
+    ({"exclude_genres": ["family"]}, [5, 9, 13, 17]),
+    ({"kids_safe": True}, [1, 5, 9, 13]),  # family, cooking, science, pop; 17 is thriller
+    ({"max_duration_s": 600}, [1, 5]),
+    ({"exclude_items": ["i9", "i4"]}, [1, 5, 13, 17]),
+])
+def test_each_filter_narrows_what_the_others_left(catalog, extra, expected):
+    rows = np.arange(len(GENRES))
+    assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"]))) == [1, 5, 9, 13, 17]
+    assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"], **extra))) == expected
 
 
 # ------------------------------------------------------------------ through the recommender
