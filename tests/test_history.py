@@ -2,6 +2,7 @@
 forget() removes and keeps, retention at its boundaries, and the generation token caches rely on."""
 
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -51,11 +52,12 @@ def test_every_known_event_is_accepted(store, event):
 
 
 def test_bad_records_are_refused_and_nothing_is_written(store):
-    with pytest.raises(ConfigError, match="unknown event 'watched'"):
+    with pytest.raises(ConfigError, match="^unknown event 'watched'; use one of play, finish, skip, like, "
+                                          "not_interested, more_like_this$"):
         store.record("p", "a", "watched")
-    with pytest.raises(ConfigError, match="non-empty user and item"):
+    with pytest.raises(ConfigError, match=r"^record\(\) needs a non-empty user and item$"):
         store.record("", "a", "play")
-    with pytest.raises(ConfigError, match="non-empty user and item"):
+    with pytest.raises(ConfigError, match=r"^record\(\) needs a non-empty user and item$"):
         store.record("p", "", "play")
     assert store.count() == 0
 
@@ -284,3 +286,74 @@ def test_reads_of_a_broken_database_raise_history_errors(store):
         store.item_events("p", 3)
     with pytest.raises(HistoryError, match="was not recorded"):
         store.record("p", "a", "play")
+
+
+def test_context_and_item_metadata_are_stored_as_canonical_json(store):
+    store.record("p", "a", "play", context={"b": 2, "a": 1})
+    store.save_item("x", "space", None, {"z": 1, "title": "X"})
+    assert store.db.execute("SELECT context FROM events").fetchone()[0] == '{"a": 1, "b": 2}'
+    assert store.db.execute("SELECT meta FROM added_items").fetchone()[0] == '{"title": "X", "z": 1}'
+
+
+def test_a_store_in_a_new_nested_folder(tmp_path):
+    store = HistoryStore(tmp_path / "a" / "b" / "h.db")
+    store.record("p", "x", "play")
+    assert (tmp_path / "a" / "b" / "h.db").exists() and store.count() == 1
+
+
+def test_the_store_is_shared_by_threads(store):
+    done = []
+    worker = threading.Thread(target=lambda: done.append(store.record("p", "from-thread", "play")))
+    worker.start()
+    worker.join()
+    assert done and [e.item for e in store.events("p")] == ["from-thread"]
+
+
+def test_the_lock_timeout_is_the_one_given(tmp_path):
+    """A store waits up to its timeout for another writer: a short one gives up, a long one gets in."""
+    db = tmp_path / "h.db"
+    HistoryStore(db).close()
+    patient = HistoryStore(db, timeout=10)
+    hasty = HistoryStore(db, timeout=0.05)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)  # released by a timer thread
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(1.0, lambda: holder.execute("ROLLBACK"))
+        release.start()
+        with pytest.raises(HistoryError, match="locked by another process"):
+            hasty.record("p", "a", "play")  # gives up long before the holder lets go
+        patient.record("p", "b", "play")  # waits for the release, then writes
+        release.join()
+        assert [e.item for e in patient.events("p")] == ["b"]
+    finally:
+        holder.close()
+
+
+def test_v1_events_without_context_read_as_empty(tmp_path):
+    db = tmp_path / "v1.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, "
+                     "item TEXT NOT NULL, event TEXT NOT NULL, value REAL, ts REAL NOT NULL)")
+        conn.execute("INSERT INTO events (profile, item, event, value, ts) VALUES ('p', 'a', 'play', 1, 5)")
+    store = HistoryStore(db)
+    assert store.version() == SCHEMA_VERSION
+    [event] = store.events("p")
+    assert (event.item, event.value, event.ts, event.context) == ("a", 1.0, 5.0, {})
+    assert store.events("p", limit=1)[0].context == {}
+    store.set_preferences("p", "tag", ["x"])  # the v2 tables exist
+    store.save_item("i", "s", None, {})
+    assert store.preferences("p") == {"tag": ["x"]} and len(store.saved_items("s")) == 1
+
+
+def test_a_corrupt_file_and_a_closed_store_give_history_errors(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(HistoryError, match=r"bad.db cannot be used \(.*\); if it is corrupt, move it away and a new "
+                                           r"one will be created \(the old events are then lost\)$"):
+        HistoryStore(bad)
+    store = HistoryStore(tmp_path / "h.db")
+    store.close()
+    with pytest.raises(HistoryError, match=r"could not read .*h.db \("):
+        store.generation("p")
