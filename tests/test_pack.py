@@ -36,6 +36,32 @@ def test_pack_default_name_sits_next_to_the_folder(bundle):
     assert out == bundle.with_suffix(SUFFIX) and SUFFIX == ".edgerec" and out.is_file()
 
 
+def test_pack_replaces_the_leftover_of_an_interrupted_pack(bundle, tmp_path):
+    (tmp_path / "one.edgerec.tmp").write_bytes(b"half a tar")  # a crash while packing left this
+    pack(bundle, tmp_path / "one.edgerec")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.edgerec"]
+
+
+def test_only_plain_tar_files_are_read(bundle, tmp_path):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    squeezed = tmp_path / "squeezed.edgerec"
+    with tarfile.open(packed) as source, tarfile.open(squeezed, "w:gz") as target:
+        for m in source.getmembers():
+            target.addfile(m, source.extractfile(m))
+    with pytest.raises(BundleError, match="squeezed.edgerec is not a packed bundle"):
+        Bundle.open(squeezed)
+
+
+def test_unpacked_files_lose_special_permission_bits(bundle, tmp_path):
+    files = Bundle.open(bundle).manifest.files
+    members = [(member(MANIFEST, mode=0o6777), (bundle / MANIFEST).read_bytes())]
+    members += [(member(name, mode=0o4666), (bundle / name).read_bytes()) for name in files]
+    target = Bundle.open(tar_of(tmp_path, members)).root
+    for path in target.rglob("*"):
+        if path.is_file() and path.name != ".packed-from":
+            assert path.stat().st_mode & 0o7022 == 0, path  # no setuid/setgid/sticky, no group/other write
+
+
 def test_pack_refuses_a_broken_bundle(bundle, tmp_path):
     (bundle / "items" / "popularity.npy").write_bytes(b"broken")
     with pytest.raises(BundleError, match="popularity.npy has 6 bytes"):
