@@ -1,6 +1,7 @@
 """The stored item table and the scans over it, exactly: quantized values, dot products, scores and
 top-k on hand-made tables (ties: lowest row first), for every kernel installed."""
 
+import importlib.util
 import re
 
 import numpy as np
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgerec.errors import BundleError, ConfigError
+from edgerec.runtime import retrieval
 from edgerec.runtime.bundle import Bundle, BundleWriter
 from edgerec.runtime.item_table import TABLE_DTYPES, StoredTable
 from edgerec.runtime.retrieval import (
@@ -78,8 +80,9 @@ def test_float_tables():
     full = StoredTable.quantize([[1.0, 0.1]], "fp32")
     assert full.values.dtype == np.float32 and full.dtype_name == "fp32" and full.nbytes == 8
     np.testing.assert_array_equal(full.dequantize(), np.float32([[1.0, 0.1]]))
-    with pytest.raises(ConfigError, match="unknown item table dtype 'int4'"):
+    with pytest.raises(ConfigError, match="^unknown item table dtype 'int4'; use one of int8, int8-row, fp16, fp32$"):
         StoredTable.quantize(VECTORS, "int4")
+    assert StoredTable.quantize(VECTORS).dtype_name == "int8"  # the default: one scale per dimension
     assert TABLE_DTYPES == ("int8", "int8-row", "fp16", "fp32")
 
 
@@ -115,7 +118,8 @@ def test_format_1_scales_are_per_row(tmp_path):
                                                   ("dim", np.ones((1, 2)), "(2,)")])
 def test_scales_of_the_wrong_shape_are_refused(tmp_path, axis, scales, expected):
     bundle, entry = write_table(tmp_path, np.zeros((3, 2), np.int8), scales, axis)
-    with pytest.raises(BundleError, match=rf"a {axis} scale needs {re.escape(expected)}"):
+    with pytest.raises(BundleError, match=rf"a {axis} scale needs {re.escape(expected)}; the bundle is damaged, "
+                                          "re-export it$"):
         StoredTable.read(bundle, entry)
 
 
@@ -124,7 +128,7 @@ def test_other_bad_tables_are_refused(tmp_path):
     with pytest.raises(BundleError, match="unknown item table scale_axis 'column'"):
         StoredTable.read(bundle, entry)
     bundle, entry = write_table(tmp_path, np.zeros((3, 2), np.int8), name="noscales")
-    with pytest.raises(BundleError, match="int8 item table has no scales"):
+    with pytest.raises(BundleError, match="^the bundle's int8 item table has no scales; re-export the bundle$"):
         StoredTable.read(bundle, entry)
     bundle, entry = write_table(tmp_path, np.zeros(6, np.float32), name="flat")
     with pytest.raises(BundleError, match=r"must be 2-D, it has shape \(6,\)"):
@@ -170,6 +174,24 @@ def test_float_tables_score_the_stored_values(dtype):
         assert not scan.streams_top_k
 
 
+@pytest.mark.parametrize("dtype", TABLE_DTYPES)
+def test_scores_are_one_float32_per_row_in_every_kernel(dtype):
+    stored = StoredTable.quantize(np.random.default_rng(1).normal(size=(37, 5)), dtype)
+    for scan in scans(stored):
+        scores = scan.scores(np.ones(5, np.float32))
+        assert scores.shape == (37,) and scores.dtype == np.float32, scan.kernel
+    exact = ExactScan(stored, "numpy").exact(np.array([3, 1]), np.ones(5))  # a float64 query as well
+    assert exact.shape == (2,) and exact.dtype == np.float32
+
+
+def test_the_numpy_kernel_keeps_a_float_query_in_float32():
+    """Only numkong's fp16 kernels need the query in fp16; the numpy one keeps its full precision."""
+    stored = StoredTable.quantize(np.random.default_rng(2).normal(size=(50, 8)), "fp16")
+    user = np.random.default_rng(3).normal(size=8).astype(np.float32)
+    np.testing.assert_allclose(ExactScan(stored, "numpy").scores(user), stored.dequantize() @ user, rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_a_zero_query_scores_zero_everywhere():
     for scan in scans(StoredTable.quantize(VECTORS, "int8")):
         np.testing.assert_array_equal(scan.scores(np.zeros(2)), [0.0, 0.0])
@@ -193,8 +215,11 @@ def test_kernel_choice_and_errors():
     int8 = StoredTable.quantize(VECTORS, "int8")
     assert ExactScan(int8).kernel == available_kernels()[0]
     assert KERNELS == ("native", "numkong-packed", "numkong", "numpy") and available_kernels()[-1] == "numpy"
-    with pytest.raises(ConfigError, match="unknown scan kernel 'gpu'"):
+    with pytest.raises(ConfigError, match="^unknown scan kernel 'gpu'; choose one of native, numkong-packed, "
+                                          "numkong, numpy or auto$"):
         ExactScan(int8, "gpu")
+    assert ("numkong" in available_kernels()) == (importlib.util.find_spec("numkong") is not None)
+    assert ("numkong-packed" in available_kernels()) == ("numkong" in available_kernels())
     numpy_scan = ExactScan(int8, "numpy")
     assert numpy_scan.label == "numpy" and not numpy_scan.streams_top_k
     assert numpy_scan.index_bytes == 2 * 2 * 4  # a float32 scratch of the whole (tiny) table
@@ -210,10 +235,34 @@ def test_kernel_choice_and_errors():
     assert fallback.kernel == ("numkong" if "numkong" in available_kernels() else "numpy") and not fallback.streams_top_k
 
 
+def test_missing_kernels_name_what_to_install(monkeypatch):
+    int8 = StoredTable.quantize(VECTORS, "int8")
+    monkeypatch.setattr(retrieval, "native_scan", lambda: None)
+    monkeypatch.setattr(retrieval, "numkong_available", lambda: False)
+    assert available_kernels() == ["numpy"] and ExactScan(int8).kernel == "numpy"
+    with pytest.raises(ConfigError, match="^the native scan kernel is not installed here: reinstall edgerec with a "
+                                          "C compiler$"):
+        ExactScan(int8, "native")
+    for kernel in ("numkong", "numkong-packed"):
+        with pytest.raises(ConfigError, match=f"^the {kernel} scan kernel is not installed here: pip install numkong$"):
+            ExactScan(int8, kernel)
+
+
+def test_the_compiled_kernel_hands_float_tables_to_numpy_without_numkong(monkeypatch):
+    if native_scan() is None:
+        pytest.skip("no compiled kernel in this install")
+    monkeypatch.setattr(retrieval, "numkong_available", lambda: False)
+    scan = ExactScan(StoredTable.quantize(VECTORS, "fp32"), "native")
+    assert scan.kernel == "numpy" and scan.label == "numpy"
+    np.testing.assert_allclose(scan.scores(np.array([1.0, 1.0])), [0.7, 2.25], rtol=1e-6)
+
+
 def test_numpy_scratch_is_bounded_by_the_chunk_size():
     wide = StoredTable.quantize(np.ones((5_000, 64), np.float32), "int8")
     assert ExactScan(wide, "numpy").index_bytes == CHUNK_BYTES == 256 * 1024
     assert ExactScan(StoredTable.quantize(np.ones((3, 200_000), np.float32), "int8"), "numpy").index_bytes == 200_000 * 4
+    narrow = StoredTable.quantize(np.ones((100_000, 1), np.float32), "int8")  # one value per row: 65,536 rows fit
+    assert ExactScan(narrow, "numpy").index_bytes == CHUNK_BYTES
 
 
 @settings(max_examples=15, deadline=None)
@@ -273,11 +322,25 @@ def test_top_rows_on_large_arrays_with_ties():
     assert top_rows(ties, 300).tolist() == expected.tolist()
 
 
+def test_top_rows_rows_exactly_on_many_random_cases():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 3_000))
+        k = int(rng.integers(1, n))
+        scores = rng.normal(size=n).astype(np.float32)
+        if rng.random() < 0.3:
+            scores = np.round(scores, 1)  # ties
+        expected = np.lexsort((np.arange(n), -scores))[:k]
+        np.testing.assert_array_equal(top_rows(scores, k), expected, err_msg=f"n={n} k={k}")
+
+
 def test_sorted_contains():
     values = np.array([2, 5, 9])
     assert sorted_contains(values, np.array([1, 2, 3, 5, 9, 10, 100])).tolist() == [
         False, True, False, True, True, False, False]
     assert sorted_contains(np.zeros(0, np.int64), np.array([0, 1])).tolist() == [False, False]
+    assert sorted_contains(np.zeros(0, np.int64), np.array([0, 1])).dtype == bool  # usable as a mask
+    assert sorted_contains(values, np.array([0, 9])).dtype == bool
     assert sorted_contains(values, np.zeros(0, np.int64)).tolist() == []
 
 
@@ -291,7 +354,7 @@ def unit_rows(n, dim, seed=0):
 
 def test_ann_index_finds_the_nearest_and_caches_itself(tmp_path):
     vectors = unit_rows(300, 16)
-    cache = tmp_path / "sub" / "ann.usearch"
+    cache = tmp_path / "a" / "b" / "ann.usearch"  # folders made as needed
     calls = []
 
     def rows(at):
@@ -299,7 +362,7 @@ def test_ann_index_finds_the_nearest_and_caches_itself(tmp_path):
         return vectors[at]
 
     index = AnnIndex(rows, 300, 16, cache)
-    assert calls == [300] and cache.exists() and len(index.index) == 300
+    assert calls == [300] and cache.exists() and len(index.index) == 300 and index.count == 300
     for r in (0, 7, 299):
         assert index.search(vectors[r], 1).tolist() == [r]
     found = index.search(vectors[7], 10)
@@ -315,3 +378,4 @@ def test_ann_index_without_a_cache(tmp_path):
     vectors = unit_rows(50, 8)
     index = AnnIndex(lambda at: vectors[at], 50, 8, None)
     assert index.search(vectors[3], 1).tolist() == [3] and list(tmp_path.iterdir()) == []
+
