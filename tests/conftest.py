@@ -93,63 +93,9 @@ def pytest_collection_modifyitems(config, items):
 # ------------------------------------------------------------------ hand-made bundles
 
 
-def write_handmade_bundle(root, vectors, *, popularity=None, release_ts=None, genre=None, language=None,
-                          creator=None, modality=None, duration=None, tags=None, table="fp32",
-                          history_length=10, encoder=True):
-    """A bundle whose every number is chosen by the test: item i has vector vectors[i], and the user
-    encoder (ONNX) is the plain mean of the history's item vectors, so scores can be worked out by hand."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
-    from edgerec.runtime.item_table import StoredTable
-
-    vectors = np.asarray(vectors, np.float32)
-    n, dim = vectors.shape
-    writer = BundleWriter(root, "handmade")
-    if encoder:
-        weights = numpy_helper.from_array(np.vstack([np.zeros((1, dim), np.float32), vectors]), "items")
-        graph = helper.make_graph(
-            [helper.make_node("Gather", ["items", "ids"], ["picked"], axis=0),
-             helper.make_node("ReduceMean", ["picked"], ["user_vector"], axes=[1], keepdims=0)],
-            "mean_of_history", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "history"])],
-            [helper.make_tensor_value_info("user_vector", TensorProto.FLOAT, ["batch", dim])], [weights])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
-        onnx.save(model, str(writer.file_path("user_encoder.onnx")))
-        writer.add_model(ModelEntry("user_encoder", "onnx", "user_encoder.onnx",
-                                    [TensorSpec("ids", "int64", ["batch", "history"])],
-                                    [TensorSpec("user_vector", "float32", ["batch", dim])]))
-
-    def column(values, default):
-        return list(values) if values is not None else [default] * n
-
-    categorical = {}
-    for name, values in (("modality", column(modality, "film")), ("language", column(language, "en")),
-                         ("genre", column(genre, "drama")), ("creator", column(creator, "")),
-                         ("provider", column(None, "")), ("series_id", column(None, ""))):
-        vocab = sorted({v for v in values if v})
-        codes = np.array([vocab.index(v) if v else -1 for v in values], np.int32)
-        categorical[name] = {"codes": writer.add_array(f"items/{name}.npy", codes), "vocab": vocab}
-    numeric = {
-        "duration": writer.add_array("items/duration.npy", np.asarray(column(duration, 600.0), np.float32)),
-        "release_ts": writer.add_array("items/release_ts.npy", np.asarray(column(release_ts, 0), np.int64)),
-        "episode": writer.add_array("items/episode.npy", np.zeros(n, np.int32)),
-        "popularity": writer.add_array("items/popularity.npy", np.asarray(column(popularity, 0.0), np.float32)),
-    }
-    strings = {"ids": writer.add_strings("items/ids", [f"i{r}" for r in range(n)]),
-               "titles": writer.add_strings("items/titles", [f"Item {r}" for r in range(n)]),
-               "tags": writer.add_strings("items/tags", ["|".join(t) for t in column(tags, ())])}
-    items = {"count": n, "embeddings": StoredTable.quantize(vectors, table).manifest_entry(writer),
-             "strings": strings, "categorical": categorical, "numeric": numeric}
-    writer.finish(dim=dim, items=items, defaults={"k": 10, "history_length": history_length, "diversity": 0.0,
-                                                  "short_list": 100},
-                  metrics={}, budgets={}, reference={}, data_version={})
-    return root
-
-
 @pytest.fixture
 def handmade_bundle(tmp_path_factory):
     """write_handmade_bundle into a fresh folder: handmade_bundle(vectors, **columns) -> path."""
+    from handmade import write_handmade_bundle
+
     return lambda vectors, **kw: write_handmade_bundle(tmp_path_factory.mktemp("handmade") / "bundle", vectors, **kw)

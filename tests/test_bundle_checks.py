@@ -3,10 +3,10 @@ make the embedding-space id, the manifest's required fields and versions, and pa
 
 import hashlib
 import json
-import os
 
 import numpy as np
 import pytest
+from handmade import write_handmade_bundle
 
 from edgerec.errors import BundleError
 from edgerec.runtime.bundle import (
@@ -27,17 +27,17 @@ MIB = 1 << 20
 
 
 def small_bundle(root, big_bytes=0):
-    """A bundle without models: an item table, a JSON file and optionally one large binary file."""
-    writer = BundleWriter(root, "checks")
-    table = writer.add_array("items/embeddings.npy", np.arange(12, dtype=np.float32).reshape(4, 3))
-    writer.add_json("info.json", {"hello": "world"})
-    if big_bytes:
-        path = writer.file_path("big.bin")
-        path.write_bytes(np.random.default_rng(0).integers(0, 256, big_bytes, dtype=np.uint8).tobytes())
-        writer.add_file("big.bin")
-    writer.finish(dim=3, items={"embeddings": {"file": table}, "count": 4}, defaults={}, metrics={}, budgets={},
-                  reference={}, data_version={})
-    return root
+    """A hand-made bundle (4 items of width 3, fp32), a JSON file and optionally one large binary file."""
+
+    def extra_files(writer):
+        writer.add_json("info.json", {"hello": "world"})
+        if big_bytes:
+            path = writer.file_path("big.bin")
+            path.write_bytes(np.random.default_rng(0).integers(0, 256, big_bytes, dtype=np.uint8).tobytes())
+            writer.add_file("big.bin")
+
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
+    return write_handmade_bundle(root, vectors, table="fp32", before_finish=extra_files)
 
 
 def rewrite(root, change):
@@ -89,7 +89,8 @@ def test_missing_files_and_models_without_checksums(tmp_path):
     with pytest.raises(BundleError, match="info.json is missing"):
         Bundle.open(root)
     root = small_bundle(tmp_path / "c")
-    entry = ModelEntry("ranker", "onnx", "ranker.onnx", [], []).to_dict()
+    entry = ModelEntry("ranker", "onnx", "ranker.onnx", [TensorSpec("features", "float32", ["batch", 4])],
+                       [TensorSpec("logits", "float32", ["batch"])]).to_dict()
     rewrite(root, lambda d: d["models"].append(entry))
     with pytest.raises(BundleError, match="ranker.onnx is not listed with a checksum"):
         Bundle.open(root)
@@ -170,7 +171,7 @@ def test_a_swapped_model_with_updated_checksum_is_refused(handmade_bundle, tmp_p
 def test_manifest_round_trips(tmp_path):
     manifest = Bundle.open(small_bundle(tmp_path / "b")).manifest
     assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
-    assert manifest.format_version == FORMAT_VERSION and manifest.dim == 3 and manifest.name == "checks"
+    assert manifest.format_version == FORMAT_VERSION and manifest.dim == 3 and manifest.name == "handmade"
     assert list(manifest.files) == sorted(manifest.files)
     assert manifest.files["info.json"] == {"sha256": sha256_file(tmp_path / "b" / "info.json"),
                                            "bytes": (tmp_path / "b" / "info.json").stat().st_size}
@@ -196,7 +197,8 @@ def test_unsupported_format_versions_are_refused(tmp_path, version):
 def test_required_fields(tmp_path, field):
     root = small_bundle(tmp_path / "b")
     rewrite(root, lambda d: d.pop(field))
-    with pytest.raises(BundleError, match="lacks a required field"):
+    with pytest.raises(BundleError, match=rf"manifest.json: {field} is required; the manifest does not follow "
+                                          r"the bundle spec \(spec/manifest.schema.json\)"):
         Bundle.open(root)
 
 
@@ -217,7 +219,7 @@ def test_not_a_manifest(tmp_path):
             Bundle.open(root)
     root = small_bundle(tmp_path / "dim")
     rewrite(root, lambda d: d.update(dim="three"))
-    with pytest.raises(BundleError, match="lacks a required field .*'three'"):
+    with pytest.raises(BundleError, match="manifest.json: dim must be an integer .*got 'three'"):
         Bundle.open(root)
 
 
@@ -294,14 +296,13 @@ def test_bundle_accessors(tmp_path):
 
 
 def test_arrays_never_unpickle(tmp_path):
-    root = tmp_path / "b"
-    writer = BundleWriter(root, "x")
-    with pytest.raises(BundleError, match="object arrays would need pickle"):
-        writer.add_array("o.npy", np.array([{"a": 1}], dtype=object))
-    np.save(writer.file_path("o.npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    writer.add_file("o.npy")
-    writer.finish(dim=1, items={"embeddings": {"file": "o.npy"}}, defaults={}, metrics={}, budgets={},
-                  reference={}, data_version={})
+    def pickled_file(writer):
+        with pytest.raises(BundleError, match="object arrays would need pickle"):
+            writer.add_array("o.npy", np.array([{"a": 1}], dtype=object))
+        np.save(writer.file_path("o.npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        writer.add_file("o.npy")
+
+    root = write_handmade_bundle(tmp_path / "b", np.eye(2, dtype=np.float32), before_finish=pickled_file)
     for mmap in (True, False):
         with pytest.raises(BundleError, match="o.npy cannot be read"):
             Bundle.open(root).array("o.npy", mmap=mmap)
@@ -318,6 +319,6 @@ def test_writer_refuses_a_non_empty_folder_and_stores_strings_with_offsets(tmp_p
     assert spec == {"blob": "s.bin", "offsets": "s.offsets.npy"}
     assert (tmp_path / "empty" / "s.bin").read_bytes() == "aünï".encode()
     np.testing.assert_array_equal(np.load(tmp_path / "empty" / "s.offsets.npy"), [0, 1, 1, 6])
-    writer.finish(dim=1, items={"embeddings": {"file": "s.offsets.npy"}}, defaults={}, metrics={}, budgets={},
-                  reference={}, data_version={})
-    assert sorted(os.listdir(tmp_path / "empty")) == [MANIFEST, "s.bin", "s.offsets.npy"]  # no temporary left
+    root = small_bundle(tmp_path / "finished")
+    written = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert written == {MANIFEST, *Bundle.open(root).manifest.files}  # no temporary left beside them

@@ -86,24 +86,41 @@ def test_float_tables():
     assert TABLE_DTYPES == ("int8", "int8-row", "fp16", "fp32")
 
 
+class WrittenArrays:
+    """The arrays a BundleWriter wrote, read back without opening a bundle, to test StoredTable.read's
+    own checks (Bundle.open refuses a bundle with such a table earlier: see the last test here)."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def array(self, name, mmap=True):
+        return np.load(self.root / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
 def write_table(tmp_path, values, scales=None, axis=None, name="t"):
     writer = BundleWriter(tmp_path / name, name)
     entry = StoredTable(np.asarray(values), None if scales is None else np.asarray(scales, np.float32),
                         axis).manifest_entry(writer)
-    writer.finish(dim=np.asarray(values).shape[-1], items={"embeddings": entry}, defaults={}, metrics={},
-                  budgets={}, reference={}, data_version={})
-    return Bundle.open(tmp_path / name), entry
+    return WrittenArrays(tmp_path / name), entry
 
 
 @pytest.mark.parametrize("dtype", TABLE_DTYPES)
-def test_a_table_reads_back_from_a_bundle(tmp_path, dtype):
+def test_a_table_reads_back_from_a_bundle(handmade_bundle, dtype):
     stored = StoredTable.quantize(VECTORS, dtype)
-    bundle, entry = write_table(tmp_path, stored.values, stored.scales, stored.scale_axis)
+    bundle = Bundle.open(handmade_bundle(VECTORS, table=dtype))
+    entry = bundle.manifest.items.embeddings.to_manifest()
     assert entry["file"] == "items/embeddings.npy" and entry["dtype"] == str(stored.values.dtype)
     assert ("scales" in entry) == (stored.scales is not None)
     back = StoredTable.read(bundle, entry)
     assert back.scale_axis == stored.scale_axis and back.dtype_name == dtype
     np.testing.assert_array_equal(back.dequantize(), stored.dequantize())
+
+
+def test_a_bundle_with_scales_of_the_wrong_shape_does_not_open(handmade_bundle):
+    root = handmade_bundle(VECTORS, table="int8")
+    np.save(root / "items" / "scales.npy", np.ones(3, np.float32))
+    with pytest.raises(BundleError, match="scales"):
+        Bundle.open(root, verify=False)
 
 
 def test_format_1_scales_are_per_row(tmp_path):
