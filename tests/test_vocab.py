@@ -99,7 +99,8 @@ def vocabulary_literals(source: str, path: str = "<source>") -> list[str]:
 def _sources():
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.split("/")[0] in {".venv", "tests", "build", "runs"} or rel == "runtime/vocab.py":
+        top = rel.split("/")[0]
+        if top.startswith(".") or top in {"tests", "build", "runs"} or rel == "runtime/vocab.py":  # .venv*
             continue
         yield rel, path.read_text()
 
