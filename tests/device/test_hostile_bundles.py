@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgerec.errors import BundleError
+from edgerec.errors import BundleError, EdgerecError
 from edgerec.runtime import Bundle, Recommender
 from edgerec.runtime.pack import pack, unpacked
 
@@ -257,3 +257,42 @@ def test_six_processes_opening_one_fresh_packed_file_all_succeed(golden_bundle, 
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == [] and unpacked(packed).is_dir()
     assert json.loads((unpacked(packed) / ".packed-from").read_text())["sha256"]
+
+
+JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                              st.text(max_size=8)),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+                    max_leaves=6)
+
+
+def leaves(node, path=()):
+    """Every (path, value) of a JSON document, inner nodes included."""
+    yield path, node
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield from leaves(child, path + (key,))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(min_value=0), value=JSON, drop=st.booleans())
+def test_any_manifest_field_replaced_or_dropped_is_refused_or_works(golden_bundle, tmp_path_factory, which,
+                                                                    value, drop):
+    root = Path(shutil.copytree(golden_bundle, tmp_path_factory.mktemp("fuzz") / "bundle"))
+    data = json.loads((root / "manifest.json").read_text())
+    spots = [p for p, _ in leaves(data) if p and p[0] != "files"]  # checksums stay true: only the edit can fail
+    path = spots[which % len(spots)]
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    if drop:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    (root / "manifest.json").write_text(json.dumps(data))
+    try:
+        open_and_use(root)
+    except BundleError:
+        pass  # refused: the expected answer for nearly every edit
+    except EdgerecError as exc:  # an update of defaults may be refused as a bad setting; still clean
+        assert str(exc)
