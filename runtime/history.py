@@ -68,6 +68,7 @@ class HistoryStore:
                  erase_wait: float = 2.0):
         self.path = Path(path)
         self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
+        self.timeout = timeout
         self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept
         self.retention = retention or Retention()
         self._lock = threading.RLock()
@@ -245,11 +246,14 @@ class HistoryStore:
         blocking the erasure leaves `erasure_pending` set (retried next time) instead of failing."""
         if self._delete_old(None) or self.erasure_pending:
             with self._lock:
+                self.db.execute("PRAGMA busy_timeout=0")  # a record never waits for someone else's reader
                 try:
                     history_care.erase(self.db, self.path, 0.0, vacuum=False)
                     self.erasure_pending = False
                 except HistoryError:
                     self.erasure_pending = True
+                finally:
+                    self.db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
 
     def erase_pending(self) -> None:
         """Complete an erasure a reader blocked (HistoryError again while it still does)."""

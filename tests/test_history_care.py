@@ -103,15 +103,17 @@ def test_pruning_erases_what_it_removes_or_says_it_could_not(tmp_path):
 
 def test_automatic_pruning_never_fails_a_record_and_finishes_erasure_later(tmp_path):
     db = tmp_path / "h.db"
-    store = HistoryStore(db, Retention(max_events=5), timeout=0.2)
+    store = HistoryStore(db, Retention(max_events=5))  # the default 5 s lock timeout
     reader = sqlite3.connect(db, isolation_level=None)
     for i in range(60):
         store.record("p", f"auto-item-{i:03d}", "play")
     reader.execute("BEGIN")
     reader.execute("SELECT COUNT(*) FROM events").fetchone()
+    started = time.monotonic()
     for i in range(60, 100):
         store.record("p", f"auto-item-{i:03d}", "play")  # the 100th prunes while the reader holds on
     assert store.erasure_pending
+    assert time.monotonic() - started < 4.0  # the record did not sit out the reader's lock timeout
     reader.execute("COMMIT")
     store.erase_pending()
     assert not store.erasure_pending and b"auto-item-000" not in raw_bytes(db)
