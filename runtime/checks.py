@@ -38,10 +38,10 @@ def text(value, what: str, limit: int = MAX_ID) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigError(f"{what} {_shown(value)} holds a lone surrogate, which is not valid Unicode text; "
-                          "pass a properly decoded string") from None
+        raise ConfigError(f"{what} holds a lone surrogate, which is not valid Unicode text; pass a properly "
+                          "decoded string") from None  # the value itself is not shown: it may be a user id
     if "\x00" in value:
-        raise ConfigError(f"{what} {_shown(value)} holds a NUL character")
+        raise ConfigError(f"{what} holds a NUL character; pass plain text")
     return value
 
 

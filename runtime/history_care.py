@@ -27,8 +27,9 @@ OWN_TABLES = {"meta", "events", "preferences", "added_items", "sqlite_sequence"}
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 
 
-def check_file(path: Path) -> None:
-    """Refuse, before SQLite touches it, a file that cannot be an edgerec history."""
+def check_file(path: Path, encrypted: bool = False) -> None:
+    """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
+    file has no readable header: only its size and kind are checked)."""
     if str(path) == ":memory:" or not path.exists():
         return
     if not path.is_file():
@@ -38,7 +39,7 @@ def check_file(path: Path) -> None:
     if not head:
         raise HistoryError(f"history file {path} is empty (0 bytes), not an edgerec history; delete it to start "
                            "a new history, or pass the right file")
-    if head != SQLITE_HEADER:
+    if head != SQLITE_HEADER and not encrypted:
         raise HistoryError(f"history file {path} cannot be used (it is not an SQLite database); move it away "
                            "and a new one will be created, or pass the right file")
 

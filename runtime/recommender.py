@@ -219,7 +219,7 @@ class Recommender:
         for name in set(meta) & set(self.catalog.numeric):
             meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", allow_none=True)
         for name in set(meta) & set(self.catalog.categorical):
-            if meta[name] is not None:
+            if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
                 checks.text(meta[name], f"item {item_id!r}: {name}", 1000)
         return AddedItem(item_id, self._vector_for({**spec, "item_id": item_id}, meta), meta)
 
