@@ -1,4 +1,5 @@
-"""Acting as a device: `edgerec recommend`, `edgerec record`, `edgerec history show|export|forget`.
+"""Acting as a device: `edgerec recommend`, `edgerec record`,
+`edgerec history show|export|forget|backup|recover`.
 
 These use only the runtime, so they work where only `pip install edgerec` is installed.
 """
@@ -28,6 +29,18 @@ HISTORY = click.option("--history", "history_path", default="history.db", show_d
                        type=click.Path(dir_okay=False), help="The on-device history database.")
 
 
+def existing_store(path: str):
+    """The history at `path`; commands that only read or delete never create one by mistake."""
+    from pathlib import Path
+
+    from edgerec.errors import HistoryError
+    from edgerec.runtime.history import HistoryStore
+
+    if not Path(path).is_file():
+        raise HistoryError(f"no history database at {path}; pass the right file with --history")
+    return HistoryStore(path)
+
+
 @click.command("recommend", epilog=example(
     "edgerec recommend bundle --user alice --history alice.db --device tv --k 10"))
 @click.argument("bundle", type=click.Path(exists=True))
@@ -38,7 +51,7 @@ HISTORY = click.option("--history", "history_path", default="history.db", show_d
 @click.option("--device", type=VocabularyChoice("DEVICES"), help="Context: the device type.")
 @click.option("--language", "languages", multiple=True, help="Only items in these languages.")
 @click.option("--kids-safe", is_flag=True)
-@click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only).")
+@click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only); checked by Policy.")
 @click.option("--fallback", type=click.Path(exists=True),
               help="The bundle served so far: BUNDLE is an update, served only if it verifies and reproduces "
                    "its reference outputs here; otherwise this one keeps serving.")
@@ -92,12 +105,10 @@ def history_group() -> None:
 @history_group.command("show", epilog=example("edgerec history show alice --history alice.db --last 50"))
 @click.argument("user")
 @HISTORY
-@click.option("--last", default=20, show_default=True)
+@click.option("--last", default=20, show_default=True, type=click.IntRange(min=0))
 def show(user, history_path, last) -> None:
     """USER's newest events, as the device stores them."""
-    from edgerec.runtime.history import HistoryStore
-
-    store = HistoryStore(history_path)
+    store = existing_store(history_path)
     events = store.events(user, limit=last)
     table([{"id": e.id, "item": e.item, "event": e.event, "value": e.value if e.value is not None else "",
             "time": e.ts} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
@@ -110,9 +121,7 @@ def show(user, history_path, last) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def export_cmd(user, history_path, out) -> None:
     """Everything stored about USER, as JSON (the user's right to their data)."""
-    from edgerec.runtime.history import HistoryStore
-
-    write_json(out, HistoryStore(history_path).export(user))
+    write_json(out, existing_store(history_path).export(user))
 
 
 @history_group.command("forget", epilog=example("edgerec history forget alice --history alice.db --yes"))
@@ -120,13 +129,34 @@ def export_cmd(user, history_path, out) -> None:
 @HISTORY
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def forget(user, history_path, yes) -> None:
-    """Delete USER's events and preferences; nothing readable is left in the database files."""
-    from edgerec.runtime.history import HistoryStore
-
+    """Delete USER's events and preferences; nothing readable is left in the database files
+    (an error says so when another reader keeps the bytes, see the README)."""
+    store = existing_store(history_path)
     if not yes:
         click.confirm(f"Forget everything about {user}?", abort=True)
-    removed = HistoryStore(history_path).forget(user)
-    console.print(f"forgot {user}: {removed} events removed")
+    removed = store.forget(user)
+    console.print(f"forgot {user}: {removed} events removed and erased")
+
+
+@history_group.command("backup", epilog=example("edgerec history backup --history alice.db --out alice-copy.db"))
+@HISTORY
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A new file for the copy.")
+def backup_cmd(history_path, out) -> None:
+    """A consistent copy of the history, safe while the app is running (SQLite's backup API)."""
+    copy = existing_store(history_path).backup(out)
+    console.print(f"backed up {history_path} to {copy}")
+
+
+@history_group.command("recover", epilog=example("edgerec history recover --history broken.db --out fresh.db"))
+@HISTORY
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A new file for what is readable.")
+def recover_cmd(history_path, out) -> None:
+    """Copy every readable event of a damaged history into a new file."""
+    from edgerec.runtime.history import HistoryStore
+
+    report = HistoryStore.recover(history_path, out)
+    console.print(f"recovered {report['events']} events, {report['preferences']} preferences and "
+                  f"{report['added_items']} added items into {out} ({report['unreadable']} unreadable reads)")
 
 
 def register(cli: click.Group) -> None:

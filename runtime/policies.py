@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgerec.runtime import checks
+
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
                               "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
 
@@ -26,6 +28,17 @@ class Filters:
     exclude_items: list[str] | None = None
     kids_safe: bool = False
     max_duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> Filters:
+        """ConfigError for a field of the wrong kind (a lone string for a list, NaN for a number)."""
+        for name in ("languages", "modalities", "genres", "exclude_genres", "exclude_items"):
+            setattr(self, name, checks.names(getattr(self, name), f"Filters.{name}"))
+        checks.flag(self.kids_safe, "Filters.kids_safe")
+        checks.number(self.max_duration_s, "Filters.max_duration_s", 0.0, allow_none=True, low_open=True)
+        return self
 
 
 @dataclass
@@ -43,6 +56,24 @@ class Policy:
     short_list: int = 100
     use_ranker: bool = True
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> Policy:
+        """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
+        checks.number(self.diversity, "Policy.diversity", 0.0, 1.0)
+        for name in ("max_per_creator", "max_per_genre"):
+            checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True)
+        checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
+        checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
+        checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
+        checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
+        checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
+        checks.integer(self.short_list, "Policy.short_list", 1, 100_000)
+        checks.flag(self.use_ranker, "Policy.use_ranker")
+        checks.instance(self.extra, dict, "Policy.extra", allow_none=False)
+        return self
 
 
 def filter_mask(catalog, rows: np.ndarray, filters: Filters | None) -> np.ndarray:
