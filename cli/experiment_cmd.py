@@ -137,7 +137,7 @@ def interleave(control, treatment, policy_a, policy_b, data_dir, users, days, pr
 @experiment_group.command("ope", epilog=example(
     "edgerec experiment ope runs/demo/bundle --policy-b '{\"diversity\": 0.3}' --data runs/demo/data"))
 @two_arms
-@click.option("--temperature", default=2.0, show_default=True, help="Plackett-Luce temperature of exploration.")
+@click.option("--temperature", default=1.0, show_default=True, help="Plackett-Luce temperature of exploration.")
 @sim_options(days=1, pre_days=0, users=300)
 def ope(control, treatment, policy_a, policy_b, temperature, data_dir, users, days, pre_days, k, seed, click_model,
         json_out) -> None:

@@ -116,7 +116,7 @@ class ExplorationStage:
     """
 
     def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None,
-                 samples: int = 4000):
+                 samples: int = 20_000):
         if temperature <= 0 or width < 1 or samples < 1:
             raise ConfigError("exploration needs temperature > 0, width >= 1 and samples >= 1 "
                               f"(got {temperature}, {width}, {samples})")
@@ -127,7 +127,9 @@ class ExplorationStage:
         """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model."""
         keys = logits[None, :] + self.rng.gumbel(size=(self.samples, len(logits)))
         top = np.argsort(-keys, axis=1)[:, : len(chosen)]
-        return tuple(float(x) for x in (top == np.asarray(chosen)[None, :]).mean(0))
+        hits = (top == np.asarray(chosen)[None, :]).sum(0)
+        # the list actually drawn is one more sample of the same model: never a zero probability
+        return tuple(float(x) for x in (hits + 1) / (self.samples + 1))
 
     def candidates(self, request: Request) -> np.ndarray:
         """Positions into the pool: the policy's list, then the other pool rows by relevance."""
@@ -161,7 +163,7 @@ class ExplorationStage:
 
 
 def explore(rec, temperature: float = 2.0, width: int = 30, seed: int | None = None,
-            samples: int = 4000) -> ExposureLog:
+            samples: int = 20_000) -> ExposureLog:
     """Switch exploration on for a Recommender; returns the log its exposures go to."""
     log = ExposureLog()
     stage = ExplorationStage(log, temperature, width, seed, samples)

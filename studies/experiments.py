@@ -21,7 +21,7 @@ from edgerec.runtime.pipeline import Stage
 from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
-from edgerec.studies.ope import LoggedList, estimates
+from edgerec.studies.ope import LoggedList, estimates, standard_errors
 from edgerec.studies.reactions import examination, reactions_for
 from edgerec.studies.simulator import Arm, SimConfig, Simulator
 
@@ -157,9 +157,10 @@ class ABStudy(Study):
 
 
 def ab_analysis(log, metric: str, alpha: float, seed: int) -> dict:
-    """The tests of an A/B log on a per-user metric (experiment-period sum), CUPED on the pre-period."""
+    """The tests of an A/B log on a per-user metric (experiment-period sum); CUPED's covariate is each
+    user's pre-period plays as the device history holds them."""
     arms = np.array(log.arms)
-    y, x = log.period(metric), log.period(metric, pre=True)
+    y, x = log.period(metric), log.pre_device
     c, t = arms == ARMS[0], arms == ARMS[1]
     plain = stats.welch(y[c], y[t], metric, alpha)
     boot = stats.bootstrap_ci(y[c], y[t], seed=seed, alpha=alpha)
@@ -205,8 +206,8 @@ class AAStudy(Study):
     def measure(self, progress: Progress) -> dict:
         _, simulator = _setup(self.data_dir, self.sim, self.source)
         log = simulator.run([Arm("all", self.bundle)], lambda _u: "all")
-        return aa_rates(log.users, log.period(self.metric), log.period(self.metric, pre=True), self.experiments,
-                        self.alpha, self.sim.seed)
+        return aa_rates(log.users, log.period(self.metric), log.pre_device, self.experiments, self.alpha,
+                        self.sim.seed)
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
@@ -245,15 +246,18 @@ class InterleaveStudy(Study):
     def measure(self, progress: Progress) -> dict:
         _, simulator = _setup(self.data_dir, self.sim, self.source)
         progress(f"interleaving for {len(simulator.user_codes)} simulated users", {})
+        return interleave_analysis(self.run_log(simulator), self.alpha)
+
+    def run_log(self, simulator: Simulator):
+        """The simulated log of every user served the interleaved list."""
         same_bundle = Path(self.control.bundle) == Path(self.treatment.bundle)
         other = None if same_bundle else Recommender.open(self.treatment.bundle)
         try:
-            log = simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
-                                lambda _u: "interleaved", self._lister(other), mirrors=[other] if other else [])
+            return simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
+                                 lambda _u: "interleaved", self._lister(other), mirrors=[other] if other else [])
         finally:
             if other is not None:
                 other.close()
-        return interleave_analysis(log, self.alpha)
 
     def _lister(self, other: Recommender | None):
         stages: dict[int, object] = {}
@@ -309,7 +313,7 @@ class OPEStudy(Study):
     target: Arm
     data_dir: Path
     sim: SimConfig = field(default_factory=lambda: SimConfig(users=300, days=1, pre_days=0))
-    temperature: float = 2.0
+    temperature: float = 1.0
     source: str = "auto"
 
     def measure(self, progress: Progress) -> dict:
@@ -332,7 +336,7 @@ class OPEStudy(Study):
         found = estimates(logs)
         true = float(np.mean(truth))
         return {"lists": len(logs), "true_value": true, "logging_value": float(np.mean(logged_truth)),
-                "estimates": found,
+                "estimates": found, "standard_errors": standard_errors(logs, seed=self.sim.seed),
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
                 "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
 
@@ -359,9 +363,36 @@ class OPEStudy(Study):
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        rows = [{"estimator": name, "estimate": v, "relative_error": record["relative_error"][name]}
-                for name, v in record["estimates"].items()]
+        rows = [{"estimator": name, "estimate": v, "standard_error": record["standard_errors"][name],
+                 "relative_error": record["relative_error"][name]} for name, v in record["estimates"].items()]
         rows.append({"estimator": "true (simulator)", "estimate": record["true_value"], "relative_error": 0.0})
         rows.append({"estimator": "logging policy (true)", "estimate": record["logging_value"],
                      "relative_error": None})
         return [Table(f"expected plays per list of the target ({record['lists']} logged lists)", rows)]
+
+
+@dataclass
+class BundleComparisonStudy(Study):
+    """One A/B test and one interleaving of two bundles on the same simulated users (the demo's)."""
+
+    name = "experiment"
+    control: Arm
+    treatment: Arm
+    data_dir: Path
+    sim: SimConfig = field(default_factory=lambda: SimConfig(users=200, days=5, pre_days=3))
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        ab = ABStudy(self.control, self.treatment, self.data_dir, self.sim, source=self.source).measure(progress)
+        il = InterleaveStudy(self.control, self.treatment, self.data_dir, self.sim,
+                             source=self.source).measure(progress)
+        progress("A/B", {"verdict": ab["verdict"]["decision"]})
+        progress("interleaving", {"verdict": il["verdict"]["decision"]})
+        return {"control": self.control.name, "treatment": self.treatment.name, "ab": ab, "interleave": il}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        title = f"{record['treatment']} (treatment) vs {record['control']} (control)"
+        ab, il = ABStudy.tables(record["ab"]), InterleaveStudy.tables(record["interleave"])
+        return [Table(f"A/B, {title}: {t.title}", t.rows, t.columns) for t in ab] + \
+            [Table(f"interleaving, {title}: {t.title}", t.rows, t.columns) for t in il]

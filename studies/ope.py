@@ -63,5 +63,19 @@ def doubly_robust(logs: list[LoggedList], q: np.ndarray | None = None) -> float:
     return float(np.mean(out))
 
 
+ESTIMATORS = {"IPS": ips, "SNIPS": snips, "DR": doubly_robust}
+
+
 def estimates(logs: list[LoggedList]) -> dict[str, float]:
-    return {"IPS": ips(logs), "SNIPS": snips(logs), "DR": doubly_robust(logs)}
+    return {name: fn(logs) for name, fn in ESTIMATORS.items()}
+
+
+def standard_errors(logs: list[LoggedList], resamples: int = 200, seed: int = 0) -> dict[str, float]:
+    """Bootstrap standard error of each estimator (lists resampled)."""
+    rng = np.random.default_rng(seed)
+    draws = {name: [] for name in ESTIMATORS}
+    for _ in range(resamples):
+        pick = [logs[i] for i in rng.integers(0, len(logs), len(logs))]
+        for name, fn in ESTIMATORS.items():
+            draws[name].append(fn(pick))
+    return {name: float(np.std(v, ddof=1)) for name, v in draws.items()}

@@ -84,6 +84,10 @@ class Reactions(ABC):
     def activity(self, users: np.ndarray) -> np.ndarray:
         """P(the user opens the app on a day), before satisfaction moves it."""
 
+    @abstractmethod
+    def intensity(self, users: np.ndarray) -> np.ndarray:
+        """How heavy a user is, relative to the median user (sessions on an active day scale with it)."""
+
     def expected_plays(self, user: int, items: np.ndarray) -> float:
         """Expected plays of a list under the position-based model (the true value of a list)."""
         return float((examination(len(items)) * self.attraction(user, items)).sum())
@@ -132,6 +136,7 @@ class SynthReactions(Reactions):
         self.world, self.users = world, users
         share = np.argsort(np.argsort(users.slots)) / max(len(users.slots) - 1, 1)  # activity percentile
         self.open_rate = 0.15 + 0.7 * share
+        self.heavy = np.clip(users.slots / np.median(users.slots), 0.2, 5.0)
 
     def fit(self, user: int, items: np.ndarray) -> np.ndarray:
         row = self.user_row[user]
@@ -153,6 +158,9 @@ class SynthReactions(Reactions):
 
     def activity(self, users: np.ndarray) -> np.ndarray:
         return self.open_rate[self.user_row[users]]
+
+    def intensity(self, users: np.ndarray) -> np.ndarray:
+        return self.heavy[self.user_row[users]]
 
 
 class FittedReactions(Reactions):
@@ -182,6 +190,7 @@ class FittedReactions(Reactions):
         per_user = np.bincount(log.user, minlength=n_users)
         share = np.argsort(np.argsort(per_user)) / max(n_users - 1, 1)
         self.open_rate = 0.15 + 0.7 * share
+        self.heavy = np.clip(per_user / max(np.median(per_user), 1), 0.2, 5.0)
 
     def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
         return np.clip(self.scale * self.pop[items] * self.affinity[user, self.genre[items]], 0.0, 0.95)
@@ -194,6 +203,9 @@ class FittedReactions(Reactions):
 
     def activity(self, users: np.ndarray) -> np.ndarray:
         return self.open_rate[users]
+
+    def intensity(self, users: np.ndarray) -> np.ndarray:
+        return self.heavy[users]
 
 
 def reactions_for(dataset: Dataset, source: str = "auto") -> Reactions:

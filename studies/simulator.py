@@ -6,9 +6,12 @@ so the next list sees it. Users are the data set's own: each starts with its
 newest logged events on the device, then lives `pre_days` under the first
 arm (the pre-period CUPED reads back from the device history) and `days`
 under its assigned arm. A day: the user opens the app with a probability
-from its activity, moved up or down by how the last session went; a
-session is up to `lists_per_session` lists, the next one asked for when the
-last held a finish (or by chance). Every draw comes from generators seeded
+from its activity, moved up or down by how the last day went, and has
+1 + Poisson(0.5 x its intensity) sessions (heavy users come back more
+often); a session is up to `lists_per_session` lists, the next one asked
+for when the last held a finish (or by chance). A user's pre-period
+activity, CUPED's covariate, is read back from the device history: its
+plays, finishes and skips in the pre-period. Every draw comes from generators seeded
 by (seed, user), so a run is repeatable and one user's luck does not depend
 on the others.
 """
@@ -25,10 +28,12 @@ from edgerec.data.schema import Dataset
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.policies import Policy
-from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.reactions import Reaction, Reactions
 
 DAY = 86_400
+SESSIONS_PER_INTENSITY = 0.5  # extra sessions on an active day: Poisson(0.5 x the user's intensity)
+MAX_SESSIONS = 6
 FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
           "wins_a", "wins_b", "clicks_a", "clicks_b")
 
@@ -80,6 +85,7 @@ class SimLog:
     days: np.ndarray  # the day index of each column, pre-period first
     values: dict[str, np.ndarray]  # field -> (users, days)
     shown: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # arm -> day -> item ids shown
+    pre_device: np.ndarray | None = None  # per user: items played in the pre-period, from the device history
 
     def period(self, name: str, pre: bool = False) -> np.ndarray:
         """Per-user sum of a field over the experiment (or the pre-) period."""
@@ -136,7 +142,7 @@ class Simulator:
         days = np.arange(-cfg.pre_days, cfg.days)
         values = {f: np.zeros((len(self.user_codes), len(days))) for f in FIELDS}
         shown: dict[str, dict[int, list[str]]] = {a.name: {} for a in arms}
-        user_arms = []
+        user_arms, pre_device = [], []
         first = arms[0].name
         for i, code in enumerate(self.user_codes):
             name = self.dataset.user_ids[code]
@@ -154,18 +160,32 @@ class Simulator:
                 p_open = np.clip(self.reactions.activity(np.array([code]))[0] + 0.5 * (satisfaction - 0.5), 0.02, 0.98)
                 if rng.random() >= p_open:
                     continue
-                now = self.start + float(day) * DAY + hour * 3600
-                out = self._session(rec, policy, name, int(code), now, hour, rng, lister, devices)
-                shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
-                for f, v in out.items():
+                sessions = 1 + rng.poisson(SESSIONS_PER_INTENSITY * self.reactions.intensity(np.array([code]))[0])
+                day_out = {f: 0.0 for f in FIELDS}
+                for s in range(min(int(sessions), MAX_SESSIONS)):
+                    now = self.start + float(day) * DAY + (hour + 2 * s) * 3600
+                    out = self._session(rec, policy, name, int(code), now, hour + 2 * s, rng, lister, devices)
+                    shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
+                    for f, v in out.items():
+                        day_out[f] += v
+                for f, v in day_out.items():
                     values[f][i, d] = v
-                satisfaction = out["finishes"] / max(out["lists"], 1)
-        return SimLog(self.user_names, user_arms, days, {f: v for f, v in values.items()}, shown)
+                values["active"][i, d] = 1.0
+                satisfaction = day_out["finishes"] / max(day_out["lists"], 1)
+            pre_device.append(self.pre_period_plays(recs[first], name))
+        return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64))
+
+    def pre_period_plays(self, rec: Recommender, user: str) -> int:
+        """What the device knows of the user's pre-period: items played (finished or skipped included)."""
+        begin = self.start - self.cfg.pre_days * DAY
+        # one play, finish or skip per item played: every event but likes and the feedback buttons
+        return sum(1 for e in rec.history.events(user)
+                   if begin <= e.ts < self.start and e.event != "like" and e.event not in FEEDBACK)
 
     def _session(self, rec, policy, name, code, now, hour, rng, lister, devices) -> dict:
         cfg, react = self.cfg, self.reactions
         out = {f: 0.0 for f in FIELDS}
-        out["active"], out["items"] = 1.0, []
+        out["items"] = []
         for _ in range(cfg.lists_per_session):
             context = {"now": now, "hour": hour % 24}
             if lister is None:
