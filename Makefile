@@ -3,9 +3,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# A second venv with the device side only (the base install, no torch/onnx/transformers), where
+# the runtime's own suite (tests/device) runs against the spec's golden bundle.
+DEVICE_VENV ?= .venv-device
+DEVICE_BIN  := $(DEVICE_VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: setup demo demo-quick test lint clean
+.PHONY: setup setup-device demo demo-quick test test-device lint mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # the kernel is compiled at install
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +21,39 @@ $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # t
 
 setup: $(VENV)/.installed
 
+$(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c
+	$(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_BIN)/pip install -q --upgrade pip
+	# the base install and the TFLite engine, plus the test runner: nothing of the host side
+	$(DEVICE_BIN)/pip install -q -e '.[tflite]' pytest hypothesis -c constraints.txt
+	touch $@
+
+setup-device: $(DEVICE_VENV)/.installed
+
 demo: setup
 	$(BIN)/edgerec demo --out $(OUT)
 
 demo-quick: setup
 	$(BIN)/edgerec demo --quick --out $(OUT)-quick
 
-test: setup
+# the full suite, then the device suite alone in the device venv (the host conftest stays out)
+test: setup test-device
 	$(BIN)/python -m pytest -q
+
+test-device: setup-device
+	EDGEREC_DEVICE_ONLY=1 $(DEVICE_BIN)/python -m pytest -q tests/device --confcutdir=tests/device \
+		-p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check .
 
+# Mutation testing of the modules that decide behaviour (slow: not part of CI). A subset:
+#   make mutate MODULES="runtime/policies.py data/split.py" [TESTS="tests/test_split.py"] [JOBS=1]
+MODULES ?=
+TESTS   ?=
+JOBS    ?= 2
+mutate: setup
+	$(BIN)/python tools/mutate.py --jobs $(JOBS) $(if $(TESTS),--tests $(TESTS)) $(MODULES)
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(DEVICE_VENV) runs build *.egg-info

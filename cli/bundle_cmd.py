@@ -96,7 +96,7 @@ def _print_manifest(manifest, where, size: int | None = None) -> None:
     m = manifest
     key_values({"name": m.name, "format version": m.format_version, "created": m.created,
                 "edgerec": m.edgerec_version, "embedding space": m.embedding_space, "dim": m.dim,
-                "items": m.items.get("count"), "item table": m.items["embeddings"]["dtype"],
+                "items": m.items.count, "item table": m.items.embeddings.dtype,
                 "bytes": size if size is not None else sum(f["bytes"] for f in m.files.values()),
                 "defaults": m.defaults, "data": m.data_version}, title=f"bundle {where}")
     rows = []

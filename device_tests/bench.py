@@ -171,7 +171,7 @@ def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> l
     for path in paths:
         bundle = Bundle.open(path)
         length = int(bundle.manifest.defaults.get("history_length", 50))
-        count = bundle.manifest.items["count"]
+        count = bundle.manifest.items.count
         histories = ItemCatalog(bundle).encoder_inputs(np.random.default_rng(0).integers(0, count, n * length))
         histories = histories.reshape(n, length)
         for entry in bundle.manifest.models:
@@ -279,7 +279,7 @@ def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig, source: st
     rss_runtime = peak_rss_mb()  # before the baselines below allocate their float copies
     encoders = bench_encoders([source] + [Path(p) for p in cfg.compare], profile)
     retrieval = bench_retrieval(source, profile, cfg)
-    return {"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg), "items": manifest.items["count"],
+    return {"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg), "items": manifest.items.count,
             "bundle_bytes": int(bundle_bytes), "runs": runs, "encoders": encoders, "retrieval": retrieval,
             "peak_rss_mb": rss_runtime, "peak_rss_mb_with_baselines": peak_rss_mb(),
             "python": sys.version.split()[0], "machine": os.uname().machine, "cpus_seen": os.cpu_count(),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.runtime.bundle import Bundle, BundleWriter
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
 from edgerec.runtime.item_table import StoredTable
 
 
@@ -21,7 +22,7 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     out = Path(out)
     m = source.manifest
     rng = np.random.default_rng(seed)
-    stored = StoredTable.read(source, m.items["embeddings"])
+    stored = StoredTable.read(source, m.items.embeddings)
     base = stored.dequantize()
     picks = rng.integers(0, len(base), n_items)
     picks[: min(len(base), n_items)] = np.arange(min(len(base), n_items))  # the real items come first, as they are
@@ -29,26 +30,23 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     vectors[: min(len(base), n_items)] = base[: min(len(base), n_items)]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     writer = BundleWriter(out, f"{m.name}-{n_items}")
-    embeddings = StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer)
-    known = m.items.get("encoder_inputs")
+    embeddings = TableSpec.from_manifest(StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer))
+    known = m.items.encoder_inputs
     inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
-    strings = {
-        "ids": writer.add_strings("items/ids", [f"x{i}" for i in range(n_items)]),
-        "titles": writer.add_strings("items/titles", [f"Item {i}" for i in range(n_items)]),
-        "tags": writer.add_strings("items/tags", [""] * n_items),
-    }
-    categorical = {}
-    for name, spec in m.items["categorical"].items():
-        codes = source.array(spec["codes"], mmap=False)[picks]
-        categorical[name] = {"codes": writer.add_array(f"items/{name}.npy", codes), "vocab": spec["vocab"]}
-    numeric = {name: writer.add_array(f"items/{name}.npy", source.array(path, mmap=False)[picks])
-               for name, path in m.items["numeric"].items()}
+    strings = {"ids": [f"x{i}" for i in range(n_items)], "titles": [f"Item {i}" for i in range(n_items)],
+               "tags": [""] * n_items}
+    items = ItemTableSpec(
+        count=n_items, embeddings=embeddings,
+        strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},
+        categorical={name: ColumnSpec.write_codes(writer, name, source.array(c.file, mmap=False)[picks], c.vocab)
+                     for name, c in m.items.categorical.items()},
+        numeric={name: ColumnSpec.write_numeric(writer, name, source.array(c.file, mmap=False)[picks])
+                 for name, c in m.items.numeric.items()},
+        encoder_inputs=writer.add_array("items/encoder_inputs.npy", inputs.astype(np.int32)),
+    )
     for entry in m.models:
         shutil.copyfile(source.path(entry.file), writer.file_path(entry.file))
         writer.add_model(entry)
-    writer.finish(dim=m.dim, items={"count": n_items, "embeddings": embeddings, "strings": strings,
-                                    "encoder_inputs": writer.add_array("items/encoder_inputs.npy",
-                                                                       inputs.astype(np.int32)),
-                                    "categorical": categorical, "numeric": numeric},
-                  defaults=m.defaults, metrics={}, budgets=m.budgets, reference={}, data_version=m.data_version)
+    writer.finish(dim=m.dim, items=items, defaults=m.defaults, metrics={}, budgets=m.budgets, reference={},
+                  data_version=m.data_version)
     return out

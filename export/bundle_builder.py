@@ -39,6 +39,7 @@ from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
 from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.vocab import MODALITIES
 
@@ -130,13 +131,12 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     if cfg.evaluate:
         say("measuring test metrics")
         metrics.update(_model_metrics(model, ckpt.info, dataset, split, teacher, bundle_table))
-    manifest_items = dict(items, count=len(dataset.catalog))
     writer.add_json("model_card.json", {"checkpoint": str(checkpoint), "config": model.config.to_dict(),
                                         "training": {k: v for k, v in ckpt.info.items() if k != "history"},
                                         "export": asdict(cfg)})
     _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
     return writer.finish(
-        dim=model.config.dim, items=manifest_items,
+        dim=model.config.dim, items=items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,
         data_version={"source": dataset.meta.get("source", str(data_dir)), "users": dataset.n_users,
@@ -237,29 +237,20 @@ def _export_ranker(ranker_dir, checkpoint, model, dataset, split, users, history
     return entries
 
 
-def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, popularity) -> dict:
-    embeddings = stored.manifest_entry(writer)
+def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, popularity) -> ItemTableSpec:
+    """The item table and its metadata columns, written through the manifest's item section."""
     text = catalog.text
-    columns = {
-        "ids": writer.add_strings("items/ids", catalog.item_ids),
-        "titles": writer.add_strings("items/titles", text["title"]),
-        "tags": writer.add_strings("items/tags", ["|".join(t) for t in catalog.tags]),
-    }
-    categorical = {}
-    for column in ("modality", "language", "genre", "creator", "provider", "series_id"):
-        values = text[column]
-        vocab = list(MODALITIES) if column == "modality" else []
-        vocab += sorted({v for v in values if v and v not in vocab})
-        lookup = {v: i for i, v in enumerate(vocab)}
-        codes = np.fromiter((lookup.get(v, -1) for v in values), np.int32, len(values))
-        categorical[column] = {"codes": writer.add_array(f"items/{column}.npy", codes), "vocab": vocab}
-    numeric = {
-        "duration": writer.add_array("items/duration.npy", catalog.duration.astype(np.float32)),
-        "release_ts": writer.add_array("items/release_ts.npy", catalog.release_ts.astype(np.int64)),
-        "episode": writer.add_array("items/episode.npy", catalog.episode.astype(np.int32)),
-        "popularity": writer.add_array("items/popularity.npy", np.asarray(popularity, np.float32)),
-    }
-    return {"embeddings": embeddings, "strings": columns, "categorical": categorical, "numeric": numeric}
+    strings = {"ids": catalog.item_ids, "titles": text["title"], "tags": ["|".join(t) for t in catalog.tags]}
+    numeric = {"duration": catalog.duration, "release_ts": catalog.release_ts, "episode": catalog.episode,
+               "popularity": popularity}
+    return ItemTableSpec(
+        count=len(catalog), embeddings=TableSpec.from_manifest(stored.manifest_entry(writer)),
+        strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},
+        categorical={name: ColumnSpec.write_categorical(writer, name, text[name],
+                                                        list(MODALITIES) if name == "modality" else [])
+                     for name in ("modality", "language", "genre", "creator", "provider", "series_id")},
+        numeric={name: ColumnSpec.write_numeric(writer, name, values) for name, values in numeric.items()},
+    )
 
 
 def _write_reference(writer, rows, vectors, table, k: int) -> dict:

@@ -109,7 +109,7 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
                                 extra={"source": "user-supplied"}))
     items = _write_items(writer, dataset.catalog, stored, train_popularity(split))
     reference = _write_reference(writer, rows[:32], produced[:32], table, 10)
-    return writer.finish(dim=spec.dim, items=dict(items, count=dataset.n_items),
+    return writer.finish(dim=spec.dim, items=items,
                          defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100},
                          metrics={"monitoring": score_baseline(produced, table, [history.of(u) for u in users])},
                          budgets={}, reference=reference,

@@ -80,7 +80,7 @@ class Evaluator:
             if np.isnan(scores).any():
                 raise ModelError(f"scorer {scorer.name} returned NaN scores; check the model")
             rows = np.repeat(np.arange(len(batch)), history.lengths()[batch])
-            cols = np.concatenate([history.of(u) for u in batch]) if len(batch) else np.zeros(0, np.int64)
+            cols = np.concatenate([history.of(u) for u in batch])  # a batch is never empty
             scores[rows, cols] = -np.inf  # consumed items are never recommended again
             ranks[start:start + len(batch)] = rank_of(scores, targets[start:start + len(batch)])
             lists[start:start + len(batch)] = top_k(scores, self.k)

@@ -64,17 +64,19 @@ def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray) -> float:
     """Mean pairwise 1 - Jaccard(tags) within each list.
 
     `item_tags` is (n_items, T) integer tag codes padded with -1 (genre counts as a tag).
-    Two items without any tag are taken as different.
+    Two items without any tag are taken as different. Padded places (-1: fewer than k items to
+    recommend) are no item and form no pair.
     """
     k = lists.shape[1]
-    if k < 2 or not len(lists):
-        return 0.0
-    tags = item_tags[np.maximum(lists, 0)]  # (B, k, T)
+    tags = item_tags[np.maximum(lists, 0)]  # (B, k, T); padded places are masked out below
     valid = tags >= 0
     same = (tags[:, :, None, :, None] == tags[:, None, :, None, :]) & valid[:, :, None, :, None]
     inter = same.any(-1).sum(-1)  # (B, k, k)
     size = valid.sum(-1)
     union = size[:, :, None] + size[:, None, :] - inter
-    jaccard = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    jaccard = inter / np.maximum(union, 1)  # two untagged items: 0 / 1, so they count as different
     upper = np.triu_indices(k, 1)
-    return float((1.0 - jaccard[:, upper[0], upper[1]]).mean())
+    present = lists >= 0
+    real = (present[:, :, None] & present[:, None, :])[:, upper[0], upper[1]]
+    dissimilarity = (1.0 - jaccard[:, upper[0], upper[1]])[real]
+    return float(dissimilarity.mean()) if dissimilarity.size else 0.0

@@ -1,11 +1,11 @@
-"""The bundle: the one contract between host and device. Its schema lives here, once.
+"""The bundle: the one contract between host and device, read and written through its schema.
 
-A bundle is a directory (or a single packed file, see `pack.py`) holding
-`manifest.json`, model files, the item table and a model card. The host
-writes it through `BundleWriter`; the device opens it with `Bundle.open`,
-which checks the format version, every file's size and sha256, and that every
-path stays inside the bundle. Bundles are data only: JSON, .npy arrays read
-with `allow_pickle=False`, and model files; never pickle, never code.
+A bundle is a directory (or a single packed file, see `pack.py`) holding `manifest.json`, model
+files, the item table and a model card. The manifest follows spec/manifest.schema.json (checked
+by `schema.py` when a bundle is written and when it opens; `item_spec.py` types the item section).
+`BundleWriter` writes; `Bundle.open` also checks every file's size and sha256 and that every
+path stays inside the bundle. Bundles are data only: JSON, .npy arrays read with
+`allow_pickle=False`, and model files; never pickle, never code.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from edgerec.errors import BundleError
+from edgerec.runtime.item_spec import ItemTableSpec, space_members
+from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
 FORMAT_VERSION = 2  # 2: int8 item tables may carry per-dimension scales (items.embeddings.scale_axis)
 MANIFEST = "manifest.json"
 MODEL_ROLES = ("user_encoder", "ranker", "content_encoder", "content_projection")
 MODEL_FORMATS = ("onnx", "tflite")
-
-
-# ------------------------------------------------------------------ schema
+MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
 
 
 @dataclass
@@ -70,7 +70,7 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelEntry:
-        try:
+        try:  # a manifest's entries passed the schema; a hand-made dict may not have
             return cls(
                 role=d["role"], format=d["format"], file=d["file"],
                 inputs=[TensorSpec(**t) for t in d["inputs"]], outputs=[TensorSpec(**t) for t in d["outputs"]],
@@ -86,7 +86,7 @@ class Manifest:
     name: str
     embedding_space: str  # id of the vector space of the item table and user encoder
     dim: int
-    items: dict  # counts, dtype, file names of the item table and metadata columns
+    items: ItemTableSpec  # the item table: vectors and metadata columns
     models: list[ModelEntry]
     files: dict[str, dict]  # path -> {"sha256", "bytes"} for every file but the manifest
     defaults: dict = field(default_factory=dict)
@@ -102,7 +102,7 @@ class Manifest:
         return {
             "format": FORMAT, "format_version": self.format_version, "name": self.name,
             "edgerec_version": self.edgerec_version, "created": self.created,
-            "embedding_space": self.embedding_space, "dim": self.dim, "items": self.items,
+            "embedding_space": self.embedding_space, "dim": self.dim, "items": self.items.to_manifest(),
             "models": [m.to_dict() for m in self.models], "defaults": self.defaults, "metrics": self.metrics,
             "budgets": self.budgets, "reference": self.reference, "data_version": self.data_version,
             "files": self.files,
@@ -116,16 +116,16 @@ class Manifest:
         if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
             raise BundleError(f"bundle format version {version!r} is not supported by this runtime "
                               f"(it reads version 1 to {FORMAT_VERSION}); update edgerec or re-export the bundle")
-        try:
-            return cls(
-                name=d["name"], embedding_space=d["embedding_space"], dim=int(d["dim"]), items=d["items"],
-                models=[ModelEntry.from_dict(m) for m in d["models"]], files=d["files"],
-                defaults=d.get("defaults", {}), metrics=d.get("metrics", {}), budgets=d.get("budgets", {}),
-                reference=d.get("reference", {}), data_version=d.get("data_version", {}),
-                created=d.get("created", ""), edgerec_version=d.get("edgerec_version", ""), format_version=version,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"manifest.json lacks a required field ({exc}); re-export the bundle") from None
+        for name in d["files"] if isinstance(d.get("files"), dict) else ():
+            safe_relative(name)  # the gravest fault first: a path that leaves the bundle
+        check_manifest(d)  # spec/manifest.schema.json: every field below has its type from here on
+        return cls(
+            name=d["name"], embedding_space=d["embedding_space"], dim=int(d["dim"]),
+            items=ItemTableSpec.from_manifest(d["items"]), models=[ModelEntry.from_dict(m) for m in d["models"]],
+            files=d["files"], defaults=d.get("defaults", {}), metrics=d.get("metrics", {}),
+            budgets=d.get("budgets", {}), reference=d.get("reference", {}), data_version=d.get("data_version", {}),
+            created=d.get("created", ""), edgerec_version=d.get("edgerec_version", ""), format_version=version,
+        )
 
     def model(self, role: str, fmt: str | None = None) -> ModelEntry | None:
         for entry in self.models:
@@ -137,16 +137,13 @@ class Manifest:
         return [m.format for m in self.models if m.role == role]
 
 
-# ------------------------------------------------------------------ checks
-
-
-def embedding_space_id(files: dict[str, dict], models: list[ModelEntry], items: dict) -> str:
+def embedding_space_id(files: dict[str, dict], models: list[ModelEntry], items: ItemTableSpec | dict) -> str:
     """Identity of the vector space: the item table and every user encoder that maps into it.
 
     Computed from the files' checksums, so a table or an encoder swapped in from
     another export (even with its checksum updated) no longer matches.
     """
-    members = [items["embeddings"]["file"], items["embeddings"].get("scales"), items.get("encoder_inputs")]
+    members = space_members(items)
     members += sorted(m.file for m in models if m.role == "user_encoder")
     digest = hashlib.sha256()
     for name in members:
@@ -208,13 +205,17 @@ class Bundle:
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
             raise BundleError(f"{path} has no {MANIFEST}; it is not a bundle or it is incomplete")
+        if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{MANIFEST} is {size:,} bytes, above the {MAX_MANIFEST_BYTES:,} a manifest may have")
         try:
             raw = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BundleError(f"{manifest_path} is not valid JSON ({exc}); the bundle is damaged") from None
-        manifest = Manifest.from_dict(raw)
-        bundle = cls(path, manifest)
+        except RecursionError:
+            raise BundleError(f"{MANIFEST} nests too deeply to be a manifest; the bundle is damaged") from None
+        bundle = cls(path, Manifest.from_dict(raw))
         bundle.check_files(hashes=verify)
+        bundle.check_rules()
         return bundle
 
     def check_files(self, hashes: bool = True) -> None:
@@ -228,13 +229,27 @@ class Bundle:
                                   "it is truncated or replaced, copy the bundle again")
             if hashes and sha256_file(file) != meta.get("sha256"):
                 raise BundleError(f"bundle file {name} fails its sha256 check; it is corrupt or was modified")
-        for entry in self.manifest.models:
-            if entry.file not in self.manifest.files:
-                raise BundleError(f"model file {entry.file} is not listed with a checksum in the manifest")
-        expected = embedding_space_id(self.manifest.files, self.manifest.models, self.manifest.items)
-        if expected != self.manifest.embedding_space:
+
+    def check_rules(self) -> None:
+        """The rules of spec/README.md the schema cannot state: every named file is listed with a
+        checksum, one embedding space, encoder outputs `dim` wide, the item table as its section says."""
+        m = self.manifest
+        named = m.items.files() + [m.reference[k] for k in ("histories", "user_vectors", "top_k") if k in m.reference]
+        for i, entry in enumerate(m.models):
+            named += [entry.file] + [entry.extra[k] for k in ("tokenizer", "projection") if k in entry.extra]
+            named += [entry.extra["labels"]["vectors"]] if "labels" in entry.extra else []
+            width = entry.outputs[0].shape[-1]
+            if entry.role == "user_encoder" and isinstance(width, int) and width != m.dim:
+                raise BundleError(f"manifest.json: models[{i}] ({entry.file}) outputs vectors {width} wide, the "
+                                  f"manifest's dim is {m.dim}; the rule is one width for both, re-export")
+        for name in named:
+            if name not in m.files:
+                raise BundleError(f"manifest.json: {name} is not listed with a checksum in files; re-export "
+                                  "the bundle")
+        if embedding_space_id(m.files, m.models, m.items) != m.embedding_space:
             raise BundleError("embedding-space mismatch: the item table and the user encoder(s) do not come from "
                               "the same export; re-export the bundle instead of mixing files")
+        m.items.check(self, m.dim)
 
     def path(self, name: str) -> Path:
         if name not in self.manifest.files:
@@ -310,17 +325,25 @@ class BundleWriter:
         self.add_file(entry.file)
         self.models.append(entry)
 
-    def finish(self, *, dim: int, items: dict, defaults: dict, metrics: dict,
+    def finish(self, *, dim: int, items: ItemTableSpec | dict, defaults: dict, metrics: dict,
                budgets: dict, reference: dict, data_version: dict) -> Manifest:
+        """Write the manifest last, checked against the schema it must follow (`items` typed, or the
+        section in its manifest form)."""
         from edgerec import __version__
 
+        if not isinstance(items, ItemTableSpec):
+            check_manifest(items, section="items")
+            items = ItemTableSpec.from_manifest(items)
+
         space = embedding_space_id(self.files, self.models, items)
+        when = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time())))  # fixed for reproducible builds
         manifest = Manifest(
             name=self.name, embedding_space=space, dim=dim, items=items, models=self.models,
             files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
             reference=reference, data_version=data_version,
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), edgerec_version=__version__,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", when), edgerec_version=__version__,
         )
+        check_manifest(manifest.to_dict())  # a writer bug stops the export, not the device
         tmp = self.root / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
         os.replace(tmp, self.root / MANIFEST)

@@ -20,9 +20,10 @@ from itertools import chain
 
 import numpy as np
 
-from edgerec.errors import BundleError, UnknownIdError
+from edgerec.errors import UnknownIdError
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.features import MODALITIES, ItemTable
+from edgerec.runtime.item_spec import ColumnSpec
 from edgerec.runtime.item_table import StoredTable
 
 TAG_CACHE_ROWS = 50_000  # decoded tag lists kept per catalog (a few MB at most)
@@ -56,26 +57,19 @@ class ItemCatalog:
     """Rows 0..n-1: the bundle's items; rows n..: items added on the device."""
 
     def __init__(self, bundle: Bundle):
-        m = bundle.manifest.items
+        spec = bundle.manifest.items  # checked against the schema and its arrays when the bundle opened
         self.bundle = bundle
-        emb = m["embeddings"]
-        self.stored = StoredTable.read(bundle, emb)
+        self.stored = StoredTable.read(bundle, spec.embeddings)
         self.table = self.stored.values
-        self.base_count = int(m["count"])
-        s = m["strings"]
-        self.ids = StringColumn(_blob(bundle, s["ids"]), bundle.array(s["ids"]["offsets"]))
-        self.titles = StringColumn(_blob(bundle, s["titles"]), bundle.array(s["titles"]["offsets"]))
-        self.tag_strings = StringColumn(_blob(bundle, s["tags"]), bundle.array(s["tags"]["offsets"]))
-        self.categorical = {k: (bundle.array(v["codes"]), list(v["vocab"])) for k, v in m["categorical"].items()}
+        self.base_count = spec.count
+        self.ids, self.titles, self.tag_strings = (_strings(bundle, spec.strings[name])
+                                                   for name in ("ids", "titles", "tags"))
+        self.categorical = {k: (bundle.array(c.file), list(c.vocab)) for k, c in spec.categorical.items()}
         self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
-        self.numeric = {k: bundle.array(v) for k, v in m["numeric"].items()}
+        self.numeric = {k: bundle.array(c.file) for k, c in spec.numeric.items()}
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
-        self.input_map = bundle.array(m["encoder_inputs"]) if "encoder_inputs" in m else None
-        if self.input_map is not None and (self.input_map.shape != (self.base_count,) or
-                                           (self.base_count and int(self.input_map.min()) < 1)):
-            raise BundleError(f"the bundle's encoder_inputs must hold one input (>= 1) per item "
-                              f"({self.base_count}); it has shape {self.input_map.shape}. Re-export the bundle")
+        self.input_map = bundle.array(spec.encoder_inputs) if spec.encoder_inputs else None
         self._tags: dict[int, tuple[str, ...]] = {}  # decoded tags of bundle rows (immutable)
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
@@ -312,11 +306,12 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
     return out
 
 
-def _blob(bundle: Bundle, spec: dict) -> np.ndarray:
-    path = bundle.path(spec["blob"])
+def _strings(bundle: Bundle, column: ColumnSpec) -> StringColumn:
+    """A string column's blob as a plain view of its memory map (np.memmap indexing is slow)."""
+    path = bundle.path(column.file)
     if path.stat().st_size == 0:  # numpy cannot map an empty file
-        return np.zeros(0, np.uint8)
-    return np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))  # a plain view: np.memmap indexing is slow
+        return StringColumn(np.zeros(0, np.uint8), bundle.array(column.offsets))
+    return StringColumn(np.asarray(np.memmap(path, dtype=np.uint8, mode="r")), bundle.array(column.offsets))
 
 
 def _codes_over(values: np.ndarray, vocab: list[str] | None = None) -> np.ndarray:

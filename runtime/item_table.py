@@ -47,13 +47,19 @@ class StoredTable:
         return cls(np.clip(np.round(grid), -127, 127).astype(np.int8), scales, axis)
 
     @classmethod
-    def read(cls, bundle, entry: dict) -> StoredTable:
-        """The table a bundle's manifest describes (memory-mapped), checked for consistent shapes."""
-        values = bundle.array(entry["file"])
-        scales = bundle.array(entry["scales"]) if entry.get("scales") else None
-        axis = entry.get("scale_axis", "row") if scales is not None else None
+    def read(cls, bundle, entry) -> StoredTable:
+        """The table a bundle's manifest describes (memory-mapped), checked for consistent shapes.
+
+        entry: the manifest's `items.embeddings`, an item_spec.TableSpec or its manifest form."""
+        if isinstance(entry, dict):  # (imported here: item_spec reads tables through this module)
+            from edgerec.runtime.item_spec import TableSpec
+
+            entry = TableSpec.from_manifest(entry)
+        values = bundle.array(entry.file)
+        scales = bundle.array(entry.scales) if entry.scales else None
+        axis = entry.scale_axis if scales is not None else None
         if values.ndim != 2:
-            raise BundleError(f"the item table {entry['file']} must be 2-D, it has shape {values.shape}; re-export")
+            raise BundleError(f"the item table {entry.file} must be 2-D, it has shape {values.shape}; re-export")
         if values.dtype == np.int8 and scales is None:
             raise BundleError("the bundle's int8 item table has no scales; re-export the bundle")
         if scales is not None:

@@ -40,7 +40,10 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
 
 
 def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
-    members = tar.getmembers()
+    try:
+        members = tar.getmembers()
+    except (tarfile.TarError, OSError) as exc:  # a header or member cut short
+        raise BundleError(f"{path} cannot be unpacked ({exc}); it is truncated or damaged") from None
     if not any(m.name == MANIFEST for m in members):
         raise BundleError(f"{path} holds no {MANIFEST}; it is not a packed edgerec bundle")
     for member in members:

@@ -214,8 +214,10 @@ def sorted_contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarra
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k largest values, best first (ties keep position order)."""
     if k < len(scores):
-        part = np.argpartition(-scores, k - 1)[:k]
-        part.sort()  # position order, so the stable sort below breaks ties by position
+        kth = scores[np.argpartition(-scores, k - 1)[:k]].min()
+        # argpartition keeps arbitrary ones of the items tied with the k-th best: take the first ones
+        part = np.flatnonzero(scores > kth)
+        part = np.r_[part, np.flatnonzero(scores == kth)[: k - len(part)]]  # each in position order
     else:
         part = np.arange(len(scores))
     return part[np.argsort(-scores[part], kind="stable")]

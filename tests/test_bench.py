@@ -1,12 +1,14 @@
 """The device benchmark and conformance: well-formed results, profiles and budgets honoured."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
 from edgerec.cli.main import cli
 from edgerec.device_tests import BenchConfig, check_conformance, get_profile, run_bench
+from edgerec.device_tests.bench import check_budgets, percentiles
 from edgerec.errors import ConfigError, EdgerecError
 
 FAST = BenchConfig(requests=40, warmup=5, users=20, history=8, retrieval_queries=30)
@@ -50,18 +52,64 @@ def test_profile_is_applied_in_the_worker(result):
     assert result["profile"]["name"] == "stb-low" and result["profile"]["memory_mb"] == 2048
 
 
-def test_budgets_decide_the_verdict_and_exit_code(tiny_bundle, tmp_path):
-    strict = get_profile("stb-low", {"p99_ms": "0.0001", "bundle_mb": "0.01"})
-    verdict = run_bench(tiny_bundle, strict, FAST)
-    assert not verdict["passed"]
-    assert any("p99" in f for f in verdict["failures"]) and any("bundle is" in f for f in verdict["failures"])
-    out = tmp_path / "bench.json"
-    result = CliRunner().invoke(cli, ["bench", str(tiny_bundle), "--profile", "stb-low", "--set", "p99_ms=0.0001",
-                                      "--requests", "20", "--json", str(out), "--plot", str(tmp_path / "b.png")])
-    assert result.exit_code == 1 and "budget missed" in result.output
-    saved = json.loads(out.read_text())
-    assert saved["passed"] is False and "latencies_ms" not in saved["runs"][0]
+def test_each_budget_is_judged_against_its_own_figure(result):
+    """Budgets set at the measured figures pass; one just below its figure fails with exactly that message."""
+    runs = {r["backend"]: r for r in result["runs"]}
+    slowest = max(runs, key=lambda b: runs[b]["end_to_end"]["p99_ms"])
+    slowest_open = max(runs, key=lambda b: runs[b]["open_ms"])
+    exact = replace(get_profile("stb-low"), p99_ms=runs[slowest]["end_to_end"]["p99_ms"],
+                    open_ms=runs[slowest_open]["open_ms"], rss_mb=result["peak_rss_mb"],
+                    bundle_mb=result["bundle_bytes"] / 1e6)
+    assert check_budgets(result, exact) == []  # a figure equal to its budget meets it
+    below = 1 - 1e-9
+    cases = [("p99_ms", f"{slowest}: recommend() p99 "), ("open_ms", f"{slowest_open}: bundle open "),
+             ("rss_mb", "peak RSS "), ("bundle_mb", "bundle is ")]
+    for name, words in cases:
+        failures = check_budgets(result, replace(exact, **{name: getattr(exact, name) * below}))
+        assert len(failures) == 1 and failures[0].startswith(words), (name, failures)
+    assert check_budgets(dict(result, runs=[]), exact) == [
+        "no inference engine on this device runs this bundle's user encoder"]
+
+
+def test_percentiles_by_hand():
+    assert percentiles([]) == {"count": 0}
+    assert percentiles([4.0, 1.0, 3.0, 2.0]) == {"count": 4, "mean_ms": 2.5, "p50_ms": 2.5,
+                                                 "p95_ms": pytest.approx(3.85), "p99_ms": pytest.approx(3.97),
+                                                 "max_ms": 4.0}
+
+
+def _bench_cli(bundle, out, *settings):
+    lenient = [x for k, v in LENIENT.items() for x in ("--set", f"{k}={v}")]
+    return CliRunner().invoke(cli, ["bench", str(bundle), "--profile", "stb-low", *lenient, *settings,
+                                    "--requests", "20", "--json", str(out)])
+
+
+def test_exit_code_follows_the_bundle_size_budget(tiny_bundle, tmp_path):
+    """The size is the one figure known before the run: budgets one byte either side of it."""
+    from edgerec.runtime.bundle import Bundle
+
+    size_mb = Bundle.open(tiny_bundle).size_bytes() / 1e6
+    ok = _bench_cli(tiny_bundle, tmp_path / "ok.json", "--set", f"bundle_mb={size_mb!r}", "--plot",
+                    str(tmp_path / "b.png"))
+    assert ok.exit_code == 0 and "within every budget of stb-low" in ok.output, ok.output
+    assert json.loads((tmp_path / "ok.json").read_text())["passed"] is True
     assert (tmp_path / "b.png").stat().st_size > 1000
+    over = _bench_cli(tiny_bundle, tmp_path / "over.json", "--set", f"bundle_mb={size_mb - 1e-6!r}")
+    assert over.exit_code == 1 and "budget missed: bundle is" in over.output
+    saved = json.loads((tmp_path / "over.json").read_text())
+    assert saved["passed"] is False and len(saved["failures"]) == 1 and "latencies_ms" not in saved["runs"][0]
+
+
+def test_a_failed_conformance_check_fails_the_run(tiny_bundle, tmp_path):
+    bad = _wrong_reference(tiny_bundle, tmp_path)
+    result = _bench_cli(bad, tmp_path / "bad.json", "--conformance")
+    assert result.exit_code == 1
+    assert "budget missed: conformance" in result.output
+    saved = json.loads((tmp_path / "bad.json").read_text())
+    assert saved["passed"] is False and saved["failures"] == [
+        "conformance: the device does not reproduce the bundle's reference outputs"]
+    assert saved["conformance"]["passed"] is False
+    assert {m["format"]: m["passed"] for m in saved["conformance"]["models"]} == {"onnx": False, "tflite": False}
 
 
 def test_profiles_and_overrides():
@@ -78,9 +126,8 @@ def test_memory_cap_is_enforced(tiny_bundle):
         run_bench(tiny_bundle, get_profile("stb-low", {"memory_mb": "40"}), FAST)
 
 
-def test_conformance_passes_and_catches_a_wrong_reference(tiny_bundle, tmp_path):
-    report = check_conformance(str(tiny_bundle))
-    assert report["passed"] and {m["format"] for m in report["models"]} == {"onnx", "tflite"}
+def _wrong_reference(tiny_bundle, tmp_path):
+    """A copy of the bundle whose reference vectors point the other way (checksums updated to match)."""
     import shutil
 
     import numpy as np
@@ -94,7 +141,14 @@ def test_conformance_passes_and_catches_a_wrong_reference(tiny_bundle, tmp_path)
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["files"]["reference/user_vectors.npy"]["sha256"] = sha256_file(bad / "reference" / "user_vectors.npy")
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    assert not check_conformance(str(bad))["passed"]
+    return bad
+
+
+def test_conformance_passes_and_catches_a_wrong_reference(tiny_bundle, tmp_path):
+    report = check_conformance(str(tiny_bundle))
+    assert report["passed"] and {m["format"] for m in report["models"]} == {"onnx", "tflite"}
+    assert all(m["passed"] for m in report["models"])
+    assert not check_conformance(str(_wrong_reference(tiny_bundle, tmp_path)))["passed"]
 
 
 def test_scaled_bundle_outgrows_its_model_and_still_recommends(tiny_bundle, tmp_path):
@@ -106,7 +160,7 @@ def test_scaled_bundle_outgrows_its_model_and_still_recommends(tiny_bundle, tmp_
     from edgerec.runtime.bundle import Bundle
 
     source = Bundle.open(tiny_bundle)
-    base = source.manifest.items["count"]
+    base = source.manifest.items.count
     path = scaled_bundle(source, base * 3, tmp_path / "scaled")
     rec = Recommender.open(path, history=tmp_path / "h.db")
     inputs = rec.catalog.encoder_inputs(np.arange(base * 3))

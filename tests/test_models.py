@@ -160,7 +160,9 @@ def test_distillation_loss_decreases(tiny):
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    assert losses[-1] < 0.7 * losses[0]
+    # a KL divergence: never below zero (a loss without that floor would also "decrease"; the exact
+    # values are checked in test_distill_guard.py)
+    assert min(losses) >= 0 and losses[-1] < 0.7 * losses[0]
     assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in teacher.parameters()) / 5
 
 

@@ -50,3 +50,16 @@ def test_wheel_imports_from_its_own_files(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True).stdout
     assert out.splitlines()[0].startswith(str(tmp_path))
+
+
+def test_the_wheel_ships_the_manifest_schema(wheel, tmp_path):
+    """A non-editable install finds the bundle schema as package data (edgerec.spec), not in a checkout."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "edgerec/spec/manifest.schema.json" in names
+    assert not any(n.startswith("edgerec/spec/golden/") for n in names)  # the golden cases stay in the repo
+    zipfile.ZipFile(wheel).extractall(tmp_path)
+    code = ("from edgerec.runtime.schema import manifest_schema, validate; import edgerec.spec as s; "
+            "print(s.__file__); print(len(manifest_schema()['$defs']), validate({}, manifest_schema())[0].where)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
+    assert out[0].startswith(str(tmp_path)) and out[1].split()[1] == "format"

@@ -1,0 +1,253 @@
+"""The spec's golden cases, generated: a tiny bundle from the real exporter, event scripts over it,
+and the list today's runtime returns after each step (that list is the contract).
+
+    python -m edgerec.export.golden --out spec/golden
+
+Everything is seeded and synthetic: the catalog, the users the model is
+trained on, and the bundle's reference histories. Rerun this (and commit its
+output) whenever the bundle format or a device policy changes on purpose;
+tests/device/test_golden.py then holds every runtime to the new lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data import SynthConfig, write_synth
+from edgerec.data.split import leave_last_out
+from edgerec.data.store import load_dataset
+from edgerec.export.bundle_builder import ExportConfig, export_bundle
+from edgerec.models.config import ModelConfig
+from edgerec.models.train import TrainConfig, train_model
+from edgerec.runtime.backends import available_backends
+from edgerec.runtime.bundle import FORMAT_VERSION, Bundle
+from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.golden import SCORE_TOLERANCE, Case, differences, run_case
+from edgerec.runtime.schema import SCHEMA_FILE, SCHEMA_PACKAGE
+
+WORLD = SynthConfig(users=160, items=56, events=3_000, seed=11)
+MODEL = ModelConfig(dim=8, heads=2, layers=1, max_len=5, dropout=0.0)
+TRAIN = TrainConfig(epochs=4, batch_size=32, eval_users=0, seed=0)
+EXPORT = ExportConfig(parity_users=150, reference_users=8, k=5, short_list=20, evaluate=False,
+                      min_top10_agreement=0.8, name="golden", budgets={"p99_ms": 5.0, "rss_mb": 300.0})
+CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z: the manifest's creation time, fixed
+ENGINES = ("onnx", "tflite")
+
+
+@contextlib.contextmanager
+def _inside(folder: Path):
+    """Run in `folder`, so the paths the exporter records are relative (no host path in the bundle)."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def build_bundle(out: Path) -> Path:
+    """Train the tiny model on the tiny world and export it through the real exporter."""
+    out = Path(out).resolve()
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(CREATED)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgerec-golden-") as scratch, _inside(Path(scratch)):
+            write_synth(WORLD, "data")
+            dataset = load_dataset("data")
+            train_model(dataset, leave_last_out(dataset), MODEL, TRAIN, out="ckpt")
+            export_bundle("ckpt", "data", "bundle", EXPORT)
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.copytree("bundle", out)
+    finally:
+        if previous is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+    return out
+
+
+# ------------------------------------------------------------------ event scripts
+
+
+class World:
+    """Facts about the golden catalog the scripts pick their items from (by rule, not by hand)."""
+
+    def __init__(self, bundle: Path):
+        self.bundle = bundle
+        self.catalog = ItemCatalog(Bundle.open(bundle))
+        self.metas = self.catalog.metas(list(range(self.catalog.base_count)))
+        self.ids = [m["item_id"] for m in self.metas]
+        self.now = float(max(self.catalog.numeric["release_ts"])) + 7 * 86_400  # a week after the newest release
+
+    def where(self, **wanted) -> list[str]:
+        return [m["item_id"] for m in self.metas if all(m.get(k) == v for k, v in wanted.items())]
+
+    def most_common(self, column: str, n: int = 1) -> list[str]:
+        return [v for v, _ in Counter(m[column] for m in self.metas if m.get(column)).most_common(n)]
+
+    def series(self) -> list[str]:
+        """Episodes of the longest series, in episode order."""
+        name = self.most_common("series_id")[0]
+        episodes = [m for m in self.metas if m.get("series_id") == name]
+        return [m["item_id"] for m in sorted(episodes, key=lambda m: m["episode"])]
+
+    def context(self, **extra) -> dict:
+        return {"now": self.now, "hour": 20.5, **extra}
+
+    def listed(self, steps: list[dict], k: int = 5) -> list[str]:
+        """The list a user gets after `steps` (so a script can act on what was shown)."""
+        probe = Case("probe", "", [*steps, {"op": "recommend", "user": steps[0]["user"], "k": k,
+                                            "context": self.context()}])
+        return [r["item_id"] for r in run_case(self.bundle, probe, ENGINES[0])[-1]]
+
+
+def scripts(world: World) -> list[Case]:
+    """The golden cases: each a short story of one or two users, with a recommend after each turn."""
+    ids, ctx = world.ids, world.context()
+    genre, language = world.most_common("genre")[0], world.most_common("language")[0]
+    creator = world.most_common("creator")[0]
+    episodes = world.series()
+    history = [ids[i] for i in (3, 11, 19, 27, 35, 43)]
+    other_language = next(m for m in world.metas if m["language"] != world.metas[ids.index(history[0])]["language"])
+
+    def rec(user, k=5, **extra):
+        return {"op": "recommend", "user": user, "k": k, "context": extra.pop("context", ctx), **extra}
+
+    def watch(user, items, event="finish"):
+        return [{"op": "record", "user": user, "item": item, "event": event} for item in items]
+
+    shown = world.listed(watch("f", history[:3]), k=8)
+    far = world.where(genre=world.metas[-1]["genre"])[1]  # an item far from the history's tastes
+    return [
+        Case("newcomer", "no history: the popularity-with-freshness prior; then the bundle's default k",
+             [rec("new"), {"op": "recommend", "user": "new", "context": ctx}]),
+        Case("onboarding", "a newcomer's choices (genre, language, then a 'more like this' item) steer the "
+             "cold-start list", [
+                 {"op": "onboard", "user": "o", "genres": [genre]}, rec("o"),
+                 {"op": "onboard", "user": "o", "languages": [other_language["language"]]}, rec("o"),
+                 {"op": "onboard", "user": "o", "items": [far]}, rec("o")]),
+        Case("short_history", "one, two, then three consumed items: popularity blends out as history grows "
+             "(cold_start_items = 3)", [
+                 *watch("s", history[:1]), rec("s"), *watch("s", history[1:2], "play"), rec("s"),
+                 *watch("s", history[2:3], "like"), rec("s", k=8)]),
+        Case("history_longer_than_L", "six items for a model of history length 5: the newest 5 count "
+             "(truncated), every seen item is filtered; playing the oldest again changes nothing (the "
+             "sequence keeps first consumptions)", [
+                 *watch("h", history), rec("h", k=10), *watch("h", history[:1], "play"), rec("h", k=10)]),
+        Case("seen_filter", "skip and not_interested exclude an item without making it history; play, finish "
+             "and like make it history", [
+                 *watch("f", history[:3]), rec("f", k=8),
+                 {"op": "record", "user": "f", "item": shown[0], "event": "skip"}, rec("f", k=8),
+                 {"op": "record", "user": "f", "item": shown[1], "event": "not_interested"}, rec("f", k=8)]),
+        Case("series", "the next episode of a series the user watches is explained as such", [
+                 *watch("e", history[:3] + episodes[:1]), rec("e", k=10),
+                 *watch("e", episodes[1:3]), rec("e", k=10)]),
+        Case("feedback", "not_interested pushes an item's neighbours down; more_like_this pulls a far "
+             "item's neighbours up and into the pool", [
+                 *watch("f", history[:3]), rec("f", k=8),
+                 {"op": "record", "user": "f", "item": shown[0], "event": "not_interested"}, rec("f", k=8),
+                 {"op": "record", "user": "f", "item": far, "event": "more_like_this"}, rec("f", k=8),
+                 rec("f", k=8, policy={"feedback_weight": 3.0})]),
+        Case("diversity_and_caps", "MMR diversity and per-creator / per-genre caps re-rank the same pool", [
+                 *watch("d", history[:4]), rec("d", k=8), rec("d", k=8, policy={"diversity": 0.5}),
+                 rec("d", k=8, policy={"max_per_creator": 1}), rec("d", k=8, policy={"max_per_genre": 1}),
+                 rec("d", k=8, policy={"diversity": 0.3, "max_per_genre": 2, "max_per_creator": 2})]),
+        Case("boosts", "freshness and language boosts; without a ranker the hour and device change nothing", [
+                 *watch("l", history[:4]), rec("l", k=8),
+                 rec("l", k=8, policy={"freshness": 3.0, "freshness_days": 365.0}),
+                 rec("l", k=8, policy={"language_boost": 2.0}),
+                 rec("l", k=8, context=world.context(hour=7.0, device="tv"))]),
+        Case("filters", "business filters: each must hold for every item shown", [
+                 *watch("x", history[:4]),
+                 rec("x", k=6, filters={"languages": [language]}),
+                 rec("x", k=6, filters={"modalities": [world.metas[0]["modality"]]}),
+                 rec("x", k=6, filters={"genres": [genre]}),
+                 rec("x", k=6, filters={"exclude_genres": [genre]}),
+                 rec("x", k=6, filters={"exclude_items": ids[:20]}),
+                 rec("x", k=6, filters={"kids_safe": True}),
+                 rec("x", k=6, filters={"max_duration_s": 600.0}),
+                 rec("new", k=6, filters={"genres": [genre], "languages": [language]})]),
+        Case("catalog_updates", "items added on the device (with a vector, or metadata only: placed near "
+             "related items), an update of a bundle item, and removals", [
+                 *watch("c", history[:4]), rec("c", k=8),
+                 {"op": "add_items", "items": [
+                     {"item_id": "new-vector", "title": "New with a vector", "genre": genre,
+                      "vector": [round(float(v), 6) for v in
+                                 world.catalog.vectors(np.array([ids.index(history[3])]))[0]]},
+                     {"item_id": "new-related", "title": "New by a known creator", "creator": creator,
+                      "genre": genre, "tags": []}]},
+                 rec("c", k=8),
+                 {"op": "add_items", "items": [{"item_id": shown[2], "title": "Updated", "genre": genre,
+                                                "creator": creator}]},
+                 rec("c", k=8),
+                 {"op": "remove_items", "items": ["new-vector", shown[3], shown[4]]}, rec("c", k=8),
+                 rec("new", k=8)]),
+        Case("forget", "forgetting a user makes them a newcomer again", [
+                 *watch("g", history[:4]), rec("g"), {"op": "forget", "user": "g"}, rec("g")]),
+    ]
+
+
+def expected_outputs(bundle: Path, cases: list[Case]) -> dict:
+    """Fill each recommend step's expected list from today's runtime (per engine where they differ)."""
+    engines = [e for e in ENGINES if e in available_backends()]
+    if engines != list(ENGINES):
+        raise SystemExit(f"the golden cases need both engines installed ({', '.join(ENGINES)})")
+    summary = {"cases": len(cases), "recommend_steps": 0, "steps": 0, "engine_specific": 0,
+               "same_as_previous": []}
+    for case in cases:
+        runs = {engine: run_case(bundle, case, engine) for engine in engines}
+        steps = [s for s in case.steps if s["op"] == "recommend"]
+        for i, step in enumerate(steps):
+            step["expected"] = runs[engines[0]][i]
+            for engine in engines[1:]:
+                if differences([step["expected"]], [runs[engine][i]], case.tolerance):
+                    step.setdefault("expected_by_engine", {})[engine] = runs[engine][i]
+                    summary["engine_specific"] += 1
+            if i and step["expected"] == steps[i - 1]["expected"]:
+                summary["same_as_previous"].append(f"{case.name} #{i}")
+        summary["recommend_steps"] += len(steps)
+        summary["steps"] += len(case.steps)
+    return summary
+
+
+def generate(out: Path) -> dict:
+    out = Path(out)
+    bundle = build_bundle(out / "bundle")
+    cases = scripts(World(bundle))
+    summary = expected_outputs(bundle, cases)
+    folder = out / "cases"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for case in cases:
+        (folder / f"{case.name}.json").write_text(json.dumps(case.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    schema = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_bytes()
+    index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
+             "bundle": "bundle", "cases": [case.name for case in cases], "engines": list(ENGINES),
+             "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
+    (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    summary["bundle_bytes"] = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m edgerec.export.golden", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="spec/golden", help="folder for bundle/ and cases/ (replaced)")
+    summary = generate(Path(parser.parse_args(argv).out))
+    print(json.dumps(summary, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

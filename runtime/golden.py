@@ -1,0 +1,108 @@
+"""Golden cases: event scripts played on a runtime, compared with the lists they must give.
+
+The spec's cases (spec/golden) hold every runtime to the same behaviour; an
+app may also replay them after a bundle update as a self-check. A case
+(spec/golden/cases/*.json) is a list of steps, each one call of the runtime's
+API: record, onboard, add_items, remove_items, forget, recommend.
+A recommend step carries the list the runtime must return: item ids in
+order, each with its score (within the case's tolerance) and its reason
+(kind, the history item behind it, matched tags). Any runtime, in any
+language, that passes every case applies the bundle as this one does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.policies import Filters, Policy
+from edgerec.runtime.recommender import Recommender
+
+OPS = ("record", "onboard", "add_items", "remove_items", "forget", "recommend")
+SCORE_TOLERANCE = 1e-4
+
+
+@dataclass
+class Case:
+    name: str
+    description: str
+    steps: list[dict]
+    tolerance: float = SCORE_TOLERANCE
+
+    @classmethod
+    def load(cls, path: str | Path) -> Case:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        for i, step in enumerate(raw["steps"]):
+            if step.get("op") not in OPS:
+                raise ConfigError(f"{Path(path).name}: step {i} has op {step.get('op')!r}; use one of {OPS}")
+        return cls(raw["name"], raw.get("description", ""), raw["steps"],
+                   raw.get("tolerance", {}).get("score", SCORE_TOLERANCE))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "tolerance": {"score": self.tolerance},
+                "steps": self.steps}
+
+    def expected(self, engine: str) -> list[list[dict]]:
+        """The expected list of every recommend step (an engine-specific one where the case has it)."""
+        return [step.get("expected_by_engine", {}).get(engine, step["expected"])
+                for step in self.steps if step["op"] == "recommend"]
+
+
+def load_cases(folder: str | Path) -> list[Case]:
+    return [Case.load(path) for path in sorted(Path(folder).glob("*.json"))]
+
+
+def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") -> list[list[dict]]:
+    """Play a case's steps on a fresh runtime (history in memory); the observed list of each recommend."""
+    outputs = []
+    with Recommender.open(bundle, backend=engine, kernel=kernel) as rec:
+        for step in case.steps:
+            op = step["op"]
+            if op == "record":
+                rec.record(step["user"], step["item"], step["event"], value=step.get("value"))
+            elif op == "onboard":
+                rec.onboard(step["user"], genres=step.get("genres", ()), tags=step.get("tags", ()),
+                            languages=step.get("languages", ()), items=step.get("items", ()))
+            elif op == "add_items":
+                rec.add_items(step["items"])
+            elif op == "remove_items":
+                rec.remove_items(step["items"])
+            elif op == "forget":
+                rec.forget(step["user"])
+            else:
+                results = rec.recommend(step["user"], k=step.get("k"), context=step.get("context"),
+                                        filters=Filters(**step["filters"]) if "filters" in step else None,
+                                        policy=Policy(**step["policy"]) if "policy" in step else None)
+                outputs.append([observed(r) for r in results])
+    return outputs
+
+
+def observed(result) -> dict:
+    """What a case pins down of one recommendation."""
+    reason = result.reason
+    return {"item_id": result.item_id, "score": round(float(result.score), 6), "reason": reason.kind,
+            "reason_item": reason.item_id, "tags": list(reason.tags)}
+
+
+def differences(expected: list[list[dict]], got: list[list[dict]], tolerance: float) -> list[str]:
+    """Where `got` departs from `expected` (an empty list: the case passes)."""
+    out = []
+    if len(expected) != len(got):
+        return [f"{len(got)} recommend steps ran, the case has {len(expected)}"]
+    for step, (want, have) in enumerate(zip(expected, got)):
+        want_ids, have_ids = [w["item_id"] for w in want], [h["item_id"] for h in have]
+        if want_ids != have_ids:
+            out.append(f"recommend #{step}: items {have_ids}, expected {want_ids}")
+            continue
+        for rank, (w, h) in enumerate(zip(want, have)):
+            if not math.isclose(w["score"], h["score"], rel_tol=0.0, abs_tol=tolerance):
+                out.append(f"recommend #{step} rank {rank} ({w['item_id']}): score {h['score']}, "
+                           f"expected {w['score']} +- {tolerance}")
+            for key in ("reason", "reason_item", "tags"):
+                if w[key] != h[key]:
+                    out.append(f"recommend #{step} rank {rank} ({w['item_id']}): {key} {h[key]!r}, "
+                               f"expected {w[key]!r}")
+    return out

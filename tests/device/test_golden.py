@@ -1,0 +1,71 @@
+"""The golden cases of spec/golden pass on this runtime, with every engine and scan kernel installed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from edgerec.runtime.golden import differences, load_cases, run_case
+from edgerec.runtime.retrieval import available_kernels
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "spec" / "golden"
+CASES = {case.name: case for case in load_cases(GOLDEN / "cases")}
+KERNELS = sorted({"numpy", available_kernels()[0]})  # the portable kernel and the fastest one here
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_case(golden_bundle, engine, kernel, name):
+    case = CASES[name]
+    got = run_case(golden_bundle, case, engine, kernel)
+    problems = differences(case.expected(engine), got, case.tolerance)
+    assert not problems, f"golden case {name} ({engine}, {kernel} scan):\n" + "\n".join(problems)
+
+
+def test_the_cases_cover_every_step_kind_and_policy():
+    """The golden set keeps covering what the device text promises (a pruned case fails here)."""
+    steps = [step for case in CASES.values() for step in case.steps]
+    assert {s["op"] for s in steps} == {"record", "onboard", "add_items", "remove_items", "forget", "recommend"}
+    assert {s["event"] for s in steps if s["op"] == "record"} == {"play", "finish", "like", "skip",
+                                                                   "not_interested", "more_like_this"}
+    reasons = {r["reason"] for s in steps if s["op"] == "recommend" for r in s["expected"]}
+    assert reasons == {"popular", "tags", "history", "series", "feedback"}
+    policies = {key for s in steps for key in s.get("policy", {})}
+    assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost"} <= policies
+    filters = {key for s in steps for key in s.get("filters", {})}
+    assert filters == {"languages", "modalities", "genres", "exclude_genres", "exclude_items", "kids_safe",
+                       "max_duration_s"}
+    assert sum(s["op"] == "recommend" for s in steps) >= 40
+
+
+def test_a_wrong_expectation_is_caught(golden_bundle):
+    """The comparison is not vacuous: a swapped pair, a moved score and a wrong reason all fail."""
+    case = CASES["feedback"]
+    got = run_case(golden_bundle, case, "onnx")
+    swapped = json.loads(json.dumps(got))
+    swapped[0][0], swapped[0][1] = swapped[0][1], swapped[0][0]
+    assert differences(got, swapped, case.tolerance)
+    moved = json.loads(json.dumps(got))
+    moved[1][2]["score"] += 10 * case.tolerance
+    assert differences(got, moved, case.tolerance) == [
+        f"recommend #1 rank 2 ({got[1][2]['item_id']}): score {moved[1][2]['score']}, "
+        f"expected {got[1][2]['score']} +- {case.tolerance}"]
+    wrong = json.loads(json.dumps(got))
+    wrong[2][0]["reason"] = "popular"
+    assert len(differences(got, wrong, case.tolerance)) == 1
+
+
+def test_the_schema_and_the_golden_cases_change_together():
+    """A schema edit must come with regenerated golden cases (python -m edgerec.export.golden)."""
+    index = json.loads((GOLDEN / "index.json").read_text())
+    schema = hashlib.sha256((ROOT / "spec" / "manifest.schema.json").read_bytes()).hexdigest()
+    assert index["schema_sha256"] == schema, (
+        "spec/manifest.schema.json changed but spec/golden was not regenerated: run "
+        "`python -m edgerec.export.golden --out spec/golden` and commit both")
+    assert sorted(index["cases"]) == sorted(CASES)
+    manifest = json.loads((GOLDEN / "bundle" / "manifest.json").read_text())
+    assert manifest["format_version"] == index["format_version"]

@@ -1,0 +1,71 @@
+"""Hand-made bundles for tests: every number chosen by the test, so results can be worked out by hand.
+
+Importable from test files (pytest puts tests/ on sys.path, see pyproject.toml)."""
+
+import numpy as np
+
+from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
+from edgerec.runtime.item_table import StoredTable
+
+
+def item_columns(writer, n, *, popularity=None, release_ts=None, genre=None, language=None, creator=None,
+                 modality=None, duration=None, tags=None):
+    """The metadata sections (strings, categorical, numeric) of an n-item table, written through `writer`;
+    columns not given get one plain value for every item."""
+    def column(values, default):
+        return list(values) if values is not None else [default] * n
+
+    categorical = {}
+    for name, values in (("modality", column(modality, "film")), ("language", column(language, "en")),
+                         ("genre", column(genre, "drama")), ("creator", column(creator, "")),
+                         ("provider", column(None, "")), ("series_id", column(None, ""))):
+        vocab = sorted({v for v in values if v})
+        codes = np.array([vocab.index(v) if v else -1 for v in values], np.int32)
+        categorical[name] = {"codes": writer.add_array(f"items/{name}.npy", codes), "vocab": vocab}
+    numeric = {
+        "duration": writer.add_array("items/duration.npy", np.asarray(column(duration, 600.0), np.float32)),
+        "release_ts": writer.add_array("items/release_ts.npy", np.asarray(column(release_ts, 0), np.int64)),
+        "episode": writer.add_array("items/episode.npy", np.zeros(n, np.int32)),
+        "popularity": writer.add_array("items/popularity.npy", np.asarray(column(popularity, 0.0), np.float32)),
+    }
+    strings = {"ids": writer.add_strings("items/ids", [f"i{r}" for r in range(n)]),
+               "titles": writer.add_strings("items/titles", [f"Item {r}" for r in range(n)]),
+               "tags": writer.add_strings("items/tags", ["|".join(t) for t in column(tags, ())])}
+    return {"strings": strings, "categorical": categorical, "numeric": numeric}
+
+
+def write_handmade_bundle(root, vectors, *, popularity=None, release_ts=None, genre=None, language=None,
+                          creator=None, modality=None, duration=None, tags=None, table="fp32",
+                          history_length=10, encoder=True, before_finish=None):
+    """A bundle whose every number is chosen by the test: item i has vector vectors[i], and the user
+    encoder (ONNX) is the plain mean of the history's item vectors, so scores can be worked out by hand.
+    before_finish(writer), when given, adds files of the test's own before the manifest is written."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    vectors = np.asarray(vectors, np.float32)
+    n, dim = vectors.shape
+    writer = BundleWriter(root, "handmade")
+    if encoder:
+        weights = numpy_helper.from_array(np.vstack([np.zeros((1, dim), np.float32), vectors]), "items")
+        graph = helper.make_graph(
+            [helper.make_node("Gather", ["items", "ids"], ["picked"], axis=0),
+             helper.make_node("ReduceMean", ["picked"], ["user_vector"], axes=[1], keepdims=0)],
+            "mean_of_history", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "history"])],
+            [helper.make_tensor_value_info("user_vector", TensorProto.FLOAT, ["batch", dim])], [weights])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        onnx.save(model, str(writer.file_path("user_encoder.onnx")))
+        writer.add_model(ModelEntry("user_encoder", "onnx", "user_encoder.onnx",
+                                    [TensorSpec("ids", "int64", ["batch", "history"])],
+                                    [TensorSpec("user_vector", "float32", ["batch", dim])]))
+
+    columns = item_columns(writer, n, popularity=popularity, release_ts=release_ts, genre=genre,
+                           language=language, creator=creator, modality=modality, duration=duration, tags=tags)
+    items = {"count": n, "embeddings": StoredTable.quantize(vectors, table).manifest_entry(writer), **columns}
+    if before_finish is not None:
+        before_finish(writer)
+    writer.finish(dim=dim, items=items, defaults={"k": 10, "history_length": history_length, "diversity": 0.0,
+                                                  "short_list": 100},
+                  metrics={}, budgets={}, reference={}, data_version={})
+    return root

@@ -1,0 +1,162 @@
+"""The distillation loss and the teacher's targets: exact values on cases small enough to work by hand."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgerec.compress.distill import DistillationLoss, DistillConfig, teacher_targets
+from edgerec.errors import ConfigError
+
+
+def kl(p_logits, q_logits, temperature=1.0):
+    """KL(softmax(p / T) || softmax(q / T)), written out."""
+    p = [math.exp(x / temperature) for x in p_logits]
+    q = [math.exp(x / temperature) for x in q_logits]
+    p = [x / sum(p) for x in p]
+    q = [x / sum(q) for x in q]
+    return sum(a * math.log(a / b) for a, b in zip(p, q))
+
+
+class Model(nn.Module):
+    """A stand-in for a NextItemModel: item vectors, a temperature, and hidden states from a lookup."""
+
+    def __init__(self, vectors, temperature=1.0, max_len=8):
+        super().__init__()
+        self.vectors = torch.as_tensor(vectors, dtype=torch.float32)
+        self.config = SimpleNamespace(temperature=temperature, max_len=max_len)
+
+    def item_vectors(self):
+        return self.vectors.clone()
+
+    def hidden(self, ids):
+        return self.vectors[ids]  # the hidden state at a position is that position's item vector
+
+
+def loss_of(teacher_logits, student_logits, mask=None, temperature=1.0, weight=1.0, student_temperature=1.0,
+            align=0.0):
+    """The loss for one window of len(logits) positions, K = 2 candidates per position, no negatives."""
+    length = len(teacher_logits)
+    top = torch.tensor([[[1, 2]] * length], dtype=torch.int32)  # (windows=1, L, K)
+    t_logits = torch.tensor([teacher_logits], dtype=torch.float16)
+    hidden_t = torch.ones(1, length, 3, dtype=torch.float16)
+    cfg = DistillConfig(top_k=2, negatives=0, weight=weight, temperature=temperature, align=align)
+    loss = DistillationLoss(Model(np.zeros((3, 3))), (hidden_t, top, t_logits), np.ones(2), 1, cfg)
+    # student: hidden 1-d, table rows 1 and 2 hold per-position logits through a per-position hidden state
+    table = torch.tensor([[0.0], [1.0], [0.0]])
+    student = SimpleNamespace(config=SimpleNamespace(temperature=student_temperature))
+    s = torch.tensor(student_logits, dtype=torch.float32)  # (L, 2): logit of item 1 and of item 2
+    # item 2's vector is 0, so shift each position so that only the difference of the two logits matters
+    hidden = (s[:, 0] - s[:, 1]).reshape(1, length, 1)
+    mask = torch.ones(1, length, dtype=torch.bool) if mask is None else torch.tensor([mask])
+    return loss, float(loss(student, hidden, mask, torch.tensor([0]), table).detach())
+
+
+def test_kl_term_by_hand():
+    # teacher [0, ln 3] -> [1/4, 3/4]; student [0, 0] -> uniform
+    _, value = loss_of([[0.0, math.log(3)]], [[0.0, 0.0]])
+    assert value == pytest.approx(0.25 * math.log(0.5) + 0.75 * math.log(1.5), abs=1e-4)
+    assert value == pytest.approx(kl([0.0, math.log(3)], [0.0, 0.0]), abs=1e-4)
+
+
+def test_loss_is_zero_exactly_when_the_student_agrees_and_never_negative():
+    _, same = loss_of([[1.0, -1.0]], [[2.0, 0.0]])  # the same difference: the same softmax
+    assert same == pytest.approx(0.0, abs=1e-6)
+    for student in ([[5.0, 0.0]], [[-3.0, 0.0]], [[0.0, 0.0]]):
+        _, value = loss_of([[1.0, -1.0]], student)
+        assert value == pytest.approx(kl([1.0, -1.0], student[0]), abs=1e-4) and value > 1e-3
+
+
+def test_temperature_softens_both_lists_and_rescales_by_its_square():
+    _, value = loss_of([[0.0, math.log(3)]], [[0.0, 0.0]], temperature=2.0)
+    assert value == pytest.approx(4 * kl([0.0, math.log(3)], [0.0, 0.0], 2.0), abs=1e-4)
+    _, weighted = loss_of([[0.0, math.log(3)]], [[0.0, 0.0]], weight=0.5)
+    assert weighted == pytest.approx(0.5 * kl([0.0, math.log(3)], [0.0, 0.0]), abs=1e-4)
+    # the student's own temperature divides its logits before the comparison
+    _, own = loss_of([[0.0, 2.0]], [[0.0, 4.0]], student_temperature=2.0)
+    assert own == pytest.approx(0.0, abs=1e-6)
+
+
+def test_masked_positions_do_not_count_and_the_mean_is_over_positions():
+    a, b = kl([0.0, math.log(3)], [0.0, 0.0]), kl([2.0, 0.0], [0.0, 1.0])
+    _, both = loss_of([[0.0, math.log(3)], [2.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]])
+    assert both == pytest.approx((a + b) / 2, abs=1e-4)
+    _, first = loss_of([[0.0, math.log(3)], [2.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], mask=[True, False])
+    assert first == pytest.approx(a, abs=1e-4)
+
+
+def test_shared_negatives_cover_the_catalog_once():
+    """With as many negatives as items, the lists are the whole catalog, each item once."""
+    teacher_items = np.array([[0.0], [1.0], [0.5], [-1.0], [2.0]])  # row 0 is padding
+    student_items = torch.tensor([[0.0], [0.3], [1.0], [0.2], [-0.5]])
+    teacher = Model(teacher_items)
+    top = torch.tensor([[[4, 1]]], dtype=torch.int32)  # the teacher's two best for hidden state 1
+    t_logits = torch.tensor([[[2.0, 1.0]]], dtype=torch.float16)
+    hidden_t = torch.ones(1, 1, 1, dtype=torch.float16)
+    cfg = DistillConfig(top_k=2, negatives=4)
+    loss = DistillationLoss(teacher, (hidden_t, top, t_logits), np.ones(4), 1, cfg)
+    student = SimpleNamespace(config=SimpleNamespace(temperature=1.0))
+    value = float(loss(student, torch.ones(1, 1, 1), torch.ones(1, 1, dtype=torch.bool), torch.tensor([0]),
+                       student_items))
+    expected = kl([1.0, 0.5, -1.0, 2.0], [0.3, 1.0, 0.2, -0.5])  # items 1..4, teacher vs student
+    assert value == pytest.approx(expected, abs=1e-4)
+
+
+def test_alignment_adds_the_weighted_projection_error():
+    cfg = DistillConfig(top_k=2, negatives=0, align=0.5)
+    top = torch.tensor([[[1, 2]]], dtype=torch.int32)
+    t_logits = torch.tensor([[[0.0, 0.0]]], dtype=torch.float16)
+    hidden_t = torch.tensor([[[1.0, 2.0]]], dtype=torch.float16)
+    loss = DistillationLoss(Model(np.zeros((3, 2))), (hidden_t, top, t_logits), np.ones(2), 1, cfg)
+    assert isinstance(loss.project, nn.Linear) and loss.project.in_features == 1 and loss.project.out_features == 2
+    with torch.no_grad():
+        loss.project.weight.copy_(torch.tensor([[1.0], [1.0]]))
+        loss.project.bias.zero_()
+    student = SimpleNamespace(config=SimpleNamespace(temperature=1.0))
+    table = torch.tensor([[0.0], [1.0], [1.0]])  # equal logits: the KL term is 0
+    value = float(loss(student, torch.full((1, 1, 1), 3.0), torch.ones(1, 1, dtype=torch.bool),
+                       torch.tensor([0]), table).detach())
+    assert value == pytest.approx(0.5 * ((3 - 1) ** 2 + (3 - 2) ** 2) / 2, abs=1e-4)
+    off = DistillationLoss(Model(np.zeros((3, 2))), (hidden_t, top, t_logits), np.ones(2), 1,
+                           DistillConfig(top_k=2, negatives=0))
+    assert off.project is None
+
+
+@pytest.mark.parametrize("bad", [dict(top_k=0), dict(weight=-0.1), dict(temperature=0.0), dict(align=-1.0)])
+def test_config_refuses_impossible_settings(bad):
+    with pytest.raises(ConfigError, match="top_k >= 1, weight >= 0, temperature > 0, align >= 0"):
+        DistillConfig(**bad).validate()
+
+
+def test_config_accepts_the_edges():
+    cfg = DistillConfig(top_k=1, weight=0.0, temperature=0.01, align=0.0)
+    assert cfg.validate() is cfg
+
+
+def test_teacher_targets_rank_real_items_and_scale_by_temperature():
+    # item vectors (row 0 padding scores highest of all, and must never be a candidate)
+    vectors = np.array([[9.0, 9.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.6], [-1.0, 0.0]])
+    teacher = Model(vectors, temperature=0.5, max_len=4)
+    windows = np.array([[1, 2, 3], [3, 4, 1]])  # inputs are all but the last column
+    calls = []
+    hidden, top, logits = teacher_targets(teacher, windows, top_k=2, batch=1,
+                                          progress=lambda done, total: calls.append((done, total)))
+    assert hidden.dtype == torch.float16 and top.dtype == torch.int32 and logits.dtype == torch.float16
+    assert hidden.shape == (2, 2, 2) and top.shape == logits.shape == (2, 2, 2)
+    # position (0, 0) is item 1 = [1, 0]: scores 1, 0, 0.6, -1 -> items 1, 3
+    assert top[0, 0].tolist() == [1, 3] and logits[0, 0].tolist() == [2.0, pytest.approx(1.2, abs=1e-3)]
+    # position (1, 1) is item 4 = [-1, 0]: scores -1, 0, -0.6, 1 -> items 4, 2
+    assert top[1, 1].tolist() == [4, 2] and logits[1, 1].tolist() == [2.0, 0.0]
+    assert hidden[1, 0].tolist() == [0.60009765625] * 2  # item 3, rounded to fp16
+    assert calls == [(1, 2), (2, 2)]
+    again = teacher_targets(teacher, windows, top_k=2)
+    assert all(torch.equal(a, b) for a, b in zip((hidden, top, logits), again))
+
+
+def test_teacher_targets_refuse_histories_longer_than_the_teacher():
+    teacher = Model(np.eye(3), max_len=2)
+    with pytest.raises(ConfigError, match="history length 3 exceeds the teacher's 2; use --max-len <= 2"):
+        teacher_targets(teacher, np.ones((1, 4), np.int64), top_k=1)

@@ -1,0 +1,69 @@
+"""The committed golden cases are what the generator (python -m edgerec.export.golden) makes today:
+the same manifest shape from a fresh export, the same event scripts over the committed bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgerec.export.golden import World, build_bundle, scripts
+from edgerec.runtime.golden import load_cases
+from edgerec.runtime.schema import manifest_schema, validate
+
+GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden"
+
+
+def shape(node):
+    """The schema-relevant shape of a JSON document: keys and JSON types, not values. Maps keyed by
+    file name or column (files, columns, parity figures) keep their keys; lists keep their length."""
+    if isinstance(node, dict):
+        return {key: shape(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [shape(value) for value in node]
+    return "number" if isinstance(node, (int, float)) and not isinstance(node, bool) else type(node).__name__
+
+
+@pytest.fixture(scope="module")
+def fresh_manifest(tmp_path_factory) -> dict:
+    out = build_bundle(tmp_path_factory.mktemp("golden") / "bundle")
+    return json.loads((out / "manifest.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_fresh_export_has_the_committed_manifests_shape(fresh_manifest):
+    committed = json.loads((GOLDEN / "bundle" / "manifest.json").read_text())
+    assert validate(fresh_manifest, manifest_schema()) == []
+    assert shape(fresh_manifest) == shape(committed), (
+        "the exporter now writes another manifest shape than the committed golden bundle: regenerate "
+        "spec/golden (python -m edgerec.export.golden) and update spec/manifest.schema.json with it")
+    assert fresh_manifest["created"] == committed["created"]  # SOURCE_DATE_EPOCH pins the creation time
+    assert fresh_manifest["data_version"]["source"] == "edgerec synthetic audio/video world"  # no host path
+
+
+def test_the_shape_comparison_sees_a_changed_field():
+    assert shape({"a": 1, "b": ["x"]}) == shape({"a": 2.5, "b": ["y"]})
+    assert shape({"a": 1}) != shape({"a": "1"})
+    assert shape({"a": 1}) != shape({"a": 1, "c": 0})
+
+
+def test_the_committed_scripts_are_the_generators_scripts():
+    """Inputs of every case (all but the expected lists) come from export/golden.py, unedited."""
+    committed = {case.name: case for case in load_cases(GOLDEN / "cases")}
+    for case in scripts(World(GOLDEN / "bundle")):
+        stored = committed.pop(case.name)
+        without = [{k: v for k, v in step.items() if k not in ("expected", "expected_by_engine")}
+                   for step in stored.steps]
+        assert json.loads(json.dumps(case.steps)) == without, case.name
+        assert case.description == stored.description
+    assert committed == {}, f"cases no script makes: {sorted(committed)}"
+
+
+def test_the_golden_bundle_is_small_and_synthetic():
+    files = [p for p in (GOLDEN / "bundle").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 1_000_000
+    card = json.loads((GOLDEN / "bundle" / "model_card.json").read_text())
+    assert card["checkpoint"] == "ckpt"  # a relative name, no host path
+    manifest = json.loads((GOLDEN / "bundle" / "manifest.json").read_text())
+    assert manifest["data_version"]["source"] == "edgerec synthetic audio/video world"

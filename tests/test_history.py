@@ -1,0 +1,359 @@
+"""The on-device history store, exactly: durability settings read back from the connection, what
+forget() removes and keeps, retention at its boundaries, and the generation token caches rely on."""
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime.history import EVENTS, SCHEMA_VERSION, HistoryStore, Retention
+
+DAY = 86_400
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = HistoryStore(tmp_path / "h.db")
+    yield s
+    s.close()
+
+
+def pragma(store, name):
+    return store.db.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_durability_settings_as_the_connection_reports_them(store):
+    assert pragma(store, "journal_mode") == "wal"
+    assert pragma(store, "synchronous") == 2  # FULL: every commit is on disk before record() returns
+    assert pragma(store, "secure_delete") == 1
+    assert store.db.isolation_level is None  # autocommit: each record() is its own explicit transaction
+    assert store.version() == SCHEMA_VERSION == 2
+
+
+def test_record_stores_every_field_and_returns_increasing_ids(store):
+    first = store.record("p", "a", "play", 0.5, ts=100.0, context={"device": "tv", "hour": 20})
+    second = store.record("p", "b", "like")
+    assert second == first + 1
+    before = time.time()
+    third = store.record("p", "c", "skip")
+    events = store.events("p")
+    assert [(e.id, e.profile, e.item, e.event, e.value, e.ts, e.context) for e in events[:1]] == [
+        (first, "p", "a", "play", 0.5, 100.0, {"device": "tv", "hour": 20})]
+    assert events[1].value is None and events[1].context == {}
+    assert events[2].id == third and before <= events[2].ts <= time.time()  # stamped now when no ts is given
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_every_known_event_is_accepted(store, event):
+    store.record("p", "a", event)
+    assert [e.event for e in store.events("p")] == [event]
+
+
+def test_bad_records_are_refused_and_nothing_is_written(store):
+    with pytest.raises(ConfigError, match="^unknown event 'watched'; use one of play, finish, skip, like, "
+                                          "not_interested, more_like_this$"):
+        store.record("p", "a", "watched")
+    with pytest.raises(ConfigError, match=r"^record\(\) needs a non-empty user and item$"):
+        store.record("", "a", "play")
+    with pytest.raises(ConfigError, match=r"^record\(\) needs a non-empty user and item$"):
+        store.record("p", "", "play")
+    assert store.count() == 0
+
+
+def test_events_item_events_profiles_and_counts(store):
+    for i in range(5):
+        store.record("p", f"a{i}", EVENTS[i])
+    store.record("q", "b", "play")
+    assert [e.item for e in store.events("p")] == ["a0", "a1", "a2", "a3", "a4"]
+    assert [e.item for e in store.events("p", limit=2)] == ["a3", "a4"]  # the newest two, oldest first
+    assert store.item_events("p", 3) == [("a2", EVENTS[2]), ("a3", EVENTS[3]), ("a4", EVENTS[4])]
+    assert store.item_events("nobody", 3) == []
+    assert store.profiles() == ["p", "q"]
+    assert (store.count(), store.count("p"), store.count("q"), store.count("nobody")) == (6, 5, 1, 0)
+
+
+def test_preferences_replace_per_kind(store):
+    store.set_preferences("p", "genre", ["jazz", "blues"])
+    store.set_preferences("p", "language", ["en"])
+    store.set_preferences("q", "genre", ["rock"])
+    assert store.preferences("p") == {"genre": ["blues", "jazz"], "language": ["en"]}
+    store.set_preferences("p", "genre", ["folk"])  # a new choice replaces that kind only
+    assert store.preferences("p") == {"genre": ["folk"], "language": ["en"]}
+    assert store.preferences("q") == {"genre": ["rock"]}
+    assert store.preferences("nobody") == {}
+
+
+def test_forget_removes_events_and_preferences_of_one_profile_only(store):
+    for i in range(3):
+        store.record("gone", f"a{i}", "play")
+    store.record("kept", "b", "play")
+    store.set_preferences("gone", "genre", ["jazz"])
+    store.set_preferences("gone", "tag", ["x"])
+    store.set_preferences("kept", "genre", ["rock"])
+    store.save_item("added", "space", b"\x00\x01", {"title": "A"})
+    assert store.forget("gone") == 3
+    assert store.events("gone") == [] and store.preferences("gone") == {}
+    assert store.db.execute("SELECT COUNT(*) FROM preferences WHERE profile='gone'").fetchone()[0] == 0
+    assert [e.item for e in store.events("kept")] == ["b"] and store.preferences("kept") == {"genre": ["rock"]}
+    assert store.saved_items("space") == [("added", b"\x00\x01", {"title": "A"}, False)]
+    assert store.profiles() == ["kept"]
+    assert store.forget("nobody") == 0
+
+
+def test_export_holds_everything_about_the_profile(store):
+    store.record("me", "a", "play", 0.5, ts=7.0, context={"device": "tv"})
+    store.record("other", "z", "play")
+    store.set_preferences("me", "genre", ["jazz"])
+    before = time.time()
+    data = store.export("me")
+    assert set(data) == {"profile", "events", "preferences", "exported_at"}
+    assert data["profile"] == "me" and data["preferences"] == {"genre": ["jazz"]}
+    assert [(e["item"], e["event"], e["value"], e["ts"], e["context"]) for e in data["events"]] == [
+        ("a", "play", 0.5, 7.0, {"device": "tv"})]
+    assert before <= data["exported_at"] <= time.time()
+
+
+# ------------------------------------------------------------------ retention
+
+
+def test_retention_by_count_keeps_exactly_the_newest_per_profile(tmp_path):
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=5, max_age_days=10))
+    now = time.time()
+    for i in range(5):
+        store.record("five", f"f{i}", "play", ts=now)
+    for i in range(6):
+        store.record("six", f"s{i}", "play", ts=now)
+    assert store.prune(now) == 1  # exactly at the limit nothing goes; one over, the oldest goes
+    assert [e.item for e in store.events("five")] == [f"f{i}" for i in range(5)]
+    assert [e.item for e in store.events("six")] == [f"s{i}" for i in range(1, 6)]
+    assert store.prune(now) == 0
+
+
+def test_retention_by_age_at_the_cutoff(tmp_path):
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=100, max_age_days=10))
+    now = 1_000_000_000.0
+    cutoff = now - 10 * DAY
+    store.record("p", "older", "play", ts=cutoff - 0.001)
+    store.record("p", "at-cutoff", "play", ts=cutoff)
+    store.record("p", "newer", "play", ts=cutoff + 1)
+    assert store.prune(now) == 1
+    assert [e.item for e in store.events("p")] == ["at-cutoff", "newer"]
+
+
+def test_age_and_count_retention_add_up(tmp_path):
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=2, max_age_days=1))
+    now = 1_000_000_000.0
+    store.record("p", "old", "play", ts=now - 2 * DAY)
+    for i in range(4):
+        store.record("p", f"n{i}", "play", ts=now)
+    assert store.prune(now) == 3  # one by age, then two over the count
+    assert [e.item for e in store.events("p")] == ["n2", "n3"]
+
+
+def test_retention_runs_by_itself_every_hundred_records(tmp_path):
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=10))
+    for i in range(99):
+        store.record("p", f"a{i}", "play")
+    assert store.count("p") == 99  # not yet
+    store.record("p", "a99", "play")
+    assert store.count("p") == 10 and store.events("p")[0].item == "a90"
+    for i in range(99):
+        store.record("p", f"b{i}", "play")
+    assert store.count("p") == 109  # the counter restarted at the last prune
+    store.record("p", "b99", "play")
+    assert store.count("p") == 10
+
+
+def test_default_retention():
+    assert (Retention().max_events, Retention().max_age_days) == (10_000, 730.0)
+
+
+def test_default_retention_keeps_two_years(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    now = 1_000_000_000.0
+    store.record("p", "keep", "play", ts=now - 729 * DAY)
+    store.record("p", "drop", "play", ts=now - 731 * DAY)
+    assert store.prune(now) == 1 and [e.item for e in store.events("p")] == ["keep"]
+
+
+# ------------------------------------------------------------------ generation
+
+
+def test_generation_changes_for_the_profile_written_and_no_other(store):
+    a0, b0 = store.generation("a"), store.generation("b")
+    assert store.generation("a") == a0  # reading changes nothing
+    store.record("a", "x", "play")
+    a1 = store.generation("a")
+    assert a1 != a0 and store.generation("b") == b0
+    store.set_preferences("b", "genre", ["jazz"])
+    b1 = store.generation("b")
+    assert b1 != b0 and store.generation("a") == a1
+    store.forget("a")
+    assert store.generation("a") != a1 and store.generation("b") == b1
+
+
+def test_generation_changes_for_every_profile_on_shared_writes(store):
+    a0 = store.generation("a")
+    store.save_item("x", "space", None, {})
+    a1 = store.generation("a")
+    assert a1 != a0
+    store.prune()
+    assert store.generation("a") != a1
+
+
+def test_generation_sees_writes_of_another_connection(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    before = store.generation("a")
+    other = HistoryStore(tmp_path / "h.db")
+    other.record("a", "x", "play")
+    other.close()
+    assert store.generation("a") != before
+    assert [e.item for e in store.events("a")] == ["x"]
+
+
+def test_a_failed_transaction_writes_nothing_and_keeps_the_generation(store):
+    before = store.generation("a")
+    with pytest.raises(RuntimeError):
+        with store._transaction("a"):
+            store.db.execute("INSERT INTO events (profile, item, event, ts) VALUES ('a', 'x', 'play', 1)")
+            raise RuntimeError("boom")
+    assert store.count() == 0 and store.generation("a") == before
+
+
+# ------------------------------------------------------------------ added items, schema, errors
+
+
+def test_saved_items_keep_their_order_and_drop_other_spaces(store):
+    store.save_item("b", "space-1", b"\x01", {"title": "B"})
+    store.save_item("a", "space-1", None, {"title": "A"}, removed=True)
+    store.save_item("c", "space-2", b"\x02", {})
+    assert store.saved_items("space-1") == [("b", b"\x01", {"title": "B"}, False), ("a", None, {"title": "A"}, True)]
+    assert store.db.execute("SELECT COUNT(*) FROM added_items").fetchone()[0] == 2  # space-2's row is gone
+    store.save_item("b", "space-1", b"\x03", {"title": "B2"})  # saving again replaces
+    assert store.saved_items("space-1")[-1] == ("b", b"\x03", {"title": "B2"}, False)
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    db = tmp_path / "new.db"
+    HistoryStore(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    with pytest.raises(HistoryError, match="schema version 3, newer than this runtime"):
+        HistoryStore(db)
+
+
+def test_reopening_keeps_events_and_schema(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db)
+    store.record("p", "a", "play")
+    store.set_preferences("p", "genre", ["jazz"])
+    store.close()
+    again = HistoryStore(db)
+    assert [e.item for e in again.events("p")] == ["a"] and again.preferences("p") == {"genre": ["jazz"]}
+    assert again.version() == SCHEMA_VERSION
+
+
+def test_a_database_locked_by_another_process(tmp_path):
+    db = tmp_path / "locked.db"
+    HistoryStore(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(HistoryError, match="locked by another process"):
+            HistoryStore(db, timeout=0.1)  # opening writes the schema version, which needs the lock
+        holder.execute("ROLLBACK")
+        store = HistoryStore(db, timeout=0.1)
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(HistoryError, match="locked by another process"):
+            store.record("p", "a", "play")
+        holder.execute("ROLLBACK")
+        assert store.count() == 0
+        store.record("p", "a", "play")  # the lock is gone: writes work again
+        assert store.count() == 1
+    finally:
+        holder.close()
+
+
+def test_reads_of_a_broken_database_raise_history_errors(store):
+    store.db.execute("DROP TABLE events")
+    with pytest.raises(HistoryError, match="could not read"):
+        store.events("p")
+    with pytest.raises(HistoryError, match="could not read"):
+        store.events("p", limit=3)
+    with pytest.raises(HistoryError, match="could not read"):
+        store.item_events("p", 3)
+    with pytest.raises(HistoryError, match="was not recorded"):
+        store.record("p", "a", "play")
+
+
+def test_context_and_item_metadata_are_stored_as_canonical_json(store):
+    store.record("p", "a", "play", context={"b": 2, "a": 1})
+    store.save_item("x", "space", None, {"z": 1, "title": "X"})
+    assert store.db.execute("SELECT context FROM events").fetchone()[0] == '{"a": 1, "b": 2}'
+    assert store.db.execute("SELECT meta FROM added_items").fetchone()[0] == '{"title": "X", "z": 1}'
+
+
+def test_a_store_in_a_new_nested_folder(tmp_path):
+    store = HistoryStore(tmp_path / "a" / "b" / "h.db")
+    store.record("p", "x", "play")
+    assert (tmp_path / "a" / "b" / "h.db").exists() and store.count() == 1
+
+
+def test_the_store_is_shared_by_threads(store):
+    done = []
+    worker = threading.Thread(target=lambda: done.append(store.record("p", "from-thread", "play")))
+    worker.start()
+    worker.join()
+    assert done and [e.item for e in store.events("p")] == ["from-thread"]
+
+
+def test_the_lock_timeout_is_the_one_given(tmp_path):
+    """A store waits up to its timeout for another writer: a short one gives up, a long one gets in."""
+    db = tmp_path / "h.db"
+    HistoryStore(db).close()
+    patient = HistoryStore(db, timeout=10)
+    hasty = HistoryStore(db, timeout=0.05)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)  # released by a timer thread
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(1.0, lambda: holder.execute("ROLLBACK"))
+        release.start()
+        with pytest.raises(HistoryError, match="locked by another process"):
+            hasty.record("p", "a", "play")  # gives up long before the holder lets go
+        patient.record("p", "b", "play")  # waits for the release, then writes
+        release.join()
+        assert [e.item for e in patient.events("p")] == ["b"]
+    finally:
+        holder.close()
+
+
+def test_v1_events_without_context_read_as_empty(tmp_path):
+    db = tmp_path / "v1.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, "
+                     "item TEXT NOT NULL, event TEXT NOT NULL, value REAL, ts REAL NOT NULL)")
+        conn.execute("INSERT INTO events (profile, item, event, value, ts) VALUES ('p', 'a', 'play', 1, 5)")
+    store = HistoryStore(db)
+    assert store.version() == SCHEMA_VERSION
+    [event] = store.events("p")
+    assert (event.item, event.value, event.ts, event.context) == ("a", 1.0, 5.0, {})
+    assert store.events("p", limit=1)[0].context == {}
+    store.set_preferences("p", "tag", ["x"])  # the v2 tables exist
+    store.save_item("i", "s", None, {})
+    assert store.preferences("p") == {"tag": ["x"]} and len(store.saved_items("s")) == 1
+
+
+def test_a_corrupt_file_and_a_closed_store_give_history_errors(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(HistoryError, match=r"bad.db cannot be used \(.*\); if it is corrupt, move it away and a new "
+                                           r"one will be created \(the old events are then lost\)$"):
+        HistoryStore(bad)
+    store = HistoryStore(tmp_path / "h.db")
+    store.close()
+    with pytest.raises(HistoryError, match=r"could not read .*h.db \("):
+        store.generation("p")

@@ -1,0 +1,188 @@
+"""One-file bundles: what pack writes, what unpacking refuses, and when the unpacked copy is reused."""
+
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+from edgerec.errors import BundleError
+from edgerec.runtime.bundle import MANIFEST, Bundle
+from edgerec.runtime.pack import SUFFIX, pack, unpacked
+
+
+@pytest.fixture
+def bundle(handmade_bundle):
+    return handmade_bundle(np.eye(4), popularity=[1, 2, 3, 4])
+
+
+def test_pack_writes_exactly_the_bundle_files(bundle, tmp_path):
+    out = pack(bundle, tmp_path / "one.edgerec")
+    assert out == tmp_path / "one.edgerec" and not (tmp_path / "one.edgerec.tmp").exists()
+    files = Bundle.open(bundle).manifest.files
+    with tarfile.open(out) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == [MANIFEST, *files]
+        for m in members:
+            assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "") and m.isfile()
+            assert tar.extractfile(m).read() == (bundle / m.name).read_bytes()
+    assert out.read_bytes()[257:265] == b"ustar\x0000"  # a plain POSIX (pax) tar, no compression
+
+
+def test_pack_default_name_sits_next_to_the_folder(bundle):
+    out = pack(bundle)
+    assert out == bundle.with_suffix(SUFFIX) and SUFFIX == ".edgerec" and out.is_file()
+
+
+def test_pack_replaces_the_leftover_of_an_interrupted_pack(bundle, tmp_path):
+    (tmp_path / "one.edgerec.tmp").write_bytes(b"half a tar")  # a crash while packing left this
+    pack(bundle, tmp_path / "one.edgerec")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.edgerec"]
+
+
+def test_only_plain_tar_files_are_read(bundle, tmp_path):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    squeezed = tmp_path / "squeezed.edgerec"
+    with tarfile.open(packed) as source, tarfile.open(squeezed, "w:gz") as target:
+        for m in source.getmembers():
+            target.addfile(m, source.extractfile(m))
+    with pytest.raises(BundleError, match="squeezed.edgerec is not a packed bundle"):
+        Bundle.open(squeezed)
+
+
+def test_unpacked_files_lose_special_permission_bits(bundle, tmp_path):
+    files = Bundle.open(bundle).manifest.files
+    members = [(member(MANIFEST, mode=0o6777), (bundle / MANIFEST).read_bytes())]
+    members += [(member(name, mode=0o4666), (bundle / name).read_bytes()) for name in files]
+    target = Bundle.open(tar_of(tmp_path, members)).root
+    for path in target.rglob("*"):
+        if path.is_file() and path.name != ".packed-from":
+            assert path.stat().st_mode & 0o7022 == 0, path  # no setuid/setgid/sticky, no group/other write
+
+
+def test_pack_refuses_a_broken_bundle(bundle, tmp_path):
+    (bundle / "items" / "popularity.npy").write_bytes(b"broken")
+    with pytest.raises(BundleError, match="popularity.npy has 6 bytes"):
+        pack(bundle, tmp_path / "x.edgerec")
+    assert not (tmp_path / "x.edgerec").exists()
+
+
+def test_round_trip_opens_the_same_bundle(bundle, tmp_path):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    opened = Bundle.open(packed)
+    assert opened.root == tmp_path / ".one.edgerec.unpacked"
+    assert opened.manifest == Bundle.open(bundle).manifest
+    for name in [MANIFEST, *opened.manifest.files]:
+        assert (opened.root / name).read_bytes() == (bundle / name).read_bytes()
+    assert json.loads((opened.root / ".packed-from").read_text()) == {
+        "bytes": packed.stat().st_size, "mtime_ns": packed.stat().st_mtime_ns}
+    assert not (tmp_path / ".one.edgerec.unpacked.tmp").exists()
+
+
+def test_the_unpacked_copy_is_reused_while_the_file_is_unchanged(bundle, tmp_path):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    target = unpacked(packed)
+    (target / "sentinel").write_text("still here")  # would vanish if the copy were rebuilt
+    assert unpacked(packed) == target and (target / "sentinel").exists()
+    stat = packed.stat()
+    os.utime(packed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched: unpack again
+    assert unpacked(packed) == target and not (target / "sentinel").exists()
+
+
+def test_leftovers_of_an_interrupted_unpack_are_cleared(bundle, tmp_path):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    staging = tmp_path / ".one.edgerec.unpacked.tmp"
+    staging.mkdir()
+    (staging / "junk").write_text("from a crash")
+    target = unpacked(packed)
+    assert not (target / "junk").exists() and not staging.exists()
+
+
+def test_a_repacked_file_is_unpacked_again(bundle, handmade_bundle, tmp_path):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    first = Bundle.open(packed).manifest.embedding_space
+    other = handmade_bundle(np.eye(4)[::-1].copy())
+    pack(other, packed)
+    assert Bundle.open(packed).manifest.embedding_space == Bundle.open(other).manifest.embedding_space != first
+
+
+@pytest.mark.parametrize("marker", ["not json", json.dumps({"bytes": 1, "mtime_ns": 2}), json.dumps([])])
+def test_a_stale_or_damaged_marker_means_unpacking_again(bundle, tmp_path, marker):
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    target = unpacked(packed)
+    (target / "sentinel").write_text("x")
+    (target / ".packed-from").write_text(marker)
+    assert unpacked(packed) == target and not (target / "sentinel").exists()
+    Bundle.open(packed)
+
+
+def tar_of(tmp_path, members, name="evil.edgerec"):
+    path = tmp_path / name
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def member(name, kind=tarfile.REGTYPE, **fields):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+def test_refusals_name_the_problem_and_write_nothing(tmp_path):
+    manifest = (member(MANIFEST), b"{}")
+    cases = [
+        ([(member("../../escape.txt"), b"bad"), manifest], "leaves the bundle directory"),
+        ([manifest, (member("/abs.txt"), b"bad")], "leaves the bundle directory"),
+        ([manifest, (member("items", tarfile.SYMTYPE, linkname="/etc"), None)], "link or special file"),
+        ([manifest, (member("hard", tarfile.LNKTYPE, linkname=MANIFEST), None)], "link or special file"),
+        ([manifest, (member("fifo", tarfile.FIFOTYPE), None)], "link or special file"),
+        ([manifest, (member("dev", tarfile.CHRTYPE), None)], "link or special file"),
+        ([(member("other.json"), b"{}")], "holds no manifest.json"),
+    ]
+    for i, (members, message) in enumerate(cases):
+        path = tar_of(tmp_path, members, f"case{i}.edgerec")
+        with pytest.raises(BundleError, match=message):
+            Bundle.open(path)
+        assert not (tmp_path / f".case{i}.edgerec.unpacked").exists()
+        assert not (tmp_path / f".case{i}.edgerec.unpacked.tmp").exists()
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_directories_are_fine(bundle, tmp_path):
+    files = Bundle.open(bundle).manifest.files
+    members = [(member("items", tarfile.DIRTYPE), None), (member(MANIFEST), (bundle / MANIFEST).read_bytes())]
+    members += [(member(name), (bundle / name).read_bytes()) for name in files]
+    assert Bundle.open(tar_of(tmp_path, members)).manifest == Bundle.open(bundle).manifest
+
+
+def test_junk_and_truncated_files(bundle, tmp_path):
+    (tmp_path / "junk.edgerec").write_bytes(b"\x00" * 10)
+    with pytest.raises(BundleError, match="junk.edgerec is not a packed bundle"):
+        Bundle.open(tmp_path / "junk.edgerec")
+    packed = pack(bundle, tmp_path / "cut.edgerec")
+    data = packed.read_bytes()
+    with tarfile.open(packed) as tar:
+        last = tar.getmembers()[-1]
+    packed.write_bytes(data[: last.offset_data + 10])  # the last file's data stops short
+    with pytest.raises(BundleError, match="cut.edgerec cannot be unpacked .* truncated or damaged"):
+        Bundle.open(packed)
+    assert not (tmp_path / ".cut.edgerec.unpacked").exists()
+    assert not (tmp_path / ".cut.edgerec.unpacked.tmp").exists()
+    # members that cannot be written (a file where a folder must go): refused, and the staging copy is gone
+    clash = tar_of(tmp_path, [(member(MANIFEST), b"{}"), (member("a"), b"x"), (member("a/b"), b"y")], "clash.edgerec")
+    with pytest.raises(BundleError, match="clash.edgerec cannot be unpacked .* truncated or damaged"):
+        Bundle.open(clash)
+    assert not (tmp_path / ".clash.edgerec.unpacked.tmp").exists()
+
+
+def test_a_missing_packed_file(tmp_path):
+    with pytest.raises(BundleError, match="no such directory or packed file"):
+        Bundle.open(tmp_path / "none.edgerec")

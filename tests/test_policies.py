@@ -1,0 +1,410 @@
+"""Policies, exactly: small hand-checked cases for each function, and what each event and feedback
+button does to the next list of a hand-made bundle whose scores can be worked out on paper."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edgerec.runtime import Filters, Policy, Recommender
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.history import EVENTS
+from edgerec.runtime.policies import (
+    feedback_adjustment,
+    filter_mask,
+    mmr,
+    popularity_prior,
+    standardize,
+)
+
+DAY = 86_400.0
+NOW = 1_750_000_000.0
+
+# ------------------------------------------------------------------ standardize
+
+
+def test_standardize_exact_values():
+    root = math.sqrt(1.5)  # [1, 2, 3]: mean 2, population deviation sqrt(2/3)
+    np.testing.assert_allclose(standardize(np.array([1.0, 2.0, 3.0])), [-root, 0.0, root], rtol=1e-12)
+    np.testing.assert_array_equal(standardize(np.array([1.0, 3.0])), [-1.0, 1.0])  # two scores are enough
+    np.testing.assert_array_equal(standardize(np.array([3.0, -np.inf, 1.0])), [1.0, -np.inf, -1.0])
+    np.testing.assert_array_equal(standardize(np.array([7.0])), [0.0])
+    np.testing.assert_array_equal(standardize(np.array([7.0, -np.inf])), [0.0, -np.inf])
+    np.testing.assert_array_equal(standardize(np.array([-np.inf, -np.inf])), [-np.inf, -np.inf])
+    np.testing.assert_array_equal(standardize(np.array([2.0, 2.0, 2.0])), [0.0, 0.0, 0.0])
+    assert standardize(np.zeros(0)).shape == (0,)
+
+
+def test_standardize_floors_the_deviation_at_1e_9():
+    np.testing.assert_allclose(standardize(np.array([0.0, 1e-6])), [-1.0, 1.0], rtol=1e-9)  # above the floor
+    np.testing.assert_allclose(standardize(np.array([0.0, 1e-12])), [-5e-4, 5e-4], rtol=1e-9)  # below it
+
+
+def test_standardize_ignores_minus_inf_in_the_mean_and_deviation():
+    out = standardize(np.array([10.0, -np.inf, 20.0, -np.inf, 30.0]))
+    np.testing.assert_allclose(out[[0, 2, 4]], [-math.sqrt(1.5), 0.0, math.sqrt(1.5)], rtol=1e-12)
+    assert np.all(out[[1, 3]] == -np.inf)
+
+
+# ------------------------------------------------------------------ popularity prior
+
+
+def test_popularity_prior_exact_values():
+    now = 100 * DAY
+    popularity = np.array([0.0, math.e - 1, 99.0, 99.0, 99.0, 99.0])
+    release = np.array([0.0, 0.0, now, now - 30 * DAY, now + 5 * DAY, now - 60 * DAY])
+    expected = [0.0, 1.0, 2 * math.log(100), math.log(100) * (1 + math.exp(-1)),
+                2 * math.log(100),  # a future release counts as new, not as newer than new
+                math.log(100) * (1 + math.exp(-2))]
+    np.testing.assert_allclose(popularity_prior(popularity, release, now), expected, rtol=1e-12)
+
+
+def test_popularity_prior_unknown_release_gets_no_bonus_and_trend_days_sets_the_decay():
+    # release_ts 0 means unknown: no bonus, even when "now" is only a day after the epoch
+    np.testing.assert_allclose(popularity_prior(np.array([99.0]), np.array([0.0]), DAY), [math.log(100)], rtol=1e-12)
+    np.testing.assert_allclose(popularity_prior(np.array([99.0]), np.array([1.0]), 1.0 + 10 * DAY, trend_days=10),
+                               [math.log(100) * (1 + math.exp(-1))], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ feedback adjustment
+
+
+def line(values):
+    """Candidates on a line: vector [v] each, so the similarity to the group vector [1] is v itself."""
+    return np.asarray(values, np.float64)[:, None]
+
+
+def test_feedback_adjustment_raises_liked_neighbours_and_lowers_disliked_twice_as_hard():
+    # nine at 0 and one at 3: standardized -1/3 (x9) and 3, so only the last is "near" (3 - 1 = 2 deviations)
+    vectors = line([0] * 9 + [3])
+    group = np.array([[1.0]])
+    none = np.zeros((0, 1))
+    expected = np.r_[np.zeros(9), 2.0]
+    np.testing.assert_allclose(feedback_adjustment(vectors, group, none, Policy()), expected, atol=1e-12)
+    np.testing.assert_allclose(feedback_adjustment(vectors, none, group, Policy()), -2 * expected, atol=1e-12)
+    np.testing.assert_allclose(feedback_adjustment(vectors, group, group, Policy()), -expected, atol=1e-12)
+    np.testing.assert_allclose(feedback_adjustment(vectors, group, none, Policy(feedback_weight=0.25)),
+                               0.25 * expected, atol=1e-12)
+    np.testing.assert_array_equal(feedback_adjustment(vectors, none, none, Policy()), np.zeros(10))
+
+
+def test_feedback_adjustment_counts_deviations_above_one_and_caps_at_three():
+    # 25 at 0 and one at 1: the last is sqrt(25) = 5 deviations out, 4 above one, capped at 3
+    np.testing.assert_allclose(feedback_adjustment(line([0] * 25 + [1]), np.array([[1.0]]), np.zeros((0, 1)),
+                                                   Policy()), np.r_[np.zeros(25), 3.0], atol=1e-12)
+    # [0, 0, 1, 2, 2]: mean 1, deviation sqrt(0.8); the twos are 1.118 deviations out, 0.118 above one
+    z = 1 / math.sqrt(0.8)
+    np.testing.assert_allclose(feedback_adjustment(line([0, 0, 1, 2, 2]), np.array([[1.0]]), np.zeros((0, 1)),
+                                                   Policy()), [0, 0, 0, z - 1, z - 1], atol=1e-12)
+
+
+def test_feedback_adjustment_takes_the_nearest_item_of_the_group():
+    vectors = np.array([[1.0, 0.0]] + [[0.0, 0.0]] * 7 + [[0.0, 1.0]])
+    liked = np.array([[1.0, 0.0], [0.0, 1.0]])  # each of the two ends is next to one liked item
+    out = feedback_adjustment(vectors, liked, np.zeros((0, 2)), Policy())
+    # max similarities [1, 0 x7, 1]: mean 2/9, the ends sqrt(3.5) deviations out
+    np.testing.assert_allclose(out, np.r_[math.sqrt(3.5) - 1, np.zeros(7), math.sqrt(3.5) - 1], atol=1e-12)
+
+
+def test_feedback_adjustment_with_one_candidate_is_zero():
+    np.testing.assert_array_equal(feedback_adjustment(line([5.0]), np.array([[1.0]]), np.array([[1.0]]), Policy()),
+                                  [0.0])
+
+
+# ------------------------------------------------------------------ mmr
+
+
+def unit(degrees):
+    return np.array([math.cos(math.radians(degrees)), math.sin(math.radians(degrees))])
+
+
+def test_mmr_without_reranking_is_the_stable_best_first_order():
+    scores = np.array([1.0, 3.0, -np.inf, 3.0, 2.0])
+    np.testing.assert_array_equal(mmr(scores, np.eye(5), 10, 0.0), [1, 3, 4, 0])
+    np.testing.assert_array_equal(mmr(scores, np.eye(5), 2, 0.0), [1, 3])
+    assert mmr(scores, np.eye(5), 2, 0.0).dtype == np.int64
+    for weight in (0.0, 0.5):  # nothing to show is an empty list of positions, still usable as an index
+        empty = mmr(np.full(3, -np.inf), np.eye(3), 2, weight)
+        assert empty.tolist() == [] and empty.dtype == np.int64
+    # no re-ranking asked: scores of any size keep their order (nothing is standardized on the way)
+    np.testing.assert_array_equal(mmr(np.array([1e308, -1e308, 5e307]), np.eye(3), 3, 0.0), [0, 2, 1])
+
+
+def test_mmr_trades_relevance_for_novelty_at_three_times_the_similarity():
+    # relevance (standardized [1, 0, -1]) = [1.2247, 0, -1.2247]; after item 0, item 1 (similarity s to it)
+    # beats item 2 (orthogonal) at weight 0.5 when 0.5 * 1.2247 > 0.5 * 3 * s, i.e. s < 0.408
+    scores = np.array([1.0, 0.0, -1.0])
+    for s, second in ((0.35, 1), (0.45, 2)):
+        vectors = np.array([[1.0, 0.0], [s, math.sqrt(1 - s * s)], [0.0, 1.0]])
+        np.testing.assert_array_equal(mmr(scores, vectors, 3, 0.5), [0, second, 3 - second], err_msg=f"s={s}")
+    duplicate = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(mmr(scores, duplicate, 3, 0.0), [0, 1, 2])
+    np.testing.assert_array_equal(mmr(scores, duplicate, 3, 0.5), [0, 2, 1])
+    np.testing.assert_array_equal(mmr(scores, duplicate, 2, 0.5), [0, 2])
+    # pure novelty: relevance only breaks the first pick; then the least similar item comes next
+    np.testing.assert_array_equal(mmr(np.array([3.0, 2.0, 1.0]), np.array([unit(0), unit(10), unit(80)]), 3, 1.0),
+                                  [0, 2, 1])
+
+
+def test_mmr_novelty_uses_the_most_similar_chosen_item():
+    # after 0 and 1 are chosen, item 2 (near 1) must lose to item 3 (far from both) although 2 is more relevant
+    vectors = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, math.cos(0.1), math.sin(0.1)], [0, 0, 1.0]])
+    scores = np.array([4.0, 3.0, 2.0, 1.0])
+    assert mmr(scores, vectors, 4, 0.3).tolist() == [0, 1, 3, 2]
+
+
+def test_mmr_caps_per_creator_and_genre():
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    vectors = np.eye(5)
+    creators = np.array(["a", "a", "b", "a", "b"], dtype=object)
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, creators=creators, max_per_creator=1), [0, 2])
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, creators=creators, max_per_creator=2), [0, 1, 2, 4])
+    np.testing.assert_array_equal(mmr(scores, vectors, 3, 0.0, creators=creators, max_per_creator=2), [0, 1, 2])
+    genres = np.array(["x", "y", "x", "x", "y"], dtype=object)
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, genres=genres, max_per_genre=1), [0, 1])
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, genres=genres, max_per_genre=2), [0, 1, 2, 4])
+    # items without a creator or genre are never capped
+    blank = np.array(["", "", "", "", ""], dtype=object)
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, creators=blank, genres=blank, max_per_creator=1,
+                                      max_per_genre=1), [0, 1, 2, 3, 4])
+    # both caps at once: 1 and 3 fall to the creator cap, 2 to the genre cap; 4 is the first "y" counted
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, creators=creators, genres=genres, max_per_creator=1,
+                                      max_per_genre=1), [0, 4])
+    # a cap needs its column: without creators nothing is capped
+    np.testing.assert_array_equal(mmr(scores, vectors, 5, 0.0, max_per_creator=1), [0, 1, 2, 3, 4])
+
+
+def test_mmr_with_caps_and_no_diversity_keeps_relevance_order():
+    scores = np.array([1.0, 5.0, -np.inf, 3.0])
+    creators = np.array(["a", "b", "c", "d"], dtype=object)
+    np.testing.assert_array_equal(mmr(scores, np.eye(4), 4, 0.0, creators=creators, max_per_creator=1), [1, 3, 0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int64, st.integers(50, 400), elements=st.integers(-500, 500)), st.integers(1, 60),
+       st.integers(0, 10**6))
+def test_mmr_picks_distinct_finite_items_and_caps_hold_for_large_lists(scores, k, seed):
+    scores = scores / 100.0  # steps of 0.01: no two scores so close that standardizing merges them
+    rng = np.random.default_rng(seed)
+    scores[rng.random(len(scores)) < 0.2] = -np.inf
+    vectors = rng.normal(size=(len(scores), 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    creators = rng.choice(np.array(["a", "b", "c", "d", "e"], dtype=object), len(scores))
+    picked = mmr(scores, vectors, k, 0.4, creators=creators, max_per_creator=3)
+    finite = int(np.isfinite(scores).sum())
+    room = sum(min(3, count) for count in np.unique(creators[np.isfinite(scores)], return_counts=True)[1])
+    assert len(set(picked.tolist())) == len(picked) == min(k, room)
+    assert np.all(np.isfinite(scores[picked]))
+    assert max(np.unique(creators[picked], return_counts=True)[1], default=0) <= 3
+    if finite:
+        assert picked[0] == int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+
+
+# ------------------------------------------------------------------ filter mask
+
+GENRES = ["horror", "family", "animation", "kids", "pets", "cooking", "diy", "science", "travel", "documentary",
+          "classical", "ambient", "pop", "folk", "dance", "sports", "thriller", "crime", "drama", "news"]
+# what kids may see: the product's list, written out here so a genre dropped from it (or added) is noticed
+KIDS_SAFE = {"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel", "documentary",
+             "classical", "ambient", "pop", "folk", "dance", "sports"}
+
+
+@pytest.fixture
+def catalog(handmade_bundle):
+    n = len(GENRES)
+    rng = np.random.default_rng(0)
+    root = handmade_bundle(rng.normal(size=(n, 3)),
+                           genre=GENRES,
+                           language=["en", "es", "fr", "en"] * (n // 4),
+                           modality=["film", "podcast_episode"] * (n // 2),
+                           duration=[100.0 * (r + 1) for r in range(n)])
+    return ItemCatalog(Bundle.open(root))
+
+
+def rows_where(mask):
+    return np.flatnonzero(mask).tolist()
+
+
+def test_filter_mask_each_filter_exactly(catalog):
+    n = len(GENRES)
+    rows = np.arange(n)
+    assert rows_where(filter_mask(catalog, rows, None)) == list(range(n))
+    assert rows_where(filter_mask(catalog, rows, Filters())) == list(range(n))
+    assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"]))) == list(range(1, n, 4))
+    assert rows_where(filter_mask(catalog, rows, Filters(languages=["en", "fr"]))) == [
+        r for r in range(n) if r % 4 in (0, 2, 3)]
+    assert rows_where(filter_mask(catalog, rows, Filters(modalities=["podcast_episode"]))) == list(range(1, n, 2))
+    assert rows_where(filter_mask(catalog, rows, Filters(genres=["family", "news"]))) == [1, 19]
+    assert rows_where(filter_mask(catalog, rows, Filters(exclude_genres=["family", "news"]))) == [
+        r for r in range(n) if r not in (1, 19)]
+    assert rows_where(filter_mask(catalog, rows, Filters(kids_safe=True))) == [
+        r for r, g in enumerate(GENRES) if g in KIDS_SAFE]
+    assert rows_where(filter_mask(catalog, rows, Filters(max_duration_s=300))) == [0, 1, 2]  # 300 s itself passes
+    assert rows_where(filter_mask(catalog, rows, Filters(max_duration_s=0))) == []
+    assert rows_where(filter_mask(catalog, rows, Filters(exclude_items=["i3", "i5", "no-such-item"]))) == [
+        r for r in range(n) if r not in (3, 5)]
+
+
+def test_filter_mask_combines_filters_and_follows_the_given_rows(catalog):
+    rows = np.array([19, 4, 1, 16, 5])
+    got = filter_mask(catalog, rows, Filters(kids_safe=True, languages=["en"], exclude_items=["i4"]))
+    # 19 news (not safe), 4 pets en (excluded), 1 family es, 16 thriller, 5 cooking es
+    assert got.tolist() == [False, False, False, False, False]
+    got = filter_mask(catalog, rows, Filters(kids_safe=True, modalities=["podcast_episode"]))
+    assert got.tolist() == [False, False, True, False, True]
+    assert filter_mask(catalog, np.zeros(0, np.int64), Filters(languages=["en"])).tolist() == []
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ({"modalities": ["film"]}, []),  # Spanish items are all podcasts here
+    ({"genres": ["family", "pets", "news"]}, [1]),
+    ({"exclude_genres": ["family"]}, [5, 9, 13, 17]),
+    ({"kids_safe": True}, [1, 5, 9, 13]),  # family, cooking, science, pop; 17 is thriller
+    ({"max_duration_s": 600}, [1, 5]),
+    ({"exclude_items": ["i9", "i4"]}, [1, 5, 13, 17]),
+])
+def test_each_filter_narrows_what_the_others_left(catalog, extra, expected):
+    rows = np.arange(len(GENRES))
+    assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"]))) == [1, 5, 9, 13, 17]
+    assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"], **extra))) == expected
+
+
+# ------------------------------------------------------------------ through the recommender
+
+
+def ids_of(results):
+    return [r.item_id for r in results]
+
+
+def request(rec, user, **kw):
+    return rec.recommend(user, k=kw.pop("k", 100), context={"now": NOW}, policy=kw.pop("policy", Policy()), **kw)
+
+
+@pytest.fixture(params=["fp32", "int8"])
+def fan_world(request, handmade_bundle):
+    """Twelve items on the unit circle, 30 degrees apart; equal popularity, no release dates."""
+    vectors = np.array([unit(30 * r) for r in range(12)])
+    with Recommender.open(handmade_bundle(vectors, table=request.param), history=None) as rec:
+        yield rec
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_every_event_removes_exactly_its_item_from_later_lists(fan_world, event):
+    rec = fan_world
+    for r in (0, 1, 11):  # a history long enough for the plain (non cold-start) path
+        rec.record("u", f"i{r}", "finish")
+    rec.record("u", "i6", event)
+    got = ids_of(request(rec, "u"))
+    assert sorted(got) == sorted(f"i{r}" for r in range(12) if r not in (0, 1, 11, 6))
+    # and for a newcomer, the event alone removes the item as well
+    rec.record("new", "i6", event)
+    assert sorted(ids_of(request(rec, "new"))) == sorted(f"i{r}" for r in range(12) if r != 6)
+
+
+@pytest.mark.parametrize("event", ["play", "finish", "like"])
+def test_consumption_events_make_the_taste(fan_world, event):
+    rec = fan_world
+    rec.record("u", "i0", event)
+    got = ids_of(request(rec, "u", k=4))
+    assert got[:2] in (["i1", "i11"], ["i11", "i1"]) and got[2:] in (["i2", "i10"], ["i10", "i2"])
+
+
+def test_skips_and_dislikes_are_not_taste(fan_world):
+    rec = fan_world
+    rec.record("skipper", "i0", "skip")
+    got = request(rec, "skipper")
+    assert ids_of(got) == [f"i{r}" for r in range(1, 12)]  # still a newcomer: equal popularity, row order
+    assert all(r.reason.kind == "popular" for r in got)
+    rec.record("hater", "i0", "not_interested")
+    got = request(rec, "hater")
+    # only i1 and i11 (cos 30 = 0.87, 1.43 deviations above the pool's mean similarity to i0) are near
+    # enough to be pushed down; everything else keeps its place
+    assert ids_of(got)[:9] == [f"i{r}" for r in range(2, 11)] and set(ids_of(got)[9:]) == {"i1", "i11"}
+    assert all(r.reason.kind == "popular" for r in got)
+
+
+def test_more_like_this_lifts_the_items_near_it(fan_world):
+    rec = fan_world
+    rec.record("u", "i3", "more_like_this")
+    got = request(rec, "u")
+    # no history: the list is the (flat) popular one, with the two near neighbours of i3 lifted to the top
+    assert set(ids_of(got)[:2]) == {"i2", "i4"}
+    assert ids_of(got)[2:] == ["i0", "i1"] + [f"i{r}" for r in range(5, 12)]
+    assert [r.reason.kind for r in got[:2]] == ["feedback", "feedback"] and got[0].reason.item_id == "i3"
+
+
+def neighbour_world():
+    """A history along x; two clusters as relevant as each other, one along y (t, n1, n2), one along z
+    (c, m1, m2); filler items less relevant. Rows: h0-h2 = 0-2, t=3, n1=4, n2=5, c=6, m1=7, m2=8, fillers 9-14."""
+    def norm(v):
+        v = np.asarray(v, np.float64)
+        return v / np.linalg.norm(v)
+
+    rows = [norm([1, 0, 0]), norm([1, 0.05, 0]), norm([1, -0.05, 0]),
+            norm([0.9, 0.44, 0]), norm([0.9, 0.42, 0.04]), norm([0.9, 0.42, -0.04]),
+            norm([0.9, 0, 0.44]), norm([0.9, 0.04, 0.42]), norm([0.9, -0.04, 0.42])]
+    rows += [norm([0.5, -0.6, -0.6]), norm([0.4, -0.8, 0.2]), norm([0.3, 0.2, -0.9]),
+             norm([0.2, -0.9, -0.3]), norm([0.1, 0.5, -0.8]), norm([0.0, -0.7, 0.7])]
+    return np.array(rows)
+
+
+def test_not_interested_pushes_down_the_items_near_it_and_no_others(handmade_bundle):
+    vectors = neighbour_world()
+    with Recommender.open(handmade_bundle(vectors), history=None) as rec:
+        for user in ("treated", "control", "plain"):
+            for r in range(3):
+                rec.record(user, f"i{r}", "finish")
+        rec.record("treated", "i3", "not_interested")  # the y cluster's head
+        rec.record("control", "i6", "not_interested")  # the z cluster's head: same relevance, far from i3
+        policy = Policy(language_boost=0.0)  # every item is in the user's language: leave that bonus out
+        plain = {r.item_id: r.score for r in request(rec, "plain", policy=policy)}
+        treated = {r.item_id: r.score for r in request(rec, "treated", policy=policy)}
+        control = {r.item_id: r.score for r in request(rec, "control", policy=policy)}
+
+    def order(scores):
+        return sorted(scores, key=lambda item: -scores[item])
+
+    y_cluster, z_cluster = {"i3", "i4", "i5"}, {"i6", "i7", "i8"}
+    assert set(order(plain)[:6]) == y_cluster | z_cluster and order(plain)[:2] == ["i4", "i5"]
+    # each dislike sends its own neighbours below the other cluster, and leaves the other cluster alone
+    assert set(order(treated)[:3]) == z_cluster and order(treated)[3:5] == ["i4", "i5"]
+    assert set(order(control)[:3]) == y_cluster and order(control)[3:5] == ["i7", "i8"]
+    for scores, hit, spared in ((treated, ("i4", "i5"), ("i6", "i7", "i8")), (control, ("i7", "i8"), ("i4", "i5"))):
+        # exact: the user's standardized relevance, minus 2 * (closeness in deviations - 1) for near items
+        user = vectors[:3].mean(0)
+        pool = [f"i{r}" for r in range(3, 15) if f"i{r}" in scores]
+        rows = [int(i[1:]) for i in pool]
+        relevance = standardize(vectors[rows] @ user)
+        disliked = 3 if scores is treated else 6
+        closeness = standardize(vectors[rows] @ vectors[disliked])
+        expected = relevance - 2 * np.clip(closeness - 1, 0, 3)
+        np.testing.assert_allclose([scores[i] for i in pool], expected, rtol=1e-5, atol=1e-5)
+        for item in hit:
+            assert expected[pool.index(item)] < relevance[pool.index(item)] - 0.4
+        for item in spared:
+            assert expected[pool.index(item)] == relevance[pool.index(item)]
+
+
+def test_newcomers_get_the_popular_list_in_prior_order(handmade_bundle):
+    popularity = [100, 50, 50, 20, 0, 9, 100, 100]
+    release = [0, NOW, NOW - 30 * DAY, NOW + 10 * DAY, 0, NOW - 300 * DAY, NOW - 60 * DAY, 0]
+    # prior = log(1 + popularity) * (1 + exp(-age / 30 days)), no bonus without a release date:
+    # 1: 2 ln 51 = 7.86; 3: 2 ln 21 = 6.09; 2: ln 51 (1 + e^-1) = 5.38; 6: ln 101 (1 + e^-2) = 5.24;
+    # 0 and 7: ln 101 = 4.62 (a tie: lower row first); 5: ln 10 (1 + e^-10) = 2.30; 4: 0
+    rng = np.random.default_rng(1)
+    with Recommender.open(handmade_bundle(rng.normal(size=(8, 4)), popularity=popularity, release_ts=release),
+                          history=None) as rec:
+        got = request(rec, "newcomer")
+        assert ids_of(got) == ["i1", "i3", "i2", "i6", "i0", "i7", "i5", "i4"]
+        assert all(r.reason.kind == "popular" for r in got)
+        prior = np.array([math.log(101), 2 * math.log(51), math.log(51) * (1 + math.exp(-1)), 2 * math.log(21), 0.0,
+                          math.log(10) * (1 + math.exp(-10)), math.log(101) * (1 + math.exp(-2)), math.log(101)])
+        expected = (prior - prior.mean()) / prior.std()
+        np.testing.assert_allclose([r.score for r in got], expected[[1, 3, 2, 6, 0, 7, 5, 4]], rtol=1e-5)
+        # what they skip leaves the list; the rest keeps its order
+        rec.record("newcomer", "i3", "skip")
+        assert ids_of(request(rec, "newcomer")) == ["i1", "i2", "i6", "i0", "i7", "i5", "i4"]
