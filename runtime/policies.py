@@ -52,6 +52,7 @@ class Policy:
     freshness_days: float = 30.0
     language_boost: float = 0.05  # bonus for items in the user's usual languages
     feedback_weight: float = 1.0  # how strongly "more like this" / "not interested" steer (in score deviations)
+    popularity: float = 0.0  # blend of standardised log popularity into relevance (0 = none)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
@@ -117,6 +118,21 @@ def popularity_prior(popularity: np.ndarray, release_ts: np.ndarray, now: float,
     age_days = np.maximum(now - release_ts, 0) / 86_400
     fresh = np.where(release_ts > 0, np.exp(-age_days / trend_days), 0.0)
     return np.log1p(popularity) * (1.0 + fresh)
+
+
+def freshness_boost(release_ts: np.ndarray, now: float, policy: Policy) -> np.ndarray:
+    """Bonus for new releases: `freshness` at release, decaying over `freshness_days` (0 when unknown)."""
+    if not policy.freshness:
+        return np.zeros(len(release_ts))
+    age = np.maximum(now - release_ts, 0) / 86_400
+    return policy.freshness * np.where(release_ts > 0, np.exp(-age / policy.freshness_days), 0.0)
+
+
+def popularity_boost(popularity: np.ndarray, policy: Policy) -> np.ndarray:
+    """`popularity` times the standardised log popularity of the candidates."""
+    if not policy.popularity:
+        return np.zeros(len(popularity))
+    return policy.popularity * standardize(np.log1p(np.asarray(popularity, np.float64)))
 
 
 def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.ndarray, policy: Policy) -> np.ndarray:
