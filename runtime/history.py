@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
 SCHEMA_VERSION = 2
@@ -62,7 +63,9 @@ class Retention:
 class HistoryStore:
     """One SQLite file; safe to share between threads of one process (calls are serialised)."""
 
-    def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0):
+    def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0,
+                 key: bytes | None = None):
+        """key: 32 raw bytes to keep the file encrypted at rest (SQLCipher, see secure_db.py)."""
         self.path = Path(path)
         self.retention = retention or Retention()
         self._lock = threading.RLock()
@@ -71,13 +74,16 @@ class HistoryStore:
         self._profile_writes: dict[str, int] = {}  # commits per profile
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
-                                      isolation_level=None)
+            conn = connect(self.path, key, timeout)
+            self.db, self._errors, self._busy, self.encrypted = conn.db, conn.errors, conn.busy, conn.encrypted
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
+            if getattr(self, "encrypted", False):
+                raise HistoryError(f"history database {self.path} failed its integrity check ({exc}): a page was "
+                                   "damaged or altered. Nothing was changed; restore the file from a backup") from None
             raise HistoryError(f"history database {self.path} cannot be used ({exc}); if it is corrupt, move it "
                                "away and a new one will be created (the old events are then lost)") from None
 
@@ -108,7 +114,7 @@ class HistoryStore:
         with self._lock:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
             return external, self._writes, self._profile_writes.get(profile, 0)
 
@@ -117,7 +123,7 @@ class HistoryStore:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except self._busy as exc:
                 raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
             try:
@@ -148,7 +154,7 @@ class HistoryStore:
                     "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
                     (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
                 event_id = int(cursor.lastrowid)
-        except sqlite3.DatabaseError as exc:
+        except self._errors as exc:
             raise HistoryError(f"could not write to {self.path} ({exc}); the event was not recorded") from None
         self._since_prune += 1
         if self._since_prune >= 100:
@@ -166,7 +172,7 @@ class HistoryStore:
                     rows = self.db.execute("SELECT * FROM (SELECT id, profile, item, event, value, ts, context "
                                            "FROM events WHERE profile=? ORDER BY id DESC LIMIT ?) ORDER BY id",
                                            (profile, int(limit))).fetchall()
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
         return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
                 for r in rows]
@@ -178,10 +184,17 @@ class HistoryStore:
             try:
                 rows = self.db.execute("SELECT item, event FROM events WHERE profile=? ORDER BY id DESC LIMIT ?",
                                        (profile, int(limit))).fetchall()
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
         rows.reverse()
         return rows
+
+    def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
+        """Items of the given events since `ts`, over every profile (what the device as a whole did)."""
+        marks = ",".join("?" * len(events))
+        with self._lock:
+            return [r[0] for r in self.db.execute(f"SELECT item FROM events WHERE ts >= ? AND event IN ({marks}) "
+                                                  "ORDER BY id", (float(ts), *events))]
 
     def profiles(self) -> list[str]:
         with self._lock:
