@@ -46,9 +46,10 @@ def build(workdir: Path) -> None:
 def _requests():
     """(label, user, kwargs) of the mix; users are set up by _setup first."""
     from edgerec.runtime import Filters, Policy
+    from edgerec.runtime.vocab import MODALITIES
 
     plain = [f"p{u}" for u in range(24)]
-    filters = [Filters(languages=["es"]), Filters(kids_safe=True, modalities=["film", "series_episode"]),
+    filters = [Filters(languages=["es"]), Filters(kids_safe=True, modalities=list(MODALITIES[:2])),
                Filters(genres=["jazz", "rock", "drama"]), Filters(exclude_genres=["drama", "comedy"]),
                Filters(max_duration_s=1800), Filters(modalities=["podcast_episode"], languages=["en"])]
     policies = [Policy(diversity=0.5), Policy(max_per_creator=1), Policy(max_per_genre=2),
