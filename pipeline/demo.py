@@ -1,8 +1,8 @@
 """`edgerec demo`: the whole pipeline on the embedded default catalog, as a list of studies.
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
-bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark
--> one report (tables, report.json, plots). Each step is a `Study` built
+bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
+DP popularity prior) -> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
 soon as it is done, and `resume` skips the steps an earlier run finished.
 """
@@ -27,6 +27,7 @@ from edgerec.studies.base import Progress, Study, StudyResult
 from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
 from edgerec.studies.compression import CompressionStudy
+from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 
 
@@ -78,6 +79,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         CompressionStudy(out / "teacher", out / "student", out / "data"),
         ReplayStudy(out / "bundle", out / "data", out / "device" / "history.db", cfg.replay_users, cfg.seed),
         BenchStudy(out / "bundle", cfg.bench_profile, bench),
+        PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
     ]
 
 

@@ -218,3 +218,16 @@ def test_study_writes_a_popularity_prior(tmp_path, small_data_dir):
     prior = PopularityPrior.read(tmp_path / "pop.json")
     assert prior.epsilon == 1.0 and prior.reports == 50_000 and len(prior.counts) == 1_500
     assert result.write_plot(tmp_path / "dp.png").exists()
+
+
+def test_demo_privacy_study(tiny_bundle, tmp_path):
+    from edgerec.export.popularity import PopularityPrior
+    from edgerec.studies.privacy import PrivacyStudy
+
+    result = PrivacyStudy(tiny_bundle, tiny_bundle.parent / "data", tmp_path / "privacy", devices=50_000).run()
+    history, prior = result.record["encrypted_history"], result.record["dp_popularity"]
+    assert history["ids_in_clear"] is False and history["encrypted"]["record"]["n"] == 150
+    assert set(history["ratio"]) == {"record", "recommend", "open"}
+    assert 0 < prior["ndcg10_dp_prior"] and 0 < prior["ndcg10_true_prior"]
+    assert PopularityPrior.read(tmp_path / "privacy" / "dp-popularity.json").reports == 50_000
+    assert [t.title for t in result.tables][0].startswith("history at rest")
