@@ -183,3 +183,24 @@ def test_recommender_and_cli_open_an_encrypted_history(tiny_bundle, tmp_path):
     assert item in shown.output
     refused = runner.invoke(cli, ["history", "show", "ann", "--history", str(history)])
     assert refused.exit_code != 0 and "encrypted" in refused.output
+
+
+def test_cli_keygen_encrypt_and_environment_key(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    path = tmp_path / "h.db"
+    store = HistoryStore(path)
+    fill(store)
+    store.close()
+    runner = CliRunner()
+    assert runner.invoke(cli, ["history", "keygen", "--out", str(tmp_path / "k")]).exit_code == 0
+    done = runner.invoke(cli, ["history", "encrypt", "--history", str(path), "--key-file", str(tmp_path / "k")])
+    assert done.exit_code == 0, done.output
+    assert not is_plain(path) and USER.encode() not in file_bytes(path)
+    monkeypatch.setenv("EDGEREC_HISTORY_KEY", FileKey(tmp_path / "k").key().hex())
+    out = tmp_path / "export.json"
+    exported = runner.invoke(cli, ["history", "export", USER, "--history", str(path), "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert ITEM in out.read_text()
