@@ -32,13 +32,13 @@ class PrivacyStudy(Study):
     seed: int = 0
 
     def measure(self, progress: Progress) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
         return {"encrypted_history": self._history(progress), "dp_popularity": self._prior(progress)}
 
     def _history(self, progress: Progress) -> dict:
         from edgerec.device_tests.history_bench import bench_history
         from edgerec.runtime import Recommender
 
-        self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "encrypted-history.db"
         for stale in self.out.glob("encrypted-history.db*"):
             stale.unlink()
