@@ -67,8 +67,9 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
     name = str(path)
     if key is None:
         if name != ":memory:" and Path(name).is_file() and Path(name).stat().st_size and not is_plain(name):
-            raise HistoryError(f"history database {name} is encrypted (or not a database); open it with its "
-                               "key (Recommender.open(..., key=...) or --key-file)")
+            raise HistoryError(f"history database {name} cannot be used without a key: it is encrypted, or not a "
+                               "database. Open it with its key (Recommender.open(..., key=...) or --key-file); "
+                               "if it is corrupt, move it away and a new one will be created")
         db = sqlite3.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
         return Connection(db, (sqlite3.DatabaseError,), (sqlite3.OperationalError,), False)
     key_sql = _key_literal(key)
