@@ -1,8 +1,8 @@
 """`edgerec demo`: the whole pipeline on the embedded default catalog, as a list of studies.
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
-bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark
--> one report (tables, report.json, plots). Each step is a `Study` built
+bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
+DP popularity prior) -> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
 soon as it is done, and `resume` skips the steps an earlier run finished.
 """
@@ -29,6 +29,7 @@ from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
 from edgerec.studies.compression import CompressionStudy
 from edgerec.studies.experiments import BundleComparisonStudy
+from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
 
@@ -85,6 +86,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         TeacherBundleStep(out / "teacher", out / "data", out / "bundle-teacher"),
         BundleComparisonStudy(Arm("student", out / "bundle"), Arm("teacher", out / "bundle-teacher"), out / "data",
                               cfg.experiment),
+        PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
     ]
 
 

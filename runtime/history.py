@@ -22,6 +22,7 @@ from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks, history_care
+from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
 SCHEMA_VERSION = 2
@@ -65,32 +66,34 @@ class HistoryStore:
     """One SQLite file; safe to share between threads of one process (calls are serialised)."""
 
     def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0,
-                 erase_wait: float = 2.0):
-        self.path = Path(path)
+                 erase_wait: float = 2.0, key: bytes | None = None):
+        """key: 32 raw bytes to keep the file encrypted at rest (SQLCipher, see secure_db.py)."""
+        self.path, self.timeout = Path(path), timeout
         self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
-        self.timeout = timeout
         self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept
         self.retention = retention or Retention()
         self._lock = threading.RLock()
         self._since_prune = 0
         self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
         self._profile_writes: dict[str, int] = {}  # commits per profile
-        history_care.check_file(self.path)
+        history_care.check_file(self.path, encrypted=key is not None)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
-                                      isolation_level=None)
+            conn = connect(self.path, key, timeout)
+            self.db, self._errors, self._busy, self.encrypted = conn.db, conn.errors, conn.busy, conn.encrypted
             history_care.check_database(self.db, self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")
             self._migrate()
-        except HistoryError:
-            self.db.close()
-            raise
-        except sqlite3.DatabaseError as exc:
+        except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
             if hasattr(self, "db"):
                 self.db.close()
+            if isinstance(exc, HistoryError):
+                raise
+            if getattr(self, "encrypted", False):
+                raise HistoryError(f"history database {self.path} failed its integrity check ({exc}): a page was "
+                                   "damaged or altered. Nothing was changed; restore the file from a backup") from None
             raise HistoryError(f"history database {self.path} cannot be used ({exc}); if it is damaged, recover "
                                "its readable events into a new file with `edgerec history recover`") from None
 
@@ -122,7 +125,7 @@ class HistoryStore:
         with self._lock:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
             return external, self._writes, self._profile_writes.get(profile, 0)
 
@@ -131,12 +134,12 @@ class HistoryStore:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except self._busy as exc:
                 raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
             try:
                 yield
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 self._rollback()
                 raise HistoryError(f"could not write to {self.path} ({exc}); nothing of this change was "
                                    "stored") from None
@@ -153,14 +156,14 @@ class HistoryStore:
     def _rollback(self) -> None:
         try:
             self.db.execute("ROLLBACK")
-        except sqlite3.DatabaseError:
+        except self._errors:
             pass  # the transaction is gone already (SQLite rolled it back itself)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
                 return self.db.execute(sql, args).fetchall()
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc}); if it is damaged, recover it with "
                                    "`edgerec history recover`") from None
 
@@ -207,6 +210,12 @@ class HistoryStore:
                           (profile, checks.integer(limit, "limit", 0)))
         rows.reverse()
         return rows
+
+    def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
+        """Items of the given events since `ts`, over every profile (what the device as a whole did)."""
+        marks = ",".join("?" * len(events))
+        return [r[0] for r in self._read(f"SELECT item FROM events WHERE ts >= ? AND event IN ({marks}) ORDER BY id",
+                                         (float(ts), *events))]
 
     def profiles(self) -> list[str]:
         with self._lock:
@@ -263,13 +272,15 @@ class HistoryStore:
 
     def backup(self, out: str | Path) -> Path:
         """A consistent copy of this history at `out` (safe while the app reads and writes)."""
+        if self.encrypted:  # the backup API would write the copy in plain text: refuse rather than leak
+            raise HistoryError("online backup of an encrypted history is not supported yet; copy the file (it "
+                               "stays encrypted) while no app has it open")
         with self._lock:
             return history_care.backup(self.db, out)
 
     @staticmethod
     def recover(path: str | Path, out: str | Path) -> dict:
-        """Copy every readable row of a damaged history at `path` into a new history at `out`;
-        returns how many events, preferences and added items were saved and how many reads failed."""
+        """Copy every readable row of a damaged history into a new one; returns what was saved and lost."""
         return history_care.recover(path, out)
 
     # ------------------------------------------------------------ preferences (onboarding)
@@ -313,9 +324,6 @@ class HistoryStore:
 
     # ------------------------------------------------------------ on-device catalog additions
 
-    def save_item(self, item: str, space: str, vector: bytes | None, meta: dict, removed: bool = False) -> None:
-        self.save_items([(item, space, vector, meta, removed)])
-
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
         """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""
         try:
@@ -323,7 +331,7 @@ class HistoryStore:
                 self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
                                     [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
                                      for item, space, vector, meta, removed in rows])
-        except sqlite3.DatabaseError as exc:
+        except self._errors as exc:
             raise HistoryError(f"could not write to {self.path} ({exc}); no item of the batch was added") from None
 
     def saved_items(self, space: str) -> list[tuple[str, bytes | None, dict, bool]]:

@@ -25,11 +25,13 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.history import EVENTS, HistoryStore, Retention
+from edgerec.runtime.keys import KeyProvider
 from edgerec.runtime.models import Models
 from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.new_items import metadata_vector
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
+from edgerec.runtime.pseudonyms import open_history
 from edgerec.runtime.request import Recommendation, Request, parse_context
 from edgerec.runtime.stages import default_pipeline
 from edgerec.runtime.update import BundleUpdate, open_update
@@ -58,7 +60,9 @@ class Recommender:
     def open(cls, bundle: str | Path, history: str | Path | None = None, *, backend: str = "auto",
              threads: int = 1, ann: str | None = None, kernel: str = "auto", verify: bool = True,
              retention: Retention | None = None, cache_dir: str | Path | None = None,
-             fallback: str | Path | None = None, stages: list[tuple[str, Stage]] = ()) -> Recommender:
+             fallback: str | Path | None = None, stages: list[tuple[str, Stage]] = (),
+             key: bytes | KeyProvider | None = None,
+             profile_secret: bytes | KeyProvider | None = None) -> Recommender:
         """Verify and open a bundle; sessions and indexes are created lazily on first use.
 
         history: the SQLite file of on-device events (None keeps them in memory).
@@ -68,6 +72,8 @@ class Recommender:
             it verifies and its encoder reproduces its reference outputs here; otherwise `fallback`
             keeps serving and `rec.update` (and stats()["update"]) says why.
         stages: app stages to add, as (name of the stage to follow, Stage) pairs.
+        key: 32 raw bytes (or a KeyProvider) to keep the history encrypted at rest (needs edgerec[crypto]).
+        profile_secret: bytes (or a KeyProvider) to store user names only as keyed hashes.
         """
         if threads < 1:
             raise ConfigError(f"threads must be at least 1 (got {threads})")
@@ -79,7 +85,8 @@ class Recommender:
             chosen = cls._choose_backend(opened, backend)
         else:
             opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend))
-        store = HistoryStore(history if history is not None else ":memory:", retention)
+        store = open_history(history if history is not None else ":memory:", key=key,
+                             profile_secret=profile_secret, retention=retention)
         cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
         rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
         for after, stage in stages:

@@ -32,7 +32,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench",
-                     "teacher_bundle", "experiment"]
+                     "teacher_bundle", "experiment", "privacy"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -49,6 +49,8 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert (experiment["control"], experiment["treatment"]) == ("student", "teacher")
     assert experiment["ab"]["verdict"]["decision"] in ("ship", "do not ship", "inconclusive")
     assert experiment["interleave"]["users"] == 12
+    assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
+    assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
