@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # t
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0 -c constraints.txt
-	$(BIN)/pip install -q -e '.[tools,tflite,fast,ann,text,dev]' -c constraints.txt
+	$(BIN)/pip install -q -e '.[tools,tflite,fast,ann,text,crypto,dev]' -c constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed

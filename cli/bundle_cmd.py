@@ -31,8 +31,11 @@ from edgerec.cli.output import console, example, fmt, key_values, table
               help="A content student (`edgerec content distill`) to ship for new items and tagging.")
 @click.option("--min-agreement", default=0.9, show_default=True, help="Top-10 agreement a quantized file must keep.")
 @click.option("--name", help="Bundle name (default: the folder name).")
+@click.option("--popularity", type=click.Path(exists=True, dir_okay=False),
+              help="The popularity prior to ship, estimated from DP device reports (JSON from "
+                   "`edgerec study dp-popularity`), instead of the training log's counts.")
 def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir, out, formats, quantize, table_dtype,
-           ranker, teacher, content, min_agreement, name) -> None:
+           ranker, teacher, content, min_agreement, name, popularity) -> None:
     """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle.
 
     Your own models can be bundled too: --encoder FILE or --torch-module MOD:FN, with --spec and --item-vectors.
@@ -50,8 +53,11 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
 
     cfg = ExportConfig(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), quantize=quantize,
                        table_dtype=table_dtype, min_top10_agreement=min_agreement, name=name)
+    from edgerec.export.popularity import PopularityPrior
+
+    prior = PopularityPrior.read(popularity) if popularity else None
     manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher, content=content,
-                             progress=lambda msg: console.print(f"  {msg}"))
+                             progress=lambda msg: console.print(f"  {msg}"), popularity=prior)
     _print_manifest(manifest, out)
 
 

@@ -1,9 +1,12 @@
-"""Acting as a device: `edgerec recommend`, `edgerec record`, `edgerec history show|export|forget`.
+"""Acting as a device: `edgerec recommend`, `edgerec record`,
+`edgerec history show|export|forget|backup|recover`.
 
 These use only the runtime, so they work where only `pip install edgerec` is installed.
 """
 
 from __future__ import annotations
+
+import functools
 
 import click
 
@@ -24,8 +27,50 @@ class VocabularyChoice(click.Choice):
         return getattr(vocab, self.vocabulary)
 
 
-HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
-                       type=click.Path(dir_okay=False), help="The on-device history database.")
+_HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
+                        type=click.Path(dir_okay=False), help="The on-device history database.")
+_KEY_FILE = click.option("--key-file", type=click.Path(dir_okay=False),
+                         help="Key of an encrypted history (32 bytes or 64 hex characters); without it, "
+                              "$EDGEREC_HISTORY_KEY (hex) when set, else the history is plain.")
+_PROFILE_KEY = click.option("--profile-key-file", type=click.Path(dir_okay=False),
+                            help="Per-device secret: user names are stored only as keyed hashes.")
+
+
+def HISTORY(command):
+    """--history with its key options; the command receives `history_path` and `access` (keyword args)."""
+    def wrap(*args, key_file=None, profile_key_file=None, **kwargs):
+        kwargs["access"] = history_access(key_file, profile_key_file)
+        return command(*args, **kwargs)
+
+    wrap = functools.update_wrapper(wrap, command)
+    return _HISTORY(_KEY_FILE(_PROFILE_KEY(wrap)))
+
+
+def history_access(key_file: str | None, profile_key_file: str | None) -> dict:
+    """The key and profile secret for open_history / Recommender.open, from files or the environment."""
+    import os
+
+    from edgerec.runtime.keys import KEY_ENV, EnvKey, FileKey
+
+    key = FileKey(key_file) if key_file else (EnvKey() if os.environ.get(KEY_ENV) else None)
+    return {"key": key, "profile_secret": FileKey(profile_key_file) if profile_key_file else None}
+
+
+def open_store(history_path: str, access: dict):
+    from edgerec.runtime.pseudonyms import open_history
+
+    return open_history(history_path, **access)
+
+
+def existing_store(path: str, access: dict):
+    """The history at `path`; commands that only read or delete never create one by mistake."""
+    from pathlib import Path
+
+    from edgerec.errors import HistoryError
+
+    if not Path(path).is_file():
+        raise HistoryError(f"no history database at {path}; pass the right file with --history")
+    return open_store(path, access)
 
 
 @click.command("recommend", epilog=example(
@@ -38,20 +83,20 @@ HISTORY = click.option("--history", "history_path", default="history.db", show_d
 @click.option("--device", type=VocabularyChoice("DEVICES"), help="Context: the device type.")
 @click.option("--language", "languages", multiple=True, help="Only items in these languages.")
 @click.option("--kids-safe", is_flag=True)
-@click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only).")
+@click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only); checked by Policy.")
 @click.option("--fallback", type=click.Path(exists=True),
               help="The bundle served so far: BUNDLE is an update, served only if it verifies and reproduces "
                    "its reference outputs here; otherwise this one keeps serving.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False))
 def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, fallback,
-              json_out) -> None:
+              json_out, access) -> None:
     """The user's top-k items right now, with the reason for each.
 
     Example: edgerec recommend new-bundle/ --user alice --fallback bundle/
     """
     from edgerec.runtime import Filters, Policy, Recommender
 
-    with Recommender.open(bundle, history=history_path, backend=backend, fallback=fallback) as rec:
+    with Recommender.open(bundle, history=history_path, backend=backend, fallback=fallback, **access) as rec:
         if rec.update is not None and not rec.update.accepted:
             console.print(f"[yellow]update {rec.update.rejected} rejected: {rec.update.reason}; "
                           f"still serving {rec.update.serving}[/yellow]")
@@ -75,11 +120,11 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
               default="play", show_default=True)
 @click.option("--value", type=float, help="e.g. the share watched.")
 @HISTORY
-def record(bundle, user, item, event, value, history_path) -> None:
+def record(bundle, user, item, event, value, history_path, access) -> None:
     """Store one event in the on-device history."""
     from edgerec.runtime import Recommender
 
-    with Recommender.open(bundle, history=history_path) as rec:
+    with Recommender.open(bundle, history=history_path, **access) as rec:
         event_id = rec.record(user, item, event, value)
     console.print(f"recorded {event} of {item} for {user} (event {event_id})")
 
@@ -92,12 +137,10 @@ def history_group() -> None:
 @history_group.command("show", epilog=example("edgerec history show alice --history alice.db --last 50"))
 @click.argument("user")
 @HISTORY
-@click.option("--last", default=20, show_default=True)
-def show(user, history_path, last) -> None:
+@click.option("--last", default=20, show_default=True, type=click.IntRange(min=0))
+def show(user, history_path, last, access) -> None:
     """USER's newest events, as the device stores them."""
-    from edgerec.runtime.history import HistoryStore
-
-    store = HistoryStore(history_path)
+    store = existing_store(history_path, access)
     events = store.events(user, limit=last)
     table([{"id": e.id, "item": e.item, "event": e.event, "value": e.value if e.value is not None else "",
             "time": e.ts} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
@@ -108,25 +151,69 @@ def show(user, history_path, last) -> None:
 @click.argument("user")
 @HISTORY
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-def export_cmd(user, history_path, out) -> None:
+def export_cmd(user, history_path, out, access) -> None:
     """Everything stored about USER, as JSON (the user's right to their data)."""
-    from edgerec.runtime.history import HistoryStore
-
-    write_json(out, HistoryStore(history_path).export(user))
+    write_json(out, existing_store(history_path, access).export(user))
 
 
 @history_group.command("forget", epilog=example("edgerec history forget alice --history alice.db --yes"))
 @click.argument("user")
 @HISTORY
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def forget(user, history_path, yes) -> None:
-    """Delete USER's events and preferences; nothing readable is left in the database files."""
-    from edgerec.runtime.history import HistoryStore
-
+def forget(user, history_path, yes, access) -> None:
+    """Delete USER's events and preferences; nothing readable is left in the database files
+    (an error says so when another reader keeps the bytes, see the README)."""
+    store = existing_store(history_path, access)
     if not yes:
         click.confirm(f"Forget everything about {user}?", abort=True)
-    removed = HistoryStore(history_path).forget(user)
-    console.print(f"forgot {user}: {removed} events removed")
+    removed = store.forget(user)
+    console.print(f"forgot {user}: {removed} events removed and erased")
+
+
+@history_group.command("backup", epilog=example("edgerec history backup --history alice.db --out alice-copy.db"))
+@HISTORY
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A new file for the copy.")
+def backup_cmd(history_path, out, access) -> None:
+    """A consistent copy of the history, safe while the app is running (SQLite's backup API)."""
+    copy = existing_store(history_path, access).backup(out)
+    console.print(f"backed up {history_path} to {copy}")
+
+
+@history_group.command("recover", epilog=example("edgerec history recover --history broken.db --out fresh.db"))
+@HISTORY
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A new file for what is readable.")
+def recover_cmd(history_path, out, access) -> None:
+    """Copy every readable event of a damaged history into a new file."""
+    from edgerec.runtime.history import HistoryStore
+
+    report = HistoryStore.recover(history_path, out)
+    console.print(f"recovered {report['events']} events, {report['preferences']} preferences and "
+                  f"{report['added_items']} added items into {out} ({report['unreadable']} unreadable reads)")
+
+
+@history_group.command("keygen", epilog=example("edgerec history keygen --out history.key"))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The new key file (never overwritten).")
+def keygen(out) -> None:
+    """Write a new random 32-byte key, readable by its owner only (for --key-file / --profile-key-file)."""
+    from edgerec.runtime.keys import FileKey
+
+    FileKey.create(out)
+    console.print(f"wrote a new key to {out}; keep it safe: without it an encrypted history cannot be read")
+
+
+@history_group.command("encrypt", epilog=example("edgerec history encrypt --history alice.db --key-file h.key"))
+@_HISTORY
+@_KEY_FILE
+def encrypt(history_path, key_file) -> None:
+    """Encrypt an existing plain history in place (SQLCipher); the plain file is overwritten and removed."""
+    from edgerec.runtime.keys import resolve_key
+    from edgerec.runtime.secure_db import encrypt_database
+
+    key = history_access(key_file, None)["key"]
+    if key is None:
+        raise click.UsageError("give the key with --key-file or $EDGEREC_HISTORY_KEY")
+    pages = encrypt_database(history_path, resolve_key(key))
+    console.print(f"encrypted {history_path} ({pages} pages)")
 
 
 def register(cli: click.Group) -> None:

@@ -1,4 +1,4 @@
-"""`edgerec study coldstart | compression | content | replay`: run one study, print its tables, write JSON.
+"""`edgerec study coldstart | compression | content | dp-popularity | replay`: run one study, print its tables, write JSON.
 
 Each command builds the study from its options and hands it to `_run`. The
 older names (`compress report`, `content report`, `content coldstart`) are
@@ -100,6 +100,27 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="edgerec-replay-") as scratch:
         _run(ReplayStudy(bundle, data_dir, Path(scratch) / "history.db", users, seed), json_out)
+
+
+@study_group.command("dp-popularity", epilog=example(
+    "edgerec study dp-popularity --data data/world --prior pop.json --json dp.json --plot dp.png"))
+@click.option("--data", "data_dir", required=True, type=DIR, help="Whose consumption the devices report.")
+@click.option("--epsilon", "epsilons", multiple=True, type=float, default=(0.5, 1.0, 2.0, 4.0), show_default=True)
+@click.option("--devices", multiple=True, type=int, default=(10_000, 100_000, 300_000, 1_000_000),
+              show_default=True)
+@click.option("--trials", default=5, show_default=True)
+@click.option("--zipf", type=float, help="Devices consume by Zipf(s) over the items (in the data's popularity "
+                                         "order) instead of the data's own shares.")
+@click.option("--prior", "prior_out", type=FILE_OUT,
+              help="Write the estimate at epsilon 1 and 300k devices as a prior for `edgerec export --popularity`.")
+@click.option("--json", "json_out", type=FILE_OUT)
+@click.option("--plot", "plot_out", type=FILE_OUT)
+def dp_popularity(data_dir, epsilons, devices, trials, zipf, prior_out, json_out, plot_out) -> None:
+    """Item popularity from locally DP device reports (OLH): recall of the top items and count error."""
+    from edgerec.studies.dp_popularity import DPPopularityStudy
+
+    _run(DPPopularityStudy(data_dir, tuple(epsilons), tuple(devices), trials, prior_out=prior_out, zipf=zipf),
+         json_out, plot_out)
 
 
 def alias(command: click.Command, example_line: str) -> click.Command:

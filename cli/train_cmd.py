@@ -21,12 +21,14 @@ MODEL_OPTIONS = [
     click.option("--content", "content_specs", multiple=True, metavar="NAME=FILE.npy",
                  help="Per-modality item vectors fused into the item tower (rows in items.csv order), "
                       "e.g. --content text=text.npy --content audio=audio.npy."),
-    click.option("--epochs", default=20, show_default=True),
+    click.option("--epochs", type=int, help="Hard cap on epochs (default: the step budget decides)."),
+    click.option("--steps", type=int, help="Target optimizer steps (default: from the data size, at least 3000)."),
     click.option("--batch-size", default=128, show_default=True),
     click.option("--lr", default=2e-3, show_default=True),
     click.option("--loss", type=click.Choice(["full", "sampled"]), default="sampled", show_default=True),
     click.option("--negatives", default=1024, show_default=True, help="Sampled-softmax negatives per batch."),
-    click.option("--patience", default=3, show_default=True, help="Epochs without improvement before stopping."),
+    click.option("--patience", type=int,
+                 help="Evaluations without improvement before stopping (default: 5-15, growing with the run)."),
     click.option("--eval-users", default=2000, show_default=True, help="Validation users scored per epoch."),
     click.option("--max-minutes", type=float, help="Stop after this long, keeping the best epoch."),
     click.option("--seed", default=0, show_default=True),
@@ -47,7 +49,7 @@ def _configs(arch, o):
                         dropout=o["dropout"], own_rows=o["own_rows"], hash_buckets=o["hash_buckets"],
                         use_features=not o["no_features"],
                         content={name: int(v.shape[1]) for name, v in _content(o["content_specs"]).items()})
-    train = TrainConfig(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], loss=o["loss"],
+    train = TrainConfig(epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"], lr=o["lr"], loss=o["loss"],
                         negatives=o["negatives"], patience=o["patience"], eval_users=o["eval_users"],
                         seed=o["seed"], max_minutes=o["max_minutes"])
     return model, train
@@ -102,12 +104,14 @@ def _load(data_dir):
 
 def _summary(info: dict, out) -> None:
     if _rank() == 0:
-        key_values({k: info[k] for k in ("parameters", "best_epoch", "val_NDCG@10", "epochs_run", "train_seconds")
-                    if k in info} | {"checkpoint": str(out)}, title="training")
+        key_values({k: info[k] for k in ("parameters", "best_epoch", "val_NDCG@10", "epochs_run", "stopped_by",
+                                         "train_seconds") if k in info} | {"checkpoint": str(out)}, title="training")
+        if info.get("still_improving"):
+            console.print(f"[yellow]{info['advice']}[/yellow]")
 
 
 @click.command("train", epilog=example(
-    "edgerec train --data data/world --dim 256 --layers 2 --epochs 5 --out ckpt/teacher",
+    "edgerec train --data data/world --dim 256 --layers 2 --max-minutes 30 --out ckpt/teacher",
     "edgerec train --data data/world --arch ranker --retrieval ckpt/student --out ckpt/ranker"))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--arch", type=click.Choice(["sasrec", "two-tower", "ranker"]), default="sasrec", show_default=True)
@@ -145,7 +149,7 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 
     if not retrieval:
         raise ConfigError("--arch ranker needs --retrieval CKPT: the recommender whose short list it re-ranks")
-    cfg = RankerConfig(epochs=min(options["epochs"], 8), seed=options["seed"])
+    cfg = RankerConfig(epochs=min(options["epochs"] or 8, 8), seed=options["seed"])
     info = fit_ranker(dataset, split, retrieval, out, cfg, progress=lambda m: console.print(f"  {m}"))
     table(info["history"], title=f"ranker on {info['groups']:,} candidate groups and {info['skips']:,} skips "
                                  f"(retrieval order: group MRR {info['val_group_mrr_retrieval_order']:.4f})")
@@ -154,7 +158,8 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 
 
 @click.command("distill", epilog=example(
-    "edgerec distill --teacher ckpt/teacher --data data/world --dim 32 --layers 2 --heads 1 --out ckpt/student"))
+    "edgerec distill --teacher ckpt/teacher --data data/world --dim 32 --layers 2 --heads 1 --out ckpt/student",
+    "edgerec distill --teacher ckpt/teacher --data data/world --max-bytes 2000000 --out ckpt/student"))
 @click.option("--teacher", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
@@ -162,8 +167,12 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 @click.option("--kd-weight", default=1.0, show_default=True, help="Weight of the listwise distillation loss.")
 @click.option("--kd-temperature", default=1.0, show_default=True)
 @click.option("--align", default=0.0, show_default=True, help="Weight of hidden-state alignment (0 = off).")
+@click.option("--max-bytes", type=int, help="Pick the student's width and layers to fit this many bytes of int8 "
+                                            "bundle (encoder + item table); --dim and --layers are then searched.")
+@click.option("--candidates", default=3, show_default=True, help="With --max-bytes: fitting students trained.")
 @model_options
-def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, **options) -> None:
+def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, max_bytes, candidates,
+            **options) -> None:
     """Distill a teacher checkpoint into a small student (e.g. --dim 32 --layers 1 --own-rows 8000)."""
     from edgerec.compress.distill import DistillConfig, distill_model
     from edgerec.models.checkpoint import load_model
@@ -172,10 +181,32 @@ def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, **o
     teacher_model, _ = load_model(teacher)
     model_cfg, train_cfg = _configs(teacher_model.config.arch, options)
     kd = DistillConfig(top_k=top_k, weight=kd_weight, temperature=kd_temperature, align=align)
+    if max_bytes is not None:
+        _distill_to_budget(dataset, split, teacher_model, model_cfg, train_cfg, kd, max_bytes, candidates, out)
+        return
     result = distill_model(dataset, split, teacher_model, model_cfg, train_cfg, kd, out=out,
                            progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher},
                            content=_content(options["content_specs"]) or None)
     _summary(result.info, out)
+
+
+def _distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_bytes, candidates, out) -> None:
+    from edgerec.compress.budget import distill_to_budget
+    from edgerec.export.size_check import verify_bytes
+
+    result = distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_bytes, out=out,
+                               keep=candidates, progress=lambda m: console.print(f"  {m}"))
+    table(result.curve, title=f"students that fit {max_bytes:,} bytes: size against validation NDCG@10")
+    real = verify_bytes(result.model, split)
+    key_values({"dim": result.config.dim, "layers": result.config.layers,
+                "estimated_bytes": result.estimate["total"], "exported_bytes": real["total"],
+                "encoder_bytes": real["encoder"], "table_bytes": real["table"], "checkpoint": str(out)},
+               title="chosen student (int8 ONNX encoder + int8 item table)")
+    if real["total"] > max_bytes:
+        console.print(f"[yellow]the exported student takes {real['total']:,} bytes, over the budget: "
+                      "lower --max-bytes a little and run again[/yellow]")
+    if result.info.get("still_improving"):
+        console.print(f"[yellow]{result.info['advice']}[/yellow]")
 
 
 def register(cli: click.Group) -> None:

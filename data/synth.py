@@ -510,22 +510,69 @@ def _first_unseen(episodes: np.ndarray, start: int, seen: set[int]) -> int:
     return -1
 
 
+# ------------------------------------------------------- ground truth (also read by simulators)
+
+
+def item_fit(world: World, users: Users, u: np.ndarray, taste: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """How well each item suits its user, 0 to 1: genre taste, mood and favourite themes.
+
+    `u` are user codes into `users`, `taste` their genre affinity rows (one per pair).
+    """
+    genre_fit = taste[np.arange(len(item)), world.genre[item]] / taste.max(1)
+    mood_fit = users.mood_pref[u, world.mood[item]] / users.mood_pref[u].max(1)
+    theme_fit = 0.5 * (users.theme_pref[u, world.themes[item, 0]] + users.theme_pref[u, world.themes[item, 1]])
+    return 0.6 * genre_fit + 0.25 * mood_fit + 0.15 * theme_fit
+
+
+def skip_probability(world: World, item: np.ndarray, fit: np.ndarray, continuing: np.ndarray | bool) -> np.ndarray:
+    """Chance that a started item is skipped (a series being continued is rarely skipped)."""
+    return np.clip(SKIP_BASE[world.modality[item]] * (1.6 - fit) * np.where(continuing, 0.3, 1.0), 0.02, 0.8)
+
+
+def finish_probability(world: World, item: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Chance that an item played and not skipped is watched or heard to the end."""
+    long_form = np.isin(world.modality[item], [MOD["film"], MOD["podcast_episode"]])
+    return np.clip(0.3 + 0.6 * fit - 0.1 * long_form, 0.1, 0.95)
+
+
+def like_probability(fit: np.ndarray) -> np.ndarray:
+    """Chance of a like after a finish."""
+    return 0.05 + 0.35 * fit
+
+
+@dataclass
+class GroundTruth:
+    """The generator's world and users for a config: what a simulator reacts with."""
+
+    config: SynthConfig
+    world: World
+    catalog: Catalog
+    users: Users  # slots already allocated: a user's share of the event budget (activity)
+    user_ids: list[str]
+
+
+def ground_truth(cfg: SynthConfig) -> GroundTruth:
+    """Rebuild the world and users exactly as `synthesize` does for the same config (same draws)."""
+    cfg.validate()
+    rng = np.random.default_rng(cfg.seed)
+    world = build_world(cfg, rng)
+    catalog = world_catalog(world, cfg, rng)
+    users = build_users(cfg, rng, cfg.users)
+    users.slots = _allocate_slots(cfg, users.slots)
+    width = len(str(cfg.users))
+    return GroundTruth(cfg, world, catalog, users, [f"u{u:0{width}d}" for u in range(cfg.users)])
+
+
 def _outcomes(world: World, users: Users, slot_idx, item, via, slot_user, taste, session, s_time, s_device,
               rng) -> Interactions:
     """Skip / play / finish from how well an item suits the user; likes follow some finishes."""
     u = slot_user[slot_idx]
-    tst = taste[slot_idx]
-    genre_fit = tst[np.arange(len(item)), world.genre[item]] / tst.max(1)
-    mood_fit = users.mood_pref[u, world.mood[item]] / users.mood_pref[u].max(1)
-    theme_fit = 0.5 * (users.theme_pref[u, world.themes[item, 0]] + users.theme_pref[u, world.themes[item, 1]])
-    fit = 0.6 * genre_fit + 0.25 * mood_fit + 0.15 * theme_fit
-    modality = world.modality[item]
-    p_skip = np.clip(SKIP_BASE[modality] * (1.6 - fit) * np.where(via == 1, 0.3, 1.0), 0.02, 0.8)
+    fit = item_fit(world, users, u, taste[slot_idx], item)
+    p_skip = skip_probability(world, item, fit, via == 1)
     # a series episode is skipped exactly when the user drops the series (decided in the walk)
     in_series = world.series[item] >= 0
     skip = np.where(in_series, via == 3, rng.random(len(item)) < p_skip)
-    long_form = np.isin(modality, [MOD["film"], MOD["podcast_episode"]])
-    p_finish = np.clip(0.3 + 0.6 * fit - 0.1 * long_form, 0.1, 0.95)
+    p_finish = finish_probability(world, item, fit)
     finish = ~skip & (rng.random(len(item)) < p_finish)
     event = np.where(skip, EVENT_CODE["skip"], np.where(finish, EVENT_CODE["finish"], EVENT_CODE["play"]))
     value = np.where(skip, rng.uniform(0.02, 0.25, len(item)),
@@ -546,7 +593,7 @@ def _outcomes(world: World, users: Users, slot_idx, item, via, slot_user, taste,
     ts = (start[sess] + (csum - spent - base)).astype(np.int64)
     device = s_device[sess].astype(np.int8)
 
-    liked = finish & (rng.random(len(item)) < 0.05 + 0.35 * fit)
+    liked = finish & (rng.random(len(item)) < like_probability(fit))
     users_out = np.concatenate([u, u[liked]])
     items_out = np.concatenate([item, item[liked]])
     ts_out = np.concatenate([ts, ts[liked] + watched[liked].astype(np.int64)])
@@ -566,13 +613,9 @@ def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | Non
 
     User codes in each chunk's events are local: code k is `user_ids[k]` of that chunk.
     """
-    cfg.validate()
-    rng = np.random.default_rng(cfg.seed)
-    world = build_world(cfg, rng)
-    catalog = world_catalog(world, cfg, rng)
+    truth = ground_truth(cfg)
+    world, catalog, users_all = truth.world, truth.catalog, truth.users
     sampler = ItemSampler(world)
-    users_all = build_users(cfg, rng, cfg.users)
-    users_all.slots = _allocate_slots(cfg, users_all.slots)
     width = len(str(cfg.users))
     done = 0
     for first in range(0, cfg.users, cfg.chunk_users):

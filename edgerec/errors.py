@@ -50,3 +50,7 @@ class UnknownIdError(EdgerecError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class PrivacyBudgetError(EdgerecError):
+    """A differentially private report would spend more privacy budget than the device allows."""

@@ -30,8 +30,10 @@ from edgerec.data.schema import Catalog, Dataset
 from edgerec.data.split import Split, leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ModelError
+from edgerec.export.deidentify import public_source, scrub_paths, synthetic_histories
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
+from edgerec.export.popularity import PopularityPrior
 from edgerec.models.checkpoint import load_model
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.scoring import ModelScorer, history_rows
@@ -72,7 +74,10 @@ class ExportConfig:
 
 def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path, cfg: ExportConfig | None = None,
                   *, ranker: str | Path | None = None, teacher: str | Path | None = None,
-                  content: str | Path | None = None, progress: Progress | None = None) -> Manifest:
+                  content: str | Path | None = None, progress: Progress | None = None,
+                  popularity: PopularityPrior | None = None) -> Manifest:
+    """popularity: a prior for the bundle's popularity list (e.g. estimated from DP device reports)
+    instead of the training log's counts."""
     cfg = (cfg or ExportConfig()).validate()
     say = progress or (lambda _msg: None)
     model, ckpt = load_model(checkpoint)
@@ -122,24 +127,31 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         _add_content(writer, content, dataset, split, table, cfg)
 
     say("writing the item table and metadata")
-    items = _write_items(writer, dataset.catalog, stored, train_popularity(split))
+    log_popularity = train_popularity(split)
+    if popularity is not None:
+        metrics["popularity_prior"] = popularity.describe()
+    items = _write_items(writer, dataset.catalog, stored,
+                         log_popularity if popularity is None else popularity.for_catalog(dataset.catalog.item_ids))
     # what the device's drift monitor compares with: the shipped encoder's top scores on these users
     shipped = next(iter(encoders.values()))
     metrics["monitoring"] = score_baseline(shipped.encode_rows(rows), bundle_table, seen)
-    reference_files = _write_reference(writer, rows[: cfg.reference_users], reference[: cfg.reference_users],
-                                       bundle_table, cfg.k)
+    # conformance runs on synthetic sessions: no real user's history is sent to every device
+    ref_rows = synthetic_histories(log_popularity, dataset.catalog.text["genre"], cfg.reference_users, max_len)
+    with torch.no_grad():
+        ref_vectors = deployed(torch.as_tensor(ref_rows)).numpy()
+    reference_files = _write_reference(writer, ref_rows, ref_vectors, bundle_table, cfg.k)
     if cfg.evaluate:
         say("measuring test metrics")
         metrics.update(_model_metrics(model, ckpt.info, dataset, split, teacher, bundle_table))
-    writer.add_json("model_card.json", {"checkpoint": str(checkpoint), "config": model.config.to_dict(),
-                                        "training": {k: v for k, v in ckpt.info.items() if k != "history"},
-                                        "export": asdict(cfg)})
+    writer.add_json("model_card.json", scrub_paths({
+        "checkpoint": Path(checkpoint).name, "config": model.config.to_dict(),
+        "training": {k: v for k, v in ckpt.info.items() if k != "history"}, "export": asdict(cfg)}))
     _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
     return writer.finish(
         dim=model.config.dim, items=items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,
-        data_version={"source": dataset.meta.get("source", str(data_dir)), "users": dataset.n_users,
+        data_version={"source": public_source(dataset.meta), "users": dataset.n_users,
                       "items": dataset.n_items, "events": len(dataset.interactions),
                       "last_event": int(dataset.interactions.timestamp.max()) if len(dataset.interactions) else 0},
     )
@@ -291,7 +303,7 @@ def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
         f"A {model.config.arch} user encoder (dim {model.config.dim}, {model.config.layers} block(s), history "
         f"{model.config.max_len}) over {dataset.n_items:,} items, exported by edgerec.", "",
         f"- formats: {', '.join(cfg.formats)}; quantization: {cfg.quantize}; item table: {cfg.table_dtype}",
-        f"- trained on: {dataset.meta.get('source', 'unknown')} ({dataset.n_users:,} users, "
+        f"- trained on: {public_source(dataset.meta)} ({dataset.n_users:,} users, "
         f"{len(dataset.interactions):,} events)",
         f"- parameters: {sum(p.numel() for p in model.parameters()):,}; best validation NDCG@10: "
         f"{info.get('val_NDCG@10', float('nan')):.4f}",

@@ -26,6 +26,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ExportError
 from edgerec.export.bundle_builder import _write_items, _write_reference
+from edgerec.export.deidentify import public_source, synthetic_histories
 from edgerec.models.evaluation import train_popularity
 from edgerec.models.scoring import history_rows
 from edgerec.runtime.backends import open_backend
@@ -107,13 +108,15 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
                                 batch=1 if fmt == "tflite" else None,
                                 parity={"checked": {"histories": int(len(rows)), "finite": True, "dim": spec.dim}},
                                 extra={"source": "user-supplied"}))
-    items = _write_items(writer, dataset.catalog, stored, train_popularity(split))
-    reference = _write_reference(writer, rows[:32], produced[:32], table, 10)
+    popularity = train_popularity(split)
+    items = _write_items(writer, dataset.catalog, stored, popularity)
+    synthetic = synthetic_histories(popularity, dataset.catalog.text["genre"], 32, spec.history_length)
+    reference = _write_reference(writer, synthetic, _check_io(encoder, fmt, spec, synthetic), table, 10)
     return writer.finish(dim=spec.dim, items=items,
                          defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100},
                          metrics={"monitoring": score_baseline(produced, table, [history.of(u) for u in users])},
                          budgets={}, reference=reference,
-                         data_version={"source": dataset.meta.get("source", str(data_dir)), "items": dataset.n_items})
+                         data_version={"source": public_source(dataset.meta), "items": dataset.n_items})
 
 
 def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str | Path, out: str | Path,

@@ -36,29 +36,39 @@ from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator
 from edgerec.models.items import ItemData, build_item_data, extend_item_data
 from edgerec.models.recommenders import NextItemModel, build_model
+from edgerec.models.schedule import Budget, outcome, plan_budget
 from edgerec.models.scoring import ModelScorer
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
+    epochs: int | None = None  # a hard cap on epochs; None: the step budget decides (models/schedule.py)
+    steps: int | None = None  # target optimizer steps; None: derived from the data size
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.0
     loss: str = "sampled"  # "sampled" softmax (log-Q corrected), or "full" softmax over the catalog
     negatives: int = 1024  # for the sampled softmax
-    patience: int = 3  # epochs without a better validation NDCG@10 before stopping
+    patience: int | None = None  # evaluations without a better validation NDCG@10; None: grows with the run
     eval_users: int = 2000  # validation users scored after each epoch (0 = all)
     seed: int = 0
     max_minutes: float | None = None  # stop (keeping the best epoch) when this much time has passed
-    final_lr: float = 0.1  # cosine decay of the learning rate to this fraction of lr over the epochs
+    warmup: float = 0.03  # fraction of the steps over which the learning rate rises linearly
+    final_lr: float = 0.1  # cosine decay of the learning rate to this fraction of lr over the budget
 
     def validate(self) -> TrainConfig:
         if self.loss not in ("full", "sampled"):
             raise ConfigError(f"loss must be 'full' or 'sampled', not {self.loss!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("epochs and batch size must be at least 1")
+        if (self.epochs is not None and self.epochs < 1) or (self.steps is not None and self.steps < 1) \
+                or self.batch_size < 1:
+            raise ConfigError("epochs, steps and batch size must be at least 1 (or left unset)")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be at least 1 evaluation, not {self.patience}")
         return self
+
+    def budget(self, steps_per_epoch: int) -> Budget:
+        return plan_budget(steps_per_epoch, epochs=self.epochs, steps=self.steps, patience=self.patience,
+                           warmup=self.warmup, final_lr=self.final_lr)
 
 
 # ------------------------------------------------------------------- inputs
@@ -204,7 +214,10 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     rng = np.random.default_rng(train.seed)
     for _ in range(progress_state["epoch"]):  # replay the shuffles of finished epochs
         rng.permutation(len(windows))
-    for epoch in range(progress_state["epoch"], train.epochs):
+    per_epoch = math.ceil(len(windows) / train.batch_size)
+    budget = train.budget(max(per_epoch // world, 1) if world > 1 else per_epoch)
+    stopped_by = "budget"
+    for epoch in range(progress_state["epoch"], budget.epochs):
         model.train()
         order = rng.permutation(len(windows))
         batches = [order[i:i + train.batch_size] for i in range(0, len(order), train.batch_size)]
@@ -214,9 +227,8 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             w = torch.as_tensor(windows[batch])
             negatives, log_q = sampler.sample(train.negatives) if train.loss == "sampled" else (None, None)
             loss = runner(w[:, :-1], w[:, 1:], negatives, log_q, torch.as_tensor(batch))
-            progress_in_run = (epoch + step / max(len(batches), 1)) / train.epochs
             for group in optimizer.param_groups:
-                group["lr"] = train.lr * (train.final_lr + (1 - train.final_lr) * 0.5 * (1 + math.cos(math.pi * progress_in_run)))
+                group["lr"] = train.lr * budget.lr_factor(epoch * budget.steps_per_epoch + step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, 5.0)
@@ -224,7 +236,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
             if progress and step % 20 == 0:
-                progress("train", epoch * len(batches) + step, train.epochs * len(batches),
+                progress("train", epoch * len(batches) + step, budget.total_steps,
                          {"epoch": epoch + 1, "loss": total / max(seen, 1)})
         scorer.refresh()
         stop = False
@@ -238,11 +250,12 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 progress_state["bad_epochs"] += 1
-            stop = progress_state["bad_epochs"] >= train.patience
-            if train.max_minutes is not None and time.perf_counter() - began > 60 * train.max_minutes:
-                stop = True
+            if progress_state["bad_epochs"] >= budget.patience:
+                stop, stopped_by = True, "patience"
+            elif train.max_minutes is not None and time.perf_counter() - began > 60 * train.max_minutes:
+                stop, stopped_by = True, "time"
             if progress:
-                progress("epoch", epoch + 1, train.epochs, record)
+                progress("epoch", epoch + 1, budget.epochs, record)
         progress_state["epoch"] = epoch + 1
         progress_state["seconds"] = time.perf_counter() - began
         progress_state["sampler_rng"] = sampler.generator.get_state().tolist()
@@ -257,10 +270,17 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    ended = outcome(stopped_by, [h["val_NDCG@10"] for h in progress_state["history"]], budget,
+                    {"epochs": train.epochs, "max_minutes": train.max_minutes})
     info = {
         "best_epoch": progress_state["best_epoch"],
         "val_NDCG@10": progress_state["best"],
         "epochs_run": progress_state["epoch"],
+        "budget": {"steps_per_epoch": budget.steps_per_epoch, "epochs": budget.epochs, "steps": budget.total_steps,
+                   "warmup_steps": budget.warmup_steps, "patience": budget.patience},
+        "stopped_by": ended.stopped_by,
+        "still_improving": ended.still_improving,
+        "advice": ended.advice,
         "train_seconds": round(time.perf_counter() - began, 1),
         "history": progress_state["history"],
         "train_config": asdict(train),

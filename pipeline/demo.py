@@ -1,8 +1,8 @@
 """`edgerec demo`: the whole pipeline on the embedded default catalog, as a list of studies.
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
-bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark
--> one report (tables, report.json, plots). Each step is a `Study` built
+bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
+DP popularity prior) -> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
 soon as it is done, and `resume` skips the steps an earlier run finished.
 """
@@ -22,12 +22,16 @@ from edgerec.errors import ConfigError
 from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import RankerConfig
 from edgerec.models.train import TrainConfig
+from edgerec.pipeline.experiment_steps import TeacherBundleStep
 from edgerec.pipeline.steps import ExportStep, RankerStep, StudentStep, SynthStep, TeacherStep
 from edgerec.studies.base import Progress, Study, StudyResult
 from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
 from edgerec.studies.compression import CompressionStudy
+from edgerec.studies.experiments import BundleComparisonStudy
+from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
+from edgerec.studies.simulator import Arm, SimConfig
 
 
 @dataclass
@@ -43,6 +47,7 @@ class DemoConfig:
                                                                       own_rows=6000, hash_buckets=2000))
     student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=12, patience=2))
     replay_users: int = 300
+    experiment: SimConfig = field(default_factory=lambda: SimConfig(users=150, days=4, pre_days=3))
     bench_profile: str = "phone-mid"
     bench_items: int | None = 100_000
 
@@ -58,7 +63,7 @@ class DemoConfig:
             teacher_train=TrainConfig(epochs=4, patience=2, eval_users=500),
             student=ModelConfig(dim=16, layers=1, heads=1, max_len=30, own_rows=1500, hash_buckets=500),
             student_train=TrainConfig(epochs=6, patience=2, eval_users=500),
-            replay_users=100, bench_items=None,
+            replay_users=100, bench_items=None, experiment=SimConfig(users=40, days=2, pre_days=1),
         )
 
 
@@ -78,6 +83,10 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         CompressionStudy(out / "teacher", out / "student", out / "data"),
         ReplayStudy(out / "bundle", out / "data", out / "device" / "history.db", cfg.replay_users, cfg.seed),
         BenchStudy(out / "bundle", cfg.bench_profile, bench),
+        TeacherBundleStep(out / "teacher", out / "data", out / "bundle-teacher"),
+        BundleComparisonStudy(Arm("student", out / "bundle"), Arm("teacher", out / "bundle-teacher"), out / "data",
+                              cfg.experiment),
+        PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
     ]
 
 

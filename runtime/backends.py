@@ -32,7 +32,9 @@ class Backend:
 class OnnxBackend(Backend):
     format = "onnx"
 
-    def __init__(self, path: Path, threads: int = 1, optimization: str = "all", config: dict | None = None):
+    def __init__(self, path: Path | bytes, threads: int = 1, optimization: str = "all", config: dict | None = None,
+                 name: str | None = None):
+        name = name or getattr(path, "name", "model")
         try:
             import onnxruntime as ort
         except ImportError:
@@ -51,9 +53,10 @@ class OnnxBackend(Backend):
         for key, value in (config or {}).items():  # engine settings a bundle asks for (see ModelEntry.extra)
             options.add_session_config_entry(key, str(value))
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            source = path if isinstance(path, bytes) else str(path)
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise BundleError(f"{path.name} cannot be loaded by onnxruntime ({exc}); the model file is damaged "
+            raise BundleError(f"{name} cannot be loaded by onnxruntime ({exc}); the model file is damaged "
                               "or was exported for a newer runtime") from None
         self._names = [i.name for i in self.session.get_inputs()]
 
@@ -70,16 +73,21 @@ class TfliteBackend(Backend):
 
     format = "tflite"
 
-    def __init__(self, path: Path, threads: int = 1):
+    def __init__(self, path: Path | bytes, threads: int = 1, name: str | None = None):
+        name = name or getattr(path, "name", "model")
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise ConfigError("the tflite backend needs ai-edge-litert: pip install 'edgerec[tflite]'") from None
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            if isinstance(path, bytes):
+                self._content = path  # the interpreter reads from this buffer for its whole life
+                self.interpreter = Interpreter(model_content=path, num_threads=threads)
+            else:
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise BundleError(f"{path.name} cannot be loaded by the TFLite interpreter ({exc}); "
+            raise BundleError(f"{name} cannot be loaded by the TFLite interpreter ({exc}); "
                               "the model file is damaged") from None
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
@@ -101,13 +109,14 @@ class TfliteBackend(Backend):
             return [self.interpreter.get_tensor(o["index"]).copy() for o in self.outputs]
 
 
-def open_backend(path: str | Path, fmt: str, threads: int = 1, optimization: str = "all",
-                 config: dict | None = None) -> Backend:
-    path = Path(path)
+def open_backend(path: str | Path | bytes, fmt: str, threads: int = 1, optimization: str = "all",
+                 config: dict | None = None, name: str | None = None) -> Backend:
+    """An engine for a model file, or for its bytes (already read and verified by the caller)."""
+    path = path if isinstance(path, bytes) else Path(path)
     if fmt == "onnx":
-        return OnnxBackend(path, threads, optimization, config)
+        return OnnxBackend(path, threads, optimization, config, name)
     if fmt == "tflite":
-        return TfliteBackend(path, threads)
+        return TfliteBackend(path, threads, name)
     raise ConfigError(f"unknown model format {fmt!r}; use one of {', '.join(BACKENDS)}")
 
 
@@ -123,6 +132,7 @@ def available_backends() -> list[str]:
     return found
 
 
-def open_model(path: str | Path, entry, threads: int = 1) -> Backend:
-    """Open a bundle's model file with the engine settings its manifest entry records."""
-    return open_backend(path, entry.format, threads, config=entry.extra.get("session_config"))
+def open_model(path: str | Path | bytes, entry, threads: int = 1) -> Backend:
+    """Open a bundle's model file (or its verified bytes, see Bundle.model_bytes) with the engine
+    settings its manifest entry records."""
+    return open_backend(path, entry.format, threads, config=entry.extra.get("session_config"), name=entry.file)

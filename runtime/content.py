@@ -13,6 +13,7 @@ import numpy as np
 from edgerec.errors import ConfigError
 from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
+from edgerec.runtime.models import model_bytes
 
 
 def metadata_text(meta: dict) -> str:
@@ -36,7 +37,7 @@ class ContentEncoder:
         fixed = extra.get("tokens") if entry.format == "tflite" else None
         self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=fixed)
-        self.backend: Backend = open_model(bundle.path(entry.file), entry, threads)
+        self.backend: Backend = open_model(model_bytes(bundle, entry.file), entry, threads)
         self.projection = np.asarray(bundle.array(extra["projection"]))
         labels = extra["labels"]
         self.label_names = list(labels["names"])

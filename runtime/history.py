@@ -3,9 +3,10 @@
 Every `record` is its own committed transaction (synchronous=FULL), so a
 killed process loses nothing that was acknowledged. Several profiles share
 one database (a family's set-top box). Retention bounds each profile by count
-and age. `forget` deletes a profile with secure_delete on and truncates the
-WAL, so its data is not left readable in free pages. The schema carries a
-version and migrates older files forward.
+and age. `forget` and pruning erase what they delete from the files or raise
+(the exact guarantee is in history_care.py). A foreign, empty or damaged file
+is refused at open; `backup` copies a consistent history, `recover` salvages a
+damaged one. The schema carries a version and migrates older files forward.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime import checks, history_care
+from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
 SCHEMA_VERSION = 2
@@ -62,24 +65,37 @@ class Retention:
 class HistoryStore:
     """One SQLite file; safe to share between threads of one process (calls are serialised)."""
 
-    def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0,
+                 erase_wait: float = 2.0, key: bytes | None = None):
+        """key: 32 raw bytes to keep the file encrypted at rest (SQLCipher, see secure_db.py)."""
+        self.path, self.timeout = Path(path), timeout
+        self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
+        self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept
         self.retention = retention or Retention()
         self._lock = threading.RLock()
         self._since_prune = 0
         self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
         self._profile_writes: dict[str, int] = {}  # commits per profile
+        history_care.check_file(self.path, encrypted=key is not None)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
-                                      isolation_level=None)
+            conn = connect(self.path, key, timeout)
+            self.db, self._errors, self._busy, self.encrypted = conn.db, conn.errors, conn.busy, conn.encrypted
+            history_care.check_database(self.db, self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"history database {self.path} cannot be used ({exc}); if it is corrupt, move it "
-                               "away and a new one will be created (the old events are then lost)") from None
+        except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
+            if hasattr(self, "db"):
+                self.db.close()
+            if isinstance(exc, HistoryError):
+                raise
+            if getattr(self, "encrypted", False):
+                raise HistoryError(f"history database {self.path} failed its integrity check ({exc}): a page was "
+                                   "damaged or altered. Nothing was changed; restore the file from a backup") from None
+            raise HistoryError(f"history database {self.path} cannot be used ({exc}); if it is damaged, recover "
+                               "its readable events into a new file with `edgerec history recover`") from None
 
     # ------------------------------------------------------------ schema
 
@@ -93,6 +109,7 @@ class HistoryStore:
     def _migrate(self) -> None:
         with self._transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute(f"PRAGMA application_id={history_care.APPLICATION_ID}")
             current = self.version()
             if current > SCHEMA_VERSION:
                 raise HistoryError(f"history database {self.path} has schema version {current}, newer than this "
@@ -108,7 +125,7 @@ class HistoryStore:
         with self._lock:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.DatabaseError as exc:
+            except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
             return external, self._writes, self._profile_writes.get(profile, 0)
 
@@ -117,13 +134,17 @@ class HistoryStore:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except self._busy as exc:
                 raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
             try:
                 yield
+            except self._errors as exc:
+                self._rollback()
+                raise HistoryError(f"could not write to {self.path} ({exc}); nothing of this change was "
+                                   "stored") from None
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise
             else:
                 self.db.execute("COMMIT")
@@ -132,6 +153,20 @@ class HistoryStore:
                 else:
                     self._profile_writes[profile] = self._profile_writes.get(profile, 0) + 1
 
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except self._errors:
+            pass  # the transaction is gone already (SQLite rolled it back itself)
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self.db.execute(sql, args).fetchall()
+            except self._errors as exc:
+                raise HistoryError(f"could not read {self.path} ({exc}); if it is damaged, recover it with "
+                                   "`edgerec history recover`") from None
+
     # ------------------------------------------------------------ events
 
     def record(self, profile: str, item: str, event: str, value: float | None = None, ts: float | None = None,
@@ -139,62 +174,71 @@ class HistoryStore:
         """Append one event; returns its id once it is durably committed."""
         if event not in EVENTS:
             raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
-        if not profile or not item:
-            raise ConfigError("record() needs a non-empty user and item")
-        ts = time.time() if ts is None else float(ts)
-        try:
-            with self._transaction(profile):
-                cursor = self.db.execute(
-                    "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
-                    (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
-                event_id = int(cursor.lastrowid)
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"could not write to {self.path} ({exc}); the event was not recorded") from None
+        checks.text(profile, "user")
+        checks.text(item, "item")
+        value = checks.number(value, "event value", allow_none=True)
+        context = checks.json_object(context, "context")
+        ts = time.time() if ts is None else checks.timestamp(ts)
+        with self._transaction(profile):
+            cursor = self.db.execute(
+                "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
+                (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
+            event_id = int(cursor.lastrowid)
         self._since_prune += 1
         if self._since_prune >= 100:
-            self.prune()
+            self._auto_prune()
         return event_id
 
     def events(self, profile: str, limit: int | None = None) -> list[Event]:
         """A profile's events, oldest first (the newest `limit` when given)."""
-        with self._lock:
-            try:
-                if limit is None:
-                    rows = self.db.execute("SELECT id, profile, item, event, value, ts, context FROM events "
-                                           "WHERE profile=? ORDER BY id", (profile,)).fetchall()
-                else:
-                    rows = self.db.execute("SELECT * FROM (SELECT id, profile, item, event, value, ts, context "
-                                           "FROM events WHERE profile=? ORDER BY id DESC LIMIT ?) ORDER BY id",
-                                           (profile, int(limit))).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise HistoryError(f"could not read {self.path} ({exc})") from None
+        checks.text(profile, "user")
+        limit = checks.integer(limit, "limit", 0, allow_none=True)
+        if limit is None:
+            rows = self._read("SELECT id, profile, item, event, value, ts, context FROM events WHERE profile=? "
+                              "ORDER BY id", (profile,))
+        else:
+            rows = self._read("SELECT * FROM (SELECT id, profile, item, event, value, ts, context FROM events "
+                              "WHERE profile=? ORDER BY id DESC LIMIT ?) ORDER BY id", (profile, limit))
         return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
                 for r in rows]
 
     def item_events(self, profile: str, limit: int) -> list[tuple[str, str]]:
         """(item, event) of a profile's newest `limit` events, oldest first: all a request needs,
         without building full events."""
-        with self._lock:
-            try:
-                rows = self.db.execute("SELECT item, event FROM events WHERE profile=? ORDER BY id DESC LIMIT ?",
-                                       (profile, int(limit))).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise HistoryError(f"could not read {self.path} ({exc})") from None
+        checks.text(profile, "user")
+        rows = self._read("SELECT item, event FROM events WHERE profile=? ORDER BY id DESC LIMIT ?",
+                          (profile, checks.integer(limit, "limit", 0)))
         rows.reverse()
         return rows
 
+    def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
+        """Items of the given events since `ts`, over every profile (what the device as a whole did)."""
+        marks = ",".join("?" * len(events))
+        return [r[0] for r in self._read(f"SELECT item FROM events WHERE ts >= ? AND event IN ({marks}) ORDER BY id",
+                                         (float(ts), *events))]
+
     def profiles(self) -> list[str]:
         with self._lock:
-            return [r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events ORDER BY profile")]
+            return [r[0] for r in self._read("SELECT DISTINCT profile FROM events ORDER BY profile")]
 
     def count(self, profile: str | None = None) -> int:
+        if profile is not None:
+            checks.text(profile, "user")
         with self._lock:
             if profile is None:
-                return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-            return int(self.db.execute("SELECT COUNT(*) FROM events WHERE profile=?", (profile,)).fetchone()[0])
+                return int(self._read("SELECT COUNT(*) FROM events")[0][0])
+            return int(self._read("SELECT COUNT(*) FROM events WHERE profile=?", (profile,))[0][0])
 
     def prune(self, now: float | None = None) -> int:
-        """Apply retention; returns how many events were removed."""
+        """Apply retention and erase what it removed (HistoryError when a reader blocks the erasure,
+        see history_care.py); returns how many events were removed."""
+        removed = self._delete_old(now)
+        with self._lock:
+            history_care.erase(self.db, self.path, self.erase_wait, vacuum=False)
+            self.erasure_pending = False
+        return removed
+
+    def _delete_old(self, now: float | None) -> int:
         now = time.time() if now is None else now
         cutoff = now - self.retention.max_age_days * 86_400
         with self._transaction():
@@ -206,18 +250,55 @@ class HistoryStore:
         self._since_prune = 0
         return removed
 
+    def _auto_prune(self) -> None:
+        """Retention during record(): the event is committed whatever happens here, so a reader
+        blocking the erasure leaves `erasure_pending` set (retried next time) instead of failing."""
+        if self._delete_old(None) or self.erasure_pending:
+            with self._lock:
+                self.db.execute("PRAGMA busy_timeout=0")  # a record never waits for someone else's reader
+                try:
+                    history_care.erase(self.db, self.path, 0.0, vacuum=False)
+                    self.erasure_pending = False
+                except HistoryError:
+                    self.erasure_pending = True
+                finally:
+                    self.db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+
+    def erase_pending(self) -> None:
+        """Complete an erasure a reader blocked (HistoryError again while it still does)."""
+        with self._lock:
+            history_care.erase(self.db, self.path, self.erase_wait, vacuum=True)
+            self.erasure_pending = False
+
+    def backup(self, out: str | Path) -> Path:
+        """A consistent copy of this history at `out` (safe while the app reads and writes)."""
+        if self.encrypted:  # the backup API would write the copy in plain text: refuse rather than leak
+            raise HistoryError("online backup of an encrypted history is not supported yet; copy the file (it "
+                               "stays encrypted) while no app has it open")
+        with self._lock:
+            return history_care.backup(self.db, out)
+
+    @staticmethod
+    def recover(path: str | Path, out: str | Path) -> dict:
+        """Copy every readable row of a damaged history into a new one; returns what was saved and lost."""
+        return history_care.recover(path, out)
+
     # ------------------------------------------------------------ preferences (onboarding)
 
     def set_preferences(self, profile: str, kind: str, values: list[str]) -> None:
+        checks.text(profile, "user")
+        checks.text(kind, "preference kind")
+        values = checks.names(values, f"{kind} preferences", allow_none=False)
         with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
                                 [(profile, kind, v, time.time()) for v in values])
 
     def preferences(self, profile: str) -> dict[str, list[str]]:
+        checks.text(profile, "user")
         with self._lock:
-            rows = self.db.execute("SELECT kind, value FROM preferences WHERE profile=? ORDER BY kind, value",
-                                   (profile,)).fetchall()
+            rows = self._read("SELECT kind, value FROM preferences WHERE profile=? ORDER BY kind, value",
+                              (profile,))
         out: dict[str, list[str]] = {}
         for kind, value in rows:
             out.setdefault(kind, []).append(value)
@@ -227,34 +308,38 @@ class HistoryStore:
 
     def export(self, profile: str) -> dict:
         """Everything stored about a profile, as plain data."""
+        checks.text(profile, "user")
         return {"profile": profile, "events": [e.__dict__ for e in self.events(profile)],
                 "preferences": self.preferences(profile), "exported_at": time.time()}
 
     def forget(self, profile: str) -> int:
-        """Delete a profile's events and preferences and leave no readable trace in the files."""
+        """Delete a profile's events and preferences and erase them from the files: on return no byte
+        of them is left in the database or its WAL; a HistoryError otherwise (see history_care.py)."""
+        checks.text(profile, "user")
         with self._transaction(profile):
             removed = self.db.execute("DELETE FROM events WHERE profile=?", (profile,)).rowcount
             self.db.execute("DELETE FROM preferences WHERE profile=?", (profile,))
-        with self._lock:
-            # secure_delete zeroed the freed pages; old page images may remain in the WAL until it is reset
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.execute("VACUUM")
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.erase_pending()
         return removed
 
     # ------------------------------------------------------------ on-device catalog additions
 
-    def save_item(self, item: str, space: str, vector: bytes | None, meta: dict, removed: bool = False) -> None:
-        with self._transaction():
-            self.db.execute("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
-                            (item, space, vector, json.dumps(meta, sort_keys=True), int(removed)))
+    def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
+        """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""
+        try:
+            with self._transaction():
+                self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
+                                    [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
+                                     for item, space, vector, meta, removed in rows])
+        except self._errors as exc:
+            raise HistoryError(f"could not write to {self.path} ({exc}); no item of the batch was added") from None
 
     def saved_items(self, space: str) -> list[tuple[str, bytes | None, dict, bool]]:
         """Items added on the device for this embedding space; rows of other spaces are dropped (stale)."""
         with self._transaction():
             self.db.execute("DELETE FROM added_items WHERE space != ?", (space,))
         with self._lock:
-            rows = self.db.execute("SELECT item, vector, meta, removed FROM added_items ORDER BY rowid").fetchall()
+            rows = self._read("SELECT item, vector, meta, removed FROM added_items ORDER BY rowid")
         return [(r[0], r[1], json.loads(r[2]), bool(r[3])) for r in rows]
 
     def close(self) -> None:

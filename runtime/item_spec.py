@@ -21,6 +21,7 @@ STRING, CATEGORICAL, NUMERIC = "string", "categorical", "numeric"
 CODE_DTYPE = np.int32  # categorical codes; -1 means "none"
 OFFSET_DTYPE = np.int64  # string offsets into the UTF-8 blob
 NUMERIC_DTYPES = {"duration": np.float32, "release_ts": np.int64, "episode": np.int32, "popularity": np.float32}
+MAX_SCALE = 1e3  # int8 steps of unit vectors are ~1/127; a thousand is absurd already (scores overflow)
 TABLE_FILE_DTYPES = {"int8": np.int8, "float16": np.float16, "float32": np.float32}
 
 
@@ -151,9 +152,11 @@ class ItemTableSpec:
                          f"{self.embeddings.dtype}")
         if stored.values.shape != (self.count, dim):
             _fail(table, f"has shape {stored.values.shape}; it must be (items.count, dim) = ({self.count}, {dim})")
-        if stored.scales is not None and (stored.scales.dtype != np.float32 or
-                                          not np.all(np.isfinite(stored.scales) & (stored.scales > 0))):
-            _fail(self.embeddings.scales, "must hold finite, positive float32 scales")
+        if stored.scales is not None and (stored.scales.dtype != np.float32 or not np.all(
+                np.isfinite(stored.scales) & (stored.scales > 0) & (stored.scales <= MAX_SCALE))):
+            _fail(self.embeddings.scales, f"must hold finite, positive float32 scales of at most {MAX_SCALE:g}")
+        if stored.values.dtype.kind == "f" and not np.all(np.isfinite(stored.values)):
+            _fail(table, "holds NaN or infinite values")
         for name, column in self.columns().items():
             self._check_column(bundle, name, column)
         if self.encoder_inputs:
@@ -173,6 +176,7 @@ class ItemTableSpec:
                                                           np.any(np.diff(values) < 0))):
                 _fail(column.offsets, f"(column {name}) must hold int64 offsets rising from 0 to the blob's "
                                       f"{blob} bytes")
+            self._check_text(bundle, name, column, values)
         elif column.kind == CATEGORICAL:
             if values.dtype != CODE_DTYPE or (rows and (int(values.min()) < -1 or
                                                         int(values.max()) >= len(column.vocab))):
@@ -183,6 +187,23 @@ class ItemTableSpec:
             if values.dtype.kind not in "iuf" or (wanted is not None and values.dtype != wanted):
                 _fail(column.file, f"(column {name}) has dtype {values.dtype}; it must be "
                                    f"{np.dtype(wanted).name if wanted else 'numeric'}")
+            if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+                _fail(column.file, f"(column {name}) holds NaN or infinite values")
+
+    def _check_text(self, bundle, name: str, column: ColumnSpec, offsets: np.ndarray) -> None:
+        """Valid UTF-8 cut at character boundaries; ids also non-empty and unique."""
+        data = bundle.path(column.file).read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            _fail(column.file, f"(column {name}) is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        starts = offsets[:-1][offsets[:-1] < len(data)]
+        if len(starts) and np.any(np.frombuffer(data, np.uint8)[starts] & 0xC0 == 0x80):
+            _fail(column.offsets, f"(column {name}) has an offset inside a UTF-8 character")
+        if name == "ids":
+            ids = [data[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+            if not all(ids) or len(set(ids)) != len(ids):
+                _fail(column.file, "(column ids) must hold unique, non-empty item ids")
 
 
 def values_name(column: ColumnSpec) -> str:

@@ -3,14 +3,26 @@ encoder, exact scan and ANN index. Shared by the stages and the facade; safe acr
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
+from edgerec.errors import BundleError
 from edgerec.runtime.backends import open_model
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.retrieval import AnnIndex, ExactScan
+
+
+def model_bytes(bundle: Bundle, name: str) -> bytes:
+    """A model file's bytes, read once and checked against the manifest's sha256 when it is loaded
+    (not only at open): a file swapped after open is refused, and the engine loads what was hashed."""
+    data = bundle.path(name).read_bytes()
+    if hashlib.sha256(data).hexdigest() != bundle.manifest.files[name].get("sha256"):
+        raise BundleError(f"bundle file {name} fails its sha256 check when loaded; it was modified after the "
+                          "bundle was opened: copy the bundle again")
+    return data
 
 
 class Models:
@@ -31,7 +43,7 @@ class Models:
         with self._lock:
             if self._encoder is None:
                 entry = self.manifest.model("user_encoder", self.backend_name)
-                backend = open_model(self.bundle.path(entry.file), entry, self.threads)
+                backend = open_model(model_bytes(self.bundle, entry.file), entry, self.threads)
                 self._encoder = UserEncoder(backend, entry, int(self.manifest.defaults.get("history_length", 50)))
             return self._encoder
 
@@ -41,7 +53,8 @@ class Models:
         with self._lock:
             if self._ranker is None:
                 entry = self.manifest.model("ranker", self.backend_name)
-                self._ranker = (entry, open_model(self.bundle.path(entry.file), entry, self.threads)) if entry else False
+                self._ranker = (entry, open_model(model_bytes(self.bundle, entry.file), entry, self.threads)) \
+                    if entry else False
             return self._ranker
 
     @property

@@ -1,9 +1,13 @@
 """One-file bundles: `edgerec pack` tars a bundle directory; the runtime unpacks it safely.
 
 Unpacking accepts only regular files and directories with plain relative
-names: absolute paths, '..', links and device files are refused before
-anything is written. The unpacked copy sits next to the packed file and is
-reused while the packed file is unchanged.
+names: absolute paths, '..', links, device files and duplicate names are
+refused before anything is written; a truncated or unreadable tar is a
+BundleError. The unpacked copy sits next to the packed file, named by the
+packed file's sha256, so a file replaced by other content (even of the same
+size and time) is unpacked again. Each process unpacks into a private
+temporary folder and publishes it with one atomic rename: processes racing
+to open one fresh file never see a half-written copy.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
+import time
 from pathlib import Path
 
 from edgerec.errors import BundleError
-from edgerec.runtime.bundle import MANIFEST, safe_relative
+from edgerec.runtime.bundle import MANIFEST, safe_relative, sha256_file
 
 SUFFIX = ".edgerec"
+STALE_AFTER_S = 600  # unpacked copies of older contents are removed after this (a process may still read one)
 
 
 def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
@@ -46,6 +53,9 @@ def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
         raise BundleError(f"{path} cannot be unpacked ({exc}); it is truncated or damaged") from None
     if not any(m.name == MANIFEST for m in members):
         raise BundleError(f"{path} holds no {MANIFEST}; it is not a packed edgerec bundle")
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise BundleError(f"{path} holds a file name twice; it is not a packed edgerec bundle, pack it again")
     for member in members:
         try:
             safe_relative(member.name)
@@ -59,30 +69,47 @@ def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
 def unpacked(path: str | os.PathLike) -> Path:
     """The directory of a packed bundle, unpacking it (safely) when needed."""
     path = Path(path)
-    stat = path.stat()
-    stamp = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    target = path.with_name(f".{path.name}.unpacked")
-    marker = target / ".packed-from"
-    if marker.exists():
-        try:
-            if json.loads(marker.read_text()) == stamp:
-                return target
-        except json.JSONDecodeError:
-            pass
     try:
-        tar = tarfile.open(path, "r:")
-    except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{path} is not a packed bundle ({exc}); pack one with `edgerec pack`") from None
-    staging = target.with_name(target.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    with tar:
-        members = _check_members(tar, path)
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise BundleError(f"{path} cannot be read ({exc})") from None
+    target = path.with_name(f".{path.name}.{digest[:24]}.unpacked")
+    if (target / ".packed-from").is_file():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        _extract(path, staging)
+        (staging / ".packed-from").write_text(json.dumps({"sha256": digest}))
         try:
-            tar.extractall(staging, members=members, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BundleError(f"{path} cannot be unpacked ({exc}); it is truncated or damaged") from None
-    (staging / ".packed-from").write_text(json.dumps(stamp))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+            os.rename(staging, target)  # atomic; fails if another process published first
+        except OSError:
+            if not (target / ".packed-from").is_file():
+                raise BundleError(f"could not publish the unpacked copy of {path} at {target}; check that "
+                                  "its folder is writable") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _remove_stale(path, target)
     return target
+
+
+def _extract(path: Path, staging: Path) -> None:
+    try:
+        with tarfile.open(path, "r:") as tar:
+            members = _check_members(tar, path)
+            if sum(m.size for m in members) > path.stat().st_size:
+                raise BundleError(f"{path} is truncated (its members need more bytes than the file has); "
+                                  "copy or pack it again")
+            tar.extractall(staging, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{path} cannot be unpacked ({exc}); it is truncated or damaged, or not a packed "
+                          "bundle: pack one with `edgerec pack`") from None
+
+
+def _remove_stale(path: Path, keep: Path) -> None:
+    """Unpacked copies of earlier contents of this file, once no process can still be starting on them."""
+    for other in path.parent.glob(f".{path.name}.*.unpacked"):
+        try:
+            if other != keep and time.time() - other.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(other, ignore_errors=True)
+        except OSError:
+            pass

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgerec.runtime import checks
+
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
                               "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
 
@@ -27,6 +29,17 @@ class Filters:
     kids_safe: bool = False
     max_duration_s: float | None = None
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> Filters:
+        """ConfigError for a field of the wrong kind (a lone string for a list, NaN for a number)."""
+        for name in ("languages", "modalities", "genres", "exclude_genres", "exclude_items"):
+            setattr(self, name, checks.names(getattr(self, name), f"Filters.{name}"))
+        checks.flag(self.kids_safe, "Filters.kids_safe")
+        checks.number(self.max_duration_s, "Filters.max_duration_s", 0.0, allow_none=True, low_open=True)
+        return self
+
 
 @dataclass
 class Policy:
@@ -39,10 +52,29 @@ class Policy:
     freshness_days: float = 30.0
     language_boost: float = 0.05  # bonus for items in the user's usual languages
     feedback_weight: float = 1.0  # how strongly "more like this" / "not interested" steer (in score deviations)
+    popularity: float = 0.0  # blend of standardised log popularity into relevance (0 = none)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> Policy:
+        """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
+        checks.number(self.diversity, "Policy.diversity", 0.0, 1.0)
+        for name in ("max_per_creator", "max_per_genre"):
+            checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True)
+        checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
+        checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
+        checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
+        checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
+        checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
+        checks.integer(self.short_list, "Policy.short_list", 1, 100_000)
+        checks.flag(self.use_ranker, "Policy.use_ranker")
+        checks.instance(self.extra, dict, "Policy.extra", allow_none=False)
+        return self
 
 
 def filter_mask(catalog, rows: np.ndarray, filters: Filters | None) -> np.ndarray:
@@ -86,6 +118,21 @@ def popularity_prior(popularity: np.ndarray, release_ts: np.ndarray, now: float,
     age_days = np.maximum(now - release_ts, 0) / 86_400
     fresh = np.where(release_ts > 0, np.exp(-age_days / trend_days), 0.0)
     return np.log1p(popularity) * (1.0 + fresh)
+
+
+def freshness_boost(release_ts: np.ndarray, now: float, policy: Policy) -> np.ndarray:
+    """Bonus for new releases: `freshness` at release, decaying over `freshness_days` (0 when unknown)."""
+    if not policy.freshness:
+        return np.zeros(len(release_ts))
+    age = np.maximum(now - release_ts, 0) / 86_400
+    return policy.freshness * np.where(release_ts > 0, np.exp(-age / policy.freshness_days), 0.0)
+
+
+def popularity_boost(popularity: np.ndarray, policy: Policy) -> np.ndarray:
+    """`popularity` times the standardised log popularity of the candidates."""
+    if not policy.popularity:
+        return np.zeros(len(popularity))
+    return policy.popularity * standardize(np.log1p(np.asarray(popularity, np.float64)))
 
 
 def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.ndarray, policy: Policy) -> np.ndarray:

@@ -19,16 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import ConfigError, EdgerecError, UnknownIdError
+from edgerec.runtime import checks
 from edgerec.runtime.backends import available_backends
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.history import EVENTS, HistoryStore, Retention
+from edgerec.runtime.keys import KeyProvider
 from edgerec.runtime.models import Models
 from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.new_items import metadata_vector
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
+from edgerec.runtime.pseudonyms import open_history
 from edgerec.runtime.request import Recommendation, Request, parse_context
 from edgerec.runtime.stages import default_pipeline
 from edgerec.runtime.update import BundleUpdate, open_update
@@ -57,7 +60,9 @@ class Recommender:
     def open(cls, bundle: str | Path, history: str | Path | None = None, *, backend: str = "auto",
              threads: int = 1, ann: str | None = None, kernel: str = "auto", verify: bool = True,
              retention: Retention | None = None, cache_dir: str | Path | None = None,
-             fallback: str | Path | None = None, stages: list[tuple[str, Stage]] = ()) -> Recommender:
+             fallback: str | Path | None = None, stages: list[tuple[str, Stage]] = (),
+             key: bytes | KeyProvider | None = None,
+             profile_secret: bytes | KeyProvider | None = None) -> Recommender:
         """Verify and open a bundle; sessions and indexes are created lazily on first use.
 
         history: the SQLite file of on-device events (None keeps them in memory).
@@ -67,6 +72,8 @@ class Recommender:
             it verifies and its encoder reproduces its reference outputs here; otherwise `fallback`
             keeps serving and `rec.update` (and stats()["update"]) says why.
         stages: app stages to add, as (name of the stage to follow, Stage) pairs.
+        key: 32 raw bytes (or a KeyProvider) to keep the history encrypted at rest (needs edgerec[crypto]).
+        profile_secret: bytes (or a KeyProvider) to store user names only as keyed hashes.
         """
         if threads < 1:
             raise ConfigError(f"threads must be at least 1 (got {threads})")
@@ -78,7 +85,8 @@ class Recommender:
             chosen = cls._choose_backend(opened, backend)
         else:
             opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend))
-        store = HistoryStore(history if history is not None else ":memory:", retention)
+        store = open_history(history if history is not None else ":memory:", key=key,
+                             profile_secret=profile_secret, retention=retention)
         cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
         rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
         for after, stage in stages:
@@ -160,21 +168,27 @@ class Recommender:
         """Store one event durably; it shapes the very next recommend() call."""
         if event not in EVENTS:
             raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
-        self.catalog.row(item)  # raises UnknownIdError for items the device does not know
-        if value is not None and not np.isfinite(value):
-            raise ConfigError(f"event value must be a finite number (got {value})")
+        self.catalog.row(checks.text(item, "item"))  # UnknownIdError for items the device does not know
         return self.history.record(user, item, event, value, timestamp, context)
 
     def onboard(self, user: str, *, genres: list[str] = (), tags: list[str] = (), languages: list[str] = (),
                 items: list[str] = ()) -> None:
-        """A new user's first choices: they steer the cold-start list until real history exists."""
-        for kind, values in (("genre", genres), ("tag", tags), ("language", languages)):
+        """A new user's first choices (lists of names, not single strings): they steer the cold-start
+        list until real history exists. Every argument is checked before anything is stored."""
+        checks.text(user, "user")
+        choices = [(kind, checks.names(values, what, allow_none=False)) for kind, values, what in
+                   (("genre", genres, "genres"), ("tag", tags, "tags"), ("language", languages, "languages"))]
+        items = checks.names(items, "items", allow_none=False)
+        for item in items:
+            self.catalog.row(item)
+        for kind, values in choices:
             if values:
-                self.history.set_preferences(user, kind, list(values))
+                self.history.set_preferences(user, kind, values)
         for item in items:
             self.record(user, item, "more_like_this")
 
     def forget(self, user: str) -> int:
+        """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py)."""
         return self.history.forget(user)
 
     def export_history(self, user: str) -> dict:
@@ -190,23 +204,38 @@ class Recommender:
         places them at the mean vector of related catalog items (same creator or
         series, else same genre and tags). An item of a bundle id replaces it.
         """
-        added = []
-        for spec in items:
-            item_id = str(spec.get("item_id", "")).strip()
-            if not item_id:
-                raise ConfigError("every added item needs an 'item_id'")
-            meta = {k: v for k, v in spec.items() if k not in ("item_id", "vector")}
-            meta.setdefault("title", item_id)
-            meta["tags"] = list(meta.get("tags", []))
-            vector = self._vector_for(spec, meta)
-            self.catalog.replace(AddedItem(item_id, vector, meta))
-            self.history.save_item(item_id, self.manifest.embedding_space, vector.tobytes(), meta)
-            added.append(item_id)
-        return added
+        if isinstance(items, (str, bytes, dict)) or not isinstance(items, (list, tuple)):
+            raise ConfigError(f"add_items() takes a list of dicts, one per item (got {type(items).__name__})")
+        prepared = [self._prepare(spec) for spec in items]  # all checked first: a bad one adds nothing
+        if len({item.item_id for item in prepared}) != len(prepared):
+            raise ConfigError("add_items() got the same item_id twice in one batch; pass each item once")
+        self.history.save_items([(item.item_id, self.manifest.embedding_space, item.vector.tobytes(), item.meta,
+                                  False) for item in prepared])
+        for item in prepared:
+            self.catalog.replace(item)
+        return [item.item_id for item in prepared]
+
+    def _prepare(self, spec: dict) -> AddedItem:
+        if not isinstance(spec, dict):
+            raise ConfigError(f"each added item must be a dict with an 'item_id' (got {type(spec).__name__})")
+        item_id = checks.text(spec.get("item_id"), "an added item's 'item_id'")
+        meta = checks.json_object({k: v for k, v in spec.items() if k not in ("item_id", "vector")},
+                                  f"item {item_id!r}: metadata", allow_none=False)
+        meta["title"] = checks.text(meta.get("title", item_id), f"item {item_id!r}: title", 1000)
+        meta["tags"] = checks.names(meta.get("tags", []), f"item {item_id!r}: tags", allow_none=False)
+        for name in set(meta) & set(self.catalog.numeric):
+            meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", allow_none=True)
+        for name in set(meta) & set(self.catalog.categorical):
+            if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
+                checks.text(meta[name], f"item {item_id!r}: {name}", 1000)
+        return AddedItem(item_id, self._vector_for({**spec, "item_id": item_id}, meta), meta)
 
     update_items = add_items
 
     def remove_items(self, item_ids: list[str]) -> None:
+        item_ids = checks.names(item_ids, "item_ids", allow_none=False)
+        for item_id in item_ids:  # every id known before any is removed
+            self.catalog.row(item_id)
         for item_id in item_ids:
             row = self.catalog.row(item_id)
             self.catalog.remove(item_id)
@@ -216,7 +245,11 @@ class Recommender:
     def _vector_for(self, spec: dict, meta: dict) -> np.ndarray:
         dim = self.manifest.dim
         if spec.get("vector") is not None:
-            vector = np.asarray(spec["vector"], np.float32).reshape(-1)
+            try:
+                with np.errstate(over="ignore"):  # a too-large value becomes inf, refused below
+                    vector = np.asarray(spec["vector"], np.float32).reshape(-1)
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigError(f"item {spec['item_id']!r}: vector must be a list of {dim} numbers") from None
             if vector.shape != (dim,):
                 raise ConfigError(f"item {spec['item_id']!r}: vector has {vector.size} values, the bundle's space "
                                   f"has {dim}")
@@ -247,9 +280,13 @@ class Recommender:
     def recommend(self, user: str, k: int | None = None, context: dict | None = None,
                   filters: Filters | None = None, policy: Policy | None = None) -> list[Recommendation]:
         """The top-k items for `user` now. A user with no history gets the cold-start list."""
-        k = self.default_k if k is None else k
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"k must be a positive integer (got {k!r})")
+        checks.text(user, "user")
+        k = checks.integer(self.default_k if k is None else k, "k", 1, 10_000)
+        checks.instance(filters, Filters, "filters")
+        checks.instance(policy, Policy, "policy")
+        for part in (filters, policy):
+            if part is not None:
+                part.check()  # its fields may have been changed since it was made
         now, hour, device = parse_context(context)
         request = Request(user, int(k), now, hour, device, filters, policy or self.policy, self.catalog.snapshot())
         monitor = self.monitor

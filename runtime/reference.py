@@ -9,6 +9,7 @@ from edgerec.runtime.backends import available_backends, open_model
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.encoder import UserEncoder
+from edgerec.runtime.models import model_bytes
 
 CHUNK_ROWS = 65_536  # item rows dequantized at a time: a million-item table is never copied whole
 
@@ -30,7 +31,7 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
     for entry in bundle.manifest.models:
         if entry.role != "user_encoder" or entry.format not in engines:
             continue
-        encoder = UserEncoder(open_model(bundle.path(entry.file), entry), entry, histories.shape[1])
+        encoder = UserEncoder(open_model(model_bytes(bundle, entry.file), entry), entry, histories.shape[1])
         got = encoder.encode_rows(histories)
         cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-12)
         k = expected_top.shape[1]

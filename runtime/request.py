@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.explain import Reason
 from edgerec.runtime.features import DEVICES
 from edgerec.runtime.policies import Filters, Policy
@@ -86,15 +87,12 @@ class Request:
 
 def parse_context(context: dict | None) -> tuple[float, float, int]:
     """(now, hour of day, device code) of a request's context."""
-    context = context or {}
-    try:
-        now = float(context.get("now", time.time()))
-        hour = float(context.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60))
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise ConfigError("context 'now' must be epoch seconds and 'hour' a number from 0 to 24 "
-                          f"(got now={context.get('now')!r}, hour={context.get('hour')!r})") from None
+    context = checks.json_object(context, "context") or {}
+    now = checks.timestamp(context.get("now", time.time()), "context 'now'", allow_none=False)
+    local = time.localtime(now)
+    hour = checks.number(context.get("hour", local.tm_hour + local.tm_min / 60), "context 'hour'", 0.0, 24.0)
     device = context.get("device")
-    code = DEVICES.index(device) if device in DEVICES else -1
+    code = DEVICES.index(device) if isinstance(device, str) and device in DEVICES else -1
     if device is not None and code < 0:
         raise ConfigError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
     return now, hour, code

@@ -22,7 +22,14 @@ from edgerec.runtime.features import ranker_features
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.pipeline import Pipeline, Stage
-from edgerec.runtime.policies import Filters, feedback_adjustment, mmr, standardize
+from edgerec.runtime.policies import (
+    Filters,
+    feedback_adjustment,
+    freshness_boost,
+    mmr,
+    popularity_boost,
+    standardize,
+)
 from edgerec.runtime.request import Recommendation, Request
 from edgerec.runtime.retrieve import RetrieveStage
 from edgerec.runtime.user_state import EncodeStage, HistoryStage, UserCache
@@ -96,7 +103,7 @@ class RankerStage:
 
 
 def policies(request: Request) -> Request:
-    """Feedback, language and freshness boosts, then MMR diversity and per-creator/genre caps."""
+    """Feedback, language, freshness and popularity boosts, then MMR diversity and per-creator/genre caps."""
     cat, state, policy, pool, vectors = request.catalog, request.state, request.policy, request.pool, request.vectors
     boost = np.zeros(len(pool))
     if state.liked or state.disliked:
@@ -105,9 +112,9 @@ def policies(request: Request) -> Request:
         usual = [lang for lang, _ in state.languages.most_common(2)]
         boost += policy.language_boost * cat.matches("language", pool, usual)
     if policy.freshness:
-        release = cat.numeric_column("release_ts", pool)
-        age = np.maximum(request.now - release, 0) / 86_400
-        boost += policy.freshness * np.where(release > 0, np.exp(-age / policy.freshness_days), 0.0)
+        boost += freshness_boost(cat.numeric_column("release_ts", pool), request.now, policy)
+    if policy.popularity:
+        boost += popularity_boost(cat.numeric_column("popularity", pool), policy)
     request.relevance = relevance = request.relevance + boost
     order = mmr(relevance, vectors, request.k, policy.diversity,
                 cat.column("creator", pool) if policy.max_per_creator else None,

@@ -9,6 +9,7 @@ from edgerec.data.synth import SynthConfig
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
 from edgerec.pipeline import DemoConfig, demo_report, run_demo
+from edgerec.studies.simulator import SimConfig
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def demo_run(tmp_path_factory):
         teacher_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
         student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
         student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
-        replay_users=20, bench_items=None,
+        replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
     )
     steps = []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
@@ -30,7 +31,8 @@ def demo_run(tmp_path_factory):
 
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
-    assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench"]
+    assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench",
+                     "teacher_bundle", "experiment", "privacy"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -43,6 +45,12 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert files >= {"user_encoder.onnx", "user_encoder.tflite"}
     assert ({"ranker.onnx", "ranker.tflite"} <= files) == results["ranker"]["ships"]  # ships only if it helps
     assert (out / "ranker" / "model.safetensors").exists()
+    experiment = results["experiment"]  # teacher vs student: one A/B and one interleaving, with verdicts
+    assert (experiment["control"], experiment["treatment"]) == ("student", "teacher")
+    assert experiment["ab"]["verdict"]["decision"] in ("ship", "do not ship", "inconclusive")
+    assert experiment["interleave"]["users"] == 12
+    assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
+    assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):

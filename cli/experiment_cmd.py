@@ -1,0 +1,152 @@
+"""`edgerec experiment simulate | ab | aa | interleave | ope`: experiments on the user simulator.
+
+Each command builds its study from the options, prints its tables (and the
+verdict with the rule that decided it), and writes JSON and a plot when asked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgerec.cli.output import example
+from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
+from edgerec.errors import ConfigError
+
+BUNDLE = click.Path(exists=True, path_type=Path)
+
+
+def _policy(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--policy must be a JSON object such as '{{\"diversity\": 0.5}}' ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--policy must be a JSON object such as '{\"diversity\": 0.5}'")
+    return value
+
+
+def _sim(users, days, pre_days, k, seed, click_model):
+    from edgerec.studies.simulator import SimConfig
+
+    return SimConfig(users=users, days=days, pre_days=pre_days, k=k, seed=seed, click_model=click_model)
+
+
+def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
+    """The simulator's options, shared by every command."""
+    def wrap(fn):
+        for option in reversed([
+            click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundles were built on."),
+            click.option("--users", default=users, show_default=True, help="Simulated users."),
+            click.option("--days", default=days, show_default=True, help="Days of the experiment."),
+            click.option("--pre-days", default=pre_days, show_default=True,
+                         help="Days before it under the control (CUPED's pre-period)."),
+            click.option("--k", default=10, show_default=True, help="Items per list."),
+            click.option("--seed", default=0, show_default=True),
+            click.option("--click-model", type=click.Choice(["pbm", "cascade"]), default="pbm", show_default=True),
+            click.option("--json", "json_out", type=FILE_OUT),
+        ]):
+            fn = option(fn)
+        return fn
+    return wrap
+
+
+def _arms(control, treatment, policy_a, policy_b):
+    from edgerec.studies.simulator import Arm
+
+    return Arm("control", control, _policy(policy_a)), Arm("treatment", treatment or control, _policy(policy_b))
+
+
+def two_arms(fn):
+    for option in reversed([
+        click.argument("control", type=BUNDLE),
+        click.argument("treatment", type=BUNDLE, required=False),
+        click.option("--policy-a", help="JSON Policy fields for the control, e.g. '{\"diversity\": 0.2}'."),
+        click.option("--policy-b", help="JSON Policy fields for the treatment (same bundle when TREATMENT is "
+                                        "left out)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@click.group("experiment", epilog=example("edgerec experiment ab runs/demo/bundle runs/demo/bundle-fp32 "
+                                          "--data runs/demo/data"))
+def experiment_group() -> None:
+    """Online experiments on simulated users through the real runtime: A/B, interleaving, off-policy."""
+
+
+@experiment_group.command("simulate", epilog=example(
+    "edgerec experiment simulate runs/demo/bundle --data runs/demo/data --users 200 --plot sim.png"))
+@click.argument("bundle", type=BUNDLE)
+@click.option("--policy", "policy", help="JSON Policy fields, e.g. '{\"diversity\": 0.3}'.")
+@sim_options()
+@click.option("--plot", "plot_out", type=FILE_OUT, help="Plays per active user by day, with 95% bands.")
+def simulate(bundle, policy, data_dir, users, days, pre_days, k, seed, click_model, json_out, plot_out) -> None:
+    """Serve one bundle to simulated users; online metrics per day and overall."""
+    from edgerec.studies.experiments import SimulateStudy
+
+    _run(SimulateStudy(bundle, data_dir, _sim(users, days, pre_days, k, seed, click_model), _policy(policy)),
+         json_out, plot_out)
+
+
+@experiment_group.command("ab", epilog=example(
+    "edgerec experiment ab runs/demo/bundle --policy-b '{\"diversity\": 0.5}' --data runs/demo/data"))
+@two_arms
+@click.option("--metric", default="plays", show_default=True,
+              type=click.Choice(["plays", "finishes", "watch_s", "lists", "active", "likes"]))
+@sim_options()
+@click.option("--plot", "plot_out", type=FILE_OUT)
+def ab(control, treatment, policy_a, policy_b, metric, data_dir, users, days, pre_days, k, seed, click_model,
+       json_out, plot_out) -> None:
+    """A/B test: Welch, bootstrap CI, CUPED, mSPRT, power, and a ship / do not ship / inconclusive verdict."""
+    from edgerec.studies.experiments import ABStudy
+
+    a, b = _arms(control, treatment, policy_a, policy_b)
+    _run(ABStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model), metric), json_out, plot_out)
+
+
+@experiment_group.command("aa", epilog=example(
+    "edgerec experiment aa runs/demo/bundle --data runs/demo/data --experiments 200"))
+@click.argument("bundle", type=BUNDLE)
+@click.option("--experiments", default=200, show_default=True, help="A/A splits of the one simulated log.")
+@sim_options()
+def aa(bundle, experiments, data_dir, users, days, pre_days, k, seed, click_model, json_out) -> None:
+    """The test of the test: the false-positive rate of A/A splits (should be close to alpha)."""
+    from edgerec.studies.experiments import AAStudy
+
+    _run(AAStudy(bundle, data_dir, _sim(users, days, pre_days, k, seed, click_model), experiments), json_out)
+
+
+@experiment_group.command("interleave", epilog=example(
+    "edgerec experiment interleave runs/demo/bundle runs/demo/bundle-fp32 --data runs/demo/data"))
+@two_arms
+@sim_options(pre_days=0)
+def interleave(control, treatment, policy_a, policy_b, data_dir, users, days, pre_days, k, seed, click_model,
+               json_out) -> None:
+    """Team-draft interleaving on the device; the sign test over per-user wins, and users needed."""
+    from edgerec.studies.experiments import InterleaveStudy
+
+    a, b = _arms(control, treatment, policy_a, policy_b)
+    _run(InterleaveStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model)), json_out)
+
+
+@experiment_group.command("ope", epilog=example(
+    "edgerec experiment ope runs/demo/bundle --policy-b '{\"diversity\": 0.3}' --data runs/demo/data"))
+@two_arms
+@click.option("--temperature", default=1.0, show_default=True, help="Plackett-Luce temperature of exploration.")
+@sim_options(days=1, pre_days=0, users=300)
+def ope(control, treatment, policy_a, policy_b, temperature, data_dir, users, days, pre_days, k, seed, click_model,
+        json_out) -> None:
+    """Log with exploration under CONTROL; estimate TREATMENT's value by IPS, SNIPS and DR beside the truth."""
+    from edgerec.studies.experiments import OPEStudy
+
+    a, b = _arms(control, treatment, policy_a, policy_b)
+    _run(OPEStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model), temperature), json_out)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(experiment_group)

@@ -1,0 +1,72 @@
+"""`edgerec tune`: search model settings, strategies or policy weights on validation; print and save the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgerec.cli.output import console, example, fmt, print_study, write_json
+
+
+@click.command("tune", epilog=example(
+    "edgerec tune --data data/ml100k --out runs/tune --minutes 30",
+    "edgerec tune --data data/ml100k --out runs/arch --strategies sasrec,two-tower,hybrid,itemknn --minutes 20",
+    "edgerec tune --data data/ml100k --out runs/policy --target policy --model runs/tune/best "
+    "--objective coverage@10 --minutes 5"))
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Study folder: study.db (resumable), best/ (checkpoint), tune.json, tune.png.")
+@click.option("--target", type=click.Choice(["model", "policy"]), default="model", show_default=True,
+              help="model: width, layers, heads, dropout, lr, history, loss, negatives, features. "
+                   "policy: the runtime's diversity, freshness and popularity blend over --model.")
+@click.option("--minutes", default=30.0, show_default=True, help="Time budget of this call.")
+@click.option("--trials", type=int, help="Total trials the study should reach (a resumed study counts its old ones).")
+@click.option("--strategies", default="sasrec", show_default=True,
+              help="Comma-separated strategies to compare: sasrec, two-tower, hybrid (sasrec + item-kNN), itemknn.")
+@click.option("--space", "space_specs", multiple=True, metavar="NAME=V1,V2",
+              help="Restrict a setting to these values, e.g. --space dim=32,64 --space loss=full.")
+@click.option("--model", "model_ckpt", type=click.Path(exists=True, file_okay=False),
+              help="For --target policy: the trained checkpoint whose short lists the policy re-orders.")
+@click.option("--objective", help="Validation metric to maximise (default: NDCG@10; policy: coverage@10).")
+@click.option("--max-ndcg-loss", default=0.01, show_default=True,
+              help="Policy: largest fraction of NDCG@10 the tuned policy may lose against the untuned one.")
+@click.option("--trial-minutes", type=float, help="Cap of one trial (default: what is left of the budget).")
+@click.option("--steps", type=int, help="Step budget of each trial (default: from the data size).")
+@click.option("--eval-users", default=0, show_default=True, help="Validation users per trial (0 = all).")
+@click.option("--seed", default=0, show_default=True)
+def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_ckpt, objective, max_ndcg_loss,
+         trial_minutes, steps, eval_users, seed) -> None:
+    """Tune on the validation split with Optuna (TPE + median pruning); the test split is scored once at the end.
+
+    Interrupted? Run the same command again: the study resumes from out/study.db.
+    """
+    from edgerec.cli.train_cmd import _load
+    from edgerec.models.train import TrainConfig
+    from edgerec.studies.tune import TuneConfig, TuneStudy, parse_space
+
+    dataset, split = _load(data_dir)
+    cfg = TuneConfig(target=target, minutes=minutes, trials=trials,
+                     strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+                     space=parse_space(list(space_specs)), train=TrainConfig(steps=steps),
+                     trial_minutes=trial_minutes,
+                     objective=objective or ("coverage@10" if target == "policy" else "NDCG@10"),
+                     max_ndcg_loss=max_ndcg_loss, eval_users=eval_users, seed=seed)
+
+    def progress(message: str, values: dict) -> None:
+        console.print(f"  {message}" + (f": {fmt(values)}" if values else ""))
+
+    console.print(f"tuning {target} for validation {cfg.objective}: {minutes:g} min budget, study in {out}")
+    result = TuneStudy(dataset, split, cfg, out, Path(model_ckpt) if model_ckpt else None).run(progress)
+    print_study(result)
+    write_json(out / "tune.json", result.record)
+    made = result.write_plot(out / "tune.png")
+    console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+    if result.record.get("checkpoint"):
+        console.print(f"best model: {result.record['checkpoint']} (a normal checkpoint: export, distill, bundle)")
+    if target == "policy" and result.record.get("best"):
+        console.print(f"best policy: {out / 'policy.json'} (on the device: Policy(**weights))")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(tune)

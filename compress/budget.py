@@ -1,0 +1,118 @@
+"""Students sized to a byte budget: estimate the int8 bundle of a config, pick the fitting ones, keep the best.
+
+The shipped bytes are the int8 user encoder (weight-only int8: one int8 per
+weight, a float scale and a zero point per channel, float vectors such as
+biases and norms) plus the int8 item table (dim bytes per item and one float
+scale per dimension). The encoder carries the item input table baked in, one
+row per catalog item whatever `own_rows` and `hash_buckets` say (those save
+training parameters, not shipped bytes). The estimate counts the deployed
+module's tensors that way, with a margin for the graph, so it bounds the real
+file; `edgerec.export.size_check.verify_bytes` exports the chosen student to check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from edgerec.compress.distill import DistillConfig, distill_model
+from edgerec.data.schema import Dataset
+from edgerec.data.split import Split
+from edgerec.errors import ConfigError
+from edgerec.models.checkpoint import save_checkpoint
+from edgerec.models.config import ModelConfig
+from edgerec.models.evaluation import Evaluator
+from edgerec.models.items import build_item_data
+from edgerec.models.recommenders import NextItemModel, build_model
+from edgerec.models.scoring import ModelScorer
+from edgerec.models.train import TrainConfig, item_counts
+
+# The graph itself (operator nodes, names, shapes, constants such as the causal mask), measured on exported
+# encoders of 8-128 wide, 1-2 layers, histories of 8-50 with some margin: a base and a share per layer.
+GRAPH_BYTES = 40 * 1024
+LAYER_GRAPH_BYTES = 48 * 1024
+TENSOR_BYTES = 96  # per stored tensor: name, shape and type
+WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+LAYERS = (1, 2)
+
+
+def estimate_bytes(model: NextItemModel) -> dict:
+    """Upper estimate of the int8 encoder file and the int8 item table of `model`, in bytes."""
+    cfg = model.config
+    encoder = GRAPH_BYTES + LAYER_GRAPH_BYTES * cfg.layers + 4 * cfg.max_len ** 2
+    for tensor in model.deploy().state_dict().values():
+        if not torch.is_floating_point(tensor):
+            continue
+        if tensor.dim() >= 2 and tensor.shape[0] != cfg.max_len:  # positions are added, not multiplied: float
+            encoder += tensor.numel() + 5 * max(tensor.shape) + TENSOR_BYTES  # int8 + scale/zero per channel
+        else:
+            encoder += 4 * tensor.numel() + TENSOR_BYTES
+    n_items, dim = model.item_data.n_items, cfg.dim
+    table = n_items * dim + 4 * dim
+    return {"encoder": int(encoder), "table": int(table), "total": int(encoder + table)}
+
+
+def estimate_config(config: ModelConfig, dataset: Dataset, split: Split) -> dict:
+    """The estimate for a config without training it (the model is built with fresh weights)."""
+    items = build_item_data(dataset.catalog, item_counts(split), own_rows=config.own_rows,
+                            hash_buckets=config.hash_buckets)
+    return estimate_bytes(build_model(config, items))
+
+
+def fitting_configs(base: ModelConfig, dataset: Dataset, split: Split, max_bytes: int,
+                    widths=WIDTHS, layers=LAYERS, keep: int = 3) -> list[tuple[ModelConfig, dict]]:
+    """The `keep` largest configs (width x layers) whose estimate fits, largest estimate first."""
+    fits = []
+    for dim in widths:
+        for n_layers in layers:
+            heads = math.gcd(dim, base.heads) or 1
+            cfg = replace(base, dim=dim, layers=n_layers, heads=heads)
+            estimate = estimate_config(cfg, dataset, split)
+            if estimate["total"] <= max_bytes:
+                fits.append((cfg, estimate))
+    if not fits:
+        smallest = estimate_config(replace(base, dim=min(widths), layers=1, heads=1), dataset, split)["total"]
+        raise ConfigError(f"no student fits {max_bytes:,} bytes: the smallest (dim {min(widths)}, 1 layer) needs "
+                          f"about {smallest:,}; raise --max-bytes")
+    fits.sort(key=lambda pair: -pair[1]["total"])
+    return fits[:keep]
+
+
+@dataclass
+class BudgetResult:
+    config: ModelConfig
+    estimate: dict
+    curve: list[dict]  # one row per candidate: width, layers, estimated bytes, validation NDCG@10
+    model: NextItemModel
+    info: dict
+
+
+def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, base: ModelConfig,
+                      train: TrainConfig, kd: DistillConfig, max_bytes: int, *, out: str | Path | None = None,
+                      keep: int = 3, progress: Callable[[str], None] | None = None) -> BudgetResult:
+    """Distill each fitting candidate, keep the one with the best validation NDCG@10, save it at `out`."""
+    say = progress or (lambda _m: None)
+    candidates = fitting_configs(base, dataset, split, max_bytes, keep=keep)
+    evaluator = Evaluator(split, dataset.catalog, k=10)
+    each = None if train.max_minutes is None else train.max_minutes / len(candidates)
+    curve, best = [], None
+    for cfg, estimate in candidates:
+        say(f"student dim {cfg.dim}, {cfg.layers} layer(s): about {estimate['total']:,} bytes")
+        result = distill_model(dataset, split, teacher, cfg, replace(train, max_minutes=each), kd)
+        ndcg = evaluator.evaluate(ModelScorer(result.model), "val")["NDCG@10"]
+        curve.append({"dim": cfg.dim, "layers": cfg.layers, "estimated_bytes": estimate["total"],
+                      "val_NDCG@10": ndcg, "stopped_by": result.info["stopped_by"]})
+        if best is None or ndcg > best[0]:
+            best = (ndcg, cfg, estimate, result)
+    _, cfg, estimate, result = best
+    info = {**result.info, "max_bytes": int(max_bytes), "estimated_bytes": estimate, "size_curve": curve}
+    if out is not None:
+        save_checkpoint(out, result.model.state_dict(), cfg, result.items, info)
+    return BudgetResult(cfg, estimate, curve, result.model, info)
+
+
+__all__ = ["BudgetResult", "distill_to_budget", "estimate_bytes", "fitting_configs"]

@@ -1,0 +1,59 @@
+"""The device's policies stage replayed on the host: a model's short list re-ordered by a `Policy`, as a Scorer.
+
+Tuning the runtime's policy weights against logged data needs the same
+re-ordering the device does. This scorer takes a model's scores, keeps the
+device's short list, adds the runtime's own freshness and popularity boosts
+and runs its MMR (all from `edgerec.runtime.policies`), and returns scores
+whose order is that list, so the evaluation protocol measures it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgerec.data.split import Sequences
+from edgerec.runtime.policies import Policy, freshness_boost, mmr, popularity_boost, standardize
+
+
+@dataclass
+class PolicyScorer:
+    """Wraps a ModelScorer: top `policy.short_list` by the model, then the device's boosts and MMR."""
+
+    inner: object  # a ModelScorer (item_matrix + score)
+    release_ts: np.ndarray  # per item, epoch seconds (0 = unknown)
+    popularity: np.ndarray  # per item, training consumptions
+    now: np.ndarray  # per user: the moment of the request (the held-out item's time)
+    policy: Policy
+    k: int = 10
+    name: str = "policy"
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        base = np.asarray(self.inner.score(users, history), np.float64)
+        vectors = self.inner.item_matrix()
+        out = base.copy()
+        short = min(self.policy.short_list, base.shape[1])
+        for row, user in enumerate(users):
+            scores = base[row].copy()
+            scores[history.of(user)] = -np.inf  # the device never re-offers what was consumed
+            pool = np.argpartition(-scores, short - 1)[:short]
+            pool = pool[np.isfinite(scores[pool])]
+            relevance = standardize(scores[pool])
+            relevance = relevance + freshness_boost(self.release_ts[pool], float(self.now[user]), self.policy)
+            relevance = relevance + popularity_boost(self.popularity[pool], self.policy)
+            order = mmr(relevance, vectors[pool], self.k, self.policy.diversity)
+            top = pool[order]
+            ceiling = float(np.max(scores[pool])) if len(pool) else 0.0
+            out[row, top] = ceiling + 1.0 + (len(top) - np.arange(len(top)))  # the list, in its order, first
+        return out
+
+
+def request_times(n_users: int, users: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Per-user request moments from a phase's (users, times)."""
+    now = np.zeros(n_users, np.float64)
+    now[users] = times
+    return now
+
+
+__all__ = ["PolicyScorer", "request_times"]

@@ -1,0 +1,125 @@
+"""Checks of public arguments at the API boundary: one ConfigError saying what was wrong and what to pass.
+
+Lists of names are lists: a single string where a list is expected is refused
+(never split into its characters), so `Filters(languages="en")` is an error
+that says to pass ["en"]. Ids are non-empty strings of at most MAX_ID
+characters that encode to UTF-8; numbers are finite and in their range
+(booleans are not numbers); metadata is JSON of bounded size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+
+from edgerec.errors import ConfigError
+
+MAX_ID = 256  # characters of a user or item id
+MAX_LIST = 10_000  # names in one list argument
+MAX_JSON_BYTES = 64 << 10  # an item's metadata or an event's context, as JSON
+MAX_TS = 1e11  # epoch seconds (year 5138): beyond it the calendar functions overflow
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def text(value, what: str, limit: int = MAX_ID) -> str:
+    """A non-empty string of at most `limit` characters that encodes to UTF-8."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string (got {type(value).__name__} {_shown(value)})")
+    if not value:
+        raise ConfigError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ConfigError(f"{what} is {len(value):,} characters long; the limit is {limit}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what} holds a lone surrogate, which is not valid Unicode text; pass a properly "
+                          "decoded string") from None  # the value itself is not shown: it may be a user id
+    if "\x00" in value:
+        raise ConfigError(f"{what} holds a NUL character; pass plain text")
+    return value
+
+
+def names(value, what: str, allow_none: bool = True) -> list[str] | None:
+    """A list (tuple, set) of strings; a lone string is refused rather than split into characters."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(f"{what} must be a list of strings, e.g. [{value!r}], not a single string "
+                          f"(got {_shown(value)})")
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise ConfigError(f"{what} must be a list of strings (got {type(value).__name__} {_shown(value)})")
+    out = list(value)
+    if len(out) > MAX_LIST:
+        raise ConfigError(f"{what} has {len(out):,} entries; the limit is {MAX_LIST:,}")
+    return [text(v, f"each of {what}") for v in out]
+
+
+def number(value, what: str, low: float = -math.inf, high: float = math.inf, allow_none: bool = False,
+           low_open: bool = False) -> float | None:
+    """A finite real number in [low, high] (or (low, high] with low_open); booleans are refused."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{what} must be a number (got {type(value).__name__} {_shown(value)})")
+    try:
+        result = float(value)
+    except (OverflowError, ValueError):
+        result = math.nan
+    if not math.isfinite(result) or result < low or result > high or (low_open and result == low):
+        bounds = f"{'above' if low_open else 'from'} {low:g} {'up ' if high < math.inf else ''}to {high:g}"
+        raise ConfigError(f"{what} must be a finite number {bounds} (got {_shown(value)})")
+    return result
+
+
+def integer(value, what: str, low: int = 0, high: int = 1 << 31, allow_none: bool = False) -> int | None:
+    """An integer in [low, high]; booleans and floats are refused."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{what} must be an integer (got {type(value).__name__} {_shown(value)})")
+    if not low <= int(value) <= high:
+        words = f"a positive integer of at most {high}" if low == 1 else f"an integer from {low} to {high}"
+        raise ConfigError(f"{what} must be {words} (got {value})")
+    return int(value)
+
+
+def flag(value, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{what} must be True or False (got {type(value).__name__} {_shown(value)})")
+    return value
+
+
+def timestamp(value, what: str = "timestamp", allow_none: bool = True) -> float | None:
+    """Epoch seconds: a finite number from 0 to MAX_TS."""
+    return number(value, f"{what} (epoch seconds)", 0.0, MAX_TS, allow_none=allow_none)
+
+
+def json_object(value, what: str, allow_none: bool = True, limit: int = MAX_JSON_BYTES) -> dict | None:
+    """A dict with string keys that JSON can store (no NaN), of at most `limit` bytes as JSON."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a dict (got {type(value).__name__} {_shown(value)})")
+    try:
+        encoded = json.dumps(dict(value), sort_keys=True, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as exc:
+        raise ConfigError(f"{what} must hold only JSON values (strings, finite numbers, lists, dicts with "
+                          f"string keys): {exc}") from None
+    if len(encoded) > limit:
+        raise ConfigError(f"{what} takes {len(encoded):,} bytes as JSON; the limit is {limit:,}")
+    return dict(value)
+
+
+def instance(value, kind: type, what: str, allow_none: bool = True):
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, kind):
+        raise ConfigError(f"{what} must be a {kind.__name__} (or None), e.g. {kind.__name__}(...) "
+                          f"(got {type(value).__name__} {_shown(value)})")
+    return value

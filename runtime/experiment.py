@@ -1,0 +1,171 @@
+"""The device's part of an experiment: stable arm assignment, exploration with logged propensities,
+and the aggregate outcome counts that are all a device reports.
+
+    arm = assign(device_key, "ranker-v2", ("control", "treatment"))
+    log = explore(rec, temperature=2.0)          # Plackett-Luce sampling of the short list
+    rec.recommend("alice", k=10)
+    shown = log.pop()                            # items and each position's probability
+    counts = OutcomeCounts(); counts.add("play"); counts.report(arm)
+
+Assignment is a keyed hash (HMAC-SHA256) of the experiment name under a
+secret key that never leaves the device, so a user stays in one arm for the
+life of the experiment and no server learns who is in which arm beyond the
+counts each device sends. Only `OutcomeCounts.report()` is meant to leave the
+device: the arm id and sums of outcomes, nothing per item or per event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.pipeline import Stage
+from edgerec.runtime.request import Request
+
+EXPLORE_STAGE = "explore"
+
+
+def unit_hash(key: bytes | str, experiment: str) -> float:
+    """A number in [0, 1) fixed by (key, experiment) and uniform over keys."""
+    key = key.encode() if isinstance(key, str) else key
+    if not key:
+        raise ConfigError("the assignment key must not be empty; use the device's secret install key")
+    digest = hmac.new(key, experiment.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def assign(key: bytes | str, experiment: str, arms: Sequence[str], weights: Sequence[float] | None = None) -> str:
+    """The arm of this device in `experiment`: stable for the key, split by `weights` (default even)."""
+    if len(arms) < 2 or len(set(arms)) != len(arms):
+        raise ConfigError(f"an experiment needs two or more distinct arms (got {list(arms)})")
+    weights = [1.0] * len(arms) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(arms) or min(weights) < 0 or sum(weights) <= 0:
+        raise ConfigError(f"weights must be one non-negative number per arm, not all zero (got {weights})")
+    point, edge = unit_hash(key, experiment) * sum(weights), 0.0
+    for arm, weight in zip(arms, weights):
+        edge += weight
+        if point < edge:
+            return arm
+    return arms[-1]
+
+
+@dataclass
+class OutcomeCounts:
+    """Sums of outcomes on this device for one experiment: the only thing reported off the device."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, outcome: str, n: float = 1) -> None:
+        self.counts[outcome] += n
+
+    def report(self, arm: str) -> dict:
+        return {"arm": arm, "counts": dict(sorted(self.counts.items()))}
+
+
+# ------------------------------------------------------------------ exploration
+
+
+@dataclass
+class Exposure:
+    """One list shown under exploration: items by position and P(item at r | items before r)."""
+
+    user: str
+    items: tuple[str, ...]
+    propensities: tuple[float, ...]
+    greedy: tuple[str, ...]  # the list the policy would have shown without exploration
+    marginals: tuple[float, ...] = ()  # P(this item at this position), estimated by sampling
+
+    @property
+    def list_propensity(self) -> float:
+        return math.prod(self.propensities)
+
+
+class ExposureLog:
+    """The exposures of this device, newest last, bounded (an app drains it to its own log)."""
+
+    def __init__(self, limit: int = 10_000):
+        self.limit = limit
+        self.entries: list[Exposure] = []
+
+    def add(self, exposure: Exposure) -> None:
+        self.entries.append(exposure)
+        del self.entries[:-self.limit]
+
+    def pop(self) -> Exposure | None:
+        return self.entries.pop() if self.entries else None
+
+
+class ExplorationStage:
+    """explore (optional, after policies): Plackett-Luce sampling of the list from the short list.
+
+    The candidates are the policy's list followed by the rest of the pool by
+    relevance, `width` of them; candidate j has weight exp(-j / temperature),
+    so the policy's first item stays the likeliest at the top. Positions are
+    drawn one by one without replacement, and each drawn item's probability
+    given the items above it is logged: their product is the probability of
+    the shown list. The marginal probability of each shown item at its
+    position (what item-position estimators weight by; no closed form under
+    Plackett-Luce) is estimated from `samples` Gumbel-top-k draws.
+    """
+
+    def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None,
+                 samples: int = 20_000):
+        if temperature <= 0 or width < 1 or samples < 1:
+            raise ConfigError("exploration needs temperature > 0, width >= 1 and samples >= 1 "
+                              f"(got {temperature}, {width}, {samples})")
+        self.log, self.temperature, self.width, self.samples = log, float(temperature), int(width), int(samples)
+        self.rng = np.random.default_rng(seed)
+
+    def marginals(self, logits: np.ndarray, chosen: list[int]) -> tuple[float, ...]:
+        """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model."""
+        keys = logits[None, :] + self.rng.gumbel(size=(self.samples, len(logits)))
+        top = np.argsort(-keys, axis=1)[:, : len(chosen)]
+        hits = (top == np.asarray(chosen)[None, :]).sum(0)
+        # the list actually drawn is one more sample of the same model: never a zero probability
+        return tuple(float(x) for x in (hits + 1) / (self.samples + 1))
+
+    def candidates(self, request: Request) -> np.ndarray:
+        """Positions into the pool: the policy's list, then the other pool rows by relevance."""
+        order = [int(i) for i in request.order]
+        taken = set(order)
+        rest = [int(i) for i in np.argsort(-request.relevance, kind="stable") if int(i) not in taken]
+        excluded = request.state.excluded if request.state is not None else set()
+        rest = [i for i in rest if int(request.pool[i]) not in excluded]
+        return np.array((order + rest)[: max(self.width, len(order))], np.int64)
+
+    def __call__(self, request: Request) -> Request:
+        cand = self.candidates(request)
+        k = len(request.order)
+        logits = -np.arange(len(cand)) / self.temperature
+        weight = np.exp(logits)
+        left = np.ones(len(cand), bool)
+        chosen, probs = [], []
+        for _ in range(k):
+            w = np.where(left, weight, 0.0)
+            p = w / w.sum()
+            j = int(self.rng.choice(len(cand), p=p))
+            chosen.append(j)
+            probs.append(float(p[j]))
+            left[j] = False
+        ids = request.catalog.item_id
+        greedy = tuple(ids(int(request.pool[i])) for i in request.order)
+        request.order = cand[chosen]
+        self.log.add(Exposure(request.user, tuple(ids(int(request.pool[i])) for i in request.order),
+                              tuple(probs), greedy, self.marginals(logits, chosen)))
+        return request
+
+
+def explore(rec, temperature: float = 2.0, width: int = 30, seed: int | None = None,
+            samples: int = 20_000) -> ExposureLog:
+    """Switch exploration on for a Recommender; returns the log its exposures go to."""
+    log = ExposureLog()
+    stage = ExplorationStage(log, temperature, width, seed, samples)
+    rec.pipeline.insert_after("policies", Stage(EXPLORE_STAGE, stage, required=False))
+    return log

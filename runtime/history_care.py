@@ -1,0 +1,186 @@
+"""Care of the history file: refusing foreign or damaged files, erasure, backup and recovery.
+
+Erasure guarantee (forget() and retention pruning). Deleted rows are overwritten
+with zeros in their pages (`secure_delete`), and the write-ahead log, which
+still holds the pages as they were before the delete, is checkpointed into the
+database and truncated to 0 bytes. That truncation is only possible when no
+other connection holds a read snapshot of the file (an app or `edgerec history
+show` in the middle of a read): such a reader may legitimately still see the
+rows. Erasure then waits up to `wait` seconds for it; if the reader is still
+there, a HistoryError says so, the deleted rows stay invisible to new reads
+but their bytes are not yet erased, and calling forget() (or `erase_pending`)
+again once the reader is closed completes the erasure. Success is never
+reported while the rows are readable in `history.db` or `history.db-wal`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from edgerec.errors import HistoryError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
+OWN_TABLES = {"meta", "events", "preferences", "added_items", "sqlite_sequence"}
+RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
+
+
+def check_file(path: Path, encrypted: bool = False) -> None:
+    """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
+    file has no readable header: only its size and kind are checked)."""
+    if str(path) == ":memory:" or not path.exists():
+        return
+    if not path.is_file():
+        raise HistoryError(f"history path {path} is not a regular file; pass the path of a history database")
+    with open(path, "rb") as handle:
+        head = handle.read(len(SQLITE_HEADER))
+    if not head:
+        raise HistoryError(f"history file {path} is empty (0 bytes), not an edgerec history; delete it to start "
+                           "a new history, or pass the right file")
+    if head != SQLITE_HEADER and not encrypted:
+        raise HistoryError(f"history file {path} cannot be used (it is not an SQLite database); move it away "
+                           "and a new one will be created, or pass the right file")
+
+
+def check_database(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a foreign SQLite database and a damaged one, before anything is written to it."""
+    app = int(db.execute("PRAGMA application_id").fetchone()[0])
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if app not in (0, APPLICATION_ID) or (tables and not {"meta", "events"} <= tables) or tables - OWN_TABLES:
+        raise HistoryError(f"{path} is an SQLite database of another application, not an edgerec history; "
+                           "pass a new file name for the history")
+    problems = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+    if problems != ["ok"]:
+        raise HistoryError(f"history database {path} is damaged ({'; '.join(problems)}); recover the readable "
+                           "events into a new file with `edgerec history recover` (HistoryStore.recover)")
+
+
+def checkpoint(db: sqlite3.Connection, path: Path, wait: float) -> None:
+    """Copy the WAL into the database and truncate it to 0 bytes, waiting up to `wait` s for readers."""
+    deadline = time.monotonic() + wait
+    while True:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        if time.monotonic() >= deadline:
+            raise HistoryError(
+                f"another connection holds a read snapshot of {path} (an open app or `edgerec history show`), "
+                "so the deleted rows are hidden but not yet erased from its write-ahead log; close the other "
+                "reader and call forget() again (or HistoryStore.erase_pending()) to complete the erasure")
+        time.sleep(0.05)
+
+
+def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None:
+    """Make rows deleted by the last transactions unreadable in the files (see the module docstring)."""
+    if str(path) == ":memory:":
+        return
+    try:
+        checkpoint(db, path, wait)
+        if vacuum:  # rebuilds the file: no free page, no slack space keeps an old byte
+            db.execute("VACUUM")
+            checkpoint(db, path, wait)
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(f"could not erase deleted rows from {path} ({exc}); call forget() again") from None
+
+
+def backup(db: sqlite3.Connection, out: str | Path) -> Path:
+    """A consistent copy of the open database (SQLite's online backup: one read snapshot), written
+    to a temporary name and renamed, so `out` is either complete or absent."""
+    out = Path(out)
+    if out.exists():
+        raise HistoryError(f"{out} exists; choose a new file for the backup")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        target = sqlite3.connect(str(tmp))
+        try:
+            db.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")  # a self-contained single file
+        finally:
+            target.close()
+        tmp.replace(out)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise HistoryError(f"could not back up the history to {out} ({exc})") from None
+    return out
+
+
+def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | None,
+                  most: int) -> tuple[list, int]:
+    """Every row of `table` that can still be read, and how many reads failed. With an integer `key`,
+    a failing range is retried row by row, so one damaged page costs only the rows on it; `most`
+    bounds the ids probed when the file no longer says how many there are."""
+    try:
+        return db.execute(f"SELECT {columns} FROM {table}").fetchall(), 0
+    except sqlite3.DatabaseError:
+        if key is None:
+            return [], 1
+    try:
+        top = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()[0])
+    except (sqlite3.DatabaseError, TypeError):
+        top = most
+    rows, failed = [], 0
+    for start in range(0, top + 1, RECOVER_CHUNK):
+        query = f"SELECT {columns} FROM {table} WHERE {key} BETWEEN ? AND ?"
+        try:
+            rows += db.execute(query, (start, start + RECOVER_CHUNK - 1)).fetchall()
+            continue
+        except sqlite3.DatabaseError:
+            pass
+        for rowid in range(start, start + RECOVER_CHUNK):
+            try:
+                rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key}=?", (rowid,)).fetchall()
+            except sqlite3.DatabaseError:
+                failed += 1
+    return rows, failed
+
+
+def recover(path: str | Path, out: str | Path) -> dict:
+    """Copy every readable event, preference and added item of a damaged history into a new file."""
+    from edgerec.runtime.history import HistoryStore
+
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise HistoryError(f"{path} does not exist; pass the damaged history file")
+    check_file(path)
+    if out.exists():
+        raise HistoryError(f"{out} exists; choose a new file for the recovered history")
+    try:
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(f"{path} cannot be opened at all ({exc}); nothing can be recovered") from None
+    report = {"events": 0, "preferences": 0, "added_items": 0, "unreadable": 0}
+    parts = {"events": ("id, profile, item, event, value, ts, context", "id"),
+             "preferences": ("profile, kind, value, ts", None),
+             "added_items": ("item, space, vector, meta, removed", None)}
+    salvaged = {}
+    try:
+        try:
+            tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"{path} is damaged beyond its table list ({exc}); nothing can be recovered") from None
+        if "events" not in tables or tables - OWN_TABLES:
+            raise HistoryError(f"{path} is not an edgerec history (no events table, or another application's "
+                               "tables); pass the damaged history file")
+        most = path.stat().st_size // 16  # no row takes fewer bytes than this
+        for table, (columns, key) in parts.items():
+            try:
+                salvaged[table], failed = readable_rows(source, table, columns, key, most)
+            except sqlite3.DatabaseError:
+                salvaged[table], failed = [], 1
+            report["unreadable"] += failed
+    finally:
+        source.close()
+    fresh = HistoryStore(out)
+    try:
+        with fresh._transaction():
+            for table, (columns, _) in parts.items():
+                marks = ", ".join("?" * len(columns.split(",")))
+                fresh.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
+                                     salvaged[table])
+                report[table] = len(salvaged[table])
+    finally:
+        fresh.close()
+    return report

@@ -1,0 +1,97 @@
+"""Where a device key comes from: a small provider interface, with a key file and an environment variable.
+
+On a phone or a TV the app takes the key from the OS keystore and passes the
+raw bytes (any object with `key() -> bytes` is a provider). The file and
+environment providers serve the CLI, tests and headless boxes. A key is 32 raw
+bytes; files hold them raw or as 64 hex characters, the environment as hex.
+Destroying a key (`destroy()`) makes everything encrypted with it unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.secure_db import KEY_BYTES, _shred_file, check_key
+
+KEY_ENV = "EDGEREC_HISTORY_KEY"
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    def key(self) -> bytes: ...
+
+
+def _parse(raw: bytes, where: str) -> bytes:
+    if len(raw) == KEY_BYTES:
+        return raw
+    text = raw.strip()
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise ConfigError(f"{where} holds no valid key: it must be {KEY_BYTES} raw bytes or {2 * KEY_BYTES} hex "
+                          "characters (make one with `edgerec history keygen`)")
+    return key
+
+
+@dataclass
+class FileKey:
+    """A key kept in a file (readable by the owner only)."""
+
+    path: Path
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    def key(self) -> bytes:
+        if not self.path.is_file():
+            raise ConfigError(f"key file {self.path} does not exist; without its key an encrypted history cannot "
+                              "be read (make a new key with `edgerec history keygen` for a new history)")
+        return _parse(self.path.read_bytes(), f"key file {self.path}")
+
+    @classmethod
+    def create(cls, path: str | Path) -> FileKey:
+        """Write a new random key (hex) that only the owner can read; never overwrites an existing key."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConfigError(f"key file {path} already exists; a new key would orphan the history encrypted "
+                              "with it") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
+        return cls(path)
+
+    def destroy(self) -> None:
+        """Crypto-shredding: overwrite and remove the key; what it encrypted can no longer be read."""
+        _shred_file(self.path)
+
+
+@dataclass
+class EnvKey:
+    """A key in an environment variable, as hex."""
+
+    name: str = KEY_ENV
+
+    def key(self) -> bytes:
+        value = os.environ.get(self.name)
+        if not value:
+            raise ConfigError(f"environment variable {self.name} is not set; set it to the history key as "
+                              f"{2 * KEY_BYTES} hex characters")
+        return _parse(value.encode(), f"environment variable {self.name}")
+
+
+def resolve_key(key: bytes | KeyProvider | None) -> bytes | None:
+    """Raw bytes from a key or a provider (None stays None: a plain history)."""
+    if key is None:
+        return None
+    if isinstance(key, KeyProvider) and not isinstance(key, (bytes, bytearray)):
+        return check_key(key.key())
+    return check_key(key)

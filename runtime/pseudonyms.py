@@ -1,0 +1,122 @@
+"""Profile names stored as keyed hashes (HMAC-SHA256 with a per-device secret), and opening a history store.
+
+With a profile secret the database never holds the names an app uses ("alice",
+an account id): every call maps the name to HMAC(secret, name) before it
+touches SQL, so export_history/forget keep working by name, while the file
+(even decrypted) only shows pseudonyms that cannot be reversed or guessed
+without the secret. The database records that it is pseudonymous and a check
+value of the secret, so a wrong or missing secret is refused instead of
+splitting one person's history in two. A plain history opened with a secret
+is converted in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime.history import HistoryStore, Retention
+from edgerec.runtime.keys import KeyProvider, resolve_key
+
+MARKER = "profile_ids"
+SCHEME = "hmac-sha256"
+
+
+def pseudonym(secret: bytes, profile: str) -> str:
+    return "p:" + hmac.new(secret, profile.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _check_value(secret: bytes) -> str:
+    return f"{SCHEME}:{hmac.new(secret, b'edgerec profile secret check', hashlib.sha256).hexdigest()[:16]}"
+
+
+def stored_scheme(store: HistoryStore) -> str | None:
+    row = store.db.execute("SELECT value FROM meta WHERE key=?", (MARKER,)).fetchone()
+    return row[0] if row else None
+
+
+class PseudonymousHistory(HistoryStore):
+    """A HistoryStore whose profile column holds keyed hashes of the names it is called with."""
+
+    def __init__(self, path: str | Path, secret: bytes, retention: Retention | None = None, timeout: float = 5.0,
+                 key: bytes | None = None):
+        if not isinstance(secret, (bytes, bytearray)) or len(secret) < 16:
+            raise ConfigError("a profile secret is at least 16 random bytes, kept on the device (OS keystore)")
+        self._secret = bytes(secret)
+        super().__init__(path, retention, timeout, key)
+        check = _check_value(self._secret)
+        scheme = stored_scheme(self)
+        if scheme is None:
+            self._convert_names()
+            with self._transaction():
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARKER, check))
+        elif scheme != check:
+            self.close()
+            raise HistoryError(f"history database {self.path} stores profiles under another secret; open it with "
+                               "the profile secret it was created with (nothing was changed)")
+
+    def _pid(self, profile: str) -> str:
+        if not profile:
+            raise ConfigError("a profile name must be non-empty")
+        return pseudonym(self._secret, profile)
+
+    def _convert_names(self) -> None:
+        """Replace plain names already in the file by their pseudonyms, leaving no readable copy behind."""
+        names = {r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events UNION "
+                                               "SELECT DISTINCT profile FROM preferences")}
+        names = {n for n in names if not n.startswith("p:")}
+        if not names:
+            return
+        with self._transaction():
+            for name in names:
+                for table in ("events", "preferences"):
+                    self.db.execute(f"UPDATE {table} SET profile=? WHERE profile=?", (self._pid(name), name))
+        with self._lock:  # as forget(): old page images must not survive in the WAL or free pages
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def generation(self, profile):
+        return super().generation(self._pid(profile))
+
+    def record(self, profile, item, event, value=None, ts=None, context=None):
+        return super().record(self._pid(profile) if profile else profile, item, event, value, ts, context)
+
+    def events(self, profile, limit=None):
+        out = super().events(self._pid(profile), limit)
+        for e in out:
+            e.profile = profile  # the caller's name, never stored
+        return out
+
+    def item_events(self, profile, limit):
+        return super().item_events(self._pid(profile), limit)
+
+    def count(self, profile=None):
+        return super().count(None if profile is None else self._pid(profile))
+
+    def set_preferences(self, profile, kind, values):
+        super().set_preferences(self._pid(profile), kind, values)
+
+    def preferences(self, profile):
+        return super().preferences(self._pid(profile))
+
+    def forget(self, profile):
+        return super().forget(self._pid(profile))
+
+
+def open_history(path: str | Path, *, key: bytes | KeyProvider | None = None,
+                 profile_secret: bytes | KeyProvider | None = None,
+                 retention: Retention | None = None, timeout: float = 5.0) -> HistoryStore:
+    """The history store an app asked for: encrypted when given a key, pseudonymous when given a secret."""
+    raw_key = resolve_key(key)
+    if profile_secret is not None:
+        secret = profile_secret.key() if isinstance(profile_secret, KeyProvider) else profile_secret
+        return PseudonymousHistory(path, secret, retention, timeout, raw_key)
+    store = HistoryStore(path, retention, timeout, raw_key)
+    if stored_scheme(store) is not None:
+        store.close()
+        raise HistoryError(f"history database {path} stores profiles as keyed hashes; open it with its profile "
+                           "secret (profile_secret=... or --profile-key-file)")
+    return store

@@ -1,0 +1,90 @@
+"""The device's answers to the host's aggregate questions, each one locally differentially private.
+
+    reporter = PrivateReporter(rec)                  # rec: an open Recommender
+    record = reporter.items_consumed(epsilon=1.0)    # a plain dict; the app sends it however it likes
+
+Questions: which item the device consumed (one item drawn from the last day's
+plays/finishes, OLH over the bundle's catalog; for popularity and trending), the
+genre of what it consumed (category shares, GRR), and health telemetry (latency
+bucket and error-count bucket, GRR). Every report is charged to the privacy
+ledger first and refused when over budget. A report holds the perturbed value,
+the mechanism's public parameters, epsilon and the UTC day: no user, no item
+id, no time of day. Nothing here opens a network connection.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from edgerec.runtime.ldp import PRIME, Randomness, SecureRandomness, check_epsilon, grr, olh
+from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
+from edgerec.runtime.vocab import CONSUMED
+
+FORMAT = 1
+NONE = "(none)"  # the last value of every domain: nothing consumed / not in the bundle
+LATENCY_BUCKETS_MS = (5.0, 10.0, 20.0, 50.0, 100.0)  # upper edges; one more bucket above the last
+ERROR_BUCKETS = (0, 1, 5, 20)  # upper edges (inclusive); one more bucket above the last
+
+
+def bucket(value: float, edges) -> int:
+    return next((i for i, edge in enumerate(edges) if value <= edge), len(edges))
+
+
+class PrivateReporter:
+    def __init__(self, rec, budget: Budget | None = None, rng: Randomness | None = None):
+        self.rec = rec
+        self.ledger = PrivacyLedger(rec.history, budget)
+        self.rng = rng or SecureRandomness()
+
+    def _consumed_rows(self, now: float) -> list[int]:
+        catalog = self.rec.catalog
+        rows = (catalog.index.get(item) for item in self.rec.history.items_since(now - DAY, tuple(CONSUMED)))
+        return [r for r in rows if r is not None and r < catalog.base_count]
+
+    def _pick(self, rows: list[int]) -> int | None:
+        return rows[self.rng.below(len(rows))] if rows else None
+
+    def _record(self, question: str, mechanism: str, epsilon: float, ts: float, domain: dict, **fields) -> dict:
+        day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+        return {"format": FORMAT, "question": question, "mechanism": mechanism, "epsilon": epsilon, "day": day,
+                "domain": domain, **fields}
+
+    def items_consumed(self, epsilon: float = 1.0, now: float | None = None) -> dict:
+        """One item the device consumed in the last day (or none), through OLH over the bundle's catalog."""
+        epsilon = check_epsilon(epsilon)
+        now = time.time() if now is None else now
+        size = self.rec.catalog.base_count
+        row = self._pick(self._consumed_rows(now))
+        ts = self.ledger.charge("items_consumed", epsilon, now)
+        h, y = olh(size if row is None else row, epsilon, self.rng)
+        return self._record("items_consumed", "olh", epsilon, ts,
+                            {"space": self.rec.manifest.embedding_space, "size": size + 1, "none": size},
+                            hash={"a": h.a, "b": h.b, "g": h.g, "prime": PRIME}, value=y)
+
+    def category_shares(self, epsilon: float = 1.0, column: str = "genre", now: float | None = None) -> dict:
+        """The `column` (genre by default) of one item consumed in the last day, through GRR."""
+        epsilon = check_epsilon(epsilon)
+        now = time.time() if now is None else now
+        codes, vocab = self.rec.catalog.categorical[column]
+        labels = [*vocab, NONE]
+        row = self._pick(self._consumed_rows(now))
+        code = int(codes[row]) if row is not None else -1
+        ts = self.ledger.charge(f"category_shares:{column}", epsilon, now)
+        value = grr(code if code >= 0 else len(vocab), len(labels), epsilon, self.rng)
+        return self._record(f"category_shares:{column}", "grr", epsilon, ts, {"labels": labels}, value=value)
+
+    def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:
+        """Median request latency bucket and error-count bucket, half the epsilon each."""
+        epsilon = check_epsilon(epsilon)
+        now = time.time() if now is None else now
+        stats = self.rec.monitor.snapshot()
+        p50 = stats["stages"].get("total", {}).get("p50_ms", 0.0)
+        errors = stats["counters"].get("errors", 0)
+        ts = self.ledger.charge("health", epsilon, now)
+        out = []
+        for name, raw, edges in (("latency_ms", p50, LATENCY_BUCKETS_MS), ("errors", errors, ERROR_BUCKETS)):
+            labels = [f"<={e:g}" for e in edges] + [f">{edges[-1]:g}"]
+            value = grr(bucket(raw, edges), len(labels), epsilon / 2, self.rng)
+            out.append(self._record(f"health:{name}", "grr", epsilon / 2, ts, {"labels": labels}, value=value))
+        return out

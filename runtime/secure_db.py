@@ -1,0 +1,160 @@
+"""Opening the history database, plain or encrypted at rest (SQLCipher), and moving a plain one to encrypted.
+
+Encryption is opt-in: a raw 32-byte key, passed to SQLCipher as `x'<hex>'` so no
+passphrase derivation runs on the hot path. The key never reaches a log or an
+error message. SQLCipher comes from the optional `sqlcipher3` package (the
+`crypto` extra); asking for encryption without it fails, it never falls back to
+plaintext. Destroying the key makes the file unreadable (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgerec.errors import ConfigError, HistoryError
+
+KEY_BYTES = 32
+PLAIN_HEADER = b"SQLite format 3\x00"
+INSTALL_HINT = "install the encryption extra: pip install 'edgerec[crypto]'"
+
+
+@dataclass
+class Connection:
+    """An open database and the exception classes of the driver that opened it (sqlite3 or sqlcipher3)."""
+
+    db: object
+    errors: tuple[type[BaseException], ...]  # every database error of the driver
+    busy: tuple[type[BaseException], ...]  # "locked" / "busy" errors
+    encrypted: bool
+
+
+def check_key(key: bytes) -> bytes:
+    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_BYTES:
+        raise ConfigError(f"a history key is {KEY_BYTES} raw bytes (got "
+                          f"{len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__}); "
+                          "take it from the OS keystore, or make one with secrets.token_bytes(32)")
+    return bytes(key)
+
+
+def _cipher_module():
+    try:
+        from sqlcipher3 import dbapi2
+    except ImportError:
+        raise HistoryError(f"an encrypted history needs SQLCipher, which is not installed; {INSTALL_HINT}. "
+                           "Nothing was written.") from None
+    return dbapi2
+
+
+def _key_literal(key: bytes) -> str:
+    return f"\"x'{check_key(key).hex()}'\""  # hex of validated bytes: nothing else can reach the SQL
+
+
+def is_plain(path: str | Path) -> bool:
+    """True for an existing, unencrypted SQLite file (its header is readable)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        return f.read(len(PLAIN_HEADER)) == PLAIN_HEADER
+
+
+def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) -> Connection:
+    """Open `path` (":memory:" allowed); with `key`, through SQLCipher, checking the key before any write."""
+    name = str(path)
+    if key is None:
+        if name != ":memory:" and Path(name).is_file() and Path(name).stat().st_size and not is_plain(name):
+            raise HistoryError(f"history database {name} cannot be used without a key: it is encrypted, or not a "
+                               "database. Open it with its key (Recommender.open(..., key=...) or --key-file); "
+                               "if it is corrupt, move it away and a new one will be created")
+        db = sqlite3.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
+        return Connection(db, (sqlite3.DatabaseError,), (sqlite3.OperationalError,), False)
+    key_sql = _key_literal(key)
+    driver = _cipher_module()
+    if name != ":memory:" and is_plain(name):
+        raise HistoryError(f"history database {name} is not encrypted; encrypt it first with "
+                           "edgerec.runtime.secure_db.encrypt_database (or `edgerec history encrypt`)")
+    db = driver.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA key = {key_sql}")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read checks key and page 1
+    except driver.DatabaseError:
+        db.close()
+        raise HistoryError(f"history database {name} cannot be decrypted: wrong key, or the file was altered. "
+                           "Nothing was changed; open it with the key it was created with") from None
+    return Connection(db, (driver.DatabaseError, sqlite3.DatabaseError), (driver.OperationalError,), True)
+
+
+def verify_pages(db) -> list[str]:
+    """Authenticate every page of an open encrypted database (SQLCipher's per-page HMAC).
+
+    Returns the problems found ([] when every page is intact); a damaged page otherwise
+    surfaces only when a query reads it."""
+    try:
+        rows = db.execute("PRAGMA cipher_integrity_check").fetchall()
+    except Exception as exc:  # the driver's own DatabaseError class  # noqa: BLE001
+        return [str(exc)]
+    return [str(r[0]) for r in rows]
+
+
+def encrypt_database(path: str | Path, key: bytes) -> int:
+    """Rewrite the plain database at `path` encrypted with `key`, in place; returns the pages written.
+
+    The encrypted copy is written beside it with sqlcipher_export, checked (it opens with the
+    key and holds as many rows as the original), and only then replaces the original, whose
+    bytes are overwritten before it is removed. On any failure the original is left as it was.
+    """
+    path = Path(path)
+    key_sql = _key_literal(key)
+    driver = _cipher_module()
+    if not is_plain(path):
+        raise HistoryError(f"{path} is not a plain SQLite history (already encrypted, or missing)")
+    tmp = path.with_name(path.name + ".encrypting")
+    tmp.unlink(missing_ok=True)
+    src = driver.connect(str(path), isolation_level=None)
+    try:
+        src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        counts = _row_counts(src)
+        src.execute(f"ATTACH DATABASE ? AS encrypted KEY {key_sql}", (str(tmp),))
+        src.execute("SELECT sqlcipher_export('encrypted')")
+        version = src.execute("PRAGMA user_version").fetchone()[0]
+        src.execute(f"PRAGMA encrypted.user_version = {int(version)}")
+        src.execute("DETACH DATABASE encrypted")
+    except driver.DatabaseError as exc:
+        tmp.unlink(missing_ok=True)
+        raise HistoryError(f"could not encrypt {path} ({exc}); the plain file is unchanged") from None
+    finally:
+        src.close()
+    check = connect(tmp, key)
+    try:
+        if _row_counts(check.db) != counts:
+            raise HistoryError(f"the encrypted copy of {path} does not hold every row; the plain file is unchanged")
+        pages = int(check.db.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        check.db.close()
+    _shred_file(path)
+    for suffix in ("-wal", "-shm"):
+        _shred_file(path.with_name(path.name + suffix))
+    os.replace(tmp, path)
+    return pages
+
+
+def _row_counts(db) -> dict[str, int]:
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                       "AND name NOT LIKE 'sqlite_%'")]
+    return {t: int(db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
+
+
+def _shred_file(path: Path) -> None:
+    """Overwrite a file with random bytes, then remove it (best effort: flash storage may keep old blocks)."""
+    if not path.is_file():
+        return
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.write(secrets.token_bytes(size))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()

@@ -1,0 +1,398 @@
+"""Experiment studies on the user simulator: simulate, A/B, A/A, interleaving, off-policy evaluation.
+
+Each is a `Study`: the simulator drives the real runtime, stats.py judges,
+and the record holds the figures, the verdict and the rule behind it. Arm
+assignment uses the device's keyed hash (runtime/experiment.py); in the
+simulation each user's device key is derived from the seed and the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.store import load_dataset
+from edgerec.runtime import Recommender
+from edgerec.runtime.experiment import assign, explore
+from edgerec.runtime.interleave import InterleaveStage, other_recommender
+from edgerec.runtime.pipeline import Stage
+from edgerec.studies import stats
+from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
+from edgerec.studies.ope import LoggedList, estimates, standard_errors
+from edgerec.studies.reactions import examination, reactions_for
+from edgerec.studies.simulator import Arm, SimConfig, Simulator
+
+ARMS = ("control", "treatment")
+
+
+def device_key(seed: int, user: str) -> str:
+    """A simulated device's secret key (a real device draws a random one at install)."""
+    return f"sim-device-{seed}-{user}"
+
+
+def _setup(data_dir: Path, sim: SimConfig, source: str):
+    dataset = load_dataset(data_dir)
+    return dataset, Simulator(dataset, reactions_for(dataset, source), sim)
+
+
+def _metric_rows(metrics: dict) -> list[dict]:
+    return [{"arm": arm, "users": m["users"], **{k: m["overall"][k] for k in METRICS}} for arm, m in metrics.items()]
+
+
+def _draw_days(record: dict, path: Path, metric: str = "CTR") -> Path | None:
+    """A metric per day and arm, with its 95% band over users."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, series in record["daily_bands"].items():
+        days = [s["day"] for s in series]
+        mean = np.array([s["mean"] for s in series])
+        half = np.array([s["half"] for s in series])
+        ax.plot(days, mean, marker="o", label=arm)
+        ax.fill_between(days, mean - half, mean + half, alpha=0.2)
+    ax.set_xlabel("day")
+    ax.set_ylabel(f"{record.get('band_metric', metric)} per active user (95% band)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _daily_bands(log, field_name: str = "plays") -> dict:
+    """Per arm and day: mean of `field_name` over the users active that day, and its 95% half-width."""
+    arms = np.array(log.arms)
+    out = {}
+    for arm in sorted(set(log.arms)):
+        vals, active = log.values[field_name][arms == arm], log.values["active"][arms == arm]
+        series = []
+        for d, day in enumerate(log.days):
+            if day < 0:
+                continue
+            x = vals[active[:, d] > 0, d]
+            half = float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+            series.append({"day": int(day), "mean": float(x.mean()) if len(x) else 0.0, "half": half})
+        out[arm] = series
+    return out
+
+
+@dataclass
+class SimulateStudy(Study):
+    """One bundle served to simulated users: online metrics per day and overall."""
+
+    name = "simulate"
+    draws = True
+    bundle: Path
+    data_dir: Path
+    sim: SimConfig = field(default_factory=SimConfig)
+    policy: dict | None = None
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        dataset, simulator = _setup(self.data_dir, self.sim, self.source)
+        progress(f"simulating {len(simulator.user_codes)} users for {self.sim.days} days", {})
+        log = simulator.run([Arm("bundle", self.bundle, self.policy)], lambda _u: "bundle")
+        metrics = online_metrics(log, popularity_shares(dataset))
+        return {"users": len(log.users), "days": self.sim.days, "reactions": type(simulator.reactions).__name__,
+                "metrics": metrics, "daily_bands": _daily_bands(log), "band_metric": "plays"}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        days = record["metrics"]["bundle"]["days"]
+        return [Table(f"online metrics ({record['users']} simulated users, {record['reactions']})",
+                      _metric_rows(record["metrics"])),
+                Table("per day", [{k: d[k] for k in ("day", *METRICS)} for d in days])]
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        return _draw_days(record, path)
+
+
+@dataclass
+class ABStudy(Study):
+    """A/B test of two arms (bundles or policies): Welch, bootstrap, CUPED, mSPRT, MDE, verdict."""
+
+    name = "ab"
+    draws = True
+    control: Arm
+    treatment: Arm
+    data_dir: Path
+    sim: SimConfig = field(default_factory=SimConfig)
+    metric: str = "plays"
+    alpha: float = 0.05
+    experiment: str = "edgerec-ab"
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        dataset, simulator = _setup(self.data_dir, self.sim, self.source)
+        arms = [Arm(ARMS[0], self.control.bundle, self.control.policy),
+                Arm(ARMS[1], self.treatment.bundle, self.treatment.policy)]
+        progress(f"A/B on {len(simulator.user_codes)} simulated users", {})
+        log = simulator.run(arms, lambda u: assign(device_key(self.sim.seed, u), self.experiment, ARMS))
+        return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed),
+                "metrics": online_metrics(log, popularity_shares(dataset)), "daily_bands": _daily_bands(log),
+                "band_metric": "plays"}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        tests = [{"test": k, **{c: v[c] for c in ("delta", "relative", "ci_low", "ci_high", "p_value")}}
+                 for k, v in record["tests"].items()]
+        verdict = record["verdict"]
+        return [Table("online metrics by arm", _metric_rows(record["metrics"])),
+                Table(f"treatment - control on {record['metric']} per user", tests),
+                Table("power", [record["power"]]),
+                Table(f"verdict: {verdict['decision']}", [{"rule": verdict["rule"]}])]
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        return _draw_days(record, path)
+
+
+def ab_analysis(log, metric: str, alpha: float, seed: int) -> dict:
+    """The tests of an A/B log on a per-user metric (experiment-period sum); CUPED's covariate is each
+    user's pre-period plays as the device history holds them."""
+    arms = np.array(log.arms)
+    y, x = log.period(metric), log.pre_device
+    c, t = arms == ARMS[0], arms == ARMS[1]
+    plain = stats.welch(y[c], y[t], metric, alpha)
+    boot = stats.bootstrap_ci(y[c], y[t], seed=seed, alpha=alpha)
+    ac, at, reduction = stats.cuped(y[c], y[t], x[c], x[t])
+    adjusted = stats.welch(ac, at, metric, alpha)
+    adjusted.method = "welch+cuped"
+    order = np.argsort([u for u in log.users])  # arrival order: by user id
+    seq = stats.msprt(y[order][c[order]], y[order][t[order]])
+    sigma = float(np.sqrt((ac.var(ddof=1) + at.var(ddof=1)) / 2))
+    decided = stats.verdict(adjusted.delta, adjusted.ci_low, adjusted.ci_high, adjusted.p_value, alpha)
+    return {
+        "metric": metric, "users": {a: int((arms == a).sum()) for a in ARMS},
+        "tests": {"welch": plain.to_dict(), "welch+cuped": adjusted.to_dict(),
+                  "bootstrap": {**plain.to_dict(), "ci_low": boot[0], "ci_high": boot[1], "method": "bootstrap"}},
+        "cuped_variance_reduction": reduction,
+        "msprt": {"final_p": seq[-1] if seq else 1.0, "stopped_at_pair": next(
+            (i + 1 for i, p in enumerate(seq) if p < alpha), None)},
+        "power": {"sigma_cuped": sigma, "users": len(y),
+                  "mde_at_80pct": stats.mde(sigma, len(y), alpha) if len(y) >= 4 else None},
+        "verdict": {"decision": decided.decision, "rule": "Welch's t-test on the CUPED-adjusted metric: "
+                    + decided.rule},
+    }
+
+
+@dataclass
+class AAStudy(Study):
+    """The test of the test: A/A experiments by re-randomising one simulated log under new hash keys.
+
+    The runtime is run once (every user on the same arm); each experiment then
+    splits the users by the device hash under another experiment name and
+    runs Welch's t-test, so a few hundred experiments cost one simulation.
+    """
+
+    name = "aa"
+    bundle: Path
+    data_dir: Path
+    sim: SimConfig = field(default_factory=SimConfig)
+    experiments: int = 200
+    metric: str = "plays"
+    alpha: float = 0.05
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        _, simulator = _setup(self.data_dir, self.sim, self.source)
+        log = simulator.run([Arm("all", self.bundle)], lambda _u: "all")
+        return aa_rates(log.users, log.period(self.metric), log.pre_device, self.experiments, self.alpha,
+                        self.sim.seed)
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        return [Table("A/A false-positive rates", [record])]
+
+
+def aa_rates(users: list[str], y: np.ndarray, x: np.ndarray, experiments: int, alpha: float, seed: int) -> dict:
+    hits = {"welch": 0, "welch+cuped": 0}
+    p_values = []
+    for e in range(experiments):
+        arms = np.array([assign(device_key(seed, u), f"aa-{e}", ARMS) for u in users])
+        c, t = arms == ARMS[0], arms == ARMS[1]
+        p = stats.welch(y[c], y[t]).p_value
+        p_values.append(p)
+        hits["welch"] += p < alpha
+        ac, at, _ = stats.cuped(y[c], y[t], x[c], x[t])
+        hits["welch+cuped"] += stats.welch(ac, at).p_value < alpha
+    return {"experiments": experiments, "users": len(users), "alpha": alpha,
+            "false_positive_rate": hits["welch"] / experiments,
+            "false_positive_rate_cuped": hits["welch+cuped"] / experiments,
+            "p_value_deciles": np.histogram(p_values, bins=10, range=(0, 1))[0].tolist()}
+
+
+@dataclass
+class InterleaveStudy(Study):
+    """Team-draft interleaving of two arms on the device; the sign test over per-user wins."""
+
+    name = "interleave"
+    control: Arm  # team A
+    treatment: Arm  # team B
+    data_dir: Path
+    sim: SimConfig = field(default_factory=SimConfig)
+    alpha: float = 0.05
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        _, simulator = _setup(self.data_dir, self.sim, self.source)
+        progress(f"interleaving for {len(simulator.user_codes)} simulated users", {})
+        return interleave_analysis(self.run_log(simulator), self.alpha)
+
+    def run_log(self, simulator: Simulator):
+        """The simulated log of every user served the interleaved list."""
+        same_bundle = Path(self.control.bundle) == Path(self.treatment.bundle)
+        other = None if same_bundle else Recommender.open(self.treatment.bundle)
+        try:
+            return simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
+                                 lambda _u: "interleaved", self._lister(other), mirrors=[other] if other else [])
+        finally:
+            if other is not None:
+                other.close()
+
+    def _lister(self, other: Recommender | None):
+        stages: dict[int, object] = {}
+
+        def lister(rec, user, k, context):
+            if id(rec) not in stages:  # the interleave stage goes into the control's pipeline once
+                b = other or rec
+                policy = Arm("b", self.treatment.bundle, self.treatment.policy).make_policy(b)
+                stage = InterleaveStage(other_recommender(b, policy), seed=self.sim.seed)
+                rec.pipeline.insert_after("explain", Stage("interleave", stage))
+                stages[id(rec)] = stage
+            shown = rec.recommend(user, k, context=context,
+                                  policy=Arm("a", self.control.bundle, self.control.policy).make_policy(rec))
+            return [r.item_id for r in shown], [r.meta["team"] for r in shown]
+        return lister
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        verdict = record["verdict"]
+        return [Table("interleaving (A = control, B = treatment)",
+                      [{k: record[k] for k in ("users", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b",
+                                               "p_value", "users_needed_80pct")}]),
+                Table(f"verdict: {verdict['decision']}", [{"rule": verdict["rule"]}])]
+
+
+def interleave_analysis(log, alpha: float) -> dict:
+    """Per user, the team with more credited clicks over the period wins; the sign test decides."""
+    a, b = log.period("clicks_a"), log.period("clicks_b")
+    prefers = np.sign(b - a)  # +1: the user preferred the treatment (B)
+    wins_a, wins_b = int((prefers < 0).sum()), int((prefers > 0).sum())
+    p = stats.sign_test(wins_a, wins_b)
+    mean, sd = float(prefers.mean()), float(prefers.std(ddof=1))
+    needed = stats.sample_size(sd, mean, alpha, arms=1) if mean != 0 else None
+    if p < alpha:
+        decision = "ship" if wins_b > wins_a else "do not ship"
+    else:
+        decision = "inconclusive"
+    rule = (f"sign test over per-user wins (ties dropped): B won {wins_b}, A won {wins_a}, p={p:.3g} "
+            f"against alpha {alpha}")
+    return {"users": len(prefers), "wins_a": wins_a, "wins_b": wins_b, "ties": int((prefers == 0).sum()),
+            "clicks_a": int(a.sum()), "clicks_b": int(b.sum()), "p_value": p, "preference_mean": mean,
+            "preference_sd": sd, "users_needed_80pct": needed,
+            "verdict": {"decision": decision, "rule": rule}}
+
+
+@dataclass
+class OPEStudy(Study):
+    """Exploration logs of the logging arm, and IPS, SNIPS and DR estimates of the target arm's value,
+    beside its true value under the simulator (expected plays per list, position-based model)."""
+
+    name = "ope"
+    logging: Arm
+    target: Arm
+    data_dir: Path
+    sim: SimConfig = field(default_factory=lambda: SimConfig(users=300, days=1, pre_days=0))
+    temperature: float = 1.0
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        dataset, simulator = _setup(self.data_dir, self.sim, self.source)
+        logs, truth, logged_truth = [], [], []
+        with Recommender.open(self.logging.bundle) as rec, Recommender.open(self.target.bundle) as target:
+            exposures = explore(rec, self.temperature, seed=self.sim.seed)
+            policies = self.logging.make_policy(rec), self.target.make_policy(target)
+            progress(f"logging {len(simulator.user_codes)} users x {self.sim.days} lists with exploration", {})
+            for code in simulator.user_codes:
+                simulator.seed_history([rec, target], int(code))
+                rng = np.random.default_rng([self.sim.seed, int(code), 7])
+                for day in range(self.sim.days):
+                    now = simulator.start + day * 86_400 + 20 * 3600
+                    one = self._log_one(simulator, (rec, target), policies, exposures, int(code), now, rng)
+                    if one is not None:
+                        logs.append(one[0])
+                        truth.append(one[1])
+                        logged_truth.append(one[2])
+        found = estimates(logs)
+        true = float(np.mean(truth))
+        return {"lists": len(logs), "true_value": true, "logging_value": float(np.mean(logged_truth)),
+                "estimates": found, "standard_errors": standard_errors(logs, seed=self.sim.seed),
+                "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
+                "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
+
+    def _log_one(self, simulator, recs, policies, exposures, code, now, rng):
+        """One explored list: its log entry, the target's true value and the shown list's true value."""
+        react, k, gamma = simulator.reactions, self.sim.k, examination(self.sim.k)
+        name = simulator.dataset.user_ids[code]
+        context = {"now": now, "hour": 20.0}
+        shown = [r.item_id for r in recs[0].recommend(name, k, context=context, policy=policies[0])]
+        exposure = exposures.pop()
+        wanted = [r.item_id for r in recs[1].recommend(name, k, context=context, policy=policies[1])]
+        if exposure is None or list(exposure.items) != shown or len(shown) != k or len(wanted) != k:
+            return None  # exploration was skipped for this request (an optional stage failed)
+        items = np.array([simulator.item_code[i] for i in shown])
+        reaction = react.react(code, items, rng, "pbm")
+        simulator.record(recs, name, shown, reaction, now)
+        rank = {item: r for r, item in enumerate(exposure.greedy)}
+        entry = LoggedList(reaction.played.astype(float), np.array(exposure.marginals),
+                           np.array([a == b for a, b in zip(shown, wanted)]),
+                           np.array([rank.get(i, k) for i in shown]), np.array([rank.get(i, k) for i in wanted]))
+        target_items = np.array([simulator.item_code[i] for i in wanted])
+        return (entry, float((gamma * react.attraction(code, target_items)).sum()),
+                float((gamma * react.attraction(code, items)).sum()))
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        rows = [{"estimator": name, "estimate": v, "standard_error": record["standard_errors"][name],
+                 "relative_error": record["relative_error"][name]} for name, v in record["estimates"].items()]
+        rows.append({"estimator": "true (simulator)", "estimate": record["true_value"], "relative_error": 0.0})
+        rows.append({"estimator": "logging policy (true)", "estimate": record["logging_value"],
+                     "relative_error": None})
+        return [Table(f"expected plays per list of the target ({record['lists']} logged lists)", rows)]
+
+
+@dataclass
+class BundleComparisonStudy(Study):
+    """One A/B test and one interleaving of two bundles on the same simulated users (the demo's)."""
+
+    name = "experiment"
+    control: Arm
+    treatment: Arm
+    data_dir: Path
+    sim: SimConfig = field(default_factory=lambda: SimConfig(users=200, days=5, pre_days=3))
+    source: str = "auto"
+
+    def measure(self, progress: Progress) -> dict:
+        ab = ABStudy(self.control, self.treatment, self.data_dir, self.sim, source=self.source).measure(progress)
+        il = InterleaveStudy(self.control, self.treatment, self.data_dir, self.sim,
+                             source=self.source).measure(progress)
+        progress("A/B", {"verdict": ab["verdict"]["decision"]})
+        progress("interleaving", {"verdict": il["verdict"]["decision"]})
+        return {"control": self.control.name, "treatment": self.treatment.name, "ab": ab, "interleave": il}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        title = f"{record['treatment']} (treatment) vs {record['control']} (control)"
+        ab, il = ABStudy.tables(record["ab"]), InterleaveStudy.tables(record["interleave"])
+        return [Table(f"A/B, {title}: {t.title}", t.rows, t.columns) for t in ab] + \
+            [Table(f"interleaving, {title}: {t.title}", t.rows, t.columns) for t in il]

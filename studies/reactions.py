@@ -1,0 +1,217 @@
+"""How simulated users react to a shown list: who examines what, plays, finishes, likes, refuses, returns.
+
+Two sources of truth, one interface (`Reactions`), indexed by the data set's
+user and item codes:
+
+- `SynthReactions`: the synthetic world's own ground-truth user model
+  (data/synth.py: genre taste at the end of the log, mood and theme
+  preferences, languages, activity), so a simulated user reacts exactly as
+  the generator's users behave.
+- `FittedReactions`: for imported data, a click model fitted on the log, and
+  only that: attraction = item popularity^0.5 x the user's affinity for the
+  item's genre, scaled so the mean attraction of logged pairs is 0.5; skip
+  and finish rates per item from the log (smoothed towards the global rates).
+  It is a plausible stand-in, not a claim about the real users.
+
+Examination is position-biased: the position-based model (position r is
+examined with probability (1 + r)^-EXAMINE_DECAY, independently) or the
+cascade model (top-down; after a play the user goes on with probability
+CASCADE_CONTINUE, after a pass always).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgerec.data.schema import Dataset
+from edgerec.data.synth import (
+    SynthConfig,
+    finish_probability,
+    ground_truth,
+    item_fit,
+    like_probability,
+    skip_probability,
+)
+from edgerec.errors import ConfigError
+from edgerec.runtime.vocab import LOG_EVENTS
+
+EXAMINE_DECAY = 0.7
+CASCADE_CONTINUE = 0.6
+CLICK_MODELS = ("pbm", "cascade")
+
+
+def examination(k: int) -> np.ndarray:
+    """P(position r is examined) under the position-based model, r = 0..k-1."""
+    return (1.0 + np.arange(k)) ** -EXAMINE_DECAY
+
+
+@dataclass
+class Reaction:
+    """What one user did with one list: positions that were played, and what became of each."""
+
+    examined: np.ndarray  # bool per position
+    played: np.ndarray
+    finished: np.ndarray
+    skipped: np.ndarray
+    liked: np.ndarray
+    refused: np.ndarray  # "not interested"
+    watched_s: np.ndarray  # seconds watched per position
+
+    @property
+    def clicked(self) -> list[int]:
+        return [int(p) for p in np.flatnonzero(self.played)]
+
+
+class Reactions(ABC):
+    """A user model over the data set's codes."""
+
+    @abstractmethod
+    def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
+        """P(play | examined) for each item."""
+
+    @abstractmethod
+    def outcome(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P(skip | played), P(finish | played, not skipped), P(like | finished))."""
+
+    @abstractmethod
+    def duration(self, items: np.ndarray) -> np.ndarray:
+        """Seconds of each item."""
+
+    @abstractmethod
+    def activity(self, users: np.ndarray) -> np.ndarray:
+        """P(the user opens the app on a day), before satisfaction moves it."""
+
+    @abstractmethod
+    def intensity(self, users: np.ndarray) -> np.ndarray:
+        """How heavy a user is, relative to the median user (sessions on an active day scale with it)."""
+
+    def expected_plays(self, user: int, items: np.ndarray) -> float:
+        """Expected plays of a list under the position-based model (the true value of a list)."""
+        return float((examination(len(items)) * self.attraction(user, items)).sum())
+
+    def react(self, user: int, items: np.ndarray, rng: np.random.Generator, model: str = "pbm") -> Reaction:
+        k = len(items)
+        attract = self.attraction(user, items)
+        p_skip, p_finish, p_like = self.outcome(user, items)
+        u = rng.random((6, k))  # a fixed number of draws per list keeps runs repeatable under edits
+        if model == "pbm":
+            examined = u[0] < examination(k)
+            played = examined & (u[1] < attract)
+        elif model == "cascade":
+            examined, played = np.zeros(k, bool), np.zeros(k, bool)
+            for r in range(k):
+                examined[r] = True
+                played[r] = u[1, r] < attract[r]
+                if played[r] and u[0, r] >= CASCADE_CONTINUE:
+                    break
+        else:
+            raise ConfigError(f"unknown click model {model!r}; use one of {', '.join(CLICK_MODELS)}")
+        skipped = played & (u[2] < p_skip)
+        finished = played & ~skipped & (u[3] < p_finish)
+        liked = finished & (u[4] < p_like)
+        # an examined item passed over is sometimes refused outright, the more so the worse it fits
+        refused = examined & ~played & (u[5] < 0.1 * (1 - attract))
+        share = np.where(finished, 1.0, np.where(skipped, 0.1, np.where(played, 0.5, 0.0)))
+        return Reaction(examined, played, finished, skipped, liked, refused, share * self.duration(items))
+
+
+class SynthReactions(Reactions):
+    """The synthetic world's users, as the generator defines them (taste at the end of the log)."""
+
+    def __init__(self, dataset: Dataset):
+        config = dataset.meta.get("config")
+        if not config:
+            raise ConfigError("this data set has no synthetic config in dataset.json; use FittedReactions for "
+                              "imported data")
+        fields = SynthConfig.__dataclass_fields__
+        self.truth = ground_truth(SynthConfig(**{k: v for k, v in config.items() if k in fields}))
+        world, users = self.truth.world, self.truth.users
+        if dataset.catalog.item_ids != self.truth.catalog.item_ids:
+            raise ConfigError("the data set's items differ from its synthetic config's world; regenerate it")
+        by_id = {name: i for i, name in enumerate(self.truth.user_ids)}
+        self.user_row = np.array([by_id[name] for name in dataset.user_ids], np.int64)
+        self.world, self.users = world, users
+        share = np.argsort(np.argsort(users.slots)) / max(len(users.slots) - 1, 1)  # activity percentile
+        self.open_rate = 0.15 + 0.7 * share
+        self.heavy = np.clip(users.slots / np.median(users.slots), 0.2, 5.0)
+
+    def fit(self, user: int, items: np.ndarray) -> np.ndarray:
+        row = self.user_row[user]
+        u = np.full(len(items), row)
+        return item_fit(self.world, self.users, u, self.users.taste_end[u], items)
+
+    def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
+        row = self.user_row[user]
+        speaks = np.isin(self.world.language[items], self.users.languages[row])
+        return (1 / (1 + np.exp(-10 * (self.fit(user, items) - 0.45)))) * np.where(speaks, 1.0, 0.3)
+
+    def outcome(self, user: int, items: np.ndarray):
+        fit = self.fit(user, items)
+        return (skip_probability(self.world, items, fit, False), finish_probability(self.world, items, fit),
+                like_probability(fit))
+
+    def duration(self, items: np.ndarray) -> np.ndarray:
+        return self.world.duration[items].astype(np.float64)
+
+    def activity(self, users: np.ndarray) -> np.ndarray:
+        return self.open_rate[self.user_row[users]]
+
+    def intensity(self, users: np.ndarray) -> np.ndarray:
+        return self.heavy[self.user_row[users]]
+
+
+class FittedReactions(Reactions):
+    """A click model fitted on an imported log: popularity x genre affinity (see the module docstring)."""
+
+    def __init__(self, dataset: Dataset, smoothing: float = 5.0):
+        log, catalog = dataset.interactions, dataset.catalog
+        n_items, n_users = len(catalog.item_ids), dataset.n_users
+        code = {name: i for i, name in enumerate(LOG_EVENTS)}
+        count = np.bincount(log.item, minlength=n_items).astype(np.float64)
+        skips = np.bincount(log.item[log.event == code["skip"]], minlength=n_items)
+        finishes = np.bincount(log.item[log.event == code["finish"]], minlength=n_items)
+        self.skip = (skips + smoothing * skips.sum() / max(count.sum(), 1)) / (count + smoothing)
+        played = np.maximum(count - skips, 0)
+        self.finish = (finishes + smoothing * finishes.sum() / max(played.sum(), 1)) / (played + smoothing)
+        genres = catalog.text.get("genre") or ["" for _ in catalog.item_ids]
+        names = sorted(set(genres))
+        self.genre = np.array([names.index(g) for g in genres], np.int64)
+        pairs = np.zeros((n_users, len(names)))
+        np.add.at(pairs, (log.user, self.genre[log.item]), 1.0)
+        self.affinity = (pairs + 0.5) / (pairs.sum(1, keepdims=True) + 0.5 * len(names))
+        self.pop = np.sqrt((count + 1) / (count.mean() + 1))
+        raw = self.pop[log.item] * self.affinity[log.user, self.genre[log.item]]
+        self.scale = 0.5 / float(raw.mean()) if len(raw) else 1.0
+        self.length = np.nan_to_num(np.asarray(catalog.duration, np.float64), nan=600.0)
+        self.length = np.where(self.length > 0, self.length, 600.0)
+        per_user = np.bincount(log.user, minlength=n_users)
+        share = np.argsort(np.argsort(per_user)) / max(n_users - 1, 1)
+        self.open_rate = 0.15 + 0.7 * share
+        self.heavy = np.clip(per_user / max(np.median(per_user), 1), 0.2, 5.0)
+
+    def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
+        return np.clip(self.scale * self.pop[items] * self.affinity[user, self.genre[items]], 0.0, 0.95)
+
+    def outcome(self, user: int, items: np.ndarray):
+        return self.skip[items], self.finish[items], np.full(len(items), 0.2)
+
+    def duration(self, items: np.ndarray) -> np.ndarray:
+        return self.length[items]
+
+    def activity(self, users: np.ndarray) -> np.ndarray:
+        return self.open_rate[users]
+
+    def intensity(self, users: np.ndarray) -> np.ndarray:
+        return self.heavy[users]
+
+
+def reactions_for(dataset: Dataset, source: str = "auto") -> Reactions:
+    """The synthetic world's ground truth when the data set is synthetic, else the fitted click model."""
+    if source not in ("auto", "synth", "fitted"):
+        raise ConfigError(f"unknown reactions source {source!r}; use auto, synth or fitted")
+    if source == "synth" or (source == "auto" and dataset.meta.get("config")):
+        return SynthReactions(dataset)
+    return FittedReactions(dataset)

@@ -1,0 +1,237 @@
+"""The user simulator: users arrive over days, open the app, get lists from the real runtime, react.
+
+Every list comes from `Recommender.recommend()` on a bundle, the code an
+app runs; every reaction is recorded back through `Recommender.record()`,
+so the next list sees it. Users are the data set's own: each starts with its
+newest logged events on the device, then lives `pre_days` under the first
+arm (the pre-period CUPED reads back from the device history) and `days`
+under its assigned arm. A day: the user opens the app with a probability
+from its activity, moved up or down by how the last day went, and has
+1 + Poisson(0.5 x its intensity) sessions (heavy users come back more
+often); a session is up to `lists_per_session` lists, the next one asked
+for when the last held a finish (or by chance). A user's pre-period
+activity, CUPED's covariate, is read back from the device history: its
+plays, finishes and skips in the pre-period. Every draw comes from generators seeded
+by (seed, user), so a run is repeatable and one user's luck does not depend
+on the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.schema import Dataset
+from edgerec.errors import ConfigError
+from edgerec.runtime import Recommender
+from edgerec.runtime.policies import Policy
+from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.studies.reactions import Reaction, Reactions
+
+DAY = 86_400
+SESSIONS_PER_INTENSITY = 0.5  # extra sessions on an active day: Poisson(0.5 x the user's intensity)
+MAX_SESSIONS = 6
+FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
+          "wins_a", "wins_b", "clicks_a", "clicks_b")
+
+
+@dataclass
+class SimConfig:
+    users: int = 200
+    days: int = 7
+    pre_days: int = 3
+    k: int = 10
+    lists_per_session: int = 3
+    history_events: int = 30  # newest logged events put on each user's device at the start
+    click_model: str = "pbm"
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1 or self.lists_per_session < 1:
+            raise ConfigError(f"need users >= 2, days >= 1, pre_days >= 0, k >= 1, lists >= 1 (got {self})")
+
+
+@dataclass
+class Arm:
+    """A bundle and the policy to serve it with (None: the bundle's defaults)."""
+
+    name: str
+    bundle: Path
+    policy: dict | None = None
+
+    def make_policy(self, rec: Recommender) -> Policy | None:
+        if not self.policy:
+            return None
+        unknown = set(self.policy) - set(Policy.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown policy fields {sorted(unknown)}; use fields of Policy")
+        base = rec.policy
+        return Policy(**{**{f: getattr(base, f) for f in Policy.__dataclass_fields__}, **self.policy})
+
+
+# lister(recommender-of-the-user's-arm, user, k, context) -> (item ids, teams or None)
+Lister = Callable[[Recommender, str, int, dict], tuple[list[str], list[str] | None]]
+
+
+@dataclass
+class SimLog:
+    """Per (user, day) outcomes; day < 0 is the pre-period. Plus what was shown, per arm and day."""
+
+    users: list[str]
+    arms: list[str]  # each user's arm
+    days: np.ndarray  # the day index of each column, pre-period first
+    values: dict[str, np.ndarray]  # field -> (users, days)
+    shown: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # arm -> day -> item ids shown
+    pre_device: np.ndarray | None = None  # per user: items played in the pre-period, from the device history
+
+    def period(self, name: str, pre: bool = False) -> np.ndarray:
+        """Per-user sum of a field over the experiment (or the pre-) period."""
+        cols = self.days < 0 if pre else self.days >= 0
+        return self.values[name][:, cols].sum(1)
+
+
+class Simulator:
+    def __init__(self, dataset: Dataset, reactions: Reactions, cfg: SimConfig):
+        cfg.validate()
+        self.dataset, self.reactions, self.cfg = dataset, reactions, cfg
+        log = dataset.interactions
+        self.start = float(log.timestamp.max()) + DAY  # the experiment starts after the log ends
+        counts = np.bincount(log.user, minlength=dataset.n_users)
+        eligible = np.flatnonzero(counts >= 3)
+        rng = np.random.default_rng([cfg.seed, 1])
+        self.user_codes = np.sort(rng.choice(eligible, min(cfg.users, len(eligible)), replace=False))
+        self.item_code = {name: i for i, name in enumerate(dataset.catalog.item_ids)}
+
+    @property
+    def user_names(self) -> list[str]:
+        return [self.dataset.user_ids[u] for u in self.user_codes]
+
+    def seed_history(self, devices: Sequence[Recommender], code: int) -> None:
+        """Put the user's newest logged events on the device(s)."""
+        log, items = self.dataset.interactions, self.dataset.catalog.item_ids
+        rows = np.flatnonzero(log.user == code)[-self.cfg.history_events:]
+        for e in rows:
+            for rec in devices:
+                rec.record(self.dataset.user_ids[code], items[log.item[e]], LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]],
+                           timestamp=float(log.timestamp[e]))
+
+    def run(self, arms: list[Arm], assign: Callable[[str], str], lister: Lister | None = None,
+            mirrors: Sequence[Recommender] = ()) -> SimLog:
+        """Simulate every user; `assign(user)` picks the arm (by name) for the experiment period.
+
+        Each arm's Recommender keeps its device history in memory, and every
+        event goes to all of them (and to `mirrors`, e.g. the other bundle of an
+        interleaving), so whichever serves a user knows the user's whole past.
+        """
+        names = [a.name for a in arms]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"arm names must differ (got {names})")
+        recs = {a.name: Recommender.open(a.bundle) for a in arms}
+        try:
+            policies = {a.name: a.make_policy(recs[a.name]) for a in arms}
+            return self._run(arms, recs, policies, assign, lister, [*recs.values(), *mirrors])
+        finally:
+            for rec in recs.values():
+                rec.close()
+
+    def _run(self, arms, recs, policies, assign, lister, devices) -> SimLog:
+        cfg = self.cfg
+        days = np.arange(-cfg.pre_days, cfg.days)
+        values = {f: np.zeros((len(self.user_codes), len(days))) for f in FIELDS}
+        shown: dict[str, dict[int, list[str]]] = {a.name: {} for a in arms}
+        user_arms, pre_device = [], []
+        first = arms[0].name
+        for i, code in enumerate(self.user_codes):
+            name = self.dataset.user_ids[code]
+            arm = assign(name)
+            if arm not in recs:
+                raise ConfigError(f"assign() returned {arm!r}, not one of the arms {list(recs)}")
+            user_arms.append(arm)
+            self.seed_history(devices, int(code))
+            rng = np.random.default_rng([cfg.seed, int(code)])
+            hour = float(rng.uniform(7, 23))
+            satisfaction = 0.5
+            for d, day in enumerate(days):
+                now_arm = first if day < 0 else arm
+                rec, policy = recs[now_arm], policies[now_arm]
+                p_open = np.clip(self.reactions.activity(np.array([code]))[0] + 0.5 * (satisfaction - 0.5), 0.02, 0.98)
+                if rng.random() >= p_open:
+                    continue
+                sessions = 1 + rng.poisson(SESSIONS_PER_INTENSITY * self.reactions.intensity(np.array([code]))[0])
+                day_out = {f: 0.0 for f in FIELDS}
+                for s in range(min(int(sessions), MAX_SESSIONS)):
+                    now = self.start + float(day) * DAY + (hour + 2 * s) * 3600
+                    out = self._session(rec, policy, name, int(code), now, hour + 2 * s, rng, lister, devices)
+                    shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
+                    for f, v in out.items():
+                        day_out[f] += v
+                for f, v in day_out.items():
+                    values[f][i, d] = v
+                values["active"][i, d] = 1.0
+                satisfaction = day_out["finishes"] / max(day_out["lists"], 1)
+            pre_device.append(self.pre_period_plays(recs[first], name))
+        return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64))
+
+    def pre_period_plays(self, rec: Recommender, user: str) -> int:
+        """What the device knows of the user's pre-period: items played (finished or skipped included)."""
+        begin = self.start - self.cfg.pre_days * DAY
+        # one play, finish or skip per item played: every event but likes and the feedback buttons
+        return sum(1 for e in rec.history.events(user)
+                   if begin <= e.ts < self.start and e.event != "like" and e.event not in FEEDBACK)
+
+    def _session(self, rec, policy, name, code, now, hour, rng, lister, devices) -> dict:
+        cfg, react = self.cfg, self.reactions
+        out = {f: 0.0 for f in FIELDS}
+        out["items"] = []
+        for _ in range(cfg.lists_per_session):
+            context = {"now": now, "hour": hour % 24}
+            if lister is None:
+                ids, teams = [r.item_id for r in rec.recommend(name, cfg.k, context=context, policy=policy)], None
+            else:
+                ids, teams = lister(rec, name, cfg.k, context)
+            if not ids:
+                break
+            items = np.array([self.item_code[i] for i in ids], np.int64)
+            reaction = react.react(code, items, rng, cfg.click_model)
+            now = self.record(devices, name, ids, reaction, now)
+            out["lists"] += 1
+            out["impressions"] += len(ids)
+            out["plays"] += reaction.played.sum()
+            out["finishes"] += reaction.finished.sum()
+            out["skips"] += reaction.skipped.sum()
+            out["likes"] += reaction.liked.sum()
+            out["refused"] += reaction.refused.sum()
+            out["watch_s"] += reaction.watched_s.sum()
+            out["items"] += ids
+            if teams is not None:
+                a = sum(1 for p in reaction.clicked if teams[p] == "A")
+                b = len(reaction.clicked) - a
+                out["clicks_a"] += a
+                out["clicks_b"] += b
+                out["wins_a"] += a > b
+                out["wins_b"] += b > a
+            if rng.random() >= 0.3 + 0.5 * bool(reaction.finished.any()):
+                break
+        return out
+
+    @staticmethod
+    def record(devices, name, ids, reaction: Reaction, now: float) -> float:
+        """Record the list's outcomes in viewing order on every device; returns the time after them."""
+        events = []
+        for p, item in enumerate(ids):
+            if reaction.played[p]:
+                now += float(reaction.watched_s[p]) + 10
+                events.append((item, "skip" if reaction.skipped[p] else "finish" if reaction.finished[p] else "play",
+                               now))
+                if reaction.liked[p]:
+                    events.append((item, "like", now + 1))
+            elif reaction.refused[p]:
+                now += 2
+                events.append((item, "not_interested", now))
+        for rec in devices:
+            for item, event, ts in events:
+                rec.record(name, item, event, timestamp=ts)
+        return now + 30

@@ -1,0 +1,454 @@
+"""`edgerec tune`: an Optuna search over model and training settings, strategies, or the runtime's policy weights.
+
+TPE proposes settings, a median pruner stops trials whose validation
+NDCG@10 after an epoch falls below the running median, and the study lives
+in SQLite, so a run that was interrupted resumes where it stopped (run the
+same command again). Trials read the validation split only; the test split
+is scored once, for the best trial, at the end. The best model is saved as
+an ordinary checkpoint; the best policy as JSON for `Policy(**weights)`.
+
+Targets:
+- `model`: width, layers, heads, dropout, learning rate, history length,
+  loss and negatives, feature switches; with several `strategies` the same
+  search compares sequential (sasrec), two-tower, item-kNN and the hybrid of
+  a sequential model with item-kNN, and reports which wins.
+- `policy`: diversity (MMR), freshness, popularity blend of the device's
+  policies stage over a trained model's short lists; the objective is a
+  beyond-accuracy metric under a bound on the NDCG@10 loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.schema import Dataset
+from edgerec.data.split import Split
+from edgerec.errors import ConfigError
+from edgerec.models.baselines import Hybrid, ItemKNN
+from edgerec.models.checkpoint import load_model, save_checkpoint
+from edgerec.models.config import ModelConfig
+from edgerec.models.evaluation import Evaluator, train_popularity
+from edgerec.models.policy_scorer import PolicyScorer, request_times
+from edgerec.models.scoring import ModelScorer
+from edgerec.models.train import TrainConfig, train_model
+from edgerec.runtime.policies import Policy
+from edgerec.studies.base import Progress, Study, Table
+
+STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
+# name -> a list (categorical choices) or (low, high, kind) with kind "int", "float" or "log"
+MODEL_SPACE: dict = {
+    "dim": [32, 64, 128],
+    "layers": (1, 3, "int"),
+    "heads": [1, 2, 4],
+    "dropout": (0.0, 0.5, "float"),
+    "lr": (3e-4, 1e-2, "log"),
+    "max_len": [20, 50, 100, 200],
+    "loss": ["sampled", "full"],
+    "negatives": [256, 1024, 4096],
+    "use_features": [True, False],
+}
+HYBRID_SPACE: dict = {"knn_weight": (0.05, 2.0, "log")}
+KNN_SPACE: dict = {"neighbors": [20, 50, 100, 200], "decay": (0.5, 1.0, "float")}
+POLICY_SPACE: dict = {
+    "diversity": (0.0, 0.7, "float"),
+    "freshness": (0.0, 1.0, "float"),
+    "freshness_days": (3.0, 365.0, "log"),
+    "popularity": (0.0, 1.0, "float"),
+}
+
+
+@dataclass
+class TuneConfig:
+    target: str = "model"  # model | policy
+    minutes: float = 30.0  # wall-clock budget of this call
+    trials: int | None = None  # total finished (complete or pruned) trials (None: until the time runs out)
+    strategies: tuple[str, ...] = ("sasrec",)
+    space: dict = field(default_factory=dict)  # overrides of the search space, same forms as MODEL_SPACE
+    train: TrainConfig = field(default_factory=TrainConfig)  # what every trial starts from
+    trial_minutes: float | None = None  # cap of one trial (default: what is left of the budget)
+    objective: str = "NDCG@10"  # model: a validation metric; policy: the beyond-accuracy metric to raise
+    max_ndcg_loss: float = 0.01  # policy: NDCG@10 may fall at most this fraction below the untuned policy
+    eval_users: int = 0  # validation users per trial (0 = all)
+    seed: int = 0
+    study_name: str = "edgerec-tune"
+
+    def validate(self) -> TuneConfig:
+        if self.target not in ("model", "policy"):
+            raise ConfigError(f"--target must be model or policy, not {self.target!r}")
+        unknown = set(self.strategies) - set(STRATEGIES)
+        if unknown or not self.strategies:
+            raise ConfigError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
+        if self.minutes <= 0 and self.trials is None:
+            raise ConfigError("give a time budget (--minutes > 0) or a number of trials (--trials)")
+        return self
+
+
+def parse_space(specs: list[str]) -> dict:
+    """NAME=V1,V2,... options -> {name: [typed values]} (one value fixes a setting)."""
+    out = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if not name or not values:
+            raise ConfigError(f"--space takes NAME=V1,V2,..., not {spec!r}")
+        out[name] = [_typed(v) for v in values.split(",")]
+    return out
+
+
+def _typed(text: str):
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def _suggest(trial, name: str, spec):
+    if isinstance(spec, list):
+        return spec[0] if len(spec) == 1 else trial.suggest_categorical(name, spec)
+    low, high, kind = spec
+    if kind == "int":
+        return trial.suggest_int(name, int(low), int(high))
+    return trial.suggest_float(name, float(low), float(high), log=kind == "log")
+
+
+def _pick(trial, space: dict, overrides: dict) -> dict:
+    return {name: _suggest(trial, name, overrides.get(name, spec)) for name, spec in space.items()}
+
+
+class _Search:
+    """One objective over validation; keeps what the final report needs (the best model, the evaluator)."""
+
+    def __init__(self, dataset: Dataset, split: Split, cfg: TuneConfig, out: Path, progress: Progress,
+                 base_model: Path | None):
+        self.dataset, self.split, self.cfg, self.out, self.progress = dataset, split, cfg, out, progress
+        self.evaluator = Evaluator(split, dataset.catalog, k=10)
+        rows = None
+        if cfg.eval_users and cfg.eval_users < len(split.val_users):
+            rows = np.sort(np.random.default_rng(cfg.seed).choice(len(split.val_users), cfg.eval_users, False))
+        self.rows = rows
+        self.began = time.perf_counter()
+        self._knn: dict = {}
+        self.base_model = load_model(base_model)[0] if base_model else None
+        self.base_ndcg: float | None = None
+
+    def remaining_minutes(self) -> float:
+        return self.cfg.minutes - (time.perf_counter() - self.began) / 60
+
+    def validate(self, scorer) -> dict:
+        return self.evaluator.evaluate(scorer, "val", rows=self.rows)
+
+    def knn(self, neighbors: int = 100, decay: float = 0.8) -> ItemKNN:
+        key = (neighbors, round(decay, 4))
+        if key not in self._knn:
+            self._knn[key] = ItemKNN(self.split, neighbors=neighbors, decay=decay)
+        return self._knn[key]
+
+    # ------------------------------------------------------------- model target
+    def model_trial(self, trial) -> float:
+        import optuna
+
+        cfg = self.cfg
+        strategy = _suggest(trial, "strategy", list(cfg.strategies))
+        if strategy == "itemknn":
+            params = _pick(trial, KNN_SPACE, cfg.space)
+            metrics = self.validate(_Named(self.knn(params["neighbors"], params["decay"]), "itemknn"))
+            return self._finish(trial, metrics, None)
+        p = _pick(trial, MODEL_SPACE, cfg.space)
+        heads = math.gcd(int(p["dim"]), int(p["heads"]))  # heads must divide the width
+        model_cfg = ModelConfig(arch="two-tower" if strategy == "two-tower" else "sasrec", dim=int(p["dim"]),
+                                layers=int(p["layers"]), heads=heads, max_len=int(p["max_len"]),
+                                dropout=float(p["dropout"]), use_features=bool(p["use_features"]))
+        left = self.remaining_minutes()
+        cap = min(cfg.trial_minutes or left, max(left, 0.05))
+        train_cfg = TrainConfig(**{**asdict(cfg.train), "lr": float(p["lr"]), "loss": p["loss"],
+                                   "negatives": int(p["negatives"]), "eval_users": cfg.eval_users,
+                                   "seed": cfg.seed, "max_minutes": cap})
+
+        def report(kind: str, done: int, _total: int, record: dict) -> None:
+            if kind != "epoch":
+                return
+            trial.report(record["val_NDCG@10"], done)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        result = train_model(self.dataset, self.split, model_cfg, train_cfg, progress=report)
+        scorer = ModelScorer(result.model, strategy)
+        if strategy == "hybrid":
+            weight = _suggest(trial, "knn_weight", cfg.space.get("knn_weight", HYBRID_SPACE["knn_weight"]))
+            scorer = Hybrid([(scorer, 1.0), (self.knn(), float(weight))], name="hybrid")
+        metrics = self.validate(scorer)
+        trial.set_user_attr("stopped_by", result.info["stopped_by"])
+        trial.set_user_attr("epochs_run", result.info["epochs_run"])
+        return self._finish(trial, metrics, result)
+
+    def _finish(self, trial, metrics: dict, result) -> float:
+        value = float(metrics[self.cfg.objective])
+        trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
+        if result is not None and value > self._best_model_value(trial):
+            info = {**result.info, "tune": {"trial": trial.number, "params": trial.params,
+                                            "val": trial.user_attrs["val"]}}
+            save_checkpoint(self.out / "best", result.model.state_dict(), result.model.config, result.items, info)
+        return value
+
+    def _best_model_value(self, trial) -> float:
+        """The best validation value of an earlier finished trial that saved a model."""
+        import optuna
+
+        best = -math.inf
+        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.number != trial.number and t.params.get("strategy") != "itemknn" and t.value is not None:
+                best = max(best, t.value)
+        return best
+
+    # ------------------------------------------------------------ policy target
+    def policy_scorer(self, weights: dict, phase: str) -> PolicyScorer:
+        users, _ = self.split.targets(phase)
+        times = self.split.val_times if phase == "val" else self.split.test_times
+        return PolicyScorer(ModelScorer(self.base_model, "model"), self.dataset.catalog.release_ts,
+                            train_popularity(self.split), request_times(self.dataset.n_users, users, times),
+                            Policy(**weights), name="policy")
+
+    def policy_trial(self, trial) -> float:
+        weights = _pick(trial, POLICY_SPACE, self.cfg.space)
+        metrics = self.validate(self.policy_scorer(weights, "val"))
+        trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
+        if self.base_ndcg is None:
+            self.base_ndcg = self.validate(self.policy_scorer(UNTUNED, "val"))["NDCG@10"]
+        return policy_value(metrics, self.cfg.objective, self.base_ndcg, self.cfg.max_ndcg_loss)
+
+
+UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0}
+
+
+def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float) -> float:
+    """The objective metric, minus a steep penalty for NDCG@10 below (1 - max_loss) of the untuned policy."""
+    floor = (1 - max_loss) * base_ndcg
+    shortfall = max(0.0, floor - metrics["NDCG@10"]) / max(base_ndcg, 1e-12)
+    return float(metrics[objective]) - 10.0 * shortfall
+
+
+@dataclass
+class _Named:
+    inner: object
+    name: str
+
+    def score(self, users, history):
+        return self.inner.score(users, history)
+
+
+def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *, model: str | Path | None = None,
+             progress: Progress | None = None) -> dict:
+    """Run (or resume) the study in `out/study.db`; return the report record."""
+    import optuna
+
+    cfg.validate()
+    if cfg.target == "policy" and model is None:
+        raise ConfigError("--target policy tunes the runtime's policy over a trained model: give --model CKPT")
+    if cfg.objective not in _metric_names():
+        raise ConfigError(f"unknown objective {cfg.objective!r}; choose one of {', '.join(_metric_names())}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _m, _v: None)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = _Search(dataset, split, cfg, out, say, Path(model) if model else None)
+    study = _open_study(optuna, cfg, out)
+    _check_same_target(study, cfg)
+    if cfg.target == "policy" and not study.trials:
+        study.enqueue_trial(UNTUNED)  # the untuned policy is trial 0: every other is measured against it
+    objective = search.model_trial if cfg.target == "model" else search.policy_trial
+    finished = len(_done(study, pruned=True))  # a pruned trial counts: it was judged
+    remaining = None if cfg.trials is None else max(cfg.trials - finished, 0)
+
+    def on_trial(study_, trial) -> None:
+        value = "pruned" if trial.value is None else f"{trial.value:.4f}"
+        best = _best_or_none(study_)
+        say(f"trial {trial.number}: {value} ({trial.state.name.lower()}, {trial.duration.total_seconds():.0f}s)"
+            + (f"; best {best.value:.4f} (trial {best.number})" if best else ""), trial.params)
+
+    if remaining != 0:
+        study.optimize(objective, n_trials=remaining, timeout=max(cfg.minutes * 60, 1.0),
+                       callbacks=[on_trial], catch=())
+    return report(study, search, cfg, out)
+
+
+def _open_study(optuna, cfg: TuneConfig, out: Path):
+    """Create or reopen the study; a resumed study's sampler is seeded past its earlier trials."""
+    study = optuna.create_study(
+        study_name=cfg.study_name, storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3))
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials), n_startup_trials=5)
+    return study
+
+
+def _check_same_target(study, cfg: TuneConfig) -> None:
+    """A study folder holds one target: resuming it with another would mix incomparable values."""
+    stored = study.user_attrs.get("target")
+    if stored is None:
+        study.set_user_attr("target", cfg.target)
+        study.set_user_attr("objective", cfg.objective)
+    elif stored != cfg.target or study.user_attrs.get("objective") != cfg.objective:
+        raise ConfigError(f"this study folder tunes {stored} for {study.user_attrs.get('objective')}; "
+                          "use another --out for a different target or objective")
+
+
+def _metric_names() -> tuple[str, ...]:
+    return ("NDCG@10", "HR@10", "MRR@10", "coverage@10", "novelty@10", "diversity@10")
+
+
+def _done(study, pruned: bool = False) -> list:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE,) + ((optuna.trial.TrialState.PRUNED,) if pruned else ())
+    return study.get_trials(deepcopy=False, states=states)
+
+
+def _best_or_none(study):
+    done = _done(study)
+    return max(done, key=lambda t: t.value) if done else None
+
+
+def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
+    """Trials, best settings, per-strategy winners, parameter importance, and the one test score."""
+    import optuna
+
+    trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+               "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
+               "params": t.params, **{k: v for k, v in t.user_attrs.items() if k != "val"},
+               "val": t.user_attrs.get("val", {})} for t in study.trials]
+    best = _best_or_none(study)
+    record = {"target": cfg.target, "objective": cfg.objective, "study": str(out / "study.db"),
+              "trials": trials, "completed": len(_done(study)),
+              "pruned": sum(t["state"] == "pruned" for t in trials)}
+    if best is None:
+        record["best"] = None
+        return record
+    record["best"] = {"number": best.number, "value": best.value, "params": best.params,
+                      "val": best.user_attrs.get("val", {})}
+    try:
+        record["importance"] = dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        record["importance"] = {}  # too few finished trials, or every parameter fixed
+    if cfg.target == "model":
+        per = {}
+        for t in _done(study):
+            name = t.params.get("strategy", cfg.strategies[0])
+            if name not in per or t.value > per[name]["value"]:
+                per[name] = {"strategy": name, "value": t.value, "trial": t.number}
+        record["strategies"] = sorted(per.values(), key=lambda r: -r["value"])
+        record["winner"] = record["strategies"][0]["strategy"]
+        record["test"] = _test_model(search, best, out)
+        record["checkpoint"] = str(out / "best") if (out / "best" / "config.json").exists() else None
+    else:
+        weights = {**UNTUNED, **best.params}
+        (out / "policy.json").write_text(json.dumps(weights, indent=2))
+        record["policy"] = weights
+        record["untuned_val"] = study.trials[0].user_attrs.get("val", {}) if study.trials else {}
+        record["test"] = {"tuned": _test_of(search, search.policy_scorer(weights, "test")),
+                          "untuned": _test_of(search, search.policy_scorer(UNTUNED, "test"))}
+    return record
+
+
+def _test_of(search: _Search, scorer) -> dict:
+    metrics = search.evaluator.evaluate(scorer, "test")
+    return {k: v for k, v in metrics.items() if "@" in k}
+
+
+def _test_model(search: _Search, best, out: Path) -> dict:
+    """The test split, read once: the best trial (re-built from its saved model, or item-kNN)."""
+    params = best.params
+    if params.get("strategy") == "itemknn":
+        return _test_of(search, _Named(search.knn(params["neighbors"], params["decay"]), "itemknn"))
+    if not (out / "best" / "config.json").exists():
+        return {}
+    model = load_model(out / "best")[0]
+    scorer = ModelScorer(model, "model")
+    if params.get("strategy") == "hybrid":
+        scorer = Hybrid([(scorer, 1.0), (search.knn(), float(params["knn_weight"]))], name="hybrid")
+    return _test_of(search, scorer)
+
+
+TRIAL_COLUMNS = ["number", "state", "value", "seconds", "epochs_run", "stopped_by", "params"]
+
+
+@dataclass
+class TuneStudy(Study):
+    """Search settings on validation; report best settings, trials, importance and the one test score."""
+
+    name = "tune"
+    draws = True
+    dataset: Dataset
+    split: Split
+    config: TuneConfig
+    out: Path
+    model: Path | None = None
+
+    def measure(self, progress: Progress) -> dict:
+        return run_tune(self.dataset, self.split, self.config, self.out, model=self.model, progress=progress)
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        rows = [{**t, "params": json.dumps(t["params"], default=str)} for t in record["trials"]]
+        out = [Table(f"{len(rows)} trials ({record['completed']} completed, {record['pruned']} pruned); "
+                     f"objective: validation {record['objective']}", rows, TRIAL_COLUMNS)]
+        best = record.get("best")
+        if best:
+            out.append(Table(f"best: trial {best['number']}, validation {record['objective']} {best['value']:.4f}",
+                             [{"setting": k, "value": v} for k, v in best["params"].items()]))
+        if record.get("strategies"):
+            out.append(Table(f"strategies compared (winner: {record['winner']})", record["strategies"]))
+        if record.get("importance"):
+            out.append(Table("parameter importance (fANOVA)",
+                             [{"setting": k, "importance": v} for k, v in record["importance"].items()]))
+        if record.get("test"):
+            test = record["test"]
+            rows = [{"policy": k, **v} for k, v in test.items()] if record["target"] == "policy" else [test]
+            out.append(Table("test split, scored once at the end", rows))
+        return out
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        return plot_tune(record, path)
+
+
+def plot_tune(record: dict, path: str | Path) -> Path | None:
+    """Optimization history (each trial and the best so far) and parameter importance, side by side."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    done = [t for t in record["trials"] if t["value"] is not None]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    if done:
+        xs = [t["number"] for t in done]
+        ys = [t["value"] for t in done]
+        left.scatter(xs, ys, s=18, label="trial")
+        left.step(xs, np.maximum.accumulate(ys), where="post", color="C3", label="best so far")
+        left.legend()
+    left.set_xlabel("trial")
+    left.set_ylabel(f"validation {record['objective']}")
+    left.set_title("optimization history")
+    importance = record.get("importance") or {}
+    names = list(importance)[::-1]
+    right.barh(names, [importance[n] for n in names])
+    right.set_title("parameter importance")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = ["MODEL_SPACE", "POLICY_SPACE", "STRATEGIES", "TuneConfig", "TuneStudy", "parse_space", "policy_value",
+           "run_tune"]

@@ -1,0 +1,95 @@
+"""Students sized to a byte budget: the estimate bounds the exported int8 bytes, and the chosen student fits."""
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.compress.budget import distill_to_budget, estimate_config, fitting_configs
+from edgerec.compress.distill import DistillConfig
+from edgerec.data import SynthConfig, synth_dataset, write_synth
+from edgerec.data.split import leave_last_out
+from edgerec.export.size_check import verify_bytes
+from edgerec.models.checkpoint import load_model
+from edgerec.models.config import ModelConfig
+from edgerec.models.items import build_item_data
+from edgerec.models.recommenders import build_model
+from edgerec.models.train import TrainConfig, item_counts, train_model
+
+WORLD = SynthConfig(users=150, items=500, events=6_000, seed=11)
+QUICK = TrainConfig(steps=40, batch_size=64, eval_users=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training on a shared, busy machine: one thread avoids oversubscribing the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    dataset = synth_dataset(WORLD)
+    return dataset, leave_last_out(dataset)
+
+
+@pytest.mark.parametrize("dim,layers", [(8, 1), (32, 2), (64, 1)])
+def test_the_estimate_bounds_the_exported_int8_bytes_closely(tiny, dim, layers):
+    dataset, split = tiny
+    cfg = ModelConfig(dim=dim, layers=layers, heads=1, max_len=8)
+    model = build_model(cfg, build_item_data(dataset.catalog, item_counts(split)))
+    estimate = estimate_config(cfg, dataset, split)
+    real = verify_bytes(model.eval(), split)
+    assert real["table"] <= estimate["table"]
+    assert real["encoder"] <= estimate["encoder"]
+    assert estimate["total"] < 1.6 * real["total"]  # a bound that still tells sizes apart
+
+
+def test_fitting_configs_are_the_largest_that_fit(tiny):
+    dataset, split = tiny
+    limit = estimate_config(ModelConfig(dim=32, layers=1, heads=1, max_len=8), dataset, split)["total"]
+    fits = fitting_configs(ModelConfig(heads=1, max_len=8), dataset, split, limit, keep=3)
+    assert fits[0][0].dim == 32 and fits[0][0].layers == 1
+    assert all(est["total"] <= limit for _, est in fits)
+    assert [est["total"] for _, est in fits] == sorted((est["total"] for _, est in fits), reverse=True)
+
+
+def test_the_chosen_student_fits_the_budget_and_is_the_best_on_validation(tiny, tmp_path):
+    dataset, split = tiny
+    teacher = train_model(dataset, split, ModelConfig(dim=48, layers=1, heads=1, max_len=8, dropout=0.0),
+                          QUICK).model
+    limit = estimate_config(ModelConfig(dim=16, layers=2, heads=1, max_len=8), dataset, split)["total"]
+    result = distill_to_budget(dataset, split, teacher, ModelConfig(heads=1, max_len=8, dropout=0.0), QUICK,
+                               DistillConfig(top_k=8, negatives=32), limit, out=tmp_path, keep=2)
+    assert len(result.curve) == 2
+    assert result.estimate["total"] <= limit
+    assert verify_bytes(result.model, split)["total"] <= limit
+    best = max(result.curve, key=lambda r: r["val_NDCG@10"])
+    assert (result.config.dim, result.config.layers) == (best["dim"], best["layers"])
+    model, ckpt = load_model(tmp_path)
+    assert ckpt.info["max_bytes"] == limit and model.config.dim == result.config.dim
+
+
+def test_no_student_fits_a_budget_that_is_too_small(tiny):
+    dataset, split = tiny
+    from edgerec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="raise --max-bytes"):
+        fitting_configs(ModelConfig(heads=1, max_len=8), dataset, split, 1_000)
+
+
+def test_cli_distill_max_bytes_reports_the_curve_and_the_real_size(tmp_path):
+    data = tmp_path / "data"
+    write_synth(WORLD, data)
+    runner = CliRunner()
+    common = ["--data", str(data), "--heads", "1", "--max-len", "8", "--steps", "30", "--eval-users", "0"]
+    made = runner.invoke(cli, ["train", *common, "--dim", "32", "--layers", "1", "--out", str(tmp_path / "t")])
+    assert made.exit_code == 0, made.output
+    out = runner.invoke(cli, ["distill", "--teacher", str(tmp_path / "t"), *common, "--max-bytes", "200000",
+                              "--candidates", "1", "--out", str(tmp_path / "s")])
+    assert out.exit_code == 0, out.output
+    assert "students that fit 200,000 bytes" in out.output and "exported_bytes" in out.output
+    assert load_model(tmp_path / "s")[1].info["estimated_bytes"]["total"] <= 200_000

@@ -1,0 +1,99 @@
+"""Device commands given missing, garbage or hostile input: a non-zero exit and a one-line error,
+never a traceback, never a file created by a command that only reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.runtime.history import HistoryStore
+
+GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+
+
+def run(args: list[str]):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0, (args, result.output)
+    assert isinstance(result.exception, SystemExit), (args, result.exception)  # not an escaped exception
+    assert "Traceback" not in result.output
+    message = [line for line in result.output.splitlines() if line.strip()]
+    assert message and message[-1].startswith("Error:"), (args, result.output)
+    return result
+
+
+@pytest.fixture
+def files(tmp_path):
+    garbage_dir = tmp_path / "garbage-bundle"
+    garbage_dir.mkdir()
+    (garbage_dir / "manifest.json").write_text("{not json")
+    garbage_file = tmp_path / "garbage.edgerec"
+    garbage_file.write_bytes(b"\x00" * 3000)
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    conn.close()
+    text = tmp_path / "text.db"
+    text.write_text("hello" * 100)
+    good = tmp_path / "good.db"
+    HistoryStore(good).record("ann", "i1", "play")
+    return {"garbage_dir": garbage_dir, "garbage_file": garbage_file, "missing": tmp_path / "missing",
+            "empty": empty, "foreign": foreign, "text": text, "good": good, "tmp": tmp_path}
+
+
+def commands(bundle: str, history: str, out: str) -> list[list[str]]:
+    return [
+        ["recommend", bundle, "--user", "ann", "--history", history],
+        ["record", bundle, "--user", "ann", "--item", "i00001", "--history", history],
+        ["history", "show", "ann", "--history", history],
+        ["history", "export", "ann", "--history", history, "--out", out],
+        ["history", "forget", "ann", "--history", history, "--yes"],
+        ["history", "backup", "--history", history, "--out", out],
+        ["history", "recover", "--history", history, "--out", out],
+    ]
+
+
+@pytest.mark.parametrize("bundle", ["garbage_dir", "garbage_file", "missing"])
+def test_every_device_command_refuses_a_bad_bundle(files, bundle):
+    for args in commands(str(files[bundle]), str(files["tmp"] / "new.db"), str(files["tmp"] / "o.json"))[:2]:
+        run(args)
+
+
+@pytest.mark.parametrize("history", ["empty", "foreign", "text", "missing"])
+def test_every_device_command_refuses_a_bad_history(files, history):
+    path = files[history]
+    before = path.read_bytes() if path.exists() else None
+    for args in commands(str(GOLDEN), str(path), str(files["tmp"] / "o.out")):
+        if history == "missing" and args[0] in ("recommend", "record"):
+            continue  # these create a new history on purpose
+        run(args)
+        assert (path.read_bytes() if path.exists() else None) == before  # never created nor adopted
+        assert not (files["tmp"] / "o.out").exists()
+
+
+def test_show_a_typo_does_not_create_the_file(tmp_path):
+    result = run(["history", "show", "ann", "--history", str(tmp_path / "typo.db")])
+    assert "no history database" in result.output and not (tmp_path / "typo.db").exists()
+
+
+def test_negative_last_and_nan_diversity_are_refused(files):
+    run(["history", "show", "ann", "--history", str(files["good"]), "--last", "-1"])
+    result = run(["recommend", str(GOLDEN), "--user", "ann", "--history", str(files["good"]), "--diversity", "nan"])
+    assert "Policy.diversity" in result.output
+    run(["recommend", str(GOLDEN), "--user", "ann", "--history", str(files["good"]), "--k", "0"])
+
+
+def test_backup_and_recover_commands_work_on_a_good_history(files):
+    runner = CliRunner()
+    copy, fresh = files["tmp"] / "copy.db", files["tmp"] / "fresh.db"
+    result = runner.invoke(cli, ["history", "backup", "--history", str(files["good"]), "--out", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert HistoryStore(copy).count("ann") == 1
+    result = runner.invoke(cli, ["history", "recover", "--history", str(copy), "--out", str(fresh)])
+    assert result.exit_code == 0 and "recovered 1 events" in result.output
+    assert [e.item for e in HistoryStore(fresh).events("ann")] == ["i1"]

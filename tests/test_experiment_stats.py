@@ -1,0 +1,173 @@
+"""Experiment statistics and the device's experiment pieces, without a bundle: assignment, team draft,
+Welch, CUPED, mSPRT, power, the sign test, the verdict rule and the off-policy estimators."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.experiment import OutcomeCounts, assign, unit_hash
+from edgerec.runtime.interleave import credit, team_draft, winner
+from edgerec.studies import ope, stats
+from edgerec.studies.experiments import aa_rates
+
+
+def test_assignment_is_stable_balanced_and_weighted():
+    keys = [f"device-{i}" for i in range(4000)]
+    first = [assign(k, "exp-1", ("a", "b")) for k in keys]
+    assert first == [assign(k, "exp-1", ("a", "b")) for k in keys]  # stable
+    share = first.count("a") / len(first)
+    assert sps.binomtest(first.count("a"), len(first)).pvalue > 0.001, share
+    other = [assign(k, "exp-2", ("a", "b")) for k in keys]
+    agree = sum(x == y for x, y in zip(first, other)) / len(keys)
+    assert abs(agree - 0.5) < 0.05  # another experiment splits independently
+    weighted = [assign(k, "exp-1", ("a", "b"), (0.9, 0.1)) for k in keys]
+    assert abs(weighted.count("b") / len(keys) - 0.1) < 0.02
+    assert unit_hash(b"k", "e") != unit_hash(b"k2", "e")
+    with pytest.raises(ConfigError):
+        assign("", "exp", ("a", "b"))
+    with pytest.raises(ConfigError):
+        assign("k", "exp", ("a",))
+
+
+def test_only_the_arm_and_counts_leave_the_device():
+    counts = OutcomeCounts()
+    counts.add("play", 3)
+    counts.add("finish")
+    assert counts.report("treatment") == {"arm": "treatment", "counts": {"finish": 1, "play": 3}}
+
+
+def test_team_draft_of_identical_lists_favours_no_team():
+    items = [f"i{j}" for j in range(10)]
+    examine = 1 / (1 + np.arange(10)) ** 0.7
+    clicks = {"A": 0, "B": 0}
+    for seed in range(2000):
+        rng = np.random.default_rng(seed)
+        merged = team_draft(items, items, 10, rng)
+        assert merged.items == items  # the same list, whoever picks
+        assert abs(merged.teams.count("A") - merged.teams.count("B")) <= 1
+        clicked = [p for p in range(10) if rng.random() < examine[p] * 0.5]
+        a, b = credit(merged.teams, clicked)
+        clicks["A"] += a
+        clicks["B"] += b
+    assert sps.binomtest(clicks["A"], clicks["A"] + clicks["B"]).pvalue > 0.01, clicks
+
+
+def test_team_draft_lets_a_clearly_better_list_win():
+    good = [f"g{j}" for j in range(10)]
+    bad = [f"b{j}" for j in range(10)]
+    wins = {"A": 0, "B": 0}
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        merged = team_draft(bad, good, 10, rng)
+        assert len(merged.items) == 10 and set(merged.items) <= set(good) | set(bad)
+        clicked = [p for p, item in enumerate(merged.items) if item.startswith("g") and rng.random() < 0.4]
+        w = winner(*credit(merged.teams, clicked))
+        if w:
+            wins[w] += 1
+    assert wins["A"] == 0 and wins["B"] > 200
+    assert stats.sign_test(wins["A"], wins["B"]) < 1e-10
+
+
+def test_team_draft_fills_from_the_longer_list():
+    merged = team_draft(["x"], ["x", "y", "z"], 3, np.random.default_rng(0))
+    assert merged.items == ["x", "y", "z"] and merged.teams.count("B") >= 2
+
+
+def test_welch_matches_scipy_and_the_interval_covers_the_difference():
+    rng = np.random.default_rng(0)
+    c, t = rng.normal(1.0, 1.0, 300), rng.normal(1.3, 2.0, 200)
+    out = stats.welch(c, t)
+    assert out.p_value == pytest.approx(sps.ttest_ind(c, t, equal_var=False).pvalue, rel=1e-9)
+    assert out.delta == pytest.approx(t.mean() - c.mean()) and out.ci_low < out.delta < out.ci_high
+    lo, hi = stats.bootstrap_ci(c, t, resamples=1000)
+    assert lo < out.delta < hi and hi - lo == pytest.approx(out.ci_high - out.ci_low, rel=0.2)
+
+
+def test_cuped_reduces_variance_and_keeps_the_difference():
+    rng = np.random.default_rng(1)
+    x = rng.gamma(2.0, 2.0, 4000)
+    y = 2 * x + rng.normal(0, 2, 4000)
+    y[2000:] += 0.5  # the treatment effect
+    ac, at, reduction = stats.cuped(y[:2000], y[2000:], x[:2000], x[2000:])
+    plain = y[2000:].mean() - y[:2000].mean()
+    assert reduction > 0.8
+    assert at.mean() - ac.mean() == pytest.approx(plain, abs=0.3)  # x is balanced: same difference
+    assert np.concatenate([ac, at]).mean() == pytest.approx(y.mean())  # the overall mean is kept
+    assert stats.welch(ac, at).p_value < stats.welch(y[:2000], y[2000:]).p_value
+    # a covariate unrelated to y removes (almost) nothing
+    _, _, none = stats.cuped(y[:2000], y[2000:], *np.split(rng.normal(size=4000), 2))
+    assert none < 0.01
+
+
+def test_msprt_keeps_false_positives_under_alpha_while_peeking_does_not():
+    rng = np.random.default_rng(2)
+    always_valid = naive = 0
+    for _ in range(200):
+        c, t = rng.normal(size=300), rng.normal(size=300)
+        p = stats.msprt(c, t)
+        assert all(b <= a for a, b in zip(p, p[1:]))  # always-valid p-values never go back up
+        always_valid += min(p) < 0.05
+        naive += any(stats.welch(c[:n], t[:n]).p_value < 0.05 for n in range(10, 301, 10))
+    assert always_valid / 200 <= 0.06 and naive / 200 > 0.12
+    c, t = rng.normal(size=300), rng.normal(0.5, 1, 300)
+    assert stats.msprt(c, t)[-1] < 0.001  # a real effect is found
+
+
+def test_power_and_mde_are_inverse():
+    n = stats.sample_size(sigma=2.0, mde=0.1)
+    assert stats.mde(2.0, n) == pytest.approx(0.1, rel=0.01)
+    assert stats.sample_size(2.0, 0.1, arms=1) == pytest.approx(n / 4, rel=0.01)
+    # simulated power of the computed size is close to 80%
+    rng = np.random.default_rng(3)
+    n = stats.sample_size(1.0, 0.3)
+    hits = sum(stats.welch(rng.normal(0, 1, n // 2), rng.normal(0.3, 1, n // 2)).p_value < 0.05 for _ in range(300))
+    assert 0.72 < hits / 300 < 0.88
+
+
+def test_the_verdict_follows_the_interval():
+    assert stats.verdict(0.2, 0.1, 0.3, 0.001).decision == "ship"
+    assert stats.verdict(-0.2, -0.3, -0.1, 0.001).decision == "do not ship"
+    assert stats.verdict(0.05, -0.1, 0.2, 0.4).decision == "inconclusive"
+    assert "alpha 0.05" in stats.verdict(0.05, -0.1, 0.2, 0.4).rule
+
+
+def test_aa_splits_of_one_log_reject_at_about_alpha():
+    rng = np.random.default_rng(4)
+    users = [f"u{i}" for i in range(400)]
+    x = rng.gamma(2, 2, 400)
+    y = x + rng.normal(0, 1, 400)
+    out = aa_rates(users, y, x, experiments=300, alpha=0.05, seed=0)
+    assert 0.02 <= out["false_positive_rate"] <= 0.08 and 0.02 <= out["false_positive_rate_cuped"] <= 0.08
+    assert sum(out["p_value_deciles"]) == 300
+
+
+def _uniform_logs(rng, n, k=4, m=8, attract=None, target=None):
+    """Logs of a uniformly random top-k of m items (marginals exactly k/m... per position 1/m)."""
+    attract = np.linspace(0.6, 0.05, m) if attract is None else attract
+    gamma = 1 / (1 + np.arange(k))
+    target = np.arange(k) if target is None else target
+    logs = []
+    for _ in range(n):
+        shown = rng.permutation(m)[:k]
+        clicks = (rng.random(k) < gamma * attract[shown]).astype(float)
+        logs.append(ope.LoggedList(clicks, np.full(k, 1 / m), shown == target, np.minimum(shown, k),
+                                   np.minimum(target, k)))
+    return logs, float((gamma * attract[target]).sum())
+
+
+def test_off_policy_estimators_find_the_true_value():
+    logs, truth = _uniform_logs(np.random.default_rng(5), 20000)
+    found = ope.estimates(logs)
+    for name in ("IPS", "SNIPS", "DR"):
+        assert found[name] == pytest.approx(truth, rel=0.05), (name, found, truth)
+    # a direct model that is wrong is corrected by the doubly robust term
+    wrong = np.zeros((4, 5))
+    assert ope.doubly_robust(logs, wrong) == pytest.approx(truth, rel=0.05)
+    small, truth = _uniform_logs(np.random.default_rng(6), 300)
+    errors = {name: [] for name in ("IPS", "SNIPS")}
+    for seed in range(40):
+        small, _ = _uniform_logs(np.random.default_rng(100 + seed), 300)
+        errors["IPS"].append(abs(ope.ips(small) - truth))
+        errors["SNIPS"].append(abs(ope.snips(small) - truth))
+    assert np.mean(errors["SNIPS"]) < np.mean(errors["IPS"])

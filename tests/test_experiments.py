@@ -1,0 +1,187 @@
+"""The user simulator through the real runtime, exploration and interleaving stages, the experiment
+studies and `edgerec experiment`, on the tiny bundle."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data.store import load_dataset
+from edgerec.data.synth import (
+    SynthConfig,
+    finish_probability,
+    ground_truth,
+    item_fit,
+    synth_dataset,
+)
+from edgerec.runtime import Recommender
+from edgerec.runtime.experiment import EXPLORE_STAGE, explore
+from edgerec.runtime.interleave import InterleaveStage, other_recommender
+from edgerec.runtime.pipeline import Stage
+from edgerec.runtime.policies import Policy
+from edgerec.studies.experiments import ABStudy, InterleaveStudy, OPEStudy, SimulateStudy
+from edgerec.studies.reactions import FittedReactions, SynthReactions, examination, reactions_for
+from edgerec.studies.simulator import Arm, SimConfig, Simulator
+
+pytestmark = pytest.mark.slow
+TINY = SimConfig(users=12, days=3, pre_days=1, k=5, seed=3)
+
+
+def test_ground_truth_is_the_generators_world(small_dataset):
+    from tests.conftest import SMALL
+
+    truth = ground_truth(SMALL)
+    assert truth.catalog.item_ids == small_dataset.catalog.item_ids
+    assert truth.catalog.text["title"] == small_dataset.catalog.text["title"]
+    # the generator's own outcomes follow the exposed fit: finished items suit their users better than skipped
+    log = small_dataset.interactions
+    rows = np.array([truth.user_ids.index(small_dataset.user_ids[u]) for u in log.user[:3000]])
+    fit = item_fit(truth.world, truth.users, rows, truth.users.taste_end[rows], log.item[:3000])
+    finished, skipped = log.event[:3000] == 1, log.event[:3000] == 2
+    assert fit[finished].mean() > fit[skipped].mean() + 0.02
+    assert np.all(finish_probability(truth.world, log.item[:10], fit[:10]) <= 0.95)
+
+
+# item sum, event sum, timestamp sum mod 1000003 and length of this log, from the generator as it was
+# before its ground truth was exposed to simulators
+GENERATOR_DIGEST = [93848, 699, 406315, 765]
+
+
+def test_exposing_the_ground_truth_left_the_generator_unchanged():
+    data = synth_dataset(SynthConfig(users=60, items=300, events=2_000, seed=11))
+    log = data.interactions
+    digest = [int(log.item.sum()), int(log.event.sum()), int(log.timestamp.sum() % 1_000_003), len(log)]
+    assert digest == GENERATOR_DIGEST
+
+
+def test_the_simulator_is_repeatable_and_uses_the_runtime(tiny_bundle):
+    data = tiny_bundle.parent / "data"
+    dataset = load_dataset(data)
+    reactions = reactions_for(dataset)
+    assert isinstance(reactions, SynthReactions)
+
+    def once(seed):
+        sim = Simulator(dataset, reactions, SimConfig(users=10, days=3, pre_days=1, k=5, seed=seed))
+        return sim.run([Arm("a", tiny_bundle)], lambda _u: "a")
+
+    first, again, other = once(3), once(3), once(4)
+    for name in first.values:
+        assert np.array_equal(first.values[name], again.values[name])
+    assert first.shown == again.shown and first.users == again.users
+    assert any(not np.array_equal(first.values[f], other.values[f]) for f in ("plays", "active"))
+    assert first.values["impressions"].sum() > 0 and first.values["plays"].sum() > 0
+    assert (first.values["impressions"] == first.values["lists"] * 5).all()
+
+
+def test_reactions_are_position_biased(tiny_bundle):
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    reactions = reactions_for(dataset)
+    items = np.arange(10)
+    best = int(np.argmax(reactions.attraction(0, np.arange(len(dataset.catalog.item_ids)))))
+    rng = np.random.default_rng(0)
+    played = np.zeros(10)
+    for _ in range(3000):
+        played += reactions.react(0, np.full(10, best), rng).played  # the same item at every position
+    assert played[0] > played[4] > played[9]
+    assert examination(3)[0] == 1.0
+    cascade = [reactions.react(0, items, np.random.default_rng(s), "cascade") for s in range(200)]
+    for r in cascade:  # cascade: nothing below the last examined position is examined
+        last = np.flatnonzero(r.examined)
+        assert r.examined[: last.max() + 1].all()
+
+
+def test_a_fitted_click_model_stands_in_for_imported_data(tiny_bundle):
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    fitted = FittedReactions(dataset)
+    log = dataset.interactions
+    logged = fitted.attraction(int(log.user[0]), log.item[log.user == log.user[0]])
+    random = fitted.attraction(int(log.user[0]), np.arange(len(dataset.catalog.item_ids)))
+    assert logged.mean() > random.mean()  # what a user did is what it is drawn to
+    assert isinstance(reactions_for(dataset, "fitted"), FittedReactions)
+
+
+def test_exploration_logs_the_probability_of_what_it_shows(tiny_bundle):
+    with Recommender.open(tiny_bundle) as rec:
+        user = "u001"
+        rec.record(user, rec.catalog.item_id(3), "finish")
+        greedy = [r.item_id for r in rec.recommend(user, k=5, context={"now": 1.7e9})]
+        log = explore(rec, temperature=1.0, seed=0)
+        assert EXPLORE_STAGE in rec.pipeline.names
+        tops, n = 0, 400
+        for _ in range(n):
+            shown = [r.item_id for r in rec.recommend(user, k=5, context={"now": 1.7e9})]
+            exposure = log.pop()
+            assert list(exposure.items) == shown and list(exposure.greedy) == greedy
+            assert exposure.list_propensity == pytest.approx(np.prod(exposure.propensities))
+            assert exposure.marginals[0] == pytest.approx(exposure.propensities[0], abs=0.03)
+            tops += shown[0] == greedy[0]
+        p_top = 1 / np.exp(-np.arange(30) / 1.0).sum()
+        assert tops / n == pytest.approx(p_top, abs=0.07)
+
+
+def test_the_interleave_stage_merges_two_policies_on_the_device(tiny_bundle):
+    with Recommender.open(tiny_bundle) as rec:
+        rec.record("u001", rec.catalog.item_id(3), "finish")
+        other = Policy(diversity=1.0)
+        b_list = [r.item_id for r in rec.recommend("u001", k=6, context={"now": 1.7e9}, policy=other)]
+        a_list = [r.item_id for r in rec.recommend("u001", k=6, context={"now": 1.7e9})]
+        rec.pipeline.insert_after("explain", Stage("interleave", InterleaveStage(other_recommender(rec, other), 1)))
+        shown = rec.recommend("u001", k=6, context={"now": 1.7e9})
+        teams = [r.meta["team"] for r in shown]
+        assert len(shown) == 6 and abs(teams.count("A") - teams.count("B")) <= 1
+        for r, team in zip(shown, teams):
+            assert r.item_id in (a_list if team == "A" else b_list)
+
+
+def test_ab_study_runs_through_the_runtime_and_decides(tiny_bundle):
+    data = tiny_bundle.parent / "data"
+    result = ABStudy(Arm("c", tiny_bundle), Arm("t", tiny_bundle, {"diversity": 0.9}), data,
+                     SimConfig(users=20, days=3, pre_days=2, k=5, seed=1)).run()
+    record = result.record
+    assert sum(record["users"].values()) == 20
+    assert record["verdict"]["decision"] in ("ship", "do not ship", "inconclusive")
+    assert "CUPED" in record["verdict"]["rule"]
+    assert set(record["tests"]) == {"welch", "welch+cuped", "bootstrap"}
+    cuped = record["tests"]["welch+cuped"]
+    assert cuped["n_control"] + cuped["n_treatment"] == 20
+    assert record["metrics"]["control"]["overall"]["CTR"] > 0
+
+
+def test_interleaving_finds_a_clearly_worse_policy(tiny_bundle):
+    data = tiny_bundle.parent / "data"
+    # team B pushes items in the user's own languages down: the ground truth makes those far less attractive
+    record = InterleaveStudy(Arm("a", tiny_bundle), Arm("b", tiny_bundle, {"language_boost": -5.0}), data,
+                             SimConfig(users=40, days=2, pre_days=0, k=6, seed=2)).run().record
+    assert record["users"] == 40 and record["wins_a"] > 2 * record["wins_b"]
+    assert record["clicks_a"] > 2 * record["clicks_b"] and record["verdict"]["decision"] == "do not ship"
+
+
+def test_ope_estimates_are_close_to_the_truth(tiny_bundle):
+    data = tiny_bundle.parent / "data"
+    record = OPEStudy(Arm("log", tiny_bundle), Arm("target", tiny_bundle, {"diversity": 0.3}), data,
+                      SimConfig(users=60, days=1, pre_days=0, k=5, seed=0)).run().record
+    assert record["lists"] == 60 and record["true_value"] > 0 and 0 < record["match_rate"] < 1
+    for name in ("IPS", "SNIPS", "DR"):  # unbiased: the truth lies within three standard errors
+        se = record["standard_errors"][name]
+        assert 0 < se and abs(record["estimates"][name] - record["true_value"]) < 3 * se, name
+
+
+def test_simulate_study_reports_per_day_and_plots(tiny_bundle, tmp_path):
+    result = SimulateStudy(tiny_bundle, tiny_bundle.parent / "data", TINY).run()
+    days = result.record["metrics"]["bundle"]["days"]
+    assert [d["day"] for d in days] == [0, 1, 2]
+    assert result.write_plot(tmp_path / "sim.png").stat().st_size > 1000
+
+
+def test_experiment_cli_prints_a_verdict_and_writes_json(tiny_bundle, tmp_path):
+    data = tiny_bundle.parent / "data"
+    out = tmp_path / "ab.json"
+    run = CliRunner().invoke(cli, ["experiment", "ab", str(tiny_bundle), "--policy-b", '{"diversity": 0.5}',
+                                   "--data", str(data), "--users", "12", "--days", "2", "--pre-days", "1",
+                                   "--k", "5", "--json", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "verdict" in run.output and json.loads(out.read_text())["verdict"]["decision"]
+    bad = CliRunner().invoke(cli, ["experiment", "ab", str(tiny_bundle), "--policy-b", "[1]", "--data", str(data)])
+    assert bad.exit_code == 1 and "JSON object" in bad.output

@@ -1,0 +1,219 @@
+"""Erasure under readers, backups under writers, damaged, empty and foreign history files."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from edgerec.errors import HistoryError
+from edgerec.runtime.history import HistoryStore, Retention
+
+SECRET = "secret-user-7f3a"
+
+
+def raw_bytes(db) -> bytes:
+    """The bytes of the database, its WAL and its rollback journal (whichever exist)."""
+    return b"".join(p.read_bytes() for p in db.parent.iterdir() if p.name.startswith(db.name))
+
+
+def fill(store: HistoryStore, n: int = 150) -> None:
+    for i in range(n):
+        store.record(SECRET, f"secret-item-{i:04d}", "play")
+        store.record("other", f"kept-item-{i:04d}", "play")
+
+
+def assert_erased(db) -> None:
+    raw = raw_bytes(db)
+    assert SECRET.encode() not in raw and b"secret-item-" not in raw
+    assert b"kept-item-" in raw  # the scan does see rows that remain
+
+
+def test_forget_with_a_reader_holding_a_snapshot_raises_then_completes(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db, erase_wait=0.3, timeout=0.2)
+    fill(store)
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM events WHERE profile=?", (SECRET,)).fetchone()[0] == 150
+    with pytest.raises(HistoryError, match="read snapshot"):
+        store.forget(SECRET)
+    assert SECRET.encode() in raw_bytes(db)  # what the error said: not erased yet, so no success claimed
+    assert store.count(SECRET) == 0  # but hidden from every new read
+    reader.execute("COMMIT")
+    reader.close()
+    assert store.forget(SECRET) == 0
+    assert_erased(db)
+    assert store.count("other") == 150
+
+
+def test_forget_waits_for_a_reader_in_another_process_that_finishes(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db, erase_wait=20.0)
+    fill(store)
+    child = textwrap.dedent(f"""
+        import sqlite3, sys, time
+        conn = sqlite3.connect({str(db)!r}, isolation_level=None)
+        conn.execute("BEGIN")
+        conn.execute("SELECT COUNT(*) FROM events").fetchone()
+        print("holding", flush=True)
+        time.sleep(1.0)
+        conn.execute("COMMIT")
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    assert store.forget(SECRET) == 150  # waited for the reader, then erased
+    proc.wait()
+    assert_erased(db)
+
+
+def test_forget_without_readers_leaves_no_byte_in_db_wal_or_journal(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db)
+    fill(store)
+    store.set_preferences(SECRET, "genre", ["secret-item-genre"])
+    other = HistoryStore(db)  # an idle second connection does not block erasure
+    assert other.count(SECRET) == 150
+    assert store.forget(SECRET) == 150
+    assert_erased(db)
+    assert other.count(SECRET) == 0
+
+
+def test_pruning_erases_what_it_removes_or_says_it_could_not(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db, Retention(max_events=10), erase_wait=0.2, timeout=0.2)
+    for i in range(50):
+        store.record("p", f"pruned-item-{i:03d}", "play")
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM events").fetchone()
+    with pytest.raises(HistoryError, match="read snapshot"):
+        store.prune()
+    reader.execute("COMMIT")
+    store.prune()
+    raw = raw_bytes(db)
+    assert b"pruned-item-000" not in raw and b"pruned-item-039" not in raw
+    assert b"pruned-item-049" in raw and store.count("p") == 10
+
+
+def test_automatic_pruning_never_fails_a_record_and_finishes_erasure_later(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db, Retention(max_events=5))  # the default 5 s lock timeout
+    reader = sqlite3.connect(db, isolation_level=None)
+    for i in range(60):
+        store.record("p", f"auto-item-{i:03d}", "play")
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM events").fetchone()
+    for i in range(60, 100):
+        store.record("p", f"auto-item-{i:03d}", "play")  # the 100th prunes while the reader holds on
+    assert store.erasure_pending
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000  # restored after the attempt
+    reader.execute("COMMIT")
+    store.erase_pending()
+    assert not store.erasure_pending and b"auto-item-000" not in raw_bytes(db)
+
+
+def test_backup_taken_while_another_connection_writes_holds_every_committed_event(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db)
+    writer = HistoryStore(db)
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def write():
+        i = 0
+        while not stop.is_set():
+            acked.append(writer.record("w", f"item-{i}", "play"))
+            i += 1
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    while len(acked) < 50:
+        time.sleep(0.01)
+    before = list(acked)
+    copy = store.backup(tmp_path / "copy.db")
+    stop.set()
+    thread.join()
+    assert not (tmp_path / "copy.db-wal").exists()  # one self-contained file
+    restored = HistoryStore(copy)
+    ids = [e.id for e in restored.events("w")]
+    assert set(before) <= set(ids)  # everything acknowledged before the backup began
+    assert ids == list(range(1, len(ids) + 1))  # one consistent snapshot: no gaps, no half writes
+    with pytest.raises(HistoryError, match="exists"):
+        store.backup(copy)
+
+
+def test_empty_foreign_and_missing_files_are_refused_not_adopted(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(HistoryError, match="empty"):
+        HistoryStore(empty)
+    assert empty.stat().st_size == 0
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE contacts (name TEXT)")
+        conn.execute("INSERT INTO contacts VALUES ('x')")
+    conn.close()
+    before = foreign.read_bytes()
+    with pytest.raises(HistoryError, match="another application"):
+        HistoryStore(foreign)
+    assert foreign.read_bytes() == before and not (tmp_path / "foreign.db-wal").exists()
+    with pytest.raises(HistoryError, match="not a regular file"):
+        HistoryStore(tmp_path)
+
+
+def damaged_history(tmp_path, n: int = 3000):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db)
+    with store._transaction():
+        store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
+                             [("p", f"item-{i:05d}", "play", None, 1.0 + i, "{}") for i in range(n)])
+    store.set_preferences("p", "genre", ["jazz"])
+    store.close()
+    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    victim = data.index(f"item-{n // 2:05d}".encode()) // page  # a leaf of the events table
+    data[victim * page:victim * page + 64] = b"\xa5" * 64
+    db.write_bytes(bytes(data))
+    return db, n
+
+
+def test_a_damaged_page_is_detected_at_open_and_the_readable_events_recovered(tmp_path):
+    db, n = damaged_history(tmp_path)
+    with pytest.raises(HistoryError, match="damaged|malformed"):
+        HistoryStore(db)
+    report = HistoryStore.recover(db, tmp_path / "fresh.db")
+    fresh = HistoryStore(tmp_path / "fresh.db")
+    events = fresh.events("p")
+    assert report["events"] == len(events) and report["unreadable"] > 0
+    assert n - 200 < len(events) < n  # one page of rows lost, every other one kept
+    assert all(e.item == f"item-{e.id - 1:05d}" for e in events)  # rows are what was written
+    assert fresh.preferences("p") == {"genre": ["jazz"]}
+    with pytest.raises(HistoryError, match="exists"):
+        HistoryStore.recover(db, tmp_path / "fresh.db")
+
+
+def test_kill_during_forget_loses_no_other_profile_event(tmp_path):
+    db = tmp_path / "h.db"
+    store = HistoryStore(db)
+    fill(store, 100)
+    store.close()
+    child = textwrap.dedent(f"""
+        from edgerec.runtime.history import HistoryStore
+        store = HistoryStore({str(db)!r})
+        print("start", flush=True)
+        store.forget({SECRET!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    proc.kill()
+    proc.wait()
+    store = HistoryStore(db)
+    assert store.count("other") == 100
+    store.forget(SECRET)
+    assert_erased(db)

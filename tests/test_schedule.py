@@ -1,0 +1,89 @@
+"""The training budget follows the data: step budget, warmup + cosine, patience, and the 'still rising' verdict."""
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import SynthConfig, synth_dataset, write_synth
+from edgerec.data.split import leave_last_out
+from edgerec.models.config import ModelConfig
+from edgerec.models.schedule import MIN_EPOCHS, MIN_STEPS, outcome, plan_budget
+from edgerec.models.train import TrainConfig, train_model
+
+OLD_EPOCH_CAP = 20  # the fixed default this budget replaced
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training on a shared, busy machine: one thread avoids oversubscribing the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_small_data_gets_a_step_budget_and_large_data_at_least_the_old_epochs():
+    small = plan_budget(23)  # a MovieLens-100k-sized log: 23 batches per epoch
+    assert small.total_steps >= MIN_STEPS and small.epochs == -(-MIN_STEPS // 23)
+    large = plan_budget(5_000)
+    assert large.epochs == MIN_EPOCHS and large.total_steps == MIN_EPOCHS * 5_000
+    assert small.patience > large.patience  # more evaluations: more patience for noise
+
+
+def test_caps_the_user_sets_win_and_patience_can_be_set():
+    assert plan_budget(23, epochs=3).epochs == 3
+    assert plan_budget(23, steps=100).epochs == 5  # whole epochs: ceil(100 / 23)
+    assert plan_budget(23, epochs=2, steps=1000).epochs == 2
+    assert plan_budget(23, patience=4).patience == 4
+
+
+def test_warmup_then_cosine_to_the_final_fraction():
+    budget = plan_budget(10, steps=1000, warmup=0.1, final_lr=0.1)
+    factors = [budget.lr_factor(s) for s in range(budget.total_steps)]
+    assert factors[0] == pytest.approx(1 / 100)
+    assert factors[99] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[100:], factors[101:]))  # decays after warmup
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_the_verdict_names_the_cap_and_what_to_do():
+    budget = plan_budget(10, steps=100)
+    rising = [0.1, 0.2, 0.3, 0.4]
+    assert not outcome("patience", rising, budget, {}).still_improving
+    ended = outcome("budget", rising, budget, {"epochs": None})
+    assert ended.still_improving and "--steps 200" in ended.advice
+    timed = outcome("time", rising, budget, {"max_minutes": 5})
+    assert timed.still_improving and "--max-minutes" in timed.advice
+    flat = outcome("budget", [0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], budget, {"epochs": None})
+    assert not flat.still_improving and flat.advice == ""
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    dataset = synth_dataset(SynthConfig(users=60, items=200, events=2_000, seed=11))  # one batch per epoch
+    return dataset, leave_last_out(dataset)
+
+
+def test_a_run_the_old_epoch_cap_cut_off_now_goes_on_to_a_better_model(tiny):
+    dataset, split = tiny
+    cfg = ModelConfig(dim=16, layers=1, max_len=8, dropout=0.0)
+    result = train_model(dataset, split, cfg, TrainConfig(eval_users=0, batch_size=128))
+    info = result.info
+    history = [h["val_NDCG@10"] for h in info["history"]]
+    assert info["budget"]["epochs"] > OLD_EPOCH_CAP and info["stopped_by"] == "patience"
+    assert info["epochs_run"] > OLD_EPOCH_CAP
+    assert history[OLD_EPOCH_CAP - 1] < info["val_NDCG@10"]  # still rising where the old default stopped
+    assert info["best_epoch"] > OLD_EPOCH_CAP
+
+
+def test_a_run_ending_at_its_cap_while_rising_says_so_on_screen(tmp_path):
+    data = tmp_path / "data"
+    write_synth(SynthConfig(users=60, items=200, events=2_000, seed=11), data)
+    out = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "ckpt"), "--dim", "16",
+                                   "--layers", "1", "--max-len", "8", "--dropout", "0", "--steps", "8",
+                                   "--eval-users", "0"])
+    assert out.exit_code == 0, out.output
+    assert "still rising at the end of the step budget" in out.output
+    assert "--steps 16" in out.output

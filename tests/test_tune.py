@@ -1,0 +1,136 @@
+"""`edgerec tune`: the search finds a planted better setting, resumes after an interruption, never reads test."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import SynthConfig, synth_dataset, write_synth
+from edgerec.data.split import leave_last_out
+from edgerec.models.checkpoint import load_model
+from edgerec.models.train import TrainConfig
+from edgerec.studies import tune as tune_module
+from edgerec.studies.tune import TuneConfig, parse_space, policy_value, run_tune
+
+pytest.importorskip("optuna")
+
+WORLD = SynthConfig(users=150, items=500, events=6_000, seed=11)
+# everything but the learning rate fixed small, so each trial costs a second or two
+SMALL = {"dim": [16], "layers": [1], "heads": [1], "max_len": [8], "dropout": [0.0], "loss": ["sampled"],
+         "negatives": [128], "use_features": [True]}
+QUICK = TrainConfig(steps=60, batch_size=64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training on a shared, busy machine: one thread avoids oversubscribing the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    dataset = synth_dataset(WORLD)
+    return dataset, leave_last_out(dataset)
+
+
+def quick(**kw) -> TuneConfig:
+    base = {"minutes": 5.0, "space": dict(SMALL), "train": QUICK, "seed": 0}
+    return TuneConfig(**{**base, **kw})
+
+
+def test_the_search_finds_the_planted_better_learning_rate(tiny, tmp_path):
+    dataset, split = tiny
+    cfg = quick(trials=4, space={**SMALL, "lr": [1e-6, 5e-3]})  # 1e-6 cannot learn in 60 steps
+    record = run_tune(dataset, split, cfg, tmp_path)
+    values = {t["params"]["lr"]: t["value"] for t in record["trials"] if t["value"] is not None}
+    assert set(values) == {1e-6, 5e-3}  # both were tried
+    assert record["best"]["params"]["lr"] == 5e-3
+    assert values[5e-3] > 2 * values[1e-6]
+    model, ckpt = load_model(tmp_path / "best")  # the best model is a normal checkpoint
+    assert ckpt.info["tune"]["params"]["lr"] == 5e-3
+    assert record["test"]["NDCG@10"] > 0  # scored once at the end
+
+
+def test_an_interrupted_study_resumes_and_its_trial_count_continues(tiny, tmp_path, monkeypatch):
+    dataset, split = tiny
+    cfg = quick(trials=2, space={**SMALL, "lr": (1e-3, 1e-2, "log")})
+    assert run_tune(dataset, split, cfg, tmp_path)["completed"] == 2
+    real_train = tune_module.train_model
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the third trial
+
+    monkeypatch.setattr(tune_module, "train_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(dataset, split, quick(trials=4, space=cfg.space), tmp_path)
+    monkeypatch.setattr(tune_module, "train_model", real_train)
+    record = run_tune(dataset, split, quick(trials=4, space=cfg.space), tmp_path)
+    states = {t["number"]: t["state"] for t in record["trials"]}
+    assert list(states) == [0, 1, 2, 3, 4]  # the numbering goes on past the interrupted trial
+    assert (states[0], states[1], states[2]) == ("complete", "complete", "fail")
+    assert states[3] in ("complete", "pruned") and states[4] in ("complete", "pruned")
+    params = [t["params"]["lr"] for t in record["trials"] if t["state"] != "fail"]
+    assert len(set(params)) == 4  # the resumed sampler does not replay the first trials
+
+
+def test_the_tuner_never_reads_the_test_split_and_compares_strategies(tiny, tmp_path):
+    dataset, split = tiny
+    cfg = quick(trials=4, strategies=("sasrec", "hybrid", "itemknn"), space={**SMALL, "lr": [5e-3]})
+    clean = run_tune(dataset, split, cfg, tmp_path / "clean")
+    poisoned_split = leave_last_out(dataset)
+    poisoned_split.test_items = np.random.default_rng(3).permutation(poisoned_split.test_items)
+    poisoned = run_tune(dataset, poisoned_split, cfg, tmp_path / "poisoned")
+    strip = [(t["number"], t["value"], t["params"]) for t in clean["trials"]]
+    assert strip == [(t["number"], t["value"], t["params"]) for t in poisoned["trials"]]
+    assert clean["best"] == poisoned["best"]
+    assert clean["test"] != poisoned["test"]  # the poisoned labels do reach the one final test score
+    tried = {t["params"]["strategy"] for t in clean["trials"] if t["value"] is not None}
+    assert {r["strategy"] for r in clean["strategies"]} == tried and len(tried) >= 2
+    assert clean["winner"] == max(clean["strategies"], key=lambda r: r["value"])["strategy"]
+
+
+def test_policy_value_penalises_accuracy_loss_beyond_the_bound():
+    base = 0.10
+    assert policy_value({"NDCG@10": 0.0995, "coverage@10": 0.4}, "coverage@10", base, 0.01) == 0.4
+    assert policy_value({"NDCG@10": 0.09, "coverage@10": 0.9}, "coverage@10", base, 0.01) < 0.4
+
+
+def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_path):
+    dataset, split = tiny
+    ckpt_cfg = quick(trials=1, space={**SMALL, "lr": [5e-3]})
+    run_tune(dataset, split, ckpt_cfg, tmp_path / "model")
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="diversity@10", max_ndcg_loss=1.0,
+                     space={"diversity": [0.0, 0.6], "freshness": [0.0], "popularity": [0.0],
+                            "freshness_days": [30.0]})
+    record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
+    untuned = record["trials"][0]
+    assert untuned["params"] == {} or untuned["params"].get("diversity", 0.0) == 0.0
+    assert record["best"]["params"]["diversity"] == 0.6
+    assert record["best"]["value"] > untuned["value"]
+    assert json.loads((tmp_path / "policy" / "policy.json").read_text())["diversity"] == 0.6
+    assert set(record["test"]) == {"tuned", "untuned"}
+
+
+def test_parse_space_types_values():
+    assert parse_space(["dim=32,64", "loss=full", "use_features=false", "lr=0.001"]) == {
+        "dim": [32, 64], "loss": ["full"], "use_features": [False], "lr": [0.001]}
+
+
+def test_cli_tune_prints_progress_and_writes_the_report(tmp_path):
+    data = tmp_path / "data"
+    write_synth(WORLD, data)
+    out = CliRunner().invoke(cli, ["tune", "--data", str(data), "--out", str(tmp_path / "study"), "--trials", "2",
+                                   "--steps", "40", "--space", "dim=16", "--space", "layers=1", "--space", "heads=1",
+                                   "--space", "max_len=8", "--space", "negatives=128", "--space", "loss=sampled",
+                                   "--space", "use_features=true"])
+    assert out.exit_code == 0, out.output
+    assert "trial 1:" in out.output and "best model:" in out.output
+    record = json.loads((tmp_path / "study" / "tune.json").read_text())
+    assert record["completed"] == 2 and (tmp_path / "study" / "tune.png").exists()
