@@ -53,7 +53,7 @@ MODULES ?=
 TESTS   ?=
 JOBS    ?= 2
 mutate: setup
-	$(BIN)/python tools/mutate.py --jobs $(JOBS) $(if $(TESTS),--tests $(TESTS)) $(MODULES)
+	$(BIN)/python tools/mutate.py --jobs $(JOBS) $(MODULES) $(if $(TESTS),--tests $(TESTS))
 
 clean:
 	rm -rf $(VENV) $(DEVICE_VENV) runs build *.egg-info
