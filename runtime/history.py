@@ -296,9 +296,7 @@ class HistoryStore:
 
     def preferences(self, profile: str) -> dict[str, list[str]]:
         checks.text(profile, "user")
-        with self._lock:
-            rows = self._read("SELECT kind, value FROM preferences WHERE profile=? ORDER BY kind, value",
-                              (profile,))
+        rows = self._read("SELECT kind, value FROM preferences WHERE profile=? ORDER BY kind, value", (profile,))
         out: dict[str, list[str]] = {}
         for kind, value in rows:
             out.setdefault(kind, []).append(value)
@@ -323,6 +321,9 @@ class HistoryStore:
         return removed
 
     # ------------------------------------------------------------ on-device catalog additions
+
+    def save_item(self, item: str, space: str, vector: bytes | None, meta: dict, removed: bool = False) -> None:
+        self.save_items([(item, space, vector, meta, removed)])
 
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
         """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""

@@ -45,7 +45,7 @@ class PseudonymousHistory(HistoryStore):
         if not isinstance(secret, (bytes, bytearray)) or len(secret) < 16:
             raise ConfigError("a profile secret is at least 16 random bytes, kept on the device (OS keystore)")
         self._secret = bytes(secret)
-        super().__init__(path, retention, timeout, key)
+        super().__init__(path, retention, timeout, key=key)
         check = _check_value(self._secret)
         scheme = stored_scheme(self)
         if scheme is None:
@@ -114,7 +114,7 @@ def open_history(path: str | Path, *, key: bytes | KeyProvider | None = None,
     if profile_secret is not None:
         secret = profile_secret.key() if isinstance(profile_secret, KeyProvider) else profile_secret
         return PseudonymousHistory(path, secret, retention, timeout, raw_key)
-    store = HistoryStore(path, retention, timeout, raw_key)
+    store = HistoryStore(path, retention, timeout, key=raw_key)
     if stored_scheme(store) is not None:
         store.close()
         raise HistoryError(f"history database {path} stores profiles as keyed hashes; open it with its profile "
