@@ -23,7 +23,7 @@ from edgerec.errors import HistoryError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
-OWN_TABLES = {"meta", "events", "preferences", "added_items", "sqlite_sequence"}
+OWN_TABLES = {"meta", "events", "preferences", "added_items", "privacy_ledger", "sqlite_sequence"}
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 
 
@@ -40,8 +40,9 @@ def check_file(path: Path, encrypted: bool = False) -> None:
         raise HistoryError(f"history file {path} is empty (0 bytes), not an edgerec history; delete it to start "
                            "a new history, or pass the right file")
     if head != SQLITE_HEADER and not encrypted:
-        raise HistoryError(f"history file {path} cannot be used (it is not an SQLite database); move it away "
-                           "and a new one will be created, or pass the right file")
+        raise HistoryError(f"history file {path} cannot be used (it is not a plain SQLite database; if it is an "
+                           "encrypted history, pass its key: key= or --key-file); otherwise move it away and a new "
+                           "one will be created, or pass the right file")
 
 
 def check_database(db: sqlite3.Connection, path: Path) -> None:

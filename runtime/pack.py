@@ -106,8 +106,9 @@ def _extract(path: Path, staging: Path) -> None:
 
 
 def _remove_stale(path: Path, keep: Path) -> None:
-    """Unpacked copies of earlier contents of this file, once no process can still be starting on them."""
-    for other in path.parent.glob(f".{path.name}.*.unpacked"):
+    """Unpacked copies of earlier contents of this file, and staging folders a killed unpack left,
+    once no process can still be starting on them."""
+    for other in [*path.parent.glob(f".{path.name}.*.unpacked"), *path.parent.glob(f".{path.name}.*.tmp")]:
         try:
             if other != keep and time.time() - other.stat().st_mtime > STALE_AFTER_S:
                 shutil.rmtree(other, ignore_errors=True)

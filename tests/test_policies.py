@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from edgerec.errors import ConfigError
 from edgerec.runtime import Filters, Policy, Recommender
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
@@ -244,7 +245,8 @@ def test_filter_mask_each_filter_exactly(catalog):
     assert rows_where(filter_mask(catalog, rows, Filters(kids_safe=True))) == [
         r for r, g in enumerate(GENRES) if g in KIDS_SAFE]
     assert rows_where(filter_mask(catalog, rows, Filters(max_duration_s=300))) == [0, 1, 2]  # 300 s itself passes
-    assert rows_where(filter_mask(catalog, rows, Filters(max_duration_s=0))) == []
+    with pytest.raises(ConfigError, match="max_duration_s must be a finite number above 0"):
+        filter_mask(catalog, rows, Filters(max_duration_s=0))  # nothing could pass: refused, not an empty list
     assert rows_where(filter_mask(catalog, rows, Filters(exclude_items=["i3", "i5", "no-such-item"]))) == [
         r for r in range(n) if r not in (3, 5)]
 
