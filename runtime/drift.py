@@ -14,6 +14,7 @@ data, a damaged encoder or a stale item table all move these scores.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,14 +70,17 @@ class DriftBaseline:
     def from_manifest(cls, manifest) -> DriftBaseline | None:
         """The bundle's baseline, or None for bundles exported without one."""
         section = getattr(manifest, "monitoring", None) or manifest.metrics.get("monitoring") or {}
-        base = section.get("score_baseline") or {}
-        try:
-            return cls((float(base["top1"]["mean"]), float(base["top1"]["std"])),
+        try:  # the metrics section is open in the schema: a malformed baseline means none, never a crash
+            base = section.get("score_baseline") or {}
+            baseline = cls((float(base["top1"]["mean"]), float(base["top1"]["std"])),
                        (float(base["topk"]["mean"]), float(base["topk"]["std"])), int(base["k"]),
                        int(base.get("users", 0)), float(section.get("drift_threshold", DEFAULT_THRESHOLD)),
                        int(section.get("drift_min_window", MIN_WINDOW)))
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             return None
+        numbers = (*baseline.top1, *baseline.topk, baseline.threshold)
+        usable = all(math.isfinite(v) for v in numbers) and baseline.threshold > 0 and baseline.min_window > 0
+        return baseline if usable else None
 
     def to_dict(self) -> dict:
         return {"top1_mean": self.top1[0], "top1_std": self.top1[1], "topk_mean": self.topk[0],
