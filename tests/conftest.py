@@ -99,3 +99,14 @@ def handmade_bundle(tmp_path_factory):
     from handmade import write_handmade_bundle
 
     return lambda vectors, **kw: write_handmade_bundle(tmp_path_factory.mktemp("handmade") / "bundle", vectors, **kw)
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Training tests on a shared, busy machine: one torch thread avoids oversubscribing the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,15 +19,7 @@ WORLD = SynthConfig(users=150, items=500, events=6_000, seed=11)
 QUICK = TrainConfig(steps=40, batch_size=64, eval_users=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training on a shared, busy machine: one thread avoids oversubscribing the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,7 @@ from edgerec.models.train import TrainConfig, train_model
 OLD_EPOCH_CAP = 20  # the fixed default this budget replaced
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training on a shared, busy machine: one thread avoids oversubscribing the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.py
 
 
 def test_small_data_gets_a_step_budget_and_large_data_at_least_the_old_epochs():

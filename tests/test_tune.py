@@ -23,15 +23,7 @@ SMALL = {"dim": [16], "layers": [1], "heads": [1], "max_len": [8], "dropout": [0
 QUICK = TrainConfig(steps=60, batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training on a shared, busy machine: one thread avoids oversubscribing the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
