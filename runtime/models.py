@@ -25,6 +25,16 @@ def model_bytes(bundle: Bundle, name: str) -> bytes:
     return data
 
 
+def drop_superseded_indexes(cache_dir: Path, manifest) -> None:
+    """Delete the ANN index files of the space this bundle replaces (a federated update names it in
+    metrics.federated.parent_space); indexes of other bundles sharing the folder stay."""
+    federated = manifest.metrics.get("federated")
+    parent = federated.get("parent_space") if isinstance(federated, dict) else None
+    if isinstance(parent, str) and parent.isalnum() and parent != manifest.embedding_space:
+        for stale in cache_dir.glob(f"ann-{parent}-*.usearch"):
+            stale.unlink(missing_ok=True)
+
+
 class Models:
     def __init__(self, bundle: Bundle, catalog: ItemCatalog, backend: str, threads: int, kernel: str,
                  ann: str | None, cache_dir: Path | None):
@@ -87,5 +97,6 @@ class Models:
                 cache = None
                 if self.cache_dir is not None:
                     cache = self.cache_dir / f"ann-{self.manifest.embedding_space}-{self.catalog.base_count}.usearch"
+                    drop_superseded_indexes(self.cache_dir, self.manifest)
                 self.ann = AnnIndex(self.catalog.vectors, self.catalog.base_count, self.manifest.dim, cache)
             return self.ann

@@ -1,5 +1,8 @@
 """The privacy ledger: every DP report's epsilon, kept in the device database, and the budget it must fit.
 
+Federated rounds are entered too (runtime/federated.py): a round under DP with its epsilon, a refused
+round or one taken without DP with epsilon 0 (`note`), so the ledger shows every round the device saw.
+
 Reports compose sequentially, so what a device has revealed is the sum of the
 epsilons it spent. Two caps hold, both over rolling windows: one day, and a hard
 cap over 30 days. The ledger is append-only: forget(), retention and catalog
@@ -75,6 +78,14 @@ class PrivacyLedger:
                         "budget returns only as old reports leave the window. Nothing was reported.")
             self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",
                                   (spent.now, question, float(epsilon)))
+        return spent.now
+
+    def note(self, question: str, now: float | None = None) -> float:
+        """Record an entry that spends nothing (a refused federated round, one run without DP); returns its time."""
+        with self.store._transaction():
+            spent = self._spent(time.time() if now is None else now)
+            self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, 0)",
+                                  (spent.now, question))
         return spent.now
 
     def entries(self) -> list[tuple[float, str, float]]:

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERYTHING = {"edgerec", "data", "models", "compress", "export", "runtime", "device_tests", "studies", "pipeline",
-              "spec", "cli"}
+              "spec", "cli", "federated"}
 
 # folder -> what of ours it may import: folders, or single modules written folder.module.
 RULES = {
@@ -27,8 +27,10 @@ RULES = {
     "models": {"edgerec", "data", "runtime"},  # runtime: features and vocabulary the device computes too
     "compress": {"edgerec", "data", "models", "runtime"},
     "export": {"edgerec", "data", "models", "compress", "runtime"},  # runtime: the bundle format it writes
-    "studies": {"edgerec", "data", "models", "compress", "export", "runtime", "device_tests"},
-    "pipeline": {"edgerec", "data", "models", "compress", "export", "runtime", "device_tests", "studies"},
+    "federated": {"edgerec", "export", "runtime"},  # the server: aggregation, accounting, the new bundle
+    "studies": {"edgerec", "data", "models", "compress", "export", "runtime", "device_tests", "federated"},
+    "pipeline": {"edgerec", "data", "models", "compress", "export", "runtime", "device_tests", "studies",
+                 "federated"},
     "cli": EVERYTHING,
 }
 # Libraries the device side never imports (the runtime ships with numpy and one inference engine).

@@ -1,0 +1,54 @@
+"""`edgerec federate`: the federated-learning simulation (studies/federated.py), printed and saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgerec.cli.output import example
+
+DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+FILE_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command("federate", epilog=example(
+    "edgerec data synth --out data/world --users 1500 --items 5000 --events 100000",
+    "edgerec federate --data data/world --out runs/federated --rounds 10 --clients 50"))
+@click.option("--data", "data_dir", required=True, type=DIR, help="A data folder (synthetic or imported).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the early data, bundle v1, the upper bound and the new bundles.")
+@click.option("--rounds", default=10, show_default=True)
+@click.option("--clients", default=50, show_default=True, help="Devices per round (expected; Poisson sampling).")
+@click.option("--devices", default=400, show_default=True, help="At most this many simulated devices.")
+@click.option("--early-share", default=0.7, show_default=True, help="Share of events (by time) that trains v1.")
+@click.option("--epsilon", "epsilons", type=float, multiple=True, default=(1.0, 4.0, 8.0), show_default=True,
+              help="DP-FedAvg arms (user-level epsilon over all rounds; repeat the option).")
+@click.option("--delta", default=1e-6, show_default=True)
+@click.option("--clip", default=0.5, show_default=True, help="L2 bound of one device's update.")
+@click.option("--server-lr", default=1.0, show_default=True)
+@click.option("--encoding", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
+              help="How devices encode the rows they upload.")
+@click.option("--no-central", is_flag=True, help="Skip the centralized retraining upper bound.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
+@click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
+def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, delta, clip, server_lr, encoding,
+             no_central, seed, json_out, plot_out) -> None:
+    """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
+    from edgerec.cli.study_cmd import _run
+    from edgerec.federated.server import ServerConfig
+    from edgerec.runtime.federated import RoundTask
+    from edgerec.studies.fed_world import WorldConfig
+    from edgerec.studies.federated import FederatedStudy
+
+    study = FederatedStudy(
+        data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed),
+        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed),
+        RoundTask(round=0, space="", clip=clip, encoding=encoding, seed=seed), tuple(epsilons), delta,
+        central=not no_central)
+    _run(study, json_out, plot_out)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(federate)

@@ -1,0 +1,125 @@
+"""The server's round: sample devices, average their updates (FedAvg or DP-FedAvg), move the table.
+
+FedAvg weighs each device by its examples (capped, so one heavy user does not
+steer a row alone) and averages the rows' changes. DP-FedAvg (McMahan et al.,
+ICLR 2018) clips every update again to the bound C (the server does not trust
+a device's own clip), gives each device the same weight, adds Gaussian noise
+of standard deviation sigma * C to every coordinate of the summed table, and
+divides by the expected number of devices K, so the noise the table gets is
+sigma * C / K per coordinate. Devices are sampled independently with
+probability q = K / population (what the accountant assumes). Rows are put
+back on the unit sphere after each round, as the exporter ships them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+from edgerec.federated.accounting import DPPlan
+from edgerec.runtime.fed_format import ClientUpdate
+from edgerec.runtime.federated import RoundTask
+
+
+@dataclass
+class ServerConfig:
+    rounds: int = 10
+    clients_per_round: int = 50  # expected K: each device takes part with probability K / population
+    server_lr: float = 1.0
+    weight_cap: float = 50.0  # FedAvg: a device weighs min(examples, cap)
+    seed: int = 0
+
+    def check(self, population: int) -> ServerConfig:
+        if not (self.rounds >= 1 and 1 <= self.clients_per_round <= population and self.server_lr > 0
+                and self.weight_cap > 0):
+            raise ConfigError(f"a federated run needs rounds >= 1, 1 <= clients per round <= the {population} "
+                              f"devices, server lr > 0 and weight cap > 0 (got {self})")
+        return self
+
+
+def clipped(delta: np.ndarray, clip: float) -> np.ndarray:
+    norm = float(np.linalg.norm(delta))
+    return delta * (clip / norm) if norm > clip else delta
+
+
+def fedavg(updates: list[ClientUpdate], shape: tuple[int, int], weight_cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """The example-weighted mean change of the table, and the rows any update touched."""
+    total = np.zeros(shape, np.float32)
+    weights = np.array([min(u.weight, weight_cap) for u in updates], np.float64)
+    if not len(updates) or weights.sum() <= 0:
+        return total, np.zeros(0, np.int64)
+    for update, weight in zip(updates, weights):
+        np.add.at(total, update.rows, update.delta * np.float32(weight))
+    total /= np.float32(weights.sum())
+    return total, np.unique(np.concatenate([u.rows for u in updates]))
+
+
+def dp_fedavg(updates: list[ClientUpdate], shape: tuple[int, int], clip: float, noise_multiplier: float,
+              expected_clients: float, rng: np.random.Generator) -> np.ndarray:
+    """(sum of the updates clipped to `clip` + N(0, (sigma * clip)^2) per coordinate) / K."""
+    total = np.zeros(shape, np.float64)
+    for update in updates:
+        np.add.at(total, update.rows, clipped(update.delta.astype(np.float64), clip))
+    total += rng.normal(0.0, noise_multiplier * clip, shape)
+    return (total / expected_clients).astype(np.float32)
+
+
+def normalize_rows(table: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Put rows (all when None) back on the unit sphere, in place."""
+    part = table if rows is None else table[rows]
+    norms = np.linalg.norm(part, axis=1, keepdims=True)
+    part = part / np.where(norms > 0, norms, 1.0)
+    if rows is None:
+        table[:] = part
+    else:
+        table[rows] = part
+
+
+class FederatedServer:
+    """The table across rounds, the device sampler and the privacy plan of one run."""
+
+    def __init__(self, table: np.ndarray, space: str, population: int, cfg: ServerConfig, task: RoundTask,
+                 dp: DPPlan | None = None):
+        self.cfg = cfg.check(population)
+        self.table = np.array(table, np.float32)
+        self.space, self.population, self.template, self.dp = space, population, task.check(), dp
+        self.q = cfg.clients_per_round / population
+        self.rng = np.random.default_rng([cfg.seed, 1])
+        self.noise_multiplier = dp.noise_multiplier() if dp is not None else 0.0
+        if dp is not None and (dp.rounds != cfg.rounds or abs(dp.q - self.q) > 1e-12 or dp.clip != task.clip):
+            raise ConfigError("the DP plan must have the run's rounds, sampling rate and the task's clip")
+        self.log: list[dict] = []
+
+    @property
+    def noise_std(self) -> float:
+        """Standard deviation of the noise each table coordinate gets per round: sigma * C / K."""
+        return self.noise_multiplier * self.template.clip / self.cfg.clients_per_round
+
+    def sample(self) -> np.ndarray:
+        """Devices (indices into the population) of the next round, each with probability q."""
+        return np.flatnonzero(self.rng.random(self.population) < self.q)
+
+    def task(self, round_: int) -> RoundTask:
+        """This round's task; under DP each round charges the devices epsilon / rounds in their ledger."""
+        epsilon = self.dp.epsilon / self.dp.rounds if self.dp is not None else None
+        return replace(self.template, round=round_, space=self.space, epsilon=epsilon,
+                       seed=self.cfg.seed * 1_000_003 + round_)
+
+    def aggregate(self, updates: list[ClientUpdate]) -> dict:
+        """Apply one round's updates to the table; returns what the round did."""
+        for update in updates:
+            if update.space != self.space[:24] or update.delta.shape[1:] != self.table.shape[1:] or \
+                    (len(update.rows) and update.rows.max() >= len(self.table)):
+                raise ConfigError("an update does not fit this run's table (space, width or rows); it is refused")
+        if self.dp is None:
+            delta, rows = fedavg(updates, self.table.shape, self.cfg.weight_cap)
+        else:
+            delta, rows = dp_fedavg(updates, self.table.shape, self.template.clip, self.noise_multiplier,
+                                    self.cfg.clients_per_round, self.rng), None
+        self.table += self.cfg.server_lr * delta
+        normalize_rows(self.table, rows)
+        entry = {"devices": len(updates), "rows_changed": int(len(self.table) if rows is None else len(rows))}
+        self.log.append(entry)
+        return entry

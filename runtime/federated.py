@@ -1,0 +1,184 @@
+"""The device's part of federated learning: one round's update of the item table from the local history.
+
+For each next-item step of the user's history (the newest `max_examples`),
+the bundle's own user encoder turns the items before it into a user vector,
+exactly as a request does; a sampled softmax over the consumed item and
+`negatives` items drawn uniformly from the catalog then gives gradients for
+those item rows (federated collaborative filtering: the encoder stays as
+shipped, the table learns). A few local steps later, the change of the rows
+is clipped to the L2 bound `clip` and sent in the format of fed_format.py.
+The same gradients move the user's personal vector (personal.py), which is
+kept on the device and never sent.
+
+A device can decline: the user opted out, the app says not now (battery,
+metered network), the round has no DP while the user asked for it, or the
+round's epsilon does not fit the privacy budget. Every round, taken or
+declined, is entered in the privacy ledger; epsilon is charged before any
+work, so a round that fails halfway still counts as spent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgerec.errors import ConfigError, PrivacyBudgetError
+from edgerec.runtime.fed_format import ENCODINGS, ClientUpdate, encode_update
+from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.personal import load_personal, save_personal
+from edgerec.runtime.privacy_ledger import PrivacyLedger
+from edgerec.runtime.user_state import read_state
+
+ENCODE_BATCH = 128  # histories per encoder call
+
+
+@dataclass(frozen=True)
+class RoundTask:
+    """What the server asks of every device in one round."""
+
+    round: int
+    space: str  # embedding-space id of the bundle whose table the round trains
+    lr: float = 0.05  # local step size on the item rows (the loss is summed over examples)
+    steps: int = 2  # local gradient steps
+    negatives: int = 64  # items sampled per step, uniformly over the catalog
+    temperature: float = 0.1
+    clip: float = 0.5  # L2 bound of the whole update
+    max_examples: int = 500  # newest next-item steps of the history used
+    epsilon: float | None = None  # what taking part costs in the ledger (None: a round without DP)
+    encoding: str = "int8"  # upload encoding (fed_format.ENCODINGS)
+    seed: int = 0
+
+    def check(self) -> RoundTask:
+        if not (self.lr > 0 and self.clip > 0 and self.temperature > 0 and self.steps >= 1
+                and self.negatives >= 1 and self.max_examples >= 1):
+            raise ConfigError("a round needs lr, clip and temperature > 0 and steps, negatives, max_examples >= 1")
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(f"unknown update encoding {self.encoding!r}; use one of {', '.join(ENCODINGS)}")
+        if self.epsilon is not None and not self.epsilon > 0:
+            raise ConfigError(f"a round's epsilon must be positive or None (got {self.epsilon})")
+        return self
+
+
+@dataclass
+class Consent:
+    """What the user and the app allow."""
+
+    opted_in: bool = True
+    allowed: bool = True  # the app's condition right now: charging, unmetered network, idle
+    without_dp: bool = False  # also take part in rounds that carry no DP guarantee
+
+
+@dataclass
+class Personal:
+    """How the personal vector learns (it never leaves the device)."""
+
+    enabled: bool = True
+    lr: float = 0.02
+    l2: float = 0.05  # pulls it back to zero, so little history moves it little
+
+
+@dataclass
+class RoundResult:
+    round: int
+    update: ClientUpdate | None  # None when the device declined
+    payload: bytes | None  # what is uploaded
+    refused: str | None  # why the device declined
+    examples: int = 0
+    norm: float = 0.0  # L2 norm of the update before clipping
+    ms: float = 0.0  # device time of the round
+
+
+def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None = None,
+              table: np.ndarray | None = None, consent: Consent | None = None, ledger: PrivacyLedger | None = None,
+              personal: Personal | None = None, seed: int = 0, now: float | None = None) -> RoundResult:
+    """One round on the device for `user` of `rec` (a Recommender): the update, or why it declined.
+
+    history: the device's store (default: rec's). table: the round's item vectors as the server sent
+    them (default: the bundle's table). seed: the device's own randomness for the negatives.
+    """
+    start = time.perf_counter()
+    task.check()
+    history = history if history is not None else rec.history
+    consent = consent or Consent()
+    personal = personal or Personal()
+    ledger = ledger or PrivacyLedger(history)
+    question = f"federated round {task.round}"
+
+    def decline(reason: str) -> RoundResult:
+        ledger.note(f"{question}: declined ({reason})", now)
+        return RoundResult(task.round, None, None, reason, ms=(time.perf_counter() - start) * 1e3)
+
+    if not consent.opted_in:
+        return decline("the user opted out")
+    if not consent.allowed:
+        return decline("not now (the app's battery or network condition)")
+    if task.space != rec.manifest.embedding_space:
+        return decline("the round trains another bundle than the one this device serves")
+    if task.epsilon is None and not consent.without_dp:
+        return decline("the round has no differential privacy")
+    cat = rec.catalog
+    consumed = [r for r in read_state(history, cat, user).consumed if r < cat.base_count]
+    if len(consumed) < 2:
+        return decline("too little history")
+    try:
+        if task.epsilon is None:
+            ledger.note(f"{question} (no DP)", now)
+        else:
+            ledger.charge(question, task.epsilon, now)
+    except PrivacyBudgetError:
+        return decline("privacy budget")
+
+    update, examples, norm = _local_update(rec, history, user, consumed, task, table, personal, seed)
+    payload = encode_update(update, task.encoding)
+    return RoundResult(task.round, update, payload, None, examples, norm, (time.perf_counter() - start) * 1e3)
+
+
+def user_vectors(rec, consumed: list[int], positions: np.ndarray) -> np.ndarray:
+    """The encoder's user vector before each position of `consumed` (the request path's encoder)."""
+    cat, encoder = rec.catalog, rec.models.encoder
+    length = encoder.max_len
+    contexts = [cat.encoder_inputs(consumed[max(0, t - length):t]) for t in positions]
+    out = [encoder.encode(contexts[i:i + ENCODE_BATCH]) for i in range(0, len(contexts), ENCODE_BATCH)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _local_update(rec, history, user, consumed, task, table, personal, seed):
+    rng = np.random.default_rng([task.seed, task.round, seed])
+    n_items = rec.catalog.base_count
+    positions = np.arange(max(1, len(consumed) - task.max_examples), len(consumed))
+    users = user_vectors(rec, consumed, positions)
+    targets = np.asarray(consumed, np.int64)[positions]
+    negatives = [rng.choice(n_items, min(task.negatives, n_items), replace=False) for _ in range(task.steps)]
+    rows = np.unique(np.concatenate([targets, *negatives]))
+    start = table[rows] if table is not None else rec.catalog.stored.dequantize(rows)
+    local = start.astype(np.float32).copy()
+    space, dim = rec.manifest.embedding_space, rec.manifest.dim
+    offset = load_personal(history, user, space, dim) if personal.enabled else np.zeros(dim, np.float32)
+    pos = np.searchsorted(rows, targets)
+    for step_negatives in negatives:
+        neg = np.searchsorted(rows, step_negatives)
+        query = (users + offset) / task.temperature  # (B, D)
+        logits = np.concatenate([np.einsum("bd,bd->b", query, local[pos])[:, None], query @ local[neg].T], 1)
+        logits[:, 1:][step_negatives[None, :] == targets[:, None]] = -np.inf  # a negative that is the target
+        logits -= logits.max(1, keepdims=True)
+        prob = np.exp(logits)
+        prob /= prob.sum(1, keepdims=True)
+        weight = prob.copy()
+        weight[:, 0] -= 1.0  # d loss / d logit for the summed softmax loss
+        grad = np.zeros_like(local)
+        np.add.at(grad, pos, weight[:, :1] * query)
+        grad[neg] += weight[:, 1:].T @ query
+        if personal.enabled:  # d loss / d offset, averaged over the examples, plus the pull to zero
+            toward = (weight[:, :1] * local[pos] + weight[:, 1:] @ local[neg]).mean(0) / task.temperature
+            offset = offset - personal.lr * (toward + personal.l2 * offset)
+        local -= task.lr * grad
+    delta = local - start
+    norm = float(np.linalg.norm(delta))
+    if norm > task.clip:
+        delta *= task.clip / norm
+    if personal.enabled:
+        save_personal(history, user, space, offset)
+    update = ClientUpdate(task.round, space, rows, delta.astype(np.float32), float(len(positions)))
+    return update, len(positions), norm

@@ -1,0 +1,113 @@
+"""The world of the federated simulation: a data set split by time, bundle v1, and simulated devices.
+
+Events before the cut (the `early_share` of events by time) are what the
+host had: bundle v1 is trained and exported on them. Each user with at least
+`min_items` items consumed after the cut becomes one device, holding only
+those later events (in its own in-memory history store, ledger included);
+its newest item is the test target, nobody trains on it. The centralized
+upper bound is a model trained on all events but every user's last two
+items (leave-last-out), the privacy-violating retraining a host would do
+with every history in hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.schema import Dataset
+from edgerec.data.split import consumed_sequences
+from edgerec.errors import ConfigError
+from edgerec.models.config import ModelConfig
+from edgerec.models.train import TrainConfig
+from edgerec.runtime.history import HistoryStore, Retention
+from edgerec.runtime.item_table import StoredTable
+
+KEEP = Retention(max_events=1_000_000, max_age_days=365_000)  # simulated stores keep every event they get
+
+
+@dataclass
+class WorldConfig:
+    early_share: float = 0.7  # events (by time) that train bundle v1
+    min_items: int = 3  # later items a user needs to be a device
+    max_devices: int = 400
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(dim=32, layers=1, heads=1, max_len=30))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, patience=2, eval_users=500))
+    seed: int = 0
+
+
+@dataclass
+class Device:
+    user: str  # a name inside the simulation only
+    rows: np.ndarray  # the items the device holds (bundle rows), oldest first; the target is not among them
+    times: np.ndarray
+    target: int
+
+
+def split_by_time(dataset: Dataset, early_share: float) -> tuple[Dataset, int]:
+    """The events before the time that leaves `early_share` of them earlier, and that time."""
+    if not 0 < early_share < 1:
+        raise ConfigError(f"early share must be between 0 and 1 (got {early_share})")
+    log = dataset.interactions
+    cut = int(np.quantile(log.timestamp, early_share))
+    early = Dataset(dataset.catalog, log.take(np.flatnonzero(log.timestamp < cut)), dataset.user_ids,
+                    {**dataset.meta, "federated_cut": cut})
+    return early, cut
+
+
+def make_devices(dataset: Dataset, cut: int, cfg: WorldConfig) -> list[Device]:
+    """One device per user with enough items after `cut` (at most max_devices, drawn with the seed)."""
+    log = dataset.interactions
+    later = log.take(np.flatnonzero(log.timestamp >= cut))
+    seq, _ = consumed_sequences(later, dataset.n_users)
+    users = np.flatnonzero(seq.lengths() >= cfg.min_items)
+    if len(users) > cfg.max_devices:
+        users = np.sort(np.random.default_rng(cfg.seed).choice(users, cfg.max_devices, replace=False))
+    if not len(users):
+        raise ConfigError(f"no user has {cfg.min_items} items after the cut; lower early_share or min_items")
+    out = []
+    for u in users:
+        items, times = seq.of(u), seq.times[seq.indptr[u]:seq.indptr[u + 1]]
+        out.append(Device(f"device-{u}", items[:-1].astype(np.int64), times[:-1], int(items[-1])))
+    return out
+
+
+def device_store(device: Device, item_ids: list[str]) -> HistoryStore:
+    """A fresh in-memory history holding the device's events (and, later, its ledger and personal vector)."""
+    store = HistoryStore(":memory:", retention=KEEP)
+    for row, ts in zip(device.rows, device.times):
+        store.record(device.user, item_ids[row], "play", ts=float(ts))
+    return store
+
+
+def shipped(table: np.ndarray, dtype: str = "int8") -> np.ndarray:
+    """The table as a bundle would ship it (quantized, read back as float)."""
+    return StoredTable.quantize(table, dtype).dequantize()
+
+
+def ndcg_at_10(users: np.ndarray, table: np.ndarray, devices: list[Device]) -> dict:
+    """Full-ranking NDCG@10 and HR@10 of each device's target, its own items excluded."""
+    ranks = np.empty(len(devices), np.int64)
+    for start in range(0, len(devices), 256):
+        scores = users[start:start + 256] @ table.T
+        for i, device in enumerate(devices[start:start + 256]):
+            row = scores[i]
+            row[device.rows] = -np.inf
+            ranks[start + i] = int(np.sum(row > row[device.target]))
+    hit = ranks < 10
+    return {"NDCG@10": float(np.mean(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0))), "HR@10": float(hit.mean())}
+
+
+def train_and_export(dataset: Dataset, data_dir: Path, out: Path, cfg: WorldConfig, progress) -> Path:
+    """Train `cfg.model` on `dataset` (leave-last-out) and export an ONNX bundle to out / 'bundle'."""
+    from edgerec.data.split import leave_last_out
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+    from edgerec.models.train import train_model
+
+    train_model(dataset, leave_last_out(dataset), cfg.model, cfg.train, out=out / "model")
+    export_bundle(out / "model", data_dir, out / "bundle",
+                  ExportConfig(formats=("onnx",), evaluate=False, parity_users=200, reference_users=16),
+                  progress=lambda message: progress(message, {}))
+    return out / "bundle"

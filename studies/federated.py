@@ -1,0 +1,238 @@
+"""The federated simulation (`edgerec federate`): does a bundle improve from what devices learn?
+
+In one process and deterministic for a seed (fed_world.py builds the world):
+bundle v1 from the early events, devices holding only their later events,
+then R rounds of about K sampled devices, each running the device's own code
+path (runtime/federated.py: its encoder, its history store, its ledger) and
+uploading bytes that the server decodes and aggregates. Arms: v1 without
+updates, the centralized retraining upper bound, FedAvg, DP-FedAvg at each
+epsilon, and the personal vectors alone (the table stays v1). Reported:
+NDCG@10 after every round, the share of the centralized gain each arm
+recovers, bytes uploaded and device milliseconds per round, and the device
+time of one round for a 500-event history. The FedAvg and the DP tables are
+published as new bundles and opened as updates of v1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.federated.accounting import DPPlan
+from edgerec.federated.publish import publish_bundle
+from edgerec.federated.server import FederatedServer, ServerConfig
+from edgerec.runtime.fed_format import decode_update
+from edgerec.runtime.federated import Consent, RoundTask, take_part, user_vectors
+from edgerec.runtime.personal import load_personal
+from edgerec.runtime.privacy_ledger import DAY
+from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.fed_world import (
+    WorldConfig,
+    device_store,
+    make_devices,
+    ndcg_at_10,
+    shipped,
+    split_by_time,
+    train_and_export,
+)
+
+
+@dataclass
+class FederatedStudy(Study):
+    name = "federated"
+    draws = True
+
+    data_dir: Path
+    out: Path
+    world: WorldConfig = field(default_factory=WorldConfig)
+    server: ServerConfig = field(default_factory=lambda: ServerConfig(rounds=10, clients_per_round=50))
+    task: RoundTask = field(default_factory=lambda: RoundTask(round=0, space=""))
+    epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
+    delta: float = 1e-6
+    central: bool = True  # train the centralized upper bound (a second training run)
+    publish: bool = True  # write the FedAvg and DP bundles and open them as updates of v1
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.data.store import load_dataset, save_dataset
+        from edgerec.runtime.recommender import Recommender
+
+        out = Path(self.out)
+        dataset = load_dataset(self.data_dir)
+        early, cut = split_by_time(dataset, self.world.early_share)
+        save_dataset(early, out / "data-early")
+        progress("training bundle v1 on the early events", {"events": len(early.interactions)})
+        v1_path = train_and_export(early, out / "data-early", out / "v1", self.world, progress)
+        devices = make_devices(dataset, cut, self.world)
+        item_ids = list(dataset.catalog.item_ids)
+        rec = Recommender.open(v1_path, backend="onnx")
+        space, table0 = rec.manifest.embedding_space, rec.catalog.stored.dequantize()
+        users = self._eval_vectors(rec, devices)
+        record = {"devices": len(devices), "items": len(item_ids), "cut": cut,
+                  "early_events": len(early.interactions), "events": len(dataset.interactions),
+                  "server": asdict(self.server), "task": {k: v for k, v in asdict(self.task).items()
+                                                          if k not in ("round", "space", "epsilon", "seed")},
+                  "delta": self.delta, "arms": []}
+        v1 = ndcg_at_10(users, table0, devices)
+        record["arms"].append({"arm": "v1 (no update)", **v1, "per_round": [v1["NDCG@10"]]})
+        if self.central:
+            progress("training the centralized upper bound on all events", {})
+            central_path = train_and_export(dataset, Path(self.data_dir), out / "central", self.world, progress)
+            with Recommender.open(central_path, backend="onnx") as central:
+                metrics = ndcg_at_10(self._eval_vectors(central, devices), central.catalog.stored.dequantize(),
+                                     devices)
+            record["arms"].append({"arm": "centralized retraining", **metrics, "per_round": [metrics["NDCG@10"]]})
+        arms = [("FedAvg", None), *((f"DP-FedAvg eps {e:g}", e) for e in self.epsilons), ("personal only", "none")]
+        for label, eps in arms:
+            run = self._run(rec, devices, item_ids, table0, users, eps, cut, progress, label)
+            record["arms"].append(run.pop("arm_record"))
+            record.setdefault("runs", {})[label] = run
+            if self.publish and (eps is None or eps == max(self.epsilons, default=None)):
+                record.setdefault("bundles", []).append(self._publish(rec, v1_path, run, label, out))
+        record["device_500_events"] = self._device_500(rec, item_ids, space)
+        rec.close()
+        _recovered(record)
+        return record
+
+    # ------------------------------------------------------------------ parts
+
+    @staticmethod
+    def _eval_vectors(rec, devices) -> np.ndarray:
+        """Each device's user vector from its whole history (what it would be served with)."""
+        return np.concatenate([user_vectors(rec, list(d.rows) + [d.target], np.array([len(d.rows)]))
+                               for d in devices])
+
+    def _run(self, rec, devices, item_ids, table0, users, eps, cut, progress, label) -> dict:
+        dp = None
+        q = self.server.clients_per_round / len(devices)
+        if isinstance(eps, (int, float)):
+            dp = DPPlan(float(eps), self.delta, q, self.server.rounds, self.task.clip)
+        server = FederatedServer(table0, rec.manifest.embedding_space, len(devices), self.server, self.task, dp)
+        stores: dict[int, object] = {}
+        consent = Consent(without_dp=True)
+        per_round, sizes, times, declined = [ndcg_at_10(users, shipped(table0), devices)["NDCG@10"]], [], [], 0
+        for r in range(self.server.rounds):
+            task = server.task(r)
+            updates = []
+            for i in server.sample():
+                if i not in stores:
+                    stores[i] = device_store(devices[i], item_ids)
+                store = stores[i]
+                result = take_part(rec, devices[i].user, task, history=store, table=server.table, consent=consent,
+                                   seed=int(i), now=float(cut + (r + 1) * DAY))
+                if result.payload is None:
+                    declined += 1
+                    continue
+                updates.append(decode_update(result.payload))  # the server sees the uploaded bytes only
+                sizes.append(len(result.payload))
+                times.append(result.ms)
+            if eps != "none":
+                server.aggregate(updates)
+            per_round.append(ndcg_at_10(users, shipped(server.table), devices)["NDCG@10"])
+            progress(f"{label}: round {r + 1}/{self.server.rounds}", {"devices": len(updates),
+                                                                       "NDCG@10": per_round[-1]})
+        final = ndcg_at_10(users, shipped(server.table), devices)
+        arm = {"arm": label, **final, "per_round": per_round}
+        if dp is not None:
+            arm.update(epsilon=dp.describe(server.noise_multiplier)["epsilon"], noise_multiplier=server.noise_multiplier)
+        offsets = np.stack([load_personal(stores[i], devices[i].user, rec.manifest.embedding_space, users.shape[1])
+                            if i in stores else np.zeros(users.shape[1], np.float32) for i in range(len(devices))])
+        with_personal = ndcg_at_10(users + offsets, shipped(server.table), devices)
+        if eps == "none":
+            arm.update(with_personal)
+        else:
+            arm["NDCG@10 with personal vectors"] = with_personal["NDCG@10"]
+        for store in stores.values():
+            store.close()
+        return {"arm_record": arm, "table": server.table, "dp": dp, "noise": server.noise_multiplier,
+                "bytes": _summary(sizes), "ms": _summary(times), "declined": declined}
+
+    def _publish(self, rec, v1_path, run, label, out) -> dict:
+        from edgerec.runtime.recommender import Recommender
+
+        folder = out / ("bundle-" + label.lower().replace(" ", "-").replace("(", "").replace(")", ""))
+        info = {"rounds": self.server.rounds, "clients_per_round": self.server.clients_per_round,
+                "server_lr": self.server.server_lr, "arm": label}
+        if run["dp"] is not None:
+            info["dp"] = run["dp"].describe(run["noise"])
+        manifest = publish_bundle(rec.bundle, run.pop("table"), folder, info)
+        with Recommender.open(folder, fallback=v1_path, backend="onnx") as updated:
+            accepted = updated.update.accepted
+        return {"arm": label, "bundle": folder.name, "embedding_space": manifest.embedding_space,
+                "parent_space": rec.manifest.embedding_space, "accepted_as_update": accepted,
+                **({"epsilon": info["dp"]["epsilon"], "delta": info["dp"]["delta"]} if "dp" in info else {})}
+
+    def _device_500(self, rec, item_ids, space) -> dict:
+        """Device time of one round for a history of 500 events (median of 5)."""
+        from edgerec.studies.fed_world import Device
+
+        rng = np.random.default_rng(self.world.seed)
+        rows = rng.choice(len(item_ids), min(500, len(item_ids) - 1), replace=False)
+        device = Device("device-500", rows[:-1], np.arange(len(rows) - 1, dtype=np.int64), int(rows[-1]))
+        store = device_store(device, item_ids)
+        task = replace(self.task, round=0, space=space, epsilon=0.01, max_examples=500)
+        times = [take_part(rec, device.user, replace(task, round=r), history=store, seed=r).ms for r in range(5)]
+        store.close()
+        return {"events": len(device.rows), "median_ms": float(np.median(times)), "max_ms": float(np.max(times))}
+
+    # ------------------------------------------------------------------ report
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        runs = record.get("runs", {})
+        rows = []
+        for arm in record["arms"]:
+            run = runs.get(arm["arm"], {})
+            rows.append({"arm": arm["arm"], "NDCG@10": arm["NDCG@10"], "HR@10": arm["HR@10"],
+                         "share of central gain": arm.get("recovered"), "epsilon": arm.get("epsilon"),
+                         "upload bytes (mean)": run.get("bytes", {}).get("mean"),
+                         "device ms (mean)": run.get("ms", {}).get("mean")})
+        dev = record["device_500_events"]
+        return [Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
+                      f"~{record['server']['clients_per_round']} devices per round; one round of a "
+                      f"{dev['events']}-event device: {dev['median_ms']:.0f} ms)", rows)]
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return None
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        rounds = record["server"]["rounds"]
+        for arm in record["arms"]:
+            curve = arm["per_round"]
+            if len(curve) == 1:
+                ax.axhline(curve[0], linestyle="--", linewidth=1, label=arm["arm"])
+            else:
+                ax.plot(range(len(curve)), curve, marker=".", label=arm["arm"])
+        ax.set_xlabel("round")
+        ax.set_ylabel("NDCG@10 (each device's last item)")
+        ax.set_xlim(0, rounds)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"mean": None, "max": None, "n": 0}
+    return {"mean": float(np.mean(values)), "max": float(np.max(values)), "n": len(values)}
+
+
+def _recovered(record: dict) -> None:
+    """Each arm's share of the NDCG@10 gain centralized retraining gets over v1."""
+    arms = {a["arm"]: a for a in record["arms"]}
+    central = arms.get("centralized retraining")
+    base = arms["v1 (no update)"]["NDCG@10"]
+    if central is None or central["NDCG@10"] <= base:
+        return
+    for arm in record["arms"]:
+        arm["recovered"] = (arm["NDCG@10"] - base) / (central["NDCG@10"] - base)

@@ -1,0 +1,157 @@
+"""The device's part of federated learning on the golden bundle: updates, clipping, refusals, bytes, personal state."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgerec.errors import ConfigError
+from edgerec.runtime import Recommender
+from edgerec.runtime.fed_format import ClientUpdate, decode_update, encode_update
+from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
+from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.personal import load_personal, use_personal
+from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
+
+
+@pytest.fixture
+def rec(golden_bundle):
+    with Recommender.open(golden_bundle, backend="onnx") as opened:
+        yield opened
+
+
+def play(rec, user, rows):
+    for i, row in enumerate(rows):
+        rec.record(user, rec.catalog.item_id(int(row)), "play", timestamp=1_000.0 + i)
+
+
+def task(rec, **kw):
+    return RoundTask(round=kw.pop("round", 0), space=rec.manifest.embedding_space, epsilon=kw.pop("epsilon", 0.1),
+                     **kw)
+
+
+def test_the_update_moves_the_consumed_rows_towards_the_user(rec):
+    rows = [3, 17, 8, 40, 22, 5, 31]
+    play(rec, "ana", rows)
+    result = take_part(rec, "ana", task(rec, clip=100.0, negatives=8), personal=Personal(enabled=False))
+    update = result.update
+    assert result.refused is None and result.examples == len(rows) - 1
+    targets = rows[1:]
+    assert set(targets) <= set(update.rows.tolist())  # every next item is trained
+    table = rec.catalog.stored.dequantize()
+    users = user_vectors(rec, rows, np.arange(1, len(rows)))
+    for user, target in zip(users, targets):
+        at = int(np.searchsorted(update.rows, target))
+        assert user @ update.delta[at] > 0  # the target row moved towards the user who went on to it
+    # the rows that are not targets are sampled negatives: pushed away on average
+    negative = [i for i, r in enumerate(update.rows) if r not in targets]
+    assert np.mean([users.mean(0) @ update.delta[i] for i in negative]) < 0
+    assert table.shape[0] == rec.catalog.base_count
+
+
+def test_another_history_gives_another_update(rec):
+    play(rec, "ana", [3, 17, 8, 40])
+    play(rec, "bo", [50, 12, 44, 9])
+    a = take_part(rec, "ana", task(rec, negatives=4), seed=1).update
+    b = take_part(rec, "bo", task(rec, negatives=4), seed=1).update  # same negatives: only the history differs
+    assert {17, 8, 40} <= set(a.rows.tolist()) and {12, 44, 9} <= set(b.rows.tolist())
+    assert not {12, 44, 9} <= set(a.rows.tolist())
+    assert not (a.rows.shape == b.rows.shape and np.allclose(a.delta, b.delta))
+
+
+def test_the_update_is_clipped_to_the_bound(rec):
+    play(rec, "ana", [3, 17, 8, 40, 22, 5])
+    result = take_part(rec, "ana", task(rec, lr=5.0, clip=0.05))
+    assert result.norm > 0.05  # the raw change was larger
+    assert result.update.norm == pytest.approx(0.05, rel=1e-5)
+    free = take_part(rec, "ana", task(rec, lr=5.0, clip=1e6, round=1))
+    assert free.update.norm == pytest.approx(free.norm, rel=1e-5) and free.norm > 0.05
+
+
+def test_refusals_are_entered_in_the_ledger_and_nothing_is_sent(rec):
+    play(rec, "ana", [3, 17, 8, 40])
+    ledger = PrivacyLedger(rec.history, Budget(per_day=0.25, per_30_days=1.0))
+    cases = [(Consent(opted_in=False), task(rec), "opted out"),
+             (Consent(allowed=False), task(rec), "battery"),
+             (Consent(), task(rec, epsilon=None), "no differential privacy"),
+             (Consent(), RoundTask(round=0, space="0" * 24, epsilon=0.1), "another bundle")]
+    for consent, round_task, why in cases:
+        result = take_part(rec, "ana", round_task, consent=consent, ledger=ledger, now=5_000.0)
+        assert result.payload is None and why in result.refused
+    assert take_part(rec, "ana", task(rec, epsilon=0.2), ledger=ledger, now=5_000.0).payload is not None
+    over = take_part(rec, "ana", task(rec, epsilon=0.2, round=1), ledger=ledger, now=5_001.0)
+    assert over.payload is None and over.refused == "privacy budget"
+    entries = ledger.entries()
+    assert [e[2] for e in entries] == [0, 0, 0, 0, 0.2, 0]
+    assert all("declined" in e[1] for i, e in enumerate(entries) if i != 4)
+    assert entries[4][1] == "federated round 0" and "privacy budget" in entries[5][1]
+    # a round without DP is taken only with consent, and is entered as spending nothing
+    taken = take_part(rec, "ana", task(rec, epsilon=None, round=2), consent=Consent(without_dp=True), ledger=ledger)
+    assert taken.payload is not None and ledger.entries()[-1][1:] == ("federated round 2 (no DP)", 0.0)
+
+
+def test_the_upload_round_trips_and_stays_small(rec):
+    play(rec, "ana", list(range(30)))
+    result = take_part(rec, "ana", task(rec, encoding="fp16"))
+    back = decode_update(result.payload)
+    assert np.array_equal(back.rows, result.update.rows) and back.space == rec.manifest.embedding_space
+    assert np.allclose(back.delta, result.update.delta, atol=1e-3) and back.weight == result.examples
+    assert len(result.payload) == 32 + len(back.rows) * (4 + 2 * rec.manifest.dim)
+    small = take_part(rec, "ana", task(rec, round=1))  # int8: rows within half a step of their scale
+    got = decode_update(small.payload)
+    step = np.abs(small.update.delta).max(1, keepdims=True) / 127
+    assert np.all(np.abs(got.delta - small.update.delta) <= step / 2 + 1e-7)
+    assert len(small.payload) == 32 + len(got.rows) * (4 + 4 + rec.manifest.dim) <= 64 * 1024
+
+
+def test_damaged_uploads_are_refused():
+    update = ClientUpdate(3, "ab" * 12, np.array([1, 5]), np.ones((2, 4), np.float32), 2.0)
+    data = encode_update(update)
+    for bad in (data[:-1], b"XXXX" + data[4:], data[:32]):
+        with pytest.raises(ConfigError):
+            decode_update(bad)
+    with pytest.raises(ConfigError, match="ascending"):
+        encode_update(ClientUpdate(3, "ab" * 12, np.array([5, 1]), np.ones((2, 4), np.float32), 2.0))
+    nan = bytearray(encode_update(update, "fp16"))
+    nan[-2:] = np.array([np.nan], "<f2").tobytes()
+    with pytest.raises(ConfigError, match="NaN"):
+        decode_update(bytes(nan))
+
+
+def test_the_personal_vector_stays_on_the_device_and_with_its_space(rec, tmp_path):
+    play(rec, "ana", [3, 17, 8, 40, 22])
+    space, dim = rec.manifest.embedding_space, rec.manifest.dim
+    before = rec.recommend("ana", k=5)
+    take_part(rec, "ana", task(rec), personal=Personal(lr=0.5))
+    vector = load_personal(rec.history, "ana", space, dim)
+    assert np.linalg.norm(vector) > 0
+    assert not np.any(load_personal(rec.history, "ana", "f" * 24, dim))  # another space: nothing
+    use_personal(rec)
+    assert "personal" in rec.pipeline.names
+    with_vector = rec.recommend("ana", k=5)
+    assert [r.score for r in with_vector] != [r.score for r in before]
+    assert "personal_vector" in rec.export_history("ana")["preferences"]
+    rec.forget("ana")
+    assert not np.any(load_personal(rec.history, "ana", space, dim))
+
+
+def test_personal_vectors_of_one_device_do_not_reach_the_upload(rec):
+    """The upload holds table rows only: equal histories give equal uploads whatever the personal vectors."""
+    play(rec, "ana", [3, 17, 8, 40])
+    other = HistoryStore(":memory:")
+    for i, row in enumerate([3, 17, 8, 40]):
+        other.record("ana", rec.catalog.item_id(row), "play", ts=1_000.0 + i)
+    a = take_part(rec, "ana", task(rec), seed=3, personal=Personal(enabled=False))
+    b = take_part(rec, "ana", task(rec), history=other, seed=3, personal=Personal(enabled=False))
+    assert a.payload == b.payload
+
+
+def test_the_device_part_loads_no_host_library():
+    code = ("import sys, edgerec.runtime.federated, edgerec.runtime.personal, edgerec.runtime.fed_format; "
+            "print(','.join(m for m in ('torch', 'onnx', 'transformers', 'edgerec.federated', 'edgerec.data') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
