@@ -14,19 +14,19 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 
 @click.command("federate", epilog=example(
     "edgerec data synth --out data/world --users 1500 --items 5000 --events 100000",
-    "edgerec federate --data data/world --out runs/federated --rounds 10 --clients 50"))
+    "edgerec federate --data data/world --out runs/federated --rounds 20 --clients 100"))
 @click.option("--data", "data_dir", required=True, type=DIR, help="A data folder (synthetic or imported).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the early data, bundle v1, the upper bound and the new bundles.")
-@click.option("--rounds", default=10, show_default=True)
-@click.option("--clients", default=50, show_default=True, help="Devices per round (expected; Poisson sampling).")
+@click.option("--rounds", default=20, show_default=True)
+@click.option("--clients", default=100, show_default=True, help="Devices per round (expected; Poisson sampling).")
 @click.option("--devices", default=400, show_default=True, help="At most this many simulated devices.")
 @click.option("--early-share", default=0.7, show_default=True, help="Share of events (by time) that trains v1.")
 @click.option("--epsilon", "epsilons", type=float, multiple=True, default=(1.0, 4.0, 8.0), show_default=True,
               help="DP-FedAvg arms (user-level epsilon over all rounds; repeat the option).")
 @click.option("--delta", default=1e-6, show_default=True)
-@click.option("--clip", default=0.5, show_default=True, help="L2 bound of one device's update.")
-@click.option("--server-lr", default=1.0, show_default=True)
+@click.option("--clip", default=0.2, show_default=True, help="L2 bound of one device's update.")
+@click.option("--server-lr", default=10.0, show_default=True)
 @click.option("--encoding", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
               help="How devices encode the rows they upload.")
 @click.option("--no-central", is_flag=True, help="Skip the centralized retraining upper bound.")
@@ -45,7 +45,7 @@ def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, del
     study = FederatedStudy(
         data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed),
         ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed),
-        RoundTask(round=0, space="", clip=clip, encoding=encoding, seed=seed), tuple(epsilons), delta,
+        RoundTask(round=0, space="", clip=clip, encoding=encoding), tuple(epsilons), delta,
         central=not no_central)
     _run(study, json_out, plot_out)
 

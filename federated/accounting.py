@@ -10,11 +10,26 @@ whole history, whichever rounds it took part in.
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError
 
 ACCOUNTANTS = ("rdp", "pld")
+
+
+@contextmanager
+def _quiet():
+    """The RDP accountant warns for every order that does not converge (it drops those orders):
+    expected at small sampling rates, and not news to a person reading the run."""
+    log = logging.getLogger("absl")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _accountant(kind: str):
@@ -47,7 +62,8 @@ def spent_epsilon(noise_multiplier: float, q: float, rounds: int, delta: float, 
         return float("inf")
     acc = _accountant(accountant)
     acc.compose(_event(noise_multiplier, q, rounds))
-    return float(acc.get_epsilon(delta))
+    with _quiet():
+        return float(acc.get_epsilon(delta))
 
 
 def noise_for(epsilon: float, delta: float, q: float, rounds: int, accountant: str = "rdp") -> float:
@@ -57,9 +73,10 @@ def noise_for(epsilon: float, delta: float, q: float, rounds: int, accountant: s
     _check(q, rounds, delta)
     if not epsilon > 0:
         raise ConfigError(f"target epsilon must be positive (got {epsilon})")
-    return float(calibration.calibrate_dp_mechanism(
-        lambda: _accountant(accountant), lambda sigma: _event(sigma, q, rounds), epsilon, delta,
-        calibration.LowerEndpointAndGuess(0.05, 1.0), tol=1e-3))
+    with _quiet():
+        return float(calibration.calibrate_dp_mechanism(
+            lambda: _accountant(accountant), lambda sigma: _event(sigma, q, rounds), epsilon, delta,
+            calibration.LowerEndpointAndGuess(0.05, 1.0), tol=1e-3))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""The server's part of federated learning: FedAvg, DP-FedAvg noise and clipping, accounting, the new bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerec.errors import ConfigError
+from edgerec.federated.accounting import DPPlan, noise_for, spent_epsilon
+from edgerec.federated.publish import publish_bundle
+from edgerec.federated.server import FederatedServer, ServerConfig, dp_fedavg, fedavg
+from edgerec.runtime import Recommender
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.fed_format import ClientUpdate, decode_update
+from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
+from edgerec.runtime.history import HistoryStore
+
+GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+SPACE = "ab" * 12
+
+
+def update(rows, delta, weight=1.0):
+    return ClientUpdate(0, SPACE, np.asarray(rows, np.int64), np.asarray(delta, np.float32), weight)
+
+
+def test_dp_noise_has_the_scale_the_accountant_was_promised():
+    """Per coordinate, sigma * C / K: not sigma, not sigma * C, not divided by the devices that came."""
+    sigma, clip, k = 1.3, 0.5, 50
+    noise = dp_fedavg([], (4000, 16), clip, sigma, k, np.random.default_rng(0))
+    assert noise.std() == pytest.approx(sigma * clip / k, rel=0.02)
+    assert abs(noise.mean()) < 3 * sigma * clip / k / np.sqrt(noise.size)
+    plan = DPPlan(4.0, 1e-6, 0.25, 10, clip)
+    server = FederatedServer(np.eye(4, 16, dtype=np.float32), SPACE, 200, ServerConfig(rounds=10, clients_per_round=50),
+                             RoundTask(round=0, space=SPACE, clip=clip), plan)
+    assert server.noise_std == pytest.approx(server.noise_multiplier * clip / 50)
+
+
+def test_dp_fedavg_clips_every_update_again_and_weighs_devices_equally():
+    big = update([0, 2], np.full((2, 4), 5.0), weight=400)  # a device that skipped its own clip
+    small = update([1], np.full((1, 4), 0.01), weight=1)
+    got = dp_fedavg([big, small], (3, 4), 0.5, 0.0, 2, np.random.default_rng(0))
+    assert np.linalg.norm(got[[0, 2]] * 2) == pytest.approx(0.5, rel=1e-6)  # clipped to C, then / K
+    assert np.allclose(got[1], 0.005)  # the small one is untouched, not outweighed
+
+
+def test_fedavg_weighs_by_examples_up_to_the_cap():
+    a, b = update([3], [[1.0, 0.0]], weight=1), update([3, 4], [[0.0, 1.0], [1.0, 1.0]], weight=3)
+    mean, rows = fedavg([a, b], (5, 2), weight_cap=50)
+    assert np.allclose(mean[3], [0.25, 0.75]) and np.allclose(mean[4], [0.75, 0.75]) and rows.tolist() == [3, 4]
+    capped, _ = fedavg([a, b], (5, 2), weight_cap=1)
+    assert np.allclose(capped[3], [0.5, 0.5])
+
+
+def test_epsilon_grows_with_rounds_and_falls_with_noise():
+    by_rounds = [spent_epsilon(1.0, 0.05, r, 1e-6) for r in (1, 5, 20, 100)]
+    assert all(a < b for a, b in zip(by_rounds, by_rounds[1:]))
+    by_noise = [spent_epsilon(s, 0.05, 20, 1e-6) for s in (0.7, 1.0, 2.0)]
+    assert all(a > b for a, b in zip(by_noise, by_noise[1:]))
+    assert spent_epsilon(1.0, 0.05, 20, 1e-6, "pld") == pytest.approx(by_rounds[2], rel=0.25)  # two accountants
+    assert spent_epsilon(0.0, 0.05, 20, 1e-6) == float("inf")
+
+
+def test_the_noise_for_a_target_spends_that_epsilon():
+    sigmas = []
+    for eps in (1.0, 4.0, 8.0):
+        sigma = noise_for(eps, 1e-6, 0.1, 20)
+        assert eps * 0.97 <= spent_epsilon(sigma, 0.1, 20, 1e-6) <= eps * 1.0001
+        sigmas.append(sigma)
+    assert sigmas[0] > sigmas[1] > sigmas[2] > 0
+    with pytest.raises(ConfigError):
+        noise_for(4.0, 1e-6, 1.5, 20)
+
+
+def devices_going_to(rec, target: int, n: int = 6):
+    """In-memory devices whose histories all end in `target` after other items."""
+    stores = []
+    for d in range(n):
+        store = HistoryStore(":memory:")
+        for i, row in enumerate([(d * 7 + j) % 50 + 1 for j in range(4)] + [target]):
+            if row != target or i == 4:
+                store.record(f"u{d}", rec.catalog.item_id(row), "play", ts=100.0 + i)
+        stores.append(store)
+    return stores
+
+
+def test_fedavg_rounds_teach_the_table_what_devices_did():
+    """Devices that all went on to one item: after a few rounds that item ranks higher for them."""
+    with Recommender.open(GOLDEN, backend="onnx") as rec:
+        target = 55
+        stores = devices_going_to(rec, target)
+        histories = [[rec.catalog.row(i) for i, _ in s.item_events(f"u{d}", 100)] for d, s in enumerate(stores)]
+        users = np.concatenate([user_vectors(rec, h, np.array([len(h) - 1])) for h in histories])
+        space = rec.manifest.embedding_space
+        server = FederatedServer(rec.catalog.stored.dequantize(), space, len(stores),
+                                 ServerConfig(rounds=5, clients_per_round=len(stores), server_lr=5.0),
+                                 RoundTask(round=0, space=space, lr=0.01, clip=1.0))
+
+        def rank(table):
+            scores = users @ table.T
+            return np.mean([(s > s[target]).sum() for s in scores])
+
+        before = rank(server.table)
+        for r in range(5):
+            task = server.task(r)
+            sent = [take_part(rec, f"u{d}", task, history=s, table=server.table, personal=Personal(enabled=False),
+                              consent=Consent(without_dp=True)).payload for d, s in enumerate(stores)]
+            server.aggregate([decode_update(p) for p in sent])
+        assert rank(server.table) < before - 1
+        assert np.allclose(np.linalg.norm(server.table, axis=1), 1.0, atol=1e-5)
+        with pytest.raises(ConfigError, match="does not fit"):
+            server.aggregate([update([0], np.ones((1, rec.manifest.dim)))])  # another space
+
+
+def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):
+    pytest.importorskip("usearch")
+    source = Bundle.open(GOLDEN)
+    table = source.manifest.items  # the golden table with one row turned around
+    with Recommender.open(GOLDEN, backend="onnx") as rec:
+        vectors = rec.catalog.stored.dequantize()
+    vectors[7] = -vectors[7]
+    record = {"rounds": 3, "dp": {"epsilon": 4.0, "delta": 1e-6}}
+    manifest = publish_bundle(source, vectors, tmp_path / "new", record)
+    assert manifest.embedding_space != source.manifest.embedding_space
+    assert manifest.metrics["federated"] == {"parent_space": source.manifest.embedding_space, **record}
+    opened = Bundle.open(tmp_path / "new")
+    assert opened.manifest.items.count == table.count
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / f"ann-{source.manifest.embedding_space}-56.usearch"
+    stale.write_bytes(b"an index of the old space")
+    other = cache / "ann-0123456789abcdef01234567-56.usearch"  # another bundle's: kept
+    other.write_bytes(b"x")
+    with Recommender.open(tmp_path / "new", fallback=GOLDEN, backend="onnx", ann="usearch", cache_dir=cache) as rec:
+        assert rec.update.accepted
+        got = rec.catalog.stored.dequantize()
+        assert np.allclose(got, vectors, atol=0.02) and got[7] @ vectors[7] > 0.99
+        rec.models.ann_index()
+    assert not stale.exists() and other.exists()
+    assert list(cache.glob(f"ann-{manifest.embedding_space}-*.usearch"))
+    json.dumps(manifest.to_dict())
+    with pytest.raises(ConfigError, match="finite"):
+        publish_bundle(source, vectors[:5], tmp_path / "bad", record)
+
+
+@pytest.mark.slow
+def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_data_dir):
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig
+    from edgerec.studies.fed_world import WorldConfig
+    from edgerec.studies.federated import FederatedStudy
+
+    world = WorldConfig(max_devices=60, model=ModelConfig(dim=8, layers=1, heads=1, max_len=10, dropout=0.0),
+                        train=TrainConfig(epochs=1, batch_size=64, eval_users=100))
+    study = FederatedStudy(small_data_dir, tmp_path / "fed", world, ServerConfig(rounds=2, clients_per_round=20),
+                           RoundTask(round=0, space=""), epsilons=(4.0,), central=False)
+    result = study.run()
+    record = json.loads(result.to_json())
+    arms = {a["arm"]: a for a in record["arms"]}
+    assert set(arms) == {"v1 (no update)", "FedAvg", "DP-FedAvg eps 4", "personal only"}
+    assert all(len(arms[a]["per_round"]) == 3 for a in ("FedAvg", "DP-FedAvg eps 4", "personal only"))
+    assert arms["DP-FedAvg eps 4"]["epsilon"] == pytest.approx(4.0, rel=0.03)
+    assert 0 < record["runs"]["FedAvg"]["bytes"]["max"] <= 64 * 1024
+    assert record["device_500_events"]["median_ms"] > 0
+    assert [b["accepted_as_update"] for b in record["bundles"]] == [True, True]
+    assert result.tables and result.write_plot(tmp_path / "fed.png") in (None, tmp_path / "fed.png")
