@@ -13,8 +13,8 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command("federate", epilog=example(
-    "edgerec data synth --out data/world --users 1500 --items 5000 --events 100000",
-    "edgerec federate --data data/world --out runs/federated --rounds 20 --clients 100"))
+    "edgerec federate --data data/world --out runs/federated --rounds 20 --clients 100",
+    "edgerec federate --data data/world --out runs/fed-dp --epsilon 4 --no-central"))
 @click.option("--data", "data_dir", required=True, type=DIR, help="A data folder (synthetic or imported).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the early data, bundle v1, the upper bound and the new bundles.")

@@ -2,7 +2,7 @@
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
 bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
-DP popularity prior) -> one report (tables, report.json, plots). Each step is a `Study` built
+DP popularity prior) -> federated rounds (FedAvg, DP-FedAvg, personal vectors) -> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
 soon as it is done, and `resume` skips the steps an earlier run finished.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from edgerec.data.synth import SynthConfig
 from edgerec.device_tests.bench import BenchConfig
 from edgerec.errors import ConfigError
+from edgerec.federated.server import ServerConfig
 from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import RankerConfig
 from edgerec.models.train import TrainConfig
@@ -29,6 +30,8 @@ from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
 from edgerec.studies.compression import CompressionStudy
 from edgerec.studies.experiments import BundleComparisonStudy
+from edgerec.studies.fed_world import WorldConfig
+from edgerec.studies.federated import FederatedStudy
 from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
@@ -50,6 +53,12 @@ class DemoConfig:
     experiment: SimConfig = field(default_factory=lambda: SimConfig(users=150, days=4, pre_days=3))
     bench_profile: str = "phone-mid"
     bench_items: int | None = 100_000
+    # the federated rounds: a small v1 and upper bound of their own (the demo's bundle saw every event)
+    federated: WorldConfig = field(default_factory=lambda: WorldConfig(
+        max_devices=600, model=ModelConfig(dim=32, layers=1, heads=1, max_len=30),
+        train=TrainConfig(epochs=4, patience=2, eval_users=500)))
+    federated_server: ServerConfig = field(default_factory=ServerConfig)
+    federated_epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
 
     @classmethod
     def make(cls, out: str | Path, quick: bool = False, seed: int = 0) -> DemoConfig:
@@ -64,6 +73,9 @@ class DemoConfig:
             student=ModelConfig(dim=16, layers=1, heads=1, max_len=30, own_rows=1500, hash_buckets=500),
             student_train=TrainConfig(epochs=6, patience=2, eval_users=500),
             replay_users=100, bench_items=None, experiment=SimConfig(users=40, days=2, pre_days=1),
+            federated=WorldConfig(max_devices=300, model=ModelConfig(dim=16, layers=1, heads=1, max_len=20),
+                                  train=TrainConfig(epochs=2, patience=1, eval_users=300)),
+            federated_server=ServerConfig(rounds=5, clients_per_round=60), federated_epsilons=(4.0,),
         )
 
 
@@ -87,6 +99,8 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         BundleComparisonStudy(Arm("student", out / "bundle"), Arm("teacher", out / "bundle-teacher"), out / "data",
                               cfg.experiment),
         PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
+        FederatedStudy(out / "data", out / "federated", cfg.federated, cfg.federated_server,
+                       epsilons=cfg.federated_epsilons),
     ]
 
 

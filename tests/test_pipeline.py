@@ -6,9 +6,11 @@ import json
 import pytest
 
 from edgerec.data.synth import SynthConfig
+from edgerec.federated.server import ServerConfig
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
 from edgerec.pipeline import DemoConfig, demo_report, run_demo
+from edgerec.studies.fed_world import WorldConfig
 from edgerec.studies.simulator import SimConfig
 
 
@@ -23,6 +25,9 @@ def demo_run(tmp_path_factory):
         student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
         student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
         replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
+        federated=WorldConfig(max_devices=40, model=ModelConfig(dim=8, layers=1, heads=1, max_len=12, dropout=0.0),
+                              train=TrainConfig(epochs=1, eval_users=0, batch_size=64)),
+        federated_server=ServerConfig(rounds=2, clients_per_round=10), federated_epsilons=(4.0,),
     )
     steps = []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
@@ -32,7 +37,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench",
-                     "teacher_bundle", "experiment", "privacy"]
+                     "teacher_bundle", "experiment", "privacy", "federated"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -51,6 +56,9 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert experiment["interleave"]["users"] == 12
     assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
     assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
+    federated = {a["arm"]: a for a in results["federated"]["arms"]}
+    assert {"v1 (no update)", "centralized retraining", "FedAvg", "DP-FedAvg eps 4"} <= set(federated)
+    assert (out / "federated.png").exists() and (out / "federated" / "bundle-fedavg" / "manifest.json").exists()
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
