@@ -7,9 +7,13 @@ BIN    := $(VENV)/bin
 # the runtime's own suite (tests/device) runs against the spec's golden bundle.
 DEVICE_VENV ?= .venv-device
 DEVICE_BIN  := $(DEVICE_VENV)/bin
+# A third venv for Flower (the optional extra `federated`): its pins (protobuf, rich, packaging) clash
+# with the host tools' constraints, so it holds the base install, Flower with Ray, and dp-accounting.
+FLOWER_VENV ?= .venv-flower
+FLOWER_BIN  := $(FLOWER_VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: setup setup-device demo demo-quick test test-device lint mutate clean
+.PHONY: setup setup-device setup-flower demo demo-quick test test-device test-flower lint mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # the kernel is compiled at install
 	$(PYTHON) -m venv $(VENV)
@@ -30,19 +34,31 @@ $(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan
 
 setup-device: $(DEVICE_VENV)/.installed
 
+$(FLOWER_VENV)/.installed: pyproject.toml setup.py runtime/_scan.c
+	$(PYTHON) -m venv $(FLOWER_VENV)
+	$(FLOWER_BIN)/pip install -q --upgrade pip
+	$(FLOWER_BIN)/pip install -q -e '.[federated]' pytest
+	touch $@
+
+setup-flower: $(FLOWER_VENV)/.installed
+
 demo: setup
 	$(BIN)/edgerec demo --out $(OUT)
 
 demo-quick: setup
 	$(BIN)/edgerec demo --quick --out $(OUT)-quick
 
-# the full suite, then the device suite alone in the device venv (the host conftest stays out)
-test: setup test-device
+# the full suite, then the device suite alone in the device venv (the host conftest stays out), then the
+# federated rounds under Flower's simulation engine in the Flower venv
+test: setup test-device test-flower
 	$(BIN)/python -m pytest -q
 
 test-device: setup-device
 	EDGEREC_DEVICE_ONLY=1 $(DEVICE_BIN)/python -m pytest -q tests/device --confcutdir=tests/device \
 		-p no:cacheprovider
+
+test-flower: setup-flower
+	$(FLOWER_BIN)/python -m pytest -q tests/flower --confcutdir=tests/flower -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check .
@@ -56,4 +72,4 @@ mutate: setup
 	$(BIN)/python tools/mutate.py --jobs $(JOBS) $(MODULES) $(if $(TESTS),--tests $(TESTS))
 
 clean:
-	rm -rf $(VENV) $(DEVICE_VENV) runs build *.egg-info
+	rm -rf $(VENV) $(DEVICE_VENV) $(FLOWER_VENV) runs build *.egg-info

@@ -11,6 +11,7 @@ Ray, so the same rounds spread over the cores (or machines) Ray has.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from edgerec.federated.server import FederatedServer
 from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, RoundTask, take_part
 
+NODE_WAIT_S = 120.0  # how long the server waits for the simulation's nodes to register
 TASK_FIELDS = ("round", "space", "lr", "steps", "negatives", "temperature", "clip", "max_examples", "encoding")
 
 
@@ -91,7 +93,11 @@ def server_app(server: FederatedServer, log: list):
 
     @app.main()
     def main(grid, context):
-        nodes = sorted(grid.get_node_ids())
+        waited = time.monotonic()
+        while len(nodes := sorted(grid.get_node_ids())) < server.population:  # the engine registers nodes
+            if time.monotonic() - waited > NODE_WAIT_S:
+                raise TimeoutError(f"Flower registered {len(nodes)} of {server.population} nodes in {NODE_WAIT_S} s")
+            time.sleep(0.2)
         for r in range(server.cfg.rounds):
             task = server.task(r)
             content = {"task": ConfigRecord(task_record(task)),

@@ -156,15 +156,16 @@ def _local_update(rec, history, user, consumed, task, table, personal):
     rows, local = None, None
     for _ in range(task.steps):
         current = base if rows is None else _patched(base, rows, local)
-        grad, toward = _softmax_gradients(users + offset, targets, current, task.temperature)
+        grad, toward = _softmax_gradients(users + offset, targets, current, task.temperature, rows, personal.enabled)
         if rows is None:  # the targets and the rows the loss pushes hardest: what this device changes
             strength = np.einsum("nd,nd->n", grad, grad)
             strength[targets] = np.inf
             keep = min(len(strength), len(np.unique(targets)) + task.negatives)
             rows = np.sort(np.argpartition(-strength, keep - 1)[:keep])
+            grad = grad[rows]
             start = base[rows].astype(np.float32)
             local = start.copy()
-        local -= task.lr * grad[rows]
+        local -= task.lr * grad
         if personal.enabled:  # the offset follows the mean gradient, pulled back towards zero
             offset = offset - personal.lr * (toward + personal.l2 * offset)
     delta = local - start
@@ -183,10 +184,11 @@ def _patched(base: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarr
     return out
 
 
-def _softmax_gradients(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float):
-    """Gradients of the summed softmax loss over the whole catalog: for every row (N, D), and for the
-    user-side offset (mean over the examples, D)."""
-    grad = np.zeros(table.shape, np.float32)
+def _softmax_gradients(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float,
+                       rows: np.ndarray | None, offset: bool):
+    """Gradients of the summed softmax loss over the whole catalog: for `rows` of the table (every row
+    when None) and, with `offset`, for the user-side offset (mean over the examples)."""
+    grad = np.zeros((len(table) if rows is None else len(rows), table.shape[1]), np.float32)
     toward = np.zeros(table.shape[1], np.float64)
     for start in range(0, len(users), ENCODE_BATCH):
         query = users[start:start + ENCODE_BATCH] / temperature
@@ -195,6 +197,7 @@ def _softmax_gradients(users: np.ndarray, targets: np.ndarray, table: np.ndarray
         weight = np.exp(logits)
         weight /= weight.sum(1, keepdims=True)
         weight[np.arange(len(query)), targets[start:start + ENCODE_BATCH]] -= 1.0  # d loss / d logit
-        grad += weight.T @ query
-        toward += (weight @ table).sum(0) / temperature
+        grad += (weight if rows is None else weight[:, rows]).T @ query
+        if offset:
+            toward += (weight @ table).sum(0) / temperature
     return grad, (toward / len(users)).astype(np.float32)
