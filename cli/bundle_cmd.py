@@ -26,13 +26,15 @@ from edgerec.cli.output import console, example, fmt, key_values, table
 @click.option("--table", "table_dtype", type=click.Choice(["int8", "int8-row", "fp16", "fp32"]), default="int8",
               show_default=True, help="Item table precision: int8 with a scale per dimension, or per row.")
 @click.option("--ranker", type=click.Path(exists=True, file_okay=False), help="A ranker trained for --model.")
+@click.option("--scorer", type=click.Path(exists=True, file_okay=False),
+              help="An interpretable scorer trained for --model (`edgerec scorer train`).")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Record the teacher's metrics.")
 @click.option("--content", type=click.Path(exists=True, file_okay=False),
               help="A content student (`edgerec content distill`) to ship for new items and tagging.")
 @click.option("--min-agreement", default=0.9, show_default=True, help="Top-10 agreement a quantized file must keep.")
 @click.option("--name", help="Bundle name (default: the folder name).")
 def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir, out, formats, quantize, table_dtype,
-           ranker, teacher, content, min_agreement, name) -> None:
+           ranker, scorer, teacher, content, min_agreement, name) -> None:
     """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle.
 
     Your own models can be bundled too: --encoder FILE or --torch-module MOD:FN, with --spec and --item-vectors.
@@ -51,7 +53,7 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
     cfg = ExportConfig(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), quantize=quantize,
                        table_dtype=table_dtype, min_top10_agreement=min_agreement, name=name)
     manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher, content=content,
-                             progress=lambda msg: console.print(f"  {msg}"))
+                             scorer=scorer, progress=lambda msg: console.print(f"  {msg}"))
     _print_manifest(manifest, out)
 
 

@@ -44,12 +44,13 @@ def _register() -> None:
         demo_cmd,
         device_cmd,
         evaluate_cmd,
+        ranking_cmd,
         study_cmd,
         train_cmd,
     )
 
     for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, device_cmd, bench_cmd,
-                   demo_cmd, study_cmd):
+                   demo_cmd, study_cmd, ranking_cmd):
         module.register(cli)
 
 

@@ -32,6 +32,7 @@ from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ModelError
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
+from edgerec.export.ranking import ranking_section
 from edgerec.models.checkpoint import load_model
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.scoring import ModelScorer, history_rows
@@ -59,6 +60,7 @@ class ExportConfig:
     name: str | None = None
     evaluate: bool = True  # record test metrics of the model (and of the teacher) in the manifest
     budgets: dict = field(default_factory=lambda: {"p99_ms": 5.0, "rss_mb": 300.0})
+    priors: bool = True  # context priors and the engagement pull in the manifest's ranking section
 
     def validate(self) -> ExportConfig:
         bad = set(self.formats) - {"onnx", "tflite"}
@@ -71,7 +73,8 @@ class ExportConfig:
 
 def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path, cfg: ExportConfig | None = None,
                   *, ranker: str | Path | None = None, teacher: str | Path | None = None,
-                  content: str | Path | None = None, progress: Progress | None = None) -> Manifest:
+                  content: str | Path | None = None, scorer: str | Path | None = None,
+                  progress: Progress | None = None) -> Manifest:
     cfg = (cfg or ExportConfig()).validate()
     say = progress or (lambda _msg: None)
     model, ckpt = load_model(checkpoint)
@@ -135,7 +138,14 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
                                         "training": {k: v for k, v in ckpt.info.items() if k != "history"},
                                         "export": asdict(cfg)})
     _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
+    ranking = {}
+    if cfg.priors or scorer is not None:
+        say("writing the ranking section (context priors, interpretable scorer)")
+        ranking = ranking_section(writer, dataset, split, checkpoint, scorer)
+        if not cfg.priors:
+            ranking = {"scorer": ranking["scorer"]}
     return writer.finish(
+        ranking=ranking,
         dim=model.config.dim, items=manifest_items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,

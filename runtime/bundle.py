@@ -94,12 +94,13 @@ class Manifest:
     budgets: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)  # conformance inputs/outputs (file names)
     data_version: dict = field(default_factory=dict)  # what data the models were trained on
+    ranking: dict = field(default_factory=dict)  # interpretable scorer, context priors (see runtime/ranking.py)
     created: str = ""
     edgerec_version: str = ""
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "format": FORMAT, "format_version": self.format_version, "name": self.name,
             "edgerec_version": self.edgerec_version, "created": self.created,
             "embedding_space": self.embedding_space, "dim": self.dim, "items": self.items,
@@ -107,6 +108,9 @@ class Manifest:
             "budgets": self.budgets, "reference": self.reference, "data_version": self.data_version,
             "files": self.files,
         }
+        if self.ranking:  # only bundles that carry a scorer or priors have the section
+            out["ranking"] = self.ranking
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Manifest:
@@ -122,7 +126,7 @@ class Manifest:
                 models=[ModelEntry.from_dict(m) for m in d["models"]], files=d["files"],
                 defaults=d.get("defaults", {}), metrics=d.get("metrics", {}), budgets=d.get("budgets", {}),
                 reference=d.get("reference", {}), data_version=d.get("data_version", {}),
-                created=d.get("created", ""), edgerec_version=d.get("edgerec_version", ""), format_version=version,
+                ranking=d.get("ranking", {}), created=d.get("created", ""), edgerec_version=d.get("edgerec_version", ""), format_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"manifest.json lacks a required field ({exc}); re-export the bundle") from None
@@ -311,14 +315,14 @@ class BundleWriter:
         self.models.append(entry)
 
     def finish(self, *, dim: int, items: dict, defaults: dict, metrics: dict,
-               budgets: dict, reference: dict, data_version: dict) -> Manifest:
+               budgets: dict, reference: dict, data_version: dict, ranking: dict | None = None) -> Manifest:
         from edgerec import __version__
 
         space = embedding_space_id(self.files, self.models, items)
         manifest = Manifest(
             name=self.name, embedding_space=space, dim=dim, items=items, models=self.models,
             files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
-            reference=reference, data_version=data_version,
+            reference=reference, data_version=data_version, ranking=ranking or {},
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), edgerec_version=__version__,
         )
         tmp = self.root / (MANIFEST + ".tmp")

@@ -42,6 +42,12 @@ class Policy:
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
+    # responsible ranking (runtime/ranking.py, runtime/fairness.py); None = the bundle's setting
+    use_scorer: bool | None = None  # None: the bundle's interpretable scorer runs when no deep ranker does
+    context_weight: float | None = None  # boost from the bundle's device / time-of-day priors
+    engagement: float | None = None  # pull of liked (and finished) items on the query
+    fairness: float = 0.0  # 0 = relevance only; higher trades relevance for provider exposure
+    fairness_method: str = "exposure"  # exposure (discounted provider exposure) | cap (per-provider cap)
     extra: dict = field(default_factory=dict)
 
 
