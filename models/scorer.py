@@ -29,7 +29,7 @@ from edgerec.models.ranker import (
     item_table,
 )
 from edgerec.models.scoring import ModelScorer
-from edgerec.runtime.scorer import FEATURES, SCORER_VERSION, Featurizer, LinearScorer
+from edgerec.runtime.scorer import FEATURES, SCORER_VERSION, Featurizer, LinearScorer, TagCodes
 
 SCORER_FILE = "scorer.json"
 
@@ -45,7 +45,8 @@ def host_featurizer(dataset: Dataset, table, item_matrix: np.ndarray) -> Featuri
     if "" in vocab:
         codes = np.where(codes == vocab.index(""), -1, codes)
     tags = dataset.catalog.tags
-    return Featurizer(table, np.asarray(codes, np.int64), lambda row: tags[row], lambda rows: item_matrix[rows])
+    return Featurizer(table, np.asarray(codes, np.int64), TagCodes(lambda row: tags[row]),
+                      lambda rows: item_matrix[rows])
 
 
 def train_scorer(groups: np.ndarray, weights: np.ndarray, cfg: ScorerConfig) -> tuple[LinearScorer, dict]:

@@ -3,9 +3,11 @@
 Exposure of a list position i (0-based) is 1 / log2(i + 2), as in DCG: what
 a person sees first counts most. The fair stage re-ranks the pool greedily:
 each next item maximises its standardised relevance minus `Policy.fairness`
-times the share of this list's exposure its provider already holds, so a
-provider's second and third items must be clearly better to be shown. The
-baseline (`fairness_method="cap"`) caps the items per provider instead.
+times (the share of this list's exposure its provider already holds + how far
+the provider's share of all plays exceeds an equal share). The first term
+spreads one list over providers; the second, since a device sees one user
+only, stands in for the exposure the provider gets in everyone else's lists.
+The baseline (`fairness_method="cap"`) caps the items per provider instead.
 """
 
 from __future__ import annotations
@@ -44,9 +46,13 @@ def exposure(lists: list[list], groups: list | None = None) -> dict:
     return {g: v / whole for g, v in totals.items()}
 
 
-def fair_order(relevance: np.ndarray, groups: np.ndarray, k: int, weight: float) -> np.ndarray:
-    """Positions of `k` items: greedy relevance minus weight x the exposure share of the item's group."""
+def fair_order(relevance: np.ndarray, groups: np.ndarray, k: int, weight: float,
+               dominance: np.ndarray | None = None) -> np.ndarray:
+    """Positions of `k` items: greedy relevance minus weight x (the exposure share of the item's group in
+    the list so far + `dominance`, the group's excess share of exposure elsewhere, per item)."""
     rel = standardize(np.asarray(relevance, np.float64))
+    if dominance is not None:
+        rel = rel - weight * PENALTY_SCALE * np.asarray(dominance, np.float64)
     available = np.isfinite(rel)
     codes = np.unique(groups, return_inverse=True)[1] if len(groups) else np.zeros(0, np.int64)
     held = np.zeros(int(codes.max()) + 1 if len(codes) else 0)
@@ -77,11 +83,26 @@ def fairness_stage(request: Request) -> Request:
         cap = provider_cap(request.k, policy.fairness)
         order = mmr(request.relevance, request.vectors, request.k, 0.0, providers, None, cap, None)
     elif policy.fairness_method == "exposure":
-        order = fair_order(request.relevance, providers, request.k, policy.fairness)
+        share = cat._cached("provider_dominance", lambda: provider_dominance(cat))
+        order = fair_order(request.relevance, providers, request.k, policy.fairness, share[pool])
     else:
         raise ValueError(f"unknown fairness_method {policy.fairness_method!r}; use 'exposure' or 'cap'")
     request.order = np.asarray(order, np.int64)
     return request
+
+
+def provider_dominance(cat) -> np.ndarray:
+    """Per row: how far its provider's share of all plays (the bundle's popularity) exceeds 1 / providers."""
+    rows = np.arange(len(cat))
+    providers = cat.column("provider", rows).astype(str)
+    names, codes = np.unique(providers, return_inverse=True)
+    plays = np.bincount(codes, weights=cat.numeric_column("popularity", rows), minlength=len(names))
+    known = names != ""
+    if plays[known].sum() <= 0:
+        return np.zeros(len(rows))
+    share = plays / plays[known].sum()
+    excess = np.where(known, np.maximum(share - 1.0 / known.sum(), 0.0), 0.0)
+    return excess[codes]
 
 
 def fairness_applies(request: Request) -> bool:

@@ -25,7 +25,7 @@ from edgerec.runtime.catalog import _codes_over
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import standardize
 from edgerec.runtime.request import Request
-from edgerec.runtime.scorer import DAY_PARTS, Featurizer, LinearScorer, day_part
+from edgerec.runtime.scorer import DAY_PARTS, Featurizer, LinearScorer, TagCodes, day_part
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
 
@@ -41,7 +41,8 @@ def open_scorer(models: Models) -> LinearScorer | None:
 def device_featurizer(catalog) -> Featurizer:
     """The scorer's features over the device catalog (genre codes built once per catalog version)."""
     genre = catalog._cached("scorer_genre", lambda: _codes_over(catalog.column("genre", np.arange(len(catalog)))))
-    return Featurizer(catalog.feature_table(), genre, catalog._tag_tuple, catalog.vectors)
+    tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple))
+    return Featurizer(catalog.feature_table(), genre, tags, catalog.vectors)
 
 
 class ScorerStage:

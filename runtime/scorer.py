@@ -51,11 +51,11 @@ def part_of_day_name(hour: float) -> str:
 @dataclass
 class Featurizer:
     """Scorer features of candidates. Item side: the ranker's `ItemTable`, genre codes (-1 unknown),
-    each item's tags and vectors by row (the host passes its arrays, the device its catalog)."""
+    each item's tags (as `TagCodes`) and vectors by row (the host passes its arrays, the device its catalog)."""
 
     table: ItemTable
     genre: np.ndarray
-    tags_of: Callable[[int], tuple]
+    tags: TagCodes
     vectors_of: Callable[[np.ndarray], np.ndarray]
 
     def __call__(self, user: np.ndarray, items: np.ndarray, candidates: np.ndarray, history: np.ndarray,
@@ -89,19 +89,35 @@ class Featurizer:
 
     def _tag_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """Mean share of the recent history carrying each of the item's tags."""
-        profile: dict[str, int] = {}
-        for row in recent.tolist():
-            for tag in self.tags_of(row):
-                profile[tag] = profile.get(tag, 0) + 1
-        if not profile:
+        hist, _ = self.tags.codes(recent)
+        flat, lens = self.tags.codes(candidates)
+        if not len(hist) or not len(flat):
             return np.zeros(len(candidates))
-        n = len(recent)
-        out = np.zeros(len(candidates))
-        for i, row in enumerate(candidates.tolist()):
-            tags = self.tags_of(row)
-            if tags:
-                out[i] = sum(profile.get(t, 0) for t in tags) / (n * len(tags))
-        return out
+        profile = np.bincount(hist, minlength=len(self.tags.vocab))
+        sums = np.add.reduceat(profile[flat], np.r_[0, np.cumsum(lens)[:-1]]) * (lens > 0)
+        return np.where(lens > 0, sums / (len(recent) * np.maximum(lens, 1)), 0.0)
+
+
+class TagCodes:
+    """Each row's tags as integer codes, decoded once per row (kept per catalog version on the device)."""
+
+    def __init__(self, tags_of: Callable[[int], tuple]):
+        self.tags_of = tags_of
+        self.vocab: dict[str, int] = {}
+        self._rows: dict[int, np.ndarray] = {}
+
+    def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(all codes of `rows` concatenated, how many each row has)."""
+        parts = []
+        for row in rows.tolist():
+            got = self._rows.get(row)
+            if got is None:
+                vocab = self.vocab
+                got = self._rows[row] = np.array([vocab.setdefault(t, len(vocab)) for t in self.tags_of(row)],
+                                                 np.int64)
+            parts.append(got)
+        lens = np.fromiter(map(len, parts), np.int64, len(parts))
+        return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), lens
 
 
 @dataclass
