@@ -73,9 +73,10 @@ class Featurizer:
             genres = self.genre[recent]
             genres = genres[genres >= 0]
             if len(genres):
-                counts = np.bincount(genres, minlength=int(self.genre.max()) + 1) / len(genres)
+                counts = np.bincount(genres) / len(genres)
                 cand = self.genre[candidates]
-                out[:, FEATURES.index("genre match")] = np.where(cand >= 0, counts[np.maximum(cand, 0)], 0.0)
+                seen = (cand >= 0) & (cand < len(counts))
+                out[:, FEATURES.index("genre match")] = np.where(seen, counts[np.clip(cand, 0, len(counts) - 1)], 0.0)
         if len(liked):
             sims = items @ self.vectors_of(np.asarray(liked[-5:], np.int64)).T
             out[:, FEATURES.index("like similarity")] = sims.max(1)

@@ -12,6 +12,7 @@ from edgerec.cli.main import cli
 from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.fairness import exposure, fair_order, gini, provider_cap
 from edgerec.runtime.scorer import FEATURES, LinearScorer
+from edgerec.runtime.vocab import MODALITIES
 
 NOW = 1_790_000_000.0
 OFF = {"context_weight": 0.0, "engagement": 0.0}  # the new behaviours off: today's lists
@@ -105,7 +106,10 @@ def test_host_and_device_compute_the_same_scorer_features(scorer_bundle, tiny_bu
     assert a.shape == (100, len(FEATURES))
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert a[:, FEATURES.index("tag match")].max() > 0 and a[:, FEATURES.index("genre match")].max() > 0
-    assert a[:, FEATURES.index("phone x film")].sum() + a[:, FEATURES.index("phone x short_video")].sum() > 0
+    known = dataset.catalog.text["modality"]
+    for cell in ("phone", "morning"):  # device 0 at 8:30: one cell per item of a known modality
+        cells = [FEATURES.index(f"{cell} x {m}") for m in MODALITIES]
+        assert a[:, cells].sum(1).tolist() == [float(known[c] in MODALITIES) for c in cands]
 
 
 def test_explain_prints_contributions_and_plots(scorer_bundle, tmp_path):
