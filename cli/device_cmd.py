@@ -151,14 +151,17 @@ def onboard(bundle, user, genres, tags, languages, items, history_path) -> None:
 
 @click.command("add-items", epilog=example(
     "edgerec add-items bundle --items new.json --history device.db",
-    'echo \'[{"item_id": "n1", "title": "Night Heist", "genre": "thriller", "tags": ["heist"]}]\' '
-    "| edgerec add-items bundle --items -"))
+    "edgerec add-items bundle --items - --history device.db"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--items", "items_file", required=True, type=click.File("r"),
               help="A JSON list of items (item_id, title, genre, tags, ...; optional vector); - reads stdin.")
 @HISTORY
 def add_items(bundle, items_file, history_path) -> None:
-    """Add (or replace) items on the device; those without a vector are placed from their metadata."""
+    """Add (or replace) items on the device; those without a vector are placed from their metadata.
+
+    The file holds a JSON list such as
+    [{"item_id": "n1", "title": "Night Heist", "genre": "thriller", "tags": ["heist"]}].
+    """
     import json
 
     from edgerec.errors import ConfigError

@@ -20,7 +20,7 @@ def scorer_group() -> None:
 
 @scorer_group.command("train", epilog=example(
     "edgerec scorer train --data data/world --retrieval ckpt/student --out ckpt/scorer",
-    "edgerec export --model ckpt/student --data data/world --scorer ckpt/scorer --out bundle"))
+    "edgerec scorer train --data data/world --retrieval ckpt/student --ranker ckpt/ranker --test --out ckpt/scorer"))
 @click.option("--data", "data_dir", required=True, type=DIR)
 @click.option("--retrieval", required=True, type=DIR, help="The recommender whose short list the scorer re-ranks.")
 @click.option("--ranker", type=DIR, help="A deep ranker for the same model, to compare NDCG@10 with.")

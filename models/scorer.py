@@ -29,7 +29,14 @@ from edgerec.models.ranker import (
     item_table,
 )
 from edgerec.models.scoring import ModelScorer
-from edgerec.runtime.scorer import FEATURES, SCORER_VERSION, Featurizer, LinearScorer, TagCodes
+from edgerec.runtime.scorer import (
+    FEATURES,
+    SCORER_VERSION,
+    Featurizer,
+    LinearScorer,
+    TagCodes,
+    scorer_names,
+)
 
 SCORER_FILE = "scorer.json"
 
@@ -75,7 +82,8 @@ def train_scorer(groups: np.ndarray, weights: np.ndarray, cfg: ScorerConfig) -> 
     with torch.no_grad():
         top1 = float(((x @ theta).argmax(1) == 0).double().mean())
         loss = float(objective())
-    scorer = LinearScorer(FEATURES, theta.detach().numpy().copy(), mean, scale, 0.0)
+    names = scorer_names(groups.shape[-1] - len(FEATURES))
+    scorer = LinearScorer(names, theta.detach().numpy().copy(), mean, scale, 0.0)
     return scorer, {"groups": int(len(groups)), "loss": loss, "train_group_top1": top1}
 
 

@@ -72,7 +72,7 @@ def fair_order(relevance: np.ndarray, groups: np.ndarray, k: int, weight: float,
 
 def provider_cap(k: int, weight: float) -> int:
     """The baseline's cap per provider at a fairness weight: k at 0, down to 1 at weight 1."""
-    return max(1, int(math.ceil(k * (1.0 - min(max(weight, 0.0), 1.0)))))
+    return max(1, int(math.ceil(round(k * (1.0 - min(max(weight, 0.0), 1.0)), 9))))  # 10 x 0.3 is 3, not 4
 
 
 def fairness_stage(request: Request) -> Request:

@@ -29,6 +29,16 @@ BASE_FEATURES = ("retrieval score", "popularity", "age", "length", "language mat
 CONTEXT_FEATURES = tuple(f"{d} x {m}" for d in DEVICES for m in MODALITIES) + \
     tuple(f"{p} x {m}" for p in DAY_PARTS for m in MODALITIES)
 FEATURES = BASE_FEATURES + CONTEXT_FEATURES
+TASTE = "taste match"  # the per-dimension products of user and item vectors: one contribution in reasons
+
+
+def scorer_names(dim: int) -> tuple[str, ...]:
+    """FEATURES, then one reweighted retrieval term per vector dimension (shown together as TASTE)."""
+    return FEATURES + tuple(f"{TASTE} {i}" for i in range(dim))
+
+
+def group_of(name: str) -> str:
+    return TASTE if name.startswith(TASTE + " ") else name
 # how a feature reads in a reason: (when it is above its average, when below)
 WORDS = {"retrieval score": ("close to your taste", "far from your taste"),
          "popularity": ("popular", "niche"), "age": ("a proven title", "new"),
@@ -60,10 +70,11 @@ class Featurizer:
 
     def __call__(self, user: np.ndarray, items: np.ndarray, candidates: np.ndarray, history: np.ndarray,
                  hour: float, device: int, now: int, liked: np.ndarray) -> np.ndarray:
-        """(C, len(FEATURES)) float64. history: consumed rows, oldest first; liked: rows the user liked."""
-        c = len(candidates)
-        out = np.zeros((c, len(FEATURES)), np.float64)
+        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked."""
+        c, d = len(candidates), user.shape[0]
+        out = np.zeros((c, len(FEATURES) + d), np.float64)
         base = ranker_features(user, items, candidates, self.table, history, hour, device, now)
+        out[:, len(FEATURES):] = base[:, :d]
         start = base.shape[1] - EXTRA + 2 + len(DEVICES) + len(MODALITIES)  # first column after one-hots
         for name, offset in _FROM_RANKER.items():
             out[:, FEATURES.index(name)] = base[:, start + offset]
@@ -149,16 +160,28 @@ class LinearScorer:
         terms = (features - self.mean) * (self.weights / self.scale)
         return np.concatenate([terms, np.full((len(features), 1), self.intercept)], 1)
 
+    def grouped(self, contributions: np.ndarray) -> dict[str, float]:
+        """One item's contributions by feature, the taste dimensions summed into one; plus the intercept."""
+        out: dict[str, float] = {}
+        for name, value in zip(self.names, contributions[: len(self.names)].tolist()):
+            out[group_of(name)] = out.get(group_of(name), 0.0) + value
+        out["intercept"] = float(contributions[len(self.names)])
+        return out
+
     def top_reasons(self, contributions: np.ndarray, count: int = 2) -> list[tuple[str, float]]:
         """The largest positive contributions of one item, as (feature name, value)."""
-        terms = contributions[: len(self.names)]
-        order = np.argsort(-terms, kind="stable")
-        return [(self.names[j], float(terms[j])) for j in order[:count] if terms[j] > 0]
+        grouped = self.grouped(contributions)
+        grouped.pop("intercept")
+        ranked = sorted(grouped.items(), key=lambda kv: -kv[1])
+        return [(name, value) for name, value in ranked[:count] if value > 0]
 
     def words(self, features: np.ndarray, contributions: np.ndarray, count: int = 2) -> str:
         """The top contributions of one item in words, e.g. 'close to your taste (+1.20), new (+0.31)'."""
         parts = []
         for name, value in self.top_reasons(contributions, count):
+            if name == TASTE:
+                parts.append(f"matches your taste (+{value:.2f})")
+                continue
             high = features[self.names.index(name)] > self.mean[self.names.index(name)]
             if name in WORDS:
                 phrase = WORDS[name][0 if high else 1]

@@ -151,8 +151,7 @@ def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -
     out = []
     for meta, reason, at in zip(metas, reasons, request.order.tolist()):
         terms = request.contributions[at]
-        names = list(scorer.names) + ["intercept"]
-        meta["contributions"] = {n: float(v) for n, v in zip(names, terms.tolist()) if v != 0.0}
+        meta["contributions"] = {n: v for n, v in scorer.grouped(terms).items() if v != 0.0}
         meta["scorer_score"] = float(terms.sum())
         words = scorer.words(request.scorer_features[at], terms)
         out.append(Reason("scorer", f"{words}; {reason.text}", reason.item_id, reason.tags))

@@ -64,7 +64,7 @@ def test_the_scorer_ships_as_plain_arrays_and_ranks_on_the_device(scorer_bundle,
     bundle, info = scorer_bundle
     manifest = json.loads((bundle / "manifest.json").read_text())
     spec = manifest["ranking"]["scorer"]
-    assert spec["features"] == list(FEATURES)
+    assert spec["features"] == list(FEATURES) + [f"taste match {i}" for i in range(16)]  # dim 16
     for name in spec["arrays"].values():
         assert name.endswith(".npy") and name in manifest["files"]
         np.load(bundle / name, allow_pickle=False)  # numbers only
@@ -103,7 +103,8 @@ def test_host_and_device_compute_the_same_scorer_features(scorer_bundle, tiny_bu
         history, cands, liked = np.arange(20, 60), np.arange(100, 200), np.array([20, 25])
         args = (vectors[5], vectors[cands], cands, history, 8.5, 0, int(NOW), liked)
         a, b = host(*args), device(*args)
-    assert a.shape == (100, len(FEATURES))
+    assert a.shape == (100, len(FEATURES) + 16)
+    np.testing.assert_allclose(a[:, len(FEATURES):], vectors[cands] * vectors[5], atol=1e-6)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert a[:, FEATURES.index("tag match")].max() > 0 and a[:, FEATURES.index("genre match")].max() > 0
     known = dataset.catalog.text["modality"]
@@ -121,11 +122,12 @@ def test_explain_prints_contributions_and_plots(scorer_bundle, tmp_path):
     result = CliRunner().invoke(cli, ["explain", str(bundle), "--user", "bo", "--history", str(db), "--k", "5",
                                       "--device", "tv", "--plot", str(png), "--json", str(tmp_path / "bo.json")])
     assert result.exit_code == 0, result.output
-    assert "retrieval score" in result.output
+    assert "scorer score = sum of contributions" in result.output
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
     items = json.loads((tmp_path / "bo.json").read_text())
     assert len(items) == 5
     assert all(abs(sum(i["contributions"].values()) - i["score"]) < 1e-6 for i in items)
+    assert all("taste match" in i["contributions"] and "retrieval score" in i["contributions"] for i in items)
 
 
 def test_explain_refuses_a_bundle_without_a_scorer(tiny_bundle, tmp_path):
@@ -267,8 +269,8 @@ def test_onboard_add_and_remove_items_from_the_cli(tiny_bundle, tmp_path):
     assert got.exit_code == 0 and "n1" in got.output, got.output
     with Recommender.open(tiny_bundle, history=db) as rec:
         assert rec.history.preferences("fay")["tag"] == ["heist"]
-        assert "n1" in ids(rec.recommend("fay", k=10, context={"now": NOW}))
-        victim = rec.catalog.item_id(3)
+        assert rec.catalog.meta(rec.catalog.row("n1"))["tags"] == ["heist"]
+        victim = rec.recommend("fay", k=10, context={"now": NOW})[0].item_id
     got = runner.invoke(cli, ["remove-items", str(tiny_bundle), "n1", victim, "--history", db])
     assert got.exit_code == 0, got.output
     with Recommender.open(tiny_bundle, history=db) as rec:
@@ -276,3 +278,19 @@ def test_onboard_add_and_remove_items_from_the_cli(tiny_bundle, tmp_path):
         assert "n1" not in listed and victim not in listed
     bad = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", "-", "--history", db], input="{nope")
     assert bad.exit_code != 0 and "not valid JSON" in bad.output
+
+
+def test_series_features_name_the_series_you_watch_and_its_next_episode():
+    from edgerec.runtime.features import EXTRA, ItemTable, ranker_features
+
+    n = 6  # rows 0, 1: episodes 1 and 3 of series 2 (watched); 2: episode 4; 3: episode 2; 4: series 5; 5: none
+    table = ItemTable(modality=np.zeros(n, np.int64), duration=np.ones(n, np.float32),
+                      popularity=np.ones(n, np.float32), release_ts=np.zeros(n, np.int64),
+                      language=np.zeros(n, np.int64), creator=np.zeros(n, np.int64),
+                      series=np.array([2, 2, 2, 2, 5, -1]), episode=np.array([1, 3, 4, 2, 1, 0]))
+    cands = np.arange(2, 6)
+    feats = ranker_features(np.ones(4, np.float32), np.ones((4, 4), np.float32), cands, table, np.array([0, 1]),
+                            12.0, 0, 1_000)
+    col = feats.shape[1] - 3  # the last three: in a watched series, next episode, bias
+    assert feats[:, col].tolist() == [1, 1, 0, 0] and feats[:, col + 1].tolist() == [1, 0, 0, 0]
+    assert feats.shape[1] == 4 + 1 + EXTRA
