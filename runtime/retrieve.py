@@ -48,9 +48,10 @@ class RetrieveStage:
         state, query = request.state, request.vector
         request.cold = query is None
         pull = None if query is None else engagement_pull(request, engagement_weight(request, self.models.manifest))
-        if pull is not None:
-            query = query + pull
-            query = (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)
+        if pull is not None:  # in units of the user vector's length, which is kept (the drift monitor reads it)
+            norm = float(np.linalg.norm(query))
+            pulled = query + pull * norm
+            query = (pulled * (norm / max(float(np.linalg.norm(pulled)), 1e-12))).astype(np.float32)
         if state.liked and request.fallback is None:
             liked = request.catalog.vectors(np.array(state.liked[-3:], np.int64))
             pull = liked.mean(0) * request.policy.feedback_weight
