@@ -73,13 +73,15 @@ def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray,
         out[:, col + 4] = _share(table.creator[candidates], table.creator[recent])
         series_hist = table.series[history]
         watched = series_hist >= 0
-        last_episode: dict[int, int] = {}
-        for s, e in zip(series_hist[watched], table.episode[history][watched]):
-            last_episode[int(s)] = max(last_episode.get(int(s), 0), int(e))
+        # the last episode seen of each watched series, then a sorted lookup for the candidates
+        shows, at = np.unique(series_hist[watched], return_inverse=True)
+        last = np.zeros(len(shows), np.int64)
+        np.maximum.at(last, at, table.episode[history][watched].astype(np.int64))
         cand_series = table.series[candidates]
-        in_watched = np.array([int(s) in last_episode for s in cand_series]) if c else np.zeros(0, bool)
-        next_ep = np.array([last_episode.get(int(s), -10) + 1 for s in cand_series]) if c else np.zeros(0)
-        out[:, col + 5] = in_watched & (cand_series >= 0)
+        pos = np.minimum(np.searchsorted(shows, cand_series), max(len(shows) - 1, 0))
+        in_watched = (cand_series >= 0) & (shows[pos] == cand_series) if len(shows) else np.zeros(c, bool)
+        next_ep = last[pos] + 1 if len(shows) else np.zeros(c, np.int64)
+        out[:, col + 5] = in_watched
         out[:, col + 6] = in_watched & (table.episode[candidates] == next_ep)
     out[:, col + 7] = 1.0  # bias input, so cross layers can form linear terms
     return out
