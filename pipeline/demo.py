@@ -30,9 +30,9 @@ from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
 from edgerec.studies.compression import CompressionStudy
 from edgerec.studies.experiments import BundleComparisonStudy
-from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.explain import ExplainStudy
 from edgerec.studies.fairness import FairnessStudy
+from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -120,16 +121,14 @@ class TagCodes:
 
     def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(all codes of `rows` concatenated, how many each row has)."""
-        parts = []
+        known, vocab, parts = self._rows, self.vocab, []
         for row in rows.tolist():
-            got = self._rows.get(row)
-            if got is None:
-                vocab = self.vocab
-                got = self._rows[row] = np.array([vocab.setdefault(t, len(vocab)) for t in self.tags_of(row)],
-                                                 np.int64)
+            got = known.get(row)
+            if got is None:  # tuples of ints: cheaper to keep and to chain than small arrays
+                got = known[row] = tuple(vocab.setdefault(t, len(vocab)) for t in self.tags_of(row))
             parts.append(got)
         lens = np.fromiter(map(len, parts), np.int64, len(parts))
-        return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), lens
+        return np.fromiter(chain.from_iterable(parts), np.int64, int(lens.sum())), lens
 
 
 @dataclass
