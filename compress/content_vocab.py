@@ -7,9 +7,9 @@ PCA ourselves, so the PCA basis and mean become the student's linear map back
 into the teacher's space: a student built this way already embeds any text
 the tokenizer can read, including words no catalog text ever used.
 
-`adapt_student` then fits that map to in-domain text (ridge, closed form) and
-fine-tunes the token rows the adaptation texts use; rows they never use keep
-their vocabulary-pass values (SparseAdam only moves rows that get a gradient).
+`adapt_student` then fine-tunes the token rows the adaptation texts use; rows
+they never use keep their vocabulary-pass values (SparseAdam only moves rows
+that get a gradient) and the map stays the same for all of them.
 """
 
 from __future__ import annotations
@@ -115,31 +115,18 @@ def student_from_vocabulary(vocab: VocabularyPass, dim: int) -> tuple[StaticCont
                             "tokens_with_vectors": int(used.sum())}
 
 
-def fit_student_projection(student: StaticContentStudent, ids: np.ndarray, mask: np.ndarray,
-                           targets: np.ndarray, ridge: float = 1.0) -> None:
-    """Least-squares map from the mean token vector to the teacher's vectors (in place)."""
-    with torch.no_grad():
-        m = torch.as_tensor(mask, dtype=torch.float32).unsqueeze(-1)
-        pooled = ((student.tokens(torch.as_tensor(ids)) * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
-    x = np.hstack([pooled, np.ones((len(pooled), 1))]).astype(np.float64)
-    reg = ridge * np.eye(x.shape[1])
-    reg[-1, -1] = 0.0  # the bias is not shrunk
-    w = np.linalg.solve(x.T @ x + reg, x.T @ targets.astype(np.float64))
-    with torch.no_grad():
-        student.project.weight.copy_(torch.as_tensor(w[:-1].T, dtype=torch.float32))
-        student.project.bias.copy_(torch.as_tensor(w[-1], dtype=torch.float32))
-
-
 def adapt_student(student: StaticContentStudent, tokenizer, texts: list[str], targets: np.ndarray,
                   held_texts: list[str], held_targets: np.ndarray,
                   cfg: ContentDistillConfig | None = None, progress=None) -> tuple[StaticContentStudent, dict]:
-    """Fit the map on in-domain texts, then fine-tune the token rows they use (cosine to the teacher)."""
+    """Fine-tune the token rows the in-domain texts use (cosine to the teacher), the map kept fixed.
+
+    The map stays the vocabulary's PCA basis: refitting it on catalog texts raised their cosine but
+    pulled titles with unseen words away from the teacher (0.48 -> 0.30 mean cosine when measured
+    on 150 real titles after 400 synthetic catalog texts), since those rows were never refitted."""
     cfg = cfg or ContentDistillConfig(epochs=10, lr=0.01, projection_lr=0.0)
-    ids, mask = tokenize(tokenizer, texts)
-    fit_student_projection(student, ids, mask, targets)
     before = embed(student, *tokenize(tokenizer, held_texts))
     adapted, info = distill_content(tokenizer, texts, targets, held_texts, held_targets, cfg, progress,
                                     student=student)
     cos = (before * held_targets).sum(1) / (np.linalg.norm(before, axis=1) + 1e-12)
-    info["held_out_cosine_after_projection_fit"] = float(cos.mean())
+    info["held_out_cosine_before"] = float(cos.mean())
     return adapted, info
