@@ -198,12 +198,13 @@ def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path
     quality = {(r["set"], r["model"]): r for r in record["quality"]}
     assert len(quality) == 3 * len(record["sets"])
     assert quality[("held-out catalog texts", "MiniLM fp32 (onnx)")]["cosine_mean"] > 0.999  # the teacher
-    assert quality[("held-out catalog texts", "MiniLM fp32 (onnx)")]["top10_neighbour_agreement"] == 1.0
+    assert quality[("held-out catalog texts", "MiniLM fp32 (onnx)")]["top10_neighbour_agreement"] > 0.95
     assert rows["MiniLM int8 per-channel (onnx)"]["bytes_vs_minilm_int8"] == 1.0
     assert rows["student int8-weights (onnx)"]["bytes"] < rows["MiniLM int8 per-channel (onnx)"]["bytes"]
     tagging = {r["model"]: r for r in record["tagging"]}
     assert set(tagging) == set(rows) | {"MiniLM (PyTorch, the teacher)"}
-    assert tagging["MiniLM fp32 (onnx)"]["top1_accuracy"] == tagging["MiniLM (PyTorch, the teacher)"]["top1_accuracy"]
+    onnx, torch_ = tagging["MiniLM fp32 (onnx)"], tagging["MiniLM (PyTorch, the teacher)"]
+    assert abs(onnx["top1_accuracy"] - torch_["top1_accuracy"]) <= 1 / onnx["texts"]  # a near-tie may flip
 
 
 def test_cold_start_study_places_held_out_items_on_the_device(student_dir, tiny_bundle, tmp_path):
