@@ -61,8 +61,8 @@ def spent_epsilon(noise_multiplier: float, q: float, rounds: int, delta: float, 
     if not noise_multiplier > 0:
         return float("inf")
     acc = _accountant(accountant)
-    acc.compose(_event(noise_multiplier, q, rounds))
-    with _quiet():
+    with _quiet():  # the RDP orders are computed when the event is composed
+        acc.compose(_event(noise_multiplier, q, rounds))
         return float(acc.get_epsilon(delta))
 
 
