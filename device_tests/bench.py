@@ -290,6 +290,12 @@ def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig, source: st
 # ------------------------------------------------------------------ orchestrator (parent process)
 
 
+def device_peak_rss_mb(result: dict) -> float:
+    """A device runs one engine: the largest peak of the engines each in its own process when
+    measured (footprint.py), else the peak of the worker that ran them all."""
+    return max((f["peak_rss_mb"] for f in result.get("footprint", ())), default=result["peak_rss_mb"])
+
+
 def check_budgets(result: dict, profile: DeviceProfile) -> list[str]:
     failures = []
     for run in result["runs"]:
@@ -298,8 +304,7 @@ def check_budgets(result: dict, profile: DeviceProfile) -> list[str]:
                             f"{profile.p99_ms} ms budget")
         if run["open_ms"] > profile.open_ms:
             failures.append(f"{run['backend']}: bundle open {run['open_ms']:.0f} ms exceeds {profile.open_ms} ms")
-    # a device runs one engine: its own process's peak when measured, else the all-engine worker's
-    peak = max((f["peak_rss_mb"] for f in result.get("footprint", ())), default=result["peak_rss_mb"])
+    peak = device_peak_rss_mb(result)
     if peak > profile.rss_mb:
         failures.append(f"peak RSS {peak:.0f} MB exceeds the {profile.rss_mb} MB budget")
     if result["bundle_bytes"] / 1e6 > profile.bundle_mb:

@@ -66,6 +66,8 @@ def footprint_worker(bundle: str, engine: str, profile, cfg) -> dict:
     stages = rec.monitor.snapshot()["stages"]
     out = {"engine": engine, "kernel": rec.scan.label, "open_ms": open_ms, "interpreter_rss_mb": interpreter,
            "open_rss_mb": after_open, "steady_rss_mb": rss_mb(), "peak_rss_mb": rss_mb("VmHWM"),
+           # private memory vs pages of mapped files (the table, columns, libraries: reclaimable)
+           "steady_anon_rss_mb": rss_mb("RssAnon"), "steady_file_rss_mb": rss_mb("RssFile"),
            "id_index_bytes": rec.catalog.index.nbytes, "end_to_end": percentiles(latencies),
            "retrieve": stages.get("retrieve", {})}
     rec.close()
@@ -114,31 +116,38 @@ def sections(bundle) -> dict:
 
 
 def figures(result: dict) -> list[dict]:
-    """The footprint rows of one bench run: measured, physical floor, ratio and the issue's goal."""
+    """The footprint rows of one bench run: each measurement, its physical floor, the measurement
+    over that floor, the issue's goal and the measurement over the goal (<= 1: met)."""
     ret, parts = result["retrieval"], result["sections"]
     table_mb = ret["table_bytes"] / 2**20
     floor_bytes = parts["table"] + parts["ids"] + parts["titles"]
-    cold_scan = next((m["cold_p50_ms"] for m in ret["methods"] if "cold_p50_ms" in m), None)
+    cold = next((m["cold_p50_ms"] for m in ret["methods"] if "cold_p50_ms" in m), float("nan"))
+    bound = ret["scan_bound_ms"]
+
+    def row(figure, measured, physical, floor, goal_text, goal):
+        return {"figure": figure, "measured": measured, "physical": physical,
+                "x physical": measured / floor if floor else None, "goal": goal_text,
+                "x goal": measured / goal if goal else None}
+
     rows = []
     for run in result["footprint"]:
-        engine = run["engine"]
+        engine, p99 = run["engine"], run["end_to_end"]["p99_ms"]
         rows += [
-            {"figure": f"peak RSS, MB ({engine})", "measured": run["peak_rss_mb"],
-             "physical": f"table {table_mb:.1f} MB", "ratio": run["peak_rss_mb"] / table_mb,
-             "goal": f"<= table + {RSS_ALLOWANCE_MB:.0f} MB", "met": run["peak_rss_mb"] <= table_mb + RSS_ALLOWANCE_MB},
-            {"figure": f"steady RSS, MB ({engine})", "measured": run["steady_rss_mb"],
-             "physical": f"interpreter {run['interpreter_rss_mb']:.1f} MB", "ratio": run["steady_rss_mb"] / table_mb,
-             "goal": "", "met": None},
-            {"figure": f"recommend() p99, ms ({engine})", "measured": run["end_to_end"]["p99_ms"],
-             "physical": f"scan bound {ret['scan_bound_ms']:.2f} ms, cold scan {cold_scan or float('nan'):.2f} ms",
-             "ratio": run["end_to_end"]["p99_ms"] / ret["scan_bound_ms"],
-             "goal": f"<= {P99_ALLOWANCE}x scan bound",
-             "met": run["end_to_end"]["p99_ms"] <= P99_ALLOWANCE * ret["scan_bound_ms"]},
-            {"figure": f"open, ms ({engine})", "measured": run["open_ms"], "physical": "", "ratio": None,
-             "goal": "", "met": None},
+            row(f"peak RSS, MB ({engine})", run["peak_rss_mb"], f"table {table_mb:.1f} MB", table_mb,
+                f"table + {RSS_ALLOWANCE_MB:.0f} MB", table_mb + RSS_ALLOWANCE_MB),
+            row(f"steady RSS, MB ({engine})", run["steady_rss_mb"], f"table {table_mb:.1f} MB", table_mb,
+                f"interpreter alone {run['interpreter_rss_mb']:.0f} MB", None),
+            row(f"steady private (anon) RSS, MB ({engine})", run["steady_anon_rss_mb"],
+                f"mapped files {run['steady_file_rss_mb']:.0f} MB", None, "", None),
+            row(f"recommend() p50, ms ({engine})", run["end_to_end"]["p50_ms"],
+                f"scan bound {bound:.2f} ms", bound, "", None),
+            row(f"recommend() p99, ms ({engine})", p99, f"scan bound {bound:.2f} ms (cold scan {cold:.2f})",
+                bound, f"{P99_ALLOWANCE}x scan bound", P99_ALLOWANCE * bound),
+            row(f"retrieve stage p50, ms ({engine})", run["retrieve"].get("p50_ms", float("nan")),
+                f"cold scan {cold:.2f} ms", cold, "", None),
+            row(f"open, ms ({engine})", run["open_ms"], "", None, "", None),
         ]
-    rows.append({"figure": "bundle bytes, MB", "measured": result["bundle_bytes"] / 2**20,
-                 "physical": f"table + ids + titles {floor_bytes / 2**20:.1f} MB",
-                 "ratio": result["bundle_bytes"] / floor_bytes, "goal": f"<= {BYTES_ALLOWANCE}x",
-                 "met": result["bundle_bytes"] <= BYTES_ALLOWANCE * floor_bytes})
+    rows.append(row("bundle bytes, MB", result["bundle_bytes"] / 2**20,
+                    f"table + ids + titles {floor_bytes / 2**20:.1f} MB", floor_bytes / 2**20,
+                    f"{BYTES_ALLOWANCE}x table + ids + titles", BYTES_ALLOWANCE * floor_bytes / 2**20))
     return rows
