@@ -228,18 +228,18 @@ class ItemCatalog:
         top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
         extra = [float(np.float32(a.meta.get("popularity", 0) or 0)) for a in self.added]
         return ItemTable(
-            modality=self._code_column("modality", list(MODALITIES)),
+            modality=self.code_column("modality", list(MODALITIES)),
             duration=numeric("duration", np.float32),
             popularity=RowColumn(n, lambda rows: self.numeric_column("popularity", rows).astype(np.float32),
                                  lambda: np.float32(max([top, *extra]))),
             release_ts=numeric("release_ts", np.int64),
-            language=self._code_column("language"),
-            creator=self._code_column("creator"),
-            series=self._code_column("series_id"),
+            language=self.code_column("language"),
+            creator=self.code_column("creator"),
+            series=self.code_column("series_id"),
             episode=numeric("episode", np.int64),
         )
 
-    def _code_column(self, name: str, fixed: list[str] | None = None) -> RowColumn:
+    def code_column(self, name: str, fixed: list[str] | None = None) -> RowColumn:
         """Integer codes of a categorical column ('' -> -1): positions in `fixed` when given (other
         values -1), else the bundle's codes, values only added items have numbered after them."""
         codes, vocab = self.categorical[name]

@@ -31,8 +31,8 @@ def demo_run(tmp_path_factory):
 
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
-    assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench",
-                     "teacher_bundle", "experiment", "privacy"]
+    assert steps == ["data", "baselines", "teacher", "student", "ranker", "scorer", "export", "compression", "replay",
+                     "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -51,6 +51,10 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert experiment["interleave"]["users"] == 12
     assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
     assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
+    assert results["export"]["metrics"] is not None and (out / "scorer" / "scorer.json").exists()
+    assert {"NDCG@10 with scorer", "NDCG@10 with ranker"} <= set(results["scorer"]["test"])
+    assert (out / "fairness.png").exists() and results["fairness"]["trade_off"]
+    assert (out / "explain.png").exists() and results["explain"]["items"][0]["contributions"]
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
