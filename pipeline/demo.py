@@ -2,7 +2,7 @@
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
 bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
-DP popularity prior) -> one report (tables, report.json, plots). Each step is a `Study` built
+DP popularity prior) -> cross-domain transfer -> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
 soon as it is done, and `resume` skips the steps an earlier run finished.
 """
@@ -32,6 +32,7 @@ from edgerec.studies.experiments import BundleComparisonStudy
 from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
+from edgerec.studies.transfer import TransferStudy
 
 
 @dataclass
@@ -50,11 +51,15 @@ class DemoConfig:
     experiment: SimConfig = field(default_factory=lambda: SimConfig(users=150, days=4, pre_days=3))
     bench_profile: str = "phone-mid"
     bench_items: int | None = 100_000
+    # transfer study: the demo world, and coupled worlds of this size (the transfer's ground truth)
+    transfer_world: SynthConfig = field(default_factory=lambda: SynthConfig(users=2_000, items=6_000, events=120_000))
+    transfer_couplings: tuple[float, ...] = (1.0, 0.0)
 
     @classmethod
     def make(cls, out: str | Path, quick: bool = False, seed: int = 0) -> DemoConfig:
         if not quick:
-            return cls(out=Path(out), seed=seed, synth=SynthConfig(seed=seed))
+            return cls(out=Path(out), seed=seed, synth=SynthConfig(seed=seed),
+                       transfer_world=SynthConfig(users=2_000, items=6_000, events=120_000, seed=seed))
         return cls(
             out=Path(out), quick=True, seed=seed,
             synth=SynthConfig(users=1_500, items=5_000, events=100_000, seed=seed),
@@ -64,6 +69,7 @@ class DemoConfig:
             student=ModelConfig(dim=16, layers=1, heads=1, max_len=30, own_rows=1500, hash_buckets=500),
             student_train=TrainConfig(epochs=6, patience=2, eval_users=500),
             replay_users=100, bench_items=None, experiment=SimConfig(users=40, days=2, pre_days=1),
+            transfer_world=SynthConfig(users=1_000, items=3_000, events=50_000, seed=seed),
         )
 
 
@@ -87,6 +93,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         BundleComparisonStudy(Arm("student", out / "bundle"), Arm("teacher", out / "bundle-teacher"), out / "data",
                               cfg.experiment),
         PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
+        TransferStudy(out / "data", cfg.transfer_world, couplings=cfg.transfer_couplings, seed=cfg.seed),
     ]
 
 

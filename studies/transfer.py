@@ -143,7 +143,8 @@ class TransferStudy(Study):
     def tables(cls, record: dict) -> list[Table]:
         rows = []
         for run in record["runs"]:
-            label = run["world"] + (f" (coupling {run['domain_coupling']})" if "domain_coupling" in run else "")
+            label = run["world"] + (f" (coupling {run['domain_coupling']})"
+                                    if run.get("domain_coupling") is not None else "")
             for method, m in run["methods"].items():
                 rows.append({"world": label, "method": method, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"],
                              "x popularity": m["x_popularity"], "test users": run["test_users"]})
@@ -166,8 +167,8 @@ class TransferStudy(Study):
             ax.bar(np.arange(len(runs)) + j * width, [r["methods"][method]["NDCG@10"] for r in runs], width,
                    label=method)
         ax.set_xticks(np.arange(len(runs)) + 0.4 - width / 2)
-        ax.set_xticklabels([r["world"] + (f"\ncoupling {r['domain_coupling']}" if "domain_coupling" in r else "")
-                            for r in runs])
+        ax.set_xticklabels([r["world"] + (f"\ncoupling {r['domain_coupling']}"
+                                          if r.get("domain_coupling") is not None else "") for r in runs])
         ax.set_ylabel("NDCG@10 (target domain)")
         ax.set_title(f"{record['source']} history -> {record['target']} recommendations")
         ax.legend(fontsize=8)

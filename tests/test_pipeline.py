@@ -23,6 +23,7 @@ def demo_run(tmp_path_factory):
         student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
         student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
         replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
+        transfer_world=SynthConfig(users=300, items=900, events=15_000, seed=2), transfer_couplings=(1.0,),
     )
     steps = []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
@@ -32,7 +33,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench",
-                     "teacher_bundle", "experiment", "privacy"]
+                     "teacher_bundle", "experiment", "privacy", "transfer"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -51,6 +52,9 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert experiment["interleave"]["users"] == 12
     assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
     assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
+    runs = results["transfer"]["runs"]  # the demo world, then a coupled synthetic world
+    assert [r.get("domain_coupling") for r in runs] == [None, 1.0]
+    assert all(set(r["methods"]) == {"popularity", "target-only", "content", "mapping"} for r in runs)
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
