@@ -15,7 +15,6 @@ from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
 from edgerec.runtime.models import model_bytes
 
-
 PAD_TOKENS = ("[PAD]", "<pad>", "<PAD>")  # WordPiece (BERT, MiniLM) and SentencePiece (XLM-R, multilingual)
 
 
