@@ -11,6 +11,7 @@ the content space is one encoder over both catalogs' texts (hashed words by defa
     target-only  the target model with no history: its average training user
     content      pooled source history in the shared content space (runtime/transfer.py)
     mapping      pooled source history through a linear bridge fit on the other overlapping users
+    oracle       (synthetic worlds) the generator's true tastes plus popularity: how far any method could go
 
 With a synthetic world, `couplings` reruns the whole protocol on worlds whose audio taste follows
 the video taste by that much (SynthConfig.domain_coupling): the ground truth of the transfer.
@@ -26,7 +27,7 @@ import numpy as np
 from edgerec.data.domains import split_domains
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, consumed_sequences
-from edgerec.data.synth import SynthConfig, synth_dataset
+from edgerec.data.synth import GroundTruth, SynthConfig, ground_truth, item_fit, synth_dataset
 from edgerec.errors import ConfigError
 from edgerec.models.content import item_texts
 from edgerec.models.transfer import fit_bridge, hashed_text_vectors, item_factors, pooled_users
@@ -35,6 +36,7 @@ from edgerec.runtime.transfer import content_query, mapped_query
 from edgerec.studies.base import Progress, Study, Table
 
 METHODS = ("popularity", "target-only", "content", "mapping")
+ORACLE = "oracle (true tastes)"
 K = 10
 
 
@@ -54,8 +56,10 @@ def without_users(seq: Sequences, users: np.ndarray) -> Sequences:
 
 
 def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
-                  test_share: float = 0.2, dim: int = 32, seed: int = 0, content: np.ndarray | None = None) -> dict:
-    """NDCG@10 and HR@10 per method for the test users (see the module's protocol)."""
+                  test_share: float = 0.2, dim: int = 32, seed: int = 0, content: np.ndarray | None = None,
+                  truth: GroundTruth | None = None) -> dict:
+    """NDCG@10 and HR@10 per method for the test users (see the module's protocol); with the synthetic
+    world's `truth`, also a reference that knows each user's true tastes (what no method can beat by much)."""
     parts = split_domains(dataset, by)
     for name in (source, target):
         if name not in parts:
@@ -82,26 +86,40 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
     average = pooled_users(items_b, train_b, with_b).mean(0)
     fit = fit_bridge(pooled_users(items_a, seq_a, train), pooled_users(items_b, train_b, train))
     bridge = Bridge(source, "", fit.weights, fit.bias, fit.users)
-    scores = {"popularity": lambda _h: popularity, "target-only": lambda _h: items_b @ average,
-              "content": lambda h: content_b @ content_query(content_a[h]),
-              "mapping": lambda h: items_b @ mapped_query(items_a[h], bridge)}
-    ndcg = {m: [] for m in METHODS}
-    hit = {m: [] for m in METHODS}
+    scores = {"popularity": lambda _h, _u: popularity, "target-only": lambda _h, _u: items_b @ average,
+              "content": lambda h, _u: content_b @ content_query(content_a[h]),
+              "mapping": lambda h, _u: items_b @ mapped_query(items_a[h], bridge)}
+    methods = METHODS
+    if truth is not None:
+        codes = np.array([code_of[i] for i in b.catalog.item_ids])
+        scores[ORACLE] = lambda _h, u: oracle_scores(truth, int(u), codes, popularity)
+        methods = METHODS + (ORACLE,)
+    ndcg = {m: [] for m in methods}
+    hit = {m: [] for m in methods}
     for user in test:
         history, relevant = seq_a.of(int(user))[-50:], seq_b.of(int(user))
-        for method in METHODS:
-            s = scores[method](history)
+        for method in methods:
+            s = scores[method](history, user)
             top = np.argpartition(-s, K)[:K]
             top = top[np.argsort(-s[top], kind="stable")]
             ndcg[method].append(ndcg_at_k(top, relevant))
             hit[method].append(float(np.isin(top, relevant).any()))
     result = {m: {"NDCG@10": round(float(np.mean(ndcg[m])), 4), "HR@10": round(float(np.mean(hit[m])), 4)}
-              for m in METHODS}
+              for m in methods}
     base = result["popularity"]["NDCG@10"]
-    for m in METHODS:
+    for m in methods:
         result[m]["x_popularity"] = round(result[m]["NDCG@10"] / base, 2) if base else None
     return {"source": source, "target": target, "test_users": int(n_test), "train_users": int(len(train)),
             "source_items": a.n_items, "target_items": b.n_items, "methods": result}
+
+
+def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+    """The generator's own view of a user: how well each item fits their true taste, mood and themes,
+    their languages and modality mix, on top of the items' log popularity (a reference, not a method)."""
+    world, users = truth.world, truth.users
+    fit = item_fit(world, users, np.full(len(codes), user), np.repeat(users.taste_start[[user]], len(codes), 0), codes)
+    own_language = np.isin(world.language[codes], users.languages[user])
+    return np.log1p(popularity) + 3 * fit + 3 * own_language + np.log(users.modality_mix[user, world.modality[codes]])
 
 
 @dataclass
@@ -132,12 +150,13 @@ class TransferStudy(Study):
         if self.synth is not None:
             for coupling in self.couplings or (self.synth.domain_coupling,):
                 progress("synthetic world", {"domain_coupling": coupling})
-                world = synth_dataset(replace(self.synth, domain_coupling=coupling))
-                runs.append({"world": "synthetic", "domain_coupling": coupling, **self._eval(world)})
+                cfg = replace(self.synth, domain_coupling=coupling)
+                runs.append({"world": "synthetic", "domain_coupling": coupling,
+                             **self._eval(synth_dataset(cfg), ground_truth(cfg))})
         return {"source": self.source, "target": self.target, "by": self.by, "k": K, "runs": runs}
 
-    def _eval(self, dataset: Dataset) -> dict:
-        return transfer_eval(dataset, self.source, self.target, self.by, self.min_items, seed=self.seed)
+    def _eval(self, dataset: Dataset, truth: GroundTruth | None = None) -> dict:
+        return transfer_eval(dataset, self.source, self.target, self.by, self.min_items, seed=self.seed, truth=truth)
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
@@ -162,10 +181,11 @@ class TransferStudy(Study):
             return None
         runs = record["runs"]
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        width = 0.8 / len(METHODS)
-        for j, method in enumerate(METHODS):
-            ax.bar(np.arange(len(runs)) + j * width, [r["methods"][method]["NDCG@10"] for r in runs], width,
-                   label=method)
+        names = list(dict.fromkeys(m for r in runs for m in r["methods"]))
+        width = 0.8 / len(names)
+        for j, method in enumerate(names):
+            ax.bar(np.arange(len(runs)) + j * width, [r["methods"].get(method, {}).get("NDCG@10", 0) for r in runs],
+                   width, label=method)
         ax.set_xticks(np.arange(len(runs)) + 0.4 - width / 2)
         ax.set_xticklabels([r["world"] + (f"\ncoupling {r['domain_coupling']}"
                                           if r.get("domain_coupling") is not None else "") for r in runs])

@@ -54,7 +54,7 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
     runs = results["transfer"]["runs"]  # the demo world, then a coupled synthetic world
     assert [r.get("domain_coupling") for r in runs] == [None, 1.0]
-    assert all(set(r["methods"]) == {"popularity", "target-only", "content", "mapping"} for r in runs)
+    assert all(set(r["methods"]) >= {"popularity", "target-only", "content", "mapping"} for r in runs)
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):
