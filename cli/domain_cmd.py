@@ -41,13 +41,15 @@ def split(data_dir, by, out) -> None:
 
 
 @domains_group.command("space", epilog=example(
-    "edgerec domains space bundle-video --data data/world --id media-v1 --out bundle-video-space"))
+    "edgerec domains space bundle-video --data data/world --id media-v1 --encoder use-multilingual "
+    "--out bundle-video-space"))
 @click.argument("bundle", type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle's items come from.")
 @click.option("--id", "space_id", required=True, help="Name of the shared space (the same in every bundle).")
 @click.option("--by", default="modality", show_default=True)
-@click.option("--encoder", "encoder_dir", type=DIR,
-              help="A sentence-encoder folder as anchor (e.g. a multilingual one); default: hashed words.")
+@click.option("--encoder", "encoder_dir",
+              help="The anchor: 'use-multilingual' (packaged, 16 languages) or a sentence-encoder folder; "
+                   "default: hashed words.")
 @click.option("--out", required=True, type=OUT_DIR)
 def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
     """Copy a bundle with a shared-space section: its domains and its items' vectors in the content space."""

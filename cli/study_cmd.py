@@ -1,4 +1,4 @@
-"""`edgerec study coldstart | compression | content | dp-popularity | replay | transfer`: run one study, print its tables, write JSON.
+"""`edgerec study coldstart | compression | content | dp-popularity | replay | transfer | crosslingual`: run one study, print its tables, write JSON.
 
 Each command builds the study from its options and hands it to `_run`. The
 older names (`compress report`, `content report`, `content coldstart`) are
@@ -153,6 +153,21 @@ def transfer(data_dir, synthetic, couplings, source, target, by, seed, json_out,
     if data_dir is None and synth is None:
         raise click.UsageError("give --data, --synthetic or --coupling")
     _run(TransferStudy(data_dir, synth, source, target, by, tuple(couplings), seed=seed), json_out, plot_out)
+
+
+@study_group.command("crosslingual", epilog=example(
+    "edgerec study crosslingual --encoder hashed-words --encoder use-multilingual --encoder all-minilm-l6-v2"))
+@click.option("--encoder", "encoders", multiple=True,
+              help="hashed-words, use-multilingual, all-minilm-l6-v2 or a sentence-encoder folder (repeatable).")
+@click.option("--films", default=200, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=FILE_OUT)
+def crosslingual(encoders, films, seed, json_out) -> None:
+    """Spanish film descriptions retrieve their English originals: top-1, recall@5 and MRR per encoder."""
+    from edgerec.studies.crosslingual import CrossLingualStudy
+
+    study = CrossLingualStudy(list(encoders), films, seed) if encoders else CrossLingualStudy(films=films, seed=seed)
+    _run(study, json_out)
 
 
 def register(cli: click.Group) -> None:

@@ -22,6 +22,7 @@ from edgerec.data.split import consumed_sequences
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ExportError
 from edgerec.models.content import item_texts
+from edgerec.models.multilingual import PACKAGED, MultilingualTeacher
 from edgerec.models.transfer import HASHED_DIM, LinearBridge, fit_bridge, hashed_text_vectors
 from edgerec.runtime.bundle import MANIFEST, Bundle, sha256_file
 from edgerec.runtime.catalog import ItemCatalog
@@ -36,19 +37,23 @@ class BridgeFile:
     bridge: LinearBridge
 
 
-def content_anchor(catalog, encoder_dir: str | Path | None = None) -> tuple[np.ndarray, str]:
-    """Items' vectors in the shared content space, and the anchor's name: a sentence encoder folder
-    (any language it reads; the anchor names it by its files' checksum) or, without one, hashed words."""
+def content_anchor(catalog, encoder: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """Items' vectors in the shared content space, and the anchor's name: "use-multilingual" (the
+    packaged multilingual encoder), a sentence-encoder folder (named by its files' checksum), or,
+    without either, hashed words."""
     texts = item_texts(catalog)
-    if encoder_dir is None:
+    if encoder is None:
         return hashed_text_vectors(texts), f"hashed-words-{HASHED_DIM}"
+    if str(encoder) == PACKAGED:
+        teacher = MultilingualTeacher()
+        return teacher.encode(texts), teacher.anchor
     from edgerec.models.content import ContentTeacher
 
     digest = hashlib.sha256()
-    for path in sorted(Path(encoder_dir).rglob("*")):
+    for path in sorted(Path(encoder).rglob("*")):
         if path.is_file() and path.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"):
             digest.update(path.name.encode() + sha256_file(path).encode())
-    return ContentTeacher(encoder_dir).encode(texts), f"encoder-{digest.hexdigest()[:16]}"
+    return ContentTeacher(encoder).encode(texts), f"encoder-{digest.hexdigest()[:16]}"
 
 
 def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains: list[str], anchor: str = "",
