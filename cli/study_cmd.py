@@ -140,10 +140,11 @@ def alias(command: click.Command, example_line: str) -> click.Command:
 @click.option("--source", default="audio", show_default=True)
 @click.option("--target", default="video", show_default=True)
 @click.option("--by", default="modality", show_default=True, help="'modality' or an item column naming the domain.")
+@click.option("--anchor", help="The content space: use-multilingual or an encoder folder (default: hashed words).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT)
 @click.option("--plot", "plot_out", type=FILE_OUT)
-def transfer(data_dir, synthetic, couplings, source, target, by, seed, json_out, plot_out) -> None:
+def transfer(data_dir, synthetic, couplings, source, target, by, anchor, seed, json_out, plot_out) -> None:
     """NDCG@10 in the target domain for users with only source-domain history: content and mapping
     transfer against target popularity and a target-only model."""
     from edgerec.data.synth import SynthConfig
@@ -152,7 +153,8 @@ def transfer(data_dir, synthetic, couplings, source, target, by, seed, json_out,
     synth = SynthConfig(users=2000, items=6000, events=120_000, seed=seed) if synthetic or couplings else None
     if data_dir is None and synth is None:
         raise click.UsageError("give --data, --synthetic or --coupling")
-    _run(TransferStudy(data_dir, synth, source, target, by, tuple(couplings), seed=seed), json_out, plot_out)
+    _run(TransferStudy(data_dir, synth, source, target, by, tuple(couplings), seed=seed, anchor=anchor),
+         json_out, plot_out)
 
 
 @study_group.command("crosslingual", epilog=example(

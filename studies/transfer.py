@@ -137,6 +137,7 @@ class TransferStudy(Study):
     couplings: tuple[float, ...] = ()  # synthetic worlds only: rerun at these domain couplings
     min_items: int = 5
     seed: int = 0
+    anchor: str | None = None  # the content space: None (hashed words), "use-multilingual" or an encoder folder
 
     def measure(self, progress: Progress) -> dict:
         from edgerec.data.store import load_dataset
@@ -153,10 +154,15 @@ class TransferStudy(Study):
                 cfg = replace(self.synth, domain_coupling=coupling)
                 runs.append({"world": "synthetic", "domain_coupling": coupling,
                              **self._eval(synth_dataset(cfg), ground_truth(cfg))})
-        return {"source": self.source, "target": self.target, "by": self.by, "k": K, "runs": runs}
+        return {"source": self.source, "target": self.target, "by": self.by, "k": K,
+                "anchor": self.anchor or "hashed-words", "runs": runs}
 
     def _eval(self, dataset: Dataset, truth: GroundTruth | None = None) -> dict:
-        return transfer_eval(dataset, self.source, self.target, self.by, self.min_items, seed=self.seed, truth=truth)
+        from edgerec.export.space import content_anchor
+
+        content = content_anchor(dataset.catalog, self.anchor)[0] if self.anchor else None
+        return transfer_eval(dataset, self.source, self.target, self.by, self.min_items, seed=self.seed,
+                             content=content, truth=truth)
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
