@@ -26,6 +26,8 @@ from edgerec.cli.output import console, example, fmt, key_values, table
 @click.option("--table", "table_dtype", type=click.Choice(["int8", "int8-row", "fp16", "fp32"]), default="int8",
               show_default=True, help="Item table precision: int8 with a scale per dimension, or per row.")
 @click.option("--ranker", type=click.Path(exists=True, file_okay=False), help="A ranker trained for --model.")
+@click.option("--scorer", type=click.Path(exists=True, file_okay=False),
+              help="An interpretable scorer trained for --model (`edgerec scorer train`).")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Record the teacher's metrics.")
 @click.option("--content", type=click.Path(exists=True, file_okay=False),
               help="A content student (`edgerec content distill`) to ship for new items and tagging.")
@@ -35,7 +37,7 @@ from edgerec.cli.output import console, example, fmt, key_values, table
               help="The popularity prior to ship, estimated from DP device reports (JSON from "
                    "`edgerec study dp-popularity`), instead of the training log's counts.")
 def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir, out, formats, quantize, table_dtype,
-           ranker, teacher, content, min_agreement, name, popularity) -> None:
+           ranker, scorer, teacher, content, min_agreement, name, popularity) -> None:
     """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle.
 
     Your own models can be bundled too: --encoder FILE or --torch-module MOD:FN, with --spec and --item-vectors.
@@ -57,7 +59,7 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
 
     prior = PopularityPrior.read(popularity) if popularity else None
     manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher, content=content,
-                             progress=lambda msg: console.print(f"  {msg}"), popularity=prior)
+                             scorer=scorer, progress=lambda msg: console.print(f"  {msg}"), popularity=prior)
     _print_manifest(manifest, out)
 
 

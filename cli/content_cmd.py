@@ -3,6 +3,8 @@ cold-start studies under their older paths)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from edgerec.cli import study_cmd
@@ -23,12 +25,31 @@ def content_group() -> None:
 @click.option("--train-items", default=6000, show_default=True, help="Catalog texts the student learns from.")
 @click.option("--held-out", default=1000, show_default=True, help="Catalog texts kept for measuring it.")
 @click.option("--dim", default=128, show_default=True)
-@click.option("--epochs", default=30, show_default=True)
+@click.option("--epochs", default=None, type=int, help="Default: 10 from the vocabulary, 30 without.")
 @click.option("--seed", default=0, show_default=True)
-def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed) -> None:
-    """Distill the teacher into a static-token student on the catalog's own text."""
-    from edgerec.compress.content_distill import ContentDistillConfig, distill_content, save_student
+@click.option("--vocabulary/--no-vocabulary", default=True, show_default=True,
+              help="Start from the teacher's whole vocabulary (model2vec) and adapt to the catalog; "
+                   "without it the student learns only the catalog's tokens.")
+@click.option("--vocabulary-from", type=click.Path(exists=True, file_okay=False),
+              help="Reuse the vocabulary-only student of an earlier run (its `vocabulary` folder): the "
+                   "vocabulary pass depends on the teacher alone, not on the catalog.")
+def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed, vocabulary,
+            vocabulary_from) -> None:
+    """Distill the teacher into a static-token student: its whole vocabulary, then the catalog's text."""
+    from edgerec.compress.content_distill import (
+        ContentDistillConfig,
+        distill_content,
+        load_student,
+        save_student,
+    )
+    from edgerec.compress.content_vocab import (
+        VOCABULARY_ONLY,
+        adapt_student,
+        student_from_vocabulary,
+        vocabulary_pass,
+    )
     from edgerec.data.store import load_dataset
+    from edgerec.errors import ConfigError
     from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
 
     train, held = held_out_texts(load_dataset(data_dir).catalog, train_items, held_out, seed)
@@ -42,8 +63,23 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
             console.print(f"  epoch {epoch:>3}  held-out cosine {record['cosine_mean']:.4f} (min "
                           f"{record['cosine_min']:.3f})  ({record['seconds']:.0f}s)")
 
-    student, info = distill_content(tokenizer, train, train_vectors, held, held_vectors,
-                                    ContentDistillConfig(dim=dim, epochs=epochs, seed=seed), progress)
+    if vocabulary:
+        if vocabulary_from:
+            start, config = load_student(vocabulary_from)
+            start_info = config["info"]
+            if start_info.get("init") != "vocabulary" or config["dim"] != dim:
+                raise ConfigError(f"{vocabulary_from} is not a vocabulary-only student of width {dim}; "
+                                  "pass the `vocabulary` folder of a `content distill` run with this --dim")
+        else:
+            with console.status("the teacher reads its whole vocabulary (model2vec)"):
+                start, start_info = student_from_vocabulary(vocabulary_pass(teacher.dir), dim)
+        save_student(Path(out) / VOCABULARY_ONLY, start, teacher.dir, start_info)
+        cfg = ContentDistillConfig(dim=dim, epochs=epochs or 10, lr=0.01, projection_lr=0.0, seed=seed)
+        student, info = adapt_student(start, tokenizer, train, train_vectors, held, held_vectors, cfg, progress)
+        info |= start_info | {"init": "vocabulary, adapted"}
+    else:
+        student, info = distill_content(tokenizer, train, train_vectors, held, held_vectors,
+                                        ContentDistillConfig(dim=dim, epochs=epochs or 30, seed=seed), progress)
     save_student(out, student, teacher.dir, {k: v for k, v in info.items() if k != "history"} | {"data": data_dir})
     key_values({"held-out cosine (mean)": info["held_out_cosine_mean"], "train texts": info["train_texts"],
                 "parameters": sum(p.numel() for p in student.parameters()), "checkpoint": out},

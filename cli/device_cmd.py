@@ -1,5 +1,5 @@
-"""Acting as a device: `edgerec recommend`, `edgerec record`,
-`edgerec history show|export|forget|backup|recover`.
+"""Acting as a device: `edgerec recommend`, `record`, `onboard`, `add-items`, `remove-items`,
+`history show|export|forget|backup|recover|keygen|encrypt`.
 
 These use only the runtime, so they work where only `pip install edgerec` is installed.
 """
@@ -216,7 +216,72 @@ def encrypt(history_path, key_file) -> None:
     console.print(f"encrypted {history_path} ({pages} pages)")
 
 
+@click.command("onboard", epilog=example(
+    "edgerec onboard bundle --user newbie --genre comedy --tag heist --language en --history newbie.db",
+    "edgerec onboard bundle --user newbie --item i00042 --item i00077"))
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--user", required=True)
+@click.option("--genre", "genres", multiple=True, help="A genre the user picked (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="A tag the user picked, e.g. heist (repeatable).")
+@click.option("--language", "languages", multiple=True, help="A language the user reads or listens to.")
+@click.option("--item", "items", multiple=True, help="An item the user wants more like (repeatable).")
+@HISTORY
+def onboard(bundle, user, genres, tags, languages, items, history_path, access) -> None:
+    """A new user's first choices: they steer the list until real history exists."""
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(bundle, history=history_path, **access) as rec:
+        rec.onboard(user, genres=list(genres), tags=list(tags), languages=list(languages), items=list(items))
+    console.print(f"onboarded {user}: {len(genres)} genres, {len(tags)} tags, {len(languages)} languages, "
+                  f"{len(items)} items")
+
+
+@click.command("add-items", epilog=example(
+    "edgerec add-items bundle --items new.json --history device.db",
+    "edgerec add-items bundle --items - --history device.db"))
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--items", "items_file", required=True, type=click.File("r"),
+              help="A JSON list of items (item_id, title, genre, tags, ...; optional vector); - reads stdin.")
+@HISTORY
+def add_items(bundle, items_file, history_path, access) -> None:
+    """Add (or replace) items on the device; those without a vector are placed from their metadata.
+
+    The file holds a JSON list such as
+    [{"item_id": "n1", "title": "Night Heist", "genre": "thriller", "tags": ["heist"]}].
+    """
+    import json
+
+    from edgerec.errors import ConfigError
+    from edgerec.runtime import Recommender
+
+    try:
+        items = json.load(items_file)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--items is not valid JSON ({exc}); give a list of objects with an item_id") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError("--items must hold a JSON list of objects, each with an item_id")
+    with Recommender.open(bundle, history=history_path, **access) as rec:
+        added = rec.add_items(items)
+    console.print(f"added {len(added)} items: {', '.join(added)}")
+
+
+@click.command("remove-items", epilog=example("edgerec remove-items bundle i00042 i00077 --history device.db"))
+@click.argument("bundle", type=click.Path(exists=True))
+@click.argument("item_ids", nargs=-1, required=True)
+@HISTORY
+def remove_items(bundle, item_ids, history_path, access) -> None:
+    """Remove items from the device's catalog (they are never recommended again)."""
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(bundle, history=history_path, **access) as rec:
+        rec.remove_items(list(item_ids))
+    console.print(f"removed {len(item_ids)} items")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(recommend)
     cli.add_command(record)
     cli.add_command(history_group)
+    cli.add_command(onboard)
+    cli.add_command(add_items)
+    cli.add_command(remove_items)

@@ -46,13 +46,14 @@ def _register() -> None:
         domain_cmd,
         evaluate_cmd,
         experiment_cmd,
+        ranking_cmd,
         study_cmd,
         train_cmd,
         tune_cmd,
     )
 
     for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, device_cmd, bench_cmd,
-                   demo_cmd, study_cmd, experiment_cmd, tune_cmd, domain_cmd):
+                   demo_cmd, study_cmd, experiment_cmd, tune_cmd, ranking_cmd, domain_cmd):
         module.register(cli)
 
 

@@ -34,8 +34,9 @@ class ContentDistillConfig:
     max_seconds: float | None = None
 
     def validate(self) -> ContentDistillConfig:
-        if self.dim < 4 or self.max_length < 4 or self.epochs < 1:
-            raise ConfigError("content distillation needs dim >= 4, max_length >= 4 and epochs >= 1")
+        if self.dim < 4 or self.max_length < 4 or self.epochs < 1 or self.projection_lr < 0:
+            raise ConfigError("content distillation needs dim >= 4, max_length >= 4, epochs >= 1 and "
+                              "projection_lr >= 0")
         return self
 
 
@@ -56,19 +57,27 @@ def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
 
 def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts: list[str],
                     held_targets: np.ndarray, cfg: ContentDistillConfig | None = None,
-                    progress: Callable[[int, dict], None] | None = None) -> tuple[StaticContentStudent, dict]:
-    """Train a student on (texts, teacher vectors); report cosine on held-out texts after each epoch."""
+                    progress: Callable[[int, dict], None] | None = None,
+                    student: StaticContentStudent | None = None) -> tuple[StaticContentStudent, dict]:
+    """Train a student on (texts, teacher vectors); report cosine on held-out texts after each epoch.
+
+    `student` starts from given weights (e.g. the vocabulary pass) instead of random ones; a
+    `projection_lr` of 0 keeps its projection fixed."""
     cfg = (cfg or ContentDistillConfig()).validate()
     torch.manual_seed(cfg.seed)
     ids, mask = tokenize(tokenizer, texts)
     held_ids, held_mask = tokenize(tokenizer, held_texts)
-    student = StaticContentStudent(tokenizer.get_vocab_size(), cfg.dim, targets.shape[1])
+    if student is None:
+        student = StaticContentStudent(tokenizer.get_vocab_size(), cfg.dim, targets.shape[1])
+    student.project.requires_grad_(cfg.projection_lr > 0)
     sparse = torch.optim.SparseAdam([student.tokens.weight], lr=cfg.lr)
-    dense = torch.optim.Adam(student.project.parameters(), lr=cfg.projection_lr)
+    dense = torch.optim.Adam(student.project.parameters(), lr=cfg.projection_lr or 1e-3)
     y = torch.as_tensor(targets, dtype=torch.float32)
     rng = np.random.default_rng(cfg.seed)
     history, began = [], time.perf_counter()
-    best, best_state = -1.0, None
+    # epoch 0: the starting point competes too (an adaptation that hurts is not kept)
+    best = cosine_stats(embed(student, held_ids, held_mask), held_targets)["cosine_mean"]
+    best_state = {k: v.clone() for k, v in student.state_dict().items()}
     for epoch in range(cfg.epochs):
         student.train()
         order = rng.permutation(len(texts))
@@ -80,7 +89,8 @@ def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts
             dense.zero_grad()
             loss.backward()
             sparse.step()
-            dense.step()
+            if cfg.projection_lr > 0:
+                dense.step()
         held = embed(student, held_ids, held_mask)
         record = {"epoch": epoch + 1, "loss": float(loss.detach()), **cosine_stats(held, held_targets),
                   "seconds": round(time.perf_counter() - began, 1)}

@@ -34,6 +34,7 @@ from edgerec.export.deidentify import public_source, scrub_paths, synthetic_hist
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
 from edgerec.export.popularity import PopularityPrior
+from edgerec.export.ranking import ranking_section
 from edgerec.models.checkpoint import load_model
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.scoring import ModelScorer, history_rows
@@ -62,6 +63,7 @@ class ExportConfig:
     name: str | None = None
     evaluate: bool = True  # record test metrics of the model (and of the teacher) in the manifest
     budgets: dict = field(default_factory=lambda: {"p99_ms": 5.0, "rss_mb": 300.0})
+    priors: bool = True  # context priors and the engagement pull in the manifest's ranking section
 
     def validate(self) -> ExportConfig:
         bad = set(self.formats) - {"onnx", "tflite"}
@@ -74,8 +76,8 @@ class ExportConfig:
 
 def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path, cfg: ExportConfig | None = None,
                   *, ranker: str | Path | None = None, teacher: str | Path | None = None,
-                  content: str | Path | None = None, progress: Progress | None = None,
-                  popularity: PopularityPrior | None = None) -> Manifest:
+                  content: str | Path | None = None, scorer: str | Path | None = None,
+                  progress: Progress | None = None, popularity: PopularityPrior | None = None) -> Manifest:
     """popularity: a prior for the bundle's popularity list (e.g. estimated from DP device reports)
     instead of the training log's counts."""
     cfg = (cfg or ExportConfig()).validate()
@@ -147,7 +149,14 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         "checkpoint": Path(checkpoint).name, "config": model.config.to_dict(),
         "training": {k: v for k, v in ckpt.info.items() if k != "history"}, "export": asdict(cfg)}))
     _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
+    ranking = {}
+    if cfg.priors or scorer is not None:
+        say("writing the ranking section (context priors, interpretable scorer)")
+        ranking = ranking_section(writer, dataset, split, checkpoint, scorer)
+        if not cfg.priors:
+            ranking = {"scorer": ranking["scorer"]}
     return writer.finish(
+        ranking=ranking,
         dim=model.config.dim, items=items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,

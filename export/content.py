@@ -25,6 +25,7 @@ from edgerec.models.content import tokenize
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
 
 TFLITE_TOKENS = 32  # fixed text length of TFLite content encoders
+PARITY_TEXTS = 256  # catalog texts on which an exported student is checked against PyTorch
 
 
 def export_teacher_onnx(encoder_dir: str | Path, out_dir: str | Path) -> Path:
@@ -73,6 +74,23 @@ def run_content_file(backend, fmt: str, tokenizer_fixed, tokenizer, texts: list[
     return np.concatenate(out)
 
 
+def student_parity(student, path: Path, fmt: str, config: dict | None, encoder_dir: Path,
+                   texts: list[str]) -> dict:
+    """The exported file (run by its device engine) against the PyTorch student on the same texts."""
+    from edgerec.compress.content_distill import embed
+    from edgerec.models.content import load_tokenizer
+    from edgerec.runtime.backends import open_backend
+
+    tokenizer = load_tokenizer(encoder_dir, 48)
+    fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
+    # host reference on the same truncation as the file: TFLite reads TFLITE_TOKENS tokens
+    host = embed(student, *tokenize(fixed if fmt == "tflite" else tokenizer, texts))
+    device = run_content_file(open_backend(path, fmt, config=config), fmt, fixed, tokenizer, texts)
+    device = device / np.maximum(np.linalg.norm(device, axis=1, keepdims=True), 1e-12)
+    return {"texts": len(texts), "max_abs_diff": float(np.abs(device - host).max()),
+            **cosine_stats(device, host)}
+
+
 def fit_projection(content: np.ndarray, items: np.ndarray, ridge: float = 1.0) -> np.ndarray:
     """Ridge regression from content vectors to recommender item vectors; (C + 1, D) with a bias row."""
     x = np.hstack([content, np.ones((len(content), 1), np.float32)]).astype(np.float64)
@@ -114,14 +132,15 @@ def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, toke
     with tempfile.TemporaryDirectory(prefix="edgerec-content-") as scratch:
         for fmt in formats:
             name = f"content_encoder.{fmt}"
-            _, config = export_student(student, fmt, mode, writer.file_path(name), Path(scratch))
+            path, config = export_student(student, fmt, mode, writer.file_path(name), Path(scratch))
+            parity = student_parity(student, path, fmt, config, encoder_dir, catalog_texts[:PARITY_TEXTS])
             shape = ["batch", "tokens"] if fmt == "onnx" else [1, TFLITE_TOKENS]
             dtype = "int64" if fmt == "onnx" else "int32"
             entry = ModelEntry("content_encoder", fmt, name,
                                [TensorSpec("input_ids", dtype, shape), TensorSpec("attention_mask", dtype, shape)],
                                [TensorSpec("sentence_embedding", "float32", [shape[0], student.project.out_features])],
                                quantization=MODE_LABEL[mode], batch=1 if fmt == "tflite" else None,
-                               extra=dict(extra, **({"session_config": config} if config else {}),
+                               extra=dict(extra, parity=parity, **({"session_config": config} if config else {}),
                                           **({"tokens": TFLITE_TOKENS} if fmt == "tflite" else {})))
             writer.add_model(entry)
             entries.append(entry)

@@ -10,6 +10,7 @@ vectors are inputs), so it is trained after that model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +98,7 @@ ENGAGEMENT_WEIGHT = {EVENT_CODE["finish"]: 1.0, EVENT_CODE["like"]: 1.0, EVENT_C
 
 
 def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, table: ItemTable,
-                       cfg: RankerConfig) -> RankerExamples:
+                       cfg: RankerConfig, featurize: Featurize | None = None) -> RankerExamples:
     """Candidate groups of recent training events: what the user chose among what retrieval offered.
 
     Each consumption (play, finish, like) whose item is in the retrieval short
@@ -124,6 +125,8 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
     prefix = _prefix_sequences(seq, u, before)
     vectors = retrieval.user_vectors(np.arange(len(u)), prefix)
     item_matrix = retrieval.item_matrix()
+    featurize = featurize or ranker_featurizer(table)
+    likes = LikesBefore(dataset)
     groups, weights, engaged, skipped = [], [], [], []
     for row in range(len(index)):
         hist = prefix.of(row)
@@ -133,8 +136,9 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
         t = int(log.timestamp[e])
         context = ((t % DAY) / 3600.0, int(log.device[e]), t)
         item = int(log.item[e])
+        liked = likes.rows(int(log.user[e]), t)
         if log.event[e] == EVENT_CODE["skip"]:
-            skipped.append(ranker_features(vectors[row], item_matrix[[item]], np.array([item]), table, hist, *context)[0])
+            skipped.append(featurize(vectors[row], item_matrix[[item]], np.array([item]), hist, *context, liked)[0])
             continue
         scores = item_matrix @ vectors[row]
         scores[hist] = -np.inf
@@ -144,13 +148,39 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
         top = np.argpartition(-scores, cfg.retrieve)[:cfg.retrieve]
         negatives = rng.choice(top, cfg.negatives_per_event, replace=False)
         cands = np.r_[item, negatives].astype(np.int64)
-        groups.append(ranker_features(vectors[row], item_matrix[cands], cands, table, hist, *context))
+        groups.append(featurize(vectors[row], item_matrix[cands], cands, hist, *context, liked))
         weights.append(ENGAGEMENT_WEIGHT.get(int(log.event[e]), 1.0))
         engaged.append(1.0 if log.event[e] != EVENT_CODE["play"] else float(np.clip(log.value[e], 0, 1)))
-    width = feature_count(item_matrix.shape[1])
+    width = groups[0].shape[-1] if groups else feature_count(item_matrix.shape[1])
     return RankerExamples(np.stack(groups).astype(np.float32), np.asarray(weights, np.float32),
                           np.asarray(engaged, np.float32),
                           np.stack(skipped).astype(np.float32) if skipped else np.zeros((0, width), np.float32))
+
+
+# features of candidates: (user vector, their vectors, their rows, history, hour, device, now, liked rows)
+Featurize = Callable[..., np.ndarray]
+
+
+def ranker_featurizer(table: ItemTable) -> Featurize:
+    def featurize(user, items, candidates, history, hour, device, now, _liked):
+        return ranker_features(user, items, candidates, table, history, hour, device, now)
+    return featurize
+
+
+class LikesBefore:
+    """Each user's `like` events in the log: the items a user had liked before a moment."""
+
+    def __init__(self, dataset: Dataset):
+        log = dataset.interactions
+        at = np.flatnonzero(log.event == EVENT_CODE["like"])
+        order = np.lexsort((log.timestamp[at], log.user[at]))
+        at = at[order]
+        self.users, self.times, self.items = log.user[at], log.timestamp[at], log.item[at].astype(np.int64)
+
+    def rows(self, user: int, before: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.users, user, "left"), np.searchsorted(self.users, user, "right")
+        end = lo + int(np.searchsorted(self.times[lo:hi], before, "left"))
+        return self.items[lo:end]
 
 
 def _prefix_sequences(seq, users: np.ndarray, lengths: np.ndarray):
@@ -235,6 +265,12 @@ class RerankScorer:
         log = dataset.interactions
         self.context = {int(u): (int(log.timestamp[e]), int(log.device[e])) for u, e in zip(users, events)}
 
+    def rerank(self, user: int, vector: np.ndarray, items: np.ndarray, top: np.ndarray, hist: np.ndarray,
+               t: int, device: int) -> np.ndarray:
+        """Scores of the short list `top` (higher first); the deep ranker's logits here."""
+        feats = ranker_features(vector, items[top], top, self.table, hist, (t % DAY) / 3600.0, device, t)
+        return self.ranker(torch.as_tensor(feats)).numpy()
+
     @torch.no_grad()
     def score(self, users: np.ndarray, history) -> np.ndarray:
         vectors = self.retrieval.user_vectors(users, history)
@@ -246,8 +282,7 @@ class RerankScorer:
             s[hist] = -np.inf
             top = np.argpartition(-s, self.short_list)[:self.short_list]
             t, device = self.context[int(user)]
-            feats = ranker_features(vectors[row], items[top], top, self.table, hist, (t % DAY) / 3600.0, device, t)
-            logits = self.ranker(torch.as_tensor(feats)).numpy()
+            logits = self.rerank(int(user), vectors[row], items, top, hist, t, device)
             scores[row, top] = 1e3 + logits  # the short list stays on top, in the ranker's order
         return scores
 

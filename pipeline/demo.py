@@ -23,12 +23,15 @@ from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import RankerConfig
 from edgerec.models.train import TrainConfig
 from edgerec.pipeline.experiment_steps import TeacherBundleStep
+from edgerec.pipeline.ranking_steps import ScorerStep
 from edgerec.pipeline.steps import ExportStep, RankerStep, StudentStep, SynthStep, TeacherStep
 from edgerec.studies.base import Progress, Study, StudyResult
 from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
 from edgerec.studies.compression import CompressionStudy
 from edgerec.studies.experiments import BundleComparisonStudy
+from edgerec.studies.explain import ExplainStudy
+from edgerec.studies.fairness import FairnessStudy
 from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
@@ -84,10 +87,13 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         TeacherStep(out / "data", out / "teacher", cfg.teacher, cfg.teacher_train),
         StudentStep(out / "data", out / "teacher", out / "student", cfg.student, cfg.student_train),
         RankerStep(out / "data", out / "student", out / "ranker", ranker),
+        ScorerStep(out / "data", out / "student", out / "ranker", out / "scorer", ranker),
         ExportStep(out / "student", out / "data", out / "bundle", out / "bundle-fp32", ranker=out / "ranker",
-                   teacher=out / "teacher"),
+                   teacher=out / "teacher", scorer=out / "scorer"),
         CompressionStudy(out / "teacher", out / "student", out / "data"),
         ReplayStudy(out / "bundle", out / "data", out / "device" / "history.db", cfg.replay_users, cfg.seed),
+        FairnessStudy(out / "bundle", out / "data", out / "device" / "fairness.db", cfg.replay_users, cfg.seed),
+        ExplainStudy(out / "bundle", out / "device" / "history.db"),
         BenchStudy(out / "bundle", cfg.bench_profile, bench),
         TeacherBundleStep(out / "teacher", out / "data", out / "bundle-teacher"),
         BundleComparisonStudy(Arm("student", out / "bundle"), Arm("teacher", out / "bundle-teacher"), out / "data",

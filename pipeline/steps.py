@@ -135,6 +135,7 @@ class ExportStep(Study):
     out_fp32: Path
     ranker: Path | None = None  # shipped only if its checkpoint says it helps
     teacher: Path | None = None
+    scorer: Path | None = None  # the interpretable scorer, shipped beside (or instead of) the ranker
 
     def measure(self, progress: Progress) -> dict:
         from edgerec.export.bundle_builder import ExportConfig, export_bundle
@@ -143,7 +144,7 @@ class ExportStep(Study):
 
         ranker = self.ranker if self.ranker and load_checkpoint(self.ranker).info.get("ships") else None
         manifest = export_bundle(self.student, self.data_dir, self.out, ExportConfig(name="demo-student-int8"),
-                                 ranker=ranker, teacher=self.teacher)
+                                 ranker=ranker, teacher=self.teacher, scorer=self.scorer)
         export_bundle(self.student, self.data_dir, self.out_fp32,
                       ExportConfig(formats=("onnx",), quantize="none", table_dtype="fp32", evaluate=False,
                                    name="demo-student-fp32"))

@@ -61,10 +61,8 @@ class ModelEntry:
             "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
             "parity": self.parity, "extra": self.extra,
         }
-        if self.history_length is not None:
-            out["history_length"] = self.history_length
-        if self.batch is not None:
-            out["batch"] = self.batch
+        fixed = {"history_length": self.history_length, "batch": self.batch}  # TFLite files only
+        out.update({key: value for key, value in fixed.items() if value is not None})
         return out
 
     @classmethod
@@ -93,6 +91,7 @@ class Manifest:
     budgets: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)  # conformance inputs/outputs (file names)
     data_version: dict = field(default_factory=dict)  # what data the models were trained on
+    ranking: dict = field(default_factory=dict)  # interpretable scorer, context priors (see runtime/ranking.py)
     space: dict = field(default_factory=dict)  # the shared space and domains (see space.py); empty: none
     created: str = ""
     edgerec_version: str = ""
@@ -105,7 +104,7 @@ class Manifest:
             "embedding_space": self.embedding_space, "dim": self.dim, "items": self.items.to_manifest(),
             "models": [m.to_dict() for m in self.models], "defaults": self.defaults, "metrics": self.metrics,
             "budgets": self.budgets, "reference": self.reference, "data_version": self.data_version,
-            "files": self.files, **({"space": self.space} if self.space else {}),
+            "files": self.files, **({"ranking": self.ranking} if self.ranking else {}), **({"space": self.space} if self.space else {}),
         }
 
     @classmethod
@@ -124,7 +123,8 @@ class Manifest:
             items=ItemTableSpec.from_manifest(d["items"]), models=[ModelEntry.from_dict(m) for m in d["models"]],
             files=d["files"], defaults=d.get("defaults", {}), metrics=d.get("metrics", {}),
             budgets=d.get("budgets", {}), reference=d.get("reference", {}), data_version=d.get("data_version", {}),
-            space=d.get("space", {}), created=d.get("created", ""), edgerec_version=d.get("edgerec_version", ""), format_version=version,
+            ranking=d.get("ranking", {}), space=d.get("space", {}), created=d.get("created", ""),
+            edgerec_version=d.get("edgerec_version", ""), format_version=version,
         )
 
     def model(self, role: str, fmt: str | None = None) -> ModelEntry | None:
@@ -326,7 +326,7 @@ class BundleWriter:
         self.models.append(entry)
 
     def finish(self, *, dim: int, items: ItemTableSpec | dict, defaults: dict, metrics: dict,
-               budgets: dict, reference: dict, data_version: dict, space: dict | None = None) -> Manifest:
+               budgets: dict, reference: dict, data_version: dict, ranking: dict | None = None, space: dict | None = None) -> Manifest:
         """Write the manifest last, checked against the schema it must follow (`items` typed, or the
         section in its manifest form)."""
         from edgerec import __version__
@@ -340,7 +340,7 @@ class BundleWriter:
         manifest = Manifest(
             name=self.name, embedding_space=space_id, dim=dim, items=items, models=self.models,
             files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
-            reference=reference, data_version=data_version, space=space or {},
+            reference=reference, data_version=data_version, ranking=ranking or {}, space=space or {},
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", when), edgerec_version=__version__,
         )
         check_manifest(manifest.to_dict())  # a writer bug stops the export, not the device

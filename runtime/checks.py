@@ -95,6 +95,12 @@ def flag(value, what: str) -> bool:
     return value
 
 
+def choice(value, options: tuple[str, ...], what: str) -> str:
+    if value not in options:
+        raise ConfigError(f"{what} must be one of {', '.join(options)} (got {_shown(value)})")
+    return value
+
+
 def timestamp(value, what: str = "timestamp", allow_none: bool = True) -> float | None:
     """Epoch seconds: a finite number from 0 to MAX_TS."""
     return number(value, f"{what} (epoch seconds)", 0.0, MAX_TS, allow_none=allow_none)

@@ -17,6 +17,7 @@ from edgerec.runtime.vocab import DEVICES, MODALITIES  # noqa: F401  (MODALITIES
 
 VERSION = 1
 EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector product
+BROADCAST_LIMIT = 1 << 16  # candidates x history pairs compared at once (a short list by a history)
 
 
 def feature_count(dim: int) -> int:
@@ -71,18 +72,30 @@ def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray,
     if len(history):
         out[:, col + 3] = _share(table.language[candidates], table.language[history])
         out[:, col + 4] = _share(table.creator[candidates], table.creator[recent])
-        series_hist = table.series[history]
-        watched = series_hist >= 0
-        last_episode: dict[int, int] = {}
-        for s, e in zip(series_hist[watched], table.episode[history][watched]):
-            last_episode[int(s)] = max(last_episode.get(int(s), 0), int(e))
-        cand_series = table.series[candidates]
-        in_watched = np.array([int(s) in last_episode for s in cand_series]) if c else np.zeros(0, bool)
-        next_ep = np.array([last_episode.get(int(s), -10) + 1 for s in cand_series]) if c else np.zeros(0)
-        out[:, col + 5] = in_watched & (cand_series >= 0)
+        in_watched, next_ep = _series_position(table, candidates, history)
+        out[:, col + 5] = in_watched
         out[:, col + 6] = in_watched & (table.episode[candidates] == next_ep)
     out[:, col + 7] = 1.0  # bias input, so cross layers can form linear terms
     return out
+
+
+def _series_position(table: ItemTable, candidates: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each candidate: is it in a series the history watched, and that series' next episode."""
+    series_hist = table.series[history]
+    watched = series_hist >= 0
+    shows, episodes = series_hist[watched], table.episode[history][watched].astype(np.int64)
+    cand_series = table.series[candidates]
+    if not len(shows):
+        return np.zeros(len(candidates), bool), np.zeros(len(candidates), np.int64)
+    if len(candidates) * len(shows) <= BROADCAST_LIMIT:
+        match = cand_series[:, None] == shows[None, :]
+        return match.any(1) & (cand_series >= 0), np.where(match, episodes[None, :], -1).max(1) + 1
+    # the last episode seen of each watched series, then a sorted lookup for the candidates
+    shows, at = np.unique(shows, return_inverse=True)
+    last = np.zeros(len(shows), np.int64)
+    np.maximum.at(last, at, episodes)
+    pos = np.minimum(np.searchsorted(shows, cand_series), len(shows) - 1)
+    return (cand_series >= 0) & (shows[pos] == cand_series), last[pos] + 1
 
 
 def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
@@ -90,6 +103,8 @@ def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     pool = pool[pool >= 0]
     if len(pool) == 0:
         return np.zeros(len(values), np.float32)
+    if len(values) * len(pool) <= BROADCAST_LIMIT:  # a short list: one comparison matrix is cheapest
+        return ((values[:, None] == pool[None, :]).sum(1) / len(pool)).astype(np.float32)
     uniq, counts = np.unique(pool, return_counts=True)
     pos = np.clip(np.searchsorted(uniq, values), 0, len(uniq) - 1)
     hit = (uniq[pos] == values) & (values >= 0)

@@ -56,6 +56,12 @@ class Policy:
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
+    # responsible ranking (runtime/ranking.py, runtime/fairness.py); None = the bundle's setting
+    use_scorer: bool | None = None  # None: the bundle's interpretable scorer runs when no deep ranker does
+    context_weight: float | None = None  # boost from the bundle's device / time-of-day priors
+    engagement: float | None = None  # pull of liked (and finished) items on the query
+    fairness: float = 0.0  # 0 = relevance only; higher trades relevance for provider exposure
+    fairness_method: str = "exposure"  # exposure (discounted provider exposure) | cap (per-provider cap)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +79,12 @@ class Policy:
         checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
         checks.integer(self.short_list, "Policy.short_list", 1, 100_000)
         checks.flag(self.use_ranker, "Policy.use_ranker")
+        if self.use_scorer is not None:
+            checks.flag(self.use_scorer, "Policy.use_scorer")
+        checks.number(self.context_weight, "Policy.context_weight", 0.0, 100.0, allow_none=True)
+        checks.number(self.engagement, "Policy.engagement", 0.0, 10.0, allow_none=True)
+        checks.number(self.fairness, "Policy.fairness", 0.0, 100.0)
+        checks.choice(self.fairness_method, ("exposure", "cap"), "Policy.fairness_method")
         checks.instance(self.extra, dict, "Policy.extra", allow_none=False)
         return self
 

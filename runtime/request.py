@@ -44,6 +44,9 @@ class UserState:
     disliked: list[int]  # "not interested"
     tags: Counter
     languages: Counter
+    loved: list[int] = field(default_factory=list)  # rows with a `like` event, newest last
+    finished: list[int] = field(default_factory=list)  # rows played to the end, newest last
+    onboard_tags: list[str] = field(default_factory=list)  # tags the user chose at onboarding
 
 
 @dataclass
@@ -74,6 +77,9 @@ class Request:
     vectors: np.ndarray | None = None  # the pool's item vectors
     relevance: np.ndarray | None = None  # one value per pool row, higher is better
     order: np.ndarray | None = None  # positions into the pool: the list, best first
+    contributions: np.ndarray | None = None  # (pool, features + 1): the interpretable scorer's terms
+    scorer_features: np.ndarray | None = None  # (pool, features): what the scorer read
+    scorer: object = None  # the LinearScorer behind them (names, words)
     # explain
     results: list[Recommendation] = field(default_factory=list)
     # bookkeeping

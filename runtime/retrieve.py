@@ -13,6 +13,7 @@ import numpy as np
 
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import filter_mask, popularity_prior, standardize
+from edgerec.runtime.ranking import engagement_pull, engagement_weight, rows_with_tags
 from edgerec.runtime.request import Request
 from edgerec.runtime.retrieval import sorted_contains, top_rows
 
@@ -41,11 +42,16 @@ class RetrieveStage:
         request.done = not len(pool)  # nothing to rank: the list is empty
         return request
 
-    @staticmethod
-    def _query(request: Request) -> None:
-        """The user vector, pulled towards "more like this" items (which also end a cold start)."""
+    def _query(self, request: Request) -> None:
+        """The user vector, pulled towards "more like this" items (which also end a cold start) and,
+        with an engagement weight, towards liked and finished items (see ranking.engagement_pull)."""
         state, query = request.state, request.vector
         request.cold = query is None
+        pull = None if query is None else engagement_pull(request, engagement_weight(request, self.models.manifest))
+        if pull is not None:  # in units of the user vector's length, which is kept (the drift monitor reads it)
+            norm = float(np.linalg.norm(query))
+            pulled = query + pull * norm
+            query = (pulled * (norm / max(float(np.linalg.norm(pulled)), 1e-12))).astype(np.float32)
         if state.liked and request.fallback is None:
             liked = request.catalog.vectors(np.array(state.liked[-3:], np.int64))
             pull = liked.mean(0) * request.policy.feedback_weight
@@ -71,6 +77,8 @@ class RetrieveStage:
             scores = self.prior(cat, request.now).copy()
             if state.tags:  # onboarding choices (or liked items' tags) pull matching items up
                 scores = scores + 1.5 * cat.matches("genre", np.arange(len(cat)), state.tags).astype(np.float32)
+            if state.onboard_tags:  # tags chosen at onboarding match the items' tags too, not only genres
+                scores = scores + 1.5 * rows_with_tags(cat, state.onboard_tags).astype(np.float32)
             if state.languages:
                 scores = scores + 1.0 * cat.matches("language", np.arange(len(cat)), state.languages)
             return scores.astype(np.float32)

@@ -5,7 +5,10 @@
     retrieve  (required)  query vector and candidate pool           retrieve.py
     rank      (required)  relevance of each candidate               here
     ranker    (optional)  the bundle's ranker re-scores the pool    here
+    scorer    (optional)  the interpretable scorer re-scores it     ranking.py
+    context   (optional)  device / time-of-day priors boost         ranking.py
     policies  (required)  feedback, language, freshness, diversity  here
+    fairness  (optional)  provider-exposure re-ranking              fairness.py
     explain   (required)  the results, each with its reason         here
 
 Each stage reads the fields earlier stages filled in the `Request` and
@@ -18,6 +21,7 @@ import numpy as np
 
 from edgerec.runtime.drift import top_summary
 from edgerec.runtime.explain import Explainer, Reason
+from edgerec.runtime.fairness import fairness_applies, fairness_stage
 from edgerec.runtime.features import ranker_features
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
@@ -30,6 +34,7 @@ from edgerec.runtime.policies import (
     popularity_boost,
     standardize,
 )
+from edgerec.runtime.ranking import ContextStage, ScorerStage
 from edgerec.runtime.request import Recommendation, Request
 from edgerec.runtime.retrieve import RetrieveStage
 from edgerec.runtime.user_state import EncodeStage, HistoryStage, UserCache
@@ -40,13 +45,18 @@ NO_FILTERS = Filters()
 def default_pipeline(models: Models, history: HistoryStore, users: UserCache) -> Pipeline:
     encode = EncodeStage(models)
     ranker = RankerStage(models)
+    scorer = ScorerStage(models)
+    context = ContextStage(models.manifest)
     return Pipeline([
         Stage("history", HistoryStage(history, users)),
         Stage("encode", encode, applies=encode.applies, fallback=encode.fallback),
         Stage("retrieve", RetrieveStage(models)),
         Stage("rank", rank),
         Stage("ranker", ranker, required=False, applies=ranker.applies),
+        Stage("scorer", scorer, required=False, applies=scorer.applies),
+        Stage("context", context, required=False, applies=context.applies),
         Stage("policies", policies),
+        Stage("fairness", fairness_stage, required=False, applies=fairness_applies),
         Stage("explain", explain),
     ])
 
@@ -133,8 +143,23 @@ def explain(request: Request) -> Request:
     else:
         explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), request.cold)
         reasons = explainer.explain_all(metas, request.vectors[order])
+    if request.contributions is not None and request.fallback is None:
+        reasons = scorer_reasons(request, metas, reasons)
     request.results = []
     for meta, reason, score in zip(metas, reasons, request.relevance[order].tolist()):
         item_id, title = meta.pop("item_id"), meta.pop("title", "")
         request.results.append(Recommendation(item_id, score, title, reason, meta))
     return request
+
+
+def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:
+    """The scorer's top contributions in words; each item's terms (and their sum) go in its meta."""
+    scorer = request.scorer
+    out = []
+    for meta, reason, at in zip(metas, reasons, request.order.tolist()):
+        terms = request.contributions[at]
+        meta["contributions"] = {n: v for n, v in scorer.grouped(terms).items() if v != 0.0}
+        meta["scorer_score"] = float(terms.sum())
+        words = scorer.words(request.scorer_features[at], terms)
+        out.append(Reason("scorer", f"{words}; {reason.text}", reason.item_id, reason.tags))
+    return out

@@ -78,6 +78,7 @@ class HistoryStage:
 def read_state(history: HistoryStore, cat, user: str) -> UserState:
     index, size = cat.index, len(cat)
     consumed, seen_consumed, excluded, liked, disliked = [], set(), set(), [], []
+    loved, finished = [], []
     tags, languages = Counter(), Counter()
     for item, event in history.item_events(user, HISTORY_WINDOW):
         row = index.get(item)
@@ -93,6 +94,10 @@ def read_state(history: HistoryStore, cat, user: str) -> UserState:
             excluded.add(row)  # show what is like it, not the item itself
         elif event == "not_interested":
             disliked.append(row)
+        elif event == "like":
+            loved.append(row)
+        elif event == "finish":
+            finished.append(row)
     recent = np.array(consumed[-50:], np.int64)
     tags.update(cat.tag_counts(consumed[-50:]))
     if "language" in cat.categorical:
@@ -100,7 +105,8 @@ def read_state(history: HistoryStore, cat, user: str) -> UserState:
     prefs = history.preferences(user)
     tags.update({t: 3 for t in prefs.get("tag", []) + prefs.get("genre", [])})
     languages.update({lang: 3 for lang in prefs.get("language", [])})
-    return UserState(consumed, excluded, liked[-5:], disliked[-20:], tags, languages)
+    return UserState(consumed, excluded, liked[-5:], disliked[-20:], tags, languages, loved[-5:], finished[-5:],
+                     list(prefs.get("tag", [])))
 
 
 class EncodeStage:

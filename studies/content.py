@@ -1,21 +1,29 @@
-"""The content study: MiniLM fp32 and int8 against the on-device content student.
+"""The content study: MiniLM against the on-device content students, on texts the students never saw.
 
-Every encoder is exported for real and run by its engine on held-out catalog
-texts: bytes on disk, cosine to the teacher's vectors, agreement of the ten
-nearest neighbours, and milliseconds per title on one thread.
+Every encoder is exported for real and run by its engine: bytes on disk,
+milliseconds per title on one thread, and on each text set the cosine to the
+teacher's vectors and the agreement of the ten nearest neighbours. The text
+sets are the catalog's held-out texts and titles, and real film titles (shipped
+in a package) with words the student's adaptation texts never used, among them
+titles in other languages. Zero-shot tagging accuracy is measured on held-out
+items whose genres the encoders never read.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgerec.compress.content_distill import cosine_stats, load_student, neighbour_agreement
+from edgerec.compress.content_vocab import VOCABULARY_ONLY
 from edgerec.compress.quantize import MODE_LABEL, quantize_onnx
+from edgerec.data.film_texts import imdb_titles, unseen_titles
+from edgerec.data.schema import Catalog
 from edgerec.data.store import load_dataset
 from edgerec.export.content import (
     TFLITE_TOKENS,
@@ -27,48 +35,115 @@ from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenize
 from edgerec.runtime.backends import open_backend
 from edgerec.studies.base import Progress, Study, Table
 
-COLUMNS = ["model", "bytes", "cosine_mean", "cosine_min", "top10_neighbour_agreement", "ms_per_title_p50",
-           "bytes_vs_minilm_int8", "speedup_vs_minilm_int8"]
+SIZE_COLUMNS = ["model", "bytes", "ms_per_title_p50", "bytes_vs_minilm_int8", "speedup_vs_minilm_int8"]
+SET_COLUMNS = ["set", "model", "cosine_mean", "cosine_p05", "top10_neighbour_agreement"]
 
 
-def content_report(encoder_dir: Path, student, texts: list[str], teacher_vectors: np.ndarray,
-                   latency_texts: int = 200) -> list[dict]:
-    """MiniLM fp32 / int8 (ONNX) and the student (ONNX, TFLite): bytes, fidelity to the teacher, speed."""
-    tokenizer = load_tokenizer(encoder_dir, 128)
-    fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="edgerec-content-report-") as scratch:
-        scratch = Path(scratch)
+@dataclass
+class TaggingSet:
+    """Texts without their labels, the label names, and for each text the indices of its true labels."""
+
+    texts: list[str]
+    labels: list[str]
+    truth: list[set[int]]
+
+
+def tagging_accuracy(text_vectors: np.ndarray, label_vectors: np.ndarray, truth: list[set[int]]) -> float:
+    """Share of texts whose most similar label is one of their own labels (top-1, zero-shot)."""
+    if not truth:
+        return float("nan")
+    best = np.argmax(text_vectors @ label_vectors.T, axis=1)
+    return float(np.mean([int(b) in t for b, t in zip(best, truth)]))
+
+
+def genre_tagging_set(catalog: Catalog, rows: np.ndarray) -> TaggingSet:
+    """The catalog's own genres as labels of held-out items. The text is the title and description
+    with every genre name cut out, and no tags, so no label word reaches the encoder."""
+    genres = catalog.text["genre"]
+    labels = sorted({g for g in genres if g})
+    index = {g: i for i, g in enumerate(labels)}
+    names = re.compile(r"\b(" + "|".join(re.escape(g) for g in sorted(labels, key=len, reverse=True))
+                       + r")\b", re.IGNORECASE) if labels else None
+    texts, truth = [], []
+    for row in rows:
+        own = {index[g] for g in (genres[row], *catalog.tags[row]) if g in index}
+        text = " ".join(p for p in (catalog.text["title"][row], catalog.text["description"][row]) if p)
+        text = " ".join(names.sub(" ", text).split()) if names else text
+        if own and text:
+            texts.append(text)
+            truth.append(own)
+    return TaggingSet(texts, labels, truth)
+
+
+@dataclass
+class Encoder:
+    name: str
+    path: Path
+    fmt: str
+    config: dict | None
+
+
+def _export_encoders(encoder_dir: Path, students: dict, scratch: Path, minilm: bool) -> list[Encoder]:
+    out = []
+    if minilm:
         teacher_onnx = export_teacher_onnx(encoder_dir, scratch / "teacher")
         teacher_int8 = quantize_onnx(teacher_onnx, scratch / "teacher-int8.onnx", "int8-dynamic")
-        candidates = [("MiniLM fp32 (onnx)", teacher_onnx, "onnx", None),
-                      ("MiniLM int8 per-channel (onnx)", teacher_int8, "onnx", None)]
-        for fmt, mode in (("onnx", "none"), ("onnx", "int8"), ("tflite", "int8")):
-            path, config = export_student(student, fmt, mode, scratch / f"student-{mode}.{fmt}", scratch)
-            candidates.append((f"student {MODE_LABEL[mode]} ({fmt})", path, fmt, config))
-        for name, path, fmt, config in candidates:
-            backend = open_backend(path, fmt, threads=1, config=config)
-            vectors = run_content_file(backend, fmt, fixed, tokenizer, texts)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        out += [Encoder("MiniLM fp32 (onnx)", teacher_onnx, "onnx", None),
+                Encoder("MiniLM int8 per-channel (onnx)", teacher_int8, "onnx", None)]
+    for k, (name, (student, variants)) in enumerate(students.items()):
+        for fmt, mode in variants:
+            path, config = export_student(student, fmt, mode, scratch / f"student{k}-{mode}.{fmt}", scratch)
+            out.append(Encoder(f"{name} {MODE_LABEL[mode]} ({fmt})", path, fmt, config))
+    return out
+
+
+def content_report(encoder_dir: Path, students: dict, sets: dict[str, list[str]], teacher: ContentTeacher,
+                   tagging: TaggingSet | None = None, latency_texts: int = 200, minilm: bool = True) -> dict:
+    """Every encoder on every text set. `students`: name -> (student, [(format, mode), ...])."""
+    tokenizer = load_tokenizer(encoder_dir, 128)
+    fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
+    targets = {name: teacher.encode(texts) for name, texts in sets.items()}
+    sizes, quality, tags = [], [], []
+    with tempfile.TemporaryDirectory(prefix="edgerec-content-report-") as scratch:
+        for enc in _export_encoders(encoder_dir, students, Path(scratch), minilm):
+            backend = open_backend(enc.path, enc.fmt, threads=1, config=enc.config)
+
+            def run(texts, backend=backend, enc=enc):
+                v = run_content_file(backend, enc.fmt, fixed, tokenizer, texts)
+                return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+            for set_name, texts in sets.items():
+                vectors = run(texts)
+                quality.append({"set": set_name, "model": enc.name, **cosine_stats(vectors, targets[set_name]),
+                                "top10_neighbour_agreement": neighbour_agreement(vectors, targets[set_name])})
             times = []
-            for text in texts[:latency_texts]:
+            for text in next(iter(sets.values()))[:latency_texts]:
                 began = time.perf_counter()
-                run_content_file(backend, fmt, fixed, tokenizer, [text])
+                run([text])
                 times.append((time.perf_counter() - began) * 1e3)
-            rows.append({"model": name, "bytes": path.stat().st_size, **cosine_stats(vectors, teacher_vectors),
-                         "top10_neighbour_agreement": neighbour_agreement(vectors, teacher_vectors),
-                         "ms_per_title_p50": float(np.percentile(times, 50)),
-                         "ms_per_title_mean": float(np.mean(times))})
-    base = next(r for r in rows if r["model"].startswith("MiniLM int8"))
-    for row in rows:
-        row["bytes_vs_minilm_int8"] = row["bytes"] / base["bytes"]
-        row["speedup_vs_minilm_int8"] = base["ms_per_title_mean"] / row["ms_per_title_mean"]
-    return rows
+            sizes.append({"model": enc.name, "bytes": enc.path.stat().st_size,
+                          "ms_per_title_p50": float(np.percentile(times, 50)),
+                          "ms_per_title_mean": float(np.mean(times))})
+            if tagging and tagging.texts:
+                tags.append({"model": enc.name, "texts": len(tagging.texts), "labels": len(tagging.labels),
+                             "top1_accuracy": tagging_accuracy(run(tagging.texts), run(tagging.labels),
+                                                               tagging.truth)})
+    if tagging and tagging.texts:
+        tags.append({"model": "MiniLM (PyTorch, the teacher)", "texts": len(tagging.texts),
+                     "labels": len(tagging.labels),
+                     "top1_accuracy": tagging_accuracy(teacher.encode(tagging.texts),
+                                                       teacher.encode(tagging.labels), tagging.truth)})
+    base = next((r for r in sizes if r["model"].startswith("MiniLM int8")), None)
+    for row in sizes:
+        row["bytes_vs_minilm_int8"] = row["bytes"] / base["bytes"] if base else float("nan")
+        row["speedup_vs_minilm_int8"] = base["ms_per_title_mean"] / row["ms_per_title_mean"] if base \
+            else float("nan")
+    return {"models": sizes, "sets": {k: len(v) for k, v in sets.items()}, "quality": quality, "tagging": tags}
 
 
 @dataclass
 class ContentStudy(Study):
-    """The content encoders compared on held-out texts (`seed` must match `content distill`'s)."""
+    """The content encoders compared on unseen texts (`seed` must match `content distill`'s)."""
 
     name = "content"
     student: Path
@@ -76,17 +151,41 @@ class ContentStudy(Study):
     encoder_dir: Path | None = None  # the teacher; default: the packaged all-MiniLM-L6-v2
     held_out: int = 1000
     seed: int = 0
+    baseline: Path | None = None  # e.g. a catalog-only student (`content distill --no-vocabulary`)
+    unseen: int = 500  # real film titles with words absent from the adaptation texts
+    formats: list[str] = field(default_factory=lambda: ["onnx"])  # the students' files (int8)
 
     def measure(self, progress: Progress) -> dict:
-        _, held = held_out_texts(load_dataset(self.data_dir).catalog, 0, self.held_out, self.seed)
+        catalog = load_dataset(self.data_dir).catalog
+        model, config = load_student(self.student)
+        train_items = int(config.get("info", {}).get("train_texts", 0))
+        train, held = held_out_texts(catalog, train_items, self.held_out, self.seed)
+        rows = np.random.default_rng(self.seed).permutation(len(catalog))[:self.held_out]
+        titles = [catalog.text["title"][r] for r in rows if catalog.text["title"][r]]
+        sets = {"held-out catalog texts": held, "held-out catalog titles": titles,
+                "real titles with unseen words": unseen_titles(imdb_titles(), train, self.unseen),
+                "real titles in other languages": unseen_titles(imdb_titles(True), train, self.unseen)}
+        variants = [(fmt, "int8") for fmt in self.formats]
+        students = {"student": (model, variants)}
+        if (Path(self.student) / VOCABULARY_ONLY).exists():
+            students = {"vocabulary-only student": (load_student(Path(self.student) / VOCABULARY_ONLY)[0],
+                                                    variants), "adapted student": (model, variants)}
+        if self.baseline:
+            students["baseline student"] = (load_student(self.baseline)[0], variants)
         teacher = ContentTeacher(self.encoder_dir)
-        model, _ = load_student(self.student)
-        progress(f"the teacher embeds {len(held):,} held-out texts", {})
-        teacher_vectors = teacher.encode(held)
-        progress("exporting and timing every content encoder", {})
-        return {"held_out_texts": len(held), "models": content_report(teacher.dir, model, held, teacher_vectors)}
+        progress(f"exporting and measuring {len(students)} students and MiniLM on "
+                 f"{sum(len(v) for v in sets.values()):,} unseen texts", {})
+        report = content_report(teacher.dir, students, sets, teacher, genre_tagging_set(catalog, rows))
+        return {"held_out_texts": len(held), "train_texts": len(train), **report}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        return [Table(f"content encoders on {record['held_out_texts']:,} held-out catalog texts (1 thread)",
-                      record["models"], COLUMNS)]
+        out = [Table(f"content encoders: bytes and speed (1 thread; student trained on "
+                     f"{record.get('train_texts', 0):,} texts)", record["models"], SIZE_COLUMNS),
+               Table("fidelity to MiniLM on unseen texts (" + ", ".join(f"{k}: {v:,}" for k, v in
+                                                                       record["sets"].items()) + ")",
+                     record["quality"], SET_COLUMNS)]
+        if record.get("tagging"):
+            out.append(Table("zero-shot genre tagging of held-out titles (top-1)", record["tagging"]))
+        return out
+

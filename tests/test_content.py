@@ -102,6 +102,9 @@ def test_bundle_carries_the_content_encoder(content_bundle):
     assert set(m.formats("content_encoder")) == {"onnx", "tflite"}
     entry = m.model("content_encoder", "onnx")
     assert entry.extra["tokenizer"] == "content/tokenizer.json" and entry.extra["projection_fit"]["cosine_mean"] > 0
+    for fmt in ("onnx", "tflite"):  # int8 files against the PyTorch student, measured at export
+        parity = m.model("content_encoder", fmt).extra["parity"]
+        assert parity["texts"] == 256 and parity["cosine_min"] > 0.98 and parity["max_abs_diff"] > 0
 
 
 @pytest.mark.parametrize("backend", ["onnx", "tflite"])
@@ -174,7 +177,8 @@ def test_item_tower_fuses_per_modality_vectors(tiny_bundle, tmp_path):
 
 
 def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path):
-    """`edgerec study content`: MiniLM exported as it is stays on the teacher; the student is far smaller."""
+    """`edgerec study content`: MiniLM exported as it is stays on the teacher; the student is far smaller;
+    every encoder is measured on every unseen text set and on zero-shot tagging."""
     import json
 
     from click.testing import CliRunner
@@ -183,15 +187,24 @@ def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path
 
     out = tmp_path / "content.json"
     result = CliRunner().invoke(cli, ["study", "content", "--student", str(student_dir[0]), "--data",
-                                      str(tiny_bundle.parent / "data"), "--held-out", "30", "--json", str(out)])
+                                      str(tiny_bundle.parent / "data"), "--held-out", "30", "--unseen", "25",
+                                      "--json", str(out)])
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     rows = {r["model"]: r for r in record["models"]}
-    assert record["held_out_texts"] == 30 and len(rows) == 5
-    assert rows["MiniLM fp32 (onnx)"]["cosine_mean"] > 0.999  # the teacher itself, through its ONNX file
+    assert record["held_out_texts"] == 30 and len(rows) == 3
+    assert record["sets"]["real titles with unseen words"] == 25
+    assert record["sets"]["real titles in other languages"] == 25
+    quality = {(r["set"], r["model"]): r for r in record["quality"]}
+    assert len(quality) == 3 * len(record["sets"])
+    assert quality[("held-out catalog texts", "MiniLM fp32 (onnx)")]["cosine_mean"] > 0.999  # the teacher
+    assert quality[("held-out catalog texts", "MiniLM fp32 (onnx)")]["top10_neighbour_agreement"] > 0.95
     assert rows["MiniLM int8 per-channel (onnx)"]["bytes_vs_minilm_int8"] == 1.0
-    assert all(r["bytes"] < rows["MiniLM int8 per-channel (onnx)"]["bytes"] for m, r in rows.items()
-               if m.startswith("student"))
+    assert rows["student int8-weights (onnx)"]["bytes"] < rows["MiniLM int8 per-channel (onnx)"]["bytes"]
+    tagging = {r["model"]: r for r in record["tagging"]}
+    assert set(tagging) == set(rows) | {"MiniLM (PyTorch, the teacher)"}
+    onnx, torch_ = tagging["MiniLM fp32 (onnx)"], tagging["MiniLM (PyTorch, the teacher)"]
+    assert abs(onnx["top1_accuracy"] - torch_["top1_accuracy"]) <= 1 / onnx["texts"]  # a near-tie may flip
 
 
 def test_cold_start_study_places_held_out_items_on_the_device(student_dir, tiny_bundle, tmp_path):

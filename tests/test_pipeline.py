@@ -32,8 +32,8 @@ def demo_run(tmp_path_factory):
 
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
-    assert steps == ["data", "baselines", "teacher", "student", "ranker", "export", "compression", "replay", "bench",
-                     "teacher_bundle", "experiment", "privacy", "transfer"]
+    assert steps == ["data", "baselines", "teacher", "student", "ranker", "scorer", "export", "compression", "replay",
+                     "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy", "transfer"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -52,6 +52,10 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert experiment["interleave"]["users"] == 12
     assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
     assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
+    assert results["export"]["metrics"] is not None and (out / "scorer" / "scorer.json").exists()
+    assert {"NDCG@10 with scorer", "NDCG@10 with ranker"} <= set(results["scorer"]["test"])
+    assert (out / "fairness.png").exists() and results["fairness"]["trade_off"]
+    assert (out / "explain.png").exists() and results["explain"]["items"][0]["contributions"]
     runs = results["transfer"]["runs"]  # the demo world, then a coupled synthetic world
     assert [r.get("domain_coupling") for r in runs] == [None, 1.0]
     assert all(set(r["methods"]) >= {"popularity", "target-only", "content", "mapping"} for r in runs)

@@ -11,7 +11,7 @@ from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.pipeline import Pipeline
 
 NOW = {"now": 1_790_000_000.0}
-DEFAULT = ["history", "encode", "retrieve", "rank", "ranker", "policies", "explain"]
+DEFAULT = ["history", "encode", "retrieve", "rank", "ranker", "scorer", "context", "policies", "fairness", "explain"]
 
 
 @pytest.fixture

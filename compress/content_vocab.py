@@ -1,0 +1,132 @@
+"""The content student's starting point: the teacher's whole vocabulary passed through the teacher.
+
+model2vec's distillation embeds every token of the teacher's tokenizer alone
+(one forward pass per token, mean-pooled) and weights each vector by its Zipf
+rank (SIF). We keep its vectors in the teacher's own space and reduce them with
+PCA ourselves, so the PCA basis and mean become the student's linear map back
+into the teacher's space: a student built this way already embeds any text
+the tokenizer can read, including words no catalog text ever used.
+
+`adapt_student` then fine-tunes the token rows the adaptation texts use; rows
+they never use keep their vocabulary-pass values (SparseAdam only moves rows
+that get a gradient) and the map stays the same for all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgerec.compress.content_distill import ContentDistillConfig, distill_content, embed
+from edgerec.errors import ConfigError, ModelError
+from edgerec.models.content import StaticContentStudent, tokenize
+
+VOCABULARY_ONLY = "vocabulary"  # sub-folder of a checkpoint holding its vocabulary-only student
+
+
+@dataclass
+class VocabularyPass:
+    """Weighted token vectors in the teacher's space, one row per teacher token id (zeros where the
+    library dropped a token, e.g. [unused..])."""
+
+    vectors: np.ndarray  # (vocab, teacher_dim) float32
+    seconds: float
+    library: str
+
+
+def vocabulary_pass(encoder_dir: str | Path, sif_coefficient: float = 1e-4,
+                    only: set[str] | None = None) -> VocabularyPass:
+    """Every token of the teacher's tokenizer through the teacher, with model2vec (offline).
+
+    `only` passes just these tokens (plus the special ones) and leaves the others at zero: a quick
+    pass for tests on a slow machine; the student then knows nothing else."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import model2vec
+        from model2vec.distill import distill_from_model
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:
+        raise ConfigError(f"the vocabulary pass needs model2vec's distill extra ({exc}): "
+                          "pip install 'edgerec[tools]'") from None
+    began = time.perf_counter()
+    try:
+        model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir), local_files_only=True, use_fast=True)
+    except OSError as exc:
+        raise ModelError(f"cannot load a sentence encoder from {encoder_dir} ({exc})") from None
+    quiet = logging.getLogger("model2vec")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            # no PCA and float32 here: the PCA basis is kept below as the student's map back
+            static = distill_from_model(model, tokenizer, pca_dims=None, sif_coefficient=sif_coefficient,
+                                        quantize_to="float32", device="cpu",
+                                        token_remove_pattern=_all_but(only, tokenizer) if only else
+                                        r"\[unused\d+\]")
+    finally:
+        quiet.setLevel(level)
+    ours = tokenizer.get_vocab()
+    theirs = static.tokenizer.get_vocab()
+    source = np.asarray(static.embedding, np.float32)
+    vectors = np.zeros((max(ours.values()) + 1, source.shape[1]), np.float32)
+    for token, row in ours.items():
+        if token in theirs and token != tokenizer.pad_token:
+            vectors[row] = source[theirs[token]]
+    return VocabularyPass(vectors, time.perf_counter() - began, f"model2vec {model2vec.__version__}")
+
+
+def _all_but(keep: set[str], tokenizer) -> str:
+    """A pattern matching every token except `keep` and the special tokens (the library drops matches)."""
+    keep = set(keep) | set(tokenizer.all_special_tokens)
+    return "^(?!(?:" + "|".join(re.escape(t) for t in sorted(keep, key=len, reverse=True)) + ")$).*$"
+
+
+def student_from_vocabulary(vocab: VocabularyPass, dim: int) -> tuple[StaticContentStudent, dict]:
+    """PCA of the weighted token vectors: tokens = the coordinates, projection = basis and mean.
+
+    The student's output is then the (normalised) mean of the reconstructed token vectors,
+    i.e. the model2vec sentence vector expressed in the teacher's space."""
+    x = vocab.vectors.astype(np.float64)
+    used = np.abs(x).sum(1) > 0
+    if dim > x.shape[1] or dim > used.sum():
+        raise ConfigError(f"the student's width {dim} exceeds the teacher's {x.shape[1]} or the vocabulary")
+    mean = x[used].mean(0)
+    _, s, basis = np.linalg.svd(x[used] - mean, full_matrices=False)
+    coords = np.zeros((len(x), dim))
+    coords[used] = (x[used] - mean) @ basis[:dim].T
+    student = StaticContentStudent(len(x), dim, x.shape[1])
+    with torch.no_grad():
+        student.tokens.weight.copy_(torch.as_tensor(coords, dtype=torch.float32))
+        student.project.weight.copy_(torch.as_tensor(basis[:dim].T, dtype=torch.float32))
+        student.project.bias.copy_(torch.as_tensor(mean, dtype=torch.float32))
+    explained = float((s[:dim] ** 2).sum() / (s ** 2).sum())
+    return student.eval(), {"init": "vocabulary", "library": vocab.library, "pca_dims": dim,
+                            "pca_explained_variance": explained, "vocabulary_seconds": round(vocab.seconds, 1),
+                            "tokens_with_vectors": int(used.sum())}
+
+
+def adapt_student(student: StaticContentStudent, tokenizer, texts: list[str], targets: np.ndarray,
+                  held_texts: list[str], held_targets: np.ndarray,
+                  cfg: ContentDistillConfig | None = None, progress=None) -> tuple[StaticContentStudent, dict]:
+    """Fine-tune the token rows the in-domain texts use (cosine to the teacher), the map kept fixed.
+
+    The map stays the vocabulary's PCA basis: refitting it on catalog texts raised their cosine but
+    pulled titles with unseen words away from the teacher (0.48 -> 0.30 mean cosine when measured
+    on 150 real titles after 400 synthetic catalog texts), since those rows were never refitted."""
+    cfg = cfg or ContentDistillConfig(epochs=10, lr=0.01, projection_lr=0.0)
+    before = embed(student, *tokenize(tokenizer, held_texts))
+    adapted, info = distill_content(tokenizer, texts, targets, held_texts, held_targets, cfg, progress,
+                                    student=student)
+    cos = (before * held_targets).sum(1) / (np.linalg.norm(before, axis=1) + 1e-12)
+    info["held_out_cosine_before"] = float(cos.mean())
+    return adapted, info

@@ -1,0 +1,47 @@
+"""How long the interpretable scorer takes on a short list: features + score, and the score alone.
+
+    python -m edgerec.device_tests.scorer_bench BUNDLE   # prints median milliseconds per short list
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.runtime import Recommender
+from edgerec.runtime.ranking import device_featurizer, open_scorer
+
+
+def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, seed: int = 0) -> dict:
+    """Median ms to featurize and score `candidates` items for a 30-item history (and to score only)."""
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as scratch, Recommender.open(bundle, history=Path(scratch) / "h.db") as rec:
+        scorer = open_scorer(rec.models)
+        if scorer is None:
+            raise SystemExit(f"{bundle} ships no interpretable scorer")
+        cat = rec.catalog
+        featurize = device_featurizer(cat)
+        history = rng.choice(len(cat), 30, replace=False)
+        pool = rng.choice(len(cat), candidates, replace=False)
+        user = cat.vectors(history).mean(0)
+        items = cat.vectors(pool)
+        args = (user, items, pool, history, 21.0, 1, 1_790_000_000, history[-2:])
+        full, score_only = [], []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            feats = featurize(*args)
+            scorer.score(feats)
+            middle = time.perf_counter()
+            scorer.contributions(feats)
+            full.append((middle - began) * 1e3)
+            score_only.append((time.perf_counter() - middle) * 1e3)
+    return {"candidates": candidates, "features_and_score_ms": float(np.median(full)),
+            "contributions_ms": float(np.median(score_only))}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(bench_scorer(sys.argv[1]))

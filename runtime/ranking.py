@@ -1,0 +1,172 @@
+"""The bundle's `ranking` section on the device: the interpretable scorer stage and the context priors stage.
+
+    manifest["ranking"] = {
+      "scorer": {"features": [...names], "arrays": {"weights": file, "mean": file, "scale": file,
+                 "intercept": file}, "metrics": {...}},
+      "context_prior": {"modalities": [...], "device": {name: [lift per modality]},
+                        "day_part": {name: [lift per modality]}, "weight": 0.3},
+      "engagement": 0.5}
+
+Both stages are optional (a failure leaves the list as it was). The scorer
+re-scores the pool and keeps each item's per-feature contributions in
+`request.contributions`; the context stage adds a small boost from what is
+consumed on this device at this time of day (log lift of the modality, learned
+from the training log at export).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgerec.runtime.bundle import Manifest
+from edgerec.runtime.catalog import _codes_over
+from edgerec.runtime.models import Models
+from edgerec.runtime.policies import standardize
+from edgerec.runtime.request import Request
+from edgerec.runtime.scorer import DAY_PARTS, Featurizer, LinearScorer, TagCodes, day_part
+from edgerec.runtime.vocab import DEVICES, MODALITIES
+
+
+def open_scorer(models: Models) -> LinearScorer | None:
+    """The bundle's interpretable scorer, or None when it ships none."""
+    spec = models.manifest.ranking.get("scorer")
+    if not spec:
+        return None
+    arrays = {k: models.bundle.array(v, mmap=False) for k, v in spec["arrays"].items()}
+    return LinearScorer.from_arrays(spec["features"], arrays)
+
+
+def device_featurizer(catalog) -> Featurizer:
+    """The scorer's features over the device catalog (genre codes built once per catalog version)."""
+    genre = catalog._cached("scorer_genre", lambda: _codes_over(catalog.column("genre", np.arange(len(catalog)))))
+    tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple))
+    return Featurizer(catalog.feature_table(), genre, tags, catalog.vectors)
+
+
+class ScorerStage:
+    """scorer: the bundle's interpretable scorer re-scores the pool, keeping each item's contributions."""
+
+    def __init__(self, models: Models):
+        self.models = models
+        self._scorer: tuple | None = None
+
+    @property
+    def scorer(self) -> LinearScorer | None:
+        if self._scorer is None:
+            self._scorer = (open_scorer(self.models),)
+        return self._scorer[0]
+
+    def applies(self, request: Request) -> bool:
+        """A scorer ships and is wanted: by default only when no deep ranker runs for this engine."""
+        use = request.policy.use_scorer
+        if request.cold or use is False or not self.models.manifest.ranking.get("scorer"):
+            return False
+        if use is None:
+            ranker = self.models.manifest.model("ranker", self.models.backend_name)
+            return ranker is None or not request.policy.use_ranker
+        return True
+
+    def __call__(self, request: Request) -> Request:
+        scorer, state, pool = self.scorer, request.state, request.pool
+        feats = device_featurizer(request.catalog)(
+            request.query, request.vectors, pool, np.asarray(state.consumed, np.int64), request.hour,
+            request.device, int(request.now), np.asarray(state.loved, np.int64))
+        request.contributions = scorer.contributions(feats)
+        request.scorer_features, request.scorer = feats, scorer
+        request.relevance = standardize(request.contributions.sum(1))
+        return request
+
+
+@dataclass
+class ContextPrior:
+    """Log lift of each modality per device and per part of day (0 = the catalog-wide share)."""
+
+    modalities: list[str]
+    device: dict[str, list[float]]
+    day_part: dict[str, list[float]]
+    weight: float
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> ContextPrior | None:
+        spec = manifest.ranking.get("context_prior")
+        if not spec:
+            return None
+        return cls(list(spec["modalities"]), spec["device"], spec["day_part"], float(spec.get("weight", 0.0)))
+
+    def lift(self, device: int, hour: float) -> np.ndarray:
+        """(len(MODALITIES),) lift for this context, in the runtime's modality order."""
+        out = np.zeros(len(MODALITIES))
+        rows = [self.day_part.get(DAY_PARTS[day_part(hour)])]
+        if 0 <= device < len(DEVICES):
+            rows.append(self.device.get(DEVICES[device]))
+        for row in rows:
+            if row is not None:
+                for name, value in zip(self.modalities, row):
+                    if name in MODALITIES:
+                        out[MODALITIES.index(name)] += float(value)
+        return out
+
+
+class ContextStage:
+    """context: a small boost for the modalities this device and time of day favour (optional)."""
+
+    def __init__(self, manifest: Manifest):
+        self.prior = ContextPrior.from_manifest(manifest)
+
+    def weight(self, request: Request) -> float:
+        chosen = request.policy.context_weight
+        return (self.prior.weight if chosen is None else float(chosen)) if self.prior else 0.0
+
+    def applies(self, request: Request) -> bool:
+        return self.prior is not None and self.weight(request) > 0 and request.fallback is None
+
+    def __call__(self, request: Request) -> Request:
+        lift = self.prior.lift(request.device, request.hour)
+        modality = request.catalog.feature_table().modality[request.pool]
+        boost = np.where(modality >= 0, lift[np.maximum(modality, 0)], 0.0)
+        request.relevance = request.relevance + self.weight(request) * boost
+        return request
+
+
+def engagement_weight(request: Request, manifest: Manifest) -> float:
+    """How strongly liked and finished items pull the query (Policy.engagement, else the bundle's)."""
+    chosen = request.policy.engagement
+    return float(manifest.ranking.get("engagement", 0.0)) if chosen is None else float(chosen)
+
+
+def engagement_pull(request: Request, weight: float) -> np.ndarray | None:
+    """The query's pull towards items the user liked (full weight) or finished (half weight): a `like`
+    says more than a `play`, a `finish` more than a `play` that stopped early."""
+    state = request.state
+    parts = [(state.loved[-5:], 1.0), (state.finished[-5:], 0.5)]
+    pull = None
+    for rows, share in parts:
+        if rows and weight > 0:
+            term = request.catalog.vectors(np.asarray(rows, np.int64)).mean(0) * weight * share
+            pull = term if pull is None else pull + term
+    return pull
+
+
+def rows_with_tags(catalog, tags) -> np.ndarray:
+    """True for every row carrying one of `tags` (exact tag match; scans the tag blob, no decoding)."""
+    out = np.zeros(len(catalog), bool)
+    column = catalog.tag_strings
+    data = bytes(column.blob)
+    offsets = np.asarray(column.offsets)
+    for tag in {str(t) for t in tags if t}:
+        needle = tag.encode("utf-8")
+        at = data.find(needle)
+        while at >= 0:
+            end = at + len(needle)
+            row = int(np.searchsorted(offsets, at, "right")) - 1
+            starts = at == offsets[row] or data[at - 1:at] == b"|"
+            ends = end == offsets[row + 1] or data[end:end + 1] == b"|"
+            if starts and ends:
+                out[row] = True
+            at = data.find(needle, end)
+    for i, item in enumerate(catalog.added):
+        if set(item.meta.get("tags", [])) & set(tags):
+            out[catalog.base_count + i] = True
+    return out

@@ -1,0 +1,82 @@
+"""The explanation study: one user's list from the interpretable scorer, with a plot of each item's
+contributions (the demo report's explanation figure; `edgerec explain --plot` draws the same)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgerec.runtime import Recommender
+from edgerec.runtime.explain_scores import explain_list
+from edgerec.studies.base import Progress, Study, Table
+
+SHOWN = 6  # features drawn per plot (the largest by total absolute contribution), the rest as "other"
+
+
+@dataclass
+class ExplainStudy(Study):
+    name = "explain"
+    draws = True
+    bundle: Path
+    history: Path  # a device history that already holds the user's events (e.g. the replay study's)
+    user: str | None = None  # None: the first user in the history
+    k: int = 10
+    device: str = "tv"
+
+    def measure(self, progress: Progress) -> dict:
+        with Recommender.open(self.bundle, history=self.history) as rec:
+            user = self.user or rec.history.profiles()[0]
+            items = explain_list(rec, user, self.k, {"device": self.device, "hour": 21.0})
+        progress(f"explained {len(items)} items for {user}", {})
+        return {"user": user, "device": self.device, "items": items}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        rows = [{"item": i["item_id"], "title": i["title"], "score": i["score"], "why": i["why"]}
+                for i in record["items"]]
+        return [Table(f"why {record['user']} sees these ({record['device']}, 21:00)", rows)]
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        return plot_contributions(record["items"], path)
+
+
+def plot_contributions(items: list[dict], path: str | Path) -> Path | None:
+    """Stacked horizontal bars: each item's contributions (positive right, negative left)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    totals: dict[str, float] = {}
+    for item in items:
+        for name, value in item["contributions"].items():
+            totals[name] = totals.get(name, 0.0) + abs(value)
+    shown = sorted(totals, key=lambda n: -totals[n])[:SHOWN]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(items) + 1.5))
+    colours = plt.get_cmap("tab10")
+    labels = [f"{i['title'][:28]} ({i['item_id']})" for i in items][::-1]
+    ys = range(len(items))
+    pos_left, neg_left = [0.0] * len(items), [0.0] * len(items)  # where each item's next bar starts
+    for c, name in enumerate(shown + ["other"]):
+        values = [sum(v for n, v in i["contributions"].items() if n not in shown) if name == "other"
+                  else i["contributions"].get(name, 0.0) for i in items][::-1]
+        pos = [max(v, 0.0) for v in values]
+        neg = [min(v, 0.0) for v in values]
+        ax.barh(ys, pos, left=pos_left, color=colours(c), label=name)
+        ax.barh(ys, neg, left=neg_left, color=colours(c))
+        pos_left = [a + b for a, b in zip(pos_left, pos)]
+        neg_left = [a + b for a, b in zip(neg_left, neg)]
+    ax.scatter([i["score"] for i in items][::-1], ys, color="black", zorder=3, s=12, label="score")
+    ax.set_yticks(list(ys), labels, fontsize=7)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlabel("contribution to the scorer's score")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,203 @@
+"""The bias and fairness study: who gets exposure, how popular the lists are, who they serve well,
+and what the fair re-ranking weight trades.
+
+Held-out users' training events are recorded into a device (as the replay
+study does); each is then asked for ten items at the moment of their test
+event, on the device of that event. From those lists: position-discounted
+exposure share by provider, language, modality and popularity bucket;
+popularity bias (mean popularity of what is shown, long-tail share, provider
+exposure Gini); NDCG@10 and HR@10 by user segment (activity, language,
+device). Then the same users at several `Policy.fairness` weights, for the
+exposure re-ranker and the per-provider cap baseline: Gini against NDCG@10.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.split import leave_last_out
+from edgerec.data.store import load_dataset
+from edgerec.runtime import Policy, Recommender
+from edgerec.runtime.fairness import exposure, gini, position_discount
+from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.studies.base import Progress, Study, Table
+
+REPLAYED_EVENTS = 60
+WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+TAIL_SHARE = 0.8  # items outside the most popular fifth (that draw most plays) are the long tail
+
+
+@dataclass
+class FairnessStudy(Study):
+    name = "fairness"
+    draws = True
+    bundle: Path
+    data_dir: Path
+    history: Path  # a device history database (created; users are added to it)
+    users: int = 200
+    seed: int = 0
+    weights: tuple[float, ...] = WEIGHTS
+
+    def measure(self, progress: Progress) -> dict:
+        dataset = load_dataset(self.data_dir)
+        split = leave_last_out(dataset)
+        log, ids = dataset.interactions, dataset.catalog.item_ids
+        rng = np.random.default_rng(self.seed)
+        picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
+        events = split.target_events("test")
+        progress(f"replaying {len(picked)} users into the device", {})
+        with Recommender.open(self.bundle, history=self.history) as rec:
+            cat = rec.catalog
+            meta = {c: dict(zip(ids, cat.column(c, np.arange(cat.base_count)).tolist()))
+                    for c in ("provider", "language", "modality")}
+            popularity = dict(zip(ids, cat.numeric_column("popularity", np.arange(cat.base_count)).tolist()))
+            head = set(np.argsort(-np.asarray(list(popularity.values())))[: int(len(ids) * (1 - TAIL_SHARE))].tolist())
+            bucket = {item: ("head" if i in head else "tail") for i, item in enumerate(ids)}
+            requests, segments = [], []
+            for row in picked:
+                user = int(split.test_users[row])
+                name = dataset.user_ids[user]
+                mine = np.flatnonzero((log.user == user) & split.train_events)
+                for e in mine[-REPLAYED_EVENTS:]:
+                    rec.record(name, ids[log.item[e]], LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]],
+                               timestamp=float(log.timestamp[e]))
+                device = int(log.device[events[row]])
+                context = {"now": float(split.test_times[row]), "hour": float(split.test_times[row] % 86_400) / 3600}
+                if 0 <= device < len(DEVICES):
+                    context["device"] = DEVICES[device]
+                requests.append((name, ids[split.test_items[row]], context))
+                langs = Counter(meta["language"].get(ids[i], "") for i in log.item[mine])
+                segments.append({"activity": len(mine), "language": langs.most_common(1)[0][0] if langs else "",
+                                 "device": context.get("device", "unknown")})
+            activity = np.array([s["activity"] for s in segments])
+            cuts = np.quantile(activity, [1 / 3, 2 / 3]) if len(activity) else [0, 0]
+            for s in segments:
+                s["activity"] = "light" if s["activity"] <= cuts[0] else "medium" if s["activity"] <= cuts[1] else "heavy"
+
+            def run(policy: Policy) -> list[list[str]]:
+                return [[r.item_id for r in rec.recommend(n, k=10, context=c, policy=policy)] for n, _, c in requests]
+
+            base_policy = rec.policy
+            progress("measuring the default lists", {})
+            lists = run(base_policy)
+            providers = sorted(set(meta["provider"].values()) - {""})
+            record = {"users": len(requests), "items": len(ids), "providers": len(providers),
+                      "exposure": {c: _top(exposure([[meta[c].get(i, "") for i in items] for items in lists]))
+                                   for c in ("provider", "language", "modality")},
+                      "popularity_bucket": exposure([[bucket[i] for i in items] for items in lists], ["head", "tail"]),
+                      "popularity_bias": _popularity_bias(lists, popularity, bucket, meta["provider"], providers),
+                      "segments": _segments(lists, requests, segments)}
+            trade = []
+            for method in ("exposure", "cap"):
+                for weight in (0.0,) + tuple(self.weights):
+                    got = lists if weight == 0 else run(_with(base_policy, weight, method))
+                    point = _accuracy(got, requests)
+                    point.update(method=method, weight=weight,
+                                 provider_gini=_gini(got, meta["provider"], providers),
+                                 long_tail_share=record["popularity_bias"]["long_tail_share"] if weight == 0 else
+                                 _popularity_bias(got, popularity, bucket, meta["provider"], providers)["long_tail_share"])
+                    progress(f"{method} at {weight}", {k: point[k] for k in ("NDCG@10", "provider_gini")})
+                    trade.append(point)
+            record["trade_off"] = trade
+        return record
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        out = []
+        for column in ("provider", "language", "modality"):
+            rows = [{column: k or "(unknown)", "exposure share": v} for k, v in record["exposure"][column].items()]
+            out.append(Table(f"exposure share by {column} (position-discounted)", rows))
+        out.append(Table("popularity bias", [dict(record["popularity_bias"],
+                                                  **{f"{k} exposure": v for k, v in record["popularity_bucket"].items()})]))
+        out.append(Table("accuracy by user segment", record["segments"],
+                         ["segment", "value", "users", "NDCG@10", "HR@10"]))
+        out.append(Table("fair re-ranking: provider exposure Gini against NDCG@10", record["trade_off"],
+                         ["method", "weight", "NDCG@10", "HR@10", "provider_gini", "long_tail_share"]))
+        return out
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return None
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+        shares = record["exposure"]["provider"]
+        left.barh(list(shares)[::-1], list(shares.values())[::-1], color="#4a7ab5")
+        left.set_xlabel("position-discounted exposure share")
+        left.set_title("exposure by provider (default lists)")
+        for method, colour in (("exposure", "#c0392b"), ("cap", "#7f8c8d")):
+            points = [p for p in record["trade_off"] if p["method"] == method]
+            right.plot([p["provider_gini"] for p in points], [p["NDCG@10"] for p in points], "o-", color=colour,
+                       label=f"{method} re-ranking")
+            for p in points:
+                right.annotate(f"{p['weight']:g}", (p["provider_gini"], p["NDCG@10"]), fontsize=7)
+        right.set_xlabel("provider exposure Gini (lower is fairer)")
+        right.set_ylabel("NDCG@10")
+        right.set_title("fairness weight trade-off")
+        right.legend()
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+def _with(policy: Policy, weight: float, method: str) -> Policy:
+    from dataclasses import replace
+
+    return replace(policy, fairness=weight, fairness_method=method)
+
+
+def _top(shares: dict, count: int = 8) -> dict:
+    """The `count` largest shares, the rest summed as 'others'."""
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+    out = dict(ranked[:count])
+    if len(ranked) > count:
+        out["others"] = sum(v for _, v in ranked[count:])
+    return out
+
+
+def _gini(lists: list[list[str]], provider_of: dict, providers: list[str]) -> float:
+    shares = exposure([[provider_of.get(i, "") for i in items] for items in lists], providers)
+    return gini([shares.get(p, 0.0) for p in providers])
+
+
+def _popularity_bias(lists, popularity: dict, bucket: dict, provider_of: dict, providers: list[str]) -> dict:
+    shown = [i for items in lists for i in items]
+    return {"mean_popularity_shown": float(np.mean([popularity[i] for i in shown])) if shown else 0.0,
+            "mean_popularity_catalog": float(np.mean(list(popularity.values()))),
+            "long_tail_share": float(np.mean([bucket[i] == "tail" for i in shown])) if shown else 0.0,
+            "provider_gini": _gini(lists, provider_of, providers)}
+
+
+def _gains(lists, requests) -> np.ndarray:
+    discount = position_discount(10)
+    return np.array([discount[items.index(target)] if target in items else 0.0
+                     for items, (_, target, _) in zip(lists, requests)])
+
+
+def _accuracy(lists, requests) -> dict:
+    gains = _gains(lists, requests)
+    return {"NDCG@10": float(gains.mean()) if len(gains) else 0.0,
+            "HR@10": float((gains > 0).mean()) if len(gains) else 0.0}
+
+
+def _segments(lists, requests, segments: list[dict]) -> list[dict]:
+    gains = _gains(lists, requests)
+    rows = []
+    for key in ("activity", "language", "device"):
+        values = np.array([s[key] or "(unknown)" for s in segments])
+        for value in sorted(set(values.tolist())):
+            g = gains[values == value]
+            rows.append({"segment": key, "value": value, "users": int(len(g)), "NDCG@10": float(g.mean()),
+                         "HR@10": float((g > 0).mean())})
+    return rows

@@ -1,0 +1,296 @@
+"""Responsible ranking: the interpretable scorer, explanations, exposure fairness, feedback and context."""
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.runtime import Policy, Recommender
+from edgerec.runtime.fairness import exposure, fair_order, gini, provider_cap
+from edgerec.runtime.scorer import FEATURES, LinearScorer
+from edgerec.runtime.vocab import MODALITIES
+
+NOW = 1_790_000_000.0
+OFF = {"context_weight": 0.0, "engagement": 0.0}  # the new behaviours off: today's lists
+
+
+@pytest.fixture(scope="module")
+def scorer_bundle(tiny_bundle, tmp_path_factory):
+    """The tiny bundle's model with an interpretable scorer trained for it (ONNX only, to save time)."""
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+    from edgerec.models.ranker import RankerConfig
+    from edgerec.models.scorer import fit_scorer
+
+    root = tmp_path_factory.mktemp("scorer")
+    data, ckpt = tiny_bundle.parent / "data", tiny_bundle.parent / "ckpt"
+    dataset = load_dataset(data)
+    info = fit_scorer(dataset, leave_last_out(dataset), ckpt, root / "scorer", RankerConfig(events_per_user=8))
+    export_bundle(ckpt, data, root / "bundle", ExportConfig(formats=("onnx",), parity_users=100, evaluate=False,
+                                                            min_top10_agreement=0.8), scorer=root / "scorer")
+    return root / "bundle", info
+
+
+def watch(rec, user, rows, event="finish", start=NOW - 10_000):
+    for i, row in enumerate(rows):
+        rec.record(user, rec.catalog.item_id(int(row)), event, timestamp=start + i)
+
+
+def ids(results):
+    return [r.item_id for r in results]
+
+
+# ---------------------------------------------------------------- the scorer
+
+def test_contributions_add_up_to_the_score_exactly():
+    rng = np.random.default_rng(0)
+    n = len(FEATURES)
+    scorer = LinearScorer(FEATURES, rng.normal(size=n), rng.normal(size=n), rng.uniform(0.1, 2, n), 0.37)
+    feats = rng.normal(size=(100, n)) * 5
+    parts = scorer.contributions(feats)
+    assert parts.shape == (100, n + 1)
+    np.testing.assert_allclose(parts.sum(1), scorer.score(feats), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(parts[:, -1], 0.37)
+    with pytest.raises(ValueError, match="finite"):
+        LinearScorer(FEATURES, np.full(n, np.nan), np.zeros(n), np.ones(n))
+
+
+def test_the_scorer_ships_as_plain_arrays_and_ranks_on_the_device(scorer_bundle, tmp_path):
+    bundle, info = scorer_bundle
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    spec = manifest["ranking"]["scorer"]
+    assert spec["features"] == list(FEATURES) + [f"taste match {i}" for i in range(16)]  # dim 16
+    for name in spec["arrays"].values():
+        assert name.endswith(".npy") and name in manifest["files"]
+        np.load(bundle / name, allow_pickle=False)  # numbers only
+    assert {"NDCG@10 retrieval only", "NDCG@10 with scorer"} <= set(info["validation"])
+    with Recommender.open(bundle, history=tmp_path / "h.db") as rec:
+        watch(rec, "ann", range(30, 42))
+        got = rec.recommend("ann", k=10, context={"now": NOW, "device": "tv", "hour": 21},
+                            policy=replace(rec.policy, language_boost=0.0, **OFF))
+        assert "scorer" in rec.stats()["stages"]
+        scores = [r.meta["scorer_score"] for r in got]
+        for r in got:  # each item's terms add up to its scorer score, and the list follows that score
+            assert abs(sum(r.meta["contributions"].values()) - r.meta["scorer_score"]) < 1e-6
+            assert r.reason.kind == "scorer" and "(+" in r.reason.text
+        assert scores == sorted(scores, reverse=True)
+        plain = rec.recommend("ann", k=10, context={"now": NOW}, policy=replace(rec.policy, use_scorer=False))
+        assert "contributions" not in plain[0].meta
+
+
+def test_host_and_device_compute_the_same_scorer_features(scorer_bundle, tiny_bundle, tmp_path):
+    """One Featurizer, two item sides (the data set's columns and the bundle's): same numbers."""
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset
+    from edgerec.models.evaluation import train_popularity
+    from edgerec.models.ranker import item_table
+    from edgerec.models.scorer import host_featurizer
+    from edgerec.runtime.ranking import device_featurizer
+
+    bundle, _ = scorer_bundle
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    split = leave_last_out(dataset)
+    with Recommender.open(bundle, history=tmp_path / "h.db") as rec:
+        cat = rec.catalog
+        vectors = cat.vectors(np.arange(len(cat)))
+        host = host_featurizer(dataset, item_table(dataset.catalog, train_popularity(split)), vectors)
+        device = device_featurizer(cat)
+        history, cands, liked = np.arange(20, 60), np.arange(100, 200), np.array([20, 25])
+        args = (vectors[5], vectors[cands], cands, history, 8.5, 0, int(NOW), liked)
+        a, b = host(*args), device(*args)
+    assert a.shape == (100, len(FEATURES) + 16)
+    np.testing.assert_allclose(a[:, len(FEATURES):], vectors[cands] * vectors[5], atol=1e-6)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert a[:, FEATURES.index("tag match")].max() > 0 and a[:, FEATURES.index("genre match")].max() > 0
+    known = dataset.catalog.text["modality"]
+    for cell in ("phone", "morning"):  # device 0 at 8:30: one cell per item of a known modality
+        cells = [FEATURES.index(f"{cell} x {m}") for m in MODALITIES]
+        assert a[:, cells].sum(1).tolist() == [float(known[c] in MODALITIES) for c in cands]
+
+
+def test_explain_prints_contributions_and_plots(scorer_bundle, tmp_path):
+    bundle, _ = scorer_bundle
+    db = tmp_path / "h.db"
+    with Recommender.open(bundle, history=db) as rec:
+        watch(rec, "bo", range(50, 60))
+    png = tmp_path / "bo.png"
+    result = CliRunner().invoke(cli, ["explain", str(bundle), "--user", "bo", "--history", str(db), "--k", "5",
+                                      "--device", "tv", "--plot", str(png), "--json", str(tmp_path / "bo.json")])
+    assert result.exit_code == 0, result.output
+    assert "scorer score = sum of contributions" in result.output
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    items = json.loads((tmp_path / "bo.json").read_text())
+    assert len(items) == 5
+    assert all(abs(sum(i["contributions"].values()) - i["score"]) < 1e-6 for i in items)
+    assert all("taste match" in i["contributions"] and "retrieval score" in i["contributions"] for i in items)
+
+
+def test_explain_refuses_a_bundle_without_a_scorer(tiny_bundle, tmp_path):
+    result = CliRunner().invoke(cli, ["explain", str(tiny_bundle), "--user", "x", "--history", str(tmp_path / "h")])
+    assert result.exit_code != 0 and "no interpretable scorer" in result.output
+
+
+# ---------------------------------------------------------------- exposure and fair re-ranking
+
+def test_gini_and_discounted_exposure():
+    assert gini([1, 1, 1, 1]) == pytest.approx(0.0)
+    assert gini([0, 0, 0, 1]) == pytest.approx(0.75)
+    shares = exposure([["a", "a"], ["b"]], ["a", "b", "c"])
+    total = 1 + 1 / np.log2(3) + 1
+    assert shares == pytest.approx({"a": (1 + 1 / np.log2(3)) / total, "b": 1 / total, "c": 0.0})
+
+
+def test_fair_order_trades_relevance_for_provider_exposure():
+    relevance = np.r_[np.linspace(3, 2, 10), np.linspace(1.9, 1.0, 10)]
+    providers = np.array(["big"] * 10 + [f"p{i}" for i in range(10)])
+    plain = fair_order(relevance, providers, 10, 0.0)
+    assert list(plain) == list(range(10))  # weight 0: relevance order
+    fair = fair_order(relevance, providers, 10, 1.0)
+    assert 1 <= (providers[fair] == "big").sum() < 10
+    assert fair[0] == 0  # the best item still leads
+    assert provider_cap(10, 0.0) == 10 and provider_cap(10, 0.7) == 3 and provider_cap(10, 1.0) == 1
+
+
+def test_the_fairness_weight_spreads_providers_in_the_device_list(tiny_bundle, tmp_path):
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        watch(rec, "cy", range(100, 120))
+
+        def top_provider_count(policy):
+            got = rec.recommend("cy", k=10, context={"now": NOW}, policy=policy)
+            return max(np.unique([r.meta["provider"] for r in got], return_counts=True)[1])
+
+        base = top_provider_count(rec.policy)
+        assert top_provider_count(replace(rec.policy, fairness=2.0)) < base
+        cap = replace(rec.policy, fairness=0.8, fairness_method="cap")
+        assert top_provider_count(cap) <= provider_cap(10, 0.8)
+
+
+def test_fairness_report_tables_json_and_plot(tiny_bundle, tmp_path):
+    out = tmp_path / "fair.json"
+    result = CliRunner().invoke(cli, ["report", "fairness", str(tiny_bundle), "--data",
+                                      str(tiny_bundle.parent / "data"), "--users", "25", "--json", str(out),
+                                      "--plot", str(tmp_path / "fair.png")])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert set(record["exposure"]) == {"provider", "language", "modality"}
+    assert sum(record["exposure"]["provider"].values()) == pytest.approx(1.0)
+    assert sum(record["popularity_bucket"].values()) == pytest.approx(1.0)
+    assert {s["segment"] for s in record["segments"]} == {"activity", "language", "device"}
+    assert sum(s["users"] for s in record["segments"] if s["segment"] == "device") == 25
+    curve = {(p["method"], p["weight"]): p for p in record["trade_off"]}
+    assert curve[("exposure", 2.0)]["provider_gini"] < curve[("exposure", 0.0)]["provider_gini"]
+    assert (tmp_path / "fair.png").read_bytes()[:4] == b"\x89PNG"
+    assert "exposure share by provider" in result.output
+
+
+# ---------------------------------------------------------------- feedback and context
+
+def test_a_like_pulls_harder_than_a_play(tiny_bundle, tmp_path):
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        history = list(range(200, 212))
+        for user, last in (("plays", "play"), ("likes", "like")):
+            watch(rec, user, history[:-2])
+            watch(rec, user, history[-2:], event=last, start=NOW - 100)
+        ctx = {"now": NOW}
+        plays, likes = rec.recommend("plays", k=10, context=ctx), rec.recommend("likes", k=10, context=ctx)
+        assert ids(plays) != ids(likes)
+        # the liked items' neighbourhood rises for the `like` user
+        liked = rec.catalog.vectors(np.array(history[-2:])).mean(0)
+        def sim(got):
+            return np.mean(rec.catalog.vectors(np.array([rec.catalog.row(r.item_id) for r in got])) @ liked)
+        assert sim(likes) > sim(plays)
+        off = replace(rec.policy, engagement=0.0)
+        assert ids(rec.recommend("plays", k=10, context=ctx, policy=off)) == \
+            ids(rec.recommend("likes", k=10, context=ctx, policy=off))
+
+
+def test_context_priors_shift_the_list_towards_what_the_moment_favours(tiny_bundle, tmp_path):
+    long_form = {"film", "series_episode"}
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        prior = rec.manifest.ranking["context_prior"]
+        assert prior["device"]["tv"][0] > prior["device"]["phone"][0]  # films: tv over phone, from the log
+        watch(rec, "dee", range(300, 315))
+        morning = rec.recommend("dee", k=20, context={"now": NOW, "device": "phone", "hour": 8})
+        night = rec.recommend("dee", k=20, context={"now": NOW, "device": "tv", "hour": 22})
+        assert ids(morning) != ids(night)
+        def share(got):
+            return np.mean([r.meta["modality"] in long_form for r in got])
+        assert share(night) > share(morning)
+        still = replace(rec.policy, context_weight=0.0)
+        assert ids(rec.recommend("dee", k=20, context={"now": NOW, "device": "phone", "hour": 8}, policy=still)) \
+            == ids(rec.recommend("dee", k=20, context={"now": NOW, "device": "tv", "hour": 22}, policy=still))
+
+
+def test_a_bundle_without_the_ranking_section_keeps_todays_lists(tiny_bundle, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(tiny_bundle, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest.pop("ranking")
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    ctx = {"now": NOW, "device": "tv", "hour": 22}
+    lists = []
+    for bundle, policy in ((old, None), (tiny_bundle, Policy(**OFF))):
+        with Recommender.open(bundle, history=tmp_path / f"{bundle.name}.db") as rec:
+            watch(rec, "eve", range(400, 410))
+            watch(rec, "eve", [410], event="like", start=NOW - 50)
+            lists.append(ids(rec.recommend("eve", k=10, context=ctx, policy=policy)))
+            assert "context" not in rec.stats()["stages"]
+    assert lists[0] == lists[1]
+
+
+def test_onboarding_tags_pull_items_with_that_tag(tiny_bundle, tmp_path):
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        cat = rec.catalog
+        genres = set(cat.categorical["genre"][1])
+        counts = cat.tag_counts(list(range(len(cat))))
+        tag = next(t for t, n in counts.most_common() if t not in genres and n < len(cat) // 10)
+        plain = rec.recommend("new", k=10, context={"now": NOW})
+        rec.onboard("newer", tags=[tag])
+        steered = rec.recommend("newer", k=10, context={"now": NOW})
+        def tagged(got):
+            return sum(tag in cat.tags(cat.row(r.item_id)) for r in got)
+        assert tagged(steered) > tagged(plain) and tagged(steered) >= 5
+
+
+def test_onboard_add_and_remove_items_from_the_cli(tiny_bundle, tmp_path):
+    db = str(tmp_path / "dev.db")
+    runner = CliRunner()
+    got = runner.invoke(cli, ["onboard", str(tiny_bundle), "--user", "fay", "--tag", "heist", "--genre", "comedy",
+                              "--history", db])
+    assert got.exit_code == 0, got.output
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps([{"item_id": "n1", "title": "Night Heist", "genre": "comedy", "tags": ["heist"]}]))
+    got = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(items), "--history", db])
+    assert got.exit_code == 0 and "n1" in got.output, got.output
+    with Recommender.open(tiny_bundle, history=db) as rec:
+        assert rec.history.preferences("fay")["tag"] == ["heist"]
+        assert rec.catalog.meta(rec.catalog.row("n1"))["tags"] == ["heist"]
+        victim = rec.recommend("fay", k=10, context={"now": NOW})[0].item_id
+    got = runner.invoke(cli, ["remove-items", str(tiny_bundle), "n1", victim, "--history", db])
+    assert got.exit_code == 0, got.output
+    with Recommender.open(tiny_bundle, history=db) as rec:
+        listed = ids(rec.recommend("fay", k=50, context={"now": NOW}))
+        assert "n1" not in listed and victim not in listed
+    bad = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", "-", "--history", db], input="{nope")
+    assert bad.exit_code != 0 and "not valid JSON" in bad.output
+
+
+def test_series_features_name_the_series_you_watch_and_its_next_episode():
+    from edgerec.runtime.features import EXTRA, ItemTable, ranker_features
+
+    n = 6  # rows 0, 1: episodes 1 and 3 of series 2 (watched); 2: episode 4; 3: episode 2; 4: series 5; 5: none
+    table = ItemTable(modality=np.zeros(n, np.int64), duration=np.ones(n, np.float32),
+                      popularity=np.ones(n, np.float32), release_ts=np.zeros(n, np.int64),
+                      language=np.zeros(n, np.int64), creator=np.zeros(n, np.int64),
+                      series=np.array([2, 2, 2, 2, 5, -1]), episode=np.array([1, 3, 4, 2, 1, 0]))
+    cands = np.arange(2, 6)
+    feats = ranker_features(np.ones(4, np.float32), np.ones((4, 4), np.float32), cands, table, np.array([0, 1]),
+                            12.0, 0, 1_000)
+    col = feats.shape[1] - 3  # the last three: in a watched series, next episode, bias
+    assert feats[:, col].tolist() == [1, 1, 0, 0] and feats[:, col + 1].tolist() == [1, 0, 0, 0]
+    assert feats.shape[1] == 4 + 1 + EXTRA
