@@ -94,14 +94,11 @@ class Transfer:
         top = np.argsort(-scores, kind="stable")[:k]
         top = top[np.isfinite(scores[top])]
         anchor = self.source.catalog.title(source_rows[-1])
-        text = f"because you enjoyed {anchor} in {self.source_space_domains()}"
+        domains = " and ".join((self.source.manifest.space or {}).get("domains", [])) or "the other app"
+        text = f"because you enjoyed {anchor} in {domains}"
         reason = Reason("transfer", text, item_id=self.source.catalog.item_id(source_rows[-1]))
         out = []
         for row, meta in zip(top.tolist(), target_cat.metas(top)):
             item_id, title = meta.pop("item_id"), meta.pop("title", "")
             out.append(Recommendation(item_id, float(scores[row]), title, reason, meta))
         return out
-
-    def source_space_domains(self) -> str:
-        domains = (self.source.manifest.space or {}).get("domains", [])
-        return " and ".join(domains) or "the other app"
