@@ -1,4 +1,4 @@
-"""`edgerec experiment simulate | ab | aa | interleave | ope`: experiments on the user simulator.
+"""`edgerec experiment simulate | ab | aa | interleave | ope | agreement`: experiments on the user simulator.
 
 Each command builds its study from the options, prints its tables (and the
 verdict with the rule that decided it), and writes JSON and a plot when asked.
@@ -146,6 +146,46 @@ def ope(control, treatment, policy_a, policy_b, temperature, data_dir, users, da
 
     a, b = _arms(control, treatment, policy_a, policy_b)
     _run(OPEStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model), temperature), json_out)
+
+
+def _named_arms(arms: tuple[str, ...], policies: tuple[str, ...]) -> list:
+    """--arm NAME=BUNDLE (repeatable) and --policy NAME=JSON for any of them."""
+    from edgerec.studies.simulator import Arm
+
+    def split(text: str, what: str) -> tuple[str, str]:
+        name, sep, value = text.partition("=")
+        if not sep or not name or not value:
+            raise ConfigError(f"{what} must look like NAME=VALUE (got {text!r})")
+        return name, value
+
+    chosen = dict(split(p, "--policy") for p in policies)
+    out = []
+    for text in arms:
+        name, bundle = split(text, "--arm")
+        if not Path(bundle).exists():
+            raise ConfigError(f"--arm {name}: no bundle at {bundle}")
+        out.append(Arm(name, Path(bundle), _policy(chosen.pop(name, None))))
+    if chosen:
+        raise ConfigError(f"--policy names arms that no --arm gives: {sorted(chosen)}")
+    return out
+
+
+@experiment_group.command("agreement", epilog=example(
+    "edgerec experiment agreement --data runs/demo/data --arm student=runs/demo/bundle "
+    "--arm teacher=runs/demo/bundle-teacher --arm popular=runs/demo/bundle "
+    "--policy 'popular={\"cold_start_items\": 10000}' --plot agreement.png"))
+@click.option("--arm", "arms", multiple=True, required=True, help="NAME=BUNDLE, at least three (repeatable).")
+@click.option("--policy", "policies", multiple=True, help="NAME=JSON Policy fields for one arm (repeatable).")
+@click.option("--offline-users", default=300, show_default=True, help="Held-out users replayed for NDCG@10.")
+@sim_options(days=5, pre_days=0)
+@click.option("--plot", "plot_out", type=FILE_OUT, help="Offline NDCG@10 against simulated plays per day.")
+def agreement(arms, policies, offline_users, data_dir, users, days, pre_days, k, seed, click_model, json_out,
+              plot_out) -> None:
+    """Offline NDCG@10 beside simulated online metrics for each arm, and their rank correlation."""
+    from edgerec.studies.agreement import AgreementStudy
+
+    _run(AgreementStudy(_named_arms(arms, policies), data_dir, _sim(users, days, pre_days, k, seed, click_model),
+                        offline_users), json_out, plot_out)
 
 
 def register(cli: click.Group) -> None:

@@ -20,22 +20,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgerec.errors import BundleError
 from edgerec.runtime.bundle import Manifest
 from edgerec.runtime.catalog import _codes_over
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import standardize
 from edgerec.runtime.request import Request
-from edgerec.runtime.scorer import DAY_PARTS, Featurizer, LinearScorer, TagCodes, day_part
+from edgerec.runtime.scorer import (
+    DAY_PARTS,
+    Featurizer,
+    LinearScorer,
+    TagCodes,
+    day_part,
+    scorer_names,
+)
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
 
 def open_scorer(models: Models) -> LinearScorer | None:
-    """The bundle's interpretable scorer, or None when it ships none."""
+    """The bundle's interpretable scorer, or None when it ships none; BundleError when it is unusable."""
     spec = models.manifest.ranking.get("scorer")
     if not spec:
         return None
-    arrays = {k: models.bundle.array(v, mmap=False) for k, v in spec["arrays"].items()}
-    return LinearScorer.from_arrays(spec["features"], arrays)
+    expected = scorer_names(models.manifest.dim)
+    if tuple(spec["features"]) != expected:
+        raise BundleError(f"the bundle's scorer uses {len(spec['features'])} features that are not the "
+                          f"{len(expected)} this runtime computes; export the bundle with this edgerec version")
+    try:
+        arrays = {k: models.bundle.array(v, mmap=False) for k, v in spec["arrays"].items()}
+        scorer = LinearScorer.from_arrays(spec["features"], arrays)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise BundleError(f"the bundle's scorer arrays are unusable ({exc}); re-export the bundle") from None
+    return scorer
 
 
 def device_featurizer(catalog) -> Featurizer:
@@ -50,13 +66,7 @@ class ScorerStage:
 
     def __init__(self, models: Models):
         self.models = models
-        self._scorer: tuple | None = None
-
-    @property
-    def scorer(self) -> LinearScorer | None:
-        if self._scorer is None:
-            self._scorer = (open_scorer(self.models),)
-        return self._scorer[0]
+        self.scorer = open_scorer(models)  # a few arrays: checked when the bundle opens, not mid-request
 
     def applies(self, request: Request) -> bool:
         """A scorer ships and is wanted: by default only when no deep ranker runs for this engine."""

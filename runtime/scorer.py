@@ -148,6 +148,8 @@ class LinearScorer:
             if value.shape != (n,) or not np.all(np.isfinite(value)):
                 raise ValueError(f"scorer {field_name} must hold {n} finite values (got shape {value.shape})")
             setattr(self, field_name, value)
+        if not (np.all(self.scale > 0) and np.isfinite(self.intercept)):
+            raise ValueError("scorer scales must be positive and its intercept finite")
         self._folded = self.weights / self.scale  # one multiply per feature at scoring time
         self._offset = self.intercept - float(self._folded @ self.mean)
 

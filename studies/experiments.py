@@ -157,8 +157,8 @@ class ABStudy(Study):
 
 
 def ab_analysis(log, metric: str, alpha: float, seed: int) -> dict:
-    """The tests of an A/B log on a per-user metric (experiment-period sum); CUPED's covariate is each
-    user's pre-period plays as the device history holds them."""
+    """The tests of an A/B log on a per-user metric (experiment-period sum); CUPED's covariates are what
+    each user's device history held before the experiment (simulator.PRE_FEATURES)."""
     arms = np.array(log.arms)
     y, x = log.period(metric), log.pre_device
     c, t = arms == ARMS[0], arms == ARMS[1]

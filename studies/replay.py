@@ -39,27 +39,13 @@ class ReplayStudy(Study):
     def measure(self, progress: Progress) -> dict:
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
-        log, items = dataset.interactions, dataset.catalog.item_ids
-        on_device = [LOG_TO_DEVICE[name] for name in LOG_EVENTS]  # log event code -> device event
-        history = split.history("test")
         rng = np.random.default_rng(self.seed)
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         progress(f"replaying {len(picked)} users into the device", {})
         hits, latencies, example = 0, [], None
         with Recommender.open(self.bundle, history=self.history) as rec:
-            for row in picked:
-                user = int(split.test_users[row])
-                name = dataset.user_ids[user]
-                mask = (log.user == user) & split.train_events
-                for e in np.flatnonzero(mask)[-REPLAYED_EVENTS:]:
-                    rec.record(name, items[log.item[e]], on_device[log.event[e]], timestamp=float(log.timestamp[e]))
-                for item in history.of(user)[-1:]:  # the validation item, as the device saw it
-                    rec.record(name, items[item], "finish")
-                target = items[split.test_items[row]]
-                context = {"now": float(split.test_times[row]), "device": self.device}
-                began = time.perf_counter()
-                listed = rec.recommend(name, k=10, context=context)
-                latencies.append((time.perf_counter() - began) * 1e3)
+            for name, target, listed, ms in replay_lists(rec, dataset, split, picked, device=self.device):
+                latencies.append(ms)
                 hits += target in [r.item_id for r in listed]
                 if example is None:
                     example = {"user": name, "recommendations": [
@@ -76,3 +62,24 @@ class ReplayStudy(Study):
         if record.get("example"):
             out.append(Table(f"what {record['example']['user']} sees, and why", record["example"]["recommendations"]))
         return out
+
+
+def replay_lists(rec: Recommender, dataset, split, picked: np.ndarray, policy=None, device: str = "tv", k: int = 10):
+    """For each picked test user (rows of `split.test_users`): their newest training events and the
+    validation item recorded on the device, then `k` items asked for at the moment of the test event.
+    Yields (user name, the test item's id, the list, milliseconds of the call)."""
+    log, items = dataset.interactions, dataset.catalog.item_ids
+    on_device = [LOG_TO_DEVICE[name] for name in LOG_EVENTS]  # log event code -> device event
+    history = split.history("test")
+    for row in picked:
+        user = int(split.test_users[row])
+        name = dataset.user_ids[user]
+        mask = (log.user == user) & split.train_events
+        for e in np.flatnonzero(mask)[-REPLAYED_EVENTS:]:
+            rec.record(name, items[log.item[e]], on_device[log.event[e]], timestamp=float(log.timestamp[e]))
+        for item in history.of(user)[-1:]:  # the validation item, as the device saw it
+            rec.record(name, items[item], "finish")
+        context = {"now": float(split.test_times[row]), "device": device}
+        began = time.perf_counter()
+        listed = rec.recommend(name, k=k, context=context, policy=policy)
+        yield name, items[split.test_items[row]], listed, (time.perf_counter() - began) * 1e3

@@ -34,6 +34,7 @@ from edgerec.studies.reactions import Reaction, Reactions
 DAY = 86_400
 SESSIONS_PER_INTENSITY = 0.5  # extra sessions on an active day: Poisson(0.5 x the user's intensity)
 MAX_SESSIONS = 6
+PRE_FEATURES = ("pre_plays", "pre_finishes", "pre_active_days", "older_events_per_day")
 FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
           "wins_a", "wins_b", "clicks_a", "clicks_b")
 
@@ -85,7 +86,7 @@ class SimLog:
     days: np.ndarray  # the day index of each column, pre-period first
     values: dict[str, np.ndarray]  # field -> (users, days)
     shown: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # arm -> day -> item ids shown
-    pre_device: np.ndarray | None = None  # per user: items played in the pre-period, from the device history
+    pre_device: np.ndarray | None = None  # (users, len(PRE_FEATURES)): what the device history knew beforehand
 
     def period(self, name: str, pre: bool = False) -> np.ndarray:
         """Per-user sum of a field over the experiment (or the pre-) period."""
@@ -172,15 +173,22 @@ class Simulator:
                     values[f][i, d] = v
                 values["active"][i, d] = 1.0
                 satisfaction = day_out["finishes"] / max(day_out["lists"], 1)
-            pre_device.append(self.pre_period_plays(recs[first], name))
+            pre_device.append(self.pre_period(recs[first], name))
         return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64))
 
-    def pre_period_plays(self, rec: Recommender, user: str) -> int:
-        """What the device knows of the user's pre-period: items played (finished or skipped included)."""
+    def pre_period(self, rec: Recommender, user: str) -> list[float]:
+        """What the device knows of the user before the experiment (CUPED's covariates, PRE_FEATURES):
+        items played in the pre-period (finished or skipped included), finishes, active days, and the
+        rate of the older events (per day over their span)."""
         begin = self.start - self.cfg.pre_days * DAY
-        # one play, finish or skip per item played: every event but likes and the feedback buttons
-        return sum(1 for e in rec.history.events(user)
-                   if begin <= e.ts < self.start and e.event != "like" and e.event not in FEEDBACK)
+        events = rec.history.events(user)
+        pre = [e for e in events if begin <= e.ts < self.start]
+        plays = sum(1 for e in pre if e.event != "like" and e.event not in FEEDBACK)
+        finishes = sum(1 for e in pre if e.event == "finish")
+        days = len({int((e.ts - begin) // DAY) for e in pre})
+        older = [e.ts for e in events if e.ts < begin]
+        rate = len(older) / max((max(older) - min(older)) / DAY, 1.0) if older else 0.0
+        return [plays, finishes, days, rate]
 
     def _session(self, rec, policy, name, code, now, hour, rng, lister, devices) -> dict:
         cfg, react = self.cfg, self.reactions

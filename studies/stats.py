@@ -81,18 +81,23 @@ def bootstrap_ci(control, treatment, resamples: int = 2000, alpha: float = 0.05,
 def cuped(control, treatment, pre_control, pre_treatment) -> tuple[np.ndarray, np.ndarray, float]:
     """CUPED (Deng et al., WSDM 2013): y - theta (x - mean x), theta = cov(x, y) / var(x) over both arms.
 
-    Returns the adjusted arrays and the share of variance removed. The mean
-    of x over both arms is subtracted, so the difference of means keeps its
-    expectation (x is measured before assignment).
+    x is one pre-period value per user, or several (an (n, p) array): theta is
+    then the least-squares fit of y on the centred covariates (regression
+    adjustment; with one column it is the formula above). Returns the adjusted
+    arrays and the share of variance removed. The mean of x over both arms is
+    subtracted, so the difference of means keeps its expectation (x is
+    measured before assignment).
     """
-    c, t, xc, xt = _arrays(control, treatment, pre_control, pre_treatment)
-    if len(xc) != len(c) or len(xt) != len(t):
-        raise ConfigError("CUPED needs one pre-period value per user in each arm")
+    c, t = _arrays(control, treatment)
+    xc, xt = (np.asarray(v, np.float64) for v in (pre_control, pre_treatment))
+    xc, xt = (v.reshape(len(v), -1) if v.ndim == 1 else v for v in (xc, xt))
+    if xc.ndim != 2 or len(xc) != len(c) or len(xt) != len(t) or xc.shape[1] != xt.shape[1]:
+        raise ConfigError("CUPED needs the same pre-period values for every user in each arm")
     y, x = np.concatenate([c, t]), np.concatenate([xc, xt])
-    vx = x.var(ddof=1)
-    theta = float(np.cov(x, y, ddof=1)[0, 1] / vx) if vx > 0 else 0.0
-    mx = x.mean()
-    ac, at = c - theta * (xc - mx), t - theta * (xt - mx)
+    x = x - x.mean(0)
+    x = x[:, x.var(0) > 0]  # a constant covariate says nothing
+    theta = np.linalg.lstsq(x, y - y.mean(), rcond=None)[0] if x.shape[1] else np.zeros(0)
+    ac, at = c - x[: len(c)] @ theta, t - x[len(c):] @ theta
     before = c.var(ddof=1) + t.var(ddof=1)
     after = ac.var(ddof=1) + at.var(ddof=1)
     return ac, at, float(1 - after / before) if before > 0 else 0.0

@@ -171,3 +171,20 @@ def test_off_policy_estimators_find_the_true_value():
         errors["IPS"].append(abs(ope.ips(small) - truth))
         errors["SNIPS"].append(abs(ope.snips(small) - truth))
     assert np.mean(errors["SNIPS"]) < np.mean(errors["IPS"])
+
+
+def test_cuped_with_several_covariates_removes_what_each_explains():
+    rng = np.random.default_rng(4)
+    activity, taste = rng.gamma(2.0, 1.0, 4000), rng.normal(0, 1, 4000)
+    y = 3 * activity + 2 * taste + rng.normal(0, 1, 4000)
+    y[2000:] += 0.3
+    both = np.column_stack([activity, taste, np.ones(4000)])  # a constant column is ignored
+    ac, at, reduction = stats.cuped(y[:2000], y[2000:], both[:2000], both[2000:])
+    _, _, one = stats.cuped(y[:2000], y[2000:], activity[:2000], activity[2000:])
+    _, _, one_2d = stats.cuped(y[:2000], y[2000:], both[:2000, :1], both[2000:, :1])
+    assert one == pytest.approx(one_2d)  # one column as a matrix is the one-covariate formula
+    assert reduction > 0.9 > one  # 1 - 1/23 with both (var y = 9 * 2 + 4 + 1), 1 - 5/23 with activity alone
+    assert np.concatenate([ac, at]).mean() == pytest.approx(y.mean())
+    assert at.mean() - ac.mean() == pytest.approx(y[2000:].mean() - y[:2000].mean(), abs=0.15)
+    with pytest.raises(ConfigError, match="same pre-period"):
+        stats.cuped(y[:2000], y[2000:], both[:2000], both[2000:, :2])

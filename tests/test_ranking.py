@@ -294,3 +294,35 @@ def test_series_features_name_the_series_you_watch_and_its_next_episode():
     col = feats.shape[1] - 3  # the last three: in a watched series, next episode, bias
     assert feats[:, col].tolist() == [1, 1, 0, 0] and feats[:, col + 1].tolist() == [1, 0, 0, 0]
     assert feats.shape[1] == 4 + 1 + EXTRA
+
+
+def _reseal(bundle, name):
+    """Record a changed file's checksum and size in the manifest, as a careless tool would."""
+    from edgerec.runtime.bundle import sha256_file
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": sha256_file(bundle / name), "bytes": (bundle / name).stat().st_size}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_an_unusable_scorer_is_refused_when_the_bundle_opens(scorer_bundle, tmp_path):
+    from edgerec.errors import BundleError
+
+    bundle = shutil.copytree(scorer_bundle[0], tmp_path / "zero-scale")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    scale = manifest["ranking"]["scorer"]["arrays"]["scale"]
+    np.save(bundle / scale, np.zeros(len(manifest["ranking"]["scorer"]["features"])))
+    _reseal(bundle, scale)
+    with pytest.raises(BundleError, match="scales must be positive"):
+        Recommender.open(bundle, history=str(tmp_path / "a.db"))
+    np.save(bundle / scale, np.ones(3))  # the wrong length
+    _reseal(bundle, scale)
+    with pytest.raises(BundleError, match="arrays are unusable"):
+        Recommender.open(bundle, history=str(tmp_path / "b.db"))
+    other = shutil.copytree(scorer_bundle[0], tmp_path / "renamed")
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["ranking"]["scorer"]["features"][0] = "something else"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="not the .* this runtime computes"):
+        Recommender.open(other, history=str(tmp_path / "c.db"))
