@@ -9,9 +9,9 @@ DEVICE_VENV ?= .venv-device
 DEVICE_BIN  := $(DEVICE_VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: setup setup-device demo demo-quick test test-device lint mutate clean
+.PHONY: setup setup-device demo demo-quick test test-device arm-tools lint mutate clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # the kernel is compiled at install
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runtime/scan_kernels.h  # compiled at install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c  # t
 
 setup: $(VENV)/.installed
 
-$(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c
+$(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runtime/scan_kernels.h
 	$(PYTHON) -m venv $(DEVICE_VENV)
 	$(DEVICE_BIN)/pip install -q --upgrade pip
 	# the base install and the TFLite engine, plus the test runner: nothing of the host side
@@ -37,8 +37,22 @@ demo-quick: setup
 	$(BIN)/edgerec demo --quick --out $(OUT)-quick
 
 # the full suite, then the device suite alone in the device venv (the host conftest stays out)
-test: setup test-device
-	$(BIN)/python -m pytest -q
+test: setup arm-tools test-device
+	$(if $(APT),EDGEREC_REQUIRE_ARM=1) $(BIN)/python -m pytest -q
+
+# The ARM scan kernels are tested under user-mode emulation (tests/test_scan_native.py): a cross
+# compiler and qemu, installed from Debian's packages only when missing (a few seconds when cached).
+APT  := $(shell command -v apt-get 2>/dev/null)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+arm-tools:
+ifneq ($(APT),)
+	@command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null || \
+		$(SUDO) apt-get install -y -q --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
+		>/dev/null || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q \
+		--no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user >/dev/null)
+else
+	@echo "no apt-get here: install an aarch64 cross compiler and qemu-aarch64 to test the ARM kernels"
+endif
 
 test-device: setup-device
 	EDGEREC_DEVICE_ONLY=1 $(DEVICE_BIN)/python -m pytest -q tests/device --confcutdir=tests/device \

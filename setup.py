@@ -2,9 +2,11 @@
 
 The extension is optional: without a C compiler the install still succeeds and
 the runtime falls back to numkong or numpy (ExactScan's "auto" picks what exists).
+The kernels (runtime/scan_kernels.h) pick AVX2 on x86-64 and NEON (with the
+dot-product instruction where the CPU has it) on aarch64 at run time.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("edgerec.runtime._scan", ["runtime/_scan.c"], optional=True,
-                             extra_compile_args=["-O3"])])
+setup(ext_modules=[Extension("edgerec.runtime._scan", ["runtime/_scan.c"], depends=["runtime/scan_kernels.h"],
+                             optional=True, extra_compile_args=["-O3"])])

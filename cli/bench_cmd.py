@@ -74,7 +74,14 @@ def print_bench(result: dict) -> None:
     table([{k: e[k] for k in ("bundle", "file", "quantization", "bytes", "p50_ms", "p99_ms")} for e in result["encoders"]],
           title="user encoder alone (batch 1)")
     print_retrieval(result["retrieval"])
-    console.print(f"peak RSS {result['peak_rss_mb']:.0f} MB; bundle {result['bundle_bytes']:,} bytes")
+    console.print(f"peak RSS {result['peak_rss_mb']:.0f} MB (every engine in one process); "
+                  f"bundle {result['bundle_bytes']:,} bytes")
+    if result.get("figures"):
+        kernels = ", ".join(sorted({f"{r['engine']}: {r['kernel']}" for r in result["footprint"]}))
+        table(result["figures"], title=f"footprint at {result['items']:,} items, each engine alone in a process "
+                                       f"(scan kernel {kernels}); x goal <= 1 meets the goal")
+        table([{"section": k, "bytes": v, "share": v / result["bundle_bytes"]} for k, v in result["sections"].items()],
+              title="bundle bytes by section")
 
 
 def print_retrieval(ret: dict) -> None:

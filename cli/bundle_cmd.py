@@ -98,6 +98,23 @@ def inspect(bundle, as_json) -> None:
         click.echo(json.dumps(opened.manifest.to_dict(), indent=2))
         return
     _print_manifest(opened.manifest, bundle, opened.size_bytes())
+    _print_sections(opened)
+
+
+def _print_sections(opened) -> None:
+    """Bytes by section, and each item column's stored dtype and bytes (format 3 narrows them)."""
+    from edgerec.device_tests.footprint import sections
+
+    total = opened.size_bytes()
+    table([{"section": k, "bytes": v, "share": v / total} for k, v in sections(opened).items()],
+          title="bytes by section")
+    files = opened.manifest.files
+    rows = []
+    for name, column in opened.manifest.items.columns().items():
+        stored = column.offsets if column.kind == "string" else column.file
+        rows.append({"column": name, "kind": column.kind, "dtype": str(opened.array(stored).dtype),
+                     "bytes": sum(files[f]["bytes"] for f in column.files())})
+    table(rows, title="item columns (strings: offsets dtype; bytes include the blob)")
 
 
 def _print_manifest(manifest, where, size: int | None = None) -> None:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import console, example, key_values, print_study, table, write_json
-
-DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-FILE_OUT = click.Path(dir_okay=False, path_type=Path)
+from edgerec.cli.device_cmd import HISTORY
+from edgerec.cli.output import console, example, key_values, table, write_json
+from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
 
 
 @click.group("scorer", epilog=example(
@@ -49,21 +48,21 @@ def train_scorer(data_dir, retrieval, ranker, out, events_per_user, test) -> Non
     "edgerec explain bundle --user alice --history alice.db --device tv --plot alice.png"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--user", required=True)
-@click.option("--history", "history_path", default="history.db", show_default=True, type=click.Path(dir_okay=False))
+@HISTORY
 @click.option("--k", default=10, show_default=True)
 @click.option("--device", help="Context: the device type (phone, tv, tablet, web).")
 @click.option("--hour", type=float, help="Context: the hour of day (default: now).")
 @click.option("--top", default=4, show_default=True, help="Contributions shown per item.")
 @click.option("--plot", type=FILE_OUT, help="Write a PNG of each item's contributions.")
 @click.option("--json", "json_out", type=FILE_OUT)
-def explain(bundle, user, history_path, k, device, hour, top, plot, json_out) -> None:
+def explain(bundle, user, history_path, access, k, device, hour, top, plot, json_out) -> None:
     """The user's list with each item's score split into per-feature contributions (the bundle's scorer)."""
     from edgerec.runtime import Recommender
     from edgerec.runtime.explain_scores import explain_list
     from edgerec.studies.explain import plot_contributions
 
     context = {k: v for k, v in (("device", device), ("hour", hour)) if v is not None}
-    with Recommender.open(bundle, history=history_path) as rec:
+    with Recommender.open(bundle, history=history_path, **access) as rec:
         items = explain_list(rec, user, k, context or None)
     rows = []
     for i, item in enumerate(items):
@@ -87,7 +86,7 @@ def report_group() -> None:
 @click.argument("bundle", type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was exported from.")
 @click.option("--history", "history_path", type=FILE_OUT,
-              help="Device history database to replay users into (default: a new one beside the bundle).")
+              help="Device history database to replay users into (default: a temporary one).")
 @click.option("--users", default=200, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT)
@@ -99,18 +98,9 @@ def fairness(bundle, data_dir, history_path, users, seed, json_out, plot_out) ->
 
     from edgerec.studies.fairness import FairnessStudy
 
-    def progress(message: str, values: dict) -> None:
-        console.print(f"  {message}" + (f": {values}" if values else ""))
-
     with tempfile.TemporaryDirectory(prefix="edgerec-fairness-") as scratch:
         history = history_path or Path(scratch) / "history.db"
-        result = FairnessStudy(bundle, data_dir, history, users, seed).run(progress)
-        print_study(result)
-    if json_out:
-        write_json(json_out, result.record)
-    if plot_out:
-        made = result.write_plot(plot_out)
-        console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+        _run(FairnessStudy(bundle, data_dir, history, users, seed), json_out, plot_out)
 
 
 def register(cli: click.Group) -> None:

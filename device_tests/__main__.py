@@ -1,6 +1,6 @@
 """`python -m edgerec.device_tests BUNDLE --profile NAME`: the benchmark with only the runtime installed.
 
-(`--worker SPEC OUT` is the internal entry of the measuring child process.)
+(`--worker SPEC OUT` and `--footprint SPEC OUT` are the internal entries of the measuring child processes.)
 """
 
 from __future__ import annotations
@@ -13,12 +13,25 @@ from edgerec.device_tests.bench import BenchConfig, run_bench, run_worker, summa
 from edgerec.device_tests.profiles import DeviceProfile, get_profile
 
 
+def _profile(spec: dict) -> DeviceProfile:
+    return DeviceProfile(**{k: tuple(v) if k == "cpus" and v else v for k, v in spec["profile"].items()})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
         spec = json.loads(open(argv[1]).read())
-        profile = DeviceProfile(**{k: tuple(v) if k == "cpus" and v else v for k, v in spec["profile"].items()})
+        profile = _profile(spec)
         result = run_worker(spec["bundle"], profile, BenchConfig(**spec["config"]), spec.get("source"))
+        with open(argv[2], "w") as handle:
+            json.dump(result, handle)
+        return 0
+    if argv and argv[0] == "--footprint":  # one engine in a fresh process (footprint.py)
+        from edgerec.device_tests.footprint import footprint_worker
+
+        spec = json.loads(open(argv[1]).read())
+        profile = _profile(spec)
+        result = footprint_worker(spec["bundle"], spec["engine"], profile, BenchConfig(**spec["config"]))
         with open(argv[2], "w") as handle:
             json.dump(result, handle)
         return 0

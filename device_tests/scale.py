@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.runtime.bundle import Bundle, BundleWriter
-from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
+from edgerec.runtime.bundle import FORMAT_VERSION, Bundle, BundleWriter
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec, write_encoder_inputs
 from edgerec.runtime.item_table import StoredTable
 
 
-def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) -> Path:
-    """Write a copy of `source` whose item table has `n_items` rows (returns the new folder)."""
+def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
+                  format_version: int = FORMAT_VERSION) -> Path:
+    """Write a copy of `source` whose item table has `n_items` rows (returns the new folder), in
+    this edgerec's bundle format or (format_version=2) the older one with wide column dtypes."""
     out = Path(out)
     m = source.manifest
     rng = np.random.default_rng(seed)
@@ -29,7 +31,7 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
     vectors = base[picks] + rng.normal(0, 0.05, (n_items, base.shape[1])).astype(np.float32)
     vectors[: min(len(base), n_items)] = base[: min(len(base), n_items)]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    writer = BundleWriter(out, f"{m.name}-{n_items}")
+    writer = BundleWriter(out, f"{m.name}-{n_items}", format_version)
     embeddings = TableSpec.from_manifest(StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer))
     known = m.items.encoder_inputs
     inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
@@ -42,7 +44,7 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0) 
                      for name, c in m.items.categorical.items()},
         numeric={name: ColumnSpec.write_numeric(writer, name, source.array(c.file, mmap=False)[picks])
                  for name, c in m.items.numeric.items()},
-        encoder_inputs=writer.add_array("items/encoder_inputs.npy", inputs.astype(np.int32)),
+        encoder_inputs=write_encoder_inputs(writer, inputs),
     )
     for entry in m.models:
         shutil.copyfile(source.path(entry.file), writer.file_path(entry.file))

@@ -24,7 +24,7 @@ from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
-FORMAT_VERSION = 2  # 2: int8 item tables may carry per-dimension scales (items.embeddings.scale_axis)
+FORMAT_VERSION = 3  # 2: int8 tables may have per-dimension scales; 3: compact column dtypes (item_spec.py)
 MANIFEST = "manifest.json"
 MODEL_ROLES, MODEL_FORMATS = ("user_encoder", "ranker", "content_encoder", "content_projection"), ("onnx", "tflite")
 MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
@@ -128,10 +128,7 @@ class Manifest:
         )
 
     def model(self, role: str, fmt: str | None = None) -> ModelEntry | None:
-        for entry in self.models:
-            if entry.role == role and (fmt is None or entry.format == fmt):
-                return entry
-        return None
+        return next((e for e in self.models if e.role == role and fmt in (None, e.format)), None)
 
     def formats(self, role: str) -> list[str]:
         return [m.format for m in self.models if m.role == role]
@@ -281,12 +278,14 @@ class Bundle:
 class BundleWriter:
     """Collects files into a bundle directory and writes a manifest with their checksums last."""
 
-    def __init__(self, root: str | os.PathLike, name: str):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, name: str, format_version: int = FORMAT_VERSION):
+        if format_version not in (2, FORMAT_VERSION):  # 2: wide column dtypes, for devices not updated yet
+            raise BundleError(f"this edgerec writes bundle format 2 or {FORMAT_VERSION}, not {format_version!r}")
+        self.root, self.name, self.format_version = Path(root), name, format_version
+        self.compact = format_version >= FORMAT_VERSION  # columns in their narrowest lossless dtypes
         if self.root.exists() and any(self.root.iterdir()):
             raise BundleError(f"{self.root} exists and is not empty; choose a new --out folder")
         self.root.mkdir(parents=True, exist_ok=True)
-        self.name = name
         self.models: list[ModelEntry] = []
         self.files: dict[str, dict] = {}
 
@@ -318,6 +317,7 @@ class BundleWriter:
         encoded = [v.encode("utf-8") for v in values]
         offsets = np.zeros(len(encoded) + 1, np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        offsets = offsets.astype(np.uint32) if self.compact and offsets[-1] < 2**32 else offsets  # format 3
         self.file_path(f"{stem}.bin").write_bytes(b"".join(encoded))
         return {"blob": self.add_file(f"{stem}.bin"), "offsets": self.add_array(f"{stem}.offsets.npy", offsets)}
 
@@ -334,13 +334,13 @@ class BundleWriter:
         if not isinstance(items, ItemTableSpec):
             check_manifest(items, section="items")
             items = ItemTableSpec.from_manifest(items)
-
         space_id = embedding_space_id(self.files, self.models, items)
         when = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time())))  # fixed for reproducible builds
         manifest = Manifest(
             name=self.name, embedding_space=space_id, dim=dim, items=items, models=self.models,
             files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
             reference=reference, data_version=data_version, ranking=ranking or {}, space=space or {},
+            format_version=self.format_version,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", when), edgerec_version=__version__,
         )
         check_manifest(manifest.to_dict())  # a writer bug stops the export, not the device

@@ -2,8 +2,10 @@
 
 The bundle's int8 (or fp16) table is memory-mapped and never copied. Items
 added on the device live in a small float32 table appended after it; removed
-items are masked. Metadata columns are read lazily from the bundle's memory
-maps, so opening costs milliseconds even for a million items.
+items are masked. Metadata columns stay in the bundle's memory maps in their
+stored (compact) dtypes and are read for the rows a request asks for; ids are
+found through a hash index (catalog_columns.py), never a dict of every id, so
+nothing in Python objects grows with the catalog.
 
 Updates never change a list or array a reader may hold: they build new ones
 and swap them in under the lock, so `snapshot()` gives a request one
@@ -22,28 +24,12 @@ import numpy as np
 
 from edgerec.errors import UnknownIdError
 from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.catalog_columns import CatalogIds, RowColumn, StringColumn, random_access
 from edgerec.runtime.features import MODALITIES, ItemTable
-from edgerec.runtime.item_spec import ColumnSpec
+from edgerec.runtime.item_spec import NUMERIC_DTYPES, ColumnSpec, blob_view
 from edgerec.runtime.item_table import StoredTable
 
 TAG_CACHE_ROWS = 50_000  # decoded tag lists kept per catalog (a few MB at most)
-
-class StringColumn:
-    """Strings stored as one UTF-8 blob plus offsets; decoded one at a time."""
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
-        self.blob, self.offsets = blob, offsets
-        self._bytes = memoryview(np.ascontiguousarray(blob)).cast("B")  # slices decode without a copy
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> str:
-        return str(self._bytes[self.offsets[i]:self.offsets[i + 1]], "utf-8")
-
-    def all(self) -> list[str]:
-        data = bytes(self.blob)
-        return [data[a:b].decode("utf-8") for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
 @dataclass
@@ -62,19 +48,20 @@ class ItemCatalog:
         self.stored = StoredTable.read(bundle, spec.embeddings)
         self.table = self.stored.values
         self.base_count = spec.count
-        self.ids, self.titles, self.tag_strings = (_strings(bundle, spec.strings[name])
-                                                   for name in ("ids", "titles", "tags"))
-        self.categorical = {k: (bundle.array(c.file), list(c.vocab)) for k, c in spec.categorical.items()}
+        checked = getattr(bundle, "id_index", None)  # built by the checks at open, with its column's maps
+        self.ids = checked.column if checked is not None else _strings(bundle, spec.strings["ids"])
+        self.titles, self.tag_strings = (_strings(bundle, spec.strings[name]) for name in ("titles", "tags"))
+        self.categorical = {k: (random_access(bundle.array(c.file)), list(c.vocab)) for k, c in spec.categorical.items()}
         self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
-        self.numeric = {k: bundle.array(c.file) for k, c in spec.numeric.items()}
+        self.numeric = {k: random_access(bundle.array(c.file)) for k, c in spec.numeric.items()}
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
-        self.input_map = bundle.array(spec.encoder_inputs) if spec.encoder_inputs else None
+        self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None
         self._tags: dict[int, tuple[str, ...]] = {}  # decoded tags of bundle rows (immutable)
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
-        self._index: dict[str, int] | None = None
+        self._index = CatalogIds(self.ids, checked)
         self._lock = threading.RLock()
         self.version = 0  # bumps on every change, so derived structures know to rebuild
 
@@ -90,14 +77,9 @@ class ItemCatalog:
         return self.base_count + len(self.added)
 
     @property
-    def index(self) -> dict[str, int]:
-        """External id -> row, built on first use (a dict of a million ids takes a moment)."""
-        with self._lock:
-            if self._index is None:
-                self._index = {item: row for row, item in enumerate(self.ids.all())}
-                for k, item in enumerate(self.added):
-                    self._index[item.item_id] = self.base_count + k
-            return self._index
+    def index(self) -> CatalogIds:
+        """External id -> row (`get`, `[]`, `in`); the bundle's part is a hash index built on first use."""
+        return self._index
 
     def row(self, item_id: str) -> int:
         row = self.index.get(item_id)
@@ -156,7 +138,9 @@ class ItemCatalog:
 
     def inactive_rows(self) -> np.ndarray:
         """Rows removed from the catalog (few, so requests mask them without a pass over all rows)."""
-        return self._cached("inactive", lambda: np.flatnonzero(~self.active_mask()))
+        return self._cached("inactive", lambda: np.r_[
+            np.flatnonzero(self.removed),
+            self.base_count + np.flatnonzero([a.vector is None for a in self.added])].astype(np.int64))
 
     # ---------------------------------------------------------- metadata
 
@@ -172,8 +156,8 @@ class ItemCatalog:
             at = np.asarray(base, np.int64)
             for name, (codes, _) in self.categorical.items():
                 columns[name] = self._vocab_arrays[name][codes[at]].tolist()  # code -1 reads the trailing ''
-            for name, values in self.numeric.items():
-                columns[name] = values[at].tolist()
+            for name, values in self.numeric.items():  # stored compactly, read as the spec's dtype
+                columns[name] = values[at].astype(NUMERIC_DTYPES.get(name, values.dtype)).tolist()
         out, position = [], 0
         for row in rows:
             if row >= self.base_count:
@@ -211,11 +195,15 @@ class ItemCatalog:
         return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: str(item.meta.get(name, "")),
                              lambda n: np.empty(n, dtype=object))
 
-    def matches(self, name: str, rows: np.ndarray, values) -> np.ndarray:
-        """True where a categorical column is one of `values` (compares integer codes, not strings)."""
+    def matches(self, name: str, rows: np.ndarray | None, values) -> np.ndarray:
+        """True where a categorical column is one of `values` (compares integer codes, not strings);
+        rows None: every row."""
         codes, vocab = self.categorical[name]
         wanted = set(values)
         wanted_codes = [i for i, v in enumerate(vocab) if v in wanted]
+        if rows is None:  # every row: the codes as stored, without a gather
+            added = [str(item.meta.get(name, "")) in wanted for item in self.added]
+            return np.r_[_one_of(codes, wanted_codes), np.array(added, bool)]
         return self._per_row(rows, lambda r: _one_of(codes[r], wanted_codes),
                              lambda item: str(item.meta.get(name, "")) in wanted, lambda n: np.zeros(n, bool))
 
@@ -229,45 +217,56 @@ class ItemCatalog:
         return self._cached("features", self._feature_table)
 
     def _feature_table(self) -> ItemTable:
-        rows = np.arange(len(self))
-        modality = _codes_over(self.column("modality", rows), list(MODALITIES))
-        table = ItemTable(
-            modality=modality,
-            duration=self.numeric_column("duration", rows).astype(np.float32),
-            popularity=self.numeric_column("popularity", rows).astype(np.float32),
-            release_ts=self.numeric_column("release_ts", rows).astype(np.int64),
-            language=_codes_over(self.column("language", rows)),
-            creator=_codes_over(self.column("creator", rows)),
-            series=_codes_over(self.column("series_id", rows)),
-            episode=self.numeric_column("episode", rows).astype(np.int64),
+        """Columns computed for the rows a request reads (the ranker's pool and history), not for
+        every item; codes compare equal exactly when the values do, as the features need."""
+        n = len(self)
+
+        def numeric(name, dtype):
+            return RowColumn(n, lambda rows: self.numeric_column(name, rows).astype(dtype))
+
+        popularity = self.numeric["popularity"]
+        top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
+        extra = [float(np.float32(a.meta.get("popularity", 0) or 0)) for a in self.added]
+        return ItemTable(
+            modality=self.code_column("modality", list(MODALITIES)),
+            duration=numeric("duration", np.float32),
+            popularity=RowColumn(n, lambda rows: self.numeric_column("popularity", rows).astype(np.float32),
+                                 lambda: np.float32(max([top, *extra]))),
+            release_ts=numeric("release_ts", np.int64),
+            language=self.code_column("language"),
+            creator=self.code_column("creator"),
+            series=self.code_column("series_id"),
+            episode=numeric("episode", np.int64),
         )
-        return table
+
+    def code_column(self, name: str, fixed: list[str] | None = None) -> RowColumn:
+        """Integer codes of a categorical column ('' -> -1): positions in `fixed` when given (other
+        values -1), else the bundle's codes, values only added items have numbered after them."""
+        codes, vocab = self.categorical[name]
+        if fixed is not None:
+            code_of = {v: i for i, v in enumerate(fixed)}
+        else:
+            code_of = {v: i for i, v in enumerate(vocab) if v}
+            for item in self.added:  # numbered once per catalog version (this table is cached per version)
+                code_of.setdefault(str(item.meta.get(name, "") or ""), len(vocab) + len(code_of))
+            code_of.pop("", None)
+        lut = np.array([code_of.get(v, -1) for v in vocab] + [-1], np.int64)  # code -1 reads the last entry
+        return RowColumn(len(self), lambda rows: self._per_row(
+            rows, lambda r: lut[codes[r]], lambda item: code_of.get(str(item.meta.get(name, "") or ""), -1),
+            lambda k: np.zeros(k, np.int64)))
 
     # ---------------------------------------------------------- updates
 
     def snapshot(self) -> ItemCatalog:
         """A view of the catalog as it is now, for one request; later updates do not reach it."""
         with self._lock:
-            _ = self.index  # built before the copy, so every view shares the one dict
+            _ = self.index.base  # built before the copy, so every view shares the one index
             return copy.copy(self)
 
     def add(self, item: AddedItem) -> int:
         """Add an item, or update one added earlier; a bundle item of that id is an error (see replace)."""
         with self._lock:
-            existing = self.index.get(item.item_id)
-            added = list(self.added)  # a new list: snapshots keep reading the old one
-            if existing is not None and existing >= self.base_count:
-                added[existing - self.base_count] = item
-                row = existing
-            elif existing is not None:
-                raise UnknownIdError(f"item {item.item_id!r} is in the bundle already; use update_items()")
-            else:
-                added.append(item)
-                row = self.base_count + len(added) - 1
-                self.index[item.item_id] = row
-            self.added = added
-            self.version += 1
-            return row
+            return self._add(item, takes_over=False)
 
     def replace(self, item: AddedItem) -> int:
         """Add or update an item; a bundle item of the same id is retired and the new one takes its id."""
@@ -275,8 +274,24 @@ class ItemCatalog:
             existing = self.index.get(item.item_id)
             if existing is not None and existing < self.base_count:
                 self._retire(existing)
-                del self.index[item.item_id]
-            return self.add(item)
+            return self._add(item, takes_over=True)
+
+    def _add(self, item: AddedItem, takes_over: bool) -> int:
+        ids = self.index
+        existing = ids.added.get(item.item_id)
+        added = list(self.added)  # a new list: snapshots keep reading the old one
+        if existing is not None:
+            added[existing - self.base_count] = item
+            row = existing
+        elif not takes_over and ids.bundle_row(item.item_id) is not None:
+            raise UnknownIdError(f"item {item.item_id!r} is in the bundle already; use update_items()")
+        else:
+            added.append(item)
+            row = self.base_count + len(added) - 1
+            ids.added[item.item_id] = row
+        self.added = added
+        self.version += 1
+        return row
 
     def remove(self, item_id: str) -> None:
         with self._lock:
@@ -308,19 +323,4 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
 
 def _strings(bundle: Bundle, column: ColumnSpec) -> StringColumn:
     """A string column's blob as a plain view of its memory map (np.memmap indexing is slow)."""
-    path = bundle.path(column.file)
-    if path.stat().st_size == 0:  # numpy cannot map an empty file
-        return StringColumn(np.zeros(0, np.uint8), bundle.array(column.offsets))
-    return StringColumn(np.asarray(np.memmap(path, dtype=np.uint8, mode="r")), bundle.array(column.offsets))
-
-
-def _codes_over(values: np.ndarray, vocab: list[str] | None = None) -> np.ndarray:
-    """Integer codes for strings ('' -> -1); a given vocabulary fixes the first codes."""
-    lookup = {v: i for i, v in enumerate(vocab or [])}
-    out = np.empty(len(values), np.int64)
-    for i, v in enumerate(values):
-        if not v:
-            out[i] = -1
-        else:
-            out[i] = lookup.setdefault(v, len(lookup)) if vocab is None or v in lookup else -1
-    return out
+    return StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))

@@ -10,17 +10,22 @@ their vocabulary); each message names the file and the rule.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgerec.errors import BundleError
+from edgerec.runtime.file_blocks import npy_blocks, npy_header, string_blocks
+from edgerec.runtime.id_index import IdIndex
 from edgerec.runtime.item_table import StoredTable
 
 STRING, CATEGORICAL, NUMERIC = "string", "categorical", "numeric"
-CODE_DTYPE = np.int32  # categorical codes; -1 means "none"
-OFFSET_DTYPE = np.int64  # string offsets into the UTF-8 blob
+CODE_DTYPE = np.int32  # categorical codes; -1 means "none" (format 3: the narrowest of int8/16/32)
+OFFSET_DTYPE = np.int64  # string offsets into the UTF-8 blob (format 3: uint32 below 4 GiB)
 NUMERIC_DTYPES = {"duration": np.float32, "release_ts": np.int64, "episode": np.int32, "popularity": np.float32}
+COMPACT_FORMAT = 3  # the first format whose columns are stored in their narrowest lossless dtype
+CODE_DTYPES = (np.int8, np.int16, np.int32)
 MAX_SCALE = 1e3  # int8 steps of unit vectors are ~1/127; a thousand is absurd already (scores overflow)
 TABLE_FILE_DTYPES = {"int8": np.int8, "float16": np.float16, "float32": np.float32}
 
@@ -91,13 +96,45 @@ class ColumnSpec:
 
     @classmethod
     def write_codes(cls, writer, name: str, codes: np.ndarray, vocab) -> ColumnSpec:
-        return cls(CATEGORICAL, writer.add_array(f"items/{name}.npy", np.asarray(codes, CODE_DTYPE)),
+        dtype = CODE_DTYPE
+        if writer.compact:  # the narrowest type that holds every code of the vocabulary
+            dtype = next(t for t in CODE_DTYPES if len(vocab) <= np.iinfo(t).max)
+        return cls(CATEGORICAL, writer.add_array(f"items/{name}.npy", np.asarray(codes, dtype)),
                    vocab=tuple(vocab))
 
     @classmethod
     def write_numeric(cls, writer, name: str, values: np.ndarray) -> ColumnSpec:
         values = np.asarray(values, NUMERIC_DTYPES.get(name, np.asarray(values).dtype))
-        return cls(NUMERIC, writer.add_array(f"items/{name}.npy", values))
+        return cls(NUMERIC, writer.add_array(f"items/{name}.npy", narrowest(values) if writer.compact else values))
+
+
+def write_encoder_inputs(writer, values: np.ndarray, name: str = "items/encoder_inputs.npy") -> str:
+    """The per-item user-encoder inputs: int32, or in format 3 the narrowest integer type."""
+    values = np.asarray(values, np.int32)
+    return writer.add_array(name, narrowest(values) if writer.compact else values)
+
+
+def narrowest(values: np.ndarray) -> np.ndarray:
+    """`values` in the smallest dtype that holds every one of them exactly (integers: int8 to int64;
+    floats: int8/int16 when all are whole numbers, float16 when each survives the round trip),
+    else unchanged. Readers convert back to the column's spec dtype."""
+    if not len(values):
+        return values
+    if values.dtype.kind in "iu":
+        low, high = int(values.min()), int(values.max())
+        for t in (np.int8, np.int16, np.int32, np.int64):
+            if np.iinfo(t).min <= low and high <= np.iinfo(t).max:
+                return values.astype(t) if np.dtype(t).itemsize < values.dtype.itemsize else values
+        return values
+    if values.dtype.kind == "f" and values.dtype.itemsize > 2 and np.all(np.isfinite(values)):
+        if np.array_equal(values, np.round(values)) and -2**15 <= values.min() and values.max() < 2**15:
+            small = np.int8 if -128 <= values.min() and values.max() < 128 else np.int16
+            return values.astype(small)  # whole numbers (seconds, counts): read back as floats
+        with np.errstate(over="ignore"):
+            half = values.astype(np.float16)
+        if np.all(np.isfinite(half)) and np.array_equal(half.astype(values.dtype), values):
+            return half
+    return values
 
 
 @dataclass(frozen=True)
@@ -157,53 +194,111 @@ class ItemTableSpec:
             _fail(self.embeddings.scales, f"must hold finite, positive float32 scales of at most {MAX_SCALE:g}")
         if stored.values.dtype.kind == "f" and not np.all(np.isfinite(stored.values)):
             _fail(table, "holds NaN or infinite values")
+        compact = bundle.manifest.format_version >= COMPACT_FORMAT
         for name, column in self.columns().items():
-            self._check_column(bundle, name, column)
+            self._check_column(bundle, name, column, compact)
         if self.encoder_inputs:
-            inputs = bundle.array(self.encoder_inputs)
-            if inputs.shape != (self.count,) or inputs.dtype.kind != "i" or (self.count and int(inputs.min()) < 1):
+            dtype, shape, _ = npy_header(bundle.path(self.encoder_inputs))
+            if shape != (self.count,) or dtype.kind not in "iu" or (
+                    self.count and _stats(bundle.path(self.encoder_inputs))["min"] < 1):
                 _fail(self.encoder_inputs, f"(encoder_inputs) must hold one integer input >= 1 per item "
-                                           f"({self.count}); it has shape {inputs.shape}")
+                                           f"({self.count}); it has shape {shape}")
 
-    def _check_column(self, bundle, name: str, column: ColumnSpec) -> None:
-        values = bundle.array(column.offsets if column.kind == STRING else column.file)
+    def _check_column(self, bundle, name: str, column: ColumnSpec, compact: bool) -> None:
+        """One column's shape, dtype and values, read with file reads (file_blocks.py)."""
+        path = bundle.path(values_name(column))
+        dtype, shape, _ = npy_header(path)
         rows = self.count + 1 if column.kind == STRING else self.count
-        if values.shape != (rows,):
-            _fail(values_name(column), f"(column {name}) has shape {values.shape}; it must hold {rows} values")
+        if shape != (rows,):
+            _fail(values_name(column), f"(column {name}) has shape {shape}; it must hold {rows} values")
+        if dtype.kind not in "iuf":
+            _fail(values_name(column), f"(column {name}) has dtype {dtype}; it must be numeric")
+        stats = _stats(path)
         if column.kind == STRING:
             blob = bundle.manifest.files[column.file]["bytes"]
-            if values.dtype != OFFSET_DTYPE or (rows and (values[0] != 0 or values[-1] != blob or
-                                                          np.any(np.diff(values) < 0))):
-                _fail(column.offsets, f"(column {name}) must hold int64 offsets rising from 0 to the blob's "
-                                      f"{blob} bytes")
-            self._check_text(bundle, name, column, values)
+            allowed = (OFFSET_DTYPE, np.uint32) if compact else (OFFSET_DTYPE,)
+            if dtype not in allowed or (rows and (stats["first"] != 0 or stats["last"] != blob or stats["falls"])):
+                _fail(column.offsets, f"(column {name}) must hold {'/'.join(np.dtype(t).name for t in allowed)} "
+                                      f"offsets rising from 0 to the blob's {blob} bytes")
+            self._check_text(bundle, name, column, stats)
         elif column.kind == CATEGORICAL:
-            if values.dtype != CODE_DTYPE or (rows and (int(values.min()) < -1 or
-                                                        int(values.max()) >= len(column.vocab))):
-                _fail(column.file, f"(column {name}) must hold int32 codes from -1 to {len(column.vocab) - 1} "
-                                   "(its vocabulary)")
+            allowed = CODE_DTYPES if compact else (CODE_DTYPE,)
+            if dtype not in allowed or (rows and (stats["min"] < -1 or stats["max"] >= len(column.vocab))):
+                _fail(column.file, f"(column {name}) must hold {'/'.join(np.dtype(t).name for t in allowed)} "
+                                   f"codes from -1 to {len(column.vocab) - 1} (its vocabulary)")
         else:
             wanted = NUMERIC_DTYPES.get(name)
-            if values.dtype.kind not in "iuf" or (wanted is not None and values.dtype != wanted):
-                _fail(column.file, f"(column {name}) has dtype {values.dtype}; it must be "
-                                   f"{np.dtype(wanted).name if wanted else 'numeric'}")
-            if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            if wanted is not None and not _stores(dtype, wanted, compact):
+                _fail(column.file, f"(column {name}) has dtype {dtype}; it must be "
+                                   f"{np.dtype(wanted).name}{' or a narrower one of its kind' if compact else ''}")
+            if not stats["finite"]:
                 _fail(column.file, f"(column {name}) holds NaN or infinite values")
 
-    def _check_text(self, bundle, name: str, column: ColumnSpec, offsets: np.ndarray) -> None:
-        """Valid UTF-8 cut at character boundaries; ids also non-empty and unique."""
-        data = bundle.path(column.file).read_bytes()
+    def _check_text(self, bundle, name: str, column: ColumnSpec, stats: dict) -> None:
+        """Valid UTF-8 cut at character boundaries; ids also non-empty and unique. Read a block
+        at a time from the files: no copy of the blob, no Python object per string."""
+        from edgerec.runtime.catalog_columns import StringColumn
+
+        blob, offsets = bundle.path(column.file), bundle.path(column.offsets)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for _, bounds, data in string_blocks(blob, offsets):
+            try:
+                decoder.decode(data.tobytes())
+            except UnicodeDecodeError as exc:
+                _fail(column.file, f"(column {name}) is not valid UTF-8 ({exc.reason})")
+            starts = bounds[:-1][bounds[:-1] < len(data)]
+            if len(starts) and np.any(data[starts] & 0xC0 == 0x80):
+                _fail(column.offsets, f"(column {name}) has an offset inside a UTF-8 character")
         try:
-            data.decode("utf-8")
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
-            _fail(column.file, f"(column {name}) is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        starts = offsets[:-1][offsets[:-1] < len(data)]
-        if len(starts) and np.any(np.frombuffer(data, np.uint8)[starts] & 0xC0 == 0x80):
-            _fail(column.offsets, f"(column {name}) has an offset inside a UTF-8 character")
+            _fail(column.file, f"(column {name}) is not valid UTF-8 ({exc.reason})")
         if name == "ids":
-            ids = [data[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
-            if not all(ids) or len(set(ids)) != len(ids):
+            if stats["repeats"]:
                 _fail(column.file, "(column ids) must hold unique, non-empty item ids")
+            lookups = StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))
+            index = IdIndex(lookups, string_blocks(blob, offsets))
+            if index.duplicate() is not None:
+                _fail(column.file, "(column ids) must hold unique, non-empty item ids")
+            bundle.id_index = index  # the catalog's id lookups reuse it (and its memory maps)
+
+
+def _stats(path) -> dict:
+    """min, max, first, last, all finite, any fall or repeat between neighbours: one pass of file reads."""
+    out = {"min": 0, "max": 0, "first": None, "last": None, "finite": True, "falls": False, "repeats": False}
+    previous = None
+    for _, block in npy_blocks(path):
+        if not len(block):
+            continue
+        if out["first"] is None:
+            out.update(first=block[0].item(), min=block[0].item(), max=block[0].item())
+        out.update(min=min(out["min"], block.min().item()), max=max(out["max"], block.max().item()),
+                   last=block[-1].item())
+        if block.dtype.kind == "f":
+            out["finite"] &= bool(np.all(np.isfinite(block)))
+        joined = block if previous is None else np.r_[previous, block]
+        out["falls"] |= bool(np.any(joined[1:] < joined[:-1]))
+        out["repeats"] |= bool(np.any(joined[1:] == joined[:-1]))
+        previous = block[-1:]
+    return out
+
+
+def _stores(dtype: np.dtype, wanted, compact: bool) -> bool:
+    """Whether a numeric column's dtype is its spec dtype (format 3: or narrower, of its kind, or
+    integers where the spec has floats)."""
+    wanted = np.dtype(wanted)
+    if not compact or dtype == wanted:
+        return dtype == wanted
+    same_kind = dtype.kind == wanted.kind or dtype.kind in "iu"  # float columns may hold whole numbers
+    return same_kind and dtype.itemsize < wanted.itemsize
+
+
+def blob_view(bundle, file: str) -> np.ndarray:
+    """A string blob as a uint8 view of its memory map (numpy cannot map an empty file)."""
+    path = bundle.path(file)
+    if path.stat().st_size == 0:
+        return np.zeros(0, np.uint8)
+    return np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))
 
 
 def values_name(column: ColumnSpec) -> str:

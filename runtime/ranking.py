@@ -22,7 +22,6 @@ import numpy as np
 
 from edgerec.errors import BundleError
 from edgerec.runtime.bundle import Manifest
-from edgerec.runtime.catalog import _codes_over
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import standardize
 from edgerec.runtime.request import Request
@@ -56,7 +55,7 @@ def open_scorer(models: Models) -> LinearScorer | None:
 
 def device_featurizer(catalog) -> Featurizer:
     """The scorer's features over the device catalog (genre codes built once per catalog version)."""
-    genre = catalog._cached("scorer_genre", lambda: _codes_over(catalog.column("genre", np.arange(len(catalog)))))
+    genre = catalog._cached("scorer_genre", lambda: catalog.code_column("genre"))  # computed per row asked for
     tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple))
     return Featurizer(catalog.feature_table(), genre, tags, catalog.vectors)
 

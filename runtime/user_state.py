@@ -80,8 +80,8 @@ def read_state(history: HistoryStore, cat, user: str) -> UserState:
     consumed, seen_consumed, excluded, liked, disliked = [], set(), set(), [], []
     loved, finished = [], []
     tags, languages = Counter(), Counter()
-    for item, event in history.item_events(user, HISTORY_WINDOW):
-        row = index.get(item)
+    events = history.item_events(user, HISTORY_WINDOW)
+    for (_, event), row in zip(events, index.get_many([item for item, _ in events])):
         if row is None or row >= size:
             continue  # an item the catalog no longer has (or that arrived after this request began)
         if event in CONSUMED and row not in seen_consumed:

@@ -23,7 +23,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.reactions import reactions_for
 from edgerec.studies.replay import replay_lists
@@ -103,12 +103,8 @@ class AgreementStudy(Study):
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        plt = pyplot()
+        if plt is None:
             return None
         fig, ax = plt.subplots(figsize=(6, 4))
         for row in record["arms"]:

@@ -91,3 +91,16 @@ class Study(ABC):
 def say(progress: Progress) -> Callable[[str], None]:
     """Adapts `progress` to the one-argument callbacks of library functions."""
     return lambda message: progress(message, {})
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None where matplotlib is not installed
+    (a study then writes no plot)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt

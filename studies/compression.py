@@ -35,7 +35,7 @@ from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_table import StoredTable
-from edgerec.studies.base import Progress, Study, Table, say
+from edgerec.studies.base import Progress, Study, Table, pyplot, say
 
 
 @dataclass
@@ -147,12 +147,8 @@ def _latency(encoder: UserEncoder, sample: np.ndarray, calls: int) -> np.ndarray
 
 def plot_pareto(report: dict, path: str | Path) -> Path | None:
     """Size (log) against NDCG@10 for every variant, with the Pareto front drawn."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     rows = report["variants"]
     fig, ax = plt.subplots(figsize=(8, 5))

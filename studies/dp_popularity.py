@@ -28,7 +28,7 @@ from edgerec.runtime.ldp import (
     olh_estimate,
     olh_support,
 )
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 
 
 def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate, dict]:
@@ -149,12 +149,8 @@ class DPPopularityStudy(Study):
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        plt = pyplot()
+        if plt is None:
             return None
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
         for eps in sorted({r["epsilon"] for r in record["rows"]}):

@@ -19,7 +19,7 @@ from edgerec.runtime.experiment import assign, explore
 from edgerec.runtime.interleave import InterleaveStage, other_recommender
 from edgerec.runtime.pipeline import Stage
 from edgerec.studies import stats
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.ope import LoggedList, estimates, standard_errors
 from edgerec.studies.reactions import examination, reactions_for
@@ -44,12 +44,8 @@ def _metric_rows(metrics: dict) -> list[dict]:
 
 def _draw_days(record: dict, path: Path, metric: str = "CTR") -> Path | None:
     """A metric per day and arm, with its 95% band over users."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm, series in record["daily_bands"].items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgerec.runtime import Recommender
 from edgerec.runtime.explain_scores import explain_list
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 
 SHOWN = 6  # features drawn per plot (the largest by total absolute contribution), the rest as "other"
 
@@ -43,12 +43,8 @@ class ExplainStudy(Study):
 
 def plot_contributions(items: list[dict], path: str | Path) -> Path | None:
     """Stacked horizontal bars: each item's contributions (positive right, negative left)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     totals: dict[str, float] = {}
     for item in items:

@@ -24,7 +24,7 @@ from edgerec.data.store import load_dataset
 from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.fairness import exposure, gini, position_discount
 from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 
 REPLAYED_EVENTS = 60
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -121,12 +121,8 @@ class FairnessStudy(Study):
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        plt = pyplot()
+        if plt is None:
             return None
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
         shares = record["exposure"]["provider"]

@@ -38,7 +38,7 @@ from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.policies import Policy
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 
 STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # name -> a list (categorical choices) or (low, high, kind) with kind "int", "float" or "log"
@@ -422,12 +422,8 @@ class TuneStudy(Study):
 
 def plot_tune(record: dict, path: str | Path) -> Path | None:
     """Optimization history (each trial and the best so far) and parameter importance, side by side."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     done = [t for t in record["trials"] if t["value"] is not None]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))

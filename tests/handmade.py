@@ -36,16 +36,17 @@ def item_columns(writer, n, *, popularity=None, release_ts=None, genre=None, lan
 
 def write_handmade_bundle(root, vectors, *, popularity=None, release_ts=None, genre=None, language=None,
                           creator=None, modality=None, duration=None, tags=None, table="fp32",
-                          history_length=10, encoder=True, before_finish=None):
+                          history_length=10, encoder=True, before_finish=None, format_version=None):
     """A bundle whose every number is chosen by the test: item i has vector vectors[i], and the user
     encoder (ONNX) is the plain mean of the history's item vectors, so scores can be worked out by hand.
-    before_finish(writer), when given, adds files of the test's own before the manifest is written."""
+    before_finish(writer), when given, adds files of the test's own before the manifest is written;
+    format_version: an older bundle format (2: wide column dtypes) instead of the current one."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     vectors = np.asarray(vectors, np.float32)
     n, dim = vectors.shape
-    writer = BundleWriter(root, "handmade")
+    writer = BundleWriter(root, "handmade", *([format_version] if format_version else []))
     if encoder:
         weights = numpy_helper.from_array(np.vstack([np.zeros((1, dim), np.float32), vectors]), "items")
         graph = helper.make_graph(

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from edgerec.cli.main import cli
 from edgerec.device_tests import BenchConfig, check_conformance, get_profile, run_bench
-from edgerec.device_tests.bench import check_budgets, percentiles
+from edgerec.device_tests.bench import check_budgets, device_peak_rss_mb, percentiles
 from edgerec.errors import ConfigError, EdgerecError
 
 FAST = BenchConfig(requests=40, warmup=5, users=20, history=8, retrieval_queries=30)
@@ -47,6 +47,28 @@ def test_result_is_complete_and_within_budget(result):
     assert len(result["encoders"]) == 2 and 0 < result["peak_rss_mb"] < 1000 and result["bundle_bytes"] > 0
 
 
+def test_footprint_of_each_engine_alone(result):
+    """Each engine in its own process: memory, time and the kernel that ran; the bundle's bytes by
+    section add up to the bundle; the figures set each measurement beside its physical floor."""
+    assert [f["engine"] for f in result["footprint"]] == [r["backend"] for r in result["runs"]]
+    for f in result["footprint"]:
+        assert f["kernel"] == result["runs"][0]["kernel"] and f["end_to_end"]["count"] == 40
+        assert 0 < f["interpreter_rss_mb"] <= f["open_rss_mb"] <= f["peak_rss_mb"]
+        assert f["steady_rss_mb"] <= f["peak_rss_mb"] and f["open_ms"] > 0
+        assert f["id_index_bytes"] == 8 * result["items"]  # one 64-bit key an item, no dict
+    assert sum(result["sections"].values()) == result["bundle_bytes"]
+    assert result["sections"]["table"] == result["retrieval"]["table_bytes"] + 128 * 2  # two .npy headers
+    figures = {row["figure"]: row for row in result["figures"]}
+    peak = figures[f"peak RSS, MB ({result['footprint'][0]['engine']})"]
+    table_mb = result["retrieval"]["table_bytes"] / 2**20
+    assert peak["measured"] == result["footprint"][0]["peak_rss_mb"]
+    assert peak["x physical"] == pytest.approx(peak["measured"] / table_mb)
+    assert peak["x goal"] == pytest.approx(peak["measured"] / (table_mb + 64))
+    floor = sum(result["sections"][k] for k in ("table", "ids", "titles"))
+    assert figures["bundle bytes, MB"]["x physical"] == pytest.approx(result["bundle_bytes"] / floor)
+    assert figures["bundle bytes, MB"]["x goal"] == pytest.approx(result["bundle_bytes"] / (1.3 * floor))
+
+
 def test_profile_is_applied_in_the_worker(result):
     assert result["affinity"] == [0]  # stb-low pins the benchmark to core 0
     assert result["profile"]["name"] == "stb-low" and result["profile"]["memory_mb"] == 2048
@@ -58,7 +80,7 @@ def test_each_budget_is_judged_against_its_own_figure(result):
     slowest = max(runs, key=lambda b: runs[b]["end_to_end"]["p99_ms"])
     slowest_open = max(runs, key=lambda b: runs[b]["open_ms"])
     exact = replace(get_profile("stb-low"), p99_ms=runs[slowest]["end_to_end"]["p99_ms"],
-                    open_ms=runs[slowest_open]["open_ms"], rss_mb=result["peak_rss_mb"],
+                    open_ms=runs[slowest_open]["open_ms"], rss_mb=device_peak_rss_mb(result),
                     bundle_mb=result["bundle_bytes"] / 1e6)
     assert check_budgets(result, exact) == []  # a figure equal to its budget meets it
     below = 1 - 1e-9

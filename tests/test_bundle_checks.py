@@ -26,7 +26,7 @@ from edgerec.runtime.bundle import (
 MIB = 1 << 20
 
 
-def small_bundle(root, big_bytes=0):
+def small_bundle(root, big_bytes=0, format_version=None):
     """A hand-made bundle (4 items of width 3, fp32), a JSON file and optionally one large binary file."""
 
     def extra_files(writer):
@@ -37,7 +37,7 @@ def small_bundle(root, big_bytes=0):
             writer.add_file("big.bin")
 
     vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
-    return write_handmade_bundle(root, vectors, table="fp32", before_finish=extra_files)
+    return write_handmade_bundle(root, vectors, table="fp32", before_finish=extra_files, format_version=format_version)
 
 
 def rewrite(root, change):
@@ -178,9 +178,9 @@ def test_manifest_round_trips(tmp_path):
     assert len(manifest.created) == 20 and manifest.created.endswith("Z") and manifest.edgerec_version
 
 
-@pytest.mark.parametrize("version", [1, FORMAT_VERSION])
+@pytest.mark.parametrize("version", [1, 2, FORMAT_VERSION])
 def test_supported_format_versions_open(tmp_path, version):
-    root = small_bundle(tmp_path / "b")
+    root = small_bundle(tmp_path / "b", format_version=2 if version < FORMAT_VERSION else None)  # 1 and 2: wide columns
     rewrite(root, lambda d: d.update(format_version=version))
     assert Bundle.open(root).manifest.format_version == version
 

@@ -1,0 +1,46 @@
+"""Rewrite a bundle in another format version: the same items, models and references, with the item
+columns stored as that version stores them (format 3: compact dtypes; format 2: the wide ones).
+
+Used to ship a bundle to devices whose runtime reads only format 2, and to prove that the compact
+columns change no list (tests/test_footprint.py records lists from both copies).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edgerec.runtime.bundle import FORMAT_VERSION, Bundle, BundleWriter
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, write_encoder_inputs
+
+
+def convert_bundle(source: str | Path, out: str | Path, format_version: int = FORMAT_VERSION) -> Path:
+    """Write `source` as a bundle of `format_version` under `out` (a new folder); returns it."""
+    bundle = Bundle.open(source)
+    m, items = bundle.manifest, bundle.manifest.items
+    writer = BundleWriter(out, m.name, format_version)
+    column_files = {name for column in items.columns().values() for name in column.files()}
+    column_files.add(items.encoder_inputs)
+    for name in m.files:  # models, table, references, content-encoder files: as they are
+        if name not in column_files:
+            shutil.copyfile(bundle.path(name), writer.file_path(name))
+            writer.add_file(name)
+    writer.models = list(m.models)
+    strings = {name: ColumnSpec.write_strings(writer, name, _texts(bundle, column))
+               for name, column in items.strings.items()}
+    categorical = {name: ColumnSpec.write_codes(writer, name, bundle.array(column.file, mmap=False), column.vocab)
+                   for name, column in items.categorical.items()}
+    numeric = {name: ColumnSpec.write_numeric(writer, name, bundle.array(column.file, mmap=False))
+               for name, column in items.numeric.items()}
+    inputs = None
+    if items.encoder_inputs:
+        inputs = write_encoder_inputs(writer, bundle.array(items.encoder_inputs, mmap=False), items.encoder_inputs)
+    spec = ItemTableSpec(items.count, items.embeddings, strings, categorical, numeric, inputs)
+    writer.finish(dim=m.dim, items=spec, defaults=m.defaults, metrics=m.metrics, budgets=m.budgets,
+                  reference=m.reference, data_version=m.data_version)
+    return Path(out)
+
+
+def _texts(bundle: Bundle, column: ColumnSpec) -> list[str]:
+    data, offsets = bundle.path(column.file).read_bytes(), bundle.array(column.offsets).tolist()
+    return [data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]

@@ -1,0 +1,119 @@
+"""The catalog's columns as views of the bundle's memory maps: nothing per item in Python objects.
+
+- `StringColumn`: strings as one UTF-8 blob plus offsets, decoded only for the rows asked for.
+- `CatalogIds`: item id -> row; the bundle's ids through the hash index of id_index.py, items
+  added on the device through a small dict that takes precedence.
+- `RowColumn`: a derived per-item attribute (e.g. a ranker feature) computed for the rows asked
+  for, so a feature table over a million items costs nothing until a request reads its rows.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+
+import numpy as np
+
+from edgerec.runtime.id_index import IdIndex
+
+
+def random_access(array: np.ndarray) -> np.ndarray:
+    """Tell the kernel a memory-mapped column is read at random rows (MADV_RANDOM): a read then
+    brings in its own page, not the 128 KB around it, so a request's few rows do not make the
+    whole column resident. Arrays that are not memory maps pass through unchanged."""
+    base = array
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            base._mmap.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError):
+            pass  # advice only
+    return array
+
+
+class StringColumn:
+    """Strings stored as one UTF-8 blob plus offsets (int64 or, in format 3, uint32)."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob, self.offsets = random_access(blob), random_access(offsets)
+        self._bytes = memoryview(np.ascontiguousarray(blob)).cast("B")  # slices decode without a copy
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def bytes_at(self, i: int) -> bytes:
+        return bytes(self._bytes[int(self.offsets[i]):int(self.offsets[i + 1])])
+
+    def __getitem__(self, i: int) -> str:
+        return str(self._bytes[int(self.offsets[i]):int(self.offsets[i + 1])], "utf-8")
+
+    def all(self) -> list[str]:
+        """Every string (a list as long as the catalog: for host tools and tests, not the request path)."""
+        data = bytes(self.blob)
+        return [data[a:b].decode("utf-8") for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist())]
+
+
+class CatalogIds:
+    """Item id -> row. The bundle's index is built on first use (a fraction of a second at a
+    million items); ids added on the device map to their rows in `added`, which wins."""
+
+    def __init__(self, ids: StringColumn, base: IdIndex | None = None):
+        self._ids = ids
+        self._base = base  # the one the bundle's checks built when it opened, if they did
+        self._lock = threading.Lock()
+        self.added: dict[str, int] = {}
+
+    @property
+    def base(self) -> IdIndex:
+        with self._lock:
+            if self._base is None:
+                self._base = IdIndex(self._ids)
+            return self._base
+
+    def get(self, item_id: str, default=None):
+        row = self.added.get(item_id)
+        if row is None and isinstance(item_id, str):
+            row = self.base.get(item_id)
+        return default if row is None else row
+
+    def get_many(self, item_ids: list[str]) -> list[int | None]:
+        """Rows of many ids at once (None for unknown ones): one search for the bundle's ids."""
+        rows = [self.added.get(i) for i in item_ids]
+        missing = [k for k, row in enumerate(rows) if row is None and isinstance(item_ids[k], str)]
+        for k, row in zip(missing, self.base.get_many([item_ids[k] for k in missing])):
+            rows[k] = row
+        return rows
+
+    def bundle_row(self, item_id: str) -> int | None:
+        """The bundle row of an id (even when an added item took the id over), or None."""
+        return self.base.get(item_id)
+
+    def __getitem__(self, item_id: str) -> int:
+        row = self.get(item_id)
+        if row is None:
+            raise KeyError(item_id)
+        return row
+
+    def __contains__(self, item_id) -> bool:
+        return self.get(item_id) is not None
+
+    @property
+    def nbytes(self) -> int:
+        return self._base.nbytes if self._base is not None else 0
+
+
+class RowColumn:
+    """A per-row attribute computed on demand: column[rows] -> array, len(), max()."""
+
+    def __init__(self, count: int, values_of, maximum=None):
+        self.count, self.values_of, self._maximum = count, values_of, maximum
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.values_of(np.asarray(rows, np.int64).reshape(-1))
+
+    def max(self):
+        return self._maximum() if self._maximum is not None else self[np.arange(self.count)].max()

@@ -1,0 +1,67 @@
+"""A bundle's arrays and blobs read a block at a time through plain file reads, for the checks at open.
+
+Reading every page of a memory map makes all of them resident in the process (a million items'
+columns are tens of MB of RSS that no request needs); bytes read with read() land in the page
+cache instead, and the process holds one block at a time. Requests keep using the memory maps
+and touch only the rows they read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.errors import BundleError
+
+BLOCK_BYTES = 1 << 20
+
+
+def npy_header(path: Path) -> tuple[np.dtype, tuple, int]:
+    """(dtype, shape, offset of the data) of a .npy file, without reading its data."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(handle)  # a dtype description only, never unpickled
+            if dtype.hasobject or fortran:
+                raise ValueError("object or Fortran-ordered arrays are not bundle arrays")
+            return dtype, shape, handle.tell()
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise BundleError(f"bundle array {path.name} cannot be read ({exc}); the bundle is damaged") from None
+
+
+def npy_blocks(path: Path, rows: int | None = None):
+    """(first index, 1-D array) blocks of a 1-D .npy file, read with file reads."""
+    dtype, shape, offset = npy_header(path)
+    total = int(np.prod(shape)) if shape else 1
+    step = rows or max(1, BLOCK_BYTES // max(dtype.itemsize, 1))
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for first in range(0, total, step):
+            block = np.fromfile(handle, dtype, min(step, total - first))
+            if len(block) != min(step, total - first):
+                raise BundleError(f"bundle array {path.name} is shorter than its header says; the bundle is damaged")
+            yield first, block
+
+
+def read_range(handle, start: int, end: int) -> np.ndarray:
+    """Bytes [start, end) of an open file as uint8."""
+    handle.seek(start)
+    data = handle.read(end - start)
+    if len(data) != end - start:
+        raise BundleError("a string blob is shorter than its offsets say; the bundle is damaged")
+    return np.frombuffer(data, np.uint8)
+
+
+def string_blocks(blob: Path, offsets: Path, rows: int = 1 << 13):
+    """(first row, the block's offsets from 0, the block's bytes) of a string column, read with
+    file reads; the offsets must be rising (checked before)."""
+    with open(blob, "rb") as data:
+        carry = None
+        for first, block in npy_blocks(offsets, rows):
+            block = block.astype(np.int64)
+            bounds, row0 = (block, 0) if carry is None else (np.r_[carry, block], first - 1)
+            if len(bounds) > 1:
+                yield row0, bounds - bounds[0], read_range(data, int(bounds[0]), int(bounds[-1]))
+            carry = block[-1]

@@ -1,0 +1,167 @@
+"""The footprint work (issue 19) loses nothing: compact columns (bundle format 3) give the lists the
+wide ones (format 2) give, ids are found without a dict of every id, ranker features are computed
+for the rows a request reads, and opening plus serving holds no Python object per item."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerec.device_tests.scale import scaled_bundle
+from edgerec.errors import BundleError
+from edgerec.export.convert import convert_bundle
+from edgerec.runtime import Filters, Policy, Recommender
+from edgerec.runtime import id_index as id_index_module
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.catalog_columns import StringColumn
+from edgerec.runtime.id_index import IdIndex
+
+GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+NOW = 1_790_000_000.0
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory):
+    """The golden bundle grown to 3,000 items (format 3), and the same bundle written as format 2."""
+    root = tmp_path_factory.mktemp("footprint")
+    compact = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v3")
+    return compact, convert_bundle(compact, root / "v2", format_version=2)
+
+
+def _lists(bundle: Path) -> list:
+    """Every list of a mix of requests: histories, a newcomer, onboarding, feedback, filters,
+    policies, catalog updates; ids, exact scores and reasons."""
+    out = []
+    with Recommender.open(bundle) as rec:
+        cat = rec.catalog
+        for u in range(8):
+            for i in range(3 + u):
+                rec.record(f"u{u}", cat.item_id((u * 97 + 5 * i) % cat.base_count), "finish", timestamp=NOW - 50 + i)
+        rec.onboard("onboarded", genres=[cat.meta(3)["genre"]], languages=[cat.meta(3)["language"]])
+        rec.record("u1", cat.item_id(40), "more_like_this", timestamp=NOW - 1)
+        rec.record("u2", cat.item_id(41), "not_interested", timestamp=NOW - 1)
+        rec.add_items([{"item_id": "new", "vector": cat.vectors([7])[0].tolist(), "title": "New",
+                        "genre": cat.meta(7)["genre"]}])
+        rec.remove_items([cat.item_id(9), cat.item_id(10)])
+        requests = [{"k": k} for k in (1, 10, 60)] + [
+            {"k": 10, "filters": Filters(languages=[cat.meta(3)["language"]])},
+            {"k": 10, "filters": Filters(genres=[cat.meta(5)["genre"]], max_duration_s=3600)},
+            {"k": 10, "policy": Policy(diversity=0.5, max_per_creator=1)},
+            {"k": 10, "policy": Policy(freshness=0.5, language_boost=0.3)},
+        ]
+        for user in [f"u{u}" for u in range(8)] + ["newcomer", "onboarded"]:
+            for kwargs in requests:
+                got = rec.recommend(user, context={"now": NOW}, **kwargs)
+                out.append([(r.item_id, r.score, r.title, r.reason.kind, r.reason.text, sorted(r.meta.items()))
+                            for r in got])
+    return out
+
+
+def test_compact_columns_give_the_same_lists_as_the_wide_ones(grown):
+    compact, wide = grown
+    new, old = Bundle.open(compact), Bundle.open(wide)
+    assert (new.manifest.format_version, old.manifest.format_version) == (3, 2)
+    assert new.array(new.manifest.items.strings["ids"].offsets).dtype == np.uint32
+    assert old.array(old.manifest.items.strings["ids"].offsets).dtype == np.int64
+    assert new.array(new.manifest.items.categorical["genre"].file).dtype == np.int8
+    assert new.array(new.manifest.items.numeric["release_ts"].file).dtype == np.int32
+    assert new.size_bytes() < old.size_bytes()
+    assert _lists(compact) == _lists(wide)
+
+
+def test_the_old_format_round_trips_through_the_new_one(grown, tmp_path):
+    compact, wide = grown
+    again = convert_bundle(wide, tmp_path / "again", format_version=3)
+    for name in Bundle.open(compact).manifest.files:
+        if name.startswith("items/"):
+            assert (again / name).read_bytes() == (compact / name).read_bytes(), name
+
+
+def test_a_narrowed_column_keeps_every_value():
+    from edgerec.runtime.item_spec import narrowest
+
+    assert narrowest(np.array([0, 1_700_000_000], np.int64)).dtype == np.int32
+    assert narrowest(np.array([-1, 120], np.int64)).dtype == np.int8
+    assert narrowest(np.array([3.5, 1024.0], np.float32)).dtype == np.float16
+    assert narrowest(np.array([15.0, 8999.0], np.float32)).dtype == np.int16  # whole seconds
+    assert narrowest(np.array([0.0, 41.0], np.float32)).dtype == np.int8
+    assert narrowest(np.array([3.1, 1.0], np.float32)).dtype == np.float32  # 3.1 is not a float16
+    assert narrowest(np.array([70_000.0], np.float32)).dtype == np.float32  # beyond float16's range
+
+
+def _column(ids: list[str]) -> StringColumn:
+    data = [i.encode() for i in ids]
+    offsets = np.r_[0, np.cumsum([len(d) for d in data])].astype(np.uint32)
+    return StringColumn(np.frombuffer(b"".join(data) or b"\0", np.uint8)[: offsets[-1]], offsets)
+
+
+def test_ids_are_found_by_hash_even_when_hashes_collide(monkeypatch):
+    ids = [f"item-{i}" for i in range(500)] + ["ünï", "a", "b"]
+    index = IdIndex(_column(ids))
+    assert [index.get(i) for i in ids] == list(range(len(ids)))
+    assert index.get("item-500") is None and index.get("") is None and index.duplicate() is None
+    # a hash that maps every id of a length to one value: the bytes decide, never the hash alone
+    monkeypatch.setattr(id_index_module, "hash_one", lambda data: len(data))
+    monkeypatch.setattr(id_index_module, "hash_strings", lambda blob, offsets: np.diff(offsets).astype(np.uint64))
+    weak = IdIndex(_column(ids))
+    assert weak.get_many(ids[::7]) == list(range(0, len(ids), 7)) and weak.get("item-999") is None
+    assert weak.duplicate() is None
+    assert IdIndex(_column(ids + ["item-42"])).duplicate() == len(ids)
+
+
+def test_duplicate_ids_are_refused_when_the_bundle_opens(grown, tmp_path):
+    compact, _ = grown
+    copy = convert_bundle(compact, tmp_path / "copy")
+    ids = Bundle.open(copy).manifest.items.strings["ids"]
+    blob = (copy / ids.file).read_bytes()
+    offsets = np.load(copy / ids.offsets)
+    first, second = blob[offsets[0]:offsets[1]], blob[offsets[1]:offsets[2]]
+    if len(first) == len(second):  # the second id becomes the first: same length, same offsets
+        (copy / ids.file).write_bytes(first + first + blob[offsets[2]:])
+        with pytest.raises(BundleError, match="unique"):
+            Bundle.open(copy, verify=False)
+
+
+def test_ranker_features_are_computed_for_the_rows_asked_for(grown):
+    compact, _ = grown
+    with Recommender.open(compact) as rec:
+        cat = rec.catalog
+        rec.add_items([{"item_id": "n1", "vector": cat.vectors([1])[0].tolist(), "creator": "someone-new",
+                        "language": cat.meta(2)["language"], "series_id": ""}])
+        table = cat.snapshot().feature_table()
+        rows = np.r_[np.arange(0, cat.base_count, 37), len(cat) - 1]
+        for name, field in (("language", "language"), ("creator", "creator"), ("series_id", "series")):
+            values = cat.column(name, rows)
+            codes = getattr(table, field)[rows]
+            assert np.array_equal(codes == -1, values == "")
+            same_value = values[:, None] == values[None, :]
+            assert np.array_equal((codes[:, None] == codes[None, :]) & (codes[:, None] >= 0),
+                                  same_value & (values[:, None] != ""))
+        popularity = cat.numeric_column("popularity", np.arange(len(cat)))
+        assert table.log_pop_max == pytest.approx(float(np.log1p(np.float32(popularity.max()))))
+
+
+def test_opening_and_serving_hold_no_python_object_per_item(tmp_path):
+    """A dict of every id (what the catalog held before) costs ~100 bytes an item; the hash index
+    12. Peak traced memory of open + events + requests stays under 40 bytes an item."""
+    n = 60_000
+    big = scaled_bundle(Bundle.open(GOLDEN), n, tmp_path / "big")
+    with Recommender.open(GOLDEN) as warm:  # modules imported on first use are no per-item cost
+        warm.recommend("u", k=10)
+        warm.record("u", warm.catalog.item_id(0), "finish")
+        warm.recommend("u", k=10)
+    tracemalloc.start()
+    try:
+        with Recommender.open(big) as rec:
+            for i in range(20):
+                rec.record("u", rec.catalog.item_id(i * 2_999), "finish", timestamp=NOW - 100 + i)
+            for _ in range(5):
+                rec.recommend("u", k=10, context={"now": NOW})
+                rec.recommend("newcomer", k=10, context={"now": NOW})
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * n, f"{peak / n:.0f} bytes an item"
