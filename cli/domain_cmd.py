@@ -62,10 +62,11 @@ def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
     dataset = load_dataset(data_dir)
     catalog = ItemCatalog(Bundle.open(bundle))
     index = dataset.catalog.index
-    missing = [i for i in catalog.index if i not in index]
+    ids = [catalog.item_id(r) for r in range(catalog.base_count)]
+    missing = [i for i in ids if i not in index]
     if missing:
         raise click.UsageError(f"{len(missing)} bundle items (e.g. {missing[0]}) are not in {data_dir}")
-    codes = [index[catalog.item_id(r)] for r in range(catalog.base_count)]
+    codes = [index[i] for i in ids]
     vectors, anchor = content_anchor(dataset.catalog.subset(codes), encoder_dir)
     domains = sorted(set(item_domains(dataset, by)[codes].tolist()))
     opened = declare_space(bundle, out, space_id=space_id, domains=domains, anchor=anchor, content=vectors)
