@@ -43,6 +43,7 @@ def _register() -> None:
         data_cmd,
         demo_cmd,
         device_cmd,
+        domain_cmd,
         evaluate_cmd,
         experiment_cmd,
         federate_cmd,
@@ -53,7 +54,7 @@ def _register() -> None:
     )
 
     for module in (data_cmd, train_cmd, evaluate_cmd, compress_cmd, content_cmd, bundle_cmd, device_cmd, bench_cmd,
-                   demo_cmd, study_cmd, experiment_cmd, tune_cmd, ranking_cmd, federate_cmd):
+                   demo_cmd, study_cmd, experiment_cmd, tune_cmd, ranking_cmd, federate_cmd, domain_cmd):
         module.register(cli)
 
 

@@ -35,6 +35,7 @@ CONTINUE_SERIES = 0.7
 CONTINUE_CREATOR = np.array([0.0, 0.0, 0.15, 0.35, 0.0])
 SERIES_DROP = 0.12
 CANDIDATES = 3
+AUDIO_MODALITIES = [MOD[m] for m, d in vocab.DOMAIN_OF_MODALITY.items() if d == "audio"]
 
 
 @dataclass
@@ -49,6 +50,11 @@ class SynthConfig:
     new_item_share: float = 0.25  # share of items released while the log runs
     archetypes: int = 24
     chunk_users: int = 5_000
+    # Cross-domain ground truth. None: one taste for every modality (the world as it always was).
+    # A value c in [0, 1]: each audio genre is paired with one video genre (a seeded, known pairing,
+    # `audio_pairing`), and a user's taste for it is c times their taste for the paired video genre
+    # plus (1 - c) times a taste of their own; 1 makes audio taste follow video taste, 0 independent.
+    domain_coupling: float | None = None
 
     def validate(self) -> None:
         if self.users < 1 or self.items < 50 or self.events < self.users:
@@ -58,6 +64,8 @@ class SynthConfig:
             )
         if self.days < 30:
             raise ConfigError(f"days must be at least 30 (got {self.days})")
+        if self.domain_coupling is not None and not 0.0 <= self.domain_coupling <= 1.0:
+            raise ConfigError(f"domain_coupling must be between 0 and 1 (got {self.domain_coupling})")
 
     @property
     def start_ts(self) -> int:
@@ -306,6 +314,8 @@ class Users:
     device_mix: np.ndarray  # (U, D)
     join: np.ndarray  # (U,) first active time
     slots: np.ndarray  # (U,) number of consumption slots
+    audio_taste_start: np.ndarray  # (U, G) genre affinity for audio items (== taste_start when coupled)
+    audio_taste_end: np.ndarray
 
 
 def build_users(cfg: SynthConfig, rng: np.random.Generator, n: int) -> Users:
@@ -336,8 +346,33 @@ def build_users(cfg: SynthConfig, rng: np.random.Generator, n: int) -> Users:
     device_mix = rng.dirichlet(np.array([1.2, 1.0, 0.3, 0.3]), n)
     join = cfg.start_ts + (rng.random(n) ** 2 * (cfg.days - 20) * DAY).astype(np.int64)
     activity = rng.lognormal(0.0, 0.8, n)
+    audio_start, audio_end = taste_start, taste_end
+    if cfg.domain_coupling is not None:
+        own = np.random.default_rng([cfg.seed, 0xD0])  # its own stream: the main draws stay as they were
+        other = np.zeros((n, k))
+        other[np.arange(n), own.integers(0, k, n)] += 1.0
+        other[np.arange(n), own.integers(0, k, n)] += own.random(n)
+        other /= other.sum(1, keepdims=True)
+        audio, paired = audio_pairing(cfg.seed)
+        audio_start, audio_end = taste_start.copy(), taste_end.copy()
+        for out, video_taste in ((audio_start, taste_start), (audio_end, taste_end)):
+            own_taste = other @ arche_taste + 0.01
+            follow = video_taste[:, paired] ** 3  # sharpened: the favourite video genre leads
+            follow /= follow.sum(1, keepdims=True)
+            mine = own_taste[:, audio] / own_taste[:, audio].sum(1, keepdims=True)
+            out[:, audio] = cfg.domain_coupling * follow + (1 - cfg.domain_coupling) * mine
     return Users(taste_start, taste_end, modality_mix, mood_pref, theme_pref,
-                 np.stack([primary, secondary], 1), peak, device_mix, join, activity)
+                 np.stack([primary, secondary], 1), peak, device_mix, join, activity, audio_start, audio_end)
+
+
+def audio_pairing(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The known pairing of a coupled world: audio genre codes, and the video genre each one follows."""
+    audio = sorted({GENRE[g] for m, d in vocab.DOMAIN_OF_MODALITY.items() if d == "audio"
+                    for g in vocab.MODALITY_GENRES[m]})
+    video = sorted({GENRE[g] for m, d in vocab.DOMAIN_OF_MODALITY.items() if d == "video"
+                    for g in vocab.MODALITY_GENRES[m]})
+    paired = np.random.default_rng([seed, 0xD1]).choice(video, len(audio), replace=len(audio) > len(video))
+    return np.array(audio), paired
 
 
 def _allocate_slots(cfg: SynthConfig, activity: np.ndarray) -> np.ndarray:
@@ -416,6 +451,10 @@ def generate_events(cfg: SynthConfig, world: World, users: Users, sampler: ItemS
     modality = _categorical(rng, mod_w)
     taste = ((1 - progress)[:, None] * users.taste_start[slot_user]
              + progress[:, None] * users.taste_end[slot_user])
+    audio = np.isin(modality, AUDIO_MODALITIES)
+    if cfg.domain_coupling is not None and audio.any():  # audio follows its own (coupled) taste
+        taste[audio] = ((1 - progress[audio])[:, None] * users.audio_taste_start[slot_user[audio]]
+                        + progress[audio][:, None] * users.audio_taste_end[slot_user[audio]])
     genre = np.empty(n, np.int64)
     for m, name in enumerate(MODALITIES):
         idx = np.flatnonzero(modality == m)

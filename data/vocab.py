@@ -140,3 +140,7 @@ DEVICE_MODALITY_FACTOR = (
     (1.0, 1.2, 1.2, 0.8, 0.8),   # tablet
     (1.0, 1.0, 1.0, 1.0, 1.0),   # web
 )
+
+# Domains by modality group: the apps a company might run apart (a video app, an audio app).
+DOMAIN_OF_MODALITY = {"film": "video", "series_episode": "video", "short_video": "video",
+                      "music_track": "audio", "podcast_episode": "audio"}

@@ -54,3 +54,7 @@ class UnknownIdError(EdgerecError, KeyError):
 
 class PrivacyBudgetError(EdgerecError):
     """A differentially private report would spend more privacy budget than the device allows."""
+
+
+class SpaceMismatchError(BundleError):
+    """Two bundles were to be mixed (vectors of one scored against the other) but do not share a space."""

@@ -67,15 +67,30 @@ def build_bundle(out: Path) -> Path:
             dataset = load_dataset("data")
             train_model(dataset, leave_last_out(dataset), MODEL, TRAIN, out="ckpt")
             export_bundle("ckpt", "data", "bundle", EXPORT)
+            declare_golden_space("bundle", "data", "bundle-space")
             if out.exists():
                 shutil.rmtree(out)
-            shutil.copytree("bundle", out)
+            shutil.copytree("bundle-space", out)
     finally:
         if previous is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)
         else:
             os.environ["SOURCE_DATE_EPOCH"] = previous
     return out
+
+
+def declare_golden_space(bundle: str, data: str, out: str) -> None:
+    """The golden bundle declares a shared space (so every manifest section is exercised): hashed-word
+    content vectors, and a bridge from its own audio users' vectors to their video ones."""
+    from edgerec.export.space import content_anchor, declare_space, fit_bundle_bridge
+
+    opened, dataset = Bundle.open(bundle), load_dataset(data)
+    catalog = ItemCatalog(opened)
+    codes = [dataset.catalog.index[catalog.item_id(r)] for r in range(catalog.base_count)]
+    content, anchor = content_anchor(dataset.catalog.subset(codes))
+    bridge = fit_bundle_bridge(opened, opened, data, by="modality", source_domain="audio", target_domain="video")
+    declare_space(bundle, out, space_id="golden-v1", domains=["audio", "video"], anchor=anchor, content=content,
+                  bridges=[bridge])
 
 
 # ------------------------------------------------------------------ event scripts

@@ -20,6 +20,7 @@ from torch import nn
 from edgerec.data.schema import Catalog
 from edgerec.errors import ModelError
 from edgerec.models.layers import l2_normalize
+from edgerec.runtime.content import padding
 
 
 def default_encoder_dir() -> Path:
@@ -43,7 +44,8 @@ def load_tokenizer(encoder_dir: str | Path, max_length: int, pad_to: int | None 
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=max_length)
     # the shipped file pads everything to 128; pad to the longest text of a batch instead
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=pad_to)
+    pad_id, pad_token = padding(tokenizer)  # [PAD] = 0 in English vocabularies, <pad> = 1 in multilingual ones
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=pad_to)
     return tokenizer
 
 

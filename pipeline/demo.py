@@ -2,8 +2,8 @@
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
 bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
-DP popularity prior) -> federated rounds (FedAvg, DP-FedAvg, personal vectors) -> one report (tables,
-report.json, plots). Each step is a `Study` built
+DP popularity prior) -> federated rounds (FedAvg, DP-FedAvg, personal vectors) -> cross-domain transfer
+-> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
 soon as it is done, and `resume` skips the steps an earlier run finished.
 """
@@ -39,6 +39,7 @@ from edgerec.studies.federated import FederatedStudy
 from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
+from edgerec.studies.transfer import TransferStudy
 
 
 @dataclass
@@ -63,11 +64,15 @@ class DemoConfig:
         train=TrainConfig(epochs=4, patience=2, eval_users=500)))
     federated_server: ServerConfig = field(default_factory=ServerConfig)
     federated_epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
+    # transfer study: the demo world, and coupled worlds of this size (the transfer's ground truth)
+    transfer_world: SynthConfig = field(default_factory=lambda: SynthConfig(users=2_000, items=6_000, events=120_000))
+    transfer_couplings: tuple[float, ...] = (1.0, 0.0)
 
     @classmethod
     def make(cls, out: str | Path, quick: bool = False, seed: int = 0) -> DemoConfig:
         if not quick:
-            return cls(out=Path(out), seed=seed, synth=SynthConfig(seed=seed))
+            return cls(out=Path(out), seed=seed, synth=SynthConfig(seed=seed),
+                       transfer_world=SynthConfig(users=2_000, items=6_000, events=120_000, seed=seed))
         return cls(
             out=Path(out), quick=True, seed=seed,
             synth=SynthConfig(users=1_500, items=5_000, events=100_000, seed=seed),
@@ -80,6 +85,7 @@ class DemoConfig:
             federated=WorldConfig(max_devices=300, model=ModelConfig(dim=16, layers=1, heads=1, max_len=20),
                                   train=TrainConfig(epochs=2, patience=1, eval_users=300)),
             federated_server=ServerConfig(rounds=5, clients_per_round=60), federated_epsilons=(4.0,),
+            transfer_world=SynthConfig(users=1_000, items=3_000, events=50_000, seed=seed),
         )
 
 
@@ -108,6 +114,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
         FederatedStudy(out / "data", out / "federated", cfg.federated, cfg.federated_server,
                        epsilons=cfg.federated_epsilons),
+        TransferStudy(out / "data", cfg.transfer_world, couplings=cfg.transfer_couplings, seed=cfg.seed),
     ]
 
 

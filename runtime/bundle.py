@@ -26,8 +26,7 @@ from edgerec.runtime.schema import check_manifest
 FORMAT = "edgerec-bundle"
 FORMAT_VERSION = 3  # 2: int8 tables may have per-dimension scales; 3: compact column dtypes (item_spec.py)
 MANIFEST = "manifest.json"
-MODEL_ROLES = ("user_encoder", "ranker", "content_encoder", "content_projection")
-MODEL_FORMATS = ("onnx", "tflite")
+MODEL_ROLES, MODEL_FORMATS = ("user_encoder", "ranker", "content_encoder", "content_projection"), ("onnx", "tflite")
 MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
 
 
@@ -93,6 +92,7 @@ class Manifest:
     reference: dict = field(default_factory=dict)  # conformance inputs/outputs (file names)
     data_version: dict = field(default_factory=dict)  # what data the models were trained on
     ranking: dict = field(default_factory=dict)  # interpretable scorer, context priors (see runtime/ranking.py)
+    space: dict = field(default_factory=dict)  # the shared space and domains (see space.py); empty: none
     created: str = ""
     edgerec_version: str = ""
     format_version: int = FORMAT_VERSION
@@ -104,7 +104,7 @@ class Manifest:
             "embedding_space": self.embedding_space, "dim": self.dim, "items": self.items.to_manifest(),
             "models": [m.to_dict() for m in self.models], "defaults": self.defaults, "metrics": self.metrics,
             "budgets": self.budgets, "reference": self.reference, "data_version": self.data_version,
-            "files": self.files, **({"ranking": self.ranking} if self.ranking else {}),  # scorer/priors only
+            "files": self.files, **({"ranking": self.ranking} if self.ranking else {}), **({"space": self.space} if self.space else {}),
         }
 
     @classmethod
@@ -123,7 +123,7 @@ class Manifest:
             items=ItemTableSpec.from_manifest(d["items"]), models=[ModelEntry.from_dict(m) for m in d["models"]],
             files=d["files"], defaults=d.get("defaults", {}), metrics=d.get("metrics", {}),
             budgets=d.get("budgets", {}), reference=d.get("reference", {}), data_version=d.get("data_version", {}),
-            ranking=d.get("ranking", {}), created=d.get("created", ""),
+            ranking=d.get("ranking", {}), space=d.get("space", {}), created=d.get("created", ""),
             edgerec_version=d.get("edgerec_version", ""), format_version=version,
         )
 
@@ -326,7 +326,7 @@ class BundleWriter:
         self.models.append(entry)
 
     def finish(self, *, dim: int, items: ItemTableSpec | dict, defaults: dict, metrics: dict,
-               budgets: dict, reference: dict, data_version: dict, ranking: dict | None = None) -> Manifest:
+               budgets: dict, reference: dict, data_version: dict, ranking: dict | None = None, space: dict | None = None) -> Manifest:
         """Write the manifest last, checked against the schema it must follow (`items` typed, or the
         section in its manifest form)."""
         from edgerec import __version__
@@ -334,12 +334,12 @@ class BundleWriter:
         if not isinstance(items, ItemTableSpec):
             check_manifest(items, section="items")
             items = ItemTableSpec.from_manifest(items)
-        space = embedding_space_id(self.files, self.models, items)
+        space_id = embedding_space_id(self.files, self.models, items)
         when = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time())))  # fixed for reproducible builds
         manifest = Manifest(
-            name=self.name, embedding_space=space, dim=dim, items=items, models=self.models,
+            name=self.name, embedding_space=space_id, dim=dim, items=items, models=self.models,
             files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
-            reference=reference, data_version=data_version, ranking=ranking or {},
+            reference=reference, data_version=data_version, ranking=ranking or {}, space=space or {},
             format_version=self.format_version,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", when), edgerec_version=__version__,
         )

@@ -15,6 +15,19 @@ from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
 from edgerec.runtime.models import model_bytes
 
+PAD_TOKENS = ("[PAD]", "<pad>", "<PAD>")  # WordPiece (BERT, MiniLM) and SentencePiece (XLM-R, multilingual)
+
+
+def padding(tokenizer) -> tuple[int, str]:
+    """The tokenizer's own padding token and id: [PAD] = 0 in English BERT vocabularies, <pad> = 1 in
+    the XLM-R vocabulary of multilingual sentence encoders."""
+    for token in PAD_TOKENS:
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return int(token_id), token
+    raise ConfigError(f"the tokenizer has no padding token (one of {', '.join(PAD_TOKENS)}); "
+                      "use a sentence-transformers model folder")
+
 
 def metadata_text(meta: dict) -> str:
     """The same text the host's content encoder was trained on: title, description, tags."""
@@ -36,7 +49,8 @@ class ContentEncoder:
         self.tokenizer = Tokenizer.from_file(str(bundle.path(extra["tokenizer"])))
         fixed = extra.get("tokens") if entry.format == "tflite" else None
         self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=fixed)
+        pad_id, pad_token = padding(self.tokenizer)
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=fixed)
         self.backend: Backend = open_model(model_bytes(bundle, entry.file), entry, threads)
         self.projection = np.asarray(bundle.array(extra["projection"]))
         labels = extra["labels"]

@@ -28,6 +28,7 @@ def demo_run(tmp_path_factory):
         federated=WorldConfig(max_devices=40, model=ModelConfig(dim=8, layers=1, heads=1, max_len=12, dropout=0.0),
                               train=TrainConfig(epochs=1, eval_users=0, batch_size=64)),
         federated_server=ServerConfig(rounds=2, clients_per_round=10), federated_epsilons=(4.0,),
+        transfer_world=SynthConfig(users=300, items=900, events=15_000, seed=2), transfer_couplings=(1.0,),
     )
     steps = []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
@@ -38,7 +39,7 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "scorer", "export", "compression", "replay",
                      "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy",
-                     "federated"]
+                     "federated", "transfer"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
     assert (out / "bundle" / "manifest.json").exists() and (out / "compression.png").exists()
@@ -64,6 +65,9 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     federated = {a["arm"]: a for a in results["federated"]["arms"]}
     assert {"v1 (no update)", "centralized retraining", "FedAvg", "DP-FedAvg eps 4"} <= set(federated)
     assert (out / "federated.png").exists() and (out / "federated" / "bundle-fedavg" / "manifest.json").exists()
+    runs = results["transfer"]["runs"]  # the demo world, then a coupled synthetic world
+    assert [r.get("domain_coupling") for r in runs] == [None, 1.0]
+    assert all(set(r["methods"]) >= {"popularity", "target-only", "content", "mapping"} for r in runs)
 
 
 def test_demo_resume_keeps_finished_steps_and_refuses_other_settings(demo_run):

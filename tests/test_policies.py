@@ -410,3 +410,24 @@ def test_newcomers_get_the_popular_list_in_prior_order(handmade_bundle):
         # what they skip leaves the list; the rest keeps its order
         rec.record("newcomer", "i3", "skip")
         assert ids_of(request(rec, "newcomer")) == ["i1", "i2", "i6", "i0", "i7", "i5", "i4"]
+
+
+def test_language_boost_lifts_the_users_two_usual_languages_by_exactly_its_weight(handmade_bundle):
+    # history: three Spanish, two French, one German item along x; candidates come in pairs with the
+    # same vector (so the same relevance), one item of each pair in a language the user has or has not
+    history = [unit(0)] * 6
+    angles = (20, 40, 60)
+    vectors = np.array(history + [unit(a) for a in angles for _ in range(2)])
+    languages = ["es", "es", "es", "fr", "fr", "de"] + ["es", "en", "fr", "en", "de", "en"]
+    with Recommender.open(handmade_bundle(vectors, language=languages), history=None) as rec:
+        for r in range(6):
+            rec.record("u", f"i{r}", "finish")
+        plain = {r.item_id: r.score for r in request(rec, "u", policy=Policy(language_boost=0.0))}
+        boosted = {r.item_id: r.score for r in request(rec, "u", policy=Policy(language_boost=0.7))}
+    for es_or_fr, en in (("i6", "i7"), ("i8", "i9")):
+        assert plain[es_or_fr] == pytest.approx(plain[en], abs=1e-9)
+        assert boosted[es_or_fr] - boosted[en] == pytest.approx(0.7, abs=1e-9)
+        assert boosted[en] == pytest.approx(plain[en], abs=1e-9)
+    # German is the user's third language: the boost reaches the two usual ones only
+    assert boosted["i10"] == pytest.approx(plain["i10"], abs=1e-9)
+    assert boosted["i10"] == pytest.approx(boosted["i11"], abs=1e-9)

@@ -1,0 +1,131 @@
+"""`edgerec domains split | space | bridge | recommend`: cross-domain data, shared spaces, transfer of interest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgerec.cli.output import console, example, table, write_json
+
+DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+OUT_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group("domains", epilog=example(
+    "edgerec domains split data/world --out data/domains",
+    "edgerec domains space bundle-video --data data/world --id media-v1 --out bundle-video-space",
+    "edgerec domains bridge bundle-audio-space bundle-video-space --data data/world --out bundle-video-bridged",
+    "edgerec domains recommend bundle-audio-space bundle-video-bridged --user u0042 --history audio.db"))
+def domains_group() -> None:
+    """Cross-domain recommendation: split data by domain, declare a shared space, transfer interest."""
+
+
+@domains_group.command("split", epilog=example("edgerec domains split data/world --by modality --out data/domains"))
+@click.argument("data_dir", type=DIR)
+@click.option("--by", default="modality", show_default=True,
+              help="'modality' (video: film, series, short video; audio: music, podcasts) or an item column.")
+@click.option("--out", required=True, type=OUT_DIR, help="One data folder per domain is written under it.")
+def split(data_dir, by, out) -> None:
+    """Write one data folder per domain (same user ids in each, so users of both apps are known)."""
+    from edgerec.data.domains import split_domains, users_with_history
+    from edgerec.data.store import load_dataset, save_dataset
+
+    parts = split_domains(load_dataset(data_dir), by)
+    rows = []
+    for name, part in parts.items():
+        save_dataset(part, out / name)
+        rows.append({"domain": name, "items": part.n_items, "events": len(part.interactions),
+                     "users with history": len(users_with_history(part)), "folder": str(out / name)})
+    table(rows, title=f"domains by {by}")
+
+
+@domains_group.command("space", epilog=example(
+    "edgerec domains space bundle-video --data data/world --id media-v1 --encoder use-multilingual "
+    "--out bundle-video-space"))
+@click.argument("bundle", type=DIR)
+@click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle's items come from.")
+@click.option("--id", "space_id", required=True, help="Name of the shared space (the same in every bundle).")
+@click.option("--by", default="modality", show_default=True)
+@click.option("--encoder", "encoder_dir",
+              help="The anchor: 'use-multilingual' (packaged, 16 languages) or a sentence-encoder folder; "
+                   "default: hashed words.")
+@click.option("--out", required=True, type=OUT_DIR)
+def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
+    """Copy a bundle with a shared-space section: its domains and its items' vectors in the content space."""
+    from edgerec.data.domains import item_domains
+    from edgerec.data.store import load_dataset
+    from edgerec.export.space import content_anchor, declare_space
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.catalog import ItemCatalog
+
+    dataset = load_dataset(data_dir)
+    catalog = ItemCatalog(Bundle.open(bundle))
+    index = dataset.catalog.index
+    ids = [catalog.item_id(r) for r in range(catalog.base_count)]
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise click.UsageError(f"{len(missing)} bundle items (e.g. {missing[0]}) are not in {data_dir}")
+    codes = [index[i] for i in ids]
+    vectors, anchor = content_anchor(dataset.catalog.subset(codes), encoder_dir)
+    domains = sorted(set(item_domains(dataset, by)[codes].tolist()))
+    opened = declare_space(bundle, out, space_id=space_id, domains=domains, anchor=anchor, content=vectors)
+    console.print(f"{out}: space {space_id} ({anchor}), domains {', '.join(domains)}, "
+                  f"{opened.size_bytes():,} bytes")
+
+
+@domains_group.command("bridge", epilog=example(
+    "edgerec domains bridge bundle-audio-space bundle-video-space --data data/world --out bundle-video-bridged"))
+@click.argument("source", type=DIR)
+@click.argument("target", type=DIR)
+@click.option("--data", "data_dir", required=True, type=DIR, help="Events of both domains (users in both).")
+@click.option("--by", default="modality", show_default=True)
+@click.option("--ridge", default=1.0, show_default=True)
+@click.option("--out", required=True, type=OUT_DIR)
+def bridge(source, target, data_dir, by, ridge, out) -> None:
+    """Fit a linear map from SOURCE's pooled user vectors to TARGET's, and ship it in a copy of TARGET."""
+    import numpy as np
+
+    from edgerec.export.space import declare_space, fit_bundle_bridge
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.space import SharedSpace, check_shared
+
+    src, tgt = Bundle.open(source), Bundle.open(target)
+    check_shared(src.manifest, tgt.manifest)
+    space_of = SharedSpace.of(tgt)
+    fitted = fit_bundle_bridge(src, tgt, data_dir, by=by, source_domain=src.manifest.space["domains"][0],
+                               target_domain=space_of.domains[0], ridge=ridge)
+    content = None if space_of.content is None else np.asarray(space_of.content)
+    declare_space(target, out, space_id=space_of.id, domains=space_of.domains, anchor=space_of.anchor,
+                  content=content, bridges=[fitted])
+    console.print(f"{out}: bridge {fitted.source_domain} -> {', '.join(space_of.domains)} fit on "
+                  f"{fitted.bridge.users} users of both")
+
+
+@domains_group.command("recommend", epilog=example(
+    "edgerec domains recommend bundle-audio-space bundle-video-bridged --user u0042 --history audio.db"))
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--user", required=True)
+@click.option("--history", "history_path", type=click.Path(dir_okay=False),
+              help="The source app's on-device history (its events are the user's source-domain history).")
+@click.option("--item", "items", multiple=True, help="Source items to use as the history instead (repeatable).")
+@click.option("--method", type=click.Choice(["mapping", "content"]), default="mapping", show_default=True)
+@click.option("-k", "k", default=10, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+def recommend(source, target, user, history_path, items, method, k, json_out) -> None:
+    """Target-domain items for a user whose history lies in the source bundle's domain."""
+    from edgerec.runtime import Recommender
+    from edgerec.runtime.transfer import Transfer
+
+    with Recommender.open(source, history=history_path) as src, Recommender.open(target) as tgt:
+        for item in items:
+            src.record(user, item, "finish")
+        results = Transfer(src, tgt, method).recommend(user, k)
+    table([{"#": i + 1, "item": r.item_id, "title": r.title, "score": round(r.score, 4), "why": r.reason.text}
+           for i, r in enumerate(results)], title=f"{method} transfer for {user}")
+    write_json(json_out, [r.to_dict() for r in results])
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(domains_group)

@@ -1,0 +1,136 @@
+"""Declaring a bundle's shared space: a copy of the bundle with a `space` section (id, anchor,
+domains), its items' vectors in the shared content space, and bridges from other bundles.
+
+The section and its files are added to the manifest as it is (every other section kept), the copy
+is checked against the schema and opened with full verification before this returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.domains import split_domains
+from edgerec.data.schema import Dataset
+from edgerec.data.split import consumed_sequences
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, ExportError
+from edgerec.models.content import item_texts
+from edgerec.models.multilingual import PACKAGED, MultilingualTeacher
+from edgerec.models.transfer import HASHED_DIM, LinearBridge, fit_bridge, hashed_text_vectors
+from edgerec.runtime.bundle import MANIFEST, Bundle, sha256_file
+from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.schema import check_manifest
+from edgerec.runtime.transfer import pooled
+
+
+@dataclass
+class BridgeFile:
+    source_domain: str
+    source_space: str  # the source bundle's embedding_space id
+    bridge: LinearBridge
+
+
+def content_anchor(catalog, encoder: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """Items' vectors in the shared content space, and the anchor's name: "use-multilingual" (the
+    packaged multilingual encoder), a sentence-encoder folder (named by its files' checksum), or,
+    without either, hashed words."""
+    texts = item_texts(catalog)
+    if encoder is None:
+        return hashed_text_vectors(texts), f"hashed-words-{HASHED_DIM}"
+    if str(encoder) == PACKAGED:
+        teacher = MultilingualTeacher()
+        return teacher.encode(texts), teacher.anchor
+    from edgerec.models.content import ContentTeacher
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(encoder).rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"):
+            digest.update(path.name.encode() + sha256_file(path).encode())
+    return ContentTeacher(encoder).encode(texts), f"encoder-{digest.hexdigest()[:16]}"
+
+
+def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains: list[str], anchor: str = "",
+                  content: np.ndarray | None = None, bridges: list[BridgeFile] = ()) -> Bundle:
+    """Copy `bundle` to `out` with the space section; `content` has one row per item of the bundle."""
+    source, out = Bundle.open(bundle), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty; choose a new --out folder")
+    manifest = source.manifest
+    raw = json.loads((source.root / MANIFEST).read_text(encoding="utf-8"))
+    shutil.copytree(source.root, out, dirs_exist_ok=True)
+    old = raw.get("space", {})  # a bundle declared before: its space files give way to the new ones
+    for name in [old.get("content", {}).get("file")] + [f for b in old.get("bridges", []) for f in (b["weights"], b["bias"])]:
+        if name:
+            raw["files"].pop(name, None)
+            (out / name).unlink(missing_ok=True)
+
+    def add(name: str, array: np.ndarray) -> str:
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        raw["files"][name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        return name
+
+    section: dict = {"id": space_id, "anchor": anchor, "domains": list(domains)}
+    if content is not None:
+        if content.shape[0] != manifest.items.count:
+            raise ExportError(f"content vectors have {content.shape[0]} rows, the bundle has {manifest.items.count} "
+                              "items; encode the bundle's own catalog")
+        section["content"] = {"file": add("space/content.npy", content.astype(np.float16)), "dtype": "float16"}
+    entries = []
+    for i, b in enumerate(bridges):
+        if b.bridge.weights.shape[1] != manifest.dim:
+            raise ExportError(f"bridge {i} maps into {b.bridge.weights.shape[1]} dimensions, the bundle has {manifest.dim}")
+        entries.append({"source_domain": b.source_domain, "source_space": b.source_space,
+                        "weights": add(f"space/bridge{i}.weights.npy", b.bridge.weights.astype(np.float32)),
+                        "bias": add(f"space/bridge{i}.bias.npy", b.bridge.bias.astype(np.float32)),
+                        "users": int(b.bridge.users)})
+    if entries:
+        section["bridges"] = entries
+    raw["space"] = section
+    raw["files"] = dict(sorted(raw["files"].items()))
+    check_manifest(raw)
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(raw, indent=2, ensure_ascii=False))
+    os.replace(tmp, out / MANIFEST)
+    return Bundle.open(out)
+
+
+def pooled_in_bundle(bundle: Bundle, part: Dataset, recent: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's pooled vector over the bundle's item table (the device's `pooled` over the newest
+    `recent` consumed items of `part` the bundle knows), and which users have any (a mask)."""
+    seq, _ = consumed_sequences(part.interactions, part.n_users)
+    catalog = ItemCatalog(bundle)
+    index = catalog.index
+    row_of = np.array([index.get(item, -1) for item in part.catalog.item_ids], np.int64)
+    vectors = catalog.vectors(np.arange(catalog.base_count))
+    out = np.zeros((part.n_users, vectors.shape[1]), np.float32)
+    has = np.zeros(part.n_users, bool)
+    for user in range(part.n_users):
+        rows = row_of[seq.of(user)]
+        rows = rows[rows >= 0]
+        if len(rows):
+            out[user], has[user] = pooled(vectors[rows[-recent:]]), True
+    return out, has
+
+
+def fit_bundle_bridge(source: Bundle, target: Bundle, data_dir: str | Path, *, by: str, source_domain: str,
+                      target_domain: str, ridge: float = 1.0) -> BridgeFile:
+    """The bridge from `source`'s item space to `target`'s, fit on the users of `data_dir` with history in
+    both domains (user ids are matched across domains by the data set, never written to the bundle)."""
+    parts = split_domains(load_dataset(data_dir), by)
+    for name in (source_domain, target_domain):
+        if name not in parts:
+            raise ConfigError(f"no domain {name!r} in the data by {by!r} (it has {', '.join(sorted(parts))})")
+    src, has_src = pooled_in_bundle(source, parts[source_domain])
+    tgt, has_tgt = pooled_in_bundle(target, parts[target_domain])
+    both = has_src & has_tgt
+    return BridgeFile(source_domain, source.manifest.embedding_space, fit_bridge(src[both], tgt[both], ridge))

@@ -1,0 +1,104 @@
+"""Transfer of interest across domains on the device: a user's history in one bundle (the source
+domain, say music) ranks the items of another bundle (the target, say video) that shares its space.
+
+Two methods, side by side, both plain numpy over arrays the bundles ship:
+
+    content   the source history's items in the shared content space, pooled, scored against the
+              target's items in that space: needs only the shared content encoder
+    mapping   the source history pooled in the source bundle's own item space, carried into the
+              target's item space by the target's learned linear bridge (EMCDR-style: fit on users
+              of both apps), then scored by the target's item scan like any user vector
+
+`Transfer` refuses two bundles that do not declare one shared space, and a bridge fit on another
+export of the source, with SpaceMismatchError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.explain import Reason
+from edgerec.runtime.request import Recommendation
+from edgerec.runtime.space import Bridge, SharedSpace, check_shared
+from edgerec.runtime.user_state import read_state
+
+METHODS = ("content", "mapping")
+RECENT = 50  # newest source items a transfer pools (the taste now, as the user encoder's window)
+
+
+def pooled(vectors: np.ndarray) -> np.ndarray:
+    """The L2-normalised mean of a history's vectors: the user in that space."""
+    vectors = np.asarray(vectors, np.float32)
+    if vectors.ndim != 2 or not len(vectors):
+        raise ConfigError("a transfer needs at least one item of source-domain history")
+    mean = vectors.mean(0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def content_query(source_content: np.ndarray) -> np.ndarray:
+    """content: the query is the pooled source history in the shared content space."""
+    return pooled(source_content)
+
+
+def mapped_query(source_items: np.ndarray, bridge: Bridge) -> np.ndarray:
+    """mapping: the pooled source history in the source's item space, through the bridge."""
+    mapped = bridge.apply(pooled(source_items))
+    return (mapped / max(float(np.linalg.norm(mapped)), 1e-12)).astype(np.float32)
+
+
+class Transfer:
+    """Recommendations from a target Recommender for a user whose history lies in a source Recommender."""
+
+    def __init__(self, source, target, method: str = "mapping"):
+        if method not in METHODS:
+            raise ConfigError(f"unknown transfer method {method!r}; use one of {', '.join(METHODS)}")
+        check_shared(source.manifest, target.manifest)
+        self.source, self.target, self.method = source, target, method
+        self.target_space = SharedSpace.of(target.bundle)
+        if method == "content":
+            self.source_content = SharedSpace.of(source.bundle).content
+            if self.source_content is None or self.target_space.content is None:
+                raise ConfigError("the content method needs both bundles to carry space.content vectors; "
+                                  "export them with `edgerec domains space`, or use method='mapping'")
+        else:
+            self.bridge = self.target_space.bridge_from(source.manifest)
+
+    def query(self, source_rows: np.ndarray) -> np.ndarray:
+        """The query vector for source-catalog rows: content space or the target's item space."""
+        rows = np.asarray(source_rows, np.int64)[-RECENT:]
+        if self.method == "content":
+            return content_query(np.asarray(self.source_content[rows], np.float32))
+        return mapped_query(self.source.catalog.vectors(rows), self.bridge)
+
+    def scores(self, source_rows: np.ndarray) -> np.ndarray:
+        """One score per row of the target's bundle item table."""
+        query = self.query(source_rows)
+        if self.method == "content":
+            return (np.asarray(self.target_space.content, np.float32) @ query).astype(np.float32)
+        return np.asarray(self.target.models.scan.scores(query), np.float32)
+
+    def recommend(self, user: str, k: int = 10) -> list[Recommendation]:
+        """Top-k target items for `user` from their source history, leaving out what the user already
+        consumed or excluded in the target and items removed from its catalog."""
+        k = int(k)
+        if k < 1:
+            raise ConfigError(f"k must be at least 1 (got {k})")
+        source_state = read_state(self.source.history, self.source.catalog, user)
+        source_rows = [r for r in source_state.consumed if r < self.source.catalog.base_count]
+        scores = self.scores(np.array(source_rows, np.int64))
+        target_cat = self.target.catalog
+        drop = np.r_[target_cat.inactive_rows(), sorted(read_state(self.target.history, target_cat, user).excluded)]
+        drop = drop[drop < len(scores)].astype(np.int64)
+        scores[drop] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        top = top[np.isfinite(scores[top])]
+        anchor = self.source.catalog.title(source_rows[-1])
+        domains = " and ".join((self.source.manifest.space or {}).get("domains", [])) or "the other app"
+        text = f"because you enjoyed {anchor} in {domains}"
+        reason = Reason("transfer", text, item_id=self.source.catalog.item_id(source_rows[-1]))
+        out = []
+        for row, meta in zip(top.tolist(), target_cat.metas(top)):
+            item_id, title = meta.pop("item_id"), meta.pop("title", "")
+            out.append(Recommendation(item_id, float(scores[row]), title, reason, meta))
+        return out

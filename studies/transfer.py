@@ -1,0 +1,204 @@
+"""Cross-domain transfer study: users with history in a source domain (audio) get recommendations in
+a target domain (video) whose history is hidden, by each method the device has, against baselines.
+
+Protocol: users with at least `min_items` consumed items in both domains are split once (seeded);
+the test users' target history is removed from everything fit on the target domain and is the
+ground truth (every target item they consumed is relevant; full ranking over the target catalog).
+Each domain's model is PureSVD item factors fit on its own events (the two apps train apart);
+the content space is one encoder over both catalogs' texts (hashed words by default).
+
+    popularity   the target's most consumed items
+    target-only  the target model with no history: its average training user
+    content      pooled source history in the shared content space (runtime/transfer.py)
+    mapping      pooled source history through a linear bridge fit on the other overlapping users
+    oracle       (synthetic worlds) the generator's true tastes plus popularity: how far any method could go
+
+With a synthetic world, `couplings` reruns the whole protocol on worlds whose audio taste follows
+the video taste by that much (SynthConfig.domain_coupling): the ground truth of the transfer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.domains import split_domains
+from edgerec.data.schema import Dataset
+from edgerec.data.split import Sequences, consumed_sequences
+from edgerec.data.synth import GroundTruth, SynthConfig, ground_truth, item_fit, synth_dataset
+from edgerec.errors import ConfigError
+from edgerec.models.content import item_texts
+from edgerec.models.transfer import fit_bridge, hashed_text_vectors, item_factors, pooled_users
+from edgerec.runtime.space import Bridge
+from edgerec.runtime.transfer import content_query, mapped_query
+from edgerec.studies.base import Progress, Study, Table
+
+METHODS = ("popularity", "target-only", "content", "mapping")
+ORACLE = "oracle (true tastes)"
+K = 10
+
+
+def ndcg_at_k(top: np.ndarray, relevant: np.ndarray, k: int = K) -> float:
+    """NDCG@k of one list with binary relevance over a set of relevant items."""
+    hits = np.isin(top[:k], relevant)
+    dcg = float((hits / np.log2(np.arange(2, len(hits) + 2))).sum())
+    ideal = float((1.0 / np.log2(np.arange(2, min(k, len(relevant)) + 2))).sum())
+    return dcg / ideal if ideal else 0.0
+
+
+def without_users(seq: Sequences, users: np.ndarray) -> Sequences:
+    """The sequences with the listed users' entries removed (their rows left empty)."""
+    keep = ~np.isin(seq.row_of(), users)
+    lengths = np.bincount(seq.row_of()[keep], minlength=seq.n_users)
+    return Sequences(np.concatenate([[0], np.cumsum(lengths)]), seq.items[keep], seq.times[keep])
+
+
+def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
+                  test_share: float = 0.2, dim: int = 32, seed: int = 0, content: np.ndarray | None = None,
+                  truth: GroundTruth | None = None) -> dict:
+    """NDCG@10 and HR@10 per method for the test users (see the module's protocol); with the synthetic
+    world's `truth`, also a reference that knows each user's true tastes (what no method can beat by much)."""
+    parts = split_domains(dataset, by)
+    for name in (source, target):
+        if name not in parts:
+            raise ConfigError(f"no domain {name!r} by {by!r} (the data has {', '.join(sorted(parts))})")
+    a, b = parts[source], parts[target]
+    seq_a, _ = consumed_sequences(a.interactions, a.n_users)
+    seq_b, _ = consumed_sequences(b.interactions, b.n_users)
+    both = np.flatnonzero((seq_a.lengths() >= min_items) & (seq_b.lengths() >= min_items))
+    n_test = int(round(len(both) * test_share))
+    if n_test < 10 or len(both) - n_test < 10:
+        raise ConfigError(f"only {len(both)} users have {min_items}+ items in both domains; need 20 or more")
+    order = np.random.default_rng(seed).permutation(both)
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    train_b = without_users(seq_b, test)  # the test users' target history is hidden from all of it
+    items_a, items_b = item_factors(seq_a, a.n_items, dim, seed), item_factors(train_b, b.n_items, dim, seed)
+    if content is None:
+        content = hashed_text_vectors(item_texts(dataset.catalog))
+    code_of = {item: i for i, item in enumerate(dataset.catalog.item_ids)}
+    content_a = content[[code_of[i] for i in a.catalog.item_ids]]
+    content_b = content[[code_of[i] for i in b.catalog.item_ids]]
+
+    popularity = np.bincount(train_b.items, minlength=b.n_items).astype(np.float32)
+    with_b = np.flatnonzero(train_b.lengths() > 0)
+    average = pooled_users(items_b, train_b, with_b).mean(0)
+    fit = fit_bridge(pooled_users(items_a, seq_a, train), pooled_users(items_b, train_b, train))
+    bridge = Bridge(source, "", fit.weights, fit.bias, fit.users)
+    scores = {"popularity": lambda _h, _u: popularity, "target-only": lambda _h, _u: items_b @ average,
+              "content": lambda h, _u: content_b @ content_query(content_a[h]),
+              "mapping": lambda h, _u: items_b @ mapped_query(items_a[h], bridge)}
+    methods = METHODS
+    if truth is not None:
+        codes = np.array([code_of[i] for i in b.catalog.item_ids])
+        scores[ORACLE] = lambda _h, u: oracle_scores(truth, int(u), codes, popularity)
+        methods = METHODS + (ORACLE,)
+    ndcg = {m: [] for m in methods}
+    hit = {m: [] for m in methods}
+    for user in test:
+        history, relevant = seq_a.of(int(user))[-50:], seq_b.of(int(user))
+        for method in methods:
+            s = scores[method](history, user)
+            top = np.argpartition(-s, K)[:K]
+            top = top[np.argsort(-s[top], kind="stable")]
+            ndcg[method].append(ndcg_at_k(top, relevant))
+            hit[method].append(float(np.isin(top, relevant).any()))
+    result = {m: {"NDCG@10": round(float(np.mean(ndcg[m])), 4), "HR@10": round(float(np.mean(hit[m])), 4)}
+              for m in methods}
+    base = result["popularity"]["NDCG@10"]
+    for m in methods:
+        result[m]["x_popularity"] = round(result[m]["NDCG@10"] / base, 2) if base else None
+    return {"source": source, "target": target, "test_users": int(n_test), "train_users": int(len(train)),
+            "source_items": a.n_items, "target_items": b.n_items, "methods": result}
+
+
+def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+    """The generator's own view of a user: how well each item fits their true taste, mood and themes,
+    their languages and modality mix, on top of the items' log popularity (a reference, not a method)."""
+    world, users = truth.world, truth.users
+    fit = item_fit(world, users, np.full(len(codes), user), np.repeat(users.taste_start[[user]], len(codes), 0), codes)
+    own_language = np.isin(world.language[codes], users.languages[user])
+    return np.log1p(popularity) + 3 * fit + 3 * own_language + np.log(users.modality_mix[user, world.modality[codes]])
+
+
+@dataclass
+class TransferStudy(Study):
+    """Transfer NDCG@10 in the target domain for users with only source-domain history."""
+
+    name = "transfer"
+    draws = True
+
+    data: Path | None = None  # a data folder; None: the synthetic world of `synth`
+    synth: SynthConfig | None = None
+    source: str = "audio"
+    target: str = "video"
+    by: str = "modality"
+    couplings: tuple[float, ...] = ()  # synthetic worlds only: rerun at these domain couplings
+    min_items: int = 5
+    seed: int = 0
+    anchor: str | None = None  # the content space: None (hashed words), "use-multilingual" or an encoder folder
+
+    def measure(self, progress: Progress) -> dict:
+        from edgerec.data.store import load_dataset
+
+        if self.data is None and self.synth is None:
+            raise ConfigError("give the study a data folder or a synthetic world config")
+        runs = []
+        if self.data is not None:
+            progress(f"loading {self.data}", {})
+            runs.append({"world": str(Path(self.data).name), **self._eval(load_dataset(self.data))})
+        if self.synth is not None:
+            for coupling in self.couplings or (self.synth.domain_coupling,):
+                progress("synthetic world", {"domain_coupling": coupling})
+                cfg = replace(self.synth, domain_coupling=coupling)
+                runs.append({"world": "synthetic", "domain_coupling": coupling,
+                             **self._eval(synth_dataset(cfg), ground_truth(cfg))})
+        return {"source": self.source, "target": self.target, "by": self.by, "k": K,
+                "anchor": self.anchor or "hashed-words", "runs": runs}
+
+    def _eval(self, dataset: Dataset, truth: GroundTruth | None = None) -> dict:
+        from edgerec.export.space import content_anchor
+
+        content = content_anchor(dataset.catalog, self.anchor)[0] if self.anchor else None
+        return transfer_eval(dataset, self.source, self.target, self.by, self.min_items, seed=self.seed,
+                             content=content, truth=truth)
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        rows = []
+        for run in record["runs"]:
+            label = run["world"] + (f" (coupling {run['domain_coupling']})"
+                                    if run.get("domain_coupling") is not None else "")
+            for method, m in run["methods"].items():
+                rows.append({"world": label, "method": method, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"],
+                             "x popularity": m["x_popularity"], "test users": run["test_users"]})
+        return [Table(f"Transfer {record['source']} -> {record['target']}: NDCG@10 on hidden target history",
+                      rows)]
+
+    @classmethod
+    def draw(cls, record: dict, path: Path) -> Path | None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return None
+        runs = record["runs"]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        names = list(dict.fromkeys(m for r in runs for m in r["methods"]))
+        width = 0.8 / len(names)
+        for j, method in enumerate(names):
+            ax.bar(np.arange(len(runs)) + j * width, [r["methods"].get(method, {}).get("NDCG@10", 0) for r in runs],
+                   width, label=method)
+        ax.set_xticks(np.arange(len(runs)) + 0.4 - width / 2)
+        ax.set_xticklabels([r["world"] + (f"\ncoupling {r['domain_coupling']}"
+                                          if r.get("domain_coupling") is not None else "") for r in runs])
+        ax.set_ylabel("NDCG@10 (target domain)")
+        ax.set_title(f"{record['source']} history -> {record['target']} recommendations")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path

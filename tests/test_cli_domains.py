@@ -1,0 +1,52 @@
+"""`edgerec domains`: split, space, bridge and recommend end to end on the tiny world's bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data.domains import split_domains
+from edgerec.data.store import load_dataset
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.space import SharedSpace
+
+
+def test_domains_commands_end_to_end(tiny_bundle, tmp_path):
+    data = tiny_bundle.parent / "data"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["domains", "split", str(data), "--out", str(tmp_path / "domains")])
+    assert result.exit_code == 0, result.output
+    parts = split_domains(load_dataset(data))
+    for name, part in parts.items():
+        assert load_dataset(tmp_path / "domains" / name).n_items == part.n_items
+
+    space = tmp_path / "space"
+    result = runner.invoke(cli, ["domains", "space", str(tiny_bundle), "--data", str(data), "--id", "media-v1",
+                                 "--out", str(space)])
+    assert result.exit_code == 0, result.output
+    declared = SharedSpace.of(Bundle.open(space))
+    assert (declared.id, declared.anchor, declared.domains) == ("media-v1", "hashed-words-256", ["audio", "video"])
+
+    bridged = tmp_path / "bridged"
+    result = runner.invoke(cli, ["domains", "bridge", str(space), str(space), "--data", str(data),
+                                 "--out", str(bridged)])
+    assert result.exit_code == 0, result.output
+    bridge = SharedSpace.of(Bundle.open(bridged)).bridges[0]
+    assert bridge.source_space == Bundle.open(space).manifest.embedding_space
+    audio = parts["audio"]
+    users_with_audio = np.unique(audio.interactions.user[audio.interactions.consumed_mask()])
+    assert bridge.users == len(users_with_audio)  # every user with audio history is in both sides here
+
+    out = tmp_path / "list.json"
+    items = audio.catalog.item_ids[:3]
+    args = ["domains", "recommend", str(space), str(bridged), "--user", "zoe", "-k", "4", "--json", str(out)]
+    result = runner.invoke(cli, args + [a for item in items for a in ("--item", item)])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(out.read_text())
+    assert len(listed) == 4 and all(r["reason"]["kind"] == "transfer" for r in listed)
+    result = runner.invoke(cli, ["domains", "recommend", str(tiny_bundle), str(bridged), "--user", "zoe",
+                                 "--item", items[0]])
+    assert result.exit_code != 0 and "declares no shared space" in result.output
