@@ -29,7 +29,7 @@ from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, RoundTask, take_part, user_vectors
 from edgerec.runtime.personal import load_personal
 from edgerec.runtime.privacy_ledger import DAY
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 from edgerec.studies.fed_world import (
     WorldConfig,
     device_store,
@@ -212,12 +212,8 @@ class FederatedStudy(Study):
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        plt = pyplot()
+        if plt is None:
             return None
         fig, ax = plt.subplots(figsize=(6.5, 4))
         rounds = record["server"]["rounds"]

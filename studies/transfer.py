@@ -33,7 +33,7 @@ from edgerec.models.content import item_texts
 from edgerec.models.transfer import fit_bridge, hashed_text_vectors, item_factors, pooled_users
 from edgerec.runtime.space import Bridge
 from edgerec.runtime.transfer import content_query, mapped_query
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, pyplot
 
 METHODS = ("popularity", "target-only", "content", "mapping")
 ORACLE = "oracle (true tastes)"
@@ -178,12 +178,8 @@ class TransferStudy(Study):
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        plt = pyplot()
+        if plt is None:
             return None
         runs = record["runs"]
         fig, ax = plt.subplots(figsize=(7, 3.5))
