@@ -194,3 +194,32 @@ def test_junk_and_truncated_files(bundle, tmp_path):
 def test_a_missing_packed_file(tmp_path):
     with pytest.raises(BundleError, match="no such directory or packed file"):
         Bundle.open(tmp_path / "none.edgerec")
+
+
+def test_a_name_held_twice_is_refused(bundle, tmp_path):
+    manifest = (bundle / MANIFEST).read_bytes()
+    twice = tar_of(tmp_path, [(member(MANIFEST), manifest), (member(MANIFEST), b"{}")], "twice.edgerec")
+    with pytest.raises(BundleError, match=r"^.*twice.edgerec holds a file name twice; it is not a packed edgerec "
+                                          r"bundle, pack it again$"):
+        Bundle.open(twice)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twice.edgerec"]  # nothing unpacked, nothing left
+
+
+def test_leftovers_are_removed_only_once_older_than_the_grace_period(bundle, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from edgerec.runtime import pack as module
+
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    now = 2_000_000_000.0
+    monkeypatch.setattr(module, "time", SimpleNamespace(time=lambda: now))
+    ages = {".one.edgerec.aaaa.unpacked": STALE_AFTER_S, ".one.edgerec.bbbb.unpacked": STALE_AFTER_S + 1,
+            ".one.edgerec.cccc.tmp": STALE_AFTER_S, ".one.edgerec.dddd.tmp": STALE_AFTER_S + 1,
+            ".other.edgerec.eeee.unpacked": 10 * STALE_AFTER_S}  # another packed file's copy: not ours
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (now - age, now - age))
+    target = unpacked(packed)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == sorted([".one.edgerec.aaaa.unpacked", ".one.edgerec.cccc.tmp", ".other.edgerec.eeee.unpacked",
+                           target.name])
