@@ -223,3 +223,58 @@ def test_leftovers_are_removed_only_once_older_than_the_grace_period(bundle, tmp
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert left == sorted([".one.edgerec.aaaa.unpacked", ".one.edgerec.cccc.tmp", ".other.edgerec.eeee.unpacked",
                            target.name])
+
+
+def test_a_packed_path_that_cannot_be_read_names_itself(tmp_path):
+    folder = tmp_path / "folder.edgerec"
+    folder.mkdir()
+    with pytest.raises(BundleError, match=rf"^{folder} cannot be read \(\[Errno 21\] Is a directory"):
+        unpacked(folder)
+
+
+def test_unpacking_stages_next_to_the_file_and_only_once_per_content(bundle, tmp_path, monkeypatch):
+    """The staging folder is where the leftover sweep looks (.<name>.*.tmp beside the packed file),
+    and an unchanged file is not extracted a second time."""
+    from edgerec.runtime import pack as module
+
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    staged = []
+    real = module._extract
+
+    def extract(path, staging):
+        staged.append(staging)
+        real(path, staging)
+
+    monkeypatch.setattr(module, "_extract", extract)
+    target = unpacked(packed)
+    assert unpacked(packed) == target and len(staged) == 1
+    assert staged[0].parent == tmp_path and staged[0].name.startswith(".one.edgerec.")
+    assert staged[0].name.endswith(".tmp") and not staged[0].exists()
+
+
+def test_another_process_publishing_first_is_fine_a_failed_publish_is_not(bundle, tmp_path, monkeypatch):
+    from edgerec.runtime import pack as module
+
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    real = os.rename
+
+    def lost_the_race(src, dst):  # another process renamed its own copy into place just before us
+        real(src, dst)
+        raise OSError("Directory not empty")
+
+    monkeypatch.setattr(module.os, "rename", lost_the_race)
+    target = unpacked(packed)
+    assert target == copy_of(packed) and (target / MANIFEST).is_file()
+    assert not list(tmp_path.glob(".one.edgerec.*.tmp"))
+
+    other = tmp_path / "two.edgerec"
+    other.write_bytes(packed.read_bytes() + b"\0" * 512)  # other bytes: a copy of its own is needed
+
+    def read_only(src, dst):
+        raise OSError("Read-only file system")
+
+    monkeypatch.setattr(module.os, "rename", read_only)
+    with pytest.raises(BundleError, match=rf"^could not publish the unpacked copy of {other} at "
+                                          rf"{copy_of(other)}; check that its folder is writable$"):
+        unpacked(other)
+    assert not list(tmp_path.glob(".two.edgerec.*"))  # the staging copy is gone too
