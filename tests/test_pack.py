@@ -278,3 +278,47 @@ def test_another_process_publishing_first_is_fine_a_failed_publish_is_not(bundle
                                           rf"{copy_of(other)}; check that its folder is writable$"):
         unpacked(other)
     assert not list(tmp_path.glob(".two.edgerec.*"))  # the staging copy is gone too
+
+
+def sparse_member(name, stored: bytes, claimed: int) -> bytes:
+    """A GNU sparse member (old format): `stored` bytes in the file, `claimed` bytes once expanded."""
+    info = tarfile.TarInfo(name)
+    info.size = len(stored)
+    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    header[156:157] = tarfile.GNUTYPE_SPARSE
+    header[386:410] = b"%011o\0%011o\0" % (0, len(stored))  # one data region: offset 0, len(stored) bytes
+    header[483:495] = b"%011o\0" % claimed  # the expanded ("real") size
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header) + stored + b"\0" * (-len(stored) % 512)
+
+
+def sparse_tar(path, claimed):
+    """manifest.json ("{}") and a sparse big.bin of 512 stored bytes claiming `claimed`."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    data = path.read_bytes().rstrip(b"\0")
+    data = data + b"\0" * (-len(data) % 512) + sparse_member("big.bin", b"x" * 512, claimed) + b"\0" * 1024
+    path.write_bytes(data)
+    return path
+
+
+def test_members_claiming_more_bytes_than_the_file_has_are_refused(tmp_path):
+    """A sparse member stores little and expands to a lot: the unpack would fill the disk."""
+    path = sparse_tar(tmp_path / "sparse.edgerec", 10 << 20)
+    with tarfile.open(path) as tar:  # a valid archive whose members add up to more than the file
+        assert sum(m.size for m in tar.getmembers()) > path.stat().st_size
+    with pytest.raises(BundleError, match=rf"^{path} is truncated \(its members need more bytes than the file "
+                                          r"has\); copy or pack it again$"):
+        Bundle.open(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sparse.edgerec"]
+
+
+def test_members_adding_up_to_exactly_the_file_size_are_unpacked(tmp_path):
+    size = sparse_tar(tmp_path / "probe.edgerec", 512).stat().st_size  # the claimed size does not move it
+    path = sparse_tar(tmp_path / "exact.edgerec", size - 2)  # 2 bytes of manifest + the rest
+    assert path.stat().st_size == size
+    with pytest.raises(BundleError, match="not an edgerec bundle manifest"):  # unpacked, then read
+        Bundle.open(path)
