@@ -26,6 +26,7 @@ def test_top_k_rows_best_first_with_exclusions():
 def test_overlap_is_the_shared_share_of_the_first_list():
     assert overlap(np.array([[1, 2, 3], [4, 5, 6]]), np.array([[3, 2, 9], [7, 8, 9]])).tolist() == [2 / 3, 0.0]
     assert overlap(np.zeros((1, 0), int), np.zeros((1, 0), int)).tolist() == [0.0]
+    assert overlap(np.array([[3], [4]]), np.array([[3], [5]])).tolist() == [1.0, 0.0]  # top-1 lists
 
 
 def test_compare_vectors_figures_by_hand():
