@@ -132,3 +132,12 @@ def test_a_quantized_file_that_ranks_differently_is_refused(tiny_bundle, tmp_pat
     with pytest.raises(ExportError, match="onnx int8 user encoder: top-10 agreement with PyTorch is"):
         _export(tiny_bundle, tmp_path / "scrambled", quantize="int8")
     assert not (tmp_path / "scrambled" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("k", [1, 2, 10, 499, 500])
+def test_top_k_rows_is_the_full_sort_cut_at_k(k):
+    """Against a full sort on scores with no ties: every row's k best, best first, for k up to all items."""
+    rng = np.random.default_rng(k)
+    users, items = rng.normal(size=(30, 8)), rng.normal(size=(500, 8))  # enough to defeat a lucky partition
+    expected = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(top_k_rows(users, items, k), expected)
