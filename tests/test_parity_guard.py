@@ -37,6 +37,8 @@ def test_compare_vectors_figures_by_hand():
     cos = [1 / math.sqrt(1.25), -1.0, 0.0]  # a zero vector has cosine 0, not NaN
     assert out["cosine_mean"] == pytest.approx(sum(cos) / 3) and out["cosine_min"] == -1.0
     assert set(out) == {"max_abs_diff", "cosine_mean", "cosine_min", "rows"}
+    short = np.array([[0.1, 0.0], [0.0, 0.02]])  # vectors shorter than 1: the cosine is still 1
+    assert compare_vectors(short, short)["cosine_min"] == pytest.approx(1.0)
 
 
 def test_compare_vectors_top_k_agreement():
@@ -55,7 +57,7 @@ def test_compare_vectors_top_k_agreement():
 def test_compare_vectors_refuses_non_finite_outputs(bad):
     produced = USERS.copy()
     produced[1, 0] = bad
-    with pytest.raises(ExportError, match="NaN or infinite"):
+    with pytest.raises(ExportError, match="^the exported model produced NaN or infinite outputs$"):
         compare_vectors(USERS, produced)
 
 
