@@ -323,7 +323,7 @@ def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
             lines.append(f"- {who}: NDCG@10 {m['NDCG@10']:.4f}, HR@10 {m['HR@10']:.4f}")
     lines += ["", "Intended use: on-device ranking of the catalog above. Histories stay on the device.",
               "Limits: items added later need vectors from the bundle's content encoder (if any) or the host."]
-    writer.file_path("README.md").write_text("\n".join(lines) + "\n")
+    writer.file_path("README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     writer.add_file("README.md")
 
 

@@ -309,7 +309,7 @@ class BundleWriter:
         return self.add_file(name)
 
     def add_json(self, name: str, payload) -> str:
-        self.file_path(name).write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+        self.file_path(name).write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
         return self.add_file(name)
 
     def add_strings(self, stem: str, values: list[str]) -> dict:
@@ -345,6 +345,6 @@ class BundleWriter:
         )
         check_manifest(manifest.to_dict())  # a writer bug stops the export, not the device
         tmp = self.root / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
+        tmp.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.root / MANIFEST)
         return manifest

@@ -102,6 +102,15 @@ def handmade_bundle(tmp_path_factory):
 
 
 @pytest.fixture
+def rec(tiny_bundle, tmp_path):
+    """The tiny bundle opened with a fresh, empty history."""
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(tiny_bundle, history=tmp_path / "history.db") as r:
+        yield r
+
+
+@pytest.fixture
 def torch_one_thread():
     """Training tests on a shared, busy machine: one torch thread avoids oversubscribing the cores."""
     import torch

@@ -1,4 +1,5 @@
-"""Hand-made bundles for tests: every number chosen by the test, so results can be worked out by hand.
+"""Hand-made bundles for tests: every number chosen by the test, so results can be worked out by hand;
+and the small helpers the request-path tests share (a fixed clock, a watched history, result ids).
 
 Importable from test files (pytest puts tests/ on sys.path, see pyproject.toml)."""
 
@@ -70,3 +71,18 @@ def write_handmade_bundle(root, vectors, *, popularity=None, release_ts=None, ge
                                                   "short_list": 100},
                   metrics={}, budgets={}, reference={}, data_version={})
     return root
+
+
+# ------------------------------------------------------------------ requests
+
+NOW = {"now": 1_790_000_000.0}  # a request context with a fixed clock
+
+
+def watch(rec, user, rows):
+    """`user` finished the items at catalog `rows`, one second apart, shortly before NOW."""
+    for i, row in enumerate(rows):
+        rec.record(user, rec.catalog.item_id(int(row)), "finish", timestamp=NOW["now"] - 1_000 + i)
+
+
+def ids(results):
+    return [r.item_id for r in results]

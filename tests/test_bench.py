@@ -93,6 +93,27 @@ def test_each_budget_is_judged_against_its_own_figure(result):
         "no inference engine on this device runs this bundle's user encoder"]
 
 
+def test_budget_messages_by_hand():
+    """Every budget against a result small enough to check by eye; each failure names its figure."""
+    result = {"runs": [{"backend": "onnx", "end_to_end": {"p99_ms": 4.0}, "open_ms": 120.0},
+                       {"backend": "tflite", "end_to_end": {"p99_ms": 6.5}, "open_ms": 80.0}],
+              "peak_rss_mb": 210.0, "bundle_bytes": 3_450_000}
+    exact = replace(get_profile("stb-low"), p99_ms=6.5, open_ms=120.0, rss_mb=210.0, bundle_mb=3.45)
+    assert check_budgets(result, exact) == []
+    assert check_budgets(result, replace(exact, p99_ms=6.4)) == [
+        "tflite: recommend() p99 6.50 ms exceeds the 6.4 ms budget"]
+    assert check_budgets(result, replace(exact, p99_ms=3.9)) == [
+        "onnx: recommend() p99 4.00 ms exceeds the 3.9 ms budget",
+        "tflite: recommend() p99 6.50 ms exceeds the 3.9 ms budget"]
+    assert check_budgets(result, replace(exact, open_ms=119.0)) == ["onnx: bundle open 120 ms exceeds 119.0 ms"]
+    assert check_budgets(result, replace(exact, rss_mb=209.9)) == ["peak RSS 210 MB exceeds the 209.9 MB budget"]
+    assert check_budgets(result, replace(exact, bundle_mb=3.4499999)) == [  # megabytes of 10**6 bytes
+        "bundle is 3.5 MB, over the 3.4499999 MB budget"]
+    assert check_budgets(dict(result, runs=[], peak_rss_mb=500.0), exact) == [
+        "peak RSS 500 MB exceeds the 210.0 MB budget",
+        "no inference engine on this device runs this bundle's user encoder"]
+
+
 def test_percentiles_by_hand():
     assert percentiles([]) == {"count": 0}
     assert percentiles([4.0, 1.0, 3.0, 2.0]) == {"count": 4, "mean_ms": 2.5, "p50_ms": 2.5,

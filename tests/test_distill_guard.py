@@ -127,7 +127,7 @@ def test_alignment_adds_the_weighted_projection_error():
 
 @pytest.mark.parametrize("bad", [dict(top_k=0), dict(weight=-0.1), dict(temperature=0.0), dict(align=-1.0)])
 def test_config_refuses_impossible_settings(bad):
-    with pytest.raises(ConfigError, match="top_k >= 1, weight >= 0, temperature > 0, align >= 0"):
+    with pytest.raises(ConfigError, match="^distillation needs top_k >= 1, weight >= 0, temperature > 0, align >= 0$"):
         DistillConfig(**bad).validate()
 
 
@@ -160,3 +160,12 @@ def test_teacher_targets_refuse_histories_longer_than_the_teacher():
     teacher = Model(np.eye(3), max_len=2)
     with pytest.raises(ConfigError, match="history length 3 exceeds the teacher's 2; use --max-len <= 2"):
         teacher_targets(teacher, np.ones((1, 4), np.int64), top_k=1)
+
+
+def test_negatives_are_drawn_by_popularity_to_the_three_quarters():
+    counts = np.array([0, 3, 15])
+    loss = DistillationLoss(Model(np.zeros((4, 1))), (torch.ones(1, 1, 1), torch.ones(1, 1, 1, dtype=torch.int32),
+                                                      torch.zeros(1, 1, 1)), counts, 1, DistillConfig(top_k=1))
+    weights = np.array([1.0, 4.0 ** 0.75, 16.0 ** 0.75])  # (count + 1) ** 0.75
+    np.testing.assert_allclose(loss.probs.numpy(), weights / weights.sum(), rtol=1e-6)
+    assert loss.probs.dtype == torch.float32

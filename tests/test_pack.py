@@ -194,3 +194,131 @@ def test_junk_and_truncated_files(bundle, tmp_path):
 def test_a_missing_packed_file(tmp_path):
     with pytest.raises(BundleError, match="no such directory or packed file"):
         Bundle.open(tmp_path / "none.edgerec")
+
+
+def test_a_name_held_twice_is_refused(bundle, tmp_path):
+    manifest = (bundle / MANIFEST).read_bytes()
+    twice = tar_of(tmp_path, [(member(MANIFEST), manifest), (member(MANIFEST), b"{}")], "twice.edgerec")
+    with pytest.raises(BundleError, match=r"^.*twice.edgerec holds a file name twice; it is not a packed edgerec "
+                                          r"bundle, pack it again$"):
+        Bundle.open(twice)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twice.edgerec"]  # nothing unpacked, nothing left
+
+
+def test_leftovers_are_removed_only_once_older_than_the_grace_period(bundle, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from edgerec.runtime import pack as module
+
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    now = 2_000_000_000.0
+    monkeypatch.setattr(module, "time", SimpleNamespace(time=lambda: now))
+    ages = {".one.edgerec.aaaa.unpacked": STALE_AFTER_S, ".one.edgerec.bbbb.unpacked": STALE_AFTER_S + 1,
+            ".one.edgerec.cccc.tmp": STALE_AFTER_S, ".one.edgerec.dddd.tmp": STALE_AFTER_S + 1,
+            ".other.edgerec.eeee.unpacked": 10 * STALE_AFTER_S}  # another packed file's copy: not ours
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (now - age, now - age))
+    target = unpacked(packed)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == sorted([".one.edgerec.aaaa.unpacked", ".one.edgerec.cccc.tmp", ".other.edgerec.eeee.unpacked",
+                           target.name])
+
+
+def test_a_packed_path_that_cannot_be_read_names_itself(tmp_path):
+    folder = tmp_path / "folder.edgerec"
+    folder.mkdir()
+    with pytest.raises(BundleError, match=rf"^{folder} cannot be read \(\[Errno 21\] Is a directory"):
+        unpacked(folder)
+
+
+def test_unpacking_stages_next_to_the_file_and_only_once_per_content(bundle, tmp_path, monkeypatch):
+    """The staging folder is where the leftover sweep looks (.<name>.*.tmp beside the packed file),
+    and an unchanged file is not extracted a second time."""
+    from edgerec.runtime import pack as module
+
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    staged = []
+    real = module._extract
+
+    def extract(path, staging):
+        staged.append(staging)
+        real(path, staging)
+
+    monkeypatch.setattr(module, "_extract", extract)
+    target = unpacked(packed)
+    assert unpacked(packed) == target and len(staged) == 1
+    assert staged[0].parent == tmp_path and staged[0].name.startswith(".one.edgerec.")
+    assert staged[0].name.endswith(".tmp") and not staged[0].exists()
+
+
+def test_another_process_publishing_first_is_fine_a_failed_publish_is_not(bundle, tmp_path, monkeypatch):
+    from edgerec.runtime import pack as module
+
+    packed = pack(bundle, tmp_path / "one.edgerec")
+    real = os.rename
+
+    def lost_the_race(src, dst):  # another process renamed its own copy into place just before us
+        real(src, dst)
+        raise OSError("Directory not empty")
+
+    monkeypatch.setattr(module.os, "rename", lost_the_race)
+    target = unpacked(packed)
+    assert target == copy_of(packed) and (target / MANIFEST).is_file()
+    assert not list(tmp_path.glob(".one.edgerec.*.tmp"))
+
+    other = tmp_path / "two.edgerec"
+    other.write_bytes(packed.read_bytes() + b"\0" * 512)  # other bytes: a copy of its own is needed
+
+    def read_only(src, dst):
+        raise OSError("Read-only file system")
+
+    monkeypatch.setattr(module.os, "rename", read_only)
+    with pytest.raises(BundleError, match=rf"^could not publish the unpacked copy of {other} at "
+                                          rf"{copy_of(other)}; check that its folder is writable$"):
+        unpacked(other)
+    assert not list(tmp_path.glob(".two.edgerec.*"))  # the staging copy is gone too
+
+
+def sparse_member(name, stored: bytes, claimed: int) -> bytes:
+    """A GNU sparse member (old format): `stored` bytes in the file, `claimed` bytes once expanded."""
+    info = tarfile.TarInfo(name)
+    info.size = len(stored)
+    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    header[156:157] = tarfile.GNUTYPE_SPARSE
+    header[386:410] = b"%011o\0%011o\0" % (0, len(stored))  # one data region: offset 0, len(stored) bytes
+    header[483:495] = b"%011o\0" % claimed  # the expanded ("real") size
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header) + stored + b"\0" * (-len(stored) % 512)
+
+
+def sparse_tar(path, claimed):
+    """manifest.json ("{}") and a sparse big.bin of 512 stored bytes claiming `claimed`."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    data = path.read_bytes().rstrip(b"\0")
+    data = data + b"\0" * (-len(data) % 512) + sparse_member("big.bin", b"x" * 512, claimed) + b"\0" * 1024
+    path.write_bytes(data)
+    return path
+
+
+def test_members_claiming_more_bytes_than_the_file_has_are_refused(tmp_path):
+    """A sparse member stores little and expands to a lot: the unpack would fill the disk."""
+    path = sparse_tar(tmp_path / "sparse.edgerec", 10 << 20)
+    with tarfile.open(path) as tar:  # a valid archive whose members add up to more than the file
+        assert sum(m.size for m in tar.getmembers()) > path.stat().st_size
+    with pytest.raises(BundleError, match=rf"^{path} is truncated \(its members need more bytes than the file "
+                                          r"has\); copy or pack it again$"):
+        Bundle.open(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sparse.edgerec"]
+
+
+def test_members_adding_up_to_exactly_the_file_size_are_unpacked(tmp_path):
+    size = sparse_tar(tmp_path / "probe.edgerec", 512).stat().st_size  # the claimed size does not move it
+    path = sparse_tar(tmp_path / "exact.edgerec", size - 2)  # 2 bytes of manifest + the rest
+    assert path.stat().st_size == size
+    with pytest.raises(BundleError, match="not an edgerec bundle manifest"):  # unpacked, then read
+        Bundle.open(path)

@@ -26,6 +26,7 @@ def test_top_k_rows_best_first_with_exclusions():
 def test_overlap_is_the_shared_share_of_the_first_list():
     assert overlap(np.array([[1, 2, 3], [4, 5, 6]]), np.array([[3, 2, 9], [7, 8, 9]])).tolist() == [2 / 3, 0.0]
     assert overlap(np.zeros((1, 0), int), np.zeros((1, 0), int)).tolist() == [0.0]
+    assert overlap(np.array([[3], [4]]), np.array([[3], [5]])).tolist() == [1.0, 0.0]  # top-1 lists
 
 
 def test_compare_vectors_figures_by_hand():
@@ -36,6 +37,8 @@ def test_compare_vectors_figures_by_hand():
     cos = [1 / math.sqrt(1.25), -1.0, 0.0]  # a zero vector has cosine 0, not NaN
     assert out["cosine_mean"] == pytest.approx(sum(cos) / 3) and out["cosine_min"] == -1.0
     assert set(out) == {"max_abs_diff", "cosine_mean", "cosine_min", "rows"}
+    short = np.array([[0.1, 0.0], [0.0, 0.02]])  # vectors shorter than 1: the cosine is still 1
+    assert compare_vectors(short, short)["cosine_min"] == pytest.approx(1.0)
 
 
 def test_compare_vectors_top_k_agreement():
@@ -54,7 +57,7 @@ def test_compare_vectors_top_k_agreement():
 def test_compare_vectors_refuses_non_finite_outputs(bad):
     produced = USERS.copy()
     produced[1, 0] = bad
-    with pytest.raises(ExportError, match="NaN or infinite"):
+    with pytest.raises(ExportError, match="^the exported model produced NaN or infinite outputs$"):
         compare_vectors(USERS, produced)
 
 
@@ -131,3 +134,12 @@ def test_a_quantized_file_that_ranks_differently_is_refused(tiny_bundle, tmp_pat
     with pytest.raises(ExportError, match="onnx int8 user encoder: top-10 agreement with PyTorch is"):
         _export(tiny_bundle, tmp_path / "scrambled", quantize="int8")
     assert not (tmp_path / "scrambled" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("k", [1, 2, 10, 499, 500])
+def test_top_k_rows_is_the_full_sort_cut_at_k(k):
+    """Against a full sort on scores with no ties: every row's k best, best first, for k up to all items."""
+    rng = np.random.default_rng(k)
+    users, items = rng.normal(size=(30, 8)), rng.normal(size=(500, 8))  # enough to defeat a lucky partition
+    expected = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(top_k_rows(users, items, k), expected)

@@ -11,16 +11,11 @@ import time
 
 import numpy as np
 import pytest
+from handmade import ids
 
 from edgerec.errors import ConfigError, HistoryError, UnknownIdError
 from edgerec.runtime import Filters, Policy, Recommender
 from edgerec.runtime.history import HistoryStore, Retention
-
-
-@pytest.fixture
-def rec(tiny_bundle, tmp_path):
-    with Recommender.open(tiny_bundle, history=tmp_path / "history.db") as r:
-        yield r
 
 
 def watched(rec, user, n=6, start=0):
@@ -29,10 +24,6 @@ def watched(rec, user, n=6, start=0):
     for i, item in enumerate(items):
         rec.record(user, item, "finish", timestamp=1_700_000_000 + i)
     return items
-
-
-def ids(results):
-    return [r.item_id for r in results]
 
 
 def test_recommend_excludes_history_and_explains(rec):

@@ -6,30 +6,13 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from handmade import NOW, ids, watch
 
 from edgerec.errors import BundleError
 from edgerec.runtime import Recommender
 from edgerec.runtime.bundle import sha256_file
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.user_state import FALLBACK_TEXT
-
-NOW = {"now": 1_790_000_000.0}
-
-
-@pytest.fixture
-def rec(tiny_bundle, tmp_path):
-    with Recommender.open(tiny_bundle, history=tmp_path / "history.db") as r:
-        yield r
-
-
-def watch(rec, user, rows):
-    for i, row in enumerate(rows):
-        rec.record(user, rec.catalog.item_id(int(row)), "finish", timestamp=NOW["now"] - 1_000 + i)
-
-
-def ids(results):
-    return [r.item_id for r in results]
-
 
 # ------------------------------------------------------------------ encoder failure
 

@@ -4,29 +4,14 @@ import threading
 
 import numpy as np
 import pytest
+from handmade import NOW, ids, watch
 
 from edgerec.errors import ConfigError, EdgerecError, StageError
 from edgerec.runtime import Filters, Policy, Recommender, Request, Stage
 from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.pipeline import Pipeline
 
-NOW = {"now": 1_790_000_000.0}
 DEFAULT = ["history", "encode", "retrieve", "rank", "ranker", "scorer", "context", "policies", "fairness", "explain"]
-
-
-@pytest.fixture
-def rec(tiny_bundle, tmp_path):
-    with Recommender.open(tiny_bundle, history=tmp_path / "history.db") as r:
-        yield r
-
-
-def watch(rec, user, rows):
-    for i, row in enumerate(rows):
-        rec.record(user, rec.catalog.item_id(row), "finish", timestamp=NOW["now"] - 1_000 + i)
-
-
-def ids(results):
-    return [r.item_id for r in results]
 
 
 def test_the_default_stages_and_their_timers(rec):

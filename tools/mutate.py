@@ -100,6 +100,8 @@ def stage(build: Path, modules: list[str], tests: list[str], jobs: int, keep: bo
         "[tool.pytest.ini_options]",
         f"testpaths = {json.dumps(pytest_options['testpaths'])}",
         f"addopts = {json.dumps(pytest_options['addopts'])}",
+        # test helpers import by name (tests/handmade.py); the path is relative to the stage as it is to ROOT
+        f"pythonpath = {json.dumps(pytest_options.get('pythonpath', []))}",
         f"markers = {json.dumps(pytest_options['markers'])}",
         "",
         "[tool.mutmut]",
