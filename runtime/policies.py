@@ -61,7 +61,7 @@ class Policy:
     context_weight: float | None = None  # boost from the bundle's device / time-of-day priors
     engagement: float | None = None  # pull of liked (and finished) items on the query
     fairness: float = 0.0  # 0 = relevance only; higher trades relevance for provider exposure
-    fairness_method: str = "exposure"  # exposure (discounted provider exposure) | cap (per-provider cap)
+    fairness_method: str = "exposure"  # exposure (providers' excess share of plays) | cap (per-provider cap)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -146,13 +146,16 @@ def test_gini_and_discounted_exposure():
 
 
 def test_fair_order_trades_relevance_for_provider_exposure():
-    relevance = np.r_[np.linspace(3, 2, 10), np.linspace(1.9, 1.0, 10)]
-    providers = np.array(["big"] * 10 + [f"p{i}" for i in range(10)])
-    plain = fair_order(relevance, providers, 10, 0.0)
+    relevance = np.r_[np.linspace(3, 2, 10), np.linspace(1.9, 1.0, 10), [-np.inf]]
+    providers = np.array(["big"] * 10 + [f"p{i}" for i in range(10)] + ["p0"])
+    dominance = np.where(providers == "big", 0.5, 0.0)
+    plain = fair_order(relevance, dominance, 10, 0.0)
     assert list(plain) == list(range(10))  # weight 0: relevance order
-    fair = fair_order(relevance, providers, 10, 1.0)
-    assert 1 <= (providers[fair] == "big").sum() < 10
-    assert fair[0] == 0  # the best item still leads
+    fair = fair_order(relevance, dominance, 10, 0.2)
+    z = (relevance[:20] - relevance[:20].mean()) / relevance[:20].std()
+    expected = np.argsort(-(z - 0.2 * 3 * dominance[:20]), kind="stable")[:10]
+    assert list(fair) == list(expected) and 1 <= (providers[fair] == "big").sum() < 10
+    assert 20 not in fair_order(relevance, dominance, 21, 5.0)  # -inf is never listed
     assert provider_cap(10, 0.0) == 10 and provider_cap(10, 0.7) == 3 and provider_cap(10, 1.0) == 1
 
 
