@@ -86,3 +86,15 @@ def watch(rec, user, rows):
 
 def ids(results):
     return [r.item_id for r in results]
+
+
+def write_v1_history(db) -> None:
+    """A history database as schema version 1 wrote it: one play, no context column, no v2 tables."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, "
+                     "item TEXT NOT NULL, event TEXT NOT NULL, value REAL, ts REAL NOT NULL)")
+        conn.execute("INSERT INTO events (profile, item, event, value, ts) VALUES ('p', 'a', 'play', 1, 5)")

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from handmade import write_v1_history
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime.history import EVENTS, SCHEMA_VERSION, HistoryStore, Retention
@@ -331,12 +332,7 @@ def test_the_lock_timeout_is_the_one_given(tmp_path):
 
 def test_v1_events_without_context_read_as_empty(tmp_path):
     db = tmp_path / "v1.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, "
-                     "item TEXT NOT NULL, event TEXT NOT NULL, value REAL, ts REAL NOT NULL)")
-        conn.execute("INSERT INTO events (profile, item, event, value, ts) VALUES ('p', 'a', 'play', 1, 5)")
+    write_v1_history(db)
     store = HistoryStore(db)
     assert store.version() == SCHEMA_VERSION
     [event] = store.events("p")

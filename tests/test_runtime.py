@@ -313,20 +313,6 @@ def test_retention_by_count_and_age(tmp_path):
     assert [e.item for e in store.events("p")] == ["i3", "i4", "i5", "i6", "i7"]
 
 
-def test_schema_migration_from_v1(tmp_path):
-    db = tmp_path / "v1.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, "
-                     "item TEXT NOT NULL, event TEXT NOT NULL, value REAL, ts REAL NOT NULL)")
-        conn.execute("INSERT INTO events (profile, item, event, value, ts) VALUES ('p', 'a', 'play', 1, 5)")
-    store = HistoryStore(db)
-    assert store.version() == 2
-    assert [e.item for e in store.events("p")] == ["a"]
-    store.set_preferences("p", "tag", ["x"])  # the v2 table exists
-
-
 def test_corrupt_database(tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not a database" * 100)
