@@ -169,3 +169,49 @@ def test_negatives_are_drawn_by_popularity_to_the_three_quarters():
     weights = np.array([1.0, 4.0 ** 0.75, 16.0 ** 0.75])  # (count + 1) ** 0.75
     np.testing.assert_allclose(loss.probs.numpy(), weights / weights.sum(), rtol=1e-6)
     assert loss.probs.dtype == torch.float32
+
+
+def test_distill_model_is_train_model_with_the_distillation_loss_and_records_its_settings(tmp_path):
+    """Differential: distill_model against train_model given the same loss by hand, and against
+    training without it (the loss must change what is learned)."""
+    from dataclasses import asdict
+
+    from edgerec.compress.distill import distill_model
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.data.split import leave_last_out
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig, item_counts, train_model, training_windows
+
+    dataset = synth_dataset(SynthConfig(users=60, items=120, events=1_500, seed=3))
+    split = leave_last_out(dataset)
+    train = TrainConfig(epochs=1, batch_size=64, eval_users=0, seed=5)
+    teacher = train_model(dataset, split, ModelConfig(dim=16, layers=1, heads=2, max_len=6), train).model
+    student = ModelConfig(dim=8, layers=1, heads=1, max_len=6, dropout=0.0)
+    kd = DistillConfig(top_k=4, negatives=16, weight=2.0, temperature=2.0, align=0.5)
+    calls = []
+    torch.manual_seed(1)  # the alignment projection is initialised before training seeds itself
+    result = distill_model(dataset, split, teacher, student, train, kd, out=tmp_path / "student",
+                           progress=lambda stage, done, total, info: calls.append((stage, done, total)),
+                           info_extra={"note": "kept"})
+    windows = training_windows(split.train, student.max_len)
+    torch.manual_seed(1)
+    by_hand = train_model(dataset, split, student, train, extra_loss=DistillationLoss(
+        teacher, teacher_targets(teacher, windows, kd.top_k), item_counts(split), student.dim, kd, train.seed))
+    plain = train_model(dataset, split, student, train)
+    state, same, other = (r.model.state_dict() for r in (result, by_hand, plain))
+    assert all(torch.equal(state[k], same[k]) for k in state)
+    assert not all(torch.equal(state[k], other[k]) for k in state)
+    assert result.info["distillation"] == asdict(kd) == {
+        "top_k": 4, "negatives": 16, "weight": 2.0, "temperature": 2.0, "align": 0.5}
+    assert result.info["teacher_parameters"] == sum(p.numel() for p in teacher.parameters())
+    assert result.info["note"] == "kept"
+    assert calls[0] == ("teacher", len(windows), len(windows)) and {c[0] for c in calls[1:]} >= {"train", "epoch"}
+    assert (tmp_path / "student" / "config.json").exists()  # saved where it was asked to be
+
+
+def test_distill_model_checks_its_settings_before_any_work(tmp_path):
+    from edgerec.compress.distill import distill_model
+
+    with pytest.raises(ConfigError, match="^distillation needs top_k >= 1"):
+        distill_model(None, None, None, None, None, DistillConfig(top_k=0), out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()

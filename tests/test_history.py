@@ -353,3 +353,67 @@ def test_a_corrupt_file_and_a_closed_store_give_history_errors(tmp_path):
     store.close()
     with pytest.raises(HistoryError, match=r"could not read .*h.db \("):
         store.generation("p")
+
+
+# ------------------------------------------------------------------ what each entry point refuses, by name
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.events(""), lambda s: s.item_events("", 3), lambda s: s.count(""), lambda s: s.preferences(""),
+    lambda s: s.set_preferences("", "genre", ["jazz"]), lambda s: s.export(""), lambda s: s.forget(""),
+])
+def test_an_empty_profile_is_refused_by_name_everywhere(store, call):
+    with pytest.raises(ConfigError, match="^user must not be empty$"):
+        call(store)
+
+
+def test_limits_and_preference_kinds_are_refused_by_name(store):
+    with pytest.raises(ConfigError, match=r"^limit must be an integer from 0 to \d+ \(got -1\)$"):
+        store.events("p", limit=-1)
+    with pytest.raises(ConfigError, match=r"^limit must be an integer from 0 to \d+ \(got -1\)$"):
+        store.item_events("p", -1)
+    with pytest.raises(ConfigError, match="^preference kind must not be empty$"):
+        store.set_preferences("p", "", ["jazz"])
+    assert store.preferences("p") == {}
+
+
+def test_items_since_takes_the_given_events_of_every_profile_from_the_cutoff_on(store):
+    store.record("p", "old", "play", ts=99.0)
+    store.record("p", "at-cutoff", "finish", ts=100.0)  # at the cutoff: included
+    store.record("q", "other-profile", "play", ts=150.0)
+    store.record("p", "skipped", "skip", ts=160.0)  # an event not asked for
+    store.record("q", "liked", "like", ts=170.0)
+    store.record("p", "earlier-id-later-ts", "play", ts=300.0)
+    store.record("q", "later-id-earlier-ts", "play", ts=200.0)  # listed in the order recorded, not by time
+    assert store.items_since(100.0, ("play", "finish")) == [
+        "at-cutoff", "other-profile", "earlier-id-later-ts", "later-id-earlier-ts"]
+    assert store.items_since(100.0, ("like",)) == ["liked"]
+    assert store.items_since(301.0, ("play", "finish")) == []
+
+
+def test_pruning_erases_without_rebuilding_the_file_and_forget_rebuilds_it(tmp_path):
+    # prune() runs on every retention pass, so it only overwrites (secure_delete) and checkpoints;
+    # forget() is rare and rebuilds the file (VACUUM) so not even a free page keeps a trace
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=5))
+    for i in range(60):
+        store.record("p", "item-" + "x" * 200 + str(i), "play")
+    assert store.prune() == 55
+    assert pragma(store, "freelist_count") > 0
+    store.forget("p")
+    assert pragma(store, "freelist_count") == 0
+    store.close()
+
+
+def test_an_encrypted_store_refuses_an_online_backup_and_writes_nothing(store, tmp_path):
+    store.encrypted = True  # the guard reads only this flag; test_encrypted_history.py opens a real one
+    with pytest.raises(HistoryError, match=r"^online backup of an encrypted history is not supported yet; copy the "
+                                           r"file \(it stays encrypted\) while no app has it open$"):
+        store.backup(tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists() and not (tmp_path / "copy.db.tmp").exists()
+
+
+def test_saving_items_into_a_closed_store_says_nothing_was_added(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    store.close()
+    with pytest.raises(HistoryError, match=r"^could not write to .*h\.db \(.*\); no item of the batch was added$"):
+        store.save_items([("a", "space", None, {}, False)])

@@ -92,7 +92,7 @@ def test_pruning_erases_what_it_removes_or_says_it_could_not(tmp_path):
     reader = sqlite3.connect(db, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT COUNT(*) FROM events").fetchone()
-    with pytest.raises(HistoryError, match="read snapshot"):
+    with pytest.raises(HistoryError, match=r"read snapshot of .*h\.db \("):  # the file is named
         store.prune()
     reader.execute("COMMIT")
     store.prune()
