@@ -417,3 +417,38 @@ def test_saving_items_into_a_closed_store_says_nothing_was_added(tmp_path):
     store.close()
     with pytest.raises(HistoryError, match=r"^could not write to .*h\.db \(.*\); no item of the batch was added$"):
         store.save_items([("a", "space", None, {}, False)])
+
+
+def test_event_values_contexts_and_reads_of_a_closed_store_are_refused_by_name(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    assert store.erasure_pending is False  # a new store has no erasure left to finish
+    with pytest.raises(ConfigError, match="^event value must be a finite number"):
+        store.record("p", "a", "play", value=float("nan"))
+    with pytest.raises(ConfigError, match="^context must be"):
+        store.record("p", "a", "play", context=["not", "a", "mapping"])
+    assert store.count() == 0
+    store.close()
+    with pytest.raises(HistoryError, match=r"^could not read .*h\.db \(.*\); if it is damaged, recover it with "
+                                           r"`edgerec history recover`$"):
+        store.events("p")
+
+
+def test_a_limit_of_zero_asks_for_nothing(store):
+    store.record("p", "a", "play")
+    assert store.events("p", limit=0) == [] and store.item_events("p", 0) == []
+
+
+@pytest.mark.parametrize("values", ["jazz", None, ["jazz", ""]])
+def test_preference_values_are_refused_by_their_kind(store, values):
+    with pytest.raises(ConfigError, match="^(each of )?genre preferences "):
+        store.set_preferences("p", "genre", values)
+    assert store.preferences("p") == {}
+
+
+def test_a_file_with_a_sqlite_header_and_garbage_after_it_is_refused_with_the_way_out(tmp_path):
+    bad = tmp_path / "h.db"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\xa5" * 4000)
+    with pytest.raises(HistoryError, match=r"^history database .*h\.db cannot be used \(.*\); if it is damaged, "
+                                           r"recover its readable events into a new file with `edgerec history "
+                                           r"recover`$"):
+        HistoryStore(bad)

@@ -12,6 +12,7 @@ tools/mutation-equivalents.txt counted apart.
     python tools/mutate.py                                   # every default module
     python tools/mutate.py runtime/policies.py data/split.py # a subset
     python tools/mutate.py --retest                          # re-run the functions that had survivors
+    python tools/mutate.py --survivors                       # re-run only the mutants not killed
 """
 
 from __future__ import annotations
@@ -210,19 +211,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="where to write the table (default: build/…/report.json)")
     parser.add_argument("--retest", action="store_true",
                         help="keep the previous stage and re-run the functions that had a mutant not killed")
+    parser.add_argument("--survivors", action="store_true",
+                        help="keep the previous stage and re-run only the mutants not killed and not listed as "
+                             "equivalent (after adding tests to unchanged code; a code change renumbers mutants, "
+                             "so use --retest then)")
     args = parser.parse_args(argv)
     modules = args.modules or DEFAULT_MODULES
     build = args.build.resolve()
     began = time.time()
-    stage_dir = stage(build, modules, args.tests, args.jobs, keep=args.retest)
+    keep = args.retest or args.survivors
+    stage_dir = stage(build, modules, args.tests, args.jobs, keep=keep)
     cache = warm_cache(ROOT / "build" / "mutation-cache")
 
     names = [mutant_glob(m) for m in modules]
-    if args.retest and (stage_dir / "mutants").exists():
-        # whole functions: an edited function's mutants are renumbered when mutmut regenerates them
+    if keep and (stage_dir / "mutants").exists():
         previous = read_results(stage_dir, modules)
-        names = sorted({n.partition("__mutmut_")[0] + "*" for statuses in previous.values()
-                        for n, s in statuses.items() if s != "killed"}) or names
+        left = {n for statuses in previous.values() for n, s in statuses.items() if s != "killed"}
+        if args.survivors:  # a listed equivalent survives by definition; re-running it costs every test
+            left -= set(load_equivalents())
+        # --retest takes whole functions: an edited function's mutants are renumbered when regenerated
+        names = sorted(left if args.survivors else {n.partition("__mutmut_")[0] + "*" for n in left}) or names
     env = dict(os.environ, EDGEREC_TEST_CACHE=str(cache),
                # subprocesses the tests start (the bench worker, the CLI) import the mutated code too
                PYTHONPATH=os.pathsep.join(filter(None, [str(stage_dir / "mutants"), os.environ.get("PYTHONPATH")])))
