@@ -145,8 +145,17 @@ def test_quantize_onnx_modes_and_their_errors(tmp_path):
         quantize_onnx(src, tmp_path / "x.onnx", "int8-static")
     with pytest.raises(ConfigError, match="got no calibration batches"):
         quantize_onnx(src, tmp_path / "x.onnx", "int8-static", [])
-    static = quantize_onnx(src, tmp_path / "s.onnx", "int8-static", [{"ids": ids[:2]}, {"ids": ids[2:]}])
-    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(static)).graph.node)
+    static = onnx.load(str(quantize_onnx(src, tmp_path / "s.onnx", "int8-static",
+                                         [{"ids": ids[:2]}, {"ids": ids[2:]}])))
+    ops = [n.op_type for n in static.graph.node]
+    # QDQ format: float Gemm between QuantizeLinear/DequantizeLinear pairs, no integer operators
+    assert "QuantizeLinear" in ops and ops.count("Gemm") == 2 and not any(o.startswith(("QLinear", "QGemm")) for o in ops)
+    arrays = {i.name: numpy_helper.to_array(i) for i in static.graph.initializer}
+    # unsigned weights and activations, one weight scale per output channel, the embedding table too
+    assert {a.dtype for n, a in arrays.items() if n.endswith("_quantized") and "bias" not in n} == {np.dtype(np.uint8)}
+    assert {a.dtype for n, a in arrays.items() if n.endswith("_zero_point") and "bias" not in n} == {np.dtype(np.uint8)}
+    assert (arrays["a.weight_scale"].size, arrays["b.weight_scale"].size) == (16, 4)
+    assert "embed.weight_quantized" in arrays
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ExportError, match="int8 quantization of broken.onnx failed"):
         quantize_onnx(tmp_path / "broken.onnx", tmp_path / "x.onnx", "int8")
