@@ -13,6 +13,7 @@ tools/mutation-equivalents.txt counted apart.
     python tools/mutate.py runtime/policies.py data/split.py # a subset
     python tools/mutate.py --retest                          # re-run the functions that had survivors
     python tools/mutate.py --survivors                       # re-run only the mutants not killed
+    python tools/mutate.py --report runtime/history.py       # the table of the last runs (build/…/statuses.json)
 """
 
 from __future__ import annotations
@@ -215,17 +216,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the previous stage and re-run only the mutants not killed and not listed as "
                              "equivalent (after adding tests to unchanged code; a code change renumbers mutants, "
                              "so use --retest then)")
+    parser.add_argument("--report", action="store_true", help="print the table of the last runs, run nothing")
     args = parser.parse_args(argv)
     modules = args.modules or DEFAULT_MODULES
     build = args.build.resolve()
     began = time.time()
+    if args.report:
+        return report(build, modules, load_statuses(build, modules), args, began)
     keep = args.retest or args.survivors
     stage_dir = stage(build, modules, args.tests, args.jobs, keep=keep)
     cache = warm_cache(ROOT / "build" / "mutation-cache")
 
     names = [mutant_glob(m) for m in modules]
+    previous: dict[str, dict[str, str]] = {}
     if keep and (stage_dir / "mutants").exists():
-        previous = read_results(stage_dir, modules)
+        previous = load_statuses(build, modules) or read_results(stage_dir, modules)
         left = {n for statuses in previous.values() for n, s in statuses.items() if s != "killed"}
         if args.survivors:  # a listed equivalent survives by definition; re-running it costs every test
             left -= set(load_equivalents())
@@ -242,7 +247,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutmut exited with {run.returncode}; see its output above", file=sys.stderr)
         return run.returncode
 
-    rows, stale = table(read_results(stage_dir, modules), load_equivalents())
+    results = read_results(stage_dir, modules)
+    for spec, statuses in results.items():  # mutmut forgets the verdicts of mutants it did not re-run
+        for name, status in statuses.items():
+            if status == "not checked" and previous.get(spec, {}).get(name, status) != status:
+                statuses[name] = previous[spec][name]
+    (build / "statuses.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    return report(build, modules, results, args, began)
+
+
+def load_statuses(build: Path, modules: list[str]) -> dict[str, dict[str, str]]:
+    """Per module spec: mutant name -> status as the last run left it (merged over partial re-runs)."""
+    path = build / "statuses.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return {spec: saved[spec] for spec in modules if spec in saved}
+
+
+def report(build: Path, modules: list[str], results: dict[str, dict[str, str]], args, began: float) -> int:
+    rows, stale = table(results, load_equivalents())
     print()
     print_table(rows)
     for line in stale:
