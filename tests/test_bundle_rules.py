@@ -235,3 +235,46 @@ def test_a_manifest_nested_too_deeply_is_refused_by_name(tmp_path):
     with pytest.raises(BundleError, match=r"^manifest.json nests too deeply to be a manifest; the bundle is "
                                           r"damaged$"):
         Bundle.open(root)
+
+
+@pytest.mark.parametrize("version", [1, 4])
+def test_the_writer_refuses_a_format_it_does_not_write_before_making_the_folder(tmp_path, version):
+    with pytest.raises(BundleError, match=rf"^this edgerec writes bundle format 2 or 3, not {version}$"):
+        BundleWriter(tmp_path / "out", "x", format_version=version)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("version, offsets", [(2, np.int64), (None, np.uint32)])
+def test_string_offsets_are_wide_in_format_2_and_narrow_in_format_3(tmp_path, version, offsets):
+    root = write_handmade_bundle(tmp_path / "b", VECTORS, format_version=version)
+    bundle = Bundle.open(root)
+    assert bundle.manifest.format_version == (version or 3)
+    strings = list(bundle.manifest.items.strings.values())
+    arrays = [bundle.array(s.offsets) for s in strings]
+    assert arrays and {a.dtype for a in arrays} == {np.dtype(offsets)}
+    assert [int(a[-1]) for a in arrays] == [bundle.path(s.file).stat().st_size for s in strings]
+
+
+def test_ranking_and_space_sections_are_written_when_given_and_left_out_when_empty(tmp_path):
+    ranking = {"engagement": 0.25}
+    space = {"id": "shared-1", "domains": ["music"]}
+
+    def sections(name, **extra):
+        root = write_handmade_bundle(tmp_path / name, VECTORS, finish_extra=extra)
+        return json.loads((root / MANIFEST).read_text(encoding="utf-8")), Bundle.open(root).manifest
+
+    data, manifest = sections("both", ranking=ranking, space=space)
+    assert (data["ranking"], data["space"]) == (ranking, space) == (manifest.ranking, manifest.space)
+    data, manifest = sections("none")
+    assert "ranking" not in data and "space" not in data and (manifest.ranking, manifest.space) == ({}, {})
+
+
+def test_fixed_tflite_shapes_are_written_only_when_set():
+    spec = [TensorSpec("ids", "int64", [1, 10])]
+    fixed = ModelEntry("user_encoder", "tflite", "u.tflite", spec, spec, history_length=10, batch=1).to_dict()
+    assert (fixed["history_length"], fixed["batch"]) == (10, 1)
+    only_length = ModelEntry("user_encoder", "tflite", "u.tflite", spec, spec, history_length=10).to_dict()
+    assert only_length["history_length"] == 10 and "batch" not in only_length
+    free = ModelEntry("user_encoder", "onnx", "u.onnx", spec, spec).to_dict()
+    assert "history_length" not in free and "batch" not in free
+    assert ModelEntry.from_dict(fixed) == ModelEntry.from_dict(json.loads(json.dumps(fixed)))
