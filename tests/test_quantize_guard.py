@@ -150,6 +150,10 @@ def test_quantize_onnx_modes_and_their_errors(tmp_path):
     ops = [n.op_type for n in static.graph.node]
     # QDQ format: float Gemm between QuantizeLinear/DequantizeLinear pairs, no integer operators
     assert "QuantizeLinear" in ops and ops.count("Gemm") == 2 and not any(o.startswith(("QLinear", "QGemm")) for o in ops)
+    # only MatMul, Gemm and Gather are quantized: the Relu stays (quantizing every op type folds it away)
+    assert ops[5:] == ["Gather", "QuantizeLinear", "DequantizeLinear", "ReduceMean", "QuantizeLinear",
+                       "DequantizeLinear", "Gemm", "QuantizeLinear", "DequantizeLinear", "Relu", "QuantizeLinear",
+                       "DequantizeLinear", "Gemm", "QuantizeLinear", "DequantizeLinear"]
     arrays = {i.name: numpy_helper.to_array(i) for i in static.graph.initializer}
     # unsigned weights and activations, one weight scale per output channel, the embedding table too
     assert {a.dtype for n, a in arrays.items() if n.endswith("_quantized") and "bias" not in n} == {np.dtype(np.uint8)}
