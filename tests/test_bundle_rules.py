@@ -278,3 +278,13 @@ def test_fixed_tflite_shapes_are_written_only_when_set():
     free = ModelEntry("user_encoder", "onnx", "u.onnx", spec, spec).to_dict()
     assert "history_length" not in free and "batch" not in free
     assert ModelEntry.from_dict(fixed) == ModelEntry.from_dict(json.loads(json.dumps(fixed)))
+
+
+@pytest.mark.parametrize("version, offsets", [(2, np.int64), (3, np.uint32)])
+def test_add_strings_writes_the_blob_and_its_offsets_exactly(tmp_path, version, offsets):
+    writer = BundleWriter(tmp_path / "b", "x", format_version=version)
+    entry = writer.add_strings("names", ["é" * 100, "", "z"])  # 200 bytes, then an empty string
+    assert (tmp_path / "b" / entry["blob"]).read_bytes() == "é".encode() * 100 + b"z"
+    written = np.load(tmp_path / "b" / entry["offsets"])
+    assert written.dtype == offsets and written.tolist() == [0, 200, 200, 201]
+    assert set(writer.files) == {entry["blob"], entry["offsets"]}
