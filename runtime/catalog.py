@@ -28,6 +28,7 @@ from edgerec.runtime.catalog_columns import CatalogIds, RowColumn, StringColumn,
 from edgerec.runtime.features import MODALITIES, ItemTable
 from edgerec.runtime.item_spec import NUMERIC_DTYPES, ColumnSpec, blob_view
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.text_blocks import BlockStringColumn
 
 TAG_CACHE_ROWS = 50_000  # decoded tag lists kept per catalog (a few MB at most)
 
@@ -49,8 +50,8 @@ class ItemCatalog:
         self.table = self.stored.values
         self.base_count = spec.count
         checked = getattr(bundle, "id_index", None)  # built by the checks at open, with its column's maps
-        self.ids = checked.column if checked is not None else _strings(bundle, spec.strings["ids"])
-        self.titles, self.tag_strings = (_strings(bundle, spec.strings[name]) for name in ("titles", "tags"))
+        self.ids = checked.column if checked is not None else string_column(bundle, spec.strings["ids"])
+        self.titles, self.tag_strings = (string_column(bundle, spec.strings[name]) for name in ("titles", "tags"))
         self.categorical = {k: (random_access(bundle.array(c.file)), list(c.vocab)) for k, c in spec.categorical.items()}
         self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
         self.numeric = {k: random_access(bundle.array(c.file)) for k, c in spec.numeric.items()}
@@ -321,6 +322,9 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
     return out
 
 
-def _strings(bundle: Bundle, column: ColumnSpec) -> StringColumn:
+def string_column(bundle: Bundle, column: ColumnSpec) -> StringColumn | BlockStringColumn:
     """A string column's blob as a plain view of its memory map (np.memmap indexing is slow)."""
+    if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
+        return BlockStringColumn(random_access(blob_view(bundle, column.file)),
+                                 bundle.array(column.offsets, mmap=False), bundle.manifest.items.count, column.block_rows)
     return StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))

@@ -1,0 +1,128 @@
+"""Block-compressed string columns (bundle format 4): writing, reading a row, checking at open.
+
+Rows are cut into blocks of `block_rows` strings; each block is compressed on its own with
+zlib (the standard library's DEFLATE) as the rows' byte lengths (uint32, little-endian)
+followed by their UTF-8 bytes. The bundle holds the compressed blocks one after the other
+(`blob`) and where each block starts (`blocks`: ceil(count / block_rows) + 1 offsets rising
+from 0 to the blob's size; the last block may hold fewer rows). A request that shows k titles inflates
+at most k blocks of a few hundred bytes each; nothing inflates the whole column.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.errors import BundleError
+
+CODECS = ("zlib",)
+BLOCK_ROWS = 64  # ~1 KB of titles a block: inflating one takes microseconds, and zlib still finds repeats
+LEVEL = 9
+CACHED_BLOCKS = 32  # inflated blocks kept per column (a request reads ~k of them): tens of KB
+
+
+def block_count(count: int, block_rows: int) -> int:
+    return -(-count // block_rows)
+
+
+def encode(values: list[bytes], block_rows: int = BLOCK_ROWS) -> tuple[bytes, np.ndarray]:
+    """(compressed blob, block starts) of UTF-8 strings."""
+    parts, starts = [], [0]
+    for first in range(0, len(values), block_rows):
+        rows = values[first:first + block_rows]
+        payload = struct.pack(f"<{len(rows)}I", *map(len, rows)) + b"".join(rows)
+        parts.append(zlib.compress(payload, LEVEL))
+        starts.append(starts[-1] + len(parts[-1]))
+    return b"".join(parts), np.asarray(starts, np.int64)
+
+
+def write_column(writer, stem: str, values: list[str]) -> dict:
+    """Write strings as a compressed column through a BundleWriter: its manifest entry."""
+    encoded = [v.encode("utf-8") for v in values]
+    blob, starts = encode(encoded)
+    writer.file_path(f"{stem}.zlib").write_bytes(blob)
+    starts = starts.astype(np.uint32) if starts[-1] < 2**32 else starts
+    return {"blob": writer.add_file(f"{stem}.zlib"), "blocks": writer.add_array(f"{stem}.blocks.npy", starts),
+            "codec": "zlib", "block_rows": BLOCK_ROWS, "raw_bytes": sum(map(len, encoded))}
+
+
+def decode_block(data: bytes, rows: int, where: str = "a compressed string block") -> tuple[list[int], bytes]:
+    """(rows + 1 offsets into the text, the text) of one compressed block; BundleError when the
+    block does not inflate to `rows` lengths and exactly their bytes."""
+    try:
+        payload = zlib.decompress(data)
+    except zlib.error as exc:
+        raise BundleError(f"{where} does not inflate ({exc}); the bundle is damaged, re-export it") from None
+    head = 4 * rows
+    if len(payload) < head:
+        raise BundleError(f"{where} holds fewer than its {rows} rows; the bundle is damaged, re-export it")
+    bounds = [0]
+    for length in struct.unpack_from(f"<{rows}I", payload):
+        bounds.append(bounds[-1] + length)
+    if head + bounds[-1] != len(payload):
+        raise BundleError(f"{where}: its lengths do not add up to its bytes; the bundle is damaged, re-export it")
+    return bounds, payload[head:]
+
+
+class BlockStringColumn:
+    """A block-compressed string column read in place: the blob is a memory map (the kernel
+    brings in only the blocks a request reads), a few inflated blocks are cached."""
+
+    def __init__(self, blob: np.ndarray, starts: np.ndarray, count: int, block_rows: int):
+        self.blob, self.count, self.block_rows = blob, count, block_rows
+        self.starts = np.asarray(starts, np.int64).tolist()  # count / block_rows numbers: small
+        self._bytes = memoryview(np.ascontiguousarray(blob)).cast("B")
+        self._cache: OrderedDict[int, tuple[list[int], bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _block(self, number: int) -> tuple[list[int], bytes]:
+        cached = self._cache.get(number)
+        if cached is None:
+            rows = min(self.block_rows, self.count - number * self.block_rows)
+            data = self._bytes[self.starts[number]:self.starts[number + 1]]
+            cached = decode_block(data, rows)
+            if len(self._cache) >= CACHED_BLOCKS:
+                self._cache.popitem(last=False)
+            self._cache[number] = cached
+        return cached
+
+    def bytes_at(self, i: int) -> bytes:
+        i = int(i)
+        if not 0 <= i < self.count:
+            raise IndexError(f"row {i} is outside the column's {self.count} rows")
+        bounds, text = self._block(i // self.block_rows)
+        at = i % self.block_rows
+        return text[bounds[at]:bounds[at + 1]]
+
+    def __getitem__(self, i: int) -> str:
+        return self.bytes_at(i).decode("utf-8")
+
+    def chunks(self):
+        """(first row, offsets from 0, bytes as uint8) of each block, in row order (for scans)."""
+        for number in range(block_count(self.count, self.block_rows)):
+            bounds, text = self._block(number)
+            yield number * self.block_rows, np.asarray(bounds, np.int64), np.frombuffer(text, np.uint8)
+
+    def all(self) -> list[str]:
+        """Every string (for host tools and tests, not the request path)."""
+        blocks = (self._block(n) for n in range(block_count(self.count, self.block_rows)))
+        return [text[a:b].decode("utf-8") for bounds, text in blocks for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def file_chunks(blob: Path, starts: np.ndarray, count: int, block_rows: int):
+    """BlockStringColumn.chunks read with plain file reads (the checks at open: file_blocks.py
+    says why), each block checked; `starts` must be rising (checked before)."""
+    with open(blob, "rb") as handle:
+        for number in range(block_count(count, block_rows)):
+            start, end = int(starts[number]), int(starts[number + 1])
+            handle.seek(start)
+            data = handle.read(end - start)
+            first = number * block_rows
+            bounds, text = decode_block(data, min(block_rows, count - first), f"{blob.name} block {number}")
+            yield first, np.asarray(bounds, np.int64), np.frombuffer(text, np.uint8)
