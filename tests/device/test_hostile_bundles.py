@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.errors import BundleError, EdgerecError
-from edgerec.runtime import Bundle, Recommender
+from edgerec.runtime import Bundle, Recommender, text_blocks
 from edgerec.runtime.pack import pack, unpacked
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's shared damage helpers (importlib mode)
@@ -40,6 +40,24 @@ def strings(root, stem: str) -> list[bytes]:
     data = (root / f"items/{stem}.bin").read_bytes()
     offsets = np.load(root / f"items/{stem}.offsets.npy")
     return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def compressed(stem: str, values: list[bytes], starts=None, raw_bytes=None) -> object:
+    """Replace a compressed text column (format 4) with `values`, its starts and raw_bytes
+    consistent unless given."""
+    def apply(root):
+        blob, real = text_blocks.encode(values)
+        (root / f"items/{stem}.zlib").write_bytes(blob)
+        np.save(root / f"items/{stem}.blocks.npy", real if starts is None else starts(real))
+        size = sum(map(len, values)) if raw_bytes is None else raw_bytes
+        rewrite(root, lambda d: d["items"]["strings"][stem].update(raw_bytes=size))
+    return apply
+
+
+def titles(root) -> list[bytes]:
+    from edgerec.runtime.catalog import ItemCatalog
+
+    return [t.encode() for t in ItemCatalog(Bundle.open(root)).titles.all()]
 
 
 def scales(value):
@@ -95,16 +113,21 @@ CORRUPTIONS = {
     "table pickled objects": lambda root: (np.save(root / "items/embeddings.npy", np.array([{}] * 56), allow_pickle=True),
                                            rewrite(root, lambda d: None)),
     "table not npy": garbage("items/embeddings.npy", b"\x93NUMPY garbage" * 10),
-    "offsets decreasing": offsets("titles", lambda v: np.r_[v[0], v[2], v[1], v[3:]]),
-    "offsets past end": offsets("titles", lambda v: np.r_[v[:-1], v[-1] + 100]),
-    "offsets not from 0": offsets("tags", lambda v: v + 1),
+    "offsets decreasing": offsets("ids", lambda v: np.r_[v[0], v[2], v[1], v[3:]]),
+    "offsets past end": offsets("ids", lambda v: np.r_[v[:-1], v[-1] + 100]),
+    "offsets not from 0": offsets("ids", lambda v: v + 1),
     "offsets int32": offsets("ids", lambda v: v.astype(np.int32)),
     "offsets too few": offsets("ids", lambda v: v[:-5]),
-    "offset inside a character": lambda root: blob(root, "titles", [b"\xc3\xa9"] * 56) or
-    offsets("titles", lambda v: np.r_[0, 1, v[2:]])(root),
+    "offset inside a character": lambda root: blob(root, "ids", [f"\u00e9{i}".encode() for i in range(56)]) or
+    offsets("ids", lambda v: np.r_[0, 1, v[2:]])(root),
     "duplicate ids": swap_ids,
     "empty id": lambda root: blob(root, "ids", [b""] + strings(root, "ids")[1:]),
-    "invalid UTF-8 title": lambda root: blob(root, "titles", [b"\xff\xfe"] + strings(root, "titles")[1:]),
+    "invalid UTF-8 title": lambda root: compressed("titles", [b"\xff\xfe"] + titles(root)[1:])(root),
+    "title split inside a character": lambda root: compressed("titles", [b"\xc3", b"\xa9"] + titles(root)[2:])(root),
+    "title blocks decreasing": lambda root: compressed("titles", titles(root), lambda v: v[::-1])(root),
+    "title blocks too few": lambda root: compressed("titles", titles(root), lambda v: v[:-1])(root),
+    "titles raw_bytes wrong": lambda root: compressed("titles", titles(root), raw_bytes=3)(root),
+    "titles one row short": lambda root: compressed("titles", titles(root)[:-1])(root),
     "invalid UTF-8 id": lambda root: blob(root, "ids", [b"\xc3"] + strings(root, "ids")[1:]),
     "genre code too high": lambda root: replace_array(root, "items/genre.npy", np.full(56, 10, np.int32)),
     "genre code below -1": lambda root: replace_array(root, "items/genre.npy", np.full(56, -2, np.int32)),
