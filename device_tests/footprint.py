@@ -101,7 +101,7 @@ def sections(bundle) -> dict:
     out = {"table": sum(files[f] for f in (items.embeddings.file, items.embeddings.scales) if f)}
     for name in ("ids", "titles", "tags"):
         column = items.strings[name]
-        out[name] = files[column.file] + files[column.offsets]
+        out[name] = sum(files[f] for f in column.files())  # blob, offsets or block starts, dictionary
     taken = set(items.files()[:2]) | {f for n in ("ids", "titles", "tags") for f in items.strings[n].files()}
     other_columns = [f for f in items.files() if f not in taken]
     out["other columns"] = sum(files[f] for f in other_columns)

@@ -65,6 +65,7 @@ class ColumnSpec:
     codec: str | None = None  # string, format 4: blocks compressed with this codec (text_blocks.py)
     block_rows: int = 0  # compressed: strings a block
     raw_bytes: int = 0  # compressed: the strings' UTF-8 bytes before compression
+    dictionary: str | None = None  # compressed: zlib's preset dictionary (a file of at most 32 KB)
 
     @classmethod
     def from_manifest(cls, kind: str, raw) -> ColumnSpec:
@@ -72,8 +73,8 @@ class ColumnSpec:
             raise BundleError(f"string column {raw['blob']} must have offsets or a codec with blocks, not both or "
                               "neither; the bundle is damaged or from a broken exporter, re-export it")
         if kind == STRING and "codec" in raw:
-            return cls(kind, raw["blob"], offsets=raw["blocks"], codec=raw["codec"],
-                       block_rows=int(raw["block_rows"]), raw_bytes=int(raw["raw_bytes"]))
+            return cls(kind, raw["blob"], offsets=raw["blocks"], codec=raw["codec"], block_rows=int(raw["block_rows"]),
+                       raw_bytes=int(raw["raw_bytes"]), dictionary=raw.get("dictionary"))
         if kind == STRING:
             return cls(kind, raw["blob"], offsets=raw["offsets"])
         if kind == CATEGORICAL:
@@ -82,8 +83,9 @@ class ColumnSpec:
 
     def to_manifest(self):
         if self.kind == STRING and self.codec:
-            return {"blob": self.file, "blocks": self.offsets, "codec": self.codec,
-                    "block_rows": self.block_rows, "raw_bytes": self.raw_bytes}
+            out = {"blob": self.file, "blocks": self.offsets, "codec": self.codec,
+                   "block_rows": self.block_rows, "raw_bytes": self.raw_bytes}
+            return {**out, "dictionary": self.dictionary} if self.dictionary else out
         if self.kind == STRING:
             return {"blob": self.file, "offsets": self.offsets}
         if self.kind == CATEGORICAL:
@@ -91,7 +93,7 @@ class ColumnSpec:
         return self.file
 
     def files(self) -> list[str]:
-        return [self.file] + ([self.offsets] if self.offsets else [])
+        return [self.file] + [f for f in (self.offsets, self.dictionary) if f]
 
     # ---------------------------------------------------------- writing (host side)
 
@@ -271,8 +273,9 @@ class ItemTableSpec:
                 or stats["falls"]:
             _fail(column.offsets, f"{where} must hold {blocks + 1} block starts rising from 0 to the blob's "
                                   f"{size} bytes")
+        dictionary = text_blocks.read_dictionary(bundle, column)
         starts = bundle.array(column.offsets, mmap=False)
-        chunks = text_blocks.file_chunks(bundle.path(column.file), starts, self.count, column.block_rows)
+        chunks = text_blocks.file_chunks(bundle.path(column.file), starts, self.count, column.block_rows, dictionary)
         if self._check_text(bundle, name, column, stats, chunks) != column.raw_bytes:
             _fail(column.file, f"{where} does not inflate to its raw_bytes ({column.raw_bytes})")
 

@@ -37,9 +37,23 @@ def test_a_row_inflates_its_own_block_only(monkeypatch):
     column = _column([f"title {i}" for i in range(1000)], block_rows=64)
     inflated = []
     real = text_blocks.decode_block
-    monkeypatch.setattr(text_blocks, "decode_block", lambda data, rows, *a: inflated.append(rows) or real(data, rows))
+    monkeypatch.setattr(text_blocks, "decode_block", lambda data, rows, *a, **k: inflated.append(rows) or real(data, rows))
     assert column[700] == "title 700" and column[701] == "title 701" and column[5] == "title 5"
     assert inflated == [64, 64]  # rows 700 and 701 share a block (cached), row 5 has its own
+
+
+def test_a_preset_dictionary_shrinks_short_blocks_and_must_be_the_one_written():
+    values = [f"The {a} {b}".encode() for a in ("Hidden", "Golden", "Broken", "Silent") for b in
+              ("River", "Harbor", "Kingdom", "Lantern", "Station")] * 20
+    dictionary = text_blocks.make_dictionary(values)
+    plain, _ = text_blocks.encode(values, 8)
+    packed, starts = text_blocks.encode(values, 8, dictionary)
+    assert len(packed) < 0.8 * len(plain)
+    column = text_blocks.BlockStringColumn(np.frombuffer(packed, np.uint8), starts, len(values), 8, dictionary)
+    assert column.all() == [v.decode() for v in values]
+    wrong = text_blocks.BlockStringColumn(np.frombuffer(packed, np.uint8), starts, len(values), 8, dictionary[1:])
+    with pytest.raises(BundleError, match="damaged"):
+        wrong[0]
 
 
 def test_a_block_that_does_not_hold_its_rows_is_refused():
@@ -87,6 +101,14 @@ def test_damaged_compressed_text_is_refused_on_open(compressed):
 def test_a_compressed_column_that_breaks_a_rule_is_refused(compressed, edit, message):
     _edit_manifest(compressed, edit)
     with pytest.raises(BundleError, match=message):
+        Bundle.open(compressed, verify=False)
+
+
+def test_a_damaged_dictionary_is_refused_on_open(compressed):
+    titles = Bundle.open(compressed).manifest.items.strings["titles"]
+    assert titles.dictionary
+    (compressed / titles.dictionary).write_bytes(b"another dictionary")
+    with pytest.raises(BundleError, match="titles"):
         Bundle.open(compressed, verify=False)
 
 
