@@ -325,6 +325,6 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
 def string_column(bundle: Bundle, column: ColumnSpec) -> StringColumn | BlockStringColumn:
     """A string column's blob as a plain view of its memory map (np.memmap indexing is slow)."""
     if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
-        return BlockStringColumn(random_access(blob_view(bundle, column.file)), bundle.array(column.offsets, mmap=False),
+        return BlockStringColumn(bundle.path(column.file), bundle.array(column.offsets, mmap=False),
                                  bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column))
     return StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))
