@@ -19,6 +19,7 @@ import struct
 import weakref
 import zlib
 from collections import OrderedDict
+from itertools import accumulate
 
 import numpy as np
 
@@ -84,18 +85,17 @@ def decode_block(data: bytes, rows: int, where: str = "a compressed string block
     head = 4 * rows
     if len(payload) < head:
         raise BundleError(f"{where} holds fewer than its {rows} rows; the bundle is damaged, re-export it")
-    bounds = [0]
-    for length in struct.unpack_from(f"<{rows}I", payload):
-        bounds.append(bounds[-1] + length)
+    bounds = list(accumulate(struct.unpack_from(f"<{rows}I", payload), initial=0))
     text = payload[head:]
     if bounds[-1] != len(text):
         raise BundleError(f"{where}: its lengths do not add up to its bytes; the bundle is damaged, re-export it")
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BundleError(f"{where} is not valid UTF-8 ({exc.reason}); the bundle is damaged, re-export it") from None
-    if any(text[b] & 0xC0 == 0x80 for b in bounds[:-1] if b < len(text)):
-        raise BundleError(f"{where} cuts a row inside a UTF-8 character; the bundle is damaged, re-export it")
+    if not text.isascii():  # ASCII is UTF-8 cut anywhere at a character's edge: the usual case, checked fast
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BundleError(f"{where} is not valid UTF-8 ({exc.reason}); the bundle is damaged, re-export it") from None
+        if any(text[b] & 0xC0 == 0x80 for b in bounds[:-1] if b < len(text)):
+            raise BundleError(f"{where} cuts a row inside a UTF-8 character; the bundle is damaged, re-export it")
     return bounds, text
 
 
