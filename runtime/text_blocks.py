@@ -28,7 +28,7 @@ from edgerec.errors import BundleError
 CODECS = ("zlib",)
 BLOCK_ROWS = 16  # a few hundred bytes a block: a row costs ~10 us to inflate; the dictionary keeps the ratio
 LEVEL = 9
-CACHED_BLOCKS = 32  # inflated blocks kept per column (a request reads ~k of them): tens of KB
+CACHED_BLOCKS = 256  # inflated blocks kept per column, ~1 KB each: the titles a user's reasons name recur
 DICTIONARY_BYTES = 8192  # zlib's preset dictionary: a block of 64 short strings finds their words in it
 DICTIONARY_SAMPLES = 2000
 
