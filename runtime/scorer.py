@@ -11,25 +11,28 @@ for training and on the device; the model is plain arrays (no code, no pickle).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
-from edgerec.runtime.features import EXTRA, ItemTable, ranker_features
+from edgerec.runtime.features import ITEM_FEATURES, ItemTable, item_features
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
-SCORER_VERSION = 1
+TAG_ROWS_KEPT = 50_000  # rows whose tag codes stay decoded (a few MB at most)
+SCORER_VERSION = 2  # 2: "retrieval score" is v . u (version 1 read a modality indicator there)
 DAY_PARTS = ("night", "morning", "afternoon", "evening")  # 0-6, 6-12, 12-18, 18-24
-# columns taken from runtime.features (offset from the end of its vector-product block)
-_FROM_RANKER = {"retrieval score": -1, "length": 0, "popularity": 1, "age": 2, "language match": 3,
-                "creator match": 4, "series you watch": 5, "next episode": 6}
 BASE_FEATURES = ("retrieval score", "popularity", "age", "length", "language match", "creator match",
                  "series you watch", "next episode", "tag match", "genre match", "like similarity")
 CONTEXT_FEATURES = tuple(f"{d} x {m}" for d in DEVICES for m in MODALITIES) + \
     tuple(f"{p} x {m}" for p in DAY_PARTS for m in MODALITIES)
 FEATURES = BASE_FEATURES + CONTEXT_FEATURES
+_RETRIEVAL, _TAG, _GENRE, _LIKE = (FEATURES.index(n) for n in
+                                   ("retrieval score", "tag match", "genre match", "like similarity"))
+_ITEM_COLUMNS = np.array([FEATURES.index(n) for n in ITEM_FEATURES])  # where the ranker's item block goes
+_DEVICE_CELLS = len(BASE_FEATURES)  # first "device x modality" column, then the "part of day x modality" ones
+_DAY_PART_CELLS = _DEVICE_CELLS + len(DEVICES) * len(MODALITIES)
 TASTE = "taste match"  # the per-dimension products of user and item vectors: one contribution in reasons
 
 
@@ -71,64 +74,87 @@ class Featurizer:
 
     def __call__(self, user: np.ndarray, items: np.ndarray, candidates: np.ndarray, history: np.ndarray,
                  hour: float, device: int, now: int, liked: np.ndarray) -> np.ndarray:
-        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked."""
-        c, d = len(candidates), user.shape[0]
-        out = np.zeros((c, len(FEATURES) + d), np.float64)
-        base = ranker_features(user, items, candidates, self.table, history, hour, device, now)
-        out[:, len(FEATURES):] = base[:, :d]
-        start = base.shape[1] - EXTRA + 2 + len(DEVICES) + len(MODALITIES)  # first column after one-hots
-        for name, offset in _FROM_RANKER.items():
-            out[:, FEATURES.index(name)] = base[:, start + offset]
+        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked.
+
+        Values equal the ranker's features where they share a name (computed in float32 as there)."""
+        out = np.zeros((len(candidates), len(FEATURES) + user.shape[0]), np.float64)
+        out[:, len(FEATURES):] = items * user[None, :]
+        out[:, _RETRIEVAL] = items @ user
+        out[:, _ITEM_COLUMNS] = item_features(self.table, candidates, history, now)
         recent = history[-50:]
         if len(recent):
-            out[:, FEATURES.index("tag match")] = self._tag_match(candidates, recent)
-            genres = self.genre[recent]
-            genres = genres[genres >= 0]
-            if len(genres):
-                counts = np.bincount(genres) / len(genres)
-                cand = self.genre[candidates]
-                seen = (cand >= 0) & (cand < len(counts))
-                out[:, FEATURES.index("genre match")] = np.where(seen, counts[np.clip(cand, 0, len(counts) - 1)], 0.0)
+            out[:, _TAG] = self._tag_match(candidates, recent)
+            out[:, _GENRE] = self._genre_match(candidates, recent)
         if len(liked):
             sims = items @ self.vectors_of(np.asarray(liked[-5:], np.int64)).T
-            out[:, FEATURES.index("like similarity")] = sims.max(1)
+            out[:, _LIKE] = sims.max(1)
         modality = self.table.modality[candidates]
         known = np.flatnonzero(modality >= 0)
+        modality = modality[known]
         if 0 <= device < len(DEVICES):
-            out[known, len(BASE_FEATURES) + device * len(MODALITIES) + modality[known]] = 1.0
-        part = len(BASE_FEATURES) + len(DEVICES) * len(MODALITIES) + day_part(hour) * len(MODALITIES)
-        out[known, part + modality[known]] = 1.0
+            out[known, _DEVICE_CELLS + device * len(MODALITIES) + modality] = 1.0
+        out[known, _DAY_PART_CELLS + day_part(hour) * len(MODALITIES) + modality] = 1.0
         return out
+
+    def _genre_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
+        """The share of the recent history in each candidate's genre (unknown genres: 0)."""
+        genres = self.genre[np.concatenate([candidates, recent])]
+        cand, genres = genres[: len(candidates)], genres[len(candidates):]
+        genres = genres[genres >= 0]
+        if not len(genres):
+            return np.zeros(len(candidates))
+        share = np.bincount(genres, minlength=int(cand.max(initial=-1)) + 1) / len(genres)
+        return np.append(share, 0.0)[cand]  # an unknown genre (-1) reads the appended 0
 
     def _tag_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """Mean share of the recent history carrying each of the item's tags."""
-        hist, _ = self.tags.codes(recent)
-        flat, lens = self.tags.codes(candidates)
-        if not len(hist) or not len(flat):
+        codes = self.tags.matrix(np.concatenate([candidates, recent]))
+        cand, hist = codes[: len(candidates)], codes[len(candidates):]
+        hist = hist[hist >= 0]
+        if not len(hist):
             return np.zeros(len(candidates))
-        profile = np.bincount(hist, minlength=len(self.tags.vocab))
-        sums = np.add.reduceat(profile[flat], np.r_[0, np.cumsum(lens)[:-1]]) * (lens > 0)
-        return np.where(lens > 0, sums / (len(recent) * np.maximum(lens, 1)), 0.0)
+        profile = np.bincount(hist, minlength=len(self.tags.vocab) + 1)  # its last entry, 0, is read by -1
+        lens = (cand >= 0).sum(1)
+        return profile[cand].sum(1) / (len(recent) * np.maximum(lens, 1))
 
 
 class TagCodes:
-    """Each row's tags as integer codes, decoded once per row (kept per catalog version on the device)."""
+    """Each row's tags as integer codes in one padded matrix (-1 pads), decoded once per row.
+
+    A request reads the tags of ~130 rows; per-row Python work is one dict lookup, the rest is
+    array indexing. Rows decoded are kept up to TAG_ROWS_KEPT (then forgotten, codes stay).
+    """
 
     def __init__(self, tags_of: Callable[[int], tuple]):
         self.tags_of = tags_of
         self.vocab: dict[str, int] = {}
-        self._rows: dict[int, np.ndarray] = {}
+        self._slot: dict[int, int] = {}  # row -> its line in _matrix
+        self._matrix = np.full((0, 1), -1, np.int32)
+        self._lock = threading.Lock()  # decoding is rare; lookups never wait for it
 
-    def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(all codes of `rows` concatenated, how many each row has)."""
-        known, vocab, parts = self._rows, self.vocab, []
-        for row in rows.tolist():
-            got = known.get(row)
-            if got is None:  # tuples of ints: cheaper to keep and to chain than small arrays
-                got = known[row] = tuple(vocab.setdefault(t, len(vocab)) for t in self.tags_of(row))
-            parts.append(got)
-        lens = np.fromiter(map(len, parts), np.int64, len(parts))
-        return np.fromiter(chain.from_iterable(parts), np.int64, int(lens.sum())), lens
+    def matrix(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), width) tag codes of `rows`, -1 where a row has fewer tags than the widest."""
+        rows = rows.tolist()
+        slots = list(map(self._slot.get, rows))
+        if None in slots:
+            slots = self._decode(rows)
+        return self._matrix[slots]
+
+    def _decode(self, rows: list[int]) -> list[int]:
+        with self._lock:
+            if len(self._slot) + len(rows) > TAG_ROWS_KEPT:  # bounded on a long-lived device
+                self._slot, self._matrix = {}, np.full((0, 1), -1, np.int32)
+            new = [row for row in dict.fromkeys(rows) if row not in self._slot]
+            lines = [[self.vocab.setdefault(t, len(self.vocab)) for t in self.tags_of(row)] for row in new]
+            used, width = len(self._slot), max([self._matrix.shape[1], *map(len, lines)])
+            grown = np.full((max(2 * (used + len(new)), 64), width), -1, np.int32)
+            grown[:used, : self._matrix.shape[1]] = self._matrix[:used]
+            for i, line in enumerate(lines):
+                grown[used + i, : len(line)] = line
+            slot = dict(self._slot)
+            slot.update(zip(new, range(used, used + len(new))))
+            self._matrix, self._slot = grown, slot  # readers see the old pair or the new one, whole
+            return [slot[row] for row in rows]
 
 
 @dataclass
