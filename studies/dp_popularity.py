@@ -28,7 +28,7 @@ from edgerec.runtime.ldp import (
     olh_estimate,
     olh_support,
 )
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 
 def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate, dict]:
@@ -162,8 +162,4 @@ class DPPopularityStudy(Study):
                 ax.set_title(key.replace("_", " "))
                 ax.set_ylim(0, 1.02)
         axes[0].legend()
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=100)
