@@ -52,7 +52,7 @@ def host_featurizer(dataset: Dataset, table, item_matrix: np.ndarray) -> Featuri
     if "" in vocab:
         codes = np.where(codes == vocab.index(""), -1, codes)
     tags = dataset.catalog.tags
-    return Featurizer(table, np.asarray(codes, np.int64), TagCodes(lambda row: tags[row]),
+    return Featurizer(table, np.asarray(codes, np.int64), TagCodes(lambda row: tags[row], len(tags)),
                       lambda rows: item_matrix[rows])
 
 

@@ -61,7 +61,7 @@ def open_scorer(models: Models) -> LinearScorer | None:
 def device_featurizer(catalog) -> Featurizer:
     """The scorer's features over the device catalog (genre codes built once per catalog version)."""
     genre = catalog._cached("scorer_genre", lambda: catalog.code_column("genre"))  # computed per row asked for
-    tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple))
+    tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple, len(catalog)))
     return Featurizer(catalog.feature_table(), genre, tags, catalog.vectors)
 
 

@@ -103,58 +103,58 @@ class Featurizer:
         genres = genres[genres >= 0]
         if not len(genres):
             return np.zeros(len(candidates))
-        share = np.bincount(genres, minlength=int(cand.max(initial=-1)) + 1) / len(genres)
-        return np.append(share, 0.0)[cand]  # an unknown genre (-1) reads the appended 0
+        share = np.bincount(genres, minlength=max(int(cand.max(initial=-1)), int(genres.max())) + 2) / len(genres)
+        return share[cand]  # an unknown genre (-1) reads the last entry, one past every code: 0
 
     def _tag_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """Mean share of the recent history carrying each of the item's tags."""
         codes = self.tags.matrix(np.concatenate([candidates, recent]))
-        cand, hist = codes[: len(candidates)], codes[len(candidates):]
+        lens, cand, hist = codes[: len(candidates), 0], codes[: len(candidates), 1:], codes[len(candidates):, 1:]
         hist = hist[hist >= 0]
         if not len(hist):
             return np.zeros(len(candidates))
         profile = np.bincount(hist, minlength=len(self.tags.vocab) + 1)  # its last entry, 0, is read by -1
-        lens = (cand >= 0).sum(1)
-        return profile[cand].sum(1) / (len(recent) * np.maximum(lens, 1))
+        return np.add.reduce(profile[cand], 1) / (len(recent) * np.maximum(lens, 1))
 
 
 class TagCodes:
-    """Each row's tags as integer codes in one padded matrix (-1 pads), decoded once per row.
+    """Each row's tags as integer codes in one padded matrix, decoded once per row.
 
-    A request reads the tags of ~130 rows; per-row Python work is one dict lookup, the rest is
-    array indexing. Rows decoded are kept up to TAG_ROWS_KEPT (then forgotten, codes stay).
+    Line layout: [number of tags, code, code, ..., -1 padding]; line 0 is a placeholder. Which line
+    holds a row is kept in an array over every row (0: not decoded yet), allocated zeroed, so the
+    operating system backs only the pages of rows a device has asked for. Rows decoded are kept up
+    to TAG_ROWS_KEPT, then decoded again as asked for.
     """
 
-    def __init__(self, tags_of: Callable[[int], tuple]):
+    def __init__(self, tags_of: Callable[[int], tuple], rows: int):
         self.tags_of = tags_of
         self.vocab: dict[str, int] = {}
-        self._slot: dict[int, int] = {}  # row -> its line in _matrix
-        self._matrix = np.full((0, 1), -1, np.int32)
-        self._lock = threading.Lock()  # decoding is rare; lookups never wait for it
+        self._rows = rows
+        self._line_of, self._lines = np.zeros(rows, np.int32), np.zeros((1, 1), np.int32)
+        self._lock = threading.Lock()
 
     def matrix(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), width) tag codes of `rows`, -1 where a row has fewer tags than the widest."""
-        rows = rows.tolist()
-        slots = list(map(self._slot.get, rows))
-        if None in slots:
-            slots = self._decode(rows)
-        return self._matrix[slots]
+        """(len(rows), 1 + width): each row's tag count, then its codes (-1 past the last)."""
+        with self._lock:  # uncontended it costs nothing; requests in two threads share these arrays
+            at = self._line_of[rows]
+            if not at.all():
+                self._decode(rows)
+                at = self._line_of[rows]
+            return self._lines[at]
 
-    def _decode(self, rows: list[int]) -> list[int]:
-        with self._lock:
-            if len(self._slot) + len(rows) > TAG_ROWS_KEPT:  # bounded on a long-lived device
-                self._slot, self._matrix = {}, np.full((0, 1), -1, np.int32)
-            new = [row for row in dict.fromkeys(rows) if row not in self._slot]
-            lines = [[self.vocab.setdefault(t, len(self.vocab)) for t in self.tags_of(row)] for row in new]
-            used, width = len(self._slot), max([self._matrix.shape[1], *map(len, lines)])
-            grown = np.full((max(2 * (used + len(new)), 64), width), -1, np.int32)
-            grown[:used, : self._matrix.shape[1]] = self._matrix[:used]
-            for i, line in enumerate(lines):
-                grown[used + i, : len(line)] = line
-            slot = dict(self._slot)
-            slot.update(zip(new, range(used, used + len(new))))
-            self._matrix, self._slot = grown, slot  # readers see the old pair or the new one, whole
-            return [slot[row] for row in rows]
+    def _decode(self, rows: np.ndarray) -> None:
+        new = np.unique(rows[self._line_of[rows] == 0])
+        if len(self._lines) + len(new) > TAG_ROWS_KEPT + 1:  # bounded on a long-lived device
+            self._line_of, self._lines = np.zeros(self._rows, np.int32), self._lines[:1]
+            new = np.unique(rows)
+        decoded = [[self.vocab.setdefault(t, len(self.vocab)) for t in self.tags_of(row)] for row in new.tolist()]
+        lines = self._lines
+        grown = np.full((len(lines) + len(new), 1 + max([lines.shape[1] - 1, *map(len, decoded)])), -1, np.int32)
+        grown[: len(lines), : lines.shape[1]] = lines
+        for i, codes in enumerate(decoded, start=len(lines)):
+            grown[i, 0], grown[i, 1: 1 + len(codes)] = len(codes), codes
+        self._line_of[new] = np.arange(len(lines), len(grown), dtype=np.int32)
+        self._lines = grown
 
 
 @dataclass

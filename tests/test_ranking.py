@@ -353,8 +353,24 @@ def test_tag_match_is_the_recent_share_of_each_candidates_tags_even_when_the_las
     from edgerec.runtime.scorer import Featurizer, TagCodes
 
     tags = {0: ("heist", "crime"), 1: ("crime",), 2: ("space",), 3: (), 4: ("crime", "space"), 5: ()}
-    featurize = Featurizer(None, None, TagCodes(lambda row: tags[row]), None)
+    featurize = Featurizer(None, None, TagCodes(lambda row: tags[row], len(tags)), None)
     recent = np.array([0, 1, 2])  # crime twice, heist once, space once
     got = featurize._tag_match(np.array([4, 0, 3, 2, 5]), recent)
     np.testing.assert_allclose(got, [(2 + 1) / (3 * 2), (1 + 2) / (3 * 2), 0.0, 1 / 3, 0.0])
     assert featurize._tag_match(np.array([3, 5]), recent).tolist() == [0.0, 0.0]
+
+
+def test_tag_codes_stay_right_when_the_decoded_rows_are_forgotten(monkeypatch):
+    import edgerec.runtime.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "TAG_ROWS_KEPT", 4)
+    tags = {row: tuple(f"t{row % 3}" for _ in range(row % 4)) + (("x",) if row % 2 else ()) for row in range(40)}
+    codes = scorer_module.TagCodes(lambda row: tags[row], len(tags))
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # batches larger and smaller than what is kept, rows repeated within a batch
+        rows = rng.integers(0, 40, rng.integers(1, 7))
+        got = codes.matrix(rows)
+        for row, line in zip(rows.tolist(), got):
+            assert line[0] == len(tags[row])
+            assert [t for c in line[1: 1 + line[0]] for t, v in codes.vocab.items() if v == c] == list(tags[row])
+            assert (line[1 + line[0]:] == -1).all()
