@@ -222,8 +222,11 @@ class ItemCatalog:
         every item; codes compare equal exactly when the values do, as the features need."""
         n = len(self)
 
-        def numeric(name, dtype):
-            return RowColumn(n, lambda rows: self.numeric_column(name, rows).astype(dtype))
+        def numeric(name, dtype, maximum=None):
+            values = self.numeric[name]
+            return RowColumn(n, self._rows_of(lambda r: values[r].astype(dtype),
+                                              lambda item: float(item.meta.get(name, 0) or 0),
+                                              lambda k: np.zeros(k, dtype)), maximum)
 
         popularity = self.numeric["popularity"]
         top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
@@ -231,8 +234,7 @@ class ItemCatalog:
         return ItemTable(
             modality=self.code_column("modality", list(MODALITIES)),
             duration=numeric("duration", np.float32),
-            popularity=RowColumn(n, lambda rows: self.numeric_column("popularity", rows).astype(np.float32),
-                                 lambda: np.float32(max([top, *extra]))),
+            popularity=numeric("popularity", np.float32, lambda: np.float32(max([top, *extra]))),
             release_ts=numeric("release_ts", np.int64),
             language=self.code_column("language"),
             creator=self.code_column("creator"),
@@ -252,9 +254,16 @@ class ItemCatalog:
                 code_of.setdefault(str(item.meta.get(name, "") or ""), len(vocab) + len(code_of))
             code_of.pop("", None)
         lut = np.array([code_of.get(v, -1) for v in vocab] + [-1], np.int64)  # code -1 reads the last entry
-        return RowColumn(len(self), lambda rows: self._per_row(
-            rows, lambda r: lut[codes[r]], lambda item: code_of.get(str(item.meta.get(name, "") or ""), -1),
+        return RowColumn(len(self), self._rows_of(
+            lambda r: lut[codes[r]], lambda item: code_of.get(str(item.meta.get(name, "") or ""), -1),
             lambda k: np.zeros(k, np.int64)))
+
+    def _rows_of(self, from_bundle, from_added, empty):
+        """rows -> values for a derived column of this catalog version: straight from the bundle's
+        columns while no item was added on the device (a request reads ~10 columns: keep it one call)."""
+        if not self.added:
+            return from_bundle
+        return lambda rows: self._per_row(rows, from_bundle, from_added, empty)
 
     # ---------------------------------------------------------- updates
 
