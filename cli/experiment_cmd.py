@@ -152,7 +152,7 @@ def interleave(control, treatment, policy_a, policy_b, data_dir, sim, json_out) 
 @experiment_group.command("ope", epilog=example(
     "edgerec experiment ope runs/demo/bundle --policy-b '{\"diversity\": 0.3}' --data runs/demo/data"))
 @two_arms
-@click.option("--temperature", default=1.0, show_default=True, help="Plackett-Luce temperature of exploration.")
+@click.option("--temperature", default=2.0, show_default=True, help="Plackett-Luce temperature of exploration.")
 @click.option("--seeds", default=1, show_default=True, help="Repeat under this many seeds (SEED, SEED + 1, ...).")
 @sim_options(days=1, pre_days=0, users=300)
 def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, sim, json_out) -> None:

@@ -163,11 +163,16 @@ def test_interleaving_finds_a_clearly_worse_policy(tiny_bundle):
 def test_ope_estimates_are_close_to_the_truth(tiny_bundle):
     data = tiny_bundle.parent / "data"
     record = OPEStudy(Arm("log", tiny_bundle), Arm("target", tiny_bundle, {"diversity": 0.3}), data,
-                      SimConfig(users=60, days=1, pre_days=0, k=5, seed=0)).run().record
+                      SimConfig(users=60, days=1, pre_days=0, k=5, seed=0), seeds=2).run().record
     assert record["lists"] == 60 and record["true_value"] > 0 and 0 < record["match_rate"] < 1
     for name in ("IPS", "SNIPS", "DR"):  # unbiased: the truth lies within three standard errors
         se = record["standard_errors"][name]
         assert 0 < se and abs(record["estimates"][name] - record["true_value"]) < 3 * se, name
+        # each seed's error, averaged: seed 0 is the run above, seed 1 another draw of users and lists
+        errors = [abs(row[name] - row["true_value"]) / row["true_value"] for row in record["seeds"]]
+        assert record["mean_relative_error"][name] == pytest.approx(np.mean(errors))
+    assert [row["seed"] for row in record["seeds"]] == [0, 1] and record["seeds"][0]["IPS"] == record["estimates"]["IPS"]
+    assert record["seeds"][0]["true_value"] != record["seeds"][1]["true_value"]
 
 
 def test_simulate_study_reports_per_day_and_plots(tiny_bundle, tmp_path):
