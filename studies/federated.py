@@ -55,6 +55,7 @@ class FederatedStudy(Study):
     delta: float = 1e-6
     central: bool = True  # train the centralized upper bound (a second training run)
     publish: bool = True  # write the FedAvg and DP bundles and open them as updates of v1
+    reuse: bool = False  # take v1 and the upper bound from `out` when an earlier run of this world left them
 
     def measure(self, progress: Progress) -> dict:
         from edgerec.data.store import load_dataset, save_dataset
@@ -64,8 +65,7 @@ class FederatedStudy(Study):
         dataset = load_dataset(self.data_dir)
         early, cut = split_by_time(dataset, self.world.early_share)
         save_dataset(early, out / "data-early")
-        progress("training bundle v1 on the early events", {"events": len(early.interactions)})
-        v1_path = train_and_export(early, out / "data-early", out / "v1", self.world, progress)
+        v1_path = self._trained(early, out / "data-early", out / "v1", "bundle v1 on the early events", progress)
         devices = make_devices(dataset, cut, self.world)
         item_ids = list(dataset.catalog.item_ids)
         rec = Recommender.open(v1_path, backend="onnx")
@@ -79,8 +79,8 @@ class FederatedStudy(Study):
         v1 = ndcg_at_10(users, table0, devices)
         record["arms"].append({"arm": "v1 (no update)", **v1, "per_round": [v1["NDCG@10"]]})
         if self.central:
-            progress("training the centralized upper bound on all events", {})
-            central_path = train_and_export(dataset, Path(self.data_dir), out / "central", self.world, progress)
+            central_path = self._trained(dataset, Path(self.data_dir), out / "central",
+                                         "the centralized upper bound on all events", progress)
             with Recommender.open(central_path, backend="onnx") as central:
                 metrics = ndcg_at_10(self._eval_vectors(central, devices), central.catalog.stored.dequantize(),
                                      devices)
@@ -100,6 +100,14 @@ class FederatedStudy(Study):
         return record
 
     # ------------------------------------------------------------------ parts
+
+    def _trained(self, dataset, data_dir: Path, folder: Path, what: str, progress) -> Path:
+        """The bundle trained on `dataset` in `folder`: trained now, or the one an earlier run left."""
+        if self.reuse and (folder / "bundle" / "manifest.json").is_file():
+            progress(f"reusing {what} from {folder.name}/bundle", {})
+            return folder / "bundle"
+        progress(f"training {what}", {"events": len(dataset.interactions)})
+        return train_and_export(dataset, data_dir, folder, self.world, progress)
 
     @staticmethod
     def _eval_vectors(rec, devices) -> np.ndarray:
@@ -202,12 +210,13 @@ class FederatedStudy(Study):
             run = runs.get(arm["arm"], {})
             rows.append({"arm": arm["arm"], "NDCG@10": arm["NDCG@10"], "HR@10": arm["HR@10"],
                          "share of central gain": arm.get("recovered"), "epsilon": arm.get("epsilon"),
+                         "noise multiplier": arm.get("noise_multiplier"),
                          "upload bytes (mean)": run.get("bytes", {}).get("mean"),
                          "device ms (mean)": run.get("ms", {}).get("mean")})
         dev = record["device_500_events"]
         return [Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
-                      f"~{record['server']['clients_per_round']} devices per round; one round of a "
-                      f"{dev['events']}-event device: {dev['median_ms']:.0f} ms, "
+                      f"~{record['server']['clients_per_round']} devices per round, DP delta {record['delta']:g}; "
+                      f"one round of a {dev['events']}-event device: {dev['median_ms']:.0f} ms, "
                       f"{dev.get('median_cpu_ms', float('nan')):.0f} ms of CPU)", rows)]
 
     @classmethod
