@@ -13,9 +13,9 @@ running sum of the rounds' noisy averages and publishes v1 plus that sum on the
 rows where it clears the noise of all rounds so far (sqrt(r) times one
 round's): a row that a few devices move in every round adds up linearly, its
 noise only as the square root, so rows emerge that no single round could show
-(measured: with per-round decisions no row cleared the noise on the demo
-world). Both are functions of the released noisy sums only, so the accounting
-is unchanged. Devices are sampled independently with probability q = K /
+(on the demo world projected to 30 times its devices, deciding per round kept
+clearly less of the centralized gain). Both are functions of the released
+noisy sums only, so the accounting is unchanged. Devices are sampled independently with probability q = K /
 population (what the accountant assumes). Rows are put back on the unit
 sphere after each round, as the exporter ships them.
 """
