@@ -113,8 +113,10 @@ def _print_sections(opened) -> None:
     for name, column in opened.manifest.items.columns().items():
         stored = column.offsets if column.kind == "string" else column.file
         rows.append({"column": name, "kind": column.kind, "dtype": str(opened.array(stored).dtype),
-                     "bytes": sum(files[f]["bytes"] for f in column.files())})
-    table(rows, title="item columns (strings: offsets dtype; bytes include the blob)")
+                     "bytes": sum(files[f]["bytes"] for f in column.files()),
+                     "stored as": f"{column.codec} blocks of {column.block_rows}, {column.raw_bytes} bytes of text"
+                     if column.codec else ""})
+    table(rows, title="item columns (strings: offsets or block starts dtype; bytes include the blob)")
 
 
 def _print_manifest(manifest, where, size: int | None = None) -> None:

@@ -1,4 +1,4 @@
-"""`edgerec experiment simulate | ab | aa | interleave | ope | agreement`: experiments on the user simulator.
+"""`edgerec experiment simulate | ab | aa | interleave | ope | sensitivity | agreement`: simulated experiments.
 
 Each command builds its study from the options, prints its tables (and the
 verdict with the rule that decided it), and writes JSON and a plot when asked.
@@ -6,6 +6,7 @@ verdict with the rule that decided it), and writes JSON and a plot when asked.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -30,15 +31,28 @@ def _policy(text: str | None) -> dict | None:
     return value
 
 
-def _sim(users, days, pre_days, k, seed, click_model):
+SIM_KEYS = ("users", "days", "pre_days", "k", "seed", "click_model", "visits_sigma", "lists_sigma")
+
+
+def _sim(users, days, pre_days, k, seed, click_model, visits_sigma, lists_sigma):
+    from edgerec.studies.activity import ActivityConfig
     from edgerec.studies.simulator import SimConfig
 
-    return SimConfig(users=users, days=days, pre_days=pre_days, k=k, seed=seed, click_model=click_model)
+    return SimConfig(users=users, days=days, pre_days=pre_days, k=k, seed=seed, click_model=click_model,
+                     activity=ActivityConfig(visits_sigma=visits_sigma, lists_sigma=lists_sigma))
 
 
 def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
-    """The simulator's options, shared by every command."""
+    """The simulator's options, shared by every command; the command gets them as one SimConfig, `sim`."""
+    from edgerec.studies.activity import ActivityConfig
+
+    defaults = ActivityConfig()
+
     def wrap(fn):
+        @functools.wraps(fn)
+        def command(**kwargs):
+            return fn(sim=_sim(**{key: kwargs.pop(key) for key in SIM_KEYS}), **kwargs)
+
         for option in reversed([
             click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundles were built on."),
             click.option("--users", default=users, show_default=True, help="Simulated users."),
@@ -48,10 +62,14 @@ def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
             click.option("--k", default=10, show_default=True, help="Items per list."),
             click.option("--seed", default=0, show_default=True),
             click.option("--click-model", type=click.Choice(["pbm", "cascade"]), default="pbm", show_default=True),
+            click.option("--visits-sigma", default=defaults.visits_sigma, show_default=True,
+                         help="Spread of log visits per day across users (0: all alike)."),
+            click.option("--lists-sigma", default=defaults.lists_sigma, show_default=True,
+                         help="Spread of log session depth across users."),
             click.option("--json", "json_out", type=FILE_OUT),
         ]):
-            fn = option(fn)
-        return fn
+            command = option(command)
+        return command
     return wrap
 
 
@@ -85,12 +103,11 @@ def experiment_group() -> None:
 @click.option("--policy", "policy", help="JSON Policy fields, e.g. '{\"diversity\": 0.3}'.")
 @sim_options()
 @click.option("--plot", "plot_out", type=FILE_OUT, help="Plays per active user by day, with 95% bands.")
-def simulate(bundle, policy, data_dir, users, days, pre_days, k, seed, click_model, json_out, plot_out) -> None:
+def simulate(bundle, policy, data_dir, sim, json_out, plot_out) -> None:
     """Serve one bundle to simulated users; online metrics per day and overall."""
     from edgerec.studies.experiments import SimulateStudy
 
-    _run(SimulateStudy(bundle, data_dir, _sim(users, days, pre_days, k, seed, click_model), _policy(policy)),
-         json_out, plot_out)
+    _run(SimulateStudy(bundle, data_dir, sim, _policy(policy)), json_out, plot_out)
 
 
 @experiment_group.command("ab", epilog=example(
@@ -100,13 +117,12 @@ def simulate(bundle, policy, data_dir, users, days, pre_days, k, seed, click_mod
               type=click.Choice(["plays", "finishes", "watch_s", "lists", "active", "likes"]))
 @sim_options()
 @click.option("--plot", "plot_out", type=FILE_OUT)
-def ab(control, treatment, policy_a, policy_b, metric, data_dir, users, days, pre_days, k, seed, click_model,
-       json_out, plot_out) -> None:
+def ab(control, treatment, policy_a, policy_b, metric, data_dir, sim, json_out, plot_out) -> None:
     """A/B test: Welch, bootstrap CI, CUPED, mSPRT, power, and a ship / do not ship / inconclusive verdict."""
     from edgerec.studies.experiments import ABStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)
-    _run(ABStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model), metric), json_out, plot_out)
+    _run(ABStudy(a, b, data_dir, sim, metric), json_out, plot_out)
 
 
 @experiment_group.command("aa", epilog=example(
@@ -114,38 +130,50 @@ def ab(control, treatment, policy_a, policy_b, metric, data_dir, users, days, pr
 @click.argument("bundle", type=BUNDLE)
 @click.option("--experiments", default=200, show_default=True, help="A/A splits of the one simulated log.")
 @sim_options()
-def aa(bundle, experiments, data_dir, users, days, pre_days, k, seed, click_model, json_out) -> None:
+def aa(bundle, experiments, data_dir, sim, json_out) -> None:
     """The test of the test: the false-positive rate of A/A splits (should be close to alpha)."""
     from edgerec.studies.experiments import AAStudy
 
-    _run(AAStudy(bundle, data_dir, _sim(users, days, pre_days, k, seed, click_model), experiments), json_out)
+    _run(AAStudy(bundle, data_dir, sim, experiments), json_out)
 
 
 @experiment_group.command("interleave", epilog=example(
     "edgerec experiment interleave runs/demo/bundle runs/demo/bundle-fp32 --data runs/demo/data"))
 @two_arms
 @sim_options(pre_days=0)
-def interleave(control, treatment, policy_a, policy_b, data_dir, users, days, pre_days, k, seed, click_model,
-               json_out) -> None:
+def interleave(control, treatment, policy_a, policy_b, data_dir, sim, json_out) -> None:
     """Team-draft interleaving on the device; the sign test over per-user wins, and users needed."""
     from edgerec.studies.experiments import InterleaveStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)
-    _run(InterleaveStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model)), json_out)
+    _run(InterleaveStudy(a, b, data_dir, sim), json_out)
 
 
 @experiment_group.command("ope", epilog=example(
     "edgerec experiment ope runs/demo/bundle --policy-b '{\"diversity\": 0.3}' --data runs/demo/data"))
 @two_arms
-@click.option("--temperature", default=1.0, show_default=True, help="Plackett-Luce temperature of exploration.")
+@click.option("--temperature", default=2.0, show_default=True, help="Plackett-Luce temperature of exploration.")
+@click.option("--seeds", default=1, show_default=True, help="Repeat under this many seeds (SEED, SEED + 1, ...).")
 @sim_options(days=1, pre_days=0, users=300)
-def ope(control, treatment, policy_a, policy_b, temperature, data_dir, users, days, pre_days, k, seed, click_model,
-        json_out) -> None:
+def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, sim, json_out) -> None:
     """Log with exploration under CONTROL; estimate TREATMENT's value by IPS, SNIPS and DR beside the truth."""
     from edgerec.studies.experiments import OPEStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)
-    _run(OPEStudy(a, b, data_dir, _sim(users, days, pre_days, k, seed, click_model), temperature), json_out)
+    _run(OPEStudy(a, b, data_dir, sim, temperature, seeds=seeds), json_out)
+
+
+@experiment_group.command("sensitivity", epilog=example(
+    "edgerec experiment sensitivity runs/demo/bundle runs/demo/bundle-teacher --data runs/demo/data "
+    "--visits-sigma 0.9"))
+@two_arms
+@sim_options()
+def sensitivity(control, treatment, policy_a, policy_b, data_dir, sim, json_out) -> None:
+    """Users an A/B test (with and without CUPED) and an interleaving need to detect the same effect."""
+    from edgerec.studies.sensitivity import SensitivityStudy
+
+    a, b = _arms(control, treatment, policy_a, policy_b)
+    _run(SensitivityStudy(a, b, data_dir, sim), json_out)
 
 
 def _named_arms(arms: tuple[str, ...], policies: tuple[str, ...]) -> list:
@@ -179,13 +207,11 @@ def _named_arms(arms: tuple[str, ...], policies: tuple[str, ...]) -> list:
 @click.option("--offline-users", default=300, show_default=True, help="Held-out users replayed for NDCG@10.")
 @sim_options(days=5, pre_days=0)
 @click.option("--plot", "plot_out", type=FILE_OUT, help="Offline NDCG@10 against simulated plays per day.")
-def agreement(arms, policies, offline_users, data_dir, users, days, pre_days, k, seed, click_model, json_out,
-              plot_out) -> None:
+def agreement(arms, policies, offline_users, data_dir, sim, json_out, plot_out) -> None:
     """Offline NDCG@10 beside simulated online metrics for each arm, and their rank correlation."""
     from edgerec.studies.agreement import AgreementStudy
 
-    _run(AgreementStudy(_named_arms(arms, policies), data_dir, _sim(users, days, pre_days, k, seed, click_model),
-                        offline_users), json_out, plot_out)
+    _run(AgreementStudy(_named_arms(arms, policies), data_dir, sim, offline_users), json_out, plot_out)
 
 
 def register(cli: click.Group) -> None:

@@ -116,14 +116,17 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
                                          "order) instead of the data's own shares.")
 @click.option("--prior", "prior_out", type=FILE_OUT,
               help="Write the estimate at epsilon 1 and 300k devices as a prior for `edgerec export --popularity`.")
+@click.option("--shuffled", is_flag=True,
+              help="Reports reach the host in shuffled batches of all devices: --epsilon is the central epsilon, "
+                   "each device randomizes at the larger local one the shuffle amplifies down to it.")
 @click.option("--json", "json_out", type=FILE_OUT)
 @click.option("--plot", "plot_out", type=FILE_OUT)
-def dp_popularity(data_dir, epsilons, devices, trials, zipf, prior_out, json_out, plot_out) -> None:
+def dp_popularity(data_dir, epsilons, devices, trials, zipf, prior_out, shuffled, json_out, plot_out) -> None:
     """Item popularity from locally DP device reports (OLH): recall of the top items and count error."""
     from edgerec.studies.dp_popularity import DPPopularityStudy
 
-    _run(DPPopularityStudy(data_dir, tuple(epsilons), tuple(devices), trials, prior_out=prior_out, zipf=zipf),
-         json_out, plot_out)
+    _run(DPPopularityStudy(data_dir, tuple(epsilons), tuple(devices), trials, prior_out=prior_out, zipf=zipf,
+                           shuffled=shuffled), json_out, plot_out)
 
 
 def alias(command: click.Command, example_line: str) -> click.Command:

@@ -335,10 +335,11 @@ def run_bench(bundle: str | Path, profile: DeviceProfile, cfg: BenchConfig, time
             raise EdgerecError(f"the benchmark process failed (exit {proc.returncode}); its last words:\n{tail}")
         result = json.loads(out.read_text())
         if cfg.footprint:  # each engine alone in a fresh process, as on a device
-            from edgerec.device_tests.footprint import figures, run_footprint, sections
+            from edgerec.device_tests.footprint import figures, floor_bytes, run_footprint, sections
             from edgerec.runtime.bundle import Bundle
 
-            result["sections"] = sections(Bundle.open(source, verify=False))
+            opened = Bundle.open(source, verify=False)
+            result["sections"], result["floor_bytes"] = sections(opened), floor_bytes(opened)
             result["footprint"] = run_footprint(source, [r["backend"] for r in result["runs"]], profile, cfg)
             result["figures"] = figures(result)
     result["failures"] = check_budgets(result, profile)

@@ -101,7 +101,7 @@ def sections(bundle) -> dict:
     out = {"table": sum(files[f] for f in (items.embeddings.file, items.embeddings.scales) if f)}
     for name in ("ids", "titles", "tags"):
         column = items.strings[name]
-        out[name] = files[column.file] + files[column.offsets]
+        out[name] = sum(files[f] for f in column.files())  # blob, offsets or block starts, dictionary
     taken = set(items.files()[:2]) | {f for n in ("ids", "titles", "tags") for f in items.strings[n].files()}
     other_columns = [f for f in items.files() if f not in taken]
     out["other columns"] = sum(files[f] for f in other_columns)
@@ -115,12 +115,28 @@ def sections(bundle) -> dict:
     return out
 
 
+def floor_bytes(bundle) -> int:
+    """The floor the bundle's bytes are measured against: the table, plus ids and titles as plain
+    UTF-8 with uint32 offsets (format 3), whatever this bundle compresses (so compressing a column
+    shrinks the bundle, never the yardstick)."""
+    items = bundle.manifest.items
+    files = bundle.manifest.files
+    out = sum(files[f]["bytes"] for f in (items.embeddings.file, items.embeddings.scales) if f)
+    for name in ("ids", "titles"):
+        column = items.strings[name]
+        if column.codec:
+            out += column.raw_bytes + 128 + 4 * (items.count + 1)  # blob + a .npy of uint32 offsets
+        else:
+            out += files[column.file]["bytes"] + files[column.offsets]["bytes"]
+    return out
+
+
 def figures(result: dict) -> list[dict]:
     """The footprint rows of one bench run: each measurement, its physical floor, the measurement
     over that floor, the issue's goal and the measurement over the goal (<= 1: met)."""
     ret, parts = result["retrieval"], result["sections"]
     table_mb = ret["table_bytes"] / 2**20
-    floor_bytes = parts["table"] + parts["ids"] + parts["titles"]
+    floor = result.get("floor_bytes") or parts["table"] + parts["ids"] + parts["titles"]
     cold = next((m["cold_p50_ms"] for m in ret["methods"] if "cold_p50_ms" in m), float("nan"))
     bound = ret["scan_bound_ms"]
 
@@ -148,6 +164,6 @@ def figures(result: dict) -> list[dict]:
             row(f"open, ms ({engine})", run["open_ms"], "", None, "", None),
         ]
     rows.append(row("bundle bytes, MB", result["bundle_bytes"] / 2**20,
-                    f"table + ids + titles {floor_bytes / 2**20:.1f} MB", floor_bytes / 2**20,
-                    f"{BYTES_ALLOWANCE}x table + ids + titles", BYTES_ALLOWANCE * floor_bytes / 2**20))
+                    f"table + plain ids + titles {floor / 2**20:.1f} MB", floor / 2**20,
+                    f"{BYTES_ALLOWANCE}x table + ids + titles", BYTES_ALLOWANCE * floor / 2**20))
     return rows

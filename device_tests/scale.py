@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle, BundleWriter
+from edgerec.runtime.catalog import string_column
 from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec, write_encoder_inputs
 from edgerec.runtime.item_table import StoredTable
 
@@ -35,8 +36,10 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
     embeddings = TableSpec.from_manifest(StoredTable.quantize(vectors, stored.dtype_name).manifest_entry(writer))
     known = m.items.encoder_inputs
     inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
-    strings = {"ids": [f"x{i}" for i in range(n_items)], "titles": [f"Item {i}" for i in range(n_items)],
-               "tags": [""] * n_items}
+    # new ids; titles and tags copied with the rows, so the text columns' bytes are a catalog's
+    text = {name: string_column(source, m.items.strings[name]).all() for name in ("titles", "tags")}
+    strings = {"ids": [f"x{i}" for i in range(n_items)],
+               **{name: [values[p] for p in picks.tolist()] for name, values in text.items()}}
     items = ItemTableSpec(
         count=n_items, embeddings=embeddings,
         strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},
@@ -52,3 +55,4 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
     writer.finish(dim=m.dim, items=items, defaults=m.defaults, metrics={}, budgets=m.budgets, reference={},
                   data_version=m.data_version)
     return out
+

@@ -1,8 +1,9 @@
 """Rewrite a bundle in another format version: the same items, models and references, with the item
-columns stored as that version stores them (format 3: compact dtypes; format 2: the wide ones).
+columns stored as that version stores them (format 4: text in compressed blocks; format 3: compact
+dtypes; format 2: the wide ones).
 
-Used to ship a bundle to devices whose runtime reads only format 2, and to prove that the compact
-columns change no list (tests/test_footprint.py records lists from both copies).
+Used to ship a bundle to devices whose runtime reads only an older format, and to prove that the
+compact columns change no list (tests/test_footprint.py records lists from each copy).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle, BundleWriter
+from edgerec.runtime.catalog import string_column
 from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, write_encoder_inputs
 
 
@@ -26,7 +28,7 @@ def convert_bundle(source: str | Path, out: str | Path, format_version: int = FO
             shutil.copyfile(bundle.path(name), writer.file_path(name))
             writer.add_file(name)
     writer.models = list(m.models)
-    strings = {name: ColumnSpec.write_strings(writer, name, _texts(bundle, column))
+    strings = {name: ColumnSpec.write_strings(writer, name, string_column(bundle, column).all())
                for name, column in items.strings.items()}
     categorical = {name: ColumnSpec.write_codes(writer, name, bundle.array(column.file, mmap=False), column.vocab)
                    for name, column in items.categorical.items()}
@@ -40,7 +42,3 @@ def convert_bundle(source: str | Path, out: str | Path, format_version: int = FO
                   reference=m.reference, data_version=m.data_version)
     return Path(out)
 
-
-def _texts(bundle: Bundle, column: ColumnSpec) -> list[str]:
-    data, offsets = bundle.path(column.file).read_bytes(), bundle.array(column.offsets).tolist()
-    return [data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]

@@ -16,7 +16,7 @@ from edgerec.data.schema import EVENT_CODE, Dataset
 from edgerec.data.split import Split
 from edgerec.errors import ModelError
 from edgerec.runtime.bundle import BundleWriter
-from edgerec.runtime.scorer import DAY_PARTS, day_part
+from edgerec.runtime.scorer import DAY_PARTS, SCORER_VERSION, day_part
 from edgerec.runtime.vocab import CONSUMED_LOG_EVENTS, DEVICES, MODALITIES
 
 CONTEXT_WEIGHT = 0.3  # default boost per unit of lift, in relevance deviations
@@ -64,7 +64,7 @@ def add_scorer(writer: BundleWriter, scorer_dir: str | Path, checkpoint: str | P
     arrays = {name: writer.add_array(f"ranking/scorer_{name}.npy", value) for name, value in scorer.arrays().items()}
     info = payload.get("info", {})
     metrics = {k: v for k, v in info.items() if k in ("validation", "test")}
-    return {"features": list(scorer.names), "arrays": arrays, "metrics": metrics}
+    return {"version": SCORER_VERSION, "features": list(scorer.names), "arrays": arrays, "metrics": metrics}
 
 
 def ranking_section(writer: BundleWriter, dataset: Dataset, split: Split, checkpoint: str | Path,

@@ -8,9 +8,16 @@ of standard deviation sigma * C to every coordinate of the summed table, and
 divides by the expected number of devices K, so the noise the table gets is
 sigma * C / K per coordinate. Only rows whose noisy change clearly exceeds
 what noise alone gives are applied (a post-processing step: without it the
-noise walks every untouched row away from v1). Devices are sampled independently with
-probability q = K / population (what the accountant assumes). Rows are put
-back on the unit sphere after each round, as the exporter ships them.
+noise walks every untouched row away from v1). By default the server keeps the
+running sum of the rounds' noisy averages and publishes v1 plus that sum on the
+rows where it clears the noise of all rounds so far (sqrt(r) times one
+round's): a row that a few devices move in every round adds up linearly, its
+noise only as the square root, so rows emerge that no single round could show
+(on the demo world projected to 30 times its devices, deciding per round kept
+clearly less of the centralized gain). Both are functions of the released
+noisy sums only, so the accounting is unchanged. Devices are sampled independently with probability q = K /
+population (what the accountant assumes). Rows are put back on the unit
+sphere after each round, as the exporter ships them.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ class ServerConfig:
     server_lr: float = 10.0  # FedAvg divides by all the round's weight: each row is touched by few devices
     weight_cap: float = 50.0  # FedAvg: a device weighs min(examples, cap)
     dp_row_threshold: float = 2.0  # DP: a row moves only when its noisy change is this many times the noise's
+    dp_accumulate: bool = True  # DP: decide on the sum of all rounds so far (False: on each round alone)
     seed: int = 0
 
     def check(self, population: int) -> ServerConfig:
@@ -98,6 +106,8 @@ class FederatedServer:
                  dp: DPPlan | None = None):
         self.cfg = cfg.check(population)
         self.table = np.array(table, np.float32)
+        self.start = self.table.copy()  # DP with dp_accumulate: the table is start + lr * the noisy sum
+        self.noisy_sum = np.zeros(self.table.shape, np.float32)
         self.space, self.population, self.template, self.dp = space, population, task.check(), dp
         self.q = cfg.clients_per_round / population
         self.rng = np.random.default_rng([cfg.seed, 1])
@@ -131,9 +141,25 @@ class FederatedServer:
         else:
             delta = dp_fedavg(updates, self.table.shape, self.template.clip, self.noise_multiplier,
                               self.cfg.clients_per_round, self.rng)
+            if self.cfg.dp_accumulate:
+                return self._accumulated(delta, len(updates))
             rows = above_noise(delta, self.noise_std, self.cfg.dp_row_threshold)
         self.table[rows] += self.cfg.server_lr * delta[rows]
         normalize_rows(self.table, rows)
-        entry = {"devices": len(updates), "rows_changed": int(len(rows))}
+        return self._logged(len(updates), rows)
+
+    def _accumulated(self, delta: np.ndarray, devices: int) -> dict:
+        """DP: the table becomes start + lr * (sum of the noisy averages so far) on the rows where
+        that sum clears the noise of all rounds so far; the other rows stay as they started."""
+        self.noisy_sum += delta
+        rounds = len(self.log) + 1
+        rows = above_noise(self.noisy_sum, self.noise_std * np.sqrt(rounds), self.cfg.dp_row_threshold)
+        self.table = self.start.copy()
+        self.table[rows] += self.cfg.server_lr * self.noisy_sum[rows]
+        normalize_rows(self.table, rows)
+        return self._logged(devices, rows)
+
+    def _logged(self, devices: int, rows: np.ndarray) -> dict:
+        entry = {"devices": devices, "rows_changed": int(len(rows))}
         self.log.append(entry)
         return entry

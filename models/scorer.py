@@ -52,7 +52,7 @@ def host_featurizer(dataset: Dataset, table, item_matrix: np.ndarray) -> Featuri
     if "" in vocab:
         codes = np.where(codes == vocab.index(""), -1, codes)
     tags = dataset.catalog.tags
-    return Featurizer(table, np.asarray(codes, np.int64), TagCodes(lambda row: tags[row]),
+    return Featurizer(table, np.asarray(codes, np.int64), TagCodes(lambda row: tags[row], len(tags)),
                       lambda rows: item_matrix[rows])
 
 
@@ -161,6 +161,9 @@ def load_scorer(folder: str | Path) -> tuple[LinearScorer, dict]:
     if not path.is_file():
         raise ModelError(f"{folder} holds no {SCORER_FILE}; train one with `edgerec train --arch scorer`")
     payload = json.loads(path.read_text())
+    if payload.get("version") != SCORER_VERSION:
+        raise ModelError(f"{folder} holds a scorer of feature version {payload.get('version')}, not {SCORER_VERSION}; "
+                         "train it again with `edgerec scorer train`")
     scorer = LinearScorer(tuple(payload["features"]), np.array(payload["weights"]), np.array(payload["mean"]),
                           np.array(payload["scale"]), float(payload["intercept"]))
     return scorer, payload

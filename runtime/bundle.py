@@ -24,7 +24,7 @@ from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
-FORMAT_VERSION = 3  # 2: int8 tables may have per-dimension scales; 3: compact column dtypes (item_spec.py)
+FORMAT_VERSION = 4  # 2: per-dimension int8 scales; 3: compact column dtypes; 4: compressed text blocks
 MANIFEST = "manifest.json"
 MODEL_ROLES, MODEL_FORMATS = ("user_encoder", "ranker", "content_encoder", "content_projection"), ("onnx", "tflite")
 MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
@@ -279,10 +279,10 @@ class BundleWriter:
     """Collects files into a bundle directory and writes a manifest with their checksums last."""
 
     def __init__(self, root: str | os.PathLike, name: str, format_version: int = FORMAT_VERSION):
-        if format_version not in (2, FORMAT_VERSION):  # 2: wide column dtypes, for devices not updated yet
-            raise BundleError(f"this edgerec writes bundle format 2 or {FORMAT_VERSION}, not {format_version!r}")
+        if format_version not in (2, 3, FORMAT_VERSION):  # older formats, for devices not updated yet
+            raise BundleError(f"this edgerec writes bundle format 2 to {FORMAT_VERSION}, not {format_version!r}")
         self.root, self.name, self.format_version = Path(root), name, format_version
-        self.compact = format_version >= FORMAT_VERSION  # columns in their narrowest lossless dtypes
+        self.compact = format_version >= 3  # columns in their narrowest lossless dtypes
         if self.root.exists() and any(self.root.iterdir()):
             raise BundleError(f"{self.root} exists and is not empty; choose a new --out folder")
         self.root.mkdir(parents=True, exist_ok=True)

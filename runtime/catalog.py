@@ -28,6 +28,7 @@ from edgerec.runtime.catalog_columns import CatalogIds, RowColumn, StringColumn,
 from edgerec.runtime.features import MODALITIES, ItemTable
 from edgerec.runtime.item_spec import NUMERIC_DTYPES, ColumnSpec, blob_view
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
 
 TAG_CACHE_ROWS = 50_000  # decoded tag lists kept per catalog (a few MB at most)
 
@@ -49,8 +50,8 @@ class ItemCatalog:
         self.table = self.stored.values
         self.base_count = spec.count
         checked = getattr(bundle, "id_index", None)  # built by the checks at open, with its column's maps
-        self.ids = checked.column if checked is not None else _strings(bundle, spec.strings["ids"])
-        self.titles, self.tag_strings = (_strings(bundle, spec.strings[name]) for name in ("titles", "tags"))
+        self.ids = checked.column if checked is not None else string_column(bundle, spec.strings["ids"])
+        self.titles, self.tag_strings = (string_column(bundle, spec.strings[name]) for name in ("titles", "tags"))
         self.categorical = {k: (random_access(bundle.array(c.file)), list(c.vocab)) for k, c in spec.categorical.items()}
         self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
         self.numeric = {k: random_access(bundle.array(c.file)) for k, c in spec.numeric.items()}
@@ -221,8 +222,11 @@ class ItemCatalog:
         every item; codes compare equal exactly when the values do, as the features need."""
         n = len(self)
 
-        def numeric(name, dtype):
-            return RowColumn(n, lambda rows: self.numeric_column(name, rows).astype(dtype))
+        def numeric(name, dtype, maximum=None):
+            values = self.numeric[name]
+            return RowColumn(n, self._rows_of(lambda r: values[r].astype(dtype),
+                                              lambda item: float(item.meta.get(name, 0) or 0),
+                                              lambda k: np.zeros(k, dtype)), maximum)
 
         popularity = self.numeric["popularity"]
         top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
@@ -230,8 +234,7 @@ class ItemCatalog:
         return ItemTable(
             modality=self.code_column("modality", list(MODALITIES)),
             duration=numeric("duration", np.float32),
-            popularity=RowColumn(n, lambda rows: self.numeric_column("popularity", rows).astype(np.float32),
-                                 lambda: np.float32(max([top, *extra]))),
+            popularity=numeric("popularity", np.float32, lambda: np.float32(max([top, *extra]))),
             release_ts=numeric("release_ts", np.int64),
             language=self.code_column("language"),
             creator=self.code_column("creator"),
@@ -251,9 +254,16 @@ class ItemCatalog:
                 code_of.setdefault(str(item.meta.get(name, "") or ""), len(vocab) + len(code_of))
             code_of.pop("", None)
         lut = np.array([code_of.get(v, -1) for v in vocab] + [-1], np.int64)  # code -1 reads the last entry
-        return RowColumn(len(self), lambda rows: self._per_row(
-            rows, lambda r: lut[codes[r]], lambda item: code_of.get(str(item.meta.get(name, "") or ""), -1),
+        return RowColumn(len(self), self._rows_of(
+            lambda r: lut[codes[r]], lambda item: code_of.get(str(item.meta.get(name, "") or ""), -1),
             lambda k: np.zeros(k, np.int64)))
+
+    def _rows_of(self, from_bundle, from_added, empty):
+        """rows -> values for a derived column of this catalog version: straight from the bundle's
+        columns while no item was added on the device (a request reads ~10 columns: keep it one call)."""
+        if not self.added:
+            return from_bundle
+        return lambda rows: self._per_row(rows, from_bundle, from_added, empty)
 
     # ---------------------------------------------------------- updates
 
@@ -321,6 +331,9 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
     return out
 
 
-def _strings(bundle: Bundle, column: ColumnSpec) -> StringColumn:
+def string_column(bundle: Bundle, column: ColumnSpec) -> StringColumn | BlockStringColumn:
     """A string column's blob as a plain view of its memory map (np.memmap indexing is slow)."""
+    if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
+        return BlockStringColumn(bundle.path(column.file), bundle.array(column.offsets, mmap=False),
+                                 bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column))
     return StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))

@@ -1,6 +1,7 @@
 """The catalog's columns as views of the bundle's memory maps: nothing per item in Python objects.
 
-- `StringColumn`: strings as one UTF-8 blob plus offsets, decoded only for the rows asked for.
+- `StringColumn`: strings as one UTF-8 blob plus offsets, decoded only for the rows asked for
+  (text_blocks.BlockStringColumn: the same for columns stored in compressed blocks).
 - `CatalogIds`: item id -> row; the bundle's ids through the hash index of id_index.py, items
   added on the device through a small dict that takes precedence.
 - `RowColumn`: a derived per-item attribute (e.g. a ranker feature) computed for the rows asked
@@ -14,7 +15,7 @@ import threading
 
 import numpy as np
 
-from edgerec.runtime.id_index import IdIndex
+from edgerec.runtime.id_index import IdIndex, memory_blocks
 
 
 def random_access(array: np.ndarray) -> np.ndarray:
@@ -47,6 +48,10 @@ class StringColumn:
 
     def __getitem__(self, i: int) -> str:
         return str(self._bytes[int(self.offsets[i]):int(self.offsets[i + 1])], "utf-8")
+
+    def chunks(self):
+        """(first row, offsets from 0, bytes as uint8) blocks of rows, in order (for scans)."""
+        return memory_blocks(self.blob, self.offsets)
 
     def all(self) -> list[str]:
         """Every string (a list as long as the catalog: for host tools and tests, not the request path)."""

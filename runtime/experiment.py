@@ -30,6 +30,7 @@ from edgerec.runtime.pipeline import Stage
 from edgerec.runtime.request import Request
 
 EXPLORE_STAGE = "explore"
+CHUNK = 20_000  # Gumbel samples drawn at once when the marginals are estimated
 
 
 def unit_hash(key: bytes | str, experiment: str) -> float:
@@ -112,24 +113,39 @@ class ExplorationStage:
     given the items above it is logged: their product is the probability of
     the shown list. The marginal probability of each shown item at its
     position (what item-position estimators weight by; no closed form under
-    Plackett-Luce) is estimated from `samples` Gumbel-top-k draws.
+    Plackett-Luce) is estimated from `samples` Gumbel-top-k draws, once per
+    list shape.
     """
 
     def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None,
-                 samples: int = 20_000):
+                 samples: int = 100_000):
         if temperature <= 0 or width < 1 or samples < 1:
             raise ConfigError("exploration needs temperature > 0, width >= 1 and samples >= 1 "
                               f"(got {temperature}, {width}, {samples})")
         self.log, self.temperature, self.width, self.samples = log, float(temperature), int(width), int(samples)
         self.rng = np.random.default_rng(seed)
+        self._tables: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> P(candidate at position)
 
     def marginals(self, logits: np.ndarray, chosen: list[int]) -> tuple[float, ...]:
-        """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model."""
-        keys = logits[None, :] + self.rng.gumbel(size=(self.samples, len(logits)))
-        top = np.argsort(-keys, axis=1)[:, : len(chosen)]
-        hits = (top == np.asarray(chosen)[None, :]).sum(0)
-        # the list actually drawn is one more sample of the same model: never a zero probability
-        return tuple(float(x) for x in (hits + 1) / (self.samples + 1))
+        """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model.
+
+        The weights depend only on a candidate's place in the list, so the table
+        of every candidate's chance at every position is the same for every
+        request of a given width and k: it is sampled once and kept.
+        """
+        key = (len(logits), len(chosen))
+        if key not in self._tables:
+            hits = np.zeros((len(logits), len(chosen)))
+            for start in range(0, self.samples, CHUNK):  # in chunks: a few MB at a time on the device
+                n = min(CHUNK, self.samples - start)
+                keys = logits[None, :] + self.rng.gumbel(size=(n, len(logits)))
+                top = np.argsort(-keys, axis=1)[:, : len(chosen)]
+                for r in range(len(chosen)):
+                    hits[:, r] += np.bincount(top[:, r], minlength=len(logits))
+            # the list actually drawn is one more sample of the same model: never a zero probability
+            self._tables[key] = (hits + 1) / (self.samples + 1)
+        table = self._tables[key]
+        return tuple(float(table[j, r]) for r, j in enumerate(chosen))
 
     def candidates(self, request: Request) -> np.ndarray:
         """Positions into the pool: the policy's list, then the other pool rows by relevance."""
@@ -163,7 +179,7 @@ class ExplorationStage:
 
 
 def explore(rec, temperature: float = 2.0, width: int = 30, seed: int | None = None,
-            samples: int = 20_000) -> ExposureLog:
+            samples: int = 100_000) -> ExposureLog:
     """Switch exploration on for a Recommender; returns the log its exposures go to."""
     log = ExposureLog()
     stage = ExplorationStage(log, temperature, width, seed, samples)

@@ -41,6 +41,10 @@ class ItemTable:
         self.log_pop_max = float(np.log1p(self.popularity.max())) if len(self.popularity) else 1.0
 
 
+ITEM_FEATURES = ("length", "popularity", "age", "language match", "creator match", "series you watch",
+                 "next episode")  # the ranker's per-item block, in its column order (the scorer reuses it)
+
+
 def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray, table: ItemTable,
                     history: np.ndarray, hour: float, device: int, now: int) -> np.ndarray:
     """(C, F) float32 features of `candidates` (item indices) for one user.
@@ -64,30 +68,42 @@ def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray,
     known = modality >= 0
     out[np.flatnonzero(known), col + modality[known]] = 1.0
     col += len(MODALITIES)
-    out[:, col] = np.log1p(table.duration[candidates] / 60.0) / 5.0
-    out[:, col + 1] = np.log1p(table.popularity[candidates]) / max(table.log_pop_max, 1e-6)
-    release = table.release_ts[candidates]
-    out[:, col + 2] = np.where(release > 0, np.log1p(np.maximum(now - release, 0) / 86_400.0) / 7.0, 0.0)
-    recent = history[-20:]
-    if len(history):
-        out[:, col + 3] = _share(table.language[candidates], table.language[history])
-        out[:, col + 4] = _share(table.creator[candidates], table.creator[recent])
-        in_watched, next_ep = _series_position(table, candidates, history)
-        out[:, col + 5] = in_watched
-        out[:, col + 6] = in_watched & (table.episode[candidates] == next_ep)
-    out[:, col + 7] = 1.0  # bias input, so cross layers can form linear terms
+    out[:, col:col + len(ITEM_FEATURES)] = item_features(table, candidates, history, now)
+    out[:, col + len(ITEM_FEATURES)] = 1.0  # bias input, so cross layers can form linear terms
     return out
 
 
-def _series_position(table: ItemTable, candidates: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray, now: int) -> np.ndarray:
+    """(C, len(ITEM_FEATURES)) float32: each candidate's length, popularity and age, and how it relates
+    to the history. Each attribute is read once for candidates and history together (on the device a
+    read goes through the catalog's memory-mapped columns, so reads, not arithmetic, cost the most)."""
+    c = len(candidates)
+    out = np.zeros((c, len(ITEM_FEATURES)), np.float32)
+    out[:, 0] = np.log1p(table.duration[candidates] / 60.0) / 5.0
+    out[:, 1] = np.log1p(table.popularity[candidates]) / max(table.log_pop_max, 1e-6)
+    release = table.release_ts[candidates]
+    out[:, 2] = np.where(release > 0, np.log1p(np.maximum(now - release, 0) / 86_400.0) / 7.0, 0.0)
+    if not len(history):
+        return out
+    both = np.concatenate([candidates, history])
+    language, series, episode = table.language[both], table.series[both], table.episode[both]
+    creator = table.creator[np.concatenate([candidates, history[-20:]])]
+    out[:, 3] = _share(language[:c], language[c:])
+    out[:, 4] = _share(creator[:c], creator[c:])
+    in_watched, next_ep = _series_position(series[:c], series[c:], episode[c:])
+    out[:, 5] = in_watched
+    out[:, 6] = in_watched & (episode[:c] == next_ep)
+    return out
+
+
+def _series_position(cand_series: np.ndarray, hist_series: np.ndarray,
+                     hist_episode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each candidate: is it in a series the history watched, and that series' next episode."""
-    series_hist = table.series[history]
-    watched = series_hist >= 0
-    shows, episodes = series_hist[watched], table.episode[history][watched].astype(np.int64)
-    cand_series = table.series[candidates]
-    if not len(shows):
-        return np.zeros(len(candidates), bool), np.zeros(len(candidates), np.int64)
-    if len(candidates) * len(shows) <= BROADCAST_LIMIT:
+    watched = hist_series >= 0
+    shows, episodes = hist_series[watched], hist_episode[watched].astype(np.int64)
+    if not len(shows) or cand_series.max(initial=-1) < 0:  # no series on one side: nothing to continue
+        return np.zeros(len(cand_series), bool), np.zeros(len(cand_series), np.int64)
+    if len(cand_series) * len(shows) <= BROADCAST_LIMIT:
         match = cand_series[:, None] == shows[None, :]
         return match.any(1) & (cand_series >= 0), np.where(match, episodes[None, :], -1).max(1) + 1
     # the last episode seen of each watched series, then a sorted lookup for the candidates
@@ -104,7 +120,7 @@ def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     if len(pool) == 0:
         return np.zeros(len(values), np.float32)
     if len(values) * len(pool) <= BROADCAST_LIMIT:  # a short list: one comparison matrix is cheapest
-        return ((values[:, None] == pool[None, :]).sum(1) / len(pool)).astype(np.float32)
+        return (np.add.reduce(values[:, None] == pool[None, :], 1) / len(pool)).astype(np.float32)
     uniq, counts = np.unique(pool, return_counts=True)
     pos = np.clip(np.searchsorted(uniq, values), 0, len(uniq) - 1)
     hit = (uniq[pos] == values) & (values >= 0)

@@ -65,3 +65,23 @@ def string_blocks(blob: Path, offsets: Path, rows: int = 1 << 13):
             if len(bounds) > 1:
                 yield row0, bounds - bounds[0], read_range(data, int(bounds[0]), int(bounds[-1]))
             carry = block[-1]
+
+
+def array_stats(path) -> dict:
+    """min, max, first, last, all finite, any fall or repeat between neighbours: one pass of file reads."""
+    out = {"min": 0, "max": 0, "first": None, "last": None, "finite": True, "falls": False, "repeats": False}
+    previous = None
+    for _, block in npy_blocks(path):
+        if not len(block):
+            continue
+        if out["first"] is None:
+            out.update(first=block[0].item(), min=block[0].item(), max=block[0].item())
+        out.update(min=min(out["min"], block.min().item()), max=max(out["max"], block.max().item()),
+                   last=block[-1].item())
+        if block.dtype.kind == "f":
+            out["finite"] &= bool(np.all(np.isfinite(block)))
+        joined = block if previous is None else np.r_[previous, block]
+        out["falls"] |= bool(np.any(joined[1:] < joined[:-1]))
+        out["repeats"] |= bool(np.any(joined[1:] == joined[:-1]))
+        previous = block[-1:]
+    return out

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.errors import BundleError
-from edgerec.runtime.file_blocks import npy_blocks, npy_header, string_blocks
+from edgerec.runtime import text_blocks
+from edgerec.runtime.file_blocks import array_stats, npy_header, string_blocks
 from edgerec.runtime.id_index import IdIndex
 from edgerec.runtime.item_table import StoredTable
 
@@ -25,6 +26,8 @@ CODE_DTYPE = np.int32  # categorical codes; -1 means "none" (format 3: the narro
 OFFSET_DTYPE = np.int64  # string offsets into the UTF-8 blob (format 3: uint32 below 4 GiB)
 NUMERIC_DTYPES = {"duration": np.float32, "release_ts": np.int64, "episode": np.int32, "popularity": np.float32}
 COMPACT_FORMAT = 3  # the first format whose columns are stored in their narrowest lossless dtype
+BLOCKS_FORMAT = 4  # the first format whose text columns may be stored in compressed blocks
+COMPRESSED_STRINGS = ("titles", "tags")  # read for a request's k results and its history only
 CODE_DTYPES = (np.int8, np.int16, np.int32)
 MAX_SCALE = 1e3  # int8 steps of unit vectors are ~1/127; a thousand is absurd already (scores overflow)
 TABLE_FILE_DTYPES = {"int8": np.int8, "float16": np.float16, "float32": np.float32}
@@ -56,12 +59,22 @@ class ColumnSpec:
     """One metadata column, one value per item."""
 
     kind: str  # string | categorical | numeric
-    file: str  # string: the UTF-8 blob; categorical: the codes; numeric: the values (.npy)
-    offsets: str | None = None  # string: count + 1 offsets into the blob
+    file: str  # string: the UTF-8 blob (or compressed blocks); categorical: the codes; numeric: the values
+    offsets: str | None = None  # string: count + 1 offsets into the blob (compressed: the block starts)
     vocab: tuple[str, ...] = ()  # categorical: code -> value
+    codec: str | None = None  # string, format 4: blocks compressed with this codec (text_blocks.py)
+    block_rows: int = 0  # compressed: strings a block
+    raw_bytes: int = 0  # compressed: the strings' UTF-8 bytes before compression
+    dictionary: str | None = None  # compressed: zlib's preset dictionary (a file of at most 32 KB)
 
     @classmethod
     def from_manifest(cls, kind: str, raw) -> ColumnSpec:
+        if kind == STRING and ("codec" in raw) == ("offsets" in raw):  # the schema cannot say "one of"
+            raise BundleError(f"string column {raw['blob']} must have offsets or a codec with blocks, not both or "
+                              "neither; the bundle is damaged or from a broken exporter, re-export it")
+        if kind == STRING and "codec" in raw:
+            return cls(kind, raw["blob"], offsets=raw["blocks"], codec=raw["codec"], block_rows=int(raw["block_rows"]),
+                       raw_bytes=int(raw["raw_bytes"]), dictionary=raw.get("dictionary"))
         if kind == STRING:
             return cls(kind, raw["blob"], offsets=raw["offsets"])
         if kind == CATEGORICAL:
@@ -69,6 +82,10 @@ class ColumnSpec:
         return cls(kind, raw)
 
     def to_manifest(self):
+        if self.kind == STRING and self.codec:
+            out = {"blob": self.file, "blocks": self.offsets, "codec": self.codec,
+                   "block_rows": self.block_rows, "raw_bytes": self.raw_bytes}
+            return {**out, "dictionary": self.dictionary} if self.dictionary else out
         if self.kind == STRING:
             return {"blob": self.file, "offsets": self.offsets}
         if self.kind == CATEGORICAL:
@@ -76,12 +93,16 @@ class ColumnSpec:
         return self.file
 
     def files(self) -> list[str]:
-        return [self.file] + ([self.offsets] if self.offsets else [])
+        return [self.file] + [f for f in (self.offsets, self.dictionary) if f]
 
     # ---------------------------------------------------------- writing (host side)
 
     @classmethod
     def write_strings(cls, writer, name: str, values: list[str]) -> ColumnSpec:
+        """Plain, or (format 4) the text columns in compressed blocks; ids stay plain: every id
+        lookup reads one."""
+        if name in COMPRESSED_STRINGS and writer.format_version >= BLOCKS_FORMAT:
+            return cls.from_manifest(STRING, text_blocks.write_column(writer, f"items/{name}", values))
         stored = writer.add_strings(f"items/{name}", values)
         return cls(STRING, stored["blob"], offsets=stored["offsets"])
 
@@ -200,12 +221,14 @@ class ItemTableSpec:
         if self.encoder_inputs:
             dtype, shape, _ = npy_header(bundle.path(self.encoder_inputs))
             if shape != (self.count,) or dtype.kind not in "iu" or (
-                    self.count and _stats(bundle.path(self.encoder_inputs))["min"] < 1):
+                    self.count and array_stats(bundle.path(self.encoder_inputs))["min"] < 1):
                 _fail(self.encoder_inputs, f"(encoder_inputs) must hold one integer input >= 1 per item "
                                            f"({self.count}); it has shape {shape}")
 
     def _check_column(self, bundle, name: str, column: ColumnSpec, compact: bool) -> None:
         """One column's shape, dtype and values, read with file reads (file_blocks.py)."""
+        if column.codec:
+            return self._check_blocks(bundle, name, column)
         path = bundle.path(values_name(column))
         dtype, shape, _ = npy_header(path)
         rows = self.count + 1 if column.kind == STRING else self.count
@@ -213,14 +236,14 @@ class ItemTableSpec:
             _fail(values_name(column), f"(column {name}) has shape {shape}; it must hold {rows} values")
         if dtype.kind not in "iuf":
             _fail(values_name(column), f"(column {name}) has dtype {dtype}; it must be numeric")
-        stats = _stats(path)
+        stats = array_stats(path)
         if column.kind == STRING:
             blob = bundle.manifest.files[column.file]["bytes"]
             allowed = (OFFSET_DTYPE, np.uint32) if compact else (OFFSET_DTYPE,)
             if dtype not in allowed or (rows and (stats["first"] != 0 or stats["last"] != blob or stats["falls"])):
                 _fail(column.offsets, f"(column {name}) must hold {'/'.join(np.dtype(t).name for t in allowed)} "
                                       f"offsets rising from 0 to the blob's {blob} bytes")
-            self._check_text(bundle, name, column, stats)
+            self._check_text(bundle, name, column, stats, string_blocks(bundle.path(column.file), path))
         elif column.kind == CATEGORICAL:
             allowed = CODE_DTYPES if compact else (CODE_DTYPE,)
             if dtype not in allowed or (rows and (stats["min"] < -1 or stats["max"] >= len(column.vocab))):
@@ -234,14 +257,31 @@ class ItemTableSpec:
             if not stats["finite"]:
                 _fail(column.file, f"(column {name}) holds NaN or infinite values")
 
-    def _check_text(self, bundle, name: str, column: ColumnSpec, stats: dict) -> None:
+    def _check_blocks(self, bundle, name: str, column: ColumnSpec) -> None:
+        """A compressed text column (format 4): its codec, dictionary and block starts rising from 0
+        to the blob's size; each block's rows are checked when a request inflates it (text_blocks.py)."""
+        where = f"(column {name})"
+        if bundle.manifest.format_version < BLOCKS_FORMAT or name == "ids" or column.codec not in text_blocks.CODECS \
+                or column.block_rows < 1:
+            _fail(column.file, f"{where} cannot be compressed: only text columns of format {BLOCKS_FORMAT} bundles "
+                               f"may be, with codec {'/'.join(text_blocks.CODECS)} and block_rows >= 1")
+        blocks = text_blocks.block_count(self.count, column.block_rows)
+        dtype, shape, _ = npy_header(bundle.path(column.offsets))
+        stats = array_stats(bundle.path(column.offsets))
+        size = bundle.manifest.files[column.file]["bytes"]
+        if shape != (blocks + 1,) or dtype.kind not in "iu" or stats["first"] != 0 or stats["last"] != size \
+                or stats["falls"]:
+            _fail(column.offsets, f"{where} must hold {blocks + 1} block starts rising from 0 to the blob's "
+                                  f"{size} bytes")
+        text_blocks.read_dictionary(bundle, column)
+
+    def _check_text(self, bundle, name: str, column: ColumnSpec, stats: dict, chunks) -> None:
         """Valid UTF-8 cut at character boundaries; ids also non-empty and unique. Read a block
-        at a time from the files: no copy of the blob, no Python object per string."""
+        at a time from the files (`chunks`): no copy of the blob, no Python object per string."""
         from edgerec.runtime.catalog_columns import StringColumn
 
-        blob, offsets = bundle.path(column.file), bundle.path(column.offsets)
         decoder = codecs.getincrementaldecoder("utf-8")()
-        for _, bounds, data in string_blocks(blob, offsets):
+        for _, bounds, data in chunks:
             try:
                 decoder.decode(data.tobytes())
             except UnicodeDecodeError as exc:
@@ -254,6 +294,7 @@ class ItemTableSpec:
         except UnicodeDecodeError as exc:
             _fail(column.file, f"(column {name}) is not valid UTF-8 ({exc.reason})")
         if name == "ids":
+            blob, offsets = bundle.path(column.file), bundle.path(column.offsets)
             if stats["repeats"]:
                 _fail(column.file, "(column ids) must hold unique, non-empty item ids")
             lookups = StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))
@@ -261,26 +302,6 @@ class ItemTableSpec:
             if index.duplicate() is not None:
                 _fail(column.file, "(column ids) must hold unique, non-empty item ids")
             bundle.id_index = index  # the catalog's id lookups reuse it (and its memory maps)
-
-
-def _stats(path) -> dict:
-    """min, max, first, last, all finite, any fall or repeat between neighbours: one pass of file reads."""
-    out = {"min": 0, "max": 0, "first": None, "last": None, "finite": True, "falls": False, "repeats": False}
-    previous = None
-    for _, block in npy_blocks(path):
-        if not len(block):
-            continue
-        if out["first"] is None:
-            out.update(first=block[0].item(), min=block[0].item(), max=block[0].item())
-        out.update(min=min(out["min"], block.min().item()), max=max(out["max"], block.max().item()),
-                   last=block[-1].item())
-        if block.dtype.kind == "f":
-            out["finite"] &= bool(np.all(np.isfinite(block)))
-        joined = block if previous is None else np.r_[previous, block]
-        out["falls"] |= bool(np.any(joined[1:] < joined[:-1]))
-        out["repeats"] |= bool(np.any(joined[1:] == joined[:-1]))
-        previous = block[-1:]
-    return out
 
 
 def _stores(dtype: np.dtype, wanted, compact: bool) -> bool:

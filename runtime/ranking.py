@@ -8,8 +8,8 @@
       "engagement": 0.5}
 
 Both stages are optional (a failure leaves the list as it was). The scorer
-re-scores the pool and keeps each item's per-feature contributions in
-`request.contributions`; the context stage adds a small boost from what is
+re-scores the pool and keeps the features it read, so the explain stage can
+split the shown items' scores into contributions; the context stage adds a small boost from what is
 consumed on this device at this time of day (log lift of the modality, learned
 from the training log at export).
 """
@@ -27,6 +27,7 @@ from edgerec.runtime.policies import standardize
 from edgerec.runtime.request import Request
 from edgerec.runtime.scorer import (
     DAY_PARTS,
+    SCORER_VERSION,
     Featurizer,
     LinearScorer,
     TagCodes,
@@ -41,6 +42,10 @@ def open_scorer(models: Models) -> LinearScorer | None:
     spec = models.manifest.ranking.get("scorer")
     if not spec:
         return None
+    if spec.get("version", 1) != SCORER_VERSION:
+        raise BundleError(f"the bundle's scorer was trained on scorer features version {spec.get('version', 1)}, "
+                          f"this runtime computes version {SCORER_VERSION}; re-train it (`edgerec scorer train`) "
+                          "and export the bundle again")
     expected = scorer_names(models.manifest.dim)
     if tuple(spec["features"]) != expected:
         raise BundleError(f"the bundle's scorer uses {len(spec['features'])} features that are not the "
@@ -56,12 +61,12 @@ def open_scorer(models: Models) -> LinearScorer | None:
 def device_featurizer(catalog) -> Featurizer:
     """The scorer's features over the device catalog (genre codes built once per catalog version)."""
     genre = catalog._cached("scorer_genre", lambda: catalog.code_column("genre"))  # computed per row asked for
-    tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple))
+    tags = catalog._cached("scorer_tags", lambda: TagCodes(catalog._tag_tuple, len(catalog)))
     return Featurizer(catalog.feature_table(), genre, tags, catalog.vectors)
 
 
 class ScorerStage:
-    """scorer: the bundle's interpretable scorer re-scores the pool, keeping each item's contributions."""
+    """scorer: the bundle's interpretable scorer re-scores the pool, keeping the features it read."""
 
     def __init__(self, models: Models):
         self.models = models
@@ -82,9 +87,8 @@ class ScorerStage:
         feats = device_featurizer(request.catalog)(
             request.query, request.vectors, pool, np.asarray(state.consumed, np.int64), request.hour,
             request.device, int(request.now), np.asarray(state.loved, np.int64))
-        request.contributions = scorer.contributions(feats)
         request.scorer_features, request.scorer = feats, scorer
-        request.relevance = standardize(request.contributions.sum(1))
+        request.relevance = standardize(scorer.score(feats))  # contributions: for the shown items only
         return request
 
 
@@ -159,22 +163,22 @@ def engagement_pull(request: Request, weight: float) -> np.ndarray | None:
 
 
 def rows_with_tags(catalog, tags) -> np.ndarray:
-    """True for every row carrying one of `tags` (exact tag match; scans the tag blob, no decoding)."""
+    """True for every row carrying one of `tags` (exact tag match; scans the tag bytes a block of
+    rows at a time, no decoding, no copy of the whole column)."""
     out = np.zeros(len(catalog), bool)
-    column = catalog.tag_strings
-    data = bytes(column.blob)
-    offsets = np.asarray(column.offsets)
-    for tag in {str(t) for t in tags if t}:
-        needle = tag.encode("utf-8")
-        at = data.find(needle)
-        while at >= 0:
-            end = at + len(needle)
-            row = int(np.searchsorted(offsets, at, "right")) - 1
-            starts = at == offsets[row] or data[at - 1:at] == b"|"
-            ends = end == offsets[row + 1] or data[end:end + 1] == b"|"
-            if starts and ends:
-                out[row] = True
-            at = data.find(needle, end)
+    needles = [tag.encode("utf-8") for tag in {str(t) for t in tags if t}]
+    for first, offsets, block in catalog.tag_strings.chunks() if needles else ():
+        data = block.tobytes()
+        for needle in needles:
+            at = data.find(needle)
+            while at >= 0:
+                end = at + len(needle)
+                row = int(np.searchsorted(offsets, at, "right")) - 1
+                starts = at == offsets[row] or data[at - 1:at] == b"|"
+                ends = end == offsets[row + 1] or data[end:end + 1] == b"|"
+                if starts and ends:
+                    out[first + row] = True
+                at = data.find(needle, end)
     for i, item in enumerate(catalog.added):
         if set(item.meta.get("tags", [])) & set(tags):
             out[catalog.base_count + i] = True

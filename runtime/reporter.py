@@ -7,7 +7,11 @@ Questions: which item the device consumed (one item drawn from the last day's
 plays/finishes, OLH over the bundle's catalog; for popularity and trending), the
 genre of what it consumed (category shares, GRR), and health telemetry (latency
 bucket and error-count bucket, GRR). Every report is charged to the privacy
-ledger first and refused when over budget. A report holds the perturbed value,
+ledger first and refused when over budget. With `shuffle=Shuffled(batch=...)` (an
+app whose reports reach the host only through an anonymizing shuffler) the item and
+category questions randomize at the larger local epsilon that the shuffled batch
+brings down to the requested central one (runtime/shuffle.py); the ledger is charged
+the central epsilon and names the local one. A report holds the perturbed value,
 the mechanism's public parameters, epsilon and the UTC day: no user, no item
 id, no time of day. Nothing here opens a network connection.
 """
@@ -19,6 +23,7 @@ from datetime import datetime, timezone
 
 from edgerec.runtime.ldp import PRIME, Randomness, SecureRandomness, check_epsilon, grr, olh
 from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
+from edgerec.runtime.shuffle import Shuffled, shuffled_epsilon
 from edgerec.runtime.vocab import CONSUMED
 
 FORMAT = 1
@@ -50,29 +55,38 @@ class PrivateReporter:
         return {"format": FORMAT, "question": question, "mechanism": mechanism, "epsilon": epsilon, "day": day,
                 "domain": domain, **fields}
 
-    def items_consumed(self, epsilon: float = 1.0, now: float | None = None) -> dict:
-        """One item the device consumed in the last day (or none), through OLH over the bundle's catalog."""
+    def _charge(self, question: str, epsilon: float, now: float, shuffle: Shuffled | None) -> tuple:
+        """Charge the ledger; returns (time, central epsilon, local epsilon, extra record fields)."""
         epsilon = check_epsilon(epsilon)
+        if shuffle is None:
+            return self.ledger.charge(question, epsilon, now), epsilon, epsilon, {}
+        local = shuffle.local_epsilon(epsilon)
+        central = shuffled_epsilon(local, shuffle.batch, shuffle.delta)  # at most the one asked for
+        ts = self.ledger.charge(f"{question} (shuffled; local epsilon {local:.3g})", central, now)
+        return ts, central, local, {"local_epsilon": local, "shuffle": shuffle.describe()}
+
+    def items_consumed(self, epsilon: float = 1.0, now: float | None = None, shuffle: Shuffled | None = None) -> dict:
+        """One item the device consumed in the last day (or none), through OLH over the bundle's catalog."""
         now = time.time() if now is None else now
         size = self.rec.catalog.base_count
         row = self._pick(self._consumed_rows(now))
-        ts = self.ledger.charge("items_consumed", epsilon, now)
-        h, y = olh(size if row is None else row, epsilon, self.rng)
-        return self._record("items_consumed", "olh", epsilon, ts,
+        ts, central, local, extra = self._charge("items_consumed", epsilon, now, shuffle)
+        h, y = olh(size if row is None else row, local, self.rng)
+        return self._record("items_consumed", "olh", central, ts,
                             {"space": self.rec.manifest.embedding_space, "size": size + 1, "none": size},
-                            hash={"a": h.a, "b": h.b, "g": h.g, "prime": PRIME}, value=y)
+                            hash={"a": h.a, "b": h.b, "g": h.g, "prime": PRIME}, value=y, **extra)
 
-    def category_shares(self, epsilon: float = 1.0, column: str = "genre", now: float | None = None) -> dict:
+    def category_shares(self, epsilon: float = 1.0, column: str = "genre", now: float | None = None,
+                        shuffle: Shuffled | None = None) -> dict:
         """The `column` (genre by default) of one item consumed in the last day, through GRR."""
-        epsilon = check_epsilon(epsilon)
         now = time.time() if now is None else now
         codes, vocab = self.rec.catalog.categorical[column]
         labels = [*vocab, NONE]
         row = self._pick(self._consumed_rows(now))
         code = int(codes[row]) if row is not None else -1
-        ts = self.ledger.charge(f"category_shares:{column}", epsilon, now)
-        value = grr(code if code >= 0 else len(vocab), len(labels), epsilon, self.rng)
-        return self._record(f"category_shares:{column}", "grr", epsilon, ts, {"labels": labels}, value=value)
+        ts, central, local, extra = self._charge(f"category_shares:{column}", epsilon, now, shuffle)
+        value = grr(code if code >= 0 else len(vocab), len(labels), local, self.rng)
+        return self._record(f"category_shares:{column}", "grr", central, ts, {"labels": labels}, value=value, **extra)
 
     def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:
         """Median request latency bucket and error-count bucket, half the epsilon each."""

@@ -77,8 +77,7 @@ class Request:
     vectors: np.ndarray | None = None  # the pool's item vectors
     relevance: np.ndarray | None = None  # one value per pool row, higher is better
     order: np.ndarray | None = None  # positions into the pool: the list, best first
-    contributions: np.ndarray | None = None  # (pool, features + 1): the interpretable scorer's terms
-    scorer_features: np.ndarray | None = None  # (pool, features): what the scorer read
+    scorer_features: np.ndarray | None = None  # (pool, features): what the interpretable scorer read
     scorer: object = None  # the LinearScorer behind them (names, words)
     # explain
     results: list[Recommendation] = field(default_factory=list)

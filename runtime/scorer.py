@@ -11,25 +11,28 @@ for training and on the device; the model is plain arrays (no code, no pickle).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
-from edgerec.runtime.features import EXTRA, ItemTable, ranker_features
+from edgerec.runtime.features import ITEM_FEATURES, ItemTable, item_features
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
-SCORER_VERSION = 1
+TAG_ROWS_KEPT = 50_000  # rows whose tag codes stay decoded (a few MB at most)
+SCORER_VERSION = 2  # 2: "retrieval score" is v . u (version 1 read a modality indicator there)
 DAY_PARTS = ("night", "morning", "afternoon", "evening")  # 0-6, 6-12, 12-18, 18-24
-# columns taken from runtime.features (offset from the end of its vector-product block)
-_FROM_RANKER = {"retrieval score": -1, "length": 0, "popularity": 1, "age": 2, "language match": 3,
-                "creator match": 4, "series you watch": 5, "next episode": 6}
 BASE_FEATURES = ("retrieval score", "popularity", "age", "length", "language match", "creator match",
                  "series you watch", "next episode", "tag match", "genre match", "like similarity")
 CONTEXT_FEATURES = tuple(f"{d} x {m}" for d in DEVICES for m in MODALITIES) + \
     tuple(f"{p} x {m}" for p in DAY_PARTS for m in MODALITIES)
 FEATURES = BASE_FEATURES + CONTEXT_FEATURES
+_RETRIEVAL, _TAG, _GENRE, _LIKE = (FEATURES.index(n) for n in
+                                   ("retrieval score", "tag match", "genre match", "like similarity"))
+_ITEM_COLUMNS = np.array([FEATURES.index(n) for n in ITEM_FEATURES])  # where the ranker's item block goes
+_DEVICE_CELLS = len(BASE_FEATURES)  # first "device x modality" column, then the "part of day x modality" ones
+_DAY_PART_CELLS = _DEVICE_CELLS + len(DEVICES) * len(MODALITIES)
 TASTE = "taste match"  # the per-dimension products of user and item vectors: one contribution in reasons
 
 
@@ -71,64 +74,87 @@ class Featurizer:
 
     def __call__(self, user: np.ndarray, items: np.ndarray, candidates: np.ndarray, history: np.ndarray,
                  hour: float, device: int, now: int, liked: np.ndarray) -> np.ndarray:
-        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked."""
-        c, d = len(candidates), user.shape[0]
-        out = np.zeros((c, len(FEATURES) + d), np.float64)
-        base = ranker_features(user, items, candidates, self.table, history, hour, device, now)
-        out[:, len(FEATURES):] = base[:, :d]
-        start = base.shape[1] - EXTRA + 2 + len(DEVICES) + len(MODALITIES)  # first column after one-hots
-        for name, offset in _FROM_RANKER.items():
-            out[:, FEATURES.index(name)] = base[:, start + offset]
+        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked.
+
+        Values equal the ranker's features where they share a name (computed in float32 as there)."""
+        out = np.zeros((len(candidates), len(FEATURES) + user.shape[0]), np.float64)
+        out[:, len(FEATURES):] = items * user[None, :]
+        out[:, _RETRIEVAL] = items @ user
+        out[:, _ITEM_COLUMNS] = item_features(self.table, candidates, history, now)
         recent = history[-50:]
         if len(recent):
-            out[:, FEATURES.index("tag match")] = self._tag_match(candidates, recent)
-            genres = self.genre[recent]
-            genres = genres[genres >= 0]
-            if len(genres):
-                counts = np.bincount(genres) / len(genres)
-                cand = self.genre[candidates]
-                seen = (cand >= 0) & (cand < len(counts))
-                out[:, FEATURES.index("genre match")] = np.where(seen, counts[np.clip(cand, 0, len(counts) - 1)], 0.0)
+            out[:, _TAG] = self._tag_match(candidates, recent)
+            out[:, _GENRE] = self._genre_match(candidates, recent)
         if len(liked):
             sims = items @ self.vectors_of(np.asarray(liked[-5:], np.int64)).T
-            out[:, FEATURES.index("like similarity")] = sims.max(1)
+            out[:, _LIKE] = sims.max(1)
         modality = self.table.modality[candidates]
         known = np.flatnonzero(modality >= 0)
+        modality = modality[known]
         if 0 <= device < len(DEVICES):
-            out[known, len(BASE_FEATURES) + device * len(MODALITIES) + modality[known]] = 1.0
-        part = len(BASE_FEATURES) + len(DEVICES) * len(MODALITIES) + day_part(hour) * len(MODALITIES)
-        out[known, part + modality[known]] = 1.0
+            out[known, _DEVICE_CELLS + device * len(MODALITIES) + modality] = 1.0
+        out[known, _DAY_PART_CELLS + day_part(hour) * len(MODALITIES) + modality] = 1.0
         return out
+
+    def _genre_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
+        """The share of the recent history in each candidate's genre (unknown genres: 0)."""
+        genres = self.genre[np.concatenate([candidates, recent])]
+        cand, genres = genres[: len(candidates)], genres[len(candidates):]
+        genres = genres[genres >= 0]
+        if not len(genres):
+            return np.zeros(len(candidates))
+        share = np.bincount(genres, minlength=max(int(cand.max(initial=-1)), int(genres.max())) + 2) / len(genres)
+        return share[cand]  # an unknown genre (-1) reads the last entry, one past every code: 0
 
     def _tag_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """Mean share of the recent history carrying each of the item's tags."""
-        hist, _ = self.tags.codes(recent)
-        flat, lens = self.tags.codes(candidates)
-        if not len(hist) or not len(flat):
+        codes = self.tags.matrix(np.concatenate([candidates, recent]))
+        lens, cand, hist = codes[: len(candidates), 0], codes[: len(candidates), 1:], codes[len(candidates):, 1:]
+        hist = hist[hist >= 0]
+        if not len(hist):
             return np.zeros(len(candidates))
-        profile = np.bincount(hist, minlength=len(self.tags.vocab))
-        sums = np.add.reduceat(profile[flat], np.r_[0, np.cumsum(lens)[:-1]]) * (lens > 0)
-        return np.where(lens > 0, sums / (len(recent) * np.maximum(lens, 1)), 0.0)
+        profile = np.bincount(hist, minlength=len(self.tags.vocab) + 1)  # its last entry, 0, is read by -1
+        return np.add.reduce(profile[cand], 1) / (len(recent) * np.maximum(lens, 1))
 
 
 class TagCodes:
-    """Each row's tags as integer codes, decoded once per row (kept per catalog version on the device)."""
+    """Each row's tags as integer codes in one padded matrix, decoded once per row.
 
-    def __init__(self, tags_of: Callable[[int], tuple]):
+    Line layout: [number of tags, code, code, ..., -1 padding]; line 0 is a placeholder. Which line
+    holds a row is kept in an array over every row (0: not decoded yet), allocated zeroed, so the
+    operating system backs only the pages of rows a device has asked for. Rows decoded are kept up
+    to TAG_ROWS_KEPT, then decoded again as asked for.
+    """
+
+    def __init__(self, tags_of: Callable[[int], tuple], rows: int):
         self.tags_of = tags_of
         self.vocab: dict[str, int] = {}
-        self._rows: dict[int, np.ndarray] = {}
+        self._rows = rows
+        self._line_of, self._lines = np.zeros(rows, np.int32), np.zeros((1, 1), np.int32)
+        self._lock = threading.Lock()
 
-    def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(all codes of `rows` concatenated, how many each row has)."""
-        known, vocab, parts = self._rows, self.vocab, []
-        for row in rows.tolist():
-            got = known.get(row)
-            if got is None:  # tuples of ints: cheaper to keep and to chain than small arrays
-                got = known[row] = tuple(vocab.setdefault(t, len(vocab)) for t in self.tags_of(row))
-            parts.append(got)
-        lens = np.fromiter(map(len, parts), np.int64, len(parts))
-        return np.fromiter(chain.from_iterable(parts), np.int64, int(lens.sum())), lens
+    def matrix(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), 1 + width): each row's tag count, then its codes (-1 past the last)."""
+        with self._lock:  # uncontended it costs nothing; requests in two threads share these arrays
+            at = self._line_of[rows]
+            if not at.all():
+                self._decode(rows)
+                at = self._line_of[rows]
+            return self._lines[at]
+
+    def _decode(self, rows: np.ndarray) -> None:
+        new = np.unique(rows[self._line_of[rows] == 0])
+        if len(self._lines) + len(new) > TAG_ROWS_KEPT + 1:  # bounded on a long-lived device
+            self._line_of, self._lines = np.zeros(self._rows, np.int32), self._lines[:1]
+            new = np.unique(rows)
+        decoded = [[self.vocab.setdefault(t, len(self.vocab)) for t in self.tags_of(row)] for row in new.tolist()]
+        lines = self._lines
+        grown = np.full((len(lines) + len(new), 1 + max([lines.shape[1] - 1, *map(len, decoded)])), -1, np.int32)
+        grown[: len(lines), : lines.shape[1]] = lines
+        for i, codes in enumerate(decoded, start=len(lines)):
+            grown[i, 0], grown[i, 1: 1 + len(codes)] = len(codes), codes
+        self._line_of[new] = np.arange(len(lines), len(grown), dtype=np.int32)
+        self._lines = grown
 
 
 @dataclass

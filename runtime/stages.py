@@ -143,7 +143,7 @@ def explain(request: Request) -> Request:
     else:
         explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), request.cold)
         reasons = explainer.explain_all(metas, request.vectors[order])
-    if request.contributions is not None and request.fallback is None:
+    if request.scorer is not None and request.fallback is None:
         reasons = scorer_reasons(request, metas, reasons)
     request.results = []
     for meta, reason, score in zip(metas, reasons, request.relevance[order].tolist()):
@@ -154,12 +154,11 @@ def explain(request: Request) -> Request:
 
 def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:
     """The scorer's top contributions in words; each item's terms (and their sum) go in its meta."""
-    scorer = request.scorer
+    scorer, features = request.scorer, request.scorer_features[request.order]
     out = []
-    for meta, reason, at in zip(metas, reasons, request.order.tolist()):
-        terms = request.contributions[at]
+    for meta, reason, shown, terms in zip(metas, reasons, features, scorer.contributions(features)):
         meta["contributions"] = {n: v for n, v in scorer.grouped(terms).items() if v != 0.0}
         meta["scorer_score"] = float(terms.sum())
-        words = scorer.words(request.scorer_features[at], terms)
+        words = scorer.words(shown, terms)
         out.append(Reason("scorer", f"{words}; {reason.text}", reason.item_id, reason.tags))
     return out

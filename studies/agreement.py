@@ -23,7 +23,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.reactions import reactions_for
 from edgerec.studies.replay import replay_lists
@@ -114,7 +114,4 @@ class AgreementStudy(Study):
         ax.set_title(f"Spearman rho = {rho:.2f}" if rho is not None else "no order to compare")
         ax.set_xlabel("offline NDCG@10")
         ax.set_ylabel("simulated plays per day")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=100)

@@ -35,7 +35,7 @@ from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import ModelEntry, TensorSpec
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_table import StoredTable
-from edgerec.studies.base import Progress, Study, Table, pyplot, say
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure, say
 
 
 @dataclass
@@ -166,10 +166,7 @@ def plot_pareto(report: dict, path: str | Path) -> Path | None:
     ax.set_ylabel("test NDCG@10 (full ranking)")
     ax.set_title("size against accuracy")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 COLUMNS = ["variant", "bytes", "encoder_bytes", "table_bytes", "HR@10", "NDCG@10", "ndcg_vs_teacher",

@@ -28,7 +28,8 @@ from edgerec.runtime.ldp import (
     olh_estimate,
     olh_support,
 )
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.runtime.shuffle import Shuffled
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 
 def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate, dict]:
@@ -36,26 +37,43 @@ def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate,
     reports = [r for r in reports if r.get("question") == "items_consumed"]
     if not reports:
         raise ConfigError("no items_consumed reports to aggregate")
-    eps = {r["epsilon"] for r in reports}
     sizes = {r["domain"]["size"] for r in reports}
-    if len(eps) != 1 or sizes != {len(item_ids) + 1}:
-        raise ConfigError(f"reports must share one epsilon and this catalog's size (+1): got epsilons {sorted(eps)}, "
-                          f"sizes {sorted(sizes)} for {len(item_ids)} items")
+    if sizes != {len(item_ids) + 1}:
+        raise ConfigError(f"reports must share this catalog's size (+1): got sizes {sorted(sizes)} for "
+                          f"{len(item_ids)} items")
+    epsilon = randomized_with(reports)
     primes = {r["hash"]["prime"] for r in reports}
     a, b, y = (np.asarray([r["hash"]["a"] if k == "a" else r["hash"]["b"] if k == "b" else r["value"]
                            for r in reports], np.int64) for k in ("a", "b", "y"))
-    epsilon = eps.pop()
     support = olh_support(a, b, olh_buckets(epsilon), y, len(item_ids) + 1, primes.pop())
-    return olh_estimate(support, len(reports), epsilon), {"epsilon": epsilon, "reports": len(reports)}
+    return olh_estimate(support, len(reports), epsilon), {"epsilon": reports[0]["epsilon"], "local_epsilon": epsilon,
+                                                          "reports": len(reports)}
+
+
+def randomized_with(reports: list[dict]) -> float:
+    """The one epsilon the reports were randomized with (the local one when they were shuffled).
+
+    Shuffled reports were promised a batch of at least some size; a smaller batch breaks their
+    central guarantee, so it is refused rather than estimated from."""
+    local = {r.get("local_epsilon", r["epsilon"]) for r in reports}
+    central = {r["epsilon"] for r in reports}
+    if len(local) != 1 or len(central) != 1:
+        raise ConfigError(f"reports must share one epsilon: got {sorted(central)} (randomized with {sorted(local)})")
+    promised = {r["shuffle"]["batch"] if "shuffle" in r else 0 for r in reports}
+    if max(promised) > 0 and (len(promised) > 1 or len(reports) < max(promised)):
+        raise ConfigError(f"these reports were sent on the promise of shuffled batches of at least "
+                          f"{max(promised):,} (all shuffled), and this batch holds {len(reports):,}: their central "
+                          "epsilon does not hold; do not publish an estimate from it")
+    return local.pop()
 
 
 def aggregate_labels(reports: list[dict], question: str) -> dict:
     """Share estimates of a GRR question ('category_shares:genre', 'health:latency_ms', ...)."""
     reports = [r for r in reports if r.get("question") == question]
-    if not reports or len({r["epsilon"] for r in reports}) != 1:
-        raise ConfigError(f"need reports of {question!r} with one epsilon")
+    if not reports:
+        raise ConfigError(f"no reports of {question!r} to aggregate")
     labels = reports[0]["domain"]["labels"]
-    est = grr_estimate(np.asarray([r["value"] for r in reports]), len(labels), reports[0]["epsilon"])
+    est = grr_estimate(np.asarray([r["value"] for r in reports]), len(labels), randomized_with(reports))
     n = len(reports)
     return {label: {"share": float(c / n), "low": float(lo / n), "high": float(hi / n)}
             for label, c, lo, hi in zip(labels, est.counts, est.low, est.high)}
@@ -99,6 +117,11 @@ class DPPopularityStudy(Study):
     prior_epsilon: float = 1.0
     prior_devices: int = 300_000
     zipf: float | None = None  # instead of the data's consumption shares: Zipf(s) over its items, by rank
+    shuffled: bool = False  # reports reach the host in shuffled batches of all devices (runtime/shuffle.py)
+
+    def local_epsilon(self, epsilon: float, devices: int) -> float:
+        """What each device randomizes with for a central `epsilon` (the same without a shuffle)."""
+        return Shuffled(devices).local_epsilon(epsilon) if self.shuffled else epsilon
 
     def measure(self, progress: Progress) -> dict:
         item_ids, shares = consumption_shares(self.data_dir)
@@ -111,27 +134,29 @@ class DPPopularityStudy(Study):
         for n in self.devices:
             for eps in self.epsilons:
                 r10, r50, mae, cover = [], [], [], []
+                local = self.local_epsilon(eps, n)
                 for _ in range(self.trials):
                     true = rng.multinomial(n, shares)
-                    est = olh_estimate(simulate_support(true, eps, rng), n, eps)
+                    est = olh_estimate(simulate_support(true, local, rng), n, local)
                     r10.append(recall_at(true, est.counts, 10))
                     r50.append(recall_at(true, est.counts, 50))
                     mae.append(float(np.abs(est.counts - true).mean()))
                     cover.append(float(np.mean((est.low <= true) & (true <= est.high))))
-                row = {"devices": n, "epsilon": eps, "top10_recall": float(np.mean(r10)),
+                row = {"devices": n, "epsilon": eps, "local_epsilon": local, "top10_recall": float(np.mean(r10)),
                        "top50_recall": float(np.mean(r50)), "count_mae": float(np.mean(mae)),
                        "mae_share_of_top10_count": float(np.mean(mae) / np.sort(shares)[-10] / n),
                        "ci95_coverage": float(np.mean(cover))}
                 rows.append(row)
                 progress(f"{n:,} devices, epsilon {eps:g}", {k: row[k] for k in ("top10_recall", "top50_recall")})
         top = np.sort(shares)[::-1]
-        record = {"items": len(item_ids), "trials": self.trials, "rows": rows,
+        record = {"items": len(item_ids), "trials": self.trials, "rows": rows, "shuffled": self.shuffled,
                   "distribution": f"zipf {self.zipf:g}" if self.zipf is not None else "data",
                   "top1_share": float(top[0]), "top10_share": float(top[:10].sum()),
                   "simulation": "per-item support ~ Binomial(n_v, p) + Binomial(n - n_v, 1/g) (exact marginals)"}
         if self.prior_out is not None:
             true = rng.multinomial(self.prior_devices, shares)
-            est = olh_estimate(simulate_support(true, self.prior_epsilon, rng), self.prior_devices, self.prior_epsilon)
+            local = self.local_epsilon(self.prior_epsilon, self.prior_devices)
+            est = olh_estimate(simulate_support(true, local, rng), self.prior_devices, local)
             from edgerec.export.popularity import PopularityPrior
 
             PopularityPrior(dict(zip(item_ids, est.counts.tolist())), "dp-reports (simulated devices)",
@@ -142,10 +167,11 @@ class DPPopularityStudy(Study):
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        return [Table(f"DP item popularity (OLH, {record['items']:,} items, {record.get('distribution', 'data')} "
+        how = "shuffled batches of all devices, " if record.get("shuffled") else ""
+        return [Table(f"DP item popularity (OLH, {how}{record['items']:,} items, {record.get('distribution', 'data')} "
                       f"shares, {record['trials']} trials)",
-                      record["rows"], ["devices", "epsilon", "top10_recall", "top50_recall", "count_mae",
-                                       "ci95_coverage"])]
+                      record["rows"], ["devices", "epsilon", "local_epsilon", "top10_recall", "top50_recall",
+                                       "count_mae", "ci95_coverage"])]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
@@ -162,8 +188,4 @@ class DPPopularityStudy(Study):
                 ax.set_title(key.replace("_", " "))
                 ax.set_ylim(0, 1.02)
         axes[0].legend()
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=100)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgerec.runtime import Recommender
 from edgerec.runtime.explain_scores import explain_list
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 SHOWN = 6  # features drawn per plot (the largest by total absolute contribution), the rest as "other"
 
@@ -70,9 +70,4 @@ def plot_contributions(items: list[dict], path: str | Path) -> Path | None:
     ax.axvline(0, color="grey", lw=0.6)
     ax.set_xlabel("contribution to the scorer's score")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

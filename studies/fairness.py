@@ -24,7 +24,7 @@ from edgerec.data.store import load_dataset
 from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.fairness import exposure, gini, position_discount
 from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 REPLAYED_EVENTS = 60
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -139,12 +139,7 @@ class FairnessStudy(Study):
         right.set_ylabel("NDCG@10")
         right.set_title("fairness weight trade-off")
         right.legend()
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def _with(policy: Policy, weight: float, method: str) -> Policy:

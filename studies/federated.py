@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.errors import ConfigError
 from edgerec.federated.accounting import DPPlan
 from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig
 from edgerec.runtime.fed_format import decode_update
-from edgerec.runtime.federated import Consent, RoundTask, take_part, user_vectors
+from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
 from edgerec.runtime.personal import load_personal
 from edgerec.runtime.privacy_ledger import DAY
 from edgerec.studies.base import Progress, Study, Table, pyplot
@@ -55,17 +56,23 @@ class FederatedStudy(Study):
     delta: float = 1e-6
     central: bool = True  # train the centralized upper bound (a second training run)
     publish: bool = True  # write the FedAvg and DP bundles and open them as updates of v1
+    reuse: bool = False  # take v1 and the upper bound from `out` when an earlier run of this world left them
+    # DP arms only: every device stands for this many users with its history, sampled independently
+    # (a population this many times larger at the same sampling rate, so the same noise multiplier on
+    # that many more devices per round): a projection of what DP-FedAvg gives at that scale
+    dp_population_scale: int = 1
 
     def measure(self, progress: Progress) -> dict:
         from edgerec.data.store import load_dataset, save_dataset
         from edgerec.runtime.recommender import Recommender
 
         out = Path(self.out)
+        if self.dp_population_scale < 1:
+            raise ConfigError(f"the DP population scale is a whole number >= 1 (got {self.dp_population_scale})")
         dataset = load_dataset(self.data_dir)
         early, cut = split_by_time(dataset, self.world.early_share)
         save_dataset(early, out / "data-early")
-        progress("training bundle v1 on the early events", {"events": len(early.interactions)})
-        v1_path = train_and_export(early, out / "data-early", out / "v1", self.world, progress)
+        v1_path = self._trained(early, out / "data-early", out / "v1", "bundle v1 on the early events", progress)
         devices = make_devices(dataset, cut, self.world)
         item_ids = list(dataset.catalog.item_ids)
         rec = Recommender.open(v1_path, backend="onnx")
@@ -79,18 +86,21 @@ class FederatedStudy(Study):
         v1 = ndcg_at_10(users, table0, devices)
         record["arms"].append({"arm": "v1 (no update)", **v1, "per_round": [v1["NDCG@10"]]})
         if self.central:
-            progress("training the centralized upper bound on all events", {})
-            central_path = train_and_export(dataset, Path(self.data_dir), out / "central", self.world, progress)
+            central_path = self._trained(dataset, Path(self.data_dir), out / "central",
+                                         "the centralized upper bound on all events", progress)
             with Recommender.open(central_path, backend="onnx") as central:
                 metrics = ndcg_at_10(self._eval_vectors(central, devices), central.catalog.stored.dequantize(),
                                      devices)
             record["arms"].append({"arm": "centralized retraining", **metrics, "per_round": [metrics["NDCG@10"]]})
-        arms = [("FedAvg", None), *((f"DP-FedAvg eps {e:g}", e) for e in self.epsilons), ("personal only", "none")]
+        scaled = f", population x{self.dp_population_scale}" if self.dp_population_scale > 1 else ""
+        arms = [("FedAvg", None), *((f"DP-FedAvg eps {e:g}{scaled}", e) for e in self.epsilons),
+                ("personal only", "none")]
         for label, eps in arms:
             with one_thread():  # a device computes on one core; BLAS threads only fight on a shared host
                 run = self._run(rec, devices, item_ids, table0, users, eps, cut, progress, label)
             record["arms"].append(run.pop("arm_record"))
-            if self.publish and (eps is None or eps == max(self.epsilons, default=None)):
+            projected = self.dp_population_scale > 1  # its epsilon is that of users who are not there
+            if self.publish and (eps is None or (eps == max(self.epsilons, default=None) and not projected)):
                 record.setdefault("bundles", []).append(self._publish(rec, v1_path, run, label, out))
             record.setdefault("runs", {})[label] = {k: run[k] for k in ("bytes", "ms", "declined")}
         with one_thread():
@@ -100,6 +110,14 @@ class FederatedStudy(Study):
         return record
 
     # ------------------------------------------------------------------ parts
+
+    def _trained(self, dataset, data_dir: Path, folder: Path, what: str, progress) -> Path:
+        """The bundle trained on `dataset` in `folder`: trained now, or the one an earlier run left."""
+        if self.reuse and (folder / "bundle" / "manifest.json").is_file():
+            progress(f"reusing {what} from {folder.name}/bundle", {})
+            return folder / "bundle"
+        progress(f"training {what}", {"events": len(dataset.interactions)})
+        return train_and_export(dataset, data_dir, folder, self.world, progress)
 
     @staticmethod
     def _eval_vectors(rec, devices) -> np.ndarray:
@@ -111,12 +129,17 @@ class FederatedStudy(Study):
         dp = None
         cfg = replace(self.server, clients_per_round=min(self.server.clients_per_round, len(devices)))
         q = cfg.clients_per_round / len(devices)
+        scale = self.dp_population_scale if isinstance(eps, (int, float)) else 1
+        cfg = replace(cfg, clients_per_round=cfg.clients_per_round * scale)
         if isinstance(eps, (int, float)):
             dp = DPPlan(float(eps), self.delta, q, cfg.rounds, self.task.clip)
         task = replace(self.task, temperature=self.world.model.temperature)  # the softmax v1 was trained with
-        server = FederatedServer(table0, rec.manifest.embedding_space, len(devices), cfg, task, dp)
+        server = FederatedServer(table0, rec.manifest.embedding_space, len(devices) * scale, cfg, task, dp)
         stores: dict[int, object] = {}
         consent = Consent(without_dp=True)
+        # a device standing for many users takes part in almost every round, where each of those users
+        # would take part once or twice: its one personal vector would drift far from theirs
+        personal = Personal(enabled=scale == 1)
         per_round, sizes, times, declined = [ndcg_at_10(users, shipped(table0), devices)["NDCG@10"]], [], [], 0
         space = rec.manifest.embedding_space
 
@@ -126,16 +149,17 @@ class FederatedStudy(Study):
         for r in range(self.server.rounds):
             task = server.task(r)
             updates = []
-            for i in server.sample():
+            copies = np.bincount(server.sample() % len(devices), minlength=len(devices))  # users -> devices
+            for i in np.flatnonzero(copies):
                 if i not in stores:
                     stores[i] = device_store(devices[i], item_ids)
                 store = stores[i]
                 result = take_part(rec, devices[i].user, task, history=store, table=server.table, consent=consent,
-                                   now=float(cut + (r + 1) * DAY))
+                                   personal=personal, now=float(cut + (r + 1) * DAY))
                 if result.payload is None:
                     declined += 1
                     continue
-                updates.append(decode_update(result.payload))  # the server sees the uploaded bytes only
+                updates += [decode_update(result.payload)] * int(copies[i])  # the server sees the bytes only
                 sizes.append(len(result.payload))
                 times.append(result.ms)
             if eps != "none":
@@ -147,7 +171,8 @@ class FederatedStudy(Study):
         final = ndcg_at_10(users, shipped(server.table), devices)
         arm = {"arm": label, **final, "per_round": per_round}
         if dp is not None:
-            arm.update(epsilon=dp.describe(server.noise_multiplier)["epsilon"], noise_multiplier=server.noise_multiplier)
+            arm.update(epsilon=dp.describe(server.noise_multiplier)["epsilon"], noise_multiplier=server.noise_multiplier,
+                       population=server.population, clients_per_round=cfg.clients_per_round)
         with_personal = ndcg_at_10(users + offsets(), shipped(server.table), devices)
         if eps == "none":
             arm.update(with_personal)
@@ -202,12 +227,13 @@ class FederatedStudy(Study):
             run = runs.get(arm["arm"], {})
             rows.append({"arm": arm["arm"], "NDCG@10": arm["NDCG@10"], "HR@10": arm["HR@10"],
                          "share of central gain": arm.get("recovered"), "epsilon": arm.get("epsilon"),
+                         "noise multiplier": arm.get("noise_multiplier"),
                          "upload bytes (mean)": run.get("bytes", {}).get("mean"),
                          "device ms (mean)": run.get("ms", {}).get("mean")})
         dev = record["device_500_events"]
         return [Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
-                      f"~{record['server']['clients_per_round']} devices per round; one round of a "
-                      f"{dev['events']}-event device: {dev['median_ms']:.0f} ms, "
+                      f"~{record['server']['clients_per_round']} devices per round, DP delta {record['delta']:g}; "
+                      f"one round of a {dev['events']}-event device: {dev['median_ms']:.0f} ms, "
                       f"{dev.get('median_cpu_ms', float('nan')):.0f} ms of CPU)", rows)]
 
     @classmethod

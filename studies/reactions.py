@@ -37,6 +37,7 @@ from edgerec.data.synth import (
 )
 from edgerec.errors import ConfigError
 from edgerec.runtime.vocab import LOG_EVENTS
+from edgerec.studies.activity import normal_scores
 
 EXAMINE_DECAY = 0.7
 CASCADE_CONTINUE = 0.6
@@ -81,12 +82,8 @@ class Reactions(ABC):
         """Seconds of each item."""
 
     @abstractmethod
-    def activity(self, users: np.ndarray) -> np.ndarray:
-        """P(the user opens the app on a day), before satisfaction moves it."""
-
-    @abstractmethod
-    def intensity(self, users: np.ndarray) -> np.ndarray:
-        """How heavy a user is, relative to the median user (sessions on an active day scale with it)."""
+    def activity_score(self, users: np.ndarray) -> np.ndarray:
+        """Each user's normal score in the data's own activity (0: the median user; studies/activity.py)."""
 
     def expected_plays(self, user: int, items: np.ndarray) -> float:
         """Expected plays of a list under the position-based model (the true value of a list)."""
@@ -134,9 +131,7 @@ class SynthReactions(Reactions):
         by_id = {name: i for i, name in enumerate(self.truth.user_ids)}
         self.user_row = np.array([by_id[name] for name in dataset.user_ids], np.int64)
         self.world, self.users = world, users
-        share = np.argsort(np.argsort(users.slots)) / max(len(users.slots) - 1, 1)  # activity percentile
-        self.open_rate = 0.15 + 0.7 * share
-        self.heavy = np.clip(users.slots / np.median(users.slots), 0.2, 5.0)
+        self.score = normal_scores(users.slots)  # event slots: the generator's lognormal activity
 
     def fit(self, user: int, items: np.ndarray) -> np.ndarray:
         row = self.user_row[user]
@@ -156,11 +151,8 @@ class SynthReactions(Reactions):
     def duration(self, items: np.ndarray) -> np.ndarray:
         return self.world.duration[items].astype(np.float64)
 
-    def activity(self, users: np.ndarray) -> np.ndarray:
-        return self.open_rate[self.user_row[users]]
-
-    def intensity(self, users: np.ndarray) -> np.ndarray:
-        return self.heavy[self.user_row[users]]
+    def activity_score(self, users: np.ndarray) -> np.ndarray:
+        return self.score[self.user_row[users]]
 
 
 class FittedReactions(Reactions):
@@ -187,10 +179,7 @@ class FittedReactions(Reactions):
         self.scale = 0.5 / float(raw.mean()) if len(raw) else 1.0
         self.length = np.nan_to_num(np.asarray(catalog.duration, np.float64), nan=600.0)
         self.length = np.where(self.length > 0, self.length, 600.0)
-        per_user = np.bincount(log.user, minlength=n_users)
-        share = np.argsort(np.argsort(per_user)) / max(n_users - 1, 1)
-        self.open_rate = 0.15 + 0.7 * share
-        self.heavy = np.clip(per_user / max(np.median(per_user), 1), 0.2, 5.0)
+        self.score = normal_scores(np.bincount(log.user, minlength=n_users))  # events per user in the log
 
     def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
         return np.clip(self.scale * self.pop[items] * self.affinity[user, self.genre[items]], 0.0, 0.95)
@@ -201,11 +190,8 @@ class FittedReactions(Reactions):
     def duration(self, items: np.ndarray) -> np.ndarray:
         return self.length[items]
 
-    def activity(self, users: np.ndarray) -> np.ndarray:
-        return self.open_rate[users]
-
-    def intensity(self, users: np.ndarray) -> np.ndarray:
-        return self.heavy[users]
+    def activity_score(self, users: np.ndarray) -> np.ndarray:
+        return self.score[users]
 
 
 def reactions_for(dataset: Dataset, source: str = "auto") -> Reactions:

@@ -5,11 +5,13 @@ app runs; every reaction is recorded back through `Recommender.record()`,
 so the next list sees it. Users are the data set's own: each starts with its
 newest logged events on the device, then lives `pre_days` under the first
 arm (the pre-period CUPED reads back from the device history) and `days`
-under its assigned arm. A day: the user opens the app with a probability
-from its activity, moved up or down by how the last day went, and has
-1 + Poisson(0.5 x its intensity) sessions (heavy users come back more
-often); a session is up to `lists_per_session` lists, the next one asked
-for when the last held a finish (or by chance). A user's pre-period
+under its assigned arm. How active each user is comes from
+studies/activity.py: a visit rate and a session depth drawn once per user,
+lognormal across users and persistent (a heavy user in the log stays heavy).
+A day: Poisson(visit rate x mood) sessions, mood being how the last active
+day went (finishes per list); a session is one list and then another with a
+probability from the user's depth, lower after a list without a finish.
+A user's pre-period
 activity, CUPED's covariate, is read back from the device history: its
 plays, finishes and skips in the pre-period. Every draw comes from generators seeded
 by (seed, user), so a run is repeatable and one user's luck does not depend
@@ -29,11 +31,11 @@ from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.policies import Policy
 from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.studies.activity import ActivityConfig, UserActivity, user_activity
 from edgerec.studies.reactions import Reaction, Reactions
 
 DAY = 86_400
-SESSIONS_PER_INTENSITY = 0.5  # extra sessions on an active day: Poisson(0.5 x the user's intensity)
-MAX_SESSIONS = 6
+MOOD = (0.5, 1.5)  # a day with no finish halves the next day's visit rate; a finish in every list: x1.5
 PRE_FEATURES = ("pre_plays", "pre_finishes", "pre_active_days", "older_events_per_day")
 FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
           "wins_a", "wins_b", "clicks_a", "clicks_b")
@@ -45,14 +47,15 @@ class SimConfig:
     days: int = 7
     pre_days: int = 3
     k: int = 10
-    lists_per_session: int = 3
     history_events: int = 30  # newest logged events put on each user's device at the start
     click_model: str = "pbm"
     seed: int = 0
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
 
     def validate(self) -> None:
-        if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1 or self.lists_per_session < 1:
-            raise ConfigError(f"need users >= 2, days >= 1, pre_days >= 0, k >= 1, lists >= 1 (got {self})")
+        if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1:
+            raise ConfigError(f"need users >= 2, days >= 1, pre_days >= 0, k >= 1 (got {self})")
+        self.activity.validate()
 
 
 @dataclass
@@ -154,27 +157,35 @@ class Simulator:
             self.seed_history(devices, int(code))
             rng = np.random.default_rng([cfg.seed, int(code)])
             hour = float(rng.uniform(7, 23))
-            satisfaction = 0.5
+            user = self.activity(int(code))
+            mood = 1.0
             for d, day in enumerate(days):
                 now_arm = first if day < 0 else arm
                 rec, policy = recs[now_arm], policies[now_arm]
-                p_open = np.clip(self.reactions.activity(np.array([code]))[0] + 0.5 * (satisfaction - 0.5), 0.02, 0.98)
-                if rng.random() >= p_open:
+                sessions = user.sessions(rng, mood, cfg.activity)
+                if not sessions:
                     continue
-                sessions = 1 + rng.poisson(SESSIONS_PER_INTENSITY * self.reactions.intensity(np.array([code]))[0])
                 day_out = {f: 0.0 for f in FIELDS}
-                for s in range(min(int(sessions), MAX_SESSIONS)):
-                    now = self.start + float(day) * DAY + (hour + 2 * s) * 3600
-                    out = self._session(rec, policy, name, int(code), now, hour + 2 * s, rng, lister, devices)
+                clock = 0.0
+                for s in range(sessions):
+                    at = hour + 16 * s / sessions  # spread over the user's waking day
+                    now = max(self.start + float(day) * DAY + at * 3600, clock)  # after the last session
+                    out = self._session(rec, policy, name, int(code), now, at, rng, lister, devices, user)
                     shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
+                    clock = out.pop("end")
                     for f, v in out.items():
                         day_out[f] += v
                 for f, v in day_out.items():
                     values[f][i, d] = v
                 values["active"][i, d] = 1.0
-                satisfaction = day_out["finishes"] / max(day_out["lists"], 1)
+                mood = float(np.clip(0.5 + day_out["finishes"] / max(day_out["lists"], 1), *MOOD))
             pre_device.append(self.pre_period(recs[first], name))
         return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64))
+
+    def activity(self, code: int) -> UserActivity:
+        """The user's visit rate and session depth (studies/activity.py), the same in every run of a seed."""
+        score = float(self.reactions.activity_score(np.array([code]))[0])
+        return user_activity(self.cfg.activity, score, np.random.default_rng([self.cfg.seed, code, 0xAC]))
 
     def pre_period(self, rec: Recommender, user: str) -> list[float]:
         """What the device knows of the user before the experiment (CUPED's covariates, PRE_FEATURES):
@@ -190,11 +201,11 @@ class Simulator:
         rate = len(older) / max((max(older) - min(older)) / DAY, 1.0) if older else 0.0
         return [plays, finishes, days, rate]
 
-    def _session(self, rec, policy, name, code, now, hour, rng, lister, devices) -> dict:
+    def _session(self, rec, policy, name, code, now, hour, rng, lister, devices, user: UserActivity) -> dict:
         cfg, react = self.cfg, self.reactions
         out = {f: 0.0 for f in FIELDS}
         out["items"] = []
-        for _ in range(cfg.lists_per_session):
+        for _ in range(cfg.activity.max_lists):
             context = {"now": now, "hour": hour % 24}
             if lister is None:
                 ids, teams = [r.item_id for r in rec.recommend(name, cfg.k, context=context, policy=policy)], None
@@ -221,8 +232,9 @@ class Simulator:
                 out["clicks_b"] += b
                 out["wins_a"] += a > b
                 out["wins_b"] += b > a
-            if rng.random() >= 0.3 + 0.5 * bool(reaction.finished.any()):
+            if not user.goes_on(rng, bool(reaction.finished.any())):
                 break
+        out["end"] = now
         return out
 
     @staticmethod

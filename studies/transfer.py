@@ -33,7 +33,7 @@ from edgerec.models.content import item_texts
 from edgerec.models.transfer import fit_bridge, hashed_text_vectors, item_factors, pooled_users
 from edgerec.runtime.space import Bridge
 from edgerec.runtime.transfer import content_query, mapped_query
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 METHODS = ("popularity", "target-only", "content", "mapping")
 ORACLE = "oracle (true tastes)"
@@ -194,7 +194,4 @@ class TransferStudy(Study):
         ax.set_ylabel("NDCG@10 (target domain)")
         ax.set_title(f"{record['source']} history -> {record['target']} recommendations")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=120)

@@ -38,7 +38,7 @@ from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.policies import Policy
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # name -> a list (categorical choices) or (low, high, kind) with kind "int", "float" or "log"
@@ -440,10 +440,7 @@ def plot_tune(record: dict, path: str | Path) -> Path | None:
     names = list(importance)[::-1]
     right.barh(names, [importance[n] for n in names])
     right.set_title("parameter importance")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 __all__ = ["MODEL_SPACE", "POLICY_SPACE", "STRATEGIES", "TuneConfig", "TuneStudy", "parse_space", "policy_value",

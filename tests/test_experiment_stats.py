@@ -140,6 +140,7 @@ def test_aa_splits_of_one_log_reject_at_about_alpha():
     out = aa_rates(users, y, x, experiments=300, alpha=0.05, seed=0)
     assert 0.02 <= out["false_positive_rate"] <= 0.08 and 0.02 <= out["false_positive_rate_cuped"] <= 0.08
     assert sum(out["p_value_deciles"]) == 300
+    assert sps.chisquare(out["p_value_deciles"]).pvalue > 0.05  # A/A p-values are uniform (here 0.40)
 
 
 def _uniform_logs(rng, n, k=4, m=8, attract=None, target=None):

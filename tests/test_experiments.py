@@ -163,11 +163,16 @@ def test_interleaving_finds_a_clearly_worse_policy(tiny_bundle):
 def test_ope_estimates_are_close_to_the_truth(tiny_bundle):
     data = tiny_bundle.parent / "data"
     record = OPEStudy(Arm("log", tiny_bundle), Arm("target", tiny_bundle, {"diversity": 0.3}), data,
-                      SimConfig(users=60, days=1, pre_days=0, k=5, seed=0)).run().record
+                      SimConfig(users=60, days=1, pre_days=0, k=5, seed=0), seeds=2).run().record
     assert record["lists"] == 60 and record["true_value"] > 0 and 0 < record["match_rate"] < 1
     for name in ("IPS", "SNIPS", "DR"):  # unbiased: the truth lies within three standard errors
         se = record["standard_errors"][name]
         assert 0 < se and abs(record["estimates"][name] - record["true_value"]) < 3 * se, name
+        # each seed's error, averaged: seed 0 is the run above, seed 1 another draw of users and lists
+        errors = [abs(row[name] - row["true_value"]) / row["true_value"] for row in record["seeds"]]
+        assert record["mean_relative_error"][name] == pytest.approx(np.mean(errors))
+    assert [row["seed"] for row in record["seeds"]] == [0, 1] and record["seeds"][0]["IPS"] == record["estimates"]["IPS"]
+    assert record["seeds"][0]["true_value"] != record["seeds"][1]["true_value"]
 
 
 def test_simulate_study_reports_per_day_and_plots(tiny_bundle, tmp_path):
@@ -221,3 +226,32 @@ def test_agreement_cli_checks_its_arms(tiny_bundle):
     stray = CliRunner().invoke(cli, ["experiment", "agreement", "--data", data, "--arm", f"a={tiny_bundle}",
                                      "--policy", 'b={"diversity": 0.5}'])
     assert stray.exit_code == 1 and "no --arm gives" in stray.output
+
+
+def test_persistent_activity_is_what_cuped_removes(tiny_bundle):
+    from scipy.stats import spearmanr
+
+    from edgerec.studies import stats
+    from edgerec.studies.activity import ActivityConfig
+
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    reactions = reactions_for(dataset)
+
+    def run(sigma):
+        sim = Simulator(dataset, reactions, SimConfig(users=120, days=4, pre_days=3, k=5, seed=1,
+                                                      activity=ActivityConfig(visits_sigma=sigma)))
+        log = sim.run([Arm("a", tiny_bundle)], lambda _u: "a")
+        y, x = log.period("plays"), log.pre_device
+        half = len(y) // 2
+        return sim, log, stats.cuped(y[:half], y[half:], x[:half], x[half:])[2]
+
+    sim, heavy, removed = run(1.5)
+    _, flat, removed_flat = run(0.0)
+    # the users the data calls active visit more often, in the pre-period and after it
+    scores = reactions.activity_score(sim.user_codes)
+    assert spearmanr(scores, heavy.values["active"].sum(1)).statistic > 0.4
+    other = Simulator(dataset, reactions, SimConfig(users=120, seed=2))
+    first = [sim.activity(int(c)) for c in sim.user_codes[:5]]
+    assert first == [sim.activity(int(c)) for c in sim.user_codes[:5]]  # drawn once: the same every time
+    assert [u.depth for u in first] != [other.activity(int(c)).depth for c in sim.user_codes[:5]]  # seeded
+    assert removed > removed_flat + 0.15  # 0.28 against 0.06 with these seeds

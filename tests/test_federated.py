@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,48 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     assert record["device_500_events"]["median_ms"] > 0
     assert [b["accepted_as_update"] for b in record["bundles"]] == [True, True]
     assert result.tables and result.write_plot(tmp_path / "fed.png") in (None, tmp_path / "fed.png")
+
+    # the projection: every device stands for 3 users; v1 is the one the run above left
+    shutil.copytree(tmp_path / "fed" / "v1", tmp_path / "projected" / "v1")
+    projected = FederatedStudy(small_data_dir, tmp_path / "projected", world, ServerConfig(rounds=2, clients_per_round=20),
+                               RoundTask(round=0, space=""), epsilons=(4.0,), central=False, reuse=True,
+                               dp_population_scale=3).run().record
+    scaled = {a["arm"]: a for a in projected["arms"]}["DP-FedAvg eps 4, population x3"]
+    assert scaled["population"] == 3 * record["devices"] and scaled["clients_per_round"] == 60
+    assert scaled["noise_multiplier"] == pytest.approx(arms["DP-FedAvg eps 4"]["noise_multiplier"])
+    assert [b["arm"] for b in projected["bundles"]] == ["FedAvg"]  # no bundle claims the projected epsilon
+
+
+def dp_server(rounds: int, accumulate: bool, rows: int = 400, dim: int = 16) -> FederatedServer:
+    table = np.random.default_rng(3).normal(size=(rows, dim)).astype(np.float32)
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    plan = DPPlan(4.0, 1e-6, 0.5, rounds, 0.5)
+    return FederatedServer(table, SPACE, 20, ServerConfig(rounds=rounds, clients_per_round=10, server_lr=1.0,
+                                                          dp_accumulate=accumulate),
+                           RoundTask(round=0, space=SPACE, clip=0.5), plan)
+
+
+def test_accumulated_dp_leaves_rows_nobody_moved_where_they_were():
+    """The running noisy sum is judged against the noise of all rounds so far (sqrt(r) times one
+    round's): judged against one round's, pure noise would move every row after a few rounds."""
+    server = dp_server(16, accumulate=True)
+    for _ in range(16):
+        assert server.aggregate([])["rows_changed"] == 0
+    assert np.array_equal(server.table, server.start)
+    assert np.linalg.norm(server.noisy_sum, axis=1).mean() > 3 * server.noise_std * np.sqrt(16)
+
+
+def test_accumulated_dp_finds_a_row_no_single_round_shows():
+    """A row a few devices move the same way every round, by less than one round's noise."""
+    found = {}
+    for accumulate in (True, False):
+        server = dp_server(16, accumulate)
+        # 20 devices, each within the clip, move row 7 together by 0.4 of one round's threshold
+        summed = 0.4 * 2.0 * server.noise_std * np.sqrt(16) * server.cfg.clients_per_round
+        push = [update([7], np.full((1, 16), summed / 20 / 4.0)) for _ in range(20)]
+        assert push[0].norm < server.template.clip
+        changed = [server.aggregate(push)["rows_changed"] for _ in range(16)]
+        moved = server.table[7] @ server.start[7] < 1 - 1e-6
+        found[accumulate] = (sum(changed), moved)
+    assert found[True][1] and found[True][0] >= 8  # from some round on, row 7 is in every table
+    assert found[False] == (0, False)

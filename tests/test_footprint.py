@@ -1,5 +1,5 @@
-"""The footprint work (issue 19) loses nothing: compact columns (bundle format 3) give the lists the
-wide ones (format 2) give, ids are found without a dict of every id, ranker features are computed
+"""The footprint work (issue 19) loses nothing: compact columns (bundle format 3) and compressed
+text (format 4) give the lists the wide ones (format 2) give, ids are found without a dict of every id, ranker features are computed
 for the rows a request reads, and opening plus serving holds no Python object per item."""
 
 from __future__ import annotations
@@ -24,11 +24,24 @@ NOW = 1_790_000_000.0
 
 
 @pytest.fixture(scope="module")
-def grown(tmp_path_factory):
-    """The golden bundle grown to 3,000 items (format 3), and the same bundle written as format 2."""
+def formats(tmp_path_factory):
+    """The golden bundle grown to 3,000 items (format 4: text in compressed blocks), and the same
+    bundle written as format 3 and as format 2."""
     root = tmp_path_factory.mktemp("footprint")
-    compact = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v3")
-    return compact, convert_bundle(compact, root / "v2", format_version=2)
+    newest = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v4")
+    return {4: newest, 3: convert_bundle(newest, root / "v3", format_version=3),
+            2: convert_bundle(newest, root / "v2", format_version=2)}
+
+
+@pytest.fixture(scope="module")
+def grown(formats):
+    """(format 3, format 2) copies of the grown bundle."""
+    return formats[3], formats[2]
+
+
+@pytest.fixture(scope="module")
+def lists(formats):
+    return {version: _lists(bundle) for version, bundle in formats.items()}
 
 
 def _lists(bundle: Path) -> list:
@@ -41,6 +54,7 @@ def _lists(bundle: Path) -> list:
             for i in range(3 + u):
                 rec.record(f"u{u}", cat.item_id((u * 97 + 5 * i) % cat.base_count), "finish", timestamp=NOW - 50 + i)
         rec.onboard("onboarded", genres=[cat.meta(3)["genre"]], languages=[cat.meta(3)["language"]])
+        rec.onboard("tagged", tags=cat.meta(11)["tags"][:2] + ["no-such-tag"])  # a scan of the tag column
         rec.record("u1", cat.item_id(40), "more_like_this", timestamp=NOW - 1)
         rec.record("u2", cat.item_id(41), "not_interested", timestamp=NOW - 1)
         rec.add_items([{"item_id": "new", "vector": cat.vectors([7])[0].tolist(), "title": "New",
@@ -52,7 +66,7 @@ def _lists(bundle: Path) -> list:
             {"k": 10, "policy": Policy(diversity=0.5, max_per_creator=1)},
             {"k": 10, "policy": Policy(freshness=0.5, language_boost=0.3)},
         ]
-        for user in [f"u{u}" for u in range(8)] + ["newcomer", "onboarded"]:
+        for user in [f"u{u}" for u in range(8)] + ["newcomer", "onboarded", "tagged"]:
             for kwargs in requests:
                 got = rec.recommend(user, context={"now": NOW}, **kwargs)
                 out.append([(r.item_id, r.score, r.title, r.reason.kind, r.reason.text, sorted(r.meta.items()))
@@ -60,7 +74,7 @@ def _lists(bundle: Path) -> list:
     return out
 
 
-def test_compact_columns_give_the_same_lists_as_the_wide_ones(grown):
+def test_compact_columns_give_the_same_lists_as_the_wide_ones(grown, lists):
     compact, wide = grown
     new, old = Bundle.open(compact), Bundle.open(wide)
     assert (new.manifest.format_version, old.manifest.format_version) == (3, 2)
@@ -69,15 +83,28 @@ def test_compact_columns_give_the_same_lists_as_the_wide_ones(grown):
     assert new.array(new.manifest.items.categorical["genre"].file).dtype == np.int8
     assert new.array(new.manifest.items.numeric["release_ts"].file).dtype == np.int32
     assert new.size_bytes() < old.size_bytes()
-    assert _lists(compact) == _lists(wide)
+    assert lists[3] == lists[2]
 
 
-def test_the_old_format_round_trips_through_the_new_one(grown, tmp_path):
-    compact, wide = grown
-    again = convert_bundle(wide, tmp_path / "again", format_version=3)
-    for name in Bundle.open(compact).manifest.files:
+def test_compressed_text_gives_the_same_lists_as_plain_text(formats, lists):
+    new, old = Bundle.open(formats[4]), Bundle.open(formats[3])
+    assert new.manifest.format_version == 4
+    with Recommender.open(formats[4]) as compressed, Recommender.open(formats[3]) as plain:
+        for name, column in (("titles", "titles"), ("tags", "tag_strings")):
+            assert new.manifest.items.strings[name].codec == "zlib"
+            assert getattr(compressed.catalog, column).all() == getattr(plain.catalog, column).all()
+    assert new.manifest.items.strings["ids"].codec is None  # every id lookup reads one: kept plain
+    assert new.size_bytes() < old.size_bytes()
+    assert any(r[2] and r[4] for requests in lists[4] for r in requests)  # titles and reasons were read
+    assert lists[4] == lists[3]
+
+
+@pytest.mark.parametrize("old, new", [(2, 3), (3, 4), (2, 4)])
+def test_the_old_format_round_trips_through_the_new_one(formats, tmp_path, old, new):
+    again = convert_bundle(formats[old], tmp_path / "again", format_version=new)
+    for name in Bundle.open(formats[new]).manifest.files:
         if name.startswith("items/"):
-            assert (again / name).read_bytes() == (compact / name).read_bytes(), name
+            assert (again / name).read_bytes() == (formats[new] / name).read_bytes(), name
 
 
 def test_a_narrowed_column_keeps_every_value():

@@ -105,6 +105,7 @@ def test_host_and_device_compute_the_same_scorer_features(scorer_bundle, tiny_bu
         a, b = host(*args), device(*args)
     assert a.shape == (100, len(FEATURES) + 16)
     np.testing.assert_allclose(a[:, len(FEATURES):], vectors[cands] * vectors[5], atol=1e-6)
+    np.testing.assert_allclose(a[:, FEATURES.index("retrieval score")], vectors[cands] @ vectors[5], atol=1e-6)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert a[:, FEATURES.index("tag match")].max() > 0 and a[:, FEATURES.index("genre match")].max() > 0
     known = dataset.catalog.text["modality"]
@@ -329,3 +330,47 @@ def test_an_unusable_scorer_is_refused_when_the_bundle_opens(scorer_bundle, tmp_
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="not the .* this runtime computes"):
         Recommender.open(other, history=str(tmp_path / "c.db"))
+
+
+@pytest.mark.parametrize("version", [None, 1, 3])
+def test_a_scorer_of_other_feature_definitions_is_refused(scorer_bundle, tmp_path, version):
+    """Version 1 scorers read a modality indicator as 'retrieval score': their weights mean something else."""
+    from edgerec.errors import BundleError
+
+    bundle = shutil.copytree(scorer_bundle[0], tmp_path / "old")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["ranking"]["scorer"]["version"] == 2
+    if version is None:
+        del manifest["ranking"]["scorer"]["version"]
+    else:
+        manifest["ranking"]["scorer"]["version"] = version
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=f"version {version or 1}.*re-train"):
+        Recommender.open(bundle, history=str(tmp_path / "h.db"))
+
+
+def test_tag_match_is_the_recent_share_of_each_candidates_tags_even_when_the_last_has_none():
+    from edgerec.runtime.scorer import Featurizer, TagCodes
+
+    tags = {0: ("heist", "crime"), 1: ("crime",), 2: ("space",), 3: (), 4: ("crime", "space"), 5: ()}
+    featurize = Featurizer(None, None, TagCodes(lambda row: tags[row], len(tags)), None)
+    recent = np.array([0, 1, 2])  # crime twice, heist once, space once
+    got = featurize._tag_match(np.array([4, 0, 3, 2, 5]), recent)
+    np.testing.assert_allclose(got, [(2 + 1) / (3 * 2), (1 + 2) / (3 * 2), 0.0, 1 / 3, 0.0])
+    assert featurize._tag_match(np.array([3, 5]), recent).tolist() == [0.0, 0.0]
+
+
+def test_tag_codes_stay_right_when_the_decoded_rows_are_forgotten(monkeypatch):
+    import edgerec.runtime.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "TAG_ROWS_KEPT", 4)
+    tags = {row: tuple(f"t{row % 3}" for _ in range(row % 4)) + (("x",) if row % 2 else ()) for row in range(40)}
+    codes = scorer_module.TagCodes(lambda row: tags[row], len(tags))
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # batches larger and smaller than what is kept, rows repeated within a batch
+        rows = rng.integers(0, 40, rng.integers(1, 7))
+        got = codes.matrix(rows)
+        for row, line in zip(rows.tolist(), got):
+            assert line[0] == len(tags[row])
+            assert [t for c in line[1: 1 + line[0]] for t, v in codes.vocab.items() if v == c] == list(tags[row])
+            assert (line[1 + line[0]:] == -1).all()

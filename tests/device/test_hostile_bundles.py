@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.errors import BundleError, EdgerecError
-from edgerec.runtime import Bundle, Recommender
+from edgerec.runtime import Bundle, Recommender, text_blocks
 from edgerec.runtime.pack import pack, unpacked
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's shared damage helpers (importlib mode)
@@ -40,6 +40,24 @@ def strings(root, stem: str) -> list[bytes]:
     data = (root / f"items/{stem}.bin").read_bytes()
     offsets = np.load(root / f"items/{stem}.offsets.npy")
     return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def compressed(stem: str, values: list[bytes], starts=None) -> object:
+    """Replace a compressed text column (format 4) with `values` (block starts consistent unless
+    `starts` changes them)."""
+    def apply(root):
+        blob, real = text_blocks.encode(values)
+        (root / f"items/{stem}.zlib").write_bytes(blob)
+        np.save(root / f"items/{stem}.blocks.npy", real if starts is None else starts(real))
+        rewrite(root, lambda d: d["items"]["strings"][stem].update(raw_bytes=sum(map(len, values)),
+                                                                     block_rows=text_blocks.BLOCK_ROWS))
+    return apply
+
+
+def titles(root) -> list[bytes]:
+    from edgerec.runtime.catalog import ItemCatalog
+
+    return [t.encode() for t in ItemCatalog(Bundle.open(root)).titles.all()]
 
 
 def scales(value):
@@ -95,16 +113,18 @@ CORRUPTIONS = {
     "table pickled objects": lambda root: (np.save(root / "items/embeddings.npy", np.array([{}] * 56), allow_pickle=True),
                                            rewrite(root, lambda d: None)),
     "table not npy": garbage("items/embeddings.npy", b"\x93NUMPY garbage" * 10),
-    "offsets decreasing": offsets("titles", lambda v: np.r_[v[0], v[2], v[1], v[3:]]),
-    "offsets past end": offsets("titles", lambda v: np.r_[v[:-1], v[-1] + 100]),
-    "offsets not from 0": offsets("tags", lambda v: v + 1),
+    "offsets decreasing": offsets("ids", lambda v: np.r_[v[0], v[2], v[1], v[3:]]),
+    "offsets past end": offsets("ids", lambda v: np.r_[v[:-1], v[-1] + 100]),
+    "offsets not from 0": offsets("ids", lambda v: v + 1),
     "offsets int32": offsets("ids", lambda v: v.astype(np.int32)),
     "offsets too few": offsets("ids", lambda v: v[:-5]),
-    "offset inside a character": lambda root: blob(root, "titles", [b"\xc3\xa9"] * 56) or
-    offsets("titles", lambda v: np.r_[0, 1, v[2:]])(root),
+    "offset inside a character": lambda root: blob(root, "ids", [f"\u00e9{i}".encode() for i in range(56)]) or
+    offsets("ids", lambda v: np.r_[0, 1, v[2:]])(root),
     "duplicate ids": swap_ids,
     "empty id": lambda root: blob(root, "ids", [b""] + strings(root, "ids")[1:]),
-    "invalid UTF-8 title": lambda root: blob(root, "titles", [b"\xff\xfe"] + strings(root, "titles")[1:]),
+    "title blocks decreasing": lambda root: compressed("titles", titles(root), lambda v: v[::-1])(root),
+    "title blocks too few": lambda root: compressed("titles", titles(root), lambda v: v[:-1])(root),
+    "title blocks past the blob": lambda root: compressed("titles", titles(root), lambda v: v + 1)(root),
     "invalid UTF-8 id": lambda root: blob(root, "ids", [b"\xc3"] + strings(root, "ids")[1:]),
     "genre code too high": lambda root: replace_array(root, "items/genre.npy", np.full(56, 10, np.int32)),
     "genre code below -1": lambda root: replace_array(root, "items/genre.npy", np.full(56, -2, np.int32)),
@@ -150,6 +170,22 @@ def test_an_inconsistent_bundle_is_a_bundle_error_at_open(bundle_copy, name):
     CORRUPTIONS[name](bundle_copy)
     with pytest.raises(BundleError):
         Bundle.open(bundle_copy)
+
+
+# Compressed text is checked a block at a time when a request inflates it (spec rule 8).
+DAMAGED_TEXT = {
+    "invalid UTF-8 title": lambda root: compressed("titles", [b"\xff\xfe"] + titles(root)[1:])(root),
+    "title split inside a character": lambda root: compressed("titles", [b"\xc3", b"\xa9"] + titles(root)[2:])(root),
+    "titles one row short": lambda root: compressed("titles", titles(root)[:-1])(root),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED_TEXT))
+def test_damaged_compressed_text_is_a_bundle_error_when_read(bundle_copy, name):
+    DAMAGED_TEXT[name](bundle_copy)
+    with Recommender.open(bundle_copy) as rec:
+        with pytest.raises(BundleError, match="damaged"):
+            [rec.catalog.title(row) for row in range(rec.catalog.base_count)]
 
 
 def test_a_garbage_model_with_a_matching_checksum_is_a_bundle_error_when_used(bundle_copy):

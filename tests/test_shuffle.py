@@ -1,0 +1,119 @@
+"""Reports for a shuffler: the amplification bound, the device's local epsilon, the ledger and the host's checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edgerec.errors import ConfigError
+from edgerec.runtime.ldp import olh_buckets, olh_estimate, olh_support
+from edgerec.runtime.privacy_ledger import Budget
+from edgerec.runtime.shuffle import Shuffled, largest_local_epsilon, shuffled_epsilon
+
+
+def test_the_bound_by_hand_at_one_point():
+    # n = 100,000 reports, epsilon0 = 4, delta = 1e-6, worked step by step:
+    # spread = 8 sqrt(e^4 ln(4e6) / 1e5) + 8 e^4 / 1e5 = 8 * sqrt(54.598 * 15.2018 / 1e5) + 0.0043679
+    #        = 8 * 0.091103 + 0.0043679 = 0.733192
+    # damp = (1 - e^-4) / (1 + e^-4 / (1 + spread)) = 0.9816844 / 1.0105675 = 0.971419
+    # central = ln(1 + damp * spread) = ln(1.712237) = 0.53777
+    assert shuffled_epsilon(4.0, 100_000, 1e-6) == pytest.approx(0.53777, abs=2e-4)
+
+
+def test_the_bound_shrinks_with_the_batch_and_grows_with_the_local_epsilon():
+    central = [shuffled_epsilon(3.0, n, 1e-7) for n in (10_000, 100_000, 1_000_000)]
+    assert central[0] > central[1] > central[2] and central[0] < 3.0
+    assert shuffled_epsilon(2.0, 300_000, 1e-7) < shuffled_epsilon(4.0, 300_000, 1e-7) < shuffled_epsilon(6.0, 300_000, 1e-7)
+    limit = largest_local_epsilon(300_000, 1e-7)
+    assert limit == pytest.approx(math.log(300_000 / (16 * math.log(4e7))))
+    with pytest.raises(ConfigError, match="outside what the shuffling bound covers"):
+        shuffled_epsilon(limit + 0.01, 300_000, 1e-7)
+
+
+@pytest.mark.parametrize("central,batch", [(0.5, 100_000), (1.0, 300_000), (1.0, 50_000), (0.25, 1_000_000)])
+def test_the_local_epsilon_is_the_largest_that_stays_within_the_central_one(central, batch):
+    shuffle = Shuffled(batch)
+    local = shuffle.local_epsilon(central)
+    assert local > central  # the point of shuffling
+    assert shuffled_epsilon(local, batch, shuffle.delta) <= central + 1e-9
+    if local < min(shuffle.max_local, largest_local_epsilon(batch, shuffle.delta)) - 1e-6:
+        assert shuffled_epsilon(local + 1e-3, batch, shuffle.delta) > central
+
+
+def test_caps_and_batches_too_small_to_amplify():
+    assert Shuffled(10_000_000, delta=1e-9, max_local=5.0).local_epsilon(4.0) == 5.0  # the local cap binds
+    with pytest.raises(ConfigError, match="too small to amplify"):
+        Shuffled(200).local_epsilon(1.0)
+    for bad in (dict(batch=0), dict(batch=1000, delta=0.01), dict(batch=1000, max_local=0)):
+        with pytest.raises(ConfigError):
+            Shuffled(**bad)
+
+
+def _reporter(rec, budget=None):
+    from test_ldp import Seeded
+
+    from edgerec.runtime.reporter import PrivateReporter
+
+    return PrivateReporter(rec, budget or Budget(per_day=1.0, per_30_days=10.0), rng=Seeded(3))
+
+
+def test_a_shuffled_report_randomizes_locally_and_charges_the_central_epsilon(tiny_bundle, tmp_path):
+    from edgerec.errors import PrivacyBudgetError
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        rec.record("bob", rec.catalog.item_id(3), "finish")
+        reporter = _reporter(rec)
+        shuffle = Shuffled(300_000)
+        report = reporter.items_consumed(epsilon=1.0, shuffle=shuffle)
+        local = shuffle.local_epsilon(1.0)
+        assert report["local_epsilon"] == local and report["shuffle"] == {"batch": 300_000, "delta": 1e-7}
+        assert report["epsilon"] == shuffled_epsilon(local, 300_000, 1e-7) <= 1.0
+        assert report["hash"]["g"] == olh_buckets(local) > olh_buckets(1.0)
+        [(_, question, charged)] = reporter.ledger.entries()
+        assert charged == report["epsilon"] and question == f"items_consumed (shuffled; local epsilon {local:.3g})"
+        with pytest.raises(PrivacyBudgetError):  # the daily budget of 1 holds the central epsilon
+            reporter.category_shares(epsilon=0.5, shuffle=shuffle)
+        plain = _reporter(rec, Budget(per_day=5.0, per_30_days=10.0)).category_shares(epsilon=0.5)
+        assert "local_epsilon" not in plain and plain["epsilon"] == 0.5
+
+
+def _shuffled_reports(count: int, promised: int, local: float, rng) -> list[dict]:
+    g = olh_buckets(local)
+    return [{"question": "items_consumed", "epsilon": 0.9, "local_epsilon": local, "domain": {"size": 4},
+             "shuffle": {"batch": promised, "delta": 1e-7},
+             "hash": {"a": int(rng.integers(1, 1000)), "b": int(rng.integers(0, 1000)), "g": g, "prime": 2_147_483_647},
+             "value": int(rng.integers(0, g))} for _ in range(count)]
+
+
+def test_the_host_estimates_with_the_local_epsilon_and_refuses_a_short_batch():
+    from edgerec.studies.dp_popularity import aggregate_items
+
+    rng = np.random.default_rng(0)
+    reports = _shuffled_reports(50, 50, 5.0, rng)
+    estimate, info = aggregate_items(reports, ["a", "b", "c"])
+    a, b, y = (np.array([r["hash"][k] if k != "value" else r[k] for r in reports]) for k in ("a", "b", "value"))
+    expected = olh_estimate(olh_support(a, b, olh_buckets(5.0), y, 4), 50, 5.0)
+    np.testing.assert_allclose(estimate.counts, expected.counts)
+    assert info["local_epsilon"] == 5.0 and info["epsilon"] == 0.9
+    with pytest.raises(ConfigError, match="batches of at least 60.*holds 50"):
+        aggregate_items(_shuffled_reports(50, 60, 5.0, rng), ["a", "b", "c"])
+    mixed = reports[:49] + [dict(reports[49], local_epsilon=4.0)]
+    with pytest.raises(ConfigError, match="one epsilon"):
+        aggregate_items(mixed, ["a", "b", "c"])
+
+
+def test_shuffling_finds_the_top_items_that_local_reports_miss(small_data_dir):
+    from edgerec.studies.dp_popularity import DPPopularityStudy
+
+    def recall(shuffled):
+        study = DPPopularityStudy(small_data_dir, epsilons=(1.0,), devices=(300_000,), trials=2, shuffled=shuffled)
+        [row] = study.run().record["rows"]
+        return row
+
+    local, shuffled = recall(False), recall(True)
+    assert local["local_epsilon"] == 1.0 and shuffled["local_epsilon"] > 6
+    assert shuffled["top10_recall"] >= local["top10_recall"] + 0.3
+    assert shuffled["count_mae"] < local["count_mae"] / 5
