@@ -8,7 +8,14 @@ import pytest
 from handmade import write_handmade_bundle
 
 from edgerec.errors import BundleError
-from edgerec.runtime.bundle import MANIFEST, Bundle, BundleWriter, ModelEntry, TensorSpec
+from edgerec.runtime.bundle import (
+    FORMAT_VERSION,
+    MANIFEST,
+    Bundle,
+    BundleWriter,
+    ModelEntry,
+    TensorSpec,
+)
 
 VECTORS = np.arange(12, dtype=np.float32).reshape(4, 3)  # 4 items, dim 3
 REFERENCE = {"histories": "reference/histories.npy", "user_vectors": "reference/user_vectors.npy",
@@ -237,18 +244,18 @@ def test_a_manifest_nested_too_deeply_is_refused_by_name(tmp_path):
         Bundle.open(root)
 
 
-@pytest.mark.parametrize("version", [1, 4])
+@pytest.mark.parametrize("version", [1, FORMAT_VERSION + 1])
 def test_the_writer_refuses_a_format_it_does_not_write_before_making_the_folder(tmp_path, version):
-    with pytest.raises(BundleError, match=rf"^this edgerec writes bundle format 2 or 3, not {version}$"):
+    with pytest.raises(BundleError, match=rf"^this edgerec writes bundle format 2 to {FORMAT_VERSION}, not {version}$"):
         BundleWriter(tmp_path / "out", "x", format_version=version)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("version, offsets", [(2, np.int64), (None, np.uint32)])
-def test_string_offsets_are_wide_in_format_2_and_narrow_in_format_3(tmp_path, version, offsets):
+@pytest.mark.parametrize("version, offsets", [(2, np.int64), (3, np.uint32), (None, np.uint32)])
+def test_string_offsets_are_wide_in_format_2_and_narrow_from_format_3_on(tmp_path, version, offsets):
     root = write_handmade_bundle(tmp_path / "b", VECTORS, format_version=version)
     bundle = Bundle.open(root)
-    assert bundle.manifest.format_version == (version or 3)
+    assert bundle.manifest.format_version == (version or FORMAT_VERSION)
     strings = list(bundle.manifest.items.strings.values())
     arrays = [bundle.array(s.offsets) for s in strings]
     assert arrays and {a.dtype for a in arrays} == {np.dtype(offsets)}
