@@ -15,6 +15,7 @@ only epsilon0-LDP: the local epsilon is recorded beside the central one and capp
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError
@@ -50,10 +51,11 @@ class Shuffled:
     max_local: float = 8.0
 
     def __post_init__(self):
-        if not (isinstance(self.batch, int) and self.batch > 0 and 0 < self.delta < 1 / self.batch
+        if not (isinstance(self.batch, numbers.Integral) and not isinstance(self.batch, bool) and self.batch > 0 and 0 < self.delta < 1 / self.batch
                 and 0 < self.max_local <= 20):
             raise ConfigError(f"a shuffle needs a positive batch, 0 < delta < 1/batch and 0 < max_local <= 20 "
                               f"(got batch {self.batch}, delta {self.delta}, max_local {self.max_local})")
+        object.__setattr__(self, "batch", int(self.batch))  # numpy integers too; reports stay plain JSON
 
     def local_epsilon(self, central: float) -> float:
         """The largest epsilon0 (at most max_local) whose shuffled batch is at most `central`-DP."""

@@ -14,6 +14,7 @@ the estimate as a popularity prior for `edgerec export --popularity`.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 from edgerec.errors import ConfigError
 from edgerec.runtime.ldp import (
     Estimate,
+    check_epsilon,
     grr_estimate,
     keep_probability,
     olh_buckets,
@@ -34,20 +36,43 @@ from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate, dict]:
     """Counts per bundle item from `items_consumed` reports of one epsilon (the last value is 'none')."""
-    reports = [r for r in reports if r.get("question") == "items_consumed"]
-    if not reports:
-        raise ConfigError("no items_consumed reports to aggregate")
-    sizes = {r["domain"]["size"] for r in reports}
-    if sizes != {len(item_ids) + 1}:
-        raise ConfigError(f"reports must share this catalog's size (+1): got sizes {sorted(sizes)} for "
-                          f"{len(item_ids)} items")
-    epsilon = randomized_with(reports)
-    primes = {r["hash"]["prime"] for r in reports}
-    a, b, y = (np.asarray([r["hash"]["a"] if k == "a" else r["hash"]["b"] if k == "b" else r["value"]
-                           for r in reports], np.int64) for k in ("a", "b", "y"))
-    support = olh_support(a, b, olh_buckets(epsilon), y, len(item_ids) + 1, primes.pop())
+    reports = _questions(reports, "items_consumed")
+    with _malformed():
+        sizes = {r["domain"]["size"] for r in reports}
+        if sizes != {len(item_ids) + 1}:
+            raise ConfigError(f"reports must share this catalog's size (+1): got sizes {sorted(sizes)} for "
+                              f"{len(item_ids)} items")
+        epsilon = randomized_with(reports)
+        g, primes = olh_buckets(epsilon), {r["hash"]["prime"] for r in reports}
+        a, b, y = (np.asarray([r["hash"][k] if k != "value" else r[k] for r in reports], np.int64)
+                   for k in ("a", "b", "value"))
+        if len(primes) != 1 or {r["hash"]["g"] for r in reports} != {g} or not (
+                (0 <= y).all() and (y < g).all() and (0 < a).all() and (0 <= b).all()):
+            raise ConfigError(f"reports carry hashes or values that OLH at epsilon {epsilon:g} cannot produce "
+                              f"(g must be {g}, values in [0, {g}), one prime): refused rather than counted")
+    support = olh_support(a, b, g, y, len(item_ids) + 1, primes.pop())
     return olh_estimate(support, len(reports), epsilon), {"epsilon": reports[0]["epsilon"], "local_epsilon": epsilon,
                                                           "reports": len(reports)}
+
+
+def _questions(reports, question: str) -> list[dict]:
+    """The reports answering `question` (anything that is not a report dict is an error, not skipped)."""
+    if not all(isinstance(r, dict) for r in reports):
+        raise ConfigError("reports must be the dicts PrivateReporter produces (one per device)")
+    reports = [r for r in reports if r.get("question") == question]
+    if not reports:
+        raise ConfigError(f"no {question} reports to aggregate")
+    return reports
+
+
+@contextmanager
+def _malformed():
+    """Reports come from devices: a missing field or a wrong type is a clear error, not a KeyError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"a report is malformed ({type(exc).__name__}: {exc}); aggregate only the records "
+                          "PrivateReporter produces") from None
 
 
 def randomized_with(reports: list[dict]) -> float:
@@ -55,8 +80,8 @@ def randomized_with(reports: list[dict]) -> float:
 
     Shuffled reports were promised a batch of at least some size; a smaller batch breaks their
     central guarantee, so it is refused rather than estimated from."""
-    local = {r.get("local_epsilon", r["epsilon"]) for r in reports}
-    central = {r["epsilon"] for r in reports}
+    local = {check_epsilon(r.get("local_epsilon", r["epsilon"])) for r in reports}
+    central = {check_epsilon(r["epsilon"]) for r in reports}
     if len(local) != 1 or len(central) != 1:
         raise ConfigError(f"reports must share one epsilon: got {sorted(central)} (randomized with {sorted(local)})")
     promised = {r["shuffle"]["batch"] if "shuffle" in r else 0 for r in reports}
@@ -69,11 +94,13 @@ def randomized_with(reports: list[dict]) -> float:
 
 def aggregate_labels(reports: list[dict], question: str) -> dict:
     """Share estimates of a GRR question ('category_shares:genre', 'health:latency_ms', ...)."""
-    reports = [r for r in reports if r.get("question") == question]
-    if not reports:
-        raise ConfigError(f"no reports of {question!r} to aggregate")
-    labels = reports[0]["domain"]["labels"]
-    est = grr_estimate(np.asarray([r["value"] for r in reports]), len(labels), randomized_with(reports))
+    reports = _questions(reports, question)
+    with _malformed():
+        labels = reports[0]["domain"]["labels"]
+        values = np.asarray([r["value"] for r in reports], np.int64)
+        if any(r["domain"]["labels"] != labels for r in reports) or not ((0 <= values) & (values < len(labels))).all():
+            raise ConfigError(f"{question} reports must share one list of labels and give a value among them")
+        est = grr_estimate(values, len(labels), randomized_with(reports))
     n = len(reports)
     return {label: {"share": float(c / n), "low": float(lo / n), "high": float(hi / n)}
             for label, c, lo, hi in zip(labels, est.counts, est.low, est.high)}

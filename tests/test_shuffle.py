@@ -117,3 +117,52 @@ def test_shuffling_finds_the_top_items_that_local_reports_miss(small_data_dir):
     assert local["local_epsilon"] == 1.0 and shuffled["local_epsilon"] > 6
     assert shuffled["top10_recall"] >= local["top10_recall"] + 0.3
     assert shuffled["count_mae"] < local["count_mae"] / 5
+
+
+def test_a_numpy_batch_size_gives_plain_json_reports():
+    import json
+
+    shuffle = Shuffled(np.int64(300_000))
+    assert json.dumps(shuffle.describe()) == '{"batch": 300000, "delta": 1e-07}'
+    with pytest.raises(ConfigError):
+        Shuffled(True)
+
+
+def _good_report(rng):
+    return _shuffled_reports(1, 0, 2.0, rng)[0] | {"shuffle": {"batch": 1, "delta": 1e-7}}
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda r: r.pop("hash"),
+    lambda r: r.update(value="seven"),
+    lambda r: r.update(value=10**30),
+    lambda r: r.update(value=-1),
+    lambda r: r.update(value=olh_buckets(2.0)),  # one past the last bucket
+    lambda r: r["hash"].update(g=3),
+    lambda r: r["hash"].update(a=0),
+    lambda r: r.update(local_epsilon=float("nan")),
+    lambda r: r.update(local_epsilon=1e9),
+    lambda r: r.update(epsilon=None),
+    lambda r: r["domain"].pop("size"),
+    lambda r: r.update(shuffle={"delta": 1e-7}),
+])
+def test_the_host_refuses_a_malformed_report_with_a_clear_error(corrupt):
+    from edgerec.studies.dp_popularity import aggregate_items
+
+    rng = np.random.default_rng(5)
+    reports = [_good_report(rng) for _ in range(20)]
+    aggregate_items(reports, ["a", "b", "c"])  # the untouched batch aggregates
+    corrupt(reports[7])
+    with pytest.raises(ConfigError):
+        aggregate_items(reports, ["a", "b", "c"])
+
+
+def test_the_host_refuses_what_is_not_a_report():
+    from edgerec.studies.dp_popularity import aggregate_items, aggregate_labels
+
+    with pytest.raises(ConfigError, match="dicts PrivateReporter produces"):
+        aggregate_items(["not a report"], ["a"])
+    labels = {"question": "health:errors", "epsilon": 1.0, "domain": {"labels": ["<=0", ">0"]}}
+    with pytest.raises(ConfigError, match="a value among them"):
+        aggregate_labels([labels | {"value": 0}, labels | {"value": 2}], "health:errors")
+    assert set(aggregate_labels([labels | {"value": 0}, labels | {"value": 1}], "health:errors")) == {"<=0", ">0"}
