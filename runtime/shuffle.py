@@ -19,6 +19,7 @@ import numbers
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.ldp import check_epsilon
 
 
 def largest_local_epsilon(batch: int, delta: float) -> float:
@@ -59,6 +60,7 @@ class Shuffled:
 
     def local_epsilon(self, central: float) -> float:
         """The largest epsilon0 (at most max_local) whose shuffled batch is at most `central`-DP."""
+        central = check_epsilon(central)
         top = min(largest_local_epsilon(self.batch, self.delta), self.max_local)
         if top <= 0:
             raise ConfigError(f"a shuffled batch of {self.batch:,} reports is too small to amplify privacy at delta "

@@ -19,7 +19,7 @@ from edgerec.runtime.experiment import assign, explore
 from edgerec.runtime.interleave import InterleaveStage, other_recommender
 from edgerec.runtime.pipeline import Stage
 from edgerec.studies import stats
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.ope import LoggedList, estimates, standard_errors
 from edgerec.studies.reactions import examination, reactions_for
@@ -57,10 +57,7 @@ def _draw_days(record: dict, path: Path, metric: str = "CTR") -> Path | None:
     ax.set_xlabel("day")
     ax.set_ylabel(f"{record.get('band_metric', metric)} per active user (95% band)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _daily_bands(log, field_name: str = "plays") -> dict:

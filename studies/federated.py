@@ -30,7 +30,7 @@ from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
 from edgerec.runtime.personal import load_personal
 from edgerec.runtime.privacy_ledger import DAY
-from edgerec.studies.base import Progress, Study, Table, pyplot
+from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.fed_world import (
     WorldConfig,
     device_store,
@@ -253,11 +253,7 @@ class FederatedStudy(Study):
         ax.set_ylabel("NDCG@10 (each device's last item)")
         ax.set_xlim(0, rounds)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=100)
 
 
 def one_thread():

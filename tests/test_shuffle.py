@@ -46,6 +46,9 @@ def test_caps_and_batches_too_small_to_amplify():
     assert Shuffled(10_000_000, delta=1e-9, max_local=5.0).local_epsilon(4.0) == 5.0  # the local cap binds
     with pytest.raises(ConfigError, match="too small to amplify"):
         Shuffled(200).local_epsilon(1.0)
+    for central in (float("nan"), 0.0, -1.0, float("inf")):  # never a silent local epsilon of 0
+        with pytest.raises(ConfigError, match="epsilon must be"):
+            Shuffled(300_000).local_epsilon(central)
     for bad in (dict(batch=0), dict(batch=1000, delta=0.01), dict(batch=1000, max_local=0)):
         with pytest.raises(ConfigError):
             Shuffled(**bad)
