@@ -31,7 +31,8 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
 @click.option("--objective", help="Validation metric to maximise (default: NDCG@10; policy: coverage@10).")
 @click.option("--max-ndcg-loss", default=0.01, show_default=True,
               help="Policy: largest fraction of NDCG@10 the tuned policy may lose against the untuned one.")
-@click.option("--trial-minutes", type=float, help="Cap of one trial (default: what is left of the budget).")
+@click.option("--trial-minutes", type=float,
+              help="Cap of one trial; its schedule shrinks to fit (default: a fifth of --minutes).")
 @click.option("--steps", type=int, help="Step budget of each trial (default: from the data size).")
 @click.option("--eval-users", default=0, show_default=True, help="Validation users per trial (0 = all).")
 @click.option("--seed", default=0, show_default=True)

@@ -13,7 +13,7 @@ validation was still rising then, with what to do about it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIN_STEPS = 3000  # optimizer steps a run gets at least, whatever the data size
 MIN_EPOCHS = 20  # ... and never fewer epochs than this (large data sets)
@@ -65,6 +65,23 @@ def plan_budget(steps_per_epoch: int, *, epochs: int | None = None, steps: int |
     return Budget(spe, n_epochs, warmup_steps, patience, final_lr)
 
 
+def fit_to_time(budget: Budget, epochs_done: int, seconds: float, max_minutes: float | None) -> Budget:
+    """The budget shrunk so that, at the pace measured so far, its cosine ends by the time cap.
+
+    A cap that cuts a run in the middle of its schedule leaves it at a high
+    learning rate, never annealed: a shorter, whole schedule does better. The
+    budget only shrinks (the cap is a cap) and keeps at least the next epoch.
+    """
+    if max_minutes is None or epochs_done < 1 or seconds <= 0:
+        return budget
+    fits = int(60 * max_minutes / (seconds / epochs_done))
+    if fits >= budget.epochs:
+        return budget
+    epochs = max(fits, epochs_done + 1)
+    warmup = max(budget.warmup_steps * epochs // budget.epochs, 1)  # the same share of a shorter run
+    return replace(budget, epochs=epochs, warmup_steps=warmup)
+
+
 @dataclass
 class Outcome:
     """Why a run ended, and whether validation was still improving when it did."""
@@ -99,4 +116,4 @@ def outcome(stopped_by: str, history: list[float], budget: Budget, capped_by_use
     return Outcome(stopped_by, True, advice)
 
 
-__all__ = ["Budget", "Outcome", "outcome", "plan_budget"]
+__all__ = ["Budget", "Outcome", "fit_to_time", "outcome", "plan_budget"]

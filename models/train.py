@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator
 from edgerec.models.items import ItemData, build_item_data, extend_item_data
 from edgerec.models.recommenders import NextItemModel, build_model
-from edgerec.models.schedule import Budget, outcome, plan_budget
+from edgerec.models.schedule import Budget, fit_to_time, outcome, plan_budget
 from edgerec.models.scoring import ModelScorer
 
 
@@ -216,8 +216,17 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         rng.permutation(len(windows))
     per_epoch = math.ceil(len(windows) / train.batch_size)
     budget = train.budget(max(per_epoch // world, 1) if world > 1 else per_epoch)
+    planned = budget.epochs
     stopped_by = "budget"
-    for epoch in range(progress_state["epoch"], budget.epochs):
+    for epoch in range(progress_state["epoch"], planned):
+        # a time cap shrinks the schedule to what fits at the measured pace, so the run still anneals
+        budget = fit_to_time(budget, epoch, time.perf_counter() - began, train.max_minutes)
+        if world > 1:  # every process follows rank 0's clock, or they would stop at different epochs
+            epochs = torch.tensor([budget.epochs, budget.warmup_steps])
+            dist.broadcast(epochs, 0)
+            budget = replace(budget, epochs=int(epochs[0]), warmup_steps=int(epochs[1]))
+        if epoch >= budget.epochs:
+            break
         model.train()
         order = rng.permutation(len(windows))
         batches = [order[i:i + train.batch_size] for i in range(0, len(order), train.batch_size)]
@@ -270,6 +279,8 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if stopped_by == "budget" and budget.epochs < planned:
+        stopped_by = "time"  # the schedule was shortened to fit --max-minutes
     ended = outcome(stopped_by, [h["val_NDCG@10"] for h in progress_state["history"]], budget,
                     {"epochs": train.epochs, "max_minutes": train.max_minutes})
     info = {
@@ -277,7 +288,9 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         "val_NDCG@10": progress_state["best"],
         "epochs_run": progress_state["epoch"],
         "budget": {"steps_per_epoch": budget.steps_per_epoch, "epochs": budget.epochs, "steps": budget.total_steps,
-                   "warmup_steps": budget.warmup_steps, "patience": budget.patience},
+                   "warmup_steps": budget.warmup_steps, "patience": budget.patience, "planned_epochs": planned,
+                   "last_lr_factor": round(budget.lr_factor(progress_state["epoch"] * budget.steps_per_epoch - 1),
+                                           4)},
         "stopped_by": ended.stopped_by,
         "still_improving": ended.still_improving,
         "advice": ended.advice,

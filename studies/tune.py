@@ -41,6 +41,9 @@ from edgerec.runtime.policies import Policy
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
+# A call's time budget is shared by at least this many trials (unless --trial-minutes says otherwise): on a
+# small data set one full step budget can take longer than the whole call, leaving a single trial.
+TRIALS_PER_BUDGET = 5
 # name -> a list (categorical choices) or (low, high, kind) with kind "int", "float" or "log"
 MODEL_SPACE: dict = {
     "dim": [32, 64, 128],
@@ -71,7 +74,7 @@ class TuneConfig:
     strategies: tuple[str, ...] = ("sasrec",)
     space: dict = field(default_factory=dict)  # overrides of the search space, same forms as MODEL_SPACE
     train: TrainConfig = field(default_factory=TrainConfig)  # what every trial starts from
-    trial_minutes: float | None = None  # cap of one trial (default: what is left of the budget)
+    trial_minutes: float | None = None  # cap of one trial (default: minutes / TRIALS_PER_BUDGET)
     objective: str = "NDCG@10"  # model: a validation metric; policy: the beyond-accuracy metric to raise
     max_ndcg_loss: float = 0.01  # policy: NDCG@10 may fall at most this fraction below the untuned policy
     eval_users: int = 0  # validation users per trial (0 = all)
@@ -169,7 +172,7 @@ class _Search:
                                 layers=int(p["layers"]), heads=heads, max_len=int(p["max_len"]),
                                 dropout=float(p["dropout"]), use_features=bool(p["use_features"]))
         left = self.remaining_minutes()
-        cap = min(cfg.trial_minutes or left, max(left, 0.05))
+        cap = min(cfg.trial_minutes or max(cfg.minutes / TRIALS_PER_BUDGET, 0.05), max(left, 0.05))
         train_cfg = TrainConfig(**{**asdict(cfg.train), "lr": float(p["lr"]), "loss": p["loss"],
                                    "negatives": int(p["negatives"]), "eval_users": cfg.eval_users,
                                    "seed": cfg.seed, "max_minutes": cap})

@@ -7,7 +7,7 @@ from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, synth_dataset, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.models.config import ModelConfig
-from edgerec.models.schedule import MIN_EPOCHS, MIN_STEPS, outcome, plan_budget
+from edgerec.models.schedule import MIN_EPOCHS, MIN_STEPS, fit_to_time, outcome, plan_budget
 from edgerec.models.train import TrainConfig, train_model
 
 OLD_EPOCH_CAP = 20  # the fixed default this budget replaced
@@ -79,3 +79,23 @@ def test_a_run_ending_at_its_cap_while_rising_says_so_on_screen(tmp_path):
     assert out.exit_code == 0, out.output
     assert "still rising at the end of the step budget" in out.output
     assert "--steps 16" in out.output
+
+
+def test_a_time_cap_shrinks_the_schedule_to_what_fits_and_never_grows_it():
+    budget = plan_budget(10, steps=1000)  # 100 epochs planned
+    fitted = fit_to_time(budget, epochs_done=4, seconds=8.0, max_minutes=1.0)  # 2 s an epoch: 30 fit
+    assert fitted.epochs == 30 and fitted.lr_factor(fitted.total_steps - 1) == pytest.approx(0.1, abs=1e-3)
+    assert fitted.warmup_steps == budget.warmup_steps * 30 // 100
+    assert fit_to_time(budget, 4, 0.4, 1.0) == budget  # a fast run keeps its plan
+    assert fit_to_time(budget, 4, 8.0, None) == budget  # no cap, no change
+    assert fit_to_time(budget, 4, 400.0, 1.0).epochs == 5  # over time already: at least the next epoch
+
+
+def test_a_run_cut_by_its_time_cap_still_anneals_its_learning_rate(tiny):
+    dataset, split = tiny
+    cfg = ModelConfig(dim=16, layers=1, max_len=8, dropout=0.0)
+    info = train_model(dataset, split, cfg, TrainConfig(eval_users=0, steps=100_000, max_minutes=0.03,
+                                                        patience=10_000)).info
+    assert info["stopped_by"] == "time" and info["budget"]["epochs"] < info["budget"]["planned_epochs"]
+    # cut in the middle of a 100,000-step cosine the rate would still be near its peak
+    assert info["budget"]["last_lr_factor"] < 0.5

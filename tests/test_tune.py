@@ -88,6 +88,23 @@ def test_the_tuner_never_reads_the_test_split_and_compares_strategies(tiny, tmp_
     assert clean["winner"] == max(clean["strategies"], key=lambda r: r["value"])["strategy"]
 
 
+def test_one_trial_gets_a_share_of_the_budget_not_all_of_it(tiny, tmp_path, monkeypatch):
+    dataset, split = tiny
+    caps, real_train = [], tune_module.train_model
+
+    def spy(*args, **kwargs):
+        caps.append(args[3].max_minutes)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "train_model", spy)
+    run_tune(dataset, split, quick(minutes=30.0, trials=2, space={**SMALL, "lr": [5e-3]}), tmp_path)
+    assert caps == [pytest.approx(30.0 / tune_module.TRIALS_PER_BUDGET)] * 2
+    caps.clear()
+    run_tune(dataset, split, quick(minutes=30.0, trials=3, trial_minutes=2.0, space={**SMALL, "lr": [5e-3]}),
+             tmp_path)
+    assert caps == [2.0]  # --trial-minutes wins
+
+
 def test_policy_value_penalises_accuracy_loss_beyond_the_bound():
     base = 0.10
     assert policy_value({"NDCG@10": 0.0995, "coverage@10": 0.4}, "coverage@10", base, 0.01) == 0.4
