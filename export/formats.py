@@ -5,6 +5,11 @@ the file. Opset 20 has a Gelu operator (onnxruntime 1.17 or newer runs it):
 without it the tanh approximation becomes seven element-wise nodes per block,
 and at batch 1 the runtime pays per node, not per multiply.
 
+The exporter annotates every node with debug metadata (module names, the
+FX node, the Python stack trace with the host's file paths): it is stripped,
+since a bundle carries no host paths, and on a small encoder it was most of
+the file.
+
 TFLite: litert-torch, which converts fixed shapes only, so the caller picks
 the batch and history length; integer inputs become int32.
 """
@@ -60,7 +65,26 @@ def export_onnx(module: torch.nn.Module, sample: dict[str, torch.Tensor], dynami
                               dynamic_shapes=shapes)
     except Exception as exc:  # the exporter raises many error types
         raise ExportError(f"ONNX export of {type(module).__name__} failed: {exc}") from exc
+    import onnx
+
+    model = onnx.load(str(path))
+    strip_debug_metadata(model)
+    onnx.save(model, str(path))
     return path
+
+
+def strip_debug_metadata(model) -> None:
+    """Drop the exporter's per-node metadata and doc strings (stack traces, host paths), in place."""
+    graphs = [model.graph, *model.functions]
+    while graphs:
+        graph = graphs.pop()
+        graph.doc_string = ""
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attribute in node.attribute:  # the bodies of If / Loop / Scan
+                graphs.extend([attribute.g] if attribute.HasField("g") else [])
+                graphs.extend(attribute.graphs)
 
 
 def export_tflite(module: torch.nn.Module, sample: tuple[torch.Tensor, ...], path: str | os.PathLike) -> Path:
