@@ -31,10 +31,11 @@ from edgerec.models.recommenders import NextItemModel, build_model
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, item_counts
 
-# The graph itself (operator nodes, names, shapes, constants such as the causal mask), measured on exported
-# encoders of 8-128 wide, 1-2 layers, histories of 8-50 with some margin: a base and a share per layer.
-GRAPH_BYTES = 40 * 1024
-LAYER_GRAPH_BYTES = 48 * 1024
+# The graph itself (operator nodes, names, shapes), measured on exported encoders of 8-128 wide, 1-3 layers,
+# histories of 8-200 (about 6.8 KB plus 6.7 KB a layer once the exporter's debug metadata is stripped),
+# with some margin: a base and a share per layer.
+GRAPH_BYTES = 8 * 1024
+LAYER_GRAPH_BYTES = 8 * 1024
 TENSOR_BYTES = 96  # per stored tensor: name, shape and type
 WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 LAYERS = (1, 2)
@@ -75,11 +76,21 @@ def fitting_configs(base: ModelConfig, dataset: Dataset, split: Split, max_bytes
             if estimate["total"] <= max_bytes:
                 fits.append((cfg, estimate))
     if not fits:
-        smallest = estimate_config(replace(base, dim=min(widths), layers=1, heads=1), dataset, split)["total"]
-        raise ConfigError(f"no student fits {max_bytes:,} bytes: the smallest (dim {min(widths)}, 1 layer) needs "
-                          f"about {smallest:,}; raise --max-bytes")
+        raise ConfigError(floor_message(base, dataset, split, max_bytes, min(widths)))
     fits.sort(key=lambda pair: -pair[1]["total"])
     return fits[:keep]
+
+
+def floor_message(base: ModelConfig, dataset: Dataset, split: Split, max_bytes: int, dim: int) -> str:
+    """Why no student fits: the smallest one's bytes, split into what every item costs and what the graph does."""
+    smallest = estimate_config(replace(base, dim=dim, layers=1, heads=1), dataset, split)
+    n_items = dataset.n_items
+    per_item = 2 * dim + 5  # an int8 input row with its scale and zero point, and an int8 table row
+    return (f"no student fits {max_bytes:,} bytes: the smallest (dim {dim}, 1 layer) needs about "
+            f"{smallest['total']:,}, of which {per_item * n_items:,} are {per_item} bytes for each of the "
+            f"{n_items:,} items (the encoder's input row and the item table's row; --own-rows and --hash-buckets "
+            f"do not shrink them) and the rest the graph and its layer; that is the floor for this catalog: "
+            f"raise --max-bytes to at least {smallest['total']:,}")
 
 
 @dataclass
@@ -115,4 +126,4 @@ def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, ba
     return BudgetResult(cfg, estimate, curve, result.model, info)
 
 
-__all__ = ["BudgetResult", "distill_to_budget", "estimate_bytes", "fitting_configs"]
+__all__ = ["BudgetResult", "distill_to_budget", "estimate_bytes", "fitting_configs", "floor_message"]

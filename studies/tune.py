@@ -1,6 +1,8 @@
 """`edgerec tune`: an Optuna search over model and training settings, strategies, or the runtime's policy weights.
 
-TPE proposes settings, a median pruner stops trials whose validation
+Trial 0 is `edgerec train`'s defaults (the untuned policy for `policy`), so
+the report always shows what tuning gained over not tuning. TPE proposes
+settings, a median pruner stops trials whose validation
 NDCG@10 after an epoch falls below the running median, and the study lives
 in SQLite, so a run that was interrupted resumes where it stopped (run the
 same command again). Trials read the validation split only; the test split
@@ -266,8 +268,8 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
     search = _Search(dataset, split, cfg, out, say, Path(model) if model else None)
     study = _open_study(optuna, cfg, out)
     _check_same_target(study, cfg)
-    if cfg.target == "policy" and not study.trials:
-        study.enqueue_trial(UNTUNED)  # the untuned policy is trial 0: every other is measured against it
+    if not study.trials:  # trial 0 is what a user gets without tuning: every other is measured against it
+        study.enqueue_trial(UNTUNED if cfg.target == "policy" else default_params(cfg))
     objective = search.model_trial if cfg.target == "model" else search.policy_trial
     finished = len(_done(study, pruned=True))  # a pruned trial counts: it was judged
     remaining = None if cfg.trials is None else max(cfg.trials - finished, 0)
@@ -282,6 +284,23 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
         study.optimize(objective, n_trials=remaining, timeout=max(cfg.minutes * 60, 1.0),
                        callbacks=[on_trial], catch=())
     return report(study, search, cfg, out)
+
+
+def default_params(cfg: TuneConfig) -> dict:
+    """`edgerec train`'s defaults as trial settings, leaving out those the search space excludes."""
+    model, train = ModelConfig(), TrainConfig()
+    defaults = {"strategy": "sasrec", "dim": model.dim, "layers": model.layers, "heads": model.heads,
+                "dropout": model.dropout, "lr": train.lr, "max_len": model.max_len, "loss": train.loss,
+                "negatives": train.negatives, "use_features": model.use_features}
+    space = {**MODEL_SPACE, **cfg.space, "strategy": list(cfg.strategies)}
+    return {name: value for name, value in defaults.items() if _within(value, space[name])}
+
+
+def _within(value, spec) -> bool:
+    if isinstance(spec, list):
+        return value in spec
+    low, high, _kind = spec
+    return low <= value <= high
 
 
 def _open_study(optuna, cfg: TuneConfig, out: Path):

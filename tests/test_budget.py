@@ -37,7 +37,7 @@ def test_the_estimate_bounds_the_exported_int8_bytes_closely(tiny, dim, layers):
     real = verify_bytes(model.eval(), split)
     assert real["table"] <= estimate["table"]
     assert real["encoder"] <= estimate["encoder"]
-    assert estimate["total"] < 1.6 * real["total"]  # a bound that still tells sizes apart
+    assert estimate["total"] < 1.25 * real["total"]  # a bound that still tells sizes apart
 
 
 def test_fitting_configs_are_the_largest_that_fit(tiny):
@@ -69,8 +69,10 @@ def test_no_student_fits_a_budget_that_is_too_small(tiny):
     dataset, split = tiny
     from edgerec.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="raise --max-bytes"):
+    floor = estimate_config(ModelConfig(dim=8, layers=1, heads=1, max_len=8), dataset, split)["total"]
+    with pytest.raises(ConfigError, match=f"raise --max-bytes to at least {floor:,}") as caught:
         fitting_configs(ModelConfig(heads=1, max_len=8), dataset, split, 1_000)
+    assert f"21 bytes for each of the {dataset.n_items:,} items" in str(caught.value)
 
 
 def test_cli_distill_max_bytes_reports_the_curve_and_the_real_size(tmp_path):

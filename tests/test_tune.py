@@ -105,6 +105,18 @@ def test_one_trial_gets_a_share_of_the_budget_not_all_of_it(tiny, tmp_path, monk
     assert caps == [2.0]  # --trial-minutes wins
 
 
+def test_trial_zero_is_the_default_training_settings(tiny, tmp_path):
+    dataset, split = tiny
+    record = run_tune(dataset, split, quick(trials=2, space={**SMALL, "lr": (1e-3, 1e-2, "log")}), tmp_path)
+    assert record["trials"][0]["params"]["lr"] == TrainConfig().lr  # the default, not a TPE draw
+    assert record["trials"][1]["params"]["lr"] != TrainConfig().lr
+    wide = TuneConfig(strategies=("sasrec", "itemknn"))
+    assert tune_module.default_params(wide) == {
+        "strategy": "sasrec", "dim": 64, "layers": 2, "heads": 2, "dropout": 0.2, "lr": 2e-3, "max_len": 50,
+        "loss": "sampled", "negatives": 1024, "use_features": True}
+    assert "strategy" not in tune_module.default_params(TuneConfig(strategies=("itemknn",)))
+
+
 def test_policy_value_penalises_accuracy_loss_beyond_the_bound():
     base = 0.10
     assert policy_value({"NDCG@10": 0.0995, "coverage@10": 0.4}, "coverage@10", base, 0.01) == 0.4
