@@ -245,7 +245,7 @@ def test_quantize_tflite_without_the_quantizer_says_what_to_install(tmp_path, mo
     assert quantize_tflite(src, tmp_path / "c.tflite", "none").read_bytes() == b"flatbuffer bytes"
 
 
-def test_scratch_directory_is_left_clean():
+def test_scratch_directory_is_left_clean(capsys):
     here = os.getcwd()
     level = logging.root.manager.disable
     with _in_temp_dir():
@@ -253,6 +253,8 @@ def test_scratch_directory_is_left_clean():
         assert scratch != here and os.path.basename(scratch).startswith("edgerec-quant-")
         assert logging.root.manager.disable == logging.WARNING
         print("hidden")
+        sys.stdout.write("hidden too\n")  # what the quantizers print goes nowhere, and writing still works
+    assert capsys.readouterr().out == ""
     assert os.getcwd() == here and not os.path.exists(scratch) and logging.root.manager.disable == level
     with pytest.raises(RuntimeError), _in_temp_dir():
         scratch = os.getcwd()
