@@ -453,6 +453,10 @@ def test_freshness_boost_exact_values():
                                [0.5, 0.5 * math.exp(-3), 0.5, 0.0, 0.5 * math.exp(-1)], rtol=1e-12, atol=0)
     off = freshness_boost(release, NOW, Policy(freshness=0.0, freshness_days=10.0))
     assert off.tolist() == [0.0] * 5 and off.dtype == np.float64
+    # any positive time is a release date, even the first seconds of the epoch; only 0 means unknown
+    early = np.array([0.5, 1.0, 0.0])
+    np.testing.assert_allclose(freshness_boost(early, 1.0 + 30 * DAY, Policy(freshness=1.0)),
+                               [math.exp(-(30 * DAY + 0.5) / (30 * DAY)), math.exp(-1), 0.0], rtol=1e-12, atol=0)
 
 
 def test_popularity_boost_is_the_weighted_standardised_log_popularity():
@@ -464,6 +468,10 @@ def test_popularity_boost_is_the_weighted_standardised_log_popularity():
                                [-2 * math.sqrt(1.5), 0.0, 2 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
     off = popularity_boost(ints, Policy(popularity=0.0))
     assert off.tolist() == [0.0] * 3 and off.dtype == np.float64
+    # float32 counts (a narrow bundle column) are boosted in float64 like any other
+    narrow = popularity_boost(np.array([0, 9, 99], np.float32), Policy(popularity=2.0))
+    assert narrow.dtype == np.float64
+    np.testing.assert_allclose(narrow, [-2 * math.sqrt(1.5), 0.0, 2 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
 
 
 # ------------------------------------------------------------------ Policy and Filters checks
