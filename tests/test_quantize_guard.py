@@ -151,17 +151,22 @@ def test_weight_only_onnx_leaves_what_it_cannot_quantize(tmp_path):
     rng = np.random.default_rng(4)
     inits = {"table": rng.normal(size=(5, 3)).astype(np.float32),  # Gather along axis 1: columns, not rows
              "half": rng.normal(size=(3, 2)).astype(np.float16),  # not float32
-             "cube": rng.normal(size=(2, 2, 2)).astype(np.float32)}  # not 2-D
+             "cube": rng.normal(size=(2, 2, 2)).astype(np.float32),  # not 2-D
+             "left": rng.normal(size=(2, 2)).astype(np.float32),  # 2-D float32, but an Add's operand
+             "right": rng.normal(size=(2, 2)).astype(np.float32)}
     nodes = [oh.make_node("Gather", ["table", "cols"], ["g"], axis=1),  # (5, 3) -> (5, 3)
              oh.make_node("Cast", ["g"], ["g16"], to=TensorProto.FLOAT16),
              oh.make_node("MatMul", ["g16", "half"], ["m16"]),  # (5, 2)
              oh.make_node("Cast", ["m16"], ["m"], to=TensorProto.FLOAT),
              oh.make_node("MatMul", ["x", "cube"], ["c"]),  # (2, 2, 2)
-             oh.make_node("MatMul", ["x", "x"], ["xx"])]  # B is an input, not an initializer
+             oh.make_node("MatMul", ["x", "x"], ["xx"]),  # B is an input, not an initializer
+             oh.make_node("Add", ["left", "x"], ["l"]),  # an initializer first, as a Gather's table would be
+             oh.make_node("Add", ["x", "right"], ["r"])]  # an initializer second, as a Gemm's B would be
     graph = oh.make_graph(nodes, "rest", [oh.make_tensor_value_info("cols", TensorProto.INT64, [3]),
                                           oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
                           [oh.make_tensor_value_info(n, TensorProto.FLOAT, shape)
-                           for n, shape in (("m", [5, 2]), ("c", [2, 2, 2]), ("xx", [2, 2]))],
+                           for n, shape in (("m", [5, 2]), ("c", [2, 2, 2]), ("xx", [2, 2]), ("l", [2, 2]),
+                                            ("r", [2, 2]))],
                           [numpy_helper.from_array(v, n) for n, v in inits.items()])
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
     model.ir_version = 8
@@ -170,6 +175,27 @@ def test_weight_only_onnx_leaves_what_it_cannot_quantize(tmp_path):
     out = onnx.load(str(tmp_path / "q.onnx"))
     assert [n.op_type for n in out.graph.node] == [n.op_type for n in nodes]
     assert {i.name for i in out.graph.initializer} == set(inits)
+
+
+def test_weight_only_onnx_quantizes_a_gemm_without_bias(tmp_path):
+    """Gemm's bias C is optional: a two-input Gemm's weight is quantized like any other."""
+    import onnx.helper as oh
+    from onnx import TensorProto
+
+    weight = np.random.default_rng(6).normal(size=(3, 4)).astype(np.float32)  # (in, out), transB = 0
+    graph = oh.make_graph([oh.make_node("Gemm", ["x", "w"], ["y"])], "gemm",
+                          [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+                          [numpy_helper.from_array(weight, "w")])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    weight_only_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    out = onnx.load(str(tmp_path / "q.onnx"))
+    arrays = {i.name: numpy_helper.to_array(i) for i in out.graph.initializer}
+    q, scale = symmetric_int8(weight, 1)
+    assert np.array_equal(arrays["w_int8"], q) and np.array_equal(arrays["w_scale"], scale)
+    assert [n.op_type for n in out.graph.node] == ["DequantizeLinear", "Gemm"]
 
 
 def test_quantize_onnx_modes_and_their_errors(tmp_path):

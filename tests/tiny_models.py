@@ -38,7 +38,7 @@ def write_onnx_tower(path: Path, w: dict[str, np.ndarray], trans_b: bool = True)
 
     w = dict(w) if trans_b else dict(w, a_weight=np.ascontiguousarray(w["a_weight"].T))
     gemm = {"transB": 1} if trans_b else {}
-    nodes = [helper.make_node("Gather", ["embed", "ids"], ["rows"], name="gather", axis=0),
+    nodes = [helper.make_node("Gather", ["embed", "ids"], ["rows"], name="gather"),  # axis left at its default, 0
              helper.make_node("ReduceMean", ["rows"], ["pooled"], name="mean", axes=[1], keepdims=0),
              helper.make_node("Gemm", ["pooled", "a_weight", "a_bias"], ["a_out"], name="a", **gemm),
              helper.make_node("Relu", ["a_out"], ["hidden"], name="relu"),
