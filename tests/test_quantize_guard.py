@@ -35,6 +35,15 @@ def test_symmetric_int8_by_hand():
     assert q1.tolist() == [[127, -127, 127], [0, 0, 0]]
 
 
+def test_symmetric_int8_quantizes_float64_weights_as_the_float32_they_become():
+    """0.5 + 1e-12 is 0.5 in float32, which rounds to the even step 0; in float64 it would round up to 1."""
+    w = np.array([[127.0, 0.5 + 1e-12, -1.5]], np.float64)
+    q, scale = symmetric_int8(w, 0)
+    assert scale.tolist() == [1.0] and q.tolist() == [[127, 0, -2]]
+    q32, scale32 = symmetric_int8(w.astype(np.float32), 0)
+    assert np.array_equal(q, q32) and np.array_equal(scale, scale32)
+
+
 def test_symmetric_int8_round_trip_error_is_at_most_half_a_step():
     w = np.random.default_rng(0).normal(size=(64, 48)).astype(np.float32)
     q, scale = symmetric_int8(w, 0)
@@ -153,7 +162,8 @@ def test_weight_only_onnx_leaves_what_it_cannot_quantize(tmp_path):
              "half": rng.normal(size=(3, 2)).astype(np.float16),  # not float32
              "cube": rng.normal(size=(2, 2, 2)).astype(np.float32),  # not 2-D
              "left": rng.normal(size=(2, 2)).astype(np.float32),  # 2-D float32, but an Add's operand
-             "right": rng.normal(size=(2, 2)).astype(np.float32)}
+             "right": rng.normal(size=(2, 2)).astype(np.float32),
+             "good": rng.normal(size=(2, 2)).astype(np.float32)}
     nodes = [oh.make_node("Gather", ["table", "cols"], ["g"], axis=1),  # (5, 3) -> (5, 3)
              oh.make_node("Cast", ["g"], ["g16"], to=TensorProto.FLOAT16),
              oh.make_node("MatMul", ["g16", "half"], ["m16"]),  # (5, 2)
@@ -161,20 +171,21 @@ def test_weight_only_onnx_leaves_what_it_cannot_quantize(tmp_path):
              oh.make_node("MatMul", ["x", "cube"], ["c"]),  # (2, 2, 2)
              oh.make_node("MatMul", ["x", "x"], ["xx"]),  # B is an input, not an initializer
              oh.make_node("Add", ["left", "x"], ["l"]),  # an initializer first, as a Gather's table would be
-             oh.make_node("Add", ["x", "right"], ["r"])]  # an initializer second, as a Gemm's B would be
+             oh.make_node("Add", ["x", "right"], ["r"]),  # an initializer second, as a Gemm's B would be
+             oh.make_node("MatMul", ["x", "good"], ["ok"])]  # after all those, one that is quantized
     graph = oh.make_graph(nodes, "rest", [oh.make_tensor_value_info("cols", TensorProto.INT64, [3]),
                                           oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
                           [oh.make_tensor_value_info(n, TensorProto.FLOAT, shape)
                            for n, shape in (("m", [5, 2]), ("c", [2, 2, 2]), ("xx", [2, 2]), ("l", [2, 2]),
-                                            ("r", [2, 2]))],
+                                            ("r", [2, 2]), ("ok", [2, 2]))],
                           [numpy_helper.from_array(v, n) for n, v in inits.items()])
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "f.onnx"))
     weight_only_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx")
     out = onnx.load(str(tmp_path / "q.onnx"))
-    assert [n.op_type for n in out.graph.node] == [n.op_type for n in nodes]
-    assert {i.name for i in out.graph.initializer} == set(inits)
+    assert [n.op_type for n in out.graph.node] == ["DequantizeLinear"] + [n.op_type for n in nodes]
+    assert {i.name for i in out.graph.initializer} == set(inits) - {"good"} | {"good_int8", "good_scale", "good_zero"}
 
 
 def test_weight_only_onnx_quantizes_a_gemm_without_bias(tmp_path):
