@@ -18,6 +18,7 @@ from edgerec.runtime.vocab import DEVICES, MODALITIES  # noqa: F401  (MODALITIES
 VERSION = 1
 EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector product
 BROADCAST_LIMIT = 1 << 16  # candidates x history pairs compared at once (a short list by a history)
+COUNT_LIMIT = 1024  # codes below it are counted in one array (cheaper than comparing pairs)
 
 
 def feature_count(dim: int) -> int:
@@ -118,6 +119,10 @@ def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     pool = pool[pool >= 0]
     if len(pool) == 0:
         return np.zeros(len(values), np.float32)
+    top = int(pool.max())
+    if top < COUNT_LIMIT:  # small codes (languages, most creators): one count per code
+        counts = np.bincount(pool, minlength=top + 2)  # its last entry, 0, is read by -1 and codes above top
+        return (counts[np.minimum(values, top + 1)] / len(pool)).astype(np.float32)
     if len(values) * len(pool) <= BROADCAST_LIMIT:  # a short list: one comparison matrix is cheapest
         return (np.add.reduce(values[:, None] == pool[None, :], 1) / len(pool)).astype(np.float32)
     uniq, counts = np.unique(pool, return_counts=True)
