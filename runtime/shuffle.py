@@ -69,7 +69,7 @@ class Shuffled:
 
     def central_epsilon(self, local: float) -> float:
         """The central epsilon (at this delta) of a batch of local-LDP reports: the tighter bound."""
-        return _central(self.batch, self.delta, float(local))
+        return _central(self.batch, self.delta, check_epsilon(local))
 
     def describe(self) -> dict:
         return {"batch": self.batch, "delta": self.delta}

@@ -33,11 +33,13 @@ def shuffle_delta(local_epsilon: float, batch: int, epsilon: float) -> float | N
     n1, p0 = batch - 1, math.exp(-local_epsilon)
     mean, sd = n1 * p0, math.sqrt(n1 * p0 * (1 - p0))
     lo, hi = max(0, math.floor(mean - WIDTH * sd) - 1), min(n1, math.ceil(mean + WIDTH * sd) + 1)
+    if p0 >= 1.0:  # an epsilon0 so small that e^-epsilon0 rounds to 1: every other report is a clone
+        lo = hi = n1
     half = math.ceil(WIDTH * math.sqrt(hi) / 2) + 2
     if (hi - lo + 1) * (2 * half + 1) > MAX_CELLS:
         return None
     c = np.arange(lo, hi + 1)
-    weight = np.exp(_binomial_log_pmf(n1, p0, lo, hi))  # P(C = c)
+    weight = np.ones(1) if p0 >= 1.0 else np.exp(_binomial_log_pmf(n1, p0, lo, hi))  # P(C = c)
     log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, hi + 2)))])  # log k!
     a = (c // 2)[:, None] + np.arange(-half, half + 1)[None, :]
     here, before = _half_binomial(c, a, log_fact), _half_binomial(c, a - 1, log_fact)

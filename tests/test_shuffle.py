@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.ldp import olh_buckets, olh_estimate, olh_support
@@ -116,6 +118,24 @@ def test_caps_and_batches_too_small_to_amplify():
     for bad in (dict(batch=0), dict(batch=1000, delta=0.01), dict(batch=1000, max_local=0)):
         with pytest.raises(ConfigError):
             Shuffled(**bad)
+
+
+@pytest.mark.parametrize("local,most", [(1e-300, 1e-300), (1e-12, 1e-12), (0.5, 0.05), (8.0, 1.03), (20.0, 20.0)])
+def test_the_central_epsilon_of_any_valid_local_one_is_at_most_it(local, most):
+    assert 0 <= Shuffled(300_000).central_epsilon(local) <= most  # 20: e^-20 x 300,000 clones, no amplification
+
+
+@pytest.mark.parametrize("local", [0.0, -1.0, float("nan"), float("inf"), 20.5])
+def test_the_central_epsilon_refuses_a_local_one_outside_0_to_20(local):
+    with pytest.raises(ConfigError, match="epsilon must be"):
+        Shuffled(300_000).central_epsilon(local)
+
+
+@settings(max_examples=40, deadline=None)
+@given(local=st.floats(1e-300, 20.0), batch=st.integers(1, 10**8), epsilon=st.floats(0.0, 20.0))
+def test_the_numeric_bound_is_a_probability_or_declines(local, batch, epsilon):
+    bound = shuffle_delta(local, batch, epsilon)
+    assert bound is None or 0.0 <= bound <= 1.0 + 1e-9
 
 
 def _reporter(rec, budget=None):
