@@ -19,6 +19,7 @@ from edgerec.runtime.policies import (
     filter_mask,
     freshness_boost,
     mmr,
+    policy_order,
     popularity_boost,
     popularity_prior,
     standardize,
@@ -440,6 +441,27 @@ def test_language_boost_lifts_the_users_two_usual_languages_by_exactly_its_weigh
     # German is the user's third language: the boost reaches the two usual ones only
     assert boosted["i10"] == pytest.approx(plain["i10"], abs=1e-9)
     assert boosted["i10"] == pytest.approx(boosted["i11"], abs=1e-9)
+
+
+def test_policy_order_reads_the_pool_rows_creators_and_genres_for_the_caps(handmade_bundle):
+    """The caps count the creators and genres of the pool's rows (not the catalog's first rows)."""
+    creators = ["c0", "c0", "c1", "c1", "c2", "c2"]
+    genres = ["g0", "g1", "g0", "g1", "g0", "g1"]
+    cat = ItemCatalog(Bundle.open(handmade_bundle(np.eye(6), creator=creators, genre=genres)))
+    pool = np.array([5, 4, 3, 2, 1, 0])  # the short list holds the rows in reverse
+    relevance = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])  # best first along the pool
+    vectors = np.eye(6)
+    assert policy_order(relevance, vectors, 4, Policy(), cat, pool).tolist() == [0, 1, 2, 3]
+    # rows 5, 4 share creator c2: one of them; then rows 3 (c1) and 1 (c0)
+    assert policy_order(relevance, vectors, 4, Policy(max_per_creator=1), cat, pool).tolist() == [0, 2, 4]
+    # genres along the pool: g1, g0, g1, g0, g1, g0
+    assert policy_order(relevance, vectors, 4, Policy(max_per_genre=1), cat, pool).tolist() == [0, 1]
+    assert policy_order(relevance, vectors, 5, Policy(max_per_creator=2, max_per_genre=2), cat, pool).tolist() == [
+        0, 1, 2, 3]
+    # diversity goes to MMR with the same weight
+    for weight in (0.3, 0.9):
+        got = policy_order(relevance, vectors, 3, Policy(diversity=weight), cat, pool)
+        np.testing.assert_array_equal(got, mmr(relevance, vectors, 3, weight))
 
 
 # ------------------------------------------------------------------ freshness and popularity boosts
