@@ -82,16 +82,19 @@ def report_group() -> None:
 
 
 @report_group.command("fairness", epilog=example(
-    "edgerec report fairness bundle --data data/world --users 200 --json fairness.json --plot fairness.png"))
+    "edgerec report fairness bundle --data data/world --users 200 --json fairness.json --plot fairness.png",
+    "edgerec report fairness bundle --data data/world --users 1000 --weights 0.5,1,1.5"))
 @click.argument("bundle", type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was exported from.")
 @click.option("--history", "history_path", type=FILE_OUT,
               help="Device history database to replay users into (default: a temporary one).")
 @click.option("--users", default=200, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--weights", default="0.25,0.5,1,2", show_default=True, callback=lambda _c, _p, v: _weights(v),
+              help="Fairness weights to trade off, comma-separated (each >= 0).")
 @click.option("--json", "json_out", type=FILE_OUT)
 @click.option("--plot", "plot_out", type=FILE_OUT)
-def fairness(bundle, data_dir, history_path, users, seed, json_out, plot_out) -> None:
+def fairness(bundle, data_dir, history_path, users, seed, weights, json_out, plot_out) -> None:
     """Exposure by provider, language, modality and popularity; popularity bias; accuracy by segment;
     the fair re-ranking weight's trade-off against a per-provider cap."""
     import tempfile
@@ -100,7 +103,17 @@ def fairness(bundle, data_dir, history_path, users, seed, json_out, plot_out) ->
 
     with tempfile.TemporaryDirectory(prefix="edgerec-fairness-") as scratch:
         history = history_path or Path(scratch) / "history.db"
-        _run(FairnessStudy(bundle, data_dir, history, users, seed), json_out, plot_out)
+        _run(FairnessStudy(bundle, data_dir, history, users, seed, weights), json_out, plot_out)
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(0 <= v <= 100 for v in values):  # NaN fails the range too
+        raise click.BadParameter(f"expected comma-separated weights from 0 to 100, e.g. 0.5,1,2 (got {text!r})")
+    return values
 
 
 def register(cli: click.Group) -> None:

@@ -179,6 +179,11 @@ def scripts(world: World) -> list[Case]:
                  *watch("d", history[:4]), rec("d", k=8), rec("d", k=8, policy={"diversity": 0.5}),
                  rec("d", k=8, policy={"max_per_creator": 1}), rec("d", k=8, policy={"max_per_genre": 1}),
                  rec("d", k=8, policy={"diversity": 0.3, "max_per_genre": 2, "max_per_creator": 2})]),
+        Case("fairness", "provider-exposure re-ranking: the lift term, then with the policy's caps kept; "
+             "the per-provider cap baseline", [
+                 *watch("p", history[:4]), rec("p", k=8), rec("p", k=8, policy={"fairness": 2.0}),
+                 rec("p", k=8, policy={"fairness": 4.0, "max_per_creator": 1}),
+                 rec("p", k=8, policy={"fairness": 0.8, "fairness_method": "cap"})]),
         Case("boosts", "freshness and language boosts; without a ranker the hour and device change nothing", [
                  *watch("l", history[:4]), rec("l", k=8),
                  rec("l", k=8, policy={"freshness": 3.0, "freshness_days": 365.0}),

@@ -18,6 +18,7 @@ from edgerec.runtime.vocab import DEVICES, MODALITIES  # noqa: F401  (MODALITIES
 VERSION = 1
 EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector product
 BROADCAST_LIMIT = 1 << 16  # candidates x history pairs compared at once (a short list by a history)
+COUNT_LIMIT = 1024  # codes below it are counted in one array (cheaper than comparing pairs)
 
 
 def feature_count(dim: int) -> int:
@@ -82,7 +83,9 @@ def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray,
     out[:, 0] = np.log1p(table.duration[candidates] / 60.0) / 5.0
     out[:, 1] = np.log1p(table.popularity[candidates]) / max(table.log_pop_max, 1e-6)
     release = table.release_ts[candidates]
-    out[:, 2] = np.where(release > 0, np.log1p(np.maximum(now - release, 0) / 86_400.0) / 7.0, 0.0)
+    age = np.log1p(np.maximum(now - release, 0) / 86_400.0) / 7.0
+    age[release <= 0] = 0.0  # release unknown
+    out[:, 2] = age
     if not len(history):
         return out
     both = np.concatenate([candidates, history])
@@ -98,20 +101,17 @@ def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray,
 
 def _series_position(cand_series: np.ndarray, hist_series: np.ndarray,
                      hist_episode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each candidate: is it in a series the history watched, and that series' next episode."""
+    """For each candidate: is it in a series the history watched, and that series' next episode (0 if not)."""
     watched = hist_series >= 0
     shows, episodes = hist_series[watched], hist_episode[watched].astype(np.int64)
     if not len(shows) or cand_series.max(initial=-1) < 0:  # no series on one side: nothing to continue
         return np.zeros(len(cand_series), bool), np.zeros(len(cand_series), np.int64)
-    if len(cand_series) * len(shows) <= BROADCAST_LIMIT:
-        match = cand_series[:, None] == shows[None, :]
-        return match.any(1) & (cand_series >= 0), np.where(match, episodes[None, :], -1).max(1) + 1
-    # the last episode seen of each watched series, then a sorted lookup for the candidates
-    shows, at = np.unique(shows, return_inverse=True)
-    last = np.zeros(len(shows), np.int64)
-    np.maximum.at(last, at, episodes)
-    pos = np.minimum(np.searchsorted(shows, cand_series), len(shows) - 1)
-    return (cand_series >= 0) & (shows[pos] == cand_series), last[pos] + 1
+    # history sorted by (series, episode): the last entry of a series holds its latest episode
+    order = np.lexsort((episodes, shows))
+    shows, episodes = shows[order], episodes[order]
+    last = np.searchsorted(shows, cand_series, "right") - 1  # -1 (before every series) is masked below
+    hit = (last >= 0) & (shows[last] == cand_series) & (cand_series >= 0)
+    return hit, np.where(hit, episodes[last] + 1, 0)
 
 
 def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
@@ -119,6 +119,10 @@ def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     pool = pool[pool >= 0]
     if len(pool) == 0:
         return np.zeros(len(values), np.float32)
+    top = int(pool.max())
+    if top < COUNT_LIMIT:  # small codes (languages, most creators): one count per code
+        counts = np.bincount(pool, minlength=top + 2)  # its last entry, 0, is read by -1 and codes above top
+        return (counts[np.minimum(values, top + 1)] / len(pool)).astype(np.float32)
     if len(values) * len(pool) <= BROADCAST_LIMIT:  # a short list: one comparison matrix is cheapest
         return (np.add.reduce(values[:, None] == pool[None, :], 1) / len(pool)).astype(np.float32)
     uniq, counts = np.unique(pool, return_counts=True)

@@ -192,3 +192,12 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
         if weight > 0:
             max_sim = np.maximum(max_sim, vectors @ vectors[best])
     return np.asarray(chosen, np.int64)
+
+
+def policy_order(relevance: np.ndarray, vectors: np.ndarray, k: int, policy: Policy, catalog,
+                 pool: np.ndarray) -> np.ndarray:
+    """The list as positions into the short list: `policy`'s MMR diversity and per-creator/genre caps."""
+    return mmr(relevance, vectors, k, policy.diversity,
+               catalog.column("creator", pool) if policy.max_per_creator else None,
+               catalog.column("genre", pool) if policy.max_per_genre else None,
+               policy.max_per_creator, policy.max_per_genre)

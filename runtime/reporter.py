@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from edgerec.runtime.ldp import PRIME, Randomness, SecureRandomness, check_epsilon, grr, olh
 from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
-from edgerec.runtime.shuffle import Shuffled, shuffled_epsilon
+from edgerec.runtime.shuffle import Shuffled
 from edgerec.runtime.vocab import CONSUMED
 
 FORMAT = 1
@@ -61,7 +61,7 @@ class PrivateReporter:
         if shuffle is None:
             return self.ledger.charge(question, epsilon, now), epsilon, epsilon, {}
         local = shuffle.local_epsilon(epsilon)
-        central = shuffled_epsilon(local, shuffle.batch, shuffle.delta)  # at most the one asked for
+        central = min(shuffle.central_epsilon(local), epsilon)  # local_epsilon proved the one asked for
         ts = self.ledger.charge(f"{question} (shuffled; local epsilon {local:.3g})", central, now)
         return ts, central, local, {"local_epsilon": local, "shuffle": shuffle.describe()}
 

@@ -4,9 +4,12 @@ When an app sends its reports through an anonymizing shuffler (a separate party 
 strips senders and mixes at least `batch` reports from distinct devices before the host
 sees any of them), the host sees an unordered batch, and each device's privacy against
 the host is far better than its local epsilon (privacy amplification by shuffling).
-The bound used is the closed form of Feldman, McMillan and Talwar ("Hiding among the
-clones", FOCS 2021, arXiv 2012.12803) in its conservative variant; it holds for any
-epsilon0-LDP randomizer when epsilon0 <= log(n / (16 log(4/delta))).
+The bound is Feldman, McMillan and Talwar's ("Hiding among the clones", FOCS 2021, arXiv
+2012.12803): its closed form (conservative variant; it holds for any epsilon0-LDP
+randomizer when epsilon0 <= log(n / (16 log(4/delta)))) and, tighter, the same theorem
+summed numerically (shuffle_numeric.py); a batch gets the smaller of the two. At 300,000
+reports, delta 1e-7 and a central epsilon of 1 the closed form allows a local epsilon of
+6.65, the sum 7.97.
 
 Against the shuffler itself, or if it mixes fewer reports than promised, a report is
 only epsilon0-LDP: the local epsilon is recorded beside the central one and capped.
@@ -17,9 +20,11 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from functools import lru_cache
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.ldp import check_epsilon
+from edgerec.runtime.shuffle_numeric import numeric_epsilon, shuffle_delta
 
 
 def largest_local_epsilon(batch: int, delta: float) -> float:
@@ -60,18 +65,45 @@ class Shuffled:
 
     def local_epsilon(self, central: float) -> float:
         """The largest epsilon0 (at most max_local) whose shuffled batch is at most `central`-DP."""
-        central = check_epsilon(central)
-        top = min(largest_local_epsilon(self.batch, self.delta), self.max_local)
-        if top <= 0:
-            raise ConfigError(f"a shuffled batch of {self.batch:,} reports is too small to amplify privacy at delta "
-                              f"{self.delta:g}; report without a shuffle, or promise a larger batch")
-        if shuffled_epsilon(top, self.batch, self.delta) <= central:
-            return top
-        low, high = 0.0, top  # shuffled_epsilon grows with epsilon0: bisect for the boundary
-        for _ in range(60):
-            middle = (low + high) / 2
-            low, high = (middle, high) if shuffled_epsilon(middle, self.batch, self.delta) <= central else (low, middle)
-        return low
+        return _largest_local(self.batch, self.delta, self.max_local, check_epsilon(central))
+
+    def central_epsilon(self, local: float) -> float:
+        """The central epsilon (at this delta) of a batch of local-LDP reports: the tighter bound."""
+        return _central(self.batch, self.delta, check_epsilon(local))
 
     def describe(self) -> dict:
         return {"batch": self.batch, "delta": self.delta}
+
+
+AMPLIFIED = 1.01  # a local epsilon less than 1% above the central one is no amplification worth a shuffle
+
+
+@lru_cache(maxsize=256)  # a pure function of its arguments; the numeric sums take up to a second
+def _central(batch: int, delta: float, local: float) -> float:
+    bounds = [local]  # shuffling never makes it worse
+    if local <= largest_local_epsilon(batch, delta):
+        bounds.append(shuffled_epsilon(local, batch, delta))
+    numeric = numeric_epsilon(local, batch, delta)
+    if numeric is not None:
+        bounds.append(numeric)
+    return min(bounds)
+
+
+@lru_cache(maxsize=256)
+def _largest_local(batch: int, delta: float, max_local: float, central: float) -> float:
+    def within(local: float) -> bool:  # either bound proves the batch central-DP
+        if local <= largest_local_epsilon(batch, delta) and shuffled_epsilon(local, batch, delta) <= central:
+            return True
+        bound = shuffle_delta(local, batch, central)
+        return bound is not None and bound <= delta
+
+    if within(max_local):
+        return max_local
+    low, high = central, max_local  # a local epsilon equal to the central one always holds
+    for _ in range(40):  # both bounds grow with epsilon0: bisect for the boundary
+        middle = (low + high) / 2
+        low, high = (middle, high) if within(middle) else (low, middle)
+    if low < central * AMPLIFIED:
+        raise ConfigError(f"a shuffled batch of {batch:,} reports is too small to amplify privacy at delta "
+                          f"{delta:g}; report without a shuffle, or promise a larger batch")
+    return low

@@ -30,7 +30,7 @@ from edgerec.runtime.policies import (
     Filters,
     feedback_adjustment,
     freshness_boost,
-    mmr,
+    policy_order,
     popularity_boost,
     standardize,
 )
@@ -126,11 +126,7 @@ def policies(request: Request) -> Request:
     if policy.popularity:
         boost += popularity_boost(cat.numeric_column("popularity", pool), policy)
     request.relevance = relevance = request.relevance + boost
-    order = mmr(relevance, vectors, request.k, policy.diversity,
-                cat.column("creator", pool) if policy.max_per_creator else None,
-                cat.column("genre", pool) if policy.max_per_genre else None,
-                policy.max_per_creator, policy.max_per_genre)
-    request.order = np.asarray(order, np.int64)
+    request.order = np.asarray(policy_order(relevance, vectors, request.k, policy, cat, pool), np.int64)
     return request
 
 

@@ -119,6 +119,22 @@ def test_budget_messages_by_hand():
         "no inference engine on this device runs this bundle's user encoder"]
 
 
+def test_the_memory_budget_judges_the_largest_single_engine_peak():
+    """With per-engine footprints measured, the budget reads their largest peak, not the worker's (which ran
+    every engine in one process); without them, the worker's peak."""
+    runs = [{"backend": "onnx", "end_to_end": {"p99_ms": 1.0}, "open_ms": 10.0}]
+    worker = {"runs": runs, "peak_rss_mb": 300.0, "bundle_bytes": 1_000_000}
+    measured = dict(worker, footprint=[{"engine": "onnx", "peak_rss_mb": 120.0},
+                                       {"engine": "tflite", "peak_rss_mb": 150.0}])
+    assert device_peak_rss_mb(worker) == 300.0 and device_peak_rss_mb(dict(worker, footprint=[])) == 300.0
+    assert device_peak_rss_mb(measured) == 150.0
+    profile = replace(get_profile("stb-low"), p99_ms=5.0, open_ms=50.0, rss_mb=200.0, bundle_mb=2.0)
+    assert check_budgets(measured, profile) == []
+    assert check_budgets(worker, profile) == ["peak RSS 300 MB exceeds the 200.0 MB budget"]
+    assert check_budgets(measured, replace(profile, rss_mb=149.0)) == ["peak RSS 150 MB exceeds the 149.0 MB budget"]
+    assert check_budgets(measured, replace(profile, rss_mb=150.0)) == []
+
+
 def test_percentiles_by_hand():
     assert percentiles([]) == {"count": 0}
     assert percentiles([4.0, 1.0, 3.0, 2.0]) == {"count": 4, "mean_ms": 2.5, "p50_ms": 2.5,

@@ -105,6 +105,69 @@ def test_shared_negatives_cover_the_catalog_once():
     assert value == pytest.approx(expected, abs=1e-4)
 
 
+def test_temperature_divides_the_students_logits_too():
+    _, value = loss_of([[0.0, math.log(3)]], [[1.0, 0.0]], temperature=2.0)
+    assert value == pytest.approx(4 * kl([0.0, math.log(3)], [1.0, 0.0], 2.0), abs=1e-4)
+
+
+def test_shared_negatives_over_a_larger_catalog_with_both_model_temperatures():
+    """30 items, all drawn as negatives: each counted once (no draw twice, the top-K not again), the
+    teacher's shared scores divided by its temperature, the student's by its own."""
+    n = 30
+    rng = np.random.default_rng(5)
+    teacher_items = np.vstack([[0.0], rng.normal(size=(n, 1))])
+    student_items = torch.as_tensor(np.vstack([[0.0], rng.normal(size=(n, 1))]), dtype=torch.float32)
+    own, own_logits = [5, 9], [1.5, -0.25]  # the teacher's stored logits for its top-2 (exact in fp16)
+    cfg = DistillConfig(top_k=2, negatives=n)
+    loss = DistillationLoss(Model(teacher_items, temperature=0.5), (torch.ones(1, 1, 1, dtype=torch.float16),
+                            torch.tensor([[own]], dtype=torch.int32), torch.tensor([[own_logits]], dtype=torch.float16)),
+                            np.ones(n), 1, cfg)
+    student = SimpleNamespace(config=SimpleNamespace(temperature=2.0))
+    value = float(loss(student, torch.ones(1, 1, 1), torch.ones(1, 1, dtype=torch.bool), torch.tensor([0]),
+                       student_items))
+    rest = [i for i in range(1, n + 1) if i not in own]
+    teacher = own_logits + [teacher_items[i, 0] / 0.5 for i in rest]
+    pupil = [float(student_items[i, 0]) / 2.0 for i in own + rest]
+    assert value == pytest.approx(kl(teacher, pupil), abs=1e-4)
+
+
+def _values_with_negatives(seed=None, calls=3):
+    """The loss of a fixed student over `calls` batches, each drawing 5 of 12 items as shared negatives."""
+    rng = np.random.default_rng(0)
+    teacher = Model(rng.normal(size=(13, 2)))
+    targets = (torch.ones(1, 1, 2, dtype=torch.float16), torch.tensor([[[1, 2]]], dtype=torch.int32),
+               torch.tensor([[[1.0, 0.5]]], dtype=torch.float16))
+    seeded = {} if seed is None else {"seed": seed}
+    loss = DistillationLoss(teacher, targets, np.arange(12), 2, DistillConfig(top_k=2, negatives=5), **seeded)
+    student = SimpleNamespace(config=SimpleNamespace(temperature=1.0))
+    table = torch.as_tensor(rng.normal(size=(13, 2)), dtype=torch.float32)
+    return [float(loss(student, torch.ones(1, 1, 2), torch.ones(1, 1, dtype=torch.bool), torch.tensor([0]), table))
+            for _ in range(calls)]
+
+
+def test_negatives_come_from_the_losss_own_seeded_stream():
+    """The draws follow the seed given (default 0), whatever the global torch generator does meanwhile."""
+    torch.manual_seed(0)
+    first = _values_with_negatives(seed=3)
+    torch.manual_seed(1)
+    assert _values_with_negatives(seed=3) == first
+    assert len(set(first)) > 1  # each batch draws afresh
+    assert _values_with_negatives(seed=4) != first
+    torch.manual_seed(2)
+    default = _values_with_negatives()
+    torch.manual_seed(3)
+    assert _values_with_negatives(seed=0) == default
+
+
+def test_the_item_table_defaults_to_the_students_own():
+    loss, value = loss_of([[0.0, math.log(3)]], [[0.5, 0.0]])
+    table = torch.tensor([[0.0], [1.0], [0.0]])
+    student = SimpleNamespace(config=SimpleNamespace(temperature=1.0), item_vectors=lambda: table)
+    hidden = torch.tensor([[[0.5]]])
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    assert float(loss(student, hidden, mask, torch.tensor([0]))) == pytest.approx(value, abs=1e-6)
+
+
 def test_alignment_adds_the_weighted_projection_error():
     cfg = DistillConfig(top_k=2, negatives=0, align=0.5)
     top = torch.tensor([[[1, 2]]], dtype=torch.int32)
@@ -189,23 +252,31 @@ def test_distill_model_is_train_model_with_the_distillation_loss_and_records_its
     student = ModelConfig(dim=8, layers=1, heads=1, max_len=6, dropout=0.0)
     kd = DistillConfig(top_k=4, negatives=16, weight=2.0, temperature=2.0, align=0.5)
     calls = []
+    content = {"text": np.random.default_rng(2).normal(size=(len(dataset.catalog), 4)).astype(np.float32)}
     torch.manual_seed(1)  # the alignment projection is initialised before training seeds itself
     result = distill_model(dataset, split, teacher, student, train, kd, out=tmp_path / "student",
-                           progress=lambda stage, done, total, info: calls.append((stage, done, total)),
-                           info_extra={"note": "kept"})
+                           progress=lambda stage, done, total, info: calls.append((stage, done, total, info)),
+                           info_extra={"note": "kept"}, content=content)
     windows = training_windows(split.train, student.max_len)
     torch.manual_seed(1)
-    by_hand = train_model(dataset, split, student, train, extra_loss=DistillationLoss(
+    by_hand = train_model(dataset, split, student, train, content=content, extra_loss=DistillationLoss(
         teacher, teacher_targets(teacher, windows, kd.top_k), item_counts(split), student.dim, kd, train.seed))
-    plain = train_model(dataset, split, student, train)
+    plain = train_model(dataset, split, student, train, content=content)
     state, same, other = (r.model.state_dict() for r in (result, by_hand, plain))
+    assert any("content" in k for k in state) and state.keys() == same.keys()  # the content vectors reach the student
     assert all(torch.equal(state[k], same[k]) for k in state)
     assert not all(torch.equal(state[k], other[k]) for k in state)
     assert result.info["distillation"] == asdict(kd) == {
         "top_k": 4, "negatives": 16, "weight": 2.0, "temperature": 2.0, "align": 0.5}
     assert result.info["teacher_parameters"] == sum(p.numel() for p in teacher.parameters())
     assert result.info["note"] == "kept"
-    assert calls[0] == ("teacher", len(windows), len(windows)) and {c[0] for c in calls[1:]} >= {"train", "epoch"}
+    # the teacher pass reports once (one batch of 256 windows covers them all), with an empty info dict
+    assert len(windows) <= 256 and calls[0] == ("teacher", len(windows), len(windows), {})
+    assert [c[0] for c in calls].count("teacher") == 1 and {c[0] for c in calls[1:]} >= {"train", "epoch"}
+    # without a progress callback: the same student (reporting changes nothing it learns)
+    torch.manual_seed(1)
+    quiet = distill_model(dataset, split, teacher, student, train, kd, content=content).model.state_dict()
+    assert all(torch.equal(state[k], quiet[k]) for k in state)
     assert (tmp_path / "student" / "config.json").exists()  # saved where it was asked to be
 
 

@@ -41,9 +41,12 @@ def test_short_list_shortcut_and_general_path_agree_with_the_definition(seed, n_
     candidates, history = rng.integers(0, 80, n_cand), rng.integers(0, 80, n_hist)
     user, items = rng.normal(size=4).astype(np.float32), rng.normal(size=(n_cand, 4)).astype(np.float32)
     col = 4 + 1 + 2 + len(features.DEVICES) + len(features.MODALITIES) + 3
-    with mock.patch.object(features, "BROADCAST_LIMIT", 1 << 30):
-        short = ranker_features(user, items, candidates, table, history, 9.0, 1, 10**9)
-    with mock.patch.object(features, "BROADCAST_LIMIT", 0):
-        general = ranker_features(user, items, candidates, table, history, 9.0, 1, 10**9)
+    paths = []
+    for count_limit, broadcast_limit in ((1 << 30, 0), (0, 1 << 30), (0, 0)):  # counts, pairs, sorted codes
+        with mock.patch.object(features, "COUNT_LIMIT", count_limit), \
+                mock.patch.object(features, "BROADCAST_LIMIT", broadcast_limit):
+            paths.append(ranker_features(user, items, candidates, table, history, 9.0, 1, 10**9))
+    short, general = paths[1], paths[2]
+    np.testing.assert_array_equal(paths[0], general)
     np.testing.assert_array_equal(short, general)
     np.testing.assert_allclose(short[:, col:col + 4], by_definition(table, candidates, history), atol=1e-6)

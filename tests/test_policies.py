@@ -17,7 +17,10 @@ from edgerec.runtime.history import EVENTS
 from edgerec.runtime.policies import (
     feedback_adjustment,
     filter_mask,
+    freshness_boost,
     mmr,
+    policy_order,
+    popularity_boost,
     popularity_prior,
     standardize,
 )
@@ -258,6 +261,13 @@ def test_filter_mask_combines_filters_and_follows_the_given_rows(catalog):
     assert got.tolist() == [False, False, False, False, False]
     got = filter_mask(catalog, rows, Filters(kids_safe=True, modalities=["podcast_episode"]))
     assert got.tolist() == [False, False, True, False, True]
+    # genres read at the rows given, in their order (a permutation of the catalog's first rows too)
+    assert filter_mask(catalog, rows, Filters(genres=["family", "news"])).tolist() == [True, False, True, False, False]
+    assert filter_mask(catalog, rows, Filters(exclude_genres=["family", "news"])).tolist() == [
+        False, True, False, True, True]
+    first = np.array([1, 0, 3, 2])
+    assert filter_mask(catalog, first, Filters(genres=["family"])).tolist() == [True, False, False, False]
+    assert filter_mask(catalog, first, Filters(exclude_genres=["family"])).tolist() == [False, True, True, True]
     assert filter_mask(catalog, np.zeros(0, np.int64), Filters(languages=["en"])).tolist() == []
 
 
@@ -431,3 +441,145 @@ def test_language_boost_lifts_the_users_two_usual_languages_by_exactly_its_weigh
     # German is the user's third language: the boost reaches the two usual ones only
     assert boosted["i10"] == pytest.approx(plain["i10"], abs=1e-9)
     assert boosted["i10"] == pytest.approx(boosted["i11"], abs=1e-9)
+
+
+def test_policy_order_reads_the_pool_rows_creators_and_genres_for_the_caps(handmade_bundle):
+    """The caps count the creators and genres of the pool's rows (not the catalog's first rows)."""
+    creators = ["c0", "c0", "c1", "c1", "c2", "c2"]
+    genres = ["g0", "g1", "g0", "g1", "g0", "g1"]
+    cat = ItemCatalog(Bundle.open(handmade_bundle(np.eye(6), creator=creators, genre=genres)))
+    pool = np.array([5, 4, 3, 2, 1, 0])  # the short list holds the rows in reverse
+    relevance = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])  # best first along the pool
+    vectors = np.eye(6)
+    assert policy_order(relevance, vectors, 4, Policy(), cat, pool).tolist() == [0, 1, 2, 3]
+    # rows 5, 4 share creator c2: one of them; then rows 3 (c1) and 1 (c0)
+    assert policy_order(relevance, vectors, 4, Policy(max_per_creator=1), cat, pool).tolist() == [0, 2, 4]
+    # genres along the pool: g1, g0, g1, g0, g1, g0
+    assert policy_order(relevance, vectors, 4, Policy(max_per_genre=1), cat, pool).tolist() == [0, 1]
+    assert policy_order(relevance, vectors, 5, Policy(max_per_creator=2, max_per_genre=2), cat, pool).tolist() == [
+        0, 1, 2, 3]
+    # diversity goes to MMR with the same weight
+    for weight in (0.3, 0.9):
+        got = policy_order(relevance, vectors, 3, Policy(diversity=weight), cat, pool)
+        np.testing.assert_array_equal(got, mmr(relevance, vectors, 3, weight))
+
+
+# ------------------------------------------------------------------ freshness and popularity boosts
+
+
+def test_freshness_boost_exact_values():
+    release = np.array([NOW, NOW - 30 * DAY, NOW + 5 * DAY, 0.0, NOW - 10 * DAY])  # future: age 0; 0: unknown
+    np.testing.assert_allclose(freshness_boost(release, NOW, Policy(freshness=2.0)),
+                               [2.0, 2 * math.exp(-1), 2.0, 0.0, 2 * math.exp(-1 / 3)], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(freshness_boost(release, NOW, Policy(freshness=0.5, freshness_days=10.0)),
+                               [0.5, 0.5 * math.exp(-3), 0.5, 0.0, 0.5 * math.exp(-1)], rtol=1e-12, atol=0)
+    off = freshness_boost(release, NOW, Policy(freshness=0.0, freshness_days=10.0))
+    assert off.tolist() == [0.0] * 5 and off.dtype == np.float64
+    # any positive time is a release date, even the first seconds of the epoch; only 0 means unknown
+    early = np.array([0.5, 1.0, 0.0])
+    np.testing.assert_allclose(freshness_boost(early, 1.0 + 30 * DAY, Policy(freshness=1.0)),
+                               [math.exp(-(30 * DAY + 0.5) / (30 * DAY)), math.exp(-1), 0.0], rtol=1e-12, atol=0)
+
+
+def test_popularity_boost_is_the_weighted_standardised_log_popularity():
+    counts = np.array([0, math.e - 1, math.e**2 - 1])  # log1p: 0, 1, 2 -> standardised -sqrt(1.5), 0, sqrt(1.5)
+    np.testing.assert_allclose(popularity_boost(counts, Policy(popularity=0.5)),
+                               [-0.5 * math.sqrt(1.5), 0.0, 0.5 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
+    ints = np.array([0, 9, 99], np.int32)  # log1p in float64: ln 1, ln 10, ln 100 are evenly spaced too
+    np.testing.assert_allclose(popularity_boost(ints, Policy(popularity=2.0)),
+                               [-2 * math.sqrt(1.5), 0.0, 2 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
+    off = popularity_boost(ints, Policy(popularity=0.0))
+    assert off.tolist() == [0.0] * 3 and off.dtype == np.float64
+    # float32 counts (a narrow bundle column) are boosted in float64 like any other
+    narrow = popularity_boost(np.array([0, 9, 99], np.float32), Policy(popularity=2.0))
+    assert narrow.dtype == np.float64
+    np.testing.assert_allclose(narrow, [-2 * math.sqrt(1.5), 0.0, 2 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
+
+
+# ------------------------------------------------------------------ Policy and Filters checks
+
+BIG = 2**31  # checks.integer's default upper bound
+# field, accepted values (the edges of its range), refused value, the whole message for it
+POLICY_FIELDS = [
+    ("diversity", [0.0, 1.0], 1.01, "Policy.diversity must be a finite number from 0 up to 1 (got 1.01)"),
+    ("diversity", [0.0], -0.01, "Policy.diversity must be a finite number from 0 up to 1 (got -0.01)"),
+    ("max_per_creator", [None, 1, BIG], 0, f"Policy.max_per_creator must be a positive integer of at most {BIG} (got 0)"),
+    ("max_per_creator", [1], BIG + 1, f"Policy.max_per_creator must be a positive integer of at most {BIG} (got {BIG + 1})"),
+    ("max_per_genre", [None, 1, BIG], 0, f"Policy.max_per_genre must be a positive integer of at most {BIG} (got 0)"),
+    ("max_per_genre", [1], 2.0, "Policy.max_per_genre must be an integer (got float 2.0)"),
+    ("freshness", [0.0, 100.0], 100.5, "Policy.freshness must be a finite number from 0 up to 100 (got 100.5)"),
+    ("freshness", [0.0], -0.5, "Policy.freshness must be a finite number from 0 up to 100 (got -0.5)"),
+    ("freshness_days", [1e-9, 36_500.0], 0.0, "Policy.freshness_days must be a finite number above 0 up to 36500 (got 0.0)"),
+    ("freshness_days", [1.0], 36_501.0, "Policy.freshness_days must be a finite number above 0 up to 36500 (got 36501.0)"),
+    ("language_boost", [-100.0, 100.0], -100.5, "Policy.language_boost must be a finite number from -100 up to 100 (got -100.5)"),
+    ("language_boost", [0.0], 100.5, "Policy.language_boost must be a finite number from -100 up to 100 (got 100.5)"),
+    ("feedback_weight", [0.0, 100.0], -1.0, "Policy.feedback_weight must be a finite number from 0 up to 100 (got -1.0)"),
+    ("feedback_weight", [1.0], 101.0, "Policy.feedback_weight must be a finite number from 0 up to 100 (got 101.0)"),
+    ("cold_start_items", [0, 10_000], 10_001, "Policy.cold_start_items must be an integer from 0 to 10000 (got 10001)"),
+    ("cold_start_items", [3], -1, "Policy.cold_start_items must be an integer from 0 to 10000 (got -1)"),
+    ("short_list", [1, 100_000], 0, "Policy.short_list must be a positive integer of at most 100000 (got 0)"),
+    ("short_list", [100], 100_001, "Policy.short_list must be a positive integer of at most 100000 (got 100001)"),
+    ("use_ranker", [True, False], 1, "Policy.use_ranker must be True or False (got int 1)"),
+    ("use_scorer", [None, True, False], 0, "Policy.use_scorer must be True or False (got int 0)"),
+    ("context_weight", [None, 0.0, 100.0], 100.5, "Policy.context_weight must be a finite number from 0 up to 100 (got 100.5)"),
+    ("context_weight", [None], -0.5, "Policy.context_weight must be a finite number from 0 up to 100 (got -0.5)"),
+    ("engagement", [None, 0.0, 10.0], 10.5, "Policy.engagement must be a finite number from 0 up to 10 (got 10.5)"),
+    ("engagement", [None], -0.5, "Policy.engagement must be a finite number from 0 up to 10 (got -0.5)"),
+    ("fairness", [0.0, 100.0], 100.5, "Policy.fairness must be a finite number from 0 up to 100 (got 100.5)"),
+    ("fairness", [0.0], -0.5, "Policy.fairness must be a finite number from 0 up to 100 (got -0.5)"),
+    ("fairness_method", ["exposure", "cap"], "gini", "Policy.fairness_method must be one of exposure, cap (got 'gini')"),
+    ("extra", [{}, {"a": 1}], None, "Policy.extra must be a dict (or None), e.g. dict(...) (got NoneType None)"),
+    ("diversity", [0.5], math.nan, "Policy.diversity must be a finite number from 0 up to 1 (got nan)"),
+]
+
+
+@pytest.mark.parametrize("name, accepted, refused, message", POLICY_FIELDS)
+def test_policy_fields_accept_their_range_and_name_what_is_wrong(name, accepted, refused, message):
+    for value in accepted:
+        policy = Policy(**{name: value})
+        assert getattr(policy, name) == value and policy.check() is policy
+    with pytest.raises(ConfigError) as err:
+        Policy(**{name: refused})
+    assert str(err.value) == message
+    policy = Policy()  # check() refuses a field set after construction too
+    setattr(policy, name, refused)
+    with pytest.raises(ConfigError) as err:
+        policy.check()
+    assert str(err.value) == message
+
+
+FILTER_FIELDS = [
+    ("languages", "en", "Filters.languages must be a list of strings, e.g. ['en'], not a single string (got 'en')"),
+    ("modalities", "film", "Filters.modalities must be a list of strings, e.g. ['film'], not a single string (got 'film')"),
+    ("genres", "drama", "Filters.genres must be a list of strings, e.g. ['drama'], not a single string (got 'drama')"),
+    ("exclude_genres", "news", "Filters.exclude_genres must be a list of strings, e.g. ['news'], not a single string "
+                               "(got 'news')"),
+    ("exclude_items", "i3", "Filters.exclude_items must be a list of strings, e.g. ['i3'], not a single string (got 'i3')"),
+    ("exclude_items", [""], "each of Filters.exclude_items must not be empty"),
+    ("kids_safe", 1, "Filters.kids_safe must be True or False (got int 1)"),
+    ("kids_safe", None, "Filters.kids_safe must be True or False (got NoneType None)"),
+    ("max_duration_s", 0.0, "Filters.max_duration_s must be a finite number above 0 to inf (got 0.0)"),
+    ("max_duration_s", math.inf, "Filters.max_duration_s must be a finite number above 0 to inf (got inf)"),
+    ("max_duration_s", "60", "Filters.max_duration_s must be a number (got str '60')"),
+]
+
+
+@pytest.mark.parametrize("name, refused, message", FILTER_FIELDS)
+def test_filter_fields_name_what_is_wrong(name, refused, message):
+    with pytest.raises(ConfigError) as err:
+        Filters(**{name: refused})
+    assert str(err.value) == message
+    filters = Filters()
+    setattr(filters, name, refused)
+    with pytest.raises(ConfigError) as err:
+        filters.check()
+    assert str(err.value) == message
+
+
+def test_filters_keep_lists_as_lists_of_strings():
+    filters = Filters(languages=("en", "fr"), modalities={"film"}, genres=iter(["drama"]), exclude_genres=("news",),
+                      exclude_items=("i1",), kids_safe=True, max_duration_s=1e-6)
+    assert (filters.languages, filters.modalities, filters.genres) == (["en", "fr"], ["film"], ["drama"])
+    assert (filters.exclude_genres, filters.exclude_items) == (["news"], ["i1"])
+    assert filters.kids_safe is True and filters.max_duration_s == 1e-6 and filters.check() is filters
+    assert Filters(max_duration_s=None).max_duration_s is None and Filters().kids_safe is False

@@ -2,12 +2,14 @@
 
 import logging
 import os
+import sys
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from onnx import numpy_helper
+from tiny_models import tower_reference, tower_weights, write_onnx_tower
 
 from edgerec.compress.quantize import (
     _in_temp_dir,
@@ -19,7 +21,6 @@ from edgerec.compress.quantize import (
     weight_only_onnx,
 )
 from edgerec.errors import ConfigError, ExportError
-from edgerec.export.formats import export_onnx
 from edgerec.models.layers import AttentionBlock
 
 
@@ -32,6 +33,15 @@ def test_symmetric_int8_by_hand():
     q1, scale1 = symmetric_int8(w, 1)  # one scale per column
     assert scale1.tolist() == pytest.approx([1 / 127, 2 / 127, 0.5 / 127])
     assert q1.tolist() == [[127, -127, 127], [0, 0, 0]]
+
+
+def test_symmetric_int8_quantizes_float64_weights_as_the_float32_they_become():
+    """0.5 + 1e-12 is 0.5 in float32, which rounds to the even step 0; in float64 it would round up to 1."""
+    w = np.array([[127.0, 0.5 + 1e-12, -1.5]], np.float64)
+    q, scale = symmetric_int8(w, 0)
+    assert scale.tolist() == [1.0] and q.tolist() == [[127, 0, -2]]
+    q32, scale32 = symmetric_int8(w.astype(np.float32), 0)
+    assert np.array_equal(q, q32) and np.array_equal(scale, scale32)
 
 
 def test_symmetric_int8_round_trip_error_is_at_most_half_a_step():
@@ -95,16 +105,6 @@ def test_fake_quantize_puts_every_weight_on_its_grid_and_leaves_the_original_alo
     torch.testing.assert_close(grid(ids), model(ids), rtol=0.05, atol=0.05)
 
 
-class Tower(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.embed = torch.nn.Embedding(30, 6)
-        self.a, self.b = torch.nn.Linear(6, 16), torch.nn.Linear(16, 4)
-
-    def forward(self, ids):
-        return self.b(torch.relu(self.a(self.embed(ids).mean(1))))
-
-
 def _run(path, ids):
     import onnxruntime as ort
 
@@ -113,56 +113,151 @@ def _run(path, ids):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
 
 
-def test_weight_only_onnx_stores_the_grid_exactly(tmp_path):
-    model = fake_quantize(_randomized(Tower()))
-    ids = np.random.default_rng(0).integers(0, 30, (5, 7))
-    export_onnx(model, {"ids": torch.as_tensor(ids[:2])}, {"ids": {0: "batch"}}, ["y"], tmp_path / "f.onnx")
-    weight_only_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx")
+def _on_grid(values, axis):
+    q, scale = symmetric_int8(values, axis)
+    return q.astype(np.float32) * np.expand_dims(scale, 1 - axis)
+
+
+@pytest.mark.parametrize("trans_b", [True, False])
+def test_weight_only_onnx_stores_the_grid_exactly(tmp_path, trans_b):
+    """Gather, Gemm (either weight layout) and MatMul weights: int8 on the per-output-channel grid."""
+    w = tower_weights(3)
+    src = write_onnx_tower(tmp_path / "f.onnx", w, trans_b=trans_b)
+    weight_only_onnx(src, tmp_path / "q.onnx")
     quantized = onnx.load(str(tmp_path / "q.onnx"))
-    int8 = {i.name: numpy_helper.to_array(i) for i in quantized.graph.initializer if i.name.endswith("_int8")}
-    assert len(int8) == 3 and all(v.dtype == np.int8 for v in int8.values())  # the table and both layers
+    arrays = {i.name: numpy_helper.to_array(i) for i in quantized.graph.initializer}
+    # the table per row, the Gemm per output unit (its rows when transB=1, else its columns), MatMul per column
+    a_name, a_axis = "a_weight", 0 if trans_b else 1
+    for name, axis in (("embed", 0), (a_name, a_axis), ("b_weight", 1)):
+        stored = w[name] if name != a_name or trans_b else w[name].T
+        q, scale = symmetric_int8(stored, axis)
+        assert arrays[f"{name}_int8"].dtype == np.int8 and np.array_equal(arrays[f"{name}_int8"], q)
+        assert arrays[f"{name}_scale"].dtype == np.float32 and np.array_equal(arrays[f"{name}_scale"], scale)
+        assert np.array_equal(arrays[f"{name}_zero"], np.zeros(len(scale), np.int8))
+        assert name not in arrays  # the float original is gone
+    assert sorted(a.size for n, a in arrays.items() if n.endswith("_scale")) == [4, 16, 30]
+    # the biases (1-D) stay float, and nothing else is added
+    assert sorted(arrays) == sorted(["a_bias", "b_bias"] + [f"{n}_{s}" for n in ("embed", "a_weight", "b_weight")
+                                                             for s in ("int8", "scale", "zero")])
     dq = [n for n in quantized.graph.node if n.op_type == "DequantizeLinear"]
-    assert len(dq) == 3 and list(quantized.graph.node[:3]) == dq
-    # per output channel: a layer of 16 outputs has 16 scales, the 30-row table 30
-    scales = sorted(numpy_helper.to_array(i).size for i in quantized.graph.initializer if i.name.endswith("_scale"))
-    assert scales == [4, 16, 30]
-    expected = model(torch.as_tensor(ids)).detach().numpy()
-    np.testing.assert_allclose(_run(tmp_path / "q.onnx", ids), expected, rtol=1e-5, atol=1e-5)
+    assert list(quantized.graph.node[:3]) == dq  # dequantized before any node reads them
+    assert {(n.name, tuple(n.input), tuple(n.output), n.attribute[0].i) for n in dq} == {
+        (f"dequantize_{n}", (f"{n}_int8", f"{n}_scale", f"{n}_zero"), (n,), axis)
+        for n, axis in (("embed", 0), ("a_weight", a_axis), ("b_weight", 1))}
+    grid = {"embed": _on_grid(w["embed"], 0), "a_weight": _on_grid(w["a_weight"], 0),
+            "b_weight": _on_grid(w["b_weight"], 1), "a_bias": w["a_bias"], "b_bias": w["b_bias"]}
+    ids = np.random.default_rng(0).integers(0, 30, (5, 7))
+    np.testing.assert_allclose(_run(tmp_path / "q.onnx", ids), tower_reference(grid, ids), rtol=1e-5, atol=1e-5)
+    # and the grid is not the float model: every weight moved by up to half a step
+    assert np.abs(tower_reference(grid, ids) - tower_reference(w, ids)).max() > 1e-3
+
+
+def test_weight_only_onnx_leaves_what_it_cannot_quantize(tmp_path):
+    """Only 2-D float32 initializers behind MatMul/Gemm's B or a row Gather's table become int8."""
+    import onnx.helper as oh
+    from onnx import TensorProto
+
+    rng = np.random.default_rng(4)
+    inits = {"table": rng.normal(size=(5, 3)).astype(np.float32),  # Gather along axis 1: columns, not rows
+             "half": rng.normal(size=(3, 2)).astype(np.float16),  # not float32
+             "cube": rng.normal(size=(2, 2, 2)).astype(np.float32),  # not 2-D
+             "left": rng.normal(size=(2, 2)).astype(np.float32),  # 2-D float32, but an Add's operand
+             "right": rng.normal(size=(2, 2)).astype(np.float32),
+             "good": rng.normal(size=(2, 2)).astype(np.float32)}
+    nodes = [oh.make_node("Gather", ["table", "cols"], ["g"], axis=1),  # (5, 3) -> (5, 3)
+             oh.make_node("Cast", ["g"], ["g16"], to=TensorProto.FLOAT16),
+             oh.make_node("MatMul", ["g16", "half"], ["m16"]),  # (5, 2)
+             oh.make_node("Cast", ["m16"], ["m"], to=TensorProto.FLOAT),
+             oh.make_node("MatMul", ["x", "cube"], ["c"]),  # (2, 2, 2)
+             oh.make_node("MatMul", ["x", "x"], ["xx"]),  # B is an input, not an initializer
+             oh.make_node("Add", ["left", "x"], ["l"]),  # an initializer first, as a Gather's table would be
+             oh.make_node("Add", ["x", "right"], ["r"]),  # an initializer second, as a Gemm's B would be
+             oh.make_node("MatMul", ["x", "good"], ["ok"])]  # after all those, one that is quantized
+    graph = oh.make_graph(nodes, "rest", [oh.make_tensor_value_info("cols", TensorProto.INT64, [3]),
+                                          oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                          [oh.make_tensor_value_info(n, TensorProto.FLOAT, shape)
+                           for n, shape in (("m", [5, 2]), ("c", [2, 2, 2]), ("xx", [2, 2]), ("l", [2, 2]),
+                                            ("r", [2, 2]), ("ok", [2, 2]))],
+                          [numpy_helper.from_array(v, n) for n, v in inits.items()])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    weight_only_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    out = onnx.load(str(tmp_path / "q.onnx"))
+    assert [n.op_type for n in out.graph.node] == ["DequantizeLinear"] + [n.op_type for n in nodes]
+    assert {i.name for i in out.graph.initializer} == set(inits) - {"good"} | {"good_int8", "good_scale", "good_zero"}
+
+
+def test_weight_only_onnx_quantizes_a_gemm_without_bias(tmp_path):
+    """Gemm's bias C is optional: a two-input Gemm's weight is quantized like any other."""
+    import onnx.helper as oh
+    from onnx import TensorProto
+
+    weight = np.random.default_rng(6).normal(size=(3, 4)).astype(np.float32)  # (in, out), transB = 0
+    graph = oh.make_graph([oh.make_node("Gemm", ["x", "w"], ["y"])], "gemm",
+                          [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+                          [numpy_helper.from_array(weight, "w")])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    weight_only_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    out = onnx.load(str(tmp_path / "q.onnx"))
+    arrays = {i.name: numpy_helper.to_array(i) for i in out.graph.initializer}
+    q, scale = symmetric_int8(weight, 1)
+    assert np.array_equal(arrays["w_int8"], q) and np.array_equal(arrays["w_scale"], scale)
+    assert [n.op_type for n in out.graph.node] == ["DequantizeLinear", "Gemm"]
 
 
 def test_quantize_onnx_modes_and_their_errors(tmp_path):
-    model = _randomized(Tower())
+    w = tower_weights(1)
     ids = np.random.default_rng(1).integers(0, 30, (4, 7))
-    src = tmp_path / "f.onnx"
-    export_onnx(model, {"ids": torch.as_tensor(ids[:2])}, {"ids": {0: "batch"}}, ["y"], src)
+    src = write_onnx_tower(tmp_path / "f.onnx", w)
     assert quantize_onnx(src, tmp_path / "same.onnx", "none").read_bytes() == src.read_bytes()
-    half = quantize_onnx(src, tmp_path / "h.onnx", "fp16")
-    assert np.dtype(np.float16) in {numpy_helper.to_array(i).dtype for i in onnx.load(str(half)).graph.initializer}
-    np.testing.assert_allclose(_run(half, ids), _run(src, ids), rtol=0.02, atol=0.02)
+    # int8: the weight-only file, the same bytes as weight_only_onnx writes
+    weight_only_onnx(src, tmp_path / "direct.onnx")
+    assert quantize_onnx(src, tmp_path / "w.onnx", "int8").read_bytes() == (tmp_path / "direct.onnx").read_bytes()
+    half = onnx.load(str(quantize_onnx(src, tmp_path / "h.onnx", "fp16")))
+    assert {numpy_helper.to_array(i).dtype.name for i in half.graph.initializer} == {"float16"}
+    # float16 inside, float32 at the edges (keep_io_types): the output is cast back
+    assert [n.op_type for n in half.graph.node][-1] == "Cast"
+    assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    np.testing.assert_allclose(_run(tmp_path / "h.onnx", ids), tower_reference(w, ids), rtol=0.02, atol=0.02)
+    dynamic = onnx.load(str(quantize_onnx(src, tmp_path / "d.onnx", "int8-dynamic")))
+    dyn_arrays = {i.name: numpy_helper.to_array(i) for i in dynamic.graph.initializer}
+    # integer kernels on unsigned weights, one scale per output channel (Gemm's 16, MatMul's 4)
+    assert [n.op_type for n in dynamic.graph.node].count("MatMulInteger") == 2
+    assert {a.dtype.name for n, a in dyn_arrays.items() if n.endswith("_quantized")} == {"uint8"}
+    assert sorted(a.size for n, a in dyn_arrays.items() if "weight" in n and n.endswith("_scale")) == [4, 16]
+    np.testing.assert_allclose(_run(tmp_path / "d.onnx", ids), tower_reference(w, ids), rtol=0.1, atol=0.1)
     with pytest.raises(ConfigError, match=r"^unknown ONNX quantization 'int4'; use one of none, int8, int8-dynamic, int8-static, fp16$"):
         quantize_onnx(src, tmp_path / "x.onnx", "int4")
     with pytest.raises(ConfigError, match=r"^static int8 quantization needs calibration inputs \(real histories\)$"):
         quantize_onnx(src, tmp_path / "x.onnx", "int8-static")
     with pytest.raises(ConfigError, match="^static int8 quantization got no calibration batches$"):
         quantize_onnx(src, tmp_path / "x.onnx", "int8-static", [])
-    static = onnx.load(str(quantize_onnx(src, tmp_path / "s.onnx", "int8-static",
-                                         [{"ids": ids[:2]}, {"ids": ids[2:]}])))
+    assert not (tmp_path / "x.onnx").exists()
+    batches = [{"ids": ids[:2]}, {"ids": ids[2:]}]
+    static = onnx.load(str(quantize_onnx(src, tmp_path / "s.onnx", "int8-static", iter(batches))))
     ops = [n.op_type for n in static.graph.node]
-    # QDQ format: float Gemm between QuantizeLinear/DequantizeLinear pairs, no integer operators
-    assert "QuantizeLinear" in ops and ops.count("Gemm") == 2 and not any(o.startswith(("QLinear", "QGemm")) for o in ops)
-    # only MatMul, Gemm and Gather are quantized: the Relu stays (quantizing every op type folds it away)
-    assert ops[5:] == ["Gather", "QuantizeLinear", "DequantizeLinear", "ReduceMean", "QuantizeLinear",
-                       "DequantizeLinear", "Gemm", "QuantizeLinear", "DequantizeLinear", "Relu", "QuantizeLinear",
-                       "DequantizeLinear", "Gemm", "QuantizeLinear", "DequantizeLinear"]
+    # QDQ format: float operators between QuantizeLinear/DequantizeLinear pairs, no integer operators;
+    # only MatMul, Gemm and Gather are quantized: the Relu and Add stay float-only (no pair of their own)
+    assert ops == ["DequantizeLinear"] * 4 + [
+        "Gather", "QuantizeLinear", "DequantizeLinear", "ReduceMean", "QuantizeLinear", "DequantizeLinear",
+        "Gemm", "QuantizeLinear", "DequantizeLinear", "Relu", "QuantizeLinear", "DequantizeLinear",
+        "MatMul", "QuantizeLinear", "DequantizeLinear", "Add"]
     arrays = {i.name: numpy_helper.to_array(i) for i in static.graph.initializer}
     # unsigned weights and activations, one weight scale per output channel, the embedding table too
     assert {a.dtype for n, a in arrays.items() if n.endswith("_quantized") and "bias" not in n} == {np.dtype(np.uint8)}
     assert {a.dtype for n, a in arrays.items() if n.endswith("_zero_point") and "bias" not in n} == {np.dtype(np.uint8)}
-    assert (arrays["a.weight_scale"].size, arrays["b.weight_scale"].size) == (16, 4)
-    assert "embed.weight_quantized" in arrays
+    assert (arrays["a_weight_scale"].size, arrays["b_weight_scale"].size) == (16, 4)
+    assert "embed_quantized" in arrays
+    # calibrated on the batches given: the ranks survive, values within the activation grid
+    np.testing.assert_allclose(_run(tmp_path / "s.onnx", ids), tower_reference(w, ids), rtol=0.15, atol=0.15)
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
-    with pytest.raises(ExportError, match=r"^int8 quantization of broken\.onnx failed: "):
-        quantize_onnx(tmp_path / "broken.onnx", tmp_path / "x.onnx", "int8")
+    for mode in ("int8", "int8-dynamic", "int8-static", "fp16"):
+        with pytest.raises(ExportError, match=rf"^{mode} quantization of broken\.onnx failed: \S"):
+            quantize_onnx(tmp_path / "broken.onnx", tmp_path / "x.onnx", mode, batches)
 
 
 def test_quantize_tflite_mode_errors_and_plain_copy(tmp_path):
@@ -171,11 +266,23 @@ def test_quantize_tflite_mode_errors_and_plain_copy(tmp_path):
     assert quantize_tflite(src, tmp_path / "c.tflite", "none").read_bytes() == b"flatbuffer bytes"
     with pytest.raises(ConfigError, match=r"^unknown TFLite quantization 'int8-static'; use one of none, int8, int8-dynamic, fp16$"):
         quantize_tflite(src, tmp_path / "x.tflite", "int8-static")
-    with pytest.raises(ExportError, match=r"^int8 quantization of m\.tflite failed: "):
+    for mode in ("int8", "int8-dynamic", "fp16"):
+        with pytest.raises(ExportError, match=rf"^{mode} quantization of m\.tflite failed: \S"):
+            quantize_tflite(src, tmp_path / "x.tflite", mode)
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_quantize_tflite_without_the_quantizer_says_what_to_install(tmp_path, monkeypatch):
+    src = tmp_path / "m.tflite"
+    src.write_bytes(b"flatbuffer bytes")
+    monkeypatch.setitem(sys.modules, "ai_edge_quantizer", None)  # import fails as if not installed
+    with pytest.raises(ExportError, match=r"^TFLite quantization needs ai-edge-quantizer: pip install 'edgerec\[tools\]'$"):
         quantize_tflite(src, tmp_path / "x.tflite", "int8")
+    # "none" is a plain copy and needs no quantizer
+    assert quantize_tflite(src, tmp_path / "c.tflite", "none").read_bytes() == b"flatbuffer bytes"
 
 
-def test_scratch_directory_is_left_clean():
+def test_scratch_directory_is_left_clean(capsys):
     here = os.getcwd()
     level = logging.root.manager.disable
     with _in_temp_dir():
@@ -183,6 +290,8 @@ def test_scratch_directory_is_left_clean():
         assert scratch != here and os.path.basename(scratch).startswith("edgerec-quant-")
         assert logging.root.manager.disable == logging.WARNING
         print("hidden")
+        sys.stdout.write("hidden too\n")  # what the quantizers print goes nowhere, and writing still works
+    assert capsys.readouterr().out == ""
     assert os.getcwd() == here and not os.path.exists(scratch) and logging.root.manager.disable == level
     with pytest.raises(RuntimeError), _in_temp_dir():
         scratch = os.getcwd()

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgerec.cli.main import cli
 from edgerec.runtime import Policy, Recommender
-from edgerec.runtime.fairness import exposure, fair_order, gini, provider_cap
+from edgerec.runtime.fairness import exposure, fair_relevance, gini, provider_cap, provider_lift
 from edgerec.runtime.scorer import FEATURES, LinearScorer
 from edgerec.runtime.vocab import MODALITIES
 
@@ -146,18 +146,49 @@ def test_gini_and_discounted_exposure():
     assert shares == pytest.approx({"a": (1 + 1 / np.log2(3)) / total, "b": 1 / total, "c": 0.0})
 
 
-def test_fair_order_trades_relevance_for_provider_exposure():
+def test_fair_relevance_trades_relevance_for_provider_exposure():
     relevance = np.r_[np.linspace(3, 2, 10), np.linspace(1.9, 1.0, 10), [-np.inf]]
     providers = np.array(["big"] * 10 + [f"p{i}" for i in range(10)] + ["p0"])
-    dominance = np.where(providers == "big", 0.5, 0.0)
-    plain = fair_order(relevance, dominance, 10, 0.0)
-    assert list(plain) == list(range(10))  # weight 0: relevance order
-    fair = fair_order(relevance, dominance, 10, 0.2)
+    lift = np.where(providers == "big", 2.0, -1.0)
     z = (relevance[:20] - relevance[:20].mean()) / relevance[:20].std()
-    expected = np.argsort(-(z - 0.2 * 3 * dominance[:20]), kind="stable")[:10]
-    assert list(fair) == list(expected) and 1 <= (providers[fair] == "big").sum() < 10
-    assert 20 not in fair_order(relevance, dominance, 21, 5.0)  # -inf is never listed
+    assert fair_relevance(relevance, lift, 0.0)[:20] == pytest.approx(z)  # weight 0: relevance only
+    fair = fair_relevance(relevance, lift, 1.5)
+    assert fair[:20] == pytest.approx(z - 1.5 * 0.15 * lift[:20]) and fair[20] == -np.inf  # never listed
+    top = np.argsort(-fair, kind="stable")[:10]
+    assert 1 <= (providers[top] == "big").sum() < 10  # small providers' items moved into the ten
     assert provider_cap(10, 0.0) == 10 and provider_cap(10, 0.7) == 3 and provider_cap(10, 1.0) == 1
+
+
+class _Catalog:
+    """The two columns provider_lift reads: provider codes (-1: none; 1 is a code no row uses) and plays."""
+
+    def __init__(self, codes, plays):
+        self.codes, self.plays = np.asarray(codes), np.asarray(plays, float)
+
+    def __len__(self):
+        return len(self.codes)
+
+    def code_column(self, name):
+        assert name == "provider"
+        return self.codes
+
+    def numeric_column(self, name, rows):
+        assert name == "popularity"
+        return self.plays[rows]
+
+
+def test_provider_lift_is_the_clipped_log_share_over_an_equal_one():
+    # providers 0, 2, 3, 4 (code 1 unused) with plays 50, 25, 25, 0; an item without a provider played 900
+    cat = _Catalog([0, 0, 2, 3, 4, -1], [30, 20, 25, 25, 0, 900])
+    codes, lift = provider_lift(cat)
+    assert list(codes) == [0, 0, 2, 3, 4, -1]
+    # shares 0.5, 0.25, 0.25, 0 against an equal 0.25: log 2, 0, 0, log 0 clipped to -2; code -1 reads 0
+    assert lift[codes] == pytest.approx([np.log(2), np.log(2), 0.0, 0.0, -2.0, 0.0])
+    heavy = _Catalog([0, 2], [1e6, 1.0])  # of two providers, one holds nearly all plays: just under log 2
+    assert provider_lift(heavy)[1][0] == pytest.approx(np.log(2 * 1e6 / (1e6 + 1)))
+    crowd = _Catalog(list(range(20)), [1e6] + [1.0] * 19)
+    assert provider_lift(crowd)[1][0] == pytest.approx(2.0) and provider_lift(crowd)[1][1] == pytest.approx(-2.0)
+    assert not provider_lift(_Catalog([0, 2, -1], [0, 0, 5]))[1].any()  # no plays by any provider: no lift
 
 
 def test_the_fairness_weight_spreads_providers_in_the_device_list(tiny_bundle, tmp_path):
@@ -174,11 +205,24 @@ def test_the_fairness_weight_spreads_providers_in_the_device_list(tiny_bundle, t
         assert top_provider_count(cap) <= provider_cap(10, 0.8)
 
 
+def test_fair_re_ranking_keeps_the_policys_caps_and_diversity(tiny_bundle, tmp_path):
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        watch(rec, "cy", range(100, 120))
+
+        def creators(policy):
+            got = rec.recommend("cy", k=10, context={"now": NOW}, policy=policy)
+            return [r.meta["creator"] for r in got]
+
+        assert len(set(creators(replace(rec.policy, fairness=1.0)))) < 10  # the pool repeats creators
+        capped = creators(replace(rec.policy, fairness=1.0, max_per_creator=1))
+        assert len(capped) == 10 and len(set(capped)) == 10
+
+
 def test_fairness_report_tables_json_and_plot(tiny_bundle, tmp_path):
     out = tmp_path / "fair.json"
     result = CliRunner().invoke(cli, ["report", "fairness", str(tiny_bundle), "--data",
                                       str(tiny_bundle.parent / "data"), "--users", "25", "--json", str(out),
-                                      "--plot", str(tmp_path / "fair.png")])
+                                      "--plot", str(tmp_path / "fair.png"), "--weights", "0.5,2"])
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert set(record["exposure"]) == {"provider", "language", "modality"}
@@ -187,9 +231,17 @@ def test_fairness_report_tables_json_and_plot(tiny_bundle, tmp_path):
     assert {s["segment"] for s in record["segments"]} == {"activity", "language", "device"}
     assert sum(s["users"] for s in record["segments"] if s["segment"] == "device") == 25
     curve = {(p["method"], p["weight"]): p for p in record["trade_off"]}
+    assert set(curve) == {(m, w) for m in ("exposure", "cap") for w in (0.0, 0.5, 2.0)}
     assert curve[("exposure", 2.0)]["provider_gini"] < curve[("exposure", 0.0)]["provider_gini"]
     assert (tmp_path / "fair.png").read_bytes()[:4] == b"\x89PNG"
     assert "exposure share by provider" in result.output
+
+
+@pytest.mark.parametrize("weights", ["", "0.5,x", "-1", "nan", "1,200"])
+def test_fairness_report_refuses_weights_it_cannot_use(tiny_bundle, weights):
+    result = CliRunner().invoke(cli, ["report", "fairness", str(tiny_bundle), "--data",
+                                      str(tiny_bundle.parent / "data"), "--weights", weights])
+    assert result.exit_code == 2 and "comma-separated weights from 0 to 100" in result.output
 
 
 # ---------------------------------------------------------------- feedback and context

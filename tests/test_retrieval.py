@@ -131,6 +131,17 @@ def test_format_1_scales_are_per_row(tmp_path):
     np.testing.assert_allclose(back.dequantize(), [[1.0, -38 / 127], [32 / 127, 2.0]], rtol=1e-6)
 
 
+def test_a_scale_axis_without_scales_reads_as_a_float_table(tmp_path):
+    """A spec naming an axis but no scales file (no writer makes one) is a float table: no axis, no scaling."""
+    from edgerec.runtime.item_spec import TableSpec
+
+    values = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    bundle, entry = write_table(tmp_path, values)
+    back = StoredTable.read(bundle, TableSpec(entry["file"], "float32", None, "dim"))
+    assert back.scales is None and back.scale_axis is None and back.dtype_name == "fp32"
+    np.testing.assert_array_equal(back.dequantize(), values)
+
+
 @pytest.mark.parametrize("axis,scales,expected", [("dim", np.ones(3), "(2,)"), ("row", np.ones(2), "(3,)"),
                                                   ("dim", np.ones((1, 2)), "(2,)")])
 def test_scales_of_the_wrong_shape_are_refused(tmp_path, axis, scales, expected):
