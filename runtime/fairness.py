@@ -68,8 +68,10 @@ def fairness_stage(request: Request) -> Request:
     policy, cat, pool = request.policy, request.catalog, request.pool
     if policy.fairness_method == "cap":
         cap = provider_cap(request.k, policy.fairness)
-        providers = cat.column("provider", pool).astype(str)
-        order = mmr(request.relevance, request.vectors, request.k, 0.0, providers, None, cap, None)
+        providers = cat.column("provider", pool).astype(str)  # in the creator cap's place; diversity and
+        genres = cat.column("genre", pool) if policy.max_per_genre else None  # the genre cap stay the policy's
+        order = mmr(request.relevance, request.vectors, request.k, policy.diversity, providers, genres, cap,
+                    policy.max_per_genre)
     else:  # "exposure" (Policy.check allows no other): then the policy's own diversity and caps again
         codes, lift = cat._cached("provider_lift", lambda: provider_lift(cat))
         fair = fair_relevance(request.relevance, lift[codes[pool]], policy.fairness)
@@ -87,7 +89,8 @@ def provider_lift(cat) -> tuple:
     of_rows = codes[rows]
     known = of_rows >= 0
     size = int(of_rows.max(initial=-1)) + 1  # codes may skip numbers: count only providers rows carry
-    plays = np.bincount(of_rows[known], weights=cat.numeric_column("popularity", rows)[known], minlength=size)
+    popularity = np.nan_to_num(cat.numeric_column("popularity", rows)[known].astype(np.float64), posinf=0.0)
+    plays = np.bincount(of_rows[known], weights=np.maximum(popularity, 0.0), minlength=size)  # bad counts: none
     providers = np.count_nonzero(np.bincount(of_rows[known], minlength=size))
     lift = np.zeros(size + 1)
     if plays.sum() > 0:

@@ -91,8 +91,8 @@ def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray,
     both = np.concatenate([candidates, history])
     language, series, episode = table.language[both], table.series[both], table.episode[both]
     creator = table.creator[np.concatenate([candidates, history[-20:]])]
-    out[:, 3] = _share(language[:c], language[c:])
-    out[:, 4] = _share(creator[:c], creator[c:])
+    out[:, 3] = share_in(language[:c], language[c:])
+    out[:, 4] = share_in(creator[:c], creator[c:])
     in_watched, next_ep = _series_position(series[:c], series[c:], episode[c:])
     out[:, 5] = in_watched
     out[:, 6] = in_watched & (episode[:c] == next_ep)
@@ -114,7 +114,7 @@ def _series_position(cand_series: np.ndarray, hist_series: np.ndarray,
     return hit, np.where(hit, episodes[last] + 1, 0)
 
 
-def _share(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+def share_in(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """For each value, the fraction of `pool` equal to it; unknown values (-1) get 0."""
     pool = pool[pool >= 0]
     if len(pool) == 0:

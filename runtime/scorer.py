@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgerec.runtime.features import ITEM_FEATURES, ItemTable, item_features
+from edgerec.runtime.features import ITEM_FEATURES, ItemTable, item_features, share_in
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
 TAG_ROWS_KEPT = 50_000  # rows whose tag codes stay decoded (a few MB at most)
@@ -99,12 +99,7 @@ class Featurizer:
     def _genre_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """The share of the recent history in each candidate's genre (unknown genres: 0)."""
         genres = self.genre[np.concatenate([candidates, recent])]
-        cand, genres = genres[: len(candidates)], genres[len(candidates):]
-        genres = genres[genres >= 0]
-        if not len(genres):
-            return np.zeros(len(candidates))
-        share = np.bincount(genres, minlength=max(int(cand.max(initial=-1)), int(genres.max())) + 2) / len(genres)
-        return share[cand]  # an unknown genre (-1) reads the last entry, one past every code: 0
+        return share_in(genres[: len(candidates)], genres[len(candidates):])
 
     def _tag_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """Mean share of the recent history carrying each of the item's tags."""

@@ -53,12 +53,13 @@ def shuffle_delta(local_epsilon: float, batch: int, epsilon: float) -> float | N
 def numeric_epsilon(local_epsilon: float, batch: int, delta: float, steps: int = 40) -> float | None:
     """The smallest central epsilon whose delta bound is at most `delta` (never above local_epsilon),
     or None when the sums are too long to evaluate."""
-    if shuffle_delta(local_epsilon, batch, local_epsilon) is None:
-        return None
     low, high = 0.0, local_epsilon
     for _ in range(steps):  # the divergence falls as epsilon grows
         middle = (low + high) / 2
-        low, high = (low, middle) if shuffle_delta(local_epsilon, batch, middle) <= delta else (middle, high)
+        bound = shuffle_delta(local_epsilon, batch, middle)
+        if bound is None:  # too long whatever epsilon: the sums' size depends on epsilon0 and the batch only
+            return None
+        low, high = (low, middle) if bound <= delta else (middle, high)
     return high
 
 

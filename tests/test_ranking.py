@@ -189,6 +189,8 @@ def test_provider_lift_is_the_clipped_log_share_over_an_equal_one():
     crowd = _Catalog(list(range(20)), [1e6] + [1.0] * 19)
     assert provider_lift(crowd)[1][0] == pytest.approx(2.0) and provider_lift(crowd)[1][1] == pytest.approx(-2.0)
     assert not provider_lift(_Catalog([0, 2, -1], [0, 0, 5]))[1].any()  # no plays by any provider: no lift
+    bad = provider_lift(_Catalog([0, 2, 3], [10, -5, np.nan]))[1]  # negative or missing counts count as none
+    assert bad[[0, 2, 3]] == pytest.approx([np.log(3), -2.0, -2.0])
 
 
 def test_the_fairness_weight_spreads_providers_in_the_device_list(tiny_bundle, tmp_path):
@@ -216,6 +218,14 @@ def test_fair_re_ranking_keeps_the_policys_caps_and_diversity(tiny_bundle, tmp_p
         assert len(set(creators(replace(rec.policy, fairness=1.0)))) < 10  # the pool repeats creators
         capped = creators(replace(rec.policy, fairness=1.0, max_per_creator=1))
         assert len(capped) == 10 and len(set(capped)) == 10
+
+        def genres(policy):
+            return [r.meta["genre"] for r in rec.recommend("cy", k=6, context={"now": NOW}, policy=policy)]
+
+        baseline = replace(rec.policy, fairness=0.5, fairness_method="cap")
+        assert len(set(genres(baseline))) < 6  # the pool repeats genres
+        one_each = genres(replace(baseline, max_per_genre=1))
+        assert len(one_each) == 6 and len(set(one_each)) == 6  # the cap baseline keeps the genre cap
 
 
 def test_fairness_report_tables_json_and_plot(tiny_bundle, tmp_path):
