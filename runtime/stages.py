@@ -132,13 +132,12 @@ def policies(request: Request) -> Request:
 
 def explain(request: Request) -> Request:
     """The list as Recommendations, each with why it is there."""
-    cat, state, order = request.catalog, request.state, request.order
+    cat, order = request.catalog, request.order
     metas = cat.metas(request.pool[order])
     if request.fallback is not None:  # say so, rather than dress popularity up as personal
         reasons = [Reason("fallback", request.fallback) for _ in metas]
     else:
-        explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), request.cold)
-        reasons = explainer.explain_all(metas, request.vectors[order])
+        reasons = _explainer(request).explain_all(metas, request.vectors[order])
     if request.scorer is not None and request.fallback is None:
         reasons = scorer_reasons(request, metas, reasons)
     request.results = []
@@ -146,6 +145,16 @@ def explain(request: Request) -> Request:
         item_id, title = meta.pop("item_id"), meta.pop("title", "")
         request.results.append(Recommendation(item_id, score, title, reason, meta))
     return request
+
+
+def _explainer(request: Request) -> Explainer:
+    """The user's side of the reasons (history vectors, series watched), built once per user state:
+    kept in the user's cache entry, which a new event or a catalog change replaces."""
+    state, cached = request.state, getattr(request.entry, "derived", {})
+    key = ("explainer", request.cold)
+    if key not in cached:
+        cached[key] = Explainer(request.catalog, state.consumed[-50:], state.liked, dict(state.tags), request.cold)
+    return cached[key]
 
 
 def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:

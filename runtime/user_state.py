@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class UserEntry:
     state: UserState
     vector: np.ndarray | None = None
     encoded: bool = False  # a failed encoder leaves this False, so the next request tries again
+    derived: dict = field(default_factory=dict)  # later stages' per-user work, valid as long as the entry
 
 
 class UserCache:
