@@ -123,7 +123,7 @@ class RetrieveStage:
         """
         cat, excluded, filters = request.catalog, request.state.excluded, request.filters
         want = max(request.policy.short_list, request.k)
-        skip = np.sort(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])
+        skip = _skipped_rows(request, inactive, excluded)
         # The exact scan without filters: `want` survivors are certain once the skipped rows are
         # counted in. Filters may drop more, and an ANN index finds more of the true best when it
         # searches wider (top-10 recall 0.93 -> 0.98 at 100k), so those ask for a margin.
@@ -184,3 +184,12 @@ def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:
     prior -= prior.mean()
     prior /= max(math.sqrt(float(prior @ prior) / len(prior)), 1e-9)
     return prior.astype(np.float32)
+
+
+def _skipped_rows(request: Request, inactive: np.ndarray, excluded: set[int]) -> np.ndarray:
+    """Sorted rows the list never shows (removed items, the user's excluded ones): built once per
+    user state, in the user's cache entry (a long history excludes thousands of rows)."""
+    cached = getattr(request.entry, "derived", {})
+    if "skip" not in cached:  # the entry belongs to this catalog version, so `inactive` cannot change
+        cached["skip"] = np.sort(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])
+    return cached["skip"]
