@@ -96,6 +96,16 @@ class Request:
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
 
+    def for_user(self, name: str, build):
+        """A value derived from the user's state, built once per state: kept in the user's cache
+        entry, which a new event or a catalog change replaces (built anew without an entry)."""
+        kept = getattr(self.entry, "derived", None)
+        if kept is None:
+            return build()
+        if name not in kept:
+            kept[name] = build()
+        return kept[name]
+
 
 def parse_context(context: dict | None) -> tuple[float, float, int]:
     """(now, hour of day, device code) of a request's context."""

@@ -190,7 +190,5 @@ def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:
 def _skipped_rows(request: Request, inactive: np.ndarray, excluded: set[int]) -> np.ndarray:
     """Rows the list never shows (removed items, the user's excluded ones), sorted and unique: built
     once per user state, in the user's cache entry (a long history excludes thousands of rows)."""
-    cached = getattr(request.entry, "derived", {})
-    if "skip" not in cached:  # the entry belongs to this catalog version, so `inactive` cannot change
-        cached["skip"] = np.unique(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])  # sorted, once
-    return cached["skip"]
+    # the entry belongs to this catalog version, so `inactive` cannot change under it
+    return request.for_user("skip", lambda: np.unique(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))]))
