@@ -216,3 +216,34 @@ def test_title_split_never_trains_on_a_held_out_title():
     assert set(split.held_other) <= set(imdb_titles(True)) and len(split.held_other) > 40
     assert len(set(imdb_titles())) == len(held) + len(split.train)  # every distinct title lands once
     assert split_imdb_titles(300, 50, seed=3) == split and split_imdb_titles(300, 50, seed=4).held != split.held
+
+
+def test_bundle_runs_the_contextual_student_on_the_device(contextual, tiny_bundle, teacher, tmp_path):
+    """The device's content path runs the contextual file as it runs the static one: no runtime change."""
+    from edgerec.compress.content_distill import save_student
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+    from edgerec.runtime import Bundle, Recommender
+
+    save_student(tmp_path / "ctx", contextual["from_vocabulary"], teacher.dir, {})
+    out = tmp_path / "bundle"
+    export_bundle(tiny_bundle.parent / "ckpt", tiny_bundle.parent / "data", out,
+                  ExportConfig(evaluate=False, parity_users=100, min_top10_agreement=0.8), content=tmp_path / "ctx")
+    for fmt in ("onnx", "tflite"):
+        parity = Bundle.open(out).manifest.model("content_encoder", fmt).extra["parity"]
+        assert parity["texts"] == 256 and parity["cosine_min"] > 0.98
+    rec = Recommender.open(out, backend="onnx")
+    source = rec.catalog.meta(7)
+    rec.add_items([{"item_id": "fresh", "title": source["title"], "description": "", "tags": source["tags"],
+                    "genre": source["genre"]}])
+    row = rec.catalog.row("fresh")
+    assert rec.catalog.meta(row)["vector_source"] == "content encoder"
+    device = rec.catalog.vectors(np.array([row]))[0]
+    # the host's PyTorch student, projected by the bundle's own map, lands on the same vector
+    from edgerec.export.content import project
+    from edgerec.runtime.content import metadata_text
+
+    bundle = Bundle.open(out)
+    text = metadata_text({"title": source["title"], "tags": source["tags"]})
+    host = embed(contextual["from_vocabulary"], *tokenize(load_tokenizer(teacher.dir, 48), [text]))
+    projection = np.asarray(bundle.array(bundle.manifest.model("content_encoder", "onnx").extra["projection"]))
+    assert float(project(host, projection)[0] @ device) > 0.98
