@@ -31,10 +31,10 @@ class ContextualConfig:
     heads: int = 4
     ffn_mult: int = 2
     max_length: int = 48  # tokens read per text (also the student's position table)
-    epochs: int = 12
+    epochs: int = 5  # 53,500 real titles + 6,000 catalog texts: about 4 minutes an epoch on 2 threads
     batch_size: int = 256
     lr: float = 2e-3  # attention blocks, positions and map
-    token_lr: float = 2e-4  # token table: small, so rows the texts use stay near their vocabulary values
+    token_lr: float = 2e-3  # token table (2e-4 was worse: held-out cosine 0.764 after 2 epochs, not 0.793)
     structure_weight: float = 5.0  # weight of the in-batch similarity term
     seed: int = 0
     max_seconds: float | None = None
@@ -88,7 +88,8 @@ def distill_contextual(start: StaticContentStudent, tokenizer, texts: list[str],
                                                    total_steps=cfg.epochs * batches_per_epoch, pct_start=0.1)
 
     def score(vectors):
-        return cosine_stats(vectors, held_targets) | {"top10_agreement": neighbour_agreement(vectors, held_targets)}
+        agreement = neighbour_agreement(vectors, held_targets)
+        return cosine_stats(vectors, held_targets) | {"top10_agreement": agreement}
 
     history, began = [], time.perf_counter()
     first = score(embed(student, held_ids, held_mask))
@@ -117,4 +118,5 @@ def distill_contextual(start: StaticContentStudent, tokenizer, texts: list[str],
     student.load_state_dict(best_state)
     return student.eval(), {"history": history, "config": asdict(cfg), "start": first,
                             "held_out_cosine_mean": best["cosine_mean"],
-                            "held_out_top10_agreement": best["top10_agreement"], "train_texts": len(texts), "held_out_texts": len(held_texts)}
+                            "held_out_top10_agreement": best["top10_agreement"], "train_texts": len(texts),
+                            "held_out_texts": len(held_texts)}

@@ -81,6 +81,7 @@ class Encoder:
     path: Path
     fmt: str
     config: dict | None
+    tokens: int = 128  # tokens read per text (a contextual student: no more than its position table)
 
 
 def _export_encoders(encoder_dir: Path, students: dict, scratch: Path, minilm: bool) -> list[Encoder]:
@@ -93,7 +94,8 @@ def _export_encoders(encoder_dir: Path, students: dict, scratch: Path, minilm: b
     for k, (name, (student, variants)) in enumerate(students.items()):
         for fmt, mode in variants:
             path, config = export_student(student, fmt, mode, scratch / f"student{k}-{mode}.{fmt}", scratch)
-            out.append(Encoder(f"{name} {MODE_LABEL[mode]} ({fmt})", path, fmt, config))
+            out.append(Encoder(f"{name} {MODE_LABEL[mode]} ({fmt})", path, fmt, config,
+                               getattr(student, "max_len", 128)))
     return out
 
 
@@ -102,15 +104,15 @@ def content_report(encoder_dir: Path, students: dict, sets: dict[str, list[str]]
                    latency_set: str | None = None) -> dict:
     """Every encoder on every text set. `students`: name -> (student, [(format, mode), ...]); the
     milliseconds are timed one text at a time on `latency_set` (default: the first set)."""
-    tokenizer = load_tokenizer(encoder_dir, 128)
     fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
     targets = {name: teacher.encode(texts) for name, texts in sets.items()}
     sizes, quality, tags = [], [], []
     with tempfile.TemporaryDirectory(prefix="edgerec-content-report-") as scratch:
         for enc in _export_encoders(encoder_dir, students, Path(scratch), minilm):
             backend = open_backend(enc.path, enc.fmt, threads=1, config=enc.config)
+            tokenizer = load_tokenizer(encoder_dir, enc.tokens)
 
-            def run(texts, backend=backend, enc=enc):
+            def run(texts, backend=backend, enc=enc, tokenizer=tokenizer):
                 v = run_content_file(backend, enc.fmt, fixed, tokenizer, texts)
                 return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
@@ -175,7 +177,8 @@ class ContentStudy(Study):
         variants = [(fmt, "int8") for fmt in self.formats]
         students = {"student": (model, variants)}
         if (Path(self.student) / VOCABULARY_ONLY).exists():
-            name = "contextual student" if config.get("architecture", {}).get("kind") == "contextual" else "adapted student"
+            contextual = config.get("architecture", {}).get("kind") == "contextual"
+            name = "contextual student" if contextual else "adapted student"
             students = {"vocabulary-only student": (load_student(Path(self.student) / VOCABULARY_ONLY)[0],
                                                     variants), name: (model, variants)}
         if self.baseline:
