@@ -113,7 +113,8 @@ def embed(student: StaticContentStudent, ids: np.ndarray, mask: np.ndarray, batc
                            for i in range(0, len(ids), batch)])
 
 
-def save_student(folder: str | Path, student: StaticContentStudent | ContextualContentStudent, encoder_dir: Path, info: dict) -> Path:
+def save_student(folder: str | Path, student: StaticContentStudent | ContextualContentStudent, encoder_dir: Path,
+                 info: dict) -> Path:
     """A content checkpoint: safetensors weights, the tokenizer file, and a JSON config."""
     import json
     import shutil
