@@ -167,7 +167,8 @@ def test_contextual_student_round_trips_through_its_checkpoint(contextual, world
     save_student(tmp_path / "ctx", contextual["from_vocabulary"], teacher.dir, contextual["info"] | {"history": 0})
     loaded, config = load_student(tmp_path / "ctx")
     ids, mask = tokenize(world["tokenizer"], world["held"][:20])
-    assert config["architecture"] == {"kind": "contextual", "layers": 2, "heads": 4, "max_len": 48, "ffn_mult": 2}
+    assert config["architecture"] == {"kind": "contextual", "layers": 2, "heads": 4, "max_len": 48,
+                                      "ffn_mult": 2}
     assert np.array_equal(embed(loaded, ids, mask), embed(contextual["from_vocabulary"], ids, mask))
 
 
