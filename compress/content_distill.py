@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgerec.errors import ConfigError
-from edgerec.models.content import StaticContentStudent, tokenize
+from edgerec.models.content import ContextualContentStudent, StaticContentStudent, tokenize
 
 
 @dataclass
@@ -113,7 +113,8 @@ def embed(student: StaticContentStudent, ids: np.ndarray, mask: np.ndarray, batc
                            for i in range(0, len(ids), batch)])
 
 
-def save_student(folder: str | Path, student: StaticContentStudent, encoder_dir: Path, info: dict) -> Path:
+def save_student(folder: str | Path, student: StaticContentStudent | ContextualContentStudent, encoder_dir: Path,
+                 info: dict) -> Path:
     """A content checkpoint: safetensors weights, the tokenizer file, and a JSON config."""
     import json
     import shutil
@@ -128,11 +129,13 @@ def save_student(folder: str | Path, student: StaticContentStudent, encoder_dir:
     config = {"format": "edgerec-content-student", "version": 1, "vocab_size": student.tokens.num_embeddings,
               "dim": student.tokens.embedding_dim, "out_dim": student.project.out_features,
               "teacher": str(encoder_dir), "info": info}
+    if isinstance(student, ContextualContentStudent):
+        config["architecture"] = student.architecture()
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     return folder
 
 
-def load_student(folder: str | Path) -> tuple[StaticContentStudent, dict]:
+def load_student(folder: str | Path) -> tuple[StaticContentStudent | ContextualContentStudent, dict]:
     import json
 
     from safetensors.torch import load_file
@@ -148,6 +151,11 @@ def load_student(folder: str | Path) -> tuple[StaticContentStudent, dict]:
                          "`edgerec content distill`") from None
     if config.get("format") != "edgerec-content-student":
         raise ModelError(f"{folder} is not a content student checkpoint")
-    student = StaticContentStudent(config["vocab_size"], config["dim"], config["out_dim"])
+    shape = dict(config.get("architecture", {"kind": "static"}))
+    kind = shape.pop("kind")
+    if kind not in ("static", "contextual"):
+        raise ModelError(f"{folder} holds a content student of an unknown kind {kind!r}; update edgerec")
+    made = ContextualContentStudent if kind == "contextual" else StaticContentStudent
+    student = made(config["vocab_size"], config["dim"], config["out_dim"], **shape)
     student.load_state_dict(state)
     return student.eval(), config

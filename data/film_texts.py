@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from edgerec.errors import ConfigError
 
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
@@ -42,17 +44,46 @@ def movielens_films() -> FilmTitles:
     return FilmTitles(titles, genres)
 
 
+def _imdb_rows() -> list[tuple[str, bool]]:
+    """One (title, in another language) per row of ggplot2movies, article back in front."""
+    out = []
+    for title in _table("ggplot2movies", "movies")["title"]:
+        match = _ARTICLE.search(str(title))
+        other = bool(match and match.group(1) not in ("The", "A", "An"))
+        out.append((f"{match.group(1)} {str(title)[:match.start()]}" if match else str(title), other))
+    return out
+
+
 def imdb_titles(other_languages: bool = False) -> list[str]:
     """The titles of ggplot2movies (IMDb), article back in front ("Fly, The" -> "The Fly"); with
     `other_languages`, only titles whose article is not English ("Himmel, Der"): a German, French,
     Italian, Spanish, Dutch, Scandinavian or Portuguese title."""
-    out = []
-    for title in _table("ggplot2movies", "movies")["title"]:
-        match = _ARTICLE.search(str(title))
-        if other_languages and not (match and match.group(1) not in ("The", "A", "An")):
-            continue
-        out.append(f"{match.group(1)} {str(title)[:match.start()]}" if match else str(title))
-    return out
+    return [title for title, other in _imdb_rows() if other or not other_languages]
+
+
+@dataclass
+class TitleSplit:
+    """IMDb titles split by row before any training: `train` never holds a held-out title's text."""
+
+    train: list[str]
+    held: list[str]  # random titles
+    held_other: list[str]  # titles in other languages
+
+
+def split_imdb_titles(held_out: int = 2000, other_languages: int = 500, seed: int = 0) -> TitleSplit:
+    """Hold out `held_out` random rows and `other_languages` more rows of other-language titles;
+    every other row whose text differs from all held-out texts is training text (distinct, in order).
+    The same seed gives the same split, so a report measures on exactly the titles a student never saw."""
+    rows = _imdb_rows()
+    rng = np.random.default_rng(seed)
+    held_rows = [int(r) for r in rng.permutation(len(rows))[:held_out]]
+    taken = set(held_rows)
+    others = [r for r in rng.permutation(len(rows)) if rows[r][1] and int(r) not in taken][:other_languages]
+    held = list(dict.fromkeys(rows[r][0] for r in held_rows))
+    held_other = list(dict.fromkeys(rows[r][0] for r in others))
+    kept = set(held) | set(held_other)
+    train = list(dict.fromkeys(title for title, _ in rows if title not in kept))
+    return TitleSplit(train, held, held_other)
 
 
 def words(text: str) -> set[str]:

@@ -51,7 +51,9 @@ def export_student(student, fmt: str, mode: str, path: Path, scratch: Path) -> t
     if fmt == "onnx":
         export_onnx(module, {"input_ids": ids, "attention_mask": mask},
                     {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
-                    ["sentence_embedding"], raw)
+                    ["sentence_embedding"], raw,
+                    # a contextual student has a position table: no more tokens than its rows
+                    max_sizes={"tokens": student.max_len} if hasattr(student, "max_len") else None)
         quantize_onnx(raw, path, mode)
     else:
         export_tflite(module, (ids[:1], mask[:1]), raw)

