@@ -167,7 +167,7 @@ class Simulator:
             rng = np.random.default_rng([cfg.seed, int(code), *([cfg.replicate] if cfg.replicate else [])])
             hour = float(rng.uniform(7, 23))
             user = self.activity(int(code))
-            mood = 1.0
+            mood, begun = 1.0, np.inf  # begun: when the device first served the user's experiment arm
             for d, day in enumerate(days):
                 now_arm = first if day < 0 else arm
                 rec, policy = recs[now_arm], policies[now_arm]
@@ -179,6 +179,7 @@ class Simulator:
                 for s in range(sessions):
                     at = hour + 16 * s / sessions  # spread over the user's waking day
                     now = max(self.start + float(day) * DAY + at * 3600, clock)  # after the last session
+                    begun = min(begun, now) if day >= 0 else begun
                     out = self._session(rec, policy, name, int(code), now, at, rng, lister, devices, user)
                     shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
                     interleaved += [(i, int(day), *one) for one in out.pop("interleaved")]
@@ -189,7 +190,7 @@ class Simulator:
                     values[f][i, d] = v
                 values["active"][i, d] = 1.0
                 mood = float(np.clip(0.5 + day_out["finishes"] / max(day_out["lists"], 1), *MOOD))
-            pre_device.append(self.pre_period(recs[first], name))
+            pre_device.append(self.pre_period(recs[first], name, begun))
         return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64),
                       interleaved)
 
@@ -198,27 +199,29 @@ class Simulator:
         score = float(self.reactions.activity_score(np.array([code]))[0])
         return user_activity(self.cfg.activity, score, np.random.default_rng([self.cfg.seed, code, 0xAC]))
 
-    def pre_period(self, rec: Recommender, user: str) -> list[float]:
+    def pre_period(self, rec: Recommender, user: str, begun: float = np.inf) -> list[float]:
         """What the device knows of the user before the experiment (CUPED's covariates, PRE_FEATURES):
-        items played in the pre-period (finished or skipped included), finishes, active days, the
-        rate of the older events (per day over their span), sessions (runs of events with no
-        SESSION_GAP of silence) and seconds watched (the value the app records with each play)."""
+        items played in the pre-period (finished or skipped included), finishes, active days (days on
+        which a session began), the rate of the older events (per day over their span), sessions (runs
+        of events with no SESSION_GAP of silence) and seconds watched (the value the app records with
+        each play). The pre-period ends when the device first served the experiment's arm (`begun`):
+        a late session of the last pre-period day may run past midnight."""
         begin = self.start - self.cfg.pre_days * DAY
         events = rec.history.events(user)
-        pre = [e for e in events if begin <= e.ts < self.start]
+        pre = [e for e in events if begin <= e.ts < begun]
         is_play = [e.event != "like" and e.event not in FEEDBACK for e in pre]
         played = [e for e, play in zip(pre, is_play) if play]
         finishes = sum(1 for e in pre if e.event == "finish")
-        days = len({int((e.ts - begin) // DAY) for e in pre})
         older = [e.ts for e in events if e.ts < begin]
         rate = len(older) / max((max(older) - min(older)) / DAY, 1.0) if older else 0.0
         # an event is stamped when the viewing ends: a session is cut when the silence between the end of
         # one event and the start of the next (its time less the seconds watched) exceeds SESSION_GAP
         spans = sorted((e.ts - (e.value or 0.0) if play else e.ts, e.ts) for e, play in zip(pre, is_play))
-        sessions = sum(1 for (_, end), (begin_next, _) in zip([(0.0, -np.inf), *spans], spans)
-                       if begin_next - end > SESSION_GAP)
+        starts = [first for (_, end), (first, _) in zip([(0.0, -np.inf), *spans], spans)
+                  if first - end > SESSION_GAP]
+        days = len({int((t - begin) // DAY) for t in starts})
         watched = sum(e.value or 0.0 for e in played)
-        return [len(played), finishes, days, rate, sessions, watched]
+        return [len(played), finishes, days, rate, len(starts), watched]
 
     def _session(self, rec, policy, name, code, now, hour, rng, lister, devices, user: UserActivity) -> dict:
         cfg, react = self.cfg, self.reactions
