@@ -283,7 +283,7 @@ class InterleaveStudy(Study):
         return [Table("interleaving (A = control, B = treatment)",
                       [{k: record[k] for k in ("users", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b")}]),
                 Table("tests (users needed at 80% power for the effect seen)",
-                      [{"test": "credit (t-test of B - A clicks per user)", "p_value": record["p_value"],
+                      [{"test": "credit (t-test of capped B - A clicks per user)", "p_value": record["p_value"],
                         "users_needed_80pct": record["users_needed_80pct"]},
                        {"test": "sign (per-user wins)", "p_value": record["p_value_sign"],
                         "users_needed_80pct": record["users_needed_80pct_sign"]}]),
@@ -297,7 +297,8 @@ def interleave_analysis(log, alpha: float) -> dict:
 
 def interleave_tests(a: np.ndarray, b: np.ndarray, alpha: float) -> dict:
     """Per-user credits of team A and B: the credit test decides (stats.credit_test, every user's
-    B - A clicks); the sign test (the team with more credited clicks wins the user) is kept beside it."""
+    B - A clicks, capped at the 90th percentile of the non-zero ones); the sign test (the team with more
+    credited clicks wins the user) is kept beside it."""
     prefers = np.sign(b - a)  # +1: the user preferred the treatment (B)
     wins_a, wins_b = int((prefers < 0).sum()), int((prefers > 0).sum())
     p_sign = stats.sign_test(wins_a, wins_b)
@@ -307,7 +308,8 @@ def interleave_tests(a: np.ndarray, b: np.ndarray, alpha: float) -> dict:
         decision = "ship" if credit_mean > 0 else "do not ship"
     else:
         decision = "inconclusive"
-    rule = (f"t-test of each user's clicks for B minus clicks for A: mean {credit_mean:+.3g} per user, "
+    rule = (f"t-test of each user's clicks for B minus clicks for A (capped at the 90th percentile): "
+            f"mean {credit_mean:+.3g} per user, "
             f"p={p:.3g} against alpha {alpha} (sign test: B won {wins_b} users, A {wins_a}, p={p_sign:.3g})")
     return {"users": len(prefers), "wins_a": wins_a, "wins_b": wins_b, "ties": int((prefers == 0).sum()),
             "clicks_a": int(a.sum()), "clicks_b": int(b.sum()), "p_value": p, "p_value_sign": p_sign,
