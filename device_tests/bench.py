@@ -35,6 +35,8 @@ class BenchConfig:
     warmup: int = 40
     users: int = 200
     history: int = 30  # events per synthetic user
+    long_history: int = 2_000  # events of one more user, asked for a list after each new event (0: skip)
+    long_requests: int = 60
     items: int | None = None  # grow the catalog to this many items first
     ann: str | None = None  # "usearch": retrieve through the HNSW index instead of the exact scan
     compare: list[str] = field(default_factory=list)  # more bundles whose encoders to time alongside
@@ -152,12 +154,32 @@ def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg
             after_event.append(latencies[-1])
     wall = time.perf_counter() - began
     stats = rec.monitor.snapshot()
+    long_history = _long_history_after_events(rec, cfg, rng)
     result = {"backend": backend, "open_ms": open_ms, "end_to_end": percentiles(latencies),
-              "after_event": percentiles(after_event),
+              "after_event": percentiles(after_event), "long_history_after_event": long_history,
               "throughput_rps": cfg.requests / wall, "stages": stats["stages"], "counters": stats["counters"],
               "kernel": rec.scan.label, "ann": rec.ann_kind, "ann_build_s": index_s, "latencies_ms": latencies}
     rec.close()
     return result
+
+
+def _long_history_after_events(rec, cfg: BenchConfig, rng) -> dict | None:
+    """recommend() right after each new event of a user with `long_history` events (real listeners
+    keep years of history: the window of the newest 2,000 events is full), timed apart from the mix."""
+    if not cfg.long_history or not cfg.long_requests:
+        return None
+    n, now = rec.catalog.base_count, time.time()
+    for i in range(cfg.long_history):
+        rec.history.record("bench-long", rec.catalog.item_id(int(rng.integers(0, n))), "finish",
+                           ts=now - 60 * (cfg.long_history - i))
+    rec.recommend("bench-long", k=10)
+    latencies = []
+    for _ in range(cfg.long_requests):
+        rec.history.record("bench-long", rec.catalog.item_id(int(rng.integers(0, n))), "play")
+        t = time.perf_counter()
+        rec.recommend("bench-long", k=10)
+        latencies.append((time.perf_counter() - t) * 1e3)
+    return {"events": cfg.long_history, **percentiles(latencies)}
 
 
 def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> list[dict]:

@@ -59,7 +59,7 @@ def bench_history(bundle: str | Path, events: int = 300, requests: int = 300, op
             for name in (order if i % 2 == 0 else order[::-1]):
                 t = time.perf_counter()
                 store = HistoryStore(paths[name], key=keys[name])
-                store.item_events("u0", 10)  # the first read: the key check and page decryption
+                store.events_after("u0", 0, 10)  # the first read: the key check and page decryption
                 open_times[name].append(time.perf_counter() - t)
                 store.close()
     out = {name: {"record": _ms(timings[name]["record"]), "recommend": _ms(timings[name]["recommend"]),

@@ -1,4 +1,5 @@
-"""How long the interpretable scorer takes on a short list: features + score, and the score alone.
+"""How long the interpretable scorer takes on a short list: features + score (the history's part read
+afresh, as right after a new event, and kept, as on the user's next requests), and the contributions.
 
     python -m edgerec.device_tests.scorer_bench BUNDLE   # prints median milliseconds per short list
 """
@@ -30,7 +31,8 @@ def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, 
         user = cat.vectors(history).mean(0)
         items = cat.vectors(pool)
         args = (user, items, pool, history, 21.0, 1, 1_790_000_000, history[-2:])
-        full, score_only = [], []
+        side = featurize.side(history)  # what a device keeps between a user's requests
+        full, kept, score_only = [], [], []
         for _ in range(repeats):
             began = time.perf_counter()
             feats = featurize(*args)
@@ -39,8 +41,11 @@ def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, 
             scorer.contributions(feats)
             full.append((middle - began) * 1e3)
             score_only.append((time.perf_counter() - middle) * 1e3)
+            began = time.perf_counter()
+            scorer.score(featurize(*args, side))
+            kept.append((time.perf_counter() - began) * 1e3)
     return {"candidates": candidates, "features_and_score_ms": float(np.median(full)),
-            "contributions_ms": float(np.median(score_only))}
+            "features_and_score_side_kept_ms": float(np.median(kept)), "contributions_ms": float(np.median(score_only))}
 
 
 if __name__ == "__main__":  # pragma: no cover

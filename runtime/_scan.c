@@ -74,30 +74,38 @@ fail_table:
 /* ------------------------------------------------------------ top_k */
 
 static PyObject *scan_top_k(PyObject *self, PyObject *args) {
-    PyObject *t, *q, *r, *s;
-    if (!PyArg_ParseTuple(args, "OOOO:top_k", &t, &q, &r, &s)) return NULL;
-    Py_buffer table, query, best_rows, best_scores;
+    PyObject *t, *q, *r, *s, *x = NULL;
+    if (!PyArg_ParseTuple(args, "OOOO|O:top_k", &t, &q, &r, &s, &x)) return NULL;
+    Py_buffer table, query, best_rows, best_scores, skip = {0};
     PyObject *result = NULL;
     if (get_buffer(t, &table, 1, 0, "table") < 0) return NULL;
     if (get_buffer(q, &query, 1, 0, "query") < 0) goto fail_table;
     if (get_buffer(r, &best_rows, 8, 1, "rows") < 0) goto fail_query;
     if (get_buffer(s, &best_scores, 4, 1, "scores") < 0) goto fail_rows;
-    Py_ssize_t rows, dim, k = best_rows.len / 8;
-    if (table_shape(&table, &query, &rows, &dim) < 0) goto fail_scores;
+    if (x != NULL && x != Py_None && get_buffer(x, &skip, 8, 0, "skip") < 0) goto fail_scores;
+    Py_ssize_t rows, dim, k = best_rows.len / 8, n_skip = skip.buf ? skip.len / 8 : 0;
+    if (table_shape(&table, &query, &rows, &dim) < 0) goto fail_skip;
     if (best_scores.len / 4 != k) {
         PyErr_SetString(PyExc_ValueError, "rows and scores must have the same length (k)");
-        goto fail_scores;
+        goto fail_skip;
     }
+    for (Py_ssize_t i = 1; i < n_skip; i++)
+        if (((const int64_t *)skip.buf)[i] <= ((const int64_t *)skip.buf)[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "skip must hold rows in increasing order, each once");
+            goto fail_skip;
+        }
     const char *name;
     dots_fn kernel = pick_kernel(dim, &name);
     Py_ssize_t kept = 0;
     if (k > 0) {
         Py_BEGIN_ALLOW_THREADS
         kept = top_k_scan(kernel, (const int8_t *)table.buf, rows, dim, (const int8_t *)query.buf, k,
-                          (int64_t *)best_rows.buf, (int32_t *)best_scores.buf);
+                          (const int64_t *)skip.buf, n_skip, (int64_t *)best_rows.buf, (int32_t *)best_scores.buf);
         Py_END_ALLOW_THREADS
     }
     result = kept < 0 ? PyErr_NoMemory() : PyLong_FromSsize_t(kept);
+fail_skip:
+    if (skip.buf) PyBuffer_Release(&skip);
 fail_scores:
     PyBuffer_Release(&best_scores);
 fail_rows:
@@ -121,7 +129,8 @@ static PyMethodDef methods[] = {
     {"dots", scan_dots, METH_VARARGS,
      "dots(table, query, out): out[i] = table row i . query (int8 in, exact int32 out)."},
     {"top_k", scan_top_k, METH_VARARGS,
-     "top_k(table, query, rows, scores) -> kept: the len(rows) best rows (unordered) and their int32 dots."},
+     "top_k(table, query, rows, scores, skip=None) -> kept: the len(rows) best rows (unordered) and their "
+     "int32 dots, leaving out the rows of `skip` (int64, increasing)."},
     {"kernel_name", scan_kernel_name, METH_O, "kernel_name(dim): the code path used for rows of this width."},
     {NULL, NULL, 0, NULL},
 };

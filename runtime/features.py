@@ -47,11 +47,13 @@ ITEM_FEATURES = ("length", "popularity", "age", "language match", "creator match
 
 
 def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray, table: ItemTable,
-                    history: np.ndarray, hour: float, device: int, now: int) -> np.ndarray:
+                    history: np.ndarray, hour: float, device: int, now: int,
+                    side: HistorySide | None = None) -> np.ndarray:
     """(C, F) float32 features of `candidates` (item indices) for one user.
 
     user: (D,) user vector; items: (C, D) candidate vectors; history: item
-    indices consumed so far, oldest first; device: index into DEVICES or -1.
+    indices consumed so far, oldest first; device: index into DEVICES or -1;
+    side: history_side(table, history) when the caller keeps it between requests.
     """
     c = len(candidates)
     out = np.zeros((c, feature_count(user.shape[0])), np.float32)
@@ -69,15 +71,70 @@ def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray,
     known = modality >= 0
     out[np.flatnonzero(known), col + modality[known]] = 1.0
     col += len(MODALITIES)
-    out[:, col:col + len(ITEM_FEATURES)] = item_features(table, candidates, history, now)
+    out[:, col:col + len(ITEM_FEATURES)] = item_features(table, candidates, history, now, side)
     out[:, col + len(ITEM_FEATURES)] = 1.0  # bias input, so cross layers can form linear terms
     return out
 
 
-def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray, now: int) -> np.ndarray:
+@dataclass
+class Shares:
+    """How often each code occurs in a pool of codes (unknown ones, -1, left out), to read the
+    share of many values at once: one count per code when the codes are small, else sorted."""
+
+    size: int
+    counts: np.ndarray | None = None  # small codes: count per code, then a 0 read by -1 and codes above
+    codes: np.ndarray | None = None  # large codes: the distinct codes, sorted, and their counts
+    code_counts: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, pool: np.ndarray) -> Shares:
+        pool = pool[pool >= 0]
+        if len(pool) == 0:
+            return cls(0)
+        top = int(pool.max())
+        if top < COUNT_LIMIT:
+            return cls(len(pool), counts=np.bincount(pool, minlength=top + 2))
+        codes, counts = np.unique(pool, return_counts=True)
+        return cls(len(pool), codes=codes, code_counts=counts)
+
+    def share(self, values: np.ndarray) -> np.ndarray:
+        """For each value, the fraction of the pool equal to it (float32; unknown values get 0)."""
+        if self.size == 0:
+            return np.zeros(len(values), np.float32)
+        if self.counts is not None:
+            return (self.counts[np.minimum(values, len(self.counts) - 1)] / self.size).astype(np.float32)
+        pos = np.clip(np.searchsorted(self.codes, values), 0, len(self.codes) - 1)
+        hit = (self.codes[pos] == values) & (values >= 0)
+        return np.where(hit, self.code_counts[pos] / self.size, 0.0).astype(np.float32)
+
+
+@dataclass
+class HistorySide:
+    """The history's part of the item features (its languages, recent creators, series watched),
+    read once per history: a device keeps it until the user's next event."""
+
+    size: int
+    language: Shares
+    creator: Shares
+    shows: np.ndarray  # series watched, sorted, each with the latest episode watched (below)
+    episodes: np.ndarray
+
+
+def history_side(table: ItemTable, history: np.ndarray) -> HistorySide:
+    if not len(history):
+        return HistorySide(0, Shares(0), Shares(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    series = table.series[history]
+    watched = series >= 0
+    shows, episodes = series[watched], table.episode[history][watched].astype(np.int64)
+    order = np.lexsort((episodes, shows))  # by (series, episode): a series' last entry holds its latest episode
+    return HistorySide(len(history), Shares.of(table.language[history]), Shares.of(table.creator[history[-20:]]),
+                       shows[order], episodes[order])
+
+
+def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray, now: int,
+                  side: HistorySide | None = None) -> np.ndarray:
     """(C, len(ITEM_FEATURES)) float32: each candidate's length, popularity and age, and how it relates
-    to the history. Each attribute is read once for candidates and history together (on the device a
-    read goes through the catalog's memory-mapped columns, so reads, not arithmetic, cost the most)."""
+    to the history (through `side`, history_side(table, history), read here when not given)."""
     c = len(candidates)
     out = np.zeros((c, len(ITEM_FEATURES)), np.float32)
     out[:, 0] = np.log1p(table.duration[candidates] / 60.0) / 5.0
@@ -88,27 +145,21 @@ def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray,
     out[:, 2] = age
     if not len(history):
         return out
-    both = np.concatenate([candidates, history])
-    language, series, episode = table.language[both], table.series[both], table.episode[both]
-    creator = table.creator[np.concatenate([candidates, history[-20:]])]
-    out[:, 3] = share_in(language[:c], language[c:])
-    out[:, 4] = share_in(creator[:c], creator[c:])
-    in_watched, next_ep = _series_position(series[:c], series[c:], episode[c:])
+    side = history_side(table, history) if side is None else side
+    out[:, 3] = side.language.share(table.language[candidates])
+    out[:, 4] = side.creator.share(table.creator[candidates])
+    in_watched, next_ep = _series_position(table.series[candidates], side.shows, side.episodes)
     out[:, 5] = in_watched
-    out[:, 6] = in_watched & (episode[:c] == next_ep)
+    out[:, 6] = in_watched & (table.episode[candidates] == next_ep)
     return out
 
 
-def _series_position(cand_series: np.ndarray, hist_series: np.ndarray,
-                     hist_episode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each candidate: is it in a series the history watched, and that series' next episode (0 if not)."""
-    watched = hist_series >= 0
-    shows, episodes = hist_series[watched], hist_episode[watched].astype(np.int64)
+def _series_position(cand_series: np.ndarray, shows: np.ndarray,
+                     episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each candidate: is it in a series the history watched, and that series' next episode (0 if not).
+    shows, episodes: the history's watched series sorted by (series, episode), as in HistorySide."""
     if not len(shows) or cand_series.max(initial=-1) < 0:  # no series on one side: nothing to continue
         return np.zeros(len(cand_series), bool), np.zeros(len(cand_series), np.int64)
-    # history sorted by (series, episode): the last entry of a series holds its latest episode
-    order = np.lexsort((episodes, shows))
-    shows, episodes = shows[order], episodes[order]
     last = np.searchsorted(shows, cand_series, "right") - 1  # -1 (before every series) is masked below
     hit = (last >= 0) & (shows[last] == cand_series) & (cand_series >= 0)
     return hit, np.where(hit, episodes[last] + 1, 0)
@@ -116,16 +167,9 @@ def _series_position(cand_series: np.ndarray, hist_series: np.ndarray,
 
 def share_in(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """For each value, the fraction of `pool` equal to it; unknown values (-1) get 0."""
-    pool = pool[pool >= 0]
-    if len(pool) == 0:
-        return np.zeros(len(values), np.float32)
-    top = int(pool.max())
-    if top < COUNT_LIMIT:  # small codes (languages, most creators): one count per code
-        counts = np.bincount(pool, minlength=top + 2)  # its last entry, 0, is read by -1 and codes above top
-        return (counts[np.minimum(values, top + 1)] / len(pool)).astype(np.float32)
-    if len(values) * len(pool) <= BROADCAST_LIMIT:  # a short list: one comparison matrix is cheapest
+    if len(values) * len(pool) <= BROADCAST_LIMIT and len(pool) and int(pool.max()) >= COUNT_LIMIT:
+        pool = pool[pool >= 0]  # a short list against large codes: one comparison matrix is cheapest
+        if not len(pool):
+            return np.zeros(len(values), np.float32)
         return (np.add.reduce(values[:, None] == pool[None, :], 1) / len(pool)).astype(np.float32)
-    uniq, counts = np.unique(pool, return_counts=True)
-    pos = np.clip(np.searchsorted(uniq, values), 0, len(uniq) - 1)
-    hit = (uniq[pos] == values) & (values >= 0)
-    return np.where(hit, counts[pos] / len(pool), 0.0).astype(np.float32)
+    return Shares.of(pool).share(values)

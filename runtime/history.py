@@ -76,6 +76,7 @@ class HistoryStore:
         self._since_prune = 0
         self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
         self._profile_writes: dict[str, int] = {}  # commits per profile
+        self._rewrites: dict[str, int] = {}  # commits per profile that did more than append events
         history_care.check_file(self.path, encrypted=key is not None)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,18 +120,19 @@ class HistoryStore:
                     self.db.execute(statement)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def generation(self, profile: str) -> tuple[int, int, int]:
-        """A token that changes whenever what is stored for `profile` may have changed, by this
-        store or by another connection to the same file (so derived data can be cached)."""
+    def generation(self, profile: str) -> tuple[int, int, int, int]:
+        """A token that changes whenever what is stored for `profile` may have changed (so derived
+        data can be cached): (other connections' commits, this store's commits for no one profile,
+        the profile's rewrites, its commits). Only the last moved: events were appended, no more."""
         with self._lock:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
             except self._errors as exc:
                 raise HistoryError(f"could not read {self.path} ({exc})") from None
-            return external, self._writes, self._profile_writes.get(profile, 0)
+            return external, self._writes, self._rewrites.get(profile, 0), self._profile_writes.get(profile, 0)
 
     @contextmanager
-    def _transaction(self, profile: str | None = None) -> Iterator[None]:
+    def _transaction(self, profile: str | None = None, append: bool = False) -> Iterator[None]:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -152,6 +154,8 @@ class HistoryStore:
                     self._writes += 1
                 else:
                     self._profile_writes[profile] = self._profile_writes.get(profile, 0) + 1
+                    if not append:
+                        self._rewrites[profile] = self._rewrites.get(profile, 0) + 1
 
     def _rollback(self) -> None:
         try:
@@ -179,7 +183,7 @@ class HistoryStore:
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
         ts = time.time() if ts is None else checks.timestamp(ts)
-        with self._transaction(profile):
+        with self._transaction(profile, append=True):
             cursor = self.db.execute(
                 "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
                 (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
@@ -202,14 +206,12 @@ class HistoryStore:
         return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
                 for r in rows]
 
-    def item_events(self, profile: str, limit: int) -> list[tuple[str, str]]:
-        """(item, event) of a profile's newest `limit` events, oldest first: all a request needs,
-        without building full events."""
+    def events_after(self, profile: str, after: int, limit: int) -> list[tuple[int, str, str]]:
+        """(id, item, event) of a profile's newest `limit` events with an id above `after`, oldest
+        first (after=0: the newest events; else those appended since event `after` was read)."""
         checks.text(profile, "user")
-        rows = self._read("SELECT item, event FROM events WHERE profile=? ORDER BY id DESC LIMIT ?",
-                          (profile, checks.integer(limit, "limit", 0)))
-        rows.reverse()
-        return rows
+        return self._read("SELECT id, item, event FROM events WHERE profile=? AND id>? ORDER BY id DESC LIMIT ?",
+                          (profile, checks.integer(after, "after", 0), checks.integer(limit, "limit", 0)))[::-1]
 
     def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
         """Items of the given events since `ts`, over every profile (what the device as a whole did)."""

@@ -17,6 +17,7 @@ import numpy as np
 FNV_BASIS = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 BLOCK = 1 << 13  # ids hashed per numpy pass (bounds the scratch memory: ~0.5 MB)
+RECENT_IDS = 4096  # looked-up ids remembered (~0.5 MB): every request re-reads a history's ids
 
 
 def hash_block(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -68,6 +69,7 @@ class IdIndex:
         its strings as (first row, offsets from 0, bytes) blocks to hash (default: read from
         `column`; the checks at open pass blocks read from the files, see file_blocks.py)."""
         self.column = column
+        self._recent: dict[str, int | None] = {}  # id -> row (or None), an index never changes
         count = len(column.offsets) - 1
         self.row_bits = max(1, int(count).bit_length())
         self.row_mask = np.uint64((1 << self.row_bits) - 1)
@@ -91,7 +93,20 @@ class IdIndex:
         return self.get_many([item_id])[0]
 
     def get_many(self, item_ids: list[str]) -> list[int | None]:
-        """Rows of many ids in one binary search (a history's worth per request)."""
+        """Rows of many ids (a history's worth per request): remembered ones from a dict, the rest in
+        one binary search."""
+        recent = self._recent
+        rows = [recent.get(i, -1) for i in item_ids]
+        todo = [k for k, row in enumerate(rows) if row == -1]
+        if todo:
+            found = self._search([item_ids[k] for k in todo])
+            if len(recent) + len(found) > RECENT_IDS:  # bounded: start over rather than track ages
+                recent.clear()
+            for k, row in zip(todo, found):
+                rows[k] = recent[item_ids[k]] = row
+        return rows
+
+    def _search(self, item_ids: list[str]) -> list[int | None]:
         data = [i.encode("utf-8") for i in item_ids]
         prefixes = [self._prefix(hash_one(d)) for d in data]
         found = np.searchsorted(self.keys, np.array(prefixes, np.uint64))

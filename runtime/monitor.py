@@ -25,9 +25,11 @@ class Monitor:
         try:
             yield
         finally:
-            elapsed = (time.perf_counter() - began) * 1e3
-            with self._lock:
-                self.timings[name].append(elapsed)
+            self.timed(name, (time.perf_counter() - began) * 1e3)
+
+    def timed(self, name: str, elapsed_ms: float) -> None:
+        with self._lock:
+            self.timings[name].append(elapsed_ms)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:

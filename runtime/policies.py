@@ -52,7 +52,7 @@ class Policy:
     freshness_days: float = 30.0
     language_boost: float = 0.05  # bonus for items in the user's usual languages
     feedback_weight: float = 1.0  # how strongly "more like this" / "not interested" steer (in score deviations)
-    popularity: float = 0.0  # blend of standardised log popularity into relevance (0 = none)
+    popularity: float = 0.0  # blend of standardised log popularity into relevance (0 = none, < 0 = long tail)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
@@ -74,6 +74,7 @@ class Policy:
             checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True)
         checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
         checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
+        checks.number(self.popularity, "Policy.popularity", -100.0, 100.0)
         checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
         checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
         checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)

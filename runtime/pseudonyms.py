@@ -90,8 +90,8 @@ class PseudonymousHistory(HistoryStore):
             e.profile = profile  # the caller's name, never stored
         return out
 
-    def item_events(self, profile, limit):
-        return super().item_events(self._pid(profile), limit)
+    def events_after(self, profile, after, limit):
+        return super().events_after(self._pid(profile), after, limit)
 
     def count(self, profile=None):
         return super().count(None if profile is None else self._pid(profile))

@@ -86,8 +86,25 @@ class Request:
     counts: Counter = field(default_factory=Counter)  # counters the stages raise (added to stats())
     done: bool = False  # the list is decided (e.g. no candidates): later stages are not run
 
+    def __copy__(self) -> Request:
+        """A shallow copy (an optional stage runs on one): the fields as they are, without the copy
+        module's generic protocol, which costs several times more per request."""
+        new = object.__new__(Request)
+        new.__dict__.update(self.__dict__)
+        return new
+
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
+
+    def for_user(self, name: str, build):
+        """A value derived from the user's state, built once per state: kept in the user's cache
+        entry, which a new event or a catalog change replaces (built anew without an entry)."""
+        kept = getattr(self.entry, "derived", None)
+        if kept is None:
+            return build()
+        if name not in kept:
+            kept[name] = build()
+        return kept[name]
 
 
 def parse_context(context: dict | None) -> tuple[float, float, int]:

@@ -114,17 +114,20 @@ class ExactScan:
         """True when top() keeps only k rows in memory (no N-long score array)."""
         return self._native is not None and self.stored.scale_axis != "row"
 
-    def top(self, user: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of the k best scores and those scores, best first (ties: lower row first);
-        the same as top_rows(scores(user), k) and its scores."""
+    def top(self, user: np.ndarray, k: int, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the k best scores and those scores, best first (ties: lower row first), leaving
+        out the rows of `skip` (sorted, unique int64); the same as top_rows(scores(user), k) and
+        its scores with the skipped rows' scores at -inf and dropped."""
+        skip = np.zeros(0, np.int64) if skip is None else np.ascontiguousarray(skip, np.int64)
         if not self.streams_top_k or k <= 0:
             scores = self.scores(user)
+            scores[skip[skip < len(scores)]] = -np.inf  # top_rows keeps finite scores only
             rows = top_rows(scores, k)
             return rows, scores[rows]
         query, step = self._query(user)
         k = min(k, len(self.table))
         rows, dots = np.empty(k, np.int64), np.empty(k, np.int32)
-        kept = self._native.top_k(self.table, query, rows, dots)
+        kept = self._native.top_k(self.table, query, rows, dots, skip)
         rows, dots = rows[:kept], dots[:kept]
         order = np.lexsort((rows, -dots.astype(np.int64)))
         return rows[order], np.multiply(dots[order], np.float32(step), dtype=np.float32)

@@ -102,18 +102,19 @@ class RetrieveStage:
                 and len(state.consumed) >= request.policy.cold_start_items
                 and bool(self.models.ann_kind or self.models.scan.streams_top_k))
 
-    def _best_rows(self, request: Request, count: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """About `count` best rows and their scores, from the ANN index when there is one (falling
-        back to the exact scan's top `count`), and whether they are all the rows there are."""
+    def _best_rows(self, request: Request, count: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """About `count` best rows outside `skip` and their scores, and whether no other row is left:
+        from the ANN index when there is one (asked for len(skip) more, as it cannot leave rows out;
+        on failure the exact scan), else from the exact scan, which passes over the skipped rows."""
         scan, query = self.models.scan, request.query
         if self.models.ann_kind:
             try:
-                rows = self.models.ann_index().search(query, count)
+                rows = self.models.ann_index().search(query, count + len(skip))
                 return rows, scan.exact(rows, query).astype(np.float32), False
             except Exception:  # the index is an optional part: fall back to the exact scan
                 request.count("ann_fallback")
-        rows, values = scan.top(query, count)
-        return rows, values, len(rows) >= request.catalog.base_count
+        rows, values = scan.top(query, count, skip)
+        return rows, values, len(rows) < count  # fewer than asked for: every row left was scored
 
     def _streamed_pool(self, request: Request, added: np.ndarray, inactive: np.ndarray) -> np.ndarray | None:
         """The pool _pool would give, from the scan's top rows only (no score for every item).
@@ -123,12 +124,12 @@ class RetrieveStage:
         """
         cat, excluded, filters = request.catalog, request.state.excluded, request.filters
         want = max(request.policy.short_list, request.k)
-        skip = np.sort(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))])
-        # The exact scan without filters: `want` survivors are certain once the skipped rows are
-        # counted in. Filters may drop more, and an ANN index finds more of the true best when it
+        skip = _skipped_rows(request, inactive, excluded)
+        # The exact scan without filters gives `want` survivors: it leaves the skipped rows out
+        # itself. Filters may drop more, and an ANN index finds more of the true best when it
         # searches wider (top-10 recall 0.93 -> 0.98 at 100k), so those ask for a margin.
         margin = 1 if filters is None and not self.models.ann_kind else 4
-        rows, values, scanned_all = self._best_rows(request, want * margin + len(skip))
+        rows, values, scanned_all = self._best_rows(request, want * margin, skip)
         if len(added):
             rows = np.r_[rows, cat.base_count + np.arange(len(added))]
             values = np.r_[values, (added @ request.query).astype(np.float32)]
@@ -184,3 +185,10 @@ def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:
     prior -= prior.mean()
     prior /= max(math.sqrt(float(prior @ prior) / len(prior)), 1e-9)
     return prior.astype(np.float32)
+
+
+def _skipped_rows(request: Request, inactive: np.ndarray, excluded: set[int]) -> np.ndarray:
+    """Rows the list never shows (removed items, the user's excluded ones), sorted and unique: built
+    once per user state, in the user's cache entry (a long history excludes thousands of rows)."""
+    # the entry belongs to this catalog version, so `inactive` cannot change under it
+    return request.for_user("skip", lambda: np.unique(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))]))

@@ -209,20 +209,26 @@ static int32_t worst_score(const candidate *a, scan_size k) {
     return worst;
 }
 
-/* Returns how many rows were kept (min(k, rows)), or -1 when out of memory. */
+/* Returns how many rows were kept (min(k, rows not skipped)), or -1 when out of memory. `skip`:
+ * n_skip rows in increasing order that are never kept (a user's seen items: the scan walks rows in
+ * order, so one pointer along the list finds them without a k inflated by their number). */
 static scan_size top_k_scan(dots_fn kernel, const int8_t *table, scan_size rows, scan_size dim,
-                            const int8_t *query, scan_size k, int64_t *best_rows, int32_t *best_scores) {
+                            const int8_t *query, scan_size k, const int64_t *skip, scan_size n_skip,
+                            int64_t *best_rows, int32_t *best_scores) {
     int32_t block[BLOCK_ROWS];
     const scan_size capacity = 2 * k + 2048;
     candidate *buffer = malloc(sizeof(candidate) * capacity);
     if (buffer == NULL) return -1;
-    scan_size held = 0;
+    scan_size held = 0, next_skip = 0;
     int32_t threshold = INT32_MIN; /* |dots| < 2^31 - 1, so every row passes until the first cut */
     for (scan_size start = 0; start < rows; start += BLOCK_ROWS) {
         scan_size count = rows - start < BLOCK_ROWS ? rows - start : BLOCK_ROWS;
         kernel(table + start * dim, count, dim, query, block);
         for (scan_size i = 0; i < count; i++) {
             if (block[i] > threshold) { /* equal scores lose: their rows come later */
+                const int64_t row = start + i;
+                while (next_skip < n_skip && skip[next_skip] < row) next_skip++;
+                if (next_skip < n_skip && skip[next_skip] == row) continue;
                 buffer[held].score = block[i];
                 buffer[held].row = start + i;
                 if (++held == capacity) {

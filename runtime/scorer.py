@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgerec.runtime.features import ITEM_FEATURES, ItemTable, item_features, share_in
+from edgerec.runtime.features import (
+    ITEM_FEATURES,
+    HistorySide,
+    ItemTable,
+    Shares,
+    history_side,
+    item_features,
+)
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
 TAG_ROWS_KEPT = 50_000  # rows whose tag codes stay decoded (a few MB at most)
@@ -73,18 +80,19 @@ class Featurizer:
     vectors_of: Callable[[np.ndarray], np.ndarray]
 
     def __call__(self, user: np.ndarray, items: np.ndarray, candidates: np.ndarray, history: np.ndarray,
-                 hour: float, device: int, now: int, liked: np.ndarray) -> np.ndarray:
-        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked.
+                 hour: float, device: int, now: int, liked: np.ndarray, side: ScorerSide | None = None) -> np.ndarray:
+        """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked;
+        side: self.side(history) when the caller keeps it between requests.
 
         Values equal the ranker's features where they share a name (computed in float32 as there)."""
+        side = self.side(history) if side is None else side
         out = np.zeros((len(candidates), len(FEATURES) + user.shape[0]), np.float64)
         out[:, len(FEATURES):] = items * user[None, :]
         out[:, _RETRIEVAL] = items @ user
-        out[:, _ITEM_COLUMNS] = item_features(self.table, candidates, history, now)
-        recent = history[-50:]
-        if len(recent):
-            out[:, _TAG] = self._tag_match(candidates, recent)
-            out[:, _GENRE] = self._genre_match(candidates, recent)
+        out[:, _ITEM_COLUMNS] = item_features(self.table, candidates, history, now, side.items)
+        if side.recent:
+            out[:, _TAG] = self._tag_match(candidates, side)
+            out[:, _GENRE] = side.genres.share(self.genre[candidates])
         if len(liked):
             sims = items @ self.vectors_of(np.asarray(liked[-5:], np.int64)).T
             out[:, _LIKE] = sims.max(1)
@@ -96,20 +104,39 @@ class Featurizer:
         out[known, _DAY_PART_CELLS + day_part(hour) * len(MODALITIES) + modality] = 1.0
         return out
 
-    def _genre_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
-        """The share of the recent history in each candidate's genre (unknown genres: 0)."""
-        genres = self.genre[np.concatenate([candidates, recent])]
-        return share_in(genres[: len(candidates)], genres[len(candidates):])
+    def side(self, history: np.ndarray) -> ScorerSide:
+        """The history's part of the features: read once per history (a device keeps it until the next event)."""
+        recent = np.asarray(history[-50:], np.int64)
+        return ScorerSide(history_side(self.table, history), len(recent), Shares.of(self.genre[recent]),
+                          self.tag_profile(recent))
 
-    def _tag_match(self, candidates: np.ndarray, recent: np.ndarray) -> np.ndarray:
-        """Mean share of the recent history carrying each of the item's tags."""
-        codes = self.tags.matrix(np.concatenate([candidates, recent]))
-        lens, cand, hist = codes[: len(candidates), 0], codes[: len(candidates), 1:], codes[len(candidates):, 1:]
+    def tag_profile(self, recent: np.ndarray) -> np.ndarray | None:
+        """How many of the recent rows carry each tag, by tag code (None when they carry none)."""
+        hist = self.tags.matrix(recent)[:, 1:] if len(recent) else np.zeros((0, 0), np.int64)
         hist = hist[hist >= 0]
-        if not len(hist):
+        return np.bincount(hist, minlength=len(self.tags.vocab) + 1) if len(hist) else None  # last entry 0: read by -1
+
+    def _tag_match(self, candidates: np.ndarray, side: ScorerSide) -> np.ndarray:
+        """Mean share of the recent history carrying each of the item's tags."""
+        if side.tag_profile is None:
             return np.zeros(len(candidates))
-        profile = np.bincount(hist, minlength=len(self.tags.vocab) + 1)  # its last entry, 0, is read by -1
-        return np.add.reduce(profile[cand], 1) / (len(recent) * np.maximum(lens, 1))
+        codes = self.tags.matrix(candidates)
+        lens, cand = codes[:, 0], codes[:, 1:]
+        profile = side.tag_profile
+        if len(profile) < len(self.tags.vocab) + 1:  # tags first seen among the candidates: counted 0 in the history
+            profile = np.r_[profile[:-1], np.zeros(len(self.tags.vocab) + 1 - len(profile) + 1, profile.dtype)]
+        return np.add.reduce(profile[cand], 1) / (side.recent * np.maximum(lens, 1))
+
+
+@dataclass
+class ScorerSide:
+    """The user's history as the scorer reads it: the item features' side, the number of recent
+    items, their genres and their tag counts (by tag code; None without tags)."""
+
+    items: HistorySide
+    recent: int
+    genres: Shares
+    tag_profile: np.ndarray | None
 
 
 class TagCodes:

@@ -22,7 +22,7 @@ import numpy as np
 from edgerec.runtime.drift import top_summary
 from edgerec.runtime.explain import Explainer, Reason
 from edgerec.runtime.fairness import fairness_applies, fairness_stage
-from edgerec.runtime.features import ranker_features
+from edgerec.runtime.features import history_side, ranker_features
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.pipeline import Pipeline, Stage
@@ -94,8 +94,10 @@ class RankerStage:
     def __call__(self, request: Request) -> Request:
         entry, backend = self.models.ranker
         state, pool = request.state, request.pool
-        feats = ranker_features(request.query, request.vectors, pool, request.catalog.feature_table(),
-                                np.array(state.consumed, np.int64), request.hour, request.device, int(request.now))
+        table, history = request.catalog.feature_table(), np.array(state.consumed, np.int64)
+        side = request.for_user("ranker_side", lambda: history_side(table, history))
+        feats = ranker_features(request.query, request.vectors, pool, table, history, request.hour, request.device,
+                                int(request.now), side)
         if entry.batch:  # a fixed-size TFLite ranker: pad or split to its batch
             out = []
             for start in range(0, len(feats), entry.batch):
@@ -132,13 +134,12 @@ def policies(request: Request) -> Request:
 
 def explain(request: Request) -> Request:
     """The list as Recommendations, each with why it is there."""
-    cat, state, order = request.catalog, request.state, request.order
+    cat, order = request.catalog, request.order
     metas = cat.metas(request.pool[order])
     if request.fallback is not None:  # say so, rather than dress popularity up as personal
         reasons = [Reason("fallback", request.fallback) for _ in metas]
     else:
-        explainer = Explainer(cat, state.consumed[-50:], state.liked, dict(state.tags), request.cold)
-        reasons = explainer.explain_all(metas, request.vectors[order])
+        reasons = _explainer(request).explain_all(metas, request.vectors[order])
     if request.scorer is not None and request.fallback is None:
         reasons = scorer_reasons(request, metas, reasons)
     request.results = []
@@ -146,6 +147,14 @@ def explain(request: Request) -> Request:
         item_id, title = meta.pop("item_id"), meta.pop("title", "")
         request.results.append(Recommendation(item_id, score, title, reason, meta))
     return request
+
+
+def _explainer(request: Request) -> Explainer:
+    """The user's side of the reasons (history vectors, series watched), built once per user state:
+    kept in the user's cache entry, which a new event or a catalog change replaces."""
+    state = request.state
+    return request.for_user(f"explainer cold={request.cold}", lambda: Explainer(
+        request.catalog, state.consumed[-50:], state.liked, dict(state.tags), request.cold))
 
 
 def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:

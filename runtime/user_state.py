@@ -10,18 +10,68 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.request import Request, UserState
-from edgerec.runtime.vocab import CONSUMED, EXCLUDING
+from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS, EXCLUDING
 
 HISTORY_WINDOW = 2_000  # newest events read per request
 USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
 FALLBACK_TEXT = "popular right now (your personal picks are unavailable at the moment)"
+
+
+_CODES = {name: code for code, name in enumerate(DEVICE_EVENTS)}  # other names: -1, read but ignored
+
+
+def _code_table(names) -> np.ndarray:
+    """True at the codes of `names`, indexed by code (code -1 reads the last entry, False)."""
+    table = np.zeros(len(DEVICE_EVENTS) + 1, bool)
+    table[[_CODES[n] for n in names]] = True
+    return table
+
+
+_CONSUMING = _code_table(CONSUMED)
+_EXCLUDING = _code_table([*EXCLUDING, "more_like_this"])  # show what is like it, not the item itself
+
+
+@dataclass
+class Window:
+    """The user's newest HISTORY_WINDOW events as catalog rows (-1: an item the catalog does not
+    have) and event codes, oldest first; newer events are added to it rather than read again."""
+
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    last_id: int = 0  # the newest event read
+
+    def extended(self, events: list[tuple[int, str, str]], index, size: int, window: int) -> Window:
+        """A copy with `events` ((id, item, event), oldest first, newer than last_id) added and the
+        oldest dropped beyond `window` events: what a read of the newest `window` events gives."""
+        if not events:
+            return self
+        rows = [-1 if row is None or row >= size else row for row in index.get_many([item for _, item, _ in events])]
+        codes = [_CODES.get(event, -1) for _, _, event in events]
+        rows, codes = np.r_[self.rows, np.array(rows, np.int64)], np.r_[self.codes, np.array(codes, np.int8)]
+        drop = max(len(rows) - window, 0)
+        return Window(rows[drop:], codes[drop:], events[-1][0])
+
+    def folded(self) -> dict:
+        """The state's event fields: consumed rows in first-consumption order, the excluded set and
+        the newest liked (5), disliked (20), loved (5) and finished (5) rows."""
+        known = self.rows >= 0
+        rows, codes = self.rows[known], self.codes[known]
+        taken = rows[_CONSUMING[codes]]
+        _, first = np.unique(taken, return_index=True)
+
+        def newest(event: str, n: int) -> list[int]:
+            return rows[codes == _CODES[event]][-n:].tolist()
+
+        return {"consumed": taken[np.sort(first)].tolist(), "excluded": set(rows[_EXCLUDING[codes]].tolist()),
+                "liked": newest("more_like_this", 5), "disliked": newest("not_interested", 20),
+                "loved": newest("like", 5), "finished": newest("finish", 5)}
 
 
 @dataclass
@@ -30,6 +80,8 @@ class UserEntry:
     state: UserState
     vector: np.ndarray | None = None
     encoded: bool = False  # a failed encoder leaves this False, so the next request tries again
+    derived: dict = field(default_factory=dict)  # later stages' per-user work, valid as long as the entry
+    window: Window | None = None  # the events behind `state`, to add newer ones to
 
 
 class UserCache:
@@ -38,10 +90,11 @@ class UserCache:
         self._entries: OrderedDict[str, UserEntry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, user: str, key: tuple) -> UserEntry | None:
+    def get(self, user: str, key: tuple | None = None) -> UserEntry | None:
+        """The user's entry if it was built for `key` (None: whatever it was built for)."""
         with self._lock:
             entry = self._entries.get(user)
-            if entry is None or entry.key != key:
+            if entry is None or (key is not None and entry.key != key):
                 return None
             self._entries.move_to_end(user)
             return entry
@@ -55,7 +108,10 @@ class UserCache:
 
 
 class HistoryStage:
-    """history: the user's consumed, excluded, liked and disliked rows, tags and languages."""
+    """history: the user's consumed, excluded, liked and disliked rows, tags and languages.
+
+    After the user's own new events (and nothing else changed), only those are read and added to
+    what the last request read: a long history costs its new events, not its length."""
 
     def __init__(self, history: HistoryStore, cache: UserCache):
         self.history, self.cache = history, cache
@@ -67,46 +123,51 @@ class HistoryStage:
         if entry is not None and entry.encoded:
             request.count("user_cache_hits")
         else:
-            state = read_state(self.history, cat, request.user)
-            entry = UserEntry(key, state, encoded=not state.consumed)  # a newcomer has nothing to encode
+            window = self._appended(request.user, key, cat)
+            if window is None:
+                window = Window().extended(self.history.events_after(request.user, 0, HISTORY_WINDOW), cat.index,
+                                           len(cat), HISTORY_WINDOW)
+            else:
+                request.count("user_state_appended")
+            state = state_of(window, cat, self.history.preferences(request.user))
+            entry = UserEntry(key, state, encoded=not state.consumed, window=window)  # a newcomer: nothing to encode
             self.cache.put(request.user, entry)
         request.state, request.vector, request.encoded = entry.state, entry.vector, entry.encoded
         request.entry = entry
         return request
 
+    def _appended(self, user: str, key: tuple, cat) -> Window | None:
+        """The cached window with the events appended since, when nothing else changed; else None."""
+        old = self.cache.get(user)
+        if old is None or old.window is None or old.key[1:] != key[1:]:
+            return None
+        (before, now) = old.key[0], key[0]
+        if before[:3] != now[:3]:  # another connection, a store-wide change, or a rewrite of this profile
+            return None
+        new = self.history.events_after(user, old.window.last_id, HISTORY_WINDOW) if before != now else []
+        return old.window.extended(new, cat.index, len(cat), HISTORY_WINDOW)
+
 
 def read_state(history: HistoryStore, cat, user: str) -> UserState:
-    index, size = cat.index, len(cat)
-    consumed, seen_consumed, excluded, liked, disliked = [], set(), set(), [], []
-    loved, finished = [], []
+    """The user's state from a full read of the newest HISTORY_WINDOW events."""
+    window = Window().extended(history.events_after(user, 0, HISTORY_WINDOW), cat.index, len(cat), HISTORY_WINDOW)
+    return state_of(window, cat, history.preferences(user))
+
+
+def state_of(window: Window, cat, prefs: dict[str, list[str]]) -> UserState:
+    """The state: the window's events plus the tags and languages of the recent items and the
+    onboarding choices."""
+    events = window.folded()
+    consumed = events["consumed"]
     tags, languages = Counter(), Counter()
-    events = history.item_events(user, HISTORY_WINDOW)
-    for (_, event), row in zip(events, index.get_many([item for item, _ in events])):
-        if row is None or row >= size:
-            continue  # an item the catalog no longer has (or that arrived after this request began)
-        if event in CONSUMED and row not in seen_consumed:
-            seen_consumed.add(row)
-            consumed.append(row)
-        if event in EXCLUDING:
-            excluded.add(row)
-        if event == "more_like_this":
-            liked.append(row)
-            excluded.add(row)  # show what is like it, not the item itself
-        elif event == "not_interested":
-            disliked.append(row)
-        elif event == "like":
-            loved.append(row)
-        elif event == "finish":
-            finished.append(row)
     recent = np.array(consumed[-50:], np.int64)
     tags.update(cat.tag_counts(consumed[-50:]))
     if "language" in cat.categorical:
         languages.update(lang for lang in cat.column("language", recent) if lang)
-    prefs = history.preferences(user)
     tags.update({t: 3 for t in prefs.get("tag", []) + prefs.get("genre", [])})
     languages.update({lang: 3 for lang in prefs.get("language", [])})
-    return UserState(consumed, excluded, liked[-5:], disliked[-20:], tags, languages, loved[-5:], finished[-5:],
-                     list(prefs.get("tag", [])))
+    return UserState(consumed, events["excluded"], events["liked"], events["disliked"], tags, languages,
+                     events["loved"], events["finished"], list(prefs.get("tag", [])))
 
 
 class EncodeStage:

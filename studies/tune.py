@@ -64,7 +64,7 @@ POLICY_SPACE: dict = {
     "diversity": (0.0, 0.7, "float"),
     "freshness": (0.0, 1.0, "float"),
     "freshness_days": (3.0, 365.0, "log"),
-    "popularity": (0.0, 1.0, "float"),
+    "popularity": (-1.0, 1.0, "float"),  # below 0 the policy lifts the long tail (novelty, coverage)
 }
 
 
@@ -269,7 +269,7 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
     study = _open_study(optuna, cfg, out)
     _check_same_target(study, cfg)
     if not study.trials:  # trial 0 is what a user gets without tuning: every other is measured against it
-        study.enqueue_trial(UNTUNED if cfg.target == "policy" else default_params(cfg))
+        study.enqueue_trial(untuned_policy(cfg) if cfg.target == "policy" else default_params(cfg))
     objective = search.model_trial if cfg.target == "model" else search.policy_trial
     finished = len(_done(study, pruned=True))  # a pruned trial counts: it was judged
     remaining = None if cfg.trials is None else max(cfg.trials - finished, 0)
@@ -294,6 +294,13 @@ def default_params(cfg: TuneConfig) -> dict:
                 "negatives": train.negatives, "use_features": model.use_features}
     space = {**MODEL_SPACE, **cfg.space, "strategy": list(cfg.strategies)}
     return {name: value for name, value in defaults.items() if _within(value, space[name])}
+
+
+def untuned_policy(cfg: TuneConfig) -> dict:
+    """The untuned policy as trial settings, leaving out those the search space excludes (a space of
+    long-tail weights only, say: the first trial then draws those as any other does)."""
+    space = {**POLICY_SPACE, **cfg.space}
+    return {name: value for name, value in UNTUNED.items() if _within(value, space[name])}
 
 
 def _within(value, spec) -> bool:

@@ -11,7 +11,7 @@ from edgerec.device_tests import BenchConfig, check_conformance, get_profile, ru
 from edgerec.device_tests.bench import check_budgets, device_peak_rss_mb, percentiles
 from edgerec.errors import ConfigError, EdgerecError
 
-FAST = BenchConfig(requests=40, warmup=5, users=20, history=8, retrieval_queries=30)
+FAST = BenchConfig(requests=40, warmup=5, users=20, history=8, retrieval_queries=30, long_history=25, long_requests=6)
 
 
 # budgets far above anything a tiny bundle needs: these tests check behaviour, not speed
@@ -34,6 +34,8 @@ def test_result_is_complete_and_within_budget(result):
         reused = run["counters"].get("user_cache_hits", 0)
         assert run["stages"]["encode"]["count"] + reused == run["stages"]["total"]["count"] == 40
         assert run["after_event"]["count"] == 8 and run["after_event"]["p50_ms"] > 0
+        long = run["long_history_after_event"]
+        assert long["events"] == 25 and long["count"] == 6 and long["p99_ms"] >= long["p50_ms"] > 0
         assert run["open_ms"] > 0
     methods = [m["method"] for m in result["retrieval"]["methods"]]
     assert methods[0].startswith("edgerec scan") and any("faiss" in m for m in methods)

@@ -92,7 +92,7 @@ def test_fedavg_rounds_teach_the_table_what_devices_did():
     with Recommender.open(GOLDEN, backend="onnx") as rec:
         target = 55
         stores = devices_going_to(rec, target)
-        histories = [[rec.catalog.row(i) for i, _ in s.item_events(f"u{d}", 100)] for d, s in enumerate(stores)]
+        histories = [[rec.catalog.row(i) for _, i, _ in s.events_after(f"u{d}", 0, 100)] for d, s in enumerate(stores)]
         users = np.concatenate([user_vectors(rec, h, np.array([len(h) - 1])) for h in histories])
         space = rec.manifest.embedding_space
         server = FederatedServer(rec.catalog.stored.dequantize(), space, len(stores),

@@ -139,6 +139,23 @@ def test_ids_are_found_by_hash_even_when_hashes_collide(monkeypatch):
     assert IdIndex(_column(ids + ["item-42"])).duplicate() == len(ids)
 
 
+def test_remembered_lookups_give_the_searched_rows_and_stay_bounded(monkeypatch):
+    monkeypatch.setattr(id_index_module, "RECENT_IDS", 50)
+    ids = [f"item-{i}" for i in range(300)]
+    index = IdIndex(_column(ids))
+    searched = []
+    search = index._search
+    index._search = lambda wanted: searched.append(len(wanted)) or search(wanted)
+    asked = ids[:30] + ["nope", "item-1"]
+    expected = list(range(30)) + [None, 1]
+    assert index.get_many(asked) == expected and searched == [32]
+    assert index.get_many(asked) == expected and searched == [32]  # the second time from memory
+    for first in range(0, 300, 40):  # more ids than remembered: memory starts over, rows stay right
+        assert index.get_many(ids[first:first + 40]) == list(range(first, min(first + 40, 300)))
+        assert len(index._recent) <= 50
+    assert index.get_many(asked) == expected and searched[-1] == 32
+
+
 def test_duplicate_ids_are_refused_when_the_bundle_opens(grown, tmp_path):
     compact, _ = grown
     copy = convert_bundle(compact, tmp_path / "copy")

@@ -63,14 +63,16 @@ def test_bad_records_are_refused_and_nothing_is_written(store):
     assert store.count() == 0
 
 
-def test_events_item_events_profiles_and_counts(store):
+def test_events_events_after_profiles_and_counts(store):
     for i in range(5):
         store.record("p", f"a{i}", EVENTS[i])
     store.record("q", "b", "play")
     assert [e.item for e in store.events("p")] == ["a0", "a1", "a2", "a3", "a4"]
     assert [e.item for e in store.events("p", limit=2)] == ["a3", "a4"]  # the newest two, oldest first
-    assert store.item_events("p", 3) == [("a2", EVENTS[2]), ("a3", EVENTS[3]), ("a4", EVENTS[4])]
-    assert store.item_events("nobody", 3) == []
+    assert [(item, event) for _, item, event in store.events_after("p", 0, 3)] == [
+        ("a2", EVENTS[2]), ("a3", EVENTS[3]), ("a4", EVENTS[4])]
+    assert [item for _, item, _ in store.events_after("p", 2, 10)] == ["a2", "a3", "a4"]  # ids above 2
+    assert store.events_after("nobody", 0, 3) == []
     assert store.profiles() == ["p", "q"]
     assert (store.count(), store.count("p"), store.count("q"), store.count("nobody")) == (6, 5, 1, 0)
 
@@ -284,7 +286,7 @@ def test_reads_of_a_broken_database_raise_history_errors(store):
     with pytest.raises(HistoryError, match="could not read"):
         store.events("p", limit=3)
     with pytest.raises(HistoryError, match="could not read"):
-        store.item_events("p", 3)
+        store.events_after("p", 0, 3)
     with pytest.raises(HistoryError, match="could not write to .*; nothing of this change was stored$"):
         store.record("p", "a", "play")
 
@@ -359,7 +361,7 @@ def test_a_corrupt_file_and_a_closed_store_give_history_errors(tmp_path):
 
 
 @pytest.mark.parametrize("call", [
-    lambda s: s.events(""), lambda s: s.item_events("", 3), lambda s: s.count(""), lambda s: s.preferences(""),
+    lambda s: s.events(""), lambda s: s.events_after("", 0, 3), lambda s: s.count(""), lambda s: s.preferences(""),
     lambda s: s.set_preferences("", "genre", ["jazz"]), lambda s: s.export(""), lambda s: s.forget(""),
 ])
 def test_an_empty_profile_is_refused_by_name_everywhere(store, call):
@@ -371,7 +373,7 @@ def test_limits_and_preference_kinds_are_refused_by_name(store):
     with pytest.raises(ConfigError, match=r"^limit must be an integer from 0 to \d+ \(got -1\)$"):
         store.events("p", limit=-1)
     with pytest.raises(ConfigError, match=r"^limit must be an integer from 0 to \d+ \(got -1\)$"):
-        store.item_events("p", -1)
+        store.events_after("p", 0, -1)
     with pytest.raises(ConfigError, match="^preference kind must not be empty$"):
         store.set_preferences("p", "", ["jazz"])
     assert store.preferences("p") == {}
@@ -435,7 +437,7 @@ def test_event_values_contexts_and_reads_of_a_closed_store_are_refused_by_name(t
 
 def test_a_limit_of_zero_asks_for_nothing(store):
     store.record("p", "a", "play")
-    assert store.events("p", limit=0) == [] and store.item_events("p", 0) == []
+    assert store.events("p", limit=0) == [] and store.events_after("p", 0, 0) == []
 
 
 @pytest.mark.parametrize("values", ["jazz", None, ["jazz", ""]])

@@ -490,6 +490,8 @@ def test_popularity_boost_is_the_weighted_standardised_log_popularity():
                                [-2 * math.sqrt(1.5), 0.0, 2 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
     off = popularity_boost(ints, Policy(popularity=0.0))
     assert off.tolist() == [0.0] * 3 and off.dtype == np.float64
+    np.testing.assert_allclose(popularity_boost(ints, Policy(popularity=-0.5)),  # below 0: the long tail first
+                               [0.5 * math.sqrt(1.5), 0.0, -0.5 * math.sqrt(1.5)], rtol=1e-12, atol=1e-15)
     # float32 counts (a narrow bundle column) are boosted in float64 like any other
     narrow = popularity_boost(np.array([0, 9, 99], np.float32), Policy(popularity=2.0))
     assert narrow.dtype == np.float64
@@ -511,6 +513,8 @@ POLICY_FIELDS = [
     ("freshness", [0.0], -0.5, "Policy.freshness must be a finite number from 0 up to 100 (got -0.5)"),
     ("freshness_days", [1e-9, 36_500.0], 0.0, "Policy.freshness_days must be a finite number above 0 up to 36500 (got 0.0)"),
     ("freshness_days", [1.0], 36_501.0, "Policy.freshness_days must be a finite number above 0 up to 36500 (got 36501.0)"),
+    ("popularity", [-100.0, 0.0, 100.0], math.nan, "Policy.popularity must be a finite number from -100 up to 100 (got nan)"),
+    ("popularity", [-1.0], 100.5, "Policy.popularity must be a finite number from -100 up to 100 (got 100.5)"),
     ("language_boost", [-100.0, 100.0], -100.5, "Policy.language_boost must be a finite number from -100 up to 100 (got -100.5)"),
     ("language_boost", [0.0], 100.5, "Policy.language_boost must be a finite number from -100 up to 100 (got 100.5)"),
     ("feedback_weight", [0.0, 100.0], -1.0, "Policy.feedback_weight must be a finite number from 0 up to 100 (got -1.0)"),

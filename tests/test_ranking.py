@@ -412,14 +412,19 @@ def test_a_scorer_of_other_feature_definitions_is_refused(scorer_bundle, tmp_pat
 
 
 def test_tag_match_is_the_recent_share_of_each_candidates_tags_even_when_the_last_has_none():
-    from edgerec.runtime.scorer import Featurizer, TagCodes
+    from edgerec.runtime.scorer import Featurizer, ScorerSide, TagCodes
 
-    tags = {0: ("heist", "crime"), 1: ("crime",), 2: ("space",), 3: (), 4: ("crime", "space"), 5: ()}
+    tags = {0: ("heist", "crime"), 1: ("crime",), 2: ("space",), 3: (), 4: ("crime", "space"), 5: (),
+            6: ("opera", "jazz", "crime")}
     featurize = Featurizer(None, None, TagCodes(lambda row: tags[row], len(tags)), None)
     recent = np.array([0, 1, 2])  # crime twice, heist once, space once
-    got = featurize._tag_match(np.array([4, 0, 3, 2, 5]), recent)
+    side = ScorerSide(None, len(recent), None, featurize.tag_profile(recent))  # kept between requests
+    got = featurize._tag_match(np.array([4, 0, 3, 2, 5]), side)
     np.testing.assert_allclose(got, [(2 + 1) / (3 * 2), (1 + 2) / (3 * 2), 0.0, 1 / 3, 0.0])
-    assert featurize._tag_match(np.array([3, 5]), recent).tolist() == [0.0, 0.0]
+    assert featurize._tag_match(np.array([3, 5]), side).tolist() == [0.0, 0.0]
+    # tags first met among later candidates (opera, jazz) count 0 in the history kept before them
+    np.testing.assert_allclose(featurize._tag_match(np.array([6, 4]), side), [(0 + 0 + 2) / (3 * 3), (2 + 1) / (3 * 2)])
+    assert featurize.tag_profile(np.array([3, 5])) is None
 
 
 def test_tag_codes_stay_right_when_the_decoded_rows_are_forgotten(monkeypatch):

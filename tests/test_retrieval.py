@@ -310,9 +310,14 @@ def test_every_kernel_gives_the_exact_integer_dots(n, dim, seed):
     reference = np.multiply(values.astype(np.int64) @ q, np.float32(step), dtype=np.float32)
     for scan in scans(stored):
         np.testing.assert_array_equal(scan.scores(user), reference, err_msg=scan.kernel)
+        skip = np.unique(rng.integers(0, n, rng.integers(0, n // 2 + 2)))  # a user's seen rows
+        ranked = np.lexsort((np.arange(n), -reference))
         for k in (1, 7, n // 2 + 1, n + 3):
             rows, scores = scan.top(user, k)
-            np.testing.assert_array_equal(rows, np.lexsort((np.arange(n), -reference))[:k], err_msg=scan.kernel)
+            np.testing.assert_array_equal(rows, ranked[:k], err_msg=scan.kernel)
+            np.testing.assert_array_equal(scores, reference[rows])
+            rows, scores = scan.top(user, k, skip)  # the k best of the rows not skipped
+            np.testing.assert_array_equal(rows, ranked[~np.isin(ranked, skip)][:k], err_msg=scan.kernel)
             np.testing.assert_array_equal(scores, reference[rows])
 
 
@@ -407,3 +412,14 @@ def test_ann_index_without_a_cache(tmp_path):
     index = AnnIndex(lambda at: vectors[at], 50, 8, None)
     assert index.search(vectors[3], 1).tolist() == [3] and list(tmp_path.iterdir()) == []
 
+
+
+def test_the_native_scan_refuses_a_skip_list_out_of_order():
+    if "native" not in available_kernels():
+        pytest.skip("no compiled scan here")
+    table, query = np.ones((10, 16), np.int8), np.ones(16, np.int8)
+    rows, dots = np.empty(3, np.int64), np.empty(3, np.int32)
+    for bad in ([4, 2], [3, 3]):
+        with pytest.raises(ValueError, match="skip must hold rows in increasing order, each once"):
+            native_scan().top_k(table, query, rows, dots, np.array(bad, np.int64))
+    assert native_scan().top_k(table, query, rows, dots, np.arange(8, dtype=np.int64)) == 2 and rows[:2].tolist() == [8, 9]

@@ -442,3 +442,12 @@ def test_reasons_name_the_next_episode_the_nearest_history_item_and_a_liked_item
     assert liked.kind == "feedback" and liked.item_id == cat.item_id(other)
     [newcomer] = Explainer(cat, [], [], {}, cold_start=True).explain_all(cat.metas([other]), cat.vectors([other]))
     assert newcomer.kind == "popular"
+
+
+def test_reasons_follow_the_newest_event_though_the_users_side_is_kept_between_requests(rec):
+    watched(rec, "fay", n=12)
+    first = [r.reason.to_dict() for r in rec.recommend("fay", k=10)]
+    assert [r.reason.to_dict() for r in rec.recommend("fay", k=10)] == first
+    assert not any(r["kind"] == "feedback" for r in first)
+    rec.record("fay", rec.catalog.item_id(500), "more_like_this")
+    assert any(r.reason.kind == "feedback" for r in rec.recommend("fay", k=10))

@@ -155,3 +155,10 @@ def test_cli_tune_prints_progress_and_writes_the_report(tmp_path):
     assert "trial 1:" in out.output and "best model:" in out.output
     record = json.loads((tmp_path / "study" / "tune.json").read_text())
     assert record["completed"] == 2 and (tmp_path / "study" / "tune.png").exists()
+
+
+def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_values():
+    assert tune_module.untuned_policy(TuneConfig(target="policy")) == tune_module.UNTUNED
+    long_tail = TuneConfig(target="policy", space={"popularity": [-0.1, -0.2], "diversity": (0.1, 0.5, "float")})
+    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0}
+    assert tune_module.POLICY_SPACE["popularity"][0] < 0  # the search reaches long-tail weights
