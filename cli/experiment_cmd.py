@@ -129,12 +129,15 @@ def ab(control, treatment, policy_a, policy_b, metric, data_dir, sim, json_out, 
     "edgerec experiment aa runs/demo/bundle --data runs/demo/data --experiments 200"))
 @click.argument("bundle", type=BUNDLE)
 @click.option("--experiments", default=200, show_default=True, help="A/A splits of the one simulated log.")
+@click.option("--interleaving", is_flag=True,
+              help="Interleave the bundle with itself and redraw the team coins instead of splitting users.")
 @sim_options()
-def aa(bundle, experiments, data_dir, sim, json_out) -> None:
+def aa(bundle, experiments, interleaving, data_dir, sim, json_out) -> None:
     """The test of the test: the false-positive rate of A/A splits (should be close to alpha)."""
-    from edgerec.studies.experiments import AAStudy
+    from edgerec.studies.experiments import AAStudy, InterleaveAAStudy
 
-    _run(AAStudy(bundle, data_dir, sim, experiments), json_out)
+    study = InterleaveAAStudy if interleaving else AAStudy
+    _run(study(bundle, data_dir, sim, experiments), json_out)
 
 
 @experiment_group.command("interleave", epilog=example(
@@ -167,13 +170,15 @@ def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, si
     "edgerec experiment sensitivity runs/demo/bundle runs/demo/bundle-teacher --data runs/demo/data "
     "--visits-sigma 0.9"))
 @two_arms
+@click.option("--seeds", default=1, show_default=True,
+              help="Repeat on other users (SEED, SEED + 1, ...) and pool them into one more row.")
 @sim_options()
-def sensitivity(control, treatment, policy_a, policy_b, data_dir, sim, json_out) -> None:
+def sensitivity(control, treatment, policy_a, policy_b, seeds, data_dir, sim, json_out) -> None:
     """Users an A/B test (with and without CUPED) and an interleaving need to detect the same effect."""
     from edgerec.studies.sensitivity import SensitivityStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)
-    _run(SensitivityStudy(a, b, data_dir, sim), json_out)
+    _run(SensitivityStudy(a, b, data_dir, sim, seeds=seeds), json_out)
 
 
 def _named_arms(arms: tuple[str, ...], policies: tuple[str, ...]) -> list:

@@ -1,24 +1,30 @@
 """How many users an A/B test and an interleaving need to detect the same improvement at 80% power.
 
-The simulator runs every user three times with the same seeds: all under
-the control, all under the treatment (the counterfactual pair gives the
-true per-user effect, its size and the per-user spread an A/B test faces,
-with and without CUPED), and once interleaved (the per-user preference an
-interleaving test faces). The power calculator turns each into users
-needed; their ratio is the sensitivity gain of interleaving.
+The simulator runs every user four times with the same seeds: all under the
+control, all under the treatment (the counterfactual pair gives the true
+per-user effect, its size and the per-user spread an A/B test faces, with
+and without CUPED), once more under the control with other draws of the
+users' luck (the variance two runs of the same users share is the most any
+pre-period covariate could remove: CUPED's ceiling), and once interleaved
+(the per-user credits an interleaving test faces). The power calculator turns
+each into users needed; their ratio is the sensitivity gain of interleaving.
+With `seeds` > 1 it is repeated on other users (seed, seed + 1, ...) and the
+users of all seeds are pooled into one more row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table
-from edgerec.studies.experiments import InterleaveStudy, _setup, interleave_analysis
+from edgerec.studies.experiments import InterleaveStudy, _setup, cuped_covariates, interleave_tests
 from edgerec.studies.simulator import Arm, SimConfig
+
+FIRST_COVARIATES = 4  # the four raw pre-period figures CUPED used before sessions, watch time and logs
 
 
 @dataclass
@@ -31,43 +37,81 @@ class SensitivityStudy(Study):
     metric: str = "plays"
     alpha: float = 0.05
     source: str = "auto"
+    seeds: int = 1
 
     def measure(self, progress: Progress) -> dict:
-        _, simulator = _setup(self.data_dir, self.sim, self.source)
-        runs = {}
-        for arm in (self.control, self.treatment):
-            progress(f"all users under {arm.name}", {})
+        runs = [self.simulate(replace(self.sim, seed=self.sim.seed + i), progress) for i in range(self.seeds)]
+        rows = [{"seed": self.sim.seed + i, **self.figures(run)} for i, run in enumerate(runs)]
+        record = {"metric": self.metric, "seeds": rows}
+        if len(runs) > 1:
+            pooled = {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
+            record["pooled"] = {"seed": "pooled", **self.figures(pooled)}
+        return {**record, **(record.get("pooled") or rows[0])}
+
+    def simulate(self, sim: SimConfig, progress: Progress) -> dict[str, np.ndarray]:
+        """Per-user arrays of one seed: outcome under each arm and a replicate, covariates, credits."""
+        _, simulator = _setup(self.data_dir, sim, self.source)
+        out = {}
+        for key, arm, replicate in (("control", self.control, 0), ("treatment", self.treatment, 0),
+                                    ("replicate", self.control, 1)):
+            progress(f"seed {sim.seed}: all users under {arm.name}" + (" (other draws)" if replicate else ""), {})
+            simulator.cfg = replace(sim, replicate=replicate)
             # the pre-period under the control for both, as in the A/B test
             log = simulator.run([Arm("pre", self.control.bundle, self.control.policy),
                                  Arm("only", arm.bundle, arm.policy)], lambda _u: "only")
-            runs[arm.name] = (log.period(self.metric), log.pre_device)
-        (ya, xa), (yb, xb) = runs[self.control.name], runs[self.treatment.name]
+            out[key] = log.period(self.metric)
+            if key == "control":
+                out["pre"] = log.pre_device
+        simulator.cfg = sim
+        progress(f"seed {sim.seed}: interleaved", {})
+        il = InterleaveStudy(self.control, self.treatment, self.data_dir, sim, self.alpha, self.source)
+        log = il.run_log(simulator)
+        out["clicks_a"], out["clicks_b"] = log.period("clicks_a"), log.period("clicks_b")
+        out["user"] = np.array([f"{sim.seed}/{u}" for u in log.users])
+        return out
+
+    def figures(self, run: dict[str, np.ndarray]) -> dict:
+        ya, yb, pre = run["control"], run["treatment"], run["pre"]
         effect = float(yb.mean() - ya.mean())
         sigma = float(np.sqrt((ya.var(ddof=1) + yb.var(ddof=1)) / 2))
-        ac, at, reduction = stats.cuped(ya, yb, xa, xb)
-        sigma_cuped = float(np.sqrt((ac.var(ddof=1) + at.var(ddof=1)) / 2))
-        progress("interleaved", {})
-        il = InterleaveStudy(self.control, self.treatment, self.data_dir, self.sim, self.alpha, self.source)
-        preference = interleave_analysis(il.run_log(simulator), self.alpha)
+        y = np.concatenate([ya - ya.mean(), yb - yb.mean()])  # each arm about its own mean
+        users = np.concatenate([run["user"], run["user"]])
+        cuped = {}
+        for name, x in (("first", pre[:, :FIRST_COVARIATES]), ("all", cuped_covariates(pre))):
+            in_sample = stats.cuped(ya, yb, x, x)[2]
+            held = stats.cuped_holdout(y, np.concatenate([x, x]), users)
+            # users needed from the held-out share: what a new experiment can count on
+            n = stats.sample_size(sigma * np.sqrt(1 - held), effect, self.alpha) if effect else None
+            cuped[name] = (in_sample, held, n)
+        shared = float(np.cov(ya, run["replicate"])[0, 1] / np.sqrt(ya.var(ddof=1) * run["replicate"].var(ddof=1)))
+        il = interleave_tests(run["clicks_a"], run["clicks_b"], self.alpha)
         ab_n = stats.sample_size(sigma, effect, self.alpha) if effect else None
-        ab_cuped_n = stats.sample_size(sigma_cuped, effect, self.alpha) if effect else None
-        il_n = preference["users_needed_80pct"]
+        gain = {k: ab_n / il[k] if ab_n and il[k] else None for k in ("users_needed_80pct", "users_needed_80pct_sign")}
         return {
-            "users_simulated": len(ya), "metric": self.metric, "true_effect": effect,
-            "relative_effect": effect / float(ya.mean()) if ya.mean() else None,
-            "sigma": sigma, "sigma_cuped": sigma_cuped, "cuped_variance_reduction": reduction,
-            "ab_users_needed": ab_n, "ab_cuped_users_needed": ab_cuped_n, "interleaving_users_needed": il_n,
-            "interleaving_preference_mean": preference["preference_mean"],
-            "interleaving_preference_sd": preference["preference_sd"],
-            "gain_vs_ab": ab_n / il_n if ab_n and il_n else None,
-            "gain_vs_ab_cuped": ab_cuped_n / il_n if ab_cuped_n and il_n else None,
+            "users_simulated": len(ya), "true_effect": effect,
+            "relative_effect": effect / float(ya.mean()) if ya.mean() else None, "sigma": sigma,
+            "cuped_first_in_sample": cuped["first"][0], "cuped_first_held_out": cuped["first"][1],
+            "cuped_in_sample": cuped["all"][0], "cuped_held_out": cuped["all"][1], "cuped_ceiling": shared,
+            "ab_users_needed": ab_n, "ab_cuped_first_users_needed": cuped["first"][2],
+            "ab_cuped_users_needed": cuped["all"][2],
+            "interleaving_sign_users_needed": il["users_needed_80pct_sign"],
+            "interleaving_users_needed": il["users_needed_80pct"],
+            "gain_sign_vs_ab": gain["users_needed_80pct_sign"], "gain_vs_ab": gain["users_needed_80pct"],
+            "interleaving_credit_mean": il["credit_mean"], "interleaving_credit_sd": il["credit_sd"],
+            "interleaving_preference_mean": il["preference_mean"], "interleaving_preference_sd": il["preference_sd"],
         }
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        rows = [{"test": "A/B (Welch)", "users_needed": record["ab_users_needed"]},
-                {"test": "A/B with CUPED", "users_needed": record["ab_cuped_users_needed"]},
-                {"test": "team-draft interleaving", "users_needed": record["interleaving_users_needed"]}]
-        return [Table(f"users needed at 80% power (true effect {record['true_effect']:.4g} {record['metric']} "
-                      f"per user; CUPED removes {100 * record['cuped_variance_reduction']:.0f}% of the variance)",
-                      rows)]
+        rows = [*record["seeds"], *([record["pooled"]] if "pooled" in record else [])]
+        needed = [{"seed": r["seed"], "users": r["users_simulated"], "true effect": r["relative_effect"],
+                   "A/B": r["ab_users_needed"], "A/B+CUPED (4 raw figures)": r["ab_cuped_first_users_needed"],
+                   "A/B+CUPED (6 logs)": r["ab_cuped_users_needed"], "interleaving (sign)": r["interleaving_sign_users_needed"],
+                   "interleaving (credit)": r["interleaving_users_needed"], "gain (sign)": r["gain_sign_vs_ab"],
+                   "gain (credit)": r["gain_vs_ab"]} for r in rows]
+        cuped = [{"seed": r["seed"], "4 raw figures in sample": r["cuped_first_in_sample"],
+                  "4 raw held out": r["cuped_first_held_out"], "6 logs in sample": r["cuped_in_sample"],
+                  "6 logs held out": r["cuped_held_out"], "ceiling (shared between runs)": r["cuped_ceiling"]}
+                 for r in rows]
+        return [Table(f"users needed at 80% power on {record['metric']} per user (CUPED: held-out share)", needed),
+                Table(f"share of the variance of {record['metric']} per user CUPED removes", cuped)]

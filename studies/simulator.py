@@ -12,10 +12,13 @@ A day: Poisson(visit rate x mood) sessions, mood being how the last active
 day went (finishes per list); a session is one list and then another with a
 probability from the user's depth, lower after a list without a finish.
 A user's pre-period
-activity, CUPED's covariate, is read back from the device history: its
-plays, finishes and skips in the pre-period. Every draw comes from generators seeded
+activity, CUPED's covariates, is read back from the device history
+(PRE_FEATURES): its plays (counted exactly as the experiment's plays are),
+finishes, sessions, watch time and active days in the pre-period, and the rate
+of the older events. The pre-period begins the day after the log ends, so no
+logged event falls into it. Every draw comes from generators seeded
 by (seed, user), so a run is repeatable and one user's luck does not depend
-on the others.
+on the others; `replicate` redraws every user's luck and nothing else.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from edgerec.studies.reactions import Reaction, Reactions
 
 DAY = 86_400
 MOOD = (0.5, 1.5)  # a day with no finish halves the next day's visit rate; a finish in every list: x1.5
-PRE_FEATURES = ("pre_plays", "pre_finishes", "pre_active_days", "older_events_per_day")
+PRE_FEATURES = ("pre_plays", "pre_finishes", "pre_active_days", "older_events_per_day", "pre_sessions",
+                "pre_watch_s")
+SESSION_GAP = 1800  # seconds of silence that end a session (the usual 30 minutes)
 FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
           "wins_a", "wins_b", "clicks_a", "clicks_b")
 
@@ -50,6 +55,7 @@ class SimConfig:
     history_events: int = 30  # newest logged events put on each user's device at the start
     click_model: str = "pbm"
     seed: int = 0
+    replicate: int = 0  # > 0: other draws of the same users' sessions and reactions (same users, same activity)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
 
     def validate(self) -> None:
@@ -90,6 +96,8 @@ class SimLog:
     values: dict[str, np.ndarray]  # field -> (users, days)
     shown: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # arm -> day -> item ids shown
     pre_device: np.ndarray | None = None  # (users, len(PRE_FEATURES)): what the device history knew beforehand
+    # interleaved lists: (user row, day, clicked positions, teams), for re-randomised A/A interleaving
+    interleaved: list[tuple[int, int, tuple[int, ...], tuple[str, ...]]] = field(default_factory=list)
 
     def period(self, name: str, pre: bool = False) -> np.ndarray:
         """Per-user sum of a field over the experiment (or the pre-) period."""
@@ -102,7 +110,8 @@ class Simulator:
         cfg.validate()
         self.dataset, self.reactions, self.cfg = dataset, reactions, cfg
         log = dataset.interactions
-        self.start = float(log.timestamp.max()) + DAY  # the experiment starts after the log ends
+        # the pre-period starts the day after the log ends, the experiment after the pre-period
+        self.start = float(log.timestamp.max()) + DAY * (1 + cfg.pre_days)
         counts = np.bincount(log.user, minlength=dataset.n_users)
         eligible = np.flatnonzero(counts >= 3)
         rng = np.random.default_rng([cfg.seed, 1])
@@ -146,7 +155,7 @@ class Simulator:
         days = np.arange(-cfg.pre_days, cfg.days)
         values = {f: np.zeros((len(self.user_codes), len(days))) for f in FIELDS}
         shown: dict[str, dict[int, list[str]]] = {a.name: {} for a in arms}
-        user_arms, pre_device = [], []
+        user_arms, pre_device, interleaved = [], [], []
         first = arms[0].name
         for i, code in enumerate(self.user_codes):
             name = self.dataset.user_ids[code]
@@ -155,10 +164,10 @@ class Simulator:
                 raise ConfigError(f"assign() returned {arm!r}, not one of the arms {list(recs)}")
             user_arms.append(arm)
             self.seed_history(devices, int(code))
-            rng = np.random.default_rng([cfg.seed, int(code)])
+            rng = np.random.default_rng([cfg.seed, int(code), *([cfg.replicate] if cfg.replicate else [])])
             hour = float(rng.uniform(7, 23))
             user = self.activity(int(code))
-            mood = 1.0
+            mood, begun = 1.0, np.inf  # begun: when the device first served the user's experiment arm
             for d, day in enumerate(days):
                 now_arm = first if day < 0 else arm
                 rec, policy = recs[now_arm], policies[now_arm]
@@ -170,8 +179,10 @@ class Simulator:
                 for s in range(sessions):
                     at = hour + 16 * s / sessions  # spread over the user's waking day
                     now = max(self.start + float(day) * DAY + at * 3600, clock)  # after the last session
+                    begun = min(begun, now) if day >= 0 else begun
                     out = self._session(rec, policy, name, int(code), now, at, rng, lister, devices, user)
                     shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
+                    interleaved += [(i, int(day), *one) for one in out.pop("interleaved")]
                     clock = out.pop("end")
                     for f, v in out.items():
                         day_out[f] += v
@@ -179,32 +190,43 @@ class Simulator:
                     values[f][i, d] = v
                 values["active"][i, d] = 1.0
                 mood = float(np.clip(0.5 + day_out["finishes"] / max(day_out["lists"], 1), *MOOD))
-            pre_device.append(self.pre_period(recs[first], name))
-        return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64))
+            pre_device.append(self.pre_period(recs[first], name, begun))
+        return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64),
+                      interleaved)
 
     def activity(self, code: int) -> UserActivity:
         """The user's visit rate and session depth (studies/activity.py), the same in every run of a seed."""
         score = float(self.reactions.activity_score(np.array([code]))[0])
         return user_activity(self.cfg.activity, score, np.random.default_rng([self.cfg.seed, code, 0xAC]))
 
-    def pre_period(self, rec: Recommender, user: str) -> list[float]:
+    def pre_period(self, rec: Recommender, user: str, begun: float = np.inf) -> list[float]:
         """What the device knows of the user before the experiment (CUPED's covariates, PRE_FEATURES):
-        items played in the pre-period (finished or skipped included), finishes, active days, and the
-        rate of the older events (per day over their span)."""
+        items played in the pre-period (finished or skipped included), finishes, active days (days on
+        which a session began), the rate of the older events (per day over their span), sessions (runs
+        of events with no SESSION_GAP of silence) and seconds watched (the value the app records with
+        each play). The pre-period ends when the device first served the experiment's arm (`begun`):
+        a late session of the last pre-period day may run past midnight."""
         begin = self.start - self.cfg.pre_days * DAY
         events = rec.history.events(user)
-        pre = [e for e in events if begin <= e.ts < self.start]
-        plays = sum(1 for e in pre if e.event != "like" and e.event not in FEEDBACK)
+        pre = [e for e in events if begin <= e.ts < begun]
+        is_play = [e.event != "like" and e.event not in FEEDBACK for e in pre]
+        played = [e for e, play in zip(pre, is_play) if play]
         finishes = sum(1 for e in pre if e.event == "finish")
-        days = len({int((e.ts - begin) // DAY) for e in pre})
         older = [e.ts for e in events if e.ts < begin]
         rate = len(older) / max((max(older) - min(older)) / DAY, 1.0) if older else 0.0
-        return [plays, finishes, days, rate]
+        # an event is stamped when the viewing ends: a session is cut when the silence between the end of
+        # one event and the start of the next (its time less the seconds watched) exceeds SESSION_GAP
+        spans = sorted((e.ts - (e.value or 0.0) if play else e.ts, e.ts) for e, play in zip(pre, is_play))
+        starts = [first for (_, end), (first, _) in zip([(0.0, -np.inf), *spans], spans)
+                  if first - end > SESSION_GAP]
+        days = len({int((t - begin) // DAY) for t in starts})
+        watched = sum(e.value or 0.0 for e in played)
+        return [len(played), finishes, days, rate, len(starts), watched]
 
     def _session(self, rec, policy, name, code, now, hour, rng, lister, devices, user: UserActivity) -> dict:
         cfg, react = self.cfg, self.reactions
         out = {f: 0.0 for f in FIELDS}
-        out["items"] = []
+        out["items"], out["interleaved"] = [], []
         for _ in range(cfg.activity.max_lists):
             context = {"now": now, "hour": hour % 24}
             if lister is None:
@@ -232,6 +254,7 @@ class Simulator:
                 out["clicks_b"] += b
                 out["wins_a"] += a > b
                 out["wins_b"] += b > a
+                out["interleaved"].append((tuple(reaction.clicked), tuple(teams)))
             if not user.goes_on(rng, bool(reaction.finished.any())):
                 break
         out["end"] = now
@@ -245,13 +268,13 @@ class Simulator:
             if reaction.played[p]:
                 now += float(reaction.watched_s[p]) + 10
                 events.append((item, "skip" if reaction.skipped[p] else "finish" if reaction.finished[p] else "play",
-                               now))
+                               float(reaction.watched_s[p]), now))
                 if reaction.liked[p]:
-                    events.append((item, "like", now + 1))
+                    events.append((item, "like", None, now + 1))
             elif reaction.refused[p]:
                 now += 2
-                events.append((item, "not_interested", now))
+                events.append((item, "not_interested", None, now))
         for rec in devices:
-            for item, event, ts in events:
-                rec.record(name, item, event, timestamp=ts)
+            for item, event, value, ts in events:
+                rec.record(name, item, event, value=value, timestamp=ts)
         return now + 30

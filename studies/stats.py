@@ -1,5 +1,5 @@
 """The statistics of online experiments: Welch's t-test, bootstrap intervals, CUPED, mSPRT,
-power and minimum detectable effect, the sign test of interleaving, and the verdict rule.
+power and minimum detectable effect, the sign and credit tests of interleaving, and the verdict rule.
 
 All of it works on per-user arrays (one value per user and arm), the unit
 that was randomised. Normal approximations are used where the sample sizes
@@ -82,25 +82,68 @@ def cuped(control, treatment, pre_control, pre_treatment) -> tuple[np.ndarray, n
     """CUPED (Deng et al., WSDM 2013): y - theta (x - mean x), theta = cov(x, y) / var(x) over both arms.
 
     x is one pre-period value per user, or several (an (n, p) array): theta is
-    then the least-squares fit of y on the centred covariates (regression
-    adjustment; with one column it is the formula above). Returns the adjusted
-    arrays and the share of variance removed. The mean of x over both arms is
+    then the least-squares fit of y on the covariates (regression adjustment;
+    with one column it is the formula above). Returns the adjusted arrays and
+    the share of variance removed. The mean of x over both arms is
     subtracted, so the difference of means keeps its expectation (x is
-    measured before assignment).
+    measured before assignment). theta is fitted on y and x taken about each
+    arm's own means, one slope for both arms (the treatment coefficient of
+    y ~ arm + x): fitted about the pooled mean instead, the effect itself
+    leaks into theta and the adjustment shrinks it towards zero by about the
+    share of the arm indicator that the covariates explain by chance (4% with
+    six heavy-tailed covariates on 300 users; the test shows it).
     """
     c, t = _arrays(control, treatment)
     xc, xt = (np.asarray(v, np.float64) for v in (pre_control, pre_treatment))
     xc, xt = (v.reshape(len(v), -1) if v.ndim == 1 else v for v in (xc, xt))
     if xc.ndim != 2 or len(xc) != len(c) or len(xt) != len(t) or xc.shape[1] != xt.shape[1]:
         raise ConfigError("CUPED needs the same pre-period values for every user in each arm")
-    y, x = np.concatenate([c, t]), np.concatenate([xc, xt])
-    x = x - x.mean(0)
-    x = x[:, x.var(0) > 0]  # a constant covariate says nothing
-    theta = np.linalg.lstsq(x, y - y.mean(), rcond=None)[0] if x.shape[1] else np.zeros(0)
-    ac, at = c - x[: len(c)] @ theta, t - x[len(c):] @ theta
+    arm = np.repeat([0, 1], [len(c), len(t)])
+    adjust = cuped_fit(np.concatenate([c, t]), np.concatenate([xc, xt]), arm)
+    ac, at = c - adjust(xc), t - adjust(xt)
     before = c.var(ddof=1) + t.var(ddof=1)
     after = ac.var(ddof=1) + at.var(ddof=1)
     return ac, at, float(1 - after / before) if before > 0 else 0.0
+
+
+def cuped_fit(y: np.ndarray, x: np.ndarray, arm: np.ndarray | None = None):
+    """The adjustment x -> theta (x - mean x): theta by least squares of y on x, both taken about
+    their mean within each arm (`arm`: one label per row; None: one arm); mean x over all rows."""
+    arm = np.zeros(len(y), np.int64) if arm is None else np.asarray(arm)
+    mean = x.mean(0)
+    keep = x.var(0) > 0  # a constant covariate says nothing
+    yw, xw = y.astype(np.float64), x[:, keep].astype(np.float64)
+    for a in np.unique(arm):
+        rows = arm == a
+        yw[rows] -= yw[rows].mean()
+        xw[rows] -= xw[rows].mean(0)
+    theta = np.linalg.lstsq(xw, yw, rcond=None)[0] if keep.any() else np.zeros(0)
+    return lambda new: (np.asarray(new, np.float64) - mean)[:, keep] @ theta
+
+
+def _removed(before: np.ndarray, after: np.ndarray) -> float:
+    total = float((before ** 2).sum())
+    return float(1 - (after ** 2).sum() / total) if total > 0 else 0.0
+
+
+def cuped_holdout(y: np.ndarray, x: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+    """Share of the variance of pooled y that CUPED removes from users it was not fitted on.
+
+    The in-sample share overstates with many covariates and heavy-tailed users
+    (the fit chases the few heaviest); here each fold of users is adjusted with
+    theta fitted on the others, the figure to plan sample sizes with. `groups`
+    names the user of each row, so rows of one user stay in one fold.
+    """
+    y, x = np.asarray(y, np.float64), np.asarray(x, np.float64).reshape(len(y), -1)
+    names, row = np.unique(groups, return_inverse=True)
+    fold = np.random.default_rng(seed).permutation(len(names))[row] % folds
+    adjusted = np.empty_like(y)
+    for f in range(folds):
+        out = fold == f
+        if out.all() or not out.any():
+            raise ConfigError(f"need more users than the {folds} folds")
+        adjusted[out] = y[out] - cuped_fit(y[~out], x[~out])(x[out])
+    return _removed(y - y.mean(), adjusted - adjusted.mean())
 
 
 def msprt(control, treatment, tau: float | None = None) -> list[float]:
@@ -150,6 +193,34 @@ def mde(sigma: float, users: int, alpha: float = 0.05, power: float = 0.8) -> fl
         raise ConfigError(f"need at least 4 users (got {users})")
     z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
     return float(z * sigma * math.sqrt(2 / (users / 2)))
+
+
+def credit_test(clicks_a, clicks_b, cap_quantile: float = 0.9) -> tuple[float, float, float]:
+    """Interleaving's per-user credit test: a one-sample t-test of each user's clicks for B minus
+    clicks for A over the whole experiment (every user counts, ties and users without clicks as 0).
+
+    Unlike the sign test it keeps how strongly each user preferred a team, so a
+    user who played five of B's items and one of A's weighs more than one who
+    played one of each side. The few heaviest users would then drown the rest in
+    their own noise, so each difference is capped at the `cap_quantile` of the
+    non-zero |differences| (winsorising; 1.0: no cap). The cap depends on sizes
+    only, never on signs, so with no preference the capped differences stay
+    symmetric about 0 and the test keeps its level. Returns (mean capped
+    difference, its standard deviation over users, two-sided p-value).
+    """
+    a, b = _arrays(clicks_a, clicks_b)
+    if len(a) != len(b):
+        raise ConfigError(f"need one A and one B credit per user (got {len(a)} and {len(b)})")
+    if not 0 < cap_quantile <= 1:
+        raise ConfigError(f"cap_quantile must be in (0, 1] (got {cap_quantile})")
+    d = b - a
+    if cap_quantile < 1 and d.any():
+        cap = float(np.quantile(np.abs(d[d != 0]), cap_quantile))
+        d = np.clip(d, -cap, cap)
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return mean, sd, 1.0 if mean == 0 else 0.0
+    return mean, sd, float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
 
 
 def sign_test(wins_a: int, wins_b: int) -> float:

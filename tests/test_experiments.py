@@ -22,10 +22,18 @@ from edgerec.runtime.experiment import EXPLORE_STAGE, explore
 from edgerec.runtime.interleave import InterleaveStage, other_recommender
 from edgerec.runtime.pipeline import Stage
 from edgerec.runtime.policies import Policy
+from edgerec.studies import experiments, stats
 from edgerec.studies.agreement import AgreementStudy, rank_agreement
-from edgerec.studies.experiments import ABStudy, InterleaveStudy, OPEStudy, SimulateStudy
+from edgerec.studies.experiments import (
+    ABStudy,
+    InterleaveAAStudy,
+    InterleaveStudy,
+    OPEStudy,
+    SimulateStudy,
+)
 from edgerec.studies.reactions import FittedReactions, SynthReactions, examination, reactions_for
-from edgerec.studies.simulator import Arm, SimConfig, Simulator
+from edgerec.studies.sensitivity import SensitivityStudy
+from edgerec.studies.simulator import PRE_FEATURES, Arm, SimConfig, Simulator
 
 pytestmark = pytest.mark.slow
 TINY = SimConfig(users=12, days=3, pre_days=1, k=5, seed=3)
@@ -231,7 +239,6 @@ def test_agreement_cli_checks_its_arms(tiny_bundle):
 def test_persistent_activity_is_what_cuped_removes(tiny_bundle):
     from scipy.stats import spearmanr
 
-    from edgerec.studies import stats
     from edgerec.studies.activity import ActivityConfig
 
     dataset = load_dataset(tiny_bundle.parent / "data")
@@ -255,3 +262,91 @@ def test_persistent_activity_is_what_cuped_removes(tiny_bundle):
     assert first == [sim.activity(int(c)) for c in sim.user_codes[:5]]  # drawn once: the same every time
     assert [u.depth for u in first] != [other.activity(int(c)).depth for c in sim.user_codes[:5]]  # seeded
     assert removed > removed_flat + 0.15  # 0.28 against 0.06 with these seeds
+
+
+def test_the_device_counts_its_pre_period_as_the_experiment_counts_its_outcome(tiny_bundle):
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    sim = Simulator(dataset, reactions_for(dataset), SimConfig(users=30, days=1, pre_days=3, k=5, seed=5))
+    log = sim.run([Arm("a", tiny_bundle)], lambda _u: "a")
+    pre = dict(zip(PRE_FEATURES, log.pre_device.T))
+    # read back from the device history, exactly the simulator's own pre-period counts: no logged event
+    # falls into the pre-period and every play carries the seconds watched
+    assert np.array_equal(pre["pre_plays"], log.period("plays", pre=True))
+    assert np.array_equal(pre["pre_finishes"], log.period("finishes", pre=True))
+    assert np.allclose(pre["pre_watch_s"], log.period("watch_s", pre=True))
+    assert log.period("plays", pre=True).sum() > 0 and (pre["older_events_per_day"] > 0).all()
+    # a session holds one list or more; every day with an event holds at least one session
+    assert (pre["pre_sessions"] <= log.period("lists", pre=True)).all()
+    assert (pre["pre_sessions"] >= pre["pre_active_days"]).all() and pre["pre_sessions"].sum() > 0
+
+
+def test_a_replicate_redraws_the_users_luck_only(tiny_bundle):
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    reactions = reactions_for(dataset)
+
+    def once(replicate):
+        sim = Simulator(dataset, reactions, SimConfig(users=15, days=3, pre_days=0, k=5, seed=3, replicate=replicate))
+        return sim, sim.run([Arm("a", tiny_bundle)], lambda _u: "a")
+
+    (sim, first), (_, again), (other_sim, other) = once(0), once(0), once(1)
+    assert np.array_equal(first.values["plays"], again.values["plays"])
+    assert list(sim.user_codes) == list(other_sim.user_codes)
+    assert [sim.activity(int(c)) for c in sim.user_codes] == [other_sim.activity(int(c)) for c in sim.user_codes]
+    assert not np.array_equal(first.values["plays"], other.values["plays"])
+
+
+def test_interleaving_a_bundle_with_itself_favours_no_team(tiny_bundle, monkeypatch):
+    data = tiny_bundle.parent / "data"
+    sim = SimConfig(users=60, days=4, pre_days=0, k=6, seed=2)
+    record = InterleaveAAStudy(tiny_bundle, data, sim, experiments=200).run().record
+    assert record["users"] == 60 and record["lists"] > 150 and sum(record["p_value_deciles"]) == 200
+    assert 0.02 <= record["false_positive_rate"] <= 0.09 and 0.02 <= record["false_positive_rate_sign"] <= 0.09
+    assert record["observed"]["decision"] == "inconclusive"
+
+    # a team draft that lets A pick first in every round: under position bias A wins the A/A test
+    def a_first(a, b, k, rng):
+        class Always:
+            def random(self):
+                return 0.0
+        return fair(a, b, k, Always())
+
+    fair = experiments.team_draft
+    monkeypatch.setattr(experiments, "team_draft", a_first)
+    biased = InterleaveAAStudy(tiny_bundle, data, sim, experiments=20).run().record
+    assert biased["false_positive_rate"] == 1.0 and biased["mean_credit_b_minus_a"] < -0.2
+
+
+def test_sensitivity_pools_seeds_and_compares_every_test(tiny_bundle):
+    data = tiny_bundle.parent / "data"
+    sim = SimConfig(users=20, days=3, pre_days=2, k=5, seed=4)
+    study = SensitivityStudy(Arm("a", tiny_bundle), Arm("b", tiny_bundle, {"language_boost": -5.0}), data, sim,
+                             seeds=2)
+    record = study.run().record
+    assert [r["seed"] for r in record["seeds"]] == [4, 5] and record["pooled"]["users_simulated"] == 40
+    assert record["true_effect"] == record["pooled"]["true_effect"] < 0  # the top-level figures are the pooled
+    for row in [*record["seeds"], record["pooled"]]:
+        assert row["interleaving_credit_mean"] < 0  # users credit the better team with more plays
+        assert row["gain_vs_ab"] == pytest.approx(row["ab_users_needed"] / row["interleaving_users_needed"])
+        assert row["gain_sign_vs_ab"] == pytest.approx(row["ab_users_needed"] / row["interleaving_sign_users_needed"])
+    table = study.tables(record)[0]
+    assert [r["seed"] for r in table.rows] == [4, 5, "pooled"]
+
+
+def test_sensitivity_figures_from_per_user_arrays():
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.poisson(rng.lognormal(1.0, 0.8, n)).astype(float)
+    noise = rng.poisson(3.0, (n, 5)).astype(float)
+    run = {"control": y, "treatment": y + 1.0, "user": np.arange(n).astype(str),
+           "pre": np.column_stack([np.expm1(y), noise]),  # the first figure's log is y itself
+           "replicate": y, "clicks_a": rng.poisson(1.0, n), "clicks_b": rng.poisson(1.3, n)}
+    study = SensitivityStudy(Arm("a", "a"), Arm("b", "b"), "data")
+    out = study.figures(run)
+    assert out["true_effect"] == pytest.approx(1.0) and out["cuped_ceiling"] == pytest.approx(1.0)
+    assert out["cuped_in_sample"] > 0.99 and out["cuped_held_out"] > 0.99  # log(1 + x) of the figures
+    assert out["cuped_first_in_sample"] < 0.9  # the raw figure is a poor linear fit of its own log
+    assert out["ab_cuped_users_needed"] < 0.05 * out["ab_users_needed"]
+    mean, sd, _ = stats.credit_test(run["clicks_a"], run["clicks_b"])
+    assert out["interleaving_users_needed"] == stats.sample_size(sd, mean, arms=1)
+    run["replicate"] = rng.permutation(y)  # two runs that share nothing: nothing for CUPED to find
+    assert abs(study.figures(run)["cuped_ceiling"]) < 0.15
