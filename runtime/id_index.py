@@ -17,7 +17,7 @@ import numpy as np
 FNV_BASIS = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 BLOCK = 1 << 13  # ids hashed per numpy pass (bounds the scratch memory: ~0.5 MB)
-RECENT_IDS = 4096  # looked-up ids remembered (~0.5 MB): every request re-reads a history's ids
+RECENT_IDS = 16_384  # looked-up ids remembered (~2 MB at most): requests re-read their histories' ids
 
 
 def hash_block(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:

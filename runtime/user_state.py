@@ -52,9 +52,11 @@ class Window:
         oldest dropped beyond `window` events: what a read of the newest `window` events gives."""
         if not events:
             return self
-        rows = [-1 if row is None or row >= size else row for row in index.get_many([item for _, item, _ in events])]
-        codes = [_CODES.get(event, -1) for _, _, event in events]
-        rows, codes = np.r_[self.rows, np.array(rows, np.int64)], np.r_[self.codes, np.array(codes, np.int8)]
+        rows = np.array([-1 if row is None or row >= size else row
+                         for row in index.get_many([item for _, item, _ in events])], np.int64)
+        codes = np.array([_CODES.get(event, -1) for _, _, event in events], np.int8)
+        if len(self.rows):
+            rows, codes = np.concatenate([self.rows, rows]), np.concatenate([self.codes, codes])
         drop = max(len(rows) - window, 0)
         return Window(rows[drop:], codes[drop:], events[-1][0])
 
@@ -63,13 +65,12 @@ class Window:
         the newest liked (5), disliked (20), loved (5) and finished (5) rows."""
         known = self.rows >= 0
         rows, codes = self.rows[known], self.codes[known]
-        taken = rows[_CONSUMING[codes]]
-        _, first = np.unique(taken, return_index=True)
 
         def newest(event: str, n: int) -> list[int]:
             return rows[codes == _CODES[event]][-n:].tolist()
 
-        return {"consumed": taken[np.sort(first)].tolist(), "excluded": set(rows[_EXCLUDING[codes]].tolist()),
+        consumed = list(dict.fromkeys(rows[_CONSUMING[codes]].tolist()))  # first consumption order
+        return {"consumed": consumed, "excluded": set(rows[_EXCLUDING[codes]].tolist()),
                 "liked": newest("more_like_this", 5), "disliked": newest("not_interested", 20),
                 "loved": newest("like", 5), "finished": newest("finish", 5)}
 
