@@ -31,7 +31,7 @@ def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, 
         user = cat.vectors(history).mean(0)
         items = cat.vectors(pool)
         args = (user, items, pool, history, 21.0, 1, 1_790_000_000, history[-2:])
-        side = featurize.side(history)  # what a device keeps between a user's requests
+        side = featurize.side(history, history[-2:])  # what a device keeps between a user's requests
         full, kept, score_only = [], [], []
         for _ in range(repeats):
             began = time.perf_counter()

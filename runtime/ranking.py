@@ -85,9 +85,10 @@ class ScorerStage:
     def __call__(self, request: Request) -> Request:
         scorer, state, pool = self.scorer, request.state, request.pool
         featurize, history = device_featurizer(request.catalog), np.asarray(state.consumed, np.int64)
-        side = request.for_user("scorer_side", lambda: featurize.side(history))
+        liked = np.asarray(state.loved, np.int64)
+        side = request.for_user("scorer_side", lambda: featurize.side(history, liked))
         feats = featurize(request.query, request.vectors, pool, history, request.hour, request.device, int(request.now),
-                          np.asarray(state.loved, np.int64), side)
+                          liked, side)
         request.scorer_features, request.scorer = feats, scorer
         request.relevance = standardize(scorer.score(feats))  # contributions: for the shown items only
         return request

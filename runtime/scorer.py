@@ -82,10 +82,10 @@ class Featurizer:
     def __call__(self, user: np.ndarray, items: np.ndarray, candidates: np.ndarray, history: np.ndarray,
                  hour: float, device: int, now: int, liked: np.ndarray, side: ScorerSide | None = None) -> np.ndarray:
         """(C, len(scorer_names(D))) float64. history: consumed rows, oldest first; liked: rows the user liked;
-        side: self.side(history) when the caller keeps it between requests.
+        side: self.side(history, liked) when the caller keeps it between requests.
 
         Values equal the ranker's features where they share a name (computed in float32 as there)."""
-        side = self.side(history) if side is None else side
+        side = self.side(history, liked) if side is None else side
         out = np.zeros((len(candidates), len(FEATURES) + user.shape[0]), np.float64)
         out[:, len(FEATURES):] = items * user[None, :]
         out[:, _RETRIEVAL] = items @ user
@@ -93,9 +93,8 @@ class Featurizer:
         if side.recent:
             out[:, _TAG] = self._tag_match(candidates, side)
             out[:, _GENRE] = side.genres.share(self.genre[candidates])
-        if len(liked):
-            sims = items @ self.vectors_of(np.asarray(liked[-5:], np.int64)).T
-            out[:, _LIKE] = sims.max(1)
+        if side.liked is not None:
+            out[:, _LIKE] = (items @ side.liked.T).max(1)
         modality = self.table.modality[candidates]
         known = np.flatnonzero(modality >= 0)
         modality = modality[known]
@@ -104,11 +103,11 @@ class Featurizer:
         out[known, _DAY_PART_CELLS + day_part(hour) * len(MODALITIES) + modality] = 1.0
         return out
 
-    def side(self, history: np.ndarray) -> ScorerSide:
+    def side(self, history: np.ndarray, liked: np.ndarray) -> ScorerSide:
         """The history's part of the features: read once per history (a device keeps it until the next event)."""
-        recent = np.asarray(history[-50:], np.int64)
+        recent, liked = np.asarray(history[-50:], np.int64), np.asarray(liked[-5:], np.int64)
         return ScorerSide(history_side(self.table, history), len(recent), Shares.of(self.genre[recent]),
-                          self.tag_profile(recent))
+                          self.tag_profile(recent), self.vectors_of(liked) if len(liked) else None)
 
     def tag_profile(self, recent: np.ndarray) -> np.ndarray | None:
         """How many of the recent rows carry each tag, by tag code (None when they carry none)."""
@@ -131,12 +130,14 @@ class Featurizer:
 @dataclass
 class ScorerSide:
     """The user's history as the scorer reads it: the item features' side, the number of recent
-    items, their genres and their tag counts (by tag code; None without tags)."""
+    items, their genres, their tag counts (by tag code; None without tags) and the vectors of the
+    newest 5 liked items (None without)."""
 
     items: HistorySide
     recent: int
     genres: Shares
     tag_profile: np.ndarray | None
+    liked: np.ndarray | None = None
 
 
 class TagCodes:

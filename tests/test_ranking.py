@@ -441,3 +441,19 @@ def test_tag_codes_stay_right_when_the_decoded_rows_are_forgotten(monkeypatch):
             assert line[0] == len(tags[row])
             assert [t for c in line[1: 1 + line[0]] for t, v in codes.vocab.items() if v == c] == list(tags[row])
             assert (line[1 + line[0]:] == -1).all()
+
+
+def test_the_scorers_kept_user_side_follows_a_new_like(scorer_bundle, tmp_path):
+    from edgerec.runtime import Stage
+    from edgerec.runtime.scorer import _LIKE
+
+    with Recommender.open(scorer_bundle[0], history=tmp_path / "h.db") as rec:
+        seen = []
+        rec.pipeline.insert_after("scorer", Stage("peek", lambda r: seen.append(r.scorer_features[:, _LIKE]) or r,
+                                                  required=False))
+        watch(rec, "ivy", range(500, 510))
+        for _ in range(2):  # the second request reuses the user's side
+            rec.recommend("ivy", k=10, context={"now": NOW})
+        watch(rec, "ivy", [511], event="like", start=NOW - 10)
+        rec.recommend("ivy", k=10, context={"now": NOW})
+        assert len(seen) == 3 and not seen[0].any() and not seen[1].any() and seen[2].any()
