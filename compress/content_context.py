@@ -12,7 +12,6 @@ not padded to the longest description.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgerec.compress.content_distill import cosine_stats, embed, neighbour_agreement
+from edgerec.compress.content_distill import BestEpoch, cosine_stats, embed, neighbour_agreement
 from edgerec.errors import ConfigError
 from edgerec.models.content import ContextualContentStudent, StaticContentStudent, tokenize
 
@@ -91,10 +90,8 @@ def distill_contextual(start: StaticContentStudent, tokenizer, texts: list[str],
         agreement = neighbour_agreement(vectors, held_targets)
         return cosine_stats(vectors, held_targets) | {"top10_agreement": agreement}
 
-    history, began = [], time.perf_counter()
     first = score(embed(student, held_ids, held_mask))
-    best = first
-    best_state = {k: v.clone() for k, v in student.state_dict().items()}
+    epochs = BestEpoch(student, first, lambda record: record["cosine_mean"] + record["top10_agreement"])
     for epoch in range(cfg.epochs):
         student.train()
         for b in length_batches(mask, cfg.batch_size, rng):
@@ -105,18 +102,11 @@ def distill_contextual(start: StaticContentStudent, tokenizer, texts: list[str],
             loss.backward()
             optimizer.step()
             schedule.step()
-        record = {"epoch": epoch + 1, "loss": float(loss.detach()),
-                  **score(embed(student, held_ids, held_mask)), "seconds": round(time.perf_counter() - began, 1)}
-        history.append(record)
-        if record["cosine_mean"] + record["top10_agreement"] > best["cosine_mean"] + best["top10_agreement"]:
-            best = record
-            best_state = {k: v.clone() for k, v in student.state_dict().items()}
-        if progress:
-            progress(epoch + 1, record)
-        if cfg.max_seconds and time.perf_counter() - began > cfg.max_seconds:
+        epochs.add(epoch, loss, score(embed(student, held_ids, held_mask)), progress)
+        if cfg.max_seconds and epochs.elapsed() > cfg.max_seconds:
             break
-    student.load_state_dict(best_state)
-    return student.eval(), {"history": history, "config": asdict(cfg), "start": first,
-                            "held_out_cosine_mean": best["cosine_mean"],
-                            "held_out_top10_agreement": best["top10_agreement"], "train_texts": len(texts),
-                            "held_out_texts": len(held_texts)}
+    best = epochs.best
+    return epochs.restore(), {"history": epochs.history, "config": asdict(cfg), "start": first,
+                              "held_out_cosine_mean": best["cosine_mean"],
+                              "held_out_top10_agreement": best["top10_agreement"], "train_texts": len(texts),
+                              "held_out_texts": len(held_texts)}

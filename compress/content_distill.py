@@ -74,10 +74,8 @@ def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts
     dense = torch.optim.Adam(student.project.parameters(), lr=cfg.projection_lr or 1e-3)
     y = torch.as_tensor(targets, dtype=torch.float32)
     rng = np.random.default_rng(cfg.seed)
-    history, began = [], time.perf_counter()
-    # epoch 0: the starting point competes too (an adaptation that hurts is not kept)
-    best = cosine_stats(embed(student, held_ids, held_mask), held_targets)["cosine_mean"]
-    best_state = {k: v.clone() for k, v in student.state_dict().items()}
+    epochs = BestEpoch(student, cosine_stats(embed(student, held_ids, held_mask), held_targets),
+                       lambda record: record["cosine_mean"])
     for epoch in range(cfg.epochs):
         student.train()
         order = rng.permutation(len(texts))
@@ -91,19 +89,41 @@ def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts
             sparse.step()
             if cfg.projection_lr > 0:
                 dense.step()
-        held = embed(student, held_ids, held_mask)
-        record = {"epoch": epoch + 1, "loss": float(loss.detach()), **cosine_stats(held, held_targets),
-                  "seconds": round(time.perf_counter() - began, 1)}
-        history.append(record)
-        if record["cosine_mean"] > best:
-            best, best_state = record["cosine_mean"], {k: v.clone() for k, v in student.state_dict().items()}
+        epochs.add(epoch, loss, cosine_stats(embed(student, held_ids, held_mask), held_targets), progress)
+        if cfg.max_seconds and epochs.elapsed() > cfg.max_seconds:
+            break
+    return epochs.restore(), {"history": epochs.history, "config": asdict(cfg),
+                              "held_out_cosine_mean": epochs.best["cosine_mean"], "train_texts": len(texts),
+                              "held_out_texts": len(held_texts)}
+
+
+class BestEpoch:
+    """Each epoch's held-out record, and the weights of the best epoch by `value(record)`. The
+    starting point (`start`, epoch 0) competes too, so training that only hurts is not kept."""
+
+    def __init__(self, student: torch.nn.Module, start: dict, value: Callable[[dict], float]):
+        self.student, self.value, self.history = student, value, []
+        self.best, self.state = start, self._weights()
+        self.began = time.perf_counter()
+
+    def _weights(self) -> dict:
+        return {k: v.clone() for k, v in self.student.state_dict().items()}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+    def add(self, epoch: int, loss: torch.Tensor, scores: dict, progress: Callable[[int, dict], None] | None) -> None:
+        record = {"epoch": epoch + 1, "loss": float(loss.detach()), **scores, "seconds": round(self.elapsed(), 1)}
+        self.history.append(record)
+        if self.value(record) > self.value(self.best):
+            self.best, self.state = record, self._weights()
         if progress:
             progress(epoch + 1, record)
-        if cfg.max_seconds and time.perf_counter() - began > cfg.max_seconds:
-            break
-    student.load_state_dict(best_state)
-    return student.eval(), {"history": history, "config": asdict(cfg), "held_out_cosine_mean": best,
-                            "train_texts": len(texts), "held_out_texts": len(held_texts)}
+
+    def restore(self) -> torch.nn.Module:
+        """The student with the best epoch's weights, in eval mode."""
+        self.student.load_state_dict(self.state)
+        return self.student.eval()
 
 
 @torch.no_grad()

@@ -17,8 +17,7 @@ from edgerec.runtime.vocab import DEVICES, MODALITIES  # noqa: F401  (MODALITIES
 
 VERSION = 1
 EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector product
-BROADCAST_LIMIT = 1 << 16  # candidates x history pairs compared at once (a short list by a history)
-COUNT_LIMIT = 1024  # codes below it are counted in one array (cheaper than comparing pairs)
+COUNT_LIMIT = 1024  # codes below it are counted in one array; larger ones are sorted
 
 
 def feature_count(dim: int) -> int:
@@ -113,7 +112,6 @@ class HistorySide:
     """The history's part of the item features (its languages, recent creators, series watched),
     read once per history: a device keeps it until the user's next event."""
 
-    size: int
     language: Shares
     creator: Shares
     shows: np.ndarray  # series watched, sorted, each with the latest episode watched (below)
@@ -122,13 +120,13 @@ class HistorySide:
 
 def history_side(table: ItemTable, history: np.ndarray) -> HistorySide:
     if not len(history):
-        return HistorySide(0, Shares(0), Shares(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return HistorySide(Shares(0), Shares(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
     series = table.series[history]
     watched = series >= 0
     shows, episodes = series[watched], table.episode[history][watched].astype(np.int64)
     order = np.lexsort((episodes, shows))  # by (series, episode): a series' last entry holds its latest episode
-    return HistorySide(len(history), Shares.of(table.language[history]), Shares.of(table.creator[history[-20:]]),
-                       shows[order], episodes[order])
+    return HistorySide(Shares.of(table.language[history]), Shares.of(table.creator[history[-20:]]), shows[order],
+                       episodes[order])
 
 
 def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray, now: int,
@@ -163,13 +161,3 @@ def _series_position(cand_series: np.ndarray, shows: np.ndarray,
     last = np.searchsorted(shows, cand_series, "right") - 1  # -1 (before every series) is masked below
     hit = (last >= 0) & (shows[last] == cand_series) & (cand_series >= 0)
     return hit, np.where(hit, episodes[last] + 1, 0)
-
-
-def share_in(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """For each value, the fraction of `pool` equal to it; unknown values (-1) get 0."""
-    if len(values) * len(pool) <= BROADCAST_LIMIT and len(pool) and int(pool.max()) >= COUNT_LIMIT:
-        pool = pool[pool >= 0]  # a short list against large codes: one comparison matrix is cheapest
-        if not len(pool):
-            return np.zeros(len(values), np.float32)
-        return (np.add.reduce(values[:, None] == pool[None, :], 1) / len(pool)).astype(np.float32)
-    return Shares.of(pool).share(values)

@@ -225,3 +225,26 @@ def test_cold_start_study_places_held_out_items_on_the_device(student_dir, tiny_
     placements = [p["placement"] for p in record["placements"]]
     assert placements[0].startswith("device default") and "random placement" in placements
     assert len(load_dataset(tmp_path / "cold" / "data").catalog) == 960  # trained without them
+
+
+def test_the_best_epoch_is_kept_and_the_start_competes():
+    import torch
+
+    from edgerec.compress.content_distill import BestEpoch
+
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    epochs = BestEpoch(model, {"score": 0.5}, lambda record: record["score"])
+    seen = []
+    for epoch, (weight, score) in enumerate([(2.0, 0.4), (3.0, 0.7), (4.0, 0.6)]):
+        with torch.no_grad():
+            model.weight.fill_(weight)
+        epochs.add(epoch, torch.tensor(0.1), {"score": score}, lambda n, record: seen.append(n))
+    assert epochs.restore().weight.flatten().tolist() == [3.0, 3.0] and epochs.best["epoch"] == 2
+    assert [r["score"] for r in epochs.history] == [0.4, 0.7, 0.6] and seen == [1, 2, 3]
+    worse = BestEpoch(model, {"score": 0.9}, lambda record: record["score"])
+    with torch.no_grad():
+        model.weight.fill_(5.0)
+    worse.add(0, torch.tensor(0.1), {"score": 0.2}, None)
+    assert worse.restore().weight.flatten().tolist() == [3.0, 3.0]  # training that only hurt is not kept

@@ -1,5 +1,5 @@
-"""The ranker's and scorer's item features: the short-list shortcut and the general path agree,
-and both match the features' definitions computed one candidate at a time."""
+"""The ranker's and scorer's item features: counted and sorted codes, and a history part kept
+between requests, agree, and match the features' definitions computed one candidate at a time."""
 
 from unittest import mock
 
@@ -35,18 +35,18 @@ def by_definition(table: ItemTable, candidates: np.ndarray, history: np.ndarray)
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**6), n_cand=st.integers(0, 40), n_hist=st.integers(1, 60))
-def test_short_list_shortcut_and_general_path_agree_with_the_definition(seed, n_cand, n_hist):
+def test_every_path_agrees_with_the_definition(seed, n_cand, n_hist):
     rng = np.random.default_rng(seed)
     table = table_of(rng, 80)
     candidates, history = rng.integers(0, 80, n_cand), rng.integers(0, 80, n_hist)
     user, items = rng.normal(size=4).astype(np.float32), rng.normal(size=(n_cand, 4)).astype(np.float32)
     col = 4 + 1 + 2 + len(features.DEVICES) + len(features.MODALITIES) + 3
     paths = []
-    for count_limit, broadcast_limit in ((1 << 30, 0), (0, 1 << 30), (0, 0)):  # counts, pairs, sorted codes
-        with mock.patch.object(features, "COUNT_LIMIT", count_limit), \
-                mock.patch.object(features, "BROADCAST_LIMIT", broadcast_limit):
+    for count_limit in (1 << 30, 0):  # codes counted in one array, codes sorted
+        with mock.patch.object(features, "COUNT_LIMIT", count_limit):
             paths.append(ranker_features(user, items, candidates, table, history, 9.0, 1, 10**9))
-    short, general = paths[1], paths[2]
-    np.testing.assert_array_equal(paths[0], general)
-    np.testing.assert_array_equal(short, general)
-    np.testing.assert_allclose(short[:, col:col + 4], by_definition(table, candidates, history), atol=1e-6)
+    counted, general = paths
+    np.testing.assert_array_equal(counted, general)
+    kept = features.history_side(table, history)  # what a device keeps between a user's requests
+    np.testing.assert_array_equal(ranker_features(user, items, candidates, table, history, 9.0, 1, 10**9, kept), general)
+    np.testing.assert_allclose(general[:, col:col + 4], by_definition(table, candidates, history), atol=1e-6)
