@@ -55,6 +55,7 @@ class FederatedStudy(Study):
     epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
     delta: float = 1e-6
     central: bool = True  # train the centralized upper bound (a second training run)
+    personal_arm: bool = True  # the arm where only personal vectors move (a full run of device rounds)
     publish: bool = True  # write the FedAvg and DP bundles and open them as updates of v1
     reuse: bool = False  # take v1 and the upper bound from `out` when an earlier run of this world left them
     # DP arms only: every device stands for this many users with its history, sampled independently
@@ -94,7 +95,7 @@ class FederatedStudy(Study):
             record["arms"].append({"arm": "centralized retraining", **metrics, "per_round": [metrics["NDCG@10"]]})
         scaled = f", population x{self.dp_population_scale}" if self.dp_population_scale > 1 else ""
         arms = [("FedAvg", None), *((f"DP-FedAvg eps {e:g}{scaled}", e) for e in self.epsilons),
-                ("personal only", "none")]
+                *([("personal only", "none")] if self.personal_arm else [])]
         for label, eps in arms:
             with one_thread():  # a device computes on one core; BLAS threads only fight on a shared host
                 run = self._run(rec, devices, item_ids, table0, users, eps, cut, progress, label)

@@ -172,7 +172,8 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     shutil.copytree(tmp_path / "fed" / "v1", tmp_path / "projected" / "v1")
     projected = FederatedStudy(small_data_dir, tmp_path / "projected", world, ServerConfig(rounds=2, clients_per_round=20),
                                RoundTask(round=0, space=""), epsilons=(4.0,), central=False, reuse=True,
-                               dp_population_scale=3).run().record
+                               dp_population_scale=3, personal_arm=False).run().record
+    assert [a["arm"] for a in projected["arms"]] == ["v1 (no update)", "FedAvg", "DP-FedAvg eps 4, population x3"]
     scaled = {a["arm"]: a for a in projected["arms"]}["DP-FedAvg eps 4, population x3"]
     assert scaled["population"] == 3 * record["devices"] and scaled["clients_per_round"] == 60
     assert scaled["noise_multiplier"] == pytest.approx(arms["DP-FedAvg eps 4"]["noise_multiplier"])
