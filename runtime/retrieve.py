@@ -19,6 +19,8 @@ from edgerec.runtime.ranking import engagement_pull, engagement_weight, rows_wit
 from edgerec.runtime.request import Request
 from edgerec.runtime.retrieval import sorted_contains, top_rows
 
+KEPT_SEARCHES = 4  # scan answers kept per user state (one query each; a few counts if k varies)
+
 
 class RetrieveStage:
     def __init__(self, models: Models):
@@ -27,18 +29,17 @@ class RetrieveStage:
 
     def __call__(self, request: Request) -> Request:
         self._query(request)
-        cat, state = request.catalog, request.state
+        cat = request.catalog
         inactive, added = cat.inactive_rows(), cat.added_matrix()
         pool = None
         if self._streamable(request):
             pool = self._streamed_pool(request, added, inactive)  # with its pool_scores
             request.count("retrieve_streamed" if pool is not None else "retrieve_streamed_too_few")
         if pool is None:  # every score is needed (cold start, short history, feedback pulls, filters)
-            scores = self._scores(request, added)
-            scores[inactive] = -np.inf
-            if state.excluded:
-                scores[list(state.excluded)] = -np.inf
-            pool = self._pool(request, scores, added)
+            pool, scores = self._scored_pool(request, added, inactive, exact=False)
+            if self.models.ann_kind and not request.cold and len(pool) < max(request.policy.short_list, request.k):
+                request.count("ann_too_few")  # the filters left too few of the index's candidates
+                pool, scores = self._scored_pool(request, added, inactive, exact=True)
             request.scores, request.pool_scores = scores, scores[pool]
         request.pool = pool
         request.done = not len(pool)  # nothing to rank: the list is empty
@@ -71,7 +72,16 @@ class RetrieveStage:
             self._prior_cache = cached = (key, standard_prior(cat, now))
         return cached[1]
 
-    def _scores(self, request: Request, added: np.ndarray) -> np.ndarray:
+    def _scored_pool(self, request: Request, added: np.ndarray, inactive: np.ndarray,
+                     exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The pool from a score for every row (-inf for rows the list never shows), and the scores."""
+        scores = self._scores(request, added, exact)
+        scores[inactive] = -np.inf
+        if request.state.excluded:
+            scores[list(request.state.excluded)] = -np.inf
+        return self._pool(request, scores, added), scores
+
+    def _scores(self, request: Request, added: np.ndarray, exact: bool) -> np.ndarray:
         cat, state, policy, query = request.catalog, request.state, request.policy, request.query
         if request.cold:
             scores = self.prior(cat, request.now).copy()
@@ -82,9 +92,10 @@ class RetrieveStage:
             if state.languages:  # (a float32 sum is the float64 sum rounded: the same scores as before)
                 np.add(scores, np.float32(1.0), out=scores, where=cat.matches("language", None, state.languages))
             return scores
-        if self.models.ann_kind:  # only the index's candidates get a score
+        if self.models.ann_kind and not exact:  # only the index's candidates get a score
             base = np.full(cat.base_count, -np.inf, np.float32)
-            rows, values, _ = self._best_rows(request, max(4 * policy.short_list, 400))
+            skip = _skipped_rows(request, cat.inactive_rows(), state.excluded)
+            rows, values, _ = self._best_rows(request, max(4 * policy.short_list, 400), skip)
             base[rows] = values
         else:
             base = self.models.scan.scores(query)
@@ -103,6 +114,21 @@ class RetrieveStage:
                 and bool(self.models.ann_kind or self.models.scan.streams_top_k))
 
     def _best_rows(self, request: Request, count: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """_search's answer, kept in the user's cache entry per query and count: a request that repeats
+        an unchanged state (a refresh, a second row of the same screen) does not pass over the table."""
+        kept = request.for_user("best rows", dict)  # skip is the state's own: the entry goes with it
+        key = (request.query.tobytes(), count, self.models.ann_kind)
+        found = kept.get(key)
+        if found is None:
+            if len(kept) >= KEPT_SEARCHES:
+                kept.clear()
+            found = self._search(request, count, skip)
+            for part in found[:2]:
+                part.flags.writeable = False  # shared by later requests: no stage may change them
+            kept[key] = found
+        return found
+
+    def _search(self, request: Request, count: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """About `count` best rows outside `skip` and their scores, and whether no other row is left:
         from the ANN index when there is one (asked for len(skip) more, as it cannot leave rows out;
         on failure the exact scan), else from the exact scan, which passes over the skipped rows."""

@@ -13,7 +13,7 @@ from edgerec.device_tests import check_conformance
 from edgerec.errors import ExportError
 from edgerec.export.custom import EncoderSpec, bundle_torch_module
 from edgerec.export.formats import export_onnx
-from edgerec.runtime import Recommender
+from edgerec.runtime import Filters, Recommender
 
 
 class MeanOfItems(torch.nn.Module):
@@ -79,7 +79,17 @@ def test_ann_index_agrees_with_the_exact_scan(tiny_bundle, tmp_path):
         b = {r.item_id for r in ann.recommend(f"u{u}", k=10)}
         overlap.append(len(a & b) / 10)
     assert np.mean(overlap) > 0.8
-    assert list(tmp_path.glob("ann-*.usearch")) and "ann_fallback" not in ann.stats()["counters"]
+    # requests that score every row take the index's candidates too: a short history, a like, filters
+    for rec in (exact, ann):
+        rec.record("short", rec.catalog.item_id(7), "finish")
+        rec.record("fan", rec.catalog.item_id(9), "like")
+    for user, filters in (("short", None), ("fan", None), ("u3", Filters(languages=["es"]))):
+        a = {r.item_id for r in exact.recommend(user, k=10, filters=filters)}
+        b = {r.item_id for r in ann.recommend(user, k=10, filters=filters)}
+        assert len(b) == 10 and len(a & b) >= 7, user
+    counters = ann.stats()["counters"]
+    assert counters.get("ann_too_few", 0) >= 1  # the Spanish filter outran the index's candidates
+    assert list(tmp_path.glob("ann-*.usearch")) and "ann_fallback" not in counters
 
 
 def test_pipeline_on_movielens_format_data(tiny_bundle, tmp_path):

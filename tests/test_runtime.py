@@ -233,6 +233,29 @@ def test_streamed_top_k_gives_the_lists_of_scoring_every_item(tiny_bundle, tmp_p
     assert lists["native"] == lists["numpy"]
 
 
+def test_a_repeated_request_reuses_the_scan_until_the_state_changes(tiny_bundle, tmp_path, monkeypatch):
+    """The scan's answer is kept per user state and query: the same request again gives the same
+    list without passing over the table; a filter (another count), k or a new event scans again."""
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as r:
+        if not r.models.scan.streams_top_k:
+            pytest.skip("no compiled kernel in this install: every request scores all items")
+        watched(r, "a", n=8)
+        scans, top = [], r.models.scan.top
+        monkeypatch.setattr(r.models.scan, "top", lambda *args: scans.append(args[1]) or top(*args))
+        now = {"now": 1_800_000_000}
+
+        def listed(**kw):
+            return [(x.item_id, x.score, x.reason.text) for x in r.recommend("a", context=now, **kw)]
+        first = listed(k=10)
+        assert listed(k=10) == first and len(scans) == 1
+        assert listed(k=10, filters=Filters(languages=["es"])) and len(scans) == 2
+        assert listed(k=10) == first and len(listed(k=300)) == 300 and len(scans) == 3
+        r.record("a", first[0][0], "finish")
+        after = listed(k=10)
+        assert len(scans) == 4 and first[0][0] not in [item for item, _, _ in after]
+        assert after == listed(k=10) and len(scans) == 4
+
+
 def test_both_backends_give_the_same_top10(tiny_bundle, tmp_path):
     onnx = Recommender.open(tiny_bundle, backend="onnx")
     tflite = Recommender.open(tiny_bundle, backend="tflite")
