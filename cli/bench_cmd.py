@@ -59,10 +59,12 @@ def bench(bundle, profile_name, overrides, items, ann, requests, compare, confor
     console.print(f"[green]within every budget of {profile.name}[/green]")
 
 
+def _pair(name: str, figures: dict | None) -> dict:
+    return {name: f"{figures['p50_ms']:.2f}/{figures['p99_ms']:.2f}"} if figures else {}
+
+
 def _long(figures: dict | None) -> dict:
-    if not figures:
-        return {}
-    return {f"after event, {figures['events']:,}-event history p50/p99": f"{figures['p50_ms']:.2f}/{figures['p99_ms']:.2f}"}
+    return _pair(f"after event, {figures['events']:,}-event history p50/p99", figures) if figures else {}
 
 
 def print_bench(result: dict) -> None:
@@ -70,6 +72,7 @@ def print_bench(result: dict) -> None:
              "open ms": r["open_ms"],
              **{k: r["end_to_end"][k] for k in ("p50_ms", "p95_ms", "p99_ms")},
              "after event p50/p99": f"{r['after_event']['p50_ms']:.2f}/{r['after_event']['p99_ms']:.2f}",
+             **_pair("asked again p50/p99", r.get("repeated")),
              **_long(r.get("long_history_after_event")),
              "req/s": r["throughput_rps"]} for r in result["runs"]]
     table(rows, title=f"recommend(), {result['items']:,} items, profile {result['profile']['name']}")

@@ -156,11 +156,25 @@ def bench_recommend(bundle_path: Path, backend: str, profile: DeviceProfile, cfg
     stats = rec.monitor.snapshot()
     long_history = _long_history_after_events(rec, cfg, rng)
     result = {"backend": backend, "open_ms": open_ms, "end_to_end": percentiles(latencies),
-              "after_event": percentiles(after_event), "long_history_after_event": long_history,
+              "after_event": percentiles(after_event), "repeated": _repeated_requests(rec, users, cfg, rng),
+              "long_history_after_event": long_history,
               "throughput_rps": cfg.requests / wall, "stages": stats["stages"], "counters": stats["counters"],
               "kernel": rec.scan.label, "ann": rec.ann_kind, "ann_build_s": index_s, "latencies_ms": latencies}
     rec.close()
     return result
+
+
+def _repeated_requests(rec, users: list[str], cfg: BenchConfig, rng) -> dict:
+    """recommend() asked again at once with nothing new (a refresh, another row of the same screen):
+    what the user's kept state saves; timed apart from the mix, a fifth as many requests."""
+    latencies = []
+    for _ in range(max(1, cfg.requests // 5)):
+        user = users[int(rng.integers(0, len(users)))]
+        rec.recommend(user, k=10)
+        t = time.perf_counter()
+        rec.recommend(user, k=10)
+        latencies.append((time.perf_counter() - t) * 1e3)
+    return percentiles(latencies)
 
 
 def _long_history_after_events(rec, cfg: BenchConfig, rng) -> dict | None:

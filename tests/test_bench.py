@@ -34,6 +34,7 @@ def test_result_is_complete_and_within_budget(result):
         reused = run["counters"].get("user_cache_hits", 0)
         assert run["stages"]["encode"]["count"] + reused == run["stages"]["total"]["count"] == 40
         assert run["after_event"]["count"] == 8 and run["after_event"]["p50_ms"] > 0
+        assert run["repeated"]["count"] == 8 and run["repeated"]["p99_ms"] >= run["repeated"]["p50_ms"] > 0
         long = run["long_history_after_event"]
         assert long["events"] == 25 and long["count"] == 6 and long["p99_ms"] >= long["p50_ms"] > 0
         assert run["open_ms"] > 0
