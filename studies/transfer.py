@@ -15,6 +15,11 @@ the content space is one encoder over both catalogs' texts (hashed words by defa
                  itself, plus its per-item prior (their target popularity): fit on training users only
     oracle       (synthetic worlds) the generator's true tastes plus popularity: how far any method could go
 
+Two yardsticks beside the methods: the ceiling (a list with every hidden item first scores NDCG 1, so
+1 / popularity's NDCG is the most any method can gain over it), and an in-domain reference: the
+target model given a random half of each test user's own target history, ranking the other half,
+against popularity on the same halves (what knowing the target history itself would give).
+
 With a synthetic world, `couplings` reruns the whole protocol on worlds whose audio taste follows
 the video taste by that much (SynthConfig.domain_coupling): the ground truth of the transfer.
 """
@@ -41,7 +46,13 @@ from edgerec.models.transfer import (
     pooled_users,
 )
 from edgerec.runtime.space import Bridge
-from edgerec.runtime.transfer import content_query, direct_query, direct_scores, mapped_query
+from edgerec.runtime.transfer import (
+    content_query,
+    direct_query,
+    direct_scores,
+    mapped_query,
+    pooled,
+)
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 METHODS = ("popularity", "target-only", "content", "mapping", "direct")
@@ -139,9 +150,7 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
     for user in f.test:
         history, relevant = seq_a.of(int(user))[-50:], seq_b.of(int(user))
         for method in methods:
-            s = scores[method](history, user)
-            top = np.argpartition(-s, K)[:K]
-            top = top[np.argsort(-s[top], kind="stable")]
+            top = top_k(scores[method](history, user))
             ndcg[method].append(ndcg_at_k(top, relevant))
             hit[method].append(float(np.isin(top, relevant).any()))
     result = {m: {"NDCG@10": round(float(np.mean(ndcg[m])), 4), "HR@10": round(float(np.mean(hit[m])), 4)}
@@ -153,7 +162,31 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
     ceiling = round(1.0 / base, 2) if base else None
     return {"source": source, "target": target, "test_users": int(len(f.test)), "train_users": int(len(f.train)),
             "source_items": a.n_items, "target_items": b.n_items, "ceiling_x_popularity": ceiling,
-            "methods": result}
+            "in_domain_reference": in_domain_reference(f, seed), "methods": result}
+
+
+def top_k(scores: np.ndarray, k: int = K) -> np.ndarray:
+    """The k best rows, best first."""
+    top = np.argpartition(-scores, k)[:k] if len(scores) > k else np.arange(len(scores))
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def in_domain_reference(fit: TransferFit, seed: int = 0) -> dict:
+    """The target model with half of each test user's own target history (seeded) as input, ranking the
+    other half with the input left out, against popularity on the same halves."""
+    rng = np.random.default_rng(seed)
+    ndcg = {"popularity": [], "target model": []}
+    for user in fit.test:
+        order = rng.permutation(fit.seq_b.of(int(user)))
+        given, held = order[:len(order) // 2], order[len(order) // 2:]
+        model = fit.items_b @ pooled(fit.items_b[given])
+        for name, scores in (("popularity", fit.popularity), ("target model", model)):
+            scores = scores.astype(np.float64)  # a copy: the input items are left out
+            scores[given] = -np.inf
+            ndcg[name].append(ndcg_at_k(top_k(scores), held))
+    out = {name: round(float(np.mean(v)), 4) for name, v in ndcg.items()}
+    out["x_popularity"] = round(out["target model"] / out["popularity"], 2) if out["popularity"] else None
+    return out
 
 
 def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray) -> np.ndarray:
@@ -209,16 +242,21 @@ class TransferStudy(Study):
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        rows = []
+        rows, reference = [], []
         for run in record["runs"]:
             label = run["world"] + (f" (coupling {run['domain_coupling']})"
                                     if run.get("domain_coupling") is not None else "")
+            ref = run["in_domain_reference"]
+            reference.append({"world": label, "popularity": ref["popularity"], "target model": ref["target model"],
+                              "x popularity": ref["x_popularity"], "test users": run["test_users"]})
             for method, m in run["methods"].items():
                 rows.append({"world": label, "method": method, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"],
                              "x popularity": m["x_popularity"], "ceiling x": run.get("ceiling_x_popularity"),
                              "test users": run["test_users"]})
         return [Table(f"Transfer {record['source']} -> {record['target']}: NDCG@10 on hidden target history",
-                      rows)]
+                      rows),
+                Table(f"In-domain reference: the {record['target']} model given half of each test user's own "
+                      f"{record['target']} history, NDCG@10 on the other half", reference)]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:

@@ -41,6 +41,10 @@ def test_transfer_study_on_a_coupled_world():
     # the direct bridge (fit to the target's item scores, with its prior) beats popularity here: 0.212 vs 0.196
     assert methods["direct"]["NDCG@10"] > methods["popularity"]["NDCG@10"]
     assert run["ceiling_x_popularity"] == round(1 / methods["popularity"]["NDCG@10"], 2)
+    # knowing half the user's own target history ranks the other half far above popularity in this world
+    reference = run["in_domain_reference"]
+    assert reference["target model"] > 2 * reference["popularity"] > 0
+    assert result.tables[1].rows[0]["target model"] == reference["target model"]
     assert [row["method"] for row in result.tables[0].rows] == [*METHODS, ORACLE]
     # the generator's own tastes rank the hidden history better than anything learned from data
     assert methods[ORACLE]["NDCG@10"] > max(methods[m]["NDCG@10"] for m in METHODS)
@@ -89,3 +93,18 @@ def test_the_direct_bridge_is_fit_on_training_users_only():
     for user in fit.train:
         consumed[np.unique(fit.seq_b.of(int(user)))] += 1
     np.testing.assert_allclose(fit.direct.prior, consumed / len(fit.train), rtol=1e-6)
+
+
+def test_the_in_domain_reference_splits_each_test_users_target_history_in_halves():
+    from edgerec.studies.transfer import TransferFit, in_domain_reference
+
+    # three target items; item 0 is the most popular, items 1 and 2 always go together
+    items_b = np.array([[1, 0], [0, 1], [0, 1]], np.float32)
+    seq_b = Sequences(np.array([0, 2, 4]), np.array([1, 2, 2, 1], np.int32), np.arange(4, dtype=np.int64))
+    fit = TransferFit(None, None, None, seq_b, np.array([0, 1]), np.array([], np.int64), None, items_b,
+                      np.array([5, 1, 0], np.float32), None, None, None)
+    ref = in_domain_reference(fit)
+    # each user gives one of {1, 2} and must find the other: the model puts it first, popularity second
+    assert ref["target model"] == pytest.approx(1.0)
+    assert ref["popularity"] == pytest.approx(1 / math.log2(3), abs=1e-4)  # rounded to 4 places
+    assert ref["x_popularity"] == pytest.approx(math.log2(3), abs=0.01)
