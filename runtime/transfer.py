@@ -62,7 +62,7 @@ def direct_query(source_items: np.ndarray, bridge: Bridge) -> np.ndarray:
 
 def direct_scores(item_scores: np.ndarray, bridge: Bridge) -> np.ndarray:
     """direct: the target's item scan of the direct query plus the bridge's per-item prior."""
-    return (np.asarray(item_scores, np.float32) + bridge.prior[:len(item_scores)]).astype(np.float32)
+    return (np.asarray(item_scores, np.float32) + bridge.prior).astype(np.float32)
 
 
 class Transfer:
