@@ -81,9 +81,14 @@ def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
 @click.option("--data", "data_dir", required=True, type=DIR, help="Events of both domains (users in both).")
 @click.option("--by", default="modality", show_default=True)
 @click.option("--ridge", default=1.0, show_default=True)
+@click.option("--method", "methods", type=click.Choice(["mapping", "direct"]), multiple=True,
+              default=("mapping", "direct"), show_default=True,
+              help="mapping: fit to TARGET's pooled user vectors; direct: fit to its item scores, with a "
+                   "per-item prior (repeatable: the copy carries one bridge per method).")
 @click.option("--out", required=True, type=OUT_DIR)
-def bridge(source, target, data_dir, by, ridge, out) -> None:
-    """Fit a linear map from SOURCE's pooled user vectors to TARGET's, and ship it in a copy of TARGET."""
+def bridge(source, target, data_dir, by, ridge, methods, out) -> None:
+    """Fit linear maps from SOURCE's pooled user vectors into TARGET's item space (one per --method),
+    and ship them in a copy of TARGET."""
     import numpy as np
 
     from edgerec.export.space import declare_space, fit_bundle_bridge
@@ -93,13 +98,14 @@ def bridge(source, target, data_dir, by, ridge, out) -> None:
     src, tgt = Bundle.open(source), Bundle.open(target)
     check_shared(src.manifest, tgt.manifest)
     space_of = SharedSpace.of(tgt)
-    fitted = fit_bundle_bridge(src, tgt, data_dir, by=by, source_domain=src.manifest.space["domains"][0],
-                               target_domain=space_of.domains[0], ridge=ridge)
+    fitted = [fit_bundle_bridge(src, tgt, data_dir, by=by, source_domain=src.manifest.space["domains"][0],
+                                target_domain=space_of.domains[0], ridge=ridge, method=method)
+              for method in dict.fromkeys(methods)]
     content = None if space_of.content is None else np.asarray(space_of.content)
     declare_space(target, out, space_id=space_of.id, domains=space_of.domains, anchor=space_of.anchor,
-                  content=content, bridges=[fitted])
-    console.print(f"{out}: bridge {fitted.source_domain} -> {', '.join(space_of.domains)} fit on "
-                  f"{fitted.bridge.users} users of both")
+                  content=content, bridges=fitted)
+    console.print(f"{out}: {' and '.join(dict.fromkeys(methods))} bridge {fitted[0].source_domain} -> "
+                  f"{', '.join(space_of.domains)} fit on {fitted[0].bridge.users} users of both")
 
 
 @domains_group.command("recommend", epilog=example(
@@ -110,7 +116,7 @@ def bridge(source, target, data_dir, by, ridge, out) -> None:
 @click.option("--history", "history_path", type=click.Path(dir_okay=False),
               help="The source app's on-device history (its events are the user's source-domain history).")
 @click.option("--item", "items", multiple=True, help="Source items to use as the history instead (repeatable).")
-@click.option("--method", type=click.Choice(["mapping", "content"]), default="mapping", show_default=True)
+@click.option("--method", type=click.Choice(["mapping", "direct", "content"]), default="mapping", show_default=True)
 @click.option("-k", "k", default=10, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False))
 def recommend(source, target, user, history_path, items, method, k, json_out) -> None:

@@ -138,7 +138,8 @@ def alias(command: click.Command, example_line: str) -> click.Command:
 
 @study_group.command("transfer", epilog=example(
     "edgerec study transfer --synthetic --coupling 1 --coupling 0 --json transfer.json --plot transfer.png",
-    "edgerec study transfer --data data/world --source audio --target video"))
+    "edgerec study transfer --data data/world --source audio --target video",
+    "edgerec study transfer --data data/ml100k --by genre --source comedy --target drama"))
 @click.option("--data", "data_dir", type=DIR, help="A data folder with both domains.")
 @click.option("--synthetic", is_flag=True, help="Also run on a synthetic world (users 2000, items 6000).")
 @click.option("--coupling", "couplings", multiple=True, type=float,
@@ -151,8 +152,8 @@ def alias(command: click.Command, example_line: str) -> click.Command:
 @click.option("--json", "json_out", type=FILE_OUT)
 @click.option("--plot", "plot_out", type=FILE_OUT)
 def transfer(data_dir, synthetic, couplings, source, target, by, anchor, seed, json_out, plot_out) -> None:
-    """NDCG@10 in the target domain for users with only source-domain history: content and mapping
-    transfer against target popularity and a target-only model."""
+    """NDCG@10 in the target domain for users with only source-domain history: content, mapping and
+    direct transfer against target popularity and a target-only model."""
     from edgerec.data.synth import SynthConfig
     from edgerec.studies.transfer import TransferStudy
 

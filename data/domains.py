@@ -13,8 +13,9 @@ from edgerec.errors import DataError
 BY_MODALITY = "modality"
 
 
-def item_domains(dataset: Dataset, by: str = BY_MODALITY) -> np.ndarray:
-    """One domain name per item: the modality's group (video, audio) or the value of column `by`."""
+def item_domains(dataset: Dataset, by: str = BY_MODALITY, allow_empty: bool = False) -> np.ndarray:
+    """One domain name per item: the modality's group (video, audio) or the value of column `by`;
+    with `allow_empty`, items with an empty value get "" (no domain) instead of an error."""
     catalog = dataset.catalog
     if by not in catalog.text:
         raise DataError(f"no item column {by!r} to split domains by; use 'modality' or one of "
@@ -25,18 +26,21 @@ def item_domains(dataset: Dataset, by: str = BY_MODALITY) -> np.ndarray:
         if unknown:
             raise DataError(f"modalities {unknown[:5]} have no domain; name a column with --by instead")
         values = [DOMAIN_OF_MODALITY[v] for v in values]
-    if any(not v for v in values):
+    if not allow_empty and any(not v for v in values):
         raise DataError(f"some items have an empty {by!r}; every item needs a domain")
     return np.array(values, dtype=object)
 
 
-def split_domains(dataset: Dataset, by: str = BY_MODALITY) -> dict[str, Dataset]:
+def split_domains(dataset: Dataset, by: str = BY_MODALITY, allow_empty: bool = False) -> dict[str, Dataset]:
     """One data set per domain: that domain's items (codes renumbered) and the events on them.
 
     Every domain keeps the full user list in the same order, so user code u is the same person in
-    every domain (users without events there simply have none)."""
-    domains = item_domains(dataset, by)
-    names = sorted(set(domains.tolist()))
+    every domain (users without events there simply have none). With `allow_empty`, items with an
+    empty `by` (a film with no genre listed) belong to no domain and are left out."""
+    domains = item_domains(dataset, by, allow_empty)
+    names = sorted(set(domains.tolist()) - {""})
+    if not names:
+        raise DataError(f"no item has a {by!r}; name another column")
     if len(names) < 2:
         raise DataError(f"the data has only one domain ({names[0]!r}) by {by!r}; nothing to split")
     log = dataset.interactions

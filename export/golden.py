@@ -81,16 +81,17 @@ def build_bundle(out: Path) -> Path:
 
 def declare_golden_space(bundle: str, data: str, out: str) -> None:
     """The golden bundle declares a shared space (so every manifest section is exercised): hashed-word
-    content vectors, and a bridge from its own audio users' vectors to their video ones."""
+    content vectors, and bridges (mapping and direct) from its own audio users' vectors to their video ones."""
     from edgerec.export.space import content_anchor, declare_space, fit_bundle_bridge
 
     opened, dataset = Bundle.open(bundle), load_dataset(data)
     catalog = ItemCatalog(opened)
     codes = [dataset.catalog.index[catalog.item_id(r)] for r in range(catalog.base_count)]
     content, anchor = content_anchor(dataset.catalog.subset(codes))
-    bridge = fit_bundle_bridge(opened, opened, data, by="modality", source_domain="audio", target_domain="video")
+    bridges = [fit_bundle_bridge(opened, opened, data, by="modality", source_domain="audio", target_domain="video",
+                                 method=method) for method in ("mapping", "direct")]
     declare_space(bundle, out, space_id="golden-v1", domains=["audio", "video"], anchor=anchor, content=content,
-                  bridges=[bridge])
+                  bridges=bridges)
 
 
 # ------------------------------------------------------------------ event scripts

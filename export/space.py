@@ -23,7 +23,14 @@ from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ExportError
 from edgerec.models.content import item_texts
 from edgerec.models.multilingual import PACKAGED, MultilingualTeacher
-from edgerec.models.transfer import HASHED_DIM, LinearBridge, fit_bridge, hashed_text_vectors
+from edgerec.models.transfer import (
+    HASHED_DIM,
+    LinearBridge,
+    consumed_matrix,
+    fit_bridge,
+    fit_direct_bridge,
+    hashed_text_vectors,
+)
 from edgerec.runtime.bundle import MANIFEST, Bundle, sha256_file
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.schema import check_manifest
@@ -66,7 +73,8 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
     raw = json.loads((source.root / MANIFEST).read_text(encoding="utf-8"))
     shutil.copytree(source.root, out, dirs_exist_ok=True)
     old = raw.get("space", {})  # a bundle declared before: its space files give way to the new ones
-    for name in [old.get("content", {}).get("file")] + [f for b in old.get("bridges", []) for f in (b["weights"], b["bias"])]:
+    old_bridges = [b.get(key) for b in old.get("bridges", []) for key in ("weights", "bias", "prior")]
+    for name in [old.get("content", {}).get("file"), *old_bridges]:
         if name:
             raw["files"].pop(name, None)
             (out / name).unlink(missing_ok=True)
@@ -89,10 +97,16 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
     for i, b in enumerate(bridges):
         if b.bridge.weights.shape[1] != manifest.dim:
             raise ExportError(f"bridge {i} maps into {b.bridge.weights.shape[1]} dimensions, the bundle has {manifest.dim}")
-        entries.append({"source_domain": b.source_domain, "source_space": b.source_space,
-                        "weights": add(f"space/bridge{i}.weights.npy", b.bridge.weights.astype(np.float32)),
-                        "bias": add(f"space/bridge{i}.bias.npy", b.bridge.bias.astype(np.float32)),
-                        "users": int(b.bridge.users)})
+        entry = {"source_domain": b.source_domain, "source_space": b.source_space,
+                 "weights": add(f"space/bridge{i}.weights.npy", b.bridge.weights.astype(np.float32)),
+                 "bias": add(f"space/bridge{i}.bias.npy", b.bridge.bias.astype(np.float32)),
+                 "users": int(b.bridge.users)}
+        if b.bridge.prior is not None:
+            if b.bridge.prior.shape != (manifest.items.count,):
+                raise ExportError(f"bridge {i} has a prior for {b.bridge.prior.shape[0]} items, the bundle has "
+                                  f"{manifest.items.count}; fit it on this bundle's item table")
+            entry["prior"] = add(f"space/bridge{i}.prior.npy", b.bridge.prior.astype(np.float32))
+        entries.append(entry)
     if entries:
         section["bridges"] = entries
     raw["space"] = section
@@ -104,28 +118,36 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
     return Bundle.open(out)
 
 
-def pooled_in_bundle(bundle: Bundle, part: Dataset, recent: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's pooled vector over the bundle's item table (the device's `pooled` over the newest
-    `recent` consumed items of `part` the bundle knows), and which users have any (a mask)."""
+def bundle_rows(bundle: Bundle, part: Dataset) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each user's consumed items of `part` as rows of the bundle's item table (items the bundle does
+    not know left out), oldest first, and the bundle's item vectors (dequantised)."""
     seq, _ = consumed_sequences(part.interactions, part.n_users)
     catalog = ItemCatalog(bundle)
     index = catalog.index
     row_of = np.array([index.get(item, -1) for item in part.catalog.item_ids], np.int64)
-    vectors = catalog.vectors(np.arange(catalog.base_count))
+    rows = [row_of[seq.of(user)] for user in range(part.n_users)]
+    return [r[r >= 0] for r in rows], catalog.vectors(np.arange(catalog.base_count))
+
+
+def pooled_in_bundle(bundle: Bundle, part: Dataset, recent: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's pooled vector over the bundle's item table (the device's `pooled` over the newest
+    `recent` consumed items of `part` the bundle knows), and which users have any (a mask)."""
+    rows, vectors = bundle_rows(bundle, part)
     out = np.zeros((part.n_users, vectors.shape[1]), np.float32)
     has = np.zeros(part.n_users, bool)
-    for user in range(part.n_users):
-        rows = row_of[seq.of(user)]
-        rows = rows[rows >= 0]
-        if len(rows):
-            out[user], has[user] = pooled(vectors[rows[-recent:]]), True
+    for user, mine in enumerate(rows):
+        if len(mine):
+            out[user], has[user] = pooled(vectors[mine[-recent:]]), True
     return out, has
 
 
 def fit_bundle_bridge(source: Bundle, target: Bundle, data_dir: str | Path, *, by: str, source_domain: str,
-                      target_domain: str, ridge: float = 1.0) -> BridgeFile:
+                      target_domain: str, ridge: float = 1.0, method: str = "mapping") -> BridgeFile:
     """The bridge from `source`'s item space to `target`'s, fit on the users of `data_dir` with history in
-    both domains (user ids are matched across domains by the data set, never written to the bundle)."""
+    both domains (user ids are matched across domains by the data set, never written to the bundle):
+    to their pooled target vectors (`mapping`) or to their target consumption itself (`direct`)."""
+    if method not in ("mapping", "direct"):
+        raise ConfigError(f"unknown bridge method {method!r}; use mapping or direct")
     parts = split_domains(load_dataset(data_dir), by)
     for name in (source_domain, target_domain):
         if name not in parts:
@@ -133,4 +155,10 @@ def fit_bundle_bridge(source: Bundle, target: Bundle, data_dir: str | Path, *, b
     src, has_src = pooled_in_bundle(source, parts[source_domain])
     tgt, has_tgt = pooled_in_bundle(target, parts[target_domain])
     both = has_src & has_tgt
-    return BridgeFile(source_domain, source.manifest.embedding_space, fit_bridge(src[both], tgt[both], ridge))
+    if method == "mapping":
+        return BridgeFile(source_domain, source.manifest.embedding_space, fit_bridge(src[both], tgt[both], ridge))
+    rows, vectors = bundle_rows(target, parts[target_domain])
+    users = np.flatnonzero(both)
+    consumed = consumed_matrix([rows[u] for u in users], len(vectors))
+    return BridgeFile(source_domain, source.manifest.embedding_space,
+                      fit_direct_bridge(src[both], consumed, vectors, ridge))

@@ -1,5 +1,6 @@
 """Host side of cross-domain transfer: the shared content anchor, per-domain item factors, pooled
-user vectors, and the linear bridge between two domains' user spaces fit on overlapping users.
+user vectors, and the linear bridges between two domains fit on overlapping users (to the target's
+pooled user vectors, or to its item scores directly with the target's item prior).
 
 The device applies what this fits with edgerec.runtime.transfer (same pooling, same arithmetic).
 """
@@ -65,6 +66,7 @@ class LinearBridge:
     weights: np.ndarray  # (source dim, target dim)
     bias: np.ndarray  # (target dim,)
     users: int
+    prior: np.ndarray | None = None  # (target items,): a direct bridge's score offset per target item
 
     def apply(self, source: np.ndarray) -> np.ndarray:
         return source @ self.weights + self.bias
@@ -80,3 +82,38 @@ def fit_bridge(source: np.ndarray, target: np.ndarray, ridge: float = 1.0) -> Li
     weights = np.linalg.solve(gram, xs.T @ xt)
     bias = mean_t - mean_s @ weights
     return LinearBridge(weights.astype(np.float32), bias.astype(np.float32), len(source))
+
+
+def fit_direct_bridge(source: np.ndarray, consumed: sp.spmatrix, target_items: np.ndarray,
+                      ridge: float = 1.0) -> LinearBridge:
+    """A bridge fit to the target's item scores directly: ridge regression from source user vectors to
+    each user's target consumption (rows: the same users; `consumed` 0/1, users x target items), with
+    the scores restricted to the target item table's span (score = item . (p W + b) + prior).
+
+    The prior is each target item's share of these users who consumed it: the intercept of the
+    regression, so how much popularity counts against the user's own signal is fit by least squares
+    on the overlapping users, never set by hand."""
+    consumed = sp.csr_matrix(consumed, dtype=np.float64)
+    if consumed.shape != (len(source), len(target_items)) or len(source) < 2:
+        raise ConfigError(f"a direct bridge needs at least 2 users and one consumption row per user and a "
+                          f"column per target item (got {len(source)} users, matrix {consumed.shape}, "
+                          f"{len(target_items)} items)")
+    items = np.asarray(target_items, np.float64)
+    prior = np.asarray(consumed.mean(0)).ravel()
+    # the centred consumption in the item table's basis: least squares Z with Z V^T ~ Y - prior
+    gram_v = items.T @ items + 1e-6 * np.eye(items.shape[1])
+    coded = np.linalg.solve(gram_v, (consumed @ items - np.outer(np.ones(len(source)), prior @ items)).T).T
+    mean_s = source.mean(0)
+    xs = source - mean_s
+    weights = np.linalg.solve(xs.T @ xs + ridge * np.eye(source.shape[1]), xs.T @ coded)
+    bias = -mean_s @ weights
+    return LinearBridge(weights.astype(np.float32), bias.astype(np.float32), len(source), prior.astype(np.float32))
+
+
+def consumed_matrix(histories: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """0/1 users x items: which items each history (one array of item codes per user) holds."""
+    cols = np.concatenate([np.asarray(h, np.int64) for h in histories]) if histories else np.zeros(0, np.int64)
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    matrix = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(histories), n_items))
+    matrix.data[:] = 1.0  # repeats were summed into one entry: count them once
+    return matrix

@@ -24,6 +24,12 @@ class Bridge:
     weights: np.ndarray  # (source dim, target dim) float32
     bias: np.ndarray  # (target dim,) float32
     users: int  # overlapping users it was fit on
+    prior: np.ndarray | None = None  # (items,) float32: a direct bridge's score offset per item of this bundle
+
+    @property
+    def direct(self) -> bool:
+        """Fit to this bundle's item scores (score = item . (p W + b) + prior), not to its user vectors."""
+        return self.prior is not None
 
     def apply(self, source_vector: np.ndarray) -> np.ndarray:
         return (np.asarray(source_vector, np.float32) @ self.weights + self.bias).astype(np.float32)
@@ -60,19 +66,26 @@ class SharedSpace:
             if weights.ndim != 2 or weights.shape[1] != dim or bias.shape != (dim,):
                 raise BundleError(f"bridge from {entry['source_domain']!r} maps to {weights.shape} with a bias of "
                                   f"{bias.shape}; the bundle's vectors are {dim} wide, re-export the bridge")
+            prior = bundle.array(entry["prior"], mmap=False).astype(np.float32) if "prior" in entry else None
+            if prior is not None and prior.shape != (count,):
+                raise BundleError(f"bridge from {entry['source_domain']!r} has a prior of shape {prior.shape}, "
+                                  f"expected one value per item ({count}); re-export the bridge")
             bridges.append(Bridge(entry["source_domain"], entry["source_space"], weights.astype(np.float32),
-                                  bias.astype(np.float32), int(entry.get("users", 0))))
+                                  bias.astype(np.float32), int(entry.get("users", 0)), prior))
         return cls(section["id"], section.get("anchor", ""), list(section["domains"]), content, bridges)
 
-    def bridge_from(self, source) -> Bridge:
-        """The bridge fit on `source`'s item vectors (a Manifest); SpaceMismatchError when there is none."""
+    def bridge_from(self, source, direct: bool = False) -> Bridge:
+        """The bridge fit on `source`'s item vectors (a Manifest), a direct one (with a prior) or a
+        user-vector one; SpaceMismatchError when there is none."""
         for bridge in self.bridges:
-            if bridge.source_space == source.embedding_space:
+            if bridge.source_space == source.embedding_space and bridge.direct == direct:
                 return bridge
-        known = ", ".join(f"{b.source_domain} ({b.source_space})" for b in self.bridges) or "none"
-        raise SpaceMismatchError(f"no bridge from bundle {source.name!r} (embedding space {source.embedding_space}) "
-                                 f"into this one (bridges: {known}); fit one with `edgerec domains bridge` "
-                                 "against that very export")
+        kind = "direct bridge" if direct else "bridge"
+        known = ", ".join(f"{b.source_domain} ({b.source_space}{', direct' if b.direct else ''})"
+                          for b in self.bridges) or "none"
+        raise SpaceMismatchError(f"no {kind} from bundle {source.name!r} (embedding space {source.embedding_space}) "
+                                 f"into this one (bridges: {known}); fit one with `edgerec domains bridge "
+                                 f"--method {'direct' if direct else 'mapping'}` against that very export")
 
 
 def check_shared(source, target) -> None:

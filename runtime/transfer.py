@@ -1,13 +1,17 @@
 """Transfer of interest across domains on the device: a user's history in one bundle (the source
 domain, say music) ranks the items of another bundle (the target, say video) that shares its space.
 
-Two methods, side by side, both plain numpy over arrays the bundles ship:
+Three methods, side by side, all plain numpy over arrays the bundles ship:
 
     content   the source history's items in the shared content space, pooled, scored against the
               target's items in that space: needs only the shared content encoder
     mapping   the source history pooled in the source bundle's own item space, carried into the
               target's item space by the target's learned linear bridge (EMCDR-style: fit on users
               of both apps), then scored by the target's item scan like any user vector
+    direct    the same pooled source history through a direct bridge, fit to the overlapping
+              users' target consumption itself, so its scores (the item scan plus the bridge's
+              per-item prior, the target's popularity among those users) rank target items as a
+              least-squares fit weighs the user's own signal against popularity
 
 `Transfer` refuses two bundles that do not declare one shared space, and a bridge fit on another
 export of the source, with SpaceMismatchError.
@@ -23,7 +27,7 @@ from edgerec.runtime.request import Recommendation
 from edgerec.runtime.space import Bridge, SharedSpace, check_shared
 from edgerec.runtime.user_state import read_state
 
-METHODS = ("content", "mapping")
+METHODS = ("content", "mapping", "direct")
 RECENT = 50  # newest source items a transfer pools (the taste now, as the user encoder's window)
 
 
@@ -47,6 +51,20 @@ def mapped_query(source_items: np.ndarray, bridge: Bridge) -> np.ndarray:
     return (mapped / max(float(np.linalg.norm(mapped)), 1e-12)).astype(np.float32)
 
 
+def direct_query(source_items: np.ndarray, bridge: Bridge) -> np.ndarray:
+    """direct: the pooled source history through a direct bridge, not normalised (its scale is
+    fit against the bridge's prior)."""
+    if not bridge.direct:
+        raise ConfigError("the direct method needs a direct bridge (one with a prior); fit it with "
+                          "`edgerec domains bridge --method direct`")
+    return bridge.apply(pooled(source_items))
+
+
+def direct_scores(item_scores: np.ndarray, bridge: Bridge) -> np.ndarray:
+    """direct: the target's item scan of the direct query plus the bridge's per-item prior."""
+    return (np.asarray(item_scores, np.float32) + bridge.prior).astype(np.float32)
+
+
 class Transfer:
     """Recommendations from a target Recommender for a user whose history lies in a source Recommender."""
 
@@ -62,13 +80,15 @@ class Transfer:
                 raise ConfigError("the content method needs both bundles to carry space.content vectors; "
                                   "export them with `edgerec domains space`, or use method='mapping'")
         else:
-            self.bridge = self.target_space.bridge_from(source.manifest)
+            self.bridge = self.target_space.bridge_from(source.manifest, direct=method == "direct")
 
     def query(self, source_rows: np.ndarray) -> np.ndarray:
         """The query vector for source-catalog rows: content space or the target's item space."""
         rows = np.asarray(source_rows, np.int64)[-RECENT:]
         if self.method == "content":
             return content_query(np.asarray(self.source_content[rows], np.float32))
+        if self.method == "direct":
+            return direct_query(self.source.catalog.vectors(rows), self.bridge)
         return mapped_query(self.source.catalog.vectors(rows), self.bridge)
 
     def scores(self, source_rows: np.ndarray) -> np.ndarray:
@@ -76,7 +96,8 @@ class Transfer:
         query = self.query(source_rows)
         if self.method == "content":
             return (np.asarray(self.target_space.content, np.float32) @ query).astype(np.float32)
-        return np.asarray(self.target.models.scan.scores(query), np.float32)
+        scores = np.asarray(self.target.models.scan.scores(query), np.float32)
+        return direct_scores(scores, self.bridge) if self.method == "direct" else scores
 
     def recommend(self, user: str, k: int = 10) -> list[Recommendation]:
         """Top-k target items for `user` from their source history, leaving out what the user already

@@ -11,7 +11,14 @@ the content space is one encoder over both catalogs' texts (hashed words by defa
     target-only  the target model with no history: its average training user
     content      pooled source history in the shared content space (runtime/transfer.py)
     mapping      pooled source history through a linear bridge fit on the other overlapping users
+    direct       pooled source history through a bridge fit to the training users' target consumption
+                 itself, plus its per-item prior (their target popularity): fit on training users only
     oracle       (synthetic worlds) the generator's true tastes plus popularity: how far any method could go
+
+Two yardsticks beside the methods: the ceiling (a list with every hidden item first scores NDCG 1, so
+1 / popularity's NDCG is the most any method can gain over it), and an in-domain reference: the
+target model given a random half of each test user's own target history, ranking the other half,
+against popularity on the same halves (what knowing the target history itself would give).
 
 With a synthetic world, `couplings` reruns the whole protocol on worlds whose audio taste follows
 the video taste by that much (SynthConfig.domain_coupling): the ground truth of the transfer.
@@ -30,12 +37,25 @@ from edgerec.data.split import Sequences, consumed_sequences
 from edgerec.data.synth import GroundTruth, SynthConfig, ground_truth, item_fit, synth_dataset
 from edgerec.errors import ConfigError
 from edgerec.models.content import item_texts
-from edgerec.models.transfer import fit_bridge, hashed_text_vectors, item_factors, pooled_users
+from edgerec.models.transfer import (
+    consumed_matrix,
+    fit_bridge,
+    fit_direct_bridge,
+    hashed_text_vectors,
+    item_factors,
+    pooled_users,
+)
 from edgerec.runtime.space import Bridge
-from edgerec.runtime.transfer import content_query, mapped_query
+from edgerec.runtime.transfer import (
+    content_query,
+    direct_query,
+    direct_scores,
+    mapped_query,
+    pooled,
+)
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
-METHODS = ("popularity", "target-only", "content", "mapping")
+METHODS = ("popularity", "target-only", "content", "mapping", "direct")
 ORACLE = "oracle (true tastes)"
 K = 10
 
@@ -55,12 +75,29 @@ def without_users(seq: Sequences, users: np.ndarray) -> Sequences:
     return Sequences(np.concatenate([[0], np.cumsum(lengths)]), seq.items[keep], seq.times[keep])
 
 
-def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
-                  test_share: float = 0.2, dim: int = 32, seed: int = 0, content: np.ndarray | None = None,
-                  truth: GroundTruth | None = None) -> dict:
-    """NDCG@10 and HR@10 per method for the test users (see the module's protocol); with the synthetic
-    world's `truth`, also a reference that knows each user's true tastes (what no method can beat by much)."""
-    parts = split_domains(dataset, by)
+@dataclass
+class TransferFit:
+    """Everything the methods learn, from source events and the training users' target events only."""
+
+    source: Dataset
+    target: Dataset
+    seq_a: Sequences  # every user's source history (the test users keep theirs: it is their input)
+    seq_b: Sequences  # every user's target history (the test users' rows are the ground truth)
+    test: np.ndarray
+    train: np.ndarray
+    items_a: np.ndarray
+    items_b: np.ndarray
+    popularity: np.ndarray
+    average: np.ndarray  # the target-only model's user: the average training user
+    bridge: Bridge  # mapping
+    direct: Bridge  # direct
+
+
+def fit_transfer(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
+                 test_share: float = 0.2, dim: int = 32, seed: int = 0) -> TransferFit:
+    """Split the users with `min_items`+ in both domains once (seeded), hide the test users' target
+    history, and fit each domain's factors, popularity, the target-only user and both bridges."""
+    parts = split_domains(dataset, by, allow_empty=True)
     for name in (source, target):
         if name not in parts:
             raise ConfigError(f"no domain {name!r} by {by!r} (the data has {', '.join(sorted(parts))})")
@@ -75,20 +112,34 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     train_b = without_users(seq_b, test)  # the test users' target history is hidden from all of it
     items_a, items_b = item_factors(seq_a, a.n_items, dim, seed), item_factors(train_b, b.n_items, dim, seed)
+    popularity = np.bincount(train_b.items, minlength=b.n_items).astype(np.float32)
+    average = pooled_users(items_b, train_b, np.flatnonzero(train_b.lengths() > 0)).mean(0)
+    source_users = pooled_users(items_a, seq_a, train)
+    fit = fit_bridge(source_users, pooled_users(items_b, train_b, train))
+    direct = fit_direct_bridge(source_users, consumed_matrix([train_b.of(int(u)) for u in train], b.n_items),
+                               items_b)
+    return TransferFit(a, b, seq_a, seq_b, test, train, items_a, items_b, popularity, average,
+                       Bridge(source, "", fit.weights, fit.bias, fit.users),
+                       Bridge(source, "", direct.weights, direct.bias, direct.users, direct.prior))
+
+
+def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
+                  test_share: float = 0.2, dim: int = 32, seed: int = 0, content: np.ndarray | None = None,
+                  truth: GroundTruth | None = None) -> dict:
+    """NDCG@10 and HR@10 per method for the test users (see the module's protocol); with the synthetic
+    world's `truth`, also a reference that knows each user's true tastes (what no method can beat by much)."""
+    f = fit_transfer(dataset, source, target, by, min_items, test_share, dim, seed)
+    a, b, seq_a, seq_b, items_a, items_b = f.source, f.target, f.seq_a, f.seq_b, f.items_a, f.items_b
     if content is None:
         content = hashed_text_vectors(item_texts(dataset.catalog))
     code_of = {item: i for i, item in enumerate(dataset.catalog.item_ids)}
     content_a = content[[code_of[i] for i in a.catalog.item_ids]]
     content_b = content[[code_of[i] for i in b.catalog.item_ids]]
-
-    popularity = np.bincount(train_b.items, minlength=b.n_items).astype(np.float32)
-    with_b = np.flatnonzero(train_b.lengths() > 0)
-    average = pooled_users(items_b, train_b, with_b).mean(0)
-    fit = fit_bridge(pooled_users(items_a, seq_a, train), pooled_users(items_b, train_b, train))
-    bridge = Bridge(source, "", fit.weights, fit.bias, fit.users)
-    scores = {"popularity": lambda _h, _u: popularity, "target-only": lambda _h, _u: items_b @ average,
+    popularity = f.popularity
+    scores = {"popularity": lambda _h, _u: popularity, "target-only": lambda _h, _u: items_b @ f.average,
               "content": lambda h, _u: content_b @ content_query(content_a[h]),
-              "mapping": lambda h, _u: items_b @ mapped_query(items_a[h], bridge)}
+              "mapping": lambda h, _u: items_b @ mapped_query(items_a[h], f.bridge),
+              "direct": lambda h, _u: direct_scores(items_b @ direct_query(items_a[h], f.direct), f.direct)}
     methods = METHODS
     if truth is not None:
         codes = np.array([code_of[i] for i in b.catalog.item_ids])
@@ -96,12 +147,10 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
         methods = METHODS + (ORACLE,)
     ndcg = {m: [] for m in methods}
     hit = {m: [] for m in methods}
-    for user in test:
+    for user in f.test:
         history, relevant = seq_a.of(int(user))[-50:], seq_b.of(int(user))
         for method in methods:
-            s = scores[method](history, user)
-            top = np.argpartition(-s, K)[:K]
-            top = top[np.argsort(-s[top], kind="stable")]
+            top = top_k(scores[method](history, user))
             ndcg[method].append(ndcg_at_k(top, relevant))
             hit[method].append(float(np.isin(top, relevant).any()))
     result = {m: {"NDCG@10": round(float(np.mean(ndcg[m])), 4), "HR@10": round(float(np.mean(hit[m])), 4)}
@@ -109,8 +158,35 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
     base = result["popularity"]["NDCG@10"]
     for m in methods:
         result[m]["x_popularity"] = round(result[m]["NDCG@10"] / base, 2) if base else None
-    return {"source": source, "target": target, "test_users": int(n_test), "train_users": int(len(train)),
-            "source_items": a.n_items, "target_items": b.n_items, "methods": result}
+    # a list that ranks every hidden item first scores NDCG 1: the most any method can gain over popularity
+    ceiling = round(1.0 / base, 2) if base else None
+    return {"source": source, "target": target, "test_users": int(len(f.test)), "train_users": int(len(f.train)),
+            "source_items": a.n_items, "target_items": b.n_items, "ceiling_x_popularity": ceiling,
+            "in_domain_reference": in_domain_reference(f, seed), "methods": result}
+
+
+def top_k(scores: np.ndarray, k: int = K) -> np.ndarray:
+    """The k best rows, best first."""
+    top = np.argpartition(-scores, k)[:k] if len(scores) > k else np.arange(len(scores))
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def in_domain_reference(fit: TransferFit, seed: int = 0) -> dict:
+    """The target model with half of each test user's own target history (seeded) as input, ranking the
+    other half with the input left out, against popularity on the same halves."""
+    rng = np.random.default_rng(seed)
+    ndcg = {"popularity": [], "target model": []}
+    for user in fit.test:
+        order = rng.permutation(fit.seq_b.of(int(user)))
+        given, held = order[:len(order) // 2], order[len(order) // 2:]
+        model = fit.items_b @ pooled(fit.items_b[given])
+        for name, scores in (("popularity", fit.popularity), ("target model", model)):
+            scores = scores.astype(np.float64)  # a copy: the input items are left out
+            scores[given] = -np.inf
+            ndcg[name].append(ndcg_at_k(top_k(scores), held))
+    out = {name: round(float(np.mean(v)), 4) for name, v in ndcg.items()}
+    out["x_popularity"] = round(out["target model"] / out["popularity"], 2) if out["popularity"] else None
+    return out
 
 
 def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray) -> np.ndarray:
@@ -166,15 +242,21 @@ class TransferStudy(Study):
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        rows = []
+        rows, reference = [], []
         for run in record["runs"]:
             label = run["world"] + (f" (coupling {run['domain_coupling']})"
                                     if run.get("domain_coupling") is not None else "")
+            ref = run["in_domain_reference"]
+            reference.append({"world": label, "popularity": ref["popularity"], "target model": ref["target model"],
+                              "x popularity": ref["x_popularity"], "test users": run["test_users"]})
             for method, m in run["methods"].items():
                 rows.append({"world": label, "method": method, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"],
-                             "x popularity": m["x_popularity"], "test users": run["test_users"]})
+                             "x popularity": m["x_popularity"], "ceiling x": run.get("ceiling_x_popularity"),
+                             "test users": run["test_users"]})
         return [Table(f"Transfer {record['source']} -> {record['target']}: NDCG@10 on hidden target history",
-                      rows)]
+                      rows),
+                Table(f"In-domain reference: the {record['target']} model given half of each test user's own "
+                      f"{record['target']} history, NDCG@10 on the other half", reference)]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:

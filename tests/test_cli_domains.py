@@ -34,8 +34,10 @@ def test_domains_commands_end_to_end(tiny_bundle, tmp_path):
     result = runner.invoke(cli, ["domains", "bridge", str(space), str(space), "--data", str(data),
                                  "--out", str(bridged)])
     assert result.exit_code == 0, result.output
-    bridge = SharedSpace.of(Bundle.open(bridged)).bridges[0]
+    bridge, direct = SharedSpace.of(Bundle.open(bridged)).bridges  # one per --method, both by default
     assert bridge.source_space == Bundle.open(space).manifest.embedding_space
+    assert not bridge.direct and direct.direct and direct.users == bridge.users
+    assert direct.prior.shape == (Bundle.open(space).manifest.items.count,) and direct.prior.max() <= 1
     audio = parts["audio"]
     users_with_audio = np.unique(audio.interactions.user[audio.interactions.consumed_mask()])
     assert bridge.users == len(users_with_audio)  # every user with audio history is in both sides here
@@ -47,6 +49,14 @@ def test_domains_commands_end_to_end(tiny_bundle, tmp_path):
     assert result.exit_code == 0, result.output
     listed = json.loads(out.read_text())
     assert len(listed) == 4 and all(r["reason"]["kind"] == "transfer" for r in listed)
+    result = runner.invoke(cli, args + ["--method", "direct"] + [a for item in items for a in ("--item", item)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())) == 4
+    mapping_only = tmp_path / "mapping-only"
+    result = runner.invoke(cli, ["domains", "bridge", str(space), str(space), "--data", str(data),
+                                 "--method", "mapping", "--out", str(mapping_only)])
+    assert result.exit_code == 0, result.output
+    assert [b.direct for b in SharedSpace.of(Bundle.open(mapping_only)).bridges] == [False]
     result = runner.invoke(cli, ["domains", "recommend", str(tiny_bundle), str(bridged), "--user", "zoe",
                                  "--item", items[0]])
     assert result.exit_code != 0 and "declares no shared space" in result.output

@@ -43,6 +43,15 @@ def test_split_by_an_explicit_column_and_its_errors(small_dataset):
     with pytest.raises(DataError, match="only one domain"):
         split_domains(small, by="provider")
 
+    # an item with no value (a film with no genre listed) is an error, or with allow_empty in no domain
+    one.text["provider"] = ["a"] * (len(one) - 1) + [""]
+    one.text["provider"][0] = "b"
+    with pytest.raises(DataError, match="empty 'provider'"):
+        split_domains(small, by="provider")
+    parts = split_domains(small, by="provider", allow_empty=True)
+    assert sorted(parts) == ["a", "b"] and parts["a"].n_items + parts["b"].n_items == len(one) - 1
+    assert parts["b"].catalog.item_ids == [one.item_ids[0]]
+
 
 def test_an_uncoupled_config_is_the_world_as_it_was():
     cfg = SynthConfig(users=50, items=200, events=2_000, seed=3)

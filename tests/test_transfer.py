@@ -9,7 +9,13 @@ import pytest
 
 from edgerec.errors import BundleError, ConfigError, ExportError, SpaceMismatchError
 from edgerec.export.space import BridgeFile, declare_space
-from edgerec.models.transfer import LinearBridge, fit_bridge, hashed_text_vectors
+from edgerec.models.transfer import (
+    LinearBridge,
+    consumed_matrix,
+    fit_bridge,
+    fit_direct_bridge,
+    hashed_text_vectors,
+)
 from edgerec.runtime import Recommender
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.space import SharedSpace
@@ -131,3 +137,49 @@ def test_hashed_words_share_a_space_without_a_vocabulary():
     assert a[0] @ a[1] > 0.5  # five of seven words shared
     unrelated = hashed_text_vectors(["Upbeat pop"])[0]
     assert abs(float(unrelated @ a[0])) < a[0] @ a[1]
+
+
+# a direct bridge: a0 and a1 pooled ([0.707, 0.707]) map to q = [0, 1.414, 0], not normalised; the prior
+# then lifts v4 and v2 above v0, which the scan alone ties at 0
+DIRECT = LinearBridge(np.array([[0, 1, 0], [0, 1, 0]], np.float32), np.zeros(3, np.float32), 9,
+                      np.array([0.1, 0.1, 0.2, 0.0, 0.3], np.float32))
+
+
+def test_direct_scores_the_scan_of_the_unnormalised_query_plus_the_prior(pair, handmade_bundle, tmp_path):
+    source = Bundle.open(pair[0]).manifest.embedding_space
+    both = declare_space(handmade_bundle(TARGET), tmp_path / "both", space_id="media-v1", domains=["video"],
+                         anchor="hashed-words-256", bridges=[BridgeFile("audio", source, BRIDGE),
+                                                             BridgeFile("audio", source, DIRECT)])
+    raw = json.loads((both.root / "manifest.json").read_text())
+    assert "prior" not in raw["space"]["bridges"][0] and raw["space"]["bridges"][1]["prior"] in raw["files"]
+    with Recommender.open(pair[0]) as audio, Recommender.open(both.root) as video:
+        listen(audio, "cy", ["i0", "i1"])
+        results = Transfer(audio, video, "direct").recommend("cy", k=4)
+        assert [r.item_id for r in results] == ["i1", "i3", "i4", "i2"]
+        root2 = 2 ** 0.5
+        np.testing.assert_allclose([r.score for r in results], [root2 + 0.1, 0.6 * root2, 0.3, 0.2], rtol=1e-5)
+        # the mapping still takes the bridge without a prior
+        assert [r.item_id for r in Transfer(audio, video, "mapping").recommend("cy", k=3)] == ["i2", "i3", "i4"]
+    with Recommender.open(pair[0]) as audio, Recommender.open(pair[1]) as video:
+        with pytest.raises(SpaceMismatchError, match="no direct bridge from bundle .* --method direct"):
+            Transfer(audio, video, "direct")
+    short = LinearBridge(DIRECT.weights, DIRECT.bias, 9, DIRECT.prior[:4])
+    with pytest.raises(ExportError, match="prior for 4 items, the bundle has 5"):
+        declare_space(handmade_bundle(TARGET), tmp_path / "short", space_id="media-v1", domains=["video"],
+                      bridges=[BridgeFile("audio", source, short)])
+
+
+def test_fit_direct_bridge_recovers_item_scores_and_their_prior():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    items = np.linalg.qr(rng.normal(size=(12, 3)))[0]  # 12 target items, 3 wide
+    weights, prior = rng.normal(size=(4, 3)), rng.random(12)
+    scores = (x - x.mean(0)) @ weights @ items.T + prior
+    fitted = fit_direct_bridge(x, scores, items, ridge=1e-9)
+    np.testing.assert_allclose(fitted.prior, prior, atol=1e-5)
+    np.testing.assert_allclose(fitted.weights, weights, atol=1e-4)
+    np.testing.assert_allclose((x @ fitted.weights + fitted.bias) @ items.T + fitted.prior, scores, atol=1e-4)
+    with pytest.raises(ConfigError, match="a column per target item"):
+        fit_direct_bridge(x, scores[:, :11], items)
+    matrix = consumed_matrix([np.array([2, 0, 2]), np.array([], np.int64), np.array([1])], 3)
+    np.testing.assert_array_equal(matrix.toarray(), [[1, 0, 1], [0, 0, 0], [0, 1, 0]])  # a repeat counts once
