@@ -103,8 +103,10 @@ class ItemCatalog:
     # ---------------------------------------------------------- vectors
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
-        """Float32 vectors of some rows (dequantized)."""
-        return self._per_row(rows, self.stored.dequantize, lambda item: item.vector,
+        """Float32 vectors of some rows (dequantized); zeros for a removed added item, as in
+        added_matrix (a history keeps its rows: a None here read as NaN and emptied the list)."""
+        zeros = np.zeros(self.table.shape[1], np.float32)
+        return self._per_row(rows, self.stored.dequantize, lambda item: zeros if item.vector is None else item.vector,
                              lambda n: np.zeros((n, self.table.shape[1]), np.float32))
 
     def _per_row(self, rows, from_bundle, from_added, empty) -> np.ndarray:

@@ -53,7 +53,8 @@ class Recommender:
         self.monitor = Monitor()
         self.drift_baseline = DriftBaseline.from_manifest(self.manifest)
         self.update = update  # set when opened as an update of a previous bundle
-        self.pipeline: Pipeline = default_pipeline(self.models, history, UserCache())
+        self.users = UserCache()  # each user's state and vector, kept between requests
+        self.pipeline: Pipeline = default_pipeline(self.models, history, self.users)
         self._restore_items()
 
     @classmethod
@@ -188,8 +189,13 @@ class Recommender:
             self.record(user, item, "more_like_this")
 
     def forget(self, user: str) -> int:
-        """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py)."""
-        return self.history.forget(user)
+        """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py),
+        and drop what requests kept of them in memory."""
+        checks.text(user, "user")
+        try:
+            return self.history.forget(user)
+        finally:
+            self.users.drop(user)
 
     def export_history(self, user: str) -> dict:
         return self.history.export(user)

@@ -21,6 +21,7 @@ candidates without touching every row.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,7 @@ class ExactScan:
         self._packed = self._nk.dots_pack(np.ascontiguousarray(self.table)) if kernel == "numkong-packed" else None
         rows = max(1, min(len(self.table), CHUNK_BYTES // (4 * max(self.table.shape[1], 1))))
         self._buffer = np.empty((rows, self.table.shape[1]), np.float32) if kernel == "numpy" else None
+        self._buffer_lock = threading.Lock()  # one request at a time fills _buffer
 
     @property
     def label(self) -> str:
@@ -144,12 +146,20 @@ class ExactScan:
         n = len(self.table)
         out = np.empty(n, np.int64 if self.int8 else np.float32)
         q = query.astype(np.float32)
-        step = len(self._buffer)
-        for start in range(0, n, step):
-            block = self.table[start:start + step]
-            buf = self._buffer[: len(block)]
-            np.copyto(buf, block, casting="unsafe")
-            out[start:start + len(block)] = buf @ q
+        # requests of several threads scan at once: a thread that finds _buffer in use takes scratch of its
+        # own (sharing it let one thread multiply the rows another had just copied in)
+        owned = self._buffer_lock.acquire(blocking=False)
+        buffer = self._buffer if owned else np.empty_like(self._buffer)
+        try:
+            step = len(buffer)
+            for start in range(0, n, step):
+                block = self.table[start:start + step]
+                buf = buffer[: len(block)]
+                np.copyto(buf, block, casting="unsafe")
+                out[start:start + len(block)] = buf @ q
+        finally:
+            if owned:
+                self._buffer_lock.release()
         return out
 
     def exact(self, rows: np.ndarray, user: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ for training and on the device; the model is plain arrays (no code, no pickle).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,7 +86,8 @@ class Featurizer:
         side: self.side(history, liked) when the caller keeps it between requests.
 
         Values equal the ranker's features where they share a name (computed in float32 as there)."""
-        side = self.side(history, liked) if side is None else side
+        if side is None or (side.tag_codes is not None and side.tag_codes() is not self.tags):  # other numbering
+            side = self.side(history, liked)
         out = np.zeros((len(candidates), len(FEATURES) + user.shape[0]), np.float64)
         out[:, len(FEATURES):] = items * user[None, :]
         out[:, _RETRIEVAL] = items @ user
@@ -107,7 +109,8 @@ class Featurizer:
         """The history's part of the features: read once per history (a device keeps it until the next event)."""
         recent, liked = np.asarray(history[-50:], np.int64), np.asarray(liked[-5:], np.int64)
         return ScorerSide(history_side(self.table, history), len(recent), Shares.of(self.genre[recent]),
-                          self.tag_profile(recent), self.vectors_of(liked) if len(liked) else None)
+                          self.tag_profile(recent), self.vectors_of(liked) if len(liked) else None,
+                          weakref.ref(self.tags))
 
     def tag_profile(self, recent: np.ndarray) -> np.ndarray | None:
         """How many of the recent rows carry each tag, by tag code (None when they carry none)."""
@@ -131,13 +134,15 @@ class Featurizer:
 class ScorerSide:
     """The user's history as the scorer reads it: the item features' side, the number of recent
     items, their genres, their tag counts (by tag code; None without tags) and the vectors of the
-    newest 5 liked items (None without)."""
+    newest 5 liked items (None without); the TagCodes that numbered the tags (a catalog version's
+    codes are built anew when a request of another version ran in between, numbered afresh)."""
 
     items: HistorySide
     recent: int
     genres: Shares
     tag_profile: np.ndarray | None
     liked: np.ndarray | None = None
+    tag_codes: weakref.ref | None = None  # weak: a kept side must not hold an old catalog version's codes
 
 
 class TagCodes:

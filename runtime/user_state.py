@@ -100,6 +100,11 @@ class UserCache:
             self._entries.move_to_end(user)
             return entry
 
+    def drop(self, user: str) -> None:
+        """Forget what is kept of `user` (forget(): their history must not outlive it in memory)."""
+        with self._lock:
+            self._entries.pop(user, None)
+
     def put(self, user: str, entry: UserEntry) -> None:
         with self._lock:
             self._entries[user] = entry

@@ -443,6 +443,26 @@ def test_tag_codes_stay_right_when_the_decoded_rows_are_forgotten(monkeypatch):
             assert (line[1 + line[0]:] == -1).all()
 
 
+def test_a_kept_scorer_side_reads_tags_as_the_featurizer_numbers_them(tiny_bundle):
+    """Tag codes are numbered in the order rows are first decoded, once per catalog version; a
+    request of an older snapshot rebuilds them, and the version it left rebuilds them again. A user
+    side kept from before must not be read with the new numbering."""
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.catalog import AddedItem, ItemCatalog
+    from edgerec.runtime.ranking import device_featurizer
+
+    cat = ItemCatalog(Bundle.open(tiny_bundle))
+    old = cat.snapshot()  # a request that began before the catalog changed
+    history, liked, pool = np.arange(20, 40), np.array([21, 22]), np.arange(500, 600)
+    items = old.vectors(pool)
+    args = (items.mean(0), items, pool, history, 21.0, 1, 1_790_000_000, liked)
+    kept = device_featurizer(old).side(history, liked)  # what the user's cache entry keeps
+    cat.add(AddedItem("new", np.full(items.shape[1], items.shape[1] ** -0.5, np.float32), {"title": "n"}))
+    device_featurizer(cat.snapshot())  # a request on the new catalog
+    again = device_featurizer(old)  # the old snapshot's next request: its tag codes built anew
+    np.testing.assert_array_equal(again(*args, kept), again(*args))
+
+
 def test_the_scorers_kept_user_side_follows_a_new_like(scorer_bundle, tmp_path):
     from edgerec.runtime import Stage
     from edgerec.runtime.scorer import _LIKE

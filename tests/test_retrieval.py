@@ -220,6 +220,40 @@ def test_the_numpy_kernel_keeps_a_float_query_in_float32():
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "fp32"])
+def test_the_numpy_kernel_scores_right_in_concurrent_requests(monkeypatch, dtype):
+    """Requests of several threads share one scan: each needs scratch memory of its own (one shared
+    block buffer let a thread multiply the rows another had just copied in: a few wrong scores per
+    hundred scans)."""
+    import sys
+    import threading
+
+    monkeypatch.setattr(retrieval, "CHUNK_BYTES", 4 * 16 * 16)  # 16-row blocks: many per scan
+    rng = np.random.default_rng(4)
+    scan = ExactScan(StoredTable.quantize(rng.normal(size=(1_000, 16)), dtype), "numpy")
+    queries = rng.normal(size=(6, 16)).astype(np.float32)
+    want = [scan.scores(q) for q in queries]
+    wrong = []
+
+    def requests(n):
+        for i in range(150):
+            q = (n + i) % len(queries)
+            if not np.array_equal(scan.scores(queries[q]), want[q]):
+                wrong.append(q)
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads swap often, as on a busy device
+    try:
+        threads = [threading.Thread(target=requests, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(before)
+    assert not wrong
+
+
 def test_a_zero_query_scores_zero_everywhere():
     for scan in scans(StoredTable.quantize(VECTORS, "int8")):
         np.testing.assert_array_equal(scan.scores(np.zeros(2)), [0.0, 0.0])

@@ -60,6 +60,27 @@ def test_a_users_state_is_reused_until_anything_of_theirs_is_written(rec):
     assert rec.stats()["counters"]["user_cache_hits"] == 1
 
 
+def test_forget_drops_what_was_kept_of_the_user_in_memory(rec, monkeypatch):
+    """forget() erases the user's rows from the files; the state, event window and vector kept
+    between requests go as well (they stayed in memory until evicted), even when the erasure
+    itself must be completed later."""
+    cache = rec.pipeline["history"].run.cache
+    for user in ("fay", "gus"):
+        watched(rec, user, n=5)
+        rec.recommend(user, k=5)
+    rec.forget("fay")
+    assert cache.get("fay") is None and cache.get("gus") is not None
+    rec.recommend("gus", k=5)
+
+    def blocked():
+        raise HistoryError("another connection holds a read snapshot")
+
+    monkeypatch.setattr(rec.history, "erase_pending", blocked)
+    with pytest.raises(HistoryError):
+        rec.forget("gus")
+    assert cache.get("gus") is None
+
+
 def test_not_interested_removes_item_and_near_neighbours(rec):
     """A differential test: two users with the same history; one says "not interested" to the top item,
     the other (the control) to the item of the list least like it. Only the first loses the top item's

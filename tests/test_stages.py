@@ -228,6 +228,24 @@ def test_catalog_updates_racing_requests_never_break_one(rec):
     assert len(rec.catalog) == rec.catalog.base_count + 400
 
 
+@pytest.mark.parametrize("event", ["more_like_this", "like", "finish"])
+def test_a_removed_item_the_user_acted_on_leaves_the_list_whole(rec, event):
+    """An item added on the device and later removed keeps its place in the history (liked, loved,
+    finished); its vector is gone. It must not turn the query into NaN: the list stays full and
+    finite (it was empty: every score NaN)."""
+    cat = rec.catalog
+    watch(rec, "keeper", range(40, 46))
+    rec.add_items([{"item_id": "home-video", "vector": cat.vectors([505])[0].tolist(), "title": "Home video"}])
+    rec.record("keeper", "home-video", event)
+    rec.remove_items(["home-video"])
+    for ann in (None, "usearch"):
+        rec.ann_kind = ann
+        got = rec.recommend("keeper", k=10, context=NOW)
+        assert len(got) == 10 and all(np.isfinite(r.score) for r in got)
+        assert "home-video" not in ids(got)
+    assert np.isfinite(cat.vectors([cat.base_count])).all()  # a removed item's vector reads as zeros
+
+
 def test_recommend_raises_only_edgerec_errors_when_a_part_breaks(rec, monkeypatch):
     watch(rec, "eve", range(30, 36))
     with pytest.raises(ConfigError, match="epoch seconds"):
