@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,17 +139,19 @@ class HistoryStore:
             except self._busy as exc:
                 raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
+            before = self.db.total_changes
             try:
                 yield
-            except self._errors as exc:
+            except BaseException as exc:
                 self._rollback()
-                raise HistoryError(f"could not write to {self.path} ({exc}); nothing of this change was "
-                                   "stored") from None
-            except BaseException:
-                self._rollback()
+                if isinstance(exc, self._errors):
+                    raise HistoryError(f"could not write to {self.path} ({exc}); nothing of this change was "
+                                       "stored") from None
                 raise
             else:
                 self.db.execute("COMMIT")
+                if self.db.total_changes == before:
+                    return  # no row changed (e.g. retention found nothing old): what was derived still holds
                 if profile is None:
                     self._writes += 1
                 else:
@@ -158,10 +160,8 @@ class HistoryStore:
                         self._rewrites[profile] = self._rewrites.get(profile, 0) + 1
 
     def _rollback(self) -> None:
-        try:
+        with suppress(self._errors):  # the transaction may be gone already (SQLite rolled it back itself)
             self.db.execute("ROLLBACK")
-        except self._errors:
-            pass  # the transaction is gone already (SQLite rolled it back itself)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

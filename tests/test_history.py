@@ -202,8 +202,21 @@ def test_generation_changes_for_every_profile_on_shared_writes(store):
     store.save_item("x", "space", None, {})
     a1 = store.generation("a")
     assert a1 != a0
-    store.prune()
-    assert store.generation("a") != a1
+    store.prune()  # nothing old: what was derived from the history still holds
+    assert store.generation("a") == a1
+    store.record("b", "y", "play", ts=1.0)  # older than any retention keeps
+    b1 = store.generation("b")
+    assert store.prune() == 1 and store.generation("a") != a1 and store.generation("b") != b1
+
+
+def test_automatic_retention_that_removes_nothing_keeps_every_kept_window(store):
+    """record() runs retention every 100 events; when it finds nothing to remove, the users'
+    kept windows stay valid (their next request reads only their new events)."""
+    store.record("a", "x", "play")
+    a0 = store.generation("a")
+    for i in range(150):
+        store.record("b", f"i{i}", "play")
+    assert store.generation("a") == a0 and store.count() == 151
 
 
 def test_generation_sees_writes_of_another_connection(tmp_path):
