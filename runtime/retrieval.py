@@ -97,6 +97,9 @@ class ExactScan:
     def _query(self, user: np.ndarray) -> tuple[np.ndarray, float]:
         """The query in the table's dtype, and the factor that turns its dots into scores."""
         user = np.asarray(user, np.float32)
+        if user.shape != self.table.shape[1:]:  # the compiled kernel would read any length that fits
+            raise ConfigError(f"a query of shape {user.shape} against a table of {self.table.shape[1]}-value "
+                              "vectors; the user vector must come from this bundle's encoder")
         if not self.int8:
             return (user if self.kernel == "numpy" else user.astype(self.table.dtype)), 1.0
         if self.stored.scale_axis == "dim":

@@ -254,6 +254,18 @@ def test_the_numpy_kernel_scores_right_in_concurrent_requests(monkeypatch, dtype
     assert not wrong
 
 
+@pytest.mark.parametrize("dtype", TABLE_DTYPES)
+def test_a_query_of_another_length_is_refused_by_every_kernel(dtype):
+    """The compiled kernel would read any query whose length fits the table's bytes: refused first."""
+    stored = StoredTable.quantize(np.random.default_rng(5).normal(size=(40, 8)), dtype)
+    for scan in scans(stored):
+        for bad in (np.ones(4), np.ones(16), np.ones((1, 8)), np.ones(0)):
+            with pytest.raises(ConfigError, match="this bundle's encoder"):
+                scan.scores(bad)
+            with pytest.raises(ConfigError, match="this bundle's encoder"):
+                scan.top(bad, 5)
+
+
 def test_a_zero_query_scores_zero_everywhere():
     for scan in scans(StoredTable.quantize(VECTORS, "int8")):
         np.testing.assert_array_equal(scan.scores(np.zeros(2)), [0.0, 0.0])
