@@ -102,8 +102,9 @@ class RetrieveStage:
         scores = np.r_[base, (added @ query).astype(np.float32)] if len(added) else base
         n = len(state.consumed)
         if n < policy.cold_start_items:  # a short history: lean on popularity until it grows
-            alpha = n / policy.cold_start_items
-            scores = (alpha * standardize(scores) + (1 - alpha) * self.prior(cat, request.now)).astype(np.float32)
+            alpha = n / policy.cold_start_items  # (0 x -inf, a row the index did not score, would warn: kept -inf)
+            blend = alpha * standardize(scores) if alpha else np.where(np.isfinite(scores), 0.0, -np.inf)
+            scores = (blend + (1 - alpha) * self.prior(cat, request.now)).astype(np.float32)
         return scores
 
     def _streamable(self, request: Request) -> bool:

@@ -1,6 +1,7 @@
 """Users' own models in bundles, the ANN index, and the pipeline on MovieLens-format data."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -87,6 +88,11 @@ def test_ann_index_agrees_with_the_exact_scan(tiny_bundle, tmp_path):
         a = {r.item_id for r in exact.recommend(user, k=10, filters=filters)}
         b = {r.item_id for r in ann.recommend(user, k=10, filters=filters)}
         assert len(b) == 10 and len(a & b) >= 7, user
+    for rec in (exact, ann):  # a newcomer whose only event is a like: the index's rows, no warning
+        rec.record("newfan", rec.catalog.item_id(11), "like")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert len(rec.recommend("newfan", k=10)) == 10
     counters = ann.stats()["counters"]
     assert counters.get("ann_too_few", 0) >= 1  # the Spanish filter outran the index's candidates
     assert list(tmp_path.glob("ann-*.usearch")) and "ann_fallback" not in counters
