@@ -276,11 +276,13 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
         except ImportError:
             rows.append({"method": "faiss-cpu IndexFlatIP (fp32)", "skipped": "faiss-cpu not installed"})
         try:
-            from usearch.index import MetricKind, search
+            from edgerec.runtime.retrieval import import_usearch
 
+            usearch = import_usearch()
             int8 = np.asarray(table)
-            run("usearch exact (int8)", lambda q: search(int8, np.clip(np.round(q * 127), -127, 127).astype(np.int8),
-                                                           k, MetricKind.IP, exact=True, threads=profile.threads),
+            run("usearch exact (int8)",
+                lambda q: usearch.search(int8, np.clip(np.round(q * 127), -127, 127).astype(np.int8), k,
+                                         usearch.MetricKind.IP, exact=True, threads=profile.threads),
                 int8.nbytes)
         except ImportError:
             rows.append({"method": "usearch exact (int8)", "skipped": "usearch not installed"})

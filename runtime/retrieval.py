@@ -170,12 +170,24 @@ class ExactScan:
         return self.stored.dequantize(rows) @ np.asarray(user, np.float32)
 
 
+def import_usearch():
+    """usearch.index, imported after onnxruntime where both are installed: the other order crashes
+    the process when onnxruntime is imported later (a C++ library clash, seen with usearch 2.26
+    and onnxruntime 1.32: a segmentation fault inside its import)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass  # without onnxruntime there is nothing to clash with
+    import usearch.index
+
+    return usearch.index
+
+
 class AnnIndex:
     """A usearch HNSW index over the table, saved to / loaded from a cache file."""
 
     def __init__(self, vectors_fn, count: int, dim: int, cache: Path | None):
-        from usearch.index import Index
-
+        Index = import_usearch().Index  # noqa: N806 (the library's class)
         self.count = count
         if cache is not None and cache.exists():
             self.index = Index.restore(str(cache), view=True)

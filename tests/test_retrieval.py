@@ -3,6 +3,7 @@ top-k on hand-made tables (ties: lowest row first), for every kernel installed."
 
 import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,6 +265,24 @@ def test_a_query_of_another_length_is_refused_by_every_kernel(dtype):
                 scan.scores(bad)
             with pytest.raises(ConfigError, match="this bundle's encoder"):
                 scan.top(bad, 5)
+
+
+@pytest.mark.skipif(not (importlib.util.find_spec("usearch") and importlib.util.find_spec("onnxruntime")),
+                    reason="needs usearch and onnxruntime")
+def test_an_ann_index_built_before_the_onnx_session_does_not_crash_the_process(tmp_path):
+    """usearch loaded before onnxruntime made onnxruntime's import crash the process (segfault):
+    an app that builds the index first, then opens its ONNX encoder, must get its list."""
+    import subprocess
+    import sys
+
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+    code = (f"from edgerec.runtime import Recommender\n"
+            f"rec = Recommender.open({str(golden)!r}, backend='onnx', ann='usearch', cache_dir={str(tmp_path)!r})\n"
+            f"rec.models.ann_index()\n"
+            f"rec.record('u', rec.catalog.item_id(3), 'finish')\n"
+            f"print(len(rec.recommend('u', k=5)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "5", (done.returncode, done.stderr[-2000:])
 
 
 def test_a_zero_query_scores_zero_everywhere():
