@@ -22,7 +22,12 @@ import numpy as np
 from edgerec.compress.content_distill import cosine_stats, load_student, neighbour_agreement
 from edgerec.compress.content_vocab import VOCABULARY_ONLY
 from edgerec.compress.quantize import MODE_LABEL, quantize_onnx
-from edgerec.data.film_texts import split_imdb_titles, unseen_titles
+from edgerec.data.film_texts import (
+    movielens_films,
+    split_imdb_titles,
+    unseen_titles,
+    untrained_titles,
+)
 from edgerec.data.schema import Catalog
 from edgerec.data.store import load_dataset
 from edgerec.export.content import (
@@ -165,15 +170,21 @@ class ContentStudy(Study):
         info = config.get("info", {})
         train, held = held_out_texts(catalog, int(info.get("catalog_texts", info.get("train_texts", 0))),
                                      self.held_out, self.seed)
-        rows = np.random.default_rng(self.seed).permutation(len(catalog))[:self.held_out]
+        order = np.random.default_rng(self.seed).permutation(len(catalog))  # held_out_texts' order
+        rows = order[:self.held_out]
         titles = [catalog.text["title"][r] for r in rows if catalog.text["title"][r]]
         # real titles held out by row before a contextual student read the others (same seed)
         split = split_imdb_titles(seed=self.seed)
         seen = train + split.train[:info["real_titles"]] if info.get("real_titles") else train
+        read_titles = [catalog.text["title"][r] for r in order[self.held_out:self.held_out + len(train)]]
         sets = {"held-out catalog texts": held, "held-out catalog titles": titles,
                 "held-out real titles": split.held[:self.unseen],
                 "real titles with unseen words": unseen_titles(split.held, seen, self.unseen),
-                "real titles in other languages": split.held_other[:self.unseen]}
+                "real titles in other languages": split.held_other[:self.unseen],
+                # another real catalog: MovieLens titles the students never read as a text
+                "MovieLens titles never trained on": untrained_titles(movielens_films().titles,
+                                                                      seen + read_titles, self.unseen,
+                                                                      self.seed)}
         variants = [(fmt, "int8") for fmt in self.formats]
         students = {"student": (model, variants)}
         if (Path(self.student) / VOCABULARY_ONLY).exists():
@@ -182,7 +193,9 @@ class ContentStudy(Study):
             students = {"vocabulary-only student": (load_student(Path(self.student) / VOCABULARY_ONLY)[0],
                                                     variants), name: (model, variants)}
         if self.baseline:
-            students["baseline student"] = (load_student(self.baseline)[0], variants)
+            baseline, baseline_config = load_student(self.baseline)
+            kind = baseline_config.get("info", {}).get("init", "catalog tokens only")
+            students[f"baseline student ({kind})"] = (baseline, variants)
         teacher = ContentTeacher(self.encoder_dir)
         progress(f"exporting and measuring {len(students)} students and MiniLM on "
                  f"{sum(len(v) for v in sets.values()):,} unseen texts", {})
