@@ -93,15 +93,16 @@ def compression(teacher, student, data_dir, json_out, plot_out) -> None:
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher (default: the packaged all-MiniLM-L6-v2).")
 @click.option("--held-out", default=1000, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Must match the seed of `content distill`.")
-@click.option("--baseline", type=DIR, help="Another student to compare, e.g. `content distill --no-vocabulary`.")
+@click.option("--baseline", "baselines", type=DIR, multiple=True,
+              help="Another student to compare, e.g. `content distill --no-vocabulary` (repeatable).")
 @click.option("--unseen", default=500, show_default=True,
               help="Real film titles with words the student never trained on (per set).")
 @click.option("--json", "json_out", type=FILE_OUT)
-def content(student, data_dir, encoder_dir, held_out, seed, baseline, unseen, json_out) -> None:
+def content(student, data_dir, encoder_dir, held_out, seed, baselines, unseen, json_out) -> None:
     """MiniLM vs the students on unseen texts: bytes, speed, cosine, neighbours, zero-shot tagging."""
     from edgerec.studies.content import ContentStudy
 
-    _run(ContentStudy(student, data_dir, encoder_dir, held_out, seed, baseline, unseen), json_out)
+    _run(ContentStudy(student, data_dir, encoder_dir, held_out, seed, list(baselines), unseen), json_out)
 
 
 @study_group.command("replay", epilog=example("edgerec study replay bundle --data data/world --users 300"))

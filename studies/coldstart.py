@@ -94,14 +94,6 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def _student_label(content_dir: Path) -> tuple[str, dict]:
-    from edgerec.compress.content_distill import load_student
-
-    _, config = load_student(content_dir)
-    info = config.get("info", {})
-    return f"{Path(content_dir).name} ({info.get('init', 'catalog tokens only')})", config
-
-
 def _had_new_items(config: dict, new_ids: list[str]) -> bool | None:
     """Whether the student was distilled on a catalog holding any of the new items (None: unknown)."""
     data = config.get("info", {}).get("data")
@@ -128,7 +120,9 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
                      held_items: int = 600, epochs: int = 8, seed: int = 0, minilm: bool = False,
                      encoder_dir: str | Path | None = None,
                      progress: Callable[[str], None] | None = None) -> dict:
+    from edgerec.compress.content_distill import load_student
     from edgerec.runtime import Recommender
+    from edgerec.studies.content import student_name
 
     if not content_dirs:
         raise ConfigError("the cold-start study needs at least one content student (--content)")
@@ -143,14 +137,14 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
     new_ids = [dataset.catalog.item_ids[h] for h in held]
     metas = []
     for h in held:
-        meta = {c: dataset.catalog.text[c][h] for c in META_COLUMNS}
+        meta = {c: dataset.catalog.text[c][h] for c in META_COLUMNS if c in dataset.catalog.text}
         meta["tags"] = list(dataset.catalog.tags[h])
         metas.append(meta)
     rng = np.random.default_rng(seed)
     students, rows = [], []
     pairs_rows = users = targets = base = None
     for k, content_dir in enumerate(content_dirs):
-        name, config = _student_label(Path(content_dir))
+        name, config = student_name(Path(content_dir)), load_student(content_dir)[1]
         say(f"exporting a bundle with the content encoder {name}")
         bundle = out / f"bundle-{k}"
         export_bundle(out / "model", out / "data", bundle, ExportConfig(formats=("onnx",), evaluate=False),
@@ -237,7 +231,7 @@ def _minilm_placements(reduced: Dataset, split, cat, metas: list[dict], encoder_
                        fit_projection(catalog_vectors[trained], base[trained]))
     blended = _unit_rows(np.stack([metadata_vector(cat, host, m)[0] for m in metas]))
     alone = _unit_rows(host.item_vectors(host.embed([metadata_text(m) for m in metas])))
-    name = f"MiniLM on the host ({teacher.dir.name})"
+    name = f"the teacher on the host ({Path(encoder_dir).name})" if encoder_dir else "MiniLM on the host"
     return [(name, "content encoder + related items (as the device)", blended),
             (name, "content encoder only", alone)]
 

@@ -30,6 +30,7 @@ from edgerec.data.film_texts import (
 )
 from edgerec.data.schema import Catalog
 from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError
 from edgerec.export.content import (
     TFLITE_TOKENS,
     export_student,
@@ -150,6 +151,14 @@ def content_report(encoder_dir: Path, students: dict, sets: dict[str, list[str]]
     return {"models": sizes, "sets": {k: len(v) for k, v in sets.items()}, "quality": quality, "tagging": tags}
 
 
+def student_name(folder: Path) -> str:
+    """A student by its folder and how it was made, e.g. "ctx1 (vocabulary, contextual, 1 block)"."""
+    _, config = load_student(folder)
+    made = config.get("info", {}).get("init", "catalog tokens only")
+    layers = config.get("architecture", {}).get("layers")
+    return f"{Path(folder).name} ({made}" + (f", {layers} block{'s' * (layers > 1)})" if layers else ")")
+
+
 @dataclass
 class ContentStudy(Study):
     """The content encoders compared on unseen texts (`seed` must match `content distill`'s)."""
@@ -160,7 +169,7 @@ class ContentStudy(Study):
     encoder_dir: Path | None = None  # the teacher; default: the packaged all-MiniLM-L6-v2
     held_out: int = 1000
     seed: int = 0
-    baseline: Path | None = None  # e.g. a catalog-only student (`content distill --no-vocabulary`)
+    baselines: list[Path] = field(default_factory=list)  # e.g. `content distill --no-vocabulary`
     unseen: int = 500  # real film titles with words absent from the adaptation texts
     formats: list[str] = field(default_factory=lambda: ["onnx"])  # the students' files (int8)
 
@@ -192,10 +201,11 @@ class ContentStudy(Study):
             name = "contextual student" if contextual else "adapted student"
             students = {"vocabulary-only student": (load_student(Path(self.student) / VOCABULARY_ONLY)[0],
                                                     variants), name: (model, variants)}
-        if self.baseline:
-            baseline, baseline_config = load_student(self.baseline)
-            kind = baseline_config.get("info", {}).get("init", "catalog tokens only")
-            students[f"baseline student ({kind})"] = (baseline, variants)
+        for folder in self.baselines:
+            if student_name(folder) in students:
+                raise ConfigError(f"two students are called {student_name(folder)!r}; give them folders "
+                                  "with different names")
+            students[student_name(folder)] = (load_student(folder)[0], variants)
         teacher = ContentTeacher(self.encoder_dir)
         progress(f"exporting and measuring {len(students)} students and MiniLM on "
                  f"{sum(len(v) for v in sets.values()):,} unseen texts", {})
