@@ -104,16 +104,24 @@ def _had_new_items(config: dict, new_ids: list[str]) -> bool | None:
     return None if ids is None else bool(ids & set(new_ids))
 
 
-def _hits_at_10(users, base, history_rows, targets, vectors) -> float:
-    """Share of (user, new item) pairs whose new item ranks in the top 10 of old + new items."""
-    hits = 0
+def _hits_at_10(users, base, history_rows, targets, vectors, draws: int = 1000) -> dict:
+    """HR@10: the share of (user, new item) pairs whose new item ranks in the top 10 of old + new
+    items, with a 95% interval from resampling the new items (a user's pairs with one item move together)."""
+    hits = np.zeros(len(users))
     for row in range(len(users)):
         base_scores = base @ users[row]
         base_scores[history_rows[row] - 1] = -np.inf
         new_scores = vectors @ users[row]
         target = new_scores[targets[row]]
-        hits += (base_scores > target).sum() + (new_scores > target).sum() < 10
-    return hits / max(len(users), 1)
+        hits[row] = (base_scores > target).sum() + (new_scores > target).sum() < 10
+    if not len(users):
+        return {"HR@10": 0.0, "HR@10 low": 0.0, "HR@10 high": 0.0}
+    per_item = np.bincount(targets, hits, minlength=len(vectors))
+    pairs = np.bincount(targets, minlength=len(vectors)).astype(float)
+    pick = np.random.default_rng(0).integers(0, len(vectors), (draws, len(vectors)))
+    resampled = per_item[pick].sum(1) / np.maximum(pairs[pick].sum(1), 1)
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return {"HR@10": float(hits.mean()), "HR@10 low": float(low), "HR@10 high": float(high)}
 
 
 def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: str | Path, *,
@@ -162,30 +170,35 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
             if minilm:
                 say("MiniLM (the teacher, on the host) as the reference encoder")
                 reference = _minilm_placements(reduced, split, cat, metas, encoder_dir)
-        # the device path: add_items() with metadata only (content encoder + related items when both exist)
-        rec.add_items([{"item_id": item_id, **meta} for item_id, meta in zip(new_ids, metas)])
-        device = cat.vectors(np.array([cat.row(i) for i in new_ids]))
-        content_only = _unit_rows(np.stack([rec.metadata_vector(m, use_related=False)[0] for m in metas]))
-        # the same placement from the PyTorch student on the host: the device must match it
-        host = HostContent.student(content_dir, rec.content.projection)
-        expected = _unit_rows(np.stack([metadata_vector(cat, host, m)[0] for m in metas]))
-        parity = float((_unit_rows(device) * expected).sum(1).min())
+        device, content_only, parity = _device_placements(rec, content_dir, new_ids, metas)
         rec.close()
         students.append({"student": name, "kind": config.get("architecture", {}).get("kind", "static"),
                          "distilled_on_new_items": _had_new_items(config, new_ids),
                          "device_vs_host_cosine_min": parity})
         rows += [{"placement": "device default: content encoder + related items", "content encoder": name,
-                  "HR@10": _hits_at_10(users, base, pairs_rows, targets, device)},
+                  **_hits_at_10(users, base, pairs_rows, targets, device)},
                  {"placement": "content encoder only", "content encoder": name,
-                  "HR@10": _hits_at_10(users, base, pairs_rows, targets, content_only)}]
+                  **_hits_at_10(users, base, pairs_rows, targets, content_only)}]
     if minilm:
         rows += [{"placement": placement, "content encoder": name,
-                  "HR@10": _hits_at_10(users, base, pairs_rows, targets, vectors)}
-                 for name, placement, vectors in reference]
-    rows += [{"placement": name, "content encoder": "-", "HR@10": _hits_at_10(users, base, pairs_rows, targets, v)}
+                  **_hits_at_10(users, base, pairs_rows, targets, vectors)} for name, placement, vectors in reference]
+    rows += [{"placement": name, "content encoder": "-", **_hits_at_10(users, base, pairs_rows, targets, v)}
              for name, v in shared.items()]
     return {"held_items": int(len(held)), "pairs": int(len(targets)), "catalog": int(len(base) + len(held)),
             "students": students, "placements": rows}
+
+
+def _device_placements(rec, content_dir, new_ids: list[str], metas: list[dict]) -> tuple:
+    """(device vectors of the added items, content vectors alone, the least cosine between the device's
+    vectors and the same placement computed from the PyTorch student on the host)."""
+    cat = rec.catalog
+    # the device path: add_items() with metadata only (content encoder + related items when both exist)
+    rec.add_items([{"item_id": item_id, **meta} for item_id, meta in zip(new_ids, metas)])
+    device = cat.vectors(np.array([cat.row(i) for i in new_ids]))
+    content_only = _unit_rows(np.stack([rec.metadata_vector(m, use_related=False)[0] for m in metas]))
+    host = HostContent.student(content_dir, rec.content.projection)
+    expected = _unit_rows(np.stack([metadata_vector(cat, host, m)[0] for m in metas]))
+    return device, content_only, float((_unit_rows(device) * expected).sum(1).min())
 
 
 def _pairs(dataset: Dataset, held: np.ndarray, reduced_index: dict) -> tuple[list[np.ndarray], np.ndarray]:
