@@ -53,10 +53,11 @@ def study_group() -> None:
                                              "the reference the students approximate.")
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher for --minilm (default: the packaged "
                                                          "all-MiniLM-L6-v2).")
+@click.option("--k", default=10, show_default=True, help="Cut-off of the hit rate (HR@k).")
 @click.option("--prepare", is_flag=True, help="Only write the data without the new items to OUT/data, to "
                                               "distill the students on (so none reads a new item's text).")
 @click.option("--json", "json_out", type=FILE_OUT)
-def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, encoder_dir, prepare,
+def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, encoder_dir, k, prepare,
               json_out) -> None:
     """Hold items out of training, add them on the device from metadata only, and measure HR@10 per
     content student."""
@@ -69,7 +70,7 @@ def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, enc
         return
     if not content_dirs:
         raise click.UsageError("give --content (a content student) or --prepare")
-    _run(ColdStartStudy(data_dir, list(content_dirs), out, held_items, epochs, seed, minilm, encoder_dir),
+    _run(ColdStartStudy(data_dir, list(content_dirs), out, held_items, epochs, seed, minilm, encoder_dir, k),
          json_out)
 
 

@@ -104,8 +104,8 @@ def _had_new_items(config: dict, new_ids: list[str]) -> bool | None:
     return None if ids is None else bool(ids & set(new_ids))
 
 
-def _hits_at_10(users, base, history_rows, targets, vectors, draws: int = 1000) -> dict:
-    """HR@10: the share of (user, new item) pairs whose new item ranks in the top 10 of old + new
+def _hits_at(k: int, users, base, history_rows, targets, vectors, draws: int = 1000) -> dict:
+    """HR@k: the share of (user, new item) pairs whose new item ranks in the top k of old + new
     items, with a 95% interval from resampling the new items (a user's pairs with one item move together)."""
     hits = np.zeros(len(users))
     for row in range(len(users)):
@@ -113,19 +113,19 @@ def _hits_at_10(users, base, history_rows, targets, vectors, draws: int = 1000) 
         base_scores[history_rows[row] - 1] = -np.inf
         new_scores = vectors @ users[row]
         target = new_scores[targets[row]]
-        hits[row] = (base_scores > target).sum() + (new_scores > target).sum() < 10
+        hits[row] = (base_scores > target).sum() + (new_scores > target).sum() < k
     if not len(users):
-        return {"HR@10": 0.0, "HR@10 low": 0.0, "HR@10 high": 0.0}
+        return {f"HR@{k}": 0.0, f"HR@{k} low": 0.0, f"HR@{k} high": 0.0}
     per_item = np.bincount(targets, hits, minlength=len(vectors))
     pairs = np.bincount(targets, minlength=len(vectors)).astype(float)
     pick = np.random.default_rng(0).integers(0, len(vectors), (draws, len(vectors)))
     resampled = per_item[pick].sum(1) / np.maximum(pairs[pick].sum(1), 1)
     low, high = np.percentile(resampled, [2.5, 97.5])
-    return {"HR@10": float(hits.mean()), "HR@10 low": float(low), "HR@10 high": float(high)}
+    return {f"HR@{k}": float(hits.mean()), f"HR@{k} low": float(low), f"HR@{k} high": float(high)}
 
 
 def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: str | Path, *,
-                     held_items: int = 600, epochs: int = 8, seed: int = 0, minilm: bool = False,
+                     held_items: int = 600, epochs: int = 8, seed: int = 0, minilm: bool = False, k: int = 10,
                      encoder_dir: str | Path | None = None,
                      progress: Callable[[str], None] | None = None) -> dict:
     from edgerec.compress.content_distill import load_student
@@ -150,11 +150,15 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
         metas.append(meta)
     rng = np.random.default_rng(seed)
     students, rows = [], []
+
+    def hits(vectors):
+        return _hits_at(k, users, base, pairs_rows, targets, vectors)
+
     pairs_rows = users = targets = base = None
-    for k, content_dir in enumerate(content_dirs):
+    for index, content_dir in enumerate(content_dirs):
         name, config = student_name(Path(content_dir)), load_student(content_dir)[1]
         say(f"exporting a bundle with the content encoder {name}")
-        bundle = out / f"bundle-{k}"
+        bundle = out / f"bundle-{index}"
         export_bundle(out / "model", out / "data", bundle, ExportConfig(formats=("onnx",), evaluate=False),
                       content=content_dir)
         rec = Recommender.open(bundle, backend="onnx")
@@ -176,16 +180,14 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
                          "distilled_on_new_items": _had_new_items(config, new_ids),
                          "device_vs_host_cosine_min": parity})
         rows += [{"placement": "device default: content encoder + related items", "content encoder": name,
-                  **_hits_at_10(users, base, pairs_rows, targets, device)},
-                 {"placement": "content encoder only", "content encoder": name,
-                  **_hits_at_10(users, base, pairs_rows, targets, content_only)}]
+                  **hits(device)},
+                 {"placement": "content encoder only", "content encoder": name, **hits(content_only)}]
     if minilm:
-        rows += [{"placement": placement, "content encoder": name,
-                  **_hits_at_10(users, base, pairs_rows, targets, vectors)} for name, placement, vectors in reference]
-    rows += [{"placement": name, "content encoder": "-", **_hits_at_10(users, base, pairs_rows, targets, v)}
-             for name, v in shared.items()]
+        rows += [{"placement": placement, "content encoder": name, **hits(vectors)}
+                 for name, placement, vectors in reference]
+    rows += [{"placement": name, "content encoder": "-", **hits(v)} for name, v in shared.items()]
     return {"held_items": int(len(held)), "pairs": int(len(targets)), "catalog": int(len(base) + len(held)),
-            "students": students, "placements": rows}
+            "k": k, "students": students, "placements": rows}
 
 
 def _device_placements(rec, content_dir, new_ids: list[str], metas: list[dict]) -> tuple:
@@ -262,17 +264,18 @@ class ColdStartStudy(Study):
     epochs: int = 8
     seed: int = 0
     minilm: bool = False  # also MiniLM itself on the host, as the reference
+    k: int = 10  # the cut-off of the hit rate
     encoder_dir: Path | None = None  # the teacher for `minilm`; default: the packaged all-MiniLM-L6-v2
 
     def measure(self, progress: Progress) -> dict:
         return cold_start_check(self.data_dir, list(self.content_dirs), self.out, held_items=self.held_items,
                                 epochs=self.epochs, seed=self.seed, minilm=self.minilm,
-                                encoder_dir=self.encoder_dir, progress=say(progress))
+                                k=self.k, encoder_dir=self.encoder_dir, progress=say(progress))
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        out = [Table(f"cold-start items: {record['pairs']:,} (user, new item) pairs, {record['held_items']:,} "
-                     f"new items in a catalog of {record['catalog']:,}", record["placements"])]
+        out = [Table(f"cold-start items: HR@{record.get('k', 10)} of {record['pairs']:,} (user, new item) pairs, "
+                     f"{record['held_items']:,} new items in a catalog of {record['catalog']:,}", record["placements"])]
         if record.get("students"):
             out.append(Table("content students (device vectors of the added items against the same "
                              "placement from the PyTorch student)", record["students"]))

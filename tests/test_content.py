@@ -250,17 +250,18 @@ def test_cold_start_study_places_held_out_items_on_the_device(student_dir, tiny_
 
 
 def test_cold_start_hits_rank_new_items_among_old_ones_and_resample_items():
-    from edgerec.studies.coldstart import _hits_at_10
+    from edgerec.studies.coldstart import _hits_at
 
     base = np.tile([[0.0, 1.0]], (12, 1))  # twelve old items, all scoring 0 for the users below
     new = np.array([[1.0, 0.0], [-1.0, 0.0]])  # new item 0 scores 1 (rank 0), item 1 scores -1 (rank 13)
     users = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     history = [np.array([1]), np.array([2]), np.array([3])]
-    record = _hits_at_10(users, base, history, np.array([0, 1, 1]), new)
+    record = _hits_at(10, users, base, history, np.array([0, 1, 1]), new)
     assert record["HR@10"] == pytest.approx(1 / 3)
     assert record["HR@10 low"] == 0.0 and record["HR@10 high"] == 1.0  # all of item 0's pairs, or none
     base[3:] = [-2.0, 0.0]  # now only three old items outscore new item 1; the user saw one of them
-    assert _hits_at_10(users, base, history, np.array([0, 1, 1]), new)["HR@10"] == 1.0
+    assert _hits_at(10, users, base, history, np.array([0, 1, 1]), new)["HR@10"] == 1.0
+    assert _hits_at(2, users, base, history, np.array([0, 1, 1]), new)["HR@2"] == pytest.approx(1 / 3)
 
 
 def test_the_best_epoch_is_kept_and_the_start_competes():
