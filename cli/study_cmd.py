@@ -38,7 +38,6 @@ def study_group() -> None:
 
 @study_group.command("coldstart", epilog=example(
     "edgerec study coldstart --data data/world --out runs/cold --prepare",
-    "edgerec content distill --data runs/cold/data --out ckpt/cold-content",
     "edgerec study coldstart --data data/world --content ckpt/cold-content --out runs/cold --minilm "
     "--json cold.json"))
 @click.option("--data", "data_dir", required=True, type=DIR)
@@ -60,7 +59,7 @@ def study_group() -> None:
 def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, encoder_dir, k, prepare,
               json_out) -> None:
     """Hold items out of training, add them on the device from metadata only, and measure HR@10 per
-    content student."""
+    content student (distill the students on the data `--prepare` writes, OUT/data)."""
     from edgerec.studies.coldstart import ColdStartStudy, hold_out_items
 
     if prepare:
@@ -70,8 +69,8 @@ def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, enc
         return
     if not content_dirs:
         raise click.UsageError("give --content (a content student) or --prepare")
-    _run(ColdStartStudy(data_dir, list(content_dirs), out, held_items, epochs, seed, minilm, encoder_dir, k),
-         json_out)
+    _run(ColdStartStudy(data_dir, list(content_dirs), out, held_items, epochs, seed, minilm=minilm, k=k,
+                        encoder_dir=encoder_dir), json_out)
 
 
 @study_group.command("compression", epilog=example(
