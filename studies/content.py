@@ -5,7 +5,8 @@ milliseconds per title on one thread, and on each text set the cosine to the
 teacher's vectors and the agreement of the ten nearest neighbours. The text
 sets are the catalog's held-out texts and titles, and real film titles (shipped
 in a package) with words the student's adaptation texts never used, among them
-titles in other languages. Zero-shot tagging accuracy is measured on held-out
+titles in other languages, and titles of a second real catalog (MovieLens) that
+no student read as a text. Zero-shot tagging accuracy is measured on held-out
 items whose genres the encoders never read.
 """
 
@@ -22,9 +23,15 @@ import numpy as np
 from edgerec.compress.content_distill import cosine_stats, load_student, neighbour_agreement
 from edgerec.compress.content_vocab import VOCABULARY_ONLY
 from edgerec.compress.quantize import MODE_LABEL, quantize_onnx
-from edgerec.data.film_texts import split_imdb_titles, unseen_titles
+from edgerec.data.film_texts import (
+    movielens_films,
+    split_imdb_titles,
+    unseen_titles,
+    untrained_titles,
+)
 from edgerec.data.schema import Catalog
 from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError
 from edgerec.export.content import (
     TFLITE_TOKENS,
     export_student,
@@ -145,6 +152,14 @@ def content_report(encoder_dir: Path, students: dict, sets: dict[str, list[str]]
     return {"models": sizes, "sets": {k: len(v) for k, v in sets.items()}, "quality": quality, "tagging": tags}
 
 
+def student_name(folder: Path) -> str:
+    """A student by its folder and how it was made, e.g. "ctx1 (vocabulary, contextual, 1 block)"."""
+    _, config = load_student(folder)
+    made = config.get("info", {}).get("init", "catalog tokens only")
+    layers = config.get("architecture", {}).get("layers")
+    return f"{Path(folder).name} ({made}" + (f", {layers} block{'s' * (layers > 1)})" if layers else ")")
+
+
 @dataclass
 class ContentStudy(Study):
     """The content encoders compared on unseen texts (`seed` must match `content distill`'s)."""
@@ -155,7 +170,7 @@ class ContentStudy(Study):
     encoder_dir: Path | None = None  # the teacher; default: the packaged all-MiniLM-L6-v2
     held_out: int = 1000
     seed: int = 0
-    baseline: Path | None = None  # e.g. a catalog-only student (`content distill --no-vocabulary`)
+    baselines: list[Path] = field(default_factory=list)  # e.g. `content distill --no-vocabulary`
     unseen: int = 500  # real film titles with words absent from the adaptation texts
     formats: list[str] = field(default_factory=lambda: ["onnx"])  # the students' files (int8)
 
@@ -165,15 +180,21 @@ class ContentStudy(Study):
         info = config.get("info", {})
         train, held = held_out_texts(catalog, int(info.get("catalog_texts", info.get("train_texts", 0))),
                                      self.held_out, self.seed)
-        rows = np.random.default_rng(self.seed).permutation(len(catalog))[:self.held_out]
+        order = np.random.default_rng(self.seed).permutation(len(catalog))  # held_out_texts' order
+        rows = order[:self.held_out]
         titles = [catalog.text["title"][r] for r in rows if catalog.text["title"][r]]
         # real titles held out by row before a contextual student read the others (same seed)
         split = split_imdb_titles(seed=self.seed)
         seen = train + split.train[:info["real_titles"]] if info.get("real_titles") else train
+        read_titles = [catalog.text["title"][r] for r in order[self.held_out:self.held_out + len(train)]]
         sets = {"held-out catalog texts": held, "held-out catalog titles": titles,
                 "held-out real titles": split.held[:self.unseen],
                 "real titles with unseen words": unseen_titles(split.held, seen, self.unseen),
-                "real titles in other languages": split.held_other[:self.unseen]}
+                "real titles in other languages": split.held_other[:self.unseen],
+                # another real catalog: MovieLens titles the students never read as a text
+                "MovieLens titles never trained on": untrained_titles(movielens_films().titles,
+                                                                      seen + read_titles, self.unseen,
+                                                                      self.seed)}
         variants = [(fmt, "int8") for fmt in self.formats]
         students = {"student": (model, variants)}
         if (Path(self.student) / VOCABULARY_ONLY).exists():
@@ -181,8 +202,11 @@ class ContentStudy(Study):
             name = "contextual student" if contextual else "adapted student"
             students = {"vocabulary-only student": (load_student(Path(self.student) / VOCABULARY_ONLY)[0],
                                                     variants), name: (model, variants)}
-        if self.baseline:
-            students["baseline student"] = (load_student(self.baseline)[0], variants)
+        for folder in self.baselines:
+            if student_name(folder) in students:
+                raise ConfigError(f"two students are called {student_name(folder)!r}; give them folders "
+                                  "with different names")
+            students[student_name(folder)] = (load_student(folder)[0], variants)
         teacher = ContentTeacher(self.encoder_dir)
         progress(f"exporting and measuring {len(students)} students and MiniLM on "
                  f"{sum(len(v) for v in sets.values()):,} unseen texts", {})

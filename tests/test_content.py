@@ -195,6 +195,7 @@ def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path
     assert record["held_out_texts"] == 30 and len(rows) == 3
     assert record["sets"]["real titles with unseen words"] == 25
     assert record["sets"]["real titles in other languages"] == 25
+    assert record["sets"]["MovieLens titles never trained on"] == 25  # a second real catalog
     quality = {(r["set"], r["model"]): r for r in record["quality"]}
     assert len(quality) == 3 * len(record["sets"])
     assert quality[("held-out catalog texts", "MiniLM fp32 (onnx)")]["cosine_mean"] > 0.999  # the teacher
@@ -208,23 +209,59 @@ def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path
 
 
 def test_cold_start_study_places_held_out_items_on_the_device(student_dir, tiny_bundle, tmp_path):
-    """`edgerec content coldstart` (= `edgerec study coldstart`): items unseen in training, added from metadata."""
+    """`edgerec content coldstart` (= `edgerec study coldstart`): items unseen in training, added from
+    metadata, per content student: one distilled on the whole catalog, one on the data `--prepare`
+    wrote without the new items; MiniLM as the reference."""
     import json
 
     from click.testing import CliRunner
 
     from edgerec.cli.main import cli
 
-    out = tmp_path / "cold.json"
-    result = CliRunner().invoke(cli, ["content", "coldstart", "--data", str(tiny_bundle.parent / "data"),
-                                      "--content", str(student_dir[0]), "--out", str(tmp_path / "cold"),
-                                      "--held-items", "40", "--epochs", "1", "--json", str(out)])
+    data, cold, out = str(tiny_bundle.parent / "data"), tmp_path / "cold", tmp_path / "cold.json"
+    common = ["--data", data, "--out", str(cold), "--held-items", "40"]
+    prepared = CliRunner().invoke(cli, ["study", "coldstart", *common, "--prepare"])
+    assert prepared.exit_code == 0, prepared.output
+    assert len(load_dataset(cold / "data").catalog) == 960  # the students' data: no new item in it
+    distilled = CliRunner().invoke(cli, ["content", "distill", "--data", str(cold / "data"), "--out",
+                                         str(tmp_path / "fresh"), "--no-vocabulary", "--train-items", "300",
+                                         "--held-out", "50", "--epochs", "3"])
+    assert distilled.exit_code == 0, distilled.output
+    result = CliRunner().invoke(cli, ["content", "coldstart", *common, "--content", str(student_dir[0]),
+                                      "--content", str(tmp_path / "fresh"), "--minilm", "--epochs", "1",
+                                      "--json", str(out)])
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["held_items"] == 40 and record["catalog"] == 1000 and record["pairs"] > 0
-    placements = [p["placement"] for p in record["placements"]]
-    assert placements[0].startswith("device default") and "random placement" in placements
-    assert len(load_dataset(tmp_path / "cold" / "data").catalog) == 960  # trained without them
+    assert len(load_dataset(cold / "data").catalog) == 960  # trained without them
+    students = record["students"]
+    assert [s["distilled_on_new_items"] for s in students] == [None, False]  # the fixture's: no data recorded
+    # the device placed the added items with each bundle's own content encoder (not related items alone)
+    assert all(s["device_vs_host_cosine_min"] > 0.99 for s in students)
+    rows = {(r["placement"], r["content encoder"]): r["HR@10"] for r in record["placements"]}
+    names = [s["student"] for s in students]
+    assert names[1] == "fresh (catalog tokens only)"
+    for name in names:
+        assert ("device default: content encoder + related items", name) in rows
+        assert ("content encoder only", name) in rows
+    minilm = "MiniLM on the host"
+    assert rows[("content encoder only", minilm)] > rows[("random placement", "-")]
+    assert all(r["HR@10 low"] <= r["HR@10"] <= r["HR@10 high"] for r in record["placements"])
+
+
+def test_cold_start_hits_rank_new_items_among_old_ones_and_resample_items():
+    from edgerec.studies.coldstart import _hits_at
+
+    base = np.tile([[0.0, 1.0]], (12, 1))  # twelve old items, all scoring 0 for the users below
+    new = np.array([[1.0, 0.0], [-1.0, 0.0]])  # new item 0 scores 1 (rank 0), item 1 scores -1 (rank 13)
+    users = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    history = [np.array([1]), np.array([2]), np.array([3])]
+    record = _hits_at(10, users, base, history, np.array([0, 1, 1]), new)
+    assert record["HR@10"] == pytest.approx(1 / 3)
+    assert record["HR@10 low"] == 0.0 and record["HR@10 high"] == 1.0  # all of item 0's pairs, or none
+    base[3:] = [-2.0, 0.0]  # now only three old items outscore new item 1; the user saw one of them
+    assert _hits_at(10, users, base, history, np.array([0, 1, 1]), new)["HR@10"] == 1.0
+    assert _hits_at(2, users, base, history, np.array([0, 1, 1]), new)["HR@2"] == pytest.approx(1 / 3)
 
 
 def test_the_best_epoch_is_kept_and_the_start_competes():

@@ -10,7 +10,7 @@ from edgerec.compress.content_vocab import adapt_student, student_from_vocabular
 from edgerec.data.film_texts import imdb_titles, unseen_titles, words
 from edgerec.data.store import load_dataset
 from edgerec.models.content import ContentTeacher, item_texts, load_tokenizer, tokenize
-from edgerec.studies.content import tagging_accuracy
+from edgerec.studies.content import student_name, tagging_accuracy
 
 OOV_FLOOR = 0.4  # mean cosine to MiniLM on titles with unseen words (measured: 0.48 with all 30k tokens)
 
@@ -61,6 +61,19 @@ def _cosine(student, tokenizer, texts, targets):
 def test_unseen_titles_are_really_unseen(world):
     seen = set().union(*(words(t) for t in world["train"]))
     assert len(world["unseen"]) == 150 and all(words(t) - seen for t in world["unseen"])
+
+
+def test_untrained_movielens_titles_skip_every_title_read_whatever_its_article_or_case():
+    from edgerec.data.film_texts import movielens_films, title_key, untrained_titles
+
+    titles = movielens_films().titles
+    seen = ["the american president", "TOY STORY"] + titles[100:400]
+    picked = untrained_titles(titles, seen, 300, seed=1)
+    assert "American President, The" in titles and "Toy Story" in titles
+    assert title_key("American President, The") == title_key("the american president")
+    assert len(picked) == len({title_key(t) for t in picked}) == 300
+    assert not {title_key(t) for t in seen} & {title_key(t) for t in picked}
+    assert untrained_titles(titles, seen, 300, seed=1) == picked != untrained_titles(titles, seen, 300, seed=2)
 
 
 def test_titles_of_unseen_words_still_get_meaningful_vectors(students, world):
@@ -198,10 +211,11 @@ def test_content_distill_cli_builds_a_contextual_student(vocab, tiny_bundle, tea
     out = CliRunner().invoke(cli, ["content", "distill", "--data", str(tiny_bundle.parent / "data"), "--out",
                                    str(tmp_path / "ctx"), "--vocabulary-from", str(tmp_path / "vocab"),
                                    "--contextual", "--real-titles", "300", "--train-items", "200",
-                                   "--held-out", "100", "--epochs", "1"])
+                                   "--held-out", "100", "--epochs", "1", "--blocks", "1"])
     assert out.exit_code == 0, out.output
     student, config = load_student(tmp_path / "ctx")
-    assert config["architecture"]["kind"] == "contextual"
+    assert config["architecture"]["kind"] == "contextual" and config["architecture"]["layers"] == 1
+    assert student_name(tmp_path / "ctx") == "ctx (vocabulary, contextual, 1 block)"  # as reports name it
     assert config["info"]["real_titles"] == 300 and config["info"]["catalog_texts"] == 200
     assert config["info"]["train_texts"] == 500 and config["info"]["init"] == "vocabulary, contextual"
     split = split_imdb_titles()
