@@ -88,8 +88,8 @@ def test_ann_index_agrees_with_the_exact_scan(tiny_bundle, tmp_path):
         a = {r.item_id for r in exact.recommend(user, k=10, filters=filters)}
         b = {r.item_id for r in ann.recommend(user, k=10, filters=filters)}
         assert len(b) == 10 and len(a & b) >= 7, user
-    for rec in (exact, ann):  # a newcomer whose only event is a like: the index's rows, no warning
-        rec.record("newfan", rec.catalog.item_id(11), "like")
+    for rec in (exact, ann):  # a newcomer whose only event is "more like this": the index's rows, no warning
+        rec.record("newfan", rec.catalog.item_id(11), "more_like_this")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert len(rec.recommend("newfan", k=10)) == 10
