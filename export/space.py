@@ -95,6 +95,9 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
         section["content"] = {"file": add("space/content.npy", content.astype(np.float16)), "dtype": "float16"}
     entries = []
     for i, b in enumerate(bridges):
+        parts = (b.bridge.weights, b.bridge.bias, b.bridge.prior)
+        if not all(np.isfinite(part).all() for part in parts if part is not None):
+            raise ExportError(f"bridge {i} holds NaN or infinite values (a degenerate fit); fit it again")
         if b.bridge.weights.shape[1] != manifest.dim:
             raise ExportError(f"bridge {i} maps into {b.bridge.weights.shape[1]} dimensions, the bundle has {manifest.dim}")
         entry = {"source_domain": b.source_domain, "source_space": b.source_space,

@@ -70,6 +70,9 @@ class SharedSpace:
             if prior is not None and prior.shape != (count,):
                 raise BundleError(f"bridge from {entry['source_domain']!r} has a prior of shape {prior.shape}, "
                                   f"expected one value per item ({count}); re-export the bridge")
+            if not all(np.isfinite(part).all() for part in (weights, bias, prior) if part is not None):
+                raise BundleError(f"bridge from {entry['source_domain']!r} holds NaN or infinite values; "
+                                  "re-fit and re-export the bridge")
             bridges.append(Bridge(entry["source_domain"], entry["source_space"], weights.astype(np.float32),
                                   bias.astype(np.float32), int(entry.get("users", 0)), prior))
         return cls(section["id"], section.get("anchor", ""), list(section["domains"]), content, bridges)

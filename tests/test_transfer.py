@@ -169,6 +169,27 @@ def test_direct_scores_the_scan_of_the_unnormalised_query_plus_the_prior(pair, h
                       bridges=[BridgeFile("audio", source, short)])
 
 
+def test_a_bridge_with_nan_is_refused_at_export_and_at_open(pair, handmade_bundle, tmp_path):
+    """A NaN in a bridge would drop items from every transfer list silently: refused both ways."""
+    import hashlib
+
+    source = Bundle.open(pair[0]).manifest.embedding_space
+    bad = LinearBridge(DIRECT.weights, DIRECT.bias, 9, np.r_[DIRECT.prior[:4], np.nan].astype(np.float32))
+    with pytest.raises(ExportError, match="NaN or infinite"):
+        declare_space(handmade_bundle(TARGET), tmp_path / "nan", space_id="media-v1", domains=["video"],
+                      bridges=[BridgeFile("audio", source, bad)])
+    good = declare_space(handmade_bundle(TARGET), tmp_path / "good", space_id="media-v1", domains=["video"],
+                         bridges=[BridgeFile("audio", source, DIRECT)])
+    raw = json.loads((good.root / "manifest.json").read_text())
+    name = raw["space"]["bridges"][0]["prior"]
+    np.save(good.root / name, np.r_[DIRECT.prior[:4], np.inf].astype(np.float32))  # written by a faulty tool,
+    data = (good.root / name).read_bytes()  # checksums and all
+    raw["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (good.root / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="NaN or infinite"):
+        SharedSpace.of(Bundle.open(good.root))
+
+
 def test_fit_direct_bridge_recovers_item_scores_and_their_prior():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 4))
