@@ -37,6 +37,7 @@ from edgerec.export.popularity import PopularityPrior
 from edgerec.export.ranking import ranking_section
 from edgerec.models.checkpoint import load_model
 from edgerec.models.evaluation import Evaluator, train_popularity
+from edgerec.models.hubness import model_hubness
 from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
@@ -64,6 +65,7 @@ class ExportConfig:
     evaluate: bool = True  # record test metrics of the model (and of the teacher) in the manifest
     budgets: dict = field(default_factory=lambda: {"p99_ms": 5.0, "rss_mb": 300.0})
     priors: bool = True  # context priors and the engagement pull in the manifest's ranking section
+    hubness: bool = True  # the items' hubness column, for the device's Policy.hub_penalty
 
     def validate(self) -> ExportConfig:
         bad = set(self.formats) - {"onnx", "tflite"}
@@ -132,8 +134,13 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     log_popularity = train_popularity(split)
     if popularity is not None:
         metrics["popularity_prior"] = popularity.describe()
+    hubs = None
+    if cfg.hubness:
+        say("measuring each item's hubness against the training users")
+        hubs = model_hubness(ModelScorer(model, "student"), split.train, bundle_table)
     items = _write_items(writer, dataset.catalog, stored,
-                         log_popularity if popularity is None else popularity.for_catalog(dataset.catalog.item_ids))
+                         log_popularity if popularity is None else popularity.for_catalog(dataset.catalog.item_ids),
+                         hubs)
     # what the device's drift monitor compares with: the shipped encoder's top scores on these users
     shipped = next(iter(encoders.values()))
     metrics["monitoring"] = score_baseline(shipped.encode_rows(rows), bundle_table, seen)
@@ -258,12 +265,15 @@ def _export_ranker(ranker_dir, checkpoint, model, dataset, split, users, history
     return entries
 
 
-def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, popularity) -> ItemTableSpec:
+def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, popularity,
+                 hubness: np.ndarray | None = None) -> ItemTableSpec:
     """The item table and its metadata columns, written through the manifest's item section."""
     text = catalog.text
     strings = {"ids": catalog.item_ids, "titles": text["title"], "tags": ["|".join(t) for t in catalog.tags]}
     numeric = {"duration": catalog.duration, "release_ts": catalog.release_ts, "episode": catalog.episode,
                "popularity": popularity}
+    if hubness is not None:
+        numeric["hubness"] = np.asarray(hubness, np.float32)
     return ItemTableSpec(
         count=len(catalog), embeddings=TableSpec.from_manifest(stored.manifest_entry(writer)),
         strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},

@@ -185,10 +185,11 @@ def scripts(world: World) -> list[Case]:
                  *watch("p", history[:4]), rec("p", k=8), rec("p", k=8, policy={"fairness": 2.0}),
                  rec("p", k=8, policy={"fairness": 4.0, "max_per_creator": 1}),
                  rec("p", k=8, policy={"fairness": 0.8, "fairness_method": "cap"})]),
-        Case("boosts", "freshness and language boosts; without a ranker the hour and device change nothing", [
+        Case("boosts", "freshness, language and hub boosts; without a ranker the hour and device change nothing", [
                  *watch("l", history[:4]), rec("l", k=8),
                  rec("l", k=8, policy={"freshness": 3.0, "freshness_days": 365.0}),
                  rec("l", k=8, policy={"language_boost": 2.0}),
+                 rec("l", k=8, policy={"hub_penalty": 3.0}),
                  rec("l", k=8, context=world.context(hour=7.0, device="tv"))]),
         Case("filters", "business filters: each must hold for every item shown", [
                  *watch("x", history[:4]),

@@ -2,8 +2,8 @@
 
 Tuning the runtime's policy weights against logged data needs the same
 re-ordering the device does. This scorer takes a model's scores, keeps the
-device's short list, adds the runtime's own freshness and popularity boosts
-and runs its MMR (all from `edgerec.runtime.policies`), and returns scores
+device's short list, adds the runtime's own freshness, popularity and hub
+boosts and runs its MMR (all from `edgerec.runtime.policies`), and returns scores
 whose order is that list, so the evaluation protocol measures it unchanged.
 """
 
@@ -14,24 +14,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerec.data.split import Sequences
-from edgerec.runtime.policies import Policy, freshness_boost, mmr, popularity_boost, standardize
+from edgerec.errors import ConfigError
+from edgerec.runtime.policies import Policy, freshness_boost, hub_boost, mmr, popularity_boost, standardize
 
 
 @dataclass
 class PolicyScorer:
     """Wraps a ModelScorer: top `policy.short_list` by the model, then the device's boosts and MMR."""
 
-    inner: object  # a ModelScorer (item_matrix + score)
+    inner: object  # a ModelScorer (item_matrix + user_vectors)
     release_ts: np.ndarray  # per item, epoch seconds (0 = unknown)
     popularity: np.ndarray  # per item, training consumptions
     now: np.ndarray  # per user: the moment of the request (the held-out item's time)
     policy: Policy
     k: int = 10
     name: str = "policy"
+    hubness: np.ndarray | None = None  # per item (models/hubness.py); needed when policy.hub_penalty > 0
+
+    def __post_init__(self) -> None:
+        if self.policy.hub_penalty and (self.hubness is None or len(self.hubness) != len(self.popularity)):
+            raise ConfigError("Policy.hub_penalty needs one hubness value per item (models/hubness.py)")
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
-        base = np.asarray(self.inner.score(users, history), np.float64)
         vectors = self.inner.item_matrix()
+        user_vectors = np.asarray(self.inner.user_vectors(users, history), np.float64)
+        base = user_vectors @ vectors.T
+        # the device scores against the unit query: its cosines set the hub penalty's units
+        cosines = base / np.maximum(np.linalg.norm(user_vectors, axis=1, keepdims=True), 1e-12)
         out = base.copy()
         short = min(self.policy.short_list, base.shape[1])
         for row, user in enumerate(users):
@@ -42,6 +51,8 @@ class PolicyScorer:
             relevance = standardize(scores[pool])
             relevance = relevance + freshness_boost(self.release_ts[pool], float(self.now[user]), self.policy)
             relevance = relevance + popularity_boost(self.popularity[pool], self.policy)
+            if self.policy.hub_penalty:
+                relevance = relevance + hub_boost(self.hubness[pool], cosines[row, pool], self.policy)
             order = mmr(relevance, vectors[pool], self.k, self.policy.diversity)
             top = pool[order]
             ceiling = float(np.max(scores[pool])) if len(pool) else 0.0

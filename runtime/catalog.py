@@ -22,7 +22,7 @@ from itertools import chain
 
 import numpy as np
 
-from edgerec.errors import UnknownIdError
+from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import CatalogIds, RowColumn, StringColumn, random_access
 from edgerec.runtime.features import MODALITIES, ItemTable
@@ -214,6 +214,16 @@ class ItemCatalog:
         values = self.numeric[name]
         return self._per_row(rows, lambda r: values[r].astype(np.float64),
                              lambda item: float(item.meta.get(name, 0) or 0), lambda n: np.zeros(n, np.float64))
+
+    def hubness(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's hubness (models/hubness.py); items added on the device take the bundle's median."""
+        values = self.numeric.get("hubness")
+        if values is None:
+            raise ConfigError("this bundle has no hubness column (exported before it existed, or with "
+                              "ExportConfig(hubness=False)): re-export it, or leave Policy.hub_penalty at 0")
+        median = self._cached("hubness median", lambda: float(np.median(values)) if len(values) else 0.0)
+        return self._per_row(rows, lambda r: values[r].astype(np.float64), lambda _item: median,
+                             lambda n: np.zeros(n, np.float64))
 
     def feature_table(self) -> ItemTable:
         """Integer attributes for ranker features over all rows (built per catalog version)."""

@@ -53,6 +53,7 @@ class Policy:
     language_boost: float = 0.05  # bonus for items in the user's usual languages
     feedback_weight: float = 1.0  # how strongly "more like this" / "not interested" steer (in score deviations)
     popularity: float = 0.0  # blend of standardised log popularity into relevance (0 = none, < 0 = long tail)
+    hub_penalty: float = 0.0  # share of each item's hubness taken off its score (coverage; needs the column)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
     use_ranker: bool = True
@@ -75,6 +76,7 @@ class Policy:
         checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
         checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
         checks.number(self.popularity, "Policy.popularity", -100.0, 100.0)
+        checks.number(self.hub_penalty, "Policy.hub_penalty", 0.0, 10.0)
         checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
         checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
         checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
@@ -146,6 +148,18 @@ def popularity_boost(popularity: np.ndarray, policy: Policy) -> np.ndarray:
     if not policy.popularity:
         return np.zeros(len(popularity))
     return policy.popularity * standardize(np.log1p(np.asarray(popularity, np.float64)))
+
+
+def hub_boost(hubness: np.ndarray, cosines: np.ndarray, policy: Policy) -> np.ndarray:
+    """Minus `hub_penalty` times each candidate's hubness, in units of the spread of the candidates'
+    cosines to the query (the relevance's units): the plain list in the order of
+    cosine - hub_penalty x hubness."""
+    finite = np.asarray(cosines, np.float64)
+    finite = finite[np.isfinite(finite)]
+    spread = float(finite.std()) if len(finite) > 1 else 0.0
+    if not policy.hub_penalty or spread <= 1e-9:
+        return np.zeros(len(hubness))
+    return -policy.hub_penalty * np.asarray(hubness, np.float64) / spread
 
 
 def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.ndarray, policy: Policy) -> np.ndarray:

@@ -30,6 +30,7 @@ from edgerec.runtime.policies import (
     Filters,
     feedback_adjustment,
     freshness_boost,
+    hub_boost,
     policy_order,
     popularity_boost,
     standardize,
@@ -127,6 +128,8 @@ def policies(request: Request) -> Request:
         boost += freshness_boost(cat.numeric_column("release_ts", pool), request.now, policy)
     if policy.popularity:
         boost += popularity_boost(cat.numeric_column("popularity", pool), policy)
+    if policy.hub_penalty and not request.cold and request.query is not None:
+        boost += hub_boost(cat.hubness(pool), vectors @ request.query, policy)
     request.relevance = relevance = request.relevance + boost
     request.order = np.asarray(policy_order(relevance, vectors, request.k, policy, cat, pool), np.int64)
     return request

@@ -36,6 +36,7 @@ from edgerec.models.baselines import Hybrid, ItemKNN
 from edgerec.models.checkpoint import load_model, save_checkpoint
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator, train_popularity
+from edgerec.models.hubness import model_hubness
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
@@ -65,6 +66,7 @@ POLICY_SPACE: dict = {
     "freshness": (0.0, 1.0, "float"),
     "freshness_days": (3.0, 365.0, "log"),
     "popularity": (-1.0, 1.0, "float"),  # below 0 the policy lifts the long tail (novelty, coverage)
+    "hub_penalty": (0.0, 1.0, "float"),  # items close to everyone give way (coverage)
 }
 
 
@@ -145,6 +147,7 @@ class _Search:
         self._knn: dict = {}
         self.base_model = load_model(base_model)[0] if base_model else None
         self.base_ndcg: float | None = None
+        self.hubness: np.ndarray | None = None
 
     def remaining_minutes(self) -> float:
         return self.cfg.minutes - (time.perf_counter() - self.began) / 60
@@ -219,9 +222,12 @@ class _Search:
     def policy_scorer(self, weights: dict, phase: str) -> PolicyScorer:
         users, _ = self.split.targets(phase)
         times = self.split.val_times if phase == "val" else self.split.test_times
-        return PolicyScorer(ModelScorer(self.base_model, "model"), self.dataset.catalog.release_ts,
-                            train_popularity(self.split), request_times(self.dataset.n_users, users, times),
-                            Policy(**weights), name="policy")
+        scorer = ModelScorer(self.base_model, "model")
+        if weights.get("hub_penalty") and self.hubness is None:  # what the exporter writes, measured once
+            self.hubness = model_hubness(scorer, self.split.train, scorer.item_matrix())
+        return PolicyScorer(scorer, self.dataset.catalog.release_ts, train_popularity(self.split),
+                            request_times(self.dataset.n_users, users, times), Policy(**weights), name="policy",
+                            hubness=self.hubness)
 
     def policy_trial(self, trial) -> float:
         weights = _pick(trial, POLICY_SPACE, self.cfg.space)
@@ -232,7 +238,7 @@ class _Search:
         return policy_value(metrics, self.cfg.objective, self.base_ndcg, self.cfg.max_ndcg_loss)
 
 
-UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0}
+UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0}
 
 
 def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float) -> float:

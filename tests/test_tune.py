@@ -129,7 +129,7 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     run_tune(dataset, split, ckpt_cfg, tmp_path / "model")
     cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="diversity@10", max_ndcg_loss=1.0,
                      space={"diversity": [0.0, 0.6], "freshness": [0.0], "popularity": [0.0],
-                            "freshness_days": [30.0]})
+                            "freshness_days": [30.0], "hub_penalty": [0.0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
     untuned = record["trials"][0]
     assert untuned["params"] == {} or untuned["params"].get("diversity", 0.0) == 0.0
@@ -137,6 +137,19 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     assert record["best"]["value"] > untuned["value"]
     assert json.loads((tmp_path / "policy" / "policy.json").read_text())["diversity"] == 0.6
     assert set(record["test"]) == {"tuned", "untuned"}
+
+
+def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path):
+    dataset, split = tiny
+    run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0]}
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
+                     space={**fixed, "hub_penalty": [0.0, 1.0]})
+    record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
+    untuned = record["trials"][0]
+    assert untuned["params"].get("hub_penalty", 0.0) == 0.0
+    assert record["best"]["params"]["hub_penalty"] == 1.0
+    assert record["best"]["value"] > untuned["value"]  # the penalty spreads the lists over the catalog
 
 
 def test_parse_space_types_values():
@@ -160,5 +173,5 @@ def test_cli_tune_prints_progress_and_writes_the_report(tmp_path):
 def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_values():
     assert tune_module.untuned_policy(TuneConfig(target="policy")) == tune_module.UNTUNED
     long_tail = TuneConfig(target="policy", space={"popularity": [-0.1, -0.2], "diversity": (0.1, 0.5, "float")})
-    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0}
+    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0}
     assert tune_module.POLICY_SPACE["popularity"][0] < 0  # the search reaches long-tail weights
