@@ -15,7 +15,14 @@ import numpy as np
 
 from edgerec.data.split import Sequences
 from edgerec.errors import ConfigError
-from edgerec.runtime.policies import Policy, freshness_boost, hub_boost, mmr, popularity_boost, standardize
+from edgerec.runtime.policies import (
+    Policy,
+    freshness_boost,
+    hub_boost,
+    mmr,
+    popularity_boost,
+    standardize,
+)
 
 
 @dataclass
