@@ -92,11 +92,16 @@ class Evaluator:
                  progress: Callable[[int, int], None] | None = None, rows: np.ndarray | None = None) -> dict:
         began = time.perf_counter()
         ranks, lists = self.ranks_and_lists(scorer, phase, progress, rows)
+        return self.summarize(ranks, lists, scorer.name, phase, began)
+
+    def summarize(self, ranks: np.ndarray, lists: np.ndarray, name: str, phase: str,
+                  began: float | None = None) -> dict:
+        """The metrics of `ranks_and_lists`' output."""
         k = self.k
         valid = lists[lists >= 0]
         exposure = np.bincount(valid, minlength=self.split.n_items)
         return {
-            "model": scorer.name,
+            "model": name,
             "phase": phase,
             "users": int(len(ranks)),
             f"HR@{k}": metrics.hit_rate(ranks, k),
@@ -107,7 +112,7 @@ class Evaluator:
             f"diversity@{k}": metrics.intra_list_diversity(lists, self.tags),
             f"pop_percentile@{k}": float(self.percentile[valid].mean()) if valid.size else 0.0,
             f"gini@{k}": metrics.gini(exposure),
-            "eval_seconds": round(time.perf_counter() - began, 2),
+            "eval_seconds": round(time.perf_counter() - (began or time.perf_counter()), 2),
         }
 
 

@@ -146,7 +146,7 @@ class _Search:
         self.began = time.perf_counter()
         self._knn: dict = {}
         self.base_model = load_model(base_model)[0] if base_model else None
-        self.base_ndcg: float | None = None
+        self.base_gains: np.ndarray | None = None  # the untuned policy's NDCG@10 per validation user
         self.hubness: np.ndarray | None = None
 
     def remaining_minutes(self) -> float:
@@ -231,21 +231,42 @@ class _Search:
 
     def policy_trial(self, trial) -> float:
         weights = _pick(trial, POLICY_SPACE, self.cfg.space)
-        metrics = self.validate(self.policy_scorer(weights, "val"))
+        metrics, gains = self.validate_gains(self.policy_scorer(weights, "val"))
         trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
-        if self.base_ndcg is None:
-            self.base_ndcg = self.validate(self.policy_scorer(UNTUNED, "val"))["NDCG@10"]
-        return policy_value(metrics, self.cfg.objective, self.base_ndcg, self.cfg.max_ndcg_loss)
+        if self.base_gains is None:
+            self.base_gains = self.validate_gains(self.policy_scorer(UNTUNED, "val"))[1]
+        margin = paired_margin(gains, self.base_gains)
+        trial.set_user_attr("ndcg_margin", margin)
+        return policy_value(metrics, self.cfg.objective, float(self.base_gains.mean()), self.cfg.max_ndcg_loss, margin)
+
+    def validate_gains(self, scorer) -> tuple[dict, np.ndarray]:
+        """Validation metrics and each user's NDCG@10 gain (for the paired comparison with the untuned policy)."""
+        ranks, lists = self.evaluator.ranks_and_lists(scorer, "val", rows=self.rows)
+        k = self.evaluator.k
+        return self.evaluator.summarize(ranks, lists, scorer.name, "val"), np.where(ranks < k, 1 / np.log2(ranks + 2.0), 0.0)
 
 
 UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0}
 
 
-def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float) -> float:
-    """The objective metric, minus a steep penalty for NDCG@10 below (1 - max_loss) of the untuned policy."""
-    floor = (1 - max_loss) * base_ndcg
-    shortfall = max(0.0, floor - metrics["NDCG@10"]) / max(base_ndcg, 1e-12)
-    return float(metrics[objective]) - 10.0 * shortfall
+def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0) -> float:
+    """The objective metric, minus a steep penalty for NDCG@10 below (1 - max_loss) of the untuned policy.
+
+    margin: a share of the untuned NDCG@10 the loss must stay clear of the bound by (the paired
+    standard error of the difference, `paired_margin`): picking the best of many trials right at
+    the bound would otherwise pick validation noise, and the test split would overshoot it.
+    """
+    headroom = (metrics["NDCG@10"] - (1 - max_loss) * base_ndcg) / max(base_ndcg, 1e-12)
+    return float(metrics[objective]) - 10.0 * max(0.0, margin - headroom)
+
+
+def paired_margin(gains: np.ndarray, base: np.ndarray) -> float:
+    """One standard error of the per-user NDCG@10 difference from the untuned policy, as a share of
+    its mean (0 when the lists are the same for every user)."""
+    diff = np.asarray(gains, np.float64) - np.asarray(base, np.float64)
+    if len(diff) < 2 or not diff.any():
+        return 0.0
+    return float(diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
 
 
 @dataclass

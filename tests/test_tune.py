@@ -121,6 +121,18 @@ def test_policy_value_penalises_accuracy_loss_beyond_the_bound():
     base = 0.10
     assert policy_value({"NDCG@10": 0.0995, "coverage@10": 0.4}, "coverage@10", base, 0.01) == 0.4
     assert policy_value({"NDCG@10": 0.09, "coverage@10": 0.9}, "coverage@10", base, 0.01) < 0.4
+    # with a margin of 1% the loss must stay 1% clear of the bound: 0.5% loss is now too close
+    assert policy_value({"NDCG@10": 0.0995, "coverage@10": 0.4}, "coverage@10", base, 0.01, 0.01) < 0.4
+    assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", base, 0.01, 0.01) == 0.4
+
+
+def test_the_paired_margin_is_one_standard_error_of_the_difference():
+    base = np.array([1.0, 0.0, 0.5, 0.0])
+    same = tune_module.paired_margin(base, base)
+    assert same == 0.0
+    moved = np.array([0.0, 0.0, 0.5, 1.0])
+    diff = moved - base
+    assert tune_module.paired_margin(moved, base) == pytest.approx(diff.std(ddof=1) / 2 / base.mean())
 
 
 def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_path):
@@ -150,6 +162,13 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path):
     assert untuned["params"].get("hub_penalty", 0.0) == 0.0
     assert record["best"]["params"]["hub_penalty"] == 1.0
     assert record["best"]["value"] > untuned["value"]  # the penalty spreads the lists over the catalog
+    base = untuned["val"]["NDCG@10"]
+    moved = [t for t in record["trials"] if t["params"].get("hub_penalty")]
+    assert moved
+    for trial in moved:  # each trial's value carries its own paired margin
+        assert trial["ndcg_margin"] > 0
+        assert trial["value"] == pytest.approx(policy_value(trial["val"], "coverage@10", base, 1.0,
+                                                            trial["ndcg_margin"]))
 
 
 def test_parse_space_types_values():
