@@ -15,6 +15,7 @@ published as new bundles and opened as updates of v1.
 
 from __future__ import annotations
 
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -189,6 +190,8 @@ class FederatedStudy(Study):
         from edgerec.runtime.recommender import Recommender
 
         folder = out / ("bundle-" + label.lower().replace(" ", "-").replace("(", "").replace(")", ""))
+        if self.reuse and (folder / "manifest.json").is_file():  # this arm's bundle from the earlier run
+            shutil.rmtree(folder)
         info = {"rounds": self.server.rounds, "clients_per_round": run["clients_per_round"],
                 "server_lr": self.server.server_lr, "arm": label}
         if run["dp"] is not None:

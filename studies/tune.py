@@ -252,7 +252,7 @@ UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "populari
 def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0) -> float:
     """The objective metric, minus a steep penalty for NDCG@10 below (1 - max_loss) of the untuned policy.
 
-    margin: a share of the untuned NDCG@10 the loss must stay clear of the bound by (the paired
+    margin: a share of the untuned NDCG@10 the loss must stay clear of the bound by (from the paired
     standard error of the difference, `paired_margin`): picking the best of many trials right at
     the bound would otherwise pick validation noise, and the test split would overshoot it.
     """
@@ -260,13 +260,16 @@ def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: floa
     return float(metrics[objective]) - 10.0 * max(0.0, margin - headroom)
 
 
+MARGIN_Z = 1.645  # one-sided 95%: the bound holds on validation with that confidence, not just on average
+
+
 def paired_margin(gains: np.ndarray, base: np.ndarray) -> float:
-    """One standard error of the per-user NDCG@10 difference from the untuned policy, as a share of
-    its mean (0 when the lists are the same for every user)."""
+    """MARGIN_Z standard errors of the per-user NDCG@10 difference from the untuned policy, as a
+    share of its mean (0 when the lists are the same for every user)."""
     diff = np.asarray(gains, np.float64) - np.asarray(base, np.float64)
     if len(diff) < 2 or not diff.any():
         return 0.0
-    return float(diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
+    return float(MARGIN_Z * diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
 
 
 @dataclass

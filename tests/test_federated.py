@@ -168,8 +168,9 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     assert [b["accepted_as_update"] for b in record["bundles"]] == [True, True]
     assert result.tables and result.write_plot(tmp_path / "fed.png") in (None, tmp_path / "fed.png")
 
-    # the projection: every device stands for 3 users; v1 is the one the run above left
-    shutil.copytree(tmp_path / "fed" / "v1", tmp_path / "projected" / "v1")
+    # the projection: every device stands for 3 users; v1 is the one the run above left, and the
+    # FedAvg bundle it published is replaced, not a reason to stop
+    shutil.copytree(tmp_path / "fed", tmp_path / "projected")
     projected = FederatedStudy(small_data_dir, tmp_path / "projected", world, ServerConfig(rounds=2, clients_per_round=20),
                                RoundTask(round=0, space=""), epsilons=(4.0,), central=False, reuse=True,
                                dp_population_scale=3, personal_arm=False).run().record
@@ -178,6 +179,8 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     assert scaled["population"] == 3 * record["devices"] and scaled["clients_per_round"] == 60
     assert scaled["noise_multiplier"] == pytest.approx(arms["DP-FedAvg eps 4"]["noise_multiplier"])
     assert [b["arm"] for b in projected["bundles"]] == ["FedAvg"]  # no bundle claims the projected epsilon
+    republished = json.loads((tmp_path / "projected" / "bundle-fedavg" / "manifest.json").read_text())
+    assert republished["embedding_space"] == projected["bundles"][0]["embedding_space"]
 
 
 def dp_server(rounds: int, accumulate: bool, rows: int = 400, dim: int = 16) -> FederatedServer:

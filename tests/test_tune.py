@@ -126,13 +126,13 @@ def test_policy_value_penalises_accuracy_loss_beyond_the_bound():
     assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", base, 0.01, 0.01) == 0.4
 
 
-def test_the_paired_margin_is_one_standard_error_of_the_difference():
+def test_the_paired_margin_is_a_one_sided_95_percent_bound_on_the_difference():
     base = np.array([1.0, 0.0, 0.5, 0.0])
     same = tune_module.paired_margin(base, base)
     assert same == 0.0
     moved = np.array([0.0, 0.0, 0.5, 1.0])
     diff = moved - base
-    assert tune_module.paired_margin(moved, base) == pytest.approx(diff.std(ddof=1) / 2 / base.mean())
+    assert tune_module.paired_margin(moved, base) == pytest.approx(1.645 * diff.std(ddof=1) / 2 / base.mean())
 
 
 def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_path):
