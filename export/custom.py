@@ -28,6 +28,7 @@ from edgerec.errors import ConfigError, ExportError
 from edgerec.export.bundle_builder import _write_items, _write_reference
 from edgerec.export.deidentify import public_source, synthetic_histories
 from edgerec.models.evaluation import train_popularity
+from edgerec.models.hubness import model_hubness
 from edgerec.models.scoring import history_rows
 from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
@@ -76,6 +77,16 @@ def _check_io(path: Path, fmt: str, spec: EncoderSpec, rows: np.ndarray) -> np.n
     return vectors
 
 
+class _SuppliedEncoder:
+    """The user's encoder as the `user_vectors` of a scorer (what models/hubness.py reads)."""
+
+    def __init__(self, path: Path, fmt: str, spec: EncoderSpec):
+        self.path, self.fmt, self.spec = path, fmt, spec
+
+    def user_vectors(self, users: np.ndarray, history) -> np.ndarray:
+        return _check_io(self.path, self.fmt, self.spec, history_rows(history, users, self.spec.history_length))
+
+
 def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str | Path | np.ndarray,
                       data_dir: str | Path, out: str | Path, *, table_dtype: str = "int8",
                       name: str | None = None) -> Manifest:
@@ -109,7 +120,8 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
                                 parity={"checked": {"histories": int(len(rows)), "finite": True, "dim": spec.dim}},
                                 extra={"source": "user-supplied"}))
     popularity = train_popularity(split)
-    items = _write_items(writer, dataset.catalog, stored, popularity)
+    hubs = model_hubness(_SuppliedEncoder(encoder, fmt, spec), split.train, table)  # for Policy.hub_penalty
+    items = _write_items(writer, dataset.catalog, stored, popularity, hubs)
     synthetic = synthetic_histories(popularity, dataset.catalog.text["genre"], 32, spec.history_length)
     reference = _write_reference(writer, synthetic, _check_io(encoder, fmt, spec, synthetic), table, 10)
     return writer.finish(dim=spec.dim, items=items,

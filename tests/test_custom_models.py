@@ -14,7 +14,7 @@ from edgerec.device_tests import check_conformance
 from edgerec.errors import ExportError
 from edgerec.export.custom import EncoderSpec, bundle_torch_module
 from edgerec.export.formats import export_onnx
-from edgerec.runtime import Filters, Recommender
+from edgerec.runtime import Filters, Policy, Recommender
 
 
 class MeanOfItems(torch.nn.Module):
@@ -50,6 +50,18 @@ def test_pytorch_module_with_a_spec_becomes_a_bundle(user_model, tmp_path):
     results = rec.recommend("u", k=5)
     assert len(results) == 5
     assert check_conformance(str(tmp_path / "b"))["passed"]
+    # the hub penalty works on a user's model too: hubness measured with their encoder
+    from edgerec.data.split import leave_last_out
+    from edgerec.export.custom import _SuppliedEncoder
+    from edgerec.models.hubness import model_hubness
+
+    split = leave_last_out(load_dataset(data))
+    table = rec.catalog.vectors(np.arange(len(rec.catalog)))
+    expected = model_hubness(_SuppliedEncoder(tmp_path / "b" / "user_encoder.onnx", "onnx", EncoderSpec.load(SPEC)),
+                             split.train, table)
+    assert np.allclose(rec.catalog.hubness(np.arange(len(rec.catalog))), expected, atol=1e-3)
+    assert [r.item_id for r in rec.recommend("u", k=5, policy=Policy(hub_penalty=1.0))] != \
+        [r.item_id for r in rec.recommend("u", k=5, policy=Policy())]
 
 
 def test_onnx_file_with_a_spec_via_the_cli(user_model, tmp_path):
