@@ -10,7 +10,7 @@ import functools
 
 import click
 
-from edgerec.cli.output import console, example, table, write_json
+from edgerec.cli.output import console, example, read_json, table, write_json
 
 
 class VocabularyChoice(click.Choice):
@@ -84,12 +84,14 @@ def existing_store(path: str, access: dict):
 @click.option("--language", "languages", multiple=True, help="Only items in these languages.")
 @click.option("--kids-safe", is_flag=True)
 @click.option("--diversity", type=float, help="0 (relevance only) to 1 (novelty only); checked by Policy.")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False),
+              help="Policy settings as JSON, e.g. the policy.json of `edgerec tune --target policy`.")
 @click.option("--fallback", type=click.Path(exists=True),
               help="The bundle served so far: BUNDLE is an update, served only if it verifies and reproduces "
                    "its reference outputs here; otherwise this one keeps serving.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False))
-def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, fallback,
-              json_out, access) -> None:
+def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, policy_file,
+              fallback, json_out, access) -> None:
     """The user's top-k items right now, with the reason for each.
 
     Example: edgerec recommend new-bundle/ --user alice --fallback bundle/
@@ -100,7 +102,10 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
         if rec.update is not None and not rec.update.accepted:
             console.print(f"[yellow]update {rec.update.rejected} rejected: {rec.update.reason}; "
                           f"still serving {rec.update.serving}[/yellow]")
-        policy = Policy(diversity=diversity) if diversity is not None else None
+        weights = read_json(policy_file, "--policy") if policy_file else {}
+        if diversity is not None:
+            weights = {**weights, "diversity": diversity}
+        policy = Policy.from_dict(weights) if weights else None
         results = rec.recommend(user, k=k, context={"device": device} if device else None,
                                 filters=Filters(languages=list(languages) or None, kids_safe=kids_safe),
                                 policy=policy)

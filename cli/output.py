@@ -56,6 +56,16 @@ def key_values(values: dict, title: str | None = None) -> None:
     table([{"field": k, "value": fmt(v)} for k, v in values.items()], title=title)
 
 
+def read_json(path: str | os.PathLike, option: str):
+    """A JSON file given to `option`; unreadable or invalid JSON is a ConfigError naming the option."""
+    from edgerec.errors import ConfigError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{option} {Path(path).name} is not a readable JSON file ({exc})") from None
+
+
 def write_json(path: str | os.PathLike | None, payload) -> None:
     if not path:
         return

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
@@ -67,6 +68,17 @@ class Policy:
 
     def __post_init__(self) -> None:
         self.check()
+
+    @classmethod
+    def from_dict(cls, weights: dict) -> Policy:
+        """A Policy from JSON-like settings (e.g. `edgerec tune`'s policy.json); unknown names are refused."""
+        if not isinstance(weights, dict):
+            raise ConfigError(f"policy settings must be a JSON object of Policy fields (got {type(weights).__name__})")
+        unknown = sorted(set(map(str, weights)) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown policy settings {', '.join(unknown)}; the fields are "
+                              f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**weights)
 
     def check(self) -> Policy:
         """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""

@@ -33,3 +33,32 @@ def test_record_recommend_and_history(tiny_bundle, tmp_path):
     assert result.exit_code == 0 and "3 events removed" in result.output
     result = runner.invoke(cli, ["record", str(tiny_bundle), "--user", "ann", "--item", "nope", "--history", db])
     assert result.exit_code != 0 and "unknown item 'nope'" in result.output
+
+
+def test_recommend_takes_a_tuned_policy_file_and_refuses_a_bad_one(tiny_bundle, tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "h.db")
+    catalog = ItemCatalog(Bundle.open(tiny_bundle))
+    for row in (3, 4, 5):
+        runner.invoke(cli, ["record", str(tiny_bundle), "--user", "ann", "--item", catalog.item_id(row),
+                            "--event", "finish", "--history", db])
+
+    def listed(*extra):
+        out = tmp_path / "recs.json"
+        result = runner.invoke(cli, ["recommend", str(tiny_bundle), "--user", "ann", "--k", "8", "--history", db,
+                                     "--json", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        return [r["item_id"] for r in json.loads(out.read_text())]
+
+    untuned, tuned = tmp_path / "untuned.json", tmp_path / "policy.json"
+    untuned.write_text(json.dumps({"diversity": 0.0}))
+    tuned.write_text(json.dumps({"diversity": 0.0, "hub_penalty": 2.0}))
+    plain, penalised = listed("--policy", str(untuned)), listed("--policy", str(tuned))
+    assert penalised != plain
+    assert listed("--policy", str(tuned), "--diversity", "0.0") == penalised  # --diversity overrides the file's
+    for bad, message in (({"hub_penalty": 2.0, "bogus": 1}, "unknown policy settings bogus"),
+                         ([1, 2], "JSON object"), ("{not json", "not a readable JSON file")):
+        tuned.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+        result = runner.invoke(cli, ["recommend", str(tiny_bundle), "--user", "ann", "--history", db,
+                                     "--policy", str(tuned)])
+        assert result.exit_code != 0 and message in result.output, result.output
