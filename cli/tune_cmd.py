@@ -66,7 +66,7 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
     if result.record.get("checkpoint"):
         console.print(f"best model: {result.record['checkpoint']} (a normal checkpoint: export, distill, bundle)")
     if target == "policy" and result.record.get("best"):
-        console.print(f"best policy: {out / 'policy.json'} (on the device: Policy(**weights))")
+        console.print(f"best policy: {out / 'policy.json'} (on the device: Policy.from_dict(weights), or edgerec recommend --policy)")
 
 
 def register(cli: click.Group) -> None:

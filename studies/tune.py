@@ -7,7 +7,7 @@ NDCG@10 after an epoch falls below the running median, and the study lives
 in SQLite, so a run that was interrupted resumes where it stopped (run the
 same command again). Trials read the validation split only; the test split
 is scored once, for the best trial, at the end. The best model is saved as
-an ordinary checkpoint; the best policy as JSON for `Policy(**weights)`.
+an ordinary checkpoint; the best policy as JSON for `Policy.from_dict(weights)`.
 
 Targets:
 - `model`: width, layers, heads, dropout, learning rate, history length,
