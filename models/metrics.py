@@ -21,10 +21,13 @@ def hit_rate(ranks: np.ndarray, k: int) -> float:
 
 def ndcg(ranks: np.ndarray, k: int) -> float:
     """NDCG@k with one relevant item: 1 / log2(rank + 2) when it is in the top k."""
-    if not len(ranks):
-        return 0.0
-    gain = np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
-    return float(gain.mean())
+    return float(ndcg_per_user(ranks, k).mean()) if len(ranks) else 0.0
+
+
+def ndcg_per_user(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Each user's NDCG@k term (for paired comparisons of two rankers on the same users)."""
+    ranks = np.asarray(ranks)
+    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
 
 
 def mrr(ranks: np.ndarray, k: int) -> float:

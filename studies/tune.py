@@ -37,6 +37,7 @@ from edgerec.models.checkpoint import load_model, save_checkpoint
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
+from edgerec.models.metrics import ndcg_per_user
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
@@ -242,8 +243,7 @@ class _Search:
     def validate_gains(self, scorer) -> tuple[dict, np.ndarray]:
         """Validation metrics and each user's NDCG@10 gain (for the paired comparison with the untuned policy)."""
         ranks, lists = self.evaluator.ranks_and_lists(scorer, "val", rows=self.rows)
-        k = self.evaluator.k
-        return self.evaluator.summarize(ranks, lists, scorer.name, "val"), np.where(ranks < k, 1 / np.log2(ranks + 2.0), 0.0)
+        return self.evaluator.summarize(ranks, lists, scorer.name, "val"), ndcg_per_user(ranks, self.evaluator.k)
 
 
 UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0}
