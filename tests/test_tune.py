@@ -151,7 +151,7 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     assert set(record["test"]) == {"tuned", "untuned"}
 
 
-def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path):
+def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, monkeypatch):
     dataset, split = tiny
     run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
     fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0]}
@@ -169,6 +169,10 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path):
         assert trial["ndcg_margin"] > 0
         assert trial["value"] == pytest.approx(policy_value(trial["val"], "coverage@10", base, 1.0,
                                                             trial["ndcg_margin"]))
+    # a margin far wider than any bound: no change of the lists can show it keeps NDCG@10
+    monkeypatch.setattr(tune_module, "MARGIN_Z", 1e4)
+    strict = run_tune(dataset, split, cfg, tmp_path / "strict", model=tmp_path / "model" / "best")
+    assert strict["best"]["params"].get("hub_penalty", 0.0) == 0.0
 
 
 def test_parse_space_types_values():
