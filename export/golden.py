@@ -58,9 +58,13 @@ def _inside(folder: Path):
 
 def build_bundle(out: Path) -> Path:
     """Train the tiny model on the tiny world and export it through the real exporter."""
+    import torch
+
     out = Path(out).resolve()
     previous = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = str(CREATED)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # float sums follow the thread count: one thread gives every machine the same weights
     try:
         with tempfile.TemporaryDirectory(prefix="edgerec-golden-") as scratch, _inside(Path(scratch)):
             write_synth(WORLD, "data")
@@ -72,6 +76,7 @@ def build_bundle(out: Path) -> Path:
                 shutil.rmtree(out)
             shutil.copytree("bundle-space", out)
     finally:
+        torch.set_num_threads(threads)
         if previous is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)
         else:
