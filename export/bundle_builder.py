@@ -10,6 +10,7 @@ model card, written through the schema of `edgerec.runtime.bundle`.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -152,9 +153,12 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     if cfg.evaluate:
         say("measuring test metrics")
         metrics.update(_model_metrics(model, ckpt.info, dataset, split, teacher, bundle_table))
+    training = {k: v for k, v in ckpt.info.items() if k != "history"}
+    if "SOURCE_DATE_EPOCH" in os.environ:  # a reproducible build (the golden bundle): no wall-clock figures
+        training.pop("train_seconds", None)
     writer.add_json("model_card.json", scrub_paths({
         "checkpoint": Path(checkpoint).name, "config": model.config.to_dict(),
-        "training": {k: v for k, v in ckpt.info.items() if k != "history"}, "export": asdict(cfg)}))
+        "training": training, "export": asdict(cfg)}))
     _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
     ranking = {}
     if cfg.priors or scorer is not None:
