@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgerec.errors import ConfigError
+
 console = Console()
 if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
     console.width = 160
@@ -58,8 +60,6 @@ def key_values(values: dict, title: str | None = None) -> None:
 
 def read_json(path: str | os.PathLike, option: str):
     """A JSON file given to `option`; unreadable or invalid JSON is a ConfigError naming the option."""
-    from edgerec.errors import ConfigError
-
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

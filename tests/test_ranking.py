@@ -32,7 +32,10 @@ def scorer_bundle(tiny_bundle, tmp_path_factory):
     dataset = load_dataset(data)
     info = fit_scorer(dataset, leave_last_out(dataset), ckpt, root / "scorer", RankerConfig(events_per_user=8))
     export_bundle(ckpt, data, root / "bundle", ExportConfig(formats=("onnx",), parity_users=100, evaluate=False,
-                                                            min_top10_agreement=0.8), scorer=root / "scorer")
+                                                            min_top10_agreement=0.8, hubness=False),
+                  scorer=root / "scorer")
+    # hubness=False: the column is left out (the default tiny bundle carries it: test_hubness.py)
+    assert "hubness" not in json.loads((root / "bundle" / "manifest.json").read_text())["items"]["numeric"]
     return root / "bundle", info
 
 
