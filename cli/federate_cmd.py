@@ -30,6 +30,8 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--encoding", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
               help="How devices encode the rows they upload.")
 @click.option("--no-central", is_flag=True, help="Skip the centralized retraining upper bound.")
+@click.option("--no-table-bound", is_flag=True,
+              help="Skip the arm that trains the item table alone centrally (what the loop could reach).")
 @click.option("--no-personal-arm", is_flag=True,
               help="Skip the arm where only personal vectors move (FedAvg still reports them): one arm fewer.")
 @click.option("--reuse", is_flag=True,
@@ -41,7 +43,7 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
 @click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
 def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, delta, clip, server_lr, encoding,
-             no_central, no_personal_arm, reuse, dp_population_scale, seed, json_out, plot_out) -> None:
+             no_central, no_table_bound, no_personal_arm, reuse, dp_population_scale, seed, json_out, plot_out) -> None:
     """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
     from edgerec.cli.study_cmd import _run
     from edgerec.federated.server import ServerConfig
@@ -53,7 +55,8 @@ def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, del
         data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed),
         ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed),
         RoundTask(round=0, space="", clip=clip, encoding=encoding), tuple(epsilons), delta,
-        central=not no_central, personal_arm=not no_personal_arm, reuse=reuse, dp_population_scale=dp_population_scale)
+        central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm, reuse=reuse,
+        dp_population_scale=dp_population_scale)
     _run(study, json_out, plot_out)
 
 

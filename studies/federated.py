@@ -6,7 +6,9 @@ then R rounds of about K sampled devices, each running the device's own code
 path (runtime/federated.py: its encoder, its history store, its ledger) and
 uploading bytes that the server decodes and aggregates. Arms: v1 without
 updates, the centralized retraining upper bound, FedAvg, DP-FedAvg at each
-epsilon, and the personal vectors alone (the table stays v1). Reported:
+epsilon, the personal vectors alone (the table stays v1), and the item table
+trained centrally with the encoder frozen (federated/table_bound.py: what the
+loop's part of the model could reach at best). Reported:
 NDCG@10 after every round, the share of the centralized gain each arm
 recovers, bytes uploaded and device milliseconds per round, and the device
 time of one round for a 500-event history. The FedAvg and the DP tables are
@@ -27,6 +29,7 @@ from edgerec.errors import ConfigError
 from edgerec.federated.accounting import DPPlan
 from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig
+from edgerec.federated.table_bound import TableFit, fit_table
 from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
 from edgerec.runtime.personal import load_personal
@@ -56,6 +59,8 @@ class FederatedStudy(Study):
     epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
     delta: float = 1e-6
     central: bool = True  # train the centralized upper bound (a second training run)
+    table_bound: bool = True  # train the item table alone centrally (encoder frozen): the loop's own ceiling
+    table_fit: TableFit = field(default_factory=TableFit)
     personal_arm: bool = True  # the arm where only personal vectors move (a full run of device rounds)
     publish: bool = True  # write the FedAvg and DP bundles and open them as updates of v1
     reuse: bool = False  # take v1 and the upper bound from `out` when an earlier run of this world left them
@@ -94,6 +99,10 @@ class FederatedStudy(Study):
                 metrics = ndcg_at_10(self._eval_vectors(central, devices), central.catalog.stored.dequantize(),
                                      devices)
             record["arms"].append({"arm": "centralized retraining", **metrics, "per_round": [metrics["NDCG@10"]]})
+        if self.table_bound:
+            progress("training the item table alone on all devices' events (encoder frozen)", {})
+            metrics = ndcg_at_10(users, shipped(self._table_only(rec, devices, table0)), devices)
+            record["arms"].append({"arm": "centralized, item table only", **metrics, "per_round": [metrics["NDCG@10"]]})
         scaled = f", population x{self.dp_population_scale}" if self.dp_population_scale > 1 else ""
         arms = [("FedAvg", None), *((f"DP-FedAvg eps {e:g}{scaled}", e) for e in self.epsilons),
                 *([("personal only", "none")] if self.personal_arm else [])]
@@ -120,6 +129,20 @@ class FederatedStudy(Study):
             return folder / "bundle"
         progress(f"training {what}", {"events": len(dataset.interactions)})
         return train_and_export(dataset, data_dir, folder, self.world, progress)
+
+    def _table_only(self, rec, devices, table0) -> np.ndarray:
+        """v1's table trained on every device's next-item steps (those a round would use) at once."""
+        users, targets = [], []
+        for device in devices:
+            consumed = [int(r) for r in device.rows]
+            positions = np.arange(max(1, len(consumed) - self.task.max_examples), len(consumed))
+            if len(positions):
+                users.append(user_vectors(rec, consumed, positions))
+                targets.append(np.asarray(consumed, np.int64)[positions])
+        if not users:
+            raise ConfigError("no device has two events after the cut: nothing to train the table on")
+        return fit_table(np.concatenate(users), np.concatenate(targets), table0, self.world.model.temperature,
+                         self.table_fit)
 
     @staticmethod
     def _eval_vectors(rec, devices) -> np.ndarray:

@@ -13,6 +13,7 @@ from edgerec.errors import ConfigError
 from edgerec.federated.accounting import DPPlan, noise_for, spent_epsilon
 from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig, dp_fedavg, fedavg
+from edgerec.federated.table_bound import TableFit, fit_table
 from edgerec.runtime import Recommender
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.fed_format import ClientUpdate, decode_update
@@ -53,6 +54,48 @@ def test_fedavg_weighs_by_examples_up_to_the_cap():
     assert np.allclose(mean[3], [0.25, 0.75]) and np.allclose(mean[4], [0.75, 0.75]) and rows.tolist() == [3, 4]
     capped, _ = fedavg([a, b], (5, 2), weight_cap=1)
     assert np.allclose(capped[3], [0.5, 0.5])
+
+
+def test_the_table_bound_learns_where_users_went_and_refuses_what_does_not_fit():
+    """Groups of users who went on to an item that v1 ranks low for them: fitted on those steps, the table
+    ranks those items far higher, and the softmax loss falls."""
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(60, 8)).astype(np.float32)
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    centres = rng.normal(size=(6, 8)).astype(np.float32)
+    group = np.arange(400) % 6
+    users = centres[group] + 0.3 * rng.normal(size=(400, 8)).astype(np.float32)
+    users /= np.linalg.norm(users, axis=1, keepdims=True)
+    targets = np.argsort(centres @ table.T, axis=1)[:, 5][group]  # a group's sixth-worst item, for all of it
+
+    def ranks_and_loss(t):
+        logits = users @ t.T / 0.1
+        rank = (logits > logits[np.arange(len(users)), targets][:, None]).sum(1)
+        logits -= logits.max(1, keepdims=True)
+        loss = -(logits[np.arange(len(users)), targets] - np.log(np.exp(logits).sum(1)))
+        return rank.mean(), loss.mean()
+
+    fitted = fit_table(users, targets, table, 0.1, TableFit(epochs=1, min_steps=300, batch=64, lr=0.01))
+    (rank0, loss0), (rank1, loss1) = ranks_and_loss(table), ranks_and_loss(fitted)
+    assert rank1 < 0.1 * rank0 and loss1 < loss0 - 1.0
+    # one full-batch step is Adam's first: each weight moves by lr * g / (|g| + 1e-8) against the gradient
+    # g of the mean softmax loss at the given temperature
+    step = fit_table(users, targets, table, 0.1, TableFit(epochs=1, min_steps=1, batch=len(users), lr=1e-3))
+    logits = users @ table.T / 0.1
+    prob = np.exp(logits - logits.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    prob[np.arange(len(users)), targets] -= 1.0
+    grad = prob.T @ (users / 0.1) / len(users)
+    assert np.allclose(step, table - 1e-3 * grad / (np.abs(grad) + 1e-8), atol=1e-6)
+    assert np.array_equal(fit_table(users, targets, table, 0.1, TableFit(min_steps=20)),
+                          fit_table(users, targets, table, 0.1, TableFit(min_steps=20)))  # seeded
+    for bad in [dict(targets=targets[:-1]), dict(targets=np.full(400, 60)), dict(users=users[:, :4]),
+                dict(temperature=0.0)]:
+        args = dict(users=users, targets=targets, table=table, temperature=0.1) | bad
+        with pytest.raises(ConfigError):
+            fit_table(**args)
+    with pytest.raises(ConfigError):
+        TableFit(lr=0).check()
 
 
 def test_epsilon_grows_with_rounds_and_falls_with_noise():
@@ -160,7 +203,8 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     result = study.run()
     record = json.loads(result.to_json())
     arms = {a["arm"]: a for a in record["arms"]}
-    assert set(arms) == {"v1 (no update)", "FedAvg", "DP-FedAvg eps 4", "personal only"}
+    assert set(arms) == {"v1 (no update)", "centralized, item table only", "FedAvg", "DP-FedAvg eps 4", "personal only"}
+    assert arms["centralized, item table only"]["NDCG@10"] > arms["v1 (no update)"]["NDCG@10"]
     assert all(len(arms[a]["per_round"]) == 3 for a in ("FedAvg", "DP-FedAvg eps 4", "personal only"))
     assert arms["DP-FedAvg eps 4"]["epsilon"] == pytest.approx(4.0, rel=0.03)
     assert 0 < record["runs"]["FedAvg"]["bytes"]["max"] <= 64 * 1024
@@ -173,7 +217,7 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     shutil.copytree(tmp_path / "fed", tmp_path / "projected")
     projected = FederatedStudy(small_data_dir, tmp_path / "projected", world, ServerConfig(rounds=2, clients_per_round=20),
                                RoundTask(round=0, space=""), epsilons=(4.0,), central=False, reuse=True,
-                               dp_population_scale=3, personal_arm=False).run().record
+                               dp_population_scale=3, personal_arm=False, table_bound=False).run().record
     assert [a["arm"] for a in projected["arms"]] == ["v1 (no update)", "FedAvg", "DP-FedAvg eps 4, population x3"]
     scaled = {a["arm"]: a for a in projected["arms"]}["DP-FedAvg eps 4, population x3"]
     assert scaled["population"] == 3 * record["devices"] and scaled["clients_per_round"] == 60

@@ -1,0 +1,70 @@
+"""What the federated loop could reach: the item table trained centrally, the encoder frozen.
+
+The federated loop moves item rows only, while full retraining also learns the
+encoder again. `fit_table` trains the same rows on every device's next-item
+steps at once: the devices' softmax over the whole catalog, with the user
+vectors the shipped encoder gives, from v1's table, with Adam. Like full
+retraining it reads every history, so it is a reference for studies, never a
+product path. Where it lands tells what the gap between FedAvg and full
+retraining is made of: near full retraining, the part the devices train could
+carry the gain and the loop's optimization leaves it; near FedAvg, the part
+the devices do not train is what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgerec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TableFit:
+    epochs: int = 3
+    min_steps: int = 300  # small worlds: enough Adam steps to move rows at all
+    lr: float = 1e-3
+    batch: int = 1024
+    seed: int = 0
+
+    def check(self) -> TableFit:
+        if not (self.epochs >= 1 and self.min_steps >= 1 and self.lr > 0 and self.batch >= 1):
+            raise ConfigError(f"a table fit needs epochs, min_steps and batch >= 1 and lr > 0 (got {self})")
+        return self
+
+
+def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float,
+              fit: TableFit | None = None) -> np.ndarray:
+    """The table after Adam on the mean softmax loss of (users / temperature) @ table.T against targets."""
+    fit = (fit or TableFit()).check()
+    users, targets = np.asarray(users, np.float32), np.asarray(targets, np.int64)
+    weights = np.array(table, np.float32)
+    if users.ndim != 2 or weights.ndim != 2 or users.shape[1] != weights.shape[1] or len(users) != len(targets) \
+            or not len(users) or not temperature > 0:
+        raise ConfigError(f"a table fit needs users (n, d), n targets, a table (items, d) and a temperature > 0 "
+                          f"(got {users.shape}, {targets.shape}, {weights.shape}, {temperature})")
+    if targets.min() < 0 or targets.max() >= len(weights):
+        raise ConfigError(f"targets must be rows of the {len(weights)}-row table")
+    queries = users / np.float32(temperature)
+    rng = np.random.default_rng(fit.seed)
+    steps = max(fit.epochs * math.ceil(len(users) / fit.batch), fit.min_steps)
+    order = np.concatenate([rng.permutation(len(users))
+                            for _ in range(math.ceil(steps * fit.batch / len(users)))])
+    first, second = np.zeros_like(weights), np.zeros_like(weights)
+    beta1, beta2 = 0.9, 0.999
+    for step in range(1, steps + 1):
+        batch = order[(step - 1) * fit.batch:step * fit.batch]
+        query = queries[batch]
+        logits = query @ weights.T
+        logits -= logits.max(1, keepdims=True)
+        prob = np.exp(logits)
+        prob /= prob.sum(1, keepdims=True)
+        prob[np.arange(len(batch)), targets[batch]] -= 1.0
+        grad = prob.T @ query / np.float32(len(batch))
+        first = beta1 * first + (1 - beta1) * grad
+        second = beta2 * second + (1 - beta2) * grad * grad
+        unbiased = np.sqrt(second / (1 - beta2 ** step))
+        weights -= np.float32(fit.lr) * (first / (1 - beta1 ** step)) / (unbiased + np.float32(1e-8))
+    return weights
