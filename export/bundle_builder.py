@@ -346,7 +346,7 @@ def _add_content(writer: BundleWriter, content_dir, dataset: Dataset, split: Spl
     from collections import Counter
 
     from edgerec.compress.content_distill import load_student
-    from edgerec.export.content import add_content_to_bundle
+    from edgerec.export.content import add_content_to_bundle, projection_items
     from edgerec.models.content import item_texts, load_tokenizer
 
     student, config = load_student(content_dir)
@@ -355,7 +355,7 @@ def _add_content(writer: BundleWriter, content_dir, dataset: Dataset, split: Spl
     tag_counts = Counter(t for tags in dataset.catalog.tags for t in tags)
     label_sets = {"genre": sorted({g for g in text["genre"] if g}), "mood": sorted({m for m in text["mood"] if m}),
                   "tag": [t for t, _ in tag_counts.most_common(300)]}
-    trained = train_popularity(split) > 0
+    fit_rows = projection_items(train_popularity(split))
     mode = "none" if cfg.quantize == "int8-static" else cfg.quantize
     add_content_to_bundle(writer, student, Path(content_dir), tokenizer, item_texts(dataset.catalog), table,
-                          trained, {k: v for k, v in label_sets.items() if v}, cfg.formats, mode)
+                          fit_rows, {k: v for k, v in label_sets.items() if v}, cfg.formats, mode)

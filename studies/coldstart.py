@@ -27,7 +27,7 @@ from edgerec.data.split import consumed_sequences, leave_last_out
 from edgerec.data.store import load_dataset, save_dataset
 from edgerec.errors import ConfigError
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
-from edgerec.export.content import fit_projection, project
+from edgerec.export.content import fit_projection, project, projection_items
 from edgerec.models.config import ModelConfig
 from edgerec.models.content import item_texts
 from edgerec.models.evaluation import train_popularity
@@ -239,11 +239,11 @@ def _minilm_placements(reduced: Dataset, split, cat, metas: list[dict], encoder_
     from edgerec.models.content import ContentTeacher
 
     teacher = ContentTeacher(encoder_dir)
-    trained = train_popularity(split) > 0
+    fit_rows = projection_items(train_popularity(split))  # the items a bundle's projection is fitted on
     catalog_vectors = teacher.encode(item_texts(reduced.catalog), batch=256)
     base = cat.vectors(np.arange(cat.base_count))
     host = HostContent(lambda texts: teacher.encode(texts, batch=256),
-                       fit_projection(catalog_vectors[trained], base[trained]))
+                       fit_projection(catalog_vectors[fit_rows], base[fit_rows]))
     blended = _unit_rows(np.stack([metadata_vector(cat, host, m)[0] for m in metas]))
     alone = _unit_rows(host.item_vectors(host.embed([metadata_text(m) for m in metas])))
     name = f"the teacher on the host ({Path(encoder_dir).name})" if encoder_dir else "MiniLM on the host"

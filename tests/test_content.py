@@ -13,7 +13,9 @@ from edgerec.compress.content_distill import (
     save_student,
 )
 from edgerec.data.store import load_dataset
+from edgerec.errors import ExportError
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
+from edgerec.export.content import fit_projection, project, projection_items
 from edgerec.models.content import ContentTeacher, item_texts, load_tokenizer, tokenize
 from edgerec.runtime import Recommender
 
@@ -285,3 +287,31 @@ def test_the_best_epoch_is_kept_and_the_start_competes():
         model.weight.fill_(5.0)
     worse.add(0, torch.tensor(0.1), {"score": 0.2}, None)
     assert worse.restore().weight.flatten().tolist() == [3.0, 3.0]  # training that only hurt is not kept
+
+
+def test_the_projection_learns_from_the_head_of_the_catalog_not_its_long_tail():
+    """Training leaves a rarely consumed item's row where no user looks; a projection fitted over
+    that tail maps a new item's text there too. Fitted on the items holding 75% of the events, it
+    recovers the map the consumed items follow."""
+    rng = np.random.default_rng(0)
+    counts = np.r_[np.full(100, 100), np.ones(900), np.zeros(50)]
+    rows = projection_items(counts)
+    assert len(rows) == 82 and rows.tolist() == sorted(rows) and rows.max() < 100  # 8,200 of 10,900 events
+    content = rng.normal(size=(len(counts), 16)).astype(np.float32)
+    truth = rng.normal(size=(16, 8)).astype(np.float32)
+    items = content @ truth
+    items[100:] = -items[:100].mean(0)  # the tail: one place, away from where users look
+    new = rng.normal(size=(200, 16)).astype(np.float32)
+    expected = project(new, np.vstack([truth, np.zeros((1, 8), np.float32)]))
+
+    def agreement(fit):
+        return float((project(new, fit_projection(content[fit], items[fit])) * expected).sum(1).mean())
+
+    assert agreement(rows) > 0.99 and agreement(np.flatnonzero(counts > 0)) < 0.9
+    assert len(projection_items(np.r_[np.full(10, 5), np.zeros(3)])) == 10  # a small catalog: every consumed item
+    assert projection_items(np.zeros(4)).size == 0
+    for bad in (np.array([1.0, -1.0]), np.array([1.0, np.nan]), np.ones((2, 2))):
+        with pytest.raises(ExportError):
+            projection_items(bad)
+    with pytest.raises(ExportError):
+        projection_items(counts, share=0.0)
