@@ -2,7 +2,7 @@
 
 The federated loop moves item rows only, while full retraining also learns the
 encoder again. `fit_table` trains the same rows on every device's next-item
-steps at once: the devices' softmax over the whole catalog, with the user
+steps at once: the devices' softmax over the whole catalog (their own gradient code), with the user
 vectors the shipped encoder gives, from v1's table, with Adam. Like full
 retraining it reads every history, so it is a reference for studies, never a
 product path. Where it lands tells what the gap between FedAvg and full
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.federated import softmax_gradients
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,10 @@ def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, tempera
             or not len(users) or not temperature > 0:
         raise ConfigError(f"a table fit needs users (n, d), n targets, a table (items, d) and a temperature > 0 "
                           f"(got {users.shape}, {targets.shape}, {weights.shape}, {temperature})")
+    if not (np.all(np.isfinite(users)) and np.all(np.isfinite(weights))):
+        raise ConfigError("a table fit needs finite user vectors and table rows (found NaN or infinity)")
     if targets.min() < 0 or targets.max() >= len(weights):
         raise ConfigError(f"targets must be rows of the {len(weights)}-row table")
-    queries = users / np.float32(temperature)
     rng = np.random.default_rng(fit.seed)
     steps = max(fit.epochs * math.ceil(len(users) / fit.batch), fit.min_steps)
     order = np.concatenate([rng.permutation(len(users))
@@ -56,13 +58,8 @@ def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, tempera
     beta1, beta2 = 0.9, 0.999
     for step in range(1, steps + 1):
         batch = order[(step - 1) * fit.batch:step * fit.batch]
-        query = queries[batch]
-        logits = query @ weights.T
-        logits -= logits.max(1, keepdims=True)
-        prob = np.exp(logits)
-        prob /= prob.sum(1, keepdims=True)
-        prob[np.arange(len(batch)), targets[batch]] -= 1.0
-        grad = prob.T @ query / np.float32(len(batch))
+        grad = softmax_gradients(users[batch], targets[batch], weights, temperature, None, False)[0]
+        grad /= np.float32(len(batch))  # the devices' loss is summed; the mean keeps lr independent of batch
         first = beta1 * first + (1 - beta1) * grad
         second = beta2 * second + (1 - beta2) * grad * grad
         unbiased = np.sqrt(second / (1 - beta2 ** step))

@@ -146,8 +146,13 @@ def user_vectors(rec, consumed: list[int], positions: np.ndarray) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def example_positions(events: int, max_examples: int) -> np.ndarray:
+    """The next-item steps a round learns from: the newest `max_examples` positions after the first."""
+    return np.arange(max(1, events - max_examples), events)
+
+
 def _local_update(rec, history, user, consumed, task, table, personal):
-    positions = np.arange(max(1, len(consumed) - task.max_examples), len(consumed))
+    positions = example_positions(len(consumed), task.max_examples)
     users = user_vectors(rec, consumed, positions)
     targets = np.asarray(consumed, np.int64)[positions]
     base = table if table is not None else rec.catalog.stored.dequantize()
@@ -156,7 +161,7 @@ def _local_update(rec, history, user, consumed, task, table, personal):
     rows, local = None, None
     for _ in range(task.steps):
         current = base if rows is None else _patched(base, rows, local)
-        grad, toward = _softmax_gradients(users + offset, targets, current, task.temperature, rows, personal.enabled)
+        grad, toward = softmax_gradients(users + offset, targets, current, task.temperature, rows, personal.enabled)
         if rows is None:  # the targets and the rows the loss pushes hardest: what this device changes
             strength = np.einsum("nd,nd->n", grad, grad)
             strength[targets] = np.inf
@@ -184,7 +189,7 @@ def _patched(base: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarr
     return out
 
 
-def _softmax_gradients(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float,
+def softmax_gradients(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float,
                        rows: np.ndarray | None, offset: bool):
     """Gradients of the summed softmax loss over the whole catalog: for `rows` of the table (every row
     when None) and, with `offset`, for the user-side offset (mean over the examples)."""

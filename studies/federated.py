@@ -31,7 +31,14 @@ from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig
 from edgerec.federated.table_bound import TableFit, fit_table
 from edgerec.runtime.fed_format import decode_update
-from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
+from edgerec.runtime.federated import (
+    Consent,
+    Personal,
+    RoundTask,
+    example_positions,
+    take_part,
+    user_vectors,
+)
 from edgerec.runtime.personal import load_personal
 from edgerec.runtime.privacy_ledger import DAY
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
@@ -135,7 +142,7 @@ class FederatedStudy(Study):
         users, targets = [], []
         for device in devices:
             consumed = [int(r) for r in device.rows]
-            positions = np.arange(max(1, len(consumed) - self.task.max_examples), len(consumed))
+            positions = example_positions(len(consumed), self.task.max_examples)
             if len(positions):
                 users.append(user_vectors(rec, consumed, positions))
                 targets.append(np.asarray(consumed, np.int64)[positions])

@@ -89,8 +89,10 @@ def test_the_table_bound_learns_where_users_went_and_refuses_what_does_not_fit()
     assert np.allclose(step, table - 1e-3 * grad / (np.abs(grad) + 1e-8), atol=1e-6)
     assert np.array_equal(fit_table(users, targets, table, 0.1, TableFit(min_steps=20)),
                           fit_table(users, targets, table, 0.1, TableFit(min_steps=20)))  # seeded
+    poisoned = users.copy()
+    poisoned[3, 2] = np.nan
     for bad in [dict(targets=targets[:-1]), dict(targets=np.full(400, 60)), dict(users=users[:, :4]),
-                dict(temperature=0.0)]:
+                dict(temperature=0.0), dict(users=poisoned)]:
         args = dict(users=users, targets=targets, table=table, temperature=0.1) | bad
         with pytest.raises(ConfigError):
             fit_table(**args)
