@@ -27,6 +27,9 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--delta", default=1e-6, show_default=True)
 @click.option("--clip", default=0.2, show_default=True, help="L2 bound of one device's update.")
 @click.option("--server-lr", default=10.0, show_default=True)
+@click.option("--local-steps", default=2, show_default=True, help="Gradient steps a device takes on its rows.")
+@click.option("--local-lr", default=0.002, show_default=True,
+              help="A device's step size (its loss is summed over its examples).")
 @click.option("--encoding", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
               help="How devices encode the rows they upload.")
 @click.option("--no-central", is_flag=True, help="Skip the centralized retraining upper bound.")
@@ -42,8 +45,9 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
 @click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
-def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, delta, clip, server_lr, encoding,
-             no_central, no_table_bound, no_personal_arm, reuse, dp_population_scale, seed, json_out, plot_out) -> None:
+def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, delta, clip, server_lr, local_steps,
+             local_lr, encoding, no_central, no_table_bound, no_personal_arm, reuse, dp_population_scale, seed,
+             json_out, plot_out) -> None:
     """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
     from edgerec.cli.study_cmd import _run
     from edgerec.federated.server import ServerConfig
@@ -51,10 +55,11 @@ def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, del
     from edgerec.studies.fed_world import WorldConfig
     from edgerec.studies.federated import FederatedStudy
 
+    task = RoundTask(round=0, space="", lr=local_lr, steps=local_steps, clip=clip, encoding=encoding).check()
     study = FederatedStudy(
         data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed),
-        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed),
-        RoundTask(round=0, space="", clip=clip, encoding=encoding), tuple(epsilons), delta,
+        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed), task,
+        tuple(epsilons), delta,
         central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm, reuse=reuse,
         dp_population_scale=dp_population_scale)
     _run(study, json_out, plot_out)

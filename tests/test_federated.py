@@ -262,3 +262,28 @@ def test_accumulated_dp_finds_a_row_no_single_round_shows():
         found[accumulate] = (sum(changed), moved)
     assert found[True][1] and found[True][0] >= 8  # from some round on, row 7 is in every table
     assert found[False] == (0, False)
+
+
+def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch, tmp_path):
+    """--local-steps / --local-lr reach every device's RoundTask; zero steps is a one-line error."""
+    from click.testing import CliRunner
+
+    from edgerec.cli import study_cmd
+    from edgerec.cli.main import cli
+    from edgerec.studies import federated as federated_study
+
+    seen = {}
+
+    class Captured:
+        def __init__(self, data_dir, out, world, server, task, *args, **kwargs):
+            seen["task"], seen["server"] = task, server
+
+    monkeypatch.setattr(federated_study, "FederatedStudy", Captured)
+    monkeypatch.setattr(study_cmd, "_run", lambda study, *a: None)
+    base = ["federate", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, [*base, "--local-steps", "4", "--local-lr", "0.004", "--server-lr", "7"])
+    assert result.exit_code == 0, result.output
+    assert (seen["task"].steps, seen["task"].lr, seen["server"].server_lr) == (4, 0.004, 7.0)
+    result = CliRunner().invoke(cli, [*base, "--local-steps", "0"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "steps" in result.output.splitlines()[-1]
