@@ -37,6 +37,9 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
               help="Skip the arm that trains the item table alone centrally (what the loop could reach).")
 @click.option("--no-personal-arm", is_flag=True,
               help="Skip the arm where only personal vectors move (FedAvg still reports them): one arm fewer.")
+@click.option("--no-personal", is_flag=True,
+              help="Devices train the table's rows without their personal vectors (as an app serving "
+                   "without them); the personal-only arm still learns them.")
 @click.option("--reuse", is_flag=True,
               help="Take v1 and the upper bound from --out when an earlier run on the same data left them.")
 @click.option("--dp-population-scale", default=1, show_default=True,
@@ -46,8 +49,8 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
 @click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
 def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, delta, clip, server_lr, local_steps,
-             local_lr, encoding, no_central, no_table_bound, no_personal_arm, reuse, dp_population_scale, seed,
-             json_out, plot_out) -> None:
+             local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
+             dp_population_scale, seed, json_out, plot_out) -> None:
     """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
     from edgerec.cli.study_cmd import _run
     from edgerec.federated.server import ServerConfig
@@ -60,8 +63,8 @@ def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, del
         data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed),
         ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed), task,
         tuple(epsilons), delta,
-        central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm, reuse=reuse,
-        dp_population_scale=dp_population_scale)
+        central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm,
+        personal=not no_personal, reuse=reuse, dp_population_scale=dp_population_scale)
     _run(study, json_out, plot_out)
 
 

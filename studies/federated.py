@@ -69,6 +69,9 @@ class FederatedStudy(Study):
     table_bound: bool = True  # train the item table alone centrally (encoder frozen): the loop's own ceiling
     table_fit: TableFit = field(default_factory=TableFit)
     personal_arm: bool = True  # the arm where only personal vectors move (a full run of device rounds)
+    # devices learn a personal vector in the table's rounds too and train rows against it; off, they
+    # train rows against the shared user vectors alone (what an app serving without them sees)
+    personal: bool = True
     publish: bool = True  # write the FedAvg and DP bundles and open them as updates of v1
     reuse: bool = False  # take v1 and the upper bound from `out` when an earlier run of this world left them
     # DP arms only: every device stands for this many users with its history, sampled independently
@@ -171,7 +174,7 @@ class FederatedStudy(Study):
         consent = Consent(without_dp=True)
         # a device standing for many users takes part in almost every round, where each of those users
         # would take part once or twice: its one personal vector would drift far from theirs
-        personal = Personal(enabled=scale == 1)
+        personal = Personal(enabled=scale == 1 and (self.personal or eps == "none"))
         per_round, sizes, times, declined = [ndcg_at_10(users, shipped(table0), devices)["NDCG@10"]], [], [], 0
         space = rec.manifest.embedding_space
 

@@ -213,6 +213,15 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     assert record["device_500_events"]["median_ms"] > 0
     assert [b["accepted_as_update"] for b in record["bundles"]] == [True, True]
     assert result.tables and result.write_plot(tmp_path / "fed.png") in (None, tmp_path / "fed.png")
+    assert arms["FedAvg"]["NDCG@10 with personal vectors"] != arms["FedAvg"]["NDCG@10"]  # devices learnt them
+
+    # devices told to leave their personal vectors out learn none: serving with them changes nothing
+    shutil.copytree(tmp_path / "fed", tmp_path / "shared")
+    shared = FederatedStudy(small_data_dir, tmp_path / "shared", world, ServerConfig(rounds=2, clients_per_round=20),
+                            RoundTask(round=0, space=""), epsilons=(), central=False, reuse=True, personal=False,
+                            personal_arm=False, table_bound=False).run().record
+    fedavg_shared = {a["arm"]: a for a in shared["arms"]}["FedAvg"]
+    assert fedavg_shared["NDCG@10 with personal vectors"] == fedavg_shared["NDCG@10"]
 
     # the projection: every device stands for 3 users; v1 is the one the run above left, and the
     # FedAvg bundle it published is replaced, not a reason to stop
@@ -276,7 +285,7 @@ def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch
 
     class Captured:
         def __init__(self, data_dir, out, world, server, task, *args, **kwargs):
-            seen["task"], seen["server"] = task, server
+            seen["task"], seen["server"], seen["kwargs"] = task, server, kwargs
 
     monkeypatch.setattr(federated_study, "FederatedStudy", Captured)
     monkeypatch.setattr(study_cmd, "_run", lambda study, *a: None)
@@ -284,6 +293,8 @@ def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch
     result = CliRunner().invoke(cli, [*base, "--local-steps", "4", "--local-lr", "0.004", "--server-lr", "7"])
     assert result.exit_code == 0, result.output
     assert (seen["task"].steps, seen["task"].lr, seen["server"].server_lr) == (4, 0.004, 7.0)
+    assert seen["kwargs"]["personal"] is True
+    assert CliRunner().invoke(cli, [*base, "--no-personal"]).exit_code == 0 and seen["kwargs"]["personal"] is False
     result = CliRunner().invoke(cli, [*base, "--local-steps", "0"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "steps" in result.output.splitlines()[-1]
