@@ -80,3 +80,17 @@ def test_content_report_refuses_empty_text_sets(tmp_path, held_out, unseen):
     study = ContentStudy(tmp_path / "student", tmp_path / "data", held_out=held_out, unseen=unseen)
     with pytest.raises(ConfigError, match="--held-out and --unseen must be at least 1"):  # -1 ran for ever
         study.measure(no_progress)
+
+
+def test_simulating_a_bundle_on_data_it_was_not_built_on_says_so():
+    from pathlib import Path
+
+    from edgerec.data import synth_dataset
+    from edgerec.studies.reactions import reactions_for
+    from edgerec.studies.simulator import Arm, SimConfig, Simulator
+
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+    dataset = synth_dataset(SynthConfig(users=20, items=1000, events=400, seed=3))
+    sim = Simulator(dataset, reactions_for(dataset), SimConfig(users=5, days=1, pre_days=1))
+    with pytest.raises(ConfigError, match="which the bundle does not know: pass the --data the bundle was built on"):
+        sim.run([Arm("a", golden)], lambda _u: "a")
