@@ -29,7 +29,7 @@ from edgerec.data.tables import (
     to_timestamp,
 )
 from edgerec.errors import ConfigError, DataError
-from edgerec.runtime.checks import MAX_ID
+from edgerec.runtime.vocab import MAX_ID
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import DataError
-from edgerec.runtime.checks import MAX_TS
+from edgerec.runtime.vocab import MAX_TS
 
 DEFAULT_CHUNK_ROWS = 200_000
 PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}  # units of numeric times

@@ -16,11 +16,10 @@ import os
 from collections.abc import Iterable, Mapping
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.vocab import MAX_ID, MAX_TS
 
-MAX_ID = 256  # characters of a user or item id
 MAX_LIST = 10_000  # names in one list argument
 MAX_JSON_BYTES = 64 << 10  # an item's metadata or an event's context, as JSON
-MAX_TS = 1e11  # epoch seconds (year 5138): beyond it the calendar functions overflow
 
 
 def _shown(value) -> str:
