@@ -22,7 +22,8 @@ def content_group() -> None:
 @click.option("--encoder", "encoder_dir", type=click.Path(exists=True, file_okay=False),
               help="Teacher: a sentence-transformers folder (default: the packaged all-MiniLM-L6-v2). "
                    "Pass a multilingual model for multilingual catalogs.")
-@click.option("--train-items", default=6000, show_default=True, help="Catalog texts the student learns from.")
+@click.option("--train-items", default=6000, show_default=True, type=click.IntRange(min=1),
+              help="Catalog texts the student learns from.")
 @click.option("--held-out", default=1000, show_default=True, help="Catalog texts kept for measuring it.")
 @click.option("--dim", default=128, show_default=True)
 @click.option("--epochs", default=None, type=int,

@@ -14,7 +14,7 @@ from edgerec.errors import EdgerecError
 
 
 class EdgerecGroup(click.Group):
-    """Turns library errors into a one-line message and exit code 1, never a traceback."""
+    """Turns library and file-system errors into a one-line message and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -25,6 +25,10 @@ class EdgerecGroup(click.Group):
             raise click.ClickException(
                 f"{exc}. This command needs the host tools: pip install 'edgerec[tools]'"
             ) from None
+        except OSError as exc:  # an output path that cannot be written, a full disk: the system's words
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}; check the path, its permissions and the "
+                                       "free space") from None
 
 
 @click.group(cls=EdgerecGroup, context_settings={"help_option_names": ["-h", "--help"]},

@@ -46,13 +46,13 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
     from edgerec.models.train import TrainConfig
     from edgerec.studies.tune import TuneConfig, TuneStudy, parse_space
 
-    dataset, split = _load(data_dir)
     cfg = TuneConfig(target=target, minutes=minutes, trials=trials,
                      strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
                      space=parse_space(list(space_specs)), train=TrainConfig(steps=steps),
                      trial_minutes=trial_minutes,
                      objective=objective or ("coverage@10" if target == "policy" else "NDCG@10"),
-                     max_ndcg_loss=max_ndcg_loss, eval_users=eval_users, seed=seed)
+                     max_ndcg_loss=max_ndcg_loss, eval_users=eval_users, seed=seed).validate()
+    dataset, split = _load(data_dir)  # after the checks: a typo costs no data loading
 
     def progress(message: str, values: dict) -> None:
         console.print(f"  {message}" + (f": {fmt(values)}" if values else ""))

@@ -107,6 +107,8 @@ def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, ba
                       keep: int = 3, progress: Callable[[str], None] | None = None) -> BudgetResult:
     """Distill each fitting candidate, keep the one with the best validation NDCG@10, save it at `out`."""
     say = progress or (lambda _m: None)
+    if keep < 1:
+        raise ConfigError(f"--candidates must be at least 1 student to train (got {keep})")
     candidates = fitting_configs(base, dataset, split, max_bytes, keep=keep)
     evaluator = Evaluator(split, dataset.catalog, k=10)
     each = None if train.max_minutes is None else train.max_minutes / len(candidates)

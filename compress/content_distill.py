@@ -64,6 +64,10 @@ def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts
     `student` starts from given weights (e.g. the vocabulary pass) instead of random ones; a
     `projection_lr` of 0 keeps its projection fixed."""
     cfg = (cfg or ContentDistillConfig()).validate()
+    if not texts or not held_texts:
+        raise ConfigError(f"content distillation needs texts to learn from and held-out texts to measure on (got "
+                          f"{len(texts)} and {len(held_texts)}): raise --train-items, or lower --held-out below "
+                          "the catalog's item count")
     torch.manual_seed(cfg.seed)
     ids, mask = tokenize(tokenizer, texts)
     held_ids, held_mask = tokenize(tokenizer, held_texts)

@@ -19,14 +19,17 @@ import numpy as np
 from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Dataset, Interactions
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
+    PER_SECOND,
     Chunk,
     read_chunks,
     read_header,
     to_float,
     to_int,
+    to_seconds,
     to_timestamp,
 )
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
+from edgerec.runtime.vocab import MAX_ID
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
 
@@ -42,6 +45,7 @@ class ColumnMap:
     value: str | None = "value"
     device: str | None = "device"
     default_event: str = "play"
+    value_range: tuple[float, float] | None = None  # e.g. MovieLens ratings: a value outside is an error
 
 
 @dataclass
@@ -52,6 +56,18 @@ class ReadOptions:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     sample_users: float | None = None  # keep this fraction of users (0, 1]
     seed: int = 0
+    time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
+
+    def __post_init__(self):
+        if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
+            raise ConfigError(f"the delimiter must be one or more characters other than quotes and line breaks "
+                              f"(got {self.delimiter!r}); for tab-separated files pass a tab")
+        if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise ConfigError(f"chunk_rows must be a whole number of rows >= 1 (got {self.chunk_rows!r})")
+        if self.time_unit not in PER_SECOND:
+            raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
+        if self.sample_users is not None and not 0 < self.sample_users <= 1:
+            raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
 
 
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
@@ -99,15 +115,14 @@ def read_interactions(
     users = _Codes()
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
     parts: list[Interactions] = []
+    exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding,
     ):
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
-        for name, values in ((columns.user, user_ids), (columns.item, item_ids)):
-            if "" in values:
-                bad = values.index("")
-                raise DataError(f"column '{name}' is empty", chunk.path, chunk.line_of(bad))
+        for name in (columns.user, columns.item):
+            check_ids(chunk, name)
         if catalog is not None:
             index = catalog.index
             for i, v in enumerate(item_ids):
@@ -116,9 +131,12 @@ def read_interactions(
                         f"item {v!r} is not in the item table; add it there or drop the event",
                         chunk.path, chunk.line_of(i),
                     )
-        timestamp = to_timestamp(chunk, columns.time)
+        seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
+        timestamp = np.floor(seconds).astype(np.int64)
         event = _events(chunk, optional.get("event"), columns.default_event)
         value = to_float(chunk, optional["value"]) if "value" in optional else np.ones(len(chunk), np.float32)
+        if "value" in optional and columns.value_range is not None:
+            _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
         device = _devices(chunk, optional.get("device"))
         # sample after parsing, so errors above name the true line
         keep = np.fromiter((keep_user(u, options.sample_users, options.seed) for u in user_ids), bool, len(chunk))
@@ -128,14 +146,44 @@ def read_interactions(
             user_ids = [u for u, k in zip(user_ids, keep) if k]
             item_ids = [v for v, k in zip(item_ids, keep) if k]
             timestamp, event, value, device = timestamp[keep], event[keep], value[keep], device[keep]
+            seconds = seconds[keep]
         parts.append(Interactions(users.encode(user_ids), items.encode(item_ids), timestamp, event, value, device))
+        exact.append(seconds)
     if not parts:
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     log = Interactions(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                          ("user", "item", "timestamp", "event", "value", "device")))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
-    return Dataset(catalog, log.sorted_by_time(), users.ids, meta={"source": str(path)})
+    # by (user, exact time), stably: 1.7 s stays after 1.5 s though both are stored as second 1
+    order = np.lexsort((np.concatenate(exact), log.user))
+    return Dataset(catalog, log.take(order), users.ids, meta={"source": str(path)})
+
+
+def check_ids(chunk: Chunk, name: str) -> None:
+    """Ids are non-empty, at most MAX_ID characters (what the device accepts) and free of NUL."""
+    values = chunk.columns[name]
+    if "" in values:
+        raise DataError(f"column '{name}' is empty", chunk.path, chunk.line_of(values.index("")))
+    if values and max(map(len, values)) > MAX_ID:
+        bad = next(i for i, v in enumerate(values) if len(v) > MAX_ID)
+        raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "
+                        f"{MAX_ID} (an unclosed quote can swallow lines): shorten or hash such ids",
+                        chunk.path, chunk.line_of(bad))
+    if "\x00" in "".join(values):
+        bad = next(i for i, v in enumerate(values) if "\x00" in v)
+        raise DataError(f"column '{name}' holds a NUL character; ids must be plain text", chunk.path,
+                        chunk.line_of(bad))
+
+
+def _check_range(chunk: Chunk, name: str, values: np.ndarray, bounds: tuple[float, float], why: str) -> None:
+    low, high = bounds
+    outside = np.flatnonzero((values < low) | (values > high))
+    if outside.size:
+        i = int(outside[0])
+        allowed = f"below {low:g}" if high == np.inf else f"outside {low:g} to {high:g}"
+        raise DataError(f"column '{name}' holds {chunk.columns[name][i]!r}, {allowed} ({why})",
+                        chunk.path, chunk.line_of(i))
 
 
 def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
@@ -171,6 +219,7 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
     numbers: dict[str, list[np.ndarray]] = {"duration": [], "release_ts": [], "episode": []}
     for chunk in read_chunks(path, wanted, delimiter=options.delimiter, chunk_rows=options.chunk_rows,
                              encoding=options.encoding):
+        check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
         for c in text:
             text[c].extend(chunk.columns[c])
@@ -178,13 +227,21 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
             tags.extend(tuple(t for t in v.split("|") if t) for v in chunk.columns["tags"])
         if "duration" in chunk.columns:
             numbers["duration"].append(to_float(chunk, "duration"))
+            _check_range(chunk, "duration", numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
         if "release_ts" in chunk.columns:
             numbers["release_ts"].append(to_timestamp(chunk, "release_ts"))
         if "episode" in chunk.columns:
             numbers["episode"].append(to_int(chunk, "episode", np.int32))
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
-    catalog = Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"])
-    catalog.index  # noqa: B018 -- raises on duplicate ids now, not at first use
+    return _indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
+
+
+def _indexed(catalog: Catalog, path) -> Catalog:
+    """The catalog with its id index built now, so a duplicate id is reported with its file."""
+    try:
+        catalog.index  # noqa: B018
+    except DataError as exc:
+        raise DataError(str(exc), str(path)) from None
     return catalog
 
 
@@ -219,52 +276,83 @@ def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]]) -
     return Catalog(ids, text, tags, release_ts=np.asarray(release, np.int64))
 
 
-def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | None, encoding: str,
+def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | None,
                           genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str) -> Catalog:
     ids, titles, genres = [], [], []
-    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=encoding):
+    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path)):
+        check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
         titles.extend(chunk.columns[title_col])
         genres.extend(genres_of(chunk, i) for i in range(len(chunk)))
-    return _movie_catalog(ids, titles, genres)
+    return _indexed(_movie_catalog(ids, titles, genres), path)
+
+
+def _item_encoding(path: Path) -> str:
+    """UTF-8 when the whole file decodes as UTF-8, else latin-1: GroupLens ships the 100K and 1M item
+    files in latin-1, re-packaged copies are often UTF-8, and either read the other way garbles every
+    accented title without an error. (An item file is a few MB at most.)"""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+ML_FILES = {"ml-100k": ("u.data", "u.item"), "ml-1m": ("ratings.dat", "movies.dat"),
+            "ml-latest": ("ratings.csv", "movies.csv")}
+ML_RATINGS = (0.5, 5.0)  # stars, in every MovieLens release
+
+
+def _check_movielens_folder(fmt: str, folder: Path) -> None:
+    needed = ML_FILES[fmt]
+    if not folder.is_dir():
+        raise DataError(f"{fmt} reads a folder holding {' and '.join(needed)}; unzip the download and pass "
+                        "its folder", str(folder))
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        other = [f for f, names in ML_FILES.items() if all((folder / n).is_file() for n in names)]
+        hint = f"; the folder holds {other[0]} files: pass FORMAT {other[0]}" if other else ""
+        raise DataError(f"no {' or '.join(missing)} here; {fmt} needs {' and '.join(needed)}{hint}", str(folder))
 
 
 def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = None) -> Dataset:
     """MovieLens 100K (`u.data`, `u.item`), 1M (`ratings.dat`, `movies.dat`) or `ratings.csv`/`movies.csv`."""
     folder = Path(folder)
     options = options or ReadOptions()
+    if fmt not in ML_FILES:
+        raise DataError(f"unknown MovieLens format {fmt!r}; use ml-100k, ml-1m or ml-latest")
+    _check_movielens_folder(fmt, folder)
     # a rating is a "rate" event whose value is the rating
     cols = ColumnMap(user="user", item="item", time="timestamp", event=None, value="rating", device=None,
-                     default_event="rate")
+                     default_event="rate", value_range=ML_RATINGS)
     if fmt == "ml-100k":
         item_header = ("item", "title", "release", "video_release", "url", *ML100K_GENRES)
         catalog = _read_movielens_items(
-            folder / "u.item", "|", item_header, "latin-1",
+            folder / "u.item", "|", item_header,
             lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title",
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
-                                  options.chunk_rows, options.sample_users, options.seed)
+                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit)
         ratings = folder / "u.data"
     elif fmt == "ml-1m":
         catalog = _read_movielens_items(
-            folder / "movies.dat", "::", ("item", "title", "genres"), "latin-1",
+            folder / "movies.dat", "::", ("item", "title", "genres"),
             lambda c, i: [g for g in c.columns["genres"][i].split("|") if g], "item", "title",
         )
         rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "latin-1",
-                                  options.chunk_rows, options.sample_users, options.seed)
+                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit)
         ratings = folder / "ratings.dat"
     elif fmt == "ml-latest":
         catalog = _read_movielens_items(
-            folder / "movies.csv", ",", None, "utf-8",
+            folder / "movies.csv", ",", None,
             lambda c, i: [g for g in c.columns["genres"][i].split("|") if g and g != "(no genres listed)"],
             "movieId", "title",
         )
         cols = ColumnMap(user="userId", item="movieId", time="timestamp", event=None, value="rating",
-                         device=None, default_event="rate")
-        rating_opts = ReadOptions(",", None, "utf-8", options.chunk_rows, options.sample_users, options.seed)
+                         device=None, default_event="rate", value_range=ML_RATINGS)
+        rating_opts = ReadOptions(",", None, "utf-8", options.chunk_rows, options.sample_users, options.seed,
+                                  options.time_unit)
         ratings = folder / "ratings.csv"
-    else:
-        raise DataError(f"unknown MovieLens format {fmt!r}; use ml-100k, ml-1m or ml-latest")
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
     dataset.meta = {"source": str(folder), "format": fmt}
     return dataset

@@ -70,7 +70,9 @@ class Catalog:
         if self._index is None:
             self._index = {item: code for code, item in enumerate(self.item_ids)}
             if len(self._index) != len(self.item_ids):
-                raise DataError("catalog has duplicate item ids; every item_id must be unique")
+                first = next(i for code, i in enumerate(self.item_ids) if self._index[i] != code)
+                self._index = None
+                raise DataError(f"catalog has duplicate item ids (first: {first!r}); every item_id must be unique")
         return self._index
 
     def codes(self, name: str) -> tuple[np.ndarray, list[str]]:

@@ -60,7 +60,10 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown file format {fmt!r}; use csv or parquet")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, a full disk
+        raise DataError(f"cannot create the output folder ({exc.strerror}); choose another --out", str(folder)) from None
     write = write_csv if fmt == "csv" else write_parquet
     write(folder / f"items.{fmt}", catalog_columns(dataset.catalog))
     write(folder / f"interactions.{fmt}", interaction_columns(dataset))

@@ -64,6 +64,8 @@ class SynthConfig:
             )
         if self.days < 30:
             raise ConfigError(f"days must be at least 30 (got {self.days})")
+        if self.chunk_users < 1:
+            raise ConfigError(f"chunk_users must be at least 1 (got {self.chunk_users})")
         if self.domain_coupling is not None and not 0.0 <= self.domain_coupling <= 1.0:
             raise ConfigError(f"domain_coupling must be between 0 and 1 (got {self.domain_coupling})")
 

@@ -9,6 +9,7 @@ memory stream through.
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,8 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import DataError
+from edgerec.runtime.vocab import MAX_TS
 
 DEFAULT_CHUNK_ROWS = 200_000
+PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}  # units of numeric times
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 @dataclass
@@ -55,9 +59,7 @@ def read_chunks(
     `header` names the columns of a file that has no header line (MovieLens
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
     """
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found; check the path", str(path))
+    path = _existing_file(path)
     if path.stat().st_size == 0:
         raise DataError("file is empty; expected a header and at least one row", str(path))
     if is_parquet(path):
@@ -66,17 +68,38 @@ def read_chunks(
         yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding)
 
 
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found; check the path", str(path))
+    if not path.is_file():
+        raise DataError("is a folder (or a device), not a data file; give the path of the file itself", str(path))
+    return path
+
+
+def _open_text(path: Path, encoding: str):
+    """A text handle on a CSV/TSV file, gzip-compressed or not; a UTF-8 byte order mark (Excel writes
+    one) is dropped, otherwise it would stick to the first column's name."""
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+    if compressed:
+        return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
+    return open(path, newline="", encoding=encoding, errors="strict")
+
+
 def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int) -> list[int]:
     if wanted is None:
         return list(range(len(names)))
     missing = [c for c in wanted if c not in names]
     if missing:
-        raise DataError(
-            f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. "
-            "Map your columns with --user-col/--item-col/--time-col or rename them.",
-            str(path),
-            line,
-        )
+        hint = "Map your columns with --user-col/--item-col/--time-col or rename them."
+        glued = [d for d in (";", "\t", "|", ",") if len(names) == 1 and d in names[0]]
+        if glued:  # the whole header is one name: the file is split by another character
+            hint = f"The header is one column: is the file separated by {glued[0]!r}? Pass --delimiter."
+        raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}",
+                        str(path), line)
     return [names.index(c) for c in wanted]
 
 
@@ -89,7 +112,7 @@ def _split_lines(handle, delimiter: str):
 
 
 def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) -> Iterator[Chunk]:
-    with open(path, newline="", encoding=encoding, errors="strict") as handle:
+    with _open_text(path, encoding) as handle:
         rows = _split_lines(handle, delimiter)
         line = 0
         try:
@@ -134,6 +157,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) ->
             raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), line + 1) from None
         except csv.Error as exc:
             raise DataError(f"malformed CSV ({exc})", str(path), line) from None
+        except (OSError, EOFError) as exc:  # a damaged gzip stream
+            raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:
             raise DataError("file has a header but no rows", str(path), line)
         if buffers[0]:
@@ -142,6 +167,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) ->
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(
@@ -154,16 +180,34 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
     names = parquet.schema_arrow.names
     keep = _select(names, columns, path, 0)
     out_names = [names[i] for i in keep]
+    for name in out_names:
+        kind = parquet.schema_arrow.field(name).type
+        if pa.types.is_nested(kind):
+            raise DataError(f"column '{name}' holds {kind} values; expected one plain value per row "
+                            "(text or number): flatten it before importing", str(path))
     row = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=out_names):
-        cols = {
-            name: ["" if v is None else str(v) for v in batch.column(name).to_pylist()]
-            for name in out_names
-        }
+        cols = {name: [_cell(v, name, path, row + i + 1) for i, v in enumerate(batch.column(name).to_pylist())]
+                for name in out_names}
         yield Chunk(cols, row + 1, str(path))  # "line" of a Parquet file = 1-based row
         row += batch.num_rows
     if row == 0:
         raise DataError("file has no rows", str(path))
+
+
+def _cell(value, name: str, path: Path, row: int) -> str:
+    """One Parquet value as the text a CSV would hold: integral floats as integers (pandas turns an
+    id column with a gap into floats, and item 10 must stay '10', not '10.0'); bytes as UTF-8."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"column '{name}' holds bytes that are not UTF-8 text", str(path), row) from None
+    return str(value)
 
 
 # ---------------------------------------------------------------- conversions
@@ -220,34 +264,47 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
     return out.astype(dtype)
 
 
-def _iso_seconds(text: str) -> int:
+def _iso_seconds(text: str) -> float:
     stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
-    return int(stamp.timestamp())
+    return stamp.timestamp()
 
 
-def to_timestamp(chunk: Chunk, name: str) -> np.ndarray:
-    """Epoch seconds from integer/float seconds or ISO-8601 strings."""
-    values = chunk.columns[name]
+def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -> np.ndarray:
+    """Epoch seconds as float64 (fractions kept, so sub-second order survives) from numbers in `unit`
+    or ISO-8601 strings; a value outside [low, MAX_TS] is an error naming its line, never a wrapped
+    integer."""
+    values, per_second = chunk.columns[name], PER_SECOND[unit]
     try:
-        seconds = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(seconds)):
-            raise ValueError
-        return seconds.astype(np.int64)
+        seconds = np.asarray(values, dtype=np.float64) / per_second
     except ValueError:
-        pass
-    out = np.empty(len(values), dtype=np.int64)
-    for i, v in enumerate(values):
-        try:
-            out[i] = int(float(v)) if _looks_numeric(v) else _iso_seconds(v)
-        except (ValueError, OverflowError):
-            raise DataError(
-                f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found {v!r}",
-                chunk.path,
-                chunk.line_of(i),
-            ) from None
-    return out
+        seconds = np.empty(len(values), np.float64)
+        for i, v in enumerate(values):
+            try:
+                seconds[i] = float(v) / per_second if _looks_numeric(v) else _iso_seconds(v)
+            except (ValueError, OverflowError):
+                seconds[i] = np.nan
+    bad = np.flatnonzero(~(np.isfinite(seconds) & (seconds >= low) & (seconds <= MAX_TS)))
+    if bad.size:
+        i = int(bad[0])
+        shown, where = values[i], (chunk.path, chunk.line_of(i))
+        if not np.isfinite(seconds[i]):
+            raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
+                            f"{shown!r}", *where)
+        if seconds[i] > MAX_TS:
+            raise DataError(f"column '{name}' holds {shown!r}, after the year 5000 as epoch {UNIT_NAMES[unit]}: "
+                            "are the times in milliseconds (or micro-, nanoseconds)? For an interaction log "
+                            "pass --time-unit ms (us, ns); convert other columns to seconds", *where)
+        raise DataError(f"column '{name}' holds {shown!r}, a time before " + (
+            "1970; events need epoch times from 0 (is it a placeholder for a missing time? drop those rows)"
+            if low == 0 else "the year -1200"), *where)
+    return seconds
+
+
+def to_timestamp(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -> np.ndarray:
+    """Whole epoch seconds (int64, rounded down) from numbers in `unit` or ISO-8601 strings."""
+    return np.floor(to_seconds(chunk, name, unit, low)).astype(np.int64)
 
 
 def _looks_numeric(v: str) -> bool:
@@ -316,9 +373,7 @@ def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None
 
 def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
     """Column names of a CSV/Parquet file (to decide which optional columns exist)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found; check the path", str(path))
+    path = _existing_file(path)
     if is_parquet(path):
         try:
             import pyarrow.parquet as pq
@@ -328,11 +383,13 @@ def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str 
             raise DataError("reading Parquet needs pyarrow: pip install 'edgerec[tools]'", str(path)) from None
         except Exception as exc:
             raise DataError(f"not a readable Parquet file ({exc})", str(path)) from None
-    with open(path, newline="", encoding=encoding) as handle:
+    with _open_text(path, encoding) as handle:
         try:
             first = next(_split_lines(handle, delimiter))
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
             raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+        except (csv.Error, OSError, EOFError) as exc:
+            raise DataError(f"the first line cannot be read ({exc})", str(path), 1) from None
     return [c.strip() for c in first]

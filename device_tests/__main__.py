@@ -11,30 +11,36 @@ import sys
 
 from edgerec.device_tests.bench import BenchConfig, run_bench, run_worker, summary
 from edgerec.device_tests.profiles import DeviceProfile, get_profile
+from edgerec.errors import EdgerecError
 
 
 def _profile(spec: dict) -> DeviceProfile:
     return DeviceProfile(**{k: tuple(v) if k == "cpus" and v else v for k, v in spec["profile"].items()})
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--worker":
-        spec = json.loads(open(argv[1]).read())
-        profile = _profile(spec)
+def _child(argv: list[str]) -> int:
+    """A measuring child process: the bench worker, or one engine alone (footprint.py)."""
+    spec = json.loads(open(argv[1]).read())
+    profile = _profile(spec)
+    if argv[0] == "--worker":
         result = run_worker(spec["bundle"], profile, BenchConfig(**spec["config"]), spec.get("source"))
-        with open(argv[2], "w") as handle:
-            json.dump(result, handle)
-        return 0
-    if argv and argv[0] == "--footprint":  # one engine in a fresh process (footprint.py)
+    else:
         from edgerec.device_tests.footprint import footprint_worker
 
-        spec = json.loads(open(argv[1]).read())
-        profile = _profile(spec)
         result = footprint_worker(spec["bundle"], spec["engine"], profile, BenchConfig(**spec["config"]))
-        with open(argv[2], "w") as handle:
-            json.dump(result, handle)
-        return 0
+    with open(argv[2], "w") as handle:
+        json.dump(result, handle)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("--worker", "--footprint"):
+        try:
+            return _child(argv)
+        except EdgerecError as exc:  # the parent shows these words: the message, not a traceback
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
     parser = argparse.ArgumentParser(prog="python -m edgerec.device_tests", description=__doc__)
     parser.add_argument("bundle")
     parser.add_argument("--profile", default="phone-mid")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.device_tests.profiles import DeviceProfile
-from edgerec.errors import EdgerecError
+from edgerec.errors import ConfigError, EdgerecError
 
 
 @dataclass
@@ -44,6 +44,13 @@ class BenchConfig:
     baselines: bool = True  # faiss / usearch when installed
     footprint: bool = True  # memory, bytes and time of each engine alone (footprint.py)
     seed: int = 0
+
+    def __post_init__(self):
+        for name in ("requests", "users", "history", "retrieval_queries", "items"):
+            value = getattr(self, name)
+            if (value is not None or name != "items") and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"the benchmark's {name} must be a whole number >= 1 (got {value!r})")
 
 
 EVICT_BYTES = 128 * 1024 * 1024  # more than the last-level cache of phones, boxes and most servers
@@ -244,7 +251,7 @@ def bench_retrieval(bundle_path: Path, profile: DeviceProfile, cfg: BenchConfig)
     queries = catalog.vectors(rng.integers(0, n, cfg.retrieval_queries))
     queries += rng.normal(0, 0.05, queries.shape).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    k = 100
+    k = min(100, n)  # a catalog smaller than 100 items is ranked whole
     table_bytes = stored.nbytes
     rows = []
 
@@ -354,13 +361,15 @@ def check_budgets(result: dict, profile: DeviceProfile) -> list[str]:
 
 def run_bench(bundle: str | Path, profile: DeviceProfile, cfg: BenchConfig, timeout: float = 3600) -> dict:
     """Run the worker in a fresh process under the profile; returns its result plus the budget verdict."""
+    from edgerec.runtime.bundle import Bundle
+
+    opened = Bundle.open(bundle)  # verified here: a damaged bundle is one clear error, not a child's traceback
     with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as scratch:
         source = Path(bundle)
         if cfg.items:  # grown here: the worker's peak memory is the runtime's alone
             from edgerec.device_tests.scale import scaled_bundle
-            from edgerec.runtime.bundle import Bundle
 
-            source = scaled_bundle(Bundle.open(source), cfg.items, Path(scratch) / "scaled", cfg.seed)
+            source = scaled_bundle(opened, cfg.items, Path(scratch) / "scaled", cfg.seed)
         spec = Path(scratch) / "spec.json"
         out = Path(scratch) / "result.json"
         spec.write_text(json.dumps({"bundle": str(bundle), "source": str(source), "profile": profile.to_dict(),
@@ -374,7 +383,6 @@ def run_bench(bundle: str | Path, profile: DeviceProfile, cfg: BenchConfig, time
         result = json.loads(out.read_text())
         if cfg.footprint:  # each engine alone in a fresh process, as on a device
             from edgerec.device_tests.footprint import figures, floor_bytes, run_footprint, sections
-            from edgerec.runtime.bundle import Bundle
 
             opened = Bundle.open(source, verify=False)
             result["sections"], result["floor_bytes"] = sections(opened), floor_bytes(opened)

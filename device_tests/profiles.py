@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from edgerec.errors import ConfigError
@@ -46,12 +47,28 @@ def get_profile(name: str, overrides: dict | None = None) -> DeviceProfile:
     for key, raw in overrides.items():
         if key not in types or key == "name":
             raise ConfigError(f"unknown profile field {key!r}; use one of {', '.join(t for t in types if t != 'name')}")
-        if key == "cpus":
-            values[key] = tuple(int(c) for c in str(raw).split(",")) if raw not in (None, "", "any") else None
-        elif key in ("threads", "memory_mb"):
-            values[key] = int(raw) if raw not in (None, "", "none") else None
-        elif key == "description":
-            values[key] = str(raw)
-        else:
-            values[key] = float(raw)
+        try:
+            values[key] = _field_value(key, raw)
+        except ValueError:
+            raise ConfigError(f"profile field {key} takes {_KINDS.get(key, 'a positive number')}, not {raw!r}") from None
     return replace(profile, **values)
+
+
+_KINDS = {"cpus": "CPU numbers such as 0,1 (or any)", "threads": "a whole number >= 1",
+          "memory_mb": "a whole number of MB >= 1 (or none)", "description": "text"}
+
+
+def _field_value(key: str, raw):
+    if key == "description":
+        return str(raw)
+    if key == "cpus":
+        value = tuple(int(c) for c in str(raw).split(",")) if raw not in (None, "", "any") else None
+        if value is not None and min(value) < 0:
+            raise ValueError(raw)
+        return value
+    if key == "memory_mb" and raw in (None, "", "none"):
+        return None
+    value = int(raw) if key in ("threads", "memory_mb") else float(raw)
+    if not (value >= 1 if key in ("threads", "memory_mb") else math.isfinite(value) and value > 0):
+        raise ValueError(raw)
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from edgerec.errors import ConfigError
@@ -26,10 +27,16 @@ class ModelConfig:
     def validate(self) -> ModelConfig:
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        if self.dim < 4 or self.dim % self.heads:
-            raise ConfigError(f"dim must be >= 4 and divisible by heads (dim={self.dim}, heads={self.heads})")
+        if self.heads < 1 or self.dim < 4 or self.dim % self.heads:
+            raise ConfigError(f"dim must be >= 4 and divisible by heads >= 1 (dim={self.dim}, heads={self.heads})")
         if self.max_len < 2:
             raise ConfigError(f"max_len must be at least 2 (got {self.max_len})")
+        if self.layers < 0 or self.hash_buckets < 0 or (self.own_rows is not None and self.own_rows < 0):
+            raise ConfigError(f"layers, own rows and hash buckets cannot be negative (layers={self.layers}, "
+                              f"own_rows={self.own_rows}, hash_buckets={self.hash_buckets})")
+        if not (0 <= self.dropout < 1 and self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ConfigError(f"dropout must be in [0, 1) and temperature finite and > 0 (dropout={self.dropout}, "
+                              f"temperature={self.temperature})")
         return self
 
     def to_dict(self) -> dict:

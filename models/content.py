@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgerec.data.schema import Catalog
-from edgerec.errors import ModelError
+from edgerec.errors import ConfigError, ModelError
 from edgerec.models.layers import MASK_VALUE, AttentionBlock, l2_normalize
 from edgerec.runtime.content import padding
 
@@ -72,10 +72,16 @@ def item_texts(catalog: Catalog) -> list[str]:
 
 def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int) -> tuple[list[str], list[str]]:
     """(train, held-out) item texts: one seeded shuffle, the first `held_out` kept for measuring."""
+    if held_out < 1 or train_items < 0:
+        raise ConfigError(f"--held-out must be at least 1 text and --train-items at least 0 (got {held_out}, "
+                          f"{train_items})")
     texts = item_texts(catalog)
     order = np.random.default_rng(seed).permutation(len(texts))
     held = [texts[i] for i in order[:held_out]]
     train = [texts[i] for i in order[held_out:held_out + train_items]]
+    if train_items and not train:
+        raise ConfigError(f"the catalog has {len(texts):,} items and --held-out {held_out:,} keeps them all: "
+                          "lower --held-out so some are left to learn from")
     return train, held
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, Split
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, ModelError
 from edgerec.models.checkpoint import (
     load_train_state,
     save_checkpoint,
@@ -64,6 +64,14 @@ class TrainConfig:
             raise ConfigError("epochs, steps and batch size must be at least 1 (or left unset)")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be at least 1 evaluation, not {self.patience}")
+        if not (0 < self.lr < math.inf and 0 <= self.weight_decay < math.inf):
+            raise ConfigError(f"the learning rate must be finite and > 0, weight decay finite and >= 0 "
+                              f"(lr={self.lr}, weight_decay={self.weight_decay})")
+        if (self.loss == "sampled" and self.negatives < 1) or self.eval_users < 0:
+            raise ConfigError(f"negatives must be at least 1 and eval users at least 0 (0 = all) "
+                              f"(negatives={self.negatives}, eval_users={self.eval_users})")
+        if self.max_minutes is not None and not 0 <= self.max_minutes < math.inf:
+            raise ConfigError(f"max minutes must be a finite time >= 0, or left unset (got {self.max_minutes})")
         return self
 
     def budget(self, steps_per_epoch: int) -> Budget:
@@ -204,6 +212,11 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             raise ConfigError("resume needs the checkpoint folder of the interrupted run")
         from safetensors.torch import load_file
 
+        missing = [f for f in ("last.safetensors", "model.safetensors", "train_state.json", "optimizer.safetensors")
+                   if not (Path(out) / f).is_file()]
+        if missing:
+            raise ModelError(f"{out} holds no interrupted run to resume ({', '.join(missing)} missing); "
+                             "train without --resume, or give the --out of the interrupted run")
         model.load_state_dict(load_file(str(Path(out) / "last.safetensors")))
         progress_state = load_train_state(out, optimizer)
         if "sampler_rng" in progress_state:  # the negatives continue where they stopped

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.vocab import MAX_ID, MAX_TS
 
-MAX_ID = 256  # characters of a user or item id
 MAX_LIST = 10_000  # names in one list argument
 MAX_JSON_BYTES = 64 << 10  # an item's metadata or an event's context, as JSON
-MAX_TS = 1e11  # epoch seconds (year 5138): beyond it the calendar functions overflow
 
 
 def _shown(value) -> str:
@@ -120,6 +120,16 @@ def json_object(value, what: str, allow_none: bool = True, limit: int = MAX_JSON
     if len(encoded) > limit:
         raise ConfigError(f"{what} takes {len(encoded):,} bytes as JSON; the limit is {limit:,}")
     return dict(value)
+
+
+def path(value, what: str, allow_none: bool = False):
+    """A filesystem path: a non-empty str or os.PathLike (bytes are refused, as for ids)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ConfigError(f"{what} must be a path (a non-empty str or pathlib.Path; got {type(value).__name__} "
+                          f"{_shown(value)})")
+    return value
 
 
 def instance(value, kind: type, what: str, allow_none: bool = True):

@@ -33,6 +33,7 @@ from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.pseudonyms import open_history
 from edgerec.runtime.request import Recommendation, Request, parse_context
+from edgerec.runtime.retrieval import KERNELS
 from edgerec.runtime.stages import default_pipeline
 from edgerec.runtime.update import BundleUpdate, open_update
 from edgerec.runtime.user_state import UserCache
@@ -76,8 +77,10 @@ class Recommender:
         key: 32 raw bytes (or a KeyProvider) to keep the history encrypted at rest (needs edgerec[crypto]).
         profile_secret: bytes (or a KeyProvider) to store user names only as keyed hashes.
         """
-        if threads < 1:
-            raise ConfigError(f"threads must be at least 1 (got {threads})")
+        threads = checks.integer(threads, "threads", 1, 1024)
+        for value, what in ((bundle, "bundle"), (history, "history"), (cache_dir, "cache_dir"), (fallback, "fallback")):
+            checks.path(value, what, allow_none=what != "bundle")
+        checks.choice(kernel, ("auto", *KERNELS), "kernel")  # now, not at the first request that scans
         if ann not in (None, "usearch"):
             raise ConfigError(f"unknown ann {ann!r}; use None (exact) or 'usearch'")
         update = None

@@ -6,10 +6,14 @@ rating that logs such as MovieLens carry and no device records. The
 device's feedback buttons (`FEEDBACK`) never appear in a training log; they
 steer the very next list on the device. `LOG_TO_DEVICE` says which device
 event a host log event becomes when a log is replayed into a device, and
-the host's consumed events follow from it.
+the host's consumed events follow from it. `MAX_ID` and `MAX_TS` bound the ids
+and times the device accepts, so a host import refuses what a device would.
 """
 
 from __future__ import annotations
+
+MAX_ID = 256  # characters of a user or item id
+MAX_TS = 1e11  # epoch seconds (year 5138): beyond it the calendar functions overflow
 
 # What `Recommender.record()` accepts.
 DEVICE_EVENTS = ("play", "finish", "skip", "like", "not_interested", "more_like_this")

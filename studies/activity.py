@@ -36,6 +36,7 @@ the median activity (the homogeneous world, kept for comparison).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,8 @@ class ActivityConfig:
     max_lists: int = 12  # per session
 
     def validate(self) -> None:
-        if min(self.visits_median, self.extra_lists_median) <= 0 or min(self.visits_sigma, self.lists_sigma) < 0:
+        rates = (self.visits_median, self.extra_lists_median, self.visits_sigma, self.lists_sigma)
+        if not all(math.isfinite(v) for v in rates) or min(rates[:2]) <= 0 or min(rates[2:]) < 0:
             raise ConfigError(f"activity needs positive medians and sigmas >= 0 (got {self})")
         if self.max_sessions < 1 or self.max_lists < 1:
             raise ConfigError(f"activity needs max_sessions >= 1 and max_lists >= 1 (got {self})")

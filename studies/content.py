@@ -175,6 +175,9 @@ class ContentStudy(Study):
     formats: list[str] = field(default_factory=lambda: ["onnx"])  # the students' files (int8)
 
     def measure(self, progress: Progress) -> dict:
+        if self.held_out < 1 or self.unseen < 1:
+            raise ConfigError(f"--held-out and --unseen must be at least 1 text each (got {self.held_out}, "
+                              f"{self.unseen})")
         catalog = load_dataset(self.data_dir).catalog
         model, config = load_student(self.student)
         info = config.get("info", {})

@@ -17,6 +17,7 @@ published as new bundles and opened as updates of v1.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from contextlib import nullcontext
@@ -84,8 +85,7 @@ class FederatedStudy(Study):
         from edgerec.runtime.recommender import Recommender
 
         out = Path(self.out)
-        if self.dp_population_scale < 1:
-            raise ConfigError(f"the DP population scale is a whole number >= 1 (got {self.dp_population_scale})")
+        self._check_arguments()
         dataset = load_dataset(self.data_dir)
         early, cut = split_by_time(dataset, self.world.early_share)
         save_dataset(early, out / "data-early")
@@ -131,6 +131,19 @@ class FederatedStudy(Study):
         return record
 
     # ------------------------------------------------------------------ parts
+
+    def _check_arguments(self) -> None:
+        """Every argument checked before v1 is trained or --out written: a typo costs no run (and no
+        --out that the next run would refuse as not empty)."""
+        if self.dp_population_scale < 1:
+            raise ConfigError(f"the DP population scale is a whole number >= 1 (got {self.dp_population_scale})")
+        if self.world.max_devices < 1:
+            raise ConfigError(f"a federated run needs at least 1 device (got --devices {self.world.max_devices})")
+        self.server.check(population=self.world.max_devices)  # checked again against the devices made
+        self.task.check()
+        if not all(0 < e < math.inf for e in self.epsilons) or not 0 < self.delta < 1:
+            raise ConfigError(f"every epsilon must be finite and > 0 and delta in (0, 1) (got epsilons "
+                              f"{list(self.epsilons)}, delta {self.delta})")
 
     def _trained(self, dataset, data_dir: Path, folder: Path, what: str, progress) -> Path:
         """The bundle trained on `dataset` in `folder`: trained now, or the one an earlier run left."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.schema import Dataset
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.policies import Policy
 from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
@@ -128,8 +128,12 @@ class Simulator:
         rows = np.flatnonzero(log.user == code)[-self.cfg.history_events:]
         for e in rows:
             for rec in devices:
-                rec.record(self.dataset.user_ids[code], items[log.item[e]], LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]],
-                           timestamp=float(log.timestamp[e]))
+                try:
+                    rec.record(self.dataset.user_ids[code], items[log.item[e]],
+                               LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]], timestamp=float(log.timestamp[e]))
+                except UnknownIdError:
+                    raise ConfigError(f"the data holds item {items[log.item[e]]!r}, which the bundle does not know: "
+                                      "pass the --data the bundle was built on") from None
 
     def run(self, arms: list[Arm], assign: Callable[[str], str], lister: Lister | None = None,
             mirrors: Sequence[Recommender] = ()) -> SimLog:

@@ -92,9 +92,38 @@ class TuneConfig:
         unknown = set(self.strategies) - set(STRATEGIES)
         if unknown or not self.strategies:
             raise ConfigError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
-        if self.minutes <= 0 and self.trials is None:
+        if not 0 <= self.minutes < math.inf:
+            raise ConfigError(f"--minutes must be a finite time >= 0 (got {self.minutes})")
+        if self.minutes == 0 and self.trials is None:
             raise ConfigError("give a time budget (--minutes > 0) or a number of trials (--trials)")
+        if (self.trials is not None and self.trials < 1) or self.eval_users < 0:
+            raise ConfigError(f"--trials must be at least 1 and --eval-users at least 0 (0 = all) "
+                              f"(got {self.trials}, {self.eval_users})")
+        if self.trial_minutes is not None and not 0 < self.trial_minutes < math.inf:
+            raise ConfigError(f"--trial-minutes must be a finite time > 0 (got {self.trial_minutes})")
+        if not 0 <= self.max_ndcg_loss <= 1:
+            raise ConfigError(f"--max-ndcg-loss is a fraction from 0 to 1 (got {self.max_ndcg_loss})")
+        self.train.validate()
+        _check_space(self.space, POLICY_SPACE if self.target == "policy" else
+                     {**MODEL_SPACE, **HYBRID_SPACE, **KNN_SPACE})
         return self
+
+
+def _check_space(overrides: dict, space: dict) -> None:
+    """Each --space override names a setting of this search and gives values of its kind."""
+    for name, values in overrides.items():
+        if name not in space:
+            raise ConfigError(f"--space {name}: no such setting here; use one of {', '.join(space)}")
+        spec = space[name]
+        kinds = {type(v) for v in spec} if isinstance(spec, list) else {int} if spec[2] == "int" else {int, float}
+        if float in kinds:
+            kinds.add(int)  # 1 is a float setting too
+        if isinstance(values, tuple) and len(values) == 3 and values[2] in ("int", "float", "log"):
+            values = values[:2]  # a (low, high, kind) range
+        wrong = [v for v in values if type(v) not in kinds]
+        if wrong or not values:
+            names = " or ".join(sorted(k.__name__ for k in kinds))
+            raise ConfigError(f"--space {name} takes {names} values, not {wrong[0] if wrong else 'nothing'!r}")
 
 
 def parse_space(specs: list[str]) -> dict:

@@ -1,7 +1,9 @@
 """The device benchmark and conformance: well-formed results, profiles and budgets honoured."""
 
 import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -261,3 +263,55 @@ def test_bench_through_the_ann_index(tiny_bundle):
         assert run["ann"] == "usearch" and run["ann_build_s"] > 0
         assert "ann_fallback" not in run["counters"]  # the index answered every request itself
         assert run["counters"]["retrieve_streamed"] == 20  # ... and its candidates were the pool, no full scoring
+
+
+# ---------------------------------------------------------------- hostile arguments (outside audit)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+
+
+@pytest.mark.parametrize("values", [dict(requests=0), dict(requests=-5), dict(items=-1), dict(items=0),
+                                    dict(users=True), dict(requests=2.5)])
+def test_bench_config_refuses_counts_below_one(values):
+    with pytest.raises(ConfigError, match="must be a whole number >= 1"):
+        BenchConfig(**values)
+
+
+@pytest.mark.parametrize("field, raw", [("p99_ms", "abc"), ("p99_ms", "nan"), ("rss_mb", "-1"), ("threads", "0"),
+                                        ("threads", "two"), ("cpus", "x"), ("memory_mb", "0")])
+def test_bad_profile_overrides_are_config_errors(field, raw):
+    with pytest.raises(ConfigError, match=f"profile field {field} takes"):
+        get_profile("phone-mid", {field: raw})
+
+
+def test_a_damaged_bundle_is_one_clear_error_before_any_child_runs(tmp_path):
+    from edgerec.errors import BundleError
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(GOLDEN, copy)
+    with open(copy / "user_encoder.onnx", "r+b") as handle:
+        handle.truncate(100)
+    with pytest.raises(BundleError, match="user_encoder.onnx has 100 bytes") as caught:
+        run_bench(copy, get_profile("phone-mid"), FAST)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_a_child_reports_an_edgerec_error_as_one_line(tmp_path, capsys):
+    from edgerec.device_tests.__main__ import main
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"bundle": str(tmp_path / "gone"), "profile": get_profile("phone-mid").to_dict(),
+                                "config": {"requests": 1}}))
+    assert main(["--worker", str(spec), str(tmp_path / "out.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_retrieval_baselines_run_on_a_catalog_smaller_than_their_k():
+    from edgerec.device_tests.bench import bench_retrieval
+    from edgerec.runtime.bundle import Bundle
+
+    n = Bundle.open(GOLDEN).manifest.items.count
+    assert n < 100
+    out = bench_retrieval(GOLDEN, get_profile("phone-mid"), replace(FAST, retrieval_queries=4))
+    assert out["k"] == n and all("p50_ms" in row or "skipped" in row for row in out["methods"])

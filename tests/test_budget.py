@@ -87,3 +87,11 @@ def test_cli_distill_max_bytes_reports_the_curve_and_the_real_size(tmp_path):
     assert out.exit_code == 0, out.output
     assert "students that fit 200,000 bytes" in out.output and "exported_bytes" in out.output
     assert load_model(tmp_path / "s")[1].info["estimated_bytes"]["total"] <= 200_000
+
+
+def test_zero_candidates_is_a_config_error(tiny):
+    from edgerec.errors import ConfigError
+
+    dataset, split = tiny
+    with pytest.raises(ConfigError, match="--candidates must be at least 1"):
+        distill_to_budget(dataset, split, None, ModelConfig(heads=1, max_len=8), None, DistillConfig(), 10**9, keep=0)

@@ -47,3 +47,12 @@ def test_import_movielens_and_clear_errors(tmp_path):
     result = run("data", "import", "csv", bad, "--out", tmp_path / "x")
     assert result.exit_code != 0
     assert f"{bad}:2:" in result.output and "timestamp" in result.output and "Traceback" not in result.output
+
+
+def test_import_takes_a_typed_tab_and_a_time_unit(tmp_path):
+    log = tmp_path / "log.tsv"
+    log.write_text("user_id\titem_id\ttimestamp\nu1\ti1\t1704182400500\nu1\ti2\t1704182400100\n")
+    result = run("data", "import", "csv", log, "--out", tmp_path / "out", "--delimiter", "\\t", "--time-unit", "ms")
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "out" / "interactions.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1:3] for r in rows] == [["i2", "1704182400"], ["i1", "1704182400"]]

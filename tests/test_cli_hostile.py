@@ -97,3 +97,14 @@ def test_backup_and_recover_commands_work_on_a_good_history(files):
     result = runner.invoke(cli, ["history", "recover", "--history", str(copy), "--out", str(fresh)])
     assert result.exit_code == 0 and "recovered 1 events" in result.output
     assert [e.item for e in HistoryStore(fresh).events("ann")] == ["i1"]
+
+
+def test_an_output_path_that_cannot_be_written_is_a_one_line_error(files):
+    blocker = files["tmp"] / "plain-file"
+    blocker.write_text("x")
+    result = run(["recommend", str(GOLDEN), "--user", "ann", "--history", str(files["good"]),
+                  "--json", str(blocker / "out.json")])
+    assert "Error: File exists" in result.output and "check the path" in result.output
+    result = run(["data", "synth", "--out", str(blocker / "world"), "--users", "10", "--items", "60",
+                  "--events", "100"])
+    assert "Error: " in result.output and "check the path" in result.output

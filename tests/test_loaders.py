@@ -1,3 +1,5 @@
+import gzip
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from edgerec.data import (
     save_dataset,
 )
 from edgerec.data.schema import EVENT_CODE
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
 
 
 def write(path, text, encoding="utf-8"):
@@ -129,3 +131,141 @@ def test_unknown_item_and_missing_folder_are_clear(tmp_path, small_data_dir):
         load_dataset(tmp_path / "nope")
     with pytest.raises(DataError, match="duplicate item ids"):
         import_dataset("csv", log, items=write(tmp_path / "dup.csv", "item_id\ni1\ni1\n"))
+
+
+# ------------------------------------------------------- hostile and real-world files (outside audit)
+
+LOG = "user_id,item_id,timestamp\n"
+
+
+def items_of(ds) -> list[str]:
+    return [ds.catalog.item_ids[i] for i in ds.interactions.item]
+
+
+def test_a_folder_given_as_the_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="is a folder"):
+        import_dataset("csv", tmp_path)
+
+
+def test_excel_byte_order_mark_and_gzip_files_import(tmp_path):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (LOG + "u1,i1,5\n").encode())
+    assert import_dataset("csv", bom).user_ids == ["u1"]
+    packed = tmp_path / "log.csv.gz"
+    packed.write_bytes(gzip.compress((LOG + "u1,i2,7\nu1,i1,5\n").encode()))
+    assert items_of(import_dataset("csv", packed)) == ["i1", "i2"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1e30", "--time-unit ms"),  # would wrap to -2**63 as int64
+    ("99999999999999999999", "--time-unit ms"),
+    ("1704182400123", "--time-unit ms"),  # milliseconds read as seconds: year 55,975
+    ("-5", "before 1970"),
+])
+def test_timestamps_out_of_range_are_refused_not_wrapped(tmp_path, value, message):
+    path = write(tmp_path / "t.csv", LOG + f"u1,i1,1\nu1,i2,{value}\n")
+    with pytest.raises(DataError, match=f"t.csv:3: column 'timestamp' holds '{value}'.*{message}"):
+        import_dataset("csv", path)
+
+
+def test_time_unit_converts_millisecond_logs(tmp_path):
+    path = write(tmp_path / "ms.csv", LOG + "u1,i1,1704182400999\nu1,i2,1704182400123\n")
+    ds = import_dataset("csv", path, options=ReadOptions(time_unit="ms"))
+    assert ds.interactions.timestamp.tolist() == [1704182400, 1704182400]
+    assert items_of(ds) == ["i2", "i1"]  # ordered by the milliseconds, not by file order within the second
+
+
+def test_fractional_seconds_keep_their_order_and_ties_keep_file_order(tmp_path):
+    path = write(tmp_path / "f.csv", LOG + "u1,i1,1.7\nu1,i2,1.5\nu1,i3,2\nu1,i4,2\nu1,i5,1.5\n")
+    ds = import_dataset("csv", path)
+    assert items_of(ds) == ["i2", "i5", "i1", "i3", "i4"]
+    assert ds.interactions.timestamp.tolist() == [1, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("user, message", [
+    ("u" * 300, "id of 300 characters; the device takes at most 256"),
+    ("a\x00b", "NUL character"),
+])
+def test_ids_the_device_would_refuse_are_refused_at_import(tmp_path, user, message):
+    path = write(tmp_path / "ids.csv", LOG + f"ok,i1,1\n{user},i1,2\n")
+    with pytest.raises(DataError, match=f"ids.csv:3: column 'user_id' holds .*{message}"):
+        import_dataset("csv", path)
+
+
+def test_ids_with_commas_quotes_newlines_and_unicode_survive(tmp_path):
+    path = write(tmp_path / "odd.csv", LOG + 'ü,"a,b",1\n"q""x","line\nbreak",2\n')
+    ds = import_dataset("csv", path)
+    assert ds.user_ids == ["ü", 'q"x'] and ds.catalog.item_ids == ["a,b", "line\nbreak"]
+
+
+def test_a_header_glued_by_another_delimiter_says_which(tmp_path):
+    path = write(tmp_path / "semi.csv", "user_id;item_id;timestamp\nu1;i1;1\n")
+    with pytest.raises(DataError, match="separated by ';'\\? Pass --delimiter"):
+        import_dataset("csv", path)
+    assert import_dataset("csv", path, options=ReadOptions(delimiter=";")).user_ids == ["u1"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(delimiter=""), "delimiter"), (dict(delimiter='"'), "delimiter"), (dict(chunk_rows=0), "chunk_rows"),
+    (dict(time_unit="h"), "unknown time unit"), (dict(sample_users=0.0), "fraction"),
+])
+def test_bad_read_options_are_config_errors(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ReadOptions(**options)
+
+
+def test_parquet_float_ids_nested_and_binary_columns(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    floats = tmp_path / "floats.parquet"  # what pandas writes for an int column with a gap
+    pq.write_table(pa.table({"user_id": ["a", "a"], "item_id": [10.0, 20.0], "timestamp": [2.5, 1.0]}), floats)
+    ds = import_dataset("parquet", floats)
+    assert ds.catalog.item_ids == ["10", "20"] and items_of(ds) == ["20", "10"]
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"user_id": [["a"]], "item_id": ["x"], "timestamp": [1]}), nested)
+    with pytest.raises(DataError, match="'user_id' holds list<"):
+        import_dataset("parquet", nested)
+    raw = tmp_path / "raw.parquet"
+    pq.write_table(pa.table({"user_id": ["a"], "item_id": [b"\xff"], "timestamp": [1]}), raw)
+    with pytest.raises(DataError, match="raw.parquet:1: column 'item_id' holds bytes that are not UTF-8"):
+        import_dataset("parquet", raw)
+
+
+def test_utf8_item_file_is_not_read_as_latin1(ml100k):
+    text = (ml100k / "u.item").read_bytes().decode("latin-1")
+    (ml100k / "u.item").write_bytes(text.encode("utf-8"))  # a re-packaged copy
+    assert load_movielens("ml-100k", ml100k).catalog.text["title"][2] == "Amélie"
+
+
+def test_movielens_ratings_out_of_range_and_duplicate_items_are_located(ml100k):
+    with open(ml100k / "u.data", "a") as handle:
+        handle.write("3\t10\t9\t881250949\n")
+    with pytest.raises(DataError, match=r"u\.data:5: column 'rating' holds '9', outside 0.5 to 5"):
+        load_movielens("ml-100k", ml100k)
+    with open(ml100k / "u.item", "a", encoding="latin-1") as handle:
+        handle.write("20|Again (1995)|01-Jan-1995||http://x" + "|0" * 19 + "\n")
+    with pytest.raises(DataError, match=r"u\.item: catalog has duplicate item ids \(first: '20'\)"):
+        load_movielens("ml-100k", ml100k)
+
+
+def test_movielens_folder_mistakes_name_the_fix(ml100k, tmp_path):
+    with pytest.raises(DataError, match="the folder holds ml-100k files: pass FORMAT ml-100k"):
+        load_movielens("ml-1m", ml100k)
+    archive = write(tmp_path / "ml-100k.zip", "PK")
+    with pytest.raises(DataError, match="unzip the download and pass its folder"):
+        load_movielens("ml-100k", archive)
+
+
+def test_item_table_negative_duration_refused_pre_1970_release_kept(tmp_path):
+    log = write(tmp_path / "log.csv", LOG + "u,i1,1\n")
+    old = write(tmp_path / "old.csv", "item_id,duration,release_ts\ni1,90,-1262304000\n")
+    assert import_dataset("csv", log, items=old).catalog.release_ts.tolist() == [-1262304000]  # a 1930 film
+    bad = write(tmp_path / "bad.csv", "item_id,duration\ni1,-30\n")
+    with pytest.raises(DataError, match=r"bad.csv:2: column 'duration' holds '-30', below 0"):
+        import_dataset("csv", log, items=bad)
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_data_error(tmp_path, small_dataset):
+    blocker = write(tmp_path / "file", "x")
+    with pytest.raises(DataError, match="cannot create the output folder"):
+        save_dataset(small_dataset, blocker / "sub")

@@ -12,7 +12,7 @@ import torch
 from edgerec.compress.distill import DistillationLoss, DistillConfig, teacher_targets
 from edgerec.data import SynthConfig, synth_dataset
 from edgerec.data.split import leave_last_out
-from edgerec.errors import ModelError
+from edgerec.errors import ConfigError, ModelError
 from edgerec.models.checkpoint import load_model
 from edgerec.models.config import ModelConfig
 from edgerec.models.items import build_item_data
@@ -187,3 +187,24 @@ def test_ddp_with_two_processes(tmp_path, small_data_dir):
     model, ckpt = load_model(out)
     assert ckpt.info["processes"] == 2 and ckpt.info["epochs_run"] == 2
     assert np.isfinite(ckpt.info["val_NDCG@10"])
+
+
+@pytest.mark.parametrize("values", [dict(heads=0), dict(layers=-1), dict(hash_buckets=-3), dict(own_rows=-1),
+                                    dict(dropout=2.0), dict(dropout=float("nan")), dict(temperature=0.0)])
+def test_impossible_model_settings_are_config_errors(values):
+    with pytest.raises(ConfigError):
+        ModelConfig(**values).validate()
+
+
+@pytest.mark.parametrize("values", [dict(lr=float("nan")), dict(lr=-1.0), dict(weight_decay=float("inf")),
+                                    dict(negatives=0), dict(eval_users=-1), dict(max_minutes=-1.0),
+                                    dict(max_minutes=float("nan"))])
+def test_impossible_training_settings_are_config_errors(values):
+    with pytest.raises(ConfigError):
+        TrainConfig(**values).validate()
+
+
+def test_resume_without_an_interrupted_run_says_so(tiny, tmp_path):
+    dataset, split = tiny
+    with pytest.raises(ModelError, match="holds no interrupted run to resume"):
+        train_model(dataset, split, ModelConfig(dim=16, layers=1, max_len=8), FAST, out=tmp_path, resume=True)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, synth_dataset, write_synth
 from edgerec.data.split import leave_last_out
+from edgerec.errors import ConfigError
 from edgerec.models.checkpoint import load_model
 from edgerec.models.train import TrainConfig
 from edgerec.studies import tune as tune_module
@@ -198,3 +199,27 @@ def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_value
     long_tail = TuneConfig(target="policy", space={"popularity": [-0.1, -0.2], "diversity": (0.1, 0.5, "float")})
     assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0}
     assert tune_module.POLICY_SPACE["popularity"][0] < 0  # the search reaches long-tail weights
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(minutes=float("nan")), "--minutes must be a finite time"), (dict(minutes=-1.0, trials=1), "--minutes"),
+    (dict(trials=0), "--trials must be at least 1"), (dict(eval_users=-1), "--eval-users"),
+    (dict(trial_minutes=0.0), "--trial-minutes"), (dict(max_ndcg_loss=-1.0), "--max-ndcg-loss"),
+    (dict(train=TrainConfig(steps=-1)), "steps"),
+    (dict(space={"dim": ["abc"]}), "--space dim takes int values, not 'abc'"),
+    (dict(space={"nokey": [1]}), "--space nokey: no such setting"),
+    (dict(target="policy", space={"dim": [32]}), "--space dim: no such setting"),
+])
+def test_impossible_tuning_settings_are_refused_before_any_trial(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TuneConfig(**values).validate()
+
+
+def test_space_ranges_and_typed_lists_still_pass():
+    TuneConfig(space={**SMALL, "lr": (1e-3, 1e-2, "log"), "use_features": [False], "dropout": [0, 0.1]}).validate()
+    TuneConfig(target="policy", space={"diversity": (0.1, 0.5, "float"), "popularity": [-0.1]}).validate()
+
+
+def test_cli_tune_checks_its_arguments_before_reading_the_data(tmp_path):
+    out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--minutes", "nan"])
+    assert out.exit_code == 1 and "--minutes must be a finite time" in out.output  # not "no items.csv here"

@@ -165,3 +165,26 @@ def test_add_items_racing_recommend_in_threads_raises_nothing(rec):
     for thread in readers:
         thread.join()
     assert errors == []
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"threads": True}, "threads must be an integer"), ({"threads": 1.5}, "threads must be an integer"),
+    ({"threads": "2"}, "threads must be an integer"), ({"threads": None}, "threads must be an integer"),
+    ({"threads": 0}, "threads must be a positive integer"),
+    ({"bundle": None}, "bundle must be a path"), ({"bundle": b"bundle"}, "bundle must be a path"),
+    ({"bundle": 5}, "bundle must be a path"), ({"bundle": ""}, "bundle must be a path"),
+    ({"history": 5}, "history must be a path"), ({"history": b"h.db"}, "history must be a path"),
+    ({"cache_dir": 5}, "cache_dir must be a path"), ({"fallback": b"old"}, "fallback must be a path"),
+    ({"kernel": "gpu"}, "kernel must be one of auto, native"), ({"kernel": None}, "kernel must be one of"),
+])
+def test_open_refuses_wrong_argument_types_with_a_config_error(golden_bundle, tmp_path, arguments, message):
+    """These were raw TypeErrors (or, for the kernel, an error at the first request that scans)."""
+    with pytest.raises(ConfigError, match=message):
+        Recommender.open(**{"bundle": golden_bundle, **arguments})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_takes_paths_as_str_or_pathlib(golden_bundle, tmp_path):
+    with Recommender.open(str(golden_bundle), history=str(tmp_path / "h.db"), threads=np.int64(2),
+                          kernel="numpy", cache_dir=tmp_path) as rec:
+        assert rec.recommend("u", k=2)
