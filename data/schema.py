@@ -126,9 +126,10 @@ class Interactions:
             self.event[index], self.value[index], self.device[index],
         )
 
-    def sorted_by_time(self) -> Interactions:
-        """Order by (user, timestamp) with a stable sort: ties keep the file order."""
-        order = np.lexsort((self.timestamp, self.user))  # lexsort is stable
+    def sorted_by_time(self, exact: np.ndarray | None = None) -> Interactions:
+        """Order by (user, timestamp) with a stable sort: ties keep the file order. `exact`: the events'
+        times with their fractions (an import's), so 1.7 s stays after 1.5 s though both are second 1."""
+        order = np.lexsort((self.timestamp if exact is None else exact, self.user))  # lexsort is stable
         return self.take(order)
 
     def consumed_mask(self) -> np.ndarray:

@@ -22,6 +22,7 @@ work, so a round that fails halfway still counts as spent.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -53,9 +54,11 @@ class RoundTask:
     encoding: str = "int8"  # upload encoding (fed_format.ENCODINGS)
 
     def check(self) -> RoundTask:
-        if not (self.lr > 0 and self.clip > 0 and self.temperature > 0 and self.steps >= 1
+        if not (all(0 < v < math.inf for v in (self.lr, self.clip, self.temperature)) and self.steps >= 1
                 and self.negatives >= 1 and self.max_examples >= 1):
-            raise ConfigError("a round needs lr, clip and temperature > 0 and steps, negatives, max_examples >= 1")
+            raise ConfigError(f"a round needs lr, clip and temperature finite and > 0 and steps, negatives, "
+                              f"max_examples >= 1 (got lr={self.lr}, clip={self.clip}, "
+                              f"temperature={self.temperature}, steps={self.steps})")
         if self.encoding not in ENCODINGS:
             raise ConfigError(f"unknown update encoding {self.encoding!r}; use one of {', '.join(ENCODINGS)}")
         if self.epsilon is not None and not self.epsilon > 0:

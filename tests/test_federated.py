@@ -295,6 +295,7 @@ def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch
     assert (seen["task"].steps, seen["task"].lr, seen["server"].server_lr) == (4, 0.004, 7.0)
     assert seen["kwargs"]["personal"] is True
     assert CliRunner().invoke(cli, [*base, "--no-personal"]).exit_code == 0 and seen["kwargs"]["personal"] is False
-    result = CliRunner().invoke(cli, [*base, "--local-steps", "0"])
-    assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "steps" in result.output.splitlines()[-1]
+    for bad in (["--local-steps", "0"], ["--local-lr", "inf"], ["--local-lr", "nan"], ["--clip", "-1"]):
+        result = CliRunner().invoke(cli, [*base, *bad])
+        assert result.exit_code != 0 and "Traceback" not in result.output, bad
+        assert result.output.splitlines()[-1].startswith("Error: a round needs"), (bad, result.output)
