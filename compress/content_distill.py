@@ -73,9 +73,10 @@ def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts
     held_ids, held_mask = tokenize(tokenizer, held_texts)
     if student is None:
         student = StaticContentStudent(tokenizer.get_vocab_size(), cfg.dim, targets.shape[1])
-    student.project.requires_grad_(cfg.projection_lr > 0)
+    for parameter in student.map_parameters():
+        parameter.requires_grad_(cfg.projection_lr > 0)
     sparse = torch.optim.SparseAdam([student.tokens.weight], lr=cfg.lr)
-    dense = torch.optim.Adam(student.project.parameters(), lr=cfg.projection_lr or 1e-3)
+    dense = torch.optim.Adam(student.map_parameters(), lr=cfg.projection_lr or 1e-3)
     y = torch.as_tensor(targets, dtype=torch.float32)
     rng = np.random.default_rng(cfg.seed)
     epochs = BestEpoch(student, cosine_stats(embed(student, held_ids, held_mask), held_targets),
@@ -181,5 +182,6 @@ def load_student(folder: str | Path) -> tuple[StaticContentStudent | ContextualC
         raise ModelError(f"{folder} holds a content student of an unknown kind {kind!r}; update edgerec")
     made = ContextualContentStudent if kind == "contextual" else StaticContentStudent
     student = made(config["vocab_size"], config["dim"], config["out_dim"], **shape)
+    state.setdefault("offset", torch.zeros(config["out_dim"]))  # checkpoints from before the offset
     student.load_state_dict(state)
     return student.eval(), config

@@ -3,9 +3,9 @@
 model2vec's distillation embeds every token of the teacher's tokenizer alone
 (one forward pass per token, mean-pooled) and weights each vector by its Zipf
 rank (SIF). We keep its vectors in the teacher's own space and reduce them with
-PCA ourselves, so the PCA basis and mean become the student's linear map back
-into the teacher's space: a student built this way already embeds any text
-the tokenizer can read, including words no catalog text ever used.
+PCA ourselves, so the PCA basis (and the teacher's shared direction) become the
+student's map back into the teacher's space: a student built this way already
+embeds any text the tokenizer can read, including words no catalog text ever used.
 
 `adapt_student` then fine-tunes the token rows the adaptation texts use; rows
 they never use keep their vocabulary-pass values (SparseAdam only moves rows
@@ -31,14 +31,16 @@ from edgerec.errors import ConfigError, ModelError
 from edgerec.models.content import StaticContentStudent, tokenize
 
 VOCABULARY_ONLY = "vocabulary"  # sub-folder of a checkpoint holding its vocabulary-only student
+UNUSED = r"\[unused\d+\]"  # BERT's placeholder tokens: no text uses them
 
 
 @dataclass
 class VocabularyPass:
-    """Weighted token vectors in the teacher's space, one row per teacher token id (zeros where the
-    library dropped a token, e.g. [unused..])."""
+    """Token vectors in the teacher's space, one row per teacher token id (zeros where the library
+    dropped a token, e.g. [unused..]), unweighted, and each row's SIF weight from its Zipf rank."""
 
     vectors: np.ndarray  # (vocab, teacher_dim) float32
+    weights: np.ndarray  # (vocab,) float32
     seconds: float
     library: str
 
@@ -48,11 +50,14 @@ def vocabulary_pass(encoder_dir: str | Path, sif_coefficient: float = 1e-4,
     """Every token of the teacher's tokenizer through the teacher, with model2vec (offline).
 
     `only` passes just these tokens (plus the special ones) and leaves the others at zero: a quick
-    pass for tests on a slow machine; the student then knows nothing else."""
+    pass for tests on a slow machine; the student then knows nothing else. The weights do not
+    depend on `only`: a token's rank is its place in the tokenizer's order ([unused..] left out),
+    the order model2vec ranks a full pass by."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import model2vec
         from model2vec.distill import distill_from_model
+        from model2vec.distill.inference import compute_weights
         from transformers import AutoModel, AutoTokenizer
     except ImportError as exc:
         raise ConfigError(f"the vocabulary pass needs model2vec's distill extra ({exc}): "
@@ -68,11 +73,10 @@ def vocabulary_pass(encoder_dir: str | Path, sif_coefficient: float = 1e-4,
     quiet.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            # no PCA and float32 here: the PCA basis is kept below as the student's map back
-            static = distill_from_model(model, tokenizer, pca_dims=None, sif_coefficient=sif_coefficient,
+            # no PCA, no weights, float32: PCA and weights are applied below, the basis kept as the map
+            static = distill_from_model(model, tokenizer, pca_dims=None, sif_coefficient=None,
                                         quantize_to="float32", device="cpu",
-                                        token_remove_pattern=_all_but(only, tokenizer) if only else
-                                        r"\[unused\d+\]")
+                                        token_remove_pattern=_all_but(only, tokenizer) if only else UNUSED)
     finally:
         quiet.setLevel(level)
     ours = tokenizer.get_vocab()
@@ -82,7 +86,10 @@ def vocabulary_pass(encoder_dir: str | Path, sif_coefficient: float = 1e-4,
     for token, row in ours.items():
         if token in theirs and token != tokenizer.pad_token:
             vectors[row] = source[theirs[token]]
-    return VocabularyPass(vectors, time.perf_counter() - began, f"model2vec {model2vec.__version__}")
+    ranked = sorted(row for token, row in ours.items() if not re.fullmatch(UNUSED, token))
+    weights = np.zeros(len(vectors), np.float32)
+    weights[ranked] = compute_weights(len(ranked), sif_coefficient=sif_coefficient)
+    return VocabularyPass(vectors, weights, time.perf_counter() - began, f"model2vec {model2vec.__version__}")
 
 
 def _all_but(keep: set[str], tokenizer) -> str:
@@ -92,27 +99,35 @@ def _all_but(keep: set[str], tokenizer) -> str:
 
 
 def student_from_vocabulary(vocab: VocabularyPass, dim: int) -> tuple[StaticContentStudent, dict]:
-    """PCA of the weighted token vectors: tokens = the coordinates, projection = basis and mean.
+    """model2vec's recipe in the teacher's space: PCA of the unweighted token vectors, each token's
+    coordinates times its SIF weight; the map back is the PCA basis, plus the teacher's shared
+    direction as the offset (models.content.to_teacher_space).
 
-    The student's output is then the (normalised) mean of the reconstructed token vectors,
-    i.e. the model2vec sentence vector expressed in the teacher's space."""
+    The offset is the mean of the unit token vectors, r long, scaled to r / sqrt(1 - r^2) of a
+    unit vector: the shared part of a typical teacher output against its own part. The PCA mean
+    is not added back: it would give every text the same large term, which drowns short texts'
+    differences (on 1,000 real film titles: top-10 agreement with MiniLM 0.23 with it, 0.32 with
+    the offset)."""
     x = vocab.vectors.astype(np.float64)
     used = np.abs(x).sum(1) > 0
     if dim > x.shape[1] or dim > used.sum():
         raise ConfigError(f"the student's width {dim} exceeds the teacher's {x.shape[1]} or the vocabulary")
-    mean = x[used].mean(0)
-    _, s, basis = np.linalg.svd(x[used] - mean, full_matrices=False)
+    centred = x[used] - x[used].mean(0)
+    _, s, basis = np.linalg.svd(centred, full_matrices=False)
     coords = np.zeros((len(x), dim))
-    coords[used] = (x[used] - mean) @ basis[:dim].T
+    coords[used] = (centred @ basis[:dim].T) * vocab.weights[used, None]
+    shared = (x[used] / np.linalg.norm(x[used], axis=1, keepdims=True)).mean(0)
+    share = float(np.linalg.norm(shared))
     student = StaticContentStudent(len(x), dim, x.shape[1])
     with torch.no_grad():
         student.tokens.weight.copy_(torch.as_tensor(coords, dtype=torch.float32))
         student.project.weight.copy_(torch.as_tensor(basis[:dim].T, dtype=torch.float32))
-        student.project.bias.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        student.project.bias.zero_()
+        student.offset.copy_(torch.as_tensor(shared / np.sqrt(1.0 - share ** 2), dtype=torch.float32))
     explained = float((s[:dim] ** 2).sum() / (s ** 2).sum())
     return student.eval(), {"init": "vocabulary", "library": vocab.library, "pca_dims": dim,
-                            "pca_explained_variance": explained, "vocabulary_seconds": round(vocab.seconds, 1),
-                            "tokens_with_vectors": int(used.sum())}
+                            "pca_explained_variance": explained, "shared_direction_length": share,
+                            "vocabulary_seconds": round(vocab.seconds, 1), "tokens_with_vectors": int(used.sum())}
 
 
 def adapt_student(student: StaticContentStudent, tokenizer, texts: list[str], targets: np.ndarray,

@@ -121,6 +121,15 @@ class ContentTeacher:
         return result
 
 
+def to_teacher_space(project: nn.Linear, offset: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """The map back into the teacher's space: project, normalise, add the shared direction, normalise.
+
+    A sentence encoder's outputs share one direction (all-MiniLM-L6-v2's unit vectors of titles
+    average to length 0.4); the offset puts it back after the text's own direction is normalised,
+    so short and long texts carry the same share of it. A zero offset is the plain normalised map."""
+    return l2_normalize(l2_normalize(project(pooled)) + offset)
+
+
 class StaticContentStudent(nn.Module):
     """input_ids, attention_mask (B, T) -> L2-normalised vector in the teacher's space (B, out_dim)."""
 
@@ -131,11 +140,15 @@ class StaticContentStudent(nn.Module):
         with torch.no_grad():
             self.tokens.weight[0].zero_()
         self.project = nn.Linear(dim, out_dim)
+        self.offset = nn.Parameter(torch.zeros(out_dim))
+
+    def map_parameters(self) -> list[nn.Parameter]:
+        return [*self.project.parameters(), self.offset]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.to(torch.float32).unsqueeze(-1)
         pooled = (self.tokens(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return l2_normalize(self.project(pooled))
+        return to_teacher_space(self.project, self.offset, pooled)
 
 
 class ContextualContentStudent(nn.Module):
@@ -160,6 +173,7 @@ class ContextualContentStudent(nn.Module):
                     last.weight.zero_()
                     last.bias.zero_()
         self.project = nn.Linear(dim, out_dim)
+        self.offset = nn.Parameter(torch.zeros(out_dim))
 
     def architecture(self) -> dict:
         return {"kind": "contextual", "layers": self.layers, "heads": self.heads, "max_len": self.max_len,
@@ -173,6 +187,7 @@ class ContextualContentStudent(nn.Module):
         with torch.no_grad():
             student.tokens.weight.copy_(static.tokens.weight)
             student.project.load_state_dict(static.project.state_dict())
+            student.offset.copy_(static.offset)
         return student
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -183,4 +198,4 @@ class ContextualContentStudent(nn.Module):
             x = block(x, bias)
         weights = mask.unsqueeze(-1)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return l2_normalize(self.project(pooled))
+        return to_teacher_space(self.project, self.offset, pooled)

@@ -103,15 +103,75 @@ def test_tokens_the_catalog_never_used_keep_their_vocabulary_values(students, wo
     assert students["info"]["held_out_cosine_mean"] > students["info"]["held_out_cosine_before"]
 
 
-def test_full_width_student_is_the_mean_of_the_weighted_token_vectors(vocab, world):
-    """PCA at the teacher's width loses nothing: the student's map back reproduces model2vec's vectors."""
+def test_full_width_student_is_models2vec_recipe_in_the_teachers_space(vocab, world):
+    """PCA at the teacher's width loses nothing: the student is the mean of the centred token vectors,
+    each times its SIF weight, normalised, plus the teacher's shared direction (to_teacher_space)."""
     student, info = student_from_vocabulary(vocab, vocab.vectors.shape[1])
     assert info["pca_explained_variance"] > 0.9999 and info["library"].startswith("model2vec")
+    x = vocab.vectors.astype(np.float64)
+    used = np.abs(x).sum(1) > 0
+    rows = np.where(used[:, None], (x - x[used].mean(0)) * vocab.weights[:, None], 0.0)
+    unit = x[used] / np.linalg.norm(x[used], axis=1, keepdims=True)
+    shared = unit.mean(0)
+    offset = shared / np.sqrt(1 - shared @ shared)
     ids, mask = tokenize(world["tokenizer"], world["held"][:20])
-    got = embed(student, ids, mask)
-    want = np.stack([vocab.vectors[i[m > 0]].mean(0) for i, m in zip(ids, mask)])
+    pooled = np.stack([rows[i[m > 0]].mean(0) for i, m in zip(ids, mask)])
+    want = pooled / np.linalg.norm(pooled, axis=1, keepdims=True) + offset
     want /= np.linalg.norm(want, axis=1, keepdims=True)
-    assert (got * want).sum(1).min() > 0.999  # float32 PCA round-off: measured 0.9993 at worst
+    assert (embed(student, ids, mask) * want).sum(1).min() > 0.999  # float32 PCA round-off
+    assert 0.3 < info["shared_direction_length"] < 0.7  # MiniLM's single tokens: 0.48
+
+
+def test_sif_weights_follow_the_tokenizers_order_whatever_tokens_were_passed(vocab):
+    """Frequent (low-id) word pieces weigh less, [unused..] nothing, and the quick pass of the tests gets
+    the weights a whole one would (ranks over the tokenizer's order, [unused..] left out)."""
+    from model2vec.distill.inference import compute_weights
+
+    w = vocab.weights
+    assert w[1] == 0 and w[998] == 0  # [unused0], [unused993]
+    ranked = np.flatnonzero(w)
+    assert len(ranked) == 30522 - 994  # BERT's vocabulary without its 994 [unused..] tokens
+    np.testing.assert_allclose(w[ranked], compute_weights(len(ranked), 1e-4), rtol=1e-6)
+    assert w[ranked[1000]] < w[ranked[20000]]
+
+
+def test_the_shared_direction_brings_unseen_titles_closer_to_minilm(vocab, world):
+    """On real titles whose words no catalog text had, the offset raises the cosine to MiniLM, and
+    adding the PCA mean back instead (the map before the offset) loses their neighbours."""
+    from edgerec.compress.content_distill import neighbour_agreement
+
+    student, _ = student_from_vocabulary(vocab, 128)
+    ids, mask = tokenize(world["tokenizer"], world["unseen"])
+    target = world["unseen_vectors"]
+    x = vocab.vectors.astype(np.float64)
+    vectors = {"offset": embed(student, ids, mask)}
+    with torch.no_grad():
+        student.offset.zero_()
+        vectors["none"] = embed(student, ids, mask)
+        student.project.bias.copy_(torch.as_tensor(x[np.abs(x).sum(1) > 0].mean(0)))
+        vectors["pca mean"] = embed(student, ids, mask)
+    cos = {name: float((v * target).sum(1).mean()) for name, v in vectors.items()}
+    agree = {name: neighbour_agreement(v, target) for name, v in vectors.items()}
+    # measured on these 150 titles: cosine 0.63 / 0.56 / 0.44, agreement 0.41 / 0.42 / 0.26
+    assert cos["offset"] > max(cos["none"], cos["pca mean"]) + 0.05
+    assert agree["offset"] > agree["pca mean"] + 0.1
+
+
+def test_a_checkpoint_from_before_the_offset_loads_as_a_zero_offset(students, world, teacher, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from edgerec.compress.content_distill import load_student, save_student
+
+    save_student(tmp_path / "s", students["catalog_only"], teacher.dir, {"init": "random"})
+    state = load_file(str(tmp_path / "s" / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if k != "offset"}, str(tmp_path / "s" / "model.safetensors"))
+    loaded, _ = load_student(tmp_path / "s")
+    assert not loaded.offset.any()
+    ids, mask = tokenize(world["tokenizer"], world["held"][:20])
+    plain = torch.nn.functional.normalize(loaded.project(
+        (loaded.tokens(torch.as_tensor(ids)) * torch.as_tensor(mask)[..., None]).sum(1)
+        / torch.as_tensor(mask).sum(1, keepdim=True)), dim=-1).detach().numpy()
+    np.testing.assert_allclose(embed(loaded, ids, mask), plain, atol=1e-5)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
