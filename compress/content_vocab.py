@@ -112,12 +112,15 @@ def student_from_vocabulary(vocab: VocabularyPass, dim: int) -> tuple[StaticCont
     used = np.abs(x).sum(1) > 0
     if dim > x.shape[1] or dim > used.sum():
         raise ConfigError(f"the student's width {dim} exceeds the teacher's {x.shape[1]} or the vocabulary")
+    shared = (x[used] / np.linalg.norm(x[used], axis=1, keepdims=True)).mean(0)
+    share = float(np.linalg.norm(shared))
+    if not np.isfinite(x).all() or not share < 0.99:
+        raise ModelError(f"the teacher's token vectors are not finite or all point one way (shared length "
+                         f"{share:.3f}); check the --encoder folder holds a trained sentence encoder")
     centred = x[used] - x[used].mean(0)
     _, s, basis = np.linalg.svd(centred, full_matrices=False)
     coords = np.zeros((len(x), dim))
     coords[used] = (centred @ basis[:dim].T) * vocab.weights[used, None]
-    shared = (x[used] / np.linalg.norm(x[used], axis=1, keepdims=True)).mean(0)
-    share = float(np.linalg.norm(shared))
     student = StaticContentStudent(len(x), dim, x.shape[1])
     with torch.no_grad():
         student.tokens.weight.copy_(torch.as_tensor(coords, dtype=torch.float32))

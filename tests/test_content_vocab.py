@@ -157,6 +157,19 @@ def test_the_shared_direction_brings_unseen_titles_closer_to_minilm(vocab, world
     assert agree["offset"] > agree["pca mean"] + 0.1
 
 
+@pytest.mark.parametrize("poison", ["one way", "nan"])
+def test_a_degenerate_vocabulary_pass_is_refused(poison):
+    from edgerec.compress.content_vocab import VocabularyPass
+    from edgerec.errors import ModelError
+
+    rng = np.random.default_rng(0)
+    vectors = np.tile(rng.normal(size=(1, 16)), (40, 1)) if poison == "one way" else rng.normal(size=(40, 16))
+    if poison == "nan":
+        vectors[3, 2] = np.nan
+    with pytest.raises(ModelError, match="not finite or all point one way"):
+        student_from_vocabulary(VocabularyPass(vectors.astype(np.float32), np.ones(40, np.float32), 0.0, "x"), 8)
+
+
 def test_a_checkpoint_from_before_the_offset_loads_as_a_zero_offset(students, world, teacher, tmp_path):
     from safetensors.torch import load_file, save_file
 
