@@ -49,7 +49,7 @@ class PolicyScorer:
         # the device scores against the unit query: its cosines set the hub penalty's units
         cosines = base / np.maximum(np.linalg.norm(user_vectors, axis=1, keepdims=True), 1e-12)
         out = base.copy()
-        short = min(self.policy.short_list, base.shape[1])
+        short = min(max(self.policy.short_list, self.k), base.shape[1])  # the device's want
         for row, user in enumerate(users):
             scores = base[row].copy()
             scores[history.of(user)] = -np.inf  # the device never re-offers what was consumed

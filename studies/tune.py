@@ -48,7 +48,8 @@ STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # A call's time budget is shared by at least this many trials (unless --trial-minutes says otherwise): on a
 # small data set one full step budget can take longer than the whole call, leaving a single trial.
 TRIALS_PER_BUDGET = 5
-# name -> a list (categorical choices) or (low, high, kind) with kind "int", "float" or "log"
+# name -> a list (categorical choices) or (low, high, kind) with kind "int", "float", "log" or "intlog"
+# (whole numbers drawn on a log scale)
 MODEL_SPACE: dict = {
     "dim": [32, 64, 128],
     "layers": (1, 3, "int"),
@@ -68,6 +69,9 @@ POLICY_SPACE: dict = {
     "freshness_days": (3.0, 365.0, "log"),
     "popularity": (-1.0, 1.0, "float"),  # below 0 the policy lifts the long tail (novelty, coverage)
     "hub_penalty": (0.0, 1.0, "float"),  # items close to everyone give way (coverage)
+    # how many of the scan's best rows the levers above work on: with a longer list the popularity
+    # blend and the hub penalty can bring up items from further down (the device's cost grows with it)
+    "short_list": (50, 1000, "intlog"),
 }
 
 
@@ -115,10 +119,11 @@ def _check_space(overrides: dict, space: dict) -> None:
         if name not in space:
             raise ConfigError(f"--space {name}: no such setting here; use one of {', '.join(space)}")
         spec = space[name]
-        kinds = {type(v) for v in spec} if isinstance(spec, list) else {int} if spec[2] == "int" else {int, float}
+        kinds = ({type(v) for v in spec} if isinstance(spec, list) else {int} if spec[2] in ("int", "intlog")
+                 else {int, float})
         if float in kinds:
             kinds.add(int)  # 1 is a float setting too
-        if isinstance(values, tuple) and len(values) == 3 and values[2] in ("int", "float", "log"):
+        if isinstance(values, tuple) and len(values) == 3 and values[2] in ("int", "float", "log", "intlog"):
             values = values[:2]  # a (low, high, kind) range
         wrong = [v for v in values if type(v) not in kinds]
         if wrong or not values:
@@ -153,8 +158,8 @@ def _suggest(trial, name: str, spec):
     if isinstance(spec, list):
         return spec[0] if len(spec) == 1 else trial.suggest_categorical(name, spec)
     low, high, kind = spec
-    if kind == "int":
-        return trial.suggest_int(name, int(low), int(high))
+    if kind in ("int", "intlog"):
+        return trial.suggest_int(name, int(low), int(high), log=kind == "intlog")
     return trial.suggest_float(name, float(low), float(high), log=kind == "log")
 
 
@@ -275,7 +280,8 @@ class _Search:
         return self.evaluator.summarize(ranks, lists, scorer.name, "val"), ndcg_per_user(ranks, self.evaluator.k)
 
 
-UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0}
+UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0,
+           "short_list": Policy().short_list}
 
 
 def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0) -> float:

@@ -142,7 +142,7 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     run_tune(dataset, split, ckpt_cfg, tmp_path / "model")
     cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="diversity@10", max_ndcg_loss=1.0,
                      space={"diversity": [0.0, 0.6], "freshness": [0.0], "popularity": [0.0],
-                            "freshness_days": [30.0], "hub_penalty": [0.0]})
+                            "freshness_days": [30.0], "hub_penalty": [0.0], "short_list": [100]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
     untuned = record["trials"][0]
     assert untuned["params"] == {} or untuned["params"].get("diversity", 0.0) == 0.0
@@ -155,7 +155,8 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
 def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, monkeypatch):
     dataset, split = tiny
     run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
-    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0]}
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
+             "short_list": [100]}
     cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
                      space={**fixed, "hub_penalty": [0.0, 1.0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
@@ -174,6 +175,33 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
     monkeypatch.setattr(tune_module, "MARGIN_Z", 1e4)
     strict = run_tune(dataset, split, cfg, tmp_path / "strict", model=tmp_path / "model" / "best")
     assert strict["best"]["params"].get("hub_penalty", 0.0) == 0.0
+
+
+def test_the_policy_search_hands_its_short_list_to_the_replay(tiny, tmp_path, monkeypatch):
+    """The short list is a lever: each trial's drawn length reaches the replay it is scored by, and a
+    long-tail lift reaches other items from a longer list (the test split is scored the same way)."""
+    dataset, split = tiny
+    run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
+    seen = []
+    real = tune_module.PolicyScorer
+
+    def watched(*args, **kwargs):
+        scorer = real(*args, **kwargs)
+        seen.append(scorer.policy.short_list)
+        return scorer
+
+    monkeypatch.setattr(tune_module, "PolicyScorer", watched)
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [-3.0], "freshness_days": [30.0],
+             "hub_penalty": [0.0]}
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="coverage@10", max_ndcg_loss=1.0,
+                     space={**fixed, "short_list": [20, 400]})
+    record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
+    lengths = {t["params"]["short_list"]: t["val"] for t in record["trials"]}
+    assert set(lengths) == {20, 400} and {20, 400} <= set(seen)
+    assert lengths[400]["coverage@10"] != lengths[20]["coverage@10"]
+    assert record["policy"]["short_list"] == record["best"]["params"]["short_list"]
+    assert seen[-2] == record["policy"]["short_list"]  # the test split: the tuned policy, then the untuned
+    assert seen[-1] == 100
 
 
 def test_parse_space_types_values():
@@ -197,7 +225,8 @@ def test_cli_tune_prints_progress_and_writes_the_report(tmp_path):
 def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_values():
     assert tune_module.untuned_policy(TuneConfig(target="policy")) == tune_module.UNTUNED
     long_tail = TuneConfig(target="policy", space={"popularity": [-0.1, -0.2], "diversity": (0.1, 0.5, "float")})
-    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0}
+    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0,
+                                                     "short_list": 100}
     assert tune_module.POLICY_SPACE["popularity"][0] < 0  # the search reaches long-tail weights
 
 
