@@ -19,6 +19,7 @@ from edgerec.runtime.policies import (
     Policy,
     freshness_boost,
     hub_boost,
+    kept_head,
     mmr,
     popularity_boost,
     standardize,
@@ -27,7 +28,8 @@ from edgerec.runtime.policies import (
 
 @dataclass
 class PolicyScorer:
-    """Wraps a ModelScorer: top `policy.short_list` by the model, then the device's boosts and MMR."""
+    """Wraps a ModelScorer: top `policy.short_list` by the model, the first `policy.keep_top` kept, then
+    the device's boosts and MMR below them."""
 
     inner: object  # a ModelScorer (item_matrix + user_vectors)
     release_ts: np.ndarray  # per item, epoch seconds (0 = unknown)
@@ -55,12 +57,14 @@ class PolicyScorer:
             scores[history.of(user)] = -np.inf  # the device never re-offers what was consumed
             pool = np.argpartition(-scores, short - 1)[:short]
             pool = pool[np.isfinite(scores[pool])]
+            pool = pool[np.lexsort((pool, -scores[pool]))]  # the device's order: best first, ties by row
             relevance = standardize(scores[pool])
+            head = kept_head(relevance, self.policy, self.k)  # before the catalog-wide levers, as on the device
             relevance = relevance + freshness_boost(self.release_ts[pool], float(self.now[user]), self.policy)
             relevance = relevance + popularity_boost(self.popularity[pool], self.policy)
             if self.policy.hub_penalty:
                 relevance = relevance + hub_boost(self.hubness[pool], cosines[row, pool], self.policy)
-            order = mmr(relevance, vectors[pool], self.k, self.policy.diversity)
+            order = mmr(relevance, vectors[pool], self.k, self.policy.diversity, keep=head)
             top = pool[order]
             ceiling = float(np.max(scores[pool])) if len(pool) else 0.0
             out[row, top] = ceiling + 1.0 + (len(top) - np.arange(len(top)))  # the list, in its order, first

@@ -14,8 +14,9 @@ Targets:
   loss and negatives, feature switches; with several `strategies` the same
   search compares sequential (sasrec), two-tower, item-kNN and the hybrid of
   a sequential model with item-kNN, and reports which wins.
-- `policy`: diversity (MMR), freshness, popularity blend of the device's
-  policies stage over a trained model's short lists; the objective is a
+- `policy`: diversity (MMR), freshness, popularity blend, hub penalty of the
+  device's policies stage over a trained model's short lists, the short list's
+  length, and how many first places keep the model's order; the objective is a
   beyond-accuracy metric under a bound on the NDCG@10 loss.
 """
 
@@ -72,6 +73,9 @@ POLICY_SPACE: dict = {
     # how many of the scan's best rows the levers above work on: with a longer list the popularity
     # blend and the hub penalty can bring up items from further down (the device's cost grows with it)
     "short_list": (50, 1000, "intlog"),
+    # the first places keep the model's order and the levers above fill the rest: most hits sit at the
+    # top, so spreading only the lower places buys coverage for less NDCG@10 (9: only the 10th place)
+    "keep_top": (0, 9, "int"),
 }
 
 
@@ -281,7 +285,7 @@ class _Search:
 
 
 UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0,
-           "short_list": Policy().short_list}
+           "short_list": Policy().short_list, "keep_top": 0}
 
 
 def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0) -> float:

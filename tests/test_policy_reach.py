@@ -101,3 +101,45 @@ def test_the_search_hands_the_drawn_short_list_to_the_replay(monkeypatch):
     drawn = tune_module._pick(trial, {"short_list": POLICY_SPACE["short_list"]}, {})
     assert isinstance(drawn["short_list"], int) and 50 <= drawn["short_list"] <= 1000
     assert Policy(**{**tune_module.UNTUNED, **drawn}).short_list == drawn["short_list"]
+
+
+# ------------------------------------------------------------------ keep_top
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.3])
+def test_the_kept_head_is_the_plain_lists_and_device_and_replay_agree(world, diversity):
+    plain = device_lists(world, Policy(language_boost=0.0))
+    kept = Policy(**LONG_TAIL, diversity=diversity, short_list=400, keep_top=6)
+    device, replay = device_lists(world, kept), replay_lists(world, kept)
+    assert device == replay
+    assert [items[:6] for items in device] == [items[:6] for items in plain]  # the model's own first six
+    spread = device_lists(world, Policy(**LONG_TAIL, diversity=diversity, short_list=400))
+    assert device != spread  # without keep_top the long-tail lift takes the first places too
+    assert [items[6:] for items in device] != [items[6:] for items in plain]  # the levers still act below
+    everything = Policy(**LONG_TAIL, diversity=diversity, keep_top=10)
+    assert device_lists(world, everything) == plain == replay_lists(world, everything)
+
+
+def test_mmr_places_the_kept_positions_first_and_counts_them_for_diversity_and_caps():
+    from edgerec.runtime.policies import kept_head, mmr
+
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    assert mmr(scores, np.eye(5), 3, 0.0, keep=np.array([4])).tolist() == [4, 0, 1]
+    vectors = np.array([[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0], [1.0, 0]])
+    # the kept item 4 points along x: diversity then takes the y item 2 before the better x item 0
+    assert mmr(scores, vectors, 3, 0.6, keep=np.array([4])).tolist() == [4, 2, 0]
+    genres = np.array(["a", "a", "b", "b", "a"])
+    assert mmr(scores, np.eye(5), 3, 0.0, genres=genres, max_per_genre=1, keep=np.array([4])).tolist() == [4, 2]
+    assert kept_head(np.array([1.0, 3.0, -np.inf, 3.0]), Policy(keep_top=3), 10).tolist() == [1, 3, 0]
+    assert kept_head(scores, Policy(keep_top=3), 2).tolist() == [0, 1]  # never more than k
+    assert kept_head(scores, Policy(), 10) is None
+
+
+def test_keep_top_is_range_checked_and_tuned():
+    from edgerec.errors import ConfigError
+
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="keep_top"):
+            Policy(keep_top=bad)
+    assert POLICY_SPACE["keep_top"] == (0, 9, "int")
+    assert untuned_policy(TuneConfig(target="policy"))["keep_top"] == 0

@@ -142,7 +142,7 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     run_tune(dataset, split, ckpt_cfg, tmp_path / "model")
     cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="diversity@10", max_ndcg_loss=1.0,
                      space={"diversity": [0.0, 0.6], "freshness": [0.0], "popularity": [0.0],
-                            "freshness_days": [30.0], "hub_penalty": [0.0], "short_list": [100]})
+                            "freshness_days": [30.0], "hub_penalty": [0.0], "short_list": [100], "keep_top": [0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
     untuned = record["trials"][0]
     assert untuned["params"] == {} or untuned["params"].get("diversity", 0.0) == 0.0
@@ -156,7 +156,7 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
     dataset, split = tiny
     run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
     fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
-             "short_list": [100]}
+             "short_list": [100], "keep_top": [0]}
     cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
                      space={**fixed, "hub_penalty": [0.0, 1.0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
@@ -192,7 +192,7 @@ def test_the_policy_search_hands_its_short_list_to_the_replay(tiny, tmp_path, mo
 
     monkeypatch.setattr(tune_module, "PolicyScorer", watched)
     fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [-3.0], "freshness_days": [30.0],
-             "hub_penalty": [0.0]}
+             "hub_penalty": [0.0], "keep_top": [0]}
     cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="coverage@10", max_ndcg_loss=1.0,
                      space={**fixed, "short_list": [20, 400]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
@@ -226,7 +226,7 @@ def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_value
     assert tune_module.untuned_policy(TuneConfig(target="policy")) == tune_module.UNTUNED
     long_tail = TuneConfig(target="policy", space={"popularity": [-0.1, -0.2], "diversity": (0.1, 0.5, "float")})
     assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0,
-                                                     "short_list": 100}
+                                                     "short_list": 100, "keep_top": 0}
     assert tune_module.POLICY_SPACE["popularity"][0] < 0  # the search reaches long-tail weights
 
 
