@@ -90,6 +90,7 @@ class TuneConfig:
     trial_minutes: float | None = None  # cap of one trial (default: minutes / TRIALS_PER_BUDGET)
     objective: str = "NDCG@10"  # model: a validation metric; policy: the beyond-accuracy metric to raise
     max_ndcg_loss: float = 0.01  # policy: NDCG@10 may fall at most this fraction below the untuned policy
+    margin_z: float | None = None  # policy: standard errors the bound holds by (None: MARGIN_Z, one-sided 95%)
     eval_users: int = 0  # validation users per trial (0 = all)
     seed: int = 0
     study_name: str = "edgerec-tune"
@@ -109,6 +110,8 @@ class TuneConfig:
                               f"(got {self.trials}, {self.eval_users})")
         if self.trial_minutes is not None and not 0 < self.trial_minutes < math.inf:
             raise ConfigError(f"--trial-minutes must be a finite time > 0 (got {self.trial_minutes})")
+        if self.margin_z is not None and not 0 <= self.margin_z < math.inf:
+            raise ConfigError(f"--margin-z is a number of standard errors >= 0 (got {self.margin_z})")
         if not 0 <= self.max_ndcg_loss <= 1:
             raise ConfigError(f"--max-ndcg-loss is a fraction from 0 to 1 (got {self.max_ndcg_loss})")
         self.train.validate()
@@ -274,7 +277,7 @@ class _Search:
         trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
         if self.base_gains is None:
             self.base_gains = self.validate_gains(self.policy_scorer(UNTUNED, "val"))[1]
-        margin = paired_margin(gains, self.base_gains)
+        margin = paired_margin(gains, self.base_gains, self.cfg.margin_z)
         trial.set_user_attr("ndcg_margin", margin)
         return policy_value(metrics, self.cfg.objective, float(self.base_gains.mean()), self.cfg.max_ndcg_loss, margin)
 
@@ -302,13 +305,14 @@ def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: floa
 MARGIN_Z = 1.645  # one-sided 95%: the bound holds on validation with that confidence, not just on average
 
 
-def paired_margin(gains: np.ndarray, base: np.ndarray) -> float:
-    """MARGIN_Z standard errors of the per-user NDCG@10 difference from the untuned policy, as a
-    share of its mean (0 when the lists are the same for every user)."""
+def paired_margin(gains: np.ndarray, base: np.ndarray, z: float | None = None) -> float:
+    """`z` (default MARGIN_Z) standard errors of the per-user NDCG@10 difference from the untuned
+    policy, as a share of its mean (0 when the lists are the same for every user)."""
     diff = np.asarray(gains, np.float64) - np.asarray(base, np.float64)
     if len(diff) < 2 or not diff.any():
         return 0.0
-    return float(MARGIN_Z * diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
+    z = MARGIN_Z if z is None else z
+    return float(z * diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
 
 
 @dataclass

@@ -134,6 +134,9 @@ def test_the_paired_margin_is_a_one_sided_95_percent_bound_on_the_difference():
     moved = np.array([0.0, 0.0, 0.5, 1.0])
     diff = moved - base
     assert tune_module.paired_margin(moved, base) == pytest.approx(1.645 * diff.std(ddof=1) / 2 / base.mean())
+    assert tune_module.paired_margin(moved, base, 1.0) == pytest.approx(diff.std(ddof=1) / 2 / base.mean())
+    with pytest.raises(ConfigError, match="margin-z"):
+        TuneConfig(target="policy", margin_z=-1.0).validate()
 
 
 def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_path):
@@ -175,6 +178,11 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
     monkeypatch.setattr(tune_module, "MARGIN_Z", 1e4)
     strict = run_tune(dataset, split, cfg, tmp_path / "strict", model=tmp_path / "model" / "best")
     assert strict["best"]["params"].get("hub_penalty", 0.0) == 0.0
+    # --margin-z: the search's own number of standard errors (0: the point estimate) over the default
+    point = TuneConfig(**{**cfg.__dict__, "margin_z": 0.0})
+    loose = run_tune(dataset, split, point, tmp_path / "point", model=tmp_path / "model" / "best")
+    assert all(t.get("ndcg_margin", 0.0) == 0.0 for t in loose["trials"])
+    assert loose["best"]["params"]["hub_penalty"] == 1.0
 
 
 def test_the_policy_search_hands_its_short_list_to_the_replay(tiny, tmp_path, monkeypatch):
