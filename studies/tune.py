@@ -455,9 +455,28 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         (out / "policy.json").write_text(json.dumps(weights, indent=2))
         record["policy"] = weights
         record["untuned_val"] = study.trials[0].user_attrs.get("val", {}) if study.trials else {}
-        record["test"] = {"tuned": _test_of(search, search.policy_scorer(weights, "test")),
-                          "untuned": _test_of(search, search.policy_scorer(UNTUNED, "test"))}
+        (tuned, tuned_gains), (untuned, base_gains) = (_test_gains(search, search.policy_scorer(w, "test"))
+                                                       for w in (weights, UNTUNED))
+        record["test"] = {"tuned": tuned, "untuned": untuned}
+        record["test_ndcg_change"] = paired_change(tuned_gains, base_gains)
     return record
+
+
+def _test_gains(search: _Search, scorer) -> tuple[dict, np.ndarray]:
+    """The test split's metrics and each test user's NDCG@10."""
+    ranks, lists = search.evaluator.ranks_and_lists(scorer, "test")
+    metrics = search.evaluator.summarize(ranks, lists, scorer.name, "test")
+    return {k: v for k, v in metrics.items() if "@" in k}, ndcg_per_user(ranks, search.evaluator.k)
+
+
+def paired_change(gains: np.ndarray, base: np.ndarray) -> dict:
+    """The relative NDCG@10 change from `base` and its paired standard error (shares of base's mean):
+    how much of a test-split change is noise on a data set of this size."""
+    gains, base = np.asarray(gains, np.float64), np.asarray(base, np.float64)
+    mean = max(float(base.mean()), 1e-12)
+    diff = gains - base
+    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return {"change": float(diff.mean()) / mean, "standard_error": error / mean}
 
 
 def _test_of(search: _Search, scorer) -> dict:
@@ -514,7 +533,12 @@ class TuneStudy(Study):
         if record.get("test"):
             test = record["test"]
             rows = [{"policy": k, **v} for k, v in test.items()] if record["target"] == "policy" else [test]
-            out.append(Table("test split, scored once at the end", rows))
+            title = "test split, scored once at the end"
+            change = record.get("test_ndcg_change")
+            if change:
+                title += (f" (NDCG@10 {100 * change['change']:+.1f}% against the untuned policy, paired "
+                          f"standard error {100 * change['standard_error']:.1f}%)")
+            out.append(Table(title, rows))
         return out
 
     @classmethod

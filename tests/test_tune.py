@@ -153,6 +153,10 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     assert record["best"]["value"] > untuned["value"]
     assert json.loads((tmp_path / "policy" / "policy.json").read_text())["diversity"] == 0.6
     assert set(record["test"]) == {"tuned", "untuned"}
+    change = record["test_ndcg_change"]  # the paired change on test, with its standard error
+    test = record["test"]
+    assert change["change"] == pytest.approx(test["tuned"]["NDCG@10"] / test["untuned"]["NDCG@10"] - 1)
+    assert change["standard_error"] > 0
 
 
 def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, monkeypatch):
