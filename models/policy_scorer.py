@@ -39,6 +39,7 @@ class PolicyScorer:
     k: int = 10
     name: str = "policy"
     hubness: np.ndarray | None = None  # per item (models/hubness.py); needed when policy.hub_penalty > 0
+    plain_ranks: dict | None = None  # when a dict: user -> each listed item's rank in the model's own order
 
     def __post_init__(self) -> None:
         if self.policy.hub_penalty and (self.hubness is None or len(self.hubness) != len(self.popularity)):
@@ -66,6 +67,8 @@ class PolicyScorer:
                 relevance = relevance + hub_boost(self.hubness[pool], cosines[row, pool], self.policy)
             order = mmr(relevance, vectors[pool], self.k, self.policy.diversity, keep=head)
             top = pool[order]
+            if self.plain_ranks is not None:  # the pool is in the model's order: a position is a plain rank
+                self.plain_ranks[int(user)] = np.asarray(order, np.int64)
             ceiling = float(np.max(scores[pool])) if len(pool) else 0.0
             out[row, top] = ceiling + 1.0 + (len(top) - np.arange(len(top)))  # the list, in its order, first
         return out

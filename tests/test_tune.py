@@ -177,7 +177,9 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
     for trial in moved:  # each trial's value carries its own paired margin
         assert trial["ndcg_margin"] > 0
         assert trial["value"] == pytest.approx(policy_value(trial["val"], "coverage@10", base, 1.0,
-                                                            trial["ndcg_margin"]))
+                                                            trial["ndcg_margin"], trial["expected_ndcg_change"]))
+        assert -1.0 <= trial["expected_ndcg_change"] < 0  # hubs give way to items lower in the model's order
+    assert untuned["expected_ndcg_change"] == 0.0  # the model's own list
     # a margin far wider than any bound: no change of the lists can show it keeps NDCG@10
     monkeypatch.setattr(tune_module, "MARGIN_Z", 1e4)
     strict = run_tune(dataset, split, cfg, tmp_path / "strict", model=tmp_path / "model" / "best")
@@ -214,6 +216,40 @@ def test_the_policy_search_hands_its_short_list_to_the_replay(tiny, tmp_path, mo
     assert record["policy"]["short_list"] == record["best"]["params"]["short_list"]
     assert seen[-2] == record["policy"]["short_list"]  # the test split: the tuned policy, then the untuned
     assert seen[-1] == 100
+
+
+def test_the_expected_ndcg_bound_rejects_what_the_rank_curve_says_costs_too_much(tiny, tmp_path, monkeypatch):
+    dataset, split = tiny
+    run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
+             "short_list": [100], "keep_top": [0]}
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
+                     margin_z=0.0, space={**fixed, "hub_penalty": [0.0, 1.0]})
+    real = tune_module.HitCurve.change
+    # any list other than the model's own "costs" twice its NDCG@10: beyond even a 100% bound
+    monkeypatch.setattr(tune_module.HitCurve, "change", lambda self, listed, k: min(real(self, listed, k) * 1e3, 0.0)
+                        if real(self, listed, k) < 0 else 0.0)
+    record = run_tune(dataset, split, cfg, tmp_path / "on", model=tmp_path / "model" / "best")
+    assert record["best"]["params"].get("hub_penalty", 0.0) == 0.0
+    off = TuneConfig(**{**cfg.__dict__, "expected_bound": False})
+    record = run_tune(dataset, split, off, tmp_path / "off", model=tmp_path / "model" / "best")
+    assert record["best"]["params"]["hub_penalty"] == 1.0
+    assert all("expected_ndcg_change" not in t for t in record["trials"])
+
+
+def test_the_hit_curve_reads_lists_by_the_model_ranks_of_their_items():
+    curve = tune_module.HitCurve.of(np.array([0, 0, 1, 3, 500]), 1_000)
+    assert curve.at(np.array([0, 1, 2, 3])).tolist() == [0.4, 0.2, 0.0, 0.2]
+    assert curve.at(np.array([999])) < 0.2 / 100  # a wide bin: the one hit is spread over it
+    d = 1 / np.log2(np.arange(10) + 2)
+    plain = 0.4 * d[0] + 0.2 * d[1] + 0.2 * d[3]
+    assert curve.change({7: np.arange(10)}, 10) == 0.0
+    swapped = {7: np.array([1, 0, 2, 3, 4, 5, 6, 7, 8, 9])}  # the first two places swapped
+    assert curve.change(swapped, 10) == pytest.approx((0.2 * d[0] + 0.4 * d[1] + 0.2 * d[3]) / plain - 1)
+    dropped = {7: np.array([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]), 8: np.arange(10)}  # one user loses rank 3
+    assert curve.change(dropped, 10) == pytest.approx(-0.5 * 0.2 * d[3] / plain)
+    assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", 0.1, 0.01, 0.0, -0.005) == 0.4
+    assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", 0.1, 0.01, 0.0, -0.05) < 0.4
 
 
 def test_parse_space_types_values():
