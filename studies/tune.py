@@ -353,8 +353,9 @@ class HitCurve:
         plain = float(self.at(np.arange(k)) @ discount)
         if not listed or plain <= 0:
             return 0.0
-        got = np.mean([float(self.at(r[:k]) @ discount[:len(r[:k])]) for r in listed.values()])
-        return got / plain - 1.0
+        # each user's difference from the model's own list (exactly 0 for that list), then the mean
+        diff = [float(self.at(r[:k]) @ discount[:len(r[:k])]) - plain for r in listed.values()]
+        return float(np.mean(diff)) / plain
 
 
 MARGIN_Z = 1.645  # one-sided 95%: the bound holds on validation with that confidence, not just on average
