@@ -300,3 +300,21 @@ def test_space_ranges_and_typed_lists_still_pass():
 def test_cli_tune_checks_its_arguments_before_reading_the_data(tmp_path):
     out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--minutes", "nan"])
     assert out.exit_code == 1 and "--minutes must be a finite time" in out.output  # not "no items.csv here"
+
+
+def test_cli_tune_passes_the_bound_options_on(tmp_path, monkeypatch):
+    out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy",
+                                   "--margin-z", "-1"])
+    assert out.exit_code == 1 and "--margin-z" in out.output
+    seen = {}
+
+    def stop(self):  # TuneConfig.validate: read the options, then stop before any data is read
+        seen.update(margin_z=self.margin_z, expected_bound=self.expected_bound)
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr(TuneConfig, "validate", stop)
+    CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy",
+                             "--margin-z", "0.5", "--no-expected-bound"])
+    assert seen == {"margin_z": 0.5, "expected_bound": False}
+    CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy"])
+    assert seen == {"margin_z": None, "expected_bound": True}
