@@ -31,13 +31,19 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
 @click.option("--objective", help="Validation metric to maximise (default: NDCG@10; policy: coverage@10).")
 @click.option("--max-ndcg-loss", default=0.01, show_default=True,
               help="Policy: largest fraction of NDCG@10 the tuned policy may lose against the untuned one.")
+@click.option("--margin-z", type=float,
+              help="Policy: standard errors of the paired NDCG@10 difference the bound must hold by on "
+                   "validation (default 1.645, one-sided 95%; 0: the point estimate).")
+@click.option("--expected-bound/--no-expected-bound", default=True, show_default=True,
+              help="Policy: the NDCG@10 expected from the listed items' ranks in the model's own order "
+                   "must keep to the bound as well as the measured one (low-noise; see README).")
 @click.option("--trial-minutes", type=float,
               help="Cap of one trial; its schedule shrinks to fit (default: a fifth of --minutes).")
 @click.option("--steps", type=int, help="Step budget of each trial (default: from the data size).")
 @click.option("--eval-users", default=0, show_default=True, help="Validation users per trial (0 = all).")
 @click.option("--seed", default=0, show_default=True)
 def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_ckpt, objective, max_ndcg_loss,
-         trial_minutes, steps, eval_users, seed) -> None:
+         margin_z, expected_bound, trial_minutes, steps, eval_users, seed) -> None:
     """Tune on the validation split with Optuna (TPE + median pruning); the test split is scored once at the end.
 
     Interrupted? Run the same command again: the study resumes from out/study.db.
@@ -51,7 +57,8 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
                      space=parse_space(list(space_specs)), train=TrainConfig(steps=steps),
                      trial_minutes=trial_minutes,
                      objective=objective or ("coverage@10" if target == "policy" else "NDCG@10"),
-                     max_ndcg_loss=max_ndcg_loss, eval_users=eval_users, seed=seed).validate()
+                     max_ndcg_loss=max_ndcg_loss, margin_z=margin_z, expected_bound=expected_bound,
+                     eval_users=eval_users, seed=seed).validate()
     dataset, split = _load(data_dir)  # after the checks: a typo costs no data loading
 
     def progress(message: str, values: dict) -> None:

@@ -19,6 +19,7 @@ from edgerec.runtime.policies import (
     Policy,
     freshness_boost,
     hub_boost,
+    kept_head,
     mmr,
     popularity_boost,
     standardize,
@@ -27,7 +28,8 @@ from edgerec.runtime.policies import (
 
 @dataclass
 class PolicyScorer:
-    """Wraps a ModelScorer: top `policy.short_list` by the model, then the device's boosts and MMR."""
+    """Wraps a ModelScorer: top `policy.short_list` by the model, the first `policy.keep_top` kept, then
+    the device's boosts and MMR below them."""
 
     inner: object  # a ModelScorer (item_matrix + user_vectors)
     release_ts: np.ndarray  # per item, epoch seconds (0 = unknown)
@@ -37,6 +39,7 @@ class PolicyScorer:
     k: int = 10
     name: str = "policy"
     hubness: np.ndarray | None = None  # per item (models/hubness.py); needed when policy.hub_penalty > 0
+    plain_ranks: dict | None = None  # when a dict: user -> each listed item's rank in the model's own order
 
     def __post_init__(self) -> None:
         if self.policy.hub_penalty and (self.hubness is None or len(self.hubness) != len(self.popularity)):
@@ -49,19 +52,23 @@ class PolicyScorer:
         # the device scores against the unit query: its cosines set the hub penalty's units
         cosines = base / np.maximum(np.linalg.norm(user_vectors, axis=1, keepdims=True), 1e-12)
         out = base.copy()
-        short = min(self.policy.short_list, base.shape[1])
+        short = min(max(self.policy.short_list, self.k), base.shape[1])  # the device's want
         for row, user in enumerate(users):
             scores = base[row].copy()
             scores[history.of(user)] = -np.inf  # the device never re-offers what was consumed
             pool = np.argpartition(-scores, short - 1)[:short]
             pool = pool[np.isfinite(scores[pool])]
+            pool = pool[np.lexsort((pool, -scores[pool]))]  # the device's order: best first, ties by row
             relevance = standardize(scores[pool])
+            head = kept_head(relevance, self.policy, self.k)  # before the catalog-wide levers, as on the device
             relevance = relevance + freshness_boost(self.release_ts[pool], float(self.now[user]), self.policy)
             relevance = relevance + popularity_boost(self.popularity[pool], self.policy)
             if self.policy.hub_penalty:
                 relevance = relevance + hub_boost(self.hubness[pool], cosines[row, pool], self.policy)
-            order = mmr(relevance, vectors[pool], self.k, self.policy.diversity)
+            order = mmr(relevance, vectors[pool], self.k, self.policy.diversity, keep=head)
             top = pool[order]
+            if self.plain_ranks is not None:  # the pool is in the model's order: a position is a plain rank
+                self.plain_ranks[int(user)] = np.asarray(order, np.int64)
             ceiling = float(np.max(scores[pool])) if len(pool) else 0.0
             out[row, top] = ceiling + 1.0 + (len(top) - np.arange(len(top)))  # the list, in its order, first
         return out

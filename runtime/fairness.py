@@ -71,11 +71,11 @@ def fairness_stage(request: Request) -> Request:
         providers = cat.column("provider", pool).astype(str)  # in the creator cap's place; diversity and
         genres = cat.column("genre", pool) if policy.max_per_genre else None  # the genre cap stay the policy's
         order = mmr(request.relevance, request.vectors, request.k, policy.diversity, providers, genres, cap,
-                    policy.max_per_genre)
+                    policy.max_per_genre, request.head)
     else:  # "exposure" (Policy.check allows no other): then the policy's own diversity and caps again
         codes, lift = cat._cached("provider_lift", lambda: provider_lift(cat))
         fair = fair_relevance(request.relevance, lift[codes[pool]], policy.fairness)
-        order = policy_order(fair, request.vectors, request.k, policy, cat, pool)  # scores shown stay as they were
+        order = policy_order(fair, request.vectors, request.k, policy, cat, pool, request.head)  # scores stay
     request.order = np.asarray(order, np.int64)
     return request
 

@@ -57,6 +57,7 @@ class Policy:
     hub_penalty: float = 0.0  # share of each item's hubness taken off its score (coverage; needs the column)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
     short_list: int = 100
+    keep_top: int = 0  # the list's first places keep the model's order; freshness, popularity, hubs, diversity act below
     use_ranker: bool = True
     # responsible ranking (runtime/ranking.py, runtime/fairness.py); None = the bundle's setting
     use_scorer: bool | None = None  # None: the bundle's interpretable scorer runs when no deep ranker does
@@ -93,6 +94,7 @@ class Policy:
         checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
         checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
         checks.integer(self.short_list, "Policy.short_list", 1, 100_000)
+        checks.integer(self.keep_top, "Policy.keep_top", 0, 10_000)
         checks.flag(self.use_ranker, "Policy.use_ranker")
         if self.use_scorer is not None:
             checks.flag(self.use_scorer, "Policy.use_scorer")
@@ -190,18 +192,34 @@ def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.nda
 
 def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators: np.ndarray | None = None,
         genres: np.ndarray | None = None, max_per_creator: int | None = None,
-        max_per_genre: int | None = None) -> np.ndarray:
-    """Greedy maximal marginal relevance with optional caps; returns positions into the short list."""
+        max_per_genre: int | None = None, keep: np.ndarray | None = None) -> np.ndarray:
+    """Greedy maximal marginal relevance with optional caps; returns positions into the short list.
+
+    keep: positions placed first, in their order, whatever their scores (Policy.keep_top); the rest
+    is chosen after them, their vectors and creators/genres counting for diversity and the caps."""
     n = len(scores)
+    keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)[:k]
     if weight <= 0 and not max_per_creator and not max_per_genre:  # no re-ranking asked: the k best
         finite = np.flatnonzero(np.isfinite(scores))
-        return finite[np.argsort(-scores[finite], kind="stable")[:k]]
+        best = finite[np.argsort(-scores[finite], kind="stable")]
+        if len(keep):
+            best = np.r_[keep, best[~np.isin(best, keep)]]
+        return best[:k]
     relevance = standardize(scores.astype(np.float64))
     chosen: list[int] = []
     max_sim = np.full(n, 0.0)
     per_creator: dict = {}
     per_genre: dict = {}
     available = np.isfinite(relevance)
+    for best in keep.tolist():  # the kept head: counted as chosen, never capped
+        available[best] = False
+        chosen.append(best)
+        if creators is not None:
+            per_creator[creators[best]] = per_creator.get(creators[best], 0) + 1
+        if genres is not None:
+            per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
+        if weight > 0:
+            max_sim = np.maximum(max_sim, vectors @ vectors[best])
     while len(chosen) < k and available.any():
         value = (1 - weight) * relevance - weight * max_sim * 3.0  # similarity is on a smaller scale
         value = np.where(available, value, -np.inf)
@@ -222,9 +240,23 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
 
 
 def policy_order(relevance: np.ndarray, vectors: np.ndarray, k: int, policy: Policy, catalog,
-                 pool: np.ndarray) -> np.ndarray:
-    """The list as positions into the short list: `policy`'s MMR diversity and per-creator/genre caps."""
+                 pool: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """The list as positions into the short list: `keep` first, then `policy`'s MMR diversity and
+    per-creator/genre caps."""
     return mmr(relevance, vectors, k, policy.diversity,
                catalog.column("creator", pool) if policy.max_per_creator else None,
                catalog.column("genre", pool) if policy.max_per_genre else None,
-               policy.max_per_creator, policy.max_per_genre)
+               policy.max_per_creator, policy.max_per_genre, keep)
+
+
+def kept_head(relevance: np.ndarray, policy: Policy, k: int) -> np.ndarray | None:
+    """Positions of the `policy.keep_top` (at most k) best of `relevance`, best first (stable), or None.
+
+    The levers that spread lists over the catalog (freshness, popularity, hub penalty, diversity)
+    cost accuracy most at the top of a list, where most hits are; keeping the first places in the
+    model's order spends them on the lower places only."""
+    count = min(policy.keep_top, k)
+    if count <= 0:
+        return None
+    finite = np.flatnonzero(np.isfinite(relevance))
+    return finite[np.argsort(-relevance[finite], kind="stable")[:count]]

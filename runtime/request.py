@@ -77,6 +77,7 @@ class Request:
     vectors: np.ndarray | None = None  # the pool's item vectors
     relevance: np.ndarray | None = None  # one value per pool row, higher is better
     order: np.ndarray | None = None  # positions into the pool: the list, best first
+    head: np.ndarray | None = None  # positions the list keeps first (Policy.keep_top), in their order
     scorer_features: np.ndarray | None = None  # (pool, features): what the interpretable scorer read
     scorer: object = None  # the LinearScorer behind them (names, words)
     # explain

@@ -31,6 +31,7 @@ from edgerec.runtime.policies import (
     feedback_adjustment,
     freshness_boost,
     hub_boost,
+    kept_head,
     policy_order,
     popularity_boost,
     standardize,
@@ -116,7 +117,8 @@ class RankerStage:
 
 
 def policies(request: Request) -> Request:
-    """Feedback, language, freshness and popularity boosts, then MMR diversity and per-creator/genre caps."""
+    """Feedback, language, freshness and popularity boosts, then MMR diversity and per-creator/genre caps
+    (below the first `keep_top` places, which keep the order of relevance with feedback and language)."""
     cat, state, policy, pool, vectors = request.catalog, request.state, request.policy, request.pool, request.vectors
     boost = np.zeros(len(pool))
     if state.liked or state.disliked:
@@ -124,6 +126,7 @@ def policies(request: Request) -> Request:
     if policy.language_boost and state.languages:
         usual = [lang for lang, _ in state.languages.most_common(2)]
         boost += policy.language_boost * cat.matches("language", pool, usual)
+    request.head = kept_head(request.relevance + boost, policy, request.k)  # before the catalog-wide levers
     if policy.freshness:
         boost += freshness_boost(cat.numeric_column("release_ts", pool), request.now, policy)
     if policy.popularity:
@@ -131,7 +134,7 @@ def policies(request: Request) -> Request:
     if policy.hub_penalty and not request.cold and request.query is not None:
         boost += hub_boost(cat.hubness(pool), vectors @ request.query, policy)
     request.relevance = relevance = request.relevance + boost
-    request.order = np.asarray(policy_order(relevance, vectors, request.k, policy, cat, pool), np.int64)
+    request.order = np.asarray(policy_order(relevance, vectors, request.k, policy, cat, pool, request.head), np.int64)
     return request
 
 

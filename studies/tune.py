@@ -14,8 +14,9 @@ Targets:
   loss and negatives, feature switches; with several `strategies` the same
   search compares sequential (sasrec), two-tower, item-kNN and the hybrid of
   a sequential model with item-kNN, and reports which wins.
-- `policy`: diversity (MMR), freshness, popularity blend of the device's
-  policies stage over a trained model's short lists; the objective is a
+- `policy`: diversity (MMR), freshness, popularity blend, hub penalty of the
+  device's policies stage over a trained model's short lists, the short list's
+  length, and how many first places keep the model's order; the objective is a
   beyond-accuracy metric under a bound on the NDCG@10 loss.
 """
 
@@ -48,7 +49,8 @@ STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # A call's time budget is shared by at least this many trials (unless --trial-minutes says otherwise): on a
 # small data set one full step budget can take longer than the whole call, leaving a single trial.
 TRIALS_PER_BUDGET = 5
-# name -> a list (categorical choices) or (low, high, kind) with kind "int", "float" or "log"
+# name -> a list (categorical choices) or (low, high, kind) with kind "int", "float", "log" or "intlog"
+# (whole numbers drawn on a log scale)
 MODEL_SPACE: dict = {
     "dim": [32, 64, 128],
     "layers": (1, 3, "int"),
@@ -68,6 +70,12 @@ POLICY_SPACE: dict = {
     "freshness_days": (3.0, 365.0, "log"),
     "popularity": (-1.0, 1.0, "float"),  # below 0 the policy lifts the long tail (novelty, coverage)
     "hub_penalty": (0.0, 1.0, "float"),  # items close to everyone give way (coverage)
+    # how many of the scan's best rows the levers above work on: with a longer list the popularity
+    # blend and the hub penalty can bring up items from further down (the device's cost grows with it)
+    "short_list": (50, 1000, "intlog"),
+    # the first places keep the model's order and the levers above fill the rest: most hits sit at the
+    # top, so spreading only the lower places buys coverage for less NDCG@10 (9: only the 10th place)
+    "keep_top": (0, 9, "int"),
 }
 
 
@@ -82,6 +90,8 @@ class TuneConfig:
     trial_minutes: float | None = None  # cap of one trial (default: minutes / TRIALS_PER_BUDGET)
     objective: str = "NDCG@10"  # model: a validation metric; policy: the beyond-accuracy metric to raise
     max_ndcg_loss: float = 0.01  # policy: NDCG@10 may fall at most this fraction below the untuned policy
+    margin_z: float | None = None  # policy: standard errors the bound holds by (None: MARGIN_Z, one-sided 95%)
+    expected_bound: bool = True  # policy: the rank-expected NDCG@10 (HitCurve) must keep to the bound too
     eval_users: int = 0  # validation users per trial (0 = all)
     seed: int = 0
     study_name: str = "edgerec-tune"
@@ -101,6 +111,8 @@ class TuneConfig:
                               f"(got {self.trials}, {self.eval_users})")
         if self.trial_minutes is not None and not 0 < self.trial_minutes < math.inf:
             raise ConfigError(f"--trial-minutes must be a finite time > 0 (got {self.trial_minutes})")
+        if self.margin_z is not None and not 0 <= self.margin_z < math.inf:
+            raise ConfigError(f"--margin-z is a number of standard errors >= 0 (got {self.margin_z})")
         if not 0 <= self.max_ndcg_loss <= 1:
             raise ConfigError(f"--max-ndcg-loss is a fraction from 0 to 1 (got {self.max_ndcg_loss})")
         self.train.validate()
@@ -115,10 +127,11 @@ def _check_space(overrides: dict, space: dict) -> None:
         if name not in space:
             raise ConfigError(f"--space {name}: no such setting here; use one of {', '.join(space)}")
         spec = space[name]
-        kinds = {type(v) for v in spec} if isinstance(spec, list) else {int} if spec[2] == "int" else {int, float}
+        kinds = ({type(v) for v in spec} if isinstance(spec, list) else {int} if spec[2] in ("int", "intlog")
+                 else {int, float})
         if float in kinds:
             kinds.add(int)  # 1 is a float setting too
-        if isinstance(values, tuple) and len(values) == 3 and values[2] in ("int", "float", "log"):
+        if isinstance(values, tuple) and len(values) == 3 and values[2] in ("int", "float", "log", "intlog"):
             values = values[:2]  # a (low, high, kind) range
         wrong = [v for v in values if type(v) not in kinds]
         if wrong or not values:
@@ -153,8 +166,8 @@ def _suggest(trial, name: str, spec):
     if isinstance(spec, list):
         return spec[0] if len(spec) == 1 else trial.suggest_categorical(name, spec)
     low, high, kind = spec
-    if kind == "int":
-        return trial.suggest_int(name, int(low), int(high))
+    if kind in ("int", "intlog"):
+        return trial.suggest_int(name, int(low), int(high), log=kind == "intlog")
     return trial.suggest_float(name, float(low), float(high), log=kind == "log")
 
 
@@ -178,6 +191,7 @@ class _Search:
         self.base_model = load_model(base_model)[0] if base_model else None
         self.base_gains: np.ndarray | None = None  # the untuned policy's NDCG@10 per validation user
         self.hubness: np.ndarray | None = None
+        self.hit_curve: HitCurve | None = None
 
     def remaining_minutes(self) -> float:
         return self.cfg.minutes - (time.perf_counter() - self.began) / 60
@@ -249,7 +263,7 @@ class _Search:
         return best
 
     # ------------------------------------------------------------ policy target
-    def policy_scorer(self, weights: dict, phase: str) -> PolicyScorer:
+    def policy_scorer(self, weights: dict, phase: str, plain_ranks: dict | None = None) -> PolicyScorer:
         users, _ = self.split.targets(phase)
         times = self.split.val_times if phase == "val" else self.split.test_times
         scorer = ModelScorer(self.base_model, "model")
@@ -257,17 +271,24 @@ class _Search:
             self.hubness = model_hubness(scorer, self.split.train, scorer.item_matrix())
         return PolicyScorer(scorer, self.dataset.catalog.release_ts, train_popularity(self.split),
                             request_times(self.dataset.n_users, users, times), Policy(**weights), name="policy",
-                            hubness=self.hubness)
+                            hubness=self.hubness, plain_ranks=plain_ranks)
 
     def policy_trial(self, trial) -> float:
         weights = _pick(trial, POLICY_SPACE, self.cfg.space)
-        metrics, gains = self.validate_gains(self.policy_scorer(weights, "val"))
+        listed: dict = {}
+        metrics, gains = self.validate_gains(self.policy_scorer(weights, "val", listed))
         trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
         if self.base_gains is None:
-            self.base_gains = self.validate_gains(self.policy_scorer(UNTUNED, "val"))[1]
-        margin = paired_margin(gains, self.base_gains)
+            ranks, lists = self.evaluator.ranks_and_lists(self.policy_scorer(UNTUNED, "val"), "val", rows=self.rows)
+            self.base_gains = ndcg_per_user(ranks, self.evaluator.k)
+            self.hit_curve = HitCurve.of(ranks, self.split.n_items)  # the untuned list is the model's order
+        margin = paired_margin(gains, self.base_gains, self.cfg.margin_z)
         trial.set_user_attr("ndcg_margin", margin)
-        return policy_value(metrics, self.cfg.objective, float(self.base_gains.mean()), self.cfg.max_ndcg_loss, margin)
+        expected = self.hit_curve.change(listed, self.evaluator.k) if self.cfg.expected_bound else None
+        if expected is not None:
+            trial.set_user_attr("expected_ndcg_change", expected)
+        return policy_value(metrics, self.cfg.objective, float(self.base_gains.mean()), self.cfg.max_ndcg_loss, margin,
+                            expected)
 
     def validate_gains(self, scorer) -> tuple[dict, np.ndarray]:
         """Validation metrics and each user's NDCG@10 gain (for the paired comparison with the untuned policy)."""
@@ -275,30 +296,79 @@ class _Search:
         return self.evaluator.summarize(ranks, lists, scorer.name, "val"), ndcg_per_user(ranks, self.evaluator.k)
 
 
-UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0}
+UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0,
+           "short_list": Policy().short_list, "keep_top": 0}
 
 
-def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0) -> float:
+def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0,
+                 expected_change: float | None = None) -> float:
     """The objective metric, minus a steep penalty for NDCG@10 below (1 - max_loss) of the untuned policy.
 
     margin: a share of the untuned NDCG@10 the loss must stay clear of the bound by (from the paired
     standard error of the difference, `paired_margin`): picking the best of many trials right at
     the bound would otherwise pick validation noise, and the test split would overshoot it.
+    expected_change: the rank-expected NDCG@10 change (`HitCurve.change`), which must keep to the
+    bound as well: a low-noise second reading that the best of hundreds of trials cannot fool.
     """
     headroom = (metrics["NDCG@10"] - (1 - max_loss) * base_ndcg) / max(base_ndcg, 1e-12)
-    return float(metrics[objective]) - 10.0 * max(0.0, margin - headroom)
+    value = float(metrics[objective]) - 10.0 * max(0.0, margin - headroom)
+    if expected_change is not None:
+        value -= 10.0 * max(0.0, -max_loss - expected_change)
+    return value
+
+
+@dataclass
+class HitCurve:
+    """How likely the held-out item sits at each rank of the model's own order (validation, pooled
+    over users in log-spaced bins of ranks).
+
+    A policy's list, read as the plain ranks of the items it shows, then has an expected NDCG@10:
+    the sum over its places of hit(rank) / log2(place + 2). Its change from the untuned list is a
+    reading of the policy's accuracy with far less noise than the measured NDCG@10 (which rests on
+    the few users whose held-out item moves), so the best of many trials is not the one that was
+    luckiest. It assumes the chance of a hit depends on the model's rank only: boosts that carry
+    their own signal (popularity) are read by the measured NDCG@10, whose bound holds too.
+    """
+
+    edges: np.ndarray  # bin starts (ranks), ascending, then the end
+    hit: np.ndarray  # per bin: the chance that the held-out item is at one given rank of the bin
+
+    BINS = 40
+
+    @classmethod
+    def of(cls, ranks: np.ndarray, n_items: int) -> HitCurve:
+        """From the held-out items' ranks (0-based) in the model's order."""
+        ranks = np.asarray(ranks)
+        edges = np.unique(np.r_[0, np.round(np.geomspace(1, max(n_items, 2), cls.BINS)).astype(np.int64)])
+        counts = np.histogram(ranks, bins=edges)[0]
+        return cls(edges, counts / np.diff(edges) / max(len(ranks), 1))
+
+    def at(self, ranks: np.ndarray) -> np.ndarray:
+        return self.hit[np.clip(np.searchsorted(self.edges, ranks, side="right") - 1, 0, len(self.hit) - 1)]
+
+    def change(self, listed: dict, k: int) -> float:
+        """The relative change of expected NDCG@k from the model's own list to the lists in `listed`
+        (user -> plain ranks of the listed items, in list order)."""
+        discount = 1.0 / np.log2(np.arange(k) + 2.0)
+        plain = float(self.at(np.arange(k)) @ discount)
+        if not listed or plain <= 0:
+            return 0.0
+        # each user's difference from the model's own list (exactly 0 for that list), then the mean
+        diff = [float(self.at(r[:k]) @ discount[:len(r[:k])]) - plain for r in listed.values()]
+        return float(np.mean(diff)) / plain
 
 
 MARGIN_Z = 1.645  # one-sided 95%: the bound holds on validation with that confidence, not just on average
 
 
-def paired_margin(gains: np.ndarray, base: np.ndarray) -> float:
-    """MARGIN_Z standard errors of the per-user NDCG@10 difference from the untuned policy, as a
-    share of its mean (0 when the lists are the same for every user)."""
+def paired_margin(gains: np.ndarray, base: np.ndarray, z: float | None = None) -> float:
+    """`z` (default MARGIN_Z) standard errors of the per-user NDCG@10 difference from the untuned
+    policy, as a share of its mean (0 when the lists are the same for every user)."""
     diff = np.asarray(gains, np.float64) - np.asarray(base, np.float64)
     if len(diff) < 2 or not diff.any():
         return 0.0
-    return float(MARGIN_Z * diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
+    z = MARGIN_Z if z is None else z
+    return float(z * diff.std(ddof=1) / np.sqrt(len(diff)) / max(float(np.mean(base)), 1e-12))
 
 
 @dataclass
@@ -441,9 +511,28 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         (out / "policy.json").write_text(json.dumps(weights, indent=2))
         record["policy"] = weights
         record["untuned_val"] = study.trials[0].user_attrs.get("val", {}) if study.trials else {}
-        record["test"] = {"tuned": _test_of(search, search.policy_scorer(weights, "test")),
-                          "untuned": _test_of(search, search.policy_scorer(UNTUNED, "test"))}
+        (tuned, tuned_gains), (untuned, base_gains) = (_test_gains(search, search.policy_scorer(w, "test"))
+                                                       for w in (weights, UNTUNED))
+        record["test"] = {"tuned": tuned, "untuned": untuned}
+        record["test_ndcg_change"] = paired_change(tuned_gains, base_gains)
     return record
+
+
+def _test_gains(search: _Search, scorer) -> tuple[dict, np.ndarray]:
+    """The test split's metrics and each test user's NDCG@10."""
+    ranks, lists = search.evaluator.ranks_and_lists(scorer, "test")
+    metrics = search.evaluator.summarize(ranks, lists, scorer.name, "test")
+    return {k: v for k, v in metrics.items() if "@" in k}, ndcg_per_user(ranks, search.evaluator.k)
+
+
+def paired_change(gains: np.ndarray, base: np.ndarray) -> dict:
+    """The relative NDCG@10 change from `base` and its paired standard error (shares of base's mean):
+    how much of a test-split change is noise on a data set of this size."""
+    gains, base = np.asarray(gains, np.float64), np.asarray(base, np.float64)
+    mean = max(float(base.mean()), 1e-12)
+    diff = gains - base
+    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return {"change": float(diff.mean()) / mean, "standard_error": error / mean}
 
 
 def _test_of(search: _Search, scorer) -> dict:
@@ -500,7 +589,12 @@ class TuneStudy(Study):
         if record.get("test"):
             test = record["test"]
             rows = [{"policy": k, **v} for k, v in test.items()] if record["target"] == "policy" else [test]
-            out.append(Table("test split, scored once at the end", rows))
+            title = "test split, scored once at the end"
+            change = record.get("test_ndcg_change")
+            if change:
+                title += (f" (NDCG@10 {100 * change['change']:+.1f}% against the untuned policy, paired "
+                          f"standard error {100 * change['standard_error']:.1f}%)")
+            out.append(Table(title, rows))
         return out
 
     @classmethod
@@ -531,5 +625,5 @@ def plot_tune(record: dict, path: str | Path) -> Path | None:
     return save_figure(fig, path)
 
 
-__all__ = ["MODEL_SPACE", "POLICY_SPACE", "STRATEGIES", "TuneConfig", "TuneStudy", "parse_space", "policy_value",
+__all__ = ["HitCurve", "MODEL_SPACE", "POLICY_SPACE", "STRATEGIES", "TuneConfig", "TuneStudy", "parse_space", "policy_value",
            "run_tune"]

@@ -134,6 +134,9 @@ def test_the_paired_margin_is_a_one_sided_95_percent_bound_on_the_difference():
     moved = np.array([0.0, 0.0, 0.5, 1.0])
     diff = moved - base
     assert tune_module.paired_margin(moved, base) == pytest.approx(1.645 * diff.std(ddof=1) / 2 / base.mean())
+    assert tune_module.paired_margin(moved, base, 1.0) == pytest.approx(diff.std(ddof=1) / 2 / base.mean())
+    with pytest.raises(ConfigError, match="margin-z"):
+        TuneConfig(target="policy", margin_z=-1.0).validate()
 
 
 def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_path):
@@ -142,7 +145,7 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     run_tune(dataset, split, ckpt_cfg, tmp_path / "model")
     cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="diversity@10", max_ndcg_loss=1.0,
                      space={"diversity": [0.0, 0.6], "freshness": [0.0], "popularity": [0.0],
-                            "freshness_days": [30.0], "hub_penalty": [0.0]})
+                            "freshness_days": [30.0], "hub_penalty": [0.0], "short_list": [100], "keep_top": [0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
     untuned = record["trials"][0]
     assert untuned["params"] == {} or untuned["params"].get("diversity", 0.0) == 0.0
@@ -150,12 +153,17 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
     assert record["best"]["value"] > untuned["value"]
     assert json.loads((tmp_path / "policy" / "policy.json").read_text())["diversity"] == 0.6
     assert set(record["test"]) == {"tuned", "untuned"}
+    change = record["test_ndcg_change"]  # the paired change on test, with its standard error
+    test = record["test"]
+    assert change["change"] == pytest.approx(test["tuned"]["NDCG@10"] / test["untuned"]["NDCG@10"] - 1)
+    assert change["standard_error"] > 0
 
 
 def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, monkeypatch):
     dataset, split = tiny
     run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
-    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0]}
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
+             "short_list": [100], "keep_top": [0]}
     cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
                      space={**fixed, "hub_penalty": [0.0, 1.0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
@@ -169,11 +177,79 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
     for trial in moved:  # each trial's value carries its own paired margin
         assert trial["ndcg_margin"] > 0
         assert trial["value"] == pytest.approx(policy_value(trial["val"], "coverage@10", base, 1.0,
-                                                            trial["ndcg_margin"]))
+                                                            trial["ndcg_margin"], trial["expected_ndcg_change"]))
+        assert -1.0 <= trial["expected_ndcg_change"] < 0  # hubs give way to items lower in the model's order
+    assert untuned["expected_ndcg_change"] == 0.0  # the model's own list
     # a margin far wider than any bound: no change of the lists can show it keeps NDCG@10
     monkeypatch.setattr(tune_module, "MARGIN_Z", 1e4)
     strict = run_tune(dataset, split, cfg, tmp_path / "strict", model=tmp_path / "model" / "best")
     assert strict["best"]["params"].get("hub_penalty", 0.0) == 0.0
+    # --margin-z: the search's own number of standard errors (0: the point estimate) over the default
+    point = TuneConfig(**{**cfg.__dict__, "margin_z": 0.0})
+    loose = run_tune(dataset, split, point, tmp_path / "point", model=tmp_path / "model" / "best")
+    assert all(t.get("ndcg_margin", 0.0) == 0.0 for t in loose["trials"])
+    assert loose["best"]["params"]["hub_penalty"] == 1.0
+
+
+def test_the_policy_search_hands_its_short_list_to_the_replay(tiny, tmp_path, monkeypatch):
+    """The short list is a lever: each trial's drawn length reaches the replay it is scored by, and a
+    long-tail lift reaches other items from a longer list (the test split is scored the same way)."""
+    dataset, split = tiny
+    run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
+    seen = []
+    real = tune_module.PolicyScorer
+
+    def watched(*args, **kwargs):
+        scorer = real(*args, **kwargs)
+        seen.append(scorer.policy.short_list)
+        return scorer
+
+    monkeypatch.setattr(tune_module, "PolicyScorer", watched)
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [-3.0], "freshness_days": [30.0],
+             "hub_penalty": [0.0], "keep_top": [0]}
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=4, objective="coverage@10", max_ndcg_loss=1.0,
+                     space={**fixed, "short_list": [20, 400]})
+    record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
+    lengths = {t["params"]["short_list"]: t["val"] for t in record["trials"]}
+    assert set(lengths) == {20, 400} and {20, 400} <= set(seen)
+    assert lengths[400]["coverage@10"] != lengths[20]["coverage@10"]
+    assert record["policy"]["short_list"] == record["best"]["params"]["short_list"]
+    assert seen[-2] == record["policy"]["short_list"]  # the test split: the tuned policy, then the untuned
+    assert seen[-1] == 100
+
+
+def test_the_expected_ndcg_bound_rejects_what_the_rank_curve_says_costs_too_much(tiny, tmp_path, monkeypatch):
+    dataset, split = tiny
+    run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
+    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
+             "short_list": [100], "keep_top": [0]}
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
+                     margin_z=0.0, space={**fixed, "hub_penalty": [0.0, 1.0]})
+    real = tune_module.HitCurve.change
+    # any list other than the model's own "costs" twice its NDCG@10: beyond even a 100% bound
+    monkeypatch.setattr(tune_module.HitCurve, "change", lambda self, listed, k: min(real(self, listed, k) * 1e3, 0.0)
+                        if real(self, listed, k) < 0 else 0.0)
+    record = run_tune(dataset, split, cfg, tmp_path / "on", model=tmp_path / "model" / "best")
+    assert record["best"]["params"].get("hub_penalty", 0.0) == 0.0
+    off = TuneConfig(**{**cfg.__dict__, "expected_bound": False})
+    record = run_tune(dataset, split, off, tmp_path / "off", model=tmp_path / "model" / "best")
+    assert record["best"]["params"]["hub_penalty"] == 1.0
+    assert all("expected_ndcg_change" not in t for t in record["trials"])
+
+
+def test_the_hit_curve_reads_lists_by_the_model_ranks_of_their_items():
+    curve = tune_module.HitCurve.of(np.array([0, 0, 1, 3, 500]), 1_000)
+    assert curve.at(np.array([0, 1, 2, 3])).tolist() == [0.4, 0.2, 0.0, 0.2]
+    assert curve.at(np.array([999])) < 0.2 / 100  # a wide bin: the one hit is spread over it
+    d = 1 / np.log2(np.arange(10) + 2)
+    plain = 0.4 * d[0] + 0.2 * d[1] + 0.2 * d[3]
+    assert curve.change({7: np.arange(10)}, 10) == 0.0
+    swapped = {7: np.array([1, 0, 2, 3, 4, 5, 6, 7, 8, 9])}  # the first two places swapped
+    assert curve.change(swapped, 10) == pytest.approx((0.2 * d[0] + 0.4 * d[1] + 0.2 * d[3]) / plain - 1)
+    dropped = {7: np.array([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]), 8: np.arange(10)}  # one user loses rank 3
+    assert curve.change(dropped, 10) == pytest.approx(-0.5 * 0.2 * d[3] / plain)
+    assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", 0.1, 0.01, 0.0, -0.005) == 0.4
+    assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", 0.1, 0.01, 0.0, -0.05) < 0.4
 
 
 def test_parse_space_types_values():
@@ -197,7 +273,8 @@ def test_cli_tune_prints_progress_and_writes_the_report(tmp_path):
 def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_values():
     assert tune_module.untuned_policy(TuneConfig(target="policy")) == tune_module.UNTUNED
     long_tail = TuneConfig(target="policy", space={"popularity": [-0.1, -0.2], "diversity": (0.1, 0.5, "float")})
-    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0}
+    assert tune_module.untuned_policy(long_tail) == {"freshness": 0.0, "freshness_days": 30.0, "hub_penalty": 0.0,
+                                                     "short_list": 100, "keep_top": 0}
     assert tune_module.POLICY_SPACE["popularity"][0] < 0  # the search reaches long-tail weights
 
 
@@ -223,3 +300,21 @@ def test_space_ranges_and_typed_lists_still_pass():
 def test_cli_tune_checks_its_arguments_before_reading_the_data(tmp_path):
     out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--minutes", "nan"])
     assert out.exit_code == 1 and "--minutes must be a finite time" in out.output  # not "no items.csv here"
+
+
+def test_cli_tune_passes_the_bound_options_on(tmp_path, monkeypatch):
+    out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy",
+                                   "--margin-z", "-1"])
+    assert out.exit_code == 1 and "--margin-z" in out.output
+    seen = {}
+
+    def stop(self):  # TuneConfig.validate: read the options, then stop before any data is read
+        seen.update(margin_z=self.margin_z, expected_bound=self.expected_bound)
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr(TuneConfig, "validate", stop)
+    CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy",
+                             "--margin-z", "0.5", "--no-expected-bound"])
+    assert seen == {"margin_z": 0.5, "expected_bound": False}
+    CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy"])
+    assert seen == {"margin_z": None, "expected_bound": True}
