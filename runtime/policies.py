@@ -211,8 +211,9 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
     per_creator: dict = {}
     per_genre: dict = {}
     available = np.isfinite(relevance)
-    for best in keep.tolist():  # the kept head: counted as chosen, never capped
-        available[best] = False
+
+    def take(best: int) -> None:
+        nonlocal max_sim
         chosen.append(best)
         if creators is not None:
             per_creator[creators[best]] = per_creator.get(creators[best], 0) + 1
@@ -220,6 +221,10 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
             per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
         if weight > 0:
             max_sim = np.maximum(max_sim, vectors @ vectors[best])
+
+    for best in keep.tolist():  # the kept head: counted as chosen, never capped
+        available[best] = False
+        take(best)
     while len(chosen) < k and available.any():
         value = (1 - weight) * relevance - weight * max_sim * 3.0  # similarity is on a smaller scale
         value = np.where(available, value, -np.inf)
@@ -229,13 +234,7 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
             continue
         if max_per_genre and genres is not None and genres[best] and per_genre.get(genres[best], 0) >= max_per_genre:
             continue
-        chosen.append(best)
-        if creators is not None:
-            per_creator[creators[best]] = per_creator.get(creators[best], 0) + 1
-        if genres is not None:
-            per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
-        if weight > 0:
-            max_sim = np.maximum(max_sim, vectors @ vectors[best])
+        take(best)
     return np.asarray(chosen, np.int64)
 
 
