@@ -50,12 +50,12 @@ class _Device:
     """One node's device, opened on first use inside the process that runs it."""
 
     def __init__(self, devices: FlowerDevices, index: int):
-        from edgerec.runtime.history import HistoryStore
+        from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore
         from edgerec.runtime.recommender import Recommender
 
         self.rec = Recommender.open(devices.bundle, backend="onnx")
         self.user = f"node-{index}"
-        self.history = HistoryStore(":memory:")
+        self.history = HistoryStore(":memory:", retention=KEEP_EVERYTHING)  # the log's own (old) times
         for item, ts in devices.histories[index]:
             self.history.record(self.user, item, "play", ts=ts)
 

@@ -1,12 +1,10 @@
 """The user's history, kept on the device in SQLite (WAL): durable, ordered, per profile, forgettable.
 
-Every `record` is its own committed transaction (synchronous=FULL), so a
-killed process loses nothing that was acknowledged. Several profiles share
-one database (a family's set-top box). Retention bounds each profile by count
-and age. `forget` and pruning erase what they delete from the files or raise
-(the exact guarantee is in history_care.py). A foreign, empty or damaged file
-is refused at open; `backup` copies a consistent history, `recover` salvages a
-damaged one. The schema carries a version and migrates older files forward.
+Each `record` commits on its own (synchronous=FULL): a killed process loses nothing acknowledged.
+Profiles share one database (a family's set-top box). Retention bounds each profile by count and by
+age from the wall clock (a simulated device replaying an old log: KEEP_EVERYTHING). `forget` and
+pruning erase from the files or raise (history_care.py); foreign or damaged files are refused at
+open; `backup` copies, `recover` salvages, and the schema migrates older files forward.
 """
 
 from __future__ import annotations
@@ -62,6 +60,9 @@ class Retention:
     max_age_days: float = 730.0
 
 
+KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs
+
+
 class HistoryStore:
     """One SQLite file; safe to share between threads of one process (calls are serialised)."""
 
@@ -101,8 +102,7 @@ class HistoryStore:
     # ------------------------------------------------------------ schema
 
     def version(self) -> int:
-        exists = self.db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone()
-        if not exists:
+        if not self.db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
             return 0
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else 0

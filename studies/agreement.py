@@ -22,8 +22,8 @@ import numpy as np
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
-from edgerec.runtime import Recommender
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.devices import open_device
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.reactions import reactions_for
 from edgerec.studies.replay import replay_lists
@@ -36,7 +36,7 @@ def offline_scores(arm: Arm, dataset, split, picked: np.ndarray) -> dict:
     """NDCG@10 and HR@10 of the arm on replayed held-out users (a fresh device history per arm)."""
     gains = []
     with tempfile.TemporaryDirectory() as scratch:
-        with Recommender.open(arm.bundle, history=Path(scratch) / "history.db") as rec:
+        with open_device(arm.bundle, history=Path(scratch) / "history.db") as rec:
             policy = arm.make_policy(rec)
             for _name, target, listed, _ms in replay_lists(rec, dataset, split, picked, policy=policy):
                 ids = [r.item_id for r in listed]

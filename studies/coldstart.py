@@ -35,6 +35,7 @@ from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.content import metadata_text
 from edgerec.runtime.new_items import metadata_vector
 from edgerec.studies.base import Progress, Study, Table, say
+from edgerec.studies.devices import open_device
 
 META_COLUMNS = ("title", "description", "genre", "mood", "modality", "language", "creator", "series_id")
 
@@ -129,7 +130,6 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
                      encoder_dir: str | Path | None = None,
                      progress: Callable[[str], None] | None = None) -> dict:
     from edgerec.compress.content_distill import load_student
-    from edgerec.runtime import Recommender
     from edgerec.studies.content import student_name
 
     if not content_dirs:
@@ -161,7 +161,7 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
         bundle = out / f"bundle-{index}"
         export_bundle(out / "model", out / "data", bundle, ExportConfig(formats=("onnx",), evaluate=False),
                       content=content_dir)
-        rec = Recommender.open(bundle, backend="onnx")
+        rec = open_device(bundle, backend="onnx")
         cat = rec.catalog
         if users is None:
             base = cat.vectors(np.arange(cat.base_count))

@@ -20,6 +20,7 @@ from edgerec.runtime.interleave import InterleaveStage, credit, other_recommende
 from edgerec.runtime.pipeline import Stage
 from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.devices import open_device
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.ope import LoggedList, estimates, standard_errors
 from edgerec.studies.reactions import examination, reactions_for
@@ -254,7 +255,7 @@ class InterleaveStudy(Study):
     def run_log(self, simulator: Simulator):
         """The simulated log of every user served the interleaved list."""
         same_bundle = Path(self.control.bundle) == Path(self.treatment.bundle)
-        other = None if same_bundle else Recommender.open(self.treatment.bundle)
+        other = None if same_bundle else open_device(self.treatment.bundle)
         try:
             return simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
                                  lambda _u: "interleaved", self._lister(other), mirrors=[other] if other else [])
@@ -409,7 +410,7 @@ class OPEStudy(Study):
     def measure_seed(self, sim: SimConfig, progress: Progress) -> dict:
         dataset, simulator = _setup(self.data_dir, sim, self.source)
         logs, truth, logged_truth = [], [], []
-        with Recommender.open(self.logging.bundle) as rec, Recommender.open(self.target.bundle) as target:
+        with open_device(self.logging.bundle) as rec, open_device(self.target.bundle) as target:
             exposures = explore(rec, self.temperature, seed=sim.seed)
             policies = self.logging.make_policy(rec), self.target.make_policy(target)
             progress(f"seed {sim.seed}: logging {len(simulator.user_codes)} users x {sim.days} lists "

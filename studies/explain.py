@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgerec.runtime import Recommender
 from edgerec.runtime.explain_scores import explain_list
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.devices import open_device
 
 SHOWN = 6  # features drawn per plot (the largest by total absolute contribution), the rest as "other"
 
@@ -24,7 +24,7 @@ class ExplainStudy(Study):
     device: str = "tv"
 
     def measure(self, progress: Progress) -> dict:
-        with Recommender.open(self.bundle, history=self.history) as rec:
+        with open_device(self.bundle, history=self.history) as rec:
             user = self.user or rec.history.profiles()[0]
             items = explain_list(rec, user, self.k, {"device": self.device, "hour": 21.0})
         progress(f"explained {len(items)} items for {user}", {})

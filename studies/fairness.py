@@ -21,10 +21,11 @@ import numpy as np
 
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
-from edgerec.runtime import Policy, Recommender
+from edgerec.runtime import Policy
 from edgerec.runtime.fairness import exposure, gini, position_discount
 from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.devices import open_device
 
 REPLAYED_EVENTS = 60
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -50,7 +51,7 @@ class FairnessStudy(Study):
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         events = split.target_events("test")
         progress(f"replaying {len(picked)} users into the device", {})
-        with Recommender.open(self.bundle, history=self.history) as rec:
+        with open_device(self.bundle, history=self.history) as rec:
             cat = rec.catalog
             meta = {c: dict(zip(ids, cat.column(c, np.arange(cat.base_count)).tolist()))
                     for c in ("provider", "language", "modality")}

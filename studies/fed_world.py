@@ -22,10 +22,8 @@ from edgerec.data.split import consumed_sequences
 from edgerec.errors import ConfigError
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
-from edgerec.runtime.history import HistoryStore, Retention
+from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore
 from edgerec.runtime.item_table import StoredTable
-
-KEEP = Retention(max_events=1_000_000, max_age_days=365_000)  # simulated stores keep every event they get
 
 
 @dataclass
@@ -76,7 +74,7 @@ def make_devices(dataset: Dataset, cut: int, cfg: WorldConfig) -> list[Device]:
 
 def device_store(device: Device, item_ids: list[str]) -> HistoryStore:
     """A fresh in-memory history holding the device's events (and, later, its ledger and personal vector)."""
-    store = HistoryStore(":memory:", retention=KEEP)
+    store = HistoryStore(":memory:", retention=KEEP_EVERYTHING)
     for row, ts in zip(device.rows, device.times):
         store.record(device.user, item_ids[row], "play", ts=float(ts))
     return store

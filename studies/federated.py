@@ -43,6 +43,7 @@ from edgerec.runtime.federated import (
 from edgerec.runtime.personal import load_personal
 from edgerec.runtime.privacy_ledger import DAY
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.devices import open_device
 from edgerec.studies.fed_world import (
     WorldConfig,
     device_store,
@@ -82,7 +83,6 @@ class FederatedStudy(Study):
 
     def measure(self, progress: Progress) -> dict:
         from edgerec.data.store import load_dataset, save_dataset
-        from edgerec.runtime.recommender import Recommender
 
         out = Path(self.out)
         self._check_arguments()
@@ -92,7 +92,7 @@ class FederatedStudy(Study):
         v1_path = self._trained(early, out / "data-early", out / "v1", "bundle v1 on the early events", progress)
         devices = make_devices(dataset, cut, self.world)
         item_ids = list(dataset.catalog.item_ids)
-        rec = Recommender.open(v1_path, backend="onnx")
+        rec = open_device(v1_path, backend="onnx")
         space, table0 = rec.manifest.embedding_space, rec.catalog.stored.dequantize()
         users = self._eval_vectors(rec, devices)
         record = {"devices": len(devices), "items": len(item_ids), "cut": cut,
@@ -105,7 +105,7 @@ class FederatedStudy(Study):
         if self.central:
             central_path = self._trained(dataset, Path(self.data_dir), out / "central",
                                          "the centralized upper bound on all events", progress)
-            with Recommender.open(central_path, backend="onnx") as central:
+            with open_device(central_path, backend="onnx") as central:
                 metrics = ndcg_at_10(self._eval_vectors(central, devices), central.catalog.stored.dequantize(),
                                      devices)
             record["arms"].append({"arm": "centralized retraining", **metrics, "per_round": [metrics["NDCG@10"]]})
@@ -233,7 +233,6 @@ class FederatedStudy(Study):
                 "bytes": _summary(sizes), "ms": _summary(times), "declined": declined}
 
     def _publish(self, rec, v1_path, run, label, out) -> dict:
-        from edgerec.runtime.recommender import Recommender
 
         folder = out / ("bundle-" + label.lower().replace(" ", "-").replace("(", "").replace(")", ""))
         if self.reuse and (folder / "manifest.json").is_file():  # this arm's bundle from the earlier run
@@ -243,7 +242,7 @@ class FederatedStudy(Study):
         if run["dp"] is not None:
             info["dp"] = run["dp"].describe(run["noise"])
         manifest = publish_bundle(rec.bundle, run.pop("table"), folder, info)
-        with Recommender.open(folder, fallback=v1_path, backend="onnx") as updated:
+        with open_device(folder, fallback=v1_path, backend="onnx") as updated:
             accepted = updated.update.accepted
         return {"arm": label, "bundle": folder.name, "embedding_space": manifest.embedding_space,
                 "parent_space": rec.manifest.embedding_space, "accepted_as_update": accepted,

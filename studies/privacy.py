@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.devices import open_device
 
 
 @dataclass
@@ -37,13 +38,12 @@ class PrivacyStudy(Study):
 
     def _history(self, progress: Progress) -> dict:
         from edgerec.device_tests.history_bench import bench_history
-        from edgerec.runtime import Recommender
 
         path = self.out / "encrypted-history.db"
         for stale in self.out.glob("encrypted-history.db*"):
             stale.unlink()
         user = "demo-user-7f1c"
-        with Recommender.open(self.bundle, history=path, key=secrets.token_bytes(32)) as rec:
+        with open_device(self.bundle, history=path, key=secrets.token_bytes(32)) as rec:
             item = rec.catalog.item_id(0)
             rec.record(user, item, "finish")
             rec.recommend(user, k=10)

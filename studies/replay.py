@@ -20,6 +20,7 @@ from edgerec.data.store import load_dataset
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.devices import open_device
 
 REPLAYED_EVENTS = 60  # newest training events per user
 
@@ -43,7 +44,7 @@ class ReplayStudy(Study):
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         progress(f"replaying {len(picked)} users into the device", {})
         hits, latencies, example = 0, [], None
-        with Recommender.open(self.bundle, history=self.history) as rec:
+        with open_device(self.bundle, history=self.history) as rec:
             for name, target, listed, ms in replay_lists(rec, dataset, split, picked, device=self.device):
                 latencies.append(ms)
                 hits += target in [r.item_id for r in listed]

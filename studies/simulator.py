@@ -35,6 +35,7 @@ from edgerec.runtime import Recommender
 from edgerec.runtime.policies import Policy
 from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.activity import ActivityConfig, UserActivity, user_activity
+from edgerec.studies.devices import open_device
 from edgerec.studies.reactions import Reaction, Reactions
 
 DAY = 86_400
@@ -146,7 +147,7 @@ class Simulator:
         names = [a.name for a in arms]
         if len(set(names)) != len(names):
             raise ConfigError(f"arm names must differ (got {names})")
-        recs = {a.name: Recommender.open(a.bundle) for a in arms}
+        recs = {a.name: open_device(a.bundle) for a in arms}
         try:
             policies = {a.name: a.make_policy(recs[a.name]) for a in arms}
             return self._run(arms, recs, policies, assign, lister, [*recs.values(), *mirrors])
