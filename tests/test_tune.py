@@ -22,6 +22,9 @@ WORLD = SynthConfig(users=150, items=500, events=6_000, seed=11)
 SMALL = {"dim": [16], "layers": [1], "heads": [1], "max_len": [8], "dropout": [0.0], "loss": ["sampled"],
          "negatives": [128], "use_features": [True]}
 QUICK = TrainConfig(steps=60, batch_size=64)
+# every policy lever fixed at its untuned value but the hub penalty
+ONLY_HUB_PENALTY = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
+                    "short_list": [100], "keep_top": [0]}
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.py
@@ -162,10 +165,8 @@ def test_the_policy_search_raises_diversity_over_the_untuned_policy(tiny, tmp_pa
 def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, monkeypatch):
     dataset, split = tiny
     run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
-    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
-             "short_list": [100], "keep_top": [0]}
     cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
-                     space={**fixed, "hub_penalty": [0.0, 1.0]})
+                     space={**ONLY_HUB_PENALTY, "hub_penalty": [0.0, 1.0]})
     record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
     untuned = record["trials"][0]
     assert untuned["params"].get("hub_penalty", 0.0) == 0.0
@@ -221,10 +222,8 @@ def test_the_policy_search_hands_its_short_list_to_the_replay(tiny, tmp_path, mo
 def test_the_expected_ndcg_bound_rejects_what_the_rank_curve_says_costs_too_much(tiny, tmp_path, monkeypatch):
     dataset, split = tiny
     run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
-    fixed = {"diversity": [0.0], "freshness": [0.0], "popularity": [0.0], "freshness_days": [30.0],
-             "short_list": [100], "keep_top": [0]}
     cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0,
-                     margin_z=0.0, space={**fixed, "hub_penalty": [0.0, 1.0]})
+                     margin_z=0.0, space={**ONLY_HUB_PENALTY, "hub_penalty": [0.0, 1.0]})
     real = tune_module.HitCurve.change
     # any list other than the model's own "costs" twice its NDCG@10: beyond even a 100% bound
     monkeypatch.setattr(tune_module.HitCurve, "change", lambda self, listed, k: min(real(self, listed, k) * 1e3, 0.0)
