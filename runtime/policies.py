@@ -200,8 +200,7 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
     n = len(scores)
     keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)[:k]
     if weight <= 0 and not max_per_creator and not max_per_genre:  # no re-ranking asked: the k best
-        finite = np.flatnonzero(np.isfinite(scores))
-        best = finite[np.argsort(-scores[finite], kind="stable")]
+        best = best_first(scores)
         if len(keep):
             best = np.r_[keep, best[~np.isin(best, keep)]]
         return best[:k]
@@ -255,7 +254,10 @@ def kept_head(relevance: np.ndarray, policy: Policy, k: int) -> np.ndarray | Non
     cost accuracy most at the top of a list, where most hits are; keeping the first places in the
     model's order spends them on the lower places only."""
     count = min(policy.keep_top, k)
-    if count <= 0:
-        return None
-    finite = np.flatnonzero(np.isfinite(relevance))
-    return finite[np.argsort(-relevance[finite], kind="stable")[:count]]
+    return best_first(relevance)[:count] if count > 0 else None
+
+
+def best_first(scores: np.ndarray) -> np.ndarray:
+    """Positions of the finite scores, best first; ties keep their order."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    return finite[np.argsort(-scores[finite], kind="stable")]
