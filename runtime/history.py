@@ -54,7 +54,7 @@ class Event:
     context: dict
 
 
-@dataclass
+@dataclass(frozen=True)  # KEEP_EVERYTHING is shared
 class Retention:
     max_events: int = 10_000  # per profile; the oldest go first
     max_age_days: float = 730.0
