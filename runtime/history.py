@@ -2,9 +2,10 @@
 
 Each `record` commits on its own (synchronous=FULL): a killed process loses nothing acknowledged.
 Profiles share one database (a family's set-top box). Retention bounds each profile by count and by
-age from the wall clock (a simulated device replaying an old log: KEEP_EVERYTHING). `forget` and
-pruning erase from the files or raise (history_care.py); foreign or damaged files are refused at
-open; `backup` copies, `recover` salvages, and the schema migrates older files forward.
+age from the store's clock (a simulated device replaying an old log: KEEP_EVERYTHING); every read
+applies it at once, pruning erases later (retention.py). `forget` and pruning erase from the files
+or raise (history_care.py); foreign or damaged files are refused at open; `backup` copies,
+`recover` salvages, and the schema migrates older files forward.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks, history_care
+from edgerec.runtime import retention as kept
+from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
 from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
@@ -54,15 +57,6 @@ class Event:
     context: dict
 
 
-@dataclass(frozen=True)  # KEEP_EVERYTHING is shared
-class Retention:
-    max_events: int = 10_000  # per profile; the oldest go first
-    max_age_days: float = 730.0
-
-
-KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs
-
-
 class HistoryStore:
     """One SQLite file; safe to share between threads of one process (calls are serialised)."""
 
@@ -73,6 +67,7 @@ class HistoryStore:
         self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
         self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept
         self.retention = retention or Retention()
+        self.clock = time.time  # the store's clock: retention's age cutoff and events recorded without a time
         self._lock = threading.RLock()
         self._since_prune = 0
         self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
@@ -182,7 +177,7 @@ class HistoryStore:
         checks.text(item, "item")
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
-        ts = time.time() if ts is None else checks.timestamp(ts)
+        ts = self.clock() if ts is None else checks.timestamp(ts)
         with self._transaction(profile, append=True):
             cursor = self.db.execute(
                 "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
@@ -193,43 +188,42 @@ class HistoryStore:
             self._auto_prune()
         return event_id
 
+    # Every read below returns only what retention keeps at the time of the read (retention.py).
+
+    def cutoff(self, now: float | None = None) -> float:
+        """The oldest event time retention keeps now (by the store's clock) or at `now`."""
+        return self.retention.cutoff(self.clock() if now is None else now)
+
     def events(self, profile: str, limit: int | None = None) -> list[Event]:
         """A profile's events, oldest first (the newest `limit` when given)."""
         checks.text(profile, "user")
         limit = checks.integer(limit, "limit", 0, allow_none=True)
-        if limit is None:
-            rows = self._read("SELECT id, profile, item, event, value, ts, context FROM events WHERE profile=? "
-                              "ORDER BY id", (profile,))
-        else:
-            rows = self._read("SELECT * FROM (SELECT id, profile, item, event, value, ts, context FROM events "
-                              "WHERE profile=? ORDER BY id DESC LIMIT ?) ORDER BY id", (profile, limit))
+        rows = self._read(kept.newest_kept("id, profile, item, event, value, ts, context"),
+                          (profile, self.cutoff(), self.retention.cap(limit)))[::-1]
         return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
                 for r in rows]
 
-    def events_after(self, profile: str, after: int, limit: int) -> list[tuple[int, str, str]]:
-        """(id, item, event) of a profile's newest `limit` events with an id above `after`, oldest
+    def events_after(self, profile: str, after: int, limit: int) -> list[tuple[int, str, str, float]]:
+        """(id, item, event, ts) of a profile's newest `limit` events with an id above `after`, oldest
         first (after=0: the newest events; else those appended since event `after` was read)."""
         checks.text(profile, "user")
-        return self._read("SELECT id, item, event FROM events WHERE profile=? AND id>? ORDER BY id DESC LIMIT ?",
-                          (profile, checks.integer(after, "after", 0), checks.integer(limit, "limit", 0)))[::-1]
+        after, limit = checks.integer(after, "after", 0), checks.integer(limit, "limit", 0)
+        return self._read(kept.newest_kept("id, item, event, ts", after=True),
+                          (profile, after, self.cutoff(), self.retention.cap(limit)))[::-1]
 
     def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
         """Items of the given events since `ts`, over every profile (what the device as a whole did)."""
-        marks = ",".join("?" * len(events))
-        return [r[0] for r in self._read(f"SELECT item FROM events WHERE ts >= ? AND event IN ({marks}) ORDER BY id",
-                                         (float(ts), *events))]
+        return [r[0] for r in self._read(*kept.items_since(self.retention, self.cutoff(), ts, events))]
 
     def profiles(self) -> list[str]:
         with self._lock:
-            return [r[0] for r in self._read("SELECT DISTINCT profile FROM events ORDER BY profile")]
+            return [r[0] for r in self._read(*kept.profiles(self.retention, self.cutoff()))]
 
     def count(self, profile: str | None = None) -> int:
         if profile is not None:
             checks.text(profile, "user")
         with self._lock:
-            if profile is None:
-                return int(self._read("SELECT COUNT(*) FROM events")[0][0])
-            return int(self._read("SELECT COUNT(*) FROM events WHERE profile=?", (profile,))[0][0])
+            return int(self._read(*kept.count(self.retention, self.cutoff(), profile))[0][0])
 
     def prune(self, now: float | None = None) -> int:
         """Apply retention and erase what it removed (HistoryError when a reader blocks the erasure,
@@ -241,14 +235,8 @@ class HistoryStore:
         return removed
 
     def _delete_old(self, now: float | None) -> int:
-        now = time.time() if now is None else now
-        cutoff = now - self.retention.max_age_days * 86_400
         with self._transaction():
-            removed = self.db.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
-            removed += self.db.execute(
-                """DELETE FROM events WHERE id IN (
-                       SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY profile ORDER BY id DESC) AS n
-                                       FROM events) WHERE n > ?)""", (self.retention.max_events,)).rowcount
+            removed = kept.delete_removed(self.db, self.retention, self.cutoff(now))
         self._since_prune = 0
         return removed
 
@@ -307,7 +295,7 @@ class HistoryStore:
     # ------------------------------------------------------------ user rights
 
     def export(self, profile: str) -> dict:
-        """Everything stored about a profile, as plain data."""
+        """Everything stored about a profile, as plain data (the events retention keeps: see retention.py)."""
         checks.text(profile, "user")
         return {"profile": profile, "events": [e.__dict__ for e in self.events(profile)],
                 "preferences": self.preferences(profile), "exported_at": time.time()}

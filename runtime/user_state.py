@@ -1,9 +1,10 @@
 """The first stages: the user's state from the history ("history") and the user vector ("encode").
 
-Both are kept per user until the user's history or the catalog changes, so a
-new event reaches the very next request while repeated requests skip the
-work. When the user encoder raises or returns non-finite values, the encode
-stage's fallback serves the popularity list and says why.
+Both are kept per user until the user's history or the catalog changes, or an
+event behind them ages out of retention, so a new event reaches the very next
+request while repeated requests skip the work. When the user encoder raises or
+returns non-finite values, the encode stage's fallback serves the popularity
+list and says why.
 """
 
 from __future__ import annotations
@@ -38,27 +39,40 @@ _CONSUMING = _code_table(CONSUMED)
 _EXCLUDING = _code_table([*EXCLUDING, "more_like_this"])  # show what is like it, not the item itself
 
 
+def window_size(history: HistoryStore) -> int:
+    """Events a state is built from: the newest HISTORY_WINDOW, of those retention keeps."""
+    return history.retention.cap(HISTORY_WINDOW)
+
+
 @dataclass
 class Window:
-    """The user's newest HISTORY_WINDOW events as catalog rows (-1: an item the catalog does not
-    have) and event codes, oldest first; newer events are added to it rather than read again."""
+    """The user's newest window_size() events as catalog rows (-1: an item the catalog does not
+    have), event codes and times, oldest first; newer events are added to it rather than read again."""
 
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     last_id: int = 0  # the newest event read
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
 
-    def extended(self, events: list[tuple[int, str, str]], index, size: int, window: int) -> Window:
-        """A copy with `events` ((id, item, event), oldest first, newer than last_id) added and the
+    def extended(self, events: list[tuple[int, str, str, float]], index, size: int, window: int) -> Window:
+        """A copy with `events` ((id, item, event, ts), oldest first, newer than last_id) added and the
         oldest dropped beyond `window` events: what a read of the newest `window` events gives."""
         if not events:
             return self
         rows = np.array([-1 if row is None or row >= size else row
-                         for row in index.get_many([item for _, item, _ in events])], np.int64)
-        codes = np.array([_CODES.get(event, -1) for _, _, event in events], np.int8)
+                         for row in index.get_many([item for _, item, _, _ in events])], np.int64)
+        codes = np.array([_CODES.get(event, -1) for _, _, event, _ in events], np.int8)
+        times = np.array([ts for *_, ts in events], np.float64)
         if len(self.rows):
             rows, codes = np.concatenate([self.rows, rows]), np.concatenate([self.codes, codes])
+            times = np.concatenate([self.times, times])
         drop = max(len(rows) - window, 0)
-        return Window(rows[drop:], codes[drop:], events[-1][0])
+        return Window(rows[drop:], codes[drop:], events[-1][0], times[drop:])
+
+    def expired(self, cutoff: float) -> bool:
+        """Whether an event of the window is older than `cutoff`: retention no longer keeps it, so
+        the window is not what a read gives now (and an event it left out may count again)."""
+        return bool(len(self.times)) and float(self.times.min()) < cutoff
 
     def folded(self) -> dict:
         """The state's event fields: consumed rows in first-consumption order, the excluded set and
@@ -125,14 +139,15 @@ class HistoryStage:
     def __call__(self, request: Request) -> Request:
         cat = request.catalog
         key = (self.history.generation(request.user), cat.version, len(cat))
+        cutoff = self.history.cutoff()  # nothing cached may hold an event retention no longer keeps
         entry = self.cache.get(request.user, key)
-        if entry is not None and entry.encoded:
+        if entry is not None and entry.encoded and entry.window is not None and not entry.window.expired(cutoff):
             request.count("user_cache_hits")
         else:
-            window = self._appended(request.user, key, cat)
+            window = self._appended(request.user, key, cat, cutoff)
             if window is None:
-                window = Window().extended(self.history.events_after(request.user, 0, HISTORY_WINDOW), cat.index,
-                                           len(cat), HISTORY_WINDOW)
+                size = window_size(self.history)
+                window = Window().extended(self.history.events_after(request.user, 0, size), cat.index, len(cat), size)
             else:
                 request.count("user_state_appended")
             state = state_of(window, cat, self.history.preferences(request.user))
@@ -142,21 +157,24 @@ class HistoryStage:
         request.entry = entry
         return request
 
-    def _appended(self, user: str, key: tuple, cat) -> Window | None:
-        """The cached window with the events appended since, when nothing else changed; else None."""
+    def _appended(self, user: str, key: tuple, cat, cutoff: float) -> Window | None:
+        """The cached window with the events appended since, when nothing else changed and none of
+        its events has aged out; else None."""
         old = self.cache.get(user)
-        if old is None or old.window is None or old.key[1:] != key[1:]:
+        if old is None or old.window is None or old.key[1:] != key[1:] or old.window.expired(cutoff):
             return None
         (before, now) = old.key[0], key[0]
         if before[:3] != now[:3]:  # another connection, a store-wide change, or a rewrite of this profile
             return None
-        new = self.history.events_after(user, old.window.last_id, HISTORY_WINDOW) if before != now else []
-        return old.window.extended(new, cat.index, len(cat), HISTORY_WINDOW)
+        size = window_size(self.history)
+        new = self.history.events_after(user, old.window.last_id, size) if before != now else []
+        return old.window.extended(new, cat.index, len(cat), size)
 
 
 def read_state(history: HistoryStore, cat, user: str) -> UserState:
-    """The user's state from a full read of the newest HISTORY_WINDOW events."""
-    window = Window().extended(history.events_after(user, 0, HISTORY_WINDOW), cat.index, len(cat), HISTORY_WINDOW)
+    """The user's state from a full read of the newest window_size() events."""
+    size = window_size(history)
+    window = Window().extended(history.events_after(user, 0, size), cat.index, len(cat), size)
     return state_of(window, cat, history.preferences(user))
 
 

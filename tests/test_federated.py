@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +124,12 @@ def test_the_noise_for_a_target_spends_that_epsilon():
 def devices_going_to(rec, target: int, n: int = 6):
     """In-memory devices whose histories all end in `target` after other items."""
     stores = []
+    recent = time.time() - 3_600  # explicit times retention keeps (reads drop what it would remove)
     for d in range(n):
         store = HistoryStore(":memory:")
         for i, row in enumerate([(d * 7 + j) % 50 + 1 for j in range(4)] + [target]):
             if row != target or i == 4:
-                store.record(f"u{d}", rec.catalog.item_id(row), "play", ts=100.0 + i)
+                store.record(f"u{d}", rec.catalog.item_id(row), "play", ts=recent + i)
         stores.append(store)
     return stores
 
@@ -137,7 +139,7 @@ def test_fedavg_rounds_teach_the_table_what_devices_did():
     with Recommender.open(GOLDEN, backend="onnx") as rec:
         target = 55
         stores = devices_going_to(rec, target)
-        histories = [[rec.catalog.row(i) for _, i, _ in s.events_after(f"u{d}", 0, 100)] for d, s in enumerate(stores)]
+        histories = [[rec.catalog.row(i) for _, i, _, _ in s.events_after(f"u{d}", 0, 100)] for d, s in enumerate(stores)]
         users = np.concatenate([user_vectors(rec, h, np.array([len(h) - 1])) for h in histories])
         space = rec.manifest.embedding_space
         server = FederatedServer(rec.catalog.stored.dequantize(), space, len(stores),

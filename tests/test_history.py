@@ -34,14 +34,15 @@ def test_durability_settings_as_the_connection_reports_them(store):
 
 
 def test_record_stores_every_field_and_returns_increasing_ids(store):
-    first = store.record("p", "a", "play", 0.5, ts=100.0, context={"device": "tv", "hour": 20})
+    given = float(int(time.time()) - DAY)  # an explicit time retention keeps (reads drop what it would remove)
+    first = store.record("p", "a", "play", 0.5, ts=given, context={"device": "tv", "hour": 20})
     second = store.record("p", "b", "like")
     assert second == first + 1
     before = time.time()
     third = store.record("p", "c", "skip")
     events = store.events("p")
     assert [(e.id, e.profile, e.item, e.event, e.value, e.ts, e.context) for e in events[:1]] == [
-        (first, "p", "a", "play", 0.5, 100.0, {"device": "tv", "hour": 20})]
+        (first, "p", "a", "play", 0.5, given, {"device": "tv", "hour": 20})]
     assert events[1].value is None and events[1].context == {}
     assert events[2].id == third and before <= events[2].ts <= time.time()  # stamped now when no ts is given
 
@@ -69,9 +70,10 @@ def test_events_events_after_profiles_and_counts(store):
     store.record("q", "b", "play")
     assert [e.item for e in store.events("p")] == ["a0", "a1", "a2", "a3", "a4"]
     assert [e.item for e in store.events("p", limit=2)] == ["a3", "a4"]  # the newest two, oldest first
-    assert [(item, event) for _, item, event in store.events_after("p", 0, 3)] == [
+    assert [(item, event) for _, item, event, _ in store.events_after("p", 0, 3)] == [
         ("a2", EVENTS[2]), ("a3", EVENTS[3]), ("a4", EVENTS[4])]
-    assert [item for _, item, _ in store.events_after("p", 2, 10)] == ["a2", "a3", "a4"]  # ids above 2
+    assert [item for _, item, _, _ in store.events_after("p", 2, 10)] == ["a2", "a3", "a4"]  # ids above 2
+    assert [ts for *_, ts in store.events_after("p", 4, 1)] == [store.events("p")[-1].ts]  # with its time
     assert store.events_after("nobody", 0, 3) == []
     assert store.profiles() == ["p", "q"]
     assert (store.count(), store.count("p"), store.count("q"), store.count("nobody")) == (6, 5, 1, 0)
@@ -106,7 +108,8 @@ def test_forget_removes_events_and_preferences_of_one_profile_only(store):
 
 
 def test_export_holds_everything_about_the_profile(store):
-    store.record("me", "a", "play", 0.5, ts=7.0, context={"device": "tv"})
+    given = float(int(time.time()) - DAY)  # an explicit time retention keeps
+    store.record("me", "a", "play", 0.5, ts=given, context={"device": "tv"})
     store.record("other", "z", "play")
     store.set_preferences("me", "genre", ["jazz"])
     before = time.time()
@@ -114,7 +117,7 @@ def test_export_holds_everything_about_the_profile(store):
     assert set(data) == {"profile", "events", "preferences", "exported_at"}
     assert data["profile"] == "me" and data["preferences"] == {"genre": ["jazz"]}
     assert [(e["item"], e["event"], e["value"], e["ts"], e["context"]) for e in data["events"]] == [
-        ("a", "play", 0.5, 7.0, {"device": "tv"})]
+        ("a", "play", 0.5, given, {"device": "tv"})]
     assert before <= data["exported_at"] <= time.time()
 
 
@@ -137,10 +140,12 @@ def test_retention_by_count_keeps_exactly_the_newest_per_profile(tmp_path):
 def test_retention_by_age_at_the_cutoff(tmp_path):
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=100, max_age_days=10))
     now = 1_000_000_000.0
+    store.clock = lambda: now  # the store's clock: reads and prune() use the same cutoff
     cutoff = now - 10 * DAY
     store.record("p", "older", "play", ts=cutoff - 0.001)
     store.record("p", "at-cutoff", "play", ts=cutoff)
     store.record("p", "newer", "play", ts=cutoff + 1)
+    assert [e.item for e in store.events("p")] == ["at-cutoff", "newer"]  # reads apply it before any prune
     assert store.prune(now) == 1
     assert [e.item for e in store.events("p")] == ["at-cutoff", "newer"]
 
@@ -148,6 +153,7 @@ def test_retention_by_age_at_the_cutoff(tmp_path):
 def test_age_and_count_retention_add_up(tmp_path):
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=2, max_age_days=1))
     now = 1_000_000_000.0
+    store.clock = lambda: now
     store.record("p", "old", "play", ts=now - 2 * DAY)
     for i in range(4):
         store.record("p", f"n{i}", "play", ts=now)
@@ -157,16 +163,19 @@ def test_age_and_count_retention_add_up(tmp_path):
 
 def test_retention_runs_by_itself_every_hundred_records(tmp_path):
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=10))
+    def stored():  # the rows in the file (reads apply retention before any prune: count("p") is 10 throughout)
+        return store.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
     for i in range(99):
         store.record("p", f"a{i}", "play")
-    assert store.count("p") == 99  # not yet
+    assert stored() == 99 and store.count("p") == 10  # not yet pruned
     store.record("p", "a99", "play")
-    assert store.count("p") == 10 and store.events("p")[0].item == "a90"
+    assert stored() == 10 and store.events("p")[0].item == "a90"
     for i in range(99):
         store.record("p", f"b{i}", "play")
-    assert store.count("p") == 109  # the counter restarted at the last prune
+    assert stored() == 109  # the counter restarted at the last prune
     store.record("p", "b99", "play")
-    assert store.count("p") == 10
+    assert stored() == 10 == store.count("p")
 
 
 def test_default_retention():
@@ -176,6 +185,7 @@ def test_default_retention():
 def test_default_retention_keeps_two_years(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
     now = 1_000_000_000.0
+    store.clock = lambda: now
     store.record("p", "keep", "play", ts=now - 729 * DAY)
     store.record("p", "drop", "play", ts=now - 731 * DAY)
     assert store.prune(now) == 1 and [e.item for e in store.events("p")] == ["keep"]
@@ -349,6 +359,7 @@ def test_v1_events_without_context_read_as_empty(tmp_path):
     db = tmp_path / "v1.db"
     write_v1_history(db)
     store = HistoryStore(db)
+    store.clock = lambda: 1_000.0  # the v1 file's event is at t=5: retention keeps it by this clock
     assert store.version() == SCHEMA_VERSION
     [event] = store.events("p")
     assert (event.item, event.value, event.ts, event.context) == ("a", 1.0, 5.0, {})
@@ -393,6 +404,7 @@ def test_limits_and_preference_kinds_are_refused_by_name(store):
 
 
 def test_items_since_takes_the_given_events_of_every_profile_from_the_cutoff_on(store):
+    store.clock = lambda: 1_000.0  # times near 0 that retention keeps by this clock
     store.record("p", "old", "play", ts=99.0)
     store.record("p", "at-cutoff", "finish", ts=100.0)  # at the cutoff: included
     store.record("q", "other-profile", "play", ts=150.0)

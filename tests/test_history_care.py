@@ -175,9 +175,10 @@ def test_empty_foreign_and_missing_files_are_refused_not_adopted(tmp_path):
 def damaged_history(tmp_path, n: int = 3000):
     db = tmp_path / "h.db"
     store = HistoryStore(db)
+    start = time.time() - n - 3_600  # recent: reads show only what retention keeps
     with store._transaction():
         store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
-                             [("p", f"item-{i:05d}", "play", None, 1.0 + i, "{}") for i in range(n)])
+                             [("p", f"item-{i:05d}", "play", None, start + i, "{}") for i in range(n)])
     store.set_preferences("p", "genre", ["jazz"])
     store.close()
     page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]

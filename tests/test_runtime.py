@@ -21,8 +21,9 @@ from edgerec.runtime.history import HistoryStore, Retention
 def watched(rec, user, n=6, start=0):
     """Give a user a history: the first n episodes/items of the catalog from `start`."""
     items = [rec.catalog.item_id(i) for i in range(start, start + n)]
+    recent = int(time.time()) - 3_600  # explicit times retention keeps (reads drop what it would remove)
     for i, item in enumerate(items):
-        rec.record(user, item, "finish", timestamp=1_700_000_000 + i)
+        rec.record(user, item, "finish", timestamp=recent + i)
     return items
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -23,8 +24,9 @@ def rec(golden_bundle):
 
 
 def play(rec, user, rows):
+    recent = time.time() - 3_600  # explicit times retention keeps (reads drop what it would remove)
     for i, row in enumerate(rows):
-        rec.record(user, rec.catalog.item_id(int(row)), "play", timestamp=1_000.0 + i)
+        rec.record(user, rec.catalog.item_id(int(row)), "play", timestamp=recent + i)
 
 
 def task(rec, **kw):

@@ -1,0 +1,77 @@
+"""Retention: what a history keeps, and how reads and pruning both apply it.
+
+A profile keeps its newest `max_events` events (by id, the order they were recorded) among those
+no older than `max_age_days` by the store's clock: first the age cutoff, then the count. Every read
+applies this itself, so what a read returns is exactly what a prune at that moment would leave,
+whenever the last prune ran; pruning (HistoryStore.prune, and every 100 records) only makes the
+removal physical and erases the bytes (history_care.py). KEEP_EVERYTHING (a host simulation
+replaying an old log) keeps every event: its cutoff lies before any valid timestamp.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)  # KEEP_EVERYTHING is shared
+class Retention:
+    max_events: int = 10_000  # per profile; the oldest go first
+    max_age_days: float = 730.0
+
+    def cutoff(self, now: float) -> float:
+        """The oldest timestamp kept at `now` (an event at exactly the cutoff stays)."""
+        return now - self.max_age_days * DAY
+
+    def cap(self, limit: int | None = None) -> int:
+        """How many of a profile's newest kept events a read of at most `limit` returns."""
+        kept = max(int(self.max_events), 0)  # SQLite reads a negative LIMIT as none at all
+        return kept if limit is None else min(kept, limit)
+
+
+KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs
+
+# The events every profile keeps at a cutoff (?1) and a count (?2), with their rank from the newest.
+KEPT = ("SELECT * FROM (SELECT id, profile, item, event, value, ts, context, ROW_NUMBER() OVER "
+        "(PARTITION BY profile ORDER BY id DESC) AS n FROM events WHERE ts >= ?) WHERE n <= ?")
+
+
+def newest_kept(columns: str, after: bool = False) -> str:
+    """One profile's newest kept events, newest first; arguments: profile, [id after,] cutoff, limit
+    (limit = Retention.cap(...)). The newest `limit` events at or after the cutoff are all among
+    its newest max_events there (limit <= max_events), so no ranking of the whole profile is needed."""
+    return (f"SELECT {columns} FROM events WHERE profile=? {'AND id>? ' if after else ''}AND ts >= ? "
+            "ORDER BY id DESC LIMIT ?")
+
+
+def items_since(retention: Retention, cutoff: float, since: float, events: tuple[str, ...]) -> tuple[str, tuple]:
+    """SQL and arguments: the kept events' items of the given kinds at or after `since`, over every
+    profile, in the order they were recorded."""
+    marks = ",".join("?" * len(events))
+    return (f"SELECT item FROM ({KEPT}) WHERE ts >= ? AND event IN ({marks}) ORDER BY id",
+            (cutoff, retention.cap(), float(since), *events))
+
+
+def count(retention: Retention, cutoff: float, profile: str | None) -> tuple[str, tuple]:
+    """SQL and arguments: how many events one profile (None: every profile) keeps."""
+    if profile is not None:
+        return "SELECT MIN(COUNT(*), ?) FROM events WHERE profile=? AND ts >= ?", (retention.cap(), profile, cutoff)
+    return ("SELECT COALESCE(SUM(MIN(n, ?)), 0) FROM (SELECT COUNT(*) AS n FROM events WHERE ts >= ? "
+            "GROUP BY profile)", (retention.cap(), cutoff))
+
+
+def profiles(retention: Retention, cutoff: float) -> tuple[str, tuple]:
+    """SQL and arguments: the profiles that keep at least one event."""
+    return "SELECT DISTINCT profile FROM events WHERE ts >= ? AND ? > 0 ORDER BY profile", (cutoff, retention.cap())
+
+
+def delete_removed(db: sqlite3.Connection, retention: Retention, cutoff: float) -> int:
+    """Delete (inside the caller's transaction) every event retention removes; returns how many."""
+    removed = db.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+    removed += db.execute(
+        """DELETE FROM events WHERE id IN (
+               SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY profile ORDER BY id DESC) AS n
+                               FROM events) WHERE n > ?)""", (retention.cap(),)).rowcount
+    return removed
