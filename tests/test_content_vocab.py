@@ -283,7 +283,7 @@ def test_content_distill_cli_builds_a_contextual_student(vocab, tiny_bundle, tea
     save_student(tmp_path / "vocab", start, teacher.dir, info)
     out = CliRunner().invoke(cli, ["content", "distill", "--data", str(tiny_bundle.parent / "data"), "--out",
                                    str(tmp_path / "ctx"), "--vocabulary-from", str(tmp_path / "vocab"),
-                                   "--contextual", "--real-titles", "300", "--train-items", "200",
+                                   "--contextual", "--real-titles", "300", "--train-items", "200", "--dim", "128",
                                    "--held-out", "100", "--epochs", "1", "--blocks", "1"])
     assert out.exit_code == 0, out.output
     student, config = load_student(tmp_path / "ctx")
@@ -308,7 +308,7 @@ def test_content_distill_cli_adapts_the_static_student_on_real_titles_when_asked
     start, info = student_from_vocabulary(vocab, 128)
     save_student(tmp_path / "vocab", start, teacher.dir, info)
     common = ["content", "distill", "--data", str(tiny_bundle.parent / "data"), "--vocabulary-from",
-              str(tmp_path / "vocab"), "--train-items", "200", "--held-out", "100", "--epochs", "1"]
+              str(tmp_path / "vocab"), "--train-items", "200", "--held-out", "100", "--epochs", "1", "--dim", "128"]
     for name, more in (("plain", ["--real-titles", "0"]), ("titles", ["--real-titles", "300"])):
         out = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / name), *more])
         assert out.exit_code == 0, out.output
