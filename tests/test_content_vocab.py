@@ -381,10 +381,13 @@ def real_titles(teacher, world):
     return titles, teacher.encode(titles, batch=256)
 
 
-def test_with_real_titles_the_learnt_map_brings_unseen_titles_closer_to_minilm(vocab, world, real_titles):
+def test_with_real_titles_the_learnt_map_brings_unseen_titles_closer_to_minilm(vocab, world, real_titles, teacher,
+                                                                                tmp_path):
     """adaptation_config with real titles learns the map too: on titles with words the adaptation never
-    used, closer to MiniLM than the same adaptation with the map fixed (the default without titles)."""
+    used, closer to MiniLM than the same adaptation with the map fixed (the default without titles).
+    The learnt map (non-zero bias) runs the same in the exported files."""
     from edgerec.compress.content_vocab import adaptation_config
+    from edgerec.export.content import export_student, student_parity
 
     titles, title_vectors = real_titles
     texts, vectors = world["train"] + titles, np.vstack([world["train_vectors"], title_vectors])
@@ -396,6 +399,14 @@ def test_with_real_titles_the_learnt_map_brings_unseen_titles_closer_to_minilm(v
         adapted, _ = adapt_student(start, world["tokenizer"], texts, vectors, world["held"], world["held_vectors"],
                                    cfg)
         cosine[learnt] = _cosine(adapted, world["tokenizer"], world["unseen"], world["unseen_vectors"])
+        if learnt:
+            assert float(adapted.project.bias.abs().max()) > 0
+            for fmt in ("onnx", "tflite"):
+                for mode, check in (("none", lambda r: r["max_abs_diff"] < 1e-4),
+                                    ("int8", lambda r: r["cosine_min"] > 0.98)):
+                    path, config = export_student(adapted, fmt, mode, tmp_path / f"{mode}.{fmt}", tmp_path)
+                    parity = student_parity(adapted, path, fmt, config, teacher.dir, world["unseen"][:40])
+                    assert check(parity), (fmt, mode, parity)
     assert cosine[True] > cosine[False] + 0.02, cosine
 
 
