@@ -29,9 +29,10 @@ def content_group() -> None:
 @click.option("--train-items", default=6000, show_default=True, type=click.IntRange(min=1),
               help="Catalog texts the student learns from.")
 @click.option("--held-out", default=1000, show_default=True, help="Catalog texts kept for measuring it.")
-@click.option("--dim", default=176, show_default=True,
-              help="Width of the student's token vectors. 176 (128 before 2026-12-02) keeps the int8 student of "
-                   "all-MiniLM-L6-v2 (30,522 tokens) under a quarter of MiniLM int8's bytes, and closer to it.")
+@click.option("--dim", default=None, type=click.IntRange(min=4),
+              help="Width of the student's token vectors. Default: 176 (128 before 2026-12-02; closer to "
+                   "MiniLM), 128 with --contextual; either keeps the int8 student of all-MiniLM-L6-v2 under a "
+                   "quarter of MiniLM int8's bytes.")
 @click.option("--epochs", default=None, type=int,
               help="Default: 10 from the vocabulary, 30 without, 5 for the contextual student.")
 @click.option("--seed", default=0, show_default=True)
@@ -67,6 +68,8 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
         save_student,
     )
     from edgerec.compress.content_vocab import (
+        CONTEXTUAL_WIDTH,
+        STATIC_WIDTH,
         VOCABULARY_ONLY,
         adapt_student,
         adaptation_config,
@@ -77,6 +80,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     from edgerec.errors import ConfigError
     from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
 
+    dim = dim or (CONTEXTUAL_WIDTH if contextual else STATIC_WIDTH)
     if contextual and not vocabulary:
         raise ConfigError("--contextual starts from the vocabulary pass: drop --no-vocabulary")
     if real_titles and not vocabulary:
