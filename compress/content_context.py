@@ -17,9 +17,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from edgerec.compress.content_distill import BestEpoch, cosine_stats, embed, neighbour_agreement
+from edgerec.compress.content_distill import (
+    BestEpoch,
+    cosine_stats,
+    embed,
+    neighbour_agreement,
+    structure_loss,
+)
 from edgerec.errors import ConfigError
 from edgerec.models.content import ContextualContentStudent, StaticContentStudent, tokenize
 
@@ -55,11 +60,6 @@ def length_batches(mask: np.ndarray, batch_size: int, rng: np.random.Generator) 
     order = np.lexsort((rng.random(len(lengths)), lengths))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def structure_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE between the in-batch cosine matrices of student and teacher (both L2-normalised)."""
-    return F.mse_loss(out @ out.T, target @ target.T)
 
 
 def distill_contextual(start: StaticContentStudent, tokenizer, texts: list[str], targets: np.ndarray,

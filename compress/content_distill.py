@@ -4,7 +4,9 @@ sentence embeddings on the catalog's own text (titles, descriptions, tags).
 The token table is large and each batch touches few rows, so it is trained
 with sparse gradients (SparseAdam); the small projection uses Adam. The loss
 is 1 - cosine plus a small MSE term, against the teacher's L2-normalised
-embeddings.
+embeddings, plus optional in-batch terms on who is near whom: the structure
+term (cosine-matrix MSE) and the listwise term (neighbour distributions, KL),
+which `content distill` uses when it adapts on real titles.
 """
 
 from __future__ import annotations
@@ -32,12 +34,42 @@ class ContentDistillConfig:
     projection_lr: float = 3e-3
     seed: int = 0
     max_seconds: float | None = None
+    structure_weight: float = 0.0  # MSE between in-batch cosine matrices (structure_loss)
+    listwise_weight: float = 0.0  # KL between in-batch neighbour distributions (listwise_loss)
+    temperature: float = 0.05  # of the listwise term
 
     def validate(self) -> ContentDistillConfig:
         if self.dim < 4 or self.max_length < 4 or self.epochs < 1 or self.projection_lr < 0:
             raise ConfigError("content distillation needs dim >= 4, max_length >= 4, epochs >= 1 and "
                               "projection_lr >= 0")
+        if self.structure_weight < 0 or self.listwise_weight < 0 or not self.temperature > 0:
+            raise ConfigError("structure_weight and listwise_weight must be >= 0 and temperature > 0")
         return self
+
+
+def structure_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE between the in-batch cosine matrices of student and teacher (both L2-normalised)."""
+    return F.mse_loss(out @ out.T, target @ target.T)
+
+
+def listwise_loss(out: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL from the teacher's to the student's in-batch neighbour distribution: each text's softmax over
+    its cosines to the other texts of the batch, at `temperature` (low: the nearest ones dominate)."""
+    eye = torch.eye(len(out), dtype=torch.bool)
+    student = (out @ out.T / temperature).masked_fill(eye, -1e9)
+    teacher = (target @ target.T / temperature).masked_fill(eye, -1e9)
+    return F.kl_div(F.log_softmax(student, -1), F.log_softmax(teacher, -1), log_target=True,
+                    reduction="batchmean")
+
+
+def distill_loss(out: torch.Tensor, target: torch.Tensor, cfg: ContentDistillConfig) -> torch.Tensor:
+    """1 - cosine + MSE per text, plus the weighted in-batch terms on who is near whom."""
+    loss = (1 - (out * target).sum(-1)).mean() + F.mse_loss(out, target)
+    if cfg.structure_weight:
+        loss = loss + cfg.structure_weight * structure_loss(out, target)
+    if cfg.listwise_weight:
+        loss = loss + cfg.listwise_weight * listwise_loss(out, target, cfg.temperature)
+    return loss
 
 
 def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict:
@@ -87,7 +119,7 @@ def distill_content(tokenizer, texts: list[str], targets: np.ndarray, held_texts
         for start in range(0, len(order), cfg.batch_size):
             b = order[start:start + cfg.batch_size]
             out = student(torch.as_tensor(ids[b]), torch.as_tensor(mask[b]))
-            loss = (1 - (out * y[b]).sum(-1)).mean() + F.mse_loss(out, y[b])
+            loss = distill_loss(out, y[b], cfg)
             sparse.zero_grad()
             dense.zero_grad()
             loss.backward()

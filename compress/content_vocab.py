@@ -9,7 +9,8 @@ embeds any text the tokenizer can read, including words no catalog text ever use
 
 `adapt_student` then fine-tunes the token rows the adaptation texts use; rows
 they never use keep their vocabulary-pass values (SparseAdam only moves rows
-that get a gradient) and the map stays the same for all of them.
+that get a gradient). With real titles among those texts the map learns too
+(`adaptation_config`); on the catalog's texts alone it stays the PCA basis.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from edgerec.errors import ConfigError, ModelError
 from edgerec.models.content import StaticContentStudent, tokenize
 
 VOCABULARY_ONLY = "vocabulary"  # sub-folder of a checkpoint holding its vocabulary-only student
+# `content distill`'s default widths: with all-MiniLM-L6-v2's 30,522 tokens each int8 file stays under a
+# quarter of MiniLM int8's bytes (static 176: 5.60 MB, 0.244; contextual at 176 would be 6.17 MB, 0.269)
+STATIC_WIDTH = 176
+CONTEXTUAL_WIDTH = 128
 UNUSED = r"\[unused\d+\]"  # BERT's placeholder tokens: no text uses them
 
 
@@ -133,14 +138,33 @@ def student_from_vocabulary(vocab: VocabularyPass, dim: int) -> tuple[StaticCont
                             "vocabulary_seconds": round(vocab.seconds, 1), "tokens_with_vectors": int(used.sum())}
 
 
+def adaptation_config(dim: int = 128, epochs: int = 10, seed: int = 0, real_titles: bool = True
+                      ) -> ContentDistillConfig:
+    """How `content distill` adapts the vocabulary student.
+
+    With real titles among the adaptation texts the map (PCA basis, bias, shared direction) learns
+    too, and a listwise term (each text's in-batch neighbours, teacher against student) joins the
+    cosine loss. Measured on 500 held-out IMDb titles after the demo world's 4,000 catalog texts and
+    52,500 training titles (PyTorch, cosine / top-10 agreement with MiniLM): map fixed 0.771 / 0.497;
+    map learnt 0.818 / 0.522 (titles with unseen words 0.761 / 0.423 -> 0.817 / 0.462); and the
+    listwise term at 0.1, batches of 512, 0.813 / 0.542. On the catalog's synthetic texts alone the
+    map stays fixed: learnt there it pulls real titles away from MiniLM (0.688 -> 0.622 cosine)."""
+    if not real_titles:
+        return ContentDistillConfig(dim=dim, epochs=epochs, lr=0.01, projection_lr=0.0, seed=seed)
+    return ContentDistillConfig(dim=dim, epochs=epochs, lr=0.01, projection_lr=1e-3, batch_size=512,
+                                listwise_weight=0.1, temperature=0.05, seed=seed)
+
+
 def adapt_student(student: StaticContentStudent, tokenizer, texts: list[str], targets: np.ndarray,
                   held_texts: list[str], held_targets: np.ndarray,
                   cfg: ContentDistillConfig | None = None, progress=None) -> tuple[StaticContentStudent, dict]:
-    """Fine-tune the token rows the in-domain texts use (cosine to the teacher), the map kept fixed.
+    """Fine-tune the token rows the in-domain texts use (cosine to the teacher); the map learns only
+    if `cfg.projection_lr` > 0 (`adaptation_config`: with real titles).
 
-    The map stays the vocabulary's PCA basis: refitting it on catalog texts raised their cosine but
-    pulled titles with unseen words away from the teacher (0.48 -> 0.30 mean cosine when measured
-    on 150 real titles after 400 synthetic catalog texts), since those rows were never refitted."""
+    Rows no text uses keep their vocabulary-pass values either way. On a few synthetic catalog texts
+    a learnt map raised their cosine but pulled titles with unseen words away from the teacher (0.48
+    -> 0.30 mean cosine on 150 real titles after 400 synthetic catalog texts); on 52,500 real titles
+    it brings them closer (see `adaptation_config`)."""
     cfg = cfg or ContentDistillConfig(epochs=10, lr=0.01, projection_lr=0.0)
     before = embed(student, *tokenize(tokenizer, held_texts))
     adapted, info = distill_content(tokenizer, texts, targets, held_texts, held_targets, cfg, progress,

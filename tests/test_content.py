@@ -63,6 +63,16 @@ def test_teacher_onnx_export_and_int8_stay_close(teacher, tmp_path):
         got /= np.linalg.norm(got, axis=1, keepdims=True)
         assert (got * expected).sum(1).min() > floor
     assert int8.stat().st_size < fp32.stat().st_size / 3
+    # students at `content distill`'s default widths stay under a quarter of MiniLM int8's bytes
+    from edgerec.compress.content_vocab import CONTEXTUAL_WIDTH, STATIC_WIDTH
+    from edgerec.export.content import export_student
+    from edgerec.models.content import ContextualContentStudent, StaticContentStudent
+
+    vocab = teacher.tokenizer.get_vocab_size()
+    for made, width in ((StaticContentStudent, STATIC_WIDTH), (ContextualContentStudent, CONTEXTUAL_WIDTH)):
+        path, _ = export_student(made(vocab, width, teacher.dim).eval(), "onnx", "int8",
+                                 tmp_path / f"{made.__name__}-int8.onnx", tmp_path)
+        assert width >= 128 and path.stat().st_size < int8.stat().st_size / 4, (made.__name__, width)
 
 
 def test_student_learns_the_teacher(student_dir):

@@ -283,7 +283,7 @@ def test_content_distill_cli_builds_a_contextual_student(vocab, tiny_bundle, tea
     save_student(tmp_path / "vocab", start, teacher.dir, info)
     out = CliRunner().invoke(cli, ["content", "distill", "--data", str(tiny_bundle.parent / "data"), "--out",
                                    str(tmp_path / "ctx"), "--vocabulary-from", str(tmp_path / "vocab"),
-                                   "--contextual", "--real-titles", "300", "--train-items", "200",
+                                   "--contextual", "--real-titles", "300", "--train-items", "200", "--dim", "128",
                                    "--held-out", "100", "--epochs", "1", "--blocks", "1"])
     assert out.exit_code == 0, out.output
     student, config = load_student(tmp_path / "ctx")
@@ -308,7 +308,7 @@ def test_content_distill_cli_adapts_the_static_student_on_real_titles_when_asked
     start, info = student_from_vocabulary(vocab, 128)
     save_student(tmp_path / "vocab", start, teacher.dir, info)
     common = ["content", "distill", "--data", str(tiny_bundle.parent / "data"), "--vocabulary-from",
-              str(tmp_path / "vocab"), "--train-items", "200", "--held-out", "100", "--epochs", "1"]
+              str(tmp_path / "vocab"), "--train-items", "200", "--held-out", "100", "--epochs", "1", "--dim", "128"]
     for name, more in (("plain", ["--real-titles", "0"]), ("titles", ["--real-titles", "300"])):
         out = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / name), *more])
         assert out.exit_code == 0, out.output
@@ -317,6 +317,11 @@ def test_content_distill_cli_adapts_the_static_student_on_real_titles_when_asked
     assert plain["info"]["real_titles"] == 0 and plain["info"]["train_texts"] == 200
     assert with_titles["info"]["real_titles"] == 300 and with_titles["info"]["train_texts"] == 500
     assert with_titles["info"]["init"] == "vocabulary, adapted"
+    # with real titles the map into MiniLM's space learns and the listwise term is on; without, neither
+    assert with_titles["info"]["config"]["listwise_weight"] > 0 == plain["info"]["config"]["listwise_weight"]
+    plain_student, _ = load_student(tmp_path / "plain")
+    assert torch.equal(plain_student.project.weight, start.project.weight)
+    assert not torch.allclose(titles.project.weight, start.project.weight)
     refused = CliRunner().invoke(cli, [*common[:4], "--out", str(tmp_path / "no"), "--no-vocabulary",
                                        "--real-titles", "10"])
     assert refused.exit_code != 0 and "--real-titles adapts the vocabulary student" in refused.output
@@ -364,3 +369,65 @@ def test_bundle_runs_the_contextual_student_on_the_device(contextual, tiny_bundl
     host = embed(contextual["from_vocabulary"], *tokenize(load_tokenizer(teacher.dir, 48), [text]))
     projection = np.asarray(bundle.array(bundle.manifest.model("content_encoder", "onnx").extra["projection"]))
     assert float(project(host, projection)[0] @ device) > 0.98
+
+
+@pytest.fixture(scope="module")
+def real_titles(teacher, world):
+    """1,500 training IMDb titles (never one of the unseen titles measured on) and their teacher vectors."""
+    from edgerec.data.film_texts import split_imdb_titles
+
+    measured = set(world["unseen"])
+    titles = [t for t in split_imdb_titles().train if t not in measured][:1500]
+    return titles, teacher.encode(titles, batch=256)
+
+
+def test_with_real_titles_the_learnt_map_brings_unseen_titles_closer_to_minilm(vocab, world, real_titles, teacher,
+                                                                                tmp_path):
+    """adaptation_config with real titles learns the map too: on titles with words the adaptation never
+    used, closer to MiniLM than the same adaptation with the map fixed (the default without titles).
+    The learnt map (non-zero bias) runs the same in the exported files."""
+    from edgerec.compress.content_vocab import adaptation_config
+    from edgerec.export.content import export_student, student_parity
+
+    titles, title_vectors = real_titles
+    texts, vectors = world["train"] + titles, np.vstack([world["train_vectors"], title_vectors])
+    cosine = {}
+    for learnt in (True, False):
+        cfg = adaptation_config(epochs=3, real_titles=learnt)
+        cfg.batch_size, cfg.listwise_weight = 512, 0.0  # the map alone differs
+        start, _ = student_from_vocabulary(vocab, 128)
+        adapted, _ = adapt_student(start, world["tokenizer"], texts, vectors, world["held"], world["held_vectors"],
+                                   cfg)
+        cosine[learnt] = _cosine(adapted, world["tokenizer"], world["unseen"], world["unseen_vectors"])
+        if learnt:
+            assert float(adapted.project.bias.abs().max()) > 0
+            for fmt in ("onnx", "tflite"):
+                for mode, check in (("none", lambda r: r["max_abs_diff"] < 1e-4),
+                                    ("int8", lambda r: r["cosine_min"] > 0.98)):
+                    path, config = export_student(adapted, fmt, mode, tmp_path / f"{mode}.{fmt}", tmp_path)
+                    parity = student_parity(adapted, path, fmt, config, teacher.dir, world["unseen"][:40])
+                    assert check(parity), (fmt, mode, parity)
+    assert cosine[True] > cosine[False] + 0.02, cosine
+
+
+def test_the_listwise_term_pulls_neighbour_order_towards_the_teacher():
+    """listwise_loss alone, minimised over free unit vectors, makes their top-10 neighbours the teacher's;
+    it is zero for the teacher's own vectors and part of distill_loss only when weighted."""
+    from edgerec.compress.content_distill import distill_loss, listwise_loss, neighbour_agreement
+
+    gen = torch.Generator().manual_seed(0)
+    teacher = torch.nn.functional.normalize(torch.randn(200, 16, generator=gen), dim=-1)
+    free = torch.nn.Parameter(torch.randn(200, 16, generator=gen))
+    before = neighbour_agreement(torch.nn.functional.normalize(free, dim=-1).detach().numpy(), teacher.numpy())
+    optimizer = torch.optim.Adam([free], lr=0.05)
+    for _ in range(150):
+        loss = listwise_loss(torch.nn.functional.normalize(free, dim=-1), teacher, 0.05)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = neighbour_agreement(torch.nn.functional.normalize(free, dim=-1).detach().numpy(), teacher.numpy())
+    assert before < 0.15 and after > 0.6, (before, after)
+    assert float(listwise_loss(teacher, teacher, 0.05)) == pytest.approx(0.0, abs=1e-5)
+    out = torch.nn.functional.normalize(torch.randn(200, 16, generator=gen), dim=-1)
+    on, off = (distill_loss(out, teacher, ContentDistillConfig(listwise_weight=w)) for w in (0.5, 0.0))
+    assert float(on - off) == pytest.approx(0.5 * float(listwise_loss(out, teacher, 0.05)), rel=1e-4)
