@@ -119,3 +119,22 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+FIXED_NOW = 1_790_000_000.0  # the fixed request time of tests that record events at explicit times near it
+
+
+@pytest.fixture
+def fixed_history_clock(monkeypatch):
+    """Every history store of the test reads its clock as FIXED_NOW plus a day, so events recorded
+    near FIXED_NOW stay inside the default retention whatever the wall clock says (retention
+    applies at every read: from late 2028 those events would otherwise be two years old)."""
+    from edgerec.runtime.history import HistoryStore
+
+    opened = HistoryStore.__init__
+
+    def init(self, *args, **kwargs):
+        opened(self, *args, **kwargs)
+        self.clock = lambda: FIXED_NOW + 86_400
+
+    monkeypatch.setattr(HistoryStore, "__init__", init)

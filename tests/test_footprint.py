@@ -19,6 +19,8 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import StringColumn
 from edgerec.runtime.id_index import IdIndex
 
+pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
+
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
 NOW = 1_790_000_000.0
 

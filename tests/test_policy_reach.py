@@ -10,6 +10,8 @@ from edgerec.runtime import Policy, Recommender
 from edgerec.studies import tune as tune_module
 from edgerec.studies.tune import POLICY_SPACE, TuneConfig, untuned_policy
 
+pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
+
 NOW = 1_790_000_000.0
 N_ITEMS, DIM = 600, 8
 

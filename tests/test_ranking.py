@@ -14,6 +14,8 @@ from edgerec.runtime.fairness import exposure, fair_relevance, gini, provider_ca
 from edgerec.runtime.scorer import FEATURES, LinearScorer
 from edgerec.runtime.vocab import MODALITIES
 
+pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
+
 NOW = 1_790_000_000.0
 OFF = {"context_weight": 0.0, "engagement": 0.0}  # the new behaviours off: today's lists
 

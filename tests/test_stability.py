@@ -14,6 +14,8 @@ from edgerec.runtime.bundle import sha256_file
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.user_state import FALLBACK_TEXT
 
+pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
+
 # ------------------------------------------------------------------ encoder failure
 
 

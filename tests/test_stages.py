@@ -11,6 +11,8 @@ from edgerec.runtime import Filters, Policy, Recommender, Request, Stage
 from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.pipeline import Pipeline
 
+pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
+
 DEFAULT = ["history", "encode", "retrieve", "rank", "ranker", "scorer", "context", "policies", "fairness", "explain"]
 
 
