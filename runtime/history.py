@@ -295,8 +295,10 @@ class HistoryStore:
     # ------------------------------------------------------------ user rights
 
     def export(self, profile: str) -> dict:
-        """Everything stored about a profile, as plain data (the events retention keeps: see retention.py)."""
+        """Everything stored about a profile, as plain data. Events retention removed are deleted first
+        (and their bytes erased unless a reader blocks it), so what is stored is what is exported."""
         checks.text(profile, "user")
+        self._auto_prune()
         return {"profile": profile, "events": [e.__dict__ for e in self.events(profile)],
                 "preferences": self.preferences(profile), "exported_at": time.time()}
 

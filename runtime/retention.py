@@ -10,8 +10,11 @@ replaying an old log) keeps every event: its cutoff lies before any valid timest
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
+
+from edgerec.errors import ConfigError
 
 DAY = 86_400
 
@@ -20,6 +23,15 @@ DAY = 86_400
 class Retention:
     max_events: int = 10_000  # per profile; the oldest go first
     max_age_days: float = 730.0
+
+    def __post_init__(self):
+        # every read compares against these: a NaN age would hide the whole history without a word
+        events, days = self.max_events, self.max_age_days
+        if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+            raise ConfigError(f"Retention.max_events is a whole number of events >= 0 (got {events!r})")
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or math.isnan(days) or days <= 0:
+            raise ConfigError(f"Retention.max_age_days is a number of days > 0, math.inf for no age limit "
+                              f"(got {days!r})")
 
     def cutoff(self, now: float) -> float:
         """The oldest timestamp kept at `now` (an event at exactly the cutoff stays)."""

@@ -3,11 +3,14 @@ the device-wide items, exports, the user state and the recommendations built on 
 retention would remove at the time of the read; pruning later changes nothing a read returns."""
 
 import itertools
+import math
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgerec.errors import ConfigError
 from edgerec.runtime import user_state
 from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore, Retention
 from edgerec.runtime.pseudonyms import PseudonymousHistory
@@ -28,8 +31,7 @@ def reads(store: HistoryStore, profile: str) -> dict:
             "after first": store.events_after(profile, first, 10_000),
             "after 0, newest 2": store.events_after(profile, 0, 2),
             "count": store.count(profile), "count all": store.count(), "profiles": store.profiles(),
-            "items since 0": store.items_since(0.0, EVERY),
-            "export": [(e["id"], e["item"]) for e in store.export(profile)["events"]]}
+            "items since 0": store.items_since(0.0, EVERY)}  # export() prunes first: tested on its own below
 
 
 def stored(store: HistoryStore) -> int:
@@ -51,10 +53,8 @@ def test_default_retention_reads_none_of_the_events_older_than_two_years_before_
     assert [item for _, item, _, _ in seen["after first"]] == ["new1", "new2"]
     assert [e.item for e in store.events("p", limit=3)] == ["new0", "new1", "new2"]
     assert seen["count"] == 3 and seen["count all"] == 3 and seen["profiles"] == ["p"]  # "gone" keeps nothing
-    assert seen["items since 0"] == ["new0", "new1", "new2"] and [i for _, i in seen["export"]] == ["new0", "new1",
-                                                                                                    "new2"]
+    assert seen["items since 0"] == ["new0", "new1", "new2"]
     assert store.events("gone") == [] and store.events_after("gone", 0, 10) == [] and store.count("gone") == 0
-    assert store.export("gone")["events"] == []
     store.clock = lambda: now  # the prune below runs at the same moment as the reads above
     assert store.prune() == 10 and stored(store) == 3
     assert reads(store, "p") == seen  # the prune changed nothing the reads return
@@ -73,8 +73,35 @@ def test_reads_return_only_the_newest_max_events_before_the_hundred_record_prune
     assert [i for i, *_ in store.events_after("p", ids[6], 100)] == ids[7:]
     assert (seen["count"], seen["count all"], store.count("q")) == (5, 6, 1)
     assert seen["items since 0"] == [f"a{i}" for i in range(5, 10)] + ["b"]
-    assert [i for i, _ in seen["export"]] == ids[5:]
     assert store.prune() == 5 and reads(store, "p") == seen
+
+
+def test_an_export_deletes_what_retention_removed_before_it_reads(tmp_path):
+    """A user asking for their data gets what is stored: expired rows still in the file are deleted
+    first, not left out of the answer while they remain on the device."""
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=3))
+    now = time.time()
+    store.record("p", "old", "finish", ts=now - 731 * DAY)
+    ids = [store.record("p", f"a{i}", "play", ts=now - 10 + i) for i in range(5)]
+    store.record("gone", "x", "play", ts=now - 900 * DAY)
+    assert stored(store) == 7
+    assert [(e["id"], e["item"]) for e in store.export("p")["events"]] == [(i, f"a{k}") for k, i in
+                                                                             enumerate(ids) if k >= 2]
+    assert stored(store) == 3 and store.export("gone")["events"] == []
+
+
+@pytest.mark.parametrize("bad", [{"max_age_days": float("nan")}, {"max_age_days": 0}, {"max_age_days": -1.0},
+                                 {"max_age_days": "730"}, {"max_events": -1}, {"max_events": 2.5},
+                                 {"max_events": True}, {"max_events": None}])
+def test_a_retention_that_would_hide_or_keep_the_wrong_events_is_refused(bad):
+    with pytest.raises(ConfigError, match="Retention"):
+        Retention(**bad)
+
+
+def test_a_retention_without_an_age_limit_keeps_old_events(tmp_path):
+    store = HistoryStore(tmp_path / "h.db", Retention(max_events=10, max_age_days=math.inf))
+    store.record("p", "ancient", "play", ts=1.0)
+    assert [e.item for e in store.events("p")] == ["ancient"] and store.prune() == 0
 
 
 def test_a_pseudonymous_store_reads_with_retention_too(tmp_path):
