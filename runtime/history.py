@@ -66,6 +66,8 @@ class HistoryStore:
         self.path, self.timeout = Path(path), timeout
         self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
         self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept
+        if retention is not None and not isinstance(retention, Retention):
+            raise ConfigError(f"retention must be a Retention(max_events=..., max_age_days=...), not {type(retention).__name__}")
         self.retention = retention or Retention()
         self.clock = time.time  # the store's clock: retention's age cutoff and events recorded without a time
         self._lock = threading.RLock()

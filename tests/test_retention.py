@@ -98,6 +98,12 @@ def test_a_retention_that_would_hide_or_keep_the_wrong_events_is_refused(bad):
         Retention(**bad)
 
 
+@pytest.mark.parametrize("bad", [{"max_events": 5}, 730, "forever"])
+def test_a_store_refuses_a_retention_that_is_not_one(tmp_path, bad):
+    with pytest.raises(ConfigError, match="Retention"):
+        HistoryStore(tmp_path / "h.db", bad)
+
+
 def test_a_retention_without_an_age_limit_keeps_old_events(tmp_path):
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=10, max_age_days=math.inf))
     store.record("p", "ancient", "play", ts=1.0)
