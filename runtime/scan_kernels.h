@@ -209,6 +209,28 @@ static int32_t worst_score(const candidate *a, scan_size k) {
     return worst;
 }
 
+/* The first i in [from, n) with s[i] > threshold, or n. Once the threshold is good almost every
+ * score falls below it, so the test runs eight scores at a time (SSE2 and NEON are baseline on
+ * x86-64 and aarch64); a one-by-one test cost as much as the dot products themselves. */
+static inline scan_size next_above(const int32_t *s, scan_size from, scan_size n, int32_t threshold) {
+    scan_size i = from;
+#if defined(EDGEREC_X86)
+    const __m128i t = _mm_set1_epi32(threshold);
+    for (; i + 8 <= n; i += 8) {
+        const __m128i a = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(s + i)), t);
+        const __m128i b = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(s + i + 4)), t);
+        if (_mm_movemask_epi8(_mm_or_si128(a, b))) break;
+    }
+#elif defined(EDGEREC_ARM)
+    const int32x4_t t = vdupq_n_s32(threshold);
+    for (; i + 8 <= n; i += 8)
+        if (vmaxvq_u32(vorrq_u32(vcgtq_s32(vld1q_s32(s + i), t), vcgtq_s32(vld1q_s32(s + i + 4), t)))) break;
+#endif
+    for (; i < n; i++)
+        if (s[i] > threshold) return i;
+    return n;
+}
+
 /* Returns how many rows were kept (min(k, rows not skipped)), or -1 when out of memory. `skip`:
  * n_skip rows in increasing order that are never kept (a user's seen items: the scan walks rows in
  * order, so one pointer along the list finds them without a k inflated by their number). */
@@ -224,18 +246,18 @@ static scan_size top_k_scan(dots_fn kernel, const int8_t *table, scan_size rows,
     for (scan_size start = 0; start < rows; start += BLOCK_ROWS) {
         scan_size count = rows - start < BLOCK_ROWS ? rows - start : BLOCK_ROWS;
         kernel(table + start * dim, count, dim, query, block);
-        for (scan_size i = 0; i < count; i++) {
-            if (block[i] > threshold) { /* equal scores lose: their rows come later */
-                const int64_t row = start + i;
-                while (next_skip < n_skip && skip[next_skip] < row) next_skip++;
-                if (next_skip < n_skip && skip[next_skip] == row) continue;
-                buffer[held].score = block[i];
-                buffer[held].row = start + i;
-                if (++held == capacity) {
-                    keep_best(buffer, held, k);
-                    held = k;
-                    threshold = worst_score(buffer, k);
-                }
+        /* only scores above the threshold pass: equal scores lose, their rows come later */
+        for (scan_size i = next_above(block, 0, count, threshold); i < count;
+             i = next_above(block, i + 1, count, threshold)) {
+            const int64_t row = start + i;
+            while (next_skip < n_skip && skip[next_skip] < row) next_skip++;
+            if (next_skip < n_skip && skip[next_skip] == row) continue;
+            buffer[held].score = block[i];
+            buffer[held].row = row;
+            if (++held == capacity) {
+                keep_best(buffer, held, k);
+                held = k;
+                threshold = worst_score(buffer, k);
             }
         }
     }
