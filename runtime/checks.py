@@ -101,6 +101,22 @@ def choice(value, options: tuple[str, ...], what: str) -> str:
     return value
 
 
+def known(values: list[str], options: set[str], what: str) -> list[str]:
+    """Every value one of `options`; the error names the unknown ones, a value that differs only in
+    case, and some of the options (an onboarding choice nothing matches would steer nothing)."""
+    unknown = [v for v in values if v not in options]
+    if not unknown:
+        return values
+    if not options:
+        raise ConfigError(f"this catalog has no {what}; leave them out (got {_shown(unknown)})")
+    folded = {o.casefold(): o for o in options}
+    hints = [f"{v!r} -> {folded[v.casefold()]!r}" for v in unknown if v.casefold() in folded]
+    listed = sorted(options)
+    more = f" and {len(listed) - 12} more" if len(listed) > 12 else ""
+    raise ConfigError(f"unknown {what} {_shown(unknown)}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+                      + f"; this catalog's {what}: {', '.join(listed[:12])}{more}")
+
+
 def timestamp(value, what: str = "timestamp", allow_none: bool = True) -> float | None:
     """Epoch seconds: a finite number from 0 to MAX_TS."""
     return number(value, f"{what} (epoch seconds)", 0.0, MAX_TS, allow_none=allow_none)

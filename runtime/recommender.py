@@ -182,6 +182,8 @@ class Recommender:
         checks.text(user, "user")
         choices = [(kind, checks.names(values, what, allow_none=False)) for kind, values, what in
                    (("genre", genres, "genres"), ("tag", tags, "tags"), ("language", languages, "languages"))]
+        for kind, values in choices[0::2]:  # genres and languages: the catalog's own values (tags are free)
+            checks.known(values, self._values(kind), f"{kind}s")
         items = checks.names(items, "items", allow_none=False)
         for item in items:
             self.catalog.row(item)
@@ -190,6 +192,11 @@ class Recommender:
                 self.history.set_preferences(user, kind, values)
         for item in items:
             self.record(user, item, "more_like_this")
+
+    def _values(self, column: str) -> set[str]:
+        """The values a categorical column takes, in the bundle and among the items added on the device."""
+        _, vocab = self.catalog.categorical.get(column, (None, []))
+        return {v for v in vocab if v} | {str(a.meta[column]) for a in self.catalog.added if a.meta.get(column)}
 
     def forget(self, user: str) -> int:
         """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py),

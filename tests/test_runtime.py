@@ -159,6 +159,20 @@ def test_cold_start_user_gets_popular_and_onboarding_steers(rec):
     assert sum(r.meta["genre"] == "jazz" for r in steered) > sum(r.meta["genre"] == "jazz" for r in plain)
 
 
+def test_onboarding_refuses_genres_and_languages_the_catalog_does_not_have(rec):
+    """A choice nothing matches would steer nothing, silently: "Comedy" where the catalog says "comedy"."""
+    genre = rec.catalog.meta(0)["genre"]
+    with pytest.raises(ConfigError, match=f"did you mean '{genre.upper()}' -> '{genre}'"):
+        rec.onboard("fan", genres=[genre.upper()])
+    with pytest.raises(ConfigError, match="unknown languages \\['xx'\\]; this catalog's languages: .*en"):
+        rec.onboard("fan", genres=[genre], languages=["en", "xx"])
+    assert rec.history.preferences("fan") == {}  # every choice is checked before any is stored
+    rec.add_items([{"item_id": "new-genre-item", "title": "A new sound", "genre": "hyperpop", "vector":
+                    rec.catalog.vectors(np.array([0]))[0].tolist()}])
+    rec.onboard("fan", genres=["hyperpop", genre], tags=["a tag no item has"])  # added items' genres count; tags are free
+    assert rec.history.preferences("fan")["genre"] == sorted(["hyperpop", genre])
+
+
 def test_cold_start_item_added_with_metadata_only(rec):
     cat = rec.catalog
     creator_row = next(i for i in range(cat.base_count) if cat.meta(i)["modality"] == "music_track"
