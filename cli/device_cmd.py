@@ -158,7 +158,7 @@ def show(user, history_path, last, access) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def export_cmd(user, history_path, out, access) -> None:
     """Everything stored about USER, as JSON (the user's right to their data)."""
-    write_json(out, existing_store(history_path, access).export(user))
+    write_json(out, existing_store(history_path, access).export(user), private=True)
 
 
 @history_group.command("forget", epilog=example("edgerec history forget alice --history alice.db --yes"))

@@ -66,13 +66,16 @@ def read_json(path: str | os.PathLike, option: str):
         raise ConfigError(f"{option} {Path(path).name} is not a readable JSON file ({exc})") from None
 
 
-def write_json(path: str | os.PathLike | None, payload) -> None:
+def write_json(path: str | os.PathLike | None, payload, private: bool = False) -> None:
+    """Write JSON whole (a temporary, then renamed); `private`: a user's own data, readable by its owner only."""
     if not path:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str))
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666), "w") as handle:
+        handle.write(json.dumps(payload, indent=2, sort_keys=False, default=str))
     os.replace(tmp, path)
     console.print(f"[dim]wrote {path}[/dim]")
 

@@ -76,15 +76,20 @@ class HistoryStore:
         self._profile_writes: dict[str, int] = {}  # commits per profile
         self._rewrites: dict[str, int] = {}  # commits per profile that did more than append events
         history_care.check_file(self.path, encrypted=key is not None)
+        if str(self.path) != ":memory:" and not self.path.exists():
+            history_care.create_private(self.path, lambda tmp: self._open(tmp, key, timeout))
+        self._open(self.path, key, timeout)
+
+    def _open(self, path: Path, key: bytes | None, timeout: float) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.path, key, timeout)
+            conn = connect(path, key, timeout)
             self.db, self._errors, self._busy, self.encrypted = conn.db, conn.errors, conn.busy, conn.encrypted
-            history_care.check_database(self.db, self.path)
+            history_care.check_database(self.db, path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")
             self._migrate()
+            return self.db
         except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
             if hasattr(self, "db"):
                 self.db.close()

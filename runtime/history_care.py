@@ -15,6 +15,8 @@ reported while the rows are readable in `history.db` or `history.db-wal`.
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -43,6 +45,28 @@ def check_file(path: Path, encrypted: bool = False) -> None:
         raise HistoryError(f"history file {path} cannot be used (it is not a plain SQLite database; if it is an "
                            "encrypted history, pass its key: key= or --key-file); otherwise move it away and a new "
                            "one will be created, or pass the right file")
+
+
+def create_private(path: Path, initialise) -> None:
+    """Make a new history file that appears whole and readable by its owner only: `initialise(tmp)`
+    builds it (returning its connection) in a mode-0600 file beside `path`, which is then linked to
+    its name. A process killed on the way leaves no empty or half-made file at `path` (an empty
+    one is refused at the next open), and if another process creates `path` first, its file wins."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite's WAL files copy its mode
+    try:
+        initialise(tmp).close()
+        try:
+            os.link(tmp, path)  # never replaces a file another process made meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links (FAT on a memory card)
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 def check_database(db: sqlite3.Connection, path: Path) -> None:
@@ -95,6 +119,7 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     tmp.unlink(missing_ok=True)
     try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # a copy of personal data: owner only
         target = sqlite3.connect(str(tmp))
         try:
             db.backup(target)

@@ -114,6 +114,7 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
         raise HistoryError(f"{path} is not a plain SQLite history (already encrypted, or missing)")
     tmp = path.with_name(path.name + ".encrypting")
     tmp.unlink(missing_ok=True)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path.stat().st_mode & 0o777))  # the plain file's mode
     src = driver.connect(str(path), isolation_level=None)
     try:
         src.execute("PRAGMA wal_checkpoint(TRUNCATE)")

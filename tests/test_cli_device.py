@@ -1,6 +1,7 @@
 """The device-side commands: record, recommend, history show/export/forget."""
 
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -29,6 +30,7 @@ def test_record_recommend_and_history(tiny_bundle, tmp_path):
     dump = tmp_path / "ann.json"
     assert runner.invoke(cli, ["history", "export", "ann", "--history", db, "--out", str(dump)]).exit_code == 0
     assert [e["item"] for e in json.loads(dump.read_text())["events"]] == items
+    assert os.name != "posix" or dump.stat().st_mode & 0o777 == 0o600  # a user's own data: owner only
     result = runner.invoke(cli, ["history", "forget", "ann", "--history", db, "--yes"])
     assert result.exit_code == 0 and "3 events removed" in result.output
     result = runner.invoke(cli, ["record", str(tiny_bundle), "--user", "ann", "--item", "nope", "--history", db])

@@ -102,8 +102,10 @@ def test_migrating_a_plain_history_to_encrypted(tmp_path):
     fill(store)
     store.close()
     assert is_plain(path)
+    path.chmod(0o640)  # the app's choice of mode outlives the rewrite
     encrypt_database(path, key)
     assert not is_plain(path) and USER.encode() not in file_bytes(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
     store = HistoryStore(path, key=key)
     assert store.count(USER) == 30 and store.preferences(USER) == {"genre": ["jazz"]}
     with pytest.raises(HistoryError, match="not a plain"):

@@ -141,6 +141,7 @@ def test_backup_taken_while_another_connection_writes_holds_every_committed_even
     stop.set()
     thread.join()
     assert not (tmp_path / "copy.db-wal").exists()  # one self-contained file
+    assert os.name != "posix" or copy.stat().st_mode & 0o777 == 0o600  # a copy of personal data: owner only
     restored = HistoryStore(copy)
     ids = [e.id for e in restored.events("w")]
     assert set(before) <= set(ids)  # everything acknowledged before the backup began
@@ -249,3 +250,56 @@ def test_automatic_pruning_without_a_reader_erases_at_once_without_rebuilding_th
     assert store.erasure_pending is False and b"auto-item-000" not in raw_bytes(db) and store.count() == 5
     # a record never pays for a VACUUM: the freed pages stay free (secure_delete zeroed them)
     assert store.db.execute("PRAGMA freelist_count").fetchone()[0] > 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_a_new_history_is_readable_by_its_owner_only(tmp_path):
+    store = HistoryStore(tmp_path / "app" / "h.db")
+    store.record("alice", "i1", "play")
+    files = sorted(p.name for p in (tmp_path / "app").iterdir())
+    assert files == ["h.db", "h.db-shm", "h.db-wal"]  # no temporary left beside it
+    assert {oct((tmp_path / "app" / f).stat().st_mode & 0o777) for f in files} == {"0o600"}
+    assert oct((tmp_path / "app").stat().st_mode & 0o777) == "0o700"
+    store.close()
+    shared = tmp_path / "shared.db"  # a file the app made itself keeps the mode it chose
+    HistoryStore(shared).close()
+    shared.chmod(0o640)
+    HistoryStore(shared).close()
+    assert oct(shared.stat().st_mode & 0o777) == "0o640"
+
+
+def test_a_process_killed_while_creating_its_history_leaves_none_behind(tmp_path):
+    """Before, SQLite made an empty file at once, and an app killed before its first write found
+    its history refused as empty at the next start."""
+    path = tmp_path / "h.db"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from edgerec.runtime.history import HistoryStore
+        HistoryStore._migrate = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+        HistoryStore({str(path)!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == -9 and not path.exists()
+    store = HistoryStore(path)  # the next start makes a new one
+    store.record("alice", "i1", "play")
+    assert [e.item for e in store.events("alice")] == ["i1"]
+
+
+def test_two_processes_creating_one_history_share_the_first_file(tmp_path):
+    path, stores, errors = tmp_path / "h.db", [], []
+
+    def open_and_record(user):
+        try:
+            store = HistoryStore(path)
+            store.record(user, "i1", "play")
+            stores.append(store)
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_record, args=(f"user-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(stores[0].profiles()) == [f"user-{i}" for i in range(4)]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".new")]
