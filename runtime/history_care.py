@@ -52,9 +52,13 @@ def create_private(path: Path, initialise) -> None:
     builds it (returning its connection) in a mode-0600 file beside `path`, which is then linked to
     its name. A process killed on the way leaves no empty or half-made file at `path` (an empty
     one is refused at the next open), and if another process creates `path` first, its file wins."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite's WAL files copy its mode
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite's WAL files copy its mode
+    except OSError as exc:
+        raise HistoryError(f"cannot create the history database {path} ({exc.strerror}); pass a path in a "
+                           "folder this app can write") from None
     try:
         initialise(tmp).close()
         try:

@@ -268,6 +268,13 @@ def test_a_new_history_is_readable_by_its_owner_only(tmp_path):
     assert oct(shared.stat().st_mode & 0o777) == "0o640"
 
 
+def test_a_history_that_cannot_be_created_is_a_history_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(HistoryError, match="cannot create the history database .*folder this app can write"):
+        HistoryStore(blocker / "h.db")
+
+
 def test_a_process_killed_while_creating_its_history_leaves_none_behind(tmp_path):
     """Before, SQLite made an empty file at once, and an app killed before its first write found
     its history refused as empty at the next start."""
