@@ -82,6 +82,16 @@ class Exposure:
     propensities: tuple[float, ...]
     greedy: tuple[str, ...]  # the list the policy would have shown without exploration
     marginals: tuple[float, ...] = ()  # P(this item at this position), estimated by sampling
+    candidates: tuple[str, ...] = ()  # the short list the items were drawn from, in weight order
+    positions: np.ndarray | None = None  # [j, r]: P(candidate j at position r), shared by lists of one shape
+
+    def position_probabilities(self, item: str) -> np.ndarray:
+        """P(the sampler puts `item` at each position): zeros for an item outside the short list
+        (what an off-policy estimate of another policy's list needs for items it shows)."""
+        k = len(self.items)
+        if self.positions is None or item not in self.candidates:
+            return np.zeros(k)
+        return np.asarray(self.positions[self.candidates.index(item), :k], np.float64)
 
     @property
     def list_propensity(self) -> float:
@@ -126,25 +136,30 @@ class ExplorationStage:
         self.rng = np.random.default_rng(seed)
         self._tables: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> P(candidate at position)
 
-    def marginals(self, logits: np.ndarray, chosen: list[int]) -> tuple[float, ...]:
-        """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model.
+    def table(self, logits: np.ndarray, k: int) -> np.ndarray:
+        """P(candidate j lands at position r) for every candidate and position, from Gumbel-top-k samples.
 
         The weights depend only on a candidate's place in the list, so the table
         of every candidate's chance at every position is the same for every
         request of a given width and k: it is sampled once and kept.
         """
-        key = (len(logits), len(chosen))
+        key = (len(logits), k)
         if key not in self._tables:
-            hits = np.zeros((len(logits), len(chosen)))
+            hits = np.zeros((len(logits), k))
             for start in range(0, self.samples, CHUNK):  # in chunks: a few MB at a time on the device
                 n = min(CHUNK, self.samples - start)
                 keys = logits[None, :] + self.rng.gumbel(size=(n, len(logits)))
-                top = np.argsort(-keys, axis=1)[:, : len(chosen)]
-                for r in range(len(chosen)):
+                top = np.argsort(-keys, axis=1)[:, :k]
+                for r in range(k):
                     hits[:, r] += np.bincount(top[:, r], minlength=len(logits))
             # the list actually drawn is one more sample of the same model: never a zero probability
             self._tables[key] = (hits + 1) / (self.samples + 1)
-        table = self._tables[key]
+            self._tables[key].flags.writeable = False  # shared by every exposure of this shape
+        return self._tables[key]
+
+    def marginals(self, logits: np.ndarray, chosen: list[int]) -> tuple[float, ...]:
+        """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model."""
+        table = self.table(logits, len(chosen))
         return tuple(float(table[j, r]) for r, j in enumerate(chosen))
 
     def candidates(self, request: Request) -> np.ndarray:
@@ -174,7 +189,8 @@ class ExplorationStage:
         greedy = tuple(ids(int(request.pool[i])) for i in request.order)
         request.order = cand[chosen]
         self.log.add(Exposure(request.user, tuple(ids(int(request.pool[i])) for i in request.order),
-                              tuple(probs), greedy, self.marginals(logits, chosen)))
+                              tuple(probs), greedy, self.marginals(logits, chosen),
+                              tuple(ids(int(request.pool[i])) for i in cand), self.table(logits, k)))
         return request
 
 

@@ -384,8 +384,11 @@ def interleave_aa_rates(log, experiments: int, alpha: float, seed: int) -> dict:
 
 @dataclass
 class OPEStudy(Study):
-    """Exploration logs of the logging arm, and IPS, SNIPS and DR estimates of the target arm's value,
-    beside its true value under the simulator (expected plays per list, position-based model).
+    """Exploration logs of the logging arm, and IPS, SNIPS, DR, DM (the direct model alone) and DR-PBM
+    (item-level doubly robust) estimates of the target arm's value (studies/ope.py), beside its true
+    value under the simulator (expected plays per list, position-based model). The log entries hold
+    the item ids of the shown and the target list and the logger's chance of putting each target item
+    at each position: host-side study records, nothing a device reports.
 
     With `seeds` > 1 the whole thing is repeated under seeds sim.seed, sim.seed + 1, ... (other users
     and other exploration draws); the record then holds each seed's figures and the mean absolute
@@ -448,7 +451,9 @@ class OPEStudy(Study):
         rank = {item: r for r, item in enumerate(exposure.greedy)}
         entry = LoggedList(reaction.played.astype(float), np.array(exposure.marginals),
                            np.array([a == b for a, b in zip(shown, wanted)]),
-                           np.array([rank.get(i, k) for i in shown]), np.array([rank.get(i, k) for i in wanted]))
+                           np.array([rank.get(i, k) for i in shown]), np.array([rank.get(i, k) for i in wanted]),
+                           np.array(shown), np.array(wanted),
+                           np.array([exposure.position_probabilities(i) for i in wanted]))
         target_items = np.array([simulator.item_code[i] for i in wanted])
         return (entry, float((gamma * react.attraction(code, target_items)).sum()),
                 float((gamma * react.attraction(code, items)).sum()))

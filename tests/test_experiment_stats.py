@@ -143,35 +143,75 @@ def test_aa_splits_of_one_log_reject_at_about_alpha():
     assert sps.chisquare(out["p_value_deciles"]).pvalue > 0.05  # A/A p-values are uniform (here 0.40)
 
 
-def _uniform_logs(rng, n, k=4, m=8, attract=None, target=None):
-    """Logs of a uniformly random top-k of m items (marginals exactly k/m... per position 1/m)."""
+def _uniform_logs(rng, n, k=4, m=8, attract=None, target=None, gamma=None):
+    """Logs of a uniformly random top-k of m items (each item at each position with probability 1/m),
+    clicks from the position-based model: examination gamma[r] x attraction of the item."""
     attract = np.linspace(0.6, 0.05, m) if attract is None else attract
-    gamma = 1 / (1 + np.arange(k))
+    gamma = 1 / (1 + np.arange(k)) if gamma is None else gamma
     target = np.arange(k) if target is None else target
     logs = []
     for _ in range(n):
         shown = rng.permutation(m)[:k]
         clicks = (rng.random(k) < gamma * attract[shown]).astype(float)
         logs.append(ope.LoggedList(clicks, np.full(k, 1 / m), shown == target, np.minimum(shown, k),
-                                   np.minimum(target, k)))
+                                   np.minimum(target, k), shown, target, np.full((k, k), 1 / m)))
     return logs, float((gamma * attract[target]).sum())
 
 
 def test_off_policy_estimators_find_the_true_value():
     logs, truth = _uniform_logs(np.random.default_rng(5), 20000)
     found = ope.estimates(logs)
-    for name in ("IPS", "SNIPS", "DR"):
+    assert set(found) == {"IPS", "SNIPS", "DR", "DM", "DR-PBM"}
+    for name in found:
         assert found[name] == pytest.approx(truth, rel=0.05), (name, found, truth)
-    # a direct model that is wrong is corrected by the doubly robust term
-    wrong = np.zeros((4, 5))
+    # a direct model that is wrong is corrected by the doubly robust term (DR-PBM needs the right examination)
+    wrong = ope.ClickModel(1 / (1 + np.arange(4)), np.zeros(5), np.ones(8))
     assert ope.doubly_robust(logs, wrong) == pytest.approx(truth, rel=0.05)
-    small, truth = _uniform_logs(np.random.default_rng(6), 300)
+    assert ope.doubly_robust_pbm(logs, wrong) == pytest.approx(truth, rel=0.05)
+    assert ope.direct_method(logs, wrong) == 0.0
+    crossed = ope.cross_fitted_terms(logs, folds=2)  # q for each half fitted on the other half
+    assert float(np.mean(crossed["DR-PBM"])) == pytest.approx(truth, rel=0.05)
+    # without item ids the direct model falls back to (position, greedy rank) and DR-PBM is not offered
+    bare = [ope.LoggedList(lg.clicks, lg.marginals, lg.match, lg.shown_rank, lg.target_rank) for lg in logs]
+    assert set(ope.estimates(bare)) == {"IPS", "SNIPS", "DR", "DM"}
+    assert ope.doubly_robust(bare) == pytest.approx(truth, rel=0.05)
     errors = {name: [] for name in ("IPS", "SNIPS")}
     for seed in range(40):
         small, _ = _uniform_logs(np.random.default_rng(100 + seed), 300)
         errors["IPS"].append(abs(ope.ips(small) - truth))
         errors["SNIPS"].append(abs(ope.snips(small) - truth))
     assert np.mean(errors["SNIPS"]) < np.mean(errors["IPS"])
+
+
+def test_the_click_model_recovers_examination_and_attraction():
+    # a position-based world with known examination and attraction; 8 items, greedy ranks 0..3 and "outside"
+    gamma, attract = np.array([1.0, 0.6, 0.4, 0.3]), np.array([0.7, 0.5, 0.45, 0.3, 0.6, 0.2, 0.1, 0.05])
+    logs, _ = _uniform_logs(np.random.default_rng(8), 20000, attract=attract, gamma=gamma)
+    q = ope.fit_click_model(logs)
+    assert q.examination / q.examination[0] == pytest.approx(gamma, abs=0.04)
+    # items 4..7 share the greedy rank "outside": only the item factor tells them apart
+    codes = ope.Logs(logs).a["shown_item"][0]  # item codes are the sorted ids, here the ids themselves
+    items = np.arange(8)
+    clicks_at_top = q.examination[0] * q.attract(np.minimum(items, 4), items)
+    assert list(codes) == list(logs[0].shown_items)
+    assert clicks_at_top == pytest.approx(attract, abs=0.04)
+
+
+def test_a_good_direct_model_makes_doubly_robust_closer_than_ips():
+    # the same world drawn 40 times, 300 lists each: the fitted click model takes the noise of the
+    # attraction out of DR, and DR-PBM also counts a target item shown at another position. The target
+    # shows two items from outside the greedy list (4 and 5, one greedy-rank bucket): only the item
+    # factor tells their attraction (0.6 and 0.2) apart
+    gamma, attract = np.array([1.0, 0.6, 0.4, 0.3]), np.array([0.7, 0.5, 0.45, 0.3, 0.6, 0.2, 0.1, 0.05])
+    errors = {name: [] for name in ("IPS", "DR", "DR-PBM")}
+    for seed in range(40):
+        logs, truth = _uniform_logs(np.random.default_rng(200 + seed), 300, attract=attract, gamma=gamma,
+                                    target=np.array([0, 4, 1, 5]))
+        found = ope.estimates(logs)
+        for name in errors:
+            errors[name].append(abs(found[name] - truth) / truth)
+    mean = {name: float(np.mean(v)) for name, v in errors.items()}
+    assert mean["DR-PBM"] < 0.6 * mean["IPS"] and mean["DR"] < 0.8 * mean["IPS"], mean
 
 
 def test_cuped_with_several_covariates_removes_what_each_explains():

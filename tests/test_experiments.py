@@ -126,7 +126,17 @@ def test_exploration_logs_the_probability_of_what_it_shows(tiny_bundle):
             assert list(exposure.items) == shown and list(exposure.greedy) == greedy
             assert exposure.list_propensity == pytest.approx(np.prod(exposure.propensities))
             assert exposure.marginals[0] == pytest.approx(exposure.propensities[0], abs=0.03)
+            # the whole short list and each candidate's chance at each position are logged with it
+            assert list(exposure.candidates[:5]) == greedy and set(shown) <= set(exposure.candidates)
+            for r, item in enumerate(shown):
+                assert exposure.position_probabilities(item)[r] == exposure.marginals[r]
             tops += shown[0] == greedy[0]
+        chances = np.array([exposure.position_probabilities(i) for i in exposure.candidates])
+        assert chances.shape == (len(exposure.candidates), 5)
+        assert chances.sum(0) == pytest.approx(1.0, abs=0.01)  # every position holds one candidate
+        weight = np.exp(-np.arange(len(chances)) / 1.0)  # Plackett-Luce: the top is drawn by weight alone
+        assert chances[:, 0] == pytest.approx(weight / weight.sum(), abs=0.01)
+        assert not exposure.position_probabilities("no-such-item").any()
         p_top = 1 / np.exp(-np.arange(30) / 1.0).sum()
         assert tops / n == pytest.approx(p_top, abs=0.07)
 
@@ -173,7 +183,11 @@ def test_ope_estimates_are_close_to_the_truth(tiny_bundle):
     record = OPEStudy(Arm("log", tiny_bundle), Arm("target", tiny_bundle, {"diversity": 0.3}), data,
                       SimConfig(users=60, days=1, pre_days=0, k=5, seed=0), seeds=2).run().record
     assert record["lists"] == 60 and record["true_value"] > 0 and 0 < record["match_rate"] < 1
-    for name in ("IPS", "SNIPS", "DR"):  # unbiased: the truth lies within three standard errors
+    assert set(record["estimates"]) == {"IPS", "SNIPS", "DR", "DM", "DR-PBM"}
+    # DR-PBM corrects the direct model with the logged lists that show a target item anywhere: it needs
+    # the logger's chance of each target item at each position (all zeros would leave DM alone)
+    assert record["estimates"]["DR-PBM"] != record["estimates"]["DM"]
+    for name in ("IPS", "SNIPS", "DR", "DR-PBM"):  # unbiased: the truth lies within three standard errors
         se = record["standard_errors"][name]
         assert 0 < se and abs(record["estimates"][name] - record["true_value"]) < 3 * se, name
         # each seed's error, averaged: seed 0 is the run above, seed 1 another draw of users and lists
