@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.history_care import new_file
 
 console = Console()
 if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
@@ -74,8 +75,8 @@ def write_json(path: str | os.PathLike | None, payload, private: bool = False) -
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666), "w") as handle:
-        handle.write(json.dumps(payload, indent=2, sort_keys=False, default=str))
+    new_file(tmp, 0o600 if private else 0o666)  # 0o666: what the umask leaves, as for any file
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str))
     os.replace(tmp, path)
     console.print(f"[dim]wrote {path}[/dim]")
 

@@ -47,6 +47,12 @@ def check_file(path: Path, encrypted: bool = False) -> None:
                            "one will be created, or pass the right file")
 
 
+def new_file(path: Path, mode: int = 0o600) -> None:
+    """Create `path` empty with `mode` (an error if it exists). SQLite then writes into it, and the WAL
+    and journal files it makes beside it copy that mode: a history and its copies are owner-only."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+
+
 def create_private(path: Path, initialise) -> None:
     """Make a new history file that appears whole and readable by its owner only: `initialise(tmp)`
     builds it (returning its connection) in a mode-0600 file beside `path`, which is then linked to
@@ -55,7 +61,7 @@ def create_private(path: Path, initialise) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite's WAL files copy its mode
+        new_file(tmp)
     except OSError as exc:
         raise HistoryError(f"cannot create the history database {path} ({exc.strerror}); pass a path in a "
                            "folder this app can write") from None
@@ -123,7 +129,7 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     tmp.unlink(missing_ok=True)
     try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # a copy of personal data: owner only
+        new_file(tmp)  # a copy of personal data: owner only
         target = sqlite3.connect(str(tmp))
         try:
             db.backup(target)

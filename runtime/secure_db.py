@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime.history_care import new_file
 
 KEY_BYTES = 32
 PLAIN_HEADER = b"SQLite format 3\x00"
@@ -114,7 +115,7 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
         raise HistoryError(f"{path} is not a plain SQLite history (already encrypted, or missing)")
     tmp = path.with_name(path.name + ".encrypting")
     tmp.unlink(missing_ok=True)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path.stat().st_mode & 0o777))  # the plain file's mode
+    new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode
     src = driver.connect(str(path), isolation_level=None)
     try:
         src.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -17,11 +17,9 @@ q = e_r a is a position-based click model fitted on the logs alone
 attraction a = a(g) x b(item), g the item's rank in the logging policy's
 greedy list (k: outside it) and b an item factor shrunk towards 1 by SHRINK
 pseudo-views, so a rarely shown item keeps its greedy rank's attraction.
-Model-based estimates can be cross-fitted (`folds` > 1: the q that serves
-one part of the lists is fitted on the others, so a list's own clicks never
-shape the q that corrects it); with the item factor's shrinkage this moved
-no estimate by more than 0.2 points on the simulator's logs, and fitting on
-half the lists costs accuracy on small logs, so it is off by default.
+q is fitted on the same logs it serves. Cross-fitting it (each half of the
+lists served by a q fitted on the other half) moved no estimate by more than
+0.2 points on the simulator's logs and cost accuracy on small ones: not kept.
 
 DR-PBM is the item-level doubly robust estimate: a target item t counts
 whenever the logger showed it, at any position s, its click rescaled by the
@@ -40,7 +38,6 @@ import numpy as np
 
 SHRINK = 20.0  # pseudo-views of an item at its greedy rank's attraction
 EM_ITERATIONS = 100
-FOLDS = 1  # 2: cross-fitted (moved no estimate by more than 0.2 points on the README's runs; see there)
 MODEL_BASED = ("DR", "DM", "DR-PBM")
 
 
@@ -168,40 +165,29 @@ def model_terms(logs, q: ClickModel) -> dict[str, np.ndarray]:
     return out
 
 
-def cross_fitted_terms(logs, folds: int = FOLDS) -> dict[str, np.ndarray]:
-    """model_terms of each list under a q fitted on the other folds (interleaved), or on all if too few."""
+def fitted_terms(logs, q: ClickModel | None = None) -> dict[str, np.ndarray]:
+    """model_terms under `q`, or under a click model fitted on the same logs."""
     logs = _as_logs(logs)
-    n = len(logs)
-    if folds < 2 or n < 2 * folds:
-        return model_terms(logs, fit_click_model(logs))
-    out: dict[str, np.ndarray] = {}
-    for f in range(folds):
-        part, rest = np.arange(f, n, folds), np.setdiff1d(np.arange(n), np.arange(f, n, folds))
-        for name, terms in model_terms(logs.take(part), fit_click_model(logs.take(rest))).items():
-            out.setdefault(name, np.zeros(n))[part] = terms
-    return out
+    return model_terms(logs, fit_click_model(logs) if q is None else q)
 
 
-def doubly_robust(logs, q: ClickModel | None = None, folds: int = FOLDS) -> float:
-    terms = cross_fitted_terms(logs, folds) if q is None else model_terms(logs, q)
-    return float(np.mean(terms["DR"]))
+def doubly_robust(logs, q: ClickModel | None = None) -> float:
+    return float(np.mean(fitted_terms(logs, q)["DR"]))
 
 
-def direct_method(logs, q: ClickModel | None = None, folds: int = FOLDS) -> float:
-    terms = cross_fitted_terms(logs, folds) if q is None else model_terms(logs, q)
-    return float(np.mean(terms["DM"]))
+def direct_method(logs, q: ClickModel | None = None) -> float:
+    return float(np.mean(fitted_terms(logs, q)["DM"]))
 
 
-def doubly_robust_pbm(logs, q: ClickModel | None = None, folds: int = FOLDS) -> float:
-    terms = cross_fitted_terms(logs, folds) if q is None else model_terms(logs, q)
-    return float(np.mean(terms["DR-PBM"]))
+def doubly_robust_pbm(logs, q: ClickModel | None = None) -> float:
+    return float(np.mean(fitted_terms(logs, q)["DR-PBM"]))
 
 
 def estimates(logs) -> dict[str, float]:
     """IPS, SNIPS, DR, DM and, when the logs hold item ids and target exposures, DR-PBM."""
     logs = _as_logs(logs)
     found = {"IPS": ips(logs), "SNIPS": snips(logs)}
-    found.update({name: float(np.mean(t)) for name, t in cross_fitted_terms(logs).items()})
+    found.update({name: float(np.mean(t)) for name, t in fitted_terms(logs).items()})
     return found
 
 
