@@ -325,7 +325,8 @@ def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig, source: st
     rss_runtime = peak_rss_mb()  # before the baselines below allocate their float copies
     encoders = bench_encoders([source] + [Path(p) for p in cfg.compare], profile)
     retrieval = bench_retrieval(source, profile, cfg)
-    return {"bundle": str(bundle), "profile": profile.to_dict(), "config": asdict(cfg), "items": manifest.items.count,
+    config = dict(asdict(cfg), compare=[Path(p).name for p in cfg.compare])  # names: no host paths in reports
+    return {"bundle": Path(bundle).name, "profile": profile.to_dict(), "config": config, "items": manifest.items.count,
             "bundle_bytes": int(bundle_bytes), "runs": runs, "encoders": encoders, "retrieval": retrieval,
             "peak_rss_mb": rss_runtime, "peak_rss_mb_with_baselines": peak_rss_mb(),
             "python": sys.version.split()[0], "machine": os.uname().machine, "cpus_seen": os.cpu_count(),

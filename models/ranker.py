@@ -194,6 +194,15 @@ def _prefix_sequences(seq, users: np.ndarray, lengths: np.ndarray):
     return Sequences(indptr.astype(np.int64), items.astype(np.int32), times)
 
 
+def feature_scale(flat: np.ndarray) -> np.ndarray:
+    """1 / std of each feature column, and 0 for a column constant in training: nothing was learnt
+    from it, and a value the training never had (a device type a log without devices never names)
+    would otherwise enter the net scaled 1,000-fold and scramble the list (measured on MovieLens:
+    HR@10 on the device 0.20 -> 0.05 when the app said "tv")."""
+    std = flat.std(0)
+    return np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-3), 0.0).astype(np.float32)
+
+
 def train_ranker(examples: RankerExamples, cfg: RankerConfig) -> tuple[Ranker, dict]:
     """Listwise softmax over each group (the chosen item first), plus a pointwise finish-vs-skip term."""
     torch.manual_seed(cfg.seed)
@@ -202,7 +211,7 @@ def train_ranker(examples: RankerExamples, cfg: RankerConfig) -> tuple[Ranker, d
     model = Ranker(width, cfg.hidden)
     flat = groups.reshape(-1, width)
     model.mean.copy_(torch.as_tensor(flat.mean(0)))
-    model.scale.copy_(torch.as_tensor(1.0 / np.maximum(flat.std(0), 1e-3)))
+    model.scale.copy_(torch.as_tensor(feature_scale(flat)))
     rng = np.random.default_rng(cfg.seed)
     held = rng.random(len(groups)) < 0.1
     x, w, eng = (torch.as_tensor(a[~held]) for a in (groups, examples.weights, examples.engaged))

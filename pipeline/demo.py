@@ -10,11 +10,12 @@ soon as it is done, and `resume` skips the steps an earlier run finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgerec.data.synth import SynthConfig
@@ -26,7 +27,14 @@ from edgerec.models.ranker import RankerConfig
 from edgerec.models.train import TrainConfig
 from edgerec.pipeline.experiment_steps import TeacherBundleStep
 from edgerec.pipeline.ranking_steps import ScorerStep
-from edgerec.pipeline.steps import ExportStep, RankerStep, StudentStep, SynthStep, TeacherStep
+from edgerec.pipeline.steps import (
+    DataStep,
+    ExportStep,
+    RankerStep,
+    StudentStep,
+    SynthStep,
+    TeacherStep,
+)
 from edgerec.studies.base import Progress, Study, StudyResult
 from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
@@ -47,7 +55,8 @@ class DemoConfig:
     out: Path = Path("runs/demo")
     quick: bool = False
     seed: int = 0
-    synth: SynthConfig = field(default_factory=SynthConfig)
+    data: Path | None = None  # the user's own data folder instead of the synthetic catalog
+    synth: SynthConfig | None = field(default_factory=SynthConfig)  # None with `data`
     baselines: tuple[str, ...] = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
     teacher: ModelConfig = field(default_factory=lambda: ModelConfig(dim=256, layers=2, heads=2, max_len=50))
     teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, patience=2))
@@ -65,11 +74,28 @@ class DemoConfig:
     federated_server: ServerConfig = field(default_factory=ServerConfig)
     federated_epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
     # transfer study: the demo world, and coupled worlds of this size (the transfer's ground truth)
-    transfer_world: SynthConfig = field(default_factory=lambda: SynthConfig(users=2_000, items=6_000, events=120_000))
+    transfer_world: SynthConfig | None = field(  # None with `data`: no transfer study
+        default_factory=lambda: SynthConfig(users=2_000, items=6_000, events=120_000))
     transfer_couplings: tuple[float, ...] = (1.0, 0.0)
 
     @classmethod
-    def make(cls, out: str | Path, quick: bool = False, seed: int = 0) -> DemoConfig:
+    def make(cls, out: str | Path, quick: bool = False, seed: int = 0, data: str | Path | None = None) -> DemoConfig:
+        """The demo's settings; with `data`, the same pipeline on the user's own data folder. Its
+        models then train on a budget set by the data's size (models/schedule.py), capped in time,
+        and the transfer study is left out: it needs two domains and their names
+        (`edgerec study transfer --data DIR --by COLUMN --source A --target B`)."""
+        cfg = cls._synthetic(out, quick, seed)
+        if data is None:
+            return cfg
+        own: dict = {"data": Path(data), "synth": None, "transfer_world": None, "transfer_couplings": ()}
+        if not quick:
+            own.update(teacher=ModelConfig(), teacher_train=TrainConfig(max_minutes=30),
+                       student=ModelConfig(dim=32, layers=1, heads=1, max_len=50),
+                       student_train=TrainConfig(max_minutes=15))
+        return replace(cfg, **own)
+
+    @classmethod
+    def _synthetic(cls, out: str | Path, quick: bool, seed: int) -> DemoConfig:
         if not quick:
             return cls(out=Path(out), seed=seed, synth=SynthConfig(seed=seed),
                        transfer_world=SynthConfig(users=2_000, items=6_000, events=120_000, seed=seed))
@@ -94,8 +120,11 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
     out = cfg.out
     ranker = RankerConfig(events_per_user=10 if cfg.quick else 20, epochs=4, seed=cfg.seed)
     bench = BenchConfig(requests=300, items=cfg.bench_items, compare=[str(out / "bundle-fp32")])
+    data = SynthStep(cfg.synth, out / "data") if cfg.data is None else DataStep(cfg.data, out / "data")
+    transfer = [] if cfg.transfer_world is None else [
+        TransferStudy(out / "data", cfg.transfer_world, couplings=cfg.transfer_couplings, seed=cfg.seed)]
     return [
-        SynthStep(cfg.synth, out / "data"),
+        data,
         BaselinesStudy(out / "data", cfg.baselines),
         TeacherStep(out / "data", out / "teacher", cfg.teacher, cfg.teacher_train),
         StudentStep(out / "data", out / "teacher", out / "student", cfg.student, cfg.student_train),
@@ -114,7 +143,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         PrivacyStudy(out / "bundle", out / "data", out / "privacy", seed=cfg.seed),
         FederatedStudy(out / "data", out / "federated", cfg.federated, cfg.federated_server,
                        epsilons=cfg.federated_epsilons),
-        TransferStudy(out / "data", cfg.transfer_world, couplings=cfg.transfer_couplings, seed=cfg.seed),
+        *transfer,
     ]
 
 
@@ -124,11 +153,51 @@ def _finished_run(out: Path, config: dict) -> dict | None:
         results = json.loads((out / "report.json").read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(results, dict):
+        return None
     same = {k: v for k, v in results.get("config", {}).items() if k != "out"} == {
         k: v for k, v in config.items() if k != "out"}  # the folder may be named differently now
     if not same:
-        raise ConfigError(f"{out} holds a demo run with other settings; use another --out or drop --resume")
+        raise ConfigError("the --out folder holds a demo run with other settings; use another --out or drop --resume")
     return results
+
+
+def recorded_config(cfg: DemoConfig) -> dict:
+    """The settings as report.json keeps them: no host paths (the data folder by its name and a
+    digest of its files, so --resume notices other data under the same name)."""
+    config = json.loads(json.dumps(asdict(cfg), default=str))
+    config.pop("out")
+    if cfg.data is not None:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in Path(cfg.data).iterdir() if p.is_file()):
+            digest.update(path.name.encode() + b"\0")
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        config["data"] = {"name": Path(cfg.data).name, "sha256": digest.hexdigest()}
+    return config
+
+
+def _start_clean(out: Path, data: Path | None) -> None:
+    """Empty `out` for a new run, but only when it holds an earlier demo run: a demo never deletes a
+    folder of the user's (their data, their project) given as --out by mistake."""
+    if data is not None:
+        inside = out.resolve()
+        if inside == Path(data).resolve() or inside in Path(data).resolve().parents:
+            raise ConfigError("the --out folder holds the --data folder, and a demo run starts by emptying "
+                              "--out; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out names a file, not a folder; choose a new or empty folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    try:
+        earlier = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and "config" in earlier and "timings" in earlier):
+        raise ConfigError("the --out folder is not empty and holds no earlier demo run (a run starts by "
+                          "emptying it); choose a new or empty folder")
+    shutil.rmtree(out)
 
 
 def run_demo(cfg: DemoConfig, progress: Progress, on_step: Callable[[str, int, int], None] | None = None,
@@ -139,11 +208,12 @@ def run_demo(cfg: DemoConfig, progress: Progress, on_step: Callable[[str, int, i
     `resume` keeps the finished steps of an earlier run with the same settings
     in `out` and runs the rest (e.g. after the bench failed or was interrupted).
     """
-    config = json.loads(json.dumps(asdict(cfg), default=str))
+    if cfg.data is not None and not Path(cfg.data).is_dir():
+        raise ConfigError("the --data folder does not exist; give a folder written by `edgerec data import`")
+    config = recorded_config(cfg)
     results = _finished_run(cfg.out, config) if resume else None
     if results is None:
-        if cfg.out.exists() and any(cfg.out.iterdir()):
-            shutil.rmtree(cfg.out)  # a demo run starts clean
+        _start_clean(cfg.out, cfg.data)
         results = {"config": config, "timings": {}}
     cfg.out.mkdir(parents=True, exist_ok=True)
     studies = demo_studies(cfg)

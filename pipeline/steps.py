@@ -49,9 +49,35 @@ class SynthStep(Study):
         from edgerec.data.synth import write_synth
 
         summary = write_synth(self.synth, self.out)
+        summary.pop("path", None)  # no host paths in reports
         stats = dataset_stats(load_dataset(self.out))
         progress("synthetic catalog", {k: summary[k] for k in ("users", "items", "events", "seconds")})
         return {**summary, **{k: v for k, v in stats.items() if not isinstance(v, dict)}}
+
+
+@dataclass
+class DataStep(Study):
+    """The user's own data folder (`edgerec data import` output), checked and copied to `out`, so
+    the run reads one fixed copy and never writes next to the user's files."""
+
+    name = "data"
+    source: Path
+    out: Path
+
+    def measure(self, progress: Progress) -> dict:
+        import time
+
+        from edgerec.data.stats import dataset_stats
+        from edgerec.data.store import load_dataset, save_dataset
+
+        began = time.perf_counter()
+        dataset = load_dataset(self.source)  # a DataError saying what is wrong, before any training
+        save_dataset(dataset, self.out)
+        stats = {k: v for k, v in dataset_stats(dataset).items() if not isinstance(v, dict)}
+        summary = {"users": dataset.n_users, "items": dataset.n_items, "events": len(dataset.interactions),
+                   "seconds": round(time.perf_counter() - began, 1)}
+        progress("your data", summary)
+        return {**summary, **stats}
 
 
 @dataclass

@@ -130,7 +130,8 @@ def compression_report(teacher: str | Path, student: str | Path, data_dir: str |
     for row in rows_out:
         row["bytes_vs_teacher_encoder"] = row["encoder_bytes"] / teacher_row["encoder_bytes"]
         row["ndcg_vs_teacher"] = row["NDCG@10"] / max(teacher_row["NDCG@10"], 1e-12)
-    return {"teacher": str(teacher), "student": str(student), "data": str(data_dir), "users": int(len(users)),
+    return {"teacher": Path(teacher).name, "student": Path(student).name, "data": Path(data_dir).name,  # no host paths
+            "users": int(len(users)),
             "variants": rows_out}
 
 

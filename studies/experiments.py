@@ -141,7 +141,7 @@ class ABStudy(Study):
         log = simulator.run(arms, lambda u: assign(device_key(self.sim.seed, u), self.experiment, ARMS))
         return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed),
                 "metrics": online_metrics(log, popularity_shares(dataset)), "daily_bands": _daily_bands(log),
-                "band_metric": "plays"}
+                "band_metric": "plays", "reactions": type(simulator.reactions).__name__}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
@@ -491,11 +491,14 @@ class BundleComparisonStudy(Study):
                              source=self.source).measure(progress)
         progress("A/B", {"verdict": ab["verdict"]["decision"]})
         progress("interleaving", {"verdict": il["verdict"]["decision"]})
-        return {"control": self.control.name, "treatment": self.treatment.name, "ab": ab, "interleave": il}
+        return {"control": self.control.name, "treatment": self.treatment.name, "ab": ab, "interleave": il,
+                "reactions": ab["reactions"]}  # the world's ground truth, or a click model fitted on the log
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         title = f"{record['treatment']} (treatment) vs {record['control']} (control)"
+        if record.get("reactions") == "FittedReactions":
+            title += ", users reacting by a click model fitted on the log"
         ab, il = ABStudy.tables(record["ab"]), InterleaveStudy.tables(record["interleave"])
         return [Table(f"A/B, {title}: {t.title}", t.rows, t.columns) for t in ab] + \
             [Table(f"interleaving, {title}: {t.title}", t.rows, t.columns) for t in il]

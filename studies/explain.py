@@ -27,14 +27,14 @@ class ExplainStudy(Study):
         with open_device(self.bundle, history=self.history) as rec:
             user = self.user or rec.history.profiles()[0]
             items = explain_list(rec, user, self.k, {"device": self.device, "hour": 21.0})
-        progress(f"explained {len(items)} items for {user}", {})
-        return {"user": user, "device": self.device, "items": items}
+        progress(f"explained {len(items)} items for one user", {})
+        return {"device": self.device, "items": items}  # no user id: reports never name a user
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         rows = [{"item": i["item_id"], "title": i["title"], "score": i["score"], "why": i["why"]}
                 for i in record["items"]]
-        return [Table(f"why {record['user']} sees these ({record['device']}, 21:00)", rows)]
+        return [Table(f"why one user sees these ({record['device']}, 21:00)", rows)]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:

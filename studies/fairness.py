@@ -92,6 +92,9 @@ class FairnessStudy(Study):
                       "popularity_bucket": exposure([[bucket[i] for i in items] for items in lists], ["head", "tail"]),
                       "popularity_bias": _popularity_bias(lists, popularity, bucket, meta["provider"], providers),
                       "segments": _segments(lists, requests, segments)}
+            if len(providers) < 2:  # nothing to spread exposure over: every weight would give the same lists
+                record["trade_off"], record["note"] = [], NO_PROVIDERS
+                return record
             trade = []
             for method in ("exposure", "cap"):
                 for weight in (0.0,) + tuple(self.weights):
@@ -116,8 +119,11 @@ class FairnessStudy(Study):
                                                   **{f"{k} exposure": v for k, v in record["popularity_bucket"].items()})]))
         out.append(Table("accuracy by user segment", record["segments"],
                          ["segment", "value", "users", "NDCG@10", "HR@10"]))
-        out.append(Table("fair re-ranking: provider exposure Gini against NDCG@10", record["trade_off"],
-                         ["method", "weight", "NDCG@10", "HR@10", "provider_gini", "long_tail_share"]))
+        if record["trade_off"]:
+            out.append(Table("fair re-ranking: provider exposure Gini against NDCG@10", record["trade_off"],
+                             ["method", "weight", "NDCG@10", "HR@10", "provider_gini", "long_tail_share"]))
+        else:
+            out.append(Table("fair re-ranking: not measured", [{"why": record.get("note", NO_PROVIDERS)}]))
         return out
 
     @classmethod
@@ -136,11 +142,18 @@ class FairnessStudy(Study):
                        label=f"{method} re-ranking")
             for p in points:
                 right.annotate(f"{p['weight']:g}", (p["provider_gini"], p["NDCG@10"]), fontsize=7)
+        if not record["trade_off"]:
+            right.text(0.5, 0.5, "fewer than two providers:\nnothing to re-rank", ha="center", va="center")
         right.set_xlabel("provider exposure Gini (lower is fairer)")
         right.set_ylabel("NDCG@10")
         right.set_title("fairness weight trade-off")
-        right.legend()
+        if record["trade_off"]:
+            right.legend()
         return save_figure(fig, path)
+
+
+NO_PROVIDERS = ("the items name fewer than two providers, so there is no provider exposure to re-rank; "
+                "give the items a `provider` column to measure the trade-off")
 
 
 def _with(policy: Policy, weight: float, method: str) -> Policy:

@@ -45,11 +45,11 @@ class ReplayStudy(Study):
         progress(f"replaying {len(picked)} users into the device", {})
         hits, latencies, example = 0, [], None
         with open_device(self.bundle, history=self.history) as rec:
-            for name, target, listed, ms in replay_lists(rec, dataset, split, picked, device=self.device):
+            for _, target, listed, ms in replay_lists(rec, dataset, split, picked, device=self.device):
                 latencies.append(ms)
                 hits += target in [r.item_id for r in listed]
                 if example is None:
-                    example = {"user": name, "recommendations": [
+                    example = {"recommendations": [  # no user id: reports never name a user
                         {"item": r.item_id, "title": r.title, "why": r.reason.text} for r in listed[:5]]}
             stats = rec.stats()
         return {"users": len(picked), "HR@10": hits / len(picked),
@@ -61,7 +61,7 @@ class ReplayStudy(Study):
     def tables(cls, record: dict) -> list[Table]:
         out = [Table("on-device replay", [{k: record[k] for k in ("users", "HR@10", "p50_ms", "p99_ms")}])]
         if record.get("example"):
-            out.append(Table(f"what {record['example']['user']} sees, and why", record["example"]["recommendations"]))
+            out.append(Table("what one replayed user sees, and why", record["example"]["recommendations"]))
         return out
 
 

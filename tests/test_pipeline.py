@@ -55,7 +55,7 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     experiment = results["experiment"]  # teacher vs student: one A/B and one interleaving, with verdicts
     assert (experiment["control"], experiment["treatment"]) == ("student", "teacher")
     assert experiment["ab"]["verdict"]["decision"] in ("ship", "do not ship", "inconclusive")
-    assert experiment["interleave"]["users"] == 12
+    assert experiment["interleave"]["users"] == 12 and experiment["reactions"] == "SynthReactions"
     assert results["privacy"]["encrypted_history"]["ids_in_clear"] is False
     assert (out / "privacy" / "dp-popularity.json").exists() and results["privacy"]["dp_popularity"]["ndcg10_dp_prior"] > 0
     assert results["export"]["metrics"] is not None and (out / "scorer" / "scorer.json").exists()
@@ -109,3 +109,94 @@ def test_the_report_is_rebuilt_from_the_saved_records(demo_run):
     assert by_study["replay"].tables[0].rows[0]["HR@10"] == results["replay"]["HR@10"]
     assert by_study["bench"].tables[0].rows[0]["backend"] == results["bench"]["runs"][0]["backend"]
     assert [row["phase"] for row in by_study["ranker"].tables[0].rows] == ["validation", "test"]
+
+
+TINY = dict(  # the settings of the demo_run fixture above, for runs on other data
+    quick=True, baselines=("popular", "itemknn"),
+    teacher=ModelConfig(dim=32, layers=1, heads=2, max_len=12),
+    teacher_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
+    student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
+    student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
+    replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
+    federated=WorldConfig(max_devices=40, model=ModelConfig(dim=8, layers=1, heads=1, max_len=12, dropout=0.0),
+                          train=TrainConfig(epochs=1, eval_users=0, batch_size=64)),
+    federated_server=ServerConfig(rounds=2, clients_per_round=10), federated_epsilons=(4.0,),
+)
+
+
+@pytest.fixture(scope="module")
+def own_data(tmp_path_factory):
+    """A user's data folder as `edgerec data import csv` writes it: a plain log and an item file with
+    fewer columns than the synthetic catalog's (no providers), and no ground truth behind them."""
+    import csv
+
+    from edgerec.data.loaders import import_dataset
+    from edgerec.data.store import save_dataset
+    from edgerec.data.synth import write_synth
+
+    raw = tmp_path_factory.mktemp("raw")
+    write_synth(SynthConfig(users=200, items=700, events=9_000, seed=5), raw)
+    with open(raw / "items.csv", newline="") as source, open(raw / "films.csv", "w", newline="") as out:
+        kept = ["item_id", "title", "tags", "genre", "language"]
+        writer = csv.DictWriter(out, kept, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(csv.DictReader(source))
+    dataset = import_dataset("csv", raw / "interactions.csv", items=raw / "films.csv")
+    return save_dataset(dataset, tmp_path_factory.mktemp("my-log") / "my-log")
+
+
+def load_dataset(folder):
+    from edgerec.data.store import load_dataset
+
+    return load_dataset(folder)
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_demo_runs_on_the_users_own_data(own_data, tmp_path):
+    import dataclasses
+
+    from edgerec.errors import ConfigError
+
+    cfg = DemoConfig.make(tmp_path / "run", quick=True, data=own_data)
+    assert (cfg.data, cfg.synth, cfg.transfer_world) == (own_data, None, None)
+    cfg = dataclasses.replace(cfg, **TINY)
+    before, steps = _files(own_data), []
+    results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
+    assert steps == ["data", "baselines", "teacher", "student", "ranker", "scorer", "export", "compression", "replay",
+                     "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy", "federated"]
+    assert _files(own_data) == before  # read, never written
+    assert (results["data"]["users"], results["data"]["events"]) == (200, len(load_dataset(own_data).interactions))
+    assert results["export"]["metrics"]["teacher"]["NDCG@10"] > 0
+    assert results["experiment"]["reactions"] == "FittedReactions"  # no ground truth: a click model fitted on the log
+    assert results["fairness"]["trade_off"] == [] and "provider" in results["fairness"]["note"]
+    report = (tmp_path / "run" / "report.json").read_text()
+    assert str(own_data.parent) not in report and str(tmp_path) not in report  # no host paths
+    assert json.loads(report)["config"]["data"]["name"] == "my-log"
+    steps.clear()
+    run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name), resume=True)
+    assert steps == []  # the same data: nothing to redo
+    (own_data / "interactions.csv").write_bytes(before["interactions.csv"] + before["interactions.csv"][-40:])
+    try:
+        with pytest.raises(ConfigError, match="other settings"):  # other data under the same name
+            run_demo(cfg, lambda what, values: None, resume=True)
+    finally:
+        (own_data / "interactions.csv").write_bytes(before["interactions.csv"])
+
+
+def test_demo_never_empties_a_folder_it_did_not_make(own_data, tmp_path):
+    from edgerec.errors import ConfigError
+
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="holds no earlier demo run"):
+        run_demo(DemoConfig.make(mine, quick=True), lambda what, values: None)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    with pytest.raises(ConfigError, match="holds the --data folder"):
+        run_demo(DemoConfig.make(own_data.parent, quick=True, data=own_data), lambda what, values: None)
+    assert (own_data / "interactions.csv").exists()
+    with pytest.raises(ConfigError, match="does not exist"):
+        run_demo(DemoConfig.make(tmp_path / "run", quick=True, data=tmp_path / "nowhere"), lambda what, values: None)

@@ -103,3 +103,29 @@ def test_train_ranker_command_runs_the_library_recipe(tmp_path, tiny_bundle):
     gain = info["validation"]
     assert info["ships"] == (gain["NDCG@10 with ranker"] > gain["NDCG@10 retrieval only"])
     assert len(info["history"]) == 1 and info["groups"] > 0
+
+
+def test_a_context_the_ranker_never_saw_leaves_its_scores_as_they_were():
+    """A log without device types (MovieLens) trains the ranker with the device columns all 0; an app
+    that then says "tv" must get the scores of an unknown device, not ones scrambled by a column the
+    training never moved (it used to enter the net scaled 1,000-fold)."""
+    import torch
+
+    from edgerec.models.ranker import RankerConfig, RankerExamples, train_ranker
+    from edgerec.runtime.features import DEVICES, feature_count
+
+    dim, rng = 8, np.random.default_rng(0)
+    width = feature_count(dim)
+    groups = rng.normal(size=(300, 5, width)).astype(np.float32)
+    device_cols = slice(dim + 3, dim + 3 + len(DEVICES))  # after the vector product, the cosine and the hour
+    groups[:, :, device_cols] = 0.0
+    examples = RankerExamples(groups, np.ones(300, np.float32), np.ones(300, np.float32), np.zeros((0, width), np.float32))
+    model, _ = train_ranker(examples, RankerConfig(epochs=1, batch_size=64))
+    plain = torch.as_tensor(groups[:20, 0])
+    on_tv = plain.clone()
+    on_tv[:, dim + 3 + DEVICES.index("tv")] = 1.0
+    with torch.no_grad():
+        assert torch.equal(model(on_tv), model(plain))
+        varied = plain.clone()
+        varied[:, 0] += 1.0  # a column training did see still moves the scores
+        assert not torch.equal(model(varied), model(plain))
