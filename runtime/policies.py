@@ -13,6 +13,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 from edgerec.runtime import checks
+from edgerec.runtime.vocab import MODALITIES
 
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
                               "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
@@ -106,6 +107,43 @@ class Policy:
         return self
 
 
+def column_values(catalog, column: str) -> set[str]:
+    """The values a categorical column takes, in the bundle and among the items added on the device."""
+    def build():
+        _, vocab = catalog.categorical.get(column, (None, []))
+        return {v for v in vocab if v} | {str(a.meta[column]) for a in catalog.added if a.meta.get(column)}
+    return catalog._cached(f"values of {column}", build)
+
+
+def check_filters(catalog, filters: Filters | None) -> None:
+    """ConfigError for a filter that could only ever empty the list by mistake: a value that differs
+    from the catalog's only in case ('Comedy' for 'comedy'), a column no item of this catalog fills
+    (languages on a catalog without languages), an unknown modality. A well-formed value no item has
+    yet stays allowed: the list is then empty, which is its true answer."""
+    if filters is None:
+        return
+    for column, values in (("language", filters.languages), ("genre", filters.genres),
+                           ("genre", filters.exclude_genres)):
+        options = column_values(catalog, column) if values else set()
+        miscased = [v for v in values or () if v not in options and _folds_to(v, options)]
+        if values and (miscased or not options):
+            checks.known(miscased or values, options, f"{column}s")
+    if filters.modalities:
+        checks.known(filters.modalities, set(MODALITIES), "modalities")
+    if filters.kids_safe and not column_values(catalog, "genre"):
+        raise ConfigError("this catalog has no genres, so no item can be shown as kids-safe; drop "
+                          "Filters.kids_safe or export the bundle from data with a genre column")
+    if filters.max_duration_s is not None and not catalog._cached("has durations", lambda: "duration" in
+            catalog.numeric and bool(np.any(catalog.numeric_column("duration", np.arange(len(catalog))) > 0))):
+        raise ConfigError("this catalog's items carry no duration, so Filters.max_duration_s would pass "
+                          "none of them; drop it or export the bundle from data with a duration column")
+
+
+def _folds_to(value: str, options: set[str]) -> bool:
+    folded = value.casefold()
+    return any(o.casefold() == folded for o in options)
+
+
 def filter_mask(catalog, rows: np.ndarray, filters: Filters | None) -> np.ndarray:
     """True where the item at `rows` passes every filter."""
     keep = np.ones(len(rows), bool)
@@ -121,8 +159,9 @@ def filter_mask(catalog, rows: np.ndarray, filters: Filters | None) -> np.ndarra
         keep &= ~catalog.matches("genre", rows, filters.exclude_genres)
     if filters.kids_safe:
         keep &= catalog.matches("genre", rows, KIDS_SAFE_GENRES)
-    if filters.max_duration_s is not None:
-        keep &= catalog.numeric_column("duration", rows) <= filters.max_duration_s
+    if filters.max_duration_s is not None:  # an unknown duration (0) cannot be shown to hold
+        duration = catalog.numeric_column("duration", rows)
+        keep &= (duration > 0) & (duration <= filters.max_duration_s)
     if filters.exclude_items:
         excluded = {catalog.index.get(i) for i in filters.exclude_items} - {None}
         keep &= ~np.isin(rows, list(excluded))

@@ -30,7 +30,7 @@ from edgerec.runtime.models import Models
 from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.new_items import metadata_vector
 from edgerec.runtime.pipeline import Pipeline, Stage
-from edgerec.runtime.policies import Filters, Policy
+from edgerec.runtime.policies import Filters, Policy, check_filters, column_values
 from edgerec.runtime.pseudonyms import open_history
 from edgerec.runtime.request import Recommendation, Request, parse_context
 from edgerec.runtime.retrieval import KERNELS
@@ -183,7 +183,7 @@ class Recommender:
         choices = [(kind, checks.names(values, what, allow_none=False)) for kind, values, what in
                    (("genre", genres, "genres"), ("tag", tags, "tags"), ("language", languages, "languages"))]
         for kind, values in choices[0::2]:  # genres and languages: the catalog's own values (tags are free)
-            checks.known(values, self._values(kind), f"{kind}s")
+            checks.known(values, column_values(self.catalog, kind), f"{kind}s")
         items = checks.names(items, "items", allow_none=False)
         for item in items:
             self.catalog.row(item)
@@ -192,11 +192,6 @@ class Recommender:
                 self.history.set_preferences(user, kind, values)
         for item in items:
             self.record(user, item, "more_like_this")
-
-    def _values(self, column: str) -> set[str]:
-        """The values a categorical column takes, in the bundle and among the items added on the device."""
-        _, vocab = self.catalog.categorical.get(column, (None, []))
-        return {v for v in vocab if v} | {str(a.meta[column]) for a in self.catalog.added if a.meta.get(column)}
 
     def forget(self, user: str) -> int:
         """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py),
@@ -303,6 +298,7 @@ class Recommender:
         for part in (filters, policy):
             if part is not None:
                 part.check()  # its fields may have been changed since it was made
+        check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
         request = Request(user, int(k), now, hour, device, filters, policy or self.policy, self.catalog.snapshot())
         monitor = self.monitor

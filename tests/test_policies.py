@@ -15,6 +15,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.history import EVENTS
 from edgerec.runtime.policies import (
+    check_filters,
     feedback_adjustment,
     filter_mask,
     freshness_boost,
@@ -283,6 +284,34 @@ def test_each_filter_narrows_what_the_others_left(catalog, extra, expected):
     rows = np.arange(len(GENRES))
     assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"]))) == [1, 5, 9, 13, 17]
     assert rows_where(filter_mask(catalog, rows, Filters(languages=["es"], **extra))) == expected
+
+
+def test_a_filter_that_could_only_empty_the_list_by_mistake_is_refused(catalog, handmade_bundle, tmp_path):
+    """A genre in the wrong case, a column no item fills, a modality edgerec does not name: each is
+    an error that says what to write, not an empty list; a well-formed value no item has yet is fine."""
+    check_filters(catalog, Filters(languages=["de"], genres=["family"], modalities=["music_track"]))  # empty, truly
+    with pytest.raises(ConfigError, match="'Family' -> 'family'"):
+        check_filters(catalog, Filters(genres=["Family"]))
+    with pytest.raises(ConfigError, match="'NEWS' -> 'news'"):
+        check_filters(catalog, Filters(exclude_genres=["NEWS"]))  # else dramas would pass it, silently
+    with pytest.raises(ConfigError, match="'EN' -> 'en'"):
+        check_filters(catalog, Filters(languages=["EN"]))
+    with pytest.raises(ConfigError, match="unknown modalities.*'podcast'"):
+        check_filters(catalog, Filters(modalities=["podcast"]))
+    bare = handmade_bundle(np.eye(4, dtype=np.float32), language=[""] * 4, genre=[""] * 4, duration=[0.0] * 4)
+    with Recommender.open(bare, history=tmp_path / "h.db") as rec:
+        rec.record("u", "i0", "finish")
+        assert len(rec.recommend("u", k=3)) == 3
+        for filters, message in ((Filters(languages=["en"]), "has no languages"),
+                                 (Filters(kids_safe=True), "has no genres"),
+                                 (Filters(max_duration_s=600), "carry no duration")):
+            with pytest.raises(ConfigError, match=message):
+                rec.recommend("u", k=3, filters=filters)
+
+
+def test_an_item_of_unknown_duration_does_not_pass_a_duration_limit(handmade_bundle):
+    cat = ItemCatalog(Bundle.open(handmade_bundle(np.eye(4, dtype=np.float32), duration=[100.0, 0.0, 900.0, 50.0])))
+    assert rows_where(filter_mask(cat, np.arange(4), Filters(max_duration_s=600))) == [0, 3]
 
 
 # ------------------------------------------------------------------ through the recommender

@@ -257,7 +257,7 @@ def test_streamed_top_k_gives_the_lists_of_scoring_every_item(tiny_bundle, tmp_p
             r.record("b", r.catalog.item_id(50), "not_interested")
             got = []
             for user in ("a", "b", "c"):
-                for filters in (None, Filters(languages=["es"]), Filters(kids_safe=True, modalities=["podcast"])):
+                for filters in (None, Filters(languages=["es"]), Filters(kids_safe=True, modalities=["podcast_episode"])):
                     got.append([(x.item_id, round(x.score, 5), x.reason.text)
                                 for x in r.recommend(user, k=10, filters=filters)])
             lists[kernel] = got
