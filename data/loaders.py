@@ -7,6 +7,7 @@ hash of the user id, so it works while streaming and is the same on every run.
 
 from __future__ import annotations
 
+import codecs
 import re
 import zlib
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class ReadOptions:
     sample_users: float | None = None  # keep this fraction of users (0, 1]
     seed: int = 0
     time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
+    quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -64,6 +66,11 @@ class ReadOptions:
                               f"(got {self.delimiter!r}); for tab-separated files pass a tab")
         if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise ConfigError(f"chunk_rows must be a whole number of rows >= 1 (got {self.chunk_rows!r})")
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"unknown text encoding {self.encoding!r}; use a Python codec name such as utf-8, "
+                              "latin-1, cp1252 or utf-16") from None
         if self.time_unit not in PER_SECOND:
             raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
@@ -118,7 +125,7 @@ def read_interactions(
     exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
-        chunk_rows=options.chunk_rows, encoding=options.encoding,
+        chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted,
     ):
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
         for name in (columns.user, columns.item):
@@ -222,7 +229,10 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
         for c in text:
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
-            tags.extend(tuple(t for t in v.split("|") if t) for v in chunk.columns["tags"])
+            tags.extend(tuple(t for t in map(str.strip, v.split("|")) if t) for v in chunk.columns["tags"])
+        for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
+            if name in chunk.columns:
+                chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
         if "duration" in chunk.columns:
             numbers["duration"].append(to_float(chunk, "duration"))
             _check_range(chunk, "duration", numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
@@ -275,9 +285,11 @@ def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]]) -
 
 
 def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | None,
-                          genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str) -> Catalog:
+                          genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str,
+                          quoted: bool = True) -> Catalog:
     ids, titles, genres = [], [], []
-    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path)):
+    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path),
+                             quoted=quoted):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
         titles.extend(chunk.columns[title_col])
@@ -327,10 +339,11 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         item_header = ("item", "title", "release", "video_release", "url", *ML100K_GENRES)
         catalog = _read_movielens_items(
             folder / "u.item", "|", item_header,
-            lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title",
+            lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title", quoted=False,
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
-                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit)
+                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit,
+                                  quoted=False)
         ratings = folder / "u.data"
     elif fmt == "ml-1m":
         catalog = _read_movielens_items(
@@ -360,6 +373,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                    items: str | Path | None = None, options: ReadOptions | None = None) -> Dataset:
     """Read data in any supported FORMAT into the neutral model."""
     if fmt.startswith("ml-"):
+        if items:
+            raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
         return load_movielens(fmt, path, options)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

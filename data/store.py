@@ -48,8 +48,19 @@ def interaction_columns(dataset: Dataset) -> dict[str, list]:
     }
 
 
+DATA_FILES = ("items", "interactions")
+
+
 def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, events: int) -> None:
-    meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events)
+    """Seal a folder whose data files were just written in `fmt`: drop the other format's files left by an
+    earlier import (the loader would read them), record each file's size (a cut file is then found) and
+    write dataset.json."""
+    other = "parquet" if fmt == "csv" else "csv"
+    for stem in DATA_FILES:
+        (folder / f"{stem}.{other}").unlink(missing_ok=True)
+    sizes = {f"{stem}.{fmt}": (folder / f"{stem}.{fmt}").stat().st_size for stem in DATA_FILES}
+    meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events,
+                file_bytes=sizes)
     tmp = folder / "dataset.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(tmp, folder / "dataset.json")
@@ -72,10 +83,16 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path
     return folder
 
 
-def _find(folder: Path, stem: str) -> Path:
-    for suffix in (".parquet", ".csv"):
-        if (folder / f"{stem}{suffix}").exists():
-            return folder / f"{stem}{suffix}"
+def _find(folder: Path, stem: str, fmt: str | None) -> Path:
+    """The folder's `stem` file: in the format dataset.json names, else the only one there."""
+    found = [folder / f"{stem}.{suffix}" for suffix in ("parquet", "csv") if (folder / f"{stem}.{suffix}").exists()]
+    if fmt in ("csv", "parquet") and folder / f"{stem}.{fmt}" in found:
+        return folder / f"{stem}.{fmt}"
+    if len(found) == 2:
+        raise DataError(f"both {stem}.csv and {stem}.parquet here and no dataset.json says which is current; "
+                        "delete the stale one", str(folder))
+    if found:
+        return found[0]
     raise DataError(
         f"no {stem}.csv or {stem}.parquet here; create one with `edgerec data synth` or `edgerec data import`",
         str(folder),
@@ -87,15 +104,39 @@ def load_dataset(folder: str | Path, *, sample_users: float | None = None, seed:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError("not a data folder; create one with `edgerec data synth` or `edgerec data import`", str(folder))
-    catalog = read_catalog(_find(folder, "items"))
+    meta = _read_meta(folder)
+    fmt = meta.get("file_format")
+    paths = {stem: _find(folder, stem, fmt) for stem in DATA_FILES}
+    for name, size in (meta.get("file_bytes") or {}).items():
+        path = folder / name
+        if path.exists() and path.stat().st_size != size:
+            raise DataError(_changed(name, f"{path.stat().st_size:,} bytes", f"{size:,} bytes"), str(folder))
+    catalog = read_catalog(paths["items"])
     options = ReadOptions(sample_users=sample_users, seed=seed)
-    dataset = read_interactions(_find(folder, "interactions"), ColumnMap(), catalog, options)
-    meta_path = folder / "dataset.json"
-    if meta_path.exists():
-        try:
-            dataset.meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder",
-                            str(meta_path)) from None
-    dataset.meta["path"] = str(folder)
+    dataset = read_interactions(paths["interactions"], ColumnMap(), catalog, options)
+    counts = {"items": (paths["items"], len(catalog))}
+    if sample_users is None or sample_users >= 1:
+        counts["events"] = (paths["interactions"], len(dataset.interactions))
+    for key, (path, count) in counts.items():  # folders written before file_bytes was recorded
+        if isinstance(meta.get(key), int) and meta[key] != count:
+            raise DataError(_changed(path.name, f"{count:,} {key}", f"{meta[key]:,} {key}"), str(folder))
+    dataset.meta = dict(meta, path=str(folder))
     return dataset
+
+
+def _changed(name: str, now: str, then) -> str:
+    return (f"{name} holds {now}, dataset.json recorded {then} when the folder was written: the file was cut short "
+            "or changed since; import the data again (if you changed the file on purpose, delete dataset.json)")
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / "dataset.json"
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder", str(path)) from None
+    if not isinstance(meta, dict):
+        raise DataError("dataset.json does not hold a JSON object; delete it or regenerate the folder", str(path))
+    return meta

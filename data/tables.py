@@ -8,6 +8,7 @@ memory stream through.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import os
@@ -53,11 +54,14 @@ def read_chunks(
     header: Sequence[str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str = "utf-8",
+    quoted: bool = True,
 ) -> Iterator[Chunk]:
     """Yield chunks of a CSV/TSV/Parquet file, keeping only `columns` (all when None).
 
     `header` names the columns of a file that has no header line (MovieLens
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
+    `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
+    plain text, not the start of a quoted field.
     """
     path = _existing_file(path)
     if path.stat().st_size == 0:
@@ -65,7 +69,7 @@ def read_chunks(
     if is_parquet(path):
         yield from _read_parquet_chunks(path, columns, chunk_rows)
     else:
-        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding)
+        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted)
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -82,14 +86,25 @@ def _open_text(path: Path, encoding: str):
     one) is dropped, otherwise it would stick to the first column's name."""
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         encoding = "utf-8-sig"
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == b"\x1f\x8b"
-    if compressed:
+    if _compressed(path):
         return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
     return open(path, newline="", encoding=encoding, errors="strict")
 
 
+def _compressed(path: Path) -> bool:
+    with open(path, "rb") as raw:
+        return raw.read(2) == b"\x1f\x8b"
+
+
+def _open_raw(path: Path):
+    return gzip.open(path, "rb") if _compressed(path) else open(path, "rb")
+
+
 def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int) -> list[int]:
+    twice = sorted({c for c in (names if wanted is None else wanted) if c and names.count(c) > 1})
+    if twice:  # reading the first copy could silently read the wrong data
+        raise DataError(f"column(s) {', '.join(twice)} appear more than once in the header; rename or drop the "
+                        "copies so that one column holds each", str(path), line)
     if wanted is None:
         return list(range(len(names)))
     missing = [c for c in wanted if c not in names]
@@ -103,43 +118,51 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
     return [names.index(c) for c in wanted]
 
 
-def _split_lines(handle, delimiter: str):
-    if len(delimiter) == 1:
+def _split_lines(handle, delimiter: str, quoted: bool = True):
+    if len(delimiter) == 1 and quoted:
         yield from csv.reader(handle, delimiter=delimiter)
-    else:  # csv cannot split on "::"; such files (MovieLens 1M) never quote fields
+    else:  # csv cannot split on "::"; such files (MovieLens 1M, and 100K's "|" files) never quote fields
         for raw in handle:
             yield raw.rstrip("\r\n").split(delimiter)
 
 
-def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) -> Iterator[Chunk]:
+def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True) -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
-        rows = _split_lines(handle, delimiter)
+        rows = _split_lines(handle, delimiter, quoted)
         line = 0
+        first_row = None  # the header line as read, to recognise it if it comes again
         try:
             if header is None:
-                names = [c.strip() for c in next(rows)]
+                first_row = next(rows)
+                names = [c.strip() for c in first_row]
                 line = 1
             else:
                 names = list(header)
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+            raise _not_text(path, encoding, exc) from None
         keep = _select(names, columns, path, max(line, 1))
         out_names = [names[i] for i in keep]
         width = len(names)
         buffers: list[list[str]] = [[] for _ in keep]
         first_line = line + 1
         rows_seen = 0
+        blank = 0  # the first blank line after some rows: ignored at the end of the file, an error before a row
         try:
             for fields in rows:
                 line += 1
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     if not buffers[0]:
                         first_line = line + 1
-                        continue
-                    # a blank line inside the data would shift line numbers of the chunk
-                    raise DataError("blank line inside the data; remove it", str(path), line)
+                    elif not blank:
+                        blank = line
+                    continue
+                if blank:  # a blank line inside the data would shift the line numbers of the chunk
+                    raise DataError("blank line inside the data; remove it", str(path), blank)
+                if fields == first_row:
+                    raise DataError("this line repeats the header (were files joined with their header lines?); "
+                                    "keep only the first header line", str(path), line)
                 if len(fields) != width:
                     raise DataError(
                         f"expected {width} fields ({', '.join(names)}), found {len(fields)}",
@@ -154,7 +177,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) ->
                     buffers = [[] for _ in keep]
                     first_line = line + 1
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), line + 1) from None
+            raise _not_text(path, encoding, exc) from None
         except csv.Error as exc:
             raise DataError(f"malformed CSV ({exc})", str(path), line) from None
         except (OSError, EOFError) as exc:  # a damaged gzip stream
@@ -163,6 +186,22 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) ->
             raise DataError("file has a header but no rows", str(path), line)
         if buffers[0]:
             yield Chunk(dict(zip(out_names, buffers)), first_line, str(path))
+
+
+def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
+    """The error for bytes that are not `encoding` text, at the file line of the first bad byte (the text
+    layer decodes blocks ahead of the rows, so the reader's own line count is no guide)."""
+    decoder, line = codecs.getincrementaldecoder(encoding)(), 1
+    try:
+        with _open_raw(path) as raw:
+            for line, piece in enumerate(raw, 1):
+                decoder.decode(piece)
+    except UnicodeDecodeError:
+        pass
+    except (OSError, EOFError):  # a damaged gzip stream: keep the last line reached
+        pass
+    return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
+                     "(e.g. latin-1, cp1252, utf-16) or save the file as UTF-8", str(path), line)
 
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
@@ -389,7 +428,7 @@ def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str 
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+            raise _not_text(path, encoding, exc) from None
         except (csv.Error, OSError, EOFError) as exc:
             raise DataError(f"the first line cannot be read ({exc})", str(path), 1) from None
     return [c.strip() for c in first]

@@ -1,0 +1,217 @@
+"""Real logs are messy: what `edgerec data import` and a data folder do with byte order marks, CRLF, quoting,
+trailing blank lines, repeated or doubled headers, foreign encodings, blank metadata, MovieLens quirks, and a
+data folder that was re-imported in another format or cut short. Each case either imports correctly or stops
+with a DataError/ConfigError that names the line and the fix."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgerec.cli.main import cli
+from edgerec.data import ReadOptions, import_dataset, load_dataset, load_movielens, save_dataset
+from edgerec.errors import ConfigError, DataError
+
+HEADER = ["user_id", "item_id", "timestamp"]
+
+ids = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=6)
+
+
+def log_text(rows, *, crlf=False, quote_all=False, bom=False, blank_tail=0) -> str:
+    out = io.StringIO()
+    ending = "\r\n" if crlf else "\n"
+    # csv quotes a field holding a character of its line ending only: a bare "\r" under "\n" endings would be
+    # written unquoted, a broken file (the reader rightly splits the row there)
+    quote_all = quote_all or any("\r" in field for row in rows for field in row[:2])
+    writer = csv.writer(out, lineterminator=ending, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    return ("\ufeff" if bom else "") + out.getvalue() + ending * blank_tail
+
+
+def sequences(dataset) -> dict[str, list[tuple[str, int]]]:
+    log, items = dataset.interactions, dataset.catalog.item_ids
+    out = defaultdict(list)
+    for u, i, t in zip(log.user, log.item, log.timestamp):
+        out[dataset.user_ids[u]].append((items[i], int(t)))
+    return dict(out)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(ids, ids, st.integers(0, 3)), min_size=1, max_size=12),
+       crlf=st.booleans(), quote_all=st.booleans(), bom=st.booleans(), blank_tail=st.integers(0, 3))
+def test_any_valid_log_in_any_layout_imports_exactly_and_survives_the_data_folder(
+        tmp_path_factory, rows, crlf, quote_all, bom, blank_tail):
+    """Ids with commas, quotes, line breaks, spaces or any script; few distinct times (ties everywhere); BOM,
+    CRLF, quoting, blank lines after the last row: each user's events come back in time order with ties in
+    file order, and the same after save and load."""
+    folder = tmp_path_factory.mktemp("messy")
+    path = folder / "log.csv"
+    path.write_bytes(log_text(rows, crlf=crlf, quote_all=quote_all, bom=bom, blank_tail=blank_tail).encode())
+    expected = defaultdict(list)
+    for user, item, t in sorted(rows, key=lambda r: r[2]):  # sorted() is stable: ties keep the file order
+        expected[user].append((item, t))
+    dataset = import_dataset("csv", path)
+    assert sequences(dataset) == dict(expected)
+    save_dataset(dataset, folder / "data")
+    assert sequences(load_dataset(folder / "data")) == dict(expected)
+
+
+def test_a_blank_line_between_rows_is_still_located(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,1\n\nu1,i2,2\n\n")
+    with pytest.raises(DataError, match=r"log.csv:3: blank line inside the data"):
+        import_dataset("csv", path)
+
+
+@pytest.mark.parametrize("header", ["user_id,item_id,timestamp,item_id", "user_id,item_id,timestamp,timestamp"])
+def test_a_wanted_column_named_twice_is_refused_not_read_from_the_first_copy(tmp_path, header):
+    path = tmp_path / "log.csv"
+    path.write_text(f"{header}\nu1,i1,100,200\n")
+    with pytest.raises(DataError, match=r"log.csv:1: column\(s\) (item_id|timestamp) appear more than once"):
+        import_dataset("csv", path)
+
+
+def test_a_doubled_column_in_parquet_is_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.Table.from_arrays([pa.array(["u1"]), pa.array(["i1"]), pa.array([100]), pa.array(["i9"])],
+                                 names=["user_id", "item_id", "timestamp", "item_id"])
+    pq.write_table(table, tmp_path / "log.parquet")
+    with pytest.raises(DataError, match=r"column\(s\) item_id appear more than once"):
+        import_dataset("parquet", tmp_path / "log.parquet")
+
+
+def test_a_repeated_header_line_from_joined_files_says_so(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,100\nuser_id,item_id,timestamp\nu2,i1,100\n")
+    with pytest.raises(DataError, match=r"log.csv:3: this line repeats the header"):
+        import_dataset("csv", path)
+
+
+def test_a_latin1_log_names_its_first_bad_line_and_imports_with_its_encoding(tmp_path):
+    path = tmp_path / "log.csv"
+    rows = "".join(f"u{n},i{n},{n}\n" for n in range(3000))  # the bad byte far beyond the text layer's first block
+    path.write_bytes(("user_id,item_id,timestamp\n" + rows + "Zoë,Café,5\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"log.csv:3002: not valid utf-8 text .*--encoding"):
+        import_dataset("csv", path)
+    dataset = import_dataset("csv", path, options=ReadOptions(encoding="latin-1"))
+    assert "Zoë" in dataset.user_ids and "Café" in dataset.catalog.item_ids
+    with pytest.raises(ConfigError, match="unknown text encoding 'latin-9x'"):
+        ReadOptions(encoding="latin-9x")
+
+
+def test_the_cli_passes_the_encoding_to_the_log_and_the_item_table(tmp_path):
+    log, items = tmp_path / "log.csv", tmp_path / "items.csv"
+    log.write_bytes("user_id,item_id,timestamp\nZoë,i1,1\nZoë,i2,2\n".encode("cp1252"))
+    items.write_bytes("item_id,title\ni1,Amélie\ni2,Léon\n".encode("cp1252"))
+    runner = CliRunner()
+    failed = runner.invoke(cli, ["data", "import", "csv", str(log), "--items", str(items), "--out", str(tmp_path / "d")])
+    assert failed.exit_code == 1 and "--encoding" in failed.output and "Traceback" not in failed.output
+    result = runner.invoke(cli, ["data", "import", "csv", str(log), "--items", str(items), "--encoding", "cp1252",
+                                 "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    back = load_dataset(tmp_path / "d")  # written as UTF-8
+    assert back.user_ids == ["Zoë"] and back.catalog.text["title"] == ["Amélie", "Léon"]
+
+
+def test_blank_item_metadata_is_unknown_and_tags_are_trimmed(tmp_path):
+    log, items = tmp_path / "log.csv", tmp_path / "items.csv"
+    log.write_text("user_id,item_id,timestamp\nu1,i1,1\n")
+    items.write_text("item_id,tags,duration,release_ts,episode\ni1,rock | pop |,,,\ni2,,30.5,2020-01-01, 2\n")
+    catalog = import_dataset("csv", log, items=items).catalog
+    assert catalog.tags == [("rock", "pop"), ()]
+    assert catalog.duration.tolist() == [0.0, 30.5]
+    assert catalog.release_ts.tolist() == [0, 1577836800]
+    assert catalog.episode.tolist() == [0, 2]
+
+
+def test_movielens_100k_fields_are_never_quoted(tmp_path):
+    """u.item is `|`-separated without quoting: a title that starts with a quote keeps it, and an unbalanced
+    quote does not swallow the lines after it."""
+    flags = "|".join(["0"] * 5 + ["1"] + ["0"] * 13)
+    (tmp_path / "u.item").write_bytes((f'1|"Quoted" Title (1995)|01-Jan-1995||http://x|{flags}\n'
+                                       f'2|"Half Caf\xe9 (1996)|01-Jan-1996||http://x|{flags}\n'
+                                       f"3|Plain (1997)|01-Jan-1997||http://x|{flags}\n").encode("latin-1"))
+    (tmp_path / "u.data").write_text("1\t1\t5\t10\n1\t2\t4\t11\n1\t3\t3\t12\n")
+    dataset = load_movielens("ml-100k", tmp_path)
+    assert dataset.catalog.text["title"] == ['"Quoted" Title', '"Half Café', "Plain"]
+    assert len(dataset.interactions) == 3
+
+
+def test_items_flag_with_a_movielens_format_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--items is for FORMAT csv or parquet"):
+        import_dataset("ml-100k", tmp_path, items=tmp_path / "items.csv")
+
+
+# ------------------------------------------------------------------------------------------- data folders
+
+
+def _import(tmp_path, text: str, out, fmt="csv"):
+    log = tmp_path / "log.csv"
+    log.write_text(text)
+    return save_dataset(import_dataset("csv", log), out, fmt)
+
+
+def test_re_importing_in_the_other_format_replaces_the_old_files(tmp_path):
+    out = tmp_path / "data"
+    _import(tmp_path, "user_id,item_id,timestamp\nold,i1,1\n", out, "parquet")
+    _import(tmp_path, "user_id,item_id,timestamp\nnew,j1,1\nnew,j2,2\n", out, "csv")
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "interactions.csv", "items.csv"]
+    assert load_dataset(out).user_ids == ["new"]
+    # a folder re-imported by an older edgerec still holds the stale twin: dataset.json says which is current
+    _import(tmp_path, "user_id,item_id,timestamp\nold,i1,1\n", tmp_path / "old", "parquet")
+    for name in ("items.parquet", "interactions.parquet"):
+        (out / name).write_bytes((tmp_path / "old" / name).read_bytes())
+    assert load_dataset(out).user_ids == ["new"]
+
+
+def test_both_formats_without_dataset_json_is_ambiguous(tmp_path):
+    out = _import(tmp_path, "user_id,item_id,timestamp\nu1,i1,1\n", tmp_path / "data", "parquet")
+    _import(tmp_path, "user_id,item_id,timestamp\nu1,i1,1\n", tmp_path / "other", "csv")
+    for name in ("items.csv", "interactions.csv"):
+        (out / name).write_bytes((tmp_path / "other" / name).read_bytes())
+    (out / "dataset.json").unlink()
+    with pytest.raises(DataError, match="both items.csv and items.parquet here"):
+        load_dataset(out)
+
+
+LOG = "user_id,item_id,timestamp,event,value\n" + "".join(f"u{n % 3},i{n % 5},{100 + n},play,0.5\n" for n in range(12))
+
+
+@pytest.mark.parametrize("cut", ["last line", "inside the last value", "items last line"])
+def test_a_cut_data_file_is_refused_not_read_short(tmp_path, cut):
+    out = _import(tmp_path, LOG, tmp_path / "data")
+    name = "items.csv" if cut.startswith("items") else "interactions.csv"
+    text = (out / name).read_text()
+    keep = text[:text.rstrip("\n").rfind("\n") + 1] if "line" in cut else text[:-3]
+    (out / name).write_text(keep)
+    with pytest.raises(DataError, match=f"{name} holds .* bytes, dataset.json recorded .* cut short"):
+        load_dataset(out)
+
+
+def test_a_folder_without_recorded_sizes_still_checks_its_counts(tmp_path):
+    out = _import(tmp_path, LOG, tmp_path / "data")
+    meta = json.loads((out / "dataset.json").read_text())
+    del meta["file_bytes"]  # as written before the sizes were recorded
+    (out / "dataset.json").write_text(json.dumps(meta))
+    lines = (out / "interactions.csv").read_text().splitlines(keepends=True)
+    (out / "interactions.csv").write_text("".join(lines[:-2]))
+    with pytest.raises(DataError, match="interactions.csv holds 10 events, dataset.json recorded 12 events"):
+        load_dataset(out)
+    assert len(load_dataset(out, sample_users=0.999999).interactions) <= 10  # a sample is not a cut
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "\xff\xfe"])
+def test_a_dataset_json_that_is_not_an_object_is_a_data_error(tmp_path, content):
+    out = _import(tmp_path, LOG, tmp_path / "data")
+    (out / "dataset.json").write_bytes(content.encode("latin-1"))
+    with pytest.raises(DataError, match="dataset.json"):
+        load_dataset(out)
