@@ -267,11 +267,21 @@ def _year_ts(year: int | None) -> int:
     return int(datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()) if year else 0
 
 
-def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]]) -> Catalog:
+def _date_ts(text: str) -> int:
+    """Epoch seconds of a MovieLens 100K release date (`01-Jan-1995`); 0 when blank or not a date."""
+    try:
+        return int(datetime.strptime(text.strip(), "%d-%b-%Y").replace(tzinfo=timezone.utc).timestamp())
+    except ValueError:
+        return 0
+
+
+def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]],
+                   dates: list[str] | None = None) -> Catalog:
+    """The title's year gives the release time; a title without one falls back to the file's date column."""
     release, clean_titles = [], []
-    for title in titles:
+    for row, title in enumerate(titles):
         match = _YEAR.search(title)
-        release.append(_year_ts(int(match.group(1))) if match else 0)
+        release.append(_year_ts(int(match.group(1))) if match else _date_ts(dates[row]) if dates else 0)
         clean_titles.append(_YEAR.sub("", title).strip())
     n = len(ids)
     text = {
@@ -286,15 +296,16 @@ def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]]) -
 
 def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | None,
                           genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str,
-                          quoted: bool = True) -> Catalog:
-    ids, titles, genres = [], [], []
+                          quoted: bool = True, date_col: str | None = None) -> Catalog:
+    ids, titles, genres, dates = [], [], [], []
     for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path),
                              quoted=quoted):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
         titles.extend(chunk.columns[title_col])
         genres.extend(genres_of(chunk, i) for i in range(len(chunk)))
-    return _indexed(_movie_catalog(ids, titles, genres), path)
+        dates.extend(chunk.columns[date_col] if date_col else ())
+    return _indexed(_movie_catalog(ids, titles, genres, dates), path)
 
 
 def _item_encoding(path: Path) -> str:
@@ -340,6 +351,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         catalog = _read_movielens_items(
             folder / "u.item", "|", item_header,
             lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title", quoted=False,
+            date_col="release",
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit,

@@ -191,17 +191,16 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
 def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
     """The error for bytes that are not `encoding` text, at the file line of the first bad byte (the text
     layer decodes blocks ahead of the rows, so the reader's own line count is no guide)."""
-    decoder, line = codecs.getincrementaldecoder(encoding)(), 1
+    decoder, line = codecs.getincrementaldecoder(encoding)(), 0
     try:
         with _open_raw(path) as raw:
-            for line, piece in enumerate(raw, 1):
+            for piece in raw:
+                line += 1
                 decoder.decode(piece)
-    except UnicodeDecodeError:
-        pass
-    except (OSError, EOFError):  # a damaged gzip stream: keep the last line reached
+    except (UnicodeDecodeError, OSError, EOFError):  # found it (or a damaged gzip stream: the last line reached)
         pass
     return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
-                     "(e.g. latin-1, cp1252, utf-16) or save the file as UTF-8", str(path), line)
+                     "(e.g. latin-1, cp1252, utf-16) or save the file as UTF-8", str(path), max(line, 1))
 
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:

