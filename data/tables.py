@@ -113,9 +113,27 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
         glued = [d for d in (";", "\t", "|", ",") if len(names) == 1 and d in names[0]]
         if glued:  # the whole header is one name: the file is split by another character
             hint = f"The header is one column: is the file separated by {glued[0]!r}? Pass --delimiter."
+        if not is_parquet(path) and _looks_like_data(names, glued[0] if glued else None):  # ids: not shown
+            also = f"; it is one field: is the file separated by {glued[0]!r}? Pass --delimiter" if glued else ""
+            raise DataError(f"missing column(s) {', '.join(missing)}; the first line holds data, not column names: "
+                            f"add a header line naming the columns ({', '.join(wanted)}){also}", str(path), line)
         raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}",
                         str(path), line)
     return [names.index(c) for c in wanted]
+
+
+def _looks_like_data(names: list[str], glued: str | None) -> bool:
+    """A first line holding a number or a date is a row of data, not a header (a file without one)."""
+    cells = [c.strip() for n in names for c in (n.split(glued) if glued else [n])]
+    return any(c and (_looks_numeric(c) or _is_time(c)) for c in cells)
+
+
+def _is_time(text: str) -> bool:
+    try:
+        _iso_seconds(text)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _split_lines(handle, delimiter: str, quoted: bool = True):

@@ -237,3 +237,21 @@ def test_commands_on_a_cut_folder_print_one_error_line(tmp_path, command):
     result = CliRunner().invoke(cli, [a.format(d=out) for a in command])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output and "cut short" in result.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("first, delimiter", [("alice,song1,2020-01-01", ","), ("7,31,1700000000", ","),
+                                              ("alice;song1;100", ";")])
+def test_a_file_without_its_header_line_says_so_without_showing_the_row(tmp_path, first, delimiter):
+    path = tmp_path / "log.csv"
+    path.write_text(first + "\n" + first + "\n")
+    with pytest.raises(DataError, match="the first line holds data, not column names: add a header line") as err:
+        import_dataset("csv", path)
+    assert "alice" not in str(err.value) and "1700000000" not in str(err.value)
+    assert (f"separated by '{delimiter}'" in str(err.value)) == (delimiter != ",")
+
+
+def test_a_real_header_with_other_names_is_still_listed(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("account,track,ts\nalice,song1,100\n")
+    with pytest.raises(DataError, match="the file has account, track, ts. Map your columns"):
+        import_dataset("csv", path)
