@@ -303,6 +303,9 @@ def _strict_int(v: str) -> int:
     return int(f)
 
 
+_FIX = "write a number in every row (or leave the column out if it carries nothing)"
+
+
 def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
     values = chunk.columns[name]
     try:
@@ -310,12 +313,12 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
     except ValueError:
         bad = max(_first_bad(values, float), 0)
         raise DataError(
-            f"column '{name}' must hold numbers, found {values[bad]!r}", chunk.path, chunk.line_of(bad)
+            f"column '{name}' must hold numbers, found {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
         ) from None
     if not np.all(np.isfinite(out)):
         bad = int(np.flatnonzero(~np.isfinite(out))[0])
         raise DataError(
-            f"column '{name}' holds a non-finite value {values[bad]!r}", chunk.path, chunk.line_of(bad)
+            f"column '{name}' holds a non-finite value {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
         )
     return out.astype(dtype)
 

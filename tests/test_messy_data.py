@@ -255,3 +255,11 @@ def test_a_real_header_with_other_names_is_still_listed(tmp_path):
     path.write_text("account,track,ts\nalice,song1,100\n")
     with pytest.raises(DataError, match="the file has account, track, ts. Map your columns"):
         import_dataset("csv", path)
+
+
+@pytest.mark.parametrize("value", ["", "nan", "n/a"])
+def test_a_missing_value_says_what_to_do(tmp_path, value):
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp,value\nu1,i1,100,0.5\nu1,i2,200,{value}\n")
+    with pytest.raises(DataError, match=r"log.csv:3: column 'value' .*; write a number in every row"):
+        import_dataset("csv", path)
