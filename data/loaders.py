@@ -166,8 +166,16 @@ def read_interactions(
 
 
 def check_ids(chunk: Chunk, name: str) -> None:
-    """Ids are non-empty, at most MAX_ID characters (what the device accepts) and free of NUL."""
+    """Ids are non-empty, at most MAX_ID characters (what the device accepts), free of NUL, and exact:
+    not integers too large for the floating-point column that holds them."""
     values = chunk.columns[name]
+    if name in chunk.floats:  # pandas stores an integer id column with a gap as float64
+        bad = next((i for i, v in enumerate(values) if v and not abs(float(v)) < 2**53), None)  # NaN too
+        if bad is not None:
+            raise DataError(f"column '{name}' is stored as floating point and holds NaN, an infinity or an id "
+                            "too large to keep every digit (different ids may have merged); store the ids as "
+                            "integers or text (pandas: drop the rows without one, then .astype('int64'))",
+                            chunk.path, chunk.line_of(bad))
     if "" in values:
         raise DataError(f"column '{name}' is empty", chunk.path, chunk.line_of(values.index("")))
     if values and max(map(len, values)) > MAX_ID:

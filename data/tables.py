@@ -34,6 +34,7 @@ class Chunk:
     columns: dict[str, list[str]]
     first_line: int
     path: str
+    floats: frozenset[str] = frozenset()  # columns a Parquet file stores as floating point
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -241,11 +242,12 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
         if pa.types.is_nested(kind):
             raise DataError(f"column '{name}' holds {kind} values; expected one plain value per row "
                             "(text or number): flatten it before importing", str(path))
+    floats = frozenset(n for n in out_names if pa.types.is_floating(parquet.schema_arrow.field(n).type))
     row = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=out_names):
         cols = {name: [_cell(v, name, path, row + i + 1) for i, v in enumerate(batch.column(name).to_pylist())]
                 for name in out_names}
-        yield Chunk(cols, row + 1, str(path))  # "line" of a Parquet file = 1-based row
+        yield Chunk(cols, row + 1, str(path), floats)  # "line" of a Parquet file = 1-based row
         row += batch.num_rows
     if row == 0:
         raise DataError("file has no rows", str(path))

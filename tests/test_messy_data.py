@@ -263,3 +263,19 @@ def test_a_missing_value_says_what_to_do(tmp_path, value):
     path.write_text(f"user_id,item_id,timestamp,value\nu1,i1,100,0.5\nu1,i2,200,{value}\n")
     with pytest.raises(DataError, match=r"log.csv:3: column 'value' .*; write a number in every row"):
         import_dataset("csv", path)
+
+
+@pytest.mark.parametrize("big", [2**53, 12345678901234567890, float("nan"), float("inf")])
+def test_parquet_float_ids_that_lost_digits_are_refused(tmp_path, big):
+    """pandas keeps an integer id column with a gap as float64: after dropna() the ids 12345678901234567890
+    and ...891 were both imported as one user '12345678901234567168'."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"user_id": pa.array([1.0, float(big)], pa.float64()), "item_id": ["a", "b"],
+                             "timestamp": [1, 2]}), path)
+    with pytest.raises(DataError, match=r"log.parquet:2: column 'user_id' is stored as floating point") as err:
+        import_dataset("parquet", path)
+    assert "1234567" not in str(err.value)
+    pq.write_table(pa.table({"user_id": [1.0, 2.0**53 - 1], "item_id": ["a", "b"], "timestamp": [1, 2]}), path)
+    assert import_dataset("parquet", path).user_ids == ["1", str(2**53 - 1)]
