@@ -237,7 +237,8 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
         for c in text:
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
-            tags.extend(tuple(t for t in map(str.strip, v.split("|")) if t) for v in chunk.columns["tags"])
+            tags.extend(tuple(dict.fromkeys(t for t in map(str.strip, v.split("|")) if t))  # once each, in order
+                        for v in chunk.columns["tags"])
         for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
             if name in chunk.columns:
                 chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]

@@ -110,7 +110,8 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
         return list(range(len(names)))
     missing = [c for c in wanted if c not in names]
     if missing:
-        hint = "Map your columns with --user-col/--item-col/--time-col or rename them."
+        hint = ("Map a log's columns with --user-col/--item-col/--time-col or rename them (an item table's id "
+                "column must be item_id).")
         glued = [d for d in (";", "\t", "|", ",") if len(names) == 1 and d in names[0]]
         if glued:  # the whole header is one name: the file is split by another character
             hint = f"The header is one column: is the file separated by {glued[0]!r}? Pass --delimiter."
@@ -183,8 +184,10 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     raise DataError("this line repeats the header (were files joined with their header lines?); "
                                     "keep only the first header line", str(path), line)
                 if len(fields) != width:
+                    spans = any("\n" in f or "\r" in f for f in fields)  # csv read on to the next quote
                     raise DataError(
-                        f"expected {width} fields ({', '.join(names)}), found {len(fields)}",
+                        f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
+                        + ("; a field runs over several lines: is a quote left open here?" if spans else ""),
                         str(path),
                         line,
                     )

@@ -125,7 +125,7 @@ def test_the_cli_passes_the_encoding_to_the_log_and_the_item_table(tmp_path):
 def test_blank_item_metadata_is_unknown_and_tags_are_trimmed(tmp_path):
     log, items = tmp_path / "log.csv", tmp_path / "items.csv"
     log.write_text("user_id,item_id,timestamp\nu1,i1,1\n")
-    items.write_text("item_id,tags,duration,release_ts,episode\ni1,rock | pop |,,,\ni2,,30.5,2020-01-01, 2\n")
+    items.write_text("item_id,tags,duration,release_ts,episode\ni1,rock | pop |rock,,,\ni2,,30.5,2020-01-01, 2\n")
     catalog = import_dataset("csv", log, items=items).catalog
     assert catalog.tags == [("rock", "pop"), ()]
     assert catalog.duration.tolist() == [0.0, 30.5]
@@ -253,7 +253,7 @@ def test_a_file_without_its_header_line_says_so_without_showing_the_row(tmp_path
 def test_a_real_header_with_other_names_is_still_listed(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("account,track,ts\nalice,song1,100\n")
-    with pytest.raises(DataError, match="the file has account, track, ts. Map your columns"):
+    with pytest.raises(DataError, match="the file has account, track, ts. Map a log.s columns"):
         import_dataset("csv", path)
 
 
@@ -279,3 +279,18 @@ def test_parquet_float_ids_that_lost_digits_are_refused(tmp_path, big):
     assert "1234567" not in str(err.value)
     pq.write_table(pa.table({"user_id": [1.0, 2.0**53 - 1], "item_id": ["a", "b"], "timestamp": [1, 2]}), path)
     assert import_dataset("parquet", path).user_ids == ["1", str(2**53 - 1)]
+
+
+def test_an_open_quote_that_swallows_lines_is_named(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text('user_id,item_id,timestamp\nu1,"i1,100\nu2,i2,200\nu3,i3,300\n')
+    with pytest.raises(DataError, match=r"log.csv:2: expected 3 fields .*found 2; a field runs over several lines"):
+        import_dataset("csv", path)
+
+
+def test_an_item_table_without_item_id_says_how_to_name_it(tmp_path):
+    log, items = tmp_path / "log.csv", tmp_path / "items.csv"
+    log.write_text("user_id,item_id,timestamp\nu1,i1,1\n")
+    items.write_text("id,title\ni1,A\n")
+    with pytest.raises(DataError, match=r"items.csv:1: missing column\(s\) item_id.*id column must be item_id"):
+        import_dataset("csv", log, items=items)
