@@ -52,12 +52,9 @@ DATA_FILES = ("items", "interactions")
 
 
 def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, events: int) -> None:
-    """Seal a folder whose data files were just written in `fmt`: drop the other format's files left by an
-    earlier import (the loader would read them), record each file's size (a cut file is then found) and
-    write dataset.json."""
-    other = "parquet" if fmt == "csv" else "csv"
-    for stem in DATA_FILES:
-        (folder / f"{stem}.{other}").unlink(missing_ok=True)
+    """Seal a folder whose data files were just written in `fmt`: dataset.json names the format (files of
+    the other one, from an earlier import or the user's own, are then ignored, never deleted) and records
+    each file's size (a file cut or changed since is then found)."""
     sizes = {f"{stem}.{fmt}": (folder / f"{stem}.{fmt}").stat().st_size for stem in DATA_FILES}
     meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events,
                 file_bytes=sizes)

@@ -173,17 +173,16 @@ def _import(tmp_path, text: str, out, fmt="csv"):
     return save_dataset(import_dataset("csv", log), out, fmt)
 
 
-def test_re_importing_in_the_other_format_replaces_the_old_files(tmp_path):
+def test_re_importing_in_the_other_format_reads_the_new_files_and_deletes_nothing(tmp_path):
+    """The loader used to prefer .parquet, so a CSV re-import into a Parquet folder read the old data. The
+    other format's files are not deleted either: they may be the user's own sources in that folder."""
     out = tmp_path / "data"
     _import(tmp_path, "user_id,item_id,timestamp\nold,i1,1\n", out, "parquet")
     _import(tmp_path, "user_id,item_id,timestamp\nnew,j1,1\nnew,j2,2\n", out, "csv")
-    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "interactions.csv", "items.csv"]
+    assert len(list(out.glob("*.parquet"))) == 2
     assert load_dataset(out).user_ids == ["new"]
-    # a folder re-imported by an older edgerec still holds the stale twin: dataset.json says which is current
-    _import(tmp_path, "user_id,item_id,timestamp\nold,i1,1\n", tmp_path / "old", "parquet")
-    for name in ("items.parquet", "interactions.parquet"):
-        (out / name).write_bytes((tmp_path / "old" / name).read_bytes())
-    assert load_dataset(out).user_ids == ["new"]
+    _import(tmp_path, "user_id,item_id,timestamp\nnewer,k1,1\n", out, "parquet")
+    assert load_dataset(out).user_ids == ["newer"]
 
 
 def test_both_formats_without_dataset_json_is_ambiguous(tmp_path):
