@@ -15,7 +15,7 @@ import numpy as np
 
 from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_interactions
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
-from edgerec.data.tables import write_csv, write_parquet
+from edgerec.data.tables import ends_mid_line, write_csv, write_parquet
 from edgerec.errors import DataError
 
 FORMAT_VERSION = 1
@@ -52,12 +52,9 @@ DATA_FILES = ("items", "interactions")
 
 
 def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, events: int) -> None:
-    """Seal a folder whose data files were just written in `fmt`: dataset.json names the format (files of
-    the other one, from an earlier import or the user's own, are then ignored, never deleted) and records
-    each file's size (a file cut or changed since is then found)."""
-    sizes = {f"{stem}.{fmt}": (folder / f"{stem}.{fmt}").stat().st_size for stem in DATA_FILES}
-    meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events,
-                file_bytes=sizes)
+    """dataset.json: the files' format (files of the other one, from an earlier import or the user's own,
+    are then ignored, never deleted) and their row counts (a file cut short is then found)."""
+    meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events)
     tmp = folder / "dataset.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(tmp, folder / "dataset.json")
@@ -102,28 +99,27 @@ def load_dataset(folder: str | Path, *, sample_users: float | None = None, seed:
     if not folder.is_dir():
         raise DataError("not a data folder; create one with `edgerec data synth` or `edgerec data import`", str(folder))
     meta = _read_meta(folder)
-    fmt = meta.get("file_format")
-    paths = {stem: _find(folder, stem, fmt) for stem in DATA_FILES}
-    for name, size in (meta.get("file_bytes") or {}).items():
-        path = folder / name
-        if path.exists() and path.stat().st_size != size:
-            raise DataError(_changed(name, f"{path.stat().st_size:,} bytes", f"{size:,} bytes"), str(folder))
+    paths = {stem: _find(folder, stem, meta.get("file_format")) for stem in DATA_FILES}
+    for path in paths.values():
+        if meta and ends_mid_line(path):  # every writer of a folder with dataset.json ends its lines
+            raise DataError(f"{path.name} ends inside a line: it was cut short; import the data again (if you "
+                            "edited it, end its last line with a line break)", str(folder))
     catalog = read_catalog(paths["items"])
-    options = ReadOptions(sample_users=sample_users, seed=seed)
-    dataset = read_interactions(paths["interactions"], ColumnMap(), catalog, options)
-    counts = {"items": (paths["items"], len(catalog))}
+    _check_count(meta, "items", len(catalog), paths["items"])  # before the log names an item cut off
+    dataset = read_interactions(paths["interactions"], ColumnMap(), catalog,
+                                ReadOptions(sample_users=sample_users, seed=seed))
     if sample_users is None or sample_users >= 1:
-        counts["events"] = (paths["interactions"], len(dataset.interactions))
-    for key, (path, count) in counts.items():  # folders written before file_bytes was recorded
-        if isinstance(meta.get(key), int) and meta[key] != count:
-            raise DataError(_changed(path.name, f"{count:,} {key}", f"{meta[key]:,} {key}"), str(folder))
+        _check_count(meta, "events", len(dataset.interactions), paths["interactions"])
     dataset.meta = dict(meta, path=str(folder))
     return dataset
 
 
-def _changed(name: str, now: str, then) -> str:
-    return (f"{name} holds {now}, dataset.json recorded {then} when the folder was written: the file was cut short "
-            "or changed since; import the data again (if you changed the file on purpose, delete dataset.json)")
+def _check_count(meta: dict, key: str, count: int, path: Path) -> None:
+    """A file cut at a line break, or rows added or removed by hand, no longer hold the rows written."""
+    if isinstance(meta.get(key), int) and meta[key] != count:
+        raise DataError(f"{path.name} holds {count:,} {key}, dataset.json recorded {meta[key]:,} when the folder "
+                        "was written: the file was cut short or changed since; import the data again (if you "
+                        f"changed it on purpose, set \"{key}\" in dataset.json to {count})", str(path.parent))
 
 
 def _read_meta(folder: Path) -> dict:

@@ -97,6 +97,15 @@ def _compressed(path: Path) -> bool:
         return raw.read(2) == b"\x1f\x8b"
 
 
+def ends_mid_line(path: Path) -> bool:
+    """A plain CSV/TSV file whose last byte is not a line break (a cut file; Parquet and gzip: False)."""
+    if is_parquet(path) or _compressed(path) or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as raw:
+        raw.seek(-1, os.SEEK_END)
+        return raw.read(1) not in (b"\n", b"\r")
+
+
 def _open_raw(path: Path):
     return gzip.open(path, "rb") if _compressed(path) else open(path, "rb")
 
