@@ -48,6 +48,15 @@ class ColumnMap:
     default_event: str = "play"
     value_range: tuple[float, float] | None = None  # e.g. MovieLens ratings: a value outside is an error
 
+    def __post_init__(self):
+        roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
+                 if (name := getattr(self, role)) is not None]
+        for i, (role, name) in enumerate(roles):
+            other = next((r for r, n in roles[i + 1:] if n == name), None)
+            if other:
+                raise ConfigError(f"column {name!r} is named for both the {role} and the {other}; each needs "
+                                  "its own column (--user-col, --item-col, --time-col, --event-col, --value-col)")
+
 
 @dataclass
 class ReadOptions:
@@ -75,6 +84,9 @@ class ReadOptions:
             raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
             raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
+
+
+_DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
 
 
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
@@ -116,7 +128,9 @@ def read_interactions(
     options = options or ReadOptions()
     present = set(options.header or read_header(path, delimiter=options.delimiter, encoding=options.encoding))
     optional = {name: getattr(columns, name) for name in ("event", "value", "device")}
-    optional = {k: v for k, v in optional.items() if v is not None and v in present}
+    # an optional column is read when present; one named other than its default must be there (a typo in
+    # --event-col would otherwise make every event a play)
+    optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
     wanted = [columns.user, columns.item, columns.time, *optional.values()]
 
     users = _Codes()

@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.cli.main import cli
-from edgerec.data import ReadOptions, import_dataset, load_dataset, load_movielens, save_dataset
+from edgerec.data import (
+    ColumnMap,
+    ReadOptions,
+    import_dataset,
+    load_dataset,
+    load_movielens,
+    save_dataset,
+)
+from edgerec.data.schema import EVENT_CODE
 from edgerec.errors import ConfigError, DataError
 
 HEADER = ["user_id", "item_id", "timestamp"]
@@ -300,3 +308,23 @@ def test_an_item_table_without_item_id_says_how_to_name_it(tmp_path):
     items.write_text("id,title\ni1,A\n")
     with pytest.raises(DataError, match=r"items.csv:1: missing column\(s\) item_id.*id column must be item_id"):
         import_dataset("csv", log, items=items)
+
+
+def test_a_misspelt_optional_column_is_an_error_not_a_log_of_plays(tmp_path):
+    """`--event-col acton` on a file with `action` used to import every event as a play."""
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,action,stars\nu1,i1,1,like,4\nu1,i2,2,skip,1\n")
+    with pytest.raises(DataError, match="missing column.s. acton; the file has user_id, item_id, timestamp, action"):
+        import_dataset("csv", path, columns=ColumnMap(event="acton"))
+    with pytest.raises(DataError, match="missing column.s. star;"):
+        import_dataset("csv", path, columns=ColumnMap(event="action", value="star"))
+    dataset = import_dataset("csv", path, columns=ColumnMap(event="action", value="stars"))
+    assert dataset.interactions.event.tolist() == [EVENT_CODE["like"], EVENT_CODE["skip"]]
+    assert import_dataset("csv", path).interactions.event.tolist() == [EVENT_CODE["play"]] * 2  # defaults: optional
+
+
+def test_one_column_for_two_roles_is_refused():
+    with pytest.raises(ConfigError, match="column 'ts' is named for both the time and the value"):
+        ColumnMap(time="ts", value="ts")
+    with pytest.raises(ConfigError, match="column 'id' is named for both the user and the item"):
+        ColumnMap(user="id", item="id")
