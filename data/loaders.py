@@ -221,7 +221,8 @@ def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
         code = EVENT_CODE.get(name.strip().lower())
         if code is None:
             raise DataError(
-                f"unknown event {name!r}; expected one of {', '.join(EVENTS)}", chunk.path, chunk.line_of(i)
+                f"unknown event {name!r}; expected one of {', '.join(EVENTS)}: rename the file's events to these "
+                "(every event but a skip counts as consuming the item)", chunk.path, chunk.line_of(i)
             )
         out[i] = code
     return out

@@ -328,3 +328,10 @@ def test_one_column_for_two_roles_is_refused():
         ColumnMap(time="ts", value="ts")
     with pytest.raises(ConfigError, match="column 'id' is named for both the user and the item"):
         ColumnMap(user="id", item="id")
+
+
+def test_an_unknown_event_says_what_to_do(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,event\nu1,i1,1,play\nu1,i2,2,purchase\n")
+    with pytest.raises(DataError, match=r"log.csv:3: unknown event 'purchase'; .*rename the file's events"):
+        import_dataset("csv", path)
