@@ -53,19 +53,20 @@ def sequences(dataset) -> dict[str, list[tuple[str, int]]]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(ids, ids, st.integers(0, 3)), min_size=1, max_size=12),
-       crlf=st.booleans(), quote_all=st.booleans(), bom=st.booleans(), blank_tail=st.integers(0, 3))
+       crlf=st.booleans(), quote_all=st.booleans(), bom=st.booleans(), blank_tail=st.integers(0, 3),
+       chunk_rows=st.sampled_from([1, 2, 5, 200_000]))
 def test_any_valid_log_in_any_layout_imports_exactly_and_survives_the_data_folder(
-        tmp_path_factory, rows, crlf, quote_all, bom, blank_tail):
+        tmp_path_factory, rows, crlf, quote_all, bom, blank_tail, chunk_rows):
     """Ids with commas, quotes, line breaks, spaces or any script; few distinct times (ties everywhere); BOM,
-    CRLF, quoting, blank lines after the last row: each user's events come back in time order with ties in
-    file order, and the same after save and load."""
+    CRLF, quoting, blank lines after the last row, any chunk size: each user's events come back in time order
+    with ties in file order, and the same after save and load."""
     folder = tmp_path_factory.mktemp("messy")
     path = folder / "log.csv"
     path.write_bytes(log_text(rows, crlf=crlf, quote_all=quote_all, bom=bom, blank_tail=blank_tail).encode())
     expected = defaultdict(list)
     for user, item, t in sorted(rows, key=lambda r: r[2]):  # sorted() is stable: ties keep the file order
         expected[user].append((item, t))
-    dataset = import_dataset("csv", path)
+    dataset = import_dataset("csv", path, options=ReadOptions(chunk_rows=chunk_rows))
     assert sequences(dataset) == dict(expected)
     save_dataset(dataset, folder / "data")
     assert sequences(load_dataset(folder / "data")) == dict(expected)
