@@ -111,10 +111,12 @@ def _open_raw(path: Path):
 
 
 def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int) -> list[int]:
+    """Indices of the `wanted` columns (all when None); `line` 0 for a file without lines (Parquet)."""
+    where = (str(path), line or None)
     twice = sorted({c for c in (names if wanted is None else wanted) if c and names.count(c) > 1})
     if twice:  # reading the first copy could silently read the wrong data
         raise DataError(f"column(s) {', '.join(twice)} appear more than once in the header; rename or drop the "
-                        "copies so that one column holds each", str(path), line)
+                        "copies so that one column holds each", *where)
     if wanted is None:
         return list(range(len(names)))
     missing = [c for c in wanted if c not in names]
@@ -127,9 +129,8 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
         if not is_parquet(path) and _looks_like_data(names, glued[0] if glued else None):  # ids: not shown
             also = f"; it is one field: is the file separated by {glued[0]!r}? Pass --delimiter" if glued else ""
             raise DataError(f"missing column(s) {', '.join(missing)}; the first line holds data, not column names: "
-                            f"add a header line naming the columns ({', '.join(wanted)}){also}", str(path), line)
-        raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}",
-                        str(path), line)
+                            f"add a header line naming the columns ({', '.join(wanted)}){also}", *where)
+        raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}", *where)
     return [names.index(c) for c in wanted]
 
 

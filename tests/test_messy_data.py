@@ -93,8 +93,8 @@ def test_a_doubled_column_in_parquet_is_refused(tmp_path):
     table = pa.Table.from_arrays([pa.array(["u1"]), pa.array(["i1"]), pa.array([100]), pa.array(["i9"])],
                                  names=["user_id", "item_id", "timestamp", "item_id"])
     pq.write_table(table, tmp_path / "log.parquet")
-    with pytest.raises(DataError, match=r"column\(s\) item_id appear more than once"):
-        import_dataset("parquet", tmp_path / "log.parquet")
+    with pytest.raises(DataError, match=r"log.parquet: column\(s\) item_id appear more than once"):
+        import_dataset("parquet", tmp_path / "log.parquet")  # a Parquet file has no line 0 to name
 
 
 def test_a_repeated_header_line_from_joined_files_says_so(tmp_path):
