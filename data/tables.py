@@ -389,6 +389,34 @@ def _looks_numeric(v: str) -> bool:
     return np.isfinite(f)
 
 
+def read_vectors(source, what: str, rows: int | None = None, dim: int | None = None) -> np.ndarray:
+    """A (items, width) float32 matrix of finite numbers from a .npy file (or an array), one row per item
+    of items.csv in its order; `rows` and `dim`, when given, are the shape it must have."""
+    where = None
+    array = source
+    if isinstance(source, (str, os.PathLike)):
+        where = str(_existing_file(source))
+        try:
+            array = np.load(where, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # another file type, an object array, a cut file
+            raise DataError(f"{what}: not a readable .npy array of numbers; save one with numpy.save",
+                            where) from None
+        if not isinstance(array, np.ndarray):  # an .npz archive
+            array.close()
+            raise DataError(f"{what}: an .npz archive; save the one array with numpy.save (.npy)", where)
+    array = np.asarray(array)
+    expected = f"({rows if rows is not None else 'items'}, {dim if dim is not None else 'width'})"
+    if (array.ndim != 2 or 0 in array.shape or not np.issubdtype(array.dtype, np.number)
+            or (rows is not None and array.shape[0] != rows) or (dim is not None and array.shape[1] != dim)):
+        raise DataError(f"{what}: shape {array.shape}, dtype {array.dtype}; expected numbers of shape "
+                        f"{expected}: one row per item of items.csv, in its order", where)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{what}: NaN or infinite values (first in row {int(np.argmin(finite))}); "
+                        "compute those items' vectors again", where)
+    return array.astype(np.float32)
+
+
 # --------------------------------------------------------------------- writers
 
 

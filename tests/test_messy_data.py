@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +26,7 @@ from edgerec.data import (
     save_dataset,
 )
 from edgerec.data.schema import EVENT_CODE
+from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError, DataError
 
 HEADER = ["user_id", "item_id", "timestamp"]
@@ -336,3 +339,46 @@ def test_an_unknown_event_says_what_to_do(tmp_path):
     path.write_text("user_id,item_id,timestamp,event\nu1,i1,1,play\nu1,i2,2,purchase\n")
     with pytest.raises(DataError, match=r"log.csv:3: unknown event 'purchase'; .*rename the file's events"):
         import_dataset("csv", path)
+
+
+# ------------------------------------------------------------------------- vectors a user brings (.npy)
+
+
+@pytest.fixture
+def vector_files(tmp_path):
+    good = np.ones((4, 3), np.float32)
+    nan = good.copy()
+    nan[2, 1] = np.nan
+    files = {"garbage": tmp_path / "garbage.npy", "npz": tmp_path / "v.npz", "nan": tmp_path / "nan.npy",
+             "objects": tmp_path / "objects.npy", "flat": tmp_path / "flat.npy", "empty": tmp_path / "empty.npy"}
+    files["garbage"].write_text("not an array")
+    np.savez(files["npz"], a=good)
+    np.save(files["nan"], nan)
+    np.save(files["objects"], np.array([["a"] * 3] * 4, dtype=object), allow_pickle=True)
+    np.save(files["flat"], np.ones(4))
+    np.save(files["empty"], np.ones((4, 0)))
+    return files
+
+
+@pytest.mark.parametrize("name, message", [
+    ("garbage", "not a readable .npy array"), ("npz", "an .npz archive"), ("objects", "not a readable .npy"),
+    ("nan", r"NaN or infinite values \(first in row 2\)"), ("flat", r"shape \(4,\)"), ("empty", r"shape \(4, 0\)"),
+])
+def test_bad_vector_files_are_data_errors(tmp_path, vector_files, name, message):
+    """An .npz or a non-array file used to escape as a raw AttributeError/ValueError from `train --content`
+    and `export --item-vectors`; NaN vectors trained and failed later as 'the model returned NaN scores'."""
+    with pytest.raises(DataError, match=message):
+        read_vectors(vector_files[name], "--content text")
+    data = _import(tmp_path, LOG, tmp_path / "data")
+    result = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "ck"), "--epochs", "1",
+                                      "--content", f"text={vector_files[name]}"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert re.search(message, result.output.splitlines()[-1])
+
+
+def test_vectors_must_have_one_row_per_item_and_become_float32():
+    with pytest.raises(DataError, match=r"shape \(4, 3\), dtype float32; expected numbers of shape \(5, width\)"):
+        read_vectors(np.ones((4, 3), np.float32), "content vectors 'text'", rows=5)
+    with pytest.raises(DataError, match=r"expected numbers of shape \(4, 8\)"):
+        read_vectors(np.ones((4, 3), np.float32), "the item vectors", rows=4, dim=8)
+    assert read_vectors(np.ones((4, 3), np.int64), "x", rows=4, dim=3).dtype == np.float32
