@@ -166,6 +166,9 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                 first_row = next(rows)
                 names = [c.strip() for c in first_row]
                 line = 1
+                if not any(names):
+                    raise DataError("the first line is blank; the header line (the column names) must come first",
+                                    str(path), 1)
             else:
                 names = list(header)
         except StopIteration:

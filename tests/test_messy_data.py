@@ -100,6 +100,14 @@ def test_a_doubled_column_in_parquet_is_refused(tmp_path):
         import_dataset("parquet", tmp_path / "log.parquet")  # a Parquet file has no line 0 to name
 
 
+@pytest.mark.parametrize("text", ["\n\n\n", "   \n", "\nuser_id,item_id,timestamp\nu1,i1,1\n", ",,\nu1,i1,1\n"])
+def test_a_blank_first_line_is_named_as_such(tmp_path, text):
+    path = tmp_path / "log.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match="log.csv:1: the first line is blank; the header line"):
+        import_dataset("csv", path)
+
+
 def test_a_repeated_header_line_from_joined_files_says_so(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("user_id,item_id,timestamp\nu1,i1,100\nuser_id,item_id,timestamp\nu2,i1,100\n")
