@@ -45,6 +45,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
 @click.option("--value-col", default="value", show_default=True, help="Optional.")
 @click.option("--delimiter", default=",", show_default=True, help="Field separator; tab as '\\t' or 'tab'.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of CSV files (e.g. latin-1, cp1252, utf-16); a UTF-8 byte order mark is skipped.")
 @click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", show_default=True,
               help="Unit of numeric times (ISO-8601 strings carry their own).")
 @click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Keep this fraction of users.")
@@ -52,7 +54,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, delimiter,
-            time_unit, sample, seed, chunk_rows, out_format) -> None:
+            encoding, time_unit, sample, seed, chunk_rows, out_format) -> None:
     """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset
     from edgerec.data.stats import dataset_stats
@@ -60,8 +62,8 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
 
     columns = ColumnMap(user=user_col, item=item_col, time=time_col, event=event_col, value=value_col)
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters
-    options = ReadOptions(delimiter=delimiter, chunk_rows=chunk_rows, sample_users=sample, seed=seed,
-                          time_unit=time_unit)
+    options = ReadOptions(delimiter=delimiter, encoding=encoding, chunk_rows=chunk_rows, sample_users=sample,
+                          seed=seed, time_unit=time_unit)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options)
         save_dataset(dataset, out, out_format)

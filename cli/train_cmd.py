@@ -57,8 +57,7 @@ def _configs(arch, o):
 
 def _content(specs) -> dict:
     """NAME=FILE.npy options -> {name: (items, width) float32 array}."""
-    import numpy as np
-
+    from edgerec.data.tables import read_vectors
     from edgerec.errors import ConfigError
 
     out = {}
@@ -66,13 +65,7 @@ def _content(specs) -> dict:
         name, _, path = spec.partition("=")
         if not name or not path:
             raise ConfigError(f"--content takes NAME=FILE.npy, not {spec!r}")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--content {name}: cannot read {path} ({exc})") from None
-        if array.ndim != 2:
-            raise ConfigError(f"--content {name}: {path} must be a 2-D array (items x width)")
-        out[name] = array.astype(np.float32)
+        out[name] = read_vectors(path, f"--content {name}")
     return out
 
 

@@ -7,6 +7,7 @@ hash of the user id, so it works while streaming and is the same on every run.
 
 from __future__ import annotations
 
+import codecs
 import re
 import zlib
 from collections.abc import Callable
@@ -47,6 +48,15 @@ class ColumnMap:
     default_event: str = "play"
     value_range: tuple[float, float] | None = None  # e.g. MovieLens ratings: a value outside is an error
 
+    def __post_init__(self):
+        roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
+                 if (name := getattr(self, role)) is not None]
+        for i, (role, name) in enumerate(roles):
+            other = next((r for r, n in roles[i + 1:] if n == name), None)
+            if other:
+                raise ConfigError(f"column {name!r} is named for both the {role} and the {other}; each needs "
+                                  "its own column (--user-col, --item-col, --time-col, --event-col, --value-col)")
+
 
 @dataclass
 class ReadOptions:
@@ -57,6 +67,7 @@ class ReadOptions:
     sample_users: float | None = None  # keep this fraction of users (0, 1]
     seed: int = 0
     time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
+    quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -64,10 +75,18 @@ class ReadOptions:
                               f"(got {self.delimiter!r}); for tab-separated files pass a tab")
         if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise ConfigError(f"chunk_rows must be a whole number of rows >= 1 (got {self.chunk_rows!r})")
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"unknown text encoding {self.encoding!r}; use a Python codec name such as utf-8, "
+                              "latin-1, cp1252 or utf-16") from None
         if self.time_unit not in PER_SECOND:
             raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
             raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
+
+
+_DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
 
 
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
@@ -109,7 +128,9 @@ def read_interactions(
     options = options or ReadOptions()
     present = set(options.header or read_header(path, delimiter=options.delimiter, encoding=options.encoding))
     optional = {name: getattr(columns, name) for name in ("event", "value", "device")}
-    optional = {k: v for k, v in optional.items() if v is not None and v in present}
+    # an optional column is read when present; one named other than its default must be there (a typo in
+    # --event-col would otherwise make every event a play)
+    optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
     wanted = [columns.user, columns.item, columns.time, *optional.values()]
 
     users = _Codes()
@@ -118,7 +139,7 @@ def read_interactions(
     exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
-        chunk_rows=options.chunk_rows, encoding=options.encoding,
+        chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted,
     ):
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
         for name in (columns.user, columns.item):
@@ -159,8 +180,16 @@ def read_interactions(
 
 
 def check_ids(chunk: Chunk, name: str) -> None:
-    """Ids are non-empty, at most MAX_ID characters (what the device accepts) and free of NUL."""
+    """Ids are non-empty, at most MAX_ID characters (what the device accepts), free of NUL, and exact:
+    not integers too large for the floating-point column that holds them."""
     values = chunk.columns[name]
+    if name in chunk.floats:  # pandas stores an integer id column with a gap as float64
+        bad = next((i for i, v in enumerate(values) if v and not abs(float(v)) < 2**53), None)  # NaN too
+        if bad is not None:
+            raise DataError(f"column '{name}' is stored as floating point and holds NaN, an infinity or an id "
+                            "too large to keep every digit (different ids may have merged); store the ids as "
+                            "integers or text (pandas: drop the rows without one, then .astype('int64'))",
+                            chunk.path, chunk.line_of(bad))
     if "" in values:
         raise DataError(f"column '{name}' is empty", chunk.path, chunk.line_of(values.index("")))
     if values and max(map(len, values)) > MAX_ID:
@@ -192,7 +221,8 @@ def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
         code = EVENT_CODE.get(name.strip().lower())
         if code is None:
             raise DataError(
-                f"unknown event {name!r}; expected one of {', '.join(EVENTS)}", chunk.path, chunk.line_of(i)
+                f"unknown event {name!r}; expected one of {', '.join(EVENTS)}: rename the file's events to these "
+                "(every event but a skip counts as consuming the item)", chunk.path, chunk.line_of(i)
             )
         out[i] = code
     return out
@@ -222,7 +252,11 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
         for c in text:
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
-            tags.extend(tuple(t for t in v.split("|") if t) for v in chunk.columns["tags"])
+            tags.extend(tuple(dict.fromkeys(t for t in map(str.strip, v.split("|")) if t))  # once each, in order
+                        for v in chunk.columns["tags"])
+        for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
+            if name in chunk.columns:
+                chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
         if "duration" in chunk.columns:
             numbers["duration"].append(to_float(chunk, "duration"))
             _check_range(chunk, "duration", numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
@@ -257,11 +291,21 @@ def _year_ts(year: int | None) -> int:
     return int(datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()) if year else 0
 
 
-def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]]) -> Catalog:
+def _date_ts(text: str) -> int:
+    """Epoch seconds of a MovieLens 100K release date (`01-Jan-1995`); 0 when blank or not a date."""
+    try:
+        return int(datetime.strptime(text.strip(), "%d-%b-%Y").replace(tzinfo=timezone.utc).timestamp())
+    except ValueError:
+        return 0
+
+
+def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]],
+                   dates: list[str] | None = None) -> Catalog:
+    """The title's year gives the release time; a title without one falls back to the file's date column."""
     release, clean_titles = [], []
-    for title in titles:
+    for row, title in enumerate(titles):
         match = _YEAR.search(title)
-        release.append(_year_ts(int(match.group(1))) if match else 0)
+        release.append(_year_ts(int(match.group(1))) if match else _date_ts(dates[row]) if dates else 0)
         clean_titles.append(_YEAR.sub("", title).strip())
     n = len(ids)
     text = {
@@ -275,14 +319,17 @@ def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]]) -
 
 
 def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | None,
-                          genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str) -> Catalog:
-    ids, titles, genres = [], [], []
-    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path)):
+                          genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str,
+                          quoted: bool = True, date_col: str | None = None) -> Catalog:
+    ids, titles, genres, dates = [], [], [], []
+    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path),
+                             quoted=quoted):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
         titles.extend(chunk.columns[title_col])
         genres.extend(genres_of(chunk, i) for i in range(len(chunk)))
-    return _indexed(_movie_catalog(ids, titles, genres), path)
+        dates.extend(chunk.columns[date_col] if date_col else ())
+    return _indexed(_movie_catalog(ids, titles, genres, dates), path)
 
 
 def _item_encoding(path: Path) -> str:
@@ -327,10 +374,12 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         item_header = ("item", "title", "release", "video_release", "url", *ML100K_GENRES)
         catalog = _read_movielens_items(
             folder / "u.item", "|", item_header,
-            lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title",
+            lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title", quoted=False,
+            date_col="release",
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
-                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit)
+                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit,
+                                  quoted=False)
         ratings = folder / "u.data"
     elif fmt == "ml-1m":
         catalog = _read_movielens_items(
@@ -360,6 +409,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                    items: str | Path | None = None, options: ReadOptions | None = None) -> Dataset:
     """Read data in any supported FORMAT into the neutral model."""
     if fmt.startswith("ml-"):
+        if items:
+            raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
         return load_movielens(fmt, path, options)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_interactions
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
-from edgerec.data.tables import write_csv, write_parquet
+from edgerec.data.tables import ends_mid_line, write_csv, write_parquet
 from edgerec.errors import DataError
 
 FORMAT_VERSION = 1
@@ -48,7 +48,12 @@ def interaction_columns(dataset: Dataset) -> dict[str, list]:
     }
 
 
+DATA_FILES = ("items", "interactions")
+
+
 def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, events: int) -> None:
+    """dataset.json: the files' format (files of the other one, from an earlier import or the user's own,
+    are then ignored, never deleted) and their row counts (a file cut short is then found)."""
     meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events)
     tmp = folder / "dataset.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -72,10 +77,16 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path
     return folder
 
 
-def _find(folder: Path, stem: str) -> Path:
-    for suffix in (".parquet", ".csv"):
-        if (folder / f"{stem}{suffix}").exists():
-            return folder / f"{stem}{suffix}"
+def _find(folder: Path, stem: str, fmt: str | None) -> Path:
+    """The folder's `stem` file: in the format dataset.json names, else the only one there."""
+    found = [folder / f"{stem}.{suffix}" for suffix in ("parquet", "csv") if (folder / f"{stem}.{suffix}").exists()]
+    if fmt in ("csv", "parquet") and folder / f"{stem}.{fmt}" in found:
+        return folder / f"{stem}.{fmt}"
+    if len(found) == 2:
+        raise DataError(f"both {stem}.csv and {stem}.parquet here and no dataset.json says which is current; "
+                        "delete the stale one", str(folder))
+    if found:
+        return found[0]
     raise DataError(
         f"no {stem}.csv or {stem}.parquet here; create one with `edgerec data synth` or `edgerec data import`",
         str(folder),
@@ -87,15 +98,38 @@ def load_dataset(folder: str | Path, *, sample_users: float | None = None, seed:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError("not a data folder; create one with `edgerec data synth` or `edgerec data import`", str(folder))
-    catalog = read_catalog(_find(folder, "items"))
-    options = ReadOptions(sample_users=sample_users, seed=seed)
-    dataset = read_interactions(_find(folder, "interactions"), ColumnMap(), catalog, options)
-    meta_path = folder / "dataset.json"
-    if meta_path.exists():
-        try:
-            dataset.meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder",
-                            str(meta_path)) from None
-    dataset.meta["path"] = str(folder)
+    meta = _read_meta(folder)
+    paths = {stem: _find(folder, stem, meta.get("file_format")) for stem in DATA_FILES}
+    for path in paths.values():
+        if meta and ends_mid_line(path):  # every writer of a folder with dataset.json ends its lines
+            raise DataError(f"{path.name} ends inside a line: it was cut short; import the data again (if you "
+                            "edited it, end its last line with a line break)", str(folder))
+    catalog = read_catalog(paths["items"])
+    _check_count(meta, "items", len(catalog), paths["items"])  # before the log names an item cut off
+    dataset = read_interactions(paths["interactions"], ColumnMap(), catalog,
+                                ReadOptions(sample_users=sample_users, seed=seed))
+    if sample_users is None or sample_users >= 1:
+        _check_count(meta, "events", len(dataset.interactions), paths["interactions"])
+    dataset.meta = dict(meta, path=str(folder))
     return dataset
+
+
+def _check_count(meta: dict, key: str, count: int, path: Path) -> None:
+    """A file cut at a line break, or rows added or removed by hand, no longer hold the rows written."""
+    if isinstance(meta.get(key), int) and meta[key] != count:
+        raise DataError(f"{path.name} holds {count:,} {key}, dataset.json recorded {meta[key]:,} when the folder "
+                        "was written: the file was cut short or changed since; import the data again (if you "
+                        f"changed it on purpose, set \"{key}\" in dataset.json to {count})", str(path.parent))
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / "dataset.json"
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder", str(path)) from None
+    if not isinstance(meta, dict):
+        raise DataError("dataset.json does not hold a JSON object; delete it or regenerate the folder", str(path))
+    return meta

@@ -8,6 +8,7 @@ memory stream through.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import os
@@ -33,6 +34,7 @@ class Chunk:
     columns: dict[str, list[str]]
     first_line: int
     path: str
+    floats: frozenset[str] = frozenset()  # columns a Parquet file stores as floating point
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -53,11 +55,14 @@ def read_chunks(
     header: Sequence[str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str = "utf-8",
+    quoted: bool = True,
 ) -> Iterator[Chunk]:
     """Yield chunks of a CSV/TSV/Parquet file, keeping only `columns` (all when None).
 
     `header` names the columns of a file that has no header line (MovieLens
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
+    `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
+    plain text, not the start of a quoted field.
     """
     path = _existing_file(path)
     if path.stat().st_size == 0:
@@ -65,7 +70,7 @@ def read_chunks(
     if is_parquet(path):
         yield from _read_parquet_chunks(path, columns, chunk_rows)
     else:
-        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding)
+        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted)
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -82,67 +87,120 @@ def _open_text(path: Path, encoding: str):
     one) is dropped, otherwise it would stick to the first column's name."""
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         encoding = "utf-8-sig"
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == b"\x1f\x8b"
-    if compressed:
+    if _compressed(path):
         return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
     return open(path, newline="", encoding=encoding, errors="strict")
 
 
+def _compressed(path: Path) -> bool:
+    with open(path, "rb") as raw:
+        return raw.read(2) == b"\x1f\x8b"
+
+
+def ends_mid_line(path: Path) -> bool:
+    """A plain CSV/TSV file whose last byte is not a line break (a cut file; Parquet and gzip: False)."""
+    if is_parquet(path) or _compressed(path) or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as raw:
+        raw.seek(-1, os.SEEK_END)
+        return raw.read(1) not in (b"\n", b"\r")
+
+
+def _open_raw(path: Path):
+    return gzip.open(path, "rb") if _compressed(path) else open(path, "rb")
+
+
 def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int) -> list[int]:
+    """Indices of the `wanted` columns (all when None); `line` 0 for a file without lines (Parquet)."""
+    where = (str(path), line or None)
+    twice = sorted({c for c in (names if wanted is None else wanted) if c and names.count(c) > 1})
+    if twice:  # reading the first copy could silently read the wrong data
+        raise DataError(f"column(s) {', '.join(twice)} appear more than once in the header; rename or drop the "
+                        "copies so that one column holds each", *where)
     if wanted is None:
         return list(range(len(names)))
     missing = [c for c in wanted if c not in names]
     if missing:
-        hint = "Map your columns with --user-col/--item-col/--time-col or rename them."
+        hint = ("Map a log's columns with --user-col/--item-col/--time-col or rename them (an item table's id "
+                "column must be item_id).")
         glued = [d for d in (";", "\t", "|", ",") if len(names) == 1 and d in names[0]]
         if glued:  # the whole header is one name: the file is split by another character
             hint = f"The header is one column: is the file separated by {glued[0]!r}? Pass --delimiter."
-        raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}",
-                        str(path), line)
+        if not is_parquet(path) and _looks_like_data(names, glued[0] if glued else None):  # ids: not shown
+            also = f"; it is one field: is the file separated by {glued[0]!r}? Pass --delimiter" if glued else ""
+            raise DataError(f"missing column(s) {', '.join(missing)}; the first line holds data, not column names: "
+                            f"add a header line naming the columns ({', '.join(wanted)}){also}", *where)
+        raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}", *where)
     return [names.index(c) for c in wanted]
 
 
-def _split_lines(handle, delimiter: str):
-    if len(delimiter) == 1:
+def _looks_like_data(names: list[str], glued: str | None) -> bool:
+    """A first line holding a number or a date is a row of data, not a header (a file without one)."""
+    cells = [c.strip() for n in names for c in (n.split(glued) if glued else [n])]
+    return any(c and (_looks_numeric(c) or _is_time(c)) for c in cells)
+
+
+def _is_time(text: str) -> bool:
+    try:
+        _iso_seconds(text)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def _split_lines(handle, delimiter: str, quoted: bool = True):
+    if len(delimiter) == 1 and quoted:
         yield from csv.reader(handle, delimiter=delimiter)
-    else:  # csv cannot split on "::"; such files (MovieLens 1M) never quote fields
+    else:  # csv cannot split on "::"; such files (MovieLens 1M, and 100K's "|" files) never quote fields
         for raw in handle:
             yield raw.rstrip("\r\n").split(delimiter)
 
 
-def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) -> Iterator[Chunk]:
+def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True) -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
-        rows = _split_lines(handle, delimiter)
+        rows = _split_lines(handle, delimiter, quoted)
         line = 0
+        first_row = None  # the header line as read, to recognise it if it comes again
         try:
             if header is None:
-                names = [c.strip() for c in next(rows)]
+                first_row = next(rows)
+                names = [c.strip() for c in first_row]
                 line = 1
+                if not any(names):
+                    raise DataError("the first line is blank; the header line (the column names) must come first",
+                                    str(path), 1)
             else:
                 names = list(header)
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+            raise _not_text(path, encoding, exc) from None
         keep = _select(names, columns, path, max(line, 1))
         out_names = [names[i] for i in keep]
         width = len(names)
         buffers: list[list[str]] = [[] for _ in keep]
         first_line = line + 1
         rows_seen = 0
+        blank = 0  # the first blank line after some rows: ignored at the end of the file, an error before a row
         try:
             for fields in rows:
                 line += 1
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     if not buffers[0]:
                         first_line = line + 1
-                        continue
-                    # a blank line inside the data would shift line numbers of the chunk
-                    raise DataError("blank line inside the data; remove it", str(path), line)
+                    elif not blank:
+                        blank = line
+                    continue
+                if blank:  # a blank line inside the data would shift the line numbers of the chunk
+                    raise DataError("blank line inside the data; remove it", str(path), blank)
+                if fields == first_row:
+                    raise DataError("this line repeats the header (were files joined with their header lines?); "
+                                    "keep only the first header line", str(path), line)
                 if len(fields) != width:
+                    spans = any("\n" in f or "\r" in f for f in fields)  # csv read on to the next quote
                     raise DataError(
-                        f"expected {width} fields ({', '.join(names)}), found {len(fields)}",
+                        f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
+                        + ("; a field runs over several lines: is a quote left open here?" if spans else ""),
                         str(path),
                         line,
                     )
@@ -154,7 +212,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) ->
                     buffers = [[] for _ in keep]
                     first_line = line + 1
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), line + 1) from None
+            raise _not_text(path, encoding, exc) from None
         except csv.Error as exc:
             raise DataError(f"malformed CSV ({exc})", str(path), line) from None
         except (OSError, EOFError) as exc:  # a damaged gzip stream
@@ -163,6 +221,21 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding) ->
             raise DataError("file has a header but no rows", str(path), line)
         if buffers[0]:
             yield Chunk(dict(zip(out_names, buffers)), first_line, str(path))
+
+
+def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
+    """The error for bytes that are not `encoding` text, at the file line of the first bad byte (the text
+    layer decodes blocks ahead of the rows, so the reader's own line count is no guide)."""
+    decoder, line = codecs.getincrementaldecoder(encoding)(), 0
+    try:
+        with _open_raw(path) as raw:
+            for piece in raw:
+                line += 1
+                decoder.decode(piece)
+    except (UnicodeDecodeError, OSError, EOFError):  # found it (or a damaged gzip stream: the last line reached)
+        pass
+    return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
+                     "(e.g. latin-1, cp1252, utf-16) or save the file as UTF-8", str(path), max(line, 1))
 
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
@@ -185,11 +258,12 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
         if pa.types.is_nested(kind):
             raise DataError(f"column '{name}' holds {kind} values; expected one plain value per row "
                             "(text or number): flatten it before importing", str(path))
+    floats = frozenset(n for n in out_names if pa.types.is_floating(parquet.schema_arrow.field(n).type))
     row = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=out_names):
         cols = {name: [_cell(v, name, path, row + i + 1) for i, v in enumerate(batch.column(name).to_pylist())]
                 for name in out_names}
-        yield Chunk(cols, row + 1, str(path))  # "line" of a Parquet file = 1-based row
+        yield Chunk(cols, row + 1, str(path), floats)  # "line" of a Parquet file = 1-based row
         row += batch.num_rows
     if row == 0:
         raise DataError("file has no rows", str(path))
@@ -247,6 +321,9 @@ def _strict_int(v: str) -> int:
     return int(f)
 
 
+_FIX = "write a number in every row (or leave the column out if it carries nothing)"
+
+
 def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
     values = chunk.columns[name]
     try:
@@ -254,12 +331,12 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
     except ValueError:
         bad = max(_first_bad(values, float), 0)
         raise DataError(
-            f"column '{name}' must hold numbers, found {values[bad]!r}", chunk.path, chunk.line_of(bad)
+            f"column '{name}' must hold numbers, found {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
         ) from None
     if not np.all(np.isfinite(out)):
         bad = int(np.flatnonzero(~np.isfinite(out))[0])
         raise DataError(
-            f"column '{name}' holds a non-finite value {values[bad]!r}", chunk.path, chunk.line_of(bad)
+            f"column '{name}' holds a non-finite value {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
         )
     return out.astype(dtype)
 
@@ -313,6 +390,34 @@ def _looks_numeric(v: str) -> bool:
     except ValueError:
         return False
     return np.isfinite(f)
+
+
+def read_vectors(source, what: str, rows: int | None = None, dim: int | None = None) -> np.ndarray:
+    """A (items, width) float32 matrix of finite numbers from a .npy file (or an array), one row per item
+    of items.csv in its order; `rows` and `dim`, when given, are the shape it must have."""
+    where = None
+    array = source
+    if isinstance(source, (str, os.PathLike)):
+        where = str(_existing_file(source))
+        try:
+            array = np.load(where, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # another file type, an object array, a cut file
+            raise DataError(f"{what}: not a readable .npy array of numbers; save one with numpy.save",
+                            where) from None
+        if not isinstance(array, np.ndarray):  # an .npz archive
+            array.close()
+            raise DataError(f"{what}: an .npz archive; save the one array with numpy.save (.npy)", where)
+    array = np.asarray(array)
+    expected = f"({rows if rows is not None else 'items'}, {dim if dim is not None else 'width'})"
+    if (array.ndim != 2 or 0 in array.shape or not np.issubdtype(array.dtype, np.number)
+            or (rows is not None and array.shape[0] != rows) or (dim is not None and array.shape[1] != dim)):
+        raise DataError(f"{what}: shape {array.shape}, dtype {array.dtype}; expected numbers of shape "
+                        f"{expected}: one row per item of items.csv, in its order", where)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{what}: NaN or infinite values (first in row {int(np.argmin(finite))}); "
+                        "compute those items' vectors again", where)
+    return array.astype(np.float32)
 
 
 # --------------------------------------------------------------------- writers
@@ -389,7 +494,7 @@ def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str 
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid {encoding} text ({exc.reason})", str(path), 1) from None
+            raise _not_text(path, encoding, exc) from None
         except (csv.Error, OSError, EOFError) as exc:
             raise DataError(f"the first line cannot be read ({exc})", str(path), 1) from None
     return [c.strip() for c in first]

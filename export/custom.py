@@ -24,6 +24,7 @@ import numpy as np
 
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
+from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError, ExportError
 from edgerec.export.bundle_builder import _write_items, _write_reference
 from edgerec.export.deidentify import public_source, synthetic_histories
@@ -95,12 +96,8 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(encoder.suffix)
     if fmt is None:
         raise ConfigError(f"{encoder} must be a .onnx or .tflite file")
-    vectors = np.load(item_vectors, allow_pickle=False) if not isinstance(item_vectors, np.ndarray) else item_vectors
     dataset = load_dataset(data_dir)
-    if vectors.shape != (dataset.n_items, spec.dim):
-        raise ConfigError(f"item vectors have shape {vectors.shape}; expected ({dataset.n_items}, {spec.dim}): one "
-                          "row per item of items.csv, in its order")
-    vectors = vectors.astype(np.float32)
+    vectors = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     split = leave_last_out(dataset)
     history = split.history("test")

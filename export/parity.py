@@ -8,6 +8,8 @@ from edgerec.errors import ExportError
 
 
 def top_k_rows(users: np.ndarray, items: np.ndarray, k: int, exclude: list[np.ndarray] | None = None) -> np.ndarray:
+    """Each user's k best items (all of them when the catalog is smaller), excluded ones last."""
+    k = min(k, items.shape[0])
     scores = users @ items.T
     if exclude is not None:
         for row, seen in enumerate(exclude):

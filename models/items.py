@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.data.schema import Catalog
+from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError
 
 FIELDS = ("creator", "series_id", "genre", "modality", "language", "mood")
@@ -76,9 +77,7 @@ def build_item_data(catalog: Catalog, counts: np.ndarray, *, own_rows: int | Non
     id_rows, n_id_rows = _id_rows(np.asarray(counts), own_rows, hash_buckets)
     vectors = {}
     for name, matrix in (content or {}).items():
-        matrix = np.asarray(matrix, np.float32)
-        if matrix.shape[0] != n:
-            raise ConfigError(f"content vectors {name!r} have {matrix.shape[0]} rows; the catalog has {n} items")
+        matrix = read_vectors(matrix, f"content vectors {name!r}", rows=n)
         vectors[name] = np.vstack([np.zeros((1, matrix.shape[1]), np.float32), matrix])
     return ItemData(list(catalog.item_ids), vocab, codes, tags, id_rows, n_id_rows, vectors)
 

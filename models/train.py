@@ -193,7 +193,9 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         warm_start(model, init)
     windows = training_windows(split.train, config.max_len)
     if len(windows) == 0:
-        raise ConfigError("no training windows: every user has fewer than two training items")
+        raise ConfigError("no training windows: no user has two consumed items left for training (skips do not count; "
+                          "once a user has three, the last two are held out for validation and test): import a "
+                          "log in which users consume several items each")
     loss_module = NextItemLoss(model, train.loss, extra_loss)
     runner: nn.Module = loss_module
     if world > 1:

@@ -23,6 +23,14 @@ def test_top_k_rows_best_first_with_exclusions():
     assert top_k_rows(USERS, ITEMS, 2, [np.array([0]), np.array([4, 1])]).tolist() == [[3, 2], [2, 3]]
 
 
+def test_top_k_rows_on_a_catalog_smaller_than_k_lists_every_item_excluded_last():
+    """A 5-item catalog and k=10 (a small imported data set): every item once, the excluded ones last, and
+    compare_vectors still reports its top-10 figures (export used to stop on a raw numpy error)."""
+    assert top_k_rows(USERS, ITEMS, 10, [np.array([0]), np.array([4])]).tolist() == [[3, 2, 1, 4, 0], [1, 2, 3, 0, 4]]
+    figures = compare_vectors(USERS, USERS, ITEMS)
+    assert figures["top10_agreement"] == 1.0 and figures["top10_identical_share"] == 1.0
+
+
 def test_overlap_is_the_shared_share_of_the_first_list():
     assert overlap(np.array([[1, 2, 3], [4, 5, 6]]), np.array([[3, 2, 9], [7, 8, 9]])).tolist() == [2 / 3, 0.0]
     assert overlap(np.zeros((1, 0), int), np.zeros((1, 0), int)).tolist() == [0.0]
