@@ -13,23 +13,25 @@ from edgerec.pipeline import DemoConfig, demo_report, run_demo
 from edgerec.studies.fed_world import WorldConfig
 from edgerec.studies.simulator import SimConfig
 
+TINY = dict(  # a tiny demo: every step in a couple of minutes
+    quick=True, baselines=("popular", "itemknn"),
+    teacher=ModelConfig(dim=32, layers=1, heads=2, max_len=12),
+    teacher_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
+    student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
+    student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
+    replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
+    federated=WorldConfig(max_devices=40, model=ModelConfig(dim=8, layers=1, heads=1, max_len=12, dropout=0.0),
+                          train=TrainConfig(epochs=1, eval_users=0, batch_size=64)),
+    federated_server=ServerConfig(rounds=2, clients_per_round=10), federated_epsilons=(4.0,),
+)
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    cfg = DemoConfig(
-        out=out, quick=True, synth=SynthConfig(users=200, items=700, events=9_000, seed=2),
-        baselines=("popular", "itemknn"),
-        teacher=ModelConfig(dim=32, layers=1, heads=2, max_len=12),
-        teacher_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
-        student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
-        student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
-        replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
-        federated=WorldConfig(max_devices=40, model=ModelConfig(dim=8, layers=1, heads=1, max_len=12, dropout=0.0),
-                              train=TrainConfig(epochs=1, eval_users=0, batch_size=64)),
-        federated_server=ServerConfig(rounds=2, clients_per_round=10), federated_epsilons=(4.0,),
-        transfer_world=SynthConfig(users=300, items=900, events=15_000, seed=2), transfer_couplings=(1.0,),
-    )
+    cfg = DemoConfig(out=out, synth=SynthConfig(users=200, items=700, events=9_000, seed=2),
+                     transfer_world=SynthConfig(users=300, items=900, events=15_000, seed=2), transfer_couplings=(1.0,),
+                     **TINY)
     steps = []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
     return out, results, steps, cfg
@@ -110,18 +112,6 @@ def test_the_report_is_rebuilt_from_the_saved_records(demo_run):
     assert by_study["bench"].tables[0].rows[0]["backend"] == results["bench"]["runs"][0]["backend"]
     assert [row["phase"] for row in by_study["ranker"].tables[0].rows] == ["validation", "test"]
 
-
-TINY = dict(  # the settings of the demo_run fixture above, for runs on other data
-    quick=True, baselines=("popular", "itemknn"),
-    teacher=ModelConfig(dim=32, layers=1, heads=2, max_len=12),
-    teacher_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
-    student=ModelConfig(dim=8, layers=1, heads=1, max_len=12, own_rows=300, hash_buckets=50),
-    student_train=TrainConfig(epochs=2, eval_users=0, batch_size=64),
-    replay_users=20, bench_items=None, experiment=SimConfig(users=12, days=2, pre_days=1, k=5),
-    federated=WorldConfig(max_devices=40, model=ModelConfig(dim=8, layers=1, heads=1, max_len=12, dropout=0.0),
-                          train=TrainConfig(epochs=1, eval_users=0, batch_size=64)),
-    federated_server=ServerConfig(rounds=2, clients_per_round=10), federated_epsilons=(4.0,),
-)
 
 
 @pytest.fixture(scope="module")
