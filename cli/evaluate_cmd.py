@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from edgerec.cli.output import console, example, progress_bar, table, write_json
@@ -38,7 +40,7 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
                f"pop_percentile@{k}", f"gini@{k}", "parameters", "bytes"]
     table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}",
           columns=[c for c in columns if any(c in r for r in rows)])
-    write_json(json_out, {"data": str(data_dir), "k": k, "phase": phase, "results": rows})
+    write_json(json_out, {"data": Path(data_dir).name, "k": k, "phase": phase, "results": rows})  # no host paths
 
 
 def register(cli: click.Group) -> None:
