@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from edgerec.data.schema import Catalog, Dataset
 from edgerec.data.split import Sequences, Split
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, DataError
 
 DAY = 86_400
 
@@ -141,6 +141,12 @@ def content_features(catalog: Catalog) -> sp.csr_matrix:
     return sp.diags(1.0 / np.maximum(norms, 1e-9)).astype(np.float32) @ x
 
 
+def tells_apart(features: sp.spmatrix) -> bool:
+    """Whether some feature is held by some items and not by others (a bare log's items hold none)."""
+    held = np.diff(features.tocsc().indptr)  # items per feature
+    return bool(np.any((held > 0) & (held < features.shape[0])))
+
+
 @dataclass
 class ContentBased:
     """Match a recency-weighted profile of the user's item features against every item."""
@@ -152,6 +158,9 @@ class ContentBased:
 
     def __post_init__(self):
         self.features = content_features(self.catalog).tocsr()
+        if not tells_apart(self.features):  # every score would tie: a list in id order, not a result
+            raise DataError("the items carry no tags, genres or other metadata that tell them apart, so the "
+                            "content baseline has nothing to match; import an items file (--items) to use it")
         self.features_t = self.features.T.tocsr()
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
@@ -197,7 +206,11 @@ def make_baseline(name: str, dataset: Dataset, split: Split):
     if name == "hybrid":
         popular = Popular(split, dataset)
         popular_log = _Log(popular)
-        return Hybrid([(ItemKNN(split), 1.0), (ContentBased(split, dataset.catalog), 0.4), (popular_log, 0.3)])
+        try:
+            content = [(ContentBased(split, dataset.catalog), 0.4)]
+        except DataError:  # items with no metadata (a bare log): the blend of the other two
+            content = []
+        return Hybrid([(ItemKNN(split), 1.0), *content, (popular_log, 0.3)])
     raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
 
 

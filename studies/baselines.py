@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
+from edgerec.errors import DataError
 from edgerec.models.baselines import make_baseline
 from edgerec.models.evaluation import Evaluator
 from edgerec.studies.base import Progress, Study, Table
@@ -31,7 +32,13 @@ class BaselinesStudy(Study):
         rows = []
         for name in self.baselines:
             began = time.perf_counter()
-            row = evaluator.evaluate(make_baseline(name, dataset, split))
+            try:
+                scorer = make_baseline(name, dataset, split)
+            except DataError as exc:  # e.g. content on a bare log: say why, run the others
+                rows.append({"model": name, "not measured": str(exc)})
+                progress(f"baseline {name} not measured", {})
+                continue
+            row = evaluator.evaluate(scorer)
             row["seconds"] = round(time.perf_counter() - began, 1)
             rows.append(row)
             progress(f"baseline {name}", {k: row[k] for k in ("HR@10", "NDCG@10")})
@@ -39,4 +46,5 @@ class BaselinesStudy(Study):
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        return [Table("baselines (test, full ranking)", record["models"], COLUMNS)]
+        skipped = ["not measured"] if any("not measured" in row for row in record["models"]) else []
+        return [Table("baselines (test, full ranking)", record["models"], COLUMNS + skipped)]

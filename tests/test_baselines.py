@@ -49,3 +49,29 @@ def test_bad_scorer_and_unknown_name_are_reported(setup):
         evaluator.evaluate(Broken())
     with pytest.raises(ConfigError, match="unknown baseline 'svd'"):
         make_baseline("svd", dataset, split)
+
+
+def test_content_on_a_bare_log_says_it_has_nothing_to_match(tmp_path):
+    """A log imported without an items file: the items are ids only, every content score would tie
+    and rank the catalog in id order. The content baseline refuses; the hybrid blends the others;
+    the baselines study says why content was not measured and measures the rest."""
+    from edgerec.data.loaders import import_dataset
+    from edgerec.data.store import save_dataset
+    from edgerec.errors import DataError
+    from edgerec.studies.baselines import BaselinesStudy
+
+    rng = np.random.default_rng(0)
+    lines = ["user_id,item_id,timestamp"] + [f"u{u},i{rng.integers(0, 40)},{1000 + 10 * n}"
+                                             for u in range(60) for n in range(8)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    dataset = import_dataset("csv", tmp_path / "log.csv")
+    split = leave_last_out(dataset)
+    with pytest.raises(DataError, match="nothing to match"):
+        make_baseline("content", dataset, split)
+    hybrid = make_baseline("hybrid", dataset, split)
+    assert len(hybrid.parts) == 2 and np.isfinite(hybrid.score(split.test_users[:5], split.history("test"))).all()
+    record = BaselinesStudy(save_dataset(dataset, tmp_path / "data"), ("popular", "content")).measure(
+        lambda what, values: None)
+    rows = {row["model"]: row for row in record["models"]}
+    assert "nothing to match" in rows["content"]["not measured"] and rows["popular"]["NDCG@10"] >= 0
+    assert "not measured" in BaselinesStudy.tables(record)[0].columns
