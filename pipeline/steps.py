@@ -7,6 +7,7 @@ they build lands in files the later studies read.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +66,6 @@ class DataStep(Study):
     out: Path
 
     def measure(self, progress: Progress) -> dict:
-        import time
-
         from edgerec.data.stats import dataset_stats
         from edgerec.data.store import load_dataset, save_dataset
 

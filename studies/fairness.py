@@ -133,7 +133,7 @@ class FairnessStudy(Study):
             return None
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
         shares = record["exposure"]["provider"]
-        left.barh(list(shares)[::-1], list(shares.values())[::-1], color="#4a7ab5")
+        left.barh([k or "(unknown)" for k in shares][::-1], list(shares.values())[::-1], color="#4a7ab5")
         left.set_xlabel("position-discounted exposure share")
         left.set_title("exposure by provider (default lists)")
         for method, colour in (("exposure", "#c0392b"), ("cap", "#7f8c8d")):
@@ -143,7 +143,8 @@ class FairnessStudy(Study):
             for p in points:
                 right.annotate(f"{p['weight']:g}", (p["provider_gini"], p["NDCG@10"]), fontsize=7)
         if not record["trade_off"]:
-            right.text(0.5, 0.5, "fewer than two providers:\nnothing to re-rank", ha="center", va="center")
+            right.text(0.5, 0.5, "fewer than two providers:\nnothing to re-rank", ha="center", va="center",
+                       transform=right.transAxes)
         right.set_xlabel("provider exposure Gini (lower is fairer)")
         right.set_ylabel("NDCG@10")
         right.set_title("fairness weight trade-off")
