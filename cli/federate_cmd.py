@@ -21,6 +21,8 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--rounds", default=20, show_default=True)
 @click.option("--clients", default=100, show_default=True, help="Devices per round (expected; Poisson sampling).")
 @click.option("--devices", default=400, show_default=True, help="At most this many simulated devices.")
+@click.option("--train-minutes", default=10.0, show_default=True,
+              help="Time cap of each of the two trainings (v1, the upper bound); their budget follows the data.")
 @click.option("--early-share", default=0.7, show_default=True, help="Share of events (by time) that trains v1.")
 @click.option("--epsilon", "epsilons", type=float, multiple=True, default=(1.0, 4.0, 8.0), show_default=True,
               help="DP-FedAvg arms (user-level epsilon over all rounds; repeat the option).")
@@ -48,19 +50,21 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
 @click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
-def federate(data_dir, out, rounds, clients, devices, early_share, epsilons, delta, clip, server_lr, local_steps,
+def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr, local_steps,
              local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
              dp_population_scale, seed, json_out, plot_out) -> None:
     """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
     from edgerec.cli.study_cmd import _run
     from edgerec.federated.server import ServerConfig
+    from edgerec.models.train import TrainConfig
     from edgerec.runtime.federated import RoundTask
     from edgerec.studies.fed_world import WorldConfig
     from edgerec.studies.federated import FederatedStudy
 
     task = RoundTask(round=0, space="", lr=local_lr, steps=local_steps, clip=clip, encoding=encoding).check()
     study = FederatedStudy(
-        data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed),
+        data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed,
+                              train=TrainConfig(eval_users=500, max_minutes=train_minutes, seed=seed)),
         ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed), task,
         tuple(epsilons), delta,
         central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm,

@@ -91,7 +91,9 @@ class DemoConfig:
         if not quick:
             own.update(teacher=ModelConfig(), teacher_train=TrainConfig(max_minutes=30),
                        student=ModelConfig(dim=32, layers=1, heads=1, max_len=50),
-                       student_train=TrainConfig(max_minutes=15))
+                       student_train=TrainConfig(max_minutes=15),
+                       # v1 and the upper bound of the federated rounds follow the data too
+                       federated=replace(cfg.federated, train=WorldConfig().train))
         return replace(cfg, **own)
 
     @classmethod

@@ -15,7 +15,7 @@ from edgerec.data.synth import SynthConfig
 from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import RankerConfig
 from edgerec.models.train import TrainConfig
-from edgerec.studies.base import Progress, Study, Table, say
+from edgerec.studies.base import Progress, Study, Table, epoch_lines, say
 
 TRAINED = ("parameters", "val_NDCG@10", "train_seconds", "epochs_run")
 
@@ -26,14 +26,6 @@ def _data(data_dir: Path):
 
     dataset = load_dataset(data_dir)
     return dataset, leave_last_out(dataset)
-
-
-def _epochs(progress: Progress, who: str):
-    """Training progress (kind, done, total, record) -> one progress line per epoch."""
-    def on(kind, done, total, record):
-        if kind == "epoch":
-            progress(f"{who} epoch {record['epoch']}", {"loss": record["loss"], "val NDCG@10": record["val_NDCG@10"]})
-    return on
 
 
 @dataclass
@@ -94,7 +86,7 @@ class TeacherStep(Study):
 
         dataset, split = _data(self.data_dir)
         result = train_model(dataset, split, self.model, self.train, out=self.out,
-                             progress=_epochs(progress, "teacher"))
+                             progress=epoch_lines(progress, "teacher"))
         return {k: result.info[k] for k in TRAINED}
 
 
@@ -116,7 +108,7 @@ class StudentStep(Study):
         dataset, split = _data(self.data_dir)
         teacher, _ = load_model(self.teacher)
         result = distill_model(dataset, split, teacher, self.model, self.train, DistillConfig(), out=self.out,
-                               progress=_epochs(progress, "student"))
+                               progress=epoch_lines(progress, "student"))
         return {k: result.info[k] for k in TRAINED}
 
 

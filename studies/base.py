@@ -93,6 +93,14 @@ def say(progress: Progress) -> Callable[[str], None]:
     return lambda message: progress(message, {})
 
 
+def epoch_lines(progress: Progress, who: str):
+    """Training progress (kind, done, total, record) -> one progress line per epoch."""
+    def on(kind, done, total, record):
+        if kind == "epoch":
+            progress(f"{who} epoch {record['epoch']}", {"loss": record["loss"], "val NDCG@10": record["val_NDCG@10"]})
+    return on
+
+
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend, or None where matplotlib is not installed
     (a study then writes no plot)."""

@@ -12,6 +12,7 @@ with every history in hand.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
 from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore
 from edgerec.runtime.item_table import StoredTable
+from edgerec.studies.base import epoch_lines
 
 
 @dataclass
@@ -32,7 +34,9 @@ class WorldConfig:
     min_items: int = 3  # later items a user needs to be a device
     max_devices: int = 400
     model: ModelConfig = field(default_factory=lambda: ModelConfig(dim=32, layers=1, heads=1, max_len=30))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, patience=2, eval_users=500))
+    # v1 and the upper bound train as `edgerec train` does (a budget that follows the data, early
+    # stopping), capped in time: a fixed few epochs left them far from converged on real logs
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(eval_users=500, max_minutes=10.0))
     seed: int = 0
 
 
@@ -98,13 +102,22 @@ def ndcg_at_10(users: np.ndarray, table: np.ndarray, devices: list[Device]) -> d
     return {"NDCG@10": float(np.mean(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0))), "HR@10": float(hit.mean())}
 
 
-def train_and_export(dataset: Dataset, data_dir: Path, out: Path, cfg: WorldConfig, progress) -> Path:
+def training_summary(folder: Path) -> dict:
+    """How the model in `folder`/model trained (from its checkpoint): epochs, why it stopped, advice."""
+    info = json.loads((folder / "model" / "config.json").read_text()).get("info", {})
+    keys = ("epochs_run", "best_epoch", "val_NDCG@10", "stopped_by", "still_improving", "advice", "train_seconds")
+    return {key: info.get(key) for key in keys}
+
+
+def train_and_export(dataset: Dataset, data_dir: Path, out: Path, cfg: WorldConfig, progress,
+                     who: str = "model") -> Path:
     """Train `cfg.model` on `dataset` (leave-last-out) and export an ONNX bundle to out / 'bundle'."""
     from edgerec.data.split import leave_last_out
     from edgerec.export.bundle_builder import ExportConfig, export_bundle
     from edgerec.models.train import train_model
 
-    train_model(dataset, leave_last_out(dataset), cfg.model, cfg.train, out=out / "model")
+    train_model(dataset, leave_last_out(dataset), cfg.model, cfg.train, out=out / "model",
+                progress=epoch_lines(progress, who))
     export_bundle(out / "model", data_dir, out / "bundle",
                   ExportConfig(formats=("onnx",), evaluate=False, parity_users=200, reference_users=16),
                   progress=lambda message: progress(message, {}))

@@ -52,6 +52,7 @@ from edgerec.studies.fed_world import (
     shipped,
     split_by_time,
     train_and_export,
+    training_summary,
 )
 
 
@@ -102,6 +103,7 @@ class FederatedStudy(Study):
                   "delta": self.delta, "arms": []}
         v1 = ndcg_at_10(users, table0, devices)
         record["arms"].append({"arm": "v1 (no update)", **v1, "per_round": [v1["NDCG@10"]]})
+        record["training"] = {"v1 (no update)": training_summary(out / "v1")}
         if self.central:
             central_path = self._trained(dataset, Path(self.data_dir), out / "central",
                                          "the centralized upper bound on all events", progress)
@@ -109,6 +111,7 @@ class FederatedStudy(Study):
                 metrics = ndcg_at_10(self._eval_vectors(central, devices), central.catalog.stored.dequantize(),
                                      devices)
             record["arms"].append({"arm": "centralized retraining", **metrics, "per_round": [metrics["NDCG@10"]]})
+            record["training"]["centralized retraining"] = training_summary(out / "central")
         if self.table_bound:
             progress("training the item table alone on all devices' events (encoder frozen)", {})
             metrics = ndcg_at_10(users, shipped(self._table_only(rec, devices, table0)), devices)
@@ -141,6 +144,7 @@ class FederatedStudy(Study):
             raise ConfigError(f"a federated run needs at least 1 device (got --devices {self.world.max_devices})")
         self.server.check(population=self.world.max_devices)  # checked again against the devices made
         self.task.check()
+        self.world.train.validate()
         if not all(0 < e < math.inf for e in self.epsilons) or not 0 < self.delta < 1:
             raise ConfigError(f"every epsilon must be finite and > 0 and delta in (0, 1) (got epsilons "
                               f"{list(self.epsilons)}, delta {self.delta})")
@@ -151,7 +155,7 @@ class FederatedStudy(Study):
             progress(f"reusing {what} from {folder.name}/bundle", {})
             return folder / "bundle"
         progress(f"training {what}", {"events": len(dataset.interactions)})
-        return train_and_export(dataset, data_dir, folder, self.world, progress)
+        return train_and_export(dataset, data_dir, folder, self.world, progress, who=folder.name)
 
     def _table_only(self, rec, devices, table0) -> np.ndarray:
         """v1's table trained on every device's next-item steps (those a round would use) at once."""
@@ -280,10 +284,25 @@ class FederatedStudy(Study):
                          "upload bytes (mean)": run.get("bytes", {}).get("mean"),
                          "device ms (mean)": run.get("ms", {}).get("mean")})
         dev = record["device_500_events"]
-        return [Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
-                      f"~{record['server']['clients_per_round']} devices per round, DP delta {record['delta']:g}; "
-                      f"one round of a {dev['events']}-event device: {dev['median_ms']:.0f} ms, "
-                      f"{dev.get('median_cpu_ms', float('nan')):.0f} ms of CPU)", rows)]
+        rounds = Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
+                       f"~{record['server']['clients_per_round']} devices per round, DP delta {record['delta']:g}; "
+                       f"one round of a {dev['events']}-event device: {dev['median_ms']:.0f} ms, "
+                       f"{dev.get('median_cpu_ms', float('nan')):.0f} ms of CPU)", rows)
+        return [rounds, *cls._training_tables(record)]
+
+    @staticmethod
+    def _training_tables(record: dict) -> list[Table]:
+        """How v1 and the upper bound trained: a share of the gain means little against a bound that
+        stopped at its time cap while still improving, so the table says so and what to do."""
+        training = record.get("training", {})
+        if not training:
+            return []
+        rows = [{"model": arm, "epochs": info["epochs_run"], "best epoch": info["best_epoch"],
+                 "stopped by": info["stopped_by"], "still improving": "yes" if info["still_improving"] else "no",
+                 "minutes": None if info["train_seconds"] is None else round(info["train_seconds"] / 60, 1)}
+                for arm, info in training.items()]
+        return [Table("How v1 and the upper bound trained (a bound still improving at its cap is too low: "
+                      "raise --train-minutes)", rows)]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:

@@ -145,6 +145,13 @@ def _files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
+def test_the_full_demo_trains_on_own_data_by_its_budget(tmp_path):
+    # own data is unknown: every training follows the data (no epoch cap), under a time cap
+    cfg = DemoConfig.make(tmp_path / "run", data=tmp_path / "mine")
+    for train in (cfg.teacher_train, cfg.student_train, cfg.federated.train):
+        assert train.epochs is None and train.max_minutes is not None
+
+
 def test_demo_runs_on_the_users_own_data(own_data, tmp_path):
     import dataclasses
 
