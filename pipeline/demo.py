@@ -69,8 +69,7 @@ class DemoConfig:
     bench_items: int | None = 100_000
     # the federated rounds: a small v1 and upper bound of their own (the demo's bundle saw every event)
     federated: WorldConfig = field(default_factory=lambda: WorldConfig(
-        max_devices=600, model=ModelConfig(dim=32, layers=1, heads=1, max_len=30),
-        train=TrainConfig(epochs=4, patience=2, eval_users=500)))
+        max_devices=600, model=ModelConfig(dim=32, layers=1, heads=1, max_len=30)))
     federated_server: ServerConfig = field(default_factory=ServerConfig)
     federated_epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
     # transfer study: the demo world, and coupled worlds of this size (the transfer's ground truth)
@@ -91,9 +90,7 @@ class DemoConfig:
         if not quick:
             own.update(teacher=ModelConfig(), teacher_train=TrainConfig(max_minutes=30),
                        student=ModelConfig(dim=32, layers=1, heads=1, max_len=50),
-                       student_train=TrainConfig(max_minutes=15),
-                       # v1 and the upper bound of the federated rounds follow the data too
-                       federated=replace(cfg.federated, train=WorldConfig().train))
+                       student_train=TrainConfig(max_minutes=15))
         return replace(cfg, **own)
 
     @classmethod
@@ -111,7 +108,7 @@ class DemoConfig:
             student_train=TrainConfig(epochs=6, patience=2, eval_users=500),
             replay_users=100, bench_items=None, experiment=SimConfig(users=40, days=2, pre_days=1),
             federated=WorldConfig(max_devices=300, model=ModelConfig(dim=16, layers=1, heads=1, max_len=20),
-                                  train=TrainConfig(epochs=2, patience=1, eval_users=300)),
+                                  train=TrainConfig(eval_users=300, max_minutes=2)),
             federated_server=ServerConfig(rounds=5, clients_per_round=60), federated_epsilons=(4.0,),
             transfer_world=SynthConfig(users=1_000, items=3_000, events=50_000, seed=seed),
         )

@@ -299,7 +299,7 @@ class FederatedStudy(Study):
             return []
         rows = [{"model": arm, "epochs": info["epochs_run"], "best epoch": info["best_epoch"],
                  "stopped by": info["stopped_by"], "still improving": "yes" if info["still_improving"] else "no",
-                 "minutes": None if info["train_seconds"] is None else round(info["train_seconds"] / 60, 1)}
+                 "minutes": None if info["train_seconds"] is None else f"{info['train_seconds'] / 60:.1f}"}
                 for arm, info in training.items()]
         return [Table("How v1 and the upper bound trained (a bound still improving at its cap is too low: "
                       "raise --train-minutes)", rows)]

@@ -219,8 +219,10 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     # how v1 trained is in the report: a share of a gain needs a bound that was trained to the end
     assert record["training"]["v1 (no update)"]["epochs_run"] == 1
     assert record["training"]["v1 (no update)"]["stopped_by"] == "budget"
-    assert result.tables[1].rows == [{"model": "v1 (no update)", "epochs": 1, "best epoch": 1, "stopped by": "budget",
-                                      "still improving": "yes", "minutes": pytest.approx(0, abs=1)}]
+    (trained,) = result.tables[1].rows
+    assert float(trained.pop("minutes")) < 10
+    assert trained == {"model": "v1 (no update)", "epochs": 1, "best epoch": 1, "stopped by": "budget",
+                       "still improving": "yes"}
 
     # devices told to leave their personal vectors out learn none: serving with them changes nothing
     shutil.copytree(tmp_path / "fed", tmp_path / "shared")
