@@ -37,8 +37,12 @@ class TableFit:
 
 
 def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float,
-              fit: TableFit | None = None) -> np.ndarray:
-    """The table after Adam on the mean softmax loss of (users / temperature) @ table.T against targets."""
+              fit: TableFit | None = None, held_out: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The table after Adam on the mean softmax loss of (users / temperature) @ table.T against targets.
+
+    `held_out` (user vectors, targets) not trained on: the table is the one of lowest loss on them,
+    read at the start and after every epoch (a small world's minimum step count is many epochs,
+    which overfits the rows: a bound below v1 would be no bound)."""
     fit = (fit or TableFit()).check()
     users, targets = np.asarray(users, np.float32), np.asarray(targets, np.int64)
     weights = np.array(table, np.float32)
@@ -51,7 +55,9 @@ def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, tempera
     if targets.min() < 0 or targets.max() >= len(weights):
         raise ConfigError(f"targets must be rows of the {len(weights)}-row table")
     rng = np.random.default_rng(fit.seed)
-    steps = max(fit.epochs * math.ceil(len(users) / fit.batch), fit.min_steps)
+    per_epoch = math.ceil(len(users) / fit.batch)
+    steps = max(fit.epochs * per_epoch, fit.min_steps)
+    best = (held_out_loss(*held_out, weights, temperature), weights.copy()) if held_out else None
     order = np.concatenate([rng.permutation(len(users))
                             for _ in range(math.ceil(steps * fit.batch / len(users)))])
     first, second = np.zeros_like(weights), np.zeros_like(weights)
@@ -64,4 +70,19 @@ def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, tempera
         second = beta2 * second + (1 - beta2) * grad * grad
         unbiased = np.sqrt(second / (1 - beta2 ** step))
         weights -= np.float32(fit.lr) * (first / (1 - beta1 ** step)) / (unbiased + np.float32(1e-8))
-    return weights
+        if best is not None and (step % per_epoch == 0 or step == steps):
+            loss = held_out_loss(*held_out, weights, temperature)
+            if loss < best[0]:
+                best = (loss, weights.copy())
+    return weights if best is None else best[1]
+
+
+def held_out_loss(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float) -> float:
+    """Mean softmax loss of `users` against `targets` over the whole table."""
+    total = 0.0
+    for start in range(0, len(users), 256):
+        logits = (np.asarray(users[start:start + 256], np.float32) / temperature) @ table.T
+        top = logits.max(1)
+        total += float(np.sum(top + np.log(np.exp(logits - top[:, None]).sum(1))
+                              - logits[np.arange(len(logits)), targets[start:start + 256]]))
+    return total / max(len(users), 1)

@@ -158,18 +158,24 @@ class FederatedStudy(Study):
         return train_and_export(dataset, data_dir, folder, self.world, progress, who=folder.name)
 
     def _table_only(self, rec, devices, table0) -> np.ndarray:
-        """v1's table trained on every device's next-item steps (those a round would use) at once."""
+        """v1's table trained on every device's next-item steps (those a round would use) at once; the
+        steps of a tenth of the devices are held out to pick the epoch (never their test items)."""
         users, targets = [], []
         for device in devices:
             consumed = [int(r) for r in device.rows]
             positions = example_positions(len(consumed), self.task.max_examples)
-            if len(positions):
-                users.append(user_vectors(rec, consumed, positions))
-                targets.append(np.asarray(consumed, np.int64)[positions])
-        if not users:
-            raise ConfigError("no device has two events after the cut: nothing to train the table on")
-        return fit_table(np.concatenate(users), np.concatenate(targets), table0, self.world.model.temperature,
-                         self.table_fit)
+            users.append(user_vectors(rec, consumed, positions))
+            targets.append(np.asarray(consumed, np.int64)[positions])
+        n_held = len(devices) // 10 or min(1, len(devices) - 1)
+        held = np.zeros(len(devices), bool)
+        held[np.random.default_rng(self.world.seed).choice(len(devices), n_held, replace=False)] = True
+
+        def joined(parts: list[np.ndarray], side: bool) -> np.ndarray:
+            return np.concatenate([part for part, h in zip(parts, held) if h == side])
+
+        validation = (joined(users, True), joined(targets, True)) if n_held else None
+        return fit_table(joined(users, False), joined(targets, False), table0, self.world.model.temperature,
+                         self.table_fit, validation)
 
     @staticmethod
     def _eval_vectors(rec, devices) -> np.ndarray:

@@ -14,7 +14,7 @@ from edgerec.errors import ConfigError
 from edgerec.federated.accounting import DPPlan, noise_for, spent_epsilon
 from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig, dp_fedavg, fedavg
-from edgerec.federated.table_bound import TableFit, fit_table
+from edgerec.federated.table_bound import TableFit, fit_table, held_out_loss
 from edgerec.runtime import Recommender
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.fed_format import ClientUpdate, decode_update
@@ -90,6 +90,15 @@ def test_the_table_bound_learns_where_users_went_and_refuses_what_does_not_fit()
     assert np.allclose(step, table - 1e-3 * grad / (np.abs(grad) + 1e-8), atol=1e-6)
     assert np.array_equal(fit_table(users, targets, table, 0.1, TableFit(min_steps=20)),
                           fit_table(users, targets, table, 0.1, TableFit(min_steps=20)))  # seeded
+    # held-out steps pick the epoch: kept when the fit generalises to them, v1's table when it only overfits
+    fit = TableFit(epochs=1, min_steps=200, batch=64, lr=0.01)
+    chosen = fit_table(users[:300], targets[:300], table, 0.1, fit, held_out=(users[300:], targets[300:]))
+    assert held_out_loss(users[300:], targets[300:], chosen, 0.1) < held_out_loss(users[300:], targets[300:], table, 0.1)
+    liked = np.argmax(users @ table.T, axis=1)  # v1 already ranks each user's next item first
+    noise = np.random.default_rng(1).integers(0, 60, 300)
+    overfit = fit_table(users[:300], noise, table, 0.1, fit)
+    assert held_out_loss(users[300:], liked[300:], overfit, 0.1) > held_out_loss(users[300:], liked[300:], table, 0.1)
+    assert np.array_equal(fit_table(users[:300], noise, table, 0.1, fit, held_out=(users[300:], liked[300:])), table)
     poisoned = users.copy()
     poisoned[3, 2] = np.nan
     for bad in [dict(targets=targets[:-1]), dict(targets=np.full(400, 60)), dict(users=users[:, :4]),
