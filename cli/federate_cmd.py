@@ -28,7 +28,10 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
               help="DP-FedAvg arms (user-level epsilon over all rounds; repeat the option).")
 @click.option("--delta", default=1e-6, show_default=True)
 @click.option("--clip", default=0.2, show_default=True, help="L2 bound of one device's update.")
-@click.option("--server-lr", default=10.0, show_default=True)
+@click.option("--server-lr", default=10.0, show_default=True,
+              help="FedAvg's first step size; each round then tries half, the same and twice it on an evaluation "
+                   "cohort of devices and keeps the best (DP arms keep it fixed).")
+@click.option("--fixed-server-lr", is_flag=True, help="No step search: FedAvg keeps --server-lr in every round.")
 @click.option("--local-steps", default=2, show_default=True, help="Gradient steps a device takes on its rows.")
 @click.option("--local-lr", default=0.002, show_default=True,
               help="A device's step size (its loss is summed over its examples).")
@@ -50,8 +53,8 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
 @click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
-def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr, local_steps,
-             local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
+def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr,
+             fixed_server_lr, local_steps, local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
              dp_population_scale, seed, json_out, plot_out) -> None:
     """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
     from edgerec.cli.study_cmd import _run
@@ -65,7 +68,8 @@ def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share
     study = FederatedStudy(
         data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed,
                               train=TrainConfig(eval_users=500, max_minutes=train_minutes, seed=seed)),
-        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed), task,
+        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed,
+                     step_search=() if fixed_server_lr else ServerConfig.step_search), task,
         tuple(epsilons), delta,
         central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm,
         personal=not no_personal, reuse=reuse, dp_population_scale=dp_population_scale)

@@ -17,11 +17,16 @@ noise only as the square root, so rows emerge that no single round could show
 clearly less of the centralized gain). Both are functions of the released
 noisy sums only, so the accounting is unchanged. Devices are sampled independently with probability q = K /
 population (what the accountant assumes). Rows are put back on the unit
-sphere after each round, as the exporter ships them.
+sphere after each round, as the exporter ships them. FedAvg's step size is
+searched every round by federated evaluation: the right step differs by more
+than tenfold between data sets (how many examples a device holds sets how
+far its clipped change reaches).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,7 +34,10 @@ import numpy as np
 from edgerec.errors import ConfigError
 from edgerec.federated.accounting import DPPlan
 from edgerec.runtime.fed_format import ClientUpdate
-from edgerec.runtime.federated import RoundTask
+from edgerec.runtime.federated import RoundTask, moved_rows
+
+# (rows, their summed change, candidate steps) -> the evaluation cohort's summed loss per step, or None
+Evaluate = Callable[[np.ndarray, np.ndarray, list[float]], "np.ndarray | None"]
 
 
 @dataclass
@@ -40,13 +48,21 @@ class ServerConfig:
     weight_cap: float = 50.0  # FedAvg: a device weighs min(examples, cap)
     dp_row_threshold: float = 2.0  # DP: a row moves only when its noisy change is this many times the noise's
     dp_accumulate: bool = True  # DP: decide on the sum of all rounds so far (False: on each round alone)
+    # FedAvg: each round tries the current step times each factor and keeps the one whose table gives
+    # devices of an evaluation cohort the lowest loss on their newest item; () keeps server_lr fixed.
+    # One item a device is a noisy verdict: a cohort of a round's size (~100) chose worse steps than
+    # every idle device of the demo world (~1,000) did
+    step_search: tuple[float, ...] = (0.5, 1.0, 2.0)
+    eval_devices: int = 2000  # the evaluation cohort: at most this many devices not training in the round
     seed: int = 0
 
     def check(self, population: int) -> ServerConfig:
-        if not (self.rounds >= 1 and 1 <= self.clients_per_round <= population and self.server_lr > 0
-                and self.weight_cap > 0):
+        if not (self.rounds >= 1 and 1 <= self.clients_per_round <= population and 0 < self.server_lr < math.inf
+                and self.weight_cap > 0 and all(0 < f < math.inf for f in self.step_search)
+                and self.eval_devices >= 1):
             raise ConfigError(f"a federated run needs rounds >= 1, 1 <= clients per round <= the {population} "
-                              f"devices, server lr > 0 and weight cap > 0 (got {self})")
+                              f"devices, server lr, weight cap and step-search factors finite and > 0, eval devices >= 1 "
+                              f"(got {self})")
         return self
 
 
@@ -88,15 +104,6 @@ def above_noise(delta: np.ndarray, noise_std: float, threshold: float) -> np.nda
     return np.flatnonzero(norms > threshold * noise_std * np.sqrt(delta.shape[1]))
 
 
-def normalize_rows(table: np.ndarray, rows: np.ndarray | None = None) -> None:
-    """Put rows (all when None) back on the unit sphere, in place."""
-    part = table if rows is None else table[rows]
-    norms = np.linalg.norm(part, axis=1, keepdims=True)
-    part = part / np.where(norms > 0, norms, 1.0)
-    if rows is None:
-        table[:] = part
-    else:
-        table[rows] = part
 
 
 class FederatedServer:
@@ -111,6 +118,7 @@ class FederatedServer:
         self.space, self.population, self.template, self.dp = space, population, task.check(), dp
         self.q = cfg.clients_per_round / population
         self.rng = np.random.default_rng([cfg.seed, 1])
+        self.lr = cfg.server_lr  # FedAvg's step, which the step search moves
         self.noise_multiplier = dp.noise_multiplier() if dp is not None else 0.0
         if dp is not None and (dp.rounds != cfg.rounds or abs(dp.q - self.q) > 1e-12 or dp.clip != task.clip):
             raise ConfigError("the DP plan must have the run's rounds, sampling rate and the task's clip")
@@ -130,23 +138,34 @@ class FederatedServer:
         epsilon = self.dp.epsilon / self.dp.rounds if self.dp is not None else None
         return replace(self.template, round=round_, space=self.space, epsilon=epsilon)
 
-    def aggregate(self, updates: list[ClientUpdate]) -> dict:
-        """Apply one round's updates to the table; returns what the round did."""
+    def aggregate(self, updates: list[ClientUpdate], evaluate: Evaluate | None = None) -> dict:
+        """Apply one round's updates to the table; returns what the round did.
+
+        evaluate(rows, delta, steps): the summed losses an evaluation cohort of devices reports for each
+        candidate step (runtime/federated.py: step_losses), None when no device answered. FedAvg only:
+        under DP a step chosen on answers without noise would make the table depend on them."""
         for update in updates:
             if update.space != self.space[:24] or update.delta.shape[1:] != self.table.shape[1:] or \
                     (len(update.rows) and update.rows.max() >= len(self.table)):
                 raise ConfigError("an update does not fit this run's table (space, width or rows); it is refused")
         if self.dp is None:
             delta, rows = fedavg(updates, self.table.shape, self.cfg.weight_cap)
+            if evaluate is not None and self.cfg.step_search and len(rows):
+                self.lr = self._searched(rows, delta[rows], evaluate)
         else:
             delta = dp_fedavg(updates, self.table.shape, self.template.clip, self.noise_multiplier,
                               self.cfg.clients_per_round, self.rng)
             if self.cfg.dp_accumulate:
                 return self._accumulated(delta, len(updates))
             rows = above_noise(delta, self.noise_std, self.cfg.dp_row_threshold)
-        self.table[rows] += self.cfg.server_lr * delta[rows]
-        normalize_rows(self.table, rows)
+        self.table[rows] = moved_rows(self.table[rows], delta[rows], self.lr)
         return self._logged(len(updates), rows)
+
+    def _searched(self, rows: np.ndarray, delta: np.ndarray, evaluate: Evaluate) -> float:
+        """The candidate step whose table the evaluation cohort finds best (the current one when none answered)."""
+        steps = [self.lr * factor for factor in self.cfg.step_search]
+        losses = evaluate(rows, delta, steps)
+        return self.lr if losses is None else steps[int(np.argmin(losses))]
 
     def _accumulated(self, delta: np.ndarray, devices: int) -> dict:
         """DP: the table becomes start + lr * (sum of the noisy averages so far) on the rows where
@@ -155,11 +174,10 @@ class FederatedServer:
         rounds = len(self.log) + 1
         rows = above_noise(self.noisy_sum, self.noise_std * np.sqrt(rounds), self.cfg.dp_row_threshold)
         self.table = self.start.copy()
-        self.table[rows] += self.cfg.server_lr * self.noisy_sum[rows]
-        normalize_rows(self.table, rows)
+        self.table[rows] = moved_rows(self.start[rows], self.noisy_sum[rows], self.cfg.server_lr)
         return self._logged(devices, rows)
 
     def _logged(self, devices: int, rows: np.ndarray) -> dict:
-        entry = {"devices": devices, "rows_changed": int(len(rows))}
+        entry = {"devices": devices, "rows_changed": int(len(rows)), "server_lr": self.lr}
         self.log.append(entry)
         return entry

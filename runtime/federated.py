@@ -186,6 +186,39 @@ def _local_update(rec, history, user, consumed, task, table, personal):
     return update, len(positions), norm
 
 
+def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.ndarray, steps: list[float], *,
+                temperature: float, history: HistoryStore | None = None, consent: Consent | None = None,
+                ledger: PrivacyLedger | None = None, now: float | None = None) -> np.ndarray | None:
+    """Federated evaluation of a round's step sizes on the device: the softmax loss of the user's newest
+    item, predicted from the items before it, under `table` with `rows` moved by each step along `delta`
+    (`moved_rows`, as the server would). None when the device declines or has too little history."""
+    consent = consent or Consent()
+    history = history if history is not None else rec.history
+    if not (consent.opted_in and consent.allowed and consent.without_dp):  # its answer carries no DP
+        return None
+    cat = rec.catalog
+    consumed = [r for r in read_state(history, cat, user).consumed if r < cat.base_count]
+    if len(consumed) < 2:
+        return None
+    (ledger or PrivacyLedger(history)).note("federated evaluation of step sizes (no DP)", now)
+    query = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0] / temperature
+    scores, target = np.asarray(table, np.float32) @ query, consumed[-1]
+    losses = []
+    for step in steps:
+        logits = scores.copy()
+        logits[rows] = moved_rows(table[rows], delta, step) @ query
+        rank = int(np.sum(logits > logits[target]))
+        losses.append(1.0 - 1.0 / np.log2(rank + 2.0))
+    return np.array(losses)
+
+
+def moved_rows(values: np.ndarray, delta: np.ndarray, step: float) -> np.ndarray:
+    """Rows moved by `step` along `delta` and put back on the unit sphere (as bundles ship them)."""
+    out = np.asarray(values, np.float32) + np.float32(step) * np.asarray(delta, np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
+
+
 def _patched(base: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.array(base, np.float32)
     out[rows] = values

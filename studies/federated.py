@@ -37,6 +37,7 @@ from edgerec.runtime.federated import (
     Personal,
     RoundTask,
     example_positions,
+    step_losses,
     take_part,
     user_vectors,
 )
@@ -193,6 +194,7 @@ class FederatedStudy(Study):
             dp = DPPlan(float(eps), self.delta, q, cfg.rounds, self.task.clip)
         task = replace(self.task, temperature=self.world.model.temperature)  # the softmax v1 was trained with
         server = FederatedServer(table0, rec.manifest.embedding_space, len(devices) * scale, cfg, task, dp)
+        cohorts = np.random.default_rng([self.server.seed, 2])  # the step search's evaluation cohorts
         stores: dict[int, object] = {}
         consent = Consent(without_dp=True)
         # a device standing for many users takes part in almost every round, where each of those users
@@ -221,13 +223,16 @@ class FederatedStudy(Study):
                 sizes.append(len(result.payload))
                 times.append(result.ms)
             if eps != "none":
-                server.aggregate(updates)
+                trainers = set(np.flatnonzero(copies).tolist())
+                server.aggregate(updates, self._evaluator(rec, devices, item_ids, stores, trainers, server, task,
+                                                          consent, cohorts, now=float(cut + (r + 1) * DAY))
+                                 if eps is None else None)
             queries = users + offsets() if eps == "none" else users
             per_round.append(ndcg_at_10(queries, shipped(server.table), devices)["NDCG@10"])
             progress(f"{label}: round {r + 1}/{self.server.rounds}", {"devices": len(updates),
                                                                        "NDCG@10": per_round[-1]})
         final = ndcg_at_10(users, shipped(server.table), devices)
-        arm = {"arm": label, **final, "per_round": per_round}
+        arm = {"arm": label, **final, "per_round": per_round, "server_lr": [e["server_lr"] for e in server.log]}
         if dp is not None:
             arm.update(epsilon=dp.describe(server.noise_multiplier)["epsilon"], noise_multiplier=server.noise_multiplier,
                        population=server.population, clients_per_round=cfg.clients_per_round)
@@ -241,6 +246,24 @@ class FederatedStudy(Study):
         return {"arm_record": arm, "table": server.table, "dp": dp, "noise": server.noise_multiplier,
                 "clients_per_round": cfg.clients_per_round,
                 "bytes": _summary(sizes), "ms": _summary(times), "declined": declined}
+
+    @staticmethod
+    def _evaluator(rec, devices, item_ids, stores, trainers, server, task, consent, cohorts, now):
+        """FedAvg's step search: an evaluation cohort of up to `eval_devices` devices not training in the
+        round, each reporting its loss on its newest item for every candidate step (step_losses)."""
+        def evaluate(rows, delta, steps):
+            idle = np.array([i for i in range(len(devices)) if i not in trainers], np.int64)
+            drawn = cohorts.choice(idle, min(len(idle), server.cfg.eval_devices), replace=False)
+            total, answered = np.zeros(len(steps)), 0
+            for i in (int(i) for i in np.sort(drawn)):
+                if i not in stores:
+                    stores[i] = device_store(devices[i], item_ids)
+                losses = step_losses(rec, devices[i].user, server.table, rows, delta, steps,
+                                     temperature=task.temperature, history=stores[i], consent=consent, now=now)
+                if losses is not None:
+                    total, answered = total + losses, answered + 1
+            return total if answered else None
+        return evaluate
 
     def _publish(self, rec, v1_path, run, label, out) -> dict:
 

@@ -171,6 +171,64 @@ def test_fedavg_rounds_teach_the_table_what_devices_did():
             server.aggregate([update([0], np.ones((1, rec.manifest.dim)))])  # another space
 
 
+def test_the_step_search_keeps_the_step_the_evaluation_cohort_prefers():
+    table = np.eye(6, 4, dtype=np.float32)
+    push = [update([0, 1], np.full((2, 4), 0.1))]
+
+    def run(prefer, rounds=3, dp=None, **cfg):
+        server = FederatedServer(table, SPACE, 10, ServerConfig(rounds=rounds, clients_per_round=5, server_lr=4.0,
+                                                                **cfg), RoundTask(round=0, space=SPACE, clip=1.0), dp)
+        asked = []
+
+        def evaluate(rows, delta, steps):
+            asked.append((rows.tolist(), steps))
+            return None if prefer is None else np.abs(np.asarray(steps) - prefer)
+        for _ in range(rounds):
+            server.aggregate(push, evaluate)
+        return server, asked
+
+    server, asked = run(prefer=1e9)  # larger is better: the step doubles every round
+    assert [e["server_lr"] for e in server.log] == [8.0, 16.0, 32.0]
+    assert asked[0] == ([0, 1], [2.0, 4.0, 8.0])  # the rows the round moves, at half, the same and twice the step
+    moved = FederatedServer(table, SPACE, 10, ServerConfig(rounds=1, clients_per_round=5, server_lr=8.0),
+                            RoundTask(round=0, space=SPACE, clip=1.0))
+    moved.aggregate(push)
+    first, _ = run(prefer=1e9, rounds=1)
+    assert np.array_equal(first.table, moved.table)  # the chosen step is the one applied
+    assert [e["server_lr"] for e in run(prefer=0.0)[0].log] == [2.0, 1.0, 0.5]
+    assert [e["server_lr"] for e in run(prefer=None)[0].log] == [4.0] * 3  # nobody answered: unchanged
+    fixed, asked = run(prefer=1e9, step_search=())
+    assert [e["server_lr"] for e in fixed.log] == [4.0] * 3 and asked == []
+    plan = DPPlan(4.0, 1e-6, 0.5, 3, 1.0)
+    private, asked = run(prefer=1e9, dp=plan)  # DP: a step chosen on answers without noise is not private
+    assert asked == [] and {e["server_lr"] for e in private.log} == {4.0}
+    with pytest.raises(ConfigError, match="step-search"):
+        ServerConfig(step_search=(0.0, 1.0)).check(10)
+
+
+def test_a_device_scores_candidate_steps_on_its_newest_item():
+    from edgerec.runtime.federated import moved_rows, step_losses
+
+    with Recommender.open(GOLDEN, backend="onnx") as rec:
+        target = 55
+        store = devices_going_to(rec, target, n=1)[0]
+        consumed = [rec.catalog.row(i) for _, i, _, _ in store.events_after("u0", 0, 100)]
+        user = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
+        table, rows = rec.catalog.stored.dequantize(), np.array([target])
+        toward = (user / np.linalg.norm(user))[None, :]
+        kw = dict(temperature=0.05, history=store, consent=Consent(without_dp=True))
+        closer = step_losses(rec, "u0", table, rows, toward, [0.0, 0.5, 5.0], **kw)
+        assert closer[0] >= closer[1] >= closer[2] and closer[0] > closer[2]  # the newest item ranks higher
+        away = step_losses(rec, "u0", table, rows, -toward, [0.0, 0.5, 5.0], **kw)
+        assert away[2] > away[0]
+        scores = table @ user
+        rank = int(np.sum(scores > scores[target]))
+        assert closer[0] == pytest.approx(1 - 1 / np.log2(rank + 2))  # step 0: the table as it is
+        assert np.allclose(np.linalg.norm(moved_rows(table[rows], toward, 5.0), axis=1), 1.0)
+        assert step_losses(rec, "u0", table, rows, toward, [1.0], temperature=0.05, history=store) is None  # no DP
+        assert step_losses(rec, "nobody", table, rows, toward, [1.0], **(kw | {"history": store})) is None
+
+
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):
     pytest.importorskip("usearch")
     source = Bundle.open(GOLDEN)
@@ -220,6 +278,7 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     assert arms["centralized, item table only"]["NDCG@10"] > arms["v1 (no update)"]["NDCG@10"]
     assert all(len(arms[a]["per_round"]) == 3 for a in ("FedAvg", "DP-FedAvg eps 4", "personal only"))
     assert arms["DP-FedAvg eps 4"]["epsilon"] == pytest.approx(4.0, rel=0.03)
+    assert len(arms["FedAvg"]["server_lr"]) == 2 and set(arms["DP-FedAvg eps 4"]["server_lr"]) == {10.0}
     assert 0 < record["runs"]["FedAvg"]["bytes"]["max"] <= 64 * 1024
     assert record["device_500_events"]["median_ms"] > 0
     assert [b["accepted_as_update"] for b in record["bundles"]] == [True, True]
