@@ -104,8 +104,6 @@ def above_noise(delta: np.ndarray, noise_std: float, threshold: float) -> np.nda
     return np.flatnonzero(norms > threshold * noise_std * np.sqrt(delta.shape[1]))
 
 
-
-
 class FederatedServer:
     """The table across rounds, the device sampler and the privacy plan of one run."""
 

@@ -187,11 +187,12 @@ def _local_update(rec, history, user, consumed, task, table, personal):
 
 
 def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.ndarray, steps: list[float], *,
-                temperature: float, history: HistoryStore | None = None, consent: Consent | None = None,
+                history: HistoryStore | None = None, consent: Consent | None = None,
                 ledger: PrivacyLedger | None = None, now: float | None = None) -> np.ndarray | None:
-    """Federated evaluation of a round's step sizes on the device: the softmax loss of the user's newest
-    item, predicted from the items before it, under `table` with `rows` moved by each step along `delta`
-    (`moved_rows`, as the server would). None when the device declines or has too little history."""
+    """Federated evaluation of a round's step sizes on the device: for each step, 1 - 1/log2(rank + 2) of
+    the user's newest item, predicted from the items before it, over `table` with `rows` moved by that
+    step along `delta` (`moved_rows`, as the server would). (The softmax loss, tried first, favoured
+    steps that lowered NDCG.) None when the device declines or has too little history."""
     consent = consent or Consent()
     history = history if history is not None else rec.history
     if not (consent.opted_in and consent.allowed and consent.without_dp):  # its answer carries no DP
@@ -201,13 +202,13 @@ def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.n
     if len(consumed) < 2:
         return None
     (ledger or PrivacyLedger(history)).note("federated evaluation of step sizes (no DP)", now)
-    query = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0] / temperature
+    query = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
     scores, target = np.asarray(table, np.float32) @ query, consumed[-1]
     losses = []
     for step in steps:
-        logits = scores.copy()
-        logits[rows] = moved_rows(table[rows], delta, step) @ query
-        rank = int(np.sum(logits > logits[target]))
+        moved = scores.copy()
+        moved[rows] = moved_rows(table[rows], delta, step) @ query
+        rank = int(np.sum(moved > moved[target]))
         losses.append(1.0 - 1.0 / np.log2(rank + 2.0))
     return np.array(losses)
 

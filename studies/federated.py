@@ -224,8 +224,8 @@ class FederatedStudy(Study):
                 times.append(result.ms)
             if eps != "none":
                 trainers = set(np.flatnonzero(copies).tolist())
-                server.aggregate(updates, self._evaluator(rec, devices, item_ids, stores, trainers, server, task,
-                                                          consent, cohorts, now=float(cut + (r + 1) * DAY))
+                server.aggregate(updates, self._evaluator(rec, devices, item_ids, stores, trainers, server, consent,
+                                                          cohorts, now=float(cut + (r + 1) * DAY))
                                  if eps is None else None)
             queries = users + offsets() if eps == "none" else users
             per_round.append(ndcg_at_10(queries, shipped(server.table), devices)["NDCG@10"])
@@ -248,7 +248,7 @@ class FederatedStudy(Study):
                 "bytes": _summary(sizes), "ms": _summary(times), "declined": declined}
 
     @staticmethod
-    def _evaluator(rec, devices, item_ids, stores, trainers, server, task, consent, cohorts, now):
+    def _evaluator(rec, devices, item_ids, stores, trainers, server, consent, cohorts, now):
         """FedAvg's step search: an evaluation cohort of up to `eval_devices` devices not training in the
         round, each reporting its loss on its newest item for every candidate step (step_losses)."""
         def evaluate(rows, delta, steps):
@@ -259,7 +259,7 @@ class FederatedStudy(Study):
                 if i not in stores:
                     stores[i] = device_store(devices[i], item_ids)
                 losses = step_losses(rec, devices[i].user, server.table, rows, delta, steps,
-                                     temperature=task.temperature, history=stores[i], consent=consent, now=now)
+                                     history=stores[i], consent=consent, now=now)
                 if losses is not None:
                     total, answered = total + losses, answered + 1
             return total if answered else None

@@ -216,7 +216,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         user = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
         table, rows = rec.catalog.stored.dequantize(), np.array([target])
         toward = (user / np.linalg.norm(user))[None, :]
-        kw = dict(temperature=0.05, history=store, consent=Consent(without_dp=True))
+        kw = dict(history=store, consent=Consent(without_dp=True))
         closer = step_losses(rec, "u0", table, rows, toward, [0.0, 0.5, 5.0], **kw)
         assert closer[0] >= closer[1] >= closer[2] and closer[0] > closer[2]  # the newest item ranks higher
         away = step_losses(rec, "u0", table, rows, -toward, [0.0, 0.5, 5.0], **kw)
@@ -225,7 +225,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         rank = int(np.sum(scores > scores[target]))
         assert closer[0] == pytest.approx(1 - 1 / np.log2(rank + 2))  # step 0: the table as it is
         assert np.allclose(np.linalg.norm(moved_rows(table[rows], toward, 5.0), axis=1), 1.0)
-        assert step_losses(rec, "u0", table, rows, toward, [1.0], temperature=0.05, history=store) is None  # no DP
+        assert step_losses(rec, "u0", table, rows, toward, [1.0], history=store) is None  # no DP
         assert step_losses(rec, "nobody", table, rows, toward, [1.0], **(kw | {"history": store})) is None
 
 
