@@ -178,7 +178,7 @@ class HistoryStore:
     def record(self, profile: str, item: str, event: str, value: float | None = None, ts: float | None = None,
                context: dict | None = None) -> int:
         """Append one event; returns its id once it is durably committed."""
-        if event not in EVENTS:
+        if not isinstance(event, str) or event not in EVENTS:
             raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
         checks.text(profile, "user")
         checks.text(item, "item")
