@@ -107,7 +107,7 @@ class HistoryStore:
         if not self.db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
             return 0
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        return history_care.schema_version(row[0], self.path) if row else 0
 
     def _migrate(self) -> None:
         with self._transaction():
@@ -207,7 +207,7 @@ class HistoryStore:
         limit = checks.integer(limit, "limit", 0, allow_none=True)
         rows = self._read(kept.newest_kept("id, profile, item, event, value, ts, context"),
                           (profile, self.cutoff(), self.retention.cap(limit)))[::-1]
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], history_care.context_of(r[6]))
                 for r in rows]
 
     def events_after(self, profile: str, after: int, limit: int) -> list[tuple[int, str, str, float]]:
@@ -215,7 +215,7 @@ class HistoryStore:
         first (after=0: the newest events; else those appended since event `after` was read)."""
         checks.text(profile, "user")
         after, limit = checks.integer(after, "after", 0), checks.integer(limit, "limit", 0)
-        return self._read(kept.newest_kept("id, item, event, ts", after=True),
+        return self._read(kept.newest_kept("id, item, event, CAST(ts AS REAL)", after=True),  # text: 0.0
                           (profile, after, self.cutoff(), self.retention.cap(limit)))[::-1]
 
     def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
@@ -285,7 +285,7 @@ class HistoryStore:
     def set_preferences(self, profile: str, kind: str, values: list[str]) -> None:
         checks.text(profile, "user")
         checks.text(kind, "preference kind")
-        values = checks.names(values, f"{kind} preferences", allow_none=False)
+        values = list(dict.fromkeys(checks.names(values, f"{kind} preferences", allow_none=False)))  # once each
         with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
@@ -334,13 +334,13 @@ class HistoryStore:
         except self._errors as exc:
             raise HistoryError(f"could not write to {self.path} ({exc}); no item of the batch was added") from None
 
-    def saved_items(self, space: str) -> list[tuple[str, bytes | None, dict, bool]]:
+    def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
         """Items added on the device for this embedding space; rows of other spaces are dropped (stale)."""
         with self._transaction():
             self.db.execute("DELETE FROM added_items WHERE space != ?", (space,))
         with self._lock:
             rows = self._read("SELECT item, vector, meta, removed FROM added_items ORDER BY rowid")
-        return [(r[0], r[1], json.loads(r[2]), bool(r[3])) for r in rows]
+        return history_care.readable_items(rows, dim)  # a row altered outside edgerec is left out
 
     def close(self) -> None:
         with self._lock:

@@ -289,7 +289,7 @@ class Recommender:
         return metadata_vector(self.catalog, self.content, meta, use_content, use_related)
 
     def _restore_items(self) -> None:
-        for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space):
+        for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space, self.manifest.dim):
             if removed:
                 if self.catalog.index.get(item_id) is not None:
                     self.catalog.remove(item_id)
