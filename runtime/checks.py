@@ -151,7 +151,8 @@ def path(value, what: str, allow_none: bool = False):
     """A filesystem path: a non-empty str or os.PathLike (bytes are refused, as for ids)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not str(value):
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not str(value) \
+            or "\x00" in str(value):  # a NUL byte cannot be in a file name
         raise ConfigError(f"{what} must be a path (a non-empty str or pathlib.Path; got {type(value).__name__} "
                           f"{_shown(value)})")
     return value

@@ -199,7 +199,7 @@ class HistoryStore:
 
     def cutoff(self, now: float | None = None) -> float:
         """The oldest event time retention keeps now (by the store's clock) or at `now`."""
-        return self.retention.cutoff(self.clock() if now is None else now)
+        return self.retention.cutoff(self.clock() if now is None else checks.timestamp(now, "now", allow_none=False))
 
     def events(self, profile: str, limit: int | None = None) -> list[Event]:
         """A profile's events, oldest first (the newest `limit` when given)."""

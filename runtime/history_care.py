@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import HistoryError
+from edgerec.runtime import checks
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
@@ -172,7 +173,7 @@ def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None
 def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     """A consistent copy of the open database (SQLite's online backup: one read snapshot), written
     to a temporary name and renamed, so `out` is either complete or absent."""
-    out = Path(out)
+    out = Path(checks.path(out, "the backup's path"))
     if out.exists():
         raise HistoryError(f"{out} exists; choose a new file for the backup")
     tmp = out.with_name(out.name + ".tmp")

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.errors import ConfigError, EdgerecError
-from edgerec.runtime import Recommender
+from edgerec.runtime import Recommender, Stage
 from edgerec.runtime.experiment import ExposureLog, OutcomeCounts, assign, explore, unit_hash
 from edgerec.runtime.fed_format import decode_update
+from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part
 from edgerec.runtime.interleave import credit, team_draft
 from edgerec.runtime.personal import KIND, load_personal
@@ -74,6 +75,14 @@ def calls(rec, x):
         "take_part.user": lambda: take_part(rec, x, round_task(rec), ledger=ledger),
         "take_part.now": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, now=x),
         "take_part.table": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, table=x),
+        "Retention.max_events": lambda: HistoryStore(":memory:", retention=Retention(max_events=x)).count("u"),
+        "history.items_since.ts": lambda: rec.history.items_since(x, ("play",)),
+        "history.items_since.events": lambda: rec.history.items_since(0.0, x),
+        "history.prune.now": lambda: rec.history.prune(x), "history.cutoff": lambda: rec.history.cutoff(x),
+        "history.backup": lambda: rec.history.backup(x) if not isinstance(x, str) else None,  # no file in the cwd
+        "Stage.name": lambda: Stage(x, lambda r: r), "Stage.run": lambda: Stage("s", x),
+        "Stage.required": lambda: Stage("s", lambda r: r, required=x),
+        "pipeline.name": lambda: rec.pipeline[x], "catalog.row": lambda: rec.catalog.row(x),
     }
     for name in RoundTask.__dataclass_fields__:
         out[f"RoundTask.{name}"] = lambda name=name: take_part(rec, "ana", round_task(rec, **{name: x}), ledger=ledger)
