@@ -138,12 +138,13 @@ class HistoryStore:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except self._busy as exc:
-                raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
-                                   "close the other app or try again") from None
+            except self._errors as exc:  # another writer, or the file was replaced (encrypted) or damaged meanwhile
+                raise HistoryError(f"history database {self.path} is locked by another process or cannot be used "
+                                   f"({exc}); close the other app and try again, or open the history anew") from None
             before = self.db.total_changes
             try:
                 yield
+                self.db.execute("COMMIT")  # a commit that fails (disk full, I/O) is rolled back below
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, self._errors):
@@ -151,7 +152,6 @@ class HistoryStore:
                                        "stored") from None
                 raise
             else:
-                self.db.execute("COMMIT")
                 if self.db.total_changes == before:
                     return  # no row changed (e.g. retention found nothing old): what was derived still holds
                 if profile is None:

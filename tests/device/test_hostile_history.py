@@ -74,3 +74,42 @@ def test_onboarding_choices_given_twice_are_stored_once(golden_bundle):
     with Recommender.open(golden_bundle) as rec:
         rec.onboard("v", genres=["jazz", "jazz"], tags=["a", "a", "b"])  # was "could not write" (UNIQUE)
         assert rec.history.preferences("v") == {"genre": ["jazz"], "tag": ["a", "b"]}
+
+
+def test_a_history_encrypted_under_an_open_app_is_a_history_error(golden_bundle, tmp_path):
+    pytest.importorskip("sqlcipher3")
+    from edgerec.runtime.secure_db import encrypt_database
+
+    path = history(golden_bundle, tmp_path / "h.db", "")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        encrypt_database(path, bytes(range(32)))  # another tool (`edgerec history encrypt`) meanwhile
+        with pytest.raises(HistoryError, match="open the history anew"):
+            rec.record("u", rec.catalog.item_id(4), "play")  # was a raw sqlite3.DatabaseError
+
+
+class FailingCommit:
+    """A connection whose COMMIT fails, as on an I/O error or a full disk at commit time."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def test_a_failing_commit_is_rolled_back_and_the_store_stays_usable(golden_bundle, tmp_path):
+    path = history(golden_bundle, tmp_path / "h.db", "")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        before, real = rec.history.count("u"), rec.history.db
+        rec.history.db = FailingCommit(real)
+        with pytest.raises(HistoryError, match="nothing of this change was stored"):
+            rec.record("u", rec.catalog.item_id(4), "play")  # was a raw OperationalError, transaction left open
+        rec.history.db = real
+        assert rec.history.count("u") == before
+        rec.record("u", rec.catalog.item_id(5), "play")  # was "cannot start a transaction within a transaction"
+        assert rec.history.count("u") == before + 1
