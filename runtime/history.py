@@ -138,9 +138,12 @@ class HistoryStore:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except self._errors as exc:  # another writer, or the file was replaced (encrypted) or damaged meanwhile
-                raise HistoryError(f"history database {self.path} is locked by another process or cannot be used "
-                                   f"({exc}); close the other app and try again, or open the history anew") from None
+            except self._busy as exc:
+                raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
+                                   "close the other app or try again") from None
+            except self._errors as exc:  # closed, or replaced (encrypted) or damaged under this app
+                raise HistoryError(f"could not write to {self.path} ({exc}); nothing was stored: open the history "
+                                   "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
             try:
                 yield
@@ -326,13 +329,10 @@ class HistoryStore:
 
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
         """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""
-        try:
-            with self._transaction():
-                self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
-                                    [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
-                                     for item, space, vector, meta, removed in rows])
-        except self._errors as exc:
-            raise HistoryError(f"could not write to {self.path} ({exc}); no item of the batch was added") from None
+        with self._transaction():  # its errors say that nothing of the batch was stored
+            self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
+                                [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
+                                 for item, space, vector, meta, removed in rows])
 
     def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
         """Items added on the device for this embedding space; rows of other spaces are dropped (stale)."""

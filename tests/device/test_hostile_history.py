@@ -83,7 +83,7 @@ def test_a_history_encrypted_under_an_open_app_is_a_history_error(golden_bundle,
     path = history(golden_bundle, tmp_path / "h.db", "")
     with Recommender.open(golden_bundle, history=path) as rec:
         encrypt_database(path, bytes(range(32)))  # another tool (`edgerec history encrypt`) meanwhile
-        with pytest.raises(HistoryError, match="open the history anew"):
+        with pytest.raises(HistoryError, match="nothing was stored: open the history anew"):
             rec.record("u", rec.catalog.item_id(4), "play")  # was a raw sqlite3.DatabaseError
 
 
