@@ -254,7 +254,7 @@ class Recommender:
     update_items = add_items
 
     def remove_items(self, item_ids: list[str]) -> None:
-        item_ids = checks.names(item_ids, "item_ids", allow_none=False)
+        item_ids = list(dict.fromkeys(checks.names(item_ids, "item_ids", allow_none=False)))  # each once
         for item_id in item_ids:  # every id known before any is removed
             self.catalog.row(item_id)
         for item_id in item_ids:

@@ -146,6 +146,8 @@ def test_a_failing_add_items_batch_adds_nothing(rec):
     with pytest.raises(UnknownIdError):
         rec.remove_items([rec.catalog.item_id(2), "no-such-item"])
     assert rec.catalog.is_active(2)  # the known id before the unknown one was not removed either
+    rec.remove_items([rec.catalog.item_id(2), rec.catalog.item_id(2)])  # named twice: removed once, no error
+    assert not rec.catalog.is_active(2)  # (was UnknownIdError after the first removal had been stored)
 
 
 def test_add_items_racing_recommend_in_threads_raises_nothing(rec):
