@@ -72,6 +72,9 @@ class Transfer:
     def __init__(self, source, target, method: str = "mapping"):
         if not isinstance(method, str) or method not in METHODS:
             raise ConfigError(f"unknown transfer method {method!r}; use one of {', '.join(METHODS)}")
+        for what, rec in (("source", source), ("target", target)):
+            if not all(hasattr(rec, part) for part in ("manifest", "bundle", "catalog", "history", "models")):
+                raise ConfigError(f"Transfer's {what} must be an open Recommender (got {type(rec).__name__})")
         check_shared(source.manifest, target.manifest)
         self.source, self.target, self.method = source, target, method
         self.target_space = SharedSpace.of(target.bundle)

@@ -175,6 +175,13 @@ def test_exploration_settings_are_checked(rec):
         explore(rec, width=2.5)
 
 
+def test_transfer_checks_its_recommenders(rec):
+    with pytest.raises(ConfigError, match="source must be an open Recommender"):
+        Transfer(5, rec)  # was an AttributeError
+    with pytest.raises(ConfigError, match="method"):
+        Transfer(rec, rec, np.array(["content", "mapping"]))  # was an ambiguous-truth ValueError
+
+
 def test_transfer_recommend_checks_user_and_k(rec):
     transfer = object.__new__(Transfer)  # the arguments are checked before either bundle is read
     with pytest.raises(ConfigError, match="k must be an integer"):
