@@ -58,7 +58,7 @@ class Shuffled:
     max_local: float = 8.0
 
     def __post_init__(self):
-        checks.number(self.delta, "Shuffled.delta", 0.0, 1.0)
+        checks.number(self.delta, "Shuffled.delta", 1e-100, 1.0)  # a denormal delta broke the bound's logs
         checks.number(self.max_local, "Shuffled.max_local", 0.0, 20.0)
         if not (isinstance(self.batch, numbers.Integral) and not isinstance(self.batch, bool) and self.batch > 0 and 0 < self.delta < 1 / self.batch
                 and 0 < self.max_local <= 20):

@@ -117,6 +117,7 @@ def test_any_argument_gives_a_result_or_an_edgerec_error(rec, x):
     (lambda: ExposureLog(0), "limit"),  # was a log that never dropped an entry
     (lambda: team_draft(["a"], ["b"], float("nan"), np.random.default_rng(0)), "k must be an integer"),
     (lambda: credit(["A", "B"], [-1]), "clicked position"),  # was team B's click at the last position
+    (lambda: Shuffled(10**6, 5e-324).local_epsilon(1.0), "Shuffled.delta"),  # was a math domain ValueError
 ])
 def test_arguments_that_gave_a_silently_wrong_answer_are_refused(call, message):
     with pytest.raises(ConfigError, match=message):
