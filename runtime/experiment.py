@@ -134,8 +134,8 @@ class ExplorationStage:
     def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None,
                  samples: int = 100_000):
         checks.number(temperature, "exploration temperature", 0.0, 1e6, low_open=True)
-        checks.integer(width, "exploration width", 1, 100_000)
-        checks.integer(samples, "exploration samples", 1, 100_000_000)
+        checks.integer(width, "exploration width", 1, 10_000)
+        checks.integer(samples, "exploration samples", 1, 10_000_000)
         self.log, self.temperature, self.width, self.samples = log, float(temperature), int(width), int(samples)
         self.rng = np.random.default_rng(seed)
         self._tables: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> P(candidate at position)

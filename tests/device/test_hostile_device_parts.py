@@ -20,8 +20,8 @@ from edgerec.errors import ConfigError, EdgerecError
 from edgerec.runtime import Recommender, Stage
 from edgerec.runtime.experiment import ExposureLog, OutcomeCounts, assign, explore, unit_hash
 from edgerec.runtime.fed_format import decode_update
-from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part
+from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.interleave import credit, team_draft
 from edgerec.runtime.personal import KIND, load_personal
 from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
