@@ -137,7 +137,7 @@ class ExplorationStage:
         checks.integer(width, "exploration width", 1, 10_000)
         checks.integer(samples, "exploration samples", 1, 10_000_000)
         self.log, self.temperature, self.width, self.samples = log, float(temperature), int(width), int(samples)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(checks.integer(seed, "seed", 0, 2**63, allow_none=True))
         self._tables: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> P(candidate at position)
 
     def table(self, logits: np.ndarray, k: int) -> np.ndarray:

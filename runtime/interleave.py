@@ -89,8 +89,11 @@ class InterleaveStage:
     """
 
     def __init__(self, other: Callable[[Request], list[Recommendation]], seed: int | None = None):
+        if not callable(other):
+            raise ConfigError(f"InterleaveStage needs a function giving team B's list (got {type(other).__name__}); "
+                              "e.g. other_recommender(rec_b)")
         self.other = other
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(checks.integer(seed, "seed", 0, 2**63, allow_none=True))
         self._asking = False  # B may be this very pipeline under another policy: no merging inside B
 
     def __call__(self, request: Request) -> Request:

@@ -22,7 +22,7 @@ from edgerec.runtime.experiment import ExposureLog, OutcomeCounts, assign, explo
 from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part
 from edgerec.runtime.history import HistoryStore, Retention
-from edgerec.runtime.interleave import credit, team_draft
+from edgerec.runtime.interleave import InterleaveStage, credit, team_draft
 from edgerec.runtime.personal import KIND, load_personal
 from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 from edgerec.runtime.reporter import PrivateReporter
@@ -59,7 +59,8 @@ def calls(rec, x):
         "OutcomeCounts.add.outcome": lambda: OutcomeCounts().add(x),
         "OutcomeCounts.add.n": lambda: OutcomeCounts().add("play", x),
         "OutcomeCounts.report": lambda: OutcomeCounts().report(x),
-        "ExposureLog": lambda: ExposureLog(x),
+        "ExposureLog": lambda: ExposureLog(x), "InterleaveStage.other": lambda: InterleaveStage(x),
+        "InterleaveStage.seed": lambda: InterleaveStage(lambda r: [], seed=x),
         "team_draft.a": lambda: team_draft(x, ["b"], 3, rng), "team_draft.k": lambda: team_draft(["a"], ["b"], x, rng),
         "credit.teams": lambda: credit(x, [0]), "credit.clicked": lambda: credit(["A", "B"], x),
         "credit.position": lambda: credit(["A", "B"], [x]),
