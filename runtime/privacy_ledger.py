@@ -48,7 +48,8 @@ class Spent:
 
 class PrivacyLedger:
     def __init__(self, store: HistoryStore, budget: Budget | None = None):
-        self.store, self.budget = store, budget or Budget()
+        checks.instance(store, HistoryStore, "the ledger's store (rec.history)", allow_none=False)
+        self.store, self.budget = store, checks.instance(budget, Budget, "budget") or Budget()
         with store._transaction():
             store.db.execute("CREATE TABLE IF NOT EXISTS privacy_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                              "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL)")

@@ -65,6 +65,8 @@ def calls(rec, x):
         "credit.teams": lambda: credit(x, [0]), "credit.clicked": lambda: credit(["A", "B"], x),
         "credit.position": lambda: credit(["A", "B"], [x]),
         "Budget.per_day": lambda: Budget(x, 10.0), "Budget.per_30_days": lambda: Budget(1.0, x),
+        "PrivateReporter.budget": lambda: PrivateReporter(rec, x).items_consumed(0.01),
+        "PrivacyLedger.store": lambda: PrivacyLedger(x),
         "ledger.charge.question": lambda: ledger.charge(x, 0.01), "ledger.charge.epsilon": lambda: ledger.charge("q", x),
         "ledger.charge.now": lambda: ledger.charge("q", 0.01, x), "ledger.note.now": lambda: ledger.note("q", x),
         "ledger.spent": lambda: ledger.spent(x),
