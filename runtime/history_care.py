@@ -36,6 +36,9 @@ RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 def check_file(path: Path, encrypted: bool = False) -> None:
     """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
     file has no readable header: only its size and kind are checked)."""
+    if str(path) != ":memory:" and path.is_symlink() and not path.exists():  # SQLite would create its target
+        raise HistoryError(f"history path {path} is a symbolic link to a file that does not exist; pass the path "
+                           "of the history file itself (a new one is created there, readable by its owner only)")
     if str(path) == ":memory:" or not path.exists():
         return
     if not path.is_file():

@@ -113,3 +113,11 @@ def test_a_failing_commit_is_rolled_back_and_the_store_stays_usable(golden_bundl
         assert rec.history.count("u") == before
         rec.record("u", rec.catalog.item_id(5), "play")  # was "cannot start a transaction within a transaction"
         assert rec.history.count("u") == before + 1
+
+
+def test_a_history_path_that_is_a_dangling_link_is_refused(golden_bundle, tmp_path):
+    link = tmp_path / "h.db"
+    link.symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(HistoryError, match="symbolic link to a file that does not exist"):
+        Recommender.open(golden_bundle, history=link)  # was a history created through it, with the umask's mode
+    assert not (tmp_path / "elsewhere.db").exists()
