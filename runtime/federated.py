@@ -123,7 +123,8 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     consent.check(), personal.check()
     now = checks.timestamp(now, "now")
     table = _check_table(table, rec.catalog.base_count, rec.manifest.dim)
-    history = history if history is not None else rec.history
+    history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
+    checks.instance(ledger, PrivacyLedger, "ledger")
     ledger = ledger or PrivacyLedger(history)
     question = f"federated round {task.round}"
 

@@ -78,6 +78,8 @@ def calls(rec, x):
         "take_part.user": lambda: take_part(rec, x, round_task(rec), ledger=ledger),
         "take_part.now": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, now=x),
         "take_part.table": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, table=x),
+        "take_part.history": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, history=x),
+        "take_part.ledger": lambda: take_part(rec, "ana", round_task(rec), ledger=x),
         "Retention.max_events": lambda: HistoryStore(":memory:", retention=Retention(max_events=x)).count("u"),
         "history.items_since.ts": lambda: rec.history.items_since(x, ("play",)),
         "history.items_since.events": lambda: rec.history.items_since(0.0, x),
