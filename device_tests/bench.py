@@ -48,9 +48,10 @@ class BenchConfig:
     def __post_init__(self):
         for name in ("requests", "users", "history", "retrieval_queries", "items"):
             value = getattr(self, name)
-            if (value is not None or name != "items") and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"the benchmark's {name} must be a whole number >= 1 (got {value!r})")
+            if (value is not None or name != "items") and (  # at most 10**8: a grown catalog is held in memory
+                    isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**8):
+                raise ConfigError(f"the benchmark's {name} must be a whole number >= 1 and at most 10**8 "
+                                  f"(got {value!r})")
 
 
 EVICT_BYTES = 128 * 1024 * 1024  # more than the last-level cache of phones, boxes and most servers

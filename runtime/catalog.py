@@ -83,7 +83,7 @@ class ItemCatalog:
         return self._index
 
     def row(self, item_id: str) -> int:
-        row = self.index.get(item_id)
+        row = self.index.get(item_id) if isinstance(item_id, str) else None
         if row is None or not self.is_active(row):
             raise UnknownIdError(f"unknown item {item_id!r}: it is not in the bundle's catalog (or was removed); "
                                  "add it with add_items() first")

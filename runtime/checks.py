@@ -49,15 +49,24 @@ def names(value, what: str, allow_none: bool = True) -> list[str] | None:
     """A list (tuple, set) of strings; a lone string is refused rather than split into characters."""
     if value is None and allow_none:
         return None
+    return [text(v, f"each of {what}") for v in values(value, what, "strings")]
+
+
+def values(value, what: str, kind: str = "values") -> list:
+    """A list (tuple, set, 1-d array) as a list of at most MAX_LIST entries; a lone string, a mapping
+    or a scalar is refused."""
     if isinstance(value, (str, bytes)):
-        raise ConfigError(f"{what} must be a list of strings, e.g. [{value!r}], not a single string "
+        raise ConfigError(f"{what} must be a list of {kind}, e.g. [{value!r}], not a single string "
                           f"(got {_shown(value)})")
     if isinstance(value, Mapping) or not isinstance(value, Iterable):
-        raise ConfigError(f"{what} must be a list of strings (got {type(value).__name__} {_shown(value)})")
-    out = list(value)
+        raise ConfigError(f"{what} must be a list of {kind} (got {type(value).__name__} {_shown(value)})")
+    try:
+        out = list(value)
+    except TypeError:  # e.g. a 0-d numpy array: iterable by type, not by value
+        raise ConfigError(f"{what} must be a list of {kind} (got {type(value).__name__} {_shown(value)})") from None
     if len(out) > MAX_LIST:
         raise ConfigError(f"{what} has {len(out):,} entries; the limit is {MAX_LIST:,}")
-    return [text(v, f"each of {what}") for v in out]
+    return out
 
 
 def number(value, what: str, low: float = -math.inf, high: float = math.inf, allow_none: bool = False,
@@ -96,7 +105,7 @@ def flag(value, what: str) -> bool:
 
 
 def choice(value, options: tuple[str, ...], what: str) -> str:
-    if value not in options:
+    if not isinstance(value, str) or value not in options:  # `in` would compare an array elementwise
         raise ConfigError(f"{what} must be one of {', '.join(options)} (got {_shown(value)})")
     return value
 
@@ -142,7 +151,8 @@ def path(value, what: str, allow_none: bool = False):
     """A filesystem path: a non-empty str or os.PathLike (bytes are refused, as for ids)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not str(value):
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not str(value) \
+            or "\x00" in str(value):  # a NUL byte cannot be in a file name
         raise ConfigError(f"{what} must be a path (a non-empty str or pathlib.Path; got {type(value).__name__} "
                           f"{_shown(value)})")
     return value

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.pipeline import Stage
 from edgerec.runtime.request import Request
 
@@ -35,19 +36,22 @@ CHUNK = 20_000  # Gumbel samples drawn at once when the marginals are estimated
 
 def unit_hash(key: bytes | str, experiment: str) -> float:
     """A number in [0, 1) fixed by (key, experiment) and uniform over keys."""
-    key = key.encode() if isinstance(key, str) else key
-    if not key:
-        raise ConfigError("the assignment key must not be empty; use the device's secret install key")
-    digest = hmac.new(key, experiment.encode(), hashlib.sha256).digest()
+    if not isinstance(key, (str, bytes)) or not key:
+        raise ConfigError(f"the assignment key must be non-empty bytes or str (got {type(key).__name__}); use "
+                          "the device's secret install key")
+    key = checks.text(key, "the assignment key", 4096).encode() if isinstance(key, str) else key
+    digest = hmac.new(key, checks.text(experiment, "the experiment name", 1000).encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
 def assign(key: bytes | str, experiment: str, arms: Sequence[str], weights: Sequence[float] | None = None) -> str:
     """The arm of this device in `experiment`: stable for the key, split by `weights` (default even)."""
+    arms = checks.names(arms, "arms", allow_none=False)  # a lone string is not a list of arms
     if len(arms) < 2 or len(set(arms)) != len(arms):
         raise ConfigError(f"an experiment needs two or more distinct arms (got {list(arms)})")
-    weights = [1.0] * len(arms) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(arms) or min(weights) < 0 or sum(weights) <= 0:
+    weights = [1.0] * len(arms) if weights is None else [
+        checks.number(w, "each arm weight", 0.0, 1e12) for w in checks.values(weights, "weights")]
+    if len(weights) != len(arms) or sum(weights) <= 0:
         raise ConfigError(f"weights must be one non-negative number per arm, not all zero (got {weights})")
     point, edge = unit_hash(key, experiment) * sum(weights), 0.0
     for arm, weight in zip(arms, weights):
@@ -64,10 +68,10 @@ class OutcomeCounts:
     counts: Counter = field(default_factory=Counter)
 
     def add(self, outcome: str, n: float = 1) -> None:
-        self.counts[outcome] += n
+        self.counts[checks.text(outcome, "an outcome name", 200)] += checks.number(n, "an outcome count", 0.0, 1e12)
 
     def report(self, arm: str) -> dict:
-        return {"arm": arm, "counts": dict(sorted(self.counts.items()))}
+        return {"arm": checks.text(arm, "arm", 1000), "counts": dict(sorted(self.counts.items()))}
 
 
 # ------------------------------------------------------------------ exploration
@@ -102,7 +106,7 @@ class ExposureLog:
     """The exposures of this device, newest last, bounded (an app drains it to its own log)."""
 
     def __init__(self, limit: int = 10_000):
-        self.limit = limit
+        self.limit = checks.integer(limit, "ExposureLog limit", 1, 10_000_000)
         self.entries: list[Exposure] = []
 
     def add(self, exposure: Exposure) -> None:
@@ -129,11 +133,11 @@ class ExplorationStage:
 
     def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None,
                  samples: int = 100_000):
-        if temperature <= 0 or width < 1 or samples < 1:
-            raise ConfigError("exploration needs temperature > 0, width >= 1 and samples >= 1 "
-                              f"(got {temperature}, {width}, {samples})")
+        checks.number(temperature, "exploration temperature", 0.0, 1e6, low_open=True)
+        checks.integer(width, "exploration width", 1, 10_000)
+        checks.integer(samples, "exploration samples", 1, 10_000_000)
         self.log, self.temperature, self.width, self.samples = log, float(temperature), int(width), int(samples)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(checks.integer(seed, "seed", 0, 2**63, allow_none=True))
         self._tables: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> P(candidate at position)
 
     def table(self, logits: np.ndarray, k: int) -> np.ndarray:

@@ -54,7 +54,7 @@ class ClientUpdate:
 
 def encode_update(update: ClientUpdate, encoding: str = "int8") -> bytes:
     """The update as bytes (the format above); int8 rows are rounded to their row's scale."""
-    if encoding not in ENCODINGS:
+    if not isinstance(encoding, str) or encoding not in ENCODINGS:
         raise ConfigError(f"unknown update encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
     rows = np.asarray(update.rows, np.int64)
     delta = np.asarray(update.delta, np.float32)
@@ -62,6 +62,8 @@ def encode_update(update: ClientUpdate, encoding: str = "int8") -> bytes:
         raise ConfigError(f"an update needs one delta row per row id (got {len(rows)} ids, delta {delta.shape})")
     if len(rows) > 1 and np.any(np.diff(rows) <= 0):
         raise ConfigError("an update's row ids must be unique and ascending")
+    if (len(rows) and rows.max() >= 1 << 32) or not (np.all(np.isfinite(delta)) and 0 <= update.weight < np.inf):
+        raise ConfigError("an update needs row ids below 2**32 and finite values and weight; it was not encoded")
     try:
         space = bytes.fromhex(update.space[:24].ljust(24, "0"))
     except ValueError:
@@ -80,6 +82,9 @@ def encode_update(update: ClientUpdate, encoding: str = "int8") -> bytes:
 
 def decode_update(data: bytes) -> ClientUpdate:
     """Bytes of `encode_update` back to an update (ConfigError for anything malformed)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ConfigError(f"an update is bytes, as encode_update wrote them (got {type(data).__name__})")
+    data = bytes(data)
     if len(data) < _HEADER.size:
         raise ConfigError(f"an update has at least {_HEADER.size} bytes (got {len(data)}); it was cut short")
     magic, version, code, dim, rnd, count, weight, space = _HEADER.unpack_from(data)

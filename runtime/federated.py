@@ -22,13 +22,13 @@ work, so a round that fails halfway still counts as spent.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgerec.errors import ConfigError, PrivacyBudgetError
+from edgerec.runtime import checks
 from edgerec.runtime.fed_format import ENCODINGS, ClientUpdate, encode_update
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.personal import load_personal, save_personal
@@ -54,15 +54,16 @@ class RoundTask:
     encoding: str = "int8"  # upload encoding (fed_format.ENCODINGS)
 
     def check(self) -> RoundTask:
-        if not (all(0 < v < math.inf for v in (self.lr, self.clip, self.temperature)) and self.steps >= 1
-                and self.negatives >= 1 and self.max_examples >= 1):
-            raise ConfigError(f"a round needs lr, clip and temperature finite and > 0 and steps, negatives, "
-                              f"max_examples >= 1 (got lr={self.lr}, clip={self.clip}, "
-                              f"temperature={self.temperature}, steps={self.steps})")
-        if self.encoding not in ENCODINGS:
-            raise ConfigError(f"unknown update encoding {self.encoding!r}; use one of {', '.join(ENCODINGS)}")
-        if self.epsilon is not None and not self.epsilon > 0:
-            raise ConfigError(f"a round's epsilon must be positive or None (got {self.epsilon})")
+        """ConfigError for a field of the wrong kind or range (the upload format holds the round in 32 bits)."""
+        checks.integer(self.round, "RoundTask.round", 0, (1 << 32) - 1)
+        if not isinstance(self.space, str):  # "" until the server fills in its bundle's space
+            raise ConfigError(f"RoundTask.space must be an embedding-space id string (got {type(self.space).__name__})")
+        for name, low, high in (("lr", 0.0, 1e3), ("clip", 0.0, 1e9), ("temperature", 1e-4, 1e4)):
+            checks.number(getattr(self, name), f"RoundTask.{name}", low, high, low_open=True)
+        for name, high in (("steps", 1000), ("negatives", 1_000_000), ("max_examples", 1_000_000)):
+            checks.integer(getattr(self, name), f"RoundTask.{name}", 1, high)
+        checks.number(self.epsilon, "RoundTask.epsilon", 0.0, 1e6, allow_none=True, low_open=True)
+        checks.choice(self.encoding, tuple(ENCODINGS), "RoundTask.encoding")
         return self
 
 
@@ -74,6 +75,11 @@ class Consent:
     allowed: bool = True  # the app's condition right now: charging, unmetered network, idle
     without_dp: bool = False  # also take part in rounds that carry no DP guarantee
 
+    def check(self) -> Consent:
+        for name in ("opted_in", "allowed", "without_dp"):  # "no" is truthy: only True or False decides
+            checks.flag(getattr(self, name), f"Consent.{name}")
+        return self
+
 
 @dataclass
 class Personal:
@@ -82,6 +88,12 @@ class Personal:
     enabled: bool = True
     lr: float = 0.01
     l2: float = 0.05  # pulls it back to zero, so little history moves it little
+
+    def check(self) -> Personal:
+        checks.flag(self.enabled, "Personal.enabled")
+        checks.number(self.lr, "Personal.lr", 0.0, 1e3)
+        checks.number(self.l2, "Personal.l2", 0.0, 1e3)
+        return self
 
 
 @dataclass
@@ -104,10 +116,15 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     them (default: the bundle's table).
     """
     start = time.perf_counter()
-    task.check()
-    history = history if history is not None else rec.history
-    consent = consent or Consent()
-    personal = personal or Personal()
+    checks.instance(task, RoundTask, "task", allow_none=False).check()  # every argument before the ledger
+    checks.text(user, "user")
+    consent = checks.instance(consent, Consent, "consent") or Consent()
+    personal = checks.instance(personal, Personal, "personal") or Personal()
+    consent.check(), personal.check()
+    now = checks.timestamp(now, "now")
+    table = _check_table(table, rec.catalog.base_count, rec.manifest.dim)
+    history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
+    checks.instance(ledger, PrivacyLedger, "ledger")
     ledger = ledger or PrivacyLedger(history)
     question = f"federated round {task.round}"
 
@@ -138,6 +155,20 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     update, examples, norm = _local_update(rec, history, user, consumed, task, table, personal)
     payload = encode_update(update, task.encoding)
     return RoundResult(task.round, update, payload, None, examples, norm, (time.perf_counter() - start) * 1e3)
+
+
+def _check_table(table, rows: int, dim: int) -> np.ndarray | None:
+    """The server's item vectors for the round: one finite row per bundle item (else ConfigError)."""
+    if table is None:
+        return None
+    try:
+        table = np.asarray(table, np.float32)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the round's table must be a ({rows}, {dim}) array of numbers") from None
+    if table.shape != (rows, dim) or not np.all(np.isfinite(table)):
+        raise ConfigError(f"the round's table must be a ({rows}, {dim}) array of finite numbers (got shape "
+                          f"{table.shape}); ask the server for the table of this bundle")
+    return table
 
 
 def user_vectors(rec, consumed: list[int], positions: np.ndarray) -> np.ndarray:
@@ -177,6 +208,9 @@ def _local_update(rec, history, user, consumed, task, table, personal):
         if personal.enabled:  # the offset follows the mean gradient, pulled back towards zero
             offset = offset - personal.lr * (toward + personal.l2 * offset)
     delta = local - start
+    if not (np.all(np.isfinite(delta)) and np.all(np.isfinite(offset))):  # never upload or keep garbage
+        raise ConfigError("the round's lr and temperature made the local update overflow; nothing was sent or "
+                          "saved (the round's epsilon stays spent); ask the server for a smaller lr")
     norm = float(np.linalg.norm(delta))
     if norm > task.clip:
         delta *= task.clip / norm

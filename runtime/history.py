@@ -107,7 +107,7 @@ class HistoryStore:
         if not self.db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
             return 0
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        return history_care.schema_version(row[0], self.path) if row else 0
 
     def _migrate(self) -> None:
         with self._transaction():
@@ -141,9 +141,13 @@ class HistoryStore:
             except self._busy as exc:
                 raise HistoryError(f"history database {self.path} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
+            except self._errors as exc:  # closed, or replaced (encrypted) or damaged under this app
+                raise HistoryError(f"could not write to {self.path} ({exc}); nothing was stored: open the history "
+                                   "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
             try:
                 yield
+                self.db.execute("COMMIT")  # a commit that fails (disk full, I/O) is rolled back below
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, self._errors):
@@ -151,7 +155,6 @@ class HistoryStore:
                                        "stored") from None
                 raise
             else:
-                self.db.execute("COMMIT")
                 if self.db.total_changes == before:
                     return  # no row changed (e.g. retention found nothing old): what was derived still holds
                 if profile is None:
@@ -178,7 +181,7 @@ class HistoryStore:
     def record(self, profile: str, item: str, event: str, value: float | None = None, ts: float | None = None,
                context: dict | None = None) -> int:
         """Append one event; returns its id once it is durably committed."""
-        if event not in EVENTS:
+        if not isinstance(event, str) or event not in EVENTS:
             raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
         checks.text(profile, "user")
         checks.text(item, "item")
@@ -199,7 +202,7 @@ class HistoryStore:
 
     def cutoff(self, now: float | None = None) -> float:
         """The oldest event time retention keeps now (by the store's clock) or at `now`."""
-        return self.retention.cutoff(self.clock() if now is None else now)
+        return self.retention.cutoff(self.clock() if now is None else checks.timestamp(now, "now", allow_none=False))
 
     def events(self, profile: str, limit: int | None = None) -> list[Event]:
         """A profile's events, oldest first (the newest `limit` when given)."""
@@ -207,7 +210,7 @@ class HistoryStore:
         limit = checks.integer(limit, "limit", 0, allow_none=True)
         rows = self._read(kept.newest_kept("id, profile, item, event, value, ts, context"),
                           (profile, self.cutoff(), self.retention.cap(limit)))[::-1]
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] and r[6] != "{}" else {})
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], history_care.context_of(r[6]))
                 for r in rows]
 
     def events_after(self, profile: str, after: int, limit: int) -> list[tuple[int, str, str, float]]:
@@ -215,7 +218,7 @@ class HistoryStore:
         first (after=0: the newest events; else those appended since event `after` was read)."""
         checks.text(profile, "user")
         after, limit = checks.integer(after, "after", 0), checks.integer(limit, "limit", 0)
-        return self._read(kept.newest_kept("id, item, event, ts", after=True),
+        return self._read(kept.newest_kept("id, item, event, CAST(ts AS REAL)", after=True),  # text: 0.0
                           (profile, after, self.cutoff(), self.retention.cap(limit)))[::-1]
 
     def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
@@ -285,7 +288,7 @@ class HistoryStore:
     def set_preferences(self, profile: str, kind: str, values: list[str]) -> None:
         checks.text(profile, "user")
         checks.text(kind, "preference kind")
-        values = checks.names(values, f"{kind} preferences", allow_none=False)
+        values = list(dict.fromkeys(checks.names(values, f"{kind} preferences", allow_none=False)))  # once each
         with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
@@ -326,21 +329,18 @@ class HistoryStore:
 
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
         """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""
-        try:
-            with self._transaction():
-                self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
-                                    [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
-                                     for item, space, vector, meta, removed in rows])
-        except self._errors as exc:
-            raise HistoryError(f"could not write to {self.path} ({exc}); no item of the batch was added") from None
+        with self._transaction():  # its errors say that nothing of the batch was stored
+            self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
+                                [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
+                                 for item, space, vector, meta, removed in rows])
 
-    def saved_items(self, space: str) -> list[tuple[str, bytes | None, dict, bool]]:
+    def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
         """Items added on the device for this embedding space; rows of other spaces are dropped (stale)."""
         with self._transaction():
             self.db.execute("DELETE FROM added_items WHERE space != ?", (space,))
         with self._lock:
             rows = self._read("SELECT item, vector, meta, removed FROM added_items ORDER BY rowid")
-        return [(r[0], r[1], json.loads(r[2]), bool(r[3])) for r in rows]
+        return history_care.readable_items(rows, dim)  # a row altered outside edgerec is left out
 
     def close(self) -> None:
         with self._lock:

@@ -15,13 +15,17 @@ reported while the rows are readable in `history.db` or `history.db-wal`.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edgerec.errors import HistoryError
+from edgerec.runtime import checks
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
@@ -32,6 +36,9 @@ RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 def check_file(path: Path, encrypted: bool = False) -> None:
     """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
     file has no readable header: only its size and kind are checked)."""
+    if str(path) != ":memory:" and path.is_symlink() and not path.exists():  # SQLite would create its target
+        raise HistoryError(f"history path {path} is a symbolic link to a file that does not exist; pass the path "
+                           "of the history file itself (a new one is created there, readable by its owner only)")
     if str(path) == ":memory:" or not path.exists():
         return
     if not path.is_file():
@@ -79,6 +86,52 @@ def create_private(path: Path, initialise) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def schema_version(value, path: Path) -> int:
+    """The meta table's schema version, or a HistoryError when it was altered into something else."""
+    try:
+        version = int(value)
+    except (TypeError, ValueError):
+        version = -1
+    if version < 1:
+        raise HistoryError(f"history database {path} has a damaged schema version ({str(value)[:20]!r}); recover "
+                           "its readable events into a new file with `edgerec history recover`")
+    return version
+
+
+def context_of(raw) -> dict:
+    """An event's stored context; text that is not a JSON object (altered outside edgerec) is returned
+    as it is, under "unreadable", so an export still shows everything stored."""
+    if not raw or raw == "{}":
+        return {}
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        value = None
+    return value if isinstance(value, dict) else {"unreadable": raw if isinstance(raw, str) else repr(raw)}
+
+
+def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict, bool]]:
+    """Added items (item, vector, meta, removed) from their rows, leaving out a row altered outside
+    edgerec (no id, metadata not a JSON object, a vector not `dim` finite float32 values, not all zero):
+    one such row must not keep the app from opening (the row stays in the file)."""
+    out = []
+    for item, vector, meta, removed in rows:
+        try:
+            meta = json.loads(meta)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(item, str) or not item or not isinstance(meta, dict):
+            continue
+        if not removed and dim is not None:  # what the catalog will read (dim None: the store's own tests)
+            if not isinstance(vector, bytes) or len(vector) != 4 * dim:
+                continue
+            values = np.frombuffer(vector, np.float32)
+            if not (np.all(np.isfinite(values)) and np.any(values)):
+                continue
+        out.append((item, vector, meta, bool(removed)))
+    return out
+
+
 def check_database(db: sqlite3.Connection, path: Path) -> None:
     """Refuse a foreign SQLite database and a damaged one, before anything is written to it."""
     app = int(db.execute("PRAGMA application_id").fetchone()[0])
@@ -123,7 +176,7 @@ def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None
 def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     """A consistent copy of the open database (SQLite's online backup: one read snapshot), written
     to a temporary name and renamed, so `out` is either complete or absent."""
-    out = Path(out)
+    out = Path(checks.path(out, "the backup's path"))
     if out.exists():
         raise HistoryError(f"{out} exists; choose a new file for the backup")
     tmp = out.with_name(out.name + ".tmp")

@@ -107,7 +107,7 @@ class IdIndex:
         return rows
 
     def _search(self, item_ids: list[str]) -> list[int | None]:
-        data = [i.encode("utf-8") for i in item_ids]
+        data = [i.encode("utf-8", "surrogatepass") for i in item_ids]  # a lone surrogate: no valid id matches
         prefixes = [self._prefix(hash_one(d)) for d in data]
         found = np.searchsorted(self.keys, np.array(prefixes, np.uint64))
         keys, end, mask = self.keys, len(self.keys), int(self.row_mask)

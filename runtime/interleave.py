@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.features import DEVICES
 from edgerec.runtime.request import Recommendation, Request
 
@@ -31,6 +33,8 @@ class Interleaved:
 
 def team_draft(a: Sequence[str], b: Sequence[str], k: int, rng: np.random.Generator) -> Interleaved:
     """Merge two rankings into at most k items, each credited to the team that picked it."""
+    a, b = checks.names(a, "team A's list", allow_none=False), checks.names(b, "team B's list", allow_none=False)
+    k = checks.integer(k, "k", 0, checks.MAX_LIST)
     items: list[str] = []
     teams: list[str] = []
     taken: set[str] = set()
@@ -62,6 +66,11 @@ def team_draft(a: Sequence[str], b: Sequence[str], k: int, rng: np.random.Genera
 
 def credit(teams: Sequence[str], clicked: Sequence[int]) -> tuple[int, int]:
     """Clicks of team A and of team B, from the clicked positions of an interleaved list."""
+    teams = checks.values(teams, "teams")
+    clicked = [checks.integer(p, "a clicked position", 0, len(teams) - 1) for p in checks.values(clicked, "clicked")]
+    if len(set(clicked)) != len(clicked) or any(t not in TEAMS for t in teams):
+        raise ConfigError("credit() takes the list's teams ('A' or 'B', one per position) and each clicked "
+                          "position once")
     a = sum(1 for p in clicked if teams[p] == "A")
     return a, len(clicked) - a
 
@@ -80,8 +89,11 @@ class InterleaveStage:
     """
 
     def __init__(self, other: Callable[[Request], list[Recommendation]], seed: int | None = None):
+        if not callable(other):
+            raise ConfigError(f"InterleaveStage needs a function giving team B's list (got {type(other).__name__}); "
+                              "e.g. other_recommender(rec_b)")
         self.other = other
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(checks.integer(seed, "seed", 0, 2**63, allow_none=True))
         self._asking = False  # B may be this very pipeline under another policy: no merging inside B
 
     def __call__(self, request: Request) -> Request:

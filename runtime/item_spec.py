@@ -26,6 +26,9 @@ CODE_DTYPE = np.int32  # categorical codes; -1 means "none" (format 3: the narro
 OFFSET_DTYPE = np.int64  # string offsets into the UTF-8 blob (format 3: uint32 below 4 GiB)
 NUMERIC_DTYPES = {"duration": np.float32, "release_ts": np.int64, "episode": np.int32, "popularity": np.float32,
                   "hubness": np.float32}
+F32_MAX = float(np.finfo(np.float32).max)  # ranges: durations and popularity are never negative (log1p reads them)
+NUMERIC_RANGES = {"duration": (0.0, F32_MAX), "popularity": (0.0, F32_MAX), "hubness": (-1.001, 1.001),
+                  "release_ts": (-1e11, 1e11), "episode": (0.0, 2.0**31 - 1)}
 COMPACT_FORMAT = 3  # the first format whose columns are stored in their narrowest lossless dtype
 BLOCKS_FORMAT = 4  # the first format whose text columns may be stored in compressed blocks
 COMPRESSED_STRINGS = ("titles", "tags")  # read for a request's k results and its history only
@@ -257,8 +260,9 @@ class ItemTableSpec:
                                    f"{np.dtype(wanted).name}{' or a narrower one of its kind' if compact else ''}")
             if not stats["finite"]:
                 _fail(column.file, f"(column {name}) holds NaN or infinite values")
-            if name == "hubness" and self.count and (stats["min"] < -1.001 or stats["max"] > 1.001):
-                _fail(column.file, "(column hubness) must hold mean cosines, from -1 to 1")
+            low, high = NUMERIC_RANGES.get(name, (-np.inf, np.inf))
+            if self.count and (stats["min"] < low or stats["max"] > high):
+                _fail(column.file, f"(column {name}) must hold values from {low:g} to {high:g}")
 
     def _check_blocks(self, bundle, name: str, column: ColumnSpec) -> None:
         """A compressed text column (format 4): its codec, dictionary and block starts rising from 0

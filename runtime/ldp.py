@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 
 PRIME = 2_147_483_647  # 2^31 - 1: the universal hash family ((a*x + b) mod PRIME) mod g over ids < PRIME
 _BITS = 53
@@ -43,10 +44,7 @@ class SecureRandomness:
 
 
 def check_epsilon(epsilon: float) -> float:
-    epsilon = float(epsilon)
-    if not (math.isfinite(epsilon) and 0 < epsilon <= 20):
-        raise ConfigError(f"epsilon must be a number in (0, 20] (got {epsilon})")
-    return epsilon
+    return checks.number(epsilon, "epsilon", 0.0, 20.0, low_open=True)
 
 
 def keep_probability(epsilon: float, k: int) -> float:

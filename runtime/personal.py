@@ -23,7 +23,10 @@ def load_personal(history: HistoryStore, user: str, space: str, dim: int) -> np.
     for value in history.preferences(user).get(KIND, []):
         stored_space, _, blob = value.partition(":")
         if stored_space == space:
-            vector = np.frombuffer(bytes.fromhex(blob), "<f2").astype(np.float32)
+            try:
+                vector = np.frombuffer(bytes.fromhex(blob), "<f2").astype(np.float32)
+            except ValueError:  # a damaged or altered entry: learn again from zero
+                continue
             if vector.shape == (dim,) and np.all(np.isfinite(vector)):
                 return vector
     return np.zeros(dim, np.float32)

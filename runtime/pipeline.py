@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError, EdgerecError, StageError
+from edgerec.runtime import checks
 from edgerec.runtime.request import Request
 
 
@@ -36,8 +37,11 @@ class Stage:
     fallback: Callable[[Request], Request] | None = None  # a required stage's way out of a failure
 
     def __post_init__(self):
-        if not self.name or not isinstance(self.name, str):
+        if not isinstance(self.name, str) or not self.name:
             raise ConfigError("a stage needs a name (it is what stats() times it under)")
+        checks.flag(self.required, f"stage {self.name!r}: required")
+        if not callable(self.run) or any(f is not None and not callable(f) for f in (self.applies, self.fallback)):
+            raise ConfigError(f"stage {self.name!r}: run (and applies, fallback when given) must be functions")
         if self.fallback is not None and not self.required:
             raise ConfigError(f"stage {self.name!r}: only a required stage has a fallback "
                               "(an optional one is simply skipped when it fails)")
@@ -77,6 +81,8 @@ class Pipeline:
         del self.stages[self._position(name)]
 
     def _position(self, name: str) -> int:
+        if not isinstance(name, str):
+            raise ConfigError(f"a stage is named by a string (got {type(name).__name__})")
         for i, stage in enumerate(self.stages):
             if stage.name == name:
                 return i

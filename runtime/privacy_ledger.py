@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError, PrivacyBudgetError
+from edgerec.runtime import checks
 from edgerec.runtime.history import HistoryStore
 
 DAY = 86_400.0
@@ -31,6 +32,8 @@ class Budget:
     per_30_days: float = 10.0
 
     def __post_init__(self):
+        for name in ("per_day", "per_30_days"):  # finite: an infinite budget would be no budget at all
+            checks.number(getattr(self, name), f"Budget.{name}", 0.0, 1e6, low_open=True)
         if not (0 < self.per_day <= self.per_30_days):
             raise ConfigError(f"a privacy budget needs 0 < per_day <= per_30_days (got {self.per_day}, "
                               f"{self.per_30_days})")
@@ -45,7 +48,8 @@ class Spent:
 
 class PrivacyLedger:
     def __init__(self, store: HistoryStore, budget: Budget | None = None):
-        self.store, self.budget = store, budget or Budget()
+        checks.instance(store, HistoryStore, "the ledger's store (rec.history)", allow_none=False)
+        self.store, self.budget = store, checks.instance(budget, Budget, "budget") or Budget()
         with store._transaction():
             store.db.execute("CREATE TABLE IF NOT EXISTS privacy_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                              "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL)")
@@ -61,14 +65,15 @@ class PrivacyLedger:
 
     def spent(self, now: float | None = None) -> Spent:
         with self.store._lock:
-            return self._spent(time.time() if now is None else now)
+            return self._spent(_now(now))
 
     def charge(self, question: str, epsilon: float, now: float | None = None) -> float:
         """Record `epsilon` for `question` if it fits both caps (else PrivacyBudgetError); returns the entry time."""
-        if not epsilon > 0:
-            raise ConfigError(f"a report's epsilon must be positive (got {epsilon})")
+        checks.text(question, "the report's question", 1000)
+        epsilon = checks.number(epsilon, "a report's epsilon", 0.0, 1e6, low_open=True)
+        now = _now(now)  # checked before the transaction: a time past MAX_TS would hold every window shut
         with self.store._transaction():
-            spent = self._spent(time.time() if now is None else now)
+            spent = self._spent(now)
             for label, used, cap, days in (("daily", spent.day, self.budget.per_day, 1),
                                            ("30-day", spent.window, self.budget.per_30_days, WINDOW_DAYS)):
                 if used + epsilon > cap + _EPS_SLACK:
@@ -82,8 +87,10 @@ class PrivacyLedger:
 
     def note(self, question: str, now: float | None = None) -> float:
         """Record an entry that spends nothing (a refused federated round, one run without DP); returns its time."""
+        checks.text(question, "the entry's question", 1000)
+        now = _now(now)
         with self.store._transaction():
-            spent = self._spent(time.time() if now is None else now)
+            spent = self._spent(now)
             self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, 0)",
                                   (spent.now, question))
         return spent.now
@@ -92,3 +99,8 @@ class PrivacyLedger:
         with self.store._lock:
             return [tuple(r) for r in self.store.db.execute(
                 "SELECT ts, question, epsilon FROM privacy_ledger ORDER BY id")]
+
+
+def _now(now) -> float:
+    """The device clock, or a given time: epoch seconds within what the calendar functions handle."""
+    return time.time() if now is None else checks.timestamp(now, "now", allow_none=False)

@@ -20,11 +20,12 @@ import numpy as np
 
 from edgerec.errors import ConfigError, EdgerecError, UnknownIdError
 from edgerec.runtime import checks
-from edgerec.runtime.backends import available_backends
+from edgerec.runtime.backends import BACKENDS, available_backends
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.history import EVENTS, HistoryStore, Retention
+from edgerec.runtime.item_spec import NUMERIC_RANGES
 from edgerec.runtime.keys import KeyProvider
 from edgerec.runtime.models import Models
 from edgerec.runtime.monitor import Monitor
@@ -81,20 +82,28 @@ class Recommender:
         for value, what in ((bundle, "bundle"), (history, "history"), (cache_dir, "cache_dir"), (fallback, "fallback")):
             checks.path(value, what, allow_none=what != "bundle")
         checks.choice(kernel, ("auto", *KERNELS), "kernel")  # now, not at the first request that scans
-        if ann not in (None, "usearch"):
+        checks.choice(backend, ("auto", *BACKENDS), "backend")
+        checks.flag(verify, "verify")
+        stages = checks.values(stages, "stages", "(name of the stage to follow, Stage) pairs")
+        if not all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], Stage) for pair in stages):
+            raise ConfigError("stages must be a list of (name of the stage to follow, Stage) pairs")
+        if not (ann is None or isinstance(ann, str) and ann == "usearch"):
             raise ConfigError(f"unknown ann {ann!r}; use None (exact) or 'usearch'")
-        update = None
         if fallback is None:
             opened = Bundle.open(bundle, verify=verify)
-            chosen = cls._choose_backend(opened, backend)
+            chosen, update = cls._choose_backend(opened, backend), None
         else:
             opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend))
         store = open_history(history if history is not None else ":memory:", key=key,
                              profile_secret=profile_secret, retention=retention)
         cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
         rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
-        for after, stage in stages:
-            rec.pipeline.insert_after(after, stage)
+        try:
+            for after, stage in stages:
+                rec.pipeline.insert_after(after, stage)
+        except EdgerecError:  # an unknown stage name: the history is not left open
+            rec.close()
+            raise
         return rec
 
     @staticmethod
@@ -170,7 +179,7 @@ class Recommender:
     def record(self, user: str, item: str, event: str = "play", value: float | None = None,
                timestamp: float | None = None, context: dict | None = None) -> int:
         """Store one event durably; it shapes the very next recommend() call."""
-        if event not in EVENTS:
+        if not isinstance(event, str) or event not in EVENTS:
             raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
         self.catalog.row(checks.text(item, "item"))  # UnknownIdError for items the device does not know
         return self.history.record(user, item, event, value, timestamp, context)
@@ -234,8 +243,9 @@ class Recommender:
                                   f"item {item_id!r}: metadata", allow_none=False)
         meta["title"] = checks.text(meta.get("title", item_id), f"item {item_id!r}: title", 1000)
         meta["tags"] = checks.names(meta.get("tags", []), f"item {item_id!r}: tags", allow_none=False)
-        for name in set(meta) & set(self.catalog.numeric):
-            meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", allow_none=True)
+        for name in set(meta) & set(self.catalog.numeric):  # in the range a bundle's column may hold
+            meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", *NUMERIC_RANGES.get(name, ()),
+                                       allow_none=True)
         for name in set(meta) & set(self.catalog.categorical):
             if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
                 checks.text(meta[name], f"item {item_id!r}: {name}", 1000)
@@ -244,7 +254,7 @@ class Recommender:
     update_items = add_items
 
     def remove_items(self, item_ids: list[str]) -> None:
-        item_ids = checks.names(item_ids, "item_ids", allow_none=False)
+        item_ids = list(dict.fromkeys(checks.names(item_ids, "item_ids", allow_none=False)))  # each once
         for item_id in item_ids:  # every id known before any is removed
             self.catalog.row(item_id)
         for item_id in item_ids:
@@ -279,7 +289,7 @@ class Recommender:
         return metadata_vector(self.catalog, self.content, meta, use_content, use_related)
 
     def _restore_items(self) -> None:
-        for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space):
+        for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space, self.manifest.dim):
             if removed:
                 if self.catalog.index.get(item_id) is not None:
                     self.catalog.remove(item_id)

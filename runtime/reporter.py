@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from edgerec.runtime import checks
 from edgerec.runtime.ldp import PRIME, Randomness, SecureRandomness, check_epsilon, grr, olh
 from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
 from edgerec.runtime.shuffle import Shuffled
@@ -58,6 +59,7 @@ class PrivateReporter:
     def _charge(self, question: str, epsilon: float, now: float, shuffle: Shuffled | None) -> tuple:
         """Charge the ledger; returns (time, central epsilon, local epsilon, extra record fields)."""
         epsilon = check_epsilon(epsilon)
+        checks.instance(shuffle, Shuffled, "shuffle")
         if shuffle is None:
             return self.ledger.charge(question, epsilon, now), epsilon, epsilon, {}
         local = shuffle.local_epsilon(epsilon)
@@ -67,7 +69,7 @@ class PrivateReporter:
 
     def items_consumed(self, epsilon: float = 1.0, now: float | None = None, shuffle: Shuffled | None = None) -> dict:
         """One item the device consumed in the last day (or none), through OLH over the bundle's catalog."""
-        now = time.time() if now is None else now
+        now = _now(now)
         size = self.rec.catalog.base_count
         row = self._pick(self._consumed_rows(now))
         ts, central, local, extra = self._charge("items_consumed", epsilon, now, shuffle)
@@ -79,8 +81,10 @@ class PrivateReporter:
     def category_shares(self, epsilon: float = 1.0, column: str = "genre", now: float | None = None,
                         shuffle: Shuffled | None = None) -> dict:
         """The `column` (genre by default) of one item consumed in the last day, through GRR."""
-        now = time.time() if now is None else now
-        codes, vocab = self.rec.catalog.categorical[column]
+        now = _now(now)
+        columns = self.rec.catalog.categorical
+        checks.choice(column, tuple(sorted(columns)), "category_shares column (this bundle's categorical columns)")
+        codes, vocab = columns[column]
         labels = [*vocab, NONE]
         row = self._pick(self._consumed_rows(now))
         code = int(codes[row]) if row is not None else -1
@@ -91,7 +95,7 @@ class PrivateReporter:
     def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:
         """Median request latency bucket and error-count bucket, half the epsilon each."""
         epsilon = check_epsilon(epsilon)
-        now = time.time() if now is None else now
+        now = _now(now)
         stats = self.rec.monitor.snapshot()
         p50 = stats["stages"].get("total", {}).get("p50_ms", 0.0)
         errors = stats["counters"].get("errors", 0)
@@ -102,3 +106,7 @@ class PrivateReporter:
             value = grr(bucket(raw, edges), len(labels), epsilon / 2, self.rng)
             out.append(self._record(f"health:{name}", "grr", epsilon / 2, ts, {"labels": labels}, value=value))
         return out
+
+
+def _now(now) -> float:
+    return time.time() if now is None else checks.timestamp(now, "now", allow_none=False)

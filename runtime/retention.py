@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 
 DAY = 86_400
 
@@ -27,7 +28,7 @@ class Retention:
     def __post_init__(self):
         # every read compares against these: a NaN age would hide the whole history without a word
         events, days = self.max_events, self.max_age_days
-        if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+        if isinstance(events, bool) or not isinstance(events, int) or not 0 <= events <= 1 << 62:  # SQLite's LIMIT
             raise ConfigError(f"Retention.max_events is a whole number of events >= 0 (got {events!r})")
         if isinstance(days, bool) or not isinstance(days, (int, float)) or math.isnan(days) or days <= 0:
             raise ConfigError(f"Retention.max_age_days is a number of days > 0, math.inf for no age limit "
@@ -61,9 +62,10 @@ def newest_kept(columns: str, after: bool = False) -> str:
 def items_since(retention: Retention, cutoff: float, since: float, events: tuple[str, ...]) -> tuple[str, tuple]:
     """SQL and arguments: the kept events' items of the given kinds at or after `since`, over every
     profile, in the order they were recorded."""
+    events = checks.names(events, "events", allow_none=False)
     marks = ",".join("?" * len(events))
     return (f"SELECT item FROM ({KEPT}) WHERE ts >= ? AND event IN ({marks}) ORDER BY id",
-            (cutoff, retention.cap(), float(since), *events))
+            (cutoff, retention.cap(), checks.number(since, "since"), *events))
 
 
 def count(retention: Retention, cutoff: float, profile: str | None) -> tuple[str, tuple]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime import checks
 from edgerec.runtime.history_care import new_file
 
 KEY_BYTES = 32
@@ -108,7 +109,7 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
     key and holds as many rows as the original), and only then replaces the original, whose
     bytes are overwritten before it is removed. On any failure the original is left as it was.
     """
-    path = Path(path)
+    path = Path(checks.path(path, "the history to encrypt"))
     key_sql = _key_literal(key)
     driver = _cipher_module()
     if not is_plain(path):

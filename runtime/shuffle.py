@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.ldp import check_epsilon
 from edgerec.runtime.shuffle_numeric import numeric_epsilon, shuffle_delta
 
@@ -57,6 +58,8 @@ class Shuffled:
     max_local: float = 8.0
 
     def __post_init__(self):
+        checks.number(self.delta, "Shuffled.delta", 1e-100, 1.0)  # a denormal delta broke the bound's logs
+        checks.number(self.max_local, "Shuffled.max_local", 0.0, 20.0)
         if not (isinstance(self.batch, numbers.Integral) and not isinstance(self.batch, bool) and self.batch > 0 and 0 < self.delta < 1 / self.batch
                 and 0 < self.max_local <= 20):
             raise ConfigError(f"a shuffle needs a positive batch, 0 < delta < 1/batch and 0 < max_local <= 20 "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.explain import Reason
 from edgerec.runtime.request import Recommendation
 from edgerec.runtime.space import Bridge, SharedSpace, check_shared
@@ -69,8 +70,11 @@ class Transfer:
     """Recommendations from a target Recommender for a user whose history lies in a source Recommender."""
 
     def __init__(self, source, target, method: str = "mapping"):
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise ConfigError(f"unknown transfer method {method!r}; use one of {', '.join(METHODS)}")
+        for what, rec in (("source", source), ("target", target)):
+            if not all(hasattr(rec, part) for part in ("manifest", "bundle", "catalog", "history", "models")):
+                raise ConfigError(f"Transfer's {what} must be an open Recommender (got {type(rec).__name__})")
         check_shared(source.manifest, target.manifest)
         self.source, self.target, self.method = source, target, method
         self.target_space = SharedSpace.of(target.bundle)
@@ -102,9 +106,8 @@ class Transfer:
     def recommend(self, user: str, k: int = 10) -> list[Recommendation]:
         """Top-k target items for `user` from their source history, leaving out what the user already
         consumed or excluded in the target and items removed from its catalog."""
-        k = int(k)
-        if k < 1:
-            raise ConfigError(f"k must be at least 1 (got {k})")
+        checks.text(user, "user")
+        k = checks.integer(k, "k", 1, 10_000)
         source_state = read_state(self.source.history, self.source.catalog, user)
         source_rows = [r for r in source_state.consumed if r < self.source.catalog.base_count]
         scores = self.scores(np.array(source_rows, np.int64))

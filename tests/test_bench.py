@@ -271,7 +271,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
 
 
 @pytest.mark.parametrize("values", [dict(requests=0), dict(requests=-5), dict(items=-1), dict(items=0),
-                                    dict(users=True), dict(requests=2.5)])
+                                    dict(users=True), dict(requests=2.5), dict(items=10**11)])  # was a MemoryError
 def test_bench_config_refuses_counts_below_one(values):
     with pytest.raises(ConfigError, match="must be a whole number >= 1"):
         BenchConfig(**values)

@@ -375,4 +375,4 @@ def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch
     for bad in (["--local-steps", "0"], ["--local-lr", "inf"], ["--local-lr", "nan"], ["--clip", "-1"]):
         result = CliRunner().invoke(cli, [*base, *bad])
         assert result.exit_code != 0 and "Traceback" not in result.output, bad
-        assert result.output.splitlines()[-1].startswith("Error: a round needs"), (bad, result.output)
+        assert result.output.splitlines()[-1].startswith("Error: RoundTask."), (bad, result.output)

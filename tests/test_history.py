@@ -442,7 +442,7 @@ def test_an_encrypted_store_refuses_an_online_backup_and_writes_nothing(store, t
 def test_saving_items_into_a_closed_store_says_nothing_was_added(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
     store.close()
-    with pytest.raises(HistoryError, match=r"^could not write to .*h\.db \(.*\); no item of the batch was added$"):
+    with pytest.raises(HistoryError, match=r"^could not write to .*h\.db \(.*\); nothing was stored"):
         store.save_items([("a", "space", None, {}, False)])
 
 

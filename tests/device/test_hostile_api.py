@@ -23,6 +23,8 @@ ANY = st.one_of(
     st.lists(st.one_of(st.text(max_size=5), st.integers(), st.none()), max_size=4),
     st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.floats(), st.text(max_size=5)), max_size=3),
     st.tuples(st.integers()), st.sets(st.text(max_size=3), max_size=3), st.just(object()),
+    st.sampled_from([np.array(3), np.array("en"), np.array(["en"]), np.array(["en", "cap"]), np.float64("nan"), np.int64(-1), np.float32(1e30),
+                     np.bool_(True)]),  # numpy scalars and arrays: a 0-d array is iterable by type only
 )
 
 
@@ -108,6 +110,9 @@ def test_a_single_string_for_a_list_is_refused_not_split(rec, call):
     (lambda rec: rec.record("u", rec.catalog.item_id(0), context={"x": object()}), "JSON"),
     (lambda rec: rec.record("u", rec.catalog.item_id(0), timestamp=math.inf), "finite"),
     (lambda rec: rec.add_items([{"item_id": "n3", "note": "x" * 100_000}]), "bytes as JSON"),
+    (lambda rec: rec.add_items([{"item_id": "n4", "popularity": -5}]), "popularity must be a finite number from 0"),
+    (lambda rec: rec.add_items([{"item_id": "n5", "popularity": 1e300}]), "popularity"),  # was inf as float32
+    (lambda rec: rec.add_items([{"item_id": "n6", "duration": -120}]), "duration"),
     (lambda rec: Policy(diversity=math.nan), "Policy.diversity"),
     (lambda rec: Policy(freshness_days=0), "Policy.freshness_days"),
     (lambda rec: Filters(max_duration_s=-5), "Filters.max_duration_s"),
@@ -141,6 +146,8 @@ def test_a_failing_add_items_batch_adds_nothing(rec):
     with pytest.raises(UnknownIdError):
         rec.remove_items([rec.catalog.item_id(2), "no-such-item"])
     assert rec.catalog.is_active(2)  # the known id before the unknown one was not removed either
+    rec.remove_items([rec.catalog.item_id(2), rec.catalog.item_id(2)])  # named twice: removed once, no error
+    assert not rec.catalog.is_active(2)  # (was UnknownIdError after the first removal had been stored)
 
 
 def test_add_items_racing_recommend_in_threads_raises_nothing(rec):
@@ -178,6 +185,9 @@ def test_add_items_racing_recommend_in_threads_raises_nothing(rec):
     ({"history": 5}, "history must be a path"), ({"history": b"h.db"}, "history must be a path"),
     ({"cache_dir": 5}, "cache_dir must be a path"), ({"fallback": b"old"}, "fallback must be a path"),
     ({"kernel": "gpu"}, "kernel must be one of auto, native"), ({"kernel": None}, "kernel must be one of"),
+    ({"backend": np.array(["onnx", "tflite"])}, "backend must be one of"), ({"verify": "no"}, "verify must be True"),
+    ({"stages": None}, "stages must be a list"), ({"stages": [("encode",)]}, "stages must be a list of"),
+    ({"ann": np.array(["usearch", "x"])}, "unknown ann"),
 ])
 def test_open_refuses_wrong_argument_types_with_a_config_error(golden_bundle, tmp_path, arguments, message):
     """These were raw TypeErrors (or, for the kernel, an error at the first request that scans)."""

@@ -132,6 +132,9 @@ CORRUPTIONS = {
     "duration NaN": lambda root: replace_array(root, "items/duration.npy", np.full(56, np.nan, np.float32)),
     "popularity inf": lambda root: replace_array(root, "items/popularity.npy", np.full(56, np.inf, np.float32)),
     "popularity strings": lambda root: replace_array(root, "items/popularity.npy", np.array(["x"] * 56)),
+    # negative: log(1 + popularity) was NaN, and the item silently fell out of every cold-start list
+    "popularity negative": lambda root: replace_array(root, "items/popularity.npy", np.full(56, -5, np.float32)),
+    "duration negative": lambda root: replace_array(root, "items/duration.npy", np.full(56, -120, np.float32)),
     "count above rows": manifest(lambda d: d["items"].update(count=57)),
     "count negative": manifest(lambda d: d["items"].update(count=-1)),
     "count huge": manifest(lambda d: d["items"].update(count=10**15)),

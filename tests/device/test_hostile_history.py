@@ -1,0 +1,123 @@
+"""A history file whose rows were altered outside edgerec (another tool, a bad sync, a hand edit): open,
+recommend and export either work on what is readable or raise a HistoryError that says what to do,
+never a raw ValueError/TypeError/JSONDecodeError, and never a request path that fails on every call."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+
+from edgerec.errors import HistoryError
+from edgerec.runtime import Recommender
+
+
+def history(bundle, path, alter: str):
+    """A history with three events, onboarding choices and two added items, then `alter` run on it."""
+    with Recommender.open(bundle, history=path) as rec:
+        for row in range(3):
+            rec.record("u", rec.catalog.item_id(row), "finish")
+        rec.add_items([{"item_id": "added-good", "genre": "jazz"}, {"item_id": "added-bad", "genre": "jazz"}])
+        rec.onboard("u", genres=["jazz"])
+    db = sqlite3.connect(path)
+    db.executescript(alter)
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "2.5"])
+def test_an_altered_schema_version_is_a_history_error(golden_bundle, tmp_path, value):
+    path = history(golden_bundle, tmp_path / "h.db", f"UPDATE meta SET value='{value}' WHERE key='schema_version'")
+    with pytest.raises(HistoryError, match="damaged schema version.*edgerec history recover"):
+        Recommender.open(golden_bundle, history=path)  # was a raw ValueError ('abc') or KeyError ('-1')
+
+
+def test_an_unreadable_context_is_exported_as_stored(golden_bundle, tmp_path):
+    path = history(golden_bundle, tmp_path / "h.db", "UPDATE events SET context='{not json' WHERE id=1")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        events = rec.export_history("u")["events"]  # was a raw JSONDecodeError
+        assert events[0]["context"] == {"unreadable": "{not json"} and len(events) == 3
+        assert rec.recommend("u", k=3)
+
+
+def test_a_timestamp_altered_into_text_does_not_fail_every_request(golden_bundle, tmp_path):
+    path = history(golden_bundle, tmp_path / "h.db", "UPDATE events SET ts='yesterday' WHERE id=2")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        out = rec.recommend("u", k=5)  # was a StageError at every request of this user
+        assert len(out) == 5 and all(math.isfinite(r.score) for r in out)
+
+
+@pytest.mark.parametrize("alter", [
+    "UPDATE added_items SET meta='{bad' WHERE item='added-bad'",  # was a JSONDecodeError at open
+    "UPDATE added_items SET meta='[]' WHERE item='added-bad'",
+    "UPDATE added_items SET vector=NULL WHERE item='added-bad'",  # was a TypeError at open
+    "UPDATE added_items SET vector='text' WHERE item='added-bad'",
+    "UPDATE added_items SET vector=x'0000803f' WHERE item='added-bad'",  # 1 value: every request failed
+    "UPDATE added_items SET vector=x'" + "0000c07f" * 8 + "' WHERE item='added-bad'",  # NaN
+    "UPDATE added_items SET vector=x'" + "00000000" * 8 + "' WHERE item='added-bad'",
+    "UPDATE added_items SET item=7 WHERE item='added-bad'",
+])
+def test_an_altered_added_item_is_left_out_and_the_others_still_served(golden_bundle, tmp_path, alter):
+    path = history(golden_bundle, tmp_path / "h.db", alter)
+    with Recommender.open(golden_bundle, history=path) as rec:
+        assert "added-good" in rec.catalog.index and "added-bad" not in rec.catalog.index
+        vectors = rec.catalog.vectors(np.arange(len(rec.catalog)))
+        assert vectors.shape == (len(rec.catalog), rec.manifest.dim) and np.all(np.isfinite(vectors))
+        out = rec.recommend("u", k=5)
+        assert len(out) == 5 and all(math.isfinite(r.score) for r in out)
+
+
+def test_onboarding_choices_given_twice_are_stored_once(golden_bundle):
+    with Recommender.open(golden_bundle) as rec:
+        rec.onboard("v", genres=["jazz", "jazz"], tags=["a", "a", "b"])  # was "could not write" (UNIQUE)
+        assert rec.history.preferences("v") == {"genre": ["jazz"], "tag": ["a", "b"]}
+
+
+def test_a_history_encrypted_under_an_open_app_is_a_history_error(golden_bundle, tmp_path):
+    pytest.importorskip("sqlcipher3")
+    from edgerec.runtime.secure_db import encrypt_database
+
+    path = history(golden_bundle, tmp_path / "h.db", "")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        encrypt_database(path, bytes(range(32)))  # another tool (`edgerec history encrypt`) meanwhile
+        with pytest.raises(HistoryError, match="nothing was stored: open the history anew"):
+            rec.record("u", rec.catalog.item_id(4), "play")  # was a raw sqlite3.DatabaseError
+
+
+class FailingCommit:
+    """A connection whose COMMIT fails, as on an I/O error or a full disk at commit time."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def test_a_failing_commit_is_rolled_back_and_the_store_stays_usable(golden_bundle, tmp_path):
+    path = history(golden_bundle, tmp_path / "h.db", "")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        before, real = rec.history.count("u"), rec.history.db
+        rec.history.db = FailingCommit(real)
+        with pytest.raises(HistoryError, match="nothing of this change was stored"):
+            rec.record("u", rec.catalog.item_id(4), "play")  # was a raw OperationalError, transaction left open
+        rec.history.db = real
+        assert rec.history.count("u") == before
+        rec.record("u", rec.catalog.item_id(5), "play")  # was "cannot start a transaction within a transaction"
+        assert rec.history.count("u") == before + 1
+
+
+def test_a_history_path_that_is_a_dangling_link_is_refused(golden_bundle, tmp_path):
+    link = tmp_path / "h.db"
+    link.symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(HistoryError, match="symbolic link to a file that does not exist"):
+        Recommender.open(golden_bundle, history=link)  # was a history created through it, with the umask's mode
+    assert not (tmp_path / "elsewhere.db").exists()
