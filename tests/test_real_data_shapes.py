@@ -1,0 +1,86 @@
+"""Host commands on odd but legal shapes of real logs (an audit on MovieLens-100K cut down).
+
+Each case once produced a table of figures for something that was never measured: users with
+two items each (no test item: every metric 0.0000), users with three each (no training user
+with two items: item and user kNN ranked the catalog in id order), and a ratings log (no finish
+events and no durations: the fitted click model simulated completion 0 and made-up watch time,
+and an A/B test on finishes reported p = 1 and an MDE of 0).
+"""
+
+import numpy as np
+import pytest
+
+from edgerec.data.loaders import import_dataset
+from edgerec.data.split import leave_last_out
+from edgerec.errors import ConfigError, DataError
+
+
+def _ratings(tmp_path, per_user, users=30, items=12, event="rate", durations=False):
+    """A MovieLens-like log: `per_user` distinct items rated by each user, an items file with genres."""
+    rng = np.random.default_rng(0)
+    lines = ["user_id,item_id,timestamp,event,value"]
+    for u in range(users):
+        for n, i in enumerate(rng.choice(items, per_user, replace=False)):
+            lines.append(f"u{u},i{i},{1000 + 10 * n},{event},4")
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    rows = ["item_id,title,genre,duration"] + [
+        f"i{i},Film {i},{('drama', 'comedy', 'horror')[i % 3]},{1800 * (i + 1) if durations else ''}"
+        for i in range(items)]
+    (tmp_path / "items.csv").write_text("\n".join(rows) + "\n")
+    return import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+
+
+def test_evaluation_of_a_log_without_test_items_is_refused_not_zero(tmp_path):
+    from edgerec.models.baselines import make_baseline
+    from edgerec.models.evaluation import Evaluator
+
+    dataset = _ratings(tmp_path, per_user=2)
+    split = leave_last_out(dataset)
+    evaluator = Evaluator(split, dataset.catalog)
+    for phase in ("test", "val"):
+        with pytest.raises(DataError, match=f"no user has a {phase} item.*at least three"):
+            evaluator.evaluate(make_baseline("popular", dataset, split), phase)
+
+
+@pytest.mark.parametrize("name", ["itemknn", "userknn"])
+def test_knn_without_any_co_consumption_is_refused_not_id_order(tmp_path, name):
+    from edgerec.models.baselines import make_baseline
+    from edgerec.models.evaluation import Evaluator
+
+    dataset = _ratings(tmp_path, per_user=3)  # one training item per user: no two items ever together
+    split = leave_last_out(dataset)
+    with pytest.raises(DataError, match=f"no training user consumed two distinct items, so {name}"):
+        make_baseline(name, dataset, split)
+    hybrid = make_baseline("hybrid", dataset, split)  # content and popularity, without the kNN part
+    assert [type(s).__name__ for s, _ in hybrid.parts] == ["ContentBased", "_Log"]
+    assert 0.0 <= Evaluator(split, dataset.catalog).evaluate(hybrid)["HR@10"] <= 1.0
+    longer = _ratings(tmp_path, per_user=4)  # two training items each: kNN has something to go on
+    assert make_baseline(name, longer, leave_last_out(longer)).name == name
+
+
+def test_a_ratings_log_says_what_its_click_model_cannot_simulate(tmp_path):
+    from edgerec.studies.experiments import ABStudy, SimulateStudy, unmeasured_metrics
+    from edgerec.studies.online_metrics import METRICS
+    from edgerec.studies.reactions import FittedReactions
+    from edgerec.studies.simulator import Arm
+
+    ratings = FittedReactions(_ratings(tmp_path, per_user=5))
+    assert set(ratings.unmeasured) == {"finishes", "likes", "watch_s"}
+    assert unmeasured_metrics(ratings) == ["completion", "watch_min_per_day"]
+    (tmp_path / "plays").mkdir()
+    plays = FittedReactions(_ratings(tmp_path / "plays", per_user=5, event="finish", durations=True))
+    assert plays.unmeasured == () and unmeasured_metrics(plays) == []
+
+    from edgerec.data.store import save_dataset
+    data = save_dataset(_ratings(tmp_path, per_user=5), tmp_path / "data")
+    arm = Arm("control", tmp_path / "no-bundle-needed")
+    for metric in ("finishes", "likes", "watch_s"):
+        with pytest.raises(ConfigError, match=f"nothing to simulate {metric} from"):
+            ABStudy(arm, arm, data, metric=metric).measure(lambda *a: None)
+    zeros = {m: 0.0 for m in METRICS}
+    record = {"users": 3, "reactions": "FittedReactions", "unmeasured": ["completion", "watch_min_per_day"],
+              "metrics": {"bundle": {"users": 3, "overall": zeros, "days": [{"day": 0, **zeros}]}}}
+    overall, per_day = SimulateStudy.tables(record)
+    for table in (overall, per_day):
+        row = table.rows[0]
+        assert row["completion"] == "n/a" and row["watch_min_per_day"] == "n/a" and row["CTR"] == 0.0
