@@ -84,3 +84,23 @@ def test_a_ratings_log_says_what_its_click_model_cannot_simulate(tmp_path):
     for table in (overall, per_day):
         row = table.rows[0]
         assert row["completion"] == "n/a" and row["watch_min_per_day"] == "n/a" and row["CTR"] == 0.0
+
+
+def test_json_records_are_strict_json_with_undefined_figures_as_null(tmp_path):
+    """A/B on a metric whose control mean is 0 has no relative change (NaN): the record said `NaN`,
+    which JSON.parse and strict parsers reject. Studies and CLI JSON write null instead."""
+    import json
+
+    from edgerec.cli.output import write_json
+    from edgerec.studies import stats
+    from edgerec.studies.base import StudyResult
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    comparison = stats.welch(np.zeros(5), np.array([0.0, 1.0, 0.0, 2.0, 1.0]), "likes")
+    record = {"tests": {"welch": comparison.to_dict()}, "bands": [float("inf"), 1.5, (float("-inf"),)]}
+    assert strict(StudyResult("ab", record).to_json()) == {
+        "tests": {"welch": {**comparison.to_dict(), "relative": None}}, "bands": [None, 1.5, [None]]}
+    write_json(tmp_path / "out.json", record)
+    assert strict((tmp_path / "out.json").read_text())["tests"]["welch"]["relative"] is None
