@@ -86,6 +86,18 @@ def test_a_ratings_log_says_what_its_click_model_cannot_simulate(tmp_path):
         assert row["completion"] == "n/a" and row["watch_min_per_day"] == "n/a" and row["CTR"] == 0.0
 
 
+def test_simulating_a_log_without_three_events_per_user_is_refused(tmp_path):
+    """`experiment simulate` on it: nobody to simulate, an empty log, then a KeyError traceback."""
+    from edgerec.studies.reactions import FittedReactions
+    from edgerec.studies.simulator import SimConfig, Simulator
+
+    dataset = _ratings(tmp_path, per_user=2)
+    with pytest.raises(DataError, match="no user in the log has three or more events"):
+        Simulator(dataset, FittedReactions(dataset), SimConfig(users=5, days=1, pre_days=0))
+    longer = _ratings(tmp_path, per_user=3)
+    assert len(Simulator(longer, FittedReactions(longer), SimConfig(users=5, days=1, pre_days=0)).user_codes) == 5
+
+
 def test_json_records_are_strict_json_with_undefined_figures_as_null(tmp_path):
     """A/B on a metric whose control mean is 0 has no relative change (NaN): the record said `NaN`,
     which JSON.parse and strict parsers reject. Studies and CLI JSON write null instead."""
