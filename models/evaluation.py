@@ -16,8 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from edgerec.data.schema import Catalog
-from edgerec.data.split import Sequences, Split
-from edgerec.errors import DataError, ModelError
+from edgerec.data.split import Sequences, Split, require_targets
+from edgerec.errors import ModelError
 from edgerec.models import metrics
 
 
@@ -66,11 +66,7 @@ class Evaluator:
         """Ranks of the held-out items and top-k lists; `rows` picks a subset of the phase's users."""
         history = self.split.history(phase)
         users, targets = self.split.targets(phase)
-        if len(users) == 0:  # every metric would read 0.0000, a result for nobody
-            raise DataError(f"no user has a {phase} item: leave-last-out holds out a user's last two "
-                            "consumed items, so it needs users with at least three distinct consumed items "
-                            "(one to learn from, one to validate, one to test) and this log has none; "
-                            "use a log with longer histories")
+        require_targets(self.split, phase)  # not a row of 0.0000 for nobody
         if rows is not None:
             users, targets = users[rows], targets[rows]
         ranks = np.empty(len(users), np.int64)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.split import leave_last_out
+from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
@@ -76,6 +76,7 @@ class AgreementStudy(Study):
             raise ConfigError(f"give at least {MIN_ARMS} arms with different names (got {names})")
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
+        require_targets(split)
         rng = np.random.default_rng(self.sim.seed)
         picked = rng.choice(len(split.test_users), min(self.offline_users, len(split.test_users)), replace=False)
         simulator = Simulator(dataset, reactions_for(dataset, self.source), self.sim)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.split import leave_last_out
+from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
@@ -40,6 +40,7 @@ class ReplayStudy(Study):
     def measure(self, progress: Progress) -> dict:
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
+        require_targets(split)
         rng = np.random.default_rng(self.seed)
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         progress(f"replaying {len(picked)} users into the device", {})

@@ -42,6 +42,23 @@ def test_evaluation_of_a_log_without_test_items_is_refused_not_zero(tmp_path):
             evaluator.evaluate(make_baseline("popular", dataset, split), phase)
 
 
+def test_device_replays_of_a_log_without_test_items_are_refused(tmp_path):
+    """`study replay` divided by zero users; `report fairness` printed a popularity-bias row of zeros
+    for 0 replayed users; `experiment agreement` an offline NDCG of 0 for each arm."""
+    from edgerec.data.store import save_dataset
+    from edgerec.studies.agreement import AgreementStudy
+    from edgerec.studies.fairness import FairnessStudy
+    from edgerec.studies.replay import ReplayStudy
+    from edgerec.studies.simulator import Arm
+
+    data = save_dataset(_ratings(tmp_path, per_user=2), tmp_path / "data")
+    never_opened = tmp_path / "no-bundle-needed"
+    for study in (ReplayStudy(never_opened, data, tmp_path / "h.db"), FairnessStudy(never_opened, data, tmp_path / "h.db"),
+                  AgreementStudy([Arm(n, never_opened) for n in "abc"], data)):
+        with pytest.raises(DataError, match="no user has a test item"):
+            study.measure(lambda *a: None)
+
+
 @pytest.mark.parametrize("name", ["itemknn", "userknn"])
 def test_knn_without_any_co_consumption_is_refused_not_id_order(tmp_path, name):
     from edgerec.models.baselines import make_baseline
