@@ -59,6 +59,27 @@ def test_device_replays_of_a_log_without_test_items_are_refused(tmp_path):
             study.measure(lambda *a: None)
 
 
+def test_replaying_another_data_set_says_to_pass_the_bundles_data(tmp_path):
+    """`study replay` / `report fairness` with --data not the bundle's: the device's own advice, "add it
+    with add_items() first", was the wrong one for a host study; it names the --data to pass instead."""
+    from edgerec.errors import UnknownIdError
+    from edgerec.studies.replay import replay_lists
+
+    class Device:  # a bundle that knows items i0..i5 only
+        def record(self, user, item, event, timestamp=None):
+            if int(item[1:]) > 5:
+                raise UnknownIdError(f"unknown item {item!r}: add it with add_items() first")
+
+        def recommend(self, *args, **kwargs):
+            return []
+
+    dataset = _ratings(tmp_path, per_user=8)
+    split = leave_last_out(dataset)
+    with pytest.raises(ConfigError, match=r"the data holds item 'i\d+', which the bundle does not know: pass the "
+                                          "--data the bundle was built on"):
+        list(replay_lists(Device(), dataset, split, np.arange(len(split.test_users))))
+
+
 @pytest.mark.parametrize("name", ["itemknn", "userknn"])
 def test_knn_without_any_co_consumption_is_refused_not_id_order(tmp_path, name):
     from edgerec.models.baselines import make_baseline
