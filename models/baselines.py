@@ -169,8 +169,9 @@ class ContentBased:
     def __post_init__(self):
         self.features = content_features(self.catalog).tocsr()
         if not tells_apart(self.features):  # every score would tie: a list in id order, not a result
-            raise DataError("the items carry no tags, genres or other metadata that tell them apart, so the "
-                            "content baseline has nothing to match; import an items file (--items) to use it")
+            raise DataError("the items carry no tags, genres or other metadata that tell them apart (none, or "
+                            "the same for every item), so the content baseline has nothing to match; give the "
+                            "items tags or genres that differ (an items file: `data import --items`) to use it")
         self.features_t = self.features.T.tocsr()
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:

@@ -80,6 +80,15 @@ def test_replaying_another_data_set_says_to_pass_the_bundles_data(tmp_path):
         list(replay_lists(Device(), dataset, split, np.arange(len(split.test_users))))
 
 
+def test_content_on_a_one_genre_catalog_does_not_ask_for_the_items_file_it_has(tmp_path):
+    from edgerec.models.baselines import make_baseline
+
+    dataset = _ratings(tmp_path, per_user=5)
+    dataset.catalog.text["genre"] = ["drama"] * len(dataset.catalog.item_ids)
+    with pytest.raises(DataError, match="none, or the same for every item.*tags or genres that differ"):
+        make_baseline("content", dataset, leave_last_out(dataset))
+
+
 @pytest.mark.parametrize("name", ["itemknn", "userknn"])
 def test_knn_without_any_co_consumption_is_refused_not_id_order(tmp_path, name):
     from edgerec.models.baselines import make_baseline
