@@ -202,3 +202,19 @@ def test_intra_list_diversity_is_the_definition_in_bounded_memory():
     finally:
         tracemalloc.stop()
     assert 0.0 < value < 1.0 and peak < 400e6  # slot against slot: 4 x 1000 x 1000 x 16 x 16 bytes = 1 GB
+
+
+def test_return_rate_of_a_period_with_no_day_before_is_none_not_zero():
+    """`experiment simulate --days 1 --pre-days 0` printed return_rate 0.0000: nobody could return."""
+    from edgerec.studies.online_metrics import online_metrics
+    from edgerec.studies.simulator import FIELDS, SimLog
+
+    def log(days):
+        values = {f: np.ones((3, len(days))) for f in FIELDS}
+        return SimLog(["a", "b", "c"], ["x"] * 3, np.array(days), values, {"x": {d: ["i1"] for d in days}})
+
+    one_day = online_metrics(log([0]), {"i1": 0.5})["x"]
+    assert one_day["overall"]["return_rate"] is None and one_day["days"][0]["return_rate"] is None
+    assert one_day["overall"]["CTR"] == 1.0
+    two_days = online_metrics(log([-1, 0, 1]), {"i1": 0.5})["x"]  # a pre-day, then two days: all came back
+    assert two_days["overall"]["return_rate"] == 1.0 and [d["return_rate"] for d in two_days["days"]] == [1.0, 1.0]
