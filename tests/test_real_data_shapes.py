@@ -218,3 +218,15 @@ def test_return_rate_of_a_period_with_no_day_before_is_none_not_zero():
     assert one_day["overall"]["CTR"] == 1.0
     two_days = online_metrics(log([-1, 0, 1]), {"i1": 0.5})["x"]  # a pre-day, then two days: all came back
     assert two_days["overall"]["return_rate"] == 1.0 and [d["return_rate"] for d in two_days["days"]] == [1.0, 1.0]
+
+
+def test_a_transfer_from_a_domain_to_itself_is_refused(tmp_path):
+    """`study transfer --by genre --source drama --target drama` on MovieLens-100K reported NDCG@10
+    0.91 and HR@10 1.0 (1.9x popularity): the hidden target history was the source history."""
+    from edgerec.studies.transfer import fit_transfer
+
+    dataset = _ratings(tmp_path, per_user=6)
+    with pytest.raises(ConfigError, match="both 'drama': a transfer needs two domains"):
+        fit_transfer(dataset, "drama", "drama", by="genre")
+    with pytest.raises(ConfigError, match="no domain 'western'"):  # two names: on to the usual checks
+        fit_transfer(dataset, "drama", "western", by="genre")
