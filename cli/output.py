@@ -14,6 +14,7 @@ from rich.table import Table
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.history_care import new_file
+from edgerec.studies.base import json_text
 
 console = Console()
 if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
@@ -76,7 +77,7 @@ def write_json(path: str | os.PathLike | None, payload, private: bool = False) -
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     new_file(tmp, 0o600 if private else 0o666)  # 0o666: what the umask leaves, as for any file
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str))
+    tmp.write_text(json_text(payload, indent=2))
     os.replace(tmp, path)
     console.print(f"[dim]wrote {path}[/dim]")
 

@@ -71,7 +71,7 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
     made = result.write_plot(out / "tune.png")
     console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
     if result.record.get("checkpoint"):
-        console.print(f"best model: {result.record['checkpoint']} (a normal checkpoint: export, distill, bundle)")
+        console.print(f"best model: {out / result.record['checkpoint']} (a normal checkpoint: export, distill, bundle)")
     if target == "policy" and result.record.get("best"):
         console.print(f"best policy: {out / 'policy.json'} (on the device: Policy.from_dict(weights), or edgerec recommend --policy)")
 

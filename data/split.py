@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerec.data.schema import Dataset, Interactions
+from edgerec.errors import DataError
 
 
 @dataclass
@@ -111,6 +112,15 @@ class Split:
     def target_events(self, phase: str) -> np.ndarray:
         """Index of each target's event in the log (for its context: time, device)."""
         return self.val_events if phase == "val" else self.test_events
+
+
+def require_targets(split: Split, phase: str = "test") -> None:
+    """Refuse a split whose `phase` holds out no item: every metric over it would be 0 of 0 users."""
+    if len(split.targets(phase)[0]) == 0:
+        raise DataError(f"no user has a {phase} item: leave-last-out holds out a user's last two "
+                        "consumed items, so it needs users with at least three distinct consumed items "
+                        "(one to learn from, one to validate, one to test) and this log has none; "
+                        "use a log with longer histories")
 
 
 def leave_last_out(dataset: Dataset, min_items: int = 3) -> Split:

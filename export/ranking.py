@@ -60,7 +60,7 @@ def add_scorer(writer: BundleWriter, scorer_dir: str | Path, checkpoint: str | P
     scorer, payload = load_scorer(scorer_dir)
     if Path(payload["retrieval"]).resolve() != Path(checkpoint).resolve():
         raise ModelError(f"the scorer {scorer_dir} was trained for {payload['retrieval']}, not for {checkpoint}; "
-                         "train one for this model with `edgerec train --arch scorer --retrieval`")
+                         "train one for this model with `edgerec scorer train --retrieval MODEL`")
     arrays = {name: writer.add_array(f"ranking/scorer_{name}.npy", value) for name, value in scorer.arrays().items()}
     info = payload.get("info", {})
     metrics = {k: v for k, v in info.items() if k in ("validation", "test")}

@@ -37,6 +37,14 @@ def interaction_matrix(train: Sequences, n_items: int) -> sp.csr_matrix:
     return matrix
 
 
+def require_co_consumption(x: sp.csr_matrix, name: str) -> None:
+    """Refuse a training log where no user consumed two items: kNN similarities would all be zero."""
+    if x.shape[0] == 0 or int(np.diff(x.indptr).max()) < 2:  # every score would tie: id order, not a result
+        raise DataError(f"no training user consumed two distinct items, so {name} finds no similar "
+                        "items or users and would rank the catalog in id order; it needs a log where "
+                        "users consume at least four items (two to learn from, one to validate, one to test)")
+
+
 def _keep_top(dense: np.ndarray, k: int) -> sp.csr_matrix:
     """Keep the k largest entries of each row (ties arbitrary)."""
     k = min(k, dense.shape[1])
@@ -84,6 +92,7 @@ class ItemKNN:
     def __post_init__(self):
         n = self.split.n_items
         x = interaction_matrix(self.split.train, n)
+        require_co_consumption(x, self.name)
         norms = np.sqrt(np.asarray(x.sum(0)).ravel()).astype(np.float32)
         xt = x.T.tocsr()
         blocks = []
@@ -109,6 +118,7 @@ class UserKNN:
 
     def __post_init__(self):
         self.x = interaction_matrix(self.split.train, self.split.n_items)
+        require_co_consumption(self.x, self.name)
         self.norms = np.sqrt(np.asarray(self.x.sum(1)).ravel()).astype(np.float32)
         self.xt = self.x.T.tocsr()
 
@@ -159,8 +169,9 @@ class ContentBased:
     def __post_init__(self):
         self.features = content_features(self.catalog).tocsr()
         if not tells_apart(self.features):  # every score would tie: a list in id order, not a result
-            raise DataError("the items carry no tags, genres or other metadata that tell them apart, so the "
-                            "content baseline has nothing to match; import an items file (--items) to use it")
+            raise DataError("the items carry no tags, genres or other metadata that tell them apart (none, or "
+                            "the same for every item), so the content baseline has nothing to match; give the "
+                            "items tags or genres that differ (an items file: `data import --items`) to use it")
         self.features_t = self.features.T.tocsr()
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
@@ -210,7 +221,15 @@ def make_baseline(name: str, dataset: Dataset, split: Split):
             content = [(ContentBased(split, dataset.catalog), 0.4)]
         except DataError:  # items with no metadata (a bare log): the blend of the other two
             content = []
-        return Hybrid([(ItemKNN(split), 1.0), *content, (popular_log, 0.3)])
+        try:
+            knn = [(ItemKNN(split), 1.0)]
+        except DataError:  # no user consumed two training items: nothing to find neighbours in
+            knn = []
+        if not content and not knn:
+            raise DataError("the hybrid has nothing personal to blend: the items carry no metadata that "
+                            "tells them apart and no training user consumed two distinct items; use the "
+                            "popular baseline, or a log with longer histories and an items file")
+        return Hybrid([*knn, *content, (popular_log, 0.3)])
     raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgerec.data.schema import Catalog
-from edgerec.errors import ConfigError, ModelError
+from edgerec.errors import ConfigError, DataError, ModelError
 from edgerec.models.layers import MASK_VALUE, AttentionBlock, l2_normalize
 from edgerec.runtime.content import padding
 
@@ -82,6 +82,9 @@ def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int)
     if train_items and not train:
         raise ConfigError(f"the catalog has {len(texts):,} items and --held-out {held_out:,} keeps them all: "
                           "lower --held-out so some are left to learn from")
+    if not any(text.strip() for text in texts):  # it learnt 200 empty strings and reported a cosine
+        raise DataError("the items have no title, description or tags, so a content encoder has nothing to "
+                        "read; import an items file with titles or descriptions (`data import --items`)")
     return train, held
 
 

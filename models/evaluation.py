@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from edgerec.data.schema import Catalog
-from edgerec.data.split import Sequences, Split
+from edgerec.data.split import Sequences, Split, require_targets
 from edgerec.errors import ModelError
 from edgerec.models import metrics
 
@@ -66,6 +66,7 @@ class Evaluator:
         """Ranks of the held-out items and top-k lists; `rows` picks a subset of the phase's users."""
         history = self.split.history(phase)
         users, targets = self.split.targets(phase)
+        require_targets(self.split, phase)  # not a row of 0.0000 for nobody
         if rows is not None:
             users, targets = users[rows], targets[rows]
         ranks = np.empty(len(users), np.int64)

@@ -63,23 +63,39 @@ def popularity_percentile(popularity: np.ndarray) -> np.ndarray:
     return mean_rank[inverse] / max(len(popularity) - 1, 1)
 
 
-def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray) -> float:
+def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int = 1 << 24) -> float:
     """Mean pairwise 1 - Jaccard(tags) within each list.
 
     `item_tags` is (n_items, T) integer tag codes padded with -1 (genre counts as a tag).
     Two items without any tag are taken as different. Padded places (-1: fewer than k items to
-    recommend) are no item and form no pair.
+    recommend) are no item and form no pair. Lists are taken a few at a time so that about
+    `budget` numbers are held at once (comparing every tag slot with every other, as this did,
+    asked for 899 GiB at k = 2000 on MovieLens-100K): the intersection is a product of tag counts.
     """
-    k = lists.shape[1]
-    tags = item_tags[np.maximum(lists, 0)]  # (B, k, T); padded places are masked out below
-    valid = tags >= 0
-    same = (tags[:, :, None, :, None] == tags[:, None, :, None, :]) & valid[:, :, None, :, None]
-    inter = same.any(-1).sum(-1)  # (B, k, k)
-    size = valid.sum(-1)
-    union = size[:, :, None] + size[:, None, :] - inter
-    jaccard = inter / np.maximum(union, 1)  # two untagged items: 0 / 1, so they count as different
+    n, k = lists.shape
+    if n == 0 or k < 2:
+        return 0.0
+    width = item_tags.shape[1] if item_tags.ndim == 2 else 0
+    codes_seen = int(item_tags.max()) + 1 if item_tags.size else 0
+    vocab = max(1, min(codes_seen, k * width))  # at most this many codes in one list
+    chunk = max(1, budget // (k * vocab + 4 * k * k))
     upper = np.triu_indices(k, 1)
-    present = lists >= 0
-    real = (present[:, :, None] & present[:, None, :])[:, upper[0], upper[1]]
-    dissimilarity = (1.0 - jaccard[:, upper[0], upper[1]])[real]
-    return float(dissimilarity.mean()) if dissimilarity.size else 0.0
+    total, pairs = 0.0, 0
+    for start in range(0, n, chunk):
+        part = lists[start:start + chunk]
+        tags = item_tags[np.maximum(part, 0)]  # (b, k, T); padded places are masked out below
+        valid = tags >= 0
+        codes, inverse = np.unique(tags[valid], return_inverse=True)
+        counts = np.zeros((len(part), k, max(len(codes), 1)), np.float32)  # how often each code is a tag
+        rows, places, _ = np.nonzero(valid)
+        np.add.at(counts, (rows, places, inverse.ravel()), 1.0)
+        # inter[a, c]: a's tags that c also has (a tag held twice by a counts twice, as slots did)
+        inter = np.rint(counts @ (counts > 0).astype(np.float32).transpose(0, 2, 1)).astype(np.int64)
+        size = valid.sum(-1)
+        union = size[:, :, None] + size[:, None, :] - inter
+        jaccard = inter / np.maximum(union, 1)  # two untagged items: 0 / 1, so they count as different
+        present = part >= 0
+        real = (present[:, :, None] & present[:, None, :])[:, upper[0], upper[1]]
+        dissimilarity = (1.0 - jaccard[:, upper[0], upper[1]])[real]
+        total, pairs = total + float(dissimilarity.sum()), pairs + dissimilarity.size
+    return total / pairs if pairs else 0.0

@@ -159,7 +159,7 @@ def save_scorer(folder: str | Path, scorer: LinearScorer, retrieval: str | Path,
 def load_scorer(folder: str | Path) -> tuple[LinearScorer, dict]:
     path = Path(folder) / SCORER_FILE
     if not path.is_file():
-        raise ModelError(f"{folder} holds no {SCORER_FILE}; train one with `edgerec train --arch scorer`")
+        raise ModelError(f"{folder} holds no {SCORER_FILE}; train one with `edgerec scorer train`")
     payload = json.loads(path.read_text())
     if payload.get("version") != SCORER_VERSION:
         raise ModelError(f"{folder} holds a scorer of feature version {payload.get('version')}, not {SCORER_VERSION}; "

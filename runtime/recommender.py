@@ -172,6 +172,10 @@ class Recommender:
             if item_id is None:
                 raise ConfigError("tag() needs a text or an item_id")
             text = metadata_text(self.catalog.meta(self.catalog.row(item_id)))
+        if isinstance(text, str) and not text.strip():  # labels of nothing: the encoder's bias, not a reading
+            raise ConfigError("there is no text to tag (an empty text, or an item without title, description "
+                              "or tags); pass words to tag")
+        checks.text(text, "the text to tag", 1_000_000)
         return self.content.labels(self.content.embed([text])[0], k)
 
     # ---------------------------------------------------------- events

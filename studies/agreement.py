@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.split import leave_last_out
+from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.devices import open_device
+from edgerec.studies.experiments import unmeasured_metrics
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.reactions import reactions_for
 from edgerec.studies.replay import replay_lists
@@ -48,10 +49,10 @@ def offline_scores(arm: Arm, dataset, split, picked: np.ndarray) -> dict:
 
 def rank_agreement(offline: list[float], online: list[float]) -> dict:
     """Spearman's rho and Kendall's tau-b between two scorings of the same arms (None when either is
-    constant: no order to agree with)."""
+    constant, or the online metric not measured: no order to agree with)."""
     from scipy import stats
 
-    if len(set(offline)) < 2 or len(set(online)) < 2:
+    if None in online or len(set(offline)) < 2 or len(set(online)) < 2:
         return {"spearman": None, "kendall": None}
     return {"spearman": float(stats.spearmanr(offline, online).statistic),
             "kendall": float(stats.kendalltau(offline, online).statistic)}
@@ -75,20 +76,22 @@ class AgreementStudy(Study):
             raise ConfigError(f"give at least {MIN_ARMS} arms with different names (got {names})")
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
+        require_targets(split)
         rng = np.random.default_rng(self.sim.seed)
         picked = rng.choice(len(split.test_users), min(self.offline_users, len(split.test_users)), replace=False)
         simulator = Simulator(dataset, reactions_for(dataset, self.source), self.sim)
         shares = popularity_shares(dataset)
+        unmeasured = unmeasured_metrics(simulator.reactions)  # made up by the click model: null, not figures
         rows = []
         for arm in self.arms:
             progress(f"{arm.name}: offline replay of {len(picked)} users", {})
             offline = offline_scores(arm, dataset, split, picked)
             progress(f"{arm.name}: {len(simulator.user_codes)} simulated users for {self.sim.days} days", offline)
             online = online_metrics(simulator.run([arm], lambda _user, a=arm.name: a), shares)[arm.name]["overall"]
-            rows.append({"arm": arm.name, **offline, **{m: online[m] for m in METRICS}})
+            rows.append({"arm": arm.name, **offline, **{m: None if m in unmeasured else online[m] for m in METRICS}})
         ndcg = [r["NDCG@10"] for r in rows]
         agreement = {m: rank_agreement(ndcg, [r[m] for r in rows]) for m in METRICS}
-        return {"arms": rows, "agreement": agreement, "offline_users": len(picked),
+        return {"arms": rows, "agreement": agreement, "unmeasured": unmeasured, "offline_users": len(picked),
                 "simulated_users": len(simulator.user_codes), "days": self.sim.days,
                 "reactions": type(simulator.reactions).__name__}
 

@@ -10,6 +10,7 @@ relies on this when it resumes).
 from __future__ import annotations
 
 import json
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -19,6 +20,23 @@ from typing import ClassVar
 
 # progress(message, values): a line of progress and the numbers that go with it ({} when none)
 Progress = Callable[[str, dict], None]
+
+
+def json_safe(value):
+    """`value` with every NaN or infinite float as None: strict JSON has no NaN (JSON.parse and most
+    parsers outside Python reject the `NaN` json.dumps writes), and a figure that is undefined is null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_text(payload, **options) -> str:
+    """Strict JSON of a record (see `json_safe`); anything else json cannot write becomes its str."""
+    return json.dumps(json_safe(payload), allow_nan=False, default=str, **options)
 
 
 def quiet(_message: str, _values: dict) -> None:
@@ -42,7 +60,7 @@ class StudyResult:
     plot: Callable[[Path], Path | None] | None = None  # writes a PNG; None when matplotlib is missing
 
     def to_json(self) -> str:
-        return json.dumps(self.record, indent=2, default=str)
+        return json_text(self.record, indent=2)
 
     def write_json(self, path: str | Path) -> Path:
         """Write the record atomically (a reader never sees half a file)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.experiment import assign, explore
 from edgerec.runtime.interleave import InterleaveStage, credit, other_recommender, team_draft
@@ -34,9 +35,24 @@ def device_key(seed: int, user: str) -> str:
     return f"sim-device-{seed}-{user}"
 
 
-def _setup(data_dir: Path, sim: SimConfig, source: str):
+def _setup(data_dir: Path, sim: SimConfig, source: str, metric: str | None = None):
+    """The data set and its simulator; refuses to test `metric` when the click model cannot simulate it."""
     dataset = load_dataset(data_dir)
-    return dataset, Simulator(dataset, reactions_for(dataset, source), sim)
+    reactions = reactions_for(dataset, source)
+    if metric is not None and metric in reactions.unmeasured:
+        raise ConfigError(f"the log has nothing to simulate {metric} from (a ratings log holds no finish "
+                          "events and its items no durations), so every user's figure would be made up "
+                          "and the test would compare assumptions, not arms; test plays, lists or active instead")
+    return dataset, Simulator(dataset, reactions, sim)
+
+
+# the online metrics (online_metrics.METRICS) that come from each simulated figure
+FROM_FIGURE = {"finishes": ("completion",), "watch_s": ("watch_min_per_day",)}
+
+
+def unmeasured_metrics(reactions) -> list[str]:
+    """Online metrics the click model makes up rather than measures (shown as n/a in the tables)."""
+    return [m for figure in reactions.unmeasured for m in FROM_FIGURE.get(figure, ())]
 
 
 def cuped_covariates(pre: np.ndarray) -> np.ndarray:
@@ -47,8 +63,9 @@ def cuped_covariates(pre: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(pre.reshape(len(pre), -1), 0.0))
 
 
-def _metric_rows(metrics: dict) -> list[dict]:
-    return [{"arm": arm, "users": m["users"], **{k: m["overall"][k] for k in METRICS}} for arm, m in metrics.items()]
+def _metric_rows(metrics: dict, unmeasured=()) -> list[dict]:
+    return [{"arm": arm, "users": m["users"], **{k: "n/a" if k in unmeasured else m["overall"][k] for k in METRICS}}
+            for arm, m in metrics.items()]
 
 
 def _draw_days(record: dict, path: Path, metric: str = "CTR") -> Path | None:
@@ -104,14 +121,15 @@ class SimulateStudy(Study):
         log = simulator.run([Arm("bundle", self.bundle, self.policy)], lambda _u: "bundle")
         metrics = online_metrics(log, popularity_shares(dataset))
         return {"users": len(log.users), "days": self.sim.days, "reactions": type(simulator.reactions).__name__,
-                "metrics": metrics, "daily_bands": _daily_bands(log), "band_metric": "plays"}
+                "metrics": metrics, "daily_bands": _daily_bands(log), "band_metric": "plays",
+                "unmeasured": unmeasured_metrics(simulator.reactions)}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        days = record["metrics"]["bundle"]["days"]
+        days, unmeasured = record["metrics"]["bundle"]["days"], record.get("unmeasured", ())
         return [Table(f"online metrics ({record['users']} simulated users, {record['reactions']})",
-                      _metric_rows(record["metrics"])),
-                Table("per day", [{k: d[k] for k in ("day", *METRICS)} for d in days])]
+                      _metric_rows(record["metrics"], unmeasured)),
+                Table("per day", [{k: "n/a" if k in unmeasured else d[k] for k in ("day", *METRICS)} for d in days])]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
@@ -134,21 +152,22 @@ class ABStudy(Study):
     source: str = "auto"
 
     def measure(self, progress: Progress) -> dict:
-        dataset, simulator = _setup(self.data_dir, self.sim, self.source)
+        dataset, simulator = _setup(self.data_dir, self.sim, self.source, self.metric)
         arms = [Arm(ARMS[0], self.control.bundle, self.control.policy),
                 Arm(ARMS[1], self.treatment.bundle, self.treatment.policy)]
         progress(f"A/B on {len(simulator.user_codes)} simulated users", {})
         log = simulator.run(arms, lambda u: assign(device_key(self.sim.seed, u), self.experiment, ARMS))
         return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed),
                 "metrics": online_metrics(log, popularity_shares(dataset)), "daily_bands": _daily_bands(log),
-                "band_metric": "plays", "reactions": type(simulator.reactions).__name__}
+                "band_metric": "plays", "reactions": type(simulator.reactions).__name__,
+                "unmeasured": unmeasured_metrics(simulator.reactions)}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         tests = [{"test": k, **{c: v[c] for c in ("delta", "relative", "ci_low", "ci_high", "p_value")}}
                  for k, v in record["tests"].items()]
         verdict = record["verdict"]
-        return [Table("online metrics by arm", _metric_rows(record["metrics"])),
+        return [Table("online metrics by arm", _metric_rows(record["metrics"], record.get("unmeasured", ()))),
                 Table(f"treatment - control on {record['metric']} per user", tests),
                 Table("power", [record["power"]]),
                 Table(f"verdict: {verdict['decision']}", [{"rule": verdict["rule"]}])]
@@ -206,7 +225,7 @@ class AAStudy(Study):
     source: str = "auto"
 
     def measure(self, progress: Progress) -> dict:
-        _, simulator = _setup(self.data_dir, self.sim, self.source)
+        _, simulator = _setup(self.data_dir, self.sim, self.source, self.metric)
         log = simulator.run([Arm("all", self.bundle)], lambda _u: "all")
         return aa_rates(log.users, log.period(self.metric), log.pre_device, self.experiments, self.alpha,
                         self.sim.seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.split import leave_last_out
+from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.runtime import Policy
 from edgerec.runtime.fairness import exposure, gini, position_discount
@@ -46,6 +46,7 @@ class FairnessStudy(Study):
     def measure(self, progress: Progress) -> dict:
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
+        require_targets(split)
         log, ids = dataset.interactions, dataset.catalog.item_ids
         rng = np.random.default_rng(self.seed)
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)

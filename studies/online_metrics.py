@@ -3,9 +3,10 @@
 CTR (plays per item shown), completion rate (finishes per play), plays and
 watch minutes per active user-day, session length (lists and minutes per
 session), return rate (share of the users active on a day who come back the
-next), and exposure diversity (distinct items per item shown) and novelty
-(mean self-information -log2 p of the shown items under the log's
-popularity).
+next; None, not 0, when nobody was active on a day before: a one-day period
+without a pre-period has no return to measure), and exposure diversity
+(distinct items per item shown) and novelty (mean self-information -log2 p
+of the shown items under the log's popularity).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _summary(values: dict[str, np.ndarray], shown: list[str], popularity: dict[s
         "plays_per_day": _ratio(get["plays"], active),
         "watch_min_per_day": _ratio(get["watch_s"] / 60, active),
         "lists_per_session": _ratio(get["lists"], active),
-        "return_rate": _ratio(*returned),
+        "return_rate": _ratio(*returned) if returned[1] else None,  # nobody active the day before: no rate
         "diversity": _ratio(len(set(shown)), len(shown)),
         "novelty": float(np.mean(novelty)) if novelty else 0.0,
         "active_user_days": int(active),

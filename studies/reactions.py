@@ -69,6 +69,9 @@ class Reaction:
 class Reactions(ABC):
     """A user model over the data set's codes."""
 
+    # simulated per-user figures (simulator.FIELDS) the model has nothing in its data to base on
+    unmeasured: tuple[str, ...] = ()
+
     @abstractmethod
     def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
         """P(play | examined) for each item."""
@@ -178,7 +181,12 @@ class FittedReactions(Reactions):
         raw = self.pop[log.item] * self.affinity[log.user, self.genre[log.item]]
         self.scale = 0.5 / float(raw.mean()) if len(raw) else 1.0
         self.length = np.nan_to_num(np.asarray(catalog.duration, np.float64), nan=600.0)
-        self.length = np.where(self.length > 0, self.length, 600.0)
+        known_length = self.length > 0
+        self.length = np.where(known_length, self.length, 600.0)
+        # a ratings log (MovieLens) has no finish: every simulated finish and like would be 0, not a
+        # measurement; items without durations watch an assumed 10 minutes
+        self.unmeasured = ((("finishes", "likes") if finishes.sum() == 0 else ())
+                           + (("watch_s",) if not known_length.any() or finishes.sum() == 0 else ()))
         self.score = normal_scores(np.bincount(log.user, minlength=n_users))  # events per user in the log
 
     def attraction(self, user: int, items: np.ndarray) -> np.ndarray:

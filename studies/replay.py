@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.split import leave_last_out
+from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Progress, Study, Table
@@ -40,6 +41,7 @@ class ReplayStudy(Study):
     def measure(self, progress: Progress) -> dict:
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
+        require_targets(split)
         rng = np.random.default_rng(self.seed)
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         progress(f"replaying {len(picked)} users into the device", {})
@@ -76,10 +78,15 @@ def replay_lists(rec: Recommender, dataset, split, picked: np.ndarray, policy=No
         user = int(split.test_users[row])
         name = dataset.user_ids[user]
         mask = (log.user == user) & split.train_events
-        for e in np.flatnonzero(mask)[-REPLAYED_EVENTS:]:
-            rec.record(name, items[log.item[e]], on_device[log.event[e]], timestamp=float(log.timestamp[e]))
-        for item in history.of(user)[-1:]:  # the validation item, as the device saw it
-            rec.record(name, items[item], "finish")
+        events = [(items[log.item[e]], on_device[log.event[e]], float(log.timestamp[e]))
+                  for e in np.flatnonzero(mask)[-REPLAYED_EVENTS:]]
+        events += [(items[item], "finish", None) for item in history.of(user)[-1:]]  # the validation item
+        for item_id, event, timestamp in events:
+            try:
+                rec.record(name, item_id, event, timestamp=timestamp)
+            except UnknownIdError:  # not a case for add_items(): the data is not the bundle's
+                raise ConfigError(f"the data holds item {item_id!r}, which the bundle does not know: pass the "
+                                  "--data the bundle was built on") from None
         context = {"now": float(split.test_times[row]), "device": device}
         began = time.perf_counter()
         listed = rec.recommend(name, k=k, context=context, policy=policy)

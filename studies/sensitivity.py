@@ -50,7 +50,7 @@ class SensitivityStudy(Study):
 
     def simulate(self, sim: SimConfig, progress: Progress) -> dict[str, np.ndarray]:
         """Per-user arrays of one seed: outcome under each arm and a replicate, covariates, credits."""
-        _, simulator = _setup(self.data_dir, sim, self.source)
+        _, simulator = _setup(self.data_dir, sim, self.source, self.metric)
         out = {}
         for key, arm, replicate in (("control", self.control, 0), ("treatment", self.treatment, 0),
                                     ("replicate", self.control, 1)):

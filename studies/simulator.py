@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.schema import Dataset
-from edgerec.errors import ConfigError, UnknownIdError
+from edgerec.errors import ConfigError, DataError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.policies import Policy
 from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
@@ -115,6 +115,9 @@ class Simulator:
         self.start = float(log.timestamp.max()) + DAY * (1 + cfg.pre_days)
         counts = np.bincount(log.user, minlength=dataset.n_users)
         eligible = np.flatnonzero(counts >= 3)
+        if len(eligible) == 0:  # an empty log of the experiment, then a KeyError far from here
+            raise DataError("no user in the log has three or more events, and a simulated user starts from "
+                            "their own logged history; use a log with longer histories")
         rng = np.random.default_rng([cfg.seed, 1])
         self.user_codes = np.sort(rng.choice(eligible, min(cfg.users, len(eligible)), replace=False))
         self.item_code = {name: i for i, name in enumerate(dataset.catalog.item_ids)}

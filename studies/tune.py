@@ -484,7 +484,7 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
                "params": t.params, **{k: v for k, v in t.user_attrs.items() if k != "val"},
                "val": t.user_attrs.get("val", {})} for t in study.trials]
     best = _best_or_none(study)
-    record = {"target": cfg.target, "objective": cfg.objective, "study": str(out / "study.db"),
+    record = {"target": cfg.target, "objective": cfg.objective, "study": "study.db",  # in the study folder: no host paths in reports
               "trials": trials, "completed": len(_done(study)),
               "pruned": sum(t["state"] == "pruned" for t in trials)}
     if best is None:
@@ -505,7 +505,7 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         record["strategies"] = sorted(per.values(), key=lambda r: -r["value"])
         record["winner"] = record["strategies"][0]["strategy"]
         record["test"] = _test_model(search, best, out)
-        record["checkpoint"] = str(out / "best") if (out / "best" / "config.json").exists() else None
+        record["checkpoint"] = "best" if (out / "best" / "config.json").exists() else None  # in the study folder
     else:
         weights = {**UNTUNED, **best.params}
         (out / "policy.json").write_text(json.dumps(weights, indent=2))

@@ -137,6 +137,24 @@ def test_new_item_from_metadata_only_and_zero_shot_tags(content_bundle, backend)
     assert rec.tag(item_id=cat.item_id(0))["genre"]
 
 
+def test_tagging_nothing_is_refused(content_bundle, tmp_path):
+    """`edgerec content tag BUNDLE --text ""` printed genre film-noir, tags film-noir 0.65, children's
+    0.64, ...: the encoder's bias, read as labels. An empty text or an item with no words is refused."""
+    from edgerec.errors import ConfigError
+
+    rec = Recommender.open(content_bundle, history=tmp_path / "h.db")
+    for nothing in ("", "  \n\t"):
+        with pytest.raises(ConfigError, match="no text to tag"):
+            rec.tag(text=nothing)
+    with pytest.raises(ConfigError, match="the text to tag must be a string"):
+        rec.tag(text=42)
+    # an item whose metadata holds no words at all
+    rec.add_items([{"item_id": "bare", "title": " ", "vector": rec.catalog.vectors(np.array([0]))[0].tolist()}])
+    with pytest.raises(ConfigError, match="no text to tag"):
+        rec.tag(item_id="bare")
+    assert rec.tag(text="a dark and tense horror film")["tags"]
+
+
 def _tone(path, freq, seconds=2.0, rate=16000, clicks_bpm=None):
     t = np.arange(int(seconds * rate)) / rate
     signal = 0.3 * np.sin(2 * np.pi * freq * t)
@@ -215,7 +233,7 @@ def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path
     assert rows["MiniLM int8 per-channel (onnx)"]["bytes_vs_minilm_int8"] == 1.0
     assert rows["student int8-weights (onnx)"]["bytes"] < rows["MiniLM int8 per-channel (onnx)"]["bytes"]
     tagging = {r["model"]: r for r in record["tagging"]}
-    assert set(tagging) == set(rows) | {"MiniLM (PyTorch, the teacher)"}
+    assert set(tagging) == set(rows) | {"MiniLM (PyTorch, the teacher)", "no model: always the most common label"}
     onnx, torch_ = tagging["MiniLM fp32 (onnx)"], tagging["MiniLM (PyTorch, the teacher)"]
     assert abs(onnx["top1_accuracy"] - torch_["top1_accuracy"]) <= 1 / onnx["texts"]  # a near-tie may flip
 

@@ -10,7 +10,7 @@ from edgerec.compress.content_vocab import adapt_student, student_from_vocabular
 from edgerec.data.film_texts import imdb_titles, unseen_titles, words
 from edgerec.data.store import load_dataset
 from edgerec.models.content import ContentTeacher, item_texts, load_tokenizer, tokenize
-from edgerec.studies.content import student_name, tagging_accuracy
+from edgerec.studies.content import most_common_label_accuracy, student_name, tagging_accuracy
 
 OOV_FLOOR = 0.4  # mean cosine to MiniLM on titles with unseen words (measured: 0.48 with all 30k tokens)
 
@@ -431,3 +431,12 @@ def test_the_listwise_term_pulls_neighbour_order_towards_the_teacher():
     out = torch.nn.functional.normalize(torch.randn(200, 16, generator=gen), dim=-1)
     on, off = (distill_loss(out, teacher, ContentDistillConfig(listwise_weight=w)) for w in (0.5, 0.0))
     assert float(on - off) == pytest.approx(0.5 * float(listwise_loss(out, teacher, 0.05)), rel=1e-4)
+
+
+def test_the_tagging_table_has_the_no_model_floor():
+    """On MovieLens-100K titles MiniLM's top-1 genre was right for 7% of films and the students' for
+    21%, while always answering the commonest genre is right for far more: the table gives that floor."""
+    truth = [{0}, {0, 2}, {1, 2}, {2}, {1}]  # label 2 is on three texts of five
+    assert most_common_label_accuracy(truth, 3) == 0.6
+    assert most_common_label_accuracy([{1}], 4) == 1.0
+    assert np.isnan(most_common_label_accuracy([], 3))

@@ -241,6 +241,30 @@ def test_agreement_study_scores_each_arm_offline_and_online(tiny_bundle, tmp_pat
         AgreementStudy(arms[:2], data).run()
 
 
+def test_agreement_on_a_ratings_log_leaves_made_up_metrics_out(tiny_bundle, tmp_path):
+    """The same world as a ratings log (every event `rate`, no durations): the fitted click model
+    never finishes, so completion and watch time are null and correlate with nothing, while plays
+    keep their figures."""
+    from edgerec.data.schema import EVENT_CODE
+    from edgerec.data.store import save_dataset
+
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    dataset.interactions.event[:] = EVENT_CODE["rate"]
+    dataset.catalog.duration = np.zeros(len(dataset.catalog.item_ids), np.float32)
+    dataset.meta = {"format": "csv"}  # an imported log: the fitted click model, not the generator
+    data = save_dataset(dataset, tmp_path / "ratings")
+    arms = [Arm("model", tiny_bundle), Arm("popular", tiny_bundle, {"cold_start_items": 10_000}),
+            Arm("diverse", tiny_bundle, {"diversity": 0.8})]
+    record = AgreementStudy(arms, data, SimConfig(users=10, days=1, pre_days=0, k=5, seed=1),
+                            offline_users=10).run().record
+    assert record["reactions"] == "FittedReactions"
+    assert record["unmeasured"] == ["completion", "watch_min_per_day"]
+    for row in record["arms"]:
+        assert row["completion"] is None and row["watch_min_per_day"] is None and row["plays_per_day"] >= 0
+    assert record["agreement"]["watch_min_per_day"] == {"spearman": None, "kendall": None}
+    assert rank_agreement([0.1, 0.2, 0.3], [None, None, None]) == {"spearman": None, "kendall": None}
+
+
 def test_agreement_cli_checks_its_arms(tiny_bundle):
     data = str(tiny_bundle.parent / "data")
     bad = CliRunner().invoke(cli, ["experiment", "agreement", "--data", data, "--arm", str(tiny_bundle)])

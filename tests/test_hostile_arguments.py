@@ -10,7 +10,7 @@ import pytest
 
 from edgerec.data import SynthConfig
 from edgerec.data.schema import Catalog
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, DataError
 from edgerec.federated.server import ServerConfig
 from edgerec.runtime.federated import RoundTask
 from edgerec.studies.activity import ActivityConfig
@@ -55,13 +55,16 @@ def test_federate_checks_every_argument_before_training_or_writing(tmp_path, cha
 def test_content_held_out_split_refuses_empty_sides():
     from edgerec.models.content import held_out_texts
 
-    catalog = Catalog.bare(["a", "b", "c"])
+    catalog = Catalog(["a", "b", "c"], text={"title": ["Heat", "Ran", "Up"]})
     with pytest.raises(ConfigError, match="--held-out must be at least 1"):
         held_out_texts(catalog, 2, 0, seed=0)
     with pytest.raises(ConfigError, match="keeps them all"):
         held_out_texts(catalog, 2, 3, seed=0)
     train, held = held_out_texts(catalog, 2, 1, seed=0)
     assert len(train) == 2 and len(held) == 1
+    # a catalog of bare ids: `content distill` learnt 200 empty strings and reported a held-out cosine
+    with pytest.raises(DataError, match="no title, description or tags"):
+        held_out_texts(Catalog.bare(["a", "b", "c"]), 2, 1, seed=0)
 
 
 def test_content_distillation_without_texts_is_a_config_error():

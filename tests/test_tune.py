@@ -267,6 +267,11 @@ def test_cli_tune_prints_progress_and_writes_the_report(tmp_path):
     assert "trial 1:" in out.output and "best model:" in out.output
     record = json.loads((tmp_path / "study" / "tune.json").read_text())
     assert record["completed"] == 2 and (tmp_path / "study" / "tune.png").exists()
+    # names in the study folder, not host paths (the report was written with both absolute)
+    assert record["study"] == "study.db" and record["checkpoint"] == "best"
+    assert str(tmp_path) not in (tmp_path / "study" / "tune.json").read_text()
+    assert (tmp_path / "study" / record["checkpoint"] / "config.json").exists()
+    assert f"best model: {tmp_path / 'study' / 'best'}" in " ".join(out.output.split())
 
 
 def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_values():
