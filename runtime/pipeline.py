@@ -67,6 +67,14 @@ class Pipeline:
         self._check_new(stage)
         self.stages.insert(self._position(name) + 1, stage)
 
+    def insert_all(self, stages: list[tuple[str, Stage]]) -> None:
+        """Insert each (name of the stage to follow, Stage) pair, checking the list first."""
+        stages = checks.values(stages, "stages", "(name of the stage to follow, Stage) pairs")
+        if not all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], Stage) for pair in stages):
+            raise ConfigError("stages must be a list of (name of the stage to follow, Stage) pairs")
+        for after, stage in stages:
+            self.insert_after(after, stage)
+
     def insert_before(self, name: str, stage: Stage) -> None:
         self._check_new(stage)
         self.stages.insert(self._position(name), stage)

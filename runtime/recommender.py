@@ -84,9 +84,6 @@ class Recommender:
         checks.choice(kernel, ("auto", *KERNELS), "kernel")  # now, not at the first request that scans
         checks.choice(backend, ("auto", *BACKENDS), "backend")
         checks.flag(verify, "verify")
-        stages = checks.values(stages, "stages", "(name of the stage to follow, Stage) pairs")
-        if not all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], Stage) for pair in stages):
-            raise ConfigError("stages must be a list of (name of the stage to follow, Stage) pairs")
         if not (ann is None or isinstance(ann, str) and ann == "usearch"):
             raise ConfigError(f"unknown ann {ann!r}; use None (exact) or 'usearch'")
         if fallback is None:
@@ -99,9 +96,8 @@ class Recommender:
         cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
         rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
         try:
-            for after, stage in stages:
-                rec.pipeline.insert_after(after, stage)
-        except EdgerecError:  # an unknown stage name: the history is not left open
+            rec.pipeline.insert_all(stages)
+        except EdgerecError:  # a bad stage list or name: the history is not left open
             rec.close()
             raise
         return rec
@@ -172,10 +168,8 @@ class Recommender:
             if item_id is None:
                 raise ConfigError("tag() needs a text or an item_id")
             text = metadata_text(self.catalog.meta(self.catalog.row(item_id)))
-        if isinstance(text, str) and not text.strip():  # labels of nothing: the encoder's bias, not a reading
-            raise ConfigError("there is no text to tag (an empty text, or an item without title, description "
-                              "or tags); pass words to tag")
-        checks.text(text, "the text to tag", 1_000_000)
+        if not checks.text(text, "the text to tag", 1_000_000).strip():  # labels of nothing: the encoder's bias
+            raise ConfigError("there is no text to tag (empty, or an item without title, description or tags)")
         return self.content.labels(self.content.embed([text])[0], k)
 
     # ---------------------------------------------------------- events
