@@ -27,6 +27,11 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def file_name(path) -> str:
+    """A file as error messages name it: its name only (a full path can name the user, e.g. .../alice/)."""
+    return os.path.basename(os.fspath(path)) or str(path)
+
+
 def text(value, what: str, limit: int = MAX_ID) -> str:
     """A non-empty string of at most `limit` characters that encodes to UTF-8."""
     if not isinstance(value, str):

@@ -37,19 +37,19 @@ def check_file(path: Path, encrypted: bool = False) -> None:
     """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
     file has no readable header: only its size and kind are checked)."""
     if str(path) != ":memory:" and path.is_symlink() and not path.exists():  # SQLite would create its target
-        raise HistoryError(f"history path {path} is a symbolic link to a file that does not exist; pass the path "
+        raise HistoryError(f"history path {checks.file_name(path)} is a symbolic link to a file that does not exist; pass the path "
                            "of the history file itself (a new one is created there, readable by its owner only)")
     if str(path) == ":memory:" or not path.exists():
         return
     if not path.is_file():
-        raise HistoryError(f"history path {path} is not a regular file; pass the path of a history database")
+        raise HistoryError(f"history path {checks.file_name(path)} is not a regular file; pass the path of a history database")
     with open(path, "rb") as handle:
         head = handle.read(len(SQLITE_HEADER))
     if not head:
-        raise HistoryError(f"history file {path} is empty (0 bytes), not an edgerec history; delete it to start "
+        raise HistoryError(f"history file {checks.file_name(path)} is empty (0 bytes), not an edgerec history; delete it to start "
                            "a new history, or pass the right file")
     if head != SQLITE_HEADER and not encrypted:
-        raise HistoryError(f"history file {path} cannot be used (it is not a plain SQLite database; if it is an "
+        raise HistoryError(f"history file {checks.file_name(path)} cannot be used (it is not a plain SQLite database; if it is an "
                            "encrypted history, pass its key: key= or --key-file); otherwise move it away and a new "
                            "one will be created, or pass the right file")
 
@@ -70,7 +70,7 @@ def create_private(path: Path, initialise) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         new_file(tmp)
     except OSError as exc:
-        raise HistoryError(f"cannot create the history database {path} ({exc.strerror}); pass a path in a "
+        raise HistoryError(f"cannot create the history database {checks.file_name(path)} ({exc.strerror}); pass a path in a "
                            "folder this app can write") from None
     try:
         initialise(tmp).close()
@@ -93,7 +93,7 @@ def schema_version(value, path: Path) -> int:
     except (TypeError, ValueError):
         version = -1
     if version < 1:
-        raise HistoryError(f"history database {path} has a damaged schema version ({str(value)[:20]!r}); recover "
+        raise HistoryError(f"history database {checks.file_name(path)} has a damaged schema version ({str(value)[:20]!r}); recover "
                            "its readable events into a new file with `edgerec history recover`")
     return version
 
@@ -137,11 +137,11 @@ def check_database(db: sqlite3.Connection, path: Path) -> None:
     app = int(db.execute("PRAGMA application_id").fetchone()[0])
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if app not in (0, APPLICATION_ID) or (tables and not {"meta", "events"} <= tables) or tables - OWN_TABLES:
-        raise HistoryError(f"{path} is an SQLite database of another application, not an edgerec history; "
+        raise HistoryError(f"{checks.file_name(path)} is an SQLite database of another application, not an edgerec history; "
                            "pass a new file name for the history")
     problems = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
     if problems != ["ok"]:
-        raise HistoryError(f"history database {path} is damaged ({'; '.join(problems)}); recover the readable "
+        raise HistoryError(f"history database {checks.file_name(path)} is damaged ({'; '.join(problems)}); recover the readable "
                            "events into a new file with `edgerec history recover` (HistoryStore.recover)")
 
 
@@ -154,7 +154,7 @@ def checkpoint(db: sqlite3.Connection, path: Path, wait: float) -> None:
             return
         if time.monotonic() >= deadline:
             raise HistoryError(
-                f"another connection holds a read snapshot of {path} (an open app or `edgerec history show`), "
+                f"another connection holds a read snapshot of {checks.file_name(path)} (an open app or `edgerec history show`), "
                 "so the deleted rows are hidden but not yet erased from its write-ahead log; close the other "
                 "reader and call forget() again (or HistoryStore.erase_pending()) to complete the erasure")
         time.sleep(0.05)
@@ -170,7 +170,7 @@ def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None
             db.execute("VACUUM")
             checkpoint(db, path, wait)
     except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"could not erase deleted rows from {path} ({exc}); call forget() again") from None
+        raise HistoryError(f"could not erase deleted rows from {checks.file_name(path)} ({exc}); call forget() again") from None
 
 
 def backup(db: sqlite3.Connection, out: str | Path) -> Path:
@@ -232,14 +232,14 @@ def recover(path: str | Path, out: str | Path) -> dict:
 
     path, out = Path(path), Path(out)
     if not path.is_file():
-        raise HistoryError(f"{path} does not exist; pass the damaged history file")
+        raise HistoryError(f"{checks.file_name(path)} does not exist; pass the damaged history file")
     check_file(path)
     if out.exists():
         raise HistoryError(f"{out} exists; choose a new file for the recovered history")
     try:
         source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"{path} cannot be opened at all ({exc}); nothing can be recovered") from None
+        raise HistoryError(f"{checks.file_name(path)} cannot be opened at all ({exc}); nothing can be recovered") from None
     report = {"events": 0, "preferences": 0, "added_items": 0, "unreadable": 0}
     parts = {"events": ("id, profile, item, event, value, ts, context", "id"),
              "preferences": ("profile, kind, value, ts", None),
@@ -249,9 +249,9 @@ def recover(path: str | Path, out: str | Path) -> dict:
         try:
             tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{path} is damaged beyond its table list ({exc}); nothing can be recovered") from None
+            raise HistoryError(f"{checks.file_name(path)} is damaged beyond its table list ({exc}); nothing can be recovered") from None
         if "events" not in tables or tables - OWN_TABLES:
-            raise HistoryError(f"{path} is not an edgerec history (no events table, or another application's "
+            raise HistoryError(f"{checks.file_name(path)} is not an edgerec history (no events table, or another application's "
                                "tables); pass the damaged history file")
         most = path.stat().st_size // 16  # no row takes fewer bytes than this
         for table, (columns, key) in parts.items():

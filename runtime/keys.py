@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.secure_db import KEY_BYTES, _shred_file, check_key
 
 KEY_ENV = "EDGEREC_HISTORY_KEY"
@@ -51,9 +52,9 @@ class FileKey:
 
     def key(self) -> bytes:
         if not self.path.is_file():
-            raise ConfigError(f"key file {self.path} does not exist; without its key an encrypted history cannot "
+            raise ConfigError(f"key file {checks.file_name(self.path)} does not exist; without its key an encrypted history cannot "
                               "be read (make a new key with `edgerec history keygen` for a new history)")
-        return _parse(self.path.read_bytes(), f"key file {self.path}")
+        return _parse(self.path.read_bytes(), f"key file {checks.file_name(self.path)}")
 
     @classmethod
     def create(cls, path: str | Path) -> FileKey:
@@ -63,7 +64,7 @@ class FileKey:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            raise ConfigError(f"key file {path} already exists; a new key would orphan the history encrypted "
+            raise ConfigError(f"key file {checks.file_name(path)} already exists; a new key would orphan the history encrypted "
                               "with it") from None
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")

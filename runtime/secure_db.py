@@ -113,7 +113,7 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
     key_sql = _key_literal(key)
     driver = _cipher_module()
     if not is_plain(path):
-        raise HistoryError(f"{path} is not a plain SQLite history (already encrypted, or missing)")
+        raise HistoryError(f"{checks.file_name(path)} is not a plain SQLite history (already encrypted, or missing)")
     tmp = path.with_name(path.name + ".encrypting")
     tmp.unlink(missing_ok=True)
     new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode
@@ -128,13 +128,13 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
         src.execute("DETACH DATABASE encrypted")
     except driver.DatabaseError as exc:
         tmp.unlink(missing_ok=True)
-        raise HistoryError(f"could not encrypt {path} ({exc}); the plain file is unchanged") from None
+        raise HistoryError(f"could not encrypt {checks.file_name(path)} ({exc}); the plain file is unchanged") from None
     finally:
         src.close()
     check = connect(tmp, key)
     try:
         if _row_counts(check.db) != counts:
-            raise HistoryError(f"the encrypted copy of {path} does not hold every row; the plain file is unchanged")
+            raise HistoryError(f"the encrypted copy of {checks.file_name(path)} does not hold every row; the plain file is unchanged")
         pages = int(check.db.execute("PRAGMA page_count").fetchone()[0])
     finally:
         check.db.close()

@@ -310,3 +310,22 @@ def test_two_processes_creating_one_history_share_the_first_file(tmp_path):
         t.join()
     assert not errors and sorted(stores[0].profiles()) == [f"user-{i}" for i in range(4)]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".new")]
+
+
+def test_history_errors_name_the_file_not_the_folders_above_it(tmp_path):
+    """An app may log or upload an error's text; a full path can name the user (.../alice/history.db)."""
+    from edgerec.errors import ConfigError
+    from edgerec.runtime.keys import FileKey
+
+    home = tmp_path / "alice"
+    home.mkdir()
+    (home / "history.db").write_bytes(b"not a database, " * 64)
+    (home / "other.db").write_bytes(b"")
+    sqlite3.connect(home / "foreign.db").execute("create table notes (x)").connection.commit()
+    for name in ("history.db", "other.db", "foreign.db"):
+        with pytest.raises(HistoryError) as err:
+            HistoryStore(home / name)
+        assert name in str(err.value) and "alice" not in str(err.value) and str(tmp_path) not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        FileKey(home / "missing.key").key()
+    assert "missing.key" in str(err.value) and "alice" not in str(err.value)
