@@ -152,8 +152,10 @@ def scripts(world: World) -> list[Case]:
     shown = world.listed(watch("f", history[:3]), k=8)
     far = world.where(genre=world.metas[-1]["genre"])[1]  # an item far from the history's tastes
     return [
-        Case("newcomer", "no history: the popularity-with-freshness prior; then the bundle's default k",
-             [rec("new"), {"op": "recommend", "user": "new", "context": ctx}]),
+        Case("newcomer", "no history: the popularity-with-freshness prior; then the bundle's default k; then "
+             "three weeks earlier, when the newest items were not yet released (no bonus before release)",
+             [rec("new"), {"op": "recommend", "user": "new", "context": ctx},
+              rec("new", context=world.context(now=world.now - 21 * 86_400))]),
         Case("onboarding", "a newcomer's choices (genre, language, then a 'more like this' item) steer the "
              "cold-start list", [
                  {"op": "onboard", "user": "o", "genres": [genre]}, rec("o"),

@@ -182,9 +182,10 @@ def standardize(scores: np.ndarray) -> np.ndarray:
 
 
 def popularity_prior(popularity: np.ndarray, release_ts: np.ndarray, now: float, trend_days: float = 30.0) -> np.ndarray:
-    """Log popularity with a bonus for recent releases: what a newcomer sees first."""
+    """Log popularity with a bonus for recent releases: what a newcomer sees first. An item released
+    after `now` gets none (it cannot be played yet; in a replay of an old log its popularity is the future's)."""
     age_days = np.maximum(now - release_ts, 0) / 86_400
-    fresh = np.where(release_ts > 0, np.exp(-age_days / trend_days), 0.0)
+    fresh = np.where((release_ts > 0) & (release_ts <= now), np.exp(-age_days / trend_days), 0.0)
     return np.log1p(popularity) * (1.0 + fresh)
 
 
@@ -193,7 +194,7 @@ def freshness_boost(release_ts: np.ndarray, now: float, policy: Policy) -> np.nd
     if not policy.freshness:
         return np.zeros(len(release_ts))
     age = np.maximum(now - release_ts, 0) / 86_400
-    return policy.freshness * np.where(release_ts > 0, np.exp(-age / policy.freshness_days), 0.0)
+    return policy.freshness * np.where((release_ts > 0) & (release_ts <= now), np.exp(-age / policy.freshness_days), 0.0)
 
 
 def popularity_boost(popularity: np.ndarray, policy: Policy) -> np.ndarray:

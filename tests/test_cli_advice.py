@@ -2,10 +2,10 @@
 options and choices (an export error once said `edgerec train --arch scorer`, an arch train lacks)."""
 
 import re
-import tomllib
 from pathlib import Path
 
 import click
+import tomllib
 
 from edgerec.cli.main import cli
 

@@ -63,7 +63,7 @@ def test_popularity_prior_exact_values():
     popularity = np.array([0.0, math.e - 1, 99.0, 99.0, 99.0, 99.0])
     release = np.array([0.0, 0.0, now, now - 30 * DAY, now + 5 * DAY, now - 60 * DAY])
     expected = [0.0, 1.0, 2 * math.log(100), math.log(100) * (1 + math.exp(-1)),
-                2 * math.log(100),  # a future release counts as new, not as newer than new
+                math.log(100),  # not released yet: no bonus (unplayable; in a replay, its popularity is the future's)
                 math.log(100) * (1 + math.exp(-2))]
     np.testing.assert_allclose(popularity_prior(popularity, release, now), expected, rtol=1e-12)
 
@@ -433,19 +433,19 @@ def test_not_interested_pushes_down_the_items_near_it_and_no_others(handmade_bun
 def test_newcomers_get_the_popular_list_in_prior_order(handmade_bundle):
     popularity = [100, 50, 50, 20, 0, 9, 100, 100]
     release = [0, NOW, NOW - 30 * DAY, NOW + 10 * DAY, 0, NOW - 300 * DAY, NOW - 60 * DAY, 0]
-    # prior = log(1 + popularity) * (1 + exp(-age / 30 days)), no bonus without a release date:
-    # 1: 2 ln 51 = 7.86; 3: 2 ln 21 = 6.09; 2: ln 51 (1 + e^-1) = 5.38; 6: ln 101 (1 + e^-2) = 5.24;
-    # 0 and 7: ln 101 = 4.62 (a tie: lower row first); 5: ln 10 (1 + e^-10) = 2.30; 4: 0
+    # prior = log(1 + popularity) * (1 + exp(-age / 30 days)), no bonus without a release date or before it:
+    # 1: 2 ln 51 = 7.86; 2: ln 51 (1 + e^-1) = 5.38; 6: ln 101 (1 + e^-2) = 5.24;
+    # 0 and 7: ln 101 = 4.62 (a tie: lower row first); 3 (out in 10 days): ln 21 = 3.04; 5: ln 10 (1 + e^-10) = 2.30; 4: 0
     rng = np.random.default_rng(1)
     with Recommender.open(handmade_bundle(rng.normal(size=(8, 4)), popularity=popularity, release_ts=release),
                           history=None) as rec:
         got = request(rec, "newcomer")
-        assert ids_of(got) == ["i1", "i3", "i2", "i6", "i0", "i7", "i5", "i4"]
+        assert ids_of(got) == ["i1", "i2", "i6", "i0", "i7", "i3", "i5", "i4"]
         assert all(r.reason.kind == "popular" for r in got)
-        prior = np.array([math.log(101), 2 * math.log(51), math.log(51) * (1 + math.exp(-1)), 2 * math.log(21), 0.0,
+        prior = np.array([math.log(101), 2 * math.log(51), math.log(51) * (1 + math.exp(-1)), math.log(21), 0.0,
                           math.log(10) * (1 + math.exp(-10)), math.log(101) * (1 + math.exp(-2)), math.log(101)])
         expected = (prior - prior.mean()) / prior.std()
-        np.testing.assert_allclose([r.score for r in got], expected[[1, 3, 2, 6, 0, 7, 5, 4]], rtol=1e-5)
+        np.testing.assert_allclose([r.score for r in got], expected[[1, 2, 6, 0, 7, 3, 5, 4]], rtol=1e-5)
         # what they skip leaves the list; the rest keeps its order
         rec.record("newcomer", "i3", "skip")
         assert ids_of(request(rec, "newcomer")) == ["i1", "i2", "i6", "i0", "i7", "i5", "i4"]
@@ -497,11 +497,11 @@ def test_policy_order_reads_the_pool_rows_creators_and_genres_for_the_caps(handm
 
 
 def test_freshness_boost_exact_values():
-    release = np.array([NOW, NOW - 30 * DAY, NOW + 5 * DAY, 0.0, NOW - 10 * DAY])  # future: age 0; 0: unknown
+    release = np.array([NOW, NOW - 30 * DAY, NOW + 5 * DAY, 0.0, NOW - 10 * DAY])  # future: none yet; 0: unknown
     np.testing.assert_allclose(freshness_boost(release, NOW, Policy(freshness=2.0)),
-                               [2.0, 2 * math.exp(-1), 2.0, 0.0, 2 * math.exp(-1 / 3)], rtol=1e-12, atol=0)
+                               [2.0, 2 * math.exp(-1), 0.0, 0.0, 2 * math.exp(-1 / 3)], rtol=1e-12, atol=0)
     np.testing.assert_allclose(freshness_boost(release, NOW, Policy(freshness=0.5, freshness_days=10.0)),
-                               [0.5, 0.5 * math.exp(-3), 0.5, 0.0, 0.5 * math.exp(-1)], rtol=1e-12, atol=0)
+                               [0.5, 0.5 * math.exp(-3), 0.0, 0.0, 0.5 * math.exp(-1)], rtol=1e-12, atol=0)
     off = freshness_boost(release, NOW, Policy(freshness=0.0, freshness_days=10.0))
     assert off.tolist() == [0.0] * 5 and off.dtype == np.float64
     # any positive time is a release date, even the first seconds of the epoch; only 0 means unknown

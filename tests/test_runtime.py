@@ -150,7 +150,7 @@ def test_cold_start_user_gets_popular_and_onboarding_steers(rec):
     # the documented prior, from the bundle's own columns: log(1 + popularity) * (1 + exp(-age / 30 days))
     # for items with a release date; ties keep the lower row first
     age = np.maximum(now - release, 0) / 86_400
-    prior = np.log1p(popularity) * (1 + np.where(release > 0, np.exp(-age / 30), 0.0))
+    prior = np.log1p(popularity) * (1 + np.where((release > 0) & (release <= now), np.exp(-age / 30), 0.0))
     expected = np.lexsort((rows, -prior.astype(np.float32)))[:10]
     assert ids(plain) == [rec.catalog.item_id(r) for r in expected]
     assert [r.score for r in plain] == sorted((r.score for r in plain), reverse=True)
