@@ -4,7 +4,8 @@ Every `edgerec ...` line of the README's ```bash blocks and every inline `edgere
 down the click groups (no process is spawned): the command path must exist, every `--flag` must be an
 option of that command, options that take a value must get one, and a command must not be given more
 positional arguments than it takes. `...` stands for arguments shown elsewhere (only the flags after it
-are checked). The README's `make` targets must be Makefile targets.
+are checked), option values must pass the option's type (choices, numbers). The runtime-only benchmark
+(`python -m edgerec.device_tests`) takes the flags shown, and the README's `make` targets exist.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def edgerec_invocations(text: str) -> list[tuple[str, list[str]]]:
 def _after_edgerec(words: list[str]) -> list[list[str]]:
     """The arguments of the edgerec command in one simple command (env prefixes, torchrun, python -m)."""
     for i, word in enumerate(words):
-        if word == "edgerec":
+        if word == "edgerec" and words[i - 1:i] != ["install"]:  # `pip install edgerec` names the package
             return [words[i + 1:]]
         if word == "-m" and i + 1 < len(words) and words[i + 1] == "edgerec.cli.main":
             return [words[i + 2:]]
@@ -165,10 +166,6 @@ def _bad_value(name: str, param: click.Option, opt: str, value: str) -> list[str
     return []
 
 
-def _is_group(name: str) -> bool:
-    return isinstance(cli.commands.get(name), click.Group)
-
-
 def _is_number(word: str) -> bool:
     try:
         float(word)
@@ -224,6 +221,7 @@ def test_the_parser_reads_shell_forms():
             "torchrun --nproc_per_node 2 -m edgerec.cli.main train --data w   # DDP\n"
             "python3 - <<'EOF'\nprint(\"Children's edgerec --bogus\")\nEOF\n"
             "edgerec tune ... --margin-z 0\n"
+            "pip install edgerec  # the device side\n"
             "```\n")
     found = [args for _, args in edgerec_invocations(text)]
     assert found == [["data", "synth", "--out", "w"], ["evaluate", "--data", "w", "--model", "popular"],
@@ -232,3 +230,19 @@ def test_the_parser_reads_shell_forms():
     assert all(not check(args) for args in found)
     (where, _), = [f for f in edgerec_invocations(text) if f[1][0] == "tune"]
     assert where == "README.md:10"  # the line of the fenced block it is on
+
+
+def test_the_device_benchmark_lines_use_its_options(capsys):
+    """`python -m edgerec.device_tests BUNDLE ...` (argparse, the runtime-only entry) takes the flags shown."""
+    from edgerec.device_tests.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    options = set(re.findall(r"--[\w-]+", capsys.readouterr().out))
+    text = README.read_text(encoding="utf-8")
+    lines = [words[i + 2:] for _, body in bash_blocks(text) for line in _lines(body)
+             for words in shell_commands(line) for i in range(len(words) - 1)
+             if words[i:i + 2] == ["-m", "edgerec.device_tests"]]
+    assert lines, "the README no longer shows the runtime-only benchmark"
+    unknown = [w for args in lines for w in args if w.startswith("--") and w.split("=")[0] not in options]
+    assert not unknown, f"not options of python -m edgerec.device_tests: {unknown}"
