@@ -246,3 +246,16 @@ def test_the_device_benchmark_lines_use_its_options(capsys):
     assert lines, "the README no longer shows the runtime-only benchmark"
     unknown = [w for args in lines for w in args if w.startswith("--") and w.split("=")[0] not in options]
     assert not unknown, f"not options of python -m edgerec.device_tests: {unknown}"
+
+
+def test_the_scorer_benchmark_answers_a_bad_bundle_with_words(tmp_path, capsys):
+    """`python -m edgerec.device_tests.scorer_bench BUNDLE` (named in the README) printed a traceback for a
+    path that is not a bundle, and took `--help` for one."""
+    from edgerec.device_tests.scorer_bench import main
+
+    assert main(["--help"]) == 0
+    assert "scorer_bench BUNDLE" in capsys.readouterr().out
+    assert main([str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "is not a bundle" in err and "Traceback" not in err
+    assert main([]) == 2
