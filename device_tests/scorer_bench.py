@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.errors import EdgerecError
 from edgerec.runtime import Recommender
 from edgerec.runtime.ranking import device_featurizer, open_scorer
 
@@ -48,5 +49,18 @@ def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, 
             "features_and_score_side_kept_ms": float(np.median(kept)), "contributions_ms": float(np.median(score_only))}
 
 
+def main(argv: list[str]) -> int:
+    """The command line: usage for no bundle or -h, the error's words (no traceback) for a bad bundle."""
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print(__doc__.strip().splitlines()[-1].strip())
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    try:
+        print(bench_scorer(argv[0]))
+    except EdgerecError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(bench_scorer(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
