@@ -119,10 +119,15 @@ def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict,
         try:
             meta = json.loads(meta)
         except (TypeError, ValueError):
+            meta = None
+        if not isinstance(item, str) or not item:
             continue
-        if not isinstance(item, str) or not item or not isinstance(meta, dict):
+        if removed:  # a removal needs only the id: a damaged one must not bring the item back
+            out.append((item, vector, meta if isinstance(meta, dict) else {}, True))
             continue
-        if not removed and dim is not None:  # what the catalog will read (dim None: the store's own tests)
+        if not isinstance(meta, dict):
+            continue
+        if dim is not None:  # what the catalog will read (dim None: the store's own tests)
             if not isinstance(vector, bytes) or len(vector) != 4 * dim:
                 continue
             values = np.frombuffer(vector, np.float32)

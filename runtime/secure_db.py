@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks
-from edgerec.runtime.history_care import new_file
+from edgerec.runtime.history_care import check_database, new_file
 
 KEY_BYTES = 32
 PLAIN_HEADER = b"SQLite format 3\x00"
@@ -114,6 +115,8 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
     driver = _cipher_module()
     if not is_plain(path):
         raise HistoryError(f"{checks.file_name(path)} is not a plain SQLite history (already encrypted, or missing)")
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as plain:
+        check_database(plain, path)  # another app's database, or a damaged one, is left as it is
     tmp = path.with_name(path.name + ".encrypting")
     tmp.unlink(missing_ok=True)
     new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode

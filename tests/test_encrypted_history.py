@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -110,6 +111,19 @@ def test_migrating_a_plain_history_to_encrypted(tmp_path):
     assert store.count(USER) == 30 and store.preferences(USER) == {"genre": ["jazz"]}
     with pytest.raises(HistoryError, match="not a plain"):
         encrypt_database(path, key)
+
+
+def test_another_applications_database_is_not_encrypted(tmp_path):
+    """Encrypting it would lock that application out of its own file."""
+    path = tmp_path / "photos.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE albums (name TEXT)")
+        db.execute("INSERT INTO albums VALUES ('summer')")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(HistoryError, match="another application"):
+        encrypt_database(path, secrets.token_bytes(32))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photos.db"]
 
 
 def test_asking_for_encryption_without_sqlcipher_fails_and_writes_nothing(tmp_path, monkeypatch):

@@ -70,6 +70,21 @@ def test_an_altered_added_item_is_left_out_and_the_others_still_served(golden_bu
         assert len(out) == 5 and all(math.isfinite(r.score) for r in out)
 
 
+@pytest.mark.parametrize("meta", ["{bad", "[]", "7"])
+def test_a_removal_with_altered_metadata_still_keeps_the_item_out(golden_bundle, tmp_path, meta):
+    path = history(golden_bundle, tmp_path / "h.db", "")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        gone = rec.catalog.item_id(7)
+        rec.remove_items([gone])
+    db = sqlite3.connect(path)
+    db.execute("UPDATE added_items SET meta=? WHERE item=? AND removed=1", (meta, gone))
+    db.commit()
+    db.close()
+    with Recommender.open(golden_bundle, history=path) as rec:  # the removal needs only the id
+        assert gone not in [r.item_id for r in rec.recommend("u", k=len(rec.catalog))]
+        assert "added-good" in rec.catalog.index
+
+
 def test_onboarding_choices_given_twice_are_stored_once(golden_bundle):
     with Recommender.open(golden_bundle) as rec:
         rec.onboard("v", genres=["jazz", "jazz"], tags=["a", "a", "b"])  # was "could not write" (UNIQUE)
