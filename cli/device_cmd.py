@@ -7,6 +7,7 @@ These use only the runtime, so they work where only `pip install edgerec` is ins
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timezone
 
 import click
 
@@ -148,7 +149,15 @@ def show(user, history_path, last, access) -> None:
     store = existing_store(history_path, access)
     events = store.events(user, limit=last)
     table([{"id": e.id, "item": e.item, "event": e.event, "value": e.value if e.value is not None else "",
-            "time": e.ts} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
+            "time (UTC)": _when(e.ts)} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
+
+
+def _when(ts: float) -> str:
+    """An event's time as a date, or the raw seconds where the calendar cannot show it."""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return f"{ts:g} s"
 
 
 @history_group.command("export", epilog=example(

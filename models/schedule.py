@@ -105,7 +105,7 @@ def outcome(stopped_by: str, history: list[float], budget: Budget, capped_by_use
     if not rising:
         return Outcome(stopped_by, False, "")
     if stopped_by == "time":
-        advice = (f"validation NDCG@10 was still rising when the time cap ({capped_by_user.get('max_minutes')} min) "
+        advice = (f"validation NDCG@10 was still rising when the time cap ({capped_by_user.get('max_minutes'):g} min) "
                   "ran out: raise --max-minutes, or continue this run with --resume")
     elif capped_by_user.get("epochs") is not None:
         advice = (f"validation NDCG@10 was still rising at the --epochs cap ({budget.epochs}): raise --epochs, "

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 from click.testing import CliRunner
 
@@ -27,6 +28,7 @@ def test_record_recommend_and_history(tiny_bundle, tmp_path):
     assert len(recs) == 5 and not {r["item_id"] for r in recs} & set(items)
     result = runner.invoke(cli, ["history", "show", "ann", "--history", db])
     assert result.exit_code == 0 and items[0] in result.output
+    assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", result.output)  # a date, not 1,796,285,835.2
     dump = tmp_path / "ann.json"
     assert runner.invoke(cli, ["history", "export", "ann", "--history", db, "--out", str(dump)]).exit_code == 0
     assert [e["item"] for e in json.loads(dump.read_text())["events"]] == items
