@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgerec.cli.output import console, example, progress_bar, table, write_json
+from edgerec.errors import DataError
 
 BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
 
@@ -30,14 +31,23 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
         dataset = load_dataset(data_dir)
         split = leave_last_out(dataset)
     evaluator = Evaluator(split, dataset.catalog, k=k)
-    rows = []
+    rows, refused = [], None
     for name in models:
-        with console.status(f"preparing {name}"):
-            scorer, facts = scorer_for(name, dataset, split, phase)
+        try:
+            with console.status(f"preparing {name}"):
+                scorer, facts = scorer_for(name, dataset, split, phase)
+        except DataError as exc:  # a model this data cannot support does not stop the others (a typo still does)
+            if len(models) == 1:
+                raise
+            rows.append({"model": Path(name).name, "not measured": str(exc)})
+            refused = exc
+            continue
         with progress_bar(f"ranking {name}") as update:
             rows.append(evaluator.evaluate(scorer, phase, progress=update) | facts)
+    if refused is not None and all("not measured" in r for r in rows):
+        raise refused
     columns = ["model", f"HR@{k}", f"NDCG@{k}", f"MRR@{k}", f"coverage@{k}", f"novelty@{k}", f"diversity@{k}",
-               f"pop_percentile@{k}", f"gini@{k}", "parameters", "bytes"]
+               f"pop_percentile@{k}", f"gini@{k}", "parameters", "bytes", "not measured"]
     table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}",
           columns=[c for c in columns if any(c in r for r in rows)])
     write_json(json_out, {"data": Path(data_dir).name, "k": k, "phase": phase, "results": rows})  # no host paths

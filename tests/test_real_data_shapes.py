@@ -7,6 +7,8 @@ events and no durations: the fitted click model simulated completion 0 and made-
 and an A/B test on finishes reported p = 1 and an MDE of 0).
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,20 @@ def test_knn_without_any_co_consumption_is_refused_not_id_order(tmp_path, name):
     hybrid = make_baseline("hybrid", dataset, split)  # content and popularity, without the kNN part
     assert [type(s).__name__ for s, _ in hybrid.parts] == ["ContentBased", "_Log"]
     assert 0.0 <= Evaluator(split, dataset.catalog).evaluate(hybrid)["HR@10"] <= 1.0
+    # comparing several models, the one this data cannot support is a row that says why, not the end
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.data.store import save_dataset
+
+    save_dataset(dataset, tmp_path / "three")
+    args = ["evaluate", "--data", str(tmp_path / "three"), "--json", str(tmp_path / "e.json")]
+    result = CliRunner().invoke(cli, [*args, "--model", "popular", "--model", name])
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in json.loads((tmp_path / "e.json").read_text())["results"]}
+    assert "HR@10" in rows["popular"] and "no training user consumed two" in rows[name]["not measured"]
+    assert CliRunner().invoke(cli, [*args, "--model", name]).exit_code != 0  # alone, it is an error
+    assert CliRunner().invoke(cli, [*args, "--model", "popular", "--model", "no-such-model"]).exit_code != 0
     longer = _ratings(tmp_path, per_user=4)  # two training items each: kNN has something to go on
     assert make_baseline(name, longer, leave_last_out(longer)).name == name
 
