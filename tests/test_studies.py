@@ -23,6 +23,18 @@ def test_a_result_is_rebuilt_from_its_json_record(tmp_path, tiny_bundle):
     assert saved == json.loads(result.to_json()) and saved["users"] == 5
     again = ReplayStudy.result(saved)
     assert [(t.title, t.rows) for t in again.tables] == [(t.title, t.rows) for t in result.tables]
+    # the example is a made-up user who played the three most popular items, never a replayed history
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(tiny_bundle) as rec:
+        rows = np.arange(rec.catalog.base_count)
+        popular = np.argsort(-rec.catalog.numeric_column("popularity", rows), kind="stable")[:3]
+        titles = {rec.catalog.meta(int(r))["title"] for r in popular}
+        assert saved["example"]["played"] == [rec.catalog.item_id(int(r)) for r in popular]
+    shown = saved["example"]["recommendations"]
+    assert shown and not {r["item"] for r in shown} & set(saved["example"]["played"])
+    named = [r["why"] for r in shown if r["why"].startswith("because")]
+    assert named and all(any(t in why for t in titles) for why in named)
 
 
 def test_a_study_must_define_its_measurement():
