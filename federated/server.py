@@ -163,7 +163,13 @@ class FederatedServer:
         """The candidate step whose table the evaluation cohort finds best (the current one when none answered)."""
         steps = [self.lr * factor for factor in self.cfg.step_search]
         losses = evaluate(rows, delta, steps)
-        return self.lr if losses is None else steps[int(np.argmin(losses))]
+        if losses is None:
+            return self.lr
+        losses = np.asarray(losses, np.float64)
+        if losses.shape != (len(steps),) or not np.all(np.isfinite(losses)):
+            raise ConfigError(f"the evaluation cohort must report one finite loss per candidate step "
+                              f"({len(steps)}); got {losses.shape}")
+        return steps[int(np.argmin(losses))]
 
     def _accumulated(self, delta: np.ndarray, devices: int) -> dict:
         """DP: the table becomes start + lr * (sum of the noisy averages so far) on the rows where

@@ -227,8 +227,14 @@ def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.n
     the user's newest item, predicted from the items before it, over `table` with `rows` moved by that
     step along `delta` (`moved_rows`, as the server would). (The softmax loss, tried first, favoured
     steps that lowered NDCG.) None when the device declines or has too little history."""
-    consent = consent or Consent()
-    history = history if history is not None else rec.history
+    checks.text(user, "user")
+    consent = (checks.instance(consent, Consent, "consent") or Consent()).check()
+    now = checks.timestamp(now, "now")
+    table = _check_table(table, rec.catalog.base_count, rec.manifest.dim)
+    if table is None:
+        raise ConfigError("step_losses scores moves of the round's table: pass the table the server sent")
+    rows, delta, steps = _check_move(rows, delta, steps, table.shape)
+    history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
     if not (consent.opted_in and consent.allowed and consent.without_dp):  # its answer carries no DP
         return None
     cat = rec.catalog
@@ -245,6 +251,22 @@ def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.n
         rank = int(np.sum(moved > moved[target]))
         losses.append(1.0 - 1.0 / np.log2(rank + 2.0))
     return np.array(losses)
+
+
+def _check_move(rows, delta, steps, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """A round's proposed move: unique row ids of the table, one finite change row each, finite steps."""
+    try:
+        rows, delta = np.asarray(rows), np.asarray(delta, np.float32)
+    except (TypeError, ValueError):
+        raise ConfigError("a proposed move needs row ids and a numeric change per row") from None
+    steps = [checks.number(s, "each step", 0.0, 1e9) for s in checks.values(steps, "steps", "step sizes")]
+    n, dim = shape
+    if rows.ndim != 1 or rows.dtype.kind not in "iu" or (len(rows) and (rows.min() < 0 or rows.max() >= n)) \
+            or len(np.unique(rows)) != len(rows) or delta.shape != (len(rows), dim) \
+            or not np.all(np.isfinite(delta)):
+        raise ConfigError(f"a proposed move needs unique row ids below {n} and one finite change row of "
+                          f"{dim} values each (got {rows.shape} ids, changes {delta.shape})")
+    return rows, delta, steps
 
 
 def moved_rows(values: np.ndarray, delta: np.ndarray, step: float) -> np.ndarray:

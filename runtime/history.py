@@ -64,6 +64,7 @@ class HistoryStore:
                  erase_wait: float = 2.0, key: bytes | None = None):
         """key: 32 raw bytes to keep the file encrypted at rest (SQLCipher, see secure_db.py)."""
         self.path, self.timeout = Path(path), timeout
+        self.file = checks.file_name(path)  # how messages name it: never the folders above it
         self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
         self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept
         if retention is not None and not isinstance(retention, Retention):
@@ -96,9 +97,9 @@ class HistoryStore:
             if isinstance(exc, HistoryError):
                 raise
             if getattr(self, "encrypted", False):
-                raise HistoryError(f"history database {checks.file_name(self.path)} failed its integrity check ({exc}): a page was "
+                raise HistoryError(f"history database {self.file} failed its integrity check ({exc}): a page was "
                                    "damaged or altered. Nothing was changed; restore the file from a backup") from None
-            raise HistoryError(f"history database {checks.file_name(self.path)} cannot be used ({exc}); if it is damaged, recover "
+            raise HistoryError(f"history database {self.file} cannot be used ({exc}); if it is damaged, recover "
                                "its readable events into a new file with `edgerec history recover`") from None
 
     # ------------------------------------------------------------ schema
@@ -115,7 +116,7 @@ class HistoryStore:
             self.db.execute(f"PRAGMA application_id={history_care.APPLICATION_ID}")
             current = self.version()
             if current > SCHEMA_VERSION:
-                raise HistoryError(f"history database {checks.file_name(self.path)} has schema version {current}, newer than this "
+                raise HistoryError(f"history database {self.file} has schema version {current}, newer than this "
                                    f"runtime ({SCHEMA_VERSION}); update edgerec")
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version]:
@@ -130,7 +131,7 @@ class HistoryStore:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
             except self._errors as exc:
-                raise HistoryError(f"could not read {checks.file_name(self.path)} ({exc})") from None
+                raise HistoryError(f"could not read {self.file} ({exc})") from None
             return external, self._writes, self._rewrites.get(profile, 0), self._profile_writes.get(profile, 0)
 
     @contextmanager
@@ -139,10 +140,10 @@ class HistoryStore:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
             except self._busy as exc:
-                raise HistoryError(f"history database {checks.file_name(self.path)} is locked by another process ({exc}); "
+                raise HistoryError(f"history database {self.file} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
             except self._errors as exc:  # closed, or replaced (encrypted) or damaged under this app
-                raise HistoryError(f"could not write to {checks.file_name(self.path)} ({exc}); nothing was stored: open the history "
+                raise HistoryError(f"could not write to {self.file} ({exc}); nothing was stored: open the history "
                                    "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
             try:
@@ -151,7 +152,7 @@ class HistoryStore:
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, self._errors):
-                    raise HistoryError(f"could not write to {checks.file_name(self.path)} ({exc}); nothing of this change was "
+                    raise HistoryError(f"could not write to {self.file} ({exc}); nothing of this change was "
                                        "stored") from None
                 raise
             else:
@@ -173,7 +174,7 @@ class HistoryStore:
             try:
                 return self.db.execute(sql, args).fetchall()
             except self._errors as exc:
-                raise HistoryError(f"could not read {checks.file_name(self.path)} ({exc}); if it is damaged, recover it with "
+                raise HistoryError(f"could not read {self.file} ({exc}); if it is damaged, recover it with "
                                    "`edgerec history recover`") from None
 
     # ------------------------------------------------------------ events

@@ -100,3 +100,14 @@ def write_v1_history(db) -> None:
         conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, "
                      "item TEXT NOT NULL, event TEXT NOT NULL, value REAL, ts REAL NOT NULL)")
         conn.execute("INSERT INTO events (profile, item, event, value, ts) VALUES ('p', 'a', 'play', 1, 5)")
+
+
+def foreign_database(path, table: str = "contacts") -> bytes:
+    """Another application's SQLite file at `path` (one table, one row); returns its bytes."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(f"CREATE TABLE {table} (name TEXT)")
+        db.execute(f"INSERT INTO {table} VALUES ('x')")
+    return path.read_bytes()

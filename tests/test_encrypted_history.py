@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
+from handmade import foreign_database
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime.history import HistoryStore
@@ -116,11 +116,7 @@ def test_migrating_a_plain_history_to_encrypted(tmp_path):
 def test_another_applications_database_is_not_encrypted(tmp_path):
     """Encrypting it would lock that application out of its own file."""
     path = tmp_path / "photos.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE albums (name TEXT)")
-        db.execute("INSERT INTO albums VALUES ('summer')")
-    db.close()
-    before = path.read_bytes()
+    before = foreign_database(path, "albums")
     with pytest.raises(HistoryError, match="another application"):
         encrypt_database(path, secrets.token_bytes(32))
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photos.db"]

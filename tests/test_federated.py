@@ -204,6 +204,12 @@ def test_the_step_search_keeps_the_step_the_evaluation_cohort_prefers():
     assert asked == [] and {e["server_lr"] for e in private.log} == {4.0}
     with pytest.raises(ConfigError, match="step-search"):
         ServerConfig(step_search=(0.0, 1.0)).check(10)
+    server = FederatedServer(table, SPACE, 10, ServerConfig(rounds=1, clients_per_round=5),
+                             RoundTask(round=0, space=SPACE, clip=1.0))
+    for answer in ([1.0, np.nan, 2.0], [1.0, 2.0]):  # a garbled verdict moves nothing
+        with pytest.raises(ConfigError, match="one finite loss per candidate"):
+            server.aggregate(push, lambda rows, delta, steps, a=answer: np.array(a))
+    assert np.array_equal(server.table, table)
 
 
 def test_a_device_scores_candidate_steps_on_its_newest_item():
@@ -227,6 +233,16 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         assert np.allclose(np.linalg.norm(moved_rows(table[rows], toward, 5.0), axis=1), 1.0)
         assert step_losses(rec, "u0", table, rows, toward, [1.0], history=store) is None  # no DP
         assert step_losses(rec, "nobody", table, rows, toward, [1.0], **(kw | {"history": store})) is None
+        good = dict(user="u0", table=table, rows=rows, delta=toward, steps=[1.0])
+        for bad in [dict(table=None), dict(table=table[:5]), dict(table=np.full_like(table, np.nan)),
+                    dict(rows=np.array([len(table)])), dict(rows=np.array([-1])), dict(rows=np.array([3, 3]),
+                    delta=np.vstack([toward, toward])), dict(rows=np.array([2.5])), dict(delta=toward[:, :3]),
+                    dict(delta=toward * np.nan), dict(steps=[np.nan]), dict(steps=[-1.0]), dict(steps="1"),
+                    dict(steps=["a"]), dict(user=5)]:
+            with pytest.raises(ConfigError):
+                step_losses(rec, **(good | bad), **kw)
+        with pytest.raises(ConfigError):  # "yes" is truthy: only True or False decides
+            step_losses(rec, **good, history=store, consent=Consent(without_dp="yes"))
 
 
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):

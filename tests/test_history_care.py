@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from handmade import foreign_database
 
 from edgerec.errors import HistoryError
 from edgerec.runtime.history import HistoryStore, Retention
@@ -157,11 +158,7 @@ def test_empty_foreign_and_missing_files_are_refused_not_adopted(tmp_path):
         HistoryStore(empty)
     assert empty.stat().st_size == 0
     foreign = tmp_path / "foreign.db"
-    with sqlite3.connect(foreign) as conn:
-        conn.execute("CREATE TABLE contacts (name TEXT)")
-        conn.execute("INSERT INTO contacts VALUES ('x')")
-    conn.close()
-    before = foreign.read_bytes()
+    before = foreign_database(foreign)
     with pytest.raises(HistoryError, match=r"foreign\.db .*another application"):  # the file is named
         HistoryStore(foreign)
     assert foreign.read_bytes() == before and not (tmp_path / "foreign.db-wal").exists()
