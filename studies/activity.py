@@ -20,9 +20,10 @@ Each user gets two numbers, drawn once:
   when there is at least one.
 - session depth d (extra lists a session holds while its lists satisfy) =
   extra_lists_median x exp(lists_sigma x w), w ~ N(0, 1) drawn from the
-  generator seeded by (seed, user): after a list with a finish the user asks
+  generator seeded by (seed, user): after a list that satisfied (a finish;
+  Reactions.satisfied) the user asks
   for another with probability d / (1 + d) (a geometric session of mean
-  1 + d), after a list without one with STOP_UNSATISFIED times that.
+  1 + d), after any other list with STOP_UNSATISFIED times that.
 
 Defaults (README, "Online experiments", says where they come from):
 visits_sigma 0.9 is the spread of log events per user measured on
@@ -43,7 +44,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 
-STOP_UNSATISFIED = 0.4  # a list without a finish makes the next one this much less likely
+STOP_UNSATISFIED = 0.4  # a list that did not satisfy (no finish) makes the next one this much less likely
 
 
 @dataclass

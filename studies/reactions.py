@@ -88,6 +88,15 @@ class Reactions(ABC):
     def activity_score(self, users: np.ndarray) -> np.ndarray:
         """Each user's normal score in the data's own activity (0: the median user; studies/activity.py)."""
 
+    def satisfied(self, reaction: Reaction) -> np.ndarray:
+        """Positions that satisfied the user (bring them back tomorrow, keep the session going): a
+        finish, or a play that was not skipped when the log measures no finishes (a ratings log:
+        a rating is the best outcome it records, and finishes that never happen would halve every
+        simulated user's visits)."""
+        if "finishes" in self.unmeasured:
+            return reaction.played & ~reaction.skipped
+        return reaction.finished
+
     def expected_plays(self, user: int, items: np.ndarray) -> float:
         """Expected plays of a list under the position-based model (the true value of a list)."""
         return float((examination(len(items)) * self.attraction(user, items)).sum())

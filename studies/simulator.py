@@ -9,8 +9,9 @@ under its assigned arm. How active each user is comes from
 studies/activity.py: a visit rate and a session depth drawn once per user,
 lognormal across users and persistent (a heavy user in the log stays heavy).
 A day: Poisson(visit rate x mood) sessions, mood being how the last active
-day went (finishes per list); a session is one list and then another with a
-probability from the user's depth, lower after a list without a finish.
+day went (satisfying plays per list: finishes, or on a log that records none,
+plays not skipped; Reactions.satisfied); a session is one list and then another
+with a probability from the user's depth, lower after a list that did not satisfy.
 A user's pre-period
 activity, CUPED's covariates, is read back from the device history
 (PRE_FEATURES): its plays (counted exactly as the experiment's plays are),
@@ -39,12 +40,12 @@ from edgerec.studies.devices import open_device
 from edgerec.studies.reactions import Reaction, Reactions
 
 DAY = 86_400
-MOOD = (0.5, 1.5)  # a day with no finish halves the next day's visit rate; a finish in every list: x1.5
+MOOD = (0.5, 1.5)  # a day with no satisfying play (Reactions.satisfied) halves the next day's visit rate; one in every list: x1.5
 PRE_FEATURES = ("pre_plays", "pre_finishes", "pre_active_days", "older_events_per_day", "pre_sessions",
                 "pre_watch_s")
 SESSION_GAP = 1800  # seconds of silence that end a session (the usual 30 minutes)
 FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
-          "wins_a", "wins_b", "clicks_a", "clicks_b")
+          "wins_a", "wins_b", "clicks_a", "clicks_b", "satisfied")
 
 
 @dataclass
@@ -197,7 +198,7 @@ class Simulator:
                 for f, v in day_out.items():
                     values[f][i, d] = v
                 values["active"][i, d] = 1.0
-                mood = float(np.clip(0.5 + day_out["finishes"] / max(day_out["lists"], 1), *MOOD))
+                mood = float(np.clip(0.5 + day_out["satisfied"] / max(day_out["lists"], 1), *MOOD))
             pre_device.append(self.pre_period(recs[first], name, begun))
         return SimLog(self.user_names, user_arms, days, values, shown, np.array(pre_device, np.float64),
                       interleaved)
@@ -263,7 +264,8 @@ class Simulator:
                 out["wins_a"] += a > b
                 out["wins_b"] += b > a
                 out["interleaved"].append((tuple(reaction.clicked), tuple(teams)))
-            if not user.goes_on(rng, bool(reaction.finished.any())):
+            out["satisfied"] += react.satisfied(reaction).sum()
+            if not user.goes_on(rng, bool(react.satisfied(reaction).any())):
                 break
         out["end"] = now
         return out

@@ -388,3 +388,29 @@ def test_sensitivity_figures_from_per_user_arrays():
     assert out["interleaving_users_needed"] == stats.sample_size(sd, mean, arms=1)
     run["replicate"] = rng.permutation(y)  # two runs that share nothing: nothing for CUPED to find
     assert abs(study.figures(run)["cuped_ceiling"]) < 0.15
+
+
+def test_on_a_ratings_log_a_play_is_what_brings_users_back(tiny_bundle):
+    """A ratings log records no finishes, so its fitted click model never finishes: when the mood and
+    the session's go-on read finishes only, every simulated user of a ratings log visited at half
+    rate and left after one list. There a play that is not skipped is the satisfying outcome."""
+    from edgerec.data.schema import EVENT_CODE
+    from edgerec.studies.activity import ActivityConfig
+
+    dataset = load_dataset(tiny_bundle.parent / "data")
+    dataset.interactions.event[:] = EVENT_CODE["rate"]
+    dataset.meta = {"format": "csv"}
+    reactions = FittedReactions(dataset)
+    assert "finishes" in reactions.unmeasured
+    reaction = reactions.react(0, np.arange(10), np.random.default_rng(0))
+    assert np.array_equal(reactions.satisfied(reaction), reaction.played & ~reaction.skipped)
+    synth = reactions_for(load_dataset(tiny_bundle.parent / "data"))
+    assert np.array_equal(synth.satisfied(reaction), reaction.finished)  # finishes measured: they count
+
+    cfg = SimConfig(users=40, days=6, pre_days=0, k=5, seed=0, activity=ActivityConfig(visits_sigma=0.0))
+    log = Simulator(dataset, reactions, cfg).run([Arm("a", tiny_bundle)], lambda _u: "a")
+    assert log.values["finishes"].sum() == 0 and log.values["satisfied"].sum() > 0
+    # measured: 0.97 lists a user-day; reading finishes only (mood 0.5 after every day, one list a
+    # session mostly), 0.49
+    lists_per_day = log.values["lists"].sum() / log.values["lists"].size
+    assert lists_per_day > 0.7, lists_per_day
