@@ -41,7 +41,8 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 def footprint_worker(bundle: str, engine: str, profile, cfg) -> dict:
     """Open `bundle` with `engine`, serve cfg.requests requests; memory and time (child process)."""
-    from edgerec.device_tests.bench import _users, apply_profile, percentiles
+    from edgerec.device_tests.bench import _users, apply_profile
+    from edgerec.device_tests.timing import percentiles
     from edgerec.runtime import Recommender
 
     apply_profile(profile)

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from edgerec.cli.main import cli
 from edgerec.device_tests import BenchConfig, check_conformance, get_profile, run_bench
-from edgerec.device_tests.bench import check_budgets, device_peak_rss_mb, percentiles
+from edgerec.device_tests.bench import check_budgets, device_peak_rss_mb
+from edgerec.device_tests.timing import percentiles
 from edgerec.errors import ConfigError, EdgerecError
 
 FAST = BenchConfig(requests=40, warmup=5, users=20, history=8, retrieval_queries=30, long_history=25, long_requests=6)
@@ -308,7 +309,7 @@ def test_a_child_reports_an_edgerec_error_as_one_line(tmp_path, capsys):
 
 
 def test_retrieval_baselines_run_on_a_catalog_smaller_than_their_k():
-    from edgerec.device_tests.bench import bench_retrieval
+    from edgerec.device_tests.parts_bench import bench_retrieval
     from edgerec.runtime.bundle import Bundle
 
     n = Bundle.open(GOLDEN).manifest.items.count

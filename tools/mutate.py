@@ -44,7 +44,7 @@ DEFAULT_MODULES = [
     "export/parity.py", "compress/quantize.py", "compress/distill.py",
     "models/metrics.py", "models/evaluation.py",
     "data/split.py", "data/schema.py::Interactions.sorted_by_time",
-    "device_tests/bench.py::check_budgets", "device_tests/bench.py::percentiles",
+    "device_tests/bench.py::check_budgets", "device_tests/timing.py::percentiles",
     "device_tests/bench.py::run_bench",
 ]
 # Left out of mutation runs: the wheel test rebuilds the package from the repository layout, which
