@@ -135,10 +135,6 @@ class ItemCatalog:
             cached = self._derived[name] = ((self.version, len(self)), build())
         return cached[1]
 
-    def active_mask(self) -> np.ndarray:
-        extra = np.array([a.vector is not None for a in self.added], bool)
-        return np.concatenate([~self.removed, extra])
-
     def inactive_rows(self) -> np.ndarray:
         """Rows removed from the catalog (few, so requests mask them without a pass over all rows)."""
         return self._cached("inactive", lambda: np.r_[

@@ -66,10 +66,6 @@ def day_part(hour: float) -> int:
     return int((hour % 24) // 6)
 
 
-def part_of_day_name(hour: float) -> str:
-    return DAY_PARTS[day_part(hour)]
-
-
 @dataclass
 class Featurizer:
     """Scorer features of candidates. Item side: the ranker's `ItemTable`, genre codes (-1 unknown),

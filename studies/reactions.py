@@ -97,10 +97,6 @@ class Reactions(ABC):
             return reaction.played & ~reaction.skipped
         return reaction.finished
 
-    def expected_plays(self, user: int, items: np.ndarray) -> float:
-        """Expected plays of a list under the position-based model (the true value of a list)."""
-        return float((examination(len(items)) * self.attraction(user, items)).sum())
-
     def react(self, user: int, items: np.ndarray, rng: np.random.Generator, model: str = "pbm") -> Reaction:
         k = len(items)
         attract = self.attraction(user, items)
