@@ -25,7 +25,6 @@ ITEM_TEXT_COLUMNS = (
     "title", "description", "genre", "mood", "modality", "language", "creator", "provider", "series_id",
 )
 ITEM_COLUMNS = ("item_id",) + ITEM_TEXT_COLUMNS + ("tags", "duration", "release_ts", "episode")
-INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "event", "value")
 
 
 @dataclass

@@ -22,8 +22,6 @@ ITEMS_PER_CREATOR = {"film": 3, "series_episode": 24, "short_video": 20, "music_
                      "podcast_episode": 30}
 DURATION_RANGE_S = {"film": (80 * 60, 150 * 60), "series_episode": (20 * 60, 60 * 60),
                     "short_video": (15, 180), "music_track": (120, 360), "podcast_episode": (20 * 60, 90 * 60)}
-MODALITY_WORD = {"film": "film", "series_episode": "series", "short_video": "short video",
-                 "music_track": "track", "podcast_episode": "podcast episode"}
 
 MOODS = ("upbeat", "melancholic", "tense", "relaxing", "dark", "romantic", "funny", "inspiring",
          "epic", "nostalgic", "dreamy", "energetic")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgerec.models.items import FIELDS, ItemData
+from edgerec.models.items import ItemData
 
 
 class ItemEmbedder(nn.Module):
@@ -59,4 +59,3 @@ class ItemEmbedder(nn.Module):
         return self(torch.arange(self.n_rows, device=self.id_rows.device))
 
 
-FIELD_NAMES = FIELDS

@@ -26,7 +26,6 @@ from edgerec.runtime.schema import check_manifest
 FORMAT = "edgerec-bundle"
 FORMAT_VERSION = 4  # 2: per-dimension int8 scales; 3: compact column dtypes; 4: compressed text blocks
 MANIFEST = "manifest.json"
-MODEL_ROLES, MODEL_FORMATS = ("user_encoder", "ranker", "content_encoder", "content_projection"), ("onnx", "tflite")
 MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
 
 

@@ -38,7 +38,6 @@ import numpy as np
 
 SHRINK = 20.0  # pseudo-views of an item at its greedy rank's attraction
 EM_ITERATIONS = 100
-MODEL_BASED = ("DR", "DM", "DR-PBM")
 
 
 @dataclass
