@@ -434,7 +434,7 @@ class Runtime:
         score = np.where(blocked, -np.inf, score)
 
         # §4 short list
-        want = max(pol["short_list"] or (100 if policy is not None else b.defaults.get("short_list", 100)), k)
+        want = max(pol["short_list"] or b.defaults.get("short_list", 100), k)
         passes = self._passes(filters, cat)
         ranked = [r for r in stable_best(score, cat["n"]) if np.isfinite(score[r])]
         used, near = prof["liked"][-3:], set()
@@ -500,9 +500,10 @@ class Runtime:
         caps = {"creator": pol["max_per_creator"], "genre": pol["max_per_genre"]}
         key = total
         if pol["fairness"] > 0 and "provider" in self.b.cat:
-            if pol["fairness_method"] == "cap":
-                per = max(1, math.ceil(k * (1 - min(pol["fairness"], 1))))
-                return self._greedy(sl, total, k, 0.0, {"provider": per}, cat, chosen)
+            if pol["fairness_method"] == "cap":  # the provider cap in the creator cap's place
+                per = max(1, math.ceil(round(k * (1 - min(pol["fairness"], 1)), 9)))
+                caps = {"provider": per, "genre": pol["max_per_genre"]}
+                return self._greedy(sl, total, k, w, caps, cat, chosen)
             key = z(total) - 0.15 * pol["fairness"] * self._lift(cat)[sl]
         if not w and not any(caps.values()):
             rest = [j for j in stable_best(key, len(sl)) if j not in chosen]
