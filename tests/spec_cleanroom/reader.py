@@ -230,9 +230,16 @@ class Runtime:
         self.removed: set[str] = set()
 
     # ---- §2 and §7: state
+    def _known(self, items) -> None:
+        """§7: an id the catalog does not have, or has removed, is refused (nothing is stored)."""
+        cat = self._catalog()
+        if any(i not in cat["row"] or not cat["live"][cat["row"][i]] for i in items):
+            raise SpecError("unknown or removed item")
+
     def record(self, user: str, item: str, event: str) -> None:
         if event not in EVENTS:
             raise SpecError(f"unknown event {event!r}")
+        self._known([item])
         self.events.setdefault(user, []).append((item, event))
 
     def onboard(self, user, genres=None, languages=None, tags=None, items=None) -> None:
@@ -240,9 +247,10 @@ class Runtime:
         for kind, values in (("genre", genres), ("language", languages)):
             if values and any(v not in set(rows[kind]) for v in values):
                 raise SpecError(f"onboarding {kind}s must be values of the catalog's column")
+        self._known(items or [])
         choice = self.onboarding.setdefault(user, {})
         for kind, values in (("genres", genres), ("languages", languages), ("tags", tags)):
-            if values is not None:
+            if values:  # a kind onboarded again replaces that kind's choices
                 choice[kind] = list(values)
         for item in items or []:
             self.record(user, item, "more_like_this")
@@ -252,6 +260,7 @@ class Runtime:
         self.onboarding.pop(user, None)
 
     def remove_items(self, ids) -> None:
+        self._known(ids)
         self.removed.update(ids)
 
     def add_items(self, items: list[dict]) -> None:
@@ -315,16 +324,16 @@ class Runtime:
         """§4: the bundle's int8 rows scored with an int8 query; added rows in float32."""
         b = self.b
         if b.scales is None:
-            bundle = b.vectors @ q
+            bundle = b.vectors @ q.astype(np.float32)
         else:
             x = q * b.scales if b.axis == "dim" else q
             step = float(np.abs(x).max()) / 127 or 1.0
             qq = np.clip(np.rint(x / step), -127, 127).astype(np.int64)
-            bundle = step * (b.table.astype(np.int64) @ qq).astype(np.float64)
+            bundle = np.float32(step) * (b.table.astype(np.int64) @ qq).astype(np.float32)
             if b.axis == "row":
                 bundle = bundle * b.scales
         extra = cat["vectors"][b.count:].astype(np.float32) @ q.astype(np.float32)
-        return np.concatenate([bundle, extra.astype(np.float64)])
+        return np.concatenate([bundle, extra]).astype(np.float32)  # scores are float32
 
     # ---- §2: what a request reads of the history
     def _profile(self, user: str, cat: dict) -> dict:
@@ -421,15 +430,18 @@ class Runtime:
         out_now = (ts > 0) & (ts <= now)
         prior = np.log1p(cat["popularity"]) * (1 + np.where(out_now, np.exp(-age / 30), 0))
         short = not cold and n < 3
-        if cold:
-            tags_in = [any(t in prof["onboard_tags"] for t in cat["tags"][r]) for r in range(cat["n"])]
-            score = (z(prior) + 1.5 * np.array([g in prof["tags"] for g in cat["genre"]])
-                     + 1.0 * np.array([lang in prof["langs"] for lang in cat["language"]])
-                     + 1.5 * np.array(tags_in))
+        prior = z(prior).astype(np.float32)  # standardised in float64, kept as float32
+        if cold:  # float32 sums, in this order
+            terms = ((1.5, [g in prof["tags"] for g in cat["genre"]]),
+                     (1.5, [any(t in prof["onboard_tags"] for t in tags) for tags in cat["tags"]]),
+                     (1.0, [lang in prof["langs"] for lang in cat["language"]]))
+            score = prior
+            for weight, where in terms:
+                score = score + np.where(where, np.float32(weight), np.float32(0))
         else:
             score = self.scan(q, cat)
             if short:
-                score = (n / 3) * z(score) + (1 - n / 3) * z(prior)
+                score = ((n / 3) * z(score) + (1 - n / 3) * prior).astype(np.float32)
         blocked = ~cat["live"] | np.isin(np.arange(cat["n"]), list(prof["seen"]))
         score = np.where(blocked, -np.inf, score)
 
