@@ -2,9 +2,11 @@
 
 It opens a bundle (section 1), keeps histories in memory (2), builds the user vector with the
 ONNX user encoder (3), scores (4), applies the policies (5), explains (6) and takes catalog
-updates and forget (7): as much as the golden cases exercise. It uses only the standard library,
-numpy, onnxruntime and jsonschema, never edgerec: a second team could have written it. TFLite is
-left out (the ONNX engine is enough to play the cases). Section numbers below are the spec's.
+updates and forget (7): what the golden cases exercise, and what test_against_runtime.py's random
+scripts reach. It uses only the standard library, numpy, onnxruntime and jsonschema, never edgerec:
+a second team could have written it. Left out: TFLite (the ONNX engine plays every case), rankers,
+the interpretable scorer, content encoders and §8 transfers (the golden bundle has none of them, or
+no case uses them). Section numbers below are the spec's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 import zlib
 from pathlib import Path, PurePosixPath
 
@@ -20,8 +23,11 @@ import numpy as np
 SPEC = Path(__file__).resolve().parents[2] / "spec"
 CONSUMED = {"play", "finish", "like"}
 EVENTS = CONSUMED | {"skip", "not_interested", "more_like_this"}
-KIDS_SAFE = {"animation", "family", "kids", "education", "nature", "cooking", "travel"}  # §5 list
+KIDS_SAFE = set("family animation kids pets cooking diy science travel documentary classical ambient "
+                "pop folk dance sports".split())  # §5
 MIB = 1 << 20
+RANGES = {"duration": (0, np.inf), "release_ts": (-1e11, 1e11), "episode": (0, np.inf),
+          "popularity": (0, np.inf), "hubness": (-1, 1)}  # rule 8
 
 
 class SpecError(Exception):
@@ -180,11 +186,14 @@ class Bundle:
         self.num = {}
         for name, file in items["numeric"].items():
             col = _npy(root / file).astype(kinds.get(name, np.float32))
-            if col.shape != (n,) or not np.all(np.isfinite(col)):
-                raise SpecError(f"{file}: {n} finite values expected (rule 8)")
+            low, high = RANGES.get(name, (-np.inf, np.inf))
+            if col.shape != (n,) or not np.all(np.isfinite(col) & (col >= low) & (col <= high)):
+                raise SpecError(f"{file}: {n} finite values in [{low}, {high}] expected (rule 8)")
             self.num[name] = col
         self.enc_inputs = (_npy(root / items["encoder_inputs"]).astype(np.int64)
                            if "encoder_inputs" in items else np.arange(1, n + 1))
+        if self.enc_inputs.shape != (n,) or self.enc_inputs.min(initial=1) < 1:
+            raise SpecError("items.encoder_inputs: one integer >= 1 per item (rule 8)")
 
     def encode(self, inputs: list[int]) -> np.ndarray:
         ids = np.asarray([inputs], dtype=np.int64)
@@ -211,7 +220,7 @@ def stable_best(values, n: int) -> list[int]:
 POLICY = {"diversity": None, "max_per_creator": None, "max_per_genre": None, "freshness": 0.0,
           "freshness_days": 30.0, "language_boost": 0.05, "popularity": 0.0, "hub_penalty": 0.0,
           "fairness": 0.0, "fairness_method": "exposure", "feedback_weight": 1.0, "keep_top": 0,
-          "short_list": None, "engagement": None, "context_weight": None}
+          "short_list": None, "engagement": None, "context_weight": None, "cold_start_items": 3}
 DAY_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
 
 
@@ -424,12 +433,13 @@ class Runtime:
         cold, n, vec = q is None, len(prof["seq"]), cat["vectors"].astype(np.float64)
 
         # §4 scores over every row
-        now = ctx["now"]
+        now = ctx.get("now", time.time())
+        hour = ctx.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60)
         ts = cat["release_ts"].astype(np.float64)
         age = (now - ts) / 86400
         out_now = (ts > 0) & (ts <= now)
         prior = np.log1p(cat["popularity"]) * (1 + np.where(out_now, np.exp(-age / 30), 0))
-        short = not cold and n < 3
+        short, c3 = not cold and n < pol["cold_start_items"], pol["cold_start_items"]
         prior = z(prior).astype(np.float32)  # standardised in float64, kept as float32
         if cold:  # float32 sums, in this order
             terms = ((1.5, [g in prof["tags"] for g in cat["genre"]]),
@@ -441,7 +451,7 @@ class Runtime:
         else:
             score = self.scan(q, cat)
             if short:
-                score = ((n / 3) * z(score) + (1 - n / 3) * prior).astype(np.float32)
+                score = ((n / c3) * z(score) + (1 - n / c3) * prior).astype(np.float32)
         blocked = ~cat["live"] | np.isin(np.arange(cat["n"]), list(prof["seen"]))
         score = np.where(blocked, -np.inf, score)
 
@@ -471,12 +481,12 @@ class Runtime:
         if prior_ctx:
             c = pol["context_weight"] if pol["context_weight"] is not None else prior_ctx.get(
                 "weight", 0)
-            part = next(name for end, name in DAY_PARTS if ctx.get("hour", 0) < end)
+            part = next(name for end, name in DAY_PARTS if hour % 24 < end)
             for j, r in enumerate(sl):
                 mod = cat["modality"][r]
                 if mod in prior_ctx["modalities"]:
                     m = prior_ctx["modalities"].index(mod)
-                    lift = prior_ctx["day_part"].get(part, [0] * (m + 1))[m] if "hour" in ctx else 0
+                    lift = prior_ctx["day_part"].get(part, [0] * (m + 1))[m]
                     lift += prior_ctx["device"].get(ctx.get("device"), [0] * (m + 1))[m]
                     rel[j] += c * lift
 
