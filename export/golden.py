@@ -153,9 +153,11 @@ def scripts(world: World) -> list[Case]:
     far = world.where(genre=world.metas[-1]["genre"])[1]  # an item far from the history's tastes
     return [
         Case("newcomer", "no history: the popularity-with-freshness prior; then the bundle's default k; then "
-             "three weeks earlier, when the newest items were not yet released (no bonus before release)",
+             "three weeks earlier, when the newest items were not yet released (no bonus before release); then 30 "
+             "items, where old items of equal popularity tie (float32 scores: the lower row first)",
              [rec("new"), {"op": "recommend", "user": "new", "context": ctx},
-              rec("new", context=world.context(now=world.now - 21 * 86_400))]),
+              rec("new", context=world.context(now=world.now - 21 * 86_400)),
+              rec("new", k=30)]),  # a long list: equal float32 priors, ties to the lower row
         Case("onboarding", "a newcomer's choices (genre, language, then a 'more like this' item) steer the "
              "cold-start list", [
                  {"op": "onboard", "user": "o", "genres": [genre]}, rec("o"),
