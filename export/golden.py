@@ -153,9 +153,11 @@ def scripts(world: World) -> list[Case]:
     far = world.where(genre=world.metas[-1]["genre"])[1]  # an item far from the history's tastes
     return [
         Case("newcomer", "no history: the popularity-with-freshness prior; then the bundle's default k; then "
-             "three weeks earlier, when the newest items were not yet released (no bonus before release)",
+             "three weeks earlier, when the newest items were not yet released (no bonus before release); then 30 "
+             "items, where old items of equal popularity tie (float32 scores: the lower row first)",
              [rec("new"), {"op": "recommend", "user": "new", "context": ctx},
-              rec("new", context=world.context(now=world.now - 21 * 86_400))]),
+              rec("new", context=world.context(now=world.now - 21 * 86_400)),
+              rec("new", k=30)]),  # a long list: equal float32 priors, ties to the lower row
         Case("onboarding", "a newcomer's choices (genre, language, then a 'more like this' item) steer the "
              "cold-start list", [
                  {"op": "onboard", "user": "o", "genres": [genre]}, rec("o"),
@@ -178,13 +180,15 @@ def scripts(world: World) -> list[Case]:
                  *watch("e", history[:3] + episodes[:1]), rec("e", k=10),
                  *watch("e", episodes[1:3]), rec("e", k=10)]),
         Case("feedback", "not_interested pushes an item's neighbours down; more_like_this pulls a far "
-             "item's neighbours up and into the pool", [
+             "item's neighbours up and into the pool (a short list of 5 takes them from beyond the best rows)", [
                  *watch("f", history[:3]), rec("f", k=8),
                  {"op": "record", "user": "f", "item": shown[0], "event": "not_interested"}, rec("f", k=8),
                  {"op": "record", "user": "f", "item": far, "event": "more_like_this"}, rec("f", k=8),
-                 rec("f", k=8, policy={"feedback_weight": 3.0})]),
+                 rec("f", k=8, policy={"feedback_weight": 3.0}),
+                 rec("f", k=5, policy={"short_list": 5})]),  # 4 x 5 rows by score: the neighbours matter
         Case("diversity_and_caps", "MMR diversity and per-creator / per-genre caps re-rank the same pool", [
                  *watch("d", history[:4]), rec("d", k=8), rec("d", k=8, policy={"diversity": 0.5}),
+                 rec("d", k=8, policy={"diversity": 0.5, "short_list": 100}),  # dissimilar items: max_sim >= 0
                  rec("d", k=8, policy={"max_per_creator": 1}), rec("d", k=8, policy={"max_per_genre": 1}),
                  rec("d", k=8, policy={"diversity": 0.3, "max_per_genre": 2, "max_per_creator": 2})]),
         Case("fairness", "provider-exposure re-ranking: the lift term, then with the policy's caps kept; "
@@ -192,7 +196,8 @@ def scripts(world: World) -> list[Case]:
                  *watch("p", history[:4]), rec("p", k=8), rec("p", k=8, policy={"fairness": 2.0}),
                  rec("p", k=8, policy={"fairness": 4.0, "max_per_creator": 1}),
                  rec("p", k=8, policy={"fairness": 0.8, "fairness_method": "cap"})]),
-        Case("boosts", "freshness, language and hub boosts; without a ranker the hour and device change nothing", [
+        Case("boosts", "freshness, language and hub boosts; then another hour and a device, which move scores "
+             "through the bundle's context priors (no ranker needed)", [
                  *watch("l", history[:4]), rec("l", k=8),
                  rec("l", k=8, policy={"freshness": 3.0, "freshness_days": 365.0}),
                  rec("l", k=8, policy={"language_boost": 2.0}),

@@ -42,6 +42,7 @@ class PolicyScorer:
     plain_ranks: dict | None = None  # when a dict: user -> each listed item's rank in the model's own order
 
     def __post_init__(self) -> None:
+        self.policy = self.policy.with_defaults()  # no bundle here: short list 100, diversity 0 where unset
         if self.policy.hub_penalty and (self.hubness is None or len(self.hubness) != len(self.popularity)):
             raise ConfigError("Policy.hub_penalty needs one hubness value per item (models/hubness.py)")
 

@@ -217,7 +217,7 @@ class ItemCatalog:
         if values is None:
             raise ConfigError("this bundle has no hubness column (exported before it existed, or with "
                               "ExportConfig(hubness=False)): re-export it, or leave Policy.hub_penalty at 0")
-        median = self._cached("hubness median", lambda: float(np.median(values)) if len(values) else 0.0)
+        median = self._cached("hubness median", lambda: float(np.median(values.astype(np.float64))) if len(values) else 0.0)
         return self._per_row(rows, lambda r: values[r].astype(np.float64), lambda _item: median, np.zeros)
 
     def feature_table(self) -> ItemTable:

@@ -7,7 +7,7 @@ scores, vectors, metadata) so it can be tested on its own.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -45,9 +45,9 @@ class Filters:
 
 @dataclass
 class Policy:
-    """Tunable behaviour of `recommend()` (bundle defaults apply where not set)."""
+    """Tunable behaviour of `recommend()` (bundle defaults apply where not set: see with_defaults)."""
 
-    diversity: float = 0.0  # MMR trade-off: 0 = pure relevance, 1 = pure novelty against the list
+    diversity: float | None = None  # MMR trade-off: 0 = pure relevance, 1 = pure novelty; None: the bundle's
     max_per_creator: int | None = None
     max_per_genre: int | None = None
     freshness: float = 0.0  # score bonus for new releases (decays over freshness_days)
@@ -57,7 +57,7 @@ class Policy:
     popularity: float = 0.0  # blend of standardised log popularity into relevance (0 = none, < 0 = long tail)
     hub_penalty: float = 0.0  # share of each item's hubness taken off its score (coverage; needs the column)
     cold_start_items: int = 3  # histories shorter than this blend in popularity
-    short_list: int = 100
+    short_list: int | None = None  # candidates the policies re-rank; None: the bundle's (100 without one)
     keep_top: int = 0  # the list's first places keep the model's order; freshness, popularity, hubs, diversity act below
     use_ranker: bool = True
     # responsible ranking (runtime/ranking.py, runtime/fairness.py); None = the bundle's setting
@@ -82,9 +82,18 @@ class Policy:
                               f"{', '.join(cls.__dataclass_fields__)}")
         return cls(**weights)
 
+    def with_defaults(self, defaults: dict | None = None) -> Policy:
+        """This policy with a bundle's `defaults` (diversity 0, short list 100 without them) where it
+        leaves diversity or short_list unset: what a request runs with. A policy that sets only, say,
+        freshness keeps the bundle's short list (it used to take 100, which changed every score)."""
+        defaults = defaults or {}
+        diversity = float(defaults.get("diversity", 0.0)) if self.diversity is None else self.diversity
+        short_list = int(defaults.get("short_list", 100)) if self.short_list is None else self.short_list
+        return replace(self, diversity=diversity, short_list=short_list)
+
     def check(self) -> Policy:
         """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
-        checks.number(self.diversity, "Policy.diversity", 0.0, 1.0)
+        checks.number(self.diversity, "Policy.diversity", 0.0, 1.0, allow_none=True)
         for name in ("max_per_creator", "max_per_genre"):
             checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True)
         checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
@@ -94,7 +103,7 @@ class Policy:
         checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
         checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
         checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
-        checks.integer(self.short_list, "Policy.short_list", 1, 100_000)
+        checks.integer(self.short_list, "Policy.short_list", 1, 100_000, allow_none=True)
         checks.integer(self.keep_top, "Policy.keep_top", 0, 10_000)
         checks.flag(self.use_ranker, "Policy.use_ranker")
         if self.use_scorer is not None:
@@ -281,7 +290,7 @@ def policy_order(relevance: np.ndarray, vectors: np.ndarray, k: int, policy: Pol
                  pool: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
     """The list as positions into the short list: `keep` first, then `policy`'s MMR diversity and
     per-creator/genre caps."""
-    return mmr(relevance, vectors, k, policy.diversity,
+    return mmr(relevance, vectors, k, policy.diversity or 0.0,
                catalog.column("creator", pool) if policy.max_per_creator else None,
                catalog.column("genre", pool) if policy.max_per_genre else None,
                policy.max_per_creator, policy.max_per_genre, keep)

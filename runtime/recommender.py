@@ -49,8 +49,7 @@ class Recommender:
         self.models = Models(bundle, self.catalog, backend, threads, kernel, ann, cache_dir)
         self.backend_name = backend
         defaults = self.manifest.defaults
-        self.policy = Policy(diversity=float(defaults.get("diversity", 0.0)),
-                             short_list=int(defaults.get("short_list", 100)))
+        self.policy = Policy().with_defaults(defaults)  # a request's own policy gets them too
         self.default_k = int(defaults.get("k", 10))
         self.monitor = Monitor()
         self.drift_baseline = DriftBaseline.from_manifest(self.manifest)
@@ -308,7 +307,8 @@ class Recommender:
                 part.check()  # its fields may have been changed since it was made
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
-        request = Request(user, int(k), now, hour, device, filters, policy or self.policy, self.catalog.snapshot())
+        policy = self.policy if policy is None else policy.with_defaults(self.manifest.defaults)
+        request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         monitor = self.monitor
         monitor.count("requests")
         try:

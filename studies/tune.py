@@ -297,7 +297,7 @@ class _Search:
 
 
 UNTUNED = {"diversity": 0.0, "freshness": 0.0, "freshness_days": 30.0, "popularity": 0.0, "hub_penalty": 0.0,
-           "short_list": Policy().short_list, "keep_top": 0}
+           "short_list": Policy().with_defaults().short_list, "keep_top": 0}
 
 
 def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0,

@@ -89,7 +89,7 @@ def test_a_short_list_below_k_still_gives_k_items_on_both_sides(world):
 
 def test_the_policy_search_draws_the_short_list_and_starts_from_the_default():
     assert POLICY_SPACE["short_list"] == (50, 1000, "intlog")
-    assert untuned_policy(TuneConfig(target="policy"))["short_list"] == Policy().short_list
+    assert untuned_policy(TuneConfig(target="policy"))["short_list"] == Policy().with_defaults().short_list
     TuneConfig(target="policy", space={"short_list": [100, 400]}).validate()
     with pytest.raises(Exception, match="short_list"):
         TuneConfig(target="policy", space={"short_list": [0.5]}).validate()

@@ -1,0 +1,42 @@
+"""A request's Policy keeps the bundle's defaults for what it leaves unset (spec §5): a policy that
+only sets, say, freshness must not widen the bundle's short list (the golden bundle's is 20) to the
+dataclass's 100, which re-standardised every score and changed the list. Found by the clean-room
+reader of the spec (tests/spec_cleanroom)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgerec.runtime import Policy, Recommender
+
+CONTEXT = {"now": 1763598915.0, "hour": 20.5}
+
+
+@pytest.fixture(scope="module")
+def lists(golden_bundle):
+    def run(policy):
+        with Recommender.open(golden_bundle, history=None, backend="onnx") as rec:
+            for item in ("i03", "i11", "i19", "i27"):
+                rec.record("u", item, "finish")
+            return [(r.item_id, round(r.score, 6)) for r in rec.recommend("u", k=8, context=CONTEXT,
+                                                                           policy=policy)]
+    return run
+
+
+def test_a_policy_that_changes_nothing_gives_the_plain_list(lists):
+    plain = lists(None)
+    assert lists(Policy(freshness=0.0)) == plain
+    assert lists(Policy(language_boost=0.05, feedback_weight=1.0)) == plain
+
+
+def test_the_short_list_is_still_a_lever(lists):
+    assert lists(Policy(short_list=100)) != lists(None)
+    assert lists(Policy(short_list=20)) == lists(None)
+
+
+def test_unset_fields_take_the_bundles_defaults_then_the_built_in_ones():
+    resolved = Policy(freshness=1.0).with_defaults({"short_list": 20, "diversity": 0.2})
+    assert (resolved.short_list, resolved.diversity, resolved.freshness) == (20, 0.2, 1.0)
+    own = Policy(short_list=50, diversity=0.0).with_defaults({"short_list": 20, "diversity": 0.2})
+    assert (own.short_list, own.diversity) == (50, 0.0)
+    assert (Policy().with_defaults().short_list, Policy().with_defaults().diversity) == (100, 0.0)

@@ -1,0 +1,600 @@
+"""A clean-room reader of the edgerec bundle spec, written from spec/README.md alone.
+
+It opens a bundle (section 1), keeps histories in memory (2), builds the user vector with the
+ONNX user encoder (3), scores (4), applies the policies (5), explains (6) and takes catalog
+updates and forget (7): what the golden cases exercise, and what test_against_runtime.py's random
+scripts reach. It uses only the standard library, numpy, onnxruntime and jsonschema, never edgerec:
+a second team could have written it. Left out: TFLite (the ONNX engine plays every case), rankers,
+the interpretable scorer, content encoders and §8 transfers (the golden bundle has none of them, or
+no case uses them). Section numbers below are the spec's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import zlib
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+SPEC = Path(__file__).resolve().parents[2] / "spec"
+CONSUMED = {"play", "finish", "like"}
+EVENTS = CONSUMED | {"skip", "not_interested", "more_like_this"}
+KIDS_SAFE = set("family animation kids pets cooking diy science travel documentary classical ambient "
+                "pop folk dance sports".split())  # §5
+MIB = 1 << 20
+RANGES = {"duration": (0, np.inf), "release_ts": (-1e11, 1e11), "episode": (0, np.inf),
+          "popularity": (0, np.inf), "hubness": (-1, 1)}  # rule 8
+
+
+class SpecError(Exception):
+    """The bundle or a request breaks a rule of the spec."""
+
+
+# ---------------------------------------------------------------- §1 opening a bundle
+
+def _file_names(m: dict) -> list[str]:
+    """Every file the manifest names, outside `files` (rule 5)."""
+    items, names = m["items"], [m["items"]["embeddings"]["file"]]
+    names += [items["embeddings"][k] for k in ("scales",) if k in items["embeddings"]]
+    names += [items["encoder_inputs"]] if "encoder_inputs" in items else []
+    for col in items["strings"].values():
+        names += [col[k] for k in ("blob", "offsets", "blocks", "dictionary") if k in col]
+    names += [c["codes"] for c in items["categorical"].values()] + list(items["numeric"].values())
+    for model in m["models"]:
+        names.append(model["file"])
+        extra = model.get("extra", {})
+        names += [extra[k] for k in ("tokenizer", "projection") if k in extra]
+        names += [extra["labels"]["vectors"]] if "labels" in extra else []
+    ref = m.get("reference", {})
+    names += [ref[k] for k in ("histories", "user_vectors", "top_k") if k in ref]
+    space = m.get("space", {})
+    names += [space["content"]["file"]] if "content" in space else []
+    for bridge in space.get("bridges", []):
+        names += [bridge[k] for k in ("weights", "bias", "prior") if k in bridge]
+    scorer = m.get("ranking", {}).get("scorer")
+    names += list(scorer["arrays"].values()) if scorer else []
+    return names
+
+
+def _check_path(root: Path, name: str) -> Path:
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or any(p in ("", "..") for p in parts):
+        raise SpecError(f"files: {name!r} is not a bundle-relative POSIX path (rule 2)")
+    path = root
+    for part in PurePosixPath(name).parts:
+        path = path / part
+        if path.is_symlink():
+            raise SpecError(f"files: {name!r} is reached through a symbolic link (rule 2)")
+    return path
+
+
+def _npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _strings(root: Path, col: dict, count: int) -> list[str]:
+    """A string column: offsets into a blob, or (format 4) zlib blocks (rule 8)."""
+    blob = (root / col["blob"]).read_bytes()
+    if "offsets" in col:
+        off = _npy(root / col["offsets"]).astype(np.int64)
+        if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(blob) or np.any(
+                np.diff(off) < 0):
+            raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the blob's size")
+        return [blob[off[i]:off[i + 1]].decode("utf-8") for i in range(count)]
+    starts, rows = _npy(root / col["blocks"]).astype(np.int64), col["block_rows"]
+    if starts.shape != (-(-count // rows) + 1,) or starts[0] != 0 or starts[-1] != len(blob):
+        raise SpecError(f"{col['blocks']}: block starts must rise from 0 to the blob's size")
+    zdict = (root / col["dictionary"]).read_bytes() if "dictionary" in col else b""
+    if len(zdict) > 32 * 1024:
+        raise SpecError(f"{col['dictionary']}: a zlib dictionary holds at most 32 KB")
+    out: list[str] = []
+    for b in range(len(starts) - 1):
+        n = min(rows, count - b * rows)
+        inflate = zlib.decompressobj(zdict=zdict) if zdict else zlib.decompressobj()
+        raw = inflate.decompress(blob[starts[b]:starts[b + 1]]) + inflate.flush()
+        lengths, at = np.frombuffer(raw[:4 * n], "<u4"), 4 * n
+        if len(lengths) != n or 4 * n + int(lengths.sum()) != len(raw):
+            raise SpecError(f"{col['blob']}: block {b} does not hold its {n} rows")
+        for size in lengths:
+            out.append(raw[at:at + size].decode("utf-8"))
+            at += int(size)
+    return out
+
+
+def _space_id(m: dict) -> str:
+    """Rule 6: the first 24 hex digits of sha256 over `name=sha256;` in the rule's order."""
+    emb, files = m["items"]["embeddings"], m["files"]
+    names = [emb["file"]] + [n for n in (emb.get("scales"), m["items"].get("encoder_inputs")) if n]
+    names += sorted(x["file"] for x in m["models"] if x["role"] == "user_encoder")
+    text = "".join(f"{n}={files[n]['sha256']};" for n in names)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class Bundle:
+    """An opened bundle: the manifest, the item table as arrays, the ONNX user encoder."""
+
+    def __init__(self, root: str | Path):
+        import jsonschema
+        import onnxruntime as ort
+
+        root = Path(root)
+        raw = (root / "manifest.json").read_bytes()
+        if len(raw) > 64 * MIB:
+            raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
+        m = json.loads(raw.decode("utf-8"))
+        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4):
+            raise SpecError("manifest.json: not an edgerec bundle of format 1 to 4 (rule 1)")
+        paths = {name: _check_path(root, name) for name in m.get("files", {})}  # rule 2
+        schema = json.loads((SPEC / "manifest.schema.json").read_text())
+        jsonschema.Draft202012Validator(schema).validate(m)  # rule 3
+        for name, entry in m["files"].items():  # rule 4
+            data = paths[name].read_bytes()
+            if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise SpecError(f"{name}: size or sha256 differs from files (rule 4)")
+        missing = [n for n in _file_names(m) if n not in m["files"]]
+        if missing:
+            raise SpecError(f"{missing[0]}: named but not listed in files (rule 5)")
+        if _space_id(m) != m["embedding_space"]:
+            raise SpecError("embedding_space: does not match the files' checksums (rule 6)")
+        self.manifest, self.dim, self.count = m, m["dim"], m["items"]["count"]
+        self._read_items(root, m["items"], m["format_version"])
+        model = next(x for x in m["models"] if x["role"] == "user_encoder" and x["format"] == "onnx")
+        width = model["outputs"][0]["shape"][-1]
+        if isinstance(width, int) and width != self.dim:
+            raise SpecError(f"{model['file']}: output width {width} is not dim (rule 7)")
+        options = ort.SessionOptions()
+        for key, value in model.get("extra", {}).get("session_config", {}).items():
+            options.add_session_config_entry(key, value)
+        self.session = ort.InferenceSession(str(root / model["file"]), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = model["inputs"][0]["name"]
+        self.defaults = m.get("defaults", {})
+        self.ranking = m.get("ranking", {})
+
+    def _read_items(self, root: Path, items: dict, version: int) -> None:
+        n, emb = self.count, items["embeddings"]
+        table = _npy(root / emb["file"])
+        if table.shape != (n, self.dim) or table.dtype != np.dtype(emb["dtype"]):
+            raise SpecError(f"{emb['file']}: not ({n}, {self.dim}) {emb['dtype']} (rule 8)")
+        self.table, self.axis = table, emb.get("scale_axis", "row")
+        if emb["dtype"] == "int8":
+            scales = _npy(root / emb["scales"])
+            shape = (self.dim,) if self.axis == "dim" else (n,)
+            if scales.dtype != np.float32 or scales.shape != shape or not np.all(
+                    np.isfinite(scales) & (scales > 0)):
+                raise SpecError(f"{emb['scales']}: scales must be finite float32 > 0 (rule 8)")
+            self.scales = scales
+            per = scales[None, :] if self.axis == "dim" else scales[:, None]
+            self.vectors = table.astype(np.float32) * per  # §4 dequantization
+        else:
+            self.scales, self.vectors = None, table.astype(np.float32)
+        self.strings = {k: _strings(root, c, n) for k, c in items["strings"].items()}
+        ids = self.strings["ids"]
+        if len(set(ids)) != n or "" in ids:
+            raise SpecError("items.strings.ids: ids must be unique and non-empty (rule 8)")
+        self.cat = {}
+        for name, col in items["categorical"].items():
+            codes = _npy(root / col["codes"]).astype(np.int32)
+            if codes.shape != (n,) or np.any((codes < -1) | (codes >= len(col["vocab"]))):
+                raise SpecError(f"{col['codes']}: codes outside [-1, len(vocab)) (rule 8)")
+            self.cat[name] = [col["vocab"][c] if c >= 0 else None for c in codes]
+        kinds = {"release_ts": np.int64, "episode": np.int32}
+        self.num = {}
+        for name, file in items["numeric"].items():
+            col = _npy(root / file).astype(kinds.get(name, np.float32))
+            low, high = RANGES.get(name, (-np.inf, np.inf))
+            if col.shape != (n,) or not np.all(np.isfinite(col) & (col >= low) & (col <= high)):
+                raise SpecError(f"{file}: {n} finite values in [{low}, {high}] expected (rule 8)")
+            self.num[name] = col
+        self.enc_inputs = (_npy(root / items["encoder_inputs"]).astype(np.int64)
+                           if "encoder_inputs" in items else np.arange(1, n + 1))
+        if self.enc_inputs.shape != (n,) or self.enc_inputs.min(initial=1) < 1:
+            raise SpecError("items.encoder_inputs: one integer >= 1 per item (rule 8)")
+
+    def encode(self, inputs: list[int]) -> np.ndarray:
+        ids = np.asarray([inputs], dtype=np.int64)
+        return self.session.run(None, {self.input_name: ids})[0][0].astype(np.float32)
+
+
+# ---------------------------------------------------------------- helpers of §4
+
+def z(x: np.ndarray) -> np.ndarray:
+    """Standardise over the finite values (population std, floor 1e-9); -inf stays -inf."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    if ok.sum() < 2:
+        return np.where(ok, 0.0, x)
+    mean, std = x[ok].mean(), x[ok].std()
+    return np.where(ok, (x - mean) / max(std, 1e-9), x)
+
+
+def stable_best(values, n: int) -> list[int]:
+    """Indices of the n largest values, ties to the lowest index."""
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))[:n]
+
+
+POLICY = {"diversity": None, "max_per_creator": None, "max_per_genre": None, "freshness": 0.0,
+          "freshness_days": 30.0, "language_boost": 0.05, "popularity": 0.0, "hub_penalty": 0.0,
+          "fairness": 0.0, "fairness_method": "exposure", "feedback_weight": 1.0, "keep_top": 0,
+          "short_list": None, "engagement": None, "context_weight": None, "cold_start_items": 3}
+DAY_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
+
+
+# ---------------------------------------------------------------- §2 to §7 the request
+
+class Runtime:
+    """Histories in memory (§2), catalog updates (§7), recommend (§3 to §6)."""
+
+    META = ("genre", "language", "modality", "creator", "provider", "series_id")
+
+    def __init__(self, bundle: Bundle):
+        self.b = bundle
+        self.events: dict[str, list[tuple[str, str]]] = {}
+        self.onboarding: dict[str, dict[str, list[str]]] = {}
+        self.added: list[dict] = []  # §7: rows after the bundle's, in order
+        self.removed: set[str] = set()
+
+    # ---- §2 and §7: state
+    def _known(self, items) -> None:
+        """§7: an id the catalog does not have, or has removed, is refused (nothing is stored)."""
+        cat = self._catalog()
+        if any(i not in cat["row"] or not cat["live"][cat["row"][i]] for i in items):
+            raise SpecError("unknown or removed item")
+
+    def record(self, user: str, item: str, event: str) -> None:
+        if event not in EVENTS:
+            raise SpecError(f"unknown event {event!r}")
+        self._known([item])
+        self.events.setdefault(user, []).append((item, event))
+
+    def onboard(self, user, genres=None, languages=None, tags=None, items=None) -> None:
+        rows = self._catalog()
+        for kind, values in (("genre", genres), ("language", languages)):
+            if values and any(v not in set(rows[kind]) for v in values):
+                raise SpecError(f"onboarding {kind}s must be values of the catalog's column")
+        self._known(items or [])
+        choice = self.onboarding.setdefault(user, {})
+        for kind, values in (("genres", genres), ("languages", languages), ("tags", tags)):
+            if values:  # a kind onboarded again replaces that kind's choices
+                choice[kind] = list(values)
+        for item in items or []:
+            self.record(user, item, "more_like_this")
+
+    def forget(self, user: str) -> None:
+        self.events.pop(user, None)
+        self.onboarding.pop(user, None)
+
+    def remove_items(self, ids) -> None:
+        self._known(ids)
+        self.removed.update(ids)
+
+    def add_items(self, items: list[dict]) -> None:
+        cat = self._catalog()
+        for item in items:
+            if "vector" in item:
+                v = np.asarray(item["vector"], dtype=np.float32)
+                if v.shape != (self.b.dim,) or not np.all(np.isfinite(v)) or not v.any():
+                    raise SpecError("add_items: a vector holds dim finite values, not all 0")
+                v = v / np.linalg.norm(v)
+            else:
+                v = self._placed(item, cat)
+            same = [j for j, a in enumerate(self.added) if a["item_id"] == item["item_id"]]
+            if same:  # an item added earlier is updated in its row
+                self.added[same[0]] = {**item, "vector": v}
+            else:
+                self.added.append({**item, "vector": v})
+            self.removed.discard(item["item_id"])
+            cat = self._catalog()
+
+    def _placed(self, item: dict, cat: dict) -> np.ndarray:
+        """§7 without a content encoder: the unit mean vector of the up to 200 most popular bundle
+        items (removed ones too) sharing the series, else creator, else genre (best tag overlap)."""
+        for key in ("series_id", "creator", "genre"):
+            rows = [r for r in range(self.b.count) if item.get(key) and cat[key][r] == item[key]]
+            overlap = [len(set(item.get("tags", [])) & set(cat["tags"][r])) for r in rows]
+            if key == "genre" and rows and max(overlap) > 0:
+                rows = [r for r, o in zip(rows, overlap) if o == max(overlap)]
+            if rows:
+                rows = [rows[i] for i in stable_best([cat["popularity"][r] for r in rows], 200)]
+                v = cat["vectors"][rows].mean(axis=0)
+                return (v / np.linalg.norm(v)).astype(np.float32)
+        raise SpecError("add_items: an item without a vector needs a series, creator or genre")
+
+    def _catalog(self) -> dict:
+        """Bundle rows then added rows; an added id hides the bundle item of that id."""
+        b, added = self.b, self.added
+        cat = {"ids": list(b.strings["ids"]) + [a["item_id"] for a in added]}
+        cat["tags"] = [t.split("|") if t else [] for t in b.strings["tags"]] + [
+            list(a.get("tags", [])) for a in added]
+        for key in self.META:
+            cat[key] = list(b.cat.get(key, [None] * b.count)) + [a.get(key) for a in added]
+        zero = np.zeros(len(added))
+        for key in ("popularity", "release_ts", "duration", "episode", "hubness"):
+            col = b.num.get(key)
+            cat[key] = np.concatenate([col, zero]) if col is not None else None
+        if cat["hubness"] is not None:
+            cat["hubness"][b.count:] = np.median(b.num["hubness"])
+        for j, a in enumerate(added):
+            for key in ("duration", "episode"):
+                cat[key][b.count + j] = a.get(key, 0)
+        cat["vectors"] = np.concatenate([b.vectors] + [a["vector"][None] for a in added])
+        cat["n"] = len(cat["ids"])
+        replaced = {a["item_id"] for a in added}
+        cat["live"] = np.array([(r >= b.count or i not in replaced) and i not in self.removed
+                                for r, i in enumerate(cat["ids"])])
+        cat["row"] = {i: r for r, i in enumerate(cat["ids"]) if r >= b.count or i not in replaced}
+        return cat
+
+    def scan(self, q: np.ndarray, cat: dict) -> np.ndarray:
+        """§4: the bundle's int8 rows scored with an int8 query; added rows in float32."""
+        b = self.b
+        if b.scales is None:
+            bundle = b.vectors @ q.astype(np.float32)
+        else:
+            x = q * b.scales if b.axis == "dim" else q
+            step = float(np.abs(x).max()) / 127 or 1.0
+            qq = np.clip(np.rint(x / step), -127, 127).astype(np.int64)
+            bundle = np.float32(step) * (b.table.astype(np.int64) @ qq).astype(np.float32)
+            if b.axis == "row":
+                bundle = bundle * b.scales
+        extra = cat["vectors"][b.count:].astype(np.float32) @ q.astype(np.float32)
+        return np.concatenate([bundle, extra]).astype(np.float32)  # scores are float32
+
+    # ---- §2: what a request reads of the history
+    def _profile(self, user: str, cat: dict) -> dict:
+        events = [(cat["row"][i], e) for i, e in self.events.get(user, [])[-2000:] if i in cat["row"]]
+        seq: list[int] = []
+        for r, e in events:
+            if e in CONSUMED and r not in seq:
+                seq.append(r)
+
+        def newest(kind: str, n: int) -> list[int]:  # rows of the newest n such events, oldest first
+            return [r for r, e in events if e == kind][-n:]
+
+        choice = self.onboarding.get(user, {})
+        tags: dict[str, int] = {}
+        langs: dict[str, int] = {}
+        for r in seq[-50:]:
+            for t in cat["tags"][r]:
+                tags[t] = tags.get(t, 0) + 1
+            if cat["language"][r] is not None:
+                langs[cat["language"][r]] = langs.get(cat["language"][r], 0) + 1
+        for t in choice.get("tags", []) + choice.get("genres", []):
+            tags[t] = tags.get(t, 0) + 3
+        for lang in choice.get("languages", []):
+            langs[lang] = langs.get(lang, 0) + 3
+        return {"events": events, "seq": seq, "seen": {r for r, _ in events}, "tags": tags, "langs": langs,
+                "liked": newest("more_like_this", 5), "disliked": newest("not_interested", 20),
+                "loved": newest("like", 5), "finished": newest("finish", 5),
+                "onboard_tags": set(choice.get("tags", []))}
+
+    # ---- §3: the user vector and the query
+    def _query(self, prof: dict, cat: dict, pol: dict) -> np.ndarray | None:
+        b, vec = self.b, cat["vectors"]
+        inputs = [int(b.enc_inputs[r]) for r in prof["seq"] if r < b.count]
+        u = None
+        if inputs:
+            length = max(1, min(b.defaults.get("history_length", len(inputs)), len(inputs)))
+            u = b.encode(inputs[-length:]).astype(np.float64)
+            if not np.all(np.isfinite(u)):
+                u = None
+        e = pol["engagement"] if pol["engagement"] is not None else b.ranking.get("engagement", 0)
+        if u is not None and e > 0:
+            liked, done = prof["loved"], prof["finished"]
+            p = np.zeros(b.dim)
+            p += e * vec[liked].mean(axis=0) if liked else 0
+            p += 0.5 * e * vec[done].mean(axis=0) if done else 0
+            norm = np.linalg.norm(u)
+            pulled = u + norm * p
+            u = pulled * norm / np.linalg.norm(pulled)
+        if prof["liked"]:
+            q = (u if u is not None else 0) + pol["feedback_weight"] * vec[
+                prof["liked"][-3:]].mean(axis=0)
+            u = q / np.linalg.norm(q)
+        return u
+
+    # ---- §5 filters
+    def _passes(self, filters: dict | None, cat: dict) -> np.ndarray:
+        ok = np.ones(cat["n"], dtype=bool)
+        f = filters or {}
+        for key, column in (("languages", "language"), ("genres", "genre"),
+                            ("exclude_genres", "genre")):
+            if f.get(key):
+                values = {v for v in cat[column] if v is not None}
+                folded = {v.casefold() for v in values}
+                if not values or any(v not in values and v.casefold() in folded for v in f[key]):
+                    raise SpecError(f"filter {key}: a value differs from the catalog's only by case")
+        tests = {
+            "languages": lambda r, v: cat["language"][r] in v,
+            "modalities": lambda r, v: cat["modality"][r] in v,
+            "genres": lambda r, v: cat["genre"][r] in v,
+            "exclude_genres": lambda r, v: cat["genre"][r] not in v,
+            "exclude_items": lambda r, v: cat["ids"][r] not in v,
+            "kids_safe": lambda r, v: not v or cat["genre"][r] in KIDS_SAFE,
+            "max_duration_s": lambda r, v: 0 < cat["duration"][r] <= v,
+        }
+        for key, value in f.items():
+            if value is not None and value != []:
+                ok &= np.array([tests[key](r, value) for r in range(cat["n"])], dtype=bool)
+        return ok
+
+    # ---- §3 to §6: one request
+    def recommend(self, user, k=None, context=None, filters=None, policy=None) -> list[dict]:
+        b, cat = self.b, self._catalog()
+        pol = {**POLICY, **(policy or {})}
+        k = k or b.defaults.get("k", 10)
+        ctx = context or {}
+        prof = self._profile(user, cat)
+        q = self._query(prof, cat, pol)
+        cold, n, vec = q is None, len(prof["seq"]), cat["vectors"].astype(np.float64)
+
+        # §4 scores over every row
+        now = ctx.get("now", time.time())
+        hour = ctx.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60)
+        ts = cat["release_ts"].astype(np.float64)
+        age = (now - ts) / 86400
+        out_now = (ts > 0) & (ts <= now)
+        prior = np.log1p(cat["popularity"]) * (1 + np.where(out_now, np.exp(-age / 30), 0))
+        short, c3 = not cold and n < pol["cold_start_items"], pol["cold_start_items"]
+        prior = z(prior).astype(np.float32)  # standardised in float64, kept as float32
+        if cold:  # float32 sums, in this order
+            terms = ((1.5, [g in prof["tags"] for g in cat["genre"]]),
+                     (1.5, [any(t in prof["onboard_tags"] for t in tags) for tags in cat["tags"]]),
+                     (1.0, [lang in prof["langs"] for lang in cat["language"]]))
+            score = prior
+            for weight, where in terms:
+                score = score + np.where(where, np.float32(weight), np.float32(0))
+        else:
+            score = self.scan(q, cat)
+            if short:
+                score = ((n / c3) * z(score) + (1 - n / c3) * prior).astype(np.float32)
+        blocked = ~cat["live"] | np.isin(np.arange(cat["n"]), list(prof["seen"]))
+        score = np.where(blocked, -np.inf, score)
+
+        # §4 short list
+        want = max(pol["short_list"] or b.defaults.get("short_list", 100), k)
+        passes = self._passes(filters, cat)
+        ranked = [r for r in stable_best(score, cat["n"]) if np.isfinite(score[r])]
+        used, near = prof["liked"][-3:], set()
+        for like in used:  # neighbours of the newest 3 liked items are candidates too
+            s = np.where(blocked, -np.inf, self.scan(vec[like], cat))
+            near.update(r for r in stable_best(s, 20) if np.isfinite(s[r]))
+        size = 4 * want
+        while True:  # the best 4 want rows, widened x4 until want of the candidates pass
+            sl = sorted((r for r in set(ranked[:size]) | near if passes[r]),
+                        key=lambda r: (-score[r], r))
+            if len(sl) >= want or size >= len(ranked):
+                break
+            size *= 4
+        sl = sl[:want + 20 * len(used)]
+        if not sl:
+            return []
+        sl = np.array(sl)
+
+        # §4 relevance, context
+        rel = z(score[sl]) if cold or short else z(vec[sl] @ q)
+        prior_ctx = b.ranking.get("context_prior")
+        if prior_ctx:
+            c = pol["context_weight"] if pol["context_weight"] is not None else prior_ctx.get(
+                "weight", 0)
+            part = next(name for end, name in DAY_PARTS if hour % 24 < end)
+            for j, r in enumerate(sl):
+                mod = cat["modality"][r]
+                if mod in prior_ctx["modalities"]:
+                    m = prior_ctx["modalities"].index(mod)
+                    lift = prior_ctx["day_part"].get(part, [0] * (m + 1))[m]
+                    lift += prior_ctx["device"].get(ctx.get("device"), [0] * (m + 1))[m]
+                    rel[j] += c * lift
+
+        # §5 policies
+        head = rel.copy()
+        for group, sign in ((prof["liked"], 1.0), (prof["disliked"], -2.0)):
+            if group:
+                sim = (vec[sl] @ vec[group].T).max(axis=1)
+                head += sign * pol["feedback_weight"] * np.clip(z(sim) - 1, 0, 3)
+        top_langs = sorted(prof["langs"], key=lambda x: -prof["langs"][x])[:2]
+        head += pol["language_boost"] * np.array([cat["language"][r] in top_langs for r in sl])
+        total = head.copy()
+        if pol["freshness"]:
+            total += np.where(out_now[sl], pol["freshness"] * np.exp(
+                -age[sl] / pol["freshness_days"]), 0)
+        if pol["popularity"]:
+            total += pol["popularity"] * z(np.log1p(cat["popularity"][sl]))
+        if pol["hub_penalty"] and not cold:
+            if cat["hubness"] is None:
+                raise SpecError("hub_penalty: the bundle has no hubness column")
+            sd = (vec[sl] @ q).std()
+            if sd > 1e-9:
+                total -= pol["hub_penalty"] * cat["hubness"][sl] / sd
+
+        order = self._order(sl, head, total, k, pol, cat)
+        return [self._explain(sl[j], total[j], prof, cat, cold) for j in order]
+
+    # ---- §5 kept head, diversity and caps, fairness
+    def _order(self, sl, head, total, k, pol, cat) -> list[int]:
+        chosen = stable_best(head, min(pol["keep_top"], k))
+        w = pol["diversity"] if pol["diversity"] is not None else self.b.defaults.get(
+            "diversity", 0.0)
+        caps = {"creator": pol["max_per_creator"], "genre": pol["max_per_genre"]}
+        key = total
+        if pol["fairness"] > 0 and "provider" in self.b.cat:
+            if pol["fairness_method"] == "cap":  # the provider cap in the creator cap's place
+                per = max(1, math.ceil(round(k * (1 - min(pol["fairness"], 1)), 9)))
+                caps = {"provider": per, "genre": pol["max_per_genre"]}
+                return self._greedy(sl, total, k, w, caps, cat, chosen)
+            key = z(total) - 0.15 * pol["fairness"] * self._lift(cat)[sl]
+        if not w and not any(caps.values()):
+            rest = [j for j in stable_best(key, len(sl)) if j not in chosen]
+            return (chosen + rest)[:k]
+        return self._greedy(sl, key, k, w, caps, cat, chosen)
+
+    def _greedy(self, sl, key, k, w, caps, cat, chosen) -> list[int]:
+        vec, rel = cat["vectors"][sl].astype(np.float64), z(key)
+        chosen = list(chosen)
+        cand = [j for j in range(len(sl)) if j not in chosen]
+        while len(chosen) < k and cand:
+            sim = [max((vec[j] @ vec[c] for c in chosen), default=0.0) for j in cand]
+            value = [(1 - w) * rel[j] - 3 * w * max(s, 0.0) for j, s in zip(cand, sim)]
+            j = cand.pop(int(np.argmax(value)))
+            if any(cap and cat[col][sl[j]] is not None and sum(
+                    cat[col][sl[c]] == cat[col][sl[j]] for c in chosen) >= cap
+                   for col, cap in caps.items()):
+                continue
+            chosen.append(j)
+        return chosen
+
+    def _lift(self, cat) -> np.ndarray:
+        prov = cat["provider"]
+        pop = {}
+        for r in range(cat["n"]):
+            if prov[r] is not None:
+                pop[prov[r]] = pop.get(prov[r], 0.0) + float(cat["popularity"][r])
+        total = sum(pop.values())
+        lift = np.zeros(cat["n"])
+        for r in range(cat["n"]):
+            if prov[r] is not None and total > 0:
+                share = pop[prov[r]] / total
+                lift[r] = np.clip(np.log(share * len(pop)), -2, 2) if share > 0 else -2
+        return lift
+
+    # ---- §6 reasons
+    def _explain(self, r, score, prof, cat, cold) -> dict:
+        vec = cat["vectors"].astype(np.float64)
+        recent = prof["seq"][-50:]
+        counts = prof["tags"]
+        matched = [t for t in cat["tags"][r] if t in counts]
+        matched = sorted(matched, key=lambda t: -counts[t])[:3]
+        reason, item = ("tags", None) if matched else ("popular", None)
+        series = [h for h in recent if cat["series_id"][h] is not None
+                  and cat["series_id"][h] == cat["series_id"][r]]
+        liked_sim = [float(vec[r] @ vec[x]) for x in prof["liked"]]
+        if series and cat["episode"][r] > 0 and cat["episode"][r] == cat["episode"][series[-1]] + 1:
+            reason, item = "series", series[-1]
+        elif liked_sim and max(liked_sim) > 0.6:
+            reason, item = "feedback", prof["liked"][int(np.argmax(liked_sim))]
+        elif not cold and recent:
+            reason, item = "history", recent[int(np.argmax([vec[r] @ vec[h] for h in recent]))]
+        return {"item_id": cat["ids"][r], "score": float(score), "reason": reason,
+                "reason_item": cat["ids"][item] if item is not None else None, "tags": matched}
+
+
+# ---------------------------------------------------------------- §9 playing a golden case
+
+def play(runtime: Runtime, case: dict):
+    """Yield (step number, returned list, expected list) for every recommend step of a case."""
+    for number, step in enumerate(case["steps"]):
+        args = {k: v for k, v in step.items() if k not in ("op", "expected", "expected_by_engine")}
+        op = step["op"]
+        if op == "recommend":
+            expected = step.get("expected_by_engine", {}).get("onnx", step["expected"])
+            yield number, runtime.recommend(**args), expected
+        elif op == "record":
+            runtime.record(args["user"], args["item"], args["event"])
+        elif op in ("add_items", "remove_items"):
+            getattr(runtime, op)(args["items"])
+        else:
+            getattr(runtime, op)(**args)

@@ -1,0 +1,107 @@
+"""Every golden case played through the clean-room reader (reader.py, written from spec/README.md
+alone): if the text and the cases drift apart, or the text stops being enough to implement, this
+fails. The reader never imports edgerec; this test does not either."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location("spec_cleanroom_reader", Path(__file__).with_name("reader.py"))
+reader = importlib.util.module_from_spec(_spec)  # loaded by path: the reader is no package
+_spec.loader.exec_module(reader)
+
+GOLDEN = reader.SPEC / "golden"
+CASES = sorted((GOLDEN / "cases").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def bundle() -> reader.Bundle:
+    return reader.Bundle(GOLDEN / "bundle")
+
+
+def differences(got: list[dict], expected: list[dict], tolerance: float) -> list[str]:
+    """What differs between a returned list and an expected one: ids in order, then per item the
+    score (within tolerance), reason, reason item and matched tags."""
+    ids = [g["item_id"] for g in got], [e["item_id"] for e in expected]
+    if ids[0] != ids[1]:
+        return [f"ids {ids[0]} != {ids[1]}"]
+    out = []
+    for g, e in zip(got, expected):
+        if abs(g["score"] - e["score"]) > tolerance:
+            out.append(f"{e['item_id']}: score {g['score']:.6f} != {e['score']:.6f}")
+        for key in ("reason", "reason_item", "tags"):
+            if g[key] != e.get(key):
+                out.append(f"{e['item_id']}: {key} {g[key]!r} != {e.get(key)!r}")
+    return out
+
+
+def play_all(bundle: reader.Bundle, case: dict) -> list[str]:
+    tolerance = case.get("tolerance", {}).get("score", 1e-4)
+    problems = []
+    for number, got, expected in reader.play(reader.Runtime(bundle), case):
+        problems += [f"step {number}: {p}" for p in differences(got, expected, tolerance)]
+    return problems
+
+
+def test_the_index_lists_every_case_file():
+    index = json.loads((GOLDEN / "index.json").read_text())
+    assert sorted(index["cases"]) == sorted(p.stem for p in CASES)
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_the_text_alone_plays_the_case(bundle, path):
+    case = json.loads(path.read_text())
+    assert play_all(bundle, case) == []
+
+
+def test_a_changed_expectation_is_caught(bundle):
+    """The comparison is not vacuous: one score moved by 1e-3, or two ids swapped, is a failure."""
+    case = json.loads((GOLDEN / "cases" / "boosts.json").read_text())
+    step = next(s for s in case["steps"] if s["op"] == "recommend")
+    moved, swapped = copy.deepcopy(case), copy.deepcopy(case)
+    first = next(s for s in moved["steps"] if s["op"] == "recommend")["expected"]
+    first[3]["score"] += 1e-3
+    listed = next(s for s in swapped["steps"] if s["op"] == "recommend")["expected"]
+    listed[0], listed[1] = listed[1], listed[0]
+    assert step["expected"] and play_all(bundle, case) == []
+    assert any("score" in p for p in play_all(bundle, moved))
+    assert any("ids" in p for p in play_all(bundle, swapped))
+
+
+def _copy(tmp_path: Path) -> Path:
+    out = tmp_path / "bundle"
+    shutil.copytree(GOLDEN / "bundle", out)
+    return out
+
+
+def test_a_changed_file_is_refused(tmp_path):
+    root = _copy(tmp_path)
+    column = root / "items" / "popularity.npy"
+    data = bytearray(column.read_bytes())
+    data[-1] ^= 1
+    column.write_bytes(bytes(data))
+    with pytest.raises(reader.SpecError, match="rule 4"):
+        reader.Bundle(root)
+
+
+def test_a_wrong_embedding_space_is_refused(tmp_path):
+    root = _copy(tmp_path)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["embedding_space"] = "0" * 24
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(reader.SpecError, match="rule 6"):
+        reader.Bundle(root)
+
+
+def test_the_compressed_columns_read_as_text(bundle):
+    """Format 4 zlib blocks (with a preset dictionary) give one string per item."""
+    assert len(bundle.strings["tags"]) == bundle.count == len(bundle.strings["titles"])
+    assert all(bundle.strings["tags"]) and bundle.strings["ids"][:2] == ["i00", "i01"]
+    assert np.isfinite(bundle.vectors).all()
