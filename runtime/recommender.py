@@ -307,7 +307,9 @@ class Recommender:
                 part.check()  # its fields may have been changed since it was made
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
-        policy = self.policy if policy is None else policy.with_defaults(self.manifest.defaults)
+        policy = self.policy if policy is None else policy
+        if policy.short_list is None or policy.diversity is None:  # rec.policy too: an app may replace it
+            policy = policy.with_defaults(self.manifest.defaults)
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         monitor = self.monitor
         monitor.count("requests")

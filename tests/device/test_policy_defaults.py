@@ -40,3 +40,14 @@ def test_unset_fields_take_the_bundles_defaults_then_the_built_in_ones():
     own = Policy(short_list=50, diversity=0.0).with_defaults({"short_list": 20, "diversity": 0.2})
     assert (own.short_list, own.diversity) == (50, 0.0)
     assert (Policy().with_defaults().short_list, Policy().with_defaults().diversity) == (100, 0.0)
+
+
+def test_a_policy_the_app_sets_on_the_recommender_takes_the_defaults_too(golden_bundle, lists):
+    """README: `rec.policy = Policy.from_dict(json.load(...))`; a file that leaves the short list out
+    gets the bundle's, not a crash on the unset field."""
+    with Recommender.open(golden_bundle, history=None, backend="onnx") as rec:
+        for item in ("i03", "i11", "i19", "i27"):
+            rec.record("u", item, "finish")
+        rec.policy = Policy.from_dict({"freshness": 0.0})
+        got = [(r.item_id, round(r.score, 6)) for r in rec.recommend("u", k=8, context=CONTEXT)]
+    assert got == lists(None)
