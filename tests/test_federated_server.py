@@ -56,7 +56,9 @@ def test_a_dp_plan_that_is_not_the_runs_is_refused():
 
 
 def test_each_round_hands_devices_its_number_the_space_and_its_share_of_epsilon():
-    plain = server().task(3)
+    blank = FederatedServer(np.eye(6, 4, dtype=np.float32), SPACE, 10, ServerConfig(rounds=4, clients_per_round=5),
+                            RoundTask(round=0, space=""))  # the study's template names no space
+    plain = blank.task(3)
     assert (plain.round, plain.space, plain.epsilon) == (3, SPACE, None)
     private = server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0)).task(2)
     assert (private.round, private.space) == (2, SPACE)
@@ -119,3 +121,12 @@ def test_rows_clear_the_noise_only_above_the_threshold_and_without_noise_any_cha
     assert above_noise(delta, noise_std=0.0, threshold=2.0).tolist() == [1, 2]  # no noise: every moved row
     delta[3, 2] = -1e-6
     assert above_noise(delta, noise_std=0.0, threshold=2.0).tolist() == [1, 2, 3]
+
+
+def test_dp_noise_is_drawn_from_the_runs_seed():
+    """A simulation is repeatable: the same seed, the same noise (another seed, other noise)."""
+    def noisy_sum(seed):
+        s = server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0), server_lr=1.0, seed=seed)
+        s.aggregate([update([2], [[0, 0.5, 0, 0]])])
+        return s.noisy_sum.copy()
+    assert np.array_equal(noisy_sum(0), noisy_sum(0)) and not np.array_equal(noisy_sum(0), noisy_sum(1))
