@@ -74,6 +74,8 @@ class EncoderSpec:
             except (UnicodeDecodeError, ValueError) as exc:
                 raise ConfigError(f"the encoder spec {Path(source).name} is not JSON ({exc}); write it like "
                                   f"{EXAMPLE}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"the encoder spec must be a JSON object like {EXAMPLE}, not a {type(raw).__name__}")
 
         def field(*keys):
             value = raw
@@ -389,6 +391,7 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
 
     dtype = torch.int32 if spec.input_dtype == "int32" else torch.int64
     dataset = load_dataset(data_dir)
+    items = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)  # before the export
     split = leave_last_out(dataset)
     real = history_rows(split.history("test"), split.test_users[:CHECK_USERS], spec.history_length)
     sample = torch.ones(2, spec.history_length, dtype=dtype)
@@ -405,7 +408,6 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
         got = _FileEncoder(path, path.suffix[1:], spec).encode_rows(real)
         scale = max(float(np.abs(expected).max()), 1e-12)
         diff = float(np.abs(got - expected).max())
-        items = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)
         agreement = float(overlap(top_k_rows(expected, items, 10), top_k_rows(got, items, 10)).mean())
         if diff > 1e-4 * scale or agreement < 0.99:
             raise ExportError(f"the exported {type(module).__name__} does not match PyTorch on real histories "

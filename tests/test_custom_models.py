@@ -76,7 +76,7 @@ def test_onnx_file_with_a_spec_via_the_cli(user_model, tmp_path):
     assert result.exit_code == 0, result.output
     assert "user-supplied" in (tmp_path / "bundle" / "manifest.json").read_text()
     bad = dict(SPEC, dim=8)
-    with pytest.raises(ExportError, match="returned shape"):
+    with pytest.raises(ExportError, match="returns shape"):
         bundle_torch_module(module, EncoderSpec.load(bad), vectors[:, :8], data, tmp_path / "bad")
 
 

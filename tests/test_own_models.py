@@ -1,0 +1,255 @@
+"""A user's own models, shaped their way: PyTorch modules and ONNX files from other tools as user encoders,
+and Hugging Face folders as content teachers. Each either becomes a bundle that runs on the device as it
+was checked, or is refused with what to change."""
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import SynthConfig, write_synth
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, ExportError
+from edgerec.export.custom import (
+    EncoderSpec,
+    bundle_torch_module,
+    bundle_user_model,
+    load_torch_module,
+)
+from edgerec.runtime import Recommender
+
+L, D = 12, 16
+SPEC = {"input": {"name": "ids", "dtype": "int64", "history_length": L}, "output": {"name": "user_vector"}, "dim": D}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    write_synth(SynthConfig(users=120, items=200, events=3_000, seed=3), root / "data")
+    n = load_dataset(root / "data").n_items
+    vectors = np.random.default_rng(0).normal(size=(n, D)).astype(np.float32)
+    np.save(root / "vectors.npy", vectors)
+    return root, vectors
+
+
+class MeanPool(torch.nn.Module):
+    """Mean of the history's item vectors; `pad` is the row it treats as padding (0 is the contract)."""
+
+    def __init__(self, vectors, pad=0):
+        super().__init__()
+        table = np.insert(vectors, pad, np.full(vectors.shape[1], 0.0 if pad == 0 else 1.0, np.float32), axis=0)
+        self.table = torch.nn.Embedding.from_pretrained(torch.as_tensor(table))
+        self.pad = pad
+
+    def forward(self, ids):
+        mask = (ids != 0).unsqueeze(-1).to(torch.float32)  # a model that reads 0 as an item when pad != 0
+        if self.pad:
+            mask = torch.ones_like(mask)
+        return (self.table(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class Int32Only(MeanPool):
+    def forward(self, ids):
+        torch._assert(ids.dtype == torch.int32, "ids must be int32")
+        return super().forward(ids)
+
+
+class Shaped(MeanPool):
+    """Returns the user vector as another tool would: a tuple, a mapping, or (batch, 1, dim)."""
+
+    def __init__(self, vectors, how):
+        super().__init__(vectors)
+        self.how = how
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        return {"tuple": (v, v.sum(-1)), "dict": {"logits": v.sum(-1), "user_vector": v}, "3d": v.unsqueeze(1)}[self.how]
+
+
+class Branchy(MeanPool):
+    def forward(self, ids):
+        if (ids > 0).sum() > 3:
+            return super().forward(ids)
+        return self.table(ids[:, -1])
+
+
+def _device_vector(bundle, rows):
+    """The user vector the device computes for one history of item rows (catalog index + 1)."""
+    rec = Recommender.open(bundle)
+    for r in rows:
+        rec.record("u", rec.catalog.item_id(r - 1), "finish")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(rec.recommend("u", k=5)) == 5
+    assert "encode_fallback" not in rec.stats()["counters"]
+    return rec.models.encoder.encode([np.asarray(rows)])[0]
+
+
+def test_int32_module_and_its_parity_figures(world, tmp_path):
+    root, vectors = world
+    spec = EncoderSpec.load(dict(SPEC, input=dict(SPEC["input"], dtype="int32")))
+    manifest = bundle_torch_module(Int32Only(vectors), spec, vectors, root / "data", tmp_path / "b")
+    entry = manifest.models[0]
+    assert entry.inputs[0].dtype == "int32"
+    assert entry.parity["reference"] == "pytorch" and entry.parity["top10_agreement"] == 1.0
+    assert entry.parity["max_abs_diff"] < 1e-5
+    got = _device_vector(tmp_path / "b", [3, 9, 4])
+    assert np.allclose(got, vectors[[2, 8, 3]].mean(0), atol=1e-5)
+    assert {"user_model", "popular"} <= set(manifest.metrics)
+    assert 0 <= manifest.metrics["user_model"]["NDCG@10"] <= 1
+
+
+@pytest.mark.parametrize("how", ["tuple", "dict", "3d"])
+def test_outputs_shaped_another_way_are_adapted(world, tmp_path, how):
+    root, vectors = world
+    manifest = bundle_torch_module(Shaped(vectors, how), EncoderSpec.load(SPEC), vectors, root / "data",
+                                   tmp_path / "b")
+    assert manifest.models[0].parity["adapted"]
+    assert np.allclose(_device_vector(tmp_path / "b", [5, 6]), vectors[[4, 5]].mean(0), atol=1e-5)
+
+
+def test_a_model_that_reads_padding_is_padded_to_its_length_on_the_device(world, tmp_path):
+    root, vectors = world
+    module = MeanPool(vectors, pad=len(vectors))  # 0-based rows, padding_idx = N: 0 is an item to it
+    bundle_torch_module(module, EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    entry = manifest["models"][0]
+    assert entry["inputs"][0]["shape"] == ["batch", L] and entry["parity"]["padding"]["cosine_gap"] > 0.05
+    padded = np.zeros((1, L), np.int64)
+    padded[0, -2:] = [7, 8]
+    with torch.no_grad():
+        expected = module(torch.as_tensor(padded)).numpy()[0]
+    assert np.allclose(_device_vector(tmp_path / "b", [7, 8]), expected, atol=1e-5)  # what was checked is what runs
+    # a model that ignores padding keeps dynamic lengths
+    bundle_torch_module(MeanPool(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "ok")
+    entry = json.loads((tmp_path / "ok" / "manifest.json").read_text())["models"][0]
+    assert entry["inputs"][0]["shape"] == ["batch", "history"]
+
+
+def _legacy_onnx(module, path, dynamic, dtype=torch.int64, batch=4, **names):
+    inputs = names.get("inputs", ["input_ids"])
+    sample = tuple(torch.ones(batch, L, dtype=dtype) for _ in inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, sample, str(path), dynamo=False, opset_version=17, input_names=inputs,
+                          output_names=names.get("outputs", ["embedding"]), dynamic_axes=dynamic)
+    return path
+
+
+class TwoInputs(MeanPool):
+    def forward(self, ids, mask):
+        return super().forward(ids * mask)
+
+
+class Widen(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, ids):
+        return self.inner(ids.long())
+
+
+def test_onnx_files_from_other_tools(world, tmp_path):
+    root, vectors = world
+    other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+    module = MeanPool(vectors).eval()
+    # a fixed history length (batch dynamic): padded to L on the device, not a popularity fallback
+    fixed = _legacy_onnx(module, tmp_path / "fixed.onnx", {"input_ids": {0: "b"}, "embedding": {0: "b"}})
+    bundle_user_model(fixed, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b1")
+    assert np.allclose(_device_vector(tmp_path / "b1", [3, 4]), vectors[[2, 3]].mean(0), atol=1e-5)
+    # int32 ids (as TensorFlow-made files take), declared in the spec
+    int32 = _legacy_onnx(Widen(module), tmp_path / "i32.onnx", {"input_ids": {0: "b", 1: "t"}}, dtype=torch.int32)
+    with pytest.raises(ExportError, match="set input.dtype to int32"):
+        bundle_user_model(int32, EncoderSpec.load(other), vectors, root / "data", tmp_path / "no")
+    bundle_user_model(int32, EncoderSpec.load(dict(other, input=dict(other["input"], dtype="int32"))), vectors,
+                      root / "data", tmp_path / "b2")
+    assert np.allclose(_device_vector(tmp_path / "b2", [3, 4]), vectors[[2, 3]].mean(0), atol=1e-5)
+    # batch fixed at 1: one history per call
+    one = _legacy_onnx(module, tmp_path / "one.onnx", {"input_ids": {1: "t"}}, batch=1)
+    bundle_user_model(one, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b3")
+    assert np.allclose(_device_vector(tmp_path / "b3", [3, 4]), vectors[[2, 3]].mean(0), atol=1e-5)
+    refusals = [
+        (_legacy_onnx(module, tmp_path / "four.onnx", {}), "fixed batch of 4; the device encodes one user"),
+        (_legacy_onnx(TwoInputs(vectors), tmp_path / "two.onnx", {}, inputs=["input_ids", "attention_mask"]),
+         "takes 2 inputs"),
+        (_legacy_onnx(Shaped(vectors, "tuple"), tmp_path / "outs.onnx", {"input_ids": {0: "b", 1: "t"}},
+                      outputs=["logits", "embedding"]), "first output is 'logits'"),
+        (_legacy_onnx(Shaped(vectors, "3d"), tmp_path / "3d.onnx", {"input_ids": {0: "b", 1: "t"}}),
+         "squeeze the middle axis"),
+    ]
+    for path, message in refusals:
+        with pytest.raises(ExportError, match=message):
+            bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / path.stem)
+    (tmp_path / "text.onnx").write_text("not a model")
+    with pytest.raises(ExportError, match="cannot be loaded"):
+        bundle_user_model(tmp_path / "text.onnx", EncoderSpec.load(other), vectors, root / "data", tmp_path / "t")
+
+
+def test_module_from_the_current_folder_and_its_refusals(world, tmp_path, monkeypatch):
+    (tmp_path / "mymodels.py").write_text(
+        "import torch\n"
+        "def build():\n    return torch.nn.Identity()\n"
+        "def broken():\n    raise RuntimeError('weights file missing')\n"
+        "def not_a_module():\n    return 3\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])  # as the console script
+    assert isinstance(load_torch_module("mymodels:build"), torch.nn.Identity)
+    for reference, message in [("mymodels", "MODULE:FUNCTION"), ("nomodels:build", "PYTHONPATH"),
+                               ("mymodels:missing", "no function 'missing'"), ("mymodels:broken", "weights file"),
+                               ("mymodels:not_a_module", "not a torch.nn.Module")]:
+        with pytest.raises(ConfigError, match=message):
+            load_torch_module(reference)
+    assert str(tmp_path) not in sys.path
+
+
+def test_exporter_failure_is_one_short_line(world, tmp_path):
+    root, vectors = world
+    with pytest.raises(ExportError) as caught:
+        bundle_torch_module(Branchy(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b")
+    message = str(caught.value)
+    assert "torch.where" in message and "test_own_models.py line" in message
+    assert len(message) < 700 and "/" + "tests/" not in message and "Exception summary" not in message
+    with pytest.raises(ExportError, match="must take one such tensor"):  # int64 ids to an int32-only forward
+        bundle_torch_module(Int32Only(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "c")
+    with pytest.raises(ExportError, match=r"returns shape \(2, 16\); the spec says \(batch, 8\)"):
+        bundle_torch_module(MeanPool(vectors), EncoderSpec.load(dict(SPEC, dim=8)), vectors[:, :8], root / "data",
+                            tmp_path / "d")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"input": {"name": "ids"', "not JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"output": {"name": "v"}, "dim": 8}', "lacks input.name"),
+    ('{"input": {"name": "ids"}, "output": {"name": "v"}, "dim": 8}', "lacks input.history_length"),
+    ('{"input": {"name": "ids", "history_length": 10}, "output": "v", "dim": 8}', "lacks output.name"),
+    ('{"input": {"name": "ids", "history_length": "ten"}, "output": {"name": "v"}, "dim": 8}', "whole number"),
+    ('{"input": {"name": "ids", "history_length": 10}, "output": {"name": "v"}, "dim": 0}', "dim must be"),
+    ('{"input": {"name": "ids", "dtype": "float32", "history_length": 10}, "output": {"name": "v"}, "dim": 8}',
+     "int64 or int32"),
+])
+def test_spec_refusals(tmp_path, text, message):
+    (tmp_path / "spec.json").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        EncoderSpec.load(tmp_path / "spec.json")
+
+
+def test_cli_warns_when_the_model_reads_zero_as_an_item(world, tmp_path, monkeypatch):
+    root, vectors = world
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    (tmp_path / "mine.py").write_text(
+        "import numpy as np, torch\n"
+        f"from {__name__} import MeanPool\n"
+        f"def build():\n    return MeanPool(np.load({str(root / 'vectors.npy')!r}), pad={len(vectors)})\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["export", "--torch-module", "mine:build", "--spec", "spec.json",
+                                      "--item-vectors", str(root / "vectors.npy"), "--data", str(root / "data"),
+                                      "--out", "bundle"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"left-padded to {L} on the device" in text and "reads 0 as an item" in text
