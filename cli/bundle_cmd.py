@@ -49,8 +49,18 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
     if user_encoder or torch_module:
         if not (spec and item_vectors):
             raise ConfigError("a user-supplied encoder needs --spec and --item-vectors")
+        if user_encoder and torch_module:
+            raise ConfigError("give --encoder FILE or --torch-module MOD:FN, not both")
+        others = [flag for flag, value in (("--model", checkpoint), ("--ranker", ranker), ("--scorer", scorer),
+                                           ("--teacher", teacher), ("--popularity", popularity)) if value]
+        source = click.get_current_context().get_parameter_source("quantize")
+        if source == click.core.ParameterSource.COMMANDLINE:
+            others.append("--quantize")
+        if others:
+            raise ConfigError(f"{', '.join(others)} go with --model (edgerec's own models); a user-supplied encoder "
+                              "ships as supplied (quantize it before), with --table, --content and --name")
         _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name,
-                           formats)
+                           formats, content)
         return
     if not checkpoint:
         raise ConfigError("give --model CKPT (or --encoder/--torch-module for your own model)")
@@ -66,7 +76,7 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
 
 
 def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name,
-                       formats) -> None:
+                       formats, content) -> None:
     from edgerec.export.custom import (
         EncoderSpec,
         bundle_torch_module,
@@ -77,11 +87,11 @@ def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir,
     encoder_spec = EncoderSpec.load(spec)
     if user_encoder:
         manifest = bundle_user_model(user_encoder, encoder_spec, item_vectors, data_dir, out, table_dtype=table_dtype,
-                                     name=name)
+                                     name=name, content=content)
     else:
         chosen = ("tflite",) if formats.replace(" ", "") == "tflite" else ("onnx",)
         manifest = bundle_torch_module(load_torch_module(torch_module), encoder_spec, item_vectors, data_dir, out,
-                                       formats=chosen, table_dtype=table_dtype, name=name)
+                                       formats=chosen, table_dtype=table_dtype, name=name, content=content)
     _print_manifest(manifest, out)
     _print_user_model(manifest)
 

@@ -37,7 +37,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError, EdgerecError, ExportError
-from edgerec.export.bundle_builder import _write_items, _write_reference
+from edgerec.export.bundle_builder import ExportConfig, _add_content, _write_items, _write_reference
 from edgerec.export.deidentify import public_source, synthetic_histories
 from edgerec.export.parity import overlap, top_k_rows
 from edgerec.models.evaluation import Evaluator, train_popularity
@@ -243,10 +243,12 @@ def _test_metrics(split, dataset, encoder: _FileEncoder, table: np.ndarray) -> d
 
 def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str | Path | np.ndarray,
                       data_dir: str | Path, out: str | Path, *, table_dtype: str = "int8",
-                      name: str | None = None, reference_parity: dict | None = None) -> Manifest:
+                      name: str | None = None, reference_parity: dict | None = None,
+                      content: str | Path | None = None) -> Manifest:
     """Bundle a user's ONNX (or TFLite) user encoder with their item vectors and the data's catalog.
 
-    `reference_parity`: the file against its PyTorch original (bundle_torch_module measures it)."""
+    `reference_parity`: the file against its PyTorch original (bundle_torch_module measures it);
+    `content`: a content student (`edgerec content distill`) to ship, mapped into the item vectors' space."""
     encoder = Path(encoder)
     fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(encoder.suffix)
     if fmt is None:
@@ -281,6 +283,8 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     items = _write_items(writer, dataset.catalog, stored, popularity, hubs)
     synthetic = synthetic_histories(popularity, dataset.catalog.text["genre"], 32, spec.history_length)
     reference = _write_reference(writer, synthetic, model.encode_rows(synthetic), table, 10)
+    if content:
+        _add_content(writer, content, dataset, split, table, ExportConfig(formats=("onnx",), quantize="int8"))
     produced = model.encode_rows(rows)
     metrics = {"monitoring": score_baseline(produced, table, [history.of(u) for u in users]),
                **_test_metrics(split, dataset, model, table)}

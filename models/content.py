@@ -12,6 +12,7 @@ vectors and the mean, so a word's vector depends on its neighbours.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -42,7 +43,11 @@ def load_tokenizer(encoder_dir: str | Path, max_length: int, pad_to: int | None 
 
     path = Path(encoder_dir) / "tokenizer.json"
     if not path.exists():
-        raise ModelError(f"{encoder_dir} has no tokenizer.json; use a sentence-transformers model folder")
+        raise ModelError(f"{encoder_dir} has no tokenizer.json, the fast tokenizer file the student and the device "
+                         "read; write it beside the model with: python -c \"from transformers import AutoTokenizer; "
+                         f"AutoTokenizer.from_pretrained('{encoder_dir}').save_pretrained('{encoder_dir}')\" (it "
+                         "converts a sentencepiece or vocab.txt tokenizer; a folder with none needs the tokenizer "
+                         "files of the model it was trained from)")
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=max_length)
     # the shipped file pads everything to 128; pad to the longest text of a batch instead
@@ -88,20 +93,43 @@ def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int)
     return train, held
 
 
+def load_encoder_model(encoder_dir: str | Path):
+    """The folder's Hugging Face encoder, read offline, or a ModelError saying what the folder lacks."""
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(encoder_dir)
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"{encoder_dir} holds no config.json: pass a Hugging Face model folder (what "
+                         "model.save_pretrained(DIR) and tokenizer.save_pretrained(DIR) write)")
+    try:
+        import transformers
+
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        named = (getattr(config, "architectures", None) or [""])[0]
+        if named.endswith("EncoderModel") and hasattr(transformers, named):  # e.g. T5EncoderModel (sentence-T5)
+            return getattr(transformers, named).from_pretrained(str(folder), local_files_only=True).eval()
+        if getattr(config, "is_encoder_decoder", False):
+            raise ModelError(f"{encoder_dir} holds an encoder-decoder model ({config.model_type}); the teacher must "
+                             "be an encoder-only sentence encoder (BERT, RoBERTa, XLM-R, DistilBERT, MPNet, ...)")
+        return AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    except ModelError:
+        raise
+    except Exception as exc:  # OSError for missing weights, ValueError/KeyError for unknown architectures
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load a sentence encoder from {encoder_dir} ({first[:300]})") from None
+
+
 class ContentTeacher:
     """A Hugging Face sentence encoder run with PyTorch on the host (offline)."""
 
     def __init__(self, encoder_dir: str | Path | None = None, max_length: int = 128, threads: int | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModel
-
         self.dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
-        try:
-            self.model = AutoModel.from_pretrained(str(self.dir), local_files_only=True).eval()
-        except OSError as exc:
-            raise ModelError(f"cannot load a sentence encoder from {self.dir} ({exc})") from None
+        self.model = load_encoder_model(self.dir)
         self.tokenizer = load_tokenizer(self.dir, max_length)
+        # BERT-like encoders take token types; DistilBERT and others do not
+        self.typed = "token_type_ids" in inspect.signature(self.model.forward).parameters
         self.dim = int(self.model.config.hidden_size)
         if threads:
             torch.set_num_threads(threads)
@@ -113,8 +141,9 @@ class ContentTeacher:
         for start in range(0, len(texts), batch):
             chunk = order[start:start + batch]
             ids, mask = tokenize(self.tokenizer, [texts[i] for i in chunk])
+            typed = {"token_type_ids": torch.zeros_like(torch.as_tensor(ids))} if self.typed else {}
             states = self.model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
-                                token_type_ids=torch.zeros_like(torch.as_tensor(ids))).last_hidden_state
+                                **typed).last_hidden_state
             m = torch.as_tensor(mask, dtype=torch.float32).unsqueeze(-1)
             pooled = (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
             out.append((chunk, l2_normalize(pooled).numpy()))
