@@ -253,3 +253,97 @@ def test_cli_warns_when_the_model_reads_zero_as_an_item(world, tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert f"left-padded to {L} on the device" in text and "reads 0 as an item" in text
+
+
+# ------------------------------------------------------------------ Hugging Face folders as content teachers
+
+
+@pytest.fixture(scope="module")
+def hf(world):
+    """Tiny random Hugging Face folders, made here (no download), over the world's words."""
+    import re
+
+    import sentencepiece as spm
+    from transformers import (
+        BertConfig,
+        BertModel,
+        BertTokenizerFast,
+        DistilBertConfig,
+        DistilBertModel,
+        DistilBertTokenizerFast,
+        T5Config,
+        T5EncoderModel,
+        T5Model,
+    )
+
+    root, _ = world
+    catalog = load_dataset(root / "data").catalog
+    texts = [f"{t} {d}" for t, d in zip(catalog.text["title"], catalog.text["description"])]
+    words = sorted({w for t in texts for w in re.findall(r"\w+", t.lower())})
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    torch.manual_seed(0)
+    folders = {}
+    folders["bert32"] = root / "bert32"  # hidden 32: narrower than the student's default width
+    BertModel(BertConfig(vocab_size=len(words) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folders["bert32"])
+    BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(folders["bert32"])
+    folders["distilbert"] = root / "distilbert"  # its forward takes no token_type_ids
+    DistilBertModel(DistilBertConfig(vocab_size=len(words) + 5, dim=32, n_layers=1, n_heads=2,
+                                     hidden_dim=64)).save_pretrained(folders["distilbert"])
+    DistilBertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(folders["distilbert"])
+    (root / "corpus.txt").write_text("\n".join(texts))
+    spm.SentencePieceTrainer.train(input=str(root / "corpus.txt"), model_prefix=str(root / "sp"), vocab_size=200,
+                                   pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    folders["sentence-t5"] = root / "sentence-t5"  # an encoder-only T5 with a sentencepiece tokenizer only
+    shape = dict(vocab_size=200, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2)
+    T5EncoderModel(T5Config(**shape)).save_pretrained(folders["sentence-t5"])
+    (folders["sentence-t5"] / "spiece.model").write_bytes((root / "sp.model").read_bytes())
+    folders["t5"] = root / "t5"  # encoder-decoder
+    T5Model(T5Config(**shape)).save_pretrained(folders["t5"])
+    folders["empty"] = root / "empty"
+    folders["empty"].mkdir()
+    return root, folders
+
+
+def test_hugging_face_teachers_shaped_their_way(hf):
+    from edgerec.errors import ModelError
+    from edgerec.models.content import ContentTeacher
+
+    root, folders = hf
+    vectors = ContentTeacher(folders["distilbert"]).encode(["a tense heist", "a quiet song"])
+    assert vectors.shape == (2, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    for name, message in (("empty", "holds no config.json"), ("t5", "encoder-decoder model"),
+                          ("sentence-t5", "AutoTokenizer.from_pretrained")):
+        with pytest.raises(ModelError, match=message):
+            ContentTeacher(folders[name])
+    with pytest.raises(ModelError, match="holds no config.json"):  # a file, not a folder
+        ContentTeacher(root / "vocab.txt")
+    # the advice works: the sentencepiece tokenizer converted to tokenizer.json, the encoder-only T5 loads
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(folders["sentence-t5"])).save_pretrained(str(folders["sentence-t5"]))
+    assert ContentTeacher(folders["sentence-t5"]).encode(["a tense heist"]).shape == (1, 32)
+
+
+def test_content_distill_with_a_narrower_teacher_and_its_bundle(hf, tmp_path):
+    root, folders = hf
+    runner = CliRunner()
+    result = runner.invoke(cli, ["content", "distill", "--data", str(root / "data"), "--encoder",
+                                 str(folders["bert32"]), "--out", str(tmp_path / "content"), "--train-items", "60",
+                                 "--held-out", "20", "--epochs", "1", "--real-titles", "0"])
+    assert result.exit_code == 0, result.output
+    assert "student width 32" in result.output
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    vectors = np.load(root / "vectors.npy")
+    bundle_user_model(_legacy_onnx(MeanPool(vectors).eval(), tmp_path / "mine.onnx", {"input_ids": {0: "b", 1: "t"}}),
+                      EncoderSpec.load(dict(SPEC, input={"name": "input_ids", "history_length": L},
+                                            output={"name": "embedding"})),
+                      vectors, root / "data", tmp_path / "b", content=tmp_path / "content")
+    rec = Recommender.open(tmp_path / "b")
+    assert rec.add_items([{"item_id": "new1", "title": "Night heist", "description": "a tense crime story"}])
+    assert rec.tag("a tense crime story")["tags"]
+    for extra in (["--ranker", str(tmp_path)], ["--quantize", "fp16"]):  # refused, not ignored
+        result = runner.invoke(cli, ["export", "--encoder", str(tmp_path / "mine.onnx"), "--spec",
+                                     str(tmp_path / "spec.json"), "--item-vectors", str(root / "vectors.npy"),
+                                     "--data", str(root / "data"), "--out", str(tmp_path / "c"), *extra])
+        assert result.exit_code == 1 and "go with --model" in result.output, result.output
