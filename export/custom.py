@@ -139,14 +139,14 @@ def _onnx_input(backend, name: str, spec: EncoderSpec) -> TensorSpec:
 class _FileEncoder:
     """The user's file run the way the device runs it, with the contract's checks on every output."""
 
-    def __init__(self, path: Path, fmt: str, spec: EncoderSpec):
-        self.path, self.fmt, self.spec = path, fmt, spec
+    def __init__(self, path: Path, fmt: str, spec: EncoderSpec, name: str | None = None):
+        self.path, self.fmt, self.spec, self.name = path, fmt, spec, name or path.name
         try:
-            backend = open_backend(path, fmt)
+            backend = open_backend(path, fmt, name=self.name)
         except EdgerecError as exc:
             raise ExportError(str(exc)) from None
         if fmt == "onnx":
-            self.input = _onnx_input(backend, path.name, spec)
+            self.input = _onnx_input(backend, self.name, spec)
         else:
             self.input = TensorSpec(spec.input_name, "int32", [1, spec.history_length])
         self.backend = backend
@@ -171,7 +171,7 @@ class _FileEncoder:
                           history_length=self.spec.history_length, batch=1 if batch == 1 else None, **kwargs)
 
     def encode_rows(self, rows: np.ndarray) -> np.ndarray:
-        name = self.path.name
+        name = self.name
         try:
             vectors = self.encoder.encode_rows(rows)
         except EdgerecError:
@@ -257,13 +257,48 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     vectors = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     split = leave_last_out(dataset)
+    with tempfile.TemporaryDirectory(prefix="edgerec-custom-") as scratch:
+        shipped = Path(scratch) / f"user_encoder.{fmt}"
+        if fmt == "onnx":
+            _portable_onnx(encoder, shipped)
+        else:
+            shutil.copyfile(encoder, shipped)
+        return _bundle_checked(_FileEncoder(shipped, fmt, spec, encoder.name), spec, vectors, dataset, split, out,
+                               table_dtype=table_dtype, name=name, reference_parity=reference_parity,
+                               content=content)
+
+
+def _portable_onnx(source: Path, target: Path) -> None:
+    """The user's ONNX file as one self-contained file (weights kept in external data files read in) without
+    the exporter's debug metadata (stack traces hold host paths)."""
+    import onnx
+
+    from edgerec.export.formats import strip_debug_metadata
+
+    try:
+        model = onnx.load(str(source))
+    except Exception as exc:  # protobuf and onnx raise several types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{source.name} cannot be loaded as ONNX ({first[:200]}); give the file your exporter "
+                          "wrote") from None
+    strip_debug_metadata(model)
+    model.doc_string = ""
+    try:
+        onnx.save(model, str(target))
+    except ValueError:  # protobuf's 2 GB limit of one file
+        raise ExportError(f"{source.name} holds more than 2 GB of weights, too many for one file on a device; "
+                          "shrink or quantize the model") from None
+
+
+def _bundle_checked(model: _FileEncoder, spec: EncoderSpec, vectors: np.ndarray, dataset, split, out, *,
+                    table_dtype: str, name: str | None, reference_parity: dict | None, content) -> Manifest:
+    fmt = model.fmt
     history = split.history("test")
     users = split.test_users[:CHECK_USERS]
-    model = _FileEncoder(encoder, fmt, spec)
     rows = history_rows(history, users, spec.history_length)
     produced = model.encode_rows(rows)
     if len(produced) > 1 and np.ptp(produced, axis=0).max() <= 1e-6 * max(float(np.abs(produced).max()), 1e-12):
-        raise ExportError(f"{encoder.name} returns the same vector for every history; it must read the ids "
+        raise ExportError(f"{model.name} returns the same vector for every history; it must read the ids "
                           "(item rows: catalog index + 1, 0 = padding)")
     padding = {"cosine_gap": 0.0}
     if not model.fixed_length:
@@ -272,7 +307,7 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
             model.pad_to_length()  # the device pads to L as every check here did
     padding["padded_to"] = spec.history_length if model.fixed_length else "longest history"
     writer = BundleWriter(out, name or Path(out).name)
-    shutil.copyfile(encoder, writer.file_path(f"user_encoder.{fmt}"))
+    shutil.copyfile(model.path, writer.file_path(f"user_encoder.{fmt}"))
     stored = StoredTable.quantize(vectors, table_dtype)
     table = stored.dequantize()
     parity = {"checked": {"histories": int(len(rows)), "finite": True, "dim": spec.dim}, "padding": padding,
@@ -284,7 +319,7 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     synthetic = synthetic_histories(popularity, dataset.catalog.text["genre"], 32, spec.history_length)
     reference = _write_reference(writer, synthetic, model.encode_rows(synthetic), table, 10)
     if content:
-        _add_content(writer, content, dataset, split, table, ExportConfig(formats=("onnx",), quantize="int8"))
+        _add_content(writer, content, dataset, split, table, ExportConfig(formats=(fmt,), quantize="int8"))
     produced = model.encode_rows(rows)
     metrics = {"monitoring": score_baseline(produced, table, [history.of(u) for u in users]),
                **_test_metrics(split, dataset, model, table)}

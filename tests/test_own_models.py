@@ -187,8 +187,31 @@ def test_onnx_files_from_other_tools(world, tmp_path):
         with pytest.raises(ExportError, match=message):
             bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / path.stem)
     (tmp_path / "text.onnx").write_text("not a model")
-    with pytest.raises(ExportError, match="cannot be loaded"):
+    with pytest.raises(ExportError, match="cannot be loaded as ONNX"):
         bundle_user_model(tmp_path / "text.onnx", EncoderSpec.load(other), vectors, root / "data", tmp_path / "t")
+
+
+def test_onnx_file_ships_self_contained_without_host_paths(world, tmp_path):
+    import shutil
+
+    import onnx
+
+    root, vectors = world
+    other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+    made = _legacy_onnx(MeanPool(vectors).eval(), tmp_path / "made.onnx", {"input_ids": {0: "b", 1: "t"}})
+    model = onnx.load(str(made))
+    secret = "/home/alice/projects/recsys/train.py"  # what exporters write into node metadata
+    for node in model.graph.node:
+        node.doc_string = f"File {secret}, line 12"
+        node.metadata_props.add(key="pkg.torch.onnx.stack_trace", value=secret)
+    (tmp_path / "theirs").mkdir()
+    onnx.save(model, str(tmp_path / "theirs" / "enc.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="enc.data", size_threshold=0)
+    bundle_user_model(tmp_path / "theirs" / "enc.onnx", EncoderSpec.load(other), vectors, root / "data",
+                      tmp_path / "b")
+    shutil.rmtree(tmp_path / "theirs")  # the weights were in enc.data beside it
+    assert not any(secret.encode() in f.read_bytes() for f in (tmp_path / "b").rglob("*") if f.is_file())
+    assert np.allclose(_device_vector(tmp_path / "b", [3, 4]), vectors[[2, 3]].mean(0), atol=1e-5)
 
 
 def test_module_from_the_current_folder_and_its_refusals(world, tmp_path, monkeypatch):
