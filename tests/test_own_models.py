@@ -370,3 +370,55 @@ def test_content_distill_with_a_narrower_teacher_and_its_bundle(hf, tmp_path):
                                      str(tmp_path / "spec.json"), "--item-vectors", str(root / "vectors.npy"),
                                      "--data", str(root / "data"), "--out", str(tmp_path / "c"), *extra])
         assert result.exit_code == 1 and "go with --model" in result.output, result.output
+
+
+# ------------------------------------------------------------------ a user's encoder as distillation teacher
+
+
+def test_own_teacher_states_are_its_vectors_of_each_prefix(world):
+    from edgerec.compress.own_teacher import OwnTeacher
+
+    _, vectors = world
+    module = MeanPool(vectors).eval()
+    calls = []
+
+    def encode(rows):
+        calls.append(rows.shape)
+        with torch.no_grad():
+            return module(torch.as_tensor(rows)).numpy()
+
+    teacher = OwnTeacher(encode, vectors, history_length=3)
+    states = teacher.hidden(torch.as_tensor([[0, 0, 5, 6, 7, 8]]))
+    assert states.shape == (1, 6, D) and calls == [(6, 3)]
+    assert np.allclose(states[0, :2], 0)  # padding only: masked out by the loss, never NaN
+    assert np.allclose(states[0, 3], vectors[[4, 5]].mean(0), atol=1e-6)  # rows 5, 6 = items 4, 5
+    assert np.allclose(states[0, 5], vectors[[5, 6, 7]].mean(0), atol=1e-6)  # the newest 3 only
+    assert np.allclose(teacher.item_vectors()[1:], vectors) and float(teacher.item_vectors()[0].abs().sum()) == 0
+
+
+def test_distill_from_your_own_teacher_via_the_cli(world, tmp_path):
+    root, vectors = world
+    import edgerec.compress.distill as distill
+
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    onnx_teacher = _legacy_onnx(MeanPool(vectors).eval(), tmp_path / "teacher.onnx", {"input_ids": {0: "b", 1: "t"}})
+    (tmp_path / "tspec.json").write_text(json.dumps(dict(SPEC, input={"name": "input_ids", "history_length": L},
+                                                         output={"name": "embedding"})))
+    seen = []
+    original = distill.teacher_targets
+    runner = CliRunner()
+    common = ["--data", str(root / "data"), "--dim", "8", "--layers", "1", "--heads", "1", "--max-len", str(L),
+              "--epochs", "1", "--eval-users", "0", "--teacher-vectors", str(root / "vectors.npy")]
+    try:
+        distill.teacher_targets = lambda teacher, *a, **k: seen.append(teacher) or original(teacher, *a, **k)
+        result = runner.invoke(cli, ["distill", "--teacher", str(onnx_teacher), "--teacher-spec",
+                                     str(tmp_path / "tspec.json"), "--out", str(tmp_path / "student"), *common])
+    finally:
+        distill.teacher_targets = original
+    assert result.exit_code == 0, result.output
+    assert type(seen[0]).__name__ == "OwnTeacher" and (tmp_path / "student" / "model.safetensors").exists()
+    for teacher, message in ((str(tmp_path / "nothere"), "does not exist"),
+                             (str(tmp_path / "spec.json"), "give an edgerec checkpoint folder, an .onnx file")):
+        result = runner.invoke(cli, ["distill", "--teacher", teacher, "--teacher-spec", str(tmp_path / "spec.json"),
+                                     "--out", str(tmp_path / "x"), *common])
+        assert result.exit_code == 1 and message in result.output, result.output
