@@ -136,6 +136,20 @@ def _onnx_input(backend, name: str, spec: EncoderSpec) -> TensorSpec:
                                            length if isinstance(length, int) else "history"])
 
 
+def _tflite_input(backend, name: str, spec: EncoderSpec) -> TensorSpec:
+    """A TFLite file's one fixed-shape input: (1, history_length) integers."""
+    if len(backend.inputs) != 1:
+        raise ExportError(f"{name} takes {len(backend.inputs)} inputs; the runtime feeds one, a (1, history) tensor "
+                          "of item ids")
+    shape = backend.input_shape(0)
+    if len(shape) != 2 or shape[0] != 1:
+        raise ExportError(f"{name}'s input has shape {shape}; a TFLite user encoder takes (1, history)")
+    if shape[1] != spec.history_length:
+        raise ExportError(f"{name}'s input is fixed at {shape}, the spec says history_length "
+                          f"{spec.history_length}: set input.history_length to {shape[1]}")
+    return TensorSpec(spec.input_name, "int32", [1, spec.history_length])
+
+
 class _FileEncoder:
     """The user's file run the way the device runs it, with the contract's checks on every output."""
 
@@ -148,7 +162,7 @@ class _FileEncoder:
         if fmt == "onnx":
             self.input = _onnx_input(backend, self.name, spec)
         else:
-            self.input = TensorSpec(spec.input_name, "int32", [1, spec.history_length])
+            self.input = _tflite_input(backend, self.name, spec)
         self.backend = backend
         self._encoder()
 

@@ -422,3 +422,19 @@ def test_distill_from_your_own_teacher_via_the_cli(world, tmp_path):
         result = runner.invoke(cli, ["distill", "--teacher", teacher, "--teacher-spec", str(tmp_path / "spec.json"),
                                      "--out", str(tmp_path / "x"), *common])
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_a_tflite_file_of_your_own(tmp_path):
+    """The golden bundle's TFLite encoder (input (1, 5), output 8, 56 items) as a user's file."""
+    from pathlib import Path
+
+    tflite = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle" / "user_encoder.tflite"
+    write_synth(SynthConfig(users=60, items=56, events=1_200, seed=4), tmp_path / "data")
+    vectors = np.random.default_rng(1).normal(size=(56, 8)).astype(np.float32)
+    spec = {"input": {"name": "ids", "history_length": 5}, "output": {"name": "user_vector"}, "dim": 8}
+    manifest = bundle_user_model(tflite, EncoderSpec.load(spec), vectors, tmp_path / "data", tmp_path / "b")
+    assert manifest.models[0].inputs[0].shape == [1, 5] and manifest.models[0].inputs[0].dtype == "int32"
+    assert _device_vector(tmp_path / "b", [3, 4]).shape == (8,)
+    with pytest.raises(ExportError, match=r"fixed at \(1, 5\), the spec says history_length 7: set"):
+        bundle_user_model(tflite, EncoderSpec.load(dict(spec, input={"name": "ids", "history_length": 7})), vectors,
+                          tmp_path / "data", tmp_path / "c")
