@@ -209,11 +209,6 @@ class _FileEncoder:
         return self.encode_rows(history_rows(history, users, self.spec.history_length))
 
 
-# kept for callers that built it by hand
-def _SuppliedEncoder(path: Path, fmt: str, spec: EncoderSpec) -> _FileEncoder:  # noqa: N802
-    return _FileEncoder(Path(path), fmt, spec)
-
-
 def _padding_gap(encoder: _FileEncoder, history, users: np.ndarray) -> float:
     """1 - the lowest cosine between short histories' vectors left-padded to L and the same histories alone
     (as a dynamic-length file sees them on the device): ranking reads the direction only."""
