@@ -93,14 +93,58 @@ def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int)
     return train, held
 
 
+POOLING_KEYS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+                "pooling_mode_max_tokens": "max", "pooling_mode_lasttoken": "last"}
+
+
+def sentence_layout(folder: Path) -> tuple[Path, str]:
+    """(the transformer's folder, its pooling) of a sentence-transformers folder (modules.json: the model may
+    sit in a subfolder such as 0_Transformer, the pooling may be CLS, max or last token); a plain Hugging
+    Face folder: (itself, "mean")."""
+    import json
+
+    inner, mode = folder, "mean"
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return inner, mode
+    for module in modules if isinstance(modules, list) else []:
+        kind, path = str(module.get("type", "")), folder / str(module.get("path", ""))
+        if kind.endswith("Transformer") and (path / "config.json").is_file():
+            inner = path
+        if kind.endswith("Pooling") and (path / "config.json").is_file():
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            modes = [name for key, name in POOLING_KEYS.items() if config.get(key)]
+            other = config.get("pooling_mode_mean_sqrt_len_tokens") or config.get("pooling_mode_weightedmean_tokens")
+            if len(modes) > 1 or other:
+                raise ModelError(f"{folder}'s pooling ({', '.join(k for k, v in config.items() if v is True)}) is "
+                                 "not one of mean, CLS, max or last token alone; the teacher reads those")
+            mode = modes[0] if modes else mode
+    return inner, mode
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """Token states (B, T, H) and the attention mask (B, T) -> one vector per text, as the model pools."""
+    m = mask.to(states.dtype).unsqueeze(-1)
+    if mode == "cls":
+        return states[:, 0]
+    if mode == "max":
+        return states.masked_fill(m == 0, float("-inf")).max(1).values
+    if mode == "last":  # right padding: the last real token
+        return states[torch.arange(len(states)), mask.sum(1).long().clamp(min=1) - 1]
+    return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
 def load_encoder_model(encoder_dir: str | Path):
     """The folder's Hugging Face encoder, read offline, or a ModelError saying what the folder lacks."""
     from transformers import AutoConfig, AutoModel
 
     folder = Path(encoder_dir)
     if not (folder / "config.json").is_file():
+        inner = sorted(p.parent.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
+        hint = f"; its subfolder {inner[0]} holds one: pass that folder" if inner else ""
         raise ModelError(f"{encoder_dir} holds no config.json: pass a Hugging Face model folder (what "
-                         "model.save_pretrained(DIR) and tokenizer.save_pretrained(DIR) write)")
+                         f"model.save_pretrained(DIR) and tokenizer.save_pretrained(DIR) write){hint}")
     try:
         import transformers
 
@@ -125,7 +169,7 @@ class ContentTeacher:
     def __init__(self, encoder_dir: str | Path | None = None, max_length: int = 128, threads: int | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        self.dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
+        self.dir, self.pooling = sentence_layout(Path(encoder_dir) if encoder_dir else default_encoder_dir())
         self.model = load_encoder_model(self.dir)
         self.tokenizer = load_tokenizer(self.dir, max_length)
         # BERT-like encoders take token types; DistilBERT and others do not
@@ -144,8 +188,7 @@ class ContentTeacher:
             typed = {"token_type_ids": torch.zeros_like(torch.as_tensor(ids))} if self.typed else {}
             states = self.model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
                                 **typed).last_hidden_state
-            m = torch.as_tensor(mask, dtype=torch.float32).unsqueeze(-1)
-            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            pooled = pool(states, torch.as_tensor(mask), self.pooling)
             out.append((chunk, l2_normalize(pooled).numpy()))
         result = np.zeros((len(texts), self.dim), np.float32)
         for chunk, vectors in out:

@@ -438,3 +438,36 @@ def test_a_tflite_file_of_your_own(tmp_path):
     with pytest.raises(ExportError, match=r"fixed at \(1, 5\), the spec says history_length 7: set"):
         bundle_user_model(tflite, EncoderSpec.load(dict(spec, input={"name": "ids", "history_length": 7})), vectors,
                           tmp_path / "data", tmp_path / "c")
+
+
+def test_sentence_transformers_layouts_pool_as_the_model_does(hf, tmp_path):
+    """A sentence-transformers folder whose transformer sits in 0_Transformer and pools the CLS token."""
+    import shutil
+
+    from edgerec.models.content import ContentTeacher, load_tokenizer, tokenize
+
+    _, folders = hf
+    folder = tmp_path / "st"
+    shutil.copytree(folders["bert32"], folder / "0_Transformer")
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    teacher = ContentTeacher(folder)
+    got = teacher.encode(["a tense heist", "a quiet song about rain"])
+    ids, mask = tokenize(load_tokenizer(folder / "0_Transformer", 128), ["a tense heist", "a quiet song about rain"])
+    with torch.no_grad():
+        states = teacher.model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask)).last_hidden_state
+    cls = states[:, 0].numpy()
+    assert np.allclose(got, cls / np.linalg.norm(cls, axis=1, keepdims=True), atol=1e-5)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}))
+    from edgerec.errors import ModelError
+
+    with pytest.raises(ModelError, match="not one of mean, CLS, max or last token alone"):
+        ContentTeacher(folder)
+    (folder / "modules.json").unlink()
+    with pytest.raises(ModelError, match="its subfolder 0_Transformer holds one"):
+        ContentTeacher(folder)
