@@ -299,11 +299,28 @@ def _portable_onnx(source: Path, target: Path) -> None:
                           "shrink or quantize the model") from None
 
 
+def _last_rows(n_items: int, length: int) -> np.ndarray:
+    """One history of the catalog's highest item rows: a model whose vocabulary is smaller than the catalog
+    (trained on an older one) fails on it."""
+    return np.arange(max(1, n_items - length + 1), n_items + 1, dtype=np.int64)[None, -length:]
+
+
+def _vocabulary_error(who: str, n_items: int, exc: Exception) -> ExportError:
+    return ExportError(f"{who} fails on the catalog's last items ({exc}); its ids must cover every item of "
+                       f"items.csv: rows 1 to {n_items:,} (0 = padding)")
+
+
 def _bundle_checked(model: _FileEncoder, spec: EncoderSpec, vectors: np.ndarray, dataset, split, out, *,
                     table_dtype: str, name: str | None, reference_parity: dict | None, content) -> Manifest:
     fmt = model.fmt
     history = split.history("test")
     users = split.test_users[:CHECK_USERS]
+    model.encode_rows(np.ones((1, spec.history_length), np.int64))  # runs at all (else the general refusal)
+    last = _last_rows(dataset.n_items, spec.history_length)
+    try:
+        model.encoder.encode_rows(np.pad(last, ((0, 0), (spec.history_length - last.shape[1], 0))))
+    except Exception as exc:  # the engine's own error types
+        raise _vocabulary_error(model.name, dataset.n_items, exc) from None
     rows = history_rows(history, users, spec.history_length)
     produced = model.encode_rows(rows)
     if len(produced) > 1 and np.ptp(produced, axis=0).max() <= 1e-6 * max(float(np.abs(produced).max()), 1e-12):
@@ -443,6 +460,7 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
     split = leave_last_out(dataset)
     real = history_rows(split.history("test"), split.test_users[:CHECK_USERS], spec.history_length)
     sample = torch.ones(2, spec.history_length, dtype=dtype)
+    kind = type(module).__name__
     module, adapted = _adapted(module.eval(), spec, sample)
     with tempfile.TemporaryDirectory(prefix="edgerec-custom-") as scratch:
         path = Path(scratch) / ("user_encoder.onnx" if "onnx" in formats else "user_encoder.tflite")
@@ -451,8 +469,13 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
                         [spec.output_name], path, max_sizes={"history": spec.history_length})
         else:
             export_tflite(module, (sample[:1],), path)
+        last = _last_rows(dataset.n_items, spec.history_length)
         with torch.no_grad():
-            expected = module(torch.as_tensor(real, dtype=dtype)).numpy()
+            try:
+                module(torch.as_tensor(np.pad(last, ((0, 0), (spec.history_length - last.shape[1], 0))), dtype=dtype))
+                expected = module(torch.as_tensor(real, dtype=dtype)).numpy()
+            except Exception as exc:  # an index error from an embedding smaller than the catalog, most often
+                raise _vocabulary_error(kind, dataset.n_items, exc) from None
         got = _FileEncoder(path, path.suffix[1:], spec).encode_rows(real)
         scale = max(float(np.abs(expected).max()), 1e-12)
         diff = float(np.abs(got - expected).max())

@@ -471,3 +471,14 @@ def test_sentence_transformers_layouts_pool_as_the_model_does(hf, tmp_path):
     (folder / "modules.json").unlink()
     with pytest.raises(ModelError, match="its subfolder 0_Transformer holds one"):
         ContentTeacher(folder)
+
+
+def test_a_model_trained_on_a_smaller_catalog_is_refused(world, tmp_path):
+    root, vectors = world
+    small = MeanPool(vectors[:150]).eval()  # rows 1..150 only; the catalog has 200 items
+    with pytest.raises(ExportError, match="must cover every item of items.csv: rows 1 to 200"):
+        bundle_torch_module(small, EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "a")
+    other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+    path = _legacy_onnx(small, tmp_path / "small.onnx", {"input_ids": {0: "b", 1: "t"}})
+    with pytest.raises(ExportError, match="must cover every item of items.csv: rows 1 to 200"):
+        bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b")
