@@ -53,9 +53,11 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
             raise ConfigError("give --encoder FILE or --torch-module MOD:FN, not both")
         others = [flag for flag, value in (("--model", checkpoint), ("--ranker", ranker), ("--scorer", scorer),
                                            ("--teacher", teacher), ("--popularity", popularity)) if value]
-        source = click.get_current_context().get_parameter_source("quantize")
-        if source == click.core.ParameterSource.COMMANDLINE:
+        given = click.get_current_context().get_parameter_source
+        if given("quantize") == click.core.ParameterSource.COMMANDLINE:
             others.append("--quantize")
+        if user_encoder and given("formats") == click.core.ParameterSource.COMMANDLINE:
+            others.append("--format (your file ships in its own format)")
         if others:
             raise ConfigError(f"{', '.join(others)} go with --model (edgerec's own models); a user-supplied encoder "
                               "ships as supplied (quantize it before), with --table, --content and --name")

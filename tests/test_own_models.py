@@ -365,7 +365,7 @@ def test_content_distill_with_a_narrower_teacher_and_its_bundle(hf, tmp_path):
     rec = Recommender.open(tmp_path / "b")
     assert rec.add_items([{"item_id": "new1", "title": "Night heist", "description": "a tense crime story"}])
     assert rec.tag("a tense crime story")["tags"]
-    for extra in (["--ranker", str(tmp_path)], ["--quantize", "fp16"]):  # refused, not ignored
+    for extra in (["--ranker", str(tmp_path)], ["--quantize", "fp16"], ["--format", "tflite"]):  # refused, not ignored
         result = runner.invoke(cli, ["export", "--encoder", str(tmp_path / "mine.onnx"), "--spec",
                                      str(tmp_path / "spec.json"), "--item-vectors", str(root / "vectors.npy"),
                                      "--data", str(root / "data"), "--out", str(tmp_path / "c"), *extra])
