@@ -20,7 +20,8 @@ from edgerec.cli.output import console, example, fmt, key_values, table
               help="(items, dim) float32 .npy in items.csv order, for --encoder/--torch-module.")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New bundle folder.")
-@click.option("--format", "formats", default="onnx,tflite", show_default=True, help="onnx, tflite or both.")
+@click.option("--format", "formats", default="onnx,tflite", show_default=True,
+              help="onnx, tflite or both (--torch-module: one file, ONNX unless only tflite is named).")
 @click.option("--quantize", type=click.Choice(["none", "int8", "int8-dynamic", "int8-static", "fp16"]), default="int8",
               show_default=True)
 @click.option("--table", "table_dtype", type=click.Choice(["int8", "int8-row", "fp16", "fp32"]), default="int8",
@@ -48,7 +49,20 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
     if user_encoder or torch_module:
         if not (spec and item_vectors):
             raise ConfigError("a user-supplied encoder needs --spec and --item-vectors")
-        _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name)
+        if user_encoder and torch_module:
+            raise ConfigError("give --encoder FILE or --torch-module MOD:FN, not both")
+        others = [flag for flag, value in (("--model", checkpoint), ("--ranker", ranker), ("--scorer", scorer),
+                                           ("--teacher", teacher), ("--popularity", popularity)) if value]
+        given = click.get_current_context().get_parameter_source
+        if given("quantize") == click.core.ParameterSource.COMMANDLINE:
+            others.append("--quantize")
+        if user_encoder and given("formats") == click.core.ParameterSource.COMMANDLINE:
+            others.append("--format (your file ships in its own format)")
+        if others:
+            raise ConfigError(f"{', '.join(others)} go with --model (edgerec's own models); a user-supplied encoder "
+                              "ships as supplied (quantize it before), with --table, --content and --name")
+        _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name,
+                           formats, content)
         return
     if not checkpoint:
         raise ConfigError("give --model CKPT (or --encoder/--torch-module for your own model)")
@@ -63,25 +77,46 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
     _print_manifest(manifest, out)
 
 
-def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name) -> None:
-    import importlib
-
-    from edgerec.errors import ConfigError
-    from edgerec.export.custom import EncoderSpec, bundle_torch_module, bundle_user_model
+def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name,
+                       formats, content) -> None:
+    from edgerec.export.custom import (
+        EncoderSpec,
+        bundle_torch_module,
+        bundle_user_model,
+        load_torch_module,
+    )
 
     encoder_spec = EncoderSpec.load(spec)
     if user_encoder:
         manifest = bundle_user_model(user_encoder, encoder_spec, item_vectors, data_dir, out, table_dtype=table_dtype,
-                                     name=name)
+                                     name=name, content=content)
     else:
-        module_name, _, factory = torch_module.partition(":")
-        try:
-            module = getattr(importlib.import_module(module_name), factory)()
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot build --torch-module {torch_module} ({exc})") from None
-        manifest = bundle_torch_module(module.eval(), encoder_spec, item_vectors, data_dir, out,
-                                       table_dtype=table_dtype, name=name)
+        chosen = ("tflite",) if formats.replace(" ", "") == "tflite" else ("onnx",)
+        manifest = bundle_torch_module(load_torch_module(torch_module), encoder_spec, item_vectors, data_dir, out,
+                                       formats=chosen, table_dtype=table_dtype, name=name, content=content)
     _print_manifest(manifest, out)
+    _print_user_model(manifest)
+
+
+def _print_user_model(manifest) -> None:
+    """What the checks of a user's model found: padding, adaptation, and its metrics beside popularity's."""
+    entry = manifest.models[0]
+    padding = entry.parity.get("padding", {})
+    if padding.get("padded_to") not in (None, "longest history"):
+        moved = padding.get("cosine_gap", 0.0)
+        console.print(f"padding: every history is left-padded to {padding['padded_to']} on the device, as in the "
+                      "checks: " + (f"the output's direction moved with the amount of padding (cosine down to {1 - moved:.4f})" if moved
+                                    else "the file fixes the history length"))
+        if moved > 0.05:
+            console.print("[yellow]warning: that much suggests the model reads 0 as an item; the runtime's ids are "
+                          "item rows (catalog index + 1 in items.csv order) and 0 is padding[/yellow]")
+    if entry.parity.get("adapted"):
+        console.print(f"output: {entry.parity['adapted']} is the user vector")
+    model, popular = manifest.metrics.get("user_model"), manifest.metrics.get("popular")
+    if model and popular and model["NDCG@10"] < popular["NDCG@10"]:
+        console.print("[yellow]warning: your model ranks below popularity on held-out users; check that its ids "
+                      "are item rows (catalog index + 1 in items.csv order, 0 = padding, newest last) and "
+                      "that the item vectors are in items.csv order[/yellow]")
 
 
 @click.command("inspect", epilog=example("edgerec inspect bundle --json"))

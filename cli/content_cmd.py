@@ -80,6 +80,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     from edgerec.errors import ConfigError
     from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
 
+    chosen_dim = dim
     dim = dim or (CONTEXTUAL_WIDTH if contextual else STATIC_WIDTH)
     if contextual and not vocabulary:
         raise ConfigError("--contextual starts from the vocabulary pass: drop --no-vocabulary")
@@ -89,6 +90,9 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     with console.status(f"teacher embeds {len(train) + len(held):,} catalog texts"):
         teacher = ContentTeacher(encoder_dir)
         train_vectors, held_vectors = teacher.encode(train), teacher.encode(held)
+    if chosen_dim is None and teacher.dim < dim:  # a teacher narrower than MiniLM: the student is no wider
+        dim = teacher.dim
+        console.print(f"  student width {dim}: the teacher's hidden size")
     tokenizer = load_tokenizer(teacher.dir, 48)
 
     def progress(epoch, record):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -153,7 +154,13 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 @click.command("distill", epilog=example(
     "edgerec distill --teacher ckpt/teacher --data data/world --dim 32 --layers 2 --heads 1 --out ckpt/student",
     "edgerec distill --teacher ckpt/teacher --data data/world --max-bytes 2000000 --out ckpt/student"))
-@click.option("--teacher", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--teacher", required=True,
+              help="An edgerec checkpoint folder, or your own user encoder: an ONNX file or 'module:factory' "
+                   "returning a PyTorch module (with --teacher-spec and --teacher-vectors).")
+@click.option("--teacher-spec", type=click.Path(exists=True, dir_okay=False),
+              help="With your own teacher: its spec JSON, as for `edgerec export --spec`.")
+@click.option("--teacher-vectors", type=click.Path(exists=True, dir_okay=False),
+              help="With your own teacher: its (items, dim) float32 .npy item vectors in items.csv order.")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--top-k", default=32, show_default=True, help="Teacher candidates per position.")
@@ -164,14 +171,22 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
                                             "bundle (encoder + item table); --dim and --layers are then searched.")
 @click.option("--candidates", default=3, show_default=True, help="With --max-bytes: fitting students trained.")
 @model_options
-def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, max_bytes, candidates,
-            **options) -> None:
-    """Distill a teacher checkpoint into a small student (e.g. --dim 32 --layers 1 --own-rows 8000)."""
+def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_weight, kd_temperature, align, max_bytes,
+            candidates, **options) -> None:
+    """Distill a teacher checkpoint (or your own user encoder) into a small student (e.g. --dim 32 --layers 1
+    --own-rows 8000)."""
     from edgerec.compress.distill import DistillConfig, distill_model
+    from edgerec.errors import ConfigError
     from edgerec.models.checkpoint import load_model
 
     dataset, split = _load(data_dir)
-    teacher_model, _ = load_model(teacher)
+    if not Path(teacher).exists() and ":" not in teacher:
+        raise ConfigError(f"--teacher {teacher} does not exist; give a checkpoint folder of `edgerec train`, or your "
+                          "own encoder (an .onnx file or module:factory) with --teacher-spec and --teacher-vectors")
+    if teacher_spec or teacher_vectors or not Path(teacher).is_dir():
+        teacher_model = _own_teacher(teacher, teacher_spec, teacher_vectors, dataset)
+    else:
+        teacher_model, _ = load_model(teacher)
     model_cfg, train_cfg = _configs(teacher_model.config.arch, options)
     kd = DistillConfig(top_k=top_k, weight=kd_weight, temperature=kd_temperature, align=align)
     if max_bytes is not None:
@@ -181,6 +196,37 @@ def distill(teacher, data_dir, out, top_k, kd_weight, kd_temperature, align, max
                            progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher},
                            content=_content(options["content_specs"]) or None)
     _summary(result.info, out)
+
+
+def _own_teacher(teacher, spec, vectors, dataset):
+    """A user's ONNX file or PyTorch module as a distillation teacher, checked like `export --encoder`."""
+    import numpy as np
+    import torch
+
+    from edgerec.compress.own_teacher import OwnTeacher
+    from edgerec.data.tables import read_vectors
+    from edgerec.errors import ConfigError
+    from edgerec.export.custom import EncoderSpec, _adapted, _FileEncoder, load_torch_module
+
+    if not (spec and vectors):
+        raise ConfigError(f"--teacher {Path(teacher).name} is not an edgerec checkpoint folder; your own teacher "
+                          "needs --teacher-spec and --teacher-vectors")
+    encoder_spec = EncoderSpec.load(spec)
+    items = read_vectors(vectors, "the teacher's item vectors", rows=dataset.n_items, dim=encoder_spec.dim)
+    if Path(teacher).suffix == ".onnx" and Path(teacher).is_file():
+        encode = _FileEncoder(Path(teacher), "onnx", encoder_spec).encode_rows
+    elif ":" in teacher and not Path(teacher).exists():
+        dtype = torch.int32 if encoder_spec.input_dtype == "int32" else torch.int64
+        module, _ = _adapted(load_torch_module(teacher).eval(), encoder_spec,
+                             torch.ones(2, encoder_spec.history_length, dtype=dtype))
+
+        def encode(rows):
+            with torch.no_grad():
+                return module(torch.as_tensor(rows, dtype=dtype)).numpy()
+    else:
+        raise ConfigError(f"--teacher {Path(teacher).name}: give an edgerec checkpoint folder, an .onnx file or "
+                          "module:factory")
+    return OwnTeacher(lambda rows: np.asarray(encode(rows)), items, encoder_spec.history_length)
 
 
 def _distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_bytes, candidates, out) -> None:

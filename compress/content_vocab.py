@@ -29,7 +29,7 @@ import torch
 
 from edgerec.compress.content_distill import ContentDistillConfig, distill_content, embed
 from edgerec.errors import ConfigError, ModelError
-from edgerec.models.content import StaticContentStudent, tokenize
+from edgerec.models.content import StaticContentStudent, load_encoder_model, tokenize
 
 VOCABULARY_ONLY = "vocabulary"  # sub-folder of a checkpoint holding its vocabulary-only student
 # `content distill`'s default widths: with all-MiniLM-L6-v2's 30,522 tokens each int8 file stays under a
@@ -63,13 +63,13 @@ def vocabulary_pass(encoder_dir: str | Path, sif_coefficient: float = 1e-4,
         import model2vec
         from model2vec.distill import distill_from_model
         from model2vec.distill.inference import compute_weights
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
     except ImportError as exc:
         raise ConfigError(f"the vocabulary pass needs model2vec's distill extra ({exc}): "
                           "pip install 'edgerec[tools]'") from None
     began = time.perf_counter()
+    model = load_encoder_model(encoder_dir)
     try:
-        model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir), local_files_only=True, use_fast=True)
     except OSError as exc:
         raise ModelError(f"cannot load a sentence encoder from {encoder_dir} ({exc})") from None
@@ -116,7 +116,8 @@ def student_from_vocabulary(vocab: VocabularyPass, dim: int) -> tuple[StaticCont
     x = vocab.vectors.astype(np.float64)
     used = np.abs(x).sum(1) > 0
     if dim > x.shape[1] or dim > used.sum():
-        raise ConfigError(f"the student's width {dim} exceeds the teacher's {x.shape[1]} or the vocabulary")
+        raise ConfigError(f"the student's width {dim} exceeds the teacher's {x.shape[1]} or its {int(used.sum())} "
+                          f"tokens; pass --dim {min(x.shape[1], int(used.sum()))} or less")
     shared = (x[used] / np.linalg.norm(x[used], axis=1, keepdims=True)).mean(0)
     share = float(np.linalg.norm(shared))
     if not np.isfinite(x).all() or not share < 0.99:

@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def _quiet():
     """The exporters print progress and warnings about packages we do not use (torchvision)."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
             yield
@@ -64,13 +65,32 @@ def export_onnx(module: torch.nn.Module, sample: dict[str, torch.Tensor], dynami
                               external_data=False, input_names=list(sample), output_names=outputs,
                               dynamic_shapes=shapes)
     except Exception as exc:  # the exporter raises many error types
-        raise ExportError(f"ONNX export of {type(module).__name__} failed: {exc}") from exc
+        raise ExportError(f"ONNX export of {type(module).__name__} failed: {exporter_summary(exc)}") from None
     import onnx
 
     model = onnx.load(str(path))
     strip_debug_metadata(model)
     onnx.save(model, str(path))
     return path
+
+
+def exporter_summary(exc: Exception) -> str:
+    """torch.export's pages of advice, graph dumps and stack cut to the cause and the user's line (its file's
+    name, not its path), with what to change."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    cause = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    summary = re.search(r"## Exception summary\s*\n\s*(.+)", text)
+    if summary:
+        cause = re.sub(r"^<class '(?:[\w.]+\.)?(\w+)'>", r"\1", summary.group(1).strip())
+    where = re.findall(r'File "([^"]+)", line (\d+), in \w+\n\s*(.+)', text)
+    if where:
+        file, line, code = where[-1]
+        cause += f" (at {Path(file).name} line {line}: {code.strip()})"
+    advice = ""
+    if "data-dependent" in text or "GuardOnDataDependent" in text:
+        advice = ("; the graph cannot branch on tensor values: use torch.where (or torch.cond) instead of an `if` "
+                  "on the ids, and shapes that do not depend on them")
+    return (cause[:600] + advice) if len(cause) > 600 else cause + advice
 
 
 def strip_debug_metadata(model) -> None:

@@ -12,6 +12,7 @@ vectors and the mean, so a word's vector depends on its neighbours.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -42,7 +43,11 @@ def load_tokenizer(encoder_dir: str | Path, max_length: int, pad_to: int | None 
 
     path = Path(encoder_dir) / "tokenizer.json"
     if not path.exists():
-        raise ModelError(f"{encoder_dir} has no tokenizer.json; use a sentence-transformers model folder")
+        raise ModelError(f"{encoder_dir} has no tokenizer.json, the fast tokenizer file the student and the device "
+                         "read; write it beside the model with: python -c \"from transformers import AutoTokenizer; "
+                         f"AutoTokenizer.from_pretrained('{encoder_dir}').save_pretrained('{encoder_dir}')\" (it "
+                         "converts a sentencepiece or vocab.txt tokenizer; a folder with none needs the tokenizer "
+                         "files of the model it was trained from)")
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=max_length)
     # the shipped file pads everything to 128; pad to the longest text of a batch instead
@@ -88,20 +93,87 @@ def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int)
     return train, held
 
 
+POOLING_KEYS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+                "pooling_mode_max_tokens": "max", "pooling_mode_lasttoken": "last"}
+
+
+def sentence_layout(folder: Path) -> tuple[Path, str]:
+    """(the transformer's folder, its pooling) of a sentence-transformers folder (modules.json: the model may
+    sit in a subfolder such as 0_Transformer, the pooling may be CLS, max or last token); a plain Hugging
+    Face folder: (itself, "mean")."""
+    import json
+
+    inner, mode = folder, "mean"
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return inner, mode
+    for module in modules if isinstance(modules, list) else []:
+        kind, path = str(module.get("type", "")), folder / str(module.get("path", ""))
+        if kind.endswith("Transformer") and (path / "config.json").is_file():
+            inner = path
+        if kind.endswith("Pooling") and (path / "config.json").is_file():
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            modes = [name for key, name in POOLING_KEYS.items() if config.get(key)]
+            other = config.get("pooling_mode_mean_sqrt_len_tokens") or config.get("pooling_mode_weightedmean_tokens")
+            if len(modes) > 1 or other:
+                raise ModelError(f"{folder}'s pooling ({', '.join(k for k, v in config.items() if v is True)}) is "
+                                 "not one of mean, CLS, max or last token alone; the teacher reads those")
+            mode = modes[0] if modes else mode
+    return inner, mode
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """Token states (B, T, H) and the attention mask (B, T) -> one vector per text, as the model pools."""
+    m = mask.to(states.dtype).unsqueeze(-1)
+    if mode == "cls":
+        return states[:, 0]
+    if mode == "max":
+        return states.masked_fill(m == 0, float("-inf")).max(1).values
+    if mode == "last":  # right padding: the last real token
+        return states[torch.arange(len(states)), mask.sum(1).long().clamp(min=1) - 1]
+    return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def load_encoder_model(encoder_dir: str | Path):
+    """The folder's Hugging Face encoder, read offline, or a ModelError saying what the folder lacks."""
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(encoder_dir)
+    if not (folder / "config.json").is_file():
+        inner = sorted(p.parent.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
+        hint = f"; its subfolder {inner[0]} holds one: pass that folder" if inner else ""
+        raise ModelError(f"{encoder_dir} holds no config.json: pass a Hugging Face model folder (what "
+                         f"model.save_pretrained(DIR) and tokenizer.save_pretrained(DIR) write){hint}")
+    try:
+        import transformers
+
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        named = (getattr(config, "architectures", None) or [""])[0]
+        if named.endswith("EncoderModel") and hasattr(transformers, named):  # e.g. T5EncoderModel (sentence-T5)
+            return getattr(transformers, named).from_pretrained(str(folder), local_files_only=True).eval()
+        if getattr(config, "is_encoder_decoder", False):
+            raise ModelError(f"{encoder_dir} holds an encoder-decoder model ({config.model_type}); the teacher must "
+                             "be an encoder-only sentence encoder (BERT, RoBERTa, XLM-R, DistilBERT, MPNet, ...)")
+        return AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    except ModelError:
+        raise
+    except Exception as exc:  # OSError for missing weights, ValueError/KeyError for unknown architectures
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load a sentence encoder from {encoder_dir} ({first[:300]})") from None
+
+
 class ContentTeacher:
     """A Hugging Face sentence encoder run with PyTorch on the host (offline)."""
 
     def __init__(self, encoder_dir: str | Path | None = None, max_length: int = 128, threads: int | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModel
-
-        self.dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
-        try:
-            self.model = AutoModel.from_pretrained(str(self.dir), local_files_only=True).eval()
-        except OSError as exc:
-            raise ModelError(f"cannot load a sentence encoder from {self.dir} ({exc})") from None
+        self.dir, self.pooling = sentence_layout(Path(encoder_dir) if encoder_dir else default_encoder_dir())
+        self.model = load_encoder_model(self.dir)
         self.tokenizer = load_tokenizer(self.dir, max_length)
+        # BERT-like encoders take token types; DistilBERT and others do not
+        self.typed = "token_type_ids" in inspect.signature(self.model.forward).parameters
         self.dim = int(self.model.config.hidden_size)
         if threads:
             torch.set_num_threads(threads)
@@ -113,10 +185,10 @@ class ContentTeacher:
         for start in range(0, len(texts), batch):
             chunk = order[start:start + batch]
             ids, mask = tokenize(self.tokenizer, [texts[i] for i in chunk])
+            typed = {"token_type_ids": torch.zeros_like(torch.as_tensor(ids))} if self.typed else {}
             states = self.model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
-                                token_type_ids=torch.zeros_like(torch.as_tensor(ids))).last_hidden_state
-            m = torch.as_tensor(mask, dtype=torch.float32).unsqueeze(-1)
-            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                                **typed).last_hidden_state
+            pooled = pool(states, torch.as_tensor(mask), self.pooling)
             out.append((chunk, l2_normalize(pooled).numpy()))
         result = np.zeros((len(texts), self.dim), np.float32)
         for chunk, vectors in out:

@@ -3,6 +3,10 @@
 ONNX encoders take any batch and history length; TFLite encoders have the
 fixed length L recorded in the manifest, so histories are truncated to their
 newest L items and left-padded with 0 (padding is invisible to the model).
+An ONNX file whose manifest input shape fixes the history axis (an integer L,
+e.g. a user's encoder made by another tool) is padded to L the same way, one
+fixing the batch at 1 is run one history at a time, and ids are fed in the
+input's declared dtype (int64 or int32).
 """
 
 from __future__ import annotations
@@ -27,15 +31,20 @@ class UserEncoder:
     def __init__(self, backend: Backend, entry: ModelEntry, max_len: int):
         self.backend, self.entry = backend, entry
         self.max_len = entry.history_length or max_len
-        self.fixed = isinstance(backend, TfliteBackend)
+        tflite = isinstance(backend, TfliteBackend)
+        shape = list(entry.inputs[0].shape) if entry.inputs else []
+        self.fixed = tflite or (len(shape) == 2 and isinstance(shape[1], int))
+        self.one_by_one = tflite or shape[:1] == [1]
+        self.dtype = np.int32 if tflite or (entry.inputs and entry.inputs[0].dtype == "int32") else np.int64
         self.input_name = backend.input_names[0]
 
     def encode_rows(self, rows: np.ndarray) -> np.ndarray:
         """rows: (B, L) int64, left-padded model rows -> (B, D) float32."""
-        if self.fixed:
-            out = [self.backend.run({self.input_name: rows[i:i + 1].astype(np.int32)})[0] for i in range(len(rows))]
+        rows = rows.astype(self.dtype)
+        if self.one_by_one:
+            out = [self.backend.run({self.input_name: rows[i:i + 1]})[0] for i in range(len(rows))]
             return np.concatenate(out).astype(np.float32)
-        return self.backend.run({self.input_name: rows.astype(np.int64)})[0].astype(np.float32)
+        return self.backend.run({self.input_name: rows})[0].astype(np.float32)
 
     def encode(self, histories: list[np.ndarray]) -> np.ndarray:
         """Histories as model rows (item index + 1), oldest first -> (B, D) user vectors."""

@@ -52,12 +52,12 @@ def test_pytorch_module_with_a_spec_becomes_a_bundle(user_model, tmp_path):
     assert check_conformance(str(tmp_path / "b"))["passed"]
     # the hub penalty works on a user's model too: hubness measured with their encoder
     from edgerec.data.split import leave_last_out
-    from edgerec.export.custom import _SuppliedEncoder
+    from edgerec.export.custom import _FileEncoder
     from edgerec.models.hubness import model_hubness
 
     split = leave_last_out(load_dataset(data))
     table = rec.catalog.vectors(np.arange(len(rec.catalog)))
-    expected = model_hubness(_SuppliedEncoder(tmp_path / "b" / "user_encoder.onnx", "onnx", EncoderSpec.load(SPEC)),
+    expected = model_hubness(_FileEncoder(tmp_path / "b" / "user_encoder.onnx", "onnx", EncoderSpec.load(SPEC)),
                              split.train, table)
     assert np.allclose(rec.catalog.hubness(np.arange(len(rec.catalog))), expected, atol=1e-3)
     assert [r.item_id for r in rec.recommend("u", k=5, policy=Policy(hub_penalty=1.0))] != \
@@ -76,7 +76,7 @@ def test_onnx_file_with_a_spec_via_the_cli(user_model, tmp_path):
     assert result.exit_code == 0, result.output
     assert "user-supplied" in (tmp_path / "bundle" / "manifest.json").read_text()
     bad = dict(SPEC, dim=8)
-    with pytest.raises(ExportError, match="returned shape"):
+    with pytest.raises(ExportError, match="returns shape"):
         bundle_torch_module(module, EncoderSpec.load(bad), vectors[:, :8], data, tmp_path / "bad")
 
 

@@ -1,0 +1,54 @@
+"""A user's own user encoder as the teacher of ranking distillation (`edgerec distill --teacher FILE|MOD:FN`).
+
+`distill_model` reads a teacher's hidden state at every position of a training window and its item
+vectors. A user encoder maps a whole history to one vector, so its state at position t is its vector
+of the window's items up to t (the newest `history_length`, left-padded with 0, as the device feeds
+it), and its item vectors are the user's (items, dim) array. Scores are plain dot products divided
+by `temperature` (--kd-temperature also applies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgerec.errors import ModelError
+
+PREFIX_BATCH = 4096  # histories per call of the user's encoder
+
+
+class OwnTeacher(nn.Module):
+    def __init__(self, encode: Callable[[np.ndarray], np.ndarray], item_vectors: np.ndarray, history_length: int,
+                 temperature: float = 1.0, arch: str = "sasrec"):
+        super().__init__()
+        self.encode = encode
+        table = np.vstack([np.zeros((1, item_vectors.shape[1]), np.float32), item_vectors.astype(np.float32)])
+        self.register_buffer("items", torch.as_tensor(table), persistent=False)
+        self.config = SimpleNamespace(max_len=int(history_length), temperature=float(temperature), arch=arch)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.items.clone()
+
+    @torch.no_grad()
+    def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, T) item rows, left-padded -> (B, T, dim): the encoder's vector of each prefix."""
+        rows = np.asarray(inputs, np.int64)
+        batch, positions = rows.shape
+        length = self.config.max_len
+        prefixes = np.zeros((batch, positions, length), np.int64)
+        for t in range(positions):
+            window = rows[:, max(0, t + 1 - length):t + 1]
+            prefixes[:, t, length - window.shape[1]:] = window
+        flat = prefixes.reshape(batch * positions, length)
+        out = np.concatenate([np.asarray(self.encode(flat[s:s + PREFIX_BATCH]), np.float32)
+                              for s in range(0, len(flat), PREFIX_BATCH)])
+        if out.shape != (len(flat), self.items.shape[1]):
+            raise ModelError(f"the teacher returned shape {out.shape} for {len(flat)} histories; it must return "
+                             f"(histories, {self.items.shape[1]}), the item vectors' width")
+        empty = ~(flat > 0).any(1)  # all padding: positions the loss masks out; no NaN from a mean over nothing
+        out[empty] = 0.0
+        return torch.as_tensor(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)).view(batch, positions, -1)
