@@ -97,6 +97,9 @@ class TfliteBackend(Backend):
     def input_names(self) -> list[str]:
         return [i["name"] for i in self.inputs]
 
+    def input_shape(self, position: int = 0) -> tuple[int, ...]:
+        return tuple(int(x) for x in self.inputs[position]["shape"])
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Inputs are matched by position (TFLite names are generated); each must have the fixed shape."""
         with self.lock:
