@@ -57,6 +57,7 @@ class Evaluator:
 
     def __post_init__(self):
         self.tags = tag_matrix(self.catalog)
+        self.tagged = bool((self.tags >= 0).any())
         self.popularity = train_popularity(self.split)
         self.percentile = metrics.popularity_percentile(self.popularity)
 
@@ -110,7 +111,8 @@ class Evaluator:
             f"MRR@{k}": metrics.mrr(ranks, k),
             f"coverage@{k}": metrics.coverage(lists, self.split.n_items),
             f"novelty@{k}": metrics.novelty(lists, self.popularity, self.split.train.n_users),
-            f"diversity@{k}": metrics.intra_list_diversity(lists, self.tags),
+            # None on items without tags or genre (a bare listening log): every list would score 1.0
+            f"diversity@{k}": metrics.intra_list_diversity(lists, self.tags) if self.tagged else None,
             f"pop_percentile@{k}": float(self.percentile[valid].mean()) if valid.size else 0.0,
             f"gini@{k}": metrics.gini(exposure),
             "eval_seconds": round(time.perf_counter() - (began or time.perf_counter()), 2),
