@@ -175,3 +175,23 @@ def test_item_knn_holds_a_block_that_shrinks_as_the_catalog_grows(tmp_path, monk
     small = baselines.ItemKNN(split, cells=3 * split.n_items).similarity
     assert max(rows for rows, _ in shapes) == 3 and sum(rows for rows, _ in shapes) == split.n_items
     assert (abs(small - whole)).max() == 0
+
+
+def test_a_reason_never_says_a_song_was_watched():
+    """A bare log knows no modality: the reason says "played" (it said "because you watched" a song)."""
+    from edgerec.runtime.explain import Explainer
+
+    class Bare:  # the parts of a device catalog an explainer reads, without a modality column
+        categorical: dict = {}
+
+        def vectors(self, rows):
+            return np.eye(3, dtype=np.float32)[np.asarray(rows, np.int64)]
+
+        def item_id(self, row):
+            return f"Artist - Track {row}"
+
+        def title(self, row):
+            return ""
+
+    [reason] = Explainer(Bare(), [0], [], {}, cold_start=False).explain_all([{"tags": []}], np.eye(3)[[1]])
+    assert reason.kind == "history" and reason.text == 'because you played "Artist - Track 0"'
