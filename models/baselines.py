@@ -97,8 +97,8 @@ class ItemKNN:
         norms = np.sqrt(np.asarray(x.sum(0)).ravel()).astype(np.float32)
         xt = x.T.tocsr()
         blocks = []
-        # a block of 1024 rows by the catalog (and argpartition's int64 copy) took 2.7 GB at 93k tracks
-        # and would take 12 GB at a million (a music log's catalog): the block shrinks as the catalog grows
+        # a block of 1,024 rows by the catalog (and argpartition's int64 copy) peaked at 1.9 GB at 93k tracks
+        # and would need about 12 GB at a million (a music log's catalog): the block shrinks as it grows
         rows = max(1, min(self.chunk, self.cells // max(n, 1)))
         for start in range(0, n, rows):
             co = (xt[start:start + rows] @ x).toarray()
