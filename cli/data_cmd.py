@@ -33,18 +33,27 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 
 @data_group.command("import", epilog=example(
     "edgerec data import ml-1m ~/ml-1m --out data/ml1m",
-    "edgerec data import csv log.csv --out data/mine --user-col account --item-col track --time-col ts"))
+    "edgerec data import csv log.csv --out data/mine --user-col account --item-col track --time-col ts",
+    "edgerec data import csv plays.tsv --out data/music --delimiter tab --columns user,time,artist,track "
+    "--user-col user --time-col time --item-col artist+track"))
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "parquet", "ml-100k", "ml-1m", "ml-latest"]))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True, dir_okay=False),
               help="Item table (csv/parquet) in the neutral layout, for FORMAT csv/parquet.")
 @click.option("--user-col", default="user_id", show_default=True)
-@click.option("--item-col", default="item_id", show_default=True)
+@click.option("--item-col", default="item_id", show_default=True,
+              help="The item id column, or several joined by '+' to key items by them (artist+track).")
 @click.option("--time-col", default="timestamp", show_default=True)
 @click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
 @click.option("--value-col", default="value", show_default=True, help="Optional.")
 @click.option("--delimiter", default=",", show_default=True, help="Field separator; tab as '\\t' or 'tab'.")
+@click.option("--columns", "names", help="Names of the columns of a file without a header line, comma-separated "
+              "in file order (its first line is then data).")
+@click.option("--no-quoting", is_flag=True, help="A '\"' is plain text, never the start of a quoted field (logs "
+              "whose names hold quotes, such as Last.fm's).")
+@click.option("--skip-bad-rows", is_flag=True, help="Leave out rows with the wrong number of fields, no user or "
+              "item id, or no readable time; they are counted and their first lines shown.")
 @click.option("--encoding", default="utf-8", show_default=True,
               help="Text encoding of CSV files (e.g. latin-1, cp1252, utf-16); a UTF-8 byte order mark is skipped.")
 @click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", show_default=True,
@@ -53,8 +62,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, delimiter,
-            encoding, time_unit, sample, seed, chunk_rows, out_format) -> None:
+def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, delimiter, names,
+            no_quoting, skip_bad_rows, encoding, time_unit, sample, seed, chunk_rows, out_format) -> None:
     """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset
     from edgerec.data.stats import dataset_stats
@@ -62,13 +71,18 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
 
     columns = ColumnMap(user=user_col, item=item_col, time=time_col, event=event_col, value=value_col)
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters
-    options = ReadOptions(delimiter=delimiter, encoding=encoding, chunk_rows=chunk_rows, sample_users=sample,
-                          seed=seed, time_unit=time_unit)
+    header = tuple(n.strip() for n in names.split(",")) if names else None
+    options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
+                          sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
+                          skip_bad_rows=skip_bad_rows)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options)
         save_dataset(dataset, out, out_format)
     stats = dataset_stats(dataset)
     key_values({k: v for k, v in stats.items() if not isinstance(v, dict)}, title=f"imported into {out}")
+    for reason, what in dataset.meta.get("skipped_rows", {}).items():
+        console.print(f"skipped {what['rows']:,} row{'s' * (what['rows'] > 1)} ({reason}); first at line(s) "
+                      f"{', '.join(map(str, what['first_lines']))}")
 
 
 @data_group.command("stats", epilog=example("edgerec data stats data/world --json stats.json"))

@@ -22,6 +22,8 @@ if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 col
 
 
 def fmt(value) -> str:
+    if value is None:  # a figure the data cannot give (JSON: null)
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
     if isinstance(value, int):

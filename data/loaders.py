@@ -22,6 +22,7 @@ from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
     PER_SECOND,
     Chunk,
+    Skipped,
     read_chunks,
     read_header,
     to_float,
@@ -68,6 +69,7 @@ class ReadOptions:
     seed: int = 0
     time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
     quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
+    skip_bad_rows: bool = False  # leave out (and count) rows with the wrong field count, no time or no id
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -87,6 +89,19 @@ class ReadOptions:
 
 
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
+KEY_JOIN = " - "  # between the parts of an item key made of several columns (artist+track: "Artist - Track")
+
+
+def key_parts(name: str, present: set[str]) -> list[str]:
+    """The columns of an item key: `artist+track` names two (joined with KEY_JOIN) unless the file has a
+    column of that very name."""
+    if "+" not in name or name in present:
+        return [name]
+    parts = [p.strip() for p in name.split("+")]
+    if not all(parts) or len(set(parts)) < len(parts):
+        raise ConfigError(f"an item key of several columns names each once, joined by '+' (e.g. artist+track); "
+                          f"got {name!r}")
+    return parts
 
 
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
@@ -131,7 +146,9 @@ def read_interactions(
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
-    wanted = [columns.user, columns.item, columns.time, *optional.values()]
+    item_parts = key_parts(columns.item, present)
+    wanted = [columns.user, *item_parts, columns.time, *optional.values()]
+    skipped = Skipped() if options.skip_bad_rows else None
 
     users = _Codes()
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
@@ -139,11 +156,19 @@ def read_interactions(
     exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
-        chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted,
+        chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
     ):
+        if len(item_parts) > 1:
+            chunk.columns[columns.item] = [KEY_JOIN.join(key) if any(key) else ""
+                                           for key in zip(*(chunk.columns.pop(p) for p in item_parts))]
+        if skipped is not None:
+            chunk, seconds = _skip_bad(chunk, columns, options, skipped)
+            if not len(chunk):
+                continue
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
-        for name in (columns.user, columns.item):
-            check_ids(chunk, name)
+        check_ids(chunk, columns.user, "; every row needs a user (or pass --skip-bad-rows to leave such rows out)")
+        check_ids(chunk, columns.item, "; a log whose items lack an id in some rows can key them by several columns "
+                  "(--item-col artist+track) or leave those rows out (--skip-bad-rows)")
         if catalog is not None:
             index = catalog.index
             for i, v in enumerate(item_ids):
@@ -152,7 +177,8 @@ def read_interactions(
                         f"item {v!r} is not in the item table; add it there or drop the event",
                         chunk.path, chunk.line_of(i),
                     )
-        seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
+        if skipped is None:
+            seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
         timestamp = np.floor(seconds).astype(np.int64)
         event = _events(chunk, optional.get("event"), columns.default_event)
         value = to_float(chunk, optional["value"]) if "value" in optional else np.ones(len(chunk), np.float32)
@@ -176,10 +202,26 @@ def read_interactions(
                          ("user", "item", "timestamp", "event", "value", "device")))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
-    return Dataset(catalog, log.sorted_by_time(np.concatenate(exact)), users.ids, meta={"source": str(path)})
+    meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
+    return Dataset(catalog, log.sorted_by_time(np.concatenate(exact)), users.ids, meta=meta)
 
 
-def check_ids(chunk: Chunk, name: str) -> None:
+def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: Skipped) -> tuple[Chunk, np.ndarray]:
+    """The chunk less its rows without a user id, an item id or a readable time (counted in `skipped`),
+    and the times of the rows kept."""
+    seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, lenient=True)
+    no_time = np.isnan(seconds)
+    no_id = np.zeros(len(chunk), bool)
+    for name in (columns.user, columns.item):
+        no_id |= np.fromiter((not v for v in chunk.columns[name]), bool, len(chunk))
+    for reason, rows in (("no user or item id", no_id), ("time not readable", no_time & ~no_id)):
+        if rows.any():
+            skipped.add(reason, [chunk.line_of(i) for i in np.flatnonzero(rows)])
+    drop = no_id | no_time
+    return (chunk.without(drop), seconds[~drop]) if drop.any() else (chunk, seconds)
+
+
+def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
     """Ids are non-empty, at most MAX_ID characters (what the device accepts), free of NUL, and exact:
     not integers too large for the floating-point column that holds them."""
     values = chunk.columns[name]
@@ -191,7 +233,7 @@ def check_ids(chunk: Chunk, name: str) -> None:
                             "integers or text (pandas: drop the rows without one, then .astype('int64'))",
                             chunk.path, chunk.line_of(bad))
     if "" in values:
-        raise DataError(f"column '{name}' is empty", chunk.path, chunk.line_of(values.index("")))
+        raise DataError(f"column '{name}' is empty{hint}", chunk.path, chunk.line_of(values.index("")))
     if values and max(map(len, values)) > MAX_ID:
         bad = next(i for i, v in enumerate(values) if len(v) > MAX_ID)
         raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "
@@ -416,5 +458,5 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     catalog = read_catalog(items, options) if items else None
     dataset = read_interactions(path, columns, catalog, options)
-    dataset.meta = {"source": str(path), "format": fmt}
+    dataset.meta = dict(dataset.meta, source=str(path), format=fmt)
     return dataset

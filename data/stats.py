@@ -25,6 +25,9 @@ def dataset_stats(dataset: Dataset) -> dict:
     per_item = np.bincount(log.item, minlength=n_items)
     per_user = np.bincount(log.user, minlength=n_users)
     pairs = np.unique(log.user.astype(np.int64) * n_items + log.item).size if n_events else 0
+    consumed = log.consumed_mask()
+    # plays of an item the user had consumed before (music: replays of favourites, often most of the log)
+    first_plays = np.unique(log.user[consumed].astype(np.int64) * n_items + log.item[consumed]).size
     top = np.sort(per_item)[::-1]
     top_1pct = max(1, n_items // 100)
     stats = {
@@ -34,6 +37,8 @@ def dataset_stats(dataset: Dataset) -> dict:
         "density": pairs / max(n_users * n_items, 1),
         "events_per_user_median": float(np.median(per_user)) if n_users else 0.0,
         "events_per_user_p99": float(np.percentile(per_user, 99)) if n_users else 0.0,
+        "events_per_user_max": int(per_user.max()) if n_users else 0,
+        "repeat_share": 1 - first_plays / consumed.sum() if consumed.any() else 0.0,
         "items_never_seen": int((per_item == 0).sum()),
         "top_1pct_items_share": float(top[:top_1pct].sum() / max(n_events, 1)),
         "popularity_gini": gini(per_item),

@@ -35,12 +35,42 @@ class Chunk:
     first_line: int
     path: str
     floats: frozenset[str] = frozenset()  # columns a Parquet file stores as floating point
+    lines: np.ndarray | None = None  # the file line of every row, when rows were skipped (else consecutive)
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
     def line_of(self, row: int) -> int:
-        return self.first_line + row
+        return int(self.lines[row]) if self.lines is not None else self.first_line + row
+
+    def without(self, drop: np.ndarray) -> Chunk:
+        """The chunk less the rows where `drop` is True (their lines are remembered for later errors)."""
+        keep = np.flatnonzero(~drop)
+        lines = self.lines if self.lines is not None else self.first_line + np.arange(len(self))
+        return Chunk({k: [v[i] for i in keep] for k, v in self.columns.items()}, int(lines[keep[0]]) if keep.size
+                     else self.first_line, self.path, self.floats, lines[keep])
+
+
+class Skipped:
+    """Rows an import left out on request (`--skip-bad-rows`), counted by reason with their first lines."""
+
+    SHOWN = 5
+
+    def __init__(self):
+        self.reasons: dict[str, list] = {}  # reason -> [count, first lines]
+
+    def add(self, reason: str, lines) -> None:
+        entry = self.reasons.setdefault(reason, [0, []])
+        lines = [int(x) for x in lines]
+        entry[0] += len(lines)
+        entry[1] = (entry[1] + lines[: self.SHOWN])[: self.SHOWN]
+
+    @property
+    def total(self) -> int:
+        return sum(count for count, _ in self.reasons.values())
+
+    def summary(self) -> dict:
+        return {reason: {"rows": count, "first_lines": lines} for reason, (count, lines) in self.reasons.items()}
 
 
 def is_parquet(path: str | os.PathLike) -> bool:
@@ -56,13 +86,15 @@ def read_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str = "utf-8",
     quoted: bool = True,
+    skipped: Skipped | None = None,
 ) -> Iterator[Chunk]:
     """Yield chunks of a CSV/TSV/Parquet file, keeping only `columns` (all when None).
 
     `header` names the columns of a file that has no header line (MovieLens
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
     `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
-    plain text, not the start of a quoted field.
+    plain text, not the start of a quoted field. With `skipped`, a row with too few or too many fields
+    is left out and counted there instead of stopping the read.
     """
     path = _existing_file(path)
     if path.stat().st_size == 0:
@@ -70,7 +102,7 @@ def read_chunks(
     if is_parquet(path):
         yield from _read_parquet_chunks(path, columns, chunk_rows)
     else:
-        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted)
+        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped)
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -129,7 +161,8 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
         if not is_parquet(path) and _looks_like_data(names, glued[0] if glued else None):  # ids: not shown
             also = f"; it is one field: is the file separated by {glued[0]!r}? Pass --delimiter" if glued else ""
             raise DataError(f"missing column(s) {', '.join(missing)}; the first line holds data, not column names: "
-                            f"add a header line naming the columns ({', '.join(wanted)}){also}", *where)
+                            f"add a header line naming the columns ({', '.join(wanted)}) or, for a log, name "
+                            f"every column in file order with --columns{also}", *where)
         raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}", *where)
     return [names.index(c) for c in wanted]
 
@@ -156,7 +189,8 @@ def _split_lines(handle, delimiter: str, quoted: bool = True):
             yield raw.rstrip("\r\n").split(delimiter)
 
 
-def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True) -> Iterator[Chunk]:
+def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True,
+                      skipped=None) -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
         rows = _split_lines(handle, delimiter, quoted)
         line = 0
@@ -181,6 +215,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         buffers: list[list[str]] = [[] for _ in keep]
         first_line = line + 1
         rows_seen = 0
+        lines = None  # the line of every row of the chunk, once a row was skipped in it
         blank = 0  # the first blank line after some rows: ignored at the end of the file, an error before a row
         try:
             for fields in rows:
@@ -198,19 +233,29 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                                     "keep only the first header line", str(path), line)
                 if len(fields) != width:
                     spans = any("\n" in f or "\r" in f for f in fields)  # csv read on to the next quote
+                    if skipped is not None and not spans:
+                        skipped.add(f"not {width} fields", [line])
+                        lines = lines if lines is not None else list(range(first_line, line))
+                        continue
                     raise DataError(
                         f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
                         + ("; a field runs over several lines: is a quote left open here?" if spans else ""),
                         str(path),
                         line,
                     )
+                if quoted and _swallowed(fields, delimiter, width):  # the right count by chance: silent otherwise
+                    raise DataError("a quoted field runs over several lines and holds whole rows of the file: is a "
+                                    "quote left open here? (for a log whose names hold quotes pass --no-quoting)",
+                                    str(path), line)
                 for buf, i in zip(buffers, keep):
                     buf.append(fields[i])
+                if lines is not None:
+                    lines.append(line)
                 rows_seen += 1
                 if len(buffers[0]) >= chunk_rows:
-                    yield Chunk(dict(zip(out_names, buffers)), first_line, str(path))
+                    yield _chunk(out_names, buffers, first_line, path, lines)
                     buffers = [[] for _ in keep]
-                    first_line = line + 1
+                    first_line, lines = line + 1, None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
         except csv.Error as exc:
@@ -218,9 +263,30 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         except (OSError, EOFError) as exc:  # a damaged gzip stream
             raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:
+            if skipped is not None and skipped.total:
+                raise DataError(f"every row was skipped ({skipped.total:,}; {', '.join(skipped.reasons)}): is the "
+                                "delimiter or --columns wrong?", str(path))
             raise DataError("file has a header but no rows", str(path), line)
         if buffers[0]:
-            yield Chunk(dict(zip(out_names, buffers)), first_line, str(path))
+            yield _chunk(out_names, buffers, first_line, path, lines)
+
+
+def _chunk(names, buffers, first_line, path, lines) -> Chunk:
+    if lines is None:
+        return Chunk(dict(zip(names, buffers)), first_line, str(path))
+    return Chunk(dict(zip(names, buffers)), lines[0] if lines else first_line, str(path), lines=np.asarray(lines))
+
+
+def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
+    """A field that read on over line breaks up to a quote far below: one of its later lines is itself a
+    row (`width` non-empty fields). Quoted text may hold line breaks, rarely whole rows of the file."""
+    for field in fields:
+        if "\n" in field or "\r" in field:
+            for inner in field.splitlines()[1:]:
+                parts = inner.split(delimiter)
+                if len(parts) == width and all(p.strip() for p in parts):
+                    return True
+    return False
 
 
 def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
@@ -348,10 +414,11 @@ def _iso_seconds(text: str) -> float:
     return stamp.timestamp()
 
 
-def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -> np.ndarray:
+def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *,
+               lenient: bool = False) -> np.ndarray:
     """Epoch seconds as float64 (fractions kept, so sub-second order survives) from numbers in `unit`
     or ISO-8601 strings; a value outside [low, MAX_TS] is an error naming its line, never a wrapped
-    integer."""
+    integer (with `lenient`, NaN: the caller drops the row)."""
     values, per_second = chunk.columns[name], PER_SECOND[unit]
     try:
         seconds = np.asarray(values, dtype=np.float64) / per_second
@@ -363,7 +430,9 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -
             except (ValueError, OverflowError):
                 seconds[i] = np.nan
     bad = np.flatnonzero(~(np.isfinite(seconds) & (seconds >= low) & (seconds <= MAX_TS)))
-    if bad.size:
+    if bad.size and lenient:
+        seconds[bad] = np.nan
+    elif bad.size:
         i = int(bad[0])
         shown, where = values[i], (chunk.path, chunk.line_of(i))
         if not np.isfinite(seconds[i]):

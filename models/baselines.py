@@ -88,6 +88,7 @@ class ItemKNN:
     decay: float = 0.8
     chunk: int = 1024
     name: str = "itemknn"
+    cells: int = 1 << 24  # dense similarities held at once: a block has at most cells // n_items rows
 
     def __post_init__(self):
         n = self.split.n_items
@@ -96,9 +97,12 @@ class ItemKNN:
         norms = np.sqrt(np.asarray(x.sum(0)).ravel()).astype(np.float32)
         xt = x.T.tocsr()
         blocks = []
-        for start in range(0, n, self.chunk):
-            co = (xt[start:start + self.chunk] @ x).toarray()
-            co /= np.maximum(norms[start:start + self.chunk, None] * norms[None, :], 1e-9)
+        # a block of 1,024 rows by the catalog (and argpartition's int64 copy) peaked at 1.9 GB at 93k tracks
+        # and would need about 12 GB at a million (a music log's catalog): the block shrinks as it grows
+        rows = max(1, min(self.chunk, self.cells // max(n, 1)))
+        for start in range(0, n, rows):
+            co = (xt[start:start + rows] @ x).toarray()
+            co /= np.maximum(norms[start:start + rows, None] * norms[None, :], 1e-9)
             co[np.arange(co.shape[0]), np.arange(start, start + co.shape[0])] = 0.0
             blocks.append(_keep_top(co, self.neighbors))
         self.similarity = sp.vstack(blocks).tocsr()

@@ -19,6 +19,12 @@ class Reason:
         return {"kind": self.kind, "text": self.text, "item_id": self.item_id, "tags": self.tags}
 
 
+# the verb of "because you ... X" follows X's modality; a log without modalities (a bare listening log)
+# gets one that fits audio and video alike, never "watched" for a song
+VERBS = {"film": "watched", "series_episode": "watched", "short_video": "watched",
+         "music_track": "listened to", "podcast_episode": "listened to"}
+
+
 def matched_tags(item_tags: list[str], profile_tags: dict[str, int], limit: int = 3) -> list[str]:
     return sorted((t for t in item_tags if t in profile_tags), key=lambda t: -profile_tags[t])[:limit]
 
@@ -60,12 +66,18 @@ class Explainer:
             elif liked_best is not None and liked_sim[i] > 0.6:
                 reasons.append(self._because("feedback", "more like", self.liked[liked_best[i]], tags))
             elif history_best is not None:
-                reasons.append(self._because("history", "because you watched", self.history[history_best[i]], tags))
+                row = self.history[history_best[i]]
+                reasons.append(self._because("history", f"because you {self._verb(row)}", row, tags))
             elif tags:
                 reasons.append(Reason("tags", "matches your interests: " + ", ".join(tags), None, tags))
             else:
                 reasons.append(Reason("popular", "popular right now", None, []))
         return reasons
+
+    def _verb(self, row) -> str:
+        modality = (self.catalog.column("modality", np.asarray([row], np.int64))[0]
+                    if "modality" in self.catalog.categorical else "")
+        return VERBS.get(modality, "played")
 
     def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
         item_id, title = self.catalog.item_id(int(row)), self.catalog.title(int(row))

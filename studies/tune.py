@@ -390,6 +390,10 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
         raise ConfigError("--target policy tunes the runtime's policy over a trained model: give --model CKPT")
     if cfg.objective not in _metric_names():
         raise ConfigError(f"unknown objective {cfg.objective!r}; choose one of {', '.join(_metric_names())}")
+    if cfg.objective.startswith("diversity@") and not any(dataset.catalog.tags) and not any(
+            dataset.catalog.text["genre"]):
+        raise ConfigError("diversity is measured from the items' tags and genres and these items have none; "
+                          "import an item table with tags (--items) or tune another objective")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _m, _v: None)

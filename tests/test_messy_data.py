@@ -312,6 +312,10 @@ def test_an_open_quote_that_swallows_lines_is_named(tmp_path):
     path.write_text('user_id,item_id,timestamp\nu1,"i1,100\nu2,i2,200\nu3,i3,300\n')
     with pytest.raises(DataError, match=r"log.csv:2: expected 3 fields .*found 2; a field runs over several lines"):
         import_dataset("csv", path)
+    # the right number of fields by chance: the quote closes rows later and the swallowed rows vanished silently
+    path.write_text('user_id,item_id,timestamp\nu1,"i1\nu2,i2,200\nu3,i3,300\nu4,"i4,400\nu5,i5,500\n')
+    with pytest.raises(DataError, match=r"log.csv:2: a quoted field runs over several lines and holds whole rows"):
+        import_dataset("csv", path)
 
 
 def test_an_item_table_without_item_id_says_how_to_name_it(tmp_path):

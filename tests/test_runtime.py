@@ -497,6 +497,12 @@ def test_reasons_name_the_next_episode_the_nearest_history_item_and_a_liked_item
     reason, near = explainer.explain_all(cat.metas([second, other]), cat.vectors([second, other]))
     assert reason.kind == "series" and reason.item_id == cat.item_id(first) and "next episode" in reason.text
     assert near.kind == "history" and near.item_id == cat.item_id(other)  # closest history item: itself
+    verb = {"music_track": "listened to", "podcast_episode": "listened to"}.get(
+        cat.column("modality", np.array([other]))[0], "watched")  # a song was "watched" until Dec 2026
+    assert near.text.startswith(f"because you {verb} ")
+    audio = next(r for r in range(cat.base_count) if cat.column("modality", np.array([r]))[0] == "music_track")
+    [song] = Explainer(cat, [audio], [], {}, cold_start=False).explain_all(cat.metas([audio]), cat.vectors([audio]))
+    assert song.text.startswith("because you listened to ")
     [liked] = Explainer(cat, [first], [other], {}, cold_start=False).explain_all(cat.metas([other]), cat.vectors([other]))
     assert liked.kind == "feedback" and liked.item_id == cat.item_id(other)
     [newcomer] = Explainer(cat, [], [], {}, cold_start=True).explain_all(cat.metas([other]), cat.vectors([other]))
