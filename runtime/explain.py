@@ -57,6 +57,7 @@ class Explainer:
             liked_sim = sims[np.arange(len(metas)), liked_best]
         if not self.cold_start and len(self.history) and len(metas):
             history_best = (vectors @ self.history_vectors.T).argmax(1)
+            verbs = self._verbs(self.history[history_best])  # one column read for the whole list
         reasons = []
         for i, meta in enumerate(metas):
             tags = matched_tags(meta.get("tags", []), self.profile_tags)
@@ -66,18 +67,17 @@ class Explainer:
             elif liked_best is not None and liked_sim[i] > 0.6:
                 reasons.append(self._because("feedback", "more like", self.liked[liked_best[i]], tags))
             elif history_best is not None:
-                row = self.history[history_best[i]]
-                reasons.append(self._because("history", f"because you {self._verb(row)}", row, tags))
+                reasons.append(self._because("history", f"because you {verbs[i]}", self.history[history_best[i]], tags))
             elif tags:
                 reasons.append(Reason("tags", "matches your interests: " + ", ".join(tags), None, tags))
             else:
                 reasons.append(Reason("popular", "popular right now", None, []))
         return reasons
 
-    def _verb(self, row) -> str:
-        modality = (self.catalog.column("modality", np.asarray([row], np.int64))[0]
-                    if "modality" in self.catalog.categorical else "")
-        return VERBS.get(modality, "played")
+    def _verbs(self, rows: np.ndarray) -> list[str]:
+        if "modality" not in self.catalog.categorical:
+            return ["played"] * len(rows)
+        return [VERBS.get(m, "played") for m in self.catalog.column("modality", rows)]
 
     def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
         item_id, title = self.catalog.item_id(int(row)), self.catalog.title(int(row))
