@@ -184,7 +184,9 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
         raise ConfigError(f"--teacher {teacher} does not exist; give a checkpoint folder of `edgerec train`, or your "
                           "own encoder (an .onnx file or module:factory) with --teacher-spec and --teacher-vectors")
     if teacher_spec or teacher_vectors or not Path(teacher).is_dir():
-        teacher_model = _own_teacher(teacher, teacher_spec, teacher_vectors, dataset)
+        from edgerec.export.custom import own_teacher
+
+        teacher_model = own_teacher(teacher, teacher_spec, teacher_vectors, dataset.n_items)
     else:
         teacher_model, _ = load_model(teacher)
     model_cfg, train_cfg = _configs(teacher_model.config.arch, options)
@@ -196,37 +198,6 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
                            progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher},
                            content=_content(options["content_specs"]) or None)
     _summary(result.info, out)
-
-
-def _own_teacher(teacher, spec, vectors, dataset):
-    """A user's ONNX file or PyTorch module as a distillation teacher, checked like `export --encoder`."""
-    import numpy as np
-    import torch
-
-    from edgerec.compress.own_teacher import OwnTeacher
-    from edgerec.data.tables import read_vectors
-    from edgerec.errors import ConfigError
-    from edgerec.export.custom import EncoderSpec, _adapted, _FileEncoder, load_torch_module
-
-    if not (spec and vectors):
-        raise ConfigError(f"--teacher {Path(teacher).name} is not an edgerec checkpoint folder; your own teacher "
-                          "needs --teacher-spec and --teacher-vectors")
-    encoder_spec = EncoderSpec.load(spec)
-    items = read_vectors(vectors, "the teacher's item vectors", rows=dataset.n_items, dim=encoder_spec.dim)
-    if Path(teacher).suffix == ".onnx" and Path(teacher).is_file():
-        encode = _FileEncoder(Path(teacher), "onnx", encoder_spec).encode_rows
-    elif ":" in teacher and not Path(teacher).exists():
-        dtype = torch.int32 if encoder_spec.input_dtype == "int32" else torch.int64
-        module, _ = _adapted(load_torch_module(teacher).eval(), encoder_spec,
-                             torch.ones(2, encoder_spec.history_length, dtype=dtype))
-
-        def encode(rows):
-            with torch.no_grad():
-                return module(torch.as_tensor(rows, dtype=dtype)).numpy()
-    else:
-        raise ConfigError(f"--teacher {Path(teacher).name}: give an edgerec checkpoint folder, an .onnx file or "
-                          "module:factory")
-    return OwnTeacher(lambda rows: np.asarray(encode(rows)), items, encoder_spec.history_length)
 
 
 def _distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_bytes, candidates, out) -> None:

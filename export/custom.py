@@ -486,3 +486,31 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
         parity = {"reference": "pytorch", "max_abs_diff": diff, "top10_agreement": agreement,
                   "rows": int(len(real)), **({"adapted": adapted} if adapted else {})}
         return bundle_user_model(path, spec, item_vectors, data_dir, out, reference_parity=parity, **kwargs)
+
+
+def own_teacher(teacher: str, spec: str | None, vectors: str | None, n_items: int):
+    """A user's ONNX file or PyTorch module (`module:factory`) as a distillation teacher
+    (compress/own_teacher.py), checked as `export --encoder` checks it."""
+    import torch
+
+    from edgerec.compress.own_teacher import OwnTeacher
+
+    if not (spec and vectors):
+        raise ConfigError(f"--teacher {Path(teacher).name} is not an edgerec checkpoint folder; your own teacher "
+                          "needs --teacher-spec and --teacher-vectors")
+    encoder_spec = EncoderSpec.load(spec)
+    items = read_vectors(vectors, "the teacher's item vectors", rows=n_items, dim=encoder_spec.dim)
+    if Path(teacher).suffix == ".onnx" and Path(teacher).is_file():
+        encode = _FileEncoder(Path(teacher), "onnx", encoder_spec).encode_rows
+    elif ":" in teacher and not Path(teacher).exists():
+        dtype = torch.int32 if encoder_spec.input_dtype == "int32" else torch.int64
+        module, _ = _adapted(load_torch_module(teacher).eval(), encoder_spec,
+                             torch.ones(2, encoder_spec.history_length, dtype=dtype))
+
+        def encode(rows):
+            with torch.no_grad():
+                return module(torch.as_tensor(rows, dtype=dtype)).numpy()
+    else:
+        raise ConfigError(f"--teacher {Path(teacher).name}: give an edgerec checkpoint folder, an .onnx file or "
+                          "module:factory")
+    return OwnTeacher(lambda rows: np.asarray(encode(rows)), items, encoder_spec.history_length)
