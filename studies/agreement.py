@@ -87,8 +87,9 @@ class AgreementStudy(Study):
             progress(f"{arm.name}: offline replay of {len(picked)} users", {})
             offline = offline_scores(arm, dataset, split, picked)
             progress(f"{arm.name}: {len(simulator.user_codes)} simulated users for {self.sim.days} days", offline)
-            online = online_metrics(simulator.run([arm], lambda _user, a=arm.name: a), shares)[arm.name]["overall"]
-            rows.append({"arm": arm.name, **offline, **{m: None if m in unmeasured else online[m] for m in METRICS}})
+            log = simulator.run([arm], lambda _user, a=arm.name: a)
+            online = online_metrics(log, shares, unmeasured)[arm.name]["overall"]
+            rows.append({"arm": arm.name, **offline, **{m: online[m] for m in METRICS}})
         ndcg = [r["NDCG@10"] for r in rows]
         agreement = {m: rank_agreement(ndcg, [r[m] for r in rows]) for m in METRICS}
         return {"arms": rows, "agreement": agreement, "unmeasured": unmeasured, "offline_users": len(picked),

@@ -119,10 +119,11 @@ class SimulateStudy(Study):
         dataset, simulator = _setup(self.data_dir, self.sim, self.source)
         progress(f"simulating {len(simulator.user_codes)} users for {self.sim.days} days", {})
         log = simulator.run([Arm("bundle", self.bundle, self.policy)], lambda _u: "bundle")
-        metrics = online_metrics(log, popularity_shares(dataset))
+        unmeasured = unmeasured_metrics(simulator.reactions)
+        metrics = online_metrics(log, popularity_shares(dataset), unmeasured)
         return {"users": len(log.users), "days": self.sim.days, "reactions": type(simulator.reactions).__name__,
                 "metrics": metrics, "daily_bands": _daily_bands(log), "band_metric": "plays",
-                "unmeasured": unmeasured_metrics(simulator.reactions)}
+                "unmeasured": unmeasured}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
@@ -157,10 +158,11 @@ class ABStudy(Study):
                 Arm(ARMS[1], self.treatment.bundle, self.treatment.policy)]
         progress(f"A/B on {len(simulator.user_codes)} simulated users", {})
         log = simulator.run(arms, lambda u: assign(device_key(self.sim.seed, u), self.experiment, ARMS))
+        unmeasured = unmeasured_metrics(simulator.reactions)
         return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed),
-                "metrics": online_metrics(log, popularity_shares(dataset)), "daily_bands": _daily_bands(log),
-                "band_metric": "plays", "reactions": type(simulator.reactions).__name__,
-                "unmeasured": unmeasured_metrics(simulator.reactions)}
+                "metrics": online_metrics(log, popularity_shares(dataset), unmeasured),
+                "daily_bands": _daily_bands(log), "band_metric": "plays",
+                "reactions": type(simulator.reactions).__name__, "unmeasured": unmeasured}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:

@@ -41,8 +41,9 @@ def _summary(values: dict[str, np.ndarray], shown: list[str], popularity: dict[s
     }
 
 
-def online_metrics(log: SimLog, popularity: dict[str, float]) -> dict:
-    """{arm: {"overall": {...}, "days": [{day, ...}, ...]}} over the experiment period."""
+def online_metrics(log: SimLog, popularity: dict[str, float], unmeasured=()) -> dict:
+    """{arm: {"overall": {...}, "days": [{day, ...}, ...]}} over the experiment period; the `unmeasured`
+    metrics (ones the click model has nothing to base on, e.g. completion on a ratings log) are None."""
     arms = np.array(log.arms)
     out = {}
     for arm in sorted(set(log.arms)):
@@ -56,13 +57,14 @@ def online_metrics(log: SimLog, popularity: dict[str, float]) -> dict:
             before = active[:, d - 1] > 0 if d > 0 else np.zeros(len(active), bool)
             back = (before & (active[:, d] > 0)).sum(), before.sum()
             days.append({"day": int(day), **_summary({f: v[:, d] for f, v in vals.items()},
-                                                     log.shown.get(arm, {}).get(int(day), []), popularity, back)})
+                                                     log.shown.get(arm, {}).get(int(day), []), popularity, back),
+                         **dict.fromkeys(unmeasured)})
         cols = log.days >= 0
         prev, nxt = active[:, :-1][:, cols[1:]] > 0, active[:, 1:][:, cols[1:]] > 0
         shown = [i for day, items in log.shown.get(arm, {}).items() if day >= 0 for i in items]
         overall = _summary({f: v[:, cols] for f, v in vals.items()}, shown, popularity,
                            ((prev & nxt).sum(), prev.sum()))
-        out[arm] = {"users": int(rows.sum()), "overall": overall, "days": days}
+        out[arm] = {"users": int(rows.sum()), "overall": overall | dict.fromkeys(unmeasured), "days": days}
     return out
 
 

@@ -246,3 +246,17 @@ def test_a_transfer_from_a_domain_to_itself_is_refused(tmp_path):
         fit_transfer(dataset, "drama", "drama", by="genre")
     with pytest.raises(ConfigError, match="no domain 'western'"):  # two names: on to the usual checks
         fit_transfer(dataset, "drama", "western", by="genre")
+
+
+def test_simulated_figures_a_ratings_log_cannot_give_are_null_in_the_json_too(tmp_path):
+    """The tables printed n/a for completion and watch time on a ratings log, but the simulate and A/B
+    records held the click model's made-up 0.0 and 30 minutes, which a script would read as figures."""
+    from edgerec.studies.online_metrics import online_metrics
+    from edgerec.studies.simulator import FIELDS, SimLog
+
+    values = {f: np.ones((2, 1)) for f in FIELDS}
+    log = SimLog(["a", "b"], ["x", "x"], np.array([0]), values, {"x": {0: ["i1"]}})
+    made_up = online_metrics(log, {"i1": 0.5}, ("completion", "watch_min_per_day"))["x"]
+    assert made_up["overall"]["completion"] is None and made_up["days"][0]["watch_min_per_day"] is None
+    assert made_up["overall"]["plays_per_day"] == online_metrics(log, {"i1": 0.5})["x"]["overall"]["plays_per_day"]
+    assert online_metrics(log, {"i1": 0.5})["x"]["overall"]["completion"] == 1.0
