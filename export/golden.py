@@ -28,6 +28,7 @@ from edgerec.data import SynthConfig, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
+from edgerec.export.golden_ranked import build_ranked_bundle
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
@@ -43,6 +44,7 @@ EXPORT = ExportConfig(parity_users=150, reference_users=8, k=5, short_list=20, e
                       min_top10_agreement=0.8, name="golden", budgets={"p99_ms": 5.0, "rss_mb": 300.0})
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z: the manifest's creation time, fixed
 ENGINES = ("onnx", "tflite")
+RANKED = "ranked"  # the second bundle: the golden one with a ranker and a scorer (export/golden_ranked.py)
 
 
 @contextlib.contextmanager
@@ -230,7 +232,39 @@ def scripts(world: World) -> list[Case]:
                  rec("new", k=8)]),
         Case("forget", "forgetting a user makes them a newcomer again", [
                  *watch("g", history[:4]), rec("g"), {"op": "forget", "user": "g"}, rec("g")]),
+        ranked_case(world, history, episodes, far, genre, creator),
     ]
+
+
+def ranked_case(world: World, history: list[str], episodes: list[str], far: str, genre: str, creator: str) -> Case:
+    """The ranked bundle's case: the ranker's features (history shares, series, context), then the
+    scorer's (tags, genres, liked items, context cells), added items and an empty history."""
+    def rec(user, k=6, **extra):
+        return {"op": "recommend", "user": user, "k": k, "context": extra.pop("context", world.context()), **extra}
+
+    def watch(user, items, event="finish"):
+        return [{"op": "record", "user": user, "item": item, "event": event} for item in items]
+
+    added = [{"item_id": "new-episode", "title": "A new episode", "series_id": world.metas[
+                 world.ids.index(episodes[0])]["series_id"], "episode": 8, "genre": genre, "duration": 1500.0,
+              "popularity": 40.0, "release_ts": int(world.now) - 3 * 86_400, "tags": ["cliffhanger", "dark"]},
+             {"item_id": "new-by-creator", "title": "New by a known creator", "creator": creator, "genre": genre,
+              "modality": "podcast_episode", "tags": []}]
+    return Case("ranker_and_scorer", "the ranked bundle: its ranker re-scores the short list (features version "
+                "1: history shares, series, context; another hour and device move it), then the scorer instead "
+                "(use_ranker false) and over it (use_scorer true), a short history, items added on the device, "
+                "a request not cold only through more_like_this (no history), and a newcomer (neither runs)", [
+                    *watch("r", history[:2] + episodes[:2]), *watch("r", history[2:3], "like"),
+                    rec("r"), rec("r", context=world.context(hour=7.0, device="phone")),
+                    rec("r", policy={"use_ranker": False}),
+                    rec("r", context=world.context(hour=14.0, device="tablet"), policy={"use_ranker": False}),
+                    rec("r", policy={"use_scorer": True}),
+                    *watch("s", history[3:4]), rec("s"), rec("s", policy={"use_ranker": False}),
+                    {"op": "add_items", "items": added}, *watch("r", ["new-by-creator"], "play"),
+                    rec("r", k=8), rec("r", k=8, policy={"use_ranker": False}),
+                    {"op": "onboard", "user": "m", "items": [far]}, rec("m"), rec("m", policy={"use_ranker": False}),
+                    rec("new", policy={"use_scorer": True})],
+                bundle=RANKED, engines=("onnx",))
 
 
 def expected_outputs(bundle: Path, cases: list[Case]) -> dict:
@@ -241,11 +275,12 @@ def expected_outputs(bundle: Path, cases: list[Case]) -> dict:
     summary = {"cases": len(cases), "recommend_steps": 0, "steps": 0, "engine_specific": 0,
                "same_as_previous": []}
     for case in cases:
-        runs = {engine: run_case(bundle, case, engine) for engine in engines}
+        runs = {engine: run_case(bundle.parent / case.bundle, case, engine) for engine in engines
+                if case.plays_on(engine)}
         steps = [s for s in case.steps if s["op"] == "recommend"]
         for i, step in enumerate(steps):
             step["expected"] = runs[engines[0]][i]
-            for engine in engines[1:]:
+            for engine in [e for e in engines[1:] if e in runs]:
                 if differences([step["expected"]], [runs[engine][i]], case.tolerance):
                     step.setdefault("expected_by_engine", {})[engine] = runs[engine][i]
                     summary["engine_specific"] += 1
@@ -256,9 +291,12 @@ def expected_outputs(bundle: Path, cases: list[Case]) -> dict:
     return summary
 
 
-def generate(out: Path) -> dict:
+def generate(out: Path, cases_only: bool = False) -> dict:
+    """Bundles, cases and index in `out`; cases_only: keep the committed bundles, refill the cases."""
     out = Path(out)
-    bundle = build_bundle(out / "bundle")
+    bundle = out / "bundle" if cases_only else build_bundle(out / "bundle")
+    if not cases_only:
+        build_ranked_bundle(bundle, out / RANKED)
     cases = scripts(World(bundle))
     summary = expected_outputs(bundle, cases)
     folder = out / "cases"
@@ -269,17 +307,21 @@ def generate(out: Path) -> dict:
         (folder / f"{case.name}.json").write_text(json.dumps(case.to_dict(), indent=1, ensure_ascii=False) + "\n")
     schema = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_bytes()
     index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
-             "bundle": "bundle", "cases": [case.name for case in cases], "engines": list(ENGINES),
+             "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    summary["bundle_bytes"] = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+    for name in ("bundle", RANKED):
+        summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m edgerec.export.golden", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="spec/golden", help="folder for bundle/ and cases/ (replaced)")
-    summary = generate(Path(parser.parse_args(argv).out))
+    parser.add_argument("--out", default="spec/golden", help="folder for bundle/, ranked/ and cases/ (replaced)")
+    parser.add_argument("--cases-only", action="store_true",
+                        help="keep the bundles in --out; only refill the cases' expected lists (a policy changed)")
+    args = parser.parse_args(argv)
+    summary = generate(Path(args.out), cases_only=args.cases_only)
     print(json.dumps(summary, indent=1, default=float))
 
 

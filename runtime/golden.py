@@ -31,6 +31,8 @@ class Case:
     description: str
     steps: list[dict]
     tolerance: float = SCORE_TOLERANCE
+    bundle: str = "bundle"  # the folder of spec/golden the case plays on
+    engines: tuple[str, ...] | None = None  # None: every engine; else only these (the bundle has only their files)
 
     @classmethod
     def load(cls, path: str | Path) -> Case:
@@ -38,12 +40,19 @@ class Case:
         for i, step in enumerate(raw["steps"]):
             if step.get("op") not in OPS:
                 raise ConfigError(f"{Path(path).name}: step {i} has op {step.get('op')!r}; use one of {OPS}")
+        engines = raw.get("engines")
         return cls(raw["name"], raw.get("description", ""), raw["steps"],
-                   raw.get("tolerance", {}).get("score", SCORE_TOLERANCE))
+                   raw.get("tolerance", {}).get("score", SCORE_TOLERANCE), raw.get("bundle", "bundle"),
+                   tuple(engines) if engines is not None else None)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "tolerance": {"score": self.tolerance},
-                "steps": self.steps}
+        where = {"bundle": self.bundle} if self.bundle != "bundle" else {}
+        where.update({"engines": list(self.engines)} if self.engines is not None else {})
+        return {"name": self.name, "description": self.description, **where,
+                "tolerance": {"score": self.tolerance}, "steps": self.steps}
+
+    def plays_on(self, engine: str) -> bool:
+        return self.engines is None or engine in self.engines
 
     def expected(self, engine: str) -> list[list[dict]]:
         """The expected list of every recommend step (an engine-specific one where the case has it)."""
@@ -83,8 +92,11 @@ def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") 
 def observed(result) -> dict:
     """What a case pins down of one recommendation."""
     reason = result.reason
-    return {"item_id": result.item_id, "score": round(float(result.score), 6), "reason": reason.kind,
-            "reason_item": reason.item_id, "tags": list(reason.tags)}
+    out = {"item_id": result.item_id, "score": round(float(result.score), 6), "reason": reason.kind,
+           "reason_item": reason.item_id, "tags": list(reason.tags)}
+    if "scorer_score" in result.meta:  # the interpretable scorer ran: its sum of contributions
+        out["scorer_score"] = round(float(result.meta["scorer_score"]), 6)
+    return out
 
 
 def differences(expected: list[list[dict]], got: list[list[dict]], tolerance: float) -> list[str]:
@@ -101,6 +113,11 @@ def differences(expected: list[list[dict]], got: list[list[dict]], tolerance: fl
             if not math.isclose(w["score"], h["score"], rel_tol=0.0, abs_tol=tolerance):
                 out.append(f"recommend #{step} rank {rank} ({w['item_id']}): score {h['score']}, "
                            f"expected {w['score']} +- {tolerance}")
+            if "scorer_score" in w or "scorer_score" in h:
+                mine, theirs = h.get("scorer_score"), w.get("scorer_score")
+                if mine is None or theirs is None or not math.isclose(theirs, mine, rel_tol=0.0, abs_tol=tolerance):
+                    out.append(f"recommend #{step} rank {rank} ({w['item_id']}): scorer_score {mine}, "
+                               f"expected {theirs} +- {tolerance}")
             for key in ("reason", "reason_item", "tags"):
                 if w[key] != h[key]:
                     out.append(f"recommend #{step} rank {rank} ({w['item_id']}): {key} {h[key]!r}, "
