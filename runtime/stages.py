@@ -22,7 +22,9 @@ import numpy as np
 from edgerec.runtime.drift import top_summary
 from edgerec.runtime.explain import Explainer, Reason
 from edgerec.runtime.fairness import fairness_applies, fairness_stage
-from edgerec.runtime.features import history_side, ranker_features
+from edgerec.errors import BundleError
+from edgerec.runtime.features import VERSION as FEATURES_VERSION
+from edgerec.runtime.features import feature_count, history_side, ranker_features
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.pipeline import Pipeline, Stage
@@ -86,6 +88,7 @@ class RankerStage:
 
     def __init__(self, models: Models):
         self.models = models
+        check_rankers(models.manifest)  # on open: a ranker of other features would run, silently wrong
 
     def applies(self, request: Request) -> bool:
         """The bundle has a ranker for this engine (opened in the stage, so a load failure is skipped too)."""
@@ -110,10 +113,23 @@ class RankerStage:
             logits = np.concatenate(out)
         else:
             logits = backend.run({backend.input_names[0]: feats})[0]
-        if not np.all(np.isfinite(logits)):
-            raise ValueError("ranker returned non-finite scores")
+        logits = np.asarray(logits).reshape(-1)  # (C,) or (C, 1); a (C, 1) column broadcast into (C, C) before
+        if len(logits) != len(pool) or not np.all(np.isfinite(logits)):
+            raise ValueError("ranker returned another number of scores, or non-finite ones")
         request.relevance = standardize(logits.astype(np.float64))
         return request
+
+
+def check_rankers(manifest) -> None:
+    """BundleError unless every ranker of the bundle reads the features this runtime computes."""
+    width = feature_count(manifest.dim)
+    for entry in (m for m in manifest.models if m.role == "ranker"):
+        version = (entry.extra or {}).get("features_version", FEATURES_VERSION)
+        axis = entry.inputs[0].shape[-1] if entry.inputs and entry.inputs[0].shape else None
+        if version != FEATURES_VERSION or (isinstance(axis, int) and axis != width):
+            raise BundleError(f"the bundle's {entry.format} ranker reads ranker features version {version} "
+                              f"({axis} columns); this runtime computes version {FEATURES_VERSION} ({width} columns): "
+                              "export the bundle again with this edgerec version")
 
 
 def policies(request: Request) -> Request:
