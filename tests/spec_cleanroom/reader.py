@@ -2,11 +2,12 @@
 
 It opens a bundle (section 1), keeps histories in memory (2), builds the user vector with the
 ONNX user encoder (3), scores (4), applies the policies (5), explains (6) and takes catalog
-updates and forget (7): what the golden cases exercise, and what test_against_runtime.py's random
-scripts reach. It uses only the standard library, numpy, onnxruntime and jsonschema, never edgerec:
-a second team could have written it. Left out: TFLite (the ONNX engine plays every case), rankers,
-the interpretable scorer, content encoders and §8 transfers (the golden bundle has none of them, or
-no case uses them). Section numbers below are the spec's.
+updates and forget (7), with an ONNX ranker and the interpretable scorer (§4, their features): what
+the golden cases exercise, and what test_against_runtime.py's random scripts reach. It uses only the
+standard library, numpy, onnxruntime and jsonschema, never edgerec: a second team could have written
+it. Left out: TFLite (the ONNX engine plays every case, and the ranked bundle is ONNX only), content
+encoders and §8 transfers (no golden bundle has a content encoder, no case a transfer). Section
+numbers below are the spec's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ KIDS_SAFE = set("family animation kids pets cooking diy science travel documenta
 MIB = 1 << 20
 RANGES = {"duration": (0, np.inf), "release_ts": (-1e11, 1e11), "episode": (0, np.inf),
           "popularity": (0, np.inf), "hubness": (-1, 1)}  # rule 8
+
+
+MODALITIES = ("film", "series_episode", "short_video", "music_track", "podcast_episode")  # §4 features
+DEVICES = ("phone", "tv", "tablet", "web")
+PARTS = ("night", "morning", "afternoon", "evening")
+
+
+def scorer_names(dim: int) -> list[str]:
+    """§4: the version-2 scorer's feature names, in order."""
+    return (["retrieval score", "popularity", "age", "length", "language match", "creator match",
+             "series you watch", "next episode", "tag match", "genre match", "like similarity"]
+            + [f"{d} x {m}" for d in DEVICES for m in MODALITIES]
+            + [f"{p} x {m}" for p in PARTS for m in MODALITIES]
+            + [f"taste match {i}" for i in range(dim)])
 
 
 class SpecError(Exception):
@@ -154,6 +169,34 @@ class Bundle:
         self.input_name = model["inputs"][0]["name"]
         self.defaults = m.get("defaults", {})
         self.ranking = m.get("ranking", {})
+        self._read_ranking(root, m, ort)
+
+    def _read_ranking(self, root: Path, m: dict, ort) -> None:
+        """§4 Ranker and Scorer: the checks on open, the ONNX ranker's session, the scorer's arrays."""
+        for model in (x for x in m["models"] if x["role"] == "ranker"):
+            version = model.get("extra", {}).get("features_version", 1)
+            axis = model["inputs"][0]["shape"][-1]
+            if version != 1 or (isinstance(axis, int) and axis != self.dim + 20):
+                raise SpecError(f"{model['file']}: ranker features version {version} / width {axis} (§4 Ranker)")
+        ranker = next((x for x in m["models"] if x["role"] == "ranker" and x["format"] == "onnx"), None)
+        self.ranker = None
+        if ranker is not None:
+            session = ort.InferenceSession(str(root / ranker["file"]), providers=["CPUExecutionProvider"])
+            self.ranker = (session, session.get_inputs()[0].name)
+        self.scorer = None
+        spec = self.ranking.get("scorer")
+        if spec:
+            names = scorer_names(self.dim)
+            if spec.get("version", 1) != 2 or spec["features"] != names:
+                raise SpecError("ranking.scorer: not version 2, or not the version-2 feature names (§4 Scorer)")
+            arrays = {k: _npy(root / f).astype(np.float64).reshape(-1) for k, f in spec["arrays"].items()}
+            for key in ("weights", "mean", "scale"):
+                if arrays[key].shape != (len(names),) or not np.all(np.isfinite(arrays[key])):
+                    raise SpecError(f"ranking.scorer.arrays.{key}: one finite value per feature (§4 Scorer)")
+            if not np.all(arrays["scale"] > 0) or not len(arrays["intercept"]) or not np.isfinite(
+                    arrays["intercept"][0]):
+                raise SpecError("ranking.scorer: scales must be > 0 and the intercept finite (§4 Scorer)")
+            self.scorer = arrays
 
     def _read_items(self, root: Path, items: dict, version: int) -> None:
         n, emb = self.count, items["embeddings"]
@@ -220,7 +263,8 @@ def stable_best(values, n: int) -> list[int]:
 POLICY = {"diversity": None, "max_per_creator": None, "max_per_genre": None, "freshness": 0.0,
           "freshness_days": 30.0, "language_boost": 0.05, "popularity": 0.0, "hub_penalty": 0.0,
           "fairness": 0.0, "fairness_method": "exposure", "feedback_weight": 1.0, "keep_top": 0,
-          "short_list": None, "engagement": None, "context_weight": None, "cold_start_items": 3}
+          "short_list": None, "engagement": None, "context_weight": None, "cold_start_items": 3,
+          "use_ranker": True, "use_scorer": None}
 DAY_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
 
 
@@ -321,6 +365,9 @@ class Runtime:
         for j, a in enumerate(added):
             for key in ("duration", "episode"):
                 cat[key][b.count + j] = a.get(key, 0)
+        for key in ("popularity", "release_ts"):  # §4 features: an added item's given values (the prior: 0)
+            cat["f_" + key] = np.concatenate([b.num[key].astype(np.float64),
+                                              np.array([float(a.get(key) or 0) for a in added])])
         cat["vectors"] = np.concatenate([b.vectors] + [a["vector"][None] for a in added])
         cat["n"] = len(cat["ids"])
         replaced = {a["item_id"] for a in added}
@@ -475,20 +522,21 @@ class Runtime:
             return []
         sl = np.array(sl)
 
-        # §4 relevance, context
-        rel = z(score[sl]) if cold or short else z(vec[sl] @ q)
+        # §4 relevance, ranker, scorer, context
+        rel, scored = z(score[sl]) if cold or short else z(vec[sl] @ q), None
+        if not cold:
+            rel, scored = self._rank(sl, rel, q, prof, cat, now, hour, ctx.get("device"), pol)
         prior_ctx = b.ranking.get("context_prior")
         if prior_ctx:
             c = pol["context_weight"] if pol["context_weight"] is not None else prior_ctx.get(
                 "weight", 0)
             part = next(name for end, name in DAY_PARTS if hour % 24 < end)
+            names = prior_ctx["modalities"]
+            rows = [prior_ctx["day_part"].get(part), prior_ctx["device"].get(ctx.get("device"))]
             for j, r in enumerate(sl):
                 mod = cat["modality"][r]
-                if mod in prior_ctx["modalities"]:
-                    m = prior_ctx["modalities"].index(mod)
-                    lift = prior_ctx["day_part"].get(part, [0] * (m + 1))[m]
-                    lift += prior_ctx["device"].get(ctx.get("device"), [0] * (m + 1))[m]
-                    rel[j] += c * lift
+                if c > 0 and mod in MODALITIES:  # a lift: the sum over the positions holding its name
+                    rel[j] += c * sum(row[i] for row in rows if row for i, name in enumerate(names) if name == mod)
 
         # §5 policies
         head = rel.copy()
@@ -512,7 +560,92 @@ class Runtime:
                 total -= pol["hub_penalty"] * cat["hubness"][sl] / sd
 
         order = self._order(sl, head, total, k, pol, cat)
-        return [self._explain(sl[j], total[j], prof, cat, cold) for j in order]
+        shown = [self._explain(sl[j], total[j], prof, cat, cold) for j in order]
+        if scored is not None:  # §4 Scorer: the reason's kind becomes scorer; the sum of the terms is shown
+            for j, item in zip(order, shown):
+                item.update(reason="scorer", scorer_score=float(scored[j]))
+        return shown
+
+    # ---- §4 ranker and scorer
+    def _rank(self, sl, rel, q, prof, cat, now, hour, device, pol):
+        """Relevance after the ranker and the scorer (each only when it runs), and the scorer's sums."""
+        b, scored = self.b, None
+        use_ranker = pol.get("use_ranker", True)
+        vec, qf = cat["vectors"][sl].astype(np.float32), np.asarray(q, np.float32)
+        block = self._item_block(sl, prof["seq"], cat, int(now))
+        h, dev = hour % 24, DEVICES.index(device) if device in DEVICES else None
+        mods = [MODALITIES.index(cat["modality"][r]) if cat["modality"][r] in MODALITIES else None for r in sl]
+        if b.ranker is not None and use_ranker:
+            d = b.dim
+            x = np.zeros((len(sl), d + 20), np.float32)
+            x[:, :d], x[:, d] = vec * qf, vec @ qf
+            x[:, d + 1], x[:, d + 2] = math.sin(2 * math.pi * h / 24), math.cos(2 * math.pi * h / 24)
+            if dev is not None:
+                x[:, d + 3 + dev] = 1
+            for j, m in enumerate(mods):
+                if m is not None:
+                    x[j, d + 7 + m] = 1
+            x[:, d + 12:d + 19], x[:, d + 19] = block, 1
+            session, name = b.ranker
+            try:
+                logits = np.asarray(session.run(None, {name: x})[0], np.float64).reshape(-1)
+                if len(logits) == len(sl) and np.all(np.isfinite(logits)):
+                    rel = z(logits)
+            except Exception:  # a failing ranker keeps the relevance
+                pass
+        want = pol.get("use_scorer")
+        if b.scorer is not None and (want or (want is None and (b.ranker is None or not use_ranker))):
+            x = self._scorer_features(sl, vec, qf, block, prof, cat, h, dev, mods)
+            a = b.scorer
+            scored = ((x - a["mean"]) * a["weights"] / a["scale"]).sum(axis=1) + a["intercept"][0]
+            rel = z(scored)
+        return rel, scored
+
+    def _item_block(self, sl, hist, cat, now) -> np.ndarray:
+        """§4 Item block: length, popularity, age, language, creator, series, next episode (float32)."""
+        top = float(np.max(cat["f_popularity"].astype(np.float32))) if cat["n"] else 0.0
+        big_p = math.log1p(top)
+        out = np.zeros((len(sl), 7))
+        for j, r in enumerate(sl):
+            out[j, 0] = math.log1p(cat["duration"][r] / 60) / 5
+            out[j, 1] = math.log1p(cat["f_popularity"][r]) / max(big_p, 1e-6)
+            release = cat["f_release_ts"][r]
+            out[j, 2] = 0.0 if release <= 0 else math.log1p(max(now - release, 0) / 86400) / 7
+            if hist:
+                out[j, 3] = _share(cat["language"], hist, cat["language"][r])
+                out[j, 4] = _share(cat["creator"], hist[-20:], cat["creator"][r])
+                series = cat["series_id"][r] or None
+                watched = [cat["episode"][x] for x in hist if series and cat["series_id"][x] == series]
+                out[j, 5] = 1.0 if watched else 0.0
+                out[j, 6] = 1.0 if watched and cat["episode"][r] == max(watched) + 1 else 0.0
+        return out.astype(np.float32)
+
+    def _scorer_features(self, sl, vec, qf, block, prof, cat, h, dev, mods) -> np.ndarray:
+        """§4 Scorer features, version 2 (float64), in the order of scorer_names."""
+        d, recent = self.b.dim, prof["seq"][-50:]
+        v64, q64 = vec.astype(np.float64), qf.astype(np.float64)
+        x = np.zeros((len(sl), 51 + d))
+        x[:, 0] = v64 @ q64
+        x[:, 1:8] = block[:, [1, 2, 0, 3, 4, 5, 6]]  # popularity, age, length, language ... next episode
+        counts: dict[str, int] = {}
+        for r in recent:
+            for t in cat["tags"][r]:
+                counts[t] = counts.get(t, 0) + 1
+        likes = cat["vectors"][prof["loved"]].astype(np.float64)
+        part = PARTS.index(next(name for end, name in DAY_PARTS if h < end))
+        for j, r in enumerate(sl):
+            tags = [t for t in cat["tags"][r] if t]
+            if recent:
+                x[j, 8] = sum(counts.get(t, 0) for t in tags) / (len(recent) * max(len(tags), 1))
+                x[j, 9] = _share(cat["genre"], recent, cat["genre"][r])
+            if len(likes):
+                x[j, 10] = float((likes @ v64[j]).max())
+            if mods[j] is not None:
+                if dev is not None:
+                    x[j, 11 + 5 * dev + mods[j]] = 1
+                x[j, 31 + 5 * part + mods[j]] = 1
+        x[:, 51:] = v64 * q64
+        return x
 
     # ---- §5 kept head, diversity and caps, fairness
     def _order(self, sl, head, total, k, pol, cat) -> list[int]:
@@ -580,6 +713,12 @@ class Runtime:
             reason, item = "history", recent[int(np.argmax([vec[r] @ vec[h] for h in recent]))]
         return {"item_id": cat["ids"][r], "score": float(score), "reason": reason,
                 "reason_item": cat["ids"][item] if item is not None else None, "tags": matched}
+
+
+def _share(column, rows, value) -> float:
+    """§4 share(X, a): of the rows with a value, the fraction equal to `value` (0 for none)."""
+    values = [column[r] for r in rows if column[r]]
+    return values.count(value) / len(values) if value and values else 0.0
 
 
 # ---------------------------------------------------------------- §9 playing a golden case

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -22,8 +23,14 @@ CASES = sorted((GOLDEN / "cases").glob("*.json"))
 
 
 @pytest.fixture(scope="module")
-def bundle() -> reader.Bundle:
-    return reader.Bundle(GOLDEN / "bundle")
+def bundles() -> dict[str, reader.Bundle]:
+    """Every bundle of the index (the golden one, and the ranked one with a ranker and a scorer)."""
+    return {name: reader.Bundle(GOLDEN / name) for name in json.loads((GOLDEN / "index.json").read_text())["bundles"]}
+
+
+@pytest.fixture(scope="module")
+def bundle(bundles) -> reader.Bundle:
+    return bundles["bundle"]
 
 
 def differences(got: list[dict], expected: list[dict], tolerance: float) -> list[str]:
@@ -36,6 +43,9 @@ def differences(got: list[dict], expected: list[dict], tolerance: float) -> list
     for g, e in zip(got, expected):
         if abs(g["score"] - e["score"]) > tolerance:
             out.append(f"{e['item_id']}: score {g['score']:.6f} != {e['score']:.6f}")
+        if ("scorer_score" in e or "scorer_score" in g) and not abs(
+                g.get("scorer_score", math.inf) - e.get("scorer_score", -math.inf)) <= tolerance:
+            out.append(f"{e['item_id']}: scorer_score {g.get('scorer_score')} != {e.get('scorer_score')}")
         for key in ("reason", "reason_item", "tags"):
             if g[key] != e.get(key):
                 out.append(f"{e['item_id']}: {key} {g[key]!r} != {e.get(key)!r}")
@@ -56,9 +66,34 @@ def test_the_index_lists_every_case_file():
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_the_text_alone_plays_the_case(bundle, path):
+def test_the_text_alone_plays_the_case(bundles, path):
     case = json.loads(path.read_text())
-    assert play_all(bundle, case) == []
+    assert play_all(bundles[case.get("bundle", "bundle")], case) == []
+
+
+def test_the_ranked_case_is_played_by_the_ranker_and_the_scorer(bundles):
+    """The ranked bundle's case exercises both models: without them the reader fails it."""
+    case = json.loads((GOLDEN / "cases" / "ranker_and_scorer.json").read_text())
+    ranked = bundles["ranked"]
+    assert ranked.ranker is not None and ranked.scorer is not None
+    saved = ranked.ranker, ranked.scorer
+    try:
+        ranked.ranker = None
+        assert any("ids" in p or "score" in p for p in play_all(ranked, case))
+        ranked.ranker, ranked.scorer = saved[0], None
+        assert any("scorer" in p or "ids" in p for p in play_all(ranked, case))
+    finally:
+        ranked.ranker, ranked.scorer = saved
+
+
+def test_a_ranker_of_other_features_is_refused(tmp_path):
+    root = Path(shutil.copytree(GOLDEN / "ranked", tmp_path / "ranked"))
+    manifest = json.loads((root / "manifest.json").read_text())
+    ranker = next(m for m in manifest["models"] if m["role"] == "ranker")
+    ranker["extra"]["features_version"] = 2
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(reader.SpecError, match="Ranker"):
+        reader.Bundle(root)
 
 
 def test_a_changed_expectation_is_caught(bundle):
