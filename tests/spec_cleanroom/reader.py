@@ -315,6 +315,9 @@ class Runtime:
     def remove_items(self, ids) -> None:
         self._known(ids)
         self.removed.update(ids)
+        for a in self.added:  # §7: an added item, once removed, keeps no vector (it reads as zeros)
+            if a["item_id"] in ids:
+                a["vector"] = np.zeros(self.b.dim, np.float32)
 
     def add_items(self, items: list[dict]) -> None:
         cat = self._catalog()
@@ -547,11 +550,13 @@ class Runtime:
         top_langs = sorted(prof["langs"], key=lambda x: -prof["langs"][x])[:2]
         head += pol["language_boost"] * np.array([cat["language"][r] in top_langs for r in sl])
         total = head.copy()
-        if pol["freshness"]:
-            total += np.where(out_now[sl], pol["freshness"] * np.exp(
-                -age[sl] / pol["freshness_days"]), 0)
+        if pol["freshness"]:  # §5: an added item's given release (the prior's is 0)
+            ts_given = cat["f_release_ts"][sl]
+            days = (now - ts_given) / 86400
+            total += np.where((ts_given > 0) & (ts_given <= now), pol["freshness"] * np.exp(
+                -days / pol["freshness_days"]), 0)
         if pol["popularity"]:
-            total += pol["popularity"] * z(np.log1p(cat["popularity"][sl]))
+            total += pol["popularity"] * z(np.log1p(cat["f_popularity"][sl]))
         if pol["hub_penalty"] and not cold:
             if cat["hubness"] is None:
                 raise SpecError("hub_penalty: the bundle has no hubness column")

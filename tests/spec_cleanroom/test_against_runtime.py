@@ -21,6 +21,7 @@ reader = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reader)
 
 BUNDLE = reader.SPEC / "golden" / "bundle"
+RANKED = reader.SPEC / "golden" / "ranked"  # the same items with a ranker and a scorer
 NOW = 1763598915.0
 EVENTS = ("play", "finish", "like", "skip", "not_interested", "more_like_this")
 POLICIES = ({}, {"diversity": 0.4}, {"max_per_creator": 2}, {"max_per_genre": 1, "diversity": 0.2},
@@ -33,7 +34,11 @@ FILTERS = (None, None, {"languages": ["en"]}, {"genres": ["jazz", "romance"]}, {
            {"max_duration_s": 400.0}, {"modalities": ["music_track", "podcast_episode"]}, {"kids_safe": True})
 
 
-def script(rng: random.Random, ids: list[str]) -> list[dict]:
+RANKING = ({}, {}, {"use_ranker": False}, {"use_scorer": True}, {"use_scorer": False},
+           {"use_ranker": False, "use_scorer": False})
+
+
+def script(rng: random.Random, ids: list[str], ranking: tuple[dict, ...] = ({},)) -> list[dict]:
     user, steps = "u", []
     if rng.random() < 0.4:
         kind, value = rng.choice([("genres", "jazz"), ("genres", "travel"), ("languages", "hi"), ("tags", "dark")])
@@ -44,8 +49,10 @@ def script(rng: random.Random, ids: list[str]) -> list[dict]:
     if rng.random() < 0.3:
         vector = [rng.uniform(-1, 1) for _ in range(8)]
         steps.append({"op": "add_items", "items": [
-            {"item_id": "v2", "title": "V", "genre": "travel", "language": "hi", "vector": vector},
-            {"item_id": "e9", "title": "E", "series_id": "s01", "episode": 5, "genre": "romance"},
+            {"item_id": "v2", "title": "V", "genre": "travel", "language": "hi", "vector": vector,
+             "popularity": rng.choice([0.0, 5.0, 500.0]), "release_ts": NOW - rng.randint(-5, 90) * 86_400},
+            {"item_id": "e9", "title": "E", "series_id": "s01", "episode": 5, "genre": "romance",
+             "modality": rng.choice(["series_episode", "vlog", ""]), "duration": 1200.0},
             {"item_id": "n1", "title": "N", "creator": "Leo Kline", "genre": "jazz", "tags": ["bebop"]},
             {"item_id": rng.choice(ids), "title": "U", "genre": "travel", "tags": ["islands"]}]})
         steps.append({"op": "record", "user": user, "item": rng.choice(["v2", "e9"]), "event": "finish"})
@@ -58,15 +65,15 @@ def script(rng: random.Random, ids: list[str]) -> list[dict]:
         if rng.random() < 0.5:
             context["device"] = rng.choice(["phone", "tv", "tablet", "web"])
         step = {"op": "recommend", "user": user, "k": rng.choice([3, 5, 8, 12]), "context": context}
-        policy, filters = rng.choice(POLICIES), rng.choice(FILTERS)
+        policy, filters = {**rng.choice(POLICIES), **rng.choice(ranking)}, rng.choice(FILTERS)
         step.update({"policy": policy} if policy else {}, **({"filters": filters} if filters else {}))
         steps.append(step)
     return steps
 
 
 def summary(lists: list[list[dict]]) -> list[list[tuple]]:
-    return [[(r["item_id"], r["score"], r["reason"], r["reason_item"], r["tags"]) for r in one]
-            for one in lists]
+    return [[(r["item_id"], r["score"], r["reason"], r["reason_item"], r["tags"], r.get("scorer_score"))
+             for r in one] for one in lists]
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +81,28 @@ def bundle() -> reader.Bundle:
     return reader.Bundle(BUNDLE)
 
 
+@pytest.fixture(scope="module")
+def ranked() -> reader.Bundle:
+    return reader.Bundle(RANKED)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_reader_and_the_runtime_agree_on_random_scripts(bundle, seed):
-    rng = random.Random(seed)
+    agree(bundle, BUNDLE, random.Random(seed), ({},))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_they_agree_with_a_ranker_and_a_scorer(ranked, seed):
+    """The ranked bundle: the ranker's and the scorer's features on random histories, contexts, added
+    items (with and without popularity, release, a known modality) and ranking policies."""
+    agree(ranked, RANKED, random.Random(100 + seed), RANKING)
+
+
+def agree(bundle: reader.Bundle, path: Path, rng: random.Random, ranking: tuple[dict, ...]) -> None:
     for _ in range(10):
-        steps = script(rng, bundle.strings["ids"])
+        steps = script(rng, bundle.strings["ids"], ranking)
         try:
-            expected = run_case(BUNDLE, Case("random", "", json.loads(json.dumps(steps))), "onnx")
+            expected = run_case(path, Case("random", "", json.loads(json.dumps(steps))), "onnx")
         except EdgerecError:  # e.g. an id removed, then recorded: the reader must refuse it too
             with pytest.raises(reader.SpecError):
                 list(reader.play(reader.Runtime(bundle), {"steps": [{**s, "expected": []} for s in steps]}))
@@ -90,4 +112,6 @@ def test_the_reader_and_the_runtime_agree_on_random_scripts(bundle, seed):
         for one, other in zip(summary(got), summary(expected)):
             assert [r[0] for r in one] == [r[0] for r in other], json.dumps(steps)
             for mine, ref in zip(one, other):
-                assert abs(mine[1] - ref[1]) <= 1e-4 and mine[2:] == ref[2:], json.dumps(steps)
+                assert abs(mine[1] - ref[1]) <= 1e-4 and mine[2:5] == ref[2:5], json.dumps(steps)
+                assert (mine[5] is None) == (ref[5] is None), json.dumps(steps)
+                assert mine[5] is None or abs(mine[5] - ref[5]) <= 1e-4, json.dumps(steps)
