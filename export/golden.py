@@ -250,10 +250,12 @@ def ranked_case(world: World, history: list[str], episodes: list[str], far: str,
               "popularity": 40.0, "release_ts": int(world.now) - 3 * 86_400, "tags": ["cliffhanger", "dark"]},
              {"item_id": "new-by-creator", "title": "New by a known creator", "creator": creator, "genre": genre,
               "modality": "podcast_episode", "tags": []}]
+    long = world.ids[1::2][:22]  # a history longer than the creator window, ending in two likes
     return Case("ranker_and_scorer", "the ranked bundle: its ranker re-scores the short list (features version "
                 "1: history shares, series, context; another hour and device move it), then the scorer instead "
                 "(use_ranker false) and over it (use_scorer true), a short history, items added on the device, "
-                "a request not cold only through more_like_this (no history), and a newcomer (neither runs)", [
+                "a request not cold only through more_like_this (no history), a history of 22 items ending in two "
+                "likes, and a newcomer (neither runs)", [
                     *watch("r", history[:2] + episodes[:2]), *watch("r", history[2:3], "like"),
                     rec("r"), rec("r", context=world.context(hour=7.0, device="phone")),
                     rec("r", policy={"use_ranker": False}),
@@ -263,6 +265,9 @@ def ranked_case(world: World, history: list[str], episodes: list[str], far: str,
                     {"op": "add_items", "items": added}, *watch("r", ["new-by-creator"], "play"),
                     rec("r", k=8), rec("r", k=8, policy={"use_ranker": False}),
                     {"op": "onboard", "user": "m", "items": [far]}, rec("m"), rec("m", policy={"use_ranker": False}),
+                    *watch("w", long[:-2]), *watch("w", long[-2:], "like"),  # beyond the creator window of 20
+                    rec("w", context=world.context(device="web")),
+                    rec("w", context=world.context(hour=2.0, device="web"), policy={"use_ranker": False}),
                     rec("new", policy={"use_scorer": True})],
                 bundle=RANKED, engines=("onnx",))
 
