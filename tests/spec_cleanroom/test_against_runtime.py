@@ -61,7 +61,7 @@ def script(rng: random.Random, ids: list[str], ranking: tuple[dict, ...] = ({},)
     if rng.random() < 0.2:
         steps.append({"op": "onboard", "user": user, "items": [rng.choice(ids)]})
     for _ in range(2):
-        context = {"now": NOW - rng.randint(0, 60) * 86_400, "hour": rng.choice([2.0, 8.0, 14.0, 20.5])}
+        context = {"now": NOW - rng.randint(0, 60) * 86_400, "hour": rng.choice([2.0, 8.0, 14.0, 20.5, 23.75, 24.0])}
         if rng.random() < 0.5:
             context["device"] = rng.choice(["phone", "tv", "tablet", "web"])
         step = {"op": "recommend", "user": user, "k": rng.choice([3, 5, 8, 12]), "context": context}

@@ -86,14 +86,28 @@ def test_the_ranked_case_is_played_by_the_ranker_and_the_scorer(bundles):
         ranked.ranker, ranked.scorer = saved
 
 
-def test_a_ranker_of_other_features_is_refused(tmp_path):
+def _ranked_with(tmp_path: Path, edit) -> Path:
     root = Path(shutil.copytree(GOLDEN / "ranked", tmp_path / "ranked"))
     manifest = json.loads((root / "manifest.json").read_text())
-    ranker = next(m for m in manifest["models"] if m["role"] == "ranker")
-    ranker["extra"]["features_version"] = 2
+    edit(manifest)
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(reader.SpecError, match="Ranker"):
-        reader.Bundle(root)
+    return root
+
+
+def _ranker(manifest: dict) -> dict:
+    return next(m for m in manifest["models"] if m["role"] == "ranker")
+
+
+@pytest.mark.parametrize("edit, rule", [
+    (lambda m: _ranker(m)["extra"].update(features_version=2), "Ranker"),
+    (lambda m: _ranker(m)["inputs"][0].update(shape=["candidates", 29]), "Ranker"),
+    (lambda m: m["ranking"]["scorer"].pop("version"), "Scorer"),
+    (lambda m: m["ranking"]["scorer"]["features"].reverse(), "Scorer")],
+    ids=["ranker version", "ranker width", "scorer version absent", "scorer names"])
+def test_a_ranker_or_scorer_of_other_features_is_refused(tmp_path, edit, rule):
+    """§4: checked on open (the manifest is edited, the files stay: rule 4 still holds)."""
+    with pytest.raises(reader.SpecError, match=rule):
+        reader.Bundle(_ranked_with(tmp_path, edit))
 
 
 def test_a_changed_expectation_is_caught(bundle):
