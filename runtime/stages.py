@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgerec.errors import BundleError
 from edgerec.runtime.drift import top_summary
 from edgerec.runtime.explain import Explainer, Reason
 from edgerec.runtime.fairness import fairness_applies, fairness_stage
-from edgerec.errors import BundleError
 from edgerec.runtime.features import VERSION as FEATURES_VERSION
 from edgerec.runtime.features import feature_count, history_side, ranker_features
 from edgerec.runtime.history import HistoryStore
