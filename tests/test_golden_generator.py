@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.export.golden import World, build_bundle, scripts
+from edgerec.export.golden import RANKED, World, build_bundle, scripts
+from edgerec.export.golden_ranked import build_ranked_bundle
 from edgerec.runtime.golden import load_cases
 from edgerec.runtime.schema import manifest_schema, validate
 
@@ -67,3 +68,19 @@ def test_the_golden_bundle_is_small_and_synthetic():
     assert card["checkpoint"] == "ckpt"  # a relative name, no host path
     manifest = json.loads((GOLDEN / "bundle" / "manifest.json").read_text())
     assert manifest["data_version"]["source"] == "edgerec synthetic audio/video world"
+
+
+def test_the_ranked_bundle_is_the_generators(tmp_path):
+    """golden/ranked is what export/golden_ranked.py makes from the committed golden bundle, byte for
+    byte (seeded weights): no file of it was edited by hand, and it opens as a bundle."""
+    from edgerec.runtime.recommender import Recommender
+
+    out = build_ranked_bundle(GOLDEN / "bundle", tmp_path / RANKED)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / RANKED).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / RANKED).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 60_000  # bytes in the repository matter
+    with Recommender.open(out, backend="onnx") as rec:
+        assert rec.ranker and rec.stats()["bundle"] == "golden-ranked"
