@@ -7,6 +7,7 @@ import math
 import time
 
 import pytest
+from handmade import recorded_back_then
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from edgerec.runtime import user_state
 from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore, Retention
 from edgerec.runtime.pseudonyms import PseudonymousHistory
 from edgerec.runtime.user_state import read_state
-from handmade import recorded_back_then
 
 DAY = 86_400
 EVERY = ("play", "finish", "skip", "like", "not_interested", "more_like_this")
