@@ -1,4 +1,4 @@
-"""`edgerec study coldstart | compression | content | dp-popularity | replay | transfer | crosslingual`: run one study, print its tables, write JSON.
+"""`edgerec study coldstart | compression | content | dp-popularity | newcomers | replay | transfer | crosslingual`: run one study, print its tables, write JSON.
 
 Each command builds the study from its options and hands it to `_run`. The
 older names (`compress report`, `content report`, `content coldstart`) are
@@ -124,6 +124,19 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="edgerec-replay-") as scratch:
         _run(ReplayStudy(bundle, data_dir, Path(scratch) / "history.db", users, seed), json_out)
+
+
+@study_group.command("newcomers", epilog=example("edgerec study newcomers bundle --data data/world --json new.json"))
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
+@click.option("--users", default=300, show_default=True, help="Users of the log replayed as newcomers.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=FILE_OUT)
+def newcomers(bundle, data_dir, users, seed, json_out) -> None:
+    """Onboarding on the device: does each genre or language choice show, and what are first lists worth."""
+    from edgerec.studies.newcomers import NewcomerStudy
+
+    _run(NewcomerStudy(bundle, data_dir, users, seed), json_out)
 
 
 @study_group.command("dp-popularity", epilog=example(

@@ -189,6 +189,7 @@ class HistoryStore:
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
         ts = self.clock() if ts is None else checks.timestamp(ts)
+        kept.require_kept(self.retention, ts, self.cutoff())
         with self._transaction(profile, append=True):
             cursor = self.db.execute(
                 "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",

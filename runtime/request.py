@@ -46,7 +46,7 @@ class UserState:
     languages: Counter
     loved: list[int] = field(default_factory=list)  # rows with a `like` event, newest last
     finished: list[int] = field(default_factory=list)  # rows played to the end, newest last
-    onboard_tags: list[str] = field(default_factory=list)  # tags the user chose at onboarding
+    choices: dict[str, list[str]] = field(default_factory=dict)  # onboarding: "genre", "tag", "language"
 
 
 @dataclass

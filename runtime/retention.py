@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from dataclasses import dataclass
 
 from edgerec.errors import ConfigError
@@ -42,6 +43,16 @@ class Retention:
         """How many of a profile's newest kept events a read of at most `limit` returns."""
         kept = max(int(self.max_events), 0)  # SQLite reads a negative LIMIT as none at all
         return kept if limit is None else min(kept, limit)
+
+
+def require_kept(retention: Retention, ts: float, cutoff: float) -> None:
+    """Refuse an event older than the history keeps: stored, it would be invisible at once and erased
+    at the next prune (a replayed 1997 log left the device with no history, without a word)."""
+    if ts < cutoff:
+        day = time.strftime("%Y-%m-%d", time.gmtime(ts)) if ts > -62e9 else f"{ts:g} s"
+        raise ConfigError(f"the event's time ({day}) is older than this history keeps (the last "
+                          f"{retention.max_age_days:g} days, Retention.max_age_days): record events as they "
+                          "happen, or open the history with a Retention that keeps older ones")
 
 
 KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs

@@ -63,14 +63,16 @@ class RetrieveStage:
             request.cold = False
         request.query = query
 
-    def prior(self, cat, now: float) -> np.ndarray:
-        """Standardised popularity-with-freshness of every row; cached per catalog version and hour."""
+    def prior(self, cat, now: float) -> tuple[np.ndarray, np.float32]:
+        """Standardised popularity-with-freshness of every row, and what one matched onboarding choice
+        adds to it; cached per catalog version and hour."""
         key = (cat.version, len(cat), int(now // 3600))
         cached = self._prior_cache
         if cached is None or cached[0] != key:
             self._prior_cache = None  # the old one goes before the new one is built
-            self._prior_cache = cached = (key, standard_prior(cat, now))
-        return cached[1]
+            prior = standard_prior(cat, now)
+            self._prior_cache = cached = (key, prior, choice_weight(prior))
+        return cached[1], cached[2]
 
     def _scored_pool(self, request: Request, added: np.ndarray, inactive: np.ndarray,
                      exact: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -84,14 +86,7 @@ class RetrieveStage:
     def _scores(self, request: Request, added: np.ndarray, exact: bool) -> np.ndarray:
         cat, state, policy, query = request.catalog, request.state, request.policy, request.query
         if request.cold:
-            scores = self.prior(cat, request.now).copy()
-            if state.tags:  # onboarding choices (or liked items' tags) pull matching items up
-                np.add(scores, np.float32(1.5), out=scores, where=cat.matches("genre", None, state.tags))
-            if state.onboard_tags:  # tags chosen at onboarding match the items' tags too, not only genres
-                np.add(scores, np.float32(1.5), out=scores, where=rows_with_tags(cat, state.onboard_tags))
-            if state.languages:  # (a float32 sum is the float64 sum rounded: the same scores as before)
-                np.add(scores, np.float32(1.0), out=scores, where=cat.matches("language", None, state.languages))
-            return scores
+            return self._cold_scores(request)
         if self.models.ann_kind and not exact:  # only the index's candidates get a score
             base = np.full(cat.base_count, -np.inf, np.float32)
             skip = _skipped_rows(request, cat.inactive_rows(), state.excluded)
@@ -104,7 +99,32 @@ class RetrieveStage:
         if n < policy.cold_start_items:  # a short history: lean on popularity until it grows
             alpha = n / policy.cold_start_items  # (0 x -inf, a row the index did not score, would warn: kept -inf)
             blend = alpha * standardize(scores) if alpha else np.where(np.isfinite(scores), 0.0, -np.inf)
-            scores = (blend + (1 - alpha) * self.prior(cat, request.now)).astype(np.float32)
+            scores = (blend + (1 - alpha) * self._chosen_prior(request)).astype(np.float32)
+        return scores
+
+    def _cold_scores(self, request: Request) -> np.ndarray:
+        """A cold start's score: popularity with freshness, steered by the tag and language profiles
+        (onboarding choices, and the recent items' tags when the encoder failed)."""
+        state = request.state
+        return self._steered_prior(request, state.tags, state.choices.get("tag", ()), state.languages)
+
+    def _chosen_prior(self, request: Request) -> np.ndarray:
+        """A short history's prior: the cold start's score from the onboarding choices alone (steering
+        by the few items' own tags made MovieLens-100K's first lists worse: 0.24 -> 0.12 of the next 10 items)."""
+        choices = request.state.choices
+        return self._steered_prior(request, choices.get("genre", []) + choices.get("tag", []),
+                                   choices.get("tag", ()), choices.get("language", ()))
+
+    def _steered_prior(self, request: Request, genres, tags, languages) -> np.ndarray:
+        cat = request.catalog
+        prior, weight = self.prior(cat, request.now)
+        scores = prior.copy()
+        if genres:  # the genre column against the tag profile (genres and tags)
+            np.add(scores, weight, out=scores, where=cat.matches("genre", None, genres))
+        if tags:  # tags chosen at onboarding match the items' tags too, not only genres
+            np.add(scores, weight, out=scores, where=rows_with_tags(cat, tags))
+        if languages:  # (a float32 sum is the float64 sum rounded)
+            np.add(scores, weight, out=scores, where=cat.matches("language", None, languages))
         return scores
 
     def _streamable(self, request: Request) -> bool:
@@ -195,6 +215,15 @@ class RetrieveStage:
                 order = np.argsort(-scores[keep], kind="stable")
                 return keep[order][: want + 20 * len(extra)]
             size *= 4
+
+
+def choice_weight(prior: np.ndarray) -> np.float32:
+    """What a matched choice adds to the standardised prior: 1 more than its range, so a row matching
+    more choices comes before every row matching fewer. A fixed weight was not enough: at 1.5 (1.0
+    for languages) 12 of the quick demo world's 33 genres and 6 of its 8 languages put no item in a
+    newcomer's top 10, and at 3 a genre of items nobody had played yet still showed none."""
+    finite = prior[np.isfinite(prior)]
+    return np.float32(1) + (finite.max() - finite.min() if len(finite) else np.float32(0))
 
 
 def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:

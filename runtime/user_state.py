@@ -191,7 +191,7 @@ def state_of(window: Window, cat, prefs: dict[str, list[str]]) -> UserState:
     tags.update({t: 3 for t in prefs.get("tag", []) + prefs.get("genre", [])})
     languages.update({lang: 3 for lang in prefs.get("language", [])})
     return UserState(consumed, events["excluded"], events["liked"], events["disliked"], tags, languages,
-                     events["loved"], events["finished"], list(prefs.get("tag", [])))
+                     events["loved"], events["finished"], {kind: list(v) for kind, v in prefs.items()})
 
 
 class EncodeStage:

@@ -111,3 +111,13 @@ def foreign_database(path, table: str = "contacts") -> bytes:
         db.execute(f"CREATE TABLE {table} (name TEXT)")
         db.execute(f"INSERT INTO {table} VALUES ('x')")
     return path.read_bytes()
+
+
+def recorded_back_then(store, profile, item, event, ts, **options) -> int:
+    """Record an event at the moment it happened (the store's clock set to its time): a store refuses
+    an event it would not keep, so an event past retention is one that has aged out since."""
+    clock, store.clock = store.clock, (lambda: ts)
+    try:
+        return store.record(profile, item, event, ts=ts, **options)
+    finally:
+        store.clock = clock

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from handmade import write_v1_history
+from handmade import recorded_back_then, write_v1_history
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime.history import EVENTS, SCHEMA_VERSION, HistoryStore, Retention
@@ -142,7 +142,7 @@ def test_retention_by_age_at_the_cutoff(tmp_path):
     now = 1_000_000_000.0
     store.clock = lambda: now  # the store's clock: reads and prune() use the same cutoff
     cutoff = now - 10 * DAY
-    store.record("p", "older", "play", ts=cutoff - 0.001)
+    recorded_back_then(store, "p", "older", "play", cutoff - 0.001)
     store.record("p", "at-cutoff", "play", ts=cutoff)
     store.record("p", "newer", "play", ts=cutoff + 1)
     assert [e.item for e in store.events("p")] == ["at-cutoff", "newer"]  # reads apply it before any prune
@@ -154,7 +154,7 @@ def test_age_and_count_retention_add_up(tmp_path):
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=2, max_age_days=1))
     now = 1_000_000_000.0
     store.clock = lambda: now
-    store.record("p", "old", "play", ts=now - 2 * DAY)
+    recorded_back_then(store, "p", "old", "play", now - 2 * DAY)
     for i in range(4):
         store.record("p", f"n{i}", "play", ts=now)
     assert store.prune(now) == 3  # one by age, then two over the count
@@ -182,12 +182,24 @@ def test_default_retention():
     assert (Retention().max_events, Retention().max_age_days) == (10_000, 730.0)
 
 
+def test_an_event_older_than_the_history_keeps_is_refused_and_nothing_is_stored(tmp_path):
+    """Stored, it would be invisible at once: a replayed 1997 log left a device without history."""
+    store = HistoryStore(tmp_path / "h.db")
+    now = 1_000_000_000.0
+    store.clock = lambda: now
+    with pytest.raises(ConfigError, match=r"\(1999-09-09\) is older than this history keeps \(the last 730 days"):
+        store.record("p", "late", "play", ts=now - 731 * DAY)
+    store.record("p", "edge", "play", ts=now - 730 * DAY)  # exactly at the cutoff: kept
+    assert [e.item for e in store.events("p")] == ["edge"]
+    assert store.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+
+
 def test_default_retention_keeps_two_years(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
     now = 1_000_000_000.0
     store.clock = lambda: now
     store.record("p", "keep", "play", ts=now - 729 * DAY)
-    store.record("p", "drop", "play", ts=now - 731 * DAY)
+    recorded_back_then(store, "p", "drop", "play", now - 731 * DAY)
     assert store.prune(now) == 1 and [e.item for e in store.events("p")] == ["keep"]
 
 
@@ -214,7 +226,7 @@ def test_generation_changes_for_every_profile_on_shared_writes(store):
     assert a1 != a0
     store.prune()  # nothing old: what was derived from the history still holds
     assert store.generation("a") == a1
-    store.record("b", "y", "play", ts=1.0)  # older than any retention keeps
+    recorded_back_then(store, "b", "y", "play", 1.0)  # older than any retention keeps now
     b1 = store.generation("b")
     assert store.prune() == 1 and store.generation("a") != a1 and store.generation("b") != b1
 

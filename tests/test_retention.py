@@ -7,6 +7,7 @@ import math
 import time
 
 import pytest
+from handmade import recorded_back_then
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,8 +43,8 @@ def test_default_retention_reads_none_of_the_events_older_than_two_years_before_
     store = HistoryStore(tmp_path / "h.db")  # default retention: 730 days
     now = time.time()
     for i in range(5):  # an imported old history with its own times, older than 730 days
-        store.record("p", f"old{i}", EVERY[i], ts=now - 731 * DAY + i)
-        store.record("gone", f"gone{i}", "finish", ts=now - 900 * DAY + i)
+        recorded_back_then(store, "p", f"old{i}", EVERY[i], now - 731 * DAY + i)
+        recorded_back_then(store, "gone", f"gone{i}", "finish", now - 900 * DAY + i)
     for i in range(3):
         store.record("p", f"new{i}", "play", ts=now - 729 * DAY + i)
     assert stored(store) == 13  # nothing pruned yet: only the reads apply retention
@@ -81,9 +82,9 @@ def test_an_export_deletes_what_retention_removed_before_it_reads(tmp_path):
     first, not left out of the answer while they remain on the device."""
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=3))
     now = time.time()
-    store.record("p", "old", "finish", ts=now - 731 * DAY)
+    recorded_back_then(store, "p", "old", "finish", now - 731 * DAY)
     ids = [store.record("p", f"a{i}", "play", ts=now - 10 + i) for i in range(5)]
-    store.record("gone", "x", "play", ts=now - 900 * DAY)
+    recorded_back_then(store, "gone", "x", "play", now - 900 * DAY)
     assert stored(store) == 7
     assert [(e["id"], e["item"]) for e in store.export("p")["events"]] == [(i, f"a{k}") for k, i in
                                                                              enumerate(ids) if k >= 2]
@@ -113,7 +114,7 @@ def test_a_retention_without_an_age_limit_keeps_old_events(tmp_path):
 def test_a_pseudonymous_store_reads_with_retention_too(tmp_path):
     store = PseudonymousHistory(tmp_path / "h.db", b"s" * 32, Retention(max_events=2))
     now = time.time()
-    store.record("alice", "old", "play", ts=now - 800 * DAY)
+    recorded_back_then(store, "alice", "old", "play", now - 800 * DAY)
     for i in range(3):
         store.record("alice", f"n{i}", "play", ts=now)
     assert [e.item for e in store.events("alice")] == ["n1", "n2"] and store.count("alice") == 2
@@ -146,7 +147,7 @@ def test_every_read_is_what_a_prune_at_that_moment_leaves(events, max_events, da
     store = HistoryStore(":memory:", retention)
     store.clock = lambda: NOW
     cutoff = NOW - days * DAY
-    rows = [(store.record(p, f"{p}{i}", event, ts=cutoff + offset), p, f"{p}{i}", event, cutoff + offset)
+    rows = [(recorded_back_then(store, p, f"{p}{i}", event, cutoff + offset), p, f"{p}{i}", event, cutoff + offset)
             for i, (p, offset, event) in enumerate(events)]
     kept = {p: [r for r in rows if r[1] == p and r[4] >= cutoff][::-1][:max_events][::-1] for p in "abc"}
     everything = sorted(r for p in "abc" for r in kept[p])
@@ -180,8 +181,8 @@ class Clock:
 def test_a_profile_whose_events_all_expired_gets_the_cold_start_list(rec):
     now = time.time()
     for i in range(12):
-        rec.record("expired", rec.catalog.item_id(i * 5), ["finish", "like", "not_interested"][i % 3],
-                   timestamp=now - 731 * DAY + i)
+        recorded_back_then(rec.history, "expired", rec.catalog.item_id(i * 5),
+                           ["finish", "like", "not_interested"][i % 3], now - 731 * DAY + i)
     rec.record("fresh", rec.catalog.item_id(0), "finish", timestamp=now)  # someone with a live history
     assert rec.history.count("expired") == 0 and stored(rec.history) == 13
     context = {"now": now, "hour": 20, "device": "tv"}

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from handmade import ids
+from handmade import ids, recorded_back_then
 
 from edgerec.errors import ConfigError, HistoryError, UnknownIdError
 from edgerec.runtime import Filters, Policy, Recommender
@@ -365,7 +365,7 @@ def test_export_history_gives_the_user_their_data(tmp_path):
 def test_retention_by_count_and_age(tmp_path):
     store = HistoryStore(tmp_path / "h.db", Retention(max_events=5, max_age_days=10))
     now = time.time()
-    store.record("p", "old", "play", ts=now - 30 * 86_400)
+    recorded_back_then(store, "p", "old", "play", now - 30 * 86_400)
     for i in range(8):
         store.record("p", f"i{i}", "play", ts=now)
     store.prune(now)

@@ -420,7 +420,7 @@ class Runtime:
         return {"events": events, "seq": seq, "seen": {r for r, _ in events}, "tags": tags, "langs": langs,
                 "liked": newest("more_like_this", 5), "disliked": newest("not_interested", 20),
                 "loved": newest("like", 5), "finished": newest("finish", 5),
-                "onboard_tags": set(choice.get("tags", []))}
+                "onboard_tags": set(choice.get("tags", [])), "choice": choice}
 
     # ---- §3: the user vector and the query
     def _query(self, prof: dict, cat: dict, pol: dict) -> np.ndarray | None:
@@ -491,17 +491,26 @@ class Runtime:
         prior = np.log1p(cat["popularity"]) * (1 + np.where(out_now, np.exp(-age / 30), 0))
         short, c3 = not cold and n < pol["cold_start_items"], pol["cold_start_items"]
         prior = z(prior).astype(np.float32)  # standardised in float64, kept as float32
-        if cold:  # float32 sums, in this order
-            terms = ((1.5, [g in prof["tags"] for g in cat["genre"]]),
-                     (1.5, [any(t in prof["onboard_tags"] for t in tags) for tags in cat["tags"]]),
-                     (1.0, [lang in prof["langs"] for lang in cat["language"]]))
-            score = prior
-            for weight, where in terms:
-                score = score + np.where(where, np.float32(weight), np.float32(0))
+        w = np.float32(1) + (prior.max() - prior.min())  # one matched term outweighs the prior's range
+
+        def steered(genres, tags, langs):  # float32 sums of w per matched term, in this order
+            terms = ([g in genres for g in cat["genre"]],
+                     [any(t in tags for t in item_tags) for item_tags in cat["tags"]],
+                     [lang in langs for lang in cat["language"]])
+            out = prior
+            for where in terms:
+                out = out + np.where(where, w, np.float32(0))
+            return out
+
+        if cold:
+            score = steered(prof["tags"], prof["onboard_tags"], prof["langs"])
         else:
             score = self.scan(q, cat)
-            if short:
-                score = ((n / c3) * z(score) + (1 - n / c3) * prior).astype(np.float32)
+            if short:  # "chosen": the onboarding choices alone steer the prior
+                ch = prof["choice"]
+                chosen = steered(set(ch.get("genres", []) + ch.get("tags", [])), set(ch.get("tags", [])),
+                                 set(ch.get("languages", [])))
+                score = ((n / c3) * z(score) + (1 - n / c3) * chosen).astype(np.float32)
         blocked = ~cat["live"] | np.isin(np.arange(cat["n"]), list(prof["seen"]))
         score = np.where(blocked, -np.inf, score)
 

@@ -41,7 +41,8 @@ RANKING = ({}, {}, {"use_ranker": False}, {"use_scorer": True}, {"use_scorer": F
 def script(rng: random.Random, ids: list[str], ranking: tuple[dict, ...] = ({},)) -> list[dict]:
     user, steps = "u", []
     if rng.random() < 0.4:
-        kind, value = rng.choice([("genres", "jazz"), ("genres", "travel"), ("languages", "hi"), ("tags", "dark")])
+        kind, value = rng.choice([("genres", "jazz"), ("genres", "travel"), ("languages", "hi"), ("tags", "dark"),
+                                  ("tags", "jazz")])  # a tag choice that names a genre matches the genre column too
         steps.append({"op": "onboard", "user": user, kind: [value]})
     for _ in range(rng.choice([0, 0, 1, 2, 4, 6, 9])):
         event = rng.choices(EVENTS, [3, 4, 1, 1, 1, 1])[0]
