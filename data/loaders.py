@@ -25,6 +25,7 @@ from edgerec.data.tables import (
     Skipped,
     read_chunks,
     read_header,
+    split_seconds,
     to_float,
     to_int,
     to_seconds,
@@ -153,7 +154,7 @@ def read_interactions(
     users = _Codes()
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
     parts: list[Interactions] = []
-    exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
+    within: list[np.ndarray] = []  # nanoseconds within the second: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -179,7 +180,7 @@ def read_interactions(
                     )
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
-        timestamp = np.floor(seconds).astype(np.int64)
+        timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event)
         value = to_float(chunk, optional["value"]) if "value" in optional else np.ones(len(chunk), np.float32)
         if "value" in optional and columns.value_range is not None:
@@ -193,9 +194,9 @@ def read_interactions(
             user_ids = [u for u, k in zip(user_ids, keep) if k]
             item_ids = [v for v, k in zip(item_ids, keep) if k]
             timestamp, event, value, device = timestamp[keep], event[keep], value[keep], device[keep]
-            seconds = seconds[keep]
+            nanos = nanos[keep]
         parts.append(Interactions(users.encode(user_ids), items.encode(item_ids), timestamp, event, value, device))
-        exact.append(seconds)
+        within.append(nanos)
     if not parts:
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     log = Interactions(*(np.concatenate([getattr(p, f) for p in parts]) for f in
@@ -203,7 +204,7 @@ def read_interactions(
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
-    return Dataset(catalog, log.sorted_by_time(np.concatenate(exact)), users.ids, meta=meta)
+    return Dataset(catalog, log.sorted_by_time(np.concatenate(within)), users.ids, meta=meta)
 
 
 def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: Skipped) -> tuple[Chunk, np.ndarray]:

@@ -1,0 +1,88 @@
+"""An outside audit's inputs that still broke the importer: times finer than float64 seconds keep.
+
+Epoch seconds as float64 keep about 0.2 us near today, so a nanosecond log (`--time-unit ns`, or a Parquet
+`timestamp[ns]` column) read through floats tied events 100 ns apart (the file's order then decided, which
+may be the reverse of the true one) and rounded 1 ns before a second up to that second. Events per user
+must come back in true time order, ties (equal times only) in file order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgerec.data import ReadOptions, import_dataset
+
+BASE_S = 1_700_000_000  # Nov 2023: where float64 seconds have a resolution of 2**-22 s (238 ns)
+PER = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def item_order(dataset) -> dict[str, list[str]]:
+    log, items = dataset.interactions, dataset.catalog.item_ids
+    out = defaultdict(list)
+    for u, i in zip(log.user, log.item):
+        out[dataset.user_ids[u]].append(items[i])
+    return dict(out)
+
+
+def expected_order(rows) -> dict[str, list[str]]:
+    out = defaultdict(list)
+    for user, item, _ in sorted(rows, key=lambda r: r[2]):  # stable: equal times keep the file order
+        out[user].append(item)
+    return dict(out)
+
+
+# times as integer ticks of the unit, a few ticks apart around BASE_S (ties, neighbours, a second's edge)
+rows_of = st.lists(st.tuples(st.sampled_from(["u1", "u2"]), st.integers(-3, 3)), min_size=2, max_size=12)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_of, unit=st.sampled_from(["ns", "us", "ms"]), chunk_rows=st.sampled_from([1, 3, 200_000]))
+def test_integer_times_of_any_unit_order_events_exactly(tmp_path_factory, rows, unit, chunk_rows):
+    path = tmp_path_factory.mktemp("units") / "log.csv"
+    ticks = [(user, f"i{n}", BASE_S * PER[unit] + offset) for n, (user, offset) in enumerate(rows)]
+    path.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in ticks))
+    dataset = import_dataset("csv", path, options=ReadOptions(time_unit=unit, chunk_rows=chunk_rows))
+    assert item_order(dataset) == expected_order(ticks)
+    whole = {f"i{n}": t // PER[unit] for n, (_, _, t) in enumerate(ticks)}  # floor, never rounded up
+    got = {dataset.catalog.item_ids[i]: int(t) for i, t in zip(dataset.interactions.item, dataset.interactions.timestamp)}
+    assert got == whole
+
+
+def test_a_nanosecond_before_a_second_stays_in_the_second_before(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu,late,{BASE_S * 10**9}\nu,early,{BASE_S * 10**9 - 1}\n")
+    dataset = import_dataset("csv", path, options=ReadOptions(time_unit="ns"))
+    assert item_order(dataset) == {"u": ["early", "late"]}
+    assert dataset.interactions.timestamp.tolist() == [BASE_S - 1, BASE_S]
+
+
+@pytest.mark.parametrize("unit", ["ns", "us"])
+@pytest.mark.parametrize("tz", [None, "UTC", "Asia/Kolkata"])
+def test_parquet_timestamp_columns_keep_their_sub_microsecond_order_and_zone(tmp_path, unit, tz):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    step = 100 if unit == "ns" else 1  # 100 ns (or 1 us) apart, the later one first in the file
+    ticks = np.array([BASE_S * PER[unit] + 2 * step, BASE_S * PER[unit] + step, BASE_S * PER[unit] + step])
+    table = pa.table({"user_id": ["u", "u", "u"], "item_id": ["third", "second", "tie"],
+                      "timestamp": pa.array(ticks, pa.timestamp(unit, tz=tz))})
+    pq.write_table(table, tmp_path / "log.parquet")
+    # --time-unit is about numbers; a timestamp column carries its own unit
+    dataset = import_dataset("parquet", tmp_path / "log.parquet", options=ReadOptions(time_unit="ms"))
+    assert item_order(dataset) == {"u": ["second", "tie", "third"]}
+    assert set(dataset.interactions.timestamp.tolist()) == {BASE_S}  # stored in UTC whatever the zone
+
+
+def test_parquet_dates_and_second_timestamps_still_import(tmp_path):
+    import datetime as dt
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"user_id": ["u", "u"], "item_id": ["b", "a"],
+                             "timestamp": pa.array([dt.date(2020, 1, 2), dt.date(2020, 1, 1)])}), tmp_path / "d.parquet")
+    dataset = import_dataset("parquet", tmp_path / "d.parquet")
+    assert item_order(dataset) == {"u": ["a", "b"]}
+    assert dataset.interactions.timestamp.tolist() == [1577836800, 1577923200]
