@@ -20,6 +20,7 @@ import os
 import secrets
 import sqlite3
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -208,10 +209,10 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     to a temporary name and renamed, so `out` is either complete or absent."""
     out = Path(checks.path(out, "the backup's path"))
     if out.exists():
-        raise HistoryError(f"{out} exists; choose a new file for the backup")
+        raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the backup")
     tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
     try:
+        tmp.unlink(missing_ok=True)
         new_file(tmp)  # a copy of personal data: owner only
         target = sqlite3.connect(str(tmp))
         try:
@@ -221,8 +222,11 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
             target.close()
         tmp.replace(out)
     except (sqlite3.DatabaseError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise HistoryError(f"could not back up the history to {out} ({exc})") from None
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # not the folders above the file
+        raise HistoryError(f"could not back up the history to {checks.file_name(out)} ({why}); write the backup in a "
+                           "folder this app can write, with room for it") from None
     return out
 
 

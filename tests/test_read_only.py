@@ -179,6 +179,16 @@ def test_a_read_only_history_can_still_be_recovered_from(tmp):
     assert report["events"] == 3
 
 
+def test_a_backup_into_a_read_only_folder_says_so_without_the_folders(tmp):
+    path = a_history(tmp / "h")
+    out = read_only(folder(tmp / "ro"))
+    with pytest.raises(HistoryError, match="could not back up the history to copy.db .*folder this app can write") as info:
+        HistoryStore(path).backup(out / "copy.db")
+    assert str(tmp) not in str(info.value)
+    one_line_error(["history", "backup", "--history", str(path), "--out", str(out / "copy.db")], not_in=str(tmp))
+    assert list(out.iterdir()) == []
+
+
 # ------------------------------------------------------------------ keys and output folders
 
 
