@@ -150,6 +150,9 @@ def read_interactions(
     item_parts = key_parts(columns.item, present)
     wanted = [columns.user, *item_parts, columns.time, *optional.values()]
     skipped = Skipped() if options.skip_bad_rows else None
+    keys_seen: dict[str, tuple[str, ...]] = {}  # item key of several columns -> the values that made it
+    parts_hint = (f"; every row needs {' and '.join(item_parts)} (or pass --skip-bad-rows to leave such rows out)"
+                  if len(item_parts) > 1 else "")
 
     users = _Codes()
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
@@ -160,16 +163,15 @@ def read_interactions(
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
     ):
         if len(item_parts) > 1:
-            chunk.columns[columns.item] = [KEY_JOIN.join(key) if any(key) else ""
-                                           for key in zip(*(chunk.columns.pop(p) for p in item_parts))]
+            chunk.columns[columns.item] = joined_keys(chunk, item_parts, keys_seen)
         if skipped is not None:
             chunk, seconds = _skip_bad(chunk, columns, options, skipped)
             if not len(chunk):
                 continue
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
         check_ids(chunk, columns.user, "; every row needs a user (or pass --skip-bad-rows to leave such rows out)")
-        check_ids(chunk, columns.item, "; a log whose items lack an id in some rows can key them by several columns "
-                  "(--item-col artist+track) or leave those rows out (--skip-bad-rows)")
+        check_ids(chunk, columns.item, parts_hint or "; a log whose items lack an id in some rows can key them by "
+                  "several columns (--item-col artist+track) or leave those rows out (--skip-bad-rows)")
         if catalog is not None:
             index = catalog.index
             for i, v in enumerate(item_ids):
@@ -205,6 +207,27 @@ def read_interactions(
         catalog = Catalog.bare(items.ids)
     meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
     return Dataset(catalog, log.sorted_by_time(np.concatenate(within)), users.ids, meta=meta)
+
+
+def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]) -> list[str]:
+    """Item keys of several columns, `Artist - Track`. A row without one of the parts has no key (""; refused,
+    or left out with --skip-bad-rows, like an empty id: every untitled track of an artist would otherwise be one
+    item), and different values that join to the same key ('A - B' + 'C', 'A' + 'B - C') stop the import
+    instead of making one item of two."""
+    out = []
+    for row, key in enumerate(zip(*(chunk.columns.pop(p) for p in parts))):
+        if not all(key):
+            out.append("")
+            continue
+        joined = KEY_JOIN.join(key)
+        first = seen.setdefault(joined, key)
+        if first != key:
+            raise DataError(f"columns {' + '.join(parts)} make the same item key {joined!r} from other values "
+                            f"({' | '.join(map(repr, first))} before, {' | '.join(map(repr, key))} here): two items "
+                            "would merge into one; rename one of them in the file, or key the items by an id column",
+                            chunk.path, chunk.line_of(row))
+        out.append(joined)
+    return out
 
 
 def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: Skipped) -> tuple[Chunk, np.ndarray]:

@@ -86,3 +86,49 @@ def test_parquet_dates_and_second_timestamps_still_import(tmp_path):
     dataset = import_dataset("parquet", tmp_path / "d.parquet")
     assert item_order(dataset) == {"u": ["a", "b"]}
     assert dataset.interactions.timestamp.tolist() == [1577836800, 1577923200]
+
+
+# ------------------------------------------------------------------ item keys of several columns
+
+from edgerec.data import ColumnMap  # noqa: E402
+from edgerec.errors import DataError  # noqa: E402
+
+names = (st.lists(st.sampled_from(["A", "B"]), min_size=1, max_size=3).map(" - ".join)  # names holding the joiner
+         | st.sampled_from(["-", " ", "é", "A -", "- B"]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plays=st.lists(st.tuples(names, names), min_size=1, max_size=8))
+def test_a_key_of_several_columns_never_merges_two_items(tmp_path_factory, plays):
+    """`--item-col artist+track`: distinct (artist, track) pairs stay distinct items, or the import stops;
+    names holding the joiner ('A - B' + 'C' against 'A' + 'B - C') must not make one item of two."""
+    path = tmp_path_factory.mktemp("keys") / "log.csv"
+    path.write_text("user_id,artist,track,timestamp\n" + "".join(f'u,"{a}","{t}",{n}\n' for n, (a, t) in enumerate(plays)))
+    try:
+        dataset = import_dataset("csv", path, columns=ColumnMap(item="artist+track"))
+    except DataError as exc:
+        assert "same item key" in str(exc)
+        return
+    log, ids = dataset.interactions, dataset.catalog.item_ids
+    pair_of = {}
+    for code, play in zip(log.item, plays):  # one user, times in file order: the log keeps the file order
+        assert pair_of.setdefault(int(code), play) == play  # one item, one pair
+    assert len(ids) == len(set(plays))
+
+
+def test_joined_names_that_collide_are_refused_naming_the_line(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,artist,track,timestamp\nu,Foo - Bar,Baz,1\nu,Foo,Bar - Baz,2\n")
+    with pytest.raises(DataError, match=r":3: columns artist \+ track make the same item key 'Foo - Bar - Baz'"):
+        import_dataset("csv", path, columns=ColumnMap(item="artist+track"))
+
+
+def test_a_key_with_a_part_missing_is_an_empty_id_not_one_item_for_all_untitled_tracks(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,artist,track,timestamp\nu,Foo,,1\nu,Foo,,2\nu,Foo,Bar,3\n")
+    with pytest.raises(DataError, match=r":2: .*every row needs artist and track"):
+        import_dataset("csv", path, columns=ColumnMap(item="artist+track"))
+    dataset = import_dataset("csv", path, columns=ColumnMap(item="artist+track"),
+                             options=ReadOptions(skip_bad_rows=True))
+    assert dataset.catalog.item_ids == ["Foo - Bar"]
+    assert dataset.meta["skipped_rows"] == {"no user or item id": {"rows": 2, "first_lines": [2, 3]}}
