@@ -14,7 +14,7 @@ import gzip
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -456,6 +456,8 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
     elif bad.size:
         i = int(bad[0])
         shown, where = values[i], (chunk.path, chunk.line_of(i))
+        if name in (chunk.units or {}) and abs(seconds[i]) < 2.5e11:  # a Parquet timestamp: shown as a date
+            shown = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds[i]))).isoformat()
         if not np.isfinite(seconds[i]):
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
                             f"{shown!r}", *where)

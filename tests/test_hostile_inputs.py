@@ -132,3 +132,14 @@ def test_a_key_with_a_part_missing_is_an_empty_id_not_one_item_for_all_untitled_
                              options=ReadOptions(skip_bad_rows=True))
     assert dataset.catalog.item_ids == ["Foo - Bar"]
     assert dataset.meta["skipped_rows"] == {"no user or item id": {"rows": 2, "first_lines": [2, 3]}}
+
+
+def test_a_parquet_timestamp_before_1970_is_shown_as_a_date(tmp_path):
+    import datetime as dt
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"user_id": ["u"], "item_id": ["a"],
+                             "timestamp": pa.array([dt.datetime(1960, 1, 1)], pa.timestamp("us"))}), tmp_path / "t.parquet")
+    with pytest.raises(DataError, match=r":1: column 'timestamp' holds '1960-01-01T00:00:00\+00:00', a time before 1970"):
+        import_dataset("parquet", tmp_path / "t.parquet")
