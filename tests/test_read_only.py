@@ -189,6 +189,14 @@ def test_a_backup_into_a_read_only_folder_says_so_without_the_folders(tmp):
     assert list(out.iterdir()) == []
 
 
+def test_an_export_into_a_read_only_folder_is_one_line_naming_the_file_only(tmp):
+    path = a_history(tmp / "h")
+    out = read_only(folder(tmp / "ro"))
+    line = one_line_error(["history", "export", "ann", "--history", str(path), "--out", str(out / "ann.json")],
+                          not_in=str(tmp))
+    assert "ann.json" in line and "permissions" in line
+
+
 # ------------------------------------------------------------------ keys and output folders
 
 
