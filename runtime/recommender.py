@@ -90,7 +90,7 @@ class Recommender:
             opened = Bundle.open(bundle, verify=verify, spare=cache)
             chosen, update = cls._choose_backend(opened, backend), None
         else:
-            opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend))
+            opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend), cache)
         store = open_history(history if history is not None else ":memory:", key=key,
                              profile_secret=profile_secret, retention=retention)
         rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)

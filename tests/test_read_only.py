@@ -122,6 +122,15 @@ def test_a_packed_bundle_in_a_read_only_folder_without_a_writable_one_says_what_
     assert "cache_dir=" in one_line_error(args, not_in=str(tmp))
 
 
+def test_a_rejected_update_falls_back_to_a_packed_bundle_in_a_read_only_folder(tmp):
+    ro = folder(tmp / "ro")
+    previous = pack(a_bundle(tmp), ro / "b.edgerec")
+    (ro / "update.edgerec").write_bytes(b"\0" * 4096)  # a download that went wrong
+    read_only(ro)
+    with Recommender.open(ro / "update.edgerec", history=folder(tmp / "data") / "h.db", fallback=previous) as rec:
+        assert rec.update.accepted is False and len(rec.recommend("ann", k=3)) == 3
+
+
 def test_packing_into_a_read_only_folder_is_a_bundle_error_that_leaves_nothing(tmp):
     bundle = a_bundle(tmp)
     out = read_only(folder(tmp / "ro"))
