@@ -131,6 +131,18 @@ def test_a_rejected_update_falls_back_to_a_packed_bundle_in_a_read_only_folder(t
         assert rec.update.accepted is False and len(rec.recommend("ann", k=3)) == 3
 
 
+def test_an_ann_index_whose_cache_folder_is_read_only_is_built_once_and_serves_from_memory(tmp):
+    pytest.importorskip("onnxruntime")  # before usearch: the other order crashes the process (the libraries' clash)
+    pytest.importorskip("usearch")
+    cache = read_only(folder(tmp / "cache"))
+    with Recommender.open(read_only(a_bundle(tmp)), cache_dir=cache, ann="usearch") as rec:
+        rec.warm_up()  # was: RuntimeError (Permission denied), and every request built the index again
+        index = rec.models.ann
+        assert index is not None and index.unsaved
+        assert len(rec.recommend("ann", k=3)) == 3 and rec.models.ann is index
+    assert list(cache.iterdir()) == []
+
+
 def test_packing_into_a_read_only_folder_is_a_bundle_error_that_leaves_nothing(tmp):
     bundle = a_bundle(tmp)
     out = read_only(folder(tmp / "ro"))
