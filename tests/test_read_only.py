@@ -218,6 +218,21 @@ def test_an_export_into_a_read_only_folder_is_one_line_naming_the_file_only(tmp)
     assert "ann.json" in line and "permissions" in line
 
 
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_encrypting_a_read_only_history_is_refused_before_anything_is_written(tmp, what):
+    pytest.importorskip("sqlcipher3")
+    from edgerec.runtime.secure_db import encrypt_database
+
+    path = a_history(tmp / "h")
+    (path if what == "file" else path.parent).chmod(0o444 if what == "file" else 0o555)
+    with pytest.raises(HistoryError, match="read-only for this app"):
+        encrypt_database(path, b"k" * 32)
+    path.parent.chmod(0o755)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["history.db"]  # no half-made copy beside it
+    path.chmod(0o644)
+    assert len(HistoryStore(path).events("ann")) == 2  # still the plain history
+
+
 # ------------------------------------------------------------------ keys and output folders
 
 
