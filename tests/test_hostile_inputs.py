@@ -143,3 +143,46 @@ def test_a_parquet_timestamp_before_1970_is_shown_as_a_date(tmp_path):
                              "timestamp": pa.array([dt.datetime(1960, 1, 1)], pa.timestamp("us"))}), tmp_path / "t.parquet")
     with pytest.raises(DataError, match=r":1: column 'timestamp' holds '1960-01-01T00:00:00\+00:00', a time before 1970"):
         import_dataset("parquet", tmp_path / "t.parquet")
+
+
+# ------------------------------------------------------------------ Parquet column types
+
+
+def _parquet_cases():
+    pa = pytest.importorskip("pyarrow")
+    users = ["007", "7", "007"]
+    return {
+        "string": pa.array(users),
+        "large_string": pa.array(users, pa.large_string()),
+        "dictionary (pandas categorical)": pa.array(users).dictionary_encode(),
+        **({"string_view": pa.array(users, pa.string_view())} if hasattr(pa, "string_view") else {}),
+    }
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string", "dictionary (pandas categorical)", "string_view"])
+def test_parquet_text_id_columns_of_any_arrow_type_keep_every_id_exactly(tmp_path, kind):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    cases = _parquet_cases()
+    if kind not in cases:
+        pytest.skip(f"this pyarrow has no {kind}")
+    items = pa.array([7, 7, 8], pa.int64()).dictionary_encode() if kind.startswith("dict") else pa.array([7, 7, 8], pa.uint64())
+    pq.write_table(pa.table({"user_id": cases[kind], "item_id": items, "timestamp": pa.array([3, 2, 1], pa.int32())}),
+                   tmp_path / "log.parquet")
+    dataset = import_dataset("parquet", tmp_path / "log.parquet")
+    assert sorted(dataset.user_ids) == ["007", "7"]  # leading zeros kept, "007" and "7" two users
+    assert item_order(dataset) == {"007": ["8", "7"], "7": ["7"]}
+
+
+def test_parquet_nullable_integer_ids_are_digits_and_a_missing_one_is_named(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame({"user_id": pd.array([1, 1, 2], "Int64"), "item_id": pd.array([10, 20, 10], "Int64"),
+                          "timestamp": [1, 2, 3]})
+    frame.to_parquet(tmp_path / "ok.parquet")
+    dataset = import_dataset("parquet", tmp_path / "ok.parquet")
+    assert item_order(dataset) == {"1": ["10", "20"], "2": ["10"]}  # never '10.0'
+    frame.loc[1, "item_id"] = pd.NA
+    frame.to_parquet(tmp_path / "gap.parquet")
+    with pytest.raises(DataError, match=r"gap.parquet:2: column 'item_id' is empty"):
+        import_dataset("parquet", tmp_path / "gap.parquet")
