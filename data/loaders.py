@@ -21,6 +21,7 @@ from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Datase
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
     PER_SECOND,
+    UNIT_NAMES,
     Chunk,
     Skipped,
     read_chunks,
@@ -35,6 +36,7 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
+EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
 
 
 @dataclass
@@ -150,6 +152,7 @@ def read_interactions(
     item_parts = key_parts(columns.item, present)
     wanted = [columns.user, *item_parts, columns.time, *optional.values()]
     skipped = Skipped() if options.skip_bad_rows else None
+    unit_read = False  # some times were numbers read in options.time_unit
     keys_seen: dict[str, tuple[str, ...]] = {}  # item key of several columns -> the values that made it
     parts_hint = (f"; every row needs {' and '.join(item_parts)} (or pass --skip-bad-rows to leave such rows out)"
                   if len(item_parts) > 1 else "")
@@ -180,6 +183,7 @@ def read_interactions(
                         f"item {v!r} is not in the item table; add it there or drop the event",
                         chunk.path, chunk.line_of(i),
                     )
+        unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
@@ -206,6 +210,10 @@ def read_interactions(
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
+    if unit_read and options.time_unit != "s" and int(log.timestamp.max()) < EARLY_1973:
+        meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
+                            f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
+                            "without --time-unit"]
     return Dataset(catalog, log.sorted_by_time(np.concatenate(within)), users.ids, meta=meta)
 
 
@@ -467,7 +475,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   options.time_unit)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
-    dataset.meta = {"source": str(folder), "format": fmt}
+    dataset.meta = dict(dataset.meta, source=str(folder), format=fmt)
     return dataset
 
 

@@ -186,3 +186,22 @@ def test_parquet_nullable_integer_ids_are_digits_and_a_missing_one_is_named(tmp_
     frame.to_parquet(tmp_path / "gap.parquet")
     with pytest.raises(DataError, match=r"gap.parquet:2: column 'item_id' is empty"):
         import_dataset("parquet", tmp_path / "gap.parquet")
+
+
+def test_a_seconds_log_imported_as_milliseconds_is_flagged_not_silently_moved_to_1970(tmp_path):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu,a,{BASE_S}\nu,b,{BASE_S + 60}\n")
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "ms"),
+                                      "--time-unit", "ms"])
+    assert result.exit_code == 0 and "before 1973 read as epoch milliseconds" in result.output
+    assert "without --time-unit" in result.output
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0 and "warning" not in result.output
+    path.write_text(f"user_id,item_id,timestamp\nu,a,{BASE_S * 1000}\n")
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "ms2"),
+                                      "--time-unit", "ms"])
+    assert result.exit_code == 0 and "warning" not in result.output
