@@ -86,6 +86,9 @@ def test_parquet_dates_and_second_timestamps_still_import(tmp_path):
     dataset = import_dataset("parquet", tmp_path / "d.parquet")
     assert item_order(dataset) == {"u": ["a", "b"]}
     assert dataset.interactions.timestamp.tolist() == [1577836800, 1577923200]
+    pq.write_table(pa.table({"user_id": ["u"], "item_id": ["a"],  # 1971 in a timestamp column: no unit to doubt
+                             "timestamp": pa.array([dt.datetime(1971, 1, 1)], pa.timestamp("ms"))}), tmp_path / "t.parquet")
+    assert "warnings" not in import_dataset("parquet", tmp_path / "t.parquet", options=ReadOptions(time_unit="ms")).meta
 
 
 # ------------------------------------------------------------------ item keys of several columns

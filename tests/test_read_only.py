@@ -191,6 +191,9 @@ def test_a_history_that_cannot_be_read_is_a_history_error(tmp):
     with pytest.raises(HistoryError) as info:
         HistoryStore(path)
     assert str(tmp) not in str(info.value)
+    with pytest.raises(HistoryError, match="cannot be read .*read access") as info:
+        HistoryStore.recover(path, tmp / "copy.db")  # recover reads only: the read itself fails
+    assert str(tmp) not in str(info.value)
 
 
 def test_a_read_only_history_can_still_be_recovered_from(tmp):
