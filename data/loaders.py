@@ -224,7 +224,7 @@ def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]
     instead of making one item of two."""
     out = []
     for row, key in enumerate(zip(*(chunk.columns.pop(p) for p in parts))):
-        if not all(key):
+        if not all(part.strip() for part in key):  # a blank name names no track either
             out.append("")
             continue
         joined = KEY_JOIN.join(key)

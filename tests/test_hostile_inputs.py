@@ -97,7 +97,7 @@ from edgerec.data import ColumnMap  # noqa: E402
 from edgerec.errors import DataError  # noqa: E402
 
 names = (st.lists(st.sampled_from(["A", "B"]), min_size=1, max_size=3).map(" - ".join)  # names holding the joiner
-         | st.sampled_from(["-", " ", "é", "A -", "- B"]))
+         | st.sampled_from(["-", " A", "é", "A -", "- B"]))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -208,3 +208,16 @@ def test_a_seconds_log_imported_as_milliseconds_is_flagged_not_silently_moved_to
     result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "ms2"),
                                       "--time-unit", "ms"])
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+@pytest.mark.parametrize("blank", [" ", "   ", "\t"])
+def test_a_blank_part_of_a_key_of_several_columns_is_a_missing_part(tmp_path, blank):
+    """Ids are kept as written, spaces too (an id column's " " is an id); but a key of several columns is made
+    of names, and a blank name names no track: every blank-titled track of an artist would be one item."""
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,artist,track,timestamp\n u1 ,Foo,Bar,1\nu1,Foo,{blank},2\nu2,Foo,{blank},3\n")
+    with pytest.raises(DataError, match=r":3: .*every row needs artist and track"):
+        import_dataset("csv", path, columns=ColumnMap(item="artist+track"))
+    kept = import_dataset("csv", path, columns=ColumnMap(item="artist+track"), options=ReadOptions(skip_bad_rows=True))
+    assert kept.catalog.item_ids == ["Foo - Bar"] and kept.user_ids == [" u1 "]  # other spaces kept as written
+    assert kept.meta["skipped_rows"]["no user or item id"]["rows"] == 2
