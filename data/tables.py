@@ -12,6 +12,7 @@ import codecs
 import csv
 import gzip
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -494,7 +495,14 @@ def split_seconds(chunk: Chunk, name: str, unit: str, seconds: np.ndarray) -> tu
         if ticks is not None:
             return ticks // per_second, (ticks % per_second) * (NS // per_second)
     whole = np.floor(seconds)
-    return whole.astype(np.int64), np.clip(np.round((seconds - whole) * NS), 0, NS - 1).astype(np.int64)
+    within = np.clip(np.round((seconds - whole) * NS), 0, NS - 1).astype(np.int64)
+    for i, text in enumerate(chunk.columns[name]):  # ISO-8601 fractions past the microsecond datetime keeps
+        if len(text) > 26 and (match := _FRACTION.search(text)):
+            within[i] = int(match.group(1)[:9].ljust(9, "0"))
+    return whole.astype(np.int64), within
+
+
+_FRACTION = re.compile(r"\d:\d\d[.,](\d{7,})")  # seconds with more than six fraction digits (Spark, pandas)
 
 
 def _looks_numeric(v: str) -> bool:

@@ -221,3 +221,22 @@ def test_a_blank_part_of_a_key_of_several_columns_is_a_missing_part(tmp_path, bl
     kept = import_dataset("csv", path, columns=ColumnMap(item="artist+track"), options=ReadOptions(skip_bad_rows=True))
     assert kept.catalog.item_ids == ["Foo - Bar"] and kept.user_ids == [" u1 "]  # other spaces kept as written
     assert kept.meta["skipped_rows"]["no user or item id"]["rows"] == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offsets=st.lists(st.integers(0, 2_000), min_size=2, max_size=8),
+       zone=st.sampled_from(["Z", "+00:00", "+05:30", ""]), sep=st.sampled_from(["T", " "]))
+def test_iso_times_with_nanosecond_fractions_order_events_exactly(tmp_path_factory, offsets, zone, sep):
+    """Spark and pandas write ISO-8601 times with nine fraction digits; Python's datetime keeps six."""
+    import datetime as dt
+
+    path = tmp_path_factory.mktemp("iso") / "log.csv"
+    start = dt.datetime(2023, 11, 14, 22, 13, 19)
+    rows = []
+    for n, off in enumerate(offsets):  # off: nanoseconds after 22:13:19.999999000 (some cross the second)
+        ns = 999_999_000 + off
+        stamp = start + dt.timedelta(seconds=ns // 10**9)
+        rows.append(("u", f"i{n}", f"{stamp:%Y-%m-%d}{sep}{stamp:%H:%M:%S}.{ns % 10**9:09d}{zone}", ns))
+    path.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t, _ in rows))
+    dataset = import_dataset("csv", path)
+    assert item_order(dataset) == expected_order([(u, i, ns) for u, i, _, ns in rows])
