@@ -121,9 +121,26 @@ def _open_text(path: Path, encoding: str):
     one) is dropped, otherwise it would stick to the first column's name."""
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         encoding = "utf-8-sig"
+    _refuse_binary(path)
     if _compressed(path):
         return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
     return open(path, newline="", encoding=encoding, errors="strict")
+
+
+def _refuse_binary(path: Path) -> None:
+    """A Parquet file or a zip archive (an Excel workbook is one) read as text would fail as a text encoding
+    problem, or, read as Latin-1, as a header without the columns: say what the file is instead."""
+    try:
+        with _open_raw(path) as raw:
+            head = raw.read(4)
+    except (OSError, EOFError):  # a damaged gzip stream: the text reader names its line
+        return
+    if head == b"PAR1":
+        raise DataError("a Parquet file, not text: name it .parquet" + (" once unpacked with gunzip (Parquet "
+                        "compresses its own columns)" if _compressed(path) else ""), str(path))
+    if head == b"PK\x03\x04":
+        raise DataError("a zip archive (an Excel workbook is one), not text: unzip it and import the CSV inside "
+                        "(save a workbook's sheet as CSV first)", str(path))
 
 
 def _compressed(path: Path) -> bool:

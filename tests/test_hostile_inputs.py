@@ -242,3 +242,28 @@ def test_iso_times_with_nanosecond_fractions_order_events_exactly(tmp_path_facto
     path.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t, _ in rows))
     dataset = import_dataset("csv", path)
     assert item_order(dataset) == expected_order([(u, i, ns) for u, i, _, ns in rows])
+
+
+@pytest.mark.parametrize("kind", ["zip", "parquet.gz", "parquet named .csv", "xlsx"])
+def test_an_archive_or_parquet_file_read_as_text_says_what_it_is(tmp_path, kind):
+    import gzip
+    import io
+    import zipfile
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = io.BytesIO()
+    pq.write_table(pa.table({"user_id": ["u"], "item_id": ["a"], "timestamp": [1]}), table)
+    if kind in ("zip", "xlsx"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("ratings.csv", "user_id,item_id,timestamp\nu,a,1\n")
+        data, name, hint = buffer.getvalue(), "log." + kind, "unzip"
+    elif kind == "parquet.gz":
+        data, name, hint = gzip.compress(table.getvalue()), "log.parquet.gz", "Parquet"
+    else:
+        data, name, hint = table.getvalue(), "log.csv", "Parquet"
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DataError, match=hint) as info:
+        import_dataset("csv", tmp_path / name)
+    assert "--encoding" not in str(info.value)  # not a text encoding problem
