@@ -414,6 +414,8 @@ def _item_encoding(path: Path) -> str:
         path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         return "latin-1"
+    except OSError:  # missing or unreadable: reading it says so, with the file's name
+        pass
     return "utf-8"
 
 

@@ -113,6 +113,8 @@ def _existing_file(path: str | os.PathLike) -> Path:
         raise DataError("file not found; check the path", str(path))
     if not path.is_file():
         raise DataError("is a folder (or a device), not a data file; give the path of the file itself", str(path))
+    if not os.access(path, os.R_OK):
+        raise DataError("cannot be read (permission denied); give this user read access to it, or copy it", str(path))
     return path
 
 

@@ -270,6 +270,24 @@ def test_importing_into_a_read_only_output_folder_is_a_data_error(tmp):
                                                not_in=str(out / "items"))
 
 
+@pytest.mark.parametrize("fmt", ["csv", "ml-100k"])
+def test_a_data_file_that_cannot_be_read_is_a_data_error(tmp, fmt):
+    from edgerec.data import import_dataset
+
+    if fmt == "csv":
+        path = tmp / "log.csv"
+        path.write_text("user_id,item_id,timestamp\nu1,a,1\n")
+        path.chmod(0o000)
+    else:
+        path = folder(tmp / "ml")
+        (path / "u.data").write_text("1\t1\t5\t10\n")
+        (path / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||http://x" + "|0" * 19 + "\n")
+        (path / "u.item").chmod(0o000)
+    with pytest.raises(DataError, match="cannot be read .*read access") as info:
+        import_dataset(fmt, path)
+    assert "Traceback" not in str(info.value)
+
+
 # ------------------------------------------------------------------ root
 
 
