@@ -64,13 +64,14 @@ class RetrieveStage:
         request.query = query
 
     def prior(self, cat, now: float) -> tuple[np.ndarray, np.float32]:
-        """Standardised popularity-with-freshness of every row, and what one matched onboarding choice
-        adds to it; cached per catalog version and hour."""
-        key = (cat.version, len(cat), int(now // 3600))
+        """Standardised popularity-with-freshness of every row at the start of the request's hour, and
+        what one matched onboarding choice adds to it; cached per catalog version and hour."""
+        hour = int(now // 3600)
+        key = (cat.version, len(cat), hour)
         cached = self._prior_cache
         if cached is None or cached[0] != key:
             self._prior_cache = None  # the old one goes before the new one is built
-            prior = standard_prior(cat, now)
+            prior = standard_prior(cat, hour * 3600.0)  # at the hour's start (spec §3): the same all hour
             prior.flags.writeable = False  # shared by the requests of the hour: each copies before it adds
             self._prior_cache = cached = (key, prior, choice_weight(prior))
         return cached[1], cached[2]

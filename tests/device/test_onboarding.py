@@ -67,3 +67,18 @@ def test_choices_fade_as_the_history_grows(rec):
             assert shown(rec, "chooser", "genre", genre) > shown(rec, "plain", "genre", genre)
     chooser = [r.item_id for r in rec.recommend("chooser", k=10, context=CONTEXT)]
     assert chooser == [r.item_id for r in rec.recommend("plain", k=10, context=CONTEXT)]
+
+
+def test_the_prior_is_taken_at_the_start_of_the_requests_hour(golden_bundle):
+    """Spec §3: the cold-start prior uses the request's time truncated to the hour, so a runtime may keep
+    it for the hour and every runtime gives the same scores whenever in the hour it was first asked."""
+    def newcomer_scores(now):
+        with Recommender.open(golden_bundle, history=None, backend="onnx") as rec:
+            return [(r.item_id, r.score) for r in rec.recommend("newcomer", k=10, context={"now": now, "hour": 20.0})]
+
+    with Recommender.open(golden_bundle, history=None, backend="onnx") as rec:
+        rows = range(rec.catalog.base_count)
+        newest = float(max(rec.catalog.numeric_column("release_ts", list(rows))))
+    hour = 3600 * (int(newest) // 3600 + 30)  # a day after the newest release: its bonus still moves by the minute
+    assert newcomer_scores(hour + 10.0) == newcomer_scores(hour + 3590.0)
+    assert newcomer_scores(hour + 10.0) != newcomer_scores(hour + 3600.0 + 10.0)
