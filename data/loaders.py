@@ -152,7 +152,7 @@ def read_interactions(
 
     users = _Codes()
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
-    parts: list[Interactions] = []
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in LOG_FIELDS}  # chunk arrays, column by column
     exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
@@ -194,16 +194,33 @@ def read_interactions(
             item_ids = [v for v, k in zip(item_ids, keep) if k]
             timestamp, event, value, device = timestamp[keep], event[keep], value[keep], device[keep]
             seconds = seconds[keep]
-        parts.append(Interactions(users.encode(user_ids), items.encode(item_ids), timestamp, event, value, device))
+        for name, array in zip(LOG_FIELDS, (users.encode(user_ids), items.encode(item_ids), timestamp, event, value,
+                                            device)):
+            parts[name].append(array)
         exact.append(seconds)
-    if not parts:
+    if not exact:
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
-    log = Interactions(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                         ("user", "item", "timestamp", "event", "value", "device")))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
-    return Dataset(catalog, log.sorted_by_time(np.concatenate(exact)), users.ids, meta=meta)
+    return Dataset(catalog, _sorted_log(parts, exact), users.ids, meta=meta)
+
+
+LOG_FIELDS = ("user", "item", "timestamp", "event", "value", "device")
+
+
+def _sorted_log(parts: dict[str, list[np.ndarray]], exact: list[np.ndarray]) -> Interactions:
+    """The chunks joined and ordered by (user, exact time), stably, as `Interactions.sorted_by_time`; one
+    column at a time, each chunk list and unsorted column let go once used (the log was held three
+    times over: chunks, joined, sorted; 90 bytes an event at the peak)."""
+    users = np.concatenate(parts.pop("user"))
+    order = np.lexsort((np.concatenate(exact), users))  # lexsort is stable
+    exact.clear()
+    columns = {"user": users[order]}
+    del users
+    for name in LOG_FIELDS[1:]:
+        columns[name] = np.concatenate(parts.pop(name))[order]
+    return Interactions(**columns)
 
 
 def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: Skipped) -> tuple[Chunk, np.ndarray]:
