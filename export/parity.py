@@ -6,7 +6,6 @@ import numpy as np
 
 from edgerec.errors import ExportError
 
-
 CELLS = 1 << 24  # scores held at once by top_k_rows
 
 
