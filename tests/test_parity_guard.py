@@ -153,14 +153,12 @@ def test_top_k_rows_is_the_full_sort_cut_at_k(k):
     np.testing.assert_array_equal(top_k_rows(users, items, k), expected)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cells", [1, 500 * 2, 500 * 3, 500 * 7 + 1])  # two users at a time (the least), 3, 7
-def test_top_k_rows_scores_a_few_users_at_a_time_with_the_same_lists(cells, dtype):
-    """Users are scored against the catalog `cells // items` at a time (memory); each user's list, with
-    its own exclusions (coarse scores: ties), is the one of a single product over all users, also when
-    the last batch would hold one user (23 users: 11 x 2 + 1)."""
+@pytest.mark.parametrize("cells", [1, 500 * 3, 500 * 7 + 1])  # one user at a time, three, seven
+def test_top_k_rows_ranks_a_few_users_at_a_time_with_the_same_lists(cells):
+    """The scores are ranked `cells // items` users at a time (memory); each user's list, with its own
+    exclusions (coarse scores: ties), is the one of ranking all users together."""
     rng = np.random.default_rng(cells)
-    users, items = (np.round(rng.normal(size=(n, 4)), 1).astype(dtype) for n in (23, 500))  # ties
+    users, items = (np.round(rng.normal(size=(n, 4)), 1).astype(np.float32) for n in (23, 500))  # ties
     seen = [rng.choice(500, int(rng.integers(0, 40)), replace=False) for _ in range(len(users))]
     whole = top_k_rows(users, items, 10, seen, cells=10 ** 9)
     np.testing.assert_array_equal(top_k_rows(users, items, 10, seen, cells=cells), whole)
