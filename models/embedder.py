@@ -48,6 +48,9 @@ class ItemEmbedder(nn.Module):
             for j, table in enumerate(self.fields):
                 vec = vec + table(codes[..., j])
             tags = self.tag_codes[index]
+            # codes are left-aligned: slots past the longest tag list hold padding only, and summing their
+            # zero rows added nothing but (items, 8, dim) floats (0.19 GB at 93k tracks, dim 64; a bare log: all)
+            tags = tags[..., :int((tags > 0).sum(-1).max()) if tags.numel() else 0]
             count = (tags > 0).sum(-1, keepdim=True).clamp(min=1).to(vec.dtype)
             vec = vec + self.tags(tags).sum(-2) / count
         for name in self.content_names:

@@ -54,8 +54,8 @@ class Evaluator:
     catalog: Catalog
     k: int = 10
     chunk_users: int = 1024
-    cells: int = 1 << 25  # scores held at once: a batch has at most cells // n_items users (a music catalog
-    # of 93k tracks held 1,024 x 93k scores and their temporaries, 2.7 GB at the peak)
+    cells: int = 1 << 24  # scores held at once: a batch has at most cells // n_items users (a music catalog
+    # of 93k tracks held 1,024 x 93k scores and their temporaries, 2.7 GB at the peak; 1 << 25, 1.3 GB)
 
     def __post_init__(self):
         self.tags = tag_matrix(self.catalog)
@@ -138,11 +138,17 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """
     n = scores.shape[1]
     kk = min(k, n)
-    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1:kk]  # the k-th best score of each row
+    kth = np.partition(scores, n - kk, axis=1)[:, n - kk:n - kk + 1]  # the k-th best score of each row
     above = scores > kth
     tied = scores == kth
-    need = kk - above.sum(1, keepdims=True)
-    chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))  # exactly kk per row, lowest tied indices
+    chosen = above | tied
+    # rows with more ties at the k-th score than places left keep their lowest tied indices (a running
+    # count over those rows only: over all of them it was 8 bytes a score)
+    excess = np.flatnonzero(chosen.sum(1) > kk)
+    if excess.size:
+        ties, need = tied[excess], kk - above[excess].sum(1, keepdims=True)
+        chosen[excess] = above[excess] | (ties & (np.cumsum(ties, axis=1, dtype=np.int32) <= need))
+    del above, tied
     cols = np.nonzero(chosen)[1].reshape(len(scores), kk)
     vals = np.take_along_axis(scores, cols, 1)
     best = np.take_along_axis(cols, np.lexsort((cols, -vals), axis=1), 1)

@@ -219,6 +219,23 @@ def test_teacher_targets_rank_real_items_and_scale_by_temperature():
     assert all(torch.equal(a, b) for a, b in zip((hidden, top, logits), again))
 
 
+def test_teacher_targets_are_the_same_whatever_the_rows_scored_at_once():
+    # the catalog is scored a few positions at a time (memory); every position's targets stay those of
+    # one product of all positions of a batch by the whole catalog, as before
+    rng = np.random.default_rng(3)
+    teacher = Model(rng.normal(size=(41, 6)), temperature=0.7, max_len=5)
+    windows = rng.integers(0, 41, size=(7, 6))
+    reference = teacher_targets(teacher, windows, top_k=4, batch=3, cells=10 ** 9)  # one product per batch
+    for cells in (41, 41 * 4, 41 * 7 - 1):  # 1, 4 and 6 positions at once: not a divisor of 3 x 5
+        again = teacher_targets(teacher, windows, top_k=4, batch=3, cells=cells)
+        assert all(torch.equal(a, b) for a, b in zip(reference, again))
+    items = teacher.item_vectors()
+    items[0] = 0.0
+    scores = teacher.hidden(torch.as_tensor(windows[:, :-1])) @ items.T
+    scores[..., 0] = float("-inf")
+    assert torch.equal(reference[1], scores.topk(4, dim=-1).indices.to(torch.int32))
+
+
 def test_teacher_targets_refuse_histories_longer_than_the_teacher():
     teacher = Model(np.eye(3), max_len=2)
     with pytest.raises(ConfigError, match="history length 3 exceeds the teacher's 2; use --max-len <= 2"):

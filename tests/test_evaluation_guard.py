@@ -98,6 +98,22 @@ def test_top_k_and_rank_of_match_a_full_sort_on_large_rows(k):
         assert ranks.tolist() == [int(np.flatnonzero(order == t)[0]) for t in targets]
 
 
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_top_k_breaks_ties_row_by_row_when_many_rows_come_together(k):
+    """Rows with more ties at the k-th score than places (coarse values) beside rows without (fine
+    values), in one call: only the former are counted through, and each row keeps its own lowest indices."""
+    rng = np.random.default_rng(k)
+    scores = rng.normal(size=(12, 400))
+    scores[::2] = np.round(scores[::2])  # even rows: a handful of values, ties everywhere
+    scores[1::3, ::7] = -np.inf
+    scores[5] = -np.inf  # a row with nothing left to recommend
+    got = top_k(scores, k)
+    for row in range(len(scores)):
+        order = np.lexsort((np.arange(scores.shape[1]), -scores[row]))[:k]
+        expected = np.where(np.isneginf(scores[row, order]), -1, order)
+        assert got[row].tolist() == expected.tolist()
+
+
 # ------------------------------------------------------------------ the protocol on a hand-built split
 
 

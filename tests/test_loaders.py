@@ -269,3 +269,24 @@ def test_an_output_folder_that_cannot_be_made_is_a_data_error(tmp_path, small_da
     blocker = write(tmp_path / "file", "x")
     with pytest.raises(DataError, match="cannot create the output folder"):
         save_dataset(small_dataset, blocker / "sub")
+
+
+def test_the_log_is_joined_and_sorted_column_by_column_as_in_one_piece():
+    """The import joins its chunks and sorts them a column at a time (the log was held three times over);
+    the result is the joined log's stable sort by (user, time, nanoseconds), with file order on ties."""
+    from edgerec.data.loaders import LOG_FIELDS, _sorted_log
+    from edgerec.data.schema import Interactions
+
+    rng = np.random.default_rng(5)
+    sizes = [7, 1, 12, 5]
+    chunks = [dict(user=rng.integers(0, 4, n).astype(np.int32), item=rng.integers(0, 9, n).astype(np.int32),
+                   timestamp=rng.integers(0, 3, n).astype(np.int64), event=rng.integers(0, 3, n).astype(np.int8),
+                   value=rng.random(n).astype(np.float32), device=rng.integers(-1, 2, n).astype(np.int8))
+              for n in sizes]
+    within = [rng.choice([0, 500_000_000], len(c["timestamp"])) for c in chunks]  # ties and fractions (ns)
+    whole = Interactions(**{f: np.concatenate([c[f] for c in chunks]) for f in LOG_FIELDS})
+    expected = whole.sorted_by_time(np.concatenate(within))
+    got = _sorted_log({f: [c[f] for c in chunks] for f in LOG_FIELDS}, list(within))
+    for field in LOG_FIELDS:
+        assert np.array_equal(getattr(got, field), getattr(expected, field))
+        assert getattr(got, field).dtype == getattr(expected, field).dtype

@@ -1,5 +1,6 @@
 """Recommender models: masking, training, checkpoints, resume, warm start, distillation, DDP."""
 
+import copy
 import json
 import os
 import subprocess
@@ -208,3 +209,36 @@ def test_resume_without_an_interrupted_run_says_so(tiny, tmp_path):
     dataset, split = tiny
     with pytest.raises(ModelError, match="holds no interrupted run to resume"):
         train_model(dataset, split, ModelConfig(dim=16, layers=1, max_len=8), FAST, out=tmp_path, resume=True)
+
+
+def _tag_sum_in_every_slot(embedder, index):
+    """The item vector as summed before tag slots past the longest list were dropped (all MAX_TAGS slots)."""
+    vec = embedder.ids(embedder.id_rows[index])
+    codes = embedder.field_codes[index]
+    for j, table in enumerate(embedder.fields):
+        vec = vec + table(codes[..., j])
+    tags = embedder.tag_codes[index]
+    count = (tags > 0).sum(-1, keepdim=True).clamp(min=1).to(vec.dtype)
+    return (vec + embedder.tags(tags).sum(-2) / count) * (index > 0).unsqueeze(-1).to(vec.dtype)
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_item_vectors_are_the_same_without_the_empty_tag_slots(tiny, tagged):
+    """A bare listening log has no tags and a tagged catalog rarely fills the 8 slots: the vectors (the
+    whole table, and a batch of histories with padding) are those of the sum over every slot."""
+    dataset, split = tiny
+    catalog = copy.copy(dataset.catalog)  # the fixture is shared
+    if not tagged:
+        catalog.tags = [() for _ in catalog.tags]
+    items = build_item_data(catalog, item_counts(split))
+    longest = int((items.tag_codes > 0).sum(1).max())
+    assert (longest > 0) == tagged and longest < items.tag_codes.shape[1]
+    model = build_model(ModelConfig(dim=8, layers=1, heads=1, max_len=6), items)
+    embedder = model.items
+    rows = torch.arange(embedder.n_rows)
+    with torch.no_grad():
+        assert torch.equal(embedder.table(), _tag_sum_in_every_slot(embedder, rows))
+        batch = torch.as_tensor(split.train.last(6, np.arange(5)) + 1)
+        batch[0] = 0  # a history of padding only
+        assert torch.equal(embedder(batch), _tag_sum_in_every_slot(embedder, batch))
+        assert embedder(batch[:0]).shape == (0, 6, 8)

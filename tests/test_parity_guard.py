@@ -151,3 +151,15 @@ def test_top_k_rows_is_the_full_sort_cut_at_k(k):
     users, items = rng.normal(size=(30, 8)), rng.normal(size=(500, 8))  # enough to defeat a lucky partition
     expected = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(top_k_rows(users, items, k), expected)
+
+
+@pytest.mark.parametrize("cells", [1, 500 * 3, 500 * 7 + 1])  # one user at a time, three, seven
+def test_top_k_rows_ranks_a_few_users_at_a_time_with_the_same_lists(cells):
+    """The scores are ranked `cells // items` users at a time (memory); each user's list, with its own
+    exclusions (coarse scores: ties), is the one of ranking all users together."""
+    rng = np.random.default_rng(cells)
+    users, items = (np.round(rng.normal(size=(n, 4)), 1).astype(np.float32) for n in (23, 500))  # ties
+    seen = [rng.choice(500, int(rng.integers(0, 40)), replace=False) for _ in range(len(users))]
+    whole = top_k_rows(users, items, 10, seen, cells=10 ** 9)
+    np.testing.assert_array_equal(top_k_rows(users, items, 10, seen, cells=cells), whole)
+    assert not any(set(row) & set(s) for row, s in zip(whole.tolist(), seen))
