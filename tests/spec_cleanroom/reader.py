@@ -547,7 +547,8 @@ class Runtime:
         cand = [j for j in range(len(sl)) if j not in chosen]
         while len(chosen) < k and cand:
             sim = [max((vec[j] @ vec[c] for c in chosen), default=0.0) for j in cand]
-            value = [(1 - w) * rel[j] - 3 * w * max(s, 0.0) for j, s in zip(cand, sim)]
+            spread = z([max(s, 0.0) for s in sim])  # over the items neither chosen nor dropped
+            value = [(1 - w) * rel[j] - (w * spread[i] if w else 0.0) for i, j in enumerate(cand)]
             j = cand.pop(int(np.argmax(value)))
             if any(cap and cat[col][sl[j]] is not None and sum(
                     cat[col][sl[c]] == cat[col][sl[j]] for c in chosen) >= cap

@@ -1,0 +1,43 @@
+"""Policy levers must change what a user sees by a visible amount at their documented values, over
+many users of the golden bundle (a test that only asserted "lower than before" let MMR diversity
+move MovieLens-100K's top 10 from 3.86 to 3.89 genres at diversity 0.5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgerec.runtime import Policy, Recommender
+
+CONTEXT = {"now": 1763598915.0, "hour": 20.5}
+
+
+@pytest.fixture
+def rec(golden_bundle, engine):
+    with Recommender.open(golden_bundle, history=None, backend=engine) as rec:
+        cat = rec.catalog
+        for start in range(0, cat.base_count, 2):  # 28 users of 4 plays spread over the catalog
+            for j in range(4):
+                rec.record(f"u{start}", cat.item_id((start + 7 * j) % cat.base_count), "play")
+        yield rec
+
+
+def list_stats(rec, policy):
+    """Mean over the users of the top 8's pairwise dot product and of its number of genres."""
+    cat, similarity, genres = rec.catalog, [], []
+    for user in rec.history.profiles():
+        rows = np.array([cat.row(r.item_id) for r in rec.recommend(user, k=8, context=CONTEXT, policy=policy)])
+        v = cat.vectors(rows)
+        similarity.append((v @ v.T)[np.triu_indices(len(rows), 1)].mean())
+        genres.append(len(set(cat.column("genre", rows))))
+    return float(np.mean(similarity)), float(np.mean(genres))
+
+
+def test_diversity_at_the_documented_0_3_visibly_spreads_the_list(rec):
+    # measured: 0.749 / 2.39 genres plain; at 0.3 now 0.679 / 2.96 (the fixed 3 x similarity scale:
+    # 0.718 / 2.61); at 0.5 now 0.554 / 3.89 (was 0.669 / 2.93)
+    plain_sim, plain_genres = list_stats(rec, Policy(diversity=0.0))
+    sim, genres = list_stats(rec, Policy(diversity=0.3))
+    assert plain_sim - sim >= 0.05 and genres - plain_genres >= 0.4, (plain_sim, sim, plain_genres, genres)
+    more_sim, more_genres = list_stats(rec, Policy(diversity=0.5))
+    assert more_sim < sim and more_genres > genres + 0.5
