@@ -472,6 +472,12 @@ class Runtime:
         for like in used:  # neighbours of the newest 3 liked items are candidates too
             s = np.where(blocked, -np.inf, self.scan(vec[like], cat))
             near.update(r for r in stable_best(s, 20) if np.isfinite(s[r]))
+        groups = len(used)
+        if pol["freshness"] > 0:  # the new releases are one more group of 20 candidates
+            since = now - np.asarray(cat["release_ts"], np.float64)
+            new = [r for r in ranked if cat["release_ts"][r] > 0 and 0 <= since[r] <= 3 * pol["freshness_days"] * 86400]
+            near.update(new[:20])
+            groups += 1
         size = 4 * want
         while True:  # the best 4 want rows, widened x4 until want of the candidates pass
             sl = sorted((r for r in set(ranked[:size]) | near if passes[r]),
@@ -479,7 +485,7 @@ class Runtime:
             if len(sl) >= want or size >= len(ranked):
                 break
             size *= 4
-        sl = sl[:want + 20 * len(used)]
+        sl = sl[:want + 20 * groups]
         if not sl:
             return []
         sl = np.array(sl)
