@@ -80,6 +80,8 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
         save_dataset(dataset, out, out_format)
     stats = dataset_stats(dataset)
     key_values({k: v for k, v in stats.items() if not isinstance(v, dict)}, title=f"imported into {out}")
+    for warning in dataset.meta.get("warnings", []):
+        console.print(f"warning: {warning}")
     for reason, what in dataset.meta.get("skipped_rows", {}).items():
         console.print(f"skipped {what['rows']:,} row{'s' * (what['rows'] > 1)} ({reason}); first at line(s) "
                       f"{', '.join(map(str, what['first_lines']))}")

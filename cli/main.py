@@ -6,6 +6,8 @@ device-side commands start fast and work without the host tools installed.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from edgerec import __version__
@@ -26,7 +28,7 @@ class EdgerecGroup(click.Group):
                 f"{exc}. This command needs the host tools: pip install 'edgerec[tools]'"
             ) from None
         except OSError as exc:  # an output path that cannot be written, a full disk: the system's words
-            where = f" ({exc.filename})" if exc.filename else ""
+            where = f" ({os.path.basename(str(exc.filename)) or exc.filename})" if exc.filename else ""  # not its folders
             raise click.ClickException(f"{exc.strerror or exc}{where}; check the path, its permissions and the "
                                        "free space") from None
 

@@ -21,10 +21,12 @@ from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Datase
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
     PER_SECOND,
+    UNIT_NAMES,
     Chunk,
     Skipped,
     read_chunks,
     read_header,
+    split_seconds,
     to_float,
     to_int,
     to_seconds,
@@ -34,6 +36,7 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
+EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
 
 
 @dataclass
@@ -149,26 +152,29 @@ def read_interactions(
     item_parts = key_parts(columns.item, present)
     wanted = [columns.user, *item_parts, columns.time, *optional.values()]
     skipped = Skipped() if options.skip_bad_rows else None
+    unit_read = False  # some times were numbers read in options.time_unit
+    keys_seen: dict[str, tuple[str, ...]] = {}  # item key of several columns -> the values that made it
+    parts_hint = (f"; every row needs {' and '.join(item_parts)} (or pass --skip-bad-rows to leave such rows out)"
+                  if len(item_parts) > 1 else "")
 
     users = _Codes()
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
     parts: list[Interactions] = []
-    exact: list[np.ndarray] = []  # times with their fractions: the order of events within a second
+    within: list[np.ndarray] = []  # nanoseconds within the second: the order of events within a second
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
     ):
         if len(item_parts) > 1:
-            chunk.columns[columns.item] = [KEY_JOIN.join(key) if any(key) else ""
-                                           for key in zip(*(chunk.columns.pop(p) for p in item_parts))]
+            chunk.columns[columns.item] = joined_keys(chunk, item_parts, keys_seen)
         if skipped is not None:
             chunk, seconds = _skip_bad(chunk, columns, options, skipped)
             if not len(chunk):
                 continue
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
         check_ids(chunk, columns.user, "; every row needs a user (or pass --skip-bad-rows to leave such rows out)")
-        check_ids(chunk, columns.item, "; a log whose items lack an id in some rows can key them by several columns "
-                  "(--item-col artist+track) or leave those rows out (--skip-bad-rows)")
+        check_ids(chunk, columns.item, parts_hint or "; a log whose items lack an id in some rows can key them by "
+                  "several columns (--item-col artist+track) or leave those rows out (--skip-bad-rows)")
         if catalog is not None:
             index = catalog.index
             for i, v in enumerate(item_ids):
@@ -177,9 +183,10 @@ def read_interactions(
                         f"item {v!r} is not in the item table; add it there or drop the event",
                         chunk.path, chunk.line_of(i),
                     )
+        unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
-        timestamp = np.floor(seconds).astype(np.int64)
+        timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event)
         value = to_float(chunk, optional["value"]) if "value" in optional else np.ones(len(chunk), np.float32)
         if "value" in optional and columns.value_range is not None:
@@ -193,9 +200,9 @@ def read_interactions(
             user_ids = [u for u, k in zip(user_ids, keep) if k]
             item_ids = [v for v, k in zip(item_ids, keep) if k]
             timestamp, event, value, device = timestamp[keep], event[keep], value[keep], device[keep]
-            seconds = seconds[keep]
+            nanos = nanos[keep]
         parts.append(Interactions(users.encode(user_ids), items.encode(item_ids), timestamp, event, value, device))
-        exact.append(seconds)
+        within.append(nanos)
     if not parts:
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     log = Interactions(*(np.concatenate([getattr(p, f) for p in parts]) for f in
@@ -203,7 +210,32 @@ def read_interactions(
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
-    return Dataset(catalog, log.sorted_by_time(np.concatenate(exact)), users.ids, meta=meta)
+    if unit_read and options.time_unit != "s" and int(log.timestamp.max()) < EARLY_1973:
+        meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
+                            f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
+                            "without --time-unit"]
+    return Dataset(catalog, log.sorted_by_time(np.concatenate(within)), users.ids, meta=meta)
+
+
+def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]) -> list[str]:
+    """Item keys of several columns, `Artist - Track`. A row without one of the parts has no key (""; refused,
+    or left out with --skip-bad-rows, like an empty id: every untitled track of an artist would otherwise be one
+    item), and different values that join to the same key ('A - B' + 'C', 'A' + 'B - C') stop the import
+    instead of making one item of two."""
+    out = []
+    for row, key in enumerate(zip(*(chunk.columns.pop(p) for p in parts))):
+        if not all(part.strip() for part in key):  # a blank name names no track either
+            out.append("")
+            continue
+        joined = KEY_JOIN.join(key)
+        first = seen.setdefault(joined, key)
+        if first != key:
+            raise DataError(f"columns {' + '.join(parts)} make the same item key {joined!r} from other values "
+                            f"({' | '.join(map(repr, first))} before, {' | '.join(map(repr, key))} here): two items "
+                            "would merge into one; rename one of them in the file, or key the items by an id column",
+                            chunk.path, chunk.line_of(row))
+        out.append(joined)
+    return out
 
 
 def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: Skipped) -> tuple[Chunk, np.ndarray]:
@@ -382,6 +414,8 @@ def _item_encoding(path: Path) -> str:
         path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         return "latin-1"
+    except OSError:  # missing or unreadable: reading it says so, with the file's name
+        pass
     return "utf-8"
 
 
@@ -443,7 +477,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   options.time_unit)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
-    dataset.meta = {"source": str(folder), "format": fmt}
+    dataset.meta = dict(dataset.meta, source=str(folder), format=fmt)
     return dataset
 
 

@@ -125,11 +125,11 @@ class Interactions:
             self.event[index], self.value[index], self.device[index],
         )
 
-    def sorted_by_time(self, exact: np.ndarray | None = None) -> Interactions:
-        """Order by (user, timestamp) with a stable sort: ties keep the file order. `exact`: the events'
-        times with their fractions (an import's), so 1.7 s stays after 1.5 s though both are second 1."""
-        order = np.lexsort((self.timestamp if exact is None else exact, self.user))  # lexsort is stable
-        return self.take(order)
+    def sorted_by_time(self, within: np.ndarray | None = None) -> Interactions:
+        """Order by (user, timestamp) with a stable sort: ties keep the file order. `within`: each event's
+        nanoseconds within its second (an import's), so 1.7 s stays after 1.5 s though both are second 1."""
+        keys = (self.timestamp, self.user) if within is None else (within, self.timestamp, self.user)
+        return self.take(np.lexsort(keys))  # lexsort is stable
 
     def consumed_mask(self) -> np.ndarray:
         codes = [EVENT_CODE[e] for e in CONSUMED_EVENTS]

@@ -70,10 +70,14 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path
     except OSError as exc:  # a file in the way, no permission, a full disk
         raise DataError(f"cannot create the output folder ({exc.strerror}); choose another --out", str(folder)) from None
     write = write_csv if fmt == "csv" else write_parquet
-    write(folder / f"items.{fmt}", catalog_columns(dataset.catalog))
-    write(folder / f"interactions.{fmt}", interaction_columns(dataset))
-    write_meta(folder, dataset.meta, fmt, users=dataset.n_users, items=dataset.n_items,
-               events=len(dataset.interactions))
+    try:
+        write(folder / f"items.{fmt}", catalog_columns(dataset.catalog))
+        write(folder / f"interactions.{fmt}", interaction_columns(dataset))
+        write_meta(folder, dataset.meta, fmt, users=dataset.n_users, items=dataset.n_items,
+                   events=len(dataset.interactions))
+    except OSError as exc:  # a read-only folder, a full disk
+        raise DataError(f"cannot write the data files ({exc.strerror or exc}); choose an --out this app can write, "
+                        "with room for them", str(folder)) from None
     return folder
 
 

@@ -12,9 +12,10 @@ import codecs
 import csv
 import gzip
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ class Chunk:
     path: str
     floats: frozenset[str] = frozenset()  # columns a Parquet file stores as floating point
     lines: np.ndarray | None = None  # the file line of every row, when rows were skipped (else consecutive)
+    units: dict[str, str] | None = None  # Parquet timestamp/date columns, read as integers in this unit
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -48,7 +50,7 @@ class Chunk:
         keep = np.flatnonzero(~drop)
         lines = self.lines if self.lines is not None else self.first_line + np.arange(len(self))
         return Chunk({k: [v[i] for i in keep] for k, v in self.columns.items()}, int(lines[keep[0]]) if keep.size
-                     else self.first_line, self.path, self.floats, lines[keep])
+                     else self.first_line, self.path, self.floats, lines[keep], self.units)
 
 
 class Skipped:
@@ -111,6 +113,8 @@ def _existing_file(path: str | os.PathLike) -> Path:
         raise DataError("file not found; check the path", str(path))
     if not path.is_file():
         raise DataError("is a folder (or a device), not a data file; give the path of the file itself", str(path))
+    if not os.access(path, os.R_OK):
+        raise DataError("cannot be read (permission denied); give this user read access to it, or copy it", str(path))
     return path
 
 
@@ -119,9 +123,26 @@ def _open_text(path: Path, encoding: str):
     one) is dropped, otherwise it would stick to the first column's name."""
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         encoding = "utf-8-sig"
+    _refuse_binary(path)
     if _compressed(path):
         return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
     return open(path, newline="", encoding=encoding, errors="strict")
+
+
+def _refuse_binary(path: Path) -> None:
+    """A Parquet file or a zip archive (an Excel workbook is one) read as text would fail as a text encoding
+    problem, or, read as Latin-1, as a header without the columns: say what the file is instead."""
+    try:
+        with _open_raw(path) as raw:
+            head = raw.read(4)
+    except (OSError, EOFError):  # a damaged gzip stream: the text reader names its line
+        return
+    if head == b"PAR1":
+        raise DataError("a Parquet file, not text: name it .parquet" + (" once unpacked with gunzip (Parquet "
+                        "compresses its own columns)" if _compressed(path) else ""), str(path))
+    if head == b"PK\x03\x04":
+        raise DataError("a zip archive (an Excel workbook is one), not text: unzip it and import the CSV inside "
+                        "(save a workbook's sheet as CSV first)", str(path))
 
 
 def _compressed(path: Path) -> bool:
@@ -325,14 +346,33 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
             raise DataError(f"column '{name}' holds {kind} values; expected one plain value per row "
                             "(text or number): flatten it before importing", str(path))
     floats = frozenset(n for n in out_names if pa.types.is_floating(parquet.schema_arrow.field(n).type))
+    units = {n: _time_unit(parquet.schema_arrow.field(n).type, pa) for n in out_names}
+    units = {n: u for n, u in units.items() if u}
     row = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=out_names):
-        cols = {name: [_cell(v, name, path, row + i + 1) for i, v in enumerate(batch.column(name).to_pylist())]
+        cols = {name: [_cell(v, name, path, row + i + 1) for i, v in
+                       enumerate(_as_ticks(batch.column(name), pa) if name in units else batch.column(name).to_pylist())]
                 for name in out_names}
-        yield Chunk(cols, row + 1, str(path), floats)  # "line" of a Parquet file = 1-based row
+        yield Chunk(cols, row + 1, str(path), floats, units=units or None)  # "line" of a Parquet file = 1-based row
         row += batch.num_rows
     if row == 0:
         raise DataError("file has no rows", str(path))
+
+
+def _time_unit(kind, pa) -> str | None:
+    """The unit a Parquet time column is read in: a timestamp's own (its integers count that unit since
+    1970 in UTC, whatever the zone shown; naive ones are taken as UTC), seconds for a date."""
+    if pa.types.is_timestamp(kind):
+        return kind.unit
+    return "s" if pa.types.is_date(kind) else None
+
+
+def _as_ticks(column, pa) -> list:
+    """A timestamp or date column as its integer ticks: as Python datetimes a nanosecond column would lose
+    its last three digits (and the order of events less than a microsecond apart)."""
+    if pa.types.is_date(column.type):
+        column = column.cast(pa.timestamp("s"))
+    return column.cast(pa.int64()).to_pylist()
 
 
 def _cell(value, name: str, path: Path, row: int) -> str:
@@ -419,6 +459,7 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
     """Epoch seconds as float64 (fractions kept, so sub-second order survives) from numbers in `unit`
     or ISO-8601 strings; a value outside [low, MAX_TS] is an error naming its line, never a wrapped
     integer (with `lenient`, NaN: the caller drops the row)."""
+    unit = (chunk.units or {}).get(name, unit)
     values, per_second = chunk.columns[name], PER_SECOND[unit]
     try:
         seconds = np.asarray(values, dtype=np.float64) / per_second
@@ -435,6 +476,8 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
     elif bad.size:
         i = int(bad[0])
         shown, where = values[i], (chunk.path, chunk.line_of(i))
+        if name in (chunk.units or {}) and abs(seconds[i]) < 2.5e11:  # a Parquet timestamp: shown as a date
+            shown = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds[i]))).isoformat()
         if not np.isfinite(seconds[i]):
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
                             f"{shown!r}", *where)
@@ -450,7 +493,35 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
 
 def to_timestamp(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -> np.ndarray:
     """Whole epoch seconds (int64, rounded down) from numbers in `unit` or ISO-8601 strings."""
-    return np.floor(to_seconds(chunk, name, unit, low)).astype(np.int64)
+    return split_seconds(chunk, name, unit, to_seconds(chunk, name, unit, low))[0]
+
+
+NS = 1_000_000_000
+
+
+def split_seconds(chunk: Chunk, name: str, unit: str, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The times `to_seconds` read as whole epoch seconds (rounded down) and the nanoseconds within that
+    second, both int64 and exact for integer times: float64 seconds keep about 0.2 us near today, so a
+    nanosecond log read through them ties events 100 ns apart (the file's order then decides, which may
+    be the reverse of the true one) and rounds 1 ns before a second up into it."""
+    unit = (chunk.units or {}).get(name, unit)
+    per_second = PER_SECOND[unit]
+    if per_second > 1:
+        try:
+            ticks = np.asarray(chunk.columns[name], dtype=np.int64)
+        except (ValueError, OverflowError):  # fractions or ISO-8601 strings: the float seconds
+            ticks = None
+        if ticks is not None:
+            return ticks // per_second, (ticks % per_second) * (NS // per_second)
+    whole = np.floor(seconds)
+    within = np.clip(np.round((seconds - whole) * NS), 0, NS - 1).astype(np.int64)
+    for i, text in enumerate(chunk.columns[name]):  # ISO-8601 fractions past the microsecond datetime keeps
+        if len(text) > 26 and (match := _FRACTION.search(text)):
+            within[i] = int(match.group(1)[:9].ljust(9, "0"))
+    return whole.astype(np.int64), within
+
+
+_FRACTION = re.compile(r"\d:\d\d[.,](\d{7,})")  # seconds with more than six fraction digits (Spark, pandas)
 
 
 def _looks_numeric(v: str) -> bool:

@@ -1,7 +1,7 @@
 """`edgerec demo`: the whole pipeline on the embedded default catalog, as a list of studies.
 
 synthetic catalog -> baselines -> teacher -> distilled student -> ranker ->
-bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> benchmark -> privacy (encrypted history,
+bundle (ONNX + TFLite, int8) -> compression -> on-device replay -> newcomers -> benchmark -> privacy (encrypted history,
 DP popularity prior) -> federated rounds (FedAvg, DP-FedAvg, personal vectors) -> cross-domain transfer
 -> one report (tables, report.json, plots). Each step is a `Study` built
 from the config; they run in order, each record goes into `report.json` as
@@ -44,6 +44,7 @@ from edgerec.studies.explain import ExplainStudy
 from edgerec.studies.fairness import FairnessStudy
 from edgerec.studies.fed_world import WorldConfig
 from edgerec.studies.federated import FederatedStudy
+from edgerec.studies.newcomers import NewcomerStudy
 from edgerec.studies.privacy import PrivacyStudy
 from edgerec.studies.replay import ReplayStudy
 from edgerec.studies.simulator import Arm, SimConfig
@@ -133,6 +134,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
                    teacher=out / "teacher", scorer=out / "scorer"),
         CompressionStudy(out / "teacher", out / "student", out / "data"),
         ReplayStudy(out / "bundle", out / "data", out / "device" / "history.db", cfg.replay_users, cfg.seed),
+        NewcomerStudy(out / "bundle", out / "data", cfg.replay_users, cfg.seed),
         FairnessStudy(out / "bundle", out / "data", out / "device" / "fairness.db", cfg.replay_users, cfg.seed),
         ExplainStudy(out / "bundle", out / "device" / "history.db"),
         BenchStudy(out / "bundle", cfg.bench_profile, bench),

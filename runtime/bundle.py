@@ -188,13 +188,13 @@ class Bundle:
         self.root, self.manifest = root, manifest
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> Bundle:
-        """Open a bundle directory or packed file; with `verify`, check every file's size and sha256."""
+    def open(cls, path: str | os.PathLike, *, verify: bool = True, spare: str | os.PathLike | None = None) -> Bundle:
+        """Open a bundle directory or packed file; with `verify`, check every file's size and sha256. A packed
+        file is unpacked beside it, or in `spare` when its folder cannot be written (pack.unpacked)."""
         path = Path(path)
         if path.is_file():
             from edgerec.runtime.pack import unpacked
-
-            path = unpacked(path)
+            path = unpacked(path, spare)
         if not path.is_dir():
             raise BundleError(f"{path} is not a bundle (no such directory or packed file); "
                               "create one with `edgerec export`")

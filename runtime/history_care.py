@@ -20,6 +20,7 @@ import os
 import secrets
 import sqlite3
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,10 @@ OWN_TABLES = {"meta", "events", "preferences", "added_items", "privacy_ledger", 
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 
 
-def check_file(path: Path, encrypted: bool = False) -> None:
+def check_file(path: Path, encrypted: bool = False, writable: bool = True) -> None:
     """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
-    file has no readable header: only its size and kind are checked)."""
+    file has no readable header: only its size and kind are checked), or, with `writable`, that
+    this app cannot write."""
     if str(path) != ":memory:" and path.is_symlink() and not path.exists():  # SQLite would create its target
         raise HistoryError(f"history path {checks.file_name(path)} is a symbolic link to a file that does not exist; pass the path "
                            "of the history file itself (a new one is created there, readable by its owner only)")
@@ -43,8 +45,14 @@ def check_file(path: Path, encrypted: bool = False) -> None:
         return
     if not path.is_file():
         raise HistoryError(f"history path {checks.file_name(path)} is not a regular file; pass the path of a history database")
-    with open(path, "rb") as handle:
-        head = handle.read(len(SQLITE_HEADER))
+    if writable:
+        check_writable(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise HistoryError(f"history file {checks.file_name(path)} cannot be read ({exc.strerror}); give the app's user "
+                           "read access to it") from None
     if not head:
         raise HistoryError(f"history file {checks.file_name(path)} is empty (0 bytes), not an edgerec history; delete it to start "
                            "a new history, or pass the right file")
@@ -52,6 +60,24 @@ def check_file(path: Path, encrypted: bool = False) -> None:
         raise HistoryError(f"history file {checks.file_name(path)} cannot be used (it is not a plain SQLite database; if it is an "
                            "encrypted history, pass its key: key= or --key-file); otherwise move it away and a new "
                            "one will be created, or pass the right file")
+
+
+def check_writable(path: Path) -> None:
+    """An existing history must be readable and writable, and so must its folder (SQLite keeps its write-ahead
+    log and index beside the file, and even reads need them): else a HistoryError that says so, before SQLite
+    reports 'attempt to write a readonly database' halfway (or, for a file it cannot read, a bare OS error)."""
+    companions = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    folder_ok = os.access(path.parent, os.W_OK | os.X_OK) or all(
+        c.exists() and os.access(c, os.R_OK | os.W_OK) for c in companions)
+    file_ok = os.access(path, os.R_OK | os.W_OK)
+    if file_ok and folder_ok:
+        return
+    what = ("the file" if folder_ok else "the folder that holds it (SQLite writes its log there)" if file_ok
+            else "the file and its folder")
+    raise HistoryError(f"history database {checks.file_name(path)} is read-only for this app: {what} cannot be "
+                       "written (or read); the runtime writes every event at once, so it opens no history it cannot "
+                       "write. Give the app's user read and write access to the file and its folder, or copy the "
+                       "file into a writable folder and open the copy. Nothing was read or changed")
 
 
 def new_file(path: Path, mode: int = 0o600) -> None:
@@ -183,10 +209,10 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     to a temporary name and renamed, so `out` is either complete or absent."""
     out = Path(checks.path(out, "the backup's path"))
     if out.exists():
-        raise HistoryError(f"{out} exists; choose a new file for the backup")
+        raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the backup")
     tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
     try:
+        tmp.unlink(missing_ok=True)
         new_file(tmp)  # a copy of personal data: owner only
         target = sqlite3.connect(str(tmp))
         try:
@@ -196,8 +222,11 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
             target.close()
         tmp.replace(out)
     except (sqlite3.DatabaseError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise HistoryError(f"could not back up the history to {out} ({exc})") from None
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # not the folders above the file
+        raise HistoryError(f"could not back up the history to {checks.file_name(out)} ({why}); write the backup in a "
+                           "folder this app can write, with room for it") from None
     return out
 
 
@@ -238,9 +267,9 @@ def recover(path: str | Path, out: str | Path) -> dict:
     path, out = Path(path), Path(out)
     if not path.is_file():
         raise HistoryError(f"{checks.file_name(path)} does not exist; pass the damaged history file")
-    check_file(path)
+    check_file(path, writable=False)  # a read-only copy can be recovered from
     if out.exists():
-        raise HistoryError(f"{out} exists; choose a new file for the recovered history")
+        raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the recovered history")
     try:
         source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.DatabaseError as exc:

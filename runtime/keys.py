@@ -54,25 +54,41 @@ class FileKey:
         if not self.path.is_file():
             raise ConfigError(f"key file {checks.file_name(self.path)} does not exist; without its key an encrypted history cannot "
                               "be read (make a new key with `edgerec history keygen` for a new history)")
-        return _parse(self.path.read_bytes(), f"key file {checks.file_name(self.path)}")
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"key file {checks.file_name(self.path)} cannot be read ({exc.strerror}); give the app's "
+                              "user read access to it (it is meant to be readable by its owner only)") from None
+        return _parse(raw, f"key file {checks.file_name(self.path)}")
 
     @classmethod
     def create(cls, path: str | Path) -> FileKey:
         """Write a new random key (hex) that only the owner can read; never overwrites an existing key."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise ConfigError(f"key file {checks.file_name(path)} already exists; a new key would orphan the history encrypted "
                               "with it") from None
+        except OSError as exc:  # a read-only folder, a full disk
+            raise ConfigError(f"cannot create the key file {checks.file_name(path)} ({exc.strerror}); write it in a "
+                              "folder this app can write (and keep it private)") from None
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
         return cls(path)
 
     def destroy(self) -> None:
         """Crypto-shredding: overwrite and remove the key; what it encrypted can no longer be read."""
-        _shred_file(self.path)
+        name = checks.file_name(self.path)
+        if self.path.is_file() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK | os.X_OK)):
+            raise ConfigError(f"key file {name} or its folder is read-only for this app: nothing was destroyed, the key "
+                              "still reads what it encrypted; make both writable and destroy it again")
+        try:
+            _shred_file(self.path)
+        except OSError as exc:  # a full disk, an I/O error
+            raise ConfigError(f"could not finish destroying key file {name} ({exc.strerror}); destroy it again "
+                              "(its bytes may already be overwritten)") from None
 
 
 @dataclass

@@ -3,9 +3,10 @@
 Unpacking accepts only regular files and directories with plain relative
 names: absolute paths, '..', links, device files and duplicate names are
 refused before anything is written; a truncated or unreadable tar is a
-BundleError. The unpacked copy sits next to the packed file, named by the
-packed file's sha256, so a file replaced by other content (even of the same
-size and time) is unpacked again. Each process unpacks into a private
+BundleError. The unpacked copy sits next to the packed file (or, when the app
+cannot write that folder, in the spare folder it names: the history's or its
+cache_dir), named by the packed file's sha256, so a file replaced by other
+content (even of the same size and time) is unpacked again. Each process unpacks into a private
 temporary folder and publishes it with one atomic rename: processes racing
 to open one fresh file never see a half-written copy.
 """
@@ -18,10 +19,12 @@ import shutil
 import tarfile
 import tempfile
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from edgerec.errors import BundleError
 from edgerec.runtime.bundle import MANIFEST, safe_relative, sha256_file
+from edgerec.runtime.checks import file_name
 
 SUFFIX = ".edgerec"
 STALE_AFTER_S = 600  # unpacked copies of older contents are removed after this (a process may still read one)
@@ -35,14 +38,20 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
     root = bundle.root
     out = Path(out) if out else root.with_suffix(SUFFIX)
     tmp = out.with_name(out.name + ".tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name in [MANIFEST, *bundle.manifest.files]:
-            info = tar.gettarinfo(str(root / name), arcname=name)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with open(root / name, "rb") as handle:
-                tar.addfile(info, handle)
-    os.replace(tmp, out)
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            for name in [MANIFEST, *bundle.manifest.files]:
+                info = tar.gettarinfo(str(root / name), arcname=name)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(root / name, "rb") as handle:
+                    tar.addfile(info, handle)
+        os.replace(tmp, out)
+    except OSError as exc:  # a folder the app cannot write, a full disk
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise BundleError(f"cannot write the packed bundle {file_name(out)} ({exc.strerror or exc}); pack it into "
+                          "a folder this app can write, with room for it") from None
     return out
 
 
@@ -50,33 +59,51 @@ def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
     try:
         members = tar.getmembers()
     except (tarfile.TarError, OSError) as exc:  # a header or member cut short
-        raise BundleError(f"{path} cannot be unpacked ({exc}); it is truncated or damaged") from None
+        raise BundleError(f"{file_name(path)} cannot be unpacked ({exc}); it is truncated or damaged") from None
     if not any(m.name == MANIFEST for m in members):
-        raise BundleError(f"{path} holds no {MANIFEST}; it is not a packed edgerec bundle")
+        raise BundleError(f"{file_name(path)} holds no {MANIFEST}; it is not a packed edgerec bundle")
     names = [m.name for m in members]
     if len(set(names)) != len(names):
-        raise BundleError(f"{path} holds a file name twice; it is not a packed edgerec bundle, pack it again")
+        raise BundleError(f"{file_name(path)} holds a file name twice; it is not a packed edgerec bundle, pack it again")
     for member in members:
         try:
             safe_relative(member.name)
         except BundleError as exc:
-            raise BundleError(f"{path}: {exc}") from None
+            raise BundleError(f"{file_name(path)}: {exc}") from None
         if not (member.isfile() or member.isdir()):
-            raise BundleError(f"{path}: member {member.name} is a link or special file; refusing to unpack")
+            raise BundleError(f"{file_name(path)}: member {member.name} is a link or special file; refusing to unpack")
     return members
 
 
-def unpacked(path: str | os.PathLike) -> Path:
-    """The directory of a packed bundle, unpacking it (safely) when needed."""
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def unpacked(path: str | os.PathLike, spare: str | os.PathLike | None = None) -> Path:
+    """The directory of a packed bundle, unpacking it (safely) when needed: next to the file, or in
+    `spare` when the app cannot write the file's folder (a read-only app or system partition)."""
     path = Path(path)
+    name = file_name(path)
     try:
         digest = sha256_file(path)
     except OSError as exc:
-        raise BundleError(f"{path} cannot be read ({exc})") from None
-    target = path.with_name(f".{path.name}.{digest[:24]}.unpacked")
-    if (target / ".packed-from").is_file():
-        return target
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        raise BundleError(f"packed bundle {name} cannot be read ({exc.strerror or exc}); check that the app may "
+                          "read it") from None
+    homes = [path.parent] + ([Path(spare)] if spare is not None else [])
+    for home in homes:  # a copy unpacked earlier is used even where nothing can be written now
+        if (home / f".{path.name}.{digest[:24]}.unpacked" / ".packed-from").is_file():
+            return home / f".{path.name}.{digest[:24]}.unpacked"
+    home = next((h for h in homes if h.is_dir() and _writable(h)), None)
+    if home is None:
+        raise BundleError(f"packed bundle {name} is in a folder this app cannot write, and a packed bundle is "
+                          "unpacked beside it: open it with a history file or cache_dir= in a writable folder (it "
+                          "is unpacked there), or unpack it once (tar -xf) and open the folder")
+    target = home / f".{path.name}.{digest[:24]}.unpacked"
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=home))
+    except OSError as exc:
+        raise BundleError(f"cannot unpack {name} ({exc.strerror or exc}); free some space or open it with "
+                          "cache_dir= in another folder") from None
     try:
         _extract(path, staging)
         (staging / ".packed-from").write_text(json.dumps({"sha256": digest}))
@@ -84,8 +111,8 @@ def unpacked(path: str | os.PathLike) -> Path:
             os.rename(staging, target)  # atomic; fails if another process published first
         except OSError:
             if not (target / ".packed-from").is_file():
-                raise BundleError(f"could not publish the unpacked copy of {path} at {target}; check that "
-                                  "its folder is writable") from None
+                raise BundleError(f"could not publish the unpacked copy of {name}; check that its folder is "
+                                  "writable") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _remove_stale(path, target)
@@ -97,18 +124,19 @@ def _extract(path: Path, staging: Path) -> None:
         with tarfile.open(path, "r:") as tar:
             members = _check_members(tar, path)
             if sum(m.size for m in members) > path.stat().st_size:
-                raise BundleError(f"{path} is truncated (its members need more bytes than the file has); "
+                raise BundleError(f"{file_name(path)} is truncated (its members need more bytes than the file has); "
                                   "copy or pack it again")
             tar.extractall(staging, members=members, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{path} cannot be unpacked ({exc}); it is truncated or damaged, or not a packed "
+        raise BundleError(f"{file_name(path)} cannot be unpacked ({exc}); it is truncated or damaged, or not a packed "
                           "bundle: pack one with `edgerec pack`") from None
 
 
 def _remove_stale(path: Path, keep: Path) -> None:
     """Unpacked copies of earlier contents of this file, and staging folders a killed unpack left,
     once no process can still be starting on them."""
-    for other in [*path.parent.glob(f".{path.name}.*.unpacked"), *path.parent.glob(f".{path.name}.*.tmp")]:
+    home = keep.parent
+    for other in [*home.glob(f".{path.name}.*.unpacked"), *home.glob(f".{path.name}.*.tmp")]:
         try:
             if other != keep and time.time() - other.stat().st_mtime > STALE_AFTER_S:
                 shutil.rmtree(other, ignore_errors=True)

@@ -69,7 +69,7 @@ class Recommender:
 
         history: the SQLite file of on-device events (None keeps them in memory).
         backend: "onnx", "tflite" or "auto" (the first engine installed that the bundle has).
-        ann: None for the exact scan, "usearch" for an HNSW index (cached under cache_dir).
+        ann: None or "usearch" (an HNSW index kept in cache_dir, default: the history's folder; a packed bundle is unpacked there if its own folder is read-only).
         fallback: the bundle served so far, when `bundle` is an update: the update is served only if
             it verifies and its encoder reproduces its reference outputs here; otherwise `fallback`
             keeps serving and `rec.update` (and stats()["update"]) says why.
@@ -85,14 +85,14 @@ class Recommender:
         checks.flag(verify, "verify")
         if not (ann is None or isinstance(ann, str) and ann == "usearch"):
             raise ConfigError(f"unknown ann {ann!r}; use None (exact) or 'usearch'")
-        if fallback is None:
-            opened = Bundle.open(bundle, verify=verify)
+        cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
+        if fallback is None:  # a packed bundle in a folder the app cannot write is unpacked in `cache`
+            opened = Bundle.open(bundle, verify=verify, spare=cache)
             chosen, update = cls._choose_backend(opened, backend), None
         else:
-            opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend))
+            opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend), cache)
         store = open_history(history if history is not None else ":memory:", key=key,
                              profile_secret=profile_secret, retention=retention)
-        cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
         rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
         try:
             rec.pipeline.insert_all(stages)

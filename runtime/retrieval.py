@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +189,7 @@ class AnnIndex:
 
     def __init__(self, vectors_fn, count: int, dim: int, cache: Path | None):
         Index = import_usearch().Index  # noqa: N806 (the library's class)
-        self.count = count
+        self.count, self.unsaved = count, None  # unsaved: why the index could not be cached, if it could not
         if cache is not None and cache.exists():
             self.index = Index.restore(str(cache), view=True)
             if self.index is None or len(self.index) != count:
@@ -202,8 +203,13 @@ class AnnIndex:
                 block = vectors_fn(np.arange(start, min(count, start + 65_536)))
                 self.index.add(np.arange(start, start + len(block)), block)
             if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                self.index.save(str(cache))
+                try:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    self.index.save(str(cache))
+                except (OSError, RuntimeError) as exc:  # a read-only or full cache folder: the index still serves
+                    self.unsaved = str(exc)  # from memory (rebuilt at the next open); else every request rebuilt it
+                    with suppress(OSError):
+                        cache.unlink(missing_ok=True)  # a part written before the disk filled
 
     def search(self, user: np.ndarray, count: int) -> np.ndarray:
         matches = self.index.search(np.asarray(user, np.float32), count)

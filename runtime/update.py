@@ -26,9 +26,10 @@ class BundleUpdate:
         return asdict(self)
 
 
-def open_checked(path, verify: bool, choose: Callable[[Bundle], str]) -> tuple[Bundle, str]:
-    """Open, verify and reference-check a bundle for the engine `choose` picks; BundleError if it fails."""
-    bundle = Bundle.open(path, verify=verify)
+def open_checked(path, verify: bool, choose: Callable[[Bundle], str], spare=None) -> tuple[Bundle, str]:
+    """Open, verify and reference-check a bundle for the engine `choose` picks; BundleError if it fails.
+    `spare`: where a packed bundle in a read-only folder is unpacked (Bundle.open)."""
+    bundle = Bundle.open(path, verify=verify, spare=spare)
     backend = choose(bundle)
     report = check_references(bundle, [backend])
     if not report["passed"]:
@@ -39,15 +40,15 @@ def open_checked(path, verify: bool, choose: Callable[[Bundle], str]) -> tuple[B
     return bundle, backend
 
 
-def open_update(new, previous, choose: Callable[[Bundle], str]) -> tuple[Bundle, str, BundleUpdate]:
+def open_update(new, previous, choose: Callable[[Bundle], str], spare=None) -> tuple[Bundle, str, BundleUpdate]:
     """The new bundle if it verifies and conforms here, else the previous one (verified again)."""
     try:
-        bundle, backend = open_checked(new, True, choose)
+        bundle, backend = open_checked(new, True, choose, spare)
         return bundle, backend, BundleUpdate(True, bundle.manifest.name)
     except (EdgerecError, OSError) as exc:
         reason = str(exc).replace(str(Path(new)), Path(new).name)  # no host paths in stats or logs
     try:
-        bundle = Bundle.open(previous, verify=True)
+        bundle = Bundle.open(previous, verify=True, spare=spare)
         backend = choose(bundle)
     except EdgerecError as exc:
         raise BundleError(f"the update was rejected ({reason}) and the previous bundle cannot be opened either "

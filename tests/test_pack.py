@@ -228,7 +228,7 @@ def test_leftovers_are_removed_only_once_older_than_the_grace_period(bundle, tmp
 def test_a_packed_path_that_cannot_be_read_names_itself(tmp_path):
     folder = tmp_path / "folder.edgerec"
     folder.mkdir()
-    with pytest.raises(BundleError, match=rf"^{folder} cannot be read \(\[Errno 21\] Is a directory"):
+    with pytest.raises(BundleError, match=r"^packed bundle folder.edgerec cannot be read \(Is a directory\)"):
         unpacked(folder)
 
 
@@ -274,8 +274,8 @@ def test_another_process_publishing_first_is_fine_a_failed_publish_is_not(bundle
         raise OSError("Read-only file system")
 
     monkeypatch.setattr(module.os, "rename", read_only)
-    with pytest.raises(BundleError, match=rf"^could not publish the unpacked copy of {other} at "
-                                          rf"{copy_of(other)}; check that its folder is writable$"):
+    with pytest.raises(BundleError, match=r"^could not publish the unpacked copy of two.edgerec; check that its "
+                                          r"folder is writable$"):
         unpacked(other)
     assert not list(tmp_path.glob(".two.edgerec.*"))  # the staging copy is gone too
 
@@ -310,7 +310,7 @@ def test_members_claiming_more_bytes_than_the_file_has_are_refused(tmp_path):
     path = sparse_tar(tmp_path / "sparse.edgerec", 10 << 20)
     with tarfile.open(path) as tar:  # a valid archive whose members add up to more than the file
         assert sum(m.size for m in tar.getmembers()) > path.stat().st_size
-    with pytest.raises(BundleError, match=rf"^{path} is truncated \(its members need more bytes than the file "
+    with pytest.raises(BundleError, match=r"^sparse.edgerec is truncated \(its members need more bytes than the file "
                                           r"has\); copy or pack it again$"):
         Bundle.open(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sparse.edgerec"]

@@ -40,7 +40,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_every_step_and_writes_its_report(demo_run):
     out, results, steps, _ = demo_run
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "scorer", "export", "compression", "replay",
-                     "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy",
+                     "newcomers", "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy",
                      "federated", "transfer"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["timings"]["total"] > 0 and set(saved["timings"]) >= set(steps)
@@ -49,6 +49,7 @@ def test_demo_runs_every_step_and_writes_its_report(demo_run):
     assert json.loads((out / "compression.json").read_text()) == results["compression"]
     assert results["export"]["metrics"]["teacher"]["NDCG@10"] > 0
     assert 0 <= results["replay"]["HR@10"] <= 1 and results["replay"]["example"]["recommendations"]
+    assert results["newcomers"]["visibility"]["genre"] and results["newcomers"]["first_lists"]["choices"] is not None
     assert [r["model"] for r in results["baselines"]["models"]] == ["popular", "itemknn"]
     files = {m["file"] for m in results["export"]["models"]}
     assert files >= {"user_encoder.onnx", "user_encoder.tflite"}
@@ -163,7 +164,7 @@ def test_demo_runs_on_the_users_own_data(own_data, tmp_path):
     before, steps = _files(own_data), []
     results = run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name))
     assert steps == ["data", "baselines", "teacher", "student", "ranker", "scorer", "export", "compression", "replay",
-                     "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy", "federated"]
+                     "newcomers", "fairness", "explain", "bench", "teacher_bundle", "experiment", "privacy", "federated"]
     assert _files(own_data) == before  # read, never written
     assert (results["data"]["users"], results["data"]["events"]) == (200, len(load_dataset(own_data).interactions))
     assert results["export"]["metrics"]["teacher"]["NDCG@10"] > 0
