@@ -49,7 +49,7 @@ def require_kept(retention: Retention, ts: float, cutoff: float) -> None:
     """Refuse an event older than the history keeps: stored, it would be invisible at once and erased
     at the next prune (a replayed 1997 log left the device with no history, without a word)."""
     if ts < cutoff:
-        day = time.strftime("%Y-%m-%d", time.gmtime(ts)) if ts > -62e9 else f"{ts:g} s"
+        day = time.strftime("%Y-%m-%d", time.gmtime(ts))  # 0 <= ts <= MAX_TS (checks.timestamp)
         raise ConfigError(f"the event's time ({day}) is older than this history keeps (the last "
                           f"{retention.max_age_days:g} days, Retention.max_age_days): record events as they "
                           "happen, or open the history with a Retention that keeps older ones")

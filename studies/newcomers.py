@@ -67,19 +67,8 @@ class NewcomerStudy(Study):
             rows = seq.items[seq.indptr[user]:seq.indptr[user + 1]]
             items, times = [ids[r] for r in rows], seq.times[seq.indptr[user]:seq.indptr[user + 1]]
             choices = [g for g, _ in Counter(genres[r] for r in rows if genres[r]).most_common(2)]
-            for name, (plays, liked, chosen) in VARIANTS.items():
-                profile = f"{name}/{user}"
-                try:
-                    if chosen and choices or liked:
-                        rec.onboard(profile, genres=choices if chosen else [], items=items[:liked])
-                    for item, ts in zip(items[:plays], times[:plays]):
-                        rec.record(profile, item, "play", timestamp=float(ts))
-                except (ConfigError, UnknownIdError) as error:
-                    raise ConfigError(f"the data does not match the bundle ({error}): pass the --data the "
-                                      "bundle was built on") from None
-                start = max(plays, liked)
-                listed = rec.recommend(profile, k=10, context={"now": float(times[start])})
-                hits[name].append(len({r.item_id for r in listed} & set(items[start:start + NEXT])) / NEXT)
+            for name, variant in VARIANTS.items():
+                hits[name].append(first_list_precision(rec, f"{name}/{user}", items, times, choices, *variant))
         return {"users": len(picked), "next_items": NEXT,
                 "first_lists": {name: float(np.mean(v)) if v else None for name, v in hits.items()}}
 
@@ -94,6 +83,24 @@ class NewcomerStudy(Study):
                              {"newcomer": name, "precision@10": value}
                              for name, value in record["first_lists"].items()]))
         return out
+
+
+def first_list_precision(rec, profile: str, items: list[str], times, choices: list[str], plays: int, liked: int,
+                         chosen: bool) -> float:
+    """One user replayed as the newcomer `profile`: their first `liked` items onboarded as "more like
+    this" (with their genre `choices` when `chosen`), their first `plays` items played at their times;
+    then the share of the next NEXT items that the list asked for at the first of them holds."""
+    try:
+        if chosen and choices or liked:
+            rec.onboard(profile, genres=choices if chosen else [], items=items[:liked])
+        for item, ts in zip(items[:plays], times[:plays]):
+            rec.record(profile, item, "play", timestamp=float(ts))
+    except (ConfigError, UnknownIdError) as error:
+        raise ConfigError(f"the data does not match the bundle ({error}): pass the --data the bundle was "
+                          "built on") from None
+    start = max(plays, liked)
+    listed = rec.recommend(profile, k=10, context={"now": float(times[start])})
+    return len({r.item_id for r in listed} & set(items[start:start + NEXT])) / NEXT
 
 
 def _visibility(rec, column: str) -> dict[str, int]:
