@@ -194,10 +194,11 @@ class RetrieveStage:
         rows, values = rows[keep], values[keep]
         passed = filter_mask(cat, rows, filters)
         rows, values = rows[passed], values[passed]
-        if len(rows) < want and not scanned_all:
+        reached, end = capped_reach(cat, rows, request.policy, request.k)
+        if (len(rows) < want or reached < request.k) and not scanned_all:
             return None
-        request.pool_scores = values[:want]
-        return rows[:want]
+        request.pool_scores = values[:max(want, end)]
+        return rows[:max(want, end)]
 
     def _pool(self, request: Request, scores: np.ndarray, added: np.ndarray) -> np.ndarray:
         """The best candidates that pass the filters (widening until enough are found)."""
@@ -223,10 +224,33 @@ class RetrieveStage:
                 candidates = np.unique(np.concatenate([candidates, *extra]))
                 candidates = candidates[np.isfinite(scores[candidates])]
             keep = candidates[filter_mask(cat, candidates, request.filters)]
-            if len(keep) >= want or size >= np.isfinite(scores).sum():  # enough, or nothing more to find
-                order = np.argsort(-scores[keep], kind="stable")
-                return keep[order][: want + 20 * len(extra)]
+            keep = keep[np.argsort(-scores[keep], kind="stable")]
+            reached, end = capped_reach(cat, keep, request.policy, request.k)
+            if (len(keep) >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
+                return keep[: max(want + 20 * len(extra), end)]  # enough, or nothing more to find
             size *= 4
+
+
+def capped_reach(cat, rows: np.ndarray, policy, k: int) -> tuple[int, int]:
+    """(how many of `rows`, best first, the policy's per-creator / per-genre caps keep when taken in that
+    order, stopping at k; how many rows that took). The short list widens until the caps leave k: with
+    caps applied to a short list of fixed length, lists came out short (the demo world's: 9.97 of 10
+    items at max_per_genre=2, 16.9 of 20 at max_per_genre=1 with 33 genres in the catalog)."""
+    caps = [(cat.column(name, rows), cap) for name, cap in (("creator", policy.max_per_creator),
+                                                            ("genre", policy.max_per_genre)) if cap]
+    if not caps:
+        return min(k, len(rows)), min(k, len(rows))
+    counts, kept = [{} for _ in caps], 0
+    for i in range(len(rows)):
+        if any(values[i] and seen.get(values[i], 0) >= cap for seen, (values, cap) in zip(counts, caps)):
+            continue
+        for seen, (values, _) in zip(counts, caps):
+            if values[i]:
+                seen[values[i]] = seen.get(values[i], 0) + 1
+        kept += 1
+        if kept == k:
+            return kept, i + 1
+    return kept, len(rows)
 
 
 def fresh_rows(cat, request: Request) -> np.ndarray:

@@ -77,3 +77,18 @@ def test_the_new_releases_that_join_the_pool_are_those_of_the_last_three_freshne
                                                                                               freshness_days=days))
         assert int(np.argmin(np.where(np.isin(np.arange(len(cat)), got), release, np.inf))) in fresh_rows(cat, edge)
     assert len(fresh_rows(cat, SimpleNamespace(now=now, policy=Policy(freshness=0.0)))) == 0
+
+
+def test_caps_fill_the_list_while_the_catalog_has_items_they_allow(rec):
+    # the caps used to apply to the short list alone (the golden bundle's 20): with one item per genre a
+    # list of 8 came out with fewer items though the catalog holds more genres than that
+    cat = rec.catalog
+    genres = {g for g in cat.column("genre", np.arange(cat.base_count)) if g}
+    lengths = []
+    for user in rec.history.profiles():
+        got = rec.recommend(user, k=8, context=CONTEXT, policy=Policy(max_per_genre=1))
+        assert len({r.meta["genre"] for r in got}) == len(got)
+        lengths.append(len(got))
+    assert len(genres) >= 10 and lengths == [8] * len(lengths), lengths
+    many = rec.recommend("u0", k=len(genres) + 5, context=CONTEXT, policy=Policy(max_per_genre=1))
+    assert len(many) == len(genres)  # every genre once (u0 has seen 4 items, none the last of a genre)

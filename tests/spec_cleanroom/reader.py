@@ -482,10 +482,11 @@ class Runtime:
         while True:  # the best 4 want rows, widened x4 until want of the candidates pass
             sl = sorted((r for r in set(ranked[:size]) | near if passes[r]),
                         key=lambda r: (-score[r], r))
-            if len(sl) >= want or size >= len(ranked):
+            kept, end = self._capped(sl, pol, k, cat)  # and the caps keep k of them, in score order
+            if (len(sl) >= want and kept >= k) or size >= len(ranked):
                 break
             size *= 4
-        sl = sl[:want + 20 * groups]
+        sl = sl[:max(want + 20 * groups, end)]
         if not sl:
             return []
         sl = np.array(sl)
@@ -528,6 +529,22 @@ class Runtime:
 
         order = self._order(sl, head, total, k, pol, cat)
         return [self._explain(sl[j], total[j], prof, cat, cold) for j in order]
+
+    # ---- §4 the caps' part of the short list
+    @staticmethod
+    def _capped(rows, pol, k, cat) -> tuple[int, int]:
+        caps = [(col, pol[f"max_per_{col}"]) for col in ("creator", "genre") if pol[f"max_per_{col}"]]
+        if not caps:
+            return min(k, len(rows)), min(k, len(rows))
+        kept = []
+        for i, r in enumerate(rows):
+            if any(cat[col][r] is not None and sum(cat[col][c] == cat[col][r] for c in kept) >= cap
+                   for col, cap in caps):
+                continue
+            kept.append(r)
+            if len(kept) == k:
+                return k, i + 1
+        return len(kept), len(rows)
 
     # ---- §5 kept head, diversity and caps, fairness
     def _order(self, sl, head, total, k, pol, cat) -> list[int]:
