@@ -45,7 +45,7 @@ def test_a_failing_encoder_serves_the_popularity_list_and_says_so(rec, monkeypat
     assert len(fallback) == 10 and not set(ids(fallback)) & seen
     assert all(r.reason.kind == "fallback" and r.reason.text == FALLBACK_TEXT for r in fallback)
     # the popularity list: the cold-start scores (popularity, the user's genres and languages)
-    prior = rec.pipeline["retrieve"].run.prior(rec.catalog, NOW["now"])
+    prior, _ = rec.pipeline["retrieve"].run.prior(rec.catalog, NOW["now"])
     rows = [rec.catalog.row(i) for i in ids(fallback)]
     assert np.mean(prior[rows]) > np.quantile(prior, 0.9)
     counters = rec.stats()["counters"]
