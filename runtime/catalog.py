@@ -229,19 +229,23 @@ class ItemCatalog:
         every item; codes compare equal exactly when the values do, as the features need."""
         n = len(self)
 
-        def numeric(name, dtype, maximum=None):
+        def numeric(name, dtype, maximum=None, unknown=0.0):
             values = self.numeric[name]
             return RowColumn(n, self._rows_of(lambda r: values[r].astype(dtype),
-                                              lambda item: float(item.meta.get(name, 0) or 0),
+                                              lambda item: float(item.meta.get(name, 0) or unknown),
                                               lambda k: np.zeros(k, dtype)), maximum)
 
         popularity = self.numeric["popularity"]
         top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
-        extra = [float(np.float32(a.meta.get("popularity", 0) or 0)) for a in self.added]
+        # an added item of unknown popularity reads as a typical item, not as the least played one:
+        # at 0 the ranker and the scorer put new items below the short list's end for every user
+        typical = self._cached("popularity median", lambda: float(np.float32(np.median(popularity.astype(
+            np.float64)))) if len(popularity) else 0.0)
+        extra = [float(np.float32(a.meta.get("popularity", 0) or typical)) for a in self.added]
         return ItemTable(
             modality=self.code_column("modality", list(MODALITIES)),
             duration=numeric("duration", np.float32),
-            popularity=numeric("popularity", np.float32, lambda: np.float32(max([top, *extra]))),
+            popularity=numeric("popularity", np.float32, lambda: np.float32(max([top, *extra])), typical),
             release_ts=numeric("release_ts", np.int64),
             language=self.code_column("language"),
             creator=self.code_column("creator"),

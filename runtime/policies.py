@@ -274,7 +274,13 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
         available[best] = False
         take(best)
     while len(chosen) < k and available.any():
-        value = (1 - weight) * relevance - weight * max_sim * 3.0  # similarity is on a smaller scale
+        value = (1 - weight) * relevance
+        if weight > 0:  # similarity in units of its spread over the items still available, as relevance
+            # is in its own: a fixed 3 x the dot product hardly moved lists in spaces whose items sit
+            # close together (MovieLens-100K: 3.86 -> 3.89 genres in the top 10 at diversity 0.5)
+            spread = np.zeros(n)
+            spread[available] = standardize(max_sim[available])
+            value = value - weight * spread
         value = np.where(available, value, -np.inf)
         best = int(np.argmax(value))
         available[best] = False

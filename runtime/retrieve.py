@@ -19,6 +19,7 @@ from edgerec.runtime.ranking import engagement_pull, engagement_weight, rows_wit
 from edgerec.runtime.request import Request
 from edgerec.runtime.retrieval import sorted_contains, top_rows
 
+FRESH_CANDIDATES = 20  # new releases that join the pool when Policy.freshness is set
 KEPT_SEARCHES = 4  # scan answers kept per user state (one query each; a few counts if k varies)
 
 
@@ -94,6 +95,9 @@ class RetrieveStage:
             skip = _skipped_rows(request, cat.inactive_rows(), state.excluded)
             rows, values, _ = self._best_rows(request, max(4 * policy.short_list, 400), skip)
             base[rows] = values
+            fresh = fresh_rows(cat, request)  # new releases get their score outside the index's answer
+            fresh = fresh[fresh < cat.base_count]
+            base[fresh] = self.models.scan.exact(fresh, query)
         else:
             base = self.models.scan.scores(query)
         scores = np.r_[base, (added @ query).astype(np.float32)] if len(added) else base
@@ -135,7 +139,7 @@ class RetrieveStage:
         """Whether the pool can come straight from the best rows (scan top-k or ANN): a plain request."""
         state = request.state
         return (not request.cold and request.query is not None and not state.liked
-                and len(state.consumed) >= request.policy.cold_start_items
+                and not request.policy.freshness and len(state.consumed) >= request.policy.cold_start_items
                 and bool(self.models.ann_kind or self.models.scan.streams_top_k))
 
     def _best_rows(self, request: Request, count: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -191,10 +195,11 @@ class RetrieveStage:
         rows, values = rows[keep], values[keep]
         passed = filter_mask(cat, rows, filters)
         rows, values = rows[passed], values[passed]
-        if len(rows) < want and not scanned_all:
+        reached, end = capped_reach(cat, rows, request.policy, request.k)  # past `want` the rows are not
+        if (len(rows) < want or reached < request.k or end > want) and not scanned_all:  # the true order
             return None
-        request.pool_scores = values[:want]
-        return rows[:want]
+        request.pool_scores = values[:max(want, end)]
+        return rows[:max(want, end)]
 
     def _pool(self, request: Request, scores: np.ndarray, added: np.ndarray) -> np.ndarray:
         """The best candidates that pass the filters (widening until enough are found)."""
@@ -208,6 +213,11 @@ class RetrieveStage:
                 near = np.r_[near, added @ v if len(added) else np.zeros(0)]
                 near[~np.isfinite(scores)] = -np.inf
                 extra.append(top_rows(near, 20))
+        fresh = fresh_rows(cat, request)
+        if len(fresh):  # the best new releases join too: a freshness bonus cannot lift what the pool lacks
+            near = np.full(len(scores), -np.inf, scores.dtype)
+            near[fresh] = scores[fresh]
+            extra.append(top_rows(near, FRESH_CANDIDATES))
         size = want * 4
         while True:
             candidates = top_rows(scores, size)
@@ -215,10 +225,45 @@ class RetrieveStage:
                 candidates = np.unique(np.concatenate([candidates, *extra]))
                 candidates = candidates[np.isfinite(scores[candidates])]
             keep = candidates[filter_mask(cat, candidates, request.filters)]
-            if len(keep) >= want or size >= np.isfinite(scores).sum():  # enough, or nothing more to find
-                order = np.argsort(-scores[keep], kind="stable")
-                return keep[order][: want + 20 * len(extra)]
+            keep = keep[np.argsort(-scores[keep], kind="stable")]
+            reached, end = capped_reach(cat, keep, request.policy, request.k)
+            if (len(keep) >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
+                return keep[: max(want + 20 * len(extra), end)]  # enough, or nothing more to find
             size *= 4
+
+
+def capped_reach(cat, rows: np.ndarray, policy, k: int) -> tuple[int, int]:
+    """(how many of `rows`, best first, the policy's per-creator / per-genre caps keep when taken in that
+    order, stopping at k; how many rows that took). The short list widens until the caps leave k: with
+    caps applied to a short list of fixed length, lists came out short (the demo world's: 9.97 of 10
+    items at max_per_genre=2, 16.9 of 20 at max_per_genre=1 with 33 genres in the catalog)."""
+    caps = [(cat.column(name, rows), cap) for name, cap in (("creator", policy.max_per_creator),
+                                                            ("genre", policy.max_per_genre)) if cap]
+    if not caps:
+        return min(k, len(rows)), min(k, len(rows))
+    counts, kept = [{} for _ in caps], 0
+    for i in range(len(rows)):
+        if any(values[i] and seen.get(values[i], 0) >= cap for seen, (values, cap) in zip(counts, caps)):
+            continue
+        for seen, (values, _) in zip(counts, caps):
+            if values[i]:
+                seen[values[i]] = seen.get(values[i], 0) + 1
+        kept += 1
+        if kept == k:
+            return kept, i + 1
+    return kept, len(rows)
+
+
+def fresh_rows(cat, request: Request) -> np.ndarray:
+    """Rows released in the last 3 x freshness_days (out by now) when Policy.freshness is set: their bonus
+    is at least 5% of it. Without them in the pool the bonus lifted nothing: on the quick demo world the
+    best 100 by the user vector held almost no new release, and freshness 1 showed 0.1% of them."""
+    policy = request.policy
+    if not policy.freshness:
+        return np.zeros(0, np.int64)
+    release = cat.numeric_column("release_ts", np.arange(len(cat)))
+    age = request.now - release
+    return np.flatnonzero((release > 0) & (age >= 0) & (age <= 3 * policy.freshness_days * 86_400))
 
 
 def choice_weight(prior: np.ndarray) -> np.float32:

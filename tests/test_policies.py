@@ -27,7 +27,7 @@ from edgerec.runtime.policies import (
 )
 
 DAY = 86_400.0
-NOW = 1_750_000_000.0
+NOW = 1_749_996_000.0  # on the hour: the cold-start prior is taken at the start of the hour (spec §3)
 
 # ------------------------------------------------------------------ standardize
 
@@ -139,13 +139,17 @@ def test_mmr_without_reranking_is_the_stable_best_first_order():
     np.testing.assert_array_equal(mmr(np.array([1e308, -1e308, 5e307]), np.eye(3), 3, 0.0), [0, 2, 1])
 
 
-def test_mmr_trades_relevance_for_novelty_at_three_times_the_similarity():
-    # relevance (standardized [1, 0, -1]) = [1.2247, 0, -1.2247]; after item 0, item 1 (similarity s to it)
-    # beats item 2 (orthogonal) at weight 0.5 when 0.5 * 1.2247 > 0.5 * 3 * s, i.e. s < 0.408
+def test_mmr_counts_similarity_in_units_of_its_spread_over_the_items_left():
+    # relevance (standardized [1, 0, -1]) = [1.2247, 0, -1.2247]; after item 0, the two left have
+    # max_sim [s, 0], standardized [+1, -1] whatever s > 0 is: item 1 stays second while
+    # (1 - w) 1.2247 > 2 w, i.e. w < 0.3798, at any similarity (a fixed 3 x s scale made the
+    # switch depend on how close the space packs its items, and hardly moved real lists)
     scores = np.array([1.0, 0.0, -1.0])
-    for s, second in ((0.35, 1), (0.45, 2)):
+    for s in (0.05, 0.35, 0.9):
         vectors = np.array([[1.0, 0.0], [s, math.sqrt(1 - s * s)], [0.0, 1.0]])
-        np.testing.assert_array_equal(mmr(scores, vectors, 3, 0.5), [0, second, 3 - second], err_msg=f"s={s}")
+        for weight, second in ((0.37, 1), (0.39, 2)):
+            np.testing.assert_array_equal(mmr(scores, vectors, 3, weight), [0, second, 3 - second],
+                                          err_msg=f"s={s} w={weight}")
     duplicate = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_array_equal(mmr(scores, duplicate, 3, 0.0), [0, 1, 2])
     np.testing.assert_array_equal(mmr(scores, duplicate, 3, 0.5), [0, 2, 1])
@@ -159,7 +163,9 @@ def test_mmr_novelty_uses_the_most_similar_chosen_item():
     # after 0 and 1 are chosen, item 2 (near 1) must lose to item 3 (far from both) although 2 is more relevant
     vectors = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, math.cos(0.1), math.sin(0.1)], [0, 0, 1.0]])
     scores = np.array([4.0, 3.0, 2.0, 1.0])
-    assert mmr(scores, vectors, 4, 0.3).tolist() == [0, 1, 3, 2]
+    # (relevance gap 0.894 x (1 - w) against a similarity gap of 2 deviations x w: item 3 wins from w = 0.31)
+    assert mmr(scores, vectors, 4, 0.4).tolist() == [0, 1, 3, 2]
+    assert mmr(scores, vectors, 4, 0.25).tolist() == [0, 1, 2, 3]
 
 
 def test_mmr_caps_per_creator_and_genre():

@@ -368,9 +368,12 @@ class Runtime:
         for j, a in enumerate(added):
             for key in ("duration", "episode"):
                 cat[key][b.count + j] = a.get(key, 0)
-        for key in ("popularity", "release_ts"):  # §4 features: an added item's given values (the prior: 0)
+        typical = float(np.float32(np.median(b.num["popularity"].astype(np.float64))))  # §7: unknown popularity
+        for key, unknown in (("popularity", typical), ("release_ts", 0.0)):  # §4 features: given values (prior: 0)
             cat["f_" + key] = np.concatenate([b.num[key].astype(np.float64),
-                                              np.array([float(a.get(key) or 0) for a in added])])
+                                              np.array([float(a.get(key) or unknown) for a in added])])
+        cat["g_popularity"] = np.concatenate([b.num["popularity"].astype(np.float64),  # §5's term: given, else 0
+                                              np.array([float(a.get("popularity") or 0) for a in added])])
         cat["vectors"] = np.concatenate([b.vectors] + [a["vector"][None] for a in added])
         cat["n"] = len(cat["ids"])
         replaced = {a["item_id"] for a in added}
@@ -523,14 +526,21 @@ class Runtime:
         for like in used:  # neighbours of the newest 3 liked items are candidates too
             s = np.where(blocked, -np.inf, self.scan(vec[like], cat))
             near.update(r for r in stable_best(s, 20) if np.isfinite(s[r]))
+        groups = len(used)
+        if pol["freshness"] > 0:  # the new releases are one more group of 20 candidates
+            since = now - np.asarray(cat["release_ts"], np.float64)
+            new = [r for r in ranked if cat["release_ts"][r] > 0 and 0 <= since[r] <= 3 * pol["freshness_days"] * 86400]
+            near.update(new[:20])
+            groups += 1
         size = 4 * want
         while True:  # the best 4 want rows, widened x4 until want of the candidates pass
             sl = sorted((r for r in set(ranked[:size]) | near if passes[r]),
                         key=lambda r: (-score[r], r))
-            if len(sl) >= want or size >= len(ranked):
+            kept, end = self._capped(sl, pol, k, cat)  # and the caps keep k of them, in score order
+            if (len(sl) >= want and kept >= k) or size >= len(ranked):
                 break
             size *= 4
-        sl = sl[:want + 20 * len(used)]
+        sl = sl[:max(want + 20 * groups, end)]
         if not sl:
             return []
         sl = np.array(sl)
@@ -566,7 +576,7 @@ class Runtime:
             total += np.where((ts_given > 0) & (ts_given <= now), pol["freshness"] * np.exp(
                 -days / pol["freshness_days"]), 0)
         if pol["popularity"]:
-            total += pol["popularity"] * z(np.log1p(cat["f_popularity"][sl]))
+            total += pol["popularity"] * z(np.log1p(cat["g_popularity"][sl]))
         if pol["hub_penalty"] and not cold:
             if cat["hubness"] is None:
                 raise SpecError("hub_penalty: the bundle has no hubness column")
@@ -662,6 +672,22 @@ class Runtime:
         x[:, 51:] = v64 * q64
         return x
 
+    # ---- §4 the caps' part of the short list
+    @staticmethod
+    def _capped(rows, pol, k, cat) -> tuple[int, int]:
+        caps = [(col, pol[f"max_per_{col}"]) for col in ("creator", "genre") if pol[f"max_per_{col}"]]
+        if not caps:
+            return min(k, len(rows)), min(k, len(rows))
+        kept = []
+        for i, r in enumerate(rows):
+            if any(cat[col][r] is not None and sum(cat[col][c] == cat[col][r] for c in kept) >= cap
+                   for col, cap in caps):
+                continue
+            kept.append(r)
+            if len(kept) == k:
+                return k, i + 1
+        return len(kept), len(rows)
+
     # ---- §5 kept head, diversity and caps, fairness
     def _order(self, sl, head, total, k, pol, cat) -> list[int]:
         chosen = stable_best(head, min(pol["keep_top"], k))
@@ -686,7 +712,8 @@ class Runtime:
         cand = [j for j in range(len(sl)) if j not in chosen]
         while len(chosen) < k and cand:
             sim = [max((vec[j] @ vec[c] for c in chosen), default=0.0) for j in cand]
-            value = [(1 - w) * rel[j] - 3 * w * max(s, 0.0) for j, s in zip(cand, sim)]
+            spread = z([max(s, 0.0) for s in sim])  # over the items neither chosen nor dropped
+            value = [(1 - w) * rel[j] - (w * spread[i] if w else 0.0) for i, j in enumerate(cand)]
             j = cand.pop(int(np.argmax(value)))
             if any(cap and cat[col][sl[j]] is not None and sum(
                     cat[col][sl[c]] == cat[col][sl[j]] for c in chosen) >= cap
