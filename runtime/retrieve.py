@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from edgerec.runtime.caps import capped_reach
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import filter_mask, popularity_prior, standardize
 from edgerec.runtime.ranking import engagement_pull, engagement_weight, rows_with_tags
@@ -230,28 +231,6 @@ class RetrieveStage:
             if (len(keep) >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
                 return keep[: max(want + 20 * len(extra), end)]  # enough, or nothing more to find
             size *= 4
-
-
-def capped_reach(cat, rows: np.ndarray, policy, k: int) -> tuple[int, int]:
-    """(how many of `rows`, best first, the policy's per-creator / per-genre caps keep when taken in that
-    order, stopping at k; how many rows that took). The short list widens until the caps leave k: with
-    caps applied to a short list of fixed length, lists came out short (the demo world's: 9.97 of 10
-    items at max_per_genre=2, 16.9 of 20 at max_per_genre=1 with 33 genres in the catalog)."""
-    caps = [(cat.column(name, rows), cap) for name, cap in (("creator", policy.max_per_creator),
-                                                            ("genre", policy.max_per_genre)) if cap]
-    if not caps:
-        return min(k, len(rows)), min(k, len(rows))
-    counts, kept = [{} for _ in caps], 0
-    for i in range(len(rows)):
-        if any(values[i] and seen.get(values[i], 0) >= cap for seen, (values, cap) in zip(counts, caps)):
-            continue
-        for seen, (values, _) in zip(counts, caps):
-            if values[i]:
-                seen[values[i]] = seen.get(values[i], 0) + 1
-        kept += 1
-        if kept == k:
-            return kept, i + 1
-    return kept, len(rows)
 
 
 def fresh_rows(cat, request: Request) -> np.ndarray:
