@@ -258,12 +258,15 @@ def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:
     """standardize(popularity_prior(...)) of every row as float32, computed a block of rows at a
     time and standardised in place: 12 bytes an item at the peak instead of about 50. The same
     float64 operations as before, so the same values to the last bit."""
-    prior = np.zeros(len(cat), np.float64)  # items added on the device: no popularity, no release
+    prior = np.zeros(len(cat), np.float64)
     popularity, release = cat.numeric["popularity"], cat.numeric["release_ts"]
     for start in range(0, cat.base_count, block):
         end = min(start + block, cat.base_count)
         prior[start:end] = popularity_prior(popularity[start:end].astype(np.float64),
                                             release[start:end].astype(np.float64), now)
+    if cat.added:  # items added on the device: the popularity and release their metadata gives, else 0
+        given = [(float(a.meta.get("popularity") or 0), float(a.meta.get("release_ts") or 0)) for a in cat.added]
+        prior[cat.base_count:] = popularity_prior(*np.array(given, np.float64).T, now)
     if not np.all(np.isfinite(prior)) or len(prior) < 2:
         return standardize(prior).astype(np.float32)
     prior -= prior.mean()

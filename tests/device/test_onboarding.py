@@ -82,3 +82,16 @@ def test_the_prior_is_taken_at_the_start_of_the_requests_hour(golden_bundle):
     hour = 3600 * (int(newest) // 3600 + 30)  # a day after the newest release: its bonus still moves by the minute
     assert newcomer_scores(hour + 10.0) == newcomer_scores(hour + 3590.0)
     assert newcomer_scores(hour + 10.0) != newcomer_scores(hour + 3600.0 + 10.0)
+
+
+def test_an_added_items_given_popularity_counts_in_the_cold_start_list(golden_bundle):
+    """Spec §4: the prior reads the popularity and release an added item's metadata gives (it read 0, so an
+    item a server knows to be a hit never reached a newcomer's list)."""
+    with Recommender.open(golden_bundle, history=None, backend="onnx") as rec:
+        rows = list(range(rec.catalog.base_count))
+        top = float(max(rec.catalog.numeric_column("popularity", rows)))
+        dim = rec.catalog.vectors([0]).shape[1]
+        rec.add_items([{"item_id": "hit", "title": "Hit", "vector": [1.0] + [0.0] * (dim - 1), "popularity": 10 * top},
+                       {"item_id": "unknown", "title": "Unknown", "vector": [0.0, 1.0] + [0.0] * (dim - 2)}])
+        listed = [r.item_id for r in rec.recommend("newcomer", k=10, context=CONTEXT)]
+    assert listed[0] == "hit" and "unknown" not in listed

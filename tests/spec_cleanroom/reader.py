@@ -488,11 +488,11 @@ class Runtime:
         # §4 scores over every row
         now = ctx.get("now", time.time())
         hour = ctx.get("hour", time.localtime(now).tm_hour + time.localtime(now).tm_min / 60)
-        ts = cat["release_ts"].astype(np.float64)
+        ts = cat["f_release_ts"]  # added items: the given release and popularity, else 0
         t = 3600 * math.floor(now / 3600)  # the prior's time: the request's hour
         age = (t - ts) / 86400
         out_now = (ts > 0) & (ts <= t)
-        prior = np.log1p(cat["popularity"]) * (1 + np.where(out_now, np.exp(-age / 30), 0))
+        prior = np.log1p(cat["g_popularity"]) * (1 + np.where(out_now, np.exp(-age / 30), 0))
         short, c3 = not cold and n < pol["cold_start_items"], pol["cold_start_items"]
         prior = z(prior).astype(np.float32)  # standardised in float64, kept as float32
         w = np.float32(1) + (prior.max() - prior.min())  # one matched term outweighs the prior's range
