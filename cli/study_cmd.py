@@ -129,7 +129,8 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
 @study_group.command("newcomers", epilog=example("edgerec study newcomers bundle --data data/world --json new.json"))
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
-@click.option("--users", default=300, show_default=True, help="Users of the log replayed as newcomers.")
+@click.option("--users", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Users of the log replayed as newcomers.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT)
 def newcomers(bundle, data_dir, users, seed, json_out) -> None:

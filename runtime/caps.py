@@ -14,30 +14,14 @@ import numpy as np
 
 def capped_reach(cat, rows: np.ndarray, policy, k: int) -> tuple[int, int]:
     """(how many of `rows`, best first, the caps keep, stopping at k; how many rows that took)."""
-    caps = [(group_codes(cat, name, rows), cap) for name, cap in (("creator", policy.max_per_creator),
-                                                                  ("genre", policy.max_per_genre)) if cap]
+    caps = [(cat.code_column(name)[rows], cap) for name, cap in (("creator", policy.max_per_creator),
+                                                                 ("genre", policy.max_per_genre)) if cap]
     if not caps or not len(rows):
         return min(k, len(rows)), min(k, len(rows))
     count = np.cumsum(within_one_cap(*caps[0]) if len(caps) == 1 else within_caps(caps, k))
     if count[-1] < k:
         return int(count[-1]), len(rows)
     return k, int(np.searchsorted(count, k)) + 1
-
-
-def group_codes(cat, name: str, rows: np.ndarray) -> np.ndarray:
-    """An integer per row for its value of a categorical column (-1: none), bundle and added rows."""
-    rows = np.asarray(rows, np.int64)
-    codes, vocab = cat.categorical[name]
-    lut = np.array([i if v else -1 for i, v in enumerate(vocab)] + [-1], np.int64)  # code -1 reads the last
-    out = np.full(len(rows), -1, np.int64)
-    base = rows < cat.base_count
-    out[base] = lut[codes[rows[base]]]
-    if not base.all():  # items added on the device: their values, numbered after the bundle's
-        code_of = {v: i for i, v in enumerate(vocab) if v}
-        for i in np.flatnonzero(~base):
-            value = str(cat.added[rows[i] - cat.base_count].meta.get(name, "") or "")
-            out[i] = code_of.setdefault(value, len(vocab) + len(code_of)) if value else -1
-    return out
 
 
 def within_one_cap(groups: np.ndarray, cap: int) -> np.ndarray:

@@ -47,6 +47,8 @@ class NewcomerStudy(Study):
     seed: int = 0
 
     def measure(self, progress: Progress) -> dict:
+        if isinstance(self.users, bool) or not isinstance(self.users, int) or self.users < 1:
+            raise ConfigError(f"users must be a whole number >= 1 (got {self.users!r})")
         with open_device(self.bundle) as rec:
             progress("a newcomer choosing each genre and language", {})
             visibility = {column: _visibility(rec, column) for column in ("genre", "language")

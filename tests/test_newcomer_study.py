@@ -122,3 +122,9 @@ def test_every_long_enough_user_is_replayed_and_the_popular_row_is_theirs(tiny_b
             listed = rec.recommend("nobody", k=10, context={"now": float(seq.times[seq.indptr[u]])})
             expected.append(len({r.item_id for r in listed} & set(items)) / 10)
     assert record["first_lists"]["popular"] == pytest.approx(sum(expected) / len(expected))
+
+
+@pytest.mark.parametrize("users", [0, -1, 2.5, True, "10"])
+def test_a_count_of_users_that_is_not_one_is_refused(tiny_bundle, users):
+    with pytest.raises(ConfigError, match="users must be a whole number"):
+        NewcomerStudy(tiny_bundle, tiny_bundle.parent / "data", users=users).run()
