@@ -79,12 +79,9 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
 
 def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir, out, table_dtype, name,
                        formats, content) -> None:
-    from edgerec.export.custom import (
-        EncoderSpec,
-        bundle_torch_module,
-        bundle_user_model,
-        load_torch_module,
-    )
+    from edgerec.export.custom import bundle_user_model
+    from edgerec.export.own_encoder import EncoderSpec
+    from edgerec.export.own_torch import bundle_torch_module, load_torch_module
 
     encoder_spec = EncoderSpec.load(spec)
     if user_encoder:

@@ -184,7 +184,7 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
         raise ConfigError(f"--teacher {teacher} does not exist; give a checkpoint folder of `edgerec train`, or your "
                           "own encoder (an .onnx file or module:factory) with --teacher-spec and --teacher-vectors")
     if teacher_spec or teacher_vectors or not Path(teacher).is_dir():
-        from edgerec.export.custom import own_teacher
+        from edgerec.export.own_torch import own_teacher
 
         teacher_model = own_teacher(teacher, teacher_spec, teacher_vectors, dataset.n_items)
     else:

@@ -12,8 +12,9 @@ from edgerec.cli.main import cli
 from edgerec.data.store import load_dataset
 from edgerec.device_tests import check_conformance
 from edgerec.errors import ExportError
-from edgerec.export.custom import EncoderSpec, bundle_torch_module
 from edgerec.export.formats import export_onnx
+from edgerec.export.own_encoder import EncoderSpec
+from edgerec.export.own_torch import bundle_torch_module
 from edgerec.runtime import Filters, Policy, Recommender
 
 
@@ -52,12 +53,12 @@ def test_pytorch_module_with_a_spec_becomes_a_bundle(user_model, tmp_path):
     assert check_conformance(str(tmp_path / "b"))["passed"]
     # the hub penalty works on a user's model too: hubness measured with their encoder
     from edgerec.data.split import leave_last_out
-    from edgerec.export.custom import _FileEncoder
+    from edgerec.export.own_encoder import FileEncoder
     from edgerec.models.hubness import model_hubness
 
     split = leave_last_out(load_dataset(data))
     table = rec.catalog.vectors(np.arange(len(rec.catalog)))
-    expected = model_hubness(_FileEncoder(tmp_path / "b" / "user_encoder.onnx", "onnx", EncoderSpec.load(SPEC)),
+    expected = model_hubness(FileEncoder(tmp_path / "b" / "user_encoder.onnx", "onnx", EncoderSpec.load(SPEC)),
                              split.train, table)
     assert np.allclose(rec.catalog.hubness(np.arange(len(rec.catalog))), expected, atol=1e-3)
     assert [r.item_id for r in rec.recommend("u", k=5, policy=Policy(hub_penalty=1.0))] != \

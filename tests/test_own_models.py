@@ -15,12 +15,9 @@ from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, write_synth
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, ExportError
-from edgerec.export.custom import (
-    EncoderSpec,
-    bundle_torch_module,
-    bundle_user_model,
-    load_torch_module,
-)
+from edgerec.export.custom import bundle_user_model
+from edgerec.export.own_encoder import EncoderSpec
+from edgerec.export.own_torch import bundle_torch_module, load_torch_module
 from edgerec.runtime import Recommender
 
 L, D = 12, 16
