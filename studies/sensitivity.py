@@ -86,7 +86,9 @@ class SensitivityStudy(Study):
         shared = float(np.cov(ya, run["replicate"])[0, 1] / np.sqrt(ya.var(ddof=1) * run["replicate"].var(ddof=1)))
         il = interleave_tests(run["clicks_a"], run["clicks_b"], self.alpha)
         ab_n = stats.sample_size(sigma, effect, self.alpha) if effect else None
-        gain = {k: ab_n / il[k] if ab_n and il[k] else None for k in ("users_needed_80pct", "users_needed_80pct_sign")}
+        agrees = {"users_needed_80pct": _same_direction(effect, il["credit_mean"]),
+                  "users_needed_80pct_sign": _same_direction(effect, il["preference_mean"])}
+        gain = {k: ab_n / il[k] if ab_n and il[k] and agrees[k] else None for k in agrees}
         return {
             "users_simulated": len(ya), "true_effect": effect,
             "relative_effect": effect / float(ya.mean()) if ya.mean() else None, "sigma": sigma,
@@ -97,6 +99,7 @@ class SensitivityStudy(Study):
             "interleaving_sign_users_needed": il["users_needed_80pct_sign"],
             "interleaving_users_needed": il["users_needed_80pct"],
             "gain_sign_vs_ab": gain["users_needed_80pct_sign"], "gain_vs_ab": gain["users_needed_80pct"],
+            "interleaving_agrees": agrees["users_needed_80pct"], "interleaving_sign_agrees": agrees["users_needed_80pct_sign"],
             "interleaving_credit_mean": il["credit_mean"], "interleaving_credit_sd": il["credit_sd"],
             "interleaving_preference_mean": il["preference_mean"], "interleaving_preference_sd": il["preference_sd"],
         }
@@ -107,11 +110,23 @@ class SensitivityStudy(Study):
         needed = [{"seed": r["seed"], "users": r["users_simulated"], "true effect": r["relative_effect"],
                    "A/B": r["ab_users_needed"], "A/B+CUPED (4 raw figures)": r["ab_cuped_first_users_needed"],
                    "A/B+CUPED (6 logs)": r["ab_cuped_users_needed"], "interleaving (sign)": r["interleaving_sign_users_needed"],
-                   "interleaving (credit)": r["interleaving_users_needed"], "gain (sign)": r["gain_sign_vs_ab"],
-                   "gain (credit)": r["gain_vs_ab"]} for r in rows]
+                   "interleaving (credit)": r["interleaving_users_needed"],
+                   "gain (sign)": _gain(r, "gain_sign_vs_ab", "interleaving_sign_agrees"),
+                   "gain (credit)": _gain(r, "gain_vs_ab", "interleaving_agrees")} for r in rows]
         cuped = [{"seed": r["seed"], "4 raw figures in sample": r["cuped_first_in_sample"],
                   "4 raw held out": r["cuped_first_held_out"], "6 logs in sample": r["cuped_in_sample"],
                   "6 logs held out": r["cuped_held_out"], "ceiling (shared between runs)": r["cuped_ceiling"]}
                  for r in rows]
         return [Table(f"users needed at 80% power on {record['metric']} per user (CUPED: held-out share)", needed),
                 Table(f"share of the variance of {record['metric']} per user CUPED removes", cuped)]
+
+
+def _same_direction(effect: float, interleaved: float) -> bool:
+    """Whether the interleaving's mean credit favours the arm the A/B metric's true effect favours."""
+    return bool(effect and interleaved and np.sign(effect) == np.sign(interleaved))
+
+
+def _gain(row: dict, key: str, agrees: str):
+    """The gain for the table: `opposite` where the interleaving favours the other arm (records before the
+    direction check have no such key and show their gain)."""
+    return row[key] if row.get(agrees, True) else "opposite"

@@ -386,8 +386,29 @@ def test_sensitivity_figures_from_per_user_arrays():
     assert out["ab_cuped_users_needed"] < 0.05 * out["ab_users_needed"]
     mean, sd, _ = stats.credit_test(run["clicks_a"], run["clicks_b"])
     assert out["interleaving_users_needed"] == stats.sample_size(sd, mean, arms=1)
+    assert out["interleaving_agrees"] and out["gain_vs_ab"] == out["ab_users_needed"] / out["interleaving_users_needed"]
     run["replicate"] = rng.permutation(y)  # two runs that share nothing: nothing for CUPED to find
     assert abs(study.figures(run)["cuped_ceiling"]) < 0.15
+
+
+def test_sensitivity_counts_no_gain_when_interleaving_favours_the_other_arm():
+    """Plays per user favour B while interleaved clicks favour A (a diversity lever did this on the demo
+    world): fewer users would only reach the opposite verdict sooner, so there is no gain to report."""
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.poisson(3.0, n).astype(float)
+    run = {"control": y, "treatment": y + 0.5, "user": np.arange(n).astype(str), "pre": rng.poisson(2.0, (n, 6)),
+           "replicate": y, "clicks_a": rng.poisson(1.5, n), "clicks_b": rng.poisson(1.0, n)}
+    study = SensitivityStudy(Arm("a", "a"), Arm("b", "b"), "data")
+    out = study.figures(run)
+    assert out["true_effect"] > 0 and out["interleaving_credit_mean"] < 0 and out["interleaving_preference_mean"] < 0
+    assert out["interleaving_users_needed"] and out["ab_users_needed"]  # both tests would reach a verdict...
+    assert out["gain_vs_ab"] is None and out["gain_sign_vs_ab"] is None  # ...but not the same one
+    assert not out["interleaving_agrees"] and not out["interleaving_sign_agrees"]
+    row = study.tables({"metric": "plays", "seeds": [{"seed": 0, **out}]})[0].rows[0]
+    assert row["gain (credit)"] == row["gain (sign)"] == "opposite"
+    run["clicks_a"], run["clicks_b"] = run["clicks_b"], run["clicks_a"]  # now they agree
+    assert study.figures(run)["gain_vs_ab"] > 0
 
 
 def test_on_a_ratings_log_a_play_is_what_brings_users_back(tiny_bundle):
