@@ -442,9 +442,10 @@ class OPEStudy(Study):
             for code in simulator.user_codes:
                 simulator.seed_history([rec, target], int(code))
                 rng = np.random.default_rng([sim.seed, int(code), 7])
+                consumed = simulator.consumed(int(code))
                 for day in range(sim.days):
                     now = simulator.start + day * 86_400 + 20 * 3600
-                    one = self._log_one(simulator, (rec, target), policies, exposures, int(code), now, rng)
+                    one = self._log_one(simulator, (rec, target), policies, exposures, int(code), now, rng, consumed)
                     if one is not None:
                         logs.append(one[0])
                         truth.append(one[1])
@@ -456,7 +457,7 @@ class OPEStudy(Study):
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
                 "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
 
-    def _log_one(self, simulator, recs, policies, exposures, code, now, rng):
+    def _log_one(self, simulator, recs, policies, exposures, code, now, rng, consumed):
         """One explored list: its log entry, the target's true value and the shown list's true value."""
         react, k, gamma = simulator.reactions, self.sim.k, examination(self.sim.k)
         name = simulator.dataset.user_ids[code]
@@ -467,7 +468,11 @@ class OPEStudy(Study):
         if exposure is None or list(exposure.items) != shown or len(shown) != k or len(wanted) != k:
             return None  # exploration was skipped for this request (an optional stage failed)
         items = np.array([simulator.item_code[i] for i in shown])
-        reaction = react.react(code, items, rng, "pbm")
+        target_items = np.array([simulator.item_code[i] for i in wanted])
+        truth = (float((gamma * react.attraction(code, target_items, consumed)).sum()),
+                 float((gamma * react.attraction(code, items, consumed)).sum()))
+        reaction = react.react(code, items, rng, "pbm", consumed)
+        consumed.add(items[reaction.played])
         simulator.record(recs, name, shown, reaction, now)
         rank = {item: r for r, item in enumerate(exposure.greedy)}
         entry = LoggedList(reaction.played.astype(float), np.array(exposure.marginals),
@@ -475,9 +480,7 @@ class OPEStudy(Study):
                            np.array([rank.get(i, k) for i in shown]), np.array([rank.get(i, k) for i in wanted]),
                            np.array(shown), np.array(wanted),
                            np.array([exposure.position_probabilities(i) for i in wanted]))
-        target_items = np.array([simulator.item_code[i] for i in wanted])
-        return (entry, float((gamma * react.attraction(code, target_items)).sum()),
-                float((gamma * react.attraction(code, items)).sum()))
+        return (entry, *truth)
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:

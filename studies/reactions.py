@@ -5,8 +5,14 @@ user and item codes:
 
 - `SynthReactions`: the synthetic world's own ground-truth user model
   (data/synth.py: genre taste at the end of the log, mood and theme
-  preferences, languages, activity), so a simulated user reacts exactly as
-  the generator's users behave.
+  preferences, languages, activity, and series watched in episode order),
+  so a simulated user reacts as the generator's users behave. Given what
+  the user has consumed (`Consumed`: the log, then the simulation), an
+  episode later than the first one the user has not seen is not played
+  (the generator's users start a series at its first unseen episode and
+  never skip ahead), and the next episode of the series the user is
+  watching draws them at least as often as the generator continues a series
+  (CONTINUE_SERIES) and is skipped less, as there.
 - `FittedReactions`: for imported data, a click model fitted on the log, and
   only that: attraction = item popularity^0.5 x the user's affinity for the
   item's genre, scaled so the mean attraction of logged pairs is 0.5; skip
@@ -28,6 +34,7 @@ import numpy as np
 
 from edgerec.data.schema import Dataset
 from edgerec.data.synth import (
+    CONTINUE_SERIES,
     SynthConfig,
     finish_probability,
     ground_truth,
@@ -66,18 +73,32 @@ class Reaction:
         return [int(p) for p in np.flatnonzero(self.played)]
 
 
+class Consumed:
+    """What one simulated user has played, oldest first: their logged items, then the simulation's plays."""
+
+    def __init__(self, items=()):
+        self.order: list[int] = [int(i) for i in items]
+        self.items: set[int] = set(self.order)
+
+    def add(self, items) -> None:
+        for item in items:
+            self.order.append(int(item))
+            self.items.add(int(item))
+
+
 class Reactions(ABC):
-    """A user model over the data set's codes."""
+    """A user model over the data set's codes; `consumed` (when given) is what the user has played so far."""
 
     # simulated per-user figures (simulator.FIELDS) the model has nothing in its data to base on
     unmeasured: tuple[str, ...] = ()
 
     @abstractmethod
-    def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
+    def attraction(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> np.ndarray:
         """P(play | examined) for each item."""
 
     @abstractmethod
-    def outcome(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def outcome(self, user: int, items: np.ndarray,
+                consumed: Consumed | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(P(skip | played), P(finish | played, not skipped), P(like | finished))."""
 
     @abstractmethod
@@ -97,10 +118,11 @@ class Reactions(ABC):
             return reaction.played & ~reaction.skipped
         return reaction.finished
 
-    def react(self, user: int, items: np.ndarray, rng: np.random.Generator, model: str = "pbm") -> Reaction:
+    def react(self, user: int, items: np.ndarray, rng: np.random.Generator, model: str = "pbm",
+              consumed: Consumed | None = None) -> Reaction:
         k = len(items)
-        attract = self.attraction(user, items)
-        p_skip, p_finish, p_like = self.outcome(user, items)
+        attract = self.attraction(user, items, consumed)
+        p_skip, p_finish, p_like = self.outcome(user, items, consumed)
         u = rng.random((6, k))  # a fixed number of draws per list keeps runs repeatable under edits
         if model == "pbm":
             examined = u[0] < examination(k)
@@ -146,15 +168,35 @@ class SynthReactions(Reactions):
         u = np.full(len(items), row)
         return item_fit(self.world, self.users, u, self.users.taste_end[u], items)
 
-    def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
+    def attraction(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> np.ndarray:
         row = self.user_row[user]
         speaks = np.isin(self.world.language[items], self.users.languages[row])
-        return (1 / (1 + np.exp(-10 * (self.fit(user, items) - 0.45)))) * np.where(speaks, 1.0, 0.3)
+        attract = (1 / (1 + np.exp(-10 * (self.fit(user, items) - 0.45)))) * np.where(speaks, 1.0, 0.3)
+        if consumed is None:
+            return attract
+        ahead, continuing = self.series_order(items, consumed)
+        return np.where(ahead, 0.0, np.where(continuing, np.maximum(attract, CONTINUE_SERIES), attract))
 
-    def outcome(self, user: int, items: np.ndarray):
+    def outcome(self, user: int, items: np.ndarray, consumed: Consumed | None = None):
         fit = self.fit(user, items)
-        return (skip_probability(self.world, items, fit, False), finish_probability(self.world, items, fit),
+        continuing = False if consumed is None else self.series_order(items, consumed)[1]
+        return (skip_probability(self.world, items, fit, continuing), finish_probability(self.world, items, fit),
                 like_probability(fit))
+
+    def series_order(self, items: np.ndarray, consumed: Consumed) -> tuple[np.ndarray, np.ndarray]:
+        """Per item: `ahead` (a later episode than the first one of its series the user has not seen) and
+        `continuing` (the next episode of the series the user watched last, as data/synth.py's walk)."""
+        series = self.world.series
+        ahead, continuing = np.zeros(len(items), bool), np.zeros(len(items), bool)
+        current = next((int(series[i]) for i in reversed(consumed.order) if series[i] >= 0), -1)
+        for p, item in enumerate(items.tolist()):
+            s = int(series[item])
+            if s < 0 or item in consumed.items:
+                continue
+            first = next((int(e) for e in self.world.series_items[s] if int(e) not in consumed.items), -1)
+            ahead[p] = item != first
+            continuing[p] = item == first and s == current
+        return ahead, continuing
 
     def duration(self, items: np.ndarray) -> np.ndarray:
         return self.world.duration[items].astype(np.float64)
@@ -194,10 +236,10 @@ class FittedReactions(Reactions):
                            + (("watch_s",) if not known_length.any() or finishes.sum() == 0 else ()))
         self.score = normal_scores(np.bincount(log.user, minlength=n_users))  # events per user in the log
 
-    def attraction(self, user: int, items: np.ndarray) -> np.ndarray:
+    def attraction(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> np.ndarray:
         return np.clip(self.scale * self.pop[items] * self.affinity[user, self.genre[items]], 0.0, 0.95)
 
-    def outcome(self, user: int, items: np.ndarray):
+    def outcome(self, user: int, items: np.ndarray, consumed: Consumed | None = None):
         return self.skip[items], self.finish[items], np.full(len(items), 0.2)
 
     def duration(self, items: np.ndarray) -> np.ndarray:

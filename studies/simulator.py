@@ -37,7 +37,7 @@ from edgerec.runtime.policies import Policy
 from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.activity import ActivityConfig, UserActivity, user_activity
 from edgerec.studies.devices import open_device
-from edgerec.studies.reactions import Reaction, Reactions
+from edgerec.studies.reactions import Consumed, Reaction, Reactions
 
 DAY = 86_400
 MOOD = (0.5, 1.5)  # a day with no satisfying play (Reactions.satisfied) halves the next day's visit rate; one in every list: x1.5
@@ -173,6 +173,7 @@ class Simulator:
                 raise ConfigError(f"assign() returned {arm!r}, not one of the arms {list(recs)}")
             user_arms.append(arm)
             self.seed_history(devices, int(code))
+            consumed = self.consumed(int(code))
             rng = np.random.default_rng([cfg.seed, int(code), *([cfg.replicate] if cfg.replicate else [])])
             hour = float(rng.uniform(7, 23))
             user = self.activity(int(code))
@@ -189,7 +190,7 @@ class Simulator:
                     at = hour + 16 * s / sessions  # spread over the user's waking day
                     now = max(self.start + float(day) * DAY + at * 3600, clock)  # after the last session
                     begun = min(begun, now) if day >= 0 else begun
-                    out = self._session(rec, policy, name, int(code), now, at, rng, lister, devices, user)
+                    out = self._session(rec, policy, name, int(code), now, at, rng, lister, devices, user, consumed)
                     shown[now_arm].setdefault(int(day), []).extend(out.pop("items"))
                     interleaved += [(i, int(day), *one) for one in out.pop("interleaved")]
                     clock = out.pop("end")
@@ -232,7 +233,13 @@ class Simulator:
         watched = sum(e.value or 0.0 for e in played)
         return [len(played), finishes, days, rate, len(starts), watched]
 
-    def _session(self, rec, policy, name, code, now, hour, rng, lister, devices, user: UserActivity) -> dict:
+    def consumed(self, code: int) -> Consumed:
+        """Everything the user played in the log (not only the newest events the device is given)."""
+        log = self.dataset.interactions
+        return Consumed(log.item[log.user == code])
+
+    def _session(self, rec, policy, name, code, now, hour, rng, lister, devices, user: UserActivity,
+                 consumed: Consumed) -> dict:
         cfg, react = self.cfg, self.reactions
         out = {f: 0.0 for f in FIELDS}
         out["items"], out["interleaved"] = [], []
@@ -245,7 +252,8 @@ class Simulator:
             if not ids:
                 break
             items = np.array([self.item_code[i] for i in ids], np.int64)
-            reaction = react.react(code, items, rng, cfg.click_model)
+            reaction = react.react(code, items, rng, cfg.click_model, consumed)
+            consumed.add(items[reaction.played])
             now = self.record(devices, name, ids, reaction, now)
             out["lists"] += 1
             out["impressions"] += len(ids)
