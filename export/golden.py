@@ -167,7 +167,7 @@ def scripts(world: World) -> list[Case]:
                  {"op": "onboard", "user": "o", "languages": [other_language["language"]]}, rec("o"),
                  {"op": "onboard", "user": "o", "items": [far]}, rec("o")]),
         Case("newcomer_spread", "a newcomer's list keeps at most cold_max_per_creator items of one creator "
-             "before the items of other creators (the golden bundle has no defaults.cold_max_per_creator: 2); "
+             "before the items of other creators (the golden bundle has no defaults.cold_max_per_creator: 3); "
              "0 turns it off, 1 is stricter, the request's own smaller max_per_creator is a hard cap; one play "
              "(a short history) keeps the spread; a chosen genre of one creator stays ahead of unmatched items; "
              "a language-only choice is named in the reason (kind 'choice')", [

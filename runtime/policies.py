@@ -15,7 +15,7 @@ from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.vocab import MODALITIES
 
-COLD_MAX_PER_CREATOR = 2  # a newcomer's list: items of one creator at most (spec §5; measured in README)
+COLD_MAX_PER_CREATOR = 3  # newcomers: items of one creator before others (spec §5; README: 2 cost more)
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
                               "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
 
