@@ -520,7 +520,7 @@ class Runtime:
                 score = ((n / c3) * z(score) + (1 - n / c3) * chosen).astype(np.float32)
         # §5 newcomer spread: a cold or short-history list gets the creator cap cold_max_per_creator
         spread_cap = pol["cold_max_per_creator"]
-        spread_cap = b.defaults.get("cold_max_per_creator", 2) if spread_cap is None else spread_cap
+        spread_cap = b.defaults.get("cold_max_per_creator", 3) if spread_cap is None else spread_cap
         spread = (cold or short) and spread_cap > 0 and (pol["max_per_creator"] is None
                                                           or pol["max_per_creator"] > spread_cap)
         if spread:
