@@ -46,7 +46,6 @@ from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
 from edgerec.runtime.item_table import StoredTable
-from edgerec.runtime.policies import COLD_MAX_PER_CREATOR
 from edgerec.runtime.vocab import MODALITIES
 
 FP32_TOLERANCE = 1e-4
@@ -63,7 +62,7 @@ class ExportConfig:
     reference_users: int = 32
     k: int = 10
     short_list: int = 100
-    cold_max_per_creator: int = COLD_MAX_PER_CREATOR  # newcomers' lists: items of one creator (spec §5; 0 off)
+    cold_max_per_creator: int | None = None  # newcomers' creator cap (spec §5; 0 off); None: not written, devices use 3
     name: str | None = None
     evaluate: bool = True  # record test metrics of the model (and of the teacher) in the manifest
     budgets: dict = field(default_factory=lambda: {"p99_ms": 5.0, "rss_mb": 300.0})
@@ -172,7 +171,7 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         ranking=ranking,
         dim=model.config.dim, items=items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list,
-                  "cold_max_per_creator": cfg.cold_max_per_creator},
+                  **({} if cfg.cold_max_per_creator is None else {"cold_max_per_creator": cfg.cold_max_per_creator})},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,
         data_version={"source": public_source(dataset.meta), "users": dataset.n_users,
                       "items": dataset.n_items, "events": len(dataset.interactions),

@@ -48,7 +48,6 @@ from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpe
 from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_table import StoredTable
-from edgerec.runtime.policies import COLD_MAX_PER_CREATOR
 
 EXAMPLE = ('{"input": {"name": "ids", "dtype": "int64", "history_length": 50}, "output": {"name": "user_vector"}, '
            '"dim": 64}')
@@ -351,8 +350,7 @@ def _bundle_checked(model: _FileEncoder, spec: EncoderSpec, vectors: np.ndarray,
     metrics = {"monitoring": score_baseline(produced, table, [history.of(u) for u in users]),
                **_test_metrics(split, dataset, model, table)}
     return writer.finish(dim=spec.dim, items=items,
-                         defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100,
-                                   "cold_max_per_creator": COLD_MAX_PER_CREATOR},
+                         defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100},
                          metrics=metrics, budgets={}, reference=reference,
                          data_version={"source": public_source(dataset.meta), "items": dataset.n_items})
 
