@@ -734,14 +734,13 @@ class Runtime:
                 pick = int(np.argmax(value))
             else:  # b: the best uncapped; a capped chosen-matching item goes first when b matches nothing
                 capped = [full("creator", j, caps["creator"]) for j in cand]
-                first_best = lambda among: max(among, key=lambda i: (value[i], -i))  # noqa: E731
                 free = [i for i in range(len(cand)) if not capped[i]]
                 ahead = [i for i in range(len(cand)) if capped[i] and matching[cand[i]]]
                 if not free:
-                    pick = first_best(range(len(cand)))
+                    pick = _first_best(value, range(len(cand)))
                 else:
-                    b = first_best(free)
-                    pick = first_best(ahead) if ahead and not matching[cand[b]] else b
+                    b = _first_best(value, free)
+                    pick = _first_best(value, ahead) if ahead and not matching[cand[b]] else b
             j = cand.pop(pick)
             if any(full(col, j, cap) for col, cap in caps.items() if matching is None or col != "creator"):
                 continue
@@ -786,6 +785,11 @@ class Runtime:
             reason, item = "history", recent[int(np.argmax([vec[r] @ vec[h] for h in recent]))]
         return {"item_id": cat["ids"][r], "score": float(score), "reason": reason,
                 "reason_item": cat["ids"][item] if item is not None else None, "tags": matched}
+
+
+def _first_best(value, among) -> int:
+    """The first maximum of `value` over the positions `among`."""
+    return max(among, key=lambda i: (value[i], -i))
 
 
 def _share(column, rows, value) -> float:
