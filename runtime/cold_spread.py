@@ -8,12 +8,12 @@ most `Policy.cold_max_per_creator` items of one creator (the bundle's
 `defaults.cold_max_per_creator`, else policies.COLD_MAX_PER_CREATOR; 0 turns
 it off), or the policy's own `max_per_creator` when that is smaller. The
 spread passes items over rather than dropping them (policies.spread_pick): a
-creator's third item comes after the items of other creators, but an item
+creator's items past the cap come after other creators' items, but an item
 that matches an onboarding choice (a term of its §4 score) comes before every
 item that matches none, and the list is never shorter for it. A cap that
 drops for good showed a newcomer who chose a one-creator genre 2 of its
 items and 8 unrelated ones; passing over within the count of matched choices
-(rather than matched or not) kept 6 of 10 Spanish rock tracks by one artist
+(rather than matched or not) kept, at a cap of 2, 6 of 10 Spanish rock tracks by one artist
 for a newcomer who chose rock and Spanish. A request's
 own smaller cap stays a hard cap, and a real history's list keeps the
 policy's caps as they are.
