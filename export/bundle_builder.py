@@ -62,6 +62,7 @@ class ExportConfig:
     reference_users: int = 32
     k: int = 10
     short_list: int = 100
+    cold_max_per_creator: int | None = None  # newcomers' creator cap (spec §5; 0 off); None: not written, devices use 3
     name: str | None = None
     evaluate: bool = True  # record test metrics of the model (and of the teacher) in the manifest
     budgets: dict = field(default_factory=lambda: {"p99_ms": 5.0, "rss_mb": 300.0})
@@ -169,7 +170,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     return writer.finish(
         ranking=ranking,
         dim=model.config.dim, items=items,
-        defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list},
+        defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list,
+                  **({} if cfg.cold_max_per_creator is None else {"cold_max_per_creator": cfg.cold_max_per_creator})},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,
         data_version={"source": public_source(dataset.meta), "users": dataset.n_users,
                       "items": dataset.n_items, "events": len(dataset.interactions),

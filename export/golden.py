@@ -151,6 +151,7 @@ def scripts(world: World) -> list[Case]:
     def watch(user, items, event="finish"):
         return [{"op": "record", "user": user, "item": item, "event": event} for item in items]
 
+    spread_genre = world.metas[ids.index(world.where(creator=creator)[0])]["genre"]  # the busiest creator's genre
     shown = world.listed(watch("f", history[:3]), k=8)
     far = world.where(genre=world.metas[-1]["genre"])[1]  # an item far from the history's tastes
     return [
@@ -165,6 +166,19 @@ def scripts(world: World) -> list[Case]:
                  {"op": "onboard", "user": "o", "genres": [genre]}, rec("o"),
                  {"op": "onboard", "user": "o", "languages": [other_language["language"]]}, rec("o"),
                  {"op": "onboard", "user": "o", "items": [far]}, rec("o")]),
+        Case("newcomer_spread", "a newcomer's list keeps at most cold_max_per_creator items of one creator "
+             "before the items of other creators (the golden bundle has no defaults.cold_max_per_creator: 3); "
+             "0 turns it off, 1 is stricter, the request's own smaller max_per_creator is a hard cap; one play "
+             "(a short history) keeps the spread; a chosen genre of one creator stays ahead of unmatched items; "
+             "a language-only choice is named in the reason (kind 'choice')", [
+                 rec("p", k=8), rec("p", k=8, policy={"cold_max_per_creator": 0}),
+                 rec("p", k=8, policy={"cold_max_per_creator": 1}),
+                 rec("p", k=8, policy={"cold_max_per_creator": 3, "max_per_creator": 1}),
+                 rec("p", k=8, policy={"cold_max_per_creator": 1, "diversity": 0.5}),
+                 *watch("p", history[:1], "play"), rec("p", k=8), rec("p", k=8, policy={"cold_max_per_creator": 0}),
+                 {"op": "onboard", "user": "g", "genres": [spread_genre]}, rec("g", k=8),
+                 {"op": "onboard", "user": "lang", "languages": [other_language["language"]]}, rec("lang", k=8),
+                 rec("lang", k=8, policy={"cold_max_per_creator": 0})]),
         Case("short_history", "one, two, then three consumed items: popularity blends out as history grows "
              "(cold_start_items = 3)", [
                  *watch("s", history[:1]), rec("s"), *watch("s", history[1:2], "play"), rec("s"),

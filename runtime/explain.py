@@ -1,5 +1,5 @@
 """Why an item is recommended: the next episode of a series, the history item it is closest to,
-a "more like this" request, matched tags, or plain popularity for a newcomer."""
+a "more like this" request, matched tags, the onboarding choice it matches, or plain popularity."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass
 class Reason:
-    kind: str  # series | feedback | history | tags | popular | fallback (the personal model could not run)
+    kind: str  # series | feedback | history | tags | choice | popular | fallback (the personal model could not run)
     text: str
     item_id: str | None = None  # the history item behind the reason
     tags: list[str] = field(default_factory=list)
@@ -29,12 +29,24 @@ def matched_tags(item_tags: list[str], profile_tags: dict[str, int], limit: int 
     return sorted((t for t in item_tags if t in profile_tags), key=lambda t: -profile_tags[t])[:limit]
 
 
+def matched_choices(meta: dict, choices: dict[str, list[str]], limit: int = 3) -> list[str]:
+    """The onboarding choices `meta` matches, as the cold-start score counts them (spec §4, §6): its
+    genre among the chosen genres and tags, its tags among the chosen tags (in the item's order), its
+    language among the chosen languages; each once, at most `limit`."""
+    tags = choices.get("tag", ())
+    found = [meta.get("genre")] if meta.get("genre") in [*choices.get("genre", ()), *tags] else []
+    found += [t for t in meta.get("tags", ()) if t in tags]
+    found += [meta.get("language")] if meta.get("language") in choices.get("language", ()) else []
+    return list(dict.fromkeys(found))[:limit]
+
+
 class Explainer:
     """Reasons for the items of one list; the user's side (history, likes, tags) is looked up once."""
 
     def __init__(self, catalog, history_rows: list[int], liked_rows: list[int], profile_tags: dict[str, int],
-                 cold_start: bool):
+                 cold_start: bool, choices: dict[str, list[str]] | None = None):
         self.catalog, self.profile_tags, self.cold_start = catalog, profile_tags, cold_start
+        self.choices = choices or {}  # onboarding: "genre", "tag", "language"
         self.history = np.asarray(history_rows, np.int64)
         self.history_vectors = catalog.vectors(self.history)
         self.last_episode: dict[str, tuple[int, int]] = {}  # series -> (history row, episode) watched last
@@ -70,6 +82,8 @@ class Explainer:
                 reasons.append(self._because("history", f"because you {verbs[i]}", self.history[history_best[i]], tags))
             elif tags:
                 reasons.append(Reason("tags", "matches your interests: " + ", ".join(tags), None, tags))
+            elif chosen := matched_choices(meta, self.choices):  # e.g. a language choice, which no tag names
+                reasons.append(Reason("choice", "matches your choices: " + ", ".join(chosen), None, tags))
             else:
                 reasons.append(Reason("popular", "popular right now", None, []))
         return reasons

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from edgerec.runtime.cold_spread import spread_tiers
 from edgerec.runtime.policies import mmr, policy_order, standardize
 from edgerec.runtime.request import Request
 
@@ -75,7 +76,7 @@ def fairness_stage(request: Request) -> Request:
     else:  # "exposure" (Policy.check allows no other): then the policy's own diversity and caps again
         codes, lift = cat._cached("provider_lift", lambda: provider_lift(cat))
         fair = fair_relevance(request.relevance, lift[codes[pool]], policy.fairness)
-        order = policy_order(fair, request.vectors, request.k, policy, cat, pool, request.head)  # scores stay
+        order = policy_order(fair, request.vectors, request.k, policy, cat, pool, request.head, spread_tiers(request))
     request.order = np.asarray(order, np.int64)
     return request
 

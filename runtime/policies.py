@@ -15,6 +15,7 @@ from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.vocab import MODALITIES
 
+COLD_MAX_PER_CREATOR = 3  # newcomers: items of one creator before others (spec §5; README: 2 cost more)
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
                               "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
 
@@ -50,6 +51,7 @@ class Policy:
     diversity: float | None = None  # MMR trade-off: 0 = pure relevance, 1 = pure novelty; None: the bundle's
     max_per_creator: int | None = None
     max_per_genre: int | None = None
+    cold_max_per_creator: int | None = None  # newcomers' lists (cold, short history): creator cap; None: the bundle's; 0: off
     freshness: float = 0.0  # score bonus for new releases (decays over freshness_days)
     freshness_days: float = 30.0
     language_boost: float = 0.05  # bonus for items in the user's usual languages
@@ -83,19 +85,22 @@ class Policy:
         return cls(**weights)
 
     def with_defaults(self, defaults: dict | None = None) -> Policy:
-        """This policy with a bundle's `defaults` (diversity 0, short list 100 without them) where it
-        leaves diversity or short_list unset: what a request runs with. A policy that sets only, say,
-        freshness keeps the bundle's short list (it used to take 100, which changed every score)."""
+        """This policy with a bundle's `defaults` (diversity 0, short list 100, newcomers' creator cap
+        COLD_MAX_PER_CREATOR without them) where it leaves those unset: what a request runs with. A policy
+        that sets only, say, freshness keeps the bundle's short list (it used to take 100, which changed every score)."""
         defaults = defaults or {}
         diversity = float(defaults.get("diversity", 0.0)) if self.diversity is None else self.diversity
         short_list = int(defaults.get("short_list", 100)) if self.short_list is None else self.short_list
-        return replace(self, diversity=diversity, short_list=short_list)
+        cold_cap = self.cold_max_per_creator
+        cold_cap = int(defaults.get("cold_max_per_creator", COLD_MAX_PER_CREATOR)) if cold_cap is None else cold_cap
+        return replace(self, diversity=diversity, short_list=short_list, cold_max_per_creator=cold_cap)
 
     def check(self) -> Policy:
         """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
         checks.number(self.diversity, "Policy.diversity", 0.0, 1.0, allow_none=True)
         for name in ("max_per_creator", "max_per_genre"):
             checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True)
+        checks.integer(self.cold_max_per_creator, "Policy.cold_max_per_creator", 0, allow_none=True)
         checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
         checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
         checks.number(self.popularity, "Policy.popularity", -100.0, 100.0)
@@ -241,11 +246,15 @@ def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.nda
 
 def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators: np.ndarray | None = None,
         genres: np.ndarray | None = None, max_per_creator: int | None = None,
-        max_per_genre: int | None = None, keep: np.ndarray | None = None) -> np.ndarray:
+        max_per_genre: int | None = None, keep: np.ndarray | None = None,
+        tiers: np.ndarray | None = None) -> np.ndarray:
     """Greedy maximal marginal relevance with optional caps; returns positions into the short list.
 
     keep: positions placed first, in their order, whatever their scores (Policy.keep_top); the rest
-    is chosen after them, their vectors and creators/genres counting for diversity and the caps."""
+    is chosen after them, their vectors and creators/genres counting for diversity and the caps.
+    tiers (a newcomer's spread, see cold_spread.py): the creator cap passes rows over instead of dropping
+    them: a row whose creator has its cap comes after the rows of its tier (and of higher tiers) whose
+    creator has not, so the list spreads over creators without shortening or leaving the chosen tier."""
     n = len(scores)
     keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)[:k]
     if weight <= 0 and not max_per_creator and not max_per_genre:  # no re-ranking asked: the k best
@@ -258,17 +267,25 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
     max_sim = np.full(n, 0.0)
     per_creator: dict = {}
     per_genre: dict = {}
+    over = np.zeros(n, bool)  # with tiers: rows whose creator has its cap (passed over, not dropped)
     available = np.isfinite(relevance)
 
     def take(best: int) -> None:
         nonlocal max_sim
         chosen.append(best)
         if creators is not None:
-            per_creator[creators[best]] = per_creator.get(creators[best], 0) + 1
+            creator = creators[best]
+            per_creator[creator] = per_creator.get(creator, 0) + 1
+            if tiers is not None and creator and per_creator[creator] >= max_per_creator:
+                over[creators == creator] = True
         if genres is not None:
             per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
         if weight > 0:
             max_sim = np.maximum(max_sim, vectors @ vectors[best])
+
+    def genre_full(best: int) -> bool:
+        return bool(max_per_genre and genres is not None and genres[best]
+                    and per_genre.get(genres[best], 0) >= max_per_genre)
 
     for best in keep.tolist():  # the kept head: counted as chosen, never capped
         available[best] = False
@@ -282,24 +299,34 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators
             spread[available] = standardize(max_sim[available])
             value = value - weight * spread
         value = np.where(available, value, -np.inf)
-        best = int(np.argmax(value))
+        best = int(np.argmax(value)) if tiers is None else spread_pick(value, over, tiers)
         available[best] = False
-        if max_per_creator and creators is not None and creators[best] and per_creator.get(creators[best], 0) >= max_per_creator:
+        if tiers is None and max_per_creator and creators is not None and creators[best] and per_creator.get(creators[best], 0) >= max_per_creator:
             continue
-        if max_per_genre and genres is not None and genres[best] and per_genre.get(genres[best], 0) >= max_per_genre:
-            continue
-        take(best)
+        if not genre_full(best):
+            take(best)
     return np.asarray(chosen, np.int64)
 
 
+def spread_pick(value: np.ndarray, over: np.ndarray, tiers: np.ndarray) -> int:
+    """The newcomer spread's next row (value -inf: not available): the first best row whose creator is
+    not at its cap, unless a row that is has a higher tier: then the first best of those rows."""
+    free = np.where(over, -np.inf, value)
+    best = int(np.argmax(free))
+    higher = over & np.isfinite(value)
+    if np.isfinite(free[best]):
+        higher &= tiers > tiers[best]
+    return int(np.argmax(np.where(higher, value, -np.inf))) if higher.any() else best
+
+
 def policy_order(relevance: np.ndarray, vectors: np.ndarray, k: int, policy: Policy, catalog,
-                 pool: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+                 pool: np.ndarray, keep: np.ndarray | None = None, tiers: np.ndarray | None = None) -> np.ndarray:
     """The list as positions into the short list: `keep` first, then `policy`'s MMR diversity and
-    per-creator/genre caps."""
+    per-creator/genre caps (tiers: see mmr)."""
     return mmr(relevance, vectors, k, policy.diversity or 0.0,
                catalog.column("creator", pool) if policy.max_per_creator else None,
                catalog.column("genre", pool) if policy.max_per_genre else None,
-               policy.max_per_creator, policy.max_per_genre, keep)
+               policy.max_per_creator, policy.max_per_genre, keep, tiers)
 
 
 def kept_head(relevance: np.ndarray, policy: Policy, k: int) -> np.ndarray | None:

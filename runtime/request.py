@@ -70,6 +70,8 @@ class Request:
     # retrieve
     query: np.ndarray | None = None  # what items are scored against: the user vector pulled towards likes
     cold: bool = True  # no query: popularity, onboarding choices and tags decide
+    spread: bool = False  # the creator cap is a newcomer's spread (cold_spread.py): it never shortens the list
+    tiers: np.ndarray | None = None  # per row: 1 if its newcomer score holds an onboarding term (§4; None: 0)
     pool: np.ndarray | None = None  # candidate rows, best first
     pool_scores: np.ndarray | None = None  # their retrieval scores
     scores: np.ndarray | None = None  # every row's score, when retrieval needed them all

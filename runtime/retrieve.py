@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from edgerec.runtime.caps import capped_reach
+from edgerec.runtime.cold_spread import spread_newcomers
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import filter_mask, popularity_prior, standardize
 from edgerec.runtime.ranking import engagement_pull, engagement_weight, rows_with_tags
@@ -31,6 +32,7 @@ class RetrieveStage:
 
     def __call__(self, request: Request) -> Request:
         self._query(request)
+        spread_newcomers(request)  # before the pool: the caps decide how far it reaches
         cat = request.catalog
         inactive, added = cat.inactive_rows(), cat.added_matrix()
         pool = None
@@ -38,10 +40,11 @@ class RetrieveStage:
             pool = self._streamed_pool(request, added, inactive)  # with its pool_scores
             request.count("retrieve_streamed" if pool is not None else "retrieve_streamed_too_few")
         if pool is None:  # every score is needed (cold start, short history, feedback pulls, filters)
-            pool, scores = self._scored_pool(request, added, inactive, exact=False)
+            fresh = fresh_rows(cat, request)  # once: the index's answer and the pool both take them
+            pool, scores = self._scored_pool(request, added, inactive, fresh, exact=False)
             if self.models.ann_kind and not request.cold and len(pool) < max(request.policy.short_list, request.k):
                 request.count("ann_too_few")  # the filters left too few of the index's candidates
-                pool, scores = self._scored_pool(request, added, inactive, exact=True)
+                pool, scores = self._scored_pool(request, added, inactive, fresh, exact=True)
             request.scores, request.pool_scores = scores, scores[pool]
         request.pool = pool
         request.done = not len(pool)  # nothing to rank: the list is empty
@@ -78,16 +81,17 @@ class RetrieveStage:
             self._prior_cache = cached = (key, prior, choice_weight(prior))
         return cached[1], cached[2]
 
-    def _scored_pool(self, request: Request, added: np.ndarray, inactive: np.ndarray,
+    def _scored_pool(self, request: Request, added: np.ndarray, inactive: np.ndarray, fresh: np.ndarray,
                      exact: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The pool from a score for every row (-inf for rows the list never shows), and the scores."""
-        scores = self._scores(request, added, exact)
+        """The pool from a score for every row (-inf for rows the list never shows), and the scores;
+        `fresh`: the new releases of fresh_rows."""
+        scores = self._scores(request, added, fresh, exact)
         scores[inactive] = -np.inf
         if request.state.excluded:
             scores[list(request.state.excluded)] = -np.inf
-        return self._pool(request, scores, added), scores
+        return self._pool(request, scores, added, fresh), scores
 
-    def _scores(self, request: Request, added: np.ndarray, exact: bool) -> np.ndarray:
+    def _scores(self, request: Request, added: np.ndarray, fresh: np.ndarray, exact: bool) -> np.ndarray:
         cat, state, policy, query = request.catalog, request.state, request.policy, request.query
         if request.cold:
             return self._cold_scores(request)
@@ -96,8 +100,7 @@ class RetrieveStage:
             skip = _skipped_rows(request, cat.inactive_rows(), state.excluded)
             rows, values, _ = self._best_rows(request, max(4 * policy.short_list, 400), skip)
             base[rows] = values
-            fresh = fresh_rows(cat, request)  # new releases get their score outside the index's answer
-            fresh = fresh[fresh < cat.base_count]
+            fresh = fresh[fresh < cat.base_count]  # new releases get their score outside the index's answer
             base[fresh] = self.models.scan.exact(fresh, query)
         else:
             base = self.models.scan.scores(query)
@@ -125,15 +128,19 @@ class RetrieveStage:
                                    choices.get("tag", ()), choices.get("language", ()))
 
     def _steered_prior(self, request: Request, genres, tags, languages) -> np.ndarray:
+        """The prior plus `weight` for each matched term; request.tiers is 1 where a row matched any (the
+        newcomer spread keeps a chosen row before a row that matches nothing, see cold_spread.py)."""
         cat = request.catalog
         prior, weight = self.prior(cat, request.now)
         scores = prior.copy()
-        if genres:  # the genre column against the tag profile (genres and tags)
-            np.add(scores, weight, out=scores, where=cat.matches("genre", None, genres))
-        if tags:  # tags chosen at onboarding match the items' tags too, not only genres
-            np.add(scores, weight, out=scores, where=rows_with_tags(cat, tags))
-        if languages:  # (a float32 sum is the float64 sum rounded)
-            np.add(scores, weight, out=scores, where=cat.matches("language", None, languages))
+        tiers = np.zeros(len(scores), bool)
+        for matched in (cat.matches("genre", None, genres) if genres else None,  # the genre column against the
+                        rows_with_tags(cat, tags) if tags else None,  # tag profile; chosen tags match item tags
+                        cat.matches("language", None, languages) if languages else None):
+            if matched is not None:  # (in this order: a float32 sum is the float64 sum rounded)
+                np.add(scores, weight, out=scores, where=matched)
+                tiers |= matched
+        request.tiers = tiers.view(np.int8)
         return scores
 
     def _streamable(self, request: Request) -> bool:
@@ -202,7 +209,7 @@ class RetrieveStage:
         request.pool_scores = values[:max(want, end)]
         return rows[:max(want, end)]
 
-    def _pool(self, request: Request, scores: np.ndarray, added: np.ndarray) -> np.ndarray:
+    def _pool(self, request: Request, scores: np.ndarray, added: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """The best candidates that pass the filters (widening until enough are found)."""
         cat, state = request.catalog, request.state
         want = max(request.policy.short_list, request.k)
@@ -214,7 +221,6 @@ class RetrieveStage:
                 near = np.r_[near, added @ v if len(added) else np.zeros(0)]
                 near[~np.isfinite(scores)] = -np.inf
                 extra.append(top_rows(near, 20))
-        fresh = fresh_rows(cat, request)
         if len(fresh):  # the best new releases join too: a freshness bonus cannot lift what the pool lacks
             near = np.full(len(scores), -np.inf, scores.dtype)
             near[fresh] = scores[fresh]

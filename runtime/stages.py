@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.errors import BundleError
+from edgerec.runtime.cold_spread import spread_tiers
 from edgerec.runtime.drift import top_summary
 from edgerec.runtime.explain import Explainer, Reason
 from edgerec.runtime.fairness import fairness_applies, fairness_stage
@@ -150,7 +151,8 @@ def policies(request: Request) -> Request:
     if policy.hub_penalty and not request.cold and request.query is not None:
         boost += hub_boost(cat.hubness(pool), vectors @ request.query, policy)
     request.relevance = relevance = request.relevance + boost
-    request.order = np.asarray(policy_order(relevance, vectors, request.k, policy, cat, pool, request.head), np.int64)
+    request.order = np.asarray(policy_order(relevance, vectors, request.k, policy, cat, pool, request.head,
+                                            spread_tiers(request)), np.int64)
     return request
 
 
@@ -176,7 +178,7 @@ def _explainer(request: Request) -> Explainer:
     kept in the user's cache entry, which a new event or a catalog change replaces."""
     state = request.state
     return request.for_user(f"explainer cold={request.cold}", lambda: Explainer(
-        request.catalog, state.consumed[-50:], state.liked, dict(state.tags), request.cold))
+        request.catalog, state.consumed[-50:], state.liked, dict(state.tags), request.cold, state.choices))
 
 
 def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:

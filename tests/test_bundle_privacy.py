@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,7 @@ def private_world(tmp_path_factory):
                 TrainConfig(epochs=2, batch_size=32, eval_users=0), out=ckpt)
     bundle = root / "bundle"
     export_bundle(ckpt, data, bundle, ExportConfig(formats=("onnx",), parity_users=150, evaluate=False,
-                                                   min_top10_agreement=0.7))
+                                                   min_top10_agreement=0.7, cold_max_per_creator=2))
     return dataset, data, bundle
 
 
@@ -63,3 +65,14 @@ def test_reference_histories_are_synthetic(private_world):
     assert reference.max() <= dataset.n_items and (reference > 0).sum(axis=1).min() >= 3
     assert len({tuple(r) for r in reference}) == len(reference)
     assert np.isin(reference[reference > 0] - 1, np.arange(dataset.n_items)).all()
+
+
+def test_a_hosts_newcomer_spread_is_written_in_the_bundles_defaults(private_world):
+    """ExportConfig.cold_max_per_creator goes in defaults (spec §5); unset, the key is left out (the
+    golden bundle: devices then apply 3)."""
+    import json
+
+    _, _, bundle = private_world
+    assert json.loads((bundle / "manifest.json").read_text())["defaults"]["cold_max_per_creator"] == 2
+    golden = Path(__file__).parent.parent / "spec" / "golden" / "bundle" / "manifest.json"
+    assert "cold_max_per_creator" not in json.loads(golden.read_text())["defaults"]

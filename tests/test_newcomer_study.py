@@ -12,7 +12,7 @@ from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.history import KEEP_EVERYTHING
-from edgerec.studies.newcomers import VARIANTS, NewcomerStudy, first_list_precision
+from edgerec.studies.newcomers import VARIANTS, NewcomerStudy, creator_spread, first_list_precision
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_data_the_bundle_does_not_know_is_refused(tiny_bundle, tmp_path):
 
 
 def test_the_tables_summarise_the_record(record):
-    visibility, firsts = NewcomerStudy.tables(record)[0], NewcomerStudy.tables(record)[-1]
+    tables = NewcomerStudy.tables(record)
+    visibility, firsts = tables[0], next(t for t in tables if t.title.startswith("first lists"))
     shown = record["visibility"]["genre"]
     assert visibility.rows == [{"choices": len(shown), "shown (mean)": sum(shown.values()) / len(shown),
                                 "choices with none shown": sum(v == 0 for v in shown.values())}]
@@ -128,3 +129,19 @@ def test_every_long_enough_user_is_replayed_and_the_popular_row_is_theirs(tiny_b
 def test_a_count_of_users_that_is_not_one_is_refused(tiny_bundle, users):
     with pytest.raises(ConfigError, match="users must be a whole number"):
         NewcomerStudy(tiny_bundle, tiny_bundle.parent / "data", users=users).run()
+
+
+def test_the_creator_spread_counts_distinct_creators_and_crowded_lists():
+    lists = [["a"] * 5 + ["b"] * 5, ["a", "b", "c", None, ""] + ["d"] * 5, [None] * 10]
+    assert creator_spread(lists) == {"lists": 3, "distinct_creators": (2 + 4 + 0) / 3, "crowded_share": 2 / 3}
+    assert creator_spread([["a"] * 4 + list("bcdefg")]) == {"lists": 1, "distinct_creators": 7.0, "crowded_share": 0.0}
+    assert creator_spread([[None] * 10, [""] * 10]) is None  # a catalog without creators reports none
+
+
+def test_every_list_of_the_study_is_read_for_its_creator_spread(record):
+    spread = record["creator_spread"]
+    assert set(spread) == {f"choosing one {c}" for c in record["visibility"]} | {f"replayed: {v}" for v in VARIANTS}
+    assert spread["replayed: popular"]["lists"] == record["users"]
+    assert spread["choosing one genre"]["lists"] == len(record["visibility"]["genre"])
+    table = next(t for t in NewcomerStudy.tables(record) if t.title.startswith("creator spread"))
+    assert [r["lists"] for r in table.rows] == list(spread)

@@ -35,7 +35,7 @@ def test_the_cases_cover_every_step_kind_and_policy():
     assert {s["event"] for s in steps if s["op"] == "record"} == {"play", "finish", "like", "skip",
                                                                    "not_interested", "more_like_this"}
     reasons = {r["reason"] for s in steps if s["op"] == "recommend" for r in s["expected"]}
-    assert reasons == {"popular", "tags", "history", "series", "feedback", "scorer"}
+    assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer"}
     policies = {key for s in steps for key in s.get("policy", {})}
     assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost"} <= policies
     filters = {key for s in steps for key in s.get("filters", {})}

@@ -264,7 +264,7 @@ POLICY = {"diversity": None, "max_per_creator": None, "max_per_genre": None, "fr
           "freshness_days": 30.0, "language_boost": 0.05, "popularity": 0.0, "hub_penalty": 0.0,
           "fairness": 0.0, "fairness_method": "exposure", "feedback_weight": 1.0, "keep_top": 0,
           "short_list": None, "engagement": None, "context_weight": None, "cold_start_items": 3,
-          "use_ranker": True, "use_scorer": None}
+          "use_ranker": True, "use_scorer": None, "cold_max_per_creator": None}
 DAY_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
 
 
@@ -497,6 +497,8 @@ class Runtime:
         prior = z(prior).astype(np.float32)  # standardised in float64, kept as float32
         w = np.float32(1) + (prior.max() - prior.min())  # one matched term outweighs the prior's range
 
+        matching = np.zeros(cat["n"], bool)  # §5 newcomer spread: the score holds a w term
+
         def steered(genres, tags, langs):  # float32 sums of w per matched term, in this order
             terms = ([g in genres for g in cat["genre"]],
                      [any(t in tags for t in item_tags) for item_tags in cat["tags"]],
@@ -504,6 +506,7 @@ class Runtime:
             out = prior
             for where in terms:
                 out = out + np.where(where, w, np.float32(0))
+                matching[np.asarray(where, bool)] = True
             return out
 
         if cold:
@@ -515,6 +518,13 @@ class Runtime:
                 chosen = steered(set(ch.get("genres", []) + ch.get("tags", [])), set(ch.get("tags", [])),
                                  set(ch.get("languages", [])))
                 score = ((n / c3) * z(score) + (1 - n / c3) * chosen).astype(np.float32)
+        # §5 newcomer spread: a cold or short-history list gets the creator cap cold_max_per_creator
+        spread_cap = pol["cold_max_per_creator"]
+        spread_cap = b.defaults.get("cold_max_per_creator", 3) if spread_cap is None else spread_cap
+        spread = (cold or short) and spread_cap > 0 and (pol["max_per_creator"] is None
+                                                          or pol["max_per_creator"] > spread_cap)
+        if spread:
+            pol = {**pol, "max_per_creator": spread_cap}
         blocked = ~cat["live"] | np.isin(np.arange(cat["n"]), list(prof["seen"]))
         score = np.where(blocked, -np.inf, score)
 
@@ -584,7 +594,7 @@ class Runtime:
             if sd > 1e-9:
                 total -= pol["hub_penalty"] * cat["hubness"][sl] / sd
 
-        order = self._order(sl, head, total, k, pol, cat)
+        order = self._order(sl, head, total, k, pol, cat, matching[sl] if spread else None)
         shown = [self._explain(sl[j], total[j], prof, cat, cold) for j in order]
         if scored is not None:  # §4 Scorer: the reason's kind becomes scorer; the sum of the terms is shown
             for j, item in zip(order, shown):
@@ -689,7 +699,7 @@ class Runtime:
         return len(kept), len(rows)
 
     # ---- §5 kept head, diversity and caps, fairness
-    def _order(self, sl, head, total, k, pol, cat) -> list[int]:
+    def _order(self, sl, head, total, k, pol, cat, matching=None) -> list[int]:
         chosen = stable_best(head, min(pol["keep_top"], k))
         w = pol["diversity"] if pol["diversity"] is not None else self.b.defaults.get(
             "diversity", 0.0)
@@ -704,20 +714,35 @@ class Runtime:
         if not w and not any(caps.values()):
             rest = [j for j in stable_best(key, len(sl)) if j not in chosen]
             return (chosen + rest)[:k]
-        return self._greedy(sl, key, k, w, caps, cat, chosen)
+        return self._greedy(sl, key, k, w, caps, cat, chosen, matching)
 
-    def _greedy(self, sl, key, k, w, caps, cat, chosen) -> list[int]:
+    def _greedy(self, sl, key, k, w, caps, cat, chosen, matching=None) -> list[int]:
+        """MMR with caps; with `matching` (the newcomer spread) the creator cap passes items over."""
         vec, rel = cat["vectors"][sl].astype(np.float64), z(key)
         chosen = list(chosen)
         cand = [j for j in range(len(sl)) if j not in chosen]
+
+        def full(col, j, cap):
+            return bool(cap) and cat[col][sl[j]] is not None and sum(
+                cat[col][sl[c]] == cat[col][sl[j]] for c in chosen) >= cap
+
         while len(chosen) < k and cand:
             sim = [max((vec[j] @ vec[c] for c in chosen), default=0.0) for j in cand]
             spread = z([max(s, 0.0) for s in sim])  # over the items neither chosen nor dropped
             value = [(1 - w) * rel[j] - (w * spread[i] if w else 0.0) for i, j in enumerate(cand)]
-            j = cand.pop(int(np.argmax(value)))
-            if any(cap and cat[col][sl[j]] is not None and sum(
-                    cat[col][sl[c]] == cat[col][sl[j]] for c in chosen) >= cap
-                   for col, cap in caps.items()):
+            if matching is None:
+                pick = int(np.argmax(value))
+            else:  # b: the best uncapped; a capped chosen-matching item goes first when b matches nothing
+                capped = [full("creator", j, caps["creator"]) for j in cand]
+                free = [i for i in range(len(cand)) if not capped[i]]
+                ahead = [i for i in range(len(cand)) if capped[i] and matching[cand[i]]]
+                if not free:
+                    pick = _first_best(value, range(len(cand)))
+                else:
+                    b = _first_best(value, free)
+                    pick = _first_best(value, ahead) if ahead and not matching[cand[b]] else b
+            j = cand.pop(pick)
+            if any(full(col, j, cap) for col, cap in caps.items() if matching is None or col != "creator"):
                 continue
             chosen.append(j)
         return chosen
@@ -744,6 +769,11 @@ class Runtime:
         matched = [t for t in cat["tags"][r] if t in counts]
         matched = sorted(matched, key=lambda t: -counts[t])[:3]
         reason, item = ("tags", None) if matched else ("popular", None)
+        ch = prof["choice"]  # §6 choice: an onboarding choice the item matches
+        if not matched and (cat["genre"][r] in ch.get("genres", []) + ch.get("tags", [])
+                            or any(t in ch.get("tags", []) for t in cat["tags"][r])
+                            or cat["language"][r] in ch.get("languages", [])):
+            reason = "choice"
         series = [h for h in recent if cat["series_id"][h] is not None
                   and cat["series_id"][h] == cat["series_id"][r]]
         liked_sim = [float(vec[r] @ vec[x]) for x in prof["liked"]]
@@ -755,6 +785,11 @@ class Runtime:
             reason, item = "history", recent[int(np.argmax([vec[r] @ vec[h] for h in recent]))]
         return {"item_id": cat["ids"][r], "score": float(score), "reason": reason,
                 "reason_item": cat["ids"][item] if item is not None else None, "tags": matched}
+
+
+def _first_best(value, among) -> int:
+    """The first maximum of `value` over the positions `among`."""
+    return max(among, key=lambda i: (value[i], -i))
 
 
 def _share(column, rows, value) -> float:
