@@ -270,6 +270,12 @@ class ItemCatalog:
             _ = self.index.base  # built before the copy, so every view shares the one index
             return copy.copy(self)
 
+    def __copy__(self) -> ItemCatalog:
+        """A shallow copy (every request takes one): the fields as they are, without copy's protocol."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def add(self, item: AddedItem) -> int:
         """Add an item, or update one added earlier; a bundle item of that id is an error (see replace)."""
         with self._lock:
