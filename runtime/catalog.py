@@ -26,11 +26,10 @@ from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import CatalogIds, RowColumn, StringColumn, random_access
 from edgerec.runtime.features import MODALITIES, ItemTable
-from edgerec.runtime.item_spec import NUMERIC_DTYPES, ColumnSpec, blob_view
+from edgerec.runtime.item_meta import BundleRows
+from edgerec.runtime.item_spec import ColumnSpec, blob_view
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
-
-TAG_CACHE_ROWS = 50_000  # decoded tag lists kept per catalog (a few MB at most)
 
 
 @dataclass
@@ -58,7 +57,8 @@ class ItemCatalog:
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None
-        self._tags: dict[int, tuple[str, ...]] = {}  # decoded tags of bundle rows (immutable)
+        self.rows = BundleRows(self.ids, self.titles, self.tag_strings, self.categorical, self._vocab_arrays,
+                               self.numeric)  # their decoded metadata, kept for the rows that recur
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
@@ -147,45 +147,31 @@ class ItemCatalog:
         return self.metas([row])[0]
 
     def metas(self, rows) -> list[dict]:
-        """Metadata dicts of some rows; columns are read once for all of them (a list's worth per request)."""
+        """New metadata dicts of some rows (a list's worth per request: bundle rows are kept decoded)."""
         rows = [int(r) for r in rows]
-        base = [r for r in rows if r < self.base_count]
-        columns: dict[str, list] = {}
-        if base:
-            at = np.asarray(base, np.int64)
-            for name, (codes, _) in self.categorical.items():
-                columns[name] = self._vocab_arrays[name][codes[at]].tolist()  # code -1 reads the trailing ''
-            for name, values in self.numeric.items():  # stored compactly, read as the spec's dtype
-                columns[name] = values[at].astype(NUMERIC_DTYPES.get(name, values.dtype)).tolist()
-        out, position = [], 0
+        base, out = iter(self.rows.metas([r for r in rows if r < self.base_count])), []
         for row in rows:
-            if row >= self.base_count:
-                item = self.added[row - self.base_count]
-                out.append({"item_id": item.item_id, **item.meta})
-                continue
-            meta = {"item_id": self.ids[row], "title": self.titles[row], "tags": self.tags(row)}
-            for name, values in columns.items():
-                meta[name] = values[position]
-            out.append(meta)
-            position += 1
+            item = self.added[row - self.base_count] if row >= self.base_count else None
+            out.append(next(base) if item is None else {"item_id": item.item_id, **item.meta})
         return out
+
+    def label(self, row: int) -> tuple[str, str]:
+        """(item id, title) of a row."""
+        return self.rows.label(row) if row < self.base_count else (self.item_id(row), self.title(row))
 
     def tags(self, row: int) -> list[str]:
         return list(self._tag_tuple(row))
 
     def tag_counts(self, rows: list[int]) -> Counter:
         """How often each tag occurs among some rows (a user's recent items)."""
-        return Counter(chain.from_iterable(self._tag_tuple(row) for row in rows))  # one update: each is costly
+        if not self.added or all(row < self.base_count for row in rows):
+            return self.rows.tag_counts(rows)
+        return Counter(chain.from_iterable(self._tag_tuple(row) for row in rows))
 
     def _tag_tuple(self, row: int) -> tuple[str, ...]:
         if row >= self.base_count:
             return tuple(self.added[row - self.base_count].meta.get("tags", []))
-        cached = self._tags.get(row)
-        if cached is None:  # every request reads the tags of the user's recent items: decode each once
-            if len(self._tags) >= TAG_CACHE_ROWS:
-                self._tags.clear()
-            cached = self._tags[row] = tuple(t for t in self.tag_strings[row].split("|") if t)
-        return cached
+        return self.rows.tags(row)
 
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """A categorical column as strings for some rows (bundle and added items alike)."""
@@ -283,6 +269,12 @@ class ItemCatalog:
         with self._lock:
             _ = self.index.base  # built before the copy, so every view shares the one index
             return copy.copy(self)
+
+    def __copy__(self) -> ItemCatalog:
+        """A shallow copy (every request takes one): the fields as they are, without copy's protocol."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     def add(self, item: AddedItem) -> int:
         """Add an item, or update one added earlier; a bundle item of that id is an error (see replace)."""

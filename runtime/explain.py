@@ -94,5 +94,5 @@ class Explainer:
         return [VERBS.get(m, "played") for m in self.catalog.column("modality", rows)]
 
     def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
-        item_id, title = self.catalog.item_id(int(row)), self.catalog.title(int(row))
+        item_id, title = self.catalog.label(int(row))
         return Reason(kind, f"{words} \"{title or item_id}\"", item_id, tags)

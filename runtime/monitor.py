@@ -31,6 +31,14 @@ class Monitor:
         with self._lock:
             self.timings[name].append(elapsed_ms)
 
+    def record(self, timings: list[tuple[str, float]], counts: dict[str, int]) -> None:
+        """A request's stage timings and counters, under one lock."""
+        with self._lock:
+            for name, elapsed_ms in timings:
+                self.timings[name].append(elapsed_ms)
+            for name, n in counts.items():
+                self.counters[name] += n
+
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counters[name] += n

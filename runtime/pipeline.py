@@ -103,8 +103,10 @@ class Pipeline:
         if stage.name in self.names:
             raise ConfigError(f"a stage named {stage.name!r} exists already; choose another name")
 
-    def run(self, request: Request, monitor) -> Request:
-        """Run every stage that applies, in order, until one marks the request done."""
+    def run(self, request: Request, monitor, total: str | None = None) -> Request:
+        """Run every stage that applies, in order, until one marks the request done (the whole run
+        is timed too under `total` when given)."""
+        timings, start = [], time.perf_counter()  # handed to the monitor at the end, under one lock
         try:
             for stage in list(self.stages):  # a copy: an app may edit the pipeline from another thread
                 if request.done:
@@ -115,10 +117,11 @@ class Pipeline:
                 try:
                     request = self._run_one(stage, request)
                 finally:
-                    monitor.timed(stage.name, (time.perf_counter() - began) * 1e3)
+                    timings.append((stage.name, (time.perf_counter() - began) * 1e3))
         finally:
-            for name, n in request.counts.items():
-                monitor.count(name, n)
+            if total is not None:
+                timings.append((total, (time.perf_counter() - start) * 1e3))
+            monitor.record(timings, request.counts)
             request.counts.clear()
         return request
 

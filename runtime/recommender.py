@@ -311,16 +311,14 @@ class Recommender:
         if None in (policy.short_list, policy.diversity, policy.cold_max_per_creator):  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
-        monitor = self.monitor
-        monitor.count("requests")
+        request.count("requests")  # counted with the stages' counters and timings, under one lock
         try:
-            with monitor.stage("total"):
-                request = self.pipeline.run(request, monitor)
+            request = self.pipeline.run(request, self.monitor, total="total")
         except EdgerecError:
-            monitor.count("errors")
+            self.monitor.count("errors")
             raise
         if request.top_scores is not None:
-            monitor.score(request.top_scores)
+            self.monitor.score(request.top_scores)
         return request.results
 
     # ---------------------------------------------------------- health

@@ -141,7 +141,7 @@ def policies(request: Request) -> Request:
     if state.liked or state.disliked:
         boost += feedback_adjustment(vectors, cat.vectors(state.liked), cat.vectors(state.disliked), policy)
     if policy.language_boost and state.languages:
-        usual = [lang for lang, _ in state.languages.most_common(2)]
+        usual = request.for_user("usual languages", lambda: [lang for lang, _ in state.languages.most_common(2)])
         boost += policy.language_boost * cat.matches("language", pool, usual)
     request.head = kept_head(request.relevance + boost, policy, request.k)  # before the catalog-wide levers
     if policy.freshness:

@@ -21,7 +21,9 @@ from edgerec.runtime.request import Request, UserState
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS, EXCLUDING
 
 HISTORY_WINDOW = 2_000  # newest events read per request
+SHORT_WINDOW = 256  # windows up to this many events are folded in plain Python
 USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
+WINDOW_EVENTS = 100_000  # events of the windows kept for users beyond those (17 bytes each)
 FALLBACK_TEXT = "popular right now (your personal picks are unavailable at the moment)"
 
 
@@ -37,6 +39,8 @@ def _code_table(names) -> np.ndarray:
 
 _CONSUMING = _code_table(CONSUMED)
 _EXCLUDING = _code_table([*EXCLUDING, "more_like_this"])  # show what is like it, not the item itself
+_CONSUMING_CODES = frozenset(np.flatnonzero(_CONSUMING[:-1]).tolist())  # the same, as sets of codes
+_EXCLUDING_CODES = frozenset(np.flatnonzero(_EXCLUDING[:-1]).tolist())
 
 
 def window_size(history: HistoryStore) -> int:
@@ -59,10 +63,10 @@ class Window:
         oldest dropped beyond `window` events: what a read of the newest `window` events gives."""
         if not events:
             return self
-        rows = np.array([-1 if row is None or row >= size else row
-                         for row in index.get_many([item for _, item, _, _ in events])], np.int64)
-        codes = np.array([_CODES.get(event, -1) for _, _, event, _ in events], np.int8)
-        times = np.array([ts for *_, ts in events], np.float64)
+        _, items, names, stamps = zip(*events)
+        rows = np.array([-1 if row is None or row >= size else row for row in index.get_many(list(items))], np.int64)
+        codes = np.array([_CODES.get(name, -1) for name in names], np.int8)
+        times = np.array(stamps, np.float64)
         if len(self.rows):
             rows, codes = np.concatenate([self.rows, rows]), np.concatenate([self.codes, codes])
             times = np.concatenate([self.times, times])
@@ -77,6 +81,8 @@ class Window:
     def folded(self) -> dict:
         """The state's event fields: consumed rows in first-consumption order, the excluded set and
         the newest liked (5), disliked (20), loved (5) and finished (5) rows."""
+        if len(self.rows) <= SHORT_WINDOW:  # a few numpy calls on tiny arrays cost more than one loop
+            return fold_events(self.rows.tolist(), self.codes.tolist())
         known = self.rows >= 0
         rows, codes = self.rows[known], self.codes[known]
 
@@ -87,6 +93,30 @@ class Window:
         return {"consumed": consumed, "excluded": set(rows[_EXCLUDING[codes]].tolist()),
                 "liked": newest("more_like_this", 5), "disliked": newest("not_interested", 20),
                 "loved": newest("like", 5), "finished": newest("finish", 5)}
+
+
+_NEWEST = (("liked", "more_like_this", 5), ("disliked", "not_interested", 20), ("loved", "like", 5),
+           ("finished", "finish", 5))
+
+
+def fold_events(rows: list[int], codes: list[int]) -> dict:
+    """Window.folded() of a window given as lists, in one pass (the same fields, the same order)."""
+    consuming, excluding = _CONSUMING_CODES, _EXCLUDING_CODES
+    newest = {_CODES[event]: [] for _, event, _ in _NEWEST}
+    consumed, excluded = {}, set()
+    for row, code in zip(rows, codes):
+        if row < 0:
+            continue
+        if code in consuming and row not in consumed:
+            consumed[row] = None
+        if code in excluding:
+            excluded.add(row)
+        if code in newest:
+            newest[code].append(row)
+    out = {"consumed": list(consumed), "excluded": excluded}
+    for field_name, event, n in _NEWEST:
+        out[field_name] = newest[_CODES[event]][-n:]
+    return out
 
 
 @dataclass
@@ -100,9 +130,14 @@ class UserEntry:
 
 
 class UserCache:
-    def __init__(self, size: int = USER_CACHE):
-        self.size = size
+    """The newest `size` users' entries; of users pushed out, their windows alone (a few bytes an
+    event, at most `window_events` in all), so their next request reads only the events after it."""
+
+    def __init__(self, size: int = USER_CACHE, window_events: int = WINDOW_EVENTS):
+        self.size, self.window_events = size, window_events
         self._entries: OrderedDict[str, UserEntry] = OrderedDict()
+        self._windows: OrderedDict[str, tuple[tuple, Window]] = OrderedDict()  # user -> (key, window)
+        self._window_total = 0  # events in _windows
         self._lock = threading.Lock()
 
     def get(self, user: str, key: tuple | None = None) -> UserEntry | None:
@@ -114,17 +149,37 @@ class UserCache:
             self._entries.move_to_end(user)
             return entry
 
+    def window(self, user: str) -> tuple[tuple, Window] | None:
+        """(the key it was read for, the window) of the user's last state, entry or not."""
+        with self._lock:
+            entry = self._entries.get(user)
+            if entry is not None:
+                return (entry.key, entry.window) if entry.window is not None else None
+            return self._windows.get(user)
+
     def drop(self, user: str) -> None:
         """Forget what is kept of `user` (forget(): their history must not outlive it in memory)."""
         with self._lock:
             self._entries.pop(user, None)
+            self._drop_window(user)
 
     def put(self, user: str, entry: UserEntry) -> None:
         with self._lock:
             self._entries[user] = entry
             self._entries.move_to_end(user)
+            self._drop_window(user)
             while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                name, old = self._entries.popitem(last=False)
+                if old.window is not None and len(old.window.rows) <= self.window_events:
+                    self._windows[name] = (old.key, old.window)
+                    self._window_total += len(old.window.rows)
+            while self._window_total > self.window_events:
+                self._window_total -= len(self._windows.popitem(last=False)[1][1].rows)
+
+    def _drop_window(self, user: str) -> None:
+        kept = self._windows.pop(user, None)
+        if kept is not None:
+            self._window_total -= len(kept[1].rows)
 
 
 class HistoryStage:
@@ -160,15 +215,15 @@ class HistoryStage:
     def _appended(self, user: str, key: tuple, cat, cutoff: float) -> Window | None:
         """The cached window with the events appended since, when nothing else changed and none of
         its events has aged out; else None."""
-        old = self.cache.get(user)
-        if old is None or old.window is None or old.key[1:] != key[1:] or old.window.expired(cutoff):
+        kept = self.cache.window(user)
+        if kept is None or kept[0][1:] != key[1:] or kept[1].expired(cutoff):
             return None
-        (before, now) = old.key[0], key[0]
+        (before, now), window = (kept[0][0], key[0]), kept[1]
         if before[:3] != now[:3]:  # another connection, a store-wide change, or a rewrite of this profile
             return None
         size = window_size(self.history)
-        new = self.history.events_after(user, old.window.last_id, size) if before != now else []
-        return old.window.extended(new, cat.index, len(cat), size)
+        new = self.history.events_after(user, window.last_id, size) if before != now else []
+        return window.extended(new, cat.index, len(cat), size)
 
 
 def read_state(history: HistoryStore, cat, user: str) -> UserState:
@@ -183,11 +238,9 @@ def state_of(window: Window, cat, prefs: dict[str, list[str]]) -> UserState:
     onboarding choices."""
     events = window.folded()
     consumed = events["consumed"]
-    tags, languages = Counter(), Counter()
-    recent = np.array(consumed[-50:], np.int64)
-    tags.update(cat.tag_counts(consumed[-50:]))
-    if "language" in cat.categorical:
-        languages.update(lang for lang in cat.column("language", recent) if lang)
+    tags, languages = Counter(cat.tag_counts(consumed[-50:])), Counter()
+    if "language" in cat.categorical and consumed:
+        languages.update(lang for lang in cat.column("language", np.array(consumed[-50:], np.int64)).tolist() if lang)
     tags.update({t: 3 for t in prefs.get("tag", []) + prefs.get("genre", [])})
     languages.update({lang: 3 for lang in prefs.get("language", [])})
     return UserState(consumed, events["excluded"], events["liked"], events["disliked"], tags, languages,

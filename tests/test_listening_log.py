@@ -193,6 +193,9 @@ def test_a_reason_never_says_a_song_was_watched():
         def title(self, row):
             return ""
 
+        def label(self, row):
+            return self.item_id(row), self.title(row)
+
     [reason] = Explainer(Bare(), [0], [], {}, cold_start=False).explain_all([{"tags": []}], np.eye(3)[[1]])
     assert reason.kind == "history" and reason.text == 'because you played "Artist - Track 0"'
 

@@ -79,3 +79,77 @@ def test_events_beyond_the_window_leave_the_state_as_new_ones_arrive(rec, monkey
         assert cache.get("w").state == read_state(rec.history, rec.catalog, "w")
     assert cache.get("w").state.excluded == {28, 35, 42, 49} and cache.get("w").state.disliked == [42] and \
         rec.stats()["counters"]["user_state_appended"] == 7
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=ACTIONS)
+def test_a_user_pushed_out_of_the_cache_comes_back_to_the_state_of_a_full_read(rec, actions):
+    """With room for one user, every other request pushes the user out: their next request starts
+    from the window kept for them (the events after it only), never a stale one."""
+    user = f"u{next(USERS)}"
+    cache = rec.pipeline["history"].run.cache
+    cache.size = 1
+    other = HistoryStore(rec.history.path)
+    rec.record("filler", rec.catalog.item_id(3), "play")
+    try:
+        for action, number, event in actions:
+            rec.recommend("filler", k=5)  # pushes `user` out
+            if action == "record":
+                rec.record(user, rec.catalog.item_id(number * 7), event)
+            elif action == "unknown item":
+                rec.history.record(user, "no-such-item", event)
+            elif action == "onboard":
+                rec.onboard(user, tags=[["jazz"], ["drama", "comedy"], [], ["news"]][number])
+            elif action == "forget":
+                rec.forget(user)
+            elif action == "other forgets":
+                other.forget(user)
+            elif action == "other onboards":
+                other.set_preferences(user, "tag", ["thriller"])
+            else:
+                other.record(user, rec.catalog.item_id(number * 7), event)
+            rec.recommend(user, k=5)
+            assert cache.get(user).state == read_state(rec.history, rec.catalog, user)
+    finally:
+        other.close()
+
+
+def test_the_windows_of_users_pushed_out_are_bounded_and_forgotten(rec):
+    cache = rec.pipeline["history"].run.cache
+    cache.size, cache.window_events = 1, 10
+    for user, events in (("a", 4), ("b", 5), ("c", 3)):
+        for i in range(events):
+            rec.record(user, rec.catalog.item_id(i), "play")
+        rec.recommend(user, k=5)
+    assert cache.window("a") is not None and cache.window("b") is not None  # 4 + 5 events kept
+    rec.record("d", rec.catalog.item_id(0), "play")
+    rec.recommend("d", k=5)  # c's 3 events make 12: the oldest window goes
+    assert cache.window("a") is None and cache.window("b") is not None and cache._window_total == 8
+    rec.forget("b")
+    assert cache.window("b") is None and cache._window_total == 3
+    asked = []
+    events_after = rec.history.events_after
+    rec.history.events_after = lambda user, after, limit: asked.append((user, after)) or events_after(user, after, limit)
+    appended = rec.stats()["counters"].get("user_state_appended", 0)
+    rec.recommend("c", k=5)  # pushed out, nothing new since: nothing read
+    last = rec.history.events("c")[-1].id
+    rec.record("c", rec.catalog.item_id(9), "play")
+    rec.recommend("d", k=5)
+    rec.recommend("c", k=5)  # pushed out again, one new event: read from its last event on
+    assert asked == [("c", last)] and rec.stats()["counters"]["user_state_appended"] == appended + 3  # d's too
+    assert cache.get("c").state == read_state(rec.history, rec.catalog, "c")
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(-1, 12), st.integers(-1, len(EVENTS) - 1)), max_size=60))
+def test_a_short_window_folds_as_a_long_one(events):
+    rows = np.array([r for r, _ in events], np.int64)
+    codes = np.array([c for _, c in events], np.int8)
+    window = user_state.Window(rows, codes, 0, np.zeros(len(rows)))
+    short = window.folded()
+    saved = user_state.SHORT_WINDOW
+    user_state.SHORT_WINDOW = -1  # every window takes the numpy path
+    try:
+        assert window.folded() == short
+    finally:
+        user_state.SHORT_WINDOW = saved
