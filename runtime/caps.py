@@ -12,9 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def capped_reach(cat, rows: np.ndarray, policy, k: int) -> tuple[int, int]:
-    """(how many of `rows`, best first, the caps keep, stopping at k; how many rows that took)."""
-    caps = [(cat.code_column(name)[rows], cap) for name, cap in (("creator", policy.max_per_creator),
+def capped_reach(cat, rows: np.ndarray, policy, k: int, spread: bool = False) -> tuple[int, int]:
+    """(how many of `rows`, best first, the caps keep, stopping at k; how many rows that took).
+
+    `spread`: the creator cap is a newcomer's spread (cold_spread.py), which passes items over and never
+    drops one, so it does not widen the short list (on a catalog of few creators it walked every row)."""
+    creator_cap = None if spread else policy.max_per_creator
+    caps = [(cat.code_column(name)[rows], cap) for name, cap in (("creator", creator_cap),
                                                                  ("genre", policy.max_per_genre)) if cap]
     if not caps or not len(rows):
         return min(k, len(rows)), min(k, len(rows))

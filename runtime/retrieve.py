@@ -233,7 +233,12 @@ class RetrieveStage:
                 candidates = candidates[np.isfinite(scores[candidates])]
             keep = candidates[filter_mask(cat, candidates, request.filters)]
             keep = keep[np.argsort(-scores[keep], kind="stable")]
+            # the short list is cut after the k-th row the caps keep (the spread's counted); only the caps
+            # that drop rows widen the candidates (the spread passes over: walking a catalog of few creators
+            # to the end for it cost every newcomer's request time and memory in proportion to the catalog)
             reached, end = capped_reach(cat, keep, request.policy, request.k)
+            if request.spread:
+                reached = capped_reach(cat, keep, request.policy, request.k, spread=True)[0]
             if (len(keep) >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
                 return keep[: max(want + 20 * len(extra), end)]  # enough, or nothing more to find
             size *= 4

@@ -547,6 +547,8 @@ class Runtime:
             sl = sorted((r for r in set(ranked[:size]) | near if passes[r]),
                         key=lambda r: (-score[r], r))
             kept, end = self._capped(sl, pol, k, cat)  # and the caps keep k of them, in score order
+            if spread:  # the spread drops no row: it cuts the short list but widens nothing
+                kept = self._capped(sl, {**pol, "max_per_creator": None}, k, cat)[0]
             if (len(sl) >= want and kept >= k) or size >= len(ranked):
                 break
             size *= 4
