@@ -39,6 +39,15 @@ class Sequences:
         """The user of every entry of `items`."""
         return np.repeat(np.arange(self.n_users, dtype=np.int32), self.lengths())
 
+    def newest(self, n: int) -> Sequences:
+        """Each user's newest `n` items (all of them when fewer), in order: a history as a device that
+        has seen only the user's last `n` events holds it."""
+        lengths = self.lengths()
+        kept = np.minimum(lengths, n)
+        place = np.arange(len(self.items)) - np.repeat(self.indptr[:-1], lengths)  # index within the row
+        keep = place >= np.repeat(lengths - kept, lengths)
+        return Sequences(np.r_[0, np.cumsum(kept)].astype(np.int64), self.items[keep], self.times[keep])
+
     def last(self, n: int, users: np.ndarray | None = None, pad: int = 0) -> np.ndarray:
         """The last `n` items of each user, left-padded with `pad` (int64, shape (users, n))."""
         users = np.arange(self.n_users) if users is None else np.asarray(users)

@@ -31,6 +31,22 @@ class Scorer(Protocol):
         ...
 
 
+@dataclass
+class NewestOnly:
+    """A scorer that reads only each user's newest `items` items, as a device that has seen only the
+    user's last few events (the seen filter still takes out the whole history)."""
+
+    inner: Scorer
+    items: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}, newest {self.items} items"
+
+    def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
+        return self.inner.score(users, history.newest(self.items))
+
+
 def tag_matrix(catalog: Catalog, max_tags: int = 16) -> np.ndarray:
     """(n_items, max_tags) integer tag codes padded with -1; genre counts as a tag."""
     vocab: dict[str, int] = {}

@@ -26,6 +26,7 @@ from edgerec.runtime.features import EXTRA, ItemTable, feature_count, ranker_fea
 from edgerec.runtime.vocab import MODALITIES
 
 DAY = 86_400
+SHORT_HISTORY = 5  # the training report also measures the gain on users' newest 5 items (a new user)
 
 
 def item_table(catalog: Catalog, popularity: np.ndarray) -> ItemTable:
@@ -250,16 +251,21 @@ def train_ranker(examples: RankerExamples, cfg: RankerConfig) -> tuple[Ranker, d
 
 def ranker_gain(dataset: Dataset, split: Split, retrieval: ModelScorer, ranker: Ranker, table: ItemTable,
                 phase: str = "val", users: int = 1000) -> dict:
-    """NDCG@10 of retrieval alone and re-ranked, on the same users (validation by default: decide there)."""
-    from edgerec.models.evaluation import Evaluator
+    """NDCG@10 of retrieval alone and re-ranked, on the same users (validation by default: decide there),
+    and the same from each user's newest SHORT_HISTORY items alone (what a short history gets)."""
+    from edgerec.models.evaluation import Evaluator, NewestOnly
 
     evaluator = Evaluator(split, dataset.catalog)
     rows = np.arange(min(users, len(split.val_users)))
-    plain = evaluator.evaluate(retrieval, phase, rows=rows)
-    ranked = evaluator.evaluate(RerankScorer(retrieval, ranker, table, dataset, split, phase), phase, rows=rows)
-    return {"phase": phase, "users": int(len(rows)), "NDCG@10 retrieval only": plain["NDCG@10"],
-            "NDCG@10 with ranker": ranked["NDCG@10"], "HR@10 retrieval only": plain["HR@10"],
-            "HR@10 with ranker": ranked["HR@10"]}
+    rerank = RerankScorer(retrieval, ranker, table, dataset, split, phase)
+    out = {"phase": phase, "users": int(len(rows))}
+    for suffix, plain, ranked in (("", retrieval, rerank),
+                                  (f", newest {SHORT_HISTORY}", NewestOnly(retrieval, SHORT_HISTORY),
+                                   NewestOnly(rerank, SHORT_HISTORY))):
+        a, b = evaluator.evaluate(plain, phase, rows=rows), evaluator.evaluate(ranked, phase, rows=rows)
+        out |= {f"NDCG@10 retrieval only{suffix}": a["NDCG@10"], f"NDCG@10 with ranker{suffix}": b["NDCG@10"],
+                f"HR@10 retrieval only{suffix}": a["HR@10"], f"HR@10 with ranker{suffix}": b["HR@10"]}
+    return out
 
 
 class RerankScorer:
