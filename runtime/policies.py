@@ -66,6 +66,11 @@ class Policy:
     engagement: float | None = None  # pull of liked (and finished) items on the query
     fairness: float = 0.0  # 0 = relevance only; higher trades relevance for provider exposure
     fairness_method: str = "exposure"  # exposure (providers' excess share of plays) | cap (per-provider cap)
+    # replays (runtime/replay.py): favourites that come back; None: the bundle's defaults.replay, else 0 (off)
+    replay: float | None = None  # weight of the user's own recency-weighted plays (0: the seen filter removes all)
+    replay_min_plays: int = 2  # plays in the history window that make an item a favourite
+    replay_gap: int = 10  # an item among the newest this many plays stays filtered (a cool-down)
+    replay_minutes: float = 60.0  # ... and one played within this many minutes of the request
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,13 +88,15 @@ class Policy:
         return cls(**weights)
 
     def with_defaults(self, defaults: dict | None = None) -> Policy:
-        """This policy with a bundle's `defaults` (diversity 0, short list 100 without them) where it
-        leaves diversity or short_list unset: what a request runs with. A policy that sets only, say,
-        freshness keeps the bundle's short list (it used to take 100, which changed every score)."""
+        """This policy with a bundle's `defaults` (diversity 0, short list 100, replay 0 without them)
+        where it leaves diversity, short_list or replay unset: what a request runs with. A policy that
+        sets only, say, freshness keeps the bundle's short list (it used to take 100, which changed
+        every score)."""
         defaults = defaults or {}
         diversity = float(defaults.get("diversity", 0.0)) if self.diversity is None else self.diversity
         short_list = int(defaults.get("short_list", 100)) if self.short_list is None else self.short_list
-        return replace(self, diversity=diversity, short_list=short_list)
+        replay = float(defaults.get("replay", 0.0)) if self.replay is None else self.replay
+        return replace(self, diversity=diversity, short_list=short_list, replay=replay)
 
     def check(self) -> Policy:
         """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
@@ -112,6 +119,10 @@ class Policy:
         checks.number(self.engagement, "Policy.engagement", 0.0, 10.0, allow_none=True)
         checks.number(self.fairness, "Policy.fairness", 0.0, 100.0)
         checks.choice(self.fairness_method, ("exposure", "cap"), "Policy.fairness_method")
+        checks.number(self.replay, "Policy.replay", 0.0, 100.0, allow_none=True)
+        checks.integer(self.replay_min_plays, "Policy.replay_min_plays", 1, 10_000)
+        checks.integer(self.replay_gap, "Policy.replay_gap", 0, 10_000)
+        checks.number(self.replay_minutes, "Policy.replay_minutes", 0.0, 525_600.0)
         checks.instance(self.extra, dict, "Policy.extra", allow_none=False)
         return self
 

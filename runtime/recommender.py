@@ -308,7 +308,7 @@ class Recommender:
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
         policy = self.policy if policy is None else policy
-        if policy.short_list is None or policy.diversity is None:  # rec.policy too: an app may replace it
+        if None in (policy.short_list, policy.diversity, policy.replay):  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         monitor = self.monitor
