@@ -139,16 +139,13 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
 def next_play(bundle, data_dir, users, events, weights, seed, json_out) -> None:
     """Hits of the next play (new or replay) beside leave-last-out's next new item: the seen filter, the replay
     policy, the bundle's default and a most-played-recently list."""
-    import tempfile
-
     from edgerec.studies.next_play import NextPlayStudy
 
     try:
         parsed = tuple(float(w) for w in weights.split(","))
     except ValueError:
         raise click.BadParameter("give numbers separated by commas, e.g. 0.5,1,2", param_hint="--replay") from None
-    with tempfile.TemporaryDirectory(prefix="edgerec-next-play-") as scratch:
-        _run(NextPlayStudy(bundle, data_dir, Path(scratch) / "history.db", users, events, parsed, seed=seed), json_out)
+    _run(NextPlayStudy(bundle, data_dir, users, events, parsed, seed=seed), json_out)  # history in memory
 
 
 @study_group.command("newcomers", epilog=example("edgerec study newcomers bundle --data data/world --json new.json"))

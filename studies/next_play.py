@@ -41,12 +41,12 @@ class NextPlayStudy(Study):
     name = "next-play"
     bundle: Path
     data_dir: Path
-    history: Path  # the device's history database (created; users are added to it)
     users: int = 300
     events: int = 500  # newest log events before a target recorded on the device
     weights: tuple[float, ...] = (REPLAY_WEIGHT,)  # Policy.replay of the replay lists
     k: int = 10
     seed: int = 0
+    history: Path | None = None  # a history database to replay into (None: in memory; a file syncs every event)
 
     def measure(self, progress: Progress) -> dict:
         if self.users < 1 or self.events < 1 or self.k < 1 or not self.weights or min(self.weights) <= 0:
@@ -66,7 +66,7 @@ class NextPlayStudy(Study):
         targets = {p: 0 for p in PROTOCOLS}
         replays = 0
         progress(f"replaying {len(picked)} users into the device, twice", {})
-        with open_device(self.bundle, history=self.history) as rec:
+        with open_device(self.bundle, **({"history": self.history} if self.history else {})) as rec:
             default = rec.manifest.defaults.get("replay", 0.0)
             for row in picked.tolist():
                 user = int(split.test_users[row])

@@ -186,8 +186,8 @@ def test_export_turns_replays_on_for_a_log_of_replays_and_off_for_films(tmp_path
 def test_the_next_play_study_puts_both_protocols_side_by_side(tmp_path, tiny_bundle):
     from edgerec.studies.next_play import PROTOCOLS, NextPlayStudy
 
-    result = NextPlayStudy(tiny_bundle, tiny_bundle.parent / "data", tmp_path / "h.db", users=8, events=40,
-                           weights=(1.0, 2.0)).run()
+    result = NextPlayStudy(tiny_bundle, tiny_bundle.parent / "data", users=8, events=40, weights=(1.0, 2.0),
+                           history=tmp_path / "h.db").run()
     record, hr = result.record, result.record["HR@10"]
     assert list(hr) == list(PROTOCOLS) and record["bundle_default_replay"] == 0
     assert list(hr[PROTOCOLS[0]]) == ["seen filter", "replay 1", "replay 2", "bundle default", "most played recently"]
@@ -199,3 +199,16 @@ def test_the_next_play_study_puts_both_protocols_side_by_side(tmp_path, tiny_bun
     for protocol in PROTOCOLS:  # no default in this bundle: the seen filter's list
         assert hr[protocol]["bundle default"] == hr[protocol]["seen filter"]
     assert [row["protocol"] for row in result.tables[0].rows] == list(PROTOCOLS)
+
+
+def test_at_most_fifty_favourites_join_the_strongest(handmade_bundle):
+    from edgerec.runtime.replay import CANDIDATES
+
+    rng = np.random.default_rng(9)
+    v = rng.normal(size=(80, 6)).astype(np.float32)
+    bundle = handmade_bundle(v / np.linalg.norm(v, axis=1, keepdims=True), modality=["music_track"] * 80)
+    with Recommender.open(bundle) as rec:
+        listen(rec, "u", [*range(60), *range(60), 70, 71, 72], step=10.0)  # 60 favourites, newer ones stronger
+        out = listed(rec, Policy(replay=1.0, replay_gap=3, replay_minutes=0.0), k=80)
+        back = {int(r.item_id[1:]) for r in out if r.reason.kind == "replay"}
+        assert CANDIDATES == 50 and back == set(range(10, 60))
