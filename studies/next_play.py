@@ -46,6 +46,8 @@ class NextPlayStudy(Study):
     weights: tuple[float, ...] = (REPLAY_WEIGHT,)  # Policy.replay of the replay lists
     k: int = 10
     seed: int = 0
+    gap: int | None = None  # Policy.replay_gap of the replay lists (None: the Policy's default)
+    minutes: float | None = None  # Policy.replay_minutes likewise
     history: Path | None = None  # a history database to replay into (None: in memory; a file syncs every event)
 
     def measure(self, progress: Progress) -> dict:
@@ -60,9 +62,11 @@ class NextPlayStudy(Study):
         starts = np.searchsorted(log.user, np.arange(dataset.n_users + 1))  # the log is sorted by (user, time)
         consumed = log.consumed_mask()
         lists = ["seen filter", *[f"replay {w:g}" for w in self.weights], "bundle default", "most played recently"]
-        policies = [Policy(replay=0.0), *[Policy(replay=float(w)) for w in self.weights], None]
+        cool = {k: v for k, v in (("replay_gap", self.gap), ("replay_minutes", self.minutes)) if v is not None}
+        policies = [Policy(replay=0.0), *[Policy(replay=float(w), **cool) for w in self.weights], None]
         hits = {p: {name: 0 for name in lists} for p in PROTOCOLS}
         by_kind = {name: {"replay": 0, "new": 0} for name in lists}  # next play's hits by its target's kind
+        played_shown = {name: 0 for name in lists}  # next play: listed items the user had played
         targets = {p: 0 for p in PROTOCOLS}
         replays = 0
         progress(f"replaying {len(picked)} users into the device, twice", {})
@@ -77,7 +81,8 @@ class NextPlayStudy(Study):
                     name = f"{protocol[:9]}:{dataset.user_ids[user]}"
                     self._record(rec, dataset, name, span)
                     item = dataset.catalog.item_ids[log.item[target]]
-                    is_replay = bool(np.isin(log.item[target], log.item[begin:target][consumed[begin:target]]))
+                    before = set(log.item[begin:target][consumed[begin:target]].tolist())
+                    is_replay = int(log.item[target]) in before
                     context = {"now": float(log.timestamp[target]), "device": "tv"}
                     shown = [[r.item_id for r in rec.recommend(name, k=self.k, context=context, policy=p)]
                              for p in policies]
@@ -89,12 +94,14 @@ class NextPlayStudy(Study):
                         hits[protocol][list_name] += hit
                         if protocol == PROTOCOLS[1]:
                             by_kind[list_name]["replay" if is_replay else "new"] += hit
+                            played_shown[list_name] += sum(dataset.catalog.index[i] in before for i in items)
         n = len(picked)
         return {"users": n, "events": self.events, "k": self.k, "weights": list(self.weights),
                 "bundle_default_replay": default,
                 "next_play_replay_share": replays / n,
                 f"HR@{self.k}": {p: {name: hits[p][name] / n for name in lists} for p in PROTOCOLS},
-                "next_play_hits_by_target": by_kind, "next_play_targets": {"replay": replays, "new": n - replays}}
+                "next_play_hits_by_target": by_kind, "cool_down": cool or "the Policy's",
+                "next_play_played_per_list": {name: v / n for name, v in played_shown.items()}, "next_play_targets": {"replay": replays, "new": n - replays}}
 
     def _record(self, rec, dataset, name: str, span: np.ndarray) -> None:
         log, items = dataset.interactions, dataset.catalog.item_ids
@@ -122,8 +129,11 @@ class NextPlayStudy(Study):
         rows = [{"protocol": p, **{name: round(v, 4) for name, v in record[key][p].items()}} for p in record[key]]
         kinds = record["next_play_targets"]
         split = [{"list": name, f"replay targets ({kinds['replay']})": record["next_play_hits_by_target"][name]["replay"],
-                  f"new targets ({kinds['new']})": record["next_play_hits_by_target"][name]["new"]} for name in names]
+                  f"new targets ({kinds['new']})": record["next_play_hits_by_target"][name]["new"],
+                  f"played items in the {record['k']}": round(record["next_play_played_per_list"][name], 2)}
+                 for name in names]
         return [Table(f"{key} of {record['users']} users, {record['events']} events each (bundle default replay "
                       f"{record['bundle_default_replay']:g}; {record['next_play_replay_share']:.0%} of next plays "
                       "are replays)", rows, ["protocol", *names]),
-                Table("next play: hits by the target's kind", split)]
+                Table(f"next play: hits by the target's kind, and how many listed items the user had played "
+                      f"(replay cool-down: {record['cool_down']})", split)]
