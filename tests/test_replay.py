@@ -212,3 +212,21 @@ def test_at_most_fifty_favourites_join_the_strongest(handmade_bundle):
         out = listed(rec, Policy(replay=1.0, replay_gap=3, replay_minutes=0.0), k=80)
         back = {int(r.item_id[1:]) for r in out if r.reason.kind == "replay"}
         assert CANDIDATES == 50 and back == set(range(10, 60))
+
+
+def test_the_next_play_is_each_users_last_play_and_often_a_replay(tmp_path, tiny_bundle):
+    """Every test user: the count of next plays that are replays is the log's own (the last consumption
+    of each user, played before), so the protocol cannot fall back to leave-last-out's new item."""
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset
+    from edgerec.studies.next_play import NextPlayStudy
+
+    data = load_dataset(tiny_bundle.parent / "data")
+    log, split = data.interactions, leave_last_out(data)
+    expected = 0
+    for user in split.test_users.tolist():
+        played = log.item[(log.user == user) & log.consumed_mask()]
+        expected += int(played[-1] in set(played[:-1].tolist()))
+    assert expected > 0
+    record = NextPlayStudy(tiny_bundle, tiny_bundle.parent / "data", users=10_000, events=3, weights=(1.0,)).run().record
+    assert record["users"] == len(split.test_users) and record["next_play_targets"]["replay"] == expected
