@@ -230,3 +230,42 @@ def test_the_next_play_is_each_users_last_play_and_often_a_replay(tmp_path, tiny
     assert expected > 0
     record = NextPlayStudy(tiny_bundle, tiny_bundle.parent / "data", users=10_000, events=3, weights=(1.0,)).run().record
     assert record["users"] == len(split.test_users) and record["next_play_targets"]["replay"] == expected
+
+
+def test_both_exports_write_the_replay_default_they_decide(tmp_path, tiny_bundle, monkeypatch):
+    """The export paths (a trained model, a user's own encoder) put replay_defaults' answer in the manifest:
+    none for the tiny (video) world; what it decides for a log of replays."""
+    import json
+
+    import torch
+
+    from edgerec.data import save_dataset
+    from edgerec.export import bundle_builder
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+    from edgerec.export.custom import EncoderSpec, bundle_torch_module
+
+    assert "replay" not in json.loads((tiny_bundle / "manifest.json").read_text())["defaults"]
+    monkeypatch.setattr(bundle_builder, "replay_defaults", lambda dataset: {"replay": 3.0})
+    export_bundle(tiny_bundle.parent / "ckpt", tiny_bundle.parent / "data", tmp_path / "b",
+                  ExportConfig(formats=("onnx",), parity_users=50, evaluate=False, priors=False, hubness=False,
+                               min_top10_agreement=0.5))
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["defaults"]["replay"] == 3.0
+
+    replays = [(u, i) for u, seq in (("a", "xyzxyzxyzwxyzv"), ("b", "vwvwvwxvwxvwzv"), ("c", "zywzywzywxzyv"))
+               for i in seq]
+    folder = tmp_path / "music"
+    save_dataset(_log(tmp_path, replays), folder)
+    table = np.vstack([np.zeros((1, 16), np.float32), np.random.default_rng(1).normal(size=(5, 16)).astype(np.float32)])
+
+    class Mean(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding.from_pretrained(torch.as_tensor(table), padding_idx=0)
+
+        def forward(self, ids):
+            return self.table(ids).mean(1)
+
+    spec = EncoderSpec.load({"input": {"name": "ids", "dtype": "int64", "history_length": 4},
+                             "output": {"name": "user_vector"}, "dim": 16})
+    bundle_torch_module(Mean().eval(), spec, table[1:], folder, tmp_path / "own")
+    assert json.loads((tmp_path / "own" / "manifest.json").read_text())["defaults"]["replay"] == 1.0
