@@ -1,4 +1,4 @@
-"""`edgerec study coldstart | compression | content | dp-popularity | newcomers | replay | transfer | crosslingual`: run one study, print its tables, write JSON.
+"""`edgerec study coldstart | compression | content | dp-popularity | newcomers | next-play | replay | transfer | crosslingual`: run one study, print its tables, write JSON.
 
 Each command builds the study from its options and hands it to `_run`. The
 older names (`compress report`, `content report`, `content coldstart`) are
@@ -124,6 +124,31 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="edgerec-replay-") as scratch:
         _run(ReplayStudy(bundle, data_dir, Path(scratch) / "history.db", users, seed), json_out)
+
+
+@study_group.command("next-play", epilog=example("edgerec study next-play bundle --data data/music --users 300"))
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
+@click.option("--users", default=300, show_default=True, type=click.IntRange(min=1), help="Users replayed into the device.")
+@click.option("--events", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Newest log events before each target recorded on the device.")
+@click.option("--replay", "weights", default="1", show_default=True,
+              help="Policy.replay of the replay lists, comma-separated (e.g. 0.5,1,2).")
+@click.option("--gap", type=click.IntRange(min=0), help="Policy.replay_gap of the replay lists (default: the Policy's, 10).")
+@click.option("--minutes", type=click.FloatRange(min=0), help="Policy.replay_minutes of the replay lists (default: 60).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=FILE_OUT)
+def next_play(bundle, data_dir, users, events, weights, gap, minutes, seed, json_out) -> None:
+    """Hits of the next play (new or replay) beside leave-last-out's next new item: the seen filter, the replay
+    policy, the bundle's default and a most-played-recently list."""
+    from edgerec.studies.next_play import NextPlayStudy
+
+    try:
+        parsed = tuple(float(w) for w in weights.split(","))
+    except ValueError:
+        raise click.BadParameter("give numbers separated by commas, e.g. 0.5,1,2", param_hint="--replay") from None
+    _run(NextPlayStudy(bundle, data_dir, users, events, parsed, seed=seed, gap=gap, minutes=minutes),
+         json_out)  # the history in memory
 
 
 @study_group.command("newcomers", epilog=example("edgerec study newcomers bundle --data data/world --json new.json"))

@@ -36,6 +36,7 @@ from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
 from edgerec.export.popularity import PopularityPrior
 from edgerec.export.ranking import ranking_section
+from edgerec.export.replay_default import replay_defaults
 from edgerec.models.checkpoint import load_model
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
@@ -171,7 +172,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         ranking=ranking,
         dim=model.config.dim, items=items,
         defaults={"k": cfg.k, "history_length": max_len, "diversity": 0.0, "short_list": cfg.short_list,
-                  **({} if cfg.cold_max_per_creator is None else {"cold_max_per_creator": cfg.cold_max_per_creator})},
+                  **({} if cfg.cold_max_per_creator is None else {"cold_max_per_creator": cfg.cold_max_per_creator}),
+                  **replay_defaults(dataset)},
         metrics=metrics, budgets=cfg.budgets, reference=reference_files,
         data_version={"source": public_source(dataset.meta), "users": dataset.n_users,
                       "items": dataset.n_items, "events": len(dataset.interactions),

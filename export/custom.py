@@ -38,6 +38,7 @@ from edgerec.errors import ConfigError, ExportError
 from edgerec.export.bundle_builder import ExportConfig, _add_content, _write_items, _write_reference
 from edgerec.export.deidentify import public_source, synthetic_histories
 from edgerec.export.own_encoder import EncoderSpec, FileEncoder, last_rows, vocabulary_error
+from edgerec.export.replay_default import replay_defaults
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
 from edgerec.models.scoring import history_rows
@@ -181,6 +182,7 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
     metrics = {"monitoring": score_baseline(produced, table, [history.of(u) for u in users]),
                **_test_metrics(split, dataset, model, table)}
     return writer.finish(dim=spec.dim, items=items,
-                         defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100},
+                         defaults={"k": 10, "history_length": spec.history_length, "diversity": 0.0, "short_list": 100,
+                                   **replay_defaults(dataset)},
                          metrics=metrics, budgets={}, reference=reference,
                          data_version={"source": public_source(dataset.meta), "items": dataset.n_items})

@@ -246,8 +246,32 @@ def scripts(world: World) -> list[Case]:
                  rec("new", k=8)]),
         Case("forget", "forgetting a user makes them a newcomer again", [
                  *watch("g", history[:4]), rec("g"), {"op": "forget", "user": "g"}, rec("g")]),
+        replay_case(world),
         ranked_case(world, history, episodes, far, genre, creator),
     ]
+
+
+def replay_case(world: World) -> Case:
+    """Played favourites that come back (spec §5 Replays): music tracks played two and three times, a
+    film played twice (never back), three newer plays; then the cool-downs, the plays a favourite
+    needs, a skip and a filter. The requests give no `now`: the device clock, just after the plays."""
+    music, film = world.where(modality="music_track")[:7], world.where(modality="film")[0]
+    plays = [*music[:4], film, music[0], music[1], film, music[0], *music[4:7]]
+    on = {"replay": 2.0, "replay_gap": 3, "replay_minutes": 0.0}
+
+    def rec(**extra):
+        return {"op": "recommend", "user": "m", "k": 10, "context": {"hour": 20.5}, **extra}
+
+    return Case("replay", "a listener's favourites come back with a replay weight: without one (the golden "
+                "bundle has no defaults.replay) every played item stays out; with one, the tracks played twice "
+                "and three times return (the film played twice does not), unless played among the newest "
+                "replay_gap plays or within replay_minutes of the request (here: all of them), below "
+                "replay_min_plays, skipped, or filtered out", [
+                    *[{"op": "record", "user": "m", "item": item, "event": "play"} for item in plays],
+                    rec(), rec(policy=on), rec(policy={**on, "replay_minutes": 60.0}),
+                    rec(policy={**on, "replay_gap": 4}), rec(policy={**on, "replay_min_plays": 3}),
+                    rec(policy=on, filters={"exclude_items": music[:1]}),
+                    {"op": "record", "user": "m", "item": music[1], "event": "skip"}, rec(policy=on)])
 
 
 def ranked_case(world: World, history: list[str], episodes: list[str], far: str, genre: str, creator: str) -> Case:

@@ -15,12 +15,11 @@ import numpy as np
 
 from edgerec.data.split import Sequences
 from edgerec.errors import ConfigError
+from edgerec.runtime.list_order import kept_head, mmr
 from edgerec.runtime.policies import (
     Policy,
     freshness_boost,
     hub_boost,
-    kept_head,
-    mmr,
     popularity_boost,
     standardize,
 )

@@ -7,7 +7,7 @@ chose rock and Spanish got 9 of 10 tracks by one artist. Such a list keeps at
 most `Policy.cold_max_per_creator` items of one creator (the bundle's
 `defaults.cold_max_per_creator`, else policies.COLD_MAX_PER_CREATOR; 0 turns
 it off), or the policy's own `max_per_creator` when that is smaller. The
-spread passes items over rather than dropping them (policies.spread_pick): a
+spread passes items over rather than dropping them (list_order.spread_pick): a
 creator's items past the cap come after other creators' items, but an item
 that matches an onboarding choice (a term of its §4 score) comes before every
 item that matches none, and the list is never shorter for it. A cap that

@@ -22,7 +22,8 @@ import math
 import numpy as np
 
 from edgerec.runtime.cold_spread import spread_tiers
-from edgerec.runtime.policies import mmr, policy_order, standardize
+from edgerec.runtime.list_order import mmr, policy_order
+from edgerec.runtime.policies import standardize
 from edgerec.runtime.request import Request
 
 LIFT_SCALE = 0.15  # relevance is in deviations: weight 1 moves an item by at most 0.3 of one

@@ -68,6 +68,11 @@ class Policy:
     engagement: float | None = None  # pull of liked (and finished) items on the query
     fairness: float = 0.0  # 0 = relevance only; higher trades relevance for provider exposure
     fairness_method: str = "exposure"  # exposure (providers' excess share of plays) | cap (per-provider cap)
+    # replays (runtime/replay.py): favourites that come back; None: the bundle's defaults.replay, else 0 (off)
+    replay: float | None = None  # weight of the user's own recency-weighted plays (0: the seen filter removes all)
+    replay_min_plays: int = 2  # plays in the history window that make an item a favourite
+    replay_gap: int = 10  # an item among the newest this many plays stays filtered (a cool-down)
+    replay_minutes: float = 60.0  # ... and one played within this many minutes of the request
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,16 +89,22 @@ class Policy:
                               f"{', '.join(cls.__dataclass_fields__)}")
         return cls(**weights)
 
+    def unresolved(self) -> bool:
+        """Whether a field the bundle's defaults fill is unset (with_defaults)."""
+        return None in (self.short_list, self.diversity, self.cold_max_per_creator, self.replay)
+
     def with_defaults(self, defaults: dict | None = None) -> Policy:
         """This policy with a bundle's `defaults` (diversity 0, short list 100, newcomers' creator cap
-        COLD_MAX_PER_CREATOR without them) where it leaves those unset: what a request runs with. A policy
-        that sets only, say, freshness keeps the bundle's short list (it used to take 100, which changed every score)."""
+        COLD_MAX_PER_CREATOR, replay 0 without them) where it leaves those unset: what a request runs with.
+        A policy that sets only, say, freshness keeps the bundle's short list (it used to take 100)."""
         defaults = defaults or {}
         diversity = float(defaults.get("diversity", 0.0)) if self.diversity is None else self.diversity
         short_list = int(defaults.get("short_list", 100)) if self.short_list is None else self.short_list
         cold_cap = self.cold_max_per_creator
         cold_cap = int(defaults.get("cold_max_per_creator", COLD_MAX_PER_CREATOR)) if cold_cap is None else cold_cap
-        return replace(self, diversity=diversity, short_list=short_list, cold_max_per_creator=cold_cap)
+        replay = float(defaults.get("replay", 0.0)) if self.replay is None else self.replay
+        return replace(self, diversity=diversity, short_list=short_list, cold_max_per_creator=cold_cap,
+                       replay=replay)
 
     def check(self) -> Policy:
         """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
@@ -117,6 +128,10 @@ class Policy:
         checks.number(self.engagement, "Policy.engagement", 0.0, 10.0, allow_none=True)
         checks.number(self.fairness, "Policy.fairness", 0.0, 100.0)
         checks.choice(self.fairness_method, ("exposure", "cap"), "Policy.fairness_method")
+        checks.number(self.replay, "Policy.replay", 0.0, 100.0, allow_none=True)
+        checks.integer(self.replay_min_plays, "Policy.replay_min_plays", 1, 10_000)
+        checks.integer(self.replay_gap, "Policy.replay_gap", 0, 10_000)
+        checks.number(self.replay_minutes, "Policy.replay_minutes", 0.0, 525_600.0)
         checks.instance(self.extra, dict, "Policy.extra", allow_none=False)
         return self
 
@@ -242,104 +257,3 @@ def feedback_adjustment(vectors: np.ndarray, liked: np.ndarray, disliked: np.nda
             closeness = standardize((vectors @ group.T).max(1).astype(np.float64))
             adjust += sign * policy.feedback_weight * np.clip(closeness - 1.0, 0.0, 3.0)
     return adjust
-
-
-def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, weight: float, creators: np.ndarray | None = None,
-        genres: np.ndarray | None = None, max_per_creator: int | None = None,
-        max_per_genre: int | None = None, keep: np.ndarray | None = None,
-        tiers: np.ndarray | None = None) -> np.ndarray:
-    """Greedy maximal marginal relevance with optional caps; returns positions into the short list.
-
-    keep: positions placed first, in their order, whatever their scores (Policy.keep_top); the rest
-    is chosen after them, their vectors and creators/genres counting for diversity and the caps.
-    tiers (a newcomer's spread, see cold_spread.py): the creator cap passes rows over instead of dropping
-    them: a row whose creator has its cap comes after the rows of its tier (and of higher tiers) whose
-    creator has not, so the list spreads over creators without shortening or leaving the chosen tier."""
-    n = len(scores)
-    keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)[:k]
-    if weight <= 0 and not max_per_creator and not max_per_genre:  # no re-ranking asked: the k best
-        best = best_first(scores)
-        if len(keep):
-            best = np.r_[keep, best[~np.isin(best, keep)]]
-        return best[:k]
-    relevance = standardize(scores.astype(np.float64))
-    chosen: list[int] = []
-    max_sim = np.full(n, 0.0)
-    per_creator: dict = {}
-    per_genre: dict = {}
-    over = np.zeros(n, bool)  # with tiers: rows whose creator has its cap (passed over, not dropped)
-    available = np.isfinite(relevance)
-
-    def take(best: int) -> None:
-        nonlocal max_sim
-        chosen.append(best)
-        if creators is not None:
-            creator = creators[best]
-            per_creator[creator] = per_creator.get(creator, 0) + 1
-            if tiers is not None and creator and per_creator[creator] >= max_per_creator:
-                over[creators == creator] = True
-        if genres is not None:
-            per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
-        if weight > 0:
-            max_sim = np.maximum(max_sim, vectors @ vectors[best])
-
-    def genre_full(best: int) -> bool:
-        return bool(max_per_genre and genres is not None and genres[best]
-                    and per_genre.get(genres[best], 0) >= max_per_genre)
-
-    for best in keep.tolist():  # the kept head: counted as chosen, never capped
-        available[best] = False
-        take(best)
-    while len(chosen) < k and available.any():
-        value = (1 - weight) * relevance
-        if weight > 0:  # similarity in units of its spread over the items still available, as relevance
-            # is in its own: a fixed 3 x the dot product hardly moved lists in spaces whose items sit
-            # close together (MovieLens-100K: 3.86 -> 3.89 genres in the top 10 at diversity 0.5)
-            spread = np.zeros(n)
-            spread[available] = standardize(max_sim[available])
-            value = value - weight * spread
-        value = np.where(available, value, -np.inf)
-        best = int(np.argmax(value)) if tiers is None else spread_pick(value, over, tiers)
-        available[best] = False
-        if tiers is None and max_per_creator and creators is not None and creators[best] and per_creator.get(creators[best], 0) >= max_per_creator:
-            continue
-        if not genre_full(best):
-            take(best)
-    return np.asarray(chosen, np.int64)
-
-
-def spread_pick(value: np.ndarray, over: np.ndarray, tiers: np.ndarray) -> int:
-    """The newcomer spread's next row (value -inf: not available): the first best row whose creator is
-    not at its cap, unless a row that is has a higher tier: then the first best of those rows."""
-    free = np.where(over, -np.inf, value)
-    best = int(np.argmax(free))
-    higher = over & np.isfinite(value)
-    if np.isfinite(free[best]):
-        higher &= tiers > tiers[best]
-    return int(np.argmax(np.where(higher, value, -np.inf))) if higher.any() else best
-
-
-def policy_order(relevance: np.ndarray, vectors: np.ndarray, k: int, policy: Policy, catalog,
-                 pool: np.ndarray, keep: np.ndarray | None = None, tiers: np.ndarray | None = None) -> np.ndarray:
-    """The list as positions into the short list: `keep` first, then `policy`'s MMR diversity and
-    per-creator/genre caps (tiers: see mmr)."""
-    return mmr(relevance, vectors, k, policy.diversity or 0.0,
-               catalog.column("creator", pool) if policy.max_per_creator else None,
-               catalog.column("genre", pool) if policy.max_per_genre else None,
-               policy.max_per_creator, policy.max_per_genre, keep, tiers)
-
-
-def kept_head(relevance: np.ndarray, policy: Policy, k: int) -> np.ndarray | None:
-    """Positions of the `policy.keep_top` (at most k) best of `relevance`, best first (stable), or None.
-
-    The levers that spread lists over the catalog (freshness, popularity, hub penalty, diversity)
-    cost accuracy most at the top of a list, where most hits are; keeping the first places in the
-    model's order spends them on the lower places only."""
-    count = min(policy.keep_top, k)
-    return best_first(relevance)[:count] if count > 0 else None
-
-
-def best_first(scores: np.ndarray) -> np.ndarray:
-    """Positions of the finite scores, best first; ties keep their order."""
-    finite = np.flatnonzero(np.isfinite(scores))
-    return finite[np.argsort(-scores[finite], kind="stable")]

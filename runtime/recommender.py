@@ -308,7 +308,7 @@ class Recommender:
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
         policy = self.policy if policy is None else policy
-        if None in (policy.short_list, policy.diversity, policy.cold_max_per_creator):  # rec.policy too: an app may replace it
+        if policy.unresolved():  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         request.count("requests")  # counted with the stages' counters and timings, under one lock

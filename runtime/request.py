@@ -75,6 +75,9 @@ class Request:
     pool: np.ndarray | None = None  # candidate rows, best first
     pool_scores: np.ndarray | None = None  # their retrieval scores
     scores: np.ndarray | None = None  # every row's score, when retrieval needed them all
+    # replay (runtime/replay.py): favourites appended to the pool
+    replay: np.ndarray | None = None  # the replay term per pool position (0 for the rest)
+    replay_plays: dict = field(default_factory=dict)  # row -> plays, for the rows the replay added
     # rank, ranker, policies
     vectors: np.ndarray | None = None  # the pool's item vectors
     relevance: np.ndarray | None = None  # one value per pool row, higher is better

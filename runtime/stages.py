@@ -3,6 +3,7 @@
     history   (required)  user state from the on-device history     user_state.py
     encode    (required)  user vector; on failure: popularity list  user_state.py
     retrieve  (required)  query vector and candidate pool           retrieve.py
+    replay    (optional)  played favourites join the pool           replay.py
     rank      (required)  relevance of each candidate               here
     ranker    (optional)  the bundle's ranker re-scores the pool    here
     scorer    (optional)  the interpretable scorer re-scores it     ranking.py
@@ -27,6 +28,7 @@ from edgerec.runtime.fairness import fairness_applies, fairness_stage
 from edgerec.runtime.features import VERSION as FEATURES_VERSION
 from edgerec.runtime.features import feature_count, history_side, ranker_features
 from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.list_order import kept_head, policy_order
 from edgerec.runtime.models import Models
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import (
@@ -34,12 +36,11 @@ from edgerec.runtime.policies import (
     feedback_adjustment,
     freshness_boost,
     hub_boost,
-    kept_head,
-    policy_order,
     popularity_boost,
     standardize,
 )
 from edgerec.runtime.ranking import ContextStage, ScorerStage
+from edgerec.runtime.replay import replay_applies, replay_reasons, replay_stage
 from edgerec.runtime.request import Recommendation, Request
 from edgerec.runtime.retrieve import RetrieveStage
 from edgerec.runtime.user_state import EncodeStage, HistoryStage, UserCache
@@ -56,6 +57,7 @@ def default_pipeline(models: Models, history: HistoryStore, users: UserCache) ->
         Stage("history", HistoryStage(history, users)),
         Stage("encode", encode, applies=encode.applies, fallback=encode.fallback),
         Stage("retrieve", RetrieveStage(models)),
+        Stage("replay", replay_stage, required=False, applies=replay_applies),
         Stage("rank", rank),
         Stage("ranker", ranker, required=False, applies=ranker.applies),
         Stage("scorer", scorer, required=False, applies=scorer.applies),
@@ -77,7 +79,8 @@ def rank(request: Request) -> Request:
     exact = vectors @ request.query
     plain = len(state.consumed) >= policy.cold_start_items
     if plain and request.vector is not None and not state.liked and request.filters in (None, NO_FILTERS):
-        request.top_scores = top_summary(exact)  # the model's own scores: what drift is measured on
+        request.top_scores = top_summary(exact if request.replay is None else exact[request.replay == 0])
+        # the model's own scores over unseen items: what drift is measured on
     if not plain:
         exact = request.pool_scores
     request.relevance = standardize(exact.astype(np.float64))
@@ -134,12 +137,14 @@ def check_rankers(manifest) -> None:
 
 
 def policies(request: Request) -> Request:
-    """Feedback, language, freshness and popularity boosts, then MMR diversity and per-creator/genre caps
+    """Feedback, replay, language, freshness and popularity boosts, then MMR diversity and per-creator/genre caps
     (below the first `keep_top` places, which keep the order of relevance with feedback and language)."""
     cat, state, policy, pool, vectors = request.catalog, request.state, request.policy, request.pool, request.vectors
     boost = np.zeros(len(pool))
     if state.liked or state.disliked:
         boost += feedback_adjustment(vectors, cat.vectors(state.liked), cat.vectors(state.disliked), policy)
+    if request.replay is not None:  # the favourites the replay stage brought back
+        boost += request.replay
     if policy.language_boost and state.languages:
         usual = request.for_user("usual languages", lambda: [lang for lang, _ in state.languages.most_common(2)])
         boost += policy.language_boost * cat.matches("language", pool, usual)
@@ -164,6 +169,7 @@ def explain(request: Request) -> Request:
         reasons = [Reason("fallback", request.fallback) for _ in metas]
     else:
         reasons = _explainer(request).explain_all(metas, request.vectors[order])
+        reasons = replay_reasons(request, request.pool[order], reasons)
     if request.scorer is not None and request.fallback is None:
         reasons = scorer_reasons(request, metas, reasons)
     request.results = []

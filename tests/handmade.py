@@ -38,12 +38,13 @@ def item_columns(writer, n, *, popularity=None, release_ts=None, genre=None, lan
 def write_handmade_bundle(root, vectors, *, popularity=None, release_ts=None, genre=None, language=None,
                           creator=None, modality=None, duration=None, tags=None, table="fp32",
                           history_length=10, encoder=True, before_finish=None, format_version=None,
-                          finish_extra=None):
+                          finish_extra=None, defaults=None):
     """A bundle whose every number is chosen by the test: item i has vector vectors[i], and the user
     encoder (ONNX) is the plain mean of the history's item vectors, so scores can be worked out by hand.
     before_finish(writer), when given, adds files of the test's own before the manifest is written;
     format_version: an older bundle format (2: wide column dtypes) instead of the current one;
-    finish_extra: more keyword sections for writer.finish (ranking=, space=)."""
+    finish_extra: more keyword sections for writer.finish (ranking=, space=); defaults: more request
+    defaults (replay=)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -70,7 +71,7 @@ def write_handmade_bundle(root, vectors, *, popularity=None, release_ts=None, ge
     if before_finish is not None:
         before_finish(writer)
     writer.finish(dim=dim, items=items, defaults={"k": 10, "history_length": history_length, "diversity": 0.0,
-                                                  "short_list": 100},
+                                                  "short_list": 100, **(defaults or {})},
                   metrics={}, budgets={}, reference={}, data_version={}, **(finish_extra or {}))
     return root
 

@@ -14,13 +14,12 @@ from edgerec.runtime import Filters, Policy, Recommender
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.history import EVENTS
+from edgerec.runtime.list_order import mmr, policy_order
 from edgerec.runtime.policies import (
     check_filters,
     feedback_adjustment,
     filter_mask,
     freshness_boost,
-    mmr,
-    policy_order,
     popularity_boost,
     popularity_prior,
     standardize,

@@ -123,7 +123,7 @@ def test_the_kept_head_is_the_plain_lists_and_device_and_replay_agree(world, div
 
 
 def test_mmr_places_the_kept_positions_first_and_counts_them_for_diversity_and_caps():
-    from edgerec.runtime.policies import kept_head, mmr
+    from edgerec.runtime.list_order import kept_head, mmr
 
     scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
     assert mmr(scores, np.eye(5), 3, 0.0, keep=np.array([4])).tolist() == [4, 0, 1]

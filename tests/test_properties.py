@@ -85,7 +85,7 @@ def test_top_rows_matches_a_full_sort(n, k, masked, seed, levels):
 @given(arrays(np.float64, st.integers(1, 40), elements=st.sampled_from([-np.inf, 0.0, 0.5, 1.0, 2.0, 3.5])),
        st.integers(1, 12))
 def test_mmr_without_diversity_is_the_best_first_order(scores, k):
-    from edgerec.runtime.policies import mmr
+    from edgerec.runtime.list_order import mmr
 
     vectors = np.eye(len(scores), 4)
     plain = mmr(scores, vectors, k, 0.0)

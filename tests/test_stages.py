@@ -14,7 +14,7 @@ from edgerec.runtime.pipeline import Pipeline
 
 pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
 
-DEFAULT = ["history", "encode", "retrieve", "rank", "ranker", "scorer", "context", "policies", "fairness", "explain"]
+DEFAULT = ["history", "encode", "retrieve", "replay", "rank", "ranker", "scorer", "context", "policies", "fairness", "explain"]
 
 
 def test_the_default_stages_and_their_timers(rec):

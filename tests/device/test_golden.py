@@ -35,9 +35,10 @@ def test_the_cases_cover_every_step_kind_and_policy():
     assert {s["event"] for s in steps if s["op"] == "record"} == {"play", "finish", "like", "skip",
                                                                    "not_interested", "more_like_this"}
     reasons = {r["reason"] for s in steps if s["op"] == "recommend" for r in s["expected"]}
-    assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer"}
+    assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer", "replay"}
     policies = {key for s in steps for key in s.get("policy", {})}
-    assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost"} <= policies
+    assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost", "replay", "replay_gap",
+            "replay_minutes", "replay_min_plays"} <= policies
     filters = {key for s in steps for key in s.get("filters", {})}
     assert filters == {"languages", "modalities", "genres", "exclude_genres", "exclude_items", "kids_safe",
                        "max_duration_s"}

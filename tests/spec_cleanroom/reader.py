@@ -264,7 +264,9 @@ POLICY = {"diversity": None, "max_per_creator": None, "max_per_genre": None, "fr
           "freshness_days": 30.0, "language_boost": 0.05, "popularity": 0.0, "hub_penalty": 0.0,
           "fairness": 0.0, "fairness_method": "exposure", "feedback_weight": 1.0, "keep_top": 0,
           "short_list": None, "engagement": None, "context_weight": None, "cold_start_items": 3,
-          "use_ranker": True, "use_scorer": None, "cold_max_per_creator": None}
+          "use_ranker": True, "use_scorer": None, "cold_max_per_creator": None,
+          "replay": None, "replay_min_plays": 2, "replay_gap": 10, "replay_minutes": 60.0}
+VIDEO = {"film", "series_episode", "short_video"}  # §5 Replays: never brought back
 DAY_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
 
 
@@ -277,7 +279,7 @@ class Runtime:
 
     def __init__(self, bundle: Bundle):
         self.b = bundle
-        self.events: dict[str, list[tuple[str, str]]] = {}
+        self.events: dict[str, list[tuple[str, str, float]]] = {}  # (item, event, time recorded)
         self.onboarding: dict[str, dict[str, list[str]]] = {}
         self.added: list[dict] = []  # §7: rows after the bundle's, in order
         self.removed: set[str] = set()
@@ -293,7 +295,7 @@ class Runtime:
         if event not in EVENTS:
             raise SpecError(f"unknown event {event!r}")
         self._known([item])
-        self.events.setdefault(user, []).append((item, event))
+        self.events.setdefault(user, []).append((item, event, time.time()))  # §2: the device clock
 
     def onboard(self, user, genres=None, languages=None, tags=None, items=None) -> None:
         rows = self._catalog()
@@ -399,7 +401,8 @@ class Runtime:
 
     # ---- §2: what a request reads of the history
     def _profile(self, user: str, cat: dict) -> dict:
-        events = [(cat["row"][i], e) for i, e in self.events.get(user, [])[-2000:] if i in cat["row"]]
+        timed = [(cat["row"][i], e, t) for i, e, t in self.events.get(user, [])[-2000:] if i in cat["row"]]
+        events = [(r, e) for r, e, _ in timed]
         seq: list[int] = []
         for r, e in events:
             if e in CONSUMED and r not in seq:
@@ -420,7 +423,7 @@ class Runtime:
             tags[t] = tags.get(t, 0) + 3
         for lang in choice.get("languages", []):
             langs[lang] = langs.get(lang, 0) + 3
-        return {"events": events, "seq": seq, "seen": {r for r, _ in events}, "tags": tags, "langs": langs,
+        return {"events": events, "timed": timed, "seq": seq, "seen": {r for r, _ in events}, "tags": tags, "langs": langs,
                 "liked": newest("more_like_this", 5), "disliked": newest("not_interested", 20),
                 "loved": newest("like", 5), "finished": newest("finish", 5),
                 "onboard_tags": set(choice.get("tags", [])), "choice": choice}
@@ -556,6 +559,11 @@ class Runtime:
         if not sl:
             return []
         sl = np.array(sl)
+        w_replay = pol["replay"] if pol["replay"] is not None else b.defaults.get("replay", 0)
+        back: dict[int, float] = {}
+        if w_replay > 0 and not cold and not short:  # §5 Replays: favourites appended to the short list
+            back = self._favourites_back(prof, cat, pol, passes, set(sl.tolist()), now)
+            sl = np.array(sl.tolist() + list(back), dtype=np.int64)
 
         # §4 relevance, ranker, scorer, context
         rel, scored = z(score[sl]) if cold or short else z(vec[sl] @ q), None
@@ -579,6 +587,9 @@ class Runtime:
             if group:
                 sim = (vec[sl] @ vec[group].T).max(axis=1)
                 head += sign * pol["feedback_weight"] * np.clip(z(sim) - 1, 0, 3)
+        if back:  # §5 the replay term: w * strength / max strength, on the appended rows
+            top = max(back.values())
+            head += np.array([w_replay * back[r] / top if r in back else 0.0 for r in sl.tolist()])
         top_langs = sorted(prof["langs"], key=lambda x: -prof["langs"][x])[:2]
         head += pol["language_boost"] * np.array([cat["language"][r] in top_langs for r in sl])
         total = head.copy()
@@ -597,7 +608,7 @@ class Runtime:
                 total -= pol["hub_penalty"] * cat["hubness"][sl] / sd
 
         order = self._order(sl, head, total, k, pol, cat, matching[sl] if spread else None)
-        shown = [self._explain(sl[j], total[j], prof, cat, cold) for j in order]
+        shown = [self._explain(sl[j], total[j], prof, cat, cold, back) for j in order]
         if scored is not None:  # §4 Scorer: the reason's kind becomes scorer; the sum of the terms is shown
             for j, item in zip(order, shown):
                 item.update(reason="scorer", scorer_score=float(scored[j]))
@@ -764,7 +775,24 @@ class Runtime:
         return lift
 
     # ---- §6 reasons
-    def _explain(self, r, score, prof, cat, cold) -> dict:
+    def _favourites_back(self, prof, cat, pol, passes, in_list, now) -> dict[int, float]:
+        """§5 Replays: row -> strength of the (at most 50) favourites that come back, strongest first."""
+        plays = [(r, t) for r, e, t in prof["timed"] if e == "play"]  # oldest first
+        never = {r for r, e, _ in prof["timed"] if e in ("skip", "not_interested", "more_like_this")}
+        info: dict[int, dict] = {}
+        for position, (r, t) in enumerate(plays):
+            age = len(plays) - 1 - position
+            got = info.setdefault(r, {"plays": 0, "strength": 0.0, "young": False, "recent": False})
+            got["plays"] += 1
+            got["strength"] += 0.5 ** (age / 100)
+            got["young"] |= age < pol["replay_gap"]
+            got["recent"] |= t > now - 60 * pol["replay_minutes"]
+        back = [(r, g["strength"]) for r, g in info.items()
+                if g["plays"] >= pol["replay_min_plays"] and r not in never and not g["young"] and not g["recent"]
+                and cat["modality"][r] not in VIDEO and cat["live"][r] and passes[r] and r not in in_list]
+        return dict(sorted(back, key=lambda x: (-x[1], x[0]))[:50])
+
+    def _explain(self, r, score, prof, cat, cold, back=()) -> dict:
         vec = cat["vectors"].astype(np.float64)
         recent = prof["seq"][-50:]
         counts = prof["tags"]
@@ -785,6 +813,8 @@ class Runtime:
             reason, item = "feedback", prof["liked"][int(np.argmax(liked_sim))]
         elif not cold and recent:
             reason, item = "history", recent[int(np.argmax([vec[r] @ vec[h] for h in recent]))]
+        if r in back:  # §6: a favourite the replay brought back names itself
+            reason, item = "replay", r
         return {"item_id": cat["ids"][r], "score": float(score), "reason": reason,
                 "reason_item": cat["ids"][item] if item is not None else None, "tags": matched}
 
