@@ -23,6 +23,24 @@ ACTIONS = st.lists(st.one_of(
 ), min_size=1, max_size=25)
 
 
+def act(rec, other: HistoryStore, user: str, action: str, number: int, event: str) -> None:
+    """One step of ACTIONS: through the recommender, or through `other` (a second connection)."""
+    if action == "record":
+        rec.record(user, rec.catalog.item_id(number * 7), event)
+    elif action == "unknown item":
+        rec.history.record(user, "no-such-item", event)
+    elif action == "onboard":
+        rec.onboard(user, tags=[["jazz"], ["drama", "comedy"], [], ["news"]][number])
+    elif action == "forget":
+        rec.forget(user)
+    elif action == "other forgets":
+        other.forget(user)
+    elif action == "other onboards":
+        other.set_preferences(user, "tag", ["thriller"])
+    else:
+        other.record(user, rec.catalog.item_id(number * 7), event)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=ACTIONS, window=st.sampled_from([4, 9, 2_000]))
 def test_the_state_after_new_events_is_the_state_of_a_full_read(rec, monkeypatch, actions, window):
@@ -32,20 +50,7 @@ def test_the_state_after_new_events_is_the_state_of_a_full_read(rec, monkeypatch
     other = HistoryStore(rec.history.path)  # a second connection, as another process of the app would be
     try:
         for action, number, event in actions:
-            if action == "record":
-                rec.record(user, rec.catalog.item_id(number * 7), event)
-            elif action == "unknown item":
-                rec.history.record(user, "no-such-item", event)
-            elif action == "onboard":
-                rec.onboard(user, tags=[["jazz"], ["drama", "comedy"], [], ["news"]][number])
-            elif action == "forget":
-                rec.forget(user)
-            elif action == "other forgets":
-                other.forget(user)
-            elif action == "other onboards":
-                other.set_preferences(user, "tag", ["thriller"])
-            else:
-                other.record(user, rec.catalog.item_id(number * 7), event)
+            act(rec, other, user, action, number, event)
             rec.recommend(user, k=5)
             assert cache.get(user).state == read_state(rec.history, rec.catalog, user)
     finally:
@@ -94,20 +99,7 @@ def test_a_user_pushed_out_of_the_cache_comes_back_to_the_state_of_a_full_read(r
     try:
         for action, number, event in actions:
             rec.recommend("filler", k=5)  # pushes `user` out
-            if action == "record":
-                rec.record(user, rec.catalog.item_id(number * 7), event)
-            elif action == "unknown item":
-                rec.history.record(user, "no-such-item", event)
-            elif action == "onboard":
-                rec.onboard(user, tags=[["jazz"], ["drama", "comedy"], [], ["news"]][number])
-            elif action == "forget":
-                rec.forget(user)
-            elif action == "other forgets":
-                other.forget(user)
-            elif action == "other onboards":
-                other.set_preferences(user, "tag", ["thriller"])
-            else:
-                other.record(user, rec.catalog.item_id(number * 7), event)
+            act(rec, other, user, action, number, event)
             rec.recommend(user, k=5)
             assert cache.get(user).state == read_state(rec.history, rec.catalog, user)
     finally:
