@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.data.stats import dataset_stats
+from edgerec.runtime.vocab import VIDEO_MODALITIES
 
 REPLAY_WEIGHT = 1.0  # Policy.replay the default sets (chosen on one generated log, reported on another)
 MIN_REPEAT_SHARE = 0.5  # replays of one's own items among consumption events, at least
-VIDEO = ("film", "series_episode", "short_video")
 
 
 def video_share(dataset) -> float:
@@ -24,7 +24,7 @@ def video_share(dataset) -> float:
     consumed = log.item[log.consumed_mask()]
     if not len(consumed):
         return 0.0
-    return float(np.isin(modality[consumed], VIDEO).mean())
+    return float(np.isin(modality[consumed], VIDEO_MODALITIES).mean())
 
 
 def replay_defaults(dataset) -> dict:

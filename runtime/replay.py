@@ -17,13 +17,12 @@ import numpy as np
 from edgerec.runtime.explain import Reason
 from edgerec.runtime.policies import filter_mask
 from edgerec.runtime.request import Request
-from edgerec.runtime.vocab import DEVICE_EVENTS
+from edgerec.runtime.vocab import DEVICE_EVENTS, NEVER_REPLAYED, VIDEO_MODALITIES
 
 HALF_LIFE = 100.0  # plays after which a play counts half
 CANDIDATES = 50  # favourites at most that join a short list
-NO_REPLAY_MODALITIES = ("film", "series_episode", "short_video")  # watched once is enough
 _PLAY = DEVICE_EVENTS.index("play")
-_NEVER = [DEVICE_EVENTS.index(e) for e in ("skip", "not_interested", "more_like_this")]
+_NEVER = [DEVICE_EVENTS.index(e) for e in NEVER_REPLAYED]
 
 
 def favourite_table(rows: np.ndarray, codes: np.ndarray, times: np.ndarray, min_plays: int) -> tuple:
@@ -65,7 +64,7 @@ def replay_stage(request: Request) -> Request:
     keep = (newest_age >= policy.replay_gap) & (newest_time <= request.now - 60.0 * policy.replay_minutes)
     keep &= ~np.isin(items, cat.inactive_rows()) & ~np.isin(items, request.pool)
     if "modality" in cat.categorical and keep.any():
-        keep[keep] = ~cat.matches("modality", items[keep], NO_REPLAY_MODALITIES)
+        keep[keep] = ~cat.matches("modality", items[keep], VIDEO_MODALITIES)  # watched once is enough
     if request.filters is not None and keep.any():
         keep[keep] = filter_mask(cat, items[keep], request.filters)
     items, strength, plays = items[keep], strength[keep], plays[keep]

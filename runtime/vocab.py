@@ -35,3 +35,8 @@ CONSUMED_LOG_EVENTS = tuple(e for e in LOG_EVENTS if LOG_TO_DEVICE[e] in CONSUME
 
 DEVICES = ("phone", "tv", "tablet", "web")
 MODALITIES = ("film", "series_episode", "short_video", "music_track", "podcast_episode")
+# Watched once is enough: these never come back as replays (spec §5 Replays), and a log mostly of them
+# gets no replay default at export.
+VIDEO_MODALITIES = MODALITIES[:3]
+# After one of these an item never comes back as a replay (spec §5 Replays).
+NEVER_REPLAYED = ("skip",) + FEEDBACK
