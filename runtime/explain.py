@@ -49,12 +49,14 @@ class Explainer:
         self.choices = choices or {}  # onboarding: "genre", "tag", "language"
         self.history = np.asarray(history_rows, np.int64)
         self.history_vectors = catalog.vectors(self.history)
-        self.last_episode: dict[str, tuple[int, int]] = {}  # series -> (history row, episode) watched last
+        # series -> (history row, episode) of its highest episode watched (ties: the newest), as the ranker's
+        # "next episode" feature reads it: after 1, 3, 2 the next is 4 (3 is seen and filtered out)
+        self.last_episode: dict[str, tuple[int, int]] = {}
         if "series_id" in catalog.categorical and "episode" in catalog.numeric:
             series = catalog.column("series_id", self.history)
             episodes = catalog.numeric_column("episode", self.history)
             for row, name, episode in zip(self.history.tolist(), series, episodes.tolist()):
-                if name:
+                if name and int(episode) >= self.last_episode.get(name, (0, -1))[1]:
                     self.last_episode[name] = (row, int(episode))
         self.liked = np.asarray(liked_rows, np.int64)
         self.liked_vectors = catalog.vectors(self.liked)

@@ -497,6 +497,11 @@ def test_reasons_name_the_next_episode_the_nearest_history_item_and_a_liked_item
     explainer = Explainer(cat, [other, first], [], {}, cold_start=False)
     reason, near = explainer.explain_all(cat.metas([second, other]), cat.vectors([second, other]))
     assert reason.kind == "series" and reason.item_id == cat.item_id(first) and "next episode" in reason.text
+    third = int(np.flatnonzero((series == series[first]) & (episode == 3))[0])
+    fourth = int(np.flatnonzero((series == series[first]) & (episode == 4))[0])
+    out_of_order = Explainer(cat, [first, third, second], [], {}, cold_start=False)  # 2 watched after 3
+    reason = out_of_order.explain_all(cat.metas([fourth]), cat.vectors([fourth]))[0]
+    assert reason.kind == "series" and reason.item_id == cat.item_id(third)  # 4 follows the highest, 3
     assert near.kind == "history" and near.item_id == cat.item_id(other)  # closest history item: itself
     verb = {"music_track": "listened to", "podcast_episode": "listened to"}.get(
         cat.column("modality", np.array([other]))[0], "watched")  # a song was "watched" until Dec 2026

@@ -807,8 +807,10 @@ class Runtime:
         series = [h for h in recent if cat["series_id"][h] is not None
                   and cat["series_id"][h] == cat["series_id"][r]]
         liked_sim = [float(vec[r] @ vec[x]) for x in prof["liked"]]
-        if series and cat["episode"][r] > 0 and cat["episode"][r] == cat["episode"][series[-1]] + 1:
-            reason, item = "series", series[-1]
+        # the series' highest episode among them, the newest on a tie
+        top = max(reversed(series), key=lambda h: cat["episode"][h]) if series else None
+        if series and cat["episode"][r] > 0 and cat["episode"][r] == cat["episode"][top] + 1:
+            reason, item = "series", top
         elif liked_sim and max(liked_sim) > 0.6:
             reason, item = "feedback", prof["liked"][int(np.argmax(liked_sim))]
         elif not cold and recent:
