@@ -39,8 +39,8 @@ EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.txt"
 
 # "path" mutates the whole file; "path::Class.method" or "path::function" only that function
 DEFAULT_MODULES = [
-    "runtime/policies.py", "runtime/history.py", "runtime/retention.py", "runtime/bundle.py", "runtime/pack.py",
-    "runtime/retrieval.py", "runtime/item_table.py",
+    "runtime/policies.py", "runtime/list_order.py", "runtime/history.py", "runtime/retention.py",
+    "runtime/bundle.py", "runtime/pack.py", "runtime/retrieval.py", "runtime/item_table.py",
     "export/parity.py", "compress/quantize.py", "compress/distill.py",
     "models/metrics.py", "models/evaluation.py",
     "data/split.py", "data/schema.py::Interactions.sorted_by_time",
