@@ -77,6 +77,7 @@ def test_favourites_come_back_films_never(music):
         assert not {"i2", "i3", "i4", "i5", "i6", "i12"} & set(ids(out))  # cooling down, or a film
         plain = [i for i in ids(out) if i not in back]
         assert plain == ids(listed(rec, k=12))[:len(plain)]  # the unseen items keep their order
+        assert rec.monitor.snapshot()["counters"]["replay_candidates"] == 2  # the app's health shows them
 
 
 def test_the_replay_term_is_the_weight_times_the_relative_strength(music):
