@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 from handmade import NOW, ids, watch
 
 from edgerec.errors import BundleError
-from edgerec.runtime import Recommender
+from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.bundle import sha256_file
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.user_state import FALLBACK_TEXT
@@ -17,6 +18,10 @@ from edgerec.runtime.user_state import FALLBACK_TEXT
 pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
 
 # ------------------------------------------------------------------ encoder failure
+
+
+def most_by_one_creator(results) -> int:
+    return max(Counter(r.meta["creator"] for r in results if r.meta.get("creator")).values())
 
 
 def _break_encoder(rec, monkeypatch, how):
@@ -50,8 +55,11 @@ def test_a_failing_encoder_serves_the_popularity_list_and_says_so(rec, monkeypat
     assert np.mean(prior[rows]) > np.quantile(prior, 0.9)
     counters = rec.stats()["counters"]
     assert counters["encode_fallback"] == 1 and "errors" not in counters
+    # the newcomer spread holds on the fallback list too (spec §5): without it one creator crowds it
+    crowd = rec.recommend("ann", k=10, context=NOW, policy=Policy(cold_max_per_creator=0))
+    assert most_by_one_creator(crowd) > 3 >= most_by_one_creator(fallback)
     rec.recommend("ann", k=10, context=NOW)  # a failure is not cached: it is tried (and counted) again
-    assert rec.stats()["counters"]["encode_fallback"] == 2
+    assert rec.stats()["counters"]["encode_fallback"] == 3
     restore()
     again = rec.recommend("ann", k=10, context=NOW)
     assert {r.reason.kind for r in again} & {"history", "series"}
