@@ -248,6 +248,7 @@ def scripts(world: World) -> list[Case]:
                  *watch("g", history[:4]), rec("g"), {"op": "forget", "user": "g"}, rec("g")]),
         replay_case(world),
         ranked_case(world, history, episodes, far, genre, creator),
+        replay_ranked_case(world),
     ]
 
 
@@ -272,6 +273,26 @@ def replay_case(world: World) -> Case:
                     rec(policy={**on, "replay_gap": 4}), rec(policy={**on, "replay_min_plays": 3}),
                     rec(policy=on, filters={"exclude_items": music[:1]}),
                     {"op": "record", "user": "m", "item": music[1], "event": "skip"}, rec(policy=on)])
+
+
+def replay_ranked_case(world: World) -> Case:
+    """Favourites on the ranked bundle: the ranker re-scores the short list with the favourites in it,
+    and the replay term is added to the ranker's relevance (with the ranker and without it)."""
+    music = world.where(modality="music_track")[:6]
+    plays = [music[0], music[1], music[2], music[0], music[1], music[0], *music[3:6]]
+    on = {"replay": 2.0, "replay_gap": 3, "replay_minutes": 0.0}
+    start = world.now - 3_600.0  # the plays come before the context's fixed `now`, a minute apart
+
+    def rec(**policy):
+        return {"op": "recommend", "user": "m", "k": 8, "context": world.context(), "policy": policy}
+
+    return Case("replay_ranked", "the ranked bundle with a replay weight: the favourites join the short list "
+                "before the ranker re-scores it, and their replay term is added to the ranker's relevance; the same "
+                "request without the ranker, and with a smaller weight", [
+                    *[{"op": "record", "user": "m", "item": item, "event": "play", "timestamp": start + 60.0 * i}
+                      for i, item in enumerate(plays)],
+                    rec(**on), rec(**on, use_ranker=False), rec(**{**on, "replay": 0.5})],
+                bundle=RANKED, engines=("onnx",))
 
 
 def ranked_case(world: World, history: list[str], episodes: list[str], far: str, genre: str, creator: str) -> Case:

@@ -71,7 +71,8 @@ def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") 
         for step in case.steps:
             op = step["op"]
             if op == "record":
-                rec.record(step["user"], step["item"], step["event"], value=step.get("value"))
+                rec.record(step["user"], step["item"], step["event"], value=step.get("value"),
+                           timestamp=step.get("timestamp"))
             elif op == "onboard":
                 rec.onboard(step["user"], genres=step.get("genres", ()), tags=step.get("tags", ()),
                             languages=step.get("languages", ()), items=step.get("items", ()))

@@ -291,11 +291,12 @@ class Runtime:
         if any(i not in cat["row"] or not cat["live"][cat["row"][i]] for i in items):
             raise SpecError("unknown or removed item")
 
-    def record(self, user: str, item: str, event: str) -> None:
+    def record(self, user: str, item: str, event: str, timestamp: float | None = None) -> None:
         if event not in EVENTS:
             raise SpecError(f"unknown event {event!r}")
         self._known([item])
-        self.events.setdefault(user, []).append((item, event, time.time()))  # §2: the device clock
+        when = time.time() if timestamp is None else float(timestamp)  # §2: the given time, else the device clock
+        self.events.setdefault(user, []).append((item, event, when))
 
     def onboard(self, user, genres=None, languages=None, tags=None, items=None) -> None:
         rows = self._catalog()
@@ -843,7 +844,7 @@ def play(runtime: Runtime, case: dict):
             expected = step.get("expected_by_engine", {}).get("onnx", step["expected"])
             yield number, runtime.recommend(**args), expected
         elif op == "record":
-            runtime.record(args["user"], args["item"], args["event"])
+            runtime.record(args["user"], args["item"], args["event"], args.get("timestamp"))
         elif op in ("add_items", "remove_items"):
             getattr(runtime, op)(args["items"])
         else:
