@@ -118,11 +118,14 @@ class Reactions(ABC):
             return reaction.played & ~reaction.skipped
         return reaction.finished
 
+    def judge(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> tuple[np.ndarray, ...]:
+        """(attraction, P(skip), P(finish), P(like)) of each item: what `react` draws from."""
+        return (self.attraction(user, items, consumed), *self.outcome(user, items, consumed))
+
     def react(self, user: int, items: np.ndarray, rng: np.random.Generator, model: str = "pbm",
               consumed: Consumed | None = None) -> Reaction:
         k = len(items)
-        attract = self.attraction(user, items, consumed)
-        p_skip, p_finish, p_like = self.outcome(user, items, consumed)
+        attract, p_skip, p_finish, p_like = self.judge(user, items, consumed)
         u = rng.random((6, k))  # a fixed number of draws per list keeps runs repeatable under edits
         if model == "pbm":
             examined = u[0] < examination(k)
@@ -168,20 +171,22 @@ class SynthReactions(Reactions):
         u = np.full(len(items), row)
         return item_fit(self.world, self.users, u, self.users.taste_end[u], items)
 
-    def attraction(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> np.ndarray:
+    def judge(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> tuple[np.ndarray, ...]:
+        # the fit and the series order computed once for both halves (a simulated list's main cost)
+        fit = self.fit(user, items)
+        ahead, continuing = (False, False) if consumed is None else self.series_order(items, consumed)
         row = self.user_row[user]
         speaks = np.isin(self.world.language[items], self.users.languages[row])
-        attract = (1 / (1 + np.exp(-10 * (self.fit(user, items) - 0.45)))) * np.where(speaks, 1.0, 0.3)
-        if consumed is None:
-            return attract
-        ahead, continuing = self.series_order(items, consumed)
-        return np.where(ahead, 0.0, np.where(continuing, np.maximum(attract, CONTINUE_SERIES), attract))
+        attract = (1 / (1 + np.exp(-10 * (fit - 0.45)))) * np.where(speaks, 1.0, 0.3)
+        attract = np.where(ahead, 0.0, np.where(continuing, np.maximum(attract, CONTINUE_SERIES), attract))
+        return (attract, skip_probability(self.world, items, fit, continuing),
+                finish_probability(self.world, items, fit), like_probability(fit))
+
+    def attraction(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> np.ndarray:
+        return self.judge(user, items, consumed)[0]
 
     def outcome(self, user: int, items: np.ndarray, consumed: Consumed | None = None):
-        fit = self.fit(user, items)
-        continuing = False if consumed is None else self.series_order(items, consumed)[1]
-        return (skip_probability(self.world, items, fit, continuing), finish_probability(self.world, items, fit),
-                like_probability(fit))
+        return self.judge(user, items, consumed)[1:]
 
     def series_order(self, items: np.ndarray, consumed: Consumed) -> tuple[np.ndarray, np.ndarray]:
         """Per item: `ahead` (a later episode than the first one of its series the user has not seen) and
