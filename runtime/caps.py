@@ -2,9 +2,10 @@
 
 Rows are taken best first; a row whose creator or genre already has its cap among the rows kept so
 far is dropped (rows without one are never dropped). The retrieve stage widens the short list until
-the caps keep k. With one cap the walk is vectorised (a row is kept when fewer than `cap` rows of its
-group come before it): a request capped at one item per genre, asking for more items than the
-catalog has genres, walks every row, and a Python loop over a million rows took seconds.
+the caps keep k. A request capped at one item per genre, asking for more items than the catalog has
+genres, walks every row, and a Python loop over a million rows took seconds: with one cap the walk is
+vectorised (a row is kept when fewer than `cap` rows of its group come before it), with two it skips
+the rows already full a block at a time.
 """
 
 from __future__ import annotations
@@ -38,20 +39,46 @@ def within_one_cap(groups: np.ndarray, cap: int) -> np.ndarray:
     return (groups < 0) | (rank < cap)
 
 
-def within_caps(caps: list[tuple[np.ndarray, int]], k: int) -> np.ndarray:
+def within_caps(caps: list[tuple[np.ndarray, int]], k: int, block: int = 0) -> np.ndarray:
     """Rows kept under several caps at once, up to the k-th (a dropped row counts toward none, so the walk
-    is in order; the rows after the k-th kept one are left False)."""
+    is in order; the rows after the k-th kept one are left False).
+
+    A row whose group is full stays dropped (counts only grow), so each block of rows is first filtered
+    at once to the rows still open and only those are walked; when a kept row fills its group and many
+    open rows are left in the block, they are filtered again. So two caps that can never fill k no longer
+    walk a million rows one by one. Blocks start at 4 k rows (at least 64: a list usually fills within
+    them) and double up to 64k rows (`block` > 0 fixes their size)."""
     n = len(caps[0][0])
     kept = np.zeros(n, bool)
-    counts, total = [{} for _ in caps], 0
-    for i in range(n):
-        if total == k:
-            break
-        if any(groups[i] >= 0 and seen.get(groups[i], 0) >= cap for seen, (groups, cap) in zip(counts, caps)):
-            continue
-        for seen, (groups, _) in zip(counts, caps):
-            if groups[i] >= 0:
-                seen[groups[i]] = seen.get(groups[i], 0) + 1
-        kept[i] = True
-        total += 1
+    counts = [[0] * (int(groups.max(initial=0)) + 1) for groups, _ in caps]  # lists: read row by row
+    total = 0
+
+    def open_rows(lo: int, hi: int) -> tuple[list[int], list[list[int]]]:
+        if not total:  # nothing kept yet: every row is open
+            return list(range(lo, hi)), [groups[lo:hi].tolist() for groups, _ in caps]
+        ok = np.ones(hi - lo, bool)
+        for count, (groups, cap) in zip(counts, caps):
+            part = groups[lo:hi]
+            ok &= (part < 0) | (np.array(count)[np.maximum(part, 0)] < cap)
+        rows = lo + np.flatnonzero(ok)
+        return rows.tolist(), [groups[rows].tolist() for groups, _ in caps]
+
+    start, size = 0, block or max(4 * k, 64)
+    while start < n:
+        stop = min(start + size, n)
+        (rows, groups), j = open_rows(start, stop), 0
+        while j < len(rows):
+            i, row_groups, j = rows[j], [g[j] for g in groups], j + 1
+            if any([g >= 0 and count[g] >= cap for g, count, (_, cap) in zip(row_groups, counts, caps)]):
+                continue
+            kept[i], total, filled = True, total + 1, False
+            if total == k:
+                return kept
+            for g, count, (_, cap) in zip(row_groups, counts, caps):
+                if g >= 0:
+                    count[g] += 1
+                    filled |= bool(count[g] == cap)
+            if filled and len(rows) - j > 64:  # many rows left that may now be full: filter them at once
+                (rows, groups), j = open_rows(i + 1, stop), 0
+        start, size = stop, size if block else min(2 * size, 65_536)
     return kept

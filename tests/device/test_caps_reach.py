@@ -39,8 +39,18 @@ def test_one_cap_keeps_what_the_walk_keeps(groups, cap):
 
 @settings(max_examples=200, deadline=None)
 @given(pairs=st.lists(st.tuples(st.integers(-1, 3), st.integers(-1, 3)), max_size=60), caps=st.tuples(
-    st.integers(1, 3), st.integers(1, 3)), k=st.integers(1, 30))
-def test_two_caps_keep_what_the_walk_keeps_up_to_k(pairs, caps, k):
+    st.integers(1, 3), st.integers(1, 3)), k=st.integers(1, 30), block=st.sampled_from([1, 3, 7, 4096]))
+def test_two_caps_keep_what_the_walk_keeps_up_to_k(pairs, caps, k, block):
     creators = np.array([p[0] for p in pairs], np.int64)
     genres = np.array([p[1] for p in pairs], np.int64)
-    assert within_caps([(creators, caps[0]), (genres, caps[1])], k).tolist() == walk([creators, genres], caps, k)
+    kept = within_caps([(creators, caps[0]), (genres, caps[1])], k, block=block)
+    assert kept.tolist() == walk([creators, genres], caps, k)
+
+
+def test_two_caps_that_cannot_fill_k_skip_the_full_rows_a_block_at_a_time():
+    # a million rows of 3 creators and 3 genres, caps 1 and 1: at most 3 rows can be kept
+    rng = np.random.default_rng(0)
+    creators, genres = rng.integers(0, 3, 1_000_000), rng.integers(0, 3, 1_000_000)
+    kept = within_caps([(creators, 1), (genres, 1)], 10)
+    assert kept.tolist()[:50] == walk([creators[:50], genres[:50]], (1, 1))[:50]
+    assert kept.sum() == len(set(creators[kept])) == len(set(genres[kept])) <= 3
