@@ -444,6 +444,11 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
         raise DataError(
             f"column '{name}' holds a non-finite value {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
         )
+    big = np.flatnonzero(np.abs(out) > np.finfo(dtype).max)  # an infinity once stored: the folder would not read back
+    if big.size:
+        bad = int(big[0])
+        raise DataError(f"column '{name}' holds {values[bad]!r}, too large for its {np.dtype(dtype).name} column "
+                        f"(at most {np.finfo(dtype).max:.3g}); scale the column down", chunk.path, chunk.line_of(bad))
     return out.astype(dtype)
 
 
