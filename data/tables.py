@@ -403,7 +403,7 @@ def _first_bad(values: list[str], convert) -> int:
 
 
 def to_int(chunk: Chunk, name: str, dtype=np.int64) -> np.ndarray:
-    values = chunk.columns[name]
+    values, limits = chunk.columns[name], np.iinfo(dtype)
     try:
         return np.asarray(values).astype(dtype)
     except (ValueError, OverflowError):
@@ -411,7 +411,12 @@ def to_int(chunk: Chunk, name: str, dtype=np.int64) -> np.ndarray:
     try:  # "3.0" is an integer written as a float
         as_float = np.asarray(values, dtype=np.float64)
         if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
-            return as_float.astype(dtype)
+            outside = np.flatnonzero((as_float < limits.min) | (as_float > limits.max))  # a cast would wrap them
+            if not outside.size:
+                return as_float.astype(dtype)
+            bad = int(outside[0])
+            raise DataError(f"column '{name}' holds {values[bad]!r}, outside {limits.min} to {limits.max} (what its "
+                            f"{np.dtype(dtype).name} column holds)", chunk.path, chunk.line_of(bad))
     except ValueError:
         pass
     bad = max(_first_bad(values, _strict_int), 0)

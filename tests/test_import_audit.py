@@ -26,7 +26,7 @@ def test_a_value_the_import_accepts_reads_back_from_the_folder(tmp_path_factory,
     try:
         dataset = import_dataset("csv", path)
     except DataError as exc:
-        assert abs(value) > np.finfo(np.float32).max
+        assert abs(value) > float(np.finfo(np.float32).max)
         assert "log.csv:2: column 'value'" in str(exc) and "too large" in str(exc)
         return
     save_dataset(dataset, folder / "out")
@@ -39,4 +39,13 @@ def test_a_duration_too_large_for_its_column_is_named_at_its_line(tmp_path, cell
     (tmp_path / "log.csv").write_text(LOG)
     (tmp_path / "items.csv").write_text(f"item_id,duration\na,10\nb,{cell}\n")
     with pytest.raises(DataError, match=r"items.csv:3: column 'duration' holds .*too large"):
+        import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+
+
+@pytest.mark.parametrize("cell", ["3000000000", "-3000000000", "3e9", "1e20"])
+def test_an_episode_number_too_large_for_its_column_is_refused_not_wrapped(tmp_path, cell):
+    """3000000000 was stored as episode -2147483648, silently."""
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / "items.csv").write_text(f"item_id,episode\na,1\nb,{cell}\n")
+    with pytest.raises(DataError, match=r"items.csv:3: column 'episode' holds .* -2147483648 to 2147483647"):
         import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
