@@ -203,11 +203,12 @@ def _is_time(text: str) -> bool:
 
 
 def _split_lines(handle, delimiter: str, quoted: bool = True):
+    """The rows' fields: a csv reader, whose `line_num` counts the lines read (a quoted field may span
+    several), or one row a line."""
     if len(delimiter) == 1 and quoted:
-        yield from csv.reader(handle, delimiter=delimiter)
-    else:  # csv cannot split on "::"; such files (MovieLens 1M, and 100K's "|" files) never quote fields
-        for raw in handle:
-            yield raw.rstrip("\r\n").split(delimiter)
+        return csv.reader(handle, delimiter=delimiter)
+    # csv cannot split on "::"; such files (MovieLens 1M, and 100K's "|" files) never quote fields
+    return (raw.rstrip("\r\n").split(delimiter) for raw in handle)
 
 
 def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True,
@@ -220,7 +221,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
             if header is None:
                 first_row = next(rows)
                 names = [c.strip() for c in first_row]
-                line = 1
+                line = getattr(rows, "line_num", 1)
                 if not any(names):
                     raise DataError("the first line is blank; the header line (the column names) must come first",
                                     str(path), 1)
@@ -240,7 +241,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         blank = 0  # the first blank line after some rows: ignored at the end of the file, an error before a row
         try:
             for fields in rows:
-                line += 1
+                start, line = line + 1, getattr(rows, "line_num", line + 1)  # the row's first and last line
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     if not buffers[0]:
                         first_line = line + 1
@@ -251,27 +252,29 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     raise DataError("blank line inside the data; remove it", str(path), blank)
                 if fields == first_row:
                     raise DataError("this line repeats the header (were files joined with their header lines?); "
-                                    "keep only the first header line", str(path), line)
+                                    "keep only the first header line", str(path), start)
                 if len(fields) != width:
                     spans = any("\n" in f or "\r" in f for f in fields)  # csv read on to the next quote
                     if skipped is not None and not spans:
-                        skipped.add(f"not {width} fields", [line])
-                        lines = lines if lines is not None else list(range(first_line, line))
+                        skipped.add(f"not {width} fields", [start])
+                        lines = lines if lines is not None else list(range(first_line, start))
                         continue
                     raise DataError(
                         f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
                         + ("; a field runs over several lines: is a quote left open here?" if spans else ""),
                         str(path),
-                        line,
+                        start,
                     )
                 if quoted and _swallowed(fields, delimiter, width):  # the right count by chance: silent otherwise
                     raise DataError("a quoted field runs over several lines and holds whole rows of the file: is a "
                                     "quote left open here? (for a log whose names hold quotes pass --no-quoting)",
-                                    str(path), line)
+                                    str(path), start)
                 for buf, i in zip(buffers, keep):
                     buf.append(fields[i])
+                if lines is None and line != start:  # the rows after this one no longer follow from first_line
+                    lines = list(range(first_line, start))
                 if lines is not None:
-                    lines.append(line)
+                    lines.append(start)
                 rows_seen += 1
                 if len(buffers[0]) >= chunk_rows:
                     yield _chunk(out_names, buffers, first_line, path, lines)
@@ -280,7 +283,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
         except csv.Error as exc:
-            raise DataError(f"malformed CSV ({exc})", str(path), line) from None
+            raise DataError(f"malformed CSV ({exc})", str(path), line + 1) from None  # the row being read
         except (OSError, EOFError) as exc:  # a damaged gzip stream
             raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgerec.data import import_dataset, load_dataset, save_dataset
+from edgerec.data import ReadOptions, import_dataset, load_dataset, save_dataset
 from edgerec.errors import DataError
 
 LOG = "user_id,item_id,timestamp\nu1,a,100\nu1,b,200\n"
@@ -49,3 +49,25 @@ def test_an_episode_number_too_large_for_its_column_is_refused_not_wrapped(tmp_p
     (tmp_path / "items.csv").write_text(f"item_id,episode\na,1\nb,{cell}\n")
     with pytest.raises(DataError, match=r"items.csv:3: column 'episode' holds .* -2147483648 to 2147483647"):
         import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+
+
+# item ids, quoted as they may hold line breaks; a last row whose id is too long for the device follows them
+ids = st.lists(st.sampled_from(["a", "b c", "two\nlines", "three\nshort\nlines", 'say ""hi""\nthere']),
+               min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=ids, crlf=st.booleans(), chunk_rows=st.sampled_from([1, 2, 200_000]), skip=st.booleans())
+def test_an_error_after_quoted_fields_that_span_lines_names_the_true_line(tmp_path_factory, items, crlf,
+                                                                           chunk_rows, skip):
+    """Rows were counted, not lines: after a quoted field over two lines every error named a line too early."""
+    end = "\r\n" if crlf else "\n"
+    rows = [f'u1,"{item}",{100 + n}' for n, item in enumerate(items)]
+    if skip:  # a short row, left out with --skip-bad-rows, keeps the chunk's line list in play
+        rows.insert(0, "u1,only two")
+    text = "".join(f"{row}\n" for row in ["user_id,item_id,timestamp", *rows, "u2," + "z" * 300 + ",1"]).replace("\n", end)
+    path = tmp_path_factory.mktemp("lines") / "log.csv"
+    path.write_bytes(text.encode())
+    bad_line = text.count(end, 0, text.index("u2,z")) + 1
+    with pytest.raises(DataError, match=rf"log.csv:{bad_line}: column 'item_id' holds an id of 300 characters"):
+        import_dataset("csv", path, options=ReadOptions(chunk_rows=chunk_rows, skip_bad_rows=skip))
