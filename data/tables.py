@@ -302,14 +302,17 @@ def _chunk(names, buffers, first_line, path, lines) -> Chunk:
 
 
 def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
-    """A field that read on over line breaks up to a quote far below: one of its later lines is itself a
-    row (`width` non-empty fields). Quoted text may hold line breaks, rarely whole rows of the file."""
+    """A field that read on over line breaks up to a quote far below: the lines between its first and its
+    last are whole rows (`width` non-empty fields each). Quoted text may hold line breaks, rarely whole rows
+    of the file; its last line is where the quote closed, part of a row even when swallowed, and a closing
+    line of prose (`Stars: Ann, Bob, Cy.`) has commas enough to pass for one. A field ending in a line break
+    holds a quote left open to the end of the file: its last line is whole too."""
     for field in fields:
-        if "\n" in field or "\r" in field:
-            for inner in field.splitlines()[1:]:
-                parts = inner.split(delimiter)
-                if len(parts) == width and all(p.strip() for p in parts):
-                    return True
+        lines = field.splitlines()
+        inner = lines[1:] if field.endswith(("\n", "\r")) else lines[1:-1]
+        if inner and all(len(parts := line.split(delimiter)) == width and all(p.strip() for p in parts)
+                         for line in inner):
+            return True
     return False
 
 

@@ -71,3 +71,26 @@ def test_an_error_after_quoted_fields_that_span_lines_names_the_true_line(tmp_pa
     bad_line = text.count(end, 0, text.index("u2,z")) + 1
     with pytest.raises(DataError, match=rf"log.csv:{bad_line}: column 'item_id' holds an id of 300 characters"):
         import_dataset("csv", path, options=ReadOptions(chunk_rows=chunk_rows, skip_bad_rows=skip))
+
+
+@pytest.mark.parametrize("description", ["First paragraph.\nStars: Ann, Bob, Cy.",
+                                         "Line one\nline two\nWith Ann, Bob, Cy"])
+def test_a_description_over_several_lines_with_commas_imports(tmp_path, description):
+    """A quoted description whose second line held as many commas as the row was refused as an open quote
+    swallowing rows; a swallowed row sits between the field's first and last line, never at its end."""
+    (tmp_path / "log.csv").write_text(LOG)
+    quoted = description.replace('"', '""')
+    (tmp_path / "items.csv").write_text(f'item_id,title,description\na,Alpha,"{quoted}"\nb,Beta,plain\n')
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+    assert dataset.catalog.text["description"] == [description, "plain"]
+    save_dataset(dataset, tmp_path / "out")
+    assert load_dataset(tmp_path / "out").catalog.text["description"] == [description, "plain"]
+
+
+@pytest.mark.parametrize("text", ['u1,"i1\nu2,i2,200\nu3,"i3",300\n', 'u1,i1,100\nu2,i2,"late\nu3,i3,300\n'])
+def test_an_open_quote_that_swallows_one_row_is_still_named(tmp_path, text):
+    """One whole row between the field's first and last line, or a quote open to the end of the file."""
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\n" + text)
+    with pytest.raises(DataError, match=r"log.csv:[23]: a quoted field runs over several lines and holds whole rows"):
+        import_dataset("csv", path)
