@@ -263,7 +263,7 @@ def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: S
     no_time = np.isnan(seconds)
     no_id = np.zeros(len(chunk), bool)
     for name in (columns.user, columns.item):
-        no_id |= np.fromiter((not v for v in chunk.columns[name]), bool, len(chunk))
+        no_id |= np.fromiter((not v or v.isspace() for v in chunk.columns[name]), bool, len(chunk))
     for reason, rows in (("no user or item id", no_id), ("time not readable", no_time & ~no_id)):
         if rows.any():
             skipped.add(reason, [chunk.line_of(i) for i in np.flatnonzero(rows)])
@@ -272,8 +272,9 @@ def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: S
 
 
 def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
-    """Ids are non-empty, at most MAX_ID characters (what the device accepts), free of NUL, and exact:
-    not integers too large for the floating-point column that holds them."""
+    """Ids are non-empty (not blank: every row of a blank user would be one user), at most MAX_ID characters
+    (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
+    that holds them."""
     values = chunk.columns[name]
     if name in chunk.floats:  # pandas stores an integer id column with a gap as float64
         bad = next((i for i, v in enumerate(values) if v and not abs(float(v)) < 2**53), None)  # NaN too
@@ -282,8 +283,10 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
                             "too large to keep every digit (different ids may have merged); store the ids as "
                             "integers or text (pandas: drop the rows without one, then .astype('int64'))",
                             chunk.path, chunk.line_of(bad))
-    if "" in values:
-        raise DataError(f"column '{name}' is empty{hint}", chunk.path, chunk.line_of(values.index("")))
+    if "" in values or any(map(str.isspace, values)):
+        bad = next(i for i, v in enumerate(values) if not v or v.isspace())
+        raise DataError(f"column '{name}' is empty{' (only spaces)' * bool(values[bad])}{hint}", chunk.path,
+                        chunk.line_of(bad))
     if values and max(map(len, values)) > MAX_ID:
         bad = next(i for i, v in enumerate(values) if len(v) > MAX_ID)
         raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "

@@ -94,3 +94,17 @@ def test_an_open_quote_that_swallows_one_row_is_still_named(tmp_path, text):
     path.write_text("user_id,item_id,timestamp\n" + text)
     with pytest.raises(DataError, match=r"log.csv:[23]: a quoted field runs over several lines and holds whole rows"):
         import_dataset("csv", path)
+
+
+@pytest.mark.parametrize("blank", [" ", "   ", "\t", "\u00a0"])
+@pytest.mark.parametrize("column", ["user_id", "item_id"])
+def test_an_id_of_only_spaces_is_a_missing_id_not_one_user_for_all_blank_rows(tmp_path, blank, column):
+    """Every row whose user was blank became one user '   ' (and one item, for blank item ids), silently."""
+    rows = [("u1", "a", 1), ("u2", "b", 2), ("u3", "c", 3)]
+    rows[1] = (blank, "b", 2) if column == "user_id" else ("u2", blank, 2)
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+    with pytest.raises(DataError, match=rf"log.csv:3: column '{column}' is empty"):
+        import_dataset("csv", path)
+    kept = import_dataset("csv", path, options=ReadOptions(skip_bad_rows=True))
+    assert len(kept.interactions) == 2 and kept.meta["skipped_rows"]["no user or item id"]["first_lines"] == [3]
