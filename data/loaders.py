@@ -11,7 +11,7 @@ import codecs
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -503,15 +503,21 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
 
 
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
-                   items: str | Path | None = None, options: ReadOptions | None = None) -> Dataset:
-    """Read data in any supported FORMAT into the neutral model."""
+                   items: str | Path | None = None, options: ReadOptions | None = None,
+                   items_encoding: str | None = None) -> Dataset:
+    """Read data in any supported FORMAT into the neutral model; `items_encoding`, when the item table's
+    text encoding is not the log's."""
     if fmt.startswith("ml-"):
         if items:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
         return load_movielens(fmt, path, options)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    catalog = read_catalog(items, options) if items else None
+    if items_encoding and not items:
+        raise ConfigError("--items-encoding is the encoding of the --items file; pass it with --items")
+    options = options or ReadOptions()
+    item_options = replace(options, encoding=items_encoding) if items_encoding else options
+    catalog = read_catalog(items, item_options) if items else None
     dataset = read_interactions(path, columns, catalog, options)
     dataset.meta = dict(dataset.meta, source=str(path), format=fmt)
     return dataset

@@ -277,6 +277,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     lines.append(start)
                 rows_seen += 1
                 if len(buffers[0]) >= chunk_rows:
+                    _refuse_garbled(buffers, encoding, path, first_line, lines)
                     yield _chunk(out_names, buffers, first_line, path, lines)
                     buffers = [[] for _ in keep]
                     first_line, lines = line + 1, None
@@ -292,6 +293,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                                 "delimiter or --columns wrong?", str(path))
             raise DataError("file has a header but no rows", str(path), line)
         if buffers[0]:
+            _refuse_garbled(buffers, encoding, path, first_line, lines)
             yield _chunk(out_names, buffers, first_line, path, lines)
 
 
@@ -299,6 +301,26 @@ def _chunk(names, buffers, first_line, path, lines) -> Chunk:
     if lines is None:
         return Chunk(dict(zip(names, buffers)), first_line, str(path))
     return Chunk(dict(zip(names, buffers)), lines[0] if lines else first_line, str(path), lines=np.asarray(lines))
+
+
+def _refuse_garbled(buffers: list[list[str]], encoding: str, path: Path, first_line: int, lines) -> None:
+    """UTF-8 text read with a one-byte encoding (latin-1, cp1252) decodes without an error, every accented
+    letter as two ('Jürgen' as 'JÃ¼rgen'): refused when the kept text, encoded back, is UTF-8 beyond ASCII
+    (text truly in a one-byte encoding almost never is)."""
+    if len(b"\xc3\xbc".decode(encoding, errors="replace")) != 2:  # UTF-8, UTF-16: a wrong one fails on its own
+        return
+    raw = "\x1f".join(v for column in buffers for v in column).encode(encoding, errors="replace")
+    if raw.isascii():
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:  # truly one-byte text
+        return
+    row, seen = next((r, v) for r, values in enumerate(zip(*buffers)) for v in values if not v.isascii())
+    meant = seen.encode(encoding, errors="replace").decode("utf-8", errors="replace")
+    raise DataError(f"this text is UTF-8, read as {encoding} ({meant!r} became {seen!r}): drop --encoding for "
+                    "this file (the item table has its own, --items-encoding)", str(path),
+                    int(lines[row]) if lines is not None else first_line + row)
 
 
 def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
@@ -328,7 +350,8 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
     except (UnicodeDecodeError, OSError, EOFError):  # found it (or a damaged gzip stream: the last line reached)
         pass
     return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
-                     "(e.g. latin-1, cp1252, utf-16) or save the file as UTF-8", str(path), max(line, 1))
+                     "(e.g. latin-1, cp1252, utf-16; --items-encoding for an item table of another one than the "
+                     "log) or save the file as UTF-8", str(path), max(line, 1))
 
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:

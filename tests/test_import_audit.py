@@ -108,3 +108,38 @@ def test_an_id_of_only_spaces_is_a_missing_id_not_one_user_for_all_blank_rows(tm
         import_dataset("csv", path)
     kept = import_dataset("csv", path, options=ReadOptions(skip_bad_rows=True))
     assert len(kept.interactions) == 2 and kept.meta["skipped_rows"]["no user or item id"]["first_lines"] == [3]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "iso-8859-15"])
+def test_utf8_text_read_with_a_one_byte_encoding_is_refused_not_garbled(tmp_path, encoding):
+    """--encoding serves the log and --items alike: following the hint for a Latin-1 item table turned the UTF-8
+    log's 'Jürgen' into 'JÃ¼rgen', silently."""
+    path = tmp_path / "log.csv"
+    path.write_bytes("user_id,item_id,timestamp\nu1,a,1\nJürgen,b,2\n".encode())
+    with pytest.raises(DataError, match=rf"log.csv:3: .*UTF-8, read as {encoding} \('Jürgen' became 'JÃ.rgen'\)"):
+        import_dataset("csv", path, options=ReadOptions(encoding=encoding))
+    path.write_bytes("user_id,item_id,timestamp\nJürgen,b,2\n".encode("latin-1"))  # Latin-1 indeed: read as such
+    assert import_dataset("csv", path, options=ReadOptions(encoding=encoding)).user_ids == ["Jürgen"]
+
+
+def test_the_item_table_may_have_its_own_encoding(tmp_path):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    (tmp_path / "log.csv").write_bytes("user_id,item_id,timestamp\nJürgen,a,1\nJürgen,b,2\n".encode())
+    (tmp_path / "items.csv").write_bytes("item_id,title\na,Café\nb,Naïve\n".encode("latin-1"))
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(tmp_path / "log.csv"), "--items",
+                                      str(tmp_path / "items.csv"), "--items-encoding", "latin-1", "--out",
+                                      str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset(tmp_path / "out")
+    assert dataset.user_ids == ["Jürgen"] and dataset.catalog.text["title"] == ["Café", "Naïve"]
+
+
+def test_an_items_encoding_without_an_item_table_is_refused(tmp_path):
+    from edgerec.errors import ConfigError
+
+    (tmp_path / "log.csv").write_text(LOG)
+    with pytest.raises(ConfigError, match="--items-encoding .* with --items"):
+        import_dataset("csv", tmp_path / "log.csv", items_encoding="latin-1")
