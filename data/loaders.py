@@ -33,7 +33,7 @@ from edgerec.data.tables import (
     to_timestamp,
 )
 from edgerec.errors import ConfigError, DataError
-from edgerec.runtime.vocab import MAX_ID
+from edgerec.runtime.vocab import MAX_ID, MODALITIES
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
@@ -323,6 +323,18 @@ def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
     return out
 
 
+def _modalities(chunk: Chunk) -> list[str]:
+    """The modality column in the device's names, in any case; an unknown name stops the import (the device
+    would read the item as of no modality: no verb in its reasons, no context lift, no domain)."""
+    out = [v.strip().lower() for v in chunk.columns["modality"]]
+    bad = next((i for i, v in enumerate(out) if v and v not in MODALITIES), None)
+    if bad is not None:
+        raise DataError(f"unknown modality {chunk.columns['modality'][bad]!r}; expected one of {', '.join(MODALITIES)}: "
+                        "rename the file's modalities to these, or leave the cell empty when unknown", chunk.path,
+                        chunk.line_of(bad))
+    return out
+
+
 def _devices(chunk: Chunk, column: str | None) -> np.ndarray:
     if column is None:
         return np.full(len(chunk), -1, np.int8)
@@ -344,6 +356,8 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
                              encoding=options.encoding):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
+        if "modality" in chunk.columns:
+            chunk.columns["modality"] = _modalities(chunk)
         for c in text:
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:

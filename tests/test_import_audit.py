@@ -143,3 +143,16 @@ def test_an_items_encoding_without_an_item_table_is_refused(tmp_path):
     (tmp_path / "log.csv").write_text(LOG)
     with pytest.raises(ConfigError, match="--items-encoding .* with --items"):
         import_dataset("csv", tmp_path / "log.csv", items_encoding="latin-1")
+
+
+def test_modalities_are_read_in_any_case_and_an_unknown_one_is_named(tmp_path):
+    """'FILM' was kept as written, a modality the device does not know (no film verb, context or domain for it),
+    and so was 'movie', silently."""
+    (tmp_path / "log.csv").write_text(LOG)
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,modality\na, Film \nb,\n")
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=items)
+    assert dataset.catalog.text["modality"] == ["film", ""]
+    items.write_text("item_id,modality\na,film\nb,movie\n")
+    with pytest.raises(DataError, match=r"items.csv:3: unknown modality 'movie'; expected one of film, series_episode"):
+        import_dataset("csv", tmp_path / "log.csv", items=items)
