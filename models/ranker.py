@@ -156,9 +156,10 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
         weights.append(ENGAGEMENT_WEIGHT.get(int(log.event[e]), 1.0))
         engaged.append(1.0 if log.event[e] != EVENT_CODE["play"] else float(np.clip(log.value[e], 0, 1)))
     if not groups:
-        raise DataError(f"no ranker examples: no consumed item came with {cfg.negatives_per_event} unseen items in "
-                        f"retrieval's short list to contrast it with ({dataset.n_items} items in the catalog); a "
-                        "ranker needs more items than its users have consumed, and users with several events")
+        raise DataError(f"no examples to train a ranker or scorer on: no consumed item came with "
+                        f"{cfg.negatives_per_event} unseen items in retrieval's short list to contrast it with "
+                        f"({dataset.n_items} items in the catalog); a re-ranker needs more items than its users have "
+                        "consumed, and users with several events")
     width = groups[0].shape[-1]
     return RankerExamples(np.stack(groups).astype(np.float32), np.asarray(weights, np.float32),
                           np.asarray(engaged, np.float32),

@@ -62,7 +62,7 @@ def test_groups_hold_unseen_items_only_whatever_the_catalog_and_short_list(n_ite
     try:
         checked_groups(dataset(histories, n_items), cfg, seed)
     except DataError as exc:
-        assert "no ranker examples" in str(exc)
+        assert "no examples to train a ranker or scorer on" in str(exc)
 
 
 def test_a_catalog_smaller_than_the_short_list_gives_groups():
@@ -72,7 +72,7 @@ def test_a_catalog_smaller_than_the_short_list_gives_groups():
 
 
 def test_too_few_unseen_items_for_a_group_says_what_a_ranker_needs():
-    with pytest.raises(DataError, match="no ranker examples.*more items"):
+    with pytest.raises(DataError, match="no examples to train a ranker or scorer on.*more items"):
         checked_groups(dataset([[0, 1, 2, 3], [3, 2, 1, 0]], 4), RankerConfig(negatives_per_event=9))
 
 
