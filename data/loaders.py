@@ -107,6 +107,16 @@ def key_parts(name: str, present: set[str]) -> list[str]:
     return parts
 
 
+def refuse_miscased(present: set[str], wanted: dict[str, str], path) -> None:
+    """A column read when present (`wanted`: role -> name) that the file names in another case ('Event'):
+    ignored, it left every row at the default (every event a play, no titles), silently."""
+    for role, name in wanted.items():
+        other = next((p for p in sorted(present) if p != name and p.casefold() == name.casefold()), None)
+        if other is not None and name not in present:
+            flag = f", or pass --{role}-col {other}" if role in ("event", "value") else ""
+            raise DataError(f"column '{other}' is edgerec's '{name}' in another case: rename it{flag}", str(path))
+
+
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
     if fraction is None or fraction >= 1.0:
         return True
@@ -146,6 +156,7 @@ def read_interactions(
     options = options or ReadOptions()
     present = set(options.header or read_header(path, delimiter=options.delimiter, encoding=options.encoding))
     optional = {name: getattr(columns, name) for name in ("event", "value", "device")}
+    refuse_miscased(present, {k: v for k, v in optional.items() if v == _DEFAULTS[k]}, path)
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
@@ -347,7 +358,9 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
     from edgerec.data.schema import ITEM_TEXT_COLUMNS
 
     present = read_header(path, delimiter=options.delimiter, encoding=options.encoding)
-    wanted = [id_col] + [c for c in (*ITEM_TEXT_COLUMNS, "tags", "duration", "release_ts", "episode") if c in present]
+    known = (*ITEM_TEXT_COLUMNS, "tags", "duration", "release_ts", "episode")
+    refuse_miscased(set(present), {c: c for c in known}, path)
+    wanted = [id_col] + [c for c in known if c in present]
     ids: list[str] = []
     text: dict[str, list[str]] = {c: [] for c in ITEM_TEXT_COLUMNS if c in present}
     tags: list[tuple[str, ...]] = []

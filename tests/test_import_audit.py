@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgerec.data import ReadOptions, import_dataset, load_dataset, save_dataset
+from edgerec.data import ColumnMap, ReadOptions, import_dataset, load_dataset, save_dataset
 from edgerec.errors import DataError
 
 LOG = "user_id,item_id,timestamp\nu1,a,100\nu1,b,200\n"
@@ -156,3 +156,30 @@ def test_modalities_are_read_in_any_case_and_an_unknown_one_is_named(tmp_path):
     items.write_text("item_id,modality\na,film\nb,movie\n")
     with pytest.raises(DataError, match=r"items.csv:3: unknown modality 'movie'; expected one of film, series_episode"):
         import_dataset("csv", tmp_path / "log.csv", items=items)
+
+
+@pytest.mark.parametrize(("name", "flag"), [("Event", ", or pass --event-col Event"),
+                                            ("VALUE", ", or pass --value-col VALUE"), ("Device", "$")])
+def test_an_optional_log_column_named_in_another_case_is_not_silently_ignored(tmp_path, name, flag):
+    """A log whose header said 'Event' imported every skip and like as a play of value 1, silently."""
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp,{name}\nu1,a,1,skip\n")
+    with pytest.raises(DataError, match=rf"log.csv: column '{name}' is edgerec's '{name.lower()}' in another case: "
+                                        rf"rename it{flag}"):
+        import_dataset("csv", path)
+    if name != "Device":  # the flag reads it
+        role = name.lower()
+        columns = ColumnMap(**{role: name})
+        path.write_text(f"user_id,item_id,timestamp,{name}\nu1,a,1,{'skip' if role == 'event' else '0.5'}\n")
+        log = import_dataset("csv", path, columns=columns).interactions
+        assert (log.event.tolist(), log.value.tolist()) == (([2], [1.0]) if role == "event" else ([0], [0.5]))
+
+
+@pytest.mark.parametrize("name", ["Title", "GENRE", "Duration", "Tags"])
+def test_an_item_column_named_in_another_case_is_not_silently_ignored(tmp_path, name):
+    """An item table with 'Title' and 'Genre' imported items without titles or genres, silently."""
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / "items.csv").write_text(f"item_id,{name}\na,1\nb,2\n")
+    with pytest.raises(DataError, match=rf"items.csv: column '{name}' is edgerec's '{name.lower()}' in another case: "
+                                        "rename it"):
+        import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
