@@ -215,13 +215,14 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                       skipped=None) -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
         rows = _split_lines(handle, delimiter, quoted)
+        spans_lines = hasattr(rows, "line_num")  # a csv reader: it counts the lines of each row
         line = 0
         first_row = None  # the header line as read, to recognise it if it comes again
         try:
             if header is None:
                 first_row = next(rows)
                 names = [c.strip() for c in first_row]
-                line = getattr(rows, "line_num", 1)
+                line = rows.line_num if spans_lines else 1
                 if not any(names):
                     raise DataError("the first line is blank; the header line (the column names) must come first",
                                     str(path), 1)
@@ -241,7 +242,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         blank = 0  # the first blank line after some rows: ignored at the end of the file, an error before a row
         try:
             for fields in rows:
-                start, line = line + 1, getattr(rows, "line_num", line + 1)  # the row's first and last line
+                start = line + 1  # the row's first line; `line` its last (a quoted field may span several)
+                line = rows.line_num if spans_lines else start
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     if not buffers[0]:
                         first_line = line + 1
@@ -265,7 +267,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                         str(path),
                         start,
                     )
-                if quoted and _swallowed(fields, delimiter, width):  # the right count by chance: silent otherwise
+                if line != start and _swallowed(fields, delimiter, width):  # the right count by chance: silent otherwise
                     raise DataError("a quoted field runs over several lines and holds whole rows of the file: is a "
                                     "quote left open here? (for a log whose names hold quotes pass --no-quoting)",
                                     str(path), start)
@@ -330,6 +332,8 @@ def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
     line of prose (`Stars: Ann, Bob, Cy.`) has commas enough to pass for one. A field ending in a line break
     holds a quote left open to the end of the file: its last line is whole too."""
     for field in fields:
+        if "\n" not in field and "\r" not in field:
+            continue
         lines = field.splitlines()
         inner = lines[1:] if field.endswith(("\n", "\r")) else lines[1:-1]
         if inner and all(len(parts := line.split(delimiter)) == width and all(p.strip() for p in parts)
