@@ -11,7 +11,7 @@ import codecs
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from edgerec.data.tables import (
     to_timestamp,
 )
 from edgerec.errors import ConfigError, DataError
-from edgerec.runtime.vocab import MAX_ID
+from edgerec.runtime.vocab import MAX_ID, MODALITIES
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
@@ -107,6 +107,16 @@ def key_parts(name: str, present: set[str]) -> list[str]:
     return parts
 
 
+def refuse_miscased(present: set[str], wanted: dict[str, str], path) -> None:
+    """A column read when present (`wanted`: role -> name) that the file names in another case ('Event'):
+    ignored, it left every row at the default (every event a play, no titles), silently."""
+    for role, name in wanted.items():
+        other = next((p for p in sorted(present) if p != name and p.casefold() == name.casefold()), None)
+        if other is not None and name not in present:
+            flag = f", or pass --{role}-col {other}" if role in ("event", "value") else ""
+            raise DataError(f"column '{other}' is edgerec's '{name}' in another case: rename it{flag}", str(path))
+
+
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
     if fraction is None or fraction >= 1.0:
         return True
@@ -146,6 +156,7 @@ def read_interactions(
     options = options or ReadOptions()
     present = set(options.header or read_header(path, delimiter=options.delimiter, encoding=options.encoding))
     optional = {name: getattr(columns, name) for name in ("event", "value", "device")}
+    refuse_miscased(present, {k: v for k, v in optional.items() if v == _DEFAULTS[k]}, path)
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
@@ -263,7 +274,7 @@ def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: S
     no_time = np.isnan(seconds)
     no_id = np.zeros(len(chunk), bool)
     for name in (columns.user, columns.item):
-        no_id |= np.fromiter((not v for v in chunk.columns[name]), bool, len(chunk))
+        no_id |= np.fromiter((not v or v.isspace() for v in chunk.columns[name]), bool, len(chunk))
     for reason, rows in (("no user or item id", no_id), ("time not readable", no_time & ~no_id)):
         if rows.any():
             skipped.add(reason, [chunk.line_of(i) for i in np.flatnonzero(rows)])
@@ -272,8 +283,9 @@ def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: S
 
 
 def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
-    """Ids are non-empty, at most MAX_ID characters (what the device accepts), free of NUL, and exact:
-    not integers too large for the floating-point column that holds them."""
+    """Ids are non-empty (not blank: every row of a blank user would be one user), at most MAX_ID characters
+    (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
+    that holds them."""
     values = chunk.columns[name]
     if name in chunk.floats:  # pandas stores an integer id column with a gap as float64
         bad = next((i for i, v in enumerate(values) if v and not abs(float(v)) < 2**53), None)  # NaN too
@@ -282,8 +294,10 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
                             "too large to keep every digit (different ids may have merged); store the ids as "
                             "integers or text (pandas: drop the rows without one, then .astype('int64'))",
                             chunk.path, chunk.line_of(bad))
-    if "" in values:
-        raise DataError(f"column '{name}' is empty{hint}", chunk.path, chunk.line_of(values.index("")))
+    if "" in values or any(map(str.isspace, values)):
+        bad = next(i for i, v in enumerate(values) if not v or v.isspace())
+        raise DataError(f"column '{name}' is empty{' (only spaces)' * bool(values[bad])}{hint}", chunk.path,
+                        chunk.line_of(bad))
     if values and max(map(len, values)) > MAX_ID:
         bad = next(i for i, v in enumerate(values) if len(v) > MAX_ID)
         raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "
@@ -320,6 +334,18 @@ def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
     return out
 
 
+def _modalities(chunk: Chunk) -> list[str]:
+    """The modality column in the device's names, in any case; an unknown name stops the import (the device
+    would read the item as of no modality: no verb in its reasons, no context lift, no domain)."""
+    out = [v.strip().lower() for v in chunk.columns["modality"]]
+    bad = next((i for i, v in enumerate(out) if v and v not in MODALITIES), None)
+    if bad is not None:
+        raise DataError(f"unknown modality {chunk.columns['modality'][bad]!r}; expected one of {', '.join(MODALITIES)}: "
+                        "rename the file's modalities to these, or leave the cell empty when unknown", chunk.path,
+                        chunk.line_of(bad))
+    return out
+
+
 def _devices(chunk: Chunk, column: str | None) -> np.ndarray:
     if column is None:
         return np.full(len(chunk), -1, np.int8)
@@ -332,7 +358,9 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
     from edgerec.data.schema import ITEM_TEXT_COLUMNS
 
     present = read_header(path, delimiter=options.delimiter, encoding=options.encoding)
-    wanted = [id_col] + [c for c in (*ITEM_TEXT_COLUMNS, "tags", "duration", "release_ts", "episode") if c in present]
+    known = (*ITEM_TEXT_COLUMNS, "tags", "duration", "release_ts", "episode")
+    refuse_miscased(set(present), {c: c for c in known}, path)
+    wanted = [id_col] + [c for c in known if c in present]
     ids: list[str] = []
     text: dict[str, list[str]] = {c: [] for c in ITEM_TEXT_COLUMNS if c in present}
     tags: list[tuple[str, ...]] = []
@@ -341,6 +369,8 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
                              encoding=options.encoding):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
+        if "modality" in chunk.columns:
+            chunk.columns["modality"] = _modalities(chunk)
         for c in text:
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
@@ -500,15 +530,21 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
 
 
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
-                   items: str | Path | None = None, options: ReadOptions | None = None) -> Dataset:
-    """Read data in any supported FORMAT into the neutral model."""
+                   items: str | Path | None = None, options: ReadOptions | None = None,
+                   items_encoding: str | None = None) -> Dataset:
+    """Read data in any supported FORMAT into the neutral model; `items_encoding`, when the item table's
+    text encoding is not the log's."""
     if fmt.startswith("ml-"):
         if items:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
         return load_movielens(fmt, path, options)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    catalog = read_catalog(items, options) if items else None
+    if items_encoding and not items:
+        raise ConfigError("--items-encoding is the encoding of the --items file; pass it with --items")
+    options = options or ReadOptions()
+    item_options = replace(options, encoding=items_encoding) if items_encoding else options
+    catalog = read_catalog(items, item_options) if items else None
     dataset = read_interactions(path, columns, catalog, options)
     dataset.meta = dict(dataset.meta, source=str(path), format=fmt)
     return dataset

@@ -203,24 +203,26 @@ def _is_time(text: str) -> bool:
 
 
 def _split_lines(handle, delimiter: str, quoted: bool = True):
+    """The rows' fields: a csv reader, whose `line_num` counts the lines read (a quoted field may span
+    several), or one row a line."""
     if len(delimiter) == 1 and quoted:
-        yield from csv.reader(handle, delimiter=delimiter)
-    else:  # csv cannot split on "::"; such files (MovieLens 1M, and 100K's "|" files) never quote fields
-        for raw in handle:
-            yield raw.rstrip("\r\n").split(delimiter)
+        return csv.reader(handle, delimiter=delimiter)
+    # csv cannot split on "::"; such files (MovieLens 1M, and 100K's "|" files) never quote fields
+    return (raw.rstrip("\r\n").split(delimiter) for raw in handle)
 
 
 def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True,
                       skipped=None) -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
         rows = _split_lines(handle, delimiter, quoted)
+        spans_lines = hasattr(rows, "line_num")  # a csv reader: it counts the lines of each row
         line = 0
         first_row = None  # the header line as read, to recognise it if it comes again
         try:
             if header is None:
                 first_row = next(rows)
                 names = [c.strip() for c in first_row]
-                line = 1
+                line = rows.line_num if spans_lines else 1
                 if not any(names):
                     raise DataError("the first line is blank; the header line (the column names) must come first",
                                     str(path), 1)
@@ -240,7 +242,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         blank = 0  # the first blank line after some rows: ignored at the end of the file, an error before a row
         try:
             for fields in rows:
-                line += 1
+                start = line + 1  # the row's first line; `line` its last (a quoted field may span several)
+                line = rows.line_num if spans_lines else start
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     if not buffers[0]:
                         first_line = line + 1
@@ -251,36 +254,39 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     raise DataError("blank line inside the data; remove it", str(path), blank)
                 if fields == first_row:
                     raise DataError("this line repeats the header (were files joined with their header lines?); "
-                                    "keep only the first header line", str(path), line)
+                                    "keep only the first header line", str(path), start)
                 if len(fields) != width:
                     spans = any("\n" in f or "\r" in f for f in fields)  # csv read on to the next quote
                     if skipped is not None and not spans:
-                        skipped.add(f"not {width} fields", [line])
-                        lines = lines if lines is not None else list(range(first_line, line))
+                        skipped.add(f"not {width} fields", [start])
+                        lines = lines if lines is not None else list(range(first_line, start))
                         continue
                     raise DataError(
                         f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
                         + ("; a field runs over several lines: is a quote left open here?" if spans else ""),
                         str(path),
-                        line,
+                        start,
                     )
-                if quoted and _swallowed(fields, delimiter, width):  # the right count by chance: silent otherwise
+                if line != start and _swallowed(fields, delimiter, width):  # the right count by chance: silent otherwise
                     raise DataError("a quoted field runs over several lines and holds whole rows of the file: is a "
                                     "quote left open here? (for a log whose names hold quotes pass --no-quoting)",
-                                    str(path), line)
+                                    str(path), start)
                 for buf, i in zip(buffers, keep):
                     buf.append(fields[i])
+                if lines is None and line != start:  # the rows after this one no longer follow from first_line
+                    lines = list(range(first_line, start))
                 if lines is not None:
-                    lines.append(line)
+                    lines.append(start)
                 rows_seen += 1
                 if len(buffers[0]) >= chunk_rows:
+                    _refuse_garbled(buffers, encoding, path, first_line, lines)
                     yield _chunk(out_names, buffers, first_line, path, lines)
                     buffers = [[] for _ in keep]
                     first_line, lines = line + 1, None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
         except csv.Error as exc:
-            raise DataError(f"malformed CSV ({exc})", str(path), line) from None
+            raise DataError(f"malformed CSV ({exc})", str(path), line + 1) from None  # the row being read
         except (OSError, EOFError) as exc:  # a damaged gzip stream
             raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:
@@ -289,6 +295,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                                 "delimiter or --columns wrong?", str(path))
             raise DataError("file has a header but no rows", str(path), line)
         if buffers[0]:
+            _refuse_garbled(buffers, encoding, path, first_line, lines)
             yield _chunk(out_names, buffers, first_line, path, lines)
 
 
@@ -298,15 +305,40 @@ def _chunk(names, buffers, first_line, path, lines) -> Chunk:
     return Chunk(dict(zip(names, buffers)), lines[0] if lines else first_line, str(path), lines=np.asarray(lines))
 
 
+def _refuse_garbled(buffers: list[list[str]], encoding: str, path: Path, first_line: int, lines) -> None:
+    """UTF-8 text read with a one-byte encoding (latin-1, cp1252) decodes without an error, every accented
+    letter as two ('Jürgen' as 'JÃ¼rgen'): refused when the kept text, encoded back, is UTF-8 beyond ASCII
+    (text truly in a one-byte encoding almost never is)."""
+    if len(b"\xc3\xbc".decode(encoding, errors="replace")) != 2:  # UTF-8, UTF-16: a wrong one fails on its own
+        return
+    raw = "\x1f".join(v for column in buffers for v in column).encode(encoding, errors="replace")
+    if raw.isascii():
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:  # truly one-byte text
+        return
+    row, seen = next((r, v) for r, values in enumerate(zip(*buffers)) for v in values if not v.isascii())
+    meant = seen.encode(encoding, errors="replace").decode("utf-8", errors="replace")
+    raise DataError(f"this text is UTF-8, read as {encoding} ({meant!r} became {seen!r}): drop --encoding for "
+                    "this file (the item table has its own, --items-encoding)", str(path),
+                    int(lines[row]) if lines is not None else first_line + row)
+
+
 def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
-    """A field that read on over line breaks up to a quote far below: one of its later lines is itself a
-    row (`width` non-empty fields). Quoted text may hold line breaks, rarely whole rows of the file."""
+    """A field that read on over line breaks up to a quote far below: the lines between its first and its
+    last are whole rows (`width` non-empty fields each). Quoted text may hold line breaks, rarely whole rows
+    of the file; its last line is where the quote closed, part of a row even when swallowed, and a closing
+    line of prose (`Stars: Ann, Bob, Cy.`) has commas enough to pass for one. A field ending in a line break
+    holds a quote left open to the end of the file: its last line is whole too."""
     for field in fields:
-        if "\n" in field or "\r" in field:
-            for inner in field.splitlines()[1:]:
-                parts = inner.split(delimiter)
-                if len(parts) == width and all(p.strip() for p in parts):
-                    return True
+        if "\n" not in field and "\r" not in field:
+            continue
+        lines = field.splitlines()
+        inner = lines[1:] if field.endswith(("\n", "\r")) else lines[1:-1]
+        if inner and all(len(parts := line.split(delimiter)) == width and all(p.strip() for p in parts)
+                         for line in inner):
+            return True
     return False
 
 
@@ -322,7 +354,8 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
     except (UnicodeDecodeError, OSError, EOFError):  # found it (or a damaged gzip stream: the last line reached)
         pass
     return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
-                     "(e.g. latin-1, cp1252, utf-16) or save the file as UTF-8", str(path), max(line, 1))
+                     "(e.g. latin-1, cp1252, utf-16; --items-encoding for an item table of another one than the "
+                     "log) or save the file as UTF-8", str(path), max(line, 1))
 
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
@@ -403,7 +436,7 @@ def _first_bad(values: list[str], convert) -> int:
 
 
 def to_int(chunk: Chunk, name: str, dtype=np.int64) -> np.ndarray:
-    values = chunk.columns[name]
+    values, limits = chunk.columns[name], np.iinfo(dtype)
     try:
         return np.asarray(values).astype(dtype)
     except (ValueError, OverflowError):
@@ -411,7 +444,12 @@ def to_int(chunk: Chunk, name: str, dtype=np.int64) -> np.ndarray:
     try:  # "3.0" is an integer written as a float
         as_float = np.asarray(values, dtype=np.float64)
         if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
-            return as_float.astype(dtype)
+            outside = np.flatnonzero((as_float < limits.min) | (as_float > limits.max))  # a cast would wrap them
+            if not outside.size:
+                return as_float.astype(dtype)
+            bad = int(outside[0])
+            raise DataError(f"column '{name}' holds {values[bad]!r}, outside {limits.min} to {limits.max} (what its "
+                            f"{np.dtype(dtype).name} column holds)", chunk.path, chunk.line_of(bad))
     except ValueError:
         pass
     bad = max(_first_bad(values, _strict_int), 0)
@@ -444,6 +482,11 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
         raise DataError(
             f"column '{name}' holds a non-finite value {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
         )
+    big = np.flatnonzero(np.abs(out) > np.finfo(dtype).max)  # an infinity once stored: the folder would not read back
+    if big.size:
+        bad = int(big[0])
+        raise DataError(f"column '{name}' holds {values[bad]!r}, too large for its {np.dtype(dtype).name} column "
+                        f"(at most {np.finfo(dtype).max:.3g}); scale the column down", chunk.path, chunk.line_of(bad))
     return out.astype(dtype)
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from edgerec.data.schema import EVENT_CODE, Catalog, Dataset
 from edgerec.data.split import Split, consumed_sequences
+from edgerec.errors import DataError
 from edgerec.models.layers import gelu_mlp
 from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.features import EXTRA, ItemTable, feature_count, ranker_features
@@ -146,16 +147,30 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
         if (scores > scores[item]).sum() >= cfg.retrieve:
             continue  # not in the short list: the ranker never sees such an item on the device
         scores[item] = -np.inf
-        top = np.argpartition(-scores, cfg.retrieve)[:cfg.retrieve]
+        top = short_list(scores, cfg.retrieve)
+        if len(top) < cfg.negatives_per_event:
+            continue
         negatives = rng.choice(top, cfg.negatives_per_event, replace=False)
         cands = np.r_[item, negatives].astype(np.int64)
         groups.append(featurize(vectors[row], item_matrix[cands], cands, hist, *context, liked))
         weights.append(ENGAGEMENT_WEIGHT.get(int(log.event[e]), 1.0))
         engaged.append(1.0 if log.event[e] != EVENT_CODE["play"] else float(np.clip(log.value[e], 0, 1)))
-    width = groups[0].shape[-1] if groups else feature_count(item_matrix.shape[1])
+    if not groups:
+        raise DataError(f"no examples to train a ranker or scorer on: no consumed item came with "
+                        f"{cfg.negatives_per_event} unseen items in retrieval's short list to contrast it with "
+                        f"({dataset.n_items} items in the catalog); a re-ranker needs more items than its users have "
+                        "consumed, and users with several events")
+    width = groups[0].shape[-1]
     return RankerExamples(np.stack(groups).astype(np.float32), np.asarray(weights, np.float32),
                           np.asarray(engaged, np.float32),
                           np.stack(skipped).astype(np.float32) if skipped else np.zeros((0, width), np.float32))
+
+
+def short_list(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the `k` best scores, those at -inf (seen items) left out: in a catalog not much larger
+    than the list they reach it, and a catalog no larger is the whole list."""
+    top = np.argpartition(-scores, k)[:k] if k < len(scores) else np.arange(len(scores))
+    return top[np.isfinite(scores[top])]
 
 
 # features of candidates: (user vector, their vectors, their rows, history, hour, device, now, liked rows)
@@ -295,7 +310,9 @@ class RerankScorer:
             hist = history.of(user)
             s = scores[row].copy()
             s[hist] = -np.inf
-            top = np.argpartition(-s, self.short_list)[:self.short_list]
+            top = short_list(s, self.short_list)
+            if not top.size:
+                continue
             t, device = self.context[int(user)]
             logits = self.rerank(int(user), vectors[row], items, top, hist, t, device)
             scores[row, top] = 1e3 + logits  # the short list stays on top, in the ranker's order
