@@ -23,7 +23,7 @@ def explain_list(rec, user: str, k: int = 10, context: dict | None = None) -> li
     out = []
     for r in results:
         if "contributions" not in r.meta:  # a newcomer's list (no history): nothing personal to split
-            raise ConfigError(f"{user!r} has no history yet, so the list is not scored per feature; "
+            raise ConfigError("this user has no history yet, so the list is not scored per feature; "
                               "record some events first (`edgerec record`)")
         out.append({"item_id": r.item_id, "title": r.title, "score": r.meta["scorer_score"],
                     "contributions": r.meta["contributions"], "why": r.reason.text})

@@ -335,6 +335,7 @@ class HistoryStore:
             self.db.executemany("INSERT OR REPLACE INTO added_items VALUES (?, ?, ?, ?, ?)",
                                 [(item, space, vector, json.dumps(meta, sort_keys=True), int(removed))
                                  for item, space, vector, meta, removed in rows])
+            self.db.execute(history_care.ITEMS_BUMP)  # tells catalogs on other connections (catalog_sync.py)
 
     def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
         """Items added on the device for this embedding space; rows of other spaces are dropped (stale)."""

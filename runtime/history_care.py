@@ -32,6 +32,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
 OWN_TABLES = {"meta", "events", "preferences", "added_items", "privacy_ledger", "sqlite_sequence"}
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
+# Moved by every save of added or removed items, in its transaction: other connections' catalogs
+# see their change by it (catalog_sync.py). Files without the key read as "never saved".
+ITEMS_BUMP = ("INSERT OR REPLACE INTO meta VALUES ('items_version', "
+              "COALESCE((SELECT value FROM meta WHERE key='items_version'), 0) + 1)")
 
 
 def check_file(path: Path, encrypted: bool = False, writable: bool = True) -> None:

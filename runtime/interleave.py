@@ -12,6 +12,7 @@ reports only who won its sessions.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -94,16 +95,18 @@ class InterleaveStage:
                               "e.g. other_recommender(rec_b)")
         self.other = other
         self.rng = np.random.default_rng(checks.integer(seed, "seed", 0, 2**63, allow_none=True))
-        self._asking = False  # B may be this very pipeline under another policy: no merging inside B
+        # B may be this very pipeline under another policy: no merging inside B. Per thread: another
+        # thread's request meanwhile is merged as usual.
+        self._asking = threading.local()
 
     def __call__(self, request: Request) -> Request:
-        if self._asking:
+        if getattr(self._asking, "now", False):
             return request
-        self._asking = True
+        self._asking.now = True
         try:
             theirs = {r.item_id: r for r in self.other(request)}
         finally:
-            self._asking = False
+            self._asking.now = False
         mine = {r.item_id: r for r in request.results}
         merged = team_draft(list(mine), list(theirs), request.k, self.rng)
         request.results = [replace(mine.get(i) or theirs[i], meta={**(mine.get(i) or theirs[i]).meta, "team": t})

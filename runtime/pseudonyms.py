@@ -54,7 +54,7 @@ class PseudonymousHistory(HistoryStore):
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARKER, check))
         elif scheme != check:
             self.close()
-            raise HistoryError(f"history database {self.path} stores profiles under another secret; open it with "
+            raise HistoryError(f"history database {self.file} stores profiles under another secret; open it with "
                                "the profile secret it was created with (nothing was changed)")
 
     def _pid(self, profile: str) -> str:
@@ -117,6 +117,6 @@ def open_history(path: str | Path, *, key: bytes | KeyProvider | None = None,
     store = HistoryStore(path, retention, timeout, key=raw_key)
     if stored_scheme(store) is not None:
         store.close()
-        raise HistoryError(f"history database {path} stores profiles as keyed hashes; open it with its profile "
+        raise HistoryError(f"history database {store.file} stores profiles as keyed hashes; open it with its profile "
                            "secret (profile_secret=... or --profile-key-file)")
     return store

@@ -23,6 +23,7 @@ from edgerec.runtime import checks
 from edgerec.runtime.backends import BACKENDS, available_backends
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
+from edgerec.runtime.catalog_sync import CatalogSync
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.history import EVENTS, HistoryStore, Retention
 from edgerec.runtime.item_spec import NUMERIC_RANGES
@@ -56,7 +57,8 @@ class Recommender:
         self.update = update  # set when opened as an update of a previous bundle
         self.users = UserCache()  # each user's state and vector, kept between requests
         self.pipeline: Pipeline = default_pipeline(self.models, history, self.users)
-        self._restore_items()
+        self.catalog_sync = CatalogSync(history, self.catalog, self.manifest.embedding_space, self.manifest.dim)
+        self.catalog_sync.refresh()  # and at every call that reads the catalog: another process may change it
 
     @classmethod
     def open(cls, bundle: str | Path, history: str | Path | None = None, *, backend: str = "auto",
@@ -178,6 +180,7 @@ class Recommender:
         """Store one event durably; it shapes the very next recommend() call."""
         if not isinstance(event, str) or event not in EVENTS:
             raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
+        self.catalog_sync.refresh()
         self.catalog.row(checks.text(item, "item"))  # UnknownIdError for items the device does not know
         return self.history.record(user, item, event, value, timestamp, context)
 
@@ -191,6 +194,7 @@ class Recommender:
         for kind, values in choices[0::2]:  # genres and languages: the catalog's own values (tags are free)
             checks.known(values, column_values(self.catalog, kind), f"{kind}s")
         items = checks.names(items, "items", allow_none=False)
+        self.catalog_sync.refresh()
         for item in items:
             self.catalog.row(item)
         for kind, values in choices:
@@ -223,6 +227,7 @@ class Recommender:
         """
         if isinstance(items, (str, bytes, dict)) or not isinstance(items, (list, tuple)):
             raise ConfigError(f"add_items() takes a list of dicts, one per item (got {type(items).__name__})")
+        self.catalog_sync.refresh()  # related items and replaced ids as every connection saved them
         prepared = [self._prepare(spec) for spec in items]  # all checked first: a bad one adds nothing
         if len({item.item_id for item in prepared}) != len(prepared):
             raise ConfigError("add_items() got the same item_id twice in one batch; pass each item once")
@@ -252,6 +257,7 @@ class Recommender:
 
     def remove_items(self, item_ids: list[str]) -> None:
         item_ids = list(dict.fromkeys(checks.names(item_ids, "item_ids", allow_none=False)))  # each once
+        self.catalog_sync.refresh()
         for item_id in item_ids:  # every id known before any is removed
             self.catalog.row(item_id)
         for item_id in item_ids:
@@ -285,14 +291,6 @@ class Recommender:
         """A vector for an item known only by its metadata, and where it came from (see new_items.py)."""
         return metadata_vector(self.catalog, self.content, meta, use_content, use_related)
 
-    def _restore_items(self) -> None:
-        for item_id, blob, meta, removed in self.history.saved_items(self.manifest.embedding_space, self.manifest.dim):
-            if removed:
-                if self.catalog.index.get(item_id) is not None:
-                    self.catalog.remove(item_id)
-                continue
-            self.catalog.replace(AddedItem(item_id, np.frombuffer(blob, np.float32).copy(), meta))
-
     # ---------------------------------------------------------- recommend
 
     def recommend(self, user: str, k: int | None = None, context: dict | None = None,
@@ -307,6 +305,7 @@ class Recommender:
                 part.check()  # its fields may have been changed since it was made
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
+        self.catalog_sync.refresh()
         policy = self.policy if policy is None else policy
         if policy.unresolved():  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)

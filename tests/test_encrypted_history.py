@@ -164,6 +164,16 @@ def test_profile_names_are_stored_only_as_keyed_hashes(tmp_path):
         open_history(path)
 
 
+def test_a_pseudonymous_history_refused_names_the_file_not_the_folders_above_it(tmp_path):
+    """As every history error: an app may log the text, and .../alice/h.db names the user."""
+    path = tmp_path / "alice" / "h.db"
+    open_history(path, profile_secret=secrets.token_bytes(32)).close()
+    for kwargs in ({"profile_secret": secrets.token_bytes(32)}, {}):
+        with pytest.raises(HistoryError) as err:
+            open_history(path, **kwargs)
+        assert "h.db" in str(err.value) and "alice" not in str(err.value)  # was the full path
+
+
 def test_a_plain_history_opened_with_a_profile_secret_is_converted(tmp_path):
     path, secret = tmp_path / "h.db", secrets.token_bytes(32)
     store = HistoryStore(path)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.errors import ConfigError, EdgerecError
-from edgerec.runtime import Recommender, Stage
+from edgerec.runtime import Policy, Recommender, Stage
 from edgerec.runtime.experiment import ExposureLog, OutcomeCounts, assign, explore, unit_hash
 from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part
@@ -194,3 +194,27 @@ def test_transfer_recommend_checks_user_and_k(rec):
         transfer.recommend("ana", k=float("nan"))
     with pytest.raises(ConfigError, match="user must be a string"):
         transfer.recommend(b"ana", k=3)
+
+
+def test_a_request_of_another_thread_is_interleaved_while_one_asks_team_b(golden_bundle):
+    """The guard against merging inside team B's own request was one flag for every thread: a request
+    of another thread meanwhile came back unmerged, with no "team" to credit its clicks to."""
+    import threading
+
+    from edgerec.runtime.interleave import other_recommender
+
+    with Recommender.open(golden_bundle, backend="onnx") as rec:
+        team_b = other_recommender(rec, Policy(diversity=0.9))
+        during: list = []
+
+        def other(request):
+            if not during:  # while this thread asks team B, another thread's request runs to its end
+                during.append(None)
+                worker = threading.Thread(target=lambda: during.append(rec.recommend("v", k=4)))
+                worker.start()
+                worker.join()
+            return team_b(request)
+
+        rec.pipeline.insert_after("explain", Stage("interleave", InterleaveStage(other, seed=1)))
+        shown = rec.recommend("u", k=4)
+        assert all(r.meta["team"] in ("A", "B") for r in shown + during[1])

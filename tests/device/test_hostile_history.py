@@ -136,3 +136,21 @@ def test_a_history_path_that_is_a_dangling_link_is_refused(golden_bundle, tmp_pa
     with pytest.raises(HistoryError, match="symbolic link to a file that does not exist"):
         Recommender.open(golden_bundle, history=link)  # was a history created through it, with the umask's mode
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_catalog_updates_through_another_connection_reach_an_open_recommender(golden_bundle, tmp_path):
+    """Two Recommenders (two processes of one app) on one history: what one adds or removes is what the
+    other serves at its next call, not after it is reopened (a removed item was served until then)."""
+    path = tmp_path / "h.db"
+    with Recommender.open(golden_bundle, history=path) as a, Recommender.open(golden_bundle, history=path) as b:
+        gone, everything = a.catalog.item_id(10), len(a.catalog) + 5
+        assert gone in [r.item_id for r in b.recommend("u", k=everything)]
+        a.remove_items([gone])
+        assert gone not in [r.item_id for r in b.recommend("u", k=everything)]
+        a.add_items([{"item_id": "added-by-a", "genre": "jazz"}])  # b applies the saved items again
+        b.record("u", "added-by-a", "play")  # was UnknownIdError: b did not know the item
+        a.add_items([{"item_id": gone, "genre": "jazz"}])  # back, as an added item
+        a.remove_items(["added-by-a"])
+        served = [r.item_id for r in b.recommend("v", k=everything)]
+        assert gone in served and "added-by-a" not in served
+        assert b.catalog.meta(b.catalog.row(gone))["genre"] == "jazz"

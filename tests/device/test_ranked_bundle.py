@@ -80,3 +80,16 @@ def test_a_wrong_count_of_logits_is_a_counted_ranker_failure():
         got = _lists(rec)
         assert rec.stats()["counters"]["ranker_fallback"] == 2
     assert got != plain_lists and all(len(one) == 6 for one in got)  # the retrieval relevance, a full list
+
+
+def test_explaining_a_newcomers_list_says_why_without_their_name():
+    from edgerec.errors import ConfigError
+    from edgerec.runtime.explain_scores import explain_list
+
+    with Recommender.open(RANKED, backend="onnx") as rec:
+        with pytest.raises(ConfigError, match="no history yet") as err:
+            explain_list(rec, "alice@example.com", k=3)
+        assert "alice" not in str(err.value)  # an app may log the text: no user ids in errors
+        for item in HISTORY:
+            rec.record("bob", item, "finish")
+        assert [row["contributions"] for row in explain_list(rec, "bob", k=3)]  # with a history: explained

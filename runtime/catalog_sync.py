@@ -1,0 +1,57 @@
+"""Items added and removed on the device, as the history stores them, applied to an open catalog.
+
+The history keeps every catalog update (added_items) and a counter that each save moves
+(history_care.ITEMS_BUMP, in the same transaction). A Recommender applies the saved items at open, and again
+when the counter moved under another connection (a second Recommender or another process of the
+app on the same file): otherwise it served an item the other had removed until it was reopened.
+Only another connection's commit can move the counter unseen, and SQLite's data_version says
+whether there was one, so the common request costs one pragma.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from edgerec.errors import HistoryError
+from edgerec.runtime.catalog import AddedItem, ItemCatalog
+
+
+class CatalogSync:
+    def __init__(self, history, catalog: ItemCatalog, space: str, dim: int):
+        self.history, self.catalog, self.space, self.dim = history, catalog, space, dim
+        self._lock = threading.Lock()
+        self._seen: tuple[int, str | None] | None = None  # (data_version, counter) when last applied
+
+    def refresh(self) -> None:
+        """Apply the saved items if another connection may have changed them since the last time."""
+        with self._lock:
+            try:
+                external = int(self.history._read("PRAGMA data_version")[0][0])
+                if self._seen is not None and self._seen[0] == external:
+                    return  # no other connection committed anything
+                row = self.history._read("SELECT value FROM meta WHERE key='items_version'")
+            except HistoryError:
+                if self._seen is None:
+                    raise  # at open: the store cannot be used
+                return  # the call's own read or write says so, with what to do for that call
+            counter = str(row[0][0]) if row else None
+            if self._seen is None or self._seen[1] != counter:
+                self._apply()
+            self._seen = (external, counter)
+
+    def _apply(self) -> None:
+        catalog = self.catalog
+        for item_id, blob, meta, removed in self.history.saved_items(self.space, self.dim):
+            row = catalog.index.get(item_id)
+            if removed:
+                if row is not None and catalog.is_active(row):
+                    catalog.remove(item_id)
+                continue
+            vector = np.frombuffer(blob, np.float32).copy()
+            if row is not None and row >= catalog.base_count:  # the same item as before: nothing to do
+                known = catalog.added[row - catalog.base_count]
+                if known.vector is not None and known.meta == meta and np.array_equal(known.vector, vector):
+                    continue
+            catalog.replace(AddedItem(item_id, vector, meta))
