@@ -23,7 +23,7 @@ from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.devices import open_device
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
-from edgerec.studies.ope import LoggedList, estimates, standard_errors
+from edgerec.studies.ope import GOAL, LoggedList, estimates, seed_summary, standard_errors
 from edgerec.studies.reactions import examination, reactions_for
 from edgerec.studies.simulator import Arm, SimConfig, Simulator
 
@@ -426,10 +426,11 @@ class OPEStudy(Study):
 
     def measure(self, progress: Progress) -> dict:
         runs = [self.measure_seed(replace(self.sim, seed=self.sim.seed + i), progress) for i in range(self.seeds)]
-        errors = {name: float(np.mean([r["relative_error"][name] for r in runs])) for name in runs[0]["estimates"]}
-        return {**runs[0], "seeds": [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"],
-                                      **r["estimates"]} for i, r in enumerate(runs)],
-                "mean_relative_error": errors}
+        rows = [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"], **r["estimates"]}
+                for i, r in enumerate(runs)]
+        summary = seed_summary(rows)
+        return {**runs[0], "seeds": rows, "error_over_seeds": summary,
+                "mean_relative_error": {name: s["mean"] for name, s in summary.items()}}
 
     def measure_seed(self, sim: SimConfig, progress: Progress) -> dict:
         dataset, simulator = _setup(self.data_dir, sim, self.source)
@@ -493,8 +494,11 @@ class OPEStudy(Study):
                         f"{record['seeds'][0]['seed']})", rows)]
         if len(record["seeds"]) > 1:
             tables.append(Table("each seed", record["seeds"]))
-            tables.append(Table(f"mean relative error over {len(record['seeds'])} seeds",
-                                [record["mean_relative_error"]]))
+            tables.append(Table(f"relative error over {len(record['seeds'])} seeds (goal: within "
+                                f"{GOAL:.0%}, closer than IPS)",
+                                [{"estimator": name, "mean": s["mean"], "sd": s["sd"],
+                                  "seeds_within_goal": s["within_goal"], "seeds_closer_than_ips": s["closer_than_ips"]}
+                                 for name, s in record["error_over_seeds"].items()]))
         return tables
 
 

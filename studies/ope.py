@@ -199,3 +199,20 @@ def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, floa
         for name, v in estimates(logs.take(rng.integers(0, len(logs), len(logs)))).items():
             draws.setdefault(name, []).append(v)
     return {name: float(np.std(v, ddof=1)) for name, v in draws.items()}
+
+
+GOAL = 0.05  # issue 16: within 5% of the true value
+
+
+def seed_summary(rows: list[dict], goal: float = GOAL) -> dict[str, dict]:
+    """Over runs of several seeds (each row: every estimator's estimate and `true_value`), each
+    estimator's mean relative error, its standard deviation over the seeds, the share of seeds within
+    `goal` of the truth and the share on which it is closer than IPS: one seed's error says little,
+    the order of the estimators changes from seed to seed."""
+    truth = np.array([r["true_value"] for r in rows])
+    names = [name for name in rows[0] if name not in ("seed", "lists", "true_value")]
+    err = {name: np.abs(np.array([r[name] for r in rows]) - truth) / truth for name in names}
+    return {name: {"mean": float(e.mean()), "sd": float(e.std(ddof=1)) if len(e) > 1 else 0.0,
+                   "within_goal": float(np.mean(e <= goal)),
+                   "closer_than_ips": float(np.mean(e < err["IPS"])) if "IPS" in err else None}
+            for name, e in err.items()}

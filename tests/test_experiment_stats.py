@@ -322,3 +322,15 @@ def test_the_credit_test_sees_how_much_each_user_prefers():
     # taste: capping it gains power (91 against 81 uncapped, 73 for the sign test)
     differ = _interleaving_hits(0.25)
     assert differ["capped"] > differ["uncapped"] > differ["sign"], differ
+
+
+def test_ope_seed_summary_counts_each_estimators_error_over_seeds():
+    rows = [{"seed": 0, "lists": 10, "true_value": 1.0, "IPS": 1.02, "DR": 0.90},
+            {"seed": 1, "lists": 10, "true_value": 2.0, "IPS": 2.20, "DR": 2.06},
+            {"seed": 2, "lists": 10, "true_value": 1.0, "IPS": 0.96, "DR": 1.01}]
+    out = ope.seed_summary(rows)
+    assert set(out) == {"IPS", "DR"}  # the seed, the list count and the truth are not estimators
+    assert out["IPS"]["mean"] == pytest.approx((0.02 + 0.10 + 0.04) / 3)
+    assert out["DR"]["sd"] == pytest.approx(np.std([0.10, 0.03, 0.01], ddof=1))
+    assert out["IPS"]["within_goal"] == pytest.approx(2 / 3) and out["DR"]["within_goal"] == pytest.approx(2 / 3)
+    assert out["DR"]["closer_than_ips"] == pytest.approx(2 / 3) and out["IPS"]["closer_than_ips"] == 0.0
