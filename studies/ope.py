@@ -190,6 +190,24 @@ def estimates(logs) -> dict[str, float]:
     return found
 
 
+def thin_support(logs, q: ClickModel | None = None) -> dict[str, float] | None:
+    """Where the logs can hardly see the target: (list, position) pairs whose item the logger puts at
+    that position with probability below 1 / lists (not expected once in these logs; 0 for an item
+    outside the short list). IPS, SNIPS and DR's correction learn nothing there: IPS mostly misses that
+    value (skewed low, now and then far high), SNIPS imputes it. Returns the share of the target's
+    positions and the share of its value under the click model q; None without the logger's tables."""
+    logs = _as_logs(logs)
+    a = logs.a
+    if "target_exposure" not in a:
+        return None
+    k = a["clicks"].shape[1]
+    thin = a["target_exposure"][:, np.arange(k), np.arange(k)] < 1.0 / len(logs)
+    q = fit_click_model(logs) if q is None else q
+    value = q.examination[None, :] * q.attract(a["target_rank"], a["target_item"])
+    return {"positions": float(thin.mean()), "value": float(value[thin].sum() / max(value.sum(), 1e-12)),
+            "outside_short_list": float((a["target_exposure"].sum(2) == 0).mean())}
+
+
 def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, float]:
     """Bootstrap standard error of each estimator (lists resampled, the click model refitted each time)."""
     logs = _as_logs(logs)
