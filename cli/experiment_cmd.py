@@ -156,7 +156,9 @@ def interleave(control, treatment, policy_a, policy_b, data_dir, sim, json_out) 
     "edgerec experiment ope runs/demo/bundle --policy-b '{\"diversity\": 0.3}' --data runs/demo/data"))
 @two_arms
 @click.option("--temperature", default=2.0, show_default=True, help="Plackett-Luce temperature of exploration.")
-@click.option("--seeds", default=1, show_default=True, help="Repeat under this many seeds (SEED, SEED + 1, ...).")
+@click.option("--seeds", default=1, show_default=True,
+              help="Repeat under this many seeds (SEED, SEED + 1, ...); reports each estimator's mean relative "
+                   "error, its s.d. and the share of seeds within 5% and closer than IPS.")
 @sim_options(days=1, pre_days=0, users=300)
 def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, sim, json_out) -> None:
     """Log with exploration under CONTROL; estimate TREATMENT's value by IPS, SNIPS and DR beside the truth."""

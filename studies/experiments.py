@@ -23,7 +23,14 @@ from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.devices import open_device
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
-from edgerec.studies.ope import LoggedList, estimates, standard_errors
+from edgerec.studies.ope import (
+    GOAL,
+    LoggedList,
+    estimates,
+    seed_summary,
+    standard_errors,
+    thin_support,
+)
 from edgerec.studies.reactions import examination, reactions_for
 from edgerec.studies.simulator import Arm, SimConfig, Simulator
 
@@ -426,10 +433,13 @@ class OPEStudy(Study):
 
     def measure(self, progress: Progress) -> dict:
         runs = [self.measure_seed(replace(self.sim, seed=self.sim.seed + i), progress) for i in range(self.seeds)]
-        errors = {name: float(np.mean([r["relative_error"][name] for r in runs])) for name in runs[0]["estimates"]}
-        return {**runs[0], "seeds": [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"],
-                                      **r["estimates"]} for i, r in enumerate(runs)],
-                "mean_relative_error": errors}
+        rows = [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"], **r["estimates"]}
+                for i, r in enumerate(runs)]
+        thin = [r["thin_support"] for r in runs]
+        summary = seed_summary(rows)
+        return {**runs[0], "seeds": [{**row, "thin_support_value": t and t["value"]} for row, t in zip(rows, thin)],
+                "error_over_seeds": summary,
+                "mean_relative_error": {name: s["mean"] for name, s in summary.items()}}
 
     def measure_seed(self, sim: SimConfig, progress: Progress) -> dict:
         dataset, simulator = _setup(self.data_dir, sim, self.source)
@@ -455,6 +465,7 @@ class OPEStudy(Study):
         return {"lists": len(logs), "true_value": true, "logging_value": float(np.mean(logged_truth)),
                 "estimates": found, "standard_errors": standard_errors(logs, seed=sim.seed),
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
+                "thin_support": thin_support(logs),
                 "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
 
     def _log_one(self, simulator, recs, policies, exposures, code, now, rng, consumed):
@@ -491,10 +502,18 @@ class OPEStudy(Study):
                      "relative_error": None})
         tables = [Table(f"expected plays per list of the target ({record['lists']} logged lists, seed "
                         f"{record['seeds'][0]['seed']})", rows)]
+        if record.get("thin_support"):
+            tables.append(Table("target positions whose item the logger shows there less than once in this many "
+                                "lists (IPS and DR's correction cannot see them): share of positions, of the "
+                                "target's value under the fitted click model, outside the short list",
+                                [record["thin_support"]]))
         if len(record["seeds"]) > 1:
             tables.append(Table("each seed", record["seeds"]))
-            tables.append(Table(f"mean relative error over {len(record['seeds'])} seeds",
-                                [record["mean_relative_error"]]))
+            tables.append(Table(f"relative error over {len(record['seeds'])} seeds (goal: within "
+                                f"{GOAL:.0%}, closer than IPS)",
+                                [{"estimator": name, "mean": s["mean"], "sd": s["sd"],
+                                  "seeds_within_goal": s["within_goal"], "seeds_closer_than_ips": s["closer_than_ips"]}
+                                 for name, s in record["error_over_seeds"].items()]))
         return tables
 
 

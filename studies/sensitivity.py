@@ -22,9 +22,11 @@ import numpy as np
 from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table
 from edgerec.studies.experiments import InterleaveStudy, _setup, cuped_covariates, interleave_tests
-from edgerec.studies.simulator import Arm, SimConfig
+from edgerec.studies.simulator import PRE_FEATURES, Arm, SimConfig
 
 FIRST_COVARIATES = 4  # the four raw pre-period figures CUPED used before sessions, watch time and logs
+# CUPED as Deng et al. (WSDM 2013) first wrote it: one covariate, the metric itself in the pre-period
+ONE_COVARIATE = PRE_FEATURES.index("pre_plays")
 
 
 @dataclass
@@ -77,7 +79,8 @@ class SensitivityStudy(Study):
         y = np.concatenate([ya - ya.mean(), yb - yb.mean()])  # each arm about its own mean
         users = np.concatenate([run["user"], run["user"]])
         cuped = {}
-        for name, x in (("first", pre[:, :FIRST_COVARIATES]), ("all", cuped_covariates(pre))):
+        for name, x in (("one", pre[:, ONE_COVARIATE]), ("first", pre[:, :FIRST_COVARIATES]),
+                        ("all", cuped_covariates(pre))):
             in_sample = stats.cuped(ya, yb, x, x)[2]
             held = stats.cuped_holdout(y, np.concatenate([x, x]), users)
             # users needed from the held-out share: what a new experiment can count on
@@ -92,6 +95,8 @@ class SensitivityStudy(Study):
         return {
             "users_simulated": len(ya), "true_effect": effect,
             "relative_effect": effect / float(ya.mean()) if ya.mean() else None, "sigma": sigma,
+            "cuped_one_in_sample": cuped["one"][0], "cuped_one_held_out": cuped["one"][1],
+            "ab_cuped_one_users_needed": cuped["one"][2],
             "cuped_first_in_sample": cuped["first"][0], "cuped_first_held_out": cuped["first"][1],
             "cuped_in_sample": cuped["all"][0], "cuped_held_out": cuped["all"][1], "cuped_ceiling": shared,
             "ab_users_needed": ab_n, "ab_cuped_first_users_needed": cuped["first"][2],
@@ -108,12 +113,14 @@ class SensitivityStudy(Study):
     def tables(cls, record: dict) -> list[Table]:
         rows = [*record["seeds"], *([record["pooled"]] if "pooled" in record else [])]
         needed = [{"seed": r["seed"], "users": r["users_simulated"], "true effect": r["relative_effect"],
-                   "A/B": r["ab_users_needed"], "A/B+CUPED (4 raw figures)": r["ab_cuped_first_users_needed"],
+                   "A/B": r["ab_users_needed"], "A/B+CUPED (plays alone)": r.get("ab_cuped_one_users_needed"),
+                   "A/B+CUPED (4 raw figures)": r["ab_cuped_first_users_needed"],
                    "A/B+CUPED (6 logs)": r["ab_cuped_users_needed"], "interleaving (sign)": r["interleaving_sign_users_needed"],
                    "interleaving (credit)": r["interleaving_users_needed"],
                    "gain (sign)": _gain(r, "gain_sign_vs_ab", "interleaving_sign_agrees"),
                    "gain (credit)": _gain(r, "gain_vs_ab", "interleaving_agrees")} for r in rows]
-        cuped = [{"seed": r["seed"], "4 raw figures in sample": r["cuped_first_in_sample"],
+        cuped = [{"seed": r["seed"], "plays alone in sample": r.get("cuped_one_in_sample"),
+                  "plays alone held out": r.get("cuped_one_held_out"), "4 raw figures in sample": r["cuped_first_in_sample"],
                   "4 raw held out": r["cuped_first_held_out"], "6 logs in sample": r["cuped_in_sample"],
                   "6 logs held out": r["cuped_held_out"], "ceiling (shared between runs)": r["cuped_ceiling"]}
                  for r in rows]

@@ -322,3 +322,29 @@ def test_the_credit_test_sees_how_much_each_user_prefers():
     # taste: capping it gains power (91 against 81 uncapped, 73 for the sign test)
     differ = _interleaving_hits(0.25)
     assert differ["capped"] > differ["uncapped"] > differ["sign"], differ
+
+
+def test_ope_seed_summary_counts_each_estimators_error_over_seeds():
+    rows = [{"seed": 0, "lists": 10, "true_value": 1.0, "IPS": 1.02, "DR": 0.90},
+            {"seed": 1, "lists": 10, "true_value": 2.0, "IPS": 2.20, "DR": 2.06},
+            {"seed": 2, "lists": 10, "true_value": 1.0, "IPS": 0.96, "DR": 1.01}]
+    out = ope.seed_summary(rows)
+    assert set(out) == {"IPS", "DR"}  # the seed, the list count and the truth are not estimators
+    assert out["IPS"]["mean"] == pytest.approx((0.02 + 0.10 + 0.04) / 3)
+    assert out["DR"]["sd"] == pytest.approx(np.std([0.10, 0.03, 0.01], ddof=1))
+    assert out["IPS"]["within_goal"] == pytest.approx(2 / 3) and out["DR"]["within_goal"] == pytest.approx(2 / 3)
+    assert out["DR"]["closer_than_ips"] == pytest.approx(2 / 3) and out["IPS"]["closer_than_ips"] == 0.0
+
+
+def test_thin_support_names_the_target_positions_the_logs_cannot_see():
+    logs, _ = _uniform_logs(np.random.default_rng(6), 400, m=10, target=np.array([0, 1, 2, 9]))
+    for lg in logs:
+        lg.target_exposure[3] = 0.0  # the logger cannot put item 9 anywhere
+        lg.target_exposure[1, 1] = 1e-4  # ... and puts item 1 at position 1 far less than once in 400 lists
+    out = ope.thin_support(logs)
+    assert out["positions"] == pytest.approx(0.5) and out["outside_short_list"] == pytest.approx(0.25)
+    q = ope.fit_click_model(logs)
+    value = q.examination * q.attract(np.array([0, 1, 2, 4]), ope.Logs(logs).a["target_item"][0])
+    assert out["value"] == pytest.approx((value[1] + value[3]) / value.sum())
+    assert ope.thin_support([ope.LoggedList(lg.clicks, lg.marginals, lg.match, lg.shown_rank, lg.target_rank)
+                             for lg in logs]) is None  # no exposure tables: nothing to say

@@ -2,6 +2,7 @@
 studies and `edgerec experiment`, on the tiny bundle."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -437,12 +438,29 @@ def test_sensitivity_figures_from_per_user_arrays():
     assert out["true_effect"] == pytest.approx(1.0) and out["cuped_ceiling"] == pytest.approx(1.0)
     assert out["cuped_in_sample"] > 0.99 and out["cuped_held_out"] > 0.99  # log(1 + x) of the figures
     assert out["cuped_first_in_sample"] < 0.9  # the raw figure is a poor linear fit of its own log
+    # the one-covariate CUPED is the pre-period plays alone (the raw figure; the noise columns know nothing)
+    assert out["cuped_one_in_sample"] == pytest.approx(stats.cuped(y, y + 1.0, run["pre"][:, 0], run["pre"][:, 0])[2])
+    assert 0.1 < out["cuped_one_in_sample"] < out["cuped_in_sample"] and out["cuped_one_held_out"] < out["cuped_held_out"]
     assert out["ab_cuped_users_needed"] < 0.05 * out["ab_users_needed"]
     mean, sd, _ = stats.credit_test(run["clicks_a"], run["clicks_b"])
     assert out["interleaving_users_needed"] == stats.sample_size(sd, mean, arms=1)
     assert out["interleaving_agrees"] and out["gain_vs_ab"] == out["ab_users_needed"] / out["interleaving_users_needed"]
     run["replicate"] = rng.permutation(y)  # two runs that share nothing: nothing for CUPED to find
     assert abs(study.figures(run)["cuped_ceiling"]) < 0.15
+
+
+def test_ab_analysis_adjusts_with_every_pre_period_figure():
+    # the outcome follows the log of each of the device's six pre-period figures in equal parts: CUPED
+    # removes nearly all of its variance only if it uses every one (one dropped: about a sixth stays)
+    rng = np.random.default_rng(5)
+    n = 600
+    pre = rng.poisson(rng.lognormal(1.0, 0.6, (n, len(PRE_FEATURES)))).astype(float)
+    y = np.log1p(pre).sum(1) + rng.normal(0, 0.05, n)
+    arms = [experiments.ARMS[i % 2] for i in range(n)]
+    log = SimpleNamespace(arms=arms, users=[f"u{i}" for i in range(n)], pre_device=pre, period=lambda _m: y)
+    out = experiments.ab_analysis(log, "plays", 0.05, seed=0)
+    assert out["cuped_variance_reduction"] > 0.97
+    assert abs(out["tests"]["welch+cuped"]["delta"]) < 0.02  # no effect: the adjusted difference is ~0
 
 
 def test_sensitivity_counts_no_gain_when_interleaving_favours_the_other_arm():
