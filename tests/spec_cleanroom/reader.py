@@ -555,7 +555,8 @@ class Runtime:
             if (len(sl) >= want and kept >= k) or size >= len(ranked):
                 break
             size *= 4
-        sl = sl[:max(want + 20 * groups, end)]
+        cut = max(want + 20 * groups, end)
+        sl = sl[:cut] + [r for r in sl[cut:] if r in near]  # the groups' rows below the cut stay
         if not sl:
             return []
         sl = np.array(sl)
