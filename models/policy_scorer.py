@@ -66,8 +66,10 @@ class PolicyScorer:
                 relevance = relevance + hub_boost(self.hubness[pool], cosines[row, pool], self.policy)
             order = mmr(relevance, vectors[pool], self.k, self.policy.diversity, keep=head)
             top = pool[order]
-            if self.plain_ranks is not None:  # the pool is in the model's order: a position is a plain rank
-                self.plain_ranks[int(user)] = np.asarray(order, np.int64)
+            if self.plain_ranks is not None:  # the model's rank of each listed item (joined new releases
+                # come from anywhere below the pool's best rows: their pool position is not their rank)
+                ranked = np.sort(-scores[np.isfinite(scores)])
+                self.plain_ranks[int(user)] = np.searchsorted(ranked, -scores[top], side="left").astype(np.int64)
             ceiling = float(np.max(scores[pool])) if len(pool) else 0.0
             out[row, top] = ceiling + 1.0 + (len(top) - np.arange(len(top)))  # the list, in its order, first
         return out

@@ -137,6 +137,27 @@ def test_a_strong_freshness_fills_the_list_with_new_releases_from_anywhere_on_de
         freshness=0.0, language_boost=0.0))
 
 
+def test_the_expected_bound_reads_a_joined_new_release_at_its_rank_in_the_model_order(fresh_world):
+    # the tuner's expected NDCG@10 reads each listed item's plain rank; a new release that joined from
+    # rank 400 is at rank 400, not at its place in the short list (about 120), which would overstate its hit chance
+    world, _ = fresh_world
+    _, vectors, popularity, histories, seqs, release_ts = world
+    users = np.arange(len(histories))
+    ranks: dict = {}
+    scorer = PolicyScorer(MeanOfHistory(vectors, seqs), release_ts, popularity, np.full(len(histories), NOW),
+                          Policy(freshness=20.0, language_boost=0.0), k=10, plain_ranks=ranks)
+    listed = np.argsort(-scorer.score(users, seqs), axis=1, kind="stable")[:, :10]
+    model = MeanOfHistory(vectors, seqs).user_vectors(users, seqs) @ vectors.T
+    below = 0
+    for u in users:
+        model[u, histories[u]] = -np.inf
+        order = np.argsort(-model[u], kind="stable")
+        expected = [int(np.flatnonzero(order == item)[0]) for item in listed[u]]
+        assert ranks[int(u)].tolist() == expected
+        below += sum(r >= 120 for r in expected)
+    assert below >= 10  # some listed new releases did come from below the short list
+
+
 # ------------------------------------------------------------------ keep_top
 
 
