@@ -23,6 +23,7 @@ from edgerec.runtime.policies import (
     popularity_boost,
     standardize,
 )
+from edgerec.runtime.retrieve import FRESH_CANDIDATES
 
 
 @dataclass
@@ -56,9 +57,7 @@ class PolicyScorer:
         for row, user in enumerate(users):
             scores = base[row].copy()
             scores[history.of(user)] = -np.inf  # the device never re-offers what was consumed
-            pool = np.argpartition(-scores, short - 1)[:short]
-            pool = pool[np.isfinite(scores[pool])]
-            pool = pool[np.lexsort((pool, -scores[pool]))]  # the device's order: best first, ties by row
+            pool = self._pool(scores, short, float(self.now[user]))
             relevance = standardize(scores[pool])
             head = kept_head(relevance, self.policy, self.k)  # before the catalog-wide levers, as on the device
             relevance = relevance + freshness_boost(self.release_ts[pool], float(self.now[user]), self.policy)
@@ -67,11 +66,31 @@ class PolicyScorer:
                 relevance = relevance + hub_boost(self.hubness[pool], cosines[row, pool], self.policy)
             order = mmr(relevance, vectors[pool], self.k, self.policy.diversity, keep=head)
             top = pool[order]
-            if self.plain_ranks is not None:  # the pool is in the model's order: a position is a plain rank
-                self.plain_ranks[int(user)] = np.asarray(order, np.int64)
+            if self.plain_ranks is not None:  # the model's rank of each listed item (joined new releases
+                # come from anywhere below the pool's best rows: their pool position is not their rank)
+                ranked = np.sort(-scores[np.isfinite(scores)])
+                self.plain_ranks[int(user)] = np.searchsorted(ranked, -scores[top], side="left").astype(np.int64)
             ceiling = float(np.max(scores[pool])) if len(pool) else 0.0
             out[row, top] = ceiling + 1.0 + (len(top) - np.arange(len(top)))  # the list, in its order, first
         return out
+
+    def _pool(self, scores: np.ndarray, short: int, now: float) -> np.ndarray:
+        """The device's short list (spec §4): the best `short` rows, best first with ties by row; with
+        freshness the new releases are a group of candidates, as on the device: 20 more best rows, and
+        the 20 best new releases wherever they rank."""
+        cut = short
+        if self.policy.freshness:
+            cut += FRESH_CANDIDATES
+            age = now - self.release_ts
+            new = np.flatnonzero((self.release_ts > 0) & (age >= 0) & (age <= 3 * self.policy.freshness_days * 86_400)
+                                 & np.isfinite(scores))
+            new = new[np.lexsort((new, -scores[new]))][:FRESH_CANDIDATES]
+        cut = min(cut, len(scores))
+        pool = np.argpartition(-scores, cut - 1)[:cut]
+        pool = pool[np.isfinite(scores[pool])]
+        if self.policy.freshness:
+            pool = np.union1d(pool, new)
+        return pool[np.lexsort((pool, -scores[pool]))]
 
 
 def request_times(n_users: int, users: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -139,7 +139,7 @@ def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray,
     out[:, 1] = np.log1p(table.popularity[candidates]) / max(table.log_pop_max, 1e-6)
     release = table.release_ts[candidates]
     age = np.log1p(np.maximum(now - release, 0) / 86_400.0) / 7.0
-    age[release <= 0] = 0.0  # release unknown
+    age[release == 0] = 0.0  # release unknown (before 1970 is a date: MovieLens has films of the 1920s)
     out[:, 2] = age
     if not len(history):
         return out

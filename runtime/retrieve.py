@@ -240,7 +240,13 @@ class RetrieveStage:
             if request.spread:
                 reached = capped_reach(cat, keep, request.policy, request.k, spread=True)[0]
             if (len(keep) >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
-                return keep[: max(want + 20 * len(extra), end)]  # enough, or nothing more to find
+                cut = max(want + 20 * len(extra), end)  # enough, or nothing more to find
+                if not extra:
+                    return keep[:cut]
+                # the groups' rows join from below the cut too: they were candidates for that (cutting them
+                # left freshness lifting only what the plain best rows already held)
+                below = keep[cut:]
+                return np.r_[keep[:cut], below[np.isin(below, np.concatenate(extra))]]
             size *= 4
 
 

@@ -50,3 +50,16 @@ def test_every_path_agrees_with_the_definition(seed, n_cand, n_hist):
     kept = features.history_side(table, history)  # what a device keeps between a user's requests
     np.testing.assert_array_equal(ranker_features(user, items, candidates, table, history, 9.0, 1, 10**9, kept), general)
     np.testing.assert_allclose(general[:, col:col + 4], by_definition(table, candidates, history), atol=1e-6)
+
+
+def test_a_release_before_1970_has_its_age_and_only_an_unknown_one_reads_as_new():
+    # MovieLens-100K holds 179 films released before 1970 (negative epoch seconds): they used to read
+    # age 0, the age of an unknown release and of a film out today
+    day, now = 86_400, 1_000_000_000  # 2001
+    release = np.array([0, now - day, 30 * 365 * day, -40 * 365 * day])  # unknown, yesterday, 2000, 1930
+    n = len(release)
+    table = ItemTable(modality=np.zeros(n, int), duration=np.zeros(n), popularity=np.ones(n), release_ts=release,
+                      language=np.full(n, -1), creator=np.full(n, -1), series=np.full(n, -1), episode=np.zeros(n, int))
+    age = features.item_features(table, np.arange(n), np.zeros(0, np.int64), now)[:, 2]
+    assert age[0] == 0.0 and 0 < age[1] < age[2] < age[3]
+    assert age[3] == np.float32(np.log1p((now - release[3]) / day) / 7)

@@ -29,8 +29,7 @@ class MeanOfHistory:
         return np.stack([self.items[history.of(int(u))].mean(0) for u in users])
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def make_world(root, release_ts=None):
     from handmade import write_handmade_bundle
 
     rng = np.random.default_rng(11)
@@ -38,14 +37,20 @@ def world(tmp_path_factory):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     popularity = np.floor(np.exp(rng.normal(3.0, 1.5, N_ITEMS)))  # skewed, whole counts as the exporter's
     histories = [rng.choice(N_ITEMS, 6, replace=False) for _ in range(12)]
-    bundle = write_handmade_bundle(tmp_path_factory.mktemp("reach") / "bundle", vectors, popularity=popularity)
+    release_ts = np.zeros(N_ITEMS, np.int64) if release_ts is None else release_ts
+    bundle = write_handmade_bundle(root, vectors, popularity=popularity, release_ts=release_ts)
     indptr = np.r_[0, np.cumsum([len(h) for h in histories])].astype(np.int64)
     seqs = Sequences(indptr, np.concatenate(histories).astype(np.int32), np.zeros(indptr[-1], np.int64))
-    return bundle, vectors.astype(np.float32), popularity, histories, seqs
+    return bundle, vectors.astype(np.float32), popularity, histories, seqs, release_ts
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("reach") / "bundle")
 
 
 def device_lists(world, policy: Policy) -> list[list[int]]:
-    bundle, _, _, histories, _ = world
+    bundle, _, _, histories, _, _ = world
     out = []
     with Recommender.open(bundle, history=None) as rec:
         for u, history in enumerate(histories):
@@ -57,9 +62,9 @@ def device_lists(world, policy: Policy) -> list[list[int]]:
 
 
 def replay_lists(world, policy: Policy) -> list[list[int]]:
-    _, vectors, popularity, histories, seqs = world
+    _, vectors, popularity, histories, seqs, release_ts = world
     users = np.arange(len(histories))
-    scorer = PolicyScorer(MeanOfHistory(vectors, seqs), np.zeros(N_ITEMS, np.int64), popularity,
+    scorer = PolicyScorer(MeanOfHistory(vectors, seqs), release_ts, popularity,
                           np.full(len(histories), NOW), policy, k=10)
     scores = scorer.score(users, seqs)
     return np.argsort(-scores, axis=1, kind="stable")[:, :10].tolist()
@@ -103,6 +108,54 @@ def test_the_search_hands_the_drawn_short_list_to_the_replay(monkeypatch):
     drawn = tune_module._pick(trial, {"short_list": POLICY_SPACE["short_list"]}, {})
     assert isinstance(drawn["short_list"], int) and 50 <= drawn["short_list"] <= 1000
     assert Policy(**{**tune_module.UNTUNED, **drawn}).short_list == drawn["short_list"]
+
+
+# ------------------------------------------------------------------ freshness
+
+
+@pytest.fixture(scope="module")
+def fresh_world(tmp_path_factory):
+    # 30 items out two days before the request, the rest ten years old: most of a user's new releases
+    # rank far below the short list (100 rows, 120 with the new releases' group)
+    release = np.full(N_ITEMS, int(NOW) - 10 * 365 * 86_400, np.int64)
+    new = np.random.default_rng(5).choice(N_ITEMS, 30, replace=False)
+    release[new] = int(NOW) - 2 * 86_400
+    return make_world(tmp_path_factory.mktemp("fresh") / "bundle", release), set(new.tolist())
+
+
+def test_a_strong_freshness_fills_the_list_with_new_releases_from_anywhere_on_device_and_replay(fresh_world):
+    world, new = fresh_world
+    plain = device_lists(world, Policy(language_boost=0.0))
+    fresh = Policy(freshness=20.0, language_boost=0.0)
+    device, replay = device_lists(world, fresh), replay_lists(world, fresh)
+    # the 20 best new releases join the short list wherever they rank: with a bonus this strong the list
+    # is ten of them (when only those among the best 120 rows joined, about six were)
+    assert all(set(items) <= new for items in device), [len(set(items) & new) for items in device]
+    assert device == replay  # the tuner scores what the device shows
+    assert sum(len(set(items) & new) for items in plain) <= len(plain)  # without freshness few of them
+    assert device_lists(world, Policy(freshness=0.0, language_boost=0.0)) == plain == replay_lists(world, Policy(
+        freshness=0.0, language_boost=0.0))
+
+
+def test_the_expected_bound_reads_a_joined_new_release_at_its_rank_in_the_model_order(fresh_world):
+    # the tuner's expected NDCG@10 reads each listed item's plain rank; a new release that joined from
+    # rank 400 is at rank 400, not at its place in the short list (about 120), which would overstate its hit chance
+    world, _ = fresh_world
+    _, vectors, popularity, histories, seqs, release_ts = world
+    users = np.arange(len(histories))
+    ranks: dict = {}
+    scorer = PolicyScorer(MeanOfHistory(vectors, seqs), release_ts, popularity, np.full(len(histories), NOW),
+                          Policy(freshness=20.0, language_boost=0.0), k=10, plain_ranks=ranks)
+    listed = np.argsort(-scorer.score(users, seqs), axis=1, kind="stable")[:, :10]
+    model = MeanOfHistory(vectors, seqs).user_vectors(users, seqs) @ vectors.T
+    below = 0
+    for u in users:
+        model[u, histories[u]] = -np.inf
+        order = np.argsort(-model[u], kind="stable")
+        expected = [int(np.flatnonzero(order == item)[0]) for item in listed[u]]
+        assert ranks[int(u)].tolist() == expected
+        below += sum(r >= 120 for r in expected)
+    assert below >= 10  # some listed new releases did come from below the short list
 
 
 # ------------------------------------------------------------------ keep_top

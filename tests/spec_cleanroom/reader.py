@@ -556,7 +556,8 @@ class Runtime:
             if (len(sl) >= want and kept >= k) or size >= len(ranked):
                 break
             size *= 4
-        sl = sl[:max(want + 20 * groups, end)]
+        cut = max(want + 20 * groups, end)
+        sl = sl[:cut] + [r for r in sl[cut:] if r in near]  # the groups' rows below the cut stay
         if not sl:
             return []
         sl = np.array(sl)
@@ -659,7 +660,7 @@ class Runtime:
             out[j, 0] = math.log1p(cat["duration"][r] / 60) / 5
             out[j, 1] = math.log1p(cat["f_popularity"][r]) / max(big_p, 1e-6)
             release = cat["f_release_ts"][r]
-            out[j, 2] = 0.0 if release <= 0 else math.log1p(max(now - release, 0) / 86400) / 7
+            out[j, 2] = 0.0 if release == 0 else math.log1p(max(now - release, 0) / 86400) / 7
             if hist:
                 out[j, 3] = _share(cat["language"], hist, cat["language"][r])
                 out[j, 4] = _share(cat["creator"], hist[-20:], cat["creator"][r])
