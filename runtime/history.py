@@ -22,28 +22,12 @@ from pathlib import Path
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks, history_care
 from edgerec.runtime import retention as kept
+from edgerec.runtime.history_schema import MIGRATIONS, SCHEMA_VERSION  # noqa: F401  (SCHEMA_VERSION re-exported)
 from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
 from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
-SCHEMA_VERSION = 2
 EVENTS = DEVICE_EVENTS  # the names this module has always exported
-
-# v1: events only. v2: context as JSON and a preferences table (onboarding choices).
-MIGRATIONS = {
-    1: [
-        """CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, item TEXT NOT NULL,
-           event TEXT NOT NULL, value REAL, ts REAL NOT NULL)""",
-        "CREATE INDEX events_by_profile ON events(profile, id)",
-    ],
-    2: [
-        "ALTER TABLE events ADD COLUMN context TEXT",
-        """CREATE TABLE preferences (profile TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-           ts REAL NOT NULL, PRIMARY KEY (profile, kind, value))""",
-        """CREATE TABLE added_items (item TEXT PRIMARY KEY, space TEXT NOT NULL, vector BLOB, meta TEXT NOT NULL,
-           removed INTEGER NOT NULL DEFAULT 0)""",
-    ],
-}
 
 
 @dataclass
@@ -338,11 +322,11 @@ class HistoryStore:
             self.db.execute(history_care.ITEMS_BUMP)  # tells catalogs on other connections (catalog_sync.py)
 
     def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
-        """Items added on the device for this embedding space; rows of other spaces are dropped (stale)."""
-        with self._transaction():
-            self.db.execute("DELETE FROM added_items WHERE space != ?", (space,))
+        """Items added on the device for this embedding space (rows of other spaces are kept for their
+        bundles: two bundles may share one history, and an app may roll an update back)."""
         with self._lock:
-            rows = self._read("SELECT item, vector, meta, removed FROM added_items ORDER BY rowid")
+            rows = self._read("SELECT item, vector, meta, removed FROM added_items WHERE space = ? ORDER BY rowid",
+                              (space,))
         return history_care.readable_items(rows, dim)  # a row altered outside edgerec is left out
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ def test_durability_settings_as_the_connection_reports_them(store):
     assert pragma(store, "synchronous") == 2  # FULL: every commit is on disk before record() returns
     assert pragma(store, "secure_delete") == 1
     assert store.db.isolation_level is None  # autocommit: each record() is its own explicit transaction
-    assert store.version() == SCHEMA_VERSION == 2
+    assert store.version() == SCHEMA_VERSION == 3
 
 
 def test_record_stores_every_field_and_returns_increasing_ids(store):
@@ -263,22 +263,40 @@ def test_a_failed_transaction_writes_nothing_and_keeps_the_generation(store):
 # ------------------------------------------------------------------ added items, schema, errors
 
 
-def test_saved_items_keep_their_order_and_drop_other_spaces(store):
+def test_saved_items_keep_their_order_per_space(store):
     store.save_item("b", "space-1", b"\x01", {"title": "B"})
     store.save_item("a", "space-1", None, {"title": "A"}, removed=True)
     store.save_item("c", "space-2", b"\x02", {})
+    store.save_item("a", "space-2", b"\x04", {"title": "A in 2"})  # the same item under another space
     assert store.saved_items("space-1") == [("b", b"\x01", {"title": "B"}, False), ("a", None, {"title": "A"}, True)]
-    assert store.db.execute("SELECT COUNT(*) FROM added_items").fetchone()[0] == 2  # space-2's row is gone
+    assert store.saved_items("space-2") == [("c", b"\x02", {}, False), ("a", b"\x04", {"title": "A in 2"}, False)]
+    assert store.saved_items("space-1")  # reading one space never deletes another's rows
     store.save_item("b", "space-1", b"\x03", {"title": "B2"})  # saving again replaces
     assert store.saved_items("space-1")[-1] == ("b", b"\x03", {"title": "B2"}, False)
+
+
+def test_a_version_2_file_keeps_its_added_items_in_order_when_it_moves_to_version_3(tmp_path):
+    from edgerec.runtime.history_schema import MIGRATIONS
+
+    db = tmp_path / "v2.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for statement in MIGRATIONS[1] + MIGRATIONS[2]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        conn.executemany("INSERT INTO added_items VALUES (?, ?, ?, ?, ?)",
+                         [("z", "s", b"\x01", "{}", 0), ("a", "s", None, '{"title": "A"}', 1)])
+    store = HistoryStore(db)
+    assert store.version() == 3
+    assert store.saved_items("s") == [("z", b"\x01", {}, False), ("a", None, {"title": "A"}, True)]
 
 
 def test_a_newer_schema_is_refused(tmp_path):
     db = tmp_path / "new.db"
     HistoryStore(db).close()
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
-    with pytest.raises(HistoryError, match="schema version 3, newer than this runtime"):
+        conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    with pytest.raises(HistoryError, match="schema version 4, newer than this runtime"):
         HistoryStore(db)
 
 

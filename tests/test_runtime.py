@@ -198,7 +198,7 @@ def test_cold_start_item_added_with_metadata_only(rec):
     rec.record("fan", "brand-new", "play")  # the device knows the new item now
 
 
-def test_added_items_persist_and_stale_space_is_dropped(tiny_bundle, tmp_path):
+def test_added_items_persist_and_another_spaces_are_not_served(tiny_bundle, tmp_path):
     db = tmp_path / "h.db"
     with Recommender.open(tiny_bundle, history=db) as rec:
         vec = rec.catalog.vectors(np.array([3]))[0]

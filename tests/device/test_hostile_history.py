@@ -10,7 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from edgerec.errors import HistoryError
+from edgerec.errors import HistoryError, UnknownIdError
 from edgerec.runtime import Recommender
 
 
@@ -154,3 +154,26 @@ def test_catalog_updates_through_another_connection_reach_an_open_recommender(go
         served = [r.item_id for r in b.recommend("v", k=everything)]
         assert gone in served and "added-by-a" not in served
         assert b.catalog.meta(b.catalog.row(gone))["genre"] == "jazz"
+
+
+def test_two_bundles_of_other_spaces_on_one_history_keep_each_ones_catalog_updates(golden_bundle, tmp_path):
+    # an app interleaving two bundles, or rolling an update back, opens both on one history: opening one
+    # deleted the items added and removed under the other (one row per item, other spaces dropped)
+    ranked, path = golden_bundle.parent / "ranked", tmp_path / "h.db"
+    with Recommender.open(golden_bundle, history=path) as rec:
+        rec.add_items([{"item_id": "added-a", "genre": "jazz"}])
+        removed = rec.catalog.item_id(10)
+        rec.remove_items([removed])
+        space = rec.manifest.embedding_space
+    with Recommender.open(ranked, history=path) as other:
+        assert other.manifest.embedding_space != space
+        assert other.catalog.row(removed) == 10  # a removal under one space is not the other's
+        other.add_items([{"item_id": "added-b", "genre": "jazz"}])
+    with Recommender.open(golden_bundle, history=path) as rec:
+        assert rec.catalog.row("added-a") >= rec.catalog.base_count
+        with pytest.raises(UnknownIdError):
+            rec.catalog.row(removed)
+        with pytest.raises(UnknownIdError):
+            rec.catalog.row("added-b")
+    with Recommender.open(ranked, history=path) as other:
+        assert other.catalog.row("added-b") >= other.catalog.base_count

@@ -1,0 +1,29 @@
+"""The history file's schema: its version and the statements that bring an older file forward."""
+
+SCHEMA_VERSION = 3
+
+# v1: events only. v2: context as JSON, a preferences table (onboarding choices) and the items added on
+# the device. v3: an added item is kept per embedding space (it was one row per item, and opening a
+# bundle of another space deleted the rows of every other: two bundles sharing a history, as
+# interleaving does, or an update rolled back, lost the items added and removed under the other).
+MIGRATIONS = {
+    1: [
+        """CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, item TEXT NOT NULL,
+           event TEXT NOT NULL, value REAL, ts REAL NOT NULL)""",
+        "CREATE INDEX events_by_profile ON events(profile, id)",
+    ],
+    2: [
+        "ALTER TABLE events ADD COLUMN context TEXT",
+        """CREATE TABLE preferences (profile TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+           ts REAL NOT NULL, PRIMARY KEY (profile, kind, value))""",
+        """CREATE TABLE added_items (item TEXT PRIMARY KEY, space TEXT NOT NULL, vector BLOB, meta TEXT NOT NULL,
+           removed INTEGER NOT NULL DEFAULT 0)""",
+    ],
+    3: [
+        """CREATE TABLE added_items_by_space (item TEXT NOT NULL, space TEXT NOT NULL, vector BLOB,
+           meta TEXT NOT NULL, removed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (item, space))""",
+        "INSERT INTO added_items_by_space SELECT item, space, vector, meta, removed FROM added_items ORDER BY rowid",
+        "DROP TABLE added_items",
+        "ALTER TABLE added_items_by_space RENAME TO added_items",
+    ],
+}
