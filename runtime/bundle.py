@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from edgerec.errors import BundleError
+from edgerec.runtime import checks
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
@@ -196,11 +197,11 @@ class Bundle:
             from edgerec.runtime.pack import unpacked
             path = unpacked(path, spare)
         if not path.is_dir():
-            raise BundleError(f"{path} is not a bundle (no such directory or packed file); "
+            raise BundleError(f"{checks.file_name(path)} is not a bundle (no such directory or packed file); "
                               "create one with `edgerec export`")
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
-            raise BundleError(f"{path} has no {MANIFEST}; it is not a bundle or it is incomplete")
+            raise BundleError(f"{checks.file_name(path)} has no {MANIFEST}; it is not a bundle or it is incomplete")
         if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:
             raise BundleError(f"{MANIFEST} is {size:,} bytes, above the {MAX_MANIFEST_BYTES:,} a manifest may have")
         try:

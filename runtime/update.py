@@ -51,7 +51,8 @@ def open_update(new, previous, choose: Callable[[Bundle], str], spare=None) -> t
         bundle = Bundle.open(previous, verify=True, spare=spare)
         backend = choose(bundle)
     except EdgerecError as exc:
+        previous_reason = str(exc).replace(str(Path(previous)), Path(previous).name)
         raise BundleError(f"the update was rejected ({reason}) and the previous bundle cannot be opened either "
-                          f"({exc}); reinstall a bundle") from None
+                          f"({previous_reason}); reinstall a bundle") from None
     log.warning("bundle update %s rejected, still serving %s: %s", Path(new).name, bundle.manifest.name, reason)
     return bundle, backend, BundleUpdate(False, bundle.manifest.name, Path(new).name, reason)

@@ -168,8 +168,9 @@ def test_a_good_update_is_served_and_a_double_failure_is_an_error(tiny_bundle, t
     with Recommender.open(good, fallback=tiny_bundle) as rec:
         assert rec.bundle.root == good and rec.update.accepted and rec.stats()["update"]["rejected"] is None
     bad = _corrupt_model(tiny_bundle, tmp_path)
-    with pytest.raises(BundleError, match="previous bundle cannot be opened either"):
+    with pytest.raises(BundleError, match="previous bundle cannot be opened either") as refused:
         Recommender.open(bad, fallback=tmp_path / "nothing-here")
+    assert "nothing-here" in str(refused.value) and str(tmp_path) not in str(refused.value)  # no host paths
 
 
 def test_cli_recommend_with_a_fallback_bundle(tiny_bundle, tmp_path):
