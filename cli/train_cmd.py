@@ -205,7 +205,8 @@ def _distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_by
     from edgerec.export.size_check import verify_bytes
 
     result = distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_bytes, out=out,
-                               keep=candidates, progress=lambda m: console.print(f"  {m}"))
+                               keep=candidates, progress=lambda m: console.print(f"  {m}"),
+                               measure=lambda model: verify_bytes(model, split))
     table(result.curve, title=f"students that fit {max_bytes:,} bytes: size against validation NDCG@10")
     real = verify_bytes(result.model, split)
     key_values({"dim": result.config.dim, "layers": result.config.layers,

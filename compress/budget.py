@@ -7,7 +7,11 @@ scale per dimension). The encoder carries the item input table baked in, one
 row per catalog item whatever `own_rows` and `hash_buckets` say (those save
 training parameters, not shipped bytes). The estimate counts the deployed
 module's tensors that way, with a margin for the graph, so it bounds the real
-file; `edgerec.export.size_check.verify_bytes` exports the chosen student to check.
+file; `edgerec.export.size_check.verify_bytes` exports the chosen student to check. A config whose
+estimate is over the budget by no more than that margin may still fit: given a `measure` (the CLI
+passes verify_bytes), its fresh-weights model, jittered so that no two tensors are equal (the exporter
+stores equal constants once: fresh zero biases made a file 666 bytes smaller than the trained one), is
+exported and its real bytes decide.
 """
 
 from __future__ import annotations
@@ -57,22 +61,47 @@ def estimate_bytes(model: NextItemModel) -> dict:
     return {"encoder": int(encoder), "table": int(table), "total": int(encoder + table)}
 
 
-def estimate_config(config: ModelConfig, dataset: Dataset, split: Split) -> dict:
-    """The estimate for a config without training it (the model is built with fresh weights)."""
+def fresh_model(config: ModelConfig, dataset: Dataset, split: Split) -> NextItemModel:
+    """A model of `config` with fresh weights (what the estimate and the measurement read)."""
     items = build_item_data(dataset.catalog, item_counts(split), own_rows=config.own_rows,
                             hash_buckets=config.hash_buckets)
-    return estimate_bytes(build_model(config, items))
+    return build_model(config, items).eval()
+
+
+def estimate_config(config: ModelConfig, dataset: Dataset, split: Split) -> dict:
+    """The estimate for a config without training it (the model is built with fresh weights)."""
+    return estimate_bytes(fresh_model(config, dataset, split))
+
+
+def jittered(model: NextItemModel) -> NextItemModel:
+    """`model` with every float parameter moved by a little noise: no two tensors equal, as after training."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if torch.is_floating_point(parameter):
+                parameter.add_(1e-3 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def graph_margin(config: ModelConfig) -> int:
+    """The part of an estimate that is a margin for the graph rather than counted tensors."""
+    return GRAPH_BYTES + LAYER_GRAPH_BYTES * config.layers
 
 
 def fitting_configs(base: ModelConfig, dataset: Dataset, split: Split, max_bytes: int,
-                    widths=WIDTHS, layers=LAYERS, keep: int = 3) -> list[tuple[ModelConfig, dict]]:
-    """The `keep` largest configs (width x layers) whose estimate fits, largest estimate first."""
+                    widths=WIDTHS, layers=LAYERS, keep: int = 3,
+                    measure: Callable[[NextItemModel], dict] | None = None) -> list[tuple[ModelConfig, dict]]:
+    """The `keep` largest configs (width x layers) that fit, largest first: by their estimate, or, with
+    `measure`, by their exported bytes where the estimate is over the budget by no more than its margin."""
     fits = []
     for dim in widths:
         for n_layers in layers:
             heads = math.gcd(dim, base.heads) or 1
             cfg = replace(base, dim=dim, layers=n_layers, heads=heads)
-            estimate = estimate_config(cfg, dataset, split)
+            model = fresh_model(cfg, dataset, split)
+            estimate = estimate_bytes(model)
+            if measure is not None and max_bytes < estimate["total"] <= max_bytes + graph_margin(cfg):
+                estimate = {**measure(jittered(model)), "measured": True}
             if estimate["total"] <= max_bytes:
                 fits.append((cfg, estimate))
     if not fits:
@@ -104,21 +133,25 @@ class BudgetResult:
 
 def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, base: ModelConfig,
                       train: TrainConfig, kd: DistillConfig, max_bytes: int, *, out: str | Path | None = None,
-                      keep: int = 3, progress: Callable[[str], None] | None = None) -> BudgetResult:
-    """Distill each fitting candidate, keep the one with the best validation NDCG@10, save it at `out`."""
+                      keep: int = 3, progress: Callable[[str], None] | None = None,
+                      measure: Callable[[NextItemModel], dict] | None = None) -> BudgetResult:
+    """Distill each fitting candidate, keep the one with the best validation NDCG@10, save it at `out`
+    (`measure`: see fitting_configs)."""
     say = progress or (lambda _m: None)
     if keep < 1:
         raise ConfigError(f"--candidates must be at least 1 student to train (got {keep})")
-    candidates = fitting_configs(base, dataset, split, max_bytes, keep=keep)
+    candidates = fitting_configs(base, dataset, split, max_bytes, keep=keep, measure=measure)
     evaluator = Evaluator(split, dataset.catalog, k=10)
     each = None if train.max_minutes is None else train.max_minutes / len(candidates)
     curve, best = [], None
     for cfg, estimate in candidates:
-        say(f"student dim {cfg.dim}, {cfg.layers} layer(s): about {estimate['total']:,} bytes")
+        size = "exported" if estimate.get("measured") else "about"
+        say(f"student dim {cfg.dim}, {cfg.layers} layer(s): {size} {estimate['total']:,} bytes")
         result = distill_model(dataset, split, teacher, cfg, replace(train, max_minutes=each), kd)
         ndcg = evaluator.evaluate(ModelScorer(result.model), "val")["NDCG@10"]
         curve.append({"dim": cfg.dim, "layers": cfg.layers, "estimated_bytes": estimate["total"],
-                      "val_NDCG@10": ndcg, "stopped_by": result.info["stopped_by"]})
+                      "measured": bool(estimate.get("measured")), "val_NDCG@10": ndcg,
+                      "stopped_by": result.info["stopped_by"]})
         if best is None or ndcg > best[0]:
             best = (ndcg, cfg, estimate, result)
     _, cfg, estimate, result = best
@@ -128,4 +161,5 @@ def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, ba
     return BudgetResult(cfg, estimate, curve, result.model, info)
 
 
-__all__ = ["BudgetResult", "distill_to_budget", "estimate_bytes", "fitting_configs", "floor_message"]
+__all__ = ["BudgetResult", "distill_to_budget", "estimate_bytes", "fitting_configs", "floor_message", "fresh_model", "jittered",
+           "graph_margin"]
