@@ -208,9 +208,11 @@ def _local_update(rec, history, user, consumed, task, table, personal):
         if personal.enabled:  # the offset follows the mean gradient, pulled back towards zero
             offset = offset - personal.lr * (toward + personal.l2 * offset)
     delta = local - start
-    if not (np.all(np.isfinite(delta)) and np.all(np.isfinite(offset))):  # never upload or keep garbage
-        raise ConfigError("the round's lr and temperature made the local update overflow; nothing was sent or "
-                          "saved (the round's epsilon stays spent); ask the server for a smaller lr")
+    # never upload or keep garbage: the offset is kept as float16, beyond whose range it would read back as inf
+    if not (np.all(np.isfinite(delta)) and np.all(np.abs(offset) <= np.finfo(np.float16).max)):
+        raise ConfigError("the round's lr and temperature (or Personal.lr) made the local update overflow; nothing "
+                          "was sent or saved (the round's epsilon stays spent); ask the server for a smaller lr, "
+                          "or lower Personal.lr")
     norm = float(np.linalg.norm(delta))
     if norm > task.clip:
         delta *= task.clip / norm

@@ -157,3 +157,16 @@ def test_the_device_part_loads_no_host_library():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_personal_vector_beyond_float16_is_refused_not_kept_as_inf(rec):
+    # kept as float16, a vector past 65504 read back as inf, so the device silently started again from
+    # zero every other round (8160, 0, 8160, 0 at Personal.lr 1e3 on the golden bundle)
+    play(rec, "ana", [3, 17, 8, 40, 22])
+    space, dim, fast = rec.manifest.embedding_space, rec.manifest.dim, Personal(lr=1e3, l2=0.0)
+    take_part(rec, "ana", task(rec), personal=fast)
+    kept = load_personal(rec.history, "ana", space, dim)
+    assert np.abs(kept).max() > 1_000
+    with pytest.raises(ConfigError, match="lower Personal.lr"):
+        take_part(rec, "ana", task(rec, round=1), personal=fast)
+    assert np.array_equal(load_personal(rec.history, "ana", space, dim), kept)  # nothing saved
