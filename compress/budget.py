@@ -150,7 +150,7 @@ def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, ba
         result = distill_model(dataset, split, teacher, cfg, replace(train, max_minutes=each), kd)
         ndcg = evaluator.evaluate(ModelScorer(result.model), "val")["NDCG@10"]
         curve.append({"dim": cfg.dim, "layers": cfg.layers, "estimated_bytes": estimate["total"],
-                      "measured": bool(estimate.get("measured")), "val_NDCG@10": ndcg,
+                      "bytes_from": "export" if estimate.get("measured") else "estimate", "val_NDCG@10": ndcg,
                       "stopped_by": result.info["stopped_by"]})
         if best is None or ndcg > best[0]:
             best = (ndcg, cfg, estimate, result)
