@@ -57,6 +57,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--encoding", default="utf-8", show_default=True,
               help="Text encoding of CSV files (e.g. latin-1, cp1252, utf-16); a UTF-8 byte order mark is skipped.")
 @click.option("--items-encoding", help="Text encoding of the --items file when it differs from --encoding.")
+@click.option("--tag-sep", default="|", show_default=True,
+              help="What separates the tags in the --items file's tags column (e.g. ',').")
 @click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", show_default=True,
               help="Unit of numeric times (ISO-8601 strings carry their own).")
 @click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Keep this fraction of users.")
@@ -64,7 +66,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, delimiter, names,
-            no_quoting, skip_bad_rows, encoding, items_encoding, time_unit, sample, seed, chunk_rows,
+            no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset
@@ -76,7 +78,7 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
     header = tuple(n.strip() for n in names.split(",")) if names else None
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
                           sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
-                          skip_bad_rows=skip_bad_rows)
+                          skip_bad_rows=skip_bad_rows, tag_separator=tag_sep)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options,
                                  items_encoding=items_encoding)

@@ -73,6 +73,7 @@ class ReadOptions:
     time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
     quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
     skip_bad_rows: bool = False  # leave out (and count) rows with the wrong field count, no time or no id
+    tag_separator: str = "|"  # between the tags of an item table's cell ("|" is also the data folder's own)
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -85,6 +86,10 @@ class ReadOptions:
         except (LookupError, TypeError):
             raise ConfigError(f"unknown text encoding {self.encoding!r}; use a Python codec name such as utf-8, "
                               "latin-1, cp1252 or utf-16") from None
+        if not isinstance(self.tag_separator, str) or not self.tag_separator \
+                or set(self.tag_separator) & set('"\r\n'):
+            raise ConfigError(f"the tag separator must be one or more characters other than quotes and "
+                              f"line breaks (got {self.tag_separator!r}); for comma-separated tags pass ','")
         if self.time_unit not in PER_SECOND:
             raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
@@ -352,6 +357,29 @@ def _devices(chunk: Chunk, column: str | None) -> np.ndarray:
     return np.fromiter((DEVICE_CODE.get(v.strip().lower(), -1) for v in chunk.columns[column]), np.int8, len(chunk))
 
 
+def _tags(chunk: Chunk, separator: str) -> list[tuple[str, ...]]:
+    """Each cell's tags, trimmed and once each in order; a tag may not hold "|", which would split it in
+    the data folder and the bundle."""
+    out = [tuple(dict.fromkeys(t for t in map(str.strip, v.split(separator)) if t)) for v in chunk.columns["tags"]]
+    bad = next((i for i, cell in enumerate(out) if any("|" in t for t in cell)), None)
+    if bad is not None:
+        raise DataError(f"the tag {next(t for t in out[bad] if '|' in t)!r} holds '|', which separates tags in "
+                        f"edgerec's data folders and bundles; replace it in the file, or import with "
+                        f"--tag-sep '|' if '|' separates this file's tags", chunk.path, chunk.line_of(bad))
+    return out
+
+
+def comma_tags_warning(catalog: Catalog, separator: str) -> list[str]:
+    """A warning when tags read whole look like comma-separated lists (`rock, pop` kept as one tag)."""
+    cells = [t for t in catalog.tags if t]
+    listed = sum(len(t) == 1 and "," in t[0] for t in cells)
+    if separator == "|" and cells and listed * 2 >= len(cells) and all(len(t) == 1 for t in cells):
+        return [f"{listed:,} of {len(cells):,} items' tags hold a comma and were each read as one tag (such as "
+                f"{next(t[0] for t in cells if ',' in t[0])!r}); if commas separate the tags, import again with "
+                "--tag-sep ','"]
+    return []
+
+
 def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: str = "item_id") -> Catalog:
     """Read an item table in the neutral layout (only `item_id` is required)."""
     options = options or ReadOptions()
@@ -374,8 +402,7 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
         for c in text:
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
-            tags.extend(tuple(dict.fromkeys(t for t in map(str.strip, v.split("|")) if t))  # once each, in order
-                        for v in chunk.columns["tags"])
+            tags.extend(_tags(chunk, options.tag_separator))
         for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
             if name in chunk.columns:
                 chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
@@ -546,5 +573,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     item_options = replace(options, encoding=items_encoding) if items_encoding else options
     catalog = read_catalog(items, item_options) if items else None
     dataset = read_interactions(path, columns, catalog, options)
-    dataset.meta = dict(dataset.meta, source=str(path), format=fmt)
+    warnings = [*dataset.meta.get("warnings", []), *(comma_tags_warning(catalog, options.tag_separator)
+                                                     if catalog else [])]
+    dataset.meta = dict(dataset.meta, source=str(path), format=fmt) | ({"warnings": warnings} if warnings else {})
     return dataset

@@ -183,3 +183,46 @@ def test_an_item_column_named_in_another_case_is_not_silently_ignored(tmp_path, 
     with pytest.raises(DataError, match=rf"items.csv: column '{name}' is edgerec's '{name.lower()}' in another case: "
                                         "rename it"):
         import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+
+
+def test_comma_separated_tags_split_with_tag_sep_and_reach_the_folder_as_tags(tmp_path):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / "items.csv").write_text('item_id,tags\na,"rock, pop, rock"\nb,jazz\n')
+    args = ["data", "import", "csv", str(tmp_path / "log.csv"), "--items", str(tmp_path / "items.csv")]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "whole")], catch_exceptions=False)
+    assert result.exit_code == 0 and "import again with --tag-sep ','" in result.output
+    assert load_dataset(tmp_path / "whole").catalog.tags == [("rock, pop, rock",), ("jazz",)]
+    result = CliRunner().invoke(cli, [*args, "--tag-sep", ",", "--out", str(tmp_path / "split")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and "--tag-sep" not in result.output
+    assert load_dataset(tmp_path / "split").catalog.tags == [("rock", "pop"), ("jazz",)]
+
+
+def test_tags_separated_by_bars_give_no_comma_warning(tmp_path):
+    (tmp_path / "log.csv").write_text(LOG)
+    items = tmp_path / "items.csv"
+    items.write_text('item_id,tags\na,"rock, indie|pop"\nb,"folk, acoustic"\n')
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=items)
+    assert dataset.catalog.tags == [("rock, indie", "pop"), ("folk, acoustic",)]
+    assert "warnings" not in dataset.meta
+
+
+def test_a_tag_holding_the_folders_bar_is_refused_at_its_line(tmp_path):
+    """With --tag-sep ',' a tag 'a|b' would come back from the folder and the bundle as two tags."""
+    (tmp_path / "log.csv").write_text(LOG)
+    items = tmp_path / "items.csv"
+    items.write_text('item_id,tags\na,rock\nb,"drum|bass, pop"\n')
+    with pytest.raises(DataError, match=r"items.csv:3: the tag 'drum\|bass' holds '\|'"):
+        import_dataset("csv", tmp_path / "log.csv", items=items, options=ReadOptions(tag_separator=","))
+
+
+@pytest.mark.parametrize("separator", ["", '"', "\n", 3])
+def test_a_tag_separator_that_cannot_split_cells_is_refused(separator):
+    from edgerec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tag separator"):
+        ReadOptions(tag_separator=separator)
