@@ -1,4 +1,5 @@
-"""`edgerec experiment simulate | ab | aa | interleave | ope | sensitivity | agreement`: simulated experiments.
+"""`edgerec experiment simulate | ab | aa | interleave | ope | sensitivity | agreement`: simulated experiments;
+`edgerec experiment analyze`: a real one, from the devices' private reports.
 
 Each command builds its study from the options, prints its tables (and the
 verdict with the rule that decided it), and writes JSON and a plot when asked.
@@ -123,6 +124,22 @@ def ab(control, treatment, policy_a, policy_b, metric, data_dir, sim, json_out, 
 
     a, b = _arms(control, treatment, policy_a, policy_b)
     _run(ABStudy(a, b, data_dir, sim, metric), json_out, plot_out)
+
+
+@experiment_group.command("analyze", epilog=example(
+    "edgerec experiment analyze reports.jsonl --experiment ranker-v2 --metric plays --json ab.json"))
+@click.argument("reports", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--experiment", required=True, help="The experiment's name, as the devices reported it.")
+@click.option("--metric", default="plays", show_default=True, help="The reported figure to test.")
+@click.option("--control", default="control", show_default=True, help="The control arm's name.")
+@click.option("--treatment", default="treatment", show_default=True, help="The treatment arm's name.")
+@click.option("--json", "json_out", type=FILE_OUT)
+def analyze(reports, experiment, metric, control, treatment, json_out) -> None:
+    """A real experiment: the devices' private reports (PrivateReporter.experiment, one JSON a line) in;
+    Welch, bootstrap, CUPED on their pre-period figures, mSPRT, power and the verdict out."""
+    from edgerec.studies.device_reports import ReportsStudy
+
+    _run(ReportsStudy(reports, experiment, metric, (control, treatment)), json_out)
 
 
 @experiment_group.command("aa", epilog=example(

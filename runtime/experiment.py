@@ -5,13 +5,17 @@ and the aggregate outcome counts that are all a device reports.
     log = explore(rec, temperature=2.0)          # Plackett-Luce sampling of the short list
     rec.recommend("alice", k=10)
     shown = log.pop()                            # items and each position's probability
-    counts = OutcomeCounts(); counts.add("play"); counts.report(arm)
+    counts = OutcomeCounts(); counts.add("play")
+    pre = pre_period(rec.history, "alice", begin=start - 14 * DAY, end=start)  # runtime/pre_period.py
+    PrivateReporter(rec).experiment("ranker-v2", arm, {**counts.counts, **pre}, bounds, epsilon=2.0)
 
 Assignment is a keyed hash (HMAC-SHA256) of the experiment name under a
 secret key that never leaves the device, so a user stays in one arm for the
 life of the experiment and no server learns who is in which arm beyond the
-counts each device sends. Only `OutcomeCounts.report()` is meant to leave the
-device: the arm id and sums of outcomes, nothing per item or per event.
+counts each device sends. What leaves the device is the arm id and sums of
+outcomes, nothing per item or per event, and only through
+`PrivateReporter.experiment` (clipped sums with discrete Laplace noise, charged to
+the privacy ledger), with `pre_period`'s figures for CUPED beside them.
 """
 
 from __future__ import annotations
@@ -63,15 +67,13 @@ def assign(key: bytes | str, experiment: str, arms: Sequence[str], weights: Sequ
 
 @dataclass
 class OutcomeCounts:
-    """Sums of outcomes on this device for one experiment: the only thing reported off the device."""
+    """Sums of outcomes on this device for one experiment; they leave it only through
+    `PrivateReporter.experiment`, clipped and noised."""
 
     counts: Counter = field(default_factory=Counter)
 
     def add(self, outcome: str, n: float = 1) -> None:
         self.counts[checks.text(outcome, "an outcome name", 200)] += checks.number(n, "an outcome count", 0.0, 1e12)
-
-    def report(self, arm: str) -> dict:
-        return {"arm": checks.text(arm, "arm", 1000), "counts": dict(sorted(self.counts.items()))}
 
 
 # ------------------------------------------------------------------ exploration

@@ -92,6 +92,48 @@ def olh(value: int, epsilon: float, rng: Randomness, prime: int = PRIME) -> tupl
     return h, grr(h(value), g, epsilon, rng)
 
 
+def discrete_laplace(scale: int, rng: Randomness) -> int:
+    """An integer y with P(y) proportional to exp(-|y| / scale): Canonne, Kamath and Steinke's exact sampler
+    (NeurIPS 2020, Algorithm 2 with scale s/1), from uniform integers and coin flips only, so no
+    floating-point noise leaks the value it is added to (Mironov, CCS 2012)."""
+    scale = checks.integer(scale, "the noise scale", 1, 1 << 40)
+    while True:
+        u = rng.below(scale)
+        if not rng.bernoulli(math.exp(-u / scale)):
+            continue
+        v = 0
+        while rng.bernoulli(math.exp(-1.0)):
+            v += 1
+        y = u + scale * v
+        negative = rng.bernoulli(0.5)
+        if not (negative and y == 0):  # zero would otherwise come up from both signs
+            return -y if negative else y
+
+
+def on_grid(values: dict, bounds: dict, steps: int) -> dict[str, int]:
+    """Each value clipped to [0, its bound] and counted in `steps` steps of the bound (the host reads
+    value x bound / steps). With discrete Laplace noise of scale laplace_scale(len(values), steps, eps) on
+    each, the whole vector is epsilon-LDP: its L1 sensitivity is steps x the number of values."""
+    checks.instance(values, dict, "values", allow_none=False), checks.instance(bounds, dict, "bounds", allow_none=False)
+    if not values or set(values) != set(bounds):
+        raise ConfigError(f"every reported value needs a bound and every bound a value (values "
+                          f"{sorted(map(str, values))}, bounds {sorted(map(str, bounds))}); bounds are public and "
+                          "fixed before the experiment, e.g. the 99th percentile of the figure in an earlier period")
+    out = {}
+    for name in sorted(values, key=str):
+        checks.text(name, "a value's name", 200)
+        bound = checks.number(bounds[name], f"the bound of {name!r}", 0.0, 1e12, low_open=True)
+        value = checks.number(values[name], f"the value of {name!r}", -1e15, 1e15)
+        out[name] = round(steps * min(max(value, 0.0), bound) / bound)
+    return out
+
+
+def laplace_scale(count: int, steps: int, epsilon: float) -> int:
+    """The noise scale for `count` values on a grid of `steps`: sensitivity / epsilon, rounded up (which
+    only adds noise)."""
+    return math.ceil(steps * count / check_epsilon(epsilon))
+
+
 # ---------------------------------------------------------------- estimators (host side, numpy only)
 
 @dataclass

@@ -5,11 +5,12 @@
 
 Questions: which item the device consumed (one item drawn from the last day's
 plays/finishes, OLH over the bundle's catalog; for popularity and trending), the
-genre of what it consumed (category shares, GRR), and health telemetry (latency
-bucket and error-count bucket, GRR). Every report is charged to the privacy
+genre of what it consumed (category shares, GRR), health telemetry (latency
+bucket and error-count bucket, GRR), and an experiment's per-device figures
+(outcome sums and CUPED's pre-period figures, clipped, discrete Laplace). Every report is charged to the privacy
 ledger first and refused when over budget. With `shuffle=Shuffled(batch=...)` (an
 app whose reports reach the host only through an anonymizing shuffler) the item and
-category questions randomize at the larger local epsilon that the shuffled batch
+category questions (and experiment figures) randomize at the larger local epsilon that the shuffled batch
 brings down to the requested central one (runtime/shuffle.py); the ledger is charged
 the central epsilon and names the local one. A report holds the perturbed value,
 the mechanism's public parameters, epsilon and the UTC day: no user, no item
@@ -22,7 +23,17 @@ import time
 from datetime import datetime, timezone
 
 from edgerec.runtime import checks
-from edgerec.runtime.ldp import PRIME, Randomness, SecureRandomness, check_epsilon, grr, olh
+from edgerec.runtime.ldp import (
+    PRIME,
+    Randomness,
+    SecureRandomness,
+    check_epsilon,
+    discrete_laplace,
+    grr,
+    laplace_scale,
+    olh,
+    on_grid,
+)
 from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
 from edgerec.runtime.shuffle import Shuffled
 from edgerec.runtime.vocab import CONSUMED
@@ -31,6 +42,7 @@ FORMAT = 1
 NONE = "(none)"  # the last value of every domain: nothing consumed / not in the bundle
 LATENCY_BUCKETS_MS = (5.0, 10.0, 20.0, 50.0, 100.0)  # upper edges; one more bucket above the last
 ERROR_BUCKETS = (0, 1, 5, 20)  # upper edges (inclusive); one more bucket above the last
+STEPS = 1000  # an experiment figure is reported in thousandths of its bound
 
 
 def bucket(value: float, edges) -> int:
@@ -91,6 +103,23 @@ class PrivateReporter:
         ts, central, local, extra = self._charge(f"category_shares:{column}", epsilon, now, shuffle)
         value = grr(code if code >= 0 else len(vocab), len(labels), local, self.rng)
         return self._record(f"category_shares:{column}", "grr", central, ts, {"labels": labels}, value=value, **extra)
+
+    def experiment(self, name: str, arm: str, values: dict, bounds: dict, epsilon: float = 1.0,
+                   now: float | None = None, shuffle: Shuffled | None = None) -> dict:
+        """This device's figures in an experiment (outcome sums over its period, and the pre-period
+        figures of `pre_period` for CUPED), each clipped to its public bound, in STEPS steps, with discrete
+        Laplace noise over the whole vector (ldp.on_grid). The host's tests read these per device
+        (studies/device_reports.py): the noise is the same in both arms, so the difference of means stays
+        unbiased and only its variance grows."""
+        name, arm = checks.text(name, "the experiment name", 1000), checks.text(arm, "arm", 1000)
+        now = _now(now)
+        grid = on_grid(values, bounds, STEPS)  # refused before the ledger is charged
+        ts, central, local, extra = self._charge(f"experiment:{name}", epsilon, now, shuffle)
+        scale = laplace_scale(len(grid), STEPS, local)
+        noisy = {k: v + discrete_laplace(scale, self.rng) for k, v in grid.items()}
+        return self._record(f"experiment:{name}", "discrete_laplace", central, ts,
+                            {"bounds": {k: float(bounds[k]) for k in sorted(bounds)}, "steps": STEPS},
+                            arm=arm, values=noisy, **extra)
 
     def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:
         """Median request latency bucket and error-count bucket, half the epsilon each."""

@@ -34,16 +34,14 @@ from edgerec.data.schema import Dataset
 from edgerec.errors import ConfigError, DataError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.policies import Policy
-from edgerec.runtime.vocab import FEEDBACK, LOG_EVENTS, LOG_TO_DEVICE
+from edgerec.runtime.pre_period import PRE_FEATURES, pre_period  # noqa: F401 (PRE_FEATURES re-exported)
+from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.activity import ActivityConfig, UserActivity, user_activity
 from edgerec.studies.devices import open_device
 from edgerec.studies.reactions import Consumed, Reaction, Reactions
 
 DAY = 86_400
 MOOD = (0.5, 1.5)  # a day with no satisfying play (Reactions.satisfied) halves the next day's visit rate; one in every list: x1.5
-PRE_FEATURES = ("pre_plays", "pre_finishes", "pre_active_days", "older_events_per_day", "pre_sessions",
-                "pre_watch_s")
-SESSION_GAP = 1800  # seconds of silence that end a session (the usual 30 minutes)
 FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
           "wins_a", "wins_b", "clicks_a", "clicks_b", "satisfied")
 
@@ -210,28 +208,10 @@ class Simulator:
         return user_activity(self.cfg.activity, score, np.random.default_rng([self.cfg.seed, code, 0xAC]))
 
     def pre_period(self, rec: Recommender, user: str, begun: float = np.inf) -> list[float]:
-        """What the device knows of the user before the experiment (CUPED's covariates, PRE_FEATURES):
-        items played in the pre-period (finished or skipped included), finishes, active days (days on
-        which a session began), the rate of the older events (per day over their span), sessions (runs
-        of events with no SESSION_GAP of silence) and seconds watched (the value the app records with
-        each play). The pre-period ends when the device first served the experiment's arm (`begun`):
-        a late session of the last pre-period day may run past midnight."""
-        begin = self.start - self.cfg.pre_days * DAY
-        events = rec.history.events(user)
-        pre = [e for e in events if begin <= e.ts < begun]
-        is_play = [e.event != "like" and e.event not in FEEDBACK for e in pre]
-        played = [e for e, play in zip(pre, is_play) if play]
-        finishes = sum(1 for e in pre if e.event == "finish")
-        older = [e.ts for e in events if e.ts < begin]
-        rate = len(older) / max((max(older) - min(older)) / DAY, 1.0) if older else 0.0
-        # an event is stamped when the viewing ends: a session is cut when the silence between the end of
-        # one event and the start of the next (its time less the seconds watched) exceeds SESSION_GAP
-        spans = sorted((e.ts - (e.value or 0.0) if play else e.ts, e.ts) for e, play in zip(pre, is_play))
-        starts = [first for (_, end), (first, _) in zip([(0.0, -np.inf), *spans], spans)
-                  if first - end > SESSION_GAP]
-        days = len({int((t - begin) // DAY) for t in starts})
-        watched = sum(e.value or 0.0 for e in played)
-        return [len(played), finishes, days, rate, len(starts), watched]
+        """What the device knows of the user before the experiment (CUPED's covariates, PRE_FEATURES), by
+        the runtime's own call; the pre-period ends when the device first served the experiment's arm."""
+        end = None if np.isinf(begun) else float(begun)
+        return list(pre_period(rec.history, user, self.start - self.cfg.pre_days * DAY, end).values())
 
     def consumed(self, code: int) -> Consumed:
         """Everything the user played in the log (not only the newest events the device is given)."""

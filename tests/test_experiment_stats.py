@@ -30,11 +30,12 @@ def test_assignment_is_stable_balanced_and_weighted():
         assign("k", "exp", ("a",))
 
 
-def test_only_the_arm_and_counts_leave_the_device():
+def test_outcome_counts_sum_per_outcome():
     counts = OutcomeCounts()
     counts.add("play", 3)
     counts.add("finish")
-    assert counts.report("treatment") == {"arm": "treatment", "counts": {"finish": 1, "play": 3}}
+    counts.add("play")
+    assert dict(counts.counts) == {"finish": 1, "play": 4}
 
 
 def test_team_draft_of_identical_lists_favours_no_team():

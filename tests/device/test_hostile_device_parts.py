@@ -24,6 +24,7 @@ from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part
 from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.interleave import InterleaveStage, credit, team_draft
 from edgerec.runtime.personal import KIND, load_personal
+from edgerec.runtime.pre_period import pre_period
 from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 from edgerec.runtime.reporter import PrivateReporter
 from edgerec.runtime.shuffle import Shuffled
@@ -58,7 +59,6 @@ def calls(rec, x):
         "assign.weight": lambda: assign("key", "exp", ["a", "b"], [x, 1.0]),
         "OutcomeCounts.add.outcome": lambda: OutcomeCounts().add(x),
         "OutcomeCounts.add.n": lambda: OutcomeCounts().add("play", x),
-        "OutcomeCounts.report": lambda: OutcomeCounts().report(x),
         "ExposureLog": lambda: ExposureLog(x), "InterleaveStage.other": lambda: InterleaveStage(x),
         "InterleaveStage.seed": lambda: InterleaveStage(lambda r: [], seed=x),
         "team_draft.a": lambda: team_draft(x, ["b"], 3, rng), "team_draft.k": lambda: team_draft(["a"], ["b"], x, rng),
@@ -73,6 +73,16 @@ def calls(rec, x):
         "report.epsilon": lambda: reporter.items_consumed(x), "report.now": lambda: reporter.items_consumed(0.01, x),
         "report.shuffle": lambda: reporter.items_consumed(0.01, shuffle=x),
         "report.column": lambda: reporter.category_shares(0.01, x), "health.now": lambda: reporter.health(0.01, x),
+        "experiment.name": lambda: reporter.experiment(x, "a", {"plays": 1}, {"plays": 5}, 0.01),
+        "experiment.arm": lambda: reporter.experiment("e", x, {"plays": 1}, {"plays": 5}, 0.01),
+        "experiment.values": lambda: reporter.experiment("e", "a", x, {"plays": 5}, 0.01),
+        "experiment.value": lambda: reporter.experiment("e", "a", {"plays": x}, {"plays": 5}, 0.01),
+        "experiment.bounds": lambda: reporter.experiment("e", "a", {"plays": 1}, x, 0.01),
+        "experiment.bound": lambda: reporter.experiment("e", "a", {"plays": 1}, {"plays": x}, 0.01),
+        "experiment.epsilon": lambda: reporter.experiment("e", "a", {"plays": 1}, {"plays": 5}, x),
+        "pre_period.begin": lambda: pre_period(rec.history, "ana", x),
+        "pre_period.end": lambda: pre_period(rec.history, "ana", 0.0, x),
+        "pre_period.user": lambda: pre_period(rec.history, x, 0.0),
         "Shuffled.delta": lambda: Shuffled(1000, x), "Shuffled.max_local": lambda: Shuffled(1000, 1e-7, x),
         "decode_update": lambda: decode_update(x),
         "take_part.user": lambda: take_part(rec, x, round_task(rec), ledger=ledger),

@@ -1,0 +1,154 @@
+"""A real experiment's analysis: the devices' private reports in, the A/B tests out.
+
+    edgerec experiment analyze reports.jsonl --experiment ranker-v2 --metric plays
+
+Each report is one device's figures at the end of the experiment
+(`PrivateReporter.experiment`): outcome sums and CUPED's pre-period figures,
+each clipped to a public bound, on a grid of `steps`, with discrete Laplace
+noise. Read back as value x bound / steps, a figure is unbiased for the
+clipped one and its noise is the same in both arms, so the difference of the
+arms' means stays unbiased and Welch's test, the bootstrap and CUPED run on
+them as on the simulator's per-user figures (ab_analysis); only the variance
+grows. The record says how much of each arm's variance the noise is (known
+from each report's epsilon), which is what the privacy costs in users.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.errors import ConfigError, DataError
+from edgerec.runtime.pre_period import PRE_FEATURES
+from edgerec.runtime.reporter import FORMAT
+from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.experiments import ARMS, ab_analysis
+
+MECHANISM = "discrete_laplace"
+
+
+@dataclass
+class ReportLog:
+    """The reports of one experiment as ab_analysis reads a simulated log: one row per device."""
+
+    arms: list[str]  # ARMS names, the control's first
+    users: list[str]  # the reports' order of arrival (no device is named in a report)
+    values: dict[str, np.ndarray]
+    pre_device: np.ndarray  # (devices, the PRE_FEATURES the reports carry)
+    noise_var: dict[str, float]  # the noise's variance of one device's figure, by figure (mean over devices)
+
+    def period(self, metric: str) -> np.ndarray:
+        return self.values[metric]
+
+
+def read_reports(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file (one report a line) or of a JSON list."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not a JSON list of reports ({exc.msg} at line {exc.lineno})", str(path)) from None
+        return records
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"line {number} is not a JSON report ({exc.msg}); the file holds one report "
+                                "a line, as the devices sent them", str(path)) from None
+    return records
+
+
+def _noise_variance(scale: float) -> float:
+    """Variance of discrete Laplace noise with P(y) proportional to exp(-|y| / scale)."""
+    q = math.exp(-1.0 / scale)
+    return 2 * q / (1 - q) ** 2
+
+
+def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> ReportLog:
+    """The reports of `experiment` among `records` (others are left out); every one must be of the
+    current format, name one of `arms` and carry the same figures and bounds."""
+    if not isinstance(records, list):
+        raise DataError("reports must be a list of report records (PrivateReporter.experiment's dicts)")
+    question = f"experiment:{experiment}"
+    mine = [r for r in records if isinstance(r, dict) and r.get("question") == question]
+    if not mine:
+        raise DataError(f"no report of experiment {experiment!r} among {len(records):,} records; check the "
+                        "experiment's name (reports say question 'experiment:NAME')")
+    domain = mine[0].get("domain")
+    if not (isinstance(domain, dict) and isinstance(domain.get("bounds"), dict) and domain["bounds"]
+            and all(isinstance(b, (int, float)) and 0 < b < math.inf for b in domain["bounds"].values())
+            and isinstance(domain.get("steps"), int) and domain["steps"] > 0):
+        raise DataError(f"report 1 of {experiment!r} has no valid bounds and steps ({domain!r})")
+    rows, order = [], {arm: ARMS[i] for i, arm in enumerate(arms)}
+    for i, r in enumerate(mine):
+        where = f"report {i + 1} of {experiment!r}"
+        if r.get("format") != FORMAT or r.get("mechanism") != MECHANISM:
+            raise DataError(f"{where} is of format {r.get('format')!r} / {r.get('mechanism')!r}, not "
+                            f"{FORMAT} / {MECHANISM!r}: update edgerec on the host to read it")
+        if r.get("domain") != domain:
+            raise DataError(f"{where} has other bounds or steps than the first ({r.get('domain')} against "
+                            f"{domain}): analyse each set of bounds on its own")
+        if r.get("arm") not in order:
+            raise DataError(f"{where} is of arm {r.get('arm')!r}, not one of {list(arms)}: name the arms with "
+                            "--control and --treatment")
+        values = r.get("values")
+        if not isinstance(values, dict) or set(values) != set(domain["bounds"]) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
+            raise DataError(f"{where} does not hold one whole number per bounded figure")
+        epsilon = r.get("local_epsilon", r.get("epsilon"))
+        if not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 20:
+            raise DataError(f"{where} has no valid epsilon ({epsilon!r})")
+        rows.append((order[r["arm"]], values, epsilon))
+    if {row[0] for row in rows} != set(ARMS):
+        raise DataError(f"experiment {experiment!r} has reports from one arm only; a test needs both")
+    bounds, steps = domain["bounds"], domain["steps"]
+    names = sorted(bounds)
+    values = {n: np.array([row[1][n] * bounds[n] / steps for row in rows], np.float64) for n in names}
+    scales = [math.ceil(steps * len(names) / row[2]) for row in rows]
+    noise = float(np.mean([_noise_variance(s) for s in scales]))
+    pre = [n for n in PRE_FEATURES if n in values]
+    return ReportLog([row[0] for row in rows], [f"{i:012d}" for i in range(len(rows))], values,
+                     np.stack([values[n] for n in pre], 1) if pre else np.zeros((len(rows), 0)),
+                     {n: noise * (bounds[n] / steps) ** 2 for n in names})
+
+
+@dataclass
+class ReportsStudy(Study):
+    """Welch, bootstrap, CUPED, mSPRT and the verdict on the devices' private reports of one experiment."""
+
+    reports: Path
+    experiment: str
+    metric: str = "plays"
+    arms: tuple[str, str] = ARMS
+    alpha: float = 0.05
+    seed: int = 0
+
+    name = "analyze"
+
+    def measure(self, progress: Progress) -> dict:
+        log = report_log(read_reports(self.reports), self.experiment, self.arms)
+        if self.metric not in log.values:
+            raise ConfigError(f"the reports carry no {self.metric!r}; they carry {', '.join(sorted(log.values))}")
+        progress(f"{len(log.arms):,} device reports of {self.experiment!r}", {})
+        record = ab_analysis(log, self.metric, self.alpha, self.seed)
+        y, arms = log.period(self.metric), np.array(log.arms)
+        variance = float(np.mean([y[arms == a].var(ddof=1) for a in ARMS]))
+        share = log.noise_var[self.metric] / variance if variance > 0 else float("nan")
+        return {**record, "arm_names": dict(zip(ARMS, self.arms)), "covariates": log.pre_device.shape[1],
+                "privacy": {"noise_variance": log.noise_var[self.metric], "noise_share_of_variance": share}}
+
+    @classmethod
+    def tables(cls, record: dict) -> list[Table]:
+        tests = [{"test": k, **{c: v[c] for c in ("delta", "relative", "ci_low", "ci_high", "p_value")}}
+                 for k, v in record["tests"].items()]
+        return [Table(f"{record['arm_names']['treatment']} - {record['arm_names']['control']} on "
+                      f"{record['metric']} per device", tests),
+                Table("privacy noise", [record["privacy"]]), Table("power", [record["power"]]),
+                Table(f"verdict: {record['verdict']['decision']}", [{"rule": record["verdict"]["rule"]}])]
