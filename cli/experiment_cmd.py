@@ -116,14 +116,16 @@ def simulate(bundle, policy, data_dir, sim, json_out, plot_out) -> None:
 @two_arms
 @click.option("--metric", default="plays", show_default=True,
               type=click.Choice(["plays", "finishes", "watch_s", "lists", "active", "likes"]))
+@click.option("--report-epsilon", type=click.FloatRange(0, 20, min_open=True),
+              help="Also test the figures the devices would report at this local epsilon (experiment analyze).")
 @sim_options()
 @click.option("--plot", "plot_out", type=FILE_OUT)
-def ab(control, treatment, policy_a, policy_b, metric, data_dir, sim, json_out, plot_out) -> None:
+def ab(control, treatment, policy_a, policy_b, metric, report_epsilon, data_dir, sim, json_out, plot_out) -> None:
     """A/B test: Welch, bootstrap CI, CUPED, mSPRT, power, and a ship / do not ship / inconclusive verdict."""
     from edgerec.studies.experiments import ABStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)
-    _run(ABStudy(a, b, data_dir, sim, metric), json_out, plot_out)
+    _run(ABStudy(a, b, data_dir, sim, metric, report_epsilon=report_epsilon), json_out, plot_out)
 
 
 @experiment_group.command("analyze", epilog=example(

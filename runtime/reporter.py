@@ -63,11 +63,6 @@ class PrivateReporter:
     def _pick(self, rows: list[int]) -> int | None:
         return rows[self.rng.below(len(rows))] if rows else None
 
-    def _record(self, question: str, mechanism: str, epsilon: float, ts: float, domain: dict, **fields) -> dict:
-        day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
-        return {"format": FORMAT, "question": question, "mechanism": mechanism, "epsilon": epsilon, "day": day,
-                "domain": domain, **fields}
-
     def _charge(self, question: str, epsilon: float, now: float, shuffle: Shuffled | None) -> tuple:
         """Charge the ledger; returns (time, central epsilon, local epsilon, extra record fields)."""
         epsilon = check_epsilon(epsilon)
@@ -86,7 +81,7 @@ class PrivateReporter:
         row = self._pick(self._consumed_rows(now))
         ts, central, local, extra = self._charge("items_consumed", epsilon, now, shuffle)
         h, y = olh(size if row is None else row, local, self.rng)
-        return self._record("items_consumed", "olh", central, ts,
+        return record("items_consumed", "olh", central, ts,
                             {"space": self.rec.manifest.embedding_space, "size": size + 1, "none": size},
                             hash={"a": h.a, "b": h.b, "g": h.g, "prime": PRIME}, value=y, **extra)
 
@@ -102,7 +97,7 @@ class PrivateReporter:
         code = int(codes[row]) if row is not None else -1
         ts, central, local, extra = self._charge(f"category_shares:{column}", epsilon, now, shuffle)
         value = grr(code if code >= 0 else len(vocab), len(labels), local, self.rng)
-        return self._record(f"category_shares:{column}", "grr", central, ts, {"labels": labels}, value=value, **extra)
+        return record(f"category_shares:{column}", "grr", central, ts, {"labels": labels}, value=value, **extra)
 
     def experiment(self, name: str, arm: str, values: dict, bounds: dict, epsilon: float = 1.0,
                    now: float | None = None, shuffle: Shuffled | None = None) -> dict:
@@ -113,13 +108,9 @@ class PrivateReporter:
         unbiased and only its variance grows."""
         name, arm = checks.text(name, "the experiment name", 1000), checks.text(arm, "arm", 1000)
         now = _now(now)
-        grid = on_grid(values, bounds, STEPS)  # refused before the ledger is charged
+        on_grid(values, bounds, STEPS)  # refused before the ledger is charged
         ts, central, local, extra = self._charge(f"experiment:{name}", epsilon, now, shuffle)
-        scale = laplace_scale(len(grid), STEPS, local)
-        noisy = {k: v + discrete_laplace(scale, self.rng) for k, v in grid.items()}
-        return self._record(f"experiment:{name}", "discrete_laplace", central, ts,
-                            {"bounds": {k: float(bounds[k]) for k in sorted(bounds)}, "steps": STEPS},
-                            arm=arm, values=noisy, **extra)
+        return experiment_record(name, arm, values, bounds, local, self.rng, ts) | {"epsilon": central, **extra}
 
     def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:
         """Median request latency bucket and error-count bucket, half the epsilon each."""
@@ -133,8 +124,26 @@ class PrivateReporter:
         for name, raw, edges in (("latency_ms", p50, LATENCY_BUCKETS_MS), ("errors", errors, ERROR_BUCKETS)):
             labels = [f"<={e:g}" for e in edges] + [f">{edges[-1]:g}"]
             value = grr(bucket(raw, edges), len(labels), epsilon / 2, self.rng)
-            out.append(self._record(f"health:{name}", "grr", epsilon / 2, ts, {"labels": labels}, value=value))
+            out.append(record(f"health:{name}", "grr", epsilon / 2, ts, {"labels": labels}, value=value))
         return out
+
+
+def record(question: str, mechanism: str, epsilon: float, ts: float, domain: dict, **fields) -> dict:
+    """A report as it leaves the device: the question, its mechanism's public parameters and the UTC day."""
+    day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    return {"format": FORMAT, "question": question, "mechanism": mechanism, "epsilon": epsilon, "day": day,
+            "domain": domain, **fields}
+
+
+def experiment_record(name: str, arm: str, values: dict, bounds: dict, epsilon: float, rng: Randomness,
+                      ts: float) -> dict:
+    """An experiment report at `epsilon` (nothing charged: PrivateReporter.experiment charges the ledger
+    first; a simulation sends its users' figures through this same code)."""
+    grid = on_grid(values, bounds, STEPS)
+    scale = laplace_scale(len(grid), STEPS, epsilon)
+    noisy = {k: v + discrete_laplace(scale, rng) for k, v in grid.items()}
+    return record(f"experiment:{name}", "discrete_laplace", epsilon, ts,
+                  {"bounds": {k: float(bounds[k]) for k in sorted(bounds)}, "steps": STEPS}, arm=arm, values=noisy)
 
 
 def _now(now) -> float:

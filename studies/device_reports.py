@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.pre_period import PRE_FEATURES
-from edgerec.runtime.reporter import FORMAT
+from edgerec.runtime.reporter import FORMAT, experiment_record
 from edgerec.studies.base import Progress, Study, Table
 from edgerec.studies.experiments import ARMS, ab_analysis
 
@@ -117,6 +118,46 @@ def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> 
     return ReportLog([row[0] for row in rows], [f"{i:012d}" for i in range(len(rows))], values,
                      np.stack([values[n] for n in pre], 1) if pre else np.zeros((len(rows), 0)),
                      {n: noise * (bounds[n] / steps) ** 2 for n in names})
+
+
+class SeededRandomness:
+    """Repeatable randomness for simulated reports (a device uses the operating system's, SecureRandomness)."""
+
+    def __init__(self, seed: int):
+        self.draw = random.Random(seed)
+
+    def below(self, n: int) -> int:
+        return self.draw.randrange(n)
+
+    def bernoulli(self, p: float) -> bool:
+        return self.draw.random() < p
+
+
+def report_bound(log, metric: str) -> float:
+    """A public bound for the metric fixed before the experiment: the 99th percentile of the users'
+    pre-period sums, scaled to the experiment's length."""
+    days, pre_days = int((log.days >= 0).sum()), int((log.days < 0).sum())
+    if pre_days == 0:
+        raise ConfigError("private reports need a pre-period to set their bound from; simulate with --pre-days >= 1")
+    return max(1.0, math.ceil(float(np.quantile(log.period(metric, pre=True), 0.99)) * days / pre_days))
+
+
+def private_analysis(log, metric: str, epsilon: float, alpha: float, seed: int) -> dict:
+    """The A/B tests again, on the figures each simulated device would report at `epsilon`
+    (reporter.experiment_record; the metric only: a noisy pre-period covariate costs more than it removes),
+    with how many more users the same interval needs than the exact figures with CUPED."""
+    bound = report_bound(log, metric)
+    y, rng = log.period(metric), SeededRandomness(seed)
+    records = [experiment_record("simulated", arm, {metric: float(v)}, {metric: bound}, epsilon, rng, 0.0)
+               for arm, v in zip(log.arms, y)]
+    private = report_log(records, "simulated")
+    tests = ab_analysis(private, metric, alpha, seed)
+    exact = ab_analysis(log, metric, alpha, seed)["tests"]["welch+cuped"]
+    width = tests["tests"]["welch"]["ci_high"] - tests["tests"]["welch"]["ci_low"]
+    variance = float(np.mean([private.values[metric][np.array(private.arms) == a].var(ddof=1) for a in ARMS]))
+    return {"epsilon": epsilon, "bound": bound, "welch": tests["tests"]["welch"],
+            "noise_share_of_variance": private.noise_var[metric] / variance if variance > 0 else float("nan"),
+            "users_needed_x": (width / (exact["ci_high"] - exact["ci_low"])) ** 2, "verdict": tests["verdict"]}
 
 
 @dataclass

@@ -158,15 +158,20 @@ class ABStudy(Study):
     alpha: float = 0.05
     experiment: str = "edgerec-ab"
     source: str = "auto"
+    report_epsilon: float | None = None  # also test the figures the devices would report at this epsilon
 
     def measure(self, progress: Progress) -> dict:
+        from edgerec.studies.device_reports import private_analysis  # imports this module
+
         dataset, simulator = _setup(self.data_dir, self.sim, self.source, self.metric)
         arms = [Arm(ARMS[0], self.control.bundle, self.control.policy),
                 Arm(ARMS[1], self.treatment.bundle, self.treatment.policy)]
         progress(f"A/B on {len(simulator.user_codes)} simulated users", {})
         log = simulator.run(arms, lambda u: assign(device_key(self.sim.seed, u), self.experiment, ARMS))
         unmeasured = unmeasured_metrics(simulator.reactions)
-        return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed),
+        private = {} if self.report_epsilon is None else {
+            "private": private_analysis(log, self.metric, self.report_epsilon, self.alpha, self.sim.seed)}
+        return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed), **private,
                 "metrics": online_metrics(log, popularity_shares(dataset), unmeasured),
                 "daily_bands": _daily_bands(log), "band_metric": "plays",
                 "reactions": type(simulator.reactions).__name__, "unmeasured": unmeasured}
@@ -176,9 +181,14 @@ class ABStudy(Study):
         tests = [{"test": k, **{c: v[c] for c in ("delta", "relative", "ci_low", "ci_high", "p_value")}}
                  for k, v in record["tests"].items()]
         verdict = record["verdict"]
+        private = [] if "private" not in record else [Table(
+            f"the same from the devices' private reports (epsilon {record['private']['epsilon']:g})", [{
+                **{c: record["private"]["welch"][c] for c in ("delta", "ci_low", "ci_high", "p_value")},
+                **{c: record["private"][c] for c in ("bound", "noise_share_of_variance", "users_needed_x")},
+                "verdict": record["private"]["verdict"]["decision"]}])]
         return [Table("online metrics by arm", _metric_rows(record["metrics"], record.get("unmeasured", ()))),
                 Table(f"treatment - control on {record['metric']} per user", tests),
-                Table("power", [record["power"]]),
+                Table("power", [record["power"]]), *private,
                 Table(f"verdict: {verdict['decision']}", [{"rule": verdict["rule"]}])]
 
     @classmethod

@@ -198,3 +198,34 @@ def test_analyze_from_the_shell_names_arms_and_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     assert "v2 - v1 on plays per device" in result.output and "privacy noise" in result.output
     assert json.loads((tmp_path / "ab.json").read_text())["users"] == {"control": 300, "treatment": 300}
+
+
+class DailyLog:
+    """A simulated log's shape (studies/simulator.SimLog): per user and day, pre-period days first."""
+
+    def __init__(self, users, effect, pre_days=3, days=7, seed=0):
+        rng = np.random.default_rng(seed)
+        self.arms = [("control", "treatment")[i % 2] for i in range(users)]
+        self.users = [f"u{i:05d}" for i in range(users)]
+        self.days = np.arange(-pre_days, days)
+        activity = rng.lognormal(0.0, 0.6, users)[:, None] * np.ones(len(self.days))
+        lift = 1 + effect * ((np.array(self.arms) == "treatment")[:, None] & (self.days >= 0))
+        self.values = {"plays": rng.poisson(activity * lift).astype(float)}
+        self.pre_device = self.period("plays", pre=True)[:, None]
+
+    def period(self, name, pre=False):
+        return self.values[name][:, self.days < 0 if pre else self.days >= 0].sum(1)
+
+
+def test_private_analysis_of_a_simulated_log_prices_the_privacy():
+    from edgerec.studies.device_reports import private_analysis, report_bound
+
+    log = DailyLog(3000, effect=0.5)
+    bound = report_bound(log, "plays")
+    assert bound == math.ceil(np.quantile(log.period("plays", pre=True), 0.99) * 7 / 3)
+    loose, tight = (private_analysis(log, "plays", eps, 0.05, 0) for eps in (8.0, 1.0))
+    assert loose["bound"] == bound and loose["welch"]["ci_low"] > 0  # the effect survives the noise at 8
+    assert 1 < loose["users_needed_x"] < tight["users_needed_x"]
+    assert 0 < loose["noise_share_of_variance"] < tight["noise_share_of_variance"] < 1
+    with pytest.raises(ConfigError, match="--pre-days >= 1"):
+        report_bound(DailyLog(10, 0.0, pre_days=0), "plays")

@@ -213,9 +213,11 @@ def test_the_interleave_stage_merges_two_policies_on_the_device(tiny_bundle):
 def test_ab_study_runs_through_the_runtime_and_decides(tiny_bundle):
     data = tiny_bundle.parent / "data"
     result = ABStudy(Arm("c", tiny_bundle), Arm("t", tiny_bundle, {"diversity": 0.9}), data,
-                     SimConfig(users=20, days=3, pre_days=2, k=5, seed=1)).run()
+                     SimConfig(users=20, days=3, pre_days=2, k=5, seed=1), report_epsilon=4.0).run()
     record = result.record
     assert sum(record["users"].values()) == 20
+    assert record["private"]["epsilon"] == 4.0 and record["private"]["welch"]["n_control"] == record["users"]["control"]
+    assert any("private reports (epsilon 4)" in t.title for t in ABStudy.tables(record))
     assert record["verdict"]["decision"] in ("ship", "do not ship", "inconclusive")
     assert "CUPED" in record["verdict"]["rule"]
     assert set(record["tests"]) == {"welch", "welch+cuped", "bootstrap"}
