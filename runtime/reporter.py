@@ -82,8 +82,8 @@ class PrivateReporter:
         ts, central, local, extra = self._charge("items_consumed", epsilon, now, shuffle)
         h, y = olh(size if row is None else row, local, self.rng)
         return record("items_consumed", "olh", central, ts,
-                            {"space": self.rec.manifest.embedding_space, "size": size + 1, "none": size},
-                            hash={"a": h.a, "b": h.b, "g": h.g, "prime": PRIME}, value=y, **extra)
+                      {"space": self.rec.manifest.embedding_space, "size": size + 1, "none": size},
+                      hash={"a": h.a, "b": h.b, "g": h.g, "prime": PRIME}, value=y, **extra)
 
     def category_shares(self, epsilon: float = 1.0, column: str = "genre", now: float | None = None,
                         shuffle: Shuffled | None = None) -> dict:
