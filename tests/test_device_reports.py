@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections import Counter
 
@@ -18,20 +17,10 @@ from edgerec.runtime.pre_period import PRE_FEATURES, pre_period
 from edgerec.runtime.privacy_ledger import Budget
 from edgerec.runtime.reporter import STEPS, PrivateReporter
 from edgerec.studies.device_reports import ReportsStudy, _noise_variance, read_reports, report_log
+from edgerec.studies.device_reports import SeededRandomness as Seeded
 
 DAY = 86_400
 START = float(int(time.time()) // DAY * DAY - 5 * DAY)  # recent: the history keeps two years
-
-
-class Seeded:
-    def __init__(self, seed):
-        self.r = random.Random(seed)
-
-    def below(self, n):
-        return self.r.randrange(n)
-
-    def bernoulli(self, p):
-        return self.r.random() < p
 
 
 @pytest.mark.parametrize("scale", [1, 3, 40])
