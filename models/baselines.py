@@ -31,7 +31,9 @@ def recency_weights(history: Sequences, users: np.ndarray, decay: float, n_items
 
 def interaction_matrix(train: Sequences, n_items: int) -> sp.csr_matrix:
     data = np.ones(len(train.items), np.float32)
-    matrix = sp.csr_matrix((data, train.items, train.indptr), shape=(train.n_users, n_items))
+    # copies: scipy keeps the arrays it is given and sum_duplicates sorts them in place, which put every
+    # user's training items in id order, not time order, for whatever ran on the split next
+    matrix = sp.csr_matrix((data, train.items.copy(), train.indptr.copy()), shape=(train.n_users, n_items))
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix

@@ -103,8 +103,9 @@ class Evaluator:
             rows = np.repeat(np.arange(len(batch)), history.lengths()[batch])
             cols = np.concatenate([history.of(u) for u in batch])  # a batch is never empty
             scores[rows, cols] = -np.inf  # consumed items are never recommended again
-            ranks[start:start + len(batch)] = rank_of(scores, targets[start:start + len(batch)])
-            lists[start:start + len(batch)] = top_k(scores, self.k)
+            # ties go by each user's tie key, never by item index (catalogs numbered by popularity)
+            ranks[start:start + len(batch)] = rank_of(scores, targets[start:start + len(batch)], batch)
+            lists[start:start + len(batch)] = top_k(scores, self.k, batch)
             if progress:
                 progress(min(start + chunk, len(users)), len(users))
         return ranks, lists
@@ -138,17 +139,38 @@ class Evaluator:
         }
 
 
-def rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """0-based rank of each target in its row; ties go to the lower item index (as in top_k)."""
+def tie_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """A pseudo-random uint64 key per (user, item) that orders tied scores: the same for a user on
+    every model and run, and unrelated to the item index. Catalogs are often numbered by popularity
+    (MovieLens-100K is), and ties going to the lower index gave a scorer that scores every item equal
+    HR@10 0.020 on it, 3.2 times the 0.0064 of a random order. splitmix64's finaliser: distinct
+    (user, item) pairs get distinct keys, so a user's order is strict."""
+    x = (np.asarray(users, np.uint64) << np.uint64(32)) ^ np.asarray(items, np.uint64)
+    with np.errstate(over="ignore"):  # the products wrap modulo 2^64 on purpose
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def rank_of(scores: np.ndarray, targets: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
+    """0-based rank of each target in its row; ties go to the lower item index, or, given each row's
+    user, to the lower tie key (as in top_k)."""
     rows = np.arange(len(targets))
     t = scores[rows, targets][:, None]
     above = (scores > t).sum(1)
-    tied_before = ((scores == t) & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(1)
-    return above + tied_before
+    tied = scores == t
+    if users is None:
+        return above + (tied & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(1)
+    before = np.zeros(len(targets), np.int64)
+    for row in np.flatnonzero(tied.sum(1) > 1):  # only rows where the target shares its score
+        cols = np.flatnonzero(tied[row])
+        before[row] = (tie_keys(users[row], cols) < tie_keys(users[row], targets[row])).sum()
+    return above + before
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores per row, best first; ties go to the lower index (as in rank_of).
+def top_k(scores: np.ndarray, k: int, users: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k best scores per row, best first; ties go to the lower index, or, given each
+    row's user, to the lower tie key (as in rank_of).
 
     Excluded items (-inf) and missing places are -1.
     """
@@ -158,16 +180,21 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     above = scores > kth
     tied = scores == kth
     chosen = above | tied
-    # rows with more ties at the k-th score than places left keep their lowest tied indices (a running
-    # count over those rows only: over all of them it was 8 bytes a score)
+    # rows with more ties at the k-th score than places left keep their lowest tied indices or tie keys (a
+    # running count over those rows only: over all of them it was 8 bytes a score)
     excess = np.flatnonzero(chosen.sum(1) > kk)
-    if excess.size:
+    if excess.size and users is None:
         ties, need = tied[excess], kk - above[excess].sum(1, keepdims=True)
         chosen[excess] = above[excess] | (ties & (np.cumsum(ties, axis=1, dtype=np.int32) <= need))
+    for row in excess if users is not None else ():
+        cols = np.flatnonzero(tied[row])
+        need = kk - int(above[row].sum())
+        chosen[row, cols[np.argsort(tie_keys(users[row], cols))[need:]]] = False
     del above, tied
     cols = np.nonzero(chosen)[1].reshape(len(scores), kk)
     vals = np.take_along_axis(scores, cols, 1)
-    best = np.take_along_axis(cols, np.lexsort((cols, -vals), axis=1), 1)
+    order = cols if users is None else tie_keys(np.asarray(users)[:, None], cols)
+    best = np.take_along_axis(cols, np.lexsort((order, -vals), axis=1), 1)
     best = np.where(np.isneginf(np.take_along_axis(scores, best, 1)), -1, best)
     if kk < k:
         best = np.concatenate([best, np.full((len(scores), k - kk), -1)], 1)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgerec.errors import ConfigError
+
 SHRINK = 20.0  # pseudo-views of an item at its greedy rank's attraction
 EM_ITERATIONS = 100
 GOAL = 0.05  # issue 16: an estimate within 5% of the true value
@@ -65,6 +67,12 @@ class Logs:
         a = {"clicks": stack("clicks"), "marginals": stack("marginals"), "match": stack("match", bool),
              "shown_rank": stack("shown_rank", np.int64), "target_rank": stack("target_rank", np.int64)}
         n, k = a["clicks"].shape
+        bad = ~((a["marginals"] > 0) & (a["marginals"] <= 1))  # NaN too
+        if bad.any():
+            # a shown item had some chance to be shown; 0 made IPS and DR NaN and SNIPS drop the position
+            raise ConfigError(f"a logged list's marginal probability is {a['marginals'][bad][0]!r}: each shown "
+                              "item's probability of its position must be in (0, 1]; log the exploration "
+                              "policy's probability of the item it showed (runtime exploration does)")
         if all(lg.shown_items is not None and lg.target_items is not None for lg in logs):
             shown, target = np.array([lg.shown_items for lg in logs]), np.array([lg.target_items for lg in logs])
             _, codes = np.unique(np.concatenate([shown.ravel(), target.ravel()]), return_inverse=True)

@@ -10,7 +10,14 @@ from edgerec.data.schema import EVENT_CODE, Catalog, Dataset, Interactions
 from edgerec.data.split import leave_last_out
 from edgerec.errors import ModelError
 from edgerec.models import metrics
-from edgerec.models.evaluation import Evaluator, rank_of, tag_matrix, top_k, train_popularity
+from edgerec.models.evaluation import (
+    Evaluator,
+    rank_of,
+    tag_matrix,
+    tie_keys,
+    top_k,
+    train_popularity,
+)
 
 # ------------------------------------------------------------------ metrics at their edges
 
@@ -112,6 +119,24 @@ def test_top_k_breaks_ties_row_by_row_when_many_rows_come_together(k):
         order = np.lexsort((np.arange(scores.shape[1]), -scores[row]))[:k]
         expected = np.where(np.isneginf(scores[row, order]), -1, order)
         assert got[row].tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 400])
+def test_given_users_ties_follow_each_users_tie_key_in_ranks_and_lists_alike(k):
+    """The order is a full sort by (score, the user's tie key); the same rows under other users differ."""
+    rng = np.random.default_rng(k)
+    scores = np.round(rng.normal(size=(6, 300)))  # a handful of values: ties everywhere
+    scores[1, ::5] = -np.inf
+    users = np.array([3, 17, 4, 99, 0, 1 << 20])
+    targets = rng.integers(0, 300, 6)
+    targets[1] = 1
+    got, ranks = top_k(scores, k, users), rank_of(scores, targets, users)
+    for row, user in enumerate(users):
+        order = np.lexsort((tie_keys(np.full(300, user), np.arange(300)), -scores[row]))
+        want = np.r_[np.where(np.isneginf(scores[row, order]), -1, order), np.full(max(k - 300, 0), -1)]
+        assert got[row].tolist() == want[:k].tolist()  # k past the catalog: padding
+        assert ranks[row] == np.flatnonzero(order == targets[row])[0]
+    assert not np.array_equal(top_k(scores, k, users + 1), got) or k == 400
 
 
 # ------------------------------------------------------------------ the protocol on a hand-built split
@@ -223,11 +248,14 @@ def test_popularity_covers_items_nobody_trained_on():
 
 
 def test_scores_are_compared_in_float32():
-    """A scorer's float64 differences below float32 precision are ties: the lower item index wins."""
+    """A scorer's float64 differences below float32 precision are ties, broken as exact ties are."""
     split = leave_last_out(_dataset())
+    ev = Evaluator(split, _dataset().catalog, k=3)
     rows = {u: [0.5, 0.5, 0.5, 0.5, 0.5 + 1e-12, 0.5 + 2e-12] for u in ROWS}
-    ranks, lists = Evaluator(split, _dataset().catalog, k=3).ranks_and_lists(FixedScorer(rows), "test")
-    assert lists.tolist() == [[3, 4, 5], [1, 2, 3]] and ranks.tolist() == [0, 0]
+    ranks, lists = ev.ranks_and_lists(FixedScorer(rows), "test")
+    flat_ranks, flat_lists = ev.ranks_and_lists(FixedScorer({u: [0.5] * 6 for u in ROWS}), "test")
+    assert lists.tolist() == flat_lists.tolist() and ranks.tolist() == flat_ranks.tolist()
+    assert sorted(lists[0].tolist()) == [3, 4, 5] and sorted(lists[1].tolist()) == [1, 2, 3]  # the unseen items
 
 
 def test_evaluate_passes_rows_and_progress_and_counts_item_zero():
