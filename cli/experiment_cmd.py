@@ -135,13 +135,15 @@ def ab(control, treatment, policy_a, policy_b, metric, report_epsilon, data_dir,
 @click.option("--metric", default="plays", show_default=True, help="The reported figure to test.")
 @click.option("--control", default="control", show_default=True, help="The control arm's name.")
 @click.option("--treatment", default="treatment", show_default=True, help="The treatment arm's name.")
+@click.option("--interleaved", metavar="ARM", help="An interleaving experiment whose devices reported as ARM, "
+              "with clicks_a and clicks_b (the plays credited to each team).")
 @click.option("--json", "json_out", type=FILE_OUT)
-def analyze(reports, experiment, metric, control, treatment, json_out) -> None:
+def analyze(reports, experiment, metric, control, treatment, interleaved, json_out) -> None:
     """A real experiment: the devices' private reports (PrivateReporter.experiment, one JSON a line) in;
     Welch, bootstrap, CUPED on their pre-period figures, mSPRT, power and the verdict out."""
     from edgerec.studies.device_reports import ReportsStudy
 
-    _run(ReportsStudy(reports, experiment, metric, (control, treatment)), json_out)
+    _run(ReportsStudy(reports, experiment, metric, (control, treatment), interleaved=interleaved), json_out)
 
 
 @experiment_group.command("aa", epilog=example(

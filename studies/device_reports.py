@@ -27,7 +27,7 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.pre_period import PRE_FEATURES
 from edgerec.runtime.reporter import FORMAT, experiment_record
 from edgerec.studies.base import Progress, Study, Table
-from edgerec.studies.experiments import ARMS, ab_analysis
+from edgerec.studies.experiments import ARMS, InterleaveStudy, ab_analysis, interleave_tests
 
 MECHANISM = "discrete_laplace"
 
@@ -72,9 +72,10 @@ def _noise_variance(scale: float) -> float:
     return 2 * q / (1 - q) ** 2
 
 
-def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> ReportLog:
-    """The reports of `experiment` among `records` (others are left out); every one must be of the
-    current format, name one of `arms` and carry the same figures and bounds."""
+def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list[str], dict, dict]:
+    """The reports of `experiment` among `records` (others are left out), each of the current format,
+    naming one of `arms` and carrying the same figures and bounds: (arm of each report, its figures read
+    back as value x bound / steps, the noise's variance of one report's figure by figure)."""
     if not isinstance(records, list):
         raise DataError("reports must be a list of report records (PrivateReporter.experiment's dicts)")
     question = f"experiment:{experiment}"
@@ -87,7 +88,7 @@ def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> 
             and all(isinstance(b, (int, float)) and 0 < b < math.inf for b in domain["bounds"].values())
             and isinstance(domain.get("steps"), int) and domain["steps"] > 0):
         raise DataError(f"report 1 of {experiment!r} has no valid bounds and steps ({domain!r})")
-    rows, order = [], {arm: ARMS[i] for i, arm in enumerate(arms)}
+    rows = []
     for i, r in enumerate(mine):
         where = f"report {i + 1} of {experiment!r}"
         if r.get("format") != FORMAT or r.get("mechanism") != MECHANISM:
@@ -96,9 +97,9 @@ def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> 
         if r.get("domain") != domain:
             raise DataError(f"{where} has other bounds or steps than the first ({r.get('domain')} against "
                             f"{domain}): analyse each set of bounds on its own")
-        if r.get("arm") not in order:
+        if r.get("arm") not in arms:
             raise DataError(f"{where} is of arm {r.get('arm')!r}, not one of {list(arms)}: name the arms with "
-                            "--control and --treatment")
+                            "--control and --treatment (an interleaving experiment's with --interleaved)")
         values = r.get("values")
         if not isinstance(values, dict) or set(values) != set(domain["bounds"]) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
@@ -106,18 +107,37 @@ def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> 
         epsilon = r.get("local_epsilon", r.get("epsilon"))
         if not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 20:
             raise DataError(f"{where} has no valid epsilon ({epsilon!r})")
-        rows.append((order[r["arm"]], values, epsilon))
-    if {row[0] for row in rows} != set(ARMS):
-        raise DataError(f"experiment {experiment!r} has reports from one arm only; a test needs both")
+        rows.append((r["arm"], values, epsilon))
     bounds, steps = domain["bounds"], domain["steps"]
     names = sorted(bounds)
     values = {n: np.array([row[1][n] * bounds[n] / steps for row in rows], np.float64) for n in names}
-    scales = [math.ceil(steps * len(names) / row[2]) for row in rows]
-    noise = float(np.mean([_noise_variance(s) for s in scales]))
+    noise = float(np.mean([_noise_variance(math.ceil(steps * len(names) / row[2])) for row in rows]))
+    return [row[0] for row in rows], values, {n: noise * (bounds[n] / steps) ** 2 for n in names}
+
+
+def report_log(records: list, experiment: str, arms: tuple[str, str] = ARMS) -> ReportLog:
+    """An A/B experiment's reports as ab_analysis reads them (decoded); both arms must have reported."""
+    if len(arms) != 2 or arms[0] == arms[1]:
+        raise ConfigError(f"an A/B test compares two differently named arms (got {list(arms)})")
+    names, values, noise = decoded(records, experiment, arms)
+    if set(names) != set(arms):
+        raise DataError(f"experiment {experiment!r} has reports from one arm only; a test needs both")
     pre = [n for n in PRE_FEATURES if n in values]
-    return ReportLog([row[0] for row in rows], [f"{i:012d}" for i in range(len(rows))], values,
-                     np.stack([values[n] for n in pre], 1) if pre else np.zeros((len(rows), 0)),
-                     {n: noise * (bounds[n] / steps) ** 2 for n in names})
+    return ReportLog([ARMS[arms.index(a)] for a in names], [f"{i:012d}" for i in range(len(names))], values,
+                     np.stack([values[n] for n in pre], 1) if pre else np.zeros((len(names), 0)), noise)
+
+
+def interleave_reports(records: list, experiment: str, arm: str = "interleaved", alpha: float = 0.05) -> dict:
+    """An interleaving experiment's reports: each device's plays credited to team A (`clicks_a`) and B
+    (`clicks_b`), decoded, through the simulator's tests (interleave_tests); plus the noise's share."""
+    _, values, noise = decoded(records, experiment, (arm,))
+    if not {"clicks_a", "clicks_b"} <= set(values):
+        raise DataError(f"interleaving reports carry clicks_a and clicks_b, the plays credited to each team "
+                        f"(these carry {', '.join(sorted(values))})")
+    d = values["clicks_b"] - values["clicks_a"]
+    share = (noise["clicks_a"] + noise["clicks_b"]) / d.var(ddof=1) if len(d) > 1 and d.var() > 0 else float("nan")
+    return {**interleave_tests(values["clicks_a"], values["clicks_b"], alpha),
+            "privacy": {"noise_variance": noise["clicks_a"] + noise["clicks_b"], "noise_share_of_variance": share}}
 
 
 class SeededRandomness:
@@ -170,10 +190,13 @@ class ReportsStudy(Study):
     arms: tuple[str, str] = ARMS
     alpha: float = 0.05
     seed: int = 0
+    interleaved: str | None = None  # the arm name of an interleaving experiment's reports
 
     name = "analyze"
 
     def measure(self, progress: Progress) -> dict:
+        if self.interleaved is not None:
+            return interleave_reports(read_reports(self.reports), self.experiment, self.interleaved, self.alpha)
         log = report_log(read_reports(self.reports), self.experiment, self.arms)
         if self.metric not in log.values:
             raise ConfigError(f"the reports carry no {self.metric!r}; they carry {', '.join(sorted(log.values))}")
@@ -187,6 +210,8 @@ class ReportsStudy(Study):
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
+        if "wins_a" in record:  # an interleaving experiment
+            return [*InterleaveStudy.tables(record), Table("privacy noise", [record["privacy"]])]
         tests = [{"test": k, **{c: v[c] for c in ("delta", "relative", "ci_low", "ci_high", "p_value")}}
                  for k, v in record["tests"].items()]
         return [Table(f"{record['arm_names']['treatment']} - {record['arm_names']['control']} on "

@@ -218,3 +218,33 @@ def test_private_analysis_of_a_simulated_log_prices_the_privacy():
     assert 0 < loose["noise_share_of_variance"] < tight["noise_share_of_variance"] < 1
     with pytest.raises(ConfigError, match="--pre-days >= 1"):
         report_bound(DailyLog(10, 0.0, pre_days=0), "plays")
+
+
+def _interleaved(n, lift, epsilon, seed=0):
+    from edgerec.runtime.reporter import experiment_record
+
+    rng, noise = np.random.default_rng(seed), Seeded(seed)
+    bounds = {"clicks_a": 20.0, "clicks_b": 20.0}
+    return [experiment_record("ranker-v2", "interleaved", {"clicks_a": float(rng.poisson(2.0)),
+                                                            "clicks_b": float(rng.poisson(2.0 * (1 + lift)))},
+                              bounds, epsilon, noise, START) for _ in range(n)]
+
+
+def test_interleaving_reports_find_the_preferred_team_through_the_noise(tmp_path):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.studies.device_reports import interleave_reports
+
+    record = interleave_reports(_interleaved(3000, 0.5, 4.0), "ranker-v2")
+    assert record["verdict"]["decision"] == "ship" and record["wins_b"] > record["wins_a"]
+    assert 0 < record["privacy"]["noise_share_of_variance"] < 1
+    level = interleave_reports(_interleaved(3000, 0.0, 4.0, seed=3), "ranker-v2")
+    assert level["p_value"] > 0.05 and level["verdict"]["decision"] == "inconclusive"
+    with pytest.raises(DataError, match="carry clicks_a and clicks_b"):
+        interleave_reports(_reports(10, 0.0, 1.0)[::2], "ranker-v2", arm="control")
+    (tmp_path / "r.jsonl").write_text("\n".join(map(json.dumps, _interleaved(400, 1.0, 8.0))))
+    result = CliRunner().invoke(cli, ["experiment", "analyze", str(tmp_path / "r.jsonl"), "--experiment",
+                                      "ranker-v2", "--interleaved", "interleaved"], catch_exceptions=False)
+    assert result.exit_code == 0 and "interleaving (A = control, B = treatment)" in result.output
+    assert "verdict: ship" in result.output and "privacy noise" in result.output
