@@ -6,7 +6,7 @@ Each report is one device's figures at the end of the experiment
 (`PrivateReporter.experiment`): outcome sums and CUPED's pre-period figures,
 each clipped to a public bound, on a grid of `steps`, with discrete Laplace
 noise. Read back as value x bound / steps, a figure is unbiased for the
-clipped one and its noise is the same in both arms, so the difference of the
+clipped one up to the grid's rounding (half a thousandth of its bound), and its noise is the same in both arms, so the difference of the
 arms' means stays unbiased and Welch's test, the bootstrap and CUPED run on
 them as on the simulator's per-user figures (ab_analysis); only the variance
 grows. The record says how much of each arm's variance the noise is (known
