@@ -24,10 +24,10 @@ import numpy as np
 
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
-from edgerec.runtime.catalog_columns import CatalogIds, RowColumn, StringColumn, random_access
+from edgerec.runtime.catalog_columns import CatalogIds, FileStringColumn, RowColumn, random_access
 from edgerec.runtime.features import MODALITIES, ItemTable
 from edgerec.runtime.item_meta import BundleRows
-from edgerec.runtime.item_spec import ColumnSpec, blob_view
+from edgerec.runtime.item_spec import ColumnSpec
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
 
@@ -334,9 +334,9 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
     return out
 
 
-def string_column(bundle: Bundle, column: ColumnSpec) -> StringColumn | BlockStringColumn:
-    """A string column's blob as a plain view of its memory map (np.memmap indexing is slow)."""
+def string_column(bundle: Bundle, column: ColumnSpec) -> FileStringColumn | BlockStringColumn:
+    """A string column read from the bundle's files for the rows asked for (never mapped whole)."""
     if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
         return BlockStringColumn(bundle.path(column.file), bundle.array(column.offsets, mmap=False),
                                  bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column))
-    return StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))
+    return FileStringColumn(bundle.path(column.file), bundle.path(column.offsets))

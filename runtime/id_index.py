@@ -65,17 +65,18 @@ class IdIndex:
     """Rows of a string column's values (the bundle's item ids), found by hash."""
 
     def __init__(self, column, blocks=None):
-        """column: a catalog StringColumn (blob, offsets, bytes_at(row)) for the lookups; blocks:
+        """column: a catalog string column (len, bytes_at(row), chunks()) for the lookups; blocks:
         its strings as (first row, offsets from 0, bytes) blocks to hash (default: read from
         `column`; the checks at open pass blocks read from the files, see file_blocks.py)."""
         self.column = column
         self._recent: dict[str, int | None] = {}  # id -> row (or None), an index never changes
-        count = len(column.offsets) - 1
+        count = len(column)
         self.row_bits = max(1, int(count).bit_length())
         self.row_mask = np.uint64((1 << self.row_bits) - 1)
-        if blocks is None:
+        if blocks is None and hasattr(column, "blob"):  # in memory
             keys = hash_strings(column.blob, column.offsets)
         else:
+            blocks = column.chunks() if blocks is None else blocks
             keys = np.empty(count, np.uint64)
             for first, bounds, data in blocks:
                 keys[first:first + len(bounds) - 1] = hash_block(data, bounds)

@@ -285,7 +285,7 @@ class ItemTableSpec:
     def _check_text(self, bundle, name: str, column: ColumnSpec, stats: dict, chunks) -> None:
         """Valid UTF-8 cut at character boundaries; ids also non-empty and unique. Read a block
         at a time from the files (`chunks`): no copy of the blob, no Python object per string."""
-        from edgerec.runtime.catalog_columns import StringColumn
+        from edgerec.runtime.catalog_columns import FileStringColumn
 
         decoder = codecs.getincrementaldecoder("utf-8")()
         for _, bounds, data in chunks:
@@ -304,8 +304,7 @@ class ItemTableSpec:
             blob, offsets = bundle.path(column.file), bundle.path(column.offsets)
             if stats["repeats"]:
                 _fail(column.file, "(column ids) must hold unique, non-empty item ids")
-            lookups = StringColumn(blob_view(bundle, column.file), bundle.array(column.offsets))
-            index = IdIndex(lookups, string_blocks(blob, offsets))
+            index = IdIndex(FileStringColumn(blob, offsets), string_blocks(blob, offsets))
             if index.duplicate() is not None:
                 _fail(column.file, "(column ids) must hold unique, non-empty item ids")
             bundle.id_index = index  # the catalog's id lookups reuse it (and its memory maps)
@@ -319,14 +318,6 @@ def _stores(dtype: np.dtype, wanted, compact: bool) -> bool:
         return dtype == wanted
     same_kind = dtype.kind == wanted.kind or dtype.kind in "iu"  # float columns may hold whole numbers
     return same_kind and dtype.itemsize < wanted.itemsize
-
-
-def blob_view(bundle, file: str) -> np.ndarray:
-    """A string blob as a uint8 view of its memory map (numpy cannot map an empty file)."""
-    path = bundle.path(file)
-    if path.stat().st_size == 0:
-        return np.zeros(0, np.uint8)
-    return np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))
 
 
 def values_name(column: ColumnSpec) -> str:
