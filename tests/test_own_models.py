@@ -479,3 +479,64 @@ def test_a_model_trained_on_a_smaller_catalog_is_refused(world, tmp_path):
     path = _legacy_onnx(small, tmp_path / "small.onnx", {"input_ids": {0: "b", 1: "t"}})
     with pytest.raises(ExportError, match="must cover every item of items.csv: rows 1 to 200"):
         bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b")
+
+
+# ------------------------------------------------------------------ what the device would get otherwise
+
+
+class BatchCentred(MeanPool):
+    """Statistics over the batch: alone (as the device encodes a user) every vector is the same constant."""
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        return v - v.mean(0, keepdim=True) + 0.01
+
+
+class NaNForOneItem(MeanPool):
+    """NaN for histories holding item row 200 (the catalog's last item), which few test histories hold."""
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        return torch.where((ids == 200).any(1, keepdim=True), torch.full_like(v, float("nan")), v)
+
+
+class Sampling(MeanPool):
+    def forward(self, ids):
+        return torch.nn.functional.dropout(super().forward(ids), 0.5, training=True)
+
+
+class NaNInPyTorchOnly(MeanPool):
+    """The exported graph is finite, the module gave NaN for one real history: parity must not pass on NaN."""
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        if torch.onnx.is_in_onnx_export() or ids.shape[0] < 3:
+            return v
+        return torch.cat([torch.full_like(v[:1], float("nan")), v[1:]])
+
+
+@pytest.mark.parametrize("module, message", [
+    (BatchCentred, "changes with the other histories in its batch"),
+    (NaNForOneItem, r"NaN or infinite values for 1 of 17 histories that together hold every item, first for one of "
+                    r"the item rows 189 to 200"),
+    (Sampling, "other vectors for the same histories on a second call"),
+])
+def test_models_the_device_would_run_otherwise_are_refused(world, tmp_path, module, message):
+    root, vectors = world
+    with pytest.raises(ExportError, match=message):
+        bundle_torch_module(module(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    if module is BatchCentred:  # an ONNX file of such a model, given as a file
+        path = _legacy_onnx(module(vectors).eval(), tmp_path / "c.onnx", {"input_ids": {0: "b", 1: "t"}})
+        other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+        with pytest.raises(ExportError, match=message):
+            bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "c")
+
+
+def test_parity_does_not_pass_on_nan(tmp_path):
+    """One NaN history of 256 (top-10 agreement 0.996): a NaN max |diff| compared as "not above" passed."""
+    write_synth(SynthConfig(users=300, items=200, events=4_000, seed=5), tmp_path / "data")
+    vectors = np.random.default_rng(2).normal(size=(200, D)).astype(np.float32)
+    with pytest.raises(ExportError, match=r"does not match PyTorch on real histories \(max \|diff\| nan"):
+        bundle_torch_module(NaNInPyTorchOnly(vectors), EncoderSpec.load(SPEC), vectors, tmp_path / "data",
+                            tmp_path / "b")
