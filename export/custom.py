@@ -147,7 +147,11 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
         raise ConfigError(f"{encoder.name} must be a .onnx or .tflite file")
     dataset = load_dataset(data_dir)
     vectors = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    wide = vectors.astype(np.float64)  # a float32 norm overflows past 1.8e19 and turned rows to 0
+    vectors = (wide / np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    if np.ptp(vectors, axis=0).max() == 0:
+        raise ExportError("every item vector points the same way (or is zero), so every history would rank the "
+                          "catalog alike; give each item its own vector, rows in items.csv order")
     split = leave_last_out(dataset)
     with tempfile.TemporaryDirectory(prefix="edgerec-custom-") as scratch:
         shipped = Path(scratch) / f"user_encoder.{fmt}"
