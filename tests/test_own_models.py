@@ -561,3 +561,20 @@ def test_item_vectors_at_the_edges_of_float32(world, tmp_path):
     with pytest.raises(ExportError, match="every item vector points the same way"):
         bundle_user_model(path, spec, np.ones_like(vectors) * 3, root / "data", tmp_path / "same")
     assert not (tmp_path / "f64").exists() and not (tmp_path / "same").exists()
+
+
+def test_an_onnx_file_for_a_newer_runtime_is_refused_without_paths(world, tmp_path):
+    """onnxruntime's reason named the scratch copy's path and its own C++ source file and signature."""
+    import onnx
+
+    root, vectors = world
+    path = _legacy_onnx(MeanPool(vectors).eval(), tmp_path / "m.onnx", {"input_ids": {0: "b", 1: "t"}})
+    model = onnx.load(str(path))
+    model.ir_version = 99
+    onnx.save(model, str(tmp_path / "new.onnx"))
+    spec = EncoderSpec.load(dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"}))
+    with pytest.raises(ExportError) as caught:
+        bundle_user_model(tmp_path / "new.onnx", spec, vectors, root / "data", tmp_path / "b")
+    message = str(caught.value)
+    assert "new.onnx cannot be loaded by onnxruntime" in message and "IR version: 99" in message
+    assert "/" not in message.replace("and or", "") and "onnxruntime_src" not in message
