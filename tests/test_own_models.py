@@ -578,3 +578,26 @@ def test_an_onnx_file_for_a_newer_runtime_is_refused_without_paths(world, tmp_pa
     message = str(caught.value)
     assert "new.onnx cannot be loaded by onnxruntime" in message and "IR version: 99" in message
     assert "/" not in message.replace("and or", "") and "onnxruntime_src" not in message
+
+
+def test_teachers_with_few_positions_and_a_corrupt_tokenizer(hf, tmp_path):
+    """Texts longer than a teacher's positions stopped in a torch error (128 tokens against 24 positions, and
+    XLM-R numbers positions after its padding id); an unreadable tokenizer.json in a bare Exception."""
+    import shutil
+
+    from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
+
+    from edgerec.errors import ModelError
+    from edgerec.models.content import ContentTeacher
+
+    root, folders = hf
+    shape = dict(vocab_size=1_000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    for name, model in (("bert", BertModel(BertConfig(max_position_embeddings=24, **shape))),
+                        ("xlmr", XLMRobertaModel(XLMRobertaConfig(max_position_embeddings=24, pad_token_id=1, **shape)))):
+        model.save_pretrained(tmp_path / name)
+        shutil.copy(folders["bert32"] / "tokenizer.json", tmp_path / name / "tokenizer.json")
+        vectors = ContentTeacher(tmp_path / name).encode([" ".join(["heist"] * 300), "a quiet song"])
+        assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+    (tmp_path / "bert" / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelError, match="tokenizer.json in bert cannot be read"):
+        ContentTeacher(tmp_path / "bert")
