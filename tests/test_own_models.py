@@ -601,3 +601,26 @@ def test_teachers_with_few_positions_and_a_corrupt_tokenizer(hf, tmp_path):
     (tmp_path / "bert" / "tokenizer.json").write_text("{not json")
     with pytest.raises(ModelError, match="tokenizer.json in bert cannot be read"):
         ContentTeacher(tmp_path / "bert")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_parity_reads_the_exported_file_and_catches_a_broken_export(world, tmp_path, monkeypatch, fmt):
+    """The exporter writes a file of other weights (one item's row changed): the file is run, not PyTorch."""
+    import copy
+
+    import edgerec.export.formats as formats
+
+    root, vectors = world
+    real = getattr(formats, f"export_{fmt}")
+
+    def broken(module, *args, **kwargs):
+        module = copy.deepcopy(module)
+        with torch.no_grad():
+            module.table.weight[1:60] *= -1.0
+        return real(module, *args, **kwargs)
+
+    monkeypatch.setattr(formats, f"export_{fmt}", broken)
+    with pytest.raises(ExportError, match="does not match PyTorch on real histories"):
+        bundle_torch_module(MeanPool(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b",
+                            formats=(fmt,))
+    assert not (tmp_path / "b").exists()
