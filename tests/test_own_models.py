@@ -624,3 +624,22 @@ def test_parity_reads_the_exported_file_and_catches_a_broken_export(world, tmp_p
         bundle_torch_module(MeanPool(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b",
                             formats=(fmt,))
     assert not (tmp_path / "b").exists()
+
+
+def test_own_teacher_refuses_nan_for_real_histories(world):
+    """NaN for histories of real items was turned into 0 targets and distilled without a word."""
+    from edgerec.compress.own_teacher import OwnTeacher
+    from edgerec.errors import ModelError
+
+    _, vectors = world
+    module = NaNForOneItem(vectors).eval()
+
+    def encode(rows):
+        with torch.no_grad():
+            return module(torch.as_tensor(rows)).numpy()
+
+    teacher = OwnTeacher(encode, vectors, history_length=3)
+    assert np.isfinite(teacher.hidden(torch.as_tensor([[0, 0, 5, 6]])).numpy()).all()
+    with pytest.raises(ModelError, match=r"NaN or infinite values for 1 of 4 histories \(the first holds item rows "
+                                         r"\[5, 6, 200\]\)"):
+        teacher.hidden(torch.as_tensor([[0, 5, 6, 200]]))
