@@ -643,3 +643,14 @@ def test_own_teacher_refuses_nan_for_real_histories(world):
     with pytest.raises(ModelError, match=r"NaN or infinite values for 1 of 4 histories \(the first holds item rows "
                                          r"\[5, 6, 200\]\)"):
         teacher.hidden(torch.as_tensor([[0, 5, 6, 200]]))
+
+
+def test_tflite_export_failure_is_one_short_line_too(world, tmp_path):
+    """The TFLite path gave the converter's raw text: no torch.where advice, no line of the user's file."""
+    root, vectors = world
+    with pytest.raises(ExportError) as caught:
+        bundle_torch_module(Branchy(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b",
+                            formats=("tflite",))
+    message = str(caught.value)
+    assert message.startswith("TFLite conversion of Branchy failed") and "torch.where" in message
+    assert "test_own_models.py line" in message and "/" + "tests/" not in message and len(message) < 900
