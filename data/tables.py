@@ -600,8 +600,8 @@ def read_vectors(source, what: str, rows: int | None = None, dim: int | None = N
         out = array.astype(np.float32)
     finite = np.isfinite(out).all(axis=1)  # after the cast: float64 values past float32's range become inf
     if not finite.all():
-        raise DataError(f"{what}: NaN or infinite values, or beyond float32's range (first in row "
-                        f"{int(np.argmin(finite))}); compute those items' vectors again", where)
+        raise DataError(f"{what}: NaN or infinite values (first in row {int(np.argmin(finite))}), values past "
+                        "float32's range (3.4e38) included; compute those items' vectors again", where)
     return out
 
 

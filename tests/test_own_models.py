@@ -556,7 +556,7 @@ def test_item_vectors_at_the_edges_of_float32(world, tmp_path):
     rows = np.arange(len(vectors))
     tables = [Recommender.open(tmp_path / name).catalog.vectors(rows) for name in ("huge", "plain")]
     assert np.abs(tables[0]).max() > 0.5 and np.allclose(tables[0], tables[1], atol=1e-6)
-    with pytest.raises(DataError, match="beyond float32's range"):
+    with pytest.raises(DataError, match="past float32's range"):
         bundle_user_model(path, spec, vectors.astype(np.float64) * 1e39, root / "data", tmp_path / "f64")
     with pytest.raises(ExportError, match="every item vector points the same way"):
         bundle_user_model(path, spec, np.ones_like(vectors) * 3, root / "data", tmp_path / "same")
