@@ -51,4 +51,10 @@ class OwnTeacher(nn.Module):
                              f"(histories, {self.items.shape[1]}), the item vectors' width")
         empty = ~(flat > 0).any(1)  # all padding: positions the loss masks out; no NaN from a mean over nothing
         out[empty] = 0.0
-        return torch.as_tensor(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)).view(batch, positions, -1)
+        broken = ~np.isfinite(out).all(1)
+        if broken.any():  # zeroed, they were targets the student learnt from without a word
+            held = flat[np.argmax(broken)]
+            raise ModelError(f"the teacher returned NaN or infinite values for {int(broken.sum())} of {len(flat)} "
+                             f"histories (the first holds item rows {sorted(set(held[held > 0].tolist()))[:10]}); "
+                             "every history of real items must give a finite vector")
+        return torch.as_tensor(out).view(batch, positions, -1)

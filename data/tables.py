@@ -596,11 +596,13 @@ def read_vectors(source, what: str, rows: int | None = None, dim: int | None = N
             or (rows is not None and array.shape[0] != rows) or (dim is not None and array.shape[1] != dim)):
         raise DataError(f"{what}: shape {array.shape}, dtype {array.dtype}; expected numbers of shape "
                         f"{expected}: one row per item of items.csv, in its order", where)
-    finite = np.isfinite(array).all(axis=1)
+    with np.errstate(over="ignore"):
+        out = array.astype(np.float32)
+    finite = np.isfinite(out).all(axis=1)  # after the cast: float64 values past float32's range become inf
     if not finite.all():
-        raise DataError(f"{what}: NaN or infinite values (first in row {int(np.argmin(finite))}); "
-                        "compute those items' vectors again", where)
-    return array.astype(np.float32)
+        raise DataError(f"{what}: NaN or infinite values (first in row {int(np.argmin(finite))}), values past "
+                        "float32's range (3.4e38) included; compute those items' vectors again", where)
+    return out
 
 
 # --------------------------------------------------------------------- writers

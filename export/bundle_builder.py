@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from edgerec.export.deidentify import public_source, scrub_paths, synthetic_hist
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
 from edgerec.export.popularity import PopularityPrior
+from edgerec.export.ranker_export import export_ranker
 from edgerec.export.ranking import ranking_section
 from edgerec.export.replay_default import replay_defaults
 from edgerec.models.checkpoint import load_model
@@ -125,8 +125,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
                                          "top10_agreement": float(overlap(top["onnx"], top["tflite"]).mean())}
         if ranker is not None:
             say("exporting the ranker")
-            for entry in _export_ranker(ranker, checkpoint, model, dataset, split, users, history, cfg, scratch,
-                                        writer):
+            for entry in export_ranker(ranker, checkpoint, model, dataset, split, users, history, cfg, scratch,
+                                       writer):
                 writer.add_model(entry)
 
     if content is not None:
@@ -220,57 +220,6 @@ def _export_encoder(fmt, deployed, rows, reference, table, seen, max_len, dim, c
                                      max_abs_diff=FP32_TOLERANCE if mode == "none" else None)
     entry.parity = parity
     return entry, encoder
-
-
-def _export_ranker(ranker_dir, checkpoint, model, dataset, split, users, history, cfg, scratch, writer):
-    from edgerec.models.persist import load_ranker
-    from edgerec.models.ranker import item_table
-    from edgerec.runtime.features import ranker_features
-
-    ranker, info = load_ranker(ranker_dir)
-    if Path(info["retrieval"]).resolve() != Path(checkpoint).resolve():
-        raise ModelError(f"the ranker {ranker_dir} was trained on {info['retrieval']}, not on {checkpoint}; "
-                         "train a ranker for this model with `edgerec train --arch ranker --retrieval`")
-    scorer = ModelScorer(model)
-    vectors = scorer.user_vectors(users[:20], history)
-    items = scorer.item_matrix()
-    table = item_table(dataset.catalog, train_popularity(split))
-    feats = []
-    for row, user in enumerate(users[:20]):
-        seen = history.of(user)
-        cands = top_k_rows(vectors[row:row + 1], items, cfg.short_list, [seen])[0]
-        feats.append(ranker_features(vectors[row], items[cands], cands, table, seen, 20.0, 1, int(time.time())))
-    feats = np.stack(feats).astype(np.float32)  # (users, short_list, F)
-    with torch.no_grad():
-        expected = ranker(torch.as_tensor(feats.reshape(-1, feats.shape[-1]))).numpy().reshape(feats.shape[:2])
-    entries = []
-    mode = "none" if cfg.quantize == "int8-static" else cfg.quantize  # static int8 is for the encoder only
-    module = fake_quantize(ranker) if mode == "int8" else ranker
-    for fmt in cfg.formats:
-        raw = scratch / f"ranker.float.{fmt}"
-        name = f"ranker.{fmt}"
-        if fmt == "onnx":
-            export_onnx(module, {"features": torch.as_tensor(feats[0])}, {"features": {0: "candidates"}},
-                        ["score"], raw)
-            shape_in, shape_out = ["candidates", feats.shape[-1]], ["candidates"]
-        else:
-            export_tflite(module, (torch.as_tensor(feats[0]),), raw)
-            shape_in, shape_out = [cfg.short_list, feats.shape[-1]], [cfg.short_list]
-        final = writer.file_path(name)
-        (quantize_onnx if fmt == "onnx" else quantize_tflite)(raw, final, mode)
-        config = WEIGHT_ONLY_SESSION_CONFIG if fmt == "onnx" and mode == "int8" else None
-        backend = open_backend(final, fmt, config=config)
-        got = np.stack([backend.run({backend.input_names[0]: f})[0] for f in feats])
-        agree = np.mean([len(set(np.argsort(-a)[:10]) & set(np.argsort(-b)[:10])) / 10 for a, b in zip(expected, got)])
-        parity = {"max_abs_diff": float(np.abs(expected - got).max()), "top10_agreement": float(agree)}
-        check(parity, f"{fmt} ranker", min_agreement=cfg.min_top10_agreement)
-        entry = ModelEntry("ranker", fmt, name, [TensorSpec("features", "float32", shape_in)],
-                           [TensorSpec("score", "float32", shape_out)], quantization=MODE_LABEL[mode],
-                           batch=cfg.short_list if fmt == "tflite" else None, parity=parity,
-                           extra={"features_version": 1, "n_features": int(feats.shape[-1]),
-                                  **({"session_config": config} if config else {})})
-        entries.append(entry)
-    return entries
 
 
 def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, popularity,

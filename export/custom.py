@@ -37,7 +37,13 @@ from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError, ExportError
 from edgerec.export.bundle_builder import ExportConfig, _add_content, _write_items, _write_reference
 from edgerec.export.deidentify import public_source, synthetic_histories
-from edgerec.export.own_encoder import EncoderSpec, FileEncoder, last_rows, vocabulary_error
+from edgerec.export.own_encoder import (
+    EncoderSpec,
+    FileEncoder,
+    item_sweep,
+    last_rows,
+    vocabulary_error,
+)
 from edgerec.export.replay_default import replay_defaults
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
@@ -65,6 +71,40 @@ def _padding_gap(encoder: FileEncoder, history, users: np.ndarray) -> float:
     cosine = (padded * alone).sum(1) / np.maximum(np.linalg.norm(padded, axis=1) * np.linalg.norm(alone, axis=1),
                                                   1e-12)
     return float(max(0.0, 1.0 - cosine.min()))
+
+
+def _check_every_item(model: FileEncoder, n_items: int) -> None:
+    """Every item row in some history: NaN for a few items would reach the device (a popularity fallback for
+    each user who consumed one) while real test histories miss them."""
+    sweep = item_sweep(n_items, model.spec.history_length)
+    try:
+        out = model.encoder.encode_rows(sweep)
+    except Exception as exc:  # the engine's own error types
+        raise vocabulary_error(model.name, n_items, exc) from None
+    bad = np.flatnonzero(~np.isfinite(out).all(1))
+    if len(bad):
+        held = sweep[bad[0]][sweep[bad[0]] > 0]
+        raise ExportError(f"{model.name} returns NaN or infinite values for {len(bad)} of {len(sweep)} histories "
+                          f"that together hold every item, first for one of the item rows {held[0]} to {held[-1]} "
+                          "(catalog index + 1); every item must give a finite vector: guard divisions and logs "
+                          "(e.g. clamp a count before dividing by it)")
+
+
+BATCH_USERS = 16  # histories encoded alone and in one batch, to see whether the batch moves the output
+
+
+def _check_batch_independence(model: FileEncoder, rows: np.ndarray, batched: np.ndarray) -> None:
+    """The device encodes one user at a time; a model that reads batch statistics (BatchNorm in training
+    mode, a mean over the batch) gives it other vectors than every check here, which runs in batches."""
+    if model.input.shape[0] == 1:
+        return
+    alone = np.vstack([model.encode_rows(rows[i:i + 1]) for i in range(min(BATCH_USERS, len(rows)))])
+    gap = float(np.abs(alone - batched[:len(alone)]).max())
+    if gap > 1e-4 * max(float(np.abs(batched).max()), 1e-12):
+        raise ExportError(f"{model.name}'s vector of a history changes with the other histories in its batch "
+                          f"(max |diff| {gap:.3g} between one at a time and a batch of {len(rows)}); the device "
+                          "encodes one user at a time: export it in eval mode (model.eval()) and without statistics "
+                          "over the batch axis")
 
 
 class _VectorScorer:
@@ -107,7 +147,11 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
         raise ConfigError(f"{encoder.name} must be a .onnx or .tflite file")
     dataset = load_dataset(data_dir)
     vectors = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    wide = vectors.astype(np.float64)  # a float32 norm overflows past 1.8e19 and turned rows to 0
+    vectors = (wide / np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    if np.ptp(vectors, axis=0).max() == 0:
+        raise ExportError("every item vector points the same way (or is zero), so every history would rank the "
+                          "catalog alike; give each item its own vector, rows in items.csv order")
     split = leave_last_out(dataset)
     with tempfile.TemporaryDirectory(prefix="edgerec-custom-") as scratch:
         shipped = Path(scratch) / f"user_encoder.{fmt}"
@@ -153,8 +197,10 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
         model.encoder.encode_rows(np.pad(last, ((0, 0), (spec.history_length - last.shape[1], 0))))
     except Exception as exc:  # the engine's own error types
         raise vocabulary_error(model.name, dataset.n_items, exc) from None
+    _check_every_item(model, dataset.n_items)
     rows = history_rows(history, users, spec.history_length)
     produced = model.encode_rows(rows)
+    _check_batch_independence(model, rows, produced)
     if len(produced) > 1 and np.ptp(produced, axis=0).max() <= 1e-6 * max(float(np.abs(produced).max()), 1e-12):
         raise ExportError(f"{model.name} returns the same vector for every history; it must read the ids "
                           "(item rows: catalog index + 1, 0 = padding)")

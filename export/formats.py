@@ -119,5 +119,5 @@ def export_tflite(module: torch.nn.Module, sample: tuple[torch.Tensor, ...], pat
     except ImportError:
         raise ExportError("TFLite export needs litert-torch: pip install 'edgerec[tools]'") from None
     except Exception as exc:
-        raise ExportError(f"TFLite conversion of {type(module).__name__} failed: {exc}") from exc
+        raise ExportError(f"TFLite conversion of {type(module).__name__} failed: {exporter_summary(exc)}") from None
     return path

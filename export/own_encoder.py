@@ -187,6 +187,14 @@ def last_rows(n_items: int, length: int) -> np.ndarray:
     return np.arange(max(1, n_items - length + 1), n_items + 1, dtype=np.int64)[None, -length:]
 
 
+def item_sweep(n_items: int, length: int) -> np.ndarray:
+    """Histories that hold every item row once, `length` a history (the last one left-padded): a model that
+    fails or returns NaN for some items does so on one of them."""
+    rows = np.zeros(-(-n_items // length) * length, np.int64)
+    rows[len(rows) - n_items:] = np.arange(1, n_items + 1)
+    return rows.reshape(-1, length)
+
+
 def vocabulary_error(who: str, n_items: int, exc: Exception) -> ExportError:
     return ExportError(f"{who} fails on the catalog's last items ({exc}); its ids must cover every item of "
                        f"items.csv: rows 1 to {n_items:,} (0 = padding)")

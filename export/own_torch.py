@@ -144,13 +144,18 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
             try:
                 module(torch.as_tensor(np.pad(last, ((0, 0), (spec.history_length - last.shape[1], 0))), dtype=dtype))
                 expected = module(torch.as_tensor(real, dtype=dtype)).numpy()
+                again = module(torch.as_tensor(real, dtype=dtype)).numpy()
             except Exception as exc:  # an index error from an embedding smaller than the catalog, most often
                 raise vocabulary_error(kind, dataset.n_items, exc) from None
+        if not np.array_equal(expected, again, equal_nan=True):
+            raise ExportError(f"{kind} returns other vectors for the same histories on a second call (max |diff| "
+                              f"{np.abs(expected - again).max():.3g}); a user encoder must be deterministic: no "
+                              "dropout or sampling in forward once in eval mode")
         got = FileEncoder(path, path.suffix[1:], spec).encode_rows(real)
         scale = max(float(np.abs(expected).max()), 1e-12)
         diff = float(np.abs(got - expected).max())
         agreement = float(overlap(top_k_rows(expected, items, 10), top_k_rows(got, items, 10)).mean())
-        if diff > 1e-4 * scale or agreement < 0.99:
+        if not (diff <= 1e-4 * scale and agreement >= 0.99):  # NaN fails too
             raise ExportError(f"the exported {type(module).__name__} does not match PyTorch on real histories "
                               f"(max |diff| {diff:.3g}, top-10 agreement {agreement:.3f})")
         parity = {"reference": "pytorch", "max_abs_diff": diff, "top10_agreement": agreement,

@@ -48,7 +48,11 @@ def load_tokenizer(encoder_dir: str | Path, max_length: int, pad_to: int | None 
                          f"AutoTokenizer.from_pretrained('{encoder_dir}').save_pretrained('{encoder_dir}')\" (it "
                          "converts a sentencepiece or vocab.txt tokenizer; a folder with none needs the tokenizer "
                          "files of the model it was trained from)")
-    tokenizer = Tokenizer.from_file(str(path))
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the tokenizers library raises a bare Exception for a file it cannot parse
+        raise ModelError(f"{path.name} in {Path(encoder_dir).name} cannot be read ({str(exc)[:200]}); write it again "
+                         "with the model's tokenizer: AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR)") from None
     tokenizer.enable_truncation(max_length=max_length)
     # the shipped file pads everything to 128; pad to the longest text of a batch instead
     pad_id, pad_token = padding(tokenizer)  # [PAD] = 0 in English vocabularies, <pad> = 1 in multilingual ones
@@ -163,6 +167,16 @@ def load_encoder_model(encoder_dir: str | Path):
         raise ModelError(f"cannot load a sentence encoder from {encoder_dir} ({first[:300]})") from None
 
 
+def position_limit(model) -> int:
+    """The most tokens the model has positions for: its max_position_embeddings, less the padding offset of
+    models that number positions after the padding id (RoBERTa, XLM-R, MPNet); no limit without one (T5)."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return 1 << 30
+    offset = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    return positions - (offset + 1 if isinstance(offset, int) else 0)
+
+
 class ContentTeacher:
     """A Hugging Face sentence encoder run with PyTorch on the host (offline)."""
 
@@ -171,7 +185,7 @@ class ContentTeacher:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.dir, self.pooling = sentence_layout(Path(encoder_dir) if encoder_dir else default_encoder_dir())
         self.model = load_encoder_model(self.dir)
-        self.tokenizer = load_tokenizer(self.dir, max_length)
+        self.tokenizer = load_tokenizer(self.dir, min(max_length, position_limit(self.model)))
         # BERT-like encoders take token types; DistilBERT and others do not
         self.typed = "token_type_ids" in inspect.signature(self.model.forward).parameters
         self.dim = int(self.model.config.hidden_size)

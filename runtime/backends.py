@@ -6,6 +6,7 @@ device that ships one engine never needs the other.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -56,8 +57,8 @@ class OnnxBackend(Backend):
             source = path if isinstance(path, bytes) else str(path)
             self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise BundleError(f"{name} cannot be loaded by onnxruntime ({exc}); the model file is damaged "
-                              "or was exported for a newer runtime") from None
+            raise BundleError(f"{name} cannot be loaded by onnxruntime ({engine_reason(exc)}); the model file is "
+                              "damaged or was exported for a newer runtime") from None
         self._names = [i.name for i in self.session.get_inputs()]
 
     @property
@@ -66,6 +67,13 @@ class OnnxBackend(Backend):
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, feeds)  # onnxruntime sessions are safe to call from several threads
+
+
+def engine_reason(exc: Exception) -> str:
+    """onnxruntime's reason without the file's path and its own C++ source location and signature."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"Load model from \S+ failed:", "", text)
+    return re.sub(r"\S*onnxruntime_src\S*:\d+ .*?\) (?=[A-Z])", "", text).strip()
 
 
 class TfliteBackend(Backend):

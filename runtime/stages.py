@@ -107,21 +107,25 @@ class RankerStage:
         side = request.for_user("ranker_side", lambda: history_side(table, history))
         feats = ranker_features(request.query, request.vectors, pool, table, history, request.hour, request.device,
                                 int(request.now), side)
-        if entry.batch:  # a fixed-size TFLite ranker: pad or split to its batch
-            out = []
-            for start in range(0, len(feats), entry.batch):
-                block = feats[start:start + entry.batch]
-                padded = np.zeros((entry.batch, feats.shape[1]), np.float32)
-                padded[: len(block)] = block
-                out.append(backend.run({"features": padded})[0][: len(block)])
-            logits = np.concatenate(out)
-        else:
-            logits = backend.run({backend.input_names[0]: feats})[0]
-        logits = np.asarray(logits).reshape(-1)  # (C,) or (C, 1); a (C, 1) column broadcast into (C, C) before
+        logits = run_ranker(entry, backend, feats)
         if len(logits) != len(pool) or not np.all(np.isfinite(logits)):
             raise ValueError("ranker returned another number of scores, or non-finite ones")
         request.relevance = standardize(logits.astype(np.float64))
         return request
+
+
+def run_ranker(entry, backend, feats: np.ndarray) -> np.ndarray:
+    """(C,) logits of (C, F) features; a fixed-size TFLite ranker runs on blocks of its batch, zero-padded
+    (export checks parity through this too, so the file is checked as it runs here)."""
+    if entry.batch:
+        out = []
+        for start in range(0, len(feats), entry.batch):
+            block = feats[start:start + entry.batch]
+            padded = np.zeros((entry.batch, feats.shape[1]), np.float32)
+            padded[: len(block)] = block
+            out.append(np.asarray(backend.run({"features": padded})[0]).reshape(-1)[: len(block)])
+        return np.concatenate(out)
+    return np.asarray(backend.run({backend.input_names[0]: feats})[0]).reshape(-1)  # (C,) or a (C, 1) column
 
 
 def check_rankers(manifest) -> None:

@@ -479,3 +479,178 @@ def test_a_model_trained_on_a_smaller_catalog_is_refused(world, tmp_path):
     path = _legacy_onnx(small, tmp_path / "small.onnx", {"input_ids": {0: "b", 1: "t"}})
     with pytest.raises(ExportError, match="must cover every item of items.csv: rows 1 to 200"):
         bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b")
+
+
+# ------------------------------------------------------------------ what the device would get otherwise
+
+
+class BatchCentred(MeanPool):
+    """Statistics over the batch: alone (as the device encodes a user) every vector is the same constant."""
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        return v - v.mean(0, keepdim=True) + 0.01
+
+
+class NaNForOneItem(MeanPool):
+    """NaN for histories holding item row 200 (the catalog's last item), which few test histories hold."""
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        return torch.where((ids == 200).any(1, keepdim=True), torch.full_like(v, float("nan")), v)
+
+
+class Sampling(MeanPool):
+    def forward(self, ids):
+        return torch.nn.functional.dropout(super().forward(ids), 0.5, training=True)
+
+
+class NaNInPyTorchOnly(MeanPool):
+    """The exported graph is finite, the module gave NaN for one real history: parity must not pass on NaN."""
+
+    def forward(self, ids):
+        v = super().forward(ids)
+        if torch.onnx.is_in_onnx_export() or ids.shape[0] < 3:
+            return v
+        return torch.cat([torch.full_like(v[:1], float("nan")), v[1:]])
+
+
+@pytest.mark.parametrize("module, message", [
+    (BatchCentred, "changes with the other histories in its batch"),
+    (NaNForOneItem, r"NaN or infinite values for 1 of 17 histories that together hold every item, first for one of "
+                    r"the item rows 189 to 200"),
+    (Sampling, "other vectors for the same histories on a second call"),
+])
+def test_models_the_device_would_run_otherwise_are_refused(world, tmp_path, module, message):
+    root, vectors = world
+    with pytest.raises(ExportError, match=message):
+        bundle_torch_module(module(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    if module is BatchCentred:  # an ONNX file of such a model, given as a file
+        path = _legacy_onnx(module(vectors).eval(), tmp_path / "c.onnx", {"input_ids": {0: "b", 1: "t"}})
+        other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+        with pytest.raises(ExportError, match=message):
+            bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "c")
+
+
+def test_parity_does_not_pass_on_nan(tmp_path):
+    """One NaN history of 256 (top-10 agreement 0.996): a NaN max |diff| compared as "not above" passed."""
+    write_synth(SynthConfig(users=300, items=200, events=4_000, seed=5), tmp_path / "data")
+    vectors = np.random.default_rng(2).normal(size=(200, D)).astype(np.float32)
+    with pytest.raises(ExportError, match=r"does not match PyTorch on real histories \(max \|diff\| nan"):
+        bundle_torch_module(NaNInPyTorchOnly(vectors), EncoderSpec.load(SPEC), vectors, tmp_path / "data",
+                            tmp_path / "b")
+
+
+def test_item_vectors_at_the_edges_of_float32(world, tmp_path):
+    """Rows of norm past 1.8e19 overflowed float32's norm and became 0 in the table (NDCG@10 0.202 -> 0.002);
+    float64 values past float32's range became inf after the finite check; one vector for every item ranked
+    the catalog alike for everyone."""
+    from edgerec.errors import DataError
+
+    root, vectors = world
+    path = _legacy_onnx(MeanPool(vectors).eval(), tmp_path / "m.onnx", {"input_ids": {0: "b", 1: "t"}})
+    spec = EncoderSpec.load(dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"}))
+    bundle_user_model(path, spec, vectors * np.float32(1e30), root / "data", tmp_path / "huge")
+    bundle_user_model(path, spec, vectors, root / "data", tmp_path / "plain")
+    rows = np.arange(len(vectors))
+    tables = [Recommender.open(tmp_path / name).catalog.vectors(rows) for name in ("huge", "plain")]
+    assert np.abs(tables[0]).max() > 0.5 and np.allclose(tables[0], tables[1], atol=1e-6)
+    with pytest.raises(DataError, match="past float32's range"):
+        bundle_user_model(path, spec, vectors.astype(np.float64) * 1e39, root / "data", tmp_path / "f64")
+    with pytest.raises(ExportError, match="every item vector points the same way"):
+        bundle_user_model(path, spec, np.ones_like(vectors) * 3, root / "data", tmp_path / "same")
+    assert not (tmp_path / "f64").exists() and not (tmp_path / "same").exists()
+
+
+def test_an_onnx_file_for_a_newer_runtime_is_refused_without_paths(world, tmp_path):
+    """onnxruntime's reason named the scratch copy's path and its own C++ source file and signature."""
+    import onnx
+
+    root, vectors = world
+    path = _legacy_onnx(MeanPool(vectors).eval(), tmp_path / "m.onnx", {"input_ids": {0: "b", 1: "t"}})
+    model = onnx.load(str(path))
+    model.ir_version = 99
+    onnx.save(model, str(tmp_path / "new.onnx"))
+    spec = EncoderSpec.load(dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"}))
+    with pytest.raises(ExportError) as caught:
+        bundle_user_model(tmp_path / "new.onnx", spec, vectors, root / "data", tmp_path / "b")
+    message = str(caught.value)
+    assert "new.onnx cannot be loaded by onnxruntime" in message and "IR version: 99" in message
+    assert "/" not in message.replace("and or", "") and "onnxruntime_src" not in message
+
+
+def test_teachers_with_few_positions_and_a_corrupt_tokenizer(hf, tmp_path):
+    """Texts longer than a teacher's positions stopped in a torch error (128 tokens against 24 positions, and
+    XLM-R numbers positions after its padding id); an unreadable tokenizer.json in a bare Exception."""
+    import shutil
+
+    from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
+
+    from edgerec.errors import ModelError
+    from edgerec.models.content import ContentTeacher
+
+    root, folders = hf
+    shape = dict(vocab_size=1_000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    for name, model in (("bert", BertModel(BertConfig(max_position_embeddings=24, **shape))),
+                        ("xlmr", XLMRobertaModel(XLMRobertaConfig(max_position_embeddings=24, pad_token_id=1, **shape)))):
+        model.save_pretrained(tmp_path / name)
+        shutil.copy(folders["bert32"] / "tokenizer.json", tmp_path / name / "tokenizer.json")
+        vectors = ContentTeacher(tmp_path / name).encode([" ".join(["heist"] * 300), "a quiet song"])
+        assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+    (tmp_path / "bert" / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelError, match="tokenizer.json in bert cannot be read"):
+        ContentTeacher(tmp_path / "bert")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_parity_reads_the_exported_file_and_catches_a_broken_export(world, tmp_path, monkeypatch, fmt):
+    """The exporter writes a file of other weights (one item's row changed): the file is run, not PyTorch."""
+    import copy
+
+    import edgerec.export.formats as formats
+
+    root, vectors = world
+    real = getattr(formats, f"export_{fmt}")
+
+    def broken(module, *args, **kwargs):
+        module = copy.deepcopy(module)
+        with torch.no_grad():
+            module.table.weight[1:60] *= -1.0
+        return real(module, *args, **kwargs)
+
+    monkeypatch.setattr(formats, f"export_{fmt}", broken)
+    with pytest.raises(ExportError, match="does not match PyTorch on real histories"):
+        bundle_torch_module(MeanPool(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b",
+                            formats=(fmt,))
+    assert not (tmp_path / "b").exists()
+
+
+def test_own_teacher_refuses_nan_for_real_histories(world):
+    """NaN for histories of real items was turned into 0 targets and distilled without a word."""
+    from edgerec.compress.own_teacher import OwnTeacher
+    from edgerec.errors import ModelError
+
+    _, vectors = world
+    module = NaNForOneItem(vectors).eval()
+
+    def encode(rows):
+        with torch.no_grad():
+            return module(torch.as_tensor(rows)).numpy()
+
+    teacher = OwnTeacher(encode, vectors, history_length=3)
+    assert np.isfinite(teacher.hidden(torch.as_tensor([[0, 0, 5, 6]])).numpy()).all()
+    with pytest.raises(ModelError, match=r"NaN or infinite values for 1 of 4 histories \(the first holds item rows "
+                                         r"\[5, 6, 200\]\)"):
+        teacher.hidden(torch.as_tensor([[0, 5, 6, 200]]))
+
+
+def test_tflite_export_failure_is_one_short_line_too(world, tmp_path):
+    """The TFLite path gave the converter's raw text: no torch.where advice, no line of the user's file."""
+    root, vectors = world
+    with pytest.raises(ExportError) as caught:
+        bundle_torch_module(Branchy(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b",
+                            formats=("tflite",))
+    message = str(caught.value)
+    assert message.startswith("TFLite conversion of Branchy failed") and "torch.where" in message
+    assert "test_own_models.py line" in message and "/" + "tests/" not in message and len(message) < 900
