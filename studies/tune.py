@@ -92,7 +92,7 @@ class TuneConfig:
     objective: str = "NDCG@10"  # model: a validation metric; policy: the beyond-accuracy metric to raise
     max_ndcg_loss: float = 0.01  # policy: NDCG@10 may fall at most this fraction below the untuned policy
     margin_z: float | None = None  # policy: standard errors the bound holds by (None: MARGIN_Z, one-sided 95%)
-    expected_bound: bool = True  # policy: the rank-expected NDCG@10 (HitCurve) must keep to the bound too
+    expected_bound: bool = True  # policy: the rank-expected NDCG@10 (HitCurve) keeps to the bound, the measured checks it
     eval_users: int = 0  # validation users per trial (0 = all)
     seed: int = 0
     study_name: str = "edgerec-tune"
@@ -193,6 +193,7 @@ class _Search:
         self.base_gains: np.ndarray | None = None  # the untuned policy's NDCG@10 per validation user
         self.hubness: np.ndarray | None = None
         self.hit_curve: HitCurve | None = None
+        self.base_value = 0.5  # the untuned policy's objective on validation (set with base_gains)
 
     def remaining_minutes(self) -> float:
         return self.cfg.minutes - (time.perf_counter() - self.began) / 60
@@ -282,20 +283,22 @@ class _Search:
         if self.base_gains is None:
             ranks, lists = self.evaluator.ranks_and_lists(self.policy_scorer(UNTUNED, "val"), "val", rows=self.rows)
             self.base_gains = ndcg_per_user(ranks, self.evaluator.k)
+            self.base_value = float(self.evaluator.summarize(ranks, lists, "untuned", "val")[self.cfg.objective])
             # the untuned list is the model's order; bootstrapped for the expected reading's own error
             self.hit_curve = HitCurve.of(ranks, self.split.n_items, seed=self.cfg.seed)
         base, z, k = float(self.base_gains.mean()), self.cfg.margin_z, self.evaluator.k
         if not self.cfg.expected_bound:
             margin = paired_margin(gains, self.base_gains, z)
             trial.set_user_attr("ndcg_margin", margin)
-            return policy_value(metrics, self.cfg.objective, base, self.cfg.max_ndcg_loss, margin)
+            return policy_value(metrics, self.cfg.objective, base, self.cfg.max_ndcg_loss, margin,
+                                scale=self.base_value)
         expected, expected_margin = self.hit_curve.change(listed, k, z)
         margin = consistency_margin(gains, self.base_gains, self.hit_curve.per_user(listed, k), z)
         trial.set_user_attr("ndcg_margin", margin)
         trial.set_user_attr("expected_ndcg_change", expected)
         trial.set_user_attr("expected_margin", expected_margin)
         return policy_value(metrics, self.cfg.objective, base, self.cfg.max_ndcg_loss, margin, expected,
-                            expected_margin)
+                            expected_margin, self.base_value)
 
     def validate_gains(self, scorer) -> tuple[dict, np.ndarray]:
         """Validation metrics and each user's NDCG@10 gain (for the paired comparison with the untuned policy)."""

@@ -181,7 +181,7 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
         assert trial["expected_margin"] > 0  # the curve's own bootstrap error
         assert trial["value"] == pytest.approx(policy_value(trial["val"], "coverage@10", base, 1.0,
                                                             trial["ndcg_margin"], trial["expected_ndcg_change"],
-                                                            trial["expected_margin"]))
+                                                            trial["expected_margin"], untuned["val"]["coverage@10"]))
         assert -1.0 <= trial["expected_ndcg_change"] < 0  # hubs give way to items lower in the model's order
     assert untuned["expected_ndcg_change"] == 0.0  # the model's own list
     # a margin far wider than any bound: no change of the lists can show it keeps NDCG@10
@@ -294,6 +294,19 @@ def test_the_expected_bound_holds_by_its_margin_and_the_measured_reading_may_not
     # without the expected reading the measured change keeps to the bound by its margin
     assert value(low, "coverage@10", base, 0.06, 0.02) == 0.4
     assert value(low, "coverage@10", base, 0.01, 0.0) < 0.4
+
+
+def test_the_penalty_beyond_the_bound_scales_with_the_objective():
+    """Novelty is counted in bits (about 2.8 on MovieLens-100K): a penalty of fixed units let a search
+    take +115% novelty at an expected NDCG@10 -19%."""
+    base, untuned = 0.1, {"NDCG@10": 0.1, "novelty@10": 2.8}
+    far = {"NDCG@10": 0.081, "novelty@10": 6.0}  # measured and expected -19%, 18 points past a 1% bound
+    assert policy_value(far, "novelty@10", base, 0.01, 0.0, -0.19, 0.0, 2.8) < 2.8
+    assert policy_value(untuned, "novelty@10", base, 0.01, 0.0, 0.0, 0.0, 2.8) == 2.8
+    near = {"NDCG@10": 0.1, "novelty@10": 3.0}  # 0.1 points past the bound: a small loss, not a wall
+    assert 2.8 < policy_value(near, "novelty@10", base, 0.01, 0.0, -0.011, 0.0, 2.8) < 3.0
+    small = {"NDCG@10": 0.1, "coverage@10": 0.06}  # a small objective (coverage 0.05) keeps the same share
+    assert 0.05 < policy_value(small, "coverage@10", base, 0.01, 0.0, -0.011, 0.0, 0.05) < 0.06
 
 
 def test_the_consistency_margin_is_z_standard_errors_of_measured_minus_expected():
