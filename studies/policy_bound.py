@@ -122,9 +122,12 @@ class HitCurve:
         change = float(np.mean(_changes(self.at(ranks), self.at(np.arange(k)), shown)))
         if self.samples is None or change == 0.0:
             return change, 0.0
-        step = lambda r: np.clip(np.searchsorted(self.grid, r, side="right") - 1, 0, self.samples.shape[1] - 1)  # noqa: E731
-        spread = _changes(self.samples[:, step(ranks)], self.samples[:, step(np.arange(k))], shown).mean(-1)
-        return change, float((MARGIN_Z if z is None else z) * np.std(spread, ddof=1))
+        spread = _changes(self.samples[:, self._step(ranks)], self.samples[:, self._step(np.arange(k))], shown)
+        return change, float((MARGIN_Z if z is None else z) * np.std(spread.mean(-1), ddof=1))
+
+    def _step(self, ranks: np.ndarray) -> np.ndarray:
+        """The bootstrap grid's step of each rank."""
+        return np.clip(np.searchsorted(self.grid, ranks, side="right") - 1, 0, self.samples.shape[1] - 1)
 
 
 def _matrix(listed: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
