@@ -24,8 +24,8 @@ import numpy as np
 
 MARGIN_Z = 1.645  # one-sided 95%
 # A trial beyond the bound loses this many times the untuned objective per unit of relative NDCG@10 past
-# it: steep, not a wall (1% past costs a fifth of the objective). A fixed 10 objective units, as before
-# 5 Dec 2026, was nothing to novelty in bits: a search chose +115% novelty at an expected NDCG@10 -19%.
+# it: steep, not a wall (1% past costs a fifth of the objective). A fixed 10 objective units (before
+# 5 Dec 2026) was little to novelty in bits: a search chose +115% novelty at an expected NDCG@10 -19%.
 PENALTY = 20.0
 
 
