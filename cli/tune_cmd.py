@@ -32,11 +32,13 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
 @click.option("--max-ndcg-loss", default=0.01, show_default=True,
               help="Policy: largest fraction of NDCG@10 the tuned policy may lose against the untuned one.")
 @click.option("--margin-z", type=float,
-              help="Policy: standard errors of the paired NDCG@10 difference the bound must hold by on "
-                   "validation (default 1.645, one-sided 95%; 0: the point estimate).")
+              help="Policy: standard errors the bound holds by on validation (default 1.645, one-sided 95%; "
+                   "0: point estimates): of the expected NDCG@10 over bootstrap curves, and of the measured "
+                   "change below the expected one (without --expected-bound: of the measured change).")
 @click.option("--expected-bound/--no-expected-bound", default=True, show_default=True,
               help="Policy: the NDCG@10 expected from the listed items' ranks in the model's own order "
-                   "must keep to the bound as well as the measured one (low-noise; see README).")
+                   "keeps to the bound and the measured change checks it (see README); off: the measured "
+                   "change alone keeps to the bound.")
 @click.option("--trial-minutes", type=float,
               help="Cap of one trial; its schedule shrinks to fit (default: a fifth of --minutes).")
 @click.option("--steps", type=int, help="Step budget of each trial (default: from the data size).")

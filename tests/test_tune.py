@@ -12,6 +12,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.errors import ConfigError
 from edgerec.models.checkpoint import load_model
 from edgerec.models.train import TrainConfig
+from edgerec.studies import policy_bound
 from edgerec.studies import tune as tune_module
 from edgerec.studies.tune import TuneConfig, parse_space, policy_value, run_tune
 
@@ -177,12 +178,14 @@ def test_the_policy_search_raises_coverage_with_the_hub_penalty(tiny, tmp_path, 
     assert moved
     for trial in moved:  # each trial's value carries its own paired margin
         assert trial["ndcg_margin"] > 0
+        assert trial["expected_margin"] > 0  # the curve's own bootstrap error
         assert trial["value"] == pytest.approx(policy_value(trial["val"], "coverage@10", base, 1.0,
-                                                            trial["ndcg_margin"], trial["expected_ndcg_change"]))
+                                                            trial["ndcg_margin"], trial["expected_ndcg_change"],
+                                                            trial["expected_margin"], untuned["val"]["coverage@10"]))
         assert -1.0 <= trial["expected_ndcg_change"] < 0  # hubs give way to items lower in the model's order
     assert untuned["expected_ndcg_change"] == 0.0  # the model's own list
     # a margin far wider than any bound: no change of the lists can show it keeps NDCG@10
-    monkeypatch.setattr(tune_module, "MARGIN_Z", 1e4)
+    monkeypatch.setattr(policy_bound, "MARGIN_Z", 1e4)
     strict = run_tune(dataset, split, cfg, tmp_path / "strict", model=tmp_path / "model" / "best")
     assert strict["best"]["params"].get("hub_penalty", 0.0) == 0.0
     # --margin-z: the search's own number of standard errors (0: the point estimate) over the default
@@ -226,8 +229,8 @@ def test_the_expected_ndcg_bound_rejects_what_the_rank_curve_says_costs_too_much
                      margin_z=0.0, space={**ONLY_HUB_PENALTY, "hub_penalty": [0.0, 1.0]})
     real = tune_module.HitCurve.change
     # any list other than the model's own "costs" twice its NDCG@10: beyond even a 100% bound
-    monkeypatch.setattr(tune_module.HitCurve, "change", lambda self, listed, k: min(real(self, listed, k) * 1e3, 0.0)
-                        if real(self, listed, k) < 0 else 0.0)
+    monkeypatch.setattr(tune_module.HitCurve, "change", lambda self, listed, k, z=None: (
+        min(real(self, listed, k)[0] * 1e3, 0.0), 0.0))
     record = run_tune(dataset, split, cfg, tmp_path / "on", model=tmp_path / "model" / "best")
     assert record["best"]["params"].get("hub_penalty", 0.0) == 0.0
     off = TuneConfig(**{**cfg.__dict__, "expected_bound": False})
@@ -237,18 +240,99 @@ def test_the_expected_ndcg_bound_rejects_what_the_rank_curve_says_costs_too_much
 
 
 def test_the_hit_curve_reads_lists_by_the_model_ranks_of_their_items():
-    curve = tune_module.HitCurve.of(np.array([0, 0, 1, 3, 500]), 1_000)
-    assert curve.at(np.array([0, 1, 2, 3])).tolist() == [0.4, 0.2, 0.0, 0.2]
-    assert curve.at(np.array([999])) < 0.2 / 100  # a wide bin: the one hit is spread over it
+    curve = tune_module.HitCurve.of(np.array([0, 0, 1, 3, 500]), 1_000, seed=None)
+    # non-increasing: the hit at rank 3 is pooled with the empty rank 2, the one at 500 with ranks 4-500
+    assert curve.at(np.array([0, 1, 2, 3])).tolist() == [0.4, 0.2, 0.1, 0.1]
+    assert curve.at(np.array([4, 500])).tolist() == pytest.approx([0.2 / 497] * 2)
+    assert curve.at(np.array([501, 999])).tolist() == [0.0, 0.0]
     d = 1 / np.log2(np.arange(10) + 2)
-    plain = 0.4 * d[0] + 0.2 * d[1] + 0.2 * d[3]
-    assert curve.change({7: np.arange(10)}, 10) == 0.0
+    hit = np.r_[0.4, 0.2, 0.1, 0.1, [0.2 / 497] * 6]
+    plain = hit @ d
+    assert curve.change({7: np.arange(10)}, 10) == (0.0, 0.0)
     swapped = {7: np.array([1, 0, 2, 3, 4, 5, 6, 7, 8, 9])}  # the first two places swapped
-    assert curve.change(swapped, 10) == pytest.approx((0.2 * d[0] + 0.4 * d[1] + 0.2 * d[3]) / plain - 1)
+    assert curve.change(swapped, 10)[0] == pytest.approx((0.2 * d[0] + 0.4 * d[1] - 0.4 * d[0] - 0.2 * d[1]) / plain)
     dropped = {7: np.array([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]), 8: np.arange(10)}  # one user loses rank 3
-    assert curve.change(dropped, 10) == pytest.approx(-0.5 * 0.2 * d[3] / plain)
+    assert curve.change(dropped, 10)[0] == pytest.approx(-0.5 * (0.1 - 0.2 / 497) * d[3] / plain)
+    assert curve.per_user(dropped, 10).tolist() == pytest.approx([-(0.1 - 0.2 / 497) * d[3] / plain, 0.0])
     assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", 0.1, 0.01, 0.0, -0.005) == 0.4
     assert policy_value({"NDCG@10": 0.1, "coverage@10": 0.4}, "coverage@10", 0.1, 0.01, 0.0, -0.05) < 0.4
+
+
+def test_the_hit_curve_is_non_increasing_in_rank():
+    """Validation's bumps (more hits at ranks 8-9 than at 6-7) would make every lever below them look dearer."""
+    ranks = np.r_[[0] * 50, [1] * 30, [6] * 10, [8] * 20, [10] * 12, [400] * 3]
+    curve = tune_module.HitCurve.of(ranks, 1_000, seed=None)
+    hits = curve.at(np.arange(1_000))
+    assert np.all(np.diff(hits) <= 1e-15)
+    # the hits at 6, 8 and 10 rise above the empty ranks before them: ranks 2-10 share them
+    assert hits[2] == hits[8] == hits[10] == pytest.approx(42 / len(ranks) / 9)
+    assert hits[1] == 30 / len(ranks) and hits[11] < hits[10]
+    assert hits.sum() == pytest.approx(1.0)  # still the whole chance of a hit somewhere
+
+
+def test_the_expected_reading_carries_the_bootstrap_error_of_its_curve():
+    rng = np.random.default_rng(3)
+    ranks = np.minimum(rng.geometric(0.08, 400) - 1, 999)
+    curve = tune_module.HitCurve.of(ranks, 1_000, seed=0)
+    lower = {u: np.r_[np.arange(7), 30, 31, 32] for u in range(50)}  # the last three places from rank 30
+    change, margin = curve.change(lower, 10)
+    assert change < 0 and margin > 0
+    assert curve.change(lower, 10, z=1.0)[1] == pytest.approx(margin / 1.645)
+    small = tune_module.HitCurve.of(ranks[:40], 1_000, seed=0)  # a tenth of the users: a wider error
+    assert small.change(lower, 10)[1] > margin
+    assert tune_module.HitCurve.of(ranks, 1_000, seed=None).change(lower, 10) == (change, 0.0)
+
+
+def test_the_expected_bound_holds_by_its_margin_and_the_measured_reading_may_not_contradict_it():
+    base, met = 0.1, {"NDCG@10": 0.1, "coverage@10": 0.4}
+    value = policy_value  # (metrics, objective, base, max_loss, consistency margin, expected, expected margin)
+    assert value(met, "coverage@10", base, 0.01, 0.0, -0.006, 0.003) == 0.4
+    assert value(met, "coverage@10", base, 0.01, 0.0, -0.006, 0.006) < 0.4  # -1.2% at its bound: beyond 1%
+    low = {"NDCG@10": 0.097, "coverage@10": 0.4}  # measured -3%, expected -0.5%
+    assert value(low, "coverage@10", base, 0.01, 0.03, -0.005) == 0.4  # within 3 points of noise of the expected
+    assert value(low, "coverage@10", base, 0.01, 0.02, -0.005) < 0.4  # 2.5 points below: the reading is wrong
+    # without the expected reading the measured change keeps to the bound by its margin
+    assert value(low, "coverage@10", base, 0.06, 0.02) == 0.4
+    assert value(low, "coverage@10", base, 0.01, 0.0) < 0.4
+
+
+def test_the_penalty_beyond_the_bound_scales_with_the_objective():
+    """Novelty is counted in bits (about 2.8 on MovieLens-100K): a penalty of fixed units let a search
+    take +115% novelty at an expected NDCG@10 -19%."""
+    base, untuned = 0.1, {"NDCG@10": 0.1, "novelty@10": 2.8}
+    far = {"NDCG@10": 0.081, "novelty@10": 6.0}  # measured and expected -19%, 18 points past a 1% bound
+    assert policy_value(far, "novelty@10", base, 0.01, 0.0, -0.19, 0.0, 2.8) < 2.8
+    assert policy_value(untuned, "novelty@10", base, 0.01, 0.0, 0.0, 0.0, 2.8) == 2.8
+    near = {"NDCG@10": 0.1, "novelty@10": 3.0}  # 0.1 points past the bound: a small loss, not a wall
+    assert 2.8 < policy_value(near, "novelty@10", base, 0.01, 0.0, -0.011, 0.0, 2.8) < 3.0
+    small = {"NDCG@10": 0.1, "coverage@10": 0.06}  # a small objective (coverage 0.05) keeps the same share
+    assert 0.05 < policy_value(small, "coverage@10", base, 0.01, 0.0, -0.011, 0.0, 0.05) < 0.06
+
+
+def test_the_consistency_margin_is_z_standard_errors_of_measured_minus_expected():
+    base = np.array([1.0, 0.0, 0.5, 0.0])
+    gains = np.array([0.0, 0.0, 0.5, 1.0])
+    expected = np.array([-0.1, 0.0, 0.0, 0.0])
+    diff = (gains - base) / base.mean() - expected
+    assert policy_bound.consistency_margin(gains, base, expected) == pytest.approx(1.645 * diff.std(ddof=1) / 2)
+    assert policy_bound.consistency_margin(base, base, np.zeros(4)) == 0.0
+
+
+def test_the_policy_search_starts_with_one_lever_at_a_time_below_a_kept_head(tiny, tmp_path):
+    probes = tune_module.policy_probes(TuneConfig(target="policy"))
+    levers = ("diversity", "freshness", "popularity", "hub_penalty")
+    assert len(probes) == 8
+    for probe in probes:
+        assert probe["keep_top"] in (5, 8) and probe["short_list"] == 100
+        assert sum(probe[name] != 0.0 for name in levers) == 1  # one lever, the others untuned
+    no_hubs = tune_module.policy_probes(TuneConfig(target="policy", space={"hub_penalty": [0.0]}))
+    assert len(no_hubs) == 6 and all("hub_penalty" not in p for p in no_hubs)  # fixed: not a trial setting
+    assert tune_module.policy_probes(TuneConfig(target="policy", space={"keep_top": [0]})) == []
+    dataset, split = tiny
+    run_tune(dataset, split, quick(trials=1, space={**SMALL, "lr": [5e-3]}), tmp_path / "model")
+    cfg = TuneConfig(target="policy", minutes=5.0, trials=3, objective="coverage@10", max_ndcg_loss=1.0)
+    record = run_tune(dataset, split, cfg, tmp_path / "policy", model=tmp_path / "model" / "best")
+    assert [t["params"] for t in record["trials"][1:3]] == probes[:2]  # after the untuned trial
 
 
 def test_parse_space_types_values():
