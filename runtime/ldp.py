@@ -182,6 +182,12 @@ def olh_support(a: np.ndarray, b: np.ndarray, g: int, y: np.ndarray, domain: int
     return support
 
 
+def laplace_variance(scale: int) -> float:
+    """Variance of discrete Laplace noise with P(y) proportional to exp(-|y| / scale)."""
+    q = math.exp(-1.0 / scale)
+    return 2 * q / (1 - q) ** 2
+
+
 def olh_estimate(support: np.ndarray, n: int, epsilon: float) -> Estimate:
     g = olh_buckets(epsilon)
     return debias(support, n, keep_probability(epsilon, g), 1.0 / g)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import ConfigError, DataError
+from edgerec.runtime.ldp import laplace_scale, laplace_variance
 from edgerec.runtime.pre_period import PRE_FEATURES
 from edgerec.runtime.reporter import FORMAT, experiment_record
 from edgerec.studies.base import Progress, Study, Table
@@ -48,7 +49,10 @@ class ReportLog:
 
 def read_reports(path: str | Path) -> list[dict]:
     """The records of a JSON-lines file (one report a line) or of a JSON list."""
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text at byte {exc.start}: reports are JSON, one a line", Path(path).name) from None
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
@@ -66,10 +70,8 @@ def read_reports(path: str | Path) -> list[dict]:
     return records
 
 
-def _noise_variance(scale: float) -> float:
-    """Variance of discrete Laplace noise with P(y) proportional to exp(-|y| / scale)."""
-    q = math.exp(-1.0 / scale)
-    return 2 * q / (1 - q) ** 2
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list[str], dict, dict]:
@@ -86,7 +88,7 @@ def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list
     domain = mine[0].get("domain")
     if not (isinstance(domain, dict) and isinstance(domain.get("bounds"), dict) and domain["bounds"]
             and all(isinstance(b, (int, float)) and 0 < b < math.inf for b in domain["bounds"].values())
-            and isinstance(domain.get("steps"), int) and domain["steps"] > 0):
+            and _whole(domain.get("steps")) and domain["steps"] > 0):
         raise DataError(f"report 1 of {experiment!r} has no valid bounds and steps ({domain!r})")
     rows = []
     for i, r in enumerate(mine):
@@ -102,16 +104,16 @@ def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list
                             "--control and --treatment (an interleaving experiment's with --interleaved)")
         values = r.get("values")
         if not isinstance(values, dict) or set(values) != set(domain["bounds"]) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
+                _whole(v) and abs(v) < 2 ** 53 for v in values.values()):
             raise DataError(f"{where} does not hold one whole number per bounded figure")
         epsilon = r.get("local_epsilon", r.get("epsilon"))
-        if not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 20:
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 20:
             raise DataError(f"{where} has no valid epsilon ({epsilon!r})")
         rows.append((r["arm"], values, epsilon))
     bounds, steps = domain["bounds"], domain["steps"]
     names = sorted(bounds)
     values = {n: np.array([row[1][n] * bounds[n] / steps for row in rows], np.float64) for n in names}
-    noise = float(np.mean([_noise_variance(math.ceil(steps * len(names) / row[2])) for row in rows]))
+    noise = float(np.mean([laplace_variance(laplace_scale(len(names), steps, row[2])) for row in rows]))
     return [row[0] for row in rows], values, {n: noise * (bounds[n] / steps) ** 2 for n in names}
 
 

@@ -16,7 +16,7 @@ from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.pre_period import PRE_FEATURES, pre_period
 from edgerec.runtime.privacy_ledger import Budget
 from edgerec.runtime.reporter import STEPS, PrivateReporter
-from edgerec.studies.device_reports import ReportsStudy, _noise_variance, read_reports, report_log
+from edgerec.studies.device_reports import ReportsStudy, read_reports, report_log
 from edgerec.studies.device_reports import SeededRandomness as Seeded
 
 DAY = 86_400
@@ -32,8 +32,8 @@ def test_discrete_laplace_has_its_law(scale):
     for y in range(-2 * scale, 2 * scale + 1):
         p = (1 - q) / (1 + q) * q ** abs(y)
         assert abs(counts[y] / len(draws) - p) < 5 * math.sqrt(p * (1 - p) / len(draws)) + 1e-4, y
-    assert abs(draws.mean()) < 5 * math.sqrt(_noise_variance(scale) / len(draws))
-    assert draws.var() == pytest.approx(_noise_variance(scale), rel=0.05)
+    assert abs(draws.mean()) < 5 * math.sqrt(ldp.laplace_variance(scale) / len(draws))
+    assert draws.var() == pytest.approx(ldp.laplace_variance(scale), rel=0.05)
 
 
 def test_on_grid_clips_and_names_what_is_missing():
@@ -93,7 +93,7 @@ def test_a_device_reports_clipped_noised_figures_charged_to_its_ledger(tiny_bund
     scale = ldp.laplace_scale(2, STEPS, 2.0)
     means = np.mean([[60 + ldp.discrete_laplace(scale, rng), STEPS + ldp.discrete_laplace(scale, rng)]
                      for _ in range(4000)], 0)
-    within = 4 * math.sqrt(_noise_variance(scale) / 4000) / STEPS  # 4 standard errors, in bounds
+    within = 4 * math.sqrt(ldp.laplace_variance(scale) / 4000) / STEPS  # 4 standard errors, in bounds
     assert means[0] * 50 / STEPS == pytest.approx(3.0, abs=50 * within)
     assert means[1] * 40 / STEPS == pytest.approx(40.0, abs=40 * within)
 
@@ -127,7 +127,7 @@ def test_the_host_finds_a_planted_effect_in_private_reports_and_cuped_uses_the_p
     assert cuped["ci_high"] - cuped["ci_low"] < plain["ci_high"] - plain["ci_low"]  # the pre-period helped
     assert record["covariates"] == 1 and 0 < record["privacy"]["noise_share_of_variance"] < 1
     scale = ldp.laplace_scale(2, STEPS, 4.0)
-    assert record["privacy"]["noise_variance"] == pytest.approx(_noise_variance(scale) * (60 / STEPS) ** 2)
+    assert record["privacy"]["noise_variance"] == pytest.approx(ldp.laplace_variance(scale) * (60 / STEPS) ** 2)
 
 
 def test_no_effect_in_private_reports_is_rarely_called_significant():
@@ -146,6 +146,9 @@ def test_no_effect_in_private_reports_is_rarely_called_significant():
     (lambda r: r["domain"].update(steps=10), "other bounds or steps"),
     (lambda r: r["values"].pop("plays"), "one whole number per bounded figure"),
     (lambda r: r["values"].update(plays=1.5), "one whole number per bounded figure"),
+    (lambda r: r["values"].update(plays=10 ** 400), "one whole number per bounded figure"),
+    (lambda r: r["values"].update(plays=True), "one whole number per bounded figure"),
+    (lambda r: r.update(epsilon=True), "no valid epsilon"),
     (lambda r: r.update(epsilon=None), "no valid epsilon"),
 ])
 def test_a_foreign_or_inconsistent_report_is_named(change, message):
@@ -164,6 +167,9 @@ def test_reports_of_one_arm_or_another_experiment_are_refused(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{oops\n')
     with pytest.raises(DataError, match="line 2 is not a JSON report"):
         read_reports(tmp_path / "bad.jsonl")
+    (tmp_path / "latin.jsonl").write_bytes('{"arm": "é"}'.encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_reports(tmp_path / "latin.jsonl")
     bounds = _reports(4, 0.0, 1.0)
     bounds[0]["domain"]["bounds"]["plays"] = -1
     with pytest.raises(DataError, match="no valid bounds"):
