@@ -21,7 +21,11 @@ def load_ranker(folder: str | Path) -> tuple[Ranker, dict]:
     if ckpt.config.arch != "ranker":
         raise ModelError(f"{folder} holds a {ckpt.config.arch} model, not a ranker")
     ranker = Ranker(int(ckpt.info["n_features"]), ckpt.config.dim, ckpt.config.layers)
-    ranker.load_state_dict(ckpt.state)
+    ranker.load_state_dict(ckpt.state, strict=False)  # a ranker saved before the clamp keeps none
+    missing = set(ranker.state_dict()) - set(ckpt.state) - {"low", "high"}
+    if missing:
+        raise ModelError(f"{folder} is a ranker without {', '.join(sorted(missing))}: retrain it with "
+                         "`edgerec train --arch ranker`")
     return ranker.eval(), ckpt.info
 
 

@@ -55,19 +55,27 @@ def _codes_or_unknown(catalog: Catalog, column: str) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+UNBOUNDED = 1e30  # the clamp of a ranker saved before the training range was kept: none
+
+
 class Ranker(nn.Module):
-    """features (B, F) float32 -> logit (B,). Feature scaling is baked in as buffers."""
+    """features (B, F) float32 -> logit (B,). Feature scaling is baked in as buffers, and scaled features are
+    clamped to the range training saw: the net never extrapolates (an hour a short log never had, or an
+    item older than any in training, would otherwise reach the cross layers at hundreds of standard
+    deviations and give logits of ~1e5 that int8 rounding scrambles)."""
 
     def __init__(self, n_features: int, hidden: int = 64, cross_layers: int = 2):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("low", torch.full((n_features,), -UNBOUNDED))
+        self.register_buffer("high", torch.full((n_features,), UNBOUNDED))
         self.cross = nn.ModuleList(nn.Linear(n_features, n_features) for _ in range(cross_layers))
         self.deep = gelu_mlp([n_features, hidden, hidden // 2])
         self.head = nn.Linear(n_features + hidden // 2, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x0 = (features - self.mean) * self.scale
+        x0 = torch.minimum(torch.maximum((features - self.mean) * self.scale, self.low), self.high)
         x = x0
         for layer in self.cross:
             x = x0 * layer(x) + x
@@ -226,8 +234,11 @@ def train_ranker(examples: RankerExamples, cfg: RankerConfig) -> tuple[Ranker, d
     width = groups.shape[-1]
     model = Ranker(width, cfg.hidden)
     flat = groups.reshape(-1, width)
-    model.mean.copy_(torch.as_tensor(flat.mean(0)))
-    model.scale.copy_(torch.as_tensor(feature_scale(flat)))
+    center, scale = flat.mean(0), feature_scale(flat)
+    scaled = (flat - center) * scale
+    for buffer, value in ((model.mean, center), (model.scale, scale), (model.low, scaled.min(0)),
+                          (model.high, scaled.max(0))):
+        buffer.copy_(torch.as_tensor(value))
     rng = np.random.default_rng(cfg.seed)
     held = rng.random(len(groups)) < 0.1
     x, w, eng = (torch.as_tensor(a[~held]) for a in (groups, examples.weights, examples.engaged))

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from edgerec.cli.main import cli
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
+from edgerec.errors import ModelError
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Study, Table
@@ -141,3 +142,59 @@ def test_a_context_the_ranker_never_saw_leaves_its_scores_as_they_were():
         varied = plain.clone()
         varied[:, 0] += 1.0  # a column training did see still moves the scores
         assert not torch.equal(model(varied), model(plain))
+
+
+def _ranker_with_a_near_constant_hour():
+    from edgerec.models.ranker import RankerConfig, RankerExamples, train_ranker
+    from edgerec.runtime.features import feature_count
+
+    dim, rng = 8, np.random.default_rng(1)
+    width = feature_count(dim)
+    groups = rng.normal(size=(300, 5, width)).astype(np.float32)
+    hour = dim + 1  # the hour's sine, after the vector product and the cosine
+    groups[:, :, hour] = 0.5 + rng.normal(scale=1e-5, size=(300, 5))  # a log of a few seconds: one hour
+    examples = RankerExamples(groups, np.ones(300, np.float32), np.ones(300, np.float32), np.zeros((0, width), np.float32))
+    model, _ = train_ranker(examples, RankerConfig(epochs=1, batch_size=64))
+    return model, groups, hour
+
+
+def test_a_feature_value_beyond_the_training_range_reads_as_the_nearest_value_training_saw():
+    """A near-constant column (the hour of a log a few seconds long) is scaled by up to 1,000; an hour the
+    training never had then reached the net at hundreds of standard deviations (logits of ~6e5 measured,
+    which int8 rounding scrambled). Scaled features are clamped to the training range."""
+    import torch
+
+    model, groups, hour = _ranker_with_a_near_constant_hour()
+    plain = torch.as_tensor(groups[:20, 0])
+    late, edge = plain.clone(), plain.clone()
+    late[:, hour] = 0.9
+    edge[:, hour] = float(groups[:, :, hour].max())
+    with torch.no_grad():
+        assert torch.allclose(model(late), model(edge))
+        assert model(late).abs().max() < 100
+        inside = plain.clone()
+        inside[:, hour] = float(np.median(groups[:, :, hour]))  # within the range the hour still counts
+        assert not torch.equal(model(inside), model(edge))
+
+
+def test_a_ranker_saved_before_the_clamp_loads_and_scores_unclamped(tmp_path):
+    import torch
+
+    from edgerec.models.persist import load_ranker, save_ranker
+
+    model, groups, hour = _ranker_with_a_near_constant_hour()
+    save_ranker(tmp_path / "r", model, tmp_path, {})
+    state_file = tmp_path / "r" / "model.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    state = {k: v for k, v in load_file(str(state_file)).items() if k not in ("low", "high")}
+    save_file(state, str(state_file))
+    old, _ = load_ranker(tmp_path / "r")
+    assert float(old.high.min()) >= 1e29 and float(old.low.max()) <= -1e29
+    x = torch.as_tensor(groups[:5, 0])
+    with torch.no_grad():
+        assert torch.allclose(old(x), model(x))  # inside the training range both agree
+    del state["scale"]
+    save_file(state, str(state_file))
+    with pytest.raises(ModelError, match="without scale"):
+        load_ranker(tmp_path / "r")
