@@ -93,15 +93,14 @@ def _check_every_item(model: FileEncoder, n_items: int) -> None:
 BATCH_USERS = 16  # histories encoded alone and in one batch, to see whether the batch moves the output
 
 
-def _check_batch_independence(model: FileEncoder, rows: np.ndarray, batched: np.ndarray) -> None:
+def check_batch_independence(name: str, encode, rows: np.ndarray, batched: np.ndarray) -> None:
     """The device encodes one user at a time; a model that reads batch statistics (BatchNorm in training
-    mode, a mean over the batch) gives it other vectors than every check here, which runs in batches."""
-    if model.input.shape[0] == 1:
-        return
-    alone = np.vstack([model.encode_rows(rows[i:i + 1]) for i in range(min(BATCH_USERS, len(rows)))])
+    mode, a mean over the batch) gives it other vectors than every check here, which runs in batches
+    (and a teacher's distillation targets would depend on which users shared a batch)."""
+    alone = np.vstack([np.asarray(encode(rows[i:i + 1])) for i in range(min(BATCH_USERS, len(rows)))])
     gap = float(np.abs(alone - batched[:len(alone)]).max())
     if gap > 1e-4 * max(float(np.abs(batched).max()), 1e-12):
-        raise ExportError(f"{model.name}'s vector of a history changes with the other histories in its batch "
+        raise ExportError(f"{name}'s vector of a history changes with the other histories in its batch "
                           f"(max |diff| {gap:.3g} between one at a time and a batch of {len(rows)}); the device "
                           "encodes one user at a time: export it in eval mode (model.eval()) and without statistics "
                           "over the batch axis")
@@ -200,7 +199,8 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
     _check_every_item(model, dataset.n_items)
     rows = history_rows(history, users, spec.history_length)
     produced = model.encode_rows(rows)
-    _check_batch_independence(model, rows, produced)
+    if model.input.shape[0] != 1:  # a fixed batch of one already runs one user at a time
+        check_batch_independence(model.name, model.encode_rows, rows, produced)
     if len(produced) > 1 and np.ptp(produced, axis=0).max() <= 1e-6 * max(float(np.abs(produced).max()), 1e-12):
         raise ExportError(f"{model.name} returns the same vector for every history; it must read the ids "
                           "(item rows: catalog index + 1, 0 = padding)")

@@ -18,7 +18,12 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError, ExportError
-from edgerec.export.custom import CHECK_USERS, bundle_user_model
+from edgerec.export.custom import (
+    BATCH_USERS,
+    CHECK_USERS,
+    bundle_user_model,
+    check_batch_independence,
+)
 from edgerec.export.own_encoder import EncoderSpec, FileEncoder, last_rows, vocabulary_error
 from edgerec.export.parity import overlap, top_k_rows
 from edgerec.models.scoring import history_rows
@@ -188,4 +193,14 @@ def own_teacher(teacher: str, spec: str | None, vectors: str | None, n_items: in
     else:
         raise ConfigError(f"--teacher {Path(teacher).name}: give an edgerec checkpoint folder, an .onnx file or "
                           "module:factory")
+    rows = _sample_rows(n_items, encoder_spec.history_length)
+    check_batch_independence(f"--teacher {Path(teacher).name}", encode, rows, np.asarray(encode(rows)))
     return OwnTeacher(lambda rows: np.asarray(encode(rows)), items, encoder_spec.history_length)
+
+
+def _sample_rows(n_items: int, length: int) -> np.ndarray:
+    """A few histories of varied lengths over the whole catalog, left-padded (item rows, 0 = padding)."""
+    rng = np.random.default_rng(0)
+    rows = rng.integers(1, n_items + 1, size=(BATCH_USERS, length))
+    rows[np.arange(length)[None, :] < rng.integers(0, length, BATCH_USERS)[:, None]] = 0
+    return rows

@@ -654,3 +654,26 @@ def test_tflite_export_failure_is_one_short_line_too(world, tmp_path):
     message = str(caught.value)
     assert message.startswith("TFLite conversion of Branchy failed") and "torch.where" in message
     assert "test_own_models.py line" in message and "/" + "tests/" not in message and len(message) < 900
+
+
+def test_a_teacher_whose_vectors_depend_on_the_batch_is_refused(world, tmp_path, monkeypatch):
+    """Its distillation targets would depend on which users shared a batch of the teacher's pass."""
+    from edgerec.export.own_torch import own_teacher
+
+    root, vectors = world
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    (tmp_path / "batch_teachers.py").write_text(
+        "import numpy as np\n"
+        f"from {__name__} import BatchCentred, MeanPool\n"
+        f"def centred():\n    return BatchCentred(np.load({str(root / 'vectors.npy')!r}))\n"
+        f"def plain():\n    return MeanPool(np.load({str(root / 'vectors.npy')!r}))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec, table = str(tmp_path / "spec.json"), str(root / "vectors.npy")
+    assert own_teacher("batch_teachers:plain", spec, table, len(vectors)) is not None
+    with pytest.raises(ExportError, match="--teacher batch_teachers:centred's vector of a history changes with the other"):
+        own_teacher("batch_teachers:centred", spec, table, len(vectors))
+    onnx_file = _legacy_onnx(BatchCentred(vectors).eval(), tmp_path / "c.onnx", {"input_ids": {0: "b", 1: "t"}})
+    (tmp_path / "tspec.json").write_text(json.dumps(dict(SPEC, input={"name": "input_ids", "history_length": L},
+                                                         output={"name": "embedding"})))
+    with pytest.raises(ExportError, match="c.onnx's vector of a history changes"):
+        own_teacher(str(onnx_file), str(tmp_path / "tspec.json"), table, len(vectors))
