@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,6 +37,7 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID, MODALITIES
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
+DAY = 86_400
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
 
 
@@ -226,10 +228,16 @@ def read_interactions(
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
-    if unit_read and options.time_unit != "s" and max(int(t.max()) for t in parts["timestamp"]) < EARLY_1973:
+    latest = max(int(t.max()) for t in parts["timestamp"])
+    if unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
                             "without --time-unit"]
+    elif latest > time.time() + DAY:
+        future = sum(int((t > time.time() + DAY).sum()) for t in parts["timestamp"])
+        meta["warnings"] = [f"{future:,} events are dated after today (the latest on "
+                            f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
+                            "(--time-unit) or the log's clock; splits and recency read them as they are"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
 
 

@@ -204,6 +204,21 @@ def test_a_seconds_log_imported_as_milliseconds_is_flagged_not_silently_moved_to
     assert "without --time-unit" in result.output
     result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "s")])
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_events_dated_after_today_are_flagged(tmp_path):
+    """Deciseconds read as seconds (or a device clock set to 2999) put events centuries ahead, below the
+    year-5000 refusal; splits and recency would read them as they are."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    future = 32_503_680_000  # 3000-01-01
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu,a,{BASE_S}\nu,b,{future}\nv,a,{future + 60}\n")
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "f")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "2 events are dated after today (the latest on 3000-01-01)" in text
     path.write_text(f"user_id,item_id,timestamp\nu,a,{BASE_S * 1000}\n")
     result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "ms2"),
                                       "--time-unit", "ms"])
