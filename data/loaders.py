@@ -479,14 +479,28 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
                           genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str,
                           quoted: bool = True, date_col: str | None = None) -> Catalog:
     ids, titles, genres, dates = [], [], [], []
-    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=_item_encoding(path),
-                             quoted=quoted):
+    encoding = _item_encoding(path)
+    for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=encoding, quoted=quoted):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
         titles.extend(chunk.columns[title_col])
         genres.extend(genres_of(chunk, i) for i in range(len(chunk)))
         dates.extend(chunk.columns[date_col] if date_col else ())
+    if encoding == "latin-1":
+        titles = [_utf8_within(t) for t in titles]
     return _indexed(_movie_catalog(ids, titles, genres, dates), path)
+
+
+def _utf8_within(title: str) -> str:
+    """A title of a file that is not all UTF-8, as written: its own bytes when they are UTF-8 (a file
+    stitched from a UTF-8 and a latin-1 source), else its latin-1 reading. Latin-1 text whose bytes
+    happen to be valid UTF-8 needs pairs like 'Ã©' that titles do not hold."""
+    if title.isascii():
+        return title
+    try:
+        return title.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return title
 
 
 def _item_encoding(path: Path) -> str:

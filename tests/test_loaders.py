@@ -237,6 +237,14 @@ def test_utf8_item_file_is_not_read_as_latin1(ml100k):
     assert load_movielens("ml-100k", ml100k).catalog.text["title"][2] == "Amélie"
 
 
+def test_an_item_file_stitched_from_utf8_and_latin1_keeps_both_titles(ml100k):
+    """A latin-1 file extended with a UTF-8 line is not all UTF-8: each title is read the way it was written."""
+    with open(ml100k / "u.item", "ab") as handle:
+        handle.write("40|Café au lait (1994)|01-Jan-1994||http://x".encode() + b"|0" * 19 + b"\n")
+    titles = load_movielens("ml-100k", ml100k).catalog.text["title"]
+    assert titles[2] == "Amélie" and titles[-1] == "Café au lait"
+
+
 def test_movielens_ratings_out_of_range_and_duplicate_items_are_located(ml100k):
     with open(ml100k / "u.data", "a") as handle:
         handle.write("3\t10\t9\t881250949\n")
