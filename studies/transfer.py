@@ -14,6 +14,9 @@ the content space is one encoder over both catalogs' texts (hashed words by defa
     direct       pooled source history through a bridge fit to the training users' target consumption
                  itself, plus its per-item prior (their target popularity): fit on training users only
     oracle       (synthetic worlds) the generator's true tastes plus popularity: how far any method could go
+    oracle (source taste)  (coupled synthetic worlds, audio -> video) the same, with the video taste
+                 read off the user's true audio taste through the known pairing: how far a transfer of
+                 taste could go; about the oracle at coupling 1, about popularity at coupling 0
 
 Two yardsticks beside the methods: the ceiling (a list with every hidden item first scores NDCG 1, so
 1 / popularity's NDCG is the most any method can gain over it), and an in-domain reference: the
@@ -34,7 +37,14 @@ import numpy as np
 from edgerec.data.domains import split_domains
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, consumed_sequences
-from edgerec.data.synth import GroundTruth, SynthConfig, ground_truth, item_fit, synth_dataset
+from edgerec.data.synth import (
+    GroundTruth,
+    SynthConfig,
+    ground_truth,
+    item_fit,
+    synth_dataset,
+    video_taste_from_audio,
+)
 from edgerec.errors import ConfigError
 from edgerec.models.content import item_texts
 from edgerec.models.transfer import (
@@ -57,6 +67,7 @@ from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
 METHODS = ("popularity", "target-only", "content", "mapping", "direct")
 ORACLE = "oracle (true tastes)"
+SOURCE_ORACLE = "oracle (source taste)"
 K = 10
 
 
@@ -148,6 +159,12 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
         codes = np.array([code_of[i] for i in b.catalog.item_ids])
         scores[ORACLE] = lambda _h, u: oracle_scores(truth, int(u), codes, popularity)
         methods = METHODS + (ORACLE,)
+        if truth.config.domain_coupling is not None and (by, source, target) == ("modality", "audio", "video"):
+            users = truth.users
+            inferred = video_taste_from_audio(users.audio_taste_start, users.taste_start.mean(0)[None].repeat(
+                len(users.taste_start), 0), truth.config.seed)
+            scores[SOURCE_ORACLE] = lambda _h, u: oracle_scores(truth, int(u), codes, popularity, inferred[int(u)])
+            methods += (SOURCE_ORACLE,)
     ndcg = {m: [] for m in methods}
     hit = {m: [] for m in methods}
     for user in f.test:
@@ -192,11 +209,14 @@ def in_domain_reference(fit: TransferFit, seed: int = 0) -> dict:
     return out
 
 
-def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray) -> np.ndarray:
-    """The generator's own view of a user: how well each item fits their true taste, mood and themes,
-    their languages and modality mix, on top of the items' log popularity (a reference, not a method)."""
+def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray,
+                  taste: np.ndarray | None = None) -> np.ndarray:
+    """The generator's own view of a user: how well each item fits their true taste (or `taste`, a row
+    over the genres), mood and themes, their languages and modality mix, on top of the items' log
+    popularity (a reference, not a method)."""
     world, users = truth.world, truth.users
-    fit = item_fit(world, users, np.full(len(codes), user), np.repeat(users.taste_start[[user]], len(codes), 0), codes)
+    taste = users.taste_start[user] if taste is None else taste
+    fit = item_fit(world, users, np.full(len(codes), user), np.repeat(np.asarray(taste)[None], len(codes), 0), codes)
     own_language = np.isin(world.language[codes], users.languages[user])
     return np.log1p(popularity) + 3 * fit + 3 * own_language + np.log(users.modality_mix[user, world.modality[codes]])
 
