@@ -123,7 +123,7 @@ def test_the_in_domain_reference_splits_each_test_users_target_history_in_halves
     items_b = np.array([[1, 0], [0, 1], [0, 1]], np.float32)
     seq_b = Sequences(np.array([0, 2, 4]), np.array([1, 2, 2, 1], np.int32), np.arange(4, dtype=np.int64))
     fit = TransferFit(None, None, None, seq_b, np.array([0, 1]), np.array([], np.int64), None, items_b,
-                      np.array([5, 1, 0], np.float32), None, None, None)
+                      np.array([5, 1, 0], np.float32), None, None, None, None, None, None)
     ref = in_domain_reference(fit)
     # each user gives one of {1, 2} and must find the other: the model puts it first, popularity second
     assert ref["target model"] == pytest.approx(1.0)
