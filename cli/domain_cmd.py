@@ -85,8 +85,12 @@ def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
               default=("mapping", "direct"), show_default=True,
               help="mapping: fit to TARGET's pooled user vectors; direct: fit to its item scores, with a "
                    "per-item prior (repeatable: the copy carries one bridge per method).")
+@click.option("--input", "source_input", type=click.Choice(["items", "items+content"]), default="items",
+              show_default=True,
+              help="What the bridges map: SOURCE's pooled item vectors, or those followed by its pooled "
+                   "space.content vectors (content can carry taste SOURCE's item space does not line up).")
 @click.option("--out", required=True, type=OUT_DIR)
-def bridge(source, target, data_dir, by, ridge, methods, out) -> None:
+def bridge(source, target, data_dir, by, ridge, methods, source_input, out) -> None:
     """Fit linear maps from SOURCE's pooled user vectors into TARGET's item space (one per --method),
     and ship them in a copy of TARGET."""
     import numpy as np
@@ -99,7 +103,8 @@ def bridge(source, target, data_dir, by, ridge, methods, out) -> None:
     check_shared(src.manifest, tgt.manifest)
     space_of = SharedSpace.of(tgt)
     fitted = [fit_bundle_bridge(src, tgt, data_dir, by=by, source_domain=src.manifest.space["domains"][0],
-                                target_domain=space_of.domains[0], ridge=ridge, method=method)
+                                target_domain=space_of.domains[0], ridge=ridge, method=method,
+                                source_input=source_input)
               for method in dict.fromkeys(methods)]
     content = None if space_of.content is None else np.asarray(space_of.content)
     declare_space(target, out, space_id=space_of.id, domains=space_of.domains, anchor=space_of.anchor,

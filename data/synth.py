@@ -53,7 +53,8 @@ class SynthConfig:
     # Cross-domain ground truth. None: one taste for every modality (the world as it always was).
     # A value c in [0, 1]: each audio genre is paired with one video genre (a seeded, known pairing,
     # `audio_pairing`), and a user's taste for it is c times their taste for the paired video genre
-    # plus (1 - c) times a taste of their own; 1 makes audio taste follow video taste, 0 independent.
+    # (sharpened: cubed, then normalised over the audio genres) plus (1 - c) times a taste of their
+    # own; 1 makes audio taste follow video taste (`video_taste_from_audio` inverts it), 0 independent.
     domain_coupling: float | None = None
 
     def validate(self) -> None:
@@ -375,6 +376,18 @@ def audio_pairing(seed: int) -> tuple[np.ndarray, np.ndarray]:
                     for g in vocab.MODALITY_GENRES[m]})
     paired = np.random.default_rng([seed, 0xD1]).choice(video, len(audio), replace=len(audio) > len(video))
     return np.array(audio), paired
+
+
+def video_taste_from_audio(audio_taste: np.ndarray, base: np.ndarray, seed: int) -> np.ndarray:
+    """What a coupled world's audio tastes (rows over GENRES) say about the video tastes: each paired
+    video genre gets the cube root of its audio genre's taste (undoing the coupling's sharpening),
+    scaled to the mass `base` (rows over GENRES) puts on the paired genres; every other genre keeps
+    `base`. At coupling 1 the paired columns are proportional to the true video taste."""
+    audio, paired = audio_pairing(seed)
+    out = np.array(base, np.float64, copy=True, ndmin=2)
+    root = np.cbrt(np.asarray(audio_taste, np.float64).reshape(len(out), -1)[:, audio])
+    out[:, paired] = root / root.sum(1, keepdims=True) * out[:, paired].sum(1, keepdims=True)
+    return out
 
 
 def _allocate_slots(cfg: SynthConfig, activity: np.ndarray) -> np.ndarray:

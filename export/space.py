@@ -34,6 +34,7 @@ from edgerec.models.transfer import (
 from edgerec.runtime.bundle import MANIFEST, Bundle, sha256_file
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.schema import check_manifest
+from edgerec.runtime.space import BRIDGE_INPUTS, SharedSpace
 from edgerec.runtime.transfer import pooled
 
 
@@ -42,6 +43,7 @@ class BridgeFile:
     source_domain: str
     source_space: str  # the source bundle's embedding_space id
     bridge: LinearBridge
+    input: str = "items"  # or "items+content": the source's pooled content vectors follow its item vectors
 
 
 def content_anchor(catalog, encoder: str | Path | None = None) -> tuple[np.ndarray, str]:
@@ -104,6 +106,8 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
                  "weights": add(f"space/bridge{i}.weights.npy", b.bridge.weights.astype(np.float32)),
                  "bias": add(f"space/bridge{i}.bias.npy", b.bridge.bias.astype(np.float32)),
                  "users": int(b.bridge.users)}
+        if b.input != "items":
+            entry["input"] = b.input
         if b.bridge.prior is not None:
             if b.bridge.prior.shape != (manifest.items.count,):
                 raise ExportError(f"bridge {i} has a prior for {b.bridge.prior.shape[0]} items, the bundle has "
@@ -132,10 +136,18 @@ def bundle_rows(bundle: Bundle, part: Dataset) -> tuple[list[np.ndarray], np.nda
     return [r[r >= 0] for r in rows], catalog.vectors(np.arange(catalog.base_count))
 
 
-def pooled_in_bundle(bundle: Bundle, part: Dataset, recent: int = 50) -> tuple[np.ndarray, np.ndarray]:
+def pooled_in_bundle(bundle: Bundle, part: Dataset, recent: int = 50, content: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Each user's pooled vector over the bundle's item table (the device's `pooled` over the newest
-    `recent` consumed items of `part` the bundle knows), and which users have any (a mask)."""
+    `recent` consumed items of `part` the bundle knows), and which users have any (a mask); with
+    `content`, over the bundle's space.content rows instead."""
     rows, vectors = bundle_rows(bundle, part)
+    if content:
+        vectors = SharedSpace.of(bundle).content
+        if vectors is None:
+            raise ConfigError(f"bundle {bundle.manifest.name!r} carries no space.content vectors; declare its space "
+                              "with `edgerec domains space` first, or fit the bridge with --input items")
+        vectors = np.asarray(vectors, np.float32)
     out = np.zeros((part.n_users, vectors.shape[1]), np.float32)
     has = np.zeros(part.n_users, bool)
     for user, mine in enumerate(rows):
@@ -145,23 +157,30 @@ def pooled_in_bundle(bundle: Bundle, part: Dataset, recent: int = 50) -> tuple[n
 
 
 def fit_bundle_bridge(source: Bundle, target: Bundle, data_dir: str | Path, *, by: str, source_domain: str,
-                      target_domain: str, ridge: float = 1.0, method: str = "mapping") -> BridgeFile:
-    """The bridge from `source`'s item space to `target`'s, fit on the users of `data_dir` with history in
-    both domains (user ids are matched across domains by the data set, never written to the bundle):
-    to their pooled target vectors (`mapping`) or to their target consumption itself (`direct`)."""
+                      target_domain: str, ridge: float = 1.0, method: str = "mapping",
+                      source_input: str = "items") -> BridgeFile:
+    """The bridge from `source`'s item space (with `source_input` "items+content", followed by its content space)
+    to `target`'s, fit on the users of `data_dir` with history in both domains (user ids are matched
+    across domains by the data set, never written to the bundle): to their pooled target vectors
+    (`mapping`) or to their target consumption itself (`direct`)."""
     if method not in ("mapping", "direct"):
         raise ConfigError(f"unknown bridge method {method!r}; use mapping or direct")
+    if source_input not in BRIDGE_INPUTS:
+        raise ConfigError(f"unknown bridge input {source_input!r}; use {' or '.join(BRIDGE_INPUTS)}")
     parts = split_domains(load_dataset(data_dir), by)
     for name in (source_domain, target_domain):
         if name not in parts:
             raise ConfigError(f"no domain {name!r} in the data by {by!r} (it has {', '.join(sorted(parts))})")
     src, has_src = pooled_in_bundle(source, parts[source_domain])
+    if source_input == "items+content":
+        src = np.concatenate([src, pooled_in_bundle(source, parts[source_domain], content=True)[0]], axis=1)
     tgt, has_tgt = pooled_in_bundle(target, parts[target_domain])
     both = has_src & has_tgt
     if method == "mapping":
-        return BridgeFile(source_domain, source.manifest.embedding_space, fit_bridge(src[both], tgt[both], ridge))
+        return BridgeFile(source_domain, source.manifest.embedding_space, fit_bridge(src[both], tgt[both], ridge),
+                          source_input)
     rows, vectors = bundle_rows(target, parts[target_domain])
     users = np.flatnonzero(both)
     consumed = consumed_matrix([rows[u] for u in users], len(vectors))
     return BridgeFile(source_domain, source.manifest.embedding_space,
-                      fit_direct_bridge(src[both], consumed, vectors, ridge))
+                      fit_direct_bridge(src[both], consumed, vectors, ridge), source_input)

@@ -14,6 +14,8 @@ import numpy as np
 
 from edgerec.errors import BundleError, SpaceMismatchError
 
+BRIDGE_INPUTS = ("items", "items+content")
+
 
 @dataclass
 class Bridge:
@@ -25,6 +27,9 @@ class Bridge:
     bias: np.ndarray  # (target dim,) float32
     users: int  # overlapping users it was fit on
     prior: np.ndarray | None = None  # (items,) float32: a direct bridge's score offset per item of this bundle
+    # what it maps: "items" (the pooled source item vectors) or "items+content" (those, then the pooled
+    # source content vectors: content carries taste the source's own item space may not line up)
+    input: str = "items"
 
     @property
     def direct(self) -> bool:
@@ -73,8 +78,12 @@ class SharedSpace:
             if not all(np.isfinite(part).all() for part in (weights, bias, prior) if part is not None):
                 raise BundleError(f"bridge from {entry['source_domain']!r} holds NaN or infinite values; "
                                   "re-fit and re-export the bridge")
+            if entry.get("input", "items") not in BRIDGE_INPUTS:
+                raise BundleError(f"bridge from {entry['source_domain']!r} takes input {entry['input']!r}; a runtime "
+                                  f"knows {', '.join(BRIDGE_INPUTS)}: update edgerec or re-export the bridge")
             bridges.append(Bridge(entry["source_domain"], entry["source_space"], weights.astype(np.float32),
-                                  bias.astype(np.float32), int(entry.get("users", 0)), prior))
+                                  bias.astype(np.float32), int(entry.get("users", 0)), prior,
+                                  entry.get("input", "items")))
         return cls(section["id"], section.get("anchor", ""), list(section["domains"]), content, bridges)
 
     def bridge_from(self, source, direct: bool = False) -> Bridge:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, SpaceMismatchError
 from edgerec.runtime import checks
 from edgerec.runtime.explain import Reason
 from edgerec.runtime.request import Recommendation
@@ -46,19 +46,30 @@ def content_query(source_content: np.ndarray) -> np.ndarray:
     return pooled(source_content)
 
 
-def mapped_query(source_items: np.ndarray, bridge: Bridge) -> np.ndarray:
+def bridge_input(source_items: np.ndarray, bridge: Bridge, source_content: np.ndarray | None = None) -> np.ndarray:
+    """What a bridge maps: the pooled source history in the source's item space, followed for an
+    "items+content" bridge by the same history pooled in the shared content space."""
+    if bridge.input == "items":
+        return pooled(source_items)
+    if source_content is None:
+        raise ConfigError("this bridge maps the source history's content vectors too; give the source's "
+                          "space.content rows of the history")
+    return np.concatenate([pooled(source_items), pooled(source_content)])
+
+
+def mapped_query(source_items: np.ndarray, bridge: Bridge, source_content: np.ndarray | None = None) -> np.ndarray:
     """mapping: the pooled source history in the source's item space, through the bridge."""
-    mapped = bridge.apply(pooled(source_items))
+    mapped = bridge.apply(bridge_input(source_items, bridge, source_content))
     return (mapped / max(float(np.linalg.norm(mapped)), 1e-12)).astype(np.float32)
 
 
-def direct_query(source_items: np.ndarray, bridge: Bridge) -> np.ndarray:
+def direct_query(source_items: np.ndarray, bridge: Bridge, source_content: np.ndarray | None = None) -> np.ndarray:
     """direct: the pooled source history through a direct bridge, not normalised (its scale is
     fit against the bridge's prior)."""
     if not bridge.direct:
         raise ConfigError("the direct method needs a direct bridge (one with a prior); fit it with "
                           "`edgerec domains bridge --method direct`")
-    return bridge.apply(pooled(source_items))
+    return bridge.apply(bridge_input(source_items, bridge, source_content))
 
 
 def direct_scores(item_scores: np.ndarray, bridge: Bridge) -> np.ndarray:
@@ -85,15 +96,27 @@ class Transfer:
                                   "export them with `edgerec domains space`, or use method='mapping'")
         else:
             self.bridge = self.target_space.bridge_from(source.manifest, direct=method == "direct")
+            self.source_content = None
+            width = source.manifest.dim
+            if self.bridge.input == "items+content":
+                self.source_content = SharedSpace.of(source.bundle).content
+                if self.source_content is None:
+                    raise SpaceMismatchError("the bridge maps the source's content vectors too, and the source "
+                                             "bundle carries none; export it with `edgerec domains space`")
+                width += self.source_content.shape[1]
+            if self.bridge.weights.shape[0] != width:
+                raise SpaceMismatchError(f"the bridge maps {self.bridge.weights.shape[0]}-wide source vectors, the "
+                                         f"source bundle gives {width} ({self.bridge.input}); re-fit it against "
+                                         "that very export")
 
     def query(self, source_rows: np.ndarray) -> np.ndarray:
         """The query vector for source-catalog rows: content space or the target's item space."""
         rows = np.asarray(source_rows, np.int64)[-RECENT:]
+        content = None if self.source_content is None else np.asarray(self.source_content[rows], np.float32)
         if self.method == "content":
-            return content_query(np.asarray(self.source_content[rows], np.float32))
-        if self.method == "direct":
-            return direct_query(self.source.catalog.vectors(rows), self.bridge)
-        return mapped_query(self.source.catalog.vectors(rows), self.bridge)
+            return content_query(content)
+        query = direct_query if self.method == "direct" else mapped_query
+        return query(self.source.catalog.vectors(rows), self.bridge, content)
 
     def scores(self, source_rows: np.ndarray) -> np.ndarray:
         """One score per row of the target's bundle item table."""

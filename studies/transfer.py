@@ -13,7 +13,12 @@ the content space is one encoder over both catalogs' texts (hashed words by defa
     mapping      pooled source history through a linear bridge fit on the other overlapping users
     direct       pooled source history through a bridge fit to the training users' target consumption
                  itself, plus its per-item prior (their target popularity): fit on training users only
+    direct+content  the same, the bridge mapping the history pooled in the source's item space and in
+                 the shared content space side by side (a bridge with input "items+content")
     oracle       (synthetic worlds) the generator's true tastes plus popularity: how far any method could go
+    oracle (source taste)  (coupled synthetic worlds, audio -> video) the same, with the video taste
+                 read off the user's true audio taste through the known pairing: how far a transfer of
+                 taste could go; about the oracle at coupling 1, about popularity at coupling 0
 
 Two yardsticks beside the methods: the ceiling (a list with every hidden item first scores NDCG 1, so
 1 / popularity's NDCG is the most any method can gain over it), and an in-domain reference: the
@@ -34,7 +39,14 @@ import numpy as np
 from edgerec.data.domains import split_domains
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, consumed_sequences
-from edgerec.data.synth import GroundTruth, SynthConfig, ground_truth, item_fit, synth_dataset
+from edgerec.data.synth import (
+    GroundTruth,
+    SynthConfig,
+    ground_truth,
+    item_fit,
+    synth_dataset,
+    video_taste_from_audio,
+)
 from edgerec.errors import ConfigError
 from edgerec.models.content import item_texts
 from edgerec.models.transfer import (
@@ -55,8 +67,9 @@ from edgerec.runtime.transfer import (
 )
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 
-METHODS = ("popularity", "target-only", "content", "mapping", "direct")
+METHODS = ("popularity", "target-only", "content", "mapping", "direct", "direct+content")
 ORACLE = "oracle (true tastes)"
+SOURCE_ORACLE = "oracle (source taste)"
 K = 10
 
 
@@ -91,12 +104,17 @@ class TransferFit:
     average: np.ndarray  # the target-only model's user: the average training user
     bridge: Bridge  # mapping
     direct: Bridge  # direct
+    content_a: np.ndarray  # the source items in the shared content space
+    content_b: np.ndarray  # ... and the target items
+    direct_content: Bridge  # direct+content
 
 
 def fit_transfer(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
-                 test_share: float = 0.2, dim: int = 32, seed: int = 0) -> TransferFit:
+                 test_share: float = 0.2, dim: int = 32, seed: int = 0, content: np.ndarray | None = None
+                 ) -> TransferFit:
     """Split the users with `min_items`+ in both domains once (seeded), hide the test users' target
-    history, and fit each domain's factors, popularity, the target-only user and both bridges."""
+    history, and fit each domain's factors, popularity, the target-only user and the bridges;
+    `content`: every catalog item in the shared content space (default: hashed words)."""
     if source == target:  # the hidden target history would be the source history: NDCG 0.91, HR 1.0
         raise ConfigError(f"--source and --target are both {source!r}: a transfer needs two domains; name "
                           "another --target")
@@ -119,11 +137,19 @@ def fit_transfer(dataset: Dataset, source: str, target: str, by: str = "modality
     average = pooled_users(items_b, train_b, np.flatnonzero(train_b.lengths() > 0)).mean(0)
     source_users = pooled_users(items_a, seq_a, train)
     fit = fit_bridge(source_users, pooled_users(items_b, train_b, train))
-    direct = fit_direct_bridge(source_users, consumed_matrix([train_b.of(int(u)) for u in train], b.n_items),
-                               items_b)
+    consumed = consumed_matrix([train_b.of(int(u)) for u in train], b.n_items)
+    direct = fit_direct_bridge(source_users, consumed, items_b)
+    if content is None:
+        content = hashed_text_vectors(item_texts(dataset.catalog))
+    code_of = {item: i for i, item in enumerate(dataset.catalog.item_ids)}
+    content_a = content[[code_of[i] for i in a.catalog.item_ids]]
+    content_b = content[[code_of[i] for i in b.catalog.item_ids]]
+    both = fit_direct_bridge(np.c_[source_users, pooled_users(content_a, seq_a, train)], consumed, items_b)
     return TransferFit(a, b, seq_a, seq_b, test, train, items_a, items_b, popularity, average,
                        Bridge(source, "", fit.weights, fit.bias, fit.users),
-                       Bridge(source, "", direct.weights, direct.bias, direct.users, direct.prior))
+                       Bridge(source, "", direct.weights, direct.bias, direct.users, direct.prior),
+                       content_a, content_b,
+                       Bridge(source, "", both.weights, both.bias, both.users, both.prior, "items+content"))
 
 
 def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modality", min_items: int = 5,
@@ -131,23 +157,28 @@ def transfer_eval(dataset: Dataset, source: str, target: str, by: str = "modalit
                   truth: GroundTruth | None = None) -> dict:
     """NDCG@10 and HR@10 per method for the test users (see the module's protocol); with the synthetic
     world's `truth`, also a reference that knows each user's true tastes (what no method can beat by much)."""
-    f = fit_transfer(dataset, source, target, by, min_items, test_share, dim, seed)
+    f = fit_transfer(dataset, source, target, by, min_items, test_share, dim, seed, content)
     a, b, seq_a, seq_b, items_a, items_b = f.source, f.target, f.seq_a, f.seq_b, f.items_a, f.items_b
-    if content is None:
-        content = hashed_text_vectors(item_texts(dataset.catalog))
+    content_a, content_b, both = f.content_a, f.content_b, f.direct_content
     code_of = {item: i for i, item in enumerate(dataset.catalog.item_ids)}
-    content_a = content[[code_of[i] for i in a.catalog.item_ids]]
-    content_b = content[[code_of[i] for i in b.catalog.item_ids]]
     popularity = f.popularity
     scores = {"popularity": lambda _h, _u: popularity, "target-only": lambda _h, _u: items_b @ f.average,
               "content": lambda h, _u: content_b @ content_query(content_a[h]),
               "mapping": lambda h, _u: items_b @ mapped_query(items_a[h], f.bridge),
-              "direct": lambda h, _u: direct_scores(items_b @ direct_query(items_a[h], f.direct), f.direct)}
+              "direct": lambda h, _u: direct_scores(items_b @ direct_query(items_a[h], f.direct), f.direct),
+              "direct+content": lambda h, _u: direct_scores(items_b @ direct_query(items_a[h], both, content_a[h]),
+                                                            both)}
     methods = METHODS
     if truth is not None:
         codes = np.array([code_of[i] for i in b.catalog.item_ids])
         scores[ORACLE] = lambda _h, u: oracle_scores(truth, int(u), codes, popularity)
         methods = METHODS + (ORACLE,)
+        if truth.config.domain_coupling is not None and (by, source, target) == ("modality", "audio", "video"):
+            users = truth.users
+            inferred = video_taste_from_audio(users.audio_taste_start, users.taste_start.mean(0)[None].repeat(
+                len(users.taste_start), 0), truth.config.seed)
+            scores[SOURCE_ORACLE] = lambda _h, u: oracle_scores(truth, int(u), codes, popularity, inferred[int(u)])
+            methods += (SOURCE_ORACLE,)
     ndcg = {m: [] for m in methods}
     hit = {m: [] for m in methods}
     for user in f.test:
@@ -192,11 +223,14 @@ def in_domain_reference(fit: TransferFit, seed: int = 0) -> dict:
     return out
 
 
-def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray) -> np.ndarray:
-    """The generator's own view of a user: how well each item fits their true taste, mood and themes,
-    their languages and modality mix, on top of the items' log popularity (a reference, not a method)."""
+def oracle_scores(truth: GroundTruth, user: int, codes: np.ndarray, popularity: np.ndarray,
+                  taste: np.ndarray | None = None) -> np.ndarray:
+    """The generator's own view of a user: how well each item fits their true taste (or `taste`, a row
+    over the genres), mood and themes, their languages and modality mix, on top of the items' log
+    popularity (a reference, not a method)."""
     world, users = truth.world, truth.users
-    fit = item_fit(world, users, np.full(len(codes), user), np.repeat(users.taste_start[[user]], len(codes), 0), codes)
+    taste = users.taste_start[user] if taste is None else taste
+    fit = item_fit(world, users, np.full(len(codes), user), np.repeat(np.asarray(taste)[None], len(codes), 0), codes)
     own_language = np.isin(world.language[codes], users.languages[user])
     return np.log1p(popularity) + 3 * fit + 3 * own_language + np.log(users.modality_mix[user, world.modality[codes]])
 

@@ -57,6 +57,13 @@ def test_domains_commands_end_to_end(tiny_bundle, tmp_path):
                                  "--method", "mapping", "--out", str(mapping_only)])
     assert result.exit_code == 0, result.output
     assert [b.direct for b in SharedSpace.of(Bundle.open(mapping_only)).bridges] == [False]
+    both = tmp_path / "items-and-content"
+    result = runner.invoke(cli, ["domains", "bridge", str(space), str(space), "--data", str(data),
+                                 "--method", "direct", "--input", "items+content", "--out", str(both)])
+    assert result.exit_code == 0, result.output
+    (fitted,) = SharedSpace.of(Bundle.open(both)).bridges
+    content_dim = SharedSpace.of(Bundle.open(space)).content.shape[1]
+    assert fitted.input == "items+content" and fitted.weights.shape[0] == direct.weights.shape[0] + content_dim
     result = runner.invoke(cli, ["domains", "recommend", str(tiny_bundle), str(bridged), "--user", "zoe",
                                  "--item", items[0]])
     assert result.exit_code != 0 and "declares no shared space" in result.output

@@ -7,7 +7,13 @@ import pytest
 
 from edgerec.data import SynthConfig, synth_dataset
 from edgerec.data.domains import item_domains, split_domains, users_with_history
-from edgerec.data.synth import GENRE, audio_pairing, build_users, ground_truth
+from edgerec.data.synth import (
+    GENRE,
+    audio_pairing,
+    build_users,
+    ground_truth,
+    video_taste_from_audio,
+)
 from edgerec.data.vocab import DOMAIN_OF_MODALITY
 from edgerec.errors import ConfigError, DataError
 
@@ -74,6 +80,26 @@ def test_coupled_audio_taste_follows_the_known_pairing_exactly():
                                rtol=1e-12)
     video_only = [GENRE[g] for g in ("thriller", "horror", "action")]  # no audio genre has these names
     assert np.array_equal(truth.users.audio_taste_start[:, video_only], truth.users.taste_start[:, video_only])
+
+
+def test_video_taste_read_off_the_audio_taste_is_the_true_one_at_coupling_1_only():
+    def cosines(coupling: float) -> np.ndarray:
+        users = ground_truth(SynthConfig(users=200, items=300, events=3_000, seed=4, domain_coupling=coupling)).users
+        base = np.ones_like(users.taste_start)
+        inferred = video_taste_from_audio(users.audio_taste_start, base, 4)
+        _, paired = audio_pairing(4)
+        x = inferred[:, paired] - inferred[:, paired].mean(0)
+        y = users.taste_start[:, paired] - users.taste_start[:, paired].mean(0)
+        assert np.array_equal(np.delete(inferred, paired, 1), np.delete(base, paired, 1))  # the rest keeps base
+        return (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+
+    coupled = ground_truth(SynthConfig(users=200, items=300, events=3_000, seed=4, domain_coupling=1.0)).users
+    _, paired = audio_pairing(4)
+    inferred = video_taste_from_audio(coupled.audio_taste_start, np.ones_like(coupled.taste_start), 4)
+    truth = coupled.taste_start[:, paired]
+    np.testing.assert_allclose(inferred[:, paired] / inferred[:, paired].sum(1, keepdims=True),
+                               truth / truth.sum(1, keepdims=True), rtol=1e-9)  # proportional: the exact inverse
+    assert cosines(1.0).mean() > 0.9 and abs(cosines(0.0).mean()) < 0.1
 
 
 def _paired_top_share(coupling: float) -> float:

@@ -204,3 +204,39 @@ def test_fit_direct_bridge_recovers_item_scores_and_their_prior():
         fit_direct_bridge(x, scores[:, :11], items)
     matrix = consumed_matrix([np.array([2, 0, 2]), np.array([], np.int64), np.array([1])], 3)
     np.testing.assert_array_equal(matrix.toarray(), [[1, 0, 1], [0, 0, 0], [0, 1, 0]])  # a repeat counts once
+
+
+# an items+content bridge maps [pooled items, pooled content]: a0 and a1 pool to [0.707, 0.707] and, in
+# content, to [1, 0, 0, 0]; only the first content row is non-zero here, so q = [0, 0, 1] (not normalised)
+BOTH = LinearBridge(np.array([[0, 0, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]], np.float32),
+                    np.zeros(3, np.float32), 9, np.array([0.05, 0, 0, 0, 0.01], np.float32))
+
+
+def test_an_items_and_content_bridge_maps_both_pooled_histories(pair, handmade_bundle, tmp_path):
+    source = Bundle.open(pair[0]).manifest.embedding_space
+    target = declare_space(handmade_bundle(TARGET), tmp_path / "both", space_id="media-v1", domains=["video"],
+                           anchor="hashed-words-256", bridges=[BridgeFile("audio", source, BOTH, "items+content")])
+    raw = json.loads((target.root / "manifest.json").read_text())
+    assert raw["space"]["bridges"][0]["input"] == "items+content"
+    with Recommender.open(pair[0]) as audio, Recommender.open(target.root) as video:
+        listen(audio, "di", ["i0", "i1"])
+        results = Transfer(audio, video, "direct").recommend("di", k=4)
+        assert [r.item_id for r in results] == ["i2", "i4", "i3", "i0"]
+        np.testing.assert_allclose([r.score for r in results], [1.0, 0.81, 0.8, 0.05], rtol=1e-5)
+    bare = declare_space(handmade_bundle(SOURCE), tmp_path / "bare", space_id="media-v1", domains=["audio"],
+                         anchor="hashed-words-256")  # no content vectors: nothing for the content half
+    rebridged = declare_space(handmade_bundle(TARGET), tmp_path / "rebridged", space_id="media-v1", domains=["video"],
+                              anchor="hashed-words-256",
+                              bridges=[BridgeFile("audio", bare.manifest.embedding_space, BOTH, "items+content")])
+    with Recommender.open(bare.root) as audio, Recommender.open(rebridged.root) as video:
+        with pytest.raises(SpaceMismatchError, match="carries none"):
+            Transfer(audio, video, "direct")
+    narrow = declare_space(handmade_bundle(TARGET), tmp_path / "narrow", space_id="media-v1", domains=["video"],
+                           anchor="hashed-words-256", bridges=[BridgeFile("audio", source, DIRECT, "items+content")])
+    with Recommender.open(pair[0]) as audio, Recommender.open(narrow.root) as video:
+        with pytest.raises(SpaceMismatchError, match="maps 2-wide source vectors, the source bundle gives 6"):
+            Transfer(audio, video, "direct")
+    raw["space"]["bridges"][0]["input"] = "items+audio"
+    (target.root / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError):
+        SharedSpace.of(Bundle.open(target.root))
