@@ -12,8 +12,6 @@ million items and no per-item Python work.
 
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 
 FNV_BASIS = np.uint64(0xCBF29CE484222325)
@@ -97,11 +95,8 @@ class IdIndex:
                     << np.uint64(self.row_bits) | rows
         keys.sort()
         low = self.fp_bits + self.row_bits
-        counts = np.zeros(1 << self.bucket_bits, np.int64)
-        for first in range(0, count, BLOCK):
-            counts += np.bincount((keys[first:first + BLOCK] >> np.uint64(low)).astype(np.int64),
-                                  minlength=len(counts))
-        self.starts = np.r_[0, np.cumsum(counts)].astype(np.uint32 if count < 1 << 32 else np.uint64)
+        firsts = np.arange(1 << self.bucket_bits, dtype=np.uint64) << np.uint64(low)  # each bucket's least key
+        self.starts = np.r_[np.searchsorted(keys, firsts), count].astype(np.uint32 if count < 1 << 32 else np.uint64)
         keys &= np.uint64((1 << low) - 1)
         self.entries = keys.astype(np.uint32 if width == 32 else np.uint64)
 
@@ -144,19 +139,22 @@ class IdIndex:
         return out
 
     def duplicate(self) -> int | None:
-        """A row whose id another row has as well (ids must be unique), or None."""
-        mask, entries = (1 << self.row_bits) - 1, self.entries
-        bounds = self.starts.tolist()
-        for first in range(0, len(entries), BLOCK):  # neighbours of equal fingerprint within a bucket
-            part = entries[first:first + BLOCK + 1] >> self.row_bits
-            for at in (first + np.flatnonzero(part[1:] == part[:-1])).tolist():
-                bucket = bisect.bisect_right(bounds, at) - 1
-                if at + 1 >= bounds[bucket + 1]:
-                    continue  # the next entry starts another bucket
-                end = at + 2
-                while end < bounds[bucket + 1] and entries[end] >> self.row_bits == entries[at] >> self.row_bits:
-                    end += 1
-                rows = [int(e) & mask for e in entries[at:end].tolist()]
+        """A row whose id another row has as well (ids must be unique), or None. Equal ids share a
+        bucket and a fingerprint, so they sit in one run of equal entries: only those ids are read."""
+        mask, entries, starts = (1 << self.row_bits) - 1, self.entries, self.starts
+        done = -1
+        for first in range(0, len(entries), 8 * BLOCK):
+            part = entries[first:first + 8 * BLOCK + 1] >> self.row_bits
+            at = first + np.flatnonzero(part[1:] == part[:-1])
+            bucket_end = starts[np.searchsorted(starts, at, "right")]  # the next bucket's first entry
+            inside = at + 1 < bucket_end
+            for start, stop in zip(at[inside].tolist(), bucket_end[inside].tolist()):
+                if start < done:
+                    continue  # inside a run read already
+                run = (entries[start:stop] >> self.row_bits).tolist()  # the rest of the bucket: a few entries
+                end = start + next((k for k, f in enumerate(run) if f != run[0]), len(run))
+                done = end
+                rows = [e & mask for e in entries[start:end].tolist()]
                 values = [self.column.bytes_at(r) for r in rows]
                 if len(set(values)) < len(values):
                     return rows[max(i for i, v in enumerate(values) if values.index(v) != i)]
