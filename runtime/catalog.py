@@ -24,7 +24,13 @@ import numpy as np
 
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
-from edgerec.runtime.catalog_columns import CatalogIds, FileStringColumn, RowColumn, random_access
+from edgerec.runtime.catalog_columns import (
+    CatalogIds,
+    FileStringColumn,
+    RowColumn,
+    random_access,
+    stored_median,
+)
 from edgerec.runtime.features import MODALITIES, ItemTable
 from edgerec.runtime.item_meta import BundleRows
 from edgerec.runtime.item_spec import ColumnSpec
@@ -203,7 +209,7 @@ class ItemCatalog:
         if values is None:
             raise ConfigError("this bundle has no hubness column (exported before it existed, or with "
                               "ExportConfig(hubness=False)): re-export it, or leave Policy.hub_penalty at 0")
-        median = self._cached("hubness median", lambda: float(np.median(values.astype(np.float64))) if len(values) else 0.0)
+        median = self._cached("hubness median", lambda: stored_median(values) if len(values) else 0.0)
         return self._per_row(rows, lambda r: values[r].astype(np.float64), lambda _item: median, np.zeros)
 
     def feature_table(self) -> ItemTable:
@@ -225,8 +231,8 @@ class ItemCatalog:
         top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
         # an added item of unknown popularity reads as a typical item, not as the least played one:
         # at 0 the ranker and the scorer put new items below the short list's end for every user
-        typical = self._cached("popularity median", lambda: float(np.float32(np.median(popularity.astype(
-            np.float64)))) if len(popularity) else 0.0)
+        typical = self._cached("popularity median", lambda: float(np.float32(stored_median(popularity)))
+                               if len(popularity) else 0.0)
         extra = [float(np.float32(a.meta.get("popularity", 0) or typical)) for a in self.added]
         return ItemTable(
             modality=self.code_column("modality", list(MODALITIES)),

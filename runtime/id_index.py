@@ -1,11 +1,11 @@
 """Item id -> row for the bundle's items without a Python object per item.
 
-A dict of a million ids costs about 100 MB; this index holds one 64-bit key
-per item: the high bits of a hash of the id (FNV-1a over its UTF-8 bytes)
-above the item's row, sorted in place: 8 bytes an item. A lookup hashes the
-id, finds its hash bits by binary search and confirms the id's bytes at each
-row found (hashes may collide; ids never do, so a lookup never returns a
-wrong row). The hashes are computed with numpy
+A dict of a million ids costs about 100 MB; this index holds one 32-bit entry
+per item (a fingerprint of the id's hash, FNV-1a over its UTF-8 bytes, above
+the item's row) in buckets of 4 to 8 by the hash's top bits: 4.5 to 5 bytes an
+item. A lookup hashes the id and confirms the id's bytes at each row of its
+bucket with its fingerprint (hashes may collide; ids never do, so a lookup
+never returns a wrong row). The hashes are computed with numpy
 a block of ids at a time, so building it takes a fraction of a second at a
 million items and no per-item Python work.
 """
@@ -62,7 +62,12 @@ def hash_one(data: bytes) -> int:
 
 
 class IdIndex:
-    """Rows of a string column's values (the bundle's item ids), found by hash."""
+    """Rows of a string column's values (the bundle's item ids), found by hash.
+
+    The rows are grouped in buckets by the hash's top bits (about 4 to 8 rows a bucket, `starts`
+    gives each bucket's first entry) and each entry is one 32-bit word: a fingerprint of the next
+    hash bits above the row (64-bit words past 2^28 items). 4.5 to 5 bytes an item, where a sorted
+    64-bit key per item took 8; a lookup reads the ids of the few entries whose fingerprint matches."""
 
     def __init__(self, column, blocks=None):
         """column: a catalog string column (len, bytes_at(row), chunks()) for the lookups; blocks:
@@ -72,30 +77,41 @@ class IdIndex:
         self._recent: dict[str, int | None] = {}  # id -> row (or None), an index never changes
         count = len(column)
         self.row_bits = max(1, int(count).bit_length())
-        self.row_mask = np.uint64((1 << self.row_bits) - 1)
+        self.bucket_bits = max(0, self.row_bits - 3)
+        width = 32 if self.row_bits <= 28 else 64
+        self.fp_bits = min(width - self.row_bits, 64 - self.row_bits - self.bucket_bits)
+        self._shift = 64 - self.bucket_bits - self.fp_bits  # hash bits below bucket and fingerprint go
+        keys = np.empty(count, np.uint64)  # (bucket | fingerprint | row), sorted: a build-time scratch
         if blocks is None and hasattr(column, "blob"):  # in memory
-            keys = hash_strings(column.blob, column.offsets)
+            keys[:] = hash_strings(column.blob, column.offsets)
+            keys >>= np.uint64(self._shift)
+            keys <<= np.uint64(self.row_bits)
+            for first in range(0, count, BLOCK):  # the rows, without a catalog-long arange
+                keys[first:first + BLOCK] |= np.arange(first, min(first + BLOCK, count), dtype=np.uint64)
         else:
-            blocks = column.chunks() if blocks is None else blocks
-            keys = np.empty(count, np.uint64)
-            for first, bounds, data in blocks:
-                keys[first:first + len(bounds) - 1] = hash_block(data, bounds)
-        keys >>= np.uint64(self.row_bits)  # becomes (hash high bits | row), in place
-        keys <<= np.uint64(self.row_bits)
-        keys |= np.arange(count, dtype=np.uint64)
+            for first, bounds, data in (column.chunks() if blocks is None else blocks):
+                rows = np.arange(first, first + len(bounds) - 1, dtype=np.uint64)
+                keys[first:first + len(rows)] = hash_block(data, bounds) >> np.uint64(self._shift) \
+                    << np.uint64(self.row_bits) | rows
         keys.sort()
-        self.keys = keys
+        low = self.fp_bits + self.row_bits
+        firsts = np.arange(1 << self.bucket_bits, dtype=np.uint64) << np.uint64(low)  # each bucket's least key
+        self.starts = np.r_[np.searchsorted(keys, firsts), count].astype(np.uint32 if count < 1 << 32 else np.uint64)
+        keys &= np.uint64((1 << low) - 1)
+        self.entries = keys.astype(np.uint32 if width == 32 else np.uint64)
 
-    def _prefix(self, key: int) -> int:
-        return key >> self.row_bits << self.row_bits
+    def _split(self, data: bytes) -> tuple[int, int]:
+        """(bucket, fingerprint) of an id's bytes."""
+        h = hash_one(data) >> self._shift
+        return h >> self.fp_bits, h & ((1 << self.fp_bits) - 1)
 
     def get(self, item_id: str) -> int | None:
         """The row of `item_id`, or None when no item has it."""
         return self.get_many([item_id])[0]
 
     def get_many(self, item_ids: list[str]) -> list[int | None]:
-        """Rows of many ids (a history's worth per request): remembered ones from a dict, the rest in
-        one binary search."""
+        """Rows of many ids (a history's worth per request): remembered ones from a dict, the rest
+        searched."""
         recent = self._recent
         rows = [recent.get(i, -1) for i in item_ids]
         todo = [k for k, row in enumerate(rows) if row == -1]
@@ -109,38 +125,41 @@ class IdIndex:
 
     def _search(self, item_ids: list[str]) -> list[int | None]:
         data = [i.encode("utf-8", "surrogatepass") for i in item_ids]  # a lone surrogate: no valid id matches
-        prefixes = [self._prefix(hash_one(d)) for d in data]
-        found = np.searchsorted(self.keys, np.array(prefixes, np.uint64))
-        keys, end, mask = self.keys, len(self.keys), int(self.row_mask)
-        firsts = keys[np.minimum(found, end - 1)].tolist() if end else [0] * len(found)
-        out = []
-        for at, key, prefix, wanted in zip(found.tolist(), firsts, prefixes, data):
+        split = [self._split(d) for d in data]
+        buckets = np.array([b for b, _ in split], np.int64)
+        los, his = self.starts[buckets].tolist(), self.starts[buckets + 1].tolist()
+        mask, out = (1 << self.row_bits) - 1, []
+        for (_, fp), lo, hi, wanted in zip(split, los, his, data):
             row = None
-            while at < end and key & ~mask == prefix:  # almost always one step
-                if self.column.bytes_at(key & mask) == wanted:
-                    row = key & mask
+            for entry in self.entries[lo:hi].tolist():  # 4 to 8 entries; the fingerprint spares reads
+                if entry >> self.row_bits == fp and self.column.bytes_at(entry & mask) == wanted:
+                    row = entry & mask
                     break
-                at += 1
-                key = int(keys[at]) if at < end else 0
             out.append(row)
         return out
 
     def duplicate(self) -> int | None:
-        """A row whose id another row has as well (ids must be unique), or None."""
-        high = self.keys >> np.uint64(self.row_bits)
-        same = np.flatnonzero(high[1:] == high[:-1]).tolist()
-        del high
-        mask = int(self.row_mask)
-        for at in same:  # a run of equal hash bits: compare the ids themselves
-            end = at + 2
-            while end < len(self.keys) and self._prefix(int(self.keys[end])) == self._prefix(int(self.keys[at])):
-                end += 1
-            rows = [int(k) & mask for k in self.keys[at:end].tolist()]
-            values = [self.column.bytes_at(r) for r in rows]
-            if len(set(values)) < len(values):
-                return rows[max(i for i, v in enumerate(values) if values.index(v) != i)]
+        """A row whose id another row has as well (ids must be unique), or None. Equal ids share a
+        bucket and a fingerprint, so they sit in one run of equal entries: only those ids are read."""
+        mask, entries, starts = (1 << self.row_bits) - 1, self.entries, self.starts
+        done = -1
+        for first in range(0, len(entries), 8 * BLOCK):
+            part = entries[first:first + 8 * BLOCK + 1] >> self.row_bits
+            at = first + np.flatnonzero(part[1:] == part[:-1])
+            bucket_end = starts[np.searchsorted(starts, at, "right")]  # the next bucket's first entry
+            inside = at + 1 < bucket_end
+            for start, stop in zip(at[inside].tolist(), bucket_end[inside].tolist()):
+                if start < done:
+                    continue  # inside a run read already
+                run = (entries[start:stop] >> self.row_bits).tolist()  # the rest of the bucket: a few entries
+                end = start + next((k for k, f in enumerate(run) if f != run[0]), len(run))
+                done = end
+                rows = [e & mask for e in entries[start:end].tolist()]
+                values = [self.column.bytes_at(r) for r in rows]
+                if len(set(values)) < len(values):
+                    return rows[max(i for i, v in enumerate(values) if values.index(v) != i)]
         return None
 
     @property
     def nbytes(self) -> int:
-        return int(self.keys.nbytes)
+        return int(self.entries.nbytes + self.starts.nbytes)

@@ -162,10 +162,19 @@ def check_filters(catalog, filters: Filters | None) -> None:
     if filters.kids_safe and not column_values(catalog, "genre"):
         raise ConfigError("this catalog has no genres, so no item can be shown as kids-safe; drop "
                           "Filters.kids_safe or export the bundle from data with a genre column")
-    if filters.max_duration_s is not None and not catalog._cached("has durations", lambda: "duration" in
-            catalog.numeric and bool(np.any(catalog.numeric_column("duration", np.arange(len(catalog))) > 0))):
+    if filters.max_duration_s is not None and not catalog._cached("has durations", lambda: _has_durations(catalog)):
         raise ConfigError("this catalog's items carry no duration, so Filters.max_duration_s would pass "
                           "none of them; drop it or export the bundle from data with a duration column")
+
+
+def _has_durations(catalog) -> bool:
+    """Whether any item has a duration, read a block of the stored column at a time (no float64 copy
+    of the catalog: a stored value is > 0 exactly when its float64 value is)."""
+    if "duration" not in catalog.numeric:
+        return False
+    stored, block = catalog.numeric["duration"], 1 << 16
+    return any(bool(np.any(stored[s:s + block] > 0)) for s in range(0, catalog.base_count, block)) or bool(np.any(
+        catalog.numeric_column("duration", np.arange(catalog.base_count, len(catalog))) > 0))
 
 
 def _folds_to(value: str, options: set[str]) -> bool:

@@ -257,9 +257,16 @@ def fresh_rows(cat, request: Request) -> np.ndarray:
     policy = request.policy
     if not policy.freshness:
         return np.zeros(0, np.int64)
-    release = cat.numeric_column("release_ts", np.arange(len(cat)))
-    age = request.now - release
-    return np.flatnonzero((release > 0) & (age >= 0) & (age <= 3 * policy.freshness_days * 86_400))
+    limit = 3 * policy.freshness_days * 86_400
+
+    def recent(release: np.ndarray, first: int) -> np.ndarray:  # float64 a block at a time, not catalog-long
+        age = request.now - release
+        return first + np.flatnonzero((release > 0) & (age >= 0) & (age <= limit))
+
+    stored, block = cat.numeric["release_ts"], 1 << 16
+    found = [recent(stored[s:s + block].astype(np.float64), s) for s in range(0, cat.base_count, block)]
+    found.append(recent(cat.numeric_column("release_ts", np.arange(cat.base_count, len(cat))), cat.base_count))
+    return np.concatenate(found).astype(np.int64, copy=False)
 
 
 def choice_weight(prior: np.ndarray) -> np.float32:

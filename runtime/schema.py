@@ -14,10 +14,10 @@ silently outgrow its validator. The tests cross-check it with `jsonschema`.
 from __future__ import annotations
 
 import json
+import pkgutil
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from edgerec.errors import BundleError
 
@@ -72,7 +72,8 @@ def _short(value) -> str:
 @cache
 def manifest_schema() -> dict:
     """The manifest schema shipped with this install (checked to use only supported keywords)."""
-    text = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    # pkgutil, not importlib.resources: that one imports tempfile, shutil and random (1 MB on a device)
+    text = pkgutil.get_data(SCHEMA_PACKAGE, SCHEMA_FILE).decode("utf-8")
     schema = json.loads(text)
     check_keywords(schema)
     return schema

@@ -3,7 +3,6 @@ otherwise the previous bundle keeps serving, and the reason is kept for stats() 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,8 +10,6 @@ from pathlib import Path
 from edgerec.errors import BundleError, EdgerecError
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.reference import check_references
-
-log = logging.getLogger("edgerec.runtime")
 
 
 @dataclass
@@ -54,5 +51,7 @@ def open_update(new, previous, choose: Callable[[Bundle], str], spare=None) -> t
         previous_reason = str(exc).replace(str(Path(previous)), Path(previous).name)
         raise BundleError(f"the update was rejected ({reason}) and the previous bundle cannot be opened either "
                           f"({previous_reason}); reinstall a bundle") from None
-    log.warning("bundle update %s rejected, still serving %s: %s", Path(new).name, bundle.manifest.name, reason)
+    import logging  # here, not at the top: only a rejected update logs (the module costs 0.7 MB on a device)
+
+    logging.getLogger("edgerec.runtime").warning("bundle update %s rejected, still serving %s: %s", Path(new).name, bundle.manifest.name, reason)
     return bundle, backend, BundleUpdate(False, bundle.manifest.name, Path(new).name, reason)

@@ -64,7 +64,7 @@ def test_footprint_of_each_engine_alone(result, tiny_bundle):
         assert f["kernel"] == result["runs"][0]["kernel"] and f["end_to_end"]["count"] == 40
         assert 0 < f["interpreter_rss_mb"] <= f["open_rss_mb"] <= f["peak_rss_mb"]
         assert f["steady_rss_mb"] <= f["peak_rss_mb"] and f["open_ms"] > 0
-        assert f["id_index_bytes"] == 8 * result["items"]  # one 64-bit key an item, no dict
+        assert f["id_index_bytes"] <= 5 * result["items"] + 8  # a 32-bit entry an item and its bucket starts, no dict
     assert sum(result["sections"].values()) == result["bundle_bytes"]
     assert result["sections"]["table"] == result["retrieval"]["table_bytes"] + 128 * 2  # two .npy headers
     figures = {row["figure"]: row for row in result["figures"]}

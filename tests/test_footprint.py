@@ -239,3 +239,87 @@ def test_opening_and_serving_hold_no_python_object_per_item(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 40 * n, f"{peak / n:.0f} bytes an item"
+
+
+def test_the_id_index_holds_at_most_five_bytes_an_item_and_finds_every_id():
+    """32-bit entries (fingerprint above row) in buckets, not a 64-bit key per item; ids whose
+    fingerprints collide in a bucket are told apart by their bytes."""
+    ids = [f"x{i}" for i in range(300_000)]  # 13-bit fingerprints: some share a bucket and a fingerprint
+    index = IdIndex(_column(ids))
+    assert index.entries.dtype == np.uint32 and index.nbytes <= 5 * len(ids) + 8
+    rng = np.random.default_rng(0)
+    asked = rng.integers(0, len(ids), 300).tolist()
+    reads = []
+    read = index.column.bytes_at
+    index.column.bytes_at = lambda row: reads.append(row) or read(row)
+    assert index.get_many([ids[r] for r in asked]) == asked
+    assert len(reads) <= 1.05 * len(asked)  # the fingerprint spares reading the bucket's other ids
+    del index.column.bytes_at
+    assert index.get("x300000") is None and index.duplicate() is None
+    fingerprints = index.entries >> np.uint32(index.row_bits)
+    same = np.flatnonzero(fingerprints[1:] == fingerprints[:-1])
+    inside = [at for at in same.tolist() if at + 1 not in set(index.starts.tolist())]
+    assert inside  # the case the bytes must decide arises at this size
+    rows = [int(index.entries[at + k]) & ((1 << index.row_bits) - 1) for at in inside[:20] for k in (0, 1)]
+    assert index.get_many([ids[r] for r in rows]) == rows
+    assert IdIndex(_column(ids + ["x123"])).duplicate() == len(ids)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int8, np.int32])
+@pytest.mark.parametrize("n", [1, 2, 7, 1000])
+def test_a_stored_median_is_numpys_float64_median(dtype, n):
+    from edgerec.runtime.catalog_columns import stored_median
+
+    rng = np.random.default_rng(n)
+    values = (rng.normal(0, 50, n) if np.dtype(dtype).kind == "f" else rng.integers(-100, 100, n)).astype(dtype)
+    assert stored_median(values) == float(np.median(values.astype(np.float64)))
+    if np.dtype(dtype).kind == "f" and n > 1:
+        values[n // 3] = np.nan
+        assert np.isnan(stored_median(values)) and np.isnan(np.median(values.astype(np.float64)))
+
+
+def test_catalog_wide_values_are_computed_without_catalog_long_float64_copies():
+    """The popularity and hubness medians, the freshness pool and the durations check read the stored
+    columns (a block at a time where they can), never a float64 copy of a million values (8 MB each)."""
+    from types import SimpleNamespace
+
+    from edgerec.runtime.catalog_columns import stored_median
+    from edgerec.runtime.policies import _has_durations
+    from edgerec.runtime.retrieve import fresh_rows
+
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    popularity = rng.gamma(1.0, 50.0, n).astype(np.float16)
+    release = rng.integers(NOW - 4_000 * 86_400, NOW + 86_400, n).astype(np.int32)  # ~2% fresh
+    release[::97] = 0
+    added = [SimpleNamespace(meta={"release_ts": NOW - 86_400, "duration": 60.0}), SimpleNamespace(meta={})]
+
+    class Catalog:  # the part of ItemCatalog these read: stored columns, added items' metadata
+        numeric, base_count = {"release_ts": release, "duration": np.zeros(n, np.int16)}, n
+
+        def __len__(self):
+            return n + len(self.added)
+
+        def numeric_column(self, name, rows):
+            return np.array([float(self.added[r - n].meta.get(name, 0) or 0) for r in rows], np.float64)
+
+    cat = Catalog()
+    cat.added = added
+    request = SimpleNamespace(now=NOW, policy=Policy(freshness=1.0, freshness_days=30.0))
+    every = np.r_[release.astype(np.float64), [NOW - 86_400, 0.0]]
+    age = NOW - every
+    expected = np.flatnonzero((every > 0) & (age >= 0) & (age <= 90 * 86_400))
+    tracemalloc.start()
+    try:
+        median = stored_median(popularity)
+        fresh = fresh_rows(cat, request)
+        durations = _has_durations(cat)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert median == float(np.median(popularity.astype(np.float64)))
+    assert np.array_equal(fresh, expected) and fresh.dtype == np.int64 and n in fresh
+    assert durations  # only the added item has one
+    cat.added = added[1:]
+    assert not _has_durations(cat)
+    assert peak < 3 * n  # a float16 copy (2 bytes an item) and the fresh rows; a float64 copy alone takes 8

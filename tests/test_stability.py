@@ -149,9 +149,12 @@ def _wrong_references(tiny_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("damage, why", [(_corrupt_model, "sha256"), (_wrong_references, "reference outputs")])
-def test_a_failing_update_keeps_the_previous_bundle_serving(tiny_bundle, tmp_path, damage, why):
+def test_a_failing_update_keeps_the_previous_bundle_serving(tiny_bundle, tmp_path, damage, why, caplog):
     bad = damage(tiny_bundle, tmp_path)
-    with Recommender.open(bad, history=tmp_path / "h.db", fallback=tiny_bundle) as rec:
+    with caplog.at_level("WARNING", logger="edgerec.runtime"):
+        rec = Recommender.open(bad, history=tmp_path / "h.db", fallback=tiny_bundle)
+    assert [r for r in caplog.records if r.name == "edgerec.runtime" and "rejected" in r.getMessage() and why in r.getMessage()]
+    with rec:
         assert rec.bundle.root == tiny_bundle
         assert not rec.update.accepted and rec.update.rejected == bad.name and why in rec.update.reason
         assert str(tmp_path) not in rec.update.reason  # no host paths in what the app may log

@@ -19,8 +19,8 @@ HOST = ("edgerec.data", "edgerec.models", "edgerec.compress", "edgerec.export", 
 HERE = Path(__file__).resolve().parent
 
 
-def loaded_after(statement: str) -> list[str]:
-    code = f"import sys; {statement}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+def loaded_after(statement: str, names: tuple[str, ...] = HEAVY) -> list[str]:
+    code = f"import sys; {statement}; print(','.join(m for m in {names!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return [m for m in out.strip().split(",") if m]
 
@@ -28,6 +28,11 @@ def loaded_after(statement: str) -> list[str]:
 def test_importing_the_runtime_loads_no_host_library():
     assert loaded_after("import edgerec.runtime") == []
     assert loaded_after("from edgerec.runtime import Recommender, Bundle, Filters") == []
+
+
+def test_importing_the_runtime_leaves_out_what_only_rare_paths_need():
+    """importlib.resources (it imports tempfile, shutil and random) and logging: about 1 MB on a device."""
+    assert loaded_after("import edgerec.runtime", ("importlib.resources", "tempfile", "shutil", "logging")) == []
 
 
 def test_opening_and_ranking_loads_no_host_library(golden_bundle):
