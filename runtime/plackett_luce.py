@@ -25,8 +25,9 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 
-STEP = 0.05  # grid step in log t; halving it moves no marginal by 1e-12 (tests/test_experiments.py)
+STEP = 0.05  # grid step in log t; halving it moved no marginal by 1e-14 (width 30, k 10, temperature 1 and 2)
 SPAN = 60.0  # P(drawn at all) <= k w / w_k (w_k: the k-th heaviest), so lighter than exp(-SPAN) w_k is noise
+UNDERFLOW = -600.0  # the k-th heaviest weight, in log: beyond it the time grid (to 50 / (w_k e^-SPAN)) overflows
 BLOCK = 1_000_000  # floats of the prefix / suffix tables held at once
 
 
@@ -66,6 +67,10 @@ def marginals(logits: np.ndarray, k: int) -> np.ndarray:
         raise ConfigError(f"Plackett-Luce marginals need finite logits, one per candidate, and 1 <= k <= "
                           f"candidates (got {logits.shape} logits, k={k}); pass the sampler's logits")
     logits = logits - logits.max()
+    if np.sort(logits)[-k] < UNDERFLOW:
+        raise ConfigError(f"the {k}th heaviest candidate weighs exp({np.sort(logits)[-k]:.0f}) of the heaviest, below "
+                          "what a float holds, so the sampler cannot draw it either; raise the exploration "
+                          "temperature or lower k")
     weight = np.exp(logits)
     s = _times(logits, k)
     table = np.zeros((len(logits), k))
@@ -76,4 +81,4 @@ def marginals(logits: np.ndarray, k: int) -> np.ndarray:
         others = _without_each(-np.expm1(-wt), k)  # [n, T, k]
         density = (wt * np.exp(-wt)).T[:, :, None]  # d/d(log t) of P(j arrived by t)
         table += np.einsum("ntk,ntk->nk", density, others) * STEP
-    return table
+    return np.minimum(table, 1.0)  # a sure position may come out a rounding above 1

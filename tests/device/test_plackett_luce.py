@@ -41,3 +41,8 @@ def test_exploration_marginals_are_exact_even_for_rare_positions():
     assert np.diag(steep[:10]) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ConfigError, match="1 <= k <= candidates"):
         plackett_luce.marginals(logits, 31)
+    # so steep that the 10th candidate's weight underflows: refused, not NaN (the sampler's weights are 0 too)
+    with pytest.raises(ConfigError, match="raise the exploration temperature"):
+        plackett_luce.marginals(-np.arange(30) / 0.01, 10)
+    edge = plackett_luce.marginals(-np.arange(30) / 0.0151, 10)  # the steepest allowed: finite, sums to 1
+    assert np.isfinite(edge).all() and edge.max() <= 1.0 and edge.sum(0) == pytest.approx(1.0, abs=1e-12)
