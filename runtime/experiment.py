@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.errors import ConfigError
-from edgerec.runtime import checks
+from edgerec.runtime import checks, plackett_luce
 from edgerec.runtime.pipeline import Stage
 from edgerec.runtime.request import Request
 
 EXPLORE_STAGE = "explore"
-CHUNK = 20_000  # Gumbel samples drawn at once when the marginals are estimated
 
 
 def unit_hash(key: bytes | str, experiment: str) -> float:
@@ -87,7 +86,7 @@ class Exposure:
     items: tuple[str, ...]
     propensities: tuple[float, ...]
     greedy: tuple[str, ...]  # the list the policy would have shown without exploration
-    marginals: tuple[float, ...] = ()  # P(this item at this position), estimated by sampling
+    marginals: tuple[float, ...] = ()  # P(this item at this position) under the sampler
     candidates: tuple[str, ...] = ()  # the short list the items were drawn from, in weight order
     positions: np.ndarray | None = None  # [j, r]: P(candidate j at position r), shared by lists of one shape
 
@@ -128,43 +127,32 @@ class ExplorationStage:
     drawn one by one without replacement, and each drawn item's probability
     given the items above it is logged: their product is the probability of
     the shown list. The marginal probability of each shown item at its
-    position (what item-position estimators weight by; no closed form under
-    Plackett-Luce) is estimated from `samples` Gumbel-top-k draws, once per
-    list shape.
+    position (what item-position estimators weight by) is computed once per
+    list shape by runtime/plackett_luce.py.
     """
 
-    def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None,
-                 samples: int = 100_000):
+    def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None):
         checks.number(temperature, "exploration temperature", 0.0, 1e6, low_open=True)
         checks.integer(width, "exploration width", 1, 10_000)
-        checks.integer(samples, "exploration samples", 1, 10_000_000)
-        self.log, self.temperature, self.width, self.samples = log, float(temperature), int(width), int(samples)
+        self.log, self.temperature, self.width = log, float(temperature), int(width)
         self.rng = np.random.default_rng(checks.integer(seed, "seed", 0, 2**63, allow_none=True))
         self._tables: dict[tuple[int, int], np.ndarray] = {}  # (candidates, k) -> P(candidate at position)
 
     def table(self, logits: np.ndarray, k: int) -> np.ndarray:
-        """P(candidate j lands at position r) for every candidate and position, from Gumbel-top-k samples.
+        """P(candidate j lands at position r) for every candidate and position (runtime/plackett_luce.py).
 
         The weights depend only on a candidate's place in the list, so the table
         of every candidate's chance at every position is the same for every
-        request of a given width and k: it is sampled once and kept.
+        request of a given width and k: it is computed once and kept.
         """
         key = (len(logits), k)
         if key not in self._tables:
-            hits = np.zeros((len(logits), k))
-            for start in range(0, self.samples, CHUNK):  # in chunks: a few MB at a time on the device
-                n = min(CHUNK, self.samples - start)
-                keys = logits[None, :] + self.rng.gumbel(size=(n, len(logits)))
-                top = np.argsort(-keys, axis=1)[:, :k]
-                for r in range(k):
-                    hits[:, r] += np.bincount(top[:, r], minlength=len(logits))
-            # the list actually drawn is one more sample of the same model: never a zero probability
-            self._tables[key] = (hits + 1) / (self.samples + 1)
+            self._tables[key] = plackett_luce.marginals(logits, k)
             self._tables[key].flags.writeable = False  # shared by every exposure of this shape
         return self._tables[key]
 
     def marginals(self, logits: np.ndarray, chosen: list[int]) -> tuple[float, ...]:
-        """P(candidate chosen[r] lands at position r), from Gumbel-top-k samples of the same model."""
+        """P(candidate chosen[r] lands at position r) under the sampler."""
         table = self.table(logits, len(chosen))
         return tuple(float(table[j, r]) for r, j in enumerate(chosen))
 
@@ -200,10 +188,9 @@ class ExplorationStage:
         return request
 
 
-def explore(rec, temperature: float = 2.0, width: int = 30, seed: int | None = None,
-            samples: int = 100_000) -> ExposureLog:
+def explore(rec, temperature: float = 2.0, width: int = 30, seed: int | None = None) -> ExposureLog:
     """Switch exploration on for a Recommender; returns the log its exposures go to."""
     log = ExposureLog()
-    stage = ExplorationStage(log, temperature, width, seed, samples)
+    stage = ExplorationStage(log, temperature, width, seed)
     rec.pipeline.insert_after("policies", Stage(EXPLORE_STAGE, stage, required=False))
     return log

@@ -27,6 +27,7 @@ from edgerec.studies.ope import (
     GOAL,
     LoggedList,
     estimates,
+    lists_for_goal,
     seed_summary,
     standard_errors,
     thin_support,
@@ -443,8 +444,8 @@ class OPEStudy(Study):
 
     def measure(self, progress: Progress) -> dict:
         runs = [self.measure_seed(replace(self.sim, seed=self.sim.seed + i), progress) for i in range(self.seeds)]
-        rows = [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"], **r["estimates"]}
-                for i, r in enumerate(runs)]
+        rows = [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"],
+                 "true_value_se": r["true_value_se"], **r["estimates"]} for i, r in enumerate(runs)]
         thin = [r["thin_support"] for r in runs]
         summary = seed_summary(rows)
         return {**runs[0], "seeds": [{**row, "thin_support_value": t and t["value"]} for row, t in zip(rows, thin)],
@@ -470,10 +471,14 @@ class OPEStudy(Study):
                         logs.append(one[0])
                         truth.append(one[1])
                         logged_truth.append(one[2])
-        found = estimates(logs)
+        found, errors = estimates(logs), standard_errors(logs, seed=sim.seed)
         true = float(np.mean(truth))
-        return {"lists": len(logs), "true_value": true, "logging_value": float(np.mean(logged_truth)),
-                "estimates": found, "standard_errors": standard_errors(logs, seed=sim.seed),
+        # the truth is each list's exact expected plays, so it has no click noise; over these users (the
+        # estimand is these lists' value, the same for every estimator) its spread is reported beside it
+        return {"lists": len(logs), "true_value": true,
+                "true_value_se": float(np.std(truth, ddof=1) / np.sqrt(len(truth))) if len(truth) > 1 else 0.0,
+                "logging_value": float(np.mean(logged_truth)), "estimates": found, "standard_errors": errors,
+                "lists_for_goal": {name: lists_for_goal(se, true, len(logs)) for name, se in errors.items()},
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
                 "thin_support": thin_support(logs),
                 "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
@@ -506,23 +511,31 @@ class OPEStudy(Study):
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         rows = [{"estimator": name, "estimate": v, "standard_error": record["standard_errors"][name],
-                 "relative_error": record["relative_error"][name]} for name, v in record["estimates"].items()]
-        rows.append({"estimator": "true (simulator)", "estimate": record["true_value"], "relative_error": 0.0})
+                 "relative_error": record["relative_error"][name],
+                 "lists_for_goal": record["lists_for_goal"][name]} for name, v in record["estimates"].items()]
+        rows.append({"estimator": "true (simulator)", "estimate": record["true_value"],
+                     "standard_error": record["true_value_se"], "relative_error": 0.0})
         rows.append({"estimator": "logging policy (true)", "estimate": record["logging_value"],
                      "relative_error": None})
         tables = [Table(f"expected plays per list of the target ({record['lists']} logged lists, seed "
-                        f"{record['seeds'][0]['seed']})", rows)]
+                        f"{record['seeds'][0]['seed']}; lists_for_goal: lists the estimator's noise needs to stay "
+                        f"within {GOAL:.0%} of the truth in 95% of runs, above {record['lists']} a verdict is luck; "
+                        "the truth's standard error is over these users)", rows)]
         if record.get("thin_support"):
             tables.append(Table("target positions whose item the logger shows there less than once in this many "
                                 "lists (IPS and DR's correction cannot see them): share of positions, of the "
-                                "target's value under the fitted click model, outside the short list",
+                                "target's value under the fitted click model, outside the short list; and the "
+                                f"lists IPS needs to stay within {GOAL:.0%} in 95% of runs counting its rare large "
+                                "weights (ips_lists_for_goal, from the click model: a bootstrap never draws them)",
                                 [record["thin_support"]]))
         if len(record["seeds"]) > 1:
             tables.append(Table("each seed", record["seeds"]))
             tables.append(Table(f"relative error over {len(record['seeds'])} seeds (goal: within "
-                                f"{GOAL:.0%}, closer than IPS)",
-                                [{"estimator": name, "mean": s["mean"], "sd": s["sd"],
-                                  "seeds_within_goal": s["within_goal"], "seeds_closer_than_ips": s["closer_than_ips"]}
+                                f"{GOAL:.0%}, closer than IPS; signed: the mean with its sign, mean: of the "
+                                "absolute error, se: its standard error)",
+                                [{"estimator": name, "signed": s["signed"], "mean": s["mean"], "se": s["se"],
+                                  "rmse": s["rmse"], "seeds_within_goal": s["within_goal"],
+                                  "seeds_closer_than_ips": s["closer_than_ips"]}
                                  for name, s in record["error_over_seeds"].items()]))
         return tables
 

@@ -214,7 +214,24 @@ def thin_support(logs, q: ClickModel | None = None) -> dict[str, float] | None:
     q = fit_click_model(logs) if q is None else q
     value = q.examination[None, :] * q.attract(a["target_rank"], a["target_item"])
     return {"positions": float(thin.mean()), "value": float(value[thin].sum() / max(value.sum(), 1e-12)),
-            "outside_short_list": float((a["target_exposure"].sum(2) == 0).mean())}
+            "outside_short_list": float((a["target_exposure"].sum(2) == 0).mean()),
+            "ips_lists_for_goal": lists_for_goal(ips_spread(logs, q), float(value.sum(1).mean()), 1)}
+
+
+def ips_spread(logs, q: ClickModel) -> float:
+    """IPS's standard deviation per list under the click model q, the rare large weights included: a target
+    item at position r that the logger puts there with probability P and that is clicked with probability
+    c adds c / P to the second moment (pairs of positions counted as if independent). A bootstrap of 5,000 lists cannot
+    show a weight of 1 / P = 10^6 that those lists never drew, so it understates IPS's noise exactly where
+    support is thin; this does not. Needs the logger's tables (`target_exposure`)."""
+    a = _as_logs(logs).a
+    k = a["clicks"].shape[1]
+    p = a["target_exposure"][:, np.arange(k), np.arange(k)]
+    c = q.examination[None, :] * q.attract(a["target_rank"], a["target_item"])
+    c = np.where(p > 0, c, 0.0)  # outside the short list IPS has no weight: a bias, not noise
+    # E[(sum_r m c / P)^2]: each position's c / P, and the pairs as if drawn independently
+    second = (c / np.where(p > 0, p, 1.0) + c.sum(1, keepdims=True) * c - c ** 2).sum(1).mean()
+    return float(np.sqrt(max(second - c.sum(1).mean() ** 2, 0.0)))
 
 
 def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, float]:
@@ -228,15 +245,26 @@ def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, floa
     return {name: float(np.std(v, ddof=1)) for name, v in draws.items()}
 
 
+def lists_for_goal(standard_error: float, truth: float, lists: int, goal: float = GOAL, z: float = 1.96) -> float:
+    """Logged lists an estimator needs for its noise alone to keep 95% of runs within `goal` of the truth
+    (z standard errors at most goal x truth; the standard error shrinks as 1 / sqrt(lists)). Above the
+    lists at hand, a "within 5%" verdict on one run is mostly luck."""
+    return float(lists * (z * standard_error / (goal * truth)) ** 2)
+
+
 def seed_summary(rows: list[dict], goal: float = GOAL) -> dict[str, dict]:
     """Over runs of several seeds (each row: every estimator's estimate and `true_value`), each
-    estimator's mean relative error, its standard deviation over the seeds, the share of seeds within
-    `goal` of the truth and the share on which it is closer than IPS: one seed's error says little,
-    the order of the estimators changes from seed to seed."""
+    estimator's relative error: mean signed (its bias), mean absolute with its standard error over the
+    seeds (`se`) and standard deviation (`sd`), root mean square, the share of seeds within `goal` of the
+    truth and the share on which it is closer than IPS: one seed's error says little, the order of the
+    estimators changes from seed to seed."""
     truth = np.array([r["true_value"] for r in rows])
-    names = [name for name in rows[0] if name not in ("seed", "lists", "true_value")]
-    err = {name: np.abs(np.array([r[name] for r in rows]) - truth) / truth for name in names}
-    return {name: {"mean": float(e.mean()), "sd": float(e.std(ddof=1)) if len(e) > 1 else 0.0,
+    names = [name for name in rows[0] if name not in ("seed", "lists", "true_value", "true_value_se")]
+    signed = {name: (np.array([r[name] for r in rows]) - truth) / truth for name in names}
+    err = {name: np.abs(e) for name, e in signed.items()}
+    spread = lambda e: float(e.std(ddof=1)) if len(e) > 1 else 0.0  # noqa: E731
+    return {name: {"mean": float(e.mean()), "sd": spread(e), "se": spread(e) / np.sqrt(len(e)),
+                   "signed": float(signed[name].mean()), "rmse": float(np.sqrt(np.mean(e ** 2))),
                    "within_goal": float(np.mean(e <= goal)),
                    "closer_than_ips": float(np.mean(e < err["IPS"])) if "IPS" in err else None}
             for name, e in err.items()}

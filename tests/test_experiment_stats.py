@@ -335,6 +335,31 @@ def test_ope_seed_summary_counts_each_estimators_error_over_seeds():
     assert out["DR"]["sd"] == pytest.approx(np.std([0.10, 0.03, 0.01], ddof=1))
     assert out["IPS"]["within_goal"] == pytest.approx(2 / 3) and out["DR"]["within_goal"] == pytest.approx(2 / 3)
     assert out["DR"]["closer_than_ips"] == pytest.approx(2 / 3) and out["IPS"]["closer_than_ips"] == 0.0
+    # the sign is kept where it says something: DR's errors -0.10, +0.03, +0.01 lean low, IPS's lean high
+    assert out["DR"]["signed"] == pytest.approx((-0.10 + 0.03 + 0.01) / 3)
+    assert out["IPS"]["signed"] == pytest.approx((0.02 + 0.10 - 0.04) / 3)
+    assert out["DR"]["rmse"] == pytest.approx(np.sqrt((0.01 + 0.0009 + 0.0001) / 3))
+    assert out["DR"]["se"] == pytest.approx(out["DR"]["sd"] / np.sqrt(3))
+    # the per-seed truth's standard error is not an estimator either
+    assert set(ope.seed_summary([{**r, "true_value_se": 0.01} for r in rows])) == {"IPS", "DR"}
+
+
+def test_lists_for_goal_is_where_the_noise_alone_keeps_95_percent_within_the_goal():
+    # 1.96 standard errors of 0.05 at 5,000 lists on a truth of 1: exactly 5% off, so 5,000 lists
+    assert ope.lists_for_goal(0.05 / 1.96, 1.0, 5000) == pytest.approx(5000)
+    # twice the noise needs four times the lists; a truth twice as large halves the relative noise
+    assert ope.lists_for_goal(0.1 / 1.96, 1.0, 5000) == pytest.approx(20000)
+    assert ope.lists_for_goal(0.1 / 1.96, 2.0, 5000) == pytest.approx(5000)
+    # and it holds on simulated logs: at the lists it names, about 95% of runs of IPS are within 5%
+    logs, truth = _uniform_logs(np.random.default_rng(9), 2000)
+    a = ope.Logs(logs).a
+    se = np.std((a["match"] * a["clicks"] / a["marginals"]).sum(1), ddof=1) / np.sqrt(2000)
+    n, rng = int(np.ceil(ope.lists_for_goal(se, truth, 2000))), np.random.default_rng(10)
+    gamma, attract = 1 / (1 + np.arange(4)), np.linspace(0.6, 0.05, 8)  # _uniform_logs' world, 200 runs at once
+    shown = rng.random((200, n, 8)).argsort(-1)[..., :4]
+    clicks = rng.random((200, n, 4)) < gamma * attract[shown]
+    within = np.abs((clicks * (shown == np.arange(4)) * 8).sum(-1).mean(-1) - truth) <= 0.05 * truth
+    assert 0.88 <= np.mean(within) <= 0.99
 
 
 def test_thin_support_names_the_target_positions_the_logs_cannot_see():
@@ -349,3 +374,22 @@ def test_thin_support_names_the_target_positions_the_logs_cannot_see():
     assert out["value"] == pytest.approx((value[1] + value[3]) / value.sum())
     assert ope.thin_support([ope.LoggedList(lg.clicks, lg.marginals, lg.match, lg.shown_rank, lg.target_rank)
                              for lg in logs]) is None  # no exposure tables: nothing to say
+
+
+def test_ips_spread_counts_the_rare_weights_a_bootstrap_never_sees():
+    logs, truth = _uniform_logs(np.random.default_rng(11), 20000)
+    a = ope.Logs(logs).a
+    observed = np.std((a["match"] * a["clicks"] / a["marginals"]).sum(1), ddof=1)
+    q = ope.fit_click_model(logs)
+    assert ope.ips_spread(logs, q) == pytest.approx(observed, rel=0.03)  # 2.897 against 2.906
+    # the logger puts the target's last item at its position once in 100,000 lists: these 2,000 lists never
+    # drew it, so their spread is what it was; IPS's real spread is sqrt(c / P), about 100 plays
+    rare, _ = _uniform_logs(np.random.default_rng(12), 2000, m=8)
+    for lg in rare:
+        lg.match[3], lg.target_exposure[3, 3] = False, 1e-5
+    a = ope.Logs(rare).a
+    observed = np.std((a["match"] * a["clicks"] / a["marginals"]).sum(1), ddof=1)
+    spread = ope.ips_spread(rare, ope.fit_click_model(rare))
+    assert observed < 3 and 50 < spread < 200, (observed, spread)
+    assert ope.thin_support(rare)["ips_lists_for_goal"] == pytest.approx(
+        ope.lists_for_goal(spread, truth, 1), rel=0.1)
