@@ -75,11 +75,18 @@ def _rank() -> int:
 
 
 class TrainProgress:
-    """Prints one line per epoch (and per phase of a long precomputation) from process 0 only."""
+    """Prints one line per epoch (and per phase of a long precomputation), and a heartbeat line during long
+    stretches between them, from process 0 only."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        from edgerec.models.train import Heartbeat
+
+        self.heartbeat = Heartbeat(lambda message: console.print(f"  {message}"), every)
 
     def __call__(self, kind: str, done: int, total: int, record: dict) -> None:
         if _rank() != 0:
             return
+        self.heartbeat(kind, done, total, record)
         if kind == "epoch":
             console.print(f"  epoch {record['epoch']:>3}  loss {record['loss']:.4f}  "
                           f"val NDCG@10 {record['val_NDCG@10']:.4f}  ({record['seconds']:.0f}s)")

@@ -111,9 +111,15 @@ def say(progress: Progress) -> Callable[[str], None]:
     return lambda message: progress(message, {})
 
 
-def epoch_lines(progress: Progress, who: str):
-    """Training progress (kind, done, total, record) -> one progress line per epoch."""
+def epoch_lines(progress: Progress, who: str, every: float = 60.0):
+    """Training progress (kind, done, total, record) -> one progress line per epoch, and a heartbeat line
+    during long stretches between them."""
+    from edgerec.models.train import Heartbeat  # torch: loaded only where a model trains
+
+    heartbeat = Heartbeat(lambda message: progress(f"{who} {message}", {}), every)
+
     def on(kind, done, total, record):
+        heartbeat(kind, done, total, record)
         if kind == "epoch":
             progress(f"{who} epoch {record['epoch']}", {"loss": record["loss"], "val NDCG@10": record["val_NDCG@10"]})
     return on

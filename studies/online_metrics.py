@@ -27,7 +27,10 @@ def _summary(values: dict[str, np.ndarray], shown: list[str], popularity: dict[s
              returned: tuple[float, float]) -> dict:
     get = {f: float(v.sum()) for f, v in values.items()}
     active = get["active"]
-    novelty = [-np.log2(popularity.get(i, min(popularity.values(), default=1e-6))) for i in shown]
+    # an unknown item counts as the rarest; the floor is found once (as .get's default it was a scan of the
+    # whole catalog per shown item: 51 s for 50k items shown from a 50k catalog, 4 s from 3,706)
+    floor = min(popularity.values(), default=1e-6)
+    novelty = [-np.log2(popularity.get(i, floor)) for i in shown]
     return {
         "CTR": _ratio(get["plays"], get["impressions"]),
         "completion": _ratio(get["finishes"], get["plays"]),

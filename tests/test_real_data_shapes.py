@@ -236,6 +236,27 @@ def test_return_rate_of_a_period_with_no_day_before_is_none_not_zero():
     assert two_days["overall"]["return_rate"] == 1.0 and [d["return_rate"] for d in two_days["days"]] == [1.0, 1.0]
 
 
+def test_novelty_reads_the_catalog_once_per_summary_not_once_per_shown_item():
+    """The rarest share (what an unknown item counts as) was .get's default, so found again for every shown
+    item: shown x catalog work, 51 s of CPU for 50k items shown from a 50k catalog (0.04 s now)."""
+    from edgerec.studies.online_metrics import online_metrics
+    from edgerec.studies.simulator import FIELDS, SimLog
+
+    class Counted(dict):
+        scans = 0
+
+        def values(self):
+            Counted.scans += 1
+            return super().values()
+
+    shown = {d: ["i1", "i2", "gone"] * 100 for d in (0, 1)}  # "gone": an item the log never held
+    log = SimLog(["a", "b"], ["x"] * 2, np.array([0, 1]), {f: np.ones((2, 2)) for f in FIELDS}, {"x": shown})
+    popularity = Counted({"i1": 0.5, "i2": 0.25})
+    got = online_metrics(log, popularity)["x"]
+    assert Counted.scans <= 3  # one per day and one overall, however many items were shown
+    assert got["overall"]["novelty"] == pytest.approx((1 + 2 + 2) / 3)  # "gone" counts as the rarest, 0.25
+
+
 def test_a_transfer_from_a_domain_to_itself_is_refused(tmp_path):
     """`study transfer --by genre --source drama --target drama` on MovieLens-100K reported NDCG@10
     0.91 and HR@10 1.0 (1.9x popularity): the hidden target history was the source history."""
