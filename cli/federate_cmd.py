@@ -51,8 +51,8 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
               help="DP arms: every device stands for this many users with its history (a projection of "
                    "DP-FedAvg on a population that many times larger, same sampling rate).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--json", "json_out", type=FILE_OUT, default="federated.json", show_default=True)
-@click.option("--plot", "plot_out", type=FILE_OUT, default="federated.png", show_default=True)
+@click.option("--json", "json_out", type=FILE_OUT, help="Where the record goes.  [default: OUT/federated.json]")
+@click.option("--plot", "plot_out", type=FILE_OUT, help="Where the plot goes.  [default: OUT/federated.png]")
 def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr,
              fixed_server_lr, local_steps, local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
              dp_population_scale, seed, json_out, plot_out) -> None:
@@ -73,7 +73,7 @@ def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share
         tuple(epsilons), delta,
         central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm,
         personal=not no_personal, reuse=reuse, dp_population_scale=dp_population_scale)
-    _run(study, json_out, plot_out)
+    _run(study, json_out or Path(out) / "federated.json", plot_out or Path(out) / "federated.png")
 
 
 def register(cli: click.Group) -> None:

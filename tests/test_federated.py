@@ -381,10 +381,12 @@ def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch
             seen["task"], seen["server"], seen["kwargs"] = task, server, kwargs
 
     monkeypatch.setattr(federated_study, "FederatedStudy", Captured)
-    monkeypatch.setattr(study_cmd, "_run", lambda study, *a: None)
+    monkeypatch.setattr(study_cmd, "_run", lambda study, *a: seen.update(outputs=a))
     base = ["federate", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(cli, [*base, "--local-steps", "4", "--local-lr", "0.004", "--server-lr", "7"])
     assert result.exit_code == 0, result.output
+    # the record and plot land in --out, not in whatever folder the command ran from
+    assert seen["outputs"] == (tmp_path / "out" / "federated.json", tmp_path / "out" / "federated.png")
     assert (seen["task"].steps, seen["task"].lr, seen["server"].server_lr) == (4, 0.004, 7.0)
     assert seen["kwargs"]["personal"] is True
     assert CliRunner().invoke(cli, [*base, "--no-personal"]).exit_code == 0 and seen["kwargs"]["personal"] is False
