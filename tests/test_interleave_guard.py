@@ -9,7 +9,13 @@ import pytest
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.features import DEVICES
-from edgerec.runtime.interleave import InterleaveStage, credit, other_recommender, team_draft, winner
+from edgerec.runtime.interleave import (
+    InterleaveStage,
+    credit,
+    other_recommender,
+    team_draft,
+    winner,
+)
 from edgerec.runtime.request import Recommendation, Request
 
 
