@@ -77,6 +77,14 @@ def test_grr_estimate_returns_the_truth_from_the_expected_reports(k, epsilon):
     np.testing.assert_allclose(ldp.grr_estimate(reports, k, epsilon).counts, truth * 1000, rtol=1e-3)
 
 
+def test_grr_estimate_has_a_count_for_every_value_even_one_nobody_reported():
+    est = ldp.grr_estimate(np.array([0, 0, 1]), 4, 1.0)
+    assert est.counts.shape == (4,) and est.stderr.shape == (4,)
+    p = ldp.keep_probability(1.0, 4)
+    q = (1 - p) / 3
+    np.testing.assert_allclose(est.counts, (np.array([2, 1, 0, 0]) - 3 * q) / (p - q), rtol=1e-12)
+
+
 def test_grr_keeps_the_value_with_e_eps_over_e_eps_plus_k_minus_1():
     assert ldp.keep_probability(1.0, 2) == pytest.approx(math.e / (math.e + 1), rel=1e-15)
     assert ldp.keep_probability(2.0, 5) == pytest.approx(math.exp(2) / (math.exp(2) + 4), rel=1e-15)
@@ -119,11 +127,67 @@ def test_a_local_hash_maps_arrays_as_it_maps_numbers():
 PRIME_LARGE_A = ldp.PRIME - 2  # a * x overflows int32 (the array path widens to int64 first)
 
 
-def test_discrete_laplace_refuses_a_scale_outside_1_to_2_to_the_40():
-    with pytest.raises(ConfigError, match="noise scale"):
-        ldp.discrete_laplace(0, ldp.SecureRandomness())
-    with pytest.raises(ConfigError, match="noise scale"):
-        ldp.discrete_laplace((1 << 40) + 1, ldp.SecureRandomness())
+class Scripted:
+    """below() answers from a script, bernoulli() from another; each call's argument is kept."""
+
+    def __init__(self, below, coins):
+        self.below_answers, self.coins, self.calls = list(below), list(coins), []
+
+    def below(self, n):
+        self.calls.append(n)
+        return self.below_answers.pop(0)
+
+    def bernoulli(self, p):
+        return self.coins.pop(0)
+
+
+def test_discrete_laplace_takes_a_scale_from_1_to_2_to_the_40():
+    for scale in (0, (1 << 40) + 1):
+        with pytest.raises(ConfigError) as error:
+            ldp.discrete_laplace(scale, ldp.SecureRandomness())
+        assert str(error.value) == f"the noise scale must be a positive integer of at most {1 << 40} (got {scale})"
+    rng = Scripted(below=[5], coins=[True, False, False])  # keep u = 5, v = 0, positive
+    assert ldp.discrete_laplace(1 << 40, rng) == 5 and rng.calls == [1 << 40]
+
+
+def test_discrete_laplace_by_its_coins():
+    """u uniform below the scale, kept with chance e^(-u/scale); v counts coins of chance e^-1; a sign; a zero
+    drawn negative is drawn again (else zero would come up twice as often)."""
+    probs = []
+
+    class Logged(Scripted):
+        def bernoulli(self, p):
+            probs.append(p)
+            return super().bernoulli(p)
+
+    rng = Logged(below=[2, 1, 0, 0], coins=[False, True, True, True, False, True,
+                                                  True, False, True, True, False, False])
+    # first u = 2 refused; u = 1 kept, v = 2, negative: -(1 + 2 * 4) = -9
+    assert ldp.discrete_laplace(4, rng) == -9
+    assert probs == pytest.approx([math.exp(-2 / 4), math.exp(-1 / 4), math.exp(-1), math.exp(-1), math.exp(-1), 0.5])
+    # u = 0 kept, v = 0, negative: zero drawn negative, drawn again: u = 0, v = 0, positive
+    assert ldp.discrete_laplace(4, rng) == 0 and rng.coins == [] and rng.below_answers == []
+
+
+def test_200k_discrete_laplace_draws_have_variance_2q_over_1_minus_q_squared():
+    import random
+
+    class Seeded:
+        def __init__(self):
+            self.r = random.Random(11)
+
+        def below(self, n):
+            return self.r.randrange(n)
+
+        def bernoulli(self, p):
+            return self.r.random() < p
+
+    rng, scale = Seeded(), 5
+    draws = np.array([ldp.discrete_laplace(scale, rng) for _ in range(200_000)], np.float64)
+    # a discrete Laplace of scale b has variance 2q/(1-q)^2 with q = e^(-1/b), close to 2b^2 = 50 at b = 5
+    assert draws.var() == pytest.approx(ldp.laplace_variance(scale), rel=0.02)
+    assert abs(draws.mean()) < 0.05 and np.mean(draws == 0) == pytest.approx((1 - math.exp(-0.2)) / (1 + math.exp(-0.2)),
+                                                                             abs=0.003)
 
 
 def test_laplace_variance_by_hand():
@@ -154,3 +218,6 @@ def test_on_grid_names_each_wrong_argument():
     name = "n" * 200
     assert ldp.on_grid({name: 1e15, "b": -1e15}, {name: 1e12, "b": 0.5}, 10) == {name: 10, "b": 0}
     assert ldp.on_grid({"x": 0.25}, {"x": 0.5}, 1000) == {"x": 500}  # a bound below 1 is a bound
+    for value in (1e15 + 1, -1e15 - 1):
+        with pytest.raises(ConfigError, match="the value of 'x'"):
+            ldp.on_grid({"x": value}, {"x": 1.0}, 10)
