@@ -82,12 +82,41 @@ def test_grr_estimate_has_a_count_for_every_value_even_one_nobody_reported():
     assert est.counts.shape == (4,) and est.stderr.shape == (4,)
     p = ldp.keep_probability(1.0, 4)
     q = (1 - p) / 3
-    np.testing.assert_allclose(est.counts, (np.array([2, 1, 0, 0]) - 3 * q) / (p - q), rtol=1e-12)
+    counts = (np.array([2, 1, 0, 0]) - 3 * q) / (p - q)
+    np.testing.assert_allclose(est.counts, counts, rtol=1e-12)
+    assert counts[2] < 0  # a negative estimate adds no variance of its own (its n_v is taken as 0)
+    var = 3 * q * (1 - q) / (p - q) ** 2 + np.clip(counts, 0, None) * (1 - p - q) / (p - q)
+    np.testing.assert_allclose(est.stderr, np.sqrt(var), rtol=1e-12)
+
+
+def test_one_report_has_a_standard_error_below_one():
+    est = ldp.grr_estimate(np.array([1]), 2, 3.0)
+    p = ldp.keep_probability(3.0, 2)
+    assert est.stderr[0] == pytest.approx(math.sqrt((1 - p) * p / (2 * p - 1) ** 2), rel=1e-12)
+    assert est.stderr[0] < 0.3
 
 
 def test_grr_keeps_the_value_with_e_eps_over_e_eps_plus_k_minus_1():
     assert ldp.keep_probability(1.0, 2) == pytest.approx(math.e / (math.e + 1), rel=1e-15)
     assert ldp.keep_probability(2.0, 5) == pytest.approx(math.exp(2) / (math.exp(2) + 4), rel=1e-15)
+
+
+def test_a_value_outside_the_domain_is_refused_before_any_draw():
+    with pytest.raises(ConfigError) as error:
+        ldp.grr(4, 4, 1.0, Scripted([], []))
+    assert str(error.value) == "value 4 is outside the domain of 4 values"
+    with pytest.raises(ConfigError) as error:
+        ldp.olh(11, 1.0, Scripted([], []), prime=11)
+    assert str(error.value) == "value 11 is outside the hash family's domain [0, 11)"
+    assert ldp.grr(3, 4, 1.0, Scripted([], [True])) == 3
+
+
+def test_olh_draws_a_from_1_to_prime_minus_1_and_b_from_0_to_prime_minus_1():
+    for below, (a, b) in (([0, 0], (1, 0)), ([9, 10], (10, 10))):
+        rng = Scripted(below, [True])
+        h, y = ldp.olh(7, 1.0, rng, prime=11)
+        assert (h.a, h.b, h.g, h.prime) == (a, b, 4, 11) and rng.calls == [10, 11]
+        assert y == ((a * 7 + b) % 11) % 4  # kept: the value's own bucket
 
 
 def test_olh_buckets_is_e_eps_plus_one_rounded_and_at_least_two():
