@@ -131,3 +131,16 @@ def test_without_a_time_the_device_clock_is_used(store, monkeypatch):
     ledger = PrivacyLedger(store)
     assert ledger.charge("q", 0.5) == T0 + 7 and ledger.note("n") == T0 + 7
     assert ledger.spent().now == T0 + 7
+
+
+def test_each_refused_argument_is_named(store):
+    ledger = PrivacyLedger(store, Budget(per_day=5.0, per_30_days=10.0))
+    cases = [(lambda: ledger.charge("", 1.0, T0), "the report's question must not be empty"),
+             (lambda: ledger.charge("q", 0.0, T0), r"a report's epsilon must be a finite number above 0 up to 1e\+06"),
+             (lambda: ledger.note("", T0), "the entry's question must not be empty"),
+             (lambda: ledger.note("q" * 1001, T0), "the entry's question is 1,001 characters long; the limit is 1000")]
+    for call, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            call()
+    ledger.note("n" * 1000, T0)  # a long question (a declined round's reason) is an entry
+    assert ledger.entries() == [(T0, "n" * 1000, 0.0)]
