@@ -144,3 +144,21 @@ def test_each_refused_argument_is_named(store):
             call()
     ledger.note("n" * 1000, T0)  # a long question (a declined round's reason) is an entry
     assert ledger.entries() == [(T0, "n" * 1000, 0.0)]
+
+
+def test_the_ledgers_own_arguments_are_named(store):
+    for call, message in ((lambda: Budget(per_day=0.0), r"Budget.per_day must be a finite number above 0 up to 1e\+06"),
+                          (lambda: Budget(per_30_days=0.0), r"Budget.per_30_days must be a finite number above 0"),
+                          (lambda: PrivacyLedger(None), r"the ledger's store \(rec.history\) must be a HistoryStore"),
+                          (lambda: PrivacyLedger(store, 1.0), "budget must be a Budget"),
+                          (lambda: PrivacyLedger(store).charge("q", 0.1, -1.0),
+                           r"now \(epoch seconds\) must be a finite number from 0 up to 1e\+11")):
+        with pytest.raises(ConfigError, match=message):
+            call()
+
+
+def test_the_float_slack_is_inclusive(store):
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    ledger.charge("q", 1.0 + 1e-9, T0)  # exactly the cap plus the slack still fits
+    with pytest.raises(PrivacyBudgetError):
+        ledger.charge("q", 1e-9, T0)
