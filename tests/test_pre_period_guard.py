@@ -73,7 +73,14 @@ def test_the_window_must_not_end_before_it_begins(store):
         pre_period(store, "ana", B, B - 1)
     assert str(error.value) == (f"the pre-period ends ({B - 1}) before it begins ({B}); pass the time the "
                                 "experiment began as its end and an earlier time as its begin")
-    with pytest.raises(ConfigError, match="the pre-period's begin"):
+    with pytest.raises(ConfigError, match=r"^the pre-period's begin \(epoch seconds\) must be a number"):
         pre_period(store, "ana", None)
-    with pytest.raises(ConfigError, match="the pre-period's end"):
+    with pytest.raises(ConfigError, match=r"^the pre-period's end \(when the experiment's arm was first served\) "):
         pre_period(store, "ana", B, -1.0)
+
+
+def test_only_plays_take_their_value_as_seconds_watched(store):
+    _add(store, "ed", [("a", "play", B + 100, 60.0),
+                       ("b", "not_interested", B + 2100, 1000.0)])  # a value on feedback is not a duration
+    figures = pre_period(store, "ed", B, E)
+    assert (figures["pre_sessions"], figures["pre_watch_s"], figures["pre_plays"]) == (2.0, 60.0, 1.0)
