@@ -64,6 +64,21 @@ def test_credit_counts_each_click_for_the_team_of_its_position():
         credit(["A", "B"], [2])
 
 
+def test_each_argument_is_named():
+    cases = [(lambda: team_draft(None, ["x"], 1, Coins()), r"^team A's list must be a list of strings"),
+             (lambda: team_draft(["x"], "yz", 1, Coins()), r"^team B's list must be a list of strings"),
+             (lambda: team_draft(["x"], ["y"], -1, Coins()), r"^k must be an integer from 0 to 10000"),
+             (lambda: team_draft(["x"], ["y"], 10_001, Coins()), r"^k must be an integer from 0 to 10000"),
+             (lambda: credit("AB", [0]), r"^teams must be a list of values"),
+             (lambda: credit(["A"], "0"), r"^clicked must be a list of values"),
+             (lambda: InterleaveStage(lambda r: [], seed=-1), r"^seed must be an integer from 0 to")]
+    for call, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            call()
+    assert team_draft(["x"], ["y"], 10_000, Coins(0.1, 0.1)).items == ["x", "y"]
+    InterleaveStage(lambda r: [], seed=0)
+
+
 def test_the_winner_is_the_team_with_more_clicks():
     assert (winner(2, 1), winner(1, 2), winner(1, 1), winner(0, 0)) == ("A", "B", None, None)
 
@@ -72,8 +87,8 @@ def _rec(item, score, **meta):
     return Recommendation(item, score, f"t-{item}", None, meta)
 
 
-def _request(results, k=4, device=-1):
-    request = Request("u", k, 1.7e9, 20.5, device, None, None, None)
+def _request(results, k=4, device=-1, filters=None):
+    request = Request("u", k, 1.7e9, 20.5, device, filters, None, None)
     request.results = results
     return request
 
@@ -136,6 +151,6 @@ def test_team_b_is_asked_in_the_requests_own_context():
     rec = FakeRec()
     ask = other_recommender(rec, policy="P")
     assert ask(_request([], k=3, device=0)) == ["list"]
-    ask(_request([], k=5, device=-1))
+    ask(_request([], k=5, device=-1, filters="F"))
     assert rec.calls == [("u", 3, {"now": 1.7e9, "hour": 20.5, "device": DEVICES[0]}, None, "P"),
-                         ("u", 5, {"now": 1.7e9, "hour": 20.5}, None, "P")]
+                         ("u", 5, {"now": 1.7e9, "hour": 20.5}, "F", "P")]
