@@ -155,3 +155,48 @@ def test_a_record_carries_the_utc_day_and_nothing_else_about_time():
     out = record("q", "grr", 1.0, 1_800_000_000.0, {"labels": ["a"]}, value=0)
     assert out == {"format": 1, "question": "q", "mechanism": "grr", "epsilon": 1.0, "day": "2027-01-15",
                    "domain": {"labels": ["a"]}, "value": 0}
+
+
+def test_every_report_is_charged_and_dated_at_the_time_given(rec):
+    reporter = _reporter(rec, Recorded(below=[0, 0], bernoulli=[True, False, False, True, False, False]))
+    then = NOW - 5 * DAY
+    out = reporter.experiment("x", "a", {"v": 1}, {"v": 2}, epsilon=1.0, now=then)
+    latency, _ = reporter.health(epsilon=1.0, now=then)
+    assert [e[0] for e in reporter.ledger.entries()] == [then, then]
+    day = datetime.fromtimestamp(then, timezone.utc).strftime("%Y-%m-%d")
+    assert out["day"] == latency["day"] == day != datetime.fromtimestamp(NOW, timezone.utc).strftime("%Y-%m-%d")
+
+
+def test_a_shuffled_experiment_report_is_noised_at_the_local_epsilon(rec):
+    from edgerec.runtime.shuffle import Shuffled
+
+    shuffle = Shuffled(300_000)
+    local = shuffle.local_epsilon(1.0)
+    rng = Recorded(below=[0, 0], bernoulli=[True, False, False, True, False, False])
+    reporter = _reporter(rec, rng)
+    out = reporter.experiment("x", "a", {"v": 1, "w": 1}, {"v": 2, "w": 2}, epsilon=1.0, now=NOW, shuffle=shuffle)
+    assert [c for c in rng.calls if c[0] == "below"] == [("below", ldp.laplace_scale(2, STEPS, local))] * 2
+    assert out["local_epsilon"] == local and out["shuffle"] == shuffle.describe()
+    assert out["epsilon"] == shuffle.central_epsilon(local) <= 1.0
+    [(_, question, charged)] = reporter.ledger.entries()
+    assert question == f"experiment:x (shuffled; local epsilon {local:.3g})" and charged == out["epsilon"]
+
+
+def test_the_experiment_name_and_arm_are_named(rec):
+    reporter = _reporter(rec, Recorded())
+    for name, arm, message in (("", "a", "^the experiment name must not be empty"), ("x", "", "^arm must not be empty"),
+                               ("n" * 901, "a", "^the experiment name is 901 characters long; the limit is 900"),
+                               ("x", "a" * 1001, "^arm is 1,001 characters long; the limit is 1000")):
+        with pytest.raises(ConfigError, match=message):
+            reporter.experiment(name, arm, {"v": 1}, {"v": 2}, now=NOW)
+    assert reporter.ledger.entries() == []
+    rng = Recorded(below=[0], bernoulli=[True, False, False])
+    out = _reporter(rec, rng).experiment("n" * 900, "a" * 1000, {"v": 1}, {"v": 2}, now=NOW)
+    assert out["arm"] == "a" * 1000 and out["question"] == "experiment:" + "n" * 900
+    # the longest name still fits the ledger's question with the shuffle's note (a 1000-character name
+    # passed the name check and was then refused as "the report's question is 1,011 characters long")
+    from edgerec.runtime.shuffle import Shuffled
+
+    rng = Recorded(below=[0], bernoulli=[True, False, False])
+    shuffled = _reporter(rec, rng).experiment("n" * 900, "a", {"v": 1}, {"v": 2}, now=NOW, shuffle=Shuffled(300_000))
+    assert shuffled["question"] == "experiment:" + "n" * 900
