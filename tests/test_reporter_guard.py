@@ -200,3 +200,59 @@ def test_the_experiment_name_and_arm_are_named(rec):
     rng = Recorded(below=[0], bernoulli=[True, False, False])
     shuffled = _reporter(rec, rng).experiment("n" * 900, "a", {"v": 1}, {"v": 2}, now=NOW, shuffle=Shuffled(300_000))
     assert shuffled["question"] == "experiment:" + "n" * 900
+
+
+def test_items_added_on_the_device_are_not_in_the_reported_domain(rec):
+    import numpy as np
+
+    rec.add_items([{"item_id": "fresh", "title": "x", "vector": rec.catalog.vectors(np.array([0]))[0].tolist()}])
+    assert rec.catalog.index["fresh"] == rec.catalog.base_count  # the first row past the bundle's items
+    rec.record("bob", "fresh", "play", timestamp=NOW - 20)
+    rec.record("bob", rec.catalog.item_id(3), "play", timestamp=NOW - 10)
+    rng = Recorded()
+    _reporter(rec, rng).items_consumed(epsilon=1.0, now=NOW)
+    assert rng.calls[0] == ("below", 1)  # only item 3 is drawn from
+
+
+def test_the_first_genre_is_a_genre_not_none(rec):
+    codes, vocab = rec.catalog.categorical["genre"]
+    assert int(codes[0]) == 0
+    rec.record("bob", rec.catalog.item_id(0), "play", timestamp=NOW - 5)
+    out = _reporter(rec, Recorded()).category_shares(epsilon=1.0, now=NOW)
+    assert out["value"] == 0 and out["domain"]["labels"][0] == vocab[0]
+
+
+def test_defaults_charge_an_epsilon_of_1_and_a_shuffled_share_says_so(rec, monkeypatch):
+    from edgerec.runtime.shuffle import Shuffled
+
+    from edgerec.studies.device_reports import SeededRandomness
+
+    reporter = _reporter(rec, SeededRandomness(1), per_day=20.0)
+    reporter.items_consumed(now=NOW)
+    reporter.category_shares(now=NOW)
+    reporter.experiment("x", "a", {"v": 1}, {"v": 2}, now=NOW)
+    reporter.health(now=NOW)
+    shuffle = Shuffled(300_000)
+    shared = reporter.category_shares(epsilon=0.5, now=NOW - 60, shuffle=shuffle)
+    local = shuffle.local_epsilon(0.5)
+    assert shared["local_epsilon"] == local and shared["shuffle"] == shuffle.describe()
+    entries = reporter.ledger.entries()
+    assert [e[2] for e in entries[:4]] == [1.0] * 4
+    assert entries[4] == (NOW, f"category_shares:genre (shuffled; local epsilon {local:.3g})", shared["epsilon"])
+    for call, message in ((lambda: reporter.items_consumed(shuffle=3), "^shuffle must be a Shuffled"),
+                          (lambda: reporter.items_consumed(now=-1.0), r"^now \(epoch seconds\) must be")):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    with pytest.raises(ConfigError, match="^category_shares column"):
+        reporter.category_shares(column="nope")
+
+
+def test_the_day_is_the_utc_day_whatever_the_devices_time_zone(monkeypatch):
+    noon_utc = 1_800_000_000.0 + 4 * 3600  # 2027-01-15 12:00 UTC: already the 16th at UTC+14
+    monkeypatch.setenv("TZ", "X-14")  # POSIX: 14 hours east of UTC, no time zone database needed
+    time.tzset()
+    try:
+        assert record("q", "grr", 1.0, noon_utc, {})["day"] == "2027-01-15"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
