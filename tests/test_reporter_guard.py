@@ -224,7 +224,6 @@ def test_the_first_genre_is_a_genre_not_none(rec):
 
 def test_defaults_charge_an_epsilon_of_1_and_a_shuffled_share_says_so(rec, monkeypatch):
     from edgerec.runtime.shuffle import Shuffled
-
     from edgerec.studies.device_reports import SeededRandomness
 
     reporter = _reporter(rec, SeededRandomness(1), per_day=20.0)
@@ -249,7 +248,7 @@ def test_defaults_charge_an_epsilon_of_1_and_a_shuffled_share_says_so(rec, monke
 
 def test_the_day_is_the_utc_day_whatever_the_devices_time_zone(monkeypatch):
     noon_utc = 1_800_000_000.0 + 4 * 3600  # 2027-01-15 12:00 UTC: already the 16th at UTC+14
-    monkeypatch.setenv("TZ", "X-14")  # POSIX: 14 hours east of UTC, no time zone database needed
+    monkeypatch.setenv("TZ", "XXX-14")  # POSIX: 14 hours east of UTC, no time zone database needed
     time.tzset()
     try:
         assert record("q", "grr", 1.0, noon_utc, {})["day"] == "2027-01-15"
