@@ -247,6 +247,8 @@ def test_on_grid_names_each_wrong_argument():
     name = "n" * 200
     assert ldp.on_grid({name: 1e15, "b": -1e15}, {name: 1e12, "b": 0.5}, 10) == {name: 10, "b": 0}
     assert ldp.on_grid({"x": 0.25}, {"x": 0.5}, 1000) == {"x": 500}  # a bound below 1 is a bound
+    with pytest.raises(ConfigError, match="the bound of 'x'"):
+        ldp.on_grid({"x": 1.0}, {"x": 1e12 + 1}, 10)
     for value in (1e15 + 1, -1e15 - 1):
         with pytest.raises(ConfigError, match="the value of 'x'"):
             ldp.on_grid({"x": value}, {"x": 1.0}, 10)
