@@ -67,6 +67,7 @@ def test_credit_counts_each_click_for_the_team_of_its_position():
 def test_each_argument_is_named():
     cases = [(lambda: team_draft(None, ["x"], 1, Coins()), r"^team A's list must be a list of strings"),
              (lambda: team_draft(["x"], "yz", 1, Coins()), r"^team B's list must be a list of strings"),
+             (lambda: team_draft(["x"], None, 1, Coins()), r"^team B's list must be a list of strings"),
              (lambda: team_draft(["x"], ["y"], -1, Coins()), r"^k must be an integer from 0 to 10000"),
              (lambda: team_draft(["x"], ["y"], 10_001, Coins()), r"^k must be an integer from 0 to 10000"),
              (lambda: credit("AB", [0]), r"^teams must be a list of values"),
