@@ -102,3 +102,14 @@ def test_the_central_epsilon_is_the_smallest_bound():
     beyond = largest_local_epsilon(100_000, 1e-6) + 0.5  # past the closed form: the sum alone
     assert shuffle.central_epsilon(beyond) == numeric_epsilon(beyond, 100_000, 1e-6)
     assert Shuffled(10, 1e-3).central_epsilon(0.5) == min(0.5, numeric_epsilon(0.5, 10, 1e-3))
+
+
+def test_where_the_sum_declines_the_closed_form_alone_sets_the_local_epsilon():
+    # 10 million reports at delta 1e-9: the numeric sum is too long for these epsilon0, so the closed form
+    # decides, and the local epsilon is the largest whose closed-form central epsilon is the one asked for
+    shuffle = Shuffled(10**7, delta=1e-9)
+    for central in (0.05, 0.1):
+        local = shuffle.local_epsilon(central)
+        assert shuffle_delta(local, 10**7, central) is None
+        assert shuffled_epsilon(local, 10**7, 1e-9) == pytest.approx(central, rel=1e-9)
+        assert shuffled_epsilon(local, 10**7, 1e-9) <= central
