@@ -79,6 +79,10 @@ def test_the_promise_bounds():
         Shuffled(10, 0.0)
     with pytest.raises(ConfigError, match="^Shuffled.max_local must be"):
         Shuffled(10, 1e-7, -1.0)
+    with pytest.raises(ConfigError, match=r"^Shuffled.delta must be a finite number from 1e-100 up to 1 \(got 1.5\)"):
+        Shuffled(10, 1.5)
+    with pytest.raises(ConfigError, match=r"^Shuffled.max_local must be a finite number from 0 up to 20 \(got 20.5\)"):
+        Shuffled(10, 1e-7, 20.5)
     assert Shuffled(np.int64(300)).describe() == {"batch": 300, "delta": 1e-7}
     assert type(Shuffled(np.int64(300)).batch) is int
 
