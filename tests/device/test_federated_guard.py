@@ -111,26 +111,28 @@ def reference_round(rec, consumed, t: RoundTask, p: Personal, offset):
             others = [r for r in np.argsort(-strength, kind="stable") if r not in set(targets.tolist())]
             rows = np.array(sorted(set(targets.tolist()) | set(others[:t.negatives])))
         table[rows] -= t.lr * grad[rows]
-        offset = offset - p.lr * (toward.mean(0) + p.l2 * offset)
+        if p.enabled:
+            offset = offset - p.lr * (toward.mean(0) + p.l2 * offset)
     delta = table[rows] - base[rows]
     norm = np.linalg.norm(delta)
     return rows, delta * min(1.0, t.clip / norm), norm, offset, len(positions)
 
 
-def test_a_two_step_round_is_the_reference_round(rec):
+@pytest.mark.parametrize("negatives", [1, 6, 40])
+def test_a_two_step_round_is_the_reference_round(rec, negatives):
     consumed = [3, 17, 8, 40, 22, 5, 31, 12, 44, 9]
     play(rec, "ana", consumed)
     space, dim = rec.manifest.embedding_space, rec.manifest.dim
     start = np.linspace(-0.05, 0.05, dim).astype(np.float32)
     save_personal(rec.history, "ana", space, start)
     offset = load_personal(rec.history, "ana", space, dim)  # as float16 kept it
-    t = task(rec, lr=0.02, steps=2, negatives=6, temperature=0.1, clip=1e6, max_examples=6)
+    t = task(rec, lr=0.02, steps=2, negatives=negatives, temperature=0.1, clip=1e6, max_examples=6)
     p = Personal(lr=0.3, l2=0.5)
     rows, delta, norm, new_offset, examples = reference_round(rec, consumed, t, p, offset)
     result = take_part(rec, "ana", t, personal=p)
     assert result.examples == examples == 6 and result.update.weight == 6.0
     np.testing.assert_array_equal(result.update.rows, rows)
-    assert len(rows) == 6 + 6  # six distinct targets and six negatives
+    assert len(rows) == 6 + negatives  # six distinct targets and the negatives
     np.testing.assert_allclose(result.update.delta, delta, rtol=1e-3, atol=1e-6)
     assert result.norm == pytest.approx(norm, rel=1e-3)
     kept = load_personal(rec.history, "ana", space, dim)
@@ -263,3 +265,83 @@ def test_consent_and_personal_bounds():
         for value in (-1e-9, 1e3 + 1):
             with pytest.raises(ConfigError, match=f"Personal.{name}"):
                 Personal(**{name: value}).check()
+
+
+def test_without_the_personal_vector_the_stored_one_neither_moves_nor_steers(rec):
+    consumed = [3, 17, 8, 40, 22, 5]
+    play(rec, "ana", consumed)
+    space, dim = rec.manifest.embedding_space, rec.manifest.dim
+    save_personal(rec.history, "ana", space, np.full(dim, 0.5, np.float32))
+    t = task(rec, lr=0.02, steps=2, negatives=4, temperature=0.1, clip=1e6)
+    off = Personal(enabled=False)
+    rows, delta, _, _, _ = reference_round(rec, consumed, t, off, np.zeros(dim))
+    result = take_part(rec, "ana", t, personal=off)
+    np.testing.assert_array_equal(result.update.rows, rows)
+    np.testing.assert_allclose(result.update.delta, delta, rtol=1e-3, atol=1e-6)
+    assert load_personal(rec.history, "ana", space, dim).tolist() == [0.5] * dim
+
+
+def test_the_round_reads_the_history_it_is_given(rec, tmp_path):
+    from edgerec.runtime.history import HistoryStore
+
+    other = HistoryStore(tmp_path / "other.db")
+    recent = time.time() - 3_600
+    for i, row in enumerate([3, 17, 8, 40]):
+        other.record("ana", rec.catalog.item_id(row), "play", ts=recent + i)
+    ledger = PrivacyLedger(other)
+    result = take_part(rec, "ana", task(rec), history=other, ledger=ledger, personal=Personal(enabled=False))
+    assert result.refused is None and result.examples == 3  # rec's own history has nothing for ana
+    assert take_part(rec, "ana", task(rec, round=1)).refused == "too little history"
+    other.close()
+
+
+def test_items_added_on_the_device_are_not_trained(rec):
+    rec.add_items([{"item_id": "fresh", "title": "x", "vector": rec.catalog.vectors(np.array([0]))[0].tolist()}])
+    play(rec, "ana", [3, 17])
+    rec.record("ana", "fresh", "play", timestamp=time.time() - 60)
+    result = take_part(rec, "ana", task(rec), personal=Personal(enabled=False))
+    assert result.examples == 1 and rec.catalog.base_count not in result.update.rows.tolist()
+
+
+def test_every_decline_says_why_in_these_words_and_when(rec):
+    play(rec, "ana", [3, 17, 8])
+    ledger = PrivacyLedger(rec.history, Budget(per_day=0.1, per_30_days=1.0))
+    reasons = []
+    for consent, t in ((Consent(opted_in=False), task(rec)), (Consent(allowed=False), task(rec)),
+                       (Consent(), RoundTask(round=0, space="0" * 24, epsilon=0.1)), (Consent(), task(rec, epsilon=None)),
+                       (Consent(), task(rec, epsilon=0.5))):
+        result = take_part(rec, "ana", t, consent=consent, ledger=ledger, now=7_000.0)
+        assert result.payload is None and isinstance(result.ms, float) and result.ms > 0
+        reasons.append(result.refused)
+    assert reasons == ["the user opted out", "not now (the app's battery or network condition)",
+                       "the round trains another bundle than the one this device serves",
+                       "the round has no differential privacy", "privacy budget"]
+    taken = take_part(rec, "ana", task(rec, epsilon=None, round=3), consent=Consent(without_dp=True), ledger=ledger,
+                      now=7_001.0, personal=Personal(enabled=False))
+    assert taken.payload is not None
+    assert ledger.entries()[-1] == (7_001.0, "federated round 3 (no DP)", 0.0)
+    assert all(e[0] == 7_000.0 for e in ledger.entries()[:-1])
+
+
+def test_each_argument_of_a_round_is_named(rec):
+    t = task(rec)
+    for kwargs, message in ((dict(task=None), "^task must be a RoundTask"), (dict(user=""), "^user must not be empty"),
+                            (dict(consent=True), "^consent must be a Consent"),
+                            (dict(personal=1.0), "^personal must be a Personal"),
+                            (dict(now=-1.0), r"^now \(epoch seconds\) must be"),
+                            (dict(history="h.db"), "^history must be a HistoryStore"),
+                            (dict(ledger=object()), "^ledger must be a PrivacyLedger")):
+        args = {"task": t, "user": "ana", **kwargs}
+        with pytest.raises(ConfigError, match=message):
+            take_part(rec, args.pop("user"), args.pop("task"), **args)
+
+
+def test_an_overflowing_round_says_what_to_lower(rec):
+    play(rec, "ana", [3, 17, 8, 40, 22])
+    fast = Personal(lr=1e3, l2=0.0)
+    take_part(rec, "ana", task(rec), personal=fast)
+    with pytest.raises(ConfigError) as error:
+        take_part(rec, "ana", task(rec, round=1), personal=fast)
+    assert str(error.value) == ("the round's lr and temperature (or Personal.lr) made the local update overflow; "
+                                "nothing was sent or saved (the round's epsilon stays spent); ask the server for a "
+                                "smaller lr, or lower Personal.lr")
