@@ -189,6 +189,8 @@ def test_moved_rows_are_put_back_on_the_unit_sphere():
     out = moved_rows(values, delta, 1.0)
     np.testing.assert_allclose(out, [[2 ** -0.5, 2 ** -0.5], [0.0, 0.0], [0.6, 0.8]], rtol=1e-6)
     np.testing.assert_allclose(moved_rows(values[:1], delta[:1], 3.0), [[0.316227766, 0.948683298]], rtol=1e-6)
+    short = moved_rows(np.array([[0.3, 0.4]], np.float32), np.zeros((1, 2), np.float32), 1.0)
+    np.testing.assert_allclose(short, [[0.6, 0.8]], rtol=1e-6)  # a row shorter than 1 is lengthened too
 
 
 def test_step_losses_are_one_minus_the_ndcg_of_the_newest_item(rec):
@@ -226,8 +228,21 @@ def test_a_proposed_move_is_checked(rec):
     for rows, delta in bad:
         with pytest.raises(ConfigError, match=f"a proposed move needs unique row ids below {n} and one finite change"):
             step_losses(rec, "ana", table, rows, delta, [1.0], consent=Consent(without_dp=True))
-    with pytest.raises(ConfigError, match="each step"):
-        step_losses(rec, "ana", table, np.array([1, n - 1]), ok, [-1.0], consent=Consent(without_dp=True))
+    for steps, message in (([-1.0], "^each step must be"), ([1e9 + 1], "^each step must be"),
+                           ("1", "^steps must be a list of step sizes")):
+        with pytest.raises(ConfigError, match=message):
+            step_losses(rec, "ana", table, np.array([0, n - 1]), ok, steps, consent=Consent(without_dp=True))
+    with pytest.raises(ConfigError, match="^a proposed move needs row ids and a numeric change per row"):
+        step_losses(rec, "ana", table, np.array([0, 1]), [["x"] * dim] * 2, [1.0], consent=Consent(without_dp=True))
+    for kwargs, message in ((dict(user=""), "^user must not be empty"), (dict(consent=1), "^consent must be a Consent"),
+                            (dict(now=-1.0), r"^now \(epoch seconds\) must be"),
+                            (dict(history=1), "^history must be a HistoryStore")):
+        args = {"user": "ana", "consent": Consent(without_dp=True), **kwargs}
+        with pytest.raises(ConfigError, match=message):
+            step_losses(rec, args.pop("user"), table, np.array([0, n - 1]), ok, [1e9], **args)
+    with pytest.raises(ConfigError) as error:
+        step_losses(rec, "ana", None, np.array([1]), ok[:1], [1.0])
+    assert str(error.value) == "step_losses scores moves of the round's table: pass the table the server sent"
     with pytest.raises(ConfigError, match="pass the table the server sent"):
         step_losses(rec, "ana", None, np.array([1]), ok[:1], [1.0])
     with pytest.raises(ConfigError, match=rf"the round's table must be a \({n}, {dim}\) array of finite numbers"):
@@ -239,31 +254,31 @@ def test_a_proposed_move_is_checked(rec):
 
 
 @pytest.mark.parametrize("field, good, bad", [
-    ("round", [0, 2**32 - 1], [-1, 2**32]), ("lr", [1e-9, 1e3], [0.0, 1e3 + 1]), ("clip", [1e-9, 1e9], [0.0, 2e9]),
-    ("temperature", [1.1e-4, 1e4], [1e-4, 2e4]), ("steps", [1, 1000], [0, 1001]),
+    ("round", [0, 2**32 - 1], [-1, 2**32]), ("lr", [1e-9, 1e3], [0.0, 1e3 + 1]), ("clip", [1e-9, 1e9], [0.0, 1e9 + 1]),
+    ("temperature", [1.1e-4, 1e4], [1e-4, 1e4 + 0.5]), ("steps", [1, 1000], [0, 1001]),
     ("negatives", [1, 10**6], [0, 10**6 + 1]), ("max_examples", [1, 10**6], [0, 10**6 + 1]),
     ("epsilon", [None, 1e-9, 1e6], [0.0, 2e6]), ("encoding", ["int8", "fp16"], ["int4", None])])
 def test_round_task_bounds(field, good, bad):
     for value in good:
         RoundTask(**{"round": 0, "space": "", field: value}).check()
     for value in bad:
-        with pytest.raises(ConfigError, match=f"RoundTask.{field}"):
+        with pytest.raises(ConfigError, match=f"^RoundTask.{field} must be"):
             RoundTask(**{"round": 0, "space": "", field: value}).check()
-    with pytest.raises(ConfigError, match="RoundTask.space must be an embedding-space id string"):
-        RoundTask(round=0, space=None).check()
+    with pytest.raises(ConfigError, match=r"^RoundTask.space must be an embedding-space id string \(got int\)"):
+        RoundTask(round=0, space=3).check()
 
 
 def test_consent_and_personal_bounds():
     for name in ("opted_in", "allowed", "without_dp"):
-        with pytest.raises(ConfigError, match=f"Consent.{name}"):
+        with pytest.raises(ConfigError, match=f"^Consent.{name} must be"):
             Consent(**{name: "no"}).check()
-    with pytest.raises(ConfigError, match="Personal.enabled"):
+    with pytest.raises(ConfigError, match="^Personal.enabled must be"):
         Personal(enabled=1).check()
     for name in ("lr", "l2"):
         Personal(**{name: 0.0}).check()
         Personal(**{name: 1e3}).check()
         for value in (-1e-9, 1e3 + 1):
-            with pytest.raises(ConfigError, match=f"Personal.{name}"):
+            with pytest.raises(ConfigError, match=f"^Personal.{name} must be"):
                 Personal(**{name: value}).check()
 
 
@@ -345,3 +360,29 @@ def test_an_overflowing_round_says_what_to_lower(rec):
     assert str(error.value) == ("the round's lr and temperature (or Personal.lr) made the local update overflow; "
                                 "nothing was sent or saved (the round's epsilon stays spent); ask the server for a "
                                 "smaller lr, or lower Personal.lr")
+
+
+def test_the_first_examples_context_holds_the_first_item(rec):
+    consumed = [3, 17, 8]
+    direct = rec.models.encoder.encode([rec.catalog.encoder_inputs([3]), rec.catalog.encoder_inputs([3, 17])])
+    np.testing.assert_allclose(user_vectors(rec, consumed, np.array([1, 2])), direct, rtol=1e-6, atol=1e-7)
+
+
+def test_a_taken_round_reports_its_round_and_time(rec):
+    play(rec, "ana", [3, 17, 8])
+    result = take_part(rec, "ana", task(rec, round=41), personal=Personal(enabled=False))
+    assert result.round == 41 and result.update.round == 41 and isinstance(result.ms, float) and result.ms > 0
+
+
+def test_step_losses_judge_the_newest_bundle_item(rec):
+    consumed = [3, 17, 8]
+    play(rec, "ana", consumed)
+    rec.add_items([{"item_id": "fresh", "title": "x", "vector": rec.catalog.vectors(np.array([0]))[0].tolist()}])
+    rec.record("ana", "fresh", "play", timestamp=time.time() - 60)  # newest, but not a bundle row
+    table = rec.catalog.stored.dequantize()
+    query = user_vectors(rec, consumed, np.array([2]))[0]
+    scores = table @ query
+    expected = 1.0 - 1.0 / np.log2(int(np.sum(scores > scores[8])) + 2.0)
+    got = step_losses(rec, "ana", table, np.array([0]), np.zeros((1, table.shape[1]), np.float32), [0.0],
+                      consent=Consent(without_dp=True))
+    np.testing.assert_allclose(got, [expected], rtol=1e-6)
