@@ -14,28 +14,34 @@ import numpy as np
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.pipeline import Stage
 from edgerec.runtime.request import Request
+from edgerec.runtime.vocab import MAX_ID
 
 KIND = "personal_vector"  # the preference kind it is stored under
+PART = "{:04d}"  # an entry's place in the vector, zero-padded: sorting keeps the order (dim <= 65536: 1,155 entries)
 
 
 def load_personal(history: HistoryStore, user: str, space: str, dim: int) -> np.ndarray:
     """The user's personal vector for `space` (zeros when there is none, or only one of another space)."""
+    parts = {}
     for value in history.preferences(user).get(KIND, []):
-        stored_space, _, blob = value.partition(":")
+        stored_space, _, rest = value.partition(":")
         if stored_space == space:
-            try:
-                vector = np.frombuffer(bytes.fromhex(blob), "<f2").astype(np.float32)
-            except ValueError:  # a damaged or altered entry: learn again from zero
-                continue
-            if vector.shape == (dim,) and np.all(np.isfinite(vector)):
-                return vector
-    return np.zeros(dim, np.float32)
+            index, split, blob = rest.partition(":")
+            parts[index if split else PART.format(0)] = blob if split else rest  # one entry before it was split
+    try:
+        vector = np.frombuffer(bytes.fromhex("".join(parts[i] for i in sorted(parts))), "<f2").astype(np.float32)
+    except ValueError:  # a damaged or altered entry: learn again from zero
+        return np.zeros(dim, np.float32)
+    return vector if vector.shape == (dim,) and np.all(np.isfinite(vector)) else np.zeros(dim, np.float32)
 
 
 def save_personal(history: HistoryStore, user: str, space: str, vector: np.ndarray) -> None:
-    """Keep the vector (float16) for `space`, replacing the user's vector of any space."""
+    """Keep the vector (float16) for `space`, replacing the user's vector of any space. A preference value
+    holds at most MAX_ID characters, so the hex is split over numbered entries (a 64-d vector is 256)."""
     blob = np.asarray(vector, np.float32).astype("<f2").tobytes().hex()
-    history.set_preferences(user, KIND, [f"{space}:{blob}"])
+    width = MAX_ID - len(space) - len(PART.format(0)) - 2  # the two ":"
+    parts = [blob[i:i + width] for i in range(0, len(blob), width)] or [""]
+    history.set_preferences(user, KIND, [f"{space}:{PART.format(i)}:{part}" for i, part in enumerate(parts)])
 
 
 class PersonalStage:

@@ -43,6 +43,7 @@ NONE = "(none)"  # the last value of every domain: nothing consumed / not in the
 LATENCY_BUCKETS_MS = (5.0, 10.0, 20.0, 50.0, 100.0)  # upper edges; one more bucket above the last
 ERROR_BUCKETS = (0, 1, 5, 20)  # upper edges (inclusive); one more bucket above the last
 STEPS = 1000  # an experiment figure is reported in thousandths of its bound
+NAME_LIMIT = 900  # an experiment's name: its ledger question adds "experiment:" and a shuffle note, within 1000
 
 
 def bucket(value: float, edges) -> int:
@@ -106,7 +107,7 @@ class PrivateReporter:
         Laplace noise over the whole vector (ldp.on_grid). The host's tests read these per device
         (studies/device_reports.py): the noise is the same in both arms, so the difference of means stays
         unbiased and only its variance grows."""
-        name, arm = checks.text(name, "the experiment name", 1000), checks.text(arm, "arm", 1000)
+        name, arm = checks.text(name, "the experiment name", NAME_LIMIT), checks.text(arm, "arm", 1000)
         now = _now(now)
         on_grid(values, bounds, STEPS)  # refused before the ledger is charged
         ts, central, local, extra = self._charge(f"experiment:{name}", epsilon, now, shuffle)
