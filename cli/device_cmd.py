@@ -176,7 +176,7 @@ def export_cmd(user, history_path, out, access) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def forget(user, history_path, yes, access) -> None:
     """Delete USER's events and preferences; nothing readable is left in the database files
-    (an error says so when another reader keeps the bytes, see the README)."""
+    (an error says so when another reader keeps the bytes, see docs/runtime.md)."""
     store = existing_store(history_path, access)
     if not yes:
         click.confirm(f"Forget everything about {user}?", abort=True)

@@ -37,7 +37,7 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
                    "change below the expected one (without --expected-bound: of the measured change).")
 @click.option("--expected-bound/--no-expected-bound", default=True, show_default=True,
               help="Policy: the NDCG@10 expected from the listed items' ranks in the model's own order "
-                   "keeps to the bound and the measured change checks it (see README); off: the measured "
+                   "keeps to the bound and the measured change checks it (see docs/training.md); off: the measured "
                    "change alone keeps to the bound.")
 @click.option("--trial-minutes", type=float,
               help="Cap of one trial; its schedule shrinks to fit (default: a fifth of --minutes).")

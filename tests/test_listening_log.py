@@ -1,5 +1,5 @@
 """A music listening log shaped like Last.fm 1K (tab-separated, no header line, ISO times, empty track ids,
-names with quotes, a few malformed lines, heavy replays) imports as README says, with the options it needs."""
+names with quotes, a few malformed lines, heavy replays) imports as docs/data.md says, with the options it needs."""
 
 from __future__ import annotations
 

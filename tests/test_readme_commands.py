@@ -1,6 +1,7 @@
-"""README.md's commands name real commands and options: doc rot fails here, not in a newcomer's shell.
+"""The commands of README.md and docs/*.md name real commands and options: doc rot fails here, not in a
+newcomer's shell.
 
-Every `edgerec ...` line of the README's ```bash blocks and every inline `edgerec ...` span is walked
+Every `edgerec ...` line of their ```bash blocks and every inline `edgerec ...` span is walked
 down the click groups (no process is spawned): the command path must exist, every `--flag` must be an
 option of that command, options that take a value must get one, and a command must not be given more
 positional arguments than it takes. `...` stands for arguments shown elsewhere (only the flags after it
@@ -21,6 +22,8 @@ from edgerec.cli.main import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MAKEFILE = README.with_name("Makefile")
+# the front page and the topic files it links to: the same checks walk all of them
+DOCS = [README, *sorted(README.with_name("docs").glob("*.md"))]
 SEPARATORS = {"&&", "||", ";", "|", "do", "then", "done", "fi"}
 
 
@@ -72,19 +75,19 @@ def _lines(body: str) -> list[str]:
     return lines
 
 
-def edgerec_invocations(text: str) -> list[tuple[str, list[str]]]:
-    """(where, words after `edgerec`) for every edgerec command the README shows; `where` ends in
+def edgerec_invocations(text: str, name: str = "README.md") -> list[tuple[str, list[str]]]:
+    """(where, words after `edgerec`) for every edgerec command the file NAME shows; `where` ends in
     "(inline)" for a span of prose, which may name a command without its arguments."""
     found = []
     for start, body in bash_blocks(text):
         for offset, line in enumerate(_lines(body)):
             for words in shell_commands(line):
-                found.extend((f"README.md:{start + offset}", rest) for rest in _after_edgerec(words))
+                found.extend((f"{name}:{start + offset}", rest) for rest in _after_edgerec(words))
     prose = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     for match in re.finditer(r"`(edgerec\s[^`]+)`", prose):
         line = prose[:match.start()].count("\n") + 1
         for words in shell_commands(match.group(1)):
-            found.extend((f"README.md:{line} (inline)", rest) for rest in _after_edgerec(words))
+            found.extend((f"{name}:{line} (inline)", rest) for rest in _after_edgerec(words))
     return found
 
 
@@ -180,18 +183,30 @@ def make_targets(text: str) -> set[str]:
         for words in shell_commands(line) if words[:1] == ["make"] for w in words[1:2]}
 
 
+def _where(path: Path) -> str:
+    return str(path.relative_to(README.parent))
+
+
+def test_the_walk_covers_the_readme_and_every_docs_file():
+    """The docs/ files hold most of the commands since the README was split: a walk of README.md alone
+    would leave them to rot."""
+    assert len(DOCS) > 10, [_where(p) for p in DOCS]
+    empty = [_where(p) for p in DOCS if not edgerec_invocations(p.read_text(encoding="utf-8"), _where(p))]
+    assert len(empty) < len(DOCS) / 2, f"no edgerec command found in {empty}: the parser broke?"
+
+
 def test_every_readme_command_names_real_commands_and_options():
-    text = README.read_text(encoding="utf-8")
-    invocations = edgerec_invocations(text)
-    assert len(invocations) > 100, "the README walk found too few commands: the parser broke"
+    invocations = [found for path in DOCS
+                   for found in edgerec_invocations(path.read_text(encoding="utf-8"), _where(path))]
+    assert len(invocations) > 100, "the README and docs walk found too few commands: the parser broke"
     problems = [f"{where}: {p}" for where, args in invocations for p in check(args, where.endswith("(inline)"))]
     assert not problems, "\n".join(problems)
 
 
 def test_every_readme_make_target_exists():
-    targets = make_targets(README.read_text(encoding="utf-8"))
+    targets = set().union(*(make_targets(path.read_text(encoding="utf-8")) for path in DOCS))
     defined = set(re.findall(r"^([\w-]+):", MAKEFILE.read_text(encoding="utf-8"), flags=re.M))
-    assert {"demo", "test"} <= targets
+    assert {"demo", "test"} <= make_targets(README.read_text(encoding="utf-8"))  # the front page's two commands
     assert targets <= defined, sorted(targets - defined)
 
 
@@ -239,7 +254,7 @@ def test_the_device_benchmark_lines_use_its_options(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     options = set(re.findall(r"--[\w-]+", capsys.readouterr().out))
-    text = README.read_text(encoding="utf-8")
+    text = "\n".join(path.read_text(encoding="utf-8") for path in DOCS)
     lines = [words[i + 2:] for _, body in bash_blocks(text) for line in _lines(body)
              for words in shell_commands(line) for i in range(len(words) - 1)
              if words[i:i + 2] == ["-m", "edgerec.device_tests"]]

@@ -43,7 +43,7 @@ def test_unset_fields_take_the_bundles_defaults_then_the_built_in_ones():
 
 
 def test_a_policy_the_app_sets_on_the_recommender_takes_the_defaults_too(golden_bundle, lists):
-    """README: `rec.policy = Policy.from_dict(json.load(...))`; a file that leaves the short list out
+    """docs/training.md: `rec.policy = Policy.from_dict(json.load(...))`; a file that leaves the short list out
     gets the bundle's, not a crash on the unset field."""
     with Recommender.open(golden_bundle, history=None, backend="onnx") as rec:
         for item in ("i03", "i11", "i19", "i27"):
