@@ -15,7 +15,7 @@ from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.vocab import MODALITIES
 
-COLD_MAX_PER_CREATOR = 3  # newcomers: items of one creator before others (spec §5; README: 2 cost more)
+COLD_MAX_PER_CREATOR = 3  # newcomers: items of one creator before others (spec §5; docs/runtime.md: 2 cost more)
 KIDS_SAFE_GENRES = frozenset({"family", "animation", "kids", "pets", "cooking", "diy", "science", "travel",
                               "documentary", "classical", "ambient", "pop", "folk", "dance", "sports"})
 

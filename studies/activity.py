@@ -6,7 +6,7 @@ between-user spread is most of the variance of a per-user metric: it is what
 CUPED removes with the pre-period and what interleaving (a comparison
 within each user) never sees, while an A/B test (a comparison between
 users) must average it out. A simulator without it understates what CUPED
-can remove (README: 4% of the variance with identical users, 21% at the
+can remove (docs/experiments.md: 4% of the variance with identical users, 21% at the
 default spread, 30% at 1.3).
 
 Each user gets two numbers, drawn once:
@@ -25,7 +25,7 @@ Each user gets two numbers, drawn once:
   for another with probability d / (1 + d) (a geometric session of mean
   1 + d), after any other list with STOP_UNSATISFIED times that.
 
-Defaults (README, "Online experiments", says where they come from):
+Defaults (docs/experiments.md says where they come from):
 visits_sigma 0.9 is the spread of log events per user measured on
 MovieLens-100K (0.88, a floor: that data set keeps only users with 20 or more
 ratings), close to the synthetic generator's own 0.8; lists_sigma 0.5 is

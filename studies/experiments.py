@@ -66,7 +66,7 @@ def unmeasured_metrics(reactions) -> list[str]:
 def cuped_covariates(pre: np.ndarray) -> np.ndarray:
     """CUPED's covariates from the device's pre-period figures (simulator.PRE_FEATURES): log(1 + x) of
     each. Activity is lognormal across users, so the raw figures let the few heaviest users steer the
-    fit; on 300 users the logarithms remove more variance from users the fit has not seen (README)."""
+    fit; on 300 users the logarithms remove more variance from users the fit has not seen (docs/experiments.md)."""
     pre = np.asarray(pre, np.float64)
     return np.log1p(np.maximum(pre.reshape(len(pre), -1), 0.0))
 
@@ -438,7 +438,7 @@ class OPEStudy(Study):
     target: Arm
     data_dir: Path
     sim: SimConfig = field(default_factory=lambda: SimConfig(users=300, days=1, pre_days=0))
-    temperature: float = 2.0  # the runtime's default; at 1.0 rare positions carry large weights (README)
+    temperature: float = 2.0  # the runtime's default; at 1.0 rare positions carry large weights (docs/experiments.md)
     source: str = "auto"
     seeds: int = 1
 
