@@ -128,10 +128,17 @@ def on_grid(values: dict, bounds: dict, steps: int) -> dict[str, int]:
     return out
 
 
+MAX_SCALE = 2.0 ** 53
+
+
 def laplace_scale(count: int, steps: int, epsilon: float) -> int:
     """The noise scale for `count` values on a grid of `steps`: sensitivity / epsilon, rounded up (which
     only adds noise)."""
-    return math.ceil(steps * count / check_epsilon(epsilon))
+    scale = steps * count / check_epsilon(epsilon)
+    if not scale <= MAX_SCALE:  # a tiny epsilon: noise no float figure could carry (the host refuses past 2^53)
+        raise ConfigError(f"epsilon {epsilon:g} puts the noise scale at {scale:.3g}, above 2^53: no report could "
+                          f"carry it; give an epsilon above {steps * count / MAX_SCALE:.2g}")
+    return math.ceil(scale)
 
 
 # ---------------------------------------------------------------- estimators (host side, numpy only)

@@ -252,3 +252,14 @@ def test_on_grid_names_each_wrong_argument():
     for value in (1e15 + 1, -1e15 - 1):
         with pytest.raises(ConfigError, match="the value of 'x'"):
             ldp.on_grid({"x": value}, {"x": 1.0}, 10)
+
+
+def test_an_epsilon_too_small_for_any_report_is_refused_not_overflowed():
+    """A subnormal epsilon made the scale infinite (OverflowError from math.ceil); one past 2^53 gives noise
+    no reported figure can carry."""
+    from edgerec.runtime.ldp import MAX_SCALE, laplace_scale
+
+    assert laplace_scale(1, 1000, 1000 / MAX_SCALE) == MAX_SCALE
+    for tiny in (2.2250738585e-313, 1e-15):
+        with pytest.raises(ConfigError, match="above 2\\^53: no report could carry it; give an epsilon above 1.1e-13"):
+            laplace_scale(1, 1000, tiny)
