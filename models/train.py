@@ -272,8 +272,12 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         order = rng.permutation(len(windows))
         batches = [order[i:i + train.batch_size] for i in range(0, len(order), train.batch_size)]
         batches = batches[: len(batches) // world * world][rank::world] if world > 1 else batches
-        total, seen = 0.0, 0
+        total, seen, cut_at = 0.0, 0, None
         for step, batch in enumerate(batches):
+            if world == 1 and train.max_minutes is not None and step and \
+                    time.perf_counter() - began > 60 * train.max_minutes:
+                cut_at = step  # an epoch longer than what is left of the cap ends here, not at its last batch
+                break
             w = torch.as_tensor(windows[batch])
             negatives, log_q = sampler.sample(train.negatives) if train.loss == "sampled" else (None, None)
             loss = runner(w[:, :-1], w[:, 1:], negatives, log_q, torch.as_tensor(batch))
@@ -294,6 +298,8 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             ndcg = evaluator.evaluate(scorer, "val", rows=eval_rows)["NDCG@10"]
             record = {"epoch": epoch + 1, "loss": total / max(seen, 1), "val_NDCG@10": ndcg,
                       "seconds": round(time.perf_counter() - began, 1)}
+            if cut_at is not None:
+                record["steps_of_epoch"] = [cut_at, len(batches)]
             progress_state["history"].append(record)
             if ndcg > progress_state["best"]:
                 progress_state.update(best=ndcg, best_epoch=epoch + 1, bad_epochs=0)
@@ -302,7 +308,8 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
                 progress_state["bad_epochs"] += 1
             if progress_state["bad_epochs"] >= budget.patience:
                 stop, stopped_by = True, "patience"
-            elif train.max_minutes is not None and time.perf_counter() - began > 60 * train.max_minutes:
+            elif cut_at is not None or (train.max_minutes is not None
+                                        and time.perf_counter() - began > 60 * train.max_minutes):
                 stop, stopped_by = True, "time"
             if progress:
                 progress("epoch", epoch + 1, budget.epochs, record)

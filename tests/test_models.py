@@ -114,10 +114,13 @@ def test_resume_continues_where_it_stopped(tiny, tmp_path):
     dataset, split = tiny
     cfg = ModelConfig(dim=16, layers=1, max_len=8)
     full = train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9))
-    # "interrupted" after its first epoch: a time budget of zero stops the run there
-    first = train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9,
-                                                         max_minutes=0), out=tmp_path)
-    assert first.info["epochs_run"] == 1
+    # interrupted (Ctrl-C) on the first batch of its second epoch, after the first was saved
+    def interrupt(kind, done, total, values):
+        if kind == "train" and values["epoch"] == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9),
+                    out=tmp_path, progress=interrupt)
     resumed = train_model(dataset, split, cfg, TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9),
                           out=tmp_path, resume=True)
     assert resumed.info["epochs_run"] == 3

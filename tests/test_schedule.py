@@ -113,3 +113,17 @@ def test_a_run_cut_by_its_time_cap_still_anneals_its_learning_rate(tiny, monkeyp
     assert info["stopped_by"] == "time" and info["budget"]["epochs"] < info["budget"]["planned_epochs"]
     # cut in the middle of a 100,000-step cosine the rate would still be near its peak
     assert info["budget"]["last_lr_factor"] < 0.5
+
+
+def test_an_epoch_longer_than_the_time_cap_is_cut_inside_the_epoch(tiny, monkeypatch):
+    import edgerec.models.train as training
+
+    dataset, split = tiny
+    cfg = ModelConfig(dim=16, layers=1, max_len=8, dropout=0.0)
+    monkeypatch.setattr(training, "time", _Clock())  # a read a batch: a 0.6 s cap ends the first epoch early
+    info = train_model(dataset, split, cfg, TrainConfig(eval_users=0, batch_size=4, max_minutes=0.01,
+                                                        patience=10_000)).info
+    assert info["stopped_by"] == "time" and info["epochs_run"] == 1
+    done, batches = info["history"][0]["steps_of_epoch"]
+    assert 1 <= done < batches / 2  # ended near the cap, not at the epoch's last batch
+    assert info["val_NDCG@10"] >= 0  # the cut epoch was still evaluated and kept
