@@ -148,6 +148,11 @@ def _print_sections(opened) -> None:
                      "bytes": sum(files[f]["bytes"] for f in column.files()),
                      "stored as": f"{column.codec} blocks of {column.block_rows}, {column.raw_bytes} bytes of text"
                      if column.codec else ""})
+    tags = opened.manifest.items.tags
+    if tags:  # format 5: codes and offsets, the vocabulary in the manifest
+        rows.append({"column": "tags", "kind": "tag codes", "dtype": str(opened.array(tags.codes).dtype),
+                     "bytes": sum(files[f]["bytes"] for f in tags.files()),
+                     "stored as": f"codes into {len(tags.vocab)} tags, {opened.array(tags.offsets).dtype} offsets"})
     table(rows, title="item columns (strings: offsets or block starts dtype; bytes include the blob)")
 
 

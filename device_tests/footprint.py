@@ -100,10 +100,11 @@ def sections(bundle) -> dict:
     items = m.items
     files = {name: meta["bytes"] for name, meta in m.files.items()}
     out = {"table": sum(files[f] for f in (items.embeddings.file, items.embeddings.scales) if f)}
-    for name in ("ids", "titles", "tags"):
-        column = items.strings[name]
-        out[name] = sum(files[f] for f in column.files())  # blob, offsets or block starts, dictionary
-    taken = set(items.files()[:2]) | {f for n in ("ids", "titles", "tags") for f in items.strings[n].files()}
+    text = {name: items.strings[name].files() for name in ("ids", "titles")}  # blob, offsets or blocks, dictionary
+    text["tags"] = items.tags.files() if items.tags else items.strings["tags"].files()  # codes and offsets (format 5)
+    for name, names in text.items():
+        out[name] = sum(files[f] for f in names)
+    taken = set(items.files()[:2]) | {f for names in text.values() for f in names}
     other_columns = [f for f in items.files() if f not in taken]
     out["other columns"] = sum(files[f] for f in other_columns)
     models = {e.file for e in m.models}

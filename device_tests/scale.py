@@ -14,8 +14,15 @@ import numpy as np
 
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle, BundleWriter
 from edgerec.runtime.catalog import string_column
-from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec, write_encoder_inputs
+from edgerec.runtime.item_spec import (
+    ColumnSpec,
+    ItemTableSpec,
+    TableSpec,
+    write_encoder_inputs,
+    write_text,
+)
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.tag_column import read_tags
 
 
 def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
@@ -37,12 +44,12 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
     known = m.items.encoder_inputs
     inputs = source.array(known, mmap=False)[picks] if known else picks + 1  # a copy reads as its original
     # new ids; titles and tags copied with the rows, so the text columns' bytes are a catalog's
-    text = {name: string_column(source, m.items.strings[name]).all() for name in ("titles", "tags")}
+    text = {"titles": string_column(source, m.items.strings["titles"]).all(), "tags": read_tags(source).all()}
     strings = {"ids": [f"x{i}" for i in range(n_items)],
                **{name: [values[p] for p in picks.tolist()] for name, values in text.items()}}
     items = ItemTableSpec(
         count=n_items, embeddings=embeddings,
-        strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},
+        **write_text(writer, strings),
         categorical={name: ColumnSpec.write_codes(writer, name, source.array(c.file, mmap=False)[picks], c.vocab)
                      for name, c in m.items.categorical.items()},
         numeric={name: ColumnSpec.write_numeric(writer, name, source.array(c.file, mmap=False)[picks])

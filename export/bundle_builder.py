@@ -45,7 +45,7 @@ from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
 from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
-from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec
+from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec, write_text
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.vocab import MODALITIES
 
@@ -233,7 +233,7 @@ def _write_items(writer: BundleWriter, catalog: Catalog, stored: StoredTable, po
         numeric["hubness"] = np.asarray(hubness, np.float16).astype(np.float32)
     return ItemTableSpec(
         count=len(catalog), embeddings=TableSpec.from_manifest(stored.manifest_entry(writer)),
-        strings={name: ColumnSpec.write_strings(writer, name, values) for name, values in strings.items()},
+        **write_text(writer, strings),
         categorical={name: ColumnSpec.write_categorical(writer, name, text[name],
                                                         list(MODALITIES) if name == "modality" else [])
                      for name in ("modality", "language", "genre", "creator", "provider", "series_id")},

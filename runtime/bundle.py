@@ -25,7 +25,7 @@ from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
-FORMAT_VERSION = 4  # 2: per-dimension int8 scales; 3: compact column dtypes; 4: compressed text blocks
+FORMAT_VERSION = 5  # 2: per-dimension int8 scales; 3: compact column dtypes; 4: compressed text blocks; 5: tag codes
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
 
@@ -279,7 +279,7 @@ class BundleWriter:
     """Collects files into a bundle directory and writes a manifest with their checksums last."""
 
     def __init__(self, root: str | os.PathLike, name: str, format_version: int = FORMAT_VERSION):
-        if format_version not in (2, 3, FORMAT_VERSION):  # older formats, for devices not updated yet
+        if format_version not in range(2, FORMAT_VERSION + 1):  # older formats, for devices not updated yet
             raise BundleError(f"this edgerec writes bundle format 2 to {FORMAT_VERSION}, not {format_version!r}")
         self.root, self.name, self.format_version = Path(root), name, format_version
         self.compact = format_version >= 3  # columns in their narrowest lossless dtypes

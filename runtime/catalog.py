@@ -24,18 +24,17 @@ import numpy as np
 
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime.bundle import Bundle
-from edgerec.runtime.catalog_columns import (
+from edgerec.runtime.catalog_columns import (  # string_column: imported from here by host tools
     CatalogIds,
-    FileStringColumn,
     RowColumn,
     random_access,
     stored_median,
+    string_column,
 )
 from edgerec.runtime.features import MODALITIES, ItemTable
 from edgerec.runtime.item_meta import BundleRows
-from edgerec.runtime.item_spec import ColumnSpec
 from edgerec.runtime.item_table import StoredTable
-from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
+from edgerec.runtime.tag_column import read_tags
 
 
 @dataclass
@@ -56,14 +55,15 @@ class ItemCatalog:
         self.base_count = spec.count
         checked = getattr(bundle, "id_index", None)  # built by the checks at open, with its column's maps
         self.ids = checked.column if checked is not None else string_column(bundle, spec.strings["ids"])
-        self.titles, self.tag_strings = (string_column(bundle, spec.strings[name]) for name in ("titles", "tags"))
+        self.titles = string_column(bundle, spec.strings["titles"])
+        self.tag_column = read_tags(bundle)  # codes (format 5) or text, read alike
         self.categorical = {k: (random_access(bundle.array(c.file)), list(c.vocab)) for k, c in spec.categorical.items()}
         self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
         self.numeric = {k: random_access(bundle.array(c.file)) for k, c in spec.numeric.items()}
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None
-        self.rows = BundleRows(self.ids, self.titles, self.tag_strings, self.categorical, self._vocab_arrays,
+        self.rows = BundleRows(self.ids, self.titles, self.tag_column, self.categorical, self._vocab_arrays,
                                self.numeric)  # their decoded metadata, kept for the rows that recur
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
@@ -171,13 +171,13 @@ class ItemCatalog:
     def tag_counts(self, rows: list[int]) -> Counter:
         """How often each tag occurs among some rows (a user's recent items)."""
         if not self.added or all(row < self.base_count for row in rows):
-            return self.rows.tag_counts(rows)
+            return self.tag_column.counts(rows)
         return Counter(chain.from_iterable(self._tag_tuple(row) for row in rows))
 
     def _tag_tuple(self, row: int) -> tuple[str, ...]:
         if row >= self.base_count:
             return tuple(self.added[row - self.base_count].meta.get("tags", []))
-        return self.rows.tags(row)
+        return self.tag_column.tags(row)
 
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """A categorical column as strings for some rows (bundle and added items alike)."""
@@ -339,10 +339,3 @@ def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
         out |= values == code
     return out
 
-
-def string_column(bundle: Bundle, column: ColumnSpec) -> FileStringColumn | BlockStringColumn:
-    """A string column read from the bundle's files for the rows asked for (never mapped whole)."""
-    if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
-        return BlockStringColumn(bundle.path(column.file), bundle.array(column.offsets, mmap=False),
-                                 bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column))
-    return FileStringColumn(bundle.path(column.file), bundle.path(column.offsets))

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgerec.runtime.file_blocks import npy_header, string_blocks
 from edgerec.runtime.id_index import IdIndex, memory_blocks
+from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
 
 _OFFSET_CODES = {("u", 4): "I", ("i", 4): "i", ("u", 8): "Q", ("i", 8): "q"}  # struct codes of offset dtypes
 
@@ -184,3 +185,11 @@ def stored_median(values: np.ndarray) -> float:
     if inexact and np.isnan(part[n - 1]):  # NaN sorts last: np.median gives NaN when any value is
         return float("nan")
     return float(np.mean(part[middle].astype(np.float64)))
+
+
+def string_column(bundle, column) -> FileStringColumn | BlockStringColumn:
+    """A string column read from the bundle's files for the rows asked for (never mapped whole)."""
+    if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
+        return BlockStringColumn(bundle.path(column.file), bundle.array(column.offsets, mmap=False),
+                                 bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column))
+    return FileStringColumn(bundle.path(column.file), bundle.path(column.offsets))

@@ -17,6 +17,11 @@ from edgerec.errors import BundleError
 BLOCK_BYTES = 1 << 20
 
 
+def damaged(file: str, rule: str):
+    """Refuse a bundle whose `file` breaks `rule` (a BundleError naming both)."""
+    raise BundleError(f"{file} {rule}; the bundle is damaged or from a broken exporter, re-export it")
+
+
 def npy_header(path: Path) -> tuple[np.dtype, tuple, int]:
     """(dtype, shape, offset of the data) of a .npy file, without reading its data."""
     try:

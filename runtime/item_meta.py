@@ -1,9 +1,9 @@
 """Metadata of the bundle's rows as requests read it: the k results' ids, titles, tags and small
-columns, the tags of a user's recent items, the titles a reason names.
+columns, the titles a reason names (tags are read through tag_column.py).
 
 A request reads a few rows, but the rows recur: hub items come back in other users' lists, a
 user's history items come back in their reasons (in the 100k bench 88% of the rows a list shows
-were shown in the last 4,096 rows). Titles and tags are stored in compressed blocks (format 4),
+were shown in the last 4,096 rows). Titles are stored in compressed blocks (format 4 on),
 and inflating a block and decoding its row cost more than the rest of the row's metadata, so
 each row is decoded once and kept. The bundle's rows never change (an update retires a row and
 appends a new one), so nothing kept can go stale; each cache is bounded and starts over when full.
@@ -11,14 +11,10 @@ appends a new one), so nothing kept can go stale; each cache is bounded and star
 
 from __future__ import annotations
 
-from collections import Counter
-from itertools import chain
-
 import numpy as np
 
 from edgerec.runtime.item_spec import NUMERIC_DTYPES
 
-TAG_CACHE_ROWS = 50_000  # decoded tag lists kept (a few MB at most)
 META_CACHE_ROWS = 4_096  # rows whose whole metadata is kept (about 0.5 KB each)
 CACHED_READ = 64  # reads of at most this many rows (a list, a reason) are kept; bulk reads are not
 
@@ -26,25 +22,12 @@ CACHED_READ = 64  # reads of at most this many rows (a list, a reason) are kept;
 class BundleRows:
     """Decoded metadata of bundle rows, read through the catalog's columns and kept per row."""
 
-    def __init__(self, ids, titles, tag_strings, categorical: dict, vocab_arrays: dict, numeric: dict):
-        self.ids, self.titles, self.tag_strings = ids, titles, tag_strings
+    def __init__(self, ids, titles, tags, categorical: dict, vocab_arrays: dict, numeric: dict):
+        """tags: a tag_column.TagColumn or TextTags (each row's tags as a tuple)."""
+        self.ids, self.titles, self.tag_column = ids, titles, tags
         self.categorical, self.vocab_arrays, self.numeric = categorical, vocab_arrays, numeric
-        self._tags: dict[int, tuple[str, ...]] = {}
         self._metas: dict[int, dict] = {}  # row -> its meta, tags as a tuple (never handed out)
         self._labels: dict[int, tuple[str, str]] = {}  # row -> (item id, title)
-
-    def tags(self, row: int) -> tuple[str, ...]:
-        cached = self._tags.get(row)
-        if cached is None:  # every request reads the tags of the user's recent items: decode each once
-            if len(self._tags) >= TAG_CACHE_ROWS:
-                self._tags.clear()
-            cached = self._tags[row] = tuple(t for t in self.tag_strings[row].split("|") if t)
-        return cached
-
-    def tag_counts(self, rows: list[int]) -> Counter:
-        """How often each tag occurs among some bundle rows."""
-        known = self._tags
-        return Counter(chain.from_iterable([known.get(row) or self.tags(row) for row in rows]))
 
     def label(self, row: int) -> tuple[str, str]:
         """(item id, title) of a row: what a reason names."""
@@ -81,7 +64,7 @@ class BundleRows:
         out = {}
         for position, row in enumerate(rows):
             item_id, title = self.label(row) if keep else (self.ids[row], self.titles[row])
-            meta = {"item_id": item_id, "title": title, "tags": self.tags(row)}
+            meta = {"item_id": item_id, "title": title, "tags": self.tag_column.tags(row)}
             for name, values in columns.items():
                 meta[name] = values[position]
             out[row] = meta

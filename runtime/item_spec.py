@@ -18,8 +18,11 @@ import numpy as np
 from edgerec.errors import BundleError
 from edgerec.runtime import text_blocks
 from edgerec.runtime.file_blocks import array_stats, npy_header, string_blocks
+from edgerec.runtime.file_blocks import damaged as _fail
 from edgerec.runtime.id_index import IdIndex
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.narrow import narrowest, stores_as
+from edgerec.runtime.tag_column import TAGS_FORMAT, TagSpec
 
 STRING, CATEGORICAL, NUMERIC = "string", "categorical", "numeric"
 CODE_DTYPE = np.int32  # categorical codes; -1 means "none" (format 3: the narrowest of int8/16/32)
@@ -133,33 +136,19 @@ class ColumnSpec:
         return cls(NUMERIC, writer.add_array(f"items/{name}.npy", narrowest(values) if writer.compact else values))
 
 
+def write_text(writer, values: dict[str, list[str]]) -> dict:
+    """The text columns (ids, titles, `|`-joined tags) as the writer's format stores them: the
+    `strings` and `tags` fields of an ItemTableSpec."""
+    coded = writer.format_version >= TAGS_FORMAT
+    strings = {name: ColumnSpec.write_strings(writer, name, texts) for name, texts in values.items()
+               if not (coded and name == "tags")}
+    return {"strings": strings, "tags": TagSpec.write(writer, values["tags"]) if coded else None}
+
+
 def write_encoder_inputs(writer, values: np.ndarray, name: str = "items/encoder_inputs.npy") -> str:
     """The per-item user-encoder inputs: int32, or in format 3 the narrowest integer type."""
     values = np.asarray(values, np.int32)
     return writer.add_array(name, narrowest(values) if writer.compact else values)
-
-
-def narrowest(values: np.ndarray) -> np.ndarray:
-    """`values` in the smallest dtype that holds every one of them exactly (integers: int8 to int64;
-    floats: int8/int16 when all are whole numbers, float16 when each survives the round trip),
-    else unchanged. Readers convert back to the column's spec dtype."""
-    if not len(values):
-        return values
-    if values.dtype.kind in "iu":
-        low, high = int(values.min()), int(values.max())
-        for t in (np.int8, np.int16, np.int32, np.int64):
-            if np.iinfo(t).min <= low and high <= np.iinfo(t).max:
-                return values.astype(t) if np.dtype(t).itemsize < values.dtype.itemsize else values
-        return values
-    if values.dtype.kind == "f" and values.dtype.itemsize > 2 and np.all(np.isfinite(values)):
-        if np.array_equal(values, np.round(values)) and -2**15 <= values.min() and values.max() < 2**15:
-            small = np.int8 if -128 <= values.min() and values.max() < 128 else np.int16
-            return values.astype(small)  # whole numbers (seconds, counts): read back as floats
-        with np.errstate(over="ignore"):
-            half = values.astype(np.float16)
-        if np.all(np.isfinite(half)) and np.array_equal(half.astype(values.dtype), values):
-            return half
-    return values
 
 
 @dataclass(frozen=True)
@@ -168,10 +157,11 @@ class ItemTableSpec:
 
     count: int
     embeddings: TableSpec
-    strings: dict[str, ColumnSpec] = field(default_factory=dict)  # ids, titles, tags (|-joined)
+    strings: dict[str, ColumnSpec] = field(default_factory=dict)  # ids, titles; formats 2-4: tags (|-joined)
     categorical: dict[str, ColumnSpec] = field(default_factory=dict)  # modality, language, genre, ...
     numeric: dict[str, ColumnSpec] = field(default_factory=dict)  # duration, release_ts, episode, popularity
     encoder_inputs: str | None = None  # int32 user-encoder input per item (default: row + 1)
+    tags: TagSpec | None = None  # format 5: the tags as codes (tag_column.py)
 
     @classmethod
     def from_manifest(cls, raw: dict) -> ItemTableSpec:
@@ -181,7 +171,7 @@ class ItemTableSpec:
             strings={k: ColumnSpec.from_manifest(STRING, v) for k, v in raw["strings"].items()},
             categorical={k: ColumnSpec.from_manifest(CATEGORICAL, v) for k, v in raw["categorical"].items()},
             numeric={k: ColumnSpec.from_manifest(NUMERIC, v) for k, v in raw["numeric"].items()},
-            encoder_inputs=raw.get("encoder_inputs"),
+            encoder_inputs=raw.get("encoder_inputs"), tags=TagSpec.from_manifest(raw["tags"]) if "tags" in raw else None,
         )
 
     def to_manifest(self) -> dict:
@@ -191,7 +181,7 @@ class ItemTableSpec:
                "numeric": {k: c.to_manifest() for k, c in self.numeric.items()}}
         if self.encoder_inputs:
             out["encoder_inputs"] = self.encoder_inputs
-        return out
+        return {**out, "tags": self.tags.to_manifest()} if self.tags else out
 
     def columns(self) -> dict[str, ColumnSpec]:
         return {**self.strings, **self.categorical, **self.numeric}
@@ -200,6 +190,7 @@ class ItemTableSpec:
         """Every file this section names."""
         table = [self.embeddings.file] + ([self.embeddings.scales] if self.embeddings.scales else [])
         columns = [name for column in self.columns().values() for name in column.files()]
+        columns += self.tags.files() if self.tags else []
         return table + columns + ([self.encoder_inputs] if self.encoder_inputs else [])
 
     # ---------------------------------------------------------- rules beyond the schema
@@ -219,9 +210,15 @@ class ItemTableSpec:
             _fail(self.embeddings.scales, f"must hold finite, positive float32 scales of at most {MAX_SCALE:g}")
         if stored.values.dtype.kind == "f" and not np.all(np.isfinite(stored.values)):
             _fail(table, "holds NaN or infinite values")
-        compact = bundle.manifest.format_version >= COMPACT_FORMAT
+        version = bundle.manifest.format_version
         for name, column in self.columns().items():
-            self._check_column(bundle, name, column, compact)
+            self._check_column(bundle, name, column, version >= COMPACT_FORMAT)
+        coded = version >= TAGS_FORMAT  # where the tags are: codes from format 5 on, text before, never both
+        if coded != (self.tags is not None) or coded == ("tags" in self.strings):
+            where = "as codes (items.tags)" if coded else "as text (items.strings.tags)"
+            _fail("manifest.json", f"(items) must hold the tags {where} in a format {version} bundle, and nowhere else")
+        if self.tags:
+            self.tags.check(bundle, self.count)
         if self.encoder_inputs:
             dtype, shape, _ = npy_header(bundle.path(self.encoder_inputs))
             if shape != (self.count,) or dtype.kind not in "iu" or (
@@ -255,7 +252,7 @@ class ItemTableSpec:
                                    f"codes from -1 to {len(column.vocab) - 1} (its vocabulary)")
         else:
             wanted = NUMERIC_DTYPES.get(name)
-            if wanted is not None and not _stores(dtype, wanted, compact):
+            if wanted is not None and not stores_as(dtype, wanted, compact):
                 _fail(column.file, f"(column {name}) has dtype {dtype}; it must be "
                                    f"{np.dtype(wanted).name}{' or a narrower one of its kind' if compact else ''}")
             if not stats["finite"]:
@@ -270,7 +267,7 @@ class ItemTableSpec:
         where = f"(column {name})"
         if bundle.manifest.format_version < BLOCKS_FORMAT or name == "ids" or column.codec not in text_blocks.CODECS \
                 or column.block_rows < 1:
-            _fail(column.file, f"{where} cannot be compressed: only text columns of format {BLOCKS_FORMAT} bundles "
+            _fail(column.file, f"{where} cannot be compressed: only text columns of format {BLOCKS_FORMAT} or later bundles "
                                f"may be, with codec {'/'.join(text_blocks.CODECS)} and block_rows >= 1")
         blocks = text_blocks.block_count(self.count, column.block_rows)
         dtype, shape, _ = npy_header(bundle.path(column.offsets))
@@ -310,22 +307,8 @@ class ItemTableSpec:
             bundle.id_index = index  # the catalog's id lookups reuse it (and its memory maps)
 
 
-def _stores(dtype: np.dtype, wanted, compact: bool) -> bool:
-    """Whether a numeric column's dtype is its spec dtype (format 3: or narrower, of its kind, or
-    integers where the spec has floats)."""
-    wanted = np.dtype(wanted)
-    if not compact or dtype == wanted:
-        return dtype == wanted
-    same_kind = dtype.kind == wanted.kind or dtype.kind in "iu"  # float columns may hold whole numbers
-    return same_kind and dtype.itemsize < wanted.itemsize
-
-
 def values_name(column: ColumnSpec) -> str:
     return column.offsets if column.kind == STRING else column.file
-
-
-def _fail(file: str, rule: str):
-    raise BundleError(f"{file} {rule}; the bundle is damaged or from a broken exporter, re-export it")
 
 
 def space_members(items) -> list[str | None]:

@@ -49,7 +49,7 @@ def related_vector(catalog: ItemCatalog, meta: dict) -> tuple[np.ndarray | None,
         if level == "genre" and len(related):
             tags = set(meta.get("tags", []))
             if tags:
-                overlap = np.array([len(tags & set(catalog.tag_strings[r].split("|"))) for r in related[:5000]])
+                overlap = np.array([len(tags & set(catalog.tag_column[r].split("|"))) for r in related[:5000]])
                 if overlap.max() > 0:
                     related = related[:5000][overlap == overlap.max()]
         if len(related):

@@ -165,22 +165,9 @@ def engagement_pull(request: Request, weight: float) -> np.ndarray | None:
 
 
 def rows_with_tags(catalog, tags) -> np.ndarray:
-    """True for every row carrying one of `tags` (exact tag match; scans the tag bytes a block of
-    rows at a time, no decoding, no copy of the whole column)."""
-    out = np.zeros(len(catalog), bool)
-    needles = [tag.encode("utf-8") for tag in {str(t) for t in tags if t}]
-    for first, offsets, block in catalog.tag_strings.chunks() if needles else ():
-        data = block.tobytes()
-        for needle in needles:
-            at = data.find(needle)
-            while at >= 0:
-                end = at + len(needle)
-                row = int(np.searchsorted(offsets, at, "right")) - 1
-                starts = at == offsets[row] or data[at - 1:at] == b"|"
-                ends = end == offsets[row + 1] or data[end:end + 1] == b"|"
-                if starts and ends:
-                    out[first + row] = True
-                at = data.find(needle, end)
+    """True for every row carrying one of `tags` (exact tag match; tag_column.py reads the bundle's
+    rows without decoding them)."""
+    out = np.r_[catalog.tag_column.rows_with(tags), np.zeros(len(catalog.added), bool)]
     for i, item in enumerate(catalog.added):
         if set(item.meta.get("tags", [])) & set(tags):
             out[catalog.base_count + i] = True

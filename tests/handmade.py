@@ -7,6 +7,7 @@ import numpy as np
 
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.tag_column import TAGS_FORMAT, TagSpec
 
 
 def item_columns(writer, n, *, popularity=None, release_ts=None, genre=None, language=None, creator=None,
@@ -30,8 +31,12 @@ def item_columns(writer, n, *, popularity=None, release_ts=None, genre=None, lan
         "popularity": writer.add_array("items/popularity.npy", np.asarray(column(popularity, 0.0), np.float32)),
     }
     strings = {"ids": writer.add_strings("items/ids", [f"i{r}" for r in range(n)]),
-               "titles": writer.add_strings("items/titles", [f"Item {r}" for r in range(n)]),
-               "tags": writer.add_strings("items/tags", ["|".join(t) for t in column(tags, ())])}
+               "titles": writer.add_strings("items/titles", [f"Item {r}" for r in range(n)])}
+    joined = ["|".join(t) for t in column(tags, ())]
+    if writer.format_version >= TAGS_FORMAT:  # tags as codes
+        return {"strings": strings, "categorical": categorical, "numeric": numeric,
+                "tags": TagSpec.write(writer, joined).to_manifest()}
+    strings["tags"] = writer.add_strings("items/tags", joined)
     return {"strings": strings, "categorical": categorical, "numeric": numeric}
 
 

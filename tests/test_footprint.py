@@ -1,5 +1,5 @@
-"""The footprint work (issue 19) loses nothing: compact columns (bundle format 3) and compressed
-text (format 4) give the lists the wide ones (format 2) give, ids are found without a dict of every id, ranker features are computed
+"""The footprint work (issue 19) loses nothing: compact columns (bundle format 3), compressed
+text (format 4) and tags as integer codes (format 5) give the lists the wide ones (format 2) give, ids are found without a dict of every id, ranker features are computed
 for the rows a request reads, and opening plus serving holds no Python object per item."""
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ NOW = 1_790_000_000.0
 
 @pytest.fixture(scope="module")
 def formats(tmp_path_factory):
-    """The golden bundle grown to 3,000 items (format 4: text in compressed blocks), and the same
-    bundle written as format 3 and as format 2."""
+    """The golden bundle grown to 3,000 items (format 5: tags as codes), and the same bundle written
+    as format 4 (tags as text in compressed blocks), format 3 and format 2."""
     root = tmp_path_factory.mktemp("footprint")
-    newest = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v4")
-    return {4: newest, 3: convert_bundle(newest, root / "v3", format_version=3),
-            2: convert_bundle(newest, root / "v2", format_version=2)}
+    newest = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v5")
+    return {5: newest, **{v: convert_bundle(newest, root / f"v{v}", format_version=v) for v in (4, 3, 2)}}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +70,8 @@ def _lists(bundle: Path) -> list:
         for user in [f"u{u}" for u in range(8)] + ["newcomer", "onboarded", "tagged"]:
             for kwargs in requests:
                 got = rec.recommend(user, context={"now": NOW}, **kwargs)
-                out.append([(r.item_id, r.score, r.title, r.reason.kind, r.reason.text, sorted(r.meta.items()))
-                            for r in got])
+                out.append([(r.item_id, r.score, r.title, r.reason.kind, r.reason.text, sorted(r.meta.items()),
+                             r.reason.tags) for r in got])
     return out
 
 
@@ -92,7 +91,7 @@ def test_compressed_text_gives_the_same_lists_as_plain_text(formats, lists):
     new, old = Bundle.open(formats[4]), Bundle.open(formats[3])
     assert new.manifest.format_version == 4
     with Recommender.open(formats[4]) as compressed, Recommender.open(formats[3]) as plain:
-        for name, column in (("titles", "titles"), ("tags", "tag_strings")):
+        for name, column in (("titles", "titles"), ("tags", "tag_column")):
             assert new.manifest.items.strings[name].codec == "zlib"
             assert getattr(compressed.catalog, column).all() == getattr(plain.catalog, column).all()
     assert new.manifest.items.strings["ids"].codec is None  # every id lookup reads one: kept plain
@@ -101,7 +100,23 @@ def test_compressed_text_gives_the_same_lists_as_plain_text(formats, lists):
     assert lists[4] == lists[3]
 
 
-@pytest.mark.parametrize("old, new", [(2, 3), (3, 4), (2, 4)])
+def test_tag_codes_give_the_same_lists_as_tag_text(formats, lists):
+    """Format 5 reads the tags as codes (the history's tag profile, the reasons' matched tags, onboarding
+    by tag, the new item's neighbours): every list is the one format 4's text gives."""
+    new, old = Bundle.open(formats[5]), Bundle.open(formats[4])
+    assert new.manifest.format_version == 5 and "tags" not in new.manifest.items.strings
+    assert new.array(new.manifest.items.tags.codes).dtype == np.uint8 and new.manifest.items.tags.vocab
+    with Recommender.open(formats[5]) as codes, Recommender.open(formats[4]) as text:
+        assert type(codes.catalog.tag_column).__name__ == "TagColumn"
+        assert codes.catalog.tag_column.all() == text.catalog.tag_column.all()
+        rows = list(range(0, codes.catalog.base_count, 7))
+        assert list(codes.catalog.tag_counts(rows).items()) == list(text.catalog.tag_counts(rows).items())
+    assert new.size_bytes() < old.size_bytes()
+    assert any(r[6] for requests in lists[5] for r in requests)  # the reasons matched tags
+    assert lists[5] == lists[4]
+
+
+@pytest.mark.parametrize("old, new", [(2, 3), (3, 4), (2, 4), (4, 5), (2, 5), (5, 4)])
 def test_the_old_format_round_trips_through_the_new_one(formats, tmp_path, old, new):
     again = convert_bundle(formats[old], tmp_path / "again", format_version=new)
     for name in Bundle.open(formats[new]).manifest.files:

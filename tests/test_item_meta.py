@@ -25,7 +25,7 @@ def test_kept_metadata_is_what_a_fresh_read_gives(rec):
         assert [cat.label(row) for row in rows] == [(m["item_id"], m["title"]) for m in got]
         assert [cat.tags(row) for row in rows] == [m["tags"] for m in got]
         assert [(m["item_id"], m["title"], "|".join(m["tags"])) for m in got] == [  # the columns themselves
-            (cat.ids[row], cat.titles[row], "|".join(t for t in cat.tag_strings[row].split("|") if t)) for row in rows]
+            (cat.ids[row], cat.titles[row], "|".join(t for t in cat.tag_column[row].split("|") if t)) for row in rows]
         for name, (codes, vocab) in cat.categorical.items():
             assert [m[name] for m in got] == [vocab[codes[row]] if codes[row] >= 0 else "" for row in rows]
 
@@ -63,13 +63,12 @@ def test_an_item_updated_on_the_device_shows_its_new_metadata(rec):
 
 def test_the_caches_are_bounded_and_bulk_reads_are_not_kept(rec, monkeypatch):
     monkeypatch.setattr(item_meta, "META_CACHE_ROWS", 8)
-    monkeypatch.setattr(item_meta, "TAG_CACHE_ROWS", 8)
     cat = rec.catalog
     kept = cat.rows
     for start in range(0, min(cat.base_count, 60), 3):
         rows = list(range(start, min(start + 3, cat.base_count)))
         assert cat.metas(rows) == [{**m, "tags": list(m["tags"])} for m in _fresh_read(cat, rows).values()]
-        assert len(kept._metas) <= 8 and len(kept._labels) <= 8 and len(kept._tags) <= 8
+        assert len(kept._metas) <= 8 and len(kept._labels) <= 8
     kept._metas.clear()
     everything = list(range(cat.base_count))
     assert len(cat.metas(everything)) == cat.base_count and not kept._metas  # a host tool's bulk read

@@ -126,7 +126,7 @@ def test_the_writer_takes_the_item_section_typed_or_in_manifest_form(golden_bund
     assert typed.scale_axis == plain.scale_axis == "dim" and np.array_equal(typed.values, plain.values)
 
     def write(root, items):
-        writer = BundleWriter(root, "copy")
+        writer = BundleWriter(root, "copy", source.manifest.format_version)  # its items: that format's
         for name in source.manifest.files:
             writer.file_path(name).write_bytes(source.path(name).read_bytes())
             writer.add_file(name)

@@ -59,6 +59,7 @@ def _file_names(m: dict) -> list[str]:
     for col in items["strings"].values():
         names += [col[k] for k in ("blob", "offsets", "blocks", "dictionary") if k in col]
     names += [c["codes"] for c in items["categorical"].values()] + list(items["numeric"].values())
+    names += [items["tags"][k] for k in ("offsets", "codes")] if "tags" in items else []
     for model in m["models"]:
         names.append(model["file"])
         extra = model.get("extra", {})
@@ -120,6 +121,17 @@ def _strings(root: Path, col: dict, count: int) -> list[str]:
     return out
 
 
+def _tag_codes(root: Path, col: dict, count: int) -> list[str]:
+    """Format 5 tags: item r's tags are vocab[codes[offsets[r]:offsets[r + 1]]] (rule 8)."""
+    vocab, codes = col["vocab"], _npy(root / col["codes"])
+    off = _npy(root / col["offsets"]).astype(np.int64)
+    if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(codes) or np.any(np.diff(off) < 0):
+        raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the number of codes")
+    if codes.dtype.kind != "u" or (len(codes) and int(codes.max()) >= len(vocab)) or len(set(vocab)) != len(vocab):
+        raise SpecError(f"{col['codes']}: codes must be unsigned and inside a vocabulary of distinct tags")
+    return ["|".join(vocab[c] for c in codes[off[r]:off[r + 1]]) for r in range(count)]
+
+
 def _space_id(m: dict) -> str:
     """Rule 6: the first 24 hex digits of sha256 over `name=sha256;` in the rule's order."""
     emb, files = m["items"]["embeddings"], m["files"]
@@ -141,8 +153,8 @@ class Bundle:
         if len(raw) > 64 * MIB:
             raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
         m = json.loads(raw.decode("utf-8"))
-        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4):
-            raise SpecError("manifest.json: not an edgerec bundle of format 1 to 4 (rule 1)")
+        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4, 5):
+            raise SpecError("manifest.json: not an edgerec bundle of format 1 to 5 (rule 1)")
         paths = {name: _check_path(root, name) for name in m.get("files", {})}  # rule 2
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
         jsonschema.Draft202012Validator(schema).validate(m)  # rule 3
@@ -216,6 +228,10 @@ class Bundle:
         else:
             self.scales, self.vectors = None, table.astype(np.float32)
         self.strings = {k: _strings(root, c, n) for k, c in items["strings"].items()}
+        if (version >= 5) != ("tags" in items) or ("tags" in items) == ("tags" in self.strings):
+            raise SpecError("items: tags as codes in format 5, as text before, never both (rule 8)")
+        if "tags" in items:  # format 5: rebuilt as the |-joined text of the older formats
+            self.strings["tags"] = _tag_codes(root, items["tags"], n)
         ids = self.strings["ids"]
         if len(set(ids)) != n or "" in ids:
             raise SpecError("items.strings.ids: ids must be unique and non-empty (rule 8)")

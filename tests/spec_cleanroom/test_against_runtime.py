@@ -116,3 +116,25 @@ def agree(bundle: reader.Bundle, path: Path, rng: random.Random, ranking: tuple[
                 assert abs(mine[1] - ref[1]) <= 1e-4 and mine[2:5] == ref[2:5], json.dumps(steps)
                 assert (mine[5] is None) == (ref[5] is None), json.dumps(steps)
                 assert mine[5] is None or abs(mine[5] - ref[5]) <= 1e-4, json.dumps(steps)
+
+
+@pytest.fixture(scope="module")
+def as_text(tmp_path_factory) -> dict[str, Path]:
+    """Format 4 copies (tags as text in compressed blocks) of both golden bundles (format 5: tag codes)."""
+    from edgerec.export.convert import convert_bundle
+
+    root = tmp_path_factory.mktemp("format4")
+    return {name: convert_bundle(path, root / name, format_version=4)
+            for name, path in (("bundle", BUNDLE), ("ranked", RANKED))}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_they_agree_on_tags_stored_as_text(as_text, seed):
+    """The older format: the reader reads format 4's tag text from the spec text alone, the runtime
+    through its text tags; the same tags as format 5's codes, and the same lists."""
+    for name, path, ranking in (("bundle", BUNDLE, ({},)), ("ranked", RANKED, RANKING)):
+        copy, coded = reader.Bundle(as_text[name]), reader.Bundle(path)
+        assert copy.manifest["format_version"] == 4 and "tags" in copy.manifest["items"]["strings"]
+        assert coded.manifest["format_version"] == 5 and "tags" in coded.manifest["items"]
+        assert copy.strings["tags"] == coded.strings["tags"]
+        agree(copy, as_text[name], random.Random(200 + seed), ranking)

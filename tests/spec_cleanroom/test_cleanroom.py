@@ -150,7 +150,7 @@ def test_a_wrong_embedding_space_is_refused(tmp_path):
 
 
 def test_the_compressed_columns_read_as_text(bundle):
-    """Format 4 zlib blocks (with a preset dictionary) give one string per item."""
+    """zlib blocks (with a preset dictionary) and tag codes (format 5) give one string per item."""
     assert len(bundle.strings["tags"]) == bundle.count == len(bundle.strings["titles"])
     assert all(bundle.strings["tags"]) and bundle.strings["ids"][:2] == ["i00", "i01"]
     assert np.isfinite(bundle.vectors).all()
