@@ -65,15 +65,23 @@ class FileKey:
     def create(cls, path: str | Path) -> FileKey:
         """Write a new random key (hex) that only the owner can read; never overwrites an existing key."""
         path = Path(path)
+
+        def refused(why: str) -> ConfigError:
+            return ConfigError(f"cannot create the key file {checks.file_name(path)} ({why}); write it in a "
+                               "folder this app can write (and keep it private)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file stands where a folder of the path should be
+            raise refused("a file stands where its folder should be") from None
+        except OSError as exc:  # a read-only folder
+            raise refused(exc.strerror) from None
+        try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise ConfigError(f"key file {checks.file_name(path)} already exists; a new key would orphan the history encrypted "
                               "with it") from None
         except OSError as exc:  # a read-only folder, a full disk
-            raise ConfigError(f"cannot create the key file {checks.file_name(path)} ({exc.strerror}); write it in a "
-                              "folder this app can write (and keep it private)") from None
+            raise refused(exc.strerror) from None
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
         return cls(path)

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime import checks
 from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.keys import KeyProvider, resolve_key
 
 MARKER = "profile_ids"
 SCHEME = "hmac-sha256"
+
+
+_PSEUDONYM = re.compile("p:[0-9a-f]{64}")
 
 
 def pseudonym(secret: bytes, profile: str) -> str:
@@ -58,15 +63,13 @@ class PseudonymousHistory(HistoryStore):
                                "the profile secret it was created with (nothing was changed)")
 
     def _pid(self, profile: str) -> str:
-        if not profile:
-            raise ConfigError("a profile name must be non-empty")
-        return pseudonym(self._secret, profile)
+        return pseudonym(self._secret, checks.text(profile, "user"))  # a wrong type or empty name: ConfigError
 
     def _convert_names(self) -> None:
         """Replace plain names already in the file by their pseudonyms, leaving no readable copy behind."""
         names = {r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events UNION "
                                                "SELECT DISTINCT profile FROM preferences")}
-        names = {n for n in names if not n.startswith("p:")}
+        names = {n for n in names if not _PSEUDONYM.fullmatch(n)}  # an app's own name may start with "p:"
         if not names:
             return
         with self._transaction():
@@ -82,7 +85,7 @@ class PseudonymousHistory(HistoryStore):
         return super().generation(self._pid(profile))
 
     def record(self, profile, item, event, value=None, ts=None, context=None):
-        return super().record(self._pid(profile) if profile else profile, item, event, value, ts, context)
+        return super().record(self._pid(profile), item, event, value, ts, context)
 
     def events(self, profile, limit=None):
         out = super().events(self._pid(profile), limit)
