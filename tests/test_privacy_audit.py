@@ -1,10 +1,12 @@
-"""Error messages name a bad input file by its base name, never the folders above it (they can name a
-person: /home/alice/...), and echo no user id of the data; the full path stays on the exception."""
+"""What the privacy audit of 2026-12-04 (docs/privacy.md) found, each pinned: error messages name a bad input
+file by its base name, never the folders above it (they can name a person: /home/alice/...), and echo no user
+id of the data (the full path stays on the exception); reports show a made-up user, never a replayed one."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from edgerec.errors import BundleError, DataError
@@ -107,8 +109,6 @@ def test_a_damaged_bundle_is_named_without_its_folders(tmp_path):
 
 def test_a_scorer_for_another_model_is_named_without_the_stored_absolute_path(tmp_path):
     """The scorer records its retrieval model's resolved path; the refusal names folders, not that path."""
-    import numpy as np
-
     from edgerec.errors import ModelError
     from edgerec.export.ranking import add_scorer
     from edgerec.models.scorer import LinearScorer, save_scorer
@@ -138,3 +138,26 @@ def test_checkpoint_and_prior_refusals_name_folders_not_paths(folder):
         with pytest.raises(ConfigError, match=message) as err:
             PopularityPrior.read(_write(folder / "prior.json", text))
         assert MARK not in str(err.value)
+
+
+def test_the_explanation_report_shows_a_made_up_user_not_a_replayed_one(tmp_path):
+    """The demo's explanation (report.json, explain.json) once listed the first replayed user's items with
+    "because you watched <their item>": part of a real history in a report. Now a made-up user's."""
+    from pathlib import Path
+
+    from edgerec.runtime import Recommender
+    from edgerec.studies.explain import ExplainStudy
+
+    bundle = Path(__file__).parent.parent / "spec" / "golden" / "ranked"
+    with Recommender.open(bundle, history=tmp_path / MARK / "history.db") as rec:
+        rows = np.argsort(rec.catalog.numeric_column("popularity", np.arange(rec.catalog.base_count)))[:4]
+        private = [rec.catalog.item_id(int(r)) for r in rows]  # the least popular: never the made-up plays
+        for item in private:
+            rec.record(USER, item, "play")
+        titles = {rec.catalog.item_id(int(r)): rec.catalog.title(int(r)) for r in range(rec.catalog.base_count)}
+    record = ExplainStudy(bundle).run().record
+    assert record["items"] and set(record["played"]).isdisjoint(private)
+    text = json.dumps(record)
+    assert USER not in text and MARK not in text
+    reasons = " ".join(i["why"] for i in record["items"])
+    assert not any(f'"{titles[item]}"' in reasons for item in private)
