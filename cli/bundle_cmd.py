@@ -21,7 +21,7 @@ from edgerec.cli.output import console, example, fmt, key_values, table
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New bundle folder.")
 @click.option("--format", "formats", default="onnx,tflite", show_default=True,
-              help="onnx, tflite or both (--torch-module: one file, ONNX unless only tflite is named).")
+              help="onnx, tflite or both as onnx,tflite (--torch-module: one file, ONNX unless only tflite is named).")
 @click.option("--quantize", type=click.Choice(["none", "int8", "int8-dynamic", "int8-static", "fp16"]), default="int8",
               show_default=True)
 @click.option("--table", "table_dtype", type=click.Choice(["int8", "int8-row", "fp16", "fp32"]), default="int8",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgerec.cli.output import console, example, key_values, table
+from edgerec.runtime.checks import file_name
 
 # The options shared by train and distill, declared once.
 MODEL_OPTIONS = [
@@ -188,7 +189,7 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
 
     dataset, split = _load(data_dir)
     if not Path(teacher).exists() and ":" not in teacher:
-        raise ConfigError(f"--teacher {teacher} does not exist; give a checkpoint folder of `edgerec train`, or your "
+        raise ConfigError(f"--teacher {file_name(teacher)} does not exist; give a checkpoint folder of `edgerec train`, or your "
                           "own encoder (an .onnx file or module:factory) with --teacher-spec and --teacher-vectors")
     if teacher_spec or teacher_vectors or not Path(teacher).is_dir():
         from edgerec.export.own_torch import own_teacher

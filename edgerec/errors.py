@@ -5,19 +5,28 @@ Every error a user can cause (bad files, bad bundles, bad arguments) is an
 """
 
 
+import os
+
+
 class EdgerecError(Exception):
     """Base class of every error edgerec raises on purpose."""
 
 
 class DataError(EdgerecError):
-    """An input data file is missing, empty or malformed."""
+    """An input data file is missing, empty or malformed.
 
-    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+    The message names the file by its base name only: the folders above it can name a
+    person (/home/alice/...) and messages end up in logs and bug reports. The path as
+    given stays in `path` for a program that wants it.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None):
         where = ""
         if path is not None:
-            where = f"{path}:{line}: " if line is not None else f"{path}: "
+            name = os.path.basename(os.path.normpath(os.fspath(path))) or os.fspath(path)
+            where = f"{name}:{line}: " if line is not None else f"{name}: "
         super().__init__(where + message)
-        self.path = path
+        self.path = None if path is None else os.fspath(path)
         self.line = line
 
 

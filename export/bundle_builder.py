@@ -43,6 +43,7 @@ from edgerec.models.hubness import model_hubness
 from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.backends import open_backend, open_model
 from edgerec.runtime.bundle import BundleWriter, Manifest, ModelEntry, TensorSpec
+from edgerec.runtime.checks import file_name
 from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec, write_text
@@ -90,7 +91,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     model, ckpt = load_model(checkpoint)
     dataset = load_dataset(data_dir)
     if model.item_data.item_ids != dataset.catalog.item_ids:
-        raise ModelError(f"{checkpoint} was trained on another catalog than {data_dir}; export with its own data")
+        raise ModelError(f"{file_name(checkpoint)} was trained on another catalog than {file_name(data_dir)}; export "
+                         "with its own data")
     split = leave_last_out(dataset)
     writer = BundleWriter(out, cfg.name or Path(out).name)
     deployed = model.deploy().eval()

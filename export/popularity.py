@@ -32,16 +32,16 @@ class PopularityPrior:
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"popularity file {path} cannot be read ({exc}); write it with "
+            raise ConfigError(f"popularity file {path.name} cannot be read ({exc}); write it with "
                               "`edgerec study dp-popularity`") from None
         if not isinstance(data, dict) or data.get("kind") != KIND:
-            raise ConfigError(f"{path} is not a popularity file (its 'kind' must be {KIND!r})")
+            raise ConfigError(f"{path.name} is not a popularity file (its 'kind' must be {KIND!r})")
         ids, counts = data.get("item_ids", []), data.get("counts", [])
         if len(ids) != len(counts) or not ids:
-            raise ConfigError(f"{path}: item_ids and counts must be non-empty lists of one length")
+            raise ConfigError(f"{path.name}: item_ids and counts must be non-empty lists of one length")
         values = np.asarray(counts, np.float64)
         if not np.all(np.isfinite(values)):
-            raise ConfigError(f"{path}: counts must be finite numbers")
+            raise ConfigError(f"{path.name}: counts must be finite numbers")
         return cls(dict(zip(map(str, ids), values.tolist())), str(data.get("source", "dp-reports")),
                    data.get("reports"), data.get("epsilon"))
 

@@ -29,6 +29,7 @@ from edgerec.models.evaluation import train_popularity
 from edgerec.models.scoring import ModelScorer
 from edgerec.runtime.backends import open_backend
 from edgerec.runtime.bundle import ModelEntry, TensorSpec
+from edgerec.runtime.checks import file_name
 from edgerec.runtime.stages import run_ranker
 
 PARITY_USERS = 20
@@ -75,7 +76,7 @@ def export_ranker(ranker_dir, checkpoint, model, dataset, split, users, history,
 
     ranker, info = load_ranker(ranker_dir)
     if Path(info["retrieval"]).resolve() != Path(checkpoint).resolve():
-        raise ModelError(f"the ranker {ranker_dir} was trained on {info['retrieval']}, not on {checkpoint}; "
+        raise ModelError(f"the ranker {file_name(ranker_dir)} was trained on {file_name(info['retrieval'])}, not on {file_name(checkpoint)}; "
                          "train a ranker for this model with `edgerec train --arch ranker --retrieval`")
     scorer = ModelScorer(model)
     users = users[:PARITY_USERS]

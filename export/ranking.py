@@ -16,6 +16,7 @@ from edgerec.data.schema import EVENT_CODE, Dataset
 from edgerec.data.split import Split
 from edgerec.errors import ModelError
 from edgerec.runtime.bundle import BundleWriter
+from edgerec.runtime.checks import file_name
 from edgerec.runtime.scorer import DAY_PARTS, SCORER_VERSION, day_part
 from edgerec.runtime.vocab import CONSUMED_LOG_EVENTS, DEVICES, MODALITIES
 
@@ -59,7 +60,7 @@ def add_scorer(writer: BundleWriter, scorer_dir: str | Path, checkpoint: str | P
 
     scorer, payload = load_scorer(scorer_dir)
     if Path(payload["retrieval"]).resolve() != Path(checkpoint).resolve():
-        raise ModelError(f"the scorer {scorer_dir} was trained for {payload['retrieval']}, not for {checkpoint}; "
+        raise ModelError(f"the scorer {file_name(scorer_dir)} was trained for {file_name(payload['retrieval'])}, not for {file_name(checkpoint)}; "
                          "train one for this model with `edgerec scorer train --retrieval MODEL`")
     arrays = {name: writer.add_array(f"ranking/scorer_{name}.npy", value) for name, value in scorer.arrays().items()}
     info = payload.get("info", {})

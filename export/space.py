@@ -70,7 +70,7 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
     """Copy `bundle` to `out` with the space section; `content` has one row per item of the bundle."""
     source, out = Bundle.open(bundle), Path(out)
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} exists and is not empty; choose a new --out folder")
+        raise ConfigError(f"{out.name} exists and is not empty; choose a new --out folder")
     manifest = source.manifest
     raw = json.loads((source.root / MANIFEST).read_text(encoding="utf-8"))
     shutil.copytree(source.root, out, dirs_exist_ok=True)

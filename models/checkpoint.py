@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from edgerec.errors import ModelError
 from edgerec.models.config import ModelConfig
 from edgerec.models.items import ItemData
+from edgerec.runtime.checks import file_name
 
 FORMAT = "edgerec-checkpoint"
 VERSION = 1
@@ -68,20 +69,20 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     folder = Path(folder)
     config_path, weights = folder / "config.json", folder / "model.safetensors"
     if not config_path.exists() or not weights.exists():
-        raise ModelError(f"{folder} is not an edgerec checkpoint (needs config.json and model.safetensors); "
+        raise ModelError(f"{file_name(folder)} is not an edgerec checkpoint (needs config.json and model.safetensors); "
                          "create one with `edgerec train`")
     try:
         meta = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{config_path} is not JSON ({exc}); the checkpoint is damaged") from None
+        raise ModelError(f"{file_name(folder)}/config.json is not JSON ({exc}); the checkpoint is damaged") from None
     if meta.get("format") != FORMAT:
-        raise ModelError(f"{config_path} is not an edgerec checkpoint config")
+        raise ModelError(f"{file_name(folder)}/config.json is not an edgerec checkpoint config")
     if meta.get("version", 0) > VERSION:
         raise ModelError(f"checkpoint version {meta['version']} is newer than this edgerec ({VERSION}); upgrade")
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise ModelError(f"{weights} cannot be read ({exc}); the checkpoint is damaged") from None
+        raise ModelError(f"{file_name(folder)}/{weights.name} cannot be read ({exc}); the checkpoint is damaged") from None
     config = ModelConfig.from_dict(meta["model"])
     items = None
     if meta.get("items"):
@@ -102,12 +103,12 @@ def load_model(folder: str | Path):
 
     ckpt = load_checkpoint(folder)
     if ckpt.items is None:
-        raise ModelError(f"{folder} holds a {ckpt.config.arch} model, not a next-item recommender")
+        raise ModelError(f"{file_name(folder)} holds a {ckpt.config.arch} model, not a next-item recommender")
     model = build_model(ckpt.config, ckpt.items)
     try:
         model.load_state_dict(ckpt.state)
     except RuntimeError as exc:
-        raise ModelError(f"weights in {folder} do not fit its config ({exc})") from None
+        raise ModelError(f"weights in {file_name(folder)} do not fit its config ({exc})") from None
     return model.eval(), ckpt
 
 

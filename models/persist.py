@@ -8,6 +8,7 @@ from edgerec.errors import ModelError
 from edgerec.models.checkpoint import load_checkpoint, load_model, save_checkpoint
 from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import Ranker
+from edgerec.runtime.checks import file_name
 
 
 def save_ranker(folder: str | Path, ranker: Ranker, retrieval: str | Path, info: dict) -> Path:
@@ -19,12 +20,12 @@ def save_ranker(folder: str | Path, ranker: Ranker, retrieval: str | Path, info:
 def load_ranker(folder: str | Path) -> tuple[Ranker, dict]:
     ckpt = load_checkpoint(folder)
     if ckpt.config.arch != "ranker":
-        raise ModelError(f"{folder} holds a {ckpt.config.arch} model, not a ranker")
+        raise ModelError(f"{file_name(folder)} holds a {ckpt.config.arch} model, not a ranker")
     ranker = Ranker(int(ckpt.info["n_features"]), ckpt.config.dim, ckpt.config.layers)
     ranker.load_state_dict(ckpt.state, strict=False)  # a ranker saved before the clamp keeps none
     missing = set(ranker.state_dict()) - set(ckpt.state) - {"low", "high"}
     if missing:
-        raise ModelError(f"{folder} is a ranker without {', '.join(sorted(missing))}: retrain it with "
+        raise ModelError(f"{file_name(folder)} is a ranker without {', '.join(sorted(missing))}: retrain it with "
                          "`edgerec train --arch ranker`")
     return ranker.eval(), ckpt.info
 
@@ -62,7 +63,7 @@ def scorer_for(spec: str, dataset, split, phase: str = "test"):
         return scorer, {"parameters": int(params), "bytes": model_bytes(path)}
     model, ckpt = load_model(path)
     if len(model.item_data.item_ids) != dataset.n_items or model.item_data.item_ids != dataset.catalog.item_ids:
-        raise ModelError(f"{path} was trained on another catalog than this data set; evaluate it on its own data "
+        raise ModelError(f"{path.name} was trained on another catalog than this data set; evaluate it on its own data "
                          "(or warm-start it on this one with `edgerec train --init`)")
     params = sum(p.numel() for p in model.parameters())
     return ModelScorer(model, path.name), {"parameters": int(params), "bytes": model_bytes(path),

@@ -136,7 +136,7 @@ def demo_studies(cfg: DemoConfig) -> list[Study]:
         ReplayStudy(out / "bundle", out / "data", out / "device" / "history.db", cfg.replay_users, cfg.seed),
         NewcomerStudy(out / "bundle", out / "data", cfg.replay_users, cfg.seed),
         FairnessStudy(out / "bundle", out / "data", out / "device" / "fairness.db", cfg.replay_users, cfg.seed),
-        ExplainStudy(out / "bundle", out / "device" / "history.db"),
+        ExplainStudy(out / "bundle"),
         BenchStudy(out / "bundle", cfg.bench_profile, bench),
         TeacherBundleStep(out / "teacher", out / "data", out / "bundle-teacher"),
         BundleComparisonStudy(Arm("student", out / "bundle"), Arm("teacher", out / "bundle-teacher"), out / "data",

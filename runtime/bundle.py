@@ -207,7 +207,7 @@ class Bundle:
         try:
             raw = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{manifest_path} is not valid JSON ({exc}); the bundle is damaged") from None
+            raise BundleError(f"{MANIFEST} is not valid JSON ({exc}); the bundle is damaged") from None
         except RecursionError:
             raise BundleError(f"{MANIFEST} nests too deeply to be a manifest; the bundle is damaged") from None
         bundle = cls(path, Manifest.from_dict(raw))
@@ -219,7 +219,7 @@ class Bundle:
         for name, meta in self.manifest.files.items():
             file = resolve_inside(self.root, name)
             if not file.is_file():
-                raise BundleError(f"bundle file {name} is missing from {self.root}; copy the whole bundle again")
+                raise BundleError(f"bundle file {name} is missing from {checks.file_name(self.root)}; copy the bundle again")
             size = file.stat().st_size
             if size != meta.get("bytes"):
                 raise BundleError(f"bundle file {name} has {size} bytes, the manifest says {meta.get('bytes')}; "
@@ -284,7 +284,7 @@ class BundleWriter:
         self.root, self.name, self.format_version = Path(root), name, format_version
         self.compact = format_version >= 3  # columns in their narrowest lossless dtypes
         if self.root.exists() and any(self.root.iterdir()):
-            raise BundleError(f"{self.root} exists and is not empty; choose a new --out folder")
+            raise BundleError(f"{checks.file_name(self.root)} exists and is not empty; choose a new --out folder")
         self.root.mkdir(parents=True, exist_ok=True)
         self.models: list[ModelEntry] = []
         self.files: dict[str, dict] = {}

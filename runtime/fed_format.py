@@ -11,7 +11,7 @@ bytes, little-endian throughout (spec/README.md, "Federated updates"):
     6      2     dim D (uint16)
     8      4     round (uint32)
     12     4     row count n (uint32)
-    16     4     weight (float32): the examples behind the update, what FedAvg weighs it by
+    16     4     weight (float32): the examples behind the update, what FedAvg weighs it by (1 in a DP round)
     20     12    the first 12 bytes of the embedding-space id (24 hex digits) the rows belong to
     32     4n    row ids (uint32, ascending)
     ...    4n    int8 only: the row scales (float32)
@@ -45,7 +45,7 @@ class ClientUpdate:
     space: str  # the embedding-space id of the table the rows belong to
     rows: np.ndarray  # int64 (n,), ascending
     delta: np.ndarray  # float32 (n, D)
-    weight: float  # examples behind it
+    weight: float  # examples behind it (1 in a DP round: devices weigh alike there)
 
     @property
     def norm(self) -> float:

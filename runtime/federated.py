@@ -153,6 +153,8 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
         return decline("privacy budget")
 
     update, examples, norm = _local_update(rec, history, user, consumed, task, table, personal)
+    if task.epsilon is not None:  # DP-FedAvg weighs devices alike: the history's size is not sent outside epsilon
+        update.weight = 1.0
     payload = encode_update(update, task.encoding)
     return RoundResult(task.round, update, payload, None, examples, norm, (time.perf_counter() - start) * 1e3)
 

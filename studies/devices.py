@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from edgerec.runtime import Recommender
 from edgerec.runtime.history import KEEP_EVERYTHING
 
@@ -19,3 +21,19 @@ from edgerec.runtime.history import KEEP_EVERYTHING
 def open_device(bundle: str | Path, **options) -> Recommender:
     """Recommender.open with a history that keeps every replayed event, whatever its time."""
     return Recommender.open(bundle, retention=KEEP_EVERYTHING, **options)
+
+
+MADE_UP_USER = "example"  # the one profile a report may show: its history is the catalog's aggregates
+
+
+def made_up_user(rec: Recommender, played: int) -> list[str]:
+    """Record plays of the `played` most popular items for MADE_UP_USER on `rec`; their ids, in play order.
+
+    What a report shows as "a user's list" comes from this history, never a replayed user's: the list
+    and its reasons ("because you watched ...") would name items of that user's history."""
+    rows = np.arange(rec.catalog.base_count)
+    popular = np.argsort(-rec.catalog.numeric_column("popularity", rows), kind="stable")[:played]
+    items = [rec.catalog.item_id(int(r)) for r in popular]
+    for item in items:
+        rec.record(MADE_UP_USER, item, "play")
+    return items

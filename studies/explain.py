@@ -1,5 +1,8 @@
-"""The explanation study: one user's list from the interpretable scorer, with a plot of each item's
-contributions (the demo report's explanation figure; `edgerec explain --plot` draws the same)."""
+"""The explanation study: a made-up user's list from the interpretable scorer, with a plot of each item's
+contributions (the demo report's explanation figure; `edgerec explain --plot` draws the same).
+
+The user is made up (they played the catalog's most popular items): the list of a replayed user, and
+its reasons ("because you watched ..."), would put part of that user's history in the report."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 
 from edgerec.runtime.explain_scores import explain_list
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
-from edgerec.studies.devices import open_device
+from edgerec.studies.devices import MADE_UP_USER, made_up_user, open_device
 
 SHOWN = 6  # features drawn per plot (the largest by total absolute contribution), the rest as "other"
 
@@ -18,23 +21,22 @@ class ExplainStudy(Study):
     name = "explain"
     draws = True
     bundle: Path
-    history: Path  # a device history that already holds the user's events (e.g. the replay study's)
-    user: str | None = None  # None: the first user in the history
+    played: int = 5  # the made-up user's history: this many of the most popular items
     k: int = 10
     device: str = "tv"
 
     def measure(self, progress: Progress) -> dict:
-        with open_device(self.bundle, history=self.history) as rec:
-            user = self.user or rec.history.profiles()[0]
-            items = explain_list(rec, user, self.k, {"device": self.device, "hour": 21.0})
-        progress(f"explained {len(items)} items for one user", {})
-        return {"device": self.device, "items": items}  # no user id: reports never name a user
+        with open_device(self.bundle) as rec:
+            played = made_up_user(rec, self.played)
+            items = explain_list(rec, MADE_UP_USER, self.k, {"device": self.device, "hour": 21.0})
+        progress(f"explained {len(items)} items for a made-up user", {})
+        return {"device": self.device, "played": played, "items": items}  # reports never name a user
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         rows = [{"item": i["item_id"], "title": i["title"], "score": i["score"], "why": i["why"]}
                 for i in record["items"]]
-        return [Table(f"why one user sees these ({record['device']}, 21:00)", rows)]
+        return [Table(f"why a user who played the most popular items sees these ({record['device']}, 21:00)", rows)]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:

@@ -21,7 +21,7 @@ from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Progress, Study, Table
-from edgerec.studies.devices import open_device
+from edgerec.studies.devices import MADE_UP_USER, made_up_user, open_device
 
 REPLAYED_EVENTS = 60  # newest training events per user
 
@@ -61,12 +61,8 @@ class ReplayStudy(Study):
         """What a made-up user who played the three most popular items sees, and why: a report shows no
         replayed user's history (their titles would be part of it), only the catalog's aggregates."""
         with open_device(self.bundle) as rec:
-            rows = np.arange(rec.catalog.base_count)
-            played = [rec.catalog.item_id(int(r)) for r in np.argsort(
-                -rec.catalog.numeric_column("popularity", rows), kind="stable")[:3]]
-            for item in played:
-                rec.record("example", item, "play")
-            listed = rec.recommend("example", k=5, context={"device": self.device})
+            played = made_up_user(rec, 3)
+            listed = rec.recommend(MADE_UP_USER, k=5, context={"device": self.device})
         return {"played": played, "recommendations": [
             {"item": r.item_id, "title": r.title, "why": r.reason.text} for r in listed]}
 

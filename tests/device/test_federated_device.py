@@ -99,7 +99,10 @@ def test_the_upload_round_trips_and_stays_small(rec):
     result = take_part(rec, "ana", task(rec, encoding="fp16"))
     back = decode_update(result.payload)
     assert np.array_equal(back.rows, result.update.rows) and back.space == rec.manifest.embedding_space
-    assert np.allclose(back.delta, result.update.delta, atol=1e-3) and back.weight == result.examples
+    assert np.allclose(back.delta, result.update.delta, atol=1e-3)
+    assert back.weight == 1.0 and result.examples > 1  # a DP round: the server weighs devices alike
+    plain = take_part(rec, "ana", task(rec, epsilon=None, round=2), consent=Consent(without_dp=True))
+    assert decode_update(plain.payload).weight == plain.examples > 1  # FedAvg weighs by examples
     assert len(result.payload) == 32 + len(back.rows) * (4 + 2 * rec.manifest.dim)
     small = take_part(rec, "ana", task(rec, round=1))  # int8: rows within half a step of their scale
     got = decode_update(small.payload)

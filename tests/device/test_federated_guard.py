@@ -130,7 +130,7 @@ def test_a_two_step_round_is_the_reference_round(rec, negatives):
     p = Personal(lr=0.3, l2=0.5)
     rows, delta, norm, new_offset, examples = reference_round(rec, consumed, t, p, offset)
     result = take_part(rec, "ana", t, personal=p)
-    assert result.examples == examples == 6 and result.update.weight == 6.0
+    assert result.examples == examples == 6 and result.update.weight == 1.0  # a DP round sends no count
     np.testing.assert_array_equal(result.update.rows, rows)
     assert len(rows) == 6 + negatives  # six distinct targets and the negatives
     np.testing.assert_allclose(result.update.delta, delta, rtol=1e-3, atol=1e-6)
