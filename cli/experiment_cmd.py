@@ -180,7 +180,9 @@ def interleave(control, treatment, policy_a, policy_b, data_dir, sim, json_out) 
 @click.option("--seeds", default=1, show_default=True,
               help="Repeat under this many seeds (SEED, SEED + 1, ...); reports each estimator's mean relative "
                    "error, its s.d. and the share of seeds within 5% and closer than IPS.")
-@sim_options(days=1, pre_days=0, users=300)
+# 5,000 lists by default (1,000 users x 5 days; fewer users on a smaller data set): 300 lists, the old
+# default, lay 10 to 50 times below the noise floor the command prints (docs/experiments.md)
+@sim_options(days=5, pre_days=0, users=1000)
 def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, sim, json_out) -> None:
     """Log with exploration under CONTROL; estimate TREATMENT's value by IPS, SNIPS and DR beside the truth."""
     from edgerec.studies.experiments import OPEStudy

@@ -7,14 +7,17 @@
 Team draft (Radlinski, Kurup and Joachims, CIKM 2008): in each round the
 team with fewer picks so far (a fair coin when tied) adds its best item not
 yet in the list. Whichever list users prefer gathers more clicks; a device
-reports only who won its sessions.
+reports only who won its sessions. An item both lists hold goes to the team
+that reaches it first, so its clicks follow where the two lists rank it, not
+which list is better; each result's meta says whether it is `shared`, and a
+study can count how much of the credit such items carry (docs/experiments.md).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -30,6 +33,7 @@ TEAMS = ("A", "B")
 class Interleaved:
     items: list[str]
     teams: list[str]  # "A" or "B", one per item
+    shared: list[bool] = field(default_factory=list)  # per item: both input lists hold it
 
 
 def team_draft(a: Sequence[str], b: Sequence[str], k: int, rng: np.random.Generator) -> Interleaved:
@@ -62,7 +66,8 @@ def team_draft(a: Sequence[str], b: Sequence[str], k: int, rng: np.random.Genera
         teams.append(team)
         taken.add(item)
         picks[team] += 1
-    return Interleaved(items, teams)
+    both = set(a) & set(b)
+    return Interleaved(items, teams, [i in both for i in items])
 
 
 def credit(teams: Sequence[str], clicked: Sequence[int]) -> tuple[int, int]:
@@ -109,8 +114,9 @@ class InterleaveStage:
             self._asking.now = False
         mine = {r.item_id: r for r in request.results}
         merged = team_draft(list(mine), list(theirs), request.k, self.rng)
-        request.results = [replace(mine.get(i) or theirs[i], meta={**(mine.get(i) or theirs[i]).meta, "team": t})
-                           for i, t in zip(merged.items, merged.teams)]
+        request.results = [replace(mine.get(i) or theirs[i],
+                                   meta={**(mine.get(i) or theirs[i]).meta, "team": t, "shared": both})
+                           for i, t, both in zip(merged.items, merged.teams, merged.shared)]
         return request
 
 

@@ -26,6 +26,7 @@ from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_s
 from edgerec.studies.ope import (
     GOAL,
     LoggedList,
+    days_for_goal,
     estimates,
     lists_for_goal,
     seed_summary,
@@ -295,14 +296,18 @@ class InterleaveStudy(Study):
         """The simulated log of every user served the interleaved list."""
         same_bundle = Path(self.control.bundle) == Path(self.treatment.bundle)
         other = None if same_bundle else open_device(self.treatment.bundle)
+        shared: list[tuple[bool, ...]] = []
         try:
-            return simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
-                                 lambda _u: "interleaved", self._lister(other), mirrors=[other] if other else [])
+            log = simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
+                                lambda _u: "interleaved", self._lister(other, shared), mirrors=[other] if other else [])
         finally:
             if other is not None:
                 other.close()
+        log.interleaved_shared = shared
+        return log
 
-    def _lister(self, other: Recommender | None):
+    def _lister(self, other: Recommender | None, shared: list):
+        """Lists for the simulator; each non-empty list's shared flags go to `shared`, in serving order."""
         stages: dict[int, object] = {}
 
         def lister(rec, user, k, context):
@@ -314,6 +319,8 @@ class InterleaveStudy(Study):
                 stages[id(rec)] = stage
             shown = rec.recommend(user, k, context=context,
                                   policy=Arm("a", self.control.bundle, self.control.policy).make_policy(rec))
+            if shown:
+                shared.append(tuple(bool(r.meta["shared"]) for r in shown))
             return [r.item_id for r in shown], [r.meta["team"] for r in shown]
         return lister
 
@@ -321,7 +328,8 @@ class InterleaveStudy(Study):
     def tables(cls, record: dict) -> list[Table]:
         verdict = record["verdict"]
         return [Table("interleaving (A = control, B = treatment)",
-                      [{k: record[k] for k in ("users", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b")}]),
+                      [{k: record.get(k) for k in ("users", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b",
+                                                   "shared_clicks_a", "shared_clicks_b")}]),
                 Table("tests (users needed at 80% power for the effect seen)",
                       [{"test": "credit (t-test of capped B - A clicks per user)", "p_value": record["p_value"],
                         "users_needed_80pct": record["users_needed_80pct"]},
@@ -331,8 +339,28 @@ class InterleaveStudy(Study):
 
 
 def interleave_analysis(log, alpha: float) -> dict:
-    """The tests of an interleaving log over the experiment period (interleave_tests)."""
-    return interleave_tests(log.period("clicks_a"), log.period("clicks_b"), alpha)
+    """The tests of an interleaving log over the experiment period (interleave_tests), and how much of
+    the credit went to items both lists hold (shared_credit)."""
+    shared_a, shared_b = shared_credit(log)
+    return {**interleave_tests(log.period("clicks_a"), log.period("clicks_b"), alpha),
+            "shared_clicks_a": int(shared_a.sum()), "shared_clicks_b": int(shared_b.sum())}
+
+
+def shared_credit(log) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, the experiment period's clicks on items both teams' lists held, credited to A and to B.
+
+    Team draft gives such an item to whichever team reaches it first, so these clicks say where the
+    two lists rank it, not which list users prefer: when they carry most of the credit, the test sees
+    the lists' difference through a lot of noise (docs/experiments.md: the demo's model pair)."""
+    if len(log.interleaved_shared) != len(log.interleaved):
+        raise ConfigError("the interleaving log does not say which items both lists held; run it with "
+                          "InterleaveStudy.run_log")
+    a, b = np.zeros(len(log.users)), np.zeros(len(log.users))
+    for (user, day, clicked, teams), shared in zip(log.interleaved, log.interleaved_shared):
+        for p in clicked:
+            if day >= 0 and shared[p]:
+                (a if teams[p] == "A" else b)[user] += 1
+    return a, b
 
 
 def interleave_tests(a: np.ndarray, b: np.ndarray, alpha: float) -> dict:
@@ -475,7 +503,7 @@ class OPEStudy(Study):
         true = float(np.mean(truth))
         # the truth is each list's exact expected plays, so it has no click noise; over these users (the
         # estimand is these lists' value, the same for every estimator) its spread is reported beside it
-        return {"lists": len(logs), "true_value": true,
+        return {"lists": len(logs), "days": sim.days, "true_value": true,
                 "true_value_se": float(np.std(truth, ddof=1) / np.sqrt(len(truth))) if len(truth) > 1 else 0.0,
                 "logging_value": float(np.mean(logged_truth)), "estimates": found, "standard_errors": errors,
                 "lists_for_goal": {name: lists_for_goal(se, true, len(logs)) for name, se in errors.items()},
@@ -512,7 +540,10 @@ class OPEStudy(Study):
     def tables(cls, record: dict) -> list[Table]:
         rows = [{"estimator": name, "estimate": v, "standard_error": record["standard_errors"][name],
                  "relative_error": record["relative_error"][name],
-                 "lists_for_goal": record["lists_for_goal"][name]} for name, v in record["estimates"].items()]
+                 "lists_for_goal": record["lists_for_goal"][name],
+                 **({"days_for_goal": days_for_goal(record["lists_for_goal"][name], record["lists"], record["days"])}
+                    if record.get("days") and record["lists"] else {})}
+                for name, v in record["estimates"].items()]
         rows.append({"estimator": "true (simulator)", "estimate": record["true_value"],
                      "standard_error": record["true_value_se"], "relative_error": 0.0})
         rows.append({"estimator": "logging policy (true)", "estimate": record["logging_value"],
@@ -520,6 +551,7 @@ class OPEStudy(Study):
         tables = [Table(f"expected plays per list of the target ({record['lists']} logged lists, seed "
                         f"{record['seeds'][0]['seed']}; lists_for_goal: lists the estimator's noise needs to stay "
                         f"within {GOAL:.0%} of the truth in 95% of runs, above {record['lists']} a verdict is luck; "
+                        "days_for_goal: the --days that logs them with these users; "
                         "the truth's standard error is over these users)", rows)]
         if record.get("thin_support"):
             tables.append(Table("target positions whose item the logger shows there less than once in this many "

@@ -252,6 +252,14 @@ def lists_for_goal(standard_error: float, truth: float, lists: int, goal: float 
     return float(lists * (z * standard_error / (goal * truth)) ** 2)
 
 
+def days_for_goal(lists_needed: float, lists: int, days: int) -> int:
+    """Days of the same users a run needs to log `lists_needed` lists, given that `days` logged `lists`:
+    what to pass as --days for a verdict that is not luck (at least the days run)."""
+    if lists <= 0 or days <= 0:
+        raise ConfigError(f"need a run that logged lists (got {lists} lists over {days} days)")
+    return max(days, int(np.ceil(days * lists_needed / lists)))
+
+
 def seed_summary(rows: list[dict], goal: float = GOAL) -> dict[str, dict]:
     """Over runs of several seeds (each row: every estimator's estimate and `true_value`), each
     estimator's relative error: mean signed (its bias), mean absolute with its standard error over the

@@ -21,7 +21,13 @@ import numpy as np
 
 from edgerec.studies import stats
 from edgerec.studies.base import Progress, Study, Table
-from edgerec.studies.experiments import InterleaveStudy, _setup, cuped_covariates, interleave_tests
+from edgerec.studies.experiments import (
+    InterleaveStudy,
+    _setup,
+    cuped_covariates,
+    interleave_tests,
+    shared_credit,
+)
 from edgerec.studies.simulator import PRE_FEATURES, Arm, SimConfig
 
 FIRST_COVARIATES = 4  # the four raw pre-period figures CUPED used before sessions, watch time and logs
@@ -69,6 +75,7 @@ class SensitivityStudy(Study):
         il = InterleaveStudy(self.control, self.treatment, self.data_dir, sim, self.alpha, self.source)
         log = il.run_log(simulator)
         out["clicks_a"], out["clicks_b"] = log.period("clicks_a"), log.period("clicks_b")
+        out["shared_a"], out["shared_b"] = shared_credit(log)
         out["user"] = np.array([f"{sim.seed}/{u}" for u in log.users])
         return out
 
@@ -107,6 +114,10 @@ class SensitivityStudy(Study):
             "interleaving_agrees": agrees["users_needed_80pct"], "interleaving_sign_agrees": agrees["users_needed_80pct_sign"],
             "interleaving_credit_mean": il["credit_mean"], "interleaving_credit_sd": il["credit_sd"],
             "interleaving_preference_mean": il["preference_mean"], "interleaving_preference_sd": il["preference_sd"],
+            # clicks on items both lists held: credited by where the lists rank them, not by preference
+            "interleaving_shared_click_share": _share(run["shared_a"] + run["shared_b"], run["clicks_a"] + run["clicks_b"]),
+            "interleaving_unique_clicks": [float((run["clicks_a"] - run["shared_a"]).sum()),
+                                           float((run["clicks_b"] - run["shared_b"]).sum())],
         }
 
     @classmethod
@@ -118,7 +129,8 @@ class SensitivityStudy(Study):
                    "A/B+CUPED (6 logs)": r["ab_cuped_users_needed"], "interleaving (sign)": r["interleaving_sign_users_needed"],
                    "interleaving (credit)": r["interleaving_users_needed"],
                    "gain (sign)": _gain(r, "gain_sign_vs_ab", "interleaving_sign_agrees"),
-                   "gain (credit)": _gain(r, "gain_vs_ab", "interleaving_agrees")} for r in rows]
+                   "gain (credit)": _gain(r, "gain_vs_ab", "interleaving_agrees"),
+                   "clicks on shared items": r.get("interleaving_shared_click_share")} for r in rows]
         cuped = [{"seed": r["seed"], "plays alone in sample": r.get("cuped_one_in_sample"),
                   "plays alone held out": r.get("cuped_one_held_out"), "4 raw figures in sample": r["cuped_first_in_sample"],
                   "4 raw held out": r["cuped_first_held_out"], "6 logs in sample": r["cuped_in_sample"],
@@ -131,6 +143,10 @@ class SensitivityStudy(Study):
 def _same_direction(effect: float, interleaved: float) -> bool:
     """Whether the interleaving's mean credit favours the arm the A/B metric's true effect favours."""
     return bool(effect and interleaved and np.sign(effect) == np.sign(interleaved))
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> float | None:
+    return float(part.sum() / whole.sum()) if whole.sum() else None
 
 
 def _gain(row: dict, key: str, agrees: str):

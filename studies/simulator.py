@@ -98,6 +98,8 @@ class SimLog:
     pre_device: np.ndarray | None = None  # (users, len(PRE_FEATURES)): what the device history knew beforehand
     # interleaved lists: (user row, day, clicked positions, teams), for re-randomised A/A interleaving
     interleaved: list[tuple[int, int, tuple[int, ...], tuple[str, ...]]] = field(default_factory=list)
+    # per interleaved list (same order): which positions hold an item both teams' lists hold
+    interleaved_shared: list[tuple[bool, ...]] = field(default_factory=list)
 
     def period(self, name: str, pre: bool = False) -> np.ndarray:
         """Per-user sum of a field over the experiment (or the pre-) period."""

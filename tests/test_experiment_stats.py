@@ -70,6 +70,27 @@ def test_team_draft_lets_a_clearly_better_list_win():
     assert stats.sign_test(wins["A"], wins["B"]) < 1e-10
 
 
+def test_team_draft_marks_shared_items_and_credits_them_fairly_under_position_only_clicks():
+    # A ranks its own items first, B the items both hold: clicks that depend on the position alone
+    # (every item equally attractive) must favour neither team. Team draft's credit of every click holds
+    # that; crediting only the items one list holds would not (A's own items sit higher), which is why
+    # shared items keep their credit although it follows the lists' ranks (docs/experiments.md)
+    a = ["a1", "a2", "s1", "s2", "s3", "s4", "a3", "a4", "a5", "a6"]
+    b = ["s1", "s2", "s3", "s4", "b1", "b2", "b3", "b4", "b5", "b6"]
+    weight = 1 / (1 + np.arange(10)) ** 0.7  # the simulator's examination curve
+    rng = np.random.default_rng(0)
+    every, own_only = [], []
+    for _ in range(4000):
+        merged = team_draft(a, b, 10, rng)
+        assert merged.shared == [i.startswith("s") for i in merged.items]
+        sign = np.array([1.0 if t == "B" else -1.0 for t in merged.teams])
+        every.append(float((weight * sign).sum()))
+        own_only.append(float((weight * sign * ~np.array(merged.shared)).sum()))
+    se = np.std(every) / np.sqrt(len(every))
+    assert abs(np.mean(every)) < 3 * se
+    assert np.mean(own_only) < -0.5  # about -1.2: A would win clicks nobody preferred
+
+
 def test_team_draft_fills_from_the_longer_list():
     merged = team_draft(["x"], ["x", "y", "z"], 3, np.random.default_rng(0))
     assert merged.items == ["x", "y", "z"] and merged.teams.count("B") >= 2

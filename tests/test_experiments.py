@@ -208,6 +208,19 @@ def test_the_interleave_stage_merges_two_policies_on_the_device(tiny_bundle):
         assert len(shown) == 6 and abs(teams.count("A") - teams.count("B")) <= 1
         for r, team in zip(shown, teams):
             assert r.item_id in (a_list if team == "A" else b_list)
+            assert r.meta["shared"] == (r.item_id in a_list and r.item_id in b_list)
+        assert any(r.meta["shared"] for r in shown) and not all(r.meta["shared"] for r in shown)
+
+
+def test_shared_credit_counts_clicks_on_items_both_lists_held_per_team_and_user():
+    log = SimpleNamespace(users=["u", "v"], interleaved=[(0, -1, (0,), ("A", "B")), (0, 0, (0, 1), ("A", "B")),
+                                                         (1, 2, (1, 2), ("B", "A", "B"))],
+                          interleaved_shared=[(True, True), (True, False), (False, True, True)])
+    a, b = experiments.shared_credit(log)  # the pre-period's list (day -1) does not count
+    assert a.tolist() == [1.0, 1.0] and b.tolist() == [0.0, 1.0]
+    log.interleaved_shared = log.interleaved_shared[:2]
+    with pytest.raises(ConfigError, match="which items both lists held"):
+        experiments.shared_credit(log)
 
 
 def test_ab_study_runs_through_the_runtime_and_decides(tiny_bundle):
@@ -233,6 +246,7 @@ def test_interleaving_finds_a_clearly_worse_policy(tiny_bundle):
                              SimConfig(users=60, days=3, pre_days=0, k=6, seed=2)).run().record
     assert record["users"] == 60 and record["wins_a"] > 2 * record["wins_b"]
     assert record["clicks_a"] > 2 * record["clicks_b"] and record["verdict"]["decision"] == "do not ship"
+    assert 0 < record["shared_clicks_a"] + record["shared_clicks_b"] < record["clicks_a"] + record["clicks_b"]
 
 
 def test_ope_estimates_are_close_to_the_truth(tiny_bundle):
@@ -255,6 +269,22 @@ def test_ope_estimates_are_close_to_the_truth(tiny_bundle):
         assert record["mean_relative_error"][name] == pytest.approx(np.mean(errors))
     assert [row["seed"] for row in record["seeds"]] == [0, 1] and record["seeds"][0]["IPS"] == record["estimates"]["IPS"]
     assert record["seeds"][0]["true_value"] != record["seeds"][1]["true_value"]
+    # each estimator's row names the --days that would log the lists its noise floor asks for
+    rows = {r["estimator"]: r for r in OPEStudy.tables(record)[0].rows}
+    for name in record["estimates"]:
+        floor = record["lists_for_goal"][name]
+        assert rows[name]["days_for_goal"] == max(1, int(np.ceil(floor / 60))), name
+
+
+def test_the_ope_command_logs_thousands_of_lists_by_default():
+    # 300 lists (the old default) lay 10 to 50 times below the printed noise floor: a verdict was luck
+    defaults = {p.name: p.default for p in cli.commands["experiment"].commands["ope"].params}
+    assert defaults["users"] * defaults["days"] >= 5000 and defaults["pre_days"] == 0
+    from edgerec.studies.ope import days_for_goal
+
+    assert days_for_goal(15_000, 5_000, 5) == 15 and days_for_goal(1_000, 5_000, 5) == 5
+    with pytest.raises(ConfigError, match="logged lists"):
+        days_for_goal(100, 0, 5)
 
 
 def test_simulate_study_reports_per_day_and_plots(tiny_bundle, tmp_path):
@@ -438,8 +468,13 @@ def test_sensitivity_figures_from_per_user_arrays():
     run = {"control": y, "treatment": y + 1.0, "user": np.arange(n).astype(str),
            "pre": np.column_stack([np.expm1(y), noise]),  # the first figure's log is y itself
            "replicate": y, "clicks_a": rng.poisson(1.0, n), "clicks_b": rng.poisson(1.3, n)}
+    run["shared_a"], run["shared_b"] = run["clicks_a"] // 2, run["clicks_b"] // 3  # clicks on items both lists held
     study = SensitivityStudy(Arm("a", "a"), Arm("b", "b"), "data")
     out = study.figures(run)
+    shared = run["shared_a"].sum() + run["shared_b"].sum()
+    assert out["interleaving_shared_click_share"] == pytest.approx(shared / (run["clicks_a"].sum() + run["clicks_b"].sum()))
+    assert out["interleaving_unique_clicks"] == [run["clicks_a"].sum() - run["shared_a"].sum(),
+                                                 run["clicks_b"].sum() - run["shared_b"].sum()]
     assert out["true_effect"] == pytest.approx(1.0) and out["cuped_ceiling"] == pytest.approx(1.0)
     assert out["cuped_in_sample"] > 0.99 and out["cuped_held_out"] > 0.99  # log(1 + x) of the figures
     assert out["cuped_first_in_sample"] < 0.9  # the raw figure is a poor linear fit of its own log
@@ -475,7 +510,8 @@ def test_sensitivity_counts_no_gain_when_interleaving_favours_the_other_arm():
     n = 400
     y = rng.poisson(3.0, n).astype(float)
     run = {"control": y, "treatment": y + 0.5, "user": np.arange(n).astype(str), "pre": rng.poisson(2.0, (n, 6)),
-           "replicate": y, "clicks_a": rng.poisson(1.5, n), "clicks_b": rng.poisson(1.0, n)}
+           "replicate": y, "clicks_a": rng.poisson(1.5, n), "clicks_b": rng.poisson(1.0, n),
+           "shared_a": np.zeros(n), "shared_b": np.zeros(n)}
     study = SensitivityStudy(Arm("a", "a"), Arm("b", "b"), "data")
     out = study.figures(run)
     assert out["true_effect"] > 0 and out["interleaving_credit_mean"] < 0 and out["interleaving_preference_mean"] < 0

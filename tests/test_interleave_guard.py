@@ -101,8 +101,8 @@ def test_the_stage_keeps_each_teams_own_result_and_marks_its_team():
     mine = [_rec("a", 1.0, src="a"), _rec("b", 0.5, src="a")]
     out = stage(_request(mine, k=4)).results
     assert [(r.item_id, r.score, r.meta) for r in out] == [
-        ("x", 9.0, {"src": "b", "team": "B"}), ("a", 1.0, {"src": "a", "team": "A"}),
-        ("b", 0.5, {"src": "a", "team": "A"})]
+        ("x", 9.0, {"src": "b", "team": "B", "shared": False}), ("a", 1.0, {"src": "a", "team": "A", "shared": True}),
+        ("b", 0.5, {"src": "a", "team": "A", "shared": False})]  # "a": both lists hold it
     assert mine[0].meta == {"src": "a"} and theirs[0].meta == {"src": "b"}  # the inputs are left as they were
 
 
