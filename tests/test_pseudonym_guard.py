@@ -32,13 +32,16 @@ def test_pseudonyms_and_the_check_value_keep_their_stored_form(tmp_path):
 
 @pytest.mark.parametrize("secret", [SECRET[:15], "a string of twenty chars", None])
 def test_a_short_or_wrong_typed_secret_is_refused(tmp_path, secret):
-    with pytest.raises(ConfigError, match="at least 16 random bytes"):
+    with pytest.raises(ConfigError, match=r"^a profile secret is at least 16 random bytes, kept on the device "
+                                          r"\(OS keystore\)$"):
         PseudonymousHistory(tmp_path / "h.db", secret)
     assert not (tmp_path / "h.db").exists()
 
 
 def test_sixteen_bytes_are_enough(tmp_path):
-    PseudonymousHistory(tmp_path / "h.db", SECRET).close()
+    store = PseudonymousHistory(tmp_path / "h.db", SECRET)
+    assert store.timeout == 5.0  # the plain store's default wait for a lock
+    store.close()
 
 
 @pytest.mark.parametrize("profile", ["", 7, None, "bad\udc80"])
@@ -49,13 +52,14 @@ def test_wrong_profile_names_get_a_clear_error_on_every_call(tmp_path, profile):
     if profile is not None:  # count(None) counts every profile
         calls.append(lambda: store.count(profile))
     for call in calls:
-        with pytest.raises(ConfigError, match="user"):
+        with pytest.raises(ConfigError, match="^user "):
             call()
     store.close()
 
 
 def test_every_argument_reaches_the_store_under_the_pseudonym(tmp_path):
     store = PseudonymousHistory(tmp_path / "h.db", SECRET)
+    before = store.generation("alice"), store.generation("bob")
     for i in range(5):
         store.record("alice", f"i{i}", "play", value=0.25 * i, ts=T0 + i, context={"hour": i})
     store.record("bob", "i9", "like", ts=T0)
@@ -64,6 +68,7 @@ def test_every_argument_reaches_the_store_under_the_pseudonym(tmp_path):
         ("i3", 0.75, T0 + 3, {"hour": 3}, "alice"), ("i4", 1.0, T0 + 4, {"hour": 4}, "alice")]
     assert store.count("alice") == 5 and store.count("bob") == 1 and store.count() == 6
     assert [row[1] for row in store.events_after("alice", 0, 1)] == ["i4"]
+    assert store.generation("alice")[-1] == before[0][-1] + 5 and store.generation("bob")[-1] == before[1][-1] + 1
     store.close()
 
 
@@ -94,6 +99,9 @@ def test_open_history_passes_a_secret_provider_retention_and_timeout(tmp_path):
     plain = open_history(tmp_path / "p.db", retention=retention, timeout=0.25)
     assert plain.retention == retention and plain.timeout == 0.25
     plain.close()
+    default = open_history(tmp_path / "p.db")
+    assert default.timeout == 5.0  # the store's own default wait for a lock
+    default.close()
     with pytest.raises(HistoryError, match="keyed hashes; open it with its profile secret"):
         open_history(tmp_path / "h.db")
     with pytest.raises(HistoryError, match="another secret; open it with the profile secret it was created with"):
@@ -135,21 +143,25 @@ def test_file_keys_are_made_private_in_new_folders_and_never_overwritten(tmp_pat
     text = path.read_text()
     assert len(text) == 65 and text.endswith("\n") and made.key() == bytes.fromhex(text.strip())
     assert os.stat(path).st_mode & 0o777 == 0o600
-    with pytest.raises(ConfigError, match="key file history.key already exists; a new key would orphan"):
+    with pytest.raises(ConfigError, match="^key file history.key already exists; a new key would orphan the "
+                                          "history encrypted with it$"):
         FileKey.create(path)
     (tmp_path / "plainfile").write_text("x")
     with pytest.raises(ConfigError, match=r"cannot create the key file k.key \(a file stands where its folder should "
                                           r"be\); write it in a folder this app can"):
         FileKey.create(tmp_path / "plainfile" / "k.key")
     with pytest.raises(ConfigError, match=r"cannot create the key file k{300}.key \(File name too long\)"):
-        FileKey.create(tmp_path / ("k" * 300 + ".key"))
+        FileKey.create(tmp_path / ("k" * 300 + ".key"))  # the file itself cannot be made
+    with pytest.raises(ConfigError, match=r"cannot create the key file k.key \(File name too long\)"):
+        FileKey.create(tmp_path / ("d" * 300) / "k.key")  # nor its folder
     raw = tmp_path / "raw.key"
     raw.write_bytes(b"\n" * 32)  # 32 raw bytes are a key, whatever they look like
     assert FileKey(raw).key() == b"\n" * 32
 
 
 def test_file_key_errors_name_the_file_only(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match=r"^key file gone.key does not exist; .*`edgerec history keygen`"):
+    with pytest.raises(ConfigError, match=r"^key file gone.key does not exist; .*`edgerec history keygen` for a "
+                                          r"new history\)$"):
         FileKey(tmp_path / "gone.key").key()
     (tmp_path / "short.key").write_text("abcd")
     with pytest.raises(ConfigError, match=r"^key file short.key holds no valid key"):
