@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -21,17 +22,21 @@ BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybri
 @click.option("--phase", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
 def evaluate(data_dir, models, k, phase, json_out) -> None:
-    """Leave-last-out, full-ranking evaluation; prints one row per model."""
+    """Leave-last-out, full-ranking evaluation; prints one row per model.
+
+    With several models, each after the first gets its NDCG@k change from the first and the paired
+    standard error of that change over the phase's users (JSON: "NDCG@k vs first")."""
     from edgerec.data.split import leave_last_out
     from edgerec.data.store import load_dataset
     from edgerec.models.evaluation import Evaluator
+    from edgerec.models.metrics import ndcg_per_user, paired_change
     from edgerec.models.persist import scorer_for
 
     with console.status(f"reading {data_dir}"):
         dataset = load_dataset(data_dir)
         split = leave_last_out(dataset)
     evaluator = Evaluator(split, dataset.catalog, k=k)
-    rows, refused = [], None
+    rows, refused, first = [], None, None
     for name in models:
         try:
             with console.status(f"preparing {name}"):
@@ -42,12 +47,22 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
             rows.append({"model": Path(name).name, "not measured": str(exc)})
             refused = exc
             continue
+        began = time.perf_counter()
         with progress_bar(f"ranking {name}") as update:
-            rows.append(evaluator.evaluate(scorer, phase, progress=update) | facts)
+            ranks, lists = evaluator.ranks_and_lists(scorer, phase, progress=update)
+        rows.append(evaluator.summarize(ranks, lists, scorer.name, phase, began) | facts)
+        # each later model against the first measured one, user by user: is the difference more than noise?
+        gains = ndcg_per_user(ranks, k)
+        if first is None:
+            first = gains
+        else:
+            change = paired_change(gains, first)
+            rows[-1] |= {f"NDCG@{k} vs first": change,
+                         "change (s.e.)": f"{change['change']:+.1%} ({change['standard_error']:.1%})"}
     if refused is not None and all("not measured" in r for r in rows):
         raise refused
     columns = ["model", f"HR@{k}", f"NDCG@{k}", f"MRR@{k}", f"coverage@{k}", f"novelty@{k}", f"diversity@{k}",
-               f"pop_percentile@{k}", f"gini@{k}", "parameters", "bytes", "not measured"]
+               f"pop_percentile@{k}", f"gini@{k}", "change (s.e.)", "parameters", "bytes", "not measured"]
     table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}",
           columns=[c for c in columns if any(c in r for r in rows)])
     write_json(json_out, {"data": Path(data_dir).name, "k": k, "phase": phase, "results": rows})  # no host paths

@@ -11,7 +11,8 @@ import numpy as np
 
 from edgerec.data.stats import gini  # the same Gini measures popularity skew and exposure
 
-__all__ = ["coverage", "gini", "hit_rate", "intra_list_diversity", "mrr", "ndcg", "novelty", "popularity_percentile"]
+__all__ = ["coverage", "gini", "hit_rate", "intra_list_diversity", "mrr", "ndcg", "ndcg_per_user", "novelty",
+           "paired_change", "popularity_percentile"]
 
 
 def hit_rate(ranks: np.ndarray, k: int) -> float:
@@ -28,6 +29,16 @@ def ndcg_per_user(ranks: np.ndarray, k: int) -> np.ndarray:
     """Each user's NDCG@k term (for paired comparisons of two rankers on the same users)."""
     ranks = np.asarray(ranks)
     return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+
+
+def paired_change(gains: np.ndarray, base: np.ndarray) -> dict:
+    """The relative change of per-user gains (e.g. `ndcg_per_user`) from `base` on the same users, and its
+    paired standard error, both as shares of base's mean: how much of a change is noise at this many users."""
+    gains, base = np.asarray(gains, np.float64), np.asarray(base, np.float64)
+    mean = max(float(base.mean()), 1e-12)
+    diff = gains - base
+    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return {"change": float(diff.mean()) / mean, "standard_error": error / mean}
 
 
 def mrr(ranks: np.ndarray, k: int) -> float:

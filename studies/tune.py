@@ -38,7 +38,7 @@ from edgerec.models.checkpoint import load_model, save_checkpoint
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
-from edgerec.models.metrics import ndcg_per_user
+from edgerec.models.metrics import ndcg_per_user, paired_change
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
@@ -490,16 +490,6 @@ def _test_gains(search: _Search, scorer) -> tuple[dict, np.ndarray]:
     ranks, lists = search.evaluator.ranks_and_lists(scorer, "test")
     metrics = search.evaluator.summarize(ranks, lists, scorer.name, "test")
     return {k: v for k, v in metrics.items() if "@" in k}, ndcg_per_user(ranks, search.evaluator.k)
-
-
-def paired_change(gains: np.ndarray, base: np.ndarray) -> dict:
-    """The relative NDCG@10 change from `base` and its paired standard error (shares of base's mean):
-    how much of a test-split change is noise on a data set of this size."""
-    gains, base = np.asarray(gains, np.float64), np.asarray(base, np.float64)
-    mean = max(float(base.mean()), 1e-12)
-    diff = gains - base
-    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return {"change": float(diff.mean()) / mean, "standard_error": error / mean}
 
 
 def _test_of(search: _Search, scorer) -> dict:
