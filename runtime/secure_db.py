@@ -67,10 +67,10 @@ def is_plain(path: str | Path) -> bool:
 
 def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) -> Connection:
     """Open `path` (":memory:" allowed); with `key`, through SQLCipher, checking the key before any write."""
-    name = str(path)
+    name, shown = str(path), checks.file_name(path)  # messages name the file, never the folders above it
     if key is None:
         if name != ":memory:" and Path(name).is_file() and Path(name).stat().st_size and not is_plain(name):
-            raise HistoryError(f"history database {name} cannot be used without a key: it is encrypted, or not a "
+            raise HistoryError(f"history database {shown} cannot be used without a key: it is encrypted, or not a "
                                "database. Open it with its key (Recommender.open(..., key=...) or --key-file); "
                                "if it is corrupt, move it away and a new one will be created")
         db = sqlite3.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
@@ -78,7 +78,7 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
     key_sql = _key_literal(key)
     driver = _cipher_module()
     if name != ":memory:" and is_plain(name):
-        raise HistoryError(f"history database {name} is not encrypted; encrypt it first with "
+        raise HistoryError(f"history database {shown} is not encrypted; encrypt it first with "
                            "edgerec.runtime.secure_db.encrypt_database (or `edgerec history encrypt`)")
     db = driver.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
     try:
@@ -86,7 +86,7 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read checks key and page 1
     except driver.DatabaseError:
         db.close()
-        raise HistoryError(f"history database {name} cannot be decrypted: wrong key, or the file was altered. "
+        raise HistoryError(f"history database {shown} cannot be decrypted: wrong key, or the file was altered. "
                            "Nothing was changed; open it with the key it was created with") from None
     return Connection(db, (driver.DatabaseError, sqlite3.DatabaseError), (driver.OperationalError,), True)
 

@@ -1,0 +1,114 @@
+"""Guards of the encrypted history's connection code (what mutation testing found untested in secure_db.py).
+
+Messages must name the history file only: a folder above it can name the user
+(/data/user/alice/...), and these errors reach an app's logs.
+"""
+
+import secrets
+import sqlite3
+import threading
+
+import pytest
+
+from edgerec.errors import ConfigError, HistoryError
+from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.secure_db import check_key, connect, encrypt_database, is_plain, verify_pages
+
+pytest.importorskip("sqlcipher3", reason="the crypto extra (sqlcipher3) is part of the full install")
+
+FOLDER = "alice-private-folder"
+
+
+@pytest.fixture
+def where(tmp_path):
+    folder = tmp_path / FOLDER
+    folder.mkdir()
+    return folder / "h.db"
+
+
+def test_check_key_says_what_it_got():
+    assert check_key(bytearray(range(32))) == bytes(range(32))
+    with pytest.raises(ConfigError, match=r"^a history key is 32 raw bytes \(got 31\); take it from the OS "
+                                          r"keystore, or make one with secrets.token_bytes\(32\)$"):
+        check_key(bytes(31))
+    with pytest.raises(ConfigError, match=r"\(got str\)"):
+        check_key("0" * 32)
+
+
+def test_refusals_name_the_file_and_never_the_folders_above_it(where):
+    key = secrets.token_bytes(32)
+    HistoryStore(where, key=key).close()
+    with pytest.raises(HistoryError, match=r"^history database h.db cannot be used without a key: it is encrypted, "
+                                           r"or not a database. Open it with its key .* if it is corrupt, move it "
+                                           r"away and a new one will be created$") as no_key:
+        connect(where)
+    with pytest.raises(HistoryError, match=r"^history database h.db cannot be decrypted: wrong key, or the file was "
+                                           r"altered. Nothing was changed; open it with the key it was created "
+                                           r"with$") as wrong:
+        connect(where, secrets.token_bytes(32))
+    plain = where.with_name("p.db")
+    HistoryStore(plain).close()
+    with pytest.raises(HistoryError, match=r"^history database p.db is not encrypted; encrypt it first with "
+                                           r"edgerec.runtime.secure_db.encrypt_database \(or `edgerec history "
+                                           r"encrypt`\)$") as unencrypted:
+        connect(plain, key)
+    for refusal in (no_key, wrong, unencrypted):
+        assert FOLDER not in str(refusal.value)
+
+
+def test_connections_autocommit_and_serve_other_threads(where):
+    for key in (None, secrets.token_bytes(32)):
+        conn = connect(where.with_name(f"t{key is None}.db"), key)
+        assert conn.encrypted is (key is not None) and conn.db.isolation_level is None  # the store runs BEGIN itself
+        assert conn.busy and all(issubclass(e, BaseException) for e in conn.busy + conn.errors)
+        seen = []
+        worker = threading.Thread(target=lambda db=conn.db, out=seen: out.append(db.execute("SELECT 7").fetchone()[0]))
+        worker.start()
+        worker.join()
+        assert seen == [7]  # an app's worker thread may serve requests (check_same_thread off)
+        conn.db.close()
+    memory = connect(":memory:")
+    assert memory.encrypted is False and memory.db.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_is_plain_reads_the_header_of_existing_non_empty_files(tmp_path):
+    assert not is_plain(tmp_path / "missing.db")
+    (tmp_path / "empty.db").write_bytes(b"")
+    assert not is_plain(tmp_path / "empty.db")
+    (tmp_path / "one.db").write_bytes(b"S")
+    assert not is_plain(tmp_path / "one.db")
+    sqlite3.connect(tmp_path / "real.db").execute("CREATE TABLE t (x)").connection.close()
+    assert is_plain(tmp_path / "real.db")
+
+
+def test_verify_pages_names_each_damaged_page(tmp_path):
+    key, path = secrets.token_bytes(32), tmp_path / "h.db"
+    store = HistoryStore(path, key=key)
+    for i in range(400):
+        store.record("u", f"i{i:05d}", "play")
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert verify_pages(store.db) == []
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[3 * 4096 + 100] ^= 0xFF  # one byte of page 4
+    path.write_bytes(bytes(data))
+    conn = connect(path, key)  # page 1 is intact: it opens
+    problems = verify_pages(conn.db)
+    conn.db.close()
+    assert problems and all(isinstance(p, str) and p not in ("None", "") for p in problems)
+    assert any("4" in p for p in problems), problems
+
+
+def test_encrypting_keeps_the_version_and_names_the_file_only(where):
+    store = HistoryStore(where)
+    store.record("u", "i1", "play")
+    version = store.db.execute("PRAGMA user_version").fetchone()[0]
+    store.close()
+    key = secrets.token_bytes(32)
+    assert encrypt_database(where, key) > 0
+    assert not where.with_name("h.db.encrypting").exists()
+    conn = connect(where, key)
+    assert conn.db.execute("PRAGMA user_version").fetchone()[0] == version
+    conn.db.close()
+    with pytest.raises(HistoryError, match=r"^h.db is not a plain SQLite history \(already encrypted, or missing\)$"):
+        encrypt_database(where, key)
