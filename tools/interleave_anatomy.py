@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.runtime.interleave import team_draft
+from edgerec.runtime.vocab import DEVICE_EVENTS, FEEDBACK
 from edgerec.studies import stats
 from edgerec.studies.devices import open_device
 from edgerec.studies.experiments import _setup, interleave_tests
 from edgerec.studies.reactions import examination
 from edgerec.studies.simulator import DAY, Arm, SimConfig
 
-PLAYS = ("play", "finish", "skip")
+PLAYS = tuple(e for e in DEVICE_EVENTS if e not in FEEDBACK and e != "like")  # what the simulator records for a started item
 
 
 def anatomy(control: Path, treatment: Path, data: Path, users: int, seed: int) -> dict:
