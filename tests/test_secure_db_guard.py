@@ -112,3 +112,46 @@ def test_encrypting_keeps_the_version_and_names_the_file_only(where):
     conn.db.close()
     with pytest.raises(HistoryError, match=r"^h.db is not a plain SQLite history \(already encrypted, or missing\)$"):
         encrypt_database(where, key)
+
+
+def test_shredding_overwrites_every_byte_before_removing(tmp_path):
+    from edgerec.runtime.secure_db import _shred_file
+
+    path, witness = tmp_path / "old.db", tmp_path / "witness"
+    secret = b"alice watched this " * 500
+    path.write_bytes(secret)
+    witness.hardlink_to(path)  # a second name of the same bytes survives the unlink
+    _shred_file(path)
+    left = witness.read_bytes()
+    assert not path.exists() and len(left) == len(secret)
+    assert b"alice" not in left and left != secret
+    _shred_file(tmp_path / "never-existed")  # nothing to do, no error
+
+
+def test_encrypting_replaces_a_copy_a_killed_run_left_and_checks_its_argument(where, monkeypatch):
+    HistoryStore(where).close()
+    stale = where.with_name("h.db.encrypting")
+    stale.write_bytes(b"half of an earlier copy")
+    key = secrets.token_bytes(32)
+    encrypt_database(where, key)
+    assert not stale.exists() and connect(where, key).encrypted
+    with pytest.raises(ConfigError, match=r"^the history to encrypt must be a path"):
+        encrypt_database(7, key)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sqlcipher3", None)  # as if the crypto extra were not installed
+    with pytest.raises(HistoryError, match=r"^an encrypted history needs SQLCipher, which is not installed; install "
+                                           r"the encryption extra: pip install 'edgerec\[crypto\]'. Nothing was "
+                                           r"written.$"):
+        connect(where, key)
+
+
+def test_the_copy_check_counts_the_rows_of_every_table(tmp_path):
+    from edgerec.runtime.secure_db import _row_counts
+
+    store = HistoryStore(tmp_path / "h.db")
+    for i in range(3):
+        store.record("u", f"i{i}", "play")
+    counts = _row_counts(store.db)
+    store.close()
+    assert counts["events"] == 3 and all(not name.startswith("sqlite_") for name in counts)
