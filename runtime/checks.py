@@ -35,7 +35,8 @@ def file_name(path) -> str:
 def text(value, what: str, limit: int = MAX_ID) -> str:
     """A non-empty string of at most `limit` characters that encodes to UTF-8."""
     if not isinstance(value, str):
-        raise ConfigError(f"{what} must be a string (got {type(value).__name__} {_shown(value)})")
+        # the type only: the value may be a user id (an account number passed as an int)
+        raise ConfigError(f"{what} must be a string (got {type(value).__name__})")
     if not value:
         raise ConfigError(f"{what} must not be empty")
     if len(value) > limit:
@@ -156,11 +157,15 @@ def path(value, what: str, allow_none: bool = False):
     """A filesystem path: a non-empty str or os.PathLike (bytes are refused, as for ids)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not str(value) \
-            or "\x00" in str(value):  # a NUL byte cannot be in a file name
-        raise ConfigError(f"{what} must be a path (a non-empty str or pathlib.Path; got {type(value).__name__} "
-                          f"{_shown(value)})")
-    return value
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        got = type(value).__name__  # never the value: a path can name the user (.../alice/...)
+    elif not str(value):
+        got = "an empty path"
+    elif "\x00" in str(value):  # a NUL byte cannot be in a file name
+        got = "a path holding a NUL byte"
+    else:
+        return value
+    raise ConfigError(f"{what} must be a path (a non-empty str or pathlib.Path; got {got})")
 
 
 def instance(value, kind: type, what: str, allow_none: bool = True):

@@ -155,3 +155,22 @@ def test_the_copy_check_counts_the_rows_of_every_table(tmp_path):
     counts = _row_counts(store.db)
     store.close()
     assert counts["events"] == 3 and all(not name.startswith("sqlite_") for name in counts)
+
+
+def test_refused_ids_and_paths_are_not_echoed_in_messages():
+    from edgerec.runtime import checks
+
+    for call, secret in ((lambda: checks.text(48151623, "user"), "48151623"),
+                         (lambda: checks.path(b"/home/alice/h.db", "history"), "alice"),
+                         (lambda: checks.path("/home/alice/\x00h.db", "history"), "alice")):
+        with pytest.raises(ConfigError) as refused:
+            call()
+        assert secret not in str(refused.value)
+    with pytest.raises(ConfigError, match=r"^user must be a string \(got int\)$"):
+        checks.text(7, "user")
+    with pytest.raises(ConfigError, match=r"^history must be a path \(a non-empty str or pathlib.Path; got a path "
+                                          r"holding a NUL byte\)$"):
+        checks.path("a\x00b", "history")
+    with pytest.raises(ConfigError, match=r"got an empty path\)$"):
+        checks.path("", "history")
+    assert checks.path("h.db", "history") == "h.db"
