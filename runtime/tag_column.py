@@ -195,9 +195,10 @@ class TextTags(KeptTags):
 
     def rows_with(self, tags) -> np.ndarray:
         """True for every row carrying one of `tags` (exact match; scans the tag bytes a block of
-        rows at a time, no decoding, no copy of the whole column)."""
+        rows at a time, no decoding, no copy of the whole column). A match ends inside its own row
+        (the rows' bytes run on without a separator); no tag holds a '|' (it would match two tags)."""
         out = np.zeros(len(self), bool)
-        needles = [tag.encode("utf-8") for tag in {str(t) for t in tags if t}]
+        needles = [tag.encode("utf-8") for tag in {str(t) for t in tags if t} if "|" not in tag]
         for first, offsets, block in self.strings.chunks() if needles else ():
             data = block.tobytes()
             for needle in needles:
@@ -206,7 +207,7 @@ class TextTags(KeptTags):
                     end = at + len(needle)
                     row = int(np.searchsorted(offsets, at, "right")) - 1
                     starts = at == offsets[row] or data[at - 1:at] == b"|"
-                    ends = end == offsets[row + 1] or data[end:end + 1] == b"|"
+                    ends = end == offsets[row + 1] or (end < offsets[row + 1] and data[end:end + 1] == b"|")
                     if starts and ends:
                         out[first + row] = True
                     at = data.find(needle, end)
