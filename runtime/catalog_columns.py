@@ -191,5 +191,6 @@ def string_column(bundle, column) -> FileStringColumn | BlockStringColumn:
     """A string column read from the bundle's files for the rows asked for (never mapped whole)."""
     if column.codec:  # compressed blocks (format 4): the block starts are small, read into memory
         return BlockStringColumn(bundle.path(column.file), bundle.array(column.offsets, mmap=False),
-                                 bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column))
+                                 bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column),
+                                 column.raw_bytes)
     return FileStringColumn(bundle.path(column.file), bundle.path(column.offsets))

@@ -71,11 +71,13 @@ def write_column(writer, stem: str, values: list[str]) -> dict:
     return out
 
 
-def inflate(data: bytes, dictionary: bytes = b"", dictionary_id: int | None = None) -> bytes:
+def inflate(data: bytes, dictionary: bytes = b"", dictionary_id: int | None = None,
+            limit: int | None = None) -> bytes:
     """zlib.decompressobj(zdict=dictionary).decompress(data) with the same checks (header, the
     dictionary's id, the end of the stream, Adler-32 of the output), inflating the raw deflate
     stream: zlib's own path sums the 8 KB dictionary for every block, half a block's cost.
-    dictionary_id: zlib.adler32(dictionary), when the caller keeps it."""
+    dictionary_id: zlib.adler32(dictionary), when the caller keeps it. limit: the most bytes the
+    block may inflate to (a few hundred bytes of a hostile bundle could otherwise inflate to gigabytes)."""
     if len(data) < 2:
         raise zlib.error("the stream is shorter than its header")
     cmf, flg = data[0], data[1]
@@ -88,18 +90,21 @@ def inflate(data: bytes, dictionary: bytes = b"", dictionary_id: int | None = No
             raise zlib.error("the block needs another preset dictionary")
         head, zdict = 6, dictionary
     unpacker = zlib.decompressobj(-15, zdict=zdict) if zdict else zlib.decompressobj(-15)
-    payload = unpacker.decompress(data[head:])
+    payload = unpacker.decompress(data[head:], 0 if limit is None else limit + 1)
+    if limit is not None and len(payload) > limit:
+        raise zlib.error(f"the block inflates to more than the {limit:,} bytes its column allows")
     if not unpacker.eof or unpacker.unused_data != zlib.adler32(payload).to_bytes(4, "big"):
         raise zlib.error("the stream does not end where the block does, or its checksum is wrong")
     return payload
 
 
 def decode_block(data: bytes, rows: int, where: str = "a compressed string block",
-                 dictionary: bytes = b"", dictionary_id: int | None = None) -> tuple[list[int], bytes]:
+                 dictionary: bytes = b"", dictionary_id: int | None = None,
+                 raw_bytes: int | None = None) -> tuple[list[int], bytes]:
     """(rows + 1 offsets into the text, the text) of one compressed block; BundleError when the
     block does not inflate to `rows` lengths and exactly their bytes."""
     try:
-        payload = inflate(data, dictionary, dictionary_id)
+        payload = inflate(data, dictionary, dictionary_id, None if raw_bytes is None else 4 * rows + raw_bytes)
     except zlib.error as exc:
         raise BundleError(f"{where} does not inflate ({exc}); the bundle is damaged, re-export it") from None
     head = 4 * rows
@@ -126,9 +131,10 @@ class BlockStringColumn:
     in the process's memory (measured: 30 random rows of a 9 MB blob made 9 MB resident)."""
 
     def __init__(self, blob: str | os.PathLike | np.ndarray | bytes, starts: np.ndarray, count: int,
-                 block_rows: int, dictionary: bytes = b""):
-        """blob: the blob's file (read with pread) or its bytes in memory."""
-        self.count, self.block_rows, self.dictionary = count, block_rows, dictionary
+                 block_rows: int, dictionary: bytes = b"", raw_bytes: int | None = None):
+        """blob: the blob's file (read with pread) or its bytes in memory. raw_bytes: the column's
+        text bytes, which no block's text can exceed."""
+        self.count, self.block_rows, self.dictionary, self.raw_bytes = count, block_rows, dictionary, raw_bytes
         self.dictionary_id = zlib.adler32(dictionary)
         # kept as stored (uint32 or int64): a Python list cost 36 bytes a block, 4.5 MB at 1M items
         self.starts = np.asarray(starts)
@@ -151,7 +157,7 @@ class BlockStringColumn:
             rows = min(self.block_rows, self.count - number * self.block_rows)
             data = self._read(int(self.starts[number]), int(self.starts[number + 1]))
             where = f"compressed text block {number} (rows {number * self.block_rows} on)"
-            cached = decode_block(data, rows, where, self.dictionary, self.dictionary_id)
+            cached = decode_block(data, rows, where, self.dictionary, self.dictionary_id, self.raw_bytes)
             if len(self._cache) >= CACHED_BLOCKS:
                 self._cache.popitem(last=False)
             self._cache[number] = cached

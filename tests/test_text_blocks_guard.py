@@ -170,3 +170,14 @@ def test_a_dictionary_of_up_to_32_kb_is_read(tmp_path):
         text_blocks.read_dictionary(bundle, _Column("d"))
     assert str(refused.value) == ("d is 32769 bytes; a zlib dictionary holds at most 32768, the bundle is damaged "
                                   "or from a broken exporter, re-export it")
+
+
+def test_a_block_that_inflates_past_its_column_is_refused_without_inflating_it_all():
+    rows = [b"short", b"x" * 20_000_000]  # 20 MB of text in about 20 KB: what a hostile bundle would ship
+    blob, starts = encode(rows, block_rows=2)
+    assert len(blob) < 50_000
+    honest = BlockStringColumn(blob, starts, 2, 2, raw_bytes=sum(map(len, rows)))
+    assert honest.bytes_at(0) == b"short"
+    bomb = BlockStringColumn(blob, starts, 2, 2, raw_bytes=64)  # the manifest claims 64 bytes of text
+    with pytest.raises(BundleError, match="inflates to more than the 72 bytes its column allows"):
+        bomb.bytes_at(0)
