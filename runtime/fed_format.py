@@ -24,17 +24,20 @@ their changes only. A device with D = 32 that changed 600 rows sends
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 
 MAGIC = b"ERFU"
 VERSION = 1
 ENCODINGS = {"fp16": 1, "int8": 2}
 _HEADER = struct.Struct("<4sBBHIIf12s")  # 32 bytes
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # the header holds the weight as float32
 
 
 @dataclass
@@ -56,20 +59,28 @@ def encode_update(update: ClientUpdate, encoding: str = "int8") -> bytes:
     """The update as bytes (the format above); int8 rows are rounded to their row's scale."""
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
         raise ConfigError(f"unknown update encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
-    rows = np.asarray(update.rows, np.int64)
-    delta = np.asarray(update.delta, np.float32)
+    rows = np.asarray(update.rows)
+    if rows.size and rows.dtype.kind not in "iu":  # a float id would be cut to another row silently
+        raise ConfigError(f"an update's row ids are integers (got {rows.dtype} values)")
+    rows = rows.astype(np.int64)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        delta = np.asarray(update.delta, np.float32)
     if delta.ndim != 2 or len(delta) != len(rows) or (len(rows) and rows.min() < 0):
         raise ConfigError(f"an update needs one delta row per row id (got {len(rows)} ids, delta {delta.shape})")
     if len(rows) > 1 and np.any(np.diff(rows) <= 0):
         raise ConfigError("an update's row ids must be unique and ascending")
-    if (len(rows) and rows.max() >= 1 << 32) or not (np.all(np.isfinite(delta)) and 0 <= update.weight < np.inf):
-        raise ConfigError("an update needs row ids below 2**32 and finite values and weight; it was not encoded")
-    try:
-        space = bytes.fromhex(update.space[:24].ljust(24, "0"))
-    except ValueError:
-        raise ConfigError(f"embedding-space id {update.space!r} is not hexadecimal") from None
-    head = _HEADER.pack(MAGIC, VERSION, ENCODINGS[encoding], delta.shape[1], int(update.round), len(rows),
-                        float(update.weight), space)
+    if (len(rows) and rows.max() >= 1 << 32) or not np.all(np.isfinite(delta)):
+        raise ConfigError("an update needs row ids below 2**32 and finite values; it was not encoded")
+    # the header's fields in their widths: a value outside them would fail in struct, not here
+    if delta.shape[1] > 0xFFFF:
+        raise ConfigError(f"an update's rows are at most 65535 wide (got {delta.shape[1]}); it was not encoded")
+    rnd = checks.integer(update.round, "an update's round", 0, (1 << 32) - 1)
+    weight = checks.number(update.weight, "an update's weight", 0, _FLOAT32_MAX)
+    if not (isinstance(update.space, str) and re.fullmatch("[0-9a-f]{24}", update.space[:24])):
+        raise ConfigError(f"embedding-space id {update.space!r:.40} does not start with 24 lowercase "
+                          "hexadecimal digits (a bundle's embedding_space)")
+    head = _HEADER.pack(MAGIC, VERSION, ENCODINGS[encoding], delta.shape[1], rnd, len(rows), weight,
+                        bytes.fromhex(update.space[:24]))
     parts = [head, rows.astype("<u4").tobytes()]
     if encoding == "fp16":
         parts.append(delta.astype("<f2").tobytes())
@@ -102,7 +113,8 @@ def decode_update(data: bytes) -> ClientUpdate:
     else:
         scales = np.frombuffer(data, "<f4", count, at)
         values = np.frombuffer(data, np.int8, count * dim, at + 4 * count).reshape(count, dim)
-        delta = values.astype(np.float32) * scales[:, None]
+        with np.errstate(invalid="ignore", over="ignore"):  # an inf or NaN scale is refused below
+            delta = values.astype(np.float32) * scales[:, None]
     if not np.all(np.isfinite(delta)) or not np.isfinite(weight) or weight < 0:
         raise ConfigError("an update holds NaN, infinite or negative values; it is refused")
     if count > 1 and np.any(np.diff(rows) <= 0):

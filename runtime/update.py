@@ -47,7 +47,7 @@ def open_update(new, previous, choose: Callable[[Bundle], str], spare=None) -> t
     try:
         bundle = Bundle.open(previous, verify=True, spare=spare)
         backend = choose(bundle)
-    except EdgerecError as exc:
+    except (EdgerecError, OSError) as exc:  # as for the update: the app sees a BundleError, nothing else
         previous_reason = str(exc).replace(str(Path(previous)), Path(previous).name)
         raise BundleError(f"the update was rejected ({reason}) and the previous bundle cannot be opened either "
                           f"({previous_reason}); reinstall a bundle") from None
