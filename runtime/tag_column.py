@@ -158,7 +158,7 @@ class TagColumn(KeptTags):
         if not wanted:
             return out
         offsets_file, codes_file = self._paths
-        dtype, _, data_at = npy_header(codes_file)
+        dtype, data_at = self._dtype, self._codes_at
         with open(codes_file, "rb") as handle:
             carry = None  # the last offset of the block before: its row ends in this block
             for first, block in npy_blocks(offsets_file, SCAN_ROWS):
@@ -210,7 +210,8 @@ class TextTags(KeptTags):
                     ends = end == offsets[row + 1] or (end < offsets[row + 1] and data[end:end + 1] == b"|")
                     if starts and ends:
                         out[first + row] = True
-                    at = data.find(needle, end)
+                    # a match that fails can run into the next row, which may itself start a match
+                    at = data.find(needle, end if starts and ends else at + 1)
         return out
 
     def all(self) -> list[str]:

@@ -153,3 +153,9 @@ def test_the_text_scan_matches_whole_tags_only():
     assert column.rows_with(["", "zzz"]).tolist() == [False] * 9 and column.rows_with([]).dtype == bool
     assert column.tags(4) == ("cab", "d") and column[5] == "x|ab" and len(column) == 9
     assert column.all() == texts
+
+
+def test_a_failed_text_match_that_runs_into_the_next_row_does_not_hide_that_rows_match():
+    # rows "a" and "aa" are stored as "aaa": the first try at "aa" starts in row 0 and ends in row 1
+    column = TextTags(_strings(["a", "aa", "b|aa"]))
+    assert column.rows_with(["aa"]).tolist() == [False, True, True]
