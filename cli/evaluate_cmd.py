@@ -29,7 +29,7 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
     from edgerec.data.split import leave_last_out
     from edgerec.data.store import load_dataset
     from edgerec.models.evaluation import Evaluator
-    from edgerec.models.metrics import ndcg_per_user, paired_change
+    from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
     from edgerec.models.persist import scorer_for
 
     with console.status(f"reading {data_dir}"):
@@ -58,7 +58,7 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
         else:
             change = paired_change(gains, first)
             rows[-1] |= {f"NDCG@{k} vs first": change,
-                         "change (s.e.)": f"{change['change']:+.1%} ({change['standard_error']:.1%})"}
+                         "change (s.e.)": describe_change(change)}
     if refused is not None and all("not measured" in r for r in rows):
         raise refused
     columns = ["model", f"HR@{k}", f"NDCG@{k}", f"MRR@{k}", f"coverage@{k}", f"novelty@{k}", f"diversity@{k}",

@@ -12,7 +12,7 @@ import numpy as np
 from edgerec.data.stats import gini  # the same Gini measures popularity skew and exposure
 
 __all__ = ["coverage", "gini", "hit_rate", "intra_list_diversity", "mrr", "ndcg", "ndcg_per_user", "novelty",
-           "paired_change", "popularity_percentile"]
+           "paired_change", "describe_change", "popularity_percentile"]
 
 
 def hit_rate(ranks: np.ndarray, k: int) -> float:
@@ -32,13 +32,26 @@ def ndcg_per_user(ranks: np.ndarray, k: int) -> np.ndarray:
 
 
 def paired_change(gains: np.ndarray, base: np.ndarray) -> dict:
-    """The relative change of per-user gains (e.g. `ndcg_per_user`) from `base` on the same users, and its
-    paired standard error, both as shares of base's mean: how much of a change is noise at this many users."""
+    """The change of per-user gains (e.g. `ndcg_per_user`) from `base` on the same users, with its paired
+    standard error: how much of a change is noise at this many users. `difference` and
+    `difference_error` are absolute; `change` and `standard_error` are shares of base's mean, and None
+    when base scores 0 everywhere (a relative change from nothing means nothing)."""
     gains, base = np.asarray(gains, np.float64), np.asarray(base, np.float64)
-    mean = max(float(base.mean()), 1e-12)
     diff = gains - base
     error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return {"change": float(diff.mean()) / mean, "standard_error": error / mean}
+    mean = float(base.mean()) if len(base) else 0.0
+    relative = mean > 0
+    return {"change": float(diff.mean()) / mean if relative else None,
+            "standard_error": error / mean if relative else None,
+            "difference": float(diff.mean()) if len(diff) else 0.0, "difference_error": error}
+
+
+def describe_change(change: dict) -> str:
+    """`paired_change` in words for a table: "+4.2% (s.e. 1.1%)", or the absolute difference when the base
+    scored 0."""
+    if change["change"] is None:
+        return f"n/a, base scores 0: {change['difference']:+.4f} (s.e. {change['difference_error']:.4f})"
+    return f"{change['change']:+.1%} (s.e. {change['standard_error']:.1%})"
 
 
 def mrr(ranks: np.ndarray, k: int) -> float:

@@ -38,7 +38,7 @@ from edgerec.models.checkpoint import load_model, save_checkpoint
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
-from edgerec.models.metrics import ndcg_per_user, paired_change
+from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
@@ -549,8 +549,7 @@ class TuneStudy(Study):
             title = "test split, scored once at the end"
             change = record.get("test_ndcg_change")
             if change:
-                title += (f" (NDCG@10 {100 * change['change']:+.1f}% against the untuned policy, paired "
-                          f"standard error {100 * change['standard_error']:.1f}%)")
+                title += f" (NDCG@10 against the untuned policy: {describe_change(change)}, paired)"
             out.append(Table(title, rows))
         return out
 

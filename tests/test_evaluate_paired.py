@@ -7,7 +7,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from edgerec.cli.main import cli
-from edgerec.models.metrics import paired_change
+from edgerec.models.metrics import describe_change, paired_change
+
+SAME = {"change": 0.0, "standard_error": 0.0, "difference": 0.0, "difference_error": 0.0}
 
 
 def test_paired_change_is_the_mean_difference_and_its_standard_error_as_shares_of_the_base():
@@ -17,7 +19,19 @@ def test_paired_change_is_the_mean_difference_and_its_standard_error_as_shares_o
     diff = gains - base  # 0, 1, 0, -0.5: mean 0.125, sd 0.6292
     assert np.isclose(change["change"], 0.125 / 0.5)
     assert np.isclose(change["standard_error"], diff.std(ddof=1) / 2 / 0.5)
-    assert paired_change(base, base) == {"change": 0.0, "standard_error": 0.0}
+    assert np.isclose(change["difference"], 0.125) and np.isclose(change["difference_error"], diff.std(ddof=1) / 2)
+    assert paired_change(base, base) == SAME
+    assert describe_change(change) == "+25.0% (s.e. 62.9%)"
+
+
+def test_a_base_scoring_zero_gives_no_relative_change_but_the_absolute_difference():
+    """A relative change from a base of 0 means nothing: it reads n/a, not a huge number."""
+    change = paired_change(np.array([0.5, 0.0, 0.25, 0.25]), np.zeros(4))
+    assert change["change"] is None and change["standard_error"] is None
+    assert np.isclose(change["difference"], 0.25)
+    assert np.isclose(change["difference_error"], np.array([0.5, 0.0, 0.25, 0.25]).std(ddof=1) / 2)
+    assert describe_change(change) == "n/a, base scores 0: +0.2500 (s.e. 0.1021)"
+    assert paired_change(np.zeros(1), np.zeros(1)) == {**SAME, "change": None, "standard_error": None}
 
 
 def test_evaluate_reports_each_later_model_against_the_first(tmp_path):
@@ -34,5 +48,5 @@ def test_evaluate_reports_each_later_model_against_the_first(tmp_path):
     change = knn["NDCG@10 vs first"]
     assert np.isclose(change["change"], knn["NDCG@10"] / first["NDCG@10"] - 1)
     assert change["standard_error"] > 0  # the two lists differ for some users
-    assert again["NDCG@10 vs first"] == {"change": 0.0, "standard_error": 0.0}  # the same model: no difference
+    assert again["NDCG@10 vs first"] == SAME  # the same model: no difference
     assert "change (s.e.)" in result.output
