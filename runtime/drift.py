@@ -79,7 +79,10 @@ class DriftBaseline:
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             return None
         numbers = (*baseline.top1, *baseline.topk, baseline.threshold)
-        usable = all(math.isfinite(v) for v in numbers) and baseline.threshold > 0 and baseline.min_window > 0
+        # a negative deviation would flag drift on every window, and the device summarizes its DRIFT_K best
+        # scores: a baseline of another k compares unlike figures
+        usable = (all(math.isfinite(v) for v in numbers) and baseline.top1[1] >= 0 and baseline.topk[1] >= 0
+                  and baseline.threshold > 0 and baseline.min_window > 0 and baseline.k == DRIFT_K)
         return baseline if usable else None
 
     def to_dict(self) -> dict:
@@ -92,7 +95,8 @@ def drift_report(window: list[tuple[float, float]], baseline: DriftBaseline | No
     n = len(window)
     if baseline is None:
         return {"available": False, "window": n, "drifted": False,
-                "reason": "the bundle carries no score baseline; re-export it to monitor drift"}
+                "reason": f"the bundle carries no usable score baseline (none, malformed, or not of the {DRIFT_K} best "
+                          "scores); re-export it to monitor drift"}
     report = {"available": True, "window": n, "min_window": baseline.min_window, "threshold": baseline.threshold,
               "baseline": baseline.to_dict(), "current": None, "score": None, "drifted": False}
     if n < baseline.min_window:

@@ -81,7 +81,8 @@ def test_drift_report_flags_a_shifted_window_only():
     early = drift_report(shifted[:49], baseline)
     assert early["current"] is None and not early["drifted"]  # too few requests to say
     assert drift_report(shifted, None) == {"available": False, "window": 80, "drifted": False,
-                                           "reason": "the bundle carries no score baseline; re-export it to "
+                                           "reason": "the bundle carries no usable score baseline (none, "
+                                                     "malformed, or not of the 10 best scores); re-export it to "
                                                      "monitor drift"}
 
 
