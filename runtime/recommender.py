@@ -95,11 +95,11 @@ class Recommender:
             opened, chosen, update = open_update(bundle, fallback, lambda b: cls._choose_backend(b, backend), cache)
         store = open_history(history if history is not None else ":memory:", key=key,
                              profile_secret=profile_secret, retention=retention)
-        rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
         try:
+            rec = cls(opened, store, chosen, threads, ann, kernel, cache, update)
             rec.pipeline.insert_all(stages)
-        except EdgerecError:  # a bad stage list or name: the history is not left open
-            rec.close()
+        except BaseException:  # a damaged unverified bundle, a bad stage list: the history is not left open
+            store.close()
             raise
         return rec
 

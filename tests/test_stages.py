@@ -261,3 +261,22 @@ def test_recommend_raises_only_edgerec_errors_when_a_part_breaks(rec, monkeypatc
     monkeypatch.setattr(rec.catalog, "snapshot", lambda: None)  # every stage now fails on a missing catalog
     with pytest.raises(EdgerecError):
         rec.recommend("eve", k=5, context=NOW)
+
+
+@pytest.mark.parametrize("failure", ["stage list", "catalog"])
+def test_a_recommender_that_fails_to_open_leaves_no_history_open(tiny_bundle, tmp_path, monkeypatch, failure):
+    from edgerec.errors import BundleError
+    from edgerec.runtime import history, recommender
+
+    closed = []
+    monkeypatch.setattr(history.HistoryStore, "close", lambda self: closed.append(self))
+    stages = []
+    if failure == "stage list":
+        stages = [("no such stage", Stage("probe", lambda request: request))]
+    else:  # e.g. an unverified bundle whose column is damaged
+        def damaged(bundle):
+            raise BundleError("damaged column")
+        monkeypatch.setattr(recommender, "ItemCatalog", damaged)
+    with pytest.raises((ConfigError, BundleError)):
+        Recommender.open(tiny_bundle, tmp_path / "history.db", stages=stages)
+    assert len(closed) == 1
