@@ -57,6 +57,12 @@ class ColumnMap:
     def __post_init__(self):
         roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
                  if (name := getattr(self, role)) is not None]
+        for role, name in roles:  # an empty name was reported as "missing column(s) ; the file has ..."
+            if not isinstance(name, str) or not name.strip():
+                optional = " or leave the option out (the column is optional)" if role in _DEFAULTS else ""
+                flag = f" with --{role}-col" if role != "device" else ""
+                raise ConfigError(f"the {role} column's name is empty ({name!r}); pass the file's column name"
+                                  f"{flag}{optional}")
         for i, (role, name) in enumerate(roles):
             other = next((r for r, n in roles[i + 1:] if n == name), None)
             if other:
@@ -92,6 +98,11 @@ class ReadOptions:
                 or set(self.tag_separator) & set('"\r\n'):
             raise ConfigError(f"the tag separator must be one or more characters other than quotes and "
                               f"line breaks (got {self.tag_separator!r}); for comma-separated tags pass ','")
+        if self.header is not None and (not self.header or not all(isinstance(n, str) and n.strip()
+                                                                   for n in self.header)):
+            at = next((i for i, n in enumerate(self.header) if not (isinstance(n, str) and n.strip())), 0)
+            raise ConfigError(f"--columns names no column in place {at + 1} ({', '.join(map(repr, self.header))}); "
+                              "name every column of the file in order, comma-separated (e.g. user,time,item)")
         if self.time_unit not in PER_SECOND:
             raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
@@ -233,12 +244,32 @@ def read_interactions(
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
                             "without --time-unit"]
+    elif unit_read and options.time_unit == "s" and latest <= LAST_NUMBER_DATE and numbers_as_dates(parts["timestamp"]):
+        first = int(parts["timestamp"][0][0])
+        meta["warnings"] = [f"every time reads as a date written as a number, yyyymmdd ({first} is "
+                            f"{first // 10000}-{first // 100 % 100:02d}-{first % 100:02d}), which epoch seconds put "
+                            "in 1970, days seconds or minutes apart: events keep their order, but recency, gaps and "
+                            "time of day are wrong; write the dates as ISO-8601 (2020-01-31) or epoch seconds"]
     elif latest > time.time() + DAY:
         future = sum(int((t > time.time() + DAY).sum()) for t in parts["timestamp"])
         meta["warnings"] = [f"{future:,} events are dated after today (the latest on "
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
+
+
+FIRST_NUMBER_DATE, LAST_NUMBER_DATE = 19_000_101, 21_001_231  # dates written yyyymmdd that logs hold
+
+
+def numbers_as_dates(times: list[np.ndarray]) -> bool:
+    """Every time (epoch seconds) is a date written as a number, yyyymmdd (20200131): a log of dates, not of
+    seconds in August 1970 (where 31 Jan and 1 Feb are 70 'seconds' apart)."""
+    for t in times:
+        month, day = t // 100 % 100, t % 100
+        if not ((t >= FIRST_NUMBER_DATE) & (t <= LAST_NUMBER_DATE) & (month >= 1) & (month <= 12)
+                & (day >= 1) & (day <= 31)).all():
+            return False
+    return True
 
 
 def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]) -> list[str]:
@@ -300,13 +331,12 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
     (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
     that holds them."""
     values = chunk.columns[name]
-    if name in chunk.floats:  # pandas stores an integer id column with a gap as float64
-        bad = next((i for i, v in enumerate(values) if v and not abs(float(v)) < 2**53), None)  # NaN too
-        if bad is not None:
-            raise DataError(f"column '{name}' is stored as floating point and holds NaN, an infinity or an id "
-                            "too large to keep every digit (different ids may have merged); store the ids as "
-                            "integers or text (pandas: drop the rows without one, then .astype('int64'))",
-                            chunk.path, chunk.line_of(bad))
+    bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
+    if bad is not None:
+        raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "
+                        f"id from {2 ** chunk.floats[name]:,} up, too large for it to keep every digit (different "
+                        "ids may have merged); store the ids as integers or text (pandas: drop the rows without "
+                        "one, then .astype('int64'))", chunk.path, chunk.line_of(bad))
     if "" in values or any(map(str.isspace, values)):
         bad = next(i for i, v in enumerate(values) if not v or v.isspace())
         raise DataError(f"column '{name}' is empty{' (only spaces)' * bool(values[bad])}{hint}", chunk.path,
@@ -487,26 +517,31 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
         genres.extend(genres_of(chunk, i) for i in range(len(chunk)))
         dates.extend(chunk.columns[date_col] if date_col else ())
     if encoding == "latin-1":
-        titles = [_utf8_within(t) for t in titles]
+        titles = [_title_bytes_decoded(t) for t in titles]
     return _indexed(_movie_catalog(ids, titles, genres, dates), path)
 
 
-def _utf8_within(title: str) -> str:
-    """A title of a file that is not all UTF-8, as written: its own bytes when they are UTF-8 (a file
-    stitched from a UTF-8 and a latin-1 source), else its latin-1 reading. Latin-1 text whose bytes
-    happen to be valid UTF-8 needs pairs like 'Ã©' that titles do not hold."""
+def _title_bytes_decoded(title: str) -> str:
+    """A title of a file that is not all UTF-8 (read as latin-1, which keeps every byte) in the first encoding
+    its own bytes decode in: UTF-8 (a file stitched from a UTF-8 and a latin-1 source), then cp1252 (what
+    Windows tools save: latin-1 but for curly quotes, dashes and 'œ' at bytes 0x80-0x9f, which latin-1 reads
+    as invisible control characters), else latin-1. Latin-1 text whose bytes happen to be valid UTF-8 needs
+    pairs like 'Ã©' that titles do not hold; cp1252 reads latin-1's printable bytes as latin-1 does."""
     if title.isascii():
         return title
-    try:
-        return title.encode("latin-1").decode("utf-8")
-    except UnicodeDecodeError:
-        return title
+    raw = title.encode("latin-1")
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return title
 
 
 def _item_encoding(path: Path) -> str:
-    """UTF-8 when the whole file decodes as UTF-8, else latin-1: GroupLens ships the 100K and 1M item
-    files in latin-1, re-packaged copies are often UTF-8, and either read the other way garbles every
-    accented title without an error. (An item file is a few MB at most.)"""
+    """UTF-8 when the whole file decodes as UTF-8, else latin-1 (each title then decoded on its own): GroupLens
+    ships the 100K and 1M item files in latin-1, re-packaged copies are often UTF-8, and either read the
+    other way garbles every accented title without an error. (An item file is a few MB at most.)"""
     try:
         path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from edgerec.runtime.vocab import MAX_TS
 
 DEFAULT_CHUNK_ROWS = 200_000
 PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}  # units of numeric times
+FLOAT_NAMES = {11: "float16", 24: "float32", 53: "float64"}  # by bits of significand
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
@@ -35,7 +37,7 @@ class Chunk:
     columns: dict[str, list[str]]
     first_line: int
     path: str
-    floats: frozenset[str] = frozenset()  # columns a Parquet file stores as floating point
+    floats: dict[str, int] = dataclass_field(default_factory=dict)  # Parquet floating-point columns: significand bits
     lines: np.ndarray | None = None  # the file line of every row, when rows were skipped (else consecutive)
     units: dict[str, str] | None = None  # Parquet timestamp/date columns, read as integers in this unit
 
@@ -44,6 +46,19 @@ class Chunk:
 
     def line_of(self, row: int) -> int:
         return int(self.lines[row]) if self.lines is not None else self.first_line + row
+
+    def first_inexact(self, name: str) -> int | None:
+        """The row of a floating-point column's first value that may have been rounded when it was stored:
+        not finite, or at least 2**bits, from where the column's width (`bits` of significand) no longer keeps
+        every whole number (float32 from 16,777,216: ids merged). None: no such row."""
+        if name not in self.floats:
+            return None
+        limit = 2.0 ** self.floats[name]
+        return next((i for i, v in enumerate(self.columns[name]) if v and not abs(float(v)) < limit), None)
+
+    def float_width(self, name: str) -> str:
+        """How a floating-point column is stored, as its reader would name it ('float32')."""
+        return FLOAT_NAMES.get(self.floats[name], "floating point")
 
     def without(self, drop: np.ndarray) -> Chunk:
         """The chunk less the rows where `drop` is True (their lines are remembered for later errors)."""
@@ -285,8 +300,12 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     first_line, lines = line + 1, None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
-        except csv.Error as exc:
-            raise DataError(f"malformed CSV ({exc})", str(path), line + 1) from None  # the row being read
+        except csv.Error as exc:  # the row being read
+            if "field limit" in str(exc):  # csv stops at 128 KiB a field: far more than any id or title holds
+                raise DataError(f"a field longer than {csv.field_size_limit():,} characters starts in this row: is "
+                                "a quote left open here (for a log whose names hold quotes pass --no-quoting)? "
+                                "Shorten such a field or close its quote", str(path), line + 1) from None
+            raise DataError(f"malformed CSV ({exc})", str(path), line + 1) from None
         except (OSError, EOFError) as exc:  # a damaged gzip stream
             raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:
@@ -319,8 +338,11 @@ def _refuse_garbled(buffers: list[list[str]], encoding: str, path: Path, first_l
     except UnicodeDecodeError:  # truly one-byte text
         return
     row, seen = next((r, v) for r, values in enumerate(zip(*buffers)) for v in values if not v.isascii())
-    meant = seen.encode(encoding, errors="replace").decode("utf-8", errors="replace")
-    raise DataError(f"this text is UTF-8, read as {encoding} ({meant!r} became {seen!r}): drop --encoding for "
+    # one letter, not the value: the value may be a user id
+    raw = re.search(r"[^\x00-\x7f]+", seen).group().encode(encoding, errors="replace")
+    meant = raw.decode("utf-8", errors="replace")[0]
+    garbled = raw[:len(meant.encode())].decode(encoding, errors="replace")
+    raise DataError(f"this text is UTF-8, read as {encoding} ({meant!r} became {garbled!r}): drop --encoding for "
                     "this file (the item table has its own, --items-encoding)", str(path),
                     int(lines[row]) if lines is not None else first_line + row)
 
@@ -378,7 +400,7 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
         if pa.types.is_nested(kind):
             raise DataError(f"column '{name}' holds {kind} values; expected one plain value per row "
                             "(text or number): flatten it before importing", str(path))
-    floats = frozenset(n for n in out_names if pa.types.is_floating(parquet.schema_arrow.field(n).type))
+    floats = {n: bits for n in out_names if (bits := _significand_bits(parquet.schema_arrow.field(n).type, pa))}
     units = {n: _time_unit(parquet.schema_arrow.field(n).type, pa) for n in out_names}
     units = {n: u for n, u in units.items() if u}
     row = 0
@@ -390,6 +412,14 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
         row += batch.num_rows
     if row == 0:
         raise DataError("file has no rows", str(path))
+
+
+def _significand_bits(kind, pa) -> int | None:
+    """Bits of significand of a floating-point Parquet column (a dictionary one by its values): whole numbers
+    from 2**bits up are no longer all kept. None for other types."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return np.finfo(kind.to_pandas_dtype()).nmant + 1 if pa.types.is_floating(kind) else None
 
 
 def _time_unit(kind, pa) -> str | None:
@@ -521,9 +551,16 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
         shown, where = values[i], (chunk.path, chunk.line_of(i))
         if name in (chunk.units or {}) and abs(seconds[i]) < 2.5e11:  # a Parquet timestamp: shown as a date
             shown = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds[i]))).isoformat()
+        if not np.isfinite(seconds[i]) and not str(shown).strip():  # a gap in the log, not a strange value
+            raise DataError(f"column '{name}' is empty: every event needs its time; fill it in or drop the row "
+                            "(an import with --skip-bad-rows leaves such rows out and counts them)", *where)
         if not np.isfinite(seconds[i]):
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
                             f"{shown!r}", *where)
+        if seconds[i] > MAX_TS and _number_date(shown):
+            raise DataError(f"column '{name}' holds {shown!r}, a date and time written as a number "
+                            "(yyyymmddHHMM[SS]), not epoch seconds: write the times as ISO-8601 "
+                            "(2020-01-31T12:30:00) or epoch seconds", *where)
         if seconds[i] > MAX_TS:
             raise DataError(f"column '{name}' holds {shown!r}, after the year 5000 as epoch {UNIT_NAMES[unit]}: "
                             "are the times in milliseconds (or micro-, nanoseconds)? For an interaction log "
@@ -531,7 +568,25 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
         raise DataError(f"column '{name}' holds {shown!r}, a time before " + (
             "1970; events need epoch times from 0 (is it a placeholder for a missing time? drop those rows)"
             if low == 0 else "the year -1200"), *where)
+    if name in chunk.floats:  # a narrow float column rounded its times when it was stored (NaN rows: skipped)
+        rounded = np.flatnonzero(np.abs(seconds * per_second) >= 2.0 ** chunk.floats[name])
+        if rounded.size:
+            i = int(rounded[0])
+            raise DataError(f"column '{name}' is stored as {chunk.float_width(name)}, which keeps whole numbers "
+                            f"only below {2 ** chunk.floats[name]:,}, and holds {values[i]!r}: its times were "
+                            "rounded when stored (events reordered or tied); store times as int64 or a timestamp "
+                            "column", chunk.path, chunk.line_of(i))
     return seconds
+
+
+def _number_date(text: str) -> bool:
+    """A date and time written as a number, 202001311230 or 20200131123000 (logs exported from databases)."""
+    digits = text.strip()
+    layout = {12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(digits))
+    try:
+        return bool(layout) and digits.isascii() and digits.isdigit() and bool(datetime.strptime(digits, layout))
+    except ValueError:
+        return False
 
 
 def to_timestamp(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -> np.ndarray:
