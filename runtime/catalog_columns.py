@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import sys
 import threading
 import weakref
 
@@ -80,6 +81,8 @@ class FileStringColumn:
             raise ValueError(f"string offsets of dtype {dtype} and shape {shape}")
         self.count, self._width = int(shape[0]) - 1, dtype.itemsize
         self._pair = struct.Struct((">" if dtype.byteorder == ">" else "<") + 2 * code).unpack
+        little = sys.byteorder == "little" and dtype.byteorder != ">"
+        self._layout = (self._width, int(dtype.kind == "i")) if little else None
         self._paths = (blob, offsets)
         handles = [open(path, "rb", buffering=0) for path in self._paths]
         weakref.finalize(self, lambda: [h.close() for h in handles])
@@ -97,6 +100,13 @@ class FileStringColumn:
 
     def __getitem__(self, i: int) -> str:
         return self.bytes_at(i).decode("utf-8")
+
+    def pread_args(self) -> tuple | None:
+        """(offsets fd, where the offsets start, offset width, signed, blob fd) for the compiled id
+        lookup (id_index.py), which reads little-endian offsets only; None on other layouts."""
+        if self._layout is None:
+            return None
+        return (self._offsets, self._at, *self._layout, self._blob)
 
     def chunks(self):
         """(first row, offsets from 0, bytes as uint8) blocks of rows, in order (for scans)."""

@@ -61,10 +61,10 @@ class BundleRows:
             columns[name] = self.vocab_arrays[name][codes[at]].tolist()  # code -1 reads the trailing ''
         for name, values in self.numeric.items():  # stored compactly, read as the spec's dtype
             columns[name] = values[at].astype(NUMERIC_DTYPES.get(name, values.dtype)).tolist()
-        out = {}
+        out, tags = {}, self.tag_column.tags_many(rows)  # the rows' tags read together
         for position, row in enumerate(rows):
             item_id, title = self.label(row) if keep else (self.ids[row], self.titles[row])
-            meta = {"item_id": item_id, "title": title, "tags": self.tag_column.tags(row)}
+            meta = {"item_id": item_id, "title": title, "tags": tags[position]}
             for name, values in columns.items():
                 meta[name] = values[position]
             out[row] = meta
