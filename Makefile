@@ -15,7 +15,7 @@ OUT    ?= runs/demo
 
 .PHONY: setup setup-device setup-flower demo demo-quick test test-device test-flower arm-tools lint mutate clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runtime/scan_kernels.h  # compiled at install
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runtime/_ids.c runtime/scan_kernels.h  # compiled at install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runt
 
 setup: $(VENV)/.installed
 
-$(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runtime/scan_kernels.h
+$(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan.c runtime/_ids.c runtime/scan_kernels.h
 	$(PYTHON) -m venv $(DEVICE_VENV)
 	$(DEVICE_BIN)/pip install -q --upgrade pip
 	# the base install and the TFLite engine, plus the test runner: nothing of the host side
@@ -34,7 +34,7 @@ $(DEVICE_VENV)/.installed: pyproject.toml constraints.txt setup.py runtime/_scan
 
 setup-device: $(DEVICE_VENV)/.installed
 
-$(FLOWER_VENV)/.installed: pyproject.toml setup.py runtime/_scan.c runtime/scan_kernels.h
+$(FLOWER_VENV)/.installed: pyproject.toml setup.py runtime/_scan.c runtime/_ids.c runtime/scan_kernels.h
 	$(PYTHON) -m venv $(FLOWER_VENV)
 	$(FLOWER_BIN)/pip install -q --upgrade pip
 	$(FLOWER_BIN)/pip install -q -e '.[federated]' pytest
