@@ -97,7 +97,9 @@ def create_private(path: Path, initialise) -> None:
     one is refused at the next open), and if another process creates `path` first, its file wins."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder in reversed([path.parent, *path.parent.parents]):  # mkdir(parents=True) gives the
+            if not folder.is_dir():                                   # folders above the last mode 0777
+                folder.mkdir(mode=0o700, exist_ok=True)
         new_file(tmp)
     except OSError as exc:
         raise HistoryError(f"cannot create the history database {checks.file_name(path)} ({exc.strerror}); pass a path in a "
@@ -135,7 +137,7 @@ def context_of(raw) -> dict:
         return {}
     try:
         value = json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # nesting deeper than the parser's stack, too
         value = None
     return value if isinstance(value, dict) else {"unreadable": raw if isinstance(raw, str) else repr(raw)}
 
@@ -148,7 +150,7 @@ def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict,
     for item, vector, meta, removed in rows:
         try:
             meta = json.loads(meta)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             meta = None
         if not isinstance(item, str) or not item:
             continue
@@ -165,6 +167,12 @@ def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict,
                 continue
         out.append((item, vector, meta, bool(removed)))
     return out
+
+
+def read_only_uri(path: Path) -> str:
+    """An SQLite URI that opens `path` read-only. The path is percent-encoded: written raw, a '#', '?' or
+    '%' in it ended the file name (SQLite opened "a#b.db" as "a", creating that file)."""
+    return f"{Path(path).absolute().as_uri()}?mode=ro"
 
 
 def check_database(db: sqlite3.Connection, path: Path) -> None:
@@ -246,7 +254,7 @@ def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | N
             return [], 1
     try:
         top = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()[0])
-    except (sqlite3.DatabaseError, TypeError):
+    except (sqlite3.DatabaseError, TypeError, ValueError, OverflowError):  # no sequence, or one altered into text
         top = most
     rows, failed = [], 0
     for start in range(0, top + 1, RECOVER_CHUNK):
@@ -268,14 +276,15 @@ def recover(path: str | Path, out: str | Path) -> dict:
     """Copy every readable event, preference and added item of a damaged history into a new file."""
     from edgerec.runtime.history import HistoryStore
 
-    path, out = Path(path), Path(out)
+    path = Path(checks.path(path, "the damaged history's path"))
+    out = Path(checks.path(out, "the recovered history's path"))
     if not path.is_file():
         raise HistoryError(f"{checks.file_name(path)} does not exist; pass the damaged history file")
     check_file(path, writable=False)  # a read-only copy can be recovered from
     if out.exists():
         raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the recovered history")
     try:
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        source = sqlite3.connect(read_only_uri(path), uri=True)
     except sqlite3.DatabaseError as exc:
         raise HistoryError(f"{checks.file_name(path)} cannot be opened at all ({exc}); nothing can be recovered") from None
     report = {"events": 0, "preferences": 0, "added_items": 0, "unreadable": 0}

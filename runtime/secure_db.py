@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks
-from edgerec.runtime.history_care import check_database, check_writable, new_file
+from edgerec.runtime.history_care import check_database, check_writable, new_file, read_only_uri
 
 KEY_BYTES = 32
 PLAIN_HEADER = b"SQLite format 3\x00"
@@ -116,7 +116,7 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
     if not is_plain(path):
         raise HistoryError(f"{checks.file_name(path)} is not a plain SQLite history (already encrypted, or missing)")
     check_writable(path)  # the file is replaced and its folder takes the encrypted copy: refused before any write
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as plain:
+    with closing(sqlite3.connect(read_only_uri(path), uri=True)) as plain:
         check_database(plain, path)  # another app's database, or a damaged one, is left as it is
     tmp = path.with_name(path.name + ".encrypting")
     tmp.unlink(missing_ok=True)
