@@ -38,6 +38,7 @@ COMPRESSED_STRINGS = ("titles", "tags")  # read for a request's k results and it
 CODE_DTYPES = (np.int8, np.int16, np.int32)
 MAX_SCALE = 1e3  # int8 steps of unit vectors are ~1/127; a thousand is absurd already (scores overflow)
 TABLE_FILE_DTYPES = {"int8": np.int8, "float16": np.float16, "float32": np.float32}
+MAX_ENCODER_INPUT = 2**31 - 1  # engines take int32 inputs (TFLite always): a larger one would wrap to another item
 
 
 @dataclass(frozen=True)
@@ -220,11 +221,12 @@ class ItemTableSpec:
         if self.tags:
             self.tags.check(bundle, self.count)
         if self.encoder_inputs:
-            dtype, shape, _ = npy_header(bundle.path(self.encoder_inputs))
-            if shape != (self.count,) or dtype.kind not in "iu" or (
-                    self.count and array_stats(bundle.path(self.encoder_inputs))["min"] < 1):
-                _fail(self.encoder_inputs, f"(encoder_inputs) must hold one integer input >= 1 per item "
-                                           f"({self.count}); it has shape {shape}")
+            path = bundle.path(self.encoder_inputs)
+            dtype, shape, _ = npy_header(path)
+            if shape != (self.count,) or dtype.kind not in "iu" or (self.count and not (
+                    1 <= (stats := array_stats(path))["min"] and stats["max"] <= MAX_ENCODER_INPUT)):
+                _fail(self.encoder_inputs, f"(encoder_inputs) must hold one integer input from 1 to {MAX_ENCODER_INPUT} "
+                                           f"per item ({self.count}); it has shape {shape}")
 
     def _check_column(self, bundle, name: str, column: ColumnSpec, compact: bool) -> None:
         """One column's shape, dtype and values, read with file reads (file_blocks.py)."""

@@ -14,6 +14,7 @@ silently outgrow its validator. The tests cross-check it with `jsonschema`.
 from __future__ import annotations
 
 import json
+import math
 import pkgutil
 import re
 from dataclasses import dataclass
@@ -211,12 +212,14 @@ class _Walk:
 
 
 def is_type(value, name: str) -> bool:
-    """JSON types as JSON Schema sees them: booleans are not numbers, 1.0 is an integer."""
+    """JSON types as JSON Schema sees them: booleans are not numbers, 1.0 is an integer, and NaN and
+    the infinities (which Python's json reads) are not numbers: JSON has none of them."""
     if name == "integer":
         return (isinstance(value, int) and not isinstance(value, bool)) or \
             (isinstance(value, float) and value.is_integer())
     if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (isinstance(value, int) and not isinstance(value, bool)) or \
+            (isinstance(value, float) and math.isfinite(value))
     kinds = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
     return isinstance(value, kinds[name])
 
@@ -263,7 +266,9 @@ def _count(schema: dict, keyword: str, unit: str) -> str:
 
 @cache
 def _pattern(text: str) -> re.Pattern:
-    return re.compile(text)
+    """A schema pattern in Python: ECMA-262's `$` (the schema's dialect) ends the string, Python's
+    also matches before a final newline, so a bare `$` (not escaped, not in a class) becomes `\\Z`."""
+    return re.compile(re.sub(r"(\\.|\[(?:\\.|[^\]\\])*\])|\$", lambda m: m.group(1) or r"\Z", text))
 
 
 def check_manifest(raw, section: str | None = None) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -134,10 +136,24 @@ def test_deep_values_in_open_sections_are_accepted_and_deep_walks_stop():
 
 @pytest.fixture(scope="module")
 def reference_validator():
+    """jsonschema, told the two JSON rules Python's json and re do not follow: numbers are finite
+    (json reads NaN and Infinity), and a pattern's `$` (ECMA-262) ends the string (Python's also
+    matches before a final newline; the schema's patterns have no `$` escaped or in a class)."""
     jsonschema = pytest.importorskip("jsonschema", reason="the cross-check needs jsonschema (the dev extra)")
     schema = manifest_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    base = jsonschema.Draft202012Validator
+    base.check_schema(schema)
+
+    def finite_number(checker, value):
+        return base.TYPE_CHECKER.is_type(value, "number") and math.isfinite(value)
+
+    def ecma_pattern(validator, pattern, value, schema):
+        if validator.is_type(value, "string") and not re.search(pattern.replace("$", r"\Z"), value):
+            yield jsonschema.ValidationError(f"{value!r} does not match {pattern!r}")
+
+    strict = jsonschema.validators.extend(base, validators={"pattern": ecma_pattern},
+                                          type_checker=base.TYPE_CHECKER.redefine("number", finite_number))
+    return strict(schema)
 
 
 def test_the_schema_is_valid_draft_2020_12_and_accepts_the_golden_manifest(reference_validator):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 import zlib
 from pathlib import Path, PurePosixPath
@@ -88,6 +89,18 @@ def _check_path(root: Path, name: str) -> Path:
     return path
 
 
+def _not_json(word: str):
+    raise SpecError(f"manifest.json: {word} is not a JSON number (rule 3)")
+
+
+def _ecma_pattern(validator, pattern, value, schema):
+    """Rule 3: a pattern's `$` ends the string (ECMA-262); the schema has no `$` escaped or in a class."""
+    import jsonschema
+
+    if isinstance(value, str) and not re.search(pattern.replace("$", r"\Z"), value):
+        yield jsonschema.ValidationError(f"{value!r} does not match {pattern!r}")
+
+
 def _npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
@@ -152,12 +165,12 @@ class Bundle:
         raw = (root / "manifest.json").read_bytes()
         if len(raw) > 64 * MIB:
             raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
-        m = json.loads(raw.decode("utf-8"))
+        m = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4, 5):
             raise SpecError("manifest.json: not an edgerec bundle of format 1 to 5 (rule 1)")
         paths = {name: _check_path(root, name) for name in m.get("files", {})}  # rule 2
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
-        jsonschema.Draft202012Validator(schema).validate(m)  # rule 3
+        jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})(schema).validate(m)  # rule 3
         for name, entry in m["files"].items():  # rule 4
             data = paths[name].read_bytes()
             if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -249,10 +262,11 @@ class Bundle:
             if col.shape != (n,) or not np.all(np.isfinite(col) & (col >= low) & (col <= high)):
                 raise SpecError(f"{file}: {n} finite values in [{low}, {high}] expected (rule 8)")
             self.num[name] = col
-        self.enc_inputs = (_npy(root / items["encoder_inputs"]).astype(np.int64)
-                           if "encoder_inputs" in items else np.arange(1, n + 1))
-        if self.enc_inputs.shape != (n,) or self.enc_inputs.min(initial=1) < 1:
-            raise SpecError("items.encoder_inputs: one integer >= 1 per item (rule 8)")
+        inputs = _npy(root / items["encoder_inputs"]) if "encoder_inputs" in items else np.arange(1, n + 1)
+        if inputs.shape != (n,) or inputs.dtype.kind not in "iu" or inputs.min(initial=1) < 1 or \
+                inputs.max(initial=1) > 2**31 - 1:
+            raise SpecError("items.encoder_inputs: one integer from 1 to 2**31 - 1 per item (rule 8)")
+        self.enc_inputs = inputs.astype(np.int64)
 
     def encode(self, inputs: list[int]) -> np.ndarray:
         ids = np.asarray([inputs], dtype=np.int64)
