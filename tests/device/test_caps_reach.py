@@ -54,3 +54,16 @@ def test_two_caps_that_cannot_fill_k_skip_the_full_rows_a_block_at_a_time():
     kept = within_caps([(creators, 1), (genres, 1)], 10)
     assert kept.tolist()[:50] == walk([creators[:50], genres[:50]], (1, 1))[:50]
     assert kept.sum() == len(set(creators[kept])) == len(set(genres[kept])) <= 3
+
+
+long_pairs = st.lists(st.tuples(st.integers(-1, 40), st.integers(-1, 6)), min_size=100, max_size=400)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=long_pairs, caps=st.tuples(st.integers(1, 3), st.integers(1, 40)), k=st.integers(1, 120))
+def test_two_caps_on_long_lists_keep_what_the_walk_keeps(pairs, caps, k):
+    """Blocks of 4 k rows (at least 64) that double, refiltered when a group fills with over 64 rows left:
+    the walk of the spec, row by row, whatever the blocks."""
+    creators = np.array([p[0] for p in pairs], np.int64)
+    genres = np.array([p[1] for p in pairs], np.int64)
+    assert within_caps([(creators, caps[0]), (genres, caps[1])], k).tolist() == walk([creators, genres], caps, k)
