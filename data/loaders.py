@@ -217,7 +217,8 @@ def read_interactions(
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event)
-        value = to_float(chunk, optional["value"]) if "value" in optional else np.ones(len(chunk), np.float32)
+        value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
+                 else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
             _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
         device = _devices(chunk, optional.get("device"))
@@ -238,7 +239,7 @@ def read_interactions(
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
-    meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
+    meta = {"source": Path(path).name} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
     latest = max(int(t.max()) for t in parts["timestamp"])
     if unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
@@ -256,6 +257,15 @@ def read_interactions(
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
+
+
+def _value_fix(columns: ColumnMap) -> str:
+    """What to do about a value that is not a number; a format with a range (MovieLens ratings) cannot leave
+    its column out."""
+    if columns.value_range is None:
+        return "write a number in every row (or leave the column out if it carries nothing)"
+    low, high = columns.value_range
+    return f"every row of this format needs a rating from {low:g} to {high:g}: correct or delete that line"
 
 
 FIRST_NUMBER_DATE, LAST_NUMBER_DATE = 19_000_101, 21_001_231  # dates written yyyymmdd that logs hold
@@ -331,6 +341,7 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
     (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
     that holds them."""
     values = chunk.columns[name]
+    refuse_time_typed(chunk, name, "ids")
     bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
     if bad is not None:
         raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "
@@ -350,6 +361,16 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
         bad = next(i for i, v in enumerate(values) if "\x00" in v)
         raise DataError(f"column '{name}' holds a NUL character; ids must be plain text", chunk.path,
                         chunk.line_of(bad))
+
+
+def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:
+    """A Parquet date or timestamp column where text is wanted (ids, titles) was read as its ticks since 1970
+    (2020-01-31 became '1580428800'), silently; usually the option names the time column by mistake."""
+    if name in (chunk.units or {}):
+        raise DataError(f"column '{name}' is a Parquet date or timestamp column, but holds {what} here (read as "
+                        f"text its dates would become counts of {UNIT_NAMES[chunk.units[name]]} since 1970): check "
+                        "which column the options name; if it does hold dates as names, store it as text "
+                        "(pandas: .astype(str))", chunk.path, chunk.first_line)
 
 
 def _check_range(chunk: Chunk, name: str, values: np.ndarray, bounds: tuple[float, float], why: str) -> None:
@@ -438,6 +459,7 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
         if "modality" in chunk.columns:
             chunk.columns["modality"] = _modalities(chunk)
         for c in text:
+            refuse_time_typed(chunk, c, "text")
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
             tags.extend(_tags(chunk, options.tag_separator))
@@ -445,7 +467,8 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
             if name in chunk.columns:
                 chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
         if "duration" in chunk.columns:
-            numbers["duration"].append(to_float(chunk, "duration"))
+            numbers["duration"].append(to_float(chunk, "duration", fix="write the duration in seconds, or leave "
+                                                "the cell empty when unknown"))
             _check_range(chunk, "duration", numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
         if "release_ts" in chunk.columns:
             numbers["release_ts"].append(to_timestamp(chunk, "release_ts"))
@@ -544,7 +567,11 @@ def _item_encoding(path: Path) -> str:
     other way garbles every accented title without an error. (An item file is a few MB at most.)"""
     try:
         path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if exc.object.startswith(codecs.BOM_UTF8):  # read as latin-1, the mark would stick to the first item id
+            line = exc.object.count(b"\n", 0, exc.start) + 1
+            raise DataError("the file starts with a UTF-8 byte order mark but is not all UTF-8 (a title from "
+                            "another source pasted in?): save it as UTF-8 throughout", str(path), line) from None
         return "latin-1"
     except OSError:  # missing or unreadable: reading it says so, with the file's name
         pass
@@ -594,7 +621,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
             folder / "movies.dat", "::", ("item", "title", "genres"),
             lambda c, i: [g for g in c.columns["genres"][i].split("|") if g], "item", "title",
         )
-        rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "latin-1",
+        rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "utf-8",  # digits; a mark skipped
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit)
         ratings = folder / "ratings.dat"
     elif fmt == "ml-latest":
@@ -609,7 +636,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   options.time_unit)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
-    dataset.meta = dict(dataset.meta, source=str(folder), format=fmt)
+    dataset.meta = dict(dataset.meta, source=folder.name, format=fmt)  # the name only: no host path
     return dataset
 
 
@@ -632,5 +659,5 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     dataset = read_interactions(path, columns, catalog, options)
     warnings = [*dataset.meta.get("warnings", []), *(comma_tags_warning(catalog, options.tag_separator)
                                                      if catalog else [])]
-    dataset.meta = dict(dataset.meta, source=str(path), format=fmt) | ({"warnings": warnings} if warnings else {})
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt) | ({"warnings": warnings} if warnings else {})
     return dataset
