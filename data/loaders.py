@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
 from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Dataset, Interactions
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
@@ -378,9 +379,13 @@ def _check_range(chunk: Chunk, name: str, values: np.ndarray, bounds: tuple[floa
     outside = np.flatnonzero((values < low) | (values > high))
     if outside.size:
         i = int(outside[0])
-        allowed = f"below {low:g}" if high == np.inf else f"outside {low:g} to {high:g}"
+        allowed = f"below {low:,g}" if high == np.inf else f"outside {_number(low)} to {_number(high)}"
         raise DataError(f"column '{name}' holds {chunk.columns[name][i]!r}, {allowed} ({why})",
                         chunk.path, chunk.line_of(i))
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
@@ -460,9 +465,11 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
             chunk.columns["modality"] = _modalities(chunk)
         for c in text:
             refuse_time_typed(chunk, c, "text")
+            check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
             tags.extend(_tags(chunk, options.tag_separator))
+            check_item_text(tags[len(tags) - len(chunk):], "tags", chunk.path, chunk.line_of)
         for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
             if name in chunk.columns:
                 chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
@@ -474,6 +481,8 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
             numbers["release_ts"].append(to_timestamp(chunk, "release_ts"))
         if "episode" in chunk.columns:
             numbers["episode"].append(to_int(chunk, "episode", np.int32))
+            _check_range(chunk, "episode", numbers["episode"][-1], EPISODES,
+                         "episode numbers count from 1, 0 or empty for none; a device refuses a bundle holding a negative one")
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
     return _indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
 
@@ -495,6 +504,16 @@ ML100K_GENRES = (
     "War", "Western",
 )
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def _ml100k_genres(chunk: Chunk, row: int) -> list[str]:
+    """The genres flagged 1 in a u.item row; a flag other than 0 or 1 lost its genre silently."""
+    flags = [chunk.columns[g][row].strip() for g in ML100K_GENRES]
+    bad = next((g for g, f in zip(ML100K_GENRES, flags) if f not in ("0", "1")), None)
+    if bad is not None:
+        raise DataError(f"the genre flag of {bad!r} is {chunk.columns[bad][row]!r}; u.item flags each genre with 0 "
+                        "or 1: correct that line", chunk.path, chunk.line_of(row))
+    return [g for g, f in zip(ML100K_GENRES, flags) if f == "1"]
 
 
 def _year_ts(year: int | None) -> int:
@@ -541,6 +560,9 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
         dates.extend(chunk.columns[date_col] if date_col else ())
     if encoding == "latin-1":
         titles = [_title_bytes_decoded(t) for t in titles]
+    first = 2 if header is None else 1  # the file line of row 0
+    check_item_text(titles, "title", path, lambda row: row + first, "the title")
+    check_item_text([tuple(g) for g in genres], "tags", path, lambda row: row + first, "a genre")
     return _indexed(_movie_catalog(ids, titles, genres, dates), path)
 
 
@@ -609,7 +631,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         item_header = ("item", "title", "release", "video_release", "url", *ML100K_GENRES)
         catalog = _read_movielens_items(
             folder / "u.item", "|", item_header,
-            lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title", quoted=False,
+            _ml100k_genres, "item", "title", quoted=False,
             date_col="release",
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
@@ -648,7 +670,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     if fmt.startswith("ml-"):
         if items:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
-        return load_movielens(fmt, path, options)
+        dataset = load_movielens(fmt, path, options)
+        return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if items_encoding and not items:
@@ -657,7 +680,23 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     item_options = replace(options, encoding=items_encoding) if items_encoding else options
     catalog = read_catalog(items, item_options) if items else None
     dataset = read_interactions(path, columns, catalog, options)
-    warnings = [*dataset.meta.get("warnings", []), *(comma_tags_warning(catalog, options.tag_separator)
-                                                     if catalog else [])]
-    dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt) | ({"warnings": warnings} if warnings else {})
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
+    return _with_warnings(dataset, [*comma_tags_warning(catalog, options.tag_separator), *item_warnings(catalog)]
+                          if catalog else [])
+
+
+def _with_warnings(dataset: Dataset, warnings: list[str]) -> Dataset:
+    if warnings:
+        dataset.meta = dict(dataset.meta, warnings=[*dataset.meta.get("warnings", []), *warnings])
     return dataset
+
+
+def item_warnings(catalog: Catalog) -> list[str]:
+    """What an item table holds that imports as written but is likely not what was meant."""
+    out = bidi_warning(catalog.text.get("title", [""] * len(catalog)), catalog.tags)
+    known = catalog.release_ts[catalog.release_ts != 0] if catalog.release_ts is not None else np.zeros(0)
+    if known.size and known.max() <= LAST_NUMBER_DATE and numbers_as_dates([known]):
+        out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
+                   "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "
+                   "ISO-8601 (2020-01-31) or epoch seconds")
+    return out

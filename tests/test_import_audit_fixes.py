@@ -43,7 +43,7 @@ def test_a_header_above_rows_of_another_kind_is_still_listed(tmp_path):
         import_dataset("csv", path)
 
 
-word = st.text(string.ascii_letters + "_-. ", min_size=1, max_size=12).filter(lambda w: w.strip())
+word = st.text(string.ascii_letters + "_-. ", max_size=12).map(lambda w: "Zq" + w)  # "Zq": in no message
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,9 +55,7 @@ def test_no_value_of_a_headerless_log_of_words_reaches_the_error(tmp_path_factor
     path.write_text("".join(",".join(r) + "\n" for r in rows))
     with pytest.raises(DataError) as err:
         import_dataset("csv", path)
-    shown = str(err.value).split("log.csv", 1)[-1]
-    names = ("user_id", "item_id", "timestamp", "event", "value", "device")
-    assert not any(v.strip() in shown for v in rows[0] if v.strip() not in names and len(v.strip()) > 2), shown
+    assert "Zq" not in str(err.value).split("log.csv", 1)[-1], str(err.value)
 
 
 # ------------------------------------------------------------- 2. Parquet date/timestamp id columns
