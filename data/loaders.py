@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
 from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Dataset, Interactions
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
@@ -217,7 +218,8 @@ def read_interactions(
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event)
-        value = to_float(chunk, optional["value"]) if "value" in optional else np.ones(len(chunk), np.float32)
+        value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
+                 else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
             _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
         device = _devices(chunk, optional.get("device"))
@@ -238,7 +240,7 @@ def read_interactions(
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
-    meta = {"source": str(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
+    meta = {"source": Path(path).name} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
     latest = max(int(t.max()) for t in parts["timestamp"])
     if unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
@@ -256,6 +258,15 @@ def read_interactions(
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
+
+
+def _value_fix(columns: ColumnMap) -> str:
+    """What to do about a value that is not a number; a format with a range (MovieLens ratings) cannot leave
+    its column out."""
+    if columns.value_range is None:
+        return "write a number in every row (or leave the column out if it carries nothing)"
+    low, high = columns.value_range
+    return f"every row of this format needs a rating from {low:g} to {high:g}: correct or delete that line"
 
 
 FIRST_NUMBER_DATE, LAST_NUMBER_DATE = 19_000_101, 21_001_231  # dates written yyyymmdd that logs hold
@@ -331,6 +342,7 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
     (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
     that holds them."""
     values = chunk.columns[name]
+    refuse_time_typed(chunk, name, "ids")
     bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
     if bad is not None:
         raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "
@@ -352,14 +364,28 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
                         chunk.line_of(bad))
 
 
+def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:
+    """A Parquet date or timestamp column where text is wanted (ids, titles) was read as its ticks since 1970
+    (2020-01-31 became '1580428800'), silently; usually the option names the time column by mistake."""
+    if name in (chunk.units or {}):
+        raise DataError(f"column '{name}' is a Parquet date or timestamp column, but holds {what} here (read as "
+                        f"text its dates would become counts of {UNIT_NAMES[chunk.units[name]]} since 1970): check "
+                        "which column the options name; if it does hold dates as names, store it as text "
+                        "(pandas: .astype(str))", chunk.path, chunk.first_line)
+
+
 def _check_range(chunk: Chunk, name: str, values: np.ndarray, bounds: tuple[float, float], why: str) -> None:
     low, high = bounds
     outside = np.flatnonzero((values < low) | (values > high))
     if outside.size:
         i = int(outside[0])
-        allowed = f"below {low:g}" if high == np.inf else f"outside {low:g} to {high:g}"
+        allowed = f"below {low:,g}" if high == np.inf else f"outside {_number(low)} to {_number(high)}"
         raise DataError(f"column '{name}' holds {chunk.columns[name][i]!r}, {allowed} ({why})",
                         chunk.path, chunk.line_of(i))
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
@@ -438,19 +464,25 @@ def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: s
         if "modality" in chunk.columns:
             chunk.columns["modality"] = _modalities(chunk)
         for c in text:
+            refuse_time_typed(chunk, c, "text")
+            check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
             text[c].extend(chunk.columns[c])
         if "tags" in chunk.columns:
             tags.extend(_tags(chunk, options.tag_separator))
+            check_item_text(tags[len(tags) - len(chunk):], "tags", chunk.path, chunk.line_of)
         for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
             if name in chunk.columns:
                 chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
         if "duration" in chunk.columns:
-            numbers["duration"].append(to_float(chunk, "duration"))
+            numbers["duration"].append(to_float(chunk, "duration", fix="write the duration in seconds, or leave "
+                                                "the cell empty when unknown"))
             _check_range(chunk, "duration", numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
         if "release_ts" in chunk.columns:
             numbers["release_ts"].append(to_timestamp(chunk, "release_ts"))
         if "episode" in chunk.columns:
             numbers["episode"].append(to_int(chunk, "episode", np.int32))
+            _check_range(chunk, "episode", numbers["episode"][-1], EPISODES,
+                         "episode numbers count from 1, 0 or empty for none; a device refuses a bundle holding a negative one")
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
     return _indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
 
@@ -472,6 +504,16 @@ ML100K_GENRES = (
     "War", "Western",
 )
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def _ml100k_genres(chunk: Chunk, row: int) -> list[str]:
+    """The genres flagged 1 in a u.item row; a flag other than 0 or 1 lost its genre silently."""
+    flags = [chunk.columns[g][row].strip() for g in ML100K_GENRES]
+    bad = next((g for g, f in zip(ML100K_GENRES, flags) if f not in ("0", "1")), None)
+    if bad is not None:
+        raise DataError(f"the genre flag of {bad!r} is {chunk.columns[bad][row]!r}; u.item flags each genre with 0 "
+                        "or 1: correct that line", chunk.path, chunk.line_of(row))
+    return [g for g, f in zip(ML100K_GENRES, flags) if f == "1"]
 
 
 def _year_ts(year: int | None) -> int:
@@ -518,6 +560,9 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
         dates.extend(chunk.columns[date_col] if date_col else ())
     if encoding == "latin-1":
         titles = [_title_bytes_decoded(t) for t in titles]
+    first = 2 if header is None else 1  # the file line of row 0
+    check_item_text(titles, "title", path, lambda row: row + first, "the title")
+    check_item_text([tuple(g) for g in genres], "tags", path, lambda row: row + first, "a genre")
     return _indexed(_movie_catalog(ids, titles, genres, dates), path)
 
 
@@ -544,7 +589,11 @@ def _item_encoding(path: Path) -> str:
     other way garbles every accented title without an error. (An item file is a few MB at most.)"""
     try:
         path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if exc.object.startswith(codecs.BOM_UTF8):  # read as latin-1, the mark would stick to the first item id
+            line = exc.object.count(b"\n", 0, exc.start) + 1
+            raise DataError("the file starts with a UTF-8 byte order mark but is not all UTF-8 (a title from "
+                            "another source pasted in?): save it as UTF-8 throughout", str(path), line) from None
         return "latin-1"
     except OSError:  # missing or unreadable: reading it says so, with the file's name
         pass
@@ -582,7 +631,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         item_header = ("item", "title", "release", "video_release", "url", *ML100K_GENRES)
         catalog = _read_movielens_items(
             folder / "u.item", "|", item_header,
-            lambda c, i: [g for g in ML100K_GENRES if c.columns[g][i] == "1"], "item", "title", quoted=False,
+            _ml100k_genres, "item", "title", quoted=False,
             date_col="release",
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
@@ -594,7 +643,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
             folder / "movies.dat", "::", ("item", "title", "genres"),
             lambda c, i: [g for g in c.columns["genres"][i].split("|") if g], "item", "title",
         )
-        rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "latin-1",
+        rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "utf-8",  # digits; a mark skipped
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit)
         ratings = folder / "ratings.dat"
     elif fmt == "ml-latest":
@@ -609,7 +658,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   options.time_unit)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
-    dataset.meta = dict(dataset.meta, source=str(folder), format=fmt)
+    dataset.meta = dict(dataset.meta, source=folder.name, format=fmt)  # the name only: no host path
     return dataset
 
 
@@ -621,7 +670,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     if fmt.startswith("ml-"):
         if items:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
-        return load_movielens(fmt, path, options)
+        dataset = load_movielens(fmt, path, options)
+        return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if items_encoding and not items:
@@ -630,7 +680,23 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     item_options = replace(options, encoding=items_encoding) if items_encoding else options
     catalog = read_catalog(items, item_options) if items else None
     dataset = read_interactions(path, columns, catalog, options)
-    warnings = [*dataset.meta.get("warnings", []), *(comma_tags_warning(catalog, options.tag_separator)
-                                                     if catalog else [])]
-    dataset.meta = dict(dataset.meta, source=str(path), format=fmt) | ({"warnings": warnings} if warnings else {})
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
+    return _with_warnings(dataset, [*comma_tags_warning(catalog, options.tag_separator), *item_warnings(catalog)]
+                          if catalog else [])
+
+
+def _with_warnings(dataset: Dataset, warnings: list[str]) -> Dataset:
+    if warnings:
+        dataset.meta = dict(dataset.meta, warnings=[*dataset.meta.get("warnings", []), *warnings])
     return dataset
+
+
+def item_warnings(catalog: Catalog) -> list[str]:
+    """What an item table holds that imports as written but is likely not what was meant."""
+    out = bidi_warning(catalog.text.get("title", [""] * len(catalog)), catalog.tags)
+    known = catalog.release_ts[catalog.release_ts != 0] if catalog.release_ts is not None else np.zeros(0)
+    if known.size and known.max() <= LAST_NUMBER_DATE and numbers_as_dates([known]):
+        out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
+                   "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "
+                   "ISO-8601 (2020-01-31) or epoch seconds")
+    return out

@@ -68,6 +68,9 @@ DATA_FILES = ("items", "interactions")
 def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, events: int) -> None:
     """dataset.json: the files' format (files of the other one, from an earlier import or the user's own,
     are then ignored, never deleted) and their row counts (a file cut short is then found)."""
+    meta = {k: v for k, v in meta.items() if k != "path"}  # the folder it was loaded from: a host path
+    if Path(str(meta.get("source", ""))).is_absolute() or str(meta.get("source", "")).startswith("~"):
+        meta["source"] = Path(meta["source"]).name  # a folder imported before sources were names
     meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events)
     tmp = folder / "dataset.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))

@@ -13,7 +13,7 @@ import csv
 import gzip
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
@@ -136,17 +136,22 @@ def _existing_file(path: str | os.PathLike) -> Path:
 def _open_text(path: Path, encoding: str):
     """A text handle on a CSV/TSV file, gzip-compressed or not; a UTF-8 byte order mark (Excel writes
     one) is dropped, otherwise it would stick to the first column's name."""
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    _refuse_binary(path, None if utf8 else encoding)
+    if utf8:
         encoding = "utf-8-sig"
-    _refuse_binary(path)
     if _compressed(path):
         return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
     return open(path, newline="", encoding=encoding, errors="strict")
 
 
-def _refuse_binary(path: Path) -> None:
+UTF8_MARK = codecs.BOM_UTF8
+
+
+def _refuse_binary(path: Path, other_encoding: str | None = None) -> None:
     """A Parquet file or a zip archive (an Excel workbook is one) read as text would fail as a text encoding
-    problem, or, read as Latin-1, as a header without the columns: say what the file is instead."""
+    problem, or, read as Latin-1, as a header without the columns: say what the file is instead. So for a
+    UTF-8 byte order mark read in `other_encoding` than UTF-8: it became 'ï»¿user_id', a missing column."""
     try:
         with _open_raw(path) as raw:
             head = raw.read(4)
@@ -155,6 +160,9 @@ def _refuse_binary(path: Path) -> None:
     if head == b"PAR1":
         raise DataError("a Parquet file, not text: name it .parquet" + (" once unpacked with gunzip (Parquet "
                         "compresses its own columns)" if _compressed(path) else ""), str(path))
+    if other_encoding and head.startswith(UTF8_MARK):
+        raise DataError(f"the file starts with a UTF-8 byte order mark, so it is UTF-8 text, not {other_encoding}: "
+                        "drop --encoding for this file (the item table has its own, --items-encoding)", str(path), 1)
     if head == b"PK\x03\x04":
         raise DataError("a zip archive (an Excel workbook is one), not text: unzip it and import the CSV inside "
                         "(save a workbook's sheet as CSV first)", str(path))
@@ -178,8 +186,10 @@ def _open_raw(path: Path):
     return gzip.open(path, "rb") if _compressed(path) else open(path, "rb")
 
 
-def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int) -> list[int]:
-    """Indices of the `wanted` columns (all when None); `line` 0 for a file without lines (Parquet)."""
+def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int,
+            next_row: Callable[[], list[str] | None] | None = None) -> list[int]:
+    """Indices of the `wanted` columns (all when None); `line` 0 for a file without lines (Parquet).
+    `next_row` reads the row after the first line of a text file (to tell a header from a row of data)."""
     where = (str(path), line or None)
     twice = sorted({c for c in (names if wanted is None else wanted) if c and names.count(c) > 1})
     if twice:  # reading the first copy could silently read the wrong data
@@ -199,8 +209,29 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
             raise DataError(f"missing column(s) {', '.join(missing)}; the first line holds data, not column names: "
                             f"add a header line naming the columns ({', '.join(wanted)}) or, for a log, name "
                             f"every column in file order with --columns{also}", *where)
+        if next_row is not None and not _header_evident(names, wanted, next_row(), glued[0] if glued else None):
+            raise DataError(f"missing column(s) {', '.join(missing)}; the first line's {len(names)} fields name "
+                            "none of them (they are not shown: without a header line they would be data, such as "
+                            "a user id). If it is a header line, map the columns with --user-col/--item-col/"
+                            "--time-col or rename them (an item table's id column must be item_id); if the file "
+                            "has no header line, name every column in file order with --columns", *where)
         raise DataError(f"missing column(s) {', '.join(missing)}; the file has {', '.join(names)}. {hint}", *where)
     return [names.index(c) for c in wanted]
+
+
+def _header_evident(names: list[str], wanted: Sequence[str], second: list[str] | None, glued: str | None) -> bool:
+    """The first line is a header for sure: it names a wanted column, or a field of the next row is a number
+    or a date where the first line has text (`ts` above `100`). Otherwise its fields may be data (user ids:
+    not to be shown). `glued`: the separator of a line read as one field."""
+    if glued:
+        names = names[0].split(glued)
+        second = second[0].split(glued) if second and len(second) == 1 else None
+    if any(c in names for c in wanted):
+        return True
+    if not second or len(second) != len(names):
+        return False
+    typed = [_looks_numeric(v.strip()) or _is_time(v.strip()) for v in second]
+    return any(t and not (_looks_numeric(a) or _is_time(a)) for a, t in zip(names, typed))
 
 
 def _looks_like_data(names: list[str], glued: str | None) -> bool:
@@ -215,6 +246,17 @@ def _is_time(text: str) -> bool:
     except (ValueError, OverflowError):
         return False
     return True
+
+
+def _second_row(path: Path, delimiter: str, encoding: str, quoted: bool) -> list[str] | None:
+    """The fields of a text file's second row (None when it has none or cannot be read)."""
+    try:
+        with _open_text(path, encoding) as handle:
+            rows = _split_lines(handle, delimiter, quoted)
+            next(rows, None)
+            return next(rows, None)
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError, DataError):
+        return None
 
 
 def _split_lines(handle, delimiter: str, quoted: bool = True):
@@ -247,7 +289,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
-        keep = _select(names, columns, path, max(line, 1))
+        keep = _select(names, columns, path, max(line, 1),
+                       lambda: _second_row(path, delimiter, encoding, quoted) if header is None else None)
         out_names = [names[i] for i in keep]
         width = len(names)
         buffers: list[list[str]] = [[] for _ in keep]
@@ -498,19 +541,20 @@ def _strict_int(v: str) -> int:
 _FIX = "write a number in every row (or leave the column out if it carries nothing)"
 
 
-def to_float(chunk: Chunk, name: str, dtype=np.float32) -> np.ndarray:
+def to_float(chunk: Chunk, name: str, dtype=np.float32, fix: str = _FIX) -> np.ndarray:
+    """`fix`: what the user can do about a cell that is not a number (a MovieLens file cannot lose a column)."""
     values = chunk.columns[name]
     try:
         out = np.asarray(values, dtype=np.float64)
     except ValueError:
         bad = max(_first_bad(values, float), 0)
         raise DataError(
-            f"column '{name}' must hold numbers, found {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
+            f"column '{name}' must hold numbers, found {values[bad]!r}; {fix}", chunk.path, chunk.line_of(bad)
         ) from None
     if not np.all(np.isfinite(out)):
         bad = int(np.flatnonzero(~np.isfinite(out))[0])
         raise DataError(
-            f"column '{name}' holds a non-finite value {values[bad]!r}; {_FIX}", chunk.path, chunk.line_of(bad)
+            f"column '{name}' holds a non-finite value {values[bad]!r}; {fix}", chunk.path, chunk.line_of(bad)
         )
     big = np.flatnonzero(np.abs(out) > np.finfo(dtype).max)  # an infinity once stored: the folder would not read back
     if big.size:

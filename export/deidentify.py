@@ -61,7 +61,7 @@ def scrub_paths(value):
 def public_source(meta: dict) -> str:
     """What a bundle may say about its training data: the description, never a path of the build machine."""
     source = str(meta.get("source", "")).strip()
-    if source and not _is_path(source):
-        return source
     fmt = meta.get("format")
+    if source and not _is_path(source) and not fmt:  # an import's source is the name of the user's file
+        return source
     return f"local {fmt} files" if fmt else "local files"
