@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from edgerec.errors import BundleError
-from edgerec.runtime import checks
+from edgerec.runtime import checks, file_blocks
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
@@ -259,7 +259,7 @@ class Bundle:
             array = np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
             # a plain ndarray view of the mapping: the same pages, without np.memmap's slow indexing
             return np.asarray(array) if mmap else array
-        except ValueError as exc:
+        except file_blocks.HEADER_ERRORS as exc:
             raise BundleError(f"bundle array {name} cannot be read ({exc}); the bundle is damaged") from None
 
     def json(self, name: str):

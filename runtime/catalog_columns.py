@@ -20,7 +20,7 @@ import weakref
 
 import numpy as np
 
-from edgerec.runtime.file_blocks import npy_header, string_blocks
+from edgerec.runtime.file_blocks import damaged, npy_header, string_blocks
 from edgerec.runtime.id_index import IdIndex, memory_blocks
 from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
 
@@ -78,7 +78,8 @@ class FileStringColumn:
         dtype, shape, self._at = npy_header(offsets)
         code = _OFFSET_CODES.get((dtype.kind, dtype.itemsize))
         if code is None or len(shape) != 1 or shape[0] < 1:
-            raise ValueError(f"string offsets of dtype {dtype} and shape {shape}")
+            damaged(offsets.name, f"(string offsets) has dtype {dtype} and shape {shape}; it must hold one row "
+                                  "of at least one int32/uint32/int64/uint64 offset")
         self.count, self._width = int(shape[0]) - 1, dtype.itemsize
         self._pair = struct.Struct((">" if dtype.byteorder == ">" else "<") + 2 * code).unpack
         little = sys.byteorder == "little" and dtype.byteorder != ">"

@@ -8,6 +8,7 @@ and touch only the rows they read.
 
 from __future__ import annotations
 
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ import numpy as np
 from edgerec.errors import BundleError
 
 BLOCK_BYTES = 1 << 20
+# what numpy's .npy header reader raises on a garbled header: an unbalanced bracket in it escapes
+# as tokenize's error (numpy retries the header through the tokenizer), not as a ValueError
+HEADER_ERRORS = (ValueError, SyntaxError, tokenize.TokenError)
 
 
 def damaged(file: str, rule: str):
@@ -31,8 +35,13 @@ def npy_header(path: Path) -> tuple[np.dtype, tuple, int]:
             shape, fortran, dtype = read(handle)  # a dtype description only, never unpickled
             if dtype.hasobject or fortran:
                 raise ValueError("object or Fortran-ordered arrays are not bundle arrays")
+            if any(size < 0 for size in shape):  # numpy's header reader lets them through
+                raise ValueError(f"its header gives the shape {shape}")
             return dtype, shape, handle.tell()
-    except (ValueError, OSError, SyntaxError) as exc:
+    except OSError as exc:  # its text names the full path, which can name the user (.../alice/...)
+        raise BundleError(f"bundle array {path.name} cannot be read ({exc.strerror or type(exc).__name__}); "
+                          "the bundle is damaged or unreadable") from None
+    except HEADER_ERRORS as exc:
         raise BundleError(f"bundle array {path.name} cannot be read ({exc}); the bundle is damaged") from None
 
 

@@ -200,8 +200,12 @@ class LinearScorer:
             setattr(self, field_name, value)
         if not (np.all(self.scale > 0) and np.isfinite(self.intercept)):
             raise ValueError("scorer scales must be positive and its intercept finite")
-        self._folded = self.weights / self.scale  # one multiply per feature at scoring time
-        self._offset = self.intercept - float(self._folded @ self.mean)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            self._folded = self.weights / self.scale  # one multiply per feature at scoring time
+            self._offset = self.intercept - float(self._folded @ self.mean)
+        if not (np.all(np.isfinite(self._folded)) and np.isfinite(self._offset)):  # else every score is NaN
+            raise ValueError("scorer weights / scale and intercept - sum(mean * weights / scale) must be finite "
+                             "float64 values")
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return features @ self._folded + self._offset

@@ -221,6 +221,11 @@ class Bundle:
             if not np.all(arrays["scale"] > 0) or not len(arrays["intercept"]) or not np.isfinite(
                     arrays["intercept"][0]):
                 raise SpecError("ranking.scorer: scales must be > 0 and the intercept finite (§4 Scorer)")
+            with np.errstate(over="ignore", invalid="ignore"):
+                folded = arrays["weights"] / arrays["scale"]
+                offset = arrays["intercept"][0] - float(folded @ arrays["mean"])
+            if not (np.all(np.isfinite(folded)) and np.isfinite(offset)):
+                raise SpecError("ranking.scorer: weights / scale and the folded intercept must be finite (§4 Scorer)")
             self.scorer = arrays
 
     def _read_items(self, root: Path, items: dict, version: int) -> None:
