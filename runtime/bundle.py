@@ -257,10 +257,10 @@ class Bundle:
         """A numeric .npy array of the bundle (memory-mapped by default; never unpickles)."""
         try:
             array = np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
-            # a plain ndarray view of the mapping: the same pages, without np.memmap's slow indexing
-            return np.asarray(array) if mmap else array
-        except file_blocks.HEADER_ERRORS as exc:
-            raise BundleError(f"bundle array {name} cannot be read ({exc}); the bundle is damaged") from None
+            return np.asarray(array) if mmap else array  # a plain view: the same pages, without np.memmap's slow indexing
+        except (*file_blocks.HEADER_ERRORS, OSError) as exc:  # an OSError's own text would name the host path
+            raise BundleError(f"bundle array {name} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                              "the bundle is damaged") from None
 
     def json(self, name: str):
         try:

@@ -257,3 +257,14 @@ def test_array_stats_keep_what_earlier_blocks_found(tmp_path, monkeypatch):
     assert _stats(tmp_path, [3, 1, 2]) == {"min": 1, "max": 3, "first": 3, "last": 2, "finite": True, "falls": True,
                                            "repeats": False}
     assert _stats(tmp_path, [1, 2, 2])["repeats"] is True
+
+
+def test_an_array_gone_after_the_checks_is_refused_by_its_name_without_the_host_path(tmp_path):
+    """Bundle.array let np.load's OSError through, whose text holds the file's full path."""
+    root = Path(shutil.copytree(Path(__file__).parents[1] / "spec" / "golden" / "bundle", tmp_path / "alice"))
+    bundle = Bundle.open(root)
+    (root / "items" / "embeddings.npy").unlink()
+    with pytest.raises(BundleError) as caught:
+        bundle.array("items/embeddings.npy")
+    assert str(caught.value) == ("bundle array items/embeddings.npy cannot be read (No such file or directory); "
+                                 "the bundle is damaged")
