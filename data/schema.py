@@ -69,9 +69,11 @@ class Catalog:
         if self._index is None:
             self._index = {item: code for code, item in enumerate(self.item_ids)}
             if len(self._index) != len(self.item_ids):
-                first = next(i for code, i in enumerate(self.item_ids) if self._index[i] != code)
                 self._index = None
-                raise DataError(f"catalog has duplicate item ids (first: {first!r}); every item_id must be unique")
+                again, item = _first_repeat(self.item_ids)
+                first = self.item_ids.index(item)
+                raise DataError(f"catalog has duplicate item ids: {item!r} is item {first + 1} and item {again + 1} "
+                                "(data rows counted from 1, in file order); every item_id must be unique")
         return self._index
 
     def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
@@ -152,3 +154,13 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return len(self.catalog)
+
+
+def _first_repeat(values: list[str]) -> tuple[int, str]:
+    """The position and value of the first entry that repeats an earlier one."""
+    seen: set[str] = set()
+    for position, value in enumerate(values):
+        if value in seen:
+            return position, value
+        seen.add(value)
+    raise ValueError("no repeated value")

@@ -178,7 +178,7 @@ def test_an_item_table_with_a_bom_and_crlf_imports_exactly(tmp_path):
 
 def test_duplicate_item_ids_with_other_titles_are_refused_and_cold_items_kept(tmp_path):
     rows = [{"item_id": "i0", "title": "A"}, {"item_id": "i1", "title": "B"}, {"item_id": "i0", "title": "A again"}]
-    with pytest.raises(DataError, match="duplicate item ids .first: 'i0'."):
+    with pytest.raises(DataError, match="duplicate item ids: 'i0' is item 1 and item 3 "):
         _import(tmp_path, rows)
     log, items = _tables(tmp_path, [{"item_id": "i0"}, {"item_id": "i1"}, {"item_id": "cold"}])
     log.write_text("user_id,item_id,timestamp\nu1,i0,1\nu1,i1,2\n")

@@ -130,8 +130,8 @@ def test_unknown_item_and_missing_folder_are_clear(tmp_path, small_data_dir):
         import_dataset("csv", log, items=items)
     with pytest.raises(DataError, match="not a data folder"):
         load_dataset(tmp_path / "nope")
-    with pytest.raises(DataError, match="duplicate item ids"):
-        import_dataset("csv", log, items=write(tmp_path / "dup.csv", "item_id\ni1\ni1\n"))
+    with pytest.raises(DataError, match="dup.csv: catalog has duplicate item ids: 'i1' is item 2 and item 3 "):
+        import_dataset("csv", log, items=write(tmp_path / "dup.csv", "item_id\ni0\ni1\ni1\n"))
 
 
 # ------------------------------------------------------- hostile and real-world files (outside audit)
@@ -253,7 +253,7 @@ def test_movielens_ratings_out_of_range_and_duplicate_items_are_located(ml100k):
         load_movielens("ml-100k", ml100k)
     with open(ml100k / "u.item", "a", encoding="latin-1") as handle:
         handle.write("20|Again (1995)|01-Jan-1995||http://x" + "|0" * 19 + "\n")
-    with pytest.raises(DataError, match=r"u\.item: catalog has duplicate item ids \(first: '20'\)"):
+    with pytest.raises(DataError, match=r"u\.item: catalog has duplicate item ids: '20' is item 2 and item 4 "):
         load_movielens("ml-100k", ml100k)
 
 
