@@ -175,3 +175,9 @@ def instance(value, kind: type, what: str, allow_none: bool = True):
         raise ConfigError(f"{what} must be a {kind.__name__} (or None), e.g. {kind.__name__}(...) "
                           f"(got {type(value).__name__} {_shown(value)})")
     return value
+
+
+def shown(value) -> str:
+    """A value as an error message shows it: repr (JSON for containers), at most 60 characters."""
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

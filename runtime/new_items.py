@@ -12,6 +12,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.checks import shown
 
 RELATED_WEIGHT = 0.7  # share of the related-work vector when a content vector is blended in
 
@@ -33,7 +34,7 @@ def metadata_vector(catalog: ItemCatalog, content, meta: dict, use_content: bool
         return vector, "content encoder"
     if related is not None:
         return related, f"related items ({level})"
-    raise ConfigError(f"item {meta.get('title')!r}: give a 'vector', or metadata the catalog knows "
+    raise ConfigError(f"item {shown(meta.get('title'))}: give a 'vector', or metadata the catalog knows "
                       "(a known creator, series or genre) so a vector can be derived")
 
 

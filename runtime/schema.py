@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from edgerec.errors import BundleError
+from edgerec.runtime.checks import shown
 
 SCHEMA_PACKAGE = "edgerec.spec"
 SCHEMA_FILE = "manifest.schema.json"
@@ -45,8 +46,8 @@ class Violation:
         return dotted(self.path)
 
     def message(self) -> str:
-        shown = f" (got {_short(self.value)})" if self.has_value else ""
-        return f"{self.where} {self.rule}{shown}"
+        got = f" (got {shown(self.value)})" if self.has_value else ""
+        return f"{self.where} {self.rule}{got}"
 
 
 def dotted(path: tuple) -> str:
@@ -60,11 +61,6 @@ def dotted(path: tuple) -> str:
         else:
             out += f"[{json.dumps(part)}]"
     return out or "(root)"
-
-
-def _short(value) -> str:
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ------------------------------------------------------------------ the schema

@@ -139,6 +139,8 @@ def test_an_item_nothing_places_is_refused_by_title():
         metadata_vector(small(), None, {"title": "Lost", "genre": "pop"})
     assert str(refused.value) == ("item 'Lost': give a 'vector', or metadata the catalog knows (a known creator, "
                                   "series or genre) so a vector can be derived")
+    with pytest.raises(ConfigError, match=r"^item 'A long title \(x{42}\.\.\.: give"):  # cut at 60 characters
+        metadata_vector(small(), None, {"title": "A long title (" + "x" * 900 + ")", "genre": "pop"})
     with pytest.raises(ConfigError, match="^item None: give"):
         metadata_vector(small(), Content([1.0]), {"series_id": "s1"}, use_content=False, use_related=False)
 
