@@ -256,20 +256,30 @@ def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | N
         top = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()[0])
     except (sqlite3.DatabaseError, TypeError, ValueError, OverflowError):  # no sequence, or one altered into text
         top = most
-    rows, failed = [], 0
-    for start in range(0, top + 1, RECOVER_CHUNK):
-        query = f"SELECT {columns} FROM {table} WHERE {key} BETWEEN ? AND ?"
+    rows, failed, start = [], 0, 0
+    while start is not None and start <= top:
+        end = start + RECOVER_CHUNK - 1
         try:
-            rows += db.execute(query, (start, start + RECOVER_CHUNK - 1)).fetchall()
-            continue
+            rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key} BETWEEN ? AND ?", (start, end)).fetchall()
         except sqlite3.DatabaseError:
-            pass
-        for rowid in range(start, start + RECOVER_CHUNK):
-            try:
-                rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key}=?", (rowid,)).fetchall()
-            except sqlite3.DatabaseError:
-                failed += 1
+            for rowid in range(start, end + 1):
+                try:
+                    rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key}=?", (rowid,)).fetchall()
+                except sqlite3.DatabaseError:
+                    failed += 1
+        start = _next_key(db, table, key, end)
     return rows, failed
+
+
+def _next_key(db: sqlite3.Connection, table: str, key: str, after: int) -> int | None:
+    """The first stored key past `after`, found through the table's tree, so gaps cost one query (a
+    sequence altered to a huge number no longer means probing every id below it); None when no key
+    follows; the next chunk when that part of the tree is unreadable."""
+    try:
+        found = db.execute(f"SELECT min({key}) FROM {table} WHERE {key} > ?", (after,)).fetchone()[0]
+    except sqlite3.DatabaseError:
+        return after + 1
+    return None if found is None else max(int(found), after + 1)
 
 
 def recover(path: str | Path, out: str | Path) -> dict:

@@ -497,6 +497,37 @@ def test_a_damaged_range_is_read_row_by_row_up_to_the_sequence():
     assert ("SELECT seq FROM sqlite_sequence WHERE name=?", ("t",)) in flaky.asked
 
 
+def test_a_sequence_altered_to_a_huge_number_costs_queries_for_the_rows_only():
+    """Before, every id below the sequence was probed chunk by chunk: 2**62 / 256 queries, for ever."""
+    class Counted(Flaky):
+        def execute(self, sql, params=()):
+            if len(self.asked) > 10_000:
+                raise AssertionError("probing the whole id space")
+            return super().execute(sql, params)
+
+    db = rows_db(700)
+    db.execute("INSERT INTO t VALUES (5000000, 'far')")
+    flaky = Counted(db, [300], seq=2**62)
+    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 10)
+    assert failed == 1 and [r[0] for r in rows] == [i for i in range(1, 701) if i != 300] + [5_000_000]
+    ranges = [p for sql, p in flaky.asked if "BETWEEN" in sql]
+    assert ranges == [(0, 255), (256, 511), (512, 767), (5_000_000, 5_000_255)]  # the gap cost one query
+
+
+def test_an_unreadable_part_of_the_tree_is_stepped_over_a_chunk_at_a_time():
+    class Blind(Flaky):
+        def execute(self, sql, params=()):
+            if "min(" in sql and params[0] < 600:
+                self.asked.append((sql, params))
+                raise sqlite3.DatabaseError("malformed")
+            return super().execute(sql, params)
+
+    flaky = Blind(rows_db(700), [], seq=700)
+    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 10)
+    assert failed == 0 and [r[0] for r in rows] == list(range(1, 701))
+    assert [p for sql, p in flaky.asked if "BETWEEN" in sql] == [(0, 255), (256, 511), (512, 767)]
+
+
 @pytest.mark.parametrize("seq, top", [(None, 511), (sqlite3.DatabaseError("gone"), 511), ("x", 511), (float("inf"), 511),
                                       (256, 511), (255, 255), (-1, 0)])
 def test_without_a_sequence_the_ids_up_to_most_are_probed(seq, top):
