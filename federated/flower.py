@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.federated.server import FederatedServer
-from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import Consent, RoundTask, take_part
 
 NODE_WAIT_S = 120.0  # how long the server waits for the simulation's nodes to register
@@ -106,8 +105,8 @@ def server_app(server: FederatedServer, log: list):
                         for i in server.sample() if i < len(nodes)]
             replies = list(grid.send_and_receive(messages))
             payloads = [m.content["update"]["payload"] for m in replies if m.has_content()]
-            updates = [decode_update(p) for p in payloads if p]
-            log.append({**server.aggregate(updates), "replies": len(replies),
+            updates, refused = server.uploads([p for p in payloads if p])  # a broken upload is dropped
+            log.append({**server.aggregate(updates), "replies": len(replies), "refused": refused,
                         "bytes": [len(p) for p in payloads if p]})
 
     return app

@@ -1,9 +1,12 @@
 """The server's round: sample devices, average their updates (FedAvg or DP-FedAvg), move the table.
 
+Either way the server checks every update against the run (space, width, rows, this round's number)
+and clips it again to the task's bound C: it does not trust a device's own clip (one unclipped FedAvg
+upload would set a row's direction alone, or overflow it to NaN).
+
 FedAvg weighs each device by its examples (capped, so one heavy user does not
 steer a row alone) and averages the rows' changes. DP-FedAvg (McMahan et al.,
-ICLR 2018) clips every update again to the bound C (the server does not trust
-a device's own clip), gives each device the same weight, adds Gaussian noise
+ICLR 2018) gives each device the same weight, adds Gaussian noise
 of standard deviation sigma * C to every coordinate of the summed table, and
 divides by the expected number of devices K, so the noise the table gets is
 sigma * C / K per coordinate. Only rows whose noisy change clearly exceeds
@@ -31,9 +34,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.federated.accounting import DPPlan
-from edgerec.runtime.fed_format import ClientUpdate
+from edgerec.runtime.fed_format import ClientUpdate, decode_update
 from edgerec.runtime.federated import RoundTask, moved_rows
 
 # (rows, their summed change, candidate steps) -> the evaluation cohort's summed loss per step, or None
@@ -142,10 +145,10 @@ class FederatedServer:
         evaluate(rows, delta, steps): the summed losses an evaluation cohort of devices reports for each
         candidate step (runtime/federated.py: step_losses), None when no device answered. FedAvg only:
         under DP a step chosen on answers without noise would make the table depend on them."""
-        for update in updates:
-            if update.space != self.space[:24] or update.delta.shape[1:] != self.table.shape[1:] or \
-                    (len(update.rows) and update.rows.max() >= len(self.table)):
-                raise ConfigError("an update does not fit this run's table (space, width or rows); it is refused")
+        if self.dp is not None and len(self.log) >= self.dp.rounds:
+            raise PrivacyBudgetError(f"the DP plan covers {self.dp.rounds} rounds and they are done; a further round "
+                                     "would spend more than the epsilon it publishes (plan more rounds)")
+        updates = [self._admitted(update) for update in updates]  # all of them before anything moves
         if self.dp is None:
             delta, rows = fedavg(updates, self.table.shape, self.cfg.weight_cap)
             if evaluate is not None and self.cfg.step_search and len(rows):
@@ -158,6 +161,40 @@ class FederatedServer:
             rows = above_noise(delta, self.noise_std, self.cfg.dp_row_threshold)
         self.table[rows] = moved_rows(self.table[rows], delta[rows], self.lr)
         return self._logged(len(updates), rows)
+
+    def uploads(self, payloads: list[bytes]) -> tuple[list[ClientUpdate], list[str]]:
+        """The round's uploads that decode and fit this run, and why each other one was refused: one
+        broken or hostile device must not stop the round (and the run) for every other device."""
+        kept, refused = [], []
+        for payload in payloads:
+            try:
+                kept.append(self._admitted(decode_update(payload)))
+            except ConfigError as exc:
+                refused.append(str(exc))
+        return kept, refused
+
+    def _admitted(self, update: ClientUpdate) -> ClientUpdate:
+        """`update` if it fits this run and round, clipped to the task's bound: the server trusts neither a
+        device's clip (one unclipped upload set a FedAvg row's direction, or overflowed it to NaN) nor an
+        update built without the upload format's checks (numpy reads row -1 as the last row)."""
+        if not isinstance(update, ClientUpdate):
+            raise ConfigError(f"the server aggregates ClientUpdates (decode_update of the upload; got "
+                              f"{type(update).__name__})")
+        rows, delta = np.asarray(update.rows), np.asarray(update.delta)
+        ids = rows.ndim == 1 and rows.dtype.kind in "iu"
+        if update.space != self.space[:24] or delta.ndim != 2 or delta.shape[1] != self.table.shape[1] or \
+                (ids and rows.max(initial=0) >= len(self.table)):
+            raise ConfigError("an update does not fit this run's table (space, width or rows); it is refused")
+        if update.round != len(self.log):
+            raise ConfigError(f"an update of round {update.round} came in round {len(self.log)}; it is refused (a "
+                              "stale or replayed upload)")
+        weight = update.weight if isinstance(update.weight, (int, float, np.number)) else math.nan
+        if not (ids and len(rows) == len(delta) and rows.min(initial=0) >= 0 and np.all(np.diff(rows) > 0)
+                and delta.dtype.kind in "fiu" and np.all(np.isfinite(delta)) and 0 <= weight < math.inf):
+            raise ConfigError("an update needs unique ascending row ids of the table, one finite change row each "
+                              "and a finite weight >= 0; it is refused")
+        return replace(update, rows=rows.astype(np.int64),
+                       delta=clipped(delta.astype(np.float64), self.template.clip).astype(np.float32))
 
     def _searched(self, rows: np.ndarray, delta: np.ndarray, evaluate: Evaluate) -> float:
         """The candidate step whose table the evaluation cohort finds best (the current one when none answered)."""

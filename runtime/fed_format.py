@@ -17,8 +17,10 @@ bytes, little-endian throughout (spec/README.md, "Federated updates"):
     ...    4n    int8 only: the row scales (float32)
     ...    2nD   float16 rows, or nD int8 rows
 
-No user id, no item id, no history: row numbers of the bundle's table and
-their changes only. A device with D = 32 that changed 600 rows sends
+No user id, no item id, no order of events: row numbers of the bundle's table and
+their changes only. Those rows include the items the device consumed, hidden only
+among its hard negatives, and a FedAvg weight tells how many examples it had
+(docs/federated.md says what this does and does not protect). A device with D = 32 that changed 600 rows sends
 32 + 600 * (4 + 4 + 32) = 24,032 bytes as int8 (38,432 as float16).
 """
 

@@ -1,10 +1,11 @@
 """One-file bundles: `edgerec pack` tars a bundle directory; the runtime unpacks it safely.
 
 Unpacking accepts only regular files and directories with plain relative
-names: absolute paths, '..', links, device files and duplicate names are
-refused before anything is written; a truncated or unreadable tar is a
-BundleError. The unpacked copy sits next to the packed file (or, when the app
-cannot write that folder, in the spare folder it names: the history's or its
+names: absolute paths, '..', links, device files, duplicate names (two
+spellings of one path, "a//b" and "a/b", are one name), negative sizes and
+more than MAX_MEMBERS members are refused before anything is written; a
+truncated or unreadable tar is a BundleError. The unpacked copy sits next to
+the packed file (or, when the app cannot write that folder, in the spare folder it names: the history's or its
 cache_dir), named by the packed file's sha256, so a file replaced by other
 content (even of the same size and time) is unpacked again. Each process unpacks into a private
 temporary folder and publishes it with one atomic rename: processes racing
@@ -27,6 +28,7 @@ from edgerec.runtime.bundle import MANIFEST, safe_relative, sha256_file
 from edgerec.runtime.checks import file_name
 
 SUFFIX = ".edgerec"
+MAX_MEMBERS = 4096  # a bundle holds tens of files; more members only make opening slow (one file each)
 STALE_AFTER_S = 600  # unpacked copies of older contents are removed after this (a process may still read one)
 
 
@@ -55,23 +57,38 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
     return out
 
 
-def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
+def _read_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
+    """The members one at a time: a negative size (a PAX "size" or a base-256 size field) makes tarfile
+    step back to a header it already read, and (CPython 3.11.7, measured) read that member again forever."""
+    members: list[tarfile.TarInfo] = []
     try:
-        members = tar.getmembers()
+        while (member := tar.next()) is not None:
+            if member.size < 0 or (members and member.offset <= members[-1].offset):
+                raise BundleError(f"{file_name(path)} has a member of negative size or one that goes back in the "
+                                  "file; it is damaged or crafted, pack the bundle again with `edgerec pack`")
+            members.append(member)
+            if len(members) > MAX_MEMBERS:
+                raise BundleError(f"{file_name(path)} holds more than {MAX_MEMBERS} files and folders, where a bundle "
+                                  "has tens; it is not a packed bundle: pack one with `edgerec pack`")
     except (tarfile.TarError, OSError) as exc:  # a header or member cut short
         raise BundleError(f"{file_name(path)} cannot be unpacked ({exc}); it is truncated or damaged") from None
+    return members
+
+
+def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
+    members = _read_members(tar, path)
     if not any(m.name == MANIFEST for m in members):
         raise BundleError(f"{file_name(path)} holds no {MANIFEST}; it is not a packed edgerec bundle")
-    names = [m.name for m in members]
-    if len(set(names)) != len(names):
-        raise BundleError(f"{file_name(path)} holds a file name twice; it is not a packed edgerec bundle, pack it again")
+    names = []
     for member in members:
         try:
-            safe_relative(member.name)
+            names.append(safe_relative(member.name))  # as the file system reads it: "a//b" and "a/./b" are "a/b"
         except BundleError as exc:
             raise BundleError(f"{file_name(path)}: {exc}") from None
         if not (member.isfile() or member.isdir()):
             raise BundleError(f"{file_name(path)}: member {member.name} is a link or special file; refusing to unpack")
+    if len(set(names)) != len(names):
+        raise BundleError(f"{file_name(path)} holds a file name twice; it is not a packed edgerec bundle, pack it again")
     return members
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,8 +184,8 @@ def test_the_step_search_keeps_the_step_the_evaluation_cohort_prefers():
         def evaluate(rows, delta, steps):
             asked.append((rows.tolist(), steps))
             return None if prefer is None else np.abs(np.asarray(steps) - prefer)
-        for _ in range(rounds):
-            server.aggregate(push, evaluate)
+        for r in range(rounds):  # the server takes each round's own updates only
+            server.aggregate([replace(u, round=r) for u in push], evaluate)
         return server, asked
 
     server, asked = run(prefer=1e9)  # larger is better: the step doubles every round
@@ -359,7 +360,7 @@ def test_accumulated_dp_finds_a_row_no_single_round_shows():
         summed = 0.4 * 2.0 * server.noise_std * np.sqrt(16) * server.cfg.clients_per_round
         push = [update([7], np.full((1, 16), summed / 20 / 4.0)) for _ in range(20)]
         assert push[0].norm < server.template.clip
-        changed = [server.aggregate(push)["rows_changed"] for _ in range(16)]
+        changed = [server.aggregate([replace(u, round=r) for u in push])["rows_changed"] for r in range(16)]
         moved = server.table[7] @ server.start[7] < 1 - 1e-6
         found[accumulate] = (sum(changed), moved)
     assert found[True][1] and found[True][0] >= 8  # from some round on, row 7 is in every table
