@@ -183,7 +183,7 @@ class ItemCatalog:
         """A categorical column as strings for some rows (bundle and added items alike)."""
         codes, _ = self.categorical[name]
         vocab = self._vocab_arrays[name]  # code -1 (none) reads its trailing ''
-        return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: str(item.meta.get(name, "")),
+        return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: _text(item, name),
                              lambda n: np.empty(n, dtype=object))
 
     def matches(self, name: str, rows: np.ndarray | None, values) -> np.ndarray:
@@ -193,10 +193,10 @@ class ItemCatalog:
         wanted = set(values)
         wanted_codes = [i for i, v in enumerate(vocab) if v in wanted]
         if rows is None:  # every row: the codes as stored, without a gather
-            added = [str(item.meta.get(name, "")) in wanted for item in self.added]
+            added = [_text(item, name) in wanted for item in self.added]
             return np.r_[_one_of(codes, wanted_codes), np.array(added, bool)]
         return self._per_row(rows, lambda r: _one_of(codes[r], wanted_codes),
-                             lambda item: str(item.meta.get(name, "")) in wanted, lambda n: np.zeros(n, bool))
+                             lambda item: _text(item, name) in wanted, lambda n: np.zeros(n, bool))
 
     def numeric_column(self, name: str, rows: np.ndarray) -> np.ndarray:
         values = self.numeric[name]
@@ -254,11 +254,11 @@ class ItemCatalog:
         else:
             code_of = {v: i for i, v in enumerate(vocab) if v}
             for item in self.added:  # numbered once per catalog version (this table is cached per version)
-                code_of.setdefault(str(item.meta.get(name, "") or ""), len(vocab) + len(code_of))
+                code_of.setdefault(_text(item, name), len(vocab) + len(code_of))
             code_of.pop("", None)
         lut = np.array([code_of.get(v, -1) for v in vocab] + [-1], np.int64)  # code -1 reads the last entry
         return RowColumn(len(self), self._rows_of(
-            lambda r: lut[codes[r]], lambda item: code_of.get(str(item.meta.get(name, "") or ""), -1),
+            lambda r: lut[codes[r]], lambda item: code_of.get(_text(item, name), -1),
             lambda k: np.zeros(k, np.int64)))
 
     def _rows_of(self, from_bundle, from_added, empty):
@@ -273,8 +273,9 @@ class ItemCatalog:
     def snapshot(self) -> ItemCatalog:
         """A view of the catalog as it is now, for one request; later updates do not reach it."""
         with self._lock:
-            _ = self.index.base  # built before the copy, so every view shares the one index
-            return copy.copy(self)
+            view = copy.copy(self)
+            view._index = self._index.as_of(len(self))  # ids the catalog adds or takes over later are not its
+            return view
 
     def __copy__(self) -> ItemCatalog:
         """A shallow copy (every request takes one): the fields as they are, without copy's protocol."""
@@ -328,6 +329,11 @@ class ItemCatalog:
         removed = self.removed.copy()
         removed[row] = True
         self.removed = removed
+
+
+def _text(item: AddedItem, name: str) -> str:
+    """An added item's categorical value; None (add_items keeps it) is none, '', as a missing one is."""
+    return str(item.meta.get(name) or "")
 
 
 def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:

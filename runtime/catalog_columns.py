@@ -128,6 +128,17 @@ class CatalogIds:
         self._base = base  # the one the bundle's checks built when it opened, if they did
         self._lock = threading.Lock()
         self.added: dict[str, int] = {}
+        self._size: int | None = None  # a view's catalog length (as_of): added rows from it on are not its own
+
+    def as_of(self, size: int) -> CatalogIds:
+        """A view of the catalog's first `size` rows, for a snapshot: an id added or taken over by an added
+        row later resolves there as before (`added` is shared, and grows). Shares the bundle's index."""
+        view = object.__new__(CatalogIds)
+        view.__dict__.update(self.__dict__, _base=self.base, _size=size)
+        return view
+
+    def _own(self, row: int | None) -> int | None:
+        return row if row is None or self._size is None or row < self._size else None
 
     @property
     def base(self) -> IdIndex:
@@ -137,14 +148,14 @@ class CatalogIds:
             return self._base
 
     def get(self, item_id: str, default=None):
-        row = self.added.get(item_id)
+        row = self._own(self.added.get(item_id))
         if row is None and isinstance(item_id, str):
             row = self.base.get(item_id)
         return default if row is None else row
 
     def get_many(self, item_ids: list[str]) -> list[int | None]:
         """Rows of many ids at once (None for unknown ones): one search for the bundle's ids."""
-        rows = [self.added.get(i) for i in item_ids]
+        rows = [self._own(self.added.get(i)) for i in item_ids]
         missing = [k for k, row in enumerate(rows) if row is None and isinstance(item_ids[k], str)]
         for k, row in zip(missing, self.base.get_many([item_ids[k] for k in missing])):
             rows[k] = row
