@@ -48,10 +48,11 @@ demo: setup
 demo-quick: setup
 	$(BIN)/edgerec demo --quick --out $(OUT)-quick
 
-# the full suite, then the device suite alone in the device venv (the host conftest stays out), then the
-# federated rounds under Flower's simulation engine in the Flower venv
+# the device suite alone in the device venv (the host conftest stays out), the federated rounds under
+# Flower's simulation engine in the Flower venv, then the full suite over up to 4 cores (pytest-xdist; a
+# file's tests stay on one worker, so its module fixtures are built once)
 test: setup arm-tools test-device test-flower
-	$(if $(APT),EDGEREC_REQUIRE_ARM=1) $(BIN)/python -m pytest -q
+	$(if $(APT),EDGEREC_REQUIRE_ARM=1) $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 # The ARM scan kernels are tested under user-mode emulation (tests/test_scan_native.py): a cross
 # compiler and qemu, installed from Debian's packages only when missing (a few seconds when cached).
