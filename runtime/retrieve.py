@@ -227,19 +227,22 @@ class RetrieveStage:
             extra.append(top_rows(near, FRESH_CANDIDATES))
         size = want * 4
         while True:
-            candidates = top_rows(scores, size)
+            candidates = best = top_rows(scores, size)
             if extra:
                 candidates = np.unique(np.concatenate([candidates, *extra]))
                 candidates = candidates[np.isfinite(scores[candidates])]
             keep = candidates[filter_mask(cat, candidates, request.filters)]
             keep = keep[np.argsort(-scores[keep], kind="stable")]
+            # `want` of the best rows themselves must pass (spec §4): a group's row standing in for them stopped
+            # the widening early, and the filters' best rows further down never reached the short list
+            found = int(filter_mask(cat, best, request.filters).sum()) if extra else len(keep)
             # the short list is cut after the k-th row the caps keep (the spread's counted); only the caps
             # that drop rows widen the candidates (the spread passes over: walking a catalog of few creators
             # to the end for it cost every newcomer's request time and memory in proportion to the catalog)
             reached, end = capped_reach(cat, keep, request.policy, request.k)
             if request.spread:
                 reached = capped_reach(cat, keep, request.policy, request.k, spread=True)[0]
-            if (len(keep) >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
+            if (found >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
                 cut = max(want + 20 * len(extra), end)  # enough, or nothing more to find
                 if not extra:
                     return keep[:cut]

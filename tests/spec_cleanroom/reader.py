@@ -582,13 +582,13 @@ class Runtime:
             near.update(new[:20])
             groups += 1
         size = 4 * want
-        while True:  # the best 4 want rows, widened x4 until want of the candidates pass
+        while True:  # the best 4 want rows, widened x4 until want of these rows pass (the groups do not count)
             sl = sorted((r for r in set(ranked[:size]) | near if passes[r]),
                         key=lambda r: (-score[r], r))
             kept, end = self._capped(sl, pol, k, cat)  # and the caps keep k of them, in score order
             if spread:  # the spread drops no row: it cuts the short list but widens nothing
                 kept = self._capped(sl, {**pol, "max_per_creator": None}, k, cat)[0]
-            if (len(sl) >= want and kept >= k) or size >= len(ranked):
+            if (sum(bool(passes[r]) for r in ranked[:size]) >= want and kept >= k) or size >= len(ranked):
                 break
             size *= 4
         cut = max(want + 20 * groups, end)
