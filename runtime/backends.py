@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import BundleError, ConfigError
+from edgerec.runtime import checks
 
 BACKENDS = ("onnx", "tflite")
+OPTIMIZATIONS = ("none", "basic", "extended", "all")
 
 
 class Backend:
@@ -35,7 +37,8 @@ class OnnxBackend(Backend):
 
     def __init__(self, path: Path | bytes, threads: int = 1, optimization: str = "all", config: dict | None = None,
                  name: str | None = None):
-        name = name or getattr(path, "name", "model")
+        name = model_name(path, name)
+        checks.choice(optimization, OPTIMIZATIONS, "optimization")
         try:
             import onnxruntime as ort
         except ImportError:
@@ -57,7 +60,7 @@ class OnnxBackend(Backend):
             source = path if isinstance(path, bytes) else str(path)
             self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise BundleError(f"{name} cannot be loaded by onnxruntime ({engine_reason(exc)}); the model file is "
+            raise BundleError(f"{name} cannot be loaded by onnxruntime ({engine_reason(exc, path)}); the model file is "
                               "damaged or was exported for a newer runtime") from None
         self._names = [i.name for i in self.session.get_inputs()]
 
@@ -69,9 +72,20 @@ class OnnxBackend(Backend):
         return self.session.run(None, feeds)  # onnxruntime sessions are safe to call from several threads
 
 
-def engine_reason(exc: Exception) -> str:
-    """onnxruntime's reason without the file's path and its own C++ source location and signature."""
+def model_name(path: Path | bytes, name: str | None) -> str:
+    """The name errors show; a path must be a file (the engines' own errors would show the whole path)."""
+    if isinstance(path, bytes):
+        return name or "model"
+    if not path.is_file():
+        raise BundleError(f"{name or path.name}: no such model file (the path is missing or not a file)")
+    return name or path.name
+
+
+def engine_reason(exc: Exception, path: Path | bytes = b"") -> str:
+    """An engine's reason without the file's path and onnxruntime's C++ source location and signature."""
     text = " ".join(str(exc).split())
+    if isinstance(path, Path):  # an unreadable file: the engines name it by the path they were given
+        text = text.replace(str(path), path.name)
     text = re.sub(r"Load model from \S+ failed:", "", text)
     return re.sub(r"\S*onnxruntime_src\S*:\d+ .*?\) (?=[A-Z])", "", text).strip()
 
@@ -82,7 +96,7 @@ class TfliteBackend(Backend):
     format = "tflite"
 
     def __init__(self, path: Path | bytes, threads: int = 1, name: str | None = None):
-        name = name or getattr(path, "name", "model")
+        name = model_name(path, name)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -95,7 +109,7 @@ class TfliteBackend(Backend):
                 self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise BundleError(f"{name} cannot be loaded by the TFLite interpreter ({exc}); "
+            raise BundleError(f"{name} cannot be loaded by the TFLite interpreter ({engine_reason(exc, path)}); "
                               "the model file is damaged") from None
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()

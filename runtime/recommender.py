@@ -258,13 +258,12 @@ class Recommender:
     def remove_items(self, item_ids: list[str]) -> None:
         item_ids = list(dict.fromkeys(checks.names(item_ids, "item_ids", allow_none=False)))  # each once
         self.catalog_sync.refresh()
-        for item_id in item_ids:  # every id known before any is removed
-            self.catalog.row(item_id)
+        rows = [self.catalog.row(item_id) for item_id in item_ids]  # every id known before any is removed
+        base, space = self.catalog.base_count, self.manifest.embedding_space
+        self.history.save_items([(item_id, space, None, self.catalog.meta(row) if row >= base else {}, True)
+                                 for item_id, row in zip(item_ids, rows)])  # stored first, all or none
         for item_id in item_ids:
-            row = self.catalog.row(item_id)
             self.catalog.remove(item_id)
-            meta = self.catalog.meta(row) if row >= self.catalog.base_count else {}
-            self.history.save_item(item_id, self.manifest.embedding_space, None, meta, removed=True)
 
     def _vector_for(self, spec: dict, meta: dict) -> np.ndarray:
         dim = self.manifest.dim
