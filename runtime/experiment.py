@@ -25,6 +25,7 @@ import hmac
 import math
 from collections import Counter
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,10 @@ def unit_hash(key: bytes | str, experiment: str) -> float:
 
 def assign(key: bytes | str, experiment: str, arms: Sequence[str], weights: Sequence[float] | None = None) -> str:
     """The arm of this device in `experiment`: stable for the key, split by `weights` (default even)."""
+    for given, what in ((arms, "arms"), (weights, "weights")):
+        if isinstance(given, AbstractSet):  # a set's order changes between app starts (str hashing is salted)
+            raise ConfigError(f"{what} must be in a fixed order (a list or tuple), not a set: the order pairs "
+                              "arms with weights and must not change between app starts")
     arms = checks.names(arms, "arms", allow_none=False)  # a lone string is not a list of arms
     if len(arms) < 2 or len(set(arms)) != len(arms):
         raise ConfigError(f"an experiment needs two or more distinct arms (got {list(arms)})")
