@@ -45,7 +45,7 @@ def unit_hash(key: bytes | str, experiment: str) -> float:
                           "the device's secret install key")
     key = checks.text(key, "the assignment key", 4096).encode() if isinstance(key, str) else key
     digest = hmac.new(key, checks.text(experiment, "the experiment name", 1000).encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2.0 ** 53  # 53 bits: exact, never rounds up to 1.0
 
 
 def assign(key: bytes | str, experiment: str, arms: Sequence[str], weights: Sequence[float] | None = None) -> str:
@@ -174,6 +174,7 @@ class ExplorationStage:
         cand = self.candidates(request)
         k = len(request.order)
         logits = -np.arange(len(cand)) / self.temperature
+        table = self.table(logits, k)  # first: a temperature too low for k is refused in words, not 0 / 0 below
         weight = np.exp(logits)
         left = np.ones(len(cand), bool)
         chosen, probs = [], []
@@ -189,7 +190,7 @@ class ExplorationStage:
         request.order = cand[chosen]
         self.log.add(Exposure(request.user, tuple(ids(int(request.pool[i])) for i in request.order),
                               tuple(probs), greedy, self.marginals(logits, chosen),
-                              tuple(ids(int(request.pool[i])) for i in cand), self.table(logits, k)))
+                              tuple(ids(int(request.pool[i])) for i in cand), table))
         return request
 
 

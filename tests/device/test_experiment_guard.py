@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgerec.errors import ConfigError
-from edgerec.runtime import Recommender
+from edgerec.runtime import Recommender, experiment
 from edgerec.runtime.experiment import (
     EXPLORE_STAGE,
     ExplorationStage,
@@ -30,7 +30,7 @@ KEYS = [f"install-key-{i}" for i in range(600)]
 
 def by_hand(key: bytes, experiment: str) -> float:
     digest = hmac.new(key, experiment.encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2.0 ** 53
 
 
 def test_the_unit_hash_is_the_first_8_bytes_of_hmac_sha256_of_the_experiment_under_the_key():
@@ -65,6 +65,16 @@ def test_an_arm_is_the_slice_of_the_weights_the_hash_falls_in():
     assert seen == {"control", "wide", "narrow"}  # a zero-weight arm is never drawn
     first_zero = [assign(k, "exp-7", ("off", "on"), (0.0, 1.0)) for k in KEYS[:100]]
     assert set(first_zero) == {"on"}
+
+
+def test_the_highest_hash_stays_below_1_and_never_draws_a_zero_weight_arm(monkeypatch):
+    """Before, 8 bytes of 0xff divided by 2**64 rounded to exactly 1.0, and the point past every edge fell
+    to the last arm whatever its weight."""
+    top = SimpleNamespace(digest=lambda: b"\xff" * 32)
+    monkeypatch.setattr(experiment.hmac, "new", lambda *a: top)
+    assert unit_hash("k", "e") == 1 - 2.0 ** -53
+    assert assign("k", "e", ("on", "off"), (1.0, 0.0)) == "on"
+    assert assign("k", "e", ("a", "b", "c"), (1.0, 1.0, 0.0)) == "b"
 
 
 def test_assignment_arguments_are_checked():
@@ -217,6 +227,14 @@ def test_explore_puts_an_optional_stage_after_policies_that_fills_the_returned_l
         log = explore(rec, temperature=1e-3, width=12, seed=5)
         assert [r.item_id for r in rec.recommend("newcomer", k=10)] == greedy
         assert rec.stats()["counters"][f"{EXPLORE_STAGE}_fallback"] == 1 and log.pop() is None
+
+
+def test_a_temperature_too_low_for_the_list_is_refused_in_words_before_any_draw():
+    """Before, the draw came first and failed with numpy's "probabilities contain NaN" (0 / 0)."""
+    stage = ExplorationStage(ExposureLog(), temperature=1e-3, width=12, seed=5)
+    with pytest.raises(ConfigError, match=r"^the 10th heaviest candidate weighs exp\(-9000\) of the heaviest"):
+        stage(request(list(range(10)), np.linspace(1, 0, 12)))
+    assert stage.log.pop() is None
 
 
 def test_the_sampler_settings_and_their_edges():
