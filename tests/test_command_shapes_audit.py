@@ -1,0 +1,89 @@
+"""Host commands not covered by test_real_data_shapes.py (tune, federate, ...) on odd but legal logs.
+
+An audit on MovieLens-100K cut down (three events per user, every timestamp equal) and tiny
+synthetic worlds: each case printed a traceback, misleading advice or a figure never measured.
+"""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data.loaders import import_dataset
+from edgerec.data.split import leave_last_out
+from edgerec.data.store import save_dataset
+from edgerec.errors import ConfigError, DataError
+
+
+def _ratings(tmp_path, per_user, users=20, items=15, same_time=False):
+    """A MovieLens-like ratings log: `per_user` distinct items per user, genres in an items file."""
+    rng = np.random.default_rng(1)
+    lines = ["user_id,item_id,timestamp,event,value"]
+    for u in range(users):
+        for n, i in enumerate(rng.choice(items, per_user, replace=False)):
+            lines.append(f"u{u},i{i},{881250949 if same_time else 1000 + 10 * n + u},rate,4")
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    rows = ["item_id,title,genre"] + [f"i{i},Film {i},{('drama', 'comedy')[i % 2]}" for i in range(items)]
+    (tmp_path / "items.csv").write_text("\n".join(rows) + "\n")
+    return import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+
+
+@pytest.mark.parametrize("strategy, error, message", [
+    ("sasrec", ConfigError, "no training windows"),
+    ("itemknn", DataError, "no training user consumed two distinct items")])
+def test_tune_on_data_its_trials_cannot_use_prints_the_error_without_optunas_traceback(
+        tmp_path, capfd, strategy, error, message):
+    """Three events per user: Optuna logged the trial's failure with a 20-line traceback before the
+    command's one-line error (every EdgerecError raised inside a trial did)."""
+    from edgerec.models.train import TrainConfig
+    from edgerec.studies.tune import TuneConfig, run_tune
+
+    dataset = _ratings(tmp_path, per_user=3)
+    cfg = TuneConfig(minutes=1.0, trials=1, strategies=(strategy,), train=TrainConfig(steps=5, batch_size=8))
+    with pytest.raises(error, match=message):
+        run_tune(dataset, leave_last_out(dataset), cfg, tmp_path / "tune")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "failed with" not in err
+
+
+def test_tune_importance_leaves_out_settings_the_trials_never_varied():
+    """Two trials on 40 MovieLens users drew dim=64, layers=2, heads=2 both times and the importance
+    table printed 0.0000 for each, as if measured not to matter."""
+    import optuna
+
+    from edgerec.studies.tune import _importance
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    dists = {"dim": optuna.distributions.CategoricalDistribution([32, 64]),
+             "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+             "dropout": optuna.distributions.FloatDistribution(0.0, 0.5)}
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        lr, dropout = float(10 ** rng.uniform(-4, -2)), float(rng.uniform(0, 0.5))
+        study.add_trial(optuna.trial.create_trial(params={"dim": 64, "lr": lr, "dropout": dropout},
+                                                  distributions=dists, value=lr * 100 + 0.01 * dropout))
+    importance = _importance(optuna, study)
+    assert set(importance) == {"lr", "dropout"} and importance["lr"] > importance["dropout"]
+    one = optuna.create_study(direction="maximize")
+    for value in (0.1, 0.2):
+        one.add_trial(optuna.trial.create_trial(params={"dim": 64}, distributions={"dim": dists["dim"]},
+                                                value=value))
+    assert _importance(optuna, one) == {}
+
+
+def test_federate_on_a_log_with_one_timestamp_says_the_time_split_is_empty(tmp_path):
+    """Every event at one time: the early share was empty and v1's training said "no user has two
+    consumed items ... import a log in which users consume several items each" of users with eight."""
+    from edgerec.studies.fed_world import split_by_time
+
+    dataset = _ratings(tmp_path, per_user=8, same_time=True)
+    with pytest.raises(DataError, match="1 distinct timestamp.*splits it by time"):
+        split_by_time(dataset, 0.7)
+    save_dataset(dataset, tmp_path / "data")
+    result = CliRunner().invoke(cli, ["federate", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "fed"),
+                                      "--rounds", "1", "--clients", "2", "--train-minutes", "0.1"])
+    assert result.exit_code != 0 and "distinct timestamp" in result.output and "Traceback" not in result.output
+    spread = _ratings(tmp_path, per_user=8)
+    early, cut = split_by_time(spread, 0.7)
+    assert 0 < len(early.interactions.timestamp) < len(spread.interactions.timestamp)
