@@ -139,3 +139,16 @@ def test_content_held_out_and_training_texts_skip_items_without_text():
     assert sorted(text_order(catalog, 0).tolist()) == [2, 7, 9]
     full = Catalog([f"i{n}" for n in range(5)], text={"title": list("abcde")})  # every item titled: order as before
     assert text_order(full, 4).tolist() == np.random.default_rng(4).permutation(5).tolist()
+
+
+def test_neighbour_agreement_needs_more_texts_than_neighbours():
+    """`content report --held-out 2`: MiniLM against itself showed a top-10 agreement of 0.2 (two texts,
+    each its own neighbour, over 10); with 11 texts or fewer any two embeddings share every neighbour."""
+    from edgerec.compress.content_distill import neighbour_agreement
+
+    rng = np.random.default_rng(2)
+    for n in (2, 11):
+        x = rng.normal(size=(n, 8))
+        assert neighbour_agreement(x, x) is None and neighbour_agreement(x, rng.normal(size=(n, 8))) is None
+    x = rng.normal(size=(40, 8))
+    assert neighbour_agreement(x, x) == 1.0 and neighbour_agreement(x, rng.normal(size=(40, 8))) < 0.6
