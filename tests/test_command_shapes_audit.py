@@ -168,3 +168,13 @@ def test_dp_popularity_on_a_catalog_of_at_most_k_items(tmp_path):
     assert row["top10_recall"] is None and row["top50_recall"] is None and row["mae_share_of_top10_count"] is None
     assert row["count_mae"] > 0 and 0 <= row["ci95_coverage"] <= 1
     assert DPPopularityStudy.draw(record, tmp_path / "dp.png") is None or (tmp_path / "dp.png").exists()
+
+
+def test_an_ab_test_with_one_user_in_an_arm_says_to_raise_users():
+    """`experiment ab --users 2`: "each arm needs at least two users' values (got shape (1,))" named a numpy
+    shape and no way out; arms are drawn at random, so a few users can leave one with a single user."""
+    from edgerec.studies import stats
+
+    with pytest.raises(ConfigError, match=r"one arm has 1 user\(s\): with simulated users raise --users"):
+        stats.welch(np.array([1.0]), np.array([1.0, 2.0]), "plays")
+    assert stats.welch(np.array([1.0, 3.0]), np.array([1.0, 2.0]), "plays").delta == pytest.approx(-0.5)
