@@ -178,3 +178,12 @@ def test_an_ab_test_with_one_user_in_an_arm_says_to_raise_users():
     with pytest.raises(ConfigError, match=r"one arm has 1 user\(s\): with simulated users raise --users"):
         stats.welch(np.array([1.0]), np.array([1.0, 2.0]), "plays")
     assert stats.welch(np.array([1.0, 3.0]), np.array([1.0, 2.0]), "plays").delta == pytest.approx(-0.5)
+
+
+def test_a_simulation_of_one_user_names_the_options_not_the_config_object():
+    """`experiment simulate|interleave --users 1` printed the whole SimConfig repr (activity model included)."""
+    from edgerec.studies.simulator import SimConfig
+
+    with pytest.raises(ConfigError) as caught:
+        SimConfig(users=1, days=1, pre_days=0).validate()
+    assert str(caught.value) == "need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1 (got 1, 1, 0, 10)"
