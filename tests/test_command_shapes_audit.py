@@ -7,6 +7,7 @@ synthetic worlds: each case printed a traceback, misleading advice or a figure n
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_real_data_shapes import _ratings
 
 from edgerec.cli.main import cli
 from edgerec.data.loaders import import_dataset
@@ -15,16 +16,12 @@ from edgerec.data.store import save_dataset
 from edgerec.errors import ConfigError, DataError
 
 
-def _ratings(tmp_path, per_user, users=20, items=15, same_time=False):
-    """A MovieLens-like ratings log: `per_user` distinct items per user, genres in an items file."""
-    rng = np.random.default_rng(1)
-    lines = ["user_id,item_id,timestamp,event,value"]
-    for u in range(users):
-        for n, i in enumerate(rng.choice(items, per_user, replace=False)):
-            lines.append(f"u{u},i{i},{881250949 if same_time else 1000 + 10 * n + u},rate,4")
-    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
-    rows = ["item_id,title,genre"] + [f"i{i},Film {i},{('drama', 'comedy')[i % 2]}" for i in range(items)]
-    (tmp_path / "items.csv").write_text("\n".join(rows) + "\n")
+def _same_time(tmp_path, per_user):
+    """_ratings' log with every event at one time (an export that kept the day's date, say)."""
+    _ratings(tmp_path, per_user)
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    cells = [line.split(",") for line in lines[1:]]
+    (tmp_path / "log.csv").write_text("\n".join([lines[0]] + [",".join([*c[:2], "881250949", *c[3:]]) for c in cells]))
     return import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
 
 
@@ -77,7 +74,7 @@ def test_federate_on_a_log_with_one_timestamp_says_the_time_split_is_empty(tmp_p
     consumed items ... import a log in which users consume several items each" of users with eight."""
     from edgerec.studies.fed_world import split_by_time
 
-    dataset = _ratings(tmp_path, per_user=8, same_time=True)
+    dataset = _same_time(tmp_path, per_user=8)
     with pytest.raises(DataError, match="1 distinct timestamp.*splits it by time"):
         split_by_time(dataset, 0.7)
     save_dataset(dataset, tmp_path / "data")
