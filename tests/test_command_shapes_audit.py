@@ -184,3 +184,22 @@ def test_a_simulation_of_one_user_names_the_options_not_the_config_object():
     with pytest.raises(ConfigError) as caught:
         SimConfig(users=1, days=1, pre_days=0).validate()
     assert str(caught.value) == "need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1 (got 1, 1, 0, 10)"
+
+
+def test_federated_table_shows_an_arm_every_device_declined():
+    """`federate --rounds 2 --epsilon 4` on a 50-user world: each DP round asked for epsilon 2, over a device's
+    daily budget of 1, so all devices declined; the table showed the arm at v1's NDCG@10 as its result."""
+    from edgerec.studies.federated import FederatedStudy
+
+    arms = [{"arm": "v1 (no update)", "NDCG@10": 0.8, "HR@10": 1.0},
+            {"arm": "FedAvg", "NDCG@10": 1.0, "HR@10": 1.0},
+            {"arm": "DP-FedAvg eps 4", "NDCG@10": 0.8, "HR@10": 1.0, "epsilon": 4.0, "noise_multiplier": 1.8}]
+    none = {"mean": None, "max": None, "n": 0}
+    runs = {"FedAvg": {"bytes": {"mean": 3232.0, "max": 3232.0, "n": 4}, "ms": {"mean": 7.0}, "declined": 0},
+            "DP-FedAvg eps 4": {"bytes": none, "ms": none, "declined": 4}}
+    record = {"arms": arms, "runs": runs, "devices": 2, "delta": 1e-6, "training": {},
+              "server": {"rounds": 2, "clients_per_round": 5}, "device_500_events": {"events": 78, "median_ms": 8.0}}
+    rows = {r["arm"]: r for r in FederatedStudy.tables(record)[0].rows}
+    assert (rows["DP-FedAvg eps 4"]["uploads"], rows["DP-FedAvg eps 4"]["declined"]) == (0, 4)
+    assert (rows["FedAvg"]["uploads"], rows["FedAvg"]["declined"]) == (4, 0)
+    assert rows["v1 (no update)"]["uploads"] is None
