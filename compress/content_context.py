@@ -91,7 +91,7 @@ def distill_contextual(start: StaticContentStudent, tokenizer, texts: list[str],
         return cosine_stats(vectors, held_targets) | {"top10_agreement": agreement}
 
     first = score(embed(student, held_ids, held_mask))
-    epochs = BestEpoch(student, first, lambda record: record["cosine_mean"] + record["top10_agreement"])
+    epochs = BestEpoch(student, first, lambda record: record["cosine_mean"] + (record["top10_agreement"] or 0.0))
     for epoch in range(cfg.epochs):
         student.train()
         for b in length_batches(mask, cfg.batch_size, rng):

@@ -77,8 +77,11 @@ def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict:
     return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "cosine_p05": float(np.percentile(cos, 5))}
 
 
-def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
-    """Share of each text's k nearest other texts that two embeddings agree on."""
+def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float | None:
+    """Share of each text's k nearest other texts that two embeddings agree on; None with k + 1 texts or
+    fewer, where any two embeddings agree on all of them (two texts gave MiniLM 0.2 against itself)."""
+    if len(a) <= k + 1:
+        return None
     def neighbours(x):
         sims = x @ x.T
         np.fill_diagonal(sims, -np.inf)

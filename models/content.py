@@ -79,21 +79,29 @@ def item_texts(catalog: Catalog) -> list[str]:
     return out
 
 
+def text_order(catalog: Catalog, seed: int) -> np.ndarray:
+    """The catalog rows that have a text, in one seeded shuffle: held-out texts first, then training texts.
+    An item without one is left out: a held-out cosine over empty strings (the student's empty vector against
+    the teacher's) measured nothing, and on MovieLens with 5 items of 1,316 titled it was the whole figure."""
+    texts = item_texts(catalog)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    return order[[bool(texts[i].strip()) for i in order]]
+
+
 def held_out_texts(catalog: Catalog, train_items: int, held_out: int, seed: int) -> tuple[list[str], list[str]]:
-    """(train, held-out) item texts: one seeded shuffle, the first `held_out` kept for measuring."""
+    """(train, held-out) item texts of the items that have one, in text_order."""
     if held_out < 1 or train_items < 0:
         raise ConfigError(f"--held-out must be at least 1 text and --train-items at least 0 (got {held_out}, "
                           f"{train_items})")
-    texts = item_texts(catalog)
-    order = np.random.default_rng(seed).permutation(len(texts))
+    texts, order = item_texts(catalog), text_order(catalog, seed)
+    if not len(order):  # it learnt 200 empty strings and reported a cosine
+        raise DataError("the items have no title, description or tags, so a content encoder has nothing to "
+                        "read; import an items file with titles or descriptions (`data import --items`)")
     held = [texts[i] for i in order[:held_out]]
     train = [texts[i] for i in order[held_out:held_out + train_items]]
     if train_items and not train:
-        raise ConfigError(f"the catalog has {len(texts):,} items and --held-out {held_out:,} keeps them all: "
-                          "lower --held-out so some are left to learn from")
-    if not any(text.strip() for text in texts):  # it learnt 200 empty strings and reported a cosine
-        raise DataError("the items have no title, description or tags, so a content encoder has nothing to "
-                        "read; import an items file with titles or descriptions (`data import --items`)")
+        raise ConfigError(f"the catalog has {len(order):,} items with a title, description or tags and --held-out "
+                          f"{held_out:,} keeps them all: lower --held-out so some are left to learn from")
     return train, held
 
 

@@ -38,7 +38,7 @@ from edgerec.export.content import (
     export_teacher_onnx,
     run_content_file,
 )
-from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
+from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer, text_order
 from edgerec.runtime.backends import open_backend
 from edgerec.studies.base import Progress, Study, Table
 
@@ -199,7 +199,7 @@ class ContentStudy(Study):
         info = config.get("info", {})
         train, held = held_out_texts(catalog, int(info.get("catalog_texts", info.get("train_texts", 0))),
                                      self.held_out, self.seed)
-        order = np.random.default_rng(self.seed).permutation(len(catalog))  # held_out_texts' order
+        order = text_order(catalog, self.seed)  # held_out_texts' order
         rows = order[:self.held_out]
         titles = [catalog.text["title"][r] for r in rows if catalog.text["title"][r]]
         # real titles held out by row before a contextual student read the others (same seed)

@@ -173,7 +173,9 @@ def _top(shares: dict, count: int = 8) -> dict:
     return out
 
 
-def _gini(lists: list[list[str]], provider_of: dict, providers: list[str]) -> float:
+def _gini(lists: list[list[str]], provider_of: dict, providers: list[str]) -> float | None:
+    if len(providers) < 2:  # no provider column, or one name: no inequality between providers to measure (not 0)
+        return None
     shares = exposure([[provider_of.get(i, "") for i in items] for items in lists], providers)
     return gini([shares.get(p, 0.0) for p in providers])
 

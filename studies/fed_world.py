@@ -20,7 +20,7 @@ import numpy as np
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import consumed_sequences
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, DataError
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig
 from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore
@@ -54,7 +54,12 @@ def split_by_time(dataset: Dataset, early_share: float) -> tuple[Dataset, int]:
         raise ConfigError(f"early share must be between 0 and 1 (got {early_share})")
     log = dataset.interactions
     cut = int(np.quantile(log.timestamp, early_share))
-    early = Dataset(dataset.catalog, log.take(np.flatnonzero(log.timestamp < cut)), dataset.user_ids,
+    before = np.flatnonzero(log.timestamp < cut)
+    if not len(before):  # every event at the cut: nothing for v1, which "no training windows" would blame on users
+        raise DataError(f"no event is earlier than the time that should leave {early_share:.0%} of them earlier: "
+                        f"the log has {len(np.unique(log.timestamp))} distinct timestamp(s) and federate splits it "
+                        "by time; import the log with its real event times")
+    early = Dataset(dataset.catalog, log.take(before), dataset.user_ids,
                     {**dataset.meta, "federated_cut": cut})
     return early, cut
 

@@ -311,7 +311,10 @@ class FederatedStudy(Study):
                          "share of central gain": arm.get("recovered"), "epsilon": arm.get("epsilon"),
                          "noise multiplier": arm.get("noise_multiplier"),
                          "upload bytes (mean)": run.get("bytes", {}).get("mean"),
-                         "device ms (mean)": run.get("ms", {}).get("mean")})
+                         "device ms (mean)": run.get("ms", {}).get("mean"),
+                         # a DP round over a device's daily budget is declined by every device: the arm's
+                         # NDCG@10 is then v1's, which only these two columns tell apart from a result
+                         "uploads": run.get("bytes", {}).get("n"), "declined": run.get("declined")})
         dev = record["device_500_events"]
         rounds = Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
                        f"~{record['server']['clients_per_round']} devices per round, DP delta {record['delta']:g}; "

@@ -234,27 +234,36 @@ def ips_spread(logs, q: ClickModel) -> float:
     return float(np.sqrt(max(second - c.sum(1).mean() ** 2, 0.0)))
 
 
-def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, float]:
-    """Bootstrap standard error of each estimator (lists resampled, the click model refitted each time)."""
+def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, float | None]:
+    """Bootstrap standard error of each estimator (lists resampled, the click model refitted each time).
+
+    None where every resample gave the same figure: the lists then show none of the estimator's noise
+    (IPS on two lists, none matching the target, drew 0 each time), which a 0 would report as none at all."""
     logs = _as_logs(logs)
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
         for name, v in estimates(logs.take(rng.integers(0, len(logs), len(logs)))).items():
             draws.setdefault(name, []).append(v)
-    return {name: float(np.std(v, ddof=1)) for name, v in draws.items()}
+    return {name: float(np.std(v, ddof=1)) if np.ptp(v) > 0 else None for name, v in draws.items()}
 
 
-def lists_for_goal(standard_error: float, truth: float, lists: int, goal: float = GOAL, z: float = 1.96) -> float:
+def lists_for_goal(standard_error: float | None, truth: float, lists: int, goal: float = GOAL,
+                   z: float = 1.96) -> float | None:
     """Logged lists an estimator needs for its noise alone to keep 95% of runs within `goal` of the truth
     (z standard errors at most goal x truth; the standard error shrinks as 1 / sqrt(lists)). Above the
-    lists at hand, a "within 5%" verdict on one run is mostly luck."""
+    lists at hand, a "within 5%" verdict on one run is mostly luck. None when the noise was not measured
+    or the truth is 0 (no relative goal)."""
+    if standard_error is None or truth <= 0:
+        return None
     return float(lists * (z * standard_error / (goal * truth)) ** 2)
 
 
-def days_for_goal(lists_needed: float, lists: int, days: int) -> int:
+def days_for_goal(lists_needed: float | None, lists: int, days: int) -> int | None:
     """Days of the same users a run needs to log `lists_needed` lists, given that `days` logged `lists`:
-    what to pass as --days for a verdict that is not luck (at least the days run)."""
+    what to pass as --days for a verdict that is not luck (at least the days run; None if not known)."""
+    if lists_needed is None:
+        return None
     if lists <= 0 or days <= 0:
         raise ConfigError(f"need a run that logged lists (got {lists} lists over {days} days)")
     return max(days, int(np.ceil(days * lists_needed / lists)))

@@ -60,7 +60,8 @@ class SimConfig:
 
     def validate(self) -> None:
         if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1:
-            raise ConfigError(f"need users >= 2, days >= 1, pre_days >= 0, k >= 1 (got {self})")
+            raise ConfigError(f"need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1 (got {self.users}, "
+                              f"{self.days}, {self.pre_days}, {self.k})")
         self.activity.validate()
 
 

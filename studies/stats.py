@@ -22,7 +22,9 @@ def _arrays(*values) -> list[np.ndarray]:
     out = [np.asarray(v, np.float64) for v in values]
     for a in out:
         if a.ndim != 1 or len(a) < 2:
-            raise ConfigError(f"each arm needs at least two users' values (got shape {a.shape})")
+            got = f"{len(a)} user(s)" if a.ndim == 1 else f"values of shape {a.shape}"
+            raise ConfigError(f"each arm needs at least two users' values and one arm has {got}: with simulated users "
+                              "raise --users (arms are drawn at random, so a few users can leave one nearly empty)")
     return out
 
 

@@ -23,6 +23,7 @@ Targets:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ import numpy as np
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Split
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, EdgerecError
 from edgerec.models.baselines import Hybrid, ItemKNN
 from edgerec.models.checkpoint import load_model, save_checkpoint
 from edgerec.models.config import ModelConfig
@@ -355,9 +356,29 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
             + (f"; best {best.value:.4f} (trial {best.number})" if best else ""), trial.params)
 
     if remaining != 0:
-        study.optimize(objective, n_trials=remaining, timeout=max(cfg.minutes * 60, 1.0),
-                       callbacks=[on_trial], catch=())
+        quiet, logger = _QuietOwnErrors(), logging.getLogger("optuna.study._optimize")
+        logger.addFilter(quiet)
+        try:
+            study.optimize(objective, n_trials=remaining, timeout=max(cfg.minutes * 60, 1.0),
+                           callbacks=[on_trial], catch=())
+        finally:
+            logger.removeFilter(quiet)
     return report(study, search, cfg, out)
+
+
+class _QuietOwnErrors(logging.Filter):
+    """Optuna logs a trial that raised with its traceback, then raises again; an EdgerecError (data the
+    trials cannot use, say) then reaches the command line, which prints it as one line, so its records go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trial = record.getMessage().split(" failed with ", 1)[0]  # "Trial 3" in both of a failure's records
+        if record.exc_info and isinstance(record.exc_info[1], EdgerecError):
+            self.failed.add(trial)
+        return trial not in self.failed
 
 
 def default_params(cfg: TuneConfig) -> dict:
@@ -459,10 +480,7 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         return record
     record["best"] = {"number": best.number, "value": best.value, "params": best.params,
                       "val": best.user_attrs.get("val", {})}
-    try:
-        record["importance"] = dict(optuna.importance.get_param_importances(study))
-    except (RuntimeError, ValueError, ZeroDivisionError):
-        record["importance"] = {}  # too few finished trials, or every parameter fixed
+    record["importance"] = _importance(optuna, study)
     if cfg.target == "model":
         per = {}
         for t in _done(study):
@@ -483,6 +501,22 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         record["test"] = {"tuned": tuned, "untuned": untuned}
         record["test_ndcg_change"] = paired_change(tuned_gains, base_gains)
     return record
+
+
+def _importance(optuna, study) -> dict:
+    """fANOVA importance of the settings the finished trials varied; one that kept a single value was never
+    measured (fANOVA gives it 0, which reads as "does not matter")."""
+    values: dict = {}
+    for trial in _done(study):
+        for name, value in trial.params.items():
+            values.setdefault(name, set()).add(json.dumps(value, default=str))
+    varied = [name for name, seen in values.items() if len(seen) > 1]
+    if not varied:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study, params=varied))
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}  # too few finished trials that share these settings
 
 
 def _test_gains(search: _Search, scorer) -> tuple[dict, np.ndarray]:
