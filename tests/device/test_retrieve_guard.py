@@ -423,6 +423,7 @@ def test_the_index_scores_what_it_found_and_the_new_releases_and_added_items_exa
     """A request that scores every row (new releases, "more like this", a short history) with an index: the
     index's candidates and the new releases get the exact score; on a catalog the index answers whole, the
     same scores as without it."""
+    pytest.importorskip("usearch", reason="the index is the optional extra edgerec[ann]; without it the scan runs")
     cat_now = CONTEXT["now"]
     with Recommender.open(golden_bundle, history=None, backend="onnx") as exact, \
             Recommender.open(golden_bundle, history=None, backend="onnx", ann="usearch", cache_dir=tmp_path) as ann:
