@@ -4,6 +4,8 @@ list leaves out, on the golden bundle as both source and target (spec §8)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -202,3 +204,21 @@ def test_refusals_of_a_transfer_say_what_to_pass_and_results_carry_the_targets_m
     for result in Transfer(source, target, "mapping").recommend("ana", k=3):
         meta = target.catalog.meta(target.catalog.row(result.item_id))
         assert result.meta == {k: v for k, v in meta.items() if k not in ("item_id", "title")} and result.meta
+
+
+@pytest.mark.parametrize("without", ["source", "target"])
+def test_the_content_method_needs_content_vectors_in_both_bundles(pair, monkeypatch, without):
+    """Either bundle alone without space.content is refused at once, not at the first request."""
+    source, target = pair
+    bare = {"source": source, "target": target}[without].bundle
+    of = SharedSpace.of.__func__
+
+    def space_of(cls, bundle):
+        space = of(cls, bundle)
+        return replace(space, content=None) if bundle is bare else space
+
+    monkeypatch.setattr(SharedSpace, "of", classmethod(space_of))
+    with pytest.raises(ConfigError, match=r"^the content method needs both bundles to carry space\.content vectors; "
+                                          r"export them with `edgerec domains space`, or use method='mapping'$"):
+        Transfer(source, target, "content")
+    assert Transfer(source, target, "mapping").method == "mapping"  # the other methods do not read them
