@@ -272,3 +272,22 @@ def test_a_rankers_width_is_checked_only_where_its_input_declares_one():
         assert str(caught.value) == (
             f"the bundle's onnx ranker reads ranker features version {version} ({width} columns); this runtime "
             "computes version 1 (28 columns): export the bundle again with this edgerec version")
+
+
+def test_because_you_watched_names_the_nearest_of_the_newest_50_items_only(golden_bundle, tmp_path):
+    """The reason's history is the newest 50 items: an item 51 places back is not named, however close."""
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as rec:
+        base = rec.catalog.base_count
+        twin = rec.catalog.vectors([0])[0].tolist()  # two added items on one vector, no bundle item's twin
+        rec.add_items([{"item_id": "old", "title": "Old", "vector": twin},
+                       {"item_id": "new", "title": "New", "vector": twin}])
+        played = ["old"] + [rec.catalog.item_id(row) for row in range(1, 51)]
+        for n, item in enumerate(played):  # "old" first: 51 places back once the others are played
+            rec.record("w", item, "play", timestamp=CONTEXT["now"] - 1000 + n)
+        shown = {r.item_id: r for r in rec.recommend("w", k=base + 2 - len(played), context=CONTEXT)}
+        reason = shown["new"].reason
+        assert reason.kind == "history" and reason.item_id != "old" and reason.item_id in played[1:]
+        for n, item in enumerate(played[:50]):  # another user: "old" 50 places back, the nearest, is named
+            rec.record("v", item, "play", timestamp=CONTEXT["now"] - 1000 + n)
+        near = {r.item_id: r for r in rec.recommend("v", k=base + 2 - 50, context=CONTEXT)}
+        assert near["new"].reason.kind == "history" and near["new"].reason.item_id == "old"
