@@ -46,3 +46,22 @@ def test_exploration_marginals_are_exact_even_for_rare_positions():
         plackett_luce.marginals(-np.arange(30) / 0.01, 10)
     edge = plackett_luce.marginals(-np.arange(30) / 0.0151, 10)  # the steepest allowed: finite, sums to 1
     assert np.isfinite(edge).all() and edge.max() <= 1.0 and edge.sum(0) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_marginals_of_one_position_any_shift_and_any_input_dtype():
+    """Guards from the mutation run (note 24): k = 1 is the softmax; a common shift of the logits changes
+    nothing (they are taken relative to their maximum); float32 and integer logits are read in float64."""
+    logits = np.array([2.0, 0.5, -1.0, 0.0])
+    one = plackett_luce.marginals(logits, 1)
+    assert one.shape == (4, 1) and one[:, 0] == pytest.approx(np.exp(logits) / np.exp(logits).sum(), rel=1e-12)
+    shifted = plackett_luce.marginals(logits + 400.0, 3)  # exp(400) is finite; exp(800) would not be
+    assert np.abs(shifted - _enumerated_marginals(logits, 3)).max() < 1e-12
+    assert np.array_equal(plackett_luce.marginals(logits.astype(np.float32) + 0.1, 3),
+                          plackett_luce.marginals((logits.astype(np.float32) + 0.1).astype(np.float64), 3))
+    assert np.array_equal(plackett_luce.marginals(np.array([3, 1, 0]), 2), plackett_luce.marginals([3.0, 1.0, 0.0], 2))
+
+
+@pytest.mark.parametrize("logits", [[0.0, np.nan, 1.0], [0.0, np.inf], [[0.0, 1.0], [1.0, 0.0]], []])
+def test_marginals_refuse_logits_that_are_not_one_finite_value_per_candidate(logits):
+    with pytest.raises(ConfigError, match=r"^Plackett-Luce marginals need finite logits, one per candidate"):
+        plackett_luce.marginals(np.array(logits, np.float64), 1)
