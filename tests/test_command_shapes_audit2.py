@@ -49,3 +49,32 @@ def test_crosslingual_retrieval_among_five_films_or_fewer_is_refused_not_perfect
 
     with pytest.raises(ConfigError, match="--films must be more than 5"):
         CrossLingualStudy(["hashed-words"], films=films).run()
+
+
+def test_a_bridge_from_a_domain_into_itself_is_refused(tmp_path):
+    """`domains bridge` of two drama bundles (MovieLens split by genre) fit drama users' vectors to
+    their own drama vectors and shipped it as a transfer."""
+    from edgerec.export.space import fit_bundle_bridge
+
+    with pytest.raises(ConfigError, match="both the 'drama' domain: a bridge maps one domain into another"):
+        fit_bundle_bridge(None, None, tmp_path, by="genre", source_domain="drama", target_domain="drama")
+
+
+def test_a_bundle_of_two_domains_bridged_to_itself_maps_into_its_other_domain(tiny_bundle, tmp_path):
+    """The audio+video bundle bridged to itself took the first domain of each: audio -> audio."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.runtime.bundle import Bundle
+    from edgerec.runtime.space import SharedSpace
+
+    data, runner = tiny_bundle.parent / "data", CliRunner()
+    space = tmp_path / "space"
+    assert runner.invoke(cli, ["domains", "space", str(tiny_bundle), "--data", str(data), "--id", "m",
+                               "--out", str(space)]).exit_code == 0
+    result = runner.invoke(cli, ["domains", "bridge", str(space), str(space), "--data", str(data), "--method",
+                                 "direct", "--out", str(tmp_path / "bridged")])
+    assert result.exit_code == 0, result.output
+    assert "bridge audio -> video fit on" in " ".join(result.output.split())
+    (bridge,) = SharedSpace.of(Bundle.open(tmp_path / "bridged")).bridges
+    assert bridge.prior.max() > 0  # fit to video consumption (audio users' video items)
