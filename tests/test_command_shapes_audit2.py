@@ -7,6 +7,8 @@ cold-start study whose held-out items no user reached after three events printed
 zero pairs.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,30 @@ def test_a_bundle_of_two_domains_bridged_to_itself_maps_into_its_other_domain(ti
     assert "bridge audio -> video fit on" in " ".join(result.output.split())
     (bridge,) = SharedSpace.of(Bundle.open(tmp_path / "bridged")).bridges
     assert bridge.prior.max() > 0  # fit to video consumption (audio users' video items)
+
+
+def _item_file(path, dim, prefix=b"", encoding="utf-8"):
+    body = json.dumps([{"item_id": "n1", "title": "Caf\u00e9", "vector": [0.1] * dim}], ensure_ascii=False)
+    path.write_bytes(prefix + body.encode(encoding))
+    return path
+
+
+def test_add_items_reads_a_byte_order_mark_and_names_a_file_that_is_not_utf8(tiny_bundle, tmp_path):
+    """A UTF-8 file with a BOM was refused as invalid JSON; a Latin-1 one ended in a UnicodeDecodeError
+    traceback."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.runtime.bundle import Bundle
+
+    dim, runner = Bundle.open(tiny_bundle).manifest.dim, CliRunner()
+    history = str(tmp_path / "h.db")
+    bom = _item_file(tmp_path / "bom.json", dim, prefix=b"\xef\xbb\xbf")
+    result = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(bom), "--history", history])
+    assert result.exit_code == 0 and "added 1 items: n1" in result.output, result.output
+    latin = _item_file(tmp_path / "latin.json", dim, encoding="latin-1")
+    result = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(latin), "--history", history])
+    assert result.exit_code == 1 and not isinstance(result.exception, UnicodeDecodeError)
+    assert "--items is not UTF-8" in result.output and "save the file as UTF-8" in result.output
+    result = runner.invoke(cli, ["remove-items", str(tiny_bundle), "n1", "n1", "--history", history])
+    assert result.exit_code == 0 and "removed 1 items" in result.output, result.output  # was "removed 2"
