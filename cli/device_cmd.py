@@ -68,9 +68,10 @@ def existing_store(path: str, access: dict):
     from pathlib import Path
 
     from edgerec.errors import HistoryError
+    from edgerec.runtime.checks import file_name
 
-    if not Path(path).is_file():
-        raise HistoryError(f"no history database at {path}; pass the right file with --history")
+    if not Path(path).is_file():  # the name only: a full path can name the user
+        raise HistoryError(f"no history database {file_name(path)!r}; pass the right file with --history")
     return open_store(path, access)
 
 

@@ -107,3 +107,16 @@ def test_add_items_reads_a_byte_order_mark_and_names_a_file_that_is_not_utf8(tin
     assert "--items is not UTF-8" in result.output and "save the file as UTF-8" in result.output
     result = runner.invoke(cli, ["remove-items", str(tiny_bundle), "n1", "n1", "--history", history])
     assert result.exit_code == 0 and "removed 1 items" in result.output, result.output  # was "removed 2"
+
+
+def test_a_missing_history_is_named_without_its_folder(tmp_path):
+    """`history export USER --history /home/USER/typo.db` printed the whole host path in the error."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    missing = tmp_path / "alice-home" / "typo.db"
+    result = CliRunner().invoke(cli, ["history", "export", "ann", "--history", str(missing), "--out",
+                                      str(tmp_path / "o.json")])
+    assert result.exit_code == 1 and "no history database 'typo.db'" in result.output
+    assert "alice-home" not in result.output and not missing.exists()
