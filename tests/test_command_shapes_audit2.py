@@ -120,3 +120,18 @@ def test_a_missing_history_is_named_without_its_folder(tmp_path):
                                       str(tmp_path / "o.json")])
     assert result.exit_code == 1 and "no history database 'typo.db'" in result.output
     assert "alice-home" not in result.output and not missing.exists()
+
+
+def test_compression_ndcg_share_of_a_teacher_that_never_hit_is_not_measured():
+    """On MovieLens cut to users with 2-3 ratings the teacher's NDCG@10 was 0, and every variant's
+    ndcg_vs_teacher printed 0.0000 (a share of nothing)."""
+    from edgerec.studies.compression import add_teacher_ratios
+
+    rows = [{"variant": "teacher", "model": "teacher", "encoder_bytes": 200, "NDCG@10": 0.0},
+            {"variant": "int8", "model": "student", "encoder_bytes": 50, "NDCG@10": 0.0}]
+    add_teacher_ratios(rows)
+    assert [r["ndcg_vs_teacher"] for r in rows] == [None, None]
+    assert [r["bytes_vs_teacher_encoder"] for r in rows] == [1.0, 0.25]
+    rows[0]["NDCG@10"], rows[1]["NDCG@10"] = 0.2, 0.1
+    add_teacher_ratios(rows)
+    assert rows[1]["ndcg_vs_teacher"] == pytest.approx(0.5)
