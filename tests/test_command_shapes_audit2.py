@@ -9,10 +9,9 @@ zero pairs.
 
 import json
 
-import numpy as np
 import pytest
+from test_real_data_shapes import _ratings
 
-from edgerec.data.loaders import import_dataset
 from edgerec.data.store import save_dataset
 from edgerec.errors import ConfigError
 
@@ -23,16 +22,9 @@ def test_an_added_item_with_a_blank_title_is_shown_by_its_id(rec):
     assert rec.catalog.title(rec.catalog.row("new-1")) == "new-1"
 
 
-def _short_histories(tmp_path, per_user=3, users=30, items=6):
-    """Every user consumed `per_user` items, so no held-out item comes after a third event."""
-    rng = np.random.default_rng(0)
-    lines = ["user_id,item_id,timestamp,event,value"]
-    for u in range(users):
-        for n, i in enumerate(rng.choice(items, per_user, replace=False)):
-            lines.append(f"u{u},i{i},{1000 + n},rate,4")
-    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
-    (tmp_path / "items.csv").write_text("item_id,title,genre\n" + "".join(f"i{i},,drama\n" for i in range(items)))
-    save_dataset(import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv"), tmp_path / "data")
+def _short_histories(tmp_path):
+    """Every user consumed 3 items, so no held-out item comes after a third event."""
+    save_dataset(_ratings(tmp_path, per_user=3, items=6), tmp_path / "data")
     return tmp_path / "data"
 
 
