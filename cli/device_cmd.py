@@ -68,9 +68,10 @@ def existing_store(path: str, access: dict):
     from pathlib import Path
 
     from edgerec.errors import HistoryError
+    from edgerec.runtime.checks import file_name
 
-    if not Path(path).is_file():
-        raise HistoryError(f"no history database at {path}; pass the right file with --history")
+    if not Path(path).is_file():  # the name only: a full path can name the user
+        raise HistoryError(f"no history database {file_name(path)!r}; pass the right file with --history")
     return open_store(path, access)
 
 
@@ -254,7 +255,7 @@ def onboard(bundle, user, genres, tags, languages, items, history_path, access) 
     "edgerec add-items bundle --items new.json --history device.db",
     "edgerec add-items bundle --items - --history device.db"))
 @click.argument("bundle", type=click.Path(exists=True))
-@click.option("--items", "items_file", required=True, type=click.File("r"),
+@click.option("--items", "items_file", required=True, type=click.File("rb"),
               help="A JSON list of items (item_id, title, genre, tags, ...; optional vector); - reads stdin.")
 @HISTORY
 def add_items(bundle, items_file, history_path, access) -> None:
@@ -268,8 +269,11 @@ def add_items(bundle, items_file, history_path, access) -> None:
     from edgerec.errors import ConfigError
     from edgerec.runtime import Recommender
 
-    try:
-        items = json.load(items_file)
+    try:  # JSON is UTF-8; a byte-order mark (as some editors write) is allowed
+        items = json.loads(items_file.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--items is not UTF-8 (byte {exc.start:,} cannot be decoded); save the file as "
+                          "UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--items is not valid JSON ({exc}); give a list of objects with an item_id") from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -289,7 +293,7 @@ def remove_items(bundle, item_ids, history_path, access) -> None:
 
     with Recommender.open(bundle, history=history_path, **access) as rec:
         rec.remove_items(list(item_ids))
-    console.print(f"removed {len(item_ids)} items")
+    console.print(f"removed {len(set(item_ids))} items")  # an id named twice is removed once
 
 
 def register(cli: click.Group) -> None:

@@ -102,15 +102,18 @@ def bridge(source, target, data_dir, by, ridge, methods, source_input, out) -> N
     src, tgt = Bundle.open(source), Bundle.open(target)
     check_shared(src.manifest, tgt.manifest)
     space_of = SharedSpace.of(tgt)
-    fitted = [fit_bundle_bridge(src, tgt, data_dir, by=by, source_domain=src.manifest.space["domains"][0],
-                                target_domain=space_of.domains[0], ridge=ridge, method=method,
+    source_domain = src.manifest.space["domains"][0]
+    # a bundle of several domains (one bridged to itself) is bridged into its next domain, not into the source's
+    target_domain = next((d for d in space_of.domains if d != source_domain), space_of.domains[0])
+    fitted = [fit_bundle_bridge(src, tgt, data_dir, by=by, source_domain=source_domain,
+                                target_domain=target_domain, ridge=ridge, method=method,
                                 source_input=source_input)
               for method in dict.fromkeys(methods)]
     content = None if space_of.content is None else np.asarray(space_of.content)
     declare_space(target, out, space_id=space_of.id, domains=space_of.domains, anchor=space_of.anchor,
                   content=content, bridges=fitted)
-    console.print(f"{out}: {' and '.join(dict.fromkeys(methods))} bridge {fitted[0].source_domain} -> "
-                  f"{', '.join(space_of.domains)} fit on {fitted[0].bridge.users} users of both")
+    console.print(f"{out}: {' and '.join(dict.fromkeys(methods))} bridge {source_domain} -> {target_domain} "
+                  f"fit on {fitted[0].bridge.users} users of both")
 
 
 @domains_group.command("recommend", epilog=example(

@@ -167,6 +167,9 @@ def fit_bundle_bridge(source: Bundle, target: Bundle, data_dir: str | Path, *, b
         raise ConfigError(f"unknown bridge method {method!r}; use mapping or direct")
     if source_input not in BRIDGE_INPUTS:
         raise ConfigError(f"unknown bridge input {source_input!r}; use {' or '.join(BRIDGE_INPUTS)}")
+    if source_domain == target_domain:  # the users' source history would be the target history it is fit to
+        raise ConfigError(f"SOURCE and TARGET are both the {source_domain!r} domain: a bridge maps one domain into "
+                          "another; give bundles of two domains (`edgerec domains split`)")
     parts = split_domains(load_dataset(data_dir), by)
     for name in (source_domain, target_domain):
         if name not in parts:

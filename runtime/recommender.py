@@ -243,7 +243,8 @@ class Recommender:
         item_id = checks.text(spec.get("item_id"), "an added item's 'item_id'")
         meta = checks.json_object({k: v for k, v in spec.items() if k not in ("item_id", "vector")},
                                   f"item {item_id!r}: metadata", allow_none=False)
-        meta["title"] = checks.text(meta.get("title", item_id), f"item {item_id!r}: title", 1000)
+        title = meta.get("title")  # blank is unknown, as in a data folder's items file: the id stands in
+        meta["title"] = checks.text(item_id if title in (None, "") else title, f"item {item_id!r}: title", 1000)
         meta["tags"] = checks.names(meta.get("tags", []), f"item {item_id!r}: tags", allow_none=False)
         for name in set(meta) & set(self.catalog.numeric):  # in the range a bundle's column may hold
             meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", *NUMERIC_RANGES.get(name, ()),

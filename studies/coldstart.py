@@ -115,8 +115,6 @@ def _hits_at(k: int, users, base, history_rows, targets, vectors, draws: int = 1
         new_scores = vectors @ users[row]
         target = new_scores[targets[row]]
         hits[row] = (base_scores > target).sum() + (new_scores > target).sum() < k
-    if not len(users):
-        return {f"HR@{k}": 0.0, f"HR@{k} low": 0.0, f"HR@{k} high": 0.0}
     per_item = np.bincount(targets, hits, minlength=len(vectors))
     pairs = np.bincount(targets, minlength=len(vectors)).astype(float)
     pick = np.random.default_rng(0).integers(0, len(vectors), (draws, len(vectors)))
@@ -138,6 +136,13 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
     out = Path(out)
     dataset, held, reduced = hold_out_items(data_dir, out, held_items, seed)
     say(f"held out {len(held)} items and their events")
+    if not len(held):
+        raise ConfigError("no item was consumed by three users or more, so none can be held out; use a log "
+                          "with more events per item")
+    if not len(_pairs(dataset, held, {item: row for row, item in enumerate(reduced.catalog.item_ids)})[1]):
+        raise ConfigError(f"no user consumed any of the {len(held)} held-out items after a third event, so there "
+                          "is no (user, new item) pair to rank; raise --held-items or use a log with longer "
+                          "histories")
     split = leave_last_out(reduced)
     say("training a recommender without them")
     train_model(reduced, split, ModelConfig(dim=32, layers=1, heads=1, max_len=50),

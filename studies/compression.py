@@ -126,13 +126,19 @@ def compression_report(teacher: str | Path, student: str | Path, data_dir: str |
                 "encoder_p50_ms": float(np.percentile(latency, 50)), "encoder_p99_ms": float(np.percentile(latency, 99)),
                 "parameters": int(sum(p.numel() for p in model.parameters())),
             })
-    teacher_row = next(r for r in rows_out if r["model"] == "teacher")
-    for row in rows_out:
-        row["bytes_vs_teacher_encoder"] = row["encoder_bytes"] / teacher_row["encoder_bytes"]
-        row["ndcg_vs_teacher"] = row["NDCG@10"] / max(teacher_row["NDCG@10"], 1e-12)
+    add_teacher_ratios(rows_out)
     return {"teacher": Path(teacher).name, "student": Path(student).name, "data": Path(data_dir).name,  # no host paths
             "users": int(len(users)),
             "variants": rows_out}
+
+
+def add_teacher_ratios(rows: list[dict]) -> None:
+    """Each variant's encoder bytes and NDCG@10 as shares of the teacher's; the NDCG share is None
+    (not measured) when the teacher's NDCG@10 is 0, where it was printed as 0.0000."""
+    teacher = next(r for r in rows if r["model"] == "teacher")
+    for row in rows:
+        row["bytes_vs_teacher_encoder"] = row["encoder_bytes"] / teacher["encoder_bytes"]
+        row["ndcg_vs_teacher"] = row["NDCG@10"] / teacher["NDCG@10"] if teacher["NDCG@10"] > 0 else None
 
 
 def _latency(encoder: UserEncoder, sample: np.ndarray, calls: int) -> np.ndarray:

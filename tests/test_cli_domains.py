@@ -39,8 +39,10 @@ def test_domains_commands_end_to_end(tiny_bundle, tmp_path):
     assert not bridge.direct and direct.direct and direct.users == bridge.users
     assert direct.prior.shape == (Bundle.open(space).manifest.items.count,) and direct.prior.max() <= 1
     audio = parts["audio"]
+    video = parts["video"]
     users_with_audio = np.unique(audio.interactions.user[audio.interactions.consumed_mask()])
-    assert bridge.users == len(users_with_audio)  # every user with audio history is in both sides here
+    users_with_video = np.unique(video.interactions.user[video.interactions.consumed_mask()])
+    assert bridge.users == len(np.intersect1d(users_with_audio, users_with_video))  # audio -> video
 
     out = tmp_path / "list.json"
     items = audio.catalog.item_ids[:3]
