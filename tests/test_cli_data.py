@@ -16,6 +16,15 @@ def test_version_and_help():
     assert result.exit_code == 0 and "data" in result.output and "evaluate" in result.output
 
 
+def test_python_dash_m_runs_the_same_command_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "edgerec.cli", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"edgerec, version {__version__}"
+
+
 def test_synth_stats_evaluate(tmp_path):
     out = tmp_path / "world"
     result = run("data", "synth", "--out", out, "--users", 150, "--items", 600, "--events", 8000, "--seed", 1)

@@ -1,0 +1,5 @@
+"""`python -m edgerec.cli ...` runs the same command line as `edgerec ...` (where scripts are not on PATH)."""
+
+from edgerec.cli.main import cli
+
+cli(prog_name="edgerec")
