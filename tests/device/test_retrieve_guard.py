@@ -524,6 +524,9 @@ def test_the_new_releases_of_items_added_on_the_device_come_from_their_metadata(
     base = np.flatnonzero((release > 0) & (age >= 0) & (age <= limit))
     assert got.dtype == np.int64
     assert got.tolist() == base.tolist() + [grown.base_count + i for i in (0, 1, 2)]  # edge, inside, now
+    wide = fresh_rows(grown, SimpleNamespace(now=now, policy=Policy(freshness=1.0, freshness_days=400.0)))
+    stored = np.flatnonzero((release > 0) & (age >= 0) & (age <= 3 * 400.0 * 86_400))
+    assert len(stored) >= 5 and wide.tolist() == stored.tolist() + [grown.base_count + i for i in range(4)]  # not the future one
     early = fresh_rows(grown, SimpleNamespace(now=86_400.0, policy=Policy(freshness=1.0, freshness_days=days)))
     assert early.tolist() == [grown.base_count + 6]  # released 1 s after the epoch; 0 is an unknown release
 
@@ -639,3 +642,56 @@ def test_an_index_is_asked_for_as_many_more_rows_as_the_state_skips(rec):
     rows, values, scanned_all = stage(rec)._search(request, 10, skip)
     assert index.asked[-1] == 10 + 4 and len(rows) == 14 and scanned_all is False
     assert values.dtype == np.float32 and values.tolist() == rec.models.scan.exact(rows, request.query).tolist()
+
+
+def test_an_index_answer_the_filters_leave_too_short_is_scored_again_exactly(rec):
+    """An index that finds only its best 10 rows, a short history (every row needs a score, and the
+    index scores only what it found): a pool shorter than the short list is scored again by the exact
+    scan and counted (ann_too_few), giving the pool the exact scan gives; a pool exactly as long is kept."""
+
+    class Weak:
+        def search(self, query, count):
+            scores = rec.models.scan.scores(query)
+            return np.lexsort((np.arange(len(scores)), -scores))[:10].astype(np.int64)
+
+    def pool(user, **how):
+        before = rec.stats()["counters"].get("ann_too_few", 0)
+        request = retrieved(rec, user, policy=Policy(cold_start_items=5, short_list=how.pop("short_list")), **how)
+        return request.pool.tolist(), rec.stats()["counters"].get("ann_too_few", 0) - before
+
+    def exactly(user, **how):
+        rec.models.ann_kind, rec.models.ann = None, None
+        try:
+            return pool(user, **how)[0]
+        finally:
+            rec.models.ann_kind, rec.models.ann = "stand-in", Weak()
+
+    rec.models.ann_kind, rec.models.ann = "stand-in", Weak()
+    found, retried = pool("u20", short_list=3, k=3)
+    assert retried == 0 and len(found) >= 3
+    request = rec.seen[-1]
+    answered = int(np.isfinite(request.scores).sum())  # the index's 10 rows less the user's plays among them
+    assert answered < 10 and found == best_passing(rec, request)[:3].tolist()
+    found, retried = pool("u20", short_list=answered, k=answered)  # exactly enough: kept
+    assert retried == 0 and found == best_passing(rec, rec.seen[-1]).tolist() and len(found) == answered
+    for size in (answered + 1, 20):
+        found, retried = pool("u20", short_list=size, k=3)
+        assert retried == 1 and found == exactly("u20", short_list=size, k=3) and len(found) >= size
+    cat, shown = rec.catalog, np.flatnonzero(np.isfinite(request.scores))
+    rare = next(g for g in genres(rec) if cat.matches("genre", shown, [g]).sum() < 3 <= cat.matches("genre", None, [g]).sum())
+    found, retried = pool("u20", short_list=3, k=3, filters=Filters(genres=[rare]))
+    assert retried == 1 and found == exactly("u20", short_list=3, k=3, filters=Filters(genres=[rare]))
+    assert len(found) == 3 and set(cat.column("genre", np.array(found))) == {rare}
+
+
+def test_a_request_the_filters_leave_nothing_is_done_after_retrieve(rec):
+    """Nothing to rank: the request ends at retrieve (the probe after it never runs) with an empty list."""
+    cat = rec.catalog
+    lone = next(g for g in genres(rec) if cat.matches("genre", None, [g]).sum() == 1)
+    row = int(np.flatnonzero(cat.matches("genre", None, [lone]))[0])
+    assert retrieved(rec, "u16", filters=Filters(genres=[lone])).done is False
+    rec.record("u16", cat.item_id(row), "play", timestamp=CONTEXT["now"] - 1)  # the seen filter drops it
+    rec.seen.clear()
+    assert rec.recommend("u16", k=3, context=CONTEXT, filters=Filters(genres=[lone])) == []
+    assert rec.seen == []
+    assert retrieved(rec, "u16").done is False
