@@ -458,3 +458,240 @@ def test_a_history_as_long_as_cold_start_items_is_scored_by_the_user_vector_alon
     shown = np.isfinite(request.scores)
     assert request.scores.dtype == np.float32 and shown.sum() == rec.catalog.base_count - 4
     assert request.scores[shown].tolist() == raw[shown].tolist()
+
+
+class _Rows:
+    """A stand-in catalog for the prior: stored popularity and release columns, items added with metadata."""
+
+    def __init__(self, popularity, release, added=()):
+        self.numeric = {"popularity": np.array(popularity, np.float32), "release_ts": np.array(release, np.float64)}
+        self.base_count = len(popularity)
+        self.added = [type("Added", (), {"meta": meta})() for meta in added]
+
+    def __len__(self):
+        return self.base_count + len(self.added)
+
+
+def test_the_standard_prior_of_a_degenerate_catalog_is_zero_not_nan():
+    """One row, or rows all alike: every prior is 0 (no spread to divide by); an added item whose metadata
+    gives no popularity or release counts as 0 of both."""
+    from edgerec.runtime.policies import popularity_prior, standardize
+    from edgerec.runtime.retrieve import standard_prior
+
+    now = 1_700_000_000.0
+    assert standard_prior(_Rows([5.0], [0.0]), now).tolist() == [0.0]
+    assert standard_prior(_Rows([], [], [{"popularity": 9}]), now).tolist() == [0.0]
+    early = 10 * 86_400.0  # soon after the epoch a release time of 1 s would still earn a freshness bonus
+    assert standard_prior(_Rows([2.0, 2.0], [0.0, 0.0], [{"popularity": 2}]), early).tolist() == [0.0] * 3
+    alike = standard_prior(_Rows([3.0, 3.0, 3.0], [0.0, 0.0, 0.0]), now)
+    assert alike.tolist() == [0.0, 0.0, 0.0] and alike.dtype == np.float32
+    added = [{"popularity": 40, "release_ts": now - 86_400}, {"popularity": None}, {}]
+    got = standard_prior(_Rows([1.0, 7.0], [now - 5 * 86_400, 0.0], added), now, block=1)
+    pop, release = np.array([1.0, 7.0, 40.0, 0.0, 0.0]), np.array([now - 5 * 86_400, 0.0, now - 86_400, 0.0, 0.0])
+    assert got.tolist() == standardize(popularity_prior(pop, release, now)).astype(np.float32).tolist()
+    assert got.dtype == np.float32 and abs(float(np.mean(got))) < 1e-6 and abs(float(np.std(got)) - 1) < 1e-6
+
+
+def test_a_non_finite_popularity_leaves_the_finite_rows_standardised_among_themselves():
+    from edgerec.runtime.policies import popularity_prior, standardize
+    from edgerec.runtime.retrieve import standard_prior
+
+    now = 1_700_000_000.0
+    pop, release = [1.0, np.inf, 4.0, 9.0], [0.0, 0.0, now - 86_400, 0.0]
+    got = standard_prior(_Rows(pop, release), now)
+    expected = standardize(popularity_prior(np.array(pop), np.array(release), now))
+    assert got.dtype == np.float32 and np.isposinf(got[1]) and got[[0, 2, 3]].tolist() == expected[[0, 2, 3]].astype(np.float32).tolist()
+    assert not np.isfinite(expected[1])
+
+
+def test_the_new_releases_of_items_added_on_the_device_come_from_their_metadata(rec):
+    from types import SimpleNamespace
+
+    from edgerec.runtime.retrieve import fresh_rows
+
+    cat = rec.catalog
+    now, days = CONTEXT["now"], 2.0
+    limit = 3 * days * 86_400
+    vector = cat.vectors([0])[0].tolist()
+    ages = {"edge": limit, "inside": 60.0, "now": 0.0, "past": limit + 1, "future": -60.0}
+    rec.add_items([{"item_id": name, "title": name, "vector": vector, "release_ts": now - age}
+                   for name, age in ages.items()] + [{"item_id": "unknown", "title": "?", "vector": vector},
+                                                     {"item_id": "epoch", "title": "1970", "vector": vector, "release_ts": 1}])
+    grown = rec.catalog
+    got = fresh_rows(grown, SimpleNamespace(now=now, policy=Policy(freshness=1.0, freshness_days=days)))
+    release = grown.numeric_column("release_ts", np.arange(grown.base_count)).astype(np.float64)
+    age = now - release
+    base = np.flatnonzero((release > 0) & (age >= 0) & (age <= limit))
+    assert got.dtype == np.int64
+    assert got.tolist() == base.tolist() + [grown.base_count + i for i in (0, 1, 2)]  # edge, inside, now
+    wide = fresh_rows(grown, SimpleNamespace(now=now, policy=Policy(freshness=1.0, freshness_days=400.0)))
+    stored = np.flatnonzero((release > 0) & (age >= 0) & (age <= 3 * 400.0 * 86_400))
+    assert len(stored) >= 5 and wide.tolist() == stored.tolist() + [grown.base_count + i for i in range(4)]  # not the future one
+    early = fresh_rows(grown, SimpleNamespace(now=86_400.0, policy=Policy(freshness=1.0, freshness_days=days)))
+    assert early.tolist() == [grown.base_count + 6]  # released 1 s after the epoch; 0 is an unknown release
+
+
+def steered_by_hand(rec, genres=(), tags=(), languages=()):
+    """The prior plus one choice weight per matched profile: the genre column against genres and tags,
+    item tags against tags, the language column against languages; and the rows matching any."""
+    from edgerec.runtime.ranking import rows_with_tags
+
+    cat = rec.catalog
+    prior, weight = stage(rec).prior(cat, CONTEXT["now"])
+    out, tiers = prior.copy(), np.zeros(len(cat), bool)
+    for matched in (cat.matches("genre", None, [*genres, *tags]), rows_with_tags(cat, list(tags)),
+                    cat.matches("language", None, list(languages))):
+        out[matched] += weight
+        tiers |= matched
+    return out, tiers
+
+
+@pytest.mark.parametrize("kinds", [("tag",), ("language",), ("genre",), ("genre", "tag", "language")])
+def test_a_short_historys_prior_is_steered_by_each_kind_of_onboarding_choice(rec, kinds):
+    """One play of cold_start_items 4: a quarter the user vector, three quarters the prior steered by the
+    choices alone (a user who chose only tags, or only languages, has no genre choices at all)."""
+    from edgerec.runtime.policies import column_values, standardize
+
+    cat = rec.catalog
+    tags, genres = sorted({t for row in range(cat.base_count) for t in cat.tags(row)}), sorted(column_values(cat, "genre"))
+    named = next(t for t in tags if t in genres and t != genres[-1])  # a chosen tag matches the genre column too
+    picks = {"genre": genres[-1:], "tag": [tags[0], named],
+             "language": sorted(column_values(cat, "language"))[-1:]}
+    chosen = {kind: picks[kind] for kind in kinds}
+    rec.onboard("chooser", **{f"{kind}s": values for kind, values in chosen.items()})
+    rec.record("chooser", cat.item_id(11), "play", timestamp=CONTEXT["now"] - 100)
+    request = retrieved(rec, "chooser", policy=Policy(cold_start_items=4))
+    steered, _ = steered_by_hand(rec, chosen.get("genre", ()), chosen.get("tag", ()), chosen.get("language", ()))
+    plain, _ = stage(rec).prior(cat, CONTEXT["now"])
+    assert not np.array_equal(steered, plain)  # the choices match some rows
+    raw = rec.models.scan.scores(request.query).astype(np.float64)
+    by_hand = (0.25 * standardize(raw) + 0.75 * steered).astype(np.float32)
+    assert np.isneginf(request.scores[11]) and np.isfinite(np.delete(request.scores, 11)).all()
+    assert np.delete(request.scores, 11).tolist() == pytest.approx(np.delete(by_hand, 11).tolist(), abs=1e-5)
+
+
+def test_a_newcomers_tiers_mark_the_rows_matching_any_profile(rec):
+    """A genre and a language chosen: a row matching only the genre keeps its tier as one matching only
+    the language does (the spread keeps a chosen row before one matching nothing)."""
+    from edgerec.runtime.policies import column_values
+
+    cat = rec.catalog
+    genre, language = sorted(column_values(cat, "genre"))[0], sorted(column_values(cat, "language"))[-1]
+    rec.onboard("newcomer", genres=[genre], languages=[language])
+    request = retrieved(rec, "newcomer")
+    steered, tiers = steered_by_hand(rec, [genre], (), [language])
+    only_genre = cat.matches("genre", None, [genre]) & ~cat.matches("language", None, [language])
+    assert only_genre.any() and (tiers & ~only_genre).any()
+    assert request.cold and request.tiers.dtype == np.int8
+    assert request.tiers.astype(bool).tolist() == tiers.tolist()
+    assert request.scores.tolist() == steered.tolist()
+
+
+def test_the_best_rows_are_kept_per_query_and_count_and_shared_read_only(rec, monkeypatch):
+    """A repeated request of an unchanged state does not search again; another count (k) searches anew and
+    gets its own answer; at most KEPT_SEARCHES answers are kept per state, and no stage may change them."""
+    from edgerec.runtime.retrieve import KEPT_SEARCHES
+
+    retrieve, scan = stage(rec), rec.models.scan
+    asked = []
+    real = type(scan).top
+    monkeypatch.setattr(type(scan), "top", lambda self, query, count, skip: asked.append(count) or real(
+        self, query, count, skip))
+    first = retrieved(rec, "u8", k=3)
+    assert retrieved(rec, "u8", k=3).pool.tolist() == first.pool.tolist() and asked == [20]  # short list 20
+    monkeypatch.setattr(retrieve, "_streamable", lambda request: False)
+    scored = {k: retrieved(rec, "u8", k=k, policy=Policy(short_list=k)) for k in (3, 30)}
+    monkeypatch.undo()
+    asked.clear()
+    monkeypatch.setattr(type(scan), "top", lambda self, query, count, skip: asked.append(count) or real(
+        self, query, count, skip))
+    before = dict(rec.stats()["counters"])
+    for k in (3, 30):
+        streamed = retrieved(rec, "u8", k=k, policy=Policy(short_list=k))
+        assert streamed.scores is None and streamed.pool.tolist() == scored[k].pool.tolist()
+    assert asked == [3, 30]
+    counters = rec.stats()["counters"]
+    assert counters["retrieve_streamed"] == before["retrieve_streamed"] + 2
+    assert counters.get("retrieve_streamed_too_few", 0) == before.get("retrieve_streamed_too_few", 0)
+    request = rec.seen[-1]
+    kept = request.entry.derived["best rows"]
+    for count in range(1, 2 * KEPT_SEARCHES):
+        rows, values, _ = retrieve._best_rows(request, count, np.zeros(0, np.int64))
+        assert len(kept) <= KEPT_SEARCHES and len(rows) == count
+        assert not rows.flags.writeable and not values.flags.writeable
+
+
+def test_an_index_is_asked_for_as_many_more_rows_as_the_state_skips(rec):
+    """The index cannot leave rows out: it is asked for `count` plus the skipped rows, its rows get the
+    exact scan's scores, and its answer never claims every row was scored."""
+
+    class Index:
+        def __init__(self):
+            self.asked = []
+
+        def search(self, query, count):
+            self.asked.append(count)
+            scores = rec.models.scan.scores(query)
+            return np.lexsort((np.arange(len(scores)), -scores))[:count].astype(np.int64)
+
+    index = Index()
+    rec.models.ann_kind, rec.models.ann = "stand-in", index
+    request = retrieved(rec, "u12", k=3)
+    assert index.asked == [4 * 20 + 4]  # want 20, the ANN margin 4, u12's 4 plays skipped
+    skip = np.array(sorted(request.state.excluded), np.int64)
+    rows, values, scanned_all = stage(rec)._search(request, 10, skip)
+    assert index.asked[-1] == 10 + 4 and len(rows) == 14 and scanned_all is False
+    assert values.dtype == np.float32 and values.tolist() == rec.models.scan.exact(rows, request.query).tolist()
+
+
+def test_an_index_answer_the_filters_leave_too_short_is_scored_again_exactly(rec):
+    """An index that finds only its best 10 rows, a short history (every row needs a score, and the
+    index scores only what it found): a pool shorter than the short list is scored again by the exact
+    scan and counted (ann_too_few), giving the pool the exact scan gives; a pool exactly as long is kept."""
+
+    class Weak:
+        def search(self, query, count):
+            scores = rec.models.scan.scores(query)
+            return np.lexsort((np.arange(len(scores)), -scores))[:10].astype(np.int64)
+
+    def pool(user, **how):
+        before = rec.stats()["counters"].get("ann_too_few", 0)
+        request = retrieved(rec, user, policy=Policy(cold_start_items=5, short_list=how.pop("short_list")), **how)
+        return request.pool.tolist(), rec.stats()["counters"].get("ann_too_few", 0) - before
+
+    def exactly(user, **how):
+        rec.models.ann_kind, rec.models.ann = None, None
+        try:
+            return pool(user, **how)[0]
+        finally:
+            rec.models.ann_kind, rec.models.ann = "stand-in", Weak()
+
+    rec.models.ann_kind, rec.models.ann = "stand-in", Weak()
+    found, retried = pool("u20", short_list=3, k=3)
+    assert retried == 0 and len(found) >= 3
+    request = rec.seen[-1]
+    answered = int(np.isfinite(request.scores).sum())  # the index's 10 rows less the user's plays among them
+    assert answered < 10 and found == best_passing(rec, request)[:3].tolist()
+    found, retried = pool("u20", short_list=answered, k=answered)  # exactly enough: kept
+    assert retried == 0 and found == best_passing(rec, rec.seen[-1]).tolist() and len(found) == answered
+    for size in (answered + 1, 20):
+        found, retried = pool("u20", short_list=size, k=3)
+        assert retried == 1 and found == exactly("u20", short_list=size, k=3) and len(found) >= size
+    cat, shown = rec.catalog, np.flatnonzero(np.isfinite(request.scores))
+    rare = next(g for g in genres(rec) if cat.matches("genre", shown, [g]).sum() < 3 <= cat.matches("genre", None, [g]).sum())
+    found, retried = pool("u20", short_list=3, k=3, filters=Filters(genres=[rare]))
+    assert retried == 1 and found == exactly("u20", short_list=3, k=3, filters=Filters(genres=[rare]))
+    assert len(found) == 3 and set(cat.column("genre", np.array(found))) == {rare}
+
+
+def test_a_request_the_filters_leave_nothing_is_done_after_retrieve(rec):
+    """Nothing to rank: the request ends at retrieve (the probe after it never runs) with an empty list."""
+    cat = rec.catalog
+    lone = next(g for g in genres(rec) if cat.matches("genre", None, [g]).sum() == 1)
+    row = int(np.flatnonzero(cat.matches("genre", None, [lone]))[0])
+    assert retrieved(rec, "u16", filters=Filters(genres=[lone])).done is False
+    rec.record("u16", cat.item_id(row), "play", timestamp=CONTEXT["now"] - 1)  # the seen filter drops it
+    rec.seen.clear()
+    assert rec.recommend("u16", k=3, context=CONTEXT, filters=Filters(genres=[lone])) == []
+    assert rec.seen == []
+    assert retrieved(rec, "u16").done is False
