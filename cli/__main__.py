@@ -1,4 +1,4 @@
-"""`python -m edgerec.cli ...` runs the same command line as `edgerec ...` (where scripts are not on PATH)."""
+"""`python -m edgerec.cli` runs the same command line as the edgerec script (where scripts are not on PATH)."""
 
 from edgerec.cli.main import cli
 
