@@ -278,9 +278,12 @@ def add_items(bundle, items_file, history_path, access) -> None:
         raise ConfigError(f"--items is not valid JSON ({exc}); give a list of objects with an item_id") from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ConfigError("--items must hold a JSON list of objects, each with an item_id")
+    if not items:
+        raise ConfigError("--items holds an empty list: nothing to add; give at least one object with an item_id")
     with Recommender.open(bundle, history=history_path, **access) as rec:
         added = rec.add_items(items)
-    console.print(f"added {len(added)} items: {', '.join(added)}")
+    shown = ", ".join(added[:10]) + (f" and {len(added) - 10:,} more" if len(added) > 10 else "")
+    console.print(f"added {_items(len(added))}: {shown}")
 
 
 @click.command("remove-items", epilog=example("edgerec remove-items bundle i00042 i00077 --history device.db"))
@@ -293,7 +296,11 @@ def remove_items(bundle, item_ids, history_path, access) -> None:
 
     with Recommender.open(bundle, history=history_path, **access) as rec:
         rec.remove_items(list(item_ids))
-    console.print(f"removed {len(set(item_ids))} items")  # an id named twice is removed once
+    console.print(f"removed {_items(len(set(item_ids)))}")  # an id named twice is removed once
+
+
+def _items(count: int) -> str:
+    return f"{count:,} item{'' if count == 1 else 's'}"
 
 
 def register(cli: click.Group) -> None:

@@ -35,9 +35,9 @@ class Backend:
 class OnnxBackend(Backend):
     format = "onnx"
 
-    def __init__(self, path: Path | bytes, threads: int = 1, optimization: str = "all", config: dict | None = None,
-                 name: str | None = None):
-        name = model_name(path, name)
+    def __init__(self, path: str | Path | bytes, threads: int = 1, optimization: str = "all",
+                 config: dict | None = None, name: str | None = None):
+        path, name = model_source(path, name)
         checks.choice(optimization, OPTIMIZATIONS, "optimization")
         try:
             import onnxruntime as ort
@@ -72,13 +72,17 @@ class OnnxBackend(Backend):
         return self.session.run(None, feeds)  # onnxruntime sessions are safe to call from several threads
 
 
-def model_name(path: Path | bytes, name: str | None) -> str:
-    """The name errors show; a path must be a file (the engines' own errors would show the whole path)."""
+def model_source(path: str | Path | bytes, name: str | None) -> tuple[Path | bytes, str]:
+    """The model as an engine reads it (a file's path or its bytes) and the name errors show; a path must be
+    a file (the engines' own errors would show the whole path)."""
     if isinstance(path, bytes):
-        return name or "model"
+        return path, name or "model"
+    if not isinstance(path, (str, Path)):
+        raise ConfigError(f"a model is a file path or the file's bytes, not {type(path).__name__}")
+    path = Path(path)
     if not path.is_file():
         raise BundleError(f"{name or path.name}: no such model file (the path is missing or not a file)")
-    return name or path.name
+    return path, name or path.name
 
 
 def engine_reason(exc: Exception, path: Path | bytes = b"") -> str:
@@ -95,8 +99,8 @@ class TfliteBackend(Backend):
 
     format = "tflite"
 
-    def __init__(self, path: Path | bytes, threads: int = 1, name: str | None = None):
-        name = model_name(path, name)
+    def __init__(self, path: str | Path | bytes, threads: int = 1, name: str | None = None):
+        path, name = model_source(path, name)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -134,7 +138,6 @@ class TfliteBackend(Backend):
 def open_backend(path: str | Path | bytes, fmt: str, threads: int = 1, optimization: str = "all",
                  config: dict | None = None, name: str | None = None) -> Backend:
     """An engine for a model file, or for its bytes (already read and verified by the caller)."""
-    path = path if isinstance(path, bytes) else Path(path)
     if fmt == "onnx":
         return OnnxBackend(path, threads, optimization, config, name)
     if fmt == "tflite":

@@ -92,13 +92,13 @@ def test_add_items_reads_a_byte_order_mark_and_names_a_file_that_is_not_utf8(tin
     history = str(tmp_path / "h.db")
     bom = _item_file(tmp_path / "bom.json", dim, prefix=b"\xef\xbb\xbf")
     result = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(bom), "--history", history])
-    assert result.exit_code == 0 and "added 1 items: n1" in result.output, result.output
+    assert result.exit_code == 0 and "added 1 item: n1" in result.output, result.output
     latin = _item_file(tmp_path / "latin.json", dim, encoding="latin-1")
     result = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(latin), "--history", history])
     assert result.exit_code == 1 and not isinstance(result.exception, UnicodeDecodeError)
     assert "--items is not UTF-8" in result.output and "save the file as UTF-8" in result.output
     result = runner.invoke(cli, ["remove-items", str(tiny_bundle), "n1", "n1", "--history", history])
-    assert result.exit_code == 0 and "removed 1 items" in result.output, result.output  # was "removed 2"
+    assert result.exit_code == 0 and "removed 1 item\n" in result.output, result.output  # was "removed 2"
 
 
 def test_a_missing_history_is_named_without_its_folder(tmp_path):
@@ -127,3 +127,23 @@ def test_compression_ndcg_share_of_a_teacher_that_never_hit_is_not_measured():
     rows[0]["NDCG@10"], rows[1]["NDCG@10"] = 0.2, 0.1
     add_teacher_ratios(rows)
     assert rows[1]["ndcg_vs_teacher"] == pytest.approx(0.5)
+
+
+def test_add_items_refuses_an_empty_list_and_shortens_a_long_one(tiny_bundle, tmp_path):
+    """An empty list printed "added 0 items: " and opened the history for nothing; a long one printed every id."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.runtime.bundle import Bundle
+
+    dim, runner, history = Bundle.open(tiny_bundle).manifest.dim, CliRunner(), tmp_path / "h.db"
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    result = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(empty), "--history", str(history)])
+    assert result.exit_code == 1 and "--items holds an empty list: nothing to add" in result.output
+    assert not history.exists()
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([{"item_id": f"n{i}", "vector": [0.1] * dim} for i in range(12)]))
+    result = runner.invoke(cli, ["add-items", str(tiny_bundle), "--items", str(many), "--history", str(history)])
+    assert result.exit_code == 0, result.output
+    assert "added 12 items: n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 2 more" in " ".join(result.output.split())

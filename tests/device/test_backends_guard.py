@@ -268,3 +268,19 @@ def test_an_unreadable_files_error_names_the_file_not_its_folder(tmp_path, fmt, 
     with pytest.raises(BundleError) as caught:
         open_backend(path, fmt)
     assert f"locked.{fmt}" in str(caught.value).partition("(")[2] and "private-folder" not in str(caught.value)
+
+
+def test_each_engine_built_directly_takes_a_path_as_text(golden_bundle, tflite_path):
+    """Apps build an engine from a string path as often as from a Path (it used to fail on `.is_file`)."""
+    onnx = OnnxBackend(str(golden_bundle / "user_encoder.onnx"))
+    tflite = TfliteBackend(str(tflite_path))
+    assert onnx.input_names == ["ids"] and tflite.input_shape()[0] == 1
+    with pytest.raises(BundleError, match=r"^nothing\.onnx: no such model file"):
+        OnnxBackend(str(golden_bundle / "nothing.onnx"))
+
+
+@pytest.mark.parametrize("engine", [OnnxBackend, TfliteBackend])
+@pytest.mark.parametrize("path", [3, None, ["user_encoder.onnx"]])
+def test_a_model_that_is_neither_a_path_nor_bytes_is_a_config_error(engine, path):
+    with pytest.raises(ConfigError, match=f"a model is a file path or the file's bytes, not {type(path).__name__}"):
+        engine(path)
