@@ -27,6 +27,7 @@ from edgerec.runtime.features import EXTRA, ItemTable, feature_count, ranker_fea
 from edgerec.runtime.vocab import MODALITIES
 
 DAY = 86_400
+MIN_GROUPS = 20  # the fewest candidate groups a ranker or scorer is fitted on
 SHORT_HISTORY = 5  # the training report also measures the gain on users' newest 5 items (a new user)
 
 
@@ -227,8 +228,17 @@ def feature_scale(flat: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-3), 0.0).astype(np.float32)
 
 
+def check_enough_groups(count: int, model: str) -> None:
+    """A few groups fit noise: a model fitted on them would only look trained."""
+    if count < MIN_GROUPS:
+        raise DataError(f"{count} candidate group{'' if count == 1 else 's'} to fit the {model} on, and it needs "
+                        f"at least {MIN_GROUPS}: use more logged events (--events-per-user, more users) or leave "
+                        f"the {model} out (retrieval alone ranks)")
+
+
 def train_ranker(examples: RankerExamples, cfg: RankerConfig) -> tuple[Ranker, dict]:
     """Listwise softmax over each group (the chosen item first), plus a pointwise finish-vs-skip term."""
+    check_enough_groups(len(examples.groups), "ranker")
     torch.manual_seed(cfg.seed)
     groups = examples.groups
     width = groups.shape[-1]

@@ -26,6 +26,7 @@ from edgerec.models.ranker import (
     RankerConfig,
     RerankScorer,
     build_training_set,
+    check_enough_groups,
     item_table,
 )
 from edgerec.models.scoring import ModelScorer
@@ -58,6 +59,7 @@ def host_featurizer(dataset: Dataset, table, item_matrix: np.ndarray) -> Featuri
 
 def train_scorer(groups: np.ndarray, weights: np.ndarray, cfg: ScorerConfig) -> tuple[LinearScorer, dict]:
     """Fit the listwise logistic regression: groups (G, 1 + negatives, F), the chosen item first."""
+    check_enough_groups(len(groups), "scorer")
     flat = groups.reshape(-1, groups.shape[-1]).astype(np.float64)
     mean = flat.mean(0)
     std = flat.std(0)

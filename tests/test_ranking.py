@@ -497,3 +497,23 @@ def test_an_added_item_of_unknown_popularity_reads_as_a_typical_item_to_the_rank
         rows = np.array([cat.row("new-a"), cat.row("new-b")])
         assert table.popularity[rows].tolist() == [np.float32(np.median(bundle_pop)), 7.0]
         assert table.log_pop_max == pytest.approx(np.log1p(bundle_pop.max()), rel=1e-6)
+
+
+@pytest.mark.parametrize("count", [1, 19])
+def test_a_scorer_or_ranker_is_not_fitted_on_a_handful_of_groups(count):
+    """One candidate group fitted a scorer that ranked it perfectly and meant nothing; both models refuse."""
+    from edgerec.errors import DataError
+    from edgerec.models.ranker import RankerConfig, RankerExamples, train_ranker
+    from edgerec.models.scorer import ScorerConfig, train_scorer
+
+    rng = np.random.default_rng(0)
+    groups = rng.normal(size=(count, 5, len(FEATURES))).astype(np.float32)
+    weights = np.ones(count, np.float32)
+    plural = "group" if count == 1 else "groups"
+    with pytest.raises(DataError, match=f"^{count} candidate {plural} to fit the scorer on, and it needs at least 20"):
+        train_scorer(groups, weights, ScorerConfig())
+    examples = RankerExamples(groups, weights, weights, np.zeros((0, len(FEATURES)), np.float32))
+    with pytest.raises(DataError, match=f"^{count} candidate {plural} to fit the ranker on"):
+        train_ranker(examples, RankerConfig(epochs=1))
+    scorer, info = train_scorer(rng.normal(size=(20, 5, len(FEATURES))), np.ones(20), ScorerConfig(steps=5))
+    assert info["groups"] == 20 and len(scorer.weights) == len(FEATURES)
