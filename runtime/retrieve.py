@@ -23,6 +23,7 @@ from edgerec.runtime.retrieval import sorted_contains, top_rows
 
 FRESH_CANDIDATES = 20  # new releases that join the pool when Policy.freshness is set
 KEPT_SEARCHES = 4  # scan answers kept per user state (one query each; a few counts if k varies)
+INDEX_CANDIDATES = 400  # fewest rows an ANN index is asked for when every row needs a score
 
 
 class RetrieveStage:
@@ -95,21 +96,25 @@ class RetrieveStage:
         cat, state, policy, query = request.catalog, request.state, request.policy, request.query
         if request.cold:
             return self._cold_scores(request)
+        n = len(state.consumed)
+        prior = self._chosen_prior(request) if n < policy.cold_start_items else None
         if self.models.ann_kind and not exact:  # only the index's candidates get a score
             base = np.full(cat.base_count, -np.inf, np.float32)
             skip = _skipped_rows(request, cat.inactive_rows(), state.excluded)
-            rows, values, _ = self._best_rows(request, max(4 * policy.short_list, 400), skip)
+            count = max(4 * policy.short_list, INDEX_CANDIDATES)
+            rows, values, _ = self._best_rows(request, count, skip)
             base[rows] = values
-            fresh = fresh[fresh < cat.base_count]  # new releases get their score outside the index's answer
-            base[fresh] = self.models.scan.exact(fresh, query)
+            outside = fresh[fresh < cat.base_count]  # new releases get their score outside the index's answer,
+            if prior is not None:  # and so do the prior's best rows, which a short history leans on
+                outside = np.union1d(outside, _best_of(prior[:cat.base_count], count))
+            base[outside] = self.models.scan.exact(outside, query)
         else:
             base = self.models.scan.scores(query)
         scores = np.r_[base, (added @ query).astype(np.float32)] if len(added) else base
-        n = len(state.consumed)
-        if n < policy.cold_start_items:  # a short history: lean on popularity until it grows
+        if prior is not None:  # a short history: lean on popularity until it grows
             alpha = n / policy.cold_start_items  # (0 x -inf, a row the index did not score, would warn: kept -inf)
             blend = alpha * standardize(scores) if alpha else np.where(np.isfinite(scores), 0.0, -np.inf)
-            scores = (blend + (1 - alpha) * self._chosen_prior(request)).astype(np.float32)
+            scores = (blend + (1 - alpha) * prior).astype(np.float32)
         return scores
 
     def _cold_scores(self, request: Request) -> np.ndarray:
@@ -299,6 +304,13 @@ def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:
     prior -= prior.mean()
     prior /= max(math.sqrt(float(prior @ prior) / len(prior)), 1e-9)
     return prior.astype(np.float32)
+
+
+def _best_of(values: np.ndarray, count: int) -> np.ndarray:
+    """The rows of the `count` largest values (in no order)."""
+    if count >= len(values):
+        return np.arange(len(values))
+    return np.argpartition(values, len(values) - count)[len(values) - count:]
 
 
 def _skipped_rows(request: Request, inactive: np.ndarray, excluded: set[int]) -> np.ndarray:

@@ -644,10 +644,15 @@ def test_an_index_is_asked_for_as_many_more_rows_as_the_state_skips(rec):
     assert values.dtype == np.float32 and values.tolist() == rec.models.scan.exact(rows, request.query).tolist()
 
 
-def test_an_index_answer_the_filters_leave_too_short_is_scored_again_exactly(rec):
+def test_an_index_answer_the_filters_leave_too_short_is_scored_again_exactly(rec, monkeypatch):
     """An index that finds only its best 10 rows, a short history (every row needs a score, and the
     index scores only what it found): a pool shorter than the short list is scored again by the exact
-    scan and counted (ann_too_few), giving the pool the exact scan gives; a pool exactly as long is kept."""
+    scan and counted (ann_too_few), giving the pool the exact scan gives; a pool exactly as long is kept.
+    (The prior's best rows, scored beside the index's answer, are taken out here: on this small catalog
+    they are every row.)"""
+    from edgerec.runtime import retrieve
+
+    monkeypatch.setattr(retrieve, "_best_of", lambda values, count: np.zeros(0, np.int64))
 
     class Weak:
         def search(self, query, count):
@@ -695,3 +700,32 @@ def test_a_request_the_filters_leave_nothing_is_done_after_retrieve(rec):
     assert rec.recommend("u16", k=3, context=CONTEXT, filters=Filters(genres=[lone])) == []
     assert rec.seen == []
     assert retrieved(rec, "u16").done is False
+
+
+def test_with_an_index_a_short_history_still_reaches_the_priors_best_rows(rec, monkeypatch):
+    """A short history blends the user vector with the prior; with an index that did not find the prior's most
+    popular rows, they had no score and never reached the pool (only the index's answer did)."""
+    from edgerec.runtime import retrieve
+    from edgerec.runtime.policies import standardize
+
+    class Index:  # answers with the last rows of the catalog, whatever the query: far from the prior's best
+        def search(self, query, count):
+            return np.arange(rec.catalog.base_count - count, rec.catalog.base_count)
+
+    monkeypatch.setattr(retrieve, "INDEX_CANDIDATES", 8)
+    monkeypatch.setattr(rec.models, "ann_index", lambda: Index())
+    rec.models.ann_kind = "usearch"
+    rec.record("newcomer", rec.catalog.item_id(3), "play", timestamp=CONTEXT["now"] - 5)
+    policy = Policy(short_list=2, cold_start_items=3)
+    request = retrieved(rec, "newcomer", policy=policy)
+    base = rec.catalog.base_count
+    prior = stage(rec).prior(rec.catalog, CONTEXT["now"])[0]
+    best = np.argsort(-prior, kind="stable")[:8]
+    scored = np.union1d(np.arange(base - 8 - 1, base), best)  # the index was asked for one more (the play)
+    raw = np.full(base, -np.inf, np.float32)
+    raw[scored] = rec.models.scan.exact(scored, request.query)
+    by_hand = ((1 / 3) * standardize(raw) + (2 / 3) * prior).astype(np.float32)
+    assert np.isfinite(request.scores[best]).all()
+    np.testing.assert_allclose(request.scores, by_hand, rtol=1e-6)
+    assert set(np.flatnonzero(np.isfinite(request.scores))) == set(scored.tolist())
+    assert "ann_fallback" not in rec.stats()["counters"]
