@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from edgerec.errors import ConfigError
-from edgerec.runtime.vocab import MAX_ID, MAX_TS
+from edgerec.runtime.vocab import DEVICE_EVENTS, MAX_ID, MAX_TS
 
 MAX_LIST = 10_000  # names in one list argument
 MAX_JSON_BYTES = 64 << 10  # an item's metadata or an event's context, as JSON
@@ -130,6 +130,13 @@ def known(values: list[str], options: set[str], what: str) -> list[str]:
     more = f" and {len(listed) - 12} more" if len(listed) > 12 else ""
     raise ConfigError(f"unknown {what} {_shown(unknown)}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
                       + f"; this catalog's {what}: {', '.join(listed[:12])}{more}")
+
+
+def event(value) -> str:
+    """One of the device's event names; the error shows at most 60 characters of what was given."""
+    if not isinstance(value, str) or value not in DEVICE_EVENTS:
+        raise ConfigError(f"unknown event {_shown(value)}; use one of {', '.join(DEVICE_EVENTS)}")
+    return value
 
 
 def timestamp(value, what: str = "timestamp", allow_none: bool = True) -> float | None:

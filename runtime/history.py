@@ -166,14 +166,15 @@ class HistoryStore:
     def record(self, profile: str, item: str, event: str, value: float | None = None, ts: float | None = None,
                context: dict | None = None) -> int:
         """Append one event; returns its id once it is durably committed."""
-        if not isinstance(event, str) or event not in EVENTS:
-            raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
+        checks.event(event)
         checks.text(profile, "user")
         checks.text(item, "item")
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
-        ts = self.clock() if ts is None else checks.timestamp(ts)
-        kept.require_kept(self.retention, ts, self.cutoff())
+        now = self.clock()
+        ts = now if ts is None else checks.timestamp(ts)
+        kept.require_kept(self.retention, ts, self.retention.cutoff(now))
+        kept.require_past(ts, now)
         with self._transaction(profile, append=True):
             cursor = self.db.execute(
                 "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",

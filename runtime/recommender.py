@@ -25,7 +25,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.catalog_sync import CatalogSync
 from edgerec.runtime.drift import DriftBaseline, drift_report
-from edgerec.runtime.history import EVENTS, HistoryStore, Retention
+from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.item_spec import NUMERIC_RANGES
 from edgerec.runtime.keys import KeyProvider
 from edgerec.runtime.models import Models
@@ -168,6 +168,7 @@ class Recommender:
         if text is None:
             if item_id is None:
                 raise ConfigError("tag() needs a text or an item_id")
+            self.catalog_sync.refresh()
             text = metadata_text(self.catalog.meta(self.catalog.row(item_id)))
         if not checks.text(text, "the text to tag", 1_000_000).strip():  # labels of nothing: the encoder's bias
             raise ConfigError("there is no text to tag (empty, or an item without title, description or tags)")
@@ -178,8 +179,7 @@ class Recommender:
     def record(self, user: str, item: str, event: str = "play", value: float | None = None,
                timestamp: float | None = None, context: dict | None = None) -> int:
         """Store one event durably; it shapes the very next recommend() call."""
-        if not isinstance(event, str) or event not in EVENTS:
-            raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
+        checks.event(event)
         self.catalog_sync.refresh()
         self.catalog.row(checks.text(item, "item"))  # UnknownIdError for items the device does not know
         return self.history.record(user, item, event, value, timestamp, context)
@@ -189,12 +189,12 @@ class Recommender:
         """A new user's first choices (lists of names, not single strings): they steer the cold-start
         list until real history exists. Every argument is checked before anything is stored."""
         checks.text(user, "user")
+        self.catalog_sync.refresh()  # the genres and languages it checks include other connections' items
         choices = [(kind, checks.names(values, what, allow_none=False)) for kind, values, what in
                    (("genre", genres, "genres"), ("tag", tags, "tags"), ("language", languages, "languages"))]
         for kind, values in choices[0::2]:  # genres and languages: the catalog's own values (tags are free)
             checks.known(values, column_values(self.catalog, kind), f"{kind}s")
         items = checks.names(items, "items", allow_none=False)
-        self.catalog_sync.refresh()
         for item in items:
             self.catalog.row(item)
         for kind, values in choices:
@@ -303,9 +303,9 @@ class Recommender:
         for part in (filters, policy):
             if part is not None:
                 part.check()  # its fields may have been changed since it was made
+        self.catalog_sync.refresh()  # before the filters are checked against the catalog's values
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
-        self.catalog_sync.refresh()
         policy = self.policy if policy is None else policy
         if policy.unresolved():  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)
@@ -323,6 +323,7 @@ class Recommender:
     # ---------------------------------------------------------- health
 
     def stats(self) -> dict:
+        self.catalog_sync.refresh()  # the item counts as every connection saved them
         snapshot = self.monitor.snapshot()
         snapshot.update(
             bundle=self.manifest.name, embedding_space=self.manifest.embedding_space, backend=self.backend_name,

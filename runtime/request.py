@@ -113,9 +113,16 @@ class Request:
         return kept[name]
 
 
+CONTEXT_KEYS = ("now", "hour", "device")
+
+
 def parse_context(context: dict | None) -> tuple[float, float, int]:
     """(now, hour of day, device code) of a request's context."""
     context = checks.json_object(context, "context") or {}
+    unknown = sorted(set(context) - set(CONTEXT_KEYS))
+    if unknown:  # a misspelt key ("Device") would be ignored: a list for another context, without a word
+        raise ConfigError(f"unknown context key {checks.shown(unknown)}; a request's context takes "
+                          f"{', '.join(CONTEXT_KEYS)} (record() keeps any keys with the event)")
     now = checks.timestamp(context.get("now", time.time()), "context 'now'", allow_none=False)
     local = time.localtime(now)
     hour = checks.number(context.get("hour", local.tm_hour + local.tm_min / 60), "context 'hour'", 0.0, 24.0)

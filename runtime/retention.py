@@ -55,6 +55,18 @@ def require_kept(retention: Retention, ts: float, cutoff: float) -> None:
                           "happen, or open the history with a Retention that keeps older ones")
 
 
+AHEAD = DAY  # how far after the store's clock an event may be dated (clocks of app and device differ a little)
+
+
+def require_past(ts: float, now: float) -> None:
+    """Refuse an event dated after now: kept, it would outlive max_age_days by as long as it is early and
+    hold its item back from replays until then (a wrong unit or clock, a scheduled time)."""
+    if ts > now + AHEAD:
+        day = time.strftime("%Y-%m-%d", time.gmtime(ts))  # ts <= MAX_TS (checks.timestamp)
+        raise ConfigError(f"the event's time ({day}) is after now by the device clock (more than a day "
+                          "ahead): record events as they happen, or leave the timestamp out to use the clock")
+
+
 KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs
 
 # The events every profile keeps at a cutoff (?1) and a count (?2), with their rank from the newest.

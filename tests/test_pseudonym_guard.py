@@ -8,6 +8,7 @@ to known answers here, not recomputed with the same formula.
 import errno
 import os
 import sqlite3
+import time
 
 import pytest
 
@@ -18,7 +19,7 @@ from edgerec.runtime.keys import EnvKey, FileKey, resolve_key
 from edgerec.runtime.pseudonyms import PseudonymousHistory, open_history, pseudonym
 
 SECRET = bytes(range(16))
-T0 = 1_800_000_000.0
+T0 = float(int(time.time()) - 3_600)  # an hour ago: a time the history keeps (a future one is refused)
 
 
 def test_pseudonyms_and_the_check_value_keep_their_stored_form(tmp_path):
