@@ -157,7 +157,27 @@ def json_object(value, what: str, allow_none: bool = True, limit: int = MAX_JSON
                           f"string keys): {exc}") from None
     if len(encoded) > limit:
         raise ConfigError(f"{what} takes {len(encoded):,} bytes as JSON; the limit is {limit:,}")
+    bad = _keys_not_text(value)
+    if bad:  # JSON would store 1 as "1": read back, the dict would not be the one given
+        key = bad[0]
+        raise ConfigError(f"{what} must have text keys, at every level (got the {type(key).__name__} key "
+                          f"{_shown(key)})")
     return dict(value)
+
+
+def _keys_not_text(value) -> list:
+    """The first key of a dict (at any depth of dicts and lists) that is not a str, in a list; [] if none."""
+    stack = [value]
+    while stack:
+        part = stack.pop()
+        if isinstance(part, Mapping):
+            for key, inner in part.items():
+                if not isinstance(key, str):
+                    return [key]
+                stack.append(inner)
+        elif isinstance(part, (list, tuple)):
+            stack.extend(part)
+    return []
 
 
 def path(value, what: str, allow_none: bool = False):

@@ -56,6 +56,7 @@ class HistoryStore:
         self.retention = retention or Retention()
         self.clock = time.time  # the store's clock: retention's age cutoff and events recorded without a time
         self._lock = threading.RLock()
+        self.closed = False
         self._since_prune = 0
         self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
         self._profile_writes: dict[str, int] = {}  # commits per profile
@@ -115,6 +116,7 @@ class HistoryStore:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
             except self._errors as exc:
+                self._require_open()
                 raise HistoryError(f"could not read {self.file} ({exc})") from None
             return external, self._writes, self._rewrites.get(profile, 0), self._profile_writes.get(profile, 0)
 
@@ -127,6 +129,7 @@ class HistoryStore:
                 raise HistoryError(f"history database {self.file} is locked by another process ({exc}); "
                                    "close the other app or try again") from None
             except self._errors as exc:  # closed, or replaced (encrypted) or damaged under this app
+                self._require_open()
                 raise HistoryError(f"could not write to {self.file} ({exc}); nothing was stored: open the history "
                                    "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
@@ -158,8 +161,15 @@ class HistoryStore:
             try:
                 return self.db.execute(sql, args).fetchall()
             except self._errors as exc:
+                self._require_open()
                 raise HistoryError(f"could not read {self.file} ({exc}); if it is damaged, recover it with "
                                    "`edgerec history recover`") from None
+
+    def _require_open(self) -> None:
+        """A closed store's calls fail for that reason, not as a damaged file (which recover would fix)."""
+        if self.closed:
+            raise HistoryError(f"the history {self.file} was closed (close() or the end of a `with` block); "
+                               "open it again to use it") from None
 
     # ------------------------------------------------------------ events
 
@@ -332,4 +342,5 @@ class HistoryStore:
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             self.db.close()

@@ -131,6 +131,15 @@ def test_json_objects():
         checks.json_object({"a": b"x"}, "context")
     with pytest.raises(ConfigError, match="^context must hold only JSON values"):
         checks.json_object({1: "a", "b": 2}, "context")  # keys that cannot be sorted together
+    # JSON stores these keys as text ({1: "a"} read back as {"1": "a"}): refused at any depth
+    refused(lambda: checks.json_object({1: "a"}, "context"), "context must have text keys, at every level (got the "
+            "int key 1)")
+    refused(lambda: checks.json_object({"a": [{"b": {None: 2}}]}, "context"), "context must have text keys, at "
+            "every level (got the NoneType key None)")
+    refused(lambda: checks.json_object({"a": ({True: 1},)}, "context"), "context must have text keys, at every "
+            "level (got the bool key True)")
+    nested = {"a": [{"b": {"c": [1, "x"]}}], "d": ({"e": None},)}
+    assert checks.json_object(nested, "context") == nested
     fits = {"a": "x" * 9}  # {"a": "xxxxxxxxx"}: 18 bytes
     assert checks.json_object(fits, "context", limit=18) == fits
     refused(lambda: checks.json_object(fits, "context", limit=17), "context takes 18 bytes as JSON; the limit is 17")

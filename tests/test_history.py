@@ -407,7 +407,7 @@ def test_a_corrupt_file_and_a_closed_store_give_history_errors(tmp_path):
         HistoryStore(bad)
     store = HistoryStore(tmp_path / "h.db")
     store.close()
-    with pytest.raises(HistoryError, match=r"could not read .*h.db \("):
+    with pytest.raises(HistoryError, match=r"^the history h\.db was closed \(close\(\) or the end of a `with` block\); open it again to use it$"):
         store.generation("p")
 
 
@@ -472,7 +472,7 @@ def test_an_encrypted_store_refuses_an_online_backup_and_writes_nothing(store, t
 def test_saving_items_into_a_closed_store_says_nothing_was_added(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
     store.close()
-    with pytest.raises(HistoryError, match=r"^could not write to .*h\.db \(.*\); nothing was stored"):
+    with pytest.raises(HistoryError, match=r"^the history h\.db was closed \(close\(\) or the end of a `with` block\); open it again to use it$"):  # it said "could not write", as if damaged
         store.save_items([("a", "space", None, {}, False)])
 
 
@@ -485,8 +485,7 @@ def test_event_values_contexts_and_reads_of_a_closed_store_are_refused_by_name(t
         store.record("p", "a", "play", context=["not", "a", "mapping"])
     assert store.count() == 0
     store.close()
-    with pytest.raises(HistoryError, match=r"^could not read .*h\.db \(.*\); if it is damaged, recover it with "
-                                           r"`edgerec history recover`$"):
+    with pytest.raises(HistoryError, match=r"^the history h\.db was closed \(close\(\) or the end of a `with` block\); open it again to use it$"):  # it advised `edgerec history recover`
         store.events("p")
 
 

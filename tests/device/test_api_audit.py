@@ -266,3 +266,18 @@ def test_a_process_killed_while_another_records_loses_no_acknowledged_event(gold
         assert rec.history.count("steady") == 150
         assert all(item in rec.catalog.index for item in items) and len(items) >= 13
         assert len(rec.recommend("doomed", k=5)) == 5
+
+
+def test_a_closed_recommender_says_it_was_closed_not_that_the_file_is_damaged(golden_bundle, tmp_path):
+    """After `with` ended, record() and recommend() advised `edgerec history recover` for a healthy file."""
+    from edgerec.errors import HistoryError
+
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db") as rec:
+        item = rec.catalog.item_id(0)
+        rec.record("u", item, "play")
+    closed = r"^the history h\.db was closed \(close\(\) or the end of a `with` block\); open it again to use it$"
+    for call in (lambda: rec.record("u", item, "play"), lambda: rec.recommend("u", k=3), lambda: rec.forget("u")):
+        with pytest.raises(HistoryError, match=closed):
+            call()
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db") as again:  # the file was fine all along
+        assert item not in ids(again.recommend("u", k=3))
