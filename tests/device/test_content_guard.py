@@ -115,6 +115,8 @@ class Engine:
 class Files:
     """The bundle parts the encoder reads: a file's path and an array by name."""
 
+    name = "the bundle"
+
     def __init__(self, arrays):
         self.arrays = arrays
 
@@ -128,10 +130,11 @@ class Files:
 
 
 PROJECTION = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [0.5, 0.0]])  # 3 content dims -> 2, then the bias
-LABELS = {"names": ["drama", "comedy", "dark", "sunny", "slow"],
+LABELS = {"names": ["drama", "comedy", "dark", "sunny", "slow", "quiet"],
           "vectors": "content/label_vectors.npy",
           "sets": {"genre": ["western", "comedy", "drama"], "mood": ["dark", "sunny"], "era": ["silent"]}}
-LABEL_VECTORS = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]])
+LABEL_VECTORS = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0],
+                          [0.0, 0.0, -1.0]])
 
 
 def _entry(fmt, **extra):
@@ -144,7 +147,7 @@ def _entry(fmt, **extra):
 def make(monkeypatch):
     """A ContentEncoder of a stand-in bundle, tokenizer and engine, for a format and manifest extras."""
     monkeypatch.setitem(sys.modules, "tokenizers", types.SimpleNamespace(Tokenizer=StandInTokenizer))
-    monkeypatch.setattr(content, "model_bytes", lambda bundle, name: f"verified {name}".encode())
+    monkeypatch.setattr(content, "model_bytes", lambda bundle, name: f"verified {name} of {bundle.name}".encode())
     monkeypatch.setattr(content, "open_model", Engine)
     files = Files({"content/projection.npy": PROJECTION, "content/label_vectors.npy": LABEL_VECTORS})
 
@@ -156,7 +159,7 @@ def make(monkeypatch):
 def test_the_encoder_reads_its_parts_from_the_manifest_entry(make):
     enc = make("onnx", threads=3)
     assert enc.tokenizer.path == "/bundle/content/tokenizer.json"  # a str: tokenizers takes no Path
-    assert enc.backend.data == b"verified content/encoder.onnx" and enc.backend.threads == 3
+    assert enc.backend.data == b"verified content/encoder.onnx of the bundle" and enc.backend.threads == 3
     assert enc.backend.entry is enc.entry and enc.entry.format == "onnx"
     assert enc.projection.tolist() == PROJECTION.tolist() and enc.label_vectors.tolist() == LABEL_VECTORS.tolist()
     assert enc.label_names == LABELS["names"] and enc.label_sets == LABELS["sets"]
@@ -197,6 +200,15 @@ def test_onnx_runs_the_batch_at_once_and_returns_unit_vectors(make):
                                rtol=1e-6)
 
 
+def test_texts_without_a_token_still_reach_the_engine_as_integer_ids(make):
+    """A tokenizer without special tokens gives an empty text no ids: an (n, 0) batch, still int64 (numpy
+    would read the empty rows as float64, which the engine refuses)."""
+    enc = make("onnx")
+    assert enc.embed(["", ""]).tolist() == [[0, 0, 0], [0, 0, 0]]
+    (feeds,) = enc.backend.feeds
+    assert [(f.dtype, f.shape) for f in feeds.values()] == [(np.int64, (2, 0))] * 2
+
+
 def test_tflite_runs_one_text_at_a_time_in_int32(make):
     enc = make("tflite", tokens=4)
     vectors = enc.embed(["abc d", "ab"])
@@ -208,7 +220,8 @@ def test_tflite_runs_one_text_at_a_time_in_int32(make):
 
 
 @pytest.mark.parametrize(("texts", "message"), [
-    ("a tense thriller", "the texts to embed must be a list of strings"),  # not one vector per character
+    ("a tense thriller", "the texts to embed must be a list of strings, e.g. [text] (got str)"),  # not per character
+    (7, "the texts to embed must be a list of strings, e.g. [text] (got int)"),
     ([], "there are no texts to embed"),
     (["fine", 42], "each text to embed must be a string (got int)"),
     ([None], "each text to embed must be a string (got NoneType)"),
@@ -232,20 +245,22 @@ def test_the_projection_maps_content_into_the_item_space_as_unit_vectors(make):
 
 def test_zero_shot_labels_are_the_best_of_each_set_and_the_top_tags(make):
     enc = make("onnx")
-    vector = np.array([0.1, 0.9, 0.3])  # similarities: drama 0.1, comedy 0.9, dark 0.78, sunny 0.3, slow -0.1
+    vector = np.array([0.1, 0.9, 0.3])  # similarities: drama 0.1, comedy 0.9, dark 0.78, sunny 0.3, slow -0.1, quiet -0.3
     labels = enc.labels(vector, k=3)
     assert list(labels) == ["genre", "mood", "tags"]  # a set with no known name ("era") gives no label
     assert labels["genre"] == "comedy" and labels["mood"] == "dark"
     assert [name for name, _ in labels["tags"]] == ["comedy", "dark", "sunny"]
     np.testing.assert_allclose([s for _, s in labels["tags"]], [0.9, 0.78, 0.3])
     assert all(type(s) is float for _, s in labels["tags"])
-    # similarities: drama -1, comedy 0.1, dark -0.52, sunny 0.2, slow 1; the default k (5) is every label here
-    everything = enc.labels(np.array([-1.0, 0.1, 0.2]))
-    assert everything["genre"] == "comedy" and everything["mood"] == "sunny"
-    assert [name for name, _ in everything["tags"]] == ["slow", "sunny", "comedy", "dark", "drama"]
+    # similarities: drama -1, comedy 0.1, dark -0.52, sunny 0.2, slow 1, quiet -0.2; k is 5 by default
+    other = enc.labels(np.array([-1.0, 0.1, 0.2]))
+    assert other["genre"] == "comedy" and other["mood"] == "sunny"
+    assert [name for name, _ in other["tags"]] == ["slow", "sunny", "comedy", "quiet", "dark"]
+    assert [name for name, _ in enc.labels(vector, k=1)["tags"]] == ["comedy"]
+    assert len(enc.labels(vector, k=10_000)["tags"]) == 6  # the largest k: every label
 
 
-@pytest.mark.parametrize("k", [0, -1, 2.5, True, "3", None])
+@pytest.mark.parametrize("k", [0, -1, 10_001, 2.5, True, "3", None])
 def test_a_count_of_tags_that_is_not_a_positive_integer_is_refused(make, k):
     """`edgerec content tag --k -1` listed every tag but the last, and --k 0 none at all."""
     with pytest.raises(ConfigError, match="^k must be"):
