@@ -8,9 +8,12 @@ new item is recommendable from its metadata alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
 from edgerec.runtime.models import model_bytes
@@ -30,9 +33,10 @@ def padding(tokenizer) -> tuple[int, str]:
 
 
 def metadata_text(meta: dict) -> str:
-    """The same text the host's content encoder was trained on: title, description, tags."""
-    parts = [str(meta.get("title", "")), str(meta.get("description", ""))]
-    tags = list(meta.get("tags", []))
+    """The same text the host's content encoder was trained on: title, description, tags. A None
+    (an app's JSON null) is no text, not the word 'None'."""
+    parts = [str(meta[key]) for key in ("title", "description") if meta.get(key) is not None]
+    tags = list(meta.get("tags") or [])
     if tags:
         parts.append("Tags: " + ", ".join(tags) + ".")
     return " ".join(p for p in parts if p)
@@ -60,7 +64,7 @@ class ContentEncoder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Content vectors (L2-normalised) of texts."""
-        encoded = self.tokenizer.encode_batch(list(texts))
+        encoded = self.tokenizer.encode_batch(_texts(texts))
         ids = np.array([e.ids for e in encoded], np.int64)
         mask = np.array([e.attention_mask for e in encoded], np.int64)
         if self.entry.format == "tflite":
@@ -78,6 +82,7 @@ class ContentEncoder:
 
     def labels(self, content: np.ndarray, k: int = 5) -> dict:
         """Zero-shot labels of one content vector: the best of each label set (genre, mood) and the top-k tags."""
+        k = checks.integer(k, "k", 1, 10_000)  # a negative k sliced off the last tags instead
         sims = self.label_vectors @ content
         name_index = {n: i for i, n in enumerate(self.label_names)}
         out = {}
@@ -89,3 +94,16 @@ class ContentEncoder:
         order = np.argsort(-sims)[:k]
         out["tags"] = [(self.label_names[i], float(sims[i])) for i in order]
         return out
+
+
+def _texts(texts) -> list[str]:
+    """A list of strings; a lone string is refused (it would be embedded one character at a time)."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+        raise ConfigError(f"the texts to embed must be a list of strings, e.g. [text] (got {type(texts).__name__})")
+    texts = list(texts)
+    if not texts:
+        raise ConfigError("there are no texts to embed; pass a list of one or more strings")
+    for text in texts:
+        if not isinstance(text, str):
+            raise ConfigError(f"each text to embed must be a string (got {type(text).__name__})")
+    return texts

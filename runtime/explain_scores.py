@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, ModelError
 
 
 def explain_list(rec, user: str, k: int = 10, context: dict | None = None) -> list[dict]:
@@ -22,9 +22,12 @@ def explain_list(rec, user: str, k: int = 10, context: dict | None = None) -> li
     results = rec.recommend(user, k=k, context=context, policy=replace(rec.policy, use_scorer=True))
     out = []
     for r in results:
-        if "contributions" not in r.meta:  # a newcomer's list (no history): nothing personal to split
-            raise ConfigError("this user has no history yet, so the list is not scored per feature; "
-                              "record some events first (`edgerec record`)")
+        if "contributions" not in r.meta:  # not the scorer's list: say which list it is, not "no history"
+            if r.reason.kind == "fallback":  # a user with a history whose encoder failed just now
+                raise ModelError("the user encoder failed on this request, so the list is the popularity fallback "
+                                 "and is not scored per feature; try again (stats() counts these as encode_fallback)")
+            raise ConfigError("this user's list is not personal yet (a newcomer's list), so it is not scored per "
+                              "feature; record plays, finishes or likes of the bundle's items first (`edgerec record`)")
         out.append({"item_id": r.item_id, "title": r.title, "score": r.meta["scorer_score"],
                     "contributions": r.meta["contributions"], "why": r.reason.text})
     return out

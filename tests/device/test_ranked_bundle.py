@@ -87,7 +87,7 @@ def test_explaining_a_newcomers_list_says_why_without_their_name():
     from edgerec.runtime.explain_scores import explain_list
 
     with Recommender.open(RANKED, backend="onnx") as rec:
-        with pytest.raises(ConfigError, match="no history yet") as err:
+        with pytest.raises(ConfigError, match="not personal yet") as err:
             explain_list(rec, "alice@example.com", k=3)
         assert "alice" not in str(err.value)  # an app may log the text: no user ids in errors
         for item in HISTORY:
