@@ -4,12 +4,15 @@ A stage is a callable that takes the `Request` and returns it. The runner
 times each stage under its name (stats()["stages"]) and decides what a
 failure means, in one place:
 
+- a stage that returns anything but a Request has failed as if it raised a
+  TypeError (a forgotten `return request` must not reach the next stage);
 - an optional stage that raises is skipped (the request goes on as the stage
   left it, since it ran on a shallow copy) and counted as "<name>_fallback";
 - a required stage with a `fallback` that raises anything but an
   EdgerecError is counted the same way and its fallback runs instead;
-- any other failure of a required stage: EdgerecErrors pass through, other
-  exceptions become a StageError, so the app only ever sees EdgerecErrors.
+- any other failure of a required stage (or of its fallback): EdgerecErrors
+  pass through, other exceptions become a StageError, so the app only ever
+  sees EdgerecErrors.
 
 Apps add their own stages at a named point:
 
@@ -52,7 +55,7 @@ class Pipeline:
 
     def __init__(self, stages: list[Stage]):
         self.stages: list[Stage] = []
-        for stage in stages:
+        for stage in checks.values(stages, "stages", "Stage objects"):
             self._check_new(stage)
             self.stages.append(stage)
 
@@ -72,8 +75,10 @@ class Pipeline:
         stages = checks.values(stages, "stages", "(name of the stage to follow, Stage) pairs")
         if not all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], Stage) for pair in stages):
             raise ConfigError("stages must be a list of (name of the stage to follow, Stage) pairs")
+        trial = Pipeline(self.stages)  # all or nothing: a bad pair leaves the pipeline as it was
         for after, stage in stages:
-            self.insert_after(after, stage)
+            trial.insert_after(after, stage)
+        self.stages[:] = trial.stages
 
     def insert_before(self, name: str, stage: Stage) -> None:
         self._check_new(stage)
@@ -81,7 +86,7 @@ class Pipeline:
 
     def replace(self, name: str, stage: Stage) -> None:
         at = self._position(name)
-        if stage.name != name:
+        if not isinstance(stage, Stage) or stage.name != name:
             self._check_new(stage)
         self.stages[at] = stage
 
@@ -106,6 +111,8 @@ class Pipeline:
     def run(self, request: Request, monitor, total: str | None = None) -> Request:
         """Run every stage that applies, in order, until one marks the request done (the whole run
         is timed too under `total` when given)."""
+        if not isinstance(request, Request):
+            raise ConfigError(f"the pipeline runs a Request, not {type(request).__name__}")
         timings, start = [], time.perf_counter()  # handed to the monitor at the end, under one lock
         try:
             for stage in list(self.stages):  # a copy: an app may edit the pipeline from another thread
@@ -143,24 +150,32 @@ class Pipeline:
     def _run_one(stage: Stage, request: Request) -> Request:
         if not stage.required:
             try:
-                out = stage.run(copy.copy(request))  # the stage's own field changes vanish if it fails
-                if not isinstance(out, Request):
-                    raise TypeError(f"returned {type(out).__name__}, not the request")
-                return out
+                return _returned(stage.run(copy.copy(request)))  # its field changes vanish if it fails
             except Exception:  # an optional stage: whatever went wrong, skip it
                 request.count(f"{stage.name}_fallback")
                 return request
         try:
-            return stage.run(request)
+            return _returned(stage.run(request))
         except EdgerecError:
             raise
         except Exception as exc:
-            if stage.fallback is not None:
-                request.count(f"{stage.name}_fallback")
-                return stage.fallback(request)
-            raise _bug(stage, exc) from exc
+            if stage.fallback is None:
+                raise _bug(stage, exc) from exc
+            request.count(f"{stage.name}_fallback")
+        try:
+            return _returned(stage.fallback(request))
+        except EdgerecError:
+            raise
+        except Exception as exc:
+            raise _bug(stage, exc, "stage's fallback") from exc
 
 
-def _bug(stage: Stage, exc: Exception) -> StageError:
-    return StageError(f"the {stage.name!r} stage failed ({type(exc).__name__}: {exc}); this is a bug in the "
+def _returned(out) -> Request:
+    if not isinstance(out, Request):
+        raise TypeError(f"returned {type(out).__name__}, not the request")
+    return out
+
+
+def _bug(stage: Stage, exc: Exception, what: str = "stage") -> StageError:
+    return StageError(f"the {stage.name!r} {what} failed ({type(exc).__name__}: {exc}); this is a bug in the "
                       "stage, please report it with the bundle's name and edgerec version")
