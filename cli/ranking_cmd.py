@@ -52,7 +52,7 @@ def train_scorer(data_dir, retrieval, ranker, out, events_per_user, test) -> Non
 @click.option("--k", default=10, show_default=True)
 @click.option("--device", help="Context: the device type (phone, tv, tablet, web).")
 @click.option("--hour", type=float, help="Context: the hour of day (default: now).")
-@click.option("--top", default=4, show_default=True, help="Contributions shown per item.")
+@click.option("--top", default=4, show_default=True, type=click.IntRange(1), help="Contributions shown per item.")
 @click.option("--plot", type=FILE_OUT, help="Write a PNG of each item's contributions.")
 @click.option("--json", "json_out", type=FILE_OUT)
 def explain(bundle, user, history_path, access, k, device, hour, top, plot, json_out) -> None:

@@ -517,3 +517,12 @@ def test_a_scorer_or_ranker_is_not_fitted_on_a_handful_of_groups(count):
         train_ranker(examples, RankerConfig(epochs=1))
     scorer, info = train_scorer(rng.normal(size=(20, 5, len(FEATURES))), np.ones(20), ScorerConfig(steps=5))
     assert info["groups"] == 20 and len(scorer.weights) == len(FEATURES)
+
+
+@pytest.mark.parametrize("top", ["0", "-1"])
+def test_explain_refuses_a_count_of_contributions_below_one(tiny_bundle, tmp_path, top):
+    """--top -1 printed every contribution but the last (a slice), --top 0 none."""
+    result = CliRunner().invoke(cli, ["explain", str(tiny_bundle), "--user", "bo", "--history", str(tmp_path / "h.db"),
+                                      "--top", top])
+    assert result.exit_code == 2 and "Invalid value for '--top'" in result.output
+    assert not (tmp_path / "h.db").exists()
