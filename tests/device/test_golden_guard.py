@@ -13,7 +13,14 @@ import pytest
 
 from edgerec.errors import ConfigError
 from edgerec.runtime import golden
-from edgerec.runtime.golden import SCORE_TOLERANCE, Case, differences, load_cases, observed, run_case
+from edgerec.runtime.golden import (
+    SCORE_TOLERANCE,
+    Case,
+    differences,
+    load_cases,
+    observed,
+    run_case,
+)
 from edgerec.runtime.recommender import Recommender
 
 WHEN = 1763595315.0  # a fixed past time (the golden cases' clock)
