@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommender
 
 OPS = ("record", "onboard", "add_items", "remove_items", "forget", "recommend")
 SCORE_TOLERANCE = 1e-4
+STEP_KEYS = {"record": ("user", "item", "event"), "onboard": ("user",), "add_items": ("items",),
+             "remove_items": ("items",), "forget": ("user",), "recommend": ("user", "expected")}
 
 
 @dataclass
@@ -36,13 +39,27 @@ class Case:
 
     @classmethod
     def load(cls, path: str | Path) -> Case:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        """A case file, its shape checked first: a malformed one fails here, as a ConfigError naming the
+        file and the step, not midway through play with a KeyError or a TypeError."""
+        name = checks.file_name(checks.path(path, "a case file"))
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"{name}: cannot read the case file ({e.strerror})") from None
+        except ValueError as e:  # bad JSON or bad UTF-8
+            raise ConfigError(f"{name}: not a JSON case file ({e})") from None
+        if not (isinstance(raw, dict) and isinstance(raw.get("name"), str) and isinstance(raw.get("steps"), list)):
+            raise ConfigError(f"{name}: a case is a JSON object with a 'name' (text) and 'steps' (a list)")
         for i, step in enumerate(raw["steps"]):
-            if step.get("op") not in OPS:
-                raise ConfigError(f"{Path(path).name}: step {i} has op {step.get('op')!r}; use one of {OPS}")
-        engines = raw.get("engines")
-        return cls(raw["name"], raw.get("description", ""), raw["steps"],
-                   raw.get("tolerance", {}).get("score", SCORE_TOLERANCE), raw.get("bundle", "bundle"),
+            _check_step(step, f"{name}: step {i}")
+        tolerance = raw.get("tolerance", {})
+        if not isinstance(tolerance, dict):
+            raise ConfigError(f"{name}: tolerance must be an object such as {{\"score\": {SCORE_TOLERANCE}}}")
+        description, engines = raw.get("description", ""), checks.names(raw.get("engines"), f"{name}: engines")
+        if not isinstance(description, str):
+            raise ConfigError(f"{name}: description must be a string (got {type(description).__name__})")
+        return cls(raw["name"], description, raw["steps"], checks.number(tolerance.get("score", SCORE_TOLERANCE), f"{name}: tolerance.score", 0),
+                   checks.text(raw.get("bundle", "bundle"), f"{name}: bundle"),
                    tuple(engines) if engines is not None else None)
 
     def to_dict(self) -> dict:
@@ -60,8 +77,31 @@ class Case:
                 for step in self.steps if step["op"] == "recommend"]
 
 
+def _check_step(step, where: str) -> None:
+    if not isinstance(step, dict):
+        raise ConfigError(f"{where} must be an object with an 'op' (got {type(step).__name__})")
+    op = step.get("op")
+    if op not in OPS:
+        raise ConfigError(f"{where} has op {op!r}; use one of {OPS}")
+    missing = [key for key in STEP_KEYS[op] if key not in step]
+    if missing:
+        raise ConfigError(f"{where} ({op}) has no {', '.join(missing)}")
+    for key, kind in (("filters", Filters), ("policy", Policy)):
+        given = step.get(key, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{where}: {key} must be an object of {kind.__name__} fields")
+        unknown = sorted(set(given) - {field.name for field in fields(kind)})
+        if unknown:  # a field of a newer spec: played without it, the case would test something else
+            raise ConfigError(f"{where}: unknown {kind.__name__} fields {unknown}; update edgerec")
+
+
 def load_cases(folder: str | Path) -> list[Case]:
-    return [Case.load(path) for path in sorted(Path(folder).glob("*.json"))]
+    """Every case file of a folder, by name; a folder without any is refused (a self-check of no cases
+    would pass)."""
+    paths = sorted(Path(checks.path(folder, "the cases folder")).glob("*.json"))
+    if not paths:
+        raise ConfigError(f"no golden cases (*.json) in {checks.file_name(Path(folder))}")
+    return [Case.load(path) for path in paths]
 
 
 def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") -> list[list[dict]]:
