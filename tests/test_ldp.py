@@ -226,7 +226,8 @@ def test_demo_privacy_study(tiny_bundle, tmp_path):
 
     result = PrivacyStudy(tiny_bundle, tiny_bundle.parent / "data", tmp_path / "privacy", devices=50_000).run()
     history, prior = result.record["encrypted_history"], result.record["dp_popularity"]
-    assert history["ids_in_clear"] is False and history["encrypted"]["record"]["n"] == 150
+    assert history["ids_in_clear"] is False and history["ids_in_plain_file"] is True  # the control finds them
+    assert history["encrypted"]["record"]["n"] == 150
     assert set(history["ratio"]) == {"record", "recommend", "open"}
     assert 0 < prior["ndcg10_dp_prior"] and 0 < prior["ndcg10_true_prior"]
     assert PopularityPrior.read(tmp_path / "privacy" / "dp-popularity.json").reports == 50_000
