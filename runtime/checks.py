@@ -23,7 +23,10 @@ MAX_JSON_BYTES = 64 << 10  # an item's metadata or an event's context, as JSON
 
 
 def _shown(value) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300 digits has no repr: the refusal itself failed
+        return f"an int of {value.bit_length()} bits"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -100,7 +103,7 @@ def integer(value, what: str, low: int = 0, high: int = 1 << 31, allow_none: boo
         raise ConfigError(f"{what} must be an integer (got {type(value).__name__} {_shown(value)})")
     if not low <= int(value) <= high:
         words = f"a positive integer of at most {high}" if low == 1 else f"an integer from {low} to {high}"
-        raise ConfigError(f"{what} must be {words} (got {value})")
+        raise ConfigError(f"{what} must be {words} (got {_shown(value)})")
     return int(value)
 
 
@@ -206,5 +209,7 @@ def instance(value, kind: type, what: str, allow_none: bool = True):
 
 def shown(value) -> str:
     """A value as an error message shows it: repr (JSON for containers), at most 60 characters."""
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else repr(value)
+    if not isinstance(value, (dict, list)):
+        return _shown(value)
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."

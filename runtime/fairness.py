@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from edgerec.errors import ConfigError
 from edgerec.runtime.cold_spread import spread_tiers
 from edgerec.runtime.list_order import mmr, policy_order
 from edgerec.runtime.policies import standardize
@@ -37,6 +38,9 @@ def position_discount(k: int) -> np.ndarray:
 def gini(values) -> float:
     """Gini index of non-negative values (0 = equal, near 1 = one holds everything)."""
     x = np.sort(np.asarray(values, np.float64))
+    if not np.isfinite(x).all() or (x < 0).any():  # else NaN, or a figure above 1 or a false 0 (-1, 1)
+        raise ConfigError("gini: every value must be a finite number >= 0 (an exposure share or a count); "
+                          "got a negative or non-finite one")
     n, total = len(x), float(np.sum(x))
     if n == 0 or total <= 0:
         return 0.0

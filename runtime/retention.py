@@ -30,10 +30,12 @@ class Retention:
         # every read compares against these: a NaN age would hide the whole history without a word
         events, days = self.max_events, self.max_age_days
         if isinstance(events, bool) or not isinstance(events, int) or not 0 <= events <= 1 << 62:  # SQLite's LIMIT
-            raise ConfigError(f"Retention.max_events is a whole number of events >= 0 (got {events!r})")
-        if isinstance(days, bool) or not isinstance(days, (int, float)) or math.isnan(days) or days <= 0:
+            raise ConfigError(f"Retention.max_events is a whole number of events >= 0 (got {checks.shown(events)})")
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:  # NaN is not > 0
             raise ConfigError(f"Retention.max_age_days is a number of days > 0, math.inf for no age limit "
-                              f"(got {days!r})")
+                              f"(got {checks.shown(days)})")
+        # as a float: an int past float's range (10**400 days) made every read raise OverflowError
+        object.__setattr__(self, "max_age_days", float(days) if days < 1e300 else math.inf)
 
     def cutoff(self, now: float) -> float:
         """The oldest timestamp kept at `now` (an event at exactly the cutoff stays)."""
