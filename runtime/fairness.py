@@ -76,7 +76,7 @@ def fairness_stage(request: Request) -> Request:
         cap = provider_cap(request.k, policy.fairness)
         providers = cat.column("provider", pool).astype(str)  # in the creator cap's place; diversity and
         genres = cat.column("genre", pool) if policy.max_per_genre else None  # the genre cap stay the policy's
-        order = mmr(request.relevance, request.vectors, request.k, policy.diversity, providers, genres, cap,
+        order = mmr(request.relevance, request.vectors, request.k, policy.diversity or 0.0, providers, genres, cap,
                     policy.max_per_genre, request.head)
     else:  # "exposure" (Policy.check allows no other): then the policy's own diversity and caps again
         codes, lift = cat._cached("provider_lift", lambda: provider_lift(cat))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -180,3 +181,11 @@ def test_the_cap_method_keeps_at_most_the_cap_per_provider_and_the_genre_cap():
     vectors = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], np.float32)
     diverse = Policy(fairness=0.1, fairness_method="cap", diversity=0.9)
     assert fairness_stage(request(diverse, k=2, vectors=vectors)).order.tolist() == [0, 2]
+
+
+def test_the_cap_method_reads_an_unset_diversity_as_none_as_the_exposure_method_does():
+    """A policy whose diversity was left unset (None) raised a TypeError in the cap method's MMR."""
+    for method in ("cap", "exposure"):
+        req = request(Policy(fairness=0.9, fairness_method=method), k=3)
+        req.policy = replace(req.policy, diversity=None)
+        assert fairness_stage(req).order.tolist() == ([0, 2, 3] if method == "cap" else [0, 1, 2])
