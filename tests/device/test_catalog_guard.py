@@ -443,6 +443,8 @@ def test_a_snapshot_finds_ids_as_they_were(cat):
         snap.index["later"]
     assert cat.row("i05") == BASE + 1 and cat.index.get_many(["i05", "later"]) == [BASE + 1, BASE + 2]
     assert snap.snapshot().index.get("i05") == 5 and snap.index.nbytes == cat.index.nbytes > 0
+    # an id added before the snapshot and replaced after it keeps its row, and the snapshot its old metadata
+    assert snap.row("a") == cat.row("a") == BASE and (snap.title(BASE), cat.title(BASE)) == ("", "again")
 
 
 @pytest.mark.parametrize("name", ["creator", "genre", "series_id", "provider"])
