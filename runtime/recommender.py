@@ -165,7 +165,6 @@ class Recommender:
 
         if self.content is None:
             raise ConfigError("this bundle has no content encoder; export it with `edgerec export --content`")
-        k = checks.integer(k, "k", 1, 10_000)  # a slice bound: -1 would drop the last tag, not fail
         if text is not None and item_id is not None:
             raise ConfigError("tag() takes a text or an item_id, not both")
         if text is None:
