@@ -1,15 +1,14 @@
 """The item side on the device: the bundle's item table plus on-device additions and removals.
 
-The bundle's int8 (or fp16) table is memory-mapped and never copied. Items
-added on the device live in a small float32 table appended after it; removed
-items are masked. Metadata columns stay in the bundle's memory maps in their
-stored (compact) dtypes and are read for the rows a request asks for; ids are
-found through a hash index (catalog_columns.py), never a dict of every id, so
+The bundle's int8 (or fp16) table is memory-mapped and never copied. Items added on the device
+live in a small float32 table appended after it; removed items are masked. Metadata columns stay
+in the bundle's memory maps in their stored (compact) dtypes and are read for the rows a request
+asks for; ids are found through a hash index (catalog_columns.py), never a dict of every id, so
 nothing in Python objects grows with the catalog.
 
-Updates never change a list or array a reader may hold: they build new ones
-and swap them in under the lock, so `snapshot()` gives a request one
-consistent view while add_items/remove_items run in another thread.
+Updates never change a list or array a reader may hold: they build new ones and swap them in under
+the lock, so `snapshot()` gives a request one consistent view while add_items/remove_items run in
+another thread.
 """
 
 from __future__ import annotations
@@ -96,13 +95,18 @@ class ItemCatalog:
         return row
 
     def item_id(self, row: int) -> str:
-        return self.ids[row] if row < self.base_count else self.added[row - self.base_count].item_id
+        return self.ids[row] if self._checked(row) < self.base_count else self.added[row - self.base_count].item_id
 
     def title(self, row: int) -> str:
-        return self.titles[row] if row < self.base_count else str(self.added[row - self.base_count].meta.get("title", ""))
+        return self.titles[row] if self._checked(row) < self.base_count else str(self.added[row - self.base_count].meta.get("title", ""))
+
+    def _checked(self, row: int) -> int:  # methods of one row refuse a number that is no row
+        if 0 <= row < self.base_count + len(self.added):
+            return row
+        raise ConfigError(f"row {row} is not one of this catalog's {len(self)} rows: take rows from catalog.row(item_id)")
 
     def is_active(self, row: int) -> bool:
-        if row < self.base_count:
+        if 0 <= row < self.base_count:  # False for a number that is no row, as for a removed item
             return not self.removed[row]
         return 0 <= row - self.base_count < len(self.added) and self.added[row - self.base_count].vector is not None
 
@@ -116,7 +120,7 @@ class ItemCatalog:
                              lambda n: np.zeros((n, self.table.shape[1]), np.float32))
 
     def _per_row(self, rows, from_bundle, from_added, empty) -> np.ndarray:
-        """A value per row: bundle rows in one vectorised call, items added on the device one by one."""
+        """A value per row, rows unchecked (a pool's, a history's): bundle rows in one vectorised call, added ones one by one."""
         rows = np.asarray(rows, np.int64)
         if not self.added or not len(rows) or rows.max() < self.base_count:  # the usual case
             return from_bundle(rows)
@@ -155,18 +159,17 @@ class ItemCatalog:
     def metas(self, rows) -> list[dict]:
         """New metadata dicts of some rows (a list's worth per request: bundle rows are kept decoded)."""
         rows = [int(r) for r in rows]
-        base, out = iter(self.rows.metas([r for r in rows if r < self.base_count])), []
+        base, out = iter(self.rows.metas([r for r in rows if self._checked(r) < self.base_count])), []
         for row in rows:
             item = self.added[row - self.base_count] if row >= self.base_count else None
             out.append(next(base) if item is None else {"item_id": item.item_id, **item.meta})
         return out
 
-    def label(self, row: int) -> tuple[str, str]:
-        """(item id, title) of a row."""
-        return self.rows.label(row) if row < self.base_count else (self.item_id(row), self.title(row))
+    def label(self, row: int) -> tuple[str, str]:  # (item id, title)
+        return self.rows.label(row) if self._checked(row) < self.base_count else (self.item_id(row), self.title(row))
 
     def tags(self, row: int) -> list[str]:
-        return list(self._tag_tuple(row))
+        return list(self._tag_tuple(self._checked(row)))
 
     def tag_counts(self, rows: list[int]) -> Counter:
         """How often each tag occurs among some rows (a user's recent items)."""

@@ -454,3 +454,87 @@ def test_a_none_value_of_an_added_item_reads_as_none_everywhere(cat, name):
     assert cat.column(name, rows).tolist() == ["", "", ""]
     assert not cat.matches(name, rows, ["None"]).any() and not cat.matches(name, None, ["None"]).any()
     assert cat.code_column(name)[rows].tolist() == [-1, -1, -1]
+
+
+# ---------------------------------------------------------------- rows at the edges (note 32)
+
+
+ONE_ROW = ["meta", "title", "item_id", "label", "tags"]
+
+
+@pytest.mark.parametrize("method", ONE_ROW + ["metas"])
+@pytest.mark.parametrize("row", [-1, -2, -BASE, -1000, BASE + 2, BASE + 3, 10**6, np.int64(-1), np.int32(BASE + 2)])
+def test_a_number_that_is_no_row_is_refused_by_the_methods_of_one_row(cat, method, row):
+    """-1 was an IndexError from the tag or id column (an EdgerecError nowhere), a row past the end
+    an IndexError of the added list ('list index out of range')."""
+    added(cat, ("a", {}), ("b", {}))
+    call = (lambda: cat.metas([3, row, BASE])) if method == "metas" else (lambda: getattr(cat, method)(row))
+    with pytest.raises(ConfigError) as caught:
+        call()
+    assert str(caught.value) == (f"row {int(row)} is not one of this catalog's {BASE + 2} rows: "
+                                 "take rows from catalog.row(item_id)")
+
+
+def test_a_catalog_of_no_added_item_refuses_its_length_as_a_row(cat):
+    for method in ONE_ROW:
+        with pytest.raises(ConfigError, match=f"^row {BASE} is not one of this catalog's {BASE} rows: "):
+            getattr(cat, method)(BASE)
+    assert cat.item_id(BASE - 1) == "i55" and cat.item_id(0) == "i00" and cat.metas([]) == []
+
+
+def test_a_snapshot_refuses_rows_added_after_it(cat):
+    added(cat, ("a", {"title": "A"}))
+    snap = cat.snapshot()
+    added(cat, ("later", {"title": "L"}))
+    assert cat.title(BASE + 1) == "L" and snap.title(BASE) == "A"
+    with pytest.raises(ConfigError, match=f"^row {BASE + 1} is not one of this catalog's {BASE + 1} rows: "):
+        snap.item_id(BASE + 1)
+
+
+@pytest.mark.parametrize("kind", [np.int64, np.int32, np.uint32, np.uint64, np.intp])
+def test_numpy_integer_rows_read_as_python_ones(cat, kind):
+    added(cat, ("a", {"title": "A", "tags": ["t"], "genre": "g"}))
+    for row in (0, 7, BASE - 1, BASE):
+        assert cat.meta(kind(row)) == cat.meta(row) and cat.metas([kind(row)]) == [cat.meta(row)]
+        assert (cat.item_id(kind(row)), cat.title(kind(row))) == cat.label(kind(row)) == cat.label(row)
+        assert cat.tags(kind(row)) == cat.tags(row) and cat.is_active(kind(row))
+    rows = np.array([BASE, 3], kind)
+    assert cat.column("genre", rows).tolist() == ["g", cat.column("genre", [3])[0]]
+    assert np.array_equal(cat.vectors(rows), cat.vectors([BASE, 3]))
+
+
+def test_a_number_that_is_no_row_is_not_active(cat):
+    """is_active(-1) was True (the last bundle item's flag) and is_active(-1000) an IndexError."""
+    added(cat, ("a", {}))
+    assert [cat.is_active(r) for r in (-1, -BASE, -BASE - 1, -1000, np.int64(-1), BASE + 1, 10**9)] == [False] * 7
+    assert cat.is_active(BASE - 1) and cat.is_active(BASE) and cat.is_active(0)
+
+
+def test_removed_items_keep_their_metadata_and_vectors(cat, golden_bundle):
+    """A removed row is still a row: remove_items stores an added item's metadata by it, and a history
+    keeps its rows (their vectors read as zeros for a removed added item, as in added_matrix)."""
+    rows = added(cat, ("a", {"title": "A", "tags": ["t"]}))
+    vector = cat.vectors([2])
+    cat.remove("i02")
+    cat.remove("a")
+    assert [cat.is_active(r) for r in (2, rows[0])] == [False, False]
+    assert cat.label(2) == ("i02", cat.title(2)) and cat.meta(2)["item_id"] == "i02"
+    assert cat.meta(BASE) == {"item_id": "a", "title": "A", "tags": ["t"]} and cat.tags(BASE) == ["t"]
+    assert cat.label(BASE) == ("a", "A") and cat.metas([BASE, 2])[0]["title"] == "A"
+    assert np.array_equal(cat.vectors([2]), vector) and cat.vectors([BASE]).tolist() == [[0.0] * 8]
+
+
+@pytest.mark.parametrize("with_added", [False, True])
+def test_no_rows_read_nothing(cat, with_added):
+    if with_added:
+        added(cat, ("a", {"genre": "g"}))
+    for rows in ([], np.array([], np.int64), np.array([], np.int32)):
+        assert cat.metas(rows) == [] and cat.tag_counts([]) == Counter()
+        out = cat.vectors(rows)
+        assert out.shape == (0, 8) and out.dtype == np.float32
+        strings, hits, numbers = cat.column("genre", rows), cat.matches("genre", rows, ["g"]), \
+            cat.numeric_column("duration", rows)
+        assert (strings.shape, strings.dtype, hits.shape, hits.dtype) == ((0,), object, (0,), bool)
+        assert (numbers.shape, numbers.dtype) == ((0,), np.float64)
+        assert cat.hubness(rows).shape == (0,) and cat.encoder_inputs(rows).shape == (0,)
+        assert cat.feature_table().popularity[rows].shape == (0,) and cat.feature_table().modality[rows].shape == (0,)
