@@ -228,8 +228,8 @@ def test_a_grown_bundle_keeps_models_sections_and_settings(golden_bundle, grown)
     source, bundle = Bundle.open(golden_bundle), Bundle.open(grown)
     sm, m = source.manifest, bundle.manifest
     assert [e.to_dict() for e in m.models] == [e.to_dict() for e in sm.models]
-    for entry in sm.models:
-        assert (Path(grown) / entry.file).read_bytes() == (Path(golden_bundle) / entry.file).read_bytes()
+    for model in sm.models:
+        assert (Path(grown) / model.file).read_bytes() == (Path(golden_bundle) / model.file).read_bytes()
     assert (m.defaults, m.budgets, m.data_version, m.metrics, m.reference) == (
         sm.defaults, sm.budgets, sm.data_version, {}, {})
     assert m.ranking == sm.ranking and m.ranking["context_prior"]  # was dropped: no context prior on the grown copy
