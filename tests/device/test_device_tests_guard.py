@@ -177,6 +177,32 @@ def test_peak_rss_reads_vmhwm_else_falls_back_to_the_rusage_peak(monkeypatch):
     assert timing.peak_rss_mb() == 3.0
 
 
+def test_the_rusage_peak_is_read_in_the_units_of_the_platform(monkeypatch):
+    """macOS gives ru_maxrss in bytes: its peak read as KiB was 1024 times too large (every RSS budget missed)."""
+    monkeypatch.setattr(timing, "open", lambda path: io.StringIO(""), raising=False)  # no /proc: no VmHWM line
+    monkeypatch.setattr(timing, "resource", SimpleNamespace(
+        RUSAGE_SELF=0, getrusage=lambda who: SimpleNamespace(ru_maxrss=200 * 2**20)))
+    monkeypatch.setattr(timing.sys, "platform", "darwin")
+    assert timing.peak_rss_mb() == 200.0
+    monkeypatch.setattr(timing.sys, "platform", "linux")
+    assert timing.peak_rss_mb() == 200.0 * 1024
+
+
+def test_a_footprint_peak_that_could_not_be_read_leaves_the_budget_to_the_workers_peak():
+    """Without /proc the footprint's peaks are NaN: max() kept a leading NaN, and NaN > budget is False, so the
+    memory budget passed unread."""
+    from edgerec.device_tests.bench import check_budgets, device_peak_rss_mb
+
+    nan = float("nan")
+    result = {"runs": [{"backend": "onnx", "end_to_end": {"p99_ms": 1.0}, "open_ms": 1.0}], "peak_rss_mb": 300.0,
+              "bundle_bytes": 1000, "footprint": [{"peak_rss_mb": nan}, {"peak_rss_mb": nan}]}
+    assert device_peak_rss_mb(result) == 300.0
+    assert check_budgets(result, replace(PROFILES["phone-mid"], rss_mb=200.0)) == [
+        "peak RSS 300 MB exceeds the 200.0 MB budget"]
+    for peaks in ([nan, 150.0], [150.0, nan]):
+        assert device_peak_rss_mb(dict(result, footprint=[{"peak_rss_mb": p} for p in peaks])) == 150.0
+
+
 # ---------------------------------------------------------------- the grown catalog
 
 
