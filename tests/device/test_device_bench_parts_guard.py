@@ -328,8 +328,23 @@ def _quadratic_clock():
 
 def test_the_history_bench_alternates_the_stores_and_reports_each_one(monkeypatch, golden_bundle, tmp_path):
     pytest.importorskip("sqlcipher3")
-    monkeypatch.setattr(history_bench, "time", _quadratic_clock())
+    clock, seen = _quadratic_clock(), []
+
+    def reading():  # what lies in the work folder at the first reading and at the last open
+        if len(seen) in (0, 31):
+            (folder,) = tmp_path.iterdir()
+            dbs = {p.name: p.read_bytes()[:16] for p in folder.iterdir() if p.suffix == ".db"}
+            seen.append((folder.name, dbs))
+        else:
+            seen.append(None)
+        return clock.perf_counter()
+
+    monkeypatch.setattr(history_bench, "time", SimpleNamespace(perf_counter=reading))
     out = history_bench.bench_history(golden_bundle, events=6, requests=3, opens=2, workdir=tmp_path)
+    assert len(seen) == 32  # 4 readings a request and store, 2 an open and store
+    (folder, dbs), last = seen[0], seen[31]
+    assert folder.startswith("edgerec-histbench-") and set(dbs) == {"plain.db", "encrypted.db"} and last[0] == folder
+    assert last[1]["plain.db"] == b"SQLite format 3\0" != last[1]["encrypted.db"]  # the second store is encrypted
     # pairs of readings in order: plain then encrypted, encrypted then plain, ... (record, then recommend)
     timed = {"plain": {"record": [1, 25, 33], "recommend": [5, 29, 37]},
              "encrypted": {"record": [9, 17, 41], "recommend": [13, 21, 45]}}
@@ -359,6 +374,11 @@ def test_the_history_bench_refuses_counts_that_give_no_figures(golden_bundle, co
 
 
 def test_the_history_bench_command_line(monkeypatch, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        history_bench.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m edgerec.device_tests.history_bench [-h] [--events EVENTS]")
+    assert "What encryption at rest costs" in " ".join(text.split())
     calls = []
     monkeypatch.setattr(history_bench, "bench_history", lambda *a: calls.append(a) or {"ratio": {"open": 1.5}})
     out = tmp_path / "h.json"

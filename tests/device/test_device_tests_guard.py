@@ -365,6 +365,14 @@ def test_a_bundle_that_is_not_one_is_exit_2_without_its_folders(tmp_path, capsys
     assert err.startswith("Error: nope is not a bundle") and "alice" not in err and "Traceback" not in err
 
 
+def test_the_entry_help_names_the_command_and_what_it_does(capsys):
+    with pytest.raises(SystemExit):
+        entry.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m edgerec.device_tests [-h] [--profile PROFILE] [--items ITEMS]")
+    assert "the benchmark with only the runtime installed" in " ".join(text.split()) and "--json JSON_OUT" in text
+
+
 def _spec(tmp_path: Path, **extra) -> Path:
     spec = tmp_path / "spec.json"
     profile = dict(PROFILES["stb-low"].to_dict(), cpus=[0, 1])
