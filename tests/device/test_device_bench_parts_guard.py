@@ -34,14 +34,15 @@ class FakeTimer:
     call c gives 100 c, 100 c + 1, ... warm, and 100 c + 50, ... cold (with `before`)."""
 
     def __init__(self):
-        self.calls, self.outputs = [], []
+        self.calls, self.outputs, self.evicted = [], [], []
 
     def __call__(self, fn, n, before=None):
         base = 100.0 * len(self.calls) + (50.0 if before is not None else 0.0)
         self.calls.append((n, before is not None))
         for i in range(n):
             if before is not None:
-                before()
+                buffer = before()  # the eviction buffer, streamed (written) once more
+                self.evicted.append((buffer.dtype, buffer.size, float(buffer[0]), float(buffer[-1])))
             self.outputs.append(fn(i))
         return [base + i for i in range(n)]
 
@@ -82,7 +83,7 @@ def _retrieval(monkeypatch, path, cfg, faiss=None, usearch=None):
     timer = FakeTimer()
     monkeypatch.setattr(parts_bench, "time_calls", timer)
     monkeypatch.setattr(parts_bench, "copy_bandwidth_gbs", lambda: 2.0)
-    monkeypatch.setattr(parts_bench, "EVICT_BYTES", 64)  # the eviction buffer: its size only changes timings
+    monkeypatch.setattr(parts_bench, "EVICT_BYTES", 64)  # eight float64 values, streamed before each cold query
     monkeypatch.setitem(sys.modules, "faiss", faiss)  # None: an ImportError
 
     def no_usearch():
@@ -120,6 +121,8 @@ def test_the_retrieval_table_without_baselines(monkeypatch, grown150):
                            "cold run (table read from memory); warm runs may beat the bound from the CPU caches"}
     top = [o for o in timer.outputs if isinstance(o, np.ndarray)]
     assert top and all(o.shape == (100,) and o.dtype.kind == "i" for o in top)  # each search ranks k rows
+    streamed = len(timer.evicted)
+    assert timer.evicted == [(np.float64, 8, float(i), float(i)) for i in range(1, streamed + 1)]
 
 
 def test_the_retrieval_table_beside_faiss_and_usearch(monkeypatch, golden_bundle):
@@ -149,6 +152,8 @@ def test_the_retrieval_table_beside_faiss_and_usearch(monkeypatch, golden_bundle
     queries = [s[1][0] for s in searches]
     assert all(abs(np.linalg.norm(q) - 1) < 1e-5 for q in queries)  # unit queries near catalog vectors
     assert len({q.tobytes() for q in queries[:3]}) == 3
+    table = calls[2][1] / np.linalg.norm(calls[2][1], axis=1, keepdims=True)
+    assert min(float(np.max(table @ q)) for q in queries) > 0.9  # each a catalog item's vector, perturbed
     looked = [c for c in calls if c[0] == "usearch"]
     assert len(looked) == 4
     for (_, args, kw), q in zip(looked, queries):
@@ -156,6 +161,9 @@ def test_the_retrieval_table_beside_faiss_and_usearch(monkeypatch, golden_bundle
         assert np.array_equal(table, np.asarray(stored.values)) and k == n and metric == "inner product"
         assert query.dtype == np.int8 and np.array_equal(query, np.clip(np.round(q * 127), -127, 127).astype(np.int8))
         assert kw == {"exact": True, "threads": 3}
+    again = []
+    _retrieval(monkeypatch, golden_bundle, cfg, faiss=FakeFaiss(again), usearch=usearch)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(searches, [c for c in again if c[0] == "search"]))
 
 
 def test_missing_baselines_are_rows_that_say_so(monkeypatch, golden_bundle):
@@ -196,8 +204,39 @@ def test_the_encoder_table_has_a_row_per_user_encoder_the_device_runs(monkeypatc
                  "bytes": m.files[e.file]["bytes"], **percentiles([1.0, 3.0, 2.0])}
                 for m in files.values() for e in m.models if e.role == "user_encoder"]
     assert rows == expected and len(rows) == 3 and seen == [4, 4, 4]  # the ranked bundle's ranker is no encoder
+    threads = []
+    model = backends.open_model
+    monkeypatch.setattr(backends, "open_model", lambda path, entry, n: threads.append(n) or model(path, entry, n))
+    seen.clear()
+    parts_bench.bench_encoders([Path(golden_bundle)], PROFILE)
+    assert threads == [3, 3] and seen == [300, 300]  # the profile's threads; 300 calls by default
     monkeypatch.setattr(backends, "available_backends", lambda: ["tflite"])
     assert [r["format"] for r in parts_bench.bench_encoders([Path(golden_bundle)], PROFILE, n=2)] == ["tflite"]
+
+
+@pytest.mark.parametrize("length", [None, 8, 3])
+def test_a_tflite_encoder_is_timed_at_its_own_fixed_length(monkeypatch, golden_bundle, tmp_path, length):
+    """The runtime reads a TFLite file's fixed L from its entry; the encoder table fed it histories of the
+    bundle's default length (50 without one): a ValueError from the interpreter, not a row."""
+    import json
+    import shutil
+
+    from edgerec.runtime import backends
+    from edgerec.runtime.encoder import UserEncoder
+
+    copy = Path(shutil.copytree(golden_bundle, tmp_path / "b"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["defaults"]["history_length"]
+    if length:
+        manifest["defaults"]["history_length"] = length
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(backends, "available_backends", lambda: ["tflite"])  # ONNX here takes L = 5 only
+    widths = []
+    encode = UserEncoder.encode_rows
+    monkeypatch.setattr(UserEncoder, "encode_rows", lambda self, rows: widths.append(rows.shape) or encode(self, rows))
+    monkeypatch.setattr(parts_bench, "time_calls", lambda fn, n: [fn(0).shape[0], fn(n - 1).shape[0] + 1.0])
+    assert [r["p50_ms"] for r in parts_bench.bench_encoders([copy], PROFILE, n=2)] == [1.5]
+    assert widths == [(1, 5), (1, 5)]
 
 
 # ---------------------------------------------------------------- footprint
@@ -363,14 +402,44 @@ def test_the_history_bench_alternates_the_stores_and_reports_each_one(monkeypatc
     assert list(tmp_path.iterdir()) == []  # the two stores lived in a temporary folder under workdir, now gone
 
 
+def test_the_benchmarks_defaults_are_the_documented_ones():
+    import inspect
+
+    defaults = {f.__name__: {k: v.default for k, v in inspect.signature(f).parameters.items()
+                             if v.default is not inspect.Parameter.empty}
+                for f in (history_bench.bench_history, scorer_bench.bench_scorer, parts_bench.bench_encoders)}
+    assert defaults == {"bench_history": {"events": 300, "requests": 300, "opens": 30, "workdir": None},
+                        "bench_scorer": {"candidates": 100, "repeats": 200, "seed": 0},
+                        "bench_encoders": {"n": 300}}
+
+
+def test_the_history_bench_times_one_user_right_after_its_event_and_alternates_the_opens(monkeypatch, golden_bundle):
+    pytest.importorskip("sqlcipher3")
+    from edgerec.runtime.recommender import Recommender
+
+    records, requests, opened = [], [], []
+    record, recommend, store = Recommender.record, Recommender.recommend, history_bench.HistoryStore
+    monkeypatch.setattr(Recommender, "record", lambda self, *a, **kw: records.append(a) or record(self, *a, **kw))
+    monkeypatch.setattr(Recommender, "recommend", lambda self, *a, **kw: requests.append((a, kw))
+                        or recommend(self, *a, **kw))
+    monkeypatch.setattr(history_bench, "HistoryStore", lambda path, key: opened.append(path.name) or store(path, key=key))
+    history_bench.bench_history(golden_bundle, events=2, requests=2, opens=3)
+    assert [(user, event) for user, _, event in records] == [("u0", "finish")] * 4
+    assert requests[2:] == [(("u0",), {"k": 10})] * 4  # after the two warm-up lists, the timed ones
+    assert opened == ["plain.db", "encrypted.db", "encrypted.db", "plain.db", "plain.db", "encrypted.db"]
+
+
 @pytest.mark.parametrize("counts, words", [(dict(requests=0), "requests must be a positive integer"),
                                            (dict(opens=0), "opens must be a positive integer"),
                                            (dict(events=-1), "events must be an integer from 0"),
-                                           (dict(requests=2.0), "requests must be an integer")])
+                                           (dict(requests=2.0), "requests must be an integer"),
+                                           (dict(events=10**7 + 1), "events must be an integer from 0 to 10000000"),
+                                           (dict(requests=10**7 + 1), "requests must be a positive integer of at most"),
+                                           (dict(opens=10**7 + 1), "opens must be a positive integer of at most")])
 def test_the_history_bench_refuses_counts_that_give_no_figures(golden_bundle, counts, words):
     """No requests or opens was an IndexError (percentiles of no samples)."""
-    with pytest.raises(ConfigError, match=f"the history benchmark's {words}"):
-        history_bench.bench_history(golden_bundle, **counts)
+    with pytest.raises(ConfigError, match=f"the history benchmark's {words}"):  # before the bundle is opened
+        history_bench.bench_history(Path(golden_bundle) / "missing", **counts)
 
 
 def test_the_history_bench_command_line(monkeypatch, tmp_path, capsys):
@@ -416,7 +485,8 @@ def test_the_scorer_bench_refuses_what_it_cannot_measure(golden_bundle, tmp_path
                                  "with one")
     for kwargs, words in ((dict(candidates=57), "candidates must be a positive integer of at most 56 (got 57)"),
                           (dict(candidates=0), "candidates must be a positive integer of at most 56 (got 0)"),
-                          (dict(repeats=0), "repeats must be a positive integer")):
+                          (dict(repeats=0), "repeats must be a positive integer"),
+                          (dict(repeats=10**7 + 1), "repeats must be a positive integer of at most 10000000")):
         with pytest.raises(ConfigError, match=r"the scorer benchmark's " + words.replace("(", r"\(").replace(")", r"\)")):
             scorer_bench.bench_scorer(RANKED, **kwargs)
     small = scaled_bundle(Bundle.open(RANKED), 29, tmp_path / "small")
@@ -424,6 +494,37 @@ def test_the_scorer_bench_refuses_what_it_cannot_measure(golden_bundle, tmp_path
         scorer_bench.bench_scorer(small, candidates=5)
     assert scorer_bench.bench_scorer(scaled_bundle(Bundle.open(RANKED), 30, tmp_path / "edge"), candidates=30,
                                      repeats=1)["candidates"] == 30
+
+
+def test_the_scorer_bench_times_a_short_list_of_distinct_items_with_the_side_kept(monkeypatch, tmp_path):
+    calls = {"side": [], "featurize": []}
+    made = scorer_bench.device_featurizer
+
+    def featurizer(cat):
+        real = made(cat)
+
+        class Spy:
+            def side(self, history, recent):
+                out = real.side(history, recent)
+                calls["side"].append((history.tolist(), recent.tolist(), out))
+                return out
+
+            def __call__(self, *args):
+                calls["featurize"].append(args)
+                return real(*args)
+
+        return Spy()
+
+    monkeypatch.setattr(scorer_bench, "device_featurizer", featurizer)
+    scorer_bench.bench_scorer(RANKED, candidates=40, repeats=2)
+    (history, recent, side), = calls["side"]
+    assert len(set(history)) == 30 and recent == history[-2:]
+    full = [a for a in calls["featurize"] if len(a) == 8]
+    kept = [a for a in calls["featurize"] if len(a) == 9]
+    assert len(full) == len(kept) == 2 and all(a[-1] is side for a in kept)  # the kept figure times the kept path
+    for args in full + kept:
+        pool = args[2].tolist()
+        assert len(set(pool)) == len(pool) == 40 and args[3].tolist() == history and args[7].tolist() == recent
 
 
 def test_the_scorer_bench_command_line(monkeypatch, capsys):

@@ -365,6 +365,14 @@ def test_a_bundle_that_is_not_one_is_exit_2_without_its_folders(tmp_path, capsys
     assert err.startswith("Error: nope is not a bundle") and "alice" not in err and "Traceback" not in err
 
 
+def test_the_entry_reads_its_arguments_from_the_command_line(monkeypatch, capsys):
+    monkeypatch.setattr(entry.sys, "argv", ["python -m edgerec.device_tests", "--worker"])
+    assert entry.main() == 2 and capsys.readouterr().err.startswith("Error: --worker takes SPEC OUT")
+    with pytest.raises(SystemExit) as caught:  # an engine of the index the entry does not know
+        entry.main(["b", "--ann", "hnsw"])
+    assert caught.value.code == 2 and "invalid choice: 'hnsw'" in capsys.readouterr().err
+
+
 def test_the_entry_help_names_the_command_and_what_it_does(capsys):
     with pytest.raises(SystemExit):
         entry.main(["--help"])
