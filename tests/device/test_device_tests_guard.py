@@ -218,10 +218,10 @@ def _columns(path: Path) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
-def grown(golden_bundle, tmp_path_factory):
-    root = tmp_path_factory.mktemp("grown")
-    return scaled_bundle(Bundle.open(golden_bundle), 90, root / "g90", seed=3)
+@pytest.fixture
+def grown(golden_bundle, tmp_path):
+    """Made for each test (0.1 s): a mutation run maps a module fixture's code to its first test only."""
+    return scaled_bundle(Bundle.open(golden_bundle), 90, tmp_path / "g90", seed=3)
 
 
 def test_a_grown_bundle_keeps_every_row_with_its_own_metadata(golden_bundle, grown):
@@ -308,6 +308,11 @@ def test_a_grown_bundle_in_an_older_format(golden_bundle, tmp_path, version):
     path = scaled_bundle(Bundle.open(golden_bundle), 60, tmp_path / "old", format_version=version)
     assert Bundle.open(path).manifest.format_version == version
     assert _columns(path)["titles"][:56] == _columns(golden_bundle)["titles"]
+
+
+def test_a_catalog_of_one_item(golden_bundle, tmp_path):
+    one = Bundle.open(scaled_bundle(Bundle.open(golden_bundle), 1, tmp_path / "one"))
+    assert one.manifest.items.count == 1 and string_column(one, one.manifest.items.strings["ids"]).all() == ["x0"]
 
 
 @pytest.mark.parametrize("count", [0, -3, 2.0, True, None])
