@@ -525,6 +525,9 @@ def test_the_scorer_bench_times_a_short_list_of_distinct_items_with_the_side_kep
     for args in full + kept:
         pool = args[2].tolist()
         assert len(set(pool)) == len(pool) == 40 and args[3].tolist() == history and args[7].tolist() == recent
+    calls["side"].clear()
+    scorer_bench.bench_scorer(RANKED, candidates=40, repeats=1)
+    assert calls["side"][0][0] == history  # the same items for the same seed
 
 
 def test_the_scorer_bench_command_line(monkeypatch, capsys):

@@ -310,6 +310,17 @@ def test_a_grown_bundle_in_an_older_format(golden_bundle, tmp_path, version):
     assert _columns(path)["titles"][:56] == _columns(golden_bundle)["titles"]
 
 
+@pytest.mark.parametrize("dtype", ["fp16", "int8-row"])
+def test_a_grown_bundle_keeps_the_table_dtype_of_its_source(golden_bundle, tmp_path, monkeypatch, dtype):
+    quantize = StoredTable.quantize.__func__
+    monkeypatch.setattr(StoredTable, "quantize", classmethod(lambda cls, vectors, kind="int8": quantize(cls, vectors,
+                                                                                                      dtype)))
+    source = scaled_bundle(Bundle.open(golden_bundle), 60, tmp_path / "source")  # a source stored as `dtype`
+    monkeypatch.undo()
+    grown = Bundle.open(scaled_bundle(Bundle.open(source), 70, tmp_path / "grown"))
+    assert StoredTable.read(grown, grown.manifest.items.embeddings).dtype_name == dtype
+
+
 def test_a_catalog_of_one_item(golden_bundle, tmp_path):
     one = Bundle.open(scaled_bundle(Bundle.open(golden_bundle), 1, tmp_path / "one"))
     assert one.manifest.items.count == 1 and string_column(one, one.manifest.items.strings["ids"]).all() == ["x0"]
