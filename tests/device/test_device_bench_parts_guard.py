@@ -406,15 +406,27 @@ def test_the_history_bench_alternates_the_stores_and_reports_each_one(monkeypatc
     assert list(tmp_path.iterdir()) == []  # the two stores lived in a temporary folder under workdir, now gone
 
 
-def test_the_benchmarks_defaults_are_the_documented_ones():
-    import inspect
+def test_the_history_bench_runs_its_documented_counts_by_default(monkeypatch, golden_bundle):
+    """300 events, 300 requests, 30 opens (the calls replaced by counters: nothing is timed here)."""
+    pytest.importorskip("sqlcipher3")
+    from edgerec.runtime.recommender import Recommender
 
-    defaults = {f.__name__: {k: v.default for k, v in inspect.signature(f).parameters.items()
-                             if v.default is not inspect.Parameter.empty}
-                for f in (history_bench.bench_history, scorer_bench.bench_scorer, parts_bench.bench_encoders)}
-    assert defaults == {"bench_history": {"events": 300, "requests": 300, "opens": 30, "workdir": None},
-                        "bench_scorer": {"candidates": 100, "repeats": 200, "seed": 0},
-                        "bench_encoders": {"n": 300}}
+    counts = {"event": 0, "record": 0, "recommend": 0, "open": 0}
+
+    def count(name, result=None):
+        def call(*args, **kwargs):
+            counts[name] += 1
+            return result
+        return call
+
+    monkeypatch.setattr(Recommender, "record", count("record"))
+    monkeypatch.setattr(Recommender, "recommend", count("recommend", []))
+    monkeypatch.setattr(history_bench.HistoryStore, "record", count("event"))
+    store = history_bench.HistoryStore
+    monkeypatch.setattr(history_bench, "HistoryStore", lambda path, key: count("open")() or store(path, key=key))
+    out = history_bench.bench_history(golden_bundle)
+    assert counts == {"event": 600, "record": 600, "recommend": 602, "open": 60}
+    assert out["setup"] == {"events": 300, "requests": 300, "opens": 30} and out["plain"]["record"]["n"] == 300
 
 
 def test_the_history_bench_times_one_user_right_after_its_event_and_alternates_the_opens(monkeypatch, golden_bundle):
@@ -532,6 +544,28 @@ def test_the_scorer_bench_times_a_short_list_of_distinct_items_with_the_side_kep
     calls["side"].clear()
     scorer_bench.bench_scorer(RANKED, candidates=40, repeats=1)
     assert calls["side"][0][0] == history  # the same items for the same seed
+
+
+def test_the_scorer_bench_times_200_lists_of_100_by_default(monkeypatch, tmp_path):
+    lists = []
+    made = scorer_bench.device_featurizer
+
+    def featurizer(cat):
+        real = made(cat)
+        return type("Spy", (), {"side": staticmethod(real.side),
+                                "__call__": lambda self, *a: lists.append(a[2].tolist()) or real(*a)})()
+
+    monkeypatch.setattr(scorer_bench, "device_featurizer", featurizer)
+    big = scaled_bundle(Bundle.open(RANKED), 120, tmp_path / "r120")
+    out = scorer_bench.bench_scorer(big)
+    assert out["candidates"] == 100 and len(lists) == 2 * 200 and all(len(pool) == 100 for pool in lists)
+    first = lists[0]
+    lists.clear()
+    scorer_bench.bench_scorer(big, repeats=1, seed=0)
+    assert lists[0] == first  # seed 0 by default
+    lists.clear()
+    scorer_bench.bench_scorer(big, repeats=1, seed=1)
+    assert lists[0] != first
 
 
 def test_the_scorer_bench_command_line(monkeypatch, capsys):
