@@ -1,6 +1,8 @@
 """`python -m edgerec.device_tests BUNDLE --profile NAME`: the benchmark with only the runtime installed.
 
-(`--worker SPEC OUT` and `--footprint SPEC OUT` are the internal entries of the measuring child processes.)
+Exit 0 within every budget of the profile, 1 when one is missed, 2 when the run cannot start (a bad
+argument, profile or bundle: one line of words, no traceback). (`--worker SPEC OUT` and `--footprint
+SPEC OUT` are the internal entries of the measuring child processes.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 
 from edgerec.device_tests.bench import BenchConfig, run_bench, run_worker, summary
 from edgerec.device_tests.profiles import DeviceProfile, get_profile
-from edgerec.errors import EdgerecError
+from edgerec.errors import ConfigError, EdgerecError
 
 
 def _profile(spec: dict) -> DeviceProfile:
@@ -20,7 +22,12 @@ def _profile(spec: dict) -> DeviceProfile:
 
 def _child(argv: list[str]) -> int:
     """A measuring child process: the bench worker, or one engine alone (footprint.py)."""
-    spec = json.loads(open(argv[1]).read())
+    try:
+        with open(argv[1]) as handle:
+            spec = json.load(handle)
+    except (OSError, ValueError):  # the spec run_bench writes is always there: this is not that child
+        raise ConfigError(f"{argv[0]} reads the spec file `edgerec bench` writes; this one cannot be read "
+                          "as JSON") from None
     profile = _profile(spec)
     if argv[0] == "--worker":
         result = run_worker(spec["bundle"], profile, BenchConfig(**spec["config"]), spec.get("source"))
@@ -36,6 +43,10 @@ def _child(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("--worker", "--footprint"):
+        if len(argv) != 3:
+            print(f"Error: {argv[0]} takes SPEC OUT (an entry of the benchmark's own child processes)",
+                  file=sys.stderr)
+            return 2
         try:
             return _child(argv)
         except EdgerecError as exc:  # the parent shows these words: the message, not a traceback
@@ -49,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args(argv)
-    cfg = BenchConfig(requests=args.requests, items=args.items, ann=args.ann)
-    result = run_bench(args.bundle, get_profile(args.profile), cfg)
+    try:
+        cfg = BenchConfig(requests=args.requests, items=args.items, ann=args.ann)
+        result = run_bench(args.bundle, get_profile(args.profile), cfg)
+    except EdgerecError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     text = json.dumps(summary(result), indent=2)
     if args.json_out:
         with open(args.json_out, "w") as handle:

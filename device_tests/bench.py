@@ -14,6 +14,7 @@ Budgets of the profile decide the exit code.
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
@@ -182,8 +183,10 @@ def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig, source: st
 
 def device_peak_rss_mb(result: dict) -> float:
     """A device runs one engine: the largest peak of the engines each in its own process when
-    measured (footprint.py), else the peak of the worker that ran them all."""
-    return max((f["peak_rss_mb"] for f in result.get("footprint", ())), default=result["peak_rss_mb"])
+    measured (footprint.py), else the peak of the worker that ran them all. A footprint without
+    /proc reads NaN, which max() would keep or drop by its place and any budget would let pass."""
+    peaks = [f["peak_rss_mb"] for f in result.get("footprint", ()) if not math.isnan(f["peak_rss_mb"])]
+    return max(peaks, default=result["peak_rss_mb"])
 
 
 def check_budgets(result: dict, profile: DeviceProfile) -> list[str]:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from edgerec.errors import EdgerecError
+from edgerec.runtime import checks
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.recommender import Recommender
 
@@ -30,6 +33,9 @@ def _ms(samples: list[float]) -> dict:
 
 def bench_history(bundle: str | Path, events: int = 300, requests: int = 300, opens: int = 30,
                   workdir: str | Path | None = None) -> dict:
+    checks.integer(events, "the history benchmark's events", low=0, high=10**7)
+    for count, what in ((requests, "requests"), (opens, "opens")):  # percentiles of no samples: an IndexError
+        checks.integer(count, f"the history benchmark's {what}", low=1, high=10**7)
     key = secrets.token_bytes(32)
     with tempfile.TemporaryDirectory(prefix="edgerec-histbench-", dir=workdir) as tmp:
         paths = {"plain": Path(tmp) / "plain.db", "encrypted": Path(tmp) / "encrypted.db"}
@@ -77,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    result = bench_history(args.bundle, args.events, args.requests)
+    try:
+        result = bench_history(args.bundle, args.events, args.requests)
+    except EdgerecError as exc:  # a bad bundle or count: its words, not a traceback
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

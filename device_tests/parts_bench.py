@@ -23,7 +23,7 @@ def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> l
     from edgerec.runtime.backends import available_backends, open_model
     from edgerec.runtime.bundle import Bundle
     from edgerec.runtime.catalog import ItemCatalog
-    from edgerec.runtime.encoder import UserEncoder
+    from edgerec.runtime.encoder import UserEncoder, pad_histories
 
     rows = []
     engines = available_backends()
@@ -37,7 +37,8 @@ def bench_encoders(paths: list[Path], profile: DeviceProfile, n: int = 300) -> l
             if entry.role != "user_encoder" or entry.format not in engines:
                 continue
             encoder = UserEncoder(open_model(bundle.path(entry.file), entry, profile.threads), entry, length)
-            samples = time_calls(lambda row, e=encoder, h=histories: e.encode_rows(h[row][None]), n)
+            rows_in = pad_histories(list(histories), encoder.max_len)  # a TFLite file fixes its own length
+            samples = time_calls(lambda row, e=encoder, h=rows_in: e.encode_rows(h[row][None]), n)
             rows.append({"bundle": bundle.manifest.name, "file": entry.file, "format": entry.format,
                          "quantization": entry.quantization, "bytes": bundle.manifest.files[entry.file]["bytes"],
                          **percentiles(samples)})

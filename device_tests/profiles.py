@@ -37,7 +37,7 @@ PROFILES = {
 
 def get_profile(name: str, overrides: dict | None = None) -> DeviceProfile:
     """A named profile with `overrides` (field -> value, values may be strings from the command line)."""
-    if name not in PROFILES:
+    if not isinstance(name, str) or name not in PROFILES:
         raise ConfigError(f"unknown device profile {name!r}; choose one of {', '.join(PROFILES)}")
     profile = PROFILES[name]
     if not overrides:
@@ -68,7 +68,12 @@ def _field_value(key: str, raw):
         return value
     if key == "memory_mb" and raw in (None, "", "none"):
         return None
-    value = int(raw) if key in ("threads", "memory_mb") else float(raw)
-    if not (value >= 1 if key in ("threads", "memory_mb") else math.isfinite(value) and value > 0):
+    if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):  # None, True: no count, no budget
+        raise ValueError(raw)
+    whole = key in ("threads", "memory_mb")
+    if whole and isinstance(raw, float) and not raw.is_integer():  # int(1.5) would run one thread silently
+        raise ValueError(raw)
+    value = int(raw) if whole else float(raw)
+    if not (value >= 1 if whole else math.isfinite(value) and value > 0):
         raise ValueError(raw)
     return value

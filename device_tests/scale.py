@@ -2,7 +2,8 @@
 
 The extra rows are perturbed copies of real item vectors (so score
 distributions stay realistic), re-quantized like the original table; the
-models are the bundle's own files.
+models, the ranking section (scorer, context prior) and the shared space are
+the bundle's own, the space's content rows copied with the item rows.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.errors import ConfigError
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle, BundleWriter
 from edgerec.runtime.catalog import string_column
 from edgerec.runtime.item_spec import (
@@ -29,6 +31,8 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
                   format_version: int = FORMAT_VERSION) -> Path:
     """Write a copy of `source` whose item table has `n_items` rows (returns the new folder), in
     this edgerec's bundle format or (format_version=2) the older one with wide column dtypes."""
+    if isinstance(n_items, bool) or not isinstance(n_items, int) or n_items < 1:
+        raise ConfigError(f"a grown catalog needs a whole number of items >= 1 (got {n_items!r})")
     out = Path(out)
     m = source.manifest
     rng = np.random.default_rng(seed)
@@ -57,9 +61,32 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
         encoder_inputs=write_encoder_inputs(writer, inputs),
     )
     for entry in m.models:
-        shutil.copyfile(source.path(entry.file), writer.file_path(entry.file))
-        writer.add_model(entry)
+        _copy(source, writer, entry.file)
+        writer.models.append(entry)
+    for name in _files_in(m.ranking, m.files):  # the scorer's arrays: per feature, not per item
+        _copy(source, writer, name)
+    space = m.space
+    if space:  # the bridges are per space, as they are; the content vectors are per item
+        content = space.get("content")
+        for name in _files_in(space, m.files) - {content and content["file"]}:
+            _copy(source, writer, name)
+        if content:
+            writer.add_array(content["file"], source.array(content["file"], mmap=False)[picks])
     writer.finish(dim=m.dim, items=items, defaults=m.defaults, metrics={}, budgets=m.budgets, reference={},
-                  data_version=m.data_version)
+                  data_version=m.data_version, ranking=m.ranking, space=space)
     return out
+
+
+def _copy(source: Bundle, writer: BundleWriter, name: str) -> None:
+    shutil.copyfile(source.path(name), writer.file_path(name))
+    writer.add_file(name)
+
+
+def _files_in(section, files: dict) -> set[str]:
+    """The bundle files a manifest section names, at any depth."""
+    if isinstance(section, dict):
+        return set().union(*(_files_in(v, files) for v in section.values()))
+    if isinstance(section, list):
+        return set().union(*(_files_in(v, files) for v in section))
+    return {section} if isinstance(section, str) and section in files else set()
 

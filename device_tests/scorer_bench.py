@@ -13,21 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.errors import EdgerecError
-from edgerec.runtime import Recommender
+from edgerec.errors import BundleError, EdgerecError
+from edgerec.runtime import Recommender, checks
 from edgerec.runtime.ranking import device_featurizer, open_scorer
+
+HISTORY = 30  # items in the user's history
 
 
 def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, seed: int = 0) -> dict:
     """Median ms to featurize and score `candidates` items for a 30-item history (and to score only)."""
+    checks.integer(repeats, "the scorer benchmark's repeats", low=1, high=10**7)  # a median of none is NaN
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as scratch, Recommender.open(bundle, history=Path(scratch) / "h.db") as rec:
         scorer = open_scorer(rec.models)
-        if scorer is None:
-            raise SystemExit(f"{bundle} ships no interpretable scorer")
+        if scorer is None:  # the file's name only: a full path can name the user
+            raise BundleError(f"{checks.file_name(bundle)} ships no interpretable scorer (ranking.scorer); "
+                              "benchmark a bundle exported with one")
         cat = rec.catalog
+        if len(cat) < HISTORY:
+            raise BundleError(f"the scorer benchmark needs a catalog of at least {HISTORY} items "
+                              f"(this one has {len(cat)})")
+        checks.integer(candidates, "the scorer benchmark's candidates", low=1, high=len(cat))  # drawn without repeats
         featurize = device_featurizer(cat)
-        history = rng.choice(len(cat), 30, replace=False)
+        history = rng.choice(len(cat), HISTORY, replace=False)
         pool = rng.choice(len(cat), candidates, replace=False)
         user = cat.vectors(history).mean(0)
         items = cat.vectors(pool)
