@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,12 +128,17 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
     src = _exclusive(driver, path)      # do not see each other, so each looks for the other's connections
     tmp = path.with_name(path.name + ".encrypting")
     try:
-        tmp.unlink(missing_ok=True)
-        new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode
+        try:
+            tmp.unlink(missing_ok=True)
+            new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode
+        except OSError as exc:  # its text would name the folders above the file
+            raise HistoryError(f"could not write the encrypted copy of {name} beside it ({exc.strerror}); the "
+                               "plain file is unchanged") from None
         counts = _export(src, driver, tmp, key_sql, name)
         pages = _check_copy(tmp, key, counts, name)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # no second copy of the history is left behind, encrypted or not
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)  # no second copy of the history is left behind, encrypted or not
         raise
     finally:
         src.close()  # the last connection: SQLite checkpoints and removes the -wal and -shm files

@@ -311,3 +311,13 @@ def test_a_stale_shared_memory_file_is_shredded_too(where):
     assert sorted(p.name for p in where.parent.iterdir()) == ["h.db", "witness"]
     assert b"alice" not in witness.read_bytes() and len(witness.read_bytes()) == 1900
     assert connect(where, key).encrypted
+
+
+def test_a_copy_that_cannot_be_written_is_a_history_error_naming_the_file_only(where):
+    plain = _plain_history(where)
+    where.with_name("h.db.encrypting").mkdir()  # in the way of the copy, and no file to remove
+    with pytest.raises(HistoryError, match=r"^could not write the encrypted copy of h.db beside it \(Is a directory\); "
+                                           r"the plain file is unchanged$") as refused:
+        encrypt_database(where, secrets.token_bytes(32))
+    assert FOLDER not in str(refused.value)
+    assert where.read_bytes() == plain and where.with_name("h.db.encrypting").is_dir()
