@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +108,8 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
 
     The encrypted copy is written beside it with sqlcipher_export, checked (it opens with the
     key and holds as many rows as the original), and only then replaces the original, whose
-    bytes are overwritten before it is removed. On any failure the original is left as it was.
+    bytes are overwritten before it is removed. On any failure the original is left as it was and the
+    copy removed. A history another connection has open (an app) is refused: its writes would be lost.
     """
     path = Path(checks.path(path, "the history to encrypt"))
     key_sql = _key_literal(key)
@@ -116,12 +117,55 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
     if not is_plain(path):
         raise HistoryError(f"{checks.file_name(path)} is not a plain SQLite history (already encrypted, or missing)")
     check_writable(path)  # the file is replaced and its folder takes the encrypted copy: refused before any write
-    with closing(sqlite3.connect(read_only_uri(path), uri=True)) as plain:
-        check_database(plain, path)  # another app's database, or a damaged one, is left as it is
+    name = checks.file_name(path)
+    try:
+        with closing(sqlite3.connect(read_only_uri(path), uri=True)) as plain:
+            check_database(plain, path)  # another app's database, or a damaged one, is left as it is
+    except sqlite3.DatabaseError as exc:  # a header followed by garbage: SQLite's error, not a traceback
+        raise HistoryError(f"history database {name} is damaged ({exc}) and was not encrypted; recover its readable "
+                           "events into a new file with `edgerec history recover`, then encrypt that") from None
+    _exclusive(sqlite3, path).close()  # sqlite3 and SQLCipher are two libraries: their locks in one process
+    src = _exclusive(driver, path)      # do not see each other, so each looks for the other's connections
     tmp = path.with_name(path.name + ".encrypting")
-    tmp.unlink(missing_ok=True)
-    new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode
-    src = driver.connect(str(path), isolation_level=None)
+    try:
+        try:
+            tmp.unlink(missing_ok=True)
+            new_file(tmp, path.stat().st_mode & 0o777)  # the encrypted file keeps the plain file's mode
+        except OSError as exc:  # its text would name the folders above the file
+            raise HistoryError(f"could not write the encrypted copy of {name} beside it ({exc.strerror}); the "
+                               "plain file is unchanged") from None
+        counts = _export(src, driver, tmp, key_sql, name)
+        pages = _check_copy(tmp, key, counts, name)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)  # no second copy of the history is left behind, encrypted or not
+        raise
+    finally:
+        src.close()  # the last connection: SQLite checkpoints and removes the -wal and -shm files
+    _shred_file(path)
+    for suffix in ("-wal", "-shm"):  # one left by an earlier crash beside a rollback-journal file
+        _shred_file(path.with_name(path.name + suffix))
+    os.replace(tmp, path)
+    return pages
+
+
+def _exclusive(driver, path: Path):
+    """A connection of `driver` to the plain history that keeps every other connection out until it closes:
+    one still open (an app) would otherwise write on into the replaced file, and its events would be lost."""
+    src = driver.connect(str(path), timeout=0, isolation_level=None)
+    try:
+        src.execute("PRAGMA locking_mode=EXCLUSIVE")  # the lock the next write takes is kept until close
+        src.execute("BEGIN EXCLUSIVE")
+        src.execute("COMMIT")
+    except driver.DatabaseError:
+        src.close()
+        raise HistoryError(f"{checks.file_name(path)} is open in another connection (an app, or `edgerec history "
+                           "show`); close it, then encrypt again. Nothing was changed") from None
+    return src
+
+
+def _export(src, driver, tmp: Path, key_sql: str, name: str) -> dict[str, int]:
+    """Copy the plain database into `tmp` encrypted; returns its row counts per table."""
     try:
         src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         counts = _row_counts(src)
@@ -131,22 +175,19 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
         src.execute(f"PRAGMA encrypted.user_version = {int(version)}")
         src.execute("DETACH DATABASE encrypted")
     except driver.DatabaseError as exc:
-        tmp.unlink(missing_ok=True)
-        raise HistoryError(f"could not encrypt {checks.file_name(path)} ({exc}); the plain file is unchanged") from None
-    finally:
-        src.close()
+        raise HistoryError(f"could not encrypt {name} ({exc}); the plain file is unchanged") from None
+    return counts
+
+
+def _check_copy(tmp: Path, key: bytes, counts: dict[str, int], name: str) -> int:
+    """The encrypted copy opens with the key and holds every row; returns its page count."""
     check = connect(tmp, key)
     try:
         if _row_counts(check.db) != counts:
-            raise HistoryError(f"the encrypted copy of {checks.file_name(path)} does not hold every row; the plain file is unchanged")
-        pages = int(check.db.execute("PRAGMA page_count").fetchone()[0])
+            raise HistoryError(f"the encrypted copy of {name} does not hold every row; the plain file is unchanged")
+        return int(check.db.execute("PRAGMA page_count").fetchone()[0])
     finally:
         check.db.close()
-    _shred_file(path)
-    for suffix in ("-wal", "-shm"):
-        _shred_file(path.with_name(path.name + suffix))
-    os.replace(tmp, path)
-    return pages
 
 
 def _row_counts(db) -> dict[str, int]:

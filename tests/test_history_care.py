@@ -135,7 +135,9 @@ def test_backup_taken_while_another_connection_writes_holds_every_committed_even
 
     thread = threading.Thread(target=write)
     thread.start()
-    while len(acked) < 50:
+    deadline = time.monotonic() + 60
+    while len(acked) < 50:  # a writer that failed fails the test instead of hanging it
+        assert thread.is_alive() and time.monotonic() < deadline, "the writer thread stopped"
         time.sleep(0.01)
     before = list(acked)
     copy = store.backup(tmp_path / "copy.db")

@@ -6,7 +6,11 @@ Messages must name the history file only: a folder above it can name the user
 
 import secrets
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from contextlib import closing
 
 import pytest
 
@@ -174,3 +178,146 @@ def test_refused_ids_and_paths_are_not_echoed_in_messages():
     with pytest.raises(ConfigError, match=r"got an empty path\)$"):
         checks.path("", "history")
     assert checks.path("h.db", "history") == "h.db"
+
+
+def test_connections_wait_on_a_lock_as_long_as_asked(where):
+    key = secrets.token_bytes(32)
+    for k, name in ((None, "p.db"), (key, "e.db")):
+        path = where.with_name(name)
+        default, short = connect(path, k), connect(path, k, timeout=0.25)
+        assert default.db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000  # 5 s unless told
+        assert short.db.execute("PRAGMA busy_timeout").fetchone()[0] == 250
+        default.db.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        started = time.monotonic()
+        with pytest.raises(short.busy):
+            short.db.execute("BEGIN IMMEDIATE")
+        assert 0.2 < time.monotonic() - started < 3.0
+        default.db.execute("ROLLBACK")
+        for conn in (default, short):
+            conn.db.close()
+
+
+def test_verify_pages_reports_a_check_that_cannot_run(tmp_path):
+    conn = connect(tmp_path / "h.db", secrets.token_bytes(32))
+    conn.db.close()
+    assert verify_pages(conn.db) == ["Cannot operate on a closed database."]
+
+
+def test_a_damaged_plain_history_is_refused_as_damaged_not_with_a_traceback(where):
+    damaged = b"SQLite format 3\x00" + bytes(range(256)) * 20  # the header, then no database
+    where.write_bytes(damaged)
+    with pytest.raises(HistoryError, match=r"^history database h.db is damaged \(file is not a database\) and was not "
+                                           r"encrypted; recover its readable events into a new file with `edgerec "
+                                           r"history recover`, then encrypt that$") as refused:
+        encrypt_database(where, secrets.token_bytes(32))
+    assert FOLDER not in str(refused.value)
+    assert where.read_bytes() == damaged and sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+
+
+def test_a_history_open_elsewhere_is_not_encrypted_under_it(where):
+    store = HistoryStore(where)
+    store.record("u", "i1", "play")
+    key = secrets.token_bytes(32)
+    started = time.monotonic()
+    with pytest.raises(HistoryError, match=r"^h.db is open in another connection \(an app, or `edgerec history "
+                                           r"show`\); close it, then encrypt again. Nothing was changed$"):
+        encrypt_database(where, key)
+    assert time.monotonic() - started < 0.8  # refused at once, not after a lock wait
+    assert is_plain(where) and not where.with_name("h.db.encrypting").exists()
+    store.record("u", "i2", "play")  # the app goes on writing into the file it has open
+    store.close()
+    encrypt_database(where, key)
+    reopened = HistoryStore(where, key=key)
+    assert sorted(e.item for e in reopened.events("u")) == ["i1", "i2"]  # nothing written meanwhile was lost
+    reopened.close()
+
+
+APP = """
+import sys
+from edgerec.runtime.history import HistoryStore
+store = HistoryStore(sys.argv[1])
+store.record("u", "i1", "play")
+print("open", flush=True)
+sys.stdin.readline()
+store.record("u", "i2", "play")
+store.close()
+"""
+
+
+def test_a_history_an_app_process_has_open_is_not_encrypted_under_it(where):
+    app = subprocess.Popen([sys.executable, "-c", APP, str(where)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        assert app.stdout.readline() == "open\n"
+        with pytest.raises(HistoryError, match=r"^h.db is open in another connection"):
+            encrypt_database(where, secrets.token_bytes(32))
+    finally:
+        app.communicate("\n", timeout=60)
+    assert app.returncode == 0 and is_plain(where)
+    store = HistoryStore(where)
+    assert sorted(e.item for e in store.events("u")) == ["i1", "i2"]  # the app's later write is in the file
+    store.close()
+
+
+def _plain_history(where, events=3):
+    store = HistoryStore(where)
+    for i in range(events):
+        store.record("u", f"i{i}", "play")
+    store.close()
+    return where.read_bytes()
+
+
+def test_a_failed_export_leaves_the_plain_file_and_no_copy(where):
+    plain = _plain_history(where)
+    where.with_name("h.db.encrypting-journal").mkdir()  # the copy's journal cannot be created
+    with pytest.raises(HistoryError, match=r"^could not encrypt h.db \(unable to open database file\); the plain file "
+                                           r"is unchanged$"):
+        encrypt_database(where, secrets.token_bytes(32))
+    assert where.read_bytes() == plain and not where.with_name("h.db.encrypting").exists()
+
+
+def test_a_copy_missing_rows_is_refused_and_removed(where, monkeypatch):
+    from edgerec.runtime import secure_db
+
+    plain, real, seen = _plain_history(where), secure_db._row_counts, []
+
+    def one_row_lost(db):  # the second count is the copy's
+        counts = real(db)
+        seen.append(dict(counts))
+        if len(seen) == 2:
+            counts["events"] -= 1
+        return counts
+
+    monkeypatch.setattr(secure_db, "_row_counts", one_row_lost)
+    with pytest.raises(HistoryError, match=r"^the encrypted copy of h.db does not hold every row; the plain file is "
+                                           r"unchanged$"):
+        encrypt_database(where, secrets.token_bytes(32))
+    assert seen[0]["events"] == 3 and seen[0] == seen[1]
+    assert where.read_bytes() == plain and not where.with_name("h.db.encrypting").exists()
+    store = HistoryStore(where)
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]  # it still opens and reads
+    store.close()
+
+
+def test_a_stale_shared_memory_file_is_shredded_too(where):
+    _plain_history(where)
+    with closing(sqlite3.connect(where)) as db:
+        db.execute("PRAGMA journal_mode=DELETE")  # a backup's mode: SQLite leaves a stray -shm alone
+    stale, witness = where.with_name("h.db-shm"), where.with_name("witness")
+    stale.write_bytes(b"alice watched this " * 100)
+    witness.hardlink_to(stale)
+    key = secrets.token_bytes(32)
+    encrypt_database(where, key)
+    assert sorted(p.name for p in where.parent.iterdir()) == ["h.db", "witness"]
+    assert b"alice" not in witness.read_bytes() and len(witness.read_bytes()) == 1900
+    assert connect(where, key).encrypted
+
+
+def test_a_copy_that_cannot_be_written_is_a_history_error_naming_the_file_only(where):
+    plain = _plain_history(where)
+    where.with_name("h.db.encrypting").mkdir()  # in the way of the copy, and no file to remove
+    with pytest.raises(HistoryError, match=r"^could not write the encrypted copy of h.db beside it \(Is a directory\); "
+                                           r"the plain file is unchanged$") as refused:
+        encrypt_database(where, secrets.token_bytes(32))
+    assert FOLDER not in str(refused.value)
+    assert where.read_bytes() == plain and where.with_name("h.db.encrypting").is_dir()

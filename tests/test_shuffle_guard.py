@@ -12,6 +12,7 @@ import pytest
 from edgerec.errors import ConfigError
 from edgerec.runtime.shuffle import AMPLIFIED, Shuffled, largest_local_epsilon, shuffled_epsilon
 from edgerec.runtime.shuffle_numeric import (
+    MAX_CELLS,
     _binomial_log_pmf,
     _half_binomial,
     numeric_epsilon,
@@ -117,3 +118,14 @@ def test_where_the_sum_declines_the_closed_form_alone_sets_the_local_epsilon():
         assert shuffle_delta(local, 10**7, central) is None
         assert shuffled_epsilon(local, 10**7, 1e-9) == pytest.approx(central, rel=1e-9)
         assert shuffled_epsilon(local, 10**7, 1e-9) <= central
+
+
+def test_the_sums_run_up_to_max_cells_and_decline_just_past_them():
+    # Worked out by hand from the windows of the module docstring, at epsilon0 = 0.01044: 153330 reports sum
+    # 640 values of C times 3125 of a, 2_000_000 cells, MAX_CELLS exactly; 153417 reports need 640 x 3127 =
+    # 2_001_280, one more value of a on each side, and the caller falls back to the closed form.
+    assert MAX_CELLS == 2_000_000
+    at_edge = shuffle_delta(0.01044, 153330, 0.005)
+    assert at_edge is not None and 0.0 <= at_edge <= 1.0
+    assert shuffle_delta(0.01044, 153417, 0.005) is None
+    assert numeric_epsilon(0.01044, 153417, 1e-6) is None

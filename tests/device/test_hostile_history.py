@@ -91,13 +91,27 @@ def test_onboarding_choices_given_twice_are_stored_once(golden_bundle):
         assert rec.history.preferences("v") == {"genre": ["jazz"], "tag": ["a", "b"]}
 
 
-def test_a_history_encrypted_under_an_open_app_is_a_history_error(golden_bundle, tmp_path):
+def test_a_history_an_app_has_open_is_not_encrypted_under_it(golden_bundle, tmp_path):
     pytest.importorskip("sqlcipher3")
-    from edgerec.runtime.secure_db import encrypt_database
+    from edgerec.runtime.secure_db import encrypt_database, is_plain
 
     path = history(golden_bundle, tmp_path / "h.db", "")
     with Recommender.open(golden_bundle, history=path) as rec:
-        encrypt_database(path, bytes(range(32)))  # another tool (`edgerec history encrypt`) meanwhile
+        with pytest.raises(HistoryError, match="^h.db is open in another connection"):
+            encrypt_database(path, bytes(range(32)))  # another tool (`edgerec history encrypt`) meanwhile
+        before = rec.history.count("u")
+        rec.record("u", rec.catalog.item_id(4), "play")  # was encrypted, then shredded under the app
+        assert rec.history.count("u") == before + 1
+    assert is_plain(path)
+
+
+def test_a_history_overwritten_under_an_open_app_is_a_history_error(golden_bundle, tmp_path):
+    path = history(golden_bundle, tmp_path / "h.db", "")
+    with Recommender.open(golden_bundle, history=path) as rec:
+        for part in (path, path.with_name("h.db-wal"), path.with_name("h.db-shm")):  # shredded in place by another tool
+            size = part.stat().st_size
+            with part.open("r+b") as f:
+                f.write(bytes(range(256)) * (size // 256 + 1))
         with pytest.raises(HistoryError, match="nothing was stored: open the history anew"):
             rec.record("u", rec.catalog.item_id(4), "play")  # was a raw sqlite3.DatabaseError
 
