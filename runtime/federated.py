@@ -164,7 +164,8 @@ def _check_table(table, rows: int, dim: int) -> np.ndarray | None:
     if table is None:
         return None
     try:
-        table = np.asarray(table, np.float32)
+        with np.errstate(over="ignore"):  # a value past float32 becomes inf, refused below: no warning in the app's log
+            table = np.asarray(table, np.float32)
     except (TypeError, ValueError):
         raise ConfigError(f"the round's table must be a ({rows}, {dim}) array of numbers") from None
     if table.shape != (rows, dim) or not np.all(np.isfinite(table)):

@@ -6,6 +6,7 @@ bounds of every argument."""
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -249,6 +250,10 @@ def test_a_proposed_move_is_checked(rec):
         take_part(rec, "ana", task(rec), table=table[:-1])
     with pytest.raises(ConfigError, match=rf"the round's table must be a \({n}, {dim}\) array of numbers"):
         take_part(rec, "ana", task(rec), table=[["x"] * dim] * n)
+    with warnings.catch_warnings():  # past float32's range: refused as not finite, without numpy's overflow warning
+        warnings.simplefilter("error")
+        with pytest.raises(ConfigError, match="array of finite numbers"):
+            take_part(rec, "ana", task(rec), table=np.full((n, dim), 1e300))
     assert step_losses(rec, "ana", table, np.array([], np.int64), np.zeros((0, dim)), [1.0],
                        consent=Consent(without_dp=True)) is None  # no history: no answer, but a valid move
 
