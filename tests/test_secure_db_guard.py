@@ -222,7 +222,7 @@ def test_a_history_open_elsewhere_is_not_encrypted_under_it(where):
     with pytest.raises(HistoryError, match=r"^h.db is open in another connection \(an app, or `edgerec history "
                                            r"show`\); close it, then encrypt again. Nothing was changed$"):
         encrypt_database(where, key)
-    assert time.monotonic() - started < 0.8  # refused at once, not after a lock wait
+    assert time.monotonic() - started < 4.0  # refused at once, not after the 5 s lock wait (a wide margin: loaded CI)
     assert is_plain(where) and not where.with_name("h.db.encrypting").exists()
     store.record("u", "i2", "play")  # the app goes on writing into the file it has open
     store.close()
