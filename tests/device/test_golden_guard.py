@@ -158,30 +158,21 @@ class Spy(Recommender):
         cls.calls.append(("open", bundle, kwargs))
         return super().open(bundle, **kwargs)
 
-    def record(self, *args, **kwargs):
-        Spy.calls.append(("record", args, kwargs))
-        return super().record(*args, **kwargs)
-
-    def onboard(self, *args, **kwargs):
-        Spy.calls.append(("onboard", args, kwargs))
-        return super().onboard(*args, **kwargs)
-
-    def add_items(self, *args, **kwargs):
-        Spy.calls.append(("add_items", args, kwargs))
-        return super().add_items(*args, **kwargs)
-
-    def remove_items(self, *args, **kwargs):
-        Spy.calls.append(("remove_items", args, kwargs))
-        return super().remove_items(*args, **kwargs)
-
-    def forget(self, *args, **kwargs):
-        Spy.calls.append(("forget", args, kwargs))
-        return super().forget(*args, **kwargs)
-
     def recommend(self, *args, **kwargs):
         results = super().recommend(*args, **kwargs)
         Spy.calls.append(("recommend", args, kwargs, [observed(r) for r in results]))
         return results
+
+
+def _written_down(name: str):
+    def call(self, *args, **kwargs):
+        Spy.calls.append((name, args, kwargs))
+        return getattr(Recommender, name)(self, *args, **kwargs)
+    return call
+
+
+for _op in ("record", "onboard", "add_items", "remove_items", "forget"):  # every op but recommend, which keeps its list
+    setattr(Spy, _op, _written_down(_op))
 
 
 STEPS = [
