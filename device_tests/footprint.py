@@ -24,7 +24,8 @@ from edgerec.errors import EdgerecError
 
 RSS_ALLOWANCE_MB = 64.0  # the issue's goal: peak RSS within the table's bytes plus this much
 BYTES_ALLOWANCE = 1.3  # bundle bytes within this many times (table + ids + titles)
-P99_ALLOWANCE = 1.5  # recommend() p99 within this many times the scan's bandwidth bound
+P99_ALLOWANCE = 1.5  # recommend() p99 within this many times the scan's bandwidth bound (issue 19 at 1M) ...
+P99_FLOOR_MS = 1.0  # ... or within this many ms where that is more (issue 19 at 100k: the bound is 0.1 ms there)
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -141,6 +142,8 @@ def figures(result: dict) -> list[dict]:
     floor = result.get("floor_bytes") or parts["table"] + parts["ids"] + parts["titles"]
     cold = next((m["cold_p50_ms"] for m in ret["methods"] if "cold_p50_ms" in m), float("nan"))
     bound = ret["scan_bound_ms"]
+    p99_goal = ((f"{P99_ALLOWANCE}x scan bound", P99_ALLOWANCE * bound) if P99_ALLOWANCE * bound > P99_FLOOR_MS
+                else (f"{P99_FLOOR_MS} ms", P99_FLOOR_MS))
 
     def row(figure, measured, physical, floor, goal_text, goal):
         return {"figure": figure, "measured": measured, "physical": physical,
@@ -160,7 +163,7 @@ def figures(result: dict) -> list[dict]:
             row(f"recommend() p50, ms ({engine})", run["end_to_end"]["p50_ms"],
                 f"scan bound {bound:.2f} ms", bound, "", None),
             row(f"recommend() p99, ms ({engine})", p99, f"scan bound {bound:.2f} ms (cold scan {cold:.2f})",
-                bound, f"{P99_ALLOWANCE}x scan bound", P99_ALLOWANCE * bound),
+                bound, *p99_goal),
             row(f"retrieve stage p50, ms ({engine})", run["retrieve"].get("p50_ms", float("nan")),
                 f"cold scan {cold:.2f} ms", cold, "", None),
             row(f"open, ms ({engine})", run["open_ms"], "", None, "", None),

@@ -54,9 +54,9 @@ def scaled_bundle(source: Bundle, n_items: int, out: str | Path, seed: int = 0,
     items = ItemTableSpec(
         count=n_items, embeddings=embeddings,
         **write_text(writer, strings),
-        categorical={name: ColumnSpec.write_codes(writer, name, source.array(c.file, mmap=False)[picks], c.vocab)
-                     for name, c in m.items.categorical.items()},
-        numeric={name: ColumnSpec.write_numeric(writer, name, source.array(c.file, mmap=False)[picks])
+        categorical={name: ColumnSpec.write_codes(writer, name, c.values(source, name, m.items.count, False)[picks],
+                                                  c.vocab) for name, c in m.items.categorical.items()},
+        numeric={name: ColumnSpec.write_numeric(writer, name, c.values(source, name, m.items.count, False)[picks])
                  for name, c in m.items.numeric.items()},
         encoder_inputs=write_encoder_inputs(writer, inputs),
     )

@@ -31,9 +31,9 @@ def convert_bundle(source: str | Path, out: str | Path, format_version: int = FO
     writer.models = list(m.models)
     text = {name: string_column(bundle, column).all() for name, column in items.strings.items()}
     text["tags"] = read_tags(bundle).all()  # codes (format 5) or text, written as the new format stores them
-    categorical = {name: ColumnSpec.write_codes(writer, name, bundle.array(column.file, mmap=False), column.vocab)
-                   for name, column in items.categorical.items()}
-    numeric = {name: ColumnSpec.write_numeric(writer, name, bundle.array(column.file, mmap=False))
+    categorical = {name: ColumnSpec.write_codes(writer, name, column.values(bundle, name, items.count, mmap=False),
+                                                column.vocab) for name, column in items.categorical.items()}
+    numeric = {name: ColumnSpec.write_numeric(writer, name, column.values(bundle, name, items.count, mmap=False))
                for name, column in items.numeric.items()}
     inputs = None
     if items.encoder_inputs:

@@ -25,7 +25,7 @@ from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
-FORMAT_VERSION = 5  # 2: per-dimension int8 scales; 3: compact column dtypes; 4: compressed text blocks; 5: tag codes
+FORMAT_VERSION = 6  # 2: per-dim int8 scales; 3: compact dtypes; 4: compressed text; 5: tag codes; 6: constant columns
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 << 20  # a million items' vocabularies fit in a few MB
 

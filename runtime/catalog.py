@@ -56,9 +56,9 @@ class ItemCatalog:
         self.ids = checked.column if checked is not None else string_column(bundle, spec.strings["ids"])
         self.titles = string_column(bundle, spec.strings["titles"])
         self.tag_column = read_tags(bundle)  # codes (format 5) or text, read alike
-        self.categorical = {k: (random_access(bundle.array(c.file)), list(c.vocab)) for k, c in spec.categorical.items()}
+        self.categorical = {k: (random_access(c.values(bundle, k, spec.count)), list(c.vocab)) for k, c in spec.categorical.items()}
         self._vocab_arrays = {k: np.asarray(vocab + [""], dtype=object) for k, (_, vocab) in self.categorical.items()}
-        self.numeric = {k: random_access(bundle.array(c.file)) for k, c in spec.numeric.items()}
+        self.numeric = {k: random_access(c.values(bundle, k, spec.count)) for k, c in spec.numeric.items()}
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None

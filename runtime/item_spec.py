@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.errors import BundleError
-from edgerec.runtime import text_blocks
+from edgerec.runtime import narrow, text_blocks
 from edgerec.runtime.file_blocks import array_stats, npy_header, string_blocks
 from edgerec.runtime.file_blocks import damaged as _fail
 from edgerec.runtime.id_index import IdIndex
@@ -67,13 +67,14 @@ class ColumnSpec:
     """One metadata column, one value per item."""
 
     kind: str  # string | categorical | numeric
-    file: str  # string: the UTF-8 blob (or compressed blocks); categorical: the codes; numeric: the values
+    file: str | None  # string: the UTF-8 blob (or compressed blocks); categorical: the codes; numeric: the values
     offsets: str | None = None  # string: count + 1 offsets into the blob (compressed: the block starts)
     vocab: tuple[str, ...] = ()  # categorical: code -> value
     codec: str | None = None  # string, format 4: blocks compressed with this codec (text_blocks.py)
     block_rows: int = 0  # compressed: strings a block
     raw_bytes: int = 0  # compressed: the strings' UTF-8 bytes before compression
     dictionary: str | None = None  # compressed: zlib's preset dictionary (a file of at most 32 KB)
+    constant: int | float | None = None  # format 6: the code or value of every row, kept in the manifest (no file)
 
     @classmethod
     def from_manifest(cls, kind: str, raw) -> ColumnSpec:
@@ -86,8 +87,8 @@ class ColumnSpec:
         if kind == STRING:
             return cls(kind, raw["blob"], offsets=raw["offsets"])
         if kind == CATEGORICAL:
-            return cls(kind, raw["codes"], vocab=tuple(raw["vocab"]))
-        return cls(kind, raw)
+            return cls(kind, raw.get("codes"), vocab=tuple(raw["vocab"]), constant=raw.get("constant"))
+        return cls(kind, None, constant=raw["constant"]) if isinstance(raw, dict) else cls(kind, raw)
 
     def to_manifest(self):
         if self.kind == STRING and self.codec:
@@ -96,12 +97,22 @@ class ColumnSpec:
             return {**out, "dictionary": self.dictionary} if self.dictionary else out
         if self.kind == STRING:
             return {"blob": self.file, "offsets": self.offsets}
+        stored = {"codes": self.file} if self.constant is None else {"constant": self.constant}
         if self.kind == CATEGORICAL:
-            return {"codes": self.file, "vocab": list(self.vocab)}
-        return self.file
+            return {**stored, "vocab": list(self.vocab)}
+        return self.file if self.constant is None else stored
 
     def files(self) -> list[str]:
-        return [self.file] + [f for f in (self.offsets, self.dictionary) if f]
+        return [f for f in (self.file, self.offsets, self.dictionary) if f]
+
+    def values(self, bundle, name: str, count: int, mmap: bool = True) -> np.ndarray:
+        """A categorical or numeric column's `count` values: its array, or a constant's rows."""
+        return (bundle.array(self.file, mmap=mmap) if self.constant is None
+                else narrow.repeated(self.constant, self.constant_dtype(name), count))
+
+    def constant_dtype(self, name: str):
+        """The dtype a constant column reads as: codes int32, numbers their spec dtype (else float64)."""
+        return CODE_DTYPE if self.kind == CATEGORICAL else NUMERIC_DTYPES.get(name, np.float64)
 
     # ---------------------------------------------------------- writing (host side)
 
@@ -128,12 +139,16 @@ class ColumnSpec:
         dtype = CODE_DTYPE
         if writer.compact:  # the narrowest type that holds every code of the vocabulary
             dtype = next(t for t in CODE_DTYPES if len(vocab) <= np.iinfo(t).max)
-        return cls(CATEGORICAL, writer.add_array(f"items/{name}.npy", np.asarray(codes, dtype)),
-                   vocab=tuple(vocab))
+        codes = np.asarray(codes, dtype)
+        if writer.format_version >= narrow.CONSTANT_FORMAT and (code := narrow.constant_of(codes)) is not None:
+            return cls(CATEGORICAL, None, vocab=tuple(vocab), constant=code)
+        return cls(CATEGORICAL, writer.add_array(f"items/{name}.npy", codes), vocab=tuple(vocab))
 
     @classmethod
     def write_numeric(cls, writer, name: str, values: np.ndarray) -> ColumnSpec:
         values = np.asarray(values, NUMERIC_DTYPES.get(name, np.asarray(values).dtype))
+        if writer.format_version >= narrow.CONSTANT_FORMAT and (value := narrow.constant_of(values)) is not None:
+            return cls(NUMERIC, None, constant=value)
         return cls(NUMERIC, writer.add_array(f"items/{name}.npy", narrowest(values) if writer.compact else values))
 
 
@@ -232,6 +247,8 @@ class ItemTableSpec:
         """One column's shape, dtype and values, read with file reads (file_blocks.py)."""
         if column.codec:
             return self._check_blocks(bundle, name, column)
+        if column.constant is not None or (column.kind != STRING and column.file is None):
+            return self._check_constant(bundle, name, column)
         path = bundle.path(values_name(column))
         dtype, shape, _ = npy_header(path)
         rows = self.count + 1 if column.kind == STRING else self.count
@@ -262,6 +279,17 @@ class ItemTableSpec:
             low, high = NUMERIC_RANGES.get(name, (-np.inf, np.inf))
             if self.count and (stats["min"] < low or stats["max"] > high):
                 _fail(column.file, f"(column {name}) must hold values from {low:g} to {high:g}")
+
+    def _check_constant(self, bundle, name: str, column: ColumnSpec) -> None:
+        """A column stored as one value (format 6): a code of its vocabulary, or a number in its range."""
+        where = f"manifest.json (items column {name}"
+        if (column.file is None) == (column.constant is None):  # the schema cannot say "one of"
+            _fail(where + ")", "must name a file of codes or a constant, not both or neither")
+        if bundle.manifest.format_version < narrow.CONSTANT_FORMAT:
+            _fail(where + "'s constant)", f"is only allowed in format {narrow.CONSTANT_FORMAT} or later bundles")
+        low, high = (-1, len(column.vocab) - 1) if column.kind == CATEGORICAL else NUMERIC_RANGES.get(name, (-np.inf, np.inf))
+        if not narrow.holds_constant(column.constant, dtype := column.constant_dtype(name), low, high):
+            _fail(where + "'s constant)", f"must be a finite number from {low:g} to {high:g} that {np.dtype(dtype).name} holds")
 
     def _check_blocks(self, bundle, name: str, column: ColumnSpec) -> None:
         """A compressed text column (format 4): its codec, dictionary and block starts rising from 0

@@ -3,6 +3,8 @@ and which stored dtypes a reader accepts for a column's spec dtype."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -37,3 +39,30 @@ def stores_as(dtype: np.dtype, wanted, compact: bool) -> bool:
         return dtype == wanted
     same_kind = dtype.kind == wanted.kind or dtype.kind in "iu"  # float columns may hold whole numbers
     return same_kind and dtype.itemsize < wanted.itemsize
+
+
+CONSTANT_FORMAT = 6  # the first format that stores a column whose rows all hold one value as that value
+
+
+def constant_of(values: np.ndarray) -> int | float | None:
+    """The one finite number every row of `values` holds (a Python int or float, as JSON writes it),
+    else None: an empty column, rows that differ, NaN, or values that are not numbers."""
+    if not len(values) or values.dtype.kind not in "iuf" or not np.isfinite(values[0]):
+        return None
+    return values[0].item() if np.all(values == values[0]) else None
+
+
+def repeated(value: int | float, dtype, count: int) -> np.ndarray:
+    """A constant column as an array: `count` rows of `value` that share one element's memory
+    (read-only, as the memory-mapped columns are)."""
+    return np.broadcast_to(np.asarray(value, dtype), (count,))
+
+
+def holds_constant(value, dtype, low: float, high: float) -> bool:
+    """Whether a constant from the manifest is a finite number in [low, high] that `dtype` holds exactly."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and low <= value <= high and np.asarray(value, dtype).item() == value
+    except OverflowError:  # an integer past float64's range
+        return False

@@ -34,7 +34,7 @@ def rewrite_manifest(root, change):
 
 def test_manifest_records_what_the_device_needs(tiny_bundle):
     m = Bundle.open(tiny_bundle).manifest
-    assert m.format_version == 5 and len(m.embedding_space) == 24
+    assert m.format_version == 6 and len(m.embedding_space) == 24
     assert {(e.role, e.format) for e in m.models} == {("user_encoder", "onnx"), ("user_encoder", "tflite")}
     onnx, tflite = m.model("user_encoder", "onnx"), m.model("user_encoder", "tflite")
     assert onnx.inputs[0].shape == ["batch", "history"] and onnx.inputs[0].dtype == "int64"

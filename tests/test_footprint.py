@@ -27,11 +27,11 @@ NOW = 1_790_000_000.0
 
 @pytest.fixture(scope="module")
 def formats(tmp_path_factory):
-    """The golden bundle grown to 3,000 items (format 5: tags as codes), and the same bundle written
-    as format 4 (tags as text in compressed blocks), format 3 and format 2."""
+    """The golden bundle grown to 3,000 items (format 6), and the same bundle written as format 5
+    (tags as codes), format 4 (tags as text in compressed blocks), format 3 and format 2."""
     root = tmp_path_factory.mktemp("footprint")
-    newest = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v5")
-    return {5: newest, **{v: convert_bundle(newest, root / f"v{v}", format_version=v) for v in (4, 3, 2)}}
+    newest = scaled_bundle(Bundle.open(GOLDEN), 3_000, root / "v6")
+    return {6: newest, **{v: convert_bundle(newest, root / f"v{v}", format_version=v) for v in (5, 4, 3, 2)}}
 
 
 @pytest.fixture(scope="module")

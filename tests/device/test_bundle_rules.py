@@ -7,34 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from bundle_edit import replace_array, rewrite
 
 from edgerec.errors import BundleError
 from edgerec.runtime import Bundle, Recommender
 from edgerec.runtime import bundle as bundle_module
-from edgerec.runtime.bundle import Manifest, embedding_space_id, sha256_file
 from edgerec.runtime.item_spec import ItemTableSpec
-
-
-def rewrite(root, change) -> None:
-    """Edit the manifest, then make checksums and the embedding space consistent again, so only the
-    edit itself can fail."""
-    path = root / "manifest.json"
-    data = json.loads(path.read_text())
-    change(data)
-    for name, meta in data["files"].items():
-        if (root / name).is_file():
-            meta.update(bytes=(root / name).stat().st_size, sha256=sha256_file(root / name))
-    try:
-        m = Manifest.from_dict(data)
-        data["embedding_space"] = embedding_space_id(m.files, m.models, m.items)
-    except (BundleError, KeyError):
-        pass  # the edit broke the schema itself: leave the rest as it is
-    path.write_text(json.dumps(data))
-
-
-def replace_array(root, name, array) -> None:
-    np.save(root / name, array)
-    rewrite(root, lambda data: None)
 
 
 def test_the_item_section_round_trips_through_its_dataclass(golden_bundle):

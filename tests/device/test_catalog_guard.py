@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_edit import replace_array, rewrite
 
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Bundle
@@ -21,9 +21,6 @@ from edgerec.runtime.catalog import AddedItem, ItemCatalog, _one_of
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.tag_column import TagSpec
 from edgerec.runtime.vocab import MODALITIES
-
-sys.path.insert(0, str(Path(__file__).parent))  # the suite's shared damage helpers (importlib mode)
-from test_bundle_rules import replace_array, rewrite  # noqa: E402
 
 BASE = 56  # items in the golden bundle
 

@@ -328,7 +328,7 @@ def test_the_footprint_figures_by_hand():
         _figure("steady private (anon) RSS, MB (onnx)", 20.0, "mapped files 51 MB", None, "", None),
         _figure("recommend() p50, ms (onnx)", 0.3, "scan bound 0.25 ms", pytest.approx(1.2), "", None),
         _figure("recommend() p99, ms (onnx)", 0.6, "scan bound 0.25 ms (cold scan 0.50)", pytest.approx(2.4),
-                "1.5x scan bound", pytest.approx(1.6)),
+                "1.0 ms", pytest.approx(0.6)),  # 1.5x the bound is under 1 ms: the 1 ms goal holds
         _figure("retrieve stage p50, ms (onnx)", 0.2, "cold scan 0.50 ms", pytest.approx(0.4), "", None),
         _figure("open, ms (onnx)", 12.0, "", None, "", None),
         _figure("bundle bytes, MB", 3.0, "table + plain ids + titles 1.0 MB", 3.0, "1.3x table + ids + titles",
@@ -352,7 +352,16 @@ def test_footprint_figures_without_a_floor_a_cold_scan_or_a_retrieve_stage():
     zero = dict(result, retrieval=dict(result["retrieval"], table_bytes=0, scan_bound_ms=0.0))
     rows = footprint.figures(zero)
     assert rows[0]["x physical"] is None and rows[0]["x goal"] == 80 / 64 and rows[3]["x physical"] is None
-    assert rows[4]["x goal"] is None
+    assert rows[4]["goal"] == "1.0 ms" and rows[4]["x goal"] == 0.6  # no bound: the 1 ms goal still holds
+
+
+@pytest.mark.parametrize("bound, goal, x_goal", [(0.6, "1.0 ms", 0.6), (2.0, "1.5x scan bound", 0.2),
+                                                  (float("nan"), "1.0 ms", 0.6)])
+def test_the_p99_goal_is_the_larger_of_1_ms_and_one_and_a_half_scan_bounds(bound, goal, x_goal):
+    result = {"retrieval": {"table_bytes": 2**20, "scan_bound_ms": bound, "methods": []},
+              "sections": {"table": 1, "ids": 1, "titles": 1}, "bundle_bytes": 3, "footprint": [_run()]}
+    p99 = footprint.figures(result)[4]
+    assert (p99["figure"], p99["goal"], p99["x goal"]) == ("recommend() p99, ms (onnx)", goal, pytest.approx(x_goal))
 
 
 # ---------------------------------------------------------------- history_bench

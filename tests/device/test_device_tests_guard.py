@@ -212,7 +212,7 @@ def _columns(path: Path) -> dict:
     out = {name: string_column(bundle, items.strings[name]).all() for name in ("ids", "titles")}
     out["tags"] = read_tags(bundle).all()
     for name, column in {**items.categorical, **items.numeric}.items():
-        values = bundle.array(column.file, mmap=False)
+        values = column.values(bundle, name, items.count, mmap=False)
         out[name] = [column.vocab[v] for v in values] if hasattr(column, "vocab") and column.vocab else values.tolist()
     out["vectors"] = StoredTable.read(bundle, items.embeddings).dequantize()
     return out

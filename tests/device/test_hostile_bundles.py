@@ -17,15 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_edit import replace_array, rewrite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.errors import BundleError, EdgerecError
 from edgerec.runtime import Bundle, Recommender, text_blocks
 from edgerec.runtime.pack import pack, unpacked
-
-sys.path.insert(0, str(Path(__file__).parent))  # the suite's shared damage helpers (importlib mode)
-from test_bundle_rules import replace_array, rewrite  # noqa: E402
 
 
 def blob(root, stem: str, values: list[bytes]) -> None:

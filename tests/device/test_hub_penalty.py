@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from bundle_edit import replace_array, rewrite
 
 from edgerec.errors import BundleError, ConfigError
 from edgerec.runtime import Bundle, Policy, Recommender
-
-sys.path.insert(0, str(Path(__file__).parent))  # the suite's shared damage helpers (importlib mode)
-from test_bundle_rules import replace_array, rewrite  # noqa: E402
 
 
 def listed(rec, policy=None) -> list[str]:

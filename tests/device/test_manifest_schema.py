@@ -93,7 +93,7 @@ def test_the_golden_manifest_follows_the_schema():
     (lambda m: m.update(models=[]), "models must be an array of 1 to 64 items (got [])"),
     (lambda m: m["items"]["embeddings"].update(scale_axis="col"), "items.embeddings.scale_axis must be one of 'dim', "
                                                                   "'row' (got 'col')"),
-    (lambda m: m.update(format_version=True), "format_version must be an integer between 1 and 5 (got True)"),
+    (lambda m: m.update(format_version=True), "format_version must be an integer between 1 and 6 (got True)"),
 ])
 def test_violations_name_the_field_and_the_rule(change, message):
     doc = copy.deepcopy(MANIFEST)

@@ -59,7 +59,8 @@ def _file_names(m: dict) -> list[str]:
     names += [items["encoder_inputs"]] if "encoder_inputs" in items else []
     for col in items["strings"].values():
         names += [col[k] for k in ("blob", "offsets", "blocks", "dictionary") if k in col]
-    names += [c["codes"] for c in items["categorical"].values()] + list(items["numeric"].values())
+    names += [c["codes"] for c in items["categorical"].values() if "codes" in c]
+    names += [c for c in items["numeric"].values() if isinstance(c, str)]  # format 6: {"constant": v} has no file
     names += [items["tags"][k] for k in ("offsets", "codes")] if "tags" in items else []
     for model in m["models"]:
         names.append(model["file"])
@@ -166,8 +167,8 @@ class Bundle:
         if len(raw) > 64 * MIB:
             raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
         m = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
-        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4, 5):
-            raise SpecError("manifest.json: not an edgerec bundle of format 1 to 5 (rule 1)")
+        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4, 5, 6):
+            raise SpecError("manifest.json: not an edgerec bundle of format 1 to 6 (rule 1)")
         paths = {name: _check_path(root, name) for name in m.get("files", {})}  # rule 2
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
         jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})(schema).validate(m)  # rule 3
@@ -255,14 +256,21 @@ class Bundle:
             raise SpecError("items.strings.ids: ids must be unique and non-empty (rule 8)")
         self.cat = {}
         for name, col in items["categorical"].items():
-            codes = _npy(root / col["codes"]).astype(np.int32)
+            if ("codes" in col) == ("constant" in col) or ("constant" in col and version < 6):
+                raise SpecError(f"items.categorical.{name}: codes, or (format 6) a constant, one of them (rule 8)")
+            codes = np.full(n, col["constant"], np.int32) if "constant" in col else _npy(root / col["codes"]).astype(np.int32)
             if codes.shape != (n,) or np.any((codes < -1) | (codes >= len(col["vocab"]))):
-                raise SpecError(f"{col['codes']}: codes outside [-1, len(vocab)) (rule 8)")
+                raise SpecError(f"items.categorical.{name}: codes outside [-1, len(vocab)) (rule 8)")
             self.cat[name] = [col["vocab"][c] if c >= 0 else None for c in codes]
         kinds = {"release_ts": np.int64, "episode": np.int32}
         self.num = {}
         for name, file in items["numeric"].items():
-            col = _npy(root / file).astype(kinds.get(name, np.float32))
+            if isinstance(file, dict) and version < 6:
+                raise SpecError(f"items.numeric.{name}: a constant needs format 6 (rule 8)")
+            kind = kinds.get(name, np.float32 if name in RANGES else np.float64)
+            if isinstance(file, dict) and np.asarray(file["constant"], kind).item() != file["constant"]:
+                raise SpecError(f"items.numeric.{name}: a constant its dtype does not hold (rule 8)")
+            col = np.full(n, file["constant"], kind) if isinstance(file, dict) else _npy(root / file).astype(kind)
             low, high = RANGES.get(name, (-np.inf, np.inf))
             if col.shape != (n,) or not np.all(np.isfinite(col) & (col >= low) & (col <= high)):
                 raise SpecError(f"{file}: {n} finite values in [{low}, {high}] expected (rule 8)")
