@@ -135,6 +135,8 @@ def inspect(bundle, as_json) -> None:
 
 def _print_sections(opened) -> None:
     """Bytes by section, and each item column's stored dtype and bytes (format 3 narrows them)."""
+    import numpy as np
+
     from edgerec.device_tests.footprint import sections
 
     total = opened.size_bytes()
@@ -143,6 +145,10 @@ def _print_sections(opened) -> None:
     files = opened.manifest.files
     rows = []
     for name, column in opened.manifest.items.columns().items():
+        if column.constant is not None:  # format 6: the value itself, in the manifest
+            rows.append({"column": name, "kind": column.kind, "dtype": np.dtype(column.constant_dtype(name)).name,
+                         "bytes": 0, "stored as": f"constant {column.constant!r} (every item)"})
+            continue
         stored = column.offsets if column.kind == "string" else column.file
         rows.append({"column": name, "kind": column.kind, "dtype": str(opened.array(stored).dtype),
                      "bytes": sum(files[f]["bytes"] for f in column.files()),

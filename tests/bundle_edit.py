@@ -31,3 +31,12 @@ def rewrite(root, change) -> None:
 def replace_array(root, name, array) -> None:
     np.save(root / name, array)
     rewrite(root, lambda data: None)
+
+
+def flatten_columns(root, values: dict) -> None:
+    """Make each named column of a bundle copy at `root` hold one value for every item (a code for a
+    categorical column): what a catalog without that metadata, as MovieLens's, looks like."""
+    for name, value in values.items():
+        stored = np.load(root / f"items/{name}.npy")
+        np.save(root / f"items/{name}.npy", np.full(len(stored), value, stored.dtype))
+    rewrite(root, lambda data: None)

@@ -5,12 +5,15 @@ import json
 import shutil
 import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_edit import flatten_columns
 from click.testing import CliRunner
 
 from edgerec.cli.main import cli
+from edgerec.device_tests.scale import scaled_bundle
 from edgerec.errors import BundleError
 from edgerec.runtime import Bundle, Recommender
 from edgerec.runtime.backends import open_model
@@ -236,6 +239,22 @@ def test_packed_file_with_path_traversal_or_links_is_refused(tmp_path):
     (tmp_path / "junk.edgerec").write_bytes(b"\x00" * 10)
     with pytest.raises(BundleError, match="junk.edgerec cannot be unpacked .*not a packed bundle"):
         Bundle.open(tmp_path / "junk.edgerec")
+
+
+def test_cli_inspect_shows_constant_columns_as_their_value(tmp_path):
+    """Format 6: a column stored as one value has no file; inspect names the value and 0 bytes."""
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+    shutil.copytree(golden, tmp_path / "flat")
+    flatten_columns(tmp_path / "flat", {"creator": -1, "duration": 1800.0})
+    source = Bundle.open(tmp_path / "flat")
+    bundle = scaled_bundle(source, source.manifest.items.count, tmp_path / "v6")
+    result = CliRunner().invoke(cli, ["inspect", str(bundle)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in result.output.splitlines() if line.count("│") == 6}
+    assert rows["creator"] == ["categorical", "int32", "0", "constant -1 (every item)"]
+    assert rows["duration"] == ["numeric", "float32", "0", "constant 1800.0 (every item)"]
+    assert rows["genre"][:2] == ["categorical", "int8"] and int(rows["genre"][2].replace(",", "")) > 0
 
 
 def test_cli_inspect_and_bad_bundle_exit_code(tiny_bundle, copy):

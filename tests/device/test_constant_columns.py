@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from bundle_edit import replace_array, rewrite
+from bundle_edit import flatten_columns, rewrite
 
 from edgerec.device_tests.scale import scaled_bundle
 from edgerec.errors import BundleError
@@ -27,12 +27,9 @@ def copies(golden_bundle, tmp_path_factory):
     root = tmp_path_factory.mktemp("constant")
     flat = root / "flat"
     shutil.copytree(golden_bundle, flat)
-    n = Bundle.open(flat).manifest.items.count
-    for name, value in FLAT.items():
-        stored = np.load(flat / f"items/{name}.npy")
-        replace_array(flat, f"items/{name}.npy", np.full(n, value, stored.dtype))
+    flatten_columns(flat, FLAT)
     source = Bundle.open(flat)
-    return {v: scaled_bundle(source, n, root / f"v{v}", format_version=v) for v in (6, 5)}
+    return {v: scaled_bundle(source, source.manifest.items.count, root / f"v{v}", format_version=v) for v in (6, 5)}
 
 
 def _lists(path) -> list:

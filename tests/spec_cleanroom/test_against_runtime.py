@@ -146,17 +146,14 @@ def constant(tmp_path_factory) -> Path:
     columns each hold one value for every item: stored as constants in the manifest, no files."""
     import shutil
 
-    import numpy as np
-    from bundle_edit import replace_array
+    from bundle_edit import flatten_columns
 
     from edgerec.device_tests.scale import scaled_bundle
     from edgerec.runtime.bundle import Bundle as RuntimeBundle
 
     root = tmp_path_factory.mktemp("format6")
     shutil.copytree(BUNDLE, root / "flat")
-    for name, value in (("creator", -1), ("provider", 1), ("series_id", -1), ("episode", 0), ("duration", 240.0)):
-        stored = np.load(root / "flat" / "items" / f"{name}.npy")
-        replace_array(root / "flat", f"items/{name}.npy", np.full(len(stored), value, stored.dtype))
+    flatten_columns(root / "flat", {"creator": -1, "provider": 1, "series_id": -1, "episode": 0, "duration": 240.0})
     source = RuntimeBundle.open(root / "flat")
     return scaled_bundle(source, source.manifest.items.count, root / "v6", format_version=6)
 
