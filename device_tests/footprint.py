@@ -100,12 +100,13 @@ def sections(bundle) -> dict:
     m = bundle.manifest
     items = m.items
     files = {name: meta["bytes"] for name, meta in m.files.items()}
-    out = {"table": sum(files[f] for f in (items.embeddings.file, items.embeddings.scales) if f)}
+    table = [f for f in (items.embeddings.file, items.embeddings.scales) if f]
+    out = {"table": sum(files[f] for f in table)}
     text = {name: items.strings[name].files() for name in ("ids", "titles")}  # blob, offsets or blocks, dictionary
     text["tags"] = items.tags.files() if items.tags else items.strings["tags"].files()  # codes and offsets (format 5)
     for name, names in text.items():
         out[name] = sum(files[f] for f in names)
-    taken = set(items.files()[:2]) | {f for names in text.values() for f in names}
+    taken = set(table) | {f for names in text.values() for f in names}
     other_columns = [f for f in items.files() if f not in taken]
     out["other columns"] = sum(files[f] for f in other_columns)
     models = {e.file for e in m.models}
