@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.ldp import (
     PRIME,
@@ -52,6 +53,10 @@ def bucket(value: float, edges) -> int:
 
 class PrivateReporter:
     def __init__(self, rec, budget: Budget | None = None, rng: Randomness | None = None):
+        if str(rec.history.path) == ":memory:":  # its ledger would start empty at every app start
+            raise ConfigError("private reports need the history in a file: a privacy ledger kept in memory forgets "
+                              "what was spent when the app restarts, so no budget would hold; open the Recommender "
+                              "with history=PATH")
         self.rec = rec
         self.ledger = PrivacyLedger(rec.history, budget)
         self.rng = rng or SecureRandomness()

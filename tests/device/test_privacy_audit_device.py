@@ -1,0 +1,171 @@
+"""The privacy audit of the device side (audP, 2026-12-04): what leaves the runtime (messages, stats, log
+records, private reports, federated uploads) names no user, no host folder and no consumed item in the clear,
+and every report is charged to a ledger that outlives the app. Each found leak is pinned here."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import tarfile
+import time
+
+import numpy as np
+import pytest
+
+from edgerec.errors import BundleError, ConfigError, EdgerecError
+from edgerec.runtime import Recommender
+from edgerec.runtime.federated import RoundTask, take_part
+from edgerec.runtime.privacy_ledger import Budget
+from edgerec.runtime.reporter import PrivateReporter
+
+USER = "CANARY_USER_7f3a"
+FOLDER = "CANARY_DIR"
+
+
+@pytest.fixture
+def private(tmp_path):
+    """A folder whose path names a person, as an app's data folder can (/data/user/0/<app>/...)."""
+    where = tmp_path / FOLDER / "app"
+    where.mkdir(parents=True)
+    return where
+
+
+def _clean(text: str, *extra: str) -> None:
+    for needle in (USER, FOLDER, "/tmp", *extra):
+        assert needle not in text, f"{needle!r} in {text[:300]!r}"
+
+
+def _packed(path, members) -> None:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("members, named", [
+    ([("manifest.json", b"{}"), ("a", b"x"), ("a/b", b"y")], "Not a directory: a/b"),  # a file where a folder goes
+    ([("manifest.json", b"{}"), ("x" * 300, b"x")], "File name too long: xxx"),  # longer than the file system takes
+])
+def test_a_packed_bundle_that_fails_to_unpack_is_named_without_the_folder_it_unpacks_in(private, members, named):
+    """Its members pass the checks but cannot be written: the system's error named the full path of the
+    unpack folder beside the file (the app's folder); now the member's name inside the bundle."""
+    packed = private / "update.edgerec"
+    _packed(packed, members)
+    with pytest.raises(BundleError) as err:
+        Recommender.open(packed)
+    text = str(err.value)
+    assert text.startswith("update.edgerec cannot be unpacked (") and named in text, text
+    _clean(text, str(private), ".tmp/")
+
+
+def test_a_rejected_packed_update_keeps_the_folder_out_of_stats_and_the_log(golden_bundle, private, caplog):
+    packed = private / "update.edgerec"
+    _packed(packed, [("manifest.json", b"{}"), ("a", b"x"), ("a/b", b"y")])
+    with caplog.at_level(logging.DEBUG), Recommender.open(packed, history=private / "h.db", fallback=golden_bundle,
+                                                          backend="onnx") as rec:
+        stats = json.dumps(rec.stats())
+    assert rec.update.accepted is False and "Not a directory: a/b" in rec.update.reason
+    _clean(stats + " ".join(r.getMessage() for r in caplog.records), str(private))
+
+
+def test_private_reports_refuse_a_history_kept_in_memory(golden_bundle, private):
+    """With history=None the ledger lived in memory: every app start had a fresh budget, so a device could
+    report past its daily cap by restarting. Reports now need the history (and so the ledger) in a file."""
+    for _start in range(2):
+        with Recommender.open(golden_bundle, backend="onnx") as rec:
+            with pytest.raises(ConfigError, match="^private reports need the history in a file"):
+                PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0))
+    for start in range(2):  # with a file, the second start finds the first one's spending
+        with Recommender.open(golden_bundle, history=private / "h.db", backend="onnx") as rec:
+            reporter = PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0))
+            if start == 0:
+                assert reporter.category_shares(1.0)["epsilon"] == 1.0
+            else:
+                with pytest.raises(EdgerecError, match="refused"):
+                    reporter.category_shares(1.0)
+                assert [e[2] for e in reporter.ledger.entries()] == [1.0]
+
+
+def _played(rec, rows) -> list[str]:
+    items = [rec.catalog.item_id(int(r)) for r in rows]
+    recent = time.time() - 3_600
+    for i, item in enumerate(items):
+        rec.record(USER, item, "play", timestamp=recent + i)
+    return items
+
+
+def test_what_leaves_the_device_names_no_user_folder_or_played_item(golden_bundle, private, caplog):
+    """A user with a marked id plays items with a history under a marked folder; stats, log records, every
+    private report and a DP federated upload are scanned for the id, the folder and the played item ids."""
+    with caplog.at_level(logging.DEBUG), Recommender.open(golden_bundle, history=private / "history.db",
+                                                          backend="onnx") as rec:
+        items = _played(rec, [3, 17, 8, 40, 22, 5])
+        assert rec.recommend(USER, k=5)
+        reporter = PrivateReporter(rec, Budget(per_day=10.0, per_30_days=100.0))
+        reports = [reporter.items_consumed(0.5), reporter.category_shares(0.5), *reporter.health(0.5),
+                   reporter.experiment("ranker-v2", "control", {"plays": 6}, {"plays": 20}, epsilon=0.5)]
+        task = RoundTask(round=1, space=rec.manifest.embedding_space, epsilon=0.5, negatives=8)
+        result = take_part(rec, USER, task, ledger=reporter.ledger)
+        upload = result.payload
+        text = json.dumps(reports) + json.dumps(rec.stats()) + " ".join(r.getMessage() for r in caplog.records)
+        ledger = " ".join(e[1] for e in reporter.ledger.entries())
+    assert len(reports) == 5 and result.refused is None and upload
+    _clean(text + ledger, str(private), *items)
+    blob = upload + text.encode()
+    for needle in [USER, FOLDER, str(private), *items]:
+        assert needle.encode() not in blob and needle.encode("utf-16-le") not in blob
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda rec: rec.record(USER, "no-such-item"), "^unknown item 'no-such-item'"),
+    (lambda rec: rec.record(USER * 20, rec.catalog.item_id(0)), "^user is 320 characters long"),
+    (lambda rec: rec.recommend(USER, k=0), "^k must be a positive integer"),
+    (lambda rec: rec.recommend(USER, context={"device": "toaster"}), "^unknown device 'toaster'"),
+    (lambda rec: rec.onboard(USER, genres=["no-such-genre"]), "^unknown genres"),
+    (lambda rec: rec.history.backup(rec.history.path), "^history.db exists"),
+])
+def test_device_api_refusals_name_no_user_and_no_folder(golden_bundle, private, call, message):
+    with Recommender.open(golden_bundle, history=private / "history.db", backend="onnx") as rec:
+        with pytest.raises(EdgerecError, match=message) as err:
+            call(rec)
+    _clean(str(err.value), str(private))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: path.write_bytes(b"SQLite format 3\x00" + b"garbage" * 500), "^history database history.db"),
+    (lambda path: path.write_bytes(b"not a database " * 100), "^history file history.db cannot be used"),
+    (lambda path: path.write_bytes(b""), "^history file history.db is empty"),
+    (lambda path: path.mkdir(), "^history path history.db is not a regular file"),
+])
+def test_a_bad_history_file_is_named_by_its_base_name(golden_bundle, private, damage, message):
+    damage(private / "history.db")
+    with pytest.raises(EdgerecError, match=message) as err:
+        Recommender.open(golden_bundle, history=private / "history.db", backend="onnx")
+    _clean(str(err.value), str(private))
+
+
+@pytest.mark.parametrize("kind, message", [("missing", "^missing is not a bundle"),
+                                           ("file", "^bundle.txt cannot be unpacked"),
+                                           ("empty", "^empty has no manifest.json")])
+def test_a_bad_bundle_path_is_named_by_its_base_name(private, kind, message):
+    where = private / {"file": "bundle.txt"}.get(kind, kind)
+    if kind == "file":
+        where.write_text("not a tar")
+    elif kind == "empty":
+        where.mkdir()
+    with pytest.raises(BundleError, match=message) as err:
+        Recommender.open(where)
+    _clean(str(err.value), str(private))
+
+
+def test_a_bundle_copy_missing_a_file_is_named_by_its_files(golden_bundle, private):
+    bundle = shutil.copytree(golden_bundle, private / "bundle")
+    name = next(n for n in json.loads((bundle / "manifest.json").read_text())["files"] if n.endswith(".npy"))
+    (bundle / name).unlink()
+    with pytest.raises(BundleError, match=f"^bundle file {name} is missing from bundle") as err:
+        Recommender.open(bundle)
+    _clean(str(err.value), str(private))
+    assert np.load(golden_bundle / name, allow_pickle=False) is not None  # the golden copy is untouched
