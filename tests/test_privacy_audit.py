@@ -5,6 +5,8 @@ id of the data (the full path stays on the exception); reports show a made-up us
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +163,61 @@ def test_the_explanation_report_shows_a_made_up_user_not_a_replayed_one(tmp_path
     assert USER not in text and MARK not in text
     reasons = " ".join(i["why"] for i in record["items"])
     assert not any(f'"{titles[item]}"' in reasons for item in private)
+
+
+# ------------------------------------------------------------- the audit of audP (2026-12-04, note 38)
+
+@pytest.mark.parametrize("given, kept", [
+    ("runs/CANARY_DIR/data", "data"),  # relative, typed in another folder: it does not exist where the export runs
+    ("C:\\Users\\CANARY_USER\\data", "data"),  # a checkpoint trained on Windows, exported elsewhere
+    ("C:/Users/Ana Ruiz/data", "data"),
+    ("\\\\server\\CANARY_DIR\\logs", "logs"),  # a network share
+    ("/home/CANARY_USER/ckpt/", "ckpt"),
+    ("/Users/Ana Ruiz/CANARY_DIR/teacher", "teacher"),  # absolute with a space
+    ("~/CANARY_DIR/data", "data"),
+    ("trained on /home/CANARY_USER/logs (see ~/CANARY_DIR/notes).", "trained on logs (see notes)."),
+    ("ckpt", "ckpt"), ("sampled", "sampled"), ("", ""),  # no separator: not a path
+])
+def test_model_card_strings_keep_only_the_last_component_of_any_path(given, kept):
+    """The model card copies the checkpoint's training info, which stores the --data and --teacher paths as
+    typed at training time. Paths relative to another folder (or of another machine) were kept whole: a
+    bundle exported elsewhere carried 'runs/<folder>/data'. Now every path keeps its last component."""
+    from edgerec.export.deidentify import scrub_paths
+
+    card = scrub_paths({"training": {"data": given, "runs": [given, 3, None]}, "n": 1.5})
+    assert card == {"training": {"data": kept, "runs": [kept, 3, None]}, "n": 1.5}
+
+
+def test_a_sentence_with_a_slash_is_not_a_path_unless_it_exists(tmp_path, monkeypatch):
+    from edgerec.export.deidentify import public_source, scrub_paths
+
+    assert public_source({"source": "edgerec synthetic audio/video world"}) == "edgerec synthetic audio/video world"
+    assert public_source({"source": "runs/CANARY_DIR/plays.csv"}) == "local files"
+    assert public_source({"source": "C:\\logs\\plays.csv"}) == "local files"
+    (tmp_path / "Ana Ruiz").mkdir()
+    (tmp_path / "Ana Ruiz" / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert scrub_paths("Ana Ruiz/data") == "data"  # exists here: the whole string is a path
+    assert scrub_paths("Ana Ruiz/logs") == "Ana logs"  # does not: each word with a separator is cut
+
+
+def test_a_declared_space_copies_only_the_bundles_own_files(tmp_path):
+    """`domains space` copied the whole bundle folder: a device history kept beside the bundle's files
+    (history.db, with user ids and plays) and any other file went into the new bundle."""
+    from edgerec.export.space import declare_space
+    from edgerec.runtime import Recommender
+    from edgerec.runtime.bundle import Bundle
+
+    golden = Path(__file__).parent.parent / "spec" / "golden" / "bundle"
+    source = shutil.copytree(golden, tmp_path / MARK / "bundle")
+    with Recommender.open(source, history=source / "history.db") as rec:
+        rec.record(USER, rec.catalog.item_id(0), "play")
+    (source / "notes.txt").write_text(f"{USER} {tmp_path}")
+    out = declare_space(source, tmp_path / "space", space_id="s1", domains=["audio", "video"]).root
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(["manifest.json",
+                                                                                              *manifest["files"]])
+    assert manifest["space"]["id"] == "s1" and Bundle.open(out).manifest.space
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert USER.encode() not in path.read_bytes() and MARK.encode() not in path.read_bytes()
