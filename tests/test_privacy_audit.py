@@ -221,3 +221,102 @@ def test_a_declared_space_copies_only_the_bundles_own_files(tmp_path):
     for path in out.rglob("*"):
         if path.is_file():
             assert USER.encode() not in path.read_bytes() and MARK.encode() not in path.read_bytes()
+
+
+def test_public_source_describes_the_data_never_its_file():
+    from edgerec.export.deidentify import public_source
+
+    assert public_source({}) == "local files" and public_source({"source": "  "}) == "local files"
+    assert public_source({"format": "csv"}) == "local csv files"
+    assert public_source({"source": " MovieLens 100K "}) == "MovieLens 100K"  # a description without a separator
+    assert public_source({"source": "synthetic", "format": "ml-100k"}) == "local ml-100k files"  # an import's file
+
+
+def test_path_rules_at_their_edges(tmp_path, monkeypatch):
+    from edgerec.export.deidentify import public_source, scrub_paths
+
+    monkeypatch.chdir(tmp_path)
+    assert scrub_paths("/home/ana/logs\nsee other/dir") == "logs\nsee dir"  # lines kept: each path word cut
+    assert scrub_paths("~/Ana Ruiz/data") == "data" and scrub_paths("/home/ana/BOX") == "BOX"
+    (tmp_path / "Ana Ruiz\\data").mkdir()  # a name holding a backslash (Windows-style) that exists here
+    assert scrub_paths("Ana Ruiz\\data") == "data" and scrub_paths("Ana Ruiz\\logs") == "Ana logs"
+    (tmp_path / "world v2").mkdir()
+    assert public_source({"source": "world v2"}) == "world v2"  # no separator: a description even if it exists
+    at_limit = "/" + "a b/" * 1023 + "end"  # 4096 characters: one path, however many spaces
+    assert len(at_limit) == 4096 and scrub_paths(at_limit) == "end"
+    beyond = at_limit + "s"  # longer than a path can be: cut word by word
+    assert scrub_paths(beyond) == "a " * 1023 + "ends"
+
+
+def _genre_pairs(rows, genres) -> float:
+    """Share of the pairs of items in one row that share a genre."""
+    same = total = 0
+    for row in rows:
+        g = [genres[r - 1] for r in row if r]
+        same += sum(a == b for i, a in enumerate(g) for b in g[i + 1:])
+        total += len(g) * (len(g) - 1) // 2
+    return same / total
+
+
+def test_synthetic_histories_are_padded_catalog_rows_of_every_length():
+    from edgerec.export.deidentify import synthetic_histories
+
+    popularity = np.arange(40, dtype=np.float64)
+    genres = ["a", "b", "c", "d"] * 10
+    rows = synthetic_histories(popularity, genres, 300, 6, seed=3)
+    assert rows.shape == (300, 6) and rows.dtype == np.int64
+    lengths = (rows > 0).sum(axis=1)
+    assert set(lengths.tolist()) == {3, 4, 5, 6}  # from 3 to the model's length, each drawn
+    for row, length in zip(rows, lengths):
+        assert (row[:6 - length] == 0).all() and (row[6 - length:] >= 1).all()  # left-padded, rows are index + 1
+        assert len(set(row[row > 0].tolist())) == length  # no item twice in a session
+    assert rows.max() <= 40 and (synthetic_histories(popularity, genres, 300, 6, seed=3) == rows).all()
+    assert not (synthetic_histories(popularity, genres, 300, 6, seed=4) == rows).all()
+    assert (synthetic_histories(popularity, genres, 50, 2) > 0).all()  # shorter than 3: every row is full
+    assert synthetic_histories(popularity, genres, 0, 6).shape == (0, 6)
+
+
+def test_a_catalog_smaller_than_a_session_repeats_items_rather_than_loop():
+    from edgerec.export.deidentify import synthetic_histories
+
+    rows = synthetic_histories(np.array([5.0, 1.0]), ["a", "b"], 20, 5, seed=1)
+    assert ((rows > 0).sum(axis=1) >= 3).all() and set(rows[rows > 0].tolist()) == {1, 2}
+
+
+def test_synthetic_sessions_follow_popularity_and_cluster_by_genre():
+    from edgerec.export.deidentify import synthetic_histories
+
+    genres = [g for g in "abcde" for _ in range(100)]
+    flat = synthetic_histories(np.zeros(500), genres, 1500, 8, seed=0)
+    # each pick stays in the session's genre with probability 0.7 + 0.3 / 5 = 0.76, so two picks share a
+    # genre with 0.76^2 + 4 * 0.06^2 = 0.592 (sessions drawn without regard to genre: 0.2)
+    assert _genre_pairs(flat, genres) == pytest.approx(0.592, abs=0.02)
+    counts = np.bincount(flat[flat > 0] - 1, minlength=500)
+    assert counts.min() > 0 and counts.std() < 0.35 * counts.mean()  # even: no popularity, no item left out
+    popular = np.zeros(500)
+    popular[[7, 255]] = 499.0  # 500 of 1498 (weight of popularity + 1) each
+    skewed = synthetic_histories(popular, genres, 1500, 8, seed=0)
+    counts = np.bincount(skewed[skewed > 0] - 1, minlength=500)
+    assert counts[7] > 20 * np.median(counts) and counts[255] > 20 * np.median(counts)
+    # the session's genre is drawn by popularity too: genres a (item 7) and c (item 255) lead most sessions
+    leads = [max("abcde", key=[genres[r - 1] for r in row if r].count) for row in skewed]
+    assert (leads.count("a") + leads.count("c")) / len(leads) > 0.55
+
+
+def test_synthetic_sessions_draw_items_by_popularity_plus_one():
+    """In one genre every draw is by popularity + 1: an item of popularity 19 comes 20 times as often as one
+    of 0, inside the genre and out of it. A reproducible export gets the same sessions by default and for
+    the same counts in any dtype (a prior read from JSON is float64, log counts are integers)."""
+    from edgerec.export.deidentify import synthetic_histories
+
+    popularity = np.zeros(1000)
+    popularity[7] = 19.0
+    genres = ["a"] * 1000
+    rows = synthetic_histories(popularity, genres, 4000, 8, seed=0)
+    counts = np.bincount(rows[rows > 0] - 1, minlength=1000)
+    assert 18 < counts[7] / np.delete(counts, 7).mean() < 22
+    assert (synthetic_histories(popularity, genres, 50, 8) == synthetic_histories(popularity, genres, 50, 8, 0)).all()
+    counted = np.arange(60) % 7
+    for kind in (np.int64, np.float32):
+        same = synthetic_histories(counted.astype(kind), ["a", "b", "c"] * 20, 400, 8, seed=2)
+        assert (same == synthetic_histories(counted.astype(np.float64), ["a", "b", "c"] * 20, 400, 8, seed=2)).all()
