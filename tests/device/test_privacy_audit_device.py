@@ -169,3 +169,73 @@ def test_a_bundle_copy_missing_a_file_is_named_by_its_files(golden_bundle, priva
         Recommender.open(bundle)
     _clean(str(err.value), str(private))
     assert np.load(golden_bundle / name, allow_pickle=False) is not None  # the golden copy is untouched
+
+
+def _spend(bundle, history, epsilon: float = 1.0) -> None:
+    with Recommender.open(bundle, history=history, backend="onnx") as rec:
+        PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0)).category_shares(epsilon)
+
+
+def _may_report(bundle, history) -> bool:
+    with Recommender.open(bundle, history=history, backend="onnx") as rec:
+        try:
+            PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0)).category_shares(0.5)
+        except EdgerecError:
+            return False
+    return True
+
+
+def test_a_recovered_history_keeps_the_privacy_ledger(golden_bundle, private):
+    """`history recover` (what a damaged history's messages advise) copied events, preferences and added items
+    but not the ledger: the recovered device could report its day's budget again at once."""
+    from edgerec.runtime.history import HistoryStore
+    from edgerec.runtime.privacy_ledger import PrivacyLedger
+
+    _spend(golden_bundle, private / "history.db")
+    report = HistoryStore.recover(private / "history.db", private / "recovered.db")
+    assert report["privacy_ledger"] == 1 and report["unreadable"] == 0
+    assert not _may_report(golden_bundle, private / "recovered.db")
+    store = HistoryStore(private / "recovered.db")
+    assert [e[1:] for e in PrivacyLedger(store).entries()] == [("category_shares:genre", 1.0)]
+    store.close()
+    plain = HistoryStore.recover(private / "recovered.db", private / "again.db")  # the copy recovers alike
+    assert plain["privacy_ledger"] == 1
+
+
+def test_a_history_without_a_ledger_recovers_without_one(private):
+    from edgerec.runtime.history import HistoryStore
+
+    store = HistoryStore(private / "history.db")
+    store.record(USER, "i1", "play")
+    store.close()
+    assert HistoryStore.recover(private / "history.db", private / "out.db") == {
+        "events": 1, "preferences": 0, "added_items": 0, "unreadable": 0}
+    store = HistoryStore(private / "out.db")
+    assert "privacy_ledger" not in {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
+    store.close()
+
+
+def test_unreadable_ledger_entries_count_as_the_whole_budget(golden_bundle, private):
+    """What a damaged ledger page held is unknown: the recovered file refuses reports for the 30-day window
+    rather than forget what was spent."""
+    import sqlite3
+
+    from edgerec.runtime.history import HistoryStore
+    from edgerec.runtime.privacy_ledger import PrivacyLedger
+
+    _spend(golden_bundle, private / "history.db", 0.25)
+    with sqlite3.connect(private / "history.db") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name='privacy_ledger'").fetchone()[0]
+    db.close()
+    with open(private / "history.db", "r+b") as handle:  # the ledger's one page: not a b-tree page any more
+        handle.seek((root - 1) * page)
+        handle.write(b"\xff" * 16)
+    report = HistoryStore.recover(private / "history.db", private / "recovered.db")
+    assert report["privacy_ledger"] == 0 and report["unreadable"] >= 1 and report["events"] == 0
+    store = HistoryStore(private / "recovered.db")
+    entries = PrivacyLedger(store).entries()
+    store.close()
+    assert len(entries) == 1 and entries[0][2] == 1e6 and entries[0][1].startswith("history recovered: ")
+    assert abs(entries[0][0] - time.time()) < 60 and not _may_report(golden_bundle, private / "recovered.db")
