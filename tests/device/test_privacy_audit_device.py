@@ -239,3 +239,16 @@ def test_unreadable_ledger_entries_count_as_the_whole_budget(golden_bundle, priv
     store.close()
     assert len(entries) == 1 and entries[0][2] == 1e6 and entries[0][1].startswith("history recovered: ")
     assert abs(entries[0][0] - time.time()) < 60 and not _may_report(golden_bundle, private / "recovered.db")
+
+
+def test_why_an_ann_index_was_not_cached_names_the_cache_folder_only(golden_bundle, private):
+    """`rec.models.ann.unsaved` (docs/runtime.md: apps read and log it) held the system's error with the cache
+    folder's full path."""
+    import importlib.util
+
+    if importlib.util.find_spec("usearch") is None:  # not importorskip: usearch before onnxruntime crashes
+        pytest.skip("usearch is not installed here")
+    (private / "afile").write_text("x")
+    with Recommender.open(golden_bundle, backend="onnx", ann="usearch", cache_dir=private / "afile" / "ann") as rec:
+        index = rec.models.ann_index()
+    assert index.unsaved == "[Errno 20] Not a directory: 'ann'"
