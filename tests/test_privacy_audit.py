@@ -320,3 +320,14 @@ def test_synthetic_sessions_draw_items_by_popularity_plus_one():
     for kind in (np.int64, np.float32):
         same = synthetic_histories(counted.astype(kind), ["a", "b", "c"] * 20, 400, 8, seed=2)
         assert (same == synthetic_histories(counted.astype(np.float64), ["a", "b", "c"] * 20, 400, 8, seed=2)).all()
+
+
+def test_a_flower_node_answers_with_its_upload_alone():
+    """The Flower ClientApp replied with why its device declined ("too little history", "privacy budget") and
+    how long its round took (which grows with the history) beside the upload, in every round, DP or not."""
+    from edgerec.federated.flower import node_reply
+    from edgerec.runtime.federated import RoundResult
+
+    declined = RoundResult(3, None, None, "too little history", ms=12.5)
+    taken = RoundResult(3, None, b"ERFU...", None, examples=40, norm=0.1, ms=80.0)
+    assert node_reply(declined) == {"payload": b""} and node_reply(taken) == {"payload": b"ERFU..."}
