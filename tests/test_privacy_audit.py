@@ -331,3 +331,82 @@ def test_a_flower_node_answers_with_its_upload_alone():
     declined = RoundResult(3, None, None, "too little history", ms=12.5)
     taken = RoundResult(3, None, b"ERFU...", None, examples=40, norm=0.1, ms=80.0)
     assert node_reply(declined) == {"payload": b""} and node_reply(taken) == {"payload": b"ERFU..."}
+
+
+# ------------------------------------------------------------- one export, every byte (audP)
+
+CANARY_USER = "CANARY_USER_7f3a"
+
+
+@pytest.fixture(scope="module")
+def canary_export(tmp_path_factory):
+    """A tiny world whose user ids are marked, in a marked folder, trained with the data's path as typed in
+    another folder and the teacher's as typed on Windows, exported (ONNX) and packed."""
+    from dataclasses import replace
+
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.data.schema import Dataset
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset, save_dataset
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig, train_model
+    from edgerec.runtime.pack import pack
+
+    root = tmp_path_factory.mktemp("canary")
+    base = synth_dataset(SynthConfig(users=60, items=150, events=2_000, seed=4))
+    catalog = replace(base.catalog, item_ids=[f"CANARY_ITEM_{i:04d}" for i in range(len(base.catalog))])
+    data = root / MARK / "logs"
+    save_dataset(Dataset(catalog, base.interactions, [f"{CANARY_USER}_{i:03d}" for i in range(base.n_users)],
+                         {"source": str(data / "plays.csv")}), data)
+    dataset = load_dataset(data)
+    train_model(dataset, leave_last_out(dataset), ModelConfig(dim=8, layers=1, max_len=8, dropout=0.0),
+                TrainConfig(epochs=1, batch_size=32, eval_users=0), out=root / MARK / "ckpt",
+                info_extra={"data": f"runs/{MARK}/logs", "teacher": f"C:\\Users\\{CANARY_USER}\\{MARK}\\teacher"})
+    bundle = root / "bundle"
+    export_bundle(root / MARK / "ckpt", data, bundle, ExportConfig(formats=("onnx",), parity_users=40, evaluate=False,
+                                                                   min_top10_agreement=0.0))
+    return dataset, data, bundle, pack(bundle, root / "bundle.edgerec")
+
+
+def _history_runs(dataset) -> set[bytes]:
+    """Every run of 4 consecutive items of a user's history (by time), as the bundle could store it: model
+    rows (index + 1) in int64 and int32, and the ids joined. Runs of consecutive catalog rows are left out:
+    the id column holds those in catalog order."""
+    log = dataset.interactions.sorted_by_time()
+    runs = set()
+    for user in range(dataset.n_users):
+        items = log.item[log.user == user]
+        for i in range(len(items) - 3):
+            run = [int(x) for x in items[i:i + 4]]
+            if any(b != a + 1 for a, b in zip(run, run[1:])):
+                rows = np.asarray(run) + 1
+                runs |= {rows.astype(np.int64).tobytes(), rows.astype(np.int32).tobytes(),
+                         "".join(dataset.catalog.item_ids[r] for r in run).encode()}
+    return runs
+
+
+@pytest.mark.slow  # one ONNX export: about 10 s
+def test_an_exported_and_packed_bundle_holds_no_user_folder_or_history_run(canary_export):
+    import tarfile
+
+    from test_bundle_privacy import _inflated_columns
+
+    dataset, data, bundle, packed = canary_export
+    blobs = {str(p.relative_to(bundle)): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    blobs |= _inflated_columns(bundle)
+    with tarfile.open(packed) as tar:
+        for member in tar.getmembers():
+            blobs[f"packed {member.name}"] = tar.extractfile(member).read()
+            blobs[f"packed {member.name} header"] = f"{member.name} {member.uname} {member.pax_headers}".encode()
+    blobs["packed file"] = packed.read_bytes()
+    assert b"CANARY_ITEM_0000" in blobs["packed file"] and len(blobs) > 30  # the catalog's ids do ship
+    needles = [CANARY_USER.encode(), MARK.encode(), str(data.parent.parent).encode(), b"Users", b"runs/"]
+    runs = _history_runs(dataset)
+    assert len(runs) > 500
+    for where, blob in blobs.items():
+        assert not [n for n in needles if n in blob], where
+        assert not [r for r in runs if r in blob], where
+    card = json.loads(blobs["model_card.json"])
+    assert card["training"]["data"] == "logs" and card["training"]["teacher"] == "teacher"
+    assert json.loads(blobs["manifest.json"])["data_version"]["source"] == "plays.csv"  # the folder kept its name only
