@@ -410,3 +410,35 @@ def test_an_exported_and_packed_bundle_holds_no_user_folder_or_history_run(canar
     card = json.loads(blobs["model_card.json"])
     assert card["training"]["data"] == "logs" and card["training"]["teacher"] == "teacher"
     assert json.loads(blobs["manifest.json"])["data_version"]["source"] == "plays.csv"  # the folder kept its name only
+
+
+@pytest.mark.slow  # the export above, then five commands on tiny settings: about 15 s
+def test_host_reports_printed_output_and_log_records_name_no_user_or_data_folder(canary_export, tmp_path, caplog):
+    import logging
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    _, data, bundle, _ = canary_export
+    out = tmp_path / "reports"
+    commands = {
+        "eval.json": ["evaluate", "--data", data, "--model", "popular"],
+        "replay.json": ["study", "replay", bundle, "--data", data, "--users", "10"],
+        "fairness.json": ["report", "fairness", bundle, "--data", data, "--users", "10"],
+        "dp.json": ["study", "dp-popularity", "--data", data, "--epsilon", "1", "--devices", "1000", "--trials", "1",
+                    "--prior", out / "prior.json"],
+        "simulate.json": ["experiment", "simulate", bundle, "--data", data, "--users", "10", "--days", "1",
+                          "--pre-days", "1"],
+    }
+    printed = []
+    with caplog.at_level(logging.DEBUG, logger="edgerec"):
+        for name, args in commands.items():
+            result = CliRunner().invoke(cli, [str(a) for a in args] + ["--json", str(out / name)])
+            assert result.exit_code == 0, result.output
+            printed.append(result.output.replace(str(out), "OUT"))  # the paths typed on the command line
+    records = " ".join(r.getMessage() for r in caplog.records)
+    files = {p.name: p.read_text() for p in out.iterdir()}
+    assert len(files) == 6
+    for where, text in {**files, "printed": " ".join(printed), "log": records}.items():
+        assert CANARY_USER not in text and MARK not in text and str(data) not in text, where
