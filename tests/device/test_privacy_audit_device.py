@@ -252,3 +252,39 @@ def test_why_an_ann_index_was_not_cached_names_the_cache_folder_only(golden_bund
     with Recommender.open(golden_bundle, backend="onnx", ann="usearch", cache_dir=private / "afile" / "ann") as rec:
         index = rec.models.ann_index()
     assert index.unsaved == "[Errno 20] Not a directory: 'ann'"
+
+
+class _Truthful:
+    """Randomness under which randomized response keeps the true value (ldp.Randomness): reports then say
+    what they drew from."""
+
+    def below(self, n: int) -> int:
+        return 0
+
+    def bernoulli(self, p: float) -> bool:
+        return True
+
+
+def test_a_report_dated_back_reports_that_days_plays_not_todays(golden_bundle, private):
+    """The ledger dates an entry at the report's `now` when nothing newer is in it, but the report drew from
+    every play after now - 1 day, today's included: reports dated back one day apart each fit the daily cap
+    and each reported today's plays (k reports of one day at epsilon 1 each). A report's plays are now those
+    of the day that ends at its ledger entry."""
+    day = 86_400.0
+    with Recommender.open(golden_bundle, history=private / "history.db", backend="onnx") as rec:
+        today = time.time()
+        rec.record(USER, rec.catalog.item_id(5), "play", timestamp=today - 60)
+        rec.record(USER, rec.catalog.item_id(5), "play", timestamp=today - 4 * day)
+        genre = rec.catalog.categorical["genre"][1][int(rec.catalog.categorical["genre"][0][5])]
+        reporter = PrivateReporter(rec, Budget(per_day=1.5, per_30_days=10.0), rng=_Truthful())
+        back = [reporter.category_shares(1.0, now=today - k * day) for k in (3, 2, 1)]
+        assert [r["domain"]["labels"][r["value"]] for r in back] == ["(none)"] * 3  # no play in those days
+        # (the play at today - 4 days is the first one's edge: its day is (entry - 1 day, entry], as the ledger's)
+        assert [round((today - e[0]) / day) for e in reporter.ledger.entries()] == [3, 2, 1]  # each day fits
+        report = reporter.category_shares(1.0, now=today)  # today's own report: the one that holds the play
+        assert report["domain"]["labels"][report["value"]] == genre
+        late = reporter.category_shares(0.5, now=today - 5 * day)  # dated before the newest entry: charged today,
+        assert late["domain"]["labels"][late["value"]] == genre  # so it draws from today, as its entry says
+        assert reporter.ledger.entries()[-1][0] == reporter.ledger.entries()[-2][0]
+        with pytest.raises(EdgerecError, match="refused"):
+            reporter.category_shares(0.5, now=today - 3 * day)  # and today's budget is spent
