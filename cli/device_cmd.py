@@ -202,8 +202,9 @@ def recover_cmd(history_path, out, access) -> None:
     from edgerec.runtime.history import HistoryStore
 
     report = HistoryStore.recover(history_path, out)
+    ledger = f", {report['privacy_ledger']} privacy-ledger entries" if "privacy_ledger" in report else ""
     console.print(f"recovered {report['events']} events, {report['preferences']} preferences and "
-                  f"{report['added_items']} added items into {out} ({report['unreadable']} unreadable reads)")
+                  f"{report['added_items']} added items{ledger} into {out} ({report['unreadable']} unreadable reads)")
 
 
 @history_group.command("keygen", epilog=example("edgerec history keygen --out history.key"))

@@ -10,6 +10,7 @@ their last component, and the data source to a description.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,22 +41,42 @@ def synthetic_histories(popularity: np.ndarray, genres: list[str], n: int, max_l
     return rows
 
 
+_WINDOWS_ROOT = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\... or \\server\share, on whatever machine exports
+_PATH_WORD = re.compile(r"\S*[\\/]\S*")  # a word holding a separator, in a sentence
+
+
 def _is_path(text: str) -> bool:
+    """Absolute (here or on Windows), home-relative, or relative: a relative path that does not exist where
+    the export runs (a checkpoint trained in another folder) still names the folders it was typed in.
+    Text with a space is a path only if it is absolute or exists ("/Users/Ana Ruiz/data", not "and/or so")."""
     if not text or "\n" in text or len(text) > 4096:
         return False
-    path = Path(text)
-    return path.is_absolute() or text.startswith("~") or (("/" in text or "\\" in text) and path.exists())
+    if text.startswith("~") or _WINDOWS_ROOT.match(text) or Path(text).is_absolute():
+        return True
+    if "/" not in text and "\\" not in text:
+        return False
+    return not any(c.isspace() for c in text) or Path(text).exists()
+
+
+def _last_component(text: str) -> str:
+    """The name a path ends with, split at both separators (Path splits at "\\" only on Windows)."""
+    return re.split(r"[\\/]", text.rstrip("\\/"))[-1]
+
+
+def _scrubbed(text: str) -> str:
+    if _is_path(text):
+        return _last_component(text)
+    return _PATH_WORD.sub(lambda word: _last_component(word.group()), text)  # "trained on /home/ana/x" -> "... x"
 
 
 def scrub_paths(value):
-    """A copy of a JSON-like value in which strings naming host files keep only their last component."""
+    """A copy of a JSON-like value in which strings naming host files keep only their last component,
+    also where a sentence names them."""
     if isinstance(value, dict):
         return {k: scrub_paths(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub_paths(v) for v in value]
-    if isinstance(value, str) and _is_path(value):
-        return Path(value).name
-    return value
+    return _scrubbed(value) if isinstance(value, str) else value
 
 
 def public_source(meta: dict) -> str:

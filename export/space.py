@@ -73,7 +73,10 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
         raise ConfigError(f"{out.name} exists and is not empty; choose a new --out folder")
     manifest = source.manifest
     raw = json.loads((source.root / MANIFEST).read_text(encoding="utf-8"))
-    shutil.copytree(source.root, out, dirs_exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in [MANIFEST, *manifest.files]:  # the bundle's own files only: its folder may hold a device's
+        (out / name).parent.mkdir(parents=True, exist_ok=True)  # history (history.db), an index cache, notes
+        shutil.copyfile(source.root / name, out / name)
     old = raw.get("space", {})  # a bundle declared before: its space files give way to the new ones
     old_bridges = [b.get(key) for b in old.get("bridges", []) for key in ("weights", "bias", "prior")]
     for name in [old.get("content", {}).get("file"), *old_bridges]:

@@ -45,6 +45,12 @@ def task_from_record(values) -> RoundTask:
     return RoundTask(**{k: values[k] for k in TASK_FIELDS}, epsilon=None if epsilon < 0 else epsilon).check()
 
 
+def node_reply(result) -> dict:
+    """What a node sends back: the upload's bytes, empty when it declined. Not why it declined ("too little
+    history" tells the server about the history) nor its round's time (which grows with the history)."""
+    return {"payload": result.payload or b""}
+
+
 class _Device:
     """One node's device, opened on first use inside the process that runs it."""
 
@@ -77,8 +83,7 @@ def client_app(devices: FlowerDevices):
         table = msg.content["table"].to_numpy_ndarrays()[0]
         result = take_part(device.rec, device.user, task, history=device.history, table=table,
                            consent=devices.consent)
-        reply = {"payload": result.payload or b"", "refused": result.refused or "", "ms": float(result.ms)}
-        return Message(RecordDict({"update": ConfigRecord(reply)}), reply_to=msg)
+        return Message(RecordDict({"update": ConfigRecord(node_reply(result))}), reply_to=msg)
 
     return app
 

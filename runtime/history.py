@@ -218,9 +218,9 @@ class HistoryStore:
         return self._read(kept.newest_kept("id, item, event, CAST(ts AS REAL)", after=True),  # text: 0.0
                           (profile, after, self.cutoff(), self.retention.cap(limit)))[::-1]
 
-    def items_since(self, ts: float, events: tuple[str, ...]) -> list[str]:
-        """Items of the given events since `ts`, over every profile (what the device as a whole did)."""
-        return [r[0] for r in self._read(*kept.items_since(self.retention, self.cutoff(), ts, events))]
+    def items_since(self, ts: float, events: tuple[str, ...], until: float | None = None) -> list[str]:
+        """Items of the given events since `ts` (up to `until`), over every profile (what the device did)."""
+        return [r[0] for r in self._read(*kept.items_since(self.retention, self.cutoff(), ts, events, until))]
 
     def profiles(self) -> list[str]:
         with self._lock:

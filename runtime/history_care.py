@@ -283,7 +283,8 @@ def _next_key(db: sqlite3.Connection, table: str, key: str, after: int) -> int |
 
 
 def recover(path: str | Path, out: str | Path) -> dict:
-    """Copy every readable event, preference and added item of a damaged history into a new file."""
+    """Copy every readable event, preference, added item and privacy-ledger entry of a damaged history into a
+    new file (the ledger's failed reads become one entry of the whole budget: what was spent is not known)."""
     from edgerec.runtime.history import HistoryStore
 
     path = Path(checks.path(path, "the damaged history's path"))
@@ -301,7 +302,7 @@ def recover(path: str | Path, out: str | Path) -> dict:
     parts = {"events": ("id, profile, item, event, value, ts, context", "id"),
              "preferences": ("profile, kind, value, ts", None),
              "added_items": ("item, space, vector, meta, removed", None)}
-    salvaged = {}
+    salvaged, failures = {}, {}
     try:
         try:
             tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -310,6 +311,8 @@ def recover(path: str | Path, out: str | Path) -> dict:
         if "events" not in tables or tables - OWN_TABLES:
             raise HistoryError(f"{checks.file_name(path)} is not an edgerec history (no events table, or another application's "
                                "tables); pass the damaged history file")
+        if "privacy_ledger" in tables:  # what the device already reported: its budget must outlive the file
+            parts["privacy_ledger"] = ("id, ts, question, epsilon", "id")
         most = path.stat().st_size // 16  # no row takes fewer bytes than this
         for table, (columns, key) in parts.items():
             try:
@@ -317,16 +320,25 @@ def recover(path: str | Path, out: str | Path) -> dict:
             except sqlite3.DatabaseError:
                 salvaged[table], failed = [], 1
             report["unreadable"] += failed
+            failures[table] = failed
     finally:
         source.close()
     fresh = HistoryStore(out)
     try:
+        if "privacy_ledger" in parts:
+            from edgerec.runtime.privacy_ledger import PrivacyLedger
+
+            PrivacyLedger(fresh)  # its table
         with fresh._transaction():
             for table, (columns, _) in parts.items():
                 marks = ", ".join("?" * len(columns.split(",")))
                 fresh.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
                                      salvaged[table])
                 report[table] = len(salvaged[table])
+            if failures.get("privacy_ledger"):  # an unknown spending counts as the whole budget: reports wait
+                fresh.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",  # 30 days
+                                 (time.time(), f"history recovered: {failures['privacy_ledger']} ledger reads "
+                                  "failed", 1e6))
     finally:
         fresh.close()
     return report

@@ -145,8 +145,16 @@ def _extract(path: Path, staging: Path) -> None:
                                   "copy or pack it again")
             tar.extractall(staging, members=members, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{file_name(path)} cannot be unpacked ({exc}); it is truncated or damaged, or not a packed "
-                          "bundle: pack one with `edgerec pack`") from None
+        raise BundleError(f"{file_name(path)} cannot be unpacked ({_inside(exc, staging)}); it is truncated or damaged, "
+                          "or not a packed bundle: pack one with `edgerec pack`") from None
+
+
+def _inside(exc: BaseException, staging: Path) -> str:
+    """The error without the unpack folder's full path (an app folder can name the user): members by their names."""
+    text = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
+    for folder in {str(staging), os.path.realpath(staging)}:
+        text = text.replace(folder + os.sep, "").replace(folder, ".")
+    return text
 
 
 def _remove_stale(path: Path, keep: Path) -> None:

@@ -19,9 +19,11 @@ id, no time of day. Nothing here opens a network connection.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 
+from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.ldp import (
     PRIME,
@@ -52,13 +54,21 @@ def bucket(value: float, edges) -> int:
 
 class PrivateReporter:
     def __init__(self, rec, budget: Budget | None = None, rng: Randomness | None = None):
+        if str(rec.history.path) == ":memory:":  # its ledger would start empty at every app start
+            raise ConfigError("private reports need the history in a file: a privacy ledger kept in memory forgets "
+                              "what was spent when the app restarts, so no budget would hold; open the Recommender "
+                              "with history=PATH")
         self.rec = rec
         self.ledger = PrivacyLedger(rec.history, budget)
         self.rng = rng or SecureRandomness()
 
-    def _consumed_rows(self, now: float) -> list[int]:
+    def _consumed_rows(self, entry: float) -> list[int]:
+        """The bundle rows consumed in the day that ends at the report's ledger entry (not at `now`: a report
+        dated back into an empty day of the ledger would otherwise draw from today's plays, and reports dated
+        a day apart would each report them within the daily cap)."""
         catalog = self.rec.catalog
-        rows = (catalog.index.get(item) for item in self.rec.history.items_since(now - DAY, tuple(CONSUMED)))
+        since = math.nextafter(entry - DAY, math.inf)  # (entry - 1 day, entry], as the ledger's daily window
+        rows = (catalog.index.get(item) for item in self.rec.history.items_since(since, tuple(CONSUMED), entry))
         return [r for r in rows if r is not None and r < catalog.base_count]
 
     def _pick(self, rows: list[int]) -> int | None:
@@ -79,8 +89,8 @@ class PrivateReporter:
         """One item the device consumed in the last day (or none), through OLH over the bundle's catalog."""
         now = _now(now)
         size = self.rec.catalog.base_count
-        row = self._pick(self._consumed_rows(now))
         ts, central, local, extra = self._charge("items_consumed", epsilon, now, shuffle)
+        row = self._pick(self._consumed_rows(ts))
         h, y = olh(size if row is None else row, local, self.rng)
         return record("items_consumed", "olh", central, ts,
                       {"space": self.rec.manifest.embedding_space, "size": size + 1, "none": size},
@@ -94,9 +104,9 @@ class PrivateReporter:
         checks.choice(column, tuple(sorted(columns)), "category_shares column (this bundle's categorical columns)")
         codes, vocab = columns[column]
         labels = [*vocab, NONE]
-        row = self._pick(self._consumed_rows(now))
-        code = int(codes[row]) if row is not None else -1
         ts, central, local, extra = self._charge(f"category_shares:{column}", epsilon, now, shuffle)
+        row = self._pick(self._consumed_rows(ts))
+        code = int(codes[row]) if row is not None else -1
         value = grr(code if code >= 0 else len(vocab), len(labels), local, self.rng)
         return record(f"category_shares:{column}", "grr", central, ts, {"labels": labels}, value=value, **extra)
 

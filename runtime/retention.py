@@ -84,13 +84,15 @@ def newest_kept(columns: str, after: bool = False) -> str:
             "ORDER BY id DESC LIMIT ?")
 
 
-def items_since(retention: Retention, cutoff: float, since: float, events: tuple[str, ...]) -> tuple[str, tuple]:
-    """SQL and arguments: the kept events' items of the given kinds at or after `since`, over every
-    profile, in the order they were recorded."""
+def items_since(retention: Retention, cutoff: float, since: float, events: tuple[str, ...],
+                until: float | None = None) -> tuple[str, tuple]:
+    """SQL and arguments: the kept events' items of the given kinds at or after `since` (and at or before
+    `until`), over every profile, in the order they were recorded."""
     events = checks.names(events, "events", allow_none=False)
     marks = ",".join("?" * len(events))
-    return (f"SELECT item FROM ({KEPT}) WHERE ts >= ? AND event IN ({marks}) ORDER BY id",
-            (cutoff, retention.cap(), checks.number(since, "since"), *events))
+    bound = () if until is None else (checks.number(until, "until"),)
+    return (f"SELECT item FROM ({KEPT}) WHERE ts >= ? {'AND ts <= ? ' if bound else ''}AND event IN ({marks}) "
+            "ORDER BY id", (cutoff, retention.cap(), checks.number(since, "since"), *bound, *events))
 
 
 def count(retention: Retention, cutoff: float, profile: str | None) -> tuple[str, tuple]:

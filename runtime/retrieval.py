@@ -207,7 +207,8 @@ class AnnIndex:
                     cache.parent.mkdir(parents=True, exist_ok=True)
                     self.index.save(str(cache))
                 except (OSError, RuntimeError) as exc:  # a read-only or full cache folder: the index still serves
-                    self.unsaved = str(exc)  # from memory (rebuilt at the next open); else every request rebuilt it
+                    # from memory (rebuilt at the next open); else every request rebuilt it. Apps log the reason:
+                    self.unsaved = str(exc).replace(str(cache.parent), cache.parent.name)  # not the app's folders
                     with suppress(OSError):
                         cache.unlink(missing_ok=True)  # a part written before the disk filled
 

@@ -5,6 +5,8 @@ id of the data (the full path stays on the exception); reports show a made-up us
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +163,282 @@ def test_the_explanation_report_shows_a_made_up_user_not_a_replayed_one(tmp_path
     assert USER not in text and MARK not in text
     reasons = " ".join(i["why"] for i in record["items"])
     assert not any(f'"{titles[item]}"' in reasons for item in private)
+
+
+# ------------------------------------------------------------- the audit of audP (2026-12-04, note 38)
+
+@pytest.mark.parametrize("given, kept", [
+    ("runs/CANARY_DIR/data", "data"),  # relative, typed in another folder: it does not exist where the export runs
+    ("C:\\Users\\CANARY_USER\\data", "data"),  # a checkpoint trained on Windows, exported elsewhere
+    ("C:/Users/Ana Ruiz/data", "data"),
+    ("\\\\server\\CANARY_DIR\\logs", "logs"),  # a network share
+    ("/home/CANARY_USER/ckpt/", "ckpt"),
+    ("/Users/Ana Ruiz/CANARY_DIR/teacher", "teacher"),  # absolute with a space
+    ("~/CANARY_DIR/data", "data"),
+    ("trained on /home/CANARY_USER/logs (see ~/CANARY_DIR/notes).", "trained on logs (see notes)."),
+    ("ckpt", "ckpt"), ("sampled", "sampled"), ("", ""),  # no separator: not a path
+])
+def test_model_card_strings_keep_only_the_last_component_of_any_path(given, kept):
+    """The model card copies the checkpoint's training info, which stores the --data and --teacher paths as
+    typed at training time. Paths relative to another folder (or of another machine) were kept whole: a
+    bundle exported elsewhere carried 'runs/<folder>/data'. Now every path keeps its last component."""
+    from edgerec.export.deidentify import scrub_paths
+
+    card = scrub_paths({"training": {"data": given, "runs": [given, 3, None]}, "n": 1.5})
+    assert card == {"training": {"data": kept, "runs": [kept, 3, None]}, "n": 1.5}
+
+
+def test_a_sentence_with_a_slash_is_not_a_path_unless_it_exists(tmp_path, monkeypatch):
+    from edgerec.export.deidentify import public_source, scrub_paths
+
+    assert public_source({"source": "edgerec synthetic audio/video world"}) == "edgerec synthetic audio/video world"
+    assert public_source({"source": "runs/CANARY_DIR/plays.csv"}) == "local files"
+    assert public_source({"source": "C:\\logs\\plays.csv"}) == "local files"
+    (tmp_path / "Ana Ruiz").mkdir()
+    (tmp_path / "Ana Ruiz" / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert scrub_paths("Ana Ruiz/data") == "data"  # exists here: the whole string is a path
+    assert scrub_paths("Ana Ruiz/logs") == "Ana logs"  # does not: each word with a separator is cut
+
+
+def test_a_declared_space_copies_only_the_bundles_own_files(tmp_path):
+    """`domains space` copied the whole bundle folder: a device history kept beside the bundle's files
+    (history.db, with user ids and plays) and any other file went into the new bundle."""
+    from edgerec.export.space import declare_space
+    from edgerec.runtime import Recommender
+    from edgerec.runtime.bundle import Bundle
+
+    golden = Path(__file__).parent.parent / "spec" / "golden" / "bundle"
+    source = shutil.copytree(golden, tmp_path / MARK / "bundle")
+    with Recommender.open(source, history=source / "history.db") as rec:
+        rec.record(USER, rec.catalog.item_id(0), "play")
+    (source / "notes.txt").write_text(f"{USER} {tmp_path}")
+    out = declare_space(source, tmp_path / "space", space_id="s1", domains=["audio", "video"]).root
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(["manifest.json",
+                                                                                              *manifest["files"]])
+    assert manifest["space"]["id"] == "s1" and Bundle.open(out).manifest.space
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert USER.encode() not in path.read_bytes() and MARK.encode() not in path.read_bytes()
+
+
+def test_public_source_describes_the_data_never_its_file():
+    from edgerec.export.deidentify import public_source
+
+    assert public_source({}) == "local files" and public_source({"source": "  "}) == "local files"
+    assert public_source({"format": "csv"}) == "local csv files"
+    assert public_source({"source": " MovieLens 100K "}) == "MovieLens 100K"  # a description without a separator
+    assert public_source({"source": "synthetic", "format": "ml-100k"}) == "local ml-100k files"  # an import's file
+
+
+def test_path_rules_at_their_edges(tmp_path, monkeypatch):
+    from edgerec.export.deidentify import public_source, scrub_paths
+
+    monkeypatch.chdir(tmp_path)
+    assert scrub_paths("/home/ana/logs\nsee other/dir") == "logs\nsee dir"  # lines kept: each path word cut
+    assert scrub_paths("~/Ana Ruiz/data") == "data" and scrub_paths("/home/ana/BOX") == "BOX"
+    (tmp_path / "Ana Ruiz\\data").mkdir()  # a name holding a backslash (Windows-style) that exists here
+    assert scrub_paths("Ana Ruiz\\data") == "data" and scrub_paths("Ana Ruiz\\logs") == "Ana logs"
+    (tmp_path / "world v2").mkdir()
+    assert public_source({"source": "world v2"}) == "world v2"  # no separator: a description even if it exists
+    at_limit = "/" + "a b/" * 1023 + "end"  # 4096 characters: one path, however many spaces
+    assert len(at_limit) == 4096 and scrub_paths(at_limit) == "end"
+    beyond = at_limit + "s"  # longer than a path can be: cut word by word
+    assert scrub_paths(beyond) == "a " * 1023 + "ends"
+
+
+def _genre_pairs(rows, genres) -> float:
+    """Share of the pairs of items in one row that share a genre."""
+    same = total = 0
+    for row in rows:
+        g = [genres[r - 1] for r in row if r]
+        same += sum(a == b for i, a in enumerate(g) for b in g[i + 1:])
+        total += len(g) * (len(g) - 1) // 2
+    return same / total
+
+
+def test_synthetic_histories_are_padded_catalog_rows_of_every_length():
+    from edgerec.export.deidentify import synthetic_histories
+
+    popularity = np.arange(40, dtype=np.float64)
+    genres = ["a", "b", "c", "d"] * 10
+    rows = synthetic_histories(popularity, genres, 300, 6, seed=3)
+    assert rows.shape == (300, 6) and rows.dtype == np.int64
+    lengths = (rows > 0).sum(axis=1)
+    assert set(lengths.tolist()) == {3, 4, 5, 6}  # from 3 to the model's length, each drawn
+    for row, length in zip(rows, lengths):
+        assert (row[:6 - length] == 0).all() and (row[6 - length:] >= 1).all()  # left-padded, rows are index + 1
+        assert len(set(row[row > 0].tolist())) == length  # no item twice in a session
+    assert rows.max() <= 40 and (synthetic_histories(popularity, genres, 300, 6, seed=3) == rows).all()
+    assert not (synthetic_histories(popularity, genres, 300, 6, seed=4) == rows).all()
+    assert (synthetic_histories(popularity, genres, 50, 2) > 0).all()  # shorter than 3: every row is full
+    assert synthetic_histories(popularity, genres, 0, 6).shape == (0, 6)
+
+
+def test_a_catalog_smaller_than_a_session_repeats_items_rather_than_loop():
+    from edgerec.export.deidentify import synthetic_histories
+
+    rows = synthetic_histories(np.array([5.0, 1.0]), ["a", "b"], 20, 5, seed=1)
+    assert ((rows > 0).sum(axis=1) >= 3).all() and set(rows[rows > 0].tolist()) == {1, 2}
+
+
+def test_synthetic_sessions_follow_popularity_and_cluster_by_genre():
+    from edgerec.export.deidentify import synthetic_histories
+
+    genres = [g for g in "abcde" for _ in range(100)]
+    flat = synthetic_histories(np.zeros(500), genres, 1500, 8, seed=0)
+    # each pick stays in the session's genre with probability 0.7 + 0.3 / 5 = 0.76, so two picks share a
+    # genre with 0.76^2 + 4 * 0.06^2 = 0.592 (sessions drawn without regard to genre: 0.2)
+    assert _genre_pairs(flat, genres) == pytest.approx(0.592, abs=0.02)
+    counts = np.bincount(flat[flat > 0] - 1, minlength=500)
+    assert counts.min() > 0 and counts.std() < 0.35 * counts.mean()  # even: no popularity, no item left out
+    popular = np.zeros(500)
+    popular[[7, 255]] = 499.0  # 500 of 1498 (weight of popularity + 1) each
+    skewed = synthetic_histories(popular, genres, 1500, 8, seed=0)
+    counts = np.bincount(skewed[skewed > 0] - 1, minlength=500)
+    assert counts[7] > 20 * np.median(counts) and counts[255] > 20 * np.median(counts)
+    # the session's genre is drawn by popularity too: genres a (item 7) and c (item 255) lead most sessions
+    leads = [max("abcde", key=[genres[r - 1] for r in row if r].count) for row in skewed]
+    assert (leads.count("a") + leads.count("c")) / len(leads) > 0.55
+
+
+def test_synthetic_sessions_draw_items_by_popularity_plus_one():
+    """In one genre every draw is by popularity + 1: an item of popularity 19 comes 20 times as often as one
+    of 0, inside the genre and out of it. A reproducible export gets the same sessions by default and for
+    the same counts in any dtype (a prior read from JSON is float64, log counts are integers)."""
+    from edgerec.export.deidentify import synthetic_histories
+
+    popularity = np.zeros(1000)
+    popularity[7] = 19.0
+    genres = ["a"] * 1000
+    rows = synthetic_histories(popularity, genres, 4000, 8, seed=0)
+    counts = np.bincount(rows[rows > 0] - 1, minlength=1000)
+    assert 18 < counts[7] / np.delete(counts, 7).mean() < 22
+    assert (synthetic_histories(popularity, genres, 50, 8) == synthetic_histories(popularity, genres, 50, 8, 0)).all()
+    counted = np.arange(60) % 7
+    for kind in (np.int64, np.float32):
+        same = synthetic_histories(counted.astype(kind), ["a", "b", "c"] * 20, 400, 8, seed=2)
+        assert (same == synthetic_histories(counted.astype(np.float64), ["a", "b", "c"] * 20, 400, 8, seed=2)).all()
+
+
+def test_a_flower_node_answers_with_its_upload_alone():
+    """The Flower ClientApp replied with why its device declined ("too little history", "privacy budget") and
+    how long its round took (which grows with the history) beside the upload, in every round, DP or not."""
+    from edgerec.federated.flower import node_reply
+    from edgerec.runtime.federated import RoundResult
+
+    declined = RoundResult(3, None, None, "too little history", ms=12.5)
+    taken = RoundResult(3, None, b"ERFU...", None, examples=40, norm=0.1, ms=80.0)
+    assert node_reply(declined) == {"payload": b""} and node_reply(taken) == {"payload": b"ERFU..."}
+
+
+# ------------------------------------------------------------- one export, every byte (audP)
+
+CANARY_USER = "CANARY_USER_7f3a"
+
+
+@pytest.fixture(scope="module")
+def canary_export(tmp_path_factory):
+    """A tiny world whose user ids are marked, in a marked folder, trained with the data's path as typed in
+    another folder and the teacher's as typed on Windows, exported (ONNX) and packed."""
+    from dataclasses import replace
+
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.data.schema import Dataset
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset, save_dataset
+    from edgerec.export.bundle_builder import ExportConfig, export_bundle
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig, train_model
+    from edgerec.runtime.pack import pack
+
+    root = tmp_path_factory.mktemp("canary")
+    base = synth_dataset(SynthConfig(users=60, items=150, events=2_000, seed=4))
+    catalog = replace(base.catalog, item_ids=[f"CANARY_ITEM_{i:04d}" for i in range(len(base.catalog))])
+    data = root / MARK / "logs"
+    save_dataset(Dataset(catalog, base.interactions, [f"{CANARY_USER}_{i:03d}" for i in range(base.n_users)],
+                         {"source": str(data / "plays.csv")}), data)
+    dataset = load_dataset(data)
+    train_model(dataset, leave_last_out(dataset), ModelConfig(dim=8, layers=1, max_len=8, dropout=0.0),
+                TrainConfig(epochs=1, batch_size=32, eval_users=0), out=root / MARK / "ckpt",
+                info_extra={"data": f"runs/{MARK}/logs", "teacher": f"C:\\Users\\{CANARY_USER}\\{MARK}\\teacher"})
+    bundle = root / "bundle"
+    export_bundle(root / MARK / "ckpt", data, bundle, ExportConfig(formats=("onnx",), parity_users=40, evaluate=False,
+                                                                   min_top10_agreement=0.0))
+    return dataset, data, bundle, pack(bundle, root / "bundle.edgerec")
+
+
+def _history_runs(dataset) -> set[bytes]:
+    """Every run of 4 consecutive items of a user's history (by time), as the bundle could store it: model
+    rows (index + 1) in int64 and int32, and the ids joined. Runs of consecutive catalog rows are left out:
+    the id column holds those in catalog order."""
+    log = dataset.interactions.sorted_by_time()
+    runs = set()
+    for user in range(dataset.n_users):
+        items = log.item[log.user == user]
+        for i in range(len(items) - 3):
+            run = [int(x) for x in items[i:i + 4]]
+            if any(b != a + 1 for a, b in zip(run, run[1:])):
+                rows = np.asarray(run) + 1
+                runs |= {rows.astype(np.int64).tobytes(), rows.astype(np.int32).tobytes(),
+                         "".join(dataset.catalog.item_ids[r] for r in run).encode()}
+    return runs
+
+
+@pytest.mark.slow  # one ONNX export: about 10 s
+def test_an_exported_and_packed_bundle_holds_no_user_folder_or_history_run(canary_export):
+    import tarfile
+
+    from test_bundle_privacy import _inflated_columns
+
+    dataset, data, bundle, packed = canary_export
+    blobs = {str(p.relative_to(bundle)): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    blobs |= _inflated_columns(bundle)
+    with tarfile.open(packed) as tar:
+        for member in tar.getmembers():
+            blobs[f"packed {member.name}"] = tar.extractfile(member).read()
+            blobs[f"packed {member.name} header"] = f"{member.name} {member.uname} {member.pax_headers}".encode()
+    blobs["packed file"] = packed.read_bytes()
+    assert b"CANARY_ITEM_0000" in blobs["packed file"] and len(blobs) > 30  # the catalog's ids do ship
+    needles = [CANARY_USER.encode(), MARK.encode(), str(data.parent.parent).encode(), b"Users", b"runs/"]
+    runs = _history_runs(dataset)
+    assert len(runs) > 500
+    for where, blob in blobs.items():
+        assert not [n for n in needles if n in blob], where
+        assert not [r for r in runs if r in blob], where
+    card = json.loads(blobs["model_card.json"])
+    assert card["training"]["data"] == "logs" and card["training"]["teacher"] == "teacher"
+    assert json.loads(blobs["manifest.json"])["data_version"]["source"] == "plays.csv"  # the folder kept its name only
+
+
+@pytest.mark.slow  # the export above, then five commands on tiny settings: about 15 s
+def test_host_reports_printed_output_and_log_records_name_no_user_or_data_folder(canary_export, tmp_path, caplog):
+    import logging
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    _, data, bundle, _ = canary_export
+    out = tmp_path / "reports"
+    commands = {
+        "eval.json": ["evaluate", "--data", data, "--model", "popular"],
+        "replay.json": ["study", "replay", bundle, "--data", data, "--users", "10"],
+        "fairness.json": ["report", "fairness", bundle, "--data", data, "--users", "10"],
+        "dp.json": ["study", "dp-popularity", "--data", data, "--epsilon", "1", "--devices", "1000", "--trials", "1",
+                    "--prior", out / "prior.json"],
+        "simulate.json": ["experiment", "simulate", bundle, "--data", data, "--users", "10", "--days", "1",
+                          "--pre-days", "1"],
+    }
+    printed = []
+    with caplog.at_level(logging.DEBUG, logger="edgerec"):
+        for name, args in commands.items():
+            result = CliRunner().invoke(cli, [str(a) for a in args] + ["--json", str(out / name)])
+            assert result.exit_code == 0, result.output
+            printed.append(result.output.replace(str(out), "OUT"))  # the paths typed on the command line
+    records = " ".join(r.getMessage() for r in caplog.records)
+    files = {p.name: p.read_text() for p in out.iterdir()}
+    assert len(files) == 6
+    for where, text in {**files, "printed": " ".join(printed), "log": records}.items():
+        assert CANARY_USER not in text and MARK not in text and str(data) not in text, where
