@@ -38,7 +38,10 @@ def test_the_cases_cover_every_step_kind_and_policy():
     assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer", "replay"}
     policies = {key for s in steps for key in s.get("policy", {})}
     assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost", "replay", "replay_gap",
-            "replay_minutes", "replay_min_plays"} <= policies
+            "replay_minutes", "replay_min_plays", "popularity", "keep_top", "context_weight", "cold_start_items",
+            "engagement"} <= policies
+    rows = json.loads((GOLDEN / "rows" / "manifest.json").read_text())["items"]["embeddings"]
+    assert rows["scale_axis"] == "row" and any(case.bundle == "rows" for case in CASES.values())  # per-row scales
     filters = {key for s in steps for key in s.get("filters", {})}
     assert filters == {"languages", "modalities", "genres", "exclude_genres", "exclude_items", "kids_safe",
                        "max_duration_s"}

@@ -79,7 +79,8 @@ def _file_names(m: dict) -> list[str]:
 
 def _check_path(root: Path, name: str) -> Path:
     parts = name.split("/")
-    if name.startswith("/") or "\\" in name or any(p in ("", "..") for p in parts):
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts) or any(
+            ord(c) < 0x20 for c in name):
         raise SpecError(f"files: {name!r} is not a bundle-relative POSIX path (rule 2)")
     path = root
     for part in PurePosixPath(name).parts:
@@ -90,7 +91,38 @@ def _check_path(root: Path, name: str) -> Path:
 
 
 def _not_json(word: str):
-    raise SpecError(f"manifest.json: {word} is not a JSON number (rule 3)")
+    raise SpecError(f"manifest.json: {word} is not a JSON number (rule 1)")
+
+
+def _finite(text: str) -> float:
+    if not math.isfinite(value := float(text)):
+        _not_json(text)
+    return value
+
+
+def _int64(text: str) -> int:
+    if not -2**63 < (value := int(text)) < 2**63:
+        raise SpecError(f"manifest.json: {text} does not fit 64 bits (rule 1)")
+    return value
+
+
+def _members(pairs: list) -> dict:
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise SpecError("manifest.json: an object names a member twice (rule 1)")
+    return dict(pairs)
+
+
+def _read_manifest(raw: bytes) -> dict:
+    """Rule 1: strict JSON (the readers' differences refused); rule 3's integers are integer literals."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise SpecError("manifest.json: a byte-order mark (rule 1)")
+    m = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite, parse_int=_int64,
+                   object_pairs_hook=_members)
+    try:
+        json.dumps(m, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError("manifest.json: an unpaired surrogate escape (rule 1)") from None
+    return m
 
 
 def _ecma_pattern(validator, pattern, value, schema):
@@ -165,12 +197,15 @@ class Bundle:
         raw = (root / "manifest.json").read_bytes()
         if len(raw) > 64 * MIB:
             raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
-        m = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
-        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4, 5):
+        m = _read_manifest(raw)
+        version = m.get("format_version")
+        if m.get("format") != "edgerec-bundle" or type(version) is not int or version not in (1, 2, 3, 4, 5):
             raise SpecError("manifest.json: not an edgerec bundle of format 1 to 5 (rule 1)")
         paths = {name: _check_path(root, name) for name in m.get("files", {})}  # rule 2
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
-        jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})(schema).validate(m)  # rule 3
+        base = jsonschema.Draft202012Validator  # rule 3: an integer is an integer literal (5, not 5.0)
+        types = base.TYPE_CHECKER.redefine("integer", lambda _, v: type(v) is int)
+        jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
         for name, entry in m["files"].items():  # rule 4
             data = paths[name].read_bytes()
             if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -341,8 +376,8 @@ class Runtime:
         self._known(items or [])
         choice = self.onboarding.setdefault(user, {})
         for kind, values in (("genres", genres), ("languages", languages), ("tags", tags)):
-            if values:  # a kind onboarded again replaces that kind's choices
-                choice[kind] = list(values)
+            if values:  # a kind onboarded again replaces that kind's choices; §2: each value once, in code-point order
+                choice[kind] = sorted(set(values))
         for item in items or []:
             self.record(user, item, "more_like_this")
 
@@ -455,7 +490,7 @@ class Runtime:
                 tags[t] = tags.get(t, 0) + 1
             if cat["language"][r] is not None:
                 langs[cat["language"][r]] = langs.get(cat["language"][r], 0) + 1
-        for t in choice.get("tags", []) + choice.get("genres", []):
+        for t in dict.fromkeys(choice.get("tags", []) + choice.get("genres", [])):  # a tag that is also a genre: once
             tags[t] = tags.get(t, 0) + 3
         for lang in choice.get("languages", []):
             langs[lang] = langs.get(lang, 0) + 3
@@ -577,8 +612,9 @@ class Runtime:
             near.update(r for r in stable_best(s, 20) if np.isfinite(s[r]))
         groups = len(used)
         if pol["freshness"] > 0:  # the new releases are one more group of 20 candidates
-            since = now - np.asarray(cat["release_ts"], np.float64)
-            new = [r for r in ranked if cat["release_ts"][r] > 0 and 0 <= since[r] <= 3 * pol["freshness_days"] * 86400]
+            released = cat["f_release_ts"]  # added items: the release their metadata gives, 0 when absent
+            since = now - released
+            new = [r for r in ranked if released[r] > 0 and 0 <= since[r] <= 3 * pol["freshness_days"] * 86400]
             near.update(new[:20])
             groups += 1
         size = 4 * want
