@@ -22,6 +22,7 @@ import numpy as np
 from edgerec.errors import BundleError
 from edgerec.runtime import checks, file_blocks
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
+from edgerec.runtime.model_rules import check_models
 from edgerec.runtime.schema import check_manifest, named_files, parse_manifest
 
 FORMAT = "edgerec-bundle"
@@ -113,8 +114,7 @@ class Manifest:
             raise BundleError("manifest.json is not an edgerec bundle manifest (no 'format': 'edgerec-bundle')")
         version = d.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int):  # 5.0 or "5": not a version, not a newer one
-            raise BundleError(f"manifest.json: format_version must be an integer (got {checks.shown(version)}); the "
-                              "bundle is damaged or from a broken exporter")
+            raise BundleError(f"manifest.json: format_version must be an integer (got {checks.shown(version)}); re-export")
         if version > FORMAT_VERSION or version < 1:
             raise BundleError(f"bundle format version {version!r} is not supported by this runtime "
                               f"(it reads version 1 to {FORMAT_VERSION}); update edgerec or re-export the bundle")
@@ -229,15 +229,10 @@ class Bundle:
                 raise BundleError(f"bundle file {name} fails its sha256 check; it is corrupt or was modified")
 
     def check_rules(self, named: list[str] | None = None) -> None:
-        """The rules of spec/README.md the schema cannot state: every named file (`named`, else found in the
-        manifest) is listed with a checksum, one embedding space, encoder outputs `dim` wide, the item table
-        as its section says."""
+        """The rules of spec/README.md the schema cannot state: one model per role and format, encoder outputs
+        `dim` wide, every named file (`named`, else found) listed, one embedding space, the item table."""
         m = self.manifest
-        for i, entry in enumerate(m.models):
-            width = entry.outputs[0].shape[-1]
-            if entry.role == "user_encoder" and isinstance(width, int) and width != m.dim:
-                raise BundleError(f"manifest.json: models[{i}] ({entry.file}) outputs vectors {width} wide, the "
-                                  f"manifest's dim is {m.dim}; the rule is one width for both, re-export")
+        check_models(m.models, m.dim)
         for name in named_files(m.to_dict()) if named is None else named:  # models, columns, space, scorer, ...
             if name not in m.files:
                 raise BundleError(f"manifest.json: {name} is not listed with a checksum in files; re-export "

@@ -114,6 +114,11 @@ HOSTILE = {  # name: (damage, the start of the refusal)
     "a negative size": (doc_edit(lambda d: d["files"]["items/popularity.npy"].update(bytes=-1)),
                         'manifest.json: files["items/popularity.npy"].bytes must be an integer >= 0 (got -1)'),
     "a negative count": (consistent(lambda d: d["items"].update(count=-1)), "manifest.json: items.count must be an integer >= 0"),
+    "a second ONNX user encoder": (consistent(lambda d: d["models"].append({**d["models"][0], "file": "user_encoder.tflite"})),
+                                   "manifest.json: models[2] (user_encoder.tflite) is a second user_encoder for onnx; a bundle holds one"),
+    "a history_length against the fixed axis": (consistent(lambda d: tflite(d).update(history_length=6)),
+                                                "manifest.json: models[1] (user_encoder.tflite) has history_length 6 "
+                                                "and an input shape that fixes the history at 5"),
     "space content not listed": (consistent(lambda d: d["files"].pop("space/content.npy")),
                                  "manifest.json: space/content.npy is not listed with a checksum in files"),
     "a bridge prior not listed": (consistent(lambda d: d["files"].pop("space/bridge1.prior.npy")),
@@ -259,3 +264,23 @@ def test_events_on_items_an_update_took_away_are_ignored(tmp_path, golden_bundle
     assert [(r.item_id, round(r.score, 6), r.reason.kind) for r in old] == \
         [(r.item_id, round(r.score, 6), r.reason.kind) for r in fresh]
     assert "i03-v2" in everything  # the item under its new id is no seen one
+
+
+def test_an_onnx_encoder_with_a_fixed_history_axis_is_padded_to_it(bundle_copy):
+    """§3: an ONNX input whose manifest shape fixes the history axis at L is left-padded to L, not to
+    defaults.history_length (a user's own encoder fixed at 20 in a bundle whose default is 50 was fed 50
+    ids: the engine refused every call and every warm list fell back to popularity). The golden encoder
+    takes any length up to its 5 positions: declared fixed at 4, it must see the newest 4 ids."""
+    rewrite(bundle_copy, lambda d: d["models"][0]["inputs"][0].update(shape=["batch", 4]))
+    steps = ("i03", "i11", "i19", "i27", "i35")
+    with Recommender.open(bundle_copy, backend="onnx") as rec:
+        assert rec.models.encoder.max_len == 4
+        for item in steps:
+            rec.record("u", item, "finish")
+        got = [(r.item_id, round(r.score, 6)) for r in rec.recommend("u", k=8, context=NOW)]
+        assert rec.stats()["counters"].get("encode_fallback", 0) == 0
+    with Recommender.open(GOLDEN / "bundle", backend="onnx") as rec:  # the plain bundle, told 4 by its default
+        for item in steps:
+            rec.record("u", item, "finish")
+        rec.models.encoder.max_len = 4
+        assert got == [(r.item_id, round(r.score, 6)) for r in rec.recommend("u", k=8, context=NOW)]

@@ -217,6 +217,13 @@ class Bundle:
             raise SpecError("embedding_space: does not match the files' checksums (rule 6)")
         self.manifest, self.dim, self.count = m, m["dim"], m["items"]["count"]
         self._read_items(root, m["items"], m["format_version"])
+        if len({(x["role"], x["format"]) for x in m["models"]}) != len(m["models"]):
+            raise SpecError("models: two models of one role and format (rule 7)")
+        for x in m["models"]:
+            shape = x["inputs"][0]["shape"]
+            if x["role"] == "user_encoder" and len(shape) == 2 and type(shape[1]) is int and \
+                    x.get("history_length", shape[1]) != shape[1]:
+                raise SpecError(f"{x['file']}: history_length is not the fixed history axis (rule 7)")
         model = next(x for x in m["models"] if x["role"] == "user_encoder" and x["format"] == "onnx")
         width = model["outputs"][0]["shape"][-1]
         if isinstance(width, int) and width != self.dim:
@@ -505,7 +512,7 @@ class Runtime:
         inputs = [int(b.enc_inputs[r]) for r in prof["seq"] if r < b.count]
         u = None
         if inputs:
-            length = max(1, min(b.defaults.get("history_length", len(inputs)), len(inputs)))
+            length = max(1, min(b.defaults.get("history_length", 50), len(inputs)))  # §3: else 50
             u = b.encode(inputs[-length:]).astype(np.float64)
             if not np.all(np.isfinite(u)):
                 u = None
