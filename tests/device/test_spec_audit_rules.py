@@ -284,3 +284,33 @@ def test_an_onnx_encoder_with_a_fixed_history_axis_is_padded_to_it(bundle_copy):
             rec.record("u", item, "finish")
         rec.models.encoder.max_len = 4
         assert got == [(r.item_id, round(r.score, 6)) for r in rec.recommend("u", k=8, context=NOW)]
+
+
+DOMAINS = {  # spec §5, the domains of the Policy fields: (values taken, values refused)
+    "diversity": ([0, 1, 0.5], [-0.01, 1.01]), "freshness": ([0, 100], [-1, 100.5]),
+    "freshness_days": ([0.001, 36500], [0, 36501]), "popularity": ([-100, 100], [-101, 101]),
+    "language_boost": ([-100, 100], [-101, 101]), "hub_penalty": ([0, 10], [-0.1, 10.1]), "engagement": ([0, 10], [-1, 11]),
+    "feedback_weight": ([0, 100], [-1, 101]), "context_weight": ([0, 100], [-1, 101]), "fairness": ([0, 100], [-1, 101]),
+    "replay": ([0, 100], [-1, 101]), "replay_minutes": ([0, 525600], [-1, 525601]),
+    "max_per_creator": ([1, 5], [0, 1.0]), "max_per_genre": ([1], [0]), "cold_max_per_creator": ([0, 3], [-1, 2.0]),
+    "cold_start_items": ([0, 10000], [-1, 10001]), "short_list": ([1, 100000], [0, 100001, 5.0]),
+    "keep_top": ([0, 10000], [-1, 10001]), "replay_min_plays": ([1, 10000], [0, 10001]),
+    "replay_gap": ([0, 10000], [-1, 10001]), "fairness_method": (["exposure", "cap"], ["other"]),
+}
+
+
+@pytest.mark.parametrize("field", sorted(DOMAINS))
+def test_the_policy_domains_the_spec_lists(golden_bundle, field):
+    """No golden case can show a refusal: §5 lists each field's domain, and the runtime keeps to it."""
+    from edgerec.errors import ConfigError
+
+    taken, refused = DOMAINS[field]
+    with Recommender.open(golden_bundle, backend="onnx") as rec:
+        for value in taken:
+            rec.recommend("u", k=3, context=NOW, policy=Policy(**{field: value}))
+        for value in refused:
+            with pytest.raises(ConfigError, match=f"Policy.{field}"):
+                rec.recommend("u", k=3, context=NOW, policy=Policy(**{field: value}))
+        for k in (0, 10001, 5.0):
+            with pytest.raises(ConfigError, match="^k must be"):
+                rec.recommend("u", k=k, context=NOW)
