@@ -22,8 +22,9 @@ import numpy as np
 from edgerec.errors import BundleError
 from edgerec.runtime import checks, file_blocks
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
+from edgerec.runtime.manifest_read import named_files, parse_manifest
 from edgerec.runtime.model_rules import check_models
-from edgerec.runtime.schema import check_manifest, named_files, parse_manifest
+from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
 FORMAT_VERSION = 5  # 2: per-dimension int8 scales; 3: compact column dtypes; 4: compressed text blocks; 5: tag codes

@@ -30,8 +30,6 @@ KEYWORDS = frozenset(("type", "const", "enum", "properties", "required", "additi
                       "minProperties", "dependentRequired", "items", "minItems", "maxItems", "minimum", "maximum",
                       "exclusiveMinimum", "minLength", "maxLength", "pattern", "$ref", "$defs"))
 MAX_DEPTH = 64  # the schema is a few levels deep; a deeper walk means a malformed schema
-MAX_INTEGER = 2**63 - 1  # spec rule 3: an integer fits a signed 64-bit one (what another runtime reads it into)
-PATH_REF = "#/$defs/path"  # the schema's type of a file the manifest names (spec rule 5)
 ARTICLES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
             "object": "an object", "array": "an array", "null": "null"}
 
@@ -268,91 +266,6 @@ def _pattern(text: str) -> re.Pattern:
     """A schema pattern in Python: ECMA-262's `$` (the schema's dialect) ends the string, Python's
     also matches before a final newline, so a bare `$` (not escaped, not in a class) becomes `\\Z`."""
     return re.compile(re.sub(r"(\\.|\[(?:\\.|[^\]\\])*\])|\$", lambda m: m.group(1) or r"\Z", text))
-
-
-def parse_manifest(text: str) -> dict:
-    """manifest.json's text as spec rules 1 and 3 read it, or BundleError: JSON without NaN or infinities
-    (Python's json reads them, JSON has none), integers within 64 bits, no object naming a member twice
-    (readers keep the first or the last: two runtimes would read two manifests) and no unpaired surrogate
-    escape (no UTF-8 text holds one; a path with one crashed the file checks)."""
-    try:
-        raw = json.loads(text, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer,
-                         object_pairs_hook=_unique_members)
-        if _SURROGATE.search(text):  # rare: only then is the whole manifest encoded again to find one
-            json.dumps(raw, ensure_ascii=False).encode("utf-8")
-    except RecursionError:
-        raise BundleError("manifest.json nests too deeply to be a manifest; the bundle is damaged") from None
-    except UnicodeEncodeError:
-        raise BundleError("manifest.json holds a string with an unpaired surrogate escape (\\ud800 to "
-                          "\\udfff), which is no Unicode text; the bundle is damaged") from None
-    except ValueError as exc:  # JSONDecodeError, and the hooks' refusals
-        raise BundleError(f"manifest.json is not valid JSON ({exc}); the bundle is damaged") from None
-    return raw
-
-
-_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _no_constant(word: str):
-    raise ValueError(f"{word} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{shown(text)} is beyond the range of a number")
-    return value
-
-
-def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_INTEGER:
-        raise ValueError(f"integer {shown(text)} is outside the signed 64-bit range")
-    return value
-
-
-def _unique_members(pairs: list[tuple]) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"an object names the member {shown(twice)} twice")
-    return out
-
-
-def named_files(instance, schema: dict | None = None) -> list[str]:
-    """Every file a manifest names (spec rule 5): each value the schema types as a path, outside the
-    keys of `files`; found through the schema, so a new file field is covered without a list to keep."""
-    root = manifest_schema() if schema is None else schema
-    out: list[str] = []
-    _collect_paths(instance, root, root, out, 0)
-    return out
-
-
-def _collect_paths(value, schema, root: dict, out: list[str], depth: int) -> None:
-    if not isinstance(schema, dict) or depth > MAX_DEPTH:
-        return
-    ref = schema.get("$ref")
-    if ref == PATH_REF:
-        if isinstance(value, str):
-            out.append(value)
-        return
-    if ref is not None:
-        node = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        _collect_paths(value, node, root, out, depth + 1)
-    if isinstance(value, dict):
-        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
-        for key, member in value.items():
-            _collect_paths(member, properties.get(key, extra), root, out, depth + 1)
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict) and _may_name_files(schema["items"]):
-        for member in value:
-            _collect_paths(member, schema["items"], root, out, depth + 1)
-
-
-def _may_name_files(schema: dict) -> bool:
-    """Whether values of this array's items can hold a path (not a vocabulary of a million strings)."""
-    return "$ref" in schema or "properties" in schema or "additionalProperties" in schema
 
 
 def check_manifest(raw, section: str | None = None) -> None:

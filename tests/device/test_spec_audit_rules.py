@@ -23,9 +23,10 @@ import pytest
 from edgerec.errors import BundleError
 from edgerec.runtime import Bundle, Recommender
 from edgerec.runtime.bundle import safe_relative
+from edgerec.runtime.manifest_read import named_files
 from edgerec.runtime.policies import Policy
 from edgerec.runtime.retrieval import available_kernels
-from edgerec.runtime.schema import _pattern, manifest_schema, named_files, validate
+from edgerec.runtime.schema import _pattern, manifest_schema, validate
 
 from .test_bundle_rules import replace_array, rewrite
 
