@@ -106,6 +106,8 @@ def load_cases(folder: str | Path) -> list[Case]:
 
 def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") -> list[list[dict]]:
     """Play a case's steps on a fresh runtime (history in memory); the observed list of each recommend."""
+    for i, step in enumerate(case.steps):  # a Case made in code skipped load()'s checks: a TypeError midway
+        _check_step(step, f"{case.name}: step {i}")
     outputs = []
     with Recommender.open(bundle, backend=engine, kernel=kernel) as rec:
         for step in case.steps:

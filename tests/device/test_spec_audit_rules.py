@@ -315,3 +315,14 @@ def test_the_policy_domains_the_spec_lists(golden_bundle, field):
         for k in (0, 10001, 5.0):
             with pytest.raises(ConfigError, match="^k must be"):
                 rec.recommend("u", k=k, context=NOW)
+
+
+def test_a_case_made_in_code_is_checked_before_it_plays(golden_bundle):
+    """An unknown Policy field in a Case built without load() was a TypeError midway through play."""
+    from edgerec.errors import ConfigError
+    from edgerec.runtime.golden import Case, run_case
+
+    case = Case("made", "", [{"op": "recommend", "user": "u", "k": 3, "context": NOW, "policy": {"colour": 1},
+                              "expected": []}])
+    with pytest.raises(ConfigError, match=r"^made: step 0: unknown Policy fields \['colour'\]; update edgerec$"):
+        run_case(golden_bundle, case, "onnx")
