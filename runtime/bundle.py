@@ -252,10 +252,13 @@ class Bundle:
         """A numeric .npy array of the bundle (memory-mapped by default; never unpickles)."""
         try:
             array = np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
-            return np.asarray(array) if mmap else array  # a plain view: the same pages, without np.memmap's slow indexing
         except (*file_blocks.HEADER_ERRORS, OSError) as exc:  # an OSError's own text would name the host path
             raise BundleError(f"bundle array {name} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                               "the bundle is damaged") from None
+        if array.dtype.byteorder == ">" or not array.flags.c_contiguous:  # spec rule 8: one layout for every reader
+            raise BundleError(f"bundle array {name} is stored big-endian or in Fortran order; a bundle's arrays are "
+                              "little-endian and in C order, re-export it")
+        return np.asarray(array) if mmap else array  # a plain view: the same pages, without np.memmap's slow indexing
 
     def json(self, name: str):
         try:

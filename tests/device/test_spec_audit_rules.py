@@ -326,3 +326,19 @@ def test_a_case_made_in_code_is_checked_before_it_plays(golden_bundle):
                               "expected": []}])
     with pytest.raises(ConfigError, match=r"^made: step 0: unknown Policy fields \['colour'\]; update edgerec$"):
         run_case(golden_bundle, case, "onnx")
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("items/embeddings.npy", np.asfortranarray, "bundle array items/embeddings.npy is stored big-endian or in Fortran "
+                                                "order; a bundle's arrays are little-endian and in C order"),
+    ("items/popularity.npy", lambda a: a.astype(">f4"), "items/popularity.npy (column popularity) has dtype >f4"),
+    ("items/release_ts.npy", lambda a: a.astype(">i8"), "items/release_ts.npy (column release_ts) has dtype >i8"),
+    ("items/scales.npy", lambda a: a.astype(">f4"), "bundle array items/scales.npy is stored big-endian"),
+])
+def test_an_array_in_another_layout_is_refused(bundle_copy, name, change, message):
+    """Rule 8: one .npy layout for every reader. A Fortran-ordered table opened (and was copied to C order
+    for the scan); big-endian columns were refused, each by its own dtype rule."""
+    replace_array(bundle_copy, name, change(np.load(bundle_copy / name)))
+    with pytest.raises(BundleError) as caught:
+        Bundle.open(bundle_copy)
+    assert str(caught.value).startswith(message), str(caught.value)

@@ -134,7 +134,10 @@ def _ecma_pattern(validator, pattern, value, schema):
 
 
 def _npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    array = np.load(path, allow_pickle=False)
+    if array.dtype.byteorder == ">" or not array.flags.c_contiguous:
+        raise SpecError(f"{path.name}: not little-endian in C order (§1 arrays)")
+    return array
 
 
 def _strings(root: Path, col: dict, count: int) -> list[str]:
