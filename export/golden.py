@@ -35,7 +35,7 @@ from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle
 from edgerec.runtime.catalog import ItemCatalog
-from edgerec.runtime.golden import SCORE_TOLERANCE, Case, differences, run_case
+from edgerec.runtime.golden import LISTS, SCORE_TOLERANCE, Case, differences, run_case
 from edgerec.runtime.schema import SCHEMA_FILE, SCHEMA_PACKAGE
 
 WORLD = SynthConfig(users=160, items=56, events=3_000, seed=11)
@@ -343,7 +343,7 @@ def expected_outputs(bundle: Path, cases: list[Case]) -> dict:
     for case in cases:
         runs = {engine: run_case(bundle.parent / case.bundle, case, engine) for engine in engines
                 if case.plays_on(engine)}
-        steps = [s for s in case.steps if s["op"] == "recommend"]
+        steps = [s for s in case.steps if s["op"] in LISTS]
         for i, step in enumerate(steps):
             step["expected"] = runs[engines[0]][i]
             for engine in [e for e in engines[1:] if e in runs]:

@@ -8,6 +8,7 @@ third golden bundle, `golden/rows`: the golden items with the item table quantiz
 - `onboarding_repeats`: a kind's choices are counted once each, in code-point order (the language
   boost's two most common languages on a tie; matched tags on a tie).
 - `more_levers`: Policy fields no case set: popularity, keep_top, context_weight, cold_start_items.
+- `transfer`: spec §8 (the golden bundle's space and its bridges, fit on itself from audio to video).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.runtime.golden import Case
+from edgerec.runtime.golden import Case, run_case
 from edgerec.runtime.item_table import StoredTable
 
 ROWS = "rows"  # the third bundle: per-row scales
@@ -62,7 +63,7 @@ def _sha(path: Path) -> dict:
 def more_cases(world, history: list[str], far: str) -> list[Case]:
     """The four cases above; `world` is export.golden.World (its catalog, context and listed())."""
     return [rows_case(world, history, far), ties_case(world, history, far), onboarding_case(world),
-            levers_case(world, history)]
+            levers_case(world, history), transfer_case(world)]
 
 
 def _steps(world):
@@ -134,3 +135,24 @@ def levers_case(world, history: list[str]) -> Case:
                     rec("v", context=morning, policy={"context_weight": 4.0}),
                     rec("v", policy={"cold_start_items": 5}),
                     *watch("w", history[:1]), rec("w"), rec("w", policy={"cold_start_items": 1})])
+
+
+def transfer_case(world) -> Case:
+    _, watch = _steps(world)
+    audio = [i for m in ("music_track", "podcast_episode") for i in world.where(modality=m)][:5]
+    vector = [round(float(v), 6) for v in world.catalog.vectors(np.array([world.ids.index(audio[0])]))[0]]
+
+    def transfer(method, k=6):
+        return {"op": "transfer", "user": "x", "method": method, "k": k}
+    shown = [r["item_id"] for r in run_case(world.bundle, Case("probe", "", [*watch("x", audio[:4]), transfer("mapping")]),
+                                            "onnx")[-1]]
+    return Case("transfer", "spec section 8 on the golden bundle, its own source and target (its bridges map its "
+                "audio users into its item space): a listener's history through the content space, the mapping "
+                "bridge and the direct one; an item added on the device and played joins neither the pooled "
+                "history nor the ranked rows; a removed item and the user's seen items are left out", [
+                    *watch("x", audio[:4]), transfer("content"), transfer("mapping"), transfer("direct"),
+                    {"op": "add_items", "items": [{"item_id": "new-track", "title": "A new track", "vector": vector}]},
+                    *watch("x", ["new-track"]), transfer("mapping"),
+                    {"op": "remove_items", "items": shown[:1]},
+                    {"op": "record", "user": "x", "item": shown[1], "event": "not_interested"},
+                    *watch("x", audio[4:5], "play"), transfer("mapping", k=10), transfer("direct", k=10)])

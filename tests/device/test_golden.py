@@ -31,7 +31,9 @@ def test_golden_case(engine, kernel, name):
 def test_the_cases_cover_every_step_kind_and_policy():
     """The golden set keeps covering what the device text promises (a pruned case fails here)."""
     steps = [step for case in CASES.values() for step in case.steps]
-    assert {s["op"] for s in steps} == {"record", "onboard", "add_items", "remove_items", "forget", "recommend"}
+    assert {s["op"] for s in steps} == {"record", "onboard", "add_items", "remove_items", "forget", "recommend",
+                                        "transfer"}
+    assert {s["method"] for s in steps if s["op"] == "transfer"} == {"content", "mapping", "direct"}  # spec §8
     assert {s["event"] for s in steps if s["op"] == "record"} == {"play", "finish", "like", "skip",
                                                                    "not_interested", "more_like_this"}
     reasons = {r["reason"] for s in steps if s["op"] == "recommend" for r in s["expected"]}

@@ -2,12 +2,12 @@
 
 It opens a bundle (section 1), keeps histories in memory (2), builds the user vector with the
 ONNX user encoder (3), scores (4), applies the policies (5), explains (6) and takes catalog
-updates and forget (7), with an ONNX ranker and the interpretable scorer (§4, their features): what
-the golden cases exercise, and what test_against_runtime.py's random scripts reach. It uses only the
-standard library, numpy, onnxruntime and jsonschema, never edgerec: a second team could have written
-it. Left out: TFLite (the ONNX engine plays every case, and the ranked bundle is ONNX only), content
-encoders and §8 transfers (no golden bundle has a content encoder, no case a transfer). Section
-numbers below are the spec's.
+updates and forget (7), with an ONNX ranker and the interpretable scorer (§4, their features), and
+transfers within a bundle's shared space (8): what the golden cases exercise, and what
+test_against_runtime.py's random scripts reach. It uses only the standard library, numpy, onnxruntime
+and jsonschema, never edgerec: a second team could have written it. Left out: TFLite (the ONNX engine
+plays every case, and the ranked bundle is ONNX only), content encoders (no golden bundle has one).
+Section numbers below are the spec's.
 """
 
 from __future__ import annotations
@@ -240,6 +240,18 @@ class Bundle:
         self.defaults = m.get("defaults", {})
         self.ranking = m.get("ranking", {})
         self._read_ranking(root, m, ort)
+        self._read_space(root, m.get("space", {}))
+
+    def _read_space(self, root: Path, space: dict) -> None:
+        """§8: the content rows and the bridges (their shapes checked when a transfer reads them)."""
+        self.space = space
+        self.content = _npy(root / space["content"]["file"]).astype(np.float32) if "content" in space else None
+        self.bridges = []
+        for entry in space.get("bridges", []):
+            self.bridges.append({"source_space": entry["source_space"], "input": entry.get("input", "items"),
+                                 "weights": _npy(root / entry["weights"]).astype(np.float32),
+                                 "bias": _npy(root / entry["bias"]).astype(np.float32),
+                                 "prior": _npy(root / entry["prior"]).astype(np.float32) if "prior" in entry else None})
 
     def _read_ranking(self, root: Path, m: dict, ort) -> None:
         """§4 Ranker and Scorer: the checks on open, the ONNX ranker's session, the scorer's arrays."""
@@ -394,6 +406,39 @@ class Runtime:
     def forget(self, user: str) -> None:
         self.events.pop(user, None)
         self.onboarding.pop(user, None)
+
+    # ---- §8: a transfer from this runtime's bundle (the source) to itself (the target)
+    def transfer(self, user: str, method: str, k: int = 10) -> list[dict]:
+        b, cat = self.b, self._catalog()
+        if not b.space or method not in ("content", "mapping", "direct"):
+            raise SpecError("transfer: no shared space, or an unknown method")
+        prof = self._profile(user, cat)
+        h = [r for r in prof["seq"] if r < b.count][-50:]  # the sequence's bundle rows, the newest 50
+        if not h:
+            raise SpecError("transfer: no source history")
+
+        def norm(x):
+            return x / max(float(np.linalg.norm(x)), 1e-12)
+        if method == "content":
+            score = b.content @ norm(b.content[h].mean(axis=0))
+        else:
+            bridge = next((x for x in b.bridges if x["source_space"] == b.manifest["embedding_space"]
+                           and (x["prior"] is not None) == (method == "direct")), None)
+            if bridge is None:
+                raise SpecError("transfer: no bridge of that kind from this source")
+            p = norm(b.vectors[h].mean(axis=0))
+            if bridge["input"] == "items+content":
+                p = np.concatenate([p, norm(b.content[h].mean(axis=0))])
+            q = p @ bridge["weights"] + bridge["bias"]
+            q = q if method == "direct" else norm(q)
+            score = self.scan(q.astype(np.float32), cat)[:b.count]
+            score = score + bridge["prior"] if method == "direct" else score
+        score = np.asarray(score, np.float64)
+        blocked = [r for r in prof["seen"] if r < b.count] + [r for r in range(b.count) if not cat["live"][r]]
+        score[blocked] = -np.inf
+        newest = cat["ids"][h[-1]]
+        return [{"item_id": cat["ids"][r], "score": float(score[r]), "reason": "transfer", "reason_item": newest,
+                 "tags": []} for r in stable_best(score, k) if np.isfinite(score[r])]
 
     def remove_items(self, ids) -> None:
         self._known(ids)
@@ -922,9 +967,9 @@ def play(runtime: Runtime, case: dict):
     for number, step in enumerate(case["steps"]):
         args = {k: v for k, v in step.items() if k not in ("op", "expected", "expected_by_engine")}
         op = step["op"]
-        if op == "recommend":
+        if op in ("recommend", "transfer"):
             expected = step.get("expected_by_engine", {}).get("onnx", step["expected"])
-            yield number, runtime.recommend(**args), expected
+            yield number, getattr(runtime, op)(**args), expected
         elif op == "record":
             runtime.record(args["user"], args["item"], args["event"], args.get("timestamp"))
         elif op in ("add_items", "remove_items"):
