@@ -28,13 +28,14 @@ from edgerec.data import SynthConfig, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
+from edgerec.export.golden_more import ROWS, build_rows_bundle, more_cases
 from edgerec.export.golden_ranked import build_ranked_bundle
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
 from edgerec.runtime.bundle import FORMAT_VERSION, Bundle
 from edgerec.runtime.catalog import ItemCatalog
-from edgerec.runtime.golden import SCORE_TOLERANCE, Case, differences, run_case
+from edgerec.runtime.golden import LISTS, SCORE_TOLERANCE, Case, differences, run_case
 from edgerec.runtime.schema import SCHEMA_FILE, SCHEMA_PACKAGE
 
 WORLD = SynthConfig(users=160, items=56, events=3_000, seed=11)
@@ -249,6 +250,7 @@ def scripts(world: World) -> list[Case]:
         replay_case(world),
         ranked_case(world, history, episodes, far, genre, creator),
         replay_ranked_case(world),
+        *more_cases(world, history, far),
     ]
 
 
@@ -341,7 +343,7 @@ def expected_outputs(bundle: Path, cases: list[Case]) -> dict:
     for case in cases:
         runs = {engine: run_case(bundle.parent / case.bundle, case, engine) for engine in engines
                 if case.plays_on(engine)}
-        steps = [s for s in case.steps if s["op"] == "recommend"]
+        steps = [s for s in case.steps if s["op"] in LISTS]
         for i, step in enumerate(steps):
             step["expected"] = runs[engines[0]][i]
             for engine in [e for e in engines[1:] if e in runs]:
@@ -361,6 +363,8 @@ def generate(out: Path, cases_only: bool = False) -> dict:
     bundle = out / "bundle" if cases_only else build_bundle(out / "bundle")
     if not cases_only:
         build_ranked_bundle(bundle, out / RANKED)
+    if not cases_only or not (out / ROWS).exists():  # derived from the golden bundle alone: the same bytes again
+        build_rows_bundle(bundle, out / ROWS)
     cases = scripts(World(bundle))
     summary = expected_outputs(bundle, cases)
     folder = out / "cases"
@@ -371,10 +375,10 @@ def generate(out: Path, cases_only: bool = False) -> dict:
         (folder / f"{case.name}.json").write_text(json.dumps(case.to_dict(), indent=1, ensure_ascii=False) + "\n")
     schema = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_bytes()
     index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
-             "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
+             "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    for name in ("bundle", RANKED):
+    for name in ("bundle", RANKED, ROWS):
         summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
 

@@ -22,6 +22,8 @@ import numpy as np
 from edgerec.errors import BundleError
 from edgerec.runtime import checks, file_blocks
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
+from edgerec.runtime.manifest_read import named_files, parse_manifest
+from edgerec.runtime.model_rules import check_models
 from edgerec.runtime.schema import check_manifest
 
 FORMAT = "edgerec-bundle"
@@ -112,7 +114,9 @@ class Manifest:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise BundleError("manifest.json is not an edgerec bundle manifest (no 'format': 'edgerec-bundle')")
         version = d.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int):  # 5.0 or "5": not a version, not a newer one
+            raise BundleError(f"manifest.json: format_version must be an integer (got {checks.shown(version)}); re-export")
+        if version > FORMAT_VERSION or version < 1:
             raise BundleError(f"bundle format version {version!r} is not supported by this runtime "
                               f"(it reads version 1 to {FORMAT_VERSION}); update edgerec or re-export the bundle")
         for name in d["files"] if isinstance(d.get("files"), dict) else ():
@@ -159,12 +163,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def safe_relative(name: str) -> str:
     """A bundle-relative POSIX path, or BundleError for absolute paths, '..' and odd names."""
-    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+    if not isinstance(name, str) or not name or "\\" in name or min(name) < " ":  # no control character
         raise BundleError(f"bundle path {name!r} is not a plain relative path")
-    path = PurePosixPath(name)
-    if path.is_absolute() or any(part in ("..", "") for part in path.parts) or name.startswith("./"):
-        raise BundleError(f"bundle path {name!r} leaves the bundle directory; the bundle is unsafe")
-    return str(path)
+    if name.startswith("/") or any(part in ("..", ".", "") for part in name.split("/")):  # spec rule 2
+        raise BundleError(f"bundle path {name!r} leaves the bundle directory or is not in its plain form "
+                          "(no '.', '..' or empty part); the bundle is unsafe")
+    return name
 
 
 def resolve_inside(root: Path, name: str) -> Path:
@@ -205,14 +209,12 @@ class Bundle:
         if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:
             raise BundleError(f"{MANIFEST} is {size:,} bytes, above the {MAX_MANIFEST_BYTES:,} a manifest may have")
         try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{MANIFEST} is not valid JSON ({exc}); the bundle is damaged") from None
-        except RecursionError:
-            raise BundleError(f"{MANIFEST} nests too deeply to be a manifest; the bundle is damaged") from None
+            raw = parse_manifest(manifest_path.read_text(encoding="utf-8"))  # spec rules 1 and 3
+        except UnicodeDecodeError as exc:
+            raise BundleError(f"{MANIFEST} is not UTF-8 text ({exc.reason}); the bundle is damaged") from None
         bundle = cls(path, Manifest.from_dict(raw))
         bundle.check_files(hashes=verify)
-        bundle.check_rules()
+        bundle.check_rules(named_files(raw))
         return bundle
 
     def check_files(self, hashes: bool = True) -> None:
@@ -227,19 +229,12 @@ class Bundle:
             if hashes and sha256_file(file) != meta.get("sha256"):
                 raise BundleError(f"bundle file {name} fails its sha256 check; it is corrupt or was modified")
 
-    def check_rules(self) -> None:
-        """The rules of spec/README.md the schema cannot state: every named file is listed with a
-        checksum, one embedding space, encoder outputs `dim` wide, the item table as its section says."""
+    def check_rules(self, named: list[str] | None = None) -> None:
+        """The rules of spec/README.md the schema cannot state: one model per role and format, encoder outputs
+        `dim` wide, every named file (`named`, else found) listed, one embedding space, the item table."""
         m = self.manifest
-        named = m.items.files() + [m.reference[k] for k in ("histories", "user_vectors", "top_k") if k in m.reference]
-        for i, entry in enumerate(m.models):
-            named += [entry.file] + [entry.extra[k] for k in ("tokenizer", "projection") if k in entry.extra]
-            named += [entry.extra["labels"]["vectors"]] if "labels" in entry.extra else []
-            width = entry.outputs[0].shape[-1]
-            if entry.role == "user_encoder" and isinstance(width, int) and width != m.dim:
-                raise BundleError(f"manifest.json: models[{i}] ({entry.file}) outputs vectors {width} wide, the "
-                                  f"manifest's dim is {m.dim}; the rule is one width for both, re-export")
-        for name in named:
+        check_models(m.models, m.dim)
+        for name in named_files(m.to_dict()) if named is None else named:  # models, columns, space, scorer, ...
             if name not in m.files:
                 raise BundleError(f"manifest.json: {name} is not listed with a checksum in files; re-export "
                                   "the bundle")
@@ -257,10 +252,13 @@ class Bundle:
         """A numeric .npy array of the bundle (memory-mapped by default; never unpickles)."""
         try:
             array = np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
-            return np.asarray(array) if mmap else array  # a plain view: the same pages, without np.memmap's slow indexing
         except (*file_blocks.HEADER_ERRORS, OSError) as exc:  # an OSError's own text would name the host path
             raise BundleError(f"bundle array {name} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                               "the bundle is damaged") from None
+        if array.dtype.byteorder == ">" or not array.flags.c_contiguous:  # spec rule 8: one layout for every reader
+            raise BundleError(f"bundle array {name} is stored big-endian or in Fortran order; a bundle's arrays are "
+                              "little-endian and in C order, re-export it")
+        return np.asarray(array) if mmap else array  # a plain view: the same pages, without np.memmap's slow indexing
 
     def json(self, name: str):
         try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgerec.runtime.backends import Backend, TfliteBackend
 from edgerec.runtime.bundle import ModelEntry
+from edgerec.runtime.model_rules import history_axis
 
 
 def pad_histories(histories: list[np.ndarray], length: int) -> np.ndarray:
@@ -30,10 +31,11 @@ def pad_histories(histories: list[np.ndarray], length: int) -> np.ndarray:
 class UserEncoder:
     def __init__(self, backend: Backend, entry: ModelEntry, max_len: int):
         self.backend, self.entry = backend, entry
-        self.max_len = entry.history_length or max_len
+        axis = history_axis(entry)  # spec §3: a fixed history axis is the length (it was the bundle's default)
+        self.max_len = entry.history_length or axis or max_len
         tflite = isinstance(backend, TfliteBackend)
         shape = list(entry.inputs[0].shape) if entry.inputs else []
-        self.fixed = tflite or (len(shape) == 2 and isinstance(shape[1], int))
+        self.fixed = tflite or axis is not None
         self.one_by_one = tflite or shape[:1] == [1]
         self.dtype = np.int32 if tflite or (entry.inputs and entry.inputs[0].dtype == "int32") else np.int64
         self.input_name = backend.input_names[0]

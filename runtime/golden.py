@@ -21,11 +21,14 @@ from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommender
+from edgerec.runtime.transfer import Transfer
 
-OPS = ("record", "onboard", "add_items", "remove_items", "forget", "recommend")
+OPS = ("record", "onboard", "add_items", "remove_items", "forget", "recommend", "transfer")
+LISTS = ("recommend", "transfer")  # the steps that return a list a case pins down
 SCORE_TOLERANCE = 1e-4
 STEP_KEYS = {"record": ("user", "item", "event"), "onboard": ("user",), "add_items": ("items",),
-             "remove_items": ("items",), "forget": ("user",), "recommend": ("user", "expected")}
+             "remove_items": ("items",), "forget": ("user",), "recommend": ("user", "expected"),
+             "transfer": ("user", "method", "expected")}
 
 
 @dataclass
@@ -74,16 +77,16 @@ class Case:
     def expected(self, engine: str) -> list[list[dict]]:
         """The expected list of every recommend step (an engine-specific one where the case has it)."""
         return [step.get("expected_by_engine", {}).get(engine, step["expected"])
-                for step in self.steps if step["op"] == "recommend"]
+                for step in self.steps if step["op"] in LISTS]
 
 
-def _check_step(step, where: str) -> None:
+def _check_step(step, where: str, expected: bool = True) -> None:
     if not isinstance(step, dict):
         raise ConfigError(f"{where} must be an object with an 'op' (got {type(step).__name__})")
     op = step.get("op")
     if op not in OPS:
         raise ConfigError(f"{where} has op {op!r}; use one of {OPS}")
-    missing = [key for key in STEP_KEYS[op] if key not in step]
+    missing = [key for key in STEP_KEYS[op] if key not in step and (expected or key != "expected")]
     if missing:
         raise ConfigError(f"{where} ({op}) has no {', '.join(missing)}")
     for key, kind in (("filters", Filters), ("policy", Policy)):
@@ -106,6 +109,8 @@ def load_cases(folder: str | Path) -> list[Case]:
 
 def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") -> list[list[dict]]:
     """Play a case's steps on a fresh runtime (history in memory); the observed list of each recommend."""
+    for i, step in enumerate(case.steps):  # a Case made in code skipped load()'s checks: a TypeError midway
+        _check_step(step, f"{case.name}: step {i}", expected=False)  # (what it returns is compared by the caller)
     outputs = []
     with Recommender.open(bundle, backend=engine, kernel=kernel) as rec:
         for step in case.steps:
@@ -122,6 +127,9 @@ def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") 
                 rec.remove_items(step["items"])
             elif op == "forget":
                 rec.forget(step["user"])
+            elif op == "transfer":  # spec §8, from the case's bundle to itself (its space's bridges are fit on it)
+                results = Transfer(rec, rec, step["method"]).recommend(step["user"], k=step.get("k", 10))
+                outputs.append([observed(r) for r in results])
             else:
                 results = rec.recommend(step["user"], k=step.get("k"), context=step.get("context"),
                                         filters=Filters(**step["filters"]) if "filters" in step else None,

@@ -82,7 +82,7 @@ def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
     names = []
     for member in members:
         try:
-            names.append(safe_relative(member.name))  # as the file system reads it: "a//b" and "a/./b" are "a/b"
+            names.append(safe_relative(member.name))  # plain form (spec rule 2): "a//b" or "a/./b" is refused
         except BundleError as exc:
             raise BundleError(f"{file_name(path)}: {exc}") from None
         if not (member.isfile() or member.isdir()):

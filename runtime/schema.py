@@ -208,11 +208,12 @@ class _Walk:
 
 
 def is_type(value, name: str) -> bool:
-    """JSON types as JSON Schema sees them: booleans are not numbers, 1.0 is an integer, and NaN and
-    the infinities (which Python's json reads) are not numbers: JSON has none of them."""
+    """JSON types as the spec reads them (rule 3): booleans are not numbers, an integer is written as one
+    (1.0 is a number, not an integer: JSON Schema would take it, and a reader of integers would either
+    refuse it or, as TFLite's fixed history length did, fail later), and NaN and the infinities (which
+    Python's json reads) are not numbers: JSON has none of them."""
     if name == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or \
-            (isinstance(value, float) and value.is_integer())
+        return isinstance(value, int) and not isinstance(value, bool)
     if name == "number":
         return (isinstance(value, int) and not isinstance(value, bool)) or \
             (isinstance(value, float) and math.isfinite(value))

@@ -84,3 +84,20 @@ def test_the_ranked_bundle_is_the_generators(tmp_path):
     assert sum(map(len, made.values())) < 60_000  # bytes in the repository matter
     with Recommender.open(out, backend="onnx") as rec:
         assert rec.ranker and rec.stats()["bundle"] == "golden-ranked"
+
+
+def test_the_rows_bundle_is_the_generators(tmp_path):
+    """golden/rows is what export/golden_more.py makes from the committed golden bundle, byte for byte:
+    the same items and ONNX encoder, the table quantized per row (spec rule 8, §4 Scan)."""
+    from edgerec.export.golden_more import ROWS, build_rows_bundle
+    from edgerec.runtime import Bundle
+
+    out = build_rows_bundle(GOLDEN / "bundle", tmp_path / ROWS)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / ROWS).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / ROWS).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 40_000
+    items = Bundle.open(out).manifest.items
+    assert items.embeddings.scale_axis == "row" and items.embeddings.dtype == "int8"

@@ -31,14 +31,19 @@ def test_golden_case(engine, kernel, name):
 def test_the_cases_cover_every_step_kind_and_policy():
     """The golden set keeps covering what the device text promises (a pruned case fails here)."""
     steps = [step for case in CASES.values() for step in case.steps]
-    assert {s["op"] for s in steps} == {"record", "onboard", "add_items", "remove_items", "forget", "recommend"}
+    assert {s["op"] for s in steps} == {"record", "onboard", "add_items", "remove_items", "forget", "recommend",
+                                        "transfer"}
+    assert {s["method"] for s in steps if s["op"] == "transfer"} == {"content", "mapping", "direct"}  # spec §8
     assert {s["event"] for s in steps if s["op"] == "record"} == {"play", "finish", "like", "skip",
                                                                    "not_interested", "more_like_this"}
     reasons = {r["reason"] for s in steps if s["op"] == "recommend" for r in s["expected"]}
     assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer", "replay"}
     policies = {key for s in steps for key in s.get("policy", {})}
     assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost", "replay", "replay_gap",
-            "replay_minutes", "replay_min_plays"} <= policies
+            "replay_minutes", "replay_min_plays", "popularity", "keep_top", "context_weight", "cold_start_items",
+            "engagement"} <= policies
+    rows = json.loads((GOLDEN / "rows" / "manifest.json").read_text())["items"]["embeddings"]
+    assert rows["scale_axis"] == "row" and any(case.bundle == "rows" for case in CASES.values())  # per-row scales
     filters = {key for s in steps for key in s.get("filters", {})}
     assert filters == {"languages", "modalities", "genres", "exclude_genres", "exclude_items", "kids_safe",
                        "max_duration_s"}

@@ -80,7 +80,7 @@ def test_a_folder_without_cases_is_refused(tmp_path):
         load_cases(None)
 
 
-OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend')"
+OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend', 'transfer')"
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -303,3 +303,14 @@ def test_each_reason_field_is_compared_by_name():
         "recommend #0 rank 0 (a): score 2.0, expected 1.0 +- 0.25",
         "recommend #0 rank 0 (a): reason 'popular', expected 'history'",
         "recommend #0 rank 0 (a): tags [], expected ['a']"]
+
+
+def test_a_transfer_step_plays_spec_section_8_and_needs_its_method(golden_bundle, tmp_path):
+    """The transfer step (spec §9): the case's bundle to itself, its list compared like a recommend's."""
+    steps = [{"op": "record", "user": "x", "item": "i29", "event": "finish"},
+             {"op": "transfer", "user": "x", "method": "content", "k": 3, "expected": []}]
+    got = run_case(golden_bundle, Case("t", "", steps), "onnx")
+    assert len(got) == 1 and len(got[0]) == 3
+    assert {(r["reason"], r["reason_item"], tuple(r["tags"])) for r in got[0]} == {("transfer", "i29", ())}
+    with pytest.raises(ConfigError, match=r"^t.json: step 0 \(transfer\) has no method$"):
+        Case.load(write(tmp_path, "t.json", {"name": "t", "steps": [{"op": "transfer", "user": "x", "expected": []}]}))

@@ -136,9 +136,10 @@ def test_deep_values_in_open_sections_are_accepted_and_deep_walks_stop():
 
 @pytest.fixture(scope="module")
 def reference_validator():
-    """jsonschema, told the two JSON rules Python's json and re do not follow: numbers are finite
-    (json reads NaN and Infinity), and a pattern's `$` (ECMA-262) ends the string (Python's also
-    matches before a final newline; the schema's patterns have no `$` escaped or in a class)."""
+    """jsonschema, told the three rules of spec rule 3 that Python's json, re and JSON Schema itself do not
+    follow: numbers are finite (json reads NaN and Infinity), an integer is written as one (JSON Schema takes
+    1.0), and a pattern's `$` (ECMA-262) ends the string (Python's also matches before a final newline; the
+    schema's patterns have no `$` escaped or in a class)."""
     jsonschema = pytest.importorskip("jsonschema", reason="the cross-check needs jsonschema (the dev extra)")
     schema = manifest_schema()
     base = jsonschema.Draft202012Validator
@@ -151,8 +152,11 @@ def reference_validator():
         if validator.is_type(value, "string") and not re.search(pattern.replace("$", r"\Z"), value):
             yield jsonschema.ValidationError(f"{value!r} does not match {pattern!r}")
 
-    strict = jsonschema.validators.extend(base, validators={"pattern": ecma_pattern},
-                                          type_checker=base.TYPE_CHECKER.redefine("number", finite_number))
+    def literal_integer(checker, value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    types = base.TYPE_CHECKER.redefine_many({"number": finite_number, "integer": literal_integer})
+    strict = jsonschema.validators.extend(base, validators={"pattern": ecma_pattern}, type_checker=types)
     return strict(schema)
 
 

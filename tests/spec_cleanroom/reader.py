@@ -2,12 +2,12 @@
 
 It opens a bundle (section 1), keeps histories in memory (2), builds the user vector with the
 ONNX user encoder (3), scores (4), applies the policies (5), explains (6) and takes catalog
-updates and forget (7), with an ONNX ranker and the interpretable scorer (§4, their features): what
-the golden cases exercise, and what test_against_runtime.py's random scripts reach. It uses only the
-standard library, numpy, onnxruntime and jsonschema, never edgerec: a second team could have written
-it. Left out: TFLite (the ONNX engine plays every case, and the ranked bundle is ONNX only), content
-encoders and §8 transfers (no golden bundle has a content encoder, no case a transfer). Section
-numbers below are the spec's.
+updates and forget (7), with an ONNX ranker and the interpretable scorer (§4, their features), and
+transfers within a bundle's shared space (8): what the golden cases exercise, and what
+test_against_runtime.py's random scripts reach. It uses only the standard library, numpy, onnxruntime
+and jsonschema, never edgerec: a second team could have written it. Left out: TFLite (the ONNX engine
+plays every case, and the ranked bundle is ONNX only), content encoders (no golden bundle has one).
+Section numbers below are the spec's.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def _file_names(m: dict) -> list[str]:
 
 def _check_path(root: Path, name: str) -> Path:
     parts = name.split("/")
-    if name.startswith("/") or "\\" in name or any(p in ("", "..") for p in parts):
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts) or any(
+            ord(c) < 0x20 for c in name):
         raise SpecError(f"files: {name!r} is not a bundle-relative POSIX path (rule 2)")
     path = root
     for part in PurePosixPath(name).parts:
@@ -91,7 +92,38 @@ def _check_path(root: Path, name: str) -> Path:
 
 
 def _not_json(word: str):
-    raise SpecError(f"manifest.json: {word} is not a JSON number (rule 3)")
+    raise SpecError(f"manifest.json: {word} is not a JSON number (rule 1)")
+
+
+def _finite(text: str) -> float:
+    if not math.isfinite(value := float(text)):
+        _not_json(text)
+    return value
+
+
+def _int64(text: str) -> int:
+    if not -2**63 < (value := int(text)) < 2**63:
+        raise SpecError(f"manifest.json: {text} does not fit 64 bits (rule 1)")
+    return value
+
+
+def _members(pairs: list) -> dict:
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise SpecError("manifest.json: an object names a member twice (rule 1)")
+    return dict(pairs)
+
+
+def _read_manifest(raw: bytes) -> dict:
+    """Rule 1: strict JSON (the readers' differences refused); rule 3's integers are integer literals."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise SpecError("manifest.json: a byte-order mark (rule 1)")
+    m = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite, parse_int=_int64,
+                   object_pairs_hook=_members)
+    try:
+        json.dumps(m, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError("manifest.json: an unpaired surrogate escape (rule 1)") from None
+    return m
 
 
 def _ecma_pattern(validator, pattern, value, schema):
@@ -103,7 +135,10 @@ def _ecma_pattern(validator, pattern, value, schema):
 
 
 def _npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    array = np.load(path, allow_pickle=False)
+    if array.dtype.byteorder == ">" or not array.flags.c_contiguous:
+        raise SpecError(f"{path.name}: not little-endian in C order (§1 arrays)")
+    return array
 
 
 def _strings(root: Path, col: dict, count: int) -> list[str]:
@@ -166,12 +201,15 @@ class Bundle:
         raw = (root / "manifest.json").read_bytes()
         if len(raw) > 64 * MIB:
             raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
-        m = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
-        if m.get("format") != "edgerec-bundle" or m.get("format_version") not in (1, 2, 3, 4, 5, 6):
+        m = _read_manifest(raw)
+        version = m.get("format_version")
+        if m.get("format") != "edgerec-bundle" or type(version) is not int or version not in (1, 2, 3, 4, 5, 6):
             raise SpecError("manifest.json: not an edgerec bundle of format 1 to 6 (rule 1)")
         paths = {name: _check_path(root, name) for name in m.get("files", {})}  # rule 2
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
-        jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})(schema).validate(m)  # rule 3
+        base = jsonschema.Draft202012Validator  # rule 3: an integer is an integer literal (5, not 5.0)
+        types = base.TYPE_CHECKER.redefine("integer", lambda _, v: type(v) is int)
+        jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
         for name, entry in m["files"].items():  # rule 4
             data = paths[name].read_bytes()
             if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -183,6 +221,13 @@ class Bundle:
             raise SpecError("embedding_space: does not match the files' checksums (rule 6)")
         self.manifest, self.dim, self.count = m, m["dim"], m["items"]["count"]
         self._read_items(root, m["items"], m["format_version"])
+        if len({(x["role"], x["format"]) for x in m["models"]}) != len(m["models"]):
+            raise SpecError("models: two models of one role and format (rule 7)")
+        for x in m["models"]:
+            shape = x["inputs"][0]["shape"]
+            if x["role"] == "user_encoder" and len(shape) == 2 and type(shape[1]) is int and \
+                    x.get("history_length", shape[1]) != shape[1]:
+                raise SpecError(f"{x['file']}: history_length is not the fixed history axis (rule 7)")
         model = next(x for x in m["models"] if x["role"] == "user_encoder" and x["format"] == "onnx")
         width = model["outputs"][0]["shape"][-1]
         if isinstance(width, int) and width != self.dim:
@@ -196,6 +241,18 @@ class Bundle:
         self.defaults = m.get("defaults", {})
         self.ranking = m.get("ranking", {})
         self._read_ranking(root, m, ort)
+        self._read_space(root, m.get("space", {}))
+
+    def _read_space(self, root: Path, space: dict) -> None:
+        """§8: the content rows and the bridges (their shapes checked when a transfer reads them)."""
+        self.space = space
+        self.content = _npy(root / space["content"]["file"]).astype(np.float32) if "content" in space else None
+        self.bridges = []
+        for entry in space.get("bridges", []):
+            self.bridges.append({"source_space": entry["source_space"], "input": entry.get("input", "items"),
+                                 "weights": _npy(root / entry["weights"]).astype(np.float32),
+                                 "bias": _npy(root / entry["bias"]).astype(np.float32),
+                                 "prior": _npy(root / entry["prior"]).astype(np.float32) if "prior" in entry else None})
 
     def _read_ranking(self, root: Path, m: dict, ort) -> None:
         """§4 Ranker and Scorer: the checks on open, the ONNX ranker's session, the scorer's arrays."""
@@ -349,14 +406,47 @@ class Runtime:
         self._known(items or [])
         choice = self.onboarding.setdefault(user, {})
         for kind, values in (("genres", genres), ("languages", languages), ("tags", tags)):
-            if values:  # a kind onboarded again replaces that kind's choices
-                choice[kind] = list(values)
+            if values:  # a kind onboarded again replaces that kind's choices; §2: each value once, in code-point order
+                choice[kind] = sorted(set(values))
         for item in items or []:
             self.record(user, item, "more_like_this")
 
     def forget(self, user: str) -> None:
         self.events.pop(user, None)
         self.onboarding.pop(user, None)
+
+    # ---- §8: a transfer from this runtime's bundle (the source) to itself (the target)
+    def transfer(self, user: str, method: str, k: int = 10) -> list[dict]:
+        b, cat = self.b, self._catalog()
+        if not b.space or method not in ("content", "mapping", "direct"):
+            raise SpecError("transfer: no shared space, or an unknown method")
+        prof = self._profile(user, cat)
+        h = [r for r in prof["seq"] if r < b.count][-50:]  # the sequence's bundle rows, the newest 50
+        if not h:
+            raise SpecError("transfer: no source history")
+
+        def norm(x):
+            return x / max(float(np.linalg.norm(x)), 1e-12)
+        if method == "content":
+            score = b.content @ norm(b.content[h].mean(axis=0))
+        else:
+            bridge = next((x for x in b.bridges if x["source_space"] == b.manifest["embedding_space"]
+                           and (x["prior"] is not None) == (method == "direct")), None)
+            if bridge is None:
+                raise SpecError("transfer: no bridge of that kind from this source")
+            p = norm(b.vectors[h].mean(axis=0))
+            if bridge["input"] == "items+content":
+                p = np.concatenate([p, norm(b.content[h].mean(axis=0))])
+            q = p @ bridge["weights"] + bridge["bias"]
+            q = q if method == "direct" else norm(q)
+            score = self.scan(q.astype(np.float32), cat)[:b.count]
+            score = score + bridge["prior"] if method == "direct" else score
+        score = np.asarray(score, np.float64)
+        blocked = [r for r in prof["seen"] if r < b.count] + [r for r in range(b.count) if not cat["live"][r]]
+        score[blocked] = -np.inf
+        newest = cat["ids"][h[-1]]
+        return [{"item_id": cat["ids"][r], "score": float(score[r]), "reason": "transfer", "reason_item": newest,
+                 "tags": []} for r in stable_best(score, k) if np.isfinite(score[r])]
 
     def remove_items(self, ids) -> None:
         self._known(ids)
@@ -463,7 +553,7 @@ class Runtime:
                 tags[t] = tags.get(t, 0) + 1
             if cat["language"][r] is not None:
                 langs[cat["language"][r]] = langs.get(cat["language"][r], 0) + 1
-        for t in choice.get("tags", []) + choice.get("genres", []):
+        for t in dict.fromkeys(choice.get("tags", []) + choice.get("genres", [])):  # a tag that is also a genre: once
             tags[t] = tags.get(t, 0) + 3
         for lang in choice.get("languages", []):
             langs[lang] = langs.get(lang, 0) + 3
@@ -478,7 +568,7 @@ class Runtime:
         inputs = [int(b.enc_inputs[r]) for r in prof["seq"] if r < b.count]
         u = None
         if inputs:
-            length = max(1, min(b.defaults.get("history_length", len(inputs)), len(inputs)))
+            length = max(1, min(b.defaults.get("history_length", 50), len(inputs)))  # §3: else 50
             u = b.encode(inputs[-length:]).astype(np.float64)
             if not np.all(np.isfinite(u)):
                 u = None
@@ -585,8 +675,9 @@ class Runtime:
             near.update(r for r in stable_best(s, 20) if np.isfinite(s[r]))
         groups = len(used)
         if pol["freshness"] > 0:  # the new releases are one more group of 20 candidates
-            since = now - np.asarray(cat["release_ts"], np.float64)
-            new = [r for r in ranked if cat["release_ts"][r] > 0 and 0 <= since[r] <= 3 * pol["freshness_days"] * 86400]
+            released = cat["f_release_ts"]  # added items: the release their metadata gives, 0 when absent
+            since = now - released
+            new = [r for r in ranked if released[r] > 0 and 0 <= since[r] <= 3 * pol["freshness_days"] * 86400]
             near.update(new[:20])
             groups += 1
         size = 4 * want
@@ -884,9 +975,9 @@ def play(runtime: Runtime, case: dict):
     for number, step in enumerate(case["steps"]):
         args = {k: v for k, v in step.items() if k not in ("op", "expected", "expected_by_engine")}
         op = step["op"]
-        if op == "recommend":
+        if op in ("recommend", "transfer"):
             expected = step.get("expected_by_engine", {}).get("onnx", step["expected"])
-            yield number, runtime.recommend(**args), expected
+            yield number, getattr(runtime, op)(**args), expected
         elif op == "record":
             runtime.record(args["user"], args["item"], args["event"], args.get("timestamp"))
         elif op in ("add_items", "remove_items"):

@@ -1,0 +1,158 @@
+"""Golden cases for rules the first cases left without one (an audit of the spec from spec/ alone), and the
+third golden bundle, `golden/rows`: the golden items with the item table quantized per row.
+
+- `rows`: int8 with one scale per row (`scale_axis` "row", the only kind of format 1): the scan, the
+  short history's blend of it, the dequantized vectors of relevance, neighbours and diversity.
+- `ties_and_repeats`: equal scores keep the lower row (two items added with one vector, named so that
+  id order and row order differ); a repeated more_like_this or like counts once per event.
+- `onboarding_repeats`: a kind's choices are counted once each, in code-point order (the language
+  boost's two most common languages on a tie; matched tags on a tie).
+- `more_levers`: Policy fields no case set: popularity, keep_top, context_weight, cold_start_items.
+- `transfer`: spec §8 (the golden bundle's space and its bridges, fit on itself from audio to video).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.runtime.golden import Case, run_case
+from edgerec.runtime.item_table import StoredTable
+
+ROWS = "rows"  # the third bundle: per-row scales
+
+
+def build_rows_bundle(golden: Path, out: Path) -> Path:
+    """`out`: the golden bundle's item files and ONNX user encoder, its table quantized again per row from
+    the golden table's dequantized vectors (replaced)."""
+    golden, out = Path(golden), Path(out)
+    source = json.loads((golden / "manifest.json").read_text())
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    encoder = next(m for m in source["models"] if m["role"] == "user_encoder" and m["format"] == "onnx")
+    emb = source["items"]["embeddings"]
+    kept = [name for name in source["files"] if name.startswith("items/") and name not in (emb["file"], emb["scales"])]
+    for name in [*kept, encoder["file"]]:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(golden / name, out / name)
+    vectors = np.load(golden / emb["file"]).astype(np.float32) * np.load(golden / emb["scales"])[None, :]
+    table = StoredTable.quantize(vectors, "int8-row")
+    np.save(out / emb["file"], table.values, allow_pickle=False)
+    np.save(out / emb["scales"], table.scales, allow_pickle=False)
+    files = {name: _sha(out / name) for name in sorted([*kept, emb["file"], emb["scales"], encoder["file"]])}
+    manifest = {k: v for k, v in source.items() if k not in ("space", "reference", "metrics", "files")}
+    manifest.update(name="golden-rows", models=[encoder], files=files)
+    manifest["items"] = {**source["items"], "embeddings": {**emb, "scale_axis": "row"}}
+    members = [emb["file"], emb["scales"], *[n for n in (source["items"].get("encoder_inputs"),) if n], encoder["file"]]
+    text = "".join(f"{name}={files[name]['sha256']};" for name in members)  # spec rule 6
+    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return out
+
+
+def _sha(path: Path) -> dict:
+    data = path.read_bytes()
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def more_cases(world, history: list[str], far: str) -> list[Case]:
+    """The four cases above; `world` is export.golden.World (its catalog, context and listed())."""
+    return [rows_case(world, history, far), ties_case(world, history, far), onboarding_case(world),
+            levers_case(world, history), transfer_case(world)]
+
+
+def _steps(world):
+    def rec(user, k=8, **extra):
+        return {"op": "recommend", "user": user, "k": k, "context": extra.pop("context", world.context()), **extra}
+
+    def watch(user, items, event="finish"):
+        return [{"op": "record", "user": user, "item": item, "event": event} for item in items]
+    return rec, watch
+
+
+def rows_case(world, history: list[str], far: str) -> Case:
+    rec, watch = _steps(world)
+    return Case("per_row_scales", "the rows bundle (int8, one scale per row): one item, a short history that "
+                "blends the per-row scan into its score; four items, relevance from the per-row dequantized "
+                "vectors; a more_like_this item whose neighbours come from the scan of its dequantized vector; "
+                "diversity over those vectors", [
+                    *watch("s", history[:1]), rec("s"), *watch("s", history[1:4]), rec("s"),
+                    {"op": "record", "user": "s", "item": far, "event": "more_like_this"}, rec("s"),
+                    rec("s", policy={"diversity": 0.5})],
+                bundle=ROWS, engines=("onnx",))
+
+
+def ties_case(world, history: list[str], far: str) -> Case:
+    rec, watch = _steps(world)
+    best = world.listed(watch("t", history[:4]), k=1)[0]
+    other = world.listed(watch("t", history[:4]), k=3)[2]
+    vector = [round(float(v), 6) for v in world.catalog.vectors(np.array([world.ids.index(best)]))[0]]
+    return Case("ties_and_repeats", "two items added with one vector tie: the lower row (added first, 'tie-z') "
+                "comes before 'tie-a'; a more_like_this item asked for twice counts twice in the mean of the "
+                "newest 3 (user r2 against r1), and a like given twice counts twice in the engagement pull (r4 "
+                "against r3)", [
+                    *watch("t", history[:4]), rec("t"),
+                    {"op": "add_items", "items": [{"item_id": "tie-z", "title": "Tie, added first", "vector": vector},
+                                                  {"item_id": "tie-a", "title": "Tie, added second",
+                                                   "vector": vector}]},
+                    rec("t"),
+                    *watch("r1", history[:4]), *watch("r1", [far, other], "more_like_this"), rec("r1"),
+                    *watch("r2", history[:4]), *watch("r2", [far, far, other], "more_like_this"), rec("r2"),
+                    *watch("r3", history[:4]), *watch("r3", history[4:6], "like"),
+                    rec("r3", policy={"engagement": 1.0}),
+                    *watch("r4", history[:4]), *watch("r4", [history[4], *history[4:6]], "like"),
+                    rec("r4", policy={"engagement": 1.0})])
+
+
+def onboarding_case(world) -> Case:
+    rec, _ = _steps(world)
+    languages = sorted({m["language"] for m in world.metas if m.get("language")})
+    given = languages[::-1][:3]  # three languages, not in code-point order
+    return Case("onboarding_repeats", "onboarding choices count once each, in code-point order, whatever the "
+                "order and repeats given: of three chosen languages (each counted 3) the language boost takes "
+                "the first two in that order; a language given twice is not counted twice; a tag given twice "
+                "neither (the matched tags of a tie keep the item's order)", [
+                    {"op": "onboard", "user": "a", "languages": given}, rec("a", policy={"language_boost": 5.0}),
+                    {"op": "onboard", "user": "b", "languages": [given[0], given[0], *given[1:]]},
+                    rec("b", policy={"language_boost": 5.0}),
+                    {"op": "onboard", "user": "c", "tags": ["jazz", "bebop", "bebop"]}, rec("c")])
+
+
+def levers_case(world, history: list[str]) -> Case:
+    rec, watch = _steps(world)
+    morning = world.context(hour=7.0, device="tv")
+    return Case("more_levers", "policy fields no other case sets: popularity (a lift, then the long tail), "
+                "keep_top under strong diversity, context_weight off and strong, and cold_start_items: 5 makes "
+                "four items a short history, 1 makes one item a full one", [
+                    *watch("v", history[:4]), rec("v"), rec("v", policy={"popularity": 1.5}),
+                    rec("v", policy={"popularity": -1.5}), rec("v", policy={"keep_top": 3, "diversity": 0.8}),
+                    rec("v", context=morning, policy={"context_weight": 0.0}),
+                    rec("v", context=morning, policy={"context_weight": 4.0}),
+                    rec("v", policy={"cold_start_items": 5}),
+                    *watch("w", history[:1]), rec("w"), rec("w", policy={"cold_start_items": 1})])
+
+
+def transfer_case(world) -> Case:
+    _, watch = _steps(world)
+    audio = [i for m in ("music_track", "podcast_episode") for i in world.where(modality=m)][:5]
+    vector = [round(float(v), 6) for v in world.catalog.vectors(np.array([world.ids.index(audio[0])]))[0]]
+
+    def transfer(method, k=6):
+        return {"op": "transfer", "user": "x", "method": method, "k": k}
+    shown = [r["item_id"] for r in run_case(world.bundle, Case("probe", "", [*watch("x", audio[:4]), transfer("mapping")]),
+                                            "onnx")[-1]]
+    return Case("transfer", "spec section 8 on the golden bundle, its own source and target (its bridges map its "
+                "audio users into its item space): a listener's history through the content space, the mapping "
+                "bridge and the direct one; an item added on the device and played joins neither the pooled "
+                "history nor the ranked rows; a removed item and the user's seen items are left out", [
+                    *watch("x", audio[:4]), transfer("content"), transfer("mapping"), transfer("direct"),
+                    {"op": "add_items", "items": [{"item_id": "new-track", "title": "A new track", "vector": vector}]},
+                    *watch("x", ["new-track"]), transfer("mapping"),
+                    {"op": "remove_items", "items": shown[:1]},
+                    {"op": "record", "user": "x", "item": shown[1], "event": "not_interested"},
+                    *watch("x", audio[4:5], "play"), transfer("mapping", k=10), transfer("direct", k=10)])
