@@ -144,3 +144,13 @@ def test_an_extra_numeric_constant_reads_as_float64(copies, tmp_path):
         column = rec.catalog.numeric["loudness"]
         assert column.dtype == np.float64 and column[3] == -14.0 and len(column) == rec.catalog.base_count
         assert math.isclose(float(rec.catalog.numeric_column("loudness", np.array([0, 1]))[1]), -14.0)
+
+
+def test_a_numeric_columns_file_must_be_listed_like_any_other(copies, tmp_path):
+    """Rule 5 finds a numeric column's file through the schema's path rules (a numeric column is a
+    path or, in format 6, an object): one missing from `files` is refused when the bundle opens."""
+    root = tmp_path / "b"
+    shutil.copytree(copies[6], root)
+    rewrite(root, lambda data: data["files"].pop("items/popularity.npy"))
+    with pytest.raises(BundleError, match=r"items/popularity.npy is not listed with a checksum in files"):
+        Bundle.open(root)
