@@ -1,0 +1,197 @@
+"""Crash safety and concurrency on the host: a writer killed mid-way, or two writers of one place at once,
+leave the previous complete output or none (refused with a clear error), never a half one that is read."""
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from handmade import write_handmade_bundle
+
+from edgerec.errors import BundleError, ConfigError
+from edgerec.runtime.atomic import Temporary
+from edgerec.runtime.bundle import Bundle, BundleWriter
+from edgerec.runtime.pack import pack
+
+A = np.eye(4, dtype=np.float32)
+B = np.eye(4, dtype=np.float32)[::-1].copy()  # the same shapes and sizes: only the content tells them apart
+
+
+class Killed(BaseException):
+    """What a kill looks like from inside: the writer stops where it is, nothing of it runs on."""
+
+
+def staging_left(out: Path) -> list[str]:
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def table(root, verify=True) -> np.ndarray:
+    return Bundle.open(root, verify=verify).array("items/embeddings.npy", mmap=False)
+
+
+# ------------------------------------------------------------------ the bundle writer
+
+
+def test_a_writer_killed_after_any_file_leaves_no_bundle_and_the_next_export_succeeds(tmp_path, monkeypatch):
+    out = tmp_path / "bundle"
+    files = len(Bundle.open(write_handmade_bundle(tmp_path / "whole", A)).manifest.files)
+    real_add, real_publish = BundleWriter.add_file, Temporary.publish
+    for written in range(files + 1):  # killed after 0, 1, ... all files, the last time with the manifest written
+        count = {"n": 0}
+
+        def add(self, name, written=written, count=count):
+            if count["n"] == written:
+                raise Killed
+            count["n"] += 1
+            return real_add(self, name)
+
+        def publish(self, names=(), written=written):
+            if written == files:  # every file written, the manifest too: killed before the rename
+                raise Killed
+            return real_publish(self, names)
+
+        monkeypatch.setattr(BundleWriter, "add_file", add)
+        monkeypatch.setattr(Temporary, "publish", publish)
+        try:
+            write_handmade_bundle(out, A)
+        except Killed:
+            pass
+        monkeypatch.setattr(BundleWriter, "add_file", real_add)
+        monkeypatch.setattr(Temporary, "publish", real_publish)
+        assert not out.exists(), written  # no half bundle under the real name
+        with pytest.raises(BundleError, match="is not a bundle"):
+            Bundle.open(out)
+    gc.collect()  # the killed writers are gone: their staging folders are free to remove
+    write_handmade_bundle(out, B)  # the same --out again: nothing of the killed runs is in the way
+    np.testing.assert_array_equal(table(out), B)
+    assert staging_left(out) == []  # the next writer removed the killed ones' staging folders
+
+
+def test_a_writer_that_started_first_cannot_spoil_a_bundle_another_finished(tmp_path):
+    """Two exports into one --out: the late one's files never land in the folder the other published."""
+    out = tmp_path / "bundle"
+    late = BundleWriter(out, "late")  # both found the folder empty
+    write_handmade_bundle(out, A)  # the other export finishes first
+    late.add_array("items/embeddings.npy", B)  # the late one writes its table, then is killed
+    np.testing.assert_array_equal(table(out, verify=False), A)  # not B's table under A's manifest
+    np.testing.assert_array_equal(table(out), A)
+
+
+def test_of_two_exports_into_one_folder_the_second_to_finish_is_refused(tmp_path):
+    out = tmp_path / "bundle"
+    with pytest.raises(BundleError, match="filled by another writer while this export ran"):
+        write_handmade_bundle(out, B, before_finish=lambda _writer: write_handmade_bundle(out, A))
+    np.testing.assert_array_equal(table(out), A)  # the first whole, nothing of the second
+    assert staging_left(out) == []
+
+
+KILLED_EXPORT = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from handmade import write_handmade_bundle
+    from edgerec.runtime.bundle import BundleWriter
+
+    real_add = BundleWriter.add_file
+    def add(self, name):
+        real_add(self, name)
+        if len(self.files) == 3:
+            open({ready!r}, "w").close()
+            time.sleep(60)  # killed here, with three files written
+        return name
+    BundleWriter.add_file = add
+    write_handmade_bundle({out!r}, np.eye(4, dtype=np.float32))
+""")
+
+
+def test_an_export_killed_by_sigkill_leaves_no_bundle_and_its_staging_is_cleared(tmp_path):
+    out, ready = tmp_path / "bundle", tmp_path / "ready"
+    script = KILLED_EXPORT.format(tests=str(Path(__file__).parent), ready=str(ready), out=str(out))
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 50
+        while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "the export did not get to its third file"
+        assert len(staging_left(out)) == 1  # the live writer's staging folder
+        write_handmade_bundle(tmp_path / "other", A)  # another bundle beside it: the live one's folder stays
+        assert len(staging_left(out)) == 1
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with pytest.raises(BundleError, match="is not a bundle"):
+        Bundle.open(out)
+    write_handmade_bundle(out, B)
+    np.testing.assert_array_equal(table(out), B)
+    assert staging_left(out) == []
+
+
+def test_a_space_declaration_that_fails_half_way_leaves_no_bundle(tmp_path):
+    from edgerec.export.space import declare_space
+
+    source = write_handmade_bundle(tmp_path / "source", A)
+    out = tmp_path / "declared"
+    from edgerec.errors import ExportError
+
+    with pytest.raises(ExportError, match="content vectors have 3 rows"):
+        declare_space(source, out, space_id="s", domains=["video"], content=np.ones((3, 4), np.float32))
+    assert not out.exists()  # before: the copied source, which opened as a bundle without its space
+    assert staging_left(out) == []
+    declared = declare_space(source, out, space_id="s", domains=["video"], content=np.ones((4, 4), np.float32))
+    assert declared.manifest.space["id"] == "s"
+
+
+# ------------------------------------------------------------------ packed bundles
+
+
+def test_two_packs_into_one_file_at_once_leave_one_whole_packed_bundle(tmp_path, monkeypatch):
+    import tarfile
+
+    first, second = write_handmade_bundle(tmp_path / "a", A), write_handmade_bundle(tmp_path / "b", B)
+    out = tmp_path / "one.edgerec"
+    real_addfile, state = tarfile.TarFile.addfile, {"nested": False}
+
+    def addfile(tar, info, handle=None):  # the second pack runs whole while the first is half-way
+        real_addfile(tar, info, handle)
+        if not state["nested"]:
+            state["nested"] = True
+            pack(second, out)
+
+    monkeypatch.setattr(tarfile.TarFile, "addfile", addfile)
+    pack(first, out)
+    monkeypatch.setattr(tarfile.TarFile, "addfile", real_addfile)
+    np.testing.assert_array_equal(table(out), A)  # the last to finish, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if "one.edgerec" in p.name) == [
+        f".one.edgerec.{table_digest(out)}.unpacked", "one.edgerec"]
+
+
+def table_digest(packed: Path) -> str:
+    from edgerec.runtime.bundle import sha256_file
+
+    return sha256_file(packed)[:24]
+
+
+def test_a_pack_leaves_a_live_packs_temporary_alone(tmp_path):
+    out = tmp_path / "one.edgerec"
+    live = Temporary(out, ".packing")  # another process packing into the same file right now
+    pack(write_handmade_bundle(tmp_path / "a", A), out)
+    assert live.path.exists()
+    live.discard()
+    np.testing.assert_array_equal(table(out), A)
+
+
+def test_a_config_error_is_what_a_full_folder_gets(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    from edgerec.export.space import declare_space
+
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        declare_space(write_handmade_bundle(tmp_path / "s", A), tmp_path / "full", space_id="s", domains=["video"])
+    assert os.listdir(tmp_path / "full") == ["x"]
