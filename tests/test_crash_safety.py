@@ -195,3 +195,64 @@ def test_a_config_error_is_what_a_full_folder_gets(tmp_path):
     with pytest.raises(ConfigError, match="exists and is not empty"):
         declare_space(write_handmade_bundle(tmp_path / "s", A), tmp_path / "full", space_id="s", domains=["video"])
     assert os.listdir(tmp_path / "full") == ["x"]
+
+
+# ------------------------------------------------------------------ training checkpoints
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.data.split import leave_last_out
+
+    dataset = synth_dataset(SynthConfig(users=150, items=500, events=6_000, seed=11))
+    return dataset, leave_last_out(dataset)
+
+
+def test_weights_whose_config_was_never_written_are_refused(tmp_path, monkeypatch):
+    import torch
+
+    from edgerec.errors import ModelError
+    from edgerec.models import checkpoint
+    from edgerec.models.config import ModelConfig
+
+    config = ModelConfig(dim=16, layers=1, max_len=8)
+    checkpoint.save_checkpoint(tmp_path, {"w": torch.zeros(3)}, config, None, {"run": "old"})
+    assert checkpoint.load_checkpoint(tmp_path).info == {"run": "old"}
+
+    def killed(path, payload):
+        raise Killed
+
+    monkeypatch.setattr(checkpoint, "_atomic_json", killed)  # killed between the weights and the config
+    with pytest.raises(Killed):
+        checkpoint.save_checkpoint(tmp_path, {"w": torch.ones(3)}, config, None, {"run": "new"})
+    monkeypatch.undo()
+    with pytest.raises(ModelError, match="come from two different saves"):  # was: the new weights, the old config
+        checkpoint.load_checkpoint(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]  # no temporaries
+
+
+def test_a_run_killed_while_saving_an_epoch_resumes_as_if_never_stopped(tiny, tmp_path, monkeypatch, torch_one_thread):
+    from edgerec.models import train as train_module
+    from edgerec.models.config import ModelConfig
+    from edgerec.models.train import TrainConfig, train_model
+
+    dataset, split = tiny
+    cfg, run = ModelConfig(dim=16, layers=1, max_len=8), TrainConfig(epochs=3, batch_size=32, eval_users=0, patience=9)
+    full = train_model(dataset, split, cfg, run)
+    real_save, saves = train_module.save_checkpoint, []
+
+    def killed_on_the_second(*args, **kwargs):  # the second epoch's save dies half-way
+        saves.append(1)
+        if len(saves) == 2:
+            raise Killed
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_on_the_second)
+    with pytest.raises(Killed):
+        train_model(dataset, split, cfg, run, out=tmp_path)
+    monkeypatch.undo()
+    resumed = train_model(dataset, split, cfg, run, out=tmp_path, resume=True)
+    assert resumed.info["epochs_run"] == 3
+    # was: the second epoch trained twice (its weights saved, its progress not), so the losses went apart
+    assert [round(h["loss"], 5) for h in resumed.info["history"]] == [round(h["loss"], 5) for h in full.info["history"]]
