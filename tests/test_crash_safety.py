@@ -256,3 +256,75 @@ def test_a_run_killed_while_saving_an_epoch_resumes_as_if_never_stopped(tiny, tm
     assert resumed.info["epochs_run"] == 3
     # was: the second epoch trained twice (its weights saved, its progress not), so the losses went apart
     assert [round(h["loss"], 5) for h in resumed.info["history"]] == [round(h["loss"], 5) for h in full.info["history"]]
+
+
+# ------------------------------------------------------------------ tune studies
+
+TUNE_SMALL = {"dim": [16], "layers": [1], "heads": [1], "max_len": [8], "dropout": [0.0], "loss": ["sampled"],
+              "negatives": [128], "use_features": [True]}
+
+
+def tune_config(trials, lr):
+    from edgerec.models.train import TrainConfig
+    from edgerec.studies.tune import TuneConfig
+
+    return TuneConfig(minutes=5.0, trials=trials, space={**TUNE_SMALL, "lr": [lr]}, seed=0,
+                      train=TrainConfig(steps=60, batch_size=64))
+
+
+def test_a_trial_killed_after_saving_its_model_never_replaces_the_best_one(tiny, tmp_path, monkeypatch,
+                                                                           torch_one_thread):
+    pytest.importorskip("optuna")
+    from edgerec.models.checkpoint import load_model
+    from edgerec.studies import tune as tune_module
+    from edgerec.studies.tune import run_tune
+
+    dataset, split = tiny
+    first = run_tune(dataset, split, tune_config(2, 5e-3), tmp_path)
+    assert first["best"]["number"] == 0 and load_model(tmp_path / "best")[1].info["tune"]["trial"] == 0
+    real_save = tune_module.save_checkpoint
+
+    def saved_then_killed(*args, **kwargs):  # the trial's model is on disk, the study never hears of the trial
+        real_save(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(tune_module._Search, "_best_model_value", lambda self, trial: -np.inf)  # it saves
+    monkeypatch.setattr(tune_module, "save_checkpoint", saved_then_killed)
+    with pytest.raises(Killed):
+        run_tune(dataset, split, tune_config(3, 1e-6), tmp_path)  # a setting that cannot learn in 60 steps
+    monkeypatch.undo()
+    record = run_tune(dataset, split, tune_config(3, 1e-6), tmp_path)
+    states = [t["state"] for t in record["trials"]]
+    assert states == ["complete", "complete", "running", "complete"]  # the killed trial is not counted as done
+    assert record["completed"] == 3 and record["best"]["number"] == 0
+    _, ckpt = load_model(tmp_path / "best")
+    assert ckpt.info["tune"]["trial"] == 0  # was: the killed trial's model, tested and shipped as trial 0's
+    assert record["test"] == first["test"]  # the one test score is the best trial's own
+    assert not (tmp_path / "candidates").exists() or [p.name for p in (tmp_path / "candidates").iterdir()] == ["2"]
+
+
+def test_a_run_killed_before_its_best_model_was_moved_in_finishes_the_move(tiny, tmp_path, monkeypatch,
+                                                                           torch_one_thread):
+    pytest.importorskip("optuna")
+    from edgerec.models.checkpoint import load_model
+    from edgerec.studies import tune as tune_module
+    from edgerec.studies.tune import run_tune
+
+    dataset, split = tiny
+    real_settle = tune_module.settle_best
+
+    def killed_mid_move(study, out):  # killed between moving the old best aside and the new one in
+        if (out / "candidates" / "0").exists():
+            (out / "candidates" / "0").rename(out / "best.old")
+            raise Killed
+        real_settle(study, out)
+
+    monkeypatch.setattr(tune_module, "settle_best", killed_mid_move)
+    with pytest.raises(Killed):
+        run_tune(dataset, split, tune_config(1, 5e-3), tmp_path)
+    monkeypatch.undo()
+    assert not (tmp_path / "best").exists()
+    record = run_tune(dataset, split, tune_config(1, 5e-3), tmp_path)  # nothing left to run: the report
+    assert record["completed"] == 1 and load_model(tmp_path / "best")[1].info["tune"]["trial"] == 0
+    assert record["test"]["NDCG@10"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["best", "candidates", "study.db"]
