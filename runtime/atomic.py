@@ -126,3 +126,21 @@ class Temporary:
     def discard(self) -> None:
         _remove(self.path)
         self._close()
+
+
+class Claim:
+    """A folder held by one writer: let go by `release()`, when collected (a failed writer) or when the
+    process ends (a killed one)."""
+
+    def __init__(self, fd: int):
+        self.release = weakref.finalize(self, os.close, fd)
+
+
+def claim(folder: Path, name: str = ".edgerec-writing") -> Claim | None:
+    """Hold `folder` for one writer at a time (POSIX: a lock on a hidden file in it); None while another live
+    writer holds it."""
+    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o666)
+    if not _lock(fd):
+        os.close(fd)
+        return None
+    return Claim(fd)

@@ -328,3 +328,77 @@ def test_a_run_killed_before_its_best_model_was_moved_in_finishes_the_move(tiny,
     assert record["completed"] == 1 and load_model(tmp_path / "best")[1].info["tune"]["trial"] == 0
     assert record["test"]["NDCG@10"] > 0
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["best", "candidates", "study.db"]
+
+
+# ------------------------------------------------------------------ data folders
+
+
+def retitled(dataset, suffix):
+    """The same data set with other titles: the same ids and counts, other content."""
+    import dataclasses
+
+    text = {**dataset.catalog.text, "title": [f"{t}{suffix}" for t in dataset.catalog.text["title"]]}
+    return dataclasses.replace(dataset, catalog=dataclasses.replace(dataset.catalog, text=text))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_import_killed_half_way_over_an_older_one_is_refused_not_read_mixed(tiny, tmp_path, monkeypatch, fmt):
+    from edgerec.data import store
+    from edgerec.errors import DataError
+
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    dataset = tiny[0]
+    store.save_dataset(dataset, tmp_path, fmt)
+    assert store.load_dataset(tmp_path).catalog.text["title"] == dataset.catalog.text["title"]
+    newer = retitled(dataset, " (v2)")  # a re-import: the same items and counts, the titles corrected
+
+    def killed(*args, **kwargs):  # the new items are written, the log is not
+        raise Killed
+
+    monkeypatch.setattr(store, "write_interactions_csv" if fmt == "csv" else "interaction_columns", killed)
+    with pytest.raises(Killed):
+        store.save_dataset(newer, tmp_path, fmt)
+    monkeypatch.undo()
+    # was: the new item table with the old log, loaded as if one import had written both
+    with pytest.raises(DataError, match="did not finish .* import the data again"):
+        store.load_dataset(tmp_path)
+    gc.collect()
+    store.save_dataset(newer, tmp_path, fmt)  # imported again: whole
+    assert store.load_dataset(tmp_path).catalog.text["title"] == newer.catalog.text["title"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".edgerec-writing", "dataset.json", f"interactions.{fmt}",
+                                                          f"items.{fmt}"]  # no temporaries left
+
+
+def test_a_synth_killed_half_way_is_refused(tmp_path, monkeypatch):
+    from edgerec.data import SynthConfig, synth, write_synth
+    from edgerec.data.store import load_dataset
+    from edgerec.errors import DataError
+
+    cfg = SynthConfig(users=60, items=200, events=1_500, seed=3)
+    write_synth(cfg, tmp_path)
+    real = synth.synthesize
+
+    def killed_after_the_items(*args, **kwargs):
+        for part in real(*args, **kwargs):
+            yield part
+            raise Killed  # after the first chunk: the items are in place, the log is not
+
+    monkeypatch.setattr(synth, "synthesize", killed_after_the_items)
+    with pytest.raises(Killed):
+        write_synth(SynthConfig(users=60, items=200, events=1_500, seed=4), tmp_path)
+    monkeypatch.undo()
+    with pytest.raises(DataError, match="did not finish"):  # was: seed 4's items with seed 3's log, loaded
+        load_dataset(tmp_path)
+
+
+def test_two_imports_into_one_folder_at_once_the_second_is_refused(tiny, tmp_path):
+    from edgerec.data import store
+    from edgerec.errors import DataError
+
+    held = store.begin_write(tmp_path)  # another process is importing into the folder
+    with pytest.raises(DataError, match="another import or synth is writing into this folder"):
+        store.save_dataset(tiny[0], tmp_path)
+    held.release()
+    store.save_dataset(tiny[0], tmp_path)
+    assert len(store.load_dataset(tmp_path).interactions) == len(tiny[0].interactions)
