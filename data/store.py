@@ -14,9 +14,9 @@ import numpy as np
 
 from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_interactions
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
-from edgerec.data.tables import CsvAppender, ends_mid_line, publish, write_csv, write_parquet
+from edgerec.data.tables import CsvAppender, ends_mid_line, write_csv, write_parquet
 from edgerec.errors import DataError
-from edgerec.runtime.atomic import Claim, Temporary, claim
+from edgerec.runtime.atomic import Claim, claim, write_file
 
 FORMAT_VERSION = 1
 INCOMPLETE = "incomplete"  # dataset.json's mark while a write into the folder has not finished
@@ -77,9 +77,7 @@ def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, ev
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    with Temporary(path, ".tmp") as tmp:
-        tmp.path.write_text(json.dumps(payload, indent=2, sort_keys=True))
-        publish(tmp)
+    write_file(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def begin_write(folder: Path) -> Claim:

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from edgerec.errors import ModelError
 from edgerec.models.config import ModelConfig
 from edgerec.models.items import ItemData
-from edgerec.runtime.atomic import Temporary
+from edgerec.runtime.atomic import Temporary, write_file
 from edgerec.runtime.checks import file_name
 
 FORMAT = "edgerec-checkpoint"
@@ -43,9 +43,7 @@ RESUME_FILE = "resume.safetensors"
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
-    with Temporary(path, ".tmp") as tmp:
-        tmp.path.write_text(json.dumps(payload, indent=2, default=_jsonable))
-        tmp.publish()
+    write_file(path, json.dumps(payload, indent=2, default=_jsonable))
 
 
 def _jsonable(value):

@@ -11,6 +11,7 @@ one's once collected).
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import secrets
@@ -80,19 +81,20 @@ class Temporary:
     """A private, locked temporary beside `target`: a new empty file, or a folder with `folder=True`.
     `publish()` flushes it and renames it to `target`; `discard()` removes it."""
 
-    def __init__(self, target: Path, suffix: str, *, folder: bool = False):
+    def __init__(self, target: Path, suffix: str, *, folder: bool = False, mode: int = 0o666):
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         clear_abandoned(target, suffix)
         self.path = temporary(target, suffix)
         if folder:
             self.path.mkdir()
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY) if fcntl is not None else None  # Windows opens no folders
         else:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        _lock(fd)  # new and private: nobody else holds it
-        self._close = weakref.finalize(self, os.close, fd)  # the lock goes with it (a failed writer, collected)
-        self.fd = fd
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # 0o666: what the umask leaves
+        if fd is not None:
+            _lock(fd)  # new and private: nobody else holds it
+        self._close = weakref.finalize(self, os.close, fd) if fd is not None else (lambda: None)
+        self.fd = fd  # the lock goes with it: released when published, discarded, collected or killed
 
     def publish(self, files=()) -> bool:
         """Flush the file (or a folder's `files`, names inside it) and rename it to the target; False, and the
@@ -104,7 +106,12 @@ class Temporary:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        os.fsync(self.fd)
+        for folder in {(self.path / name).parent for name in files} - {self.path}:
+            sync_folder(folder)  # the entries of subfolders (items/...)
+        if self.fd is not None:
+            os.fsync(self.fd)
+        if fcntl is None:
+            self._close()  # Windows renames no open file (and has no lock to keep)
         try:
             if self.path.is_dir() and self.target.is_dir() and not any(self.target.iterdir()):
                 self.target.rmdir()  # an empty folder made for it: Windows renames onto nothing only
@@ -126,6 +133,14 @@ class Temporary:
     def discard(self) -> None:
         _remove(self.path)
         self._close()
+
+
+def write_file(path: Path, data: bytes | str, mode: int = 0o666) -> None:
+    """`data` (text as UTF-8) as the file at `path`, whole or not at all; mode 0o600: readable by its owner only."""
+    with Temporary(path, ".tmp", mode=mode) as tmp:
+        tmp.path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        if not tmp.publish():
+            raise IsADirectoryError(errno.EISDIR, "a folder has the file's name")
 
 
 class Claim:

@@ -44,7 +44,7 @@ from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
-from edgerec.runtime.atomic import sync_folder
+from edgerec.runtime.atomic import sync_folder, write_file
 from edgerec.runtime.policies import Policy
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.policy_bound import HitCurve, consistency_margin, paired_margin, policy_value
@@ -536,7 +536,7 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         record["checkpoint"] = "best" if (out / "best" / "config.json").exists() else None  # in the study folder
     else:
         weights = {**UNTUNED, **best.params}
-        (out / "policy.json").write_text(json.dumps(weights, indent=2))
+        write_file(out / "policy.json", json.dumps(weights, indent=2))
         record["policy"] = weights
         record["untuned_val"] = study.trials[0].user_attrs.get("val", {}) if study.trials else {}
         (tuned, tuned_gains), (untuned, base_gains) = (_test_gains(search, search.policy_scorer(w, "test"))

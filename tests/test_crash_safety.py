@@ -402,3 +402,57 @@ def test_two_imports_into_one_folder_at_once_the_second_is_refused(tiny, tmp_pat
     held.release()
     store.save_dataset(tiny[0], tmp_path)
     assert len(store.load_dataset(tmp_path).interactions) == len(tiny[0].interactions)
+
+
+# ------------------------------------------------------------------ content students
+
+
+def test_a_content_student_save_killed_half_way_is_refused(tmp_path, monkeypatch):
+    import safetensors.torch
+    import torch
+
+    from edgerec.compress import content_distill
+    from edgerec.errors import ModelError
+    from edgerec.models import checkpoint
+    from edgerec.models.content import StaticContentStudent
+
+    teachers = {}
+    for name in ("old", "new"):  # two teachers, two tokenizers
+        teachers[name] = tmp_path / name
+        teachers[name].mkdir()
+        (teachers[name] / "tokenizer.json").write_text(f'{{"teacher": "{name}"}}')
+    torch.manual_seed(0)
+    folder = tmp_path / "student"
+    content_distill.save_student(folder, StaticContentStudent(50, 8, 16), teachers["old"], {})
+    content_distill.load_student(folder)
+
+    real_save = safetensors.torch.save_file
+
+    def killed(tensors, path, *args, **kwargs):  # half of the new weights reach the disk
+        real_save(tensors, path, *args, **kwargs)
+        Path(path).write_bytes(Path(path).read_bytes()[:100])
+        raise Killed
+
+    monkeypatch.setattr(safetensors.torch, "save_file", killed)
+    monkeypatch.setattr(checkpoint, "save_file", killed)
+    with pytest.raises(Killed):
+        content_distill.save_student(folder, StaticContentStudent(50, 8, 16), teachers["new"], {})
+    monkeypatch.undo()
+    # was: a SafetensorError from the torn weights; now the old weights stand beside the new tokenizer: refused
+    with pytest.raises(ModelError, match="come from different saves"):
+        content_distill.load_student(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{")  # damaged
+    with pytest.raises(ModelError, match="not a readable content student checkpoint"):  # was: SafetensorError
+        content_distill.load_student(folder)
+
+
+def test_a_torn_scorer_file_is_a_model_error(tmp_path):
+    from edgerec.errors import ModelError
+    from edgerec.models.scorer import SCORER_FILE, load_scorer
+
+    (tmp_path / "scorer").mkdir()
+    (tmp_path / "scorer" / SCORER_FILE).write_text('{"kind": "linear-scorer", "vers')  # what an in-place save left
+    with pytest.raises(ModelError, match=f"^scorer/{SCORER_FILE} cannot be read .JSONDecodeError.; train the scorer "
+                                         "again"):  # was: the JSONDecodeError itself
+        load_scorer(tmp_path / "scorer")

@@ -102,3 +102,35 @@ def test_two_ledgers_on_one_history_never_spend_past_the_budget_together(tmp_pat
     assert len(entries) == 10 and np.isclose(sum(e[2] for e in entries), 1.0)
     for store in stores:
         store.close()
+
+
+def test_a_key_creation_killed_half_way_leaves_no_key_file(tmp_path, monkeypatch):
+    import os
+
+    from edgerec.runtime.keys import FileKey
+
+    real_fdopen = os.fdopen
+
+    class Torn:  # the first characters of the key reach the file, then the process is killed
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            self.handle.close()
+
+        def write(self, text):
+            self.handle.write(text[:10])
+            self.handle.flush()
+            raise Killed
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: Torn(real_fdopen(fd, *args, **kwargs)))
+    path = tmp_path / "history.key"
+    with pytest.raises(Killed):
+        FileKey.create(path)
+    monkeypatch.undo()
+    assert not path.exists()  # was: a 10-character key file that reads as no key and blocks a new one
+    made = FileKey.create(path)
+    assert len(made.key()) == 32 and [p.name for p in tmp_path.iterdir()] == ["history.key"]
