@@ -456,3 +456,46 @@ def test_a_torn_scorer_file_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match=f"^scorer/{SCORER_FILE} cannot be read .JSONDecodeError.; train the scorer "
                                          "again"):  # was: the JSONDecodeError itself
         load_scorer(tmp_path / "scorer")
+
+
+# ------------------------------------------------------------------ the demo's record
+
+
+def test_a_demo_killed_while_writing_its_report_resumes_with_the_steps_done(tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
+    from edgerec.pipeline import demo
+    from edgerec.studies.base import StudyResult
+
+    @dataclass
+    class Step:  # a study that only records its name
+        name: str
+
+        def run(self, progress):
+            return StudyResult(self.name, {"step": self.name})
+
+    monkeypatch.setattr(demo, "demo_studies", lambda cfg: [Step("one"), Step("two"), Step("three")])
+    cfg = demo.DemoConfig(out=tmp_path / "demo", synth=None, transfer_world=None)
+    real_text, real_bytes, writes = Path.write_text, Path.write_bytes, []
+
+    def torn(real):
+        def write(path, data, *args, **kwargs):
+            if "report.json" in path.name:
+                writes.append(path.name)
+                if len(writes) == 2:  # the record after step two: half of it reaches the disk, then the kill
+                    real(path, data[: len(data) // 2], *args, **kwargs)
+                    raise Killed
+            return real(path, data, *args, **kwargs)
+        return write
+
+    monkeypatch.setattr(Path, "write_text", torn(real_text))
+    monkeypatch.setattr(Path, "write_bytes", torn(real_bytes))
+    with pytest.raises(Killed):
+        demo.run_demo(cfg, lambda what, values: None)
+    monkeypatch.setattr(Path, "write_text", real_text)
+    monkeypatch.setattr(Path, "write_bytes", real_bytes)
+    steps = []
+    # was: a torn report.json, so --resume started over and refused the folder ("holds no earlier demo run")
+    results = demo.run_demo(cfg, lambda what, values: None, lambda name, i, n: steps.append(name), resume=True)
+    assert steps == ["two", "three"] and results["one"] == {"step": "one"}
+    assert sorted(p.name for p in cfg.out.iterdir()) == ["report.json"]
