@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgerec.errors import ConfigError
-from edgerec.runtime.history_care import new_file
+from edgerec.runtime.atomic import write_file
 from edgerec.studies.base import json_text
 
 console = Console()
@@ -75,12 +75,7 @@ def write_json(path: str | os.PathLike | None, payload, private: bool = False) -
     if not path:
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    new_file(tmp, 0o600 if private else 0o666)  # 0o666: what the umask leaves, as for any file
-    tmp.write_text(json_text(payload, indent=2))
-    os.replace(tmp, path)
+    write_file(path, json_text(payload, indent=2), 0o600 if private else 0o666)  # 0o666: what the umask leaves
     console.print(f"[dim]wrote {path}[/dim]")
 
 

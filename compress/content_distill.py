@@ -11,6 +11,8 @@ which `content distill` uses when it adapts on real titles.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 
 from edgerec.errors import ConfigError
 from edgerec.models.content import ContextualContentStudent, StaticContentStudent, tokenize
+from edgerec.runtime.checks import file_name
 
 
 @dataclass
@@ -175,24 +178,32 @@ def embed(student: StaticContentStudent, ids: np.ndarray, mask: np.ndarray, batc
 
 def save_student(folder: str | Path, student: StaticContentStudent | ContextualContentStudent, encoder_dir: Path,
                  info: dict) -> Path:
-    """A content checkpoint: safetensors weights, the tokenizer file, and a JSON config."""
+    """A content checkpoint: the tokenizer file, safetensors weights, and last a JSON config holding the
+    weights' save id and the tokenizer's sha256, so a folder a killed save left half new is refused by
+    load_student. Each file is written whole (a private temporary renamed into place)."""
     import json
-    import shutil
 
-    from safetensors.torch import save_file
+    from edgerec.models.checkpoint import save_weights
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in student.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"))
-    shutil.copyfile(Path(encoder_dir) / "tokenizer.json", folder / "tokenizer.json")
-    config = {"format": "edgerec-content-student", "version": 1, "vocab_size": student.tokens.num_embeddings,
+    tokenizer, save = (Path(encoder_dir) / "tokenizer.json").read_bytes(), secrets.token_hex(8)
+    _write_whole(folder / "tokenizer.json", tokenizer)
+    save_weights(folder / "model.safetensors", student.state_dict(), {"save": save})
+    config = {"format": "edgerec-content-student", "version": 1, "save": save,
+              "tokenizer_sha256": hashlib.sha256(tokenizer).hexdigest(), "vocab_size": student.tokens.num_embeddings,
               "dim": student.tokens.embedding_dim, "out_dim": student.project.out_features,
               "teacher": str(encoder_dir), "info": info}
     if isinstance(student, ContextualContentStudent):
         config["architecture"] = student.architecture()
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    _write_whole(folder / "config.json", json.dumps(config, indent=2).encode())
     return folder
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    from edgerec.runtime.atomic import write_file
+
+    write_file(path, data)
 
 
 def load_student(folder: str | Path) -> tuple[StaticContentStudent | ContextualContentStudent, dict]:
@@ -201,22 +212,33 @@ def load_student(folder: str | Path) -> tuple[StaticContentStudent | ContextualC
     from safetensors.torch import load_file
 
     from edgerec.errors import ModelError
+    from edgerec.models.checkpoint import weights_save_id
 
     folder = Path(folder)
+    name = file_name(folder)
     try:
         config = json.loads((folder / "config.json").read_text())
-        state = load_file(str(folder / "model.safetensors"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{folder} is not a content student checkpoint ({exc}); make one with "
-                         "`edgerec content distill`") from None
-    if config.get("format") != "edgerec-content-student":
-        raise ModelError(f"{folder} is not a content student checkpoint")
+        weights = folder / "model.safetensors"
+        state, save = load_file(str(weights)), weights_save_id(weights)
+    except Exception as exc:  # a missing file, JSON or safetensors' own error types for a damaged file
+        raise ModelError(f"{name} is not a readable content student checkpoint ({type(exc).__name__}); make one "
+                         "with `edgerec content distill`") from None
+    if not isinstance(config, dict) or config.get("format") != "edgerec-content-student":
+        raise ModelError(f"{name} is not a content student checkpoint")
+    tokenizer = folder / "tokenizer.json"
+    if config.get("save") is not None and (save != config["save"] or not tokenizer.is_file() or hashlib.sha256(
+            tokenizer.read_bytes()).hexdigest() != config.get("tokenizer_sha256")):
+        raise ModelError(f"{name}: its tokenizer, weights and config come from different saves (a save into the "
+                         "folder was interrupted); distill it again")
     shape = dict(config.get("architecture", {"kind": "static"}))
     kind = shape.pop("kind")
     if kind not in ("static", "contextual"):
-        raise ModelError(f"{folder} holds a content student of an unknown kind {kind!r}; update edgerec")
+        raise ModelError(f"{name} holds a content student of an unknown kind {kind!r}; update edgerec")
     made = ContextualContentStudent if kind == "contextual" else StaticContentStudent
     student = made(config["vocab_size"], config["dim"], config["out_dim"], **shape)
     state.setdefault("offset", torch.zeros(config["out_dim"]))  # checkpoints from before the offset
-    student.load_state_dict(state)
+    try:
+        student.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"the weights in {name} do not fit its config ({str(exc)[:200]}); distill it again") from None
     return student.eval(), config

@@ -8,7 +8,6 @@ Parquet instead (`.parquet`), which is smaller and faster for large data.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,10 @@ from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_inte
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
 from edgerec.data.tables import CsvAppender, ends_mid_line, write_csv, write_parquet
 from edgerec.errors import DataError
+from edgerec.runtime.atomic import Claim, claim, write_file
 
 FORMAT_VERSION = 1
+INCOMPLETE = "incomplete"  # dataset.json's mark while a write into the folder has not finished
 
 
 def catalog_columns(catalog: Catalog) -> dict[str, list]:
@@ -72,9 +73,22 @@ def write_meta(folder: Path, meta: dict, fmt: str, *, users: int, items: int, ev
     if Path(str(meta.get("source", ""))).is_absolute() or str(meta.get("source", "")).startswith("~"):
         meta["source"] = Path(meta["source"]).name  # a folder imported before sources were names
     meta = dict(meta, format_version=FORMAT_VERSION, file_format=fmt, users=users, items=items, events=events)
-    tmp = folder / "dataset.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp, folder / "dataset.json")
+    _write_json(folder / "dataset.json", meta)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    write_file(path, json.dumps(payload, indent=2, sort_keys=True))
+
+
+def begin_write(folder: Path) -> Claim:
+    """Hold `folder` for this writer and mark it unfinished until write_meta: a write killed or failed half-way
+    (new items beside the old log, say) is refused when loaded, never read as a smaller or mixed data set."""
+    held = claim(folder)
+    if held is None:
+        raise DataError("another import or synth is writing into this folder right now; wait for it to finish, "
+                        "or choose another --out", str(folder))
+    _write_json(folder / "dataset.json", {"format_version": FORMAT_VERSION, INCOMPLETE: True})
+    return held
 
 
 def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path:
@@ -88,6 +102,7 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path
         raise DataError(f"cannot create the output folder ({exc.strerror}); choose another --out", str(folder)) from None
     write = write_csv if fmt == "csv" else write_parquet
     try:
+        held = begin_write(folder)
         write(folder / f"items.{fmt}", catalog_columns(dataset.catalog))
         if fmt == "csv":
             write_interactions_csv(dataset, folder / "interactions.csv")
@@ -95,6 +110,7 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path
             write_parquet(folder / "interactions.parquet", interaction_columns(dataset))
         write_meta(folder, dataset.meta, fmt, users=dataset.n_users, items=dataset.n_items,
                    events=len(dataset.interactions))
+        held.release()
     except OSError as exc:  # a read-only folder, a full disk
         raise DataError(f"cannot write the data files ({exc.strerror or exc}); choose an --out this app can write, "
                         "with room for them", str(folder)) from None
@@ -123,6 +139,9 @@ def load_dataset(folder: str | Path, *, sample_users: float | None = None, seed:
     if not folder.is_dir():
         raise DataError("not a data folder; create one with `edgerec data synth` or `edgerec data import`", str(folder))
     meta = _read_meta(folder)
+    if meta.get(INCOMPLETE):
+        raise DataError("the last import or synth into this folder did not finish (it was stopped or failed), so its "
+                        "files may be cut short or mixed with older ones; import the data again", str(folder))
     paths = {stem: _find(folder, stem, meta.get("file_format")) for stem in DATA_FILES}
     for path in paths.values():
         if meta and ends_mid_line(path):  # every writer of a folder with dataset.json ends its lines

@@ -704,13 +704,14 @@ def _meta(cfg: SynthConfig) -> dict:
 def write_synth(cfg: SynthConfig, out: str | Path, fmt: str = "csv",
                 progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Generate and stream the data set to `out` in the neutral format; returns its summary."""
-    from edgerec.data.store import catalog_columns, interaction_columns, write_meta
+    from edgerec.data.store import begin_write, catalog_columns, interaction_columns, write_meta
     from edgerec.data.tables import CsvAppender, write_csv, write_parquet
 
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"unknown file format {fmt!r}; use csv or parquet")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    held = begin_write(out)
     began = time.perf_counter()
     events, active_users, catalog, writer, parquet_parts = 0, 0, None, None, []
     try:
@@ -736,5 +737,6 @@ def write_synth(cfg: SynthConfig, out: str | Path, fmt: str = "csv",
         write_parquet(out / "interactions.parquet",
                       {k: [v for p in parquet_parts for v in p[k]] for k in parquet_parts[0]})
     write_meta(out, _meta(cfg), fmt, users=active_users, items=cfg.items, events=events)
+    held.release()
     return {"users": active_users, "items": cfg.items, "events": events,
             "seconds": round(time.perf_counter() - began, 2), "path": str(out)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import gzip
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import DataError
+from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.vocab import MAX_TS
 
 DEFAULT_CHUNK_ROWS = 200_000
@@ -707,24 +709,29 @@ def read_vectors(source, what: str, rows: int | None = None, dim: int | None = N
 # --------------------------------------------------------------------- writers
 
 
+def publish(tmp: Temporary) -> None:
+    """Flush a written temporary and rename it into place (an OSError when a folder stands there)."""
+    if not tmp.publish():
+        raise IsADirectoryError(errno.EISDIR, "a folder has the file's name")
+
+
 def write_csv(path: str | os.PathLike, columns: dict[str, Sequence]) -> None:
-    """Write columns (equal-length sequences) as one CSV file, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(list(columns))
-        writer.writerows(zip(*columns.values()))
-    os.replace(tmp, path)
+    """Write columns (equal-length sequences) as one CSV file, atomically (a private temporary renamed)."""
+    with Temporary(Path(path), ".tmp") as tmp:
+        with open(tmp.path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(list(columns))
+            writer.writerows(zip(*columns.values()))
+        publish(tmp)
 
 
 class CsvAppender:
-    """Write a CSV in several chunks (streaming generation of large data sets)."""
+    """Write a CSV in several chunks (streaming generation of large data sets), renamed into place whole."""
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         self.path = Path(path)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._handle = open(self._tmp, "w", newline="", encoding="utf-8")
+        self._tmp = Temporary(self.path, ".tmp")
+        self._handle = open(self._tmp.path, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._handle)
         self._writer.writerow(list(names))
         self.rows = 0
@@ -735,7 +742,7 @@ class CsvAppender:
 
     def close(self) -> None:
         self._handle.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp)
 
     def __enter__(self):
         return self
@@ -745,7 +752,7 @@ class CsvAppender:
             self.close()
         else:
             self._handle.close()
-            self._tmp.unlink(missing_ok=True)
+            self._tmp.discard()
 
 
 def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None:
@@ -755,9 +762,9 @@ def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None
     except ImportError:
         raise DataError("writing Parquet needs pyarrow: pip install 'edgerec[tools]'", str(path)) from None
     table = pa.table({k: (np.asarray(v) if isinstance(v, np.ndarray) else list(v)) for k, v in columns.items()})
-    tmp = Path(str(path) + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with Temporary(Path(path), ".tmp") as tmp:
+        pq.write_table(table, tmp.path)
+        publish(tmp)
 
 
 def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.atomic import write_file
 
 KIND = "edgerec-popularity"
 
@@ -46,7 +47,7 @@ class PopularityPrior:
                    data.get("reports"), data.get("epsilon"))
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"kind": KIND, "source": self.source, "reports": self.reports,
+        write_file(Path(path), json.dumps({"kind": KIND, "source": self.source, "reports": self.reports,
                                           "epsilon": self.epsilon, "item_ids": list(self.counts),
                                           "counts": list(self.counts.values())}))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from edgerec.models.transfer import (
     fit_direct_bridge,
     hashed_text_vectors,
 )
+from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.bundle import MANIFEST, Bundle, sha256_file
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.schema import check_manifest
@@ -68,12 +68,26 @@ def content_anchor(catalog, encoder: str | Path | None = None) -> tuple[np.ndarr
 def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains: list[str], anchor: str = "",
                   content: np.ndarray | None = None, bridges: list[BridgeFile] = ()) -> Bundle:
     """Copy `bundle` to `out` with the space section; `content` has one row per item of the bundle."""
-    source, out = Bundle.open(bundle), Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out.name} exists and is not empty; choose a new --out folder")
-    manifest = source.manifest
+    source, target = Bundle.open(bundle), Path(out)
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target.name} exists and is not empty; choose a new --out folder")
     raw = json.loads((source.root / MANIFEST).read_text(encoding="utf-8"))
-    out.mkdir(parents=True, exist_ok=True)
+    staging = Temporary(target, ".writing", folder=True)  # the copy appears at `target` whole, with its new manifest, or not at all
+    try:
+        _declare(source, staging.path, raw, space_id, domains, anchor, content, bridges)
+    except BaseException:
+        staging.discard()
+        raise
+    if not staging.publish([MANIFEST, *raw["files"]]):
+        raise ConfigError(f"{target.name} was filled by another writer meanwhile; declare the space again into a "
+                          "new --out folder")
+    return Bundle.open(target)
+
+
+def _declare(source: Bundle, out: Path, raw: dict, space_id: str, domains: list[str], anchor: str,
+             content: np.ndarray | None, bridges: list[BridgeFile]) -> None:
+    """The copy of `source` in `out` with the space section in its manifest (`raw`)."""
+    manifest = source.manifest
     for name in [MANIFEST, *manifest.files]:  # the bundle's own files only: its folder may hold a device's
         (out / name).parent.mkdir(parents=True, exist_ok=True)  # history (history.db), an index cache, notes
         shutil.copyfile(source.root / name, out / name)
@@ -122,10 +136,7 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
     raw["space"] = section
     raw["files"] = dict(sorted(raw["files"].items()))
     check_manifest(raw)
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(raw, indent=2, ensure_ascii=False))
-    os.replace(tmp, out / MANIFEST)
-    return Bundle.open(out)
+    (out / MANIFEST).write_text(json.dumps(raw, indent=2, ensure_ascii=False))
 
 
 def bundle_rows(bundle: Bundle, part: Dataset) -> tuple[list[np.ndarray], np.ndarray]:

@@ -1,22 +1,29 @@
 """Checkpoints: a folder with `model.safetensors`, `config.json` and, for resuming, the training state.
 
-No pickle anywhere: tensors go to safetensors, everything else to JSON.
+No pickle anywhere: tensors go to safetensors, everything else to JSON. Every file is
+written whole or not at all (runtime/atomic.py). The weights and the config carry one
+save id, so weights whose config was not written yet (a save killed between the two
+files) are refused instead of read with another model's config or catalog. What a run
+resumes from is one file (`resume.safetensors`: latest and best weights, optimizer,
+progress), so a kill never leaves it half of one epoch and half of the next.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from edgerec.errors import ModelError
 from edgerec.models.config import ModelConfig
 from edgerec.models.items import ItemData
+from edgerec.runtime.atomic import Temporary, write_file
 from edgerec.runtime.checks import file_name
 
 FORMAT = "edgerec-checkpoint"
@@ -32,10 +39,11 @@ class Checkpoint:
     path: Path | None = None
 
 
+RESUME_FILE = "resume.safetensors"
+
+
 def _atomic_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
-    os.replace(tmp, path)
+    write_file(path, json.dumps(payload, indent=2, default=_jsonable))
 
 
 def _jsonable(value):
@@ -46,23 +54,31 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, path)
+def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    with Temporary(path, ".tmp") as tmp:
+        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp.path), metadata=metadata)
+        tmp.publish()
 
 
 def save_checkpoint(folder: str | Path, state: dict[str, torch.Tensor], config: ModelConfig,
                     items: ItemData | None, info: dict | None = None) -> Path:
-    """Write weights (a state dict) and config; each file is replaced atomically."""
+    """Write weights (a state dict), then the config; each file is replaced atomically, and both hold the
+    same save id (load_checkpoint refuses a pair from two saves)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_weights(folder / "model.safetensors", state)
+    save = secrets.token_hex(8)
+    save_weights(folder / "model.safetensors", state, {"save": save})
     _atomic_json(folder / "config.json", {
-        "format": FORMAT, "version": VERSION, "model": config.to_dict(),
+        "format": FORMAT, "version": VERSION, "save": save, "model": config.to_dict(),
         "items": items.to_meta() if items is not None else None, "info": info or {},
     })
     return folder
+
+
+def weights_save_id(path: Path) -> str | None:
+    """The save id in a weights file's metadata (None: a file saved before ids, or none given)."""
+    with safe_open(str(path), "pt") as handle:
+        return (handle.metadata() or {}).get("save")
 
 
 def load_checkpoint(folder: str | Path) -> Checkpoint:
@@ -80,9 +96,12 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     if meta.get("version", 0) > VERSION:
         raise ModelError(f"checkpoint version {meta['version']} is newer than this edgerec ({VERSION}); upgrade")
     try:
-        state = load_file(str(weights))
+        state, save = load_file(str(weights)), weights_save_id(weights)
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise ModelError(f"{file_name(folder)}/{weights.name} cannot be read ({exc}); the checkpoint is damaged") from None
+    if meta.get("save") is not None and save != meta["save"]:  # weights written, then killed before the config
+        raise ModelError(f"{file_name(folder)}: model.safetensors and config.json come from two different saves (a "
+                         "save into this folder was interrupted); train into it again, or resume the run with --resume")
     config = ModelConfig.from_dict(meta["model"])
     items = None
     if meta.get("items"):
@@ -115,37 +134,47 @@ def load_model(folder: str | Path):
 # ------------------------------------------------------------------ resuming
 
 
-def save_train_state(folder: str | Path, optimizer: torch.optim.Optimizer, progress: dict) -> None:
-    """Optimizer tensors to safetensors, everything else (epoch, best, RNG) to JSON."""
-    folder = Path(folder)
+def save_train_state(folder: str | Path, model_state: dict, best_state: dict | None, optimizer: torch.optim.Optimizer,
+                     progress: dict) -> None:
+    """What a run resumes from, as one file (written whole or not at all): the latest weights, the best ones,
+    the optimizer's tensors, and (as JSON in the file's metadata) its other state, the progress and the RNG."""
     opt = optimizer.state_dict()
-    tensors, scalars = {}, {}
+    tensors = {f"model/{k}": v for k, v in model_state.items()}
+    tensors.update({f"best/{k}": v for k, v in (best_state or {}).items()})
+    scalars = {}
     for pid, values in opt["state"].items():
         for key, value in values.items():
             if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.contiguous()
+                tensors[f"optimizer/{pid}.{key}"] = value
             else:
                 scalars[f"{pid}.{key}"] = value
-    save_weights(folder / "optimizer.safetensors", tensors)
-    rng = torch.get_rng_state().numpy().tolist()
-    _atomic_json(folder / "train_state.json", {"param_groups": opt["param_groups"], "scalars": scalars,
-                                               "progress": progress, "torch_rng": rng})
+    tensors["rng/torch"] = torch.get_rng_state()
+    state = {"param_groups": opt["param_groups"], "scalars": scalars, "progress": progress}
+    save_weights(Path(folder) / RESUME_FILE, tensors, {"train_state": json.dumps(state, default=_jsonable)})
 
 
-def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer) -> dict:
-    folder = Path(folder)
-    path = folder / "train_state.json"
-    if not path.exists():
-        raise ModelError(f"{folder} has no training state to resume from; train it with `edgerec train` first")
-    meta = json.loads(path.read_text())
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    state: dict[int, dict] = {}
+def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer) -> tuple[dict, dict, dict | None]:
+    """(latest weights, progress, best weights or None) of the run saved in `folder`; the optimizer and
+    torch's RNG are set as they were."""
+    path = Path(folder) / RESUME_FILE
+    if not path.is_file():
+        raise ModelError(f"{file_name(folder)} holds no interrupted run to resume ({RESUME_FILE} missing); train "
+                         "without --resume, or give the --out of the interrupted run")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as handle:
+            meta = json.loads((handle.metadata() or {})["train_state"])
+    except Exception as exc:  # safetensors' own error types, a missing or broken state
+        raise ModelError(f"{file_name(folder)}/{RESUME_FILE} cannot be read ({type(exc).__name__}); the run cannot "
+                         "be resumed: train again without --resume") from None
+    parts: dict[str, dict] = {"model": {}, "best": {}, "optimizer": {}, "rng": {}}
     for key, value in tensors.items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
-    for key, value in meta["scalars"].items():
+        part, name = key.split("/", 1)
+        parts[part][name] = value
+    state: dict[int, dict] = {}
+    for key, value in [*parts["optimizer"].items(), *meta["scalars"].items()]:
         pid, name = key.split(".", 1)
         state.setdefault(int(pid), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-    return meta["progress"]
+    torch.set_rng_state(parts["rng"]["torch"])
+    return parts["model"], meta["progress"], parts["best"] or None

@@ -30,6 +30,8 @@ from edgerec.models.ranker import (
     item_table,
 )
 from edgerec.models.scoring import ModelScorer
+from edgerec.runtime.atomic import write_file
+from edgerec.runtime.checks import file_name
 from edgerec.runtime.scorer import (
     FEATURES,
     SCORER_VERSION,
@@ -154,17 +156,22 @@ def save_scorer(folder: str | Path, scorer: LinearScorer, retrieval: str | Path,
     payload = {"kind": "linear-scorer", "version": SCORER_VERSION, "features": list(scorer.names),
                "weights": scorer.weights.tolist(), "mean": scorer.mean.tolist(), "scale": scorer.scale.tolist(),
                "intercept": scorer.intercept, "retrieval": str(Path(retrieval).resolve()), "info": info}
-    (folder / SCORER_FILE).write_text(json.dumps(payload, indent=1))
+    write_file(folder / SCORER_FILE, json.dumps(payload, indent=1))
     return folder
 
 
 def load_scorer(folder: str | Path) -> tuple[LinearScorer, dict]:
-    path = Path(folder) / SCORER_FILE
+    path, name = Path(folder) / SCORER_FILE, file_name(folder)
     if not path.is_file():
-        raise ModelError(f"{folder} holds no {SCORER_FILE}; train one with `edgerec scorer train`")
-    payload = json.loads(path.read_text())
-    if payload.get("version") != SCORER_VERSION:
-        raise ModelError(f"{folder} holds a scorer of feature version {payload.get('version')}, not {SCORER_VERSION}; "
+        raise ModelError(f"{name} holds no {SCORER_FILE}; train one with `edgerec scorer train`")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:  # a damaged or unreadable file (saves are whole since 2026-12)
+        raise ModelError(f"{name}/{SCORER_FILE} cannot be read ({type(exc).__name__}); train the scorer again with "
+                         "`edgerec scorer train`") from None
+    if not isinstance(payload, dict) or payload.get("version") != SCORER_VERSION:
+        version = payload.get("version") if isinstance(payload, dict) else None
+        raise ModelError(f"{name} holds a scorer of feature version {version}, not {SCORER_VERSION}; "
                          "train it again with `edgerec scorer train`")
     scorer = LinearScorer(tuple(payload["features"]), np.array(payload["weights"]), np.array(payload["mean"]),
                           np.array(payload["scale"]), float(payload["intercept"]))

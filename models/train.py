@@ -25,12 +25,11 @@ from torch import nn
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, Split
-from edgerec.errors import ConfigError, ModelError
+from edgerec.errors import ConfigError
 from edgerec.models.checkpoint import (
     load_train_state,
     save_checkpoint,
     save_train_state,
-    save_weights,
 )
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator
@@ -238,18 +237,10 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     if resume:
         if out is None:
             raise ConfigError("resume needs the checkpoint folder of the interrupted run")
-        from safetensors.torch import load_file
-
-        missing = [f for f in ("last.safetensors", "model.safetensors", "train_state.json", "optimizer.safetensors")
-                   if not (Path(out) / f).is_file()]
-        if missing:
-            raise ModelError(f"{out} holds no interrupted run to resume ({', '.join(missing)} missing); "
-                             "train without --resume, or give the --out of the interrupted run")
-        model.load_state_dict(load_file(str(Path(out) / "last.safetensors")))
-        progress_state = load_train_state(out, optimizer)
+        latest, progress_state, best_state = load_train_state(out, optimizer)
+        model.load_state_dict(latest)
         if "sampler_rng" in progress_state:  # the negatives continue where they stopped
             sampler.generator.set_state(torch.tensor(progress_state["sampler_rng"], dtype=torch.uint8))
-        best_state = load_file(str(Path(out) / "model.safetensors"))
 
     began = time.perf_counter() - progress_state["seconds"]
     rng = np.random.default_rng(train.seed)
@@ -365,13 +356,12 @@ def _rank_world() -> tuple[int, int]:
 
 
 def _save_progress(out, model, best_state, config, items, optimizer, progress_state) -> None:
-    """Latest weights + optimizer for resuming; the best weights so far as the checkpoint."""
+    """What the run resumes from (one file, so one epoch's), then the best weights so far as the checkpoint."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "last.safetensors", model.state_dict())
+    save_train_state(out, model.state_dict(), best_state, optimizer, progress_state)
     save_checkpoint(out, best_state if best_state is not None else model.state_dict(), config, items,
                     {"in_progress": True, "best_epoch": progress_state["best_epoch"]})
-    save_train_state(out, optimizer, progress_state)
 
 
 def _eval_subset(split: Split, n: int, seed: int) -> np.ndarray | None:

@@ -35,6 +35,7 @@ from edgerec.pipeline.steps import (
     SynthStep,
     TeacherStep,
 )
+from edgerec.runtime.atomic import write_file
 from edgerec.studies.base import Progress, Study, StudyResult
 from edgerec.studies.baselines import BaselinesStudy
 from edgerec.studies.bench import BenchStudy
@@ -230,10 +231,11 @@ def run_demo(cfg: DemoConfig, progress: Progress, on_step: Callable[[str, int, i
             result.write_plot(cfg.out / f"{study.name}.png")
         results[study.name] = result.record
         results["timings"][study.name] = round(time.perf_counter() - began, 1)
-        (cfg.out / "report.json").write_text(json.dumps(results, indent=2, default=str))
+        # whole or not at all: a run killed while writing it keeps the steps done before, for --resume
+        write_file(cfg.out / "report.json", json.dumps(results, indent=2, default=str))
     results["timings"].pop("total", None)
     results["timings"]["total"] = round(sum(results["timings"].values()), 1)
-    (cfg.out / "report.json").write_text(json.dumps(results, indent=2, default=str))
+    write_file(cfg.out / "report.json", json.dumps(results, indent=2, default=str))
     return results
 
 

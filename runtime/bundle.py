@@ -21,6 +21,7 @@ import numpy as np
 
 from edgerec.errors import BundleError
 from edgerec.runtime import checks, file_blocks
+from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.manifest_read import named_files, parse_manifest
 from edgerec.runtime.model_rules import check_models
@@ -58,14 +59,11 @@ class ModelEntry:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        out = {
-            "role": self.role, "format": self.format, "file": self.file, "quantization": self.quantization,
-            "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
-            "parity": self.parity, "extra": self.extra,
-        }
+        out = {"role": self.role, "format": self.format, "file": self.file, "quantization": self.quantization,
+               "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
+               "parity": self.parity, "extra": self.extra}
         fixed = {"history_length": self.history_length, "batch": self.batch}  # TFLite files only
-        out.update({key: value for key, value in fixed.items() if value is not None})
-        return out
+        return out | {key: value for key, value in fixed.items() if value is not None}
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelEntry:
@@ -203,8 +201,7 @@ class Bundle:
         if not path.is_dir():
             raise BundleError(f"{checks.file_name(path)} is not a bundle (no such directory or packed file); "
                               "create one with `edgerec export`")
-        manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
+        if not (manifest_path := path / MANIFEST).is_file():
             raise BundleError(f"{checks.file_name(path)} has no {MANIFEST}; it is not a bundle or it is incomplete")
         if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:
             raise BundleError(f"{MANIFEST} is {size:,} bytes, above the {MAX_MANIFEST_BYTES:,} a manifest may have")
@@ -274,18 +271,21 @@ class Bundle:
 
 
 class BundleWriter:
-    """Collects files into a bundle directory and writes a manifest with their checksums last."""
+    """Writes files and, last, a manifest with their checksums into a staging folder (`root`) renamed to `out` when
+    complete: a killed export leaves no half bundle, and of two exports into one folder the second is refused."""
 
     def __init__(self, root: str | os.PathLike, name: str, format_version: int = FORMAT_VERSION):
         if format_version not in range(2, FORMAT_VERSION + 1):  # older formats, for devices not updated yet
             raise BundleError(f"this edgerec writes bundle format 2 to {FORMAT_VERSION}, not {format_version!r}")
-        self.root, self.name, self.format_version = Path(root), name, format_version
+        self.out, self.name, self.format_version = Path(root), name, format_version
         self.compact = format_version >= 3  # columns in their narrowest lossless dtypes
-        if self.root.exists() and any(self.root.iterdir()):
-            raise BundleError(f"{checks.file_name(self.root)} exists and is not empty; choose a new --out folder")
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.models: list[ModelEntry] = []
-        self.files: dict[str, dict] = {}
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise BundleError(f"{checks.file_name(self.out)} exists and is not empty; choose a new --out folder")
+        try:
+            self.staging = Temporary(self.out, ".writing", folder=True)
+        except OSError as exc:  # a read-only or full disk
+            raise BundleError(f"cannot write into the folder of {checks.file_name(self.out)} ({exc.strerror or exc})") from None
+        self.root, self.models, self.files = self.staging.path, [], {}
 
     def file_path(self, name: str) -> Path:
         path = self.root / safe_relative(name)
@@ -334,15 +334,15 @@ class BundleWriter:
             items = ItemTableSpec.from_manifest(items)
         space_id = embedding_space_id(self.files, self.models, items)
         when = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time())))  # fixed for reproducible builds
-        manifest = Manifest(
-            name=self.name, embedding_space=space_id, dim=dim, items=items, models=self.models,
-            files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
-            reference=reference, data_version=data_version, ranking=ranking or {}, space=space or {},
-            format_version=self.format_version,
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", when), edgerec_version=__version__,
-        )
+        manifest = Manifest(name=self.name, embedding_space=space_id, dim=dim, items=items, models=self.models,
+                            files=dict(sorted(self.files.items())), defaults=defaults, metrics=metrics, budgets=budgets,
+                            reference=reference, data_version=data_version, ranking=ranking or {}, space=space or {},
+                            format_version=self.format_version, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", when),
+                            edgerec_version=__version__)
         check_manifest(manifest.to_dict())  # a writer bug stops the export, not the device
-        tmp = self.root / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.root / MANIFEST)
+        (self.root / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        if not self.staging.publish([*self.files, MANIFEST]):
+            raise BundleError(f"{checks.file_name(self.out)} was filled by another writer while this export ran; "
+                              "nothing of this export was kept there: export again into a new --out folder")
+        self.root = self.out
         return manifest

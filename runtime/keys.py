@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from edgerec.errors import ConfigError
 from edgerec.runtime import checks
+from edgerec.runtime.atomic import sync_folder
 from edgerec.runtime.secure_db import KEY_BYTES, _shred_file, check_key
 
 KEY_ENV = "EDGEREC_HISTORY_KEY"
@@ -63,7 +65,9 @@ class FileKey:
 
     @classmethod
     def create(cls, path: str | Path) -> FileKey:
-        """Write a new random key (hex) that only the owner can read; never overwrites an existing key."""
+        """Write a new random key (hex) that only the owner can read; never overwrites an existing key. The key
+        is written and flushed under a private name, then linked to `path` (atomic, and refused if a key is
+        there): a kill leaves no empty key file, a power cut no key file emptier than what it encrypted."""
         path = Path(path)
 
         def refused(why: str) -> ConfigError:
@@ -75,15 +79,24 @@ class FileKey:
             raise refused("a file stands where its folder should be") from None
         except OSError as exc:  # a read-only folder
             raise refused(exc.strerror) from None
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _write_new(tmp, secrets.token_bytes(KEY_BYTES).hex() + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links (FAT): written in place
+                _write_new(path, tmp.read_text())
         except FileExistsError:
             raise ConfigError(f"key file {checks.file_name(path)} already exists; a new key would orphan the history encrypted "
                               "with it") from None
-        except OSError as exc:  # a read-only folder, a full disk
+        except OSError as exc:  # a read-only folder, a full disk, a name too long
             raise refused(exc.strerror) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
+        finally:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        sync_folder(path.parent)
         return cls(path)
 
     def destroy(self) -> None:
@@ -97,6 +110,15 @@ class FileKey:
         except OSError as exc:  # a full disk, an I/O error
             raise ConfigError(f"could not finish destroying key file {name} ({exc.strerror}); destroy it again "
                               "(its bytes may already be overwritten)") from None
+
+
+def _write_new(path: Path, text: str) -> None:
+    """A new file only the owner can read, flushed to the disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @dataclass

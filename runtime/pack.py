@@ -20,10 +20,10 @@ import shutil
 import tarfile
 import tempfile
 import time
-from contextlib import suppress
 from pathlib import Path
 
 from edgerec.errors import BundleError
+from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.bundle import MANIFEST, safe_relative, sha256_file
 from edgerec.runtime.checks import file_name
 
@@ -39,19 +39,19 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
     bundle = Bundle.open(bundle_dir)  # never pack a broken bundle
     root = bundle.root
     out = Path(out) if out else root.with_suffix(SUFFIX)
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            for name in [MANIFEST, *bundle.manifest.files]:
-                info = tar.gettarinfo(str(root / name), arcname=name)
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with open(root / name, "rb") as handle:
-                    tar.addfile(info, handle)
-        os.replace(tmp, out)
+        with Temporary(out, ".packing") as tmp:  # this pack's own: two packs into one file never share one
+            with tarfile.open(tmp.path, "w", format=tarfile.PAX_FORMAT) as tar:
+                for name in [MANIFEST, *bundle.manifest.files]:
+                    info = tar.gettarinfo(str(root / name), arcname=name)
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    with open(root / name, "rb") as handle:
+                        tar.addfile(info, handle)
+            if not tmp.publish():  # flushed first: a power cut leaves the old file or the whole new one
+                raise BundleError(f"cannot write the packed bundle {file_name(out)}: a folder has that name; pack "
+                                  "it into another file")
     except OSError as exc:  # a folder the app cannot write, a full disk
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise BundleError(f"cannot write the packed bundle {file_name(out)} ({exc.strerror or exc}); pack it into "
                           "a folder this app can write, with room for it") from None
     return out

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.item_table import StoredTable
 
 CHUNK_BYTES = 256 * 1024  # float32 scratch of the numpy kernel: small enough to stay in cache
@@ -187,17 +187,14 @@ def import_usearch():
 
 
 class AnnIndex:
-    """A usearch HNSW index over the table, saved to / loaded from a cache file."""
+    """A usearch HNSW index over the table, saved to / loaded from a cache file. The file is written whole
+    or not at all (atomic.py); one that does not restore (damaged, or cut short by an older edgerec) is
+    built again and replaced."""
 
     def __init__(self, vectors_fn, count: int, dim: int, cache: Path | None):
         Index = import_usearch().Index  # noqa: N806 (the library's class)
         self.count, self.unsaved = count, None  # unsaved: why the index could not be cached, if it could not
-        if cache is not None and cache.exists():
-            self.index = Index.restore(str(cache), view=True)
-            if self.index is None or len(self.index) != count:
-                self.index = None
-        else:
-            self.index = None
+        self.index = _restored(Index, cache, count)
         if self.index is None:
             self.index = Index(ndim=dim, metric="ip", dtype="i8", connectivity=16, expansion_add=64,
                                expansion_search=128)
@@ -206,17 +203,32 @@ class AnnIndex:
                 self.index.add(np.arange(start, start + len(block)), block)
             if cache is not None:
                 try:
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    self.index.save(str(cache))
-                except (OSError, RuntimeError) as exc:  # a read-only or full cache folder: the index still serves
-                    # from memory (rebuilt at the next open); else every request rebuilt it. Apps log the reason:
-                    self.unsaved = str(exc).replace(str(cache.parent), cache.parent.name)  # not the app's folders
-                    with suppress(OSError):
-                        cache.unlink(missing_ok=True)  # a part written before the disk filled
+                    saving = Temporary(cache, ".saving")  # readers (other processes too) see the old file or this one
+                except OSError as exc:  # a read-only or full cache folder: the index still serves from memory
+                    self.unsaved = exc.strerror or type(exc).__name__  # (rebuilt at the next open), never per request
+                    return
+                try:
+                    with saving:
+                        self.index.save(str(saving.path))
+                        if not saving.publish():
+                            self.unsaved = "a folder stands where the cache file goes"
+                except (OSError, RuntimeError) as exc:  # the disk filled while saving
+                    self.unsaved = getattr(exc, "strerror", None) or type(exc).__name__
 
     def search(self, user: np.ndarray, count: int) -> np.ndarray:
         matches = self.index.search(np.asarray(user, np.float32), count)
         return np.asarray(matches.keys, np.int64)
+
+
+def _restored(Index, cache: Path | None, count: int):  # noqa: N803 (the library's class)
+    """The cached index of this table, or None: no file, one of another count, or one that does not restore."""
+    if cache is None or not cache.is_file():
+        return None
+    try:
+        index = Index.restore(str(cache), view=True)
+    except (ValueError, RuntimeError, OSError):  # "End of file reached", "File is corrupted ...": built again
+        return None
+    return index if index is not None and len(index) == count else None
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+
+from edgerec.runtime.atomic import write_file
 
 # progress(message, values): a line of progress and the numbers that go with it ({} when none)
 Progress = Callable[[str, dict], None]
@@ -65,10 +66,7 @@ class StudyResult:
     def write_json(self, path: str | Path) -> Path:
         """Write the record atomically (a reader never sees half a file)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        write_file(path, self.to_json())  # a private temporary renamed: two runs never share one
         return path
 
     def write_plot(self, path: str | Path) -> Path | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
+from edgerec.runtime.atomic import sync_folder, write_file
 from edgerec.runtime.policies import Policy
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.policy_bound import HitCurve, consistency_margin, paired_margin, policy_value
@@ -51,6 +53,7 @@ STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # A call's time budget is shared by at least this many trials (unless --trial-minutes says otherwise): on a
 # small data set one full step budget can take longer than the whole call, leaving a single trial.
 TRIALS_PER_BUDGET = 5
+CANDIDATES = "candidates"  # trials' models until the study holds them complete (settle_best)
 # name -> a list (categorical choices) or (low, high, kind) with kind "int", "float", "log" or "intlog"
 # (whole numbers drawn on a log scale)
 MODEL_SPACE: dict = {
@@ -252,7 +255,9 @@ class _Search:
         if result is not None and value > self._best_model_value(trial):
             info = {**result.info, "tune": {"trial": trial.number, "params": trial.params,
                                             "val": trial.user_attrs["val"]}}
-            save_checkpoint(self.out / "best", result.model.state_dict(), result.model.config, result.items, info)
+            # beside `best`, until the study has recorded this trial as complete (settle_best moves it in)
+            save_checkpoint(self.out / CANDIDATES / str(trial.number), result.model.state_dict(),
+                            result.model.config, result.items, info)
         return value
 
     def _best_model_value(self, trial) -> float:
@@ -350,11 +355,13 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
     remaining = None if cfg.trials is None else max(cfg.trials - finished, 0)
 
     def on_trial(study_, trial) -> None:
+        settle_best(study_, out)
         value = "pruned" if trial.value is None else f"{trial.value:.4f}"
         best = _best_or_none(study_)
         say(f"trial {trial.number}: {value} ({trial.state.name.lower()}, {trial.duration.total_seconds():.0f}s)"
             + (f"; best {best.value:.4f} (trial {best.number})" if best else ""), trial.params)
 
+    settle_best(study, out)  # a run killed after a trial finished, before its model was moved in
     if remaining != 0:
         quiet, logger = _QuietOwnErrors(), logging.getLogger("optuna.study._optimize")
         logger.addFilter(quiet)
@@ -427,6 +434,42 @@ def _within(value, spec) -> bool:
     return low <= value <= high
 
 
+def settle_best(study, out: Path) -> None:
+    """Make `best` the model of the best complete trial that trained one. A trial's model is saved under
+    candidates/N and moved in only once the study holds the trial as complete: a trial killed after its
+    save (still "running" in the study) never replaces the model of a finished one, and what a killed
+    move left (candidates/N, best.old) is finished here."""
+    import optuna
+
+    best, old, candidates = out / "best", out / "best.old", out / CANDIDATES
+    if not (best / "config.json").exists() and (old / "config.json").exists():
+        shutil.rmtree(best, ignore_errors=True)
+        old.rename(best)  # killed between the two renames below, with nothing to move in
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+            and t.params.get("strategy") != "itemknn"]
+    winner = max(done, key=lambda t: t.value).number if done else None  # the first of equals: the one saved
+    if winner is not None and _saved_trial(best) != winner and (candidates / str(winner) / "config.json").exists():
+        shutil.rmtree(old, ignore_errors=True)
+        if best.exists():
+            best.rename(old)
+        (candidates / str(winner)).rename(best)
+        sync_folder(out)
+    shutil.rmtree(old, ignore_errors=True)
+    running = {str(t.number) for t in trials if t.state == optuna.trial.TrialState.RUNNING}
+    for folder in candidates.iterdir() if candidates.is_dir() else ():
+        if folder.name not in running:  # a finished trial's model that lost, or was moved in meanwhile
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _saved_trial(folder: Path) -> int | None:
+    """The trial whose model a checkpoint folder holds (None: none, or not a tuned model)."""
+    try:
+        return json.loads((folder / "config.json").read_text())["info"]["tune"]["trial"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _open_study(optuna, cfg: TuneConfig, out: Path):
     """Create or reopen the study; a resumed study's sampler is seeded past its earlier trials."""
     study = optuna.create_study(
@@ -493,7 +536,7 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
         record["checkpoint"] = "best" if (out / "best" / "config.json").exists() else None  # in the study folder
     else:
         weights = {**UNTUNED, **best.params}
-        (out / "policy.json").write_text(json.dumps(weights, indent=2))
+        write_file(out / "policy.json", json.dumps(weights, indent=2))
         record["policy"] = weights
         record["untuned_val"] = study.trials[0].user_attrs.get("val", {}) if study.trials else {}
         (tuned, tuned_gains), (untuned, base_gains) = (_test_gains(search, search.policy_scorer(w, "test"))
@@ -536,7 +579,7 @@ def _test_model(search: _Search, best, out: Path) -> dict:
     params = best.params
     if params.get("strategy") == "itemknn":
         return _test_of(search, _Named(search.knn(params["neighbors"], params["decay"]), "itemknn"))
-    if not (out / "best" / "config.json").exists():
+    if _saved_trial(out / "best") != best.number:  # never another trial's model under the best one's name
         return {}
     model = load_model(out / "best")[0]
     scorer = ModelScorer(model, "model")

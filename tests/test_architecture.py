@@ -23,7 +23,8 @@ RULES = {
     "spec": set(),  # data: the bundle's schema and golden cases
     "runtime": {"edgerec", "spec"},  # the device: nothing else of ours
     "device_tests": {"edgerec", "runtime"},
-    "data": {"edgerec", "runtime.vocab"},  # the names of events, devices and modalities the device owns
+    "data": {"edgerec", "runtime.vocab", "runtime.atomic"},  # the names of events, devices and modalities the
+    # device owns; files written whole or not at all
     "models": {"edgerec", "data", "runtime"},  # runtime: features and vocabulary the device computes too
     "compress": {"edgerec", "data", "models", "runtime"},
     "export": {"edgerec", "data", "models", "compress", "runtime"},  # runtime: the bundle format it writes

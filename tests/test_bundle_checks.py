@@ -321,8 +321,8 @@ def test_writer_refuses_a_non_empty_folder_and_stores_strings_with_offsets(tmp_p
     writer = BundleWriter(tmp_path / "empty", "x")  # an empty folder is fine
     spec = writer.add_strings("s", ["a", "", "ünï"])
     assert spec == {"blob": "s.bin", "offsets": "s.offsets.npy"}
-    assert (tmp_path / "empty" / "s.bin").read_bytes() == "aünï".encode()
-    np.testing.assert_array_equal(np.load(tmp_path / "empty" / "s.offsets.npy"), [0, 1, 1, 6])
+    assert (writer.root / "s.bin").read_bytes() == "aünï".encode()  # in its staging folder until finish
+    np.testing.assert_array_equal(np.load(writer.root / "s.offsets.npy"), [0, 1, 1, 6])
     root = small_bundle(tmp_path / "finished")
     written = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert written == {MANIFEST, *Bundle.open(root).manifest.files}  # no temporary left beside them

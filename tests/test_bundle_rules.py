@@ -112,7 +112,7 @@ def test_add_json_writes_utf8_with_one_space_indents(tmp_path):
     writer = BundleWriter(tmp_path / "b", "x")
     payload = {"title": "Amélie", "tags": ["ñ", "日本"]}
     writer.add_json("card.json", payload)
-    assert (tmp_path / "b" / "card.json").read_bytes() == (
+    assert (writer.root / "card.json").read_bytes() == (
         '{\n "title": "Amélie",\n "tags": [\n  "ñ",\n  "日本"\n ]\n}'.encode())
 
 
@@ -291,7 +291,7 @@ def test_fixed_tflite_shapes_are_written_only_when_set():
 def test_add_strings_writes_the_blob_and_its_offsets_exactly(tmp_path, version, offsets):
     writer = BundleWriter(tmp_path / "b", "x", format_version=version)
     entry = writer.add_strings("names", ["é" * 100, "", "z"])  # 200 bytes, then an empty string
-    assert (tmp_path / "b" / entry["blob"]).read_bytes() == "é".encode() * 100 + b"z"
-    written = np.load(tmp_path / "b" / entry["offsets"])
+    assert (writer.root / entry["blob"]).read_bytes() == "é".encode() * 100 + b"z"
+    written = np.load(writer.root / entry["offsets"])
     assert written.dtype == offsets and written.tolist() == [0, 200, 200, 201]
     assert set(writer.files) == {entry["blob"], entry["offsets"]}

@@ -21,7 +21,7 @@ def bundle(handmade_bundle):
 
 def test_pack_writes_exactly_the_bundle_files(bundle, tmp_path):
     out = pack(bundle, tmp_path / "one.edgerec")
-    assert out == tmp_path / "one.edgerec" and not (tmp_path / "one.edgerec.tmp").exists()
+    assert out == tmp_path / "one.edgerec" and [p.name for p in tmp_path.iterdir()] == ["one.edgerec"]
     files = Bundle.open(bundle).manifest.files
     with tarfile.open(out) as tar:
         members = tar.getmembers()
@@ -38,7 +38,7 @@ def test_pack_default_name_sits_next_to_the_folder(bundle):
 
 
 def test_pack_replaces_the_leftover_of_an_interrupted_pack(bundle, tmp_path):
-    (tmp_path / "one.edgerec.tmp").write_bytes(b"half a tar")  # a crash while packing left this
+    (tmp_path / ".one.edgerec.4242.0a1b2c3d.packing").write_bytes(b"half a tar")  # a killed pack left this
     pack(bundle, tmp_path / "one.edgerec")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.edgerec"]
 

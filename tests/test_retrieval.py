@@ -102,7 +102,7 @@ def write_table(tmp_path, values, scales=None, axis=None, name="t"):
     writer = BundleWriter(tmp_path / name, name)
     entry = StoredTable(np.asarray(values), None if scales is None else np.asarray(scales, np.float32),
                         axis).manifest_entry(writer)
-    return WrittenArrays(tmp_path / name), entry
+    return WrittenArrays(writer.root), entry  # the staging folder: the test reads the arrays before any manifest
 
 
 @pytest.mark.parametrize("dtype", TABLE_DTYPES)

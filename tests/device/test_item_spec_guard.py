@@ -83,7 +83,7 @@ def test_categorical_codes_extend_the_given_vocabulary_sorted(tmp_path):
     writer = BundleWriter(tmp_path / "b", "t", 5)
     column = ColumnSpec.write_categorical(writer, "genre", ["b", "", "a", "b", "z"], vocab=["z"])
     assert column == ColumnSpec(CATEGORICAL, "items/genre.npy", vocab=("z", "a", "b"))
-    codes = np.load(tmp_path / "b" / "items/genre.npy")
+    codes = np.load(writer.root / "items/genre.npy")
     assert codes.tolist() == [2, -1, 1, 2, 0] and codes.dtype == np.int8
     assert ColumnSpec.write_categorical(writer, "e", []).vocab == ()
 

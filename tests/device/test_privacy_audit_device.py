@@ -251,7 +251,7 @@ def test_why_an_ann_index_was_not_cached_names_the_cache_folder_only(golden_bund
     (private / "afile").write_text("x")
     with Recommender.open(golden_bundle, backend="onnx", ann="usearch", cache_dir=private / "afile" / "ann") as rec:
         index = rec.models.ann_index()
-    assert index.unsaved == "[Errno 20] Not a directory: 'ann'"
+    assert index.unsaved == "Not a directory" and str(private) not in index.unsaved  # the reason, no folder
 
 
 class _Truthful:

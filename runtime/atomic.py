@@ -1,0 +1,161 @@
+"""Files and folders that appear whole or not at all.
+
+Each is written under a private temporary name beside its place, flushed to the
+disk, then renamed into place in one atomic step: a process killed half-way
+leaves a temporary, never a part under the real name, and two writers never
+share a temporary, so the last rename wins whole and nothing is interleaved. A
+writer holds its temporary locked (POSIX); the next writer of the same place
+removes the temporaries no live process holds (a killed writer's, or a failed
+one's once collected).
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import secrets
+import shutil
+import weakref
+from contextlib import suppress
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; abandoned temporaries stay until removed by hand
+    fcntl = None
+
+
+def temporary(path: Path, suffix: str) -> Path:
+    """A name beside `path` no other writer uses (hidden, so listings and globs of real files skip it)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename or a new entry in `folder` durable (not possible, nor needed, on Windows)."""
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _lock(fd: int) -> bool:
+    """Hold `fd`'s file locked; False when a live writer holds it already."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def clear_abandoned(target: Path, suffix: str) -> None:
+    """Remove the temporaries of `target` (files or folders ending in `suffix`) whose writer is gone."""
+    if fcntl is None:
+        return
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"):
+        try:
+            fd = os.open(leftover, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            free = _lock(fd)
+        finally:
+            os.close(fd)
+        if free:
+            _remove(leftover)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+class Temporary:
+    """A private, locked temporary beside `target`: a new empty file, or a folder with `folder=True`.
+    `publish()` flushes it and renames it to `target`; `discard()` removes it."""
+
+    def __init__(self, target: Path, suffix: str, *, folder: bool = False, mode: int = 0o666):
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clear_abandoned(target, suffix)
+        self.path = temporary(target, suffix)
+        if folder:
+            self.path.mkdir()
+            fd = os.open(self.path, os.O_RDONLY) if fcntl is not None else None  # Windows opens no folders
+        else:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # 0o666: what the umask leaves
+        if fd is not None:
+            _lock(fd)  # new and private: nobody else holds it
+        self._close = weakref.finalize(self, os.close, fd) if fd is not None else (lambda: None)
+        self.fd = fd  # the lock goes with it: released when published, discarded, collected or killed
+
+    def publish(self, files=()) -> bool:
+        """Flush the file (or a folder's `files`, names inside it) and rename it to the target; False, and the
+        temporary removed, when that failed (a folder's target filled by another writer meanwhile, a file's
+        target a folder)."""
+        for name in files:
+            fd = os.open(self.path / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for folder in {(self.path / name).parent for name in files} - {self.path}:
+            sync_folder(folder)  # the entries of subfolders (items/...)
+        if self.fd is not None:
+            os.fsync(self.fd)
+        if fcntl is None:
+            self._close()  # Windows renames no open file (and has no lock to keep)
+        try:
+            if self.path.is_dir() and self.target.is_dir() and not any(self.target.iterdir()):
+                self.target.rmdir()  # an empty folder made for it: Windows renames onto nothing only
+            os.replace(self.path, self.target)  # a folder's target: none, or an empty folder
+        except OSError:
+            self.discard()
+            return False
+        sync_folder(self.target.parent)
+        self._close()
+        return True
+
+    def __enter__(self) -> Temporary:
+        return self
+
+    def __exit__(self, failed, *_) -> None:
+        if failed is not None:  # the writer failed half-way: nothing of it stays
+            self.discard()
+
+    def discard(self) -> None:
+        _remove(self.path)
+        self._close()
+
+
+def write_file(path: Path, data: bytes | str, mode: int = 0o666) -> None:
+    """`data` (text as UTF-8) as the file at `path`, whole or not at all; mode 0o600: readable by its owner only."""
+    with Temporary(path, ".tmp", mode=mode) as tmp:
+        tmp.path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        if not tmp.publish():
+            raise IsADirectoryError(errno.EISDIR, "a folder has the file's name")
+
+
+class Claim:
+    """A folder held by one writer: let go by `release()`, when collected (a failed writer) or when the
+    process ends (a killed one)."""
+
+    def __init__(self, fd: int):
+        self.release = weakref.finalize(self, os.close, fd)
+
+
+def claim(folder: Path, name: str = ".edgerec-writing") -> Claim | None:
+    """Hold `folder` for one writer at a time (POSIX: a lock on a hidden file in it); None while another live
+    writer holds it."""
+    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o666)
+    if not _lock(fd):
+        os.close(fd)
+        return None
+    return Claim(fd)
