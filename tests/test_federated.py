@@ -247,6 +247,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
 
 
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):
+    pytest.importorskip("onnxruntime")  # first: usearch imported before it crashes its import (retrieval.import_usearch)
     pytest.importorskip("usearch")
     source = Bundle.open(GOLDEN)
     table = source.manifest.items  # the golden table with one row turned around
