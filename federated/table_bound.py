@@ -14,6 +14,7 @@ the devices do not train is what is missing.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +32,29 @@ class TableFit:
     seed: int = 0
 
     def check(self) -> TableFit:
-        if not (self.epochs >= 1 and self.min_steps >= 1 and self.lr > 0 and self.batch >= 1):
-            raise ConfigError(f"a table fit needs epochs, min_steps and batch >= 1 and lr > 0 (got {self})")
+        counts = (self.epochs, self.min_steps, self.batch, self.seed)
+        whole = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in counts)
+        rate = isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool)
+        if not (whole and rate and self.epochs >= 1 and self.min_steps >= 1 and self.batch >= 1 and self.seed >= 0
+                and 0 < self.lr < math.inf):
+            raise ConfigError(f"a table fit needs whole epochs, min_steps and batch >= 1, a seed >= 0 and a finite "
+                              f"lr > 0 (got {self})")
         return self
+
+
+def _checked(users, targets, table, temperature: float, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, targets, table) as float32, int64, float32, or a ConfigError naming what is wrong with `what`."""
+    users, targets, table = np.asarray(users, np.float32), np.asarray(targets), np.asarray(table, np.float32)
+    warm = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool) and 0 < temperature < math.inf
+    if users.ndim != 2 or table.ndim != 2 or users.shape[1] != table.shape[1] or targets.shape != (len(users),) \
+            or not len(users) or not warm:
+        raise ConfigError(f"{what} need users (n, d), n targets, a table (items, d) and a finite temperature > 0 "
+                          f"(got {users.shape}, {targets.shape}, {table.shape}, {temperature})")
+    if not (np.all(np.isfinite(users)) and np.all(np.isfinite(table))):
+        raise ConfigError(f"{what} need finite user vectors and table rows (found NaN or infinity)")
+    if not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0 or targets.max() >= len(table):
+        raise ConfigError(f"{what} need targets that are rows of the {len(table)}-row table (got {targets.dtype})")
+    return users, targets.astype(np.int64), table
 
 
 def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float,
@@ -44,16 +65,8 @@ def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, tempera
     read at the start and after every epoch (a small world's minimum step count is many epochs,
     which overfits the rows: a bound below v1 would be no bound)."""
     fit = (fit or TableFit()).check()
-    users, targets = np.asarray(users, np.float32), np.asarray(targets, np.int64)
-    weights = np.array(table, np.float32)
-    if users.ndim != 2 or weights.ndim != 2 or users.shape[1] != weights.shape[1] or len(users) != len(targets) \
-            or not len(users) or not temperature > 0:
-        raise ConfigError(f"a table fit needs users (n, d), n targets, a table (items, d) and a temperature > 0 "
-                          f"(got {users.shape}, {targets.shape}, {weights.shape}, {temperature})")
-    if not (np.all(np.isfinite(users)) and np.all(np.isfinite(weights))):
-        raise ConfigError("a table fit needs finite user vectors and table rows (found NaN or infinity)")
-    if targets.min() < 0 or targets.max() >= len(weights):
-        raise ConfigError(f"targets must be rows of the {len(weights)}-row table")
+    users, targets, weights = _checked(users, targets, table, temperature, "a table fit's steps")
+    weights = weights.copy()  # trained in place; the caller's table stays v1's
     rng = np.random.default_rng(fit.seed)
     per_epoch = math.ceil(len(users) / fit.batch)
     steps = max(fit.epochs * per_epoch, fit.min_steps)
@@ -79,10 +92,11 @@ def fit_table(users: np.ndarray, targets: np.ndarray, table: np.ndarray, tempera
 
 def held_out_loss(users: np.ndarray, targets: np.ndarray, table: np.ndarray, temperature: float) -> float:
     """Mean softmax loss of `users` against `targets` over the whole table."""
+    users, targets, table = _checked(users, targets, table, temperature, "held-out steps")
     total = 0.0
     for start in range(0, len(users), 256):
-        logits = (np.asarray(users[start:start + 256], np.float32) / temperature) @ table.T
+        logits = (users[start:start + 256] / temperature) @ table.T
         top = logits.max(1)
         total += float(np.sum(top + np.log(np.exp(logits - top[:, None]).sum(1))
                               - logits[np.arange(len(logits)), targets[start:start + 256]]))
-    return total / max(len(users), 1)
+    return total / len(users)

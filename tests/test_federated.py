@@ -247,13 +247,14 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
 
 
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):
+    pytest.importorskip("onnxruntime")  # first: usearch imported before it crashes its import (retrieval.import_usearch)
     pytest.importorskip("usearch")
     source = Bundle.open(GOLDEN)
     table = source.manifest.items  # the golden table with one row turned around
     with Recommender.open(GOLDEN, backend="onnx") as rec:
         vectors = rec.catalog.stored.dequantize()
     vectors[7] = -vectors[7]
-    record = {"rounds": 3, "dp": {"epsilon": 4.0, "delta": 1e-6}}
+    record = {"rounds": 3, "dp": DPPlan(4.0, 1e-6, 0.5, 3, 1.0).describe(1.6)}  # every key the spec lists
     manifest = publish_bundle(source, vectors, tmp_path / "new", record)
     assert manifest.embedding_space != source.manifest.embedding_space
     assert manifest.metrics["federated"] == {"parent_space": source.manifest.embedding_space, **record}
