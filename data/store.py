@@ -154,6 +154,9 @@ def _read_meta(folder: Path) -> dict:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder", str(path)) from None
+    except OSError as exc:  # a folder of that name, no read permission: OSError's text holds the host path
+        raise DataError(f"dataset.json cannot be read ({exc.strerror or type(exc).__name__}); it must be a file "
+                        "this user can read: fix its permissions, or delete it and regenerate the folder", str(path)) from None
     if not isinstance(meta, dict):
         raise DataError("dataset.json does not hold a JSON object; delete it or regenerate the folder", str(path))
     return meta
