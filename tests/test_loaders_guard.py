@@ -154,3 +154,211 @@ def test_event_value_and_device_columns_are_read_per_row(tmp_path):
                           columns=ColumnMap(default_event="like")).interactions
     assert bare.event.tolist() == [EVENT_CODE["like"]] and bare.value.tolist() == [1.0]
     assert bare.device.tolist() == [-1] and bare.device.dtype.name == "int8"
+
+
+# ------------------------------------------------------------------ MovieLens folders, exactly
+
+
+@pytest.fixture
+def zoned(monkeypatch):
+    """A host whose local time zone is not UTC: release times must still be UTC midnights."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def ml100k(folder, items: str, ratings: str = "1\t10\t5\t881250949\n"):
+    write(folder / "u.item", items, "latin-1")
+    write(folder / "u.data", ratings)
+    return folder
+
+
+def u_item(item, title, date="01-Jan-1995", genres=()):
+    flags = ["1" if g in genres else "0" for g in ("unknown", "Action", "Adventure", "Animation", "Children's",
+                                                   "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+                                                   "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+                                                   "Sci-Fi", "Thriller", "War", "Western")]
+    return f"{item}|{title}|{date}||http://x|" + "|".join(flags) + "\n"
+
+
+def test_movielens_100k_catalog_columns_exactly(tmp_path, zoned):
+    folder = ml100k(tmp_path, u_item(10, "Toy Story (1995)", genres=("Animation", "Comedy"))
+                    + u_item(20, "No Year", date="15-Mar-1996")
+                    + u_item(30, "Undated", date="")
+                    + u_item(40, "Zero Year (0000)", date="01-Jan-1990", genres=("Drama",)),
+                    "1\t10\t5\t881250949\n")
+    dataset = load_movielens("ml-100k", folder)
+    catalog = dataset.catalog
+    assert catalog.item_ids == ["10", "20", "30", "40"]
+    assert catalog.text["title"] == ["Toy Story", "No Year", "Undated", "Zero Year"]
+    assert catalog.text["description"] == ["Toy Story. A animation / comedy film.", "No Year. A film film.",
+                                           "Undated. A film film.", "Zero Year. A drama film."]
+    assert catalog.text["genre"] == ["animation", "", "", "drama"]
+    assert catalog.text["modality"] == ["film"] * 4
+    assert catalog.tags == [("animation", "comedy"), (), (), ("drama",)]
+    # the title's year, else the date column, as UTC midnight; a year 0000 or no date: unknown (0)
+    assert catalog.release_ts.tolist() == [788918400, 826848000, 0, 0] and catalog.release_ts.dtype.name == "int64"
+    assert dataset.meta == {"source": tmp_path.name, "format": "ml-100k"}
+    assert dataset.interactions.event.tolist() == [EVENT_CODE["rate"]]
+
+
+def test_movielens_1m_and_latest_catalogs_exactly(tmp_path, zoned):
+    one = tmp_path / "one"
+    one.mkdir()
+    write(one / "movies.dat", "1::Alpha (1975)::Drama|Comedy\n2::Beta::Horror\n3::Gamma (0000)::\n", "latin-1")
+    write(one / "ratings.dat", "1::1::5::978300760\n")
+    catalog = load_movielens("ml-1m", one).catalog
+    assert catalog.text["title"] == ["Alpha", "Beta", "Gamma"]
+    assert catalog.tags == [("drama", "comedy"), ("horror",), ()]
+    assert catalog.text["genre"] == ["drama", "horror", ""]
+    assert catalog.release_ts.tolist() == [157766400, 0, 0]  # no year and no date column: unknown
+    latest = tmp_path / "latest"
+    latest.mkdir()
+    write(latest / "movies.csv", "movieId,title,genres\n1,Alpha (1975),Adventure|Animation\n"
+                                 "2,Beta,(no genres listed)\n3,\"Gamma, The (2001)\",Sci-Fi|(no genres listed)\n")
+    write(latest / "ratings.csv", "userId,movieId,rating,timestamp,event,device\n1,1,0.5,964982703,skip,tv\n")
+    dataset = load_movielens("ml-latest", latest)
+    assert dataset.catalog.tags == [("adventure", "animation"), (), ("sci-fi",)]
+    assert dataset.catalog.text["title"] == ["Alpha", "Beta", "Gamma, The"]
+    assert dataset.catalog.text["description"][1] == "Beta. A film film."
+    # a rating is a rate event, whatever other columns a copy carries
+    log = dataset.interactions
+    assert log.event.tolist() == [EVENT_CODE["rate"]] and log.device.tolist() == [-1]
+    assert log.value.tolist() == [0.5]
+    assert dataset.meta == {"source": "latest", "format": "ml-latest"}
+
+
+@pytest.mark.parametrize("fmt", ["ml-1m", "ml-latest"])
+def test_a_movielens_genre_the_device_refuses_is_named_at_its_line(tmp_path, fmt):
+    long = "G" * 300
+    if fmt == "ml-1m":
+        write(tmp_path / "movies.dat", f"1::Alpha (1975)::Drama\n2::Beta (1980)::Drama|{long}\n")
+        write(tmp_path / "ratings.dat", "1::1::5::978300760\n")
+        name, line = "movies.dat", 2
+    else:
+        write(tmp_path / "movies.csv", f"movieId,title,genres\n1,Alpha (1975),Drama\n2,Beta (1980),Drama|{long}\n")
+        write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n")
+        name, line = "movies.csv", 3
+    text = refused(load_movielens, fmt, tmp_path)
+    assert text == (f"{name}:{line}: a genre is 300 characters long; the device takes at most 256 (an unclosed "
+                    "quote can swallow lines): shorten it")
+
+
+@pytest.mark.parametrize("fmt, needed", [("ml-100k", "u.data and u.item"), ("ml-1m", "ratings.dat and movies.dat"),
+                                         ("ml-latest", "ratings.csv and movies.csv")])
+def test_a_movielens_path_that_is_no_folder_of_it_says_what_it_needs(tmp_path, fmt, needed):
+    archive = write(tmp_path / "download.zip", "PK")
+    assert refused(load_movielens, fmt, archive) == (
+        f"download.zip: {fmt} reads a folder holding {needed}; unzip the download and pass its folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = needed.replace(" and ", " or ")
+    assert refused(load_movielens, fmt, empty) == f"empty: no {missing} here; {fmt} needs {needed}"
+    other = ml100k(tmp_path / "k", u_item(10, "T (1995)")) if (tmp_path / "k").mkdir() is None else None
+    if fmt != "ml-100k":
+        assert refused(load_movielens, fmt, other) == (
+            f"k: no {missing} here; {fmt} needs {needed}; the folder holds ml-100k files: pass FORMAT ml-100k")
+    half = tmp_path / "half"
+    half.mkdir()
+    write(half / needed.split(" and ")[0], "x")
+    assert refused(load_movielens, fmt, half) == f"half: no {needed.split(' and ')[1]} here; {fmt} needs {needed}"
+
+
+def test_an_unknown_movielens_format_is_named(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_movielens("ml-25m", tmp_path)
+    assert str(err.value) == "unknown MovieLens format 'ml-25m'; use ml-100k, ml-1m or ml-latest"
+
+
+def test_a_u_item_genre_flag_error_says_how_to_correct_it(tmp_path):
+    folder = ml100k(tmp_path, u_item(10, "T (1995)").replace("|0|0\n", "|0|2\n"))
+    assert refused(load_movielens, "ml-100k", folder) == (
+        "u.item:1: the genre flag of 'Western' is '2'; u.item flags each genre with 0 or 1: correct that line")
+
+
+def test_a_quote_in_u_data_is_text_not_the_start_of_a_field(tmp_path):
+    folder = ml100k(tmp_path, u_item(10, "T (1995)"), '1\t10\t"5\t881250949\n2\t10\t4"\t881250950\n')
+    assert refused(load_movielens, "ml-100k", folder) == (
+        "u.data:1: column 'rating' must hold numbers, found '\"5'; every row of this format needs a rating from "
+        "0.5 to 5: correct or delete that line")
+
+
+def movielens_folders(tmp_path, users=40):
+    """The same ratings as ml-100k, ml-1m and ml-latest folders."""
+    rows = [(str(u), "10", str(1 + u % 5), str(881250949 + u)) for u in range(1, users + 1)]
+    folders = {}
+    for fmt in ("ml-100k", "ml-1m", "ml-latest"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        if fmt == "ml-100k":
+            ml100k(folder, u_item(10, "T (1995)"), "".join("\t".join(r) + "\n" for r in rows))
+        elif fmt == "ml-1m":
+            write(folder / "movies.dat", "10::T (1995)::Drama\n")
+            write(folder / "ratings.dat", "".join("::".join(r) + "\n" for r in rows))
+        else:
+            write(folder / "movies.csv", "movieId,title,genres\n10,T (1995),Drama\n")
+            write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n" + "".join(",".join(r) + "\n" for r in rows))
+        folders[fmt] = folder
+    log = write(tmp_path / "log.csv", LOG + "".join(f"{u},{i},{t}\n" for u, i, _, t in rows))
+    return folders, log
+
+
+def test_movielens_folders_sample_users_as_any_log_does(tmp_path):
+    folders, log = movielens_folders(tmp_path)
+    for seed in (0, 3):
+        options = ReadOptions(sample_users=0.5, seed=seed)
+        expected = import_dataset("csv", log, options=options).user_ids
+        assert 8 < len(expected) < 32
+        for fmt, folder in folders.items():
+            assert load_movielens(fmt, folder, options).user_ids == expected, fmt
+    assert (import_dataset("csv", log, options=ReadOptions(sample_users=0.5, seed=0)).user_ids
+            != import_dataset("csv", log, options=ReadOptions(sample_users=0.5, seed=3)).user_ids)
+
+
+def test_movielens_folders_take_the_time_unit_and_chunking(tmp_path):
+    folders, _ = movielens_folders(tmp_path, users=3)
+    for fmt, folder in folders.items():
+        dataset = load_movielens(fmt, folder, ReadOptions(time_unit="ms", chunk_rows=1))
+        assert dataset.interactions.timestamp.tolist() == [881250, 881250, 881250], fmt
+        assert dataset.meta["warnings"][0].startswith("every time falls before 1973 read as epoch milliseconds")
+        assert dataset.interactions.value.tolist() == [2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("rating", ["0.4", "5.5", "9"])
+def test_an_ml_latest_rating_outside_half_a_star_to_five_is_refused(tmp_path, rating):
+    folders, _ = movielens_folders(tmp_path, users=2)
+    ratings = folders["ml-latest"] / "ratings.csv"
+    ratings.write_text(ratings.read_text() + f"7,10,{rating},881250999\n")
+    assert refused(load_movielens, "ml-latest", folders["ml-latest"]) == (
+        f"ratings.csv:4: column 'rating' holds '{rating}', outside 0.5 to 5 (the range of this format)")
+
+
+def test_a_movielens_item_file_with_a_mark_and_latin1_bytes_names_the_line_of_the_first_bad_byte(tmp_path):
+    items = b"\xef\xbb\xbf" + u_item(10, "A (1995)").encode() + u_item(20, "Am\xe9lie (2001)").encode("latin-1") \
+        + u_item(30, "C (1995)").encode() + u_item(40, "D (1995)").encode()
+    folder = ml100k(tmp_path, items)
+    assert refused(load_movielens, "ml-100k", folder) == (
+        "u.item:2: the file starts with a UTF-8 byte order mark but is not all UTF-8 (a title from another source "
+        "pasted in?): save it as UTF-8 throughout")
+
+
+def test_samples_of_other_seeds_are_independent_and_each_keeps_about_its_fraction(tmp_path):
+    """CRC-32 of 'seed:user' is linear: seeds 0 and 9 kept the very same users, 0 and 1 nine tenths of the same
+    half. Expected overlap of two independent half samples of 2,000 users: 500 (sd 22)."""
+    from edgerec.data.loaders import keep_user
+
+    users = [str(u) for u in range(2000)]
+    halves = [frozenset(u for u in users if keep_user(u, 0.5, seed)) for seed in range(10)]
+    assert all(930 < len(h) < 1070 for h in halves)
+    assert len(set(halves)) == 10
+    assert all(420 < len(a & b) < 580 for i, a in enumerate(halves) for b in halves[i + 1:])
+    tenths = [frozenset(u for u in users if keep_user(u, 0.1, seed)) for seed in (0, 1)]
+    assert all(160 < len(t) < 240 for t in tenths) and 5 < len(tenths[0] & tenths[1]) < 40
+    assert keep_user("x", None, 0) and keep_user("x", 1.0, 5)
+    log = write(tmp_path / "log.csv", LOG + "".join(f"{u},i,{n}\n" for n, u in enumerate(users[:400])))
+    kept = import_dataset("csv", log, options=ReadOptions(sample_users=0.5, seed=9, chunk_rows=7)).user_ids
+    assert kept == [u for u in users[:400] if u in halves[9]]
