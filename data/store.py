@@ -28,7 +28,8 @@ def catalog_columns(catalog: Catalog) -> dict[str, list]:
             columns[name] = ["|".join(t) for t in catalog.tags]
         elif name in ("duration", "release_ts", "episode"):
             array = getattr(catalog, name)
-            columns[name] = np.round(array, 1).tolist() if name == "duration" else array.tolist()
+            # float64 first: a float32 rounded to 0.1 s still wrote 1.2000000476837158 (the value column's way)
+            columns[name] = np.round(array.astype(np.float64), 1).tolist() if name == "duration" else array.tolist()
         else:
             columns[name] = catalog.text[name]
     return columns

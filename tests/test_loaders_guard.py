@@ -362,3 +362,81 @@ def test_samples_of_other_seeds_are_independent_and_each_keeps_about_its_fractio
     log = write(tmp_path / "log.csv", LOG + "".join(f"{u},i,{n}\n" for n, u in enumerate(users[:400])))
     kept = import_dataset("csv", log, options=ReadOptions(sample_users=0.5, seed=9, chunk_rows=7)).user_ids
     assert kept == [u for u in users[:400] if u in halves[9]]
+
+
+# ------------------------------------------------------------------ user logs: keys, skipping, warnings, item tables
+
+
+def test_joined_keys_that_collide_are_named_with_both_values(tmp_path):
+    path = write(tmp_path / "log.csv", "user_id,artist,track,timestamp\nu,Foo - Bar,Baz,1\nu,Foo,Bar - Baz,2\n")
+    assert refused(import_dataset, "csv", path, columns=ColumnMap(item="artist+track")) == (
+        "log.csv:3: columns artist + track make the same item key 'Foo - Bar - Baz' from other values ('Foo - Bar' "
+        "| 'Baz' before, 'Foo' | 'Bar - Baz' here): two items would merge into one; rename one of them in the "
+        "file, or key the items by an id column")
+
+
+def test_skipping_bad_rows_reads_times_in_the_files_unit_and_keeps_time_zero(tmp_path):
+    path = write(tmp_path / "ms.csv", LOG + "u,a,1704182400999\nu,b,0\nu,c,soon\nu,d,1704182400123\n")
+    dataset = import_dataset("csv", path, options=ReadOptions(time_unit="ms", skip_bad_rows=True))
+    assert items_of(dataset) == ["b", "d", "a"]
+    assert dataset.interactions.timestamp.tolist() == [0, 1704182400, 1704182400]
+    assert dataset.meta["skipped_rows"] == {"time not readable": {"rows": 1, "first_lines": [4]}}
+
+
+@pytest.mark.parametrize("times, warned", [("19000101,19000102", True), ("21001230,21001231", True),
+                                           ("19000100,19000102", False), ("21001231,21001232", False)])
+def test_the_date_warning_holds_from_1900_to_2100_inclusive(tmp_path, times, warned):
+    rows = "".join(f"u,i{n},{t}\n" for n, t in enumerate(times.split(",")))
+    meta = import_dataset("csv", write(tmp_path / "d.csv", LOG + rows)).meta
+    assert ("warnings" in meta and meta["warnings"][0].startswith("every time reads as a date written as a number, "
+                                                                  f"yyyymmdd ({times.split(',')[0]} is ")) == warned
+
+
+def test_an_unknown_modality_says_how_to_fix_it(tmp_path):
+    log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
+    items = write(tmp_path / "items.csv", "item_id,modality\na,Movie\n")
+    assert refused(import_dataset, "csv", log, items=items) == (
+        "items.csv:2: unknown modality 'Movie'; expected one of film, series_episode, short_video, music_track, "
+        "podcast_episode: rename the file's modalities to these, or leave the cell empty when unknown")
+
+
+@pytest.mark.parametrize("cells, warned", [(["a, b", "c, d", "e"], True), (["a, b", "c", "e"], False),
+                                           (["x", "a, b", "c, d", "e"], True)])
+def test_the_comma_tags_warning_needs_half_the_items_and_shows_a_comma_tag(tmp_path, cells, warned):
+    log = write(tmp_path / "log.csv", LOG + "u,i0,1\n")
+    items = write(tmp_path / "items.csv", "item_id,tags\n" + "".join(f'i{n},"{c}"\n' for n, c in enumerate(cells)))
+    warnings = import_dataset("csv", log, items=items).meta.get("warnings", [])
+    listed = sum("," in c for c in cells)
+    expected = [f"{listed} of {len(cells)} items' tags hold a comma and were each read as one tag (such as 'a, b'); "
+                "if commas separate the tags, import again with --tag-sep ','"]
+    assert warnings == (expected if warned else [])
+
+
+def test_an_item_table_takes_the_logs_delimiter_for_every_column(tmp_path):
+    log = write(tmp_path / "log.csv", "user_id;item_id;timestamp\nu;a;1\n")
+    items = write(tmp_path / "items.csv", "item_id;title;duration\na;Alpha, the film;90.5\n")
+    catalog = import_dataset("csv", log, items=items, options=ReadOptions(delimiter=";")).catalog
+    assert catalog.text["title"] == ["Alpha, the film"] and catalog.duration.tolist() == [90.5]
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("long", "column 'duration' must hold numbers, found 'long'; write the duration in seconds, or leave the cell "
+             "empty when unknown"),
+    ("-3", "column 'duration' holds '-3', below 0 (seconds, never negative)"),
+])
+def test_a_bad_duration_says_what_to_write(tmp_path, cell, message):
+    log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
+    items = write(tmp_path / "items.csv", f"item_id,duration\na,60\nb,{cell}\n")
+    assert refused(import_dataset, "csv", log, items=items) == f"items.csv:3: {message}"
+
+
+@pytest.mark.parametrize("release, warned", [("20200131,19991231", True), ("21001231,21001231", True),
+                                             ("20200131,1580428800", False), ("0,0", False)])
+def test_release_dates_written_as_numbers_warn_showing_the_first(tmp_path, release, warned):
+    log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
+    first, second = release.split(",")
+    items = write(tmp_path / "items.csv", f"item_id,release_ts\na,{first}\nb,{second}\n")
+    warnings = import_dataset("csv", log, items=items).meta.get("warnings", [])
+    assert warnings == ([f"every release_ts reads as a date written as a number, yyyymmdd ({first}), which epoch "
+                         "seconds put in 1970: freshness and release filters read them wrong; write the dates as "
+                         "ISO-8601 (2020-01-31) or epoch seconds"] if warned else [])
