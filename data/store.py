@@ -107,6 +107,10 @@ def _find(folder: Path, stem: str, fmt: str | None) -> Path:
     found = [folder / f"{stem}.{suffix}" for suffix in ("parquet", "csv") if (folder / f"{stem}.{suffix}").exists()]
     if fmt in ("csv", "parquet") and folder / f"{stem}.{fmt}" in found:
         return folder / f"{stem}.{fmt}"
+    if fmt in ("csv", "parquet") and found:  # the other format's file is an earlier import's: stale data, silently
+        raise DataError(f"dataset.json names {fmt} files, but there is no {stem}.{fmt} here, only {found[0].name} "
+                        "(from an earlier import?); import the data again, or delete dataset.json to read "
+                        f"{found[0].name}", str(folder))
     if len(found) == 2:
         raise DataError(f"both {stem}.csv and {stem}.parquet here and no dataset.json says which is current; "
                         "delete the stale one", str(folder))

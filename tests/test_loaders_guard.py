@@ -440,3 +440,215 @@ def test_release_dates_written_as_numbers_warn_showing_the_first(tmp_path, relea
     assert warnings == ([f"every release_ts reads as a date written as a number, yyyymmdd ({first}), which epoch "
                          "seconds put in 1970: freshness and release filters read them wrong; write the dates as "
                          "ISO-8601 (2020-01-31) or epoch seconds"] if warned else [])
+
+
+# ------------------------------------------------------------------ options and ids: each refusal exactly
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(user=""), "the user column's name is empty (''); pass the file's column name with --user-col"),
+    (dict(item=" "), "the item column's name is empty (' '); pass the file's column name with --item-col"),
+    (dict(time=3), "the time column's name is empty (3); pass the file's column name with --time-col"),
+    (dict(value=""), "the value column's name is empty (''); pass the file's column name with --value-col or "
+                     "leave the option out (the column is optional)"),
+    (dict(device=""), "the device column's name is empty (''); pass the file's column name or leave the option "
+                      "out (the column is optional)"),
+    (dict(item="ts", device="ts"), "column 'ts' is named for both the item and the device; each needs its own "
+                                   "column (--user-col, --item-col, --time-col, --event-col, --value-col)"),
+    (dict(event="e", value="v", device="e"), "column 'e' is named for both the event and the device; each needs "
+                                             "its own column (--user-col, --item-col, --time-col, --event-col, "
+                                             "--value-col)"),
+])
+def test_a_column_map_that_cannot_read_a_file_says_which_option(kwargs, message):
+    from edgerec.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        ColumnMap(**kwargs)
+    assert str(err.value) == message
+
+
+def test_optional_columns_left_out_are_not_checked():
+    ColumnMap(event=None, value=None, device=None)
+    ColumnMap(event=None, value=None, device=None, user="a", item="b", time="c")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(delimiter='a"'), "the delimiter must be one or more characters other than quotes and line breaks (got "
+                           "'a\"'); for tab-separated files pass a tab"),
+    (dict(delimiter="\r"), "the delimiter must be one or more characters other than quotes and line breaks (got "
+                           "'\\r'); for tab-separated files pass a tab"),
+    (dict(delimiter=9), "the delimiter must be one or more characters other than quotes and line breaks (got 9); "
+                        "for tab-separated files pass a tab"),
+    (dict(chunk_rows=True), "chunk_rows must be a whole number of rows >= 1 (got True)"),
+    (dict(chunk_rows=2.0), "chunk_rows must be a whole number of rows >= 1 (got 2.0)"),
+    (dict(chunk_rows=-1), "chunk_rows must be a whole number of rows >= 1 (got -1)"),
+    (dict(encoding="utf-9"), "unknown text encoding 'utf-9'; use a Python codec name such as utf-8, latin-1, "
+                             "cp1252 or utf-16"),
+    (dict(encoding=None), "unknown text encoding None; use a Python codec name such as utf-8, latin-1, cp1252 or "
+                          "utf-16"),
+    (dict(tag_separator="\n"), "the tag separator must be one or more characters other than quotes and line "
+                               "breaks (got '\\n'); for comma-separated tags pass ','"),
+    (dict(tag_separator=""), "the tag separator must be one or more characters other than quotes and line "
+                             "breaks (got ''); for comma-separated tags pass ','"),
+    (dict(header=()), "--columns names no column in place 1 (); name every column of the file in order, "
+                      "comma-separated (e.g. user,time,item)"),
+    (dict(header=("a", "b", " ")), "--columns names no column in place 3 ('a', 'b', ' '); name every column of "
+                                   "the file in order, comma-separated (e.g. user,time,item)"),
+    (dict(header=("a", None)), "--columns names no column in place 2 ('a', None); name every column of the file "
+                               "in order, comma-separated (e.g. user,time,item)"),
+    (dict(time_unit="h"), "unknown time unit 'h'; use one of s, ms, us, ns"),
+    (dict(sample_users=1.5), "the user sample must be a fraction in (0, 1] (got 1.5)"),
+    (dict(sample_users=-0.1), "the user sample must be a fraction in (0, 1] (got -0.1)"),
+])
+def test_read_options_that_cannot_work_say_what_to_pass(kwargs, message):
+    from edgerec.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        ReadOptions(**kwargs)
+    assert str(err.value) == message
+
+
+def test_read_options_at_their_limits_are_taken():
+    ReadOptions(delimiter="::", chunk_rows=1, sample_users=1.0, header=("a",), tag_separator=";")
+
+
+@pytest.mark.parametrize("name, roles", [("artist+track", ["artist", "track"]), (" a + b ", ["a", "b"])])
+def test_an_item_key_of_several_columns_names_each(name, roles):
+    from edgerec.data.loaders import key_parts
+
+    assert key_parts(name, set()) == roles
+    assert key_parts(name, {name}) == [name]  # a column of that very name
+    assert key_parts("track", set()) == ["track"]
+
+
+@pytest.mark.parametrize("name", ["a+", "+a", "a+a", "a+ +b"])
+def test_an_item_key_naming_a_column_twice_or_none_is_refused(name):
+    from edgerec.data.loaders import key_parts
+    from edgerec.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        key_parts(name, set())
+    assert str(err.value) == ("an item key of several columns names each once, joined by '+' (e.g. artist+track); "
+                              f"got {name!r}")
+
+
+@pytest.mark.parametrize("column, flag", [("Event", ", or pass --event-col Event"), ("VALUE", ", or pass --value-col VALUE"),
+                                          ("Device", "")])
+def test_an_optional_column_in_another_case_is_named_with_its_fix(tmp_path, column, flag):
+    path = write(tmp_path / "log.csv", f"user_id,item_id,timestamp,{column}\nu,a,1,x\n")
+    assert refused(import_dataset, "csv", path) == (
+        f"log.csv: column '{column}' is edgerec's '{column.lower()}' in another case: rename it{flag}")
+    # a column of the right name beside it is read, the other one ignored
+    cell = {"event": "skip", "value": "0.5", "device": "tv"}[column.lower()]
+    both = write(tmp_path / "both.csv", f"user_id,item_id,timestamp,{column},{column.lower()}\nu,a,1,x,{cell}\n")
+    log = import_dataset("csv", both).interactions
+    assert (log.event.tolist(), log.value.tolist(), log.device.tolist()) == (
+        [EVENT_CODE["skip" if column == "Event" else "play"]], [0.5 if column == "VALUE" else 1.0],
+        [DEVICE_CODE["tv"] if column == "Device" else -1])
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("", "column 'user_id' is empty; every row needs a user (or pass --skip-bad-rows to leave such rows out)"),
+    ("  ", "column 'user_id' is empty (only spaces); every row needs a user (or pass --skip-bad-rows to leave "
+           "such rows out)"),
+    ("u" * 257, "column 'user_id' holds an id of 257 characters; the device takes at most 256 (an unclosed quote "
+                "can swallow lines): shorten or hash such ids"),
+    ("a\x00", "column 'user_id' holds a NUL character; ids must be plain text"),
+])
+def test_a_user_id_the_device_cannot_take_is_named_at_its_line(tmp_path, cell, message):
+    path = write(tmp_path / "log.csv", LOG + "ok,a,1\n" + "u" * 256 + f",a,2\n{cell},a,3\nlast,a,4\n")
+    assert refused(import_dataset, "csv", path, options=ReadOptions(chunk_rows=2)) == f"log.csv:4: {message}"
+
+
+def test_an_empty_item_id_points_at_keys_of_several_columns(tmp_path):
+    path = write(tmp_path / "log.csv", LOG + "u,a,1\nu,,2\n")
+    assert refused(import_dataset, "csv", path) == (
+        "log.csv:3: column 'item_id' is empty; a log whose items lack an id in some rows can key them by several "
+        "columns (--item-col artist+track) or leave those rows out (--skip-bad-rows)")
+    keyed = write(tmp_path / "keyed.csv", "user_id,artist,track,timestamp\nu,A,B,1\nu,A,,2\n")
+    assert refused(import_dataset, "csv", keyed, columns=ColumnMap(item="artist+track")) == (
+        "keyed.csv:3: column 'artist+track' is empty; every row needs artist and track (or pass --skip-bad-rows to "
+        "leave such rows out)")
+
+
+def test_an_unknown_event_is_named_with_the_events_edgerec_knows(tmp_path):
+    path = write(tmp_path / "log.csv", "user_id,item_id,timestamp,event\nu,a,1,PLAY\nu,b,2,buy\n")
+    assert refused(import_dataset, "csv", path) == (
+        "log.csv:3: unknown event 'buy'; expected one of play, finish, skip, like, rate: rename the file's events to "
+        "these (every event but a skip counts as consuming the item)")
+
+
+def test_an_item_missing_from_the_item_table_is_named_at_its_line(tmp_path):
+    items = write(tmp_path / "items.csv", "item_id\n007\n")
+    log = write(tmp_path / "log.csv", LOG + "u,007,1\nu,7,2\n")
+    assert refused(import_dataset, "csv", log, items=items) == (
+        "log.csv:3: item '7' is not in the item table; add it there or drop the event")
+    dataset = import_dataset("csv", write(tmp_path / "ok.csv", LOG + "u,007,1\n"), items=items)
+    assert dataset.catalog.item_ids == ["007"] and items_of(dataset) == ["007"]
+
+
+def test_format_and_option_mistakes_of_an_import_are_named(tmp_path):
+    from edgerec.errors import ConfigError
+
+    log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("tsv", log)
+    assert str(err.value) == "unknown format 'tsv'; use one of csv, parquet, ml-100k, ml-1m, ml-latest"
+    with pytest.raises(ConfigError) as err:
+        import_dataset("csv", log, items_encoding="latin-1")
+    assert str(err.value) == "--items-encoding is the encoding of the --items file; pass it with --items"
+    with pytest.raises(ConfigError) as err:
+        import_dataset("ml-100k", tmp_path, items=log)
+    assert str(err.value) == "ml-100k reads its items from the MovieLens folder; --items is for FORMAT csv or parquet"
+    dataset = import_dataset("csv", log)
+    assert dataset.meta == {"source": "log.csv", "format": "csv"}
+
+
+def test_an_item_table_in_its_own_encoding_and_the_log_in_utf8(tmp_path):
+    log = write(tmp_path / "log.csv", LOG + "Jürgen,a,1\n")
+    items = write(tmp_path / "items.csv", "item_id,title\na,Amélie\n", "latin-1")
+    dataset = import_dataset("csv", log, items=items, items_encoding="latin-1")
+    assert dataset.user_ids == ["Jürgen"] and dataset.catalog.text["title"] == ["Amélie"]
+
+
+# ------------------------------------------------------------------ the import's warnings, exactly
+
+
+def test_a_seconds_log_read_in_a_finer_unit_is_warned_about_exactly(tmp_path):
+    path = write(tmp_path / "log.csv", LOG + "u,a,1704182400\nu,b,1704182460\n")
+    for unit, name in (("ms", "milliseconds"), ("us", "microseconds"), ("ns", "nanoseconds")):
+        meta = import_dataset("csv", path, options=ReadOptions(time_unit=unit)).meta
+        assert meta["warnings"] == [f"every time falls before 1973 read as epoch {name} (--time-unit {unit}): if the "
+                                    "file holds seconds, import it again without --time-unit"]
+    # in milliseconds the log reaches 1973 (EARLY_1973 = 100,000,000 s): no warning
+    late = write(tmp_path / "late.csv", LOG + "u,a,99999999000\nu,b,100000000000\n")
+    assert "warnings" not in import_dataset("csv", late, options=ReadOptions(time_unit="ms")).meta
+    early = write(tmp_path / "early.csv", LOG + "u,a,99999999000\nu,b,99999999999\n")
+    assert "warnings" in import_dataset("csv", early, options=ReadOptions(time_unit="ms")).meta
+    # ISO-8601 times carry their own unit
+    iso = write(tmp_path / "iso.csv", LOG + "u,a,2020-01-02T00:00:00Z\n")
+    assert "warnings" not in import_dataset("csv", iso, options=ReadOptions(time_unit="ms")).meta
+
+
+def test_events_after_today_are_counted_in_a_warning(tmp_path):
+    import time
+
+    soon = int(time.time()) + 3 * 86_400
+    path = write(tmp_path / "log.csv", LOG + f"u,a,1704182400\nu,b,{soon}\nv,c,32503680000\nv,d,{int(time.time())}\n")
+    assert import_dataset("csv", path).meta["warnings"] == [
+        "2 events are dated after today (the latest on 3000-01-01): check the time unit (--time-unit) or the log's "
+        "clock; splits and recency read them as they are"]
+    # a day of slack for clocks: an event an hour ahead is not flagged
+    near = write(tmp_path / "near.csv", LOG + f"u,a,{int(time.time()) + 3600}\n")
+    assert "warnings" not in import_dataset("csv", near).meta
+
+
+def test_a_date_written_as_a_number_is_shown_with_its_reading(tmp_path):
+    path = write(tmp_path / "log.csv", LOG + "u,a,20191231\nu,b,20200101\n")
+    assert import_dataset("csv", path).meta["warnings"] == [
+        "every time reads as a date written as a number, yyyymmdd (20191231 is 2019-12-31), which epoch seconds put "
+        "in 1970, days seconds or minutes apart: events keep their order, but recency, gaps and time of day are "
+        "wrong; write the dates as ISO-8601 (2020-01-31) or epoch seconds"]
+    # read in another unit it is no date
+    assert import_dataset("csv", path, options=ReadOptions(time_unit="ms")).meta["warnings"][0].startswith(
+        "every time falls before 1973")

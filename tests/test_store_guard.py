@@ -267,3 +267,27 @@ def test_counts_are_checked_against_dataset_json_but_not_for_a_sample(tmp_path, 
         load_dataset(folder, sample_users=0.5)
     (folder / "dataset.json").write_text(json.dumps(dict(meta, items="5", events=6.0)))  # not counts: not checked
     assert len(load_dataset(folder).interactions) == 6
+
+
+@pytest.mark.parametrize("current, stale", [("parquet", "csv"), ("csv", "parquet")])
+def test_the_files_dataset_json_names_gone_the_other_formats_stale_files_are_not_read(tmp_path, current, stale):
+    """An earlier import's files of the other format were read as the data, silently (their counts may match)."""
+    pytest.importorskip("pyarrow")
+    old = import_dataset("csv", write(tmp_path / "old.csv", LOG + "old,i1,1\nold,i2,2\n"))
+    new = import_dataset("csv", write(tmp_path / "new.csv", LOG + "new,j1,1\nnew,j2,2\n"))
+    folder = save_dataset(old, tmp_path / "data", stale)
+    save_dataset(new, folder, current)
+    assert load_dataset(folder).user_ids == ["new"]
+    (folder / f"items.{current}").unlink()
+    with pytest.raises(DataError) as err:
+        load_dataset(folder)
+    assert str(err.value) == (f"data: dataset.json names {current} files, but there is no items.{current} here, only "
+                              f"items.{stale} (from an earlier import?); import the data again, or delete "
+                              f"dataset.json to read items.{stale}")
+    (folder / f"items.{current}").write_bytes(b"")  # the log missing instead
+    (folder / f"interactions.{current}").unlink()
+    with pytest.raises(DataError, match=f"no interactions.{current} here, only interactions.{stale}"):
+        load_dataset(folder)
+    (folder / "dataset.json").unlink()
+    (folder / f"items.{current}").unlink()
+    assert load_dataset(folder).user_ids == ["old"]
