@@ -8,9 +8,9 @@ hash of the user id, so it works while streaming and is the same on every run.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import re
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
-from edgerec.data.schema import DEVICE_CODE, EVENT_CODE, EVENTS, Catalog, Dataset, Interactions
+from edgerec.data.schema import (
+    DEVICE_CODE,
+    DEVICES,
+    EVENT_CODE,
+    EVENTS,
+    Catalog,
+    Dataset,
+    Interactions,
+)
 from edgerec.data.tables import (
     DEFAULT_CHUNK_ROWS,
     PER_SECOND,
@@ -137,9 +145,13 @@ def refuse_miscased(present: set[str], wanted: dict[str, str], path) -> None:
 
 
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
+    """Whether the sample of `fraction` of the users keeps this one. A cryptographic hash, not CRC-32: CRC is
+    linear, so the seed's digits XORed one constant into every user's hash and seeds 0 and 9 kept the very
+    same users (0 and 1 shared nine tenths of a half sample)."""
     if fraction is None or fraction >= 1.0:
         return True
-    return zlib.crc32(f"{seed}:{user_id}".encode()) < fraction * 2**32
+    digest = hashlib.blake2b(f"{seed}:{user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < fraction * 2**64
 
 
 class _Codes:
@@ -191,6 +203,9 @@ def read_interactions(
     items = _Codes(catalog.index, catalog.item_ids) if catalog is not None else _Codes()
     parts: dict[str, list[np.ndarray]] = {name: [] for name in LOG_FIELDS}  # chunk arrays, column by column
     within: list[np.ndarray] = []  # nanoseconds within the second: the order of events within a second
+    rows_kept = 0  # rows past --skip-bad-rows (the sample may still leave them out)
+    sampled: dict[str, bool] = {}  # user id -> kept by the sample (hashed once per user)
+    unknown_devices: dict[str, int] = {}  # device names the device does not know -> rows (read as unknown)
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -201,6 +216,7 @@ def read_interactions(
             chunk, seconds = _skip_bad(chunk, columns, options, skipped)
             if not len(chunk):
                 continue
+        rows_kept += len(chunk)
         user_ids, item_ids = chunk.columns[columns.user], chunk.columns[columns.item]
         check_ids(chunk, columns.user, "; every row needs a user (or pass --skip-bad-rows to leave such rows out)")
         check_ids(chunk, columns.item, parts_hint or "; a log whose items lack an id in some rows can key them by "
@@ -222,9 +238,10 @@ def read_interactions(
                  else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
             _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
-        device = _devices(chunk, optional.get("device"))
+        device = _devices(chunk, optional.get("device"), unknown_devices)
         # sample after parsing, so errors above name the true line
-        keep = np.fromiter((keep_user(u, options.sample_users, options.seed) for u in user_ids), bool, len(chunk))
+        keep = np.fromiter((sampled[u] if u in sampled else sampled.setdefault(
+            u, keep_user(u, options.sample_users, options.seed)) for u in user_ids), bool, len(chunk))
         if not keep.any():
             continue
         if not keep.all():
@@ -236,6 +253,10 @@ def read_interactions(
                                             device)):
             parts[name].append(array)
         within.append(nanos)
+    if not rows_kept:  # every row had no id or no time: "the sample kept no user" blamed an option not given
+        raise DataError(f"every row was left out ({skipped.total:,}: {', '.join(skipped.reasons)}): are the "
+                        "columns named right (--user-col, --item-col, --time-col, --columns) and is --time-unit "
+                        "the file's?", str(path))
     if not within:
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     if catalog is None:
@@ -257,7 +278,18 @@ def read_interactions(
         meta["warnings"] = [f"{future:,} events are dated after today (the latest on "
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
+    if unknown_devices:
+        meta["warnings"] = [*meta.get("warnings", []), device_warning(unknown_devices)]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
+
+
+def device_warning(unknown: dict[str, int]) -> str:
+    """What became of device names the device does not know: read as unknown, which the docs promise, but
+    never without a word (a log of 'mobile' and 'desktop' lost its whole device column)."""
+    shown = sorted(unknown, key=lambda name: (-unknown[name], name))[:3]
+    return (f"{sum(unknown.values()):,} rows name a device edgerec does not know ({', '.join(map(repr, shown))}"
+            f"{', ...' * (len(unknown) > 3)}): their events have no device; name devices {', '.join(DEVICES)} "
+            "(in any case) to keep them")
 
 
 def _value_fix(columns: ColumnMap) -> str:
@@ -415,10 +447,15 @@ def _modalities(chunk: Chunk) -> list[str]:
     return out
 
 
-def _devices(chunk: Chunk, column: str | None) -> np.ndarray:
+def _devices(chunk: Chunk, column: str | None, unknown: dict[str, int]) -> np.ndarray:
+    """Device codes, -1 for an empty cell or a name the device does not know (counted in `unknown`)."""
     if column is None:
         return np.full(len(chunk), -1, np.int8)
-    return np.fromiter((DEVICE_CODE.get(v.strip().lower(), -1) for v in chunk.columns[column]), np.int8, len(chunk))
+    names = [v.strip().lower() for v in chunk.columns[column]]
+    for name in names:
+        if name and name not in DEVICE_CODE:
+            unknown[name] = unknown.get(name, 0) + 1
+    return np.fromiter((DEVICE_CODE.get(name, -1) for name in names), np.int8, len(names))
 
 
 def _tags(chunk: Chunk, separator: str) -> list[tuple[str, ...]]:
@@ -617,6 +654,17 @@ def _check_movielens_folder(fmt: str, folder: Path) -> None:
         raise DataError(f"no {' or '.join(missing)} here; {fmt} needs {' and '.join(needed)}{hint}", str(folder))
 
 
+def _check_movielens_header(path: Path, needed: tuple[str, ...]) -> None:
+    """The columns ml-latest reads by name (a missing one was a KeyError for movies.csv, and for ratings.csv
+    a hint at --user-col, which MovieLens formats do not read)."""
+    present = read_header(path)
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}; ml-latest reads {path.name} with the header line "
+                        f"GroupLens ships ({','.join(needed)}): restore it, or import a file of your own layout "
+                        "with FORMAT csv and --user-col/--item-col/--time-col", str(path), 1)
+
+
 def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = None) -> Dataset:
     """MovieLens 100K (`u.data`, `u.item`), 1M (`ratings.dat`, `movies.dat`) or `ratings.csv`/`movies.csv`."""
     folder = Path(folder)
@@ -636,7 +684,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit,
-                                  quoted=False)
+                                  quoted=False, skip_bad_rows=options.skip_bad_rows)
         ratings = folder / "u.data"
     elif fmt == "ml-1m":
         catalog = _read_movielens_items(
@@ -644,9 +692,12 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
             lambda c, i: [g for g in c.columns["genres"][i].split("|") if g], "item", "title",
         )
         rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "utf-8",  # digits; a mark skipped
-                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit)
+                                  options.chunk_rows, options.sample_users, options.seed, options.time_unit,
+                                  skip_bad_rows=options.skip_bad_rows)
         ratings = folder / "ratings.dat"
     elif fmt == "ml-latest":
+        _check_movielens_header(folder / "movies.csv", ("movieId", "title", "genres"))
+        _check_movielens_header(folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
         catalog = _read_movielens_items(
             folder / "movies.csv", ",", None,
             lambda c, i: [g for g in c.columns["genres"][i].split("|") if g and g != "(no genres listed)"],
@@ -655,7 +706,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         cols = ColumnMap(user="userId", item="movieId", time="timestamp", event=None, value="rating",
                          device=None, default_event="rate", value_range=ML_RATINGS)
         rating_opts = ReadOptions(",", None, "utf-8", options.chunk_rows, options.sample_users, options.seed,
-                                  options.time_unit)
+                                  options.time_unit, skip_bad_rows=options.skip_bad_rows)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
     dataset.meta = dict(dataset.meta, source=folder.name, format=fmt)  # the name only: no host path

@@ -29,7 +29,8 @@ def catalog_columns(catalog: Catalog) -> dict[str, list]:
             columns[name] = ["|".join(t) for t in catalog.tags]
         elif name in ("duration", "release_ts", "episode"):
             array = getattr(catalog, name)
-            columns[name] = np.round(array, 1).tolist() if name == "duration" else array.tolist()
+            # float64 first: a float32 rounded to 0.1 s still wrote 1.2000000476837158 (the value column's way)
+            columns[name] = np.round(array.astype(np.float64), 1).tolist() if name == "duration" else array.tolist()
         else:
             columns[name] = catalog.text[name]
     return columns
@@ -122,6 +123,10 @@ def _find(folder: Path, stem: str, fmt: str | None) -> Path:
     found = [folder / f"{stem}.{suffix}" for suffix in ("parquet", "csv") if (folder / f"{stem}.{suffix}").exists()]
     if fmt in ("csv", "parquet") and folder / f"{stem}.{fmt}" in found:
         return folder / f"{stem}.{fmt}"
+    if fmt in ("csv", "parquet") and found:  # the other format's file is an earlier import's: stale data, silently
+        raise DataError(f"dataset.json names {fmt} files, but there is no {stem}.{fmt} here, only {found[0].name} "
+                        "(from an earlier import?); import the data again, or delete dataset.json to read "
+                        f"{found[0].name}", str(folder))
     if len(found) == 2:
         raise DataError(f"both {stem}.csv and {stem}.parquet here and no dataset.json says which is current; "
                         "delete the stale one", str(folder))
@@ -173,6 +178,9 @@ def _read_meta(folder: Path) -> dict:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"dataset.json is not JSON ({exc}); delete it or regenerate the folder", str(path)) from None
+    except OSError as exc:  # a folder of that name, no read permission: OSError's text holds the host path
+        raise DataError(f"dataset.json cannot be read ({exc.strerror or type(exc).__name__}); it must be a file "
+                        "this user can read: fix its permissions, or delete it and regenerate the folder", str(path)) from None
     if not isinstance(meta, dict):
         raise DataError("dataset.json does not hold a JSON object; delete it or regenerate the folder", str(path))
     return meta
