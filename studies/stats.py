@@ -105,9 +105,7 @@ def welch(control, treatment, metric: str = "metric", alpha: float = 0.05) -> Co
     alpha = _share("alpha", alpha)
     (mc, vc), (mt, vt) = _moments(c), _moments(t)
     vc, vt = vc / len(c), vt / len(t)
-    se, delta = math.sqrt(vc + vt), mt - mc
-    if not (math.isfinite(se) and math.isfinite(delta)):
-        raise ConfigError("the two arms' values are too large to compare in float64: rescale the metric")
+    se, delta = math.sqrt(vc + vt), mt - mc  # finite: _moments bounds each mean and variance by float64's max / n
     if se == 0:  # both arms constant: the difference is exact
         p, half = (1.0 if delta == 0 else 0.0), 0.0
     else:
@@ -193,7 +191,7 @@ def cuped_fit(y: np.ndarray, x: np.ndarray, arm: np.ndarray | None = None):
     arm = np.zeros(len(y), np.int64) if arm is None else np.asarray(arm)
     if arm.shape != y.shape:
         raise ConfigError(f"need one arm label per user ({len(y)}), got shape {arm.shape}")
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):  # finite x: an overflow gives inf, never NaN
         mean, spread = x.mean(0), x.var(0)
     if not (np.isfinite(mean).all() and np.isfinite(spread).all()):
         raise ConfigError("the pre-period values are too large for float64 (their variance overflows): rescale them")
@@ -320,12 +318,14 @@ def credit_test(clicks_a, clicks_b, cap_quantile: float = 0.9) -> tuple[float, f
     cap_quantile = number_arg("cap_quantile", cap_quantile)
     if not 0 < cap_quantile <= 1:
         raise ConfigError(f"cap_quantile must be in (0, 1] (got {cap_quantile})")
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):
         d = b - a
+    if not np.isfinite(d).all():
+        raise ConfigError("the credits are too large for float64 (B - A overflows): rescale them")
     if cap_quantile < 1 and d.any():
         cap = float(np.quantile(np.abs(d[d != 0]), cap_quantile))
         d = np.clip(d, -cap, cap)
-    mean, var = _moments(d)  # an inf difference makes the variance NaN: refused there
+    mean, var = _moments(d)
     sd = math.sqrt(var)
     if sd == 0:
         return mean, sd, 1.0 if mean == 0 else 0.0

@@ -105,22 +105,27 @@ ARRAY_FUNCTIONS = {
 GOOD = [1.0, 2.0, 4.0]
 
 
+NOT_FINITE = r"^an arm's values hold NaN or infinite values: drop or fill the users without a value$"
+TOO_LARGE = (r"^the values are too large for float64 statistics \(their variance overflows\): rescale the metric, "
+             r"e\.g\. to thousands$")
+
+
 @pytest.mark.parametrize("name", ARRAY_FUNCTIONS)
 @pytest.mark.parametrize("bad, message", [
-    ([1.0, float("nan"), 2.0], "NaN or infinite"),
-    ([1.0, float("inf"), 2.0], "NaN or infinite"),
-    ([-float("inf"), 0.0, 2.0], "NaN or infinite"),
-    ([1.0, None, 2.0], "NaN or infinite"),
-    (["1", "2", "3"], "must be numbers"),
-    ([1 + 2j, 2.0, 3.0], "must be numbers"),
-    ({"a": 1.0}, "must be numbers"),
-    ([[1.0, 2.0], [3.0]], "must be numbers"),
+    ([1.0, float("nan"), 2.0], NOT_FINITE),
+    ([1.0, float("inf"), 2.0], NOT_FINITE),
+    ([-float("inf"), 0.0, 2.0], NOT_FINITE),
+    ([1.0, None, 2.0], NOT_FINITE),
+    (["1", "2", "3"], r"^an arm's values must be numbers \(got list\)$"),
+    ([1 + 2j, 2.0, 3.0], r"^an arm's values must be numbers \(got list\)$"),
+    ({"a": 1.0}, r"^an arm's values must be numbers \(got dict\)$"),
+    ([[1.0, 2.0], [3.0]], r"^an arm's values must be numbers \(got list\)$"),
     ([], "has 0 user"),
     ([2.0], "has 1 user"),
-    (None, "must be numbers"),
+    (None, r"^an arm's values must be numbers \(got NoneType\)$"),
     (3.0, r"shape \(\)"),
     ([[1.0, 2.0], [3.0, 4.0]], r"values of shape \(2, 2\)"),
-    ([1e200, -1e200, 1.0], "too large"),
+    ([1e200, -1e200, 1.0], TOO_LARGE),
 ])
 def test_hostile_arm_values_are_a_config_error(name, bad, message):
     for args in ((bad, GOOD), (GOOD, bad)):
@@ -133,7 +138,7 @@ def test_an_alpha_outside_zero_one_is_refused(alpha):
     for call in (lambda: stats.welch(GOOD, GOOD, alpha=alpha), lambda: stats.bootstrap_ci(GOOD, GOOD, alpha=alpha),
                  lambda: stats.sample_size(1.0, 0.1, alpha=alpha), lambda: stats.mde(1.0, 100, alpha=alpha),
                  lambda: stats.verdict(0.1, 0.05, 0.2, 0.01, alpha=alpha)):
-        with pytest.raises(ConfigError, match="alpha"):
+        with pytest.raises(ConfigError, match=r"^alpha must be (a number|finite|between 0 and 1, exclusive) \(got "):
             call()
 
 
@@ -166,6 +171,8 @@ def test_bootstrap_draws_every_user_including_the_first():
     lo, hi = stats.bootstrap_ci(heavy, zeros, resamples=200)
     assert lo <= -200.0 and hi == 0.0
     assert stats.bootstrap_ci([2.0, 2.0], [5.0, 5.0, 5.0], resamples=5) == (3.0, 3.0)  # constant arms: exact
+    one = stats.bootstrap_ci(heavy, zeros, resamples=1)  # one resample is an interval of one difference
+    assert one[0] == one[1] and one == pytest.approx(_bootstrap_by_hand(heavy, zeros, 1, 0.05, 0))
 
 
 @pytest.mark.parametrize("resamples", [0, -1, 2.5, "100", True, None])
@@ -176,9 +183,9 @@ def test_bootstrap_needs_a_whole_number_of_resamples(resamples):
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0"])
 def test_bootstrap_and_holdout_need_a_whole_seed(seed):
-    with pytest.raises(ConfigError, match="seed"):
+    with pytest.raises(ConfigError, match="^seed must be a whole number of at least 0"):
         stats.bootstrap_ci(GOOD, GOOD, seed=seed)
-    with pytest.raises(ConfigError, match="seed"):
+    with pytest.raises(ConfigError, match="^seed must be a whole number of at least 0"):
         stats.cuped_holdout(np.arange(10.0), np.arange(10.0), np.arange(10), seed=seed)
 
 
@@ -246,9 +253,10 @@ def test_cuped_ignores_a_constant_covariate_beside_a_useful_one():
     (np.ones((3, 1)), np.ones((3, 1, 1)), r"got shape \(3, 1, 1\)"),
     (1.0, [1.0, 2.0, 3.0], r"got shape \(\)"),
     ([1.0, 2.0, 3.0], 1.0, r"got shape \(\)"),
-    ([1.0, float("nan"), 3.0], [1.0, 2.0, 3.0], "NaN or infinite"),
-    ([1.0, 2.0, 3.0], ["a", "b", "c"], "must be numbers"),
-    ([1e200, -1e200, 0.0], [1.0, 2.0, 3.0], "too large"),
+    ([1.0, float("nan"), 3.0], [1.0, 2.0, 3.0], "^the pre-period values hold NaN or infinite values"),
+    ([1.0, 2.0, 3.0], ["a", "b", "c"], r"^the pre-period values must be numbers \(got list\)$"),
+    ([1e200, -1e200, 0.0], [1.0, 2.0, 3.0],
+     r"^the pre-period values are too large for float64 \(their variance overflows\): rescale them$"),
 ])
 def test_cuped_refuses_pre_period_values_that_do_not_fit_the_arms(pre_control, pre_treatment, message):
     with pytest.raises(ConfigError, match=message):
@@ -261,7 +269,7 @@ def test_cuped_fit_checks_its_rows():
     assert stats.cuped_fit(np.array([1, 2, 4]), x)(x[:, None]) == pytest.approx(stats.cuped_fit(y, x)(x[:, None]))
     with pytest.raises(ConfigError, match=r"one arm label per user \(3\)"):
         stats.cuped_fit(y, x, np.zeros(2))
-    with pytest.raises(ConfigError, match="1-D"):
+    with pytest.raises(ConfigError, match=r"^the metric needs one value per row \(a 1-D array\), got shape \(3, 1\)$"):
         stats.cuped_fit(np.ones((3, 1)), x)
     with pytest.raises(ConfigError, match="every user"):
         stats.cuped_fit(y, x[:2])
@@ -327,8 +335,9 @@ def test_held_out_cuped_of_a_small_metric_is_not_rounded_away():
     ({"folds": "5"}, "folds must be"),
     ({"folds": 11}, r"at least as many users as the 11 folds \(got 10\)"),
     ({"groups": np.arange(9)}, r"one user name per row \(10\)"),
-    ({"groups": [None, "a"] * 5}, "all strings or all numbers"),
-    ({"y": np.r_[np.nan, np.ones(9)]}, "NaN or infinite"),
+    ({"groups": [None, "a"] * 5}, "^the user names must be all strings or all numbers$"),
+    ({"y": np.r_[np.nan, np.ones(9)]}, "^the metric values hold NaN or infinite values"),
+    ({"y": ["a"] * 10}, r"^the metric values must be numbers \(got list\)$"),
     ({"y": np.ones((10, 1))}, "1-D"),
     ({"x": np.ones(9)}, "every user"),
 ])
@@ -381,6 +390,14 @@ def test_msprt_of_a_small_metric_is_the_same_test():
         assert stats.msprt(c * scale, t * scale, tau=0.7 * scale) == pytest.approx(stats.msprt(c, t, 0.7), rel=1e-9)
 
 
+def test_msprt_refuses_a_mixture_that_overflows_at_the_last_look():
+    """tau^2 / sigma^2 near float64's largest: finite at one pair, inf at three."""
+    c, t = np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 4.0])
+    sigma2 = 2 * np.var(np.concatenate([c, t]), ddof=1)
+    with pytest.raises(ConfigError, match="^tau must be a positive effect size on the metric's scale"):
+        stats.msprt(c, t, tau=1e154 * math.sqrt(sigma2))
+
+
 def test_msprt_of_identical_values_never_rejects():
     assert stats.msprt([2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0]) == [1.0, 1.0, 1.0]
     huge = stats.msprt(np.zeros(50) + np.tile([0.0, 1e-3], 25), np.ones(50))  # overwhelming evidence
@@ -414,7 +431,7 @@ def test_sample_size_and_mde_at_other_alpha_and_power():
     ({"mde": 0.0}, r"need a non-zero effect and sigma >= 0 \(got mde=0.0, sigma=1.0\)"),
     ({"sigma": -0.5}, r"need a non-zero effect and sigma >= 0 \(got mde=0.1, sigma=-0.5\)"),
     ({"mde": float("nan")}, "mde must be finite"), ({"mde": float("inf")}, "mde must be finite"),
-    ({"sigma": float("nan")}, "sigma must be finite"), ({"sigma": "1"}, "sigma must be a number"),
+    ({"sigma": float("nan")}, "sigma must be finite"), ({"sigma": "1"}, r"^sigma must be a number \(got str\)$"),
     ({"mde": None}, "mde must be a number"), ({"power": 1.0}, "power must be between 0 and 1"),
     ({"power": 0.0}, "power must be"), ({"power": float("nan")}, "power must be finite"),
     ({"arms": 3}, "arms must be 1"), ({"arms": 0}, "arms must be 1"), ({"arms": True}, "arms must be 1"),
@@ -458,9 +475,13 @@ def test_credit_test_refuses_a_cap_that_is_no_quantile(cap, message):
         stats.credit_test([1, 2, 3], [2, 2, 5], cap_quantile=cap)
 
 
-def test_credit_test_refuses_differences_that_overflow():
-    with pytest.raises(ConfigError, match="too large"):
-        stats.credit_test([-1e308, 0.0, 1.0], [1e308, 1.0, 0.0], cap_quantile=1.0)
+@pytest.mark.parametrize("cap", [1.0, 0.9])
+def test_credit_test_refuses_differences_that_overflow(cap):
+    """B - A of two finite credits can overflow; two such users made the cap's quantile inf - inf."""
+    with pytest.raises(ConfigError, match=r"^the credits are too large for float64 \(B - A overflows\): rescale them$"):
+        stats.credit_test([-1e308, -1e308, 0.0, 1.0], [1e308, 1e308, 1.0, 0.0], cap_quantile=cap)
+    with pytest.raises(ConfigError, match=TOO_LARGE):  # finite differences whose variance overflows
+        stats.credit_test([0.0, 0.0, 0.0], [1e200, -1e200, 1.0], cap_quantile=cap)
 
 
 def test_sign_test_is_the_two_sided_binomial_test():
@@ -470,9 +491,10 @@ def test_sign_test_is_the_two_sided_binomial_test():
     assert stats.sign_test(np.int64(7), np.int64(20)) == pytest.approx(sps.binomtest(7, 27, 0.5).pvalue)
 
 
-@pytest.mark.parametrize("wins", [(-1, 3), (3, -1), (2.5, 3), (3, "4"), (None, 1), (True, 3)])
-def test_sign_test_needs_counts(wins):
-    with pytest.raises(ConfigError, match="must be a whole number of at least 0"):
+@pytest.mark.parametrize("wins, name", [((-1, 3), "wins_a"), ((3, -1), "wins_b"), ((2.5, 3), "wins_a"),
+                                        ((3, "4"), "wins_b"), ((None, 1), "wins_a"), ((True, 3), "wins_a")])
+def test_sign_test_needs_counts(wins, name):
+    with pytest.raises(ConfigError, match=f"^{name} must be a whole number of at least 0"):
         stats.sign_test(*wins)
 
 
@@ -504,6 +526,14 @@ def test_the_verdicts_rule_says_why_in_full():
 ])
 def test_the_verdict_at_its_boundaries(args, higher_is_better, decision):
     assert stats.verdict(*args, higher_is_better=higher_is_better).decision == decision
+
+
+def test_the_verdict_takes_what_welch_gives_for_constant_arms():
+    """Constant arms give p = 0 with a point interval, or p = 1 with [0, 0]: results, not errors."""
+    exact = stats.welch([1.0, 1.0], [3.0, 3.0])
+    assert stats.verdict(exact.delta, exact.ci_low, exact.ci_high, exact.p_value).decision == "ship"
+    same = stats.welch([1.0, 1.0], [1.0, 1.0])
+    assert stats.verdict(same.delta, same.ci_low, same.ci_high, same.p_value).decision == "inconclusive"
 
 
 @pytest.mark.parametrize("args, message", [
