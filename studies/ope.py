@@ -32,11 +32,14 @@ only the lists where the item sits at the very same position.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.studies.stats import count_arg, number_arg
 
 SHRINK = 20.0  # pseudo-views of an item at its greedy rank's attraction
 EM_ITERATIONS = 100
@@ -63,10 +66,20 @@ class Logs:
         if arrays is not None:
             self.a = arrays
             return
-        stack = lambda f, dtype=np.float64: np.array([getattr(lg, f) for lg in logs], dtype)  # noqa: E731
-        a = {"clicks": stack("clicks"), "marginals": stack("marginals"), "match": stack("match", bool),
-             "shown_rank": stack("shown_rank", np.int64), "target_rank": stack("target_rank", np.int64)}
-        n, k = a["clicks"].shape
+        logs = list(logs or ())
+        if not logs:
+            raise ConfigError("no logged lists: an off-policy estimate needs the exploration logs of at least one "
+                              "list (run more users or days)")
+        k = np.size(logs[0].clicks)
+        if k == 0:
+            raise ConfigError("a logged list has no positions: log the lists that were shown")
+        rank = "whole numbers >= 0 (the item's rank in the logging policy's greedy list, k: outside it)"
+        a = {"clicks": _numbers(logs, "clicks", (k,), 1, "in [0, 1] (1: clicked)"),
+             "marginals": _floats(logs, "marginals", (k,)),
+             "match": _numbers(logs, "match", (k,), 1, "True or False per position", whole=True).astype(bool),
+             "shown_rank": _numbers(logs, "shown_rank", (k,), np.inf, rank, whole=True).astype(np.int64),
+             "target_rank": _numbers(logs, "target_rank", (k,), np.inf, rank, whole=True).astype(np.int64)}
+        n = len(logs)
         bad = ~((a["marginals"] > 0) & (a["marginals"] <= 1))  # NaN too
         if bad.any():
             # a shown item had some chance to be shown; 0 made IPS and DR NaN and SNIPS drop the position
@@ -74,8 +87,11 @@ class Logs:
                               "item's probability of its position must be in (0, 1]; log the exploration "
                               "policy's probability of the item it showed (runtime exploration does)")
         if all(lg.shown_items is not None and lg.target_items is not None for lg in logs):
-            shown, target = np.array([lg.shown_items for lg in logs]), np.array([lg.target_items for lg in logs])
-            _, codes = np.unique(np.concatenate([shown.ravel(), target.ravel()]), return_inverse=True)
+            shown, target = _field(logs, "shown_items", (k,)), _field(logs, "target_items", (k,))
+            try:
+                _, codes = np.unique(np.concatenate([shown.ravel(), target.ravel()]), return_inverse=True)
+            except TypeError:  # ids of mixed types (None among strings) have no order
+                raise ConfigError("a logged list's item ids must be all strings or all numbers") from None
             a["shown_item"], a["target_item"] = codes[: n * k].reshape(n, k), codes[n * k:].reshape(n, k)
             same = a["target_item"][:, :, None] == a["shown_item"][:, None, :]  # [n, r, s]
             a["target_at"] = np.where(same.any(2), same.argmax(2), -1)  # where the logger showed target item r
@@ -83,7 +99,7 @@ class Logs:
         else:
             a["shown_item"] = a["target_item"] = np.zeros((n, k), np.int64)
         if "target_at" in a and all(lg.target_exposure is not None for lg in logs):
-            a["target_exposure"] = stack("target_exposure")
+            a["target_exposure"] = _numbers(logs, "target_exposure", (k, k), 1, "probabilities in [0, 1]")
         self.a = a
 
     def __len__(self) -> int:
@@ -91,6 +107,35 @@ class Logs:
 
     def take(self, rows: np.ndarray) -> Logs:
         return Logs(arrays={name: v[rows] for name, v in self.a.items()}, n_items=self.n_items)
+
+
+def _field(logs: list[LoggedList], name: str, shape: tuple) -> np.ndarray:
+    """One field of every list stacked to (n,) + shape; a ragged or missing field is named, not a numpy error."""
+    try:
+        raw = np.array([getattr(lg, name) for lg in logs])
+    except ValueError:  # lists of different lengths
+        raw = None
+    if raw is None or raw.shape[1:] != shape:
+        raise ConfigError(f"every logged list needs `{name}` with {' x '.join(map(str, shape))} values (one per "
+                          f"position of its {shape[0]}-item list)")
+    return raw
+
+
+def _floats(logs: list[LoggedList], name: str, shape: tuple) -> np.ndarray:
+    raw = _field(logs, name, shape)
+    if raw.dtype.kind not in "biuf":
+        raise ConfigError(f"a logged list's `{name}` must be numbers (got {raw.dtype.name} values)")
+    return raw.astype(np.float64)
+
+
+def _numbers(logs: list[LoggedList], name: str, shape: tuple, high: float, what: str,
+             whole: bool = False) -> np.ndarray:
+    """A numeric field in [0, high] (whole numbers if `whole`); NaN or out of range is refused."""
+    values = _floats(logs, name, shape)
+    ok = np.isfinite(values) & (values >= 0) & (values <= high)
+    if not ok.all() or (whole and (values != np.floor(values)).any()):
+        raise ConfigError(f"a logged list's `{name}` must be {what}")
+    return values
 
 
 def _as_logs(logs) -> Logs:
@@ -128,6 +173,9 @@ def fit_click_model(logs, shrink: float = SHRINK, iterations: int = EM_ITERATION
     attraction are hidden; a click means both happened. The item factor's update adds `shrink`
     pseudo-views at factor 1 to the item's attracted and expected counts."""
     logs = _as_logs(logs)
+    shrink, iterations = number_arg("shrink", shrink), count_arg("iterations", iterations, 1)
+    if shrink <= 0:  # an item seen only in target lists would get the factor 0 / 0
+        raise ConfigError(f"shrink must be above 0 pseudo-views (got {shrink})")
     a = logs.a
     n, k = a["clicks"].shape
     clicks, rank, item = a["clicks"].ravel(), a["shown_rank"].ravel(), a["shown_item"].ravel()
@@ -157,7 +205,9 @@ def fit_click_model(logs, shrink: float = SHRINK, iterations: int = EM_ITERATION
 
 def model_terms(logs, q: ClickModel) -> dict[str, np.ndarray]:
     """Per list: the DR, DM and (with item-level logs) DR-PBM terms under the click model q."""
-    a = _as_logs(logs).a
+    logs = _as_logs(logs)
+    a = logs.a
+    _check_model(q, a["clicks"].shape[1], logs.n_items)
     exam = q.examination[None, :]
     alpha = q.attract(a["target_rank"], a["target_item"])
     shown_q = exam * q.attract(a["shown_rank"], a["shown_item"])
@@ -171,6 +221,18 @@ def model_terms(logs, q: ClickModel) -> dict[str, np.ndarray]:
         got = np.take_along_axis(a["clicks"], s, 1) - q.examination[s] * alpha
         out["DR-PBM"] = (exam * (alpha + np.where(hit, got / np.where(hit, reach, 1.0), 0.0))).sum(1)
     return out
+
+
+def _check_model(q: ClickModel, k: int, n_items: int) -> None:
+    """q must speak of these logs: one examination per position, a factor for each item code, probabilities."""
+    parts = [np.asarray(v, np.float64) for v in (q.examination, q.attraction, q.item_factor)]
+    if (parts[0].shape != (k,) or parts[1].ndim != 1 or len(parts[1]) == 0 or parts[2].ndim != 1
+            or len(parts[2]) < n_items):
+        raise ConfigError(f"the click model does not fit these logs: it needs {k} examination values, at least one "
+                          f"attraction and {n_items} item factor(s) (fit it on these logs: fit_click_model)")
+    if not all(np.isfinite(v).all() and (v >= 0).all() for v in parts) or (parts[0] > 1).any():
+        raise ConfigError("the click model's examination must be probabilities and its attraction and item "
+                          "factors finite numbers >= 0")
 
 
 def fitted_terms(logs, q: ClickModel | None = None) -> dict[str, np.ndarray]:
@@ -188,7 +250,15 @@ def direct_method(logs, q: ClickModel | None = None) -> float:
 
 
 def doubly_robust_pbm(logs, q: ClickModel | None = None) -> float:
+    logs = _as_logs(logs)
+    _need_exposure(logs, "DR-PBM")
     return float(np.mean(fitted_terms(logs, q)["DR-PBM"]))
+
+
+def _need_exposure(logs: Logs, what: str) -> None:
+    if "target_exposure" not in logs.a:
+        raise ConfigError(f"{what} needs item-level logs: each list's shown and target item ids and the logger's "
+                          "table of where it puts each target item (target_exposure; runtime exploration logs it)")
 
 
 def estimates(logs) -> dict[str, float]:
@@ -212,6 +282,7 @@ def thin_support(logs, q: ClickModel | None = None) -> dict[str, float] | None:
     k = a["clicks"].shape[1]
     thin = a["target_exposure"][:, np.arange(k), np.arange(k)] < 1.0 / len(logs)
     q = fit_click_model(logs) if q is None else q
+    _check_model(q, k, logs.n_items)
     value = q.examination[None, :] * q.attract(a["target_rank"], a["target_item"])
     return {"positions": float(thin.mean()), "value": float(value[thin].sum() / max(value.sum(), 1e-12)),
             "outside_short_list": float((a["target_exposure"].sum(2) == 0).mean()),
@@ -224,7 +295,10 @@ def ips_spread(logs, q: ClickModel) -> float:
     c adds c / P to the second moment (pairs of positions counted as if independent). A bootstrap of 5,000 lists cannot
     show a weight of 1 / P = 10^6 that those lists never drew, so it understates IPS's noise exactly where
     support is thin; this does not. Needs the logger's tables (`target_exposure`)."""
-    a = _as_logs(logs).a
+    logs = _as_logs(logs)
+    _need_exposure(logs, "IPS's spread")
+    _check_model(q, logs.a["clicks"].shape[1], logs.n_items)
+    a = logs.a
     k = a["clicks"].shape[1]
     p = a["target_exposure"][:, np.arange(k), np.arange(k)]
     c = q.examination[None, :] * q.attract(a["target_rank"], a["target_item"])
@@ -240,7 +314,8 @@ def standard_errors(logs, resamples: int = 200, seed: int = 0) -> dict[str, floa
     None where every resample gave the same figure: the lists then show none of the estimator's noise
     (IPS on two lists, none matching the target, drew 0 each time), which a 0 would report as none at all."""
     logs = _as_logs(logs)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(count_arg("seed", seed, 0))
+    resamples = count_arg("resamples", resamples, 2)  # a standard deviation needs two draws
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
         for name, v in estimates(logs.take(rng.integers(0, len(logs), len(logs)))).items():
@@ -254,9 +329,16 @@ def lists_for_goal(standard_error: float | None, truth: float, lists: int, goal:
     (z standard errors at most goal x truth; the standard error shrinks as 1 / sqrt(lists)). Above the
     lists at hand, a "within 5%" verdict on one run is mostly luck. None when the noise was not measured
     or the truth is 0 (no relative goal)."""
-    if standard_error is None or truth <= 0:
+    if standard_error is None:
         return None
-    return float(lists * (z * standard_error / (goal * truth)) ** 2)
+    standard_error, truth = number_arg("standard_error", standard_error), number_arg("truth", truth)
+    lists, goal, z = count_arg("lists", lists, 1), number_arg("goal", goal), number_arg("z", z)
+    if standard_error < 0 or goal <= 0 or z <= 0:
+        raise ConfigError(f"need a standard error >= 0 and a goal and z above 0 (got {standard_error}, {goal}, {z})")
+    if truth <= 0:
+        return None
+    ratio = z * standard_error / (goal * truth)
+    return lists * ratio * ratio  # a Python float: inf past float64, never an OverflowError
 
 
 def days_for_goal(lists_needed: float | None, lists: int, days: int) -> int | None:
@@ -264,9 +346,15 @@ def days_for_goal(lists_needed: float | None, lists: int, days: int) -> int | No
     what to pass as --days for a verdict that is not luck (at least the days run; None if not known)."""
     if lists_needed is None:
         return None
+    if isinstance(lists, bool) or isinstance(days, bool) or not (isinstance(lists, numbers.Integral)
+                                                                 and isinstance(days, numbers.Integral)):
+        raise ConfigError(f"lists and days must be whole numbers (got {lists!r} and {days!r})")
     if lists <= 0 or days <= 0:
         raise ConfigError(f"need a run that logged lists (got {lists} lists over {days} days)")
-    return max(days, int(np.ceil(days * lists_needed / lists)))
+    needed = days * number_arg("lists_needed", lists_needed) / lists
+    if needed < 0:
+        raise ConfigError(f"lists_needed must be >= 0 (got {lists_needed})")
+    return max(int(days), math.ceil(needed))
 
 
 def seed_summary(rows: list[dict], goal: float = GOAL) -> dict[str, dict]:
@@ -275,7 +363,11 @@ def seed_summary(rows: list[dict], goal: float = GOAL) -> dict[str, dict]:
     seeds (`se`) and standard deviation (`sd`), root mean square, the share of seeds within `goal` of the
     truth and the share on which it is closer than IPS: one seed's error says little, the order of the
     estimators changes from seed to seed."""
-    truth = np.array([r["true_value"] for r in rows])
+    if not rows:
+        raise ConfigError("no runs to summarise: pass one row per seed")
+    truth = np.array([r["true_value"] for r in rows], np.float64)
+    if not (np.isfinite(truth).all() and (truth != 0).all()):
+        raise ConfigError("a relative error needs a finite, non-zero true value in every row")
     names = [name for name in rows[0] if name not in ("seed", "lists", "true_value", "true_value_se")]
     signed = {name: (np.array([r[name] for r in rows]) - truth) / truth for name in names}
     err = {name: np.abs(e) for name, e in signed.items()}

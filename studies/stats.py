@@ -10,6 +10,7 @@ binomial tails.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,14 +19,64 @@ from scipy import stats as sps
 from edgerec.errors import ConfigError
 
 
+def _values(v, what: str) -> np.ndarray:
+    """`v` as a float64 array of finite numbers; anything else is a ConfigError that names `what`."""
+    try:
+        if v is None:
+            raise TypeError
+        raw = np.asarray(v)
+        if raw.dtype.kind not in "biufO":  # strings, complex numbers, dates: no metric values
+            raise TypeError
+        a = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be numbers (got {type(v).__name__})") from None
+    if not np.isfinite(a).all():
+        raise ConfigError(f"{what} hold NaN or infinite values: drop or fill the users without a value")
+    return a
+
+
 def _arrays(*values) -> list[np.ndarray]:
-    out = [np.asarray(v, np.float64) for v in values]
+    out = [_values(v, "an arm's values") for v in values]
     for a in out:
         if a.ndim != 1 or len(a) < 2:
             got = f"{len(a)} user(s)" if a.ndim == 1 else f"values of shape {a.shape}"
             raise ConfigError(f"each arm needs at least two users' values and one arm has {got}: with simulated users "
                               "raise --users (arms are drawn at random, so a few users can leave one nearly empty)")
     return out
+
+
+def number_arg(name: str, value) -> float:
+    """A scalar argument as a float: a finite real number (not a bool, not text), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number (got {type(value).__name__})")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite (got {value})")
+    return float(value)
+
+
+def _share(name: str, value) -> float:
+    """alpha, power: strictly between 0 and 1 (at 0 or 1 the normal and t quantiles are infinite)."""
+    v = number_arg(name, value)
+    if not 0 < v < 1:
+        raise ConfigError(f"{name} must be between 0 and 1, exclusive (got {v})")
+    return v
+
+
+def count_arg(name: str, value, least: int) -> int:
+    """A whole-number argument of at least `least` (numpy integers too; not a bool or 2.0), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ConfigError(f"{name} must be a whole number of at least {least} (got {value!r})")
+    return int(value)
+
+
+def _moments(a: np.ndarray) -> tuple[float, float]:
+    """Mean and sample variance; values so large that these overflow float64 are refused, not NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, var = float(a.mean()), float(a.var(ddof=1))
+    if not (math.isfinite(mean) and math.isfinite(var)):
+        raise ConfigError("the values are too large for float64 statistics (their variance overflows): "
+                          "rescale the metric, e.g. to thousands")
+    return mean, var
 
 
 @dataclass
@@ -51,20 +102,24 @@ class Comparison:
 def welch(control, treatment, metric: str = "metric", alpha: float = 0.05) -> Comparison:
     """Welch's unequal-variance t-test and its (1 - alpha) interval for the difference of means."""
     c, t = _arrays(control, treatment)
-    vc, vt = c.var(ddof=1) / len(c), t.var(ddof=1) / len(t)
-    se = math.sqrt(vc + vt)
-    delta = float(t.mean() - c.mean())
-    if se == 0:
+    alpha = _share("alpha", alpha)
+    (mc, vc), (mt, vt) = _moments(c), _moments(t)
+    vc, vt = vc / len(c), vt / len(t)
+    se, delta = math.sqrt(vc + vt), mt - mc  # finite: _moments bounds each mean and variance by float64's max / n
+    if se == 0:  # both arms constant: the difference is exact
         p, half = (1.0 if delta == 0 else 0.0), 0.0
     else:
-        df = (vc + vt) ** 2 / ((vc ** 2 / (len(c) - 1) if vc else 0) + (vt ** 2 / (len(t) - 1) if vt else 0))
+        # Welch-Satterthwaite df written with the variance shares, which neither overflow nor underflow
+        wc, wt = vc / (vc + vt), vt / (vc + vt)
+        df = 1 / (wc ** 2 / (len(c) - 1) + wt ** 2 / (len(t) - 1))
         p = float(2 * sps.t.sf(abs(delta) / se, df))
-        half = float(sps.t.ppf(1 - alpha / 2, df) * se)
-    return Comparison(metric, float(c.mean()), float(t.mean()), delta, _relative(delta, c.mean()),
+        half = float(sps.t.isf(alpha / 2, df) * se)
+    return Comparison(metric, mc, mt, delta, _relative(delta, mc),
                       delta - half, delta + half, p, len(c), len(t), "welch")
 
 
 def _relative(delta: float, base: float) -> float:
+    # no relative change from a control mean of 0: NaN, which records write as null
     return float(delta / base) if base else float("nan")
 
 
@@ -72,6 +127,9 @@ def bootstrap_ci(control, treatment, resamples: int = 2000, alpha: float = 0.05,
                  ) -> tuple[float, float]:
     """Percentile bootstrap interval of the difference of means (users resampled within each arm)."""
     c, t = _arrays(control, treatment)
+    resamples, alpha, seed = count_arg("resamples", resamples, 1), _share("alpha", alpha), count_arg("seed", seed, 0)
+    for arm in (c, t):
+        _moments(arm)  # refuses values whose means would overflow
     rng = np.random.default_rng(seed)
     diffs = np.empty(resamples)
     for b in range(resamples):
@@ -96,30 +154,54 @@ def cuped(control, treatment, pre_control, pre_treatment) -> tuple[np.ndarray, n
     six heavy-tailed covariates on 300 users; the test shows it).
     """
     c, t = _arrays(control, treatment)
-    xc, xt = (np.asarray(v, np.float64) for v in (pre_control, pre_treatment))
-    xc, xt = (v.reshape(len(v), -1) if v.ndim == 1 else v for v in (xc, xt))
-    if xc.ndim != 2 or len(xc) != len(c) or len(xt) != len(t) or xc.shape[1] != xt.shape[1]:
-        raise ConfigError("CUPED needs the same pre-period values for every user in each arm")
+    xc, xt = _covariates(pre_control, len(c)), _covariates(pre_treatment, len(t))
+    if xc.shape[1] != xt.shape[1]:
+        raise ConfigError(f"CUPED needs the same pre-period covariates in both arms (got {xc.shape[1]} and "
+                          f"{xt.shape[1]} per user)")
     arm = np.repeat([0, 1], [len(c), len(t)])
     adjust = cuped_fit(np.concatenate([c, t]), np.concatenate([xc, xt]), arm)
     ac, at = c - adjust(xc), t - adjust(xt)
-    before = c.var(ddof=1) + t.var(ddof=1)
-    after = ac.var(ddof=1) + at.var(ddof=1)
+    before = _moments(c)[1] + _moments(t)[1]
+    after = _moments(ac)[1] + _moments(at)[1]
     return ac, at, float(1 - after / before) if before > 0 else 0.0
+
+
+def _vector(y) -> np.ndarray:
+    y = _values(y, "the metric values")
+    if y.ndim != 1:
+        raise ConfigError(f"the metric needs one value per row (a 1-D array), got shape {y.shape}")
+    return y
+
+
+def _covariates(x, rows: int) -> np.ndarray:
+    """Pre-period values as a (rows, p) array: one value per user (1-D) or p of them (2-D)."""
+    x = _values(x, "the pre-period values")
+    x = x[:, None] if x.ndim == 1 else x
+    if x.ndim != 2 or len(x) != rows:
+        raise ConfigError(f"CUPED needs the pre-period values of every user: {rows} row(s), one per user, "
+                          f"got shape {x.shape}")
+    return x
 
 
 def cuped_fit(y: np.ndarray, x: np.ndarray, arm: np.ndarray | None = None):
     """The adjustment x -> theta (x - mean x): theta by least squares of y on x, both taken about
     their mean within each arm (`arm`: one label per row; None: one arm); mean x over all rows."""
+    y = _vector(y)
+    x = _covariates(x, len(y))
     arm = np.zeros(len(y), np.int64) if arm is None else np.asarray(arm)
-    mean = x.mean(0)
-    keep = x.var(0) > 0  # a constant covariate says nothing
-    yw, xw = y.astype(np.float64), x[:, keep].astype(np.float64)
+    if arm.shape != y.shape:
+        raise ConfigError(f"need one arm label per user ({len(y)}), got shape {arm.shape}")
+    with np.errstate(over="ignore"):  # finite x: an overflow gives inf, never NaN
+        mean, spread = x.mean(0), x.var(0)
+    if not (np.isfinite(mean).all() and np.isfinite(spread).all()):
+        raise ConfigError("the pre-period values are too large for float64 (their variance overflows): rescale them")
+    keep = spread > 0  # a constant covariate says nothing
+    yw, xw = y.copy(), x[:, keep]
     for a in np.unique(arm):
         rows = arm == a
         yw[rows] -= yw[rows].mean()
         xw[rows] -= xw[rows].mean(0)
-    theta = np.linalg.lstsq(xw, yw, rcond=None)[0] if keep.any() else np.zeros(0)
+    theta = np.linalg.lstsq(xw, yw, rcond=None)[0]
     return lambda new: (np.asarray(new, np.float64) - mean)[:, keep] @ theta
 
 
@@ -136,14 +218,21 @@ def cuped_holdout(y: np.ndarray, x: np.ndarray, groups: np.ndarray, folds: int =
     theta fitted on the others, the figure to plan sample sizes with. `groups`
     names the user of each row, so rows of one user stay in one fold.
     """
-    y, x = np.asarray(y, np.float64), np.asarray(x, np.float64).reshape(len(y), -1)
-    names, row = np.unique(groups, return_inverse=True)
+    y = _vector(y)
+    x, groups = _covariates(x, len(y)), np.asarray(groups)
+    folds, seed = count_arg("folds", folds, 2), count_arg("seed", seed, 0)
+    if groups.shape != y.shape:
+        raise ConfigError(f"need one user name per row ({len(y)}), got shape {groups.shape}")
+    try:
+        names, row = np.unique(groups, return_inverse=True)
+    except TypeError:  # names of mixed types (None among strings) have no order
+        raise ConfigError("the user names must be all strings or all numbers") from None
+    if len(names) < folds:
+        raise ConfigError(f"need at least as many users as the {folds} folds (got {len(names)})")
     fold = np.random.default_rng(seed).permutation(len(names))[row] % folds
     adjusted = np.empty_like(y)
     for f in range(folds):
         out = fold == f
-        if out.all() or not out.any():
-            raise ConfigError(f"need more users than the {folds} folds")
         adjusted[out] = y[out] - cuped_fit(y[~out], x[~out])(x[out])
     return _removed(y - y.mean(), adjusted - adjusted.mean())
 
@@ -160,18 +249,23 @@ def msprt(control, treatment, tau: float | None = None) -> list[float]:
     """
     c, t = _arrays(control, treatment)
     n = min(len(c), len(t))
-    d = t[:n] - c[:n]
-    sigma2 = float(np.var(np.concatenate([c[:n], t[:n]]), ddof=1)) * 2  # variance of one paired difference
-    if sigma2 <= 0:
+    sigma2 = _moments(np.concatenate([c[:n], t[:n]]))[1] * 2  # variance of one paired difference
+    if sigma2 == 0:
         return [1.0] * n
-    tau2 = (tau ** 2) if tau else sigma2 / 4  # a mixture about the size of a half-sigma effect
+    # in units of sigma2 (scale-free, so nothing overflows): with v = sigma2 / m and r = tau^2 / sigma2,
+    # log Lambda_m = 0.5 log(v / (v + tau^2)) + mean^2 tau^2 / (2 v (v + tau^2))
+    #              = -0.5 log(1 + r m) + r S_m^2 / (2 sigma2 (1 + r m)),  S_m the sum of the first m differences
+    scaled = 0.5 if tau is None else max(number_arg("tau", tau), 0.0) / math.sqrt(sigma2)  # default: half a sigma
+    r = scaled * scaled
+    if not (r > 0 and math.isfinite(r * n)):
+        raise ConfigError(f"tau must be a positive effect size on the metric's scale (got {tau} for differences "
+                          f"of standard deviation {math.sqrt(sigma2):.3g})")
     out, p = [], 1.0
-    csum = np.cumsum(d)
+    z = np.cumsum(t[:n] - c[:n]) / math.sqrt(sigma2)
     for m in range(1, n + 1):
-        mean = csum[m - 1] / m
-        v = sigma2 / m
-        log_lr = 0.5 * math.log(v / (v + tau2)) + (mean ** 2) * tau2 / (2 * v * (v + tau2))
-        p = min(p, math.exp(-log_lr) if log_lr < 700 else 0.0)
+        rm = r * m
+        log_lr = -0.5 * math.log1p(rm) + r * z[m - 1] ** 2 / (2 * (1 + rm))
+        p = min(p, math.exp(-log_lr))
         out.append(p)
     return out
 
@@ -182,18 +276,26 @@ def sample_size(sigma: float, mde: float, alpha: float = 0.05, power: float = 0.
     arms=2: an A/B test, n per arm = 2 (z_a + z_b)^2 sigma^2 / mde^2.
     arms=1: a one-sample test of a paired outcome (interleaving), n = (z_a + z_b)^2 sigma^2 / mde^2.
     """
+    sigma, mde = number_arg("sigma", sigma), number_arg("mde", mde)
+    alpha, power = _share("alpha", alpha), _share("power", power)
     if mde == 0 or sigma < 0:
         raise ConfigError(f"need a non-zero effect and sigma >= 0 (got mde={mde}, sigma={sigma})")
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
-    per_arm = (2 if arms == 2 else 1) * (z * sigma / mde) ** 2
-    return int(math.ceil(per_arm * arms))
+    if arms not in (1, 2) or isinstance(arms, bool):
+        raise ConfigError(f"arms must be 1 (a paired outcome) or 2 (an A/B test), got {arms!r}")
+    ratio = float(sps.norm.isf(alpha / 2) + sps.norm.ppf(power)) * sigma / mde
+    total = arms * arms * ratio * ratio  # per arm: arms x (z sigma / mde)^2; a Python float overflows to inf
+    if not math.isfinite(total):
+        raise ConfigError(f"an effect of {mde} is too small against sigma {sigma} to plan a sample for")
+    return int(math.ceil(total))
 
 
 def mde(sigma: float, users: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest difference of means an even two-arm test of `users` in total detects at `power`."""
-    if users < 4:
-        raise ConfigError(f"need at least 4 users (got {users})")
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    sigma, users = number_arg("sigma", sigma), count_arg("users", users, 4)
+    alpha, power = _share("alpha", alpha), _share("power", power)
+    if sigma < 0:
+        raise ConfigError(f"need sigma >= 0 (got {sigma})")
+    z = sps.norm.isf(alpha / 2) + sps.norm.ppf(power)
     return float(z * sigma * math.sqrt(2 / (users / 2)))
 
 
@@ -213,13 +315,18 @@ def credit_test(clicks_a, clicks_b, cap_quantile: float = 0.9) -> tuple[float, f
     a, b = _arrays(clicks_a, clicks_b)
     if len(a) != len(b):
         raise ConfigError(f"need one A and one B credit per user (got {len(a)} and {len(b)})")
+    cap_quantile = number_arg("cap_quantile", cap_quantile)
     if not 0 < cap_quantile <= 1:
         raise ConfigError(f"cap_quantile must be in (0, 1] (got {cap_quantile})")
-    d = b - a
+    with np.errstate(over="ignore"):
+        d = b - a
+    if not np.isfinite(d).all():
+        raise ConfigError("the credits are too large for float64 (B - A overflows): rescale them")
     if cap_quantile < 1 and d.any():
         cap = float(np.quantile(np.abs(d[d != 0]), cap_quantile))
         d = np.clip(d, -cap, cap)
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    mean, var = _moments(d)
+    sd = math.sqrt(var)
     if sd == 0:
         return mean, sd, 1.0 if mean == 0 else 0.0
     return mean, sd, float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
@@ -227,7 +334,7 @@ def credit_test(clicks_a, clicks_b, cap_quantile: float = 0.9) -> tuple[float, f
 
 def sign_test(wins_a: int, wins_b: int) -> float:
     """Two-sided binomial test of interleaving wins (ties dropped): p-value that A and B are equal."""
-    n = wins_a + wins_b
+    n = count_arg("wins_a", wins_a, 0) + count_arg("wins_b", wins_b, 0)
     if n == 0:
         return 1.0
     return float(sps.binomtest(wins_a, n, 0.5).pvalue)
@@ -241,7 +348,16 @@ class Verdict:
 
 def verdict(delta: float, ci_low: float, ci_high: float, p_value: float, alpha: float = 0.05,
             higher_is_better: bool = True) -> Verdict:
-    """Ship when the interval excludes zero on the good side; do not ship when it does on the bad side."""
+    """Ship when the interval excludes zero on the good side; do not ship when it does on the bad side.
+
+    Every figure must be finite and p a probability: a NaN would otherwise fail every comparison and
+    read as a quiet "inconclusive"."""
+    for name, v in (("delta", delta), ("ci_low", ci_low), ("ci_high", ci_high), ("p_value", p_value)):
+        number_arg(name, v)
+    alpha = _share("alpha", alpha)
+    if not 0 <= p_value <= 1 or ci_low > ci_high:
+        raise ConfigError(f"not a test result: p={p_value} must be in [0, 1] and the interval "
+                          f"[{ci_low}, {ci_high}] must not be reversed")
     good = ci_low > 0 if higher_is_better else ci_high < 0
     bad = ci_high < 0 if higher_is_better else ci_low > 0
     shown = f"p={p_value:.3g}, {100 * (1 - alpha):.0f}% CI [{ci_low:.4g}, {ci_high:.4g}]"
