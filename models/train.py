@@ -272,13 +272,16 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             w = torch.as_tensor(windows[batch])
             negatives, log_q = sampler.sample(train.negatives) if train.loss == "sampled" else (None, None)
             loss = runner(w[:, :-1], w[:, 1:], negatives, log_q, torch.as_tensor(batch))
+            value = float(loss.detach())
+            if not math.isfinite(value):  # one such step turns every weight into NaN: stop before it
+                raise ModelError(_diverged(value, epoch, step, len(batches), train.lr))
             for group in optimizer.param_groups:
                 group["lr"] = train.lr * budget.lr_factor(epoch * budget.steps_per_epoch + step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, 5.0)
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
+            total += value * len(batch)
             seen += len(batch)
             if progress and step % 20 == 0:
                 progress("train", epoch * len(batches) + step, budget.total_steps,
@@ -353,6 +356,12 @@ def _rank_world() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def _diverged(value: float, epoch: int, step: int, batches: int, lr: float) -> str:
+    return (f"the training loss became {value} at epoch {epoch + 1}, batch {step + 1} of {batches}: training "
+            f"diverged (a learning rate too high for this model and data is the usual cause); lower --lr "
+            f"(now {lr:g}), e.g. to {lr / 10:g}, and train again")
 
 
 def _save_progress(out, model, best_state, config, items, optimizer, progress_state) -> None:
