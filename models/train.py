@@ -25,7 +25,7 @@ from torch import nn
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, Split
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, ModelError
 from edgerec.models.checkpoint import (
     load_train_state,
     save_checkpoint,
