@@ -15,7 +15,6 @@ import errno
 import glob
 import os
 import secrets
-import shutil
 import weakref
 from contextlib import suppress
 from pathlib import Path
@@ -71,6 +70,8 @@ def clear_abandoned(target: Path, suffix: str) -> None:
 
 def _remove(path: Path) -> None:
     if path.is_dir():
+        import shutil  # only to clear a folder: importing the runtime stays without it (tests/device/test_device_only.py)
+
         shutil.rmtree(path, ignore_errors=True)
     else:
         with suppress(OSError):
