@@ -96,13 +96,16 @@ def noise_for(epsilon: float, delta: float, q: float, rounds: int, accountant: s
     target = _number("the target epsilon", epsilon)
     if not 0 < target < math.inf:
         raise ConfigError(f"the target epsilon must be positive and finite (got {epsilon})")
+    guess = 1.0
     try:
         with _quiet():
             return float(calibration.calibrate_dp_mechanism(
                 lambda: _accountant(accountant), lambda sigma: _event(sigma, q, rounds), target, delta,
-                calibration.LowerEndpointAndGuess(LEAST_NOISE, 1.0), tol=1e-3))
+                calibration.LowerEndpointAndGuess(LEAST_NOISE, guess), tol=1e-3))
     except calibration.NoBracketIntervalFoundError:
-        if spent_epsilon(LEAST_NOISE, q, rounds, delta, accountant) <= target:
+        # the search failed upward from (LEAST_NOISE, guess), both on one side of the target: the guess
+        # tells which side (it is cheaper to account than LEAST_NOISE, for PLD by seconds)
+        if spent_epsilon(guess, q, rounds, delta, accountant) <= target:
             raise ConfigError(f"target epsilon {target} is met with a noise multiplier below {LEAST_NOISE}, which "
                               f"protects next to nothing; ask for a smaller epsilon") from None
         raise ConfigError(f"no noise multiplier reaches target epsilon {target} over {rounds} rounds at delta "

@@ -104,9 +104,14 @@ def test_the_plan_describes_what_was_spent_in_plain_json():
     assert json.loads(json.dumps(got, allow_nan=False)) == got
     assert DPPlan(4.0, DELTA, 0.5, 3, 1.5, "pld").describe(1.75)["accountant"].startswith("dp-accounting pld,")
     assert DPPlan(4.0, DELTA, 0.5, 3, 1.5, "pld").describe(1.75)["epsilon"] == oracle(1.75, 0.5, 3, DELTA, "pld")
+    assert plan.describe(0.5)["epsilon"] == oracle(0.5, 0.5, 3, DELTA, "rdp")  # little noise is still noise
     for none in (0.0, -1.0, float("nan")):  # a "DP" run without noise promises nothing: no epsilon to publish
-        with pytest.raises(ConfigError, match="needs noise"):
+        with pytest.raises(ConfigError, match=r"a DP run needs noise \(got a noise multiplier of .*\); without it, "
+                                              "record the run as FedAvg"):
             plan.describe(none)
+    for word in ("1.6", True):
+        with pytest.raises(ConfigError, match="the noise multiplier must be a number"):
+            plan.describe(word)
 
 
 GOOD = dict(noise_multiplier=1.0, q=0.5, rounds=3, delta=DELTA, accountant="rdp")
@@ -116,9 +121,9 @@ NAN, INF = float("nan"), float("inf")
 @pytest.mark.parametrize("bad, message", [
     (dict(q=0.0), r"0 < q <= 1, rounds >= 1 and 0 < delta < 1 \(got q=0.0, rounds=3, delta=1e-06\)"),
     (dict(q=-0.5), "0 < q <= 1"), (dict(q=1.0000001), "0 < q <= 1"), (dict(q=NAN), "got q=nan"),
-    (dict(q=INF), "got q=inf"), (dict(q=True), "the sampling rate q must be a number"),
+    (dict(q=INF), "got q=inf"), (dict(q=True), r"the sampling rate q must be a number \(got bool\)"),
     (dict(q="0.5"), "q must be a number"), (dict(q=None), "q must be a number"),
-    (dict(rounds=0), "rounds=0"), (dict(rounds=-2), "rounds=-2"), (dict(rounds=1.5), "rounds must be a whole number"),
+    (dict(rounds=0), "rounds=0"), (dict(rounds=-2), "rounds=-2"), (dict(rounds=1.5), r"rounds must be a whole number \(got float\)"),
     (dict(rounds=2.0), "whole number"), (dict(rounds=True), "whole number"), (dict(rounds=NAN), "whole number"),
     (dict(delta=0.0), "delta=0.0"), (dict(delta=1.0), "delta=1.0"), (dict(delta=1.5), "delta=1.5"),
     (dict(delta=-1e-6), "delta=-1e-06"), (dict(delta=NAN), "delta=nan"), (dict(delta=True), "delta must be a number"),
