@@ -42,15 +42,15 @@ def refused(call, *args, **kwargs) -> str:
 
 
 @pytest.mark.parametrize("header, missing", [("movieId,title", "genres"), ("movieId,genres", "title"),
-                                             ("id,title,genres", "movieId")])
+                                             ("id,title,genres", "movieId"), ("id,name,genres", "movieId, title")])
 def test_an_ml_latest_movies_file_without_a_column_names_it(tmp_path, header, missing):
     """A KeyError before: movies.csv was read by column name without asking whether the column was there."""
     write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n")
     write(tmp_path / "movies.csv", f"{header}\n1,Toy Story (1995)\n")
-    text = refused(load_movielens, "ml-latest", tmp_path)
-    assert text.startswith(f"movies.csv:1: missing column(s) {missing}; ml-latest reads movies.csv with the header "
-                           "line GroupLens ships (movieId,title,genres)"), text
-    assert "FORMAT csv" in text
+    assert refused(load_movielens, "ml-latest", tmp_path) == (
+        f"movies.csv:1: missing column(s) {missing}; ml-latest reads movies.csv with the header line GroupLens "
+        "ships (movieId,title,genres): restore it, or import a file of your own layout with FORMAT csv and "
+        "--user-col/--item-col/--time-col")
 
 
 def test_an_ml_latest_ratings_file_without_a_column_names_it_without_pointing_at_ignored_options(tmp_path):
@@ -652,3 +652,60 @@ def test_a_date_written_as_a_number_is_shown_with_its_reading(tmp_path):
     # read in another unit it is no date
     assert import_dataset("csv", path, options=ReadOptions(time_unit="ms")).meta["warnings"][0].startswith(
         "every time falls before 1973")
+
+
+def test_three_unknown_device_names_are_all_shown_without_an_ellipsis(tmp_path):
+    path = write(tmp_path / "log.csv", "user_id,item_id,timestamp,device\nu,a,1,car\nu,b,2,watch\nu,c,3,car\n"
+                                       "u,d,4,fridge\n")
+    assert import_dataset("csv", path).meta["warnings"] == [
+        "4 rows name a device edgerec does not know ('car', 'fridge', 'watch'): their events have no device; "
+        "name devices phone, tv, tablet, web (in any case) to keep them"]
+
+
+def test_a_time_before_1970_is_a_row_left_out_when_skipping(tmp_path):
+    path = write(tmp_path / "log.csv", LOG + "u,a,5\nu,b,-5\nu,c,-0.5\n")
+    dataset = import_dataset("csv", path, options=ReadOptions(skip_bad_rows=True))
+    assert items_of(dataset) == ["a"] and dataset.interactions.timestamp.tolist() == [5]
+    assert dataset.meta["skipped_rows"] == {"time not readable": {"rows": 2, "first_lines": [3, 4]}}
+
+
+def test_a_negative_episode_says_why_it_is_refused(tmp_path):
+    log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
+    items = write(tmp_path / "items.csv", "item_id,episode\na,1\nb,-1\n")
+    assert refused(import_dataset, "csv", log, items=items) == (
+        "items.csv:3: column 'episode' holds '-1', outside 0 to 2,147,483,647 (episode numbers count from 1, 0 or "
+        "empty for none; a device refuses a bundle holding a negative one)")
+
+
+def test_a_float_id_column_past_its_digits_says_how_to_store_ids(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"user_id": ["a", "b"], "item_id": pa.array([1.0, 2.0**24], pa.float32()),
+                             "timestamp": [1, 2]}), path)
+    assert refused(import_dataset, "parquet", path) == (
+        "log.parquet:2: column 'item_id' is stored as float32 and holds NaN, an infinity or an id from 16,777,216 up, "
+        "too large for it to keep every digit (different ids may have merged); store the ids as integers or text "
+        "(pandas: drop the rows without one, then .astype('int64'))")
+
+
+def test_an_empty_id_in_an_item_table_gets_no_log_advice(tmp_path):
+    log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
+    items = write(tmp_path / "items.csv", "item_id,title\na,A\n,B\n")
+    assert refused(import_dataset, "csv", log, items=items) == "items.csv:3: column 'item_id' is empty"
+    folder = ml100k(tmp_path, u_item(10, "T (1995)") + u_item(" ", "U (1995)"))
+    assert refused(load_movielens, "ml-100k", folder) == "u.item:2: column 'item' is empty (only spaces)"
+
+
+def test_event_and_device_codes_are_int8_read_or_defaulted(tmp_path):
+    for header, row in (("", ""), (",event,device", ",skip,tv")):
+        log = import_dataset("csv", write(tmp_path / "log.csv", f"user_id,item_id,timestamp{header}\nu,a,1{row}\n"))
+        assert log.interactions.event.dtype.name == "int8" and log.interactions.device.dtype.name == "int8"
+        assert log.interactions.value.dtype.name == "float32" and log.interactions.timestamp.dtype.name == "int64"
+
+
+def test_a_movielens_title_with_a_bidi_override_is_warned_about(tmp_path):
+    folder = ml100k(tmp_path, u_item(10, "T (1995)"))
+    write(folder / "u.item", u_item(10, "Evil \u202eeman (1995)"))  # UTF-8
+    warnings = import_dataset("ml-100k", folder).meta["warnings"]
+    assert warnings[0].startswith("1 items' titles or tags hold bidirectional override characters")
