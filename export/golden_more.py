@@ -22,6 +22,7 @@ import numpy as np
 
 from edgerec.runtime.golden import Case, run_case
 from edgerec.runtime.item_table import StoredTable
+from edgerec.runtime.vocab import MODALITIES, VIDEO_MODALITIES
 
 ROWS = "rows"  # the third bundle: per-row scales
 
@@ -139,7 +140,7 @@ def levers_case(world, history: list[str]) -> Case:
 
 def transfer_case(world) -> Case:
     _, watch = _steps(world)
-    audio = [i for m in ("music_track", "podcast_episode") for i in world.where(modality=m)][:5]
+    audio = [i for m in MODALITIES if m not in VIDEO_MODALITIES for i in world.where(modality=m)][:5]
     vector = [round(float(v), 6) for v in world.catalog.vectors(np.array([world.ids.index(audio[0])]))[0]]
 
     def transfer(method, k=6):

@@ -168,7 +168,8 @@ def test_a_messy_import_reads_back_from_its_folder_as_written(tmp_path, messy, f
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
     folder = save_dataset(messy, tmp_path / fmt, fmt)
-    assert sorted(p.name for p in folder.iterdir()) == ["dataset.json", f"interactions.{fmt}", f"items.{fmt}"]
+    assert sorted(p.name for p in folder.iterdir()) == [".edgerec-writing", "dataset.json", f"interactions.{fmt}",
+                                                        f"items.{fmt}"]  # the writers' lock file, and no temporaries
     back = load_dataset(folder)
     assert back.user_ids == ["007", "7", " 007 "]
     assert back.catalog.item_ids == ["7", "007", 'a,"b"\nc', "07", "99"]
@@ -221,10 +222,10 @@ def test_an_unknown_file_format_and_an_unwritable_folder_are_data_errors(tmp_pat
         save_dataset(messy, tmp_path / "file" / "sub")
     assert str(err.value) == "sub: cannot create the output folder (Not a directory); choose another --out"
     (tmp_path / "ro").mkdir()
-    (tmp_path / "ro" / "items.csv.tmp").mkdir()  # in the way of the atomic write, even for root
+    (tmp_path / "ro" / "items.csv").mkdir()  # in the way of the atomic write's rename, even for root
     with pytest.raises(DataError) as err:
         save_dataset(messy, tmp_path / "ro")
-    assert str(err.value) == ("ro: cannot write the data files (Is a directory); choose an --out this app can "
+    assert str(err.value) == ("ro: cannot write the data files (a folder has the file's name); choose an --out this app can "
                               "write, with room for them")
 
 

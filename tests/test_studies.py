@@ -187,14 +187,17 @@ def test_a_ranker_saved_before_the_clamp_loads_and_scores_unclamped(tmp_path):
     state_file = tmp_path / "r" / "model.safetensors"
     from safetensors.torch import load_file, save_file
 
+    from edgerec.models.checkpoint import weights_save_id
+
     state = {k: v for k, v in load_file(str(state_file)).items() if k not in ("low", "high")}
-    save_file(state, str(state_file))
+    same_save = {"save": weights_save_id(state_file)}  # the checkpoint's own save id: only the clamp is missing
+    save_file(state, str(state_file), metadata=same_save)
     old, _ = load_ranker(tmp_path / "r")
     assert float(old.high.min()) >= 1e29 and float(old.low.max()) <= -1e29
     x = torch.as_tensor(groups[:5, 0])
     with torch.no_grad():
         assert torch.allclose(old(x), model(x))  # inside the training range both agree
     del state["scale"]
-    save_file(state, str(state_file))
+    save_file(state, str(state_file), metadata=same_save)
     with pytest.raises(ModelError, match="without scale"):
         load_ranker(tmp_path / "r")
