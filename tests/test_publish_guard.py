@@ -86,6 +86,22 @@ def test_a_new_table_gets_its_own_top_k_with_each_users_history_left_out(tmp_pat
         "drift_threshold": 1.0, "drift_min_window": 50}
 
 
+def test_the_history_left_out_is_its_items_not_the_padding(tmp_path):
+    """Histories are item rows + 1, left-padded with 0: item 0 (row 1) is an item a user saw, and the
+    padding is no item (were it one, -1 would be the last item)."""
+    source = Bundle.open(GOLDEN)
+    m = source.manifest
+    users = source.array(m.reference["user_vectors"], mmap=False)
+    histories = source.array(m.reference["histories"], mmap=False)
+    saw_first = int(np.flatnonzero((histories == 1).any(1))[0])
+    padded = int(np.flatnonzero((histories == 0).any(1) & ~(histories == 1).any(1))[0])
+    table = shipped(source)
+    table[0], table[-1] = 10 * users[saw_first], 10 * users[padded]  # each is that user's best by far
+    got = publish_bundle(source, table, tmp_path / "new", record())
+    top_k = Bundle.open(tmp_path / "new").array(got.reference["top_k"], mmap=False)
+    assert 0 not in top_k[saw_first] and top_k[padded][0] == len(table) - 1
+
+
 def test_the_record_carries_the_accounted_epsilon_and_delta_and_the_parent(tmp_path):
     source = Bundle.open(GOLDEN)
     got = publish_bundle(source, shipped(source), tmp_path / "dp", record())
@@ -94,6 +110,9 @@ def test_the_record_carries_the_accounted_epsilon_and_delta_and_the_parent(tmp_p
     oracle = rdp.RdpAccountant()
     oracle.compose(dp_event.PoissonSampledDpEvent(0.5, dp_event.GaussianDpEvent(1.6)), 3)
     assert federated["dp"]["epsilon"] == oracle.get_epsilon(1e-6) and federated["dp"]["delta"] == 1e-6
+    loose = record(dp=DPPlan(4.0, 1e-6, 0.5, 3, 1.0).describe(8.0))  # much noise: an epsilon below 1 is one
+    assert 0 < loose["dp"]["epsilon"] < 1
+    publish_bundle(source, shipped(source), tmp_path / "loose", loose)
     plain = publish_bundle(source, shipped(source), tmp_path / "plain", {"rounds": 2})  # FedAvg: no dp
     assert plain.metrics["federated"] == {"parent_space": source.manifest.embedding_space, "rounds": 2}
 
@@ -110,17 +129,20 @@ def test_no_host_path_reaches_the_manifest(tmp_path):
 
 @pytest.mark.parametrize("bad, message", [
     ([("rounds", 3)], r"the run record must be a dict \(got list\)"),
-    ({"parent_space": "ab" * 12}, "must not set parent_space: it is the source bundle's space"),
-    ({"rounds": np.int64(3)}, r"metrics.federated.rounds is a int64; a record holds JSON values only"),
+    ({"parent_space": "ab" * 12}, "^the run record must not set parent_space: it is the source bundle's space$"),
+    ({"rounds": np.int64(3)}, r"^metrics.federated.rounds is a int64; a record holds JSON values only \(text, numbers, "
+                              r"lists, dicts\)$"),
     ({"note": {1: "x"}}, r"metrics.federated.note has a key that is not text \(int\)"),
     ({"loss": float("nan")}, r"metrics.federated.loss is nan; a manifest holds finite numbers only"),
     ({"per_round": [1.0, float("inf")]}, r"metrics.federated.per_round\[1\] is inf"),
-    ({"data": "/home/alice/world"}, r"metrics.federated.data looks like a host path"),
+    ({"data": "/home/alice/world"}, r"^metrics.federated.data looks like a host path; a published bundle names no "
+                                    r"folder of the machine that made it$"),
     ({"data": ["~/world"]}, r"metrics.federated.data\[0\] looks like a host path"),
-    ({"data": "C:\\Users\\alice"}, "host path"), ({"table": object()}, "is a object"),
+    ({"data": "C:\\Users\\alice"}, "host path"), ({"data": "c:/Users/alice"}, "host path"),
+    ({"table": object()}, "is a object"),
     ({"dp": {"epsilon": 4.0, "delta": 1e-6}}, r"metrics.federated.dp lacks target_epsilon, noise_multiplier, "
                                               r"clip, sampling_rate, accountant; record the plan as DPPlan.describe"),
-    ({"dp": "eps 4"}, "dp lacks epsilon, target_epsilon"),
+    ({"dp": "eps 4"}, "dp lacks epsilon, target_epsilon"), ({"dp": list(record()["dp"])}, "dp lacks epsilon, target"),
     ({"dp": record()["dp"] | {"epsilon": 0.0}}, r"needs the spent epsilon > 0 and 0 < delta < 1 \(got 0.0, 1e-06\)"),
     ({"dp": record()["dp"] | {"epsilon": -1}}, r"\(got -1, 1e-06\)"),
     ({"dp": record()["dp"] | {"epsilon": True}}, "spent epsilon > 0"),
@@ -139,7 +161,7 @@ def test_a_record_a_manifest_cannot_carry_is_refused_before_anything_is_written(
 @pytest.mark.parametrize("name", ["", "a/b", "..\\b", 7])
 def test_a_name_that_is_not_a_folder_name_is_refused(tmp_path, name):
     source = Bundle.open(GOLDEN)
-    with pytest.raises(ConfigError, match="the bundle's name must be a folder name"):
+    with pytest.raises(ConfigError, match="^the bundle's name must be a folder name, not a path or nothing$"):
         publish_bundle(source, shipped(source), tmp_path / "out", record(), name=name)
     assert not (tmp_path / "out").exists()
 
