@@ -286,8 +286,9 @@ def read_interactions(
 def device_warning(unknown: dict[str, int]) -> str:
     """What became of device names the device does not know: read as unknown, which the docs promise, but
     never without a word (a log of 'mobile' and 'desktop' lost its whole device column)."""
-    shown = sorted(unknown, key=lambda name: (-unknown[name], name))[:3]
-    return (f"{sum(unknown.values()):,} rows name a device edgerec does not know ({', '.join(map(repr, shown))}"
+    shown, rows = sorted(unknown, key=lambda name: (-unknown[name], name))[:3], sum(unknown.values())
+    return (f"{rows:,} {'row names' if rows == 1 else 'rows name'} a device edgerec does not know "
+            f"({', '.join(map(repr, shown))}"
             f"{', ...' * (len(unknown) > 3)}): their events have no device; name devices {', '.join(DEVICES)} "
             "(in any case) to keep them")
 

@@ -93,9 +93,8 @@ def test_skip_bad_rows_reaches_the_movielens_ratings(tmp_path, fmt):
 def test_a_log_whose_every_row_is_skipped_says_so_not_that_the_sample_kept_no_user(tmp_path, chunk_rows):
     path = write(tmp_path / "log.csv", LOG + "u1,,1\nu2,i1,yesterday\n,i2,3\n")
     text = refused(import_dataset, "csv", path, options=ReadOptions(skip_bad_rows=True, chunk_rows=chunk_rows))
-    assert text.startswith("log.csv: every row was left out (3: no user or item id, time not readable): are the "
-                           "columns named right (--user-col, --item-col, --time-col, --columns)"), text
-    assert "--sample" not in text
+    assert text == ("log.csv: every row was left out (3: no user or item id, time not readable): are the columns "
+                    "named right (--user-col, --item-col, --time-col, --columns) and is --time-unit the file's?")
     # a sample that keeps no user still says so
     one = write(tmp_path / "one.csv", LOG + "u1,i1,1\n")
     assert "one.csv: no events left (the sample kept no user); raise --sample" == refused(
@@ -510,6 +509,7 @@ def test_read_options_that_cannot_work_say_what_to_pass(kwargs, message):
 
 def test_read_options_at_their_limits_are_taken():
     ReadOptions(delimiter="::", chunk_rows=1, sample_users=1.0, header=("a",), tag_separator=";")
+    ReadOptions(delimiter="X", tag_separator="X", encoding="UTF_8", time_unit="ns", sample_users=1e-9)
 
 
 @pytest.mark.parametrize("name, roles", [("artist+track", ["artist", "track"]), (" a + b ", ["a", "b"])])
@@ -630,7 +630,8 @@ def test_a_seconds_log_read_in_a_finer_unit_is_warned_about_exactly(tmp_path):
     assert "warnings" not in import_dataset("csv", iso, options=ReadOptions(time_unit="ms")).meta
 
 
-def test_events_after_today_are_counted_in_a_warning(tmp_path):
+def test_events_after_today_are_counted_in_a_warning(tmp_path, zoned):
+    """Dated in UTC on a host in New York (3000-01-01 00:00 UTC is 31 Dec 2999 there)."""
     import time
 
     soon = int(time.time()) + 3 * 86_400
@@ -709,3 +710,58 @@ def test_a_movielens_title_with_a_bidi_override_is_warned_about(tmp_path):
     write(folder / "u.item", u_item(10, "Evil \u202eeman (1995)"))  # UTF-8
     warnings = import_dataset("ml-100k", folder).meta["warnings"]
     assert warnings[0].startswith("1 items' titles or tags hold bidirectional override characters")
+
+
+def test_optional_columns_of_a_log_with_another_delimiter_are_read(tmp_path):
+    path = write(tmp_path / "log.csv", "user_id;item_id;timestamp;event;value;device\nu;a;1;like;0.5;tv\n")
+    log = import_dataset("csv", path, options=ReadOptions(delimiter=";")).interactions
+    assert (log.event.tolist(), log.value.tolist(), log.device.tolist()) == (
+        [EVENT_CODE["like"]], [0.5], [DEVICE_CODE["tv"]])
+
+
+def test_a_parquet_timestamp_column_named_as_ids_is_refused_exactly(tmp_path):
+    import datetime as dt
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    stamps = pa.array([dt.datetime(2020, 1, 31), dt.datetime(2020, 2, 1)], pa.timestamp("ms"))
+    pq.write_table(pa.table({"user_id": ["u", "u"], "item_id": stamps, "timestamp": [1, 2]}), tmp_path / "log.parquet")
+    assert refused(import_dataset, "parquet", tmp_path / "log.parquet", options=ReadOptions(chunk_rows=1)) == (
+        "log.parquet:1: column 'item_id' is a Parquet date or timestamp column, but holds ids here (read as text its "
+        "dates would become counts of milliseconds since 1970): check which column the options name; if it does "
+        "hold dates as names, store it as text (pandas: .astype(str))")
+
+
+def test_an_item_id_of_spaces_is_named_as_such(tmp_path):
+    path = write(tmp_path / "log.csv", LOG + "u,a,1\nu,  ,2\n")
+    assert refused(import_dataset, "csv", path) == (
+        "log.csv:3: column 'item_id' is empty (only spaces); a log whose items lack an id in some rows can key them by "
+        "several columns (--item-col artist+track) or leave those rows out (--skip-bad-rows)")
+
+
+def test_a_sample_reads_on_past_a_chunk_that_keeps_no_user(tmp_path):
+    from edgerec.data.loaders import keep_user
+
+    users = [str(u) for u in range(60)]
+    dropped = [u for u in users if not keep_user(u, 0.5, 0)]
+    log = write(tmp_path / "log.csv", LOG + "".join(f"{u},i,{n}\n" for n, u in enumerate(dropped[:3] + users)))
+    kept = import_dataset("csv", log, options=ReadOptions(sample_users=0.5, chunk_rows=1)).user_ids
+    assert kept == [u for u in users if keep_user(u, 0.5, 0)] and len(kept) > 20
+
+
+def test_warnings_of_the_log_and_of_the_item_table_are_both_kept_with_the_source(tmp_path):
+    log = write(tmp_path / "log.csv", "user_id,item_id,timestamp,device\nu,a,1,car\n")
+    items = write(tmp_path / "items.csv", 'item_id,tags\na,"rock, pop"\n')
+    meta = import_dataset("csv", log, items=items).meta
+    assert meta == {"source": "log.csv", "format": "csv", "warnings": [
+        "1 row names a device edgerec does not know ('car'): their events have no device; name devices phone, tv, "
+        "tablet, web (in any case) to keep them",
+        "1 of 1 items' tags hold a comma and were each read as one tag (such as 'rock, pop'); if commas separate "
+        "the tags, import again with --tag-sep ','"]}
+
+
+def test_the_device_warning_comes_after_the_warning_about_times(tmp_path):
+    path = write(tmp_path / "log.csv", "user_id,item_id,timestamp,device\nu,a,1704182400,car\nu,b,1704182460,tv\n")
+    warnings = import_dataset("csv", path, options=ReadOptions(time_unit="ms")).meta["warnings"]
+    assert [w.split(" (")[0] for w in warnings] == ["every time falls before 1973 read as epoch milliseconds",
+                                                    "1 row names a device edgerec does not know"]
