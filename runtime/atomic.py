@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import glob
 import os
-import secrets
 import weakref
 from contextlib import suppress
 from pathlib import Path
@@ -27,7 +26,7 @@ except ImportError:  # Windows: no advisory locks; abandoned temporaries stay un
 
 def temporary(path: Path, suffix: str) -> Path:
     """A name beside `path` no other writer uses (hidden, so listings and globs of real files skip it)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{suffix}")
 
 
 def sync_folder(folder: Path) -> None:
@@ -70,7 +69,7 @@ def clear_abandoned(target: Path, suffix: str) -> None:
 
 def _remove(path: Path) -> None:
     if path.is_dir():
-        import shutil  # only to clear a folder: importing the runtime stays without it (tests/device/test_device_only.py)
+        import shutil  # here: a device that never finds a leftover folder need not load it
 
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -136,3 +136,164 @@ def test_a_key_creation_killed_half_way_leaves_no_key_file(tmp_path, monkeypatch
     assert not path.exists()  # was: a 10-character key file that reads as no key and blocks a new one
     made = FileKey.create(path)
     assert len(made.key()) == 32 and [p.name for p in tmp_path.iterdir()] == ["history.key"]
+
+
+# ------------------------------------------------------------------ the helpers every writer uses
+
+
+def test_write_file_replaces_a_file_whole_with_its_mode_and_leaves_no_temporary(tmp_path):
+    import errno
+    import os
+    import stat
+
+    from edgerec.runtime.atomic import write_file
+
+    path = tmp_path / "new" / "er" / "a.json"  # folders made on the way
+    write_file(path, "ünï")
+    assert path.read_bytes() == "ünï".encode()
+    write_file(path, b"\x00\x01", 0o600)
+    assert path.read_bytes() == b"\x00\x01" and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    write_file(path, "x")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~current_umask()  # what any new file gets
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        write_file(tmp_path / "folder.json", "x")
+    assert (info.value.errno, info.value.strerror) == (errno.EISDIR, "a folder has the file's name")  # messages show it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.json", "new"]
+
+
+def current_umask() -> int:
+    import os
+
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def test_a_temporary_is_hidden_beside_its_target_and_named_for_this_process(tmp_path):
+    import os
+    import stat
+
+    from edgerec.runtime.atomic import Temporary
+
+    with Temporary(tmp_path / "out.bin", ".saving") as tmp:
+        assert tmp.path.parent == tmp_path and tmp.path.name.startswith(f".out.bin.{os.getpid()}.")
+        assert tmp.path.name.endswith(".saving") and tmp.path.is_file()
+        assert stat.S_IMODE(os.stat(tmp.path).st_mode) == 0o666 & ~current_umask()  # published with this mode
+        other = Temporary(tmp_path / "out.bin", ".saving")
+        assert other.path != tmp.path  # two writers of one place never share one
+        other.discard()
+        tmp.path.write_bytes(b"whole")
+        assert tmp.publish() and not tmp.path.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    with pytest.raises(Killed), Temporary(tmp_path / "out.bin", ".saving") as failed:
+        raise Killed  # a writer that fails inside the block leaves nothing
+    assert not failed.path.exists() and (tmp_path / "out.bin").read_bytes() == b"whole"
+
+
+def test_a_folder_goes_onto_nothing_or_an_empty_folder_and_never_into_a_full_one(tmp_path):
+    from edgerec.runtime.atomic import Temporary
+
+    out = tmp_path / "bundle"
+    out.mkdir()  # made empty for it
+    first = Temporary(out, ".writing", folder=True)
+    (first.path / "items").mkdir()
+    (first.path / "items" / "a.npy").write_text("1")
+    assert first.publish(["items/a.npy"]) and (out / "items" / "a.npy").read_text() == "1"
+    late = Temporary(out, ".writing", folder=True)
+    (late.path / "b").write_text("2")
+    assert late.publish(["b"]) is False and not late.path.exists()
+    assert [p.name for p in out.iterdir()] == ["items"]  # nothing of the late one mixed in
+    file_target = tmp_path / "file"
+    file_target.write_text("a file")
+    into_file = Temporary(file_target, ".writing", folder=True)
+    assert into_file.publish() is False and file_target.read_text() == "a file"
+
+
+def test_abandoned_temporaries_go_and_a_live_writers_stay(tmp_path):
+    from edgerec.runtime.atomic import Temporary
+
+    target = tmp_path / "cache.bin"
+    (tmp_path / ".cache.bin.999.0a0b0c0d.tmp").write_text("killed")  # a writer that died
+    abandoned_folder = tmp_path / ".cache.bin.999.1a1b1c1d.tmp"
+    abandoned_folder.mkdir()
+    (abandoned_folder / "part").write_text("killed")
+    (tmp_path / ".cache.bin.999.2a2b2c2d.other").write_text("another kind")  # another suffix: not ours
+    (tmp_path / ".other.bin.999.3a3b3c3d.tmp").write_text("another target")
+    live = Temporary(target, ".tmp")
+    mine = Temporary(target, ".tmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.path.name, mine.path.name, ".cache.bin.999.2a2b2c2d.other", ".other.bin.999.3a3b3c3d.tmp"])
+    live.discard()
+    mine.discard()
+
+
+def test_a_leftover_that_cannot_be_opened_does_not_stop_the_clearing(tmp_path):
+    from edgerec.runtime.atomic import clear_abandoned
+
+    target = tmp_path / "cache.bin"
+    for i in range(10):  # dangling links under temporaries' names, among abandoned temporaries
+        (tmp_path / f".cache.bin.1.link{i}.tmp").symlink_to(tmp_path / "gone")
+        (tmp_path / f".cache.bin.1.file{i}.tmp").write_text("killed")
+    clear_abandoned(target, ".tmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f".cache.bin.1.link{i}.tmp" for i in range(10))
+
+
+def test_a_claim_holds_a_folder_for_one_writer_until_released(tmp_path):
+    import os
+    import stat
+
+    from edgerec.runtime.atomic import claim
+
+    held = claim(tmp_path)
+    assert held is not None and claim(tmp_path) is None
+    held.release()
+    again = claim(tmp_path)
+    assert again is not None
+    del again  # a writer collected: its claim goes with it
+    assert claim(tmp_path) is not None
+    assert [p.name for p in tmp_path.iterdir()] == [".edgerec-writing"]
+    assert stat.S_IMODE(os.stat(tmp_path / ".edgerec-writing").st_mode) == 0o666 & ~current_umask()
+
+
+def test_a_temporary_stays_locked_until_it_is_renamed(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from edgerec.runtime.atomic import clear_abandoned, write_file
+
+    real_replace = os.replace
+
+    def another_writer_clears_first(source, target):  # another process starts writing the same file right then
+        clear_abandoned(Path(target), ".tmp")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", another_writer_clears_first)
+    write_file(tmp_path / "report.json", "whole")
+    assert (tmp_path / "report.json").read_text() == "whole"  # not removed as abandoned before its rename
+
+
+def test_a_leftover_that_cannot_be_removed_now_is_no_error(tmp_path, monkeypatch):
+    import os
+
+    from edgerec.runtime.atomic import clear_abandoned
+
+    folder = tmp_path / ".cache.bin.1.0a0b0c0d.tmp"  # an abandoned staging folder and an abandoned file
+    folder.mkdir()
+    (folder / "part").write_text("killed")
+    (tmp_path / ".cache.bin.1.1a1b1c1d.tmp").write_text("killed")
+    real_unlink = os.unlink
+
+    def busy(path, *args, **kwargs):  # another writer clearing the same leftovers got there first, or holds them
+        name = os.fspath(path)
+        if name == "part":
+            raise FileNotFoundError(2, "removed meanwhile")
+        if name.endswith("1a1b1c1d.tmp"):
+            raise PermissionError(13, "not removable now")
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", busy)
+    clear_abandoned(tmp_path / "cache.bin", ".tmp")  # the writer starts all the same
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.bin.1.0a0b0c0d.tmp", ".cache.bin.1.1a1b1c1d.tmp"]
