@@ -3,7 +3,7 @@
 The shipped bytes are the int8 user encoder (weight-only int8: one int8 per
 weight, a float scale and a zero point per channel, float vectors such as
 biases and norms) plus the int8 item table (dim bytes per item and one float
-scale per dimension). The encoder carries the item input table baked in, one
+scale per dimension, in two .npy files with their headers). The encoder carries the item input table baked in, one
 row per catalog item whatever `own_rows` and `hash_buckets` say (those save
 training parameters, not shipped bytes). The estimate counts the deployed
 module's tensors that way, with a margin for the graph, so it bounds the real
@@ -11,7 +11,8 @@ file; `edgerec.export.size_check.verify_bytes` exports the chosen student to che
 estimate is over the budget by no more than that margin may still fit: given a `measure` (the CLI
 passes verify_bytes), its fresh-weights model, jittered so that no two tensors are equal (the exporter
 stores equal constants once: fresh zero biases made a file 666 bytes smaller than the trained one), is
-exported and its real bytes decide.
+exported and its real bytes decide. When no config fits, the smallest is measured as well (it may
+fit for real), and the error names its bytes: the least budget that fits a student.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from edgerec.models.train import TrainConfig, item_counts
 GRAPH_BYTES = 8 * 1024
 LAYER_GRAPH_BYTES = 8 * 1024
 TENSOR_BYTES = 96  # per stored tensor: name, shape and type
+NPY_HEADER_BYTES = 128  # the header np.save writes before a 1-D or 2-D array (padded to 64 bytes, then 128)
 WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 LAYERS = (1, 2)
 
@@ -49,15 +51,17 @@ def estimate_bytes(model: NextItemModel) -> dict:
     """Upper estimate of the int8 encoder file and the int8 item table of `model`, in bytes."""
     cfg = model.config
     encoder = GRAPH_BYTES + LAYER_GRAPH_BYTES * cfg.layers + 4 * cfg.max_len ** 2
-    for tensor in model.deploy().state_dict().values():
+    for name, tensor in model.deploy().state_dict().items():
         if not torch.is_floating_point(tensor):
             continue
-        if tensor.dim() >= 2 and tensor.shape[0] != cfg.max_len:  # positions are added, not multiplied: float
+        # positions are added, not multiplied: float (told by name: a dim x dim weight or an item table can have
+        # max_len rows too, and those are int8)
+        if tensor.dim() >= 2 and name.rpartition(".")[2] != "position":
             encoder += tensor.numel() + 5 * max(tensor.shape) + TENSOR_BYTES  # int8 + scale/zero per channel
         else:
             encoder += 4 * tensor.numel() + TENSOR_BYTES
     n_items, dim = model.item_data.n_items, cfg.dim
-    table = n_items * dim + 4 * dim
+    table = n_items * dim + 4 * dim + 2 * NPY_HEADER_BYTES  # int8 rows, float scales: two .npy files
     return {"encoder": int(encoder), "table": int(table), "total": int(encoder + table)}
 
 
@@ -88,38 +92,52 @@ def graph_margin(config: ModelConfig) -> int:
     return GRAPH_BYTES + LAYER_GRAPH_BYTES * config.layers
 
 
+def candidate(base: ModelConfig, dim: int, n_layers: int) -> ModelConfig:
+    """`base` at width `dim` with `n_layers` layers, its heads a divisor of the width."""
+    return replace(base, dim=dim, layers=n_layers, heads=math.gcd(dim, base.heads) or 1)
+
+
 def fitting_configs(base: ModelConfig, dataset: Dataset, split: Split, max_bytes: int,
                     widths=WIDTHS, layers=LAYERS, keep: int = 3,
                     measure: Callable[[NextItemModel], dict] | None = None) -> list[tuple[ModelConfig, dict]]:
     """The `keep` largest configs (width x layers) that fit, largest first: by their estimate, or, with
-    `measure`, by their exported bytes where the estimate is over the budget by no more than its margin."""
-    fits = []
+    `measure`, by their exported bytes where the estimate is over the budget by no more than its margin.
+    When none fits, the smallest is measured too (it may fit for real): its bytes are the floor the error names."""
+    fits, smallest = [], (min(widths), min(layers))
+    floor = None  # the smallest config and its bytes, measured when they were
     for dim in widths:
         for n_layers in layers:
-            heads = math.gcd(dim, base.heads) or 1
-            cfg = replace(base, dim=dim, layers=n_layers, heads=heads)
+            cfg = candidate(base, dim, n_layers)
             model = fresh_model(cfg, dataset, split)
             estimate = estimate_bytes(model)
             if measure is not None and max_bytes < estimate["total"] <= max_bytes + graph_margin(cfg):
                 estimate = {**measure(jittered(model)), "measured": True}
             if estimate["total"] <= max_bytes:
                 fits.append((cfg, estimate))
+            if (dim, n_layers) == smallest:
+                floor = (cfg, model, estimate)
     if not fits:
-        raise ConfigError(floor_message(base, dataset, split, max_bytes, min(widths)))
+        cfg, model, estimate = floor
+        if measure is not None and not estimate.get("measured"):
+            estimate = {**measure(jittered(model)), "measured": True}
+            if estimate["total"] <= max_bytes:
+                return [(cfg, estimate)]
+        raise ConfigError(floor_message(cfg, dataset, max_bytes, estimate))
     fits.sort(key=lambda pair: -pair[1]["total"])
     return fits[:keep]
 
 
-def floor_message(base: ModelConfig, dataset: Dataset, split: Split, max_bytes: int, dim: int) -> str:
+def floor_message(smallest: ModelConfig, dataset: Dataset, max_bytes: int, size: dict) -> str:
     """Why no student fits: the smallest one's bytes, split into what every item costs and what the graph does."""
-    smallest = estimate_config(replace(base, dim=dim, layers=1, heads=1), dataset, split)
-    n_items = dataset.n_items
+    dim, n_layers, n_items = smallest.dim, smallest.layers, dataset.n_items
     per_item = 2 * dim + 5  # an int8 input row with its scale and zero point, and an int8 table row
-    return (f"no student fits {max_bytes:,} bytes: the smallest (dim {dim}, 1 layer) needs about "
-            f"{smallest['total']:,}, of which {per_item * n_items:,} are {per_item} bytes for each of the "
-            f"{n_items:,} items (the encoder's input row and the item table's row; --own-rows and --hash-buckets "
-            f"do not shrink them) and the rest the graph and its layer; that is the floor for this catalog: "
-            f"raise --max-bytes to at least {smallest['total']:,}")
+    layer = "layer" if n_layers == 1 else "layers"
+    needs = f"exports to {size['total']:,}" if size.get("measured") else f"needs about {size['total']:,}"
+    return (f"no student fits {max_bytes:,} bytes: the smallest (dim {dim}, {n_layers} {layer}) {needs}, of which "
+            f"{per_item * n_items:,} are {per_item} bytes for each of the {n_items:,} items (the encoder's input "
+            f"row and the item table's row; --own-rows and --hash-buckets do not shrink them) and the rest the "
+            f"graph and its {layer}; that is the floor for this catalog: raise --max-bytes to at least "
+            f"{size['total']:,}")
 
 
 @dataclass
@@ -161,5 +179,5 @@ def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, ba
     return BudgetResult(cfg, estimate, curve, result.model, info)
 
 
-__all__ = ["BudgetResult", "distill_to_budget", "estimate_bytes", "fitting_configs", "floor_message", "fresh_model", "jittered",
-           "graph_margin"]
+__all__ = ["BudgetResult", "candidate", "distill_to_budget", "estimate_bytes", "fitting_configs", "floor_message",
+           "fresh_model", "graph_margin", "jittered"]

@@ -159,3 +159,16 @@ def test_a_bundle_exported_with_a_prior_holds_its_column(tmp_path):
     expected = np.zeros(len(ids))
     expected[[0, 2, 3]] = [5.0, float(np.float32(1e30)), 5.0]
     np.testing.assert_array_equal(column, expected)
+
+
+def test_a_read_error_without_a_system_reason_is_named_by_its_kind(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(f"{self} is locked")  # no errno, so no strerror; its text holds the path
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(ConfigError) as caught:
+        PopularityPrior.read(tmp_path / "p.json")
+    assert str(caught.value) == ("popularity file p.json cannot be read (PermissionError); write it with "
+                                 "`edgerec study dp-popularity`")
