@@ -83,7 +83,7 @@ class Logs:
         bad = ~((a["marginals"] > 0) & (a["marginals"] <= 1))  # NaN too
         if bad.any():
             # a shown item had some chance to be shown; 0 made IPS and DR NaN and SNIPS drop the position
-            raise ConfigError(f"a logged list's marginal probability is {a['marginals'][bad][0]!r}: each shown "
+            raise ConfigError(f"a logged list's marginal probability is {float(a['marginals'][bad][0])}: each shown "
                               "item's probability of its position must be in (0, 1]; log the exploration "
                               "policy's probability of the item it showed (runtime exploration does)")
         if all(lg.shown_items is not None and lg.target_items is not None for lg in logs):
@@ -207,7 +207,7 @@ def model_terms(logs, q: ClickModel) -> dict[str, np.ndarray]:
     """Per list: the DR, DM and (with item-level logs) DR-PBM terms under the click model q."""
     logs = _as_logs(logs)
     a = logs.a
-    _check_model(q, a["clicks"].shape[1], logs.n_items)
+    q = _check_model(q, a["clicks"].shape[1], logs.n_items)
     exam = q.examination[None, :]
     alpha = q.attract(a["target_rank"], a["target_item"])
     shown_q = exam * q.attract(a["shown_rank"], a["shown_item"])
@@ -223,9 +223,13 @@ def model_terms(logs, q: ClickModel) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_model(q: ClickModel, k: int, n_items: int) -> None:
-    """q must speak of these logs: one examination per position, a factor for each item code, probabilities."""
-    parts = [np.asarray(v, np.float64) for v in (q.examination, q.attraction, q.item_factor)]
+def _check_model(q: ClickModel, k: int, n_items: int) -> ClickModel:
+    """q as float arrays, if it speaks of these logs: one examination per position, a factor for each item
+    code, probabilities."""
+    try:
+        parts = [np.asarray(v, np.float64) for v in (q.examination, q.attraction, q.item_factor)]
+    except (TypeError, ValueError):
+        raise ConfigError("the click model's examination, attraction and item factors must be numbers") from None
     if (parts[0].shape != (k,) or parts[1].ndim != 1 or len(parts[1]) == 0 or parts[2].ndim != 1
             or len(parts[2]) < n_items):
         raise ConfigError(f"the click model does not fit these logs: it needs {k} examination values, at least one "
@@ -233,6 +237,7 @@ def _check_model(q: ClickModel, k: int, n_items: int) -> None:
     if not all(np.isfinite(v).all() and (v >= 0).all() for v in parts) or (parts[0] > 1).any():
         raise ConfigError("the click model's examination must be probabilities and its attraction and item "
                           "factors finite numbers >= 0")
+    return ClickModel(*parts)
 
 
 def fitted_terms(logs, q: ClickModel | None = None) -> dict[str, np.ndarray]:
@@ -281,8 +286,7 @@ def thin_support(logs, q: ClickModel | None = None) -> dict[str, float] | None:
         return None
     k = a["clicks"].shape[1]
     thin = a["target_exposure"][:, np.arange(k), np.arange(k)] < 1.0 / len(logs)
-    q = fit_click_model(logs) if q is None else q
-    _check_model(q, k, logs.n_items)
+    q = _check_model(fit_click_model(logs) if q is None else q, k, logs.n_items)
     value = q.examination[None, :] * q.attract(a["target_rank"], a["target_item"])
     return {"positions": float(thin.mean()), "value": float(value[thin].sum() / max(value.sum(), 1e-12)),
             "outside_short_list": float((a["target_exposure"].sum(2) == 0).mean()),
@@ -297,7 +301,7 @@ def ips_spread(logs, q: ClickModel) -> float:
     support is thin; this does not. Needs the logger's tables (`target_exposure`)."""
     logs = _as_logs(logs)
     _need_exposure(logs, "IPS's spread")
-    _check_model(q, logs.a["clicks"].shape[1], logs.n_items)
+    q = _check_model(q, logs.a["clicks"].shape[1], logs.n_items)
     a = logs.a
     k = a["clicks"].shape[1]
     p = a["target_exposure"][:, np.arange(k), np.arange(k)]

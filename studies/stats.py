@@ -71,7 +71,7 @@ def count_arg(name: str, value, least: int) -> int:
 
 def _moments(a: np.ndarray) -> tuple[float, float]:
     """Mean and sample variance; values so large that these overflow float64 are refused, not NaN."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # numpy's pairwise sum can meet inf and -inf: NaN
         mean, var = float(a.mean()), float(a.var(ddof=1))
     if not (math.isfinite(mean) and math.isfinite(var)):
         raise ConfigError("the values are too large for float64 statistics (their variance overflows): "

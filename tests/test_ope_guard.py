@@ -143,12 +143,13 @@ def _em_by_hand(logs, shrink=20.0, iterations=100):
 
 def _em_logs():
     """Five lists of 3 with item ids: greedy ranks 2 and 3 are shown once and never, 5 and 6 only in the
-    target, item "z" only in the target; "c" (clicked once) and "e" (never) share greedy rank 4."""
+    target, item "z" only in the target; "c" (clicked once) and "e" (never) share greedy rank 4, and "e" is
+    rank 3's only view (its attraction is divided by e's factor, below 1)."""
     rows = [(["a", "b", "c"], [0, 1, 4], [1, 0, 0], ["a", "d", "z"], [0, 5, 6]),
             (["b", "a", "c"], [1, 0, 4], [0, 1, 0], ["a", "b", "c"], [0, 1, 4]),
             (["a", "e", "b"], [0, 4, 1], [0, 0, 1], ["a", "c", "b"], [0, 4, 1]),
             (["c", "b", "a"], [4, 1, 0], [1, 0, 0], ["a", "b", "z"], [0, 1, 6]),
-            (["d", "a", "b"], [2, 0, 1], [0, 0, 0], ["a", "b", "c"], [0, 1, 4])]
+            (["d", "a", "e"], [2, 0, 3], [0, 0, 0], ["a", "b", "c"], [0, 1, 4])]
     return [_list(c, [0.5, 0.5, 0.5], np.array(s) == np.array(t), sr, tr, s, t, np.full((3, 3), 0.2))
             for s, sr, c, t, tr in rows]
 
@@ -174,6 +175,13 @@ def test_the_click_model_without_item_ids_has_one_factor_and_the_defaults():
     same = ope.fit_click_model(_em_logs(), shrink=20.0, iterations=100)
     assert fitted.attraction.tolist() == same.attraction.tolist()
     assert fitted.item_factor.tolist() == same.item_factor.tolist()
+
+
+def test_shown_ranks_past_the_targets_set_the_number_of_ranks():
+    logs = [_list([1, 0], [0.5, 0.5], [True, False], [0, 5], [0, 1]), _list([0, 1], [0.5, 0.5], [True, False],
+                                                                           [5, 1], [1, 0])]
+    q = ope.fit_click_model(logs)
+    assert len(q.attraction) == 6 and q.attraction == pytest.approx(_em_by_hand(logs)[1], rel=1e-9)
 
 
 def test_a_short_greedy_list_keeps_an_attraction_for_every_position():
@@ -262,12 +270,14 @@ def test_a_small_standard_error_is_reported_not_dropped():
 def test_lists_and_days_for_goal_arithmetic():
     assert ope.lists_for_goal(0.2, 2.0, 300, goal=0.1, z=2.5) == pytest.approx(300 * (2.5 * 0.2 / 0.2) ** 2)
     assert ope.lists_for_goal(0.0, 2.0, 300) == 0.0 and ope.lists_for_goal(None, 2.0, 300) is None
+    assert ope.lists_for_goal(0.1, 1.0, 50, goal=0.2, z=1.0) == pytest.approx(50 * 0.25, rel=1e-12)
     assert ope.lists_for_goal(0.1, 0.0, 300) is None and ope.lists_for_goal(0.1, -1.0, 300) is None
     assert ope.days_for_goal(1000.0, 300, 7) == math.ceil(7 * 1000 / 300) == 24
     assert ope.days_for_goal(10.0, 300, 7) == 7  # fewer lists than logged: at least the days run
     assert ope.days_for_goal(600.0, 300, 1) == 2 and ope.days_for_goal(0.0, 300, 3) == 3
     assert ope.days_for_goal(None, 0, 0) is None
     assert ope.days_for_goal(301.0, 300, np.int64(1)) == 2
+    assert ope.days_for_goal(3.0, 1, 2) == 6  # a run that logged one list
 
 
 @pytest.mark.parametrize("args, message", [
@@ -275,6 +285,7 @@ def test_lists_and_days_for_goal_arithmetic():
     ((0.1, float("nan"), 100), "truth must be finite"), ((0.1, 1.0, 0), "lists must be a whole number of at least 1"),
     ((0.1, 1.0, 2.5), "lists must be"), ((0.1, 1.0, 100, 0.0), r"goal and z above 0"),
     ((0.1, 1.0, 100, 0.05, 0.0), "goal and z above 0"), ((0.1, 1.0, 100, "5%"), "goal must be a number"),
+    ((0.1, 1.0, 100, 0.05, "1.96"), r"^z must be a number \(got str\)$"),
 ])
 def test_lists_for_goal_refuses_what_has_no_answer(args, message):
     """A goal of 0 was a ZeroDivisionError; a NaN standard error a NaN number of lists."""
@@ -306,9 +317,10 @@ def test_seed_summary_of_one_and_two_seeds_and_the_goal_boundary():
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([], "no runs to summarise"),
-    ([{"true_value": 0.0, "IPS": 1.0}], "non-zero true value"),
-    ([{"true_value": float("nan"), "IPS": 1.0}], "non-zero true value"),
+    ([], "^no runs to summarise: pass one row per seed$"),
+    ([{"true_value": 0.0, "IPS": 1.0}], "^a relative error needs a finite, non-zero true value in every row$"),
+    ([{"true_value": float("nan"), "IPS": 1.0}], "^a relative error needs a finite, non-zero true value"),
+    ([{"true_value": None, "IPS": 1.0}], "^a relative error needs a finite, non-zero true value"),
 ])
 def test_seed_summary_refuses_rows_without_a_relative_error(rows, message):
     with pytest.raises(ConfigError, match=message):
@@ -324,10 +336,11 @@ def _good(**change):
 
 
 @pytest.mark.parametrize("logs, message", [
-    ([], "no logged lists"),
-    (None, "no logged lists"),
+    ([], r"^no logged lists: an off-policy estimate needs the exploration logs of at least one list \(run more "
+         r"users or days\)$"),
+    (None, "^no logged lists"),
     ([_good(clicks=[], marginals=[], match=[], shown_rank=[], target_rank=[], shown=[], target=[])],
-     "has no positions"),
+     "^a logged list has no positions: log the lists that were shown$"),
     ([_good(), _good(clicks=[1, 0, 0])], r"`clicks` with 2 values"),
     ([_good(marginals=[0.5])], r"`marginals` with 2 values"),
     ([_good(match=[True, False, True])], "`match` with 2 values"),
@@ -340,12 +353,18 @@ def _good(**change):
      "`marginals` must be numbers"),
     ([ope.LoggedList(np.ones(2), np.full(2, 0.5), np.array([0.5, 1.0]), np.arange(2), np.arange(2))],
      "`match` must be True or False"),
+    ([ope.LoggedList(np.ones(2), np.full(2, 0.5), np.array([2, 0]), np.arange(2), np.arange(2))],
+     "`match` must be True or False"),
+    ([_good(shown_rank=[0.5, 1])], "`shown_rank` must be whole numbers >= 0"),
     ([_good(shown_rank=[-1, 1])], "`shown_rank` must be whole numbers >= 0"),
     ([_good(target_rank=[0.5, 1])], "`target_rank` must be whole numbers >= 0"),
     ([_good(target_rank=[float("nan"), 1])], "`target_rank` must be whole numbers"),
     ([_good(target_rank=[float("inf"), 1])], "`target_rank` must be whole numbers"),
     ([_good(shown=[1, 2, 3])], "`shown_items` with 2 values"),
-    ([_good(shown=["a", None])], "all strings or all numbers"),
+    ([_good(shown=["a", None])], "^a logged list's item ids must be all strings or all numbers$"),
+    ([_good(marginals=[0.0, 0.5])], r"^a logged list's marginal probability is 0\.0: each shown item's probability "
+                                    r"of its position must be in \(0, 1\]; log the exploration policy's probability "
+                                    r"of the item it showed \(runtime exploration does\)$"),
     ([_good(exposure=[[0.5, 0.2]])], r"`target_exposure` with 2 x 2 values"),
     ([_good(exposure=[[1.5, 0.2], [0.1, 0.1]])], r"`target_exposure` must be probabilities in \[0, 1\]"),
     ([_good(exposure=[[float("nan"), 0.2], [0.1, 0.1]])], "`target_exposure` must be probabilities"),
@@ -364,7 +383,11 @@ def test_hostile_logs_are_a_config_error(logs, message):
     (ope.ClickModel(np.ones(2), np.ones(3), np.ones((3, 1))), "needs 2 examination"),
     (ope.ClickModel(np.array([1.0, np.nan]), np.ones(3), np.ones(3)), "examination must be probabilities"),
     (ope.ClickModel(np.array([1.0, 1.5]), np.ones(3), np.ones(3)), "examination must be probabilities"),
-    (ope.ClickModel(np.ones(2), np.array([0.5, -0.1, 0.2]), np.ones(3)), "finite numbers >= 0"),
+    (ope.ClickModel(np.ones(2), np.array([0.5, -0.1, 0.2]), np.ones(3)),
+     "^the click model's examination must be probabilities and its attraction and item factors finite numbers >= 0$"),
+    (ope.ClickModel(np.array([1.0, None]), np.ones(3), np.ones(3)), "examination must be probabilities"),
+    (ope.ClickModel(np.array(["a", "b"]), np.ones(3), np.ones(3)),
+     "^the click model's examination, attraction and item factors must be numbers$"),
     (ope.ClickModel(np.ones(2), np.ones(3), np.array([1.0, np.inf, 1.0])), "finite numbers >= 0"),
 ])
 def test_a_click_model_that_does_not_fit_the_logs_is_refused(q, message):
@@ -378,10 +401,23 @@ def test_a_click_model_that_does_not_fit_the_logs_is_refused(q, message):
 
 def test_estimators_that_need_the_loggers_tables_say_so():
     bare = [_list([1, 0], [0.5, 0.5], [True, False], [0, 1], [0, 1])]
-    for call in (lambda: ope.doubly_robust_pbm(bare), lambda: ope.ips_spread(bare, Q)):
-        with pytest.raises(ConfigError, match="needs item-level logs"):
-            call()
+    tail = (r"needs item-level logs: each list's shown and target item ids and the logger's table of where it puts "
+            r"each target item \(target_exposure; runtime exploration logs it\)$")
+    with pytest.raises(ConfigError, match="^DR-PBM " + tail):
+        ope.doubly_robust_pbm(bare)
+    with pytest.raises(ConfigError, match="^IPS's spread " + tail):
+        ope.ips_spread(bare, Q)
     assert ope.thin_support(bare) is None and "DR-PBM" not in ope.estimates(bare)
+    # exposure tables without item ids, or shown ids without the target's: no item-level estimate, no error
+    tables = [_list([1, 0], [0.5, 0.5], [True, False], [0, 1], [0, 1], exposure=[[0.5, 0.2], [0.1, 0.1]])]
+    shown_only = [_list([1, 0], [0.5, 0.5], [True, False], [0, 1], [0, 1], shown=[4, 5])]
+    for logs in (tables, shown_only):
+        assert ope.estimates(logs) == ope.estimates(bare) and ope.thin_support(logs) is None
+
+
+def test_a_shrinkage_below_one_pseudo_view_is_allowed():
+    q = ope.fit_click_model(_em_logs(), shrink=0.5, iterations=4)
+    assert q.item_factor == pytest.approx(_em_by_hand(_em_logs(), 0.5, 4)[2], rel=1e-9)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -133,6 +133,18 @@ def test_hostile_arm_values_are_a_config_error(name, bad, message):
             ARRAY_FUNCTIONS[name](*args)
 
 
+def test_values_whose_partial_sums_overflow_both_ways_are_too_large_not_a_warning():
+    """numpy sums 16 values in 8 partial sums: +inf in one and -inf in another make the mean NaN (an invalid
+    warning), not inf."""
+    bad = np.zeros(16)
+    bad[[0, 8]], bad[[1, 9]] = 1e308, -1e308
+    for call in (lambda: stats.welch(bad, np.ones(16)), lambda: stats.bootstrap_ci(np.ones(16), bad, resamples=3),
+                 lambda: stats.credit_test(np.zeros(16), bad, cap_quantile=1.0),
+                 lambda: stats.msprt(np.zeros(16), bad)):
+        with pytest.raises(ConfigError, match=TOO_LARGE):
+            call()
+
+
 @pytest.mark.parametrize("alpha", [0, 0.0, 1, 1.0, -0.05, 1.5, float("nan"), float("inf"), "0.05", None, True])
 def test_an_alpha_outside_zero_one_is_refused(alpha):
     for call in (lambda: stats.welch(GOOD, GOOD, alpha=alpha), lambda: stats.bootstrap_ci(GOOD, GOOD, alpha=alpha),
