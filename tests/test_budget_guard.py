@@ -90,8 +90,9 @@ def test_the_table_estimate_is_the_bundles_table_files(world, tmp_path):
     assert model.training is False
     with torch.no_grad():
         stored = StoredTable.quantize(model.item_vectors()[1:].numpy(), "int8")
-    entry = stored.manifest_entry(BundleWriter(tmp_path / "b", "b"))
-    files = (tmp_path / "b" / entry["file"]).stat().st_size + (tmp_path / "b" / entry["scales"]).stat().st_size
+    writer = BundleWriter(tmp_path / "b", "b")
+    entry = stored.manifest_entry(writer)
+    files = (writer.root / entry["file"]).stat().st_size + (writer.root / entry["scales"]).stat().st_size
     assert estimate_bytes(model)["table"] == files == 8_320
 
 
