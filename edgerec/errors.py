@@ -54,6 +54,10 @@ class StageError(EdgerecError):
     """A required stage of the on-device request path failed in a way it did not foresee."""
 
 
+class BusyError(EdgerecError):
+    """A non-blocking call was refused because too many earlier ones are still waiting (runtime/background.py)."""
+
+
 class UnknownIdError(EdgerecError, KeyError):
     """A user or item id is not known to the bundle or the catalog."""
 

@@ -4,11 +4,12 @@ Imports only the standard library, numpy and one inference engine (loaded
 when a model is first used); never torch, onnx or transformers.
 """
 
+from edgerec.runtime.background import Background
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommendation, Recommender, Retention
 from edgerec.runtime.request import Request
 
-__all__ = ["Bundle", "Filters", "Pipeline", "Policy", "Recommendation", "Recommender", "Request", "Retention",
+__all__ = ["Background", "Bundle", "Filters", "Pipeline", "Policy", "Recommendation", "Recommender", "Request", "Retention",
            "Stage"]

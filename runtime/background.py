@@ -1,0 +1,193 @@
+"""Non-blocking use of a Recommender: calls return at once, and run on one worker thread.
+
+An app's UI thread must not wait for a history write on slow flash or for a ranking pass:
+
+    rec = Recommender.open("bundle")
+    with Background(rec) as bg:
+        bg.record("ana", "film-42", "finish")                 # returns a Future at once
+        shown = bg.recommend("ana", k=10, latest="home")     # a Future of the list
+        shown.add_done_callback(lambda f: ui.show(f.result()))
+        items = await bg.recommend_async("ana", k=10)        # or awaited, from asyncio code
+
+Calls run one at a time, in the order they were made: a list asked for after an event is built
+with that event, as a direct call would be. Results and errors arrive through
+`concurrent.futures.Future`s (an EdgerecError raised by a call is raised again by `result()`).
+Nothing is dropped silently: when `max_pending` calls wait already, a new call raises BusyError at
+once (the app still holds the event), and `close()` - called by `with`, or at interpreter exit for
+a runner nobody closed - runs every call still waiting before the thread stops. The one call that
+can be skipped is a list nobody will show: with `latest="<screen>"`, a list still waiting for the
+same user and screen is cancelled when a newer one is asked for.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+
+from edgerec.errors import BusyError, ConfigError
+
+MAX_PENDING = 256  # calls waiting at most: a device this far behind should tell its app, not queue on
+
+
+class Background:
+    """Runs calls on `recommender` from one worker thread; each call returns a Future."""
+
+    def __init__(self, recommender, max_pending: int = MAX_PENDING):
+        # imported here: importing the runtime stays as light as before (concurrent.futures loads logging)
+        from concurrent.futures import Future
+
+        from edgerec.runtime.recommender import Recommender
+
+        if not isinstance(recommender, Recommender):
+            raise ConfigError(f"Background runs a Recommender (Recommender.open(...)), not {type(recommender).__name__}")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ConfigError(f"max_pending must be a whole number of at least 1, not {max_pending!r}")
+        self.recommender, self._future = recommender, Future
+        self._state = _Worker(max_pending)
+        self._latest: dict[tuple[str, str], object] = {}  # (user, screen) -> the newest list's Future
+        self._lock = threading.RLock()  # reentrant: cancelling an older list runs its callback (_forget) at once
+        self._thread = threading.Thread(target=self._state.run, name="edgerec-background", daemon=True)
+        self._thread.start()
+        # a runner nobody closed still runs what waits (events) when the program ends
+        self._finalizer = weakref.finalize(self, self._state.stop, self._thread)
+
+    # ---------------------------------------------------------- the calls
+
+    def submit(self, fn, *args, **kwargs):
+        """Run `fn(*args, **kwargs)` in turn on the worker thread (any callable: a Recommender method
+        this class has no shortcut for, or the app's own work that must follow earlier calls)."""
+        if not callable(fn):
+            raise ConfigError(f"submit() runs a callable, not {type(fn).__name__}")
+        future = self._future()
+        self._state.put((future, fn, args, kwargs))
+        return future
+
+    def record(self, user: str, item: str, event: str = "play", value: float | None = None,
+               timestamp: float | None = None, context: dict | None = None):
+        """Recommender.record in turn; the Future holds the event's id."""
+        return self.submit(self.recommender.record, user, item, event, value, timestamp, context)
+
+    def recommend(self, user: str, k: int | None = None, context: dict | None = None, filters=None,
+                  policy=None, *, latest: str | None = None):
+        """Recommender.recommend in turn; the Future holds the list. With `latest` (a name for the
+        screen or row the list is for), a list for the same user and `latest` that has not started
+        yet is cancelled: only the newest is built."""
+        if latest is not None and (not isinstance(latest, str) or not latest):
+            raise ConfigError(f"latest names the screen a list is for (a non-empty string), not {latest!r}")
+        with self._lock:  # two threads asking at once must not both keep an older list
+            future = self.submit(self.recommender.recommend, user, k, context, filters, policy)
+            if latest is not None:
+                key = (user, latest)
+                older = self._latest.get(key)
+                if older is not None:
+                    older.cancel()  # False, and no effect, once it runs or has run
+                self._latest[key] = future
+                future.add_done_callback(lambda done, key=key: self._forget(key, done))
+        return future
+
+    def _forget(self, key: tuple[str, str], done) -> None:
+        with self._lock:
+            if self._latest.get(key) is done:
+                del self._latest[key]
+
+    def add_items(self, items: list[dict]):
+        """Recommender.add_items in turn (embedding new items from their text can take a while)."""
+        return self.submit(self.recommender.add_items, items)
+
+    def forget(self, user: str):
+        """Recommender.forget in turn: after every call made before it, so no event of the user
+        waiting here is written after the erase."""
+        return self.submit(self.recommender.forget, user)
+
+    def flush(self):
+        """A Future that is done when every call made before it has run."""
+        return self.submit(_nothing)
+
+    async def recommend_async(self, user: str, k: int | None = None, context: dict | None = None, filters=None,
+                              policy=None, *, latest: str | None = None):
+        """recommend(), awaited: the list, without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.wrap_future(self.recommend(user, k, context, filters, policy, latest=latest))
+
+    async def record_async(self, user: str, item: str, event: str = "play", value: float | None = None,
+                           timestamp: float | None = None, context: dict | None = None):
+        """record(), awaited."""
+        import asyncio
+
+        return await asyncio.wrap_future(self.record(user, item, event, value, timestamp, context))
+
+    # ---------------------------------------------------------- the thread
+
+    @property
+    def pending(self) -> int:
+        """Calls made and not finished yet (the one running included)."""
+        return self._state.pending
+
+    def close(self) -> None:
+        """Run every call still waiting, then stop the thread; later calls raise ConfigError. The
+        recommender stays open (close it after this)."""
+        self._finalizer()
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+
+def _nothing() -> None:
+    return None
+
+
+class _Worker:
+    """The queue and the loop of the worker thread (no reference to the Background: its finalizer
+    must be able to run when the Background is gone)."""
+
+    def __init__(self, max_pending: int):
+        self.max_pending = max_pending
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending = 0
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def put(self, call) -> None:
+        with self.lock:
+            if self.closed:
+                raise ConfigError("this Background is closed; make a new one (or call the Recommender directly)")
+            if self.pending >= self.max_pending:
+                raise BusyError(f"{self.pending} calls are waiting already (max_pending={self.max_pending}); the "
+                                "device is not keeping up: wait for earlier Futures, or ask for fewer lists")
+            self.pending += 1
+            self.calls.put(call)
+
+    def run(self) -> None:
+        while True:
+            call = self.calls.get()
+            if call is None:
+                return
+            future, fn, args, kwargs = call
+            try:
+                if future.set_running_or_notify_cancel():  # False: cancelled while it waited
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as exc:  # every failure goes to the caller's Future
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+            finally:
+                with self.lock:
+                    self.pending -= 1
+
+    def stop(self, thread: threading.Thread) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.calls.put(None)  # after every call already waiting
+        if thread is not threading.current_thread():  # a call that closes its own runner cannot wait for itself
+            thread.join()
+
+
+__all__ = ["MAX_PENDING", "Background"]

@@ -1,0 +1,206 @@
+"""Background: calls that return at once, run in order on one thread, and lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import pytest
+
+from edgerec.errors import BusyError, ConfigError, UnknownIdError
+from edgerec.runtime import Background, Recommender
+
+WAIT = 30  # seconds a test waits for a Future at most (it fails rather than hangs)
+
+
+@pytest.fixture
+def rec(golden_bundle, tmp_path):
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as opened:
+        yield opened
+
+
+def items(rec, start, n):
+    return [rec.catalog.item_id(i) for i in range(start, start + n)]
+
+
+def ids(results):
+    return [r.item_id for r in results]
+
+
+class Gate:
+    """A call that holds the worker thread until the test opens it: what waits behind it is queued."""
+
+    def __init__(self):
+        self.entered, self.opened = threading.Event(), threading.Event()
+
+    def __call__(self):
+        self.entered.set()
+        assert self.opened.wait(WAIT)
+        return "opened"
+
+
+def held(bg) -> Gate:
+    gate = Gate()
+    bg.submit(gate)
+    assert gate.entered.wait(WAIT)
+    return gate
+
+
+def test_the_lists_are_the_direct_calls_lists_and_events_count_in_order(rec):
+    now = time.time() - 600
+    with Background(rec) as bg:
+        for i, item in enumerate(items(rec, 0, 5)):
+            bg.record("ana", item, "finish", timestamp=now + i)
+        listed = bg.recommend("ana", k=8).result(WAIT)  # asked after the events: built with them
+        assert ids(listed) == ids(rec.recommend("ana", k=8))  # the same list as a direct call
+        assert not set(items(rec, 0, 5)) & set(ids(listed))  # the finished items are never listed again
+        skipped = ids(listed)[0]
+        assert bg.record("ana", skipped, "skip").result(WAIT) > 0  # the event's id
+        assert skipped not in ids(bg.recommend("ana", k=8).result(WAIT))
+    assert rec.history.count("ana") == 6
+
+
+def test_a_call_returns_before_its_work_is_done(rec):
+    with Background(rec) as bg:
+        gate = held(bg)
+        future = bg.recommend("ben", k=5)
+        assert not future.done() and bg.pending == 2  # the gate and the list
+        gate.opened.set()
+        assert len(future.result(WAIT)) == 5
+        assert bg.flush().result(WAIT) is None and bg.pending == 0
+
+
+def test_only_the_newest_list_of_a_screen_is_built_and_events_are_never_skipped(rec):
+    with Background(rec) as bg:
+        gate = held(bg)
+        first = bg.recommend("cy", k=3, latest="home")
+        other_screen = bg.recommend("cy", k=3, latest="search")
+        other_user = bg.recommend("dee", k=3, latest="home")
+        event = bg.record("cy", items(rec, 0, 1)[0], "finish")
+        second = bg.recommend("cy", k=3, latest="home")
+        plain = bg.recommend("cy", k=3)  # no screen named: never cancelled
+        assert first.cancelled() and not second.cancelled()
+        gate.opened.set()
+        for future in (other_screen, other_user, second, plain):
+            assert len(future.result(WAIT)) == 3
+        assert event.result(WAIT) > 0 and rec.history.count("cy") == 1
+        with pytest.raises(CancelledError):
+            first.result(WAIT)
+        assert items(rec, 0, 1)[0] not in ids(second.result())  # built after the event queued before it
+        assert bg._latest == {}  # nothing kept of finished lists
+
+
+def test_errors_reach_the_caller_and_the_worker_goes_on(rec):
+    with Background(rec) as bg:
+        bad = bg.record("eve", "no-such-item", "play")
+        wrong = bg.recommend("eve", k=0)
+        good = bg.recommend("eve", k=2)
+        with pytest.raises(UnknownIdError, match="no-such-item"):
+            bad.result(WAIT)
+        with pytest.raises(ConfigError, match="k"):
+            wrong.result(WAIT)
+        assert len(good.result(WAIT)) == 2
+
+        def crash():
+            raise SystemExit("an app's own call may end in anything")
+        with pytest.raises(SystemExit):
+            bg.submit(crash).result(WAIT)
+        assert bg.flush().result(WAIT) is None  # the thread survived it
+
+
+def test_too_many_waiting_calls_are_refused_at_once_with_what_to_do(rec):
+    with Background(rec, max_pending=3) as bg:
+        gate = held(bg)
+        kept = [bg.record("fay", item, "play") for item in items(rec, 0, 2)]
+        with pytest.raises(BusyError, match=r"3 calls are waiting already \(max_pending=3\).*wait for earlier"):
+            bg.record("fay", items(rec, 2, 1)[0], "play")
+        gate.opened.set()
+        assert all(f.result(WAIT) > 0 for f in kept)
+        assert bg.record("fay", items(rec, 2, 1)[0], "play").result(WAIT) > 0  # room again
+    assert rec.history.count("fay") == 3
+
+
+def test_close_runs_what_waits_and_refuses_what_comes_after(rec):
+    bg = Background(rec)
+    gate = held(bg)
+    waiting = [bg.record("gus", item, "play") for item in items(rec, 0, 4)]
+    threading.Timer(0.05, gate.opened.set).start()
+    bg.close()  # returns once the four events are written
+    assert all(f.done() for f in waiting) and rec.history.count("gus") == 4
+    with pytest.raises(ConfigError, match="closed"):
+        bg.recommend("gus")
+    bg.close()  # twice is fine
+
+
+def test_a_call_may_close_its_own_runner(rec):
+    bg = Background(rec)
+    assert bg.submit(bg.close).result(WAIT) is None
+    with pytest.raises(ConfigError, match="closed"):
+        bg.flush()
+
+
+def test_asyncio_code_awaits_lists_and_events(rec):
+    async def main():
+        with Background(rec) as bg:
+            await bg.record_async("hal", items(rec, 0, 1)[0], "finish")
+            return await bg.recommend_async("hal", k=4, latest="home")
+    listed = asyncio.run(main())
+    assert len(listed) == 4 and items(rec, 0, 1)[0] not in ids(listed)
+
+
+def test_two_threads_asking_at_once_keep_one_newest_list_each(rec):
+    with Background(rec) as bg:
+        gate = held(bg)
+        futures, lock = [], threading.Lock()
+
+        def ask(user):
+            for _ in range(20):
+                future = bg.recommend(user, k=2, latest="home")
+                with lock:
+                    futures.append((user, future))
+        threads = [threading.Thread(target=ask, args=(u,)) for u in ("ivy", "jon")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gate.opened.set()
+        bg.flush().result(WAIT)
+    for user in ("ivy", "jon"):
+        mine = [f for u, f in futures if u == user]
+        assert [f.cancelled() for f in mine] == [True] * 19 + [False]
+        assert len(mine[-1].result()) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "8", None])
+def test_hostile_arguments_are_config_errors(rec, bad):
+    with pytest.raises(ConfigError, match="max_pending"):
+        Background(rec, max_pending=bad)
+    with pytest.raises(ConfigError, match="Recommender"):
+        Background("bundle")
+    with Background(rec) as bg:
+        with pytest.raises(ConfigError, match="callable"):
+            bg.submit("recommend")
+        for latest in ("", 3, b"home"):
+            with pytest.raises(ConfigError, match="latest"):
+                bg.recommend("kim", latest=latest)
+
+
+def test_events_waiting_when_the_program_ends_are_written(golden_bundle, tmp_path):
+    """An app that never closes its runner: the events it handed over are still written at exit."""
+    script = f"""
+import threading
+from edgerec.runtime import Background, Recommender
+rec = Recommender.open({str(golden_bundle)!r}, history={str(tmp_path / 'h.db')!r}, backend="onnx")
+bg = Background(rec)
+gate = threading.Event()
+bg.submit(gate.wait, 0.2)  # the worker is busy while the events queue up
+for row in range(40):
+    bg.record("lou", rec.catalog.item_id(row), "play")
+"""  # no close(): the interpreter ends with 40 events waiting
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as again:
+        assert again.history.count("lou") == 40
