@@ -17,6 +17,7 @@ from edgerec.runtime import checks
 from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
 from edgerec.runtime.models import model_bytes
+from edgerec.runtime.summary import extractive_summary, sentences
 
 PAD_TOKENS = ("[PAD]", "<pad>", "<PAD>")  # WordPiece (BERT, MiniLM) and SentencePiece (XLM-R, multilingual)
 
@@ -40,6 +41,23 @@ def metadata_text(meta: dict) -> str:
     if tags:
         parts.append("Tags: " + ", ".join(tags) + ".")
     return " ".join(p for p in parts if p)
+
+
+def text_to_tag(catalog, text: str | None, item_id: str | None) -> tuple[str, str]:
+    """(the text the labels read, the prose a summary is made of) of a text, or of a catalog item:
+    its metadata text, and its description (its title when it has none)."""
+    if text is not None and item_id is not None:
+        raise ConfigError("tag() takes a text or an item_id, not both")
+    prose = text
+    if text is None:
+        if item_id is None:
+            raise ConfigError("tag() needs a text or an item_id")
+        meta = catalog.meta(catalog.row(item_id))
+        text = metadata_text(meta)
+        prose = str(meta.get("description") or meta.get("title") or "")
+    if not checks.text(text, "the text to tag", 1_000_000).strip():  # labels of nothing: the encoder's bias
+        raise ConfigError("there is no text to tag (empty, or an item without title, description or tags)")
+    return text, prose
 
 
 class ContentEncoder:
@@ -93,6 +111,15 @@ class ContentEncoder:
                 out[kind] = self.label_names[best]
         order = np.argsort(-sims)[:k]
         out["tags"] = [(self.label_names[i], float(sims[i])) for i in order]
+        return out
+
+    def describe(self, text: str, k: int = 5, prose: str | None = None) -> dict:
+        """labels() of `text`, and the extractive summary of `prose` (default: the text) that stands
+        for the text as a whole (summary.py)."""
+        parts = sentences(text if prose is None else prose)
+        vectors = self.embed([text, *parts])
+        out = self.labels(vectors[0], k)
+        out["summary"] = extractive_summary(parts, vectors[1:], vectors[0])
         return out
 
 

@@ -160,21 +160,16 @@ class Recommender:
             self.models.ann_index()
 
     def tag(self, text: str | None = None, item_id: str | None = None, k: int = 5) -> dict:
-        """Zero-shot labels (genre, mood, top tags) of a text or an item, from the content encoder."""
-        from edgerec.runtime.content import metadata_text
+        """Zero-shot labels (genre, mood, top tags) and a short extractive summary of a text or an item,
+        from the content encoder."""
+        from edgerec.runtime.content import text_to_tag
 
         if self.content is None:
             raise ConfigError("this bundle has no content encoder; export it with `edgerec export --content`")
-        if text is not None and item_id is not None:
-            raise ConfigError("tag() takes a text or an item_id, not both")
-        if text is None:
-            if item_id is None:
-                raise ConfigError("tag() needs a text or an item_id")
+        if item_id is not None:
             self.catalog_sync.refresh()
-            text = metadata_text(self.catalog.meta(self.catalog.row(item_id)))
-        if not checks.text(text, "the text to tag", 1_000_000).strip():  # labels of nothing: the encoder's bias
-            raise ConfigError("there is no text to tag (empty, or an item without title, description or tags)")
-        return self.content.labels(self.content.embed([text])[0], k)
+        text, prose = text_to_tag(self.catalog, text, item_id)
+        return self.content.describe(text, k, prose)
 
     # ---------------------------------------------------------- events
 

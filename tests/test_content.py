@@ -137,6 +137,25 @@ def test_new_item_from_metadata_only_and_zero_shot_tags(content_bundle, backend)
     assert rec.tag(item_id=cat.item_id(0))["genre"]
 
 
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_a_summary_is_the_texts_own_closest_sentences_within_its_room(content_bundle, backend):
+    from edgerec.runtime.summary import SUMMARY_CHARS
+
+    rec = Recommender.open(content_bundle, backend=backend)
+    text = ("A dark and tense horror film about a haunted house. The family hears footsteps at night. "
+            "Nobody believes the youngest daughter. The house was built on an old graveyard. "
+            "Critics called the ending one of the most frightening in years. Tags: horror, dark.")
+    summary = rec.tag(text=text)["summary"]
+    assert 0 < len(summary) <= SUMMARY_CHARS and "Tags:" not in summary
+    chosen = [s for s in text.split(". ") if s.rstrip(".") in summary]
+    assert summary == " ".join(s if s.endswith(".") else s + "." for s in chosen)  # whole sentences, in order
+    short = "A gentle comedy about two old friends."
+    assert rec.tag(text=short)["summary"] == short  # a text shorter than the room is its own summary
+    item = rec.catalog.meta(7)  # an item: from its description (its title when the bundle has none), never its tags
+    assert item.get("tags") and rec.tag(item_id=rec.catalog.item_id(7))["summary"] == (item.get("description")
+                                                                                       or item["title"])
+
+
 def test_tagging_nothing_is_refused(content_bundle, tmp_path):
     """`edgerec content tag BUNDLE --text ""` printed genre film-noir, tags film-noir 0.65, children's
     0.64, ...: the encoder's bias, read as labels. An empty text or an item with no words is refused."""
