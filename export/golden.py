@@ -30,6 +30,8 @@ from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
 from edgerec.export.golden_more import ROWS, build_rows_bundle, more_cases
 from edgerec.export.golden_ranked import build_ranked_bundle
+from edgerec.export.golden_refusals import REFUSALS_FOLDER
+from edgerec.export.golden_refusals import generate as generate_refusals
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
@@ -378,6 +380,7 @@ def generate(out: Path, cases_only: bool = False) -> dict:
              "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    summary["refusals"] = generate_refusals(bundle, out / REFUSALS_FOLDER)["fixtures"]  # from the bundle: same bytes
     for name in ("bundle", RANKED, ROWS):
         summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
@@ -385,7 +388,7 @@ def generate(out: Path, cases_only: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m edgerec.export.golden", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="spec/golden", help="folder for bundle/, ranked/ and cases/ (replaced)")
+    parser.add_argument("--out", default="spec/golden", help="folder for bundle/, ranked/, rows/, refusals/ and cases/ (replaced)")
     parser.add_argument("--cases-only", action="store_true",
                         help="keep the bundles in --out; only refill the cases' expected lists (a policy changed)")
     args = parser.parse_args(argv)

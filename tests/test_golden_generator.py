@@ -101,3 +101,18 @@ def test_the_rows_bundle_is_the_generators(tmp_path):
     assert sum(map(len, made.values())) < 40_000
     items = Bundle.open(out).manifest.items
     assert items.embeddings.scale_axis == "row" and items.embeddings.dtype == "int8"
+
+
+def test_the_refusal_fixtures_are_the_generators(tmp_path):
+    """golden/refusals is what export/golden_refusals.py makes from the committed golden bundle, byte for
+    byte: no fixture was edited by hand, and each message fragment is the one the generator states."""
+    from edgerec.export.golden_refusals import REFUSALS_FOLDER, generate
+
+    summary = generate(GOLDEN / "bundle", tmp_path / REFUSALS_FOLDER)
+    out = tmp_path / REFUSALS_FOLDER
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / REFUSALS_FOLDER).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / REFUSALS_FOLDER).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys(), "run `python -m edgerec.export.golden_refusals` and commit spec/golden"
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert summary["bytes"] == sum(map(len, made.values())) < 300_000
