@@ -117,7 +117,11 @@ def _read_manifest(raw: bytes) -> dict:
     """Rule 1: strict JSON (the readers' differences refused); rule 3's integers are integer literals."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raise SpecError("manifest.json: a byte-order mark (rule 1)")
-    m = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite, parse_int=_int64,
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("manifest.json: not UTF-8 (rule 1)") from None
+    m = json.loads(text, parse_constant=_not_json, parse_float=_finite, parse_int=_int64,
                    object_pairs_hook=_members)
     try:
         json.dumps(m, ensure_ascii=False).encode("utf-8")
@@ -148,14 +152,15 @@ def _strings(root: Path, col: dict, count: int) -> list[str]:
         off = _npy(root / col["offsets"]).astype(np.int64)
         if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(blob) or np.any(
                 np.diff(off) < 0):
-            raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the blob's size")
+            raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the blob's size (rule 8)")
         return [blob[off[i]:off[i + 1]].decode("utf-8") for i in range(count)]
     starts, rows = _npy(root / col["blocks"]).astype(np.int64), col["block_rows"]
-    if starts.shape != (-(-count // rows) + 1,) or starts[0] != 0 or starts[-1] != len(blob):
-        raise SpecError(f"{col['blocks']}: block starts must rise from 0 to the blob's size")
+    if starts.shape != (-(-count // rows) + 1,) or starts[0] != 0 or starts[-1] != len(blob) or np.any(
+            np.diff(starts) < 0):
+        raise SpecError(f"{col['blocks']}: block starts must rise from 0 to the blob's size (rule 8)")
     zdict = (root / col["dictionary"]).read_bytes() if "dictionary" in col else b""
     if len(zdict) > 32 * 1024:
-        raise SpecError(f"{col['dictionary']}: a zlib dictionary holds at most 32 KB")
+        raise SpecError(f"{col['dictionary']}: a zlib dictionary holds at most 32 KB (rule 8)")
     out: list[str] = []
     for b in range(len(starts) - 1):
         n = min(rows, count - b * rows)
@@ -175,9 +180,9 @@ def _tag_codes(root: Path, col: dict, count: int) -> list[str]:
     vocab, codes = col["vocab"], _npy(root / col["codes"])
     off = _npy(root / col["offsets"]).astype(np.int64)
     if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(codes) or np.any(np.diff(off) < 0):
-        raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the number of codes")
+        raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the number of codes (rule 8)")
     if codes.dtype.kind != "u" or (len(codes) and int(codes.max()) >= len(vocab)) or len(set(vocab)) != len(vocab):
-        raise SpecError(f"{col['codes']}: codes must be unsigned and inside a vocabulary of distinct tags")
+        raise SpecError(f"{col['codes']}: codes must be unsigned and inside a vocabulary of distinct tags (rule 8)")
     return ["|".join(vocab[c] for c in codes[off[r]:off[r + 1]]) for r in range(count)]
 
 
@@ -209,8 +214,13 @@ class Bundle:
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
         base = jsonschema.Draft202012Validator  # rule 3: an integer is an integer literal (5, not 5.0)
         types = base.TYPE_CHECKER.redefine("integer", lambda _, v: type(v) is int)
-        jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
+        try:
+            jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
+        except jsonschema.ValidationError as e:
+            raise SpecError(f"manifest.json: {e.message} (rule 3)") from None
         for name, entry in m["files"].items():  # rule 4
+            if not paths[name].is_file():
+                raise SpecError(f"{name}: listed in files but missing (rule 4)")
             data = paths[name].read_bytes()
             if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise SpecError(f"{name}: size or sha256 differs from files (rule 4)")
