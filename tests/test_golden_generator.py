@@ -116,3 +116,20 @@ def test_the_refusal_fixtures_are_the_generators(tmp_path):
     assert made.keys() == committed.keys(), "run `python -m edgerec.export.golden_refusals` and commit spec/golden"
     assert [name for name in made if made[name] != committed[name]] == []
     assert summary["bytes"] == sum(map(len, made.values())) < 300_000
+
+
+def test_the_format1_bundle_is_the_generators(tmp_path):
+    """golden/format1 is what export/golden_more.py makes from the committed rows bundle, byte for byte: the
+    rows bundle in format 1 (the oldest format a runtime reads, spec rule 1)."""
+    from edgerec.export.golden_more import FORMAT1, ROWS, build_format1_bundle
+    from edgerec.runtime import Bundle
+
+    out = build_format1_bundle(GOLDEN / ROWS, tmp_path / FORMAT1)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / FORMAT1).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / FORMAT1).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 40_000
+    opened = Bundle.open(out)
+    assert opened.manifest.format_version == 1 and opened.manifest.items.embeddings.scale_axis == "row"  # none written

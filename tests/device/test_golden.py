@@ -67,6 +67,22 @@ def test_every_bundle_of_the_index_opens_with_its_engines():
         assert rec.ranker and rec.ranker[0].role == "ranker"
 
 
+def test_the_format_1_bundle_gives_the_lists_of_its_format_6_twin():
+    """golden/format1 is golden/rows as format 1 stored it (spec rule 1: the oldest format still read): no
+    scale_axis, wide dtypes, tags as text; the same steps give the same lists, score for score."""
+    import numpy as np
+
+    manifest = json.loads((GOLDEN / "format1" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and "scale_axis" not in manifest["items"]["embeddings"]
+    assert "tags" in manifest["items"]["strings"] and "tags" not in manifest["items"]
+    assert all("offsets" in column for column in manifest["items"]["strings"].values())  # no compressed blocks
+    assert np.load(GOLDEN / "format1" / "items" / "genre.npy").dtype == np.int32  # wide codes, not format 3's
+    twin, old = CASES["per_row_scales"], CASES["format_1"]
+    assert (twin.bundle, old.bundle) == ("rows", "format1")
+    assert [s for s in old.steps if s["op"] != "recommend"] == [s for s in twin.steps if s["op"] != "recommend"]
+    assert old.expected("onnx") == twin.expected("onnx")
+
+
 def test_a_wrong_expectation_is_caught(golden_bundle):
     """The comparison is not vacuous: a swapped pair, a moved score and a wrong reason all fail."""
     case = CASES["feedback"]
