@@ -28,7 +28,13 @@ from edgerec.data import SynthConfig, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
-from edgerec.export.golden_more import FORMAT1, ROWS, build_format1_bundle, build_rows_bundle, more_cases
+from edgerec.export.golden_more import (
+    FORMAT1,
+    ROWS,
+    build_format1_bundle,
+    build_rows_bundle,
+    more_cases,
+)
 from edgerec.export.golden_ranked import build_ranked_bundle
 from edgerec.export.golden_refusals import REFUSALS_FOLDER
 from edgerec.export.golden_refusals import generate as generate_refusals
