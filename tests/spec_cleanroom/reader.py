@@ -28,6 +28,8 @@ EVENTS = CONSUMED | {"skip", "not_interested", "more_like_this"}
 KIDS_SAFE = set("family animation kids pets cooking diy science travel documentary classical ambient "
                 "pop folk dance sports".split())  # §5
 MIB = 1 << 20
+WIDE = {"duration": np.dtype(np.float32), "popularity": np.dtype(np.float32), "hubness": np.dtype(np.float32),
+        "release_ts": np.dtype(np.int64), "episode": np.dtype(np.int32)}  # rule 8
 RANGES = {"duration": (0, np.inf), "release_ts": (-1e11, 1e11), "episode": (0, np.inf),
           "popularity": (0, np.inf), "hubness": (-1, 1)}  # rule 8
 
@@ -145,11 +147,27 @@ def _npy(path: Path) -> np.ndarray:
     return array
 
 
-def _strings(root: Path, col: dict, count: int) -> list[str]:
+def _stored_as(dtype: np.dtype, name: str, version: int) -> bool:
+    """Rule 8's dtypes: a column's own, or (format 3 on) a narrower one of its kind (floats: float16, or
+    int8/int16 for whole numbers); an extra numeric column any number type."""
+    wanted = WIDE.get(name)
+    if wanted is None:
+        return dtype.kind in "iuf"
+    if dtype == wanted or version < 3:
+        return dtype == wanted
+    if wanted.kind == "f":
+        return dtype in (np.dtype(np.float16), np.dtype(np.int8), np.dtype(np.int16))
+    return dtype.kind in "iu" and dtype.itemsize < wanted.itemsize
+
+
+def _strings(root: Path, col: dict, count: int, version: int) -> list[str]:
     """A string column: offsets into a blob, or (format 4) zlib blocks (rule 8)."""
     blob = (root / col["blob"]).read_bytes()
     if "offsets" in col:
-        off = _npy(root / col["offsets"]).astype(np.int64)
+        off = _npy(root / col["offsets"])
+        if off.dtype not in ((np.int64, np.uint32) if version >= 3 else (np.int64,)):
+            raise SpecError(f"{col['offsets']}: offsets are int64 (format 3: or uint32) (rule 8)")
+        off = off.astype(np.int64)
         if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(blob) or np.any(
                 np.diff(off) < 0):
             raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the blob's size (rule 8)")
@@ -178,7 +196,12 @@ def _strings(root: Path, col: dict, count: int) -> list[str]:
 def _tag_codes(root: Path, col: dict, count: int) -> list[str]:
     """Format 5 tags: item r's tags are vocab[codes[offsets[r]:offsets[r + 1]]] (rule 8)."""
     vocab, codes = col["vocab"], _npy(root / col["codes"])
-    off = _npy(root / col["offsets"]).astype(np.int64)
+    if any("|" in tag or not tag for tag in vocab):
+        raise SpecError("items.tags.vocab: tags are non-empty and hold no '|' (rule 8)")
+    off = _npy(root / col["offsets"])
+    if off.dtype not in (np.dtype(np.uint32), np.dtype(np.int64)):
+        raise SpecError(f"{col['offsets']}: offsets are uint32 or int64 (rule 8)")
+    off = off.astype(np.int64)
     if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(codes) or np.any(np.diff(off) < 0):
         raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the number of codes (rule 8)")
     if codes.dtype.kind != "u" or (len(codes) and int(codes.max()) >= len(vocab)) or len(set(vocab)) != len(vocab):
@@ -313,7 +336,7 @@ class Bundle:
             self.vectors = table.astype(np.float32) * per  # §4 dequantization
         else:
             self.scales, self.vectors = None, table.astype(np.float32)
-        self.strings = {k: _strings(root, c, n) for k, c in items["strings"].items()}
+        self.strings = {k: _strings(root, c, n, version) for k, c in items["strings"].items()}
         if (version >= 5) != ("tags" in items) or ("tags" in items) == ("tags" in self.strings):
             raise SpecError("items: tags as codes in format 5, as text before, never both (rule 8)")
         if "tags" in items:  # format 5: rebuilt as the |-joined text of the older formats
@@ -325,7 +348,10 @@ class Bundle:
         for name, col in items["categorical"].items():
             if ("codes" in col) == ("constant" in col) or ("constant" in col and version < 6):
                 raise SpecError(f"items.categorical.{name}: codes, or (format 6) a constant, one of them (rule 8)")
-            codes = np.full(n, col["constant"], np.int32) if "constant" in col else _npy(root / col["codes"]).astype(np.int32)
+            codes = np.full(n, col["constant"], np.int32) if "constant" in col else _npy(root / col["codes"])
+            if codes.dtype not in ((np.int8, np.int16, np.int32) if version >= 3 else (np.int32,)):
+                raise SpecError(f"items.categorical.{name}: codes are int32 (format 3: or int8, int16) (rule 8)")
+            codes = codes.astype(np.int32)
             if codes.shape != (n,) or np.any((codes < -1) | (codes >= len(col["vocab"]))):
                 raise SpecError(f"items.categorical.{name}: codes outside [-1, len(vocab)) (rule 8)")
             self.cat[name] = [col["vocab"][c] if c >= 0 else None for c in codes]
@@ -337,7 +363,10 @@ class Bundle:
             kind = kinds.get(name, np.float32 if name in RANGES else np.float64)
             if isinstance(file, dict) and np.asarray(file["constant"], kind).item() != file["constant"]:
                 raise SpecError(f"items.numeric.{name}: a constant its dtype does not hold (rule 8)")
-            col = np.full(n, file["constant"], kind) if isinstance(file, dict) else _npy(root / file).astype(kind)
+            col = np.full(n, file["constant"], kind) if isinstance(file, dict) else _npy(root / file)
+            if not _stored_as(col.dtype, name, version):
+                raise SpecError(f"{file}: dtype {col.dtype} is not the column's (rule 8)")
+            col = col.astype(kind)
             low, high = RANGES.get(name, (-np.inf, np.inf))
             if col.shape != (n,) or not np.all(np.isfinite(col) & (col >= low) & (col <= high)):
                 raise SpecError(f"{file}: {n} finite values in [{low}, {high}] expected (rule 8)")
