@@ -30,8 +30,10 @@ from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
 from edgerec.export.golden_more import (
     FORMAT1,
+    NAN,
     ROWS,
     build_format1_bundle,
+    build_nan_bundle,
     build_rows_bundle,
     more_cases,
 )
@@ -375,6 +377,8 @@ def generate(out: Path, cases_only: bool = False) -> dict:
         build_rows_bundle(bundle, out / ROWS)
     if not cases_only or not (out / FORMAT1).exists():  # from the rows bundle alone, likewise
         build_format1_bundle(out / ROWS, out / FORMAT1)
+    if not cases_only or not (out / NAN).exists():  # from the golden bundle alone, likewise
+        build_nan_bundle(bundle, out / NAN)
     cases = scripts(World(bundle))
     summary = expected_outputs(bundle, cases)
     folder = out / "cases"
@@ -386,11 +390,11 @@ def generate(out: Path, cases_only: bool = False) -> dict:
     schema = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_bytes()
     index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
              "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"],
-                                                 FORMAT1: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
+                                                 FORMAT1: ["onnx"], NAN: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     summary["refusals"] = generate_refusals(bundle, out / REFUSALS_FOLDER)["fixtures"]  # from the bundle: same bytes
-    for name in ("bundle", RANKED, ROWS, FORMAT1):
+    for name in ("bundle", RANKED, ROWS, FORMAT1, NAN):
         summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
 

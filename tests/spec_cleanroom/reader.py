@@ -602,7 +602,8 @@ class Runtime:
                 "onboard_tags": set(choice.get("tags", [])), "choice": choice}
 
     # ---- §3: the user vector and the query
-    def _query(self, prof: dict, cat: dict, pol: dict) -> np.ndarray | None:
+    def _query(self, prof: dict, cat: dict, pol: dict) -> tuple[np.ndarray | None, bool]:
+        """The query, and whether the encoder failed (a NaN or infinite vector: the popularity fallback)."""
         b, vec = self.b, cat["vectors"]
         inputs = [int(b.enc_inputs[r]) for r in prof["seq"] if r < b.count]
         u = None
@@ -610,7 +611,7 @@ class Runtime:
             length = max(1, min(b.defaults.get("history_length", 50), len(inputs)))  # §3: else 50
             u = b.encode(inputs[-length:]).astype(np.float64)
             if not np.all(np.isfinite(u)):
-                u = None
+                return None, True  # §3: no pull of any kind, the request is cold
         e = pol["engagement"] if pol["engagement"] is not None else b.ranking.get("engagement", 0)
         if u is not None and e > 0:
             liked, done = prof["loved"], prof["finished"]
@@ -624,7 +625,7 @@ class Runtime:
             q = (u if u is not None else 0) + pol["feedback_weight"] * vec[
                 prof["liked"][-3:]].mean(axis=0)
             u = q / np.linalg.norm(q)
-        return u
+        return u, False
 
     # ---- §5 filters
     def _passes(self, filters: dict | None, cat: dict) -> np.ndarray:
@@ -658,7 +659,7 @@ class Runtime:
         k = k or b.defaults.get("k", 10)
         ctx = context or {}
         prof = self._profile(user, cat)
-        q = self._query(prof, cat, pol)
+        q, failed = self._query(prof, cat, pol)
         cold, n, vec = q is None, len(prof["seq"]), cat["vectors"].astype(np.float64)
 
         # §4 scores over every row
@@ -745,7 +746,7 @@ class Runtime:
         if not cold:
             rel, scored = self._rank(sl, rel, q, prof, cat, now, hour, ctx.get("device"), pol)
         prior_ctx = b.ranking.get("context_prior")
-        if prior_ctx:
+        if prior_ctx and not failed:  # §4 Context: not on the popularity fallback
             c = pol["context_weight"] if pol["context_weight"] is not None else prior_ctx.get(
                 "weight", 0)
             part = next(name for end, name in DAY_PARTS if hour % 24 < end)
@@ -784,6 +785,8 @@ class Runtime:
 
         order = self._order(sl, head, total, k, pol, cat, matching[sl] if spread else None)
         shown = [self._explain(sl[j], total[j], prof, cat, cold, back) for j in order]
+        if failed:  # §6: on the popularity fallback every reason is `fallback`, with no item and no tags
+            shown = [{**item, "reason": "fallback", "reason_item": None, "tags": []} for item in shown]
         if scored is not None:  # §4 Scorer: the reason's kind becomes scorer; the sum of the terms is shown
             for j, item in zip(order, shown):
                 item.update(reason="scorer", scorer_score=float(scored[j]))
