@@ -28,6 +28,7 @@ from edgerec.data import SynthConfig, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
+from edgerec.export.golden_content import CONTENT, build_content_bundle
 from edgerec.export.golden_more import (
     FORMAT1,
     NAN,
@@ -379,6 +380,8 @@ def generate(out: Path, cases_only: bool = False) -> dict:
         build_format1_bundle(out / ROWS, out / FORMAT1)
     if not cases_only or not (out / NAN).exists():  # from the golden bundle alone, likewise
         build_nan_bundle(bundle, out / NAN)
+    if not cases_only or not (out / CONTENT).exists():  # from the golden bundle and the seeded world
+        build_content_bundle(bundle, out / CONTENT)
     cases = scripts(World(bundle))
     summary = expected_outputs(bundle, cases)
     folder = out / "cases"
@@ -390,11 +393,12 @@ def generate(out: Path, cases_only: bool = False) -> dict:
     schema = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_bytes()
     index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
              "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"],
-                                                 FORMAT1: ["onnx"], NAN: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
+                                                 FORMAT1: ["onnx"], NAN: ["onnx"],
+                                                 CONTENT: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     summary["refusals"] = generate_refusals(bundle, out / REFUSALS_FOLDER)["fixtures"]  # from the bundle: same bytes
-    for name in ("bundle", RANKED, ROWS, FORMAT1, NAN):
+    for name in ("bundle", RANKED, ROWS, FORMAT1, NAN, CONTENT):
         summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
 

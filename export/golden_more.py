@@ -131,8 +131,11 @@ def _sha(path: Path) -> dict:
 def more_cases(world, history: list[str], far: str) -> list[Case]:
     """The four cases above; `world` is export.golden.World (its catalog, context and listed())."""
     rows = rows_case(world, history, far)
-    return [rows, format1_case(rows), nan_case(world, history, far), ties_case(world, history, far), onboarding_case(world),
-            levers_case(world, history), transfer_case(world)]
+    from edgerec.export.golden_content import content_case
+
+    transfer = transfer_case(world)
+    return [rows, format1_case(rows), nan_case(world, history, far), ties_case(world, history, far),
+            onboarding_case(world), levers_case(world, history), transfer, content_case(transfer)]
 
 
 def _steps(world):

@@ -149,3 +149,24 @@ def test_the_nan_bundle_is_the_generators(tmp_path):
     assert sum(map(len, made.values())) < 40_000
     golden, broken = (GOLDEN / "bundle" / "user_encoder.onnx").read_bytes(), made["user_encoder.onnx"]
     assert len(golden) == len(broken) and sum(a != b for a, b in zip(golden, broken)) <= 4
+
+
+def test_the_content_bundle_is_the_generators(tmp_path):
+    """golden/content is what export/golden_content.py makes from the committed golden bundle and the seeded
+    world, byte for byte: its two bridges read items+content (spec §8), dim + d_content rows of weights."""
+    import numpy as np
+
+    from edgerec.export.golden_content import CONTENT, build_content_bundle
+
+    out = build_content_bundle(GOLDEN / "bundle", tmp_path / CONTENT)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / CONTENT).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / CONTENT).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 100_000
+    manifest = json.loads(made["manifest.json"])
+    content = np.load(out / manifest["space"]["content"]["file"])
+    for bridge in manifest["space"]["bridges"]:
+        assert bridge["input"] == "items+content" and bridge["source_space"] == manifest["embedding_space"]
+        assert np.load(out / bridge["weights"]).shape == (manifest["dim"] + content.shape[1], manifest["dim"])
