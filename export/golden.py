@@ -28,8 +28,19 @@ from edgerec.data import SynthConfig, write_synth
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
-from edgerec.export.golden_more import ROWS, build_rows_bundle, more_cases
+from edgerec.export.golden_content import CONTENT, build_content_bundle
+from edgerec.export.golden_more import (
+    FORMAT1,
+    NAN,
+    ROWS,
+    build_format1_bundle,
+    build_nan_bundle,
+    build_rows_bundle,
+    more_cases,
+)
 from edgerec.export.golden_ranked import build_ranked_bundle
+from edgerec.export.golden_refusals import REFUSALS_FOLDER
+from edgerec.export.golden_refusals import generate as generate_refusals
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
@@ -365,6 +376,12 @@ def generate(out: Path, cases_only: bool = False) -> dict:
         build_ranked_bundle(bundle, out / RANKED)
     if not cases_only or not (out / ROWS).exists():  # derived from the golden bundle alone: the same bytes again
         build_rows_bundle(bundle, out / ROWS)
+    if not cases_only or not (out / FORMAT1).exists():  # from the rows bundle alone, likewise
+        build_format1_bundle(out / ROWS, out / FORMAT1)
+    if not cases_only or not (out / NAN).exists():  # from the golden bundle alone, likewise
+        build_nan_bundle(bundle, out / NAN)
+    if not cases_only or not (out / CONTENT).exists():  # from the golden bundle and the seeded world
+        build_content_bundle(bundle, out / CONTENT)
     cases = scripts(World(bundle))
     summary = expected_outputs(bundle, cases)
     folder = out / "cases"
@@ -375,17 +392,20 @@ def generate(out: Path, cases_only: bool = False) -> dict:
         (folder / f"{case.name}.json").write_text(json.dumps(case.to_dict(), indent=1, ensure_ascii=False) + "\n")
     schema = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_bytes()
     index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
-             "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
+             "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"],
+                                                 FORMAT1: ["onnx"], NAN: ["onnx"],
+                                                 CONTENT: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    for name in ("bundle", RANKED, ROWS):
+    summary["refusals"] = generate_refusals(bundle, out / REFUSALS_FOLDER)["fixtures"]  # from the bundle: same bytes
+    for name in ("bundle", RANKED, ROWS, FORMAT1, NAN, CONTENT):
         summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m edgerec.export.golden", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="spec/golden", help="folder for bundle/, ranked/ and cases/ (replaced)")
+    parser.add_argument("--out", default="spec/golden", help="folder for bundle/, ranked/, rows/, refusals/ and cases/ (replaced)")
     parser.add_argument("--cases-only", action="store_true",
                         help="keep the bundles in --out; only refill the cases' expected lists (a policy changed)")
     args = parser.parse_args(argv)

@@ -9,6 +9,8 @@ third golden bundle, `golden/rows`: the golden items with the item table quantiz
   boost's two most common languages on a tie; matched tags on a tie).
 - `more_levers`: Policy fields no case set: popularity, keep_top, context_weight, cold_start_items.
 - `transfer`: spec §8 (the golden bundle's space and its bridges, fit on itself from audio to video).
+- `format1` and `format_1`: the rows bundle as format 1 stored it (the oldest format a runtime reads, spec
+  rule 1), played with the steps of `per_row_scales`: the lists must be that case's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,9 @@ from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.vocab import MODALITIES, VIDEO_MODALITIES
 
 ROWS = "rows"  # the third bundle: per-row scales
+FORMAT1 = "format1"  # the fourth: the rows bundle in format 1
+NAN = "nan"  # the fifth: the golden bundle with an encoder that returns NaN for one item's input
+NAN_ROW = 0  # the catalog row whose input (row + 1) the encoder's embedding turns to NaN
 
 
 def build_rows_bundle(golden: Path, out: Path) -> Path:
@@ -56,6 +62,67 @@ def build_rows_bundle(golden: Path, out: Path) -> Path:
     return out
 
 
+def build_format1_bundle(rows: Path, out: Path) -> Path:
+    """`out`: the rows bundle as format 1 stored it (replaced): wide column dtypes (int64 offsets, int32 codes),
+    every text column a plain blob with offsets (tags too, joined by '|'), no scale_axis (a format 1 table is
+    int8 with one scale per row); the table, scales and ONNX encoder are the rows bundle's own files."""
+    from edgerec.export.convert import convert_bundle
+
+    rows, out = Path(rows), Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    source = json.loads((rows / "manifest.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="edgerec-format1-") as scratch:
+        wide = convert_bundle(rows, Path(scratch) / "wide", format_version=2)  # format 1 columns were format 2's
+        converted = json.loads((wide / "manifest.json").read_text())
+        shutil.copytree(wide, out)
+    items = converted["items"]
+    items["embeddings"].pop("scale_axis")
+    manifest = {**source, "name": "golden-format1", "format_version": 1, "items": items, "files": converted["files"]}
+    members = [items["embeddings"]["file"], items["embeddings"]["scales"], *sorted(m["file"] for m in manifest["models"]
+                                                                            if m["role"] == "user_encoder")]
+    text = "".join(f"{name}={manifest['files'][name]['sha256']};" for name in members)  # spec rule 6
+    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return out
+
+
+def build_nan_bundle(golden: Path, out: Path) -> Path:
+    """`out`: the golden bundle's items and ONNX user encoder (replaced), the encoder's int8 embedding made to
+    return NaN for item row NAN_ROW: its row's scale is NaN, found as bytes in the file (no re-serialisation),
+    so any history holding that item within the newest L gives a NaN user vector (spec §3)."""
+    import onnx
+    from onnx import numpy_helper
+
+    golden, out = Path(golden), Path(out)
+    source = json.loads((golden / "manifest.json").read_text())
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    encoder = next(m for m in source["models"] if m["role"] == "user_encoder" and m["format"] == "onnx")
+    kept = sorted(name for name in source["files"] if name.startswith("items/"))
+    for name in kept:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(golden / name, out / name)
+    data = (golden / encoder["file"]).read_bytes()
+    model = onnx.load_from_string(data)
+    scales = next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "table.weight_scale")
+    stored = scales.astype("<f4").tobytes()
+    if data.count(stored) != 1:
+        raise SystemExit("the golden encoder's embedding scales are not stored once as raw bytes; rebuild build_nan_bundle")
+    at = data.index(stored) + 4 * (NAN_ROW + 1)  # input r + 1: row 0 of the embedding is padding
+    (out / encoder["file"]).write_bytes(data[:at] + np.float32(np.nan).tobytes() + data[at + 4:])
+    files = {name: _sha(out / name) for name in sorted([*kept, encoder["file"]])}
+    manifest = {k: v for k, v in source.items() if k not in ("space", "reference", "metrics", "files")}
+    manifest.update(name="golden-nan", models=[{**encoder, "parity": {}}], files=files)
+    emb = source["items"]["embeddings"]
+    members = [emb["file"], emb["scales"], encoder["file"]]
+    text = "".join(f"{name}={files[name]['sha256']};" for name in members)  # spec rule 6
+    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return out
+
+
 def _sha(path: Path) -> dict:
     data = path.read_bytes()
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
@@ -63,8 +130,12 @@ def _sha(path: Path) -> dict:
 
 def more_cases(world, history: list[str], far: str) -> list[Case]:
     """The four cases above; `world` is export.golden.World (its catalog, context and listed())."""
-    return [rows_case(world, history, far), ties_case(world, history, far), onboarding_case(world),
-            levers_case(world, history), transfer_case(world)]
+    rows = rows_case(world, history, far)
+    from edgerec.export.golden_content import content_case
+
+    transfer = transfer_case(world)
+    return [rows, format1_case(rows), nan_case(world, history, far), ties_case(world, history, far),
+            onboarding_case(world), levers_case(world, history), transfer, content_case(transfer)]
 
 
 def _steps(world):
@@ -86,6 +157,27 @@ def rows_case(world, history: list[str], far: str) -> Case:
                     {"op": "record", "user": "s", "item": far, "event": "more_like_this"}, rec("s"),
                     rec("s", policy={"diversity": 0.5})],
                 bundle=ROWS, engines=("onnx",))
+
+
+def format1_case(rows: Case) -> Case:
+    return Case("format_1", "the rows bundle stored as format 1 (no scale_axis, wide columns, tags as text): the "
+                "steps of per_row_scales give its lists, item for item and score for score",
+                json.loads(json.dumps(rows.steps)), bundle=FORMAT1, engines=("onnx",))
+
+
+def nan_case(world, history: list[str], far: str) -> Case:
+    rec, watch = _steps(world)
+    broken = world.ids[NAN_ROW]
+    return Case("nan_user_vector", "the nan bundle's encoder returns NaN for one item: a history without it is "
+                "personal; with it among the newest L inputs the vector is NaN and the request is the popularity "
+                "fallback (kind fallback: cold-start scores, no more_like_this pull, no context prior); five newer "
+                "items push it out of the window and the list is personal again", [
+                    *watch("w", history[:3]), rec("w"),
+                    *watch("n", [broken, *history[:3]]), rec("n"),
+                    {"op": "record", "user": "n", "item": far, "event": "more_like_this"}, rec("n"),
+                    rec("n", context=world.context(hour=7.0, device="tv")),
+                    *watch("n", history[3:6] + world.ids[50:52]), rec("n")],
+                bundle=NAN, engines=("onnx",))
 
 
 def ties_case(world, history: list[str], far: str) -> Case:

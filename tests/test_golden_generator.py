@@ -101,3 +101,72 @@ def test_the_rows_bundle_is_the_generators(tmp_path):
     assert sum(map(len, made.values())) < 40_000
     items = Bundle.open(out).manifest.items
     assert items.embeddings.scale_axis == "row" and items.embeddings.dtype == "int8"
+
+
+def test_the_refusal_fixtures_are_the_generators(tmp_path):
+    """golden/refusals is what export/golden_refusals.py makes from the committed golden bundle, byte for
+    byte: no fixture was edited by hand, and each message fragment is the one the generator states."""
+    from edgerec.export.golden_refusals import REFUSALS_FOLDER, generate
+
+    summary = generate(GOLDEN / "bundle", tmp_path / REFUSALS_FOLDER)
+    out = tmp_path / REFUSALS_FOLDER
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / REFUSALS_FOLDER).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / REFUSALS_FOLDER).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys(), "run `python -m edgerec.export.golden_refusals` and commit spec/golden"
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert summary["bytes"] == sum(map(len, made.values())) < 300_000
+
+
+def test_the_format1_bundle_is_the_generators(tmp_path):
+    """golden/format1 is what export/golden_more.py makes from the committed rows bundle, byte for byte: the
+    rows bundle in format 1 (the oldest format a runtime reads, spec rule 1)."""
+    from edgerec.export.golden_more import FORMAT1, ROWS, build_format1_bundle
+    from edgerec.runtime import Bundle
+
+    out = build_format1_bundle(GOLDEN / ROWS, tmp_path / FORMAT1)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / FORMAT1).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / FORMAT1).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 40_000
+    opened = Bundle.open(out)
+    assert opened.manifest.format_version == 1 and opened.manifest.items.embeddings.scale_axis == "row"  # none written
+
+
+def test_the_nan_bundle_is_the_generators(tmp_path):
+    """golden/nan is what export/golden_more.py makes from the committed golden bundle, byte for byte: its
+    encoder differs from the golden one in the 4 bytes of one embedding row's scale (now NaN)."""
+    from edgerec.export.golden_more import NAN, build_nan_bundle
+
+    out = build_nan_bundle(GOLDEN / "bundle", tmp_path / NAN)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / NAN).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / NAN).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 40_000
+    golden, broken = (GOLDEN / "bundle" / "user_encoder.onnx").read_bytes(), made["user_encoder.onnx"]
+    assert len(golden) == len(broken) and sum(a != b for a, b in zip(golden, broken)) <= 4
+
+
+def test_the_content_bundle_is_the_generators(tmp_path):
+    """golden/content is what export/golden_content.py makes from the committed golden bundle and the seeded
+    world, byte for byte: its two bridges read items+content (spec §8), dim + d_content rows of weights."""
+    import numpy as np
+
+    from edgerec.export.golden_content import CONTENT, build_content_bundle
+
+    out = build_content_bundle(GOLDEN / "bundle", tmp_path / CONTENT)
+    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    committed = {p.relative_to(GOLDEN / CONTENT).as_posix(): p.read_bytes()
+                 for p in (GOLDEN / CONTENT).rglob("*") if p.is_file()}
+    assert made.keys() == committed.keys()
+    assert [name for name in made if made[name] != committed[name]] == []
+    assert sum(map(len, made.values())) < 100_000
+    manifest = json.loads(made["manifest.json"])
+    content = np.load(out / manifest["space"]["content"]["file"])
+    for bridge in manifest["space"]["bridges"]:
+        assert bridge["input"] == "items+content" and bridge["source_space"] == manifest["embedding_space"]
+        assert np.load(out / bridge["weights"]).shape == (manifest["dim"] + content.shape[1], manifest["dim"])

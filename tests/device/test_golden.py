@@ -37,7 +37,7 @@ def test_the_cases_cover_every_step_kind_and_policy():
     assert {s["event"] for s in steps if s["op"] == "record"} == {"play", "finish", "like", "skip",
                                                                    "not_interested", "more_like_this"}
     reasons = {r["reason"] for s in steps if s["op"] == "recommend" for r in s["expected"]}
-    assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer", "replay"}
+    assert reasons == {"popular", "tags", "choice", "history", "series", "feedback", "scorer", "replay", "fallback"}
     policies = {key for s in steps for key in s.get("policy", {})}
     assert {"diversity", "max_per_creator", "max_per_genre", "freshness", "language_boost", "replay", "replay_gap",
             "replay_minutes", "replay_min_plays", "popularity", "keep_top", "context_weight", "cold_start_items",
@@ -65,6 +65,42 @@ def test_every_bundle_of_the_index_opens_with_its_engines():
     assert manifest["ranking"]["scorer"]["version"] == 2
     with Recommender.open(GOLDEN / "ranked", backend="onnx") as rec:
         assert rec.ranker and rec.ranker[0].role == "ranker"
+
+
+def test_the_format_1_bundle_gives_the_lists_of_its_format_6_twin():
+    """golden/format1 is golden/rows as format 1 stored it (spec rule 1: the oldest format still read): no
+    scale_axis, wide dtypes, tags as text; the same steps give the same lists, score for score."""
+    import numpy as np
+
+    manifest = json.loads((GOLDEN / "format1" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and "scale_axis" not in manifest["items"]["embeddings"]
+    assert "tags" in manifest["items"]["strings"] and "tags" not in manifest["items"]
+    assert all("offsets" in column for column in manifest["items"]["strings"].values())  # no compressed blocks
+    assert np.load(GOLDEN / "format1" / "items" / "genre.npy").dtype == np.int32  # wide codes, not format 3's
+    twin, old = CASES["per_row_scales"], CASES["format_1"]
+    assert (twin.bundle, old.bundle) == ("rows", "format1")
+    assert [s for s in old.steps if s["op"] != "recommend"] == [s for s in twin.steps if s["op"] != "recommend"]
+    assert old.expected("onnx") == twin.expected("onnx")
+
+
+def test_a_nan_user_vector_is_the_counted_popularity_fallback():
+    """Spec §3: the nan bundle's encoder returns NaN for one item's input. With it in the window the list is
+    the popularity fallback (reasons `fallback`, no item, no tags; another hour and device change nothing:
+    no context prior), counted; out of the window the list is personal again."""
+    from edgerec.runtime.recommender import Recommender
+
+    case = CASES["nan_user_vector"]
+    lists = case.expected("onnx")
+    assert [{r["reason"] for r in got} == {"fallback"} for got in lists] == [False, True, True, True, False]
+    assert all(r["reason_item"] is None and r["tags"] == [] for got in lists[1:4] for r in got)
+    assert lists[2] == lists[3] and lists[1] != lists[2]  # no context prior; a more_like_this still counts
+    with Recommender.open(GOLDEN / case.bundle, backend="onnx") as rec:
+        for step in case.steps[:case.steps.index(next(s for s in case.steps if s.get("user") == "n"
+                                                             and s["op"] == "recommend"))]:
+            if step["op"] == "record":
+                rec.record(step["user"], step["item"], step["event"])
+        assert {r.reason.kind for r in rec.recommend("n", k=5, context={"now": 1.78e9})} == {"fallback"}
+        assert rec.stats()["counters"]["encode_fallback"] == 1
 
 
 def test_a_wrong_expectation_is_caught(golden_bundle):

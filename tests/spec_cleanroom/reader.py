@@ -28,6 +28,8 @@ EVENTS = CONSUMED | {"skip", "not_interested", "more_like_this"}
 KIDS_SAFE = set("family animation kids pets cooking diy science travel documentary classical ambient "
                 "pop folk dance sports".split())  # §5
 MIB = 1 << 20
+WIDE = {"duration": np.dtype(np.float32), "popularity": np.dtype(np.float32), "hubness": np.dtype(np.float32),
+        "release_ts": np.dtype(np.int64), "episode": np.dtype(np.int32)}  # rule 8
 RANGES = {"duration": (0, np.inf), "release_ts": (-1e11, 1e11), "episode": (0, np.inf),
           "popularity": (0, np.inf), "hubness": (-1, 1)}  # rule 8
 
@@ -117,7 +119,11 @@ def _read_manifest(raw: bytes) -> dict:
     """Rule 1: strict JSON (the readers' differences refused); rule 3's integers are integer literals."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raise SpecError("manifest.json: a byte-order mark (rule 1)")
-    m = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite, parse_int=_int64,
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("manifest.json: not UTF-8 (rule 1)") from None
+    m = json.loads(text, parse_constant=_not_json, parse_float=_finite, parse_int=_int64,
                    object_pairs_hook=_members)
     try:
         json.dumps(m, ensure_ascii=False).encode("utf-8")
@@ -141,21 +147,38 @@ def _npy(path: Path) -> np.ndarray:
     return array
 
 
-def _strings(root: Path, col: dict, count: int) -> list[str]:
+def _stored_as(dtype: np.dtype, name: str, version: int) -> bool:
+    """Rule 8's dtypes: a column's own, or (format 3 on) a narrower one of its kind (floats: float16, or
+    int8/int16 for whole numbers); an extra numeric column any number type."""
+    wanted = WIDE.get(name)
+    if wanted is None:
+        return dtype.kind in "iuf"
+    if dtype == wanted or version < 3:
+        return dtype == wanted
+    if wanted.kind == "f":
+        return dtype in (np.dtype(np.float16), np.dtype(np.int8), np.dtype(np.int16))
+    return dtype.kind in "iu" and dtype.itemsize < wanted.itemsize
+
+
+def _strings(root: Path, col: dict, count: int, version: int) -> list[str]:
     """A string column: offsets into a blob, or (format 4) zlib blocks (rule 8)."""
     blob = (root / col["blob"]).read_bytes()
     if "offsets" in col:
-        off = _npy(root / col["offsets"]).astype(np.int64)
+        off = _npy(root / col["offsets"])
+        if off.dtype not in ((np.int64, np.uint32) if version >= 3 else (np.int64,)):
+            raise SpecError(f"{col['offsets']}: offsets are int64 (format 3: or uint32) (rule 8)")
+        off = off.astype(np.int64)
         if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(blob) or np.any(
                 np.diff(off) < 0):
-            raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the blob's size")
+            raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the blob's size (rule 8)")
         return [blob[off[i]:off[i + 1]].decode("utf-8") for i in range(count)]
     starts, rows = _npy(root / col["blocks"]).astype(np.int64), col["block_rows"]
-    if starts.shape != (-(-count // rows) + 1,) or starts[0] != 0 or starts[-1] != len(blob):
-        raise SpecError(f"{col['blocks']}: block starts must rise from 0 to the blob's size")
+    if starts.shape != (-(-count // rows) + 1,) or starts[0] != 0 or starts[-1] != len(blob) or np.any(
+            np.diff(starts) < 0):
+        raise SpecError(f"{col['blocks']}: block starts must rise from 0 to the blob's size (rule 8)")
     zdict = (root / col["dictionary"]).read_bytes() if "dictionary" in col else b""
     if len(zdict) > 32 * 1024:
-        raise SpecError(f"{col['dictionary']}: a zlib dictionary holds at most 32 KB")
+        raise SpecError(f"{col['dictionary']}: a zlib dictionary holds at most 32 KB (rule 8)")
     out: list[str] = []
     for b in range(len(starts) - 1):
         n = min(rows, count - b * rows)
@@ -173,11 +196,16 @@ def _strings(root: Path, col: dict, count: int) -> list[str]:
 def _tag_codes(root: Path, col: dict, count: int) -> list[str]:
     """Format 5 tags: item r's tags are vocab[codes[offsets[r]:offsets[r + 1]]] (rule 8)."""
     vocab, codes = col["vocab"], _npy(root / col["codes"])
-    off = _npy(root / col["offsets"]).astype(np.int64)
+    if any("|" in tag or not tag for tag in vocab):
+        raise SpecError("items.tags.vocab: tags are non-empty and hold no '|' (rule 8)")
+    off = _npy(root / col["offsets"])
+    if off.dtype not in (np.dtype(np.uint32), np.dtype(np.int64)):
+        raise SpecError(f"{col['offsets']}: offsets are uint32 or int64 (rule 8)")
+    off = off.astype(np.int64)
     if off.shape != (count + 1,) or off[0] != 0 or off[-1] != len(codes) or np.any(np.diff(off) < 0):
-        raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the number of codes")
+        raise SpecError(f"{col['offsets']}: offsets must rise from 0 to the number of codes (rule 8)")
     if codes.dtype.kind != "u" or (len(codes) and int(codes.max()) >= len(vocab)) or len(set(vocab)) != len(vocab):
-        raise SpecError(f"{col['codes']}: codes must be unsigned and inside a vocabulary of distinct tags")
+        raise SpecError(f"{col['codes']}: codes must be unsigned and inside a vocabulary of distinct tags (rule 8)")
     return ["|".join(vocab[c] for c in codes[off[r]:off[r + 1]]) for r in range(count)]
 
 
@@ -209,8 +237,13 @@ class Bundle:
         schema = json.loads((SPEC / "manifest.schema.json").read_text())
         base = jsonschema.Draft202012Validator  # rule 3: an integer is an integer literal (5, not 5.0)
         types = base.TYPE_CHECKER.redefine("integer", lambda _, v: type(v) is int)
-        jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
+        try:
+            jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
+        except jsonschema.ValidationError as e:
+            raise SpecError(f"manifest.json: {e.message} (rule 3)") from None
         for name, entry in m["files"].items():  # rule 4
+            if not paths[name].is_file():
+                raise SpecError(f"{name}: listed in files but missing (rule 4)")
             data = paths[name].read_bytes()
             if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise SpecError(f"{name}: size or sha256 differs from files (rule 4)")
@@ -303,7 +336,7 @@ class Bundle:
             self.vectors = table.astype(np.float32) * per  # §4 dequantization
         else:
             self.scales, self.vectors = None, table.astype(np.float32)
-        self.strings = {k: _strings(root, c, n) for k, c in items["strings"].items()}
+        self.strings = {k: _strings(root, c, n, version) for k, c in items["strings"].items()}
         if (version >= 5) != ("tags" in items) or ("tags" in items) == ("tags" in self.strings):
             raise SpecError("items: tags as codes in format 5, as text before, never both (rule 8)")
         if "tags" in items:  # format 5: rebuilt as the |-joined text of the older formats
@@ -315,7 +348,10 @@ class Bundle:
         for name, col in items["categorical"].items():
             if ("codes" in col) == ("constant" in col) or ("constant" in col and version < 6):
                 raise SpecError(f"items.categorical.{name}: codes, or (format 6) a constant, one of them (rule 8)")
-            codes = np.full(n, col["constant"], np.int32) if "constant" in col else _npy(root / col["codes"]).astype(np.int32)
+            codes = np.full(n, col["constant"], np.int32) if "constant" in col else _npy(root / col["codes"])
+            if codes.dtype not in ((np.int8, np.int16, np.int32) if version >= 3 else (np.int32,)):
+                raise SpecError(f"items.categorical.{name}: codes are int32 (format 3: or int8, int16) (rule 8)")
+            codes = codes.astype(np.int32)
             if codes.shape != (n,) or np.any((codes < -1) | (codes >= len(col["vocab"]))):
                 raise SpecError(f"items.categorical.{name}: codes outside [-1, len(vocab)) (rule 8)")
             self.cat[name] = [col["vocab"][c] if c >= 0 else None for c in codes]
@@ -327,7 +363,10 @@ class Bundle:
             kind = kinds.get(name, np.float32 if name in RANGES else np.float64)
             if isinstance(file, dict) and np.asarray(file["constant"], kind).item() != file["constant"]:
                 raise SpecError(f"items.numeric.{name}: a constant its dtype does not hold (rule 8)")
-            col = np.full(n, file["constant"], kind) if isinstance(file, dict) else _npy(root / file).astype(kind)
+            col = np.full(n, file["constant"], kind) if isinstance(file, dict) else _npy(root / file)
+            if not _stored_as(col.dtype, name, version):
+                raise SpecError(f"{file}: dtype {col.dtype} is not the column's (rule 8)")
+            col = col.astype(kind)
             low, high = RANGES.get(name, (-np.inf, np.inf))
             if col.shape != (n,) or not np.all(np.isfinite(col) & (col >= low) & (col <= high)):
                 raise SpecError(f"{file}: {n} finite values in [{low}, {high}] expected (rule 8)")
@@ -563,7 +602,8 @@ class Runtime:
                 "onboard_tags": set(choice.get("tags", [])), "choice": choice}
 
     # ---- §3: the user vector and the query
-    def _query(self, prof: dict, cat: dict, pol: dict) -> np.ndarray | None:
+    def _query(self, prof: dict, cat: dict, pol: dict) -> tuple[np.ndarray | None, bool]:
+        """The query, and whether the encoder failed (a NaN or infinite vector: the popularity fallback)."""
         b, vec = self.b, cat["vectors"]
         inputs = [int(b.enc_inputs[r]) for r in prof["seq"] if r < b.count]
         u = None
@@ -571,7 +611,7 @@ class Runtime:
             length = max(1, min(b.defaults.get("history_length", 50), len(inputs)))  # §3: else 50
             u = b.encode(inputs[-length:]).astype(np.float64)
             if not np.all(np.isfinite(u)):
-                u = None
+                return None, True  # §3: no pull of any kind, the request is cold
         e = pol["engagement"] if pol["engagement"] is not None else b.ranking.get("engagement", 0)
         if u is not None and e > 0:
             liked, done = prof["loved"], prof["finished"]
@@ -585,7 +625,7 @@ class Runtime:
             q = (u if u is not None else 0) + pol["feedback_weight"] * vec[
                 prof["liked"][-3:]].mean(axis=0)
             u = q / np.linalg.norm(q)
-        return u
+        return u, False
 
     # ---- §5 filters
     def _passes(self, filters: dict | None, cat: dict) -> np.ndarray:
@@ -619,7 +659,7 @@ class Runtime:
         k = k or b.defaults.get("k", 10)
         ctx = context or {}
         prof = self._profile(user, cat)
-        q = self._query(prof, cat, pol)
+        q, failed = self._query(prof, cat, pol)
         cold, n, vec = q is None, len(prof["seq"]), cat["vectors"].astype(np.float64)
 
         # §4 scores over every row
@@ -706,7 +746,7 @@ class Runtime:
         if not cold:
             rel, scored = self._rank(sl, rel, q, prof, cat, now, hour, ctx.get("device"), pol)
         prior_ctx = b.ranking.get("context_prior")
-        if prior_ctx:
+        if prior_ctx and not failed:  # §4 Context: not on the popularity fallback
             c = pol["context_weight"] if pol["context_weight"] is not None else prior_ctx.get(
                 "weight", 0)
             part = next(name for end, name in DAY_PARTS if hour % 24 < end)
@@ -745,6 +785,8 @@ class Runtime:
 
         order = self._order(sl, head, total, k, pol, cat, matching[sl] if spread else None)
         shown = [self._explain(sl[j], total[j], prof, cat, cold, back) for j in order]
+        if failed:  # §6: on the popularity fallback every reason is `fallback`, with no item and no tags
+            shown = [{**item, "reason": "fallback", "reason_item": None, "tags": []} for item in shown]
         if scored is not None:  # §4 Scorer: the reason's kind becomes scorer; the sum of the terms is shown
             for j, item in zip(order, shown):
                 item.update(reason="scorer", scorer_score=float(scored[j]))

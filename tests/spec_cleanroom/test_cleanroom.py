@@ -154,3 +154,27 @@ def test_the_compressed_columns_read_as_text(bundle):
     assert len(bundle.strings["tags"]) == bundle.count == len(bundle.strings["titles"])
     assert all(bundle.strings["tags"]) and bundle.strings["ids"][:2] == ["i00", "i01"]
     assert np.isfinite(bundle.vectors).all()
+
+
+REFUSALS = GOLDEN / "refusals"
+REFUSAL_INDEX = json.loads((REFUSALS / "index.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("entry", REFUSAL_INDEX["refusals"], ids=lambda e: e["name"])
+def test_the_text_alone_refuses_every_refusal_fixture(tmp_path, entry):
+    """§9's refusal fixtures as a second runtime uses them: base with the fixture's files put over it and its
+    removed files gone is refused, by the rule the index names (the reader tags each refusal with its rule)."""
+    root = tmp_path / entry["name"]
+    shutil.copytree(REFUSALS / REFUSAL_INDEX["base"], root)
+    for name in entry["files"]:
+        shutil.copyfile(REFUSALS / entry["name"] / name, root / name)
+    for name in entry["removed"]:
+        (root / name).unlink()
+    rule = "(§1 arrays)" if entry["rule"] == "arrays" else f"(rule {entry['rule']})"
+    with pytest.raises(reader.SpecError) as caught:
+        reader.Bundle(root)
+    assert str(caught.value).endswith(rule), str(caught.value)
+
+
+def test_the_refusal_base_opens():
+    assert reader.Bundle(REFUSALS / REFUSAL_INDEX["base"]).count == 56
