@@ -204,3 +204,61 @@ for row in range(40):
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as again:
         assert again.history.count("lou") == 40
+
+
+def test_every_argument_reaches_the_recommender_in_its_place(rec, monkeypatch):
+    from edgerec.runtime import Filters, Policy
+
+    def seen(name):
+        return lambda *args, **kwargs: (name, args, kwargs)
+    for name in ("record", "recommend", "add_items", "forget"):
+        monkeypatch.setattr(rec, name, seen(name))
+    filters, policy, context = Filters(kids_safe=True), Policy(diversity=0.3), {"device": "tv"}
+    with Background(rec) as bg:
+        assert bg.record("u", "i", "like", 0.5, 123.0, {"where": "sofa"}).result(WAIT) == \
+            ("record", ("u", "i", "like", 0.5, 123.0, {"where": "sofa"}), {})
+        assert bg.recommend("u", 7, context, filters, policy, latest="home").result(WAIT) == \
+            ("recommend", ("u", 7, context, filters, policy), {})
+        assert asyncio.run(bg.recommend_async("u", 3, context, filters, policy, latest="x")) == \
+            ("recommend", ("u", 3, context, filters, policy), {})
+        assert asyncio.run(bg.record_async("u", "i", "skip", 1.0, 9.0, {"a": 1})) == \
+            ("record", ("u", "i", "skip", 1.0, 9.0, {"a": 1}), {})
+        assert bg.record("u", "i").result(WAIT) == ("record", ("u", "i", "play", None, None, None), {})
+        assert bg.add_items([{"item_id": "n"}]).result(WAIT) == ("add_items", ([{"item_id": "n"}],), {})
+        assert bg.forget("u").result(WAIT) == ("forget", ("u",), {})
+        assert bg.submit(dict, [("a", 1)], b=2).result(WAIT) == {"a": 1, "b": 2}
+
+
+def test_the_worker_is_a_named_daemon_thread_that_ends_with_close(rec):
+    bg = Background(rec)
+    threads = [t for t in threading.enumerate() if t.name == "edgerec-background"]
+    assert len(threads) == 1 and threads[0].daemon  # a forgotten runner never keeps a program alive
+    bg.close()
+    assert not threads[0].is_alive()
+
+
+def test_the_refusals_say_what_was_wrong_and_what_to_do(rec):
+    with pytest.raises(ConfigError) as err:
+        Background(42)
+    assert str(err.value) == "Background runs a Recommender (Recommender.open(...)), not int"
+    assert Background(rec, max_pending=1).close() is None  # one waiting call is allowed
+    with pytest.raises(ConfigError) as err:
+        Background(rec, max_pending=0)
+    assert str(err.value) == "max_pending must be a whole number of at least 1, not 0"
+    bg = Background(rec, max_pending=1)
+    with pytest.raises(ConfigError) as err:
+        bg.submit(42)
+    assert str(err.value) == "submit() runs a callable, not int"
+    with pytest.raises(ConfigError) as err:
+        bg.recommend("u", latest="")
+    assert str(err.value) == "latest names the screen a list is for (a non-empty string), not ''"
+    gate = held(bg)
+    with pytest.raises(BusyError) as err:
+        bg.flush()
+    assert str(err.value) == ("1 calls are waiting already (max_pending=1); the device is not keeping up: wait for "
+                              "earlier Futures, or ask for fewer lists")
+    gate.opened.set()
+    bg.close()
+    with pytest.raises(ConfigError) as err:
+        bg.flush()
+    assert str(err.value) == "this Background is closed; make a new one (or call the Recommender directly)"
