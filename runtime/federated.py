@@ -32,7 +32,7 @@ from edgerec.runtime import checks
 from edgerec.runtime.fed_format import ENCODINGS, ClientUpdate, encode_update
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.personal import load_personal, save_personal
-from edgerec.runtime.privacy_ledger import PrivacyLedger
+from edgerec.runtime.privacy_ledger import PrivacyLedger, in_memory
 from edgerec.runtime.user_state import read_state
 
 ENCODE_BATCH = 128  # histories per encoder call
@@ -124,8 +124,7 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     now = checks.timestamp(now, "now")
     table = _check_table(table, rec.catalog.base_count, rec.manifest.dim)
     history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
-    checks.instance(ledger, PrivacyLedger, "ledger")
-    ledger = ledger or PrivacyLedger(history)
+    ledger = _ledger(ledger, history, "a federated round")
     question = f"federated round {task.round}"
 
     def decline(reason: str) -> RoundResult:
@@ -157,6 +156,17 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
         update.weight = 1.0
     payload = encode_update(update, task.encoding)
     return RoundResult(task.round, update, payload, None, examples, norm, (time.perf_counter() - start) * 1e3)
+
+
+def _ledger(ledger, history: HistoryStore, what: str) -> PrivacyLedger:
+    """The ledger a round is entered in: the one given, or the history's own, which must live in a file."""
+    if checks.instance(ledger, PrivacyLedger, "ledger") is not None:
+        return ledger
+    if in_memory(history):  # its ledger would start empty at every app start, as PrivateReporter's would
+        raise ConfigError(f"{what} needs the history in a file: a privacy ledger kept in memory forgets what was "
+                          "spent when the app restarts, so no budget would hold; open the Recommender with "
+                          "history=PATH (a simulation passes ledger=PrivacyLedger(store, simulation=True))")
+    return PrivacyLedger(history)
 
 
 def _check_table(table, rows: int, dim: int) -> np.ndarray | None:
@@ -240,13 +250,14 @@ def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.n
         raise ConfigError("step_losses scores moves of the round's table: pass the table the server sent")
     rows, delta, steps = _check_move(rows, delta, steps, table.shape)
     history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
+    ledger = _ledger(ledger, history, "the federated evaluation of step sizes")
     if not (consent.opted_in and consent.allowed and consent.without_dp):  # its answer carries no DP
         return None
     cat = rec.catalog
     consumed = [r for r in read_state(history, cat, user).consumed if r < cat.base_count]
     if len(consumed) < 2:
         return None
-    (ledger or PrivacyLedger(history)).note("federated evaluation of step sizes (no DP)", now)
+    ledger.note("federated evaluation of step sizes (no DP)", now)
     query = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
     scores, target = np.asarray(table, np.float32) @ query, consumed[-1]
     losses = []

@@ -21,6 +21,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.fed_format import ClientUpdate, decode_update
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
 from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.privacy_ledger import PrivacyLedger
 
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
 SPACE = "ab" * 12
@@ -164,7 +165,8 @@ def test_fedavg_rounds_teach_the_table_what_devices_did():
         for r in range(5):
             task = server.task(r)
             sent = [take_part(rec, f"u{d}", task, history=s, table=server.table, personal=Personal(enabled=False),
-                              consent=Consent(without_dp=True)).payload for d, s in enumerate(stores)]
+                              consent=Consent(without_dp=True), ledger=PrivacyLedger(s, simulation=True)).payload
+                    for d, s in enumerate(stores)]
             server.aggregate([decode_update(p) for p in sent])
         assert rank(server.table) < before - 1
         assert np.allclose(np.linalg.norm(server.table, axis=1), 1.0, atol=1e-5)
@@ -223,7 +225,8 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         user = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
         table, rows = rec.catalog.stored.dequantize(), np.array([target])
         toward = (user / np.linalg.norm(user))[None, :]
-        kw = dict(history=store, consent=Consent(without_dp=True))
+        ledger = PrivacyLedger(store, simulation=True)  # simulated devices keep their histories in memory
+        kw = dict(history=store, consent=Consent(without_dp=True), ledger=ledger)
         closer = step_losses(rec, "u0", table, rows, toward, [0.0, 0.5, 5.0], **kw)
         assert closer[0] >= closer[1] >= closer[2] and closer[0] > closer[2]  # the newest item ranks higher
         away = step_losses(rec, "u0", table, rows, -toward, [0.0, 0.5, 5.0], **kw)
@@ -232,7 +235,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         rank = int(np.sum(scores > scores[target]))
         assert closer[0] == pytest.approx(1 - 1 / np.log2(rank + 2))  # step 0: the table as it is
         assert np.allclose(np.linalg.norm(moved_rows(table[rows], toward, 5.0), axis=1), 1.0)
-        assert step_losses(rec, "u0", table, rows, toward, [1.0], history=store) is None  # no DP
+        assert step_losses(rec, "u0", table, rows, toward, [1.0], history=store, ledger=ledger) is None  # no DP
         assert step_losses(rec, "nobody", table, rows, toward, [1.0], **(kw | {"history": store})) is None
         good = dict(user="u0", table=table, rows=rows, delta=toward, steps=[1.0])
         for bad in [dict(table=None), dict(table=table[:5]), dict(table=np.full_like(table, np.nan)),
@@ -243,7 +246,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
             with pytest.raises(ConfigError):
                 step_losses(rec, **(good | bad), **kw)
         with pytest.raises(ConfigError):  # "yes" is truthy: only True or False decides
-            step_losses(rec, **good, history=store, consent=Consent(without_dp="yes"))
+            step_losses(rec, **good, history=store, consent=Consent(without_dp="yes"), ledger=ledger)
 
 
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):

@@ -30,8 +30,8 @@ from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 
 
 @pytest.fixture
-def rec(golden_bundle):
-    with Recommender.open(golden_bundle, backend="onnx") as opened:
+def rec(golden_bundle, tmp_path):  # a history in a file: a round's ledger may not live in memory
+    with Recommender.open(golden_bundle, backend="onnx", history=tmp_path / "history.db") as opened:
         yield opened
 
 
