@@ -12,7 +12,14 @@ import pytest
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.fed_format import ClientUpdate, decode_update, encode_update
-from edgerec.runtime.federated import Consent, Personal, RoundTask, step_losses, take_part, user_vectors
+from edgerec.runtime.federated import (
+    Consent,
+    Personal,
+    RoundTask,
+    step_losses,
+    take_part,
+    user_vectors,
+)
 from edgerec.runtime.personal import load_personal, use_personal
 from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 
