@@ -22,7 +22,8 @@ from edgerec.runtime.federated import Consent, RoundTask, take_part
 from edgerec.runtime.privacy_ledger import PrivacyLedger
 
 NODE_WAIT_S = 120.0  # how long the server waits for the simulation's nodes to register
-TASK_FIELDS = ("round", "space", "lr", "steps", "negatives", "temperature", "clip", "max_examples", "encoding")
+TASK_FIELDS = ("round", "space", "lr", "steps", "negatives", "temperature", "clip", "max_examples", "encoding",
+               "upload_rows")
 
 
 @dataclass

@@ -63,8 +63,8 @@ def test_the_update_moves_the_consumed_rows_towards_the_user(rec):
 def test_another_history_gives_another_update(rec):
     play(rec, "ana", [3, 17, 8, 40])
     play(rec, "bo", [50, 12, 44, 9])
-    a = take_part(rec, "ana", task(rec, negatives=4)).update
-    b = take_part(rec, "bo", task(rec, negatives=4)).update
+    a = take_part(rec, "ana", task(rec, upload_rows=7)).update  # a DP round: 7 rows, the 3 items among them
+    b = take_part(rec, "bo", task(rec, upload_rows=7)).update
     assert {17, 8, 40} <= set(a.rows.tolist()) and {12, 44, 9} <= set(b.rows.tolist())
     assert not {12, 44, 9} <= set(a.rows.tolist())
     assert not (a.rows.shape == b.rows.shape and np.allclose(a.delta, b.delta))
@@ -138,6 +138,24 @@ def test_a_round_on_a_history_in_memory_is_refused_unless_a_simulations_ledger_i
         assert calls["the federated evaluation of step sizes"](simulated) is not None
         assert [e[1] for e in simulated.entries()] == ["federated round 0",
                                                        "federated evaluation of step sizes (no DP)"]
+
+
+def test_a_dp_upload_holds_the_rounds_row_count_whatever_the_history(rec):
+    """A DP upload held the device's distinct consumed items plus the round's negatives: its size told the
+    server how many items the device had consumed. In a DP round every upload now holds `upload_rows` rows."""
+    play(rec, "ana", [3, 17])  # one target
+    play(rec, "bo", list(range(30)))  # 29 targets
+    off = Personal(enabled=False)
+    small, large = (take_part(rec, user, task(rec, negatives=4, upload_rows=20), personal=off) for user in ("ana", "bo"))
+    assert len(small.update.rows) == len(large.update.rows) == 20 and len(small.payload) == len(large.payload)
+    assert 17 in small.update.rows and np.all(small.update.delta.any(axis=1))  # every row a real change
+    assert set(large.update.rows.tolist()) <= set(range(1, 30))  # more items than rows: items only, no negative
+    whole = take_part(rec, "ana", task(rec, round=1), personal=off)  # the default 256: the table's 56 rows
+    assert whole.update.rows.tolist() == list(range(rec.catalog.base_count))
+    # without DP the device changes its items and the round's negatives, as before
+    plain = take_part(rec, "ana", task(rec, epsilon=None, negatives=4, round=2), consent=Consent(without_dp=True),
+                      personal=off)
+    assert len(plain.update.rows) == 1 + 4 and 17 in plain.update.rows
 
 
 def test_the_upload_round_trips_and_stays_small(rec):
