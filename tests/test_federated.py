@@ -180,7 +180,8 @@ def test_the_step_search_keeps_the_step_the_evaluation_cohort_prefers():
 
     def run(prefer, rounds=3, dp=None, **cfg):
         server = FederatedServer(table, SPACE, 10, ServerConfig(rounds=rounds, clients_per_round=5, server_lr=4.0,
-                                                                **cfg), RoundTask(round=0, space=SPACE, clip=1.0), dp)
+                                                                **cfg),
+                                 RoundTask(round=0, space=SPACE, clip=1.0, upload_rows=2), dp)  # DP: 2-row uploads
         asked = []
 
         def evaluate(rows, delta, steps):
@@ -342,7 +343,7 @@ def dp_server(rounds: int, accumulate: bool, rows: int = 400, dim: int = 16) -> 
     plan = DPPlan(4.0, 1e-6, 0.5, rounds, 0.5)
     return FederatedServer(table, SPACE, 20, ServerConfig(rounds=rounds, clients_per_round=10, server_lr=1.0,
                                                           dp_accumulate=accumulate),
-                           RoundTask(round=0, space=SPACE, clip=0.5), plan)
+                           RoundTask(round=0, space=SPACE, clip=0.5, upload_rows=1), plan)  # 1-row uploads
 
 
 def test_accumulated_dp_leaves_rows_nobody_moved_where_they_were():
