@@ -43,24 +43,30 @@ def synthetic_histories(popularity: np.ndarray, genres: list[str], n: int, max_l
 
 _WINDOWS_ROOT = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # C:\... or \\server\share, on whatever machine exports
 _PATH_WORD = re.compile(r"\S*[\\/]\S*")  # a word holding a separator, in a sentence
+_SEPARATOR = re.compile(r"[\\/]")
 
 
 def _is_path(text: str) -> bool:
     """Absolute (here or on Windows), home-relative, or relative: a relative path that does not exist where
     the export runs (a checkpoint trained in another folder) still names the folders it was typed in.
-    Text with a space is a path only if it is absolute or exists ("/Users/Ana Ruiz/data", not "and/or so")."""
+    A relative text with spaces is a path when it reads as one: no part between separators starts or ends
+    with a space and the last part is one word ("Ana Ruiz/data"), not a sentence ("audio/video world",
+    "trained on /home/..."); or when it exists here."""
     if not text or "\n" in text or len(text) > 4096:
         return False
     if text.startswith("~") or _WINDOWS_ROOT.match(text) or Path(text).is_absolute():
         return True
-    if "/" not in text and "\\" not in text:
+    if not _SEPARATOR.search(text):  # a name or a description
         return False
-    return not any(c.isspace() for c in text) or Path(text).exists()
+    parts = _SEPARATOR.split(text.rstrip("\\/"))
+    if all(p == p.strip() for p in parts) and not any(c.isspace() for c in parts[-1]):
+        return True
+    return Path(text).exists()
 
 
 def _last_component(text: str) -> str:
     """The name a path ends with, split at both separators (Path splits at "\\" only on Windows)."""
-    return re.split(r"[\\/]", text.rstrip("\\/"))[-1]
+    return _SEPARATOR.split(text.rstrip("\\/"))[-1]
 
 
 def _scrubbed(text: str) -> str:

@@ -19,9 +19,11 @@ import numpy as np
 
 from edgerec.federated.server import FederatedServer
 from edgerec.runtime.federated import Consent, RoundTask, take_part
+from edgerec.runtime.privacy_ledger import PrivacyLedger
 
 NODE_WAIT_S = 120.0  # how long the server waits for the simulation's nodes to register
-TASK_FIELDS = ("round", "space", "lr", "steps", "negatives", "temperature", "clip", "max_examples", "encoding")
+TASK_FIELDS = ("round", "space", "lr", "steps", "negatives", "temperature", "clip", "max_examples", "encoding",
+               "upload_rows")
 
 
 @dataclass
@@ -61,6 +63,7 @@ class _Device:
         self.rec = Recommender.open(devices.bundle, backend="onnx")
         self.user = f"node-{index}"
         self.history = HistoryStore(":memory:", retention=KEEP_EVERYTHING)  # the log's own (old) times
+        self.ledger = PrivacyLedger(self.history, simulation=True)  # a simulated device: its ledger in memory
         for item, ts in devices.histories[index]:
             self.history.record(self.user, item, "play", ts=ts)
 
@@ -82,7 +85,7 @@ def client_app(devices: FlowerDevices):
         task = task_from_record(msg.content["task"])
         table = msg.content["table"].to_numpy_ndarrays()[0]
         result = take_part(device.rec, device.user, task, history=device.history, table=table,
-                           consent=devices.consent)
+                           consent=devices.consent, ledger=device.ledger)
         return Message(RecordDict({"update": ConfigRecord(node_reply(result))}), reply_to=msg)
 
     return app

@@ -36,7 +36,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.federated.accounting import DPPlan
-from edgerec.runtime.fed_format import ClientUpdate, decode_update
+from edgerec.runtime.fed_format import UPLOAD_LIMIT, ClientUpdate, decode_update, upload_bytes
 from edgerec.runtime.federated import RoundTask, moved_rows
 
 # (rows, their summed change, candidate steps) -> the evaluation cohort's summed loss per step, or None
@@ -123,6 +123,12 @@ class FederatedServer:
         self.noise_multiplier = dp.noise_multiplier() if dp is not None else 0.0
         if dp is not None and (dp.rounds != cfg.rounds or abs(dp.q - self.q) > 1e-12 or dp.clip != task.clip):
             raise ConfigError("the DP plan must have the run's rounds, sampling rate and the task's clip")
+        self.upload_rows = min(task.upload_rows, len(self.table))  # what every DP upload holds
+        size = upload_bytes(self.upload_rows, self.table.shape[1], task.encoding)
+        if dp is not None and size > UPLOAD_LIMIT:
+            raise ConfigError(f"a DP round's uploads of {self.upload_rows} rows of width {self.table.shape[1]} "
+                              f"({task.encoding}) would take {size:,} bytes, over the {UPLOAD_LIMIT:,}-byte upload "
+                              "limit; lower RoundTask.upload_rows or use int8")
         self.log: list[dict] = []
 
     @property
@@ -193,6 +199,9 @@ class FederatedServer:
                 and delta.dtype.kind in "fiu" and np.all(np.isfinite(delta)) and 0 <= weight < math.inf):
             raise ConfigError("an update needs unique ascending row ids of the table, one finite change row each "
                               "and a finite weight >= 0; it is refused")
+        if self.dp is not None and len(rows) != self.upload_rows:  # a count of its own would tell of its history
+            raise ConfigError(f"an update of a DP round holds {self.upload_rows} rows (the task's upload_rows), "
+                              f"not {len(rows)}; it is refused")
         return replace(update, rows=rows.astype(np.int64),
                        delta=clipped(delta.astype(np.float64), self.template.clip).astype(np.float32))
 

@@ -19,9 +19,11 @@ bytes, little-endian throughout (spec/README.md, "Federated updates"):
 
 No user id, no item id, no order of events: row numbers of the bundle's table and
 their changes only. Those rows include the items the device consumed, hidden only
-among its hard negatives, and a FedAvg weight tells how many examples it had
+among its hard negatives, and a FedAvg weight tells how many examples it had; in a
+round with DP the row count is the round's `upload_rows` for every device
 (docs/federated.md says what this does and does not protect). A device with D = 32 that changed 600 rows sends
-32 + 600 * (4 + 4 + 32) = 24,032 bytes as int8 (38,432 as float16).
+32 + 600 * (4 + 4 + 32) = 24,032 bytes as int8 (38,432 as float16) (`upload_bytes`); a server plans
+rounds whose uploads fit UPLOAD_LIMIT.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ VERSION = 1
 ENCODINGS = {"fp16": 1, "int8": 2}
 _HEADER = struct.Struct("<4sBBHIIf12s")  # 32 bytes
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # the header holds the weight as float32
+UPLOAD_LIMIT = 64 * 1024  # bytes: what a round's plan keeps a DP upload within (docs/federated.md)
+
+
+def upload_bytes(rows: int, dim: int, encoding: str) -> int:
+    """The size of an upload of `rows` rows of width `dim` (the format above)."""
+    return _HEADER.size + rows * (4 + (2 * dim if encoding == "fp16" else dim + 4))
 
 
 @dataclass

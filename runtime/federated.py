@@ -6,7 +6,8 @@ exactly as a request does; the softmax of that vector over the catalog (the
 scan a request makes anyway) gives the gradient of every item row
 (federated collaborative filtering: the encoder stays as shipped, the table
 learns). The device changes only the rows of the items it consumed plus the
-`negatives` rows the loss pushes hardest (its hard negatives): sampling
+`negatives` rows the loss pushes hardest (its hard negatives; in a round with DP,
+`upload_rows` rows in all, so the upload's size tells nothing of the history): sampling
 negatives uniformly instead was measured to give a gradient too noisy to
 help (cosine 0.39 with the full one on the demo world). A few local steps
 later, the change of those rows is clipped to the L2 bound `clip` and sent in
@@ -32,7 +33,7 @@ from edgerec.runtime import checks
 from edgerec.runtime.fed_format import ENCODINGS, ClientUpdate, encode_update
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.personal import load_personal, save_personal
-from edgerec.runtime.privacy_ledger import PrivacyLedger
+from edgerec.runtime.privacy_ledger import PrivacyLedger, in_memory
 from edgerec.runtime.user_state import read_state
 
 ENCODE_BATCH = 128  # histories per encoder call
@@ -52,6 +53,9 @@ class RoundTask:
     max_examples: int = 500  # newest next-item steps of the history used
     epsilon: float | None = None  # what taking part costs in the ledger (None: a round without DP)
     encoding: str = "int8"  # upload encoding (fed_format.ENCODINGS)
+    # a round with DP: every upload holds exactly this many rows (the whole table if smaller), so the count
+    # says nothing of how many items the device consumed (without DP: its items plus `negatives`)
+    upload_rows: int = 256
 
     def check(self) -> RoundTask:
         """ConfigError for a field of the wrong kind or range (the upload format holds the round in 32 bits)."""
@@ -60,7 +64,8 @@ class RoundTask:
             raise ConfigError(f"RoundTask.space must be an embedding-space id string (got {type(self.space).__name__})")
         for name, low, high in (("lr", 0.0, 1e3), ("clip", 0.0, 1e9), ("temperature", 1e-4, 1e4)):
             checks.number(getattr(self, name), f"RoundTask.{name}", low, high, low_open=True)
-        for name, high in (("steps", 1000), ("negatives", 1_000_000), ("max_examples", 1_000_000)):
+        for name, high in (("steps", 1000), ("negatives", 1_000_000), ("max_examples", 1_000_000),
+                           ("upload_rows", 1_000_000)):
             checks.integer(getattr(self, name), f"RoundTask.{name}", 1, high)
         checks.number(self.epsilon, "RoundTask.epsilon", 0.0, 1e6, allow_none=True, low_open=True)
         checks.choice(self.encoding, tuple(ENCODINGS), "RoundTask.encoding")
@@ -124,8 +129,7 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     now = checks.timestamp(now, "now")
     table = _check_table(table, rec.catalog.base_count, rec.manifest.dim)
     history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
-    checks.instance(ledger, PrivacyLedger, "ledger")
-    ledger = ledger or PrivacyLedger(history)
+    ledger = _ledger(ledger, history, "a federated round")
     question = f"federated round {task.round}"
 
     def decline(reason: str) -> RoundResult:
@@ -157,6 +161,17 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
         update.weight = 1.0
     payload = encode_update(update, task.encoding)
     return RoundResult(task.round, update, payload, None, examples, norm, (time.perf_counter() - start) * 1e3)
+
+
+def _ledger(ledger, history: HistoryStore, what: str) -> PrivacyLedger:
+    """The ledger a round is entered in: the one given, or the history's own, which must live in a file."""
+    if checks.instance(ledger, PrivacyLedger, "ledger") is not None:
+        return ledger
+    if in_memory(history):  # its ledger would start empty at every app start, as PrivateReporter's would
+        raise ConfigError(f"{what} needs the history in a file: a privacy ledger kept in memory forgets what was "
+                          "spent when the app restarts, so no budget would hold; open the Recommender with "
+                          "history=PATH (a simulation passes ledger=PrivacyLedger(store, simulation=True))")
+    return PrivacyLedger(history)
 
 
 def _check_table(table, rows: int, dim: int) -> np.ndarray | None:
@@ -200,10 +215,7 @@ def _local_update(rec, history, user, consumed, task, table, personal):
         current = base if rows is None else _patched(base, rows, local)
         grad, toward = softmax_gradients(users + offset, targets, current, task.temperature, rows, personal.enabled)
         if rows is None:  # the targets and the rows the loss pushes hardest: what this device changes
-            strength = np.einsum("nd,nd->n", grad, grad)
-            strength[targets] = np.inf
-            keep = min(len(strength), len(np.unique(targets)) + task.negatives)
-            rows = np.sort(np.argpartition(-strength, keep - 1)[:keep])
+            rows = changed_rows(grad, targets, task)
             grad = grad[rows]
             start = base[rows].astype(np.float32)
             local = start.copy()
@@ -225,6 +237,19 @@ def _local_update(rec, history, user, consumed, task, table, personal):
     return update, len(positions), norm
 
 
+def changed_rows(grad: np.ndarray, targets: np.ndarray, task: RoundTask) -> np.ndarray:
+    """The rows a device changes, ascending: its consumed items, then the rows whose gradient is largest
+    (its hard negatives). Without DP, its items plus `task.negatives`; with DP, `task.upload_rows` whatever
+    the history (a history with more items keeps those the loss pulls hardest)."""
+    strength = np.einsum("nd,nd->n", grad, grad)
+    distinct = np.unique(targets)
+    keep = min(len(strength), len(distinct) + task.negatives if task.epsilon is None else task.upload_rows)
+    if len(distinct) > keep:
+        return np.sort(distinct[np.argsort(-strength[distinct], kind="stable")[:keep]])
+    strength[distinct] = np.inf
+    return np.sort(np.argpartition(-strength, keep - 1)[:keep])
+
+
 def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.ndarray, steps: list[float], *,
                 history: HistoryStore | None = None, consent: Consent | None = None,
                 ledger: PrivacyLedger | None = None, now: float | None = None) -> np.ndarray | None:
@@ -240,13 +265,14 @@ def step_losses(rec, user: str, table: np.ndarray, rows: np.ndarray, delta: np.n
         raise ConfigError("step_losses scores moves of the round's table: pass the table the server sent")
     rows, delta, steps = _check_move(rows, delta, steps, table.shape)
     history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
+    ledger = _ledger(ledger, history, "the federated evaluation of step sizes")
     if not (consent.opted_in and consent.allowed and consent.without_dp):  # its answer carries no DP
         return None
     cat = rec.catalog
     consumed = [r for r in read_state(history, cat, user).consumed if r < cat.base_count]
     if len(consumed) < 2:
         return None
-    (ledger or PrivacyLedger(history)).note("federated evaluation of step sizes (no DP)", now)
+    ledger.note("federated evaluation of step sizes (no DP)", now)
     query = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
     scores, target = np.asarray(table, np.float32) @ query, consumed[-1]
     losses = []

@@ -306,13 +306,14 @@ def recover(path: str | Path, out: str | Path) -> dict:
     try:
         try:
             tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            ledger = {r[1] for r in source.execute("PRAGMA table_info(privacy_ledger)")}  # its clock: since 12/2026
         except sqlite3.DatabaseError as exc:
             raise HistoryError(f"{checks.file_name(path)} is damaged beyond its table list ({exc}); nothing can be recovered") from None
         if "events" not in tables or tables - OWN_TABLES:
             raise HistoryError(f"{checks.file_name(path)} is not an edgerec history (no events table, or another application's "
                                "tables); pass the damaged history file")
         if "privacy_ledger" in tables:  # what the device already reported: its budget must outlive the file
-            parts["privacy_ledger"] = ("id, ts, question, epsilon", "id")
+            parts["privacy_ledger"] = ("id, ts, question, epsilon" + ", clock" * ("clock" in ledger), "id")
         most = path.stat().st_size // 16  # no row takes fewer bytes than this
         for table, (columns, key) in parts.items():
             try:

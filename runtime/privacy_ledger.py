@@ -10,6 +10,14 @@ updates never touch it, and the windows are measured against the latest of the
 clock and the newest entry, so setting the device clock back frees nothing.
 Budget comes back only as entries turn older than the window. A report that
 would pass a cap is refused (PrivacyBudgetError) before anything is produced.
+
+Each entry has two times: `ts`, the time the caller gave (`now=`, the device clock by
+default), which dates the report; and `clock`, the device clock when it was spent. The caps
+hold over both: a report dated back (or forward) into an empty day still counts on the real
+day it was made, so `now=` never lets a device spend more per real day than the cap. A
+simulation that walks many simulated days in one real second says so (`simulation=True`):
+its ledger checks the caps over `ts` only and may live in memory. A real one may not: a
+ledger kept in memory starts empty at every app start.
 """
 
 from __future__ import annotations
@@ -46,24 +54,47 @@ class Spent:
     now: float
 
 
+# an entry's device-clock time; entries written before the clock column was added count at their ts
+_CLOCK = "COALESCE(clock, ts)"
+
+
 class PrivacyLedger:
-    def __init__(self, store: HistoryStore, budget: Budget | None = None):
+    def __init__(self, store: HistoryStore, budget: Budget | None = None, *, simulation: bool = False):
         checks.instance(store, HistoryStore, "the ledger's store (rec.history)", allow_none=False)
         self.store, self.budget = store, checks.instance(budget, Budget, "budget") or Budget()
+        self.simulation = checks.flag(simulation, "simulation")
+        if not simulation and in_memory(store):
+            raise ConfigError("a privacy ledger needs the history in a file: kept in memory it forgets what was "
+                              "spent when the app restarts, so no budget would hold; open the history (the "
+                              "Recommender) with a file path, or pass simulation=True in a simulation")
         with store._transaction():
             store.db.execute("CREATE TABLE IF NOT EXISTS privacy_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                             "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL)")
+                             "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL, clock REAL)")
+            if "clock" not in {r[1] for r in store.db.execute("PRAGMA table_info(privacy_ledger)")}:
+                store.db.execute("ALTER TABLE privacy_ledger ADD COLUMN clock REAL")  # a ledger from before 12/2026
 
-    def _spent(self, now: float) -> Spent:
+    def _window(self, column: str, now: float) -> Spent:
+        """What the entries spent over the day and the 30 days up to `now` (or the newest entry) by `column`."""
         db = self.store.db
-        newest = db.execute("SELECT MAX(ts) FROM privacy_ledger").fetchone()[0]
+        newest = db.execute(f"SELECT MAX({column}) FROM privacy_ledger").fetchone()[0]
         now = max(now, newest or now)
         day, window = db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN ts > ? THEN epsilon END), 0), COALESCE(SUM(epsilon), 0) "
-            "FROM privacy_ledger WHERE ts > ?", (now - DAY, now - WINDOW_DAYS * DAY)).fetchone()
+            f"SELECT COALESCE(SUM(CASE WHEN {column} > ? THEN epsilon END), 0), COALESCE(SUM(epsilon), 0) "
+            f"FROM privacy_ledger WHERE {column} > ?", (now - DAY, now - WINDOW_DAYS * DAY)).fetchone()
         return Spent(float(day), float(window), now)
 
+    def _views(self, now: float) -> tuple[Spent, Spent | None]:
+        """The windows by the dates given (`now=`) and, unless simulated, by the device clock."""
+        return self._window("ts", now), None if self.simulation else self._window(_CLOCK, time.time())
+
+    def _spent(self, now: float) -> Spent:
+        dated, real = self._views(now)
+        if real is None:
+            return dated
+        return Spent(max(dated.day, real.day), max(dated.window, real.window), dated.now)
+
     def spent(self, now: float | None = None) -> Spent:
+        """What is spent of each cap: by the dates given and (unless simulated) by the device clock, the larger."""
         with self.store._lock:
             return self._spent(_now(now))
 
@@ -73,32 +104,43 @@ class PrivacyLedger:
         epsilon = checks.number(epsilon, "a report's epsilon", 0.0, 1e6, low_open=True)
         now = _now(now)  # checked before the transaction: a time past MAX_TS would hold every window shut
         with self.store._transaction():
-            spent = self._spent(now)
-            for label, used, cap, days in (("daily", spent.day, self.budget.per_day, 1),
-                                           ("30-day", spent.window, self.budget.per_30_days, WINDOW_DAYS)):
-                if used + epsilon > cap + _EPS_SLACK:
-                    raise PrivacyBudgetError(
-                        f"the {question} report (epsilon {epsilon:g}) is refused: this device has spent "
-                        f"{used:g} of its {label} privacy budget of {cap:g} over the last {days} day(s); "
-                        "budget returns only as old reports leave the window. Nothing was reported.")
-            self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",
-                                  (spent.now, question, float(epsilon)))
-        return spent.now
+            dated, real = self._views(now)
+            for spent, when in ((dated, ""), (real, " of the device clock")):
+                if spent is not None:
+                    self._check(question, epsilon, spent, when)
+            self._insert(dated.now, question, float(epsilon))
+        return dated.now
+
+    def _check(self, question: str, epsilon: float, spent: Spent, when: str) -> None:
+        for label, used, cap, days in (("daily", spent.day, self.budget.per_day, 1),
+                                       ("30-day", spent.window, self.budget.per_30_days, WINDOW_DAYS)):
+            if used + epsilon > cap + _EPS_SLACK:
+                raise PrivacyBudgetError(
+                    f"the {question} report (epsilon {epsilon:g}) is refused: this device has spent "
+                    f"{used:g} of its {label} privacy budget of {cap:g} over the last {days} day(s){when}; "
+                    "budget returns only as old reports leave the window. Nothing was reported.")
+
+    def _insert(self, ts: float, question: str, epsilon: float) -> None:
+        self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon, clock) VALUES (?, ?, ?, ?)",
+                              (ts, question, epsilon, time.time()))
 
     def note(self, question: str, now: float | None = None) -> float:
         """Record an entry that spends nothing (a refused federated round, one run without DP); returns its time."""
         checks.text(question, "the entry's question", 1000)
         now = _now(now)
         with self.store._transaction():
-            spent = self._spent(now)
-            self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, 0)",
-                                  (spent.now, question))
-        return spent.now
+            ts = self._window("ts", now).now
+            self._insert(ts, question, 0.0)
+        return ts
 
     def entries(self) -> list[tuple[float, str, float]]:
         with self.store._lock:
             return [tuple(r) for r in self.store.db.execute(
                 "SELECT ts, question, epsilon FROM privacy_ledger ORDER BY id")]
+
+
+def in_memory(store: HistoryStore) -> bool:
+    return str(store.path) == ":memory:"
 
 
 def _now(now) -> float:

@@ -36,7 +36,7 @@ from edgerec.runtime.ldp import (
     olh,
     on_grid,
 )
-from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
+from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger, in_memory
 from edgerec.runtime.shuffle import Shuffled
 from edgerec.runtime.vocab import CONSUMED
 
@@ -53,13 +53,15 @@ def bucket(value: float, edges) -> int:
 
 
 class PrivateReporter:
-    def __init__(self, rec, budget: Budget | None = None, rng: Randomness | None = None):
-        if str(rec.history.path) == ":memory:":  # its ledger would start empty at every app start
+    def __init__(self, rec, budget: Budget | None = None, rng: Randomness | None = None, *, simulation: bool = False):
+        """simulation: a simulation's reporter (its ledger checks the caps by the dates given only, and may be
+        kept in memory: runtime/privacy_ledger.py)."""
+        if in_memory(rec.history) and not checks.flag(simulation, "simulation"):  # its ledger would start empty
             raise ConfigError("private reports need the history in a file: a privacy ledger kept in memory forgets "
                               "what was spent when the app restarts, so no budget would hold; open the Recommender "
                               "with history=PATH")
         self.rec = rec
-        self.ledger = PrivacyLedger(rec.history, budget)
+        self.ledger = PrivacyLedger(rec.history, budget, simulation=simulation)
         self.rng = rng or SecureRandomness()
 
     def _consumed_rows(self, entry: float) -> list[int]:

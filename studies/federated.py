@@ -42,7 +42,7 @@ from edgerec.runtime.federated import (
     user_vectors,
 )
 from edgerec.runtime.personal import load_personal
-from edgerec.runtime.privacy_ledger import DAY
+from edgerec.runtime.privacy_ledger import DAY, PrivacyLedger
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.devices import open_device
 from edgerec.studies.fed_world import (
@@ -215,7 +215,7 @@ class FederatedStudy(Study):
                     stores[i] = device_store(devices[i], item_ids)
                 store = stores[i]
                 result = take_part(rec, devices[i].user, task, history=store, table=server.table, consent=consent,
-                                   personal=personal, now=float(cut + (r + 1) * DAY))
+                                   personal=personal, now=float(cut + (r + 1) * DAY), ledger=simulated(store))
                 if result.payload is None:
                     declined += 1
                     continue
@@ -259,7 +259,7 @@ class FederatedStudy(Study):
                 if i not in stores:
                     stores[i] = device_store(devices[i], item_ids)
                 losses = step_losses(rec, devices[i].user, server.table, rows, delta, steps,
-                                     history=stores[i], consent=consent, now=now)
+                                     history=stores[i], consent=consent, now=now, ledger=simulated(stores[i]))
                 if losses is not None:
                     total, answered = total + losses, answered + 1
             return total if answered else None
@@ -293,7 +293,8 @@ class FederatedStudy(Study):
         times, cpu = [], []
         for r in range(5):
             began = time.process_time()
-            times.append(take_part(rec, device.user, replace(task, round=r), history=store).ms)
+            times.append(take_part(rec, device.user, replace(task, round=r), history=store,
+                                   ledger=simulated(store)).ms)
             cpu.append((time.process_time() - began) * 1e3)  # what the round costs, whatever else runs
         store.close()
         return {"events": len(device.rows), "median_ms": float(np.median(times)), "max_ms": float(np.max(times)),
@@ -363,6 +364,11 @@ def one_thread():
     except ImportError:
         return nullcontext()
     return threadpool_limits(1)
+
+
+def simulated(store) -> PrivacyLedger:
+    """A simulated device's ledger: in memory, its days the simulation's (runtime/privacy_ledger.py)."""
+    return PrivacyLedger(store, simulation=True)
 
 
 def _summary(values: list[float]) -> dict:

@@ -21,6 +21,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.fed_format import ClientUpdate, decode_update
 from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
 from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.privacy_ledger import PrivacyLedger
 
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
 SPACE = "ab" * 12
@@ -164,7 +165,8 @@ def test_fedavg_rounds_teach_the_table_what_devices_did():
         for r in range(5):
             task = server.task(r)
             sent = [take_part(rec, f"u{d}", task, history=s, table=server.table, personal=Personal(enabled=False),
-                              consent=Consent(without_dp=True)).payload for d, s in enumerate(stores)]
+                              consent=Consent(without_dp=True), ledger=PrivacyLedger(s, simulation=True)).payload
+                    for d, s in enumerate(stores)]
             server.aggregate([decode_update(p) for p in sent])
         assert rank(server.table) < before - 1
         assert np.allclose(np.linalg.norm(server.table, axis=1), 1.0, atol=1e-5)
@@ -178,7 +180,8 @@ def test_the_step_search_keeps_the_step_the_evaluation_cohort_prefers():
 
     def run(prefer, rounds=3, dp=None, **cfg):
         server = FederatedServer(table, SPACE, 10, ServerConfig(rounds=rounds, clients_per_round=5, server_lr=4.0,
-                                                                **cfg), RoundTask(round=0, space=SPACE, clip=1.0), dp)
+                                                                **cfg),
+                                 RoundTask(round=0, space=SPACE, clip=1.0, upload_rows=2), dp)  # DP: 2-row uploads
         asked = []
 
         def evaluate(rows, delta, steps):
@@ -223,7 +226,8 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         user = user_vectors(rec, consumed, np.array([len(consumed) - 1]))[0]
         table, rows = rec.catalog.stored.dequantize(), np.array([target])
         toward = (user / np.linalg.norm(user))[None, :]
-        kw = dict(history=store, consent=Consent(without_dp=True))
+        ledger = PrivacyLedger(store, simulation=True)  # simulated devices keep their histories in memory
+        kw = dict(history=store, consent=Consent(without_dp=True), ledger=ledger)
         closer = step_losses(rec, "u0", table, rows, toward, [0.0, 0.5, 5.0], **kw)
         assert closer[0] >= closer[1] >= closer[2] and closer[0] > closer[2]  # the newest item ranks higher
         away = step_losses(rec, "u0", table, rows, -toward, [0.0, 0.5, 5.0], **kw)
@@ -232,7 +236,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         rank = int(np.sum(scores > scores[target]))
         assert closer[0] == pytest.approx(1 - 1 / np.log2(rank + 2))  # step 0: the table as it is
         assert np.allclose(np.linalg.norm(moved_rows(table[rows], toward, 5.0), axis=1), 1.0)
-        assert step_losses(rec, "u0", table, rows, toward, [1.0], history=store) is None  # no DP
+        assert step_losses(rec, "u0", table, rows, toward, [1.0], history=store, ledger=ledger) is None  # no DP
         assert step_losses(rec, "nobody", table, rows, toward, [1.0], **(kw | {"history": store})) is None
         good = dict(user="u0", table=table, rows=rows, delta=toward, steps=[1.0])
         for bad in [dict(table=None), dict(table=table[:5]), dict(table=np.full_like(table, np.nan)),
@@ -243,7 +247,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
             with pytest.raises(ConfigError):
                 step_losses(rec, **(good | bad), **kw)
         with pytest.raises(ConfigError):  # "yes" is truthy: only True or False decides
-            step_losses(rec, **good, history=store, consent=Consent(without_dp="yes"))
+            step_losses(rec, **good, history=store, consent=Consent(without_dp="yes"), ledger=ledger)
 
 
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):
@@ -339,7 +343,7 @@ def dp_server(rounds: int, accumulate: bool, rows: int = 400, dim: int = 16) -> 
     plan = DPPlan(4.0, 1e-6, 0.5, rounds, 0.5)
     return FederatedServer(table, SPACE, 20, ServerConfig(rounds=rounds, clients_per_round=10, server_lr=1.0,
                                                           dp_accumulate=accumulate),
-                           RoundTask(round=0, space=SPACE, clip=0.5), plan)
+                           RoundTask(round=0, space=SPACE, clip=0.5, upload_rows=1), plan)  # 1-row uploads
 
 
 def test_accumulated_dp_leaves_rows_nobody_moved_where_they_were():

@@ -21,7 +21,7 @@ SPACE = "cd" * 12
 def server(clip=0.2, dp=None, rounds=4) -> FederatedServer:
     return FederatedServer(np.eye(6, 4, dtype=np.float32), SPACE, 10,
                            ServerConfig(rounds=rounds, clients_per_round=5, step_search=()),
-                           RoundTask(round=0, space=SPACE, clip=clip), dp)
+                           RoundTask(round=0, space=SPACE, clip=clip, upload_rows=1), dp)  # DP uploads: 1 row
 
 
 def sent(rows, delta, weight=1.0, round_=0, encoding="fp16") -> ClientUpdate:

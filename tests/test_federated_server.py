@@ -22,10 +22,10 @@ def update(rows, delta, weight=1.0, space=SPACE):
     return ClientUpdate(0, space, np.asarray(rows, np.int64), np.asarray(delta, np.float32), weight)
 
 
-def server(rounds=4, clients=5, population=10, dp=None, clip=1.0, table=None, **cfg) -> FederatedServer:
-    table = np.eye(6, 4, dtype=np.float32) if table is None else table
+def server(rounds=4, clients=5, population=10, dp=None, clip=1.0, table=None, upload_rows=1, **cfg) -> FederatedServer:
+    table = np.eye(6, 4, dtype=np.float32) if table is None else table  # a DP round's uploads: `upload_rows` rows
     return FederatedServer(table, SPACE, population, ServerConfig(rounds=rounds, clients_per_round=clients, **cfg),
-                           RoundTask(round=0, space=SPACE, clip=clip), dp)
+                           RoundTask(round=0, space=SPACE, clip=clip, upload_rows=upload_rows), dp)
 
 
 @pytest.mark.parametrize("field, value, ok", [
@@ -130,3 +130,23 @@ def test_dp_noise_is_drawn_from_the_runs_seed():
         s.aggregate([update([2], [[0, 0.5, 0, 0]])])
         return s.noisy_sum.copy()
     assert np.array_equal(noisy_sum(0), noisy_sum(0)) and not np.array_equal(noisy_sum(0), noisy_sum(1))
+
+
+def test_a_dp_round_admits_only_uploads_of_its_row_count_within_the_upload_limit():
+    """A DP upload's row count told the server how many items its device consumed: the round now fixes it,
+    and an upload of another count is refused (a device that sent its own count would reveal it)."""
+    s = server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0), upload_rows=2)
+    with pytest.raises(ConfigError) as caught:
+        s.aggregate([update([2], [[0, 0.1, 0, 0]])])
+    assert str(caught.value) == "an update of a DP round holds 2 rows (the task's upload_rows), not 1; it is refused"
+    assert s.aggregate([update([2, 4], [[0, 0.1, 0, 0], [0, 0, 0, 0.1]])])["devices"] == 1
+    assert server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0), upload_rows=500).upload_rows == 6  # the whole table
+    assert server(upload_rows=1).aggregate([update([1, 2], np.ones((2, 4)) * 0.1)])["devices"] == 1  # FedAvg: any
+    wide = np.eye(100, 512, dtype=np.float32)  # 100 rows of 512: 32 + 100 * 516 = 51,632 bytes as int8
+    server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0), table=wide, upload_rows=100)
+    with pytest.raises(ConfigError) as caught:  # as float16: 32 + 100 * 1028 bytes
+        FederatedServer(wide, SPACE, 10, ServerConfig(rounds=4, clients_per_round=5),
+                        RoundTask(round=0, space=SPACE, clip=1.0, upload_rows=100, encoding="fp16"),
+                        DPPlan(4.0, 1e-6, 0.5, 4, 1.0))
+    assert str(caught.value) == ("a DP round's uploads of 100 rows of width 512 (fp16) would take 102,832 bytes, "
+                                 "over the 65,536-byte upload limit; lower RoundTask.upload_rows or use int8")

@@ -154,7 +154,7 @@ def test_fast_simulation_has_the_law_of_real_reports():
 
 def test_ledger_caps_and_never_renews_silently(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
-    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=2.5))
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=2.5), simulation=True)  # days simulated below
     t0 = 1_800_000_000.0
     ledger.charge("items_consumed", 0.5, t0)
     ledger.charge("items_consumed", 0.5, t0 + 10)
@@ -168,7 +168,7 @@ def test_ledger_caps_and_never_renews_silently(tmp_path):
     store.record("u", "i1", "play")
     store.forget("u")  # user rights do not reset the budget
     store.close()
-    ledger = PrivacyLedger(HistoryStore(tmp_path / "h.db"), Budget(per_day=1.0, per_30_days=2.5))
+    ledger = PrivacyLedger(HistoryStore(tmp_path / "h.db"), Budget(per_day=1.0, per_30_days=2.5), simulation=True)
     assert [e[2] for e in ledger.entries()] == [0.5, 0.5, 1.0]
     with pytest.raises(PrivacyBudgetError, match="30-day"):
         ledger.charge("items_consumed", 1.0, t0 + 29 * DAY)

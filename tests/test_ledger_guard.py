@@ -1,5 +1,7 @@
 """The privacy ledger one rule at a time (its mutation run asked for these; tools/mutation-scores.md):
-the windows' edges, what is stored, the budget's own bounds, and the refusal's words."""
+the windows' edges, what is stored, the budget's own bounds, and the refusal's words. Tests that walk
+simulated days in one real second use a simulation's ledger (`simulation=True`); the caps by the device
+clock are tested at the end."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def store(tmp_path):
 
 
 def test_the_day_window_frees_an_entry_exactly_one_day_later(store):
-    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0), simulation=True)
     ledger.charge("q", 1.0, T0)
     with pytest.raises(PrivacyBudgetError, match="daily"):
         ledger.charge("q", 0.01, T0 + DAY - 1)
@@ -29,7 +31,7 @@ def test_the_day_window_frees_an_entry_exactly_one_day_later(store):
 
 
 def test_the_30_day_window_frees_an_entry_exactly_30_days_later(store):
-    ledger = PrivacyLedger(store, Budget(per_day=2.0, per_30_days=2.0))
+    ledger = PrivacyLedger(store, Budget(per_day=2.0, per_30_days=2.0), simulation=True)
     ledger.charge("q", 2.0, T0)
     with pytest.raises(PrivacyBudgetError, match="30-day"):
         ledger.charge("q", 0.01, T0 + WINDOW_DAYS * DAY - 1)
@@ -40,7 +42,7 @@ def test_the_30_day_window_frees_an_entry_exactly_30_days_later(store):
 
 
 def test_spent_sums_what_each_window_holds(store):
-    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=5.0))
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=5.0), simulation=True)
     ledger.charge("a", 0.25, T0 - 3 * DAY)
     ledger.charge("b", 0.5, T0 - 2 * DAY)
     ledger.charge("c", 0.75, T0)
@@ -49,7 +51,7 @@ def test_spent_sums_what_each_window_holds(store):
 
 
 def test_a_charge_exactly_up_to_each_cap_fits_and_the_least_bit_more_does_not(store):
-    ledger = PrivacyLedger(store, Budget(per_day=0.3, per_30_days=0.6))
+    ledger = PrivacyLedger(store, Budget(per_day=0.3, per_30_days=0.6), simulation=True)
     for _ in range(3):
         ledger.charge("q", 0.1, T0)  # 0.1 + 0.1 + 0.1 is 0.30000000000000004: the slack lets it fit
     with pytest.raises(PrivacyBudgetError, match="daily"):
@@ -61,7 +63,7 @@ def test_a_charge_exactly_up_to_each_cap_fits_and_the_least_bit_more_does_not(st
 
 
 def test_the_refusal_says_what_was_spent_of_which_cap(store):
-    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=1.5))
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=1.5), simulation=True)
     ledger.charge("q", 0.75, T0)
     with pytest.raises(PrivacyBudgetError) as day:
         ledger.charge("items_consumed", 0.5, T0)
@@ -162,3 +164,116 @@ def test_the_float_slack_is_inclusive(store):
     ledger.charge("q", 1.0 + 1e-9, T0)  # exactly the cap plus the slack still fits
     with pytest.raises(PrivacyBudgetError):
         ledger.charge("q", 1e-9, T0)
+
+
+# ---------------------------------------------------------------- the caps by the device clock (2026-12-05)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The device clock, set by the test: clock.now = ..."""
+    import edgerec.runtime.privacy_ledger as module
+
+    class Clock:
+        now = T0
+
+    monkeypatch.setattr(module.time, "time", lambda: Clock.now)
+    return Clock
+
+
+def test_a_report_dated_into_an_empty_day_still_counts_on_the_real_day(store, clock):
+    """Before, `now=` a day apart (back or forward) gave each report an empty day of the ledger: a device
+    could spend its whole 30-day budget in one real second. The caps now hold by the device clock too."""
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    assert ledger.charge("health", 1.0, T0 - 3 * DAY) == T0 - 3 * DAY  # dated back: the entry keeps its date
+    for dated in (T0 - 2 * DAY, T0 + DAY, T0):
+        with pytest.raises(PrivacyBudgetError) as caught:
+            ledger.charge("experiment:x", 0.5, dated)
+        assert str(caught.value) == (
+            "the experiment:x report (epsilon 0.5) is refused: this device has spent 1 of its daily privacy budget "
+            "of 1 over the last 1 day(s) of the device clock; budget returns only as old reports leave the window. "
+            "Nothing was reported.")
+    assert ledger.spent(T0 - 2 * DAY).day == 1.0  # what an app reads of its budget says so too
+    clock.now = T0 + DAY - 1
+    with pytest.raises(PrivacyBudgetError, match="device clock"):
+        ledger.charge("health", 0.5, T0 + DAY)
+    clock.now = T0 + DAY  # a real day later the day's budget is back, whatever the dates
+    assert ledger.charge("health", 1.0, T0 - 2 * DAY) == T0 - 2 * DAY
+    assert ledger.entries() == [(T0 - 3 * DAY, "health", 1.0), (T0 - 2 * DAY, "health", 1.0)]
+
+
+def test_the_30_day_cap_holds_by_the_device_clock_too(store, clock):
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=2.0))
+    for day in range(2):  # two real days, dated 40 days apart: each dated window holds one entry
+        clock.now = T0 + day * DAY
+        ledger.charge("q", 1.0, T0 + day * 40 * DAY)
+    clock.now = T0 + 2 * DAY
+    with pytest.raises(PrivacyBudgetError) as caught:
+        ledger.charge("q", 0.5, T0 + 80 * DAY)
+    assert "spent 2 of its 30-day privacy budget of 2 over the last 30 day(s) of the device clock" in str(caught.value)
+    clock.now = T0 + WINDOW_DAYS * DAY  # the first real day's entry leaves the real window
+    ledger.charge("q", 1.0, T0 + 80 * DAY)
+
+
+def test_setting_the_device_clock_back_frees_nothing(store, clock):
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    ledger.charge("q", 1.0, T0)
+    clock.now = T0 - 10 * DAY  # measured from the newest entry's clock, as the dated windows are
+    with pytest.raises(PrivacyBudgetError, match="device clock"):
+        ledger.charge("q", 0.5, T0 + 5 * DAY)
+
+
+def test_a_note_spends_nothing_but_keeps_its_clock(store, clock):
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    ledger.note("declined round", T0 - 5 * DAY)
+    ledger.charge("q", 1.0, T0 - 4 * DAY)
+    assert store.db.execute("SELECT ts, clock, epsilon FROM privacy_ledger ORDER BY id").fetchall() == [
+        (T0 - 5 * DAY, T0, 0.0), (T0 - 4 * DAY, T0, 1.0)]
+
+
+def test_a_simulations_ledger_checks_the_dates_given_only(store, clock):
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0), simulation=True)
+    for day in range(10):  # ten simulated days in one real second
+        ledger.charge("q", 1.0, T0 + day * DAY)
+    with pytest.raises(PrivacyBudgetError) as caught:
+        ledger.charge("q", 0.5, T0 + 9 * DAY)
+    assert "daily privacy budget of 1 over the last 1 day(s); budget" in str(caught.value)  # no clock named
+    assert ledger.spent(T0 + 10 * DAY).day == 0.0
+
+
+def test_a_ledger_in_memory_is_refused_unless_it_is_a_simulations():
+    memory = HistoryStore(":memory:")
+    try:
+        with pytest.raises(ConfigError) as caught:
+            PrivacyLedger(memory)
+        assert str(caught.value) == (
+            "a privacy ledger needs the history in a file: kept in memory it forgets what was spent when the app "
+            "restarts, so no budget would hold; open the history (the Recommender) with a file path, or pass "
+            "simulation=True in a simulation")
+        assert PrivacyLedger(memory, simulation=True).charge("q", 1.0, T0) == T0
+        with pytest.raises(ConfigError, match="simulation must be True or False"):
+            PrivacyLedger(memory, simulation="yes")
+    finally:
+        memory.close()
+
+
+def test_a_ledger_written_before_the_clock_counts_its_entries_at_their_dates(tmp_path, clock):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    HistoryStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE privacy_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+               "question TEXT NOT NULL, epsilon REAL NOT NULL)")
+    db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, 'old', 1.0)", (T0 - 60,))
+    db.commit()
+    db.close()
+    store = HistoryStore(path)
+    try:
+        ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+        with pytest.raises(PrivacyBudgetError, match="device clock"):  # its clock is its date: a minute ago
+            ledger.charge("q", 0.5, T0 + 2 * DAY)
+        assert ledger.entries() == [(T0 - 60, "old", 1.0)]
+        PrivacyLedger(store)  # opened again: the column is there once
+    finally:
+        store.close()

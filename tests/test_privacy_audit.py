@@ -198,7 +198,10 @@ def test_a_sentence_with_a_slash_is_not_a_path_unless_it_exists(tmp_path, monkey
     (tmp_path / "Ana Ruiz" / "data").mkdir()
     monkeypatch.chdir(tmp_path)
     assert scrub_paths("Ana Ruiz/data") == "data"  # exists here: the whole string is a path
-    assert scrub_paths("Ana Ruiz/logs") == "Ana logs"  # does not: each word with a separator is cut
+    assert scrub_paths("Ana Ruiz/logs") == "logs"  # does not, but reads as a path: its last part is one word
+    assert scrub_paths("Ana Ruiz/my logs") == "Ana my logs"  # a last part of two words does not (the rule's gap)
+    (tmp_path / "Ana Ruiz" / "my logs").mkdir()
+    assert scrub_paths("Ana Ruiz/my logs") == "my logs"  # unless it exists here
 
 
 def test_a_declared_space_copies_only_the_bundles_own_files(tmp_path):
@@ -239,13 +242,33 @@ def test_path_rules_at_their_edges(tmp_path, monkeypatch):
     assert scrub_paths("/home/ana/logs\nsee other/dir") == "logs\nsee dir"  # lines kept: each path word cut
     assert scrub_paths("~/Ana Ruiz/data") == "data" and scrub_paths("/home/ana/BOX") == "BOX"
     (tmp_path / "Ana Ruiz\\data").mkdir()  # a name holding a backslash (Windows-style) that exists here
-    assert scrub_paths("Ana Ruiz\\data") == "data" and scrub_paths("Ana Ruiz\\logs") == "Ana logs"
+    assert scrub_paths("Ana Ruiz\\data") == "data" and scrub_paths("Ana Ruiz\\logs") == "logs"
     (tmp_path / "world v2").mkdir()
     assert public_source({"source": "world v2"}) == "world v2"  # no separator: a description even if it exists
     at_limit = "/" + "a b/" * 1023 + "end"  # 4096 characters: one path, however many spaces
     assert len(at_limit) == 4096 and scrub_paths(at_limit) == "end"
     beyond = at_limit + "s"  # longer than a path can be: cut word by word
     assert scrub_paths(beyond) == "a " * 1023 + "ends"
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("Ana Ruiz/data", "data"), ("runs/Ana Ruiz/ckpt/", "ckpt"), ("Ana Ruiz\\CANARY_DIR\\teacher.pt", "teacher.pt"),
+    ("Ana Ruiz/runs 2/data", "data"),  # spaces in any folder but the last
+    # sentences: a part that starts or ends with a space, or a last part of several words, is not a path;
+    # only their words holding a separator are cut
+    ("audio/video world", "video world"), ("and/or so", "or so"), ("see the docs/ for more", "see the docs for more"),
+    ("trained on runs/CANARY_DIR/data, twice", "trained on data, twice"),
+    ("trained on runs/CANARY_DIR/data", "data"),  # reads as a path whose first folder is "trained on runs": cut
+])
+def test_a_relative_path_with_spaces_keeps_only_its_last_component(given, kept, tmp_path, monkeypatch):
+    """A relative path holding a space that did not exist where the export ran was cut word by word:
+    "Ana Ruiz/data" kept "Ana". A text that reads as a relative path now keeps its last component."""
+    from edgerec.export.deidentify import public_source, scrub_paths
+
+    monkeypatch.chdir(tmp_path)  # none of these exist here
+    assert scrub_paths(given) == kept and "CANARY" not in kept and "Ana" not in kept
+    assert public_source({"source": "edgerec synthetic audio/video world"}) == "edgerec synthetic audio/video world"
+    assert public_source({"source": "Ana Ruiz/plays"}) == "local files"
 
 
 def _genre_pairs(rows, genres) -> float:

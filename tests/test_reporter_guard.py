@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.runtime import ldp
 from edgerec.runtime.privacy_ledger import DAY, Budget
 from edgerec.runtime.reporter import (
@@ -260,3 +260,31 @@ def test_the_day_is_the_utc_day_whatever_the_devices_time_zone(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_health_and_experiment_dated_back_count_on_the_real_day(rec):
+    """health() and experiment() report undated values (the monitor's state, the app's figures): dated back a
+    day apart into an empty ledger, each fitted its own day, so a device sent them past the daily cap in one
+    real day. The ledger now counts each on the day it was made as well."""
+    reporter = PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0), rng=Recorded())
+    reporter.health(epsilon=1.0, now=NOW - 3 * DAY)
+    for call in (lambda: reporter.health(epsilon=1.0, now=NOW - 2 * DAY),
+                 lambda: reporter.experiment("x", "a", {"v": 1}, {"v": 2}, epsilon=0.5, now=NOW - DAY)):
+        with pytest.raises(PrivacyBudgetError, match="daily privacy budget of 1 over the last 1 day.s. of the device clock"):
+            call()
+    assert [e[1:] for e in reporter.ledger.entries()] == [("health", 1.0)]
+    simulated = PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0), rng=Recorded(), simulation=True)
+    assert [r["epsilon"] for r in simulated.health(epsilon=1.0, now=NOW - DAY)] == [0.5, 0.5]
+
+
+def test_a_simulations_reporter_may_keep_its_history_in_memory(tiny_bundle):
+    from edgerec.runtime import Recommender
+
+    with Recommender.open(tiny_bundle) as memory:
+        with pytest.raises(ConfigError, match="^private reports need the history in a file"):
+            PrivateReporter(memory)
+        with pytest.raises(ConfigError, match="simulation must be True or False"):
+            PrivateReporter(memory, simulation=1)
+        reporter = PrivateReporter(memory, rng=Recorded(), simulation=True)
+        assert [r["epsilon"] for r in reporter.health(epsilon=1.0, now=NOW)] == [0.5, 0.5]
+        assert reporter.ledger.simulation is True

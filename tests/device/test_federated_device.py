@@ -12,14 +12,21 @@ import pytest
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.fed_format import ClientUpdate, decode_update, encode_update
-from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part, user_vectors
+from edgerec.runtime.federated import (
+    Consent,
+    Personal,
+    RoundTask,
+    step_losses,
+    take_part,
+    user_vectors,
+)
 from edgerec.runtime.personal import load_personal, use_personal
 from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 
 
 @pytest.fixture
-def rec(golden_bundle):
-    with Recommender.open(golden_bundle, backend="onnx") as opened:
+def rec(golden_bundle, tmp_path):  # a history in a file: a round's ledger may not live in memory
+    with Recommender.open(golden_bundle, backend="onnx", history=tmp_path / "history.db") as opened:
         yield opened
 
 
@@ -56,8 +63,8 @@ def test_the_update_moves_the_consumed_rows_towards_the_user(rec):
 def test_another_history_gives_another_update(rec):
     play(rec, "ana", [3, 17, 8, 40])
     play(rec, "bo", [50, 12, 44, 9])
-    a = take_part(rec, "ana", task(rec, negatives=4)).update
-    b = take_part(rec, "bo", task(rec, negatives=4)).update
+    a = take_part(rec, "ana", task(rec, upload_rows=7)).update  # a DP round: 7 rows, the 3 items among them
+    b = take_part(rec, "bo", task(rec, upload_rows=7)).update
     assert {17, 8, 40} <= set(a.rows.tolist()) and {12, 44, 9} <= set(b.rows.tolist())
     assert not {12, 44, 9} <= set(a.rows.tolist())
     assert not (a.rows.shape == b.rows.shape and np.allclose(a.delta, b.delta))
@@ -92,6 +99,63 @@ def test_refusals_are_entered_in_the_ledger_and_nothing_is_sent(rec):
     # a round without DP is taken only with consent, and is entered as spending nothing
     taken = take_part(rec, "ana", task(rec, epsilon=None, round=2), consent=Consent(without_dp=True), ledger=ledger)
     assert taken.payload is not None and ledger.entries()[-1][1:] == ("federated round 2 (no DP)", 0.0)
+
+
+def test_a_round_dated_back_into_an_empty_day_still_counts_on_the_real_day(rec):
+    """take_part(now=...) dated rounds a day apart into empty days of the ledger: each fitted the daily cap,
+    so a device could upload past it in one real day. The ledger now counts each on its real day too."""
+    play(rec, "ana", [3, 17, 8, 40])
+    ledger = PrivacyLedger(rec.history, Budget(per_day=1.0, per_30_days=10.0))
+    day = 86_400.0
+    first = take_part(rec, "ana", task(rec, epsilon=0.75), ledger=ledger, now=time.time() - 3 * day)
+    second = take_part(rec, "ana", task(rec, epsilon=0.75, round=1), ledger=ledger, now=time.time() - day)
+    assert first.payload is not None and (second.payload, second.refused) == (None, "privacy budget")
+    assert [e[2] for e in ledger.entries()] == [0.75, 0.0]
+    # a simulation says so with its ledger: its days are the dates it gives
+    simulated = PrivacyLedger(rec.history, Budget(per_day=1.0, per_30_days=10.0), simulation=True)
+    assert take_part(rec, "ana", task(rec, epsilon=0.75, round=2), ledger=simulated, now=time.time() - day).payload
+
+
+def test_a_round_on_a_history_in_memory_is_refused_unless_a_simulations_ledger_is_given(golden_bundle):
+    """A PrivateReporter refused a history in memory (its ledger would start empty at every app start) but
+    take_part and step_losses took it and charged a ledger that forgot. Now both refuse it, in words."""
+    with Recommender.open(golden_bundle, backend="onnx") as memory:
+        play(memory, "ana", [3, 17, 8, 40])
+        table = memory.catalog.stored.dequantize()
+        calls = {"a federated round": lambda ledger: take_part(memory, "ana", task(memory), ledger=ledger),
+                 "the federated evaluation of step sizes": lambda ledger: step_losses(
+                     memory, "ana", table, [3], np.zeros((1, memory.manifest.dim)), [1.0],
+                     consent=Consent(without_dp=True), ledger=ledger)}
+        for what, call in calls.items():
+            with pytest.raises(ConfigError) as caught:
+                call(None)
+            assert str(caught.value) == (
+                f"{what} needs the history in a file: a privacy ledger kept in memory forgets what was spent when "
+                "the app restarts, so no budget would hold; open the Recommender with history=PATH (a simulation "
+                "passes ledger=PrivacyLedger(store, simulation=True))")
+        simulated = PrivacyLedger(memory.history, simulation=True)
+        assert calls["a federated round"](simulated).payload is not None
+        assert calls["the federated evaluation of step sizes"](simulated) is not None
+        assert [e[1] for e in simulated.entries()] == ["federated round 0",
+                                                       "federated evaluation of step sizes (no DP)"]
+
+
+def test_a_dp_upload_holds_the_rounds_row_count_whatever_the_history(rec):
+    """A DP upload held the device's distinct consumed items plus the round's negatives: its size told the
+    server how many items the device had consumed. In a DP round every upload now holds `upload_rows` rows."""
+    play(rec, "ana", [3, 17])  # one target
+    play(rec, "bo", list(range(30)))  # 29 targets
+    off = Personal(enabled=False)
+    small, large = (take_part(rec, user, task(rec, negatives=4, upload_rows=20), personal=off) for user in ("ana", "bo"))
+    assert len(small.update.rows) == len(large.update.rows) == 20 and len(small.payload) == len(large.payload)
+    assert 17 in small.update.rows and np.all(small.update.delta.any(axis=1))  # every row a real change
+    assert set(large.update.rows.tolist()) <= set(range(1, 30))  # more items than rows: items only, no negative
+    whole = take_part(rec, "ana", task(rec, round=1), personal=off)  # the default 256: the table's 56 rows
+    assert whole.update.rows.tolist() == list(range(rec.catalog.base_count))
+    # without DP the device changes its items and the round's negatives, as before
+    plain = take_part(rec, "ana", task(rec, epsilon=None, negatives=4, round=2), consent=Consent(without_dp=True),
+                      personal=off)
+    assert len(plain.update.rows) == 1 + 4 and 17 in plain.update.rows
 
 
 def test_the_upload_round_trips_and_stays_small(rec):

@@ -30,8 +30,8 @@ from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 
 
 @pytest.fixture
-def rec(golden_bundle):
-    with Recommender.open(golden_bundle, backend="onnx") as opened:
+def rec(golden_bundle, tmp_path):  # a history in a file: a round's ledger may not live in memory
+    with Recommender.open(golden_bundle, backend="onnx", history=tmp_path / "history.db") as opened:
         yield opened
 
 
@@ -127,7 +127,8 @@ def test_a_two_step_round_is_the_reference_round(rec, negatives):
     start = np.linspace(-0.05, 0.05, dim).astype(np.float32)
     save_personal(rec.history, "ana", space, start)
     offset = load_personal(rec.history, "ana", space, dim)  # as float16 kept it
-    t = task(rec, lr=0.02, steps=2, negatives=negatives, temperature=0.1, clip=1e6, max_examples=6)
+    t = task(rec, lr=0.02, steps=2, negatives=negatives, temperature=0.1, clip=1e6, max_examples=6,
+             upload_rows=6 + negatives)  # a DP round's fixed count, here what its targets and negatives make
     p = Personal(lr=0.3, l2=0.5)
     rows, delta, norm, new_offset, examples = reference_round(rec, consumed, t, p, offset)
     result = take_part(rec, "ana", t, personal=p)
@@ -292,7 +293,7 @@ def test_without_the_personal_vector_the_stored_one_neither_moves_nor_steers(rec
     play(rec, "ana", consumed)
     space, dim = rec.manifest.embedding_space, rec.manifest.dim
     save_personal(rec.history, "ana", space, np.full(dim, 0.5, np.float32))
-    t = task(rec, lr=0.02, steps=2, negatives=4, temperature=0.1, clip=1e6)
+    t = task(rec, lr=0.02, steps=2, negatives=4, temperature=0.1, clip=1e6, upload_rows=9)  # 5 targets + 4
     off = Personal(enabled=False)
     rows, delta, _, _, _ = reference_round(rec, consumed, t, off, np.zeros(dim))
     result = take_part(rec, "ana", t, personal=off)

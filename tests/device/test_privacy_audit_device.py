@@ -202,6 +202,27 @@ def test_a_recovered_history_keeps_the_privacy_ledger(golden_bundle, private):
     assert plain["privacy_ledger"] == 1
 
 
+def test_a_recovered_ledger_keeps_the_device_clock_of_each_entry(private):
+    """An entry dated back keeps the real day it was spent on (its clock): recovery copies it, or a report
+    dated back and then recovered could spend that real day's budget again."""
+    from edgerec.runtime.history import HistoryStore
+    from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
+
+    store = HistoryStore(private / "history.db")
+    store.record(USER, "i1", "play")
+    PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0)).charge("health", 1.0, time.time() - 5 * 86_400.0)
+    store.close()
+    HistoryStore.recover(private / "history.db", private / "recovered.db")
+    store = HistoryStore(private / "recovered.db")
+    try:
+        (ts, clock), = store.db.execute("SELECT ts, clock FROM privacy_ledger").fetchall()
+        assert abs(clock - time.time()) < 60 and abs(ts - (time.time() - 5 * 86_400.0)) < 60
+        with pytest.raises(EdgerecError, match="device clock"):
+            PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0)).charge("health", 0.5, time.time() - 86_400.0)
+    finally:
+        store.close()
+
+
 def test_a_history_without_a_ledger_recovers_without_one(private):
     from edgerec.runtime.history import HistoryStore
 
@@ -276,7 +297,8 @@ def test_a_report_dated_back_reports_that_days_plays_not_todays(golden_bundle, p
         rec.record(USER, rec.catalog.item_id(5), "play", timestamp=today - 60)
         rec.record(USER, rec.catalog.item_id(5), "play", timestamp=today - 4 * day)
         genre = rec.catalog.categorical["genre"][1][int(rec.catalog.categorical["genre"][0][5])]
-        reporter = PrivateReporter(rec, Budget(per_day=1.5, per_30_days=10.0), rng=_Truthful())
+        # a simulation's reporter: the days walked here are simulated (a real one counts them all today too)
+        reporter = PrivateReporter(rec, Budget(per_day=1.5, per_30_days=10.0), rng=_Truthful(), simulation=True)
         back = [reporter.category_shares(1.0, now=today - k * day) for k in (3, 2, 1)]
         assert [r["domain"]["labels"][r["value"]] for r in back] == ["(none)"] * 3  # no play in those days
         # (the play at today - 4 days is the first one's edge: its day is (entry - 1 day, entry], as the ledger's)
