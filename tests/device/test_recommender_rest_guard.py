@@ -56,7 +56,9 @@ def tagger(fresh):
 
 def test_tag_labels_a_text_with_the_best_of_each_set_and_the_top_k_tags(tagger):
     labels = tagger.tag("rock rock rock at night, night, calm")
-    assert tagger.content.seen == [["rock rock rock at night, night, calm"]]
+    # the text for the labels, then its sentences for the summary (one here: the text is its own summary)
+    assert tagger.content.seen == [["rock rock rock at night, night, calm"] * 2]
+    assert labels["summary"] == "rock rock rock at night, night, calm"
     assert labels["genre"] == "rock" and labels["mood"] == "calm"
     assert [name for name, _ in labels["tags"]] == ["rock", "night", "calm", "rain", "tense"]  # k = 5
     vector = tagger.content.embed(["rock rock rock at night, night, calm"])[0]
@@ -69,11 +71,12 @@ def test_tag_reads_an_items_title_description_and_tags(tagger):
     tagger.add_items([{"item_id": "new", "title": "Tense Night", "description": "jazz tense",
                        "tags": ["tense", "rain"], "vector": [1.0] + [0.0] * 7}])
     labels = tagger.tag(item_id="new")
-    assert tagger.content.seen[-1] == ["Tense Night jazz tense Tags: tense, rain."]
+    assert tagger.content.seen[-1] == ["Tense Night jazz tense Tags: tense, rain.", "jazz tense"]
+    assert labels["summary"] == "jazz tense"  # an item's summary: its description, never its tags
     assert labels["genre"] == "jazz" and labels["mood"] == "tense"
     meta = tagger.catalog.meta(tagger.catalog.row("i07"))
     tagger.tag(item_id="i07")
-    assert tagger.content.seen[-1] == [metadata_text(meta)] and meta["title"] in tagger.content.seen[-1][0]
+    assert tagger.content.seen[-1][0] == metadata_text(meta) and meta["title"] in tagger.content.seen[-1][0]
 
 
 def test_tag_refusals_word_for_word(tagger):
