@@ -262,3 +262,20 @@ def test_the_refusals_say_what_was_wrong_and_what_to_do(rec):
     with pytest.raises(ConfigError) as err:
         bg.flush()
     assert str(err.value) == "this Background is closed; make a new one (or call the Recommender directly)"
+
+
+def test_awaited_calls_keep_their_defaults_and_the_newest_list_rule(rec, monkeypatch):
+    monkeypatch.setattr(rec, "record", lambda *args: ("record", args))
+    with Background(rec) as bg:
+        assert asyncio.run(bg.record_async("u", "i")) == ("record", ("u", "i", "play", None, None, None))
+
+    async def main(bg):
+        older = bg.recommend("mo", k=2, latest="home")
+        newer = asyncio.ensure_future(bg.recommend_async("mo", k=2, latest="home"))
+        await asyncio.sleep(0)  # the coroutine has asked for its list and now waits for it
+        assert older.cancelled()
+        gate.opened.set()
+        return await newer
+    with Background(rec) as bg:
+        gate = held(bg)
+        assert len(asyncio.run(main(bg))) == 2
