@@ -415,3 +415,103 @@ def test_an_app_opening_the_encrypted_history_at_once_keeps_its_writes(where, mo
     store = HistoryStore(where, key=key)
     assert [e.item for e in store.events("u")] == ["i0", "i1", "i2", "during", "after"]
     store.close()
+
+
+def test_a_rename_that_fails_leaves_the_plain_history_and_no_copy(where, monkeypatch):
+    import errno
+
+    from edgerec.runtime import secure_db
+
+    _plain_history(where)  # its bytes change (out of WAL mode), not its rows
+
+    def refused(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+
+    monkeypatch.setattr(secure_db.os, "replace", refused)
+    with pytest.raises(HistoryError) as failed:
+        encrypt_database(where, secrets.token_bytes(32))
+    monkeypatch.undo()
+    assert str(failed.value) == ("could not put the encrypted copy of h.db in place (Permission denied); the plain "
+                                 "file is unchanged")
+    assert sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+    store = HistoryStore(where)  # still the plain history, every event in it
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
+    store.close()
+
+
+def test_plain_bytes_that_cannot_be_overwritten_are_told_after_the_copy_is_in_place(where, monkeypatch):
+    import errno
+
+    from edgerec.runtime import secure_db
+
+    _plain_history(where)
+    real = secure_db._overwrite
+
+    def full(f):
+        if f.name == str(where):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(f)
+
+    monkeypatch.setattr(secure_db, "_overwrite", full)
+    key = secrets.token_bytes(32)
+    with pytest.raises(HistoryError) as failed:
+        encrypt_database(where, key)
+    assert str(failed.value) == ("h.db is encrypted, but its old plain bytes could not be overwritten (No space left "
+                                 "on device); flash storage may keep them until the space is reused")
+    assert not is_plain(where) and sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+    store = HistoryStore(where, key=key)
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
+    store.close()
+
+
+def test_leaving_wal_mode_that_fails_leaves_the_plain_history_and_no_copy(where, monkeypatch):
+    from edgerec.runtime import secure_db
+
+    plain = _plain_history(where)
+    real_exclusive = secure_db._exclusive
+
+    class NoMemoryJournal:
+        def __init__(self, db, driver):
+            self.db, self.driver = db, driver
+
+        def execute(self, sql, *args):
+            if sql.upper().startswith("PRAGMA JOURNAL_MODE"):  # SQL is case-blind, so is this
+                raise self.driver.OperationalError("disk I/O error")
+            return self.db.execute(sql, *args)
+
+        def close(self):
+            self.db.close()
+
+    monkeypatch.setattr(secure_db, "_exclusive", lambda driver, path: NoMemoryJournal(real_exclusive(driver, path),
+                                                                                       driver))
+    with pytest.raises(HistoryError) as failed:
+        encrypt_database(where, secrets.token_bytes(32))
+    monkeypatch.undo()
+    assert str(failed.value) == "could not encrypt h.db (disk I/O error); the plain file is unchanged"
+    assert where.read_bytes() == plain and not where.with_name("h.db.encrypting").exists()
+
+
+def test_a_file_gone_before_its_shred_is_passed_over(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from edgerec.runtime import secure_db
+
+    gone = tmp_path / "h.db-shm"
+    monkeypatch.setattr(Path, "is_file", lambda self: True)  # it was there when asked, gone when opened
+    secure_db._shred_file(gone)
+    assert not gone.exists()
+
+
+def test_an_empty_wal_left_by_a_crash_beside_a_rollback_journal_history_is_not_left_beside_the_encrypted_one(where):
+    """SQLite leaves an empty -wal where it finds one beside a file in rollback-journal mode; its name would
+    then stand beside the encrypted history as if it were that file's log."""
+    _plain_history(where)
+    with closing(sqlite3.connect(where)) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    where.with_name("h.db-wal").write_bytes(b"")
+    key = secrets.token_bytes(32)
+    encrypt_database(where, key)
+    assert sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+    store = HistoryStore(where, key=key)
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
+    store.close()
