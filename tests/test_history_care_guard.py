@@ -530,26 +530,40 @@ def test_an_unreadable_part_of_the_tree_is_stepped_over_a_chunk_at_a_time():
     assert [p for sql, p in flaky.asked if "BETWEEN" in sql] == [(0, 255), (256, 511), (512, 767)]
 
 
-def test_a_damaged_end_of_the_tree_under_a_huge_sequence_is_probed_no_further_than_most_ids():
+class DeadFrom(Flaky):
+    """Every read that reaches ids from `first` on fails (the page of the last rows is damaged), and so does the
+    tree's `min` past them."""
+
+    def __init__(self, db, first, seq):
+        super().__init__(db, [], seq=seq)
+        self.first = first
+
+    def execute(self, sql, params=()):
+        if params and isinstance(params[0], int) and params[-1] >= self.first and "sqlite_sequence" not in sql:
+            self.asked.append((sql, params))
+            if len(self.asked) > 50_000:
+                raise AssertionError("endless probing")
+            raise sqlite3.DatabaseError("malformed")
+        return super().execute(sql, params)
+
+
+@pytest.mark.parametrize("most, last", [(1000, 1536), (1024, 1536), (1025, 1792)])
+def test_a_damaged_end_of_the_tree_under_a_huge_sequence_is_probed_no_further_than_most_ids(most, last):
     """The last rows' page unreadable and the sequence altered to 2**62: every id past the real rows fails and
     so does the tree's `min` that skips gaps, so recovery stepped a chunk at a time towards 2**62 (for ever).
-    Blind steps now stop once `most` ids in a row have given nothing."""
-    class DeadEnd(Flaky):
-        def execute(self, sql, params=()):
-            if params and isinstance(params[0], int) and params[-1] >= 650 and "sqlite_sequence" not in sql:
-                self.asked.append((sql, params))
-                if len(self.asked) > 50_000:
-                    raise AssertionError("endless probing")
-                raise sqlite3.DatabaseError("malformed")  # every read that reaches the last page
-            return super().execute(sql, params)
-
-    flaky = DeadEnd(rows_db(700), [], seq=2**62)
-    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 1000)
+    Blind steps now stop once `most` ids in a row have given nothing (counted from the last chunk with rows)."""
+    flaky = DeadFrom(rows_db(700), 650, seq=2**62)
+    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", most)
     assert [r[0] for r in rows] == list(range(1, 650))
     ranges = [p for sql, p in flaky.asked if "BETWEEN" in sql]
-    assert ranges == [(0, 255), (256, 511), (512, 767), (768, 1023), (1024, 1279), (1280, 1535), (1536, 1791)]
-    assert failed == 1792 - 650  # each id of the failing chunks, one by one; 1024 of them blind
-    assert len(flaky.asked) < 2_000
+    assert ranges == [(start, start + 255) for start in range(0, last + 1, 256)]
+    assert failed == last + 256 - 650  # each id of the failing chunks, one by one
+
+
+@pytest.mark.parametrize("most, chunks", [(256, 1), (257, 2)])
+def test_a_table_unreadable_from_its_first_id_is_probed_for_most_ids(most, chunks):
+    flaky = DeadFrom(rows_db(700), 0, seq=2**62)
+    assert hc.readable_rows(flaky, "t", "id, x", "id", most) == ([], 256 * chunks)
 
 
 def test_recovering_a_file_whose_last_page_is_damaged_under_a_huge_sequence_ends(tmp_path):
