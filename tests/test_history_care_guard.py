@@ -566,23 +566,28 @@ def test_a_table_unreadable_from_its_first_id_is_probed_for_most_ids(most, chunk
     assert hc.readable_rows(flaky, "t", "id, x", "id", most) == ([], 256 * chunks)
 
 
+def damaged_history(db, seq, marker: str):
+    """A history of 3000 events whose sequence reads `seq` (SQL), with the page holding `marker` damaged."""
+    store = HistoryStore(db)
+    with store._transaction():
+        store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
+                             [("p", f"item-{i:05d}", "play", None, 1e9 + i, "{}") for i in range(3000)])
+        store.db.execute(f"UPDATE sqlite_sequence SET seq = {seq} WHERE name = 'events'")
+    store.close()
+    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    victim = data.index(marker.encode()) // page
+    data[victim * page:victim * page + 64] = b"\xa5" * 64
+    db.write_bytes(bytes(data))
+    return db
+
+
 def test_recovering_a_file_whose_last_page_is_damaged_under_a_huge_sequence_ends(tmp_path):
     """The same on a real file, in its own process: before, `history recover` never returned."""
     import subprocess
     import sys
 
-    db = tmp_path / "h.db"
-    store = HistoryStore(db)
-    with store._transaction():
-        store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
-                             [("p", f"item-{i:05d}", "play", None, 1e9 + i, "{}") for i in range(3000)])
-        store.db.execute(f"UPDATE sqlite_sequence SET seq = {2**62} WHERE name = 'events'")
-    store.close()
-    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
-    data = bytearray(db.read_bytes())
-    victim = data.index(b"item-02999") // page  # the page of the last rows
-    data[victim * page:victim * page + 64] = b"\xa5" * 64
-    db.write_bytes(bytes(data))
+    db = damaged_history(tmp_path / "h.db", 2**62, "item-02999")  # the page of the last rows
     code = ("import sys, json\nfrom edgerec.runtime.history_care import recover\n"
             "print(json.dumps(recover(sys.argv[1], sys.argv[2])))\n")
     done = subprocess.run([sys.executable, "-c", code, str(db), str(tmp_path / "out.db")], capture_output=True,
@@ -729,17 +734,6 @@ def test_recover_bounds_the_probed_ids_by_the_file_size_and_counts_unreadable_ta
 
 def test_a_damaged_file_whose_sequence_was_altered_into_text_is_recovered(tmp_path):
     """Before, int() of the altered sequence raised ValueError out of recover()."""
-    db = tmp_path / "h.db"
-    store = HistoryStore(db)
-    with store._transaction():
-        store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
-                             [("p", f"item-{i:05d}", "play", None, 1e9 + i, "{}") for i in range(3000)])
-        store.db.execute("UPDATE sqlite_sequence SET seq = 'many' WHERE name = 'events'")
-    store.close()
-    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
-    data = bytearray(db.read_bytes())
-    victim = data.index(b"item-01500") // page
-    data[victim * page:victim * page + 64] = b"\xa5" * 64
-    db.write_bytes(bytes(data))
+    db = damaged_history(tmp_path / "h.db", "'many'", "item-01500")
     report = hc.recover(db, tmp_path / "out.db")
     assert 2800 < report["events"] < 3000 and report["unreadable"] > 0

@@ -284,17 +284,23 @@ def in_fresh_process(code: str) -> tuple[int, str, str]:
 GOLDEN_PATH = str(Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle")
 
 
+def app_with_an_index(first: str, backend: str, cache) -> tuple[int, str, str]:
+    """An app in a fresh process: `first` (its imports), then a Recommender with an index built before any
+    request, one event and a list; prints the list's length and whether the index was passed over."""
+    return in_fresh_process(
+        f"{first}\nfrom edgerec.runtime import Recommender\n"
+        f"rec = Recommender.open({GOLDEN_PATH!r}, backend={backend!r}, ann='usearch', cache_dir={str(cache)!r})\n"
+        f"assert rec.models.ann_index() is not None\n"
+        f"rec.record('u', rec.catalog.item_id(3), 'finish')\n"
+        f"print(len(rec.recommend('u', k=5)), 'ann_fallback' in rec.stats()['counters'])\n")
+
+
 @needs_both
 def test_an_ann_index_built_before_the_onnx_session_does_not_crash_the_process(tmp_path):
     """usearch loaded before onnxruntime made onnxruntime's import crash the process (segfault):
     an app that builds the index first, then opens its ONNX encoder, must get its list."""
-    code = (f"from edgerec.runtime import Recommender\n"
-            f"rec = Recommender.open({GOLDEN_PATH!r}, backend='onnx', ann='usearch', cache_dir={str(tmp_path)!r})\n"
-            f"rec.models.ann_index()\n"
-            f"rec.record('u', rec.catalog.item_id(3), 'finish')\n"
-            f"print(len(rec.recommend('u', k=5)))\n")
-    code_, out, err = in_fresh_process(code)
-    assert (code_, out) == (0, "5"), (code_, err)
+    code_, out, err = app_with_an_index("", "onnx", tmp_path)
+    assert (code_, out) == (0, "5 False"), (code_, err)
 
 
 @needs_both
@@ -302,13 +308,7 @@ def test_an_ann_index_built_before_the_onnx_session_does_not_crash_the_process(t
 def test_an_app_that_imported_usearch_itself_gets_its_index_on_the_tflite_engine(tmp_path):
     """The runtime imported onnxruntime before usearch even when the app had imported usearch already:
     that import is the crash (segfault). The engine here is TFLite, so onnxruntime is not needed at all."""
-    code = (f"import usearch.index\n"
-            f"from edgerec.runtime import Recommender\n"
-            f"rec = Recommender.open({GOLDEN_PATH!r}, backend='tflite', ann='usearch', cache_dir={str(tmp_path)!r})\n"
-            f"assert rec.models.ann_index() is not None\n"
-            f"rec.record('u', rec.catalog.item_id(3), 'finish')\n"
-            f"print(len(rec.recommend('u', k=5)), 'ann_fallback' in rec.stats()['counters'])\n")
-    code_, out, err = in_fresh_process(code)
+    code_, out, err = app_with_an_index("import usearch.index", "tflite", tmp_path)
     assert (code_, out) == (0, "5 False"), (code_, err)
 
 
