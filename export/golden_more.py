@@ -15,7 +15,6 @@ third golden bundle, `golden/rows`: the golden items with the item table quantiz
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.export.golden_files import checksum, copy_files, start_from, write_manifest
 from edgerec.runtime.golden import Case, run_case
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.vocab import MODALITIES, VIDEO_MODALITIES
@@ -37,28 +37,19 @@ def build_rows_bundle(golden: Path, out: Path) -> Path:
     """`out`: the golden bundle's item files and ONNX user encoder, its table quantized again per row from
     the golden table's dequantized vectors (replaced)."""
     golden, out = Path(golden), Path(out)
-    source = json.loads((golden / "manifest.json").read_text())
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    encoder = next(m for m in source["models"] if m["role"] == "user_encoder" and m["format"] == "onnx")
+    source, encoder = start_from(golden, out)
     emb = source["items"]["embeddings"]
     kept = [name for name in source["files"] if name.startswith("items/") and name not in (emb["file"], emb["scales"])]
-    for name in [*kept, encoder["file"]]:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(golden / name, out / name)
+    copy_files(golden, out, [*kept, encoder["file"]])
     vectors = np.load(golden / emb["file"]).astype(np.float32) * np.load(golden / emb["scales"])[None, :]
     table = StoredTable.quantize(vectors, "int8-row")
     np.save(out / emb["file"], table.values, allow_pickle=False)
     np.save(out / emb["scales"], table.scales, allow_pickle=False)
-    files = {name: _sha(out / name) for name in sorted([*kept, emb["file"], emb["scales"], encoder["file"]])}
+    files = {name: checksum(out / name) for name in sorted([*kept, emb["file"], emb["scales"], encoder["file"]])}
     manifest = {k: v for k, v in source.items() if k not in ("space", "reference", "metrics", "files")}
     manifest.update(name="golden-rows", models=[encoder], files=files)
     manifest["items"] = {**source["items"], "embeddings": {**emb, "scale_axis": "row"}}
-    members = [emb["file"], emb["scales"], *[n for n in (source["items"].get("encoder_inputs"),) if n], encoder["file"]]
-    text = "".join(f"{name}={files[name]['sha256']};" for name in members)  # spec rule 6
-    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    write_manifest(out, manifest, encoder)
     return out
 
 
@@ -79,11 +70,7 @@ def build_format1_bundle(rows: Path, out: Path) -> Path:
     items = converted["items"]
     items["embeddings"].pop("scale_axis")
     manifest = {**source, "name": "golden-format1", "format_version": 1, "items": items, "files": converted["files"]}
-    members = [items["embeddings"]["file"], items["embeddings"]["scales"], *sorted(m["file"] for m in manifest["models"]
-                                                                            if m["role"] == "user_encoder")]
-    text = "".join(f"{name}={manifest['files'][name]['sha256']};" for name in members)  # spec rule 6
-    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    write_manifest(out, manifest, next(m for m in manifest["models"] if m["role"] == "user_encoder"))
     return out
 
 
@@ -95,15 +82,9 @@ def build_nan_bundle(golden: Path, out: Path) -> Path:
     from onnx import numpy_helper
 
     golden, out = Path(golden), Path(out)
-    source = json.loads((golden / "manifest.json").read_text())
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    encoder = next(m for m in source["models"] if m["role"] == "user_encoder" and m["format"] == "onnx")
+    source, encoder = start_from(golden, out)
     kept = sorted(name for name in source["files"] if name.startswith("items/"))
-    for name in kept:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(golden / name, out / name)
+    copy_files(golden, out, kept)
     data = (golden / encoder["file"]).read_bytes()
     model = onnx.load_from_string(data)
     scales = next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "table.weight_scale")
@@ -112,20 +93,11 @@ def build_nan_bundle(golden: Path, out: Path) -> Path:
         raise SystemExit("the golden encoder's embedding scales are not stored once as raw bytes; rebuild build_nan_bundle")
     at = data.index(stored) + 4 * (NAN_ROW + 1)  # input r + 1: row 0 of the embedding is padding
     (out / encoder["file"]).write_bytes(data[:at] + np.float32(np.nan).tobytes() + data[at + 4:])
-    files = {name: _sha(out / name) for name in sorted([*kept, encoder["file"]])}
+    files = {name: checksum(out / name) for name in sorted([*kept, encoder["file"]])}
     manifest = {k: v for k, v in source.items() if k not in ("space", "reference", "metrics", "files")}
     manifest.update(name="golden-nan", models=[{**encoder, "parity": {}}], files=files)
-    emb = source["items"]["embeddings"]
-    members = [emb["file"], emb["scales"], encoder["file"]]
-    text = "".join(f"{name}={files[name]['sha256']};" for name in members)  # spec rule 6
-    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    write_manifest(out, manifest, encoder)
     return out
-
-
-def _sha(path: Path) -> dict:
-    data = path.read_bytes()
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
 def more_cases(world, history: list[str], far: str) -> list[Case]:

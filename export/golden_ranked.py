@@ -10,13 +10,11 @@ the models, not how good the models are. ONNX only (no TFLite file): a few KB.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from edgerec.export.golden_files import checksum, copy_files, start_from, write_manifest
 from edgerec.runtime.features import feature_count
 from edgerec.runtime.scorer import SCORER_VERSION, scorer_names
 
@@ -54,23 +52,12 @@ def scorer_arrays(dim: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "intercept": np.array([0.25])}
 
 
-def _sha(path: Path) -> dict:
-    data = path.read_bytes()
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-
-
 def build_ranked_bundle(golden: Path, out: Path) -> Path:
     """`out`: the golden bundle's item files and ONNX user encoder, a ranker and a scorer (replaced)."""
     golden, out = Path(golden), Path(out)
-    source = json.loads((golden / "manifest.json").read_text())
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    encoder = next(m for m in source["models"] if m["role"] == "user_encoder" and m["format"] == "onnx")
+    source, encoder = start_from(golden, out)
     kept = [name for name in source["files"] if name.startswith("items/")] + [encoder["file"]]
-    for name in kept:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(golden / name, out / name)
+    copy_files(golden, out, kept)
     rng, dim = np.random.default_rng(SEED), int(source["dim"])
     n_features = feature_count(dim)
     (out / "ranker.onnx").write_bytes(ranker_onnx(n_features, rng))
@@ -85,13 +72,8 @@ def build_ranked_bundle(golden: Path, out: Path) -> Path:
               "extra": {"features_version": 1, "n_features": n_features}}
     ranking = {"scorer": {"version": SCORER_VERSION, "features": list(scorer_names(dim)), "arrays": arrays},
                **{k: v for k, v in source.get("ranking", {}).items() if k != "scorer"}}
-    files = {name: _sha(out / name) for name in sorted([*kept, "ranker.onnx", *arrays.values()])}
+    files = {name: checksum(out / name) for name in sorted([*kept, "ranker.onnx", *arrays.values()])}
     manifest = {k: v for k, v in source.items() if k not in ("space", "reference", "metrics", "files")}
     manifest.update(name="golden-ranked", models=[encoder, ranker], ranking=ranking, files=files)
-    items = manifest["items"]
-    members = [items["embeddings"]["file"], *[n for n in (items["embeddings"].get("scales"),
-                                                          items.get("encoder_inputs")) if n], encoder["file"]]
-    text = "".join(f"{name}={files[name]['sha256']};" for name in members)  # spec rule 6
-    manifest["embedding_space"] = hashlib.sha256(text.encode()).hexdigest()[:24]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    write_manifest(out, manifest, encoder)
     return out

@@ -7,6 +7,7 @@ device that ships one engine never needs the other.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -32,6 +33,23 @@ class Backend:
         raise NotImplementedError
 
 
+def import_onnxruntime():
+    """onnxruntime, refused where usearch came first. usearch's compiled module carries its own copy of
+    the C++ standard library and makes its locale ids process-wide (unique symbols); onnxruntime imported
+    after it binds to them and dies in its import (segmentation fault; usearch 2.26, onnxruntime 1.32).
+    The runtime itself imports usearch only after onnxruntime (retrieval.import_usearch); this catches an
+    app that imported usearch itself, so it gets an error it can act on rather than a dead process."""
+    if "usearch.compiled" in sys.modules and "onnxruntime" not in sys.modules:
+        raise ConfigError("usearch was imported before onnxruntime, and importing onnxruntime now would "
+                          "crash the process (the two libraries' C++ runtimes clash): import onnxruntime "
+                          "first, before usearch")
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+    return onnxruntime
+
+
 class OnnxBackend(Backend):
     format = "onnx"
 
@@ -39,10 +57,7 @@ class OnnxBackend(Backend):
                  config: dict | None = None, name: str | None = None):
         path, name = model_source(path, name)
         checks.choice(optimization, OPTIMIZATIONS, "optimization")
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ConfigError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+        ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

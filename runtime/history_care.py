@@ -246,7 +246,9 @@ def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | N
                   most: int) -> tuple[list, int]:
     """Every row of `table` that can still be read, and how many reads failed. With an integer `key`,
     a failing range is retried row by row, so one damaged page costs only the rows on it; `most`
-    bounds the ids probed when the file no longer says how many there are."""
+    bounds the ids probed when the file no longer says how many there are, and in any case the ids
+    probed blind (past a part of the tree that cannot be read) without finding a row: a sequence
+    altered to a huge number beyond an unreadable last page meant stepping towards it for ever."""
     try:
         return db.execute(f"SELECT {columns} FROM {table}").fetchall(), 0
     except sqlite3.DatabaseError:
@@ -256,9 +258,9 @@ def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | N
         top = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()[0])
     except (sqlite3.DatabaseError, TypeError, ValueError, OverflowError):  # no sequence, or one altered into text
         top = most
-    rows, failed, start = [], 0, 0
+    rows, failed, start, dead = [], 0, 0, 0  # dead: ids probed blind since a chunk last gave rows
     while start is not None and start <= top:
-        end = start + RECOVER_CHUNK - 1
+        end, found = start + RECOVER_CHUNK - 1, len(rows)
         try:
             rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key} BETWEEN ? AND ?", (start, end)).fetchall()
         except sqlite3.DatabaseError:
@@ -267,18 +269,19 @@ def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | N
                     rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key}=?", (rowid,)).fetchall()
                 except sqlite3.DatabaseError:
                     failed += 1
-        start = _next_key(db, table, key, end)
+        try:
+            start = _next_key(db, table, key, end)
+        except sqlite3.DatabaseError:  # that part of the tree is unreadable: the next chunk, unless `most` ids
+            dead = 0 if len(rows) > found else dead + RECOVER_CHUNK  # in a row have given nothing
+            start = end + 1 if dead < most else None
     return rows, failed
 
 
 def _next_key(db: sqlite3.Connection, table: str, key: str, after: int) -> int | None:
     """The first stored key past `after`, found through the table's tree, so gaps cost one query (a
     sequence altered to a huge number no longer means probing every id below it); None when no key
-    follows; the next chunk when that part of the tree is unreadable."""
-    try:
-        found = db.execute(f"SELECT min({key}) FROM {table} WHERE {key} > ?", (after,)).fetchone()[0]
-    except sqlite3.DatabaseError:
-        return after + 1
+    follows. DatabaseError when that part of the tree cannot be read."""
+    found = db.execute(f"SELECT min({key}) FROM {table} WHERE {key} > ?", (after,)).fetchone()[0]
     return None if found is None else max(int(found), after + 1)
 
 

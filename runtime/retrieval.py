@@ -21,6 +21,7 @@ candidates without touching every row.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import threading
 from pathlib import Path
 
@@ -174,13 +175,14 @@ class ExactScan:
 
 
 def import_usearch():
-    """usearch.index, imported after onnxruntime where both are installed: the other order crashes
-    the process when onnxruntime is imported later (a C++ library clash, seen with usearch 2.26
-    and onnxruntime 1.32: a segmentation fault inside its import)."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        pass  # without onnxruntime there is nothing to clash with
+    """usearch.index, imported after onnxruntime where both are installed: the other order crashes the
+    process when onnxruntime is imported later (backends.import_onnxruntime says why). Where the app has
+    imported usearch itself, onnxruntime is left out: importing it then is what would crash."""
+    if "usearch.compiled" not in sys.modules:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass  # without onnxruntime there is nothing to clash with
     import usearch.index
 
     return usearch.index

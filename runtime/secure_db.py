@@ -136,17 +136,40 @@ def encrypt_database(path: str | Path, key: bytes) -> int:
                                "plain file is unchanged") from None
         counts = _export(src, driver, tmp, key_sql, name)
         pages = _check_copy(tmp, key, counts, name)
+        _swap(src, driver, path, tmp, name)
     except BaseException:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)  # no second copy of the history is left behind, encrypted or not
         raise
     finally:
-        src.close()  # the last connection: SQLite checkpoints and removes the -wal and -shm files
-    _shred_file(path)
-    for suffix in ("-wal", "-shm"):  # one left by an earlier crash beside a rollback-journal file
-        _shred_file(path.with_name(path.name + suffix))
-    os.replace(tmp, path)
+        src.close()
     return pages
+
+
+def _swap(src, driver, path: Path, tmp: Path, name: str) -> None:
+    """Put the encrypted copy in the plain file's place and shred the plain bytes, all under src's exclusive
+    lock: an app let in before the rename would write events that the shred then destroys. Out of WAL first
+    (into a journal kept in memory): the -wal is checkpointed and closed under the lock, and no journal of
+    plain pages is left beside the encrypted file, where its next opener would find it."""
+    try:
+        src.execute("PRAGMA journal_mode=MEMORY")
+    except driver.DatabaseError as exc:
+        raise HistoryError(f"could not encrypt {name} ({exc}); the plain file is unchanged") from None
+    replaced = False
+    try:
+        for suffix in ("-wal", "-shm"):  # one left by an earlier crash beside a rollback-journal file
+            _shred_file(path.with_name(path.name + suffix))
+        with path.open("r+b") as plain:  # the plain bytes, reached after the rename through this handle
+            os.replace(tmp, path)
+            replaced = True
+            _overwrite(plain)
+        # closing `plain` dropped this process's locks on the old file (POSIX): it holds only random bytes now
+    except OSError as exc:
+        if replaced:
+            raise HistoryError(f"{name} is encrypted, but its old plain bytes could not be overwritten "
+                               f"({exc.strerror}); flash storage may keep them until the space is reused") from None
+        raise HistoryError(f"could not put the encrypted copy of {name} in place ({exc.strerror}); the plain "
+                           "file is unchanged") from None
 
 
 def _exclusive(driver, path: Path):
@@ -200,9 +223,16 @@ def _shred_file(path: Path) -> None:
     """Overwrite a file with random bytes, then remove it (best effort: flash storage may keep old blocks)."""
     if not path.is_file():
         return
-    size = path.stat().st_size
-    with path.open("r+b") as f:
-        f.write(secrets.token_bytes(size))
-        f.flush()
-        os.fsync(f.fileno())
-    path.unlink()
+    with suppress(FileNotFoundError):  # gone meanwhile: nothing left to overwrite
+        with path.open("r+b") as f:
+            _overwrite(f)
+        path.unlink()
+
+
+def _overwrite(f) -> None:
+    """Random bytes over the whole of an open file, on disk before this returns."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    f.write(secrets.token_bytes(size))
+    f.flush()
+    os.fsync(f.fileno())

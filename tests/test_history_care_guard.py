@@ -530,6 +530,77 @@ def test_an_unreadable_part_of_the_tree_is_stepped_over_a_chunk_at_a_time():
     assert [p for sql, p in flaky.asked if "BETWEEN" in sql] == [(0, 255), (256, 511), (512, 767)]
 
 
+class DeadFrom(Flaky):
+    """Every read that reaches ids from `first` on fails (the page of the last rows is damaged), and so does the
+    tree's `min` past them."""
+
+    def __init__(self, db, first, seq):
+        super().__init__(db, [], seq=seq)
+        self.first = first
+
+    def execute(self, sql, params=()):
+        if params and isinstance(params[0], int) and params[-1] >= self.first and "sqlite_sequence" not in sql:
+            self.asked.append((sql, params))
+            if len(self.asked) > 50_000:
+                raise AssertionError("endless probing")
+            raise sqlite3.DatabaseError("malformed")
+        return super().execute(sql, params)
+
+
+@pytest.mark.parametrize("most, last", [(1000, 1536), (1024, 1536), (1025, 1792)])
+def test_a_damaged_end_of_the_tree_under_a_huge_sequence_is_probed_no_further_than_most_ids(most, last):
+    """The last rows' page unreadable and the sequence altered to 2**62: every id past the real rows fails and
+    so does the tree's `min` that skips gaps, so recovery stepped a chunk at a time towards 2**62 (for ever).
+    Blind steps now stop once `most` ids in a row have given nothing (counted from the last chunk with rows)."""
+    flaky = DeadFrom(rows_db(700), 650, seq=2**62)
+    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", most)
+    assert [r[0] for r in rows] == list(range(1, 650))
+    ranges = [p for sql, p in flaky.asked if "BETWEEN" in sql]
+    assert ranges == [(start, start + 255) for start in range(0, last + 1, 256)]
+    assert failed == last + 256 - 650  # each id of the failing chunks, one by one
+
+
+@pytest.mark.parametrize("most, chunks", [(256, 1), (257, 2)])
+def test_a_table_unreadable_from_its_first_id_is_probed_for_most_ids(most, chunks):
+    flaky = DeadFrom(rows_db(700), 0, seq=2**62)
+    assert hc.readable_rows(flaky, "t", "id, x", "id", most) == ([], 256 * chunks)
+
+
+def damaged_history(db, seq, marker: str):
+    """A history of 3000 events whose sequence reads `seq` (SQL), with the page holding `marker` damaged."""
+    store = HistoryStore(db)
+    with store._transaction():
+        store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
+                             [("p", f"item-{i:05d}", "play", None, 1e9 + i, "{}") for i in range(3000)])
+        store.db.execute(f"UPDATE sqlite_sequence SET seq = {seq} WHERE name = 'events'")
+    store.close()
+    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    victim = data.index(marker.encode()) // page
+    data[victim * page:victim * page + 64] = b"\xa5" * 64
+    db.write_bytes(bytes(data))
+    return db
+
+
+def test_recovering_a_file_whose_last_page_is_damaged_under_a_huge_sequence_ends(tmp_path):
+    """The same on a real file, in its own process: before, `history recover` never returned."""
+    import subprocess
+    import sys
+
+    db = damaged_history(tmp_path / "h.db", 2**62, "item-02999")  # the page of the last rows
+    code = ("import sys, json\nfrom edgerec.runtime.history_care import recover\n"
+            "print(json.dumps(recover(sys.argv[1], sys.argv[2])))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(db), str(tmp_path / "out.db")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert 2800 < report["events"] < 3000  # the damaged chunk's ids, then at most `most` blind ones:
+    assert report["unreadable"] <= db.stat().st_size // 16 + 2 * hc.RECOVER_CHUNK
+    out = sqlite3.connect(tmp_path / "out.db")
+    assert out.execute("SELECT count(*) FROM events").fetchone()[0] == report["events"]
+    out.close()
+
+
 @pytest.mark.parametrize("seq, top", [(None, 511), (sqlite3.DatabaseError("gone"), 511), ("x", 511), (float("inf"), 511),
                                       (256, 511), (255, 255), (-1, 0)])
 def test_without_a_sequence_the_ids_up_to_most_are_probed(seq, top):
@@ -663,17 +734,6 @@ def test_recover_bounds_the_probed_ids_by_the_file_size_and_counts_unreadable_ta
 
 def test_a_damaged_file_whose_sequence_was_altered_into_text_is_recovered(tmp_path):
     """Before, int() of the altered sequence raised ValueError out of recover()."""
-    db = tmp_path / "h.db"
-    store = HistoryStore(db)
-    with store._transaction():
-        store.db.executemany("INSERT INTO events (profile, item, event, value, ts, context) VALUES (?,?,?,?,?,?)",
-                             [("p", f"item-{i:05d}", "play", None, 1e9 + i, "{}") for i in range(3000)])
-        store.db.execute("UPDATE sqlite_sequence SET seq = 'many' WHERE name = 'events'")
-    store.close()
-    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
-    data = bytearray(db.read_bytes())
-    victim = data.index(b"item-01500") // page
-    data[victim * page:victim * page + 64] = b"\xa5" * 64
-    db.write_bytes(bytes(data))
+    db = damaged_history(tmp_path / "h.db", "'many'", "item-01500")
     report = hc.recover(db, tmp_path / "out.db")
     assert 2800 < report["events"] < 3000 and report["unreadable"] > 0

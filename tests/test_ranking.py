@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from stand_ins import ProviderCatalog
 
 from edgerec.cli.main import cli
 from edgerec.runtime import Policy, Recommender
@@ -164,37 +165,19 @@ def test_fair_relevance_trades_relevance_for_provider_exposure():
     assert provider_cap(10, 0.0) == 10 and provider_cap(10, 0.7) == 3 and provider_cap(10, 1.0) == 1
 
 
-class _Catalog:
-    """The two columns provider_lift reads: provider codes (-1: none; 1 is a code no row uses) and plays."""
-
-    def __init__(self, codes, plays):
-        self.codes, self.plays = np.asarray(codes), np.asarray(plays, float)
-
-    def __len__(self):
-        return len(self.codes)
-
-    def code_column(self, name):
-        assert name == "provider"
-        return self.codes
-
-    def numeric_column(self, name, rows):
-        assert name == "popularity"
-        return self.plays[rows]
-
-
 def test_provider_lift_is_the_clipped_log_share_over_an_equal_one():
     # providers 0, 2, 3, 4 (code 1 unused) with plays 50, 25, 25, 0; an item without a provider played 900
-    cat = _Catalog([0, 0, 2, 3, 4, -1], [30, 20, 25, 25, 0, 900])
+    cat = ProviderCatalog([0, 0, 2, 3, 4, -1], [30, 20, 25, 25, 0, 900])
     codes, lift = provider_lift(cat)
     assert list(codes) == [0, 0, 2, 3, 4, -1]
     # shares 0.5, 0.25, 0.25, 0 against an equal 0.25: log 2, 0, 0, log 0 clipped to -2; code -1 reads 0
     assert lift[codes] == pytest.approx([np.log(2), np.log(2), 0.0, 0.0, -2.0, 0.0])
-    heavy = _Catalog([0, 2], [1e6, 1.0])  # of two providers, one holds nearly all plays: just under log 2
+    heavy = ProviderCatalog([0, 2], [1e6, 1.0])  # of two providers, one holds nearly all plays: just under log 2
     assert provider_lift(heavy)[1][0] == pytest.approx(np.log(2 * 1e6 / (1e6 + 1)))
-    crowd = _Catalog(list(range(20)), [1e6] + [1.0] * 19)
+    crowd = ProviderCatalog(list(range(20)), [1e6] + [1.0] * 19)
     assert provider_lift(crowd)[1][0] == pytest.approx(2.0) and provider_lift(crowd)[1][1] == pytest.approx(-2.0)
-    assert not provider_lift(_Catalog([0, 2, -1], [0, 0, 5]))[1].any()  # no plays by any provider: no lift
-    bad = provider_lift(_Catalog([0, 2, 3], [10, -5, np.nan]))[1]  # negative or missing counts count as none
+    assert not provider_lift(ProviderCatalog([0, 2, -1], [0, 0, 5]))[1].any()  # no plays by any provider: no lift
+    bad = provider_lift(ProviderCatalog([0, 2, 3], [10, -5, np.nan]))[1]  # negative or missing counts count as none
     assert bad[[0, 2, 3]] == pytest.approx([np.log(3), -2.0, -2.0])
 
 

@@ -267,22 +267,65 @@ def test_a_query_of_another_length_is_refused_by_every_kernel(dtype):
                 scan.top(bad, 5)
 
 
-@pytest.mark.skipif(not (importlib.util.find_spec("usearch") and importlib.util.find_spec("onnxruntime")),
-                    reason="needs usearch and onnxruntime")
-def test_an_ann_index_built_before_the_onnx_session_does_not_crash_the_process(tmp_path):
-    """usearch loaded before onnxruntime made onnxruntime's import crash the process (segfault):
-    an app that builds the index first, then opens its ONNX encoder, must get its list."""
+needs_both = pytest.mark.skipif(
+    not (importlib.util.find_spec("usearch") and importlib.util.find_spec("onnxruntime")),
+    reason="needs usearch and onnxruntime")
+
+
+def in_fresh_process(code: str) -> tuple[int, str, str]:
+    """Runs code in a new interpreter (the import order is the point; a crash must not take pytest with it)."""
     import subprocess
     import sys
 
-    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
-    code = (f"from edgerec.runtime import Recommender\n"
-            f"rec = Recommender.open({str(golden)!r}, backend='onnx', ann='usearch', cache_dir={str(tmp_path)!r})\n"
-            f"rec.models.ann_index()\n"
-            f"rec.record('u', rec.catalog.item_id(3), 'finish')\n"
-            f"print(len(rec.recommend('u', k=5)))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "5", (done.returncode, done.stderr[-2000:])
+    return done.returncode, done.stdout.strip(), done.stderr[-2000:]
+
+
+GOLDEN_PATH = str(Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle")
+
+
+def app_with_an_index(first: str, backend: str, cache) -> tuple[int, str, str]:
+    """An app in a fresh process: `first` (its imports), then a Recommender with an index built before any
+    request, one event and a list; prints the list's length and whether the index was passed over."""
+    return in_fresh_process(
+        f"{first}\nfrom edgerec.runtime import Recommender\n"
+        f"rec = Recommender.open({GOLDEN_PATH!r}, backend={backend!r}, ann='usearch', cache_dir={str(cache)!r})\n"
+        f"assert rec.models.ann_index() is not None\n"
+        f"rec.record('u', rec.catalog.item_id(3), 'finish')\n"
+        f"print(len(rec.recommend('u', k=5)), 'ann_fallback' in rec.stats()['counters'])\n")
+
+
+@needs_both
+def test_an_ann_index_built_before_the_onnx_session_does_not_crash_the_process(tmp_path):
+    """usearch loaded before onnxruntime made onnxruntime's import crash the process (segfault):
+    an app that builds the index first, then opens its ONNX encoder, must get its list."""
+    code_, out, err = app_with_an_index("", "onnx", tmp_path)
+    assert (code_, out) == (0, "5 False"), (code_, err)
+
+
+@needs_both
+@pytest.mark.skipif(not importlib.util.find_spec("ai_edge_litert"), reason="needs the tflite engine")
+def test_an_app_that_imported_usearch_itself_gets_its_index_on_the_tflite_engine(tmp_path):
+    """The runtime imported onnxruntime before usearch even when the app had imported usearch already:
+    that import is the crash (segfault). The engine here is TFLite, so onnxruntime is not needed at all."""
+    code_, out, err = app_with_an_index("import usearch.index", "tflite", tmp_path)
+    assert (code_, out) == (0, "5 False"), (code_, err)
+
+
+@needs_both
+def test_an_app_that_imported_usearch_before_the_onnx_engine_is_told_so_instead_of_crashing(tmp_path):
+    """onnxruntime imported after usearch dies in its import (segfault): the runtime refuses in words."""
+    code = (f"import usearch\n"
+            f"from edgerec.errors import ConfigError\n"
+            f"from edgerec.runtime import Recommender\n"
+            f"try:\n"
+            f"    Recommender.open({GOLDEN_PATH!r}, backend='onnx', history=None).warm_up()\n"
+            f"except ConfigError as e:\n"
+            f"    print(e)\n")
+    code_, out, err = in_fresh_process(code)
+    assert code_ == 0, (code_, err)
+    assert out == ("usearch was imported before onnxruntime, and importing onnxruntime now would crash the "
+                   "process (the two libraries' C++ runtimes clash): import onnxruntime first, before usearch")
 
 
 def test_a_zero_query_scores_zero_everywhere():

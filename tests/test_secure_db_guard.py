@@ -321,3 +321,197 @@ def test_a_copy_that_cannot_be_written_is_a_history_error_naming_the_file_only(w
         encrypt_database(where, secrets.token_bytes(32))
     assert FOLDER not in str(refused.value)
     assert where.read_bytes() == plain and where.with_name("h.db.encrypting").is_dir()
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from edgerec.errors import EdgerecError
+from edgerec.runtime.history import HistoryStore
+path, stop = sys.argv[1], Path(sys.argv[2])
+i = 0
+while not stop.exists():
+    i += 1
+    try:
+        store = HistoryStore(path, timeout=0.05)
+        try:
+            store.record("u", f"w{i}", "play")
+        finally:
+            store.close()
+        print(f"stored w{i}", flush=True)
+    except EdgerecError as exc:
+        print(f"refused {type(exc).__name__}", flush=True)
+    time.sleep(0.005)
+"""
+
+
+def test_an_app_writing_while_the_history_is_encrypted_loses_no_event(where, monkeypatch):
+    """The exclusive lock was let go before the plain file was shredded and the encrypted copy renamed into
+    place: an app that opened the plain file in that gap stored events that were then shredded (lost without
+    a word). The gap is widened here (the shred waits); every event the app was told was stored must be in
+    the encrypted history, and an app kept out is told so (HistoryError), never left writing into nowhere."""
+    from edgerec.runtime import secure_db
+
+    _plain_history(where)
+    stop, lines = where.with_name("stop"), []
+    app = subprocess.Popen([sys.executable, "-c", WRITER, str(where), str(stop)], stdout=subprocess.PIPE, text=True)
+    reader = threading.Thread(target=lambda: lines.extend(app.stdout), daemon=True)
+    reader.start()
+    real_shred = secure_db._shred_file
+    monkeypatch.setattr(secure_db, "_shred_file", lambda path: time.sleep(0.3) or real_shred(path))
+    key, done = secrets.token_bytes(32), None
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("stored") for line in lines):  # the app is writing
+            assert time.monotonic() < deadline and app.poll() is None
+            time.sleep(0.01)
+        while done is None and time.monotonic() < deadline:
+            try:
+                done = encrypt_database(where, key)
+            except HistoryError as exc:  # the app held the file at that moment: again
+                assert "is open in another connection" in str(exc)
+                time.sleep(0.002)
+        time.sleep(0.3)  # the app goes on: now it is kept out of the encrypted file
+    finally:
+        stop.touch()
+        app.wait(timeout=60)
+        reader.join(timeout=10)
+    assert done and app.returncode == 0
+    stored = {line.split()[1] for line in lines if line.startswith("stored")}
+    assert stored and {line.strip() for line in lines} - {f"stored {w}" for w in stored} <= {"refused HistoryError"}
+    store = HistoryStore(where, key=key)
+    kept = {e.item for e in store.events("u")}
+    store.close()
+    assert stored <= kept, sorted(stored - kept)
+
+
+def test_an_app_opening_the_encrypted_history_at_once_keeps_its_writes(where, monkeypatch):
+    """The plain file's connection now closes after the rename: nothing of the plain file may be left by the
+    history's name (a -wal, or a journal of plain pages: DELETE mode left one) and the first app's -wal is
+    its own (a second app reads its events before it closes)."""
+    from edgerec.runtime import secure_db
+
+    _plain_history(where)
+    key, real_replace, apps, beside = secrets.token_bytes(32), secure_db.os.replace, [], []
+
+    def replace_then_an_app_writes(src, dst):
+        real_replace(src, dst)
+        if str(dst) == str(where):
+            beside.append(sorted(p.name for p in where.parent.iterdir()))
+            app = HistoryStore(where, key=key, timeout=0.5)
+            app.record("u", "during", "play")
+            apps.append(app)
+
+    monkeypatch.setattr(secure_db.os, "replace", replace_then_an_app_writes)
+    encrypt_database(where, key)
+    monkeypatch.undo()
+    [app] = apps
+    app.record("u", "after", "play")
+    other = HistoryStore(where, key=key)  # a second app reads what the first wrote, from the same -wal
+    assert [e.item for e in other.events("u")] == ["i0", "i1", "i2", "during", "after"]
+    other.close()
+    app.close()
+    assert beside == [["h.db"]]  # no -wal or journal of the plain file (plain pages) beside the encrypted one
+    store = HistoryStore(where, key=key)
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2", "during", "after"]
+    store.close()
+
+
+def test_a_rename_that_fails_leaves_the_plain_history_and_no_copy(where, monkeypatch):
+    import errno
+
+    from edgerec.runtime import secure_db
+
+    _plain_history(where)  # its bytes change (out of WAL mode), not its rows
+
+    def refused(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+
+    monkeypatch.setattr(secure_db.os, "replace", refused)
+    with pytest.raises(HistoryError) as failed:
+        encrypt_database(where, secrets.token_bytes(32))
+    monkeypatch.undo()
+    assert str(failed.value) == ("could not put the encrypted copy of h.db in place (Permission denied); the plain "
+                                 "file is unchanged")
+    assert sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+    store = HistoryStore(where)  # still the plain history, every event in it
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
+    store.close()
+
+
+def test_plain_bytes_that_cannot_be_overwritten_are_told_after_the_copy_is_in_place(where, monkeypatch):
+    import errno
+
+    from edgerec.runtime import secure_db
+
+    _plain_history(where)
+    real = secure_db._overwrite
+
+    def full(f):
+        if f.name == str(where):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(f)
+
+    monkeypatch.setattr(secure_db, "_overwrite", full)
+    key = secrets.token_bytes(32)
+    with pytest.raises(HistoryError) as failed:
+        encrypt_database(where, key)
+    assert str(failed.value) == ("h.db is encrypted, but its old plain bytes could not be overwritten (No space left "
+                                 "on device); flash storage may keep them until the space is reused")
+    assert not is_plain(where) and sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+    store = HistoryStore(where, key=key)
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
+    store.close()
+
+
+def test_leaving_wal_mode_that_fails_leaves_the_plain_history_and_no_copy(where, monkeypatch):
+    from edgerec.runtime import secure_db
+
+    plain = _plain_history(where)
+    real_exclusive = secure_db._exclusive
+
+    class NoMemoryJournal:
+        def __init__(self, db, driver):
+            self.db, self.driver = db, driver
+
+        def execute(self, sql, *args):
+            if sql.upper().startswith("PRAGMA JOURNAL_MODE"):  # SQL is case-blind, so is this
+                raise self.driver.OperationalError("disk I/O error")
+            return self.db.execute(sql, *args)
+
+        def close(self):
+            self.db.close()
+
+    monkeypatch.setattr(secure_db, "_exclusive", lambda driver, path: NoMemoryJournal(real_exclusive(driver, path),
+                                                                                       driver))
+    with pytest.raises(HistoryError) as failed:
+        encrypt_database(where, secrets.token_bytes(32))
+    monkeypatch.undo()
+    assert str(failed.value) == "could not encrypt h.db (disk I/O error); the plain file is unchanged"
+    assert where.read_bytes() == plain and not where.with_name("h.db.encrypting").exists()
+
+
+def test_a_file_gone_before_its_shred_is_passed_over(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from edgerec.runtime import secure_db
+
+    gone = tmp_path / "h.db-shm"
+    monkeypatch.setattr(Path, "is_file", lambda self: True)  # it was there when asked, gone when opened
+    secure_db._shred_file(gone)
+    assert not gone.exists()
+
+
+def test_an_empty_wal_left_by_a_crash_beside_a_rollback_journal_history_is_not_left_beside_the_encrypted_one(where):
+    """SQLite leaves an empty -wal where it finds one beside a file in rollback-journal mode; its name would
+    then stand beside the encrypted history as if it were that file's log."""
+    _plain_history(where)
+    with closing(sqlite3.connect(where)) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    where.with_name("h.db-wal").write_bytes(b"")
+    key = secrets.token_bytes(32)
+    encrypt_database(where, key)
+    assert sorted(p.name for p in where.parent.iterdir()) == ["h.db"]
+    store = HistoryStore(where, key=key)
+    assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
+    store.close()

@@ -8,12 +8,14 @@ hypothesis: nothing here imports torch, onnx, transformers or edgerec.data.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
 from edgerec.runtime.backends import available_backends
+from edgerec.runtime.retrieval import import_usearch
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "spec" / "golden"
@@ -37,3 +39,13 @@ def engine(request) -> str:
         pytest.skip(f"the {request.param} engine is not installed here "
                     f"({'pip install ai-edge-litert' if request.param == 'tflite' else 'pip install onnxruntime'})")
     return request.param
+
+
+@pytest.fixture
+def usearch():
+    """usearch.index, imported the way the runtime imports it: after onnxruntime (the other order
+    crashes onnxruntime's import, see backends.import_onnxruntime). A test that only needs the index
+    through the runtime skips with `find_spec` instead and leaves the import to the runtime."""
+    if importlib.util.find_spec("usearch") is None:
+        pytest.skip("the index is the optional extra edgerec[ann]")
+    return import_usearch()

@@ -284,3 +284,37 @@ def test_each_engine_built_directly_takes_a_path_as_text(golden_bundle, tflite_p
 def test_a_model_that_is_neither_a_path_nor_bytes_is_a_config_error(engine, path):
     with pytest.raises(ConfigError, match=f"a model is a file path or the file's bytes, not {type(path).__name__}"):
         engine(path)
+
+
+def test_onnxruntime_is_refused_in_words_where_usearch_was_loaded_before_it(monkeypatch):
+    """usearch's compiled module loaded first makes onnxruntime's import die (segfault): the engine says so
+    instead of importing. Where onnxruntime came first, usearch beside it changes nothing."""
+    fake_usearch = SimpleNamespace()
+    monkeypatch.setitem(sys.modules, "usearch.compiled", fake_usearch)
+    assert backends.import_onnxruntime() is ort  # already imported: the safe order
+    monkeypatch.delitem(sys.modules, "onnxruntime")  # as if not imported yet (the refusal comes before any import)
+    with pytest.raises(ConfigError) as refused:
+        backends.import_onnxruntime()
+    assert str(refused.value) == ("usearch was imported before onnxruntime, and importing onnxruntime now would "
+                                  "crash the process (the two libraries' C++ runtimes clash): import onnxruntime "
+                                  "first, before usearch")
+    assert "onnxruntime" not in sys.modules
+    monkeypatch.undo()
+    assert sys.modules["onnxruntime"] is ort and backends.import_onnxruntime() is ort
+
+
+def test_the_index_library_is_taken_as_it_is_where_the_app_loaded_it_first(monkeypatch):
+    """retrieval.import_usearch imports onnxruntime first, except where usearch is loaded already: importing
+    onnxruntime then is what would crash (an app with the TFLite engine and an index died so)."""
+    import builtins
+
+    from edgerec.runtime.retrieval import import_usearch
+
+    index, asked, real_import = SimpleNamespace(Index=object), [], builtins.__import__
+    monkeypatch.setitem(sys.modules, "usearch", SimpleNamespace(index=index))
+    monkeypatch.setitem(sys.modules, "usearch.index", index)
+    monkeypatch.setitem(sys.modules, "usearch.compiled", SimpleNamespace())
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **kw: asked.append(name) or real_import(name, *a, **kw))
+    assert import_usearch() is index and asked == ["usearch.index"]
+    monkeypatch.delitem(sys.modules, "usearch.compiled")  # not loaded yet: onnxruntime is imported first
+    assert import_usearch() is index and asked[1:] == ["onnxruntime", "usearch.index"]

@@ -16,12 +16,6 @@ class Killed(BaseException):
     """A kill seen from inside: the writer stops where it is."""
 
 
-@pytest.fixture
-def usearch():
-    pytest.importorskip("onnxruntime")  # before usearch: the other order crashes the process (the libraries' clash)
-    return pytest.importorskip("usearch.index", reason="the index is the optional extra edgerec[ann]")
-
-
 def open_ann(bundle, cache):
     return Recommender.open(bundle, backend="onnx", ann="usearch", cache_dir=cache)
 

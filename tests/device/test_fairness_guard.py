@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from stand_ins import ProviderCatalog
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.fairness import (
@@ -75,38 +76,9 @@ def test_the_providers_cap_rounds_up_but_not_for_float_noise():
     assert provider_cap(10, 0.7) == 3 and provider_cap(10, 0.8 - 1e-11) == 2  # within 1e-9 of a step: the step
 
 
-class Catalog:
-    """Four items: providers p0, p0, p1 and none; creators and genres for the caps; plays 60, 20, 20, 500."""
-
-    def __init__(self, codes=(0, 0, 1, -1), plays=(60, 20, 20, 500), creators=("c", "c", "d", "e"),
-                 genres=("g", "h", "g", "h")):
-        self.codes, self.plays = np.asarray(codes, np.int64), np.asarray(plays, np.float64)
-        names = np.array(["p0", "p1", "p2"] + [""], object)
-        self.columns = {"provider": names[self.codes], "creator": np.array(creators, object),
-                        "genre": np.array(genres, object)}
-        self.categorical = {"provider": None, "creator": None, "genre": None}
-
-    def __len__(self):
-        return len(self.codes)
-
-    def column(self, name, rows):
-        return self.columns[name][rows]
-
-    def code_column(self, name):
-        assert name == "provider"
-        return self.codes
-
-    def numeric_column(self, name, rows):
-        assert name == "popularity"
-        return self.plays[rows]
-
-    def _cached(self, name, build):
-        return build()
-
-
 def request(policy, k=4, relevance=(4.0, 3.0, 2.0, 1.0), head=None, cat=None, spread=False, vectors=None) -> Request:
     req = Request(user="u", k=k, now=0.0, hour=12.0, device=-1, filters=None, policy=policy.with_defaults(),
-                  catalog=cat or Catalog())  # a request runs with the bundle's defaults filled in
+                  catalog=cat or ProviderCatalog())  # a request runs with the bundle's defaults filled in
     req.pool = np.arange(4)
     req.relevance = np.asarray(relevance, np.float64)
     req.vectors = np.eye(4, dtype=np.float32) if vectors is None else vectors
@@ -116,27 +88,27 @@ def request(policy, k=4, relevance=(4.0, 3.0, 2.0, 1.0), head=None, cat=None, sp
 
 
 def test_the_lift_of_each_provider_by_hand_with_a_last_zero_for_items_without_one():
-    codes, lift = provider_lift(Catalog())
+    codes, lift = provider_lift(ProviderCatalog())
     assert codes.tolist() == [0, 0, 1, -1]
     assert lift.tolist() == pytest.approx([math.log(0.8 * 2), math.log(0.2 * 2), 0.0], abs=1e-15)
     assert len(lift) == 3
-    assert provider_lift(Catalog(codes=[0, 0], plays=[1, 1]))[1].tolist() == [0.0, 0.0]  # one provider: equal
-    small = provider_lift(Catalog(codes=[0, 1], plays=[0.3, 0.1]))[1]  # fewer than one play in all still counts
+    assert provider_lift(ProviderCatalog(codes=[0, 0], plays=[1, 1]))[1].tolist() == [0.0, 0.0]  # one provider: equal
+    small = provider_lift(ProviderCatalog(codes=[0, 1], plays=[0.3, 0.1]))[1]  # fewer than one play in all still counts
     assert small.tolist() == pytest.approx([math.log(0.75 * 2), math.log(0.25 * 2), 0.0], abs=1e-15)
-    codes, lift = provider_lift(Catalog(codes=[], plays=[]))  # no items
+    codes, lift = provider_lift(ProviderCatalog(codes=[], plays=[]))  # no items
     assert codes.tolist() == [] and lift.tolist() == [0.0]
-    assert provider_lift(Catalog(codes=[-1, -1], plays=[3, 4]))[1].tolist() == [0.0]
+    assert provider_lift(ProviderCatalog(codes=[-1, -1], plays=[3, 4]))[1].tolist() == [0.0]
 
 
 def test_infinite_plays_count_as_none_and_an_unplayed_provider_warns_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # log 0 for the provider nobody played is expected, not a warning
-        lift = provider_lift(Catalog(codes=[0, 1, 2], plays=[np.inf, 10, 0]))[1]
+        lift = provider_lift(ProviderCatalog(codes=[0, 1, 2], plays=[np.inf, 10, 0]))[1]
     assert lift.tolist() == pytest.approx([-2.0, math.log(3), -2.0, 0.0], abs=1e-15)
 
 
 def test_the_stage_applies_with_a_fairness_weight_and_a_provider_column_only():
-    cat = Catalog()
+    cat = ProviderCatalog()
     assert fairness_applies(request(Policy(fairness=0.5), cat=cat))
     assert not fairness_applies(request(Policy(fairness=0.0), cat=cat))
     cat.categorical = {"creator": None, "genre": None}

@@ -19,7 +19,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.models import Models, drop_superseded_indexes, model_bytes
 
-ort = pytest.importorskip("onnxruntime")  # before usearch: the other order crashes the process
+ort = pytest.importorskip("onnxruntime")
 RANKED = Path(__file__).resolve().parents[2] / "spec" / "golden" / "ranked"
 
 
@@ -198,11 +198,6 @@ def test_no_content_encoder_is_none_and_is_not_looked_for_again(golden_bundle, m
 
 
 # ------------------------------------------------------------------ the ANN index
-
-@pytest.fixture
-def usearch():
-    return pytest.importorskip("usearch", reason="the index is the optional extra edgerec[ann]")
-
 
 def test_the_ann_index_is_built_once_over_the_whole_table_without_a_cache(golden_bundle, usearch, tmp_path):
     parts = models(golden_bundle, ann="usearch")
