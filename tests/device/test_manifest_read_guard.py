@@ -86,17 +86,23 @@ def test_values_a_schema_types_as_no_path_are_passed_over():
     assert named_files({"file": 5}, schema) == []  # a path_form holding a constant, not a file
 
 
-def test_a_schema_that_refers_to_itself_is_walked_max_depth_levels_then_no_further():
-    """A malformed (self-referring) schema cannot drive the walk into a RecursionError: each level of
-    this tree costs two steps (the $ref, then the member), and a step deeper than MAX_DEPTH is not taken."""
-    schema = {"$ref": "#/$defs/node",
-              "$defs": {"node": {"properties": {"file": PATH, "child": {"$ref": "#/$defs/node"}}}}}
+@pytest.mark.parametrize("child, steps", [
+    ({"$ref": "#/$defs/node"}, 2),  # a tree of objects: the $ref, then the member
+    ({"type": "array", "items": {"$ref": "#/$defs/node"}}, 3),  # a tree through lists: the member, the item, the $ref
+])
+def test_a_schema_that_refers_to_itself_is_walked_max_depth_steps_then_no_further(child, steps):
+    """A malformed (self-referring) schema cannot drive the walk into a RecursionError: a level of the
+    tree costs `steps` steps, the file of level k is reached at step steps * k + 2, and a step deeper
+    than MAX_DEPTH is not taken."""
+    schema = {"$ref": "#/$defs/node", "$defs": {"node": {"properties": {"file": PATH, "child": child}}}}
     tree: dict = {}
     node = tree
     for level in range(2000):
-        node.update(file=f"f{level}", child={})
-        node = node["child"]
-    assert named_files(tree, schema) == [f"f{level}" for level in range(MAX_DEPTH // 2)]
+        node["file"] = f"f{level}"
+        below: dict = {}
+        node["child"] = below if steps == 2 else [below]
+        node = below
+    assert named_files(tree, schema) == [f"f{level}" for level in range((MAX_DEPTH - 2) // steps + 1)]
 
 
 def test_the_manifests_own_schema_is_the_default(golden_bundle):
