@@ -75,7 +75,7 @@ def fit_to_time(budget: Budget, epochs_done: int, seconds: float, max_minutes: f
     if max_minutes is None or epochs_done < 1 or seconds <= 0:
         return budget
     fits = int(60 * max_minutes / (seconds / epochs_done))
-    if fits >= budget.epochs:
+    if fits >= budget.epochs or epochs_done >= budget.epochs:  # a run at its last epoch is not extended
         return budget
     epochs = max(fits, epochs_done + 1)
     warmup = max(budget.warmup_steps * epochs // budget.epochs, 1)  # the same share of a shorter run

@@ -15,7 +15,7 @@ from edgerec.errors import BundleError
 from edgerec.runtime.checks import shown
 from edgerec.runtime.schema import MAX_DEPTH, manifest_schema
 
-MAX_INTEGER = 2**63 - 1  # spec rule 1: an integer fits a signed 64-bit one (what another runtime reads it into)
+MIN_INTEGER, MAX_INTEGER = -2**63, 2**63 - 1  # spec rule 1: an integer fits a signed 64-bit one (another runtime reads it into one)
 PATH_REFS = ("#/$defs/path", "#/$defs/path_form")  # the schema's types of a file the manifest names (spec rule 5)
 
 
@@ -54,7 +54,7 @@ def _finite(text: str) -> float:
 
 
 def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_INTEGER:
+    if len(text.lstrip("-")) > 19 or not MIN_INTEGER <= (value := int(text)) <= MAX_INTEGER:
         raise ValueError(f"integer {shown(text)} is outside the signed 64-bit range")
     return value
 
@@ -100,5 +100,6 @@ def _collect_paths(value, schema, root: dict, out: list[str], depth: int) -> Non
 
 
 def _may_name_files(schema: dict) -> bool:
-    """Whether values of this array's items can hold a path (not a vocabulary of a million strings)."""
-    return "$ref" in schema or "properties" in schema or "additionalProperties" in schema
+    """Whether values of this array's items can hold a path (not a vocabulary of a million strings): a
+    path, an object or an array (a list of lists of paths) can, a plain string or number cannot."""
+    return "$ref" in schema or "properties" in schema or "additionalProperties" in schema or "items" in schema

@@ -3,6 +3,7 @@ they are made of, which students fit (the boundary, the measured ones, largest f
 reach, and how the students that fit are trained and the best kept. Fakes stand for the models and the trainer
 where only the choice is under test; the estimate, the floor and the measurement run on real models."""
 
+import copy
 from types import SimpleNamespace
 
 import numpy as np
@@ -360,3 +361,45 @@ def test_the_measured_bytes_are_the_bundles_files(tmp_path):
     assert measured == {"encoder": sizes["user_encoder.onnx"], "table": sizes["embeddings.npy"] + sizes["scales.npy"],
                         "total": sizes["user_encoder.onnx"] + sizes["embeddings.npy"] + sizes["scales.npy"]}
     assert measured["table"] == 200 * 8 + 4 * 8 + 2 * 128
+
+
+# ---------------------------------------------------------------- found by the mutation run of note 42
+
+
+def test_jitter_neither_reads_nor_moves_the_global_random_state(world):
+    """The jitter has its own generator: the same moves whatever torch's global state, which it leaves
+    as it found it (a caller's seeded run is not shifted by measuring a student)."""
+    torch.manual_seed(0)
+    first = fresh_model(_cfg(16), *world)
+    second = copy.deepcopy(first)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    jittered(first)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(7)  # another global state
+    jittered(second)
+    for (name, a), b in zip(first.named_parameters(), second.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_fresh_model_has_the_configs_item_rows(world):
+    """fresh_model builds the model `config` describes: own rows and hashed buckets as it says."""
+    assert fresh_model(_cfg(16, own_rows=5, hash_buckets=7), *world).item_data.n_id_rows == 5 + 1 + 7
+    assert fresh_model(_cfg(16), *world).item_data.n_id_rows == 500 + 1  # one row each, and padding
+
+
+def test_a_floor_of_two_layers_says_layers(monkeypatch):
+    sized(monkeypatch, {(8, 2): 9_000})
+    with pytest.raises(ConfigError) as caught:
+        fitting_configs(ModelConfig(heads=2), *WORLD, 100, widths=(8,), layers=(2,))
+    text = str(caught.value)
+    assert text.startswith("no student fits 100 bytes: the smallest (dim 8, 2 layers) needs about 9,000, of which ")
+    assert "and the rest the graph and its layers; that is the floor" in text
+
+
+def test_three_students_by_default_as_the_cli_says(monkeypatch):
+    sized(monkeypatch, SIZES)
+    assert len(fitting_configs(ModelConfig(heads=1), *WORLD, 10**9, widths=(8, 16, 32), layers=(1, 2))) == 3
+    calls = trainer(monkeypatch, {(32, 1): 0.3, (16, 2): 0.1, (16, 1): 0.2})
+    distill_to_budget(DATA, "split", "teacher", _cfg(), TrainConfig(), DistillConfig(), 10**6)
+    assert calls["fits"][0][2] == 3 and len(calls["distill"]) == 3

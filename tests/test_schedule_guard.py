@@ -94,6 +94,15 @@ def test_the_time_cap_leaves_a_plan_that_fits_or_cannot_be_measured():
     assert fit_to_time(budget, 3, 300.0, None) == budget
 
 
+def test_the_time_cap_never_extends_a_run_that_has_done_its_epochs():
+    """The budget only shrinks: after its last epoch a run was given one more when the pace was slow
+    (and none when exactly its epochs fit)."""
+    budget = plan_budget(10, steps=1_000)  # 100 epochs
+    assert fit_to_time(budget, 100, 60.0, 1.0) == budget  # exactly 100 fit
+    assert fit_to_time(budget, 100, 120.0, 1.0) == budget  # 50 fit: it was Budget(10, 101, ...)
+    assert fit_to_time(budget, 120, 120.0, 1.0) == budget
+
+
 # ---------------------------------------------------------------- the verdict
 
 

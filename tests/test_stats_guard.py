@@ -562,3 +562,13 @@ def test_the_verdict_refuses_what_is_no_test_result(args, message):
     """A NaN p-value or interval failed every comparison and read as a quiet "inconclusive"."""
     with pytest.raises(ConfigError, match=message):
         stats.verdict(*args)
+
+
+@pytest.mark.parametrize("control, got", [([1.0], "1 user(s)"), ([[1.0, 2.0], [3.0, 4.0]], "values of shape (2, 2)")])
+def test_an_arm_too_small_is_refused_with_what_to_do(control, got):
+    """The whole message (note 43): what the arm has and what to do about it."""
+    with pytest.raises(ConfigError) as caught:
+        stats.welch(control, [1.0, 2.0, 3.0])
+    assert str(caught.value) == (
+        f"each arm needs at least two users' values and one arm has {got}: with simulated users raise --users (arms "
+        "are drawn at random, so a few users can leave one nearly empty)")

@@ -104,7 +104,7 @@ def _finite(text: str) -> float:
 
 
 def _int64(text: str) -> int:
-    if not -2**63 < (value := int(text)) < 2**63:
+    if not -2**63 <= (value := int(text)) < 2**63:
         raise SpecError(f"manifest.json: {text} does not fit 64 bits (rule 1)")
     return value
 
