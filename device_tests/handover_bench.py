@@ -12,25 +12,17 @@ from the call to its result (`done`), which is the direct call's work plus the h
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from edgerec.errors import EdgerecError
+from edgerec.device_tests.timing import print_result, seconds_ms
 from edgerec.runtime import checks
 from edgerec.runtime.background import Background
 from edgerec.runtime.recommender import Recommender
 
 OPERATIONS = ("record", "recommend")
 
-
-def _ms(samples: list[float]) -> dict:
-    a = np.asarray(samples) * 1e3
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "n": len(a)}
 
 
 def bench_handover(bundle: str | Path, calls: int = 300, workdir: str | Path | None = None) -> dict:
@@ -53,7 +45,7 @@ def bench_handover(bundle: str | Path, calls: int = 300, workdir: str | Path | N
                         out.result()
                         samples[op]["returned"].append(returned - began)
                         samples[op]["done"].append(time.perf_counter() - began)
-    out = {op: {kind: _ms(values) for kind, values in samples[op].items()} for op in OPERATIONS}
+    out = {op: {kind: seconds_ms(values) for kind, values in samples[op].items()} for op in OPERATIONS}
     out["ratio"] = {op: out[op]["returned"]["p99_ms"] / out[op]["direct"]["p99_ms"] for op in OPERATIONS}
     out["setup"] = {"calls": calls}
     return out
@@ -65,16 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    try:
-        result = bench_handover(args.bundle, args.calls)
-    except EdgerecError as exc:  # a bad bundle or count: its words, not a traceback
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text)
-    return 0
+    return print_result(lambda: bench_handover(args.bundle, args.calls), args.json)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,17 @@ recommend() calls run; the open time is the median of reopening each store.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edgerec.errors import EdgerecError
+from edgerec.device_tests.timing import print_result, seconds_ms
 from edgerec.runtime import checks
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.recommender import Recommender
-
-
-def _ms(samples: list[float]) -> dict:
-    a = np.asarray(samples) * 1e3
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "n": len(a)}
 
 
 def bench_history(bundle: str | Path, events: int = 300, requests: int = 300, opens: int = 30,
@@ -68,7 +61,7 @@ def bench_history(bundle: str | Path, events: int = 300, requests: int = 300, op
                 store.events_after("u0", 0, 10)  # the first read: the key check and page decryption
                 open_times[name].append(time.perf_counter() - t)
                 store.close()
-    out = {name: {"record": _ms(timings[name]["record"]), "recommend": _ms(timings[name]["recommend"]),
+    out = {name: {"record": seconds_ms(timings[name]["record"]), "recommend": seconds_ms(timings[name]["recommend"]),
                   "open_ms": float(np.median(open_times[name]) * 1e3)} for name in recs}
     out["ratio"] = {op: out["encrypted"][op]["p99_ms"] / out["plain"][op]["p99_ms"] for op in ("record", "recommend")}
     out["ratio"]["open"] = out["encrypted"]["open_ms"] / out["plain"]["open_ms"]
@@ -83,16 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    try:
-        result = bench_history(args.bundle, args.events, args.requests)
-    except EdgerecError as exc:  # a bad bundle or count: its words, not a traceback
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text)
-    return 0
+    return print_result(lambda: bench_history(args.bundle, args.events, args.requests), args.json)
 
 
 if __name__ == "__main__":

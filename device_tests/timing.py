@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+from edgerec.errors import EdgerecError
 
 
 def percentiles(samples_ms: list[float]) -> dict:
@@ -15,6 +19,27 @@ def percentiles(samples_ms: list[float]) -> dict:
         return {"count": 0}
     return {"count": int(a.size), "mean_ms": float(a.mean()), "p50_ms": float(np.percentile(a, 50)),
             "p95_ms": float(np.percentile(a, 95)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+
+
+def seconds_ms(samples_s: list[float]) -> dict:
+    """p50 and p99 in ms of samples in seconds, and their count."""
+    a = np.asarray(samples_s) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "n": len(a)}
+
+
+def print_result(run, json_path: str | None) -> int:
+    """A bench's command line end: run(), its result as JSON on screen and in `json_path`; an EdgerecError
+    (a bad bundle or count) as its words and exit status 1, not a traceback."""
+    try:
+        result = run()
+    except EdgerecError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_path:
+        Path(json_path).write_text(text)
+    return 0
 
 
 def time_calls(fn, n: int, before=None) -> list[float]:

@@ -26,6 +26,7 @@ import threading
 import weakref
 
 from edgerec.errors import BusyError, ConfigError
+from edgerec.runtime import checks
 
 MAX_PENDING = 256  # calls waiting at most: a device this far behind should tell its app, not queue on
 
@@ -73,8 +74,10 @@ class Background:
         """Recommender.recommend in turn; the Future holds the list. With `latest` (a name for the
         screen or row the list is for), a list for the same user and `latest` that has not started
         yet is cancelled: only the newest is built."""
-        if latest is not None and (not isinstance(latest, str) or not latest):
-            raise ConfigError(f"latest names the screen a list is for (a non-empty string), not {latest!r}")
+        if latest is not None:
+            if not isinstance(latest, str) or not latest:
+                raise ConfigError(f"latest names the screen a list is for (a non-empty string), not {latest!r}")
+            checks.text(user, "user")  # before it keys the newest list: a list or None would fail after queueing
         with self._lock:  # two threads asking at once must not both keep an older list
             future = self.submit(self.recommender.recommend, user, k, context, filters, policy)
             if latest is not None:

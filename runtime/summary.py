@@ -15,16 +15,17 @@ import numpy as np
 
 SUMMARY_CHARS = 200  # about two sentences: what fits under a title on a TV card
 REDUNDANCY = 0.5  # weight of a sentence's likeness to those already chosen (0: closeness to the whole only)
+MAX_SENTENCES = 64  # read at most: each is one encoder run, and a summary of 200 characters needs few
 TAGS_PREFIX = "Tags: "  # the tag list metadata_text appends: labels, not prose
 # after . ! ? and an ellipsis when a space follows; after the CJK marks (no space between sentences there)
 _BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[\u3002\uff01\uff1f])\s*|\s*\n\s*")
 
 
 def sentences(text: str) -> list[str]:
-    """The text's sentences (split after . ! ? and their CJK forms, and at line breaks), without its
-    tag list; empty pieces dropped."""
+    """The text's first MAX_SENTENCES sentences (split after . ! ? and their CJK forms, and at line breaks),
+    without its tag list; empty pieces dropped."""
     found = (part.strip() for part in _BOUNDARY.split(text))
-    return [part for part in found if part and not part.startswith(TAGS_PREFIX)]
+    return [part for part in found if part and not part.startswith(TAGS_PREFIX)][:MAX_SENTENCES]
 
 
 def extractive_summary(parts: list[str], vectors: np.ndarray, whole: np.ndarray,

@@ -187,6 +187,10 @@ def test_hostile_arguments_are_config_errors(rec, bad):
         for latest in ("", 3, b"home"):
             with pytest.raises(ConfigError, match="latest"):
                 bg.recommend("kim", latest=latest)
+        for user in (["kim"], None, 7):  # a user that cannot key the newest list: refused before queueing
+            with pytest.raises(ConfigError, match="user"):
+                bg.recommend(user, latest="home")
+        assert bg.pending == 0 and bg._latest == {}
 
 
 def test_events_waiting_when_the_program_ends_are_written(golden_bundle, tmp_path):

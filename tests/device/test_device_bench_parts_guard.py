@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgerec.device_tests import footprint, history_bench, parts_bench, scorer_bench
+from edgerec.device_tests import footprint, history_bench, parts_bench, scorer_bench, timing
 from edgerec.device_tests.bench import BenchConfig
 from edgerec.device_tests.profiles import PROFILES
 from edgerec.device_tests.scale import scaled_bundle
@@ -368,7 +368,7 @@ def test_the_p99_goal_is_the_larger_of_1_ms_and_one_and_a_half_scan_bounds(bound
 
 
 def test_ms_figures_of_seconds():
-    got = history_bench._ms([0.001, 0.003, 0.002])
+    got = timing.seconds_ms([0.001, 0.003, 0.002])
     assert got == {"p50_ms": 2.0, "p99_ms": pytest.approx(2.98), "n": 3} and type(got["p50_ms"]) is float
 
 

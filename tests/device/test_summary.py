@@ -100,3 +100,12 @@ def test_a_cut_drops_the_punctuation_it_ends_on_and_ties_later_on_go_to_the_earl
     # A first (closeness 0.707, the first of three equal), then B and C tie: B, the earlier
     tied = [unit(1, 0, 0), unit(0, 1, 0), unit(0, 1, 0)]
     assert extractive_summary(["Aa.", "Bb.", "Cc."], tied, unit(1, 1, 0), max_chars=7) == "Aa. Bb."
+
+
+def test_a_huge_text_is_read_up_to_its_first_sentences():
+    from edgerec.runtime.summary import MAX_SENTENCES
+
+    text = " ".join(f"Sentence number {i}." for i in range(10_000))
+    found = sentences(text)
+    assert len(found) == MAX_SENTENCES and found[0] == "Sentence number 0." and found[-1] == \
+        f"Sentence number {MAX_SENTENCES - 1}."
