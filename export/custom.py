@@ -45,6 +45,7 @@ from edgerec.export.own_encoder import (
     vocabulary_error,
 )
 from edgerec.export.replay_default import replay_defaults
+from edgerec.export.user_files import portable_onnx, portable_tflite
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
 from edgerec.models.scoring import history_rows
@@ -154,35 +155,10 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     split = leave_last_out(dataset)
     with tempfile.TemporaryDirectory(prefix="edgerec-custom-") as scratch:
         shipped = Path(scratch) / f"user_encoder.{fmt}"
-        if fmt == "onnx":
-            _portable_onnx(encoder, shipped)
-        else:
-            shutil.copyfile(encoder, shipped)
+        (portable_onnx if fmt == "onnx" else portable_tflite)(encoder, shipped)
         return _bundle_checked(FileEncoder(shipped, fmt, spec, encoder.name), spec, vectors, dataset, split, out,
                                table_dtype=table_dtype, name=name, reference_parity=reference_parity,
                                content=content)
-
-
-def _portable_onnx(source: Path, target: Path) -> None:
-    """The user's ONNX file as one self-contained file (weights kept in external data files read in) without
-    the exporter's debug metadata (stack traces hold host paths)."""
-    import onnx
-
-    from edgerec.export.formats import strip_debug_metadata
-
-    try:
-        model = onnx.load(str(source))
-    except Exception as exc:  # protobuf and onnx raise several types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{source.name} cannot be loaded as ONNX ({first[:200]}); give the file your exporter "
-                          "wrote") from None
-    strip_debug_metadata(model)
-    model.doc_string = ""
-    try:
-        onnx.save(model, str(target))
-    except ValueError:  # protobuf's 2 GB limit of one file
-        raise ExportError(f"{source.name} holds more than 2 GB of weights, too many for one file on a device; "
-                          "shrink or quantize the model") from None
 
 
 def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, dataset, split, out, *,

@@ -1,0 +1,133 @@
+"""A user's own model file ships without the notes its tools left in it (export/user_files.py)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerec.data.synth import SynthConfig, write_synth
+from edgerec.errors import ExportError
+from edgerec.export.custom import bundle_user_model
+from edgerec.export.own_encoder import EncoderSpec
+from edgerec.export.user_files import portable_onnx, portable_tflite
+
+pytest.importorskip("ai_edge_litert")
+from ai_edge_litert import schema_py_generated as schema  # noqa: E402
+
+GOLDEN_TFLITE = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle" / "user_encoder.tflite"
+SECRET = b"/home/alice/models/card by Alice Ruiz"
+SPEC = {"input": {"name": "ids", "history_length": 5}, "output": {"name": "user_vector"}, "dim": 8}
+
+
+def _repacked(model, path: Path, tail: bytes = b"") -> Path:
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1 << 16)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()) + tail)
+    return path
+
+
+def _with_notes(path: Path) -> Path:
+    """The golden encoder as a user's tools might leave it: a model card entry, a description, a zip of
+    associated files after the model, each naming the author and a host path."""
+    model = schema.ModelT.InitFromPackedBuf(GOLDEN_TFLITE.read_bytes(), 0)
+    card = schema.BufferT()
+    card.data = np.frombuffer(SECRET, np.uint8)
+    model.buffers.append(card)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = b"TFLITE_METADATA", len(model.buffers) - 1
+    model.metadata.append(entry)
+    model.description = SECRET
+    return _repacked(model, path, tail=b"PK\x03\x04" + SECRET)
+
+
+def _outputs(path: Path) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.array([[0, 3, 7, 1, 2]], detail["dtype"]))
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
+
+
+def test_tflite_notes_stay_behind_and_the_model_is_the_same(tmp_path):
+    dirty = _with_notes(tmp_path / "theirs.tflite")
+    assert SECRET in dirty.read_bytes()
+    clean = tmp_path / "clean.tflite"
+    portable_tflite(dirty, clean)
+    data = clean.read_bytes()
+    assert SECRET not in data and b"PK\x03\x04" not in data
+    model = schema.Model.GetRootAsModel(data, 0)
+    names = [model.Metadata(i).Name() for i in range(model.MetadataLength())]
+    assert names == [b"min_runtime_version", b"keep_stablehlo_constant"] and model.Description() is None
+    for i in range(model.BuffersLength()):  # the weights keep the alignment TFLite's own writer gives them
+        buffer = model.Buffers(i)
+        if buffer.DataLength():
+            assert buffer._tab.Vector(buffer._tab.Offset(4)) % 16 == 0
+    assert all(np.array_equal(a, b) for a, b in zip(_outputs(GOLDEN_TFLITE), _outputs(clean)))
+
+
+def test_a_bundle_from_a_tflite_file_with_notes_carries_none_of_them(tmp_path):
+    write_synth(SynthConfig(users=60, items=56, events=1_200, seed=4), tmp_path / "data")
+    vectors = np.random.default_rng(1).normal(size=(56, 8)).astype(np.float32)
+    bundle_user_model(_with_notes(tmp_path / "theirs.tflite"), EncoderSpec.load(SPEC), vectors, tmp_path / "data",
+                      tmp_path / "b")
+    files = [f for f in (tmp_path / "b").rglob("*") if f.is_file()]
+    assert (tmp_path / "b" / "user_encoder.tflite") in files
+    assert not any(SECRET in f.read_bytes() or b"Alice" in f.read_bytes() for f in files)
+
+
+def test_tflite_files_that_cannot_ship_are_refused_with_what_to_do(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(ExportError, match=r"junk.tflite is not a TFLite model \(no TFL3 identifier\); give the "):
+        portable_tflite(junk, tmp_path / "out.tflite")
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(GOLDEN_TFLITE.read_bytes()[:200])
+    with pytest.raises(ExportError, match=r"cut.tflite cannot be read as TFLite \(\w+\); give the file"):
+        portable_tflite(cut, tmp_path / "out.tflite")
+    model = schema.ModelT.InitFromPackedBuf(GOLDEN_TFLITE.read_bytes(), 0)
+    model.buffers[1].offset, model.buffers[1].size = 4096, 64  # weights kept after the flatbuffer
+    with pytest.raises(ExportError, match=r"keeps its weights outside the model \(a file over 2 GB\)"):
+        portable_tflite(_repacked(model, tmp_path / "big.tflite"), tmp_path / "out.tflite")
+    assert not (tmp_path / "out.tflite").exists()
+
+
+def test_a_clean_copy_that_computes_otherwise_is_refused(tmp_path, monkeypatch):
+    """The guard behind the cleaning: should repacking ever change a weight, the export stops."""
+    import edgerec.export.user_files as user_files
+
+    real_pack = user_files._AlignedBuffer.Pack
+
+    def damaged(self, builder):
+        if self.data is not None and len(self.data) >= 64:
+            self.data = np.zeros(len(self.data), np.uint8)
+        return real_pack(self, builder)
+
+    monkeypatch.setattr(user_files._AlignedBuffer, "Pack", damaged)
+    with pytest.raises(ExportError, match=r"could not be cleaned of its metadata without changing its outputs; "
+                                          r"convert it again without metadata"):
+        portable_tflite(GOLDEN_TFLITE, tmp_path / "out.tflite")
+
+
+def test_onnx_metadata_and_doc_strings_stay_behind(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], np.arange(8, dtype=np.float32).tolist())
+    weight.doc_string = SECRET.decode()
+    weight.metadata_props.add(key="origin", value=SECRET.decode())
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4], doc_string=SECRET.decode())
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2])
+    y.metadata_props.add(key="note", value=SECRET.decode())
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], doc_string=SECRET.decode())
+    model.metadata_props.add(key="author", value=SECRET.decode())
+    onnx.save(model, str(tmp_path / "theirs.onnx"))
+    portable_onnx(tmp_path / "theirs.onnx", tmp_path / "clean.onnx")
+    assert SECRET not in (tmp_path / "clean.onnx").read_bytes()
+    clean = onnx.load(str(tmp_path / "clean.onnx"))
+    assert onnx.numpy_helper.to_array(clean.graph.initializer[0]).tolist() == [[0, 1], [2, 3], [4, 5], [6, 7]]
