@@ -30,7 +30,7 @@ OFFSET_DTYPE = np.int64  # string offsets into the UTF-8 blob (format 3: uint32 
 NUMERIC_DTYPES = {"duration": np.float32, "release_ts": np.int64, "episode": np.int32, "popularity": np.float32,
                   "hubness": np.float32}
 F32_MAX = float(np.finfo(np.float32).max)  # ranges: durations and popularity are never negative (log1p reads them)
-NUMERIC_RANGES = {"duration": (0.0, F32_MAX), "popularity": (0.0, F32_MAX), "hubness": (-1.001, 1.001),
+NUMERIC_RANGES = {"duration": (0.0, F32_MAX), "popularity": (0.0, F32_MAX), "hubness": (-1.0, 1.0),
                   "release_ts": (-1e11, 1e11), "episode": (0.0, 2.0**31 - 1)}
 COMPACT_FORMAT = 3  # the first format whose columns are stored in their narrowest lossless dtype
 BLOCKS_FORMAT = 4  # the first format whose text columns may be stored in compressed blocks

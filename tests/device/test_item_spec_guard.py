@@ -268,8 +268,9 @@ def test_categorical_codes_inside_their_vocabulary(tmp_path, version, codes, mes
     ("duration", np.array([0, 0, 0], np.uint8), None),
     ("popularity", np.array([0, -1e-9, 2], np.float32), "must hold values from 0 to 3.40282e+38"),
     ("hubness", np.array([-1.0, 1.0, 0], np.float32), None),
-    ("hubness", np.array([-1.002, 0, 0], np.float32), "must hold values from -1.001 to 1.001"),
-    ("hubness", np.array([0, 1.002, 0], np.float32), "must hold values from -1.001 to 1.001"),
+    ("hubness", np.array([-1.002, 0, 0], np.float32), "must hold values from -1 to 1"),
+    ("hubness", np.array([0, 1.002, 0], np.float32), "must hold values from -1 to 1"),
+    ("hubness", np.array([0, 1.0005, 0], np.float32), "must hold values from -1 to 1"),  # spec rule 8: [-1, 1]
     ("release_ts", np.array([-10**11, 10**11, 0], np.int64), None),
     ("release_ts", np.array([0, 10**11 + 1, 0], np.int64), "must hold values from -1e+11 to 1e+11"),
     ("episode", np.array([0, 2**31 - 1, 0], np.int32), None),
