@@ -41,6 +41,7 @@ from edgerec.export.golden_more import (
 from edgerec.export.golden_ranked import build_ranked_bundle
 from edgerec.export.golden_refusals import REFUSALS_FOLDER
 from edgerec.export.golden_refusals import generate as generate_refusals
+from edgerec.export.golden_text import TEXT, build_text_bundle
 from edgerec.models.config import ModelConfig
 from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.backends import available_backends
@@ -60,7 +61,7 @@ RANKED = "ranked"  # the second bundle: the golden one with a ranker and a score
 
 
 @contextlib.contextmanager
-def _inside(folder: Path):
+def inside(folder: Path):
     """Run in `folder`, so the paths the exporter records are relative (no host path in the bundle)."""
     before = os.getcwd()
     os.chdir(folder)
@@ -72,30 +73,37 @@ def _inside(folder: Path):
 
 def build_bundle(out: Path) -> Path:
     """Train the tiny model on the tiny world and export it through the real exporter."""
+    out = Path(out).resolve()
+    with reproducible(), tempfile.TemporaryDirectory(prefix="edgerec-golden-") as scratch, inside(Path(scratch)):
+        write_synth(WORLD, "data")
+        dataset = load_dataset("data")
+        train_model(dataset, leave_last_out(dataset), MODEL, TRAIN, out="ckpt")
+        export_bundle("ckpt", "data", "bundle", EXPORT)
+        declare_golden_space("bundle", "data", "bundle-space")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree("bundle-space", out)
+    return out
+
+
+@contextlib.contextmanager
+def reproducible():
+    """The manifest's creation time fixed and torch on one thread (float sums follow the thread count:
+    one thread gives every machine the same weights)."""
     import torch
 
-    out = Path(out).resolve()
     previous = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = str(CREATED)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # float sums follow the thread count: one thread gives every machine the same weights
+    torch.set_num_threads(1)
     try:
-        with tempfile.TemporaryDirectory(prefix="edgerec-golden-") as scratch, _inside(Path(scratch)):
-            write_synth(WORLD, "data")
-            dataset = load_dataset("data")
-            train_model(dataset, leave_last_out(dataset), MODEL, TRAIN, out="ckpt")
-            export_bundle("ckpt", "data", "bundle", EXPORT)
-            declare_golden_space("bundle", "data", "bundle-space")
-            if out.exists():
-                shutil.rmtree(out)
-            shutil.copytree("bundle-space", out)
+        yield
     finally:
         torch.set_num_threads(threads)
         if previous is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)
         else:
             os.environ["SOURCE_DATE_EPOCH"] = previous
-    return out
 
 
 def declare_golden_space(bundle: str, data: str, out: str) -> None:
@@ -382,6 +390,8 @@ def generate(out: Path, cases_only: bool = False) -> dict:
         build_nan_bundle(bundle, out / NAN)
     if not cases_only or not (out / CONTENT).exists():  # from the golden bundle and the seeded world
         build_content_bundle(bundle, out / CONTENT)
+    if not cases_only or not (out / TEXT).exists():  # the seeded world again, with a content encoder
+        build_text_bundle(out / TEXT)
     cases = scripts(World(bundle))
     summary = expected_outputs(bundle, cases)
     folder = out / "cases"
@@ -394,11 +404,11 @@ def generate(out: Path, cases_only: bool = False) -> dict:
     index = {"schema_sha256": hashlib.sha256(schema).hexdigest(), "format_version": FORMAT_VERSION,
              "bundle": "bundle", "bundles": {"bundle": list(ENGINES), RANKED: ["onnx"], ROWS: ["onnx"],
                                                  FORMAT1: ["onnx"], NAN: ["onnx"],
-                                                 CONTENT: ["onnx"]}, "cases": [case.name for case in cases], "engines": list(ENGINES),
+                                                 CONTENT: ["onnx"], TEXT: list(ENGINES)}, "cases": [case.name for case in cases], "engines": list(ENGINES),
              "tolerance": {"score": SCORE_TOLERANCE}, "regenerate": "python -m edgerec.export.golden --out spec/golden"}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     summary["refusals"] = generate_refusals(bundle, out / REFUSALS_FOLDER)["fixtures"]  # from the bundle: same bytes
-    for name in ("bundle", RANKED, ROWS, FORMAT1, NAN, CONTENT):
+    for name in ("bundle", RANKED, ROWS, FORMAT1, NAN, CONTENT, TEXT):
         summary[f"{name}_bytes"] = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
     return summary
 

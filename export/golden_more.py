@@ -101,13 +101,15 @@ def build_nan_bundle(golden: Path, out: Path) -> Path:
 
 
 def more_cases(world, history: list[str], far: str) -> list[Case]:
-    """The four cases above; `world` is export.golden.World (its catalog, context and listed())."""
+    """The cases above and the content and text bundles' ones; `world` is export.golden.World (its catalog,
+    context and listed())."""
     rows = rows_case(world, history, far)
     from edgerec.export.golden_content import content_case
+    from edgerec.export.golden_text import text_case
 
     transfer = transfer_case(world)
     return [rows, format1_case(rows), nan_case(world, history, far), ties_case(world, history, far),
-            onboarding_case(world), levers_case(world, history), transfer, content_case(transfer)]
+            onboarding_case(world), levers_case(world, history), transfer, content_case(transfer), text_case(world)]
 
 
 def _steps(world):

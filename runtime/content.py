@@ -109,7 +109,7 @@ class ContentEncoder:
             if idx:
                 best = idx[int(np.argmax(sims[idx]))]
                 out[kind] = self.label_names[best]
-        order = np.argsort(-sims)[:k]
+        order = np.argsort(-sims, kind="stable")[:k]  # ties: the earlier name (spec §7b)
         out["tags"] = [(self.label_names[i], float(sims[i])) for i in order]
         return out
 

@@ -6,7 +6,8 @@ app may also replay them after a bundle update as a self-check. A case
 API: record, onboard, add_items, remove_items, forget, recommend.
 A recommend step carries the list the runtime must return: item ids in
 order, each with its score (within the case's tolerance) and its reason
-(kind, the history item behind it, matched tags). Any runtime, in any
+(kind, the history item behind it, matched tags); a tag step the labels the
+content encoder gives a text or an item. Any runtime, in any
 language, that passes every case applies the bundle as this one does.
 """
 
@@ -23,12 +24,12 @@ from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommender
 from edgerec.runtime.transfer import Transfer
 
-OPS = ("record", "onboard", "add_items", "remove_items", "forget", "recommend", "transfer")
-LISTS = ("recommend", "transfer")  # the steps that return a list a case pins down
+OPS = ("record", "onboard", "add_items", "remove_items", "forget", "recommend", "transfer", "tag")
+LISTS = ("recommend", "transfer", "tag")  # the steps whose output a case pins down
 SCORE_TOLERANCE = 1e-4
 STEP_KEYS = {"record": ("user", "item", "event"), "onboard": ("user",), "add_items": ("items",),
              "remove_items": ("items",), "forget": ("user",), "recommend": ("user", "expected"),
-             "transfer": ("user", "method", "expected")}
+             "transfer": ("user", "method", "expected"), "tag": ("expected",)}
 
 
 @dataclass
@@ -89,6 +90,8 @@ def _check_step(step, where: str, expected: bool = True) -> None:
     missing = [key for key in STEP_KEYS[op] if key not in step and (expected or key != "expected")]
     if missing:
         raise ConfigError(f"{where} ({op}) has no {', '.join(missing)}")
+    if op == "tag" and ("text" in step) == ("item_id" in step):
+        raise ConfigError(f"{where} (tag) needs a text or an item_id, one of them")
     for key, kind in (("filters", Filters), ("policy", Policy)):
         given = step.get(key, {})
         if not isinstance(given, dict):
@@ -127,6 +130,9 @@ def run_case(bundle: str | Path, case: Case, engine: str, kernel: str = "auto") 
                 rec.remove_items(step["items"])
             elif op == "forget":
                 rec.forget(step["user"])
+            elif op == "tag":  # spec §7b: the content encoder's labels
+                outputs.append(labels_observed(rec.tag(text=step.get("text"), item_id=step.get("item_id"),
+                                                       k=step.get("k", 5))))
             elif op == "transfer":  # spec §8, from the case's bundle to itself (its space's bridges are fit on it)
                 results = Transfer(rec, rec, step["method"]).recommend(step["user"], k=step.get("k", 10))
                 outputs.append([observed(r) for r in results])
@@ -148,12 +154,34 @@ def observed(result) -> dict:
     return out
 
 
-def differences(expected: list[list[dict]], got: list[list[dict]], tolerance: float) -> list[str]:
+def labels_observed(described: dict) -> dict:
+    """What a case pins down of tag(): the best label of each set and the top tags with their
+    similarities (the summary is informative, not part of the contract)."""
+    return {"labels": {kind: name for kind, name in described.items() if kind not in ("tags", "summary")},
+            "tags": [{"tag": name, "score": round(float(score), 6)} for name, score in described["tags"]]}
+
+
+def label_differences(step: int, want: dict, have: dict, tolerance: float) -> list[str]:
+    if want["labels"] != have["labels"]:
+        return [f"tag #{step}: labels {have['labels']}, expected {want['labels']}"]
+    want_tags, have_tags = [t["tag"] for t in want["tags"]], [t["tag"] for t in have["tags"]]
+    if want_tags != have_tags:
+        return [f"tag #{step}: tags {have_tags}, expected {want_tags}"]
+    return [f"tag #{step} ({w['tag']}): score {h['score']}, expected {w['score']} +- {tolerance}"
+            for w, h in zip(want["tags"], have["tags"])
+            if not math.isclose(w["score"], h["score"], rel_tol=0.0, abs_tol=tolerance)]
+
+
+def differences(expected: list, got: list, tolerance: float) -> list[str]:
     """Where `got` departs from `expected` (an empty list: the case passes)."""
     out = []
     if len(expected) != len(got):
         return [f"{len(got)} recommend steps ran, the case has {len(expected)}"]
     for step, (want, have) in enumerate(zip(expected, got)):
+        if isinstance(want, dict) or isinstance(have, dict):  # a tag step's labels
+            out += (label_differences(step, want, have, tolerance) if isinstance(want, dict) and isinstance(have, dict)
+                    else [f"step #{step}: labels and a list compared (the case and the run disagree on its op)"])
+            continue
         want_ids, have_ids = [w["item_id"] for w in want], [h["item_id"] for h in have]
         if want_ids != have_ids:
             out.append(f"recommend #{step}: items {have_ids}, expected {want_ids}")
