@@ -295,6 +295,10 @@ def read_interactions(
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
     if unknown_devices:
         meta["warnings"] = [*meta.get("warnings", []), device_warning(unknown_devices)]
+    if as_skips and all((e == EVENT_CODE["skip"]).all() for e in parts["event"]):  # train and evaluate then refuse
+        meta["warnings"] = [*meta.get("warnings", []), f"every event is a skip (--skip-below {columns.skip_below:g} "
+                            "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "
+                            "lower the threshold or check --value-col"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
 
 

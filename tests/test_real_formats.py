@@ -87,6 +87,13 @@ def test_skip_below_changes_plays_only_and_counts_what_the_sample_kept(tmp_path)
     assert full.meta["plays_as_skips"] == {"below": 25, "events": 80}
     half = import_dataset("csv", path, columns=columns, options=ReadOptions(sample_users=0.5, seed=3))
     assert 0 < half.n_users < 40 and half.meta["plays_as_skips"]["events"] == 2 * half.n_users
+    assert "warnings" not in full.meta
+    # a threshold above every value leaves nothing consumed: train and evaluate refuse later, the import says why
+    every = import_dataset("csv", path, columns=ColumnMap(value="share", skip_below=1e9, event=None))
+    assert (every.interactions.event == EVENT_CODE["skip"]).all()
+    assert every.meta["warnings"] == ["every event is a skip (--skip-below 1e+09 made all the plays skips): nothing "
+                                      "is consumed, so nothing can train or be evaluated; lower the threshold or "
+                                      "check --value-col"]
 
 
 def test_skip_below_refuses_what_it_cannot_read(tmp_path):
