@@ -62,6 +62,7 @@ class ColumnMap:
     device: str | None = "device"
     default_event: str = "play"
     value_range: tuple[float, float] | None = None  # e.g. MovieLens ratings: a value outside is an error
+    skip_below: float | None = None  # a play whose value is below this is a skip (a watch ratio under a threshold)
 
     def __post_init__(self):
         roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
@@ -77,6 +78,9 @@ class ColumnMap:
             if other:
                 raise ConfigError(f"column {name!r} is named for both the {role} and the {other}; each needs "
                                   "its own column (--user-col, --item-col, --time-col, --event-col, --value-col)")
+        if self.skip_below is not None and not np.isfinite(self.skip_below):
+            raise ConfigError(f"--skip-below must be a finite number (got {self.skip_below!r}), e.g. 0.5 for a "
+                              "watch ratio or 50 for a percentage")
 
 
 @dataclass
@@ -191,6 +195,9 @@ def read_interactions(
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
+    if columns.skip_below is not None and "value" not in optional:
+        raise ConfigError(f"--skip-below compares each play's value, but the file has no column "
+                          f"{columns.value!r}; name the column of watch ratios or shares played with --value-col")
     item_parts = key_parts(columns.item, present)
     wanted = [columns.user, *item_parts, columns.time, *optional.values()]
     skipped = Skipped() if options.skip_bad_rows else None
@@ -206,6 +213,7 @@ def read_interactions(
     rows_kept = 0  # rows past --skip-bad-rows (the sample may still leave them out)
     sampled: dict[str, bool] = {}  # user id -> kept by the sample (hashed once per user)
     unknown_devices: dict[str, int] = {}  # device names the device does not know -> rows (read as unknown)
+    as_skips = 0  # plays the sample kept that --skip-below made skips
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -238,6 +246,10 @@ def read_interactions(
                  else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
             _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
+        short = np.zeros(len(chunk), bool)
+        if columns.skip_below is not None:
+            short = (event == EVENT_CODE["play"]) & (value < columns.skip_below)
+            event[short] = EVENT_CODE["skip"]
         device = _devices(chunk, optional.get("device"), unknown_devices)
         # sample after parsing, so errors above name the true line
         keep = np.fromiter((sampled[u] if u in sampled else sampled.setdefault(
@@ -248,7 +260,8 @@ def read_interactions(
             user_ids = [u for u, k in zip(user_ids, keep) if k]
             item_ids = [v for v, k in zip(item_ids, keep) if k]
             timestamp, event, value, device = timestamp[keep], event[keep], value[keep], device[keep]
-            nanos = nanos[keep]
+            nanos, short = nanos[keep], short[keep]
+        as_skips += int(short.sum())
         for name, array in zip(LOG_FIELDS, (users.encode(user_ids), items.encode(item_ids), timestamp, event, value,
                                             device)):
             parts[name].append(array)
@@ -262,6 +275,8 @@ def read_interactions(
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": Path(path).name} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
+    if columns.skip_below is not None:  # said, so a log of skips is never a surprise
+        meta["plays_as_skips"] = {"below": columns.skip_below, "events": as_skips}
     latest = max(int(t.max()) for t in parts["timestamp"])
     if unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
@@ -280,6 +295,10 @@ def read_interactions(
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
     if unknown_devices:
         meta["warnings"] = [*meta.get("warnings", []), device_warning(unknown_devices)]
+    if as_skips and all((e == EVENT_CODE["skip"]).all() for e in parts["event"]):  # train and evaluate then refuse
+        meta["warnings"] = [*meta.get("warnings", []), f"every event is a skip (--skip-below {columns.skip_below:g} "
+                            "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "
+                            "lower the threshold or check --value-col"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
 
 
@@ -566,6 +585,15 @@ def _date_ts(text: str) -> int:
         return 0
 
 
+def _film_line(title: str, genres: list[str]) -> str:
+    """The description a MovieLens film gets: `Heat. A crime / thriller film.`, `Up. An animation film.`; a film
+    without genres (ml-latest's '(no genres listed)') was `Cosmos. A film film.`."""
+    kinds = " / ".join(genres).lower()
+    if not kinds:
+        return f"{title}. A film."
+    return f"{title}. {'An' if kinds[0] in 'aeiou' else 'A'} {kinds} film."
+
+
 def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]],
                    dates: list[str] | None = None) -> Catalog:
     """The title's year gives the release time; a title without one falls back to the file's date column."""
@@ -577,7 +605,7 @@ def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]],
     n = len(ids)
     text = {
         "title": clean_titles,
-        "description": [f"{t}. A {' / '.join(g).lower() or 'film'} film." for t, g in zip(clean_titles, genres)],
+        "description": [_film_line(t, g) for t, g in zip(clean_titles, genres)],
         "genre": [g[0].lower() if g else "" for g in genres],
         "modality": ["film"] * n,
     }
@@ -720,6 +748,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     """Read data in any supported FORMAT into the neutral model; `items_encoding`, when the item table's
     text encoding is not the log's."""
     if fmt.startswith("ml-"):
+        if columns is not None and columns.skip_below is not None:
+            raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv or parquet")
         if items:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
         dataset = load_movielens(fmt, path, options)

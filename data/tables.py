@@ -597,9 +597,12 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
         shown, where = values[i], (chunk.path, chunk.line_of(i))
         if name in (chunk.units or {}) and abs(seconds[i]) < 2.5e11:  # a Parquet timestamp: shown as a date
             shown = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds[i]))).isoformat()
-        if not np.isfinite(seconds[i]) and not str(shown).strip():  # a gap in the log, not a strange value
-            raise DataError(f"column '{name}' is empty: every event needs its time; fill it in or drop the row "
-                            "(an import with --skip-bad-rows leaves such rows out and counts them)", *where)
+        gap = str(shown).strip()
+        if not np.isfinite(seconds[i]) and gap.lower() in ("", "nan"):  # a gap in the log, not a strange value
+            # NaN is how a float column (KuaiRec's timestamp, written by pandas or Polars) marks a missing time
+            raise DataError(f"column '{name}' is {'empty' if not gap else 'NaN'}: every event needs its time; fill "
+                            "it in or drop the row (an import with --skip-bad-rows leaves such rows out and counts "
+                            "them)", *where)
         if not np.isfinite(seconds[i]):
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
                             f"{shown!r}", *where)

@@ -194,8 +194,8 @@ def test_movielens_100k_catalog_columns_exactly(tmp_path, zoned):
     catalog = dataset.catalog
     assert catalog.item_ids == ["10", "20", "30", "40"]
     assert catalog.text["title"] == ["Toy Story", "No Year", "Undated", "Zero Year"]
-    assert catalog.text["description"] == ["Toy Story. A animation / comedy film.", "No Year. A film film.",
-                                           "Undated. A film film.", "Zero Year. A drama film."]
+    assert catalog.text["description"] == ["Toy Story. An animation / comedy film.", "No Year. A film.",
+                                           "Undated. A film.", "Zero Year. A drama film."]
     assert catalog.text["genre"] == ["animation", "", "", "drama"]
     assert catalog.text["modality"] == ["film"] * 4
     assert catalog.tags == [("animation", "comedy"), (), (), ("drama",)]
@@ -223,7 +223,7 @@ def test_movielens_1m_and_latest_catalogs_exactly(tmp_path, zoned):
     dataset = load_movielens("ml-latest", latest)
     assert dataset.catalog.tags == [("adventure", "animation"), (), ("sci-fi",)]
     assert dataset.catalog.text["title"] == ["Alpha", "Beta", "Gamma, The"]
-    assert dataset.catalog.text["description"][1] == "Beta. A film film."
+    assert dataset.catalog.text["description"][1] == "Beta. A film."
     # a rating is a rate event, whatever other columns a copy carries
     log = dataset.interactions
     assert log.event.tolist() == [EVENT_CODE["rate"]] and log.device.tolist() == [-1]

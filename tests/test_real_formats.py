@@ -1,0 +1,185 @@
+"""An outside audit of `edgerec data import` against the published layouts of public audio/video logs:
+KuaiRec 2.0 (short video), Last.fm 1K (music), MovieLens 1M and ml-latest, a Yambda-style Parquet log and a
+podcast log with awkward ids. Each test builds a small replica of the layout itself (no download)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import ReadOptions, import_dataset, load_movielens
+from edgerec.data.loaders import ColumnMap
+from edgerec.data.schema import EVENT_CODE, EVENTS
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, DataError
+
+KUAIREC_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio\n"
+
+
+def _kuairec_row(user, video, seconds, ratio, duration=10_867):
+    """One row of KuaiRec's small_matrix.csv; `seconds` None: the row's time, date and timestamp are NaN
+    (pandas writes them empty)."""
+    if seconds is None:
+        return f"{user},{video},{int(ratio * duration)},{duration},,,,{ratio}\n"
+    # KuaiRec's `time` is Beijing time (UTC+8) without a zone; `timestamp` the epoch seconds, 3 decimals
+    local = datetime.fromtimestamp(seconds + 8 * 3600, timezone.utc)
+    time = local.strftime("%Y-%m-%d %H:%M:%S.") + f"{round(seconds % 1 * 1000):03d}"
+    return (f"{user},{video},{int(ratio * duration)},{duration},{time},{local:%Y%m%d}.0,{seconds:.3f},"
+            f"{ratio}\n")
+
+
+def _import(*args):
+    return CliRunner().invoke(cli, ["data", "import", *map(str, args)])
+
+
+def _log(folder):
+    dataset = load_dataset(folder)
+    log = dataset.interactions
+    return [(dataset.user_ids[u], dataset.catalog.item_ids[i], int(t), EVENTS[e], round(float(v), 4))
+            for u, i, t, e, v in zip(log.user, log.item, log.timestamp, log.event, log.value)]
+
+
+def test_kuairec_watch_ratio_below_the_threshold_imports_as_skips(tmp_path):
+    """KuaiRec's only signal is the watch ratio (0 for a scroll past, above 1 for replays): every row was a
+    play, consumed, with no way to say that a video watched 3% of the way was skipped."""
+    path = tmp_path / "small_matrix.csv"
+    path.write_text(KUAIREC_HEADER
+                    + _kuairec_row(14, 148, 1593898068.378, 0.722)
+                    + _kuairec_row(14, 183, 1593898068.1, 0.0)  # same second, earlier: first
+                    + _kuairec_row(14, 3649, None, 1.27)  # NaN time: left out with --skip-bad-rows
+                    + _kuairec_row(14, 5262, 1593898100.5, 2.5)
+                    + _kuairec_row(19, 148, 1593898200.25, 0.4999)
+                    + _kuairec_row(19, 183, 1593898300.0, 0.5))
+    result = _import("csv", path, "--out", tmp_path / "kuai", "--item-col", "video_id", "--value-col",
+                     "watch_ratio", "--skip-below", "0.5", "--skip-bad-rows")
+    assert result.exit_code == 0, result.output
+    assert "2 plays with a value below 0.5 imported as skips" in result.output
+    assert "skipped 1 row (time not readable); first at line(s) 4" in result.output
+    assert _log(tmp_path / "kuai") == [
+        ("14", "183", 1593898068, "skip", 0.0), ("14", "148", 1593898068, "play", 0.722),
+        ("14", "5262", 1593898100, "play", 2.5),
+        ("19", "148", 1593898200, "skip", 0.4999), ("19", "183", 1593898300, "play", 0.5)]
+    meta = json.loads((tmp_path / "kuai" / "dataset.json").read_text())
+    assert meta["plays_as_skips"] == {"below": 0.5, "events": 2}
+    # without the threshold every row stays a play, the ratio in `value`
+    plain = _import("csv", path, "--out", tmp_path / "plain", "--item-col", "video_id", "--value-col",
+                    "watch_ratio", "--skip-bad-rows")
+    assert plain.exit_code == 0 and "imported as skips" not in plain.output
+    assert {e for *_, e, _ in _log(tmp_path / "plain")} == {"play"}
+    assert "plays_as_skips" not in json.loads((tmp_path / "plain" / "dataset.json").read_text())
+
+
+def test_skip_below_changes_plays_only_and_counts_what_the_sample_kept(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,event,share\n"
+                    + "".join(f"u{u},i{k},{100 + k},{'finish' if k == 0 else 'play'},{k * 10}\n"
+                              for u in range(40) for k in range(4)))
+    columns = ColumnMap(value="share", skip_below=25)
+    full = import_dataset("csv", path, columns=columns)
+    events = full.interactions.event.reshape(40, 4)  # sorted by user, then time
+    # the finish of share 0 stays a finish; plays of 10 and 20 are skips; 30 is not below 25
+    assert (events == [EVENT_CODE["finish"], EVENT_CODE["skip"], EVENT_CODE["skip"], EVENT_CODE["play"]]).all()
+    assert full.meta["plays_as_skips"] == {"below": 25, "events": 80}
+    half = import_dataset("csv", path, columns=columns, options=ReadOptions(sample_users=0.5, seed=3))
+    assert 0 < half.n_users < 40 and half.meta["plays_as_skips"]["events"] == 2 * half.n_users
+    assert "warnings" not in full.meta
+    # a threshold above every value leaves nothing consumed: train and evaluate refuse later, the import says why
+    every = import_dataset("csv", path, columns=ColumnMap(value="share", skip_below=1e9, event=None))
+    assert (every.interactions.event == EVENT_CODE["skip"]).all()
+    assert every.meta["warnings"] == ["every event is a skip (--skip-below 1e+09 made all the plays skips): nothing "
+                                      "is consumed, so nothing can train or be evaluated; lower the threshold or "
+                                      "check --value-col"]
+
+
+def test_skip_below_refuses_what_it_cannot_read(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu,a,1\n")
+    with pytest.raises(ConfigError, match=r"--skip-below compares each play's value, but the file has no column "
+                                          r"'value'; name .* with --value-col"):
+        import_dataset("csv", path, columns=ColumnMap(skip_below=0.5))
+    with pytest.raises(ConfigError, match="--skip-below must be a finite number"):
+        ColumnMap(skip_below=float("nan"))
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "ratings.dat").write_text("1::1::5::978300760\n")
+    (folder / "movies.dat").write_text("1::Toy Story (1995)::Animation\n")
+    result = _import("ml-1m", folder, "--out", tmp_path / "o", "--skip-below", "3")
+    assert result.exit_code == 1
+    assert "ml-1m holds ratings, not plays; --skip-below is for FORMAT csv or parquet" in result.output
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN"])
+def test_a_nan_time_says_what_to_do(tmp_path, cell):
+    """A float time column marks a missing time as NaN (KuaiRec's timestamp through pandas or Polars); the
+    refusal read "must hold a timestamp, found 'nan'" without naming --skip-bad-rows."""
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu,a,1593898068.378\nu,b,{cell}\n")
+    with pytest.raises(DataError, match=r"log\.csv:3: column 'timestamp' is NaN: every event needs its time; fill "
+                                        r"it in or drop the row \(an import with --skip-bad-rows"):
+        import_dataset("csv", path)
+    kept = import_dataset("csv", path, options=ReadOptions(skip_bad_rows=True))
+    assert kept.meta["skipped_rows"] == {"time not readable": {"rows": 1, "first_lines": [3]}}
+
+
+def test_movielens_films_without_genres_read_as_prose(tmp_path):
+    """ml-latest's '(no genres listed)' (series such as Cosmos) gave `Cosmos. A film film.`, and a first genre
+    starting with a vowel `A animation film.`: the text the content encoder reads."""
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "movies.csv").write_text('movieId,title,genres\n171495,Cosmos,(no genres listed)\n'
+                                       '1,Toy Story (1995),Adventure|Animation\n6,Heat (1995),Action|Crime\n'
+                                       '11,"American President, The (1995)",Comedy|Drama\n')
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n")
+    catalog = load_movielens("ml-latest", folder).catalog
+    assert catalog.text["description"] == ["Cosmos. A film.", "Toy Story. An adventure / animation film.",
+                                           "Heat. An action / crime film.",
+                                           "American President, The. A comedy / drama film."]
+
+
+def test_lastfm_1k_newest_first_with_tied_seconds_imports_in_time_order(tmp_path):
+    """Last.fm 1K lists each user's plays newest first; ties keep the file's order (the stable sort)."""
+    rows = [("user_000001", "2009-05-04T23:08:57Z", "", "Мумий Тролль", "", "Владивосток 2000"),
+            ("user_000001", "2009-05-04T23:05:57Z", "b10bbbfc-cf9e-42e0-be17-e2c3e1d2600d", "The Beatles", "",
+             '"Heroes"'),
+            ("user_000001", "2009-05-04T23:05:57Z", "", '"Weird Al" Yankovic', "", "Amish Paradise"),
+            ("user_000001", "2009-05-04T22:00:00Z", "", "Sigur Rós", "", "Hoppípolla"),
+            ("user_000002", "2009-05-04T23:05:57Z", "", "坂本龍一", "", "Merry Christmas Mr. Lawrence")]
+    path = tmp_path / "userid-timestamp-artid-artname-traid-traname.tsv"
+    path.write_text("".join("\t".join(r) + "\n" for r in rows) + "user_000003\t2009-05-01T10:00:00Z\t\tbroken\n",
+                    encoding="utf-8")
+    result = _import("csv", path, "--out", tmp_path / "music", "--delimiter", "tab", "--columns",
+                     "user,time,artist_id,artist,track_id,track", "--user-col", "user", "--time-col", "time",
+                     "--item-col", "artist+track", "--no-quoting", "--skip-bad-rows")
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 row (not 6 fields); first at line(s) 6" in result.output
+    t = 1241478537  # 2009-05-04T23:08:57Z
+    assert [(u, i, ts) for u, i, ts, *_ in _log(tmp_path / "music")] == [
+        ("user_000001", "Sigur Rós - Hoppípolla", t - 4137),
+        ("user_000001", 'The Beatles - "Heroes"', t - 180),
+        ("user_000001", '"Weird Al" Yankovic - Amish Paradise', t - 180),
+        ("user_000001", "Мумий Тролль - Владивосток 2000", t),
+        ("user_000002", "坂本龍一 - Merry Christmas Mr. Lawrence", t - 180)]
+
+
+def test_yambda_parquet_with_relative_times_and_a_percentage_imports_exactly(tmp_path):
+    """Yambda: uint32 ids, integer seconds from the start of the log (from 0), played_ratio_pct."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "listens.parquet"
+    pq.write_table(pa.table({
+        "uid": pa.array([100, 100, 100, 7], pa.uint32()), "timestamp": pa.array([5, 0, 5, 0], pa.uint32()),
+        "item_id": pa.array([4_294_967_295, 1, 2, 1], pa.uint32()), "is_organic": pa.array([1, 0, 1, 0], pa.uint8()),
+        "played_ratio_pct": pa.array([100, 3, 150, 50], pa.uint16()),
+        "track_length_seconds": pa.array([200, 180, 240, 180], pa.uint32())}), path)
+    result = _import("parquet", path, "--out", tmp_path / "y", "--user-col", "uid", "--value-col",
+                     "played_ratio_pct", "--skip-below", "50")
+    assert result.exit_code == 0, result.output
+    assert "1 play with a value below 50 imported as skips" in result.output
+    assert _log(tmp_path / "y") == [("100", "1", 0, "skip", 3.0), ("100", "4294967295", 5, "play", 100.0),
+                                    ("100", "2", 5, "play", 150.0), ("7", "1", 0, "play", 50.0)]
+    assert np.asarray(load_dataset(tmp_path / "y").interactions.timestamp).min() == 0
