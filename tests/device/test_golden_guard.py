@@ -17,6 +17,7 @@ from edgerec.runtime.golden import (
     SCORE_TOLERANCE,
     Case,
     differences,
+    labels_observed,
     load_cases,
     observed,
     run_case,
@@ -80,7 +81,7 @@ def test_a_folder_without_cases_is_refused(tmp_path):
         load_cases(None)
 
 
-OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend', 'transfer')"
+OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend', 'transfer', 'tag')"
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -110,6 +111,11 @@ OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend',
     ({"name": "c", "steps": [{"op": "recommend", "user": "u", "expected": [],
                               "policy": {"diversity": 0.5, "serendipity": 1, "boost": 2}}]},
      "c.json: step 0: unknown Policy fields ['boost', 'serendipity']; update edgerec"),
+    ({"name": "c", "steps": [{"op": "tag", "text": "x"}]}, "c.json: step 0 (tag) has no expected"),
+    ({"name": "c", "steps": [{"op": "tag", "expected": {}}]}, "c.json: step 0 (tag) needs a text or an item_id, one "
+                                                               "of them"),
+    ({"name": "c", "steps": [{"op": "tag", "text": "x", "item_id": "i01", "expected": {}}]},
+     "c.json: step 0 (tag) needs a text or an item_id, one of them"),
     ({"name": "c", "steps": [], "tolerance": 0.1}, 'c.json: tolerance must be an object such as {"score": 0.0001}'),
     ({"name": "c", "steps": [], "tolerance": {"score": "0.1"}}, "c.json: tolerance.score must be a number (got str '0.1')"),
     ({"name": "c", "steps": [], "tolerance": {"score": -0.1}},
@@ -314,3 +320,55 @@ def test_a_transfer_step_plays_spec_section_8_and_needs_its_method(golden_bundle
     assert {(r["reason"], r["reason_item"], tuple(r["tags"])) for r in got[0]} == {("transfer", "i29", ())}
     with pytest.raises(ConfigError, match=r"^t.json: step 0 \(transfer\) has no method$"):
         Case.load(write(tmp_path, "t.json", {"name": "t", "steps": [{"op": "transfer", "user": "x", "expected": []}]}))
+
+
+# ------------------------------------------------------------------ tag steps (spec §7b)
+
+LABELS = {"labels": {"genre": "jazz", "mood": "calm"}, "tags": [{"tag": "jazz", "score": 0.5}, {"tag": "bebop",
+                                                                                              "score": 0.25}]}
+
+
+def test_tag_output_is_reduced_to_labels_and_rounded_tags_without_the_summary():
+    described = {"genre": "jazz", "mood": "calm", "tags": [("jazz", 0.49999997), ("bebop", np.float32(0.25))],
+                 "summary": "A record."}
+    assert labels_observed(described) == {"labels": {"genre": "jazz", "mood": "calm"},
+                                          "tags": [{"tag": "jazz", "score": 0.5}, {"tag": "bebop", "score": 0.25}]}
+
+
+def _tags(*pairs):
+    return {"labels": dict(LABELS["labels"]), "tags": [{"tag": t, "score": s} for t, s in pairs]}
+
+
+@pytest.mark.parametrize(("have", "problems"), [
+    (_tags(("jazz", 0.5), ("bebop", 0.25)), []),
+    (_tags(("jazz", 0.5001), ("bebop", 0.2499)), []),  # at the tolerance's edge
+    (_tags(("jazz", 0.50011), ("bebop", 0.25)), ["tag #0 (jazz): score 0.50011, expected 0.5 +- 0.0001"]),
+    (_tags(("bebop", 0.5), ("jazz", 0.25)), ["tag #0: tags ['bebop', 'jazz'], expected ['jazz', 'bebop']"]),
+    (_tags(("jazz", 0.5)), ["tag #0: tags ['jazz'], expected ['jazz', 'bebop']"]),
+    ({"labels": {"genre": "rock", "mood": "calm"}, "tags": LABELS["tags"]},
+     ["tag #0: labels {'genre': 'rock', 'mood': 'calm'}, expected {'genre': 'jazz', 'mood': 'calm'}"]),
+    ([], ["step #0: labels and a list compared (the case and the run disagree on its op)"]),
+])
+def test_tag_steps_are_compared_by_labels_then_tag_order_then_scores(have, problems):
+    assert differences([LABELS], [have], SCORE_TOLERANCE) == problems
+
+
+def test_a_list_where_labels_were_expected_is_one_difference_and_later_steps_still_compared():
+    got = differences([[], LABELS], [LABELS, _tags(("jazz", 0.4), ("bebop", 0.25))], SCORE_TOLERANCE)
+    assert got == ["step #0: labels and a list compared (the case and the run disagree on its op)",
+                   "tag #1 (jazz): score 0.4, expected 0.5 +- 0.0001"]
+
+
+def test_a_tag_step_asks_the_runtime_for_a_text_or_an_item_with_its_k(monkeypatch, golden_bundle):
+    asked = []
+
+    class Tagging(Spy):
+        def tag(self, text=None, item_id=None, k=5):
+            asked.append((text, item_id, k))
+            return {"genre": "jazz", "tags": [("jazz", 0.5)], "summary": ""}
+
+    monkeypatch.setattr(golden, "Recommender", Tagging)
+    got = run_case(golden_bundle, Case("t", "", [{"op": "tag", "text": "a song"},
+                                                 {"op": "tag", "item_id": "i01", "k": 2}]), "onnx")
+    assert asked == [("a song", None, 5), (None, "i01", 2)]
+    assert got == [{"labels": {"genre": "jazz"}, "tags": [{"tag": "jazz", "score": 0.5}]}] * 2
