@@ -50,6 +50,10 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               help="Optional: a rating, or the share of a play played (watch ratio; above 1 for replays).")
 @click.option("--skip-below", type=float, help="A play whose --value-col value is below this is imported as a "
               "skip (not consumed), e.g. 0.5 for a watch ratio, 50 for a percentage.")
+@click.option("--value-scale", type=float, help="Multiply every value by this as it is read (0.01 turns a "
+              "percentage played into a share; --skip-below then compares shares).")
+@click.option("--event-map", help="Rename the file's events: NAME=EVENT pairs joined by commas, EVENT one of play, "
+              "finish, skip, like, rate, or drop to leave those rows out (counted), e.g. 'listen=play,unlike=drop'.")
 @click.option("--delimiter", default=",", show_default=True, help="Field separator; tab as '\\t' or 'tab'.")
 @click.option("--columns", "names", help="Names of the columns of a file without a header line, comma-separated "
               "in file order (its first line is then data).")
@@ -68,16 +72,18 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, skip_below, delimiter,
+def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, skip_below, value_scale,
+            event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
-    from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset
+    from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset, parse_event_map
     from edgerec.data.stats import dataset_stats
     from edgerec.data.store import save_dataset
 
     columns = ColumnMap(user=user_col, item=item_col, time=time_col, event=event_col, value=value_col,
-                        skip_below=skip_below)
+                        skip_below=skip_below, value_scale=value_scale,
+                        event_map=parse_event_map(event_map) if event_map is not None else None)
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters
     header = tuple(n.strip() for n in names.split(",")) if names else None
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
@@ -95,6 +101,8 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
         made = dataset.meta["plays_as_skips"]
         console.print(f"{made['events']:,} play{'s' * (made['events'] != 1)} with a value below {made['below']:g} "
                       "imported as skips")
+    for name, rows in dataset.meta.get("event_map", {}).get("dropped_rows", {}).items():
+        console.print(f"left out {rows:,} row{'s' * (rows != 1)} of event {name!r} (--event-map {name}=drop)")
     for reason, what in dataset.meta.get("skipped_rows", {}).items():
         console.print(f"skipped {what['rows']:,} row{'s' * (what['rows'] > 1)} ({reason}); first at line(s) "
                       f"{', '.join(map(str, what['first_lines']))}")

@@ -11,6 +11,7 @@ import codecs
 import hashlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -63,6 +64,8 @@ class ColumnMap:
     default_event: str = "play"
     value_range: tuple[float, float] | None = None  # e.g. MovieLens ratings: a value outside is an error
     skip_below: float | None = None  # a play whose value is below this is a skip (a watch ratio under a threshold)
+    value_scale: float | None = None  # values are multiplied by it as read (0.01: percentages to shares)
+    event_map: dict[str, str] | None = None  # the file's event names -> edgerec's (or DROP: the row is left out)
 
     def __post_init__(self):
         roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
@@ -81,6 +84,11 @@ class ColumnMap:
         if self.skip_below is not None and not np.isfinite(self.skip_below):
             raise ConfigError(f"--skip-below must be a finite number (got {self.skip_below!r}), e.g. 0.5 for a "
                               "watch ratio or 50 for a percentage")
+        if self.value_scale is not None and not (np.isfinite(self.value_scale) and self.value_scale > 0):
+            raise ConfigError(f"--value-scale must be a finite number above 0 (got {self.value_scale!r}), e.g. "
+                              "0.01 for percentages")
+        if self.event_map is not None:
+            self.event_map = checked_event_map(self.event_map)
 
 
 @dataclass
@@ -195,6 +203,12 @@ def read_interactions(
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
+    if columns.event_map is not None and "event" not in optional:
+        raise ConfigError(f"--event-map renames the file's events, but it has no column {columns.event!r}; name the "
+                          "column of event names with --event-col")
+    if columns.value_scale is not None and "value" not in optional:
+        raise ConfigError(f"--value-scale multiplies each row's value, but the file has no column {columns.value!r}; "
+                          "name it with --value-col")
     if columns.skip_below is not None and "value" not in optional:
         raise ConfigError(f"--skip-below compares each play's value, but the file has no column "
                           f"{columns.value!r}; name the column of watch ratios or shares played with --value-col")
@@ -214,6 +228,7 @@ def read_interactions(
     sampled: dict[str, bool] = {}  # user id -> kept by the sample (hashed once per user)
     unknown_devices: dict[str, int] = {}  # device names the device does not know -> rows (read as unknown)
     as_skips = 0  # plays the sample kept that --skip-below made skips
+    dropped: Counter = Counter()  # rows --event-map left out, by the file's event name
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -241,11 +256,13 @@ def read_interactions(
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
-        event = _events(chunk, optional.get("event"), columns.default_event)
+        event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped)
         value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
                  else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
             _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
+        if columns.value_scale is not None:  # before --skip-below, which then compares shares
+            value = (value * np.float32(columns.value_scale)).astype(np.float32)
         short = np.zeros(len(chunk), bool)
         if columns.skip_below is not None:
             short = (event == EVENT_CODE["play"]) & (value < columns.skip_below)
@@ -254,6 +271,7 @@ def read_interactions(
         # sample after parsing, so errors above name the true line
         keep = np.fromiter((sampled[u] if u in sampled else sampled.setdefault(
             u, keep_user(u, options.sample_users, options.seed)) for u in user_ids), bool, len(chunk))
+        keep &= event != DROPPED
         if not keep.any():
             continue
         if not keep.all():
@@ -271,12 +289,19 @@ def read_interactions(
                         "columns named right (--user-col, --item-col, --time-col, --columns) and is --time-unit "
                         "the file's?", str(path))
     if not within:
+        if dropped:
+            raise DataError(f"no events left: --event-map dropped every row it kept ({_named_counts(dropped)})",
+                            str(path))
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
     meta = {"source": Path(path).name} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
     if columns.skip_below is not None:  # said, so a log of skips is never a surprise
         meta["plays_as_skips"] = {"below": columns.skip_below, "events": as_skips}
+    if columns.event_map is not None:
+        meta["event_map"] = {"map": dict(columns.event_map), "dropped_rows": dict(sorted(dropped.items()))}
+    if columns.value_scale is not None:
+        meta["value_scale"] = columns.value_scale
     latest = max(int(t.max()) for t in parts["timestamp"])
     if unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
@@ -310,6 +335,10 @@ def device_warning(unknown: dict[str, int]) -> str:
             f"({', '.join(map(repr, shown))}"
             f"{', ...' * (len(unknown) > 3)}): their events have no device; name devices {', '.join(DEVICES)} "
             "(in any case) to keep them")
+
+
+def _named_counts(counts: Counter) -> str:
+    return ", ".join(f"{name}: {n:,}" for name, n in counts.most_common(5))
 
 
 def _value_fix(columns: ColumnMap) -> str:
@@ -440,16 +469,55 @@ def _number(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
-def _events(chunk: Chunk, column: str | None, default: str) -> np.ndarray:
+DROP = "drop"  # an --event-map target: rows of that event are left out (and counted)
+DROPPED = -1  # _events' code of such a row
+
+
+def checked_event_map(mapping) -> dict[str, str]:
+    """{file's name: edgerec event or "drop"}, names compared as the events are (stripped, lower case)."""
+    if not isinstance(mapping, dict) or not mapping:
+        raise ConfigError("--event-map needs pairs NAME=EVENT, e.g. 'listen=play,unlike=drop'")
+    out = {}
+    for name, target in mapping.items():
+        key, value = str(name).strip().lower(), str(target).strip().lower()
+        if not key:
+            raise ConfigError(f"--event-map has an empty event name (before '={target}'); write NAME=EVENT")
+        if value not in EVENT_CODE and value != DROP:
+            raise ConfigError(f"--event-map maps {name!r} to {target!r}; map each name to one of "
+                              f"{', '.join(EVENTS)}, or to {DROP} to leave its rows out")
+        out[key] = value
+    return out
+
+
+def parse_event_map(text: str) -> dict[str, str]:
+    """'listen=play, unlike=drop' -> {"listen": "play", "unlike": "drop"} (checked)."""
+    pairs = [part for part in text.split(",") if part.strip()]
+    if not pairs or any(part.count("=") != 1 for part in pairs):
+        raise ConfigError(f"--event-map {text!r}: write NAME=EVENT pairs joined by commas, e.g. "
+                          "'listen=play,like=like,unlike=drop'")
+    return checked_event_map(dict(part.split("=") for part in pairs))
+
+
+def _events(chunk: Chunk, column: str | None, default: str, event_map: dict[str, str] | None = None,
+            dropped: Counter | None = None) -> np.ndarray:
+    """Event codes of a chunk; DROPPED where --event-map drops the name (counted in `dropped` by name)."""
     if column is None:
         return np.full(len(chunk), EVENT_CODE[default], np.int8)
     out = np.empty(len(chunk), np.int8)
+    event_map = event_map or {}
     for i, name in enumerate(chunk.columns[column]):
-        code = EVENT_CODE.get(name.strip().lower())
+        key = name.strip().lower()
+        mapped = event_map.get(key, key)
+        if mapped == DROP:
+            out[i] = DROPPED
+            dropped[key] += 1
+            continue
+        code = EVENT_CODE.get(mapped)
         if code is None:
             raise DataError(
-                f"unknown event {name!r}; expected one of {', '.join(EVENTS)}: rename the file's events to these "
-                "(every event but a skip counts as consuming the item)", chunk.path, chunk.line_of(i)
+                f"unknown event {name!r}; expected one of {', '.join(EVENTS)}: rename the file's events to these, "
+                "or map them with --event-map (e.g. 'listen=play,unlike=drop'; every event but a skip counts as "
+                "consuming the item)", chunk.path, chunk.line_of(i)
             )
         out[i] = code
     return out
@@ -750,6 +818,11 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     if fmt.startswith("ml-"):
         if columns is not None and columns.skip_below is not None:
             raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv or parquet")
+        given = [flag for flag, value in (("--event-map", columns and columns.event_map),
+                                          ("--value-scale", columns and columns.value_scale)) if value]
+        if given:
+            raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} are for FORMAT csv or "
+                              "parquet")
         if items:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
         dataset = load_movielens(fmt, path, options)

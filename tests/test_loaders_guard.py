@@ -575,7 +575,8 @@ def test_an_unknown_event_is_named_with_the_events_edgerec_knows(tmp_path):
     path = write(tmp_path / "log.csv", "user_id,item_id,timestamp,event\nu,a,1,PLAY\nu,b,2,buy\n")
     assert refused(import_dataset, "csv", path) == (
         "log.csv:3: unknown event 'buy'; expected one of play, finish, skip, like, rate: rename the file's events to "
-        "these (every event but a skip counts as consuming the item)")
+        "these, or map them with --event-map (e.g. 'listen=play,unlike=drop'; every event but a skip counts as "
+        "consuming the item)")
 
 
 def test_an_item_missing_from_the_item_table_is_named_at_its_line(tmp_path):

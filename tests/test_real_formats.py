@@ -183,3 +183,58 @@ def test_yambda_parquet_with_relative_times_and_a_percentage_imports_exactly(tmp
     assert _log(tmp_path / "y") == [("100", "1", 0, "skip", 3.0), ("100", "4294967295", 5, "play", 100.0),
                                     ("100", "2", 5, "play", 150.0), ("7", "1", 0, "play", 50.0)]
     assert np.asarray(load_dataset(tmp_path / "y").interactions.timestamp).min() == 0
+
+
+# ------------------------------------------------------------------ events and values in the log's own terms
+
+
+def _yambda_like(path):
+    path.write_text("uid,item_id,timestamp,event_type,played_ratio_pct\n"
+                    "1,10,100,listen,100\n1,11,200,listen,20\n1,10,300,like,100\n1,12,400,unlike,100\n"
+                    "2,11,100,Listen,80\n2,12,150,dislike,100\n2,10,160,listen,150\n")
+    return path
+
+
+def test_event_map_renames_and_drops_the_logs_own_events_and_counts_the_dropped(tmp_path):
+    path = _yambda_like(tmp_path / "multi_event.csv")
+    result = _import("csv", path, "--out", tmp_path / "d", "--user-col", "uid", "--event-col", "event_type",
+                     "--value-col", "played_ratio_pct", "--value-scale", "0.01", "--skip-below", "0.5",
+                     "--event-map", "listen=play, unlike=drop,dislike=skip")
+    assert result.exit_code == 0, result.output
+    assert "left out 1 row of event 'unlike' (--event-map unlike=drop)" in result.output
+    dataset = load_dataset(tmp_path / "d")
+    log = dataset.interactions
+    assert [EVENTS[e] for e in log.event] == ["play", "skip", "like", "play", "skip", "play"]
+    assert np.allclose(log.value, [1.0, 0.2, 1.0, 0.8, 1.0, 1.5])  # percentages as shares
+    assert dataset.meta["event_map"] == {"map": {"listen": "play", "unlike": "drop", "dislike": "skip"},
+                                         "dropped_rows": {"unlike": 1}}
+    assert dataset.meta["value_scale"] == 0.01 and dataset.meta["plays_as_skips"]["events"] == 1
+
+
+def test_an_unmapped_event_names_the_option_and_bad_maps_are_refused(tmp_path):
+    path = _yambda_like(tmp_path / "multi_event.csv")
+    common = ["csv", path, "--out", tmp_path / "d", "--user-col", "uid", "--event-col", "event_type"]
+    result = _import(*common)
+    assert result.exit_code == 1 and "unknown event 'listen'" in result.output and "--event-map" in result.output
+    result = _import(*common, "--event-map", "listen=play")
+    assert result.exit_code == 1 and "unknown event 'unlike'" in result.output
+    for bad, words in (("listen", "write NAME=EVENT pairs"), ("listen=watch", "maps 'listen' to 'watch'"),
+                       ("=play", "an empty event name"), ("a=b=c", "write NAME=EVENT pairs")):
+        result = _import(*common, "--event-map", bad)
+        assert result.exit_code == 1 and words in result.output, (bad, result.output)
+    with pytest.raises(DataError, match=r"no events left: --event-map dropped every row it kept \(listen: 4"):
+        import_dataset("csv", path, columns=ColumnMap(user="uid", event="event_type", value=None, event_map={
+            "listen": "drop", "like": "drop", "unlike": "drop", "dislike": "drop"}))
+    with pytest.raises(ConfigError, match="--event-map renames the file's events, but it has no column 'event'"):
+        import_dataset("csv", path, columns=ColumnMap(user="uid", event_map={"listen": "play"}))
+
+
+def test_value_scale_is_checked_and_needs_a_value_column(tmp_path):
+    path = _yambda_like(tmp_path / "multi_event.csv")
+    for scale in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="--value-scale must be a finite number above 0"):
+            ColumnMap(value_scale=scale)
+    with pytest.raises(ConfigError, match="--value-scale multiplies each row's value, but the file has no column 'value'"):
+        import_dataset("csv", path, columns=ColumnMap(user="uid", event=None, value_scale=0.01))
+    with pytest.raises(ConfigError, match="ml-1m is read with its own columns; --event-map and --value-scale are"):
+        import_dataset("ml-1m", tmp_path, columns=ColumnMap(event_map={"a": "play"}, value_scale=2.0))
