@@ -3,7 +3,7 @@
 The spec's cases (spec/golden) hold every runtime to the same behaviour; an
 app may also replay them after a bundle update as a self-check. A case
 (spec/golden/cases/*.json) is a list of steps, each one call of the runtime's
-API: record, onboard, add_items, remove_items, forget, recommend.
+API: record, onboard, add_items, remove_items, forget, recommend, transfer, tag.
 A recommend step carries the list the runtime must return: item ids in
 order, each with its score (within the case's tolerance) and its reason
 (kind, the history item behind it, matched tags); a tag step the labels the
@@ -92,6 +92,10 @@ def _check_step(step, where: str, expected: bool = True) -> None:
         raise ConfigError(f"{where} ({op}) has no {', '.join(missing)}")
     if op == "tag" and ("text" in step) == ("item_id" in step):
         raise ConfigError(f"{where} (tag) needs a text or an item_id, one of them")
+    shown = step.get("expected")
+    if op == "tag" and expected and not (isinstance(shown, dict) and isinstance(shown.get("labels"), dict)
+                                         and isinstance(shown.get("tags"), list)):
+        raise ConfigError(f"{where} (tag): expected must be an object with 'labels' (an object) and 'tags' (a list)")
     for key, kind in (("filters", Filters), ("policy", Policy)):
         given = step.get(key, {})
         if not isinstance(given, dict):
