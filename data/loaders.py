@@ -313,6 +313,12 @@ def read_interactions(
                             f"{first // 10000}-{first // 100 % 100:02d}-{first % 100:02d}), which epoch seconds put "
                             "in 1970, days seconds or minutes apart: events keep their order, but recency, gaps and "
                             "time of day are wrong; write the dates as ISO-8601 (2020-01-31) or epoch seconds"]
+    elif unit_read and options.time_unit == "s" and latest < EARLY_1973 and latest - earliest(parts) >= DAY:
+        meta["warnings"] = [f"every time falls before 1973 as epoch seconds (the latest on "
+                            f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): times counted from the log's "
+                            "own start (as Yambda's are) keep the events' order and gaps, but dates and time of day "
+                            "mean nothing, and a device's history dated so is past any retention window; add the "
+                            "log's start time to them if it is known"]
     elif latest > time.time() + DAY:
         future = sum(int((t > time.time() + DAY).sum()) for t in parts["timestamp"])
         meta["warnings"] = [f"{future:,} events are dated after today (the latest on "
@@ -335,6 +341,10 @@ def device_warning(unknown: dict[str, int]) -> str:
             f"({', '.join(map(repr, shown))}"
             f"{', ...' * (len(unknown) > 3)}): their events have no device; name devices {', '.join(DEVICES)} "
             "(in any case) to keep them")
+
+
+def earliest(parts: dict[str, list[np.ndarray]]) -> int:
+    return min(int(t.min()) for t in parts["timestamp"])
 
 
 def _named_counts(counts: Counter) -> str:

@@ -238,3 +238,17 @@ def test_value_scale_is_checked_and_needs_a_value_column(tmp_path):
         import_dataset("csv", path, columns=ColumnMap(user="uid", event=None, value_scale=0.01))
     with pytest.raises(ConfigError, match="ml-1m is read with its own columns; --event-map and --value-scale are"):
         import_dataset("ml-1m", tmp_path, columns=ColumnMap(event_map={"a": "play"}, value_scale=2.0))
+
+
+def test_times_counted_from_the_logs_own_start_are_imported_in_order_with_a_warning(tmp_path):
+    """Yambda's timestamps count seconds from its log's start: a log of days that all fall in early 1970."""
+    path = tmp_path / "listens.csv"
+    path.write_text("uid,item_id,timestamp\n1,10,5\n1,11,90000\n2,10,172800\n2,12,172800\n")
+    dataset = import_dataset("csv", path, columns=ColumnMap(user="uid", event=None, value=None))
+    assert dataset.interactions.timestamp.tolist() == [5, 90000, 172800, 172800]
+    (warning,) = dataset.meta["warnings"]
+    assert warning.startswith("every time falls before 1973 as epoch seconds (the latest on 1970-01-03): times "
+                              "counted from the log's own start")
+    short = tmp_path / "short.csv"  # under a day: a small test log, not a relative clock
+    short.write_text("uid,item_id,timestamp\n1,10,5\n1,11,86404\n")
+    assert "warnings" not in import_dataset("csv", short, columns=ColumnMap(user="uid", event=None, value=None)).meta
