@@ -595,8 +595,8 @@ class Runtime:
     def add_items(self, items: list[dict]) -> None:
         cat, encoder = self._catalog(), self.b.content_encoder()
         bare = [item for item in items if "vector" not in item]  # §7b: their texts, one batch
-        content = dict(zip((id(x) for x in bare), encoder.item_vectors([encoder.text(x) for x in bare]))) if (
-            encoder and bare) else {}
+        texts = [encoder.text(self.kept(x)) for x in bare] if encoder and bare else []
+        content = dict(zip((id(x) for x in bare), encoder.item_vectors(texts))) if texts else {}
         for item in items:
             if "vector" in item:
                 v = np.asarray(item["vector"], dtype=np.float32)
@@ -644,14 +644,19 @@ class Runtime:
         return encoder.labels(text, k)
 
     def _meta(self, item_id: str) -> dict:
-        """§7b: the metadata kept for a catalog item: an added item's own; a bundle item's title and tags
-        (the item table keeps no description). A removed or unknown id is refused, as record refuses it."""
+        """§7b: the metadata kept for a catalog item: an added item's own (untitled: its id as title); a
+        bundle item's title and tags (the item table keeps no description). A removed or unknown id is refused, as record refuses it."""
         self._known([item_id])
         cat = self._catalog()
         r = cat["row"][item_id]
         if r >= self.b.count:
-            return self.added[r - self.b.count]
+            return self.kept(self.added[r - self.b.count])
         return {"title": self.b.strings["titles"][r], "tags": cat["tags"][r]}
+
+    @staticmethod
+    def kept(item: dict) -> dict:
+        """§7b: an added item's metadata as kept: a title absent, null or '' is the item's id."""
+        return {**item, "title": item.get("title") or item["item_id"]}
 
     def _catalog(self) -> dict:
         """Bundle rows then added rows; an added id hides the bundle item of that id."""
