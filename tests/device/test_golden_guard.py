@@ -80,7 +80,7 @@ def test_a_folder_without_cases_is_refused(tmp_path):
         load_cases(None)
 
 
-OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend', 'transfer')"
+OPS = "('record', 'onboard', 'add_items', 'remove_items', 'forget', 'recommend', 'transfer', 'tag')"
 
 
 @pytest.mark.parametrize(("case", "message"), [
