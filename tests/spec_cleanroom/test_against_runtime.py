@@ -22,6 +22,7 @@ _spec.loader.exec_module(reader)
 
 BUNDLE = reader.SPEC / "golden" / "bundle"
 RANKED = reader.SPEC / "golden" / "ranked"  # the same items with a ranker and a scorer
+TEXT = reader.SPEC / "golden" / "text"  # the same items with a content encoder (§7b)
 NOW = 1763598915.0
 EVENTS = ("play", "finish", "like", "skip", "not_interested", "more_like_this")
 POLICIES = ({}, {"diversity": 0.4}, {"max_per_creator": 2}, {"max_per_genre": 1, "diversity": 0.2},
@@ -72,8 +73,42 @@ def script(rng: random.Random, ids: list[str], ranking: tuple[dict, ...] = ({},)
     return steps
 
 
-def summary(lists: list[list[dict]]) -> list[list[tuple]]:
-    return [[(r["item_id"], r["score"], r["reason"], r["reason_item"], r["tags"], r.get("scorer_score"))
+WORDS = ("jazz night thriller dark hackers island quiet rain café olé travel épica smooth bebop tense amnesia "
+         "東京の夜 zyxwv record slow evenings romance letters mountains walkthroughs").split()
+
+
+def metadata_steps(rng: random.Random, ids: list[str]) -> list[dict]:
+    """§7b: items added with metadata only (short and long texts, none at all, a bundle creator or series
+    to blend with), then tag steps on texts, on added items and on bundle items."""
+    def words(n: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(n))
+    items = []
+    for j in range(rng.randint(1, 4)):
+        item = {"item_id": f"m{j}", "genre": rng.choice(["jazz", "travel", "golden-new"])}
+        if rng.random() < 0.8:
+            item["title"] = words(rng.randint(1, 5))
+        if rng.random() < 0.6:
+            item["description"] = words(rng.choice([0, 3, 12, 40])) if rng.random() < 0.9 else None
+        if rng.random() < 0.6:
+            item["tags"] = rng.sample(["jazz", "dark", "travel", "tense", "bebop"], rng.randint(0, 3))
+        if rng.random() < 0.3:
+            item["creator"] = rng.choice(["Leo Kline", "Studio Lund", "nobody"])
+        if rng.random() < 0.2:
+            item["series_id"] = rng.choice(["s01", "s02"])
+        items.append(item)
+    steps = [{"op": "add_items", "items": items}]
+    for _ in range(2):
+        target = rng.choice([{"text": words(rng.choice([1, 6, 30]))}, {"item_id": rng.choice(items)["item_id"]},
+                             {"item_id": rng.choice(ids)}])
+        steps.append({"op": "tag", "k": rng.choice([1, 3, 5, 12]), **target})
+    return steps
+
+
+def summary(lists: list[list[dict] | dict]) -> list[list[tuple]]:
+    """Each list as tuples; a tag step's labels as one tuple and its tags as (tag, score) pairs."""
+    return [[("labels " + json.dumps(one["labels"], sort_keys=True), 0.0, None, None, None, None)] + [
+        (t["tag"], t["score"], None, None, None, None) for t in one["tags"]] if isinstance(one, dict) else
+            [(r["item_id"], r["score"], r["reason"], r["reason_item"], r["tags"], r.get("scorer_score"))
              for r in one] for one in lists]
 
 
@@ -99,9 +134,20 @@ def test_they_agree_with_a_ranker_and_a_scorer(ranked, seed):
     agree(ranked, RANKED, random.Random(100 + seed), RANKING)
 
 
-def agree(bundle: reader.Bundle, path: Path, rng: random.Random, ranking: tuple[dict, ...]) -> None:
+@pytest.mark.parametrize("seed", range(4))
+def test_they_agree_on_items_added_with_metadata_only(seed):
+    """The text bundle (§7b): metadata-only items take the content encoder's vectors (blended for a
+    series or creator match), rank among the rest, and tag steps give the same labels and scores."""
+    agree(reader.Bundle(TEXT), TEXT, random.Random(400 + seed), ({},), metadata=True)
+
+
+def agree(bundle: reader.Bundle, path: Path, rng: random.Random, ranking: tuple[dict, ...],
+          metadata: bool = False) -> None:
     for _ in range(10):
         steps = script(rng, bundle.strings["ids"], ranking)
+        if metadata:  # before the requests, after the history
+            at = next(i for i, s in enumerate(steps) if s["op"] == "recommend")
+            steps[at:at] = metadata_steps(rng, bundle.strings["ids"])
         try:
             expected = run_case(path, Case("random", "", json.loads(json.dumps(steps))), "onnx")
         except EdgerecError:  # e.g. an id removed, then recorded: the reader must refuse it too
@@ -110,6 +156,7 @@ def agree(bundle: reader.Bundle, path: Path, rng: random.Random, ranking: tuple[
             continue
         got = [lists for _, lists, _ in reader.play(reader.Runtime(bundle),
                                                     {"steps": [{**s, "expected": []} for s in steps]})]
+        assert len(got) == len(expected), json.dumps(steps)
         for one, other in zip(summary(got), summary(expected)):
             assert [r[0] for r in one] == [r[0] for r in other], json.dumps(steps)
             for mine, ref in zip(one, other):

@@ -33,9 +33,23 @@ def bundle(bundles) -> reader.Bundle:
     return bundles["bundle"]
 
 
-def differences(got: list[dict], expected: list[dict], tolerance: float) -> list[str]:
+def label_differences(got: dict, expected: dict, tolerance: float) -> list[str]:
+    """What differs between a tag step's {"labels", "tags"} and the expected one: each set's label,
+    the tags in order, then each tag's score (within tolerance)."""
+    if got["labels"] != expected["labels"]:
+        return [f"labels {got['labels']} != {expected['labels']}"]
+    names = [t["tag"] for t in got["tags"]], [t["tag"] for t in expected["tags"]]
+    if names[0] != names[1]:
+        return [f"tags {names[0]} != {names[1]}"]
+    return [f"{e['tag']}: score {g['score']:.6f} != {e['score']:.6f}" for g, e in zip(got["tags"], expected["tags"])
+            if not abs(g["score"] - e["score"]) <= tolerance]
+
+
+def differences(got: list[dict] | dict, expected: list[dict] | dict, tolerance: float) -> list[str]:
     """What differs between a returned list and an expected one: ids in order, then per item the
-    score (within tolerance), reason, reason item and matched tags."""
+    score (within tolerance), reason, reason item and matched tags (a tag step: label_differences)."""
+    if isinstance(expected, dict):
+        return label_differences(got, expected, tolerance)
     ids = [g["item_id"] for g in got], [e["item_id"] for e in expected]
     if ids[0] != ids[1]:
         return [f"ids {ids[0]} != {ids[1]}"]
@@ -178,3 +192,17 @@ def test_the_text_alone_refuses_every_refusal_fixture(tmp_path, entry):
 
 def test_the_refusal_base_opens():
     assert reader.Bundle(REFUSALS / REFUSAL_INDEX["base"]).count == 56
+
+
+def test_a_changed_label_is_caught(bundles):
+    """Tag steps (§7b) are compared too: a tag score moved by 1e-3, a set's label or the tags' order
+    changed is a failure."""
+    case = json.loads((GOLDEN / "cases" / "content_encoder.json").read_text())
+    text = bundles[case["bundle"]]
+    assert play_all(text, case) == []
+    for edit in (lambda e: e["tags"][1].update(score=e["tags"][1]["score"] + 1e-3),
+                 lambda e: e["labels"].update(genre="jazz"),
+                 lambda e: e["tags"].reverse()):
+        changed = copy.deepcopy(case)
+        edit(next(s for s in changed["steps"] if s["op"] == "tag")["expected"])
+        assert play_all(text, changed), "a changed tag step passed"
