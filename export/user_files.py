@@ -111,13 +111,24 @@ def _same_outputs(source: Path, target: Path) -> None:
 
     outputs = []
     for path in (source, target):
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
-        interpreter.allocate_tensors()
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-        interpreter.invoke()
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=1)
+            interpreter.allocate_tensors()
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+            interpreter.invoke()
+        except Exception as exc:  # the interpreter raises ValueError and RuntimeError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            if path == source:
+                raise ExportError(f"{source.name} cannot be run by the TFLite interpreter ({first}); give the file "
+                                  "your converter wrote") from None
+            raise _not_clean(source) from None
         outputs.append([interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()])
     if len(outputs[0]) != len(outputs[1]) or not all(
             a.shape == b.shape and a.tobytes() == b.tobytes() for a, b in zip(*outputs)):
-        raise ExportError(f"{source.name} could not be cleaned of its metadata without changing its outputs; "
-                          "convert it again without metadata (no model card or label files) and export that")
+        raise _not_clean(source)
+
+
+def _not_clean(source: Path) -> ExportError:
+    return ExportError(f"{source.name} could not be cleaned of its metadata without changing its outputs; "
+                       "convert it again without metadata (no model card or label files) and export that")

@@ -131,3 +131,111 @@ def test_onnx_metadata_and_doc_strings_stay_behind(tmp_path):
     assert SECRET not in (tmp_path / "clean.onnx").read_bytes()
     clean = onnx.load(str(tmp_path / "clean.onnx"))
     assert onnx.numpy_helper.to_array(clean.graph.initializer[0]).tolist() == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+# ------------------------------------------------------------------ guards (the mutation run's survivors)
+
+
+def _golden_model():
+    return schema.ModelT.InitFromPackedBuf(GOLDEN_TFLITE.read_bytes(), 0)
+
+
+def _entry(name: bytes, buffer: int):
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = name, buffer
+    return entry
+
+
+def test_refusals_say_what_was_wrong_and_what_to_give_in_full(tmp_path):
+    def refused(source) -> str:
+        with pytest.raises(ExportError) as caught:
+            portable_tflite(source, tmp_path / "out.tflite")
+        return str(caught.value)
+
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00\x00\x00\x00TFL")
+    assert refused(junk) == ("junk.tflite is not a TFLite model (no TFL3 identifier); give the .tflite file your "
+                             "converter wrote")
+    eight = tmp_path / "eight.tflite"
+    eight.write_bytes(b"\x00\x00\x00\x00TFL3")  # the identifier and nothing else: read, and found damaged
+    assert refused(eight) == ("eight.tflite cannot be run by the TFLite interpreter (The model is not a valid "
+                              "Flatbuffer buffer); give the file your converter wrote")  # was a bare ValueError
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(GOLDEN_TFLITE.read_bytes()[:200])
+    message = refused(cut)
+    assert message.startswith("cut.tflite cannot be read as TFLite (") and "NoneType" not in message
+    assert message.endswith("); give the file your converter wrote")
+    model = _golden_model()
+    model.buffers[1].offset, model.buffers[1].size = 2, 64  # the schema: offset > 1 is data after the flatbuffer
+    assert refused(_repacked(model, tmp_path / "big.tflite")) == (
+        "big.tflite keeps its weights outside the model (a file over 2 GB), too many for a device; shrink or "
+        "quantize the model")
+
+
+def test_an_offset_of_one_and_a_dangling_entry_are_no_reason_to_refuse(tmp_path):
+    model = _golden_model()
+    model.buffers[0].offset = 1  # not "data outside the flatbuffer" (that is > 1)
+    model.metadata.append(_entry(b"dangling", len(model.buffers)))  # names a buffer that does not exist
+    portable_tflite(_repacked(model, tmp_path / "odd.tflite"), tmp_path / "clean.tflite")
+    assert all(np.array_equal(a, b) for a, b in zip(_outputs(GOLDEN_TFLITE), _outputs(tmp_path / "clean.tflite")))
+
+
+def test_an_entry_on_buffer_zero_loses_its_bytes_and_kept_entries_keep_theirs(tmp_path):
+    model = _golden_model()
+    model.buffers[0].data = np.frombuffer(SECRET, np.uint8)
+    model.metadata.append(_entry(b"card", 0))
+    portable_tflite(_repacked(model, tmp_path / "zero.tflite"), tmp_path / "clean.tflite")
+    data = (tmp_path / "clean.tflite").read_bytes()
+    assert SECRET not in data
+    clean = schema.Model.GetRootAsModel(data, 0)
+    kept = {clean.Metadata(i).Name(): clean.Metadata(i).Buffer() for i in range(clean.MetadataLength())}
+    assert bytes(clean.Buffers(kept[b"min_runtime_version"]).DataAsNumpy()).rstrip(b"\x00") == b"2.9.0"
+
+
+def test_onnx_refusals_and_every_doc_string_emptied(tmp_path, monkeypatch):
+    import onnx
+    from onnx import TensorProto, helper
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff" * 32)
+    with pytest.raises(ExportError) as caught:
+        portable_onnx(junk, tmp_path / "out.onnx")
+    message = str(caught.value)
+    assert message.startswith("junk.onnx cannot be loaded as ONNX (") and "NoneType" not in message
+    assert message.endswith("); give the file your exporter wrote") and "None)" not in message
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2], doc_string="x doc")
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2], doc_string="y doc")
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    graph.value_info.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1], doc_string="z doc"))
+    onnx.save(helper.make_model(graph, doc_string="model doc"), str(tmp_path / "docs.onnx"))
+    portable_onnx(tmp_path / "docs.onnx", tmp_path / "clean.onnx")
+    clean = onnx.load(str(tmp_path / "clean.onnx"))
+    assert clean.doc_string == "" and clean.graph.doc_string == ""
+    assert [v.doc_string for v in (*clean.graph.input, *clean.graph.output, *clean.graph.value_info)] == ["", "", ""]
+
+    def too_big(*_args, **_kwargs):
+        raise ValueError("Message onnx.ModelProto exceeds maximum protobuf size of 2GB")
+
+    monkeypatch.setattr(onnx, "save", too_big)
+    with pytest.raises(ExportError) as caught:
+        portable_onnx(tmp_path / "docs.onnx", tmp_path / "out.onnx")
+    assert str(caught.value) == ("docs.onnx holds more than 2 GB of weights, too many for one file on a device; "
+                                 "shrink or quantize the model")
+
+
+def test_a_clean_copy_the_interpreter_cannot_run_is_refused_the_same_way(tmp_path, monkeypatch):
+    import edgerec.export.user_files as user_files
+
+    real_pack = user_files._AlignedBuffer.Pack
+
+    def broken(self, builder):
+        if self.data is not None and len(self.data) >= 64:
+            self.data, self.offset, self.size = None, 1 << 40, len(self.data)  # points past the file's end
+        return real_pack(self, builder)
+
+    monkeypatch.setattr(user_files._AlignedBuffer, "Pack", broken)
+    with pytest.raises(ExportError) as caught:
+        portable_tflite(GOLDEN_TFLITE, tmp_path / "out.tflite")
+    assert str(caught.value) == ("user_encoder.tflite could not be cleaned of its metadata without changing its "
+                                 "outputs; convert it again without metadata (no model card or label files) and "
+                                 "export that")
