@@ -97,17 +97,23 @@ def text_case(world) -> object:
         {"item_id": "text-4", "title": "Café Olé: Ñandú", "description": "Épica aventura — viaje y comida.",
          "tags": ["travel"], "genre": "golden-new"},
         {"item_id": "text-5", "title": "東京の夜", "description": "夜の音楽", "tags": [], "genre": "golden-new"},
+        {"item_id": "text-6", "description": "A late show.", "genre": "golden-new"},  # untitled: the id is its title
+        {"item_id": "text-7", "title": "Another one by them", "creator": world.most_common("creator")[0],
+         "genre": "golden-new"},  # the content vector blended with the creator's (§7)
+        {"item_id": "text-8", "title": "The next part", "series_id": world.most_common("series_id")[0],
+         "episode": 99, "genre": "golden-new"},  # and with the series'
     ]
     steps = [*({"op": "record", "user": "t", "item": item, "event": "finish"} for item in history),
              {"op": "add_items", "items": added},
-             {"op": "recommend", "user": "t", "k": 5, "filters": {"genres": ["golden-new"]}},
+             {"op": "recommend", "user": "t", "k": 8, "filters": {"genres": ["golden-new"]}},
              {"op": "recommend", "user": "t", "k": 5},
              {"op": "tag", "text": "A tense thriller film about amnesia and hackers. Tags: thriller, tense.", "k": 5},
              {"op": "tag", "text": "Un viaje relajante: música latina.", "k": 3},
-             {"op": "tag", "item_id": "text-2", "k": 4}]
+             {"op": "tag", "item_id": "text-2", "k": 4}, {"op": "tag", "item_id": "text-6", "k": 2},
+             {"op": "tag", "item_id": world.ids[0], "k": 3}]  # a bundle item: its title and tags
     return Case("content_encoder", "items added with metadata only take their vectors from the content encoder "
                 "(spec §7b: text, tokens, pooled vector, projection) and are listed under their own genre; tag steps "
-                "pin the zero-shot labels of a text and of an added item", steps, bundle=TEXT)
+                "pin the zero-shot labels of texts, of added items (an untitled one reads its id) and of a bundle item; items of a known creator or series blend the content vector with theirs", steps, bundle=TEXT)
 
 
 __all__ = ["TEXT", "build_text_bundle", "text_case", "write_tokenizer"]
