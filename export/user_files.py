@@ -32,9 +32,8 @@ def portable_onnx(source: Path, target: Path) -> None:
     try:
         model = onnx.load(str(source))
     except Exception as exc:  # protobuf and onnx raise several types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{source.name} cannot be loaded as ONNX ({first[:200]}); give the file your exporter "
-                          "wrote") from None
+        raise ExportError(f"{source.name} cannot be loaded as ONNX ({first_words(exc)}); give the file your "
+                          "exporter wrote") from None
     strip_debug_metadata(model)
     model.doc_string = ""
     del model.metadata_props[:]
@@ -47,6 +46,12 @@ def portable_onnx(source: Path, target: Path) -> None:
     except ValueError:  # protobuf's 2 GB limit of one file
         raise ExportError(f"{source.name} holds more than 2 GB of weights, too many for one file on a device; "
                           "shrink or quantize the model") from None
+
+
+def first_words(exc: Exception) -> str:
+    """An engine's error in a message: its first line, at most 200 characters, or its type when it is silent."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def portable_tflite(source: Path, target: Path) -> None:
@@ -118,10 +123,9 @@ def _same_outputs(source: Path, target: Path) -> None:
                 interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
             interpreter.invoke()
         except Exception as exc:  # the interpreter raises ValueError and RuntimeError
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             if path == source:
-                raise ExportError(f"{source.name} cannot be run by the TFLite interpreter ({first}); give the file "
-                                  "your converter wrote") from None
+                raise ExportError(f"{source.name} cannot be run by the TFLite interpreter ({first_words(exc)}); give "
+                                  "the file your converter wrote") from None
             raise _not_clean(source) from None
         outputs.append([interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()])
     if len(outputs[0]) != len(outputs[1]) or not all(

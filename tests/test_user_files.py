@@ -239,3 +239,25 @@ def test_a_clean_copy_the_interpreter_cannot_run_is_refused_the_same_way(tmp_pat
     assert str(caught.value) == ("user_encoder.tflite could not be cleaned of its metadata without changing its "
                                  "outputs; convert it again without metadata (no model card or label files) and "
                                  "export that")
+
+
+@pytest.mark.parametrize(("error", "shown"), [
+    (ValueError(""), "ValueError"), (RuntimeError("  \n "), "RuntimeError"),
+    (ValueError("first line\nsecond line"), "first line"), (ValueError("x" * 300), "x" * 200)])
+def test_an_engines_error_is_shown_by_its_first_line_or_its_type(tmp_path, monkeypatch, error, shown):
+    import onnx
+    from ai_edge_litert import interpreter
+
+    def fails(*_args, **_kwargs):
+        raise error
+
+    (tmp_path / "m.onnx").write_bytes(b"")
+    monkeypatch.setattr(onnx, "load", fails)
+    with pytest.raises(ExportError) as caught:
+        portable_onnx(tmp_path / "m.onnx", tmp_path / "out.onnx")
+    assert str(caught.value) == f"m.onnx cannot be loaded as ONNX ({shown}); give the file your exporter wrote"
+    monkeypatch.setattr(interpreter, "Interpreter", fails)
+    with pytest.raises(ExportError) as caught:
+        portable_tflite(GOLDEN_TFLITE, tmp_path / "out.tflite")
+    assert str(caught.value) == (f"user_encoder.tflite cannot be run by the TFLite interpreter ({shown}); give the "
+                                 "file your converter wrote")
