@@ -323,6 +323,9 @@ def test_a_transfer_step_plays_spec_section_8_and_needs_its_method(golden_bundle
              {"op": "transfer", "user": "x", "method": "content", "k": 3, "expected": []}]
     got = run_case(golden_bundle, Case("t", "", steps), "onnx")
     assert len(got) == 1 and len(got[0]) == 3
+    got = run_case(golden_bundle, Case("t", "", [steps[0], {"op": "transfer", "user": "x", "method": "content"}]),
+                   "onnx")
+    assert len(got[0]) == 10  # k defaults to 10 (spec §9)
     assert {(r["reason"], r["reason_item"], tuple(r["tags"])) for r in got[0]} == {("transfer", "i29", ())}
     with pytest.raises(ConfigError, match=r"^t.json: step 0 \(transfer\) has no method$"):
         Case.load(write(tmp_path, "t.json", {"name": "t", "steps": [{"op": "transfer", "user": "x", "expected": []}]}))
@@ -378,3 +381,17 @@ def test_a_tag_step_asks_the_runtime_for_a_text_or_an_item_with_its_k(monkeypatc
                                                  {"op": "tag", "item_id": "i01", "k": 2}]), "onnx")
     assert asked == [("a song", None, 5), (None, "i01", 2)]
     assert got == [{"labels": {"genre": "jazz"}, "tags": [{"tag": "jazz", "score": 0.5}]}] * 2
+
+
+def test_a_well_formed_tag_step_loads_and_a_malformed_step_made_in_code_is_named_when_played(tmp_path, golden_bundle):
+    step = {"op": "tag", "text": "a song", "k": 2, "expected": LABELS}
+    assert Case.load(write(tmp_path, "t.json", {"name": "t", "steps": [step]})).steps == [step]
+    with pytest.raises(ConfigError) as caught:
+        run_case(golden_bundle, Case("made", "", [{"op": "tag"}]), "onnx")
+    assert str(caught.value) == "made: step 0 (tag) needs a text or an item_id, one of them"
+
+
+def test_tag_scores_are_rounded_to_six_places_and_a_zero_tolerance_is_absolute():
+    assert labels_observed({"tags": [("a", 0.12345678)]})["tags"] == [{"tag": "a", "score": 0.123457}]
+    near = _tags(("jazz", 0.5000000000001), ("bebop", 0.25))
+    assert differences([LABELS], [near], 0.0) == ["tag #0 (jazz): score 0.5000000000001, expected 0.5 +- 0.0"]
