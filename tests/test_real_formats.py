@@ -252,3 +252,21 @@ def test_times_counted_from_the_logs_own_start_are_imported_in_order_with_a_warn
     short = tmp_path / "short.csv"  # under a day: a small test log, not a relative clock
     short.write_text("uid,item_id,timestamp\n1,10,5\n1,11,86404\n")
     assert "warnings" not in import_dataset("csv", short, columns=ColumnMap(user="uid", event=None, value=None)).meta
+
+
+def test_event_map_refusals_read_whole():
+    from edgerec.data.loaders import checked_event_map, parse_event_map
+
+    for bad in ({}, [("listen", "play")], "listen=play"):
+        with pytest.raises(ConfigError) as caught:
+            ColumnMap(event_map=bad)
+        assert str(caught.value) == "--event-map needs pairs NAME=EVENT, e.g. 'listen=play,unlike=drop'"
+    with pytest.raises(ConfigError) as caught:
+        checked_event_map({"listen": "watch"})
+    assert str(caught.value) == ("--event-map maps 'listen' to 'watch'; map each name to one of play, finish, skip, "
+                                 "like, rate, or to drop to leave its rows out")
+    with pytest.raises(ConfigError) as caught:
+        parse_event_map("listen")
+    assert str(caught.value) == ("--event-map 'listen': write NAME=EVENT pairs joined by commas, e.g. "
+                                 "'listen=play,like=like,unlike=drop'")
+    assert parse_event_map(" Listen = PLAY ,, Unlike=Drop ") == {"listen": "play", "unlike": "drop"}
