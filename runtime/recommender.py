@@ -285,7 +285,10 @@ class Recommender:
         return (vector / norm).astype(np.float32)
 
     def metadata_vector(self, meta: dict, use_content: bool = True, use_related: bool = True) -> tuple[np.ndarray, str]:
-        """A vector for an item known only by its metadata, and where it came from (see new_items.py)."""
+        """A vector for an item known only by its metadata, and where it came from (see new_items.py); an
+        untitled item's id is its title, as add_items keeps it (spec §7b)."""
+        if meta.get("title") in (None, "") and meta.get("item_id"):
+            meta = {**meta, "title": meta["item_id"]}
         return metadata_vector(self.catalog, self.content, meta, use_content, use_related)
 
     # ---------------------------------------------------------- recommend

@@ -149,3 +149,21 @@ def test_a_short_related_vector_is_scaled_up_to_unit_length_before_the_blend():
     cat = Catalog([[0.3, 0.4], [0.3, 0.4]], [1, 2], ["", ""], creator=["ann", "ann"])
     vector, _ = metadata_vector(cat, Content([0.0, 0.0]), {"creator": "ann"})
     assert vector.tolist() == pytest.approx([0.7 * 0.6, 0.7 * 0.8])
+
+
+def test_an_untitled_item_gets_the_same_vector_from_metadata_vector_as_from_add_items():
+    """Was: metadata_vector() embedded the empty text, add_items() the id (spec §7b: the id is the title)."""
+    import pathlib
+
+    pytest.importorskip("tokenizers")
+    from edgerec.runtime.recommender import Recommender
+
+    text = pathlib.Path(__file__).resolve().parents[2] / "spec" / "golden" / "text"
+    with Recommender.open(text, backend="onnx") as rec:
+        meta = {"item_id": "m0", "genre": "golden-new", "description": "A late show."}
+        given, source = rec.metadata_vector(meta)
+        rec.add_items([meta])
+        stored = rec.catalog.vectors(np.array([rec.catalog.row("m0")]))[0]
+        untitled = rec.metadata_vector({"genre": "golden-new", "description": "A late show."})[0]
+    assert source == "content encoder" and np.allclose(given / np.linalg.norm(given), stored, atol=1e-6)
+    assert not np.allclose(untitled / np.linalg.norm(untitled), stored, atol=1e-3)  # without an id: its text alone
