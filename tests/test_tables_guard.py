@@ -294,6 +294,7 @@ def test_ends_mid_line_only_for_a_plain_file_cut_after_its_last_break(tmp_path):
     assert not ends_mid_line(write(tmp_path / "whole.csv", "a,b\n1,2\n"))
     assert not ends_mid_line(write(tmp_path / "mac.csv", "a,b\r1,2\r"))
     assert not ends_mid_line(write(tmp_path / "empty.csv", ""))
+    assert ends_mid_line(write(tmp_path / "one.csv", "x")) and not ends_mid_line(write(tmp_path / "nl.csv", "\n"))
     (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2"))
     assert not ends_mid_line(tmp_path / "cut.csv.gz")
 
