@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import gzip
 import io
 import sys
@@ -365,6 +366,8 @@ def test_a_glued_header_is_told_from_data_by_its_glued_second_row(tmp_path):
     assert "the file has user;ts." in refused(read_chunks, evident, ["user_id"])
     unclear = write(tmp_path / "b.csv", "user;ts\nu1;x\n")
     assert "the first line's 1 fields name none of them" in refused(read_chunks, unclear, ["user_id"])
+    alone = write(tmp_path / "c.csv", "user;ts\n")  # no second row to tell
+    assert "the first line's 1 fields name none of them" in refused(read_chunks, alone, ["user_id"])
 
 
 def test_read_header_of_text_and_parquet(tmp_path):
@@ -462,6 +465,13 @@ def test_writers_round_trip_and_clear_abandoned_temporaries(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.parquet", "c.csv"]
 
 
+def test_a_folder_in_the_way_of_a_written_file_is_an_os_error(tmp_path):
+    (tmp_path / "a.csv").mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        write_csv(tmp_path / "a.csv", {"x": [1]})
+    assert caught.value.errno == errno.EISDIR and caught.value.strerror == "a folder has the file's name"
+
+
 def test_an_appender_that_fails_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         with CsvAppender(tmp_path / "c.csv", ["u"]) as appender:
@@ -528,12 +538,15 @@ def test_an_integer_past_its_column_is_refused_not_wrapped(text, dtype):
 @pytest.mark.parametrize("text", ["1.5", "", "nan", "inf", "x"])
 def test_a_cell_that_is_no_integer_is_named(text):
     assert refused(to_int, chunk(["2", "4.0", text]), "t") == f"log.csv:4: column 't' must hold integers, found {text!r}"
+    assert refused(to_int, chunk([text, "2.5"]), "t") == f"log.csv:2: column 't' must hold integers, found {text!r}"
 
 
 def test_floats_are_read_and_refused_with_the_fix():
     assert to_float(chunk(["1.5", " 2", "-0"]), "t").tolist() == [1.5, 2.0, 0.0]
     assert to_float(chunk(["1.5"]), "t").dtype == np.float32
     assert to_float(chunk(["1e300"]), "t", np.float64).tolist() == [1e300]
+    top = float(np.finfo(np.float32).max)
+    assert to_float(chunk([repr(top), repr(-top)]), "t").tolist() == [top, -top]  # the largest float32 is kept
     assert refused(to_float, chunk(["1", "x"]), "t", fix="do this") == (
         "log.csv:3: column 't' must hold numbers, found 'x'; do this")
     assert refused(to_float, chunk(["1", "nan"]), "t") == (
@@ -619,6 +632,12 @@ def test_negative_ticks_round_down_to_the_second_before():
 ])
 def test_a_bad_time_is_named_with_what_to_do(text, low, message):
     assert refused(to_seconds, chunk(["1", text]), "t", low=low) == "log.csv:3: " + message
+
+
+def test_to_timestamp_keeps_the_lower_bound_it_is_given():
+    assert to_timestamp(chunk(["-1"]), "t").tolist() == [-1]
+    assert refused(to_timestamp, chunk(["5", "-1"]), "t", low=0).startswith("log.csv:3: column 't' holds '-1', a time "
+                                                                           "before 1970")
 
 
 def test_lenient_times_are_nan_where_bad_and_kept_elsewhere():
