@@ -128,6 +128,34 @@ def test_rows_skipped_on_request_keep_the_lines_of_the_others(tmp_path):
     assert skipped.total == 2
 
 
+def test_a_row_whose_quote_runs_on_is_refused_even_when_skipping(tmp_path):
+    path = write(tmp_path / "log.csv", 'a,b,c\n1,2,3\n4,"5\n6,7,8\n')
+    assert refused(read_chunks, path, skipped=Skipped()) == (
+        "log.csv:3: expected 3 fields (a, b, c), found 2; a field runs over several lines: is a quote left open here?")
+
+
+def test_any_other_csv_error_is_named_at_the_row_being_read(tmp_path, monkeypatch):
+    class Reader:  # csv raises little besides the field limit since 3.11; a stand-in for what else it may raise
+        line_num = 0
+
+        def __init__(self, handle, **_):
+            self.lines = iter(handle)
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            text = next(self.lines)
+            self.line_num += 1
+            if "!" in text:
+                raise csv.Error("new-line character seen in unquoted field")
+            return text.rstrip("\n").split(",")
+
+    monkeypatch.setattr(csv, "reader", Reader)
+    path = write(tmp_path / "log.csv", "a,b\n1,2\n3,4\n5,!\n")
+    assert refused(read_chunks, path) == "log.csv:4: malformed CSV (new-line character seen in unquoted field)"
+
+
 def test_a_file_whose_every_row_is_skipped_says_so(tmp_path):
     path = write(tmp_path / "log.csv", "a,b\n1\n2\n")
     assert refused(read_chunks, path, skipped=Skipped()) == (
@@ -181,6 +209,15 @@ def test_quoted_prose_over_several_lines_is_read_with_its_line_breaks(tmp_path):
     joined, _ = table(path)
     assert joined == {"item_id": ["a", "b", "c"], "title": ["Two\nlines", "Stars: Ann, Bob\n", "x"]}
     assert lines_of(path) == [2, 4, 6]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_line_breaks_inside_quotes_are_kept_as_written(tmp_path, packed):
+    raw = b'item_id,title\r\na,"Two\r\nlines"\r\nb,"cr\ronly"\r\n'
+    path = tmp_path / ("items.csv.gz" if packed else "items.csv")
+    path.write_bytes(gzip.compress(raw) if packed else raw)
+    assert table(path)[0] == {"item_id": ["a", "b"], "title": ["Two\r\nlines", "cr\ronly"]}
+    assert lines_of(path) == [2, 4]
 
 
 def test_a_repeated_header_is_named_at_its_line(tmp_path):
@@ -246,6 +283,12 @@ def test_a_byte_order_mark_read_as_latin1_is_refused_at_line_1(tmp_path):
         "for this file (the item table has its own, --items-encoding)")
 
 
+def test_utf8_read_as_latin1_is_named_at_its_line_after_skipped_rows(tmp_path):
+    path = write(tmp_path / "items.csv", "item_id,title\na,plain\nbad\nb,x\nc,Jürgen\n")
+    assert refused(read_chunks, path, encoding="cp1252", skipped=Skipped(), chunk_rows=3).startswith(
+        "items.csv:5: this text is UTF-8, read as cp1252 ('ü' became 'Ã¼')")
+
+
 def test_utf8_read_as_latin1_names_the_letter_and_its_line(tmp_path):
     path = write(tmp_path / "items.csv", "item_id,title\na,plain\nb,Jürgen\n")
     assert refused(read_chunks, path, encoding="latin-1") == (
@@ -300,6 +343,21 @@ def test_ends_mid_line_only_for_a_plain_file_cut_after_its_last_break(tmp_path):
     assert not ends_mid_line(tmp_path / "cut.csv.gz")
 
 
+def test_an_unreadable_file_says_how_to_read_it(tmp_path, monkeypatch):
+    path = write(tmp_path / "log.csv", "a\n1\n")
+    monkeypatch.setattr("edgerec.data.tables.os.access", lambda *_: False)  # root reads any file: stand in
+    assert refused(read_chunks, path) == (
+        "log.csv: cannot be read (permission denied); give this user read access to it, or copy it")
+
+
+def test_a_gzip_stream_cut_in_its_first_line_is_named(tmp_path):
+    path = tmp_path / "log.csv.gz"
+    path.write_bytes(gzip.compress(b"user_id,item_id\nu1,a\n" * 50)[:12])
+    assert refused(read_header, path).startswith("log.csv.gz:1: the first line cannot be read (")
+    latin = write(tmp_path / "latin.csv", "caf\xe9,b\n1,2\n", "latin-1")
+    assert refused(read_header, latin).startswith("latin.csv:1: not valid utf-8 text (invalid continuation byte); ")
+
+
 def test_missing_unreadable_and_folder_paths_name_only_the_file(tmp_path):
     assert refused(read_chunks, tmp_path / "none.csv") == "none.csv: file not found; check the path"
     (tmp_path / "dir.csv").mkdir()
@@ -347,6 +405,17 @@ def test_a_first_line_that_may_be_data_is_not_shown(tmp_path):
         "without a header line they would be data, such as a user id). If it is a header line, map the columns "
         "with --user-col/--item-col/--time-col or rename them (an item table's id column must be item_id); if the "
         "file has no header line, name every column in file order with --columns")
+
+
+def test_a_missing_column_names_the_columns_there_are(tmp_path):
+    both = write(tmp_path / "both.csv", "user,item\nu1,i1\n")
+    assert refused(read_chunks, both, ["user", "user_id", "item_id"]) == (
+        "both.csv:1: missing column(s) user_id, item_id; the file has user, item. Map a log's columns with "
+        "--user-col/--item-col/--time-col or rename them (an item table's id column must be item_id).")
+    numbered = parquet(tmp_path / "n.parquet", {"1": [1], "2": [2]})  # Parquet names are names, never data
+    assert refused(read_chunks, numbered, ["user_id"]) == (
+        "n.parquet: missing column(s) user_id; the file has 1, 2. Map a log's columns with --user-col/--item-col/"
+        "--time-col or rename them (an item table's id column must be item_id).")
 
 
 @pytest.mark.parametrize("quoted, second, evident", [
@@ -602,10 +671,11 @@ def test_naive_iso_times_are_utc_whatever_the_machines_zone(monkeypatch, zone):
 
 def test_iso_fractions_past_the_microsecond_are_kept_in_the_nanoseconds():
     c = chunk(["2020-01-01T00:00:00.123456789Z", "2020-01-01T00:00:59.9999999+01:00", "1969-12-31T23:59:59.5Z",
-               "2020-01-01T00:00:00,25"])
+               "2020-01-01T00:00:00,25", "2020-01-01T00:00:00.1234567", "2020-01-01T00:00:00.1234567891Z",
+               "1.9999999999"])
     whole, nanos = split_seconds(c, "t", "s", to_seconds(c, "t"))
-    assert whole.tolist() == [1577836800, 1577833259, -1, 1577836800]
-    assert nanos.tolist() == [123456789, 999999900, 500000000, 250000000]
+    assert whole.tolist() == [1577836800, 1577833259, -1, 1577836800, 1577836800, 1577836800, 1]
+    assert nanos.tolist() == [123456789, 999999900, 500000000, 250000000, 123456700, 123456789, 999999999]
 
 
 def test_negative_ticks_round_down_to_the_second_before():
@@ -623,6 +693,15 @@ def test_negative_ticks_round_down_to_the_second_before():
                                 "'2020-01-01T00:00:00z'"),
     ("202001311230", 0, "column 't' holds '202001311230', a date and time written as a number (yyyymmddHHMM[SS]), "
                         "not epoch seconds: write the times as ISO-8601 (2020-01-31T12:30:00) or epoch seconds"),
+    ("20200131123000", 0, "column 't' holds '20200131123000', a date and time written as a number "
+                          "(yyyymmddHHMM[SS]), not epoch seconds: write the times as ISO-8601 (2020-01-31T12:30:00) "
+                          "or epoch seconds"),
+    ("\uff12\uff10\uff12\uff10\uff10\uff11\uff13\uff11\uff11\uff12\uff13\uff10", 0,
+     "column 't' holds '\uff12\uff10\uff12\uff10\uff10\uff11\uff13\uff11\uff11\uff12\uff13\uff10', after the year "
+     "5000 as epoch seconds: are the times in milliseconds (or micro-, nanoseconds)? For an interaction log pass "
+     "--time-unit ms (us, ns); convert other columns to seconds"),
+    ("  ", 0, "column 't' is empty: every event needs its time; fill it in or drop the row (an import with "
+              "--skip-bad-rows leaves such rows out and counts them)"),
     ("202013311230", 0, "column 't' holds '202013311230', after the year 5000 as epoch seconds: are the times in "
                         "milliseconds (or micro-, nanoseconds)? For an interaction log pass --time-unit ms (us, "
                         "ns); convert other columns to seconds"),
@@ -660,6 +739,14 @@ def test_a_parquet_time_past_year_5000_is_shown_as_a_date_without_a_unit_to_pass
     assert refused(to_seconds, c, "t") == (
         "late.parquet:2: column 't' holds '900000000000000', after the year 5000: correct or drop such times (the "
         "column is a timestamp: --time-unit does not apply to it)")
+
+
+def test_a_parquet_time_before_1970_is_shown_as_a_date(tmp_path):
+    path = parquet(tmp_path / "log.parquet", {"t": pa.array([5, -1], pa.timestamp("ms"))})
+    (c,) = read_chunks(path)
+    assert refused(to_seconds, c, "t", low=0) == (
+        "log.parquet:2: column 't' holds '1969-12-31T23:59:59.999000+00:00', a time before 1970; events need epoch "
+        "times from 0 (is it a placeholder for a missing time? drop those rows)")
 
 
 def test_times_in_a_narrow_float_column_are_refused_from_where_they_round(tmp_path):
