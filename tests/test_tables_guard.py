@@ -491,6 +491,8 @@ def test_parquet_refusals_name_the_file_and_row(tmp_path):
     assert table(nested, columns=["b"])[0] == {"b": ["1", "2"]}
     blob = parquet(tmp_path / "b.parquet", {"a": [b"ok", b"fine", b"\xff"]})
     assert refused(read_chunks, blob, chunk_rows=2) == "b.parquet:3: column 'a' holds bytes that are not UTF-8 text"
+    second = parquet(tmp_path / "s.parquet", {"a": [b"ok", b"\xfe", b"fine"]})
+    assert refused(read_chunks, second, chunk_rows=2) == "s.parquet:2: column 'a' holds bytes that are not UTF-8 text"
     empty = parquet(tmp_path / "e.parquet", {"a": pa.array([], pa.int64())})
     assert refused(read_chunks, empty) == "e.parquet: file has no rows"
     foreign = write(tmp_path / "f.parquet", "a,b\n1,2\n")
