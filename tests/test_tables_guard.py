@@ -124,6 +124,7 @@ def test_rows_skipped_on_request_keep_the_lines_of_the_others(tmp_path):
     joined, _ = table(path, chunk_rows=2, skipped=skipped)
     assert joined == {"a": ["1", "4", "9"], "b": ["2", "5", "10"]}
     assert lines_of(path, chunk_rows=2, skipped=Skipped()) == [2, 4, 6]
+    assert [c.first_line for c in read_chunks(path, chunk_rows=2, skipped=Skipped())] == [2, 6]
     assert skipped.summary() == {"not 2 fields": {"rows": 2, "first_lines": [3, 5]}}
     assert skipped.total == 2
 
