@@ -290,9 +290,10 @@ def test_utf8_read_as_latin1_is_named_at_its_line_after_skipped_rows(tmp_path):
         "items.csv:5: this text is UTF-8, read as cp1252 ('ü' became 'Ã¼')")
 
 
-def test_utf8_read_as_latin1_names_the_letter_and_its_line(tmp_path):
-    path = write(tmp_path / "items.csv", "item_id,title\na,plain\nb,Jürgen\n")
-    assert refused(read_chunks, path, encoding="latin-1") == (
+@pytest.mark.parametrize("chunk_rows", [1, 2, 100])
+def test_utf8_read_as_latin1_names_the_letter_and_its_line(tmp_path, chunk_rows):
+    path = write(tmp_path / "items.csv", "item_id,title\na,plain\nb,Jürgen\nc,x\n")
+    assert refused(read_chunks, path, encoding="latin-1", chunk_rows=chunk_rows) == (
         "items.csv:3: this text is UTF-8, read as latin-1 ('ü' became 'Ã¼'): drop --encoding for this file (the "
         "item table has its own, --items-encoding)")
     latin = write(tmp_path / "latin.csv", "item_id,title\na,Jürgen\n", "latin-1")
@@ -675,16 +676,18 @@ def test_naive_iso_times_are_utc_whatever_the_machines_zone(monkeypatch, zone):
 def test_iso_fractions_past_the_microsecond_are_kept_in_the_nanoseconds():
     c = chunk(["2020-01-01T00:00:00.123456789Z", "2020-01-01T00:00:59.9999999+01:00", "1969-12-31T23:59:59.5Z",
                "2020-01-01T00:00:00,25", "2020-01-01T00:00:00.1234567", "2020-01-01T00:00:00.1234567891Z",
-               "1.9999999999"])
+               "1.9999999999", "2020-01-01T00:00:00Z", "7"])
     whole, nanos = split_seconds(c, "t", "s", to_seconds(c, "t"))
-    assert whole.tolist() == [1577836800, 1577833259, -1, 1577836800, 1577836800, 1577836800, 1]
-    assert nanos.tolist() == [123456789, 999999900, 500000000, 250000000, 123456700, 123456789, 999999999]
+    assert whole.tolist() == [1577836800, 1577833259, -1, 1577836800, 1577836800, 1577836800, 1, 1577836800, 7]
+    assert nanos.tolist() == [123456789, 999999900, 500000000, 250000000, 123456700, 123456789, 999999999, 0, 0]
+    assert whole.dtype == nanos.dtype == np.int64
 
 
 def test_negative_ticks_round_down_to_the_second_before():
     c = chunk(["-1", "-1000", "1999"])
     whole, nanos = split_seconds(c, "t", "ms", to_seconds(c, "t", "ms"))
     assert whole.tolist() == [-1, -1, 1] and nanos.tolist() == [999_000_000, 0, 999_000_000]
+    assert whole.dtype == nanos.dtype == np.int64
     assert to_timestamp(chunk(["1.5", "-0.5"]), "t").tolist() == [1, -1]
 
 
