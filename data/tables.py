@@ -138,7 +138,7 @@ def _existing_file(path: str | os.PathLike) -> Path:
 def _open_text(path: Path, encoding: str):
     """A text handle on a CSV/TSV file, gzip-compressed or not; a UTF-8 byte order mark (Excel writes
     one) is dropped, otherwise it would stick to the first column's name."""
-    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")  # any alias (utf_8, U8, utf-8-sig)
     _refuse_binary(path, None if utf8 else encoding)
     if utf8:
         encoding = "utf-8-sig"
@@ -305,7 +305,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                 start = line + 1  # the row's first line; `line` its last (a quoted field may span several)
                 line = rows.line_num if spans_lines else start
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
-                    if not buffers[0]:
+                    if not rows_seen:  # not buffers[0]: after a full chunk it is empty, yet the line is inside
                         first_line = line + 1
                     elif not blank:
                         blank = line
@@ -519,7 +519,8 @@ def to_int(chunk: Chunk, name: str, dtype=np.int64) -> np.ndarray:
     try:  # "3.0" is an integer written as a float
         as_float = np.asarray(values, dtype=np.float64)
         if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
-            outside = np.flatnonzero((as_float < limits.min) | (as_float > limits.max))  # a cast would wrap them
+            # a cast would wrap them; the bounds lie one past the ends as float64 rounds int64's (2**63 - 1 is 2**63)
+            outside = np.flatnonzero((as_float <= limits.min - 1.0) | (as_float >= limits.max + 1.0))
             if not outside.size:
                 return as_float.astype(dtype)
             bad = int(outside[0])
@@ -610,6 +611,9 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
             raise DataError(f"column '{name}' holds {shown!r}, a date and time written as a number "
                             "(yyyymmddHHMM[SS]), not epoch seconds: write the times as ISO-8601 "
                             "(2020-01-31T12:30:00) or epoch seconds", *where)
+        if seconds[i] > MAX_TS and name in (chunk.units or {}):  # a typed time column: no unit to pass
+            raise DataError(f"column '{name}' holds {shown!r}, after the year 5000: correct or drop such times (the "
+                            "column is a timestamp: --time-unit does not apply to it)", *where)
         if seconds[i] > MAX_TS:
             raise DataError(f"column '{name}' holds {shown!r}, after the year 5000 as epoch {UNIT_NAMES[unit]}: "
                             "are the times in milliseconds (or micro-, nanoseconds)? For an interaction log "
