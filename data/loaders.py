@@ -262,7 +262,13 @@ def read_interactions(
         if "value" in optional and columns.value_range is not None:
             _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
         if columns.value_scale is not None:  # before --skip-below, which then compares shares
-            value = (value * np.float32(columns.value_scale)).astype(np.float32)
+            with np.errstate(over="ignore"):  # a product past float32 is refused below, by its line
+                value = (value * np.float32(columns.value_scale)).astype(np.float32)
+            if not np.isfinite(value).all():
+                first = int(np.flatnonzero(~np.isfinite(value))[0])
+                raise DataError(f"a value times --value-scale {columns.value_scale:g} is too large for a number "
+                                f"(found {chunk.columns[optional['value']][first]!r}); check the scale and the "
+                                "column", chunk.path, chunk.line_of(first))
         short = np.zeros(len(chunk), bool)
         if columns.skip_below is not None:
             short = (event == EVENT_CODE["play"]) & (value < columns.skip_below)
@@ -495,7 +501,9 @@ def checked_event_map(mapping) -> dict[str, str]:
         if value not in EVENT_CODE and value != DROP:
             raise ConfigError(f"--event-map maps {name!r} to {target!r}; map each name to one of "
                               f"{', '.join(EVENTS)}, or to {DROP} to leave its rows out")
-        out[key] = value
+        if out.setdefault(key, value) != value:  # names compare in lower case: 'Listen' is 'listen'
+            raise ConfigError(f"--event-map maps {key!r} twice, to {out[key]!r} and to {value!r} (names are "
+                              "compared in lower case); keep one")
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.vocab import MAX_TS
 
@@ -138,7 +138,11 @@ def _existing_file(path: str | os.PathLike) -> Path:
 def _open_text(path: Path, encoding: str):
     """A text handle on a CSV/TSV file, gzip-compressed or not; a UTF-8 byte order mark (Excel writes
     one) is dropped, otherwise it would stick to the first column's name."""
-    utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")  # any alias (utf_8, U8, utf-8-sig)
+    try:
+        utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")  # any alias (utf_8, U8, utf-8-sig)
+    except (LookupError, TypeError):
+        raise ConfigError(f"unknown text encoding {encoding!r}; name one Python knows, such as utf-8, latin-1 "
+                          "or cp1252") from None
     _refuse_binary(path, None if utf8 else encoding)
     if utf8:
         encoding = "utf-8-sig"

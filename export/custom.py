@@ -145,6 +145,8 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
     fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(encoder.suffix)
     if fmt is None:
         raise ConfigError(f"{encoder.name} must be a .onnx or .tflite file")
+    if not encoder.is_file():
+        raise ConfigError(f"{encoder.name} is not a file here; give the path of your user encoder's file")
     dataset = load_dataset(data_dir)
     vectors = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)
     wide = vectors.astype(np.float64)  # a float32 norm overflows past 1.8e19 and turned rows to 0

@@ -17,6 +17,10 @@ import tempfile
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgerec.runtime.golden import Case
 
 TEXT = "text"  # the folder in spec/golden
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # BERT's order: [PAD] is 0, as students expect
@@ -82,7 +86,7 @@ def build_text_bundle(out: Path) -> Path:
     return out
 
 
-def text_case(world) -> object:
+def text_case(world) -> Case:
     """Items that arrive with metadata only (their vectors from the content encoder: §7b, §7), listed
     under their own genre, and labels of texts (`tag` steps)."""
     from edgerec.runtime.golden import Case

@@ -16,6 +16,18 @@ from edgerec.runtime.schema import manifest_schema, validate
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden"
 
 
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def same_files(out: Path, committed: Path) -> dict[str, bytes]:
+    """The files a generator made in `out`, after checking them byte for byte against the committed folder."""
+    made, kept = files_of(out), files_of(committed)
+    assert made.keys() == kept.keys(), "run `python -m edgerec.export.golden --out spec/golden` and commit it"
+    assert [name for name in made if made[name] != kept[name]] == []
+    return made
+
+
 def shape(node):
     """The schema-relevant shape of a JSON document: keys and JSON types, not values. Maps keyed by
     file name or column (files, columns, parity figures) keep their keys; lists keep their length."""
@@ -76,11 +88,7 @@ def test_the_ranked_bundle_is_the_generators(tmp_path):
     from edgerec.runtime.recommender import Recommender
 
     out = build_ranked_bundle(GOLDEN / "bundle", tmp_path / RANKED)
-    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    committed = {p.relative_to(GOLDEN / RANKED).as_posix(): p.read_bytes()
-                 for p in (GOLDEN / RANKED).rglob("*") if p.is_file()}
-    assert made.keys() == committed.keys()
-    assert [name for name in made if made[name] != committed[name]] == []
+    made = same_files(out, GOLDEN / RANKED)
     assert sum(map(len, made.values())) < 60_000  # bytes in the repository matter
     with Recommender.open(out, backend="onnx") as rec:
         assert rec.ranker and rec.stats()["bundle"] == "golden-ranked"
@@ -93,11 +101,7 @@ def test_the_rows_bundle_is_the_generators(tmp_path):
     from edgerec.runtime import Bundle
 
     out = build_rows_bundle(GOLDEN / "bundle", tmp_path / ROWS)
-    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    committed = {p.relative_to(GOLDEN / ROWS).as_posix(): p.read_bytes()
-                 for p in (GOLDEN / ROWS).rglob("*") if p.is_file()}
-    assert made.keys() == committed.keys()
-    assert [name for name in made if made[name] != committed[name]] == []
+    made = same_files(out, GOLDEN / ROWS)
     assert sum(map(len, made.values())) < 40_000
     items = Bundle.open(out).manifest.items
     assert items.embeddings.scale_axis == "row" and items.embeddings.dtype == "int8"
@@ -110,11 +114,7 @@ def test_the_refusal_fixtures_are_the_generators(tmp_path):
 
     summary = generate(GOLDEN / "bundle", tmp_path / REFUSALS_FOLDER)
     out = tmp_path / REFUSALS_FOLDER
-    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    committed = {p.relative_to(GOLDEN / REFUSALS_FOLDER).as_posix(): p.read_bytes()
-                 for p in (GOLDEN / REFUSALS_FOLDER).rglob("*") if p.is_file()}
-    assert made.keys() == committed.keys(), "run `python -m edgerec.export.golden_refusals` and commit spec/golden"
-    assert [name for name in made if made[name] != committed[name]] == []
+    made = same_files(out, GOLDEN / REFUSALS_FOLDER)
     assert summary["bytes"] == sum(map(len, made.values())) < 300_000
 
 
@@ -125,11 +125,7 @@ def test_the_format1_bundle_is_the_generators(tmp_path):
     from edgerec.runtime import Bundle
 
     out = build_format1_bundle(GOLDEN / ROWS, tmp_path / FORMAT1)
-    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    committed = {p.relative_to(GOLDEN / FORMAT1).as_posix(): p.read_bytes()
-                 for p in (GOLDEN / FORMAT1).rglob("*") if p.is_file()}
-    assert made.keys() == committed.keys()
-    assert [name for name in made if made[name] != committed[name]] == []
+    made = same_files(out, GOLDEN / FORMAT1)
     assert sum(map(len, made.values())) < 40_000
     opened = Bundle.open(out)
     assert opened.manifest.format_version == 1 and opened.manifest.items.embeddings.scale_axis == "row"  # none written
@@ -141,11 +137,7 @@ def test_the_nan_bundle_is_the_generators(tmp_path):
     from edgerec.export.golden_more import NAN, build_nan_bundle
 
     out = build_nan_bundle(GOLDEN / "bundle", tmp_path / NAN)
-    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    committed = {p.relative_to(GOLDEN / NAN).as_posix(): p.read_bytes()
-                 for p in (GOLDEN / NAN).rglob("*") if p.is_file()}
-    assert made.keys() == committed.keys()
-    assert [name for name in made if made[name] != committed[name]] == []
+    made = same_files(out, GOLDEN / NAN)
     assert sum(map(len, made.values())) < 40_000
     golden, broken = (GOLDEN / "bundle" / "user_encoder.onnx").read_bytes(), made["user_encoder.onnx"]
     assert len(golden) == len(broken) and sum(a != b for a, b in zip(golden, broken)) <= 4
@@ -159,14 +151,21 @@ def test_the_content_bundle_is_the_generators(tmp_path):
     from edgerec.export.golden_content import CONTENT, build_content_bundle
 
     out = build_content_bundle(GOLDEN / "bundle", tmp_path / CONTENT)
-    made = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    committed = {p.relative_to(GOLDEN / CONTENT).as_posix(): p.read_bytes()
-                 for p in (GOLDEN / CONTENT).rglob("*") if p.is_file()}
-    assert made.keys() == committed.keys()
-    assert [name for name in made if made[name] != committed[name]] == []
+    made = same_files(out, GOLDEN / CONTENT)
     assert sum(map(len, made.values())) < 100_000
     manifest = json.loads(made["manifest.json"])
     content = np.load(out / manifest["space"]["content"]["file"])
     for bridge in manifest["space"]["bridges"]:
         assert bridge["input"] == "items+content" and bridge["source_space"] == manifest["embedding_space"]
         assert np.load(out / bridge["weights"]).shape == (manifest["dim"] + content.shape[1], manifest["dim"])
+
+
+def test_the_text_bundle_is_the_generators(tmp_path):
+    """golden/text is what export/golden_text.py makes from the seeded world, byte for byte: the golden model
+    trained again on one thread and a seeded content student over the golden catalog's WordPiece words."""
+    from edgerec.export.golden_text import TEXT, build_text_bundle
+
+    made = same_files(build_text_bundle(tmp_path / TEXT), GOLDEN / TEXT)
+    assert sum(map(len, made.values())) < 150_000
+    models = json.loads(made["manifest.json"])["models"]
+    assert sorted(m["format"] for m in models if m["role"] == "content_encoder") == ["onnx", "tflite"]

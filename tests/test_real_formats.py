@@ -270,3 +270,19 @@ def test_event_map_refusals_read_whole():
     assert str(caught.value) == ("--event-map 'listen': write NAME=EVENT pairs joined by commas, e.g. "
                                  "'listen=play,like=like,unlike=drop'")
     assert parse_event_map(" Listen = PLAY ,, Unlike=Drop ") == {"listen": "play", "unlike": "drop"}
+
+
+def test_a_scaled_value_past_float32_and_a_name_mapped_twice_are_refused(tmp_path):
+    from edgerec.data.loaders import checked_event_map
+
+    path = tmp_path / "v.csv"
+    path.write_text("user_id,item_id,timestamp,value\nu,a,1,1\nu,b,2,1e30\n")
+    with pytest.raises(DataError) as caught:
+        import_dataset("csv", path, columns=ColumnMap(value_scale=1e10))
+    assert str(caught.value) == ("v.csv:3: a value times --value-scale 1e+10 is too large for a number (found "
+                                 "'1e30'); check the scale and the column")  # was stored as inf
+    with pytest.raises(ConfigError) as caught:
+        checked_event_map({"Listen": "play", "listen": "skip"})
+    assert str(caught.value) == ("--event-map maps 'listen' twice, to 'play' and to 'skip' (names are compared in "
+                                 "lower case); keep one")  # was: the last one won
+    assert checked_event_map({"Listen": "play", "listen": "PLAY"}) == {"listen": "play"}

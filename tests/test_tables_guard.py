@@ -35,7 +35,7 @@ from edgerec.data.tables import (
     write_csv,
     write_parquet,
 )
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -801,3 +801,14 @@ def test_foreign_vector_files_say_how_to_save_one(tmp_path):
     np.save(tmp_path / "o.npy", np.array([[object()]]), allow_pickle=True)
     assert refused(read_vectors, tmp_path / "o.npy", "v") == (
         "o.npy: v: not a readable .npy array of numbers; save one with numpy.save")
+
+
+@pytest.mark.parametrize("encoding", ["nonsense", 5, None])
+def test_an_unknown_encoding_is_a_clear_refusal_at_the_reader(tmp_path, encoding):
+    """Was: a bare LookupError (or TypeError) from codecs, for callers of the reader that skip ReadOptions."""
+    path = tmp_path / "e.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError) as caught:
+        list(read_chunks(path, ["a"], encoding=encoding))
+    assert str(caught.value) == (f"unknown text encoding {encoding!r}; name one Python knows, such as utf-8, "
+                                 "latin-1 or cp1252")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgerec.data.synth import SynthConfig, write_synth
-from edgerec.errors import ExportError
+from edgerec.errors import ConfigError, ExportError
 from edgerec.export.custom import bundle_user_model
 from edgerec.export.own_encoder import EncoderSpec
 from edgerec.export.user_files import portable_onnx, portable_tflite
@@ -261,3 +261,13 @@ def test_an_engines_error_is_shown_by_its_first_line_or_its_type(tmp_path, monke
         portable_tflite(GOLDEN_TFLITE, tmp_path / "out.tflite")
     assert str(caught.value) == (f"user_encoder.tflite cannot be run by the TFLite interpreter ({shown}); give the "
                                  "file your converter wrote")
+
+
+def test_an_encoder_file_that_is_not_there_is_refused_by_its_name(tmp_path):
+    write_synth(SynthConfig(users=20, items=56, events=300, seed=4), tmp_path / "data")
+    vectors = np.random.default_rng(1).normal(size=(56, 8)).astype(np.float32)
+    (tmp_path / "folder.tflite").mkdir()
+    for missing in (tmp_path / "gone.tflite", tmp_path / "folder.tflite"):  # not there; a folder
+        with pytest.raises(ConfigError) as caught:
+            bundle_user_model(missing, EncoderSpec.load(SPEC), vectors, tmp_path / "data", tmp_path / "b")
+        assert str(caught.value) == f"{missing.name} is not a file here; give the path of your user encoder's file"
