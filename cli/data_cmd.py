@@ -40,7 +40,12 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True, dir_okay=False),
-              help="Item table (csv/parquet) in the neutral layout, for FORMAT csv/parquet.")
+              help="Item table (csv/parquet), for FORMAT csv/parquet: one row per item, its id in column item_id "
+              "(or the log's --item-col), fields in columns named as edgerec's or mapped with --item-columns.")
+@click.option("--item-columns", help="Which --items columns hold which item field: FIELD=COLUMN pairs joined by "
+              "commas, FIELD one of item_id, title, description, genre, mood, modality, language, creator, "
+              "provider, series_id, tags, duration, release_ts, episode, e.g. 'item_id=movieId,tags=genres'.")
+@click.option("--items-delimiter", help="Field separator of the --items file when it differs from --delimiter.")
 @click.option("--user-col", default="user_id", show_default=True)
 @click.option("--item-col", default="item_id", show_default=True,
               help="The item id column, or several joined by '+' to key items by them (artist+track).")
@@ -72,11 +77,13 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col, value_col, skip_below, value_scale,
+def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col, item_col, time_col, event_col,
+            value_col, skip_below, value_scale,
             event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
+    from edgerec.data.item_import import parse_item_columns
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset, parse_event_map
     from edgerec.data.stats import dataset_stats
     from edgerec.data.store import save_dataset
@@ -85,13 +92,15 @@ def import_(fmt, path, out, items_path, user_col, item_col, time_col, event_col,
                         skip_below=skip_below, value_scale=value_scale,
                         event_map=parse_event_map(event_map) if event_map is not None else None)
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters
+    items_delimiter = {"\\t": "\t", "tab": "\t"}.get(items_delimiter, items_delimiter)
     header = tuple(n.strip() for n in names.split(",")) if names else None
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
                           sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
                           skip_bad_rows=skip_bad_rows, tag_separator=tag_sep)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options,
-                                 items_encoding=items_encoding)
+                                 items_encoding=items_encoding, items_delimiter=items_delimiter,
+                                 item_columns=parse_item_columns(item_columns) if item_columns is not None else None)
         save_dataset(dataset, out, out_format)
     stats = dataset_stats(dataset)
     key_values({k: v for k, v in stats.items() if not isinstance(v, dict)}, title=f"imported into {out}")

@@ -19,7 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
+from edgerec.data.chunk_checks import (
+    KEY_JOIN,
+    ReadOptions,
+    check_ids,
+    joined_keys,
+    key_parts,
+    refuse_miscased,
+)
+from edgerec.data.item_import import (
+    ItemColumns,
+    comma_tags_warning,
+    indexed,
+    item_warnings,
+    read_item_table,
+)
+from edgerec.data.item_text import check_item_text
 from edgerec.data.schema import (
     DEVICE_CODE,
     DEVICES,
@@ -30,21 +45,22 @@ from edgerec.data.schema import (
     Interactions,
 )
 from edgerec.data.tables import (
-    DEFAULT_CHUNK_ROWS,
-    PER_SECOND,
+    LAST_NUMBER_DATE,
     UNIT_NAMES,
     Chunk,
     Skipped,
+    check_range,
+    numbers_as_dates,
     read_chunks,
     read_header,
     split_seconds,
     to_float,
-    to_int,
     to_seconds,
-    to_timestamp,
 )
 from edgerec.errors import ConfigError, DataError
-from edgerec.runtime.vocab import MAX_ID, MODALITIES
+
+__all__ = ["FORMATS", "KEY_JOIN", "ColumnMap", "ItemColumns", "ReadOptions", "import_dataset", "key_parts",
+           "load_movielens", "read_interactions"]
 
 FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
 DAY = 86_400
@@ -91,71 +107,7 @@ class ColumnMap:
             self.event_map = checked_event_map(self.event_map)
 
 
-@dataclass
-class ReadOptions:
-    delimiter: str = ","
-    header: tuple[str, ...] | None = None  # for files without a header line
-    encoding: str = "utf-8"
-    chunk_rows: int = DEFAULT_CHUNK_ROWS
-    sample_users: float | None = None  # keep this fraction of users (0, 1]
-    seed: int = 0
-    time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
-    quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
-    skip_bad_rows: bool = False  # leave out (and count) rows with the wrong field count, no time or no id
-    tag_separator: str = "|"  # between the tags of an item table's cell ("|" is also the data folder's own)
-
-    def __post_init__(self):
-        if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
-            raise ConfigError(f"the delimiter must be one or more characters other than quotes and line breaks "
-                              f"(got {self.delimiter!r}); for tab-separated files pass a tab")
-        if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
-            raise ConfigError(f"chunk_rows must be a whole number of rows >= 1 (got {self.chunk_rows!r})")
-        try:
-            codecs.lookup(self.encoding)
-        except (LookupError, TypeError):
-            raise ConfigError(f"unknown text encoding {self.encoding!r}; use a Python codec name such as utf-8, "
-                              "latin-1, cp1252 or utf-16") from None
-        if not isinstance(self.tag_separator, str) or not self.tag_separator \
-                or set(self.tag_separator) & set('"\r\n'):
-            raise ConfigError(f"the tag separator must be one or more characters other than quotes and "
-                              f"line breaks (got {self.tag_separator!r}); for comma-separated tags pass ','")
-        if self.header is not None and (not self.header or not all(isinstance(n, str) and n.strip()
-                                                                   for n in self.header)):
-            at = next((i for i, n in enumerate(self.header) if not (isinstance(n, str) and n.strip())), 0)
-            raise ConfigError(f"--columns names no column in place {at + 1} ({', '.join(map(repr, self.header))}); "
-                              "name every column of the file in order, comma-separated (e.g. user,time,item)")
-        if self.time_unit not in PER_SECOND:
-            raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
-        if self.sample_users is not None and not 0 < self.sample_users <= 1:
-            raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
-
-
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
-KEY_JOIN = " - "  # between the parts of an item key made of several columns (artist+track: "Artist - Track")
-
-
-def key_parts(name: str, present: set[str]) -> list[str]:
-    """The columns of an item key: `artist+track` names two (joined with KEY_JOIN) unless the file has a
-    column of that very name."""
-    if "+" not in name or name in present:
-        return [name]
-    parts = [p.strip() for p in name.split("+")]
-    if not all(parts) or len(set(parts)) < len(parts):
-        raise ConfigError(f"an item key of several columns names each once, joined by '+' (e.g. artist+track); "
-                          f"got {name!r}")
-    return parts
-
-
-def refuse_miscased(present: set[str], wanted: dict[str, str], path) -> None:
-    """A column read when present (`wanted`: role -> name) that the file names in another case ('Event'):
-    ignored, it left every row at the default (every event a play, no titles), silently."""
-    for role, name in wanted.items():
-        other = next((p for p in sorted(present) if p != name and p.casefold() == name.casefold()), None)
-        if other is not None and name not in present:
-            flag = f", or pass --{role}-col {other}" if role in ("event", "value") else ""
-            raise DataError(f"column '{other}' is edgerec's '{name}' in another case: rename it{flag}", str(path))
-
-
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
     """Whether the sample of `fraction` of the users keeps this one. A cryptographic hash, not CRC-32: CRC is
     linear, so the seed's digits XORed one constant into every user's hash and seeds 0 and 9 kept the very
@@ -260,7 +212,7 @@ def read_interactions(
         value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
                  else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
-            _check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
+            check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
         if columns.value_scale is not None:  # before --skip-below, which then compares shares
             with np.errstate(over="ignore"):  # a product past float32 is refused below, by its line
                 value = (value * np.float32(columns.value_scale)).astype(np.float32)
@@ -366,41 +318,6 @@ def _value_fix(columns: ColumnMap) -> str:
     return f"every row of this format needs a rating from {low:g} to {high:g}: correct or delete that line"
 
 
-FIRST_NUMBER_DATE, LAST_NUMBER_DATE = 19_000_101, 21_001_231  # dates written yyyymmdd that logs hold
-
-
-def numbers_as_dates(times: list[np.ndarray]) -> bool:
-    """Every time (epoch seconds) is a date written as a number, yyyymmdd (20200131): a log of dates, not of
-    seconds in August 1970 (where 31 Jan and 1 Feb are 70 'seconds' apart)."""
-    for t in times:
-        month, day = t // 100 % 100, t % 100
-        if not ((t >= FIRST_NUMBER_DATE) & (t <= LAST_NUMBER_DATE) & (month >= 1) & (month <= 12)
-                & (day >= 1) & (day <= 31)).all():
-            return False
-    return True
-
-
-def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]) -> list[str]:
-    """Item keys of several columns, `Artist - Track`. A row without one of the parts has no key (""; refused,
-    or left out with --skip-bad-rows, like an empty id: every untitled track of an artist would otherwise be one
-    item), and different values that join to the same key ('A - B' + 'C', 'A' + 'B - C') stop the import
-    instead of making one item of two."""
-    out = []
-    for row, key in enumerate(zip(*(chunk.columns.pop(p) for p in parts))):
-        if not all(part.strip() for part in key):  # a blank name names no track either
-            out.append("")
-            continue
-        joined = KEY_JOIN.join(key)
-        first = seen.setdefault(joined, key)
-        if first != key:
-            raise DataError(f"columns {' + '.join(parts)} make the same item key {joined!r} from other values "
-                            f"({' | '.join(map(repr, first))} before, {' | '.join(map(repr, key))} here): two items "
-                            "would merge into one; rename one of them in the file, or key the items by an id column",
-                            chunk.path, chunk.line_of(row))
-        out.append(joined)
-    return out
-
-
 LOG_FIELDS = ("user", "item", "timestamp", "event", "value", "device")
 
 
@@ -432,57 +349,6 @@ def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: S
             skipped.add(reason, [chunk.line_of(i) for i in np.flatnonzero(rows)])
     drop = no_id | no_time
     return (chunk.without(drop), seconds[~drop]) if drop.any() else (chunk, seconds)
-
-
-def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
-    """Ids are non-empty (not blank: every row of a blank user would be one user), at most MAX_ID characters
-    (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
-    that holds them."""
-    values = chunk.columns[name]
-    refuse_time_typed(chunk, name, "ids")
-    bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
-    if bad is not None:
-        raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "
-                        f"id from {2 ** chunk.floats[name]:,} up, too large for it to keep every digit (different "
-                        "ids may have merged); store the ids as integers or text (pandas: drop the rows without "
-                        "one, then .astype('int64'))", chunk.path, chunk.line_of(bad))
-    if "" in values or any(map(str.isspace, values)):
-        bad = next(i for i, v in enumerate(values) if not v or v.isspace())
-        raise DataError(f"column '{name}' is empty{' (only spaces)' * bool(values[bad])}{hint}", chunk.path,
-                        chunk.line_of(bad))
-    if values and max(map(len, values)) > MAX_ID:
-        bad = next(i for i, v in enumerate(values) if len(v) > MAX_ID)
-        raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "
-                        f"{MAX_ID} (an unclosed quote can swallow lines): shorten or hash such ids",
-                        chunk.path, chunk.line_of(bad))
-    if "\x00" in "".join(values):
-        bad = next(i for i, v in enumerate(values) if "\x00" in v)
-        raise DataError(f"column '{name}' holds a NUL character; ids must be plain text", chunk.path,
-                        chunk.line_of(bad))
-
-
-def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:
-    """A Parquet date or timestamp column where text is wanted (ids, titles) was read as its ticks since 1970
-    (2020-01-31 became '1580428800'), silently; usually the option names the time column by mistake."""
-    if name in (chunk.units or {}):
-        raise DataError(f"column '{name}' is a Parquet date or timestamp column, but holds {what} here (read as "
-                        f"text its dates would become counts of {UNIT_NAMES[chunk.units[name]]} since 1970): check "
-                        "which column the options name; if it does hold dates as names, store it as text "
-                        "(pandas: .astype(str))", chunk.path, chunk.first_line)
-
-
-def _check_range(chunk: Chunk, name: str, values: np.ndarray, bounds: tuple[float, float], why: str) -> None:
-    low, high = bounds
-    outside = np.flatnonzero((values < low) | (values > high))
-    if outside.size:
-        i = int(outside[0])
-        allowed = f"below {low:,g}" if high == np.inf else f"outside {_number(low)} to {_number(high)}"
-        raise DataError(f"column '{name}' holds {chunk.columns[name][i]!r}, {allowed} ({why})",
-                        chunk.path, chunk.line_of(i))
-
-
-def _number(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 DROP = "drop"  # an --event-map target: rows of that event are left out (and counted)
@@ -541,18 +407,6 @@ def _events(chunk: Chunk, column: str | None, default: str, event_map: dict[str,
     return out
 
 
-def _modalities(chunk: Chunk) -> list[str]:
-    """The modality column in the device's names, in any case; an unknown name stops the import (the device
-    would read the item as of no modality: no verb in its reasons, no context lift, no domain)."""
-    out = [v.strip().lower() for v in chunk.columns["modality"]]
-    bad = next((i for i, v in enumerate(out) if v and v not in MODALITIES), None)
-    if bad is not None:
-        raise DataError(f"unknown modality {chunk.columns['modality'][bad]!r}; expected one of {', '.join(MODALITIES)}: "
-                        "rename the file's modalities to these, or leave the cell empty when unknown", chunk.path,
-                        chunk.line_of(bad))
-    return out
-
-
 def _devices(chunk: Chunk, column: str | None, unknown: dict[str, int]) -> np.ndarray:
     """Device codes, -1 for an empty cell or a name the device does not know (counted in `unknown`)."""
     if column is None:
@@ -562,81 +416,6 @@ def _devices(chunk: Chunk, column: str | None, unknown: dict[str, int]) -> np.nd
         if name and name not in DEVICE_CODE:
             unknown[name] = unknown.get(name, 0) + 1
     return np.fromiter((DEVICE_CODE.get(name, -1) for name in names), np.int8, len(names))
-
-
-def _tags(chunk: Chunk, separator: str) -> list[tuple[str, ...]]:
-    """Each cell's tags, trimmed and once each in order; a tag may not hold "|", which would split it in
-    the data folder and the bundle."""
-    out = [tuple(dict.fromkeys(t for t in map(str.strip, v.split(separator)) if t)) for v in chunk.columns["tags"]]
-    bad = next((i for i, cell in enumerate(out) if any("|" in t for t in cell)), None)
-    if bad is not None:
-        raise DataError(f"the tag {next(t for t in out[bad] if '|' in t)!r} holds '|', which separates tags in "
-                        f"edgerec's data folders and bundles; replace it in the file, or import with "
-                        f"--tag-sep '|' if '|' separates this file's tags", chunk.path, chunk.line_of(bad))
-    return out
-
-
-def comma_tags_warning(catalog: Catalog, separator: str) -> list[str]:
-    """A warning when tags read whole look like comma-separated lists (`rock, pop` kept as one tag)."""
-    cells = [t for t in catalog.tags if t]
-    listed = sum(len(t) == 1 and "," in t[0] for t in cells)
-    if separator == "|" and cells and listed * 2 >= len(cells) and all(len(t) == 1 for t in cells):
-        return [f"{listed:,} of {len(cells):,} items' tags hold a comma and were each read as one tag (such as "
-                f"{next(t[0] for t in cells if ',' in t[0])!r}); if commas separate the tags, import again with "
-                "--tag-sep ','"]
-    return []
-
-
-def read_catalog(path: str | Path, options: ReadOptions | None = None, id_col: str = "item_id") -> Catalog:
-    """Read an item table in the neutral layout (only `item_id` is required)."""
-    options = options or ReadOptions()
-    from edgerec.data.schema import ITEM_TEXT_COLUMNS
-
-    present = read_header(path, delimiter=options.delimiter, encoding=options.encoding)
-    known = (*ITEM_TEXT_COLUMNS, "tags", "duration", "release_ts", "episode")
-    refuse_miscased(set(present), {c: c for c in known}, path)
-    wanted = [id_col] + [c for c in known if c in present]
-    ids: list[str] = []
-    text: dict[str, list[str]] = {c: [] for c in ITEM_TEXT_COLUMNS if c in present}
-    tags: list[tuple[str, ...]] = []
-    numbers: dict[str, list[np.ndarray]] = {"duration": [], "release_ts": [], "episode": []}
-    for chunk in read_chunks(path, wanted, delimiter=options.delimiter, chunk_rows=options.chunk_rows,
-                             encoding=options.encoding):
-        check_ids(chunk, id_col)
-        ids.extend(chunk.columns[id_col])
-        if "modality" in chunk.columns:
-            chunk.columns["modality"] = _modalities(chunk)
-        for c in text:
-            refuse_time_typed(chunk, c, "text")
-            check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
-            text[c].extend(chunk.columns[c])
-        if "tags" in chunk.columns:
-            tags.extend(_tags(chunk, options.tag_separator))
-            check_item_text(tags[len(tags) - len(chunk):], "tags", chunk.path, chunk.line_of)
-        for name in numbers:  # an empty cell is an unknown value, stored as 0 like a missing column
-            if name in chunk.columns:
-                chunk.columns[name] = [v if v.strip() else "0" for v in chunk.columns[name]]
-        if "duration" in chunk.columns:
-            numbers["duration"].append(to_float(chunk, "duration", fix="write the duration in seconds, or leave "
-                                                "the cell empty when unknown"))
-            _check_range(chunk, "duration", numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
-        if "release_ts" in chunk.columns:
-            numbers["release_ts"].append(to_timestamp(chunk, "release_ts"))
-        if "episode" in chunk.columns:
-            numbers["episode"].append(to_int(chunk, "episode", np.int32))
-            _check_range(chunk, "episode", numbers["episode"][-1], EPISODES,
-                         "episode numbers count from 1, 0 or empty for none; a device refuses a bundle holding a negative one")
-    joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
-    return _indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
-
-
-def _indexed(catalog: Catalog, path) -> Catalog:
-    """The catalog with its id index built now, so a duplicate id is reported with its file."""
-    try:
-        catalog.index  # noqa: B018
-    except DataError as exc:
-        raise DataError(str(exc), str(path)) from None
-    return catalog
 
 
 # ------------------------------------------------------------------- MovieLens
@@ -715,7 +494,7 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
     first = 2 if header is None else 1  # the file line of row 0
     check_item_text(titles, "title", path, lambda row: row + first, "the title")
     check_item_text([tuple(g) for g in genres], "tags", path, lambda row: row + first, "a genre")
-    return _indexed(_movie_catalog(ids, titles, genres, dates), path)
+    return indexed(_movie_catalog(ids, titles, genres, dates), path)
 
 
 def _title_bytes_decoded(title: str) -> str:
@@ -830,9 +609,11 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
 
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
                    items: str | Path | None = None, options: ReadOptions | None = None,
-                   items_encoding: str | None = None) -> Dataset:
-    """Read data in any supported FORMAT into the neutral model; `items_encoding`, when the item table's
-    text encoding is not the log's."""
+                   items_encoding: str | None = None, item_columns: dict[str, str] | None = None,
+                   items_delimiter: str | None = None) -> Dataset:
+    """Read data in any supported FORMAT into the neutral model. For the `items` table: `items_encoding` and
+    `items_delimiter` when they are not the log's, `item_columns` {field: column} when its columns are not
+    named as edgerec's fields (the id column defaults to the log's item column)."""
     if fmt.startswith("ml-"):
         if columns is not None and columns.skip_below is not None:
             raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv or parquet")
@@ -841,35 +622,33 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
         if given:
             raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} are for FORMAT csv or "
                               "parquet")
-        if items:
-            raise ConfigError(f"{fmt} reads its items from the MovieLens folder; --items is for FORMAT csv or parquet")
+        flags = [flag for flag, value in (("--items", items), ("--item-columns", item_columns),
+                                          ("--items-delimiter", items_delimiter)) if value]
+        if flags:
+            raise ConfigError(f"{fmt} reads its items from the MovieLens folder; {' and '.join(flags)} "
+                              f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv or parquet")
         dataset = load_movielens(fmt, path, options)
         return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if items_encoding and not items:
-        raise ConfigError("--items-encoding is the encoding of the --items file; pass it with --items")
+    given = [flag for flag, value in (("--items-encoding", items_encoding), ("--item-columns", item_columns),
+                                      ("--items-delimiter", items_delimiter)) if value]
+    if given and not items:
+        raise ConfigError(f"{' and '.join(given)} {'describe' if len(given) > 1 else 'describes'} the --items file; "
+                          "pass it with --items")
     options = options or ReadOptions()
-    item_options = replace(options, encoding=items_encoding) if items_encoding else options
-    catalog = read_catalog(items, item_options) if items else None
+    item_options = replace(options, encoding=items_encoding or options.encoding,
+                           delimiter=items_delimiter or options.delimiter, header=None)
+    log_item = (columns or ColumnMap()).item
+    catalog, unread = read_item_table(items, item_options, ItemColumns(item_columns or {}, log_item)) if items \
+        else (None, [])
     dataset = read_interactions(path, columns, catalog, options)
     dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
-    return _with_warnings(dataset, [*comma_tags_warning(catalog, options.tag_separator), *item_warnings(catalog)]
-                          if catalog else [])
+    return _with_warnings(dataset, [*unread, *comma_tags_warning(catalog, options.tag_separator),
+                                    *item_warnings(catalog)] if catalog else [])
 
 
 def _with_warnings(dataset: Dataset, warnings: list[str]) -> Dataset:
     if warnings:
         dataset.meta = dict(dataset.meta, warnings=[*dataset.meta.get("warnings", []), *warnings])
     return dataset
-
-
-def item_warnings(catalog: Catalog) -> list[str]:
-    """What an item table holds that imports as written but is likely not what was meant."""
-    out = bidi_warning(catalog.text.get("title", [""] * len(catalog)), catalog.tags)
-    known = catalog.release_ts[catalog.release_ts != 0] if catalog.release_ts is not None else np.zeros(0)
-    if known.size and known.max() <= LAST_NUMBER_DATE and numbers_as_dates([known]):
-        out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
-                   "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "
-                   "ISO-8601 (2020-01-31) or epoch seconds")
-    return out

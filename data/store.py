@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.loaders import ColumnMap, ReadOptions, read_catalog, read_interactions
+from edgerec.data.item_import import read_catalog
+from edgerec.data.loaders import ColumnMap, ReadOptions, read_interactions
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
 from edgerec.data.tables import CsvAppender, ends_mid_line, write_csv, write_parquet
 from edgerec.errors import DataError

@@ -800,3 +800,31 @@ def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str 
         except (csv.Error, OSError, EOFError) as exc:
             raise DataError(f"the first line cannot be read ({exc})", str(path), 1) from None
     return [c.strip() for c in first]
+
+
+FIRST_NUMBER_DATE, LAST_NUMBER_DATE = 19_000_101, 21_001_231  # dates written yyyymmdd that logs hold
+
+
+def numbers_as_dates(times: list[np.ndarray]) -> bool:
+    """Every time (epoch seconds) is a date written as a number, yyyymmdd (20200131): a log of dates, not of
+    seconds in August 1970 (where 31 Jan and 1 Feb are 70 'seconds' apart)."""
+    for t in times:
+        month, day = t // 100 % 100, t % 100
+        if not ((t >= FIRST_NUMBER_DATE) & (t <= LAST_NUMBER_DATE) & (month >= 1) & (month <= 12)
+                & (day >= 1) & (day <= 31)).all():
+            return False
+    return True
+
+
+def check_range(chunk: Chunk, name: str, values: np.ndarray, bounds: tuple[float, float], why: str) -> None:
+    low, high = bounds
+    outside = np.flatnonzero((values < low) | (values > high))
+    if outside.size:
+        i = int(outside[0])
+        allowed = f"below {low:,g}" if high == np.inf else f"outside {number_text(low)} to {number_text(high)}"
+        raise DataError(f"column '{name}' holds {chunk.columns[name][i]!r}, {allowed} ({why})",
+                        chunk.path, chunk.line_of(i))
+
+
+def number_text(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"

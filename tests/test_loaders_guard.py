@@ -597,7 +597,7 @@ def test_format_and_option_mistakes_of_an_import_are_named(tmp_path):
     assert str(err.value) == "unknown format 'tsv'; use one of csv, parquet, ml-100k, ml-1m, ml-latest"
     with pytest.raises(ConfigError) as err:
         import_dataset("csv", log, items_encoding="latin-1")
-    assert str(err.value) == "--items-encoding is the encoding of the --items file; pass it with --items"
+    assert str(err.value) == "--items-encoding describes the --items file; pass it with --items"
     with pytest.raises(ConfigError) as err:
         import_dataset("ml-100k", tmp_path, items=log)
     assert str(err.value) == "ml-100k reads its items from the MovieLens folder; --items is for FORMAT csv or parquet"

@@ -1,0 +1,134 @@
+"""The options and checks both readers of user files share (logs in loaders.py, item tables in
+item_import.py): how a file is read, item keys made of several columns, ids, and columns of the wrong type
+or case."""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from edgerec.data.tables import DEFAULT_CHUNK_ROWS, PER_SECOND, UNIT_NAMES, Chunk
+from edgerec.errors import ConfigError, DataError
+from edgerec.runtime.vocab import MAX_ID
+
+
+@dataclass
+class ReadOptions:
+    delimiter: str = ","
+    header: tuple[str, ...] | None = None  # for files without a header line
+    encoding: str = "utf-8"
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    sample_users: float | None = None  # keep this fraction of users (0, 1]
+    seed: int = 0
+    time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
+    quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
+    skip_bad_rows: bool = False  # leave out (and count) rows with the wrong field count, no time or no id
+    tag_separator: str = "|"  # between the tags of an item table's cell ("|" is also the data folder's own)
+
+    def __post_init__(self):
+        if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
+            raise ConfigError(f"the delimiter must be one or more characters other than quotes and line breaks "
+                              f"(got {self.delimiter!r}); for tab-separated files pass a tab")
+        if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise ConfigError(f"chunk_rows must be a whole number of rows >= 1 (got {self.chunk_rows!r})")
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"unknown text encoding {self.encoding!r}; use a Python codec name such as utf-8, "
+                              "latin-1, cp1252 or utf-16") from None
+        if not isinstance(self.tag_separator, str) or not self.tag_separator \
+                or set(self.tag_separator) & set('"\r\n'):
+            raise ConfigError(f"the tag separator must be one or more characters other than quotes and "
+                              f"line breaks (got {self.tag_separator!r}); for comma-separated tags pass ','")
+        if self.header is not None and (not self.header or not all(isinstance(n, str) and n.strip()
+                                                                   for n in self.header)):
+            at = next((i for i, n in enumerate(self.header) if not (isinstance(n, str) and n.strip())), 0)
+            raise ConfigError(f"--columns names no column in place {at + 1} ({', '.join(map(repr, self.header))}); "
+                              "name every column of the file in order, comma-separated (e.g. user,time,item)")
+        if self.time_unit not in PER_SECOND:
+            raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
+        if self.sample_users is not None and not 0 < self.sample_users <= 1:
+            raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
+
+
+KEY_JOIN = " - "  # between the parts of an item key made of several columns (artist+track: "Artist - Track")
+
+
+def key_parts(name: str, present: set[str]) -> list[str]:
+    """The columns of an item key: `artist+track` names two (joined with KEY_JOIN) unless the file has a
+    column of that very name."""
+    if "+" not in name or name in present:
+        return [name]
+    parts = [p.strip() for p in name.split("+")]
+    if not all(parts) or len(set(parts)) < len(parts):
+        raise ConfigError(f"an item key of several columns names each once, joined by '+' (e.g. artist+track); "
+                          f"got {name!r}")
+    return parts
+
+
+def refuse_miscased(present: set[str], wanted: dict[str, str], path) -> None:
+    """A column read when present (`wanted`: role -> name) that the file names in another case ('Event'):
+    ignored, it left every row at the default (every event a play, no titles), silently."""
+    for role, name in wanted.items():
+        other = next((p for p in sorted(present) if p != name and p.casefold() == name.casefold()), None)
+        if other is not None and name not in present:
+            flag = f", or pass --{role}-col {other}" if role in ("event", "value") else ""
+            raise DataError(f"column '{other}' is edgerec's '{name}' in another case: rename it{flag}", str(path))
+
+
+def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]) -> list[str]:
+    """Item keys of several columns, `Artist - Track`. A row without one of the parts has no key (""; refused,
+    or left out with --skip-bad-rows, like an empty id: every untitled track of an artist would otherwise be one
+    item), and different values that join to the same key ('A - B' + 'C', 'A' + 'B - C') stop the import
+    instead of making one item of two."""
+    out = []
+    for row, key in enumerate(zip(*(chunk.columns.pop(p) for p in parts))):
+        if not all(part.strip() for part in key):  # a blank name names no track either
+            out.append("")
+            continue
+        joined = KEY_JOIN.join(key)
+        first = seen.setdefault(joined, key)
+        if first != key:
+            raise DataError(f"columns {' + '.join(parts)} make the same item key {joined!r} from other values "
+                            f"({' | '.join(map(repr, first))} before, {' | '.join(map(repr, key))} here): two items "
+                            "would merge into one; rename one of them in the file, or key the items by an id column",
+                            chunk.path, chunk.line_of(row))
+        out.append(joined)
+    return out
+
+
+def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
+    """Ids are non-empty (not blank: every row of a blank user would be one user), at most MAX_ID characters
+    (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
+    that holds them."""
+    values = chunk.columns[name]
+    refuse_time_typed(chunk, name, "ids")
+    bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
+    if bad is not None:
+        raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "
+                        f"id from {2 ** chunk.floats[name]:,} up, too large for it to keep every digit (different "
+                        "ids may have merged); store the ids as integers or text (pandas: drop the rows without "
+                        "one, then .astype('int64'))", chunk.path, chunk.line_of(bad))
+    if "" in values or any(map(str.isspace, values)):
+        bad = next(i for i, v in enumerate(values) if not v or v.isspace())
+        raise DataError(f"column '{name}' is empty{' (only spaces)' * bool(values[bad])}{hint}", chunk.path,
+                        chunk.line_of(bad))
+    if values and max(map(len, values)) > MAX_ID:
+        bad = next(i for i, v in enumerate(values) if len(v) > MAX_ID)
+        raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "
+                        f"{MAX_ID} (an unclosed quote can swallow lines): shorten or hash such ids",
+                        chunk.path, chunk.line_of(bad))
+    if "\x00" in "".join(values):
+        bad = next(i for i, v in enumerate(values) if "\x00" in v)
+        raise DataError(f"column '{name}' holds a NUL character; ids must be plain text", chunk.path,
+                        chunk.line_of(bad))
+
+
+def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:
+    """A Parquet date or timestamp column where text is wanted (ids, titles) was read as its ticks since 1970
+    (2020-01-31 became '1580428800'), silently; usually the option names the time column by mistake."""
+    if name in (chunk.units or {}):
+        raise DataError(f"column '{name}' is a Parquet date or timestamp column, but holds {what} here (read as "
+                        f"text its dates would become counts of {UNIT_NAMES[chunk.units[name]]} since 1970): check "
+                        "which column the options name; if it does hold dates as names, store it as text "
+                        "(pandas: .astype(str))", chunk.path, chunk.first_line)

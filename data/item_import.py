@@ -1,0 +1,243 @@
+"""Reading a user's item table (`data import --items`): which of its columns hold which item field, and
+the checks and warnings of what it holds.
+
+Real item files name their columns their own way (MovieLens's `movieId,title,genres`, a music
+catalog's `track_id,name,artist,lang`). `ItemColumns` says which column holds which of edgerec's item
+fields; the id column defaults to the log's item column when the table has no `item_id`, and a column
+that nothing reads is named in a warning, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.chunk_checks import (
+    ReadOptions,
+    check_ids,
+    joined_keys,
+    key_parts,
+    refuse_time_typed,
+)
+from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
+from edgerec.data.schema import ITEM_COLUMNS, ITEM_TEXT_COLUMNS, Catalog
+from edgerec.data.tables import (
+    LAST_NUMBER_DATE,
+    Chunk,
+    check_range,
+    numbers_as_dates,
+    read_chunks,
+    read_header,
+    to_float,
+    to_int,
+    to_timestamp,
+)
+from edgerec.errors import ConfigError, DataError
+from edgerec.runtime.vocab import MODALITIES
+
+NUMERIC_FIELDS = ("duration", "release_ts", "episode")
+UNREAD_SHOWN = 8  # unread columns a warning names
+
+
+@dataclass
+class ItemColumns:
+    """Which column of the item table holds which item field: `names` maps a field (item_id, title, genre,
+    tags, ...) to the file's column; a field not named is read from its own column when the file has it.
+    `log_item` is the log's item column (`--item-col`): the id column when the table has no item_id."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    log_item: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.names, dict):
+            raise ConfigError(f"item columns are a mapping of field to column, not {type(self.names).__name__}")
+        seen: dict[str, str] = {}
+        for name, column in self.names.items():
+            if name not in ITEM_COLUMNS:
+                raise ConfigError(f"--item-columns names {name!r}, which is no item field; the fields are "
+                                  f"{', '.join(ITEM_COLUMNS)}")
+            if not isinstance(column, str) or not column.strip():
+                raise ConfigError(f"--item-columns gives {name!r} an empty column name; write FIELD=COLUMN")
+            other = seen.setdefault(column, name)
+            if other != name:
+                raise ConfigError(f"--item-columns reads column {column!r} as both {other!r} and {name!r}; "
+                                  "each field needs its own column")
+
+    def resolve(self, present: list[str], path) -> dict[str, str]:
+        """{field: column} of the fields this file holds; `item_id` always (refused when absent)."""
+        missing = [c for c in self.names.values() if c not in present and "+" not in c]
+        if missing:
+            raise DataError(f"--item-columns names column(s) {', '.join(map(repr, missing))}, which the item table "
+                            f"lacks; it has {', '.join(present)}", str(path), 1)
+        out = {f: c for f, c in self.names.items()}
+        mapped = set(out.values())
+        for name in ITEM_COLUMNS:
+            if name not in out and name in present and name not in mapped:
+                out[name] = name
+        if "item_id" not in out:
+            log = self.log_item
+            if log and (log in present or ("+" in log and all(p.strip() in present for p in log.split("+")))):
+                out["item_id"] = log
+            else:
+                also = f" or the log's --item-col {log!r}" if log and log != "item_id" else ""
+                raise DataError(f"missing column(s) item_id{also}; the file has {', '.join(present)}. Name the item "
+                                "table's id column with --item-columns item_id=COLUMN (or rename it; an item table's "
+                                "id column must be item_id or the log's item column)", str(path), 1)
+        return out
+
+
+def parse_item_columns(text: str) -> dict[str, str]:
+    """'item_id=movieId, tags=genres' -> {"item_id": "movieId", "tags": "genres"}."""
+    pairs = [part for part in text.split(",") if part.strip()]
+    if not pairs or any(part.count("=") != 1 for part in pairs):
+        raise ConfigError(f"--item-columns {text!r}: write FIELD=COLUMN pairs joined by commas, e.g. "
+                          "'item_id=movieId,tags=genres'")
+    out: dict[str, str] = {}
+    for part in pairs:
+        name, column = (s.strip() for s in part.split("="))
+        if out.setdefault(name, column) != column:
+            raise ConfigError(f"--item-columns names {name!r} twice ({out[name]!r} and {column!r}); keep one")
+    return out
+
+
+def read_catalog(path: str | Path, options: ReadOptions | None = None) -> Catalog:
+    """Read an item table in the neutral layout (a data folder's items.csv)."""
+    return read_item_table(path, options)[0]
+
+
+def read_item_table(path: str | Path, options: ReadOptions | None = None,
+                    columns: ItemColumns | None = None) -> tuple[Catalog, list[str]]:
+    """Read a user's item table (only an id column is required), with warnings of what it left unread."""
+    options = options or ReadOptions()
+    columns = columns or ItemColumns()
+    present = read_header(path, delimiter=options.delimiter, encoding=options.encoding)
+    names = columns.resolve(present, path)
+    _refuse_miscased(present, names, path)
+    id_parts = key_parts(names["item_id"], set(present))
+    wanted = [*id_parts, *(c for f, c in names.items() if f != "item_id")]
+    ids: list[str] = []
+    text: dict[str, list[str]] = {f: [] for f in ITEM_TEXT_COLUMNS if f in names}
+    tags: list[tuple[str, ...]] = []
+    numbers: dict[str, list[np.ndarray]] = {f: [] for f in NUMERIC_FIELDS}
+    seen_keys: dict[str, tuple[str, ...]] = {}
+    for chunk in read_chunks(path, wanted, delimiter=options.delimiter, chunk_rows=options.chunk_rows,
+                             encoding=options.encoding):
+        if len(id_parts) > 1:  # joined_keys takes the parts out of the chunk; another field may read them
+            parts = {p: chunk.columns[p] for p in id_parts}
+            chunk.columns[names["item_id"]] = joined_keys(chunk, id_parts, seen_keys)
+            chunk.columns.update(parts)
+        check_ids(chunk, names["item_id"])
+        ids.extend(chunk.columns[names["item_id"]])
+        if "modality" in names:
+            chunk.columns[names["modality"]] = _modalities(chunk, names["modality"])
+        for f in text:
+            c = names[f]
+            refuse_time_typed(chunk, c, "text")
+            check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
+            text[f].extend(chunk.columns[c])
+        if "tags" in names:
+            tags.extend(_tags(chunk, names["tags"], options.tag_separator))
+            check_item_text(tags[len(tags) - len(chunk):], names["tags"], chunk.path, chunk.line_of)
+        _read_numbers(chunk, names, numbers)
+    joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
+    catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
+    return catalog, unread_columns_warning(present, [*id_parts, *names.values()])
+
+
+def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[np.ndarray]]) -> None:
+    for f in NUMERIC_FIELDS:  # an empty cell is an unknown value, stored as 0 like a missing column
+        if f in names:
+            c = names[f]
+            chunk.columns[c] = [v if v.strip() else "0" for v in chunk.columns[c]]
+    if "duration" in names:
+        c = names["duration"]
+        numbers["duration"].append(to_float(chunk, c, fix="write the duration in seconds, or leave the cell empty "
+                                            "when unknown"))
+        check_range(chunk, c, numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
+    if "release_ts" in names:
+        numbers["release_ts"].append(to_timestamp(chunk, names["release_ts"]))
+    if "episode" in names:
+        c = names["episode"]
+        numbers["episode"].append(to_int(chunk, c, np.int32))
+        check_range(chunk, c, numbers["episode"][-1], EPISODES,
+                    "episode numbers count from 1, 0 or empty for none; a device refuses a bundle holding a "
+                    "negative one")
+
+
+def _refuse_miscased(present: list[str], names: dict[str, str], path) -> None:
+    """A field's column named in another case ('Title') is not read as it: refused, with the mapping that reads
+    it (ignored, every item would have been untitled, silently)."""
+    for name in ITEM_COLUMNS[1:]:
+        other = next((p for p in present if p != name and p.casefold() == name.casefold()), None)
+        if name not in names and other is not None and other not in names.values():
+            raise DataError(f"column '{other}' is edgerec's '{name}' in another case: rename it, or map it with "
+                            f"--item-columns {name}={other}", str(path))
+
+
+def unread_columns_warning(present: list[str], read: list[str]) -> list[str]:
+    """A warning naming the item table's columns that no field reads (a catalog's `genres` or `lang` left out
+    would cost the content encoder and the filters their text, silently)."""
+    unread = [c for c in present if c not in set(read)]
+    if not unread:
+        return []
+    shown = ", ".join(map(repr, unread[:UNREAD_SHOWN])) + (f" and {len(unread) - UNREAD_SHOWN} more"
+                                                            if len(unread) > UNREAD_SHOWN else "")
+    return [f"the item table's column(s) {shown} were not read: edgerec reads {', '.join(ITEM_COLUMNS)}; "
+            "map a column to one with --item-columns FIELD=COLUMN (e.g. tags=genres, language=lang)"]
+
+
+def indexed(catalog: Catalog, path) -> Catalog:
+    """The catalog with its id index built now, so a duplicate id is reported with its file."""
+    try:
+        catalog.index  # noqa: B018
+    except DataError as exc:
+        raise DataError(str(exc), str(path)) from None
+    return catalog
+
+
+def _modalities(chunk: Chunk, column: str) -> list[str]:
+    """The modality column in the device's names, in any case; an unknown name stops the import (the device
+    would read the item as of no modality: no verb in its reasons, no context lift, no domain)."""
+    out = [v.strip().lower() for v in chunk.columns[column]]
+    bad = next((i for i, v in enumerate(out) if v and v not in MODALITIES), None)
+    if bad is not None:
+        raise DataError(f"unknown modality {chunk.columns[column][bad]!r}; expected one of {', '.join(MODALITIES)}: "
+                        "rename the file's modalities to these, or leave the cell empty when unknown", chunk.path,
+                        chunk.line_of(bad))
+    return out
+
+
+def _tags(chunk: Chunk, column: str, separator: str) -> list[tuple[str, ...]]:
+    """Each cell's tags, trimmed and once each in order; a tag may not hold "|", which would split it in
+    the data folder and the bundle."""
+    out = [tuple(dict.fromkeys(t for t in map(str.strip, v.split(separator)) if t)) for v in chunk.columns[column]]
+    bad = next((i for i, cell in enumerate(out) if any("|" in t for t in cell)), None)
+    if bad is not None:
+        raise DataError(f"the tag {next(t for t in out[bad] if '|' in t)!r} holds '|', which separates tags in "
+                        f"edgerec's data folders and bundles; replace it in the file, or import with "
+                        f"--tag-sep '|' if '|' separates this file's tags", chunk.path, chunk.line_of(bad))
+    return out
+
+
+def comma_tags_warning(catalog: Catalog, separator: str) -> list[str]:
+    """A warning when tags read whole look like comma-separated lists (`rock, pop` kept as one tag)."""
+    cells = [t for t in catalog.tags if t]
+    listed = sum(len(t) == 1 and "," in t[0] for t in cells)
+    if separator == "|" and cells and listed * 2 >= len(cells) and all(len(t) == 1 for t in cells):
+        return [f"{listed:,} of {len(cells):,} items' tags hold a comma and were each read as one tag (such as "
+                f"{next(t[0] for t in cells if ',' in t[0])!r}); if commas separate the tags, import again with "
+                "--tag-sep ','"]
+    return []
+
+
+def item_warnings(catalog: Catalog) -> list[str]:
+    """What an item table holds that imports as written but is likely not what was meant."""
+    out = bidi_warning(catalog.text.get("title", [""] * len(catalog)), catalog.tags)
+    known = catalog.release_ts[catalog.release_ts != 0] if catalog.release_ts is not None else np.zeros(0)
+    if known.size and known.max() <= LAST_NUMBER_DATE and numbers_as_dates([known]):
+        out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
+                   "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "
+                   "ISO-8601 (2020-01-31) or epoch seconds")
+    return out

@@ -1,0 +1,158 @@
+"""Item tables named the user's way (`data import --items F --item-columns ... --items-delimiter ...`): the
+id column defaults to the log's item column, fields map to any column, columns left unread are named, and
+every mistake in the mapping is refused with what to write instead."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import import_dataset
+from edgerec.data.item_import import ItemColumns, parse_item_columns, read_item_table
+from edgerec.data.loaders import ColumnMap
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, DataError
+
+RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
+    f"{u},{m},{1 + (u + m) % 5},{1_600_000_000 + 100 * u + m}\n" for u in range(6) for m in range(1, 6))
+MOVIES = ("movieId,name,genres,lang,year\n"
+          "1,Alien,Horror|Sci-Fi,en,1979\n2,Amélie,Comedy|Romance,fr,2001\n3,Heat,Action|Crime,en,1995\n"
+          "4,Ran,Drama|War,ja,1985\n5,Up,Animation,en,2009\n")
+LOG = ColumnMap(user="userId", item="movieId", time="timestamp", value="rating")
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "ratings.csv").write_text(RATINGS)
+    (tmp_path / "movies.csv").write_text(MOVIES)
+    return tmp_path
+
+
+def test_the_log_item_column_is_the_item_tables_id_and_unread_columns_are_named(files):
+    dataset = import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv")
+    assert dataset.catalog.item_ids == ["1", "2", "3", "4", "5"]
+    assert set(dataset.catalog.text["title"]) == {""}  # 'name' is no field of its own: read only when mapped
+    (warning,) = [w for w in dataset.meta["warnings"] if "not read" in w]
+    assert warning.startswith("the item table's column(s) 'name', 'genres', 'lang', 'year' were not read")
+    assert "--item-columns FIELD=COLUMN" in warning and str(files) not in warning
+
+
+def test_mapped_columns_fill_their_fields(files):
+    dataset = import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv",
+                             item_columns={"title": "name", "tags": "genres", "language": "lang"})
+    cat = dataset.catalog
+    assert cat.text["title"] == ["Alien", "Amélie", "Heat", "Ran", "Up"]
+    assert cat.text["language"] == ["en", "fr", "en", "ja", "en"]
+    assert cat.tags[0] == ("Horror", "Sci-Fi") and cat.tags[4] == ("Animation",)
+    (warning,) = [w for w in dataset.meta["warnings"] if "not read" in w]
+    assert "'year'" in warning and "'name'" not in warning and "'genres'" not in warning
+
+
+def test_a_mapped_id_column_wins_over_the_logs_name(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\nu,a,1\nu,b,2\n")
+    (tmp_path / "items.csv").write_text("sku,item_id,title\na,zz,First\nb,yy,Second\n")
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv",
+                             item_columns={"item_id": "sku"})
+    assert dataset.catalog.item_ids == ["a", "b"] and dataset.catalog.text["title"] == ["First", "Second"]
+    assert any("'item_id' were not read" in w for w in dataset.meta["warnings"])  # the other item_id column
+
+
+def test_an_item_key_of_two_columns_joins_like_the_log_and_its_parts_stay_readable(tmp_path):
+    (tmp_path / "plays.csv").write_text("user,artist,track,ts\nu,Nina,Sinnerman,1\nu,Nina,Feeling Good,2\n")
+    (tmp_path / "tracks.csv").write_text("artist,track,lang\nNina,Sinnerman,en\nNina,Feeling Good,en\n")
+    dataset = import_dataset("csv", tmp_path / "plays.csv", items=tmp_path / "tracks.csv",
+                             columns=ColumnMap(user="user", item="artist+track", time="ts"),
+                             item_columns={"creator": "artist", "language": "lang"})
+    assert dataset.catalog.item_ids == ["Nina - Sinnerman", "Nina - Feeling Good"]
+    assert dataset.catalog.text["creator"] == ["Nina", "Nina"]
+    assert not [w for w in dataset.meta.get("warnings", []) if "not read" in w]
+
+
+def test_an_item_table_in_its_own_delimiter(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\nu,a,1\nu,b,2\n")
+    (tmp_path / "items.tsv").write_text("item_id\ttitle\na\tTitle, with a comma\nb\tOther\n")
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.tsv", items_delimiter="\t")
+    assert dataset.catalog.text["title"] == ["Title, with a comma", "Other"]
+    with pytest.raises(DataError, match="missing column"):  # read with the log's comma, the header is one column
+        import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.tsv")
+
+
+@pytest.mark.parametrize("names, message", [
+    ({"titel": "name"}, "--item-columns names 'titel', which is no item field; the fields are item_id, title"),
+    ({"title": "name", "description": "name"}, "reads column 'name' as both 'title' and 'description'"),
+    ({"title": " "}, "gives 'title' an empty column name"),
+])
+def test_mapping_mistakes_are_refused_before_reading(files, names, message):
+    with pytest.raises(ConfigError, match=message):
+        import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv", item_columns=names)
+
+
+def test_a_mapped_column_the_file_lacks_is_named_with_the_files_columns(files):
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv",
+                       item_columns={"title": "Title"})
+    assert str(err.value) == ("movies.csv:1: --item-columns names column(s) 'Title', which the item table lacks; "
+                              "it has movieId, name, genres, lang, year")
+
+
+def test_no_id_column_names_both_choices(tmp_path):
+    (tmp_path / "log.csv").write_text("user,track,ts\nu,a,1\n")
+    (tmp_path / "items.csv").write_text("id,title\na,A\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv",
+                       columns=ColumnMap(user="user", item="track", time="ts"))
+    assert "missing column(s) item_id or the log's --item-col 'track'; the file has id, title" in str(err.value)
+    assert "--item-columns item_id=COLUMN" in str(err.value)
+
+
+def test_a_field_in_another_case_is_refused_with_the_mapping_that_reads_it(files):
+    (files / "movies.csv").write_text("movieId,Title\n1,Alien\n2,B\n3,C\n4,D\n5,E\n")
+    with pytest.raises(DataError, match="'Title' is edgerec's 'title' in another case: rename it, or map it with "
+                                        "--item-columns title=Title"):
+        import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv")
+    dataset = import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv",
+                             item_columns={"title": "Title"})
+    assert dataset.catalog.text["title"][0] == "Alien"
+
+
+def test_the_item_options_need_an_item_table_and_a_csv_format(files):
+    with pytest.raises(ConfigError, match="--item-columns and --items-delimiter describe the --items file"):
+        import_dataset("csv", files / "ratings.csv", columns=LOG, item_columns={"title": "name"},
+                       items_delimiter="\t")
+    with pytest.raises(ConfigError, match="ml-1m reads its items from the MovieLens folder; --item-columns is for"):
+        import_dataset("ml-1m", files, item_columns={"title": "name"})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title", "write FIELD=COLUMN pairs"), ("title=a=b", "write FIELD=COLUMN pairs"), (" , ", "write FIELD=COLUMN"),
+    ("title=a,title=b", r"names 'title' twice \('a' and 'b'\)"),
+])
+def test_the_option_text_is_parsed_strictly(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_item_columns(text)
+
+
+def test_the_option_text_is_trimmed():
+    assert parse_item_columns(" item_id = movieId ,tags=genres,") == {"item_id": "movieId", "tags": "genres"}
+
+
+def test_numbers_read_from_mapped_columns_name_the_files_column_in_errors(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,length\na,90\nb,long\n")
+    with pytest.raises(DataError, match=r"items.csv:3: column 'length' must hold numbers, found 'long'"):
+        read_item_table(tmp_path / "items.csv", columns=ItemColumns({"duration": "length"}))
+    (tmp_path / "items.csv").write_text("item_id,length\na,90\nb,\n")
+    catalog, unread = read_item_table(tmp_path / "items.csv", columns=ItemColumns({"duration": "length"}))
+    assert catalog.duration.tolist() == [90.0, 0.0] and unread == []
+
+
+def test_the_command_line_reads_a_movielens_latest_style_table(files):
+    out = files / "out"
+    result = CliRunner().invoke(cli, [
+        "data", "import", "csv", str(files / "ratings.csv"), "--items", str(files / "movies.csv"), "--out", str(out),
+        "--user-col", "userId", "--item-col", "movieId", "--value-col", "rating",
+        "--item-columns", "title=name,tags=genres,language=lang"])
+    assert result.exit_code == 0, result.output
+    assert "'year' were not read" in " ".join(result.output.split())
+    catalog = load_dataset(out).catalog
+    assert catalog.text["title"][1] == "Amélie" and catalog.tags[1] == ("Comedy", "Romance")
