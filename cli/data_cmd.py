@@ -36,7 +36,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
     "edgerec data import csv log.csv --out data/mine --user-col account --item-col track --time-col ts",
     "edgerec data import csv plays.tsv --out data/music --delimiter tab --columns user,time,artist,track "
     "--user-col user --time-col time --item-col artist+track"))
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "parquet", "ml-100k", "ml-1m", "ml-latest"]))
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest"]))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True, dir_okay=False),
@@ -51,6 +51,9 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               help="The item id column, or several joined by '+' to key items by them (artist+track).")
 @click.option("--time-col", default="timestamp", show_default=True)
 @click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
+@click.option("--default-event", type=click.Choice(["play", "finish", "like", "rate", "skip"]), default="play",
+              show_default=True, help="The event of every row of a log without an event column: rate for a log of "
+              "ratings (Amazon, Goodreads, Yelp reviews), so a rating is not read as the share of a play.")
 @click.option("--value-col", default="value", show_default=True,
               help="Optional: a rating, or the share of a play played (watch ratio; above 1 for replays).")
 @click.option("--skip-below", type=float, help="A play whose --value-col value is below this is imported as a "
@@ -78,7 +81,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col, item_col, time_col, event_col,
-            value_col, skip_below, value_scale,
+            default_event, value_col, skip_below, value_scale,
             event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, sample, seed, chunk_rows,
             out_format) -> None:
@@ -89,6 +92,7 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col,
     from edgerec.data.store import save_dataset
 
     columns = ColumnMap(user=user_col, item=item_col, time=time_col, event=event_col, value=value_col,
+                        default_event=default_event,
                         skip_below=skip_below, value_scale=value_scale,
                         event_map=parse_event_map(event_map) if event_map is not None else None)
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters

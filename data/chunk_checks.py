@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
+from edgerec.data.json_lines import ListCell
 from edgerec.data.tables import DEFAULT_CHUNK_ROWS, PER_SECOND, UNIT_NAMES, Chunk
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID
@@ -103,6 +104,10 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
     that holds them."""
     values = chunk.columns[name]
     refuse_time_typed(chunk, name, "ids")
+    listed = next((i for i, v in enumerate(values) if isinstance(v, ListCell)), None)
+    if listed is not None:
+        raise DataError(f"column '{name}' holds a list ({values[listed]!r}) where one id belongs; check which "
+                        "field the options name", chunk.path, chunk.line_of(listed))
     bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
     if bad is not None:
         raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "

@@ -22,6 +22,7 @@ from edgerec.data.chunk_checks import (
     refuse_time_typed,
 )
 from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
+from edgerec.data.json_lines import ListCell
 from edgerec.data.schema import ITEM_COLUMNS, ITEM_TEXT_COLUMNS, Catalog
 from edgerec.data.tables import (
     LAST_NUMBER_DATE,
@@ -135,6 +136,7 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
         for f in text:
             c = names[f]
             refuse_time_typed(chunk, c, "text")
+            chunk.columns[c] = [" ".join(v.items) if isinstance(v, ListCell) else v for v in chunk.columns[c]]
             check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
             text[f].extend(chunk.columns[c])
         if "tags" in names:
@@ -212,7 +214,8 @@ def _modalities(chunk: Chunk, column: str) -> list[str]:
 def _tags(chunk: Chunk, column: str, separator: str) -> list[tuple[str, ...]]:
     """Each cell's tags, trimmed and once each in order; a tag may not hold "|", which would split it in
     the data folder and the bundle."""
-    out = [tuple(dict.fromkeys(t for t in map(str.strip, v.split(separator)) if t)) for v in chunk.columns[column]]
+    out = [tuple(dict.fromkeys(t for t in map(str.strip, v.items if isinstance(v, ListCell) else v.split(separator))
+                               if t)) for v in chunk.columns[column]]
     bad = next((i for i, cell in enumerate(out) if any("|" in t for t in cell)), None)
     if bad is not None:
         raise DataError(f"the tag {next(t for t in out[bad] if '|' in t)!r} holds '|', which separates tags in "

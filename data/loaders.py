@@ -35,6 +35,8 @@ from edgerec.data.item_import import (
     read_item_table,
 )
 from edgerec.data.item_text import check_item_text
+from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
+from edgerec.data.json_lines import is_json_lines
 from edgerec.data.schema import (
     DEVICE_CODE,
     DEVICES,
@@ -62,7 +64,7 @@ from edgerec.errors import ConfigError, DataError
 __all__ = ["FORMATS", "KEY_JOIN", "ColumnMap", "ItemColumns", "ReadOptions", "import_dataset", "key_parts",
            "load_movielens", "read_interactions"]
 
-FORMATS = ("csv", "parquet", "ml-100k", "ml-1m", "ml-latest")
+FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest")
 DAY = 86_400
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
 
@@ -84,6 +86,8 @@ class ColumnMap:
     event_map: dict[str, str] | None = None  # the file's event names -> edgerec's (or DROP: the row is left out)
 
     def __post_init__(self):
+        if self.default_event not in EVENTS:
+            raise ConfigError(f"the default event is one of {', '.join(EVENTS)} (got {self.default_event!r})")
         roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
                  if (name := getattr(self, role)) is not None]
         for role, name in roles:  # an empty name was reported as "missing column(s) ; the file has ..."
@@ -155,6 +159,9 @@ def read_interactions(
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
+    if columns.default_event != ColumnMap.default_event and "event" in optional:
+        raise ConfigError(f"the file names each row's event in column {columns.event!r}; --default-event is the "
+                          "event of a log without one: leave it out, or map the file's names with --event-map")
     if columns.event_map is not None and "event" not in optional:
         raise ConfigError(f"--event-map renames the file's events, but it has no column {columns.event!r}; name the "
                           "column of event names with --event-col")
@@ -629,8 +636,11 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                               f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv or parquet")
         dataset = load_movielens(fmt, path, options)
         return _with_warnings(dataset, item_warnings(dataset.catalog))
-    if fmt not in ("csv", "parquet"):
+    if fmt not in ("csv", "parquet", "jsonl"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "jsonl" and not is_json_lines(path):
+        raise ConfigError(f"FORMAT jsonl reads files named {', '.join(JSON_SUFFIXES)} (or with .gz after it); "
+                          f"rename {Path(path).name}, or pass the format it is in")
     given = [flag for flag, value in (("--items-encoding", items_encoding), ("--item-columns", item_columns),
                                       ("--items-delimiter", items_delimiter)) if value]
     if given and not items:

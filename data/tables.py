@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.json_lines import is_json_lines, json_header, read_json_chunks
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.vocab import MAX_TS
@@ -120,6 +121,14 @@ def read_chunks(
         raise DataError("file is empty; expected a header and at least one row", str(path))
     if is_parquet(path):
         yield from _read_parquet_chunks(path, columns, chunk_rows)
+    elif is_json_lines(path):
+        if header is not None:
+            raise ConfigError("--columns names the columns of a file without a header line; a JSON Lines file "
+                              "names its fields itself: leave --columns out")
+        yield from read_json_chunks(
+            path, columns, chunk_rows, lambda: _open_text(path, encoding),
+            lambda buffers, lines: Chunk(buffers, lines[0], str(path), lines=np.asarray(lines, np.int64)),
+            lambda names: _select(names, columns, path, 1), skipped)
     else:
         yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped)
 
@@ -781,6 +790,8 @@ def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None
 def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
     """Column names of a CSV/Parquet file (to decide which optional columns exist)."""
     path = _existing_file(path)
+    if is_json_lines(path):
+        return json_header(path, lambda: _open_text(path, encoding))
     if is_parquet(path):
         try:
             import pyarrow.parquet as pq

@@ -1,0 +1,210 @@
+"""JSON Lines logs and catalogs (`data import jsonl`): replicas of Amazon reviews' 2018 and 2023 layouts
+(gzip, nested category lists, optional keys, times in ms), every value read as a CSV cell would hold it,
+and each malformed line refused at its number or left out with --skip-bad-rows."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgerec.cli.main import cli
+from edgerec.data import ReadOptions, import_dataset
+from edgerec.data.json_lines import ListCell, cell
+from edgerec.data.loaders import ColumnMap
+from edgerec.data.schema import EVENT_CODE, EVENTS
+from edgerec.data.store import load_dataset
+from edgerec.data.tables import read_chunks, read_header
+from edgerec.errors import ConfigError, DataError
+
+AMAZON_2018 = ColumnMap(user="reviewerID", item="asin", time="unixReviewTime", value="overall", default_event="rate")
+
+
+def _write(path, rows, compress=False):
+    text = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+    if compress:
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _review(user, asin, t, stars, **extra):
+    return {"overall": stars, "verified": True, "reviewTime": "09 13, 2009", "reviewerID": user, "asin": asin,
+            "reviewerName": "A Name", "reviewText": 'A "great" album', "unixReviewTime": t, **extra}
+
+
+@pytest.fixture
+def amazon(tmp_path):
+    reviews = [_review("A1", "B01", 1_252_800_000, 5.0, vote="2"), _review("A1", "B02", 1_252_800_000, 3.0),
+               _review("A2", "B01", 1_252_900_000, 4.0, style={"Format:": " Audio CD"}),
+               _review("A2", "B03", 1_252_900_100, 1.0), _review("A1", "B03", 1_252_800_500, 2.0)]
+    meta = [{"asin": "B01", "title": "Blue", "category": [["CDs & Vinyl", "Jazz"], "Cool Jazz"],
+             "description": ["First part.", "Second."], "brand": "Miles", "price": "$9.99"},
+            {"asin": "B02", "title": "Kind of Green", "category": ["CDs & Vinyl", "Jazz"], "brand": "Miles"},
+            {"asin": "B03", "title": "Nevermind", "category": [], "description": [], "brand": None}]
+    return (_write(tmp_path / "Digital_Music.json.gz", reviews, compress=True),
+            _write(tmp_path / "meta_Digital_Music.jsonl", meta))
+
+
+def test_amazon_2018_reviews_and_metadata_import_as_ratings_with_tags(amazon):
+    reviews, meta = amazon
+    dataset = import_dataset("jsonl", reviews, columns=AMAZON_2018, items=meta,
+                             item_columns={"tags": "category", "creator": "brand"})
+    log, cat = dataset.interactions, dataset.catalog
+    assert set(log.event.tolist()) == {EVENT_CODE["rate"]}
+    user_a1 = log.user == dataset.user_ids.index("A1")
+    assert [cat.item_ids[i] for i in log.item[user_a1]] == ["B01", "B02", "B03"]  # tied times keep file order
+    assert log.value[user_a1].tolist() == [5.0, 3.0, 2.0]
+    assert cat.tags[0] == ("CDs & Vinyl", "Jazz", "Cool Jazz") and cat.tags[2] == ()
+    assert cat.text["description"] == ["First part. Second.", "", ""]
+    assert cat.text["creator"] == ["Miles", "Miles", ""]
+    assert any("'price' were not read" in w for w in dataset.meta["warnings"])
+
+
+def test_amazon_2023_layout_with_times_in_milliseconds(tmp_path):
+    rows = [{"rating": 5.0, "title": "Nice", "text": "ok", "images": [], "asin": "B0X", "parent_asin": "B0P",
+             "user_id": "AGX", "timestamp": 1588687728923, "helpful_vote": 0, "verified_purchase": True},
+            {"rating": 2.0, "title": "Meh", "text": "", "images": [{"small_image_url": "u"}], "asin": "B0Y",
+             "parent_asin": "B0Q", "user_id": "AGX", "timestamp": 1588687729000, "helpful_vote": 3,
+             "verified_purchase": False}]
+    path = _write(tmp_path / "Music.jsonl", rows)
+    dataset = import_dataset("jsonl", path, options=ReadOptions(time_unit="ms"), columns=ColumnMap(
+        user="user_id", item="parent_asin", time="timestamp", value="rating", default_event="rate"))
+    assert dataset.catalog.item_ids == ["B0P", "B0Q"]
+    assert dataset.interactions.timestamp.tolist() == [1588687728, 1588687729]  # the object in 'images' is not read
+
+
+def test_values_read_as_the_text_a_csv_cell_would_hold():
+    path = None
+    assert cell(4.0 and "4", "k", path, 1) == "4"
+    assert json.loads('{"a": 4.0}', parse_float=lambda s: s)["a"] == "4.0"  # what _number then trims
+    from edgerec.data.json_lines import _parse
+
+    parsed = _parse('{"id": 12345678901234567890, "r": 4.0, "x": 1e3, "f": 0.1, "n": null, "b": true, "nan": NaN}')
+    assert {k: cell(v, k, path, 1) for k, v in parsed.items()} == {
+        "id": "12345678901234567890", "r": "4", "x": "1e3", "f": "0.1", "n": "", "b": "true", "nan": "NaN"}
+    listed = cell(["a", ["b", None, 3]], "tags", path, 1)
+    assert isinstance(listed, ListCell) and listed == "a|b|3" and listed.items == ("a", "b", "3")
+
+
+def test_header_is_every_key_of_the_first_objects_in_order(tmp_path):
+    path = _write(tmp_path / "log.ndjson", [{"user_id": "u", "item_id": "a", "timestamp": 1},
+                                            {"user_id": "u", "item_id": "b", "timestamp": 2, "value": 0.5}])
+    assert read_header(path) == ["user_id", "item_id", "timestamp", "value"]
+    (chunk,) = read_chunks(path, ["item_id", "value"])
+    assert chunk.columns == {"item_id": ["a", "b"], "value": ["", "0.5"]}
+    assert [chunk.line_of(i) for i in range(2)] == [1, 2]
+
+
+def test_blank_lines_crlf_and_a_byte_order_mark_are_read(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"user_id": "u", "item_id": "a", "timestamp": 1}\r\n\r\n'
+                     b'{"user_id": "u", "item_id": "b", "timestamp": 2}\r\n')
+    (chunk,) = read_chunks(path, ["item_id"])
+    assert chunk.columns["item_id"] == ["a", "b"] and chunk.line_of(1) == 3
+
+
+def test_a_line_that_is_not_an_object_is_refused_at_its_number_or_counted(tmp_path):
+    rows = [{"user_id": "u", "item_id": "a", "timestamp": 1}, '{"user_id": "u", "item_id": ', "[1, 2]",
+            {"user_id": "u", "item_id": "b", "timestamp": 2}]
+    path = _write(tmp_path / "log.jsonl", rows)
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", path)
+    assert str(err.value).startswith("log.jsonl:2: the line is not JSON (")
+    assert "--skip-bad-rows" in str(err.value)
+    dataset = import_dataset("jsonl", path, options=ReadOptions(skip_bad_rows=True))
+    assert dataset.catalog.item_ids == ["a", "b"]
+    assert dataset.meta["skipped_rows"] == {"not a JSON object": {"rows": 2, "first_lines": [2, 3]}}
+
+
+def test_an_object_value_and_a_list_of_ids_are_refused_by_field(tmp_path):
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": {"id": 1}, "timestamp": 1}])
+    with pytest.raises(DataError, match=r"log.jsonl:1: field 'item_id' holds an object \(with keys id\); edgerec reads text"):
+        import_dataset("jsonl", path)
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": ["a", "b"], "timestamp": 1}])
+    with pytest.raises(DataError, match=r"log.jsonl:1: column 'item_id' holds a list \('a\|b'\) where one id"):
+        import_dataset("jsonl", path)
+
+
+def test_a_missing_time_names_skip_bad_rows_and_is_left_out_with_it(tmp_path):
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": "a", "timestamp": 1},
+                                          {"user_id": "u", "item_id": "b", "timestamp": None},
+                                          {"user_id": "u", "item_id": "c"}])
+    with pytest.raises(DataError, match="--skip-bad-rows"):
+        import_dataset("jsonl", path)
+    dataset = import_dataset("jsonl", path, options=ReadOptions(skip_bad_rows=True))
+    assert len(dataset.interactions.user) == 1
+
+
+def test_format_and_option_mistakes_are_named(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id,timestamp\nu,a,1\n")
+    with pytest.raises(ConfigError, match="FORMAT jsonl reads files named .jsonl, .ndjson, .json"):
+        import_dataset("jsonl", log)
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": "a", "timestamp": 1}])
+    with pytest.raises(ConfigError, match="a JSON Lines file names its fields itself"):
+        import_dataset("jsonl", path, options=ReadOptions(header=("user_id", "item_id", "timestamp")))
+    empty = _write(tmp_path / "none.jsonl", ["", "  "])
+    with pytest.raises(DataError, match="holds no JSON object; expected one object per line"):
+        import_dataset("jsonl", empty)
+    (tmp_path / "csv.jsonl").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    with pytest.raises(DataError, match=r"holds no JSON object \(line 1 is not one\).*a CSV file named .jsonl"):
+        import_dataset("jsonl", tmp_path / "csv.jsonl")
+
+
+def test_default_event_is_checked_and_never_overrides_an_event_column(tmp_path):
+    with pytest.raises(ConfigError, match="the default event is one of"):
+        ColumnMap(default_event="watch")
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": "a", "timestamp": 1, "event": "like"}])
+    with pytest.raises(ConfigError, match="--default-event is the event of a log without one"):
+        import_dataset("jsonl", path, columns=ColumnMap(default_event="rate"))
+
+
+def test_the_command_line_offers_every_log_event_as_default():
+    from edgerec.cli.data_cmd import import_
+
+    option = next(p for p in import_.params if p.name == "default_event")
+    assert sorted(option.type.choices) == sorted(EVENTS)
+
+
+def test_the_command_line_imports_a_gzipped_review_log(amazon, tmp_path):
+    reviews, meta = amazon
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [
+        "data", "import", "jsonl", str(reviews), "--items", str(meta), "--out", str(out),
+        "--user-col", "reviewerID", "--item-col", "asin", "--time-col", "unixReviewTime", "--value-col", "overall",
+        "--default-event", "rate", "--item-columns", "tags=category"])
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset(out)
+    assert len(dataset.interactions.user) == 5 and dataset.catalog.tags[1] == ("CDs & Vinyl", "Jazz")
+
+
+_ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1,
+               max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(_ids, _ids, st.integers(0, 2_000_000_000), st.floats(0, 5, allow_nan=False)),
+                min_size=1, max_size=25))
+def test_a_log_reads_the_same_from_json_lines_as_from_csv(tmp_path_factory, rows):
+    folder = tmp_path_factory.mktemp("same")
+    jsonl = _write(folder / "log.jsonl", [{"user_id": u, "item_id": i, "timestamp": t, "value": v}
+                                          for u, i, t, v in rows])
+    csv_path = folder / "log.csv"
+    import csv
+
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "timestamp", "value"])
+        writer.writerows([u, i, t, repr(v)] for u, i, t, v in rows)
+    a, b = import_dataset("jsonl", jsonl), import_dataset("csv", csv_path)
+    assert a.user_ids == b.user_ids and a.catalog.item_ids == b.catalog.item_ids
+    for field in ("user", "item", "timestamp", "event", "value"):
+        assert np.array_equal(getattr(a.interactions, field), getattr(b.interactions, field)), field
