@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, example, key_values, progress_bar, write_json
+from edgerec.cli.output import (
+    VocabularyChoice,
+    console,
+    example,
+    key_values,
+    progress_bar,
+    write_json,
+)
 
 
 @click.group("data", epilog=example("edgerec data synth --out data/world"))
@@ -51,7 +58,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               help="The item id column, or several joined by '+' to key items by them (artist+track).")
 @click.option("--time-col", default="timestamp", show_default=True)
 @click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
-@click.option("--default-event", type=click.Choice(["play", "finish", "like", "rate", "skip"]), default="play",
+@click.option("--default-event", type=VocabularyChoice("LOG_EVENTS"), default="play",
               show_default=True, help="The event of every row of a log without an event column: rate for a log of "
               "ratings (Amazon, Goodreads, Yelp reviews), so a rating is not read as the share of a play.")
 @click.option("--value-col", default="value", show_default=True,

@@ -11,22 +11,7 @@ from datetime import datetime, timezone
 
 import click
 
-from edgerec.cli.output import console, example, read_json, table, write_json
-
-
-class VocabularyChoice(click.Choice):
-    """A choice among the names of one list in edgerec.runtime.vocab, read when first needed
-    (importing the runtime at start-up would slow down every `edgerec --help`)."""
-
-    def __init__(self, name: str):
-        self.vocabulary, self.case_sensitive = name, True
-
-    @property
-    def choices(self):
-        from edgerec.runtime import vocab
-
-        return getattr(vocab, self.vocabulary)
-
+from edgerec.cli.output import VocabularyChoice, console, example, read_json, table, write_json
 
 _HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
                         type=click.Path(dir_okay=False), help="The on-device history database.")

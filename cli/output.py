@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -90,3 +91,17 @@ def progress_bar(description: str) -> Iterator:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+class VocabularyChoice(click.Choice):
+    """A choice among the names of one list in edgerec.runtime.vocab, read when first needed
+    (importing the runtime at start-up would slow down every `edgerec --help`)."""
+
+    def __init__(self, name: str):
+        self.vocabulary, self.case_sensitive = name, True
+
+    @property
+    def choices(self):
+        from edgerec.runtime import vocab
+
+        return getattr(vocab, self.vocabulary)
