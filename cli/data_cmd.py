@@ -47,7 +47,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True, dir_okay=False),
-              help="Item table (csv/parquet), for FORMAT csv/parquet: one row per item, its id in column item_id "
+              help="Item table (csv, parquet or jsonl), for FORMAT csv, parquet or jsonl: one row per item, its id in column item_id "
               "(or the log's --item-col), fields in columns named as edgerec's or mapped with --item-columns.")
 @click.option("--item-columns", help="Which --items columns hold which item field: FIELD=COLUMN pairs joined by "
               "commas, FIELD one of item_id, title, description, genre, mood, modality, language, creator, "
@@ -83,6 +83,10 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               help="What separates the tags in the --items file's tags column (e.g. ',').")
 @click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", show_default=True,
               help="Unit of numeric times (ISO-8601 strings carry their own).")
+@click.option("--time-format", help="How the log's text times are written when not ISO-8601, as Python's strptime "
+              "reads them: '%a %b %d %H:%M:%S %z %Y' (Goodreads), '%m %d, %Y' (Amazon's reviewTime).")
+@click.option("--time-zone", help="The zone of the log's times written without one (ISO-8601 or --time-format): an "
+              "IANA name (Asia/Shanghai for KuaiRec's time column) or an offset (+08:00); UTC by default.")
 @click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Keep this fraction of users.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
@@ -90,7 +94,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col, item_col, time_col, event_col,
             default_event, value_col, skip_below, value_scale,
             event_map, delimiter,
-            names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, sample, seed, chunk_rows,
+            names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, time_format, time_zone, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
     from edgerec.data.item_import import parse_item_columns
@@ -107,7 +111,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col,
     header = tuple(n.strip() for n in names.split(",")) if names else None
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
                           sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
-                          skip_bad_rows=skip_bad_rows, tag_separator=tag_sep)
+                          skip_bad_rows=skip_bad_rows, tag_separator=tag_sep, time_format=time_format,
+                          time_zone=time_zone)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options,
                                  items_encoding=items_encoding, items_delimiter=items_delimiter,

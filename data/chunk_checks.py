@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from edgerec.data.json_lines import ListCell
 from edgerec.data.tables import DEFAULT_CHUNK_ROWS, PER_SECOND, UNIT_NAMES, Chunk
+from edgerec.data.time_text import TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID
 
@@ -25,6 +26,8 @@ class ReadOptions:
     quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
     skip_bad_rows: bool = False  # leave out (and count) rows with the wrong field count, no time or no id
     tag_separator: str = "|"  # between the tags of an item table's cell ("|" is also the data folder's own)
+    time_format: str | None = None  # strptime format of the log's text times (None: ISO-8601)
+    time_zone: str | None = None  # zone of the log's times written without one (None: UTC)
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -46,10 +49,16 @@ class ReadOptions:
             at = next((i for i, n in enumerate(self.header) if not (isinstance(n, str) and n.strip())), 0)
             raise ConfigError(f"--columns names no column in place {at + 1} ({', '.join(map(repr, self.header))}); "
                               "name every column of the file in order, comma-separated (e.g. user,time,item)")
+        self.time_text  # noqa: B018  (checks both options now, before any file is read)
         if self.time_unit not in PER_SECOND:
             raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
             raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
+
+    @property
+    def time_text(self) -> TimeText:
+        """How the log's text times read (time_text.py)."""
+        return TimeText(self.time_format, self.time_zone)
 
 
 KEY_JOIN = " - "  # between the parts of an item key made of several columns (artist+track: "Artist - Track")

@@ -213,7 +213,7 @@ def read_interactions(
                     )
         unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp
         if skipped is None:
-            seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0)
+            seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped)
         value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
@@ -267,6 +267,8 @@ def read_interactions(
         meta["event_map"] = {"map": dict(columns.event_map), "dropped_rows": dict(sorted(dropped.items()))}
     if columns.value_scale is not None:
         meta["value_scale"] = columns.value_scale
+    if not options.time_text.plain:
+        meta["time_text"] = options.time_text.as_meta()
     latest = max(int(t.max()) for t in parts["timestamp"])
     if unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
@@ -346,7 +348,7 @@ def _sorted_log(parts: dict[str, list[np.ndarray]], within: list[np.ndarray]) ->
 def _skip_bad(chunk: Chunk, columns: ColumnMap, options: ReadOptions, skipped: Skipped) -> tuple[Chunk, np.ndarray]:
     """The chunk less its rows without a user id, an item id or a readable time (counted in `skipped`),
     and the times of the rows kept."""
-    seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, lenient=True)
+    seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, lenient=True, text=options.time_text)
     no_time = np.isnan(seconds)
     no_id = np.zeros(len(chunk), bool)
     for name in (columns.user, columns.item):
@@ -623,17 +625,19 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     named as edgerec's fields (the id column defaults to the log's item column)."""
     if fmt.startswith("ml-"):
         if columns is not None and columns.skip_below is not None:
-            raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv or parquet")
+            raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv, parquet or jsonl")
         given = [flag for flag, value in (("--event-map", columns and columns.event_map),
-                                          ("--value-scale", columns and columns.value_scale)) if value]
+                                          ("--value-scale", columns and columns.value_scale),
+                                          ("--time-format", options and options.time_format),
+                                          ("--time-zone", options and options.time_zone)) if value]
         if given:
-            raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} are for FORMAT csv or "
-                              "parquet")
+            raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} "
+                              f"{'are' if len(given) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
         flags = [flag for flag, value in (("--items", items), ("--item-columns", item_columns),
                                           ("--items-delimiter", items_delimiter)) if value]
         if flags:
             raise ConfigError(f"{fmt} reads its items from the MovieLens folder; {' and '.join(flags)} "
-                              f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv or parquet")
+                              f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
         dataset = load_movielens(fmt, path, options)
         return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet", "jsonl"):

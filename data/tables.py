@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.json_lines import is_json_lines, json_header, read_json_chunks
+from edgerec.data.time_text import ISO_UTC, TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.vocab import MAX_TS
@@ -257,7 +258,7 @@ def _looks_like_data(names: list[str], glued: str | None) -> bool:
 
 def _is_time(text: str) -> bool:
     try:
-        _iso_seconds(text)
+        ISO_UTC.seconds(text)
     except (ValueError, OverflowError):
         return False
     return True
@@ -580,29 +581,36 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32, fix: str = _FIX) -> np.n
     return out.astype(dtype)
 
 
-def _iso_seconds(text: str) -> float:
-    stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp.timestamp()
+def _text_seconds(values: list[str], per_second: int, text: TimeText) -> np.ndarray:
+    """Seconds of each value: a number in its unit, else text read as `text` says (every value through
+    its format when it has one); NaN where a value does not read."""
+    seconds = np.empty(len(values), np.float64)
+    for i, v in enumerate(values):
+        try:
+            seconds[i] = float(v) / per_second if text.format is None and _looks_numeric(v) else text.seconds(v)
+        except ValueError as exc:
+            if text.format is not None and ("directive" in str(exc) or "stray %" in str(exc)):
+                raise ConfigError(f"--time-format {text.format!r} cannot be read ({exc}); write it as Python's "
+                                  "strptime does, e.g. '%Y-%m-%d %H:%M:%S'") from None
+            seconds[i] = np.nan
+        except OverflowError:
+            seconds[i] = np.nan
+    return seconds
 
 
 def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *,
-               lenient: bool = False) -> np.ndarray:
+               lenient: bool = False, text: TimeText = ISO_UTC) -> np.ndarray:
     """Epoch seconds as float64 (fractions kept, so sub-second order survives) from numbers in `unit`
-    or ISO-8601 strings; a value outside [low, MAX_TS] is an error naming its line, never a wrapped
-    integer (with `lenient`, NaN: the caller drops the row)."""
+    or text times (ISO-8601, or as `text` says: time_text.py); a value outside [low, MAX_TS] is an
+    error naming its line, never a wrapped integer (with `lenient`, NaN: the caller drops the row)."""
     unit = (chunk.units or {}).get(name, unit)
     values, per_second = chunk.columns[name], PER_SECOND[unit]
     try:
+        if text.format is not None and name not in (chunk.units or {}):
+            raise ValueError("text times: each through the format")
         seconds = np.asarray(values, dtype=np.float64) / per_second
     except ValueError:
-        seconds = np.empty(len(values), np.float64)
-        for i, v in enumerate(values):
-            try:
-                seconds[i] = float(v) / per_second if _looks_numeric(v) else _iso_seconds(v)
-            except (ValueError, OverflowError):
-                seconds[i] = np.nan
+        seconds = _text_seconds(values, per_second, text)
     bad = np.flatnonzero(~(np.isfinite(seconds) & (seconds >= low) & (seconds <= MAX_TS)))
     if bad.size and lenient:
         seconds[bad] = np.nan
@@ -617,6 +625,10 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
             raise DataError(f"column '{name}' is {'empty' if not gap else 'NaN'}: every event needs its time; fill "
                             "it in or drop the row (an import with --skip-bad-rows leaves such rows out and counts "
                             "them)", *where)
+        if not np.isfinite(seconds[i]) and text.format is not None:
+            raise DataError(f"column '{name}' holds {shown!r}, which does not read as --time-format "
+                            f"{text.format!r}: correct the format (Python's strptime directives) or that line",
+                            *where)
         if not np.isfinite(seconds[i]):
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
                             f"{shown!r}", *where)

@@ -600,7 +600,7 @@ def test_format_and_option_mistakes_of_an_import_are_named(tmp_path):
     assert str(err.value) == "--items-encoding describes the --items file; pass it with --items"
     with pytest.raises(ConfigError) as err:
         import_dataset("ml-100k", tmp_path, items=log)
-    assert str(err.value) == "ml-100k reads its items from the MovieLens folder; --items is for FORMAT csv or parquet"
+    assert str(err.value) == "ml-100k reads its items from the MovieLens folder; --items is for FORMAT csv, parquet or jsonl"
     dataset = import_dataset("csv", log)
     assert dataset.meta == {"source": "log.csv", "format": "csv"}
 

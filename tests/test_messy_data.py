@@ -181,7 +181,7 @@ def test_movielens_100k_release_date_column_dates_a_title_without_a_year(tmp_pat
 
 
 def test_items_flag_with_a_movielens_format_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="--items is for FORMAT csv or parquet"):
+    with pytest.raises(ConfigError, match="--items is for FORMAT csv, parquet or jsonl"):
         import_dataset("ml-100k", tmp_path, items=tmp_path / "items.csv")
 
 
