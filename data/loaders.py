@@ -187,6 +187,7 @@ def read_interactions(
     sampled: dict[str, bool] = {}  # user id -> kept by the sample (hashed once per user)
     unknown_devices: dict[str, int] = {}  # device names the device does not know -> rows (read as unknown)
     as_skips = 0  # plays the sample kept that --skip-below made skips
+    no_value = 0  # rows whose value cell is empty, read as 1 (as a log without the column)
     dropped: Counter = Counter()  # rows --event-map left out, by the file's event name
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
@@ -216,6 +217,8 @@ def read_interactions(
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped)
+        empty = (_fill_missing_values(chunk, optional["value"]) if "value" in optional and columns.value_range is None
+                 else np.zeros(len(chunk), bool))
         value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
                  else np.ones(len(chunk), np.float32))
         if "value" in optional and columns.value_range is not None:
@@ -228,6 +231,7 @@ def read_interactions(
                 raise DataError(f"a value times --value-scale {columns.value_scale:g} is too large for a number "
                                 f"(found {chunk.columns[optional['value']][first]!r}); check the scale and the "
                                 "column", chunk.path, chunk.line_of(first))
+        value[empty] = 1.0  # after the scale: a missing share is a whole play, never a skip
         short = np.zeros(len(chunk), bool)
         if columns.skip_below is not None:
             short = (event == EVENT_CODE["play"]) & (value < columns.skip_below)
@@ -243,8 +247,9 @@ def read_interactions(
             user_ids = [u for u, k in zip(user_ids, keep) if k]
             item_ids = [v for v, k in zip(item_ids, keep) if k]
             timestamp, event, value, device = timestamp[keep], event[keep], value[keep], device[keep]
-            nanos, short = nanos[keep], short[keep]
+            nanos, short, empty = nanos[keep], short[keep], empty[keep]
         as_skips += int(short.sum())
+        no_value += int(empty.sum())
         for name, array in zip(LOG_FIELDS, (users.encode(user_ids), items.encode(item_ids), timestamp, event, value,
                                             device)):
             parts[name].append(array)
@@ -291,6 +296,11 @@ def read_interactions(
         meta["warnings"] = [f"{future:,} events are dated after today (the latest on "
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
+    if no_value:
+        meta["rows_without_value"] = no_value
+        meta["warnings"] = [*meta.get("warnings", []), f"{no_value:,} rows have no {columns.value!r} (an empty cell "
+                            "or NaN), read as 1, the value of a log without that column (a whole play; a play "
+                            "without a value is never below --skip-below)"]
     if unknown_devices:
         meta["warnings"] = [*meta.get("warnings", []), device_warning(unknown_devices)]
     if as_skips and all((e == EVENT_CODE["skip"]).all() for e in parts["event"]):  # train and evaluate then refuse
@@ -316,6 +326,16 @@ def earliest(parts: dict[str, list[np.ndarray]]) -> int:
 
 def _named_counts(counts: Counter) -> str:
     return ", ".join(f"{name}: {n:,}" for name, n in counts.most_common(5))
+
+
+def _fill_missing_values(chunk: Chunk, name: str) -> np.ndarray:
+    """Empty or NaN value cells (a column filled for some events only: Yambda's played share is empty on
+    likes) read as 1, the value of a log without the column; where they were."""
+    cells = chunk.columns[name]
+    empty = np.fromiter((not v.strip() or v.strip().lower() == "nan" for v in cells), bool, len(cells))
+    if empty.any():
+        chunk.columns[name] = ["1" if e else v for v, e in zip(cells, empty)]
+    return empty
 
 
 def _value_fix(columns: ColumnMap) -> str:

@@ -25,7 +25,7 @@ from edgerec.data import (
     load_movielens,
     save_dataset,
 )
-from edgerec.data.schema import EVENT_CODE
+from edgerec.data.schema import EVENT_CODE, EVENTS
 from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError, DataError
 
@@ -285,12 +285,26 @@ def test_a_real_header_with_other_names_is_still_listed(tmp_path):
         import_dataset("csv", path)
 
 
-@pytest.mark.parametrize("value", ["", "nan", "n/a"])
-def test_a_missing_value_says_what_to_do(tmp_path, value):
+def test_a_value_that_is_not_a_number_says_what_to_do(tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text(f"user_id,item_id,timestamp,value\nu1,i1,100,0.5\nu1,i2,200,{value}\n")
+    path.write_text("user_id,item_id,timestamp,value\nu1,i1,100,0.5\nu1,i2,200,n/a\n")
     with pytest.raises(DataError, match=r"log.csv:3: column 'value' .*; write a number in every row"):
         import_dataset("csv", path)
+
+
+@pytest.mark.parametrize("value", ["", "nan", " NaN "])
+def test_an_empty_value_reads_as_a_whole_play_and_is_counted(tmp_path, value):
+    """A value column filled for some events only (Yambda's played share is empty on likes) was refused;
+    an empty or NaN cell is now the value of a log without the column, 1, counted in a warning, and
+    never a skip after --value-scale and --skip-below."""
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp,value,event\nu1,i1,100,30,play\nu1,i2,200,{value},like\n"
+                    f"u1,i3,300,{value},play\nu1,i4,400,80,play\n")
+    data = import_dataset("csv", path, columns=ColumnMap(value_scale=0.01, skip_below=0.5))
+    assert data.interactions.value.tolist() == pytest.approx([0.3, 1.0, 1.0, 0.8])
+    assert [EVENTS[e] for e in data.interactions.event] == ["skip", "like", "play", "play"]
+    assert data.meta["rows_without_value"] == 2
+    assert any(w.startswith("2 rows have no 'value' (an empty cell or NaN), read as 1") for w in data.meta["warnings"])
 
 
 @pytest.mark.parametrize("big", [2**53, 12345678901234567890, float("nan"), float("inf")])
