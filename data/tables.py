@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.json_lines import is_json_lines, json_header, read_json_chunks
+from edgerec.data.json_lines import ListCell, is_json_lines, json_header, read_json_chunks
 from edgerec.data.time_text import ISO_UTC, TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
@@ -456,9 +456,9 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
     out_names = [names[i] for i in keep]
     for name in out_names:
         kind = parquet.schema_arrow.field(name).type
-        if pa.types.is_nested(kind):
-            raise DataError(f"column '{name}' holds {kind} values; expected one plain value per row "
-                            "(text or number): flatten it before importing", str(path))
+        if pa.types.is_nested(kind) and not _plain_lists(kind, pa):
+            raise DataError(f"column '{name}' holds {kind} values; expected one plain value (text or number) or a "
+                            "list of them per row: flatten it before importing", str(path))
     floats = {n: bits for n in out_names if (bits := _significand_bits(parquet.schema_arrow.field(n).type, pa))}
     units = {n: _time_unit(parquet.schema_arrow.field(n).type, pa) for n in out_names}
     units = {n: u for n, u in units.items() if u}
@@ -471,6 +471,13 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
         row += batch.num_rows
     if row == 0:
         raise DataError("file has no rows", str(path))
+
+
+def _plain_lists(kind, pa) -> bool:
+    """A list type (nested lists too) whose innermost values are plain: read as a ListCell (json_lines.py)."""
+    while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        kind = kind.value_type
+    return not pa.types.is_nested(kind)
 
 
 def _significand_bits(kind, pa) -> int | None:
@@ -502,6 +509,11 @@ def _cell(value, name: str, path: Path, row: int) -> str:
     id column with a gap into floats, and item 10 must stay '10', not '10.0'); bytes as UTF-8."""
     if value is None:
         return ""
+    if isinstance(value, list):  # a list column (tags, genres): its items, nested lists flattened, nulls left out
+        items: list[str] = []
+        for inner in (_cell(v, name, path, row) for v in value if v is not None):
+            items.extend(inner.items if isinstance(inner, ListCell) else (inner,))
+        return ListCell(items)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, bytes):

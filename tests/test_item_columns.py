@@ -156,3 +156,17 @@ def test_the_command_line_reads_a_movielens_latest_style_table(files):
     assert "'year' were not read" in " ".join(result.output.split())
     catalog = load_dataset(out).catalog
     assert catalog.text["title"][1] == "Amélie" and catalog.tags[1] == ("Comedy", "Romance")
+
+
+def test_a_parquet_item_table_with_list_typed_genres(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    (tmp_path / "log.csv").write_text("user_id,track_id,timestamp\nu,t1,1\nu,t2,2\n")
+    pq.write_table(pa.table({"track_id": ["t1", "t2"], "name": ["One", "Two"],
+                             "genres": [["rock", "indie", None], []], "lang": ["en", None]}), tmp_path / "tracks.parquet")
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "tracks.parquet",
+                             columns=ColumnMap(item="track_id"),
+                             item_columns={"title": "name", "tags": "genres", "language": "lang"})
+    cat = dataset.catalog
+    assert cat.tags == [("rock", "indie"), ()] and cat.text["language"] == ["en", ""]
+    assert cat.text["title"] == ["One", "Two"]

@@ -488,10 +488,15 @@ def test_parquet_float_widths_and_time_units_travel_with_the_chunk(tmp_path):
 
 
 def test_parquet_refusals_name_the_file_and_row(tmp_path):
-    nested = parquet(tmp_path / "n.parquet", {"a": [[1, 2], [3]], "b": [1, 2]})
-    message = refused(read_chunks, nested)  # pyarrow names a list's values 'item' or 'element'
-    assert message.startswith("n.parquet: column 'a' holds list<") and message.endswith(
-        ": int64> values; expected one plain value per row (text or number): flatten it before importing")
+    lists = parquet(tmp_path / "l.parquet", {"a": [[1.0, 2.0, None], [3.5], []], "b": [1, 2, 3]})
+    cells = table(lists, columns=["a"])[0]
+    assert cells["a"] == ["1|2", "3.5", ""] and [c.items for c in cells["a"]] == [("1", "2"), ("3.5",), ()]
+    deep = parquet(tmp_path / "d.parquet", {"a": [[["x", "y"], ["z"]], [[]]]})
+    assert [c.items for c in table(deep)[0]["a"]] == [("x", "y", "z"), ()]
+    nested = parquet(tmp_path / "n.parquet", {"a": [{"x": 1}, {"x": 2}], "b": [1, 2]})
+    message = refused(read_chunks, nested)
+    assert message.startswith("n.parquet: column 'a' holds struct<") and message.endswith(
+        "> values; expected one plain value (text or number) or a list of them per row: flatten it before importing")
     assert table(nested, columns=["b"])[0] == {"b": ["1", "2"]}
     blob = parquet(tmp_path / "b.parquet", {"a": [b"ok", b"fine", b"\xff"]})
     assert refused(read_chunks, blob, chunk_rows=2) == "b.parquet:3: column 'a' holds bytes that are not UTF-8 text"
