@@ -109,8 +109,8 @@ def text_case(world) -> Case:
     ]
     steps = [*({"op": "record", "user": "t", "item": item, "event": "finish"} for item in history),
              {"op": "add_items", "items": added},
-             {"op": "recommend", "user": "t", "k": 8, "filters": {"genres": ["golden-new"]}},
-             {"op": "recommend", "user": "t", "k": 5},
+             {"op": "recommend", "user": "t", "k": 8, "filters": {"genres": ["golden-new"]}, "context": world.context()},
+             {"op": "recommend", "user": "t", "k": 5, "context": world.context()},  # a fixed now: freshness
              {"op": "tag", "text": "A tense thriller film about amnesia and hackers. Tags: thriller, tense.", "k": 5},
              {"op": "tag", "text": "Un viaje relajante: música latina.", "k": 3},
              {"op": "tag", "item_id": "text-2", "k": 4}, {"op": "tag", "item_id": "text-6", "k": 2},

@@ -169,3 +169,13 @@ def test_the_text_bundle_is_the_generators(tmp_path):
     assert sum(map(len, made.values())) < 150_000
     models = json.loads(made["manifest.json"])["models"]
     assert sorted(m["format"] for m in models if m["role"] == "content_encoder") == ["onnx", "tflite"]
+
+
+def test_every_recommend_step_pins_its_clock():
+    """A recommend without `context.now` reads the wall clock, and freshness decays with it: the
+    content_encoder case's scores drifted by 0.005 within a day and failed a run made later."""
+    device_clock = {"replay"}  # on purpose: its cool-downs run from plays made just before, on the same clock
+    unpinned = [f"{case.name} step {i}" for case in load_cases(GOLDEN / "cases") if case.name not in device_clock
+                for i, step in enumerate(case.steps)
+                if step["op"] == "recommend" and "now" not in (step.get("context") or {})]
+    assert unpinned == []
