@@ -64,12 +64,18 @@ def _scalar(value, key: str, path: Path, line: int) -> str:
 
 
 def _flat(values: list, key: str, path: Path, line: int) -> list[str]:
+    """The scalars of nested lists in order, nulls left out (a loop, not recursion: any depth json reads)."""
     out: list[str] = []
-    for value in values:
-        if isinstance(value, list):
-            out.extend(_flat(value, key, path, line))
-        elif value is not None:
-            out.append(_scalar(value, key, path, line))
+    stack = [iter(values)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            if value is not None:
+                out.append(_scalar(value, key, path, line))
+        else:
+            stack.pop()
     return out
 
 
@@ -81,13 +87,13 @@ def cell(value, key: str, path: Path, line: int) -> str:
 
 
 class _Ignored:
-    """A `skipped` that keeps only the first line: the header pass leaves bad lines to the read that reports
-    them."""
+    """A `skipped` that keeps only the first bad line and why: the header pass leaves bad lines to the read
+    that reports them."""
 
-    first: int | None = None
+    first: tuple[int, str] | None = None
 
-    def add(self, reason, lines) -> None:
-        self.first = self.first or lines[0]
+    def add(self, reason, lines, problem: str = "") -> None:
+        self.first = self.first or (lines[0], problem)
 
 
 def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
@@ -105,6 +111,8 @@ def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
             problem = "JSON nested too deep"
         if problem is None:
             yield number, value
+        elif isinstance(skipped, _Ignored):
+            skipped.add("not a JSON object", [number], problem)
         elif skipped is not None:
             skipped.add("not a JSON object", [number])
         else:
@@ -122,9 +130,10 @@ def json_header(path: Path, open_text) -> list[str]:
             if seen + 1 >= HEADER_LINES:
                 break
     if not keys:
-        where = f" (line {ignored.first} is not one)" if ignored.first else ""
-        raise DataError(f"file holds no JSON object{where}; expected one object per line, each with its fields: "
-                        "is it a CSV file named .jsonl?", str(path))
+        where = f" (line {ignored.first[0]} is {ignored.first[1]})" if ignored.first else ""
+        csv = ignored.first is not None and ignored.first[1].startswith("not JSON")
+        raise DataError(f"file holds no JSON object{where}; expected one object per line, each with its fields"
+                        + (": is it a CSV file named .jsonl?" if csv else ""), str(path))
     return list(keys)
 
 

@@ -155,8 +155,24 @@ def test_format_and_option_mistakes_are_named(tmp_path):
     with pytest.raises(DataError, match="holds no JSON object; expected one object per line"):
         import_dataset("jsonl", empty)
     (tmp_path / "csv.jsonl").write_text("user_id,item_id,timestamp\nu,a,1\n")
-    with pytest.raises(DataError, match=r"holds no JSON object \(line 1 is not one\).*a CSV file named .jsonl"):
+    with pytest.raises(DataError, match=r"holds no JSON object \(line 1 is not JSON \(Expecting value at character "
+                                        r"1\)\); expected one object per line, each with its fields: is it a CSV"):
         import_dataset("jsonl", tmp_path / "csv.jsonl")
+
+
+def test_lists_nested_as_deep_as_json_reads_flatten_and_deeper_ones_are_named(tmp_path):
+    def line(depth):
+        return '{"user_id": "u", "item_id": "a", "timestamp": 1, "tags": ' + "[" * depth + '"x", "y"' + \
+            "]" * depth + "}"
+
+    (chunk,) = read_chunks(_write(tmp_path / "deep.jsonl", [line(900)]), ["tags"])
+    assert chunk.columns["tags"][0].items == ("x", "y")
+    with pytest.raises(DataError, match=r"line 1 is JSON nested too deep\); expected one object per line, each "
+                                        r"with its fields$"):
+        list(read_chunks(_write(tmp_path / "deeper.jsonl", [line(100_000)]), ["tags"]))
+    path = _write(tmp_path / "mixed.jsonl", [line(1), line(100_000), line(2)])
+    with pytest.raises(DataError, match=r"mixed.jsonl:2: the line is JSON nested too deep"):
+        list(read_chunks(path, ["tags"]))
 
 
 def test_default_event_is_checked_and_never_overrides_an_event_column(tmp_path):
