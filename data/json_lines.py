@@ -87,13 +87,13 @@ def cell(value, key: str, path: Path, line: int) -> str:
 
 
 class _Ignored:
-    """A `skipped` that keeps only the first bad line and why: the header pass leaves bad lines to the read
-    that reports them."""
+    """Where the header pass puts bad lines, keeping only the first and why: the read that follows reports
+    them."""
 
     first: tuple[int, str] | None = None
 
-    def add(self, reason, lines, problem: str = "") -> None:
-        self.first = self.first or (lines[0], problem)
+    def note(self, line: int, problem: str) -> None:
+        self.first = self.first or (line, problem)
 
 
 def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
@@ -112,7 +112,7 @@ def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
         if problem is None:
             yield number, value
         elif isinstance(skipped, _Ignored):
-            skipped.add("not a JSON object", [number], problem)
+            skipped.note(number, problem)
         elif skipped is not None:
             skipped.add("not a JSON object", [number])
         else:

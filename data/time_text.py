@@ -64,16 +64,10 @@ class TimeText:
         if self.format is not None:
             stamp = datetime.strptime(text, self.format)
         else:
-            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=self.tz)
         return stamp.timestamp()
-
-    def describe(self) -> str:
-        """The options as an error message names them."""
-        parts = ([f"--time-format {self.format!r}"] if self.format else []) + \
-            ([f"--time-zone {self.zone!r}"] if self.zone else [])
-        return " and ".join(parts)
 
     def as_meta(self) -> dict:
         return {k: v for k, v in (("format", self.format), ("zone", self.zone)) if v is not None}

@@ -224,3 +224,55 @@ def test_a_log_reads_the_same_from_json_lines_as_from_csv(tmp_path_factory, rows
     assert a.user_ids == b.user_ids and a.catalog.item_ids == b.catalog.item_ids
     for field in ("user", "item", "timestamp", "event", "value"):
         assert np.array_equal(getattr(a.interactions, field), getattr(b.interactions, field)), field
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 50])
+def test_chunks_of_any_size_hold_the_same_rows_and_lines(tmp_path, chunk_rows):
+    rows = [{"user_id": "u", "item_id": f"i{n}", "timestamp": n} for n in range(5)]
+    path = _write(tmp_path / "log.jsonl", [rows[0], "", *rows[1:]])
+    chunks = list(read_chunks(path, ["item_id"], chunk_rows=chunk_rows))
+    assert [len(c) for c in chunks] == [min(chunk_rows, 5 - start) for start in range(0, 5, chunk_rows)]
+    assert [v for c in chunks for v in c.columns["item_id"]] == [f"i{n}" for n in range(5)]
+    assert [c.line_of(i) for c in chunks for i in range(len(c))] == [1, 3, 4, 5, 6]
+
+
+def test_the_columns_are_the_keys_of_the_first_thousand_objects(tmp_path):
+    from edgerec.data.json_lines import HEADER_LINES
+
+    rows = [{"user_id": "u", "item_id": "a", "timestamp": 1}] * (HEADER_LINES - 1)
+    path = _write(tmp_path / "log.jsonl", [*rows, {"late": 1, "user_id": "u"}, {"later": 2}])
+    assert read_header(path) == ["user_id", "item_id", "timestamp", "late"]  # 'later' is past the first 1,000
+
+
+def test_cells_of_every_json_kind():
+    from edgerec.data.json_lines import _parse
+
+    parsed = _parse('{"t": true, "f": false, "big": ' + "9" * 5000 + "}")
+    assert cell(parsed["t"], "t", None, 1) == "true" and cell(parsed["f"], "f", None, 1) == "false"
+    assert cell(parsed["big"], "big", None, 1) == "9" * 5000  # past int's 4,300-digit limit: kept as text
+    with pytest.raises(DataError) as err:
+        cell({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6}, "k", "x.jsonl", 7)
+    assert str(err.value) == ("x.jsonl:7: field 'k' holds an object (with keys a, b, c, d, e, ...); edgerec reads "
+                              "text, numbers and lists: flatten it first (pandas: json_normalize) or leave the field "
+                              "out")
+    with pytest.raises(DataError) as err:
+        cell({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, "k", "x.jsonl", 7)
+    assert "(with keys a, b, c, d, e);" in str(err.value)
+    with pytest.raises(DataError) as err:
+        cell(["ok", {"x": 1}], "tags", "x.jsonl", 8)
+    assert str(err.value).startswith("x.jsonl:8: field 'tags' holds an object (with keys x)")
+    with pytest.raises(DataError) as err:
+        cell(object(), "k", "x.jsonl", 9)
+    assert str(err.value) == "x.jsonl:9: field 'k' holds a value edgerec cannot read (object)"
+
+
+def test_a_line_of_another_json_kind_is_named(tmp_path):
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": "a", "timestamp": 1}, "[1, 2]"])
+    with pytest.raises(DataError) as err:
+        list(read_chunks(path, ["item_id"]))
+    assert str(err.value) == ("log.jsonl:2: the line is a JSON list, not an object; each line of a JSON Lines file "
+                              "holds one object (--skip-bad-rows leaves such lines out)")
+    for read in (read_header, lambda p: list(read_chunks(p))):
+        with pytest.raises(DataError, match=r"^empty.jsonl: file holds no JSON object \(line 1 is a JSON str, not "
+                                            r"an object\); expected one object per line, each with its fields$"):
+            read(_write(tmp_path / "empty.jsonl", ['"just text"']))

@@ -56,7 +56,7 @@ def test_a_zone_applies_to_times_without_one_only(tmp_path):
 
 
 @pytest.mark.parametrize("text, minutes", [("+08:00", 480), ("UTC+8", 480), ("-0530", -330), ("GMT-5", -300),
-                                           ("utc", 0), ("Z", 0), ("+14:00", 840)])
+                                           ("utc", 0), ("Z", 0), ("gmt", 0), ("+14:00", 840), ("+05:59", 359)])
 def test_fixed_offsets(text, minutes):
     assert zone_of(text).utcoffset(None) == timedelta(minutes=minutes)
 
@@ -67,7 +67,14 @@ def test_fixed_offsets(text, minutes):
     ({"time_zone": "Mars/Base"}, ConfigError, "unknown time zone 'Mars/Base'; name an IANA zone"),
     ({"time_zone": "../../etc/passwd"}, ConfigError, "unknown time zone"),
     ({"time_zone": "+15:00"}, ConfigError, "is no offset a clock uses"),
-    ({"time_zone": " "}, ConfigError, "--time-zone is empty"),
+    ({"time_zone": "+08:60"}, ConfigError, r"^--time-zone '\+08:60' is no offset a clock uses \(-14:00 to \+14:00\)$"),
+    ({"time_zone": " "}, ConfigError, "^--time-zone is empty; name a zone such as Asia/Shanghai, or an offset such as "
+                                      r"\+08:00$"),
+    ({"time_zone": "Nowhere/City"}, ConfigError, r"^unknown time zone 'Nowhere/City'; name an IANA zone "
+     r"\(Asia/Shanghai, America/New_York\) or an offset \(\+08:00\); on a system without a zone database, pip "
+     "install tzdata$"),
+    ({"time_format": "2020"}, ConfigError, r"^--time-format '2020' has no % directive; write it as Python's strptime "
+     r"does, e.g. '%Y-%m-%d %H:%M:%S' or '%a %b %d %H:%M:%S %z %Y'$"),
 ])
 def test_wrong_options_are_refused(tmp_path, options, error, message):
     path = _log(tmp_path, ["2020-01-01 00:00:00"])
