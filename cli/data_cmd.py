@@ -46,7 +46,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest"]))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--items", "items_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--items", "items_path", type=click.Path(exists=True),
               help="Item table (csv, parquet or jsonl), for FORMAT csv, parquet or jsonl: one row per item, its id in column item_id "
               "(or the log's --item-col), fields in columns named as edgerec's or mapped with --item-columns.")
 @click.option("--item-columns", help="Which --items columns hold which item field: FIELD=COLUMN pairs joined by "
@@ -96,7 +96,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col,
             event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, time_format, time_zone, sample, seed, chunk_rows,
             out_format) -> None:
-    """Import PATH (a file, or a MovieLens folder) into the neutral format at --out."""
+    """Import PATH (a file, a folder of a table's part files, or a MovieLens folder) into the neutral format at
+    --out."""
     from edgerec.data.item_import import parse_item_columns
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset, parse_event_map
     from edgerec.data.stats import dataset_stats

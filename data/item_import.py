@@ -237,8 +237,8 @@ def comma_tags_warning(catalog: Catalog, separator: str) -> list[str]:
 
 def item_warnings(catalog: Catalog) -> list[str]:
     """What an item table holds that imports as written but is likely not what was meant."""
-    out = bidi_warning(catalog.text.get("title", [""] * len(catalog)), catalog.tags)
-    known = catalog.release_ts[catalog.release_ts != 0] if catalog.release_ts is not None else np.zeros(0)
+    out = bidi_warning(catalog.text["title"], catalog.tags)  # a Catalog always has both (schema.py)
+    known = catalog.release_ts[catalog.release_ts != 0]
     if known.size and known.max() <= LAST_NUMBER_DATE and numbers_as_dates([known]):
         out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
                    "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "

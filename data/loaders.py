@@ -37,6 +37,7 @@ from edgerec.data.item_import import (
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
 from edgerec.data.json_lines import is_json_lines
+from edgerec.data.parts import data_files
 from edgerec.data.schema import (
     DEVICE_CODE,
     DEVICES,
@@ -662,7 +663,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
         return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet", "jsonl"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if fmt == "jsonl" and not is_json_lines(path):
+    if fmt == "jsonl" and not is_json_lines(data_files(path)[0]):
         raise ConfigError(f"FORMAT jsonl reads files named {', '.join(JSON_SUFFIXES)} (or with .gz after it); "
                           f"rename {Path(path).name}, or pass the format it is in")
     given = [flag for flag, value in (("--items-encoding", items_encoding), ("--item-columns", item_columns),

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.json_lines import ListCell, is_json_lines, json_header, read_json_chunks
+from edgerec.data.parts import data_files, is_parquet
 from edgerec.data.time_text import ISO_UTC, TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
@@ -94,10 +95,6 @@ class Skipped:
         return {reason: {"rows": count, "first_lines": lines} for reason, (count, lines) in self.reasons.items()}
 
 
-def is_parquet(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith((".parquet", ".pq"))
-
-
 def read_chunks(
     path: str | os.PathLike,
     columns: Sequence[str] | None = None,
@@ -115,8 +112,14 @@ def read_chunks(
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
     `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
     plain text, not the start of a quoted field. With `skipped`, a row with too few or too many fields
-    is left out and counted there instead of stopping the read.
+    is left out and counted there instead of stopping the read. A folder is read as its part files in
+    name order (parts.py), each naming its own lines in errors.
     """
+    if Path(path).is_dir():
+        for part in data_files(path):
+            yield from read_chunks(part, columns, delimiter=delimiter, header=header, chunk_rows=chunk_rows,
+                                   encoding=encoding, quoted=quoted, skipped=skipped)
+        return
     path = _existing_file(path)
     if path.stat().st_size == 0:
         raise DataError("file is empty; expected a header and at least one row", str(path))
@@ -812,8 +815,9 @@ def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None
 
 
 def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
-    """Column names of a CSV/Parquet file (to decide which optional columns exist)."""
-    path = _existing_file(path)
+    """Column names of a CSV/Parquet/JSON Lines file, or of a folder's first part file (to decide which
+    optional columns exist)."""
+    path = _existing_file(data_files(path)[0])
     if is_json_lines(path):
         return json_header(path, lambda: _open_text(path, encoding))
     if is_parquet(path):

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgerec.cli.main import cli
-from edgerec.data import import_dataset
+from edgerec.data import ReadOptions, import_dataset
 from edgerec.data.item_import import ItemColumns, parse_item_columns, read_item_table
 from edgerec.data.loaders import ColumnMap
 from edgerec.data.store import load_dataset
@@ -170,3 +170,80 @@ def test_a_parquet_item_table_with_list_typed_genres(tmp_path):
     cat = dataset.catalog
     assert cat.tags == [("rock", "indie"), ()] and cat.text["language"] == ["en", ""]
     assert cat.text["title"] == ["One", "Two"]
+
+
+def test_list_tags_are_never_split_by_the_separator(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    (tmp_path / "items.jsonl").write_text('{"item_id": "a", "tags": ["Drum, Bass", "Jazz"]}\n')
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.jsonl",
+                             options=ReadOptions(tag_separator=","))
+    assert dataset.catalog.tags == [("Drum, Bass", "Jazz")]
+
+
+def test_the_neutral_reader_takes_the_options(tmp_path):
+    from edgerec.data.item_import import read_catalog
+
+    (tmp_path / "items.tsv").write_text("item_id\ttitle\na\tA, with a comma\n")
+    assert read_catalog(tmp_path / "items.tsv", ReadOptions(delimiter="\t")).text["title"] == ["A, with a comma"]
+
+
+def test_unread_columns_are_never_read_so_their_mistakes_do_not_matter(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    (tmp_path / "items.csv").write_text("item_id,title,x,x\na,A,1,2\n")  # a column named twice, unread
+    dataset = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+    assert dataset.catalog.text["title"] == ["A"]
+
+
+def test_the_unread_warning_names_eight_columns_and_counts_the_rest():
+    from edgerec.data.item_import import unread_columns_warning
+    from edgerec.data.schema import ITEM_COLUMNS
+
+    columns = [f"c{i}" for i in range(10)]
+    (warning,) = unread_columns_warning(["item_id", *columns], ["item_id"])
+    assert warning == ("the item table's column(s) 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7' and 2 more were not "
+                       f"read: edgerec reads {', '.join(ITEM_COLUMNS)}; map a column to one with --item-columns "
+                       "FIELD=COLUMN (e.g. tags=genres, language=lang)")
+    (eight,) = unread_columns_warning(columns[:8], [])
+    assert "'c7' were not read" in eight
+    assert unread_columns_warning(["item_id"], ["item_id"]) == []
+
+
+def test_mapping_messages_in_full(files):
+    with pytest.raises(ConfigError) as err:
+        parse_item_columns("title")
+    assert str(err.value) == ("--item-columns 'title': write FIELD=COLUMN pairs joined by commas, e.g. "
+                              "'item_id=movieId,tags=genres'")
+    with pytest.raises(ConfigError) as err:
+        ItemColumns(["title"])
+    assert str(err.value) == "item columns are a mapping of field to column, not list"
+    with pytest.raises(ConfigError) as err:
+        ItemColumns({"title": "name", "creator": "name"})
+    assert str(err.value) == ("--item-columns reads column 'name' as both 'title' and 'creator'; each field needs its "
+                              "own column")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.csv",
+                       item_columns={"title": "Title", "creator": "Artist"})
+    assert "names column(s) 'Title', 'Artist', which" in str(err.value)
+
+
+def test_without_an_id_column_the_message_names_what_exists(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    (tmp_path / "items.csv").write_text("id,title\na,A\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv")
+    assert str(err.value) == ("items.csv:1: missing column(s) item_id; the file has id, title. Name the item table's id "
+                              "column with --item-columns item_id=COLUMN (or rename it; an item table's id column must "
+                              "be item_id or the log's item column)")
+
+
+def test_a_joined_log_key_needs_every_part_in_the_item_table(tmp_path):
+    (tmp_path / "plays.csv").write_text("user,artist,track,ts\nu,Nina,Sinnerman,1\n")
+    (tmp_path / "tracks.csv").write_text("artist,title\nNina,Sinnerman\n")
+    with pytest.raises(DataError, match="missing column\\(s\\) item_id or the log's --item-col 'artist\\+track'"):
+        import_dataset("csv", tmp_path / "plays.csv", items=tmp_path / "tracks.csv",
+                       columns=ColumnMap(user="user", item="artist+track", time="ts"))
+    (tmp_path / "tracks.csv").write_text("by,name\nNina,Sinnerman\n")
+    dataset = import_dataset("csv", tmp_path / "plays.csv", items=tmp_path / "tracks.csv",
+                             columns=ColumnMap(user="user", item="artist+track", time="ts"),
+                             item_columns={"item_id": "by+name", "title": "name"})
+    assert dataset.catalog.item_ids == ["Nina - Sinnerman"] and dataset.catalog.text["title"] == ["Sinnerman"]
