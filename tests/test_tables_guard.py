@@ -365,8 +365,9 @@ def test_a_gzip_stream_cut_in_its_first_line_is_named(tmp_path):
 def test_missing_unreadable_and_folder_paths_name_only_the_file(tmp_path):
     assert refused(read_chunks, tmp_path / "none.csv") == "none.csv: file not found; check the path"
     (tmp_path / "dir.csv").mkdir()
-    assert refused(read_chunks, tmp_path / "dir.csv") == (
-        "dir.csv: is a folder (or a device), not a data file; give the path of the file itself")
+    assert refused(read_chunks, tmp_path / "dir.csv") == (  # an empty folder: no part files (parts.py)
+        "dir.csv: is a folder without data files (.csv, .tsv, .parquet, .jsonl, gzip-compressed or not; names "
+        "starting with '.' or '_' are not read): give a file, or the folder of a table's part files")
     assert str(tmp_path) not in refused(read_header, tmp_path / "none.csv")
 
 
