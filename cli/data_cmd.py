@@ -83,6 +83,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               help="What separates the tags in the --items file's tags column (e.g. ',').")
 @click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", show_default=True,
               help="Unit of numeric times (ISO-8601 strings carry their own).")
+@click.option("--no-time", is_flag=True, help="The log has no time column (ratings dumps such as Book-Crossing's): "
+              "each row's place in the file is its time, so a user's last row is their last event.")
 @click.option("--time-format", help="How the log's text times are written when not ISO-8601, as Python's strptime "
               "reads them: '%a %b %d %H:%M:%S %z %Y' (Goodreads), '%m %d, %Y' (Amazon's reviewTime).")
 @click.option("--time-zone", help="The zone of the log's times written without one (ISO-8601 or --time-format): an "
@@ -94,7 +96,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col, item_col, time_col, event_col,
             default_event, value_col, skip_below, value_scale,
             event_map, delimiter,
-            names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, time_format, time_zone, sample, seed, chunk_rows,
+            names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, a folder of a table's part files, or a MovieLens folder) into the neutral format at
     --out."""
@@ -103,7 +105,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col,
     from edgerec.data.stats import dataset_stats
     from edgerec.data.store import save_dataset
 
-    columns = ColumnMap(user=user_col, item=item_col, time=time_col, event=event_col, value=value_col,
+    columns = ColumnMap(user=user_col, item=item_col, time=None if no_time else time_col, event=event_col,
+                        value=value_col,
                         default_event=default_event,
                         skip_below=skip_below, value_scale=value_scale,
                         event_map=parse_event_map(event_map) if event_map is not None else None)

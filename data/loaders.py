@@ -76,7 +76,7 @@ class ColumnMap:
 
     user: str = "user_id"
     item: str = "item_id"
-    time: str = "timestamp"
+    time: str | None = "timestamp"  # None: the log has no times (--no-time): rows in file order
     event: str | None = "event"
     value: str | None = "value"
     device: str | None = "device"
@@ -112,6 +112,7 @@ class ColumnMap:
             self.event_map = checked_event_map(self.event_map)
 
 
+FILE_ORDER = "(row in the file)"  # the time column of a log imported without one
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
     """Whether the sample of `fraction` of the users keeps this one. A cryptographic hash, not CRC-32: CRC is
@@ -173,7 +174,14 @@ def read_interactions(
         raise ConfigError(f"--skip-below compares each play's value, but the file has no column "
                           f"{columns.value!r}; name the column of watch ratios or shares played with --value-col")
     item_parts = key_parts(columns.item, present)
-    wanted = [columns.user, *item_parts, columns.time, *optional.values()]
+    file_order = columns.time is None  # a log without times (a ratings dump): events in the file's order
+    if file_order and (options.time_unit != "s" or not options.time_text.plain):
+        raise ConfigError("--time-unit, --time-format and --time-zone read a time column; a log imported without "
+                          "one (--no-time) has none")
+    wanted = [columns.user, *item_parts, *([] if file_order else [columns.time]), *optional.values()]
+    if file_order:
+        columns = replace(columns, time=FILE_ORDER)
+    rows_read = 0  # the file order of a log without times
     skipped = Skipped() if options.skip_bad_rows else None
     unit_read = False  # some times were numbers read in options.time_unit
     keys_seen: dict[str, tuple[str, ...]] = {}  # item key of several columns -> the values that made it
@@ -194,6 +202,9 @@ def read_interactions(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
     ):
+        if file_order:
+            chunk.columns[FILE_ORDER] = [str(rows_read + i) for i in range(len(chunk))]
+        rows_read += len(chunk)
         if len(item_parts) > 1:
             chunk.columns[columns.item] = joined_keys(chunk, item_parts, keys_seen)
         if skipped is not None:
@@ -276,7 +287,12 @@ def read_interactions(
     if not options.time_text.plain:
         meta["time_text"] = options.time_text.as_meta()
     latest = max(int(t.max()) for t in parts["timestamp"])
-    if unit_read and options.time_unit != "s" and latest < EARLY_1973:
+    if file_order:
+        meta["time"] = "file order"
+        meta["warnings"] = ["the log has no times (--no-time): each event's time is its row in the file, so a "
+                            "user's last event is their last row; splits follow that order, and recency, gaps and "
+                            "time of day mean nothing"]
+    elif unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
                             "without --time-unit"]

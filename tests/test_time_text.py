@@ -122,3 +122,40 @@ def test_local_text_at_any_offset_reads_back_as_its_instant(seconds, minutes):
     sign, value = "-" if minutes < 0 else "+", abs(minutes)
     assert TimeText(zone=f"{sign}{value // 60:02d}:{value % 60:02d}").seconds(text) == seconds
     assert TimeText("%Y-%m-%d %H:%M:%S", f"{sign}{value // 60:02d}{value % 60:02d}").seconds(text) == seconds
+
+
+BX = 'User-ID;ISBN;Book-Rating\n"276725";"034545104X";"0"\n"276726";"0155061224";"5"\n"276725";"0446520802";"7"\n'
+
+
+def test_a_log_without_times_keeps_the_file_order(tmp_path):
+    path = tmp_path / "BX-Book-Ratings.csv"
+    path.write_text(BX + '"276725";"0452264464";"8"\n', encoding="latin-1")
+    columns = ColumnMap(user="User-ID", item="ISBN", time=None, value="Book-Rating", default_event="rate")
+    with pytest.raises(DataError, match="missing column"):  # without --no-time the time column is required
+        import_dataset("csv", path, columns=ColumnMap(user="User-ID", item="ISBN", value="Book-Rating"),
+                       options=ReadOptions(delimiter=";"))
+    data = import_dataset("csv", path, columns=columns, options=ReadOptions(delimiter=";", chunk_rows=2))
+    log = data.interactions
+    first = log.user == data.user_ids.index("276725")
+    assert [data.catalog.item_ids[i] for i in log.item[first]] == ["034545104X", "0446520802", "0452264464"]
+    assert log.timestamp[first].tolist() == [0, 2, 3]  # rows counted across chunks
+    assert data.meta["time"] == "file order"
+    assert data.meta["warnings"][0].startswith("the log has no times (--no-time): each event's time is its row")
+
+
+@pytest.mark.parametrize("options", [{"time_unit": "ms"}, {"time_format": "%Y"}, {"time_zone": "+01:00"}])
+def test_time_options_without_a_time_column_are_refused(tmp_path, options):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id\nu,a\n")
+    with pytest.raises(ConfigError, match="a log imported without one \\(--no-time\\) has none"):
+        import_dataset("csv", path, columns=ColumnMap(time=None), options=ReadOptions(**options))
+
+
+def test_the_command_line_imports_a_log_without_times(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item,stars\nu,a,5\nu,b,3\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(out), "--user-col", "user",
+                                      "--item-col", "item", "--value-col", "stars", "--no-time"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "dataset.json").read_text())["time"] == "file order"
