@@ -247,3 +247,21 @@ def test_a_joined_log_key_needs_every_part_in_the_item_table(tmp_path):
                              columns=ColumnMap(user="user", item="artist+track", time="ts"),
                              item_columns={"item_id": "by+name", "title": "name"})
     assert dataset.catalog.item_ids == ["Nina - Sinnerman"] and dataset.catalog.text["title"] == ["Sinnerman"]
+
+
+def test_an_overlong_id_is_named_at_its_own_line(tmp_path):
+    from edgerec.runtime.vocab import MAX_ID
+
+    (tmp_path / "log.csv").write_text(f"user_id,item_id,timestamp\nu,{'a' * MAX_ID},1\nu,{'b' * (MAX_ID + 1)},2\n")
+    with pytest.raises(DataError, match=f"log.csv:3: column 'item_id' holds an id of {MAX_ID + 1:,} characters"):
+        import_dataset("csv", tmp_path / "log.csv")
+
+
+def test_a_row_without_a_key_part_is_left_out_and_the_next_rows_still_read(tmp_path):
+    from edgerec.data import ReadOptions
+
+    (tmp_path / "plays.csv").write_text("user,artist,track,ts\nu,Nina,,1\nu,Nina,Sinnerman,2\nu,Nina,Feeling Good,3\n")
+    dataset = import_dataset("csv", tmp_path / "plays.csv", options=ReadOptions(skip_bad_rows=True),
+                             columns=ColumnMap(user="user", item="artist+track", time="ts"))
+    assert dataset.catalog.item_ids == ["Nina - Sinnerman", "Nina - Feeling Good"]
+    assert dataset.meta["skipped_rows"] == {"no user or item id": {"rows": 1, "first_lines": [2]}}

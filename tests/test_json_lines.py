@@ -276,3 +276,11 @@ def test_a_line_of_another_json_kind_is_named(tmp_path):
         with pytest.raises(DataError, match=r"^empty.jsonl: file holds no JSON object \(line 1 is a JSON str, not "
                                             r"an object\); expected one object per line, each with its fields$"):
             read(_write(tmp_path / "empty.jsonl", ['"just text"']))
+
+
+def test_the_list_id_refusal_in_full(tmp_path):
+    path = _write(tmp_path / "log.jsonl", [{"user_id": ["a", "b"], "item_id": "x", "timestamp": 1}])
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", path)
+    assert str(err.value) == ("log.jsonl:1: column 'user_id' holds a list ('a|b') where one id belongs; check which "
+                              "field the options name")

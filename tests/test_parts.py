@@ -94,3 +94,20 @@ def test_the_command_line_takes_folders_for_the_log_and_the_items(spark, tmp_pat
     result = CliRunner().invoke(cli, ["data", "import", "csv", str(spark), "--items", str(items), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert load_dataset(out).catalog.text["title"] == ["A", "B", "C", "D"]
+
+
+def test_underscore_and_dot_files_are_bookkeeping_even_with_a_data_name(spark):
+    (spark / "_temporary.csv").write_text("not,a,table\n")
+    (spark / ".tmp.csv").write_text("not,a,table\n")
+    assert [p.name for p in data_files(spark)] == ["part-00000.csv", "part-00001.csv"]
+
+
+def test_a_mixed_folder_says_what_to_do(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    (folder / "b.parquet").write_text("x")
+    with pytest.raises(DataError) as err:
+        data_files(folder)
+    assert str(err.value) == ("f: is a folder of Parquet and text files; a table's parts are all of one kind: give one "
+                              "file, or move the others out")
