@@ -146,3 +146,16 @@ def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:
                         f"text its dates would become counts of {UNIT_NAMES[chunk.units[name]]} since 1970): check "
                         "which column the options name; if it does hold dates as names, store it as text "
                         "(pandas: .astype(str))", chunk.path, chunk.first_line)
+
+
+def option_pairs(text: str, option: str, shape: str, example: str) -> dict[str, str]:
+    """'a=x, b=y' -> {"a": "x", "b": "y"}: an option's NAME=VALUE pairs joined by commas, each name once."""
+    pairs = [part for part in text.split(",") if part.strip()]
+    if not pairs or any(part.count("=") != 1 for part in pairs):
+        raise ConfigError(f"{option} {text!r}: write {shape} pairs joined by commas, e.g. {example!r}")
+    out: dict[str, str] = {}
+    for part in pairs:
+        name, value = (s.strip() for s in part.split("="))
+        if out.setdefault(name, value) != value:
+            raise ConfigError(f"{option} names {name!r} twice ({out[name]!r} and {value!r}); keep one")
+    return out

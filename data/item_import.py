@@ -19,6 +19,7 @@ from edgerec.data.chunk_checks import (
     check_ids,
     joined_keys,
     key_parts,
+    option_pairs,
     refuse_time_typed,
 )
 from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
@@ -91,16 +92,7 @@ class ItemColumns:
 
 def parse_item_columns(text: str) -> dict[str, str]:
     """'item_id=movieId, tags=genres' -> {"item_id": "movieId", "tags": "genres"}."""
-    pairs = [part for part in text.split(",") if part.strip()]
-    if not pairs or any(part.count("=") != 1 for part in pairs):
-        raise ConfigError(f"--item-columns {text!r}: write FIELD=COLUMN pairs joined by commas, e.g. "
-                          "'item_id=movieId,tags=genres'")
-    out: dict[str, str] = {}
-    for part in pairs:
-        name, column = (s.strip() for s in part.split("="))
-        if out.setdefault(name, column) != column:
-            raise ConfigError(f"--item-columns names {name!r} twice ({out[name]!r} and {column!r}); keep one")
-    return out
+    return option_pairs(text, "--item-columns", "FIELD=COLUMN", "item_id=movieId,tags=genres")
 
 
 def read_catalog(path: str | Path, options: ReadOptions | None = None) -> Catalog:

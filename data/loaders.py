@@ -25,6 +25,7 @@ from edgerec.data.chunk_checks import (
     check_ids,
     joined_keys,
     key_parts,
+    option_pairs,
     refuse_miscased,
 )
 from edgerec.data.item_import import (
@@ -420,12 +421,9 @@ def checked_event_map(mapping) -> dict[str, str]:
 
 
 def parse_event_map(text: str) -> dict[str, str]:
-    """'listen=play, unlike=drop' -> {"listen": "play", "unlike": "drop"} (checked)."""
-    pairs = [part for part in text.split(",") if part.strip()]
-    if not pairs or any(part.count("=") != 1 for part in pairs):
-        raise ConfigError(f"--event-map {text!r}: write NAME=EVENT pairs joined by commas, e.g. "
-                          "'listen=play,like=like,unlike=drop'")
-    return checked_event_map(dict(part.split("=") for part in pairs))
+    """'listen=play, unlike=drop' -> {"listen": "play", "unlike": "drop"} (checked; a name given twice is
+    refused, it kept the last silently)."""
+    return checked_event_map(option_pairs(text, "--event-map", "NAME=EVENT", "listen=play,like=like,unlike=drop"))
 
 
 def _events(chunk: Chunk, column: str | None, default: str, event_map: dict[str, str] | None = None,

@@ -286,3 +286,12 @@ def test_a_scaled_value_past_float32_and_a_name_mapped_twice_are_refused(tmp_pat
     assert str(caught.value) == ("--event-map maps 'listen' twice, to 'play' and to 'skip' (names are compared in "
                                  "lower case); keep one")  # was: the last one won
     assert checked_event_map({"Listen": "play", "listen": "PLAY"}) == {"listen": "play"}
+
+
+def test_an_event_named_twice_in_the_map_is_refused():
+    """dict() of the pairs kept the last mapping of a name given twice, silently."""
+    from edgerec.data.loaders import parse_event_map
+
+    with pytest.raises(ConfigError, match=r"^--event-map names 'listen' twice \('play' and 'skip'\); keep one$"):
+        parse_event_map("listen=play,listen=skip")
+    assert parse_event_map(" listen = play ,like=like") == {"listen": "play", "like": "like"}
