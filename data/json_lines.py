@@ -137,10 +137,9 @@ def json_header(path: Path, open_text) -> list[str]:
     return list(keys)
 
 
-def read_json_chunks(path: Path, columns: Sequence[str] | None, chunk_rows: int, open_text, make_chunk,
-                     select, skipped=None) -> Iterator:
-    """Chunks of the `columns` (all when None) of a JSON Lines file; `make_chunk(columns, lines)` builds
-    one, `select(names)` checks that the wanted columns exist (tables.py passes its own)."""
+def read_json_chunks(path: Path, chunk_rows: int, open_text, make_chunk, select, skipped=None) -> Iterator:
+    """Chunks of a JSON Lines file: `select(names)` picks the wanted columns' places among the keys (and
+    refuses a missing one: tables.py passes its own), `make_chunk(columns, lines)` builds a chunk."""
     names = json_header(path, open_text)
     wanted = [names[i] for i in select(names)]
     buffers: dict[str, list[str]] = {k: [] for k in wanted}

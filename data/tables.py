@@ -130,7 +130,7 @@ def read_chunks(
             raise ConfigError("--columns names the columns of a file without a header line; a JSON Lines file "
                               "names its fields itself: leave --columns out")
         yield from read_json_chunks(
-            path, columns, chunk_rows, lambda: _open_text(path, encoding),
+            path, chunk_rows, lambda: _open_text(path, encoding),
             lambda buffers, lines: Chunk(buffers, lines[0], str(path), lines=np.asarray(lines, np.int64)),
             lambda names: _select(names, columns, path, 1), skipped)
     else:

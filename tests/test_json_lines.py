@@ -284,3 +284,10 @@ def test_the_list_id_refusal_in_full(tmp_path):
         import_dataset("jsonl", path)
     assert str(err.value) == ("log.jsonl:1: column 'user_id' holds a list ('a|b') where one id belongs; check which "
                               "field the options name")
+
+
+def test_a_missing_field_is_named_at_line_1_of_its_file(tmp_path):
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item": "a", "timestamp": 1}])
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", path)
+    assert str(err.value).startswith("log.jsonl:1: missing column(s) item_id; the file has user_id, item, timestamp")

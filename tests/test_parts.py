@@ -111,3 +111,36 @@ def test_a_mixed_folder_says_what_to_do(tmp_path):
         data_files(folder)
     assert str(err.value) == ("f: is a folder of Parquet and text files; a table's parts are all of one kind: give one "
                               "file, or move the others out")
+
+
+def test_every_read_option_reaches_each_part(tmp_path):
+    from edgerec.data.tables import Skipped, read_chunks
+
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "a.tsv").write_bytes('u1\t"Caf\xe9\t1\nu2\tb\t2\n'.encode("latin-1"))
+    (folder / "b.tsv").write_bytes("u3\tc\t3\textra\nu4\td\t4\n".encode("latin-1"))
+    skipped = Skipped()
+    chunks = list(read_chunks(folder, ["user", "item"], delimiter="\t", header=("user", "item", "t"), chunk_rows=1,
+                              encoding="latin-1", quoted=False, skipped=skipped))
+    assert [c.columns["item"] for c in chunks] == [['"Café'], ["b"], ["d"]]
+    assert [c.path.rsplit("/", 1)[-1] for c in chunks] == ["a.tsv", "a.tsv", "b.tsv"]
+    assert skipped.total == 1 and [c.line_of(0) for c in chunks] == [1, 2, 2]
+
+
+def test_an_empty_part_is_named(tmp_path):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "a.parquet").write_bytes(b"")
+    from edgerec.data.tables import read_chunks
+
+    with pytest.raises(DataError, match=r"^a.parquet: file is empty; expected a header and at least one row$"):
+        list(read_chunks(folder))
+
+
+def test_quoted_fields_stay_whole_in_every_part(tmp_path):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for n in range(2):
+        (folder / f"p{n}.csv").write_text(f'user_id,item_id,timestamp\nu,"Song, part {n}",{n}\n')
+    assert import_dataset("csv", folder).catalog.item_ids == ["Song, part 0", "Song, part 1"]

@@ -818,3 +818,26 @@ def test_an_unknown_encoding_is_a_clear_refusal_at_the_reader(tmp_path, encoding
         list(read_chunks(path, ["a"], encoding=encoding))
     assert str(caught.value) == (f"unknown text encoding {encoding!r}; name one Python knows, such as utf-8, "
                                  "latin-1 or cp1252")
+
+
+def test_parquet_lists_of_every_list_type_and_their_bad_bytes(tmp_path):
+    fixed = pa.array([[1, 2], [3, 4]], pa.list_(pa.int64(), 2))
+    large = pa.array([["x"], []], pa.large_list(pa.string()))
+    path = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"f": fixed, "g": large}), path)
+    cells = table(path)[0]
+    assert [c.items for c in cells["f"]] == [("1", "2"), ("3", "4")] and [c.items for c in cells["g"]] == [("x",), ()]
+    bad = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"a": pa.array([[b"ok"], [b"\xff"]], pa.list_(pa.binary()))}), bad)
+    assert refused(read_chunks, bad) == "b.parquet:2: column 'a' holds bytes that are not UTF-8 text"
+
+
+def test_a_format_with_a_stray_percent_is_refused_as_a_format(tmp_path):
+    from edgerec.data.tables import to_seconds
+    from edgerec.data.time_text import TimeText
+
+    chunk = Chunk({"t": ["2020-01-01"]}, 1, "log.csv")
+    with pytest.raises(ConfigError) as err:
+        to_seconds(chunk, "t", text=TimeText("%Y-%m-%d%"))
+    assert str(err.value) == ("--time-format '%Y-%m-%d%' cannot be read (stray % in format '%Y-%m-%d%'); write it as "
+                              "Python's strptime does, e.g. '%Y-%m-%d %H:%M:%S'")
