@@ -620,12 +620,13 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
     error naming its line, never a wrapped integer (with `lenient`, NaN: the caller drops the row)."""
     unit = (chunk.units or {}).get(name, unit)
     values, per_second = chunk.columns[name], PER_SECOND[unit]
-    try:
-        if text.format is not None and name not in (chunk.units or {}):
-            raise ValueError("text times: each through the format")
-        seconds = np.asarray(values, dtype=np.float64) / per_second
-    except ValueError:
+    if text.format is not None and name not in (chunk.units or {}):  # digits too go through the format
         seconds = _text_seconds(values, per_second, text)
+    else:
+        try:
+            seconds = np.asarray(values, dtype=np.float64) / per_second
+        except ValueError:
+            seconds = _text_seconds(values, per_second, text)
     bad = np.flatnonzero(~(np.isfinite(seconds) & (seconds >= low) & (seconds <= MAX_TS)))
     if bad.size and lenient:
         seconds[bad] = np.nan

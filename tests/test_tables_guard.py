@@ -841,3 +841,16 @@ def test_a_format_with_a_stray_percent_is_refused_as_a_format(tmp_path):
         to_seconds(chunk, "t", text=TimeText("%Y-%m-%d%"))
     assert str(err.value) == ("--time-format '%Y-%m-%d%' cannot be read (stray % in format '%Y-%m-%d%'); write it as "
                               "Python's strptime does, e.g. '%Y-%m-%d %H:%M:%S'")
+
+
+def test_range_bounds_and_number_dates_at_their_edges():
+    from edgerec.data.tables import check_range, number_text, numbers_as_dates
+
+    assert number_text(2**31 - 1) == "2,147,483,647" and number_text(1e15) == "1e+15"
+    assert number_text(999_999_999_999_999) == "999,999,999,999,999" and number_text(0.5) == "0.5"
+    chunk = Chunk({"episode": ["-1"]}, 2, "items.csv")
+    with pytest.raises(DataError) as err:
+        check_range(chunk, "episode", np.array([-1]), (0, 2**31 - 1), "why")
+    assert str(err.value) == "items.csv:2: column 'episode' holds '-1', outside 0 to 2,147,483,647 (why)"
+    assert numbers_as_dates([np.array([19_000_101, 21_001_231])])
+    assert not numbers_as_dates([np.array([19_000_100])]) and not numbers_as_dates([np.array([21_001_232])])

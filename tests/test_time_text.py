@@ -159,3 +159,13 @@ def test_the_command_line_imports_a_log_without_times(tmp_path):
                                       "--item-col", "item", "--value-col", "stars", "--no-time"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "dataset.json").read_text())["time"] == "file order"
+
+
+def test_a_typed_parquet_time_column_ignores_the_format(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"user_id": ["u", "u"], "item_id": ["a", "b"],
+                             "t": pa.array([1_577_836_800, 1_577_836_860], pa.timestamp("s"))}), path)
+    data = import_dataset("parquet", path, columns=LOG, options=ReadOptions(time_format="%d.%m.%Y"))
+    assert data.interactions.timestamp.tolist() == [1_577_836_800, 1_577_836_860]
