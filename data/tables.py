@@ -80,10 +80,11 @@ class Skipped:
 
     def __init__(self):
         self.reasons: dict[str, list] = {}  # reason -> [count, first lines]
+        self.part: str | None = None  # the part file being read, when a folder of parts is (then "part:line")
 
     def add(self, reason: str, lines) -> None:
         entry = self.reasons.setdefault(reason, [0, []])
-        lines = [int(x) for x in lines]
+        lines = [int(x) if self.part is None else f"{self.part}:{int(x)}" for x in lines]
         entry[0] += len(lines)
         entry[1] = (entry[1] + lines[: self.SHOWN])[: self.SHOWN]
 
@@ -117,6 +118,8 @@ def read_chunks(
     """
     if Path(path).is_dir():
         for part in data_files(path):
+            if skipped is not None:
+                skipped.part = part.name  # the lines it counts name their part
             yield from read_chunks(part, columns, delimiter=delimiter, header=header, chunk_rows=chunk_rows,
                                    encoding=encoding, quoted=quoted, skipped=skipped)
         return

@@ -144,3 +144,18 @@ def test_quoted_fields_stay_whole_in_every_part(tmp_path):
     for n in range(2):
         (folder / f"p{n}.csv").write_text(f'user_id,item_id,timestamp\nu,"Song, part {n}",{n}\n')
     assert import_dataset("csv", folder).catalog.item_ids == ["Song, part 0", "Song, part 1"]
+
+
+def test_rows_left_out_of_parts_are_named_with_their_part(tmp_path):
+    from edgerec.data import ReadOptions
+
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "a.csv").write_text("user_id,item_id,timestamp\nu,x,1\nu,,2\n")
+    (folder / "b.csv").write_text("user_id,item_id,timestamp\nu,y,soon\nu,z,3,extra\nu,w,4\n")
+    data = import_dataset("csv", folder, options=ReadOptions(skip_bad_rows=True))
+    assert data.catalog.item_ids == ["x", "w"]
+    assert data.meta["skipped_rows"] == {
+        "not 3 fields": {"rows": 1, "first_lines": ["b.csv:3"]},
+        "no user or item id": {"rows": 1, "first_lines": ["a.csv:3"]},
+        "time not readable": {"rows": 1, "first_lines": ["b.csv:2"]}}
