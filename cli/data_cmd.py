@@ -105,6 +105,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col,
     from edgerec.data.stats import dataset_stats
     from edgerec.data.store import save_dataset
 
+    if no_time and time_col != "timestamp":  # a named time column would be left unread
+        raise click.UsageError(f"--no-time reads a log without times; it cannot go with --time-col {time_col}")
     columns = ColumnMap(user=user_col, item=item_col, time=None if no_time else time_col, event=event_col,
                         value=value_col,
                         default_event=default_event,

@@ -819,9 +819,13 @@ def write_parquet(path: str | os.PathLike, columns: dict[str, Sequence]) -> None
 
 
 def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
-    """Column names of a CSV/Parquet/JSON Lines file, or of a folder's first part file (to decide which
-    optional columns exist)."""
-    path = _existing_file(data_files(path)[0])
+    """Column names of a CSV/Parquet/JSON Lines file, or of all a folder's part files in first-seen order (to
+    decide which optional columns exist: one only in a later part was left unread, silently; now a part
+    without it is named)."""
+    if Path(path).is_dir():
+        names = [read_header(part, delimiter=delimiter, encoding=encoding) for part in data_files(path)]
+        return list(dict.fromkeys(name for part in names for name in part))
+    path = _existing_file(path)
     if is_json_lines(path):
         return json_header(path, lambda: _open_text(path, encoding))
     if is_parquet(path):

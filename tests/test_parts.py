@@ -159,3 +159,15 @@ def test_rows_left_out_of_parts_are_named_with_their_part(tmp_path):
         "not 3 fields": {"rows": 1, "first_lines": ["b.csv:3"]},
         "no user or item id": {"rows": 1, "first_lines": ["a.csv:3"]},
         "time not readable": {"rows": 1, "first_lines": ["b.csv:2"]}}
+
+
+def test_a_column_only_some_parts_hold_is_never_dropped_silently(tmp_path):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "a.csv").write_text("user_id,item_id,timestamp\nu,x,1\n")
+    (folder / "b.csv").write_text("user_id,item_id,timestamp,value\nu,y,2,0.5\n")
+    assert read_header(folder) == ["user_id", "item_id", "timestamp", "value"]
+    with pytest.raises(DataError, match=r"^a.csv:1: missing column\(s\) value"):
+        import_dataset("csv", folder)  # it read the value of no part before
+    (folder / "a.csv").write_text("user_id,item_id,timestamp,value\nu,x,1,1\n")
+    assert import_dataset("csv", folder).interactions.value.tolist() == [1.0, 0.5]

@@ -169,3 +169,7 @@ def test_a_typed_parquet_time_column_ignores_the_format(tmp_path):
                              "t": pa.array([1_577_836_800, 1_577_836_860], pa.timestamp("s"))}), path)
     data = import_dataset("parquet", path, columns=LOG, options=ReadOptions(time_format="%d.%m.%Y"))
     assert data.interactions.timestamp.tolist() == [1_577_836_800, 1_577_836_860]
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(tmp_path / "o2"), "--no-time",
+                                      "--time-col", "when"])
+    assert result.exit_code == 2 and "--no-time reads a log without times; it cannot go with --time-col when" in \
+        " ".join(result.output.split())
