@@ -47,15 +47,33 @@ def require_co_consumption(x: sp.csr_matrix, name: str) -> None:
                         "users consume at least four items (two to learn from, one to validate, one to test)")
 
 
-def _keep_top(dense: np.ndarray, k: int) -> sp.csr_matrix:
-    """Keep the k largest entries of each row (ties arbitrary)."""
-    k = min(k, dense.shape[1])
-    cols = np.argpartition(-dense, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(dense, cols, 1)
-    rows = np.repeat(np.arange(len(dense)), k)
-    out = sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=dense.shape)
-    out.eliminate_zeros()
-    return out
+def top_per_row(m: sp.csr_matrix, k: int, skip: np.ndarray | None = None) -> sp.csr_matrix:
+    """Each row's k largest positive entries, ties to the lower column; `skip[r]` is a column row r leaves
+    out (itself). Sparse in, sparse out: the work follows the stored entries, not rows x columns, which
+    at a million items is what separates minutes from hours."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    keep = m.data > 0
+    if skip is not None:
+        keep &= m.indices != skip[rows]
+    rows, cols, values = rows[keep], m.indices[keep], m.data[keep]
+    order = np.lexsort((cols, -values, rows))  # by row, best first, then by column
+    rows, cols, values = rows[order], cols[order], values[order]
+    first = np.searchsorted(rows, np.arange(m.shape[0]))  # where each row's entries start
+    best = np.arange(len(rows)) - first[rows] < k
+    return sp.csr_matrix((values[best], (rows[best], cols[best])), shape=m.shape)
+
+
+def row_blocks(work: np.ndarray, cells: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges whose `work` (an upper bound of each row's stored entries) sums to about
+    `cells` at most; a row past the bound alone is a block of its own."""
+    ends = np.cumsum(work, dtype=np.int64)
+    blocks, start = [], 0
+    while start < len(work):
+        before = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, before + cells, "right")))
+        blocks.append((start, stop))
+        start = stop
+    return blocks
 
 
 @dataclass
@@ -88,9 +106,8 @@ class ItemKNN:
     split: Split
     neighbors: int = 100
     decay: float = 0.8
-    chunk: int = 1024
     name: str = "itemknn"
-    cells: int = 1 << 24  # dense similarities held at once: a block has at most cells // n_items rows
+    cells: int = 1 << 22  # co-occurrences held at once (about 40 bytes each while a block is ranked)
 
     def __post_init__(self):
         n = self.split.n_items
@@ -98,15 +115,16 @@ class ItemKNN:
         require_co_consumption(x, self.name)
         norms = np.sqrt(np.asarray(x.sum(0)).ravel()).astype(np.float32)
         xt = x.T.tocsr()
+        # an item's row of co-occurrences has at most the summed history lengths of its users: blocks of
+        # rows are sized by that, so memory stays bounded on a dense world and work follows the overlap
+        lengths = np.diff(x.indptr)
+        work = np.bincount(x.indices, np.repeat(lengths, lengths), minlength=n).astype(np.int64)
         blocks = []
-        # a block of 1,024 rows by the catalog (and argpartition's int64 copy) peaked at 1.9 GB at 93k tracks
-        # and would need about 12 GB at a million (a music log's catalog): the block shrinks as it grows
-        rows = max(1, min(self.chunk, self.cells // max(n, 1)))
-        for start in range(0, n, rows):
-            co = (xt[start:start + rows] @ x).toarray()
-            co /= np.maximum(norms[start:start + rows, None] * norms[None, :], 1e-9)
-            co[np.arange(co.shape[0]), np.arange(start, start + co.shape[0])] = 0.0
-            blocks.append(_keep_top(co, self.neighbors))
+        for start, stop in row_blocks(work, self.cells):
+            co = (xt[start:stop] @ x).tocsr()
+            rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
+            co.data /= np.maximum(norms[rows] * norms[co.indices], 1e-9)
+            blocks.append(top_per_row(co, self.neighbors, skip=np.arange(start, stop)))
         self.similarity = sp.vstack(blocks).tocsr()
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
@@ -130,11 +148,12 @@ class UserKNN:
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
         h = recency_weights(history, users, 1.0, self.split.n_items)
-        sim = (h @ self.xt).toarray()
+        sim = (h @ self.xt).tocsr()  # sparse: a dense (users x every training user) block grows with the log
         h_norm = np.sqrt(np.asarray(h.sum(1)).ravel())
-        sim /= np.maximum(h_norm[:, None] * self.norms[None, :], 1e-9)
-        sim[np.arange(len(users)), users] = 0.0  # a user is not their own neighbour
-        return np.asarray((_keep_top(sim, self.neighbors) @ self.x).todense())
+        rows = np.repeat(np.arange(len(users)), np.diff(sim.indptr))
+        sim.data /= np.maximum(h_norm[rows] * self.norms[sim.indices], 1e-9)
+        near = top_per_row(sim, self.neighbors, skip=np.asarray(users))  # a user is not their own neighbour
+        return np.asarray((near @ self.x).todense())
 
 
 def content_features(catalog: Catalog) -> sp.csr_matrix:

@@ -161,19 +161,22 @@ def test_the_repeat_share_counts_consumed_plays_only(tmp_path):
     assert stats["repeat_share"] == pytest.approx(1 / 3)  # plays a, a, b: one replay; skips are no plays
 
 
-def test_item_knn_holds_a_block_that_shrinks_as_the_catalog_grows(tmp_path, monkeypatch):
-    """The similarity was built 1,024 catalog-wide rows at a time whatever the catalog: 2.7 GB at 93k
-    tracks, 12 GB at a million. A block now holds about `cells` similarities; the result is the same."""
+def test_item_knn_holds_a_bounded_block_of_co_occurrences(tmp_path, monkeypatch):
+    """The similarity was built 1,024 catalog-wide dense rows at a time: 2.7 GB at 93k tracks, 12 GB at
+    a million. A block now holds at most about `cells` co-occurrences (a row past it alone); the result
+    is the same as in one block."""
     from edgerec.models import baselines
 
     data = import_dataset("csv", bare_log(tmp_path), columns=columns("artist+track"), options=options())
     split = leave_last_out(data)
     whole = baselines.ItemKNN(split).similarity
-    shapes = []
-    keep_top = baselines._keep_top
-    monkeypatch.setattr(baselines, "_keep_top", lambda dense, k: shapes.append(dense.shape) or keep_top(dense, k))
-    small = baselines.ItemKNN(split, cells=3 * split.n_items).similarity
-    assert max(rows for rows, _ in shapes) == 3 and sum(rows for rows, _ in shapes) == split.n_items
+    sizes = []
+    real_top = baselines.top_per_row
+    monkeypatch.setattr(baselines, "top_per_row", lambda co, k, skip: sizes.append((co.shape[0], co.nnz))
+                        or real_top(co, k, skip))
+    small = baselines.ItemKNN(split, cells=3 * 4).similarity
+    assert len(sizes) > 1 and sum(rows for rows, _ in sizes) == split.n_items
+    assert all(nnz <= 3 * 4 or rows == 1 for rows, nnz in sizes)
     assert (abs(small - whole)).max() == 0
 
 
