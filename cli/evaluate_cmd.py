@@ -20,22 +20,28 @@ BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybri
               help=f"A baseline ({', '.join(BASELINE_NAMES)}) or a checkpoint folder; repeat to compare several.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--phase", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--max-users", type=click.IntRange(0),
+              help="Score a seeded sample of this many of the phase's users when it has more (0: every user; "
+                   "default: 20,000).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
-def evaluate(data_dir, models, k, phase, json_out) -> None:
+def evaluate(data_dir, models, k, phase, max_users, json_out) -> None:
     """Leave-last-out, full-ranking evaluation; prints one row per model.
 
     With several models, each after the first gets its NDCG@k change from the first and the paired
     standard error of that change over the phase's users (JSON: "NDCG@k vs first")."""
     from edgerec.data.split import leave_last_out
     from edgerec.data.store import load_dataset
-    from edgerec.models.evaluation import Evaluator
+    from edgerec.models.evaluation import MAX_USERS, Evaluator
     from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
     from edgerec.models.persist import scorer_for
 
     with console.status(f"reading {data_dir}"):
         dataset = load_dataset(data_dir)
         split = leave_last_out(dataset)
-    evaluator = Evaluator(split, dataset.catalog, k=k)
+    max_users = MAX_USERS if max_users is None else max_users
+    evaluator = Evaluator(split, dataset.catalog, k=k, max_users=max_users)
+    everyone = len(split.targets(phase)[0])
+    scored = min(max_users or everyone, everyone)
     rows, refused, first = [], None, None
     for name in models:
         try:
@@ -63,7 +69,8 @@ def evaluate(data_dir, models, k, phase, json_out) -> None:
         raise refused
     columns = ["model", f"HR@{k}", f"NDCG@{k}", f"MRR@{k}", f"coverage@{k}", f"novelty@{k}", f"diversity@{k}",
                f"pop_percentile@{k}", f"gini@{k}", "change (s.e.)", "parameters", "bytes", "not measured"]
-    table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}",
+    sample = f", a seeded sample of {scored:,} of {everyone:,} users (--max-users 0: all)" if scored < everyone else ""
+    table(rows, title=f"{phase} metrics, full ranking over {split.n_items:,} items, k={k}{sample}",
           columns=[c for c in columns if any(c in r for r in rows)])
     write_json(json_out, {"data": Path(data_dir).name, "k": k, "phase": phase, "results": rows})  # no host paths
 

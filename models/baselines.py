@@ -63,10 +63,17 @@ def top_per_row(m: sp.csr_matrix, k: int, skip: np.ndarray | None = None) -> sp.
     return sp.csr_matrix((values[best], (rows[best], cols[best])), shape=m.shape)
 
 
+def co_occurrence_bound(x: sp.csr_matrix) -> np.ndarray:
+    """For each item (column of users x items), the summed history lengths of its users: at least the
+    entries of its row of co-occurrences (float64, exact for any real log)."""
+    lengths = np.diff(x.indptr)
+    return np.bincount(x.indices, np.repeat(lengths, lengths), minlength=x.shape[1])
+
+
 def row_blocks(work: np.ndarray, cells: int) -> list[tuple[int, int]]:
-    """Consecutive row ranges whose `work` (an upper bound of each row's stored entries) sums to about
+    """Consecutive row ranges whose `work` (an upper bound of each row's stored entries) sums to
     `cells` at most; a row past the bound alone is a block of its own."""
-    ends = np.cumsum(work, dtype=np.int64)
+    ends = np.cumsum(work)
     blocks, start = [], 0
     while start < len(work):
         before = ends[start - 1] if start else 0
@@ -115,15 +122,12 @@ class ItemKNN:
         require_co_consumption(x, self.name)
         norms = np.sqrt(np.asarray(x.sum(0)).ravel()).astype(np.float32)
         xt = x.T.tocsr()
-        # an item's row of co-occurrences has at most the summed history lengths of its users: blocks of
-        # rows are sized by that, so memory stays bounded on a dense world and work follows the overlap
-        lengths = np.diff(x.indptr)
-        work = np.bincount(x.indices, np.repeat(lengths, lengths), minlength=n).astype(np.int64)
+        # blocks of rows sized by a bound of their co-occurrences: memory stays bounded on a dense world
         blocks = []
-        for start, stop in row_blocks(work, self.cells):
+        for start, stop in row_blocks(co_occurrence_bound(x), self.cells):
             co = (xt[start:stop] @ x).tocsr()
             rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
-            co.data /= np.maximum(norms[rows] * norms[co.indices], 1e-9)
+            co.data /= norms[rows] * norms[co.indices]  # both at least 1: each item of a pair was consumed
             blocks.append(top_per_row(co, self.neighbors, skip=np.arange(start, stop)))
         self.similarity = sp.vstack(blocks).tocsr()
 
@@ -151,7 +155,7 @@ class UserKNN:
         sim = (h @ self.xt).tocsr()  # sparse: a dense (users x every training user) block grows with the log
         h_norm = np.sqrt(np.asarray(h.sum(1)).ravel())
         rows = np.repeat(np.arange(len(users)), np.diff(sim.indptr))
-        sim.data /= np.maximum(h_norm[rows] * self.norms[sim.indices], 1e-9)
+        sim.data /= h_norm[rows] * self.norms[sim.indices]  # both at least 1 where users share an item
         near = top_per_row(sim, self.neighbors, skip=np.asarray(users))  # a user is not their own neighbour
         return np.asarray((near @ self.x).todense())
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgerec.data.split import Sequences
-from edgerec.models.baselines import ItemKNN, UserKNN, row_blocks, top_per_row
+from edgerec.errors import DataError
+from edgerec.models.baselines import ItemKNN, UserKNN, co_occurrence_bound, row_blocks, top_per_row
 
 
 def reference_top(dense: np.ndarray, k: int, skip=None) -> np.ndarray:
@@ -44,6 +45,28 @@ def test_row_blocks_cover_every_row_once_within_the_bound():
         assert work[start:stop].sum() <= 5 or stop - start == 1  # a row past the bound stands alone
     assert blocks == [(0, 2), (2, 3), (3, 4), (4, 8), (8, 9)]  # as many rows as fit: not one a block
     assert row_blocks(np.zeros(0, np.int64), 5) == []
+    assert row_blocks(np.array([2, 3, 1]), 5) == [(0, 2), (2, 3)]  # a block may reach the bound exactly
+
+
+def test_top_per_row_leaves_out_stored_zeros():
+    m = sp.csr_matrix((np.array([0.0, 0.5, 0.0], np.float32), np.array([0, 1, 2]), np.array([0, 3])), shape=(1, 3))
+    assert m.nnz == 3 and top_per_row(m, 3).nnz == 1
+
+
+def test_the_co_occurrence_bound_holds_every_row():
+    split = log(seed=4, users=50, items=40)
+    cosine, x = dense_cosine(split)
+    lengths = x.sum(1)
+    bound = co_occurrence_bound(sp.csr_matrix(x))
+    assert np.array_equal(bound, x.T @ lengths)  # each item: its users' history lengths, summed
+    assert ((x.T @ x > 0).sum(1) <= bound).all()
+
+
+def test_item_knn_names_itself_when_no_user_consumed_two_items():
+    one_each = types.SimpleNamespace(n_items=3, train=Sequences(np.array([0, 1, 2]), np.array([0, 1], np.int32),
+                                                               np.zeros(2, np.int64)))
+    with pytest.raises(DataError, match="so itemknn finds no similar"):
+        ItemKNN(one_each)
 
 
 def log(seed=0, users=40, items=30, per=6):
