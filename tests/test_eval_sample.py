@@ -15,6 +15,7 @@ from edgerec.models.evaluation import MAX_USERS, Evaluator, sample_rows
 
 def test_sample_rows_is_a_seeded_sorted_subset_or_everyone():
     assert sample_rows(10, 0) is None and sample_rows(10, 10) is None and sample_rows(10, 11) is None
+    assert len(sample_rows(10, 1)) == 1  # one user is a sample too
     rows = sample_rows(1000, 50)
     assert len(rows) == 50 and len(set(rows.tolist())) == 50 and (np.diff(rows) > 0).all()
     assert rows.min() >= 0 and rows.max() < 1000
@@ -57,3 +58,28 @@ def test_evaluate_says_when_it_sampled(tmp_path):
     result = run(cli, ["evaluate", "--data", str(world), "--model", "popular", "--max-users", "0"])
     assert result.exit_code == 0 and "sample" not in result.output
     assert f"{MAX_USERS:,}" in run(cli, ["evaluate", "--help"]).output  # the help states the real default
+
+
+def test_tied_scores_are_ordered_by_each_users_key_not_the_item_index(split_and_scorer):
+    """A scorer that scores every item equal: each user's list follows that user's tie keys, so lists
+    differ between users and are not the lowest item ids (catalogs are often numbered by popularity)."""
+    from edgerec.models.evaluation import rank_of, top_k
+
+    dataset, split, _ = split_and_scorer
+
+    class Flat:
+        name = "flat"
+
+        def score(self, users, history):
+            return np.zeros((len(users), split.n_items), np.float32)
+
+    evaluator = Evaluator(split, dataset.catalog, max_users=60)
+    ranks, lists = evaluator.ranks_and_lists(Flat())
+    users, targets = split.test_users[sample_rows(len(split.test_users), 60)], \
+        split.test_items[sample_rows(len(split.test_users), 60)]
+    scores = np.zeros((len(users), split.n_items), np.float32)
+    history = split.history("test")
+    for row, user in enumerate(users):
+        scores[row, history.of(user)] = -np.inf
+    assert np.array_equal(lists, top_k(scores, 10, users)) and np.array_equal(ranks, rank_of(scores, targets, users))
+    assert len({tuple(x) for x in lists.tolist()}) > 50  # not one id-ordered list for everybody

@@ -153,6 +153,16 @@ def test_the_full_demo_trains_on_own_data_by_its_budget(tmp_path):
         assert train.epochs is None and train.max_minutes is not None
 
 
+def test_the_quick_demo_caps_each_training_in_time_on_own_data(tmp_path):
+    from edgerec.pipeline.demo import QUICK_MINUTES
+
+    synthetic, own = DemoConfig.make(tmp_path / "a", quick=True), DemoConfig.make(tmp_path / "b", quick=True, data=tmp_path)
+    for name in ("teacher_train", "student_train"):
+        mine = getattr(own, name)
+        assert mine.max_minutes == QUICK_MINUTES and mine.epochs == getattr(synthetic, name).epochs  # epochs kept too
+    assert own.federated.train.max_minutes is not None
+
+
 def test_demo_runs_on_the_users_own_data(own_data, tmp_path):
     import dataclasses
 
