@@ -124,7 +124,8 @@ def read_chunks(
                                    encoding=encoding, quoted=quoted, skipped=skipped)
         return
     path = _existing_file(path)
-    if path.stat().st_size == 0:
+    before = _identity(path)
+    if before[0] == 0:
         raise DataError("file is empty; expected a header and at least one row", str(path))
     if is_parquet(path):
         yield from _read_parquet_chunks(path, columns, chunk_rows)
@@ -138,6 +139,15 @@ def read_chunks(
             lambda names: _select(names, columns, path, 1), skipped)
     else:
         yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped)
+    if _identity(path) != before:  # a log still being written, or replaced: its rows mix two versions
+        raise DataError("file changed while it was read (a program still writing it, or a copy over it); "
+                        "import it again once nothing writes to it, or import a copy", str(path))
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """(size, time of last change, inode): any write to the file or replacement of it moves one of them."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
