@@ -4,9 +4,9 @@ The student keeps its own next-item loss and adds (a) a listwise KL term that
 makes its scores over the teacher's top-K candidates and some shared sampled
 negatives follow the teacher's softmax, and optionally (b) an alignment term
 pulling a projection of its hidden states towards the teacher's. The teacher
-runs once, before training: its hidden states (fp16) and top-K candidates per
-training position are kept, so each student step costs little more than
-plain training.
+scores each training window once, when a batch first holds it: its hidden
+states (fp16) and top-K candidates per training position are kept, so after
+the first epoch a student step costs little more than plain training.
 """
 
 from __future__ import annotations
@@ -48,46 +48,70 @@ class DistillConfig:
         return self
 
 
-@torch.no_grad()
+class TeacherTargets:
+    """The teacher's targets for every training window: its hidden states (fp16), and its top-K rows with
+    their logits (fp16) at each position the training loss reads (an item predicting an item: train.py's
+    mask; the other positions keep zeros). Windows are left-padded, so on a log of short histories most
+    positions are padding: over four fifths of them on a 300k-user log with a median of 3 events.
+
+    A window is scored the first time a batch needs it (`ensure`), so a time-capped training pays only
+    for the windows it reaches: scoring all 204k windows of that log against its 150k items ahead of
+    training took longer than the quick demo's whole budget. Positions are scored `cells // catalog` at
+    a time: 256 windows of 30 positions by a music catalog of 93k tracks were 2.9 GB of scores at once
+    (the rows come out the same either way)."""
+
+    def __init__(self, teacher: NextItemModel, windows: np.ndarray, top_k: int, cells: int = 1 << 24,
+                 progress: Callable[[int, int], None] | None = None):
+        if windows.shape[1] - 1 > teacher.config.max_len:
+            raise ConfigError(f"the student's history length {windows.shape[1] - 1} exceeds the teacher's "
+                              f"{teacher.config.max_len}; use --max-len <= {teacher.config.max_len}")
+        teacher.eval()
+        self.teacher, self.top_k, self.progress = teacher, top_k, progress
+        with torch.no_grad():
+            self.items = teacher.item_vectors().clone()
+        self.items[0] = 0.0
+        n, self.length = windows.shape[0], windows.shape[1] - 1
+        self.inputs = torch.as_tensor(windows[:, :-1])
+        self.read = torch.as_tensor((windows[:, 1:] > 0) & (windows[:, :-1] > 0))
+        self.hidden = torch.zeros(n, self.length, self.items.shape[1], dtype=torch.float16)
+        self.top = torch.zeros(n, self.length, top_k, dtype=torch.int32)
+        self.logits = torch.zeros(n, self.length, top_k, dtype=torch.float16)
+        self.done = torch.zeros(n, dtype=torch.bool)
+        self.at_once = max(1, cells // self.items.shape[0])  # positions scored together
+
+    @torch.no_grad()
+    def ensure(self, rows: torch.Tensor) -> None:
+        """Score the windows of `rows` not scored yet."""
+        rows = torch.unique(torch.as_tensor(rows, dtype=torch.long))
+        rows = rows[~self.done[rows]]
+        if len(rows) == 0:
+            return
+        h = self.teacher.hidden(self.inputs[rows])
+        self.hidden[rows] = h.half()
+        window, place = torch.nonzero(self.read[rows], as_tuple=True)
+        h = h[window, place]
+        top, logits = self.top[rows], self.logits[rows]
+        for at in range(0, len(h), self.at_once):
+            scores = h[at:at + self.at_once] @ self.items.T
+            scores[:, 0] = float("-inf")
+            best = scores.topk(self.top_k, dim=-1)
+            where = (window[at:at + self.at_once], place[at:at + self.at_once])
+            top[where] = best.indices.to(torch.int32)
+            logits[where] = (best.values / self.teacher.config.temperature).half()
+        self.top[rows], self.logits[rows] = top, logits
+        self.done[rows] = True
+        if self.progress:
+            self.progress(int(self.done.sum()), len(self.done))
+
+
 def teacher_targets(teacher: NextItemModel, windows: np.ndarray, top_k: int, batch: int = 256,
                     progress: Callable[[int, int], None] | None = None,
                     cells: int = 1 << 24) -> tuple[torch.Tensor, ...]:
-    """For every window position: the teacher's hidden state (fp16), its top-K rows and their logits (fp16).
-
-    Only positions the training loss reads (an item predicting an item: `train.py`'s mask) are scored
-    against the catalog; the others keep zeros. Windows are left-padded, so on a log of short histories
-    most positions are padding: three quarters of them on a 300k-user log with a median of 3 events.
-    Positions are scored `cells // catalog` at a time: 256 windows of 30 positions by a music catalog of
-    93k tracks were 2.9 GB of scores at once (the rows come out the same either way)."""
-    teacher.eval()
-    items = teacher.item_vectors()
-    items[0] = 0.0
-    n, length = windows.shape[0], windows.shape[1] - 1
-    hidden = torch.empty(n, length, items.shape[1], dtype=torch.float16)
-    top = torch.zeros(n, length, top_k, dtype=torch.int32)
-    logits = torch.zeros(n, length, top_k, dtype=torch.float16)
-    inputs = torch.as_tensor(windows[:, :-1])
-    scored = torch.as_tensor((windows[:, 1:] > 0) & (windows[:, :-1] > 0)).reshape(-1)
-    if inputs.shape[1] > teacher.config.max_len:
-        raise ConfigError(f"the student's history length {inputs.shape[1]} exceeds the teacher's "
-                          f"{teacher.config.max_len}; use --max-len <= {teacher.config.max_len}")
-    flat_top, flat_logits = top.view(n * length, top_k), logits.view(n * length, top_k)
-    at_once = max(1, cells // items.shape[0])  # positions scored together
-    for start in range(0, n, batch):
-        h = teacher.hidden(inputs[start:start + batch])
-        hidden[start:start + batch] = h.half()
-        h = h.reshape(-1, h.shape[-1])
-        used = torch.nonzero(scored[start * length:start * length + len(h)]).squeeze(1)
-        for row in range(0, len(used), at_once):
-            scores = h[used[row:row + at_once]] @ items.T
-            scores[:, 0] = float("-inf")
-            best = scores.topk(top_k, dim=-1)
-            place = start * length + used[row:row + at_once]
-            flat_top[place] = best.indices.to(torch.int32)
-            flat_logits[place] = (best.values / teacher.config.temperature).half()
-        if progress:
-            progress(min(start + batch, n), n)
-    return hidden, top, logits
+    """TeacherTargets of every window at once, `batch` windows at a time: (hidden, top, logits)."""
+    targets = TeacherTargets(teacher, windows, top_k, cells, progress)
+    for start in range(0, len(targets.done), batch):
+        targets.ensure(torch.arange(start, min(start + batch, len(targets.done))))
+    return targets.hidden, targets.top, targets.logits
 
 
 class DistillationLoss(nn.Module):
@@ -100,7 +124,11 @@ class DistillationLoss(nn.Module):
         with torch.no_grad():
             self.teacher_items = teacher.item_vectors().detach()
         self.teacher_temperature = teacher.config.temperature
-        self.hidden, self.top, self.top_logits = targets
+        # targets scored ahead (hidden, top, logits), or a TeacherTargets that scores a batch's windows when
+        # the batch first comes (its tensors are filled in place)
+        self.lazy = targets if isinstance(targets, TeacherTargets) else None
+        self.hidden, self.top, self.top_logits = (targets.hidden, targets.top, targets.logits) if self.lazy \
+            else targets
         weights = (np.asarray(counts, np.float64) + 1.0) ** 0.75
         self.probs = torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed + 17)
@@ -109,6 +137,8 @@ class DistillationLoss(nn.Module):
     def forward(self, student: NextItemModel, hidden: torch.Tensor, mask: torch.Tensor,
                 batch: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
+        if self.lazy is not None:
+            self.lazy.ensure(batch)
         table = student.item_vectors() if table is None else table
         h_student = hidden[mask]  # (T, d)
         own = self.top[batch][mask].long()  # (T, K)
@@ -142,8 +172,8 @@ def distill_model(dataset: Dataset, split: Split, teacher: NextItemModel, config
     """Train the student `config` with the teacher's help; the result records both losses' settings."""
     distill.validate()
     windows = training_windows(split.train, config.max_len)
-    targets = teacher_targets(teacher, windows, distill.top_k,
-                              progress=(lambda d, t: progress("teacher", d, t, {})) if progress else None)
+    targets = TeacherTargets(teacher, windows, distill.top_k,
+                             progress=(lambda d, t: progress("teacher", d, t, {})) if progress else None)
     extra = DistillationLoss(teacher, targets, item_counts(split), config.dim, distill, train.seed)
     info = {"distillation": asdict(distill), "teacher_parameters": int(sum(p.numel() for p in teacher.parameters())),
             **(info_extra or {})}
