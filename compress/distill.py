@@ -67,9 +67,8 @@ class TeacherTargets:
                               f"{teacher.config.max_len}; use --max-len <= {teacher.config.max_len}")
         teacher.eval()
         self.teacher, self.top_k, self.progress = teacher, top_k, progress
-        with torch.no_grad():
-            self.items = teacher.item_vectors().clone()
-        self.items[0] = 0.0
+        with torch.no_grad():  # item 0 is padding: its column is set to -inf in every product
+            self.items = teacher.item_vectors().detach()
         n, self.length = windows.shape[0], windows.shape[1] - 1
         self.inputs = torch.as_tensor(windows[:, :-1])
         self.read = torch.as_tensor((windows[:, 1:] > 0) & (windows[:, :-1] > 0))
@@ -79,13 +78,19 @@ class TeacherTargets:
         self.done = torch.zeros(n, dtype=torch.bool)
         self.at_once = max(1, cells // self.items.shape[0])  # positions scored together
 
-    @torch.no_grad()
     def ensure(self, rows: torch.Tensor) -> None:
         """Score the windows of `rows` not scored yet."""
         rows = torch.unique(torch.as_tensor(rows, dtype=torch.long))
         rows = rows[~self.done[rows]]
         if len(rows) == 0:
             return
+        with torch.no_grad():  # a teacher's outputs are targets: no graph (and a decorator hides it from mutation)
+            self._score(rows)
+        self.done[rows] = True
+        if self.progress:
+            self.progress(int(self.done.sum()), len(self.done))
+
+    def _score(self, rows: torch.Tensor) -> None:
         h = self.teacher.hidden(self.inputs[rows])
         self.hidden[rows] = h.half()
         window, place = torch.nonzero(self.read[rows], as_tuple=True)
@@ -99,9 +104,6 @@ class TeacherTargets:
             top[where] = best.indices.to(torch.int32)
             logits[where] = (best.values / self.teacher.config.temperature).half()
         self.top[rows], self.logits[rows] = top, logits
-        self.done[rows] = True
-        if self.progress:
-            self.progress(int(self.done.sum()), len(self.done))
 
 
 def teacher_targets(teacher: NextItemModel, windows: np.ndarray, top_k: int, batch: int = 256,

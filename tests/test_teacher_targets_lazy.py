@@ -68,3 +68,9 @@ def test_the_loss_scores_its_batch_before_reading_the_targets():
     hidden = student.hidden(inputs)
     got, want = lazy(student, hidden, mask, batch), ahead(student, hidden, mask, batch)
     assert torch.equal(got, want) and lazy.lazy.done.nonzero().ravel().tolist() == [2, 8]
+
+
+def test_positions_are_scored_as_many_at_once_as_the_cells_allow():
+    teacher, windows = world()  # 31 items
+    assert TeacherTargets(teacher, windows, 3, cells=31 * 5 + 30).at_once == 5
+    assert TeacherTargets(teacher, windows, 3, cells=30).at_once == 1  # at least one, whatever the catalog
