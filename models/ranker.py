@@ -86,6 +86,8 @@ class Ranker(nn.Module):
 @dataclass
 class RankerConfig:
     events_per_user: int = 30  # most recent training events per user
+    max_events: int = 100_000  # events the examples come from at most (a seeded sample past it): each costs a
+    # user vector and a catalog scan, and a 300k-user log's 1.5M recent events took the quick demo hours
     negatives_per_event: int = 9  # retrieved-but-not-chosen items in each event's candidate group
     retrieve: int = 100  # the short list the ranker re-orders on the device (where negatives come from)
     skip_weight: float = 0.2  # weight of the pointwise term (finish/like = 1, skip = 0)
@@ -127,6 +129,8 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
     run_end = np.flatnonzero(np.r_[new_run[1:], True]) if len(users) else np.zeros(0, np.int64)
     rank_from_end = run_end[np.cumsum(new_run) - 1] - np.arange(len(users))
     index = index[rank_from_end < cfg.events_per_user]
+    if len(index) > cfg.max_events:
+        index = np.sort(rng.choice(index, cfg.max_events, replace=False))
     train_positions = np.flatnonzero(split.train_events)
     # how many consumed items precede each event (its history), via the event's place in the train log
     place = np.searchsorted(train_positions, index)
