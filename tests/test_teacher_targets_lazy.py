@@ -74,3 +74,26 @@ def test_positions_are_scored_as_many_at_once_as_the_cells_allow():
     teacher, windows = world()  # 31 items
     assert TeacherTargets(teacher, windows, 3, cells=31 * 5 + 30).at_once == 5
     assert TeacherTargets(teacher, windows, 3, cells=30).at_once == 1  # at least one, whatever the catalog
+
+
+def test_each_product_scores_at_most_at_once_positions_and_no_position_twice():
+    teacher, windows = world()
+    lazy = TeacherTargets(teacher, windows, 3, cells=31 * 4)
+    rows_per_product = []
+
+    class Recording:
+        def __init__(self, table):
+            self.table = table
+
+        def __rmatmul__(self, h):
+            rows_per_product.append(len(h))
+            return h @ self.table
+
+    class Items:
+        T = Recording(lazy.items.T)
+
+    lazy.items = Items()
+    lazy.ensure(torch.arange(12))
+    read = int(((windows[:, 1:] > 0) & (windows[:, :-1] > 0)).sum())
+    assert sum(rows_per_product) == read and max(rows_per_product) == 4
+    assert len(rows_per_product) == -(-read // 4)
