@@ -65,7 +65,7 @@ def train_popularity(split: Split) -> np.ndarray:
 
 
 MAX_USERS = 20_000  # users of a phase scored by default: NDCG@10's standard error is about 0.002 at this
-# size, and every user of a 300k-user log took the demo's baselines step alone over 20 minutes
+# size; with every user of a 300k-user, 150k-item log the demo's first baseline ran past 5 minutes unfinished
 
 
 def sample_rows(count: int, most: int, seed: int = 0) -> np.ndarray | None:
