@@ -402,16 +402,17 @@ def test_distill_from_your_own_teacher_via_the_cli(world, tmp_path):
     (tmp_path / "tspec.json").write_text(json.dumps(dict(SPEC, input={"name": "input_ids", "history_length": L},
                                                          output={"name": "embedding"})))
     seen = []
-    original = distill.teacher_targets
+    original = distill.TeacherTargets.__init__
     runner = CliRunner()
     common = ["--data", str(root / "data"), "--dim", "8", "--layers", "1", "--heads", "1", "--max-len", str(L),
               "--epochs", "1", "--eval-users", "0", "--teacher-vectors", str(root / "vectors.npy")]
     try:
-        distill.teacher_targets = lambda teacher, *a, **k: seen.append(teacher) or original(teacher, *a, **k)
+        distill.TeacherTargets.__init__ = lambda self, teacher, *a, **k: seen.append(teacher) or original(
+            self, teacher, *a, **k)
         result = runner.invoke(cli, ["distill", "--teacher", str(onnx_teacher), "--teacher-spec",
                                      str(tmp_path / "tspec.json"), "--out", str(tmp_path / "student"), *common])
     finally:
-        distill.teacher_targets = original
+        distill.TeacherTargets.__init__ = original
     assert result.exit_code == 0, result.output
     assert type(seen[0]).__name__ == "OwnTeacher" and (tmp_path / "student" / "model.safetensors").exists()
     for teacher, message in ((str(tmp_path / "nothere"), "does not exist"),
