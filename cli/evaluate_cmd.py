@@ -31,7 +31,7 @@ def evaluate(data_dir, models, k, phase, max_users, json_out) -> None:
     standard error of that change over the phase's users (JSON: "NDCG@k vs first")."""
     from edgerec.data.split import leave_last_out
     from edgerec.data.store import load_dataset
-    from edgerec.models.evaluation import MAX_USERS, Evaluator
+    from edgerec.models.evaluation import MAX_USERS, Evaluator, sample_rows
     from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
     from edgerec.models.persist import scorer_for
 
@@ -41,7 +41,8 @@ def evaluate(data_dir, models, k, phase, max_users, json_out) -> None:
     max_users = MAX_USERS if max_users is None else max_users
     evaluator = Evaluator(split, dataset.catalog, k=k, max_users=max_users)
     everyone = len(split.targets(phase)[0])
-    scored = min(max_users or everyone, everyone)
+    sampled = sample_rows(everyone, max_users)
+    scored = everyone if sampled is None else len(sampled)
     rows, refused, first = [], None, None
     for name in models:
         try:

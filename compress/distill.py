@@ -69,12 +69,12 @@ class TeacherTargets:
         self.teacher, self.top_k, self.progress = teacher, top_k, progress
         with torch.no_grad():  # item 0 is padding: its column is set to -inf in every product
             self.items = teacher.item_vectors().detach()
-        n, self.length = windows.shape[0], windows.shape[1] - 1
+        n, length = windows.shape[0], windows.shape[1] - 1
         self.inputs = torch.as_tensor(windows[:, :-1])
         self.read = torch.as_tensor((windows[:, 1:] > 0) & (windows[:, :-1] > 0))
-        self.hidden = torch.zeros(n, self.length, self.items.shape[1], dtype=torch.float16)
-        self.top = torch.zeros(n, self.length, top_k, dtype=torch.int32)
-        self.logits = torch.zeros(n, self.length, top_k, dtype=torch.float16)
+        self.hidden = torch.zeros(n, length, self.items.shape[1], dtype=torch.float16)
+        self.top = torch.zeros(n, length, top_k, dtype=torch.int32)
+        self.logits = torch.zeros(n, length, top_k, dtype=torch.float16)
         self.done = torch.zeros(n, dtype=torch.bool)
         self.at_once = max(1, cells // self.items.shape[0])  # positions scored together
 

@@ -114,14 +114,19 @@ def read_chunks(
     `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
     plain text, not the start of a quoted field. With `skipped`, a row with too few or too many fields
     is left out and counted there instead of stopping the read. A folder is read as its part files in
-    name order (parts.py), each naming its own lines in errors.
+    name order (parts.py), each naming its own lines in errors. A file (or a folder's list of parts) that
+    changed by the end of its read is refused: its rows would mix two versions.
     """
     if Path(path).is_dir():
-        for part in data_files(path):
+        parts = data_files(path)
+        for part in parts:
             if skipped is not None:
                 skipped.part = part.name  # the lines it counts name their part
             yield from read_chunks(part, columns, delimiter=delimiter, header=header, chunk_rows=chunk_rows,
                                    encoding=encoding, quoted=quoted, skipped=skipped)
+        if data_files(path) != parts:  # a part added or taken away while the others were read
+            raise DataError("folder's part files changed while they were read; import it again once nothing "
+                            "writes to it", str(path))
         return
     path = _existing_file(path)
     before = _identity(path)

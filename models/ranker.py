@@ -20,7 +20,7 @@ from torch import nn
 
 from edgerec.data.schema import EVENT_CODE, Catalog, Dataset
 from edgerec.data.split import Split, consumed_sequences
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
 from edgerec.models.layers import gelu_mlp
 from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.features import EXTRA, ItemTable, feature_count, ranker_features
@@ -87,7 +87,7 @@ class Ranker(nn.Module):
 class RankerConfig:
     events_per_user: int = 30  # most recent training events per user
     max_events: int = 100_000  # events the examples come from at most (a seeded sample past it): each costs a
-    # user vector and a catalog scan, and a 300k-user log's 1.5M recent events took the quick demo hours
+    # user vector and a catalog scan, and a 300k-user log's 1.5M recent events would take the quick demo hours
     negatives_per_event: int = 9  # retrieved-but-not-chosen items in each event's candidate group
     retrieve: int = 100  # the short list the ranker re-orders on the device (where negatives come from)
     skip_weight: float = 0.2  # weight of the pointwise term (finish/like = 1, skip = 0)
@@ -119,6 +119,8 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
     ranker learns on the very distribution it re-orders on the device); each
     skip is kept as a pointwise negative.
     """
+    if cfg.max_events < 1:
+        raise ConfigError(f"a ranker learns from at least one event (max_events {cfg.max_events})")
     rng = np.random.default_rng(cfg.seed)
     log = dataset.interactions
     seq, seq_events = consumed_sequences(log.take(np.flatnonzero(split.train_events)), dataset.n_users)

@@ -124,7 +124,7 @@ class DemoConfig:
 def demo_studies(cfg: DemoConfig) -> list[Study]:
     """The demo, in order: each study reads what the ones before it wrote under `cfg.out`."""
     out = cfg.out
-    ranker = RankerConfig(events_per_user=10 if cfg.quick else 20, max_events=20_000 if cfg.quick else 100_000,
+    ranker = RankerConfig(events_per_user=10 if cfg.quick else 20, max_events=20_000 if cfg.quick else RankerConfig.max_events,
                           epochs=4, seed=cfg.seed)
     bench = BenchConfig(requests=300, items=cfg.bench_items, compare=[str(out / "bundle-fp32")])
     data = SynthStep(cfg.synth, out / "data") if cfg.data is None else DataStep(cfg.data, out / "data")

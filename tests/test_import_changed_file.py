@@ -96,3 +96,14 @@ def test_the_import_writes_nothing_when_its_log_changed(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["data", "import", "csv", str(path), "--out", str(out)])
     assert result.exit_code != 0 and "changed while it was read" in result.output
     assert not out.exists() or not any(out.iterdir())  # no half-imported folder left behind
+
+
+def test_a_part_added_to_a_folder_during_its_read_is_refused(tmp_path):
+    folder = tmp_path / "log"
+    folder.mkdir()
+    (folder / "part-0.csv").write_text("user_id,item_id,timestamp\n" + ROWS)
+    chunks = read_chunks(folder, chunk_rows=4)
+    next(chunks)
+    (folder / "part-1.csv").write_text("user_id,item_id,timestamp\n" + ROWS)  # a writer's next part lands
+    with pytest.raises(DataError, match="log: folder's part files changed while they were read"):
+        list(chunks)

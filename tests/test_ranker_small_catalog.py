@@ -110,3 +110,11 @@ def test_a_large_log_builds_its_examples_from_a_seeded_sample_of_max_events():
     assert [g.tolist() for g in capped] == [g.tolist() for g in again]  # seeded: the same sample each run
     chosen = {int(g[0]) for g in capped}
     assert chosen <= {int(g[0]) for g in everything}
+
+
+@pytest.mark.parametrize("cap", [0, -5])
+def test_a_cap_below_one_event_is_refused_by_name(cap):
+    from edgerec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"at least one event \\(max_events {cap}\\)"):
+        checked_groups(dataset([[0, 1, 2, 3, 4]], 12), RankerConfig(negatives_per_event=2, max_events=cap))
