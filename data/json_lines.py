@@ -11,15 +11,16 @@ object, stops the read at its line (or is left out and counted with `--skip-bad-
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from edgerec.errors import DataError
 
 SUFFIXES = (".jsonl", ".ndjson", ".json")
-HEADER_LINES = 1_000  # objects read to find the columns (keys missing from the first are common)
+HEADER_LINES = 1_000  # lines without any object after which a file is not JSON Lines
 _INTEGRAL = re.compile(r"-?\d+\.0*")
 
 
@@ -96,10 +97,10 @@ class _Ignored:
         self.first = self.first or (line, problem)
 
 
-def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
-    """(line, object) for every non-blank line; a line that is no JSON object stops the read or, with
-    `skipped`, is counted there."""
-    for number, text in enumerate(handle, 1):
+def _objects(handle, path: Path, skipped, start: int = 1) -> Iterator[tuple[int, dict]]:
+    """(line, object) for every non-blank line, the first being line `start`; a line that is no JSON
+    object stops the read or, with `skipped`, is counted there."""
+    for number, text in enumerate(handle, start):
         if not text.strip():
             continue
         try:
@@ -120,14 +121,21 @@ def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
                             "(--skip-bad-rows leaves such lines out)", str(path), number)
 
 
-def json_header(path: Path, open_text) -> list[str]:
-    """The keys of the first HEADER_LINES objects, in the order first seen."""
+def json_header(path: Path, open_text, enough: Callable[[list[str]], bool] | None = None) -> list[str]:
+    """The keys of every object in the file, in the order first seen: a key that first appears late
+    (an optional field, a log that gained a column) is a column like the others. With `enough`, the
+    read stops once it holds for the keys seen so far. A file whose first HEADER_LINES lines hold no
+    object (a CSV named .jsonl) is refused without reading the rest."""
     keys: dict[str, None] = {}
     ignored = _Ignored()
     with open_text() as handle:
-        for seen, (_, obj) in enumerate(_objects(handle, path, ignored)):
-            keys.update(dict.fromkeys(obj))
-            if seen + 1 >= HEADER_LINES:
+        for start, lines in ((1, itertools.islice(handle, HEADER_LINES)), (HEADER_LINES + 1, handle)):
+            for _, obj in _objects(lines, path, ignored, start):
+                known = len(keys)
+                keys.update(dict.fromkeys(obj))
+                if enough and len(keys) > known and enough(list(keys)):
+                    return list(keys)
+            if not keys:
                 break
     if not keys:
         where = f" (line {ignored.first[0]} is {ignored.first[1]})" if ignored.first else ""
@@ -137,10 +145,12 @@ def json_header(path: Path, open_text) -> list[str]:
     return list(keys)
 
 
-def read_json_chunks(path: Path, chunk_rows: int, open_text, make_chunk, select, skipped=None) -> Iterator:
-    """Chunks of a JSON Lines file: `select(names)` picks the wanted columns' places among the keys (and
-    refuses a missing one: tables.py passes its own), `make_chunk(columns, lines)` builds a chunk."""
-    names = json_header(path, open_text)
+def read_json_chunks(path: Path, chunk_rows: int, open_text, make_chunk, select, skipped=None,
+                     enough: Callable[[list[str]], bool] | None = None) -> Iterator:
+    """Chunks of a JSON Lines file: `select(names)` picks the wanted columns' places among the file's keys
+    (and refuses a missing one: tables.py passes its own), `make_chunk(columns, lines)` builds a chunk;
+    `enough(names)` tells when the keys seen so far hold every wanted column (json_header)."""
+    names = json_header(path, open_text, enough)
     wanted = [names[i] for i in select(names)]
     buffers: dict[str, list[str]] = {k: [] for k in wanted}
     lines: list[int] = []

@@ -441,6 +441,10 @@ def _events(chunk: Chunk, column: str | None, default: str, event_map: dict[str,
             dropped[key] += 1
             continue
         code = EVENT_CODE.get(mapped)
+        if not key:  # a JSON line without the field reads as an empty cell too
+            raise DataError(f"no event on this row: its {column!r} field is empty or missing while other rows have "
+                            "one; give every row its event (fill the empty ones, e.g. with play)",
+                            chunk.path, chunk.line_of(i))
         if code is None:
             raise DataError(
                 f"unknown event {name!r}; expected one of {', '.join(EVENTS)}: rename the file's events to these, "

@@ -141,7 +141,8 @@ def read_chunks(
         yield from read_json_chunks(
             path, chunk_rows, lambda: _open_text(path, encoding),
             lambda buffers, lines: Chunk(buffers, lines[0], str(path), lines=np.asarray(lines, np.int64)),
-            lambda names: _select(names, columns, path, 1), skipped)
+            lambda names: _select(names, columns, path, 1), skipped,
+            None if columns is None else lambda names: set(columns) <= set(names))
     else:
         yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped)
     if _identity(path) != before:  # a log still being written, or replaced: its rows mix two versions

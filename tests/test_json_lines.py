@@ -236,12 +236,54 @@ def test_chunks_of_any_size_hold_the_same_rows_and_lines(tmp_path, chunk_rows):
     assert [c.line_of(i) for c in chunks for i in range(len(c))] == [1, 3, 4, 5, 6]
 
 
-def test_the_columns_are_the_keys_of_the_first_thousand_objects(tmp_path):
+def test_a_key_first_seen_after_a_thousand_objects_is_a_column(tmp_path):
     from edgerec.data.json_lines import HEADER_LINES
 
-    rows = [{"user_id": "u", "item_id": "a", "timestamp": 1}] * (HEADER_LINES - 1)
+    rows = [{"user_id": "u", "item_id": "a", "timestamp": 1}] * (HEADER_LINES + 200)
     path = _write(tmp_path / "log.jsonl", [*rows, {"late": 1, "user_id": "u"}, {"later": 2}])
-    assert read_header(path) == ["user_id", "item_id", "timestamp", "late"]  # 'later' is past the first 1,000
+    assert read_header(path) == ["user_id", "item_id", "timestamp", "late", "later"]
+    chunks = list(read_chunks(path, ["later", "item_id"], chunk_rows=500))
+    assert [v for c in chunks for v in c.columns["later"]] == [""] * (HEADER_LINES + 201) + ["2"]
+    with pytest.raises(DataError, match=r"^log.jsonl:1: missing column\(s\) latest; "):
+        list(read_chunks(path, ["latest"]))
+
+
+def test_an_event_field_that_appears_late_is_not_read_as_plays(tmp_path):
+    """It was left out (every row a play, its skips too); now its rows without one are refused by line."""
+    rows = [{"user_id": f"u{i % 7}", "item_id": f"i{i % 40}", "timestamp": i} for i in range(1_100)]
+    rows += [{"user_id": "u1", "item_id": "i3", "timestamp": 2_000, "event": "skip"}]
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", _write(tmp_path / "log.jsonl", rows))
+    assert str(err.value) == ("log.jsonl:1: no event on this row: its 'event' field is empty or missing while other "
+                              "rows have one; give every row its event (fill the empty ones, e.g. with play)")
+
+
+def test_an_item_field_that_appears_late_is_imported(tmp_path):
+    from edgerec.data.item_import import read_item_table
+
+    items = [{"item_id": f"i{i}", "title": f"Film {i}"} for i in range(1_100)]
+    items[-1]["description"] = "A late description."
+    path = _write(tmp_path / "items.jsonl", items)
+    catalog, _ = read_item_table(path)
+    assert catalog.text["description"][-1] == "A late description." and catalog.text["description"][0] == ""
+
+
+def test_a_file_without_an_object_in_its_first_lines_is_refused_there(tmp_path):
+    from edgerec.data.json_lines import HEADER_LINES
+
+    lines = ["user_id,item_id,timestamp"] + ["u,a,1"] * HEADER_LINES + [json.dumps({"user_id": "u"})]
+    with pytest.raises(DataError, match=r"^log.jsonl: file holds no JSON object \(line 1 is not JSON"):
+        read_header(_write(tmp_path / "log.jsonl", lines))
+
+
+def test_the_read_looks_for_keys_only_until_it_has_the_wanted_ones(tmp_path):
+    from edgerec.data.json_lines import json_header
+    from edgerec.data.tables import _open_text
+
+    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": "a"}, {"timestamp": 1}, {"late": 2}])
+    opener = lambda: _open_text(path, "utf-8")  # noqa: E731
+    assert json_header(path, opener) == ["user_id", "item_id", "timestamp", "late"]
+    assert json_header(path, opener, lambda keys: "timestamp" in keys) == ["user_id", "item_id", "timestamp"]
 
 
 def test_cells_of_every_json_kind():
