@@ -106,10 +106,16 @@ def _load(data_dir):
 
 def _summary(info: dict, out) -> None:
     if _rank() == 0:
-        key_values({k: info[k] for k in ("parameters", "best_epoch", "val_NDCG@10", "epochs_run", "stopped_by",
-                                         "train_seconds") if k in info} | {"checkpoint": str(out)}, title="training")
-        if info.get("still_improving"):
-            console.print(f"[yellow]{info['advice']}[/yellow]")
+        key_values({k: info[k] for k in ("parameters", "best_epoch", "val_NDCG@10", "val_NDCG@10_popular",
+                                         "epochs_run", "stopped_by", "train_seconds") if k in info}
+                   | {"checkpoint": str(out)}, title="training")
+        _warnings(info)
+
+
+def _warnings(info: dict) -> None:
+    for key in ("advice", "warning"):  # the advice only while still improving (it says to train on)
+        if info.get(key) and (key != "advice" or info.get("still_improving")):
+            console.print(f"[yellow]{info[key]}[/yellow]")
 
 
 @click.command("train", epilog=example(
@@ -224,8 +230,7 @@ def _distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_by
     if real["total"] > max_bytes:
         console.print(f"[yellow]the exported student takes {real['total']:,} bytes, over the budget: "
                       "lower --max-bytes a little and run again[/yellow]")
-    if result.info.get("still_improving"):
-        console.print(f"[yellow]{result.info['advice']}[/yellow]")
+    _warnings(result.info)
 
 
 def register(cli: click.Group) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Sequences, Split
 from edgerec.errors import ConfigError, ModelError
+from edgerec.models.baselines import Popular
 from edgerec.models.checkpoint import (
     load_train_state,
     save_checkpoint,
@@ -325,6 +326,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         stopped_by = "time"  # the schedule was shortened to fit --max-minutes
     ended = outcome(stopped_by, [h["val_NDCG@10"] for h in progress_state["history"]], budget,
                     {"epochs": train.epochs, "max_minutes": train.max_minutes})
+    popular = evaluator.evaluate(Popular(split, dataset), "val", rows=eval_rows)["NDCG@10"] if rank == 0 else None
     info = {
         "best_epoch": progress_state["best_epoch"],
         "val_NDCG@10": progress_state["best"],
@@ -336,6 +338,8 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         "stopped_by": ended.stopped_by,
         "still_improving": ended.still_improving,
         "advice": ended.advice,
+        "val_NDCG@10_popular": popular,
+        "warning": below_popularity(progress_state["best"], popular),
         "train_seconds": round(time.perf_counter() - began, 1),
         "history": progress_state["history"],
         "train_config": asdict(train),
@@ -347,6 +351,16 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     if out is not None and rank == 0:
         save_checkpoint(out, model.state_dict(), config, items, info)
     return TrainResult(model, items, info)
+
+
+def below_popularity(best: float, popular: float | None) -> str:
+    """What to say when a trained model ranks no better than the most played items on the same validation
+    users ("" otherwise): such a model is worse than the list it would replace, whatever its loss says."""
+    if popular is None or best > popular:
+        return ""
+    return (f"validation NDCG@10 {max(best, 0.0):.4f} is not above plain popularity's {popular:.4f} on the same "
+            "users: this model has not learnt the data yet; train it longer (--max-minutes, or --resume) before "
+            "shipping it, or ship the popularity list")
 
 
 def _rank_world() -> tuple[int, int]:

@@ -17,7 +17,14 @@ from edgerec.models.ranker import RankerConfig
 from edgerec.models.train import TrainConfig
 from edgerec.studies.base import Progress, Study, Table, epoch_lines, say
 
-TRAINED = ("parameters", "val_NDCG@10", "train_seconds", "epochs_run")
+TRAINED = ("parameters", "val_NDCG@10", "val_NDCG@10_popular", "warning", "train_seconds", "epochs_run")
+
+
+def _trained(info: dict, progress: Progress, who: str) -> dict:
+    """A training step's record; its warning (a model below popularity) said as the step ends too."""
+    if info["warning"]:
+        progress(f"{who}: {info['warning']}", {})
+    return {k: info[k] for k in TRAINED}
 
 
 def _data(data_dir: Path):
@@ -87,7 +94,7 @@ class TeacherStep(Study):
         dataset, split = _data(self.data_dir)
         result = train_model(dataset, split, self.model, self.train, out=self.out,
                              progress=epoch_lines(progress, "teacher"))
-        return {k: result.info[k] for k in TRAINED}
+        return _trained(result.info, progress, "teacher")
 
 
 @dataclass
@@ -109,7 +116,7 @@ class StudentStep(Study):
         teacher, _ = load_model(self.teacher)
         result = distill_model(dataset, split, teacher, self.model, self.train, DistillConfig(), out=self.out,
                                progress=epoch_lines(progress, "student"))
-        return {k: result.info[k] for k in TRAINED}
+        return _trained(result.info, progress, "student")
 
 
 @dataclass

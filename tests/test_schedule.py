@@ -127,3 +127,33 @@ def test_an_epoch_longer_than_the_time_cap_is_cut_inside_the_epoch(tiny, monkeyp
     done, batches = info["history"][0]["steps_of_epoch"]
     assert 1 <= done < batches / 2  # ended near the cap, not at the epoch's last batch
     assert info["val_NDCG@10"] >= 0  # the cut epoch was still evaluated and kept
+
+
+def test_a_model_no_better_than_popularity_is_flagged_with_what_to_do(tiny):
+    from edgerec.models.baselines import Popular
+    from edgerec.models.evaluation import Evaluator
+
+    dataset, split = tiny
+    cfg = ModelConfig(dim=16, layers=1, max_len=8, dropout=0.0)
+    info = train_model(dataset, split, cfg, TrainConfig(eval_users=0, epochs=1, lr=1e-9)).info  # untrained
+    popular = Evaluator(split, dataset.catalog, k=10).evaluate(Popular(split, dataset), "val")["NDCG@10"]
+    assert info["val_NDCG@10_popular"] == popular > info["val_NDCG@10"]
+    assert info["warning"].startswith(f"validation NDCG@10 {info['val_NDCG@10']:.4f} is not above plain popularity's "
+                                      f"{popular:.4f} on the same users")
+
+
+def test_a_model_above_popularity_carries_no_warning(tiny):
+    dataset, split = tiny
+    cfg = ModelConfig(dim=16, layers=1, max_len=8, dropout=0.0)
+    info = train_model(dataset, split, cfg, TrainConfig(eval_users=0, batch_size=128)).info
+    assert info["val_NDCG@10"] > info["val_NDCG@10_popular"] and info["warning"] == ""
+
+
+def test_the_popularity_warning_is_said_on_screen(tmp_path):
+    data = tmp_path / "data"
+    write_synth(SynthConfig(users=60, items=200, events=2_000, seed=11), data)
+    out = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "ckpt"), "--dim", "16",
+                                   "--layers", "1", "--max-len", "8", "--epochs", "1", "--lr", "1e-9",
+                                   "--eval-users", "0"])
+    assert out.exit_code == 0, out.output
+    assert "val_NDCG@10_popular" in out.output and "is not above plain popularity's" in out.output

@@ -168,6 +168,8 @@ def scripted(monkeypatch, values):
             pass
 
         def evaluate(self, scorer, phase="test", progress=None, rows=None):
+            if getattr(scorer, "name", None) == "popular":  # the reference scored once at the end
+                return {"NDCG@10": 0.0}
             calls.append(phase)
             return {"NDCG@10": values[len(calls) - 1]}
 
