@@ -1,5 +1,5 @@
-"""JSON Lines files (`.jsonl`, `.ndjson`, `.json`, gzip-compressed or not): one object per line, read in
-chunks as the CSV reader's rows, so every import option and check applies unchanged.
+"""JSON Lines files (`.jsonl`, `.ndjson`, `.json`, compressed with gzip, bzip2 or xz, or not): one object
+per line, read in chunks as the CSV reader's rows, so every import option and check applies unchanged.
 
 Public logs and catalogs ship this way (Amazon reviews and metadata, Goodreads, Yelp). A field's value
 becomes the text a CSV cell would hold: numbers exactly as written (`4.0` an integer's `4`, as Parquet
@@ -37,7 +37,7 @@ class ListCell(str):
 
 def is_json_lines(path: str | Path) -> bool:
     name = str(path).lower()
-    return name.removesuffix(".gz").endswith(SUFFIXES)
+    return name.removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz").endswith(SUFFIXES)
 
 
 def _number(text: str) -> str:

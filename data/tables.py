@@ -8,10 +8,12 @@ memory stream through.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
 import errno
 import gzip
+import lzma
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -178,9 +180,8 @@ def _open_text(path: Path, encoding: str):
     _refuse_binary(path, None if utf8 else encoding)
     if utf8:
         encoding = "utf-8-sig"
-    if _compressed(path):
-        return gzip.open(path, "rt", newline="", encoding=encoding, errors="strict")
-    return open(path, newline="", encoding=encoding, errors="strict")
+    opener = OPENERS.get(_compression(path), open)
+    return opener(path, "rt", newline="", encoding=encoding, errors="strict")
 
 
 UTF8_MARK = codecs.BOM_UTF8
@@ -192,23 +193,43 @@ def _refuse_binary(path: Path, other_encoding: str | None = None) -> None:
     UTF-8 byte order mark read in `other_encoding` than UTF-8: it became 'ï»¿user_id', a missing column."""
     try:
         with _open_raw(path) as raw:
-            head = raw.read(4)
-    except (OSError, EOFError):  # a damaged gzip stream: the text reader names its line
+            head = raw.read(TAR_MARK_AT + len(TAR_MARK))
+    except UNREADABLE:  # a damaged compressed stream: the text reader names its line
         return
-    if head == b"PAR1":
+    if head[:4] == b"PAR1":
         raise DataError("a Parquet file, not text: name it .parquet" + (" once unpacked with gunzip (Parquet "
                         "compresses its own columns)" if _compressed(path) else ""), str(path))
     if other_encoding and head.startswith(UTF8_MARK):
         raise DataError(f"the file starts with a UTF-8 byte order mark, so it is UTF-8 text, not {other_encoding}: "
                         "drop --encoding for this file (the item table has its own, --items-encoding)", str(path), 1)
-    if head == b"PK\x03\x04":
+    if head[:4] == b"PK\x03\x04":
         raise DataError("a zip archive (an Excel workbook is one), not text: unzip it and import the CSV inside "
                         "(save a workbook's sheet as CSV first)", str(path))
+    if head[TAR_MARK_AT:] == TAR_MARK:
+        raise DataError("a tar archive, not text: extract it (tar xf) and import the file inside", str(path))
+    if head[:2] in UTF16_MARKS and other_encoding is None:  # read as UTF-8, it fails as "not valid utf-8"
+        raise DataError("the file starts with a UTF-16 byte order mark (Excel's \"Unicode text\" saves this way): "
+                        "pass --encoding utf-16", str(path), 1)
+
+
+TAR_MARK, TAR_MARK_AT = b"ustar", 257  # where every tar header names its format
+UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}  # told apart by their first bytes, not names
+UNREADABLE = (OSError, EOFError, lzma.LZMAError)  # a damaged or cut compressed stream
+
+
+def _compression(path: Path) -> str | None:
+    with open(path, "rb") as raw:
+        head = raw.read(6)
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh" and head[3:4].isdigit():
+        return "bz2"
+    return "xz" if head == b"\xfd7zXZ\x00" else None
 
 
 def _compressed(path: Path) -> bool:
-    with open(path, "rb") as raw:
-        return raw.read(2) == b"\x1f\x8b"
+    return _compression(path) is not None
 
 
 def ends_mid_line(path: Path) -> bool:
@@ -221,7 +242,7 @@ def ends_mid_line(path: Path) -> bool:
 
 
 def _open_raw(path: Path):
-    return gzip.open(path, "rb") if _compressed(path) else open(path, "rb")
+    return OPENERS.get(_compression(path), open)(path, "rb")
 
 
 def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: int,
@@ -293,8 +314,40 @@ def _second_row(path: Path, delimiter: str, encoding: str, quoted: bool) -> list
             rows = _split_lines(handle, delimiter, quoted)
             next(rows, None)
             return next(rows, None)
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError, DataError):
+    except (UnicodeDecodeError, csv.Error, DataError, *UNREADABLE):
         return None
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    return STRAY_QUOTE if "expected after" in str(exc) else f"malformed CSV ({exc})"
+
+
+STRAY_QUOTE = ("a field starts with a quote and goes on after the closing one (a name such as '\"Heroes\" (Live)'): its "
+               "quotes are part of the text, not CSV quoting; pass --no-quoting, or quote the whole field and double "
+               "the quotes inside it")
+
+
+class _KeepLast:
+    """The lines a csv reader reads, the last one kept: a one-line row is read again strictly when it holds a
+    quote (_refuse_stray_quote)."""
+
+    def __init__(self, handle):
+        self.handle, self.last = handle, ""
+
+    def __iter__(self):
+        for text in self.handle:
+            self.last = text
+            yield text
+
+
+def _refuse_stray_quote(text: str, delimiter: str, path: Path, line: int) -> None:
+    """csv reads '"Weird Al" Yankovic' as 'Weird Al Yankovic' (the quoted part, then the rest, quotes dropped):
+    two names became one, silently. Read strictly, such text after a closing quote is an error."""
+    try:
+        next(csv.reader([text], delimiter=delimiter, strict=True), None)
+    except csv.Error as exc:
+        if "expected after" in str(exc):
+            raise DataError(STRAY_QUOTE, str(path), line) from None
 
 
 def _split_lines(handle, delimiter: str, quoted: bool = True):
@@ -309,7 +362,8 @@ def _split_lines(handle, delimiter: str, quoted: bool = True):
 def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True,
                       skipped=None) -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
-        rows = _split_lines(handle, delimiter, quoted)
+        read = _KeepLast(handle)
+        rows = _split_lines(read, delimiter, quoted)
         spans_lines = hasattr(rows, "line_num")  # a csv reader: it counts the lines of each row
         line = 0
         first_row = None  # the header line as read, to recognise it if it comes again
@@ -327,6 +381,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
+        except UNREADABLE as exc:  # a compressed stream cut or damaged before its first line ends
+            raise DataError(f"cannot be read ({exc}): the file is cut short or damaged", str(path), 1) from None
         keep = _select(names, columns, path, max(line, 1),
                        lambda: _second_row(path, delimiter, encoding, quoted) if header is None else None)
         out_names = [names[i] for i in keep]
@@ -348,6 +404,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     continue
                 if blank:  # a blank line inside the data would shift the line numbers of the chunk
                     raise DataError("blank line inside the data; remove it", str(path), blank)
+                if spans_lines and line == start and '"' in read.last:
+                    _refuse_stray_quote(read.last, delimiter, path, start)
                 if fields == first_row:
                     raise DataError("this line repeats the header (were files joined with their header lines?); "
                                     "keep only the first header line", str(path), start)
@@ -386,8 +444,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                 raise DataError(f"a field longer than {csv.field_size_limit():,} characters starts in this row: is "
                                 "a quote left open here (for a log whose names hold quotes pass --no-quoting)? "
                                 "Shorten such a field or close its quote", str(path), line + 1) from None
-            raise DataError(f"malformed CSV ({exc})", str(path), line + 1) from None
-        except (OSError, EOFError) as exc:  # a damaged gzip stream
+            raise DataError(_csv_problem(exc), str(path), line + 1) from None
+        except UNREADABLE as exc:  # a damaged compressed stream
             raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:
             if skipped is not None and skipped.total:
@@ -454,7 +512,7 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
             for piece in raw:
                 line += 1
                 decoder.decode(piece)
-    except (UnicodeDecodeError, OSError, EOFError):  # found it (or a damaged gzip stream: the last line reached)
+    except (UnicodeDecodeError, *UNREADABLE):  # found it (or a damaged compressed stream: the last line reached)
         pass
     return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
                      "(e.g. latin-1, cp1252, utf-16; --items-encoding for an item table of another one than the "
@@ -665,8 +723,10 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
                             f"{text.format!r}: correct the format (Python's strptime directives) or that line",
                             *where)
         if not np.isfinite(seconds[i]):
+            written = ("; for times written another way pass --time-format, as Python's strptime reads them "
+                       "(e.g. '%m/%d/%Y %I:%M:%S %p')") if low == 0 else ""  # a log's times (item tables: no option)
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
-                            f"{shown!r}", *where)
+                            f"{shown!r}{written}", *where)
         if seconds[i] > MAX_TS and _number_date(shown):
             raise DataError(f"column '{name}' holds {shown!r}, a date and time written as a number "
                             "(yyyymmddHHMM[SS]), not epoch seconds: write the times as ISO-8601 "
@@ -860,7 +920,9 @@ def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str 
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
-        except (csv.Error, OSError, EOFError) as exc:
+        except csv.Error as exc:
+            raise DataError(_csv_problem(exc), str(path), 1) from None
+        except UNREADABLE as exc:
             raise DataError(f"the first line cannot be read ({exc})", str(path), 1) from None
     return [c.strip() for c in first]
 

@@ -51,6 +51,12 @@ class TimeText:
         if self.format is not None and (not isinstance(self.format, str) or "%" not in self.format):
             raise ConfigError(f"--time-format {self.format!r} has no % directive; write it as Python's strptime "
                               "does, e.g. '%Y-%m-%d %H:%M:%S' or '%a %b %d %H:%M:%S %z %Y'")
+        if self.format is not None and ("%p" in self.format) != ("%I" in self.format):
+            raise ConfigError(f"--time-format {self.format!r} " + (
+                "has %p (AM/PM) with a 24-hour %H: Python then ignores %p and reads 12:05 AM as noon; write the "
+                "hour as %I" if "%p" in self.format else
+                "has a 12-hour %I without %p (AM/PM): every time would read as AM; add %p, or write the hour as %H "
+                "if it counts to 23"))
         object.__setattr__(self, "tz", timezone.utc if self.zone is None else zone_of(self.zone))
 
     @property

@@ -699,12 +699,17 @@ def test_negative_ticks_round_down_to_the_second_before():
     assert to_timestamp(chunk(["1.5", "-0.5"]), "t").tolist() == [1, -1]
 
 
+STRPTIME_HINT = ("; for times written another way pass --time-format, as Python's strptime reads them (e.g. "
+                 "'%m/%d/%Y %I:%M:%S %p')")
+
+
 @pytest.mark.parametrize("text, low, message", [
     ("", 0, "column 't' is empty: every event needs its time; fill it in or drop the row (an import with "
             "--skip-bad-rows leaves such rows out and counts them)"),
-    ("soon", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'"),
+    ("soon", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'" + STRPTIME_HINT),
     ("2020-01-01T00:00:00z", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found "
-                                "'2020-01-01T00:00:00z'"),
+                                "'2020-01-01T00:00:00z'" + STRPTIME_HINT),
+    ("soon", -1e11, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'"),  # item table
     ("202001311230", 0, "column 't' holds '202001311230', a date and time written as a number (yyyymmddHHMM[SS]), "
                         "not epoch seconds: write the times as ISO-8601 (2020-01-31T12:30:00) or epoch seconds"),
     ("20200131123000", 0, "column 't' holds '20200131123000', a date and time written as a number "

@@ -1,0 +1,141 @@
+"""What a log file is before it is rows (audit of real public logs, session 30): bzip2 and xz streams read
+as gzip ones do, tar archives and UTF-16 text named for what they are, quotes that are part of a name
+refused instead of silently merging two names, and 12-hour times that read as written."""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import io
+import lzma
+import tarfile
+
+import pytest
+
+from edgerec.data import ReadOptions, import_dataset
+from edgerec.data.loaders import ColumnMap
+from edgerec.data.tables import read_chunks, read_header
+from edgerec.data.time_text import TimeText
+from edgerec.errors import ConfigError, DataError
+
+LOG = "user_id,item_id,timestamp\nu1,a,100\nu1,b,200\nu2,a,300\nu2,c,400\nu1,c,500\n"
+
+
+def _rows(path) -> dict:
+    columns: dict[str, list[str]] = {}
+    for chunk in read_chunks(path, ["user_id", "item_id", "timestamp"], chunk_rows=2):
+        for name, values in chunk.columns.items():
+            columns.setdefault(name, []).extend(values)
+    return columns
+
+
+@pytest.mark.parametrize("name, pack", [("log.csv.bz2", bz2.compress), ("log.csv.xz", lzma.compress),
+                                        ("log.csv.gz", gzip.compress), ("log.dat", bz2.compress)])
+def test_bzip2_and_xz_logs_read_as_the_plain_file(tmp_path, name, pack):
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / name).write_bytes(pack(LOG.encode()))
+    assert read_header(tmp_path / name) == ["user_id", "item_id", "timestamp"]
+    assert _rows(tmp_path / name) == _rows(tmp_path / "log.csv")  # told apart by their bytes, not their names
+
+
+@pytest.mark.parametrize("pack", [bz2.compress, lzma.compress, gzip.compress])
+def test_a_cut_compressed_stream_is_named_not_a_traceback(tmp_path, pack):
+    path = tmp_path / "log.csv.x"
+    body = pack(LOG.encode())
+    path.write_bytes(body[:12])  # cut before its first line is whole
+    with pytest.raises(DataError, match=r"^log.csv.x:1: cannot be read \(.+\): the file is cut short or damaged$"):
+        _rows(path)
+    lines = "".join(f"u{i % 97},i{i % 1009},{i}\n" for i in range(200_000))
+    body = pack((LOG + lines).encode())  # incompressible enough that the cut falls after many rows
+    path.write_bytes(body[: len(body) // 2])
+    with pytest.raises(DataError, match=r"^log.csv.x:\d{3,}: cannot be read past this line"):
+        _rows(path)
+
+
+def test_a_bzip2_json_lines_log_is_json_lines(tmp_path):
+    path = tmp_path / "log.jsonl.bz2"
+    path.write_bytes(bz2.compress(b'{"user_id": "u1", "item_id": "a", "timestamp": 1}\n'))
+    assert _rows(path) == {"user_id": ["u1"], "item_id": ["a"], "timestamp": ["1"]}
+
+
+@pytest.mark.parametrize("name, mode", [("logs.tar", "w"), ("logs.tar.gz", "w:gz")])
+def test_a_tar_archive_is_named_as_one(tmp_path, name, mode):
+    data = LOG.encode()
+    with tarfile.open(tmp_path / name, mode) as tar:
+        info = tarfile.TarInfo("log.csv")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    message = f"{name}: a tar archive, not text: extract it (tar xf) and import the file inside"
+    for read in (read_header, _rows):  # it was read as text: its header block, NUL bytes and all, as column names
+        with pytest.raises(DataError) as err:
+            read(tmp_path / name)
+        assert str(err.value) == message
+
+
+@pytest.mark.parametrize("bom", [codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE])
+def test_utf16_text_is_named_with_the_option_that_reads_it(tmp_path, bom):
+    path = tmp_path / "log.csv"
+    path.write_bytes(bom + LOG.encode("utf-16-le" if bom == codecs.BOM_UTF16_LE else "utf-16-be"))
+    with pytest.raises(DataError) as err:
+        _rows(path)
+    assert str(err.value) == ("log.csv:1: the file starts with a UTF-16 byte order mark (Excel's \"Unicode text\" "
+                              "saves this way): pass --encoding utf-16")
+    rows = {}
+    for chunk in read_chunks(path, ["item_id"], encoding="utf-16"):
+        rows.setdefault("item_id", []).extend(chunk.columns["item_id"])
+    assert rows["item_id"] == ["a", "b", "a", "c", "c"]
+
+
+STRAY = ("a field starts with a quote and goes on after the closing one (a name such as '\"Heroes\" (Live)'): its "
+         "quotes are part of the text, not CSV quoting; pass --no-quoting, or quote the whole field and double the "
+         "quotes inside it")
+
+
+def test_quotes_that_are_part_of_a_name_are_refused_and_read_apart_without_quoting(tmp_path):
+    """'"Weird Al" Yankovic' read as 'Weird Al Yankovic': two artists became one, without a word."""
+    path = tmp_path / "plays.tsv"
+    path.write_text('user\titem\tts\nu1\tWeird Al Yankovic\t100\nu1\t"Weird Al" Yankovic\t200\n'
+                    'u2\tWeird Al Yankovic\t300\n')
+    columns = ColumnMap(user="user", item="item", time="ts")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", path, columns=columns, options=ReadOptions(delimiter="\t"))
+    assert str(err.value) == "plays.tsv:3: " + STRAY
+    with pytest.raises(DataError) as err:  # --skip-bad-rows does not leave it out: the file's quoting is wrong
+        import_dataset("csv", path, columns=columns, options=ReadOptions(delimiter="\t", skip_bad_rows=True))
+    assert str(err.value) == "plays.tsv:3: " + STRAY
+    dataset = import_dataset("csv", path, columns=columns, options=ReadOptions(delimiter="\t", quoted=False))
+    assert sorted(dataset.catalog.item_ids) == ['"Weird Al" Yankovic', "Weird Al Yankovic"]
+
+
+@pytest.mark.parametrize("text", ['u1,"a, the first",100\n', 'u1,"say ""hi""",100\n', 'u1,ab"c,100\n',
+                                  'u1,"a\n""quoted"" at a line start, inside",100\n'])
+def test_csv_quoting_as_written_still_reads(tmp_path, text):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\n" + text)
+    (item,) = _rows(path)["item_id"]
+    assert '"' not in item or item in ('say "hi"', 'ab"c') or item.startswith('a\n"quoted"')
+
+
+@pytest.mark.parametrize("layout, problem", [
+    ("%m/%d/%Y %H:%M:%S %p", "has %p (AM/PM) with a 24-hour %H: Python then ignores %p and reads 12:05 AM as "
+                             "noon; write the hour as %I"),
+    ("%m/%d/%Y %I:%M:%S", "has a 12-hour %I without %p (AM/PM): every time would read as AM; add %p, or write the "
+                          "hour as %H if it counts to 23"),
+])
+def test_an_hour_that_cannot_read_as_written_is_refused_before_the_read(layout, problem):
+    with pytest.raises(ConfigError) as err:
+        TimeText(format=layout)
+    assert str(err.value) == f"--time-format {layout!r} {problem}"
+
+
+def test_twelve_hour_times_keep_their_order(tmp_path):
+    """MIND's behaviors.tsv writes '11/15/2019 12:05:00 AM': read with %H it became noon, after 1:00 AM."""
+    path = tmp_path / "log.tsv"
+    path.write_text("u\ti\tt\nu1\ti1\t11/15/2019 12:05:00 AM\nu1\ti2\t11/15/2019 1:00:00 AM\n"
+                    "u1\ti3\t11/15/2019 12:30:00 PM\n")
+    dataset = import_dataset("csv", path, columns=ColumnMap(user="u", item="i", time="t"),
+                             options=ReadOptions(delimiter="\t", time_format="%m/%d/%Y %I:%M:%S %p"))
+    log = dataset.interactions
+    assert [dataset.catalog.item_ids[i] for i in log.item] == ["i1", "i2", "i3"]
+    assert list(log.timestamp) == [1_573_776_300, 1_573_779_600, 1_573_821_000]
