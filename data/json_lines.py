@@ -11,7 +11,6 @@ object, stops the read at its line (or is left out and counted with `--skip-bad-
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 from edgerec.errors import DataError
 
 SUFFIXES = (".jsonl", ".ndjson", ".json")
-HEADER_LINES = 1_000  # lines without any object after which a file is not JSON Lines
+HEADER_LINES = 1_000  # values that are no object, before any object, after which a file is not one of objects
 _INTEGRAL = re.compile(r"-?\d+\.0*")
 
 
@@ -87,56 +86,156 @@ def cell(value, key: str, path: Path, line: int) -> str:
     return _scalar(value, key, path, line)
 
 
-class _Ignored:
-    """Where the header pass puts bad lines, keeping only the first and why: the read that follows reports
-    them."""
+class _NoObjects(Exception):
+    """The header pass met HEADER_LINES values before any object: the file is not one of objects."""
 
-    first: tuple[int, str] | None = None
+
+class _Ignored:
+    """Where the header pass puts bad values, keeping only the first and why: the read that follows reports
+    them. It gives up once HEADER_LINES of them came before any object (a CSV file named .jsonl)."""
+
+    def __init__(self):
+        self.first: tuple[int, str] | None = None
+        self.count = 0
+        self.found = False  # an object was seen
 
     def note(self, line: int, problem: str) -> None:
         self.first = self.first or (line, problem)
+        self.count += 1
+        if not self.found and self.count >= HEADER_LINES:
+            raise _NoObjects
 
 
-def _objects(handle, path: Path, skipped, start: int = 1) -> Iterator[tuple[int, dict]]:
-    """(line, object) for every non-blank line, the first being line `start`; a line that is no JSON
-    object stops the read or, with `skipped`, is counted there."""
-    for number, text in enumerate(handle, start):
+def _problem(value) -> str | None:
+    return None if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
+
+
+def _refuse_or_count(skipped, line: int, problem: str, what: str, path: Path) -> None:
+    """A value that is no object: noted by the header pass, counted with --skip-bad-rows, else refused."""
+    if isinstance(skipped, _Ignored):
+        skipped.note(line, problem)
+    elif skipped is not None:
+        skipped.add("not a JSON object", [line])
+    else:
+        raise DataError(f"the {what} is {problem}; " + (
+            "each line of a JSON Lines file holds one object" if what == "line" else
+            "each element of a JSON array file is one object") + f" (--skip-bad-rows leaves such {what}s out)",
+            str(path), line)
+
+
+def _objects(handle, path: Path, skipped) -> Iterator[tuple[int, dict]]:
+    """(line, object) for every non-blank line; a line that is no JSON object stops the read or, with
+    `skipped`, is counted there."""
+    for number, text in enumerate(handle, 1):
         if not text.strip():
             continue
         try:
             value = _parse(text)
-            problem = None if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
+            problem = _problem(value)
         except json.JSONDecodeError as exc:
             problem = f"not JSON ({exc.msg} at character {exc.pos + 1})"
         except RecursionError:
             problem = "JSON nested too deep"
         if problem is None:
             yield number, value
-        elif isinstance(skipped, _Ignored):
-            skipped.note(number, problem)
-        elif skipped is not None:
-            skipped.add("not a JSON object", [number])
         else:
-            raise DataError(f"the line is {problem}; each line of a JSON Lines file holds one object "
-                            "(--skip-bad-rows leaves such lines out)", str(path), number)
+            _refuse_or_count(skipped, number, problem, "line", path)
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+ARRAY_BLOCK = 1 << 20  # characters read at a time from a JSON array file
+
+
+def _starts_an_array(open_text) -> bool:
+    """Whether the file is one JSON array (Spotify's streaming history, many API dumps) rather than lines."""
+    with open_text() as handle:
+        return handle.read(4096).lstrip(" \t\r\n").startswith("[")
+
+
+def _array_objects(handle, path: Path, skipped, block: int = ARRAY_BLOCK) -> Iterator[tuple[int, dict]]:
+    """(line, object) for every element of a file that is one JSON array, each at the line where it starts,
+    decoded one element at a time from blocks of text: a file of any size, pretty-printed or on one line,
+    never held whole. A syntax error stops the read at its line (the elements after it cannot be found)."""
+    decoder = json.JSONDecoder(parse_float=_number, parse_int=str, parse_constant=str)
+    text, pos, line, ended = "", 0, 1, False
+    state = "open"  # then "first" (after '['), "value" (after ','), "next" (after a value), "closed"
+
+    def fail(problem: str, at: int):
+        return DataError(problem, str(path), at)
+
+    while True:
+        space = _SPACE.match(text, pos).end()
+        line, pos = line + text.count("\n", pos, space), space
+        if pos == len(text) and not ended:  # refill, keeping what is not decoded yet
+            more = handle.read(block)
+            text, pos, ended = text[pos:] + more, 0, not more
+            continue
+        if pos == len(text):
+            if state != "closed":
+                raise fail("the JSON array is not closed: the file ends inside it (is it cut short?)", line)
+            return
+        char = text[pos]
+        if state == "closed":
+            raise fail("text after the JSON array's closing ']'; the file must hold one array", line)
+        if state == "open":
+            if char != "[":
+                raise fail(f"expected '[' to open the array, found {char!r}", line)
+            state, pos = "first", pos + 1
+            continue
+        if char == "]" and state in ("first", "next"):
+            state, pos = "closed", pos + 1
+            continue
+        if state == "next":
+            if char != ",":
+                raise fail(f"expected ',' or ']' after an element of the array, found {char!r}", line)
+            state, pos = "value", pos + 1
+            continue
+        try:
+            value, end = decoder.raw_decode(text, pos)
+            cut = end == len(text)  # a number may go on in the next block
+        except json.JSONDecodeError as exc:
+            open_string = exc.msg.startswith("Unterminated string")
+            if not ended and (open_string or len(text) - exc.pos < 64):  # cut by the block (an escape, a value)
+                cut = True
+            elif open_string or exc.pos >= len(text) - 1:
+                raise fail("the JSON array is not closed: the file ends inside it (is it cut short?)", line) from None
+            else:
+                raise fail(f"the array is not JSON here ({exc.msg})", line + text.count("\n", pos, exc.pos)) from None
+        except RecursionError:
+            raise fail("an element of the array is JSON nested too deep", line) from None
+        if cut and not ended:  # read on, then decode the element again
+            more = handle.read(block)
+            text, pos, ended = text[pos:] + more, 0, not more
+            continue
+        problem = _problem(value)
+        if problem is None:
+            yield line, value
+        else:
+            _refuse_or_count(skipped, line, problem, "element", path)
+        line, pos, state = line + text.count("\n", pos, end), end, "next"
+
+
+def _file_objects(handle, path: Path, skipped, array: bool) -> Iterator[tuple[int, dict]]:
+    return _array_objects(handle, path, skipped) if array else _objects(handle, path, skipped)
 
 
 def json_header(path: Path, open_text, enough: Callable[[list[str]], bool] | None = None) -> list[str]:
     """The keys of every object in the file, in the order first seen: a key that first appears late
     (an optional field, a log that gained a column) is a column like the others. With `enough`, the
-    read stops once it holds for the keys seen so far. A file whose first HEADER_LINES lines hold no
+    read stops once it holds for the keys seen so far. A file whose first HEADER_LINES values are no
     object (a CSV named .jsonl) is refused without reading the rest."""
     keys: dict[str, None] = {}
     ignored = _Ignored()
+    array = _starts_an_array(open_text)
     with open_text() as handle:
-        for start, lines in ((1, itertools.islice(handle, HEADER_LINES)), (HEADER_LINES + 1, handle)):
-            for _, obj in _objects(lines, path, ignored, start):
-                known = len(keys)
+        try:
+            for _, obj in _file_objects(handle, path, ignored, array):
+                ignored.found, known = True, len(keys)
                 keys.update(dict.fromkeys(obj))
                 if enough and len(keys) > known and enough(list(keys)):
                     return list(keys)
-            if not keys:
-                break
+        except _NoObjects:
+            pass
     if not keys:
         where = f" (line {ignored.first[0]} is {ignored.first[1]})" if ignored.first else ""
         csv = ignored.first is not None and ignored.first[1].startswith("not JSON")
@@ -154,8 +253,9 @@ def read_json_chunks(path: Path, chunk_rows: int, open_text, make_chunk, select,
     wanted = [names[i] for i in select(names)]
     buffers: dict[str, list[str]] = {k: [] for k in wanted}
     lines: list[int] = []
+    array = _starts_an_array(open_text)
     with open_text() as handle:
-        for number, obj in _objects(handle, path, skipped):
+        for number, obj in _file_objects(handle, path, skipped, array):
             for key in wanted:
                 buffers[key].append(cell(obj.get(key), key, path, number))
             lines.append(number)

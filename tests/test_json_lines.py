@@ -333,3 +333,86 @@ def test_a_missing_field_is_named_at_line_1_of_its_file(tmp_path):
     with pytest.raises(DataError) as err:
         import_dataset("jsonl", path)
     assert str(err.value).startswith("log.jsonl:1: missing column(s) item_id; the file has user_id, item, timestamp")
+
+
+# ---------------------------------------------------------------- a file that is one JSON array
+
+
+def _array_read(text: str, block: int, skipped=None) -> list[tuple[int, dict]]:
+    import io
+
+    from edgerec.data.json_lines import _array_objects
+
+    return list(_array_objects(io.StringIO(text), "log.json", skipped, block))
+
+
+def _object_lines(text: str) -> list[int]:
+    """The line of each top-level element's first character, found independently of the reader."""
+    out, depth, in_string, escaped, line = [], 0, False, False, 1
+    for char in text:
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth == 2:
+                out.append(line)
+        elif char in "]}":
+            depth -= 1
+        if char == "\n":
+            line += 1
+    return out
+
+
+objects = st.dictionaries(st.text(max_size=5), st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                                                          st.lists(st.text(max_size=3), max_size=3)), max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(objects, max_size=8), indent=st.sampled_from([None, 0, 1, 2]), block=st.integers(1, 40))
+def test_an_array_file_reads_its_objects_at_their_lines_in_blocks_of_any_size(rows, indent, block):
+    text = json.dumps(rows, indent=indent, ensure_ascii=False) + "\n"
+    read = _array_read(text, block)
+    assert [obj for _, obj in read] == [json.loads(json.dumps(r), parse_int=str, parse_float=str) for r in rows]
+    assert [line for line, _ in read] == _object_lines(text)
+
+
+def test_spotify_style_array_imports_as_the_same_log_as_json_lines(tmp_path):
+    plays = [{"ts": f"2023-04-1{i}T15:56:00Z", "username": f"user{i % 2}", "ms_played": 1000 * i,
+              "master_metadata_track_name": f"Track {i % 3}", "skipped": None} for i in range(6)]
+    (tmp_path / "endsong_0.json").write_text(json.dumps(plays, indent=1))
+    _write(tmp_path / "plays.jsonl", plays)
+    columns = ColumnMap(user="username", item="master_metadata_track_name", time="ts")
+    array = import_dataset("jsonl", tmp_path / "endsong_0.json", columns=columns)
+    lines = import_dataset("jsonl", tmp_path / "plays.jsonl", columns=columns)
+    assert array.catalog.item_ids == lines.catalog.item_ids
+    assert np.array_equal(array.interactions.item, lines.interactions.item)
+    assert np.array_equal(array.interactions.timestamp, lines.interactions.timestamp)
+    assert read_header(tmp_path / "endsong_0.json") == list(plays[0])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[{"a": 1},\n {"a": 2}', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut short?)"),
+    ('[{"a": 1},\n {"a": "cut', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut "
+                                "short?)"),
+    ('[{"a": 1}]\n[{"a": 2}]', "log.json:2: text after the JSON array's closing ']'; the file must hold one array"),
+    ('[{"a": 1}\n {"a": 2}]', "log.json:2: expected ',' or ']' after an element of the array, found '{'"),
+    ('[{"a": 1},\n\n {"a": tru}]', "log.json:3: the array is not JSON here (Expecting value)"),
+    ('[{"a": 1},\n [1, 2]]', "log.json:2: the element is a JSON list, not an object; each element of a JSON array "
+                             "file is one object (--skip-bad-rows leaves such elements out)"),
+])
+def test_a_broken_array_is_named_at_its_line(text, message):
+    for block in (3, 1 << 20):
+        with pytest.raises(DataError) as err:
+            _array_read(text, block)
+        assert str(err.value) == message
+
+
+def test_an_element_that_is_no_object_is_counted_with_skip_bad_rows():
+    from edgerec.data.tables import Skipped
+
+    skipped = Skipped()
+    read = _array_read('[{"a": 1},\n 7,\n {"a": 2}]', 4, skipped)
+    assert read == [(1, {"a": "1"}), (3, {"a": "2"})]
+    assert skipped.summary() == {"not a JSON object": {"rows": 1, "first_lines": [2]}}
