@@ -58,9 +58,10 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               help="The item id column, or several joined by '+' to key items by them (artist+track).")
 @click.option("--time-col", default="timestamp", show_default=True)
 @click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
-@click.option("--default-event", type=VocabularyChoice("LOG_EVENTS"), default="play",
-              show_default=True, help="The event of every row of a log without an event column: rate for a log of "
-              "ratings (Amazon, Goodreads, Yelp reviews), so a rating is not read as the share of a play.")
+@click.option("--default-event", type=VocabularyChoice("LOG_EVENTS"),
+              help="The event of every row of a log without an event column (play when not given): rate for a log "
+              "of ratings (Amazon, Goodreads, Yelp reviews), so a rating is not read as the share of a play. With "
+              "an event column: the event of its rows whose cell is empty (or whose JSON line lacks the field).")
 @click.option("--value-col", default="value", show_default=True,
               help="Optional: a rating, or the share of a play played (watch ratio; above 1 for replays).")
 @click.option("--skip-below", type=float, help="A play whose --value-col value is below this is imported as a "

@@ -81,14 +81,14 @@ class ColumnMap:
     event: str | None = "event"
     value: str | None = "value"
     device: str | None = "device"
-    default_event: str = "play"
+    default_event: str | None = None  # a log without an event column: all plays unless set; with one: empty cells
     value_range: tuple[float, float] | None = None  # e.g. MovieLens ratings: a value outside is an error
     skip_below: float | None = None  # a play whose value is below this is a skip (a watch ratio under a threshold)
     value_scale: float | None = None  # values are multiplied by it as read (0.01: percentages to shares)
     event_map: dict[str, str] | None = None  # the file's event names -> edgerec's (or DROP: the row is left out)
 
     def __post_init__(self):
-        if self.default_event not in EVENTS:
+        if self.default_event is not None and self.default_event not in EVENTS:
             raise ConfigError(f"the default event is one of {', '.join(EVENTS)} (got {self.default_event!r})")
         roles = [(role, name) for role in ("user", "item", "time", "event", "value", "device")
                  if (name := getattr(self, role)) is not None]
@@ -162,9 +162,6 @@ def read_interactions(
     # an optional column is read when present; one named other than its default must be there (a typo in
     # --event-col would otherwise make every event a play)
     optional = {k: v for k, v in optional.items() if v is not None and (v in present or v != _DEFAULTS[k])}
-    if columns.default_event != ColumnMap.default_event and "event" in optional:
-        raise ConfigError(f"the file names each row's event in column {columns.event!r}; --default-event is the "
-                          "event of a log without one: leave it out, or map the file's names with --event-map")
     if columns.event_map is not None and "event" not in optional:
         raise ConfigError(f"--event-map renames the file's events, but it has no column {columns.event!r}; name the "
                           "column of event names with --event-col")
@@ -199,6 +196,7 @@ def read_interactions(
     as_skips = 0  # plays the sample kept that --skip-below made skips
     no_value = 0  # rows whose value cell is empty, read as 1 (as a log without the column)
     dropped: Counter = Counter()  # rows --event-map left out, by the file's event name
+    defaulted: Counter = Counter()  # rows whose event cell was empty, given --default-event
     for chunk in read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -229,7 +227,7 @@ def read_interactions(
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
-        event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped)
+        event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped, defaulted)
         empty = (_fill_missing_values(chunk, optional["value"]) if "value" in optional and columns.value_range is None
                  else np.zeros(len(chunk), bool))
         value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
@@ -281,6 +279,8 @@ def read_interactions(
     meta = {"source": Path(path).name} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
     if columns.skip_below is not None:  # said, so a log of skips is never a surprise
         meta["plays_as_skips"] = {"below": columns.skip_below, "events": as_skips}
+    if columns.default_event is not None and "event" in optional:  # rows without an event took it: said
+        meta["default_event"] = {"event": columns.default_event, "rows": defaulted["rows"]}
     if columns.event_map is not None:
         meta["event_map"] = {"map": dict(columns.event_map), "dropped_rows": dict(sorted(dropped.items()))}
     if columns.value_scale is not None:
@@ -426,11 +426,12 @@ def parse_event_map(text: str) -> dict[str, str]:
     return checked_event_map(option_pairs(text, "--event-map", "NAME=EVENT", "listen=play,like=like,unlike=drop"))
 
 
-def _events(chunk: Chunk, column: str | None, default: str, event_map: dict[str, str] | None = None,
-            dropped: Counter | None = None) -> np.ndarray:
-    """Event codes of a chunk; DROPPED where --event-map drops the name (counted in `dropped` by name)."""
+def _events(chunk: Chunk, column: str | None, default: str | None, event_map: dict[str, str] | None = None,
+            dropped: Counter | None = None, defaulted: Counter | None = None) -> np.ndarray:
+    """Event codes of a chunk; DROPPED where --event-map drops the name (counted in `dropped` by name); an
+    empty cell takes `default` (counted in `defaulted`) and without one is refused."""
     if column is None:
-        return np.full(len(chunk), EVENT_CODE[default], np.int8)
+        return np.full(len(chunk), EVENT_CODE[default or "play"], np.int8)
     out = np.empty(len(chunk), np.int8)
     event_map = event_map or {}
     for i, name in enumerate(chunk.columns[column]):
@@ -440,10 +441,14 @@ def _events(chunk: Chunk, column: str | None, default: str, event_map: dict[str,
             out[i] = DROPPED
             dropped[key] += 1
             continue
+        if not key and default is not None:
+            out[i] = EVENT_CODE[default]
+            defaulted["rows"] += 1
+            continue
         code = EVENT_CODE.get(mapped)
         if not key:  # a JSON line without the field reads as an empty cell too
             raise DataError(f"no event on this row: its {column!r} field is empty or missing while other rows have "
-                            "one; give every row its event (fill the empty ones, e.g. with play)",
+                            "one; name the event of such rows with --default-event (e.g. play), or fill them in",
                             chunk.path, chunk.line_of(i))
         if code is None:
             raise DataError(

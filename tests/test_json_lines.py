@@ -178,9 +178,19 @@ def test_lists_nested_as_deep_as_json_reads_flatten_and_deeper_ones_are_named(tm
 def test_default_event_is_checked_and_never_overrides_an_event_column(tmp_path):
     with pytest.raises(ConfigError, match="the default event is one of"):
         ColumnMap(default_event="watch")
-    path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": "a", "timestamp": 1, "event": "like"}])
-    with pytest.raises(ConfigError, match="--default-event is the event of a log without one"):
-        import_dataset("jsonl", path, columns=ColumnMap(default_event="rate"))
+    rows = [{"user_id": "u", "item_id": "a", "timestamp": 1, "event": "like"},
+            {"user_id": "u", "item_id": "b", "timestamp": 2, "event": ""},
+            {"user_id": "u", "item_id": "c", "timestamp": 3},
+            {"user_id": "u", "item_id": "d", "timestamp": 4, "event": None}]
+    path = _write(tmp_path / "log.jsonl", rows)
+    dataset = import_dataset("jsonl", path, columns=ColumnMap(default_event="skip"))
+    assert [EVENTS[c] for c in dataset.interactions.event] == ["like", "skip", "skip", "skip"]
+    assert dataset.meta["default_event"] == {"event": "skip", "rows": 3}
+    with pytest.raises(DataError) as err:  # without it, a row without an event is refused, never a silent play
+        import_dataset("jsonl", path)
+    assert str(err.value) == ("log.jsonl:2: no event on this row: its 'event' field is empty or missing while other "
+                              "rows have one; name the event of such rows with --default-event (e.g. play), or fill "
+                              "them in")
 
 
 def test_the_command_line_offers_every_log_event_as_default():
@@ -255,7 +265,8 @@ def test_an_event_field_that_appears_late_is_not_read_as_plays(tmp_path):
     with pytest.raises(DataError) as err:
         import_dataset("jsonl", _write(tmp_path / "log.jsonl", rows))
     assert str(err.value) == ("log.jsonl:1: no event on this row: its 'event' field is empty or missing while other "
-                              "rows have one; give every row its event (fill the empty ones, e.g. with play)")
+                              "rows have one; name the event of such rows with --default-event (e.g. play), or fill "
+                              "them in")
 
 
 def test_an_item_field_that_appears_late_is_imported(tmp_path):
