@@ -95,8 +95,12 @@ def test_bad_lines_are_skipped_on_request_and_later_errors_still_name_their_line
 def test_quoting_off_keeps_an_open_quote_from_swallowing_lines(tmp_path):
     path = write(tmp_path / "plays.tsv", ROWS)
     quoted = ReadOptions(delimiter="\t", header=NAMES)  # the default: RFC 4180 quotes
-    with pytest.raises(DataError, match=r":7: a quoted field .* quote left open .*--no-quoting"):
+    with pytest.raises(DataError, match=r":2: a field starts with a quote and goes on after the closing one .*"
+                                        r"pass --no-quoting"):  # '"Weird Al" Yankovic' (it was read as Weird Al ...)
         import_dataset("csv", path, columns=columns("artist+track"), options=quoted)
+    with pytest.raises(DataError, match=r"later.tsv:5: a quoted field .* quote left open .*--no-quoting"):
+        import_dataset("csv", write(tmp_path / "later.tsv", ROWS[2:]), columns=columns("artist+track"),
+                       options=quoted)
     data = import_dataset("csv", path, columns=columns("artist+track"), options=options())
     assert len(data.interactions) == len(ROWS)
 

@@ -254,6 +254,24 @@ def test_times_counted_from_the_logs_own_start_are_imported_in_order_with_a_warn
     assert "warnings" not in import_dataset("csv", short, columns=ColumnMap(user="uid", event=None, value=None)).meta
 
 
+def test_a_long_log_within_hours_of_1970_is_warned_about(tmp_path):
+    """Twitch 100k counts 10-minute slots (0 to 6,148): read as seconds, three million events in 1.7 hours."""
+    from edgerec.data.loaders import MANY_ROWS
+
+    path = tmp_path / "100k_a.csv"
+    path.write_text("".join(f"{i % 50},s{i},streamer{i % 97},{i // 8},{i // 8 + 3}\n" for i in range(MANY_ROWS)))
+    columns = ColumnMap(user="user", item="streamer", time="start", event=None, value=None)
+    dataset = import_dataset("csv", path, columns=columns,
+                             options=ReadOptions(header=("user", "stream", "streamer", "start", "stop")))
+    (warning,) = dataset.meta["warnings"]
+    assert warning.startswith("every time falls before 1973 as epoch seconds (the latest on 1970-01-01)")
+    assert warning.endswith("Times in other steps (Twitch's 10-minute slots, days) also put gaps and recency wrong: "
+                            "convert them to seconds first")
+    path.write_text("".join(f"{i % 50},s{i},streamer{i % 97},{i // 8},0\n" for i in range(MANY_ROWS - 1)))
+    assert "warnings" not in import_dataset("csv", path, columns=columns, options=ReadOptions(
+        header=("user", "stream", "streamer", "start", "stop"))).meta
+
+
 def test_event_map_refusals_read_whole():
     from edgerec.data.loaders import checked_event_map, parse_event_map
 
