@@ -307,15 +307,45 @@ def _is_time(text: str) -> bool:
     return True
 
 
-def _second_row(path: Path, delimiter: str, encoding: str, quoted: bool) -> list[str] | None:
-    """The fields of a text file's second row (None when it has none or cannot be read)."""
+def _first_rows(path: Path, delimiter: str, encoding: str, quoted: bool) -> tuple[list[str] | None, ...]:
+    """The fields of a text file's first two rows (None for a row it lacks or that cannot be read)."""
     try:
         with _open_text(path, encoding) as handle:
             rows = _split_lines(handle, delimiter, quoted)
-            next(rows, None)
-            return next(rows, None)
+            first = next(rows, None)
+            return first, next(rows, None)
     except (UnicodeDecodeError, csv.Error, DataError, *UNREADABLE):
-        return None
+        return None, None
+
+
+def _second_row(path: Path, delimiter: str, encoding: str, quoted: bool) -> list[str] | None:
+    """The fields of a text file's second row (None when it has none or cannot be read)."""
+    return _first_rows(path, delimiter, encoding, quoted)[1]
+
+
+def _refuse_spaced_fields(header: list[str], row: list[str], delimiter: str, path: Path, line: int) -> None:
+    """A file written 'user_id, item_id' / 'u1, i1' and read with ',': the header's names are stripped, the
+    values are kept as written, so every id after the first column began with a space (' i1'), silently."""
+    if len(header) < 2 or len(row) != len(header) or delimiter.endswith(" "):
+        return
+    if all(f[:1] == " " and f.strip() for f in header[1:] + row[1:]):
+        raise DataError(f"the fields are separated by {delimiter!r} and a space (the header's names and the first "
+                        f"row's values after the first start with one): pass --delimiter '{delimiter} ' (ids are "
+                        "kept exactly as written, spaces included)", str(path), line)
+
+
+def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding: str, quoted: bool) -> None:
+    """With --columns every line is data; a first line that is evidently a header (text above numbers or
+    times, or naming a column) would fail as a row ("found 'timestamp'"), or pass as one: named instead."""
+    first, second = _first_rows(path, delimiter, encoding, quoted)
+    if first is None or len(first) != len(names):
+        return
+    cells = [c.strip() for c in first]
+    if not _looks_like_data(cells, None) and _header_evident(cells, names, second, None):
+        raise DataError("the first line is a header line (text where the rows below hold numbers or times, or "
+                        "the names --columns gives), but --columns says the file has none: leave --columns out "
+                        "and map the columns by the header's names (--user-col, --item-col, --time-col)",
+                        str(path), 1)
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -377,6 +407,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                                     str(path), 1)
             else:
                 names = list(header)
+                _refuse_a_header_line(path, names, delimiter, encoding, quoted)
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
@@ -406,6 +437,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     raise DataError("blank line inside the data; remove it", str(path), blank)
                 if spans_lines and line == start and '"' in read.last:
                     _refuse_stray_quote(read.last, delimiter, path, start)
+                if not rows_seen and first_row is not None:
+                    _refuse_spaced_fields(first_row, fields, delimiter, path, start)
                 if fields == first_row:
                     raise DataError("this line repeats the header (were files joined with their header lines?); "
                                     "keep only the first header line", str(path), start)

@@ -139,3 +139,49 @@ def test_twelve_hour_times_keep_their_order(tmp_path):
     log = dataset.interactions
     assert [dataset.catalog.item_ids[i] for i in log.item] == ["i1", "i2", "i3"]
     assert list(log.timestamp) == [1_573_776_300, 1_573_779_600, 1_573_821_000]
+
+
+HEADER_REFUSED = ("log.csv:1: the first line is a header line (text where the rows below hold numbers or times, or the "
+                  "names --columns gives), but --columns says the file has none: leave --columns out and map the "
+                  "columns by the header's names (--user-col, --item-col, --time-col)")
+
+
+@pytest.mark.parametrize("names", [("user_id", "item_id", "timestamp"), ("user", "item", "ts")])
+def test_columns_on_a_file_with_a_header_line_is_named(tmp_path, names):
+    """It failed as a row ("found 'timestamp'"), or with names matching read the header as an event."""
+    path = tmp_path / "log.csv"
+    path.write_text(LOG)
+    with pytest.raises(DataError) as err:
+        _rows_named(path, names)
+    assert str(err.value) == HEADER_REFUSED
+
+
+@pytest.mark.parametrize("text, users", [("u1,a,100\nu2,b,200\n", ["u1", "u2"]),
+                                         ("alice,film one,x\nbob,film two,y\n", ["alice", "bob"])])
+def test_columns_on_a_file_without_a_header_reads_its_first_line(tmp_path, text, users):
+    path = tmp_path / "log.csv"
+    path.write_text(text)
+    assert _rows_named(path, ("user", "item", "ts"))["user"] == users
+
+
+def _rows_named(path, names) -> dict:
+    columns: dict[str, list[str]] = {}
+    for chunk in read_chunks(path, list(names), header=names):
+        for name, values in chunk.columns.items():
+            columns.setdefault(name, []).extend(values)
+    return columns
+
+
+def test_a_file_separated_by_comma_and_space_is_named_with_its_delimiter(tmp_path):
+    """'u1, i1, 100' read with ',': the header's names are stripped, the ids were not (' i1')."""
+    path = tmp_path / "log.csv"
+    path.write_text("user_id, item_id, timestamp\nu1, i1, 100\nu1, i2, 200\nu2, i1, 300\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", path)
+    assert str(err.value) == ("log.csv:2: the fields are separated by ',' and a space (the header's names and the "
+                              "first row's values after the first start with one): pass --delimiter ', ' (ids are "
+                              "kept exactly as written, spaces included)")
+    dataset = import_dataset("csv", path, options=ReadOptions(delimiter=", "))
+    assert dataset.catalog.item_ids == ["i1", "i2"] and dataset.user_ids == ["u1", "u2"]
+    path.write_text("user_id,item_id,timestamp\nu1, i1, 100\nu1,i2,200\n")  # spaced values alone: kept as written
+    assert import_dataset("csv", path).catalog.item_ids == [" i1", "i2"]
