@@ -54,6 +54,7 @@ from edgerec.data.tables import (
     Chunk,
     Skipped,
     check_range,
+    ends_mid_line,
     numbers_as_dates,
     read_chunks,
     read_header,
@@ -183,6 +184,8 @@ def read_interactions(
     rows_read = 0  # the file order of a log without times
     skipped = Skipped() if options.skip_bad_rows else None
     unit_read = False  # some times were numbers read in options.time_unit
+    last_times: list[str] = []  # the time text of the last two rows read (a cut last line: _cut_short)
+    last_line = 0
     keys_seen: dict[str, tuple[str, ...]] = {}  # item key of several columns -> the values that made it
     parts_hint = (f"; every row needs {' and '.join(item_parts)} (or pass --skip-bad-rows to leave such rows out)"
                   if len(item_parts) > 1 else "")
@@ -225,6 +228,9 @@ def read_interactions(
                         chunk.path, chunk.line_of(i),
                     )
         unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp
+        if not file_order:
+            last_times = (last_times + chunk.columns[columns.time][-2:])[-2:]
+            last_line = chunk.line_of(len(chunk) - 1)
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
@@ -317,6 +323,11 @@ def read_interactions(
         meta["warnings"] = [f"{future:,} events are dated after today (the latest on "
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): check the time unit "
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
+    if not file_order and _cut_short(path, last_times):
+        meta["warnings"] = [*meta.get("warnings", []), f"the file ends inside its last line ({last_line:,}: no line "
+                            "break after it) and that row's time has fewer digits than the row before: the file "
+                            "looks cut short (a copy or download that stopped), so that event's time is wrong; "
+                            "fetch the file again, or drop that line"]
     if no_value:
         meta["rows_without_value"] = no_value
         meta["warnings"] = [*meta.get("warnings", []), f"{no_value:,} rows have no {columns.value!r} (an empty cell "
@@ -339,6 +350,16 @@ def device_warning(unknown: dict[str, int]) -> str:
             f"({', '.join(map(repr, shown))}"
             f"{', ...' * (len(unknown) > 3)}): their events have no device; name devices {', '.join(DEVICES)} "
             "(in any case) to keep them")
+
+
+def _cut_short(path, last_times: list[str]) -> bool:
+    """A plain text log whose last line has no line break and whose last time is a shorter number than the
+    one before it ('16000' after '1600039050'): a cut file, whose last event imported as 1970."""
+    path = Path(path)
+    if path.is_dir() or len(last_times) < 2 or not ends_mid_line(path):
+        return False
+    before, last = (t.strip() for t in last_times)
+    return before.isdigit() and last.isdigit() and len(last) < len(before)
 
 
 def earliest(parts: dict[str, list[np.ndarray]]) -> int:
