@@ -303,7 +303,8 @@ def read_interactions(
     elif unit_read and options.time_unit != "s" and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
-                            "without --time-unit"]
+                            "without --time-unit; if its times count from the log's own start (Diginetica's "
+                            "timeframe), order and gaps hold, but dates and time of day mean nothing"]
     elif unit_read and options.time_unit == "s" and latest <= LAST_NUMBER_DATE and numbers_as_dates(parts["timestamp"]):
         first = int(parts["timestamp"][0][0])
         meta["warnings"] = [f"every time reads as a date written as a number, yyyymmdd ({first} is "

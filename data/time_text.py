@@ -51,6 +51,10 @@ class TimeText:
         if self.format is not None and (not isinstance(self.format, str) or "%" not in self.format):
             raise ConfigError(f"--time-format {self.format!r} has no % directive; write it as Python's strptime "
                               "does, e.g. '%Y-%m-%d %H:%M:%S' or '%a %b %d %H:%M:%S %z %Y'")
+        if self.format is not None and not any(d in self.format for d in ("%Y", "%y", "%G", "%c", "%x")):
+            raise ConfigError(f"--time-format {self.format!r} has no year (%Y or %y): Python would date every time "
+                              "in 1900, before any event can be; write the year into the times first (Tmall's "
+                              "time_stamp 1111 is 11 November 2015: '2015' + the value, with --time-format '%Y%m%d')")
         if self.format is not None and ("%p" in self.format) != ("%I" in self.format):
             raise ConfigError(f"--time-format {self.format!r} " + (
                 "has %p (AM/PM) with a 24-hour %H: Python then ignores %p and reads 12:05 AM as noon; write the "

@@ -620,7 +620,9 @@ def test_a_seconds_log_read_in_a_finer_unit_is_warned_about_exactly(tmp_path):
     for unit, name in (("ms", "milliseconds"), ("us", "microseconds"), ("ns", "nanoseconds")):
         meta = import_dataset("csv", path, options=ReadOptions(time_unit=unit)).meta
         assert meta["warnings"] == [f"every time falls before 1973 read as epoch {name} (--time-unit {unit}): if the "
-                                    "file holds seconds, import it again without --time-unit"]
+                                    "file holds seconds, import it again without --time-unit; if its times count "
+                                    "from the log's own start (Diginetica's timeframe), order and gaps hold, but "
+                                    "dates and time of day mean nothing"]
     # in milliseconds the log reaches 1973 (EARLY_1973 = 100,000,000 s): no warning
     late = write(tmp_path / "late.csv", LOG + "u,a,99999999000\nu,b,100000000000\n")
     assert "warnings" not in import_dataset("csv", late, options=ReadOptions(time_unit="ms")).meta

@@ -62,7 +62,10 @@ def test_fixed_offsets(text, minutes):
 
 
 @pytest.mark.parametrize("options, error, message", [
-    ({"time_format": "%Q"}, ConfigError, "--time-format '%Q' cannot be read"),
+    ({"time_format": "%Y %Q"}, ConfigError, "--time-format '%Y %Q' cannot be read"),
+    ({"time_format": "%m%d"}, ConfigError, r"^--time-format '%m%d' has no year \(%Y or %y\): Python would date every "
+     r"time in 1900, before any event can be; write the year into the times first \(Tmall's time_stamp 1111 is 11 "
+     r"November 2015: '2015' \+ the value, with --time-format '%Y%m%d'\)$"),
     ({"time_format": "2020-01-01"}, ConfigError, "has no % directive"),
     ({"time_zone": "Mars/Base"}, ConfigError, "unknown time zone 'Mars/Base'; name an IANA zone"),
     ({"time_zone": "../../etc/passwd"}, ConfigError, "unknown time zone"),
