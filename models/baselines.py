@@ -236,6 +236,9 @@ def make_baseline(name: str, dataset: Dataset, split: Split):
     if name == "popular":
         return Popular(split, dataset)
     if name == "trending":
+        if dataset.meta.get("time") == "file order":  # its times are row numbers: every play is seconds old
+            raise DataError("trending weighs each play by its age, and this log has no times (imported with "
+                            "--no-time: a row's time is its place in the file); use popular")
         return Popular(split, dataset, half_life_days=14.0)
     if name == "itemknn":
         return ItemKNN(split)

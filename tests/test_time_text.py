@@ -146,6 +146,24 @@ def test_a_log_without_times_keeps_the_file_order(tmp_path):
     assert data.meta["warnings"][0].startswith("the log has no times (--no-time): each event's time is its row")
 
 
+def test_trending_is_refused_on_a_log_without_times(tmp_path):
+    """It weighed plays by an 'age' of row numbers (every play seconds old): popular under another name."""
+    from edgerec.data.split import leave_last_out
+    from edgerec.data.store import load_dataset, save_dataset
+    from edgerec.models.baselines import make_baseline
+
+    path = tmp_path / "BX-Book-Ratings.csv"
+    path.write_text(BX + '"276726";"034545104X";"8"\n"276726";"0446520802";"3"\n', encoding="latin-1")
+    columns = ColumnMap(user="User-ID", item="ISBN", time=None, value="Book-Rating", default_event="rate")
+    save_dataset(import_dataset("csv", path, columns=columns, options=ReadOptions(delimiter=";")), tmp_path / "bx")
+    data = load_dataset(tmp_path / "bx")  # the saved folder keeps the fact
+    with pytest.raises(DataError) as err:
+        make_baseline("trending", data, leave_last_out(data))
+    assert str(err.value) == ("trending weighs each play by its age, and this log has no times (imported with "
+                              "--no-time: a row's time is its place in the file); use popular")
+    assert make_baseline("popular", data, leave_last_out(data)).name == "popular"
+
+
 @pytest.mark.parametrize("options", [{"time_unit": "ms"}, {"time_format": "%Y"}, {"time_zone": "+01:00"}])
 def test_time_options_without_a_time_column_are_refused(tmp_path, options):
     path = tmp_path / "log.csv"
