@@ -29,6 +29,7 @@ from edgerec.data.tables import (
     LAST_NUMBER_DATE,
     Chunk,
     check_range,
+    looks_like_data,
     numbers_as_dates,
     read_chunks,
     read_header,
@@ -82,6 +83,10 @@ class ItemColumns:
             log = self.log_item
             if log and (log in present or ("+" in log and all(p.strip() in present for p in log.split("+")))):
                 out["item_id"] = log
+            elif looks_like_data(present, None):  # its first row: not shown as if it were column names
+                raise DataError("the item table's first line holds data, not column names: add a header line naming "
+                                "its columns (item_id, title, ... in file order; fields edgerec has no use for may "
+                                "take any name)", str(path), 1)
             else:
                 also = f" or the log's --item-col {log!r}" if log and log != "item_id" else ""
                 raise DataError(f"missing column(s) item_id{also}; the file has {', '.join(present)}. Name the item "

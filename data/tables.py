@@ -263,7 +263,7 @@ def _select(names: list[str], wanted: Sequence[str] | None, path: Path, line: in
         glued = [d for d in (";", "\t", "|", ",") if len(names) == 1 and d in names[0]]
         if glued:  # the whole header is one name: the file is split by another character
             hint = f"The header is one column: is the file separated by {glued[0]!r}? Pass --delimiter."
-        if not is_parquet(path) and _looks_like_data(names, glued[0] if glued else None):  # ids: not shown
+        if not is_parquet(path) and looks_like_data(names, glued[0] if glued else None):  # ids: not shown
             also = f"; it is one field: is the file separated by {glued[0]!r}? Pass --delimiter" if glued else ""
             raise DataError(f"missing column(s) {', '.join(missing)}; the first line holds data, not column names: "
                             f"add a header line naming the columns ({', '.join(wanted)}) or, for a log, name "
@@ -293,7 +293,7 @@ def _header_evident(names: list[str], wanted: Sequence[str], second: list[str] |
     return any(t and not (_looks_numeric(a) or _is_time(a)) for a, t in zip(names, typed))
 
 
-def _looks_like_data(names: list[str], glued: str | None) -> bool:
+def looks_like_data(names: list[str], glued: str | None) -> bool:
     """A first line holding a number or a date is a row of data, not a header (a file without one)."""
     cells = [c.strip() for n in names for c in (n.split(glued) if glued else [n])]
     return any(c and (_looks_numeric(c) or _is_time(c)) for c in cells)
@@ -341,7 +341,7 @@ def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding
     if first is None or len(first) != len(names):
         return
     cells = [c.strip() for c in first]
-    if not _looks_like_data(cells, None) and _header_evident(cells, names, second, None):
+    if not looks_like_data(cells, None) and _header_evident(cells, names, second, None):
         raise DataError("the first line is a header line (text where the rows below hold numbers or times, or "
                         "the names --columns gives), but --columns says the file has none: leave --columns out "
                         "and map the columns by the header's names (--user-col, --item-col, --time-col)",

@@ -199,3 +199,14 @@ def test_a_log_cut_inside_its_last_time_is_warned_about(tmp_path):
         path.write_text(whole)
         warnings = import_dataset("csv", path).meta.get("warnings", [])
         assert not any(w.startswith("the file ends inside") for w in warnings)
+
+
+def test_an_item_table_without_a_header_line_is_named_without_echoing_its_row(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,movie_id,timestamp\nu1,1,100\nu1,2,200\n")
+    (tmp_path / "movie_titles.csv").write_text("1,1953,Isle of Man TT 2004 Review\n2,1969,Paula Abdul\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", tmp_path / "log.csv", columns=ColumnMap(item="movie_id"),
+                       items=tmp_path / "movie_titles.csv")
+    assert str(err.value) == ("movie_titles.csv:1: the item table's first line holds data, not column names: add a "
+                              "header line naming its columns (item_id, title, ... in file order; fields edgerec has "
+                              "no use for may take any name)")
