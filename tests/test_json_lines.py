@@ -427,3 +427,39 @@ def test_an_element_that_is_no_object_is_counted_with_skip_bad_rows():
     read = _array_read('[{"a": 1},\n 7,\n {"a": 2}]', 4, skipped)
     assert read == [(1, {"a": "1"}), (3, {"a": "2"})]
     assert skipped.summary() == {"not a JSON object": {"rows": 1, "first_lines": [2]}}
+
+
+def test_the_documented_spotify_command_imports_an_extended_streaming_history(tmp_path):
+    """docs/data.md's command, run on a replica: one pretty-printed array, null reason_end on some plays,
+    podcast episodes without a track."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    def play(ts, user, artist, track, reason):
+        return {"ts": ts, "username": user, "platform": "Android OS 9", "ms_played": 120_000, "conn_country": "DE",
+                "master_metadata_track_name": track, "master_metadata_album_artist_name": artist,
+                "spotify_track_uri": None if track is None else f"spotify:track:{track}", "episode_name": None,
+                "reason_start": "trackdone", "reason_end": reason, "shuffle": False, "skipped": None}
+
+    plays = [play("2023-04-10T15:56:00Z", "anna", "Sigur Rós", "Hoppípolla", "trackdone"),
+             play("2023-04-10T16:01:00Z", "anna", "Björk", "Jóga", "fwdbtn"),
+             play("2023-04-10T16:02:00Z", "anna", None, None, "endplay"),  # a podcast episode
+             play("2023-04-10T16:40:00Z", "anna", "Björk", "Jóga", None),
+             play("2023-04-11T08:00:00Z", "ben", "Sigur Rós", "Hoppípolla", "unexpected-exit-while-paused"),
+             play("2023-04-11T08:05:00Z", "ben", "Björk", "Army of Me", "trackerror")]
+    (tmp_path / "endsong_0.json").write_text(json.dumps(plays, indent=1, ensure_ascii=False), encoding="utf-8")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    block = re.search(r"```bash\n(edgerec data import jsonl endsong_0\.json.+?)\n```", text, re.S).group(1)
+    args = shlex.split(block.replace("\\\n", " "))[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "spotify")
+    args[args.index("endsong_0.json")] = str(tmp_path / "endsong_0.json")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset(tmp_path / "spotify")
+    log = dataset.interactions
+    assert [EVENTS[e] for e in log.event] == ["finish", "skip", "play", "play"]  # trackerror dropped
+    assert [dataset.catalog.item_ids[i] for i in log.item] == ["Sigur Rós - Hoppípolla", "Björk - Jóga",
+                                                               "Björk - Jóga", "Sigur Rós - Hoppípolla"]
+    assert dataset.meta["default_event"] == {"event": "play", "rows": 1}
+    assert dataset.meta["skipped_rows"]["no user or item id"]["first_lines"] == [32]  # "[", then 15 lines each
