@@ -97,8 +97,14 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
                                 filters=Filters(languages=list(languages) or None, kids_safe=kids_safe),
                                 policy=policy)
         stats = rec.stats()
+        newcomer = rec.history.count(user) == 0
     table([{"#": i + 1, "item": r.item_id, "title": r.title, "score": r.score, "why": r.reason.text}
            for i, r in enumerate(results)], title=f"for {user}")
+    if newcomer:  # a mistyped --history made a new, empty file: said, not served silently as a newcomer
+        from edgerec.runtime.checks import file_name
+
+        console.print(f"[yellow]no events of this user in {file_name(history_path)!r}: a newcomer's list; record "
+                      "events with `edgerec record`, or pass the history that holds them with --history[/yellow]")
     console.print(f"[dim]{stats['stages']['total']['p50_ms']:.1f} ms, backend {stats['backend']}[/dim]")
     write_json(json_out, [r.to_dict() for r in results])
 

@@ -339,7 +339,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         "still_improving": ended.still_improving,
         "advice": ended.advice,
         "val_NDCG@10_popular": popular,
-        "warning": below_popularity(progress_state["best"], popular),
+        "warning": below_popularity(progress_state["best"], popular, ended.stopped_by),
         "train_seconds": round(time.perf_counter() - began, 1),
         "history": progress_state["history"],
         "train_config": asdict(train),
@@ -353,14 +353,16 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     return TrainResult(model, items, info)
 
 
-def below_popularity(best: float, popular: float | None) -> str:
+def below_popularity(best: float, popular: float | None, stopped_by: str) -> str:
     """What to say when a trained model ranks no better than the most played items on the same validation
     users ("" otherwise): such a model is worse than the list it would replace, whatever its loss says."""
     if popular is None or best > popular:
         return ""
+    todo = ("it stopped improving below it: try other settings (edgerec tune) or a log with longer histories"
+            if stopped_by == "patience" else
+            "it has not learnt the data yet: train it longer (--max-minutes, or --resume)")
     return (f"validation NDCG@10 {max(best, 0.0):.4f} is not above plain popularity's {popular:.4f} on the same "
-            "users: this model has not learnt the data yet; train it longer (--max-minutes, or --resume) before "
-            "shipping it, or ship the popularity list")
+            f"users; {todo}, or ship the popularity list instead")
 
 
 def _rank_world() -> tuple[int, int]:

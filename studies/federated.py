@@ -318,7 +318,8 @@ class FederatedStudy(Study):
                          "uploads": run.get("bytes", {}).get("n"), "declined": run.get("declined")})
         dev = record["device_500_events"]
         rounds = Table(f"Federated rounds ({record['devices']} devices, {record['server']['rounds']} rounds, "
-                       f"~{record['server']['clients_per_round']} devices per round, DP delta {record['delta']:g}; "
+                       f"~{min(record['server']['clients_per_round'], record['devices'])} devices per round, "
+                       f"DP delta {record['delta']:g}; "
                        f"one round of a {dev['events']}-event device: {dev['median_ms']:.0f} ms, "
                        f"{dev.get('median_cpu_ms', float('nan')):.0f} ms of CPU)", rows)
         return [rounds, *cls._training_tables(record)]

@@ -26,6 +26,11 @@ def test_record_recommend_and_history(tiny_bundle, tmp_path):
     assert result.exit_code == 0, result.output
     recs = json.loads(out.read_text())
     assert len(recs) == 5 and not {r["item_id"] for r in recs} & set(items)
+    assert "no events of this user" not in result.output
+    # a mistyped --history: a new, empty file; the newcomer's list comes with a note naming the file only
+    result = runner.invoke(cli, ["recommend", str(tiny_bundle), "--user", "ann", "--history", str(tmp_path / "hh.db")])
+    assert result.exit_code == 0 and "no events of this user in 'hh.db': a newcomer's list" in result.output
+    assert str(tmp_path) not in result.output
     result = runner.invoke(cli, ["history", "show", "ann", "--history", db])
     assert result.exit_code == 0 and items[0] in result.output
     assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", result.output)  # a date, not 1,796,285,835.2

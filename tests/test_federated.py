@@ -307,6 +307,9 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     assert record["device_500_events"]["median_ms"] > 0
     assert [b["accepted_as_update"] for b in record["bundles"]] == [True, True]
     assert result.tables and result.write_plot(tmp_path / "fed.png") in (None, tmp_path / "fed.png")
+    # more devices asked for per round than there are: the title says how many took part (it said the ask)
+    asked = FederatedStudy.result(dict(record, server=dict(record["server"], clients_per_round=10_000)))
+    assert f"~{record['devices']} devices per round" in asked.tables[0].title
     assert arms["FedAvg"]["NDCG@10 with personal vectors"] != arms["FedAvg"]["NDCG@10"]  # devices learnt them
     # how v1 trained is in the report: a share of a gain needs a bound that was trained to the end
     assert record["training"]["v1 (no update)"]["epochs_run"] == 1

@@ -159,7 +159,10 @@ def test_the_quick_demo_caps_each_training_in_time_on_own_data(tmp_path):
     synthetic, own = DemoConfig.make(tmp_path / "a", quick=True), DemoConfig.make(tmp_path / "b", quick=True, data=tmp_path)
     for name in ("teacher_train", "student_train"):
         mine = getattr(own, name)
-        assert mine.max_minutes == QUICK_MINUTES and mine.epochs == getattr(synthetic, name).epochs  # epochs kept too
+        # no epoch cap: the synthetic world's 4 or 6 epochs were 4 or 6 optimizer steps on a 500-event log,
+        # a model far below popularity (audit); the data's step budget decides, under the time cap
+        assert mine.max_minutes == QUICK_MINUTES and mine.epochs is None and mine.patience is None
+        assert getattr(synthetic, name).epochs is not None and mine.eval_users == getattr(synthetic, name).eval_users
     assert own.federated.train.max_minutes is not None
 
 

@@ -138,8 +138,22 @@ def test_a_model_no_better_than_popularity_is_flagged_with_what_to_do(tiny):
     info = train_model(dataset, split, cfg, TrainConfig(eval_users=0, epochs=1, lr=1e-9)).info  # untrained
     popular = Evaluator(split, dataset.catalog, k=10).evaluate(Popular(split, dataset), "val")["NDCG@10"]
     assert info["val_NDCG@10_popular"] == popular > info["val_NDCG@10"]
-    assert info["warning"].startswith(f"validation NDCG@10 {info['val_NDCG@10']:.4f} is not above plain popularity's "
-                                      f"{popular:.4f} on the same users")
+    assert info["warning"] == (f"validation NDCG@10 {info['val_NDCG@10']:.4f} is not above plain popularity's "
+                               f"{popular:.4f} on the same users; it has not learnt the data yet: train it longer "
+                               "(--max-minutes, or --resume), or ship the popularity list instead")
+
+
+def test_the_popularity_warning_says_what_fits_why_the_run_ended():
+    from edgerec.models.train import below_popularity
+
+    assert below_popularity(0.2, 0.1, "patience") == "" and below_popularity(0.2, None, "budget") == ""
+    assert below_popularity(0.1, 0.1, "budget").endswith("; it has not learnt the data yet: train it longer "
+                                                         "(--max-minutes, or --resume), or ship the popularity list "
+                                                         "instead")
+    assert below_popularity(-1.0, 0.1, "patience") == (
+        "validation NDCG@10 0.0000 is not above plain popularity's 0.1000 on the same users; it stopped improving "
+        "below it: try other settings (edgerec tune) or a log with longer histories, or ship the popularity list "
+        "instead")
 
 
 def test_a_model_above_popularity_carries_no_warning(tiny):
