@@ -223,17 +223,30 @@ class LinearScorer:
         out["intercept"] = float(contributions[len(self.names)])
         return out
 
-    def top_reasons(self, contributions: np.ndarray, count: int = 2) -> list[tuple[str, float]]:
-        """The largest positive contributions of one item, as (feature name, value)."""
+    def top_reasons(self, contributions: np.ndarray, count: int = 2,
+                    same: frozenset[str] = frozenset()) -> list[tuple[str, float]]:
+        """The largest positive contributions of one item, as (feature name, value), leaving out the `same`
+        features: equal for every candidate, they lift each alike and explain no item's place."""
         grouped = self.grouped(contributions)
         grouped.pop("intercept")
-        ranked = sorted(grouped.items(), key=lambda kv: -kv[1])
+        ranked = sorted(((n, v) for n, v in grouped.items() if n not in same), key=lambda kv: -kv[1])
         return [(name, value) for name, value in ranked[:count] if value > 0]
 
-    def words(self, features: np.ndarray, contributions: np.ndarray, count: int = 2) -> str:
+    def same_for_all(self, features: np.ndarray) -> frozenset[str]:
+        """The (grouped) features whose values are equal for every row of `features` (a request's
+        candidates): 'like similarity' for a user who liked nothing read 'unlike what you liked'."""
+        if len(features) < 2:
+            return frozenset()
+        varies: dict[str, bool] = {}
+        for name, spread in zip(self.names, np.ptp(features, axis=0).tolist()):
+            varies[group_of(name)] = varies.get(group_of(name), False) or spread > 0
+        return frozenset(name for name, moves in varies.items() if not moves)
+
+    def words(self, features: np.ndarray, contributions: np.ndarray, count: int = 2,
+              same: frozenset[str] = frozenset()) -> str:
         """The top contributions of one item in words, e.g. 'close to your taste (+1.20), new (+0.31)'."""
         parts = []
-        for name, value in self.top_reasons(contributions, count):
+        for name, value in self.top_reasons(contributions, count, same):
             if name == TASTE:
                 parts.append(f"matches your taste (+{value:.2f})")
                 continue

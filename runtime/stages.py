@@ -194,10 +194,11 @@ def _explainer(request: Request) -> Explainer:
 def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:
     """The scorer's top contributions in words; each item's terms (and their sum) go in its meta."""
     scorer, features = request.scorer, request.scorer_features[request.order]
+    same = scorer.same_for_all(request.scorer_features)  # over every scored candidate, not the k shown
     out = []
     for meta, reason, shown, terms in zip(metas, reasons, features, scorer.contributions(features)):
         meta["contributions"] = {n: v for n, v in scorer.grouped(terms).items() if v != 0.0}
         meta["scorer_score"] = float(terms.sum())
-        words = scorer.words(shown, terms)
+        words = scorer.words(shown, terms, same=same)
         out.append(Reason("scorer", f"{words}; {reason.text}", reason.item_id, reason.tags))
     return out

@@ -173,6 +173,22 @@ def test_scores_and_contributions_by_hand():
     assert SCORER.top_reasons(np.array([0.0, 0.0, 0.0, 0.0, 5.0])) == []
 
 
+def test_a_feature_equal_for_every_candidate_is_no_reason():
+    """A user who liked nothing has 'like similarity' 0 on every candidate: below its mean, it read 'unlike what
+    you liked (+0.31)' on each item (audit); it lifts all alike and explains no item's place."""
+    candidates = np.array([[2.0, 0.0, 1.0, 2.0], [1.5, 0.0, -1.0, 0.0], [0.5, 0.0, 0.0, 1.0]])
+    same = SCORER.same_for_all(candidates)
+    assert same == frozenset({"phone x film"})  # the taste dimensions vary together: one group, kept
+    terms = SCORER.contributions(candidates)[0]
+    assert SCORER.top_reasons(terms, 3) == [("popularity", 4.0), (TASTE, 1.5), ("phone x film", 0.25)]
+    assert SCORER.top_reasons(terms, 3, same) == [("popularity", 4.0), (TASTE, 1.5)]
+    assert SCORER.words(candidates[0], terms, 3, same) == "popular (+4.00), matches your taste (+1.50)"
+    assert SCORER.same_for_all(candidates[:1]) == frozenset()  # one candidate: nothing to compare with
+    flat_taste = candidates.copy()
+    flat_taste[:, 2:] = [1.0, 2.0]
+    assert SCORER.same_for_all(flat_taste) == frozenset({"phone x film", TASTE})
+
+
 def test_reasons_in_words():
     feats = np.array([2.0, 0.0, 1.0, 2.0])
     assert SCORER.words(feats, np.array([4.0, 0.25, 0.5, 1.0, 0.25]), 3) == \
@@ -254,3 +270,22 @@ def test_a_film_has_modality_code_0_and_gets_its_cells():
                     NOW, np.zeros(0, np.int64))
     assert np.flatnonzero(got[0, 11:51]).tolist() == [10, 30]  # tablet x film, afternoon x film
     assert got[0, 0] == 1 and got[0, 51:].tolist() == [1, 0]
+
+
+def test_the_list_reasons_leave_out_a_term_every_candidate_shares():
+    """stages.scorer_reasons over a request: 'like similarity' 0 for every candidate (nothing liked) sits below
+    its mean and, with a negative weight, added +0.50 to each item: it read 'unlike what you liked'."""
+    from types import SimpleNamespace
+
+    from edgerec.runtime.explain import Reason
+    from edgerec.runtime.stages import scorer_reasons
+
+    scorer = LinearScorer(("popularity", "like similarity"), [1.0, -1.0], [0.0, 0.5], [1.0, 1.0], 0.0)
+    request = SimpleNamespace(scorer=scorer, scorer_features=np.array([[1.0, 0.0], [2.0, 0.0], [0.5, 0.0]]),
+                              order=np.array([1, 0]))
+    reasons = scorer_reasons(request, [{}, {}], [Reason("history", "because you watched A", "a")] * 2)
+    assert [r.text for r in reasons] == ["popular (+2.00); because you watched A",
+                                         "popular (+1.00); because you watched A"]
+    request.scorer_features[0, 1] = 1.0  # one candidate is like something liked: the term tells items apart
+    reasons = scorer_reasons(request, [{}, {}], [Reason("history", "because you watched A", "a")] * 2)
+    assert reasons[0].text == "popular (+2.00), unlike what you liked (+0.50); because you watched A"
