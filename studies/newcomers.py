@@ -70,7 +70,8 @@ class NewcomerStudy(Study):
         long_enough = np.flatnonzero(seq.lengths() >= 2 + NEXT)
         picked = np.sort(np.random.default_rng(self.seed).choice(
             long_enough, min(self.users, len(long_enough)), replace=False))
-        progress(f"{len(picked)} users replayed as newcomers, {len(VARIANTS)} ways each", {})
+        progress(f"{len(picked)} users replayed as newcomers, {len(VARIANTS)} ways each" if len(picked) else
+                 f"no user consumed {2 + NEXT} items or more: no newcomer's first list can be replayed", {})
         hits = {name: [] for name in VARIANTS}
         creators = {name: [] for name in VARIANTS}
         for user in picked:
@@ -91,10 +92,15 @@ class NewcomerStudy(Study):
             {"choices": len(shown), "shown (mean)": float(np.mean(list(shown.values()))),
              "choices with none shown": sum(v == 0 for v in shown.values())}])
             for column, shown in record["visibility"].items()]
-        out.append(Table(f"first lists of {record['users']} replayed users: share of their next "
-                         f"{record['next_items']} items in the list", [
-                             {"newcomer": name, "precision@10": value}
-                             for name, value in record["first_lists"].items()]))
+        if record["users"]:
+            out.append(Table(f"first lists of {record['users']} replayed users: share of their next "
+                             f"{record['next_items']} items in the list", [
+                                 {"newcomer": name, "precision@10": value}
+                                 for name, value in record["first_lists"].items()]))
+        else:  # every row would read n/a, without a word why
+            out.append(Table("first lists of replayed users: none (the replay needs a user's first 2 items and "
+                             f"the next {record['next_items']})", [
+                                 {"users with that many items": 0, "items needed": 2 + record["next_items"]}]))
         spread = record.get("creator_spread", {})
         if any(value is not None for value in spread.values()):
             out.append(Table("creator spread of the top 10", [

@@ -62,6 +62,11 @@ def test_the_tables_summarise_the_record(record):
     assert visibility.rows == [{"choices": len(shown), "shown (mean)": sum(shown.values()) / len(shown),
                                 "choices with none shown": sum(v == 0 for v in shown.values())}]
     assert [(r["newcomer"], r["precision@10"]) for r in firsts.rows] == list(record["first_lists"].items())
+    # a log where no user has 12 items: one row that says why, not a table of n/a (audit)
+    none = dict(record, users=0, first_lists={name: None for name in record["first_lists"]})
+    (firsts,) = [t for t in NewcomerStudy.tables(none) if t.title.startswith("first lists")]
+    assert firsts.title == "first lists of replayed users: none (the replay needs a user's first 2 items and the next 10)"
+    assert firsts.rows == [{"users with that many items": 0, "items needed": 12}]
 
 
 PROBES = itertools.count()
