@@ -126,7 +126,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, user_col,
                                  item_columns=parse_item_columns(item_columns) if item_columns is not None else None)
         save_dataset(dataset, out, out_format)
     stats = dataset_stats(dataset)
-    key_values({k: v for k, v in stats.items() if not isinstance(v, dict)}, title=f"imported into {out}")
+    key_values({k: v for k, v in readable(stats, dataset.meta).items() if not isinstance(v, dict)},
+               title=f"imported into {out}")
     for warning in dataset.meta.get("warnings", []):
         console.print(f"warning: {warning}")
     if "plays_as_skips" in dataset.meta:
@@ -149,9 +150,23 @@ def stats(folder, json_out) -> None:
     from edgerec.data.store import load_dataset
 
     with console.status(f"reading {folder}"):
-        result = dataset_stats(load_dataset(folder))
-    key_values(result, title=str(folder))
+        dataset = load_dataset(folder)
+        result = dataset_stats(dataset)
+    key_values(readable(result, dataset.meta), title=str(folder))
     write_json(json_out, result)
+
+
+def readable(stats: dict, meta: dict) -> dict:
+    """The summary as printed: the first and last event as UTC dates (epoch seconds stay in the JSON), or as
+    rows of a log imported without times."""
+    from datetime import datetime, timezone
+
+    out = dict(stats)
+    for key in ("first_event", "last_event"):
+        if key in out and stats["events"]:
+            out[key] = (f"row {out[key]:,}" if meta.get("time") == "file order" else
+                        f"{datetime.fromtimestamp(out[key], timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    return out
 
 
 def register(cli: click.Group) -> None:

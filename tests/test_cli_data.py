@@ -1,4 +1,5 @@
 import json
+from datetime import datetime, timezone
 
 from click.testing import CliRunner
 
@@ -33,13 +34,25 @@ def test_synth_stats_evaluate(tmp_path):
     stats_json = tmp_path / "stats.json"
     result = run("data", "stats", out, "--json", stats_json)
     assert result.exit_code == 0 and "density" in result.output
-    assert json.loads(stats_json.read_text())["items"] == 600
+    written = json.loads(stats_json.read_text())
+    assert written["items"] == 600 and isinstance(written["first_event"], int)  # epoch seconds in the JSON
+    first = datetime.fromtimestamp(written["first_event"], timezone.utc)
+    assert f"{first:%Y-%m-%d %H:%M:%S} UTC" in result.output  # a date on screen, not 1,199,664,184
     report = tmp_path / "eval.json"
     result = run("evaluate", "--data", out, "--model", "popular", "--model", "itemknn", "--json", report)
     assert result.exit_code == 0, result.output
     rows = json.loads(report.read_text())["results"]
     assert [r["model"] for r in rows] == ["popular", "itemknn"]
     assert "NDCG@10" in result.output
+
+
+def test_stats_of_a_log_without_times_show_rows(tmp_path):
+    from edgerec.cli.data_cmd import readable
+
+    stats = {"events": 3, "first_event": 0, "last_event": 1_234, "event_mix": {"rate": 3}}
+    assert readable(stats, {"time": "file order"}) == {"events": 3, "first_event": "row 0", "last_event": "row 1,234",
+                                                       "event_mix": {"rate": 3}}
+    assert readable(dict(stats, events=0), {}) == dict(stats, events=0)  # an empty log: nothing to date
 
 
 def test_import_movielens_and_clear_errors(tmp_path):
