@@ -91,9 +91,11 @@ def stage(build: Path, modules: list[str], tests: list[str], jobs: int, keep: bo
                         copy_function=shutil.copy2)
     shutil.rmtree(stage_dir / "tests", ignore_errors=True)
     shutil.copytree(ROOT / "tests", stage_dir / "tests", ignore=ignore, copy_function=shutil.copy2)
-    # tests read the golden bundle and cases from the repository root (spec/golden), as data
-    shutil.rmtree(stage_dir / "spec", ignore_errors=True)
-    shutil.copytree(ROOT / "spec", stage_dir / "spec", ignore=ignore, copy_function=shutil.copy2)
+    # tests read the golden bundle and cases (spec/golden) and the documented commands (docs/) from the
+    # repository root, as data
+    for data in ("spec", "docs"):
+        shutil.rmtree(stage_dir / data, ignore_errors=True)
+        shutil.copytree(ROOT / data, stage_dir / data, ignore=ignore, copy_function=shutil.copy2)
     if not list((stage_dir / "edgerec" / "runtime").glob("_scan*.so")):
         print("note: runtime/_scan*.so is not built; the scan falls back to numkong/numpy (run `make setup`)")
     pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
@@ -111,7 +113,7 @@ def stage(build: Path, modules: list[str], tests: list[str], jobs: int, keep: bo
         "",
         "[tool.mutmut]",
         'source_paths = ["edgerec"]',
-        'also_copy = ["spec"]',  # the golden bundle and cases the tests read from the root
+        'also_copy = ["spec", "docs"]',  # the golden bundle and cases, and the docs, the tests read from the root
         f"only_mutate = {json.dumps(only)}",
         f"pytest_add_cli_args_test_selection = {json.dumps(selection + ignored)}",
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]',
