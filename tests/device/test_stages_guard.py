@@ -118,8 +118,12 @@ class Scorer:
     def grouped(self, terms):
         return {"a": float(terms[0]), "b": float(terms[1]), "intercept": float(terms[2])}
 
-    def words(self, shown, terms):
-        return f"a is {shown[0]:g}"
+    def same_for_all(self, features):
+        self.compared = features  # every scored candidate, not the shown rows
+        return frozenset({"b"})
+
+    def words(self, shown, terms, same=frozenset()):
+        return f"a is {shown[0]:g}" + (f" ({', '.join(sorted(same))} alike)" if same else "")
 
 
 def test_scorer_reasons_keep_the_non_zero_terms_of_the_shown_rows_in_list_order():
@@ -130,8 +134,9 @@ def test_scorer_reasons_keep_the_non_zero_terms_of_the_shown_rows_in_list_order(
     out = stages.scorer_reasons(request, metas, reasons)
     assert metas == [{"genre": "x", "contributions": {"a": 3.0, "intercept": 0.5}, "scorer_score": 3.5},
                      {"contributions": {"b": 1.0, "intercept": 0.5}, "scorer_score": 1.5}]
-    assert out == [Reason("scorer", "a is 3; because you watched X", "i1", ("dark",)),
-                   Reason("scorer", "a is 0; tagged", None, ())]
+    assert out == [Reason("scorer", "a is 3 (b alike); because you watched X", "i1", ("dark",)),
+                   Reason("scorer", "a is 0 (b alike); tagged", None, ())]
+    assert request.scorer.compared is request.scorer_features
 
 
 PLAYS = ("i29", "i30", "i31", "i32", "i00", "i29", "i30", "i00", "i29", "i33", "i34", "i35")  # golden case replay
