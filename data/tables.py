@@ -348,10 +348,6 @@ def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding
                         str(path), 1)
 
 
-def _csv_problem(exc: csv.Error) -> str:
-    return STRAY_QUOTE if "expected after" in str(exc) else f"malformed CSV ({exc})"
-
-
 STRAY_QUOTE = ("a field starts with a quote and goes on after the closing one (a name such as '\"Heroes\" (Live)'): its "
                "quotes are part of the text, not CSV quoting; pass --no-quoting, or quote the whole field and double "
                "the quotes inside it")
@@ -477,7 +473,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                 raise DataError(f"a field longer than {csv.field_size_limit():,} characters starts in this row: is "
                                 "a quote left open here (for a log whose names hold quotes pass --no-quoting)? "
                                 "Shorten such a field or close its quote", str(path), line + 1) from None
-            raise DataError(_csv_problem(exc), str(path), line + 1) from None
+            raise DataError(f"malformed CSV ({exc})", str(path), line + 1) from None
         except UNREADABLE as exc:  # a damaged compressed stream
             raise DataError(f"cannot be read past this line ({exc})", str(path), line) from None
         if rows_seen == 0:
@@ -953,9 +949,7 @@ def read_header(path: str | os.PathLike, *, delimiter: str = ",", encoding: str 
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:
             raise _not_text(path, encoding, exc) from None
-        except csv.Error as exc:
-            raise DataError(_csv_problem(exc), str(path), 1) from None
-        except UNREADABLE as exc:
+        except (csv.Error, *UNREADABLE) as exc:
             raise DataError(f"the first line cannot be read ({exc})", str(path), 1) from None
     return [c.strip() for c in first]
 

@@ -210,3 +210,50 @@ def test_an_item_table_without_a_header_line_is_named_without_echoing_its_row(tm
     assert str(err.value) == ("movie_titles.csv:1: the item table's first line holds data, not column names: add a "
                               "header line naming its columns (item_id, title, ... in file order; fields edgerec has "
                               "no use for may take any name)")
+
+
+
+@pytest.mark.parametrize("layout", ["%Y-%m-%d", "%d/%m/%y %H:%M", "%c", "%x %X", "%G-W%V-%u"])
+def test_a_time_format_with_a_year_is_accepted(layout):
+    assert TimeText(format=layout).format == layout
+
+
+@pytest.mark.parametrize("layout", ["%m%d", "%X", "%d %b %H:%M"])
+def test_a_time_format_without_a_year_is_refused(layout):
+    with pytest.raises(ConfigError, match=r"has no year \(%Y or %y\)"):
+        TimeText(format=layout)
+
+
+@pytest.mark.parametrize("text", ["a, b\n1,  2\n", "user_id,item_id, ts\nu1, i1, 3\n", "a,b, c\n1, 2, 3\n",
+                                  "a, b, c\n1,2, 3\n"])
+def test_spaces_after_some_separators_are_kept_as_written(tmp_path, text):
+    """Only a header and a first row whose every field after the first starts with a space are refused."""
+    path = tmp_path / "log.csv"
+    path.write_text(text)
+    names = read_header(path)
+    delimiter = ", " if text.startswith("a, b\n") else ","
+    chunks = list(read_chunks(path, delimiter=delimiter))
+    assert len(chunks) == 1 and names
+
+
+def test_a_two_column_file_separated_by_comma_and_space_is_refused(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id, item_id\nu1, i1\n")
+    with pytest.raises(DataError, match=r"^log.csv:2: the fields are separated by ',' and a space"):
+        list(read_chunks(path))
+
+
+def test_a_quoted_header_line_with_columns_is_named(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text('"user, name",item,ts\nu1,a,100\n')
+    with pytest.raises(DataError) as err:
+        _rows_named(path, ("u", "i", "t"))
+    assert str(err.value) == HEADER_REFUSED
+
+
+def test_columns_of_another_count_than_the_first_line_fail_as_a_row(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,extra\nu1,a,100,x\n")
+    with pytest.raises(DataError) as err:
+        _rows_named(path, ("u", "i", "t"))
+    assert str(err.value) == "log.csv:1: expected 3 fields (u, i, t), found 4"

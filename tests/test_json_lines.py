@@ -405,6 +405,12 @@ def test_spotify_style_array_imports_as_the_same_log_as_json_lines(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ('[{"a": 1},\n {"a": 2}', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut short?)"),
+    ('[{"a": 1},\n {"a": 2', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut short?)"),
+    ('[{"a": t', "log.json:1: the JSON array is not closed: the file ends inside it (is it cut short?)"),  # 'true' cut
+    ('[{"a": x}', "log.json:1: the array is not JSON here (Expecting value)"),
+    ('[{"a": 1,\n  "b": tru}]', "log.json:2: the array is not JSON here (Expecting value)"),  # its line, not the object's
+    ('{"a": 1}', "log.json:1: expected '[' to open the array, found '{'"),
+    ('[{"a": ' + "[" * 100_000 + "]" * 100_000 + "}]", "log.json:1: an element of the array is JSON nested too deep"),
     ('[{"a": 1},\n {"a": "cut', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut "
                                 "short?)"),
     ('[{"a": 1}]\n[{"a": 2}]', "log.json:2: text after the JSON array's closing ']'; the file must hold one array"),
@@ -463,3 +469,58 @@ def test_the_documented_spotify_command_imports_an_extended_streaming_history(tm
                                                                "Björk - Jóga", "Sigur Rós - Hoppípolla"]
     assert dataset.meta["default_event"] == {"event": "play", "rows": 1}
     assert dataset.meta["skipped_rows"]["no user or item id"]["first_lines"] == [32]  # "[", then 15 lines each
+
+
+def test_an_array_file_is_read_a_block_at_a_time():
+    """Never whole: every read asks for one block (a read() without a size held the file at once)."""
+    import io
+
+    from edgerec.data.json_lines import _array_objects, _starts_an_array
+
+    class Reads(io.StringIO):
+        sizes: list
+
+        def read(self, size=-1):
+            self.sizes.append(size)
+            return super().read(size)
+
+    text = json.dumps([{"a": i} for i in range(50)])
+    handle = Reads(text)
+    handle.sizes = []
+    assert len(list(_array_objects(handle, "log.json", None, 16))) == 50
+    assert set(handle.sizes) == {16}
+    opened = Reads(" \n" * 50 + text)
+    opened.sizes = []
+    assert _starts_an_array(lambda: opened)
+    assert opened.sizes == [4096]
+
+
+@pytest.mark.parametrize("block", range(1, 12))
+def test_a_number_element_cut_by_a_block_is_read_whole(block):
+    from edgerec.data.tables import Skipped
+
+    skipped = Skipped()
+    assert _array_read('[123456789, {"a": 1.50, "b": 4.0, "c": NaN}]', block, skipped) == [
+        (1, {"a": "1.50", "b": "4", "c": "NaN"})]  # numbers as written, as a JSON Lines cell holds them
+    assert skipped.summary() == {"not a JSON object": {"rows": 1, "first_lines": [1]}}
+
+
+def test_the_header_pass_gives_up_after_a_thousand_values_before_any_object(tmp_path):
+    from edgerec.data.json_lines import HEADER_LINES
+
+    late = ["7"] * (HEADER_LINES - 1) + [json.dumps({"user_id": "u"})]
+    assert read_header(_write(tmp_path / "late.jsonl", late)) == ["user_id"]
+    too_late = ["7"] * HEADER_LINES + [json.dumps({"user_id": "u"})]
+    with pytest.raises(DataError, match=r"^too_late.jsonl: file holds no JSON object \(line 1 is a JSON str"):
+        read_header(_write(tmp_path / "too_late.jsonl", too_late))
+    # an object first: the values that are no object after it are only noted, and a key after them is read
+    mixed = [json.dumps({"user_id": "u"})] + ["7"] * (HEADER_LINES + 5) + [json.dumps({"late": 1})]
+    assert read_header(_write(tmp_path / "mixed.jsonl", mixed)) == ["user_id", "late"]
+
+
+def test_a_broken_array_is_named_by_the_header_pass_too(tmp_path):
+    path = tmp_path / "log.json"
+    path.write_text('[{"a": 1}\n {"b": 2}]')
+    with pytest.raises(DataError) as err:
+        read_header(path)
+    assert str(err.value) == "log.json:2: expected ',' or ']' after an element of the array, found '{'"

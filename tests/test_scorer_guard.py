@@ -187,6 +187,9 @@ def test_a_feature_equal_for_every_candidate_is_no_reason():
     flat_taste = candidates.copy()
     flat_taste[:, 2:] = [1.0, 2.0]
     assert SCORER.same_for_all(flat_taste) == frozenset({"phone x film", TASTE})
+    flat_taste[:, 2] = [0.0, 1.0, 2.0]  # one taste dimension moves: the group tells items apart
+    assert SCORER.same_for_all(flat_taste) == frozenset({"phone x film"})
+    assert SCORER.same_for_all(candidates[:2]) == frozenset({"phone x film"})  # two candidates compare
 
 
 def test_reasons_in_words():
