@@ -409,6 +409,8 @@ def test_spotify_style_array_imports_as_the_same_log_as_json_lines(tmp_path):
     ('[{"a": t', "log.json:1: the JSON array is not closed: the file ends inside it (is it cut short?)"),  # 'true' cut
     ('[{"a": x}', "log.json:1: the array is not JSON here (Expecting value)"),
     ('[{"a": 1,\n  "b": tru}]', "log.json:2: the array is not JSON here (Expecting value)"),  # its line, not the object's
+    ('[{"a": 1,\n  "b": tru\n}]', "log.json:2: the array is not JSON here (Expecting value)"),
+    ('[{"a": 1},\n {"a": 2},\n {"b": tru}]', "log.json:3: the array is not JSON here (Expecting value)"),
     ('{"a": 1}', "log.json:1: expected '[' to open the array, found '{'"),
     ('[{"a": ' + "[" * 100_000 + "]" * 100_000 + "}]", "log.json:1: an element of the array is JSON nested too deep"),
     ('[{"a": 1},\n {"a": "cut', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut "
@@ -524,3 +526,11 @@ def test_a_broken_array_is_named_by_the_header_pass_too(tmp_path):
     with pytest.raises(DataError) as err:
         read_header(path)
     assert str(err.value) == "log.json:2: expected ',' or ']' after an element of the array, found '{'"
+
+
+@pytest.mark.parametrize("lead", ["\u00a0", "X"])
+def test_only_json_whitespace_may_come_before_an_arrays_bracket(tmp_path, lead):
+    path = tmp_path / "log.json"
+    path.write_text(lead + '[{"a": 1}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"^log.json: file holds no JSON object \(line 1 is not JSON"):
+        read_header(path)
