@@ -411,6 +411,8 @@ def test_spotify_style_array_imports_as_the_same_log_as_json_lines(tmp_path):
     ('[{"a": 1,\n  "b": tru}]', "log.json:2: the array is not JSON here (Expecting value)"),  # its line, not the object's
     ('[{"a": 1,\n  "b": tru\n}]', "log.json:2: the array is not JSON here (Expecting value)"),
     ('[{"a": 1},\n {"a": 2},\n {"b": tru}]', "log.json:3: the array is not JSON here (Expecting value)"),
+    ('[{"a": 1},\n {"b": tru},\n' + '{"c": 2},\n' * 10 + "]",  # far from the block's end: judged at once
+     "log.json:2: the array is not JSON here (Expecting value)"),
     ('{"a": 1}', "log.json:1: expected '[' to open the array, found '{'"),
     ('[{"a": ' + "[" * 100_000 + "]" * 100_000 + "}]", "log.json:1: an element of the array is JSON nested too deep"),
     ('[{"a": 1},\n {"a": "cut', "log.json:2: the JSON array is not closed: the file ends inside it (is it cut "
