@@ -37,6 +37,7 @@ from edgerec.data.tables import (
     to_int,
     to_timestamp,
 )
+from edgerec.data.time_text import ISO_UTC, TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MODALITIES
 
@@ -120,6 +121,8 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     tags: list[tuple[str, ...]] = []
     numbers: dict[str, list[np.ndarray]] = {f: [] for f in NUMERIC_FIELDS}
     seen_keys: dict[str, tuple[str, ...]] = {}
+    # release times written without a zone read in the log's --time-zone (its --time-format is the log's own)
+    zone = TimeText(zone=options.time_zone)
     for chunk in read_chunks(path, wanted, delimiter=options.delimiter, chunk_rows=options.chunk_rows,
                              encoding=options.encoding):
         if len(id_parts) > 1:  # joined_keys takes the parts out of the chunk; another field may read them
@@ -139,13 +142,14 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
         if "tags" in names:
             tags.extend(_tags(chunk, names["tags"], options.tag_separator))
             check_item_text(tags[len(tags) - len(chunk):], names["tags"], chunk.path, chunk.line_of)
-        _read_numbers(chunk, names, numbers)
+        _read_numbers(chunk, names, numbers, zone)
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
     catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
     return catalog, unread_columns_warning(present, [*id_parts, *names.values()])
 
 
-def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[np.ndarray]]) -> None:
+def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[np.ndarray]],
+                  zone: TimeText = ISO_UTC) -> None:
     for f in NUMERIC_FIELDS:  # an empty cell is an unknown value, stored as 0 like a missing column
         if f in names:
             c = names[f]
@@ -156,7 +160,7 @@ def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[n
                                             "when unknown"))
         check_range(chunk, c, numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
     if "release_ts" in names:
-        numbers["release_ts"].append(to_timestamp(chunk, names["release_ts"]))
+        numbers["release_ts"].append(to_timestamp(chunk, names["release_ts"], text=zone))
     if "episode" in names:
         c = names["episode"]
         numbers["episode"].append(to_int(chunk, c, np.int32))

@@ -791,9 +791,10 @@ def _number_date(text: str) -> bool:
         return False
 
 
-def to_timestamp(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS) -> np.ndarray:
-    """Whole epoch seconds (int64, rounded down) from numbers in `unit` or ISO-8601 strings."""
-    return split_seconds(chunk, name, unit, to_seconds(chunk, name, unit, low))[0]
+def to_timestamp(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, text: TimeText = ISO_UTC) -> np.ndarray:
+    """Whole epoch seconds (int64, rounded down) from numbers in `unit` or ISO-8601 strings (in `text`'s zone
+    when they name none)."""
+    return split_seconds(chunk, name, unit, to_seconds(chunk, name, unit, low, text=text))[0]
 
 
 NS = 1_000_000_000

@@ -194,3 +194,17 @@ def test_a_typed_parquet_time_column_ignores_the_format(tmp_path):
                                       "--time-col", "when"])
     assert result.exit_code == 2 and "--no-time reads a log without times; it cannot go with --time-col when" in \
         " ".join(result.output.split())
+
+
+def test_an_item_tables_release_times_without_a_zone_read_in_the_logs_zone(tmp_path):
+    """KuaiRec-style: the log and its item table written in Beijing time without a zone; only the log's
+    times were shifted, so every release was 8 hours late against the plays."""
+    log = _log(tmp_path, ["2020-07-05 08:00:00", "2020-07-05 09:00:00"])
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,release_ts\ni0,2020-07-05 08:00:00\ni1,1593907200\n", encoding="utf-8")
+    dataset = import_dataset("csv", log, columns=LOG, items=items, options=ReadOptions(time_zone="Asia/Shanghai"))
+    first_play = dataset.interactions.timestamp.min()
+    assert dataset.catalog.release_ts.tolist() == [first_play, 1_593_907_200]  # epoch numbers never shift
+    utc = import_dataset("csv", log, columns=LOG, items=items)
+    assert utc.catalog.release_ts.tolist() == [utc.interactions.timestamp.min(), 1_593_907_200]
+    assert first_play == utc.interactions.timestamp.min() - 8 * 3600
