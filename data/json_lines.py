@@ -219,14 +219,16 @@ def _file_objects(handle, path: Path, skipped, array: bool) -> Iterator[tuple[in
     return _array_objects(handle, path, skipped) if array else _objects(handle, path, skipped)
 
 
-def json_header(path: Path, open_text, enough: Callable[[list[str]], bool] | None = None) -> list[str]:
+def json_header(path: Path, open_text, enough: Callable[[list[str]], bool] | None = None,
+                array: bool | None = None) -> list[str]:
     """The keys of every object in the file, in the order first seen: a key that first appears late
     (an optional field, a log that gained a column) is a column like the others. With `enough`, the
     read stops once it holds for the keys seen so far. A file whose first HEADER_LINES values are no
-    object (a CSV named .jsonl) is refused without reading the rest."""
+    object (a CSV named .jsonl) is refused without reading the rest. `array`: whether the file is one JSON
+    array, when the caller knows (else looked up)."""
     keys: dict[str, None] = {}
     ignored = _Ignored()
-    array = _starts_an_array(open_text)
+    array = _starts_an_array(open_text) if array is None else array
     with open_text() as handle:
         try:
             for _, obj in _file_objects(handle, path, ignored, array):
@@ -249,11 +251,11 @@ def read_json_chunks(path: Path, chunk_rows: int, open_text, make_chunk, select,
     """Chunks of a JSON Lines file: `select(names)` picks the wanted columns' places among the file's keys
     (and refuses a missing one: tables.py passes its own), `make_chunk(columns, lines)` builds a chunk;
     `enough(names)` tells when the keys seen so far hold every wanted column (json_header)."""
-    names = json_header(path, open_text, enough)
+    array = _starts_an_array(open_text)
+    names = json_header(path, open_text, enough, array)
     wanted = [names[i] for i in select(names)]
     buffers: dict[str, list[str]] = {k: [] for k in wanted}
     lines: list[int] = []
-    array = _starts_an_array(open_text)
     with open_text() as handle:
         for number, obj in _file_objects(handle, path, skipped, array):
             for key in wanted:
