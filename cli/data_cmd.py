@@ -82,8 +82,9 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--items-encoding", help="Text encoding of the --items file when it differs from --encoding.")
 @click.option("--tag-sep", default="|", show_default=True,
               help="What separates the tags in the --items file's tags column (e.g. ',').")
-@click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", show_default=True,
-              help="Unit of numeric times (ISO-8601 strings carry their own).")
+@click.option("--time-unit", default="s", show_default=True,
+              help="Unit of numeric times: s, ms, us or ns since 1970, or steps of s, min, h or d with an optional "
+              "count (10min for Twitch's 10-minute slots, d for day numbers). ISO-8601 strings carry their own.")
 @click.option("--no-time", is_flag=True, help="The log has no time column (ratings dumps such as Book-Crossing's): "
               "each row's place in the file is its time, so a user's last row is their last event.")
 @click.option("--time-format", help="How the log's text times are written when not ISO-8601, as Python's strptime "

@@ -8,7 +8,7 @@ import codecs
 from dataclasses import dataclass
 
 from edgerec.data.json_lines import ListCell
-from edgerec.data.tables import DEFAULT_CHUNK_ROWS, PER_SECOND, UNIT_NAMES, Chunk
+from edgerec.data.tables import DEFAULT_CHUNK_ROWS, UNIT_NAMES, Chunk, time_unit
 from edgerec.data.time_text import TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID
@@ -22,7 +22,7 @@ class ReadOptions:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     sample_users: float | None = None  # keep this fraction of users (0, 1]
     seed: int = 0
-    time_unit: str = "s"  # of numeric times: s, ms, us or ns (ISO-8601 strings carry their own)
+    time_unit: str = "s"  # of numeric times: s, ms, us, ns or steps (10min; tables.time_unit); text carries its own
     quoted: bool = True  # False for formats that never quote a field (MovieLens 100K)
     skip_bad_rows: bool = False  # leave out (and count) rows with the wrong field count, no time or no id
     tag_separator: str = "|"  # between the tags of an item table's cell ("|" is also the data folder's own)
@@ -50,8 +50,7 @@ class ReadOptions:
             raise ConfigError(f"--columns names no column in place {at + 1} ({', '.join(map(repr, self.header))}); "
                               "name every column of the file in order, comma-separated (e.g. user,time,item)")
         self.time_text  # noqa: B018  (checks both options now, before any file is read)
-        if self.time_unit not in PER_SECOND:
-            raise ConfigError(f"unknown time unit {self.time_unit!r}; use one of {', '.join(PER_SECOND)}")
+        time_unit(self.time_unit)  # refuses an unknown unit
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
             raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
 

@@ -50,7 +50,6 @@ from edgerec.data.schema import (
 )
 from edgerec.data.tables import (
     LAST_NUMBER_DATE,
-    UNIT_NAMES,
     Chunk,
     Skipped,
     check_range,
@@ -61,6 +60,7 @@ from edgerec.data.tables import (
     split_seconds,
     to_float,
     to_seconds,
+    unit_name,
 )
 from edgerec.errors import ConfigError, DataError
 
@@ -301,7 +301,7 @@ def read_interactions(
                             "user's last event is their last row; splits follow that order, and recency, gaps and "
                             "time of day mean nothing"]
     elif unit_read and options.time_unit != "s" and latest < EARLY_1973:
-        meta["warnings"] = [f"every time falls before 1973 read as epoch {UNIT_NAMES[options.time_unit]} "
+        meta["warnings"] = [f"every time falls before 1973 read as epoch {unit_name(options.time_unit)} "
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
                             "without --time-unit; if its times count from the log's own start (Diginetica's "
                             "timeframe), order and gaps hold, but dates and time of day mean nothing"]
@@ -317,8 +317,8 @@ def read_interactions(
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): times counted from the log's "
                             "own start (as Yambda's are) keep the events' order, but dates and time of day mean "
                             "nothing, and a device's history dated so is past any retention window; add the log's "
-                            "start time to them if it is known. Times in other steps (Twitch's 10-minute slots, "
-                            "days) also put gaps and recency wrong: convert them to seconds first"]
+                            "start time to them if it is known. Times counted in other steps put gaps and recency wrong: "
+                            "pass their unit (--time-unit 10min for Twitch's 10-minute slots, d for days)"]
     elif latest > time.time() + DAY:
         future = sum(int((t > time.time() + DAY).sum()) for t in parts["timestamp"])
         meta["warnings"] = [f"{future:,} events are dated after today (the latest on "

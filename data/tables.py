@@ -35,6 +35,30 @@ DEFAULT_CHUNK_ROWS = 200_000
 PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}  # units of numeric times
 FLOAT_NAMES = {11: "float16", 24: "float32", 53: "float64"}  # by bits of significand
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+STEP_SECONDS = {"s": 1, "min": 60, "h": 3_600, "d": 86_400}  # units a count of steps may use: 10min
+_STEP_WORDS = {"s": "second", "min": "minute", "h": "hour", "d": "day"}
+_STEPS = re.compile(r"([1-9]\d{0,6})?(s|min|h|d)")
+
+
+def time_unit(unit: str) -> tuple[int, int]:
+    """(ticks, seconds): `ticks` of a numeric time make `seconds` seconds. A unit is s, ms, us or ns, or a
+    count of s, min, h or d steps ('10min': Twitch's slots, 'd': days), read exactly as whole steps."""
+    if unit in PER_SECOND:
+        return PER_SECOND[unit], 1
+    match = _STEPS.fullmatch(unit) if isinstance(unit, str) else None
+    if match is None:
+        raise ConfigError(f"unknown time unit {unit!r}; use s, ms, us or ns, or steps of s, min, h or d with an "
+                          "optional count before them (10min for times counted in 10-minute slots)")
+    return 1, int(match.group(1) or 1) * STEP_SECONDS[match.group(2)]
+
+
+def unit_name(unit: str) -> str:
+    """The unit in words: 'milliseconds', 'days', '10-minute steps'."""
+    if unit in UNIT_NAMES:
+        return UNIT_NAMES[unit]
+    time_unit(unit)  # refuses what is not a unit
+    count, step = _STEPS.fullmatch(unit).groups()
+    return f"{_STEP_WORDS[step]}s" if count in (None, "1") else f"{count}-{_STEP_WORDS[step]} steps"
 
 
 @dataclass
@@ -702,13 +726,14 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32, fix: str = _FIX) -> np.n
     return out.astype(dtype)
 
 
-def _text_seconds(values: list[str], per_second: int, text: TimeText) -> np.ndarray:
+def _text_seconds(values: list[str], unit: tuple[int, int], text: TimeText) -> np.ndarray:
     """Seconds of each value: a number in its unit, else text read as `text` says (every value through
     its format when it has one); NaN where a value does not read."""
     seconds = np.empty(len(values), np.float64)
     for i, v in enumerate(values):
         try:
-            seconds[i] = float(v) / per_second if text.format is None and _looks_numeric(v) else text.seconds(v)
+            seconds[i] = (float(v) * unit[1] / unit[0] if text.format is None and _looks_numeric(v)
+                          else text.seconds(v))
         except ValueError as exc:
             if text.format is not None and ("directive" in str(exc) or "stray %" in str(exc)):
                 raise ConfigError(f"--time-format {text.format!r} cannot be read ({exc}); write it as Python's "
@@ -725,14 +750,14 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
     or text times (ISO-8601, or as `text` says: time_text.py); a value outside [low, MAX_TS] is an
     error naming its line, never a wrapped integer (with `lenient`, NaN: the caller drops the row)."""
     unit = (chunk.units or {}).get(name, unit)
-    values, per_second = chunk.columns[name], PER_SECOND[unit]
+    values, (ticks, step) = chunk.columns[name], time_unit(unit)
     if text.format is not None and name not in (chunk.units or {}):  # digits too go through the format
-        seconds = _text_seconds(values, per_second, text)
+        seconds = _text_seconds(values, (ticks, step), text)
     else:
         try:
-            seconds = np.asarray(values, dtype=np.float64) / per_second
+            seconds = np.asarray(values, dtype=np.float64) * step / ticks
         except ValueError:
-            seconds = _text_seconds(values, per_second, text)
+            seconds = _text_seconds(values, (ticks, step), text)
     bad = np.flatnonzero(~(np.isfinite(seconds) & (seconds >= low) & (seconds <= MAX_TS)))
     if bad.size and lenient:
         seconds[bad] = np.nan
@@ -764,14 +789,14 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
             raise DataError(f"column '{name}' holds {shown!r}, after the year 5000: correct or drop such times (the "
                             "column is a timestamp: --time-unit does not apply to it)", *where)
         if seconds[i] > MAX_TS:
-            raise DataError(f"column '{name}' holds {shown!r}, after the year 5000 as epoch {UNIT_NAMES[unit]}: "
+            raise DataError(f"column '{name}' holds {shown!r}, after the year 5000 as epoch {unit_name(unit)}: "
                             "are the times in milliseconds (or micro-, nanoseconds)? For an interaction log "
                             "pass --time-unit ms (us, ns); convert other columns to seconds", *where)
         raise DataError(f"column '{name}' holds {shown!r}, a time before " + (
             "1970; events need epoch times from 0 (is it a placeholder for a missing time? drop those rows)"
             if low == 0 else "the year -1200"), *where)
     if name in chunk.floats:  # a narrow float column rounded its times when it was stored (NaN rows: skipped)
-        rounded = np.flatnonzero(np.abs(seconds * per_second) >= 2.0 ** chunk.floats[name])
+        rounded = np.flatnonzero(np.abs(seconds * ticks / step) >= 2.0 ** chunk.floats[name])
         if rounded.size:
             i = int(rounded[0])
             raise DataError(f"column '{name}' is stored as {chunk.float_width(name)}, which keeps whole numbers "
@@ -806,12 +831,14 @@ def split_seconds(chunk: Chunk, name: str, unit: str, seconds: np.ndarray) -> tu
     nanosecond log read through them ties events 100 ns apart (the file's order then decides, which may
     be the reverse of the true one) and rounds 1 ns before a second up into it."""
     unit = (chunk.units or {}).get(name, unit)
-    per_second = PER_SECOND[unit]
-    if per_second > 1:
+    per_second, step = time_unit(unit)
+    if per_second > 1 or step > 1:
         try:
             ticks = np.asarray(chunk.columns[name], dtype=np.int64)
         except (ValueError, OverflowError):  # fractions or ISO-8601 strings: the float seconds
             ticks = None
+        if ticks is not None and step > 1:  # whole steps (to_seconds checked their range): exact seconds
+            return ticks * step, np.zeros(len(ticks), np.int64)
         if ticks is not None:
             return ticks // per_second, (ticks % per_second) * (NS // per_second)
     whole = np.floor(seconds)

@@ -176,6 +176,23 @@ def test_time_unit_converts_millisecond_logs(tmp_path):
     assert items_of(ds) == ["i2", "i1"]  # ordered by the milliseconds, not by file order within the second
 
 
+@pytest.mark.parametrize("unit, seconds", [("10min", 600), ("min", 60), ("h", 3_600), ("d", 86_400),
+                                           ("1d", 86_400), ("30s", 30), ("7d", 7 * 86_400)])
+def test_times_counted_in_steps_read_as_whole_seconds(tmp_path, unit, seconds):
+    # Twitch 100k counts its times in 10-minute slots from the crawl's start; read as seconds, a day became 144 s
+    path = write(tmp_path / "steps.csv", LOG + "u1,i1,4000\nu1,i2,3\nu1,i3,3.5\n")
+    ds = import_dataset("csv", path, options=ReadOptions(time_unit=unit))
+    assert items_of(ds) == ["i2", "i3", "i1"]
+    assert ds.interactions.timestamp.tolist() == [3 * seconds, int(3.5 * seconds), 4000 * seconds]
+    assert "10-minute steps" in import_dataset("csv", path, options=ReadOptions(time_unit="10min")).meta["warnings"][0]
+
+
+def test_times_in_steps_past_the_year_5000_are_refused_by_line(tmp_path):
+    path = write(tmp_path / "far.csv", LOG + "u1,i1,3\nu1,i2,99999999999\n")
+    with pytest.raises(DataError, match="far.csv:3: .*after the year 5000 as epoch days"):
+        import_dataset("csv", path, options=ReadOptions(time_unit="d"))
+
+
 def test_fractional_seconds_keep_their_order_and_ties_keep_file_order(tmp_path):
     path = write(tmp_path / "f.csv", LOG + "u1,i1,1.7\nu1,i2,1.5\nu1,i3,2\nu1,i4,2\nu1,i5,1.5\n")
     ds = import_dataset("csv", path)
@@ -208,7 +225,7 @@ def test_a_header_glued_by_another_delimiter_says_which(tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     (dict(delimiter=""), "delimiter"), (dict(delimiter='"'), "delimiter"), (dict(chunk_rows=0), "chunk_rows"),
-    (dict(time_unit="h"), "unknown time unit"), (dict(sample_users=0.0), "fraction"),
+    (dict(time_unit="hours"), "unknown time unit"), (dict(time_unit="0min"), "unknown time unit"), (dict(sample_users=0.0), "fraction"),
 ])
 def test_bad_read_options_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -495,7 +495,13 @@ def test_optional_columns_left_out_are_not_checked():
                                    "the file in order, comma-separated (e.g. user,time,item)"),
     (dict(header=("a", None)), "--columns names no column in place 2 ('a', None); name every column of the file "
                                "in order, comma-separated (e.g. user,time,item)"),
-    (dict(time_unit="h"), "unknown time unit 'h'; use one of s, ms, us, ns"),
+    (dict(time_unit="hour"), "unknown time unit 'hour'; use s, ms, us or ns, or steps of s, min, h or d with an "
+                             "optional count before them (10min for times counted in 10-minute slots)"),
+    (dict(time_unit="10ms"), "unknown time unit '10ms'; use s, ms, us or ns, or steps of s, min, h or d with an "
+                             "optional count before them (10min for times counted in 10-minute slots)"),
+    (dict(time_unit="12345678min"), "unknown time unit '12345678min'; use s, ms, us or ns, or steps of s, min, h "
+                                    "or d with an optional count before them (10min for times counted in 10-minute "
+                                    "slots)"),
     (dict(sample_users=1.5), "the user sample must be a fraction in (0, 1] (got 1.5)"),
     (dict(sample_users=-0.1), "the user sample must be a fraction in (0, 1] (got -0.1)"),
 ])

@@ -313,3 +313,27 @@ def test_an_event_named_twice_in_the_map_is_refused():
     with pytest.raises(ConfigError, match=r"^--event-map names 'listen' twice \('play' and 'skip'\); keep one$"):
         parse_event_map("listen=play,listen=skip")
     assert parse_event_map(" listen = play ,like=like") == {"listen": "play", "like": "like"}
+
+
+def test_the_documented_twitch_command_reads_10_minute_slots(tmp_path):
+    """docs/data.md's Twitch 100k command on a replica: no header, times counted in 10-minute slots."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    rows = ["1,34347669376,grimnax,5415,5419", "1,34391109664,jtoddcolq,5433,5434",
+            "1,34378308096,ketchupfix,5419,5420", "2,34391109664,jtoddcolq,6000,6002", "2,34347669376,grimnax,61,62"]
+    (tmp_path / "100k_a.csv").write_text("\n".join(rows) + "\n")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    block = re.search(r"```bash\n(edgerec data import csv 100k_a\.csv.+?)\n```", text, re.S).group(1)
+    args = shlex.split(block.replace("\\\n", " "))[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "twitch")
+    args[args.index("100k_a.csv")] = str(tmp_path / "100k_a.csv")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "10-minute steps" in result.output  # dated in 1970: the warning says what holds
+    dataset = load_dataset(tmp_path / "twitch")
+    log = dataset.interactions
+    assert [dataset.catalog.item_ids[i] for i in log.item] == ["grimnax", "ketchupfix", "jtoddcolq", "grimnax",
+                                                               "jtoddcolq"]
+    assert log.timestamp.tolist() == [5415 * 600, 5419 * 600, 5433 * 600, 61 * 600, 6000 * 600]
