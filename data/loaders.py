@@ -7,12 +7,11 @@ hash of the user id, so it works while streaming and is the same on every run.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from edgerec.data.chunk_checks import (
     option_pairs,
     refuse_miscased,
 )
+from edgerec.data.film_items import decoded_title, film_line, item_file_encoding, year_ts
 from edgerec.data.item_import import (
     ItemColumns,
     comma_tags_warning,
@@ -38,6 +38,7 @@ from edgerec.data.item_import import (
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
 from edgerec.data.json_lines import is_json_lines
+from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
 from edgerec.data.parts import data_files
 from edgerec.data.schema import (
     DEVICE_CODE,
@@ -67,7 +68,8 @@ from edgerec.errors import ConfigError, DataError
 __all__ = ["FORMATS", "KEY_JOIN", "ColumnMap", "ItemColumns", "ReadOptions", "import_dataset", "key_parts",
            "load_movielens", "read_interactions"]
 
-FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest")
+FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix")
+RELEASES = ("ml-100k", "ml-1m", "ml-latest", "netflix")  # public data sets read in their own layout
 DAY = 86_400
 MANY_ROWS = 10_000  # a log this long within a day of 1970 is counted in other steps or from its own start
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
@@ -151,10 +153,12 @@ def read_interactions(
     columns: ColumnMap | None = None,
     catalog: Catalog | None = None,
     options: ReadOptions | None = None,
+    chunks: Callable[[Skipped | None], Iterator[Chunk]] | None = None,
 ) -> Dataset:
     """Read an interaction log; with `catalog`, every item must be in it.
 
-    Without a catalog, a bare one is built from the ids seen.
+    Without a catalog, a bare one is built from the ids seen. `chunks` reads a log that is not a table
+    (Netflix Prize's blocks) as chunks of the columns `options.header` names.
     """
     columns = columns or ColumnMap()
     options = options or ReadOptions()
@@ -201,7 +205,7 @@ def read_interactions(
     no_value = 0  # rows whose value cell is empty, read as 1 (as a log without the column)
     dropped: Counter = Counter()  # rows --event-map left out, by the file's event name
     defaulted: Counter = Counter()  # rows whose event cell was empty, given --default-event
-    for chunk in read_chunks(
+    for chunk in chunks(skipped) if chunks is not None else read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
     ):
@@ -516,10 +520,6 @@ def _ml100k_genres(chunk: Chunk, row: int) -> list[str]:
     return [g for g, f in zip(ML100K_GENRES, flags) if f == "1"]
 
 
-def _year_ts(year: int | None) -> int:
-    return int(datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()) if year else 0
-
-
 def _date_ts(text: str) -> int:
     """Epoch seconds of a MovieLens 100K release date (`01-Jan-1995`); 0 when blank or not a date."""
     try:
@@ -528,27 +528,18 @@ def _date_ts(text: str) -> int:
         return 0
 
 
-def _film_line(title: str, genres: list[str]) -> str:
-    """The description a MovieLens film gets: `Heat. A crime / thriller film.`, `Up. An animation film.`; a film
-    without genres (ml-latest's '(no genres listed)') was `Cosmos. A film film.`."""
-    kinds = " / ".join(genres).lower()
-    if not kinds:
-        return f"{title}. A film."
-    return f"{title}. {'An' if kinds[0] in 'aeiou' else 'A'} {kinds} film."
-
-
 def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]],
                    dates: list[str] | None = None) -> Catalog:
     """The title's year gives the release time; a title without one falls back to the file's date column."""
     release, clean_titles = [], []
     for row, title in enumerate(titles):
         match = _YEAR.search(title)
-        release.append(_year_ts(int(match.group(1))) if match else _date_ts(dates[row]) if dates else 0)
+        release.append(year_ts(int(match.group(1))) if match else _date_ts(dates[row]) if dates else 0)
         clean_titles.append(_YEAR.sub("", title).strip())
     n = len(ids)
     text = {
         "title": clean_titles,
-        "description": [_film_line(t, g) for t, g in zip(clean_titles, genres)],
+        "description": [film_line(t, g) for t, g in zip(clean_titles, genres)],
         "genre": [g[0].lower() if g else "" for g in genres],
         "modality": ["film"] * n,
     }
@@ -560,7 +551,7 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
                           genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str,
                           quoted: bool = True, date_col: str | None = None) -> Catalog:
     ids, titles, genres, dates = [], [], [], []
-    encoding = _item_encoding(path)
+    encoding = item_file_encoding(path)
     for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=encoding, quoted=quoted):
         check_ids(chunk, id_col)
         ids.extend(chunk.columns[id_col])
@@ -568,45 +559,11 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
         genres.extend(genres_of(chunk, i) for i in range(len(chunk)))
         dates.extend(chunk.columns[date_col] if date_col else ())
     if encoding == "latin-1":
-        titles = [_title_bytes_decoded(t) for t in titles]
+        titles = [decoded_title(t) for t in titles]
     first = 2 if header is None else 1  # the file line of row 0
     check_item_text(titles, "title", path, lambda row: row + first, "the title")
     check_item_text([tuple(g) for g in genres], "tags", path, lambda row: row + first, "a genre")
     return indexed(_movie_catalog(ids, titles, genres, dates), path)
-
-
-def _title_bytes_decoded(title: str) -> str:
-    """A title of a file that is not all UTF-8 (read as latin-1, which keeps every byte) in the first encoding
-    its own bytes decode in: UTF-8 (a file stitched from a UTF-8 and a latin-1 source), then cp1252 (what
-    Windows tools save: latin-1 but for curly quotes, dashes and 'œ' at bytes 0x80-0x9f, which latin-1 reads
-    as invisible control characters), else latin-1. Latin-1 text whose bytes happen to be valid UTF-8 needs
-    pairs like 'Ã©' that titles do not hold; cp1252 reads latin-1's printable bytes as latin-1 does."""
-    if title.isascii():
-        return title
-    raw = title.encode("latin-1")
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return title
-
-
-def _item_encoding(path: Path) -> str:
-    """UTF-8 when the whole file decodes as UTF-8, else latin-1 (each title then decoded on its own): GroupLens
-    ships the 100K and 1M item files in latin-1, re-packaged copies are often UTF-8, and either read the
-    other way garbles every accented title without an error. (An item file is a few MB at most.)"""
-    try:
-        path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.object.startswith(codecs.BOM_UTF8):  # read as latin-1, the mark would stick to the first item id
-            line = exc.object.count(b"\n", 0, exc.start) + 1
-            raise DataError("the file starts with a UTF-8 byte order mark but is not all UTF-8 (a title from "
-                            "another source pasted in?): save it as UTF-8 throughout", str(path), line) from None
-        return "latin-1"
-    except OSError:  # missing or unreadable: reading it says so, with the file's name
-        pass
-    return "utf-8"
 
 
 ML_FILES = {"ml-100k": ("u.data", "u.item"), "ml-1m": ("ratings.dat", "movies.dat"),
@@ -685,6 +642,27 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
     return dataset
 
 
+def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Dataset:
+    """The Netflix Prize ratings (netflix.py) as `rate` events of 1 to 5 stars, dated by day: a customer's
+    ratings of one day keep the file's order, films in the order of their blocks. With no titles file
+    beside them, the films are bare ids."""
+    options = options or ReadOptions()
+    files, titles = netflix_files(path)
+    catalog = indexed(netflix_catalog(titles), titles) if titles is not None else None
+    columns = ColumnMap(user="user", item="item", time="date", event=None, value="rating", device=None,
+                        default_event="rate", value_range=RATINGS)
+    read = ReadOptions(",", HEADER, "utf-8", options.chunk_rows, options.sample_users, options.seed,
+                       skip_bad_rows=options.skip_bad_rows)
+    dataset = read_interactions(path, columns, catalog, read,
+                                chunks=lambda skipped: netflix_chunks(files, options.chunk_rows, skipped))
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format="netflix")  # the name only: no host path
+    if titles is None:
+        dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), "no movie_titles.csv beside the ratings: "
+                                    "the films have ids but no titles (put the file in the ratings' folder and "
+                                    "import the folder)"]
+    return dataset
+
+
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
                    items: str | Path | None = None, options: ReadOptions | None = None,
                    items_encoding: str | None = None, item_columns: dict[str, str] | None = None,
@@ -692,22 +670,25 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     """Read data in any supported FORMAT into the neutral model. For the `items` table: `items_encoding` and
     `items_delimiter` when they are not the log's, `item_columns` {field: column} when its columns are not
     named as edgerec's fields (the id column defaults to the log's item column)."""
-    if fmt.startswith("ml-"):
+    if fmt in RELEASES:
         if columns is not None and columns.skip_below is not None:
             raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv, parquet or jsonl")
         given = [flag for flag, value in (("--event-map", columns and columns.event_map),
                                           ("--value-scale", columns and columns.value_scale),
                                           ("--time-format", options and options.time_format),
-                                          ("--time-zone", options and options.time_zone)) if value]
+                                          ("--time-zone", options and options.time_zone),
+                                          ("--time-unit", fmt == "netflix" and options and options.time_unit != "s"),
+                                          ("--no-time", columns and columns.time is None)) if value]
         if given:
             raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} "
                               f"{'are' if len(given) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
         flags = [flag for flag, value in (("--items", items), ("--item-columns", item_columns),
                                           ("--items-delimiter", items_delimiter)) if value]
         if flags:
-            raise ConfigError(f"{fmt} reads its items from the MovieLens folder; {' and '.join(flags)} "
+            home = "its movie_titles file" if fmt == "netflix" else "the MovieLens folder"
+            raise ConfigError(f"{fmt} reads its items from {home}; {' and '.join(flags)} "
                               f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
-        dataset = load_movielens(fmt, path, options)
+        dataset = load_netflix(path, options) if fmt == "netflix" else load_movielens(fmt, path, options)
         return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet", "jsonl"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

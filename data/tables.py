@@ -171,6 +171,27 @@ def read_chunks(
             None if columns is None else lambda names: set(columns) <= set(names))
     else:
         yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped)
+    _refuse_changed(path, before)
+
+
+def numbered_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Each line of a text file (plain, gzip, bzip2 or xz) with its number from 1, line break removed, for
+    formats that are not tables (Netflix Prize's blocks). Bytes not in `encoding`, a cut or damaged
+    stream and a file changed while it is read are DataErrors naming the file (and line)."""
+    path = _existing_file(path)
+    before, number = _identity(path), 0
+    try:
+        with _open_text(path, encoding) as handle:
+            for number, line in enumerate(handle, 1):  # noqa: B007 (read after the loop, for the error line)
+                yield number, line.rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, encoding, exc) from None
+    except UNREADABLE as exc:
+        raise DataError(f"cannot be read past this line ({exc})", str(path), max(number, 1)) from None
+    _refuse_changed(path, before)
+
+
+def _refuse_changed(path: Path, before: tuple[int, int, int]) -> None:
     if _identity(path) != before:  # a log still being written, or replaced: its rows mix two versions
         raise DataError("file changed while it was read (a program still writing it, or a copy over it); "
                         "import it again once nothing writes to it, or import a copy", str(path))
@@ -728,9 +749,14 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32, fix: str = _FIX) -> np.n
 
 def _text_seconds(values: list[str], unit: tuple[int, int], text: TimeText) -> np.ndarray:
     """Seconds of each value: a number in its unit, else text read as `text` says (every value through
-    its format when it has one); NaN where a value does not read."""
+    its format when it has one); NaN where a value does not read. Each distinct value is read once: logs
+    dated by day (Netflix Prize, reviews) repeat a few thousand dates over millions of rows."""
     seconds = np.empty(len(values), np.float64)
+    read: dict[str, float] = {}
     for i, v in enumerate(values):
+        if v in read:
+            seconds[i] = read[v]
+            continue
         try:
             seconds[i] = (float(v) * unit[1] / unit[0] if text.format is None and _looks_numeric(v)
                           else text.seconds(v))
@@ -741,6 +767,7 @@ def _text_seconds(values: list[str], unit: tuple[int, int], text: TimeText) -> n
             seconds[i] = np.nan
         except OverflowError:
             seconds[i] = np.nan
+        read[v] = seconds[i]
     return seconds
 
 

@@ -265,8 +265,8 @@ def test_a_long_log_within_hours_of_1970_is_warned_about(tmp_path):
                              options=ReadOptions(header=("user", "stream", "streamer", "start", "stop")))
     (warning,) = dataset.meta["warnings"]
     assert warning.startswith("every time falls before 1973 as epoch seconds (the latest on 1970-01-01)")
-    assert warning.endswith("Times in other steps (Twitch's 10-minute slots, days) also put gaps and recency wrong: "
-                            "convert them to seconds first")
+    assert warning.endswith("Times counted in other steps put gaps and recency wrong: pass their unit (--time-unit "
+                            "10min for Twitch's 10-minute slots, d for days)")
     path.write_text("".join(f"{i % 50},s{i},streamer{i % 97},{i // 8},0\n" for i in range(MANY_ROWS - 1)))
     assert "warnings" not in import_dataset("csv", path, columns=columns, options=ReadOptions(
         header=("user", "stream", "streamer", "start", "stop"))).meta

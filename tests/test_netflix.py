@@ -1,0 +1,168 @@
+"""FORMAT netflix: the Netflix Prize's ratings in per-film blocks and its film titles, in the Kaggle copy's
+layout and the original's, built here as small replicas (no download)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgerec.cli.main import cli
+from edgerec.data import ReadOptions, import_dataset
+from edgerec.data.loaders import ColumnMap
+from edgerec.data.schema import EVENTS
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, DataError
+
+BLOCKS_1 = "1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n1488844,4,2005-09-06\n30878,1,2004-12-01\n"
+BLOCKS_2 = "3:\n822109,2,2005-05-12\n30878,4,2004-12-01\n"
+TITLES = "1,2003,Dinosaur Planet\n2,NULL,Isle of Man TT 2004 Review\n3,1997,Character, the Sequel\n"
+
+
+def kaggle(folder, titles=TITLES, first=BLOCKS_1, second=BLOCKS_2):
+    folder.mkdir(exist_ok=True)
+    (folder / "combined_data_1.txt").write_text(first)
+    (folder / "combined_data_2.txt").write_text(second)
+    if titles is not None:
+        (folder / "movie_titles.csv").write_bytes(titles.encode("latin-1"))
+    return folder
+
+
+def rows(dataset):
+    log = dataset.interactions
+    return [(dataset.user_ids[u], dataset.catalog.item_ids[i], int(t), EVENTS[e], float(v))
+            for u, i, t, e, v in zip(log.user, log.item, log.timestamp, log.event, log.value)]
+
+
+DAY = {"2004-12-01": 1101859200, "2005-05-12": 1115856000, "2005-05-13": 1115942400, "2005-09-06": 1125964800}
+
+
+def test_the_kaggle_folder_imports_ratings_by_day_with_titles(tmp_path):
+    dataset = import_dataset("netflix", kaggle(tmp_path / "nf"))
+    got = sorted(rows(dataset), key=lambda r: r[0])  # by user; each user's events in time order
+    assert got == [("1488844", "1", DAY["2005-09-06"], "rate", 3.0), ("1488844", "2", DAY["2005-09-06"], "rate", 4.0),
+                   ("30878", "2", DAY["2004-12-01"], "rate", 1.0), ("30878", "3", DAY["2004-12-01"], "rate", 4.0),
+                   ("822109", "3", DAY["2005-05-12"], "rate", 2.0), ("822109", "1", DAY["2005-05-13"], "rate", 5.0)]
+    catalog = dataset.catalog
+    assert catalog.item_ids == ["1", "2", "3"]
+    assert catalog.text["title"] == ["Dinosaur Planet", "Isle of Man TT 2004 Review", "Character, the Sequel"]
+    assert catalog.text["description"][2] == "Character, the Sequel. A film."
+    assert catalog.release_ts.tolist() == [1041379200, 0, 852076800]  # 2003, NULL, 1997
+    assert dataset.meta["format"] == "netflix" and dataset.meta["source"] == "nf"
+    assert "warnings" not in dataset.meta
+
+
+def test_the_original_training_set_folder_and_latin_1_titles(tmp_path):
+    folder = tmp_path / "download"
+    (folder / "training_set").mkdir(parents=True)
+    (folder / "training_set" / "mv_0000001.txt").write_text("1:\n7,4,2005-01-02\n")
+    (folder / "training_set" / "mv_0000002.txt").write_text("2:\n7,5,2005-01-01\n")
+    (folder / "movie_titles.txt").write_bytes("1,1999,Amélie\n2,2000,Jalla! Jalla!\n".encode("latin-1"))
+    for path in (folder, folder / "training_set"):  # the download's folder, or its training_set folder
+        dataset = import_dataset("netflix", path)
+        assert [r[1] for r in rows(dataset)] == ["2", "1"]
+        assert dataset.catalog.text["title"][0] == "Amélie"
+
+
+def test_one_ratings_file_without_titles_says_so(tmp_path):
+    path = kaggle(tmp_path / "nf", titles=None) / "combined_data_2.txt"
+    dataset = import_dataset("netflix", path)
+    assert dataset.catalog.item_ids == ["3"] and len(dataset.interactions) == 2
+    assert "no movie_titles.csv beside the ratings" in dataset.meta["warnings"][0]
+
+
+def test_compressed_ratings_files_read_as_plain_ones(tmp_path):
+    folder = kaggle(tmp_path / "nf")
+    plain = rows(import_dataset("netflix", folder))
+    (folder / "combined_data_1.txt").write_bytes(gzip.compress(BLOCKS_1.encode()))
+    (folder / "combined_data_2.txt").write_bytes(bz2.compress(BLOCKS_2.encode()))
+    assert rows(import_dataset("netflix", folder)) == plain
+
+
+@pytest.mark.parametrize("first, message", [
+    ("1488844,3,2005-09-06\n", "combined_data_1.txt:1: a row before the first film line"),
+    ("1:\n1488844,3\n", "combined_data_1.txt:2: expected CustomerID,Rating,Date \\(3 fields\\) in film 1's"),
+    ("1:\n1488844,6,2005-09-06\n", "combined_data_1.txt:2: .*rating"),
+    ("1:\n1488844,3,2005-13-06\n", "combined_data_1.txt:2: column 'date'"),
+    ("1:\n2:\n", "combined_data_1.txt: holds film lines but no ratings"),
+    ("just text\n", "combined_data_1.txt:1: a row before the first film line"),
+    ("9:\n1488844,3,2005-09-06\n", "item '9' is not in the item table"),
+])
+def test_broken_ratings_are_named_by_file_and_line(tmp_path, first, message):
+    with pytest.raises(DataError, match=message):
+        import_dataset("netflix", kaggle(tmp_path / "nf", first=first))
+
+
+@pytest.mark.parametrize("titles, message", [
+    ("1,2003\n", "movie_titles.csv:1: expected MovieID,YearOfRelease,Title"),
+    ("1,2003,A\n2,2003,B\n1,2004,C\n", "movie_titles.csv:3: film 1 is listed twice \\(first at line 1\\)"),
+    ("1,03,A\n", "movie_titles.csv:1: the year of film 1 is '03'"),
+    ("", "movie_titles.csv: holds no film"),
+])
+def test_broken_titles_are_named_by_line(tmp_path, titles, message):
+    with pytest.raises(DataError, match=message):
+        import_dataset("netflix", kaggle(tmp_path / "nf", titles=titles))
+
+
+def test_a_folder_without_ratings_names_what_it_looks_for(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no Netflix Prize ratings"):
+        import_dataset("netflix", tmp_path / "empty")
+
+
+def test_skip_bad_rows_counts_short_rows_by_file_and_line(tmp_path):
+    folder = kaggle(tmp_path / "nf", first="1:\n1488844,3,2005-09-06\n1488844,3\n2:\n30878,1,2004-12-01\n")
+    dataset = import_dataset("netflix", folder, options=ReadOptions(skip_bad_rows=True))
+    assert len(dataset.interactions) == 4
+    assert dataset.meta["skipped_rows"] == {"not 3 fields": {"rows": 1, "first_lines": ["combined_data_1.txt:3"]}}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(options=ReadOptions(time_unit="ms")), "--time-unit is for FORMAT csv"),
+    (dict(columns=ColumnMap(time=None)), "--no-time is for FORMAT csv"),
+    (dict(items="movie_titles.csv"), "--items is for FORMAT csv"),
+])
+def test_options_of_other_formats_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        import_dataset("netflix", kaggle(tmp_path / "nf"), **kwargs)
+
+
+def test_the_cli_imports_a_sample_of_customers(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "import", "netflix", str(kaggle(tmp_path / "nf")),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert rows(load_dataset(tmp_path / "out")) == rows(import_dataset("netflix", tmp_path / "nf"))
+    assert str(tmp_path) not in result.output  # no host path
+
+
+ratings = st.lists(st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 5), st.integers(0, 3)),
+                   min_size=1, max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ratings)
+def test_blocks_import_as_the_same_log_as_a_csv_of_their_rows(tmp_path_factory, drawn):
+    """Films in blocks, rows in any order within them: the same events, in the same order (ties of a day
+    keep the file's order), as a CSV holding the rows in file order."""
+    folder = tmp_path_factory.mktemp("nf")
+    by_film: dict[int, list] = {}
+    for film, user, stars, day in drawn:
+        by_film.setdefault(film, []).append((user, stars, day))
+    blocks, csv = [], ["user,item,rating,date"]
+    for film, film_rows in by_film.items():  # films in the order first drawn, not sorted
+        blocks.append(f"{film}:")
+        for user, stars, day in film_rows:
+            blocks.append(f"u{user},{stars},2005-01-0{day + 1}")
+            csv.append(f"u{user},{film},{stars},2005-01-0{day + 1}")
+    (folder / "combined_data_1.txt").write_text("\n".join(blocks) + "\n")
+    (folder / "log.csv").write_text("\n".join(csv) + "\n")
+    netflix = import_dataset("netflix", folder / "combined_data_1.txt")
+    plain = import_dataset("csv", folder / "log.csv", columns=ColumnMap(
+        user="user", item="item", time="date", value="rating", default_event="rate"))
+    assert rows(netflix) == rows(plain)
+    assert np.array_equal(netflix.interactions.value, plain.interactions.value)
