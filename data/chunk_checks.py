@@ -44,11 +44,8 @@ class ReadOptions:
                 or set(self.tag_separator) & set('"\r\n'):
             raise ConfigError(f"the tag separator must be one or more characters other than quotes and "
                               f"line breaks (got {self.tag_separator!r}); for comma-separated tags pass ','")
-        if self.header is not None and (not self.header or not all(isinstance(n, str) and n.strip()
-                                                                   for n in self.header)):
-            at = next((i for i, n in enumerate(self.header) if not (isinstance(n, str) and n.strip())), 0)
-            raise ConfigError(f"--columns names no column in place {at + 1} ({', '.join(map(repr, self.header))}); "
-                              "name every column of the file in order, comma-separated (e.g. user,time,item)")
+        if self.header is not None:
+            check_column_names(self.header)
         self.time_text  # noqa: B018  (checks both options now, before any file is read)
         time_unit(self.time_unit)  # refuses an unknown unit
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
@@ -104,6 +101,14 @@ def joined_keys(chunk: Chunk, parts: list[str], seen: dict[str, tuple[str, ...]]
                             chunk.path, chunk.line_of(row))
         out.append(joined)
     return out
+
+
+def check_column_names(names, option: str = "--columns", example: str = "user,time,item") -> None:
+    """The names given to the columns of a file without a header line: one non-blank name for each."""
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        at = next((i for i, n in enumerate(names) if not (isinstance(n, str) and n.strip())), 0)
+        raise ConfigError(f"{option} names no column in place {at + 1} ({', '.join(map(repr, names))}); "
+                          f"name every column of the file in order, comma-separated (e.g. {example})")
 
 
 def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:

@@ -85,9 +85,9 @@ class ItemColumns:
             if log and (log in present or ("+" in log and all(p.strip() in present for p in log.split("+")))):
                 out["item_id"] = log
             elif looks_like_data(present, None):  # its first row: not shown as if it were column names
-                raise DataError("the item table's first line holds data, not column names: add a header line naming "
-                                "its columns (item_id, title, ... in file order; fields edgerec has no use for may "
-                                "take any name)", str(path), 1)
+                raise DataError("the item table's first line holds data, not column names: name its columns in file "
+                                "order with --items-header (e.g. item_id,title,tags; fields edgerec has no use for "
+                                "may take any name), or add a header line", str(path), 1)
             else:
                 also = f" or the log's --item-col {log!r}" if log and log != "item_id" else ""
                 raise DataError(f"missing column(s) item_id{also}; the file has {', '.join(present)}. Name the item "
@@ -111,7 +111,8 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     """Read a user's item table (only an id column is required), with warnings of what it left unread."""
     options = options or ReadOptions()
     columns = columns or ItemColumns()
-    present = read_header(path, delimiter=options.delimiter, encoding=options.encoding)
+    present = list(options.header) if options.header else read_header(path, delimiter=options.delimiter,
+                                                                      encoding=options.encoding)
     names = columns.resolve(present, path)
     _refuse_miscased(present, names, path)
     id_parts = key_parts(names["item_id"], set(present))
@@ -123,8 +124,8 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     seen_keys: dict[str, tuple[str, ...]] = {}
     # release times written without a zone read in the log's --time-zone (its --time-format is the log's own)
     zone = TimeText(zone=options.time_zone)
-    for chunk in read_chunks(path, wanted, delimiter=options.delimiter, chunk_rows=options.chunk_rows,
-                             encoding=options.encoding):
+    for chunk in read_chunks(path, wanted, delimiter=options.delimiter, header=options.header,
+                             chunk_rows=options.chunk_rows, encoding=options.encoding, header_option="--items-header"):
         if len(id_parts) > 1:  # joined_keys takes the parts out of the chunk; another field may read them
             parts = {p: chunk.columns[p] for p in id_parts}
             chunk.columns[names["item_id"]] = joined_keys(chunk, id_parts, seen_keys)

@@ -21,6 +21,7 @@ import numpy as np
 from edgerec.data.chunk_checks import (
     KEY_JOIN,
     ReadOptions,
+    check_column_names,
     check_ids,
     joined_keys,
     key_parts,
@@ -666,10 +667,11 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
                    items: str | Path | None = None, options: ReadOptions | None = None,
                    items_encoding: str | None = None, item_columns: dict[str, str] | None = None,
-                   items_delimiter: str | None = None) -> Dataset:
+                   items_delimiter: str | None = None, items_header: tuple[str, ...] | None = None) -> Dataset:
     """Read data in any supported FORMAT into the neutral model. For the `items` table: `items_encoding` and
     `items_delimiter` when they are not the log's, `item_columns` {field: column} when its columns are not
-    named as edgerec's fields (the id column defaults to the log's item column)."""
+    named as edgerec's fields (the id column defaults to the log's item column), `items_header` the names of
+    its columns when it has no header line."""
     if fmt in RELEASES:
         if columns is not None and columns.skip_below is not None:
             raise ConfigError(f"{fmt} holds ratings, not plays; --skip-below is for FORMAT csv, parquet or jsonl")
@@ -683,7 +685,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
             raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} "
                               f"{'are' if len(given) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
         flags = [flag for flag, value in (("--items", items), ("--item-columns", item_columns),
-                                          ("--items-delimiter", items_delimiter)) if value]
+                                          ("--items-delimiter", items_delimiter),
+                                          ("--items-header", items_header)) if value]
         if flags:
             home = "its movie_titles file" if fmt == "netflix" else "the MovieLens folder"
             raise ConfigError(f"{fmt} reads its items from {home}; {' and '.join(flags)} "
@@ -696,13 +699,16 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
         raise ConfigError(f"FORMAT jsonl reads files named {', '.join(JSON_SUFFIXES)} (or with .gz after it); "
                           f"rename {Path(path).name}, or pass the format it is in")
     given = [flag for flag, value in (("--items-encoding", items_encoding), ("--item-columns", item_columns),
-                                      ("--items-delimiter", items_delimiter)) if value]
+                                      ("--items-delimiter", items_delimiter), ("--items-header", items_header))
+             if value]
     if given and not items:
         raise ConfigError(f"{' and '.join(given)} {'describe' if len(given) > 1 else 'describes'} the --items file; "
                           "pass it with --items")
     options = options or ReadOptions()
+    if items_header is not None:
+        check_column_names(items_header, "--items-header", "item_id,title,tags")
     item_options = replace(options, encoding=items_encoding or options.encoding,
-                           delimiter=items_delimiter or options.delimiter, header=None)
+                           delimiter=items_delimiter or options.delimiter, header=items_header)
     log_item = (columns or ColumnMap()).item
     catalog, unread = read_item_table(items, item_options, ItemColumns(item_columns or {}, log_item)) if items \
         else (None, [])

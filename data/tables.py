@@ -132,13 +132,15 @@ def read_chunks(
     encoding: str = "utf-8",
     quoted: bool = True,
     skipped: Skipped | None = None,
+    header_option: str = "--columns",
 ) -> Iterator[Chunk]:
     """Yield chunks of a CSV/TSV/Parquet file, keeping only `columns` (all when None).
 
     `header` names the columns of a file that has no header line (MovieLens
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
     `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
-    plain text, not the start of a quoted field. With `skipped`, a row with too few or too many fields
+    plain text, not the start of a quoted field; `header_option` is the option that gave `header` (named when
+    the file has a header line after all). With `skipped`, a row with too few or too many fields
     is left out and counted there instead of stopping the read. A folder is read as its part files in
     name order (parts.py), each naming its own lines in errors. A file (or a folder's list of parts) that
     changed by the end of its read is refused: its rows would mix two versions.
@@ -149,7 +151,7 @@ def read_chunks(
             if skipped is not None:
                 skipped.part = part.name  # the lines it counts name their part
             yield from read_chunks(part, columns, delimiter=delimiter, header=header, chunk_rows=chunk_rows,
-                                   encoding=encoding, quoted=quoted, skipped=skipped)
+                                   encoding=encoding, quoted=quoted, skipped=skipped, header_option=header_option)
         if data_files(path) != parts:  # a part added or taken away while the others were read
             raise DataError("folder's part files changed while they were read; import it again once nothing "
                             "writes to it", str(path))
@@ -170,7 +172,8 @@ def read_chunks(
             lambda names: _select(names, columns, path, 1), skipped,
             None if columns is None else lambda names: set(columns) <= set(names))
     else:
-        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped)
+        yield from _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted, skipped,
+                                     header_option)
     _refuse_changed(path, before)
 
 
@@ -379,7 +382,8 @@ def _refuse_spaced_fields(header: list[str], row: list[str], delimiter: str, pat
                         "kept exactly as written, spaces included)", str(path), line)
 
 
-def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding: str, quoted: bool) -> None:
+def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding: str, quoted: bool,
+                          option: str = "--columns") -> None:
     """With --columns every line is data; a first line that is evidently a header (text above numbers or
     times, or naming a column) would fail as a row ("found 'timestamp'"), or pass as one: named instead."""
     first, second = _first_rows(path, delimiter, encoding, quoted)
@@ -387,10 +391,10 @@ def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding
         return
     cells = [c.strip() for c in first]
     if not looks_like_data(cells, None) and _header_evident(cells, names, second, None):
-        raise DataError("the first line is a header line (text where the rows below hold numbers or times, or "
-                        "the names --columns gives), but --columns says the file has none: leave --columns out "
-                        "and map the columns by the header's names (--user-col, --item-col, --time-col)",
-                        str(path), 1)
+        mapping = "--user-col, --item-col, --time-col" if option == "--columns" else "--item-columns"
+        raise DataError(f"the first line is a header line (text where the rows below hold numbers or times, or "
+                        f"the names {option} gives), but {option} says the file has none: leave {option} out "
+                        f"and map the columns by the header's names ({mapping})", str(path), 1)
 
 
 STRAY_QUOTE = ("a field starts with a quote and goes on after the closing one (a name such as '\"Heroes\" (Live)'): its "
@@ -431,7 +435,7 @@ def _split_lines(handle, delimiter: str, quoted: bool = True):
 
 
 def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, quoted=True,
-                      skipped=None) -> Iterator[Chunk]:
+                      skipped=None, header_option="--columns") -> Iterator[Chunk]:
     with _open_text(path, encoding) as handle:
         read = _KeepLast(handle)
         rows = _split_lines(read, delimiter, quoted)
@@ -448,7 +452,7 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                                     str(path), 1)
             else:
                 names = list(header)
-                _refuse_a_header_line(path, names, delimiter, encoding, quoted)
+                _refuse_a_header_line(path, names, delimiter, encoding, quoted, header_option)
         except StopIteration:
             raise DataError("file is empty; expected a header and at least one row", str(path)) from None
         except UnicodeDecodeError as exc:

@@ -208,9 +208,14 @@ def test_an_item_table_without_a_header_line_is_named_without_echoing_its_row(tm
     with pytest.raises(DataError) as err:
         import_dataset("csv", tmp_path / "log.csv", columns=ColumnMap(item="movie_id"),
                        items=tmp_path / "movie_titles.csv")
-    assert str(err.value) == ("movie_titles.csv:1: the item table's first line holds data, not column names: add a "
-                              "header line naming its columns (item_id, title, ... in file order; fields edgerec has "
-                              "no use for may take any name)")
+    assert str(err.value) == ("movie_titles.csv:1: the item table's first line holds data, not column names: name "
+                              "its columns in file order with --items-header (e.g. item_id,title,tags; fields edgerec "
+                              "has no use for may take any name), or add a header line")
+    # what the message says to do reads the file
+    dataset = import_dataset("csv", tmp_path / "log.csv", columns=ColumnMap(item="movie_id"),
+                             items=tmp_path / "movie_titles.csv", items_header=("movie_id", "year", "title"))
+    assert dataset.catalog.item_ids == ["1", "2"]
+    assert dataset.catalog.text["title"] == ["Isle of Man TT 2004 Review", "Paula Abdul"]
 
 
 

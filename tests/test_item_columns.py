@@ -265,3 +265,52 @@ def test_a_row_without_a_key_part_is_left_out_and_the_next_rows_still_read(tmp_p
                              columns=ColumnMap(user="user", item="artist+track", time="ts"))
     assert dataset.catalog.item_ids == ["Nina - Sinnerman", "Nina - Feeling Good"]
     assert dataset.meta["skipped_rows"] == {"no user or item id": {"rows": 1, "first_lines": [2]}}
+
+
+HEADERLESS = ("1::Alien (1979)::Horror|Sci-Fi\n2::Amélie (2001)::Comedy|Romance\n3::Heat (1995)::\n"
+              "4::Ran (1985)::Drama\n5::Up (2009)::Animation\n")
+
+
+def test_an_item_table_without_a_header_line_reads_by_the_names_given(files):
+    """MovieTweetings' movies.dat: `id::title (year)::genres`, no header line."""
+    (files / "movies.dat").write_text(HEADERLESS)
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(files / "ratings.csv"), "--out", str(files / "o"),
+                                      "--user-col", "userId", "--item-col", "movieId", "--value-col", "rating",
+                                      "--items", str(files / "movies.dat"), "--items-delimiter", "::",
+                                      "--items-header", "movie,title,tags", "--item-columns", "item_id=movie"])
+    assert result.exit_code == 0, result.output
+    catalog = load_dataset(files / "o").catalog
+    assert catalog.item_ids == ["1", "2", "3", "4", "5"]
+    assert catalog.text["title"][:3] == ["Alien (1979)", "Amélie (2001)", "Heat (1995)"]
+    assert [tuple(t.lower() for t in tags) for tags in catalog.tags[:3]] == [("horror", "sci-fi"),
+                                                                           ("comedy", "romance"), ()]
+
+
+def test_items_header_on_a_table_that_has_one_names_the_option(files):
+    (files / "movies.dat").write_text("movie::title::tags\n" + HEADERLESS)
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", files / "ratings.csv", columns=LOG, items=files / "movies.dat",
+                       options=ReadOptions(delimiter=","), items_delimiter="::", items_header=("movieId", "title", "tags"))
+    assert str(err.value) == ("movies.dat:1: the first line is a header line (text where the rows below hold numbers "
+                              "or times, or the names --items-header gives), but --items-header says the file has none: "
+                              "leave --items-header out and map the columns by the header's names (--item-columns)")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(items_header=("movieId", " ", "tags")), "--items-header names no column in place 2 ('movieId', ' ', "
+                                                  "'tags'); name every column of the file in order, comma-separated "
+                                                  "(e.g. item_id,title,tags)"),
+    (dict(items_header=("movieId",), items=None, items_delimiter=None),
+     "--items-header describes the --items file; pass it with --items"),
+])
+def test_items_header_mistakes_say_what_to_write(files, kwargs, message):
+    (files / "movies.dat").write_text(HEADERLESS)
+    kwargs = {"items": files / "movies.dat", "items_delimiter": "::", **kwargs}
+    with pytest.raises(ConfigError) as err:
+        import_dataset("csv", files / "ratings.csv", columns=LOG, **kwargs)
+    assert str(err.value) == message
+
+
+def test_a_movielens_folder_refuses_items_header(files):
+    with pytest.raises(ConfigError, match="ml-1m reads its items from the MovieLens folder; --items-header is for"):
+        import_dataset("ml-1m", files, items_header=("a",))
