@@ -72,12 +72,12 @@ def test_footprint_of_each_engine_alone(result, tiny_bundle):
     peak = figures[f"peak RSS, MB ({result['footprint'][0]['engine']})"]
     table_mb = result["retrieval"]["table_bytes"] / 2**20
     assert peak["measured"] == result["footprint"][0]["peak_rss_mb"]
-    assert peak["x physical"] == pytest.approx(peak["measured"] / table_mb)
+    assert table_mb < 1 and peak["x physical"] is None  # a tiny table's floor gives no ratio (by hand: guard tests)
     assert peak["x goal"] == pytest.approx(peak["measured"] / (table_mb + 64))
     floor = result["floor_bytes"]  # the table, ids and titles as plain text (titles are compressed)
     assert floor == result["sections"]["table"] + result["sections"]["ids"] + sum(
         len(t.encode()) for t in ItemCatalog(Bundle.open(tiny_bundle)).titles.all()) + 128 + 4 * (result["items"] + 1)
-    assert figures["bundle bytes, MB"]["x physical"] == pytest.approx(result["bundle_bytes"] / floor)
+    assert floor < 2**20 and figures["bundle bytes, MB"]["x physical"] is None
     assert figures["bundle bytes, MB"]["x goal"] == pytest.approx(result["bundle_bytes"] / (1.3 * floor))
 
 

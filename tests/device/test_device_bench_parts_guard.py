@@ -589,3 +589,17 @@ def test_the_scorer_bench_command_line(monkeypatch, capsys):
 
     monkeypatch.setattr(scorer_bench, "bench_scorer", fails)
     assert scorer_bench.main(["b"]) == 1 and capsys.readouterr().err == "Error: broken\n"
+
+
+def test_floors_too_small_to_mean_anything_get_no_ratio():
+    """A 300-item catalog: its 10 KB table and 0.01 ms scan are lost beside the interpreter and the call."""
+    result = {"retrieval": {"table_bytes": 10_000, "scan_bound_ms": 0.01,
+                            "methods": [{"method": "scan", "cold_p50_ms": 0.02}]},
+              "sections": {"table": 10_000, "ids": 3_000, "titles": 5_000}, "bundle_bytes": 400_000,
+              "footprint": [_run()]}
+    rows = {r["figure"]: r for r in footprint.figures(result)}
+    assert all(r["x physical"] is None for r in rows.values())
+    assert rows["peak RSS, MB (onnx)"]["x goal"] == pytest.approx(80 / (64 + 10_000 / 2**20))  # goals still hold
+    at_least = dict(result, retrieval=dict(result["retrieval"], table_bytes=2**20, scan_bound_ms=0.05))
+    rows = {r["figure"]: r for r in footprint.figures(at_least)}
+    assert rows["peak RSS, MB (onnx)"]["x physical"] == 80.0 and rows["recommend() p50, ms (onnx)"]["x physical"] == pytest.approx(6.0)
