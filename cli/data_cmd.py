@@ -78,7 +78,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--columns", "names", help="Names of the columns of a file without a header line, comma-separated "
               "in file order (its first line is then data).")
 @click.option("--no-quoting", is_flag=True, help="A '\"' is plain text, never the start of a quoted field (logs "
-              "whose names hold quotes, such as Last.fm's).")
+              "whose names hold quotes, such as Last.fm's), in the log and the --items table.")
 @click.option("--skip-bad-rows", is_flag=True, help="Leave out rows with the wrong number of fields, no user or "
               "item id, or no readable time; they are counted and their first lines shown.")
 @click.option("--encoding", default="utf-8", show_default=True,

@@ -334,6 +334,11 @@ def read_interactions(
                             "break after it) and that row's time has fewer digits than the row before: the file "
                             "looks cut short (a copy or download that stopped), so that event's time is wrong; "
                             "fetch the file again, or drop that line"]
+    if "value" in optional and "event" not in optional and columns.default_event in (None, "play") \
+            and _RATING_NAME.search(optional["value"]):
+        meta["warnings"] = [*meta.get("warnings", []), f"column {optional['value']!r} reads as the share of each "
+                            "play played (a 4 as four plays), since the log has no event column: if it holds "
+                            "ratings, import again with --default-event rate"]
     if no_value:
         meta["rows_without_value"] = no_value
         meta["warnings"] = [*meta.get("warnings", []), f"{no_value:,} rows have no {columns.value!r} (an empty cell "
@@ -508,6 +513,7 @@ ML100K_GENRES = (
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
     "War", "Western",
 )
+_RATING_NAME = re.compile(r"rating|stars?$|score|^rate$", re.I)  # a value column that holds ratings
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -572,6 +578,14 @@ ML_FILES = {"ml-100k": ("u.data", "u.item"), "ml-1m": ("ratings.dat", "movies.da
 ML_RATINGS = (0.5, 5.0)  # stars, in every MovieLens release
 
 
+NO_GENRES = "(no genres listed)"
+
+
+def _listed_genres(chunk: Chunk, row: int) -> list[str]:
+    """A movies file's `|`-joined genres; '(no genres listed)' (ml-latest, and ML-10M read as ml-1m) is none."""
+    return [g for g in chunk.columns["genres"][row].split("|") if g and g != NO_GENRES]
+
+
 def _check_movielens_folder(fmt: str, folder: Path) -> None:
     needed = ML_FILES[fmt]
     if not folder.is_dir():
@@ -619,7 +633,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
     elif fmt == "ml-1m":
         catalog = _read_movielens_items(
             folder / "movies.dat", "::", ("item", "title", "genres"),
-            lambda c, i: [g for g in c.columns["genres"][i].split("|") if g], "item", "title",
+            _listed_genres, "item", "title",
         )
         rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "utf-8",  # digits; a mark skipped
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit,
@@ -630,7 +644,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         _check_movielens_header(folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
         catalog = _read_movielens_items(
             folder / "movies.csv", ",", None,
-            lambda c, i: [g for g in c.columns["genres"][i].split("|") if g and g != "(no genres listed)"],
+            _listed_genres,
             "movieId", "title",
         )
         cols = ColumnMap(user="userId", item="movieId", time="timestamp", event=None, value="rating",

@@ -337,3 +337,45 @@ def test_the_documented_twitch_command_reads_10_minute_slots(tmp_path):
     assert [dataset.catalog.item_ids[i] for i in log.item] == ["grimnax", "ketchupfix", "jtoddcolq", "grimnax",
                                                                "jtoddcolq"]
     assert log.timestamp.tolist() == [5415 * 600, 5419 * 600, 5433 * 600, 61 * 600, 6000 * 600]
+
+
+def test_ml_10m_read_as_ml_1m_has_films_without_genres(tmp_path):
+    """ML-10M: the 1M layout, half stars, '(no genres listed)' (which became a genre, a tag and 'A (no genres
+    listed) film.')."""
+    folder = tmp_path / "ml-10M100K"
+    folder.mkdir()
+    (folder / "movies.dat").write_text("1::Toy Story (1995)::Adventure|Animation\n"
+                                       "8606::Pull My Daisy (1958)::(no genres listed)\n")
+    (folder / "ratings.dat").write_text("1::1::4.5::838985046\n1::8606::3::838983525\n")
+    dataset = import_dataset("ml-1m", folder)
+    assert dataset.catalog.tags == [("adventure", "animation"), ()]
+    assert dataset.catalog.text["genre"] == ["adventure", ""]
+    assert dataset.catalog.text["description"][1] == "Pull My Daisy. A film."
+    assert dataset.interactions.value.tolist() == [3.0, 4.5]
+
+
+@pytest.mark.parametrize("column, warned", [("rating", True), ("Stars", True), ("review_score", True),
+                                            ("watch_ratio", False), ("value", False), ("rated_at", False)])
+def test_a_ratings_column_read_as_plays_is_warned_about(tmp_path, column, warned):
+    path = tmp_path / "ratings.csv"
+    path.write_text(f"user_id,item_id,timestamp,{column}\nu1,i1,1600000000,4.5\nu1,i2,1600000100,1\n")
+    meta = import_dataset("csv", path, columns=ColumnMap(value=column)).meta
+    assert any("if it holds ratings, import again with --default-event rate" in w
+               for w in meta.get("warnings", [])) == warned
+    rated = import_dataset("csv", path, columns=ColumnMap(value=column, default_event="rate")).meta
+    assert not any("--default-event rate" in w for w in rated.get("warnings", []))
+
+
+def test_no_quoting_reaches_the_item_table(tmp_path):
+    """HetRec's artists.dat holds '"Weird Al" Yankovic': the refusal named --no-quoting, which the item table
+    did not take, so it stayed refused."""
+    (tmp_path / "user_artists.dat").write_text("userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n")
+    (tmp_path / "artists.dat").write_text('id\tname\turl\n51\t"Weird Al" Yankovic\thttp://x/1\n52\tHeroes\thttp://x/2\n')
+    columns = ColumnMap(user="userID", item="artistID", time=None, value="weight")
+    with pytest.raises(DataError, match="--no-quoting"):
+        import_dataset("csv", tmp_path / "user_artists.dat", columns=columns, items=tmp_path / "artists.dat",
+                       options=ReadOptions(delimiter="\t"), item_columns={"item_id": "id", "title": "name"})
+    dataset = import_dataset("csv", tmp_path / "user_artists.dat", columns=columns, items=tmp_path / "artists.dat",
+                             options=ReadOptions(delimiter="\t", quoted=False),
+                             item_columns={"item_id": "id", "title": "name"})
+    assert dataset.catalog.text["title"] == ['"Weird Al" Yankovic', "Heroes"]
