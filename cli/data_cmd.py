@@ -55,6 +55,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               "commas, FIELD one of item_id, title, description, genre, mood, modality, language, creator, "
               "provider, series_id, tags, duration, release_ts, episode, e.g. 'item_id=movieId,tags=genres'.")
 @click.option("--items-delimiter", help="Field separator of the --items file when it differs from --delimiter.")
+@click.option("--duration-unit", type=click.Choice(["s", "ms", "min"]), default="s", show_default=True,
+              help="Unit of the --items table's durations (ms for KuaiRand's video_duration).")
 @click.option("--items-header", help="Names of the --items file's columns when it has no header line, "
               "comma-separated in file order (e.g. item_id,title,tags; --item-columns may map them).")
 @click.option("--user-col", default="user_id", show_default=True)
@@ -100,7 +102,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-def import_(fmt, path, out, items_path, item_columns, items_delimiter, items_header, user_col, item_col, time_col, event_col,
+def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_unit, items_header, user_col,
+            item_col, time_col, event_col,
             default_event, value_col, skip_below, value_scale,
             event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
@@ -126,7 +129,7 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, items_hea
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
                           sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
                           skip_bad_rows=skip_bad_rows, tag_separator=tag_sep, time_format=time_format,
-                          time_zone=time_zone)
+                          time_zone=time_zone, duration_unit=duration_unit)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options,
                                  items_encoding=items_encoding, items_delimiter=items_delimiter,

@@ -13,6 +13,8 @@ from edgerec.data.time_text import TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MAX_ID
 
+DURATION_UNITS = {"s": 1.0, "ms": 0.001, "min": 60.0}  # seconds in one unit of an item table's durations
+
 
 @dataclass
 class ReadOptions:
@@ -28,6 +30,7 @@ class ReadOptions:
     tag_separator: str = "|"  # between the tags of an item table's cell ("|" is also the data folder's own)
     time_format: str | None = None  # strptime format of the log's text times (None: ISO-8601)
     time_zone: str | None = None  # zone of the log's times written without one (None: UTC)
+    duration_unit: str = "s"  # of an item table's durations: s, ms or min (DURATION_UNITS)
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -48,6 +51,8 @@ class ReadOptions:
             check_column_names(self.header)
         self.time_text  # noqa: B018  (checks both options now, before any file is read)
         time_unit(self.time_unit)  # refuses an unknown unit
+        if self.duration_unit not in DURATION_UNITS:
+            raise ConfigError(f"unknown duration unit {self.duration_unit!r}; use one of {', '.join(DURATION_UNITS)}")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
             raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
 

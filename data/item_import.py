@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.chunk_checks import (
+    DURATION_UNITS,
     ReadOptions,
     check_ids,
     joined_keys,
@@ -42,6 +43,7 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MODALITIES
 
 NUMERIC_FIELDS = ("duration", "release_ts", "episode")
+LONG_MEDIAN_S = 6 * 3600  # a median item longer than this: durations in milliseconds read as seconds
 UNREAD_SHOWN = 8  # unread columns a warning names
 
 
@@ -144,14 +146,14 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
         if "tags" in names:
             tags.extend(_tags(chunk, names["tags"], options.tag_separator))
             check_item_text(tags[len(tags) - len(chunk):], names["tags"], chunk.path, chunk.line_of)
-        _read_numbers(chunk, names, numbers, zone)
+        _read_numbers(chunk, names, numbers, zone, DURATION_UNITS[options.duration_unit])
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
     catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
     return catalog, unread_columns_warning(present, [*id_parts, *names.values()])
 
 
 def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[np.ndarray]],
-                  zone: TimeText = ISO_UTC) -> None:
+                  zone: TimeText = ISO_UTC, seconds_per_unit: float = 1.0) -> None:
     for f in NUMERIC_FIELDS:  # an empty cell is an unknown value, stored as 0 like a missing column
         if f in names:
             c = names[f]
@@ -161,6 +163,8 @@ def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[n
         numbers["duration"].append(to_float(chunk, c, fix="write the duration in seconds, or leave the cell empty "
                                             "when unknown"))
         check_range(chunk, c, numbers["duration"][-1], (0.0, np.inf), "seconds, never negative")
+        if seconds_per_unit != 1.0:  # float32 like the column (to_float's dtype)
+            numbers["duration"][-1] = (numbers["duration"][-1] * np.float32(seconds_per_unit)).astype(np.float32)
     if "release_ts" in names:
         numbers["release_ts"].append(to_timestamp(chunk, names["release_ts"], text=zone))
     if "episode" in names:
@@ -246,4 +250,9 @@ def item_warnings(catalog: Catalog) -> list[str]:
         out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
                    "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "
                    "ISO-8601 (2020-01-31) or epoch seconds")
+    durations = catalog.duration[catalog.duration > 0]
+    if durations.size and float(np.median(durations)) > LONG_MEDIAN_S:
+        out.append(f"the items' median duration is {float(np.median(durations)) / 3600:,.0f} hours: are the "
+                   "durations in milliseconds? They are read as seconds, so duration filters and what a play "
+                   "covered read them wrong; import again with --duration-unit ms")
     return out

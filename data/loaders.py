@@ -700,7 +700,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                               f"{'are' if len(given) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
         flags = [flag for flag, value in (("--items", items), ("--item-columns", item_columns),
                                           ("--items-delimiter", items_delimiter),
-                                          ("--items-header", items_header)) if value]
+                                          ("--items-header", items_header),
+                                          ("--duration-unit", options and options.duration_unit != "s")) if value]
         if flags:
             home = "its movie_titles file" if fmt == "netflix" else "the MovieLens folder"
             raise ConfigError(f"{fmt} reads its items from {home}; {' and '.join(flags)} "
@@ -713,8 +714,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
         raise ConfigError(f"FORMAT jsonl reads files named {', '.join(JSON_SUFFIXES)} (or with .gz after it); "
                           f"rename {Path(path).name}, or pass the format it is in")
     given = [flag for flag, value in (("--items-encoding", items_encoding), ("--item-columns", item_columns),
-                                      ("--items-delimiter", items_delimiter), ("--items-header", items_header))
-             if value]
+                                      ("--items-delimiter", items_delimiter), ("--items-header", items_header),
+                                      ("--duration-unit", options and options.duration_unit != "s")) if value]
     if given and not items:
         raise ConfigError(f"{' and '.join(given)} {'describe' if len(given) > 1 else 'describes'} the --items file; "
                           "pass it with --items")

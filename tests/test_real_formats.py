@@ -379,3 +379,24 @@ def test_no_quoting_reaches_the_item_table(tmp_path):
                              options=ReadOptions(delimiter="\t", quoted=False),
                              item_columns={"item_id": "id", "title": "name"})
     assert dataset.catalog.text["title"] == ['"Weird Al" Yankovic', "Heroes"]
+
+
+def test_durations_in_milliseconds_are_warned_about_and_read_with_duration_unit(tmp_path):
+    """KuaiRand's video_duration is in ms: 74,280 read as 20 hours, and a max_duration_s filter served nothing."""
+    (tmp_path / "log.csv").write_text("user_id,video_id,time_ms\n0,7,1649347200123\n0,8,1649347260456\n")
+    (tmp_path / "videos.csv").write_text("video_id,video_duration\n7,74280\n8,12000.5\n")
+    common = dict(columns=ColumnMap(item="video_id", time="time_ms"), items=tmp_path / "videos.csv",
+                  item_columns={"duration": "video_duration"})
+    read = import_dataset("csv", tmp_path / "log.csv", options=ReadOptions(time_unit="ms"), **common)
+    assert read.catalog.duration.tolist() == [74280.0, 12000.5]
+    (warning,) = [w for w in read.meta["warnings"] if "median duration" in w]
+    assert warning.startswith("the items' median duration is 12 hours: are the durations in milliseconds?")
+    fixed = import_dataset("csv", tmp_path / "log.csv", options=ReadOptions(time_unit="ms", duration_unit="ms"),
+                           **common)
+    assert fixed.catalog.duration.tolist() == pytest.approx([74.28, 12.0005])
+    assert not any("median duration" in w for w in fixed.meta.get("warnings", []))
+    with pytest.raises(ConfigError, match="--duration-unit describes the --items file"):
+        import_dataset("csv", tmp_path / "log.csv", options=ReadOptions(time_unit="ms", duration_unit="ms"),
+                       columns=ColumnMap(item="video_id", time="time_ms"))
+    with pytest.raises(ConfigError, match="unknown duration unit 'h'; use one of s, ms, min"):
+        ReadOptions(duration_unit="h")
