@@ -185,16 +185,19 @@ def _refuse_miscased(present: list[str], names: dict[str, str], path) -> None:
                             f"--item-columns {name}={other}", str(path))
 
 
-def unread_columns_warning(present: list[str], read: list[str]) -> list[str]:
-    """A warning naming the item table's columns that no field reads (a catalog's `genres` or `lang` left out
-    would cost the content encoder and the filters their text, silently)."""
+def unread_columns_warning(present: list[str], read: list[str], table: str = "the item table",
+                           advice: str = "") -> list[str]:
+    """A warning naming the columns of a table that nothing reads (a catalog's `genres` or `lang` left out
+    would cost the content encoder and the filters their text, silently; a log's `is_click` left out made
+    every impression a play)."""
     unread = [c for c in present if c not in set(read)]
     if not unread:
         return []
     shown = ", ".join(map(repr, unread[:UNREAD_SHOWN])) + (f" and {len(unread) - UNREAD_SHOWN} more"
                                                             if len(unread) > UNREAD_SHOWN else "")
-    return [f"the item table's column(s) {shown} were not read: edgerec reads {', '.join(ITEM_COLUMNS)}; "
-            "map a column to one with --item-columns FIELD=COLUMN (e.g. tags=genres, language=lang)"]
+    advice = advice or (f"edgerec reads {', '.join(ITEM_COLUMNS)}; map a column to one with --item-columns "
+                        "FIELD=COLUMN (e.g. tags=genres, language=lang)")
+    return [f"{table}'s column(s) {shown} were not read: {advice}"]
 
 
 def indexed(catalog: Catalog, path) -> Catalog:

@@ -35,6 +35,7 @@ from edgerec.data.item_import import (
     indexed,
     item_warnings,
     read_item_table,
+    unread_columns_warning,
 )
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
@@ -155,15 +156,18 @@ def read_interactions(
     catalog: Catalog | None = None,
     options: ReadOptions | None = None,
     chunks: Callable[[Skipped | None], Iterator[Chunk]] | None = None,
+    name_unread: bool = False,
 ) -> Dataset:
     """Read an interaction log; with `catalog`, every item must be in it.
 
     Without a catalog, a bare one is built from the ids seen. `chunks` reads a log that is not a table
-    (Netflix Prize's blocks) as chunks of the columns `options.header` names.
+    (Netflix Prize's blocks) as chunks of the columns `options.header` names. With `name_unread`, columns
+    nothing reads are named in a warning.
     """
     columns = columns or ColumnMap()
     options = options or ReadOptions()
-    present = set(options.header or read_header(path, delimiter=options.delimiter, encoding=options.encoding))
+    names = list(options.header or read_header(path, delimiter=options.delimiter, encoding=options.encoding))
+    present = set(names)
     optional = {name: getattr(columns, name) for name in ("event", "value", "device")}
     refuse_miscased(present, {k: v for k, v in optional.items() if v == _DEFAULTS[k]}, path)
     # an optional column is read when present; one named other than its default must be there (a typo in
@@ -334,6 +338,8 @@ def read_interactions(
                             "break after it) and that row's time has fewer digits than the row before: the file "
                             "looks cut short (a copy or download that stopped), so that event's time is wrong; "
                             "fetch the file again, or drop that line"]
+    if name_unread and (unread := _unread_log_columns(names, wanted, "event" in optional)):
+        meta["warnings"] = [*meta.get("warnings", []), *unread]  # a user's own file (a release's is read as meant)
     if "value" in optional and "event" not in optional and columns.default_event in (None, "play") \
             and _RATING_NAME.search(optional["value"]):
         meta["warnings"] = [*meta.get("warnings", []), f"column {optional['value']!r} reads as the share of each "
@@ -351,6 +357,20 @@ def read_interactions(
                             "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "
                             "lower the threshold or check --value-col"]
     return Dataset(catalog, _sorted_log(parts, within), users.ids, meta=meta)
+
+
+def _unread_log_columns(names: list[str], read: list[str], with_events: bool) -> list[str]:
+    """A warning naming the log's columns nothing reads, with the options that read a click column (a
+    KuaiRand or Tenrec log without --event-col made every impression a play)."""
+    clicks = next((n for n in names if n not in read and _CLICK_NAME.fullmatch(n)), None)
+    hint = (f" A 0/1 column of clicks makes the unclicked rows skips: --event-col {clicks} --event-map "
+            "'1=play,0=skip'." if clicks and not with_events else "")
+    return unread_columns_warning(names, read, "the log", "an event is read from the user, item and time columns, "
+                                  "with --event-col, --value-col and a device column when named (a row is a play "
+                                  f"without an event column).{hint}")
+
+
+_CLICK_NAME = re.compile(r"(is_?)?click(ed)?", re.I)
 
 
 def device_warning(unknown: dict[str, int]) -> str:
@@ -727,7 +747,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     log_item = (columns or ColumnMap()).item
     catalog, unread = read_item_table(items, item_options, ItemColumns(item_columns or {}, log_item)) if items \
         else (None, [])
-    dataset = read_interactions(path, columns, catalog, options)
+    dataset = read_interactions(path, columns, catalog, options, name_unread=True)
     dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
     return _with_warnings(dataset, [*unread, *comma_tags_warning(catalog, options.tag_separator),
                                     *item_warnings(catalog)] if catalog else [])

@@ -91,7 +91,8 @@ def test_skip_below_changes_plays_only_and_counts_what_the_sample_kept(tmp_path)
     # a threshold above every value leaves nothing consumed: train and evaluate refuse later, the import says why
     every = import_dataset("csv", path, columns=ColumnMap(value="share", skip_below=1e9, event=None))
     assert (every.interactions.event == EVENT_CODE["skip"]).all()
-    assert every.meta["warnings"] == ["every event is a skip (--skip-below 1e+09 made all the plays skips): nothing "
+    assert every.meta["warnings"][0].startswith("the log's column(s) 'event' were not read")  # event=None
+    assert every.meta["warnings"][1:] == ["every event is a skip (--skip-below 1e+09 made all the plays skips): nothing "
                                       "is consumed, so nothing can train or be evaluated; lower the threshold or "
                                       "check --value-col"]
 
@@ -263,13 +264,14 @@ def test_a_long_log_within_hours_of_1970_is_warned_about(tmp_path):
     columns = ColumnMap(user="user", item="streamer", time="start", event=None, value=None)
     dataset = import_dataset("csv", path, columns=columns,
                              options=ReadOptions(header=("user", "stream", "streamer", "start", "stop")))
-    (warning,) = dataset.meta["warnings"]
+    warning, unread = dataset.meta["warnings"]
+    assert unread.startswith("the log's column(s) 'stream', 'stop' were not read")
     assert warning.startswith("every time falls before 1973 as epoch seconds (the latest on 1970-01-01)")
     assert warning.endswith("Times counted in other steps put gaps and recency wrong: pass their unit (--time-unit "
                             "10min for Twitch's 10-minute slots, d for days)")
     path.write_text("".join(f"{i % 50},s{i},streamer{i % 97},{i // 8},0\n" for i in range(MANY_ROWS - 1)))
-    assert "warnings" not in import_dataset("csv", path, columns=columns, options=ReadOptions(
-        header=("user", "stream", "streamer", "start", "stop"))).meta
+    assert [w for w in import_dataset("csv", path, columns=columns, options=ReadOptions(
+        header=("user", "stream", "streamer", "start", "stop"))).meta["warnings"] if "1973" in w] == []
 
 
 def test_event_map_refusals_read_whole():
@@ -400,3 +402,26 @@ def test_durations_in_milliseconds_are_warned_about_and_read_with_duration_unit(
                        columns=ColumnMap(item="video_id", time="time_ms"))
     with pytest.raises(ConfigError, match="unknown duration unit 'h'; use one of s, ms, min"):
         ReadOptions(duration_unit="h")
+
+
+def test_log_columns_nothing_reads_are_named_with_the_click_options():
+    """KuaiRand imported without --event-col: every impression (is_click 0) became a play, its other 17
+    columns left out without a word."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "log_standard.csv"
+        path.write_text("user_id,video_id,time_ms,is_click,is_like,play_time_ms\n"
+                        "0,7,1649347200123,1,0,5000\n0,8,1649347260456,0,0,0\n")
+        columns = ColumnMap(item="video_id", time="time_ms")
+        meta = import_dataset("csv", path, columns=columns, options=ReadOptions(time_unit="ms")).meta
+        (warning,) = meta["warnings"]
+        assert warning.startswith("the log's column(s) 'is_click', 'is_like', 'play_time_ms' were not read")
+        assert warning.endswith("A 0/1 column of clicks makes the unclicked rows skips: --event-col is_click "
+                                "--event-map '1=play,0=skip'.")
+        clicked = import_dataset("csv", path, options=ReadOptions(time_unit="ms"), columns=ColumnMap(
+            item="video_id", time="time_ms", event="is_click", event_map={"1": "play", "0": "skip"}))
+        (warning,) = clicked.meta["warnings"]
+        assert "'is_like', 'play_time_ms' were not read" in warning and "--event-map" not in warning
+        assert [EVENTS[e] for e in clicked.interactions.event] == ["play", "skip"]
