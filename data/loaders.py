@@ -335,8 +335,8 @@ def read_interactions(
                             "(--time-unit) or the log's clock; splits and recency read them as they are"]
     if not file_order and _cut_short(path, last_times):
         meta["warnings"] = [*meta.get("warnings", []), f"the file ends inside its last line ({last_line:,}: no line "
-                            "break after it) and that row's time has fewer digits than the row before: the file "
-                            "looks cut short (a copy or download that stopped), so that event's time is wrong; "
+                            "break after it) and that row's time is shorter than the row before's, as if cut: the "
+                            "file looks cut short (a copy or download that stopped), so that event's time is wrong; "
                             "fetch the file again, or drop that line"]
     if name_unread and (unread := _unread_log_columns(names, wanted, "event" in optional)):
         meta["warnings"] = [*meta.get("warnings", []), *unread]  # a user's own file (a release's is read as meant)
@@ -384,13 +384,17 @@ def device_warning(unknown: dict[str, int]) -> str:
 
 
 def _cut_short(path, last_times: list[str]) -> bool:
-    """A plain text log whose last line has no line break and whose last time is a shorter number than the
-    one before it ('16000' after '1600039050'): a cut file, whose last event imported as 1970."""
+    """A plain text log whose last line has no line break and whose last time is the start of one written
+    as the row before it is ('16000' after '1600039050', '2019-06-01' after '2019-06-01 07:29:09'): a cut
+    file, whose last event imported as 1970 or as midnight (moved to its user's first place that day)."""
     path = Path(path)
     if path.is_dir() or len(last_times) < 2 or not ends_mid_line(path):
         return False
-    before, last = (t.strip() for t in last_times)
-    return before.isdigit() and last.isdigit() and len(last) < len(before)
+    before, last = (_DIGITS.sub("9", t.strip()) for t in last_times)
+    return "9" in last and len(last) < len(before) and before.startswith(last)
+
+
+_DIGITS = re.compile(r"\d")
 
 
 def earliest(parts: dict[str, list[np.ndarray]]) -> int:

@@ -188,15 +188,26 @@ def test_a_file_separated_by_comma_and_space_is_named_with_its_delimiter(tmp_pat
     assert import_dataset("csv", path).catalog.item_ids == [" i1", "i2"]
 
 
+def test_a_log_cut_after_the_date_of_its_last_time_is_warned_about(tmp_path):
+    """Music4All's TSV cut after '2019-06-01' of '2019-06-01 07:29:09': that play became midnight, its
+    user's first of the day, and the test item changed."""
+    path = tmp_path / "listening.tsv"
+    path.write_text("user_id\titem_id\ttimestamp\nu1\ta\t2019-06-01 07:20:00\nu1\tb\t2019-06-01 07:29:09\n"
+                    "u1\tc\t2019-06-01")
+    (warning,) = import_dataset("csv", path, options=ReadOptions(delimiter="\t")).meta["warnings"]
+    assert warning.startswith("the file ends inside its last line (4: no line break after it)")
+
+
 def test_a_log_cut_inside_its_last_time_is_warned_about(tmp_path):
     """'u3,i1,16000' after '...,1600039050' and no line break: a download that stopped; it imported as 1970."""
     path = tmp_path / "log.csv"
     path.write_text("user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039050\nu3,a,16000")
     (warning,) = import_dataset("csv", path).meta["warnings"]
     assert warning.startswith("the file ends inside its last line (4: no line break after it) and that row's time "
-                              "has fewer digits than the row before: the file looks cut short")
+                              "is shorter than the row before's, as if cut: the file looks cut short")
     for whole in ("user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039050\nu3,a,16000\n",  # ends its line
-                  "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039050\nu3,a,1600039060"):  # same digits
+                  "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039050\nu3,a,1600039060",  # same digits
+                  "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,2020-09-13T23:10:50\nu3,a,1600039"):  # other form
         path.write_text(whole)
         warnings = import_dataset("csv", path).meta.get("warnings", [])
         assert not any(w.startswith("the file ends inside") for w in warnings)
