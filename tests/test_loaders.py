@@ -98,7 +98,8 @@ def test_parquet_round_trip(tmp_path, small_dataset):
 
 
 @pytest.mark.parametrize("content, message, line", [
-    ("user_id,item_id\nu1,i1\n", "missing column(s) timestamp", 1),
+    ("user_id,item_id\nu1,i1\n", "missing column 'timestamp', the time of each event; the file has user_id, item_id. "
+     "Name it with --time-col, or import a log without times with --no-time", 1),
     ("user_id,item_id,timestamp\nu1,i1,100\nu1,i2,yesterday\n", "must hold a timestamp", 3),
     ("user_id,item_id,timestamp\nu1,i1,100\nu1,i2\n", "expected 3 fields", 3),
     ("user_id,item_id,timestamp,event\nu1,i1,100,watched\n", "unknown event 'watched'", 2),

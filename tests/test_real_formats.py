@@ -425,3 +425,27 @@ def test_log_columns_nothing_reads_are_named_with_the_click_options():
         (warning,) = clicked.meta["warnings"]
         assert "'is_like', 'play_time_ms' were not read" in warning and "--event-map" not in warning
         assert [EVENTS[e] for e in clicked.interactions.event] == ["play", "skip"]
+
+
+def test_a_no_time_dump_sorted_by_item_id_is_warned_about(tmp_path):
+    """HetRec's user_artists.dat is sorted by user, then artist id: under --no-time each user's 'last play' was
+    their highest artist id (popular's HR@10 0.0067 against 0.47 on the same rows shuffled)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(2, 30):
+        for artist in sorted(rng.choice(np.arange(1, 400), 6, replace=False)):
+            rows.append(f"{user}\t{artist}\t{rng.integers(1, 5000)}\n")
+    path = tmp_path / "user_artists.dat"
+    path.write_text("userID\tartistID\tweight\n" + "".join(rows))
+    columns = ColumnMap(user="userID", item="artistID", time=None, value="weight")
+    warnings = import_dataset("csv", path, columns=columns, options=ReadOptions(delimiter="\t")).meta["warnings"]
+    assert any(w.startswith("each user's rows are in the order of their item ids") for w in warnings)
+    shuffled = tmp_path / "shuffled.dat"  # 9 in 10 users must rise: one falling pair in each user is enough
+    shuffled.write_text("userID\tartistID\tweight\n" + "".join(
+        row for block in zip(*[iter(rows)] * 6) for row in (block[1], block[0], *block[2:])))
+    warnings = import_dataset("csv", shuffled, columns=columns, options=ReadOptions(delimiter="\t")).meta["warnings"]
+    assert not any("order of their item ids" in w for w in warnings)
+    few = tmp_path / "few.dat"  # under ten users with three rows: not judged
+    few.write_text("userID\tartistID\tweight\n" + "".join(rows[:54]))
+    warnings = import_dataset("csv", few, columns=columns, options=ReadOptions(delimiter="\t")).meta["warnings"]
+    assert not any("order of their item ids" in w for w in warnings)
