@@ -238,7 +238,8 @@ def comma_tags_warning(catalog: Catalog, separator: str) -> list[str]:
     """A warning when tags read whole look like comma-separated lists (`rock, pop` kept as one tag)."""
     cells = [t for t in catalog.tags if t]
     listed = sum(len(t) == 1 and "," in t[0] for t in cells)
-    if separator == "|" and cells and listed * 2 >= len(cells) and all(len(t) == 1 for t in cells):
+    # a fifth: a catalog where most items have one tag and the rest a list (KuaiRand: 48% hold '15,19')
+    if separator == "|" and cells and listed * 5 >= len(cells) and all(len(t) == 1 for t in cells):
         return [f"{listed:,} of {len(cells):,} items' tags hold a comma and were each read as one tag (such as "
                 f"{next(t[0] for t in cells if ',' in t[0])!r}); if commas separate the tags, import again with "
                 "--tag-sep ','"]

@@ -399,9 +399,11 @@ def test_an_unknown_modality_says_how_to_fix_it(tmp_path):
         "podcast_episode: rename the file's modalities to these, or leave the cell empty when unknown")
 
 
-@pytest.mark.parametrize("cells, warned", [(["a, b", "c, d", "e"], True), (["a, b", "c", "e"], False),
+@pytest.mark.parametrize("cells, warned", [(["a, b", "c, d", "e"], True), (["a, b", "c", "e"], True),
+                                           (["a, b", "c", "e", "f", "g"], True),
+                                           (["a, b", "c", "e", "f", "g", "h"], False),
                                            (["x", "a, b", "c, d", "e"], True)])
-def test_the_comma_tags_warning_needs_half_the_items_and_shows_a_comma_tag(tmp_path, cells, warned):
+def test_the_comma_tags_warning_needs_a_fifth_of_the_items_and_shows_a_comma_tag(tmp_path, cells, warned):
     log = write(tmp_path / "log.csv", LOG + "u,i0,1\n")
     items = write(tmp_path / "items.csv", "item_id,tags\n" + "".join(f'i{n},"{c}"\n' for n, c in enumerate(cells)))
     warnings = import_dataset("csv", log, items=items).meta.get("warnings", [])
