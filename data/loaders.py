@@ -236,8 +236,12 @@ def read_interactions(
             index = catalog.index
             for i, v in enumerate(item_ids):
                 if v not in index:
+                    none = rows_kept == len(chunk) and not any(x in index for x in item_ids)
                     raise DataError(
-                        f"item {v!r} is not in the item table; add it there or drop the event",
+                        f"item {v!r} is not in the item table; " + (
+                            "no item of the log's first rows is: are the table's ids read from the right column? "
+                            "Name it with --item-columns item_id=COLUMN (by default the table's item_id column, "
+                            "else the log's --item-col)" if none else "add it there or drop the event"),
                         chunk.path, chunk.line_of(i),
                     )
         unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp

@@ -314,3 +314,22 @@ def test_items_header_mistakes_say_what_to_write(files, kwargs, message):
 def test_a_movielens_folder_refuses_items_header(files):
     with pytest.raises(ConfigError, match="ml-1m reads its items from the MovieLens folder; --items-header is for"):
         import_dataset("ml-1m", files, items_header=("a",))
+
+
+def test_a_table_whose_ids_match_none_of_the_log_asks_which_column_holds_them(files):
+    """Music4All: the log's --item-col song, and the table's 'song' column holds titles (its ids are in 'id')."""
+    (files / "log.tsv").write_text("user\tsong\ttimestamp\nu1\tEFJdED5jSFpFkIM3\t1550671469\n")
+    (files / "id_information.tsv").write_text("id\tartist\tsong\nEFJdED5jSFpFkIM3\tAnn\tHoppipolla\n")
+    common = dict(columns=ColumnMap(user="user", item="song"), options=ReadOptions(delimiter="\t"),
+                  items=files / "id_information.tsv")
+    with pytest.raises(DataError) as err:
+        import_dataset("csv", files / "log.tsv", **common)
+    assert str(err.value) == ("log.tsv:2: item 'EFJdED5jSFpFkIM3' is not in the item table; no item of the log's "
+                              "first rows is: are the table's ids read from the right column? Name it with "
+                              "--item-columns item_id=COLUMN (by default the table's item_id column, else the log's "
+                              "--item-col)")
+    dataset = import_dataset("csv", files / "log.tsv", item_columns={"item_id": "id", "title": "song"}, **common)
+    assert dataset.catalog.text["title"] == ["Hoppipolla"]
+    (files / "log.tsv").write_text("user\tsong\ttimestamp\nu1\tHoppipolla\t1550671469\nu1\tother\t1550671470\n")
+    with pytest.raises(DataError, match="log.tsv:3: item 'other' is not in the item table; add it there or drop"):
+        import_dataset("csv", files / "log.tsv", **common)  # some ids match: one item is missing
