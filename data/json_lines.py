@@ -152,6 +152,13 @@ def _starts_an_array(open_text) -> bool:
         return handle.read(4096).lstrip(" \t\r\n").startswith("[")
 
 
+def _one_document(open_text) -> bool:
+    """Whether the file is one pretty-printed JSON object (Spotify's Million Playlist slices): a lone '{'
+    on its first line that is not blank."""
+    with open_text() as handle:
+        return next((line.strip() for line in handle if line.strip()), "") == "{"
+
+
 def _array_objects(handle, path: Path, skipped, block: int = ARRAY_BLOCK) -> Iterator[tuple[int, dict]]:
     """(line, object) for every element of a file that is one JSON array, each at the line where it starts,
     decoded one element at a time from blocks of text: a file of any size, pretty-printed or on one line,
@@ -239,6 +246,10 @@ def json_header(path: Path, open_text, enough: Callable[[list[str]], bool] | Non
         except _NoObjects:
             pass
     if not keys:
+        if not array and _one_document(open_text):
+            raise DataError("the file is one JSON object over many lines (its first line is a lone '{'), not one "
+                            "object a line: write one event a line first (a playlist's tracks as one row each, "
+                            "e.g. with pandas json_normalize or jq -c), then import that", str(path), 1)
         where = f" (line {ignored.first[0]} is {ignored.first[1]})" if ignored.first else ""
         csv = ignored.first is not None and ignored.first[1].startswith("not JSON")
         raise DataError(f"file holds no JSON object{where}; expected one object per line, each with its fields"

@@ -536,3 +536,17 @@ def test_only_json_whitespace_may_come_before_an_arrays_bracket(tmp_path, lead):
     path.write_text(lead + '[{"a": 1}]', encoding="utf-8")
     with pytest.raises(DataError, match=r"^log.json: file holds no JSON object \(line 1 is not JSON"):
         read_header(path)
+
+
+def test_a_pretty_printed_object_is_named_as_one_document(tmp_path):
+    """Spotify's Million Playlist slices: one object over many lines, its events nested in lists."""
+    path = tmp_path / "mpd.slice.0-999.json"
+    path.write_text(json.dumps({"info": {"slice": "0-999"}, "playlists": [
+        {"pid": 0, "tracks": [{"pos": 0, "track_uri": "spotify:track:1"}]}]}, indent=4))
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", path)
+    assert str(err.value).startswith("mpd.slice.0-999.json:1: the file is one JSON object over many lines")
+    path.write_text(json.dumps({"info": {"slice": "0-999"}}))  # compact: one line, one object without fields
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", path)
+    assert "one JSON object over many lines" not in str(err.value)
