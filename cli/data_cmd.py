@@ -62,6 +62,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--user-col", default="user_id", show_default=True)
 @click.option("--item-col", default="item_id", show_default=True,
               help="The item id column, or several joined by '+' to key items by them (artist+track).")
+@click.option("--item-list-sep", help="The item column lists several ids a row, separated by this (' ' for "
+              "MicroLens' sequences): each id is an event, in the order written, at the row's time.")
 @click.option("--time-col", default="timestamp", show_default=True)
 @click.option("--event-col", default="event", show_default=True, help="Optional; events default to play.")
 @click.option("--default-event", type=VocabularyChoice("LOG_EVENTS"),
@@ -103,7 +105,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_unit, items_header, user_col,
-            item_col, time_col, event_col,
+            item_col, item_list_sep, time_col, event_col,
             default_event, value_col, skip_below, value_scale,
             event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
@@ -121,7 +123,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
                         value=value_col,
                         default_event=default_event,
                         skip_below=skip_below, value_scale=value_scale,
-                        event_map=parse_event_map(event_map) if event_map is not None else None)
+                        event_map=parse_event_map(event_map) if event_map is not None else None,
+                        item_list_sep={"\\t": "\t", "tab": "\t"}.get(item_list_sep, item_list_sep))
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters
     items_delimiter = {"\\t": "\t", "tab": "\t"}.get(items_delimiter, items_delimiter)
     header = tuple(n.strip() for n in names.split(",")) if names else None

@@ -92,6 +92,7 @@ class ColumnMap:
     skip_below: float | None = None  # a play whose value is below this is a skip (a watch ratio under a threshold)
     value_scale: float | None = None  # values are multiplied by it as read (0.01: percentages to shares)
     event_map: dict[str, str] | None = None  # the file's event names -> edgerec's (or DROP: the row is left out)
+    item_list_sep: str | None = None  # the item column holds several ids a row, split by this (MicroLens)
 
     def __post_init__(self):
         if self.default_event is not None and self.default_event not in EVENTS:
@@ -117,6 +118,10 @@ class ColumnMap:
                               "0.01 for percentages")
         if self.event_map is not None:
             self.event_map = checked_event_map(self.event_map)
+        if self.item_list_sep is not None and (not isinstance(self.item_list_sep, str) or not self.item_list_sep
+                                               or set(self.item_list_sep) & set('"\r\n')):
+            raise ConfigError(f"--item-list-sep must be one or more characters other than quotes and line breaks (got "
+                              f"{self.item_list_sep!r}); ' ' for ids separated by spaces")
 
 
 FILE_ORDER = "(row in the file)"  # the time column of a log imported without one
@@ -183,6 +188,9 @@ def read_interactions(
         raise ConfigError(f"--skip-below compares each play's value, but the file has no column "
                           f"{columns.value!r}; name the column of watch ratios or shares played with --value-col")
     item_parts = key_parts(columns.item, present)
+    if columns.item_list_sep is not None and len(item_parts) > 1:
+        raise ConfigError("--item-list-sep splits one item column; it cannot go with an item key of several "
+                          f"columns ({columns.item})")
     file_order = columns.time is None  # a log without times (a ratings dump): events in the file's order
     if not file_order and columns.time not in present and {columns.user, *item_parts} <= present:
         raise DataError(f"missing column {columns.time!r}, the time of each event; the file has {', '.join(names)}. "
@@ -221,6 +229,8 @@ def read_interactions(
         if file_order:
             chunk.columns[FILE_ORDER] = [str(rows_read + i) for i in range(len(chunk))]
         rows_read += len(chunk)
+        if columns.item_list_sep is not None:
+            chunk = _one_item_a_row(chunk, columns.item, columns.item_list_sep)
         if len(item_parts) > 1:
             chunk.columns[columns.item] = joined_keys(chunk, item_parts, keys_seen)
         if skipped is not None:
@@ -365,6 +375,10 @@ def read_interactions(
                             "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "
                             "lower the threshold or check --value-col"]
     log = _sorted_log(parts, within)
+    if columns.item_list_sep is None and len(users.ids) >= 10 and len(log) == len(users.ids):
+        meta["warnings"] = [*meta.get("warnings", []), f"every user has one event ({len(users.ids):,} users): "
+                            "nothing is left to train on or to test once a user's last event is held out; if the "
+                            "item column lists several ids a row (a sequence), split them with --item-list-sep"]
     if file_order and _rows_in_item_order(log, catalog.item_ids):
         meta["warnings"] = [*meta.get("warnings", []), "each user's rows are in the order of their item ids: with "
                             "--no-time the file's order is the time, so a user's last event is their highest item id, "
@@ -389,6 +403,18 @@ def _rows_in_item_order(log: Interactions, item_ids: list[str]) -> bool:
     fell = np.zeros(len(counts), bool)
     fell[log.user[1:][falls]] = True
     return float((~fell[judged]).mean()) >= 0.9
+
+
+def _one_item_a_row(chunk: Chunk, column: str, sep: str) -> Chunk:
+    """The chunk with each row repeated for every id its `column` lists (split by `sep`, empty pieces left out),
+    in the order written, each copy at the row's line; a row that lists none keeps its empty cell (refused
+    by its line as any row without an item)."""
+    pieces = [[p for p in cell.split(sep) if p.strip()] or [cell] for cell in chunk.columns[column]]
+    rows = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
+    columns = {name: [values[r] for r in rows] for name, values in chunk.columns.items()}
+    columns[column] = [p for listed in pieces for p in listed]
+    lines = (chunk.lines if chunk.lines is not None else chunk.first_line + np.arange(len(chunk)))[rows]
+    return Chunk(columns, int(lines[0]), chunk.path, chunk.floats, lines, chunk.units)
 
 
 def _unread_log_columns(names: list[str], read: list[str], with_events: bool) -> list[str]:
@@ -750,7 +776,8 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--time-format", options and options.time_format),
                                           ("--time-zone", options and options.time_zone),
                                           ("--time-unit", fmt == "netflix" and options and options.time_unit != "s"),
-                                          ("--no-time", columns and columns.time is None)) if value]
+                                          ("--no-time", columns and columns.time is None),
+                                          ("--item-list-sep", columns and columns.item_list_sep)) if value]
         if given:
             raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} "
                               f"{'are' if len(given) > 1 else 'is'} for FORMAT csv, parquet or jsonl")

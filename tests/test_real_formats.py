@@ -449,3 +449,70 @@ def test_a_no_time_dump_sorted_by_item_id_is_warned_about(tmp_path):
     few.write_text("userID\tartistID\tweight\n" + "".join(rows[:54]))
     warnings = import_dataset("csv", few, columns=columns, options=ReadOptions(delimiter="\t")).meta["warnings"]
     assert not any("order of their item ids" in w for w in warnings)
+
+
+def test_an_item_list_column_becomes_one_event_per_id_in_the_order_written(tmp_path):
+    """MicroLens-100k_pairs.tsv: a user and their items, space-separated, in viewing order; it imported as
+    one event per user whose item was the whole sequence."""
+    path = tmp_path / "MicroLens-100k_pairs.tsv"
+    users = [f"{u}\t{' '.join(str(100 + (u * 7 + k) % 13) for k in range(4))}\n" for u in range(12)]
+    path.write_text("".join(users))
+    plain = ColumnMap(user="user", item="item", time=None)
+    whole = import_dataset("csv", path, columns=plain, options=ReadOptions(delimiter="\t", header=("user", "item")))
+    assert len(whole.interactions) == 12
+    assert any(w.startswith("every user has one event (12 users)") and w.endswith("--item-list-sep")
+               for w in whole.meta["warnings"])
+    listed = ColumnMap(user="user", item="item", time=None, item_list_sep=" ")
+    dataset = import_dataset("csv", path, columns=listed, options=ReadOptions(delimiter="\t", header=("user", "item")))
+    log = dataset.interactions
+    assert len(log) == 48 and not any("one event" in w for w in dataset.meta["warnings"])
+    first = [dataset.catalog.item_ids[i] for i in log.item[log.user == dataset.user_ids.index("1")]]
+    assert first == users[1].split("\t")[1].split()  # the order written
+
+
+def test_item_lists_keep_the_rows_time_and_line(tmp_path):
+    path = tmp_path / "sessions.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,a  b,200\nu1,c,100\nu2,,300\n")
+    listed = ColumnMap(item_list_sep=" ")
+    with pytest.raises(DataError, match="sessions.csv:4: .*user_id|sessions.csv:4: .*item"):  # the empty list
+        import_dataset("csv", path, columns=listed)
+    path.write_text("user_id,item_id,timestamp\nu1,a  b,200\nu1,c,100\nu2,d,300\n")
+    dataset = import_dataset("csv", path, columns=listed)
+    log = dataset.interactions
+    assert [dataset.catalog.item_ids[i] for i in log.item] == ["c", "a", "b", "d"]
+    assert log.timestamp.tolist() == [100, 200, 200, 300]
+    path.write_text("user_id,item_id,timestamp\nu1,a b,x\n")
+    with pytest.raises(DataError, match="sessions.csv:2: column 'timestamp'"):
+        import_dataset("csv", path, columns=listed)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(item_list_sep=""), "--item-list-sep must be one or more characters"),
+    (dict(item_list_sep='"'), "--item-list-sep must be one or more characters"),
+])
+def test_item_list_sep_mistakes_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ColumnMap(**kwargs)
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,artist,track,timestamp\nu1,a,b c,1\n")
+    with pytest.raises(ConfigError, match="cannot go with an item key of several columns"):
+        import_dataset("csv", path, columns=ColumnMap(item="artist+track", item_list_sep=" "))
+
+
+def test_the_documented_microlens_command_reads_its_sequences(tmp_path):
+    import re
+    import shlex
+    from pathlib import Path
+
+    (tmp_path / "MicroLens-100k_pairs.tsv").write_text("1\t5 9 2\n2\t9 7\n")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    block = re.search(r"```bash\n(edgerec data import csv MicroLens-100k_pairs\.tsv.+?)\n```", text, re.S).group(1)
+    args = shlex.split(block.replace("\\\n", " "))[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "microlens")
+    args[args.index("MicroLens-100k_pairs.tsv")] = str(tmp_path / "MicroLens-100k_pairs.tsv")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset(tmp_path / "microlens")
+    assert [(dataset.user_ids[u], dataset.catalog.item_ids[i]) for u, i in
+            zip(dataset.interactions.user, dataset.interactions.item)] == [("1", "5"), ("1", "9"), ("1", "2"),
+                                                                           ("2", "9"), ("2", "7")]
