@@ -495,7 +495,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                         continue
                     raise DataError(
                         f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
-                        + ("; a field runs over several lines: is a quote left open here?" if spans else ""),
+                        + ("; a field runs over several lines: is a quote left open here?" if spans
+                           else _short_row_hint(rows, path, len(fields) < width)),
                         str(path),
                         start,
                     )
@@ -533,6 +534,18 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
         if buffers[0]:
             _refuse_garbled(buffers, encoding, path, first_line, lines)
             yield _chunk(out_names, buffers, first_line, path, lines)
+
+
+def _short_row_hint(rows, path: Path, short: bool) -> str:
+    """What to do about a row of the wrong width: a short last line without a line break is a cut file."""
+    try:
+        last = next(rows, None) is None
+    except (csv.Error, UnicodeDecodeError, *UNREADABLE):  # the rest is not read anyway
+        last = False
+    if short and last and ends_mid_line(path):
+        return ("; it is the last line and the file ends inside it (no line break after it): the file looks cut "
+                "short, fetch it again (or leave the line out with --skip-bad-rows)")
+    return "; to leave such rows out, counted, pass --skip-bad-rows"
 
 
 def _chunk(names, buffers, first_line, path, lines) -> Chunk:

@@ -181,7 +181,18 @@ def test_skipped_counts_every_row_and_keeps_five_first_lines():
 
 def test_a_row_of_the_wrong_width_is_named_with_the_columns(tmp_path):
     path = write(tmp_path / "log.csv", "user_id,item_id\nu1,a\nu2,b,c\n")
-    assert refused(read_chunks, path) == "log.csv:3: expected 2 fields (user_id, item_id), found 3"
+    assert refused(read_chunks, path) == ("log.csv:3: expected 2 fields (user_id, item_id), found 3; to leave such "
+                                          "rows out, counted, pass --skip-bad-rows")
+
+
+@pytest.mark.parametrize("text, cut", [("user_id,item_id,ts\nu1,a,1\nu2,b", True),  # cut, last line
+                                       ("user_id,item_id,ts\nu1,a,1\nu2,b\n", False),  # ends its line
+                                       ("user_id,item_id,ts\nu2,b\nu1,a,1", False),  # short, not last
+                                       ("user_id,item_id,ts\nu1,a,1\nu2,b,1,1", False)])  # long
+def test_a_short_last_line_without_a_line_break_is_named_as_a_cut_file(tmp_path, text, cut):
+    message = refused(read_chunks, write(tmp_path / "log.csv", text))
+    assert ("the file looks cut short" in message) == cut
+    assert message.endswith("--skip-bad-rows)" if cut else "pass --skip-bad-rows")
 
 
 def test_a_quote_left_open_is_named_at_the_row_where_it_opens(tmp_path):
