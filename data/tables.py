@@ -159,7 +159,8 @@ def read_chunks(
     path = _existing_file(path)
     before = _identity(path)
     if before[0] == 0:
-        raise DataError("file is empty; expected a header and at least one row", str(path))
+        raise DataError("file is empty; expected " + ("at least one row" if header is not None else
+                                                      "a header and at least one row"), str(path))
     if is_parquet(path):
         yield from _read_parquet_chunks(path, columns, chunk_rows)
     elif is_json_lines(path):

@@ -870,3 +870,8 @@ def test_range_bounds_and_number_dates_at_their_edges():
     assert str(err.value) == "items.csv:2: column 'episode' holds '-1', outside 0 to 2,147,483,647 (why)"
     assert numbers_as_dates([np.array([19_000_101, 21_001_231])])
     assert not numbers_as_dates([np.array([19_000_100])]) and not numbers_as_dates([np.array([21_001_232])])
+
+
+def test_an_empty_file_without_a_header_line_is_not_asked_for_one(tmp_path):
+    path = write(tmp_path / "ratings.dat", "")
+    assert refused(read_chunks, path, header=("user", "item")) == "ratings.dat: file is empty; expected at least one row"
