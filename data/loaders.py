@@ -39,7 +39,7 @@ from edgerec.data.item_import import (
 )
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
-from edgerec.data.json_lines import is_json_lines
+from edgerec.data.json_lines import ListCell, is_json_lines
 from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
 from edgerec.data.parts import data_files
 from edgerec.data.schema import (
@@ -222,6 +222,7 @@ def read_interactions(
     no_value = 0  # rows whose value cell is empty, read as 1 (as a log without the column)
     dropped: Counter = Counter()  # rows --event-map left out, by the file's event name
     defaulted: Counter = Counter()  # rows whose event cell was empty, given --default-event
+    listing_rows = 0  # rows whose item cell listed several ids (--item-list-sep)
     for chunk in chunks(skipped) if chunks is not None else read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -229,8 +230,12 @@ def read_interactions(
         if file_order:
             chunk.columns[FILE_ORDER] = [str(rows_read + i) for i in range(len(chunk))]
         rows_read += len(chunk)
+        if not file_order:  # the rows as written: a listed row's copies would compare with themselves
+            last_times = (last_times + chunk.columns[columns.time][-2:])[-2:]
+            last_line = chunk.line_of(len(chunk) - 1)
         if columns.item_list_sep is not None:
-            chunk = _one_item_a_row(chunk, columns.item, columns.item_list_sep)
+            chunk, more = _one_item_a_row(chunk, columns.item, columns.item_list_sep)
+            listing_rows += more
         if len(item_parts) > 1:
             chunk.columns[columns.item] = joined_keys(chunk, item_parts, keys_seen)
         if skipped is not None:
@@ -255,9 +260,6 @@ def read_interactions(
                         chunk.path, chunk.line_of(i),
                     )
         unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp
-        if not file_order:
-            last_times = (last_times + chunk.columns[columns.time][-2:])[-2:]
-            last_line = chunk.line_of(len(chunk) - 1)
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
@@ -375,7 +377,10 @@ def read_interactions(
                             "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "
                             "lower the threshold or check --value-col"]
     log = _sorted_log(parts, within)
-    if columns.item_list_sep is None and len(users.ids) >= 10 and len(log) == len(users.ids):
+    if columns.item_list_sep is not None and not listing_rows:
+        meta["warnings"] = [*meta.get("warnings", []), f"no item cell lists several ids split by --item-list-sep "
+                            f"{columns.item_list_sep!r}: is that the separator the cells use?"]
+    elif columns.item_list_sep is None and len(users.ids) >= 10 and len(log) == len(users.ids):
         meta["warnings"] = [*meta.get("warnings", []), f"every user has one event ({len(users.ids):,} users): "
                             "nothing is left to train on or to test once a user's last event is held out; if the "
                             "item column lists several ids a row (a sequence), split them with --item-list-sep"]
@@ -405,16 +410,19 @@ def _rows_in_item_order(log: Interactions, item_ids: list[str]) -> bool:
     return float((~fell[judged]).mean()) >= 0.9
 
 
-def _one_item_a_row(chunk: Chunk, column: str, sep: str) -> Chunk:
-    """The chunk with each row repeated for every id its `column` lists (split by `sep`, empty pieces left out),
-    in the order written, each copy at the row's line; a row that lists none keeps its empty cell (refused
-    by its line as any row without an item)."""
-    pieces = [[p for p in cell.split(sep) if p.strip()] or [cell] for cell in chunk.columns[column]]
+def _one_item_a_row(chunk: Chunk, column: str, sep: str) -> tuple[Chunk, int]:
+    """The chunk with each row repeated for every id its `column` lists, in the order written, each copy at
+    the row's line, and how many cells listed more than one. A cell is split by `sep`, each piece stripped
+    of spaces (' 400' after a comma is id 400) and empty pieces left out; a JSON or Parquet list cell
+    lists its own items. A row that lists none keeps its empty cell (refused by its line as any row
+    without an item)."""
+    pieces = [[p for p in (cell.items if isinstance(cell, ListCell) else (q.strip() for q in cell.split(sep))) if p]
+              or [cell] for cell in chunk.columns[column]]
     rows = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
     columns = {name: [values[r] for r in rows] for name, values in chunk.columns.items()}
     columns[column] = [p for listed in pieces for p in listed]
     lines = (chunk.lines if chunk.lines is not None else chunk.first_line + np.arange(len(chunk)))[rows]
-    return Chunk(columns, int(lines[0]), chunk.path, chunk.floats, lines, chunk.units)
+    return Chunk(columns, int(lines[0]), chunk.path, chunk.floats, lines, chunk.units), sum(len(p) > 1 for p in pieces)
 
 
 def _unread_log_columns(names: list[str], read: list[str], with_events: bool) -> list[str]:

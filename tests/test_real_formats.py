@@ -5,6 +5,7 @@ podcast log with awkward ids. Each test builds a small replica of the layout its
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -516,3 +517,25 @@ def test_the_documented_microlens_command_reads_its_sequences(tmp_path):
     assert [(dataset.user_ids[u], dataset.catalog.item_ids[i]) for u, i in
             zip(dataset.interactions.user, dataset.interactions.item)] == [("1", "5"), ("1", "9"), ("1", "2"),
                                                                            ("2", "9"), ("2", "7")]
+
+
+def test_item_lists_from_json_lists_comma_and_space_and_a_separator_that_splits_nothing(tmp_path):
+    listed = ColumnMap(user="user", item="item", time=None, item_list_sep=" ")
+    jsonl = tmp_path / "pairs.jsonl"  # a JSON list cell lists its own items (its text joins them with '|')
+    jsonl.write_text('{"user": "1", "item": ["287", "400", "239"]}\n{"user": "2", "item": ["400"]}\n')
+    dataset = import_dataset("jsonl", jsonl, columns=listed)
+    assert [dataset.catalog.item_ids[i] for i in dataset.interactions.item] == ["287", "400", "239", "400"]
+    spaced = tmp_path / "pairs.csv"  # ' 400' after a comma is item 400
+    spaced.write_text('user,item\n1,"287, 400, 239"\n2,400\n')
+    dataset = import_dataset("csv", spaced, columns=replace(listed, item_list_sep=","))
+    assert sorted(dataset.catalog.item_ids) == ["239", "287", "400"]
+    assert not any("no item cell lists" in w for w in dataset.meta.get("warnings", []))
+    wrong = import_dataset("csv", spaced, columns=replace(listed, item_list_sep=";")).meta["warnings"]
+    assert "no item cell lists several ids split by --item-list-sep ';': is that the separator the cells use?" in wrong
+
+
+def test_a_cut_last_line_that_lists_several_ids_is_warned_about(tmp_path):
+    path = tmp_path / "sessions.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,a b,1600039040\nu2,b c,1600039050\nu3,a c,16000")
+    warnings = import_dataset("csv", path, columns=ColumnMap(item_list_sep=" ")).meta["warnings"]
+    assert any(w.startswith("the file ends inside its last line (4: no line break after it)") for w in warnings)
