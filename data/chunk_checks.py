@@ -114,6 +114,10 @@ def check_column_names(names, option: str = "--columns", example: str = "user,ti
         at = next((i for i, n in enumerate(names) if not (isinstance(n, str) and n.strip())), 0)
         raise ConfigError(f"{option} names no column in place {at + 1} ({', '.join(map(repr, names))}); "
                           f"name every column of the file in order, comma-separated (e.g. {example})")
+    twice = sorted({n.strip() for n in names if [m.strip() for m in names].count(n.strip()) > 1})
+    if twice:
+        raise ConfigError(f"{option} names {', '.join(map(repr, twice))} twice; each column of the file needs its "
+                          "own name (a column edgerec does not read may take any name)")
 
 
 def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:

@@ -24,7 +24,8 @@ from edgerec.data.chunk_checks import (
     refuse_time_typed,
 )
 from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
-from edgerec.data.json_lines import ListCell
+from edgerec.data.json_lines import ListCell, is_json_lines
+from edgerec.data.parts import data_files, is_parquet
 from edgerec.data.schema import ITEM_COLUMNS, ITEM_TEXT_COLUMNS, Catalog
 from edgerec.data.tables import (
     LAST_NUMBER_DATE,
@@ -113,6 +114,9 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     """Read a user's item table (only an id column is required), with warnings of what it left unread."""
     options = options or ReadOptions()
     columns = columns or ItemColumns()
+    if options.header and any(is_parquet(f) or is_json_lines(f) for f in data_files(path)):
+        raise ConfigError("--items-header names the columns of a text table without a header line; a Parquet or "
+                          "JSON Lines table names its own (map them with --item-columns)")
     present = list(options.header) if options.header else read_header(path, delimiter=options.delimiter,
                                                                       encoding=options.encoding)
     names = columns.resolve(present, path)

@@ -391,11 +391,17 @@ def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding
     if first is None or len(first) != len(names):
         return
     cells = [c.strip() for c in first]
-    if not looks_like_data(cells, None) and _header_evident(cells, names, second, None):
+    # an item table's ids and titles are text too: a cell named like a column ('movie_id', 'title') says it
+    named = option == "--items-header" and any(_COLUMN_NAME.fullmatch(c) for c in cells)
+    if named or (not looks_like_data(cells, None) and _header_evident(cells, names, second, None)):
         mapping = "--user-col, --item-col, --time-col" if option == "--columns" else "--item-columns"
         raise DataError(f"the first line is a header line (text where the rows below hold numbers or times, or "
                         f"the names {option} gives), but {option} says the file has none: leave {option} out "
                         f"and map the columns by the header's names ({mapping})", str(path), 1)
+
+
+_COLUMN_NAME = re.compile(r"[A-Za-z]+(_id|_ID|Id|ID)|[Ii][Dd]|(item|movie|track|video)_?[Ii]d|[Tt]itles?|[Nn]ame|"
+                          r"[Gg]enres?|[Tt]ags?|[Dd]uration|[Ll]anguage|[Dd]escription")
 
 
 STRAY_QUOTE = ("a field starts with a quote and goes on after the closing one (a name such as '\"Heroes\" (Live)'): its "
@@ -497,7 +503,8 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     raise DataError(
                         f"expected {width} fields ({', '.join(names)}), found {len(fields)}"
                         + ("; a field runs over several lines: is a quote left open here?" if spans
-                           else _short_row_hint(rows, path, len(fields) < width)),
+                           else _short_row_hint(rows, path, len(fields) < width, header_option,
+                                                header is not None)),
                         str(path),
                         start,
                     )
@@ -537,8 +544,11 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
             yield _chunk(out_names, buffers, first_line, path, lines)
 
 
-def _short_row_hint(rows, path: Path, short: bool) -> str:
-    """What to do about a row of the wrong width: a short last line without a line break is a cut file."""
+def _short_row_hint(rows, path: Path, short: bool, header_option: str = "--columns", named: bool = False) -> str:
+    """What to do about a row of the wrong width: a short last line without a line break is a cut file; an
+    item table (no --skip-bad-rows) whose columns --items-header named may be named wrong."""
+    if header_option == "--items-header":
+        return f"; {header_option} must name every column of the file, in order" if named else ""
     try:
         last = next(rows, None) is None
     except (csv.Error, UnicodeDecodeError, *UNREADABLE):  # the rest is not read anyway

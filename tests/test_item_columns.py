@@ -333,3 +333,39 @@ def test_a_table_whose_ids_match_none_of_the_log_asks_which_column_holds_them(fi
     (files / "log.tsv").write_text("user\tsong\ttimestamp\nu1\tHoppipolla\t1550671469\nu1\tother\t1550671470\n")
     with pytest.raises(DataError, match="log.tsv:3: item 'other' is not in the item table; add it there or drop"):
         import_dataset("csv", files / "log.tsv", **common)  # some ids match: one item is missing
+
+
+def test_items_header_on_a_text_id_table_with_a_header_line_is_refused(files):
+    """IMDb-style ids are text, so the header line ('movie_id::movie_title::genres') looked like one more item."""
+    (files / "log.csv").write_text("user,movie,timestamp\nu1,tt0068646,1600000000\n")
+    (files / "movies.dat").write_text("movie_id::movie_title::genres\ntt0068646::The Godfather (1972)::Crime\n")
+    with pytest.raises(DataError, match="movies.dat:1: the first line is a header line"):
+        import_dataset("csv", files / "log.csv", columns=ColumnMap(user="user", item="movie"),
+                       items=files / "movies.dat", items_delimiter="::", items_header=("movie", "title", "tags"))
+    (files / "movies.dat").write_text("tt0068646::The Godfather (1972)::Crime\n")  # a headerless one still reads
+    dataset = import_dataset("csv", files / "log.csv", columns=ColumnMap(user="user", item="movie"),
+                             items=files / "movies.dat", items_delimiter="::", items_header=("movie", "title", "tags"))
+    assert dataset.catalog.item_ids == ["tt0068646"]
+
+
+@pytest.mark.parametrize("names, table, message", [
+    (("movie", "title"), "1::Alien::Horror\n", "movies.dat:1: expected 2 fields (movie, title), found 3; "
+                                               "--items-header must name every column of the file, in order"),
+    (("movie", "title", "title"), "1::Alien::Horror\n", "--items-header names 'title' twice; each column of the "
+                                                        "file needs its own name"),
+])
+def test_items_header_of_the_wrong_names_says_so(files, names, table, message):
+    (files / "movies.dat").write_text(table)
+    (files / "log.csv").write_text("user,movie,timestamp\nu1,1,1600000000\n")
+    with pytest.raises((DataError, ConfigError)) as err:
+        import_dataset("csv", files / "log.csv", columns=ColumnMap(user="user", item="movie"),
+                       items=files / "movies.dat", items_delimiter="::", items_header=names)
+    assert str(err.value).startswith(message)
+
+
+def test_items_header_on_a_json_lines_or_parquet_table_is_refused(files):
+    (files / "log.csv").write_text("user,movie,timestamp\nu1,1,1600000000\n")
+    (files / "movies.jsonl").write_text('{"movie": "1", "title": "Alien"}\n')
+    with pytest.raises(ConfigError, match="--items-header names the columns of a text table without a header line"):
+        import_dataset("csv", files / "log.csv", columns=ColumnMap(user="user", item="movie"),
+                       items=files / "movies.jsonl", items_header=("movie", "title"))
