@@ -155,6 +155,10 @@ class _Codes:
         return out
 
 
+UNKNOWN_ITEMS = ("are the table's ids read from the right column? Name it with --item-columns item_id=COLUMN "
+                 "(by default the table's item_id column, else the log's --item-col)")
+
+
 def read_interactions(
     path: str | Path,
     columns: ColumnMap | None = None,
@@ -162,12 +166,14 @@ def read_interactions(
     options: ReadOptions | None = None,
     chunks: Callable[[Skipped | None], Iterator[Chunk]] | None = None,
     name_unread: bool = False,
+    unknown_items: str = UNKNOWN_ITEMS,
 ) -> Dataset:
     """Read an interaction log; with `catalog`, every item must be in it.
 
     Without a catalog, a bare one is built from the ids seen. `chunks` reads a log that is not a table
     (Netflix Prize's blocks) as chunks of the columns `options.header` names. With `name_unread`, columns
-    nothing reads are named in a warning.
+    nothing reads are named in a warning (and a log of one event a user). `unknown_items`: what to check when
+    no item of the log's first rows is in the catalog.
     """
     columns = columns or ColumnMap()
     options = options or ReadOptions()
@@ -254,9 +260,8 @@ def read_interactions(
                     none = rows_kept == len(chunk) and not any(x in index for x in item_ids)
                     raise DataError(
                         f"item {v!r} is not in the item table; " + (
-                            "no item of the log's first rows is: are the table's ids read from the right column? "
-                            "Name it with --item-columns item_id=COLUMN (by default the table's item_id column, "
-                            "else the log's --item-col)" if none else "add it there or drop the event"),
+                            f"no item of the log's first rows is: {unknown_items}" if none
+                            else "add it there or drop the event"),
                         chunk.path, chunk.line_of(i),
                     )
         unit_read = unit_read or columns.time not in (chunk.units or {})  # numbers, not a Parquet timestamp
@@ -380,7 +385,7 @@ def read_interactions(
     if columns.item_list_sep is not None and not listing_rows:
         meta["warnings"] = [*meta.get("warnings", []), f"no item cell lists several ids split by --item-list-sep "
                             f"{columns.item_list_sep!r}: is that the separator the cells use?"]
-    elif columns.item_list_sep is None and len(users.ids) >= 10 and len(log) == len(users.ids):
+    elif name_unread and columns.item_list_sep is None and len(users.ids) >= 10 and len(log) == len(users.ids):
         meta["warnings"] = [*meta.get("warnings", []), f"every user has one event ({len(users.ids):,} users): "
                             "nothing is left to train on or to test once a user's last event is held out; if the "
                             "item column lists several ids a row (a sequence), split them with --item-list-sep"]
@@ -759,7 +764,9 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
     read = ReadOptions(",", HEADER, "utf-8", options.chunk_rows, options.sample_users, options.seed,
                        skip_bad_rows=options.skip_bad_rows)
     dataset = read_interactions(path, columns, catalog, read,
-                                chunks=lambda skipped: netflix_chunks(files, options.chunk_rows, skipped))
+                                chunks=lambda skipped: netflix_chunks(files, options.chunk_rows, skipped),
+                                unknown_items=f"are {titles.name if titles else 'the titles'} and the ratings from "
+                                "the same download?")
     dataset.meta = dict(dataset.meta, source=Path(path).name, format="netflix")  # the name only: no host path
     if titles is None:
         dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), "no movie_titles.csv beside the ratings: "
@@ -786,6 +793,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--time-unit", fmt == "netflix" and options and options.time_unit != "s"),
                                           ("--no-time", columns and columns.time is None),
                                           ("--item-list-sep", columns and columns.item_list_sep)) if value]
+        given += _changed_options(columns, options)
         if given:
             raise ConfigError(f"{fmt} is read with its own columns; {' and '.join(given)} "
                               f"{'are' if len(given) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
@@ -822,6 +830,20 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
     return _with_warnings(dataset, [*unread, *comma_tags_warning(catalog, options.tag_separator),
                                     *item_warnings(catalog)] if catalog else [])
+
+
+def _changed_options(columns: ColumnMap | None, options: ReadOptions | None) -> list[str]:
+    """The options of a user's own file given for a release read in its own layout, which would ignore them."""
+    columns, options = columns or ColumnMap(), options or ReadOptions()
+    plain_columns, plain_options = ColumnMap(), ReadOptions()
+    pairs = [("--user-col", "user"), ("--item-col", "item"), ("--event-col", "event"), ("--value-col", "value"),
+             ("--default-event", "default_event")]
+    flags = [flag for flag, name in pairs if getattr(columns, name) != getattr(plain_columns, name)]
+    if columns.time not in (plain_columns.time, None):  # None: --no-time, refused with its own words above
+        flags.append("--time-col")
+    reads = [("--delimiter", "delimiter"), ("--columns", "header"), ("--encoding", "encoding"),
+             ("--no-quoting", "quoted"), ("--tag-sep", "tag_separator")]
+    return flags + [flag for flag, name in reads if getattr(options, name) != getattr(plain_options, name)]
 
 
 def _with_warnings(dataset: Dataset, warnings: list[str]) -> Dataset:

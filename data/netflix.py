@@ -23,9 +23,13 @@ from edgerec.errors import DataError
 
 HEADER = ("user", "item", "rating", "date")  # the columns of the chunks: customer, film, stars, day
 RATINGS = (1.0, 5.0)  # whole stars
-TITLE_FILES = ("movie_titles.csv", "movie_titles.txt")
-_FILM_LINE = re.compile(r"\s*(\d+):\s*")
-_RATING_FILES = ("combined_data_*.txt", "mv_*.txt")
+_COMPRESSED = r"(\.gz|\.bz2|\.xz)?"  # read as plain files (tables.py tells them apart by their bytes)
+_TITLES = re.compile(r"movie_titles\.(csv|txt)" + _COMPRESSED)
+_RATING_FILES = (re.compile(r"combined_data_\d+\.txt" + _COMPRESSED), re.compile(r"mv_\d+\.txt" + _COMPRESSED))
+_TEST_SETS = ("qualifying", "probe")  # the Prize's files without ratings
+_FILM_LINE = re.compile(r"\s*(\d+)\s*:\s*")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_STARS = frozenset("12345")
 
 
 def netflix_files(path: str | Path) -> tuple[list[Path], Path | None]:
@@ -33,50 +37,85 @@ def netflix_files(path: str | Path) -> tuple[list[Path], Path | None]:
     of the Kaggle copy, the original's folder or its training_set folder, or one ratings file."""
     path = Path(path)
     if path.is_file():
-        return [path], None
+        if path.name.startswith(_TEST_SETS):
+            raise DataError("is one of the Prize's test sets, which hold no ratings: import the combined_data "
+                            "files (or the folder)", str(path))
+        if _TITLES.fullmatch(path.name):
+            raise DataError("is the titles file: pass the folder, or one of its ratings files", str(path))
+        return [path], _titles(path.parent, path.parent.parent)
     if not path.is_dir():
         raise DataError("not found; pass the Netflix Prize folder (combined_data_*.txt, movie_titles.csv) or one "
                         "of its ratings files", str(path))
     folders = [path, path / "training_set"]
-    ratings = next((found for folder in folders for pattern in _RATING_FILES
-                    if (found := sorted(p for p in folder.glob(pattern) if p.is_file()))), [])
+    ratings = next((found for folder in folders if folder.is_dir() for pattern in _RATING_FILES
+                    if (found := sorted(p for p in folder.iterdir() if p.is_file() and pattern.fullmatch(p.name)))
+                    ), [])
     if not ratings:
-        raise DataError("holds no Netflix Prize ratings (combined_data_*.txt, or training_set/mv_*.txt in the "
-                        "original): pass the folder the download unpacked to", str(path))
-    titles = next((folder / name for folder in (path, path.parent) for name in TITLE_FILES
-                   if (folder / name).is_file()), None)
-    return ratings, titles
+        raise DataError("holds no Netflix Prize ratings (combined_data_1.txt ..., or training_set/mv_0000001.txt "
+                        "... in the original): pass the folder the download unpacked to", str(path))
+    return ratings, _titles(path, path.parent)
+
+
+def _titles(*folders: Path) -> Path | None:
+    """The titles file in the first of `folders` that has one."""
+    for folder in folders:
+        found = sorted(p for p in folder.iterdir() if p.is_file() and _TITLES.fullmatch(p.name)) \
+            if folder.is_dir() else []
+        if found:
+            return found[0]
+    return None
 
 
 def netflix_chunks(files: list[Path], chunk_rows: int, skipped: Skipped | None = None) -> Iterator[Chunk]:
     """The ratings of `files` as chunks of HEADER columns, every row with its file line. A row that is not
-    three fields is an error at its line, or counted in `skipped`; a rating before any film line is an
-    error (not this format)."""
+    CustomerID,Rating,Date is an error at its line, or counted in `skipped`. Never skipped, since the rows
+    after them would go to the wrong film or twice into the log: a line that ends in ':' but is no film
+    line, a film whose block comes again, a customer rating one film twice, stars other than 1 to 5."""
+    films: dict[str, str] = {}  # film -> where its block began
     for path in files:
         film, rows = None, 0
         buffers: list[list[str]] = [[] for _ in HEADER]
         lines: list[int] = []
+        raters: dict[str, int] = {}  # customer -> line, within the film's block
         if skipped is not None and len(files) > 1:
             skipped.part = path.name  # its lines name their file
         for number, line in numbered_lines(path):
-            if line.rstrip().endswith(":") and (match := _FILM_LINE.fullmatch(line)):
-                film = match.group(1)
+            if line.rstrip().endswith(":"):
+                match = _FILM_LINE.fullmatch(line)
+                if match is None:
+                    raise DataError(f"a line ending in ':' that is no film line ('{line.strip()[:20]}'); a film's "
+                                    "line is its MovieID and ':', such as '1:'", str(path), number)
+                film, raters = match.group(1).lstrip("0") or "0", {}
+                if film in films:
+                    raise DataError(f"film {film}'s ratings begin again here (first at {films[film]}): is a file "
+                                    "read twice, or a block copied? Keep one", str(path), number)
+                films[film] = f"{path.name}:{number}"
                 continue
             if not line.strip():  # a blank line holds no rating: nothing to lose
                 continue
-            fields = line.split(",")
             if film is None:
-                raise DataError(f"a row before the first film line ({line[:40]!r}): FORMAT netflix reads the "
-                                "Netflix Prize's ratings, where each film's rows follow a line such as '1:'; for "
-                                "another layout use FORMAT csv", str(path), number)
-            if len(fields) != 3:
+                raise DataError("a row before the first film line: FORMAT netflix reads the Netflix Prize's "
+                                "ratings, where each film's rows follow a line such as '1:'; for another layout "
+                                "use FORMAT csv", str(path), number)
+            fields = [f.strip() for f in line.split(",")]
+            problem = _row_problem(fields)
+            if problem is not None and len(fields) in (1, 2) and (path.name.startswith(_TEST_SETS) or
+                                                                  _DATE.fullmatch(fields[-1])):
+                raise DataError("rows of CustomerID,Date (or CustomerID alone) are the Prize's qualifying or "
+                                "probe set, without ratings: import the combined_data files", str(path), number)
+            if problem is not None and problem.startswith("stars"):
+                raise DataError(f"film {film}'s ratings: {problem}", str(path), number)
+            if problem is not None:
                 if skipped is None:
-                    raise DataError(f"expected CustomerID,Rating,Date (3 fields) in film {film}'s ratings, found "
-                                    f"{len(fields)} (or pass --skip-bad-rows to leave such rows out)", str(path),
-                                    number)
-                skipped.add("not 3 fields", [number])
+                    raise DataError(f"film {film}'s ratings: {problem} (or pass --skip-bad-rows to leave such rows "
+                                    "out)", str(path), number)
+                skipped.add(problem.partition(";")[0], [number])
                 continue
-            for buffer, value in zip(buffers, (fields[0].strip(), film, fields[1].strip(), fields[2].strip())):
+            if fields[0] in raters:
+                raise DataError(f"a customer rates film {film} a second time (first at line {raters[fields[0]]}): "
+                                "is a block copied? Keep one rating", str(path), number)
+            raters[fields[0]] = number
+            for buffer, value in zip(buffers, (fields[0], film, fields[1], fields[2])):
                 buffer.append(value)
             lines.append(number)
             rows += 1
@@ -89,6 +128,17 @@ def netflix_chunks(files: list[Path], chunk_rows: int, skipped: Skipped | None =
             raise DataError("holds no film line (such as '1:'): is it a Netflix Prize ratings file?", str(path))
         if not rows and (skipped is None or not skipped.total):
             raise DataError("holds film lines but no ratings", str(path))
+
+
+def _row_problem(fields: list[str]) -> str | None:
+    """What is wrong with a rating row's fields, or None."""
+    if len(fields) != 3:
+        return f"not 3 fields; expected CustomerID,Rating,Date, found {len(fields)} fields"
+    if fields[1] not in _STARS:
+        return f"stars {fields[1]!r}, where a rating is a whole number of stars from 1 to 5"
+    if not _DATE.fullmatch(fields[2]):
+        return f"date not YYYY-MM-DD; found {fields[2]!r} (a line cut short?)"
+    return None
 
 
 def _chunk(buffers: list[list[str]], lines: list[int], path: Path) -> Chunk:

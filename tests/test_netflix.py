@@ -86,7 +86,8 @@ def test_compressed_ratings_files_read_as_plain_ones(tmp_path):
 
 @pytest.mark.parametrize("first, message", [
     ("1488844,3,2005-09-06\n", "combined_data_1.txt:1: a row before the first film line"),
-    ("1:\n1488844,3\n", "combined_data_1.txt:2: expected CustomerID,Rating,Date \\(3 fields\\) in film 1's"),
+    ("1:\n1488844,3\n", "combined_data_1.txt:2: film 1's ratings: not 3 fields; expected CustomerID,Rating,Date, "
+                        "found 2 fields \\(or pass --skip-bad-rows"),
     ("1:\n1488844,6,2005-09-06\n", "combined_data_1.txt:2: .*rating"),
     ("1:\n1488844,3,2005-13-06\n", "combined_data_1.txt:2: column 'date'"),
     ("1:\n2:\n", "combined_data_1.txt: holds film lines but no ratings"),
@@ -152,7 +153,8 @@ def test_blocks_import_as_the_same_log_as_a_csv_of_their_rows(tmp_path_factory, 
     folder = tmp_path_factory.mktemp("nf")
     by_film: dict[int, list] = {}
     for film, user, stars, day in drawn:
-        by_film.setdefault(film, []).append((user, stars, day))
+        if all(u != user for u, _, _ in by_film.get(film, [])):  # the Prize holds one rating a customer and film
+            by_film.setdefault(film, []).append((user, stars, day))
     blocks, csv = [], ["user,item,rating,date"]
     for film, film_rows in by_film.items():  # films in the order first drawn, not sorted
         blocks.append(f"{film}:")
@@ -166,3 +168,87 @@ def test_blocks_import_as_the_same_log_as_a_csv_of_their_rows(tmp_path_factory, 
         user="user", item="item", time="date", value="rating", default_event="rate"))
     assert rows(netflix) == rows(plain)
     assert np.array_equal(netflix.interactions.value, plain.interactions.value)
+
+
+def test_one_ratings_file_finds_the_titles_beside_it(tmp_path):
+    path = kaggle(tmp_path / "nf") / "combined_data_2.txt"
+    dataset = import_dataset("netflix", path)
+    assert dataset.catalog.text["title"][dataset.catalog.index["3"]] == "Character, the Sequel"
+    assert "warnings" not in dataset.meta
+
+
+def test_copies_and_repeats_are_not_read_twice(tmp_path):
+    folder = kaggle(tmp_path / "nf")
+    (folder / "combined_data_1 (1).txt").write_text(BLOCKS_1)  # a browser's second download: not a ratings file
+    assert len(import_dataset("netflix", folder).interactions) == 6
+    (folder / "combined_data_3.txt").write_text(BLOCKS_1)  # the same films again under a ratings file's name
+    with pytest.raises(DataError, match=r"combined_data_3.txt:1: film 1's ratings begin again here \(first at "
+                                        r"combined_data_1.txt:1\)"):
+        import_dataset("netflix", folder)
+    with pytest.raises(DataError, match="combined_data_1.txt:3: a customer rates film 1 a second time "
+                                        r"\(first at line 2\)"):
+        import_dataset("netflix", kaggle(tmp_path / "twice", first="1:\n7,3,2005-09-06\n7,4,2005-09-07\n"))
+
+
+@pytest.mark.parametrize("first, message", [
+    ("1:\n7,3,20050906\n", "combined_data_1.txt:2: film 1's ratings: date not YYYY-MM-DD; found '20050906'"),
+    ("1:\n7,3,2005-09-06\n8,4,2001", "combined_data_1.txt:3: film 1's ratings: date not YYYY-MM-DD; found '2001' "
+                                     r"\(a line cut short\?\)"),
+    ("1:\n7,3.5,2005-09-06\n", "combined_data_1.txt:2: film 1's ratings: stars '3.5', where a rating is a whole"),
+    ("1:\n7,2005-09-06\n", "combined_data_1.txt:2: rows of CustomerID,Date .* are the Prize's qualifying or probe"),
+    ("1:\n7,3,2005-09-06\n2a:\n8,4,2005-09-06\n", "combined_data_1.txt:3: a line ending in ':' that is no film line"),
+])
+def test_rows_that_would_be_read_wrong_are_refused(tmp_path, first, message):
+    with pytest.raises(DataError, match=message):
+        import_dataset("netflix", kaggle(tmp_path / "nf", first=first))
+
+
+def test_a_film_line_with_spaces_and_zeros_reads_as_its_film(tmp_path):
+    dataset = import_dataset("netflix", kaggle(tmp_path / "nf", first="1:\n7,3,2005-09-06\n 02 :\n8,4,2005-09-06\n"))
+    assert sorted(r[:2] for r in rows(dataset)) == [("30878", "3"), ("7", "1"), ("8", "2"), ("822109", "3")]
+
+
+def test_a_bad_film_line_is_refused_even_with_skip_bad_rows(tmp_path):
+    folder = kaggle(tmp_path / "nf", first="1:\n7,3,2005-09-06\n2 x:\n8,4,2005-09-06\n")
+    with pytest.raises(DataError, match="a line ending in ':' that is no film line"):
+        import_dataset("netflix", folder, options=ReadOptions(skip_bad_rows=True))
+
+
+@pytest.mark.parametrize("name, message", [("qualifying.txt", "is one of the Prize's test sets"),
+                                           ("probe.txt", "is one of the Prize's test sets"),
+                                           ("movie_titles.csv", "is the titles file")])
+def test_the_prizes_other_files_are_named(tmp_path, name, message):
+    folder = kaggle(tmp_path / "nf")
+    (folder / name).write_text("1:\n7,2005-09-06\n")
+    with pytest.raises(DataError, match=message):
+        import_dataset("netflix", folder / name)
+
+
+def test_compressed_files_keep_their_names(tmp_path):
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    (folder / "combined_data_1.txt.gz").write_bytes(gzip.compress(BLOCKS_1.encode()))
+    (folder / "combined_data_2.txt.bz2").write_bytes(bz2.compress(BLOCKS_2.encode()))
+    (folder / "movie_titles.csv.gz").write_bytes(gzip.compress(TITLES.encode("latin-1")))
+    dataset = import_dataset("netflix", folder)
+    assert rows(dataset) == rows(import_dataset("netflix", kaggle(tmp_path / "plain")))
+    assert dataset.catalog.text["title"][0] == "Dinosaur Planet"
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(columns=ColumnMap(user="customer")), "--user-col"), (dict(columns=ColumnMap(value="stars")), "--value-col"),
+    (dict(columns=ColumnMap(default_event="play")), "--default-event"),
+    (dict(options=ReadOptions(delimiter=";")), "--delimiter"), (dict(options=ReadOptions(encoding="latin-1")),
+                                                                 "--encoding"),
+    (dict(options=ReadOptions(header=("a", "b"))), "--columns"),
+])
+def test_options_it_would_ignore_are_refused(tmp_path, kwargs, flag):
+    with pytest.raises(ConfigError, match=f"netflix is read with its own columns; {flag} is for FORMAT csv"):
+        import_dataset("netflix", kaggle(tmp_path / "nf"), **kwargs)
+
+
+def test_titles_of_another_download_are_named(tmp_path):
+    folder = kaggle(tmp_path / "nf", titles="90,2003,Other\n91,2004,Another\n")
+    with pytest.raises(DataError, match="no item of the log's first rows is: are movie_titles.csv and the ratings "
+                                        "from the same download"):
+        import_dataset("netflix", folder)
