@@ -44,7 +44,11 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MODALITIES
 
 NUMERIC_FIELDS = ("duration", "release_ts", "episode")
-LONG_MEDIAN_S = 6 * 3600  # a median item longer than this: durations in milliseconds read as seconds
+# A modality's median item longer than this (seconds) reads as durations in a finer unit than the one
+# read in: short videos and tracks last minutes, films and episodes hours, podcast episodes and live
+# recordings up to a day; an item without a modality gets the films' bound.
+LONG_MEDIAN_S = {"short_video": 3600, "music_track": 3600, "film": 6 * 3600, "series_episode": 6 * 3600,
+                 "podcast_episode": 24 * 3600, "": 6 * 3600}
 UNREAD_SHOWN = 8  # unread columns a warning names
 
 
@@ -250,7 +254,7 @@ def comma_tags_warning(catalog: Catalog, separator: str) -> list[str]:
     return []
 
 
-def item_warnings(catalog: Catalog) -> list[str]:
+def item_warnings(catalog: Catalog, duration_unit: str = "s") -> list[str]:
     """What an item table holds that imports as written but is likely not what was meant."""
     out = bidi_warning(catalog.text["title"], catalog.tags)  # a Catalog always has both (schema.py)
     known = catalog.release_ts[catalog.release_ts != 0]
@@ -258,9 +262,15 @@ def item_warnings(catalog: Catalog) -> list[str]:
         out.append(f"every release_ts reads as a date written as a number, yyyymmdd ({int(known[0])}), which "
                    "epoch seconds put in 1970: freshness and release filters read them wrong; write the dates as "
                    "ISO-8601 (2020-01-31) or epoch seconds")
-    durations = catalog.duration[catalog.duration > 0]
-    if durations.size and float(np.median(durations)) > LONG_MEDIAN_S:
-        out.append(f"the items' median duration is {float(np.median(durations)) / 3600:,.0f} hours: are the "
-                   "durations in milliseconds? They are read as seconds, so duration filters and what a play "
-                   "covered read them wrong; import again with --duration-unit ms")
+    modality = np.asarray(catalog.text.get("modality", [""] * len(catalog.item_ids)), dtype=object)
+    for kind, bound in LONG_MEDIAN_S.items():
+        durations = catalog.duration[(catalog.duration > 0) & (modality == kind)]
+        if durations.size and float(np.median(durations)) > bound:
+            hours = float(np.median(durations)) / 3600
+            question = ("are the durations in milliseconds? They are read as seconds" if duration_unit == "s" else
+                        f"is --duration-unit {duration_unit} their unit?")
+            advice = "import again with --duration-unit ms" if duration_unit == "s" else "check --duration-unit"
+            out.append(f"the {'items' if not kind else kind.replace('_', ' ') + 's'}' median duration is "
+                       f"{hours:,.1f} hours: {question}; duration filters and what a play covered read them "
+                       f"wrong: {advice}")
     return out

@@ -61,6 +61,7 @@ from edgerec.data.tables import (
     read_chunks,
     read_header,
     split_seconds,
+    time_unit,
     to_float,
     to_seconds,
     unit_name,
@@ -202,7 +203,8 @@ def read_interactions(
         raise DataError(f"missing column {columns.time!r}, the time of each event; the file has {', '.join(names)}. "
                         "Name it with --time-col, or import a log without times with --no-time (each row's place "
                         "in the file is then its time)", str(path), 1)
-    if file_order and (options.time_unit != "s" or not options.time_text.plain):
+    seconds_unit = time_unit(options.time_unit) == (1, 1)  # 's' or '1s'
+    if file_order and (not seconds_unit or not options.time_text.plain):
         raise ConfigError("--time-unit, --time-format and --time-zone read a time column; a log imported without "
                           "one (--no-time) has none")
     wanted = [columns.user, *item_parts, *([] if file_order else [columns.time]), *optional.values()]
@@ -334,18 +336,18 @@ def read_interactions(
         meta["warnings"] = ["the log has no times (--no-time): each event's time is its row in the file, so a "
                             "user's last event is their last row; splits follow that order, and recency, gaps and "
                             "time of day mean nothing"]
-    elif unit_read and options.time_unit != "s" and latest < EARLY_1973:
+    elif unit_read and not seconds_unit and latest < EARLY_1973:
         meta["warnings"] = [f"every time falls before 1973 read as epoch {unit_name(options.time_unit)} "
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
                             "without --time-unit; if its times count from the log's own start (Diginetica's "
                             "timeframe), order and gaps hold, but dates and time of day mean nothing"]
-    elif unit_read and options.time_unit == "s" and latest <= LAST_NUMBER_DATE and numbers_as_dates(parts["timestamp"]):
+    elif unit_read and seconds_unit and latest <= LAST_NUMBER_DATE and numbers_as_dates(parts["timestamp"]):
         first = int(parts["timestamp"][0][0])
         meta["warnings"] = [f"every time reads as a date written as a number, yyyymmdd ({first} is "
                             f"{first // 10000}-{first // 100 % 100:02d}-{first % 100:02d}), which epoch seconds put "
                             "in 1970, days seconds or minutes apart: events keep their order, but recency, gaps and "
                             "time of day are wrong; write the dates as ISO-8601 (2020-01-31) or epoch seconds"]
-    elif unit_read and options.time_unit == "s" and latest < EARLY_1973 and (
+    elif unit_read and seconds_unit and latest < EARLY_1973 and (
             latest - earliest(parts) >= DAY or rows_kept >= MANY_ROWS):  # small test logs count from 0: silent
         meta["warnings"] = [f"every time falls before 1973 as epoch seconds (the latest on "
                             f"{datetime.fromtimestamp(latest, timezone.utc):%Y-%m-%d}): times counted from the log's "
@@ -433,6 +435,7 @@ def _one_item_a_row(chunk: Chunk, column: str, sep: str) -> tuple[Chunk, int]:
 def _unread_log_columns(names: list[str], read: list[str], with_events: bool) -> list[str]:
     """A warning naming the log's columns nothing reads, with the options that read a click column (a
     KuaiRand or Tenrec log without --event-col made every impression a play)."""
+    names = [n for n in names if n.strip() and not _INDEX_NAME.fullmatch(n)]  # pandas' index: no data of ours
     clicks = next((n for n in names if n not in read and _CLICK_NAME.fullmatch(n)), None)
     hint = (f" A 0/1 column of clicks makes the unclicked rows skips: --event-col {clicks} --event-map "
             "'1=play,0=skip'." if clicks and not with_events else "")
@@ -442,6 +445,7 @@ def _unread_log_columns(names: list[str], read: list[str], with_events: bool) ->
 
 
 _CLICK_NAME = re.compile(r"(is_?)?click(ed)?", re.I)
+_INDEX_NAME = re.compile(r"Unnamed: \d+|index|level_\d+")  # what pandas names its index column when it writes one
 
 
 def device_warning(unknown: dict[str, int]) -> str:
@@ -461,11 +465,13 @@ def _cut_short(path, last_times: list[str]) -> bool:
     path = Path(path)
     if path.is_dir() or len(last_times) < 2 or not ends_mid_line(path):
         return False
-    before, last = (_DIGITS.sub("9", t.strip()) for t in last_times)
+    # a fraction of a second is no part of the shape: '1600000002' after '1600000001.5' is whole
+    before, last = (_DIGITS.sub("9", _FRACTION.sub("", t.strip())) for t in last_times)
     return "9" in last and len(last) < len(before) and before.startswith(last)
 
 
 _DIGITS = re.compile(r"\d")
+_FRACTION = re.compile(r"[.,]\d*$")
 
 
 def earliest(parts: dict[str, list[np.ndarray]]) -> int:
@@ -790,7 +796,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--value-scale", columns and columns.value_scale),
                                           ("--time-format", options and options.time_format),
                                           ("--time-zone", options and options.time_zone),
-                                          ("--time-unit", fmt == "netflix" and options and options.time_unit != "s"),
+                                          ("--time-unit", fmt == "netflix" and options and time_unit(options.time_unit) != (1, 1)),
                                           ("--no-time", columns and columns.time is None),
                                           ("--item-list-sep", columns and columns.item_list_sep)) if value]
         given += _changed_options(columns, options)
@@ -829,7 +835,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     dataset = read_interactions(path, columns, catalog, options, name_unread=True)
     dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
     return _with_warnings(dataset, [*unread, *comma_tags_warning(catalog, options.tag_separator),
-                                    *item_warnings(catalog)] if catalog else [])
+                                    *item_warnings(catalog, options.duration_unit)] if catalog else [])
 
 
 def _changed_options(columns: ColumnMap | None, options: ReadOptions | None) -> list[str]:

@@ -844,9 +844,11 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
             raise DataError(f"column '{name}' holds {shown!r}, after the year 5000: correct or drop such times (the "
                             "column is a timestamp: --time-unit does not apply to it)", *where)
         if seconds[i] > MAX_TS:
+            finer = ("are the times in milliseconds (or micro-, nanoseconds)? For an interaction log pass "
+                     "--time-unit ms (us, ns); convert other columns to seconds") if (ticks, step) == (1, 1) else \
+                "is that the unit of these numbers? Check --time-unit (a date written as a number is no count)"
             raise DataError(f"column '{name}' holds {shown!r}, after the year 5000 as epoch {unit_name(unit)}: "
-                            "are the times in milliseconds (or micro-, nanoseconds)? For an interaction log "
-                            "pass --time-unit ms (us, ns); convert other columns to seconds", *where)
+                            + finer, *where)
         raise DataError(f"column '{name}' holds {shown!r}, a time before " + (
             "1970; events need epoch times from 0 (is it a placeholder for a missing time? drop those rows)"
             if low == 0 else "the year -1200"), *where)

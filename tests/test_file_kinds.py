@@ -207,7 +207,8 @@ def test_a_log_cut_inside_its_last_time_is_warned_about(tmp_path):
                               "is shorter than the row before's, as if cut: the file looks cut short")
     for whole in ("user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039050\nu3,a,16000\n",  # ends its line
                   "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039050\nu3,a,1600039060",  # same digits
-                  "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,2020-09-13T23:10:50\nu3,a,1600039"):  # other form
+                  "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,2020-09-13T23:10:50\nu3,a,1600039",  # other form
+                  "user_id,item_id,timestamp\nu1,a,1600039040\nu2,b,1600039049.5\nu3,a,1600039050"):  # a fraction
         path.write_text(whole)
         warnings = import_dataset("csv", path).meta.get("warnings", [])
         assert not any(w.startswith("the file ends inside") for w in warnings)

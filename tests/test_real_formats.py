@@ -393,7 +393,8 @@ def test_durations_in_milliseconds_are_warned_about_and_read_with_duration_unit(
     read = import_dataset("csv", tmp_path / "log.csv", options=ReadOptions(time_unit="ms"), **common)
     assert read.catalog.duration.tolist() == [74280.0, 12000.5]
     (warning,) = [w for w in read.meta["warnings"] if "median duration" in w]
-    assert warning.startswith("the items' median duration is 12 hours: are the durations in milliseconds?")
+    assert warning.startswith("the items' median duration is 12.0 hours: are the durations in milliseconds?")
+    assert warning.endswith("import again with --duration-unit ms")
     fixed = import_dataset("csv", tmp_path / "log.csv", options=ReadOptions(time_unit="ms", duration_unit="ms"),
                            **common)
     assert fixed.catalog.duration.tolist() == pytest.approx([74.28, 12.0005])
@@ -539,3 +540,30 @@ def test_a_cut_last_line_that_lists_several_ids_is_warned_about(tmp_path):
     path.write_text("user_id,item_id,timestamp\nu1,a b,1600039040\nu2,b c,1600039050\nu3,a c,16000")
     warnings = import_dataset("csv", path, columns=ColumnMap(item_list_sep=" ")).meta["warnings"]
     assert any(w.startswith("the file ends inside its last line (4: no line break after it)") for w in warnings)
+
+
+def test_a_pandas_index_column_is_not_named_as_unread(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(",user_id,item_id,timestamp\n0,u1,a,1600000000\n1,u1,b,1600000001\n")
+    assert "warnings" not in import_dataset("csv", path).meta
+    path.write_text("Unnamed: 0,user_id,item_id,timestamp,mood\n0,u1,a,1600000000,x\n1,u1,b,1600000001,y\n")
+    (warning,) = import_dataset("csv", path).meta["warnings"]
+    assert warning.startswith("the log's column(s) 'mood' were not read")
+
+
+@pytest.mark.parametrize("modality, seconds, warned", [
+    ("short_video", 15_000, True),  # 15 s videos in milliseconds: 4.2 hours read as seconds
+    ("podcast_episode", 12 * 3600, False), ("", 8 * 3600, True), ("film", 2 * 3600, False),
+    ("music_track", 240_000, True),
+])
+def test_the_long_duration_warning_is_bounded_by_modality(tmp_path, modality, seconds, warned):
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\nu1,a,1600000000\n")
+    (tmp_path / "items.csv").write_text("item_id,modality,duration\n" + "".join(
+        f"{i},{modality},{seconds}\n" for i in "abc"))
+    warnings = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv").meta.get("warnings", [])
+    assert any("median duration" in w for w in warnings) == warned
+    if warned:
+        minutes = import_dataset("csv", tmp_path / "log.csv", items=tmp_path / "items.csv",
+                                 options=ReadOptions(duration_unit="min")).meta["warnings"]
+        assert any("is --duration-unit min their unit?" in w and w.endswith("check --duration-unit")
+                   for w in minutes)
