@@ -262,7 +262,8 @@ def make_baseline(name: str, dataset: Dataset, split: Split):
                             "tells them apart and no training user consumed two distinct items; use the "
                             "popular baseline, or a log with longer histories and an items file")
         return Hybrid([*knn, *content, (popular_log, 0.3)])
-    raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+    several = " (several: repeat --model, one name each)" if "," in name else ""
+    raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}{several}")
 
 
 @dataclass

@@ -49,6 +49,8 @@ def test_bad_scorer_and_unknown_name_are_reported(setup):
         evaluator.evaluate(Broken())
     with pytest.raises(ConfigError, match="unknown baseline 'svd'"):
         make_baseline("svd", dataset, split)
+    with pytest.raises(ConfigError, match=r"unknown baseline 'popular,itemknn'; .* \(several: repeat --model"):
+        make_baseline("popular,itemknn", dataset, split)
 
 
 def test_content_on_a_bare_log_says_it_has_nothing_to_match(tmp_path):
