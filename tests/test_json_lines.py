@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from documented import run_documented
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -442,9 +443,6 @@ def test_an_element_that_is_no_object_is_counted_with_skip_bad_rows():
 def test_the_documented_spotify_command_imports_an_extended_streaming_history(tmp_path):
     """docs/data.md's command, run on a replica: one pretty-printed array, null reason_end on some plays,
     podcast episodes without a track."""
-    import re
-    import shlex
-    from pathlib import Path
 
     def play(ts, user, artist, track, reason):
         return {"ts": ts, "username": user, "platform": "Android OS 9", "ms_played": 120_000, "conn_country": "DE",
@@ -459,12 +457,7 @@ def test_the_documented_spotify_command_imports_an_extended_streaming_history(tm
              play("2023-04-11T08:00:00Z", "ben", "Sigur Rós", "Hoppípolla", "unexpected-exit-while-paused"),
              play("2023-04-11T08:05:00Z", "ben", "Björk", "Army of Me", "trackerror")]
     (tmp_path / "endsong_0.json").write_text(json.dumps(plays, indent=1, ensure_ascii=False), encoding="utf-8")
-    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
-    block = re.search(r"```bash\n(edgerec data import jsonl endsong_0\.json.+?)\n```", text, re.S).group(1)
-    args = shlex.split(block.replace("\\\n", " "))[1:]
-    args[args.index("--out") + 1] = str(tmp_path / "spotify")
-    args[args.index("endsong_0.json")] = str(tmp_path / "endsong_0.json")
-    result = CliRunner().invoke(cli, args)
+    result = run_documented("endsong_0.json", tmp_path / "endsong_0.json", tmp_path / "spotify")
     assert result.exit_code == 0, result.output
     dataset = load_dataset(tmp_path / "spotify")
     log = dataset.interactions

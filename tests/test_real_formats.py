@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from documented import run_documented
 
 from edgerec.cli.main import cli
 from edgerec.data import ReadOptions, import_dataset, load_movielens
@@ -320,19 +321,11 @@ def test_an_event_named_twice_in_the_map_is_refused():
 
 def test_the_documented_twitch_command_reads_10_minute_slots(tmp_path):
     """docs/data.md's Twitch 100k command on a replica: no header, times counted in 10-minute slots."""
-    import re
-    import shlex
-    from pathlib import Path
 
     rows = ["1,34347669376,grimnax,5415,5419", "1,34391109664,jtoddcolq,5433,5434",
             "1,34378308096,ketchupfix,5419,5420", "2,34391109664,jtoddcolq,6000,6002", "2,34347669376,grimnax,61,62"]
     (tmp_path / "100k_a.csv").write_text("\n".join(rows) + "\n")
-    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
-    block = re.search(r"```bash\n(edgerec data import csv 100k_a\.csv.+?)\n```", text, re.S).group(1)
-    args = shlex.split(block.replace("\\\n", " "))[1:]
-    args[args.index("--out") + 1] = str(tmp_path / "twitch")
-    args[args.index("100k_a.csv")] = str(tmp_path / "100k_a.csv")
-    result = CliRunner().invoke(cli, args)
+    result = run_documented("100k_a.csv", tmp_path / "100k_a.csv", tmp_path / "twitch")
     assert result.exit_code == 0, result.output
     assert "10-minute steps" in result.output  # dated in 1970: the warning says what holds
     dataset = load_dataset(tmp_path / "twitch")
@@ -502,17 +495,9 @@ def test_item_list_sep_mistakes_are_refused(tmp_path, kwargs, message):
 
 
 def test_the_documented_microlens_command_reads_its_sequences(tmp_path):
-    import re
-    import shlex
-    from pathlib import Path
 
     (tmp_path / "MicroLens-100k_pairs.tsv").write_text("1\t5 9 2\n2\t9 7\n")
-    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
-    block = re.search(r"```bash\n(edgerec data import csv MicroLens-100k_pairs\.tsv.+?)\n```", text, re.S).group(1)
-    args = shlex.split(block.replace("\\\n", " "))[1:]
-    args[args.index("--out") + 1] = str(tmp_path / "microlens")
-    args[args.index("MicroLens-100k_pairs.tsv")] = str(tmp_path / "MicroLens-100k_pairs.tsv")
-    result = CliRunner().invoke(cli, args)
+    result = run_documented("MicroLens-100k_pairs.tsv", tmp_path / "MicroLens-100k_pairs.tsv", tmp_path / "microlens")
     assert result.exit_code == 0, result.output
     dataset = load_dataset(tmp_path / "microlens")
     assert [(dataset.user_ids[u], dataset.catalog.item_ids[i]) for u, i in
