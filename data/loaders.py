@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -773,12 +774,30 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
                                 chunks=lambda skipped: netflix_chunks(files, options.chunk_rows, skipped),
                                 unknown_items=f"are {titles.name if titles else 'the titles'} and the ratings from "
                                 "the same download?")
-    dataset.meta = dict(dataset.meta, source=Path(path).name, format="netflix")  # the name only: no host path
+    dataset.interactions = _same_day_shuffled(dataset)
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format="netflix",  # the name only: no host path
+                        ties="a customer's ratings of one day in a fixed order drawn from a hash of customer and "
+                             "film (the files order them by film)")
     if titles is None:
         dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), "no movie_titles.csv beside the ratings: "
                                     "the films have ids but no titles (put the file in the ratings' folder and "
                                     "import the folder)"]
     return dataset
+
+
+def _same_day_shuffled(dataset: Dataset) -> Interactions:
+    """The log with each customer's ratings of one day in an order drawn from a hash of (customer, film):
+    the files list a day's ratings by film, so the stable sort made the highest MovieID of a customer's last
+    day their test item, every time (93% of customers rate several films on their last day). The hash is of
+    the ids as written, so a sample keeps the full import's order."""
+    log = dataset.interactions
+    users = np.fromiter((zlib.crc32(u.encode()) for u in dataset.user_ids), np.uint64, len(dataset.user_ids))
+    items = np.fromiter((zlib.crc32(i.encode()) for i in dataset.catalog.item_ids), np.uint64,
+                        len(dataset.catalog.item_ids))
+    with np.errstate(over="ignore"):  # uint64 products wrap: a mix, not a count
+        key = users[log.user] * np.uint64(0x9E3779B97F4A7C15) ^ items[log.item] * np.uint64(0xC2B2AE3D27D4EB4F)
+        key ^= key >> np.uint64(29)
+    return log.take(np.lexsort((key, log.timestamp, log.user)))
 
 
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
