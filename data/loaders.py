@@ -329,6 +329,8 @@ def read_interactions(
         meta["event_map"] = {"map": dict(columns.event_map), "dropped_rows": dict(sorted(dropped.items()))}
     if columns.value_scale is not None:
         meta["value_scale"] = columns.value_scale
+    if options.sample_users is not None:  # which users a later run would get again
+        meta["sample"] = {"users": options.sample_users, "seed": options.seed}
     if not options.time_text.plain:
         meta["time_text"] = options.time_text.as_meta()
     latest = max(int(t.max()) for t in parts["timestamp"])

@@ -270,3 +270,4 @@ def test_a_customers_ratings_of_one_day_are_not_in_film_order(tmp_path):
     kept = set(sample.user_ids)
     assert rows(sample) == [r for r in rows(dataset) if r[0] in kept]  # a sample keeps the full import's order
     assert "hash of customer and film" in dataset.meta["ties"]
+    assert sample.meta["sample"] == {"users": 0.5, "seed": 1} and "sample" not in dataset.meta
