@@ -104,7 +104,10 @@ def outcome(stopped_by: str, history: list[float], budget: Budget, capped_by_use
     rising = since_best < max(2, math.ceil(budget.patience / 3))
     if not rising:
         return Outcome(stopped_by, False, "")
-    if stopped_by == "time":
+    if stopped_by == "time" and len(history) == 1:  # one value: no trend, but a run cut that short is short
+        advice = (f"the time cap ({capped_by_user.get('max_minutes'):g} min) ran out after one validation, too few "
+                  "to tell whether it was still improving: raise --max-minutes, or continue this run with --resume")
+    elif stopped_by == "time":
         advice = (f"validation NDCG@10 was still rising when the time cap ({capped_by_user.get('max_minutes'):g} min) "
                   "ran out: raise --max-minutes, or continue this run with --resume")
     elif capped_by_user.get("epochs") is not None:

@@ -48,6 +48,10 @@ def test_the_verdict_names_the_cap_and_what_to_do():
     assert ended.still_improving and "--steps 200" in ended.advice
     timed = outcome("time", rising, budget, {"max_minutes": 5})
     assert timed.still_improving and "--max-minutes" in timed.advice
+    assert timed.advice.startswith("validation NDCG@10 was still rising")
+    once = outcome("time", [0.1405], budget, {"max_minutes": 3})  # one epoch: no trend to claim
+    assert once.still_improving and once.advice.startswith("the time cap (3 min) ran out after one validation, too "
+                                                           "few to tell whether it was still improving")
     flat = outcome("budget", [0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], budget, {"epochs": None})
     assert not flat.still_improving and flat.advice == ""
 
