@@ -36,7 +36,7 @@ class BaselinesStudy(Study):
                 scorer = make_baseline(name, dataset, split)
             except DataError as exc:  # e.g. content on a bare log: say why, run the others
                 rows.append({"model": name, "not measured": str(exc)})
-                progress(f"baseline {name} not measured", {})
+                progress(f"baseline {name} not measured: {exc}", {})
                 continue
             row = evaluator.evaluate(scorer)
             row["seconds"] = round(time.perf_counter() - began, 1)

@@ -55,9 +55,11 @@ class NewcomerStudy(Study):
         if isinstance(self.users, bool) or not isinstance(self.users, int) or self.users < 1:
             raise ConfigError(f"users must be a whole number >= 1 (got {self.users!r})")
         with open_device(self.bundle) as rec:
-            progress("a newcomer choosing each genre and language", {})
-            lists = {column: _visibility(rec, column) for column in ("genre", "language")
-                     if column in rec.catalog.categorical and column_values(rec.catalog, column)}
+            columns = [column for column in ("genre", "language")
+                       if column in rec.catalog.categorical and column_values(rec.catalog, column)]
+            progress(f"a newcomer choosing each {' and '.join(columns)}" if columns else
+                     "the catalog has no genres or languages to choose: newcomers choose nothing", {})
+            lists = {column: _visibility(rec, column) for column in columns}
             visibility = {column: shown for column, (shown, _) in lists.items()}
             spread = {f"choosing one {column}": creator_spread(creators) for column, (_, creators) in lists.items()}
             firsts = self._first_lists(rec, progress, spread)

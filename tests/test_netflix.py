@@ -6,7 +6,6 @@ from __future__ import annotations
 import bz2
 import gzip
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
