@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import bz2
 import gzip
+from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -270,3 +272,66 @@ def test_a_customers_ratings_of_one_day_are_not_in_film_order(tmp_path):
     assert rows(sample) == [r for r in rows(dataset) if r[0] in kept]  # a sample keeps the full import's order
     assert "hash of customer and film" in dataset.meta["ties"]
     assert sample.meta["sample"] == {"users": 0.5, "seed": 1} and "sample" not in dataset.meta
+
+
+def test_small_chunks_read_the_same_log_and_name_later_lines(tmp_path):
+    folder = kaggle(tmp_path / "nf")
+    whole = rows(import_dataset("netflix", folder))
+    for size in (1, 2, 3):
+        assert rows(import_dataset("netflix", folder, options=ReadOptions(chunk_rows=size))) == whole
+    folder = kaggle(tmp_path / "untitled", titles="1,2003,Dinosaur Planet\n3,1997,Character\n")  # no film 2
+    with pytest.raises(DataError) as err:
+        import_dataset("netflix", folder, options=ReadOptions(chunk_rows=1))
+    assert str(err.value) == ("combined_data_1.txt:5: item '2' is not in the item table; add it there or drop the "
+                              "event")
+
+
+def test_the_catalog_holds_films_without_genres_or_tags(tmp_path):
+    catalog = import_dataset("netflix", kaggle(tmp_path / "nf")).catalog
+    assert catalog.text["modality"] == ["film"] * 3 and catalog.text["genre"] == [""] * 3
+    assert catalog.tags == [(), (), ()] and catalog.release_ts.dtype == np.int64
+
+
+@pytest.mark.parametrize("year, ok", [("1800", True), ("2100", True), ("1799", False), ("2101", False),
+                                      ("null", True), ("", True)])
+def test_title_years_from_1800_to_2100_or_null(tmp_path, year, ok):
+    folder = kaggle(tmp_path / "nf", titles=f"1,{year},A\n2,2000,B\n3,2001,C\n")
+    if ok:
+        assert import_dataset("netflix", folder).catalog.release_ts[0] == (
+            int(datetime(int(year), 1, 1, tzinfo=timezone.utc).timestamp()) if year.isdigit() else 0)
+    else:
+        with pytest.raises(DataError, match=f"movie_titles.csv:1: the year of film 1 is '{year}'"):
+            import_dataset("netflix", folder)
+
+
+def test_titles_in_cp1252_blank_lines_and_control_characters(tmp_path):
+    folder = kaggle(tmp_path / "nf", titles=None)
+    (folder / "movie_titles.csv").write_bytes(b"1,2003,Don\x92t Look\n\n2,2004,Caf\xe9\n3,2005,Up\n")
+    assert import_dataset("netflix", folder).catalog.text["title"] == ["Don\u2019t Look", "Caf\u00e9", "Up"]
+    (folder / "movie_titles.csv").write_bytes(b"1,2003,A\n2,2004,B\x07ell\n3,2005,Up\n")
+    with pytest.raises(DataError, match="movie_titles.csv:2: the title holds the control character U\\+0007"):
+        import_dataset("netflix", folder)
+
+
+def test_a_film_line_with_trailing_spaces_and_crlf(tmp_path):
+    folder = kaggle(tmp_path / "nf", first="1:  \r\n7,3,2005-09-06\r\n2:\t\r\n8,4,2005-09-06\r\n")
+    assert sorted(r[:2] for r in rows(import_dataset("netflix", folder)))[:2] == [("30878", "3"), ("7", "1")]
+
+
+def test_ratings_that_are_not_text_or_a_cut_stream_name_their_file(tmp_path):
+    folder = kaggle(tmp_path / "nf", first="1:\n7,3,2005-09-06\n")
+    (folder / "combined_data_2.txt").write_bytes(b"3:\n8,4,2005-09-06\n9,\xff,2005-09-06\n")
+    with pytest.raises(DataError, match=r"^combined_data_2.txt:3: not valid utf-8 text"):
+        import_dataset("netflix", folder)
+    for cut, line in ((30, 2), (12, 1)):  # two lines read before the cut; none (the line is then 1)
+        (folder / "combined_data_2.txt").write_bytes(gzip.compress(b"3:\n8,4,2005-09-06\n" * 50)[:cut])
+        with pytest.raises(DataError) as err:
+            import_dataset("netflix", folder)
+        assert str(err.value).startswith(f"combined_data_2.txt:{line}: cannot be read past this line (")
+
+
+def test_one_file_without_titles_says_where_to_put_them(tmp_path):
+    path = kaggle(tmp_path / "nf", titles=None) / "combined_data_2.txt"
+    assert import_dataset("netflix", path).meta["warnings"] == [
+        "no movie_titles.csv beside the ratings: the films have ids but no titles (put the file in the ratings' "
+        "folder and import the folder)"]

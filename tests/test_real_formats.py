@@ -552,3 +552,21 @@ def test_the_long_duration_warning_is_bounded_by_modality(tmp_path, modality, se
                                  options=ReadOptions(duration_unit="min")).meta["warnings"]
         assert any("is --duration-unit min their unit?" in w and w.endswith("check --duration-unit")
                    for w in minutes)
+
+
+@pytest.mark.parametrize("users, rows_each, falling, items, warned", [
+    (10, 3, 0, None, True), (9, 3, 0, None, False), (10, 2, 0, None, False),  # too few users, rows
+    (10, 3, 1, None, True), (10, 3, 2, None, False),  # nine in ten rise; eight do not
+    (10, 3, 0, ["9", "10", "11"], True),  # ids compared as numbers: '9' < '10'
+    (10, 3, 0, ["a", "a", "b"], True),  # a repeated play is no fall
+])
+def test_the_item_order_warning_at_its_bounds(tmp_path, users, rows_each, falling, items, warned):
+    lines = []
+    for u in range(users):
+        listed = items or [f"i{u}{k}" for k in range(rows_each)]
+        listed = listed[::-1] if u < falling else listed
+        lines += [f"u{u},{item}\n" for item in listed[:rows_each]]
+    path = tmp_path / "dump.csv"
+    path.write_text("user,item\n" + "".join(lines))
+    meta = import_dataset("csv", path, columns=ColumnMap(user="user", item="item", time=None)).meta
+    assert any("order of their item ids" in w for w in meta["warnings"]) == warned
