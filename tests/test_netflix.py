@@ -244,6 +244,9 @@ def test_compressed_files_keep_their_names(tmp_path):
     (dict(options=ReadOptions(delimiter=";")), "--delimiter"), (dict(options=ReadOptions(encoding="latin-1")),
                                                                  "--encoding"),
     (dict(options=ReadOptions(header=("a", "b"))), "--columns"),
+    (dict(columns=ColumnMap(item="film")), "--item-col"), (dict(columns=ColumnMap(event="kind")), "--event-col"),
+    (dict(columns=ColumnMap(time="when")), "--time-col"), (dict(options=ReadOptions(quoted=False)), "--no-quoting"),
+    (dict(options=ReadOptions(tag_separator=",")), "--tag-sep"),
 ])
 def test_options_it_would_ignore_are_refused(tmp_path, kwargs, flag):
     with pytest.raises(ConfigError, match=f"netflix is read with its own columns; {flag} is for FORMAT csv"):

@@ -570,3 +570,19 @@ def test_the_item_order_warning_at_its_bounds(tmp_path, users, rows_each, fallin
     path.write_text("user,item\n" + "".join(lines))
     meta = import_dataset("csv", path, columns=ColumnMap(user="user", item="item", time=None)).meta
     assert any("order of their item ids" in w for w in meta["warnings"]) == warned
+
+
+def test_the_unread_log_columns_warning_whole_and_without_a_click_column(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,mood,is_like\nu1,a,1600000000,x,0\nu1,b,1600000001,y,1\n")
+    assert import_dataset("csv", path).meta["warnings"] == [
+        "the log's column(s) 'mood', 'is_like' were not read: an event is read from the user, item and time "
+        "columns, with --event-col, --value-col and a device column when named (a row is a play without an event "
+        "column)."]
+
+
+def test_a_listed_row_in_a_later_json_line_is_named_by_its_line(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"user": "1", "item": ["a", "b"], "t": 1}\n\n{"user": "2", "item": ["c", "d"], "t": "x"}\n')
+    with pytest.raises(DataError, match="pairs.jsonl:3: column 't'"):
+        import_dataset("jsonl", path, columns=ColumnMap(user="user", item="item", time="t", item_list_sep=" "))
