@@ -99,10 +99,9 @@ def netflix_chunks(files: list[Path], chunk_rows: int, skipped: Skipped | None =
                                 "use FORMAT csv", str(path), number)
             fields = [f.strip() for f in line.split(",")]
             problem = _row_problem(fields)
-            if problem is not None and len(fields) in (1, 2) and (path.name.startswith(_TEST_SETS) or
-                                                                  _DATE.fullmatch(fields[-1])):
-                raise DataError("rows of CustomerID,Date (or CustomerID alone) are the Prize's qualifying or "
-                                "probe set, without ratings: import the combined_data files", str(path), number)
+            if problem is not None and len(fields) == 2 and _DATE.fullmatch(fields[1]):
+                raise DataError("rows of CustomerID,Date are the Prize's qualifying set, without ratings: import "
+                                "the combined_data files", str(path), number)
             if problem is not None and problem.startswith("stars"):
                 raise DataError(f"film {film}'s ratings: {problem}", str(path), number)
             if problem is not None:

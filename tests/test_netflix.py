@@ -198,7 +198,7 @@ def test_copies_and_repeats_are_not_read_twice(tmp_path):
     ("1:\n7,3,2005-09-06\n8,4,2001", "combined_data_1.txt:3: film 1's ratings: date not YYYY-MM-DD; found '2001' "
                                      r"\(a line cut short\?\)"),
     ("1:\n7,3.5,2005-09-06\n", "combined_data_1.txt:2: film 1's ratings: stars '3.5', where a rating is a whole"),
-    ("1:\n7,2005-09-06\n", "combined_data_1.txt:2: rows of CustomerID,Date .* are the Prize's qualifying or probe"),
+    ("1:\n7,2005-09-06\n", "combined_data_1.txt:2: rows of CustomerID,Date are the Prize's qualifying set"),
     ("1:\n7,3,2005-09-06\n2a:\n8,4,2005-09-06\n", "combined_data_1.txt:3: a line ending in ':' that is no film line"),
 ])
 def test_rows_that_would_be_read_wrong_are_refused(tmp_path, first, message):
@@ -339,3 +339,23 @@ def test_one_file_without_titles_says_where_to_put_them(tmp_path):
     assert import_dataset("netflix", path).meta["warnings"] == [
         "no movie_titles.csv beside the ratings: the films have ids but no titles (put the file in the ratings' "
         "folder and import the folder)"]
+
+
+def test_blank_lines_inside_a_block_and_skips_that_leave_no_rating(tmp_path):
+    folder = kaggle(tmp_path / "nf", first="1:\n7,3,2005-09-06\n\n8,4,2005-09-07\n")
+    assert {r[:2] for r in rows(import_dataset("netflix", folder))} >= {("7", "1"), ("8", "1")}
+    path = kaggle(tmp_path / "none", first="1:\n2:\n") / "combined_data_1.txt"
+    with pytest.raises(DataError, match="combined_data_1.txt: holds film lines but no ratings"):
+        import_dataset("netflix", path, options=ReadOptions(skip_bad_rows=True))
+    path = kaggle(tmp_path / "one", first="1:\n7,3,2005-09-06\n7,3\n") / "combined_data_1.txt"
+    skipped = import_dataset("netflix", path, options=ReadOptions(skip_bad_rows=True)).meta["skipped_rows"]
+    assert skipped == {"not 3 fields": {"rows": 1, "first_lines": [3]}}  # one file: plain line numbers
+
+
+def test_one_original_file_finds_the_titles_one_folder_up(tmp_path):
+    folder = tmp_path / "download"
+    (folder / "training_set").mkdir(parents=True)
+    (folder / "training_set" / "mv_0000001.txt").write_text("1:\n7,4,2005-01-02\n")
+    (folder / "movie_titles.txt").write_text("1,2001,Am\u00e9lie\u2019s Day\n", encoding="utf-8")
+    dataset = import_dataset("netflix", folder / "training_set" / "mv_0000001.txt")
+    assert dataset.catalog.text["title"] == ["Am\u00e9lie\u2019s Day"]  # UTF-8 titles read as they are
