@@ -178,7 +178,7 @@ def test_time_unit_converts_millisecond_logs(tmp_path):
 
 
 @pytest.mark.parametrize("unit, seconds", [("10min", 600), ("min", 60), ("h", 3_600), ("d", 86_400),
-                                           ("1d", 86_400), ("30s", 30), ("7d", 7 * 86_400)])
+                                           ("1d", 86_400), ("30s", 30), ("7d", 7 * 86_400), ("2s", 2)])
 def test_times_counted_in_steps_read_as_whole_seconds(tmp_path, unit, seconds):
     # Twitch 100k counts its times in 10-minute slots from the crawl's start; read as seconds, a day became 144 s
     path = write(tmp_path / "steps.csv", LOG + "u1,i1,4000\nu1,i2,3\nu1,i3,3.5\n")
@@ -226,7 +226,8 @@ def test_a_header_glued_by_another_delimiter_says_which(tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     (dict(delimiter=""), "delimiter"), (dict(delimiter='"'), "delimiter"), (dict(chunk_rows=0), "chunk_rows"),
-    (dict(time_unit="hours"), "unknown time unit"), (dict(time_unit="0min"), "unknown time unit"), (dict(sample_users=0.0), "fraction"),
+    (dict(time_unit="hours"), "unknown time unit"), (dict(time_unit="0min"), "unknown time unit"),
+    (dict(time_unit=5), "unknown time unit"), (dict(sample_users=0.0), "fraction"),
 ])
 def test_bad_read_options_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -600,6 +600,8 @@ def test_floors_too_small_to_mean_anything_get_no_ratio():
     rows = {r["figure"]: r for r in footprint.figures(result)}
     assert all(r["x physical"] is None for r in rows.values())
     assert rows["peak RSS, MB (onnx)"]["x goal"] == pytest.approx(80 / (64 + 10_000 / 2**20))  # goals still hold
+    half_mb = dict(result, retrieval=dict(result["retrieval"], table_bytes=2**19))  # 0.5 MB: under 1 MB, over 0.05
+    assert {r["figure"]: r for r in footprint.figures(half_mb)}["peak RSS, MB (onnx)"]["x physical"] is None
     at_least = dict(result, retrieval=dict(result["retrieval"], table_bytes=2**20, scan_bound_ms=0.05))
     rows = {r["figure"]: r for r in footprint.figures(at_least)}
     assert rows["peak RSS, MB (onnx)"]["x physical"] == 80.0 and rows["recommend() p50, ms (onnx)"]["x physical"] == pytest.approx(6.0)
