@@ -11,6 +11,7 @@ progress), so a kill never leaves it half of one epoch and half of the next.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,17 @@ class Checkpoint:
 
 
 RESUME_FILE = "resume.safetensors"
+
+
+def path_from(folder: str | Path, target: str | Path) -> str:
+    """`target` as written into `folder`'s files: relative to it, so no host path is kept and a run folder
+    moved whole still finds its parts (read back with `path_in`)."""
+    return os.path.relpath(Path(target).resolve(), Path(folder).resolve())
+
+
+def path_in(folder: str | Path, written: str) -> str:
+    """A path `path_from` wrote into `folder`'s files (or an absolute one, as older files hold), resolved."""
+    return str((Path(folder) / written).resolve())
 
 
 def _atomic_json(path: Path, payload: dict) -> None:

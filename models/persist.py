@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgerec.errors import ModelError
-from edgerec.models.checkpoint import load_checkpoint, load_model, save_checkpoint
+from edgerec.models.checkpoint import (
+    load_checkpoint,
+    load_model,
+    path_from,
+    path_in,
+    save_checkpoint,
+)
 from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import Ranker
 from edgerec.runtime.checks import file_name
@@ -13,7 +19,7 @@ from edgerec.runtime.checks import file_name
 
 def save_ranker(folder: str | Path, ranker: Ranker, retrieval: str | Path, info: dict) -> Path:
     config = ModelConfig(arch="ranker", dim=ranker.deep[0].out_features, layers=len(ranker.cross), heads=1)
-    info = dict(info, retrieval=str(Path(retrieval).resolve()), n_features=int(ranker.mean.shape[0]))
+    info = dict(info, retrieval=path_from(folder, retrieval), n_features=int(ranker.mean.shape[0]))
     return save_checkpoint(folder, ranker.state_dict(), config, None, info)
 
 
@@ -27,7 +33,7 @@ def load_ranker(folder: str | Path) -> tuple[Ranker, dict]:
     if missing:
         raise ModelError(f"{file_name(folder)} is a ranker without {', '.join(sorted(missing))}: retrain it with "
                          "`edgerec train --arch ranker`")
-    return ranker.eval(), ckpt.info
+    return ranker.eval(), dict(ckpt.info, retrieval=path_in(folder, ckpt.info["retrieval"]))
 
 
 def checkpoint_arch(folder: str | Path) -> str:

@@ -20,6 +20,7 @@ import torch
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Split
 from edgerec.errors import ModelError
+from edgerec.models.checkpoint import path_from, path_in
 from edgerec.models.ranker import (
     DAY,
     LikesBefore,
@@ -155,7 +156,7 @@ def save_scorer(folder: str | Path, scorer: LinearScorer, retrieval: str | Path,
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"kind": "linear-scorer", "version": SCORER_VERSION, "features": list(scorer.names),
                "weights": scorer.weights.tolist(), "mean": scorer.mean.tolist(), "scale": scorer.scale.tolist(),
-               "intercept": scorer.intercept, "retrieval": str(Path(retrieval).resolve()), "info": info}
+               "intercept": scorer.intercept, "retrieval": path_from(folder, retrieval), "info": info}
     write_file(folder / SCORER_FILE, json.dumps(payload, indent=1))
     return folder
 
@@ -175,4 +176,4 @@ def load_scorer(folder: str | Path) -> tuple[LinearScorer, dict]:
                          "train it again with `edgerec scorer train`")
     scorer = LinearScorer(tuple(payload["features"]), np.array(payload["weights"]), np.array(payload["mean"]),
                           np.array(payload["scale"]), float(payload["intercept"]))
-    return scorer, payload
+    return scorer, dict(payload, retrieval=path_in(folder, payload["retrieval"]))

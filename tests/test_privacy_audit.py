@@ -110,7 +110,7 @@ def test_a_damaged_bundle_is_named_without_its_folders(tmp_path):
 
 
 def test_a_scorer_for_another_model_is_named_without_the_stored_absolute_path(tmp_path):
-    """The scorer records its retrieval model's resolved path; the refusal names folders, not that path."""
+    """The scorer records its retrieval model's path relative to its own folder; the refusal names folders."""
     from edgerec.errors import ModelError
     from edgerec.export.ranking import add_scorer
     from edgerec.models.scorer import LinearScorer, save_scorer
@@ -120,6 +120,13 @@ def test_a_scorer_for_another_model_is_named_without_the_stored_absolute_path(tm
     with pytest.raises(ModelError, match="trained for model-a, not for model-b") as err:
         add_scorer(None, folder, tmp_path / MARK / "model-b")
     assert MARK not in str(err.value) and str(tmp_path) not in str(err.value)
+    written = (folder / "scorer.json").read_text()
+    assert str(tmp_path) not in written and '"retrieval": "../model-a"' in written  # relative: no host path
+    moved = tmp_path / "moved"  # the run folder moved whole still finds its retrieval model
+    (tmp_path / MARK).rename(moved)
+    from edgerec.models.scorer import load_scorer
+
+    assert load_scorer(moved / "scorer")[1]["retrieval"] == str((moved / "model-a").resolve())
 
 
 def test_checkpoint_and_prior_refusals_name_folders_not_paths(folder):
@@ -465,3 +472,14 @@ def test_host_reports_printed_output_and_log_records_name_no_user_or_data_folder
     assert len(files) == 6
     for where, text in {**files, "printed": " ".join(printed), "log": records}.items():
         assert CANARY_USER not in text and MARK not in text and str(data) not in text, where
+
+
+def test_a_ranker_records_its_retrieval_model_relative_to_itself(tmp_path):
+    from edgerec.models.persist import load_ranker, save_ranker
+    from edgerec.models.ranker import Ranker
+
+    folder = save_ranker(tmp_path / MARK / "ranker", Ranker(4, 8, 1), tmp_path / MARK / "student", {})
+    texts = [f.read_text() for f in folder.iterdir() if f.suffix == ".json"]
+    assert texts and all(str(tmp_path) not in t for t in texts) and any('"../student"' in t for t in texts)
+    (tmp_path / MARK).rename(tmp_path / "moved")
+    assert load_ranker(tmp_path / "moved" / "ranker")[1]["retrieval"] == str((tmp_path / "moved" / "student").resolve())
