@@ -124,11 +124,9 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
                         default_event=default_event,
                         skip_below=skip_below, value_scale=value_scale,
                         event_map=parse_event_map(event_map) if event_map is not None else None,
-                        item_list_sep={"\\t": "\t", "tab": "\t"}.get(item_list_sep, item_list_sep))
-    delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # a shell passes \t as two characters
-    items_delimiter = {"\\t": "\t", "tab": "\t"}.get(items_delimiter, items_delimiter)
-    header = tuple(n.strip() for n in names.split(",")) if names else None
-    item_header = tuple(n.strip() for n in items_header.split(",")) if items_header else None
+                        item_list_sep=_separator(item_list_sep))
+    delimiter, items_delimiter = _separator(delimiter), _separator(items_delimiter)
+    header, item_header = _column_names(names), _column_names(items_header)
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
                           sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
                           skip_bad_rows=skip_bad_rows, tag_separator=tag_sep, time_format=time_format,
@@ -153,6 +151,16 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
     for reason, what in dataset.meta.get("skipped_rows", {}).items():
         console.print(f"skipped {what['rows']:,} row{'s' * (what['rows'] > 1)} ({reason}); first at line(s) "
                       f"{', '.join(map(str, what['first_lines']))}")
+
+
+def _column_names(text: str | None) -> tuple[str, ...] | None:
+    """--columns or --items-header: names joined by commas."""
+    return tuple(n.strip() for n in text.split(",")) if text else None
+
+
+def _separator(text: str | None) -> str | None:
+    """A separator as typed: a shell passes \\t as two characters, and 'tab' is easier to type."""
+    return {"\\t": "\t", "tab": "\t"}.get(text, text)
 
 
 @data_group.command("stats", epilog=example("edgerec data stats data/world --json stats.json"))

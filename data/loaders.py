@@ -410,7 +410,8 @@ def _rows_in_item_order(log: Interactions, item_ids: list[str]) -> bool:
     judged = counts >= 3
     if judged.sum() < 10:
         return False
-    key = [int(i) for i in item_ids] if all(i.isdigit() for i in item_ids) else item_ids
+    # ids compared as numbers when all are ASCII digits ('²' is a digit to isdigit, not to int)
+    key = [int(i) for i in item_ids] if all(i.isascii() and i.isdigit() for i in item_ids) else item_ids
     rank = np.empty(len(item_ids), np.int64)
     rank[sorted(range(len(item_ids)), key=key.__getitem__)] = np.arange(len(item_ids))
     ranks = rank[log.item]
@@ -762,9 +763,9 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
 
 
 def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Dataset:
-    """The Netflix Prize ratings (netflix.py) as `rate` events of 1 to 5 stars, dated by day: a customer's
-    ratings of one day keep the file's order, films in the order of their blocks. With no titles file
-    beside them, the films are bare ids."""
+    """The Netflix Prize ratings (netflix.py) as `rate` events of 1 to 5 stars, dated by day, a customer's
+    ratings of one day in a fixed order drawn from a hash (_same_day_shuffled). With no titles file beside
+    them, the films are bare ids."""
     options = options or ReadOptions()
     files, titles = netflix_files(path)
     catalog = indexed(netflix_catalog(titles), titles) if titles is not None else None

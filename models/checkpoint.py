@@ -45,13 +45,15 @@ RESUME_FILE = "resume.safetensors"
 
 def path_from(folder: str | Path, target: str | Path) -> str:
     """`target` as written into `folder`'s files: relative to it, so no host path is kept and a run folder
-    moved whole still finds its parts (read back with `path_in`)."""
+    moved whole still finds its parts (read back with `with_path_in`)."""
     return os.path.relpath(Path(target).resolve(), Path(folder).resolve())
 
 
-def path_in(folder: str | Path, written: str) -> str:
-    """A path `path_from` wrote into `folder`'s files (or an absolute one, as older files hold), resolved."""
-    return str((Path(folder) / written).resolve())
+def with_path_in(folder: str | Path, info: dict, key: str) -> dict:
+    """`info` with its `key`, a path `path_from` wrote into `folder`'s files (or an absolute one, as older
+    files hold), resolved; info without such a text is returned as it is (its users refuse it by name)."""
+    written = info.get(key)
+    return dict(info, **{key: str((Path(folder) / written).resolve())}) if isinstance(written, str) else info
 
 
 def _atomic_json(path: Path, payload: dict) -> None:

@@ -9,8 +9,8 @@ from edgerec.models.checkpoint import (
     load_checkpoint,
     load_model,
     path_from,
-    path_in,
     save_checkpoint,
+    with_path_in,
 )
 from edgerec.models.config import ModelConfig
 from edgerec.models.ranker import Ranker
@@ -33,7 +33,7 @@ def load_ranker(folder: str | Path) -> tuple[Ranker, dict]:
     if missing:
         raise ModelError(f"{file_name(folder)} is a ranker without {', '.join(sorted(missing))}: retrain it with "
                          "`edgerec train --arch ranker`")
-    return ranker.eval(), dict(ckpt.info, retrieval=path_in(folder, ckpt.info["retrieval"]))
+    return ranker.eval(), with_path_in(folder, ckpt.info, "retrieval")
 
 
 def checkpoint_arch(folder: str | Path) -> str:

@@ -20,7 +20,7 @@ import torch
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Split
 from edgerec.errors import ModelError
-from edgerec.models.checkpoint import path_from, path_in
+from edgerec.models.checkpoint import path_from, with_path_in
 from edgerec.models.ranker import (
     DAY,
     LikesBefore,
@@ -176,4 +176,4 @@ def load_scorer(folder: str | Path) -> tuple[LinearScorer, dict]:
                          "train it again with `edgerec scorer train`")
     scorer = LinearScorer(tuple(payload["features"]), np.array(payload["weights"]), np.array(payload["mean"]),
                           np.array(payload["scale"]), float(payload["intercept"]))
-    return scorer, dict(payload, retrieval=path_in(folder, payload["retrieval"]))
+    return scorer, with_path_in(folder, payload, "retrieval")

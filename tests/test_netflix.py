@@ -359,3 +359,15 @@ def test_one_original_file_finds_the_titles_one_folder_up(tmp_path):
     (folder / "movie_titles.txt").write_text("1,2001,Am\u00e9lie\u2019s Day\n", encoding="utf-8")
     dataset = import_dataset("netflix", folder / "training_set" / "mv_0000001.txt")
     assert dataset.catalog.text["title"] == ["Am\u00e9lie\u2019s Day"]  # UTF-8 titles read as they are
+
+
+def test_a_ratings_file_changed_while_it_is_read_is_refused(tmp_path):
+    from edgerec.data.netflix import netflix_chunks
+
+    folder = kaggle(tmp_path / "nf")
+    chunks = netflix_chunks([folder / "combined_data_1.txt"], chunk_rows=1)
+    next(chunks)
+    with open(folder / "combined_data_1.txt", "a") as handle:  # a download still being written
+        handle.write("3:\n9,5,2005-09-06\n")
+    with pytest.raises(DataError, match="combined_data_1.txt: file changed while it was read"):
+        list(chunks)

@@ -483,3 +483,13 @@ def test_a_ranker_records_its_retrieval_model_relative_to_itself(tmp_path):
     assert texts and all(str(tmp_path) not in t for t in texts) and any('"../student"' in t for t in texts)
     (tmp_path / MARK).rename(tmp_path / "moved")
     assert load_ranker(tmp_path / "moved" / "ranker")[1]["retrieval"] == str((tmp_path / "moved" / "student").resolve())
+
+
+def test_a_stored_retrieval_path_that_is_no_text_is_left_for_its_users_to_refuse(tmp_path):
+    from edgerec.models.checkpoint import with_path_in
+
+    assert with_path_in(tmp_path, {"retrieval": 5}, "retrieval") == {"retrieval": 5}
+    assert with_path_in(tmp_path, {}, "retrieval") == {}
+    assert with_path_in(tmp_path, {"retrieval": "/abs/model"}, "retrieval") == {"retrieval": "/abs/model"}
+    assert with_path_in(tmp_path / "run" / "ranker", {"retrieval": "../student"}, "retrieval") == {
+        "retrieval": str((tmp_path / "run" / "student").resolve())}

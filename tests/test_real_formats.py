@@ -586,3 +586,11 @@ def test_a_listed_row_in_a_later_json_line_is_named_by_its_line(tmp_path):
     path.write_text('{"user": "1", "item": ["a", "b"], "t": 1}\n\n{"user": "2", "item": ["c", "d"], "t": "x"}\n')
     with pytest.raises(DataError, match="pairs.jsonl:3: column 't'"):
         import_dataset("jsonl", path, columns=ColumnMap(user="user", item="item", time="t", item_list_sep=" "))
+
+
+def test_the_item_order_check_takes_ids_that_only_look_like_digits(tmp_path):
+    """'²' passes str.isdigit but not int(): such ids are compared as text, not a crash."""
+    path = tmp_path / "dump.csv"
+    path.write_text("user,item\n" + "".join(f"u{u},{item}\n" for u in range(10) for item in ("1", "2", "\u00b2")))
+    meta = import_dataset("csv", path, columns=ColumnMap(user="user", item="item", time=None)).meta
+    assert any("order of their item ids" in w for w in meta["warnings"])  # '1' < '2' < '²' as text
