@@ -41,11 +41,12 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @data_group.command("import", epilog=example(
     "edgerec data import ml-1m ~/ml-1m --out data/ml1m",
     "edgerec data import netflix ~/netflix-prize --out data/netflix --sample 0.05",
+    "edgerec data import mpd ~/spotify_million_playlist_dataset --out data/mpd --sample 0.01",
     "edgerec data import csv log.csv --out data/mine --user-col account --item-col track --time-col ts",
     "edgerec data import csv plays.tsv --out data/music --delimiter tab --columns user,time,artist,track "
     "--user-col user --time-col time --item-col artist+track"))
 @click.argument("fmt", metavar="FORMAT",
-                type=click.Choice(["csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix"]))
+                type=click.Choice(["csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd"]))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True),
@@ -110,8 +111,9 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
             event_map, delimiter,
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
             out_format) -> None:
-    """Import PATH (a file, a folder of a table's part files, a MovieLens folder, or the Netflix Prize folder
-    or one of its ratings files) into the neutral format at --out."""
+    """Import PATH (a file, a folder of a table's part files, a MovieLens folder, the Netflix Prize folder
+    or one of its ratings files, or the Million Playlist Dataset's folder or one of its slices) into the
+    neutral format at --out."""
     from edgerec.data.item_import import parse_item_columns
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset, parse_event_map
     from edgerec.data.stats import dataset_stats

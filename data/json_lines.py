@@ -247,9 +247,11 @@ def json_header(path: Path, open_text, enough: Callable[[list[str]], bool] | Non
             pass
     if not keys:
         if not array and _one_document(open_text):
+            slice_hint = (" (a Million Playlist Dataset slice imports as it is with FORMAT mpd)"
+                          if path.name.startswith("mpd.slice.") else "")
             raise DataError("the file is one JSON object over many lines (its first line is a lone '{'), not one "
                             "object a line: write one event a line first (a playlist's tracks as one row each, "
-                            "e.g. with pandas json_normalize or jq -c), then import that", str(path), 1)
+                            f"e.g. with pandas json_normalize or jq -c), then import that{slice_hint}", str(path), 1)
         where = f" (line {ignored.first[0]} is {ignored.first[1]})" if ignored.first else ""
         csv = ignored.first is not None and ignored.first[1].startswith("not JSON")
         raise DataError(f"file holds no JSON object{where}; expected one object per line, each with its fields"

@@ -41,6 +41,8 @@ from edgerec.data.item_import import (
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
 from edgerec.data.json_lines import ListCell, is_json_lines
+from edgerec.data.mpd import HEADER as MPD_HEADER
+from edgerec.data.mpd import mpd_catalog, mpd_chunks, mpd_files
 from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
 from edgerec.data.parts import data_files
 from edgerec.data.schema import (
@@ -72,8 +74,8 @@ from edgerec.errors import ConfigError, DataError
 __all__ = ["FORMATS", "KEY_JOIN", "ColumnMap", "ItemColumns", "ReadOptions", "import_dataset", "key_parts",
            "load_movielens", "read_interactions"]
 
-FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix")
-RELEASES = ("ml-100k", "ml-1m", "ml-latest", "netflix")  # public data sets read in their own layout
+FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd")
+RELEASES = ("ml-100k", "ml-1m", "ml-latest", "netflix", "mpd")  # public data sets read in their own layout
 DAY = 86_400
 MANY_ROWS = 10_000  # a log this long within a day of 1970 is counted in other steps or from its own start
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
@@ -788,6 +790,26 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
     return dataset
 
 
+def load_mpd(path: str | Path, options: ReadOptions | None = None) -> Dataset:
+    """Spotify's Million Playlist Dataset (mpd.py): each playlist a user, each of its tracks a `like` at the
+    playlist's modified_at, in playlist order; the catalog is the tracks the kept playlists hold."""
+    options = options or ReadOptions()
+    files = mpd_files(path)
+    tracks: dict = {}
+    columns = ColumnMap(user="user", item="item", time="time", event=None, value=None, device=None,
+                        default_event="like")
+    read = ReadOptions(",", MPD_HEADER, "utf-8", options.chunk_rows, options.sample_users, options.seed,
+                       skip_bad_rows=options.skip_bad_rows)
+    dataset = read_interactions(
+        path, columns, None, read,
+        chunks=lambda skipped: mpd_chunks(files, options.chunk_rows, tracks,
+                                          lambda pid: keep_user(pid, options.sample_users, options.seed), skipped))
+    dataset.catalog = mpd_catalog(dataset.catalog.item_ids, tracks, files)
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format="mpd",  # the name only: no host path
+                        users_are="playlists (a track added to one is a like, in playlist order)")
+    return dataset
+
+
 def _same_day_shuffled(dataset: Dataset) -> Interactions:
     """The log with each customer's ratings of one day in an order drawn from a hash of (customer, film):
     the files list a day's ratings by film, so the stable sort made the highest MovieID of a customer's last
@@ -818,7 +840,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--value-scale", columns and columns.value_scale),
                                           ("--time-format", options and options.time_format),
                                           ("--time-zone", options and options.time_zone),
-                                          ("--time-unit", fmt == "netflix" and options and time_unit(options.time_unit) != (1, 1)),
+                                          ("--time-unit", fmt in ("netflix", "mpd") and options and time_unit(options.time_unit) != (1, 1)),
                                           ("--no-time", columns and columns.time is None),
                                           ("--item-list-sep", columns and columns.item_list_sep)) if value]
         given += _changed_options(columns, options)
@@ -830,10 +852,11 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--items-header", items_header),
                                           ("--duration-unit", options and options.duration_unit != "s")) if value]
         if flags:
-            home = "its movie_titles file" if fmt == "netflix" else "the MovieLens folder"
+            home = {"netflix": "its movie_titles file", "mpd": "the playlists' tracks"}.get(fmt, "the MovieLens folder")
             raise ConfigError(f"{fmt} reads its items from {home}; {' and '.join(flags)} "
                               f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
-        dataset = load_netflix(path, options) if fmt == "netflix" else load_movielens(fmt, path, options)
+        load = {"netflix": load_netflix, "mpd": load_mpd}.get(fmt)
+        dataset = load(path, options) if load else load_movielens(fmt, path, options)
         return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet", "jsonl"):
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -539,7 +539,13 @@ def test_a_pretty_printed_object_is_named_as_one_document(tmp_path):
     with pytest.raises(DataError) as err:
         import_dataset("jsonl", path)
     assert str(err.value).startswith("mpd.slice.0-999.json:1: the file is one JSON object over many lines")
+    assert str(err.value).endswith("(a Million Playlist Dataset slice imports as it is with FORMAT mpd)")
     path.write_text(json.dumps({"info": {"slice": "0-999"}}))  # compact: one line, one object without fields
     with pytest.raises(DataError) as err:
         import_dataset("jsonl", path)
     assert "one JSON object over many lines" not in str(err.value)
+    other = tmp_path / "export.json"  # another pretty-printed object is not pointed at FORMAT mpd
+    other.write_text(json.dumps({"a": 1, "b": [1, 2]}, indent=4))
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", other)
+    assert "one JSON object over many lines" in str(err.value) and "FORMAT mpd" not in str(err.value)

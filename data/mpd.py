@@ -1,0 +1,204 @@
+"""Spotify's Million Playlist Dataset: its slices of playlists, each playlist read as one listener's sequence.
+
+The release unpacks to `data/mpd.slice.0-999.json` ... `mpd.slice.999000-999999.json`: one pretty-printed JSON
+object a file, `{"info": ..., "playlists": [...]}`. A playlist has `pid`, `modified_at` (epoch seconds of its
+last change, rounded to a day) and `tracks` in playlist order (`pos` 0, 1, ...), each track with `track_uri`,
+`track_name`, `artist_name`, `album_name` and `duration_ms`. A playlist becomes a user who added its tracks in
+their order: one `like` a track (adding a track is a choice, not a play), all at the playlist's `modified_at`,
+the order kept by the log's stable sort, so the last track is the one a playlist-continuation test predicts.
+Playlist names and descriptions are the users' own words and are not read. The tracks of the playlists kept
+become the catalog: title, artist as creator, album in the description, duration, modality music_track.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.item_text import check_item_text
+from edgerec.data.schema import Catalog
+from edgerec.data.tables import Chunk, Skipped, numbered_lines
+from edgerec.errors import DataError
+from edgerec.runtime.vocab import MAX_TS
+
+HEADER = ("user", "item", "time")  # the columns of the chunks: playlist, track, modified_at
+_SLICE = re.compile(r"mpd\.slice\.(\d+)-(\d+)\.json(\.gz|\.bz2|\.xz)?")
+_CHALLENGE = "challenge_set"  # the RecSys Challenge's playlists, their tracks held out
+_PID = re.compile(r'"pid"\s*:\s*(-?\d+)')
+_MS_IN_S = 1000.0
+
+
+class Track:
+    """What the catalog keeps of a track: its first playlist's copy of the metadata."""
+
+    __slots__ = ("title", "artist", "album", "seconds", "line")
+
+    def __init__(self, title: str, artist: str, album: str, seconds: float, line: int):
+        self.title, self.artist, self.album, self.seconds, self.line = title, artist, album, seconds, line
+
+
+def mpd_files(path: str | Path) -> list[Path]:
+    """The slice files of a download in slice order: its folder, the `data` folder in it, or one slice."""
+    path = Path(path)
+    if path.is_file():
+        if path.name.startswith(_CHALLENGE):
+            raise DataError(_challenge_message(), str(path))
+        return [path]
+    if not path.is_dir():
+        raise DataError("not found; pass the Million Playlist Dataset's folder (data/mpd.slice.*.json) or one of "
+                        "its slice files", str(path))
+    for folder in (path, path / "data"):
+        found = [p for p in folder.iterdir() if p.is_file() and _SLICE.fullmatch(p.name)] if folder.is_dir() else []
+        if found:
+            return sorted(found, key=lambda p: int(_SLICE.fullmatch(p.name).group(1)))
+    if any(p.name.startswith(_CHALLENGE) for p in path.iterdir()):
+        raise DataError(_challenge_message(), str(path))
+    raise DataError("holds no Million Playlist Dataset slices (data/mpd.slice.0-999.json ...): pass the folder "
+                    "the download unpacked to, or one slice file", str(path))
+
+
+def _challenge_message() -> str:
+    return ("is the RecSys Challenge set: its playlists have tracks held out and no modified_at; import the "
+            "mpd.slice files of the dataset itself")
+
+
+def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], keep: Callable[[str], bool],
+               skipped: Skipped | None = None) -> Iterator[Chunk]:
+    """The tracks of every playlist of `files` as chunks of HEADER columns, in playlist order, each row at the
+    line of its playlist's pid. The metadata of the tracks of kept playlists (`keep(pid)`) goes into
+    `tracks`. Refused, never skipped: a file that is no slice, a playlist of the challenge set, a playlist
+    read twice, a bad pid or modified_at, two tracks at one position."""
+    playlists: dict[str, str] = {}  # pid -> where it was read first
+    for path in files:
+        if skipped is not None and len(files) > 1:
+            skipped.part = path.name
+        text = "\n".join(line for _, line in numbered_lines(path))
+        lists = _playlists(text, path)
+        pid_lines = _pid_lines(text)
+        buffers: list[list[str]] = [[] for _ in HEADER]
+        lines: list[int] = []
+        for number, playlist in enumerate(lists, 1):
+            where = f"its playlist {number}"
+            if not isinstance(playlist, dict):
+                raise DataError(f"{where} is not a JSON object", str(path))
+            if "num_holdouts" in playlist or "num_samples" in playlist:
+                raise DataError(_challenge_message(), str(path))
+            pid = playlist.get("pid")
+            if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+                raise DataError(f"{where} has no pid (a whole number >= 0; found {pid!r})", str(path))
+            line = pid_lines.get(pid)
+            user = str(pid)
+            if user in playlists:
+                raise DataError(f"playlist {pid} comes again (first in {playlists[user]}): is a slice read twice, "
+                                "or two downloads in one folder? Keep one", str(path), line)
+            playlists[user] = path.name
+            time = playlist.get("modified_at")
+            if isinstance(time, bool) or not isinstance(time, int) or not 0 < time < MAX_TS:
+                raise DataError(f"playlist {pid}'s modified_at is {time!r}; expected epoch seconds (a whole number)",
+                                str(path), line)
+            kept = keep(user)
+            for track in _ordered_tracks(playlist, pid, path, line):
+                uri = track.get("track_uri")
+                if not isinstance(uri, str) or not uri.strip():
+                    problem = f"a track of playlist {pid} has no track_uri"
+                    if skipped is None:
+                        raise DataError(f"{problem} (or pass --skip-bad-rows to leave such tracks out)", str(path),
+                                        line)
+                    skipped.add(problem.replace(f" {pid}", ""), [line or 0])
+                    continue
+                uri = uri.strip()
+                if kept and uri not in tracks:
+                    tracks[uri] = _track(track, line)
+                for buffer, value in zip(buffers, (user, uri, str(time))):
+                    buffer.append(value)
+                lines.append(line)
+                if len(lines) >= chunk_rows:
+                    yield _chunk(buffers, lines, path)
+                    buffers, lines = [[] for _ in HEADER], []
+        if lines:
+            yield _chunk(buffers, lines, path)
+
+
+def _playlists(text: str, path: Path) -> list:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"is not JSON ({exc.msg}); a Million Playlist Dataset slice is one JSON object (is the "
+                        "file cut short?)", str(path), exc.lineno) from None
+    except RecursionError:
+        raise DataError("is JSON nested too deep to be a Million Playlist Dataset slice", str(path)) from None
+    lists = document.get("playlists") if isinstance(document, dict) else None
+    if not isinstance(lists, list):
+        raise DataError("holds no 'playlists' list: FORMAT mpd reads the Million Playlist Dataset's slices; for "
+                        "a log of your own layout use FORMAT jsonl (one event a line)", str(path))
+    return lists
+
+
+def _pid_lines(text: str) -> dict[int, int]:
+    """The line of each `"pid": N` in the text, for messages (json.loads keeps no positions)."""
+    found, line, at = {}, 1, 0
+    for match in _PID.finditer(text):
+        line += text.count("\n", at, match.start())
+        at = match.start()
+        found.setdefault(int(match.group(1)), line)
+    return found
+
+
+def _ordered_tracks(playlist: dict, pid: int, path: Path, line: int | None) -> list[dict]:
+    """The playlist's tracks by `pos` (the file lists them so; a track without pos keeps its place)."""
+    tracks = playlist.get("tracks")
+    if not isinstance(tracks, list) or not all(isinstance(t, dict) for t in tracks):
+        raise DataError(f"playlist {pid}'s tracks are not a list of JSON objects", str(path), line)
+    places = [t.get("pos", i) for i, t in enumerate(tracks)]
+    if any(isinstance(p, bool) or not isinstance(p, int) for p in places):
+        bad = next(p for p in places if isinstance(p, bool) or not isinstance(p, int))
+        raise DataError(f"a track of playlist {pid} is at pos {bad!r}; expected a whole number", str(path), line)
+    if len(set(places)) != len(places):
+        raise DataError(f"two tracks of playlist {pid} are at one pos: is the playlist edited by hand? Keep one "
+                        "track a position", str(path), line)
+    return [tracks[i] for i in np.argsort(places, kind="stable")]
+
+
+def _track(track: dict, line: int | None) -> Track:
+    def text(name: str) -> str:
+        value = track.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    ms = track.get("duration_ms")
+    seconds = float(ms) / _MS_IN_S if isinstance(ms, (int, float)) and not isinstance(ms, bool) \
+        and 0 < ms < 1e9 else 0.0
+    return Track(text("track_name"), text("artist_name"), text("album_name"), seconds, line or 0)
+
+
+def _chunk(buffers: list[list[str]], lines: list[int | None], path: Path) -> Chunk:
+    numbers = np.asarray([n or 0 for n in lines], np.int64)
+    return Chunk(dict(zip(HEADER, buffers)), int(numbers[0]), str(path), lines=numbers)
+
+
+def mpd_catalog(item_ids: list[str], tracks: dict[str, Track], files: list[Path]) -> Catalog:
+    """The catalog of `item_ids` (the tracks the kept playlists hold, in the log's order) from their
+    metadata: a track without a name is titled by its artist, or by its id."""
+    rows = [tracks[i] for i in item_ids]
+    titles = [t.title or (f"a track by {t.artist}" if t.artist else uri) for t, uri in zip(rows, item_ids)]
+    artists = [t.artist for t in rows]
+    where = files[0] if len(files) == 1 else files[0].parent
+    check_item_text(titles, "title", where, lambda row: rows[row].line, "the track name")
+    check_item_text(artists, "creator", where, lambda row: rows[row].line, "the artist name")
+    albums = [t.album for t in rows]
+    check_item_text(albums, "description", where, lambda row: rows[row].line, "the album name")
+    n = len(item_ids)
+    text = {"title": titles, "creator": artists, "modality": ["music_track"] * n,
+            "description": [_description(t, a, b) for t, a, b in zip(titles, artists, albums)]}
+    return Catalog(list(item_ids), text, [()] * n,
+                   duration=np.asarray([t.seconds for t in rows], np.float32))
+
+
+def _description(title: str, artist: str, album: str) -> str:
+    """'Toxic. A song by Britney Spears, from In The Zone.'"""
+    by = f" by {artist}" if artist else ""
+    on = f", from {album}" if album and album != title else ""
+    return f"{title}. A song{by}{on}."

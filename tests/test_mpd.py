@@ -1,0 +1,211 @@
+"""FORMAT mpd: Spotify's Million Playlist Dataset slices, built here as small replicas in the release's
+layout (pretty-printed JSON objects of playlists; no download)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import ReadOptions, import_dataset
+from edgerec.data.loaders import ColumnMap, keep_user
+from edgerec.data.schema import EVENTS
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, DataError
+
+DAY_1, DAY_2 = 1_493_424_000, 1_500_000_000
+
+
+def track(n, pos, **extra):
+    return {"pos": pos, "artist_name": f"Artist {n % 3}", "track_uri": f"spotify:track:{n:04d}",
+            "artist_uri": "spotify:artist:a", "track_name": f"Song {n}", "album_uri": "spotify:album:b",
+            "duration_ms": 200_000 + n, "album_name": f"Album {n // 2}", **extra}
+
+
+def playlist(pid, songs, modified=DAY_1, **extra):
+    return {"name": f"private words {pid}", "collaborative": "false", "pid": pid, "modified_at": modified,
+            "num_tracks": len(songs), "tracks": [track(n, p) for p, n in enumerate(songs)], **extra}
+
+
+def write_slice(folder, first, playlists, suffix=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"info": {"slice": f"{first}-{first + 999}", "version": "v1"}, "playlists": playlists}
+    path = folder / f"mpd.slice.{first}-{first + 999}.json{suffix}"
+    text = json.dumps(doc, indent=4)
+    path.write_bytes(gzip.compress(text.encode()) if suffix == ".gz" else text.encode())
+    return path
+
+
+def release(tmp_path, second=None):
+    """The download's layout: data/ holds the slices (README.md and src/ beside it)."""
+    root = tmp_path / "spotify_million_playlist_dataset"
+    write_slice(root / "data", 0, [playlist(0, [5, 1, 7]), playlist(1, [1, 2], DAY_2)])
+    write_slice(root / "data", 1000, second if second is not None else [playlist(1000, [7, 7, 3, 9])])
+    (root / "README.md").write_text("the release's readme")
+    return root
+
+
+def sequences(dataset):
+    log = dataset.interactions
+    out: dict[str, list] = {}
+    for u, i, t, e in zip(log.user, log.item, log.timestamp, log.event):
+        out.setdefault(dataset.user_ids[u], []).append((dataset.catalog.item_ids[i], int(t), EVENTS[e]))
+    return out
+
+
+def test_each_playlist_is_a_user_who_liked_its_tracks_in_order(tmp_path):
+    dataset = import_dataset("mpd", release(tmp_path))
+    got = sequences(dataset)
+    uri = "spotify:track:{:04d}".format
+    assert got == {"0": [(uri(5), DAY_1, "like"), (uri(1), DAY_1, "like"), (uri(7), DAY_1, "like")],
+                   "1": [(uri(1), DAY_2, "like"), (uri(2), DAY_2, "like")],
+                   "1000": [(uri(7), DAY_1, "like"), (uri(7), DAY_1, "like"), (uri(3), DAY_1, "like"),
+                            (uri(9), DAY_1, "like")]}
+    catalog = dataset.catalog
+    row = catalog.index[uri(7)]
+    assert catalog.text["title"][row] == "Song 7"
+    assert catalog.text["creator"][row] == "Artist 1"
+    assert catalog.text["description"][row] == "Song 7. A song by Artist 1, from Album 3."
+    assert catalog.text["modality"][row] == "music_track"
+    assert catalog.duration[row] == pytest.approx(200.007)
+    assert sorted(catalog.item_ids) == sorted({uri(n) for n in (5, 1, 7, 2, 3, 9)})
+    assert dataset.meta["format"] == "mpd" and dataset.meta["source"] == "spotify_million_playlist_dataset"
+    assert "private words" not in json.dumps(dataset.meta)  # playlist names are not read
+
+
+def test_the_last_track_of_a_playlist_is_its_test_item_after_a_round_trip(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["data", "import", "mpd", str(release(tmp_path) / "data"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset(out)
+    assert {u: [i for i, _, _ in s][-1] for u, s in sequences(dataset).items()} == {
+        "0": "spotify:track:0007", "1": "spotify:track:0002", "1000": "spotify:track:0009"}
+
+
+def test_tracks_are_read_by_pos_whatever_their_order_in_the_file(tmp_path):
+    shuffled = playlist(3, [4, 5, 6])
+    shuffled["tracks"] = [shuffled["tracks"][2], shuffled["tracks"][0], shuffled["tracks"][1]]
+    path = write_slice(tmp_path, 0, [shuffled])
+    assert [i for i, _, _ in sequences(import_dataset("mpd", path))["3"]] == [
+        "spotify:track:0004", "spotify:track:0005", "spotify:track:0006"]
+
+
+def test_one_gzip_slice_reads_as_the_plain_one(tmp_path):
+    plain = import_dataset("mpd", write_slice(tmp_path / "a", 0, [playlist(0, [1, 2, 3])]))
+    packed = import_dataset("mpd", write_slice(tmp_path / "b", 0, [playlist(0, [1, 2, 3])], ".gz"))
+    assert sequences(plain) == sequences(packed)
+    assert plain.catalog.text == packed.catalog.text
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"pid": None}, "its playlist 1 has no pid"),
+    ({"modified_at": "yesterday"}, ":10: playlist 4's modified_at is 'yesterday'; expected epoch seconds"),
+    ({"modified_at": 0}, "playlist 4's modified_at is 0"),
+    ({"tracks": {"0": 1}}, "playlist 4's tracks are not a list of JSON objects"),
+    ({"num_holdouts": 5}, "is the RecSys Challenge set"),
+])
+def test_a_bad_playlist_names_its_file_and_line(tmp_path, bad, message):
+    path = write_slice(tmp_path, 0, [playlist(4, [1, 2]) | bad])
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json") as err:
+        import_dataset("mpd", path)
+    assert message in str(err.value)
+
+
+def test_two_tracks_at_one_position_or_a_position_that_is_no_number_are_refused(tmp_path):
+    twice = playlist(4, [1, 2])
+    twice["tracks"][1]["pos"] = 0
+    with pytest.raises(DataError, match="two tracks of playlist 4 are at one pos"):
+        import_dataset("mpd", write_slice(tmp_path / "a", 0, [twice]))
+    odd = playlist(4, [1, 2])
+    odd["tracks"][1]["pos"] = "1"
+    with pytest.raises(DataError, match="a track of playlist 4 is at pos '1'"):
+        import_dataset("mpd", write_slice(tmp_path / "b", 0, [odd]))
+
+
+def test_a_playlist_in_two_slices_is_refused_at_its_second_place(tmp_path):
+    root = release(tmp_path, second=[playlist(1000, [3]), playlist(1, [9])])
+    with pytest.raises(DataError, match=r"^mpd.slice.1000-1999.json:\d+: playlist 1 comes again \(first in "
+                                        r"mpd.slice.0-999.json\)"):
+        import_dataset("mpd", root)
+
+
+def test_a_track_without_uri_is_refused_or_counted_with_skip_bad_rows(tmp_path):
+    broken = playlist(4, [1, 2, 3])
+    del broken["tracks"][1]["track_uri"]
+    path = write_slice(tmp_path, 0, [broken, playlist(5, [2])])
+    with pytest.raises(DataError, match="a track of playlist 4 has no track_uri .or pass --skip-bad-rows"):
+        import_dataset("mpd", path)
+    dataset = import_dataset("mpd", path, options=ReadOptions(skip_bad_rows=True))
+    assert [i for i, _, _ in sequences(dataset)["4"]] == ["spotify:track:0001", "spotify:track:0003"]
+    assert dataset.meta["skipped_rows"]["a track of playlist has no track_uri"]["rows"] == 1
+
+
+def test_a_sample_keeps_whole_playlists_and_only_their_tracks(tmp_path):
+    lists = [playlist(pid, [pid * 3, pid * 3 + 1, pid * 3 + 2]) for pid in range(40)]
+    path = write_slice(tmp_path, 0, lists)
+    dataset = import_dataset("mpd", path, options=ReadOptions(sample_users=0.5, seed=3))
+    kept = {str(pid) for pid in range(40) if keep_user(str(pid), 0.5, 3)}
+    assert set(sequences(dataset)) == kept and 5 < len(kept) < 35
+    assert sorted(dataset.catalog.item_ids) == sorted(f"spotify:track:{n:04d}" for pid in map(int, kept)
+                                                      for n in range(pid * 3, pid * 3 + 3))
+    assert all(len(s) == 3 for s in sequences(dataset).values())
+
+
+def test_a_track_keeps_its_first_playlists_metadata_and_a_nameless_one_its_artist(tmp_path):
+    first, second = playlist(0, [1]), playlist(1, [1, 2])
+    second["tracks"][0]["track_name"] = "Another Name"
+    second["tracks"][1]["track_name"] = ""
+    second["tracks"][1]["duration_ms"] = None
+    catalog = import_dataset("mpd", write_slice(tmp_path, 0, [first, second])).catalog
+    assert catalog.text["title"] == ["Song 1", "a track by Artist 2"]
+    assert catalog.duration.tolist()[1] == 0.0  # unknown
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{\n    "playlists": [\n        {"pid": 1,\n', "is not JSON"),
+    ("[1, 2]", "holds no 'playlists' list: FORMAT mpd reads the Million Playlist Dataset's slices"),
+    ('{"info": {}}', "holds no 'playlists' list"),
+])
+def test_a_file_that_is_no_slice_says_what_mpd_reads(tmp_path, text, message):
+    path = tmp_path / "mpd.slice.0-999.json"
+    path.write_text(text)
+    with pytest.raises(DataError, match=f"^mpd.slice.0-999.json(:\\d+)?: {message}"):
+        import_dataset("mpd", path)
+
+
+def test_folders_without_slices_and_the_challenge_set_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no Million Playlist Dataset slices"):
+        import_dataset("mpd", tmp_path / "empty")
+    challenge = tmp_path / "challenge"
+    challenge.mkdir()
+    (challenge / "challenge_set.json").write_text(json.dumps({"playlists": []}))
+    for path in (challenge, challenge / "challenge_set.json"):
+        with pytest.raises(DataError, match="is the RecSys Challenge set: .* import the mpd.slice files"):
+            import_dataset("mpd", path)
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"columns": ColumnMap(user="pid")}, "--user-col"),
+    ({"options": ReadOptions(time_unit="ms")}, "--time-unit"),
+    ({"items": "tracks.csv"}, "--items"),
+])
+def test_options_for_a_log_of_your_own_layout_are_refused(tmp_path, kwargs, flag):
+    with pytest.raises(ConfigError, match=f"mpd .*{flag}"):
+        import_dataset("mpd", release(tmp_path), **kwargs)
+
+
+def test_slices_are_read_in_slice_order_and_a_track_name_the_device_refuses_is_named(tmp_path):
+    folder = tmp_path / "data"
+    write_slice(folder, 10_000, [playlist(10_000, [1])])
+    write_slice(folder, 2000, [playlist(2000, [1])])
+    write_slice(folder, 0, [playlist(0, [2])])
+    dataset = import_dataset("mpd", folder)
+    assert dataset.catalog.item_ids == ["spotify:track:0002", "spotify:track:0001"]  # slice 0 first, not 10000
+    bad = playlist(7, [1])
+    bad["tracks"][0]["track_name"] = "bad\x00name"
+    with pytest.raises(DataError, match=r"mpd.slice.0-999.json:\d+: the track name"):
+        import_dataset("mpd", write_slice(tmp_path / "bad", 0, [bad]))
