@@ -42,11 +42,12 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
     "edgerec data import ml-1m ~/ml-1m --out data/ml1m",
     "edgerec data import netflix ~/netflix-prize --out data/netflix --sample 0.05",
     "edgerec data import mpd ~/spotify_million_playlist_dataset --out data/mpd --sample 0.01",
+    "edgerec data import 30music ~/ThirtyMusic --out data/30music --sample 0.1",
     "edgerec data import csv log.csv --out data/mine --user-col account --item-col track --time-col ts",
     "edgerec data import csv plays.tsv --out data/music --delimiter tab --columns user,time,artist,track "
     "--user-col user --time-col time --item-col artist+track"))
 @click.argument("fmt", metavar="FORMAT",
-                type=click.Choice(["csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd"]))
+                type=click.Choice(["csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd", "30music"]))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True),
@@ -112,8 +113,8 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
             names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, a folder of a table's part files, a MovieLens folder, the Netflix Prize folder
-    or one of its ratings files, or the Million Playlist Dataset's folder or one of its slices) into the
-    neutral format at --out."""
+    or one of its ratings files, the Million Playlist Dataset's folder or one of its slices, or the 30Music
+    folder or its events.idomaar) into the neutral format at --out."""
     from edgerec.data.item_import import parse_item_columns
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset, parse_event_map
     from edgerec.data.stats import dataset_stats

@@ -41,6 +41,8 @@ from edgerec.data.item_import import (
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
 from edgerec.data.json_lines import ListCell, is_json_lines
+from edgerec.data.idomaar import HEADER as IDOMAAR_HEADER
+from edgerec.data.idomaar import event_chunks, idomaar_catalog, idomaar_files
 from edgerec.data.mpd import HEADER as MPD_HEADER
 from edgerec.data.mpd import mpd_catalog, mpd_chunks, mpd_files
 from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
@@ -74,8 +76,8 @@ from edgerec.errors import ConfigError, DataError
 __all__ = ["FORMATS", "KEY_JOIN", "ColumnMap", "ItemColumns", "ReadOptions", "import_dataset", "key_parts",
            "load_movielens", "read_interactions"]
 
-FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd")
-RELEASES = ("ml-100k", "ml-1m", "ml-latest", "netflix", "mpd")  # public data sets read in their own layout
+FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd", "30music")
+RELEASES = ("ml-100k", "ml-1m", "ml-latest", "netflix", "mpd", "30music")  # public data sets read in their own layout
 DAY = 86_400
 MANY_ROWS = 10_000  # a log this long within a day of 1970 is counted in other steps or from its own start
 EARLY_1973 = 100_000_000  # epoch seconds (March 1973): a log in ms, us or ns ending before it was likely in seconds
@@ -810,6 +812,28 @@ def load_mpd(path: str | Path, options: ReadOptions | None = None) -> Dataset:
     return dataset
 
 
+def load_30music(path: str | Path, options: ReadOptions | None = None) -> Dataset:
+    """30Music's play events (idomaar.py) as plays whose value is the share of the track played (1 when the
+    playtime or the duration is unknown); the catalog is the tracks played, named from the entity files."""
+    options = options or ReadOptions()
+    events, tracks, persons = idomaar_files(path)
+    columns = ColumnMap(user="user", item="item", time="time", event=None, value="playtime", device=None,
+                        default_event="play")
+    read = ReadOptions("\t", IDOMAAR_HEADER, "utf-8", options.chunk_rows, options.sample_users, options.seed,
+                       skip_bad_rows=options.skip_bad_rows)
+    dataset = read_interactions(path, columns, None, read,
+                                chunks=lambda skipped: event_chunks(events, options.chunk_rows, skipped))
+    catalog, seconds, warnings = idomaar_catalog(dataset.catalog.item_ids, tracks, persons)
+    log = dataset.interactions
+    length = seconds[log.item]
+    known = (log.value > 0) & (length > 0)
+    log.value = np.where(known, log.value / np.where(known, length, 1), 1.0).astype(np.float32)
+    dataset.catalog = catalog
+    dataset.meta = dict(dataset.meta, source=Path(path).name, format="30music",  # the name only: no host path
+                        value="the share of the track played (playtime / duration; 1 when either is unknown)")
+    return _with_warnings(dataset, warnings)
+
+
 def _same_day_shuffled(dataset: Dataset) -> Interactions:
     """The log with each customer's ratings of one day in an order drawn from a hash of (customer, film):
     the files list a day's ratings by film, so the stable sort made the highest MovieID of a customer's last
@@ -840,7 +864,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--value-scale", columns and columns.value_scale),
                                           ("--time-format", options and options.time_format),
                                           ("--time-zone", options and options.time_zone),
-                                          ("--time-unit", fmt in ("netflix", "mpd") and options and time_unit(options.time_unit) != (1, 1)),
+                                          ("--time-unit", fmt in ("netflix", "mpd", "30music") and options and time_unit(options.time_unit) != (1, 1)),
                                           ("--no-time", columns and columns.time is None),
                                           ("--item-list-sep", columns and columns.item_list_sep)) if value]
         given += _changed_options(columns, options)
@@ -852,10 +876,11 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
                                           ("--items-header", items_header),
                                           ("--duration-unit", options and options.duration_unit != "s")) if value]
         if flags:
-            home = {"netflix": "its movie_titles file", "mpd": "the playlists' tracks"}.get(fmt, "the MovieLens folder")
+            home = {"netflix": "its movie_titles file", "mpd": "the playlists' tracks",
+                    "30music": "its entities folder"}.get(fmt, "the MovieLens folder")
             raise ConfigError(f"{fmt} reads its items from {home}; {' and '.join(flags)} "
                               f"{'are' if len(flags) > 1 else 'is'} for FORMAT csv, parquet or jsonl")
-        load = {"netflix": load_netflix, "mpd": load_mpd}.get(fmt)
+        load = {"netflix": load_netflix, "mpd": load_mpd, "30music": load_30music}.get(fmt)
         dataset = load(path, options) if load else load_movielens(fmt, path, options)
         return _with_warnings(dataset, item_warnings(dataset.catalog))
     if fmt not in ("csv", "parquet", "jsonl"):

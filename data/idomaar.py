@@ -1,0 +1,211 @@
+"""30Music (Last.fm scrobbles in the Idomaar layout): its play events, and the tracks and artists they name.
+
+The release unpacks to `relations/events.idomaar` and `entities/tracks.idomaar`, `entities/persons.idomaar`
+(and files not read here: sessions, love, playlists, albums, tags, users). A line is tab-separated: kind,
+id, time (epoch seconds, -1 for none), then two JSON objects, the entity's properties and its links (some
+files separate those two by a space):
+
+    event.play  0  1390231051  {"playtime":176}  {"subjects":[{"type":"user","id":7}],"objects":[{"type":"track","id":42}]}
+    track  42  -1  {"duration":236,"playcount":4,"MBID":null,"name":"Heal+the+World"}  {"artists":[{"type":"person","id":3}],...}
+    person  3  -1  {"MBID":null,"name":"Michael+Jackson"}
+
+Names are URL-encoded ('+' a space). A play's value is the share of the track played (playtime over the
+track's duration) when both are known, else 1. The chunks carry the columns of HEADER and are read as any
+other log (loaders.py); the catalog is built after, for the tracks the kept users played.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import numpy as np
+
+from edgerec.data.item_text import check_item_text
+from edgerec.data.schema import Catalog
+from edgerec.data.tables import Chunk, Skipped, numbered_lines
+from edgerec.errors import DataError
+
+HEADER = ("user", "item", "time", "playtime")  # the columns of the chunks
+EVENTS_FILE, TRACKS_FILE, PERSONS_FILE = "events.idomaar", "tracks.idomaar", "persons.idomaar"
+PLAY = "event.play"
+_DECODER = json.JSONDecoder()
+
+
+def idomaar_files(path: str | Path) -> tuple[Path, Path | None, Path | None]:
+    """(events, tracks or None, persons or None) of a download: its folder (relations/ and entities/ in it,
+    or the files side by side), or its events.idomaar (the entities found beside it or in ../entities)."""
+    path = Path(path)
+    if path.is_file():
+        if path.name in (TRACKS_FILE, PERSONS_FILE) or path.parent.name == "entities":
+            raise DataError("is an entity file; pass the 30Music folder, or its relations/events.idomaar",
+                            str(path))
+        events, roots = path, (path.parent, path.parent.parent / "entities")
+    elif path.is_dir():
+        found = [p for p in (path / "relations" / EVENTS_FILE, path / EVENTS_FILE) if p.is_file()]
+        if not found:
+            raise DataError("holds no relations/events.idomaar: pass the folder the 30Music download unpacked "
+                            "to (entities/ and relations/ in it), or its events.idomaar", str(path))
+        events, roots = found[0], (path / "entities", path)
+    else:
+        raise DataError("not found; pass the 30Music folder or its relations/events.idomaar", str(path))
+    return events, _first(roots, TRACKS_FILE), _first(roots, PERSONS_FILE)
+
+
+def _first(folders, name: str) -> Path | None:
+    return next((folder / name for folder in folders if (folder / name).is_file()), None)
+
+
+def split_line(line: str, kind: str) -> tuple[str, str, dict, dict] | str:
+    """(id, time, properties, links) of an Idomaar line of `kind`, or what is wrong with it."""
+    parts = line.split("\t", 3)
+    if len(parts) < 4:
+        return f"not an Idomaar line (kind, id, time and JSON, separated by tabs); found {line[:40]!r}"
+    if parts[0] != kind:
+        return f"a {parts[0][:30]!r} line where this file holds {kind!r} lines"
+    rest, objects = parts[3].strip(), []
+    try:
+        while rest and len(objects) < 2:
+            value, end = _DECODER.raw_decode(rest)
+            objects.append(value)
+            rest = rest[end:].lstrip()
+    except json.JSONDecodeError as exc:
+        return f"its JSON is not readable ({exc.msg}; is the line cut short?)"
+    except RecursionError:
+        return "its JSON is nested too deep"
+    if rest or not objects or not all(isinstance(o, dict) for o in objects):
+        return "expected one or two JSON objects after the time (properties, then links)"
+    return parts[1].strip(), parts[2].strip(), objects[0], objects[1] if len(objects) > 1 else {}
+
+
+def _one_id(links: dict, role: str, kind: str) -> str | None:
+    """The id of the single entity of `kind` that `links[role]` lists, or None."""
+    listed = links.get(role)
+    if not isinstance(listed, list) or len(listed) != 1 or not isinstance(listed[0], dict):
+        return None
+    entity = listed[0]
+    ident = entity.get("id")
+    if entity.get("type") != kind or isinstance(ident, bool) or not isinstance(ident, (int, str)):
+        return None
+    return str(ident).strip() or None
+
+
+def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) -> Iterator[Chunk]:
+    """The play events of events.idomaar as chunks of HEADER columns (playtime 0 when the line has none)."""
+    buffers: list[list[str]] = [[] for _ in HEADER]
+    lines: list[int] = []
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        fields = split_line(line, PLAY)
+        problem = fields if isinstance(fields, str) else None
+        if problem is None:
+            _, time, props, links = fields
+            user, item = _one_id(links, "subjects", "user"), _one_id(links, "objects", "track")
+            if user is None or item is None:
+                problem = ("its links do not name one user (subjects) and one track (objects); found "
+                           f"{json.dumps(links)[:80]}")
+            playtime = props.get("playtime")  # seconds; -1 (or none) when unknown, read as 0 here
+            playtime = str(playtime) if isinstance(playtime, (int, float)) and not isinstance(playtime, bool) \
+                and 0 < playtime < 1e7 else "0"
+        if problem is not None:
+            if problem.startswith("a ") and "line where" in problem:  # another kind of event: never a play
+                raise DataError(f"{problem}; FORMAT 30music reads the play events of relations/events.idomaar",
+                                str(path), number)
+            if skipped is None:
+                raise DataError(f"{problem} (or pass --skip-bad-rows to leave such lines out)", str(path), number)
+            skipped.add(problem.split(";")[0].split(" (")[0], [number])
+            continue
+        for buffer, value in zip(buffers, (user, item, time, playtime)):
+            buffer.append(value)
+        lines.append(number)
+        if len(lines) >= chunk_rows:
+            yield _chunk(buffers, lines, path)
+            buffers, lines = [[] for _ in HEADER], []
+    if lines:
+        yield _chunk(buffers, lines, path)
+
+
+def _chunk(buffers: list[list[str]], lines: list[int], path: Path) -> Chunk:
+    return Chunk(dict(zip(HEADER, buffers)), lines[0], str(path), lines=np.asarray(lines, np.int64))
+
+
+def read_entities(path: Path, kind: str, wanted: set[str]) -> dict[str, tuple[dict, dict, int]]:
+    """(properties, links, line) of each entity of `kind` in `wanted`; the lines of other entities are not
+    parsed (tracks.idomaar lists 5.6M tracks). An entity listed twice is refused."""
+    found: dict[str, tuple[dict, dict, int]] = {}
+    prefix = kind + "\t"
+    for number, line in numbered_lines(path):
+        if not line.startswith(prefix):
+            if line.strip():
+                raise DataError(f"expected a {kind!r} line (kind, id, time and JSON, separated by tabs); found "
+                                f"{line[:40]!r}", str(path), number)
+            continue
+        ident = line[len(prefix):].split("\t", 1)[0].strip()
+        if ident not in wanted:
+            continue
+        fields = split_line(line, kind)
+        if isinstance(fields, str):
+            raise DataError(f"{kind} {ident}: {fields}", str(path), number)
+        if ident in found:
+            raise DataError(f"{kind} {ident} is listed twice (first at line {found[ident][2]}); keep one line",
+                            str(path), number)
+        found[ident] = (fields[2], fields[3], number)
+    return found
+
+
+def name_of(props: dict) -> str:
+    name = props.get("name")
+    return unquote_plus(name).strip() if isinstance(name, str) else ""
+
+
+def idomaar_catalog(item_ids: list[str], tracks_path: Path | None, persons_path: Path | None
+                    ) -> tuple[Catalog, np.ndarray, list[str]]:
+    """The catalog of the tracks played (`item_ids`, in the log's order), each track's duration in seconds
+    (0 unknown) and warnings about what the entity files lacked."""
+    n = len(item_ids)
+    tracks = read_entities(tracks_path, "track", set(item_ids)) if tracks_path else {}
+    artist_of = {ident: _first_artist(links) for ident, (_, links, _) in tracks.items()}
+    persons = read_entities(persons_path, "person", {a for a in artist_of.values() if a}) if persons_path else {}
+    titles, artists, seconds, lines = [], [], np.zeros(n, np.float32), []
+    for row, ident in enumerate(item_ids):
+        props, _, line = tracks.get(ident, ({}, {}, 0))
+        artist = persons.get(artist_of.get(ident) or "", ({}, {}, 0))[0]
+        titles.append(name_of(props))
+        artists.append(name_of(artist))
+        duration = props.get("duration")
+        if isinstance(duration, (int, float)) and not isinstance(duration, bool) and 0 < duration < 1e7:
+            seconds[row] = duration
+        lines.append(line)
+    where = tracks_path or Path(TRACKS_FILE)
+    check_item_text(titles, "title", where, lambda row: lines[row], "the track name")
+    check_item_text(artists, "creator", where, lambda row: lines[row], "the artist name")
+    text = {"title": titles, "creator": artists, "modality": ["music_track"] * n,
+            "description": [_description(t, a) for t, a in zip(titles, artists)]}
+    warnings = []
+    if tracks_path is None:
+        warnings.append("no entities/tracks.idomaar beside the events: the tracks have ids but no names (import "
+                        "the download's folder)")
+    elif len(tracks) < n:
+        warnings.append(f"{n - len(tracks):,} of the {n:,} tracks played are not in {TRACKS_FILE}: they have ids "
+                        "but no names")
+    return Catalog(list(item_ids), text, [()] * n, duration=seconds), seconds, warnings
+
+
+def _first_artist(links: dict) -> str | None:
+    listed = links.get("artists")
+    if not isinstance(listed, list):
+        return None
+    for entity in listed:
+        if isinstance(entity, dict) and entity.get("type") == "person" and not isinstance(entity.get("id"), bool) \
+                and isinstance(entity.get("id"), (int, str)):
+            return str(entity["id"]).strip()
+    return None
+
+
+def _description(title: str, artist: str) -> str:
+    if not title:
+        return f"A song by {artist}." if artist else ""
+    return f"{title}. A song by {artist}." if artist else f"{title}. A song."

@@ -1,0 +1,176 @@
+"""FORMAT 30music: 30Music's Idomaar files (play events, tracks, artists), built here as small replicas in the
+release's layout (no download)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgerec.cli.main import cli
+from edgerec.data import ReadOptions, import_dataset
+from edgerec.data.loaders import ColumnMap, keep_user
+from edgerec.data.schema import EVENTS
+from edgerec.data.store import load_dataset
+from edgerec.errors import ConfigError, DataError
+
+
+def play(event_id, ts, user, track, playtime=100, sep="\t"):
+    links = {"subjects": [{"type": "user", "id": user}], "objects": [{"type": "track", "id": track}]}
+    return f"event.play\t{event_id}\t{ts}\t{json.dumps({'playtime': playtime})}{sep}{json.dumps(links)}"
+
+
+def track(ident, name, duration, artist=None):
+    links = {"artists": [{"type": "person", "id": artist}] if artist is not None else [], "albums": [],
+             "tags": [{"type": "tag", "id": 9}]}
+    props = {"duration": duration, "playcount": 3, "MBID": None, "name": name}
+    return f"track\t{ident}\t-1\t{json.dumps(props)}\t{json.dumps(links)}"
+
+
+def person(ident, name):
+    return f"person\t{ident}\t-1\t{json.dumps({'MBID': None, 'name': name})}"
+
+
+EVENTS_LINES = [play(0, 1390231051, 7, 42, 118), play(1, 1390231300, 7, 43, -1), play(2, 1390230000, 8, 42, 236),
+                play(3, 1390232000, 7, 44, 50)]
+TRACKS_LINES = [track(42, "Heal+the+World", 236, artist=3), track(43, "Caf%C3%A9+del+Mar", -1, artist=4),
+                track(44, "No+Artist", 100), track(45, "never played {", 1)]
+PERSONS_LINES = [person(3, "Michael+Jackson"), person(4, "Energy+52"), person(5, "Unused")]
+
+
+def download(root, events=EVENTS_LINES, tracks=TRACKS_LINES, persons=PERSONS_LINES):
+    (root / "relations").mkdir(parents=True)
+    (root / "entities").mkdir()
+    (root / "relations" / "events.idomaar").write_text("\n".join(events) + "\n")
+    if tracks is not None:
+        (root / "entities" / "tracks.idomaar").write_text("\n".join(tracks) + "\n")
+    if persons is not None:
+        (root / "entities" / "persons.idomaar").write_text("\n".join(persons) + "\n")
+    return root
+
+
+def sequences(dataset):
+    log = dataset.interactions
+    out: dict[str, list] = {}
+    for u, i, t, e, v in zip(log.user, log.item, log.timestamp, log.event, log.value):
+        out.setdefault(dataset.user_ids[u], []).append((dataset.catalog.item_ids[i], int(t), EVENTS[e],
+                                                         round(float(v), 4)))
+    return out
+
+
+def test_plays_become_shares_of_tracks_named_from_the_entity_files(tmp_path):
+    dataset = import_dataset("30music", download(tmp_path / "ThirtyMusic"))
+    assert sequences(dataset) == {
+        "7": [("42", 1390231051, "play", 0.5), ("43", 1390231300, "play", 1.0), ("44", 1390232000, "play", 0.5)],
+        "8": [("42", 1390230000, "play", 1.0)]}  # 236 s of 236; 43 has no duration, its play no share
+    catalog = dataset.catalog
+    row = {ident: r for r, ident in enumerate(catalog.item_ids)}
+    assert catalog.text["title"][row["42"]] == "Heal the World"
+    assert catalog.text["title"][row["43"]] == "Café del Mar"  # URL-encoded UTF-8
+    assert catalog.text["creator"][row["42"]] == "Michael Jackson"
+    assert catalog.text["creator"][row["44"]] == ""
+    assert catalog.text["description"][row["43"]] == "Café del Mar. A song by Energy 52."
+    assert catalog.text["description"][row["44"]] == "No Artist. A song."
+    assert catalog.duration[row["42"]] == 236 and catalog.duration[row["43"]] == 0
+    assert set(catalog.text["modality"]) == {"music_track"}
+    assert "45" not in row  # never played: not in the catalog (and its broken line never parsed)
+    assert dataset.meta["format"] == "30music" and dataset.meta["source"] == "ThirtyMusic"
+    assert "warnings" not in dataset.meta
+
+
+def test_the_events_file_alone_finds_the_entities_and_the_cli_round_trips(tmp_path):
+    root = download(tmp_path / "t")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["data", "import", "30music", str(root / "relations" / "events.idomaar"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset(out)
+    assert sequences(dataset) == sequences(import_dataset("30music", root))
+    assert dataset.catalog.text["title"] == import_dataset("30music", root).catalog.text["title"]
+
+
+def test_json_objects_separated_by_a_space_read_as_by_a_tab(tmp_path):
+    spaced = [line.replace("}\t{", "} {") for line in EVENTS_LINES]
+    assert all("\t{" not in line.split("\t", 3)[3][1:] for line in spaced)
+    assert sequences(import_dataset("30music", download(tmp_path / "a", spaced))) == \
+        sequences(import_dataset("30music", download(tmp_path / "b")))
+
+
+@pytest.mark.parametrize("line, message", [
+    (play(9, 1390231051, 7, 42).replace("event.play", "preference.love"),
+     ":2: a 'preference.love' line where this file holds 'event.play' lines; FORMAT 30music reads the play"),
+    ("event.play\t9\t1390231051\t{\"playtime\": 3}\t{\"subjects\": [{\"type\"",
+     ":2: its JSON is not readable \\(.*is the line cut short\\?\\) \\(or pass --skip-bad-rows"),
+    (play(9, 1390231051, 7, 42).replace('"user"', '"person"'),
+     ":2: its links do not name one user \\(subjects\\) and one track \\(objects\\)"),
+    ("event.play 9 1390231051", ":2: not an Idomaar line"),
+    (play(9, "yesterday", 7, 42), ":2: .*yesterday"),
+])
+def test_a_bad_event_line_names_its_line(tmp_path, line, message):
+    root = download(tmp_path / "t", [EVENTS_LINES[0], line, *EVENTS_LINES[1:]])
+    with pytest.raises(DataError, match=f"^events.idomaar{message}"):
+        import_dataset("30music", root)
+
+
+def test_skip_bad_rows_counts_unreadable_lines_but_never_other_kinds(tmp_path):
+    cut = EVENTS_LINES[0][:-5]
+    root = download(tmp_path / "t", [cut, *EVENTS_LINES[1:]])
+    dataset = import_dataset("30music", root, options=ReadOptions(skip_bad_rows=True))
+    assert len(dataset.interactions) == 3
+    assert dataset.meta["skipped_rows"]["its JSON is not readable"] == {"rows": 1, "first_lines": [1]}
+    love = play(9, 1390231051, 7, 42).replace("event.play", "event.love")
+    with pytest.raises(DataError, match="a 'event.love' line"):
+        import_dataset("30music", download(tmp_path / "u", [love, *EVENTS_LINES]),
+                       options=ReadOptions(skip_bad_rows=True))
+
+
+def test_missing_entity_files_and_tracks_leave_ids_and_say_so(tmp_path):
+    bare = import_dataset("30music", download(tmp_path / "a", tracks=None, persons=None))
+    assert set(bare.catalog.text["title"]) == {""}
+    assert "no entities/tracks.idomaar beside the events" in bare.meta["warnings"][0]
+    assert [v for *_, v in sequences(bare)["7"]] == [1.0, 1.0, 1.0]  # no durations: no shares
+    partial = import_dataset("30music", download(tmp_path / "b", tracks=TRACKS_LINES[:1], persons=None))
+    assert "2 of the 3 tracks played are not in tracks.idomaar" in partial.meta["warnings"][0]
+    assert partial.catalog.text["creator"] == ["", "", ""]  # no persons file: no artist names
+
+
+def test_entity_files_that_would_be_read_wrong_are_refused(tmp_path):
+    with pytest.raises(DataError, match="^tracks.idomaar:3: track 42 is listed twice .first at line 1."):
+        import_dataset("30music", download(tmp_path / "a", tracks=[*TRACKS_LINES[:2], TRACKS_LINES[0]]))
+    with pytest.raises(DataError, match="^tracks.idomaar:2: expected a 'track' line"):
+        import_dataset("30music", download(tmp_path / "b", tracks=[TRACKS_LINES[0], PERSONS_LINES[0]]))
+    with pytest.raises(DataError, match="^tracks.idomaar:1: track 42: its JSON is not readable"):
+        import_dataset("30music", download(tmp_path / "c", tracks=[TRACKS_LINES[0][:-3], *TRACKS_LINES[1:]]))
+    with pytest.raises(DataError, match=r"^tracks.idomaar:1: the track name holds a NUL character"):
+        import_dataset("30music", download(tmp_path / "d", tracks=[track(42, "bad%00name", 3), *TRACKS_LINES[1:]]))
+
+
+def test_paths_that_are_no_30music_events_are_named(tmp_path):
+    root = download(tmp_path / "t")
+    with pytest.raises(DataError, match="^tracks.idomaar: is an entity file"):
+        import_dataset("30music", root / "entities" / "tracks.idomaar")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="^empty: holds no relations/events.idomaar"):
+        import_dataset("30music", tmp_path / "empty")
+
+
+def test_a_sample_keeps_whole_users_and_only_the_tracks_they_played(tmp_path):
+    lines = [play(n, 1390000000 + n, n % 30, 1000 + n % 30 * 2 + n // 30 % 2) for n in range(120)]
+    tracks = [track(1000 + i, f"Song+{i}", 200) for i in range(60)]
+    dataset = import_dataset("30music", download(tmp_path / "t", lines, tracks, []),
+                             options=ReadOptions(sample_users=0.5, seed=1))
+    kept = {str(u) for u in range(30) if keep_user(str(u), 0.5, 1)}
+    assert set(sequences(dataset)) == kept and 5 < len(kept) < 25
+    assert sorted(dataset.catalog.item_ids) == sorted(str(1000 + int(u) * 2 + b) for u in kept for b in (0, 1))
+    assert all(title.startswith("Song ") for title in dataset.catalog.text["title"])
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"columns": ColumnMap(user="uid")}, "--user-col"),
+    ({"options": ReadOptions(delimiter=";")}, "--delimiter"),
+    ({"items": "tracks.csv"}, "--items"),
+])
+def test_options_for_a_log_of_your_own_layout_are_refused(tmp_path, kwargs, flag):
+    with pytest.raises(ConfigError, match=f"30music .*{flag}"):
+        import_dataset("30music", download(tmp_path / "t"), **kwargs)
