@@ -30,6 +30,8 @@ from edgerec.data.chunk_checks import (
     refuse_miscased,
 )
 from edgerec.data.film_items import decoded_title, film_line, item_file_encoding, year_ts
+from edgerec.data.idomaar import HEADER as IDOMAAR_HEADER
+from edgerec.data.idomaar import event_chunks, idomaar_catalog, idomaar_files
 from edgerec.data.item_import import (
     ItemColumns,
     comma_tags_warning,
@@ -41,8 +43,6 @@ from edgerec.data.item_import import (
 from edgerec.data.item_text import check_item_text
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
 from edgerec.data.json_lines import ListCell, is_json_lines
-from edgerec.data.idomaar import HEADER as IDOMAAR_HEADER
-from edgerec.data.idomaar import event_chunks, idomaar_catalog, idomaar_files
 from edgerec.data.mpd import HEADER as MPD_HEADER
 from edgerec.data.mpd import mpd_catalog, mpd_chunks, mpd_files
 from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
