@@ -25,7 +25,7 @@ import numpy as np
 
 from edgerec.data.item_text import check_item_text
 from edgerec.data.schema import Catalog
-from edgerec.data.tables import Chunk, Skipped, numbered_lines
+from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 
 HEADER = ("user", "item", "time", "playtime")  # the columns of the chunks
@@ -94,8 +94,7 @@ def _one_id(links: dict, role: str, kind: str) -> str | None:
 
 def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) -> Iterator[Chunk]:
     """The play events of events.idomaar as chunks of HEADER columns (playtime 0 when the line has none)."""
-    buffers: list[list[str]] = [[] for _ in HEADER]
-    lines: list[int] = []
+    buffer = RowBuffer(HEADER, chunk_rows, path)
     for number, line in numbered_lines(path):
         if not line.strip():
             continue
@@ -118,18 +117,10 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
                 raise DataError(f"{problem} (or pass --skip-bad-rows to leave such lines out)", str(path), number)
             skipped.add(problem.split(";")[0].split(" (")[0], [number])
             continue
-        for buffer, value in zip(buffers, (user, item, time, playtime)):
-            buffer.append(value)
-        lines.append(number)
-        if len(lines) >= chunk_rows:
-            yield _chunk(buffers, lines, path)
-            buffers, lines = [[] for _ in HEADER], []
-    if lines:
-        yield _chunk(buffers, lines, path)
-
-
-def _chunk(buffers: list[list[str]], lines: list[int], path: Path) -> Chunk:
-    return Chunk(dict(zip(HEADER, buffers)), lines[0], str(path), lines=np.asarray(lines, np.int64))
+        if (chunk := buffer.add((user, item, time, playtime), number)) is not None:
+            yield chunk
+    if (chunk := buffer.flush()) is not None:
+        yield chunk
 
 
 def read_entities(path: Path, kind: str, wanted: set[str]) -> dict[str, tuple[dict, dict, int]]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgerec.data.item_text import check_item_text
 from edgerec.data.schema import Catalog
-from edgerec.data.tables import Chunk, Skipped, numbered_lines
+from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 from edgerec.runtime.vocab import MAX_TS
 
@@ -79,8 +79,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
         text = "\n".join(line for _, line in numbered_lines(path))
         lists = _playlists(text, path)
         pid_lines = _pid_lines(text)
-        buffers: list[list[str]] = [[] for _ in HEADER]
-        lines: list[int] = []
+        buffer = RowBuffer(HEADER, chunk_rows, path)
         for number, playlist in enumerate(lists, 1):
             where = f"its playlist {number}"
             if not isinstance(playlist, dict):
@@ -113,14 +112,10 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
                 uri = uri.strip()
                 if kept and uri not in tracks:
                     tracks[uri] = _track(track, line)
-                for buffer, value in zip(buffers, (user, uri, str(time))):
-                    buffer.append(value)
-                lines.append(line)
-                if len(lines) >= chunk_rows:
-                    yield _chunk(buffers, lines, path)
-                    buffers, lines = [[] for _ in HEADER], []
-        if lines:
-            yield _chunk(buffers, lines, path)
+                if (chunk := buffer.add((user, uri, str(time)), line or 0)) is not None:
+                    yield chunk
+        if (chunk := buffer.flush()) is not None:
+            yield chunk
 
 
 def _playlists(text: str, path: Path) -> list:
@@ -172,11 +167,6 @@ def _track(track: dict, line: int | None) -> Track:
     seconds = float(ms) / _MS_IN_S if isinstance(ms, (int, float)) and not isinstance(ms, bool) \
         and 0 < ms < 1e9 else 0.0
     return Track(text("track_name"), text("artist_name"), text("album_name"), seconds, line or 0)
-
-
-def _chunk(buffers: list[list[str]], lines: list[int | None], path: Path) -> Chunk:
-    numbers = np.asarray([n or 0 for n in lines], np.int64)
-    return Chunk(dict(zip(HEADER, buffers)), int(numbers[0]), str(path), lines=numbers)
 
 
 def mpd_catalog(item_ids: list[str], tracks: dict[str, Track], files: list[Path]) -> Catalog:

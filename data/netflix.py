@@ -18,7 +18,7 @@ import numpy as np
 from edgerec.data.film_items import decoded_title, film_line, item_file_encoding, year_ts
 from edgerec.data.item_text import check_item_text
 from edgerec.data.schema import Catalog
-from edgerec.data.tables import Chunk, Skipped, numbered_lines
+from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 
 HEADER = ("user", "item", "rating", "date")  # the columns of the chunks: customer, film, stars, day
@@ -74,8 +74,7 @@ def netflix_chunks(files: list[Path], chunk_rows: int, skipped: Skipped | None =
     films: dict[str, str] = {}  # film -> where its block began
     for path in files:
         film, rows = None, 0
-        buffers: list[list[str]] = [[] for _ in HEADER]
-        lines: list[int] = []
+        buffer = RowBuffer(HEADER, chunk_rows, path)
         raters: dict[str, int] = {}  # customer -> line, within the film's block
         if skipped is not None and len(files) > 1:
             skipped.part = path.name  # its lines name their file
@@ -114,15 +113,11 @@ def netflix_chunks(files: list[Path], chunk_rows: int, skipped: Skipped | None =
                 raise DataError(f"a customer rates film {film} a second time (first at line {raters[fields[0]]}): "
                                 "is a block copied? Keep one rating", str(path), number)
             raters[fields[0]] = number
-            for buffer, value in zip(buffers, (fields[0], film, fields[1], fields[2])):
-                buffer.append(value)
-            lines.append(number)
             rows += 1
-            if len(lines) >= chunk_rows:
-                yield _chunk(buffers, lines, path)
-                buffers, lines = [[] for _ in HEADER], []
-        if lines:
-            yield _chunk(buffers, lines, path)
+            if (chunk := buffer.add((fields[0], film, fields[1], fields[2]), number)) is not None:
+                yield chunk
+        if (chunk := buffer.flush()) is not None:
+            yield chunk
         if film is None:
             raise DataError("holds no film line (such as '1:'): is it a Netflix Prize ratings file?", str(path))
         if not rows and (skipped is None or not skipped.total):
@@ -138,10 +133,6 @@ def _row_problem(fields: list[str]) -> str | None:
     if not _DATE.fullmatch(fields[2]):
         return f"date not YYYY-MM-DD; found {fields[2]!r} (a line cut short?)"
     return None
-
-
-def _chunk(buffers: list[list[str]], lines: list[int], path: Path) -> Chunk:
-    return Chunk(dict(zip(HEADER, buffers)), lines[0], str(path), lines=np.asarray(lines, np.int64))
 
 
 def netflix_catalog(path: Path) -> Catalog:

@@ -99,6 +99,32 @@ class Chunk:
                      else self.first_line, self.path, self.floats, lines[keep], self.units)
 
 
+class RowBuffer:
+    """Rows of a log that is not a table (Netflix's blocks, playlists, Idomaar lines), gathered column by
+    column with their file lines and given out as Chunks of `chunk_rows` rows."""
+
+    def __init__(self, header: Sequence[str], chunk_rows: int, path: str | os.PathLike):
+        self.header, self.chunk_rows, self.path = tuple(header), chunk_rows, str(path)
+        self._columns: list[list[str]] = [[] for _ in self.header]
+        self._lines: list[int] = []
+
+    def add(self, values: Sequence[str], line: int) -> Chunk | None:
+        """Add one row (its values in header order); the chunk it completes, if it does."""
+        for column, value in zip(self._columns, values, strict=True):
+            column.append(value)
+        self._lines.append(line)
+        return self.flush() if len(self._lines) >= self.chunk_rows else None
+
+    def flush(self) -> Chunk | None:
+        """The rows added since the last chunk, as one (None when there are none)."""
+        if not self._lines:
+            return None
+        lines = np.asarray(self._lines, np.int64)
+        chunk = Chunk(dict(zip(self.header, self._columns)), int(lines[0]), self.path, lines=lines)
+        self._columns, self._lines = [[] for _ in self.header], []
+        return chunk
+
+
 class Skipped:
     """Rows an import left out on request (`--skip-bad-rows`), counted by reason with their first lines."""
 

@@ -174,3 +174,13 @@ def test_a_sample_keeps_whole_users_and_only_the_tracks_they_played(tmp_path):
 def test_options_for_a_log_of_your_own_layout_are_refused(tmp_path, kwargs, flag):
     with pytest.raises(ConfigError, match=f"30music .*{flag}"):
         import_dataset("30music", download(tmp_path / "t"), **kwargs)
+
+
+def test_chunks_of_one_or_two_rows_read_the_same_log_and_name_later_lines(tmp_path):
+    root = download(tmp_path / "t")
+    whole = sequences(import_dataset("30music", root))
+    for rows in (1, 2):
+        assert sequences(import_dataset("30music", root, options=ReadOptions(chunk_rows=rows))) == whole
+    late = download(tmp_path / "u", [*EVENTS_LINES, EVENTS_LINES[0][:-3]])
+    with pytest.raises(DataError, match="^events.idomaar:5: its JSON is not readable"):
+        import_dataset("30music", late, options=ReadOptions(chunk_rows=1))

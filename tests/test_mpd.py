@@ -209,3 +209,15 @@ def test_slices_are_read_in_slice_order_and_a_track_name_the_device_refuses_is_n
     bad["tracks"][0]["track_name"] = "bad\x00name"
     with pytest.raises(DataError, match=r"mpd.slice.0-999.json:\d+: the track name"):
         import_dataset("mpd", write_slice(tmp_path / "bad", 0, [bad]))
+
+
+def test_chunks_of_one_or_two_rows_read_the_same_log_and_name_later_lines(tmp_path):
+    root = release(tmp_path)
+    whole = import_dataset("mpd", root)
+    for rows in (1, 2):
+        small = import_dataset("mpd", root, options=ReadOptions(chunk_rows=rows))
+        assert sequences(small) == sequences(whole) and small.catalog.text == whole.catalog.text
+    late = write_slice(tmp_path / "late", 0, [playlist(0, [1, 2, 3]), playlist(1, [4]) | {"modified_at": -5}])
+    with pytest.raises(DataError, match=r"^mpd.slice.0-999.json:(\d+): playlist 1's modified_at") as err:
+        import_dataset("mpd", late, options=ReadOptions(chunk_rows=1))
+    assert int(err.value.line) > 40  # the second playlist's pid, after the first one's tracks
