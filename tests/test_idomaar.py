@@ -184,3 +184,16 @@ def test_chunks_of_one_or_two_rows_read_the_same_log_and_name_later_lines(tmp_pa
     late = download(tmp_path / "u", [*EVENTS_LINES, EVENTS_LINES[0][:-3]])
     with pytest.raises(DataError, match="^events.idomaar:5: its JSON is not readable"):
         import_dataset("30music", late, options=ReadOptions(chunk_rows=1))
+
+
+def test_skip_below_makes_plays_of_a_small_known_share_skips(tmp_path):
+    root = download(tmp_path / "t")
+    dataset = import_dataset("30music", root, columns=ColumnMap(skip_below=0.6))
+    assert [(i, e) for i, _, e, _ in sequences(dataset)["7"]] == [("42", "skip"), ("43", "play"), ("44", "skip")]
+    assert sequences(dataset)["8"] == [("42", 1390230000, "play", 1.0)]  # a whole play
+    assert dataset.meta["plays_as_skips"] == {"below": 0.6, "events": 2}
+    unchanged = import_dataset("30music", root, columns=ColumnMap(skip_below=0.5))  # 0.5 is not below 0.5
+    assert [e for _, _, e, _ in sequences(unchanged)["7"]] == ["play"] * 3
+    with pytest.raises(ConfigError, match="^mpd holds tracks added to playlists, not plays; --skip-below is for "
+                                          "FORMAT csv, parquet, jsonl or 30music"):
+        import_dataset("mpd", root, columns=ColumnMap(skip_below=0.5))

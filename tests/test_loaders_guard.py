@@ -602,7 +602,7 @@ def test_format_and_option_mistakes_of_an_import_are_named(tmp_path):
     log = write(tmp_path / "log.csv", LOG + "u,a,1\n")
     with pytest.raises(DataError) as err:
         import_dataset("tsv", log)
-    assert str(err.value) == "unknown format 'tsv'; use one of csv, parquet, jsonl, ml-100k, ml-1m, ml-latest, netflix"
+    assert str(err.value) == "unknown format 'tsv'; use one of csv, parquet, jsonl, ml-100k, ml-1m, ml-latest, netflix, mpd, 30music"
     with pytest.raises(ConfigError) as err:
         import_dataset("csv", log, items_encoding="latin-1")
     assert str(err.value) == "--items-encoding describes the --items file; pass it with --items"

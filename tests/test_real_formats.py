@@ -113,7 +113,7 @@ def test_skip_below_refuses_what_it_cannot_read(tmp_path):
     (folder / "movies.dat").write_text("1::Toy Story (1995)::Animation\n")
     result = _import("ml-1m", folder, "--out", tmp_path / "o", "--skip-below", "3")
     assert result.exit_code == 1
-    assert "ml-1m holds ratings, not plays; --skip-below is for FORMAT csv, parquet or jsonl" in result.output
+    assert "ml-1m holds ratings, not plays; --skip-below is for FORMAT csv, parquet, jsonl or 30music" in result.output
 
 
 @pytest.mark.parametrize("cell", ["nan", "NaN"])
