@@ -95,9 +95,11 @@ def _one_id(links: dict, role: str, kind: str) -> str | None:
 def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) -> Iterator[Chunk]:
     """The play events of events.idomaar as chunks of HEADER columns (playtime 0 when the line has none)."""
     buffer = RowBuffer(HEADER, chunk_rows, path)
+    lines_read = 0
     for number, line in numbered_lines(path):
         if not line.strip():
             continue
+        lines_read += 1
         fields = split_line(line, PLAY)
         problem = fields if isinstance(fields, str) else None
         if problem is None:
@@ -121,6 +123,9 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
             yield chunk
     if (chunk := buffer.flush()) is not None:
         yield chunk
+    if not lines_read:
+        raise DataError("holds no play events (an event.play line a play): is it 30Music's events.idomaar?",
+                        str(path))
 
 
 def read_entities(path: Path, kind: str, wanted: set[str]) -> dict[str, tuple[dict, dict, int]]:

@@ -304,6 +304,8 @@ def read_interactions(
                                             device)):
             parts[name].append(array)
         within.append(nanos)
+    if not rows_read:  # a reader of chunks (a release's own layout) that found no row at all
+        raise DataError("holds no events: the file (or every file of the folder) has no rows to import", str(path))
     if not rows_kept:  # every row had no id or no time: "the sample kept no user" blamed an option not given
         raise DataError(f"every row was left out ({skipped.total:,}: {', '.join(skipped.reasons)}): are the "
                         "columns named right (--user-col, --item-col, --time-col, --columns) and is --time-unit "

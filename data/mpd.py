@@ -73,6 +73,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
     `tracks`. Refused, never skipped: a file that is no slice, a playlist of the challenge set, a playlist
     read twice, a bad pid or modified_at, two tracks at one position."""
     playlists: dict[str, str] = {}  # pid -> where it was read first
+    tracks_read = 0
     for path in files:
         if skipped is not None and len(files) > 1:
             skipped.part = path.name
@@ -101,6 +102,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
                                 str(path), line)
             kept = keep(user)
             for track in _ordered_tracks(playlist, pid, path, line):
+                tracks_read += 1
                 uri = track.get("track_uri")
                 if not isinstance(uri, str) or not uri.strip():
                     problem = f"a track of playlist {pid} has no track_uri"
@@ -116,6 +118,9 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
                     yield chunk
         if (chunk := buffer.flush()) is not None:
             yield chunk
+    if not tracks_read:
+        raise DataError("holds no playlist with a track: are these the Million Playlist Dataset's slices?",
+                        str(files[0] if len(files) == 1 else files[0].parent))
 
 
 def _playlists(text: str, path: Path) -> list:

@@ -197,3 +197,21 @@ def test_skip_below_makes_plays_of_a_small_known_share_skips(tmp_path):
     with pytest.raises(ConfigError, match="^mpd holds tracks added to playlists, not plays; --skip-below is for "
                                           "FORMAT csv, parquet, jsonl or 30music"):
         import_dataset("mpd", root, columns=ColumnMap(skip_below=0.5))
+
+
+def test_an_events_file_without_lines_is_named_not_a_crash(tmp_path):
+    for text in ("", "\n\n"):
+        root = tmp_path / str(len(text))
+        download(root)
+        (root / "relations" / "events.idomaar").write_text(text)
+        with pytest.raises(DataError, match="^events.idomaar: holds no play events"):
+            import_dataset("30music", root)
+
+
+def test_a_chunk_reader_that_yields_no_row_is_a_data_error(tmp_path):
+    from edgerec.data.loaders import read_interactions
+
+    with pytest.raises(DataError, match="^log: holds no events"):
+        read_interactions(tmp_path / "log", ColumnMap(user="user", item="item", time="time", event=None,
+                                                      value=None, device=None),
+                          None, ReadOptions(header=("user", "item", "time")), chunks=lambda skipped: iter(()))

@@ -221,3 +221,14 @@ def test_chunks_of_one_or_two_rows_read_the_same_log_and_name_later_lines(tmp_pa
     with pytest.raises(DataError, match=r"^mpd.slice.0-999.json:(\d+): playlist 1's modified_at") as err:
         import_dataset("mpd", late, options=ReadOptions(chunk_rows=1))
     assert int(err.value.line) > 40  # the second playlist's pid, after the first one's tracks
+
+
+def test_slices_without_a_track_are_named_not_a_crash(tmp_path):
+    for lists in ([], [playlist(1, [])]):
+        with pytest.raises(DataError, match="^mpd.slice.0-999.json: holds no playlist with a track"):
+            import_dataset("mpd", write_slice(tmp_path / str(len(lists)), 0, lists))
+    folder = tmp_path / "two" / "data"
+    write_slice(folder, 0, [])
+    write_slice(folder, 1000, [playlist(1000, [])])
+    with pytest.raises(DataError, match="^data: holds no playlist with a track"):
+        import_dataset("mpd", folder)
