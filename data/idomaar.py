@@ -83,11 +83,17 @@ def split_line(line: str, kind: str) -> tuple[str, str, dict, dict] | str:
 def _one_id(links: dict, role: str, kind: str) -> str | None:
     """The id of the single entity of `kind` that `links[role]` lists, or None."""
     listed = links.get(role)
-    if not isinstance(listed, list) or len(listed) != 1 or not isinstance(listed[0], dict):
+    if not isinstance(listed, list) or len(listed) != 1:
         return None
-    entity = listed[0]
+    return _entity_id(listed[0], kind)
+
+
+def _entity_id(entity, kind: str) -> str | None:
+    """The id of a link `{"type": kind, "id": ...}` as text, or None when it is not one."""
+    if not isinstance(entity, dict) or entity.get("type") != kind:
+        return None
     ident = entity.get("id")
-    if entity.get("type") != kind or isinstance(ident, bool) or not isinstance(ident, (int, str)):
+    if isinstance(ident, bool) or not isinstance(ident, (int, str)):
         return None
     return str(ident).strip() or None
 
@@ -100,6 +106,10 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
         if not line.strip():
             continue
         lines_read += 1
+        kind = line.split("\t", 1)[0]
+        if kind != PLAY and "\t" in line:  # another kind of event (a love, a session): never a play
+            raise DataError(f"a {kind[:30]!r} line where this file holds {PLAY!r} lines; FORMAT 30music reads the "
+                            "play events of relations/events.idomaar", str(path), number)
         fields = split_line(line, PLAY)
         problem = fields if isinstance(fields, str) else None
         if problem is None:
@@ -112,12 +122,9 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
             playtime = str(playtime) if isinstance(playtime, (int, float)) and not isinstance(playtime, bool) \
                 and 0 < playtime < 1e7 else "0"
         if problem is not None:
-            if problem.startswith("a ") and "line where" in problem:  # another kind of event: never a play
-                raise DataError(f"{problem}; FORMAT 30music reads the play events of relations/events.idomaar",
-                                str(path), number)
             if skipped is None:
                 raise DataError(f"{problem} (or pass --skip-bad-rows to leave such lines out)", str(path), number)
-            skipped.add(problem.split(";")[0].split(" (")[0], [number])
+            skipped.add(problem.split(";")[0].split(" (")[0], [number])  # the reason without what was found
             continue
         if (chunk := buffer.add((user, item, time, playtime), number)) is not None:
             yield chunk
@@ -165,19 +172,19 @@ def idomaar_catalog(item_ids: list[str], tracks_path: Path | None, persons_path:
     tracks = read_entities(tracks_path, "track", set(item_ids)) if tracks_path else {}
     artist_of = {ident: _first_artist(links) for ident, (_, links, _) in tracks.items()}
     persons = read_entities(persons_path, "person", {a for a in artist_of.values() if a}) if persons_path else {}
-    titles, artists, seconds, lines = [], [], np.zeros(n, np.float32), []
+    titles, artists, seconds, lines, artist_lines = [], [], np.zeros(n, np.float32), [], []
     for row, ident in enumerate(item_ids):
-        props, _, line = tracks.get(ident, ({}, {}, 0))
-        artist = persons.get(artist_of.get(ident) or "", ({}, {}, 0))[0]
+        props, _, line = tracks.get(ident, ({}, {}, 0))  # line 0: no line, and no name to find fault with
+        artist, _, artist_line = persons.get(artist_of.get(ident) or "", ({}, {}, 0))
         titles.append(name_of(props))
         artists.append(name_of(artist))
         duration = props.get("duration")
         if isinstance(duration, (int, float)) and not isinstance(duration, bool) and 0 < duration < 1e7:
             seconds[row] = duration
         lines.append(line)
-    where = tracks_path or Path(TRACKS_FILE)
-    check_item_text(titles, "title", where, lambda row: lines[row], "the track name")
-    check_item_text(artists, "creator", where, lambda row: lines[row], "the artist name")
+        artist_lines.append(artist_line)
+    check_item_text(titles, "title", tracks_path, lambda row: lines[row], "the track name")
+    check_item_text(artists, "creator", persons_path, lambda row: artist_lines[row], "the artist name")
     text = {"title": titles, "creator": artists, "modality": ["music_track"] * n,
             "description": [_description(t, a) for t, a in zip(titles, artists)]}
     warnings = []
@@ -192,13 +199,8 @@ def idomaar_catalog(item_ids: list[str], tracks_path: Path | None, persons_path:
 
 def _first_artist(links: dict) -> str | None:
     listed = links.get("artists")
-    if not isinstance(listed, list):
-        return None
-    for entity in listed:
-        if isinstance(entity, dict) and entity.get("type") == "person" and not isinstance(entity.get("id"), bool) \
-                and isinstance(entity.get("id"), (int, str)):
-            return str(entity["id"]).strip()
-    return None
+    ids = (_entity_id(entity, "person") for entity in listed) if isinstance(listed, list) else ()
+    return next(filter(None, ids), None)
 
 
 def _description(title: str, artist: str) -> str:

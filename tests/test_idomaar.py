@@ -215,3 +215,57 @@ def test_a_chunk_reader_that_yields_no_row_is_a_data_error(tmp_path):
         read_interactions(tmp_path / "log", ColumnMap(user="user", item="item", time="time", event=None,
                                                       value=None, device=None),
                           None, ReadOptions(header=("user", "item", "time")), chunks=lambda skipped: iter(()))
+
+
+def test_links_and_playtimes_read_only_as_the_format_gives_them(tmp_path):
+    two_users = play(9, 1390231051, 7, 42).replace('[{"type": "user", "id": 7}]',
+                                                   '[{"type": "user", "id": 7}, {"type": "user", "id": 8}]')
+    for bad in (two_users, play(9, 1390231051, True, 42), play(9, 1390231051, 7, None),
+                play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '["42"]'),
+                play(9, 1390231051, 7, 42).replace('"objects"', '"items"'), play(9, 1390231051, " ", 42)):
+        with pytest.raises(DataError, match=r"^events.idomaar:1: its links do not name one user \(subjects\) and "
+                                            r"one track \(objects\); found \{.{10,80} \(or pass"):
+            import_dataset("30music", download(tmp_path / str(len(list(tmp_path.iterdir()))), [bad]))
+    root = download(tmp_path / "skip", [two_users, *EVENTS_LINES])
+    skipped = import_dataset("30music", root, options=ReadOptions(skip_bad_rows=True)).meta["skipped_rows"]
+    assert skipped == {"its links do not name one user": {"rows": 1, "first_lines": [1]}}
+    lines = [play(0, 1390231051, " 7 ", "42", 23.6), play(1, 1390231052, 7, 42, 0), play(2, 1390231053, 7, 42, True),
+             play(3, 1390231054, 7, 42, 9_999_999), play(4, 1390231055, 7, 42, 10_000_000), "",
+             play(5, 1390231056, 7, 42, 1)]
+    got = sequences(import_dataset("30music", download(tmp_path / "ok", lines)))
+    assert [v for *_, v in got["7"]] == pytest.approx([0.1, 1.0, 1.0, 42372.88, 1.0, round(1 / 236, 4)])
+
+
+def test_durations_and_artists_read_only_as_the_format_gives_them(tmp_path):
+    def with_artists(ident, duration, artists):
+        props = {"duration": duration, "playcount": 1, "MBID": None, "name": f"T{ident}"}
+        return f"track\t{ident}\t-1\t{json.dumps(props)}\t{json.dumps({'artists': artists})}"
+
+    tracks = [with_artists(42, 1, [{"type": "album", "id": 3}, "x", {"type": "person", "id": True},
+                                   {"type": "person", "id": 4}]),
+              with_artists(43, 0, {"type": "person", "id": 3}), with_artists(44, 9_999_999, []),
+              with_artists(45, 10_000_000, [{"type": "person", "id": 3}])]
+    events = [play(n, 1390231051 + n, 7, 42 + n, -1) for n in range(4)]
+    catalog = import_dataset("30music", download(tmp_path / "a", events, tracks)).catalog
+    assert catalog.text["creator"] == ["Energy 52", "", "", "Michael Jackson"]
+    assert catalog.text["description"] == ["T42. A song by Energy 52.", "T43. A song.", "T44. A song.",
+                                           "T45. A song by Michael Jackson."]
+    assert catalog.duration.tolist() == [1.0, 0.0, 9_999_999.0, 0.0] and catalog.duration.dtype == "float32"
+    assert catalog.tags == [()] * 4
+    nameless = [track(42, "", 10, artist=3), track(43, "", 10)]
+    catalog = import_dataset("30music", download(tmp_path / "b", events[:2], nameless)).catalog
+    assert catalog.text["description"] == ["A song by Michael Jackson.", ""]
+
+
+def test_an_artist_name_the_device_refuses_names_its_persons_line(tmp_path):
+    persons = [person(4, "Energy+52"), person(3, "Michael%0AJackson")]
+    with pytest.raises(DataError, match="^persons.idomaar:2: the artist name holds a line break"):
+        import_dataset("30music", download(tmp_path / "a", persons=persons))
+
+
+def test_the_warnings_say_how_many_tracks_lack_names(tmp_path):
+    bare = import_dataset("30music", download(tmp_path / "a", tracks=None)).meta["warnings"]
+    assert bare == ["no entities/tracks.idomaar beside the events: the tracks have ids but no names (import the "
+                    "download's folder)"]
+    partial = import_dataset("30music", download(tmp_path / "b", tracks=TRACKS_LINES[1:])).meta["warnings"]
+    assert partial == ["1 of the 3 tracks played are not in tracks.idomaar: they have ids but no names"]

@@ -232,3 +232,101 @@ def test_slices_without_a_track_are_named_not_a_crash(tmp_path):
     write_slice(folder, 1000, [playlist(1000, [])])
     with pytest.raises(DataError, match="^data: holds no playlist with a track"):
         import_dataset("mpd", folder)
+
+
+def pid_line(path, pid):
+    """The file line of a playlist's pid, as the release's pretty-printing puts it."""
+    return next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.strip() == f'"pid": {pid},')
+
+
+def test_errors_and_skipped_tracks_name_the_line_of_their_playlists_pid(tmp_path):
+    broken = playlist(8, [1, 2])
+    del broken["tracks"][1]["track_uri"]
+    path = write_slice(tmp_path / "a", 0, [playlist(7, [3, 4, 5]), broken])
+    with pytest.raises(DataError) as err:
+        import_dataset("mpd", path)
+    assert err.value.line == pid_line(path, 8) and str(err.value).startswith(f"mpd.slice.0-999.json:{pid_line(path, 8)}:")
+    skipped = import_dataset("mpd", path, options=ReadOptions(skip_bad_rows=True)).meta["skipped_rows"]
+    assert skipped == {"a track of playlist has no track_uri": {"rows": 1, "first_lines": [pid_line(path, 8)]}}
+    for change, message in ((lambda t: t[1].update(pos="x"), "is at pos 'x'"),
+                            (lambda t: t[1].update(pos=0), "two tracks of playlist 8 are at one pos"),
+                            (lambda t: t.append("a string"), "tracks are not a list of JSON objects")):
+        bad = playlist(8, [1, 2])
+        change(bad["tracks"])
+        path = write_slice(tmp_path / message[:5], 0, [playlist(7, [3]), bad])
+        with pytest.raises(DataError, match=f"^mpd.slice.0-999.json:{pid_line(path, 8)}: .*{message}"):
+            import_dataset("mpd", path)
+
+
+def test_tracks_without_pos_keep_their_place_and_playlists_must_be_objects(tmp_path):
+    loose = playlist(3, [6, 5, 4])
+    for t in loose["tracks"]:
+        del t["pos"]
+    dataset = import_dataset("mpd", write_slice(tmp_path / "a", 0, [loose]))
+    assert [i[-1] for i, _, _ in sequences(dataset)["3"]] == ["6", "5", "4"]
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json: its playlist 2 is not a JSON object"):
+        import_dataset("mpd", write_slice(tmp_path / "b", 0, [playlist(1, [1]), [1, 2]]))
+    with pytest.raises(DataError, match="is the RecSys Challenge set"):
+        import_dataset("mpd", write_slice(tmp_path / "c", 0, [playlist(1, [1]) | {"num_samples": 5}]))
+
+
+def test_descriptions_and_durations_follow_what_each_track_has(tmp_path):
+    lists = [playlist(0, [1, 2, 3, 4, 5])]
+    t = lists[0]["tracks"]
+    t[0].update(album_name="Song 1")  # a single: its album is its title
+    t[1].update(artist_name="", album_name="")
+    t[2].update(artist_name=None, track_name=None, duration_ms=1)
+    t[3].update(album_name=17, duration_ms=0)
+    t[4].update(duration_ms=True)
+    catalog = import_dataset("mpd", write_slice(tmp_path, 0, lists)).catalog
+    assert catalog.text["description"] == ["Song 1. A song by Artist 1.", "Song 2. A song.",
+                                           "spotify:track:0003. A song, from Album 1.", "Song 4. A song by Artist 1.",
+                                           "Song 5. A song by Artist 2, from Album 2."]
+    assert catalog.text["title"][2] == "spotify:track:0003"  # no name and no artist: its id
+    assert catalog.duration[0] == pytest.approx(200.001) and catalog.duration[1] == pytest.approx(200.002)
+    assert catalog.duration[2] == pytest.approx(0.001) and catalog.duration[3] == 0 and catalog.duration[4] == 0
+    assert catalog.tags == [()] * 5 and catalog.duration.dtype == "float32"
+
+
+@pytest.mark.parametrize("ms, seconds", [(999_999_999, 999_999.999), (1_000_000_000, 0.0), (-5, 0.0)])
+def test_a_duration_beyond_eleven_days_or_below_zero_is_unknown(tmp_path, ms, seconds):
+    lists = [playlist(0, [1])]
+    lists[0]["tracks"][0]["duration_ms"] = ms
+    assert import_dataset("mpd", write_slice(tmp_path, 0, lists)).catalog.duration[0] == pytest.approx(seconds)
+
+
+def test_a_sampled_track_takes_its_metadata_from_a_kept_playlist(tmp_path):
+    pids = range(40)
+    kept = [p for p in pids if keep_user(str(p), 0.5, 0)]
+    dropped = [p for p in pids if not keep_user(str(p), 0.5, 0)]
+    first, later = playlist(dropped[0], [1]), playlist(kept[-1], [1])
+    first["tracks"][0]["track_name"] = "Name In A Dropped Playlist"
+    dataset = import_dataset("mpd", write_slice(tmp_path, 0, [first, later]),
+                             options=ReadOptions(sample_users=0.5, seed=0))
+    assert dataset.catalog.text["title"] == ["Song 1"]
+
+
+def test_names_the_device_would_refuse_are_named_by_line_and_folder(tmp_path):
+    for field, what in (("artist_name", "the artist name"), ("album_name", "the album name")):
+        bad = playlist(7, [1])
+        bad["tracks"][0][field] = "nul\x00inside"
+        folder = tmp_path / field / "data"
+        write_slice(folder, 0, [playlist(1, [2])])
+        path = write_slice(folder, 1000, [bad])
+        with pytest.raises(DataError, match=f"^data:{pid_line(path, 7)}: {what} "):
+            import_dataset("mpd", folder)
+
+
+def test_a_cut_or_too_deep_slice_says_so(tmp_path):
+    path = write_slice(tmp_path, 0, [playlist(1, [1, 2])])
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(DataError, match=r"^mpd.slice.0-999.json:\d+: is not JSON .*is the file cut short\?\)$") as err:
+        import_dataset("mpd", path)
+    assert err.value.line > 10
+    path.write_text('{"playlists": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json: is JSON nested too deep to be a Million Playlist"):
+        import_dataset("mpd", path)
+    path.write_text("[]")
+    with pytest.raises(DataError, match="for a log of your own layout use FORMAT jsonl .one event a line.$"):
+        import_dataset("mpd", path)
