@@ -78,6 +78,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     )
     from edgerec.data.store import load_dataset
     from edgerec.errors import ConfigError
+    from edgerec.models.checkpoint import path_from
     from edgerec.models.content import ContentTeacher, held_out_texts, load_tokenizer
 
     chosen_dim = dim
@@ -126,7 +127,8 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
                                         ContentDistillConfig(dim=dim, epochs=epochs or 30, seed=seed), progress)
     if vocabulary:
         info |= {"real_titles": len(titles), "catalog_texts": len(train)}
-    save_student(out, student, teacher.dir, {k: v for k, v in info.items() if k != "history"} | {"data": data_dir})
+    save_student(out, student, teacher.dir,
+                 {k: v for k, v in info.items() if k != "history"} | {"data": path_from(out, data_dir)})
     key_values({"held-out cosine (mean)": info["held_out_cosine_mean"], "train texts": info["train_texts"],
                 "parameters": sum(p.numel() for p in student.parameters()), "checkpoint": out},
                title="content student")

@@ -139,14 +139,15 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
     if arch == "ranker":
         _train_ranker(dataset, split, retrieval, out, options)
         return
-    from edgerec.models.checkpoint import load_model
+    from edgerec.models.checkpoint import load_model, path_from
     from edgerec.models.train import train_model
 
     model_cfg, train_cfg = _configs(arch, options)
     init = load_model(init_ckpt)[0] if init_ckpt else None
     result = train_model(dataset, split, model_cfg, train_cfg, out=out, init=init, resume=resume,
                          progress=TrainProgress(), content=_content(options["content_specs"]) or None,
-                         info_extra={"data": str(data_dir), "init": init_ckpt})
+                         info_extra={"data": path_from(out, data_dir),
+                                     "init": init_ckpt and path_from(out, init_ckpt)})
     _summary(result.info, out)
 
 
@@ -191,7 +192,7 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
     --own-rows 8000)."""
     from edgerec.compress.distill import DistillConfig, distill_model
     from edgerec.errors import ConfigError
-    from edgerec.models.checkpoint import load_model
+    from edgerec.models.checkpoint import load_model, path_from
 
     dataset, split = _load(data_dir)
     if not Path(teacher).exists() and ":" not in teacher:
@@ -209,7 +210,9 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
         _distill_to_budget(dataset, split, teacher_model, model_cfg, train_cfg, kd, max_bytes, candidates, out)
         return
     result = distill_model(dataset, split, teacher_model, model_cfg, train_cfg, kd, out=out,
-                           progress=TrainProgress(), info_extra={"data": str(data_dir), "teacher": teacher},
+                           progress=TrainProgress(),
+                           info_extra={"data": path_from(out, data_dir),  # a module:factory teacher is no path
+                                       "teacher": path_from(out, teacher) if Path(teacher).exists() else teacher},
                            content=_content(options["content_specs"]) or None)
     _summary(result.info, out)
 

@@ -28,6 +28,7 @@ from edgerec.data.store import load_dataset, save_dataset
 from edgerec.errors import ConfigError
 from edgerec.export.bundle_builder import ExportConfig, export_bundle
 from edgerec.export.content import fit_projection, project, projection_items
+from edgerec.models.checkpoint import with_path_in
 from edgerec.models.config import ModelConfig
 from edgerec.models.content import item_texts
 from edgerec.models.evaluation import train_popularity
@@ -95,9 +96,10 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def _had_new_items(config: dict, new_ids: list[str]) -> bool | None:
-    """Whether the student was distilled on a catalog holding any of the new items (None: unknown)."""
-    data = config.get("info", {}).get("data")
+def _had_new_items(content_dir, config: dict, new_ids: list[str]) -> bool | None:
+    """Whether the student was distilled on a catalog holding any of the new items (None: unknown). Its data
+    folder is written relative to the student's folder (older students hold it as given)."""
+    data = with_path_in(content_dir, config.get("info", {}), "data").get("data")
     try:
         ids = set(load_dataset(data).catalog.item_ids) if data else None
     except Exception:  # noqa: BLE001 - a moved or deleted folder only makes the answer unknown
@@ -182,7 +184,7 @@ def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: 
         device, content_only, parity = _device_placements(rec, content_dir, new_ids, metas)
         rec.close()
         students.append({"student": name, "kind": config.get("architecture", {}).get("kind", "static"),
-                         "distilled_on_new_items": _had_new_items(config, new_ids),
+                         "distilled_on_new_items": _had_new_items(content_dir, config, new_ids),
                          "device_vs_host_cosine_min": parity})
         rows += [{"placement": "device default: content encoder + related items", "content encoder": name,
                   **hits(device)},

@@ -362,3 +362,22 @@ def test_the_projection_learns_from_the_head_of_the_catalog_not_its_long_tail():
             projection_items(bad)
     with pytest.raises(ExportError):
         projection_items(counts, share=0.0)
+
+
+def test_a_students_data_folder_is_read_relative_to_the_student(tmp_path, small_data_dir):
+    import shutil
+
+    from edgerec.data.store import load_dataset
+    from edgerec.studies.coldstart import _had_new_items
+
+    shutil.copytree(small_data_dir, tmp_path / "run" / "data")
+    known = load_dataset(small_data_dir).catalog.item_ids[0]
+    config = {"info": {"data": "../data"}}
+    student = tmp_path / "run" / "student"
+    assert _had_new_items(student, config, [known]) is True
+    assert _had_new_items(student, config, ["no such item"]) is False
+    (tmp_path / "run").rename(tmp_path / "moved")
+    assert _had_new_items(tmp_path / "moved" / "student", config, [known]) is True
+    absolute = {"info": {"data": str(tmp_path / "moved" / "data")}}  # as students before this change hold it
+    assert _had_new_items(tmp_path / "elsewhere", absolute, [known]) is True
+    assert _had_new_items(student, config, [known]) is None  # moved away: unknown, not an error

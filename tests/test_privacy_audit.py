@@ -493,3 +493,30 @@ def test_a_stored_retrieval_path_that_is_no_text_is_left_for_its_users_to_refuse
     assert with_path_in(tmp_path, {"retrieval": "/abs/model"}, "retrieval") == {"retrieval": "/abs/model"}
     assert with_path_in(tmp_path / "run" / "ranker", {"retrieval": "../student"}, "retrieval") == {
         "retrieval": str((tmp_path / "run" / "student").resolve())}
+
+
+def test_checkpoints_record_their_data_init_and_teacher_relative_to_themselves(tmp_path, small_data_dir):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.models.checkpoint import load_model
+
+    root = tmp_path / MARK
+    shutil.copytree(small_data_dir, root / "data")
+    tiny = ["--dim", "8", "--layers", "1", "--max-len", "8", "--epochs", "1", "--eval-users", "0"]
+    for args in (["train", "--data", str(root / "data"), "--out", str(root / "teacher"), *tiny],
+                 ["train", "--data", str(root / "data"), "--out", str(root / "warm"), "--init", str(root / "teacher"),
+                  *tiny],
+                 ["distill", "--teacher", str(root / "teacher"), "--data", str(root / "data"), "--out",
+                  str(root / "student"), *tiny]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    for name, expected in (("teacher", {"data": "../data", "init": None}),
+                           ("warm", {"data": "../data", "init": "../teacher"}),
+                           ("student", {"data": "../data", "teacher": "../teacher"})):
+        text = (root / name / "config.json").read_text()
+        assert str(tmp_path) not in text and MARK not in text, name
+        info = load_model(root / name)[1].info
+        assert {k: info[k] for k in expected} == expected
