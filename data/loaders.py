@@ -341,12 +341,16 @@ def read_interactions(
                             f"(--time-unit {options.time_unit}): if the file holds seconds, import it again "
                             "without --time-unit; if its times count from the log's own start (Diginetica's "
                             "timeframe), order and gaps hold, but dates and time of day mean nothing"]
-    elif unit_read and seconds_unit and latest <= LAST_NUMBER_DATE and numbers_as_dates(parts["timestamp"]):
-        first = int(parts["timestamp"][0][0])
+    elif unit_read and (ticks := _whole_ticks(parts["timestamp"], options.time_unit)) is not None \
+            and max(int(t.max()) for t in ticks) <= LAST_NUMBER_DATE and numbers_as_dates(ticks):
+        first = int(ticks[0][0])
+        read_as = ("epoch seconds put in 1970, days seconds or minutes apart" if seconds_unit else
+                   f"--time-unit {options.time_unit} reads as {unit_name(options.time_unit)} since 1970 (the latest "
+                   f"on {datetime.fromtimestamp(min(latest, 4e12), timezone.utc):%Y-%m-%d})")
         meta["warnings"] = [f"every time reads as a date written as a number, yyyymmdd ({first} is "
-                            f"{first // 10000}-{first // 100 % 100:02d}-{first % 100:02d}), which epoch seconds put "
-                            "in 1970, days seconds or minutes apart: events keep their order, but recency, gaps and "
-                            "time of day are wrong; write the dates as ISO-8601 (2020-01-31) or epoch seconds"]
+                            f"{first // 10000}-{first // 100 % 100:02d}-{first % 100:02d}), which {read_as}: events "
+                            "keep their order, but recency, gaps and time of day are wrong; write the dates as "
+                            "ISO-8601 (2020-01-31) or epoch seconds"]
     elif unit_read and seconds_unit and latest < EARLY_1973 and (
             latest - earliest(parts) >= DAY or rows_kept >= MANY_ROWS):  # small test logs count from 0: silent
         meta["warnings"] = [f"every time falls before 1973 as epoch seconds (the latest on "
@@ -398,6 +402,13 @@ def read_interactions(
                             "order, shuffle each user's rows before the import (pandas: "
                             "df.sample(frac=1, random_state=0)); if it has times elsewhere, import them"]
     return Dataset(catalog, log, users.ids, meta=meta)
+
+
+def _whole_ticks(times: list[np.ndarray], unit: str) -> list[np.ndarray] | None:
+    """The numbers a log wrote, from the seconds read in `unit` when it counts whole seconds or steps of
+    them (None for finer units: a date number read as milliseconds lands in 1970 and is warned about so)."""
+    per_second, step = time_unit(unit)
+    return None if per_second > 1 else [t // step for t in times]
 
 
 def _rows_in_item_order(log: Interactions, item_ids: list[str]) -> bool:

@@ -776,3 +776,16 @@ def test_the_device_warning_comes_after_the_warning_about_times(tmp_path):
     warnings = import_dataset("csv", path, options=ReadOptions(time_unit="ms")).meta["warnings"]
     assert [w.split(" (")[0] for w in warnings] == ["every time falls before 1973 read as epoch milliseconds",
                                                     "1 row names a device edgerec does not know"]
+
+
+@pytest.mark.parametrize("unit, words, latest", [("min", "minutes", "2008-04-24"), ("h", "hours", "4268-09-26"),
+                                                 ("10min", "10-minute steps", "2353-02-14")])
+def test_a_date_written_as_a_number_read_in_steps_is_named_as_a_date(tmp_path, unit, words, latest):
+    path = write(tmp_path / "log.csv", LOG + "u,a,20140101\nu,b,20140102\nv,a,20150312\n")
+    assert import_dataset("csv", path, options=ReadOptions(time_unit=unit)).meta["warnings"] == [
+        f"every time reads as a date written as a number, yyyymmdd (20140101 is 2014-01-01), which --time-unit "
+        f"{unit} reads as {words} since 1970 (the latest on {latest}): events keep their order, but recency, gaps "
+        "and time of day are wrong; write the dates as ISO-8601 (2020-01-31) or epoch seconds"]
+    # plain minute counts that are no dates (a 13th month) are not named so
+    other = write(tmp_path / "other.csv", LOG + "u,a,20141301\nu,b,20141302\n")
+    assert "warnings" not in import_dataset("csv", other, options=ReadOptions(time_unit="min")).meta
