@@ -83,12 +83,18 @@ class TrainProgress:
         from edgerec.models.train import Heartbeat
 
         self.heartbeat = Heartbeat(lambda message: console.print(f"  {message}"), every)
+        self.planned: int | None = None  # the epochs the schedule planned at the last epoch line
 
     def __call__(self, kind: str, done: int, total: int, record: dict) -> None:
+        from edgerec.models.train import schedule_note
+
         if _rank() != 0:
             return
         self.heartbeat(kind, done, total, record)
         if kind == "epoch":
+            if note := schedule_note(record, self.planned):
+                console.print(f"  [dim]{note}[/dim]")
+            self.planned = record.get("epochs_planned")
             console.print(f"  epoch {record['epoch']:>3}  loss {record['loss']:.4f}  "
                           f"val NDCG@10 {record['val_NDCG@10']:.4f}  ({record['seconds']:.0f}s)")
         elif kind == "teacher" and done == total:

@@ -79,6 +79,16 @@ class TrainConfig:
                            warmup=self.warmup, final_lr=self.final_lr)
 
 
+def schedule_note(record: dict, last_planned: int | None) -> str | None:
+    """What to say when an epoch's record plans fewer epochs than the one before (a time cap fitted the
+    schedule to the pace measured so far); None otherwise."""
+    planned = record.get("epochs_planned")
+    if last_planned is None or planned is None or planned >= last_planned:
+        return None
+    return (f"the schedule now ends at epoch {planned} (it was {last_planned}) so that it anneals within the "
+            "time cap (--max-minutes)")
+
+
 @dataclass
 class Heartbeat:
     """A line now and then while train_model works between epoch lines: an epoch, or the teacher's scoring
@@ -292,7 +302,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         if rank == 0:
             ndcg = evaluator.evaluate(scorer, "val", rows=eval_rows)["NDCG@10"]
             record = {"epoch": epoch + 1, "loss": total / max(seen, 1), "val_NDCG@10": ndcg,
-                      "seconds": round(time.perf_counter() - began, 1)}
+                      "seconds": round(time.perf_counter() - began, 1), "epochs_planned": budget.epochs}
             if cut_at is not None:
                 record["steps_of_epoch"] = [cut_at, len(batches)]
             progress_state["history"].append(record)

@@ -112,13 +112,20 @@ def say(progress: Progress) -> Callable[[str], None]:
 def epoch_lines(progress: Progress, who: str, every: float = 60.0):
     """Training progress (kind, done, total, record) -> one progress line per epoch, and a heartbeat line
     during long stretches between them."""
-    from edgerec.models.train import Heartbeat  # torch: loaded only where a model trains
+    from edgerec.models.train import (  # torch: loaded only where a model trains
+        Heartbeat,
+        schedule_note,
+    )
 
     heartbeat = Heartbeat(lambda message: progress(f"{who} {message}", {}), every)
+    planned: list[int | None] = [None]  # the epochs planned at the last epoch line
 
     def on(kind, done, total, record):
         heartbeat(kind, done, total, record)
         if kind == "epoch":
+            if note := schedule_note(record, planned[0]):
+                progress(f"{who}: {note}", {})
+            planned[0] = record.get("epochs_planned")
             progress(f"{who} epoch {record['epoch']}", {"loss": record["loss"], "val NDCG@10": record["val_NDCG@10"]})
     return on
 

@@ -61,3 +61,33 @@ def test_training_and_the_teachers_scoring_feed_the_heartbeat_of_the_demo_and_th
                   DistillConfig(top_k=4), progress=printed)
     out = capsys.readouterr().out
     assert "teacher scoring: " in out and "epoch 1: step " in out, out
+
+
+def test_a_schedule_fitted_to_the_time_cap_is_said_once_when_it_shrinks(capsys):
+    from edgerec.models.train import schedule_note
+
+    assert schedule_note({"epochs_planned": 40}, None) is None  # the first line: nothing to compare
+    assert schedule_note({"epochs_planned": 40}, 40) is None
+    assert schedule_note({}, 40) is None
+    assert schedule_note({"epochs_planned": 12}, 40) == (
+        "the schedule now ends at epoch 12 (it was 40) so that it anneals within the time cap (--max-minutes)")
+    said = []
+    on = epoch_lines(lambda what, values: said.append(what), "teacher", every=1e9)
+    printed = TrainProgress(every=1e9)
+    for planned in (40, 40, 12, 12):
+        record = {"epoch": 1, "loss": 1.0, "val_NDCG@10": 0.1, "seconds": 1.0, "epochs_planned": planned}
+        on("epoch", 1, planned, record)
+        printed("epoch", 1, planned, record)
+    assert [line for line in said if "schedule" in line] == [
+        "teacher: the schedule now ends at epoch 12 (it was 40) so that it anneals within the time cap "
+        "(--max-minutes)"]
+    assert capsys.readouterr().out.count("the schedule now ends at epoch 12 (it was 40)") == 1
+
+
+def test_a_time_capped_run_records_the_epochs_it_planned(small):
+    dataset, split = small
+    config = ModelConfig(dim=8, layers=1, heads=1, max_len=8, dropout=0.0)
+    records = []
+    train_model(dataset, split, config, TrainConfig(epochs=3, batch_size=8, eval_users=0),
+                progress=lambda kind, done, total, record: records.append(record) if kind == "epoch" else None)
+    assert [r["epochs_planned"] for r in records] == [3, 3, 3]
