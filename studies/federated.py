@@ -42,7 +42,7 @@ from edgerec.runtime.federated import (
     user_vectors,
 )
 from edgerec.runtime.personal import load_personal
-from edgerec.runtime.privacy_ledger import DAY, PrivacyLedger
+from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.devices import open_device
 from edgerec.studies.fed_world import (
@@ -88,6 +88,8 @@ class FederatedStudy(Study):
 
         out = Path(self.out)
         self._check_arguments()
+        for warning in self.budget_warnings():
+            progress(f"warning: {warning}", {})
         dataset = load_dataset(self.data_dir)
         early, cut = split_by_time(dataset, self.world.early_share)
         save_dataset(early, out / "data-early")
@@ -149,6 +151,16 @@ class FederatedStudy(Study):
         if not all(0 < e < math.inf for e in self.epsilons) or not 0 < self.delta < 1:
             raise ConfigError(f"every epsilon must be finite and > 0 and delta in (0, 1) (got epsilons "
                               f"{list(self.epsilons)}, delta {self.delta})")
+
+    def budget_warnings(self) -> list[str]:
+        """A DP arm whose epsilon per round is over a device's daily privacy budget is declined by every
+        device (a round a simulated day) and can only end at v1: said before hours of training, not after."""
+        daily = Budget().per_day
+        over = [e for e in self.epsilons if e / self.server.rounds > daily + 1e-12]
+        return [f"DP-FedAvg at epsilon {e:g} over {self.server.rounds} rounds charges each device {e / self.server.rounds:g} "
+                f"a round, over a device's daily privacy budget of {daily:g}: every device will decline and the arm "
+                f"will stay at v1; plan at least {math.ceil(e / daily)} rounds (--rounds) or a smaller --epsilon"
+                for e in over]
 
     def _trained(self, dataset, data_dir: Path, folder: Path, what: str, progress) -> Path:
         """The bundle trained on `dataset` in `folder`: trained now, or the one an earlier run left."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, DataError
 from edgerec.federated.accounting import DPPlan, noise_for, spent_epsilon
 from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig, dp_fedavg, fedavg
@@ -405,3 +405,28 @@ def test_federate_cli_passes_the_devices_local_work_and_refuses_none(monkeypatch
         result = CliRunner().invoke(cli, [*base, *bad])
         assert result.exit_code != 0 and "Traceback" not in result.output, bad
         assert result.output.splitlines()[-1].startswith("Error: RoundTask."), (bad, result.output)
+
+
+def test_a_dp_arm_over_the_devices_daily_budget_is_warned_about_before_training(tmp_path):
+    from edgerec.studies.fed_world import WorldConfig
+    from edgerec.studies.federated import FederatedStudy
+
+    def warned(epsilons, rounds):
+        return FederatedStudy(tmp_path / "data", tmp_path / "out", WorldConfig(), ServerConfig(rounds=rounds),
+                              RoundTask(round=0, space=""), epsilons=epsilons).budget_warnings()
+
+    assert warned((1.0, 4.0, 8.0), 20) == [] and warned((2.0,), 2) == []  # 1 a round fits a day's budget of 1
+    assert warned((1.0, 4.0, 8.0), 2) == [
+        "DP-FedAvg at epsilon 4 over 2 rounds charges each device 2 a round, over a device's daily privacy budget "
+        "of 1: every device will decline and the arm will stay at v1; plan at least 4 rounds (--rounds) or a "
+        "smaller --epsilon",
+        "DP-FedAvg at epsilon 8 over 2 rounds charges each device 4 a round, over a device's daily privacy budget "
+        "of 1: every device will decline and the arm will stay at v1; plan at least 8 rounds (--rounds) or a "
+        "smaller --epsilon"]
+    assert len(warned((2.5,), 2)) == 1 and "plan at least 3 rounds" in warned((2.5,), 2)[0]
+    said = []
+    study = FederatedStudy(tmp_path / "no-data", tmp_path / "out", WorldConfig(), ServerConfig(rounds=2),
+                           RoundTask(round=0, space=""), epsilons=(4.0,))
+    with pytest.raises(DataError):  # the warning comes before the data is even read
+        study.measure(lambda message, values: said.append(message))
+    assert said == [f"warning: {study.budget_warnings()[0]}"]
