@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -269,3 +270,40 @@ def test_the_warnings_say_how_many_tracks_lack_names(tmp_path):
                     "download's folder)"]
     partial = import_dataset("30music", download(tmp_path / "b", tracks=TRACKS_LINES[1:])).meta["warnings"]
     assert partial == ["1 of the 3 tracks played are not in tracks.idomaar: they have ids but no names"]
+
+
+@pytest.mark.parametrize("fmt, home", [("netflix", "its movie_titles file"), ("mpd", "the playlists' tracks"),
+                                       ("30music", "its entities folder"), ("ml-1m", "the MovieLens folder")])
+def test_each_release_names_where_it_reads_its_items(tmp_path, fmt, home):
+    from edgerec.data.loaders import import_dataset as imported
+
+    with pytest.raises(ConfigError) as err:
+        imported(fmt, tmp_path, items="items.csv")
+    assert str(err.value) == f"{fmt} reads its items from {home}; --items is for FORMAT csv, parquet or jsonl"
+    with pytest.raises(ConfigError) as err:
+        imported(fmt, tmp_path, item_columns={"title": "name"}, items_delimiter=";", items_header=("a",),
+                 options=ReadOptions(duration_unit="ms"))
+    assert str(err.value) == (f"{fmt} reads its items from {home}; --item-columns and --items-delimiter and "
+                              "--items-header and --duration-unit are for FORMAT csv, parquet or jsonl")
+
+
+def test_the_log_of_a_release_is_float32_and_says_what_it_holds(tmp_path):
+    dataset = import_dataset("30music", download(tmp_path / "t"))
+    assert dataset.interactions.value.dtype == np.float32
+    assert dataset.meta["value"] == "the share of the track played (playtime / duration; 1 when either is unknown)"
+    one_second = download(tmp_path / "u", [play(0, 1390231051, 7, 46, 1)], [track(46, "Blip", 1)], [])
+    assert sequences(import_dataset("30music", one_second))["7"][0][3] == 1.0  # 1 s of a 1-second track
+    half = download(tmp_path / "v", [play(0, 1390231051, 7, 46, 1)], [track(46, "Blip", 2)], [])
+    assert sequences(import_dataset("30music", half))["7"][0][3] == 0.5
+
+
+def test_a_missing_path_or_any_entity_file_is_named(tmp_path):
+    with pytest.raises(DataError) as err:
+        import_dataset("30music", tmp_path / "missing")
+    assert str(err.value) == "missing: not found; pass the 30Music folder or its relations/events.idomaar"
+    root = download(tmp_path / "t")
+    (root / "entities" / "albums.idomaar").write_text("album\t1\t-1\t{}\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("30music", root / "entities" / "albums.idomaar")
+    assert str(err.value) == ("albums.idomaar: is an entity file; pass the 30Music folder, or its "
+                              "relations/events.idomaar")

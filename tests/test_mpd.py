@@ -330,3 +330,26 @@ def test_a_cut_or_too_deep_slice_says_so(tmp_path):
     path.write_text("[]")
     with pytest.raises(DataError, match="for a log of your own layout use FORMAT jsonl .one event a line.$"):
         import_dataset("mpd", path)
+
+
+def test_skipped_tracks_of_a_folder_name_their_slice_and_later_errors_their_file(tmp_path):
+    folder = tmp_path / "data"
+    write_slice(folder, 0, [playlist(0, [1, 2])])
+    broken = playlist(1000, [3, 4])
+    del broken["tracks"][0]["track_uri"]
+    second = write_slice(folder, 1000, [broken])
+    meta = import_dataset("mpd", folder, options=ReadOptions(skip_bad_rows=True)).meta
+    assert meta["skipped_rows"]["a track of playlist has no track_uri"]["first_lines"] == [
+        f"mpd.slice.1000-1999.json:{pid_line(second, 1000)}"]
+    long_id = playlist(7, [1])
+    long_id["tracks"][0]["track_uri"] = "spotify:track:" + "x" * 300
+    path = write_slice(tmp_path / "long", 0, [long_id])
+    with pytest.raises(DataError, match=f"^mpd.slice.0-999.json:{pid_line(path, 7)}: "):
+        import_dataset("mpd", path)
+
+
+def test_an_album_name_on_two_lines_stays_in_the_description(tmp_path):
+    lists = [playlist(0, [1])]
+    lists[0]["tracks"][0]["album_name"] = "Live\nat Wembley"
+    catalog = import_dataset("mpd", write_slice(tmp_path, 0, lists)).catalog
+    assert catalog.text["description"] == ["Song 1. A song by Artist 1, from Live\nat Wembley."]
