@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edgerec.cli.main import cli
 from edgerec.data import ReadOptions, import_dataset
@@ -307,3 +309,33 @@ def test_a_missing_path_or_any_entity_file_is_named(tmp_path):
         import_dataset("30music", root / "entities" / "albums.idomaar")
     assert str(err.value) == ("albums.idomaar: is an entity file; pass the 30Music folder, or its "
                               "relations/events.idomaar")
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
+                           | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                         max_size=3), max_leaves=8)
+play_lines = st.tuples(st.integers(0, 5), st.integers(1, 2 * 10**9), st.integers(-1, 600), st.integers(40, 46),
+                       st.integers(0, 6), json_values, st.text(max_size=12)).map(
+    lambda t: [play(0, t[1], t[0], t[3], t[2]),  # one in seven lines spoiled in one of six ways
+               play(0, t[1], t[0], t[3], t[2]).replace('"track"', json.dumps(t[5])),
+               play(0, t[1], t[0], t[3], t[2]).replace('{"playtime"', '{"x"' if t[4] else t[6]),
+               f"event.play\t{t[6]}\t{t[1]}\t{json.dumps(t[5])}",
+               play(0, t[1], t[0], t[3], t[2])[: len(t[6])],
+               t[6], play(0, t[6] or "-1", t[0], t[3], t[2])][t[4] if t[4] < 5 and t[2] % 7 == 0 else 0])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(play_lines, min_size=1, max_size=6), skip=st.booleans())
+def test_any_events_file_imports_or_is_a_data_error(tmp_path, lines, skip):
+    root = tmp_path / "t"
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    download(root, [line.replace("\n", " ").replace("\r", " ") for line in lines])
+    try:
+        dataset = import_dataset("30music", root, options=ReadOptions(skip_bad_rows=skip))
+    except DataError:
+        return
+    assert len(dataset.interactions) > 0 and np.isfinite(dataset.interactions.value).all()

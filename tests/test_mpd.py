@@ -8,6 +8,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edgerec.cli.main import cli
 from edgerec.data import ReadOptions, import_dataset
@@ -353,3 +355,40 @@ def test_an_album_name_on_two_lines_stays_in_the_description(tmp_path):
     lists[0]["tracks"][0]["album_name"] = "Live\nat Wembley"
     catalog = import_dataset("mpd", write_slice(tmp_path, 0, lists)).catalog
     assert catalog.text["description"] == ["Song 1. A song by Artist 1, from Live\nat Wembley."]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
+                           | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                         max_size=3), max_leaves=8)
+names = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=6)
+TRACK_KEYS = ("pos", "track_uri", "track_name", "artist_name", "album_name", "duration_ms")
+
+
+def spoiled(valid, keys):
+    """A valid object; one in five has a field replaced by any JSON value or left out."""
+    def apply(t):
+        obj, junk, drop, dice = t
+        return obj if dice != 3 else {k: v for k, v in {**obj, **junk}.items() if k not in drop}
+    return st.tuples(valid, st.dictionaries(st.sampled_from(keys), json_values, max_size=1),
+                     st.lists(st.sampled_from(keys), max_size=1), st.integers(0, 4)).map(apply)
+
+
+tracks = spoiled(st.fixed_dictionaries({
+    "pos": st.integers(0, 60), "track_uri": st.sampled_from(["spotify:track:1", "spotify:track:2", " x "]),
+    "track_name": names, "artist_name": names, "album_name": names,
+    "duration_ms": st.integers(-5, 10**10)}), TRACK_KEYS)
+playlists = st.lists(spoiled(st.fixed_dictionaries({
+    "pid": st.integers(0, 10**6), "modified_at": st.integers(-5, 2 * 10**9), "tracks": st.lists(tracks, max_size=4)}),
+    ("pid", "modified_at", "tracks", "num_holdouts")), max_size=4) | st.lists(json_values, max_size=3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lists=playlists, skip=st.booleans())
+def test_any_json_slice_imports_or_is_a_data_error(tmp_path, lists, skip):
+    path = write_slice(tmp_path, 0, lists)
+    try:
+        dataset = import_dataset("mpd", path, options=ReadOptions(skip_bad_rows=skip))
+    except DataError:
+        return
+    assert len(dataset.interactions) > 0 and len(dataset.catalog) > 0
