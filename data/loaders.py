@@ -1,4 +1,6 @@
-"""Loaders for data a user already has: any CSV/Parquet log, and MovieLens files.
+"""Loaders for data a user already has: the log reader every import goes through (a CSV, TSV, Parquet or
+JSON log, or the chunks of a release read in its own layout: releases.py), and import_dataset, which picks
+the reader for a FORMAT.
 
 Each loader streams its file in chunks, maps external ids to dense codes and
 returns the neutral model of `schema.py`. Sampling by user is decided from a
@@ -121,6 +123,7 @@ class ColumnMap:
                               f"{self.item_list_sep!r}); ' ' for ids separated by spaces")
 
 
+_RATING_NAME = re.compile(r"rating|stars?$|score|^rate$", re.I)  # a value column that holds ratings
 FILE_ORDER = "(row in the file)"  # the time column of a log imported without one
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
@@ -617,11 +620,6 @@ def _devices(chunk: Chunk, column: str | None, unknown: dict[str, int]) -> np.nd
         if name and name not in DEVICE_CODE:
             unknown[name] = unknown.get(name, 0) + 1
     return np.fromiter((DEVICE_CODE.get(name, -1) for name in names), np.int8, len(names))
-
-
-# ------------------------------------------------------------------- MovieLens
-
-_RATING_NAME = re.compile(r"rating|stars?$|score|^rate$", re.I)  # a value column that holds ratings
 
 
 def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = None,
