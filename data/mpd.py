@@ -82,24 +82,12 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
         pid_lines = _pid_lines(text)
         buffer = RowBuffer(HEADER, chunk_rows, path)
         for number, playlist in enumerate(lists, 1):
-            where = f"its playlist {number}"
-            if not isinstance(playlist, dict):
-                raise DataError(f"{where} is not a JSON object", str(path))
-            if "num_holdouts" in playlist or "num_samples" in playlist:
-                raise DataError(_challenge_message(), str(path))
-            pid = playlist.get("pid")
-            if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
-                raise DataError(f"{where} has no pid (a whole number >= 0; found {pid!r})", str(path))
-            line = pid_lines.get(pid)
+            pid, time, line = _playlist_fields(playlist, number, path, pid_lines)
             user = str(pid)
             if user in playlists:
                 raise DataError(f"playlist {pid} comes again (first in {playlists[user]}): is a slice read twice, "
                                 "or two downloads in one folder? Keep one", str(path), line)
             playlists[user] = path.name
-            time = playlist.get("modified_at")
-            if isinstance(time, bool) or not isinstance(time, int) or not 0 < time < MAX_TS:
-                raise DataError(f"playlist {pid}'s modified_at is {time!r}; expected epoch seconds (a whole number)",
-                                str(path), line)
             kept = keep(user)
             for track in _ordered_tracks(playlist, pid, path, line):
                 tracks_read += 1
@@ -121,6 +109,24 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
     if not tracks_read:
         raise DataError("holds no playlist with a track: are these the Million Playlist Dataset's slices?",
                         str(files[0] if len(files) == 1 else files[0].parent))
+
+
+def _playlist_fields(playlist, number: int, path: Path, pid_lines: dict[int, int]) -> tuple[int, int, int | None]:
+    """(pid, modified_at, line of the pid) of the `number`th playlist of a slice, or a DataError."""
+    where = f"its playlist {number}"
+    if not isinstance(playlist, dict):
+        raise DataError(f"{where} is not a JSON object", str(path))
+    if "num_holdouts" in playlist or "num_samples" in playlist:
+        raise DataError(_challenge_message(), str(path))
+    pid = playlist.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+        raise DataError(f"{where} has no pid (a whole number >= 0; found {pid!r})", str(path))
+    line = pid_lines.get(pid)
+    time = playlist.get("modified_at")
+    if isinstance(time, bool) or not isinstance(time, int) or not 0 < time < MAX_TS:
+        raise DataError(f"playlist {pid}'s modified_at is {time!r}; expected epoch seconds (a whole number)",
+                        str(path), line)
+    return pid, time, line
 
 
 def _playlists(text: str, path: Path) -> list:
