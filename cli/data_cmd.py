@@ -75,7 +75,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--value-col", default="value", show_default=True,
               help="Optional: a rating, or the share of a play played (watch ratio; above 1 for replays).")
 @click.option("--skip-below", type=float, help="A play whose --value-col value is below this is imported as a "
-              "skip (not consumed), e.g. 0.5 for a watch ratio, 50 for a percentage.")
+              "skip (not consumed), e.g. 0.5 for a watch ratio, 50 for a percentage; for FORMAT 30music, the "
+              "share of the track played.")
 @click.option("--value-scale", type=float, help="Multiply every value by this as it is read (0.01 turns a "
               "percentage played into a share; --skip-below then compares shares).")
 @click.option("--event-map", help="Rename the file's events: NAME=EVENT pairs joined by commas, EVENT one of play, "
