@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
+from edgerec.data.item_text import lone_surrogate
 from edgerec.data.json_lines import ListCell
 from edgerec.data.tables import DEFAULT_CHUNK_ROWS, UNIT_NAMES, Chunk, time_unit
 from edgerec.data.time_text import TimeText
@@ -149,6 +150,11 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
         bad = next(i for i, v in enumerate(values) if "\x00" in v)
         raise DataError(f"column '{name}' holds a NUL character; ids must be plain text", chunk.path,
                         chunk.line_of(bad))
+    half = next((i for i, v in enumerate(values) if lone_surrogate(v) is not None), None)
+    if half is not None:
+        raise DataError(f"column '{name}' holds half of a character (U+{ord(lone_surrogate(values[half])):04X}, a "
+                        "JSON \\u escape without its pair), which no text file can store; ids must be plain text",
+                        chunk.path, chunk.line_of(half))
 
 
 def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:

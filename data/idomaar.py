@@ -17,45 +17,61 @@ other log (loaders.py); the catalog is built after, for the tracks the kept user
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote_plus
 
 import numpy as np
 
-from edgerec.data.item_text import check_item_text
+from edgerec.data.item_text import TextRepairs
 from edgerec.data.schema import Catalog
-from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
+from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 
 HEADER = ("user", "item", "time", "playtime")  # the columns of the chunks
 EVENTS_FILE, TRACKS_FILE, PERSONS_FILE = "events.idomaar", "tracks.idomaar", "persons.idomaar"
 PLAY = "event.play"
+COMPRESSED = (".gz", ".bz2", ".xz")
 _DECODER = json.JSONDecoder()
 
 
 def idomaar_files(path: str | Path) -> tuple[Path, Path | None, Path | None]:
     """(events, tracks or None, persons or None) of a download: its folder (relations/ and entities/ in it,
-    or the files side by side), or its events.idomaar (the entities found beside it or in ../entities)."""
+    or the files side by side), its relations folder, or its events.idomaar (the entities found beside it
+    or in ../entities). Each file may be compressed (events.idomaar.gz)."""
     path = Path(path)
     if path.is_file():
-        if path.name in (TRACKS_FILE, PERSONS_FILE) or path.parent.name == "entities":
+        if _plain_name(path.name) in (TRACKS_FILE, PERSONS_FILE) or path.parent.name == "entities":
             raise DataError("is an entity file; pass the 30Music folder, or its relations/events.idomaar",
                             str(path))
         events, roots = path, (path.parent, path.parent.parent / "entities")
     elif path.is_dir():
-        found = [p for p in (path / "relations" / EVENTS_FILE, path / EVENTS_FILE) if p.is_file()]
-        if not found:
+        events = _first((path / "relations", path), EVENTS_FILE)
+        if events is None:
             raise DataError("holds no relations/events.idomaar: pass the folder the 30Music download unpacked "
                             "to (entities/ and relations/ in it), or its events.idomaar", str(path))
-        events, roots = found[0], (path / "entities", path)
+        roots = (path / "entities", path, path.parent / "entities")
     else:
         raise DataError("not found; pass the 30Music folder or its relations/events.idomaar", str(path))
     return events, _first(roots, TRACKS_FILE), _first(roots, PERSONS_FILE)
 
 
+def _plain_name(name: str) -> str:
+    """A file's name without a compression suffix (numbered_lines reads the compressed copy as the plain one)."""
+    for suffix in COMPRESSED:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def _first(folders, name: str) -> Path | None:
-    return next((folder / name for folder in folders if (folder / name).is_file()), None)
+    """The first file named `name` (or a compressed copy of it) in `folders`."""
+    for folder in folders:
+        for candidate in (name, *(name + suffix for suffix in COMPRESSED)):
+            if (folder / candidate).is_file():
+                return folder / candidate
+    return None
 
 
 def split_line(line: str, kind: str) -> tuple[str, str, dict, dict] | str:
@@ -102,7 +118,8 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
     """The play events of events.idomaar as chunks of HEADER columns (playtime 0 when the line has none)."""
     buffer = RowBuffer(HEADER, chunk_rows, path)
     lines_read = 0
-    for number, line in numbered_lines(path):
+    event_ids = EventIds()
+    for number, line in numbered_lines(path, advice=RELEASE_TEXT):
         if not line.strip():
             continue
         lines_read += 1
@@ -118,21 +135,46 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
             if user is None or item is None:
                 problem = ("its links do not name one user (subjects) and one track (objects); found "
                            f"{json.dumps(links)[:80]}")
-            playtime = props.get("playtime")  # seconds; -1 (or none) when unknown, read as 0 here
+            playtime = props.get("playtime")  # seconds; -1 (or none) when unknown, read as -1 here
             playtime = str(playtime) if isinstance(playtime, (int, float)) and not isinstance(playtime, bool) \
-                and 0 < playtime < 1e7 else "0"
+                and 0 <= playtime < 1e7 else "-1"
         if problem is not None:
             if skipped is None:
                 raise DataError(f"{problem} (or pass --skip-bad-rows to leave such lines out)", str(path), number)
             skipped.add(problem.split(";")[0].split(" (")[0], [number])  # the reason without what was found
             continue
+        event_ids.add(fields[0], number)
         if (chunk := buffer.add((user, item, time, playtime), number)) is not None:
             yield chunk
     if (chunk := buffer.flush()) is not None:
         yield chunk
+    event_ids.check(path)
     if not lines_read:
         raise DataError("holds no play events (an event.play line a play): is it 30Music's events.idomaar?",
                         str(path))
+
+
+class EventIds:
+    """The ids of the events read (as int64: 31M of them take 250 MB, a set of str several GB), so that a file
+    read twice, or copies joined, is refused rather than doubling every play."""
+
+    def __init__(self):
+        self.ids, self.lines = array("q"), array("q")
+
+    def add(self, ident: str, line: int) -> None:
+        if ident.isascii() and ident.isdigit() and len(ident) < 19:  # 30Music's ids; others are not checked
+            self.ids.append(int(ident))
+            self.lines.append(line)
+
+    def check(self, path: Path) -> None:
+        ids = np.frombuffer(self.ids, np.int64)
+        order = np.argsort(ids, kind="stable")
+        again = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+        if again.size:
+            first, second = order[again[0]], order[again[0] + 1]
+            raise DataError(f"event {ids[first]} comes again (first at line {self.lines[first]}), and "
+                            f"{again.size:,} events in all: is the file read twice, or two copies joined? Keep one "
+                            "line an event", str(path), int(self.lines[second]))
 
 
 def read_entities(path: Path, kind: str, wanted: set[str]) -> dict[str, tuple[dict, dict, int]]:
@@ -140,7 +182,7 @@ def read_entities(path: Path, kind: str, wanted: set[str]) -> dict[str, tuple[di
     parsed (tracks.idomaar lists 5.6M tracks). An entity listed twice is refused."""
     found: dict[str, tuple[dict, dict, int]] = {}
     prefix = kind + "\t"
-    for number, line in numbered_lines(path):
+    for number, line in numbered_lines(path, advice=RELEASE_TEXT):
         if not line.startswith(prefix):
             if line.strip():
                 raise DataError(f"expected a {kind!r} line (kind, id, time and JSON, separated by tabs); found "
@@ -160,8 +202,15 @@ def read_entities(path: Path, kind: str, wanted: set[str]) -> dict[str, tuple[di
 
 
 def name_of(props: dict) -> str:
+    """An entity's URL-encoded name (`Caf%C3%A9+del+Mar`) as text: its escapes read as UTF-8, or as Latin-1
+    where they are no UTF-8 (`Caf%E9`), never as U+FFFD."""
     name = props.get("name")
-    return unquote_plus(name).strip() if isinstance(name, str) else ""
+    if not isinstance(name, str):
+        return ""
+    try:
+        return unquote_plus(name, errors="strict").strip()
+    except UnicodeDecodeError:
+        return unquote_plus(name, encoding="latin-1").strip()
 
 
 def idomaar_catalog(item_ids: list[str], tracks_path: Path | None, persons_path: Path | None
@@ -174,7 +223,7 @@ def idomaar_catalog(item_ids: list[str], tracks_path: Path | None, persons_path:
     persons = read_entities(persons_path, "person", {a for a in artist_of.values() if a}) if persons_path else {}
     titles, artists, seconds, lines, artist_lines = [], [], np.zeros(n, np.float32), [], []
     for row, ident in enumerate(item_ids):
-        props, _, line = tracks.get(ident, ({}, {}, 0))  # line 0: no line, and no name to find fault with
+        props, _, line = tracks.get(ident, ({}, {}, 0))  # line 0: not in the file
         artist, _, artist_line = persons.get(artist_of.get(ident) or "", ({}, {}, 0))
         titles.append(name_of(props))
         artists.append(name_of(artist))
@@ -183,17 +232,29 @@ def idomaar_catalog(item_ids: list[str], tracks_path: Path | None, persons_path:
             seconds[row] = duration
         lines.append(line)
         artist_lines.append(artist_line)
-    check_item_text(titles, "title", tracks_path, lambda row: lines[row], "the track name")
-    check_item_text(artists, "creator", persons_path, lambda row: artist_lines[row], "the artist name")
+    repairs = TextRepairs()
+    tracks_name, persons_name = (p.name if p else "" for p in (tracks_path, persons_path))
+    titles = repairs.repaired(titles, "title", lambda row: f"{tracks_name}:{lines[row]}", "the track name")
+    artists = repairs.repaired(artists, "creator", lambda row: f"{persons_name}:{artist_lines[row]}",
+                               "the artist name")
+    names, titles = titles, [t or (f"a track by {a}" if a else ident) for t, a, ident in zip(titles, artists, item_ids)]
     text = {"title": titles, "creator": artists, "modality": ["music_track"] * n,
-            "description": [_description(t, a) for t, a in zip(titles, artists)]}
+            "description": [_description(t, a) for t, a in zip(names, artists)]}
     warnings = []
     if tracks_path is None:
         warnings.append("no entities/tracks.idomaar beside the events: the tracks have ids but no names (import "
                         "the download's folder)")
     elif len(tracks) < n:
         warnings.append(f"{n - len(tracks):,} of the {n:,} tracks played are not in {TRACKS_FILE}: they have ids "
-                        "but no names")
+                        "but no names (each is titled by its id)")
+    unnamed = sum(1 for ident in tracks if artist_of[ident] and artist_of[ident] not in persons)
+    if unnamed and persons_path is None:
+        warnings.append("no entities/persons.idomaar beside the events: the artists have no names (import the "
+                        "download's folder)")
+    elif unnamed:
+        warnings.append(f"{unnamed:,} of the tracks named have an artist that is not in {persons_path.name}: their "
+                        "artist is left empty")
+    warnings += repairs.warnings()
     return Catalog(list(item_ids), text, [()] * n, duration=seconds), seconds, warnings
 
 

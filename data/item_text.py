@@ -21,6 +21,14 @@ LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines() bre
 BIDI_OVERRIDES = frozenset(map(chr, (*range(0x202A, 0x202F), *range(0x2066, 0x206A))))  # embeddings, isolates
 
 
+def lone_surrogate(value: str) -> str | None:
+    """The first half of a UTF-16 pair standing alone in `value` (JSON's "\\ud83d" decodes to one), or None:
+    such text cannot be written as UTF-8."""
+    if value.isascii():
+        return None
+    return next((ch for ch in value if "\ud800" <= ch <= "\udfff"), None)
+
+
 def text_problem(value: str, column: str) -> str | None:
     """What is wrong with one cell of a text column for the device (None: nothing)."""
     limit = LIMITS.get(column, ONE_LINE_MAX)
@@ -31,6 +39,9 @@ def text_problem(value: str, column: str) -> str | None:
         return None
     if "\x00" in value:
         return "holds a NUL character, which the device refuses in text: remove it"
+    if (half := lone_surrogate(value)) is not None:
+        return (f"holds half of a character (U+{ord(half):04X}, a JSON \\u escape without its pair), which no text "
+                "file can store: remove it")
     multiline = column == "description"
     for ch in value:
         if ch in LINE_BREAKS and not multiline:
@@ -62,3 +73,47 @@ def bidi_warning(titles: Sequence[str], tags: Sequence[tuple[str, ...]]) -> list
     return [f"{count:,} items' titles or tags hold bidirectional override characters (U+202A-U+202E, "
             "U+2066-U+2069), kept as written: one left open reverses the text shown after it on the device, "
             "the words of a reason included; remove them unless the text needs them"]
+
+
+def device_safe(value: str, column: str) -> str:
+    """`value` as the device takes it in `column`: half characters become U+FFFD, NUL and control characters
+    (and, outside descriptions, line breaks) spaces, and text past the column's limit is cut with '…'."""
+    multiline = column == "description"
+    kept = "\t\n\r" + LINE_BREAKS if multiline else ""
+    out = []
+    for ch in value:
+        if "\ud800" <= ch <= "\udfff":
+            out.append("\ufffd")
+        elif ch not in kept and (ch in LINE_BREAKS or ch < " " or "\x7f" <= ch < "\xa0"):
+            out.append(" ")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    limit = LIMITS.get(column, ONE_LINE_MAX)
+    return text[: limit - 1] + "…" if limit is not None and len(text) > limit else text
+
+
+class TextRepairs:
+    """Names of a release's files that the device would refuse or garble, repaired (device_safe) rather than
+    refused: the user cannot edit a release's files (and an MPD slice that is edited fails its checksum).
+    Counted, with the first one's place, for one warning."""
+
+    def __init__(self):
+        self.count, self.first = 0, None
+
+    def repaired(self, values: Sequence[str], column: str, where: Callable[[int], str], what: str) -> list[str]:
+        out = list(values)
+        for row, value in enumerate(values):
+            problem = text_problem(value, column)
+            if problem is not None:
+                self.count += 1
+                self.first = self.first or f"{where(row)}: {what} {problem.split(':')[0]}"
+                out[row] = device_safe(value, column)
+        return out
+
+    def warnings(self) -> list[str]:
+        if not self.count:
+            return []
+        return [f"{self.count:,} names held text the device refuses or garbles and were repaired (control "
+                "characters and line breaks became spaces, half characters U+FFFD, names past 1,000 characters "
+                f"were cut); the first: {self.first}"]

@@ -10,6 +10,7 @@ hash of the user id, so it works while streaming and is the same on every run.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from collections import Counter
@@ -67,7 +68,7 @@ from edgerec.data.tables import (
 from edgerec.errors import ConfigError, DataError
 
 __all__ = ["FORMATS", "KEY_JOIN", "RELEASES", "ColumnMap", "ItemColumns", "ReadOptions", "import_dataset",
-           "key_parts", "read_interactions"]
+           "key_parts", "read_interactions", "source_name"]
 
 FORMATS = ("csv", "parquet", "jsonl", "ml-100k", "ml-1m", "ml-latest", "netflix", "mpd", "30music")
 RELEASES = ("ml-100k", "ml-1m", "ml-latest", "netflix", "mpd", "30music")  # releases.py: read in their own layout
@@ -126,6 +127,12 @@ class ColumnMap:
 _RATING_NAME = re.compile(r"rating|stars?$|score|^rate$", re.I)  # a value column that holds ratings
 FILE_ORDER = "(row in the file)"  # the time column of a log imported without one
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
+def source_name(path: str | Path) -> str:
+    """What a data set keeps of where it came from: the file's or folder's own name, never the folders above it
+    (they can name a person), also when given as '.' or 'logs/'."""
+    return Path(os.path.abspath(path)).name or "/"  # abspath, not resolve: a link keeps the name it was given
+
+
 def keep_user(user_id: str, fraction: float | None, seed: int) -> bool:
     """Whether the sample of `fraction` of the users keeps this one. A cryptographic hash, not CRC-32: CRC is
     linear, so the seed's digits XORed one constant into every user's hash and seeds 0 and 9 kept the very
@@ -320,7 +327,7 @@ def read_interactions(
         raise DataError("no events left (the sample kept no user); raise --sample", str(path))
     if catalog is None:
         catalog = Catalog.bare(items.ids)
-    meta = {"source": Path(path).name} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
+    meta = {"source": source_name(path)} | ({"skipped_rows": skipped.summary()} if skipped is not None else {})
     if columns.skip_below is not None:  # said, so a log of skips is never a surprise
         meta["plays_as_skips"] = {"below": columns.skip_below, "events": as_skips}
     if columns.default_event is not None and "event" in optional:  # rows without an event took it: said
@@ -655,7 +662,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     catalog, unread = read_item_table(items, item_options, ItemColumns(item_columns or {}, log_item)) if items \
         else (None, [])
     dataset = read_interactions(path, columns, catalog, options, name_unread=True)
-    dataset.meta = dict(dataset.meta, source=Path(path).name, format=fmt)
+    dataset.meta = dict(dataset.meta, source=source_name(path), format=fmt)
     return with_warnings(dataset, [*unread, *comma_tags_warning(catalog, options.tag_separator),
                                     *item_warnings(catalog, options.duration_unit)] if catalog else [])
 

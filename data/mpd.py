@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.data.item_text import check_item_text
+from edgerec.data.item_text import TextRepairs
 from edgerec.data.schema import Catalog
-from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
+from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 from edgerec.runtime.vocab import MAX_TS
 
@@ -35,10 +35,10 @@ _MS_IN_S = 1000.0
 class Track:
     """What the catalog keeps of a track: its first playlist's copy of the metadata."""
 
-    __slots__ = ("title", "artist", "album", "seconds", "line")
+    __slots__ = ("title", "artist", "album", "seconds", "where")
 
-    def __init__(self, title: str, artist: str, album: str, seconds: float, line: int):
-        self.title, self.artist, self.album, self.seconds, self.line = title, artist, album, seconds, line
+    def __init__(self, title: str, artist: str, album: str, seconds: float, where: str):
+        self.title, self.artist, self.album, self.seconds, self.where = title, artist, album, seconds, where
 
 
 def mpd_files(path: str | Path) -> list[Path]:
@@ -77,7 +77,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
     for path in files:
         if skipped is not None and len(files) > 1:
             skipped.part = path.name
-        text = "\n".join(line for _, line in numbered_lines(path))
+        text = "\n".join(line for _, line in numbered_lines(path, advice=RELEASE_TEXT))
         lists = _playlists(text, path)
         pid_lines = _pid_lines(text)
         buffer = RowBuffer(HEADER, chunk_rows, path)
@@ -93,15 +93,14 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
                 tracks_read += 1
                 uri = track.get("track_uri")
                 if not isinstance(uri, str) or not uri.strip():
-                    problem = f"a track of playlist {pid} has no track_uri"
                     if skipped is None:
-                        raise DataError(f"{problem} (or pass --skip-bad-rows to leave such tracks out)", str(path),
-                                        line)
-                    skipped.add(problem.replace(f" {pid}", ""), [line or 0])
+                        raise DataError(f"a track of playlist {pid} has no track_uri (or pass --skip-bad-rows to "
+                                        "leave such tracks out)", str(path), line)
+                    skipped.add("a track without track_uri", [line or 0])
                     continue
                 uri = uri.strip()
                 if kept and uri not in tracks:
-                    tracks[uri] = _track(track, line)
+                    tracks[uri] = _track(track, f"{path.name}:{line}" if line else path.name)
                 if (chunk := buffer.add((user, uri, str(time)), line or 0)) is not None:
                     yield chunk
         if (chunk := buffer.flush()) is not None:
@@ -130,6 +129,9 @@ def _playlist_fields(playlist, number: int, path: Path, pid_lines: dict[int, int
 
 
 def _playlists(text: str, path: Path) -> list:
+    if not text.strip():
+        raise DataError("is empty: a Million Playlist Dataset slice is one JSON object of 1,000 playlists (is the "
+                        "download complete?)", str(path))
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -169,7 +171,7 @@ def _ordered_tracks(playlist: dict, pid: int, path: Path, line: int | None) -> l
     return [tracks[i] for i in np.argsort(places, kind="stable")]
 
 
-def _track(track: dict, line: int | None) -> Track:
+def _track(track: dict, where: str) -> Track:
     def text(name: str) -> str:
         value = track.get(name)
         return value.strip() if isinstance(value, str) else ""
@@ -177,29 +179,32 @@ def _track(track: dict, line: int | None) -> Track:
     ms = track.get("duration_ms")
     seconds = float(ms) / _MS_IN_S if isinstance(ms, (int, float)) and not isinstance(ms, bool) \
         and 0 < ms < 1e9 else 0.0
-    return Track(text("track_name"), text("artist_name"), text("album_name"), seconds, line or 0)
+    return Track(text("track_name"), text("artist_name"), text("album_name"), seconds, where)
 
 
-def mpd_catalog(item_ids: list[str], tracks: dict[str, Track], files: list[Path]) -> Catalog:
+def mpd_catalog(item_ids: list[str], tracks: dict[str, Track]) -> tuple[Catalog, list[str]]:
     """The catalog of `item_ids` (the tracks the kept playlists hold, in the log's order) from their
-    metadata: a track without a name is titled by its artist, or by its id."""
+    metadata, and warnings: a track without a name is titled by its artist, or by its id; names the device
+    would refuse or garble are repaired (TextRepairs) and counted."""
     rows = [tracks[i] for i in item_ids]
-    titles = [t.title or (f"a track by {t.artist}" if t.artist else uri) for t, uri in zip(rows, item_ids)]
-    artists = [t.artist for t in rows]
-    where = files[0] if len(files) == 1 else files[0].parent
-    check_item_text(titles, "title", where, lambda row: rows[row].line, "the track name")
-    check_item_text(artists, "creator", where, lambda row: rows[row].line, "the artist name")
-    albums = [t.album for t in rows]
-    check_item_text(albums, "description", where, lambda row: rows[row].line, "the album name")
+    repairs = TextRepairs()
+
+    def where(row: int) -> str:
+        return rows[row].where
+
+    names = repairs.repaired([t.title for t in rows], "title", where, "the track name")
+    artists = repairs.repaired([t.artist for t in rows], "creator", where, "the artist name")
+    albums = repairs.repaired([t.album for t in rows], "description", where, "the album name")
+    titles = [t or (f"a track by {a}" if a else uri) for t, a, uri in zip(names, artists, item_ids)]
     n = len(item_ids)
     text = {"title": titles, "creator": artists, "modality": ["music_track"] * n,
-            "description": [_description(t, a, b) for t, a, b in zip(titles, artists, albums)]}
-    return Catalog(list(item_ids), text, [()] * n,
-                   duration=np.asarray([t.seconds for t in rows], np.float32))
+            "description": [_description(t, a, b) for t, a, b in zip(names, artists, albums)]}
+    catalog = Catalog(list(item_ids), text, [()] * n, duration=np.asarray([t.seconds for t in rows], np.float32))
+    return catalog, repairs.warnings()
 
 
 def _description(title: str, artist: str, album: str) -> str:
-    """'Toxic. A song by Britney Spears, from In The Zone.'"""
+    """'Toxic. A song by Britney Spears, from In The Zone.' (without a name: 'A song by ...')"""
     by = f" by {artist}" if artist else ""
     on = f", from {album}" if album and album != title else ""
-    return f"{title}. A song{by}{on}."
+    return f"{title}. A song{by}{on}." if title else f"A song{by}{on}."

@@ -19,7 +19,14 @@ from edgerec.data.idomaar import HEADER as IDOMAAR_HEADER
 from edgerec.data.idomaar import event_chunks, idomaar_catalog, idomaar_files
 from edgerec.data.item_import import indexed, item_warnings
 from edgerec.data.item_text import check_item_text
-from edgerec.data.loaders import RELEASES, ColumnMap, keep_user, read_interactions, with_warnings
+from edgerec.data.loaders import (
+    RELEASES,
+    ColumnMap,
+    keep_user,
+    read_interactions,
+    source_name,
+    with_warnings,
+)
 from edgerec.data.mpd import HEADER as MPD_HEADER
 from edgerec.data.mpd import mpd_catalog, mpd_chunks, mpd_files
 from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
@@ -37,6 +44,9 @@ def import_release(fmt: str, path: str | Path, columns: ColumnMap | None, option
     if skip_below is not None and fmt != "30music":  # 30Music's plays have shares played; the others none
         holds = "tracks added to playlists" if fmt == "mpd" else "ratings"
         raise ConfigError(f"{fmt} holds {holds}, not plays; --skip-below is for FORMAT csv, parquet, jsonl or 30music")
+    if skip_below is not None and not 0 < skip_below <= 1:
+        raise ConfigError(f"--skip-below for 30music compares the share of the track played, from 0 to 1 (0.3: a "
+                          f"play of under a third of the track is a skip); got {skip_below:g}")
     if skip_below is not None:
         columns = replace(columns, skip_below=None)  # load_30music compares the shares it computes
     given = [flag for flag, value in (("--event-map", columns and columns.event_map),
@@ -225,7 +235,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   options.time_unit, skip_bad_rows=options.skip_bad_rows)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
-    dataset.meta = dict(dataset.meta, source=folder.name, format=fmt)  # the name only: no host path
+    dataset.meta = dict(dataset.meta, source=source_name(folder), format=fmt)  # the name only: no host path
     return dataset
 
 
@@ -245,7 +255,7 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
                                 unknown_items=f"are {titles.name if titles else 'the titles'} and the ratings from "
                                 "the same download?")
     dataset.interactions = _same_day_shuffled(dataset)
-    dataset.meta = dict(dataset.meta, source=Path(path).name, format="netflix",  # the name only: no host path
+    dataset.meta = dict(dataset.meta, source=source_name(path), format="netflix",  # the name only: no host path
                         ties="a customer's ratings of one day in a fixed order drawn from a hash of customer and "
                              "film (the files order them by film)")
     if titles is None:
@@ -269,10 +279,10 @@ def load_mpd(path: str | Path, options: ReadOptions | None = None) -> Dataset:
         path, columns, None, read,
         chunks=lambda skipped: mpd_chunks(files, options.chunk_rows, tracks,
                                           lambda pid: keep_user(pid, options.sample_users, options.seed), skipped))
-    dataset.catalog = mpd_catalog(dataset.catalog.item_ids, tracks, files)
-    dataset.meta = dict(dataset.meta, source=Path(path).name, format="mpd",  # the name only: no host path
+    dataset.catalog, warnings = mpd_catalog(dataset.catalog.item_ids, tracks)
+    dataset.meta = dict(dataset.meta, source=source_name(path), format="mpd",  # the name only: no host path
                         users_are="playlists (a track added to one is a like, in playlist order)")
-    return dataset
+    return with_warnings(dataset, warnings)
 
 
 def load_30music(path: str | Path, options: ReadOptions | None = None, skip_below: float | None = None) -> Dataset:
@@ -290,10 +300,10 @@ def load_30music(path: str | Path, options: ReadOptions | None = None, skip_belo
     catalog, seconds, warnings = idomaar_catalog(dataset.catalog.item_ids, tracks, persons)
     log = dataset.interactions
     length = seconds[log.item]
-    known = (log.value > 0) & (length > 0)
+    known = (log.value >= 0) & (length > 0)  # idomaar.py reads an unknown playtime as -1
     log.value = np.where(known, log.value / np.where(known, length, 1), 1.0).astype(np.float32)
     dataset.catalog = catalog
-    dataset.meta = dict(dataset.meta, source=Path(path).name, format="30music",  # the name only: no host path
+    dataset.meta = dict(dataset.meta, source=source_name(path), format="30music",  # the name only: no host path
                         value="the share of the track played (playtime / duration; 1 when either is unknown)")
     if skip_below is not None:
         short = known & (log.value < skip_below)

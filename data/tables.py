@@ -204,18 +204,24 @@ def read_chunks(
     _refuse_changed(path, before)
 
 
-def numbered_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+RELEASE_TEXT = ("the release writes its files in UTF-8: is this file from the download, or was it saved again in "
+                "another encoding?")  # what to do about a release's file that is not UTF-8 (no --encoding there)
+
+
+def numbered_lines(path: str | os.PathLike, encoding: str = "utf-8",
+                   advice: str | None = None) -> Iterator[tuple[int, str]]:
     """Each line of a text file (plain, gzip, bzip2 or xz) with its number from 1, line break removed, for
     formats that are not tables (Netflix Prize's blocks). Bytes not in `encoding`, a cut or damaged
-    stream and a file changed while it is read are DataErrors naming the file (and line)."""
+    stream and a file changed while it is read are DataErrors naming the file (and line). `advice`: what to
+    do about text in another encoding, for formats that take no --encoding (RELEASE_TEXT)."""
     path = _existing_file(path)
     before, number = _identity(path), 0
     try:
-        with _open_text(path, encoding) as handle:
+        with _open_text(path, encoding, advice) as handle:
             for number, line in enumerate(handle, 1):  # noqa: B007 (read after the loop, for the error line)
                 yield number, line.rstrip("\r\n")
     except UnicodeDecodeError as exc:
-        raise _not_text(path, encoding, exc) from None
+        raise _not_text(path, encoding, exc, advice) from None
     except UNREADABLE as exc:
         raise DataError(f"cannot be read past this line ({exc})", str(path), max(number, 1)) from None
     _refuse_changed(path, before)
@@ -244,15 +250,15 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _open_text(path: Path, encoding: str):
+def _open_text(path: Path, encoding: str, advice: str | None = None):
     """A text handle on a CSV/TSV file, gzip-compressed or not; a UTF-8 byte order mark (Excel writes
-    one) is dropped, otherwise it would stick to the first column's name."""
+    one) is dropped, otherwise it would stick to the first column's name. `advice`: numbered_lines'."""
     try:
         utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")  # any alias (utf_8, U8, utf-8-sig)
     except (LookupError, TypeError):
         raise ConfigError(f"unknown text encoding {encoding!r}; name one Python knows, such as utf-8, latin-1 "
                           "or cp1252") from None
-    _refuse_binary(path, None if utf8 else encoding)
+    _refuse_binary(path, None if utf8 else encoding, advice)
     if utf8:
         encoding = "utf-8-sig"
     opener = OPENERS.get(_compression(path), open)
@@ -262,7 +268,7 @@ def _open_text(path: Path, encoding: str):
 UTF8_MARK = codecs.BOM_UTF8
 
 
-def _refuse_binary(path: Path, other_encoding: str | None = None) -> None:
+def _refuse_binary(path: Path, other_encoding: str | None = None, advice: str | None = None) -> None:
     """A Parquet file or a zip archive (an Excel workbook is one) read as text would fail as a text encoding
     problem, or, read as Latin-1, as a header without the columns: say what the file is instead. So for a
     UTF-8 byte order mark read in `other_encoding` than UTF-8: it became 'ï»¿user_id', a missing column."""
@@ -284,7 +290,7 @@ def _refuse_binary(path: Path, other_encoding: str | None = None) -> None:
         raise DataError("a tar archive, not text: extract it (tar xf) and import the file inside", str(path))
     if head[:2] in UTF16_MARKS and other_encoding is None:  # read as UTF-8, it fails as "not valid utf-8"
         raise DataError("the file starts with a UTF-16 byte order mark (Excel's \"Unicode text\" saves this way): "
-                        "pass --encoding utf-16", str(path), 1)
+                        + (advice or "pass --encoding utf-16"), str(path), 1)
 
 
 TAR_MARK, TAR_MARK_AT = b"ustar", 257  # where every tar header names its format
@@ -631,7 +637,7 @@ def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
     return False
 
 
-def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
+def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError, advice: str | None = None) -> DataError:
     """The error for bytes that are not `encoding` text, at the file line of the first bad byte (the text
     layer decodes blocks ahead of the rows, so the reader's own line count is no guide)."""
     decoder, line = codecs.getincrementaldecoder(encoding)(), 0
@@ -642,9 +648,9 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
                 decoder.decode(piece)
     except (UnicodeDecodeError, *UNREADABLE):  # found it (or a damaged compressed stream: the last line reached)
         pass
-    return DataError(f"not valid {encoding} text ({exc.reason}); pass the file's encoding with --encoding "
-                     "(e.g. latin-1, cp1252, utf-16; --items-encoding for an item table of another one than the "
-                     "log) or save the file as UTF-8", str(path), max(line, 1))
+    return DataError(f"not valid {encoding} text ({exc.reason}); " + (advice or "pass the file's encoding with "
+                     "--encoding (e.g. latin-1, cp1252, utf-16; --items-encoding for an item table of another one "
+                     "than the log) or save the file as UTF-8"), str(path), max(line, 1))
 
 
 def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:

@@ -130,7 +130,7 @@ def test_skip_bad_rows_counts_unreadable_lines_but_never_other_kinds(tmp_path):
 
 def test_missing_entity_files_and_tracks_leave_ids_and_say_so(tmp_path):
     bare = import_dataset("30music", download(tmp_path / "a", tracks=None, persons=None))
-    assert set(bare.catalog.text["title"]) == {""}
+    assert bare.catalog.text["title"] == bare.catalog.item_ids  # titled by their ids
     assert "no entities/tracks.idomaar beside the events" in bare.meta["warnings"][0]
     assert [v for *_, v in sequences(bare)["7"]] == [1.0, 1.0, 1.0]  # no durations: no shares
     partial = import_dataset("30music", download(tmp_path / "b", tracks=TRACKS_LINES[:1], persons=None))
@@ -145,8 +145,11 @@ def test_entity_files_that_would_be_read_wrong_are_refused(tmp_path):
         import_dataset("30music", download(tmp_path / "b", tracks=[TRACKS_LINES[0], PERSONS_LINES[0]]))
     with pytest.raises(DataError, match="^tracks.idomaar:1: track 42: its JSON is not readable"):
         import_dataset("30music", download(tmp_path / "c", tracks=[TRACKS_LINES[0][:-3], *TRACKS_LINES[1:]]))
-    with pytest.raises(DataError, match=r"^tracks.idomaar:1: the track name holds a NUL character"):
-        import_dataset("30music", download(tmp_path / "d", tracks=[track(42, "bad%00name", 3), *TRACKS_LINES[1:]]))
+    repaired = import_dataset("30music", download(tmp_path / "d", tracks=[track(42, "bad%00name", 3),
+                                                                          *TRACKS_LINES[1:]]))
+    assert repaired.catalog.text["title"][repaired.catalog.index["42"]] == "bad name"
+    assert repaired.meta["warnings"][-1].endswith("the first: tracks.idomaar:1: the track name holds a NUL character, "
+                                                  "which the device refuses in text")
 
 
 def test_paths_that_are_no_30music_events_are_named(tmp_path):
@@ -236,7 +239,7 @@ def test_links_and_playtimes_read_only_as_the_format_gives_them(tmp_path):
              play(3, 1390231054, 7, 42, 9_999_999), play(4, 1390231055, 7, 42, 10_000_000), "",
              play(5, 1390231056, 7, 42, 1)]
     got = sequences(import_dataset("30music", download(tmp_path / "ok", lines)))
-    assert [v for *_, v in got["7"]] == pytest.approx([0.1, 1.0, 1.0, 42372.88, 1.0, round(1 / 236, 4)])
+    assert [v for *_, v in got["7"]] == pytest.approx([0.1, 0.0, 1.0, 42372.88, 1.0, round(1 / 236, 4)])  # 0 s is a share of 0
 
 
 def test_durations_and_artists_read_only_as_the_format_gives_them(tmp_path):
@@ -260,10 +263,29 @@ def test_durations_and_artists_read_only_as_the_format_gives_them(tmp_path):
     assert catalog.text["description"] == ["A song by Michael Jackson.", ""]
 
 
-def test_an_artist_name_the_device_refuses_names_its_persons_line(tmp_path):
+def test_an_artist_name_the_device_refuses_is_repaired_and_named_by_its_persons_line(tmp_path):
     persons = [person(4, "Energy+52"), person(3, "Michael%0AJackson")]
-    with pytest.raises(DataError, match="^persons.idomaar:2: the artist name holds a line break"):
-        import_dataset("30music", download(tmp_path / "a", persons=persons))
+    dataset = import_dataset("30music", download(tmp_path / "a", persons=persons))
+    assert dataset.catalog.text["creator"][dataset.catalog.index["42"]] == "Michael Jackson"
+    assert dataset.meta["warnings"] == [
+        "1 names held text the device refuses or garbles and were repaired (control characters and line breaks "
+        "became spaces, half characters U+FFFD, names past 1,000 characters were cut); the first: persons.idomaar:2: "
+        "the artist name holds a line break (U+000A); it is shown on one line"]
+
+
+def test_names_that_are_no_utf8_read_as_latin1_and_nameless_tracks_take_their_artist(tmp_path):
+    tracks = [track(42, "Caf%E9", 10, artist=3), track(43, "", 10, artist=4), track(44, "", 10)]
+    dataset = import_dataset("30music", download(tmp_path / "a", tracks=tracks))
+    assert dataset.catalog.text["title"] == ["Café", "a track by Energy 52", "44"]
+    assert dataset.catalog.text["description"] == ["Café. A song by Michael Jackson.", "A song by Energy 52.", ""]
+
+
+def test_artists_missing_from_persons_are_counted(tmp_path):
+    got = import_dataset("30music", download(tmp_path / "a", persons=PERSONS_LINES[1:])).meta["warnings"]
+    assert got == ["1 of the tracks named have an artist that is not in persons.idomaar: their artist is left empty"]
+    got = import_dataset("30music", download(tmp_path / "b", persons=None)).meta["warnings"]
+    assert got == ["no entities/persons.idomaar beside the events: the artists have no names (import the download's "
+                   "folder)"]
 
 
 def test_the_warnings_say_how_many_tracks_lack_names(tmp_path):
@@ -271,7 +293,8 @@ def test_the_warnings_say_how_many_tracks_lack_names(tmp_path):
     assert bare == ["no entities/tracks.idomaar beside the events: the tracks have ids but no names (import the "
                     "download's folder)"]
     partial = import_dataset("30music", download(tmp_path / "b", tracks=TRACKS_LINES[1:])).meta["warnings"]
-    assert partial == ["1 of the 3 tracks played are not in tracks.idomaar: they have ids but no names"]
+    assert partial == ["1 of the 3 tracks played are not in tracks.idomaar: they have ids but no names (each is "
+                       "titled by its id)"]
 
 
 @pytest.mark.parametrize("fmt, home", [("netflix", "its movie_titles file"), ("mpd", "the playlists' tracks"),
@@ -339,3 +362,60 @@ def test_any_events_file_imports_or_is_a_data_error(tmp_path, lines, skip):
     except DataError:
         return
     assert len(dataset.interactions) > 0 and np.isfinite(dataset.interactions.value).all()
+
+
+def test_an_event_read_twice_is_refused_at_its_second_line(tmp_path):
+    doubled = download(tmp_path / "a", EVENTS_LINES + EVENTS_LINES)
+    with pytest.raises(DataError) as err:
+        import_dataset("30music", doubled)
+    assert str(err.value) == ("events.idomaar:5: event 0 comes again (first at line 1), and 4 events in all: is the "
+                              "file read twice, or two copies joined? Keep one line an event")
+    with pytest.raises(DataError, match="^events.idomaar:3: event 1 comes again .first at line 2., and 1 events"):
+        import_dataset("30music", download(tmp_path / "b", [EVENTS_LINES[0], EVENTS_LINES[1], EVENTS_LINES[1]]),
+                       options=ReadOptions(skip_bad_rows=True))  # no option makes a copy right
+
+
+def test_a_play_of_zero_seconds_is_a_share_of_zero_and_a_skip_below_any_bound(tmp_path):
+    root = download(tmp_path / "t", [play(0, 1390231051, 7, 42, 0), play(1, 1390231052, 7, 42, -1)])
+    assert [v for *_, v in sequences(import_dataset("30music", root))["7"]] == [0.0, 1.0]
+    skipped = import_dataset("30music", root, columns=ColumnMap(skip_below=0.01))
+    assert [e for _, _, e, _ in sequences(skipped)["7"]] == ["skip", "play"]
+
+
+@pytest.mark.parametrize("bound", [0.0, -1.0, 1.5, 50.0])
+def test_skip_below_for_30music_is_a_share(tmp_path, bound):
+    with pytest.raises(ConfigError, match="^--skip-below for 30music compares the share of the track played, from 0 "
+                                          f"to 1 .* got {bound:g}$"):
+        import_dataset("30music", download(tmp_path / "t"), columns=ColumnMap(skip_below=bound))
+    assert import_dataset("30music", download(tmp_path / "u"), columns=ColumnMap(skip_below=1.0)).meta[
+        "plays_as_skips"]["events"] == 2  # shares 0.5 and 0.5 are below 1; the whole play and the unknown one not
+
+
+def test_the_relations_folder_and_compressed_files_find_everything(tmp_path):
+    import gzip as gz
+
+    root = download(tmp_path / "t")
+    whole = import_dataset("30music", root)
+    from_relations = import_dataset("30music", root / "relations")
+    assert sequences(from_relations) == sequences(whole) and from_relations.catalog.text == whole.catalog.text
+    for name in ("relations/events.idomaar", "entities/tracks.idomaar", "entities/persons.idomaar"):
+        plain = root / name
+        (root / (name + ".gz")).write_bytes(gz.compress(plain.read_bytes()))
+        plain.unlink()
+    packed = import_dataset("30music", root)
+    assert sequences(packed) == sequences(whole) and packed.catalog.text == whole.catalog.text
+    with pytest.raises(DataError, match="^tracks.idomaar.gz: is an entity file"):
+        import_dataset("30music", root / "entities" / "tracks.idomaar.gz")
+
+
+def test_a_file_in_another_encoding_is_asked_about_not_sent_to_encoding(tmp_path):
+    root = download(tmp_path / "t")
+    (root / "entities" / "persons.idomaar").write_bytes("person\t3\t-1\t{\"name\": \"Caf\xe9\"}\n".encode("latin-1"))
+    with pytest.raises(DataError) as err:
+        import_dataset("30music", root)
+    assert str(err.value).startswith("persons.idomaar:1: not valid utf-8 text (invalid continuation byte); the "
+                                     "release writes its files in UTF-8: is this file from the download")
+    assert "--encoding" not in str(err.value)
+    (root / "entities" / "persons.idomaar").write_bytes("\ufeffperson".encode("utf-16"))
+    with pytest.raises(DataError, match="UTF-16 byte order mark .*: the release writes its files in UTF-8"):
+        import_dataset("30music", root)

@@ -549,3 +549,23 @@ def test_a_pretty_printed_object_is_named_as_one_document(tmp_path):
     with pytest.raises(DataError) as err:
         import_dataset("jsonl", other)
     assert "one JSON object over many lines" in str(err.value) and "FORMAT mpd" not in str(err.value)
+
+
+def test_half_a_character_from_a_json_escape_is_refused_by_its_line_not_a_crash(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"user_id": "u", "item_id": "a", "timestamp": 1}\n{"user_id": "u\\ud83d", "item_id": "b", '
+                   '"timestamp": 2}\n')
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", log)
+    assert str(err.value) == ("log.jsonl:2: column 'user_id' holds half of a character (U+D83D, a JSON \\u escape "
+                              "without its pair), which no text file can store; ids must be plain text")
+    fine = tmp_path / "fine.jsonl"
+    fine.write_text('{"user_id": "u", "item_id": "a", "timestamp": 1}\n')
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"item_id": "a", "title": "smile \\ud83d"}\n')
+    with pytest.raises(DataError) as err:
+        import_dataset("jsonl", fine, items=items)
+    assert str(err.value) == ("items.jsonl:1: column 'title' holds half of a character (U+D83D, a JSON \\u escape "
+                              "without its pair), which no text file can store: remove it")
+    items.write_text('{"item_id": "a", "title": "smile \\ud83d\\ude00"}\n')  # the whole pair is one character
+    assert import_dataset("jsonl", fine, items=items).catalog.text["title"] == ["smile 😀"]

@@ -142,7 +142,7 @@ def test_a_track_without_uri_is_refused_or_counted_with_skip_bad_rows(tmp_path):
         import_dataset("mpd", path)
     dataset = import_dataset("mpd", path, options=ReadOptions(skip_bad_rows=True))
     assert [i for i, _, _ in sequences(dataset)["4"]] == ["spotify:track:0001", "spotify:track:0003"]
-    assert dataset.meta["skipped_rows"]["a track of playlist has no track_uri"]["rows"] == 1
+    assert dataset.meta["skipped_rows"]["a track without track_uri"]["rows"] == 1
 
 
 def test_a_sample_keeps_whole_playlists_and_only_their_tracks(tmp_path):
@@ -200,17 +200,13 @@ def test_options_for_a_log_of_your_own_layout_are_refused(tmp_path, kwargs, flag
         import_dataset("mpd", release(tmp_path), **kwargs)
 
 
-def test_slices_are_read_in_slice_order_and_a_track_name_the_device_refuses_is_named(tmp_path):
+def test_slices_are_read_in_slice_order(tmp_path):
     folder = tmp_path / "data"
     write_slice(folder, 10_000, [playlist(10_000, [1])])
     write_slice(folder, 2000, [playlist(2000, [1])])
     write_slice(folder, 0, [playlist(0, [2])])
     dataset = import_dataset("mpd", folder)
     assert dataset.catalog.item_ids == ["spotify:track:0002", "spotify:track:0001"]  # slice 0 first, not 10000
-    bad = playlist(7, [1])
-    bad["tracks"][0]["track_name"] = "bad\x00name"
-    with pytest.raises(DataError, match=r"mpd.slice.0-999.json:\d+: the track name"):
-        import_dataset("mpd", write_slice(tmp_path / "bad", 0, [bad]))
 
 
 def test_chunks_of_one_or_two_rows_read_the_same_log_and_name_later_lines(tmp_path):
@@ -249,7 +245,7 @@ def test_errors_and_skipped_tracks_name_the_line_of_their_playlists_pid(tmp_path
         import_dataset("mpd", path)
     assert err.value.line == pid_line(path, 8) and str(err.value).startswith(f"mpd.slice.0-999.json:{pid_line(path, 8)}:")
     skipped = import_dataset("mpd", path, options=ReadOptions(skip_bad_rows=True)).meta["skipped_rows"]
-    assert skipped == {"a track of playlist has no track_uri": {"rows": 1, "first_lines": [pid_line(path, 8)]}}
+    assert skipped == {"a track without track_uri": {"rows": 1, "first_lines": [pid_line(path, 8)]}}
     for change, message in ((lambda t: t[1].update(pos="x"), "is at pos 'x'"),
                             (lambda t: t[1].update(pos=0), "two tracks of playlist 8 are at one pos"),
                             (lambda t: t.append("a string"), "tracks are not a list of JSON objects")):
@@ -282,7 +278,7 @@ def test_descriptions_and_durations_follow_what_each_track_has(tmp_path):
     t[4].update(duration_ms=True)
     catalog = import_dataset("mpd", write_slice(tmp_path, 0, lists)).catalog
     assert catalog.text["description"] == ["Song 1. A song by Artist 1.", "Song 2. A song.",
-                                           "spotify:track:0003. A song, from Album 1.", "Song 4. A song by Artist 1.",
+                                           "A song, from Album 1.", "Song 4. A song by Artist 1.",
                                            "Song 5. A song by Artist 2, from Album 2."]
     assert catalog.text["title"][2] == "spotify:track:0003"  # no name and no artist: its id
     assert catalog.duration[0] == pytest.approx(200.001) and catalog.duration[1] == pytest.approx(200.002)
@@ -308,15 +304,32 @@ def test_a_sampled_track_takes_its_metadata_from_a_kept_playlist(tmp_path):
     assert dataset.catalog.text["title"] == ["Song 1"]
 
 
-def test_names_the_device_would_refuse_are_named_by_line_and_folder(tmp_path):
-    for field, what in (("artist_name", "the artist name"), ("album_name", "the album name")):
-        bad = playlist(7, [1])
-        bad["tracks"][0][field] = "nul\x00inside"
-        folder = tmp_path / field / "data"
-        write_slice(folder, 0, [playlist(1, [2])])
-        path = write_slice(folder, 1000, [bad])
-        with pytest.raises(DataError, match=f"^data:{pid_line(path, 7)}: {what} "):
-            import_dataset("mpd", folder)
+def test_names_the_device_would_refuse_are_repaired_and_counted_by_slice_and_line(tmp_path):
+    """A release's files cannot be edited (a slice that is fails its checksum): such names are repaired, and the
+    warning names the first one's slice and line."""
+    bad = playlist(7, [1, 2, 3])
+    bad["tracks"][0]["track_name"] = "tab\tinside"
+    bad["tracks"][1]["artist_name"] = "half \ud83d of a smile"
+    bad["tracks"][2]["album_name"] = "nul\x00inside"
+    bad["tracks"][2]["track_name"] = "Long " * 300
+    folder = tmp_path / "data"
+    write_slice(folder, 0, [playlist(1, [4])])
+    path = write_slice(folder, 1000, [bad])
+    dataset = import_dataset("mpd", folder)
+    row = {ident[-1]: r for r, ident in enumerate(dataset.catalog.item_ids)}
+    text = dataset.catalog.text
+    assert text["title"][row["1"]] == "tab inside" and text["creator"][row["2"]] == "half \ufffd of a smile"
+    assert len(text["title"][row["3"]]) == 1000 and text["title"][row["3"]].endswith("…")
+    assert text["description"][row["3"]].endswith(", from nul inside.")
+    assert dataset.meta["warnings"] == [
+        "4 names held text the device refuses or garbles and were repaired (control characters and line breaks "
+        "became spaces, half characters U+FFFD, names past 1,000 characters were cut); the first: "
+        f"mpd.slice.1000-1999.json:{pid_line(path, 7)}: the track name holds the control character U+0009, which "
+        "shows as nothing or garbles the line on a screen"]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["data", "import", "mpd", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_dataset(out).catalog.text["creator"][row["2"]] == "half \ufffd of a smile"  # it can be written
 
 
 def test_a_cut_or_too_deep_slice_says_so(tmp_path):
@@ -341,7 +354,7 @@ def test_skipped_tracks_of_a_folder_name_their_slice_and_later_errors_their_file
     del broken["tracks"][0]["track_uri"]
     second = write_slice(folder, 1000, [broken])
     meta = import_dataset("mpd", folder, options=ReadOptions(skip_bad_rows=True)).meta
-    assert meta["skipped_rows"]["a track of playlist has no track_uri"]["first_lines"] == [
+    assert meta["skipped_rows"]["a track without track_uri"]["first_lines"] == [
         f"mpd.slice.1000-1999.json:{pid_line(second, 1000)}"]
     long_id = playlist(7, [1])
     long_id["tracks"][0]["track_uri"] = "spotify:track:" + "x" * 300
@@ -392,3 +405,13 @@ def test_any_json_slice_imports_or_is_a_data_error(tmp_path, lists, skip):
     except DataError:
         return
     assert len(dataset.interactions) > 0 and len(dataset.catalog) > 0
+
+
+def test_an_empty_slice_says_so_and_a_dot_path_keeps_its_folder_name(tmp_path, monkeypatch):
+    path = tmp_path / "mpd.slice.0-999.json"
+    path.write_text("")
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json: is empty: a Million Playlist Dataset slice is one"):
+        import_dataset("mpd", path)
+    root = release(tmp_path / "dl")
+    monkeypatch.chdir(root / "data")
+    assert import_dataset("mpd", ".").meta["source"] == "data"
