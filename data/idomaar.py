@@ -28,6 +28,7 @@ from edgerec.data.item_text import TextRepairs
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
+from edgerec.runtime.vocab import MAX_TS
 
 HEADER = ("user", "item", "time", "playtime")  # the columns of the chunks
 EVENTS_FILE, TRACKS_FILE, PERSONS_FILE = "events.idomaar", "tracks.idomaar", "persons.idomaar"
@@ -132,7 +133,9 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
         if problem is None:
             _, time, props, links = fields
             user, item = _one_id(links, "subjects", "user"), _one_id(links, "objects", "track")
-            if user is None or item is None:
+            if not (time.isascii() and time.isdigit() and 0 < int(time) < MAX_TS):  # -1: the release's "none"
+                problem = f"its time is not in epoch seconds (found {time[:20]!r}; -1 is the release's no time)"
+            elif user is None or item is None:
                 problem = ("its links do not name one user (subjects) and one track (objects); found "
                            f"{json.dumps(links)[:80]}")
             playtime = props.get("playtime")  # seconds; -1 (or none) when unknown, read as -1 here

@@ -314,12 +314,12 @@ def read_interactions(
                                             device)):
             parts[name].append(array)
         within.append(nanos)
-    if not rows_read:  # a reader of chunks (a release's own layout) that found no row at all
+    if not rows_read and not (skipped is not None and skipped.total):  # a chunk reader that found no row at all
         raise DataError("holds no events: the file (or every file of the folder) has no rows to import", str(path))
     if not rows_kept:  # every row had no id or no time: "the sample kept no user" blamed an option not given
-        raise DataError(f"every row was left out ({skipped.total:,}: {', '.join(skipped.reasons)}): are the "
-                        "columns named right (--user-col, --item-col, --time-col, --columns) and is --time-unit "
-                        "the file's?", str(path))
+        hint = ("" if chunks is not None else ": are the columns named right (--user-col, --item-col, --time-col, "
+                "--columns) and is --time-unit the file's?")  # a release's reader names its own columns
+        raise DataError(f"every row was left out ({skipped.total:,}: {', '.join(skipped.reasons)}){hint}", str(path))
     if not within:
         if dropped:
             raise DataError(f"no events left: --event-map dropped every row it kept ({_named_counts(dropped)})",

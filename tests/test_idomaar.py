@@ -419,3 +419,19 @@ def test_a_file_in_another_encoding_is_asked_about_not_sent_to_encoding(tmp_path
     (root / "entities" / "persons.idomaar").write_bytes("\ufeffperson".encode("utf-16"))
     with pytest.raises(DataError, match="UTF-16 byte order mark .*: the release writes its files in UTF-8"):
         import_dataset("30music", root)
+
+
+def test_a_play_without_a_time_or_in_milliseconds_is_named_for_what_it_is(tmp_path):
+    for time in ("-1", "1390231051000", "2014-01-20"):
+        root = download(tmp_path / time, [EVENTS_LINES[0], play(9, time, 7, 42)])
+        with pytest.raises(DataError) as err:
+            import_dataset("30music", root)
+        assert str(err.value) == (f"events.idomaar:2: its time is not in epoch seconds (found {time!r}; -1 is the "
+                                  "release's no time) (or pass --skip-bad-rows to leave such lines out)")
+        assert "--time-unit" not in str(err.value)
+        dataset = import_dataset("30music", root, options=ReadOptions(skip_bad_rows=True))
+        assert dataset.meta["skipped_rows"] == {"its time is not in epoch seconds": {"rows": 1, "first_lines": [2]}}
+    only = download(tmp_path / "only", [play(9, "-1", 7, 42)])
+    with pytest.raises(DataError) as err:
+        import_dataset("30music", only, options=ReadOptions(skip_bad_rows=True))
+    assert str(err.value) == "only: every row was left out (1: its time is not in epoch seconds)"
