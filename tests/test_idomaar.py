@@ -416,6 +416,13 @@ def test_a_file_in_another_encoding_is_asked_about_not_sent_to_encoding(tmp_path
     assert str(err.value).startswith("persons.idomaar:1: not valid utf-8 text (invalid continuation byte); the "
                                      "release writes its files in UTF-8: is this file from the download")
     assert "--encoding" not in str(err.value)
+    events = root / "relations" / "events.idomaar"
+    good = events.read_bytes()
+    events.write_bytes(good.replace(b"event.play\t3", "event.play\t3 caf\xe9".encode("latin-1")))
+    with pytest.raises(DataError, match="^events.idomaar:4: not valid utf-8 text .*the release writes its files in "
+                                        "UTF-8: is this file from the download"):
+        import_dataset("30music", root)
+    events.write_bytes(good)
     (root / "entities" / "persons.idomaar").write_bytes("\ufeffperson".encode("utf-16"))
     with pytest.raises(DataError, match="UTF-16 byte order mark .*: the release writes its files in UTF-8"):
         import_dataset("30music", root)

@@ -366,8 +366,24 @@ def test_skipped_tracks_of_a_folder_name_their_slice_and_later_errors_their_file
 def test_an_album_name_on_two_lines_stays_in_the_description(tmp_path):
     lists = [playlist(0, [1])]
     lists[0]["tracks"][0]["album_name"] = "Live\nat Wembley"
-    catalog = import_dataset("mpd", write_slice(tmp_path, 0, lists)).catalog
-    assert catalog.text["description"] == ["Song 1. A song by Artist 1, from Live\nat Wembley."]
+    dataset = import_dataset("mpd", write_slice(tmp_path, 0, lists))
+    assert dataset.catalog.text["description"] == ["Song 1. A song by Artist 1, from Live\nat Wembley."]
+    assert "warnings" not in dataset.meta  # a description may hold a line break: nothing was repaired
+
+
+def test_a_slice_in_another_encoding_is_asked_about(tmp_path):
+    path = write_slice(tmp_path, 0, [playlist(0, [1])])
+    path.write_bytes(path.read_bytes().replace(b"Song 1", "Caf\xe9".encode("latin-1")))
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json:\\d+: not valid utf-8 text .*the release writes its "
+                                        "files in UTF-8"):
+        import_dataset("mpd", path)
+    empty = tmp_path / "empty" / "mpd.slice.0-999.json"
+    empty.parent.mkdir()
+    empty.write_text("  \n")
+    with pytest.raises(DataError) as err:
+        import_dataset("mpd", empty)
+    assert str(err.value) == ("mpd.slice.0-999.json: is empty: a Million Playlist Dataset slice is one JSON object of "
+                              "1,000 playlists (is the download complete?)")
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)

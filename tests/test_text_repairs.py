@@ -28,3 +28,22 @@ def test_repairs_are_counted_with_the_first_place():
     assert TextRepairs().warnings() == []
     assert device_safe("a\nb\tc", "description") == "a\nb\tc" and device_safe("a\nb", "title") == "a b"
     assert device_safe("x" * 1001, "title") == "x" * 999 + "…" and len(device_safe("x" * 300, "tags")) == 256
+
+
+def test_the_bounds_of_half_characters_and_of_the_length():
+    from edgerec.data.item_text import lone_surrogate
+
+    for code in (0xD800, 0xDBFF, 0xDC00, 0xDFFF):
+        assert lone_surrogate(f"a{chr(code)}") == chr(code) and device_safe(chr(code), "title") == "\ufffd"
+    for code in (0xD7FF, 0xE000):
+        assert lone_surrogate(f"é{chr(code)}") is None and device_safe(chr(code), "title") == chr(code)
+    assert device_safe("x" * 1000, "title") == "x" * 1000  # at the limit: kept whole
+    assert device_safe("a b", "title") == "a b"
+
+
+def test_a_column_is_judged_by_its_own_rules():
+    repairs = TextRepairs()
+    assert repairs.repaired(["two\nlines"], "description", lambda row: "f:1", "the album") == ["two\nlines"]
+    assert repairs.count == 0  # a description may hold line breaks
+    assert repairs.repaired(["two\nlines"], "title", lambda row: "f:1", "the name") == ["two lines"]
+    assert repairs.count == 1
