@@ -25,6 +25,7 @@ from urllib.parse import unquote_plus
 import numpy as np
 
 from edgerec.data.item_text import TextRepairs
+from edgerec.data.parts import COMPRESSED_SUFFIXES, without_compression
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
@@ -33,7 +34,6 @@ from edgerec.runtime.vocab import MAX_TS
 HEADER = ("user", "item", "time", "playtime")  # the columns of the chunks
 EVENTS_FILE, TRACKS_FILE, PERSONS_FILE = "events.idomaar", "tracks.idomaar", "persons.idomaar"
 PLAY = "event.play"
-COMPRESSED = (".gz", ".bz2", ".xz")
 _DECODER = json.JSONDecoder()
 
 
@@ -43,7 +43,7 @@ def idomaar_files(path: str | Path) -> tuple[Path, Path | None, Path | None]:
     or in ../entities). Each file may be compressed (events.idomaar.gz)."""
     path = Path(path)
     if path.is_file():
-        if _plain_name(path.name) in (TRACKS_FILE, PERSONS_FILE) or path.parent.name == "entities":
+        if without_compression(path.name) in (TRACKS_FILE, PERSONS_FILE) or path.parent.name == "entities":
             raise DataError("is an entity file; pass the 30Music folder, or its relations/events.idomaar",
                             str(path))
         events, roots = path, (path.parent, path.parent.parent / "entities")
@@ -58,18 +58,10 @@ def idomaar_files(path: str | Path) -> tuple[Path, Path | None, Path | None]:
     return events, _first(roots, TRACKS_FILE), _first(roots, PERSONS_FILE)
 
 
-def _plain_name(name: str) -> str:
-    """A file's name without a compression suffix (numbered_lines reads the compressed copy as the plain one)."""
-    for suffix in COMPRESSED:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def _first(folders, name: str) -> Path | None:
     """The first file named `name` (or a compressed copy of it) in `folders`."""
     for folder in folders:
-        for candidate in (name, *(name + suffix for suffix in COMPRESSED)):
+        for candidate in (name, *(name + suffix for suffix in COMPRESSED_SUFFIXES)):
             if (folder / candidate).is_file():
                 return folder / candidate
     return None

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from edgerec.data.parts import without_compression
 from edgerec.errors import DataError
 
 SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -35,8 +36,7 @@ class ListCell(str):
 
 
 def is_json_lines(path: str | Path) -> bool:
-    name = str(path).lower()
-    return name.removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz").endswith(SUFFIXES)
+    return without_compression(str(path).lower()).endswith(SUFFIXES)
 
 
 def _number(text: str) -> str:

@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.item_text import TextRepairs
+from edgerec.data.parts import without_compression
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 from edgerec.runtime.vocab import MAX_TS
 
 HEADER = ("user", "item", "time")  # the columns of the chunks: playlist, track, modified_at
-_SLICE = re.compile(r"mpd\.slice\.(\d+)-(\d+)\.json(\.gz|\.bz2|\.xz)?")
+_SLICE = re.compile(r"mpd\.slice\.(\d+)-(\d+)\.json")  # matched without_compression
 _CHALLENGE = "challenge_set"  # the RecSys Challenge's playlists, their tracks held out
 _PID = re.compile(r'"pid"\s*:\s*(-?\d+)')
 _MS_IN_S = 1000.0
@@ -52,13 +53,20 @@ def mpd_files(path: str | Path) -> list[Path]:
         raise DataError("not found; pass the Million Playlist Dataset's folder (data/mpd.slice.*.json) or one of "
                         "its slice files", str(path))
     for folder in (path, path / "data"):
-        found = [p for p in folder.iterdir() if p.is_file() and _SLICE.fullmatch(p.name)] if folder.is_dir() else []
+        found = [p for p in folder.iterdir() if p.is_file() and _slice_start(p) is not None] \
+            if folder.is_dir() else []
         if found:
-            return sorted(found, key=lambda p: int(_SLICE.fullmatch(p.name).group(1)))
+            return sorted(found, key=_slice_start)
     if any(p.name.startswith(_CHALLENGE) for p in path.iterdir()):
         raise DataError(_challenge_message(), str(path))
     raise DataError("holds no Million Playlist Dataset slices (data/mpd.slice.0-999.json ...): pass the folder "
                     "the download unpacked to, or one slice file", str(path))
+
+
+def _slice_start(path: Path) -> int | None:
+    """The first pid of a slice file's name (`mpd.slice.1000-1999.json` -> 1000), None for another file."""
+    match = _SLICE.fullmatch(without_compression(path.name))
+    return int(match.group(1)) if match else None
 
 
 def _challenge_message() -> str:

@@ -17,15 +17,15 @@ import numpy as np
 
 from edgerec.data.film_items import decoded_title, film_line, item_file_encoding, year_ts
 from edgerec.data.item_text import check_item_text
+from edgerec.data.parts import without_compression
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
 
 HEADER = ("user", "item", "rating", "date")  # the columns of the chunks: customer, film, stars, day
 RATINGS = (1.0, 5.0)  # whole stars
-_COMPRESSED = r"(\.gz|\.bz2|\.xz)?"  # read as plain files (tables.py tells them apart by their bytes)
-_TITLES = re.compile(r"movie_titles\.(csv|txt)" + _COMPRESSED)
-_RATING_FILES = (re.compile(r"combined_data_\d+\.txt" + _COMPRESSED), re.compile(r"mv_\d+\.txt" + _COMPRESSED))
+_TITLES = re.compile(r"movie_titles\.(csv|txt)")  # matched without_compression: a .gz copy reads as the plain file
+_RATING_FILES = (re.compile(r"combined_data_\d+\.txt"), re.compile(r"mv_\d+\.txt"))
 _TEST_SETS = ("qualifying", "probe")  # the Prize's files without ratings
 _FILM_LINE = re.compile(r"\s*(\d+)\s*:\s*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -40,7 +40,7 @@ def netflix_files(path: str | Path) -> tuple[list[Path], Path | None]:
         if path.name.startswith(_TEST_SETS):
             raise DataError("is one of the Prize's test sets, which hold no ratings: import the combined_data "
                             "files (or the folder)", str(path))
-        if _TITLES.fullmatch(path.name):
+        if _TITLES.fullmatch(without_compression(path.name)):
             raise DataError("is the titles file: pass the folder, or one of its ratings files", str(path))
         return [path], _titles(path.parent, path.parent.parent)
     if not path.is_dir():
@@ -48,19 +48,22 @@ def netflix_files(path: str | Path) -> tuple[list[Path], Path | None]:
                         "of its ratings files", str(path))
     folders = [path, path / "training_set"]
     ratings = next((found for folder in folders if folder.is_dir() for pattern in _RATING_FILES
-                    if (found := sorted(p for p in folder.iterdir() if p.is_file() and pattern.fullmatch(p.name)))
-                    ), [])
+                    if (found := sorted(p for p in folder.iterdir() if _named(p, pattern)))), [])
     if not ratings:
         raise DataError("holds no Netflix Prize ratings (combined_data_1.txt ..., or training_set/mv_0000001.txt "
                         "... in the original): pass the folder the download unpacked to", str(path))
     return ratings, _titles(path, path.parent)
 
 
+def _named(path: Path, pattern: re.Pattern) -> bool:
+    """Whether `path` is a file whose name, less a compression suffix, is one `pattern` matches."""
+    return path.is_file() and pattern.fullmatch(without_compression(path.name)) is not None
+
+
 def _titles(*folders: Path) -> Path | None:
     """The titles file in the first of `folders` that has one."""
     for folder in folders:
-        found = sorted(p for p in folder.iterdir() if p.is_file() and _TITLES.fullmatch(p.name)) \
-            if folder.is_dir() else []
+        found = sorted(p for p in folder.iterdir() if _named(p, _TITLES)) if folder.is_dir() else []
         if found:
             return found[0]
     return None

@@ -15,6 +15,12 @@ from edgerec.errors import DataError
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".dat")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")  # read as the plain file (tables.py tells them apart by their bytes)
+
+
+def without_compression(name: str) -> str:
+    """A file name without its compression suffix (`events.idomaar.gz` -> `events.idomaar`)."""
+    return next((name[: -len(s)] for s in COMPRESSED_SUFFIXES if name.endswith(s)), name)
 
 
 def is_parquet(path: str | os.PathLike) -> bool:

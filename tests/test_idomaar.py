@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import json_values
 
 from edgerec.cli.main import cli
 from edgerec.data import ReadOptions, import_dataset
@@ -334,10 +335,6 @@ def test_a_missing_path_or_any_entity_file_is_named(tmp_path):
                               "relations/events.idomaar")
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
-                           | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                         max_size=3), max_leaves=8)
 play_lines = st.tuples(st.integers(0, 5), st.integers(1, 2 * 10**9), st.integers(-1, 600), st.integers(40, 46),
                        st.integers(0, 6), json_values, st.text(max_size=12)).map(
     lambda t: [play(0, t[1], t[0], t[3], t[2]),  # one in seven lines spoiled in one of six ways

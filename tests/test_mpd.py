@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import json_values
 
 from edgerec.cli.main import cli
 from edgerec.data import ReadOptions, import_dataset
@@ -386,10 +387,6 @@ def test_a_slice_in_another_encoding_is_asked_about(tmp_path):
                               "1,000 playlists (is the download complete?)")
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
-                           | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                         max_size=3), max_leaves=8)
 names = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=6)
 TRACK_KEYS = ("pos", "track_uri", "track_name", "artist_name", "album_name", "duration_ms")
 
