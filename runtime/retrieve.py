@@ -317,4 +317,12 @@ def _skipped_rows(request: Request, inactive: np.ndarray, excluded: set[int]) ->
     """Rows the list never shows (removed items, the user's excluded ones), sorted and unique: built
     once per user state, in the user's cache entry (a long history excludes thousands of rows)."""
     # the entry belongs to this catalog version, so `inactive` cannot change under it
-    return request.for_user("skip", lambda: np.unique(np.r_[inactive, np.fromiter(excluded, np.int64, len(excluded))]))
+    return request.for_user("skip", lambda: _sorted_union(inactive, excluded))
+
+
+def _sorted_union(rows: np.ndarray, more: set[int]) -> np.ndarray:
+    """np.unique of both, int64; without the general path's cost (np.r_, a sort of the array) when
+    `rows` is empty, as it is unless the catalog lost items: a user's first request builds this."""
+    if not len(rows):
+        return np.array(sorted(more), np.int64)
+    return np.unique(np.concatenate([rows.astype(np.int64, copy=False), np.fromiter(more, np.int64, len(more))]))
