@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from edgerec.runtime.vocab import MAX_TS
 HEADER = ("user", "item", "time")  # the columns of the chunks: playlist, track, modified_at
 _SLICE = re.compile(r"mpd\.slice\.(\d+)-(\d+)\.json")  # matched without_compression
 _CHALLENGE = "challenge_set"  # the RecSys Challenge's playlists, their tracks held out
-_PID = re.compile(r'"pid"\s*:\s*(-?\d+)')
+_PID = re.compile(r'"pid"\s*:\s*(-?\d+)?')  # the value's digits when it is a number
 _MS_IN_S = 1000.0
 
 
@@ -87,7 +88,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
             skipped.part = path.name
         text = "\n".join(line for _, line in numbered_lines(path, advice=RELEASE_TEXT))
         lists = _playlists(text, path)
-        pid_lines = _pid_lines(text)
+        pid_lines = _pid_lines(text, len(lists))
         buffer = RowBuffer(HEADER, chunk_rows, path)
         for number, playlist in enumerate(lists, 1):
             pid, time, line = _playlist_fields(playlist, number, path, pid_lines)
@@ -118,7 +119,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
                         str(files[0] if len(files) == 1 else files[0].parent))
 
 
-def _playlist_fields(playlist, number: int, path: Path, pid_lines: dict[int, int]) -> tuple[int, int, int | None]:
+def _playlist_fields(playlist, number: int, path: Path, pid_lines: PidLines) -> tuple[int, int, int | None]:
     """(pid, modified_at, line of the pid) of the `number`th playlist of a slice, or a DataError."""
     where = f"its playlist {number}"
     if not isinstance(playlist, dict):
@@ -127,8 +128,9 @@ def _playlist_fields(playlist, number: int, path: Path, pid_lines: dict[int, int
         raise DataError(_challenge_message(), str(path))
     pid = playlist.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
-        raise DataError(f"{where} has no pid (a whole number >= 0; found {pid!r})", str(path))
-    line = pid_lines.get(pid)
+        raise DataError(f"{where} has no pid (a whole number >= 0; found {pid!r})", str(path),
+                        pid_lines.nth(number) if "pid" in playlist else None)
+    line = pid_lines.by_value.get(pid)
     time = playlist.get("modified_at")
     if isinstance(time, bool) or not isinstance(time, int) or not 0 < time < MAX_TS:
         raise DataError(f"playlist {pid}'s modified_at is {time!r}; expected epoch seconds (a whole number)",
@@ -154,14 +156,30 @@ def _playlists(text: str, path: Path) -> list:
     return lists
 
 
-def _pid_lines(text: str) -> dict[int, int]:
-    """The line of each `"pid": N` in the text, for messages (json.loads keeps no positions)."""
-    found, line, at = {}, 1, 0
+@dataclass
+class PidLines:
+    """Where each playlist's `"pid"` key is in a slice's text, for messages (json.loads keeps no
+    positions): by the pid's value, and in the order the keys come."""
+
+    by_value: dict[int, int]
+    in_order: list[int]
+    playlists: int
+
+    def nth(self, number: int) -> int | None:
+        """The line of the `number`th playlist's pid key (1-based), when every playlist has one key
+        (else the order says nothing)."""
+        return self.in_order[number - 1] if len(self.in_order) == self.playlists else None
+
+
+def _pid_lines(text: str, playlists: int) -> PidLines:
+    found, order, line, at = {}, [], 1, 0
     for match in _PID.finditer(text):
         line += text.count("\n", at, match.start())
         at = match.start()
-        found.setdefault(int(match.group(1)), line)
-    return found
+        order.append(line)
+        if match.group(1) is not None:
+            found.setdefault(int(match.group(1)), line)
+    return PidLines(found, order, playlists)
 
 
 def _ordered_tracks(playlist: dict, pid: int, path: Path, line: int | None) -> list[dict]:

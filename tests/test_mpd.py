@@ -428,3 +428,23 @@ def test_an_empty_slice_says_so_and_a_dot_path_keeps_its_folder_name(tmp_path, m
     root = release(tmp_path / "dl")
     monkeypatch.chdir(root / "data")
     assert import_dataset("mpd", ".").meta["source"] == "data"
+
+
+@pytest.mark.parametrize("bad", ['"8"', "null", "-3", "8.5"])
+def test_a_pid_that_is_no_whole_number_is_named_at_its_own_line(tmp_path, bad):
+    path = write_slice(tmp_path, 0, [playlist(7, [3, 4, 5]), playlist(8, [1, 2]), playlist(9, [6])])
+    line = pid_line(path, 8)
+    path.write_text(path.read_text().replace('"pid": 8,', f'"pid": {bad},'))
+    with pytest.raises(DataError, match=f"^mpd.slice.0-999.json:{line}: its playlist 2 has no pid") as err:
+        import_dataset("mpd", path)
+    assert err.value.line == line
+
+
+def test_a_slice_whose_pid_keys_do_not_match_its_playlists_names_no_line(tmp_path):
+    """A playlist without a pid key leaves the keys' order meaningless: no line rather than a wrong one."""
+    nameless = playlist(8, [1, 2])
+    del nameless["pid"]
+    path = write_slice(tmp_path, 0, [playlist(7, [3]), nameless, playlist(9, [6])])
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json: its playlist 2 has no pid") as err:
+        import_dataset("mpd", path)
+    assert err.value.line is None
