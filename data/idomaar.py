@@ -97,6 +97,26 @@ def _one_id(links: dict, role: str, kind: str) -> str | None:
     return _entity_id(listed[0], kind)
 
 
+def _link_problem(links: dict, role: str, kind: str) -> str:
+    """What keeps `links[role]` from naming one entity of `kind` (_one_id gave None), in words short
+    enough that the value at fault is never cut away."""
+    listed = links.get(role)
+    if not isinstance(listed, list):
+        return f"{role} is {_short(listed)}, not a list"
+    if len(listed) != 1:
+        return f"{role} lists {len(listed)} entities"
+    entity = listed[0]
+    if not isinstance(entity, dict) or entity.get("type") != kind:
+        kind_found = entity.get("type") if isinstance(entity, dict) else entity
+        return f"{role} holds {_short(kind_found)}, not a {kind!r}"
+    return f"the {kind}'s id is {_short(entity.get('id'))}, not a whole number or text"
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _entity_id(entity, kind: str) -> str | None:
     """The id of a link `{"type": kind, "id": ...}` as text, or None when it is not one."""
     if not isinstance(entity, dict) or entity.get("type") != kind:
@@ -128,8 +148,9 @@ def event_chunks(path: Path, chunk_rows: int, skipped: Skipped | None = None) ->
             if not (time.isascii() and time.isdigit() and 0 < int(time) < MAX_TS):  # -1: the release's "none"
                 problem = f"its time is not in epoch seconds (found {time[:20]!r}; -1 is the release's no time)"
             elif user is None or item is None:
-                problem = ("its links do not name one user (subjects) and one track (objects); found "
-                           f"{json.dumps(links)[:80]}")
+                problem = ("its links do not name one user (subjects) and one track (objects); "
+                           + (_link_problem(links, "subjects", "user") if user is None
+                              else _link_problem(links, "objects", "track")))
             playtime = props.get("playtime")  # seconds; -1 (or none) when unknown, read as -1 here
             playtime = str(playtime) if isinstance(playtime, (int, float)) and not isinstance(playtime, bool) \
                 and 0 <= playtime < 1e7 else "-1"

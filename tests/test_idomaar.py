@@ -4,6 +4,7 @@ release's layout (no download)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -227,11 +228,19 @@ def test_a_chunk_reader_that_yields_no_row_is_a_data_error(tmp_path):
 def test_links_and_playtimes_read_only_as_the_format_gives_them(tmp_path):
     two_users = play(9, 1390231051, 7, 42).replace('[{"type": "user", "id": 7}]',
                                                    '[{"type": "user", "id": 7}, {"type": "user", "id": 8}]')
-    for bad in (two_users, play(9, 1390231051, True, 42), play(9, 1390231051, 7, None),
-                play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '["42"]'),
-                play(9, 1390231051, 7, 42).replace('"objects"', '"items"'), play(9, 1390231051, " ", 42)):
+    for bad, reason in ((two_users, "subjects lists 2 entities"),
+                        (play(9, 1390231051, True, 42), "the user's id is true, not a whole number or text"),
+                        (play(9, 1390231051, 7, None), "the track's id is null, not a whole number or text"),
+                        # said whole: the links' JSON cut at 80 characters used to end before this id
+                        (play(9, 1390231051, 7, 42.5), "the track's id is 42.5, not a whole number or text"),
+                        (play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '["42"]'),
+                         "objects holds \"42\", not a 'track'"),
+                        (play(9, 1390231051, 7, 42).replace('"objects"', '"items"'), "objects is null, not a list"),
+                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "a" * 60 + '"'),
+                         'objects holds "' + "a" * 36 + '..., not a \'track\''),
+                        (play(9, 1390231051, " ", 42), "the user's id is \" \", not a whole number or text")):
         with pytest.raises(DataError, match=r"^events.idomaar:1: its links do not name one user \(subjects\) and "
-                                            r"one track \(objects\); found \{.{10,80} \(or pass"):
+                                            r"one track \(objects\); " + re.escape(reason) + r" \(or pass"):
             import_dataset("30music", download(tmp_path / str(len(list(tmp_path.iterdir()))), [bad]))
     root = download(tmp_path / "skip", [two_users, *EVENTS_LINES])
     skipped = import_dataset("30music", root, options=ReadOptions(skip_bad_rows=True)).meta["skipped_rows"]
