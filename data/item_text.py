@@ -111,6 +111,10 @@ class TextRepairs:
                 out[row] = device_safe(value, column)
         return out
 
+    def repaired_tags(self, rows: Sequence[Sequence[str]], where: Callable[[int], str], what: str) -> list[list[str]]:
+        """Each row's tags (a genre list), repaired as `repaired` repairs names."""
+        return [self.repaired(list(tags), "tags", lambda _, row=row: where(row), what) for row, tags in enumerate(rows)]
+
     def warnings(self) -> list[str]:
         if not self.count:
             return []

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data.film_items import decoded_title, film_line, item_file_encoding, year_ts
-from edgerec.data.item_text import check_item_text
+from edgerec.data.item_text import TextRepairs
 from edgerec.data.parts import without_compression
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import Chunk, RowBuffer, Skipped, numbered_lines
@@ -138,8 +138,9 @@ def _row_problem(fields: list[str]) -> str | None:
     return None
 
 
-def netflix_catalog(path: Path) -> Catalog:
-    """The films of a titles file, in its order: title, release year, 'Title. A film.' as description."""
+def netflix_catalog(path: Path) -> tuple[Catalog, list[str]]:
+    """The films of a titles file, in its order: title, release year, 'Title. A film.' as description; and
+    the warning of the titles repaired (text the device would refuse: the release is not the user's to edit)."""
     ids, titles, years, seen = [], [], [], {}
     encoding = item_file_encoding(path)
     for number, line in numbered_lines(path, encoding):
@@ -161,8 +162,10 @@ def netflix_catalog(path: Path) -> Catalog:
     if not ids:
         raise DataError("holds no film", str(path))
     lines = list(seen.values())
-    check_item_text(titles, "title", path, lambda row: lines[row], "the title")
+    repairs = TextRepairs()
+    titles = repairs.repaired(titles, "title", lambda row: f"{path.name}:{lines[row]}", "the title")
     n = len(ids)
     text = {"title": titles, "description": [film_line(t, []) for t in titles], "genre": [""] * n,
             "modality": ["film"] * n}
-    return Catalog(ids, text, [()] * n, release_ts=np.asarray([year_ts(y) for y in years], np.int64))
+    return Catalog(ids, text, [()] * n, release_ts=np.asarray([year_ts(y) for y in years], np.int64)), \
+        repairs.warnings()

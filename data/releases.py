@@ -18,7 +18,7 @@ from edgerec.data.film_items import decoded_title, film_line, item_file_encoding
 from edgerec.data.idomaar import HEADER as IDOMAAR_HEADER
 from edgerec.data.idomaar import event_chunks, idomaar_catalog, idomaar_files
 from edgerec.data.item_import import indexed, item_warnings
-from edgerec.data.item_text import check_item_text
+from edgerec.data.item_text import TextRepairs
 from edgerec.data.loaders import (
     RELEASES,
     ColumnMap,
@@ -138,7 +138,9 @@ def _movie_catalog(ids: list[str], titles: list[str], genres: list[list[str]],
 
 def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | None,
                           genres_of: Callable[[Chunk, int], list[str]], id_col: str, title_col: str,
-                          quoted: bool = True, date_col: str | None = None) -> Catalog:
+                          quoted: bool = True, date_col: str | None = None) -> tuple[Catalog, list[str]]:
+    """The films of a MovieLens item file, and the warnings of the titles and genres repaired (a release's
+    file is not the user's to edit: text the device would refuse is repaired, not refused)."""
     ids, titles, genres, dates = [], [], [], []
     encoding = item_file_encoding(path)
     for chunk in read_chunks(path, None, delimiter=delimiter, header=header, encoding=encoding, quoted=quoted):
@@ -150,9 +152,10 @@ def _read_movielens_items(path: Path, delimiter: str, header: tuple[str, ...] | 
     if encoding == "latin-1":
         titles = [decoded_title(t) for t in titles]
     first = 2 if header is None else 1  # the file line of row 0
-    check_item_text(titles, "title", path, lambda row: row + first, "the title")
-    check_item_text([tuple(g) for g in genres], "tags", path, lambda row: row + first, "a genre")
-    return indexed(_movie_catalog(ids, titles, genres, dates), path)
+    repairs, where = TextRepairs(), lambda row: f"{path.name}:{row + first}"
+    titles = repairs.repaired(titles, "title", where, "the title")
+    genres = repairs.repaired_tags(genres, where, "a genre")
+    return indexed(_movie_catalog(ids, titles, genres, dates), path), repairs.warnings()
 
 
 ML_FILES = {"ml-100k": ("u.data", "u.item"), "ml-1m": ("ratings.dat", "movies.dat"),
@@ -203,7 +206,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                      default_event="rate", value_range=ML_RATINGS)
     if fmt == "ml-100k":
         item_header = ("item", "title", "release", "video_release", "url", *ML100K_GENRES)
-        catalog = _read_movielens_items(
+        catalog, warnings = _read_movielens_items(
             folder / "u.item", "|", item_header,
             _ml100k_genres, "item", "title", quoted=False,
             date_col="release",
@@ -213,7 +216,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   quoted=False, skip_bad_rows=options.skip_bad_rows)
         ratings = folder / "u.data"
     elif fmt == "ml-1m":
-        catalog = _read_movielens_items(
+        catalog, warnings = _read_movielens_items(
             folder / "movies.dat", "::", ("item", "title", "genres"),
             _listed_genres, "item", "title",
         )
@@ -224,7 +227,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
     elif fmt == "ml-latest":
         _check_movielens_header(folder / "movies.csv", ("movieId", "title", "genres"))
         _check_movielens_header(folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
-        catalog = _read_movielens_items(
+        catalog, warnings = _read_movielens_items(
             folder / "movies.csv", ",", None,
             _listed_genres,
             "movieId", "title",
@@ -236,6 +239,8 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
     dataset.meta = dict(dataset.meta, source=source_name(folder), format=fmt)  # the name only: no host path
+    if warnings:
+        dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), *warnings]
     return dataset
 
 
@@ -245,7 +250,8 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
     them, the films are bare ids."""
     options = options or ReadOptions()
     files, titles = netflix_files(path)
-    catalog = indexed(netflix_catalog(titles), titles) if titles is not None else None
+    catalog, warnings = netflix_catalog(titles) if titles is not None else (None, [])
+    catalog = indexed(catalog, titles) if catalog is not None else None
     columns = ColumnMap(user="user", item="item", time="date", event=None, value="rating", device=None,
                         default_event="rate", value_range=RATINGS)
     read = ReadOptions(",", HEADER, "utf-8", options.chunk_rows, options.sample_users, options.seed,
@@ -259,9 +265,10 @@ def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Datase
                         ties="a customer's ratings of one day in a fixed order drawn from a hash of customer and "
                              "film (the files order them by film)")
     if titles is None:
-        dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), "no movie_titles.csv beside the ratings: "
-                                    "the films have ids but no titles (put the file in the ratings' folder and "
-                                    "import the folder)"]
+        warnings = ["no movie_titles.csv beside the ratings: the films have ids but no titles (put the file in "
+                    "the ratings' folder and import the folder)"]
+    if warnings:
+        dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), *warnings]
     return dataset
 
 

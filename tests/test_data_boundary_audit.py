@@ -116,14 +116,16 @@ def test_cp1252_titles_of_a_movielens_item_file_keep_their_quotes_and_dashes(tmp
 
 def test_a_movielens_item_file_of_utf8_cp1252_and_latin1_titles_keeps_each(tmp_path):
     """0x81 is no cp1252 character: read as latin-1 it is the control character U+0081, which a screen shows
-    as nothing; it was kept (test_item_import_audit.py: now refused at its line). Its neighbours are read as
-    written."""
+    as nothing; it was kept, then refused at its line, and is now repaired with a warning naming the line
+    (a release's file is not the user's to edit). Its neighbours are read as written."""
     titles = "Café (1994)".encode() + b"\n" + "“Quoted” (1995)".encode("cp1252") + "\nÅsa (1996)".encode("latin-1")
     _ml100k(tmp_path, titles)
     assert load_movielens("ml-100k", tmp_path).catalog.text["title"] == ["Café", "“Quoted”", "Åsa"]
-    _ml100k(tmp_path, titles + b"\nA\x81B (1997)")
-    with pytest.raises(DataError, match="u.item:4: the title holds the control character U.0081"):
-        load_movielens("ml-100k", tmp_path)
+    _ml100k(tmp_path, titles + b"\nA\x81B (1997)")  # a release's title is repaired (a space) and said
+    dataset = load_movielens("ml-100k", tmp_path)
+    assert dataset.catalog.text["title"][3] == "A B"
+    assert any("the first: u.item:4: the title holds the control character U+0081" in w
+               for w in dataset.meta["warnings"])
 
 
 def _import(tmp_path, text: str):

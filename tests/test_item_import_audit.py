@@ -141,11 +141,16 @@ def test_a_movielens_genre_flag_other_than_0_or_1_is_refused_not_dropped(tmp_pat
         load_movielens("ml-100k", tmp_path)
 
 
-def test_movielens_titles_are_checked_at_their_line(tmp_path):
-    (tmp_path / "movies.csv").write_text('movieId,title,genres\n1,Toy Story (1995),Comedy\n2,"Heat\n(1995)",Action\n')
+def test_movielens_titles_and_genres_are_repaired_and_named_at_their_line(tmp_path):
+    (tmp_path / "movies.csv").write_text('movieId,title,genres\n1,Toy Story (1995),Com\x07edy\n'
+                                         '2,"Heat\n(1995)",Action\n')
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,3.0,2\n")
-    with pytest.raises(DataError, match="movies.csv:3: the title holds a line break"):
-        load_movielens("ml-latest", tmp_path)
+    dataset = load_movielens("ml-latest", tmp_path)
+    assert dataset.catalog.text["title"] == ["Toy Story", "Heat"] and dataset.catalog.release_ts[1] > 0
+    assert dataset.catalog.tags[0] == ("com edy",)
+    warning = next(w for w in dataset.meta["warnings"] if "were repaired" in w)
+    assert warning.startswith("2 names held text") and warning.endswith(
+        "the first: movies.csv:3: the title holds a line break (U+000A); it is shown on one line")
 
 
 def test_bidirectional_overrides_are_kept_with_a_warning(tmp_path):
