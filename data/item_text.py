@@ -118,6 +118,7 @@ class TextRepairs:
     def warnings(self) -> list[str]:
         if not self.count:
             return []
-        return [f"{self.count:,} names held text the device refuses or garbles and were repaired (control "
-                "characters and line breaks became spaces, half characters U+FFFD, names past 1,000 characters "
-                f"were cut); the first: {self.first}"]
+        held = "1 name held" if self.count == 1 else f"{self.count:,} names held"
+        return [f"{held} text the device refuses or garbles and {'was' if self.count == 1 else 'were'} repaired (control "
+                "characters and line breaks became spaces, half characters U+FFFD, names past the device's length "
+                f"limit (1,000 characters, 256 for a tag) were cut); the first: {self.first}"]

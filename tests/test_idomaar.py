@@ -278,8 +278,8 @@ def test_an_artist_name_the_device_refuses_is_repaired_and_named_by_its_persons_
     dataset = import_dataset("30music", download(tmp_path / "a", persons=persons))
     assert dataset.catalog.text["creator"][dataset.catalog.index["42"]] == "Michael Jackson"
     assert dataset.meta["warnings"] == [
-        "1 names held text the device refuses or garbles and were repaired (control characters and line breaks "
-        "became spaces, half characters U+FFFD, names past 1,000 characters were cut); the first: persons.idomaar:2: "
+        "1 name held text the device refuses or garbles and was repaired (control characters and line breaks "
+        "became spaces, half characters U+FFFD, names past the device's length limit (1,000 characters, 256 for a tag) were cut); the first: persons.idomaar:2: "
         "the artist name holds a line break (U+000A); it is shown on one line"]
 
 

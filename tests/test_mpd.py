@@ -324,7 +324,7 @@ def test_names_the_device_would_refuse_are_repaired_and_counted_by_slice_and_lin
     assert text["description"][row["3"]].endswith(", from nul inside.")
     assert dataset.meta["warnings"] == [
         "4 names held text the device refuses or garbles and were repaired (control characters and line breaks "
-        "became spaces, half characters U+FFFD, names past 1,000 characters were cut); the first: "
+        "became spaces, half characters U+FFFD, names past the device's length limit (1,000 characters, 256 for a tag) were cut); the first: "
         f"mpd.slice.1000-1999.json:{pid_line(path, 7)}: the track name holds the control character U+0009, which "
         "shows as nothing or garbles the line on a screen"]
     out = tmp_path / "out"
