@@ -129,7 +129,7 @@ def _playlist_fields(playlist, number: int, path: Path, pid_lines: PidLines) -> 
     pid = playlist.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
         raise DataError(f"{where} has no pid (a whole number >= 0; found {pid!r})", str(path),
-                        pid_lines.nth(number) if "pid" in playlist else None)
+                        pid_lines.nth(number))
     line = pid_lines.by_value.get(pid)
     time = playlist.get("modified_at")
     if isinstance(time, bool) or not isinstance(time, int) or not 0 < time < MAX_TS:

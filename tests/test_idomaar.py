@@ -236,6 +236,15 @@ def test_links_and_playtimes_read_only_as_the_format_gives_them(tmp_path):
                         (play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '["42"]'),
                          "objects holds \"42\", not a 'track'"),
                         (play(9, 1390231051, 7, 42).replace('"objects"', '"items"'), "objects is null, not a list"),
+                        (play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '5'),
+                         "objects is 5, not a list"),
+                        # a value shown whole up to 40 characters of JSON, cut past them
+                        (play(9, 1390231051, "u" * 38, 42).replace('"user"', '"member"'),
+                         "subjects holds \"member\", not a 'user'"),
+                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "b" * 38 + '"'),
+                         'objects holds "' + "b" * 38 + '", not a \'track\''),
+                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "b" * 39 + '"'),
+                         'objects holds "' + "b" * 36 + '..., not a \'track\''),
                         (play(9, 1390231051, 7, 42).replace('"track"', '"' + "a" * 60 + '"'),
                          'objects holds "' + "a" * 36 + '..., not a \'track\''),
                         (play(9, 1390231051, " ", 42), "the user's id is \" \", not a whole number or text")):

@@ -448,3 +448,15 @@ def test_a_slice_whose_pid_keys_do_not_match_its_playlists_names_no_line(tmp_pat
     with pytest.raises(DataError, match="^mpd.slice.0-999.json: its playlist 2 has no pid") as err:
         import_dataset("mpd", path)
     assert err.value.line is None
+
+
+def test_a_pid_key_inside_a_track_leaves_the_bad_pid_without_a_line(tmp_path):
+    """The keys' order names a playlist's line only when each playlist has one pid key: a track's own
+    "pid" field would shift every playlist after it onto another's line."""
+    tracked = playlist(9, [6])
+    tracked["tracks"][0]["pid"] = 123
+    path = write_slice(tmp_path, 0, [playlist(7, [3]), playlist(8, [1, 2]), tracked])
+    path.write_text(path.read_text().replace('"pid": 8,', '"pid": "8",'))
+    with pytest.raises(DataError, match="^mpd.slice.0-999.json: its playlist 2 has no pid") as err:
+        import_dataset("mpd", path)
+    assert err.value.line is None

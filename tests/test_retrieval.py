@@ -531,3 +531,13 @@ def test_the_native_scan_refuses_a_skip_list_out_of_order():
         with pytest.raises(ValueError, match="skip must hold rows in increasing order, each once"):
             native_scan().top_k(table, query, rows, dots, np.array(bad, np.int64))
     assert native_scan().top_k(table, query, rows, dots, np.arange(8, dtype=np.int64)) == 2 and rows[:2].tolist() == [8, 9]
+
+
+def test_a_users_skipped_rows_are_sorted_unique_int64_whatever_the_catalog_lost():
+    from edgerec.runtime.retrieve import _sorted_union
+
+    for rows, more, want in ((np.zeros(0, np.int64), set(), []), (np.zeros(0, np.int64), {9, 2, 5}, [2, 5, 9]),
+                             (np.array([7, 3], np.int64), set(), [3, 7]),
+                             (np.array([7, 3], np.int32), {3, 11, 1}, [1, 3, 7, 11])):
+        got = _sorted_union(rows, more)
+        assert got.dtype == np.int64 and got.tolist() == want  # the compiled scan reads int64, in order
