@@ -111,8 +111,9 @@ class ColumnMap:
                 raise ConfigError(f"column {name!r} is named for both the {role} and the {other}; each needs "
                                   "its own column (--user-col, --item-col, --time-col, --event-col, --value-col)")
         if self.skip_below is not None and not np.isfinite(self.skip_below):
-            raise ConfigError(f"--skip-below must be a finite number (got {self.skip_below!r}), e.g. 0.5 for a "
-                              "watch ratio or 50 for a percentage")
+            raise ConfigError(f"--skip-below must be a finite number (got {self.skip_below!r}) on the scale of "
+                              "the plays' values: e.g. 0.5 for a watch ratio, 50 for a percentage column, 0.3 for "
+                              "30music's share of the track played")
         if self.value_scale is not None and not (np.isfinite(self.value_scale) and self.value_scale > 0):
             raise ConfigError(f"--value-scale must be a finite number above 0 (got {self.value_scale!r}), e.g. "
                               "0.01 for percentages")

@@ -105,8 +105,9 @@ def test_skip_below_refuses_what_it_cannot_read(tmp_path):
     with pytest.raises(ConfigError, match=r"--skip-below compares each play's value, but the file has no column "
                                           r"'value'; name .* with --value-col"):
         import_dataset("csv", path, columns=ColumnMap(skip_below=0.5))
-    with pytest.raises(ConfigError, match="--skip-below must be a finite number"):
+    with pytest.raises(ConfigError, match="--skip-below must be a finite number") as err:
         ColumnMap(skip_below=float("nan"))
+    assert "0.3 for 30music's share of the track played" in str(err.value)  # its own scale, not only percentages
     folder = tmp_path / "ml-1m"
     folder.mkdir()
     (folder / "ratings.dat").write_text("1::1::5::978300760\n")
