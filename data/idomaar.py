@@ -29,7 +29,6 @@ from edgerec.data.parts import COMPRESSED_SUFFIXES, without_compression
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
 from edgerec.errors import DataError
-from edgerec.runtime.checks import shown
 from edgerec.runtime.vocab import MAX_TS
 
 HEADER = ("user", "item", "time", "playtime")  # the columns of the chunks
@@ -100,17 +99,22 @@ def _one_id(links: dict, role: str, kind: str) -> str | None:
 
 def _link_problem(links: dict, role: str, kind: str) -> str:
     """What keeps `links[role]` from naming one entity of `kind` (_one_id gave None), in words short
-    enough that the value at fault is never cut away (checks.shown: at most 60 characters)."""
+    enough that the value at fault is never cut away."""
     listed = links.get(role)
     if not isinstance(listed, list):
-        return f"{role} is {shown(listed)}, not a list"
+        return f"{role} is {_short(listed)}, not a list"
     if len(listed) != 1:
         return f"{role} lists {len(listed)} entities"
     entity = listed[0]
     if not isinstance(entity, dict) or entity.get("type") != kind:
         kind_found = entity.get("type") if isinstance(entity, dict) else entity
-        return f"{role} holds {shown(kind_found)}, not a {kind!r}"
-    return f"the {kind}'s id is {shown(entity.get('id'))}, not a whole number or text"
+        return f"{role} holds {_short(kind_found)}, not a {kind!r}"
+    return f"the {kind}'s id is {_short(entity.get('id'))}, not a whole number or text"
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _entity_id(entity, kind: str) -> str | None:

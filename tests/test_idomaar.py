@@ -229,23 +229,25 @@ def test_links_and_playtimes_read_only_as_the_format_gives_them(tmp_path):
     two_users = play(9, 1390231051, 7, 42).replace('[{"type": "user", "id": 7}]',
                                                    '[{"type": "user", "id": 7}, {"type": "user", "id": 8}]')
     for bad, reason in ((two_users, "subjects lists 2 entities"),
-                        (play(9, 1390231051, True, 42), "the user's id is True, not a whole number or text"),
-                        (play(9, 1390231051, 7, None), "the track's id is None, not a whole number or text"),
+                        (play(9, 1390231051, True, 42), "the user's id is true, not a whole number or text"),
+                        (play(9, 1390231051, 7, None), "the track's id is null, not a whole number or text"),
                         # said whole: the links' JSON cut at 80 characters used to end before this id
                         (play(9, 1390231051, 7, 42.5), "the track's id is 42.5, not a whole number or text"),
                         (play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '["42"]'),
-                         "objects holds '42', not a 'track'"),
-                        (play(9, 1390231051, 7, 42).replace('"objects"', '"items"'), "objects is None, not a list"),
+                         "objects holds \"42\", not a 'track'"),
+                        (play(9, 1390231051, 7, 42).replace('"objects"', '"items"'), "objects is null, not a list"),
                         (play(9, 1390231051, 7, 42).replace('[{"type": "track", "id": 42}]', '5'),
                          "objects is 5, not a list"),
-                        # a value shown whole up to 60 characters (checks.shown), cut past them
+                        # a value shown whole up to 40 characters of JSON, cut past them
                         (play(9, 1390231051, "u" * 38, 42).replace('"user"', '"member"'),
-                         "subjects holds 'member', not a 'user'"),
-                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "b" * 58 + '"'),
-                         "objects holds '" + "b" * 58 + "', not a 'track'"),
-                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "b" * 59 + '"'),
-                         "objects holds '" + "b" * 56 + "..., not a 'track'"),
-                        (play(9, 1390231051, " ", 42), "the user's id is ' ', not a whole number or text")):
+                         "subjects holds \"member\", not a 'user'"),
+                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "b" * 38 + '"'),
+                         'objects holds "' + "b" * 38 + '", not a \'track\''),
+                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "b" * 39 + '"'),
+                         'objects holds "' + "b" * 36 + '..., not a \'track\''),
+                        (play(9, 1390231051, 7, 42).replace('"track"', '"' + "a" * 60 + '"'),
+                         'objects holds "' + "a" * 36 + '..., not a \'track\''),
+                        (play(9, 1390231051, " ", 42), "the user's id is \" \", not a whole number or text")):
         with pytest.raises(DataError, match=r"^events.idomaar:1: its links do not name one user \(subjects\) and "
                                             r"one track \(objects\); " + re.escape(reason) + r" \(or pass"):
             import_dataset("30music", download(tmp_path / str(len(list(tmp_path.iterdir()))), [bad]))
