@@ -113,6 +113,8 @@ def _link_problem(links: dict, role: str, kind: str) -> str:
 
 
 def _short(value) -> str:
+    """A JSON value as a message shows it (runtime/checks.py: shown is the device's own, which data/ may
+    not import; this one writes the file's JSON notation: null, true, "text")."""
     text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
