@@ -23,7 +23,7 @@ import numpy as np
 from edgerec.data.item_text import TextRepairs
 from edgerec.data.parts import without_compression
 from edgerec.data.schema import Catalog
-from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, numbered_lines
+from edgerec.data.tables import RELEASE_TEXT, Chunk, RowBuffer, Skipped, whole_text
 from edgerec.errors import DataError
 from edgerec.runtime.vocab import MAX_TS
 
@@ -86,7 +86,7 @@ def mpd_chunks(files: list[Path], chunk_rows: int, tracks: dict[str, Track], kee
     for path in files:
         if skipped is not None and len(files) > 1:
             skipped.part = path.name
-        text = "\n".join(line for _, line in numbered_lines(path, advice=RELEASE_TEXT))
+        text = whole_text(path, advice=RELEASE_TEXT)
         lists = _playlists(text, path)
         pid_lines = _pid_lines(text, len(lists))
         buffer = RowBuffer(HEADER, chunk_rows, path)

@@ -227,6 +227,25 @@ def numbered_lines(path: str | os.PathLike, encoding: str = "utf-8",
     _refuse_changed(path, before)
 
 
+def whole_text(path: str | os.PathLike, encoding: str = "utf-8", advice: str | None = None) -> str:
+    """A text file (plain, gzip, bzip2 or xz) read in one piece, every line break as "\\n", with
+    numbered_lines' errors, for formats parsed whole (an MPD slice is one JSON document): a line at a
+    time cost five times json.loads of the text (2.8M lines in four slices)."""
+    path = _existing_file(path)
+    before = _identity(path)
+    try:
+        with _open_text(path, encoding, advice) as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, encoding, exc, advice) from None
+    except UNREADABLE as exc:
+        raise DataError(f"cannot be read to its end ({exc})", str(path)) from None
+    _refuse_changed(path, before)
+    if "\r" in text:  # line numbers count "\n": Windows' and old Macs' breaks count as one each
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 def _refuse_changed(path: Path, before: tuple[int, int, int]) -> None:
     if _identity(path) != before:  # a log still being written, or replaced: its rows mix two versions
         raise DataError("file changed while it was read (a program still writing it, or a copy over it); "

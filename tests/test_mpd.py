@@ -372,6 +372,32 @@ def test_an_album_name_on_two_lines_stays_in_the_description(tmp_path):
     assert "warnings" not in dataset.meta  # a description may hold a line break: nothing was repaired
 
 
+@pytest.mark.parametrize("end", ["\r\n", "\r"])
+def test_a_slice_saved_with_other_line_ends_reads_the_same_and_names_the_same_lines(tmp_path, end):
+    lists = [playlist(0, [5, 1]), playlist(3, [2], modified="yesterday")]
+    unix = write_slice(tmp_path / "unix", 0, lists)
+    other = tmp_path / "other" / unix.name
+    other.parent.mkdir()
+    other.write_bytes(unix.read_bytes().replace(b"\n", end.encode()))
+    lines = []
+    for path in (unix, other):
+        with pytest.raises(DataError, match="playlist 3's modified_at is 'yesterday'") as err:
+            import_dataset("mpd", path)
+        lines.append(err.value.line)
+    assert lines == [pid_line(unix, 3)] * 2
+    lists[1]["modified_at"] = DAY_2
+    write_slice(tmp_path / "unix", 0, lists)
+    other.write_bytes(unix.read_bytes().replace(b"\n", end.encode()))
+    assert sequences(import_dataset("mpd", other)) == sequences(import_dataset("mpd", unix))
+
+
+def test_a_cut_gzip_slice_is_named_not_a_crash(tmp_path):
+    path = write_slice(tmp_path, 0, [playlist(0, [1, 2, 3])], suffix=".gz")
+    path.write_bytes(path.read_bytes()[:-12])  # the stream's end and its checksum gone
+    with pytest.raises(DataError, match=r"^mpd.slice.0-999.json.gz: cannot be read to its end"):
+        import_dataset("mpd", path)
+
+
 def test_a_slice_in_another_encoding_is_asked_about(tmp_path):
     path = write_slice(tmp_path, 0, [playlist(0, [1])])
     path.write_bytes(path.read_bytes().replace(b"Song 1", "Caf\xe9".encode("latin-1")))
