@@ -119,8 +119,9 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
     from edgerec.data.item_import import parse_item_columns
     from edgerec.data.loaders import ColumnMap, ReadOptions, import_dataset, parse_event_map
     from edgerec.data.stats import dataset_stats
-    from edgerec.data.store import save_dataset
+    from edgerec.data.store import refuse_writing_over, save_dataset
 
+    refuse_writing_over(out, [path] + ([items_path] if items_path else []))
     if no_time and time_col != "timestamp":  # a named time column would be left unread
         raise click.UsageError(f"--no-time reads a log without times; it cannot go with --time-col {time_col}")
     columns = ColumnMap(user=user_col, item=item_col, time=None if no_time else time_col, event=event_col,

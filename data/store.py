@@ -16,7 +16,7 @@ from edgerec.data.item_import import read_catalog
 from edgerec.data.loaders import ColumnMap, ReadOptions, read_interactions
 from edgerec.data.schema import DEVICES, EVENTS, ITEM_COLUMNS, Catalog, Dataset
 from edgerec.data.tables import CsvAppender, ends_mid_line, write_csv, write_parquet
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Claim, claim, write_file
 
 FORMAT_VERSION = 1
@@ -91,6 +91,29 @@ def begin_write(folder: Path) -> Claim:
                         "or choose another --out", str(folder))
     _write_json(folder / "dataset.json", {"format_version": FORMAT_VERSION, INCOMPLETE: True})
     return held
+
+
+def written_files(folder: str | Path) -> list[Path]:
+    """The files save_dataset may write into `folder` (either format's, and its lock)."""
+    folder = Path(folder)
+    return [folder / f"{stem}.{fmt}" for stem in DATA_FILES for fmt in ("csv", "parquet")] + [
+        folder / "dataset.json", folder / ".edgerec-writing"]
+
+
+def refuse_writing_over(folder: str | Path, inputs: list[str | Path]) -> None:
+    """Refuse an output folder that would write over an input file, or that is (or is inside) an input
+    folder: the source would be lost, or the next import of that folder would read the output among
+    its part files. Checked before anything is read."""
+    out = Path(folder).expanduser().resolve()
+    targets = {path.resolve() for path in written_files(out)}
+    for given in inputs:
+        source = Path(given).expanduser().resolve()
+        if source.is_dir() and (out == source or source in out.parents):
+            raise ConfigError(f"--out {folder} is inside the folder being imported ({Path(given).name}): the "
+                              "written files would join its part files; choose an --out outside it")
+        if source in targets:
+            raise ConfigError(f"--out {folder} would write over the input file {Path(given).name}; choose "
+                              "another --out")
 
 
 def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path:

@@ -79,3 +79,35 @@ def test_import_takes_a_typed_tab_and_a_time_unit(tmp_path):
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "out" / "interactions.csv").read_text().splitlines()[1:]
     assert [r.split(",")[1:3] for r in rows] == [["i2", "1704182400"], ["i1", "1704182400"]]
+
+
+def refused(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output  # a message, no traceback
+    return result.output
+
+
+def test_an_out_that_would_write_over_the_input_is_refused_before_reading(tmp_path):
+    folder = tmp_path / "ow"
+    folder.mkdir()
+    log, items = folder / "interactions.csv", folder / "items.csv"
+    log.write_text("account,track,ts\nalice,t1,100\nalice,t2,90\n")
+    items.write_text("item_id,title\nt1,One\nt2,Two\n")
+    before = log.read_bytes(), items.read_bytes()
+    columns = ["--user-col", "account", "--item-col", "track", "--time-col", "ts"]
+    assert "would write over the input file interactions.csv" in refused("data", "import", "csv", log, "--out", folder,
+                                                                         *columns)
+    other = tmp_path / "log.csv"
+    other.write_text("user_id,item_id,timestamp\nu,t1,100\n")
+    assert "would write over the input file items.csv" in refused("data", "import", "csv", other, "--out", folder,
+                                                                  "--items", items)
+    assert (log.read_bytes(), items.read_bytes()) == before and not (folder / "dataset.json").exists()
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "part-0.csv").write_text("user_id,item_id,timestamp\nu,a,100\n")
+    for out in (parts, parts / "inside"):
+        assert "is inside the folder being imported (parts)" in refused("data", "import", "csv", parts, "--out", out)
+    assert sorted(p.name for p in parts.iterdir()) == ["part-0.csv"]
+    beside = run("data", "import", "csv", parts / "part-0.csv", "--out", parts)  # a file's own folder is fine
+    assert beside.exit_code == 0, beside.output
+    assert (parts / "interactions.csv").exists()
