@@ -146,6 +146,11 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
         raise DataError(f"column '{name}' holds an id of {len(values[bad]):,} characters; the device takes at most "
                         f"{MAX_ID} (an unclosed quote can swallow lines): shorten or hash such ids",
                         chunk.path, chunk.line_of(bad))
+    if "\ufeff" in "".join(values):  # a second file's byte order mark: "\ufeffu1" prints as u1, another user
+        bad = next(i for i, v in enumerate(values) if "\ufeff" in v)
+        raise DataError(f"column '{name}' holds a byte order mark (U+FEFF, invisible) in {values[bad]!r}: were files "
+                        "joined (cat) with their marks? Remove it, or save the file again as UTF-8", chunk.path,
+                        chunk.line_of(bad))
     if "\x00" in "".join(values):
         bad = next(i for i, v in enumerate(values) if "\x00" in v)
         raise DataError(f"column '{name}' holds a NUL character; ids must be plain text", chunk.path,

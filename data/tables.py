@@ -542,9 +542,13 @@ def _read_text_chunks(path, columns, delimiter, header, chunk_rows, encoding, qu
                     _refuse_stray_quote(read.last, delimiter, path, start)
                 if not rows_seen and first_row is not None:
                     _refuse_spaced_fields(first_row, fields, delimiter, path, start)
-                if fields == first_row:
+                marked = bool(fields) and fields[0].startswith("\ufeff")  # a second file's byte order mark
+                if fields == first_row or (marked and [fields[0][1:], *fields[1:]] == first_row):
                     raise DataError("this line repeats the header (were files joined with their header lines?); "
                                     "keep only the first header line", str(path), start)
+                if marked:  # "\ufeffu1" would print as u1 and be another user
+                    raise DataError("this line starts with a byte order mark (U+FEFF, invisible), which belongs at "
+                                    "the start of a file only: were files joined (cat)? Remove it", str(path), start)
                 if len(fields) != width:
                     spans = any("\n" in f or "\r" in f for f in fields)  # csv read on to the next quote
                     if skipped is not None and not spans:

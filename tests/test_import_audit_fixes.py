@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerec.cli.main import cli
-from edgerec.data import Dataset, import_dataset, load_dataset, load_movielens, save_dataset
+from edgerec.data import (
+    Dataset,
+    ReadOptions,
+    import_dataset,
+    load_dataset,
+    load_movielens,
+    save_dataset,
+)
 from edgerec.errors import DataError
 from edgerec.export.deidentify import public_source
 
@@ -165,3 +172,26 @@ def test_a_bundle_names_an_imports_format_never_its_file():
     assert public_source({"source": "alice_plays.csv", "format": "csv"}) == "local csv files"
     assert public_source({"source": "/home/alice/plays.csv", "format": "csv"}) == "local csv files"
     assert public_source({"source": "edgerec synthetic audio/video world"}) == "edgerec synthetic audio/video world"
+
+
+# ------------------------------------------------------------- a second file's byte order mark
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_byte_order_mark_inside_a_joined_file_is_refused_at_its_line(tmp_path, sep):
+    """cat a.csv b.csv: b's mark stuck to its first user id, "\ufeffu1", which prints as u1 and was another user."""
+    path = tmp_path / "log.csv"
+    rows = ["user_id", "item_id", "timestamp"], ["u1", "a", "100"], ["\ufeffu1", "b", "101"]
+    path.write_text("\ufeff" + "".join(sep.join(r) + "\n" for r in rows))  # the file's own mark is fine
+    with pytest.raises(DataError, match=r"^log.csv:3: this line starts with a byte order mark \(U\+FEFF, invisible\)"):
+        import_dataset("csv", path, options=ReadOptions(delimiter=sep))
+    path.write_text("".join(sep.join(r) + "\n" for r in (rows[0], rows[1], ["\ufeffuser_id", *rows[0][1:]], rows[1])))
+    with pytest.raises(DataError, match=r"^log.csv:3: this line repeats the header"):
+        import_dataset("csv", path, options=ReadOptions(delimiter=sep))
+
+
+def test_a_byte_order_mark_inside_an_id_of_json_lines_is_refused(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"user_id": "u1", "item_id": "a", "timestamp": 100}\n'
+                    '{"user_id": "u1", "item_id": "\\ufeffa", "timestamp": 101}\n')
+    with pytest.raises(DataError, match=r"^log.jsonl:2: column 'item_id' holds a byte order mark"):
+        import_dataset("jsonl", path)
