@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgerec.errors import BundleError
 from edgerec.runtime.backends import available_backends, open_model
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
@@ -21,18 +22,23 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
     ref = bundle.manifest.reference
     if not ref:
         return {"passed": False, "reason": "the bundle carries no reference outputs", "models": []}
-    histories = np.asarray(bundle.array(ref["histories"]))
-    expected = np.asarray(bundle.array(ref["user_vectors"]))
-    expected_top = np.asarray(bundle.array(ref["top_k"]))
-    tolerance = ref.get("tolerance", {"cosine_min": 0.98, "top_k_agreement": 0.8})
     catalog = ItemCatalog(bundle)
+    histories, expected, expected_top = reference_arrays(bundle, ref, catalog.base_count)
+    tolerance = ref.get("tolerance", {"cosine_min": 0.98, "top_k_agreement": 0.8})
     engines = formats or available_backends()
     reports = []
     for entry in bundle.manifest.models:
         if entry.role != "user_encoder" or entry.format not in engines:
             continue
         encoder = UserEncoder(open_model(model_bytes(bundle, entry.file), entry), entry, histories.shape[1])
-        got = encoder.encode_rows(histories)
+        try:
+            got = encoder.encode_rows(histories)
+        except Exception as exc:  # noqa: BLE001 (an engine raises its own types; the caller sees a BundleError)
+            raise BundleError(f"its user encoder ({entry.file}) fails on the reference histories "
+                              f"({type(exc).__name__}: {str(exc)[:200]}); re-export the bundle") from None
+        if got.shape != expected.shape:
+            raise BundleError(f"its user encoder ({entry.file}) gives vectors of shape {got.shape} for the reference "
+                              f"histories, the bundle's reference holds {expected.shape}; re-export the bundle")
         cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-12)
         k = expected_top.shape[1]
         top = _top_k(got, catalog, histories, k)
@@ -42,6 +48,33 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
                         "cosine_mean": float(cos.mean()), "top_k_agreement": agreement, "passed": passed})
     return {"passed": bool(reports) and all(r["passed"] for r in reports), "tolerance": tolerance,
             "models": reports, "engines": engines}
+
+
+def reference_arrays(bundle: Bundle, ref: dict, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference histories (model rows: item row + 1, 0 pads), user vectors and top-k rows, checked
+    against each other and the catalog: a file that passed its checksum can still be the wrong array,
+    and the engines and numpy would fail on it with their own errors (or read out of the table)."""
+    names = [ref.get(key) for key in ("histories", "user_vectors", "top_k")]
+    if not all(isinstance(name, str) for name in names):
+        raise BundleError("its reference names no histories, user_vectors and top_k files; re-export the bundle")
+    histories, vectors, top = (np.asarray(bundle.array(name)) for name in names)
+
+    def refuse(name: str, what: str):
+        raise BundleError(f"its reference file {name} {what}; re-export the bundle")
+
+    for name, array, kind in zip(names, (histories, vectors, top), ("iu", "f", "iu")):
+        if array.ndim != 2 or not array.size or array.dtype.kind not in kind:
+            refuse(name, f"is a {array.dtype} array of shape {array.shape}; expected a non-empty 2-D array of "
+                   + ("floats" if kind == "f" else "whole numbers"))
+    if not len(histories) == len(vectors) == len(top):
+        refuse(names[0], f"holds {len(histories)} histories for {len(vectors)} user vectors and {len(top)} top-k rows")
+    if histories.min() < 0 or histories.max() > count:
+        refuse(names[0], f"holds model rows outside 0..{count} (item row + 1; 0 pads)")
+    if top.min() < 0 or top.max() >= count:
+        refuse(names[2], f"holds item rows outside 0..{count - 1}")
+    if not np.isfinite(vectors).all():
+        refuse(names[1], "holds NaN or infinite values")
+    return histories.astype(np.int64), vectors.astype(np.float32), top.astype(np.int64)
 
 
 def _top_k(users: np.ndarray, catalog: ItemCatalog, histories: np.ndarray, k: int) -> np.ndarray:

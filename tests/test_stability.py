@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from bundle_edit import replace_array
 from click.testing import CliRunner
 from handmade import NOW, ids, watch
 
@@ -13,6 +14,7 @@ from edgerec.errors import BundleError
 from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.bundle import sha256_file
 from edgerec.runtime.drift import DriftBaseline, drift_report
+from edgerec.runtime.reference import check_references
 from edgerec.runtime.user_state import FALLBACK_TEXT
 
 pytestmark = pytest.mark.usefixtures("fixed_history_clock")  # events recorded at fixed times near 1.79e9
@@ -164,6 +166,29 @@ def test_a_failing_update_keeps_the_previous_bundle_serving(tiny_bundle, tmp_pat
     if why == "sha256":  # without a fallback, a bundle that fails verification is the app's error (as before)
         with pytest.raises(BundleError, match="sha256"):
             Recommender.open(bad)
+
+
+DAMAGED_REFERENCES = [  # (file, change, what the reason says): each passed its checksum and crashed the update
+    ("histories", lambda a: a.astype(np.float32), "float32 array"),
+    ("histories", lambda a: a.reshape(-1), "expected a non-empty 2-D array"),
+    ("histories", lambda a: a * 0 + 999_999, "model rows outside"),
+    ("histories", lambda a: a[:1], "histories for"),
+    ("top_k", lambda a: a - 5_000, "item rows outside"),
+    ("user_vectors", lambda a: a * np.nan, "NaN or infinite"),
+    ("user_vectors", lambda a: a[:, :3], "gives vectors of shape"),
+]
+
+
+@pytest.mark.parametrize("name, change, why", DAMAGED_REFERENCES)
+def test_an_update_whose_reference_arrays_are_wrong_is_rejected_not_a_crash(tiny_bundle, tmp_path, name, change, why):
+    bad = tmp_path / "update-damaged-reference"
+    shutil.copytree(tiny_bundle, bad)
+    replace_array(bad, f"reference/{name}.npy", change(np.load(bad / f"reference/{name}.npy")))
+    with Recommender.open(bad, fallback=tiny_bundle) as rec:
+        assert rec.bundle.root == tiny_bundle and not rec.update.accepted and why in rec.update.reason
+        assert len(rec.recommend("newcomer", k=5, context=NOW)) == 5
+    with pytest.raises(BundleError, match="re-export the bundle"):
+        check_references(bad)
 
 
 def test_a_good_update_is_served_and_a_double_failure_is_an_error(tiny_bundle, tmp_path):
