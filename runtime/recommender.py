@@ -279,9 +279,13 @@ class Recommender:
             vector, meta["vector_source"] = self.metadata_vector(meta)
         if not np.all(np.isfinite(vector)):
             raise ConfigError(f"item {spec['item_id']!r}: vector holds NaN or infinite values")
-        norm = float(np.linalg.norm(vector))
-        if norm == 0:
+        if not vector.any():
             raise ConfigError(f"item {spec['item_id']!r}: vector is all zeros")
+        with np.errstate(over="ignore", under="ignore"):
+            norm = float(np.linalg.norm(vector))
+        if not 1e-18 < norm < 1e18:  # float32's squares overflow (the vector became zeros) or lose their digits
+            wide = vector.astype(np.float64)
+            return (wide / np.linalg.norm(wide)).astype(np.float32)
         return (vector / norm).astype(np.float32)
 
     def metadata_vector(self, meta: dict, use_content: bool = True, use_related: bool = True) -> tuple[np.ndarray, str]:

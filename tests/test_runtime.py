@@ -174,6 +174,20 @@ def test_onboarding_refuses_genres_and_languages_the_catalog_does_not_have(rec):
     assert rec.history.preferences("fan")["genre"] == sorted(["hyperpop", genre])
 
 
+@pytest.mark.parametrize("size", [1e38, 3e19, 1e-30, 1e-44])
+def test_an_added_vector_of_any_finite_size_is_stored_as_its_direction(rec, size):
+    """float32's squares overflowed for 1e38 (the norm was inf, the vector stored as zeros) and vanish for 1e-30."""
+    direction = rec.catalog.vectors(np.array([0]))[0].astype(np.float64)
+    direction /= np.linalg.norm(direction)
+    given = (np.sign(direction) * size).tolist()  # a vector along the signs, to compare with its own unit form
+    rec.add_items([{"item_id": f"scaled-{size}", "vector": given}])
+    stored = rec.catalog.vectors(np.array([rec.catalog.row(f"scaled-{size}")]))[0]
+    expected = np.sign(direction) / np.sqrt(len(direction))
+    np.testing.assert_allclose(stored, expected, atol=1e-6)
+    with pytest.raises(ConfigError, match="vector is all zeros"):
+        rec.add_items([{"item_id": "zero", "vector": [0.0] * len(direction)}])
+
+
 def test_cold_start_item_added_with_metadata_only(rec):
     cat = rec.catalog
     creator_row = next(i for i in range(cat.base_count) if cat.meta(i)["modality"] == "music_track"
