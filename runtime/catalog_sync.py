@@ -14,8 +14,9 @@ import threading
 
 import numpy as np
 
-from edgerec.errors import HistoryError
+from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
+from edgerec.runtime.new_items import checked_meta
 
 
 class CatalogSync:
@@ -49,6 +50,10 @@ class CatalogSync:
                 if row is not None and catalog.is_active(row):
                     catalog.remove(item_id)
                 continue
+            try:  # checked as add_items() checks it: another program may have edited the file
+                meta = checked_meta(item_id, meta, catalog)
+            except ConfigError:
+                continue  # left out, as a row with a damaged vector (history_care.readable_items)
             vector = np.frombuffer(blob, np.float32).copy()
             if row is not None and row >= catalog.base_count:  # the same item as before: nothing to do
                 known = catalog.added[row - catalog.base_count]

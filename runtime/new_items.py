@@ -11,10 +11,30 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.errors import ConfigError
+from edgerec.runtime import checks
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.checks import shown
+from edgerec.runtime.item_spec import NUMERIC_RANGES
 
 RELATED_WEIGHT = 0.7  # share of the related-work vector when a content vector is blended in
+
+
+def checked_meta(item_id: str, meta: dict, catalog: ItemCatalog) -> dict:
+    """An added item's metadata as the catalog serves it, or a ConfigError: the title text (the id when
+    blank), tags a list of names, numbers in their column's range, categories text. add_items() checks
+    what an app gives; the catalog checks again what it reads back from the history file, which another
+    program may have edited."""
+    meta = checks.json_object(meta, f"item {item_id!r}: metadata", allow_none=False)
+    title = meta.get("title")  # blank is unknown, as in a data folder's items file: the id stands in
+    meta["title"] = checks.text(item_id if title in (None, "") else title, f"item {item_id!r}: title", 1000)
+    meta["tags"] = checks.names(meta.get("tags", []), f"item {item_id!r}: tags", allow_none=False)
+    for name in set(meta) & set(catalog.numeric):  # in the range a bundle's column may hold
+        meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", *NUMERIC_RANGES.get(name, ()),
+                                   allow_none=True)
+    for name in set(meta) & set(catalog.categorical):
+        if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
+            checks.text(meta[name], f"item {item_id!r}: {name}", 1000)
+    return meta
 
 
 def metadata_vector(catalog: ItemCatalog, content, meta: dict, use_content: bool = True,
@@ -34,7 +54,7 @@ def metadata_vector(catalog: ItemCatalog, content, meta: dict, use_content: bool
         return vector, "content encoder"
     if related is not None:
         return related, f"related items ({level})"
-    raise ConfigError(f"item {shown(meta.get('title'))}: give a 'vector', or metadata the catalog knows "
+    raise ConfigError(f"item {shown(meta.get('item_id') or meta.get('title'))}: give a 'vector', or metadata the catalog knows "
                       "(a known creator, series or genre) so a vector can be derived")
 
 

@@ -26,11 +26,10 @@ from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.catalog_sync import CatalogSync
 from edgerec.runtime.drift import DriftBaseline, drift_report
 from edgerec.runtime.history import HistoryStore, Retention
-from edgerec.runtime.item_spec import NUMERIC_RANGES
 from edgerec.runtime.keys import KeyProvider
 from edgerec.runtime.models import Models
 from edgerec.runtime.monitor import Monitor
-from edgerec.runtime.new_items import metadata_vector
+from edgerec.runtime.new_items import checked_meta, metadata_vector
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy, check_filters, column_values
 from edgerec.runtime.pseudonyms import open_history
@@ -238,17 +237,7 @@ class Recommender:
         if not isinstance(spec, dict):
             raise ConfigError(f"each added item must be a dict with an 'item_id' (got {type(spec).__name__})")
         item_id = checks.text(spec.get("item_id"), "an added item's 'item_id'")
-        meta = checks.json_object({k: v for k, v in spec.items() if k not in ("item_id", "vector")},
-                                  f"item {item_id!r}: metadata", allow_none=False)
-        title = meta.get("title")  # blank is unknown, as in a data folder's items file: the id stands in
-        meta["title"] = checks.text(item_id if title in (None, "") else title, f"item {item_id!r}: title", 1000)
-        meta["tags"] = checks.names(meta.get("tags", []), f"item {item_id!r}: tags", allow_none=False)
-        for name in set(meta) & set(self.catalog.numeric):  # in the range a bundle's column may hold
-            meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", *NUMERIC_RANGES.get(name, ()),
-                                       allow_none=True)
-        for name in set(meta) & set(self.catalog.categorical):
-            if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
-                checks.text(meta[name], f"item {item_id!r}: {name}", 1000)
+        meta = checked_meta(item_id, {k: v for k, v in spec.items() if k not in ("item_id", "vector")}, self.catalog)
         return AddedItem(item_id, self._vector_for({**spec, "item_id": item_id}, meta), meta)
 
     update_items = add_items
@@ -276,7 +265,7 @@ class Recommender:
                                   f"has {dim}")
             meta["vector_source"] = "given"
         else:
-            vector, meta["vector_source"] = self.metadata_vector(meta)
+            vector, meta["vector_source"] = self.metadata_vector({**meta, "item_id": spec["item_id"]})
         if not np.all(np.isfinite(vector)):
             raise ConfigError(f"item {spec['item_id']!r}: vector holds NaN or infinite values")
         if not vector.any():

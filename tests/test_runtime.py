@@ -1,5 +1,6 @@
 """The on-device runtime against a real bundle: history, feedback, policies, catalog updates, errors."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -228,6 +229,27 @@ def test_added_items_persist_and_another_spaces_are_not_served(tiny_bundle, tmp_
         with pytest.raises(UnknownIdError):
             rec.catalog.row("x1")
         assert rec.catalog.row(rec.catalog.item_id(7)) == 7
+
+
+@pytest.mark.parametrize("meta", [{"title": 5}, {"title": "T", "tags": "abc"}, {"title": "T", "duration": "long"},
+                                  {"title": "T", "release_ts": 1e30}, {"title": "T", "genre": ["a"]}])
+def test_added_items_whose_metadata_was_edited_outside_edgerec_are_left_out(tiny_bundle, tmp_path, meta):
+    """The history file is the app's: a title 5 was served as the int 5, tags "abc" as ['a', 'b', 'c']."""
+    db = tmp_path / "h.db"
+    with Recommender.open(tiny_bundle, history=db) as rec:
+        vec = rec.catalog.vectors(np.array([3]))[0].tolist()
+        rec.add_items([{"item_id": "x1", "vector": vec, "title": "X"}, {"item_id": "x2", "vector": vec, "title": "Y"}])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE added_items SET meta = ? WHERE item = 'x1'", (json.dumps(meta),))
+    with Recommender.open(tiny_bundle, history=db) as rec:
+        assert rec.catalog.title(rec.catalog.row("x2")) == "Y"  # the others are served
+        with pytest.raises(UnknownIdError):
+            rec.catalog.row("x1")
+
+
+def test_an_item_without_a_vector_or_known_metadata_is_named_by_its_id(rec):
+    with pytest.raises(ConfigError, match=r"^item 'new-1': give a 'vector', or metadata the catalog knows"):
+        rec.add_items([{"item_id": "new-1", "title": "Jazz night", "tags": ["jazz"]}])
 
 
 def test_bad_inputs_get_clear_errors(rec):
