@@ -26,10 +26,28 @@ def HISTORY(command):
     """--history with its key options; the command receives `history_path` and `access` (keyword args)."""
     def wrap(*args, key_file=None, profile_key_file=None, **kwargs):
         kwargs["access"] = history_access(key_file, profile_key_file)
+        refuse_output_over_history(kwargs)
         return command(*args, **kwargs)
 
     wrap = functools.update_wrapper(wrap, command)
     return _HISTORY(_KEY_FILE(_PROFILE_KEY(wrap)))
+
+
+OUTPUTS = {"json_out": "--json", "out": "--out"}  # the output options of the commands that take --history
+
+
+def refuse_output_over_history(kwargs: dict) -> None:
+    """An output file that is the history database (or one of its side files) would replace it with JSON:
+    every user's events, the privacy ledger and the added items gone, and the command would say "wrote"."""
+    from pathlib import Path
+
+    history = Path(kwargs["history_path"]).expanduser().resolve()
+    own = {history, *(history.with_name(history.name + side) for side in ("-wal", "-shm", "-journal"))}
+    for name, flag in OUTPUTS.items():
+        target = kwargs.get(name)
+        if target and Path(target).expanduser().resolve() in own:
+            raise click.UsageError(f"{flag} names the history database (or its side file) {Path(target).name}; "
+                                   "writing there would destroy the history: choose another file")
 
 
 def history_access(key_file: str | None, profile_key_file: str | None) -> dict:

@@ -71,11 +71,19 @@ def read_json(path: str | os.PathLike, option: str):
         raise ConfigError(f"{option} {Path(path).name} is not a readable JSON file ({exc})") from None
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def write_json(path: str | os.PathLike | None, payload, private: bool = False) -> None:
     """Write JSON whole (a temporary, then renamed); `private`: a user's own data, readable by its owner only."""
     if not path:
         return
     path = Path(path)
+    if path.is_file():
+        with open(path, "rb") as existing:
+            if existing.read(16) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
+                raise click.UsageError(f"{path.name} is an SQLite database; writing JSON over it would destroy it: "
+                                       "choose another file for the output")
     write_file(path, json_text(payload, indent=2), 0o600 if private else 0o666)  # 0o666: what the umask leaves
     console.print(f"[dim]wrote {path}[/dim]")
 

@@ -108,3 +108,21 @@ def test_an_output_path_that_cannot_be_written_is_a_one_line_error(files):
     result = run(["data", "synth", "--out", str(blocker / "world"), "--users", "10", "--items", "60",
                   "--events", "100"])
     assert "Error: " in result.output and "check the path" in result.output
+
+
+def test_an_output_that_names_the_history_or_another_database_is_refused(files):
+    """`history export --out h.db --history h.db` replaced the whole history with one user's JSON."""
+    good = files["good"]
+    for args in (["history", "export", "ann", "--history", str(good), "--out", str(good)],
+                 ["recommend", str(GOLDEN), "--user", "ann", "--history", str(good), "--json", str(good)],
+                 ["recommend", str(GOLDEN), "--user", "ann", "--history", str(good), "--json", f"{good}-wal"]):
+        assert "writing there would destroy the history" in run(args).output
+    other = files["tmp"] / "other.db"
+    store = HistoryStore(other)
+    store.record("bob", "i1", "play")
+    store.close()
+    kept = other.read_bytes()
+    result = run(["recommend", str(GOLDEN), "--user", "ann", "--history", str(good), "--json", str(other)])
+    assert "other.db is an SQLite database; writing JSON over it would destroy it" in result.output
+    assert other.read_bytes() == kept
+    assert [e["item"] for e in HistoryStore(good).export("ann")["events"]] == ["i1"]
