@@ -169,10 +169,17 @@ def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict,
     return out
 
 
+def file_uri(path: str | Path) -> str:
+    """An SQLite URI naming exactly the file `path` (":memory:" as it is). Every connection names its file so:
+    this SQLite reads any name that starts with "file:" as a URI, so "file:c.db" stored the events in c.db
+    (created by the umask, readable by others) while edgerec checked and protected "file:c.db". The path
+    is percent-encoded: raw, a '#', '?' or '%' in it ended the file name."""
+    return str(path) if str(path) == ":memory:" else Path(path).absolute().as_uri()
+
+
 def read_only_uri(path: Path) -> str:
-    """An SQLite URI that opens `path` read-only. The path is percent-encoded: written raw, a '#', '?' or
-    '%' in it ended the file name (SQLite opened "a#b.db" as "a", creating that file)."""
-    return f"{Path(path).absolute().as_uri()}?mode=ro"
+    """An SQLite URI that opens `path` read-only (file_uri)."""
+    return f"{file_uri(path)}?mode=ro"
 
 
 def check_database(db: sqlite3.Connection, path: Path) -> None:
@@ -226,7 +233,7 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     try:
         tmp.unlink(missing_ok=True)
         new_file(tmp)  # a copy of personal data: owner only
-        target = sqlite3.connect(str(tmp))
+        target = sqlite3.connect(file_uri(tmp), uri=True)
         try:
             db.backup(target)
             target.execute("PRAGMA journal_mode=DELETE")  # a self-contained single file

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks
-from edgerec.runtime.history_care import check_database, check_writable, new_file, read_only_uri
+from edgerec.runtime.history_care import (
+    check_database,
+    check_writable,
+    file_uri,
+    new_file,
+    read_only_uri,
+)
 
 KEY_BYTES = 32
 PLAIN_HEADER = b"SQLite format 3\x00"
@@ -73,14 +79,14 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
             raise HistoryError(f"history database {shown} cannot be used without a key: it is encrypted, or not a "
                                "database. Open it with its key (Recommender.open(..., key=...) or --key-file); "
                                "if it is corrupt, move it away and a new one will be created")
-        db = sqlite3.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(file_uri(name), timeout=timeout, check_same_thread=False, isolation_level=None, uri=True)
         return Connection(db, (sqlite3.DatabaseError,), (sqlite3.OperationalError,), False)
     key_sql = _key_literal(key)
     driver = _cipher_module()
     if name != ":memory:" and is_plain(name):
         raise HistoryError(f"history database {shown} is not encrypted; encrypt it first with "
                            "edgerec.runtime.secure_db.encrypt_database (or `edgerec history encrypt`)")
-    db = driver.connect(name, timeout=timeout, check_same_thread=False, isolation_level=None)
+    db = driver.connect(file_uri(name), timeout=timeout, check_same_thread=False, isolation_level=None, uri=True)
     try:
         db.execute(f"PRAGMA key = {key_sql}")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read checks key and page 1
@@ -175,7 +181,7 @@ def _swap(src, driver, path: Path, tmp: Path, name: str) -> None:
 def _exclusive(driver, path: Path):
     """A connection of `driver` to the plain history that keeps every other connection out until it closes:
     one still open (an app) would otherwise write on into the replaced file, and its events would be lost."""
-    src = driver.connect(str(path), timeout=0, isolation_level=None)
+    src = driver.connect(file_uri(path), timeout=0, isolation_level=None, uri=True)
     try:
         src.execute("PRAGMA locking_mode=EXCLUSIVE")  # the lock the next write takes is kept until close
         src.execute("BEGIN EXCLUSIVE")
@@ -192,7 +198,7 @@ def _export(src, driver, tmp: Path, key_sql: str, name: str) -> dict[str, int]:
     try:
         src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         counts = _row_counts(src)
-        src.execute(f"ATTACH DATABASE ? AS encrypted KEY {key_sql}", (str(tmp),))
+        src.execute(f"ATTACH DATABASE ? AS encrypted KEY {key_sql}", (file_uri(tmp),))
         src.execute("SELECT sqlcipher_export('encrypted')")
         version = src.execute("PRAGMA user_version").fetchone()[0]
         src.execute(f"PRAGMA encrypted.user_version = {int(version)}")

@@ -226,3 +226,19 @@ def test_cli_keygen_encrypt_and_environment_key(tmp_path, monkeypatch):
     exported = runner.invoke(cli, ["history", "export", USER, "--history", str(path), "--out", str(out)])
     assert exported.exit_code == 0, exported.output
     assert ITEM in out.read_text()
+
+
+def test_an_encrypted_history_named_like_a_uri_stays_at_its_literal_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    key = secrets.token_bytes(32)
+    store = HistoryStore("file:e.db", key=key)
+    fill(store)
+    store.close()
+    plain = HistoryStore("file:p.db")
+    fill(plain)
+    plain.close()
+    encrypt_database("file:p.db", key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file:e.db", "file:p.db"]
+    for name in ("file:e.db", "file:p.db"):
+        assert not is_plain(name) and USER.encode() not in file_bytes(tmp_path / name)
+        assert HistoryStore(name, key=key).count(USER) == 30

@@ -508,3 +508,17 @@ def test_a_file_with_a_sqlite_header_and_garbage_after_it_is_refused_with_the_wa
                                            r"recover its readable events into a new file with `edgerec history "
                                            r"recover`$"):
         HistoryStore(bad)
+
+
+@pytest.mark.parametrize("name", ["file:c.db", "file:c.db?mode=ro", "a#b.db", "50%.db", "file:"])
+def test_a_history_lives_at_the_literal_path_whatever_its_name(tmp_path, monkeypatch, name):
+    """SQLite read a name starting with "file:" as a URI: the events went to c.db, made by the umask
+    (readable by others), while the owner-only checks ran on "file:c.db"."""
+    monkeypatch.chdir(tmp_path)
+    store = HistoryStore(name)
+    store.record("ann", "i1", "play")
+    store.close()
+    made = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm")))
+    assert made == [name]
+    assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600"
+    assert [e.item for e in HistoryStore(name).events("ann")] == ["i1"]
