@@ -54,7 +54,11 @@ class PseudonymousHistory(HistoryStore):
         check = _check_value(self._secret)
         scheme = stored_scheme(self)
         if scheme is None:
-            self._convert_names()
+            try:
+                self._convert_names()
+            except HistoryError:
+                self.close()
+                raise
             with self._transaction():
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARKER, check))
         elif scheme != check:
@@ -70,16 +74,18 @@ class PseudonymousHistory(HistoryStore):
         names = {r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events UNION "
                                                "SELECT DISTINCT profile FROM preferences")}
         names = {n for n in names if not _PSEUDONYM.fullmatch(n)}  # an app's own name may start with "p:"
-        if not names:
-            return
-        with self._transaction():
-            for name in names:
-                for table in ("events", "preferences"):
-                    self.db.execute(f"UPDATE {table} SET profile=? WHERE profile=?", (self._pid(name), name))
-        with self._lock:  # as forget(): old page images must not survive in the WAL or free pages
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.execute("VACUUM")
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if names:
+            with self._transaction():
+                for name in names:
+                    for table in ("events", "preferences"):
+                        self.db.execute(f"UPDATE {table} SET profile=? WHERE profile=?", (self._pid(name), name))
+        try:  # as forget(): old page images must not survive in the WAL or free pages. Run until the marker
+            self.erase_pending()  # is written, so an open that a reader blocked here completes it next time
+        except HistoryError:
+            raise HistoryError(f"the user names in {self.file} are stored as keyed hashes now, but another connection "
+                               "holds a read snapshot of it, so the plain names are still in its write-ahead log; "
+                               "close the other connection (an app, `edgerec history show`) and open the history "
+                               "again to erase them (nothing is lost)") from None
 
     def generation(self, profile):
         return super().generation(self._pid(profile))

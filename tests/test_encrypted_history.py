@@ -185,6 +185,27 @@ def test_a_plain_history_opened_with_a_profile_secret_is_converted(tmp_path):
     assert USER.encode() not in file_bytes(path)
 
 
+def test_converting_names_while_another_connection_reads_is_refused_then_completed(tmp_path):
+    """A reader's snapshot kept the plain names in the WAL while the conversion reported success."""
+    import sqlite3
+
+    path, secret = tmp_path / "h.db", secrets.token_bytes(32)
+    store = HistoryStore(path)
+    fill(store)
+    store.db.execute("PRAGMA wal_autocheckpoint=0")  # leave the events in the WAL, as an app's last writes
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()  # holds a snapshot
+    with pytest.raises(HistoryError, match="plain names are still in its write-ahead log; close the other connection"):
+        open_history(path, profile_secret=secret)  # waits erase_wait (2 s) for the reader
+    reader.close()
+    store.close()
+    again = open_history(path, profile_secret=secret)
+    assert again.count(USER) == 30
+    again.close()
+    assert USER.encode() not in file_bytes(path)
+
+
 def test_recommender_and_cli_open_an_encrypted_history(tiny_bundle, tmp_path):
     from click.testing import CliRunner
 
