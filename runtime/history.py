@@ -47,7 +47,7 @@ class HistoryStore:
     def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0,
                  erase_wait: float = 2.0, key: bytes | None = None):
         """key: 32 raw bytes to keep the file encrypted at rest (SQLCipher, see secure_db.py)."""
-        self.path, self.timeout = Path(path), timeout
+        self.path, self.timeout = Path(checks.path(path, "the history's path")), timeout
         self.file = checks.file_name(path)  # how messages name it: never the folders above it
         self.erase_wait = erase_wait  # how long erasure waits for another reader (history_care.py)
         self.erasure_pending = False  # rows deleted by automatic pruning whose bytes a reader kept

@@ -42,10 +42,22 @@ def check_file(path: Path, encrypted: bool = False, writable: bool = True) -> No
     """Refuse, before SQLite touches it, a file that cannot be an edgerec history (an encrypted
     file has no readable header: only its size and kind are checked), or, with `writable`, that
     this app cannot write."""
-    if str(path) != ":memory:" and path.is_symlink() and not path.exists():  # SQLite would create its target
+    if str(path) == ":memory:":
+        return
+    try:  # a name too long for the file system raises here, and OSError's text would show the folders above it
+        dangling = path.is_symlink() and not path.exists()
+        exists = path.exists()
+        in_a_file = not exists and any(p.exists() and not p.is_dir() for p in path.absolute().parents)
+    except OSError as exc:
+        raise HistoryError(f"history path {checks.file_name(path)} cannot be used ({exc.strerror}); pass a shorter "
+                           "path to the history file") from None
+    if dangling:  # SQLite would create its target
         raise HistoryError(f"history path {checks.file_name(path)} is a symbolic link to a file that does not exist; pass the path "
                            "of the history file itself (a new one is created there, readable by its owner only)")
-    if str(path) == ":memory:" or not path.exists():
+    if in_a_file:
+        raise HistoryError(f"history path {checks.file_name(path)} lies under a file, not a folder (a folder of its path is a "
+                           "file); pass a path in a folder")
+    if not exists:
         return
     if not path.is_file():
         raise HistoryError(f"history path {checks.file_name(path)} is not a regular file; pass the path of a history database")

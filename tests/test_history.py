@@ -1,6 +1,7 @@
 """The on-device history store, exactly: durability settings read back from the connection, what
 forget() removes and keeps, retention at its boundaries, and the generation token caches rely on."""
 
+import re
 import sqlite3
 import threading
 import time
@@ -522,3 +523,20 @@ def test_a_history_lives_at_the_literal_path_whatever_its_name(tmp_path, monkeyp
     assert made == [name]
     assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600"
     assert [e.item for e in HistoryStore(name).events("ann")] == ["i1"]
+
+
+@pytest.mark.parametrize("path, error, message", [
+    (None, ConfigError, "got NoneType"), (5, ConfigError, "got int"), (b"h.db", ConfigError, "got bytes"),
+    ("a\0b.db", ConfigError, "a NUL byte"), ("", ConfigError, "an empty path"),
+    ("folder/" + "x" * 300, HistoryError, "cannot be used (File name too long); pass a shorter path"),
+    ("plain-file/h.db", HistoryError, "lies under a file, not a folder"),
+])
+def test_a_history_path_that_cannot_be_one_is_an_edgerec_error_naming_no_folder(tmp_path, monkeypatch, path, error,
+                                                                                message):
+    """OSError, TypeError and ValueError escaped; the OSError showed every folder above the file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain-file").write_text("x")
+    with pytest.raises(error, match=re.escape(message)) as err:
+        HistoryStore(path)
+    assert str(tmp_path) not in str(err.value)
