@@ -270,8 +270,15 @@ def test_a_new_history_is_readable_by_its_owner_only(tmp_path):
 def test_a_history_that_cannot_be_created_is_a_history_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(HistoryError, match="cannot create the history database .*folder this app can write"):
+    with pytest.raises(HistoryError, match="h.db lies under a file, not a folder"):  # it said "(File exists)"
         HistoryStore(blocker / "h.db")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root writes anywhere
+        pytest.skip("this user can write into a read-only folder")
+    with pytest.raises(HistoryError, match="cannot create the history database .*folder this app can write"):
+        HistoryStore(locked / "h.db")
 
 
 def test_a_process_killed_while_creating_its_history_leaves_none_behind(tmp_path):
