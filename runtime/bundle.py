@@ -203,6 +203,8 @@ class Bundle:
                               "create one with `edgerec export`")
         if not (manifest_path := path / MANIFEST).is_file():
             raise BundleError(f"{checks.file_name(path)} has no {MANIFEST}; it is not a bundle or it is incomplete")
+        if manifest_path.is_symlink():  # spec rule 2 holds for the manifest too: it says what every other file is
+            raise BundleError(f"{MANIFEST} is a symbolic link; a bundle's files are its own (copy the file in its place)")
         if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:
             raise BundleError(f"{MANIFEST} is {size:,} bytes, above the {MAX_MANIFEST_BYTES:,} a manifest may have")
         try:

@@ -208,6 +208,16 @@ def test_symlinked_file_is_refused(copy, tmp_path):
         Bundle.open(copy)
 
 
+def test_a_symlinked_manifest_is_refused(copy, tmp_path):
+    """Rule 2 was checked for the files the manifest lists, not for the manifest itself."""
+    outside = tmp_path / "manifest-elsewhere.json"
+    outside.write_bytes((copy / "manifest.json").read_bytes())
+    (copy / "manifest.json").unlink()
+    (copy / "manifest.json").symlink_to(outside)
+    with pytest.raises(BundleError, match="^manifest.json is a symbolic link"):
+        Bundle.open(copy)
+
+
 def test_pack_round_trip(tiny_bundle, tmp_path):
     packed = pack(tiny_bundle, tmp_path / "one.edgerec")
     rec = Recommender.open(packed)

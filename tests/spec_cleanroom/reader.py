@@ -228,6 +228,8 @@ class Bundle:
         import onnxruntime as ort
 
         root = Path(root)
+        if (root / "manifest.json").is_symlink():
+            raise SpecError("manifest.json is reached through a symbolic link (rule 2)")
         raw = (root / "manifest.json").read_bytes()
         if len(raw) > 64 * MIB:
             raise SpecError("manifest.json: larger than 64 MiB (rule 1)")
