@@ -65,8 +65,8 @@ def values(value, what: str, kind: str = "values") -> list:
     """A list (tuple, set, 1-d array) as a list of at most MAX_LIST entries; a lone string, a mapping
     or a scalar is refused."""
     if isinstance(value, (str, bytes)):
-        raise ConfigError(f"{what} must be a list of {kind}, e.g. [{value!r}], not a single string "
-                          f"(got {_shown(value)})")
+        raise ConfigError(f"{what} must be a list of {kind}, e.g. [{_shown(value)}], not a single string "
+                          f"(got {_shown(value)})")  # _shown: a long string (an id list joined by mistake) is cut
     if isinstance(value, Mapping) or not isinstance(value, Iterable):
         raise ConfigError(f"{what} must be a list of {kind} (got {type(value).__name__} {_shown(value)})")
     try:

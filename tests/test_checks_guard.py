@@ -52,6 +52,10 @@ def test_lists_edges():
             "genres must be a list of strings, e.g. ['drama'], not a single string (got 'drama')")
     refused(lambda: checks.values(b"ab", "rows"), "rows must be a list of values, e.g. [b'ab'], not a single "
                                                    "string (got b'ab')")
+    long = "x" * 100_000  # a whole argument echoed into a log: 100,133 characters
+    cut = repr("x" * 56)[:57] + "..."
+    refused(lambda: checks.values(long, "item_ids"), f"item_ids must be a list of values, e.g. [{cut}], not a single "
+            f"string (got {cut})")
     refused(lambda: checks.values({"a": 1}, "rows"), "rows must be a list of values (got dict {'a': 1})")
     refused(lambda: checks.values(5, "rows"), "rows must be a list of values (got int 5)")
     refused(lambda: checks.values(np.array(3), "rows"), "rows must be a list of values (got ndarray array(3))")
