@@ -162,9 +162,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def safe_relative(name: str) -> str:
     """A bundle-relative POSIX path, or BundleError for absolute paths, '..' and odd names."""
     if not isinstance(name, str) or not name or "\\" in name or min(name) < " ":  # no control character
-        raise BundleError(f"bundle path {name!r} is not a plain relative path")
+        raise BundleError(f"bundle path {checks.shown(name)} is not a plain relative path")
     if name.startswith("/") or any(part in ("..", ".", "") for part in name.split("/")):  # spec rule 2
-        raise BundleError(f"bundle path {name!r} leaves the bundle directory or is not in its plain form "
+        raise BundleError(f"bundle path {checks.shown(name)} leaves the bundle directory or is not in its plain form "
                           "(no '.', '..' or empty part); the bundle is unsafe")
     return name
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from edgerec.errors import BundleError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.bundle import MANIFEST, safe_relative, sha256_file
-from edgerec.runtime.checks import file_name
+from edgerec.runtime.checks import file_name, shown
 
 SUFFIX = ".edgerec"
 MAX_MEMBERS = 4096  # a bundle holds tens of files; more members only make opening slow (one file each)
@@ -86,7 +86,7 @@ def _check_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
         except BundleError as exc:
             raise BundleError(f"{file_name(path)}: {exc}") from None
         if not (member.isfile() or member.isdir()):
-            raise BundleError(f"{file_name(path)}: member {member.name} is a link or special file; refusing to unpack")
+            raise BundleError(f"{file_name(path)}: member {shown(member.name)} is a link or special file; refusing to unpack")
     if len(set(names)) != len(names):
         raise BundleError(f"{file_name(path)} holds a file name twice; it is not a packed edgerec bundle, pack it again")
     return members

@@ -265,10 +265,11 @@ def test_odd_names_are_refused(name):
         safe_relative(name)
 
 
-@pytest.mark.parametrize("name", ["/etc/passwd", "../x", "a/../../x", "a/..", "./a"])
+@pytest.mark.parametrize("name", ["/etc/passwd", "../x", "a/../../x", "a/..", "./a", "../" + "x" * 5000])
 def test_names_leaving_the_bundle_are_refused(name):
-    with pytest.raises(BundleError, match="leaves the bundle directory"):
+    with pytest.raises(BundleError, match="leaves the bundle directory") as err:
         safe_relative(name)
+    assert len(str(err.value)) < 200  # a packed file's 5,000-character member name is cut, not echoed whole
 
 
 def test_resolve_inside_refuses_links_on_the_way_and_the_root_itself(tmp_path):
