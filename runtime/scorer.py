@@ -181,6 +181,9 @@ class TagCodes:
         self._lines = grown
 
 
+MAX_WEIGHT = 1e6  # bound on |weight| and |intercept|: past it, scores overflow float32 features' sums
+
+
 @dataclass
 class LinearScorer:
     """Plain arrays: one weight, mean and scale per feature, an intercept, and the feature names."""
@@ -200,6 +203,10 @@ class LinearScorer:
             setattr(self, field_name, value)
         if not (np.all(self.scale > 0) and np.isfinite(self.intercept)):
             raise ValueError("scorer scales must be positive and its intercept finite")
+        if np.abs(self.weights).max(initial=0) > MAX_WEIGHT or abs(self.intercept) > MAX_WEIGHT:
+            raise ValueError(f"scorer weights and intercept must be at most {MAX_WEIGHT:g} in size (found "
+                             f"{max(np.abs(self.weights).max(initial=0), abs(self.intercept)):.3g}): a linear model of "
+                             "standardised features has no such weight, and its scores would overflow")
         with np.errstate(over="ignore", invalid="ignore"):  # checked below
             self._folded = self.weights / self.scale  # one multiply per feature at scoring time
             self._offset = self.intercept - float(self._folded @ self.mean)
@@ -264,5 +271,7 @@ class LinearScorer:
 
     @classmethod
     def from_arrays(cls, names, arrays: dict) -> LinearScorer:
-        return cls(tuple(names), arrays["weights"], arrays["mean"], arrays["scale"],
-                   float(np.asarray(arrays["intercept"]).reshape(-1)[0]))
+        intercept = np.asarray(arrays["intercept"])
+        if intercept.size != 1:  # a second value would be ignored
+            raise ValueError(f"scorer intercept must be one value (got shape {intercept.shape})")
+        return cls(tuple(names), arrays["weights"], arrays["mean"], arrays["scale"], float(intercept.reshape(-1)[0]))

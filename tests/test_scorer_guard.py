@@ -207,8 +207,10 @@ def test_the_arrays_round_trip():
     arrays = SCORER.arrays()
     assert arrays["intercept"].tolist() == [0.25] and arrays["intercept"].dtype == np.float64
     assert arrays["weights"].tolist() == [2.0, -1.0, 0.5, 0.25] and arrays["scale"].tolist() == [0.5, 2.0, 1.0, 0.5]
-    again = LinearScorer.from_arrays(list(SCORER.names), {**arrays, "intercept": np.array([[0.75, 9.0]])})
+    again = LinearScorer.from_arrays(list(SCORER.names), {**arrays, "intercept": np.array([[0.75]])})
     assert again.names == SCORER.names and again.intercept == 0.75 and type(again.intercept) is float
+    with pytest.raises(ValueError, match=r"^scorer intercept must be one value \(got shape \(1, 2\)\)$"):
+        LinearScorer.from_arrays(list(SCORER.names), {**arrays, "intercept": np.array([[0.75, 9.0]])})  # 9 was ignored
     assert again.mean.tolist() == [1.0, 0.5, 0.0, 0.0]
     one = LinearScorer(("a",), np.array([[3]], np.int32), [1], [2])  # any shape of one value per feature
     assert one.weights.dtype == np.float64 and one.intercept == 0.0 and one.score(np.array([[5.0]])).tolist() == [6.0]
@@ -235,13 +237,20 @@ def test_arrays_whose_quotient_overflows_are_refused():
     """Finite, positive arrays can still overflow: weights / scale = inf made every score NaN, so the
     scorer ranked by nothing and no one was told (found by mutation testing, note 17)."""
     message = "scorer weights / scale and intercept - sum(mean * weights / scale) must be finite float64 values"
-    for weights, mean, scale in (([1e300, 1.0], [0.0, 0.0], [1e-300, 1.0]),  # the quotient
-                                 ([1e300, 1e300], [1e300, -1e300], [1.0, 1.0])):  # the folded intercept
+    for weights, mean, scale in (([1e6, 1.0], [0.0, 0.0], [1e-305, 1.0]),  # the quotient
+                                 ([1e6, 1e6], [1e303, -1e303], [1.0, 1.0])):  # the folded intercept
         with pytest.raises(ValueError) as caught:
             LinearScorer(("a", "b"), weights, mean, scale)
         assert str(caught.value) == message
-    edge = LinearScorer(("a",), [1e300], [1.0], [1.0], -1e300)  # large but finite: kept
-    assert edge.score(np.array([[1.0]])).tolist() == [-1e300]
+    edge = LinearScorer(("a",), [1e6], [1.0], [1.0], -1e6)  # the largest weight and intercept: kept
+    assert edge.score(np.array([[1.0]])).tolist() == [-1e6]
+
+
+@pytest.mark.parametrize("weights, intercept", [([1e300, 1.0], 0.0), ([1.0, -2e6], 0.0), ([1.0, 1.0], 1e300)])
+def test_weights_no_linear_model_has_are_refused(weights, intercept):
+    """1e300 weights were kept: the scores overflowed to 0.0 and a reason read "+42665640434179248822...". """
+    with pytest.raises(ValueError, match=r"^scorer weights and intercept must be at most 1e\+06 in size"):
+        LinearScorer(("a", "b"), weights, [0.0, 0.0], [1.0, 1.0], intercept)
 
 
 def test_a_bundle_whose_scorer_overflows_is_refused_when_it_opens(tmp_path):
