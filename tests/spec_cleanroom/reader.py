@@ -314,9 +314,11 @@ class Bundle:
             for key in ("weights", "mean", "scale"):
                 if arrays[key].shape != (len(names),) or not np.all(np.isfinite(arrays[key])):
                     raise SpecError(f"ranking.scorer.arrays.{key}: one finite value per feature (§4 Scorer)")
-            if not np.all(arrays["scale"] > 0) or not len(arrays["intercept"]) or not np.isfinite(
+            if not np.all(arrays["scale"] > 0) or len(arrays["intercept"]) != 1 or not np.isfinite(
                     arrays["intercept"][0]):
-                raise SpecError("ranking.scorer: scales must be > 0 and the intercept finite (§4 Scorer)")
+                raise SpecError("ranking.scorer: scales must be > 0 and the intercept one finite value (§4 Scorer)")
+            if max(np.abs(arrays["weights"]).max(), abs(arrays["intercept"][0])) > 1e6:
+                raise SpecError("ranking.scorer: |weights| and |intercept| must be at most 1e6 (§4 Scorer)")
             with np.errstate(over="ignore", invalid="ignore"):
                 folded = arrays["weights"] / arrays["scale"]
                 offset = arrays["intercept"][0] - float(folded @ arrays["mean"])
