@@ -23,6 +23,7 @@ from edgerec.runtime.id_index import IdIndex
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.narrow import narrowest, stores_as
 from edgerec.runtime.tag_column import TAGS_FORMAT, TagSpec
+from edgerec.runtime.vocab import MAX_ID
 
 STRING, CATEGORICAL, NUMERIC = "string", "categorical", "numeric"
 CODE_DTYPE = np.int32  # categorical codes; -1 means "none" (format 3: the narrowest of int8/16/32)
@@ -323,6 +324,8 @@ class ItemTableSpec:
             starts = bounds[:-1][bounds[:-1] < len(data)]
             if len(starts) and np.any(data[starts] & 0xC0 == 0x80):
                 _fail(column.offsets, f"(column {name}) has an offset inside a UTF-8 character")
+            if name == "ids":
+                _check_ids(column.file, bounds, data)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
@@ -335,6 +338,17 @@ class ItemTableSpec:
             if index.duplicate() is not None:
                 _fail(column.file, "(column ids) must hold unique, non-empty item ids")
             bundle.id_index = index  # the catalog's id lookups reuse it (and its memory maps)
+
+
+def _check_ids(file: str, bounds: np.ndarray, data: np.ndarray) -> None:
+    """Ids the device's API takes (vocab.MAX_ID characters at most, no NUL): an app could be shown an item
+    it then cannot record, remove or ask about."""
+    if np.any(data == 0):
+        _fail(file, "(column ids) holds an id with a NUL character; item ids are plain text")
+    for row in np.flatnonzero(np.diff(bounds) > MAX_ID):  # more bytes than MAX_ID: count the characters
+        text = data[bounds[row]:bounds[row + 1]].tobytes().decode("utf-8", "replace")
+        if len(text) > MAX_ID:
+            _fail(file, f"(column ids) holds an id of {len(text):,} characters; the device takes at most {MAX_ID}")
 
 
 def values_name(column: ColumnSpec) -> str:

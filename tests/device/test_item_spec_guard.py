@@ -325,6 +325,16 @@ def test_ids_are_unique_and_not_empty(tmp_path):
     assert refusal(writer, spec) == "items/ids.bin (column ids) must hold unique, non-empty item ids"
 
 
+def test_ids_the_api_would_refuse_are_refused_on_open(tmp_path):
+    """An item with such an id was shown, and then record() and remove_items() refused it."""
+    writer, spec = table(tmp_path, ids=("a", "b\x00c", "d"))
+    assert refusal(writer, spec) == "items/ids.bin (column ids) holds an id with a NUL character; item ids are plain text"
+    writer, spec = table(tmp_path / "long", ids=("a", "x" * 257, "d"))
+    assert refusal(writer, spec) == "items/ids.bin (column ids) holds an id of 257 characters; the device takes at most 256"
+    writer, spec = table(tmp_path / "wide", ids=("a", "é" * 256, "x" * 256))  # 512 bytes, 256 characters: fine
+    spec.check(Opened(writer), 2)
+
+
 def test_text_must_be_utf8_cut_at_character_boundaries(tmp_path):
     writer, spec = table(tmp_path, ids=("é", "b", "c"))  # a 4-byte blob: c3 a9 62 63
     replace(writer, "items/ids.offsets.npy", np.array([0, 1, 3, 4], np.int64))

@@ -351,6 +351,8 @@ class Bundle:
         ids = self.strings["ids"]
         if len(set(ids)) != n or "" in ids:
             raise SpecError("items.strings.ids: ids must be unique and non-empty (rule 8)")
+        if any(len(i) > 256 or "\x00" in i for i in ids):
+            raise SpecError("items.strings.ids: ids are at most 256 characters, without NUL (rule 8)")
         self.cat = {}
         for name, col in items["categorical"].items():
             if ("codes" in col) == ("constant" in col) or ("constant" in col and version < 6):
