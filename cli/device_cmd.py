@@ -209,8 +209,9 @@ def backup_cmd(history_path, out, access) -> None:
 def recover_cmd(history_path, out, access) -> None:
     """Copy every readable event of a damaged history into a new file."""
     from edgerec.runtime.history import HistoryStore
+    from edgerec.runtime.keys import resolve_key
 
-    report = HistoryStore.recover(history_path, out)
+    report = HistoryStore.recover(history_path, out, resolve_key(access["key"]))
     ledger = f", {report['privacy_ledger']} privacy-ledger entries" if "privacy_ledger" in report else ""
     console.print(f"recovered {report['events']} events, {report['preferences']} preferences and "
                   f"{report['added_items']} added items{ledger} into {out} ({report['unreadable']} unreadable reads)")

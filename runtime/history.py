@@ -276,9 +276,10 @@ class HistoryStore:
             return history_care.backup(self.db, out)
 
     @staticmethod
-    def recover(path: str | Path, out: str | Path) -> dict:
-        """Copy every readable row of a damaged history into a new one; returns what was saved and lost."""
-        return history_care.recover(path, out)
+    def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict:
+        """Copy every readable row of a damaged history into a new one (encrypted with `key` when the history
+        is); returns what was saved and lost."""
+        return history_care.recover(path, out, key)
 
     # ------------------------------------------------------------ preferences (onboarding)
 

@@ -262,7 +262,7 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
 
 
 def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | None,
-                  most: int) -> tuple[list, int]:
+                  most: int, errors: tuple = (sqlite3.DatabaseError,)) -> tuple[list, int]:
     """Every row of `table` that can still be read, and how many reads failed. With an integer `key`,
     a failing range is retried row by row, so one damaged page costs only the rows on it; `most`
     bounds the ids probed when the file no longer says how many there are, and in any case the ids
@@ -270,27 +270,27 @@ def readable_rows(db: sqlite3.Connection, table: str, columns: str, key: str | N
     altered to a huge number beyond an unreadable last page meant stepping towards it for ever."""
     try:
         return db.execute(f"SELECT {columns} FROM {table}").fetchall(), 0
-    except sqlite3.DatabaseError:
+    except errors:
         if key is None:
             return [], 1
     try:
         top = int(db.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()[0])
-    except (sqlite3.DatabaseError, TypeError, ValueError, OverflowError):  # no sequence, or one altered into text
+    except (*errors, TypeError, ValueError, OverflowError):  # no sequence, or one altered into text
         top = most
     rows, failed, start, dead = [], 0, 0, 0  # dead: ids probed blind since a chunk last gave rows
     while start is not None and start <= top:
         end, found = start + RECOVER_CHUNK - 1, len(rows)
         try:
             rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key} BETWEEN ? AND ?", (start, end)).fetchall()
-        except sqlite3.DatabaseError:
+        except errors:
             for rowid in range(start, end + 1):
                 try:
                     rows += db.execute(f"SELECT {columns} FROM {table} WHERE {key}=?", (rowid,)).fetchall()
-                except sqlite3.DatabaseError:
+                except errors:
                     failed += 1
         try:
             start = _next_key(db, table, key, end)
-        except sqlite3.DatabaseError:  # that part of the tree is unreadable: the next chunk, unless `most` ids
+        except errors:  # that part of the tree is unreadable: the next chunk, unless `most` ids
             dead = 0 if len(rows) > found else dead + RECOVER_CHUNK  # in a row have given nothing
             start = end + 1 if dead < most else None
     return rows, failed
@@ -304,22 +304,29 @@ def _next_key(db: sqlite3.Connection, table: str, key: str, after: int) -> int |
     return None if found is None else max(int(found), after + 1)
 
 
-def recover(path: str | Path, out: str | Path) -> dict:
+def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict:
     """Copy every readable event, preference, added item and privacy-ledger entry of a damaged history into a
-    new file (the ledger's failed reads become one entry of the whole budget: what was spent is not known)."""
+    new file (the ledger's failed reads become one entry of the whole budget: what was spent is not known).
+    `key`: the history is encrypted (SQLCipher), and so is the new file, with the same key."""
     from edgerec.runtime.history import HistoryStore
 
     path = Path(checks.path(path, "the damaged history's path"))
     out = Path(checks.path(out, "the recovered history's path"))
     if not path.is_file():
         raise HistoryError(f"{checks.file_name(path)} does not exist; pass the damaged history file")
-    check_file(path, writable=False)  # a read-only copy can be recovered from
+    check_file(path, encrypted=key is not None, writable=False)  # a read-only copy can be recovered from
     if out.exists():
         raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the recovered history")
-    try:
-        source = sqlite3.connect(read_only_uri(path), uri=True)
-    except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"{checks.file_name(path)} cannot be opened at all ({exc}); nothing can be recovered") from None
+    if key is not None:
+        from edgerec.runtime.secure_db import open_read_only  # here: secure_db imports this module
+
+        source, errors = open_read_only(path, key)
+    else:
+        errors = (sqlite3.DatabaseError,)
+        try:
+            source = sqlite3.connect(read_only_uri(path), uri=True)
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"{checks.file_name(path)} cannot be opened at all ({exc}); nothing can be recovered") from None
     report = {"events": 0, "preferences": 0, "added_items": 0, "unreadable": 0}
     parts = {"events": ("id, profile, item, event, value, ts, context", "id"),
              "preferences": ("profile, kind, value, ts", None),
@@ -329,7 +336,7 @@ def recover(path: str | Path, out: str | Path) -> dict:
         try:
             tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             ledger = {r[1] for r in source.execute("PRAGMA table_info(privacy_ledger)")}  # its clock: since 12/2026
-        except sqlite3.DatabaseError as exc:
+        except errors as exc:
             raise HistoryError(f"{checks.file_name(path)} is damaged beyond its table list ({exc}); nothing can be recovered") from None
         if "events" not in tables or tables - OWN_TABLES:
             raise HistoryError(f"{checks.file_name(path)} is not an edgerec history (no events table, or another application's "
@@ -337,16 +344,16 @@ def recover(path: str | Path, out: str | Path) -> dict:
         if "privacy_ledger" in tables:  # what the device already reported: its budget must outlive the file
             parts["privacy_ledger"] = ("id, ts, question, epsilon" + ", clock" * ("clock" in ledger), "id")
         most = path.stat().st_size // 16  # no row takes fewer bytes than this
-        for table, (columns, key) in parts.items():
+        for table, (columns, key_column) in parts.items():
             try:
-                salvaged[table], failed = readable_rows(source, table, columns, key, most)
-            except sqlite3.DatabaseError:
+                salvaged[table], failed = readable_rows(source, table, columns, key_column, most, errors)
+            except errors:
                 salvaged[table], failed = [], 1
             report["unreadable"] += failed
             failures[table] = failed
     finally:
         source.close()
-    fresh = HistoryStore(out)
+    fresh = HistoryStore(out, key=key)
     try:
         if "privacy_ledger" in parts:
             from edgerec.runtime.privacy_ledger import PrivacyLedger

@@ -97,6 +97,54 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
     return Connection(db, (driver.DatabaseError, sqlite3.DatabaseError), (driver.OperationalError,), True)
 
 
+def open_read_only(path: str | Path, key: bytes):
+    """A read-only connection to an encrypted history, for recovery, and the errors its reads raise."""
+    driver = _cipher_module()
+    return _Reopening(driver, path, key), (driver.DatabaseError, sqlite3.DatabaseError)
+
+
+class _Reopening:
+    """An SQLCipher connection that starts afresh after a failed read: after a page fails its HMAC, SQLCipher
+    fails every later read of the connection too (its "deferred error"), so recovery stopped at the first
+    damaged page. A raw key (x'..') needs no key derivation, so opening again costs about a millisecond."""
+
+    def __init__(self, driver, path, key: bytes):
+        self.driver, self.path, self.key, self.db = driver, path, key, None
+        self._open()
+
+    def _open(self) -> None:
+        if self.db is not None:
+            self.db.close()
+        self.db = self.driver.connect(read_only_uri(self.path), uri=True, isolation_level=None)
+        try:
+            self.db.execute(f"PRAGMA key = {_key_literal(self.key)}")
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the key, and page 1
+        except self.driver.DatabaseError:
+            self.db.close()
+            raise HistoryError(f"history database {checks.file_name(self.path)} cannot be decrypted: wrong key, or "
+                               "its first page is damaged; nothing can be recovered without it") from None
+
+    def execute(self, sql: str, params=()):
+        try:
+            return _Rows(self.db.execute(sql, params).fetchall())
+        except self.driver.DatabaseError:
+            self._open()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Rows(list):
+    """Rows already fetched, read as a cursor's."""
+
+    def fetchall(self) -> list:
+        return list(self)
+
+    def fetchone(self):
+        return self[0] if self else None
+
+
 def verify_pages(db) -> list[str]:
     """Authenticate every page of an open encrypted database (SQLCipher's per-page HMAC).
 
