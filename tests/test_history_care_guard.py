@@ -717,11 +717,11 @@ def test_recover_bounds_the_probed_ids_by_the_file_size_and_counts_unreadable_ta
     history(tmp_path / "h.db")
     calls, real = [], hc.readable_rows
 
-    def recorded(db, table, columns, key, most):
+    def recorded(db, table, columns, key, most, errors):
         calls.append((table, columns, key, most))
         if table == "preferences":
             raise sqlite3.DatabaseError("malformed")
-        return real(db, table, columns, key, most)
+        return real(db, table, columns, key, most, errors)
 
     monkeypatch.setattr(hc, "readable_rows", recorded)
     report = hc.recover(tmp_path / "h.db", tmp_path / "out.db")
