@@ -336,9 +336,12 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
         try:
             tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             ledger = {r[1] for r in source.execute("PRAGMA table_info(privacy_ledger)")}  # its clock: since 12/2026
+            event_columns = {r[1] for r in source.execute("PRAGMA table_info(events)")}
+            app = int(source.execute("PRAGMA application_id").fetchone()[0])
         except errors as exc:
             raise HistoryError(f"{checks.file_name(path)} is damaged beyond its table list ({exc}); nothing can be recovered") from None
-        if "events" not in tables or tables - OWN_TABLES:
+        if "events" not in tables or tables - OWN_TABLES or app not in (0, APPLICATION_ID) \
+                or not set(parts["events"][0].split(", ")) <= event_columns:  # an app's own "events" table
             raise HistoryError(f"{checks.file_name(path)} is not an edgerec history (no events table, or another application's "
                                "tables); pass the damaged history file")
         if "privacy_ledger" in tables:  # what the device already reported: its budget must outlive the file

@@ -640,7 +640,13 @@ def test_recover_refusals_name_the_files_only(tmp_path):
     with sqlite3.connect(home / "mixed.db") as db:
         db.execute("CREATE TABLE events (x)")
         db.execute("CREATE TABLE contacts (x)")
-    for name in ("notes.db", "mixed.db"):
+    with sqlite3.connect(home / "other.db") as db:  # only an "events" table, of another app: 0 events "recovered"
+        db.execute("CREATE TABLE events (x)")
+        db.execute("INSERT INTO events VALUES (1)")
+    with sqlite3.connect(home / "marked.db") as db:  # edgerec's tables, another application's id
+        db.execute("PRAGMA application_id = 1234")
+        db.execute("CREATE TABLE events (id, profile, item, event, value, ts, context)")
+    for name in ("notes.db", "mixed.db", "other.db", "marked.db"):
         assert message(hc.recover, home / name, home / "out.db") == (
             f"{name} is not an edgerec history (no events table, or another application's tables); pass the "
             "damaged history file")
