@@ -118,6 +118,11 @@ CONTEXT_KEYS = ("now", "hour", "device")
 
 def parse_context(context: dict | None) -> tuple[float, float, int]:
     """(now, hour of day, device code) of a request's context."""
+    if isinstance(context, dict):  # the numbers first: the JSON check would call a NaN "not JSON"
+        if "now" in context:
+            checks.timestamp(context["now"], "context 'now'", allow_none=False)
+        if "hour" in context:
+            checks.number(context["hour"], "context 'hour'", 0.0, 24.0)
     context = checks.json_object(context, "context") or {}
     unknown = sorted(set(context) - set(CONTEXT_KEYS))
     if unknown:  # a misspelt key ("Device") would be ignored: a list for another context, without a word

@@ -116,6 +116,8 @@ def test_no_context_is_now_at_the_local_hour_on_an_unknown_device(context):
     ({"now": NOW, "hour": 24.5}, r"^context 'hour' must be a finite number from 0 up to 24 \(got 24.5\)$"),
     ({"now": NOW, "hour": -0.5}, r"^context 'hour' must be a finite number from 0 up to 24"),
     ({"now": NOW, "hour": "20"}, r"^context 'hour' must be a number"),
+    ({"now": NOW, "hour": float("nan")}, r"^context 'hour' must be a finite number from 0 up to 24 \(got nan\)$"),
+    ({"now": float("inf")}, r"^context 'now' \(epoch seconds\) must be a finite number"),  # not "not JSON"
     ({"now": NOW, "device": "toaster"}, r"^unknown device 'toaster'; use one of phone, tv, tablet, web$"),
     ({"now": NOW, "device": "TV"}, r"^unknown device 'TV'; use one of"),
     ({"now": NOW, "device": 1}, r"^unknown device 1; use one of"),
