@@ -24,7 +24,8 @@ def scorer_group() -> None:
 @click.option("--retrieval", required=True, type=DIR, help="The recommender whose short list the scorer re-ranks.")
 @click.option("--ranker", type=DIR, help="A deep ranker for the same model, to compare NDCG@10 with.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--events-per-user", default=20, show_default=True, help="Newest training events per user.")
+@click.option("--events-per-user", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Newest training events per user.")
 @click.option("--test", is_flag=True, help="Also measure on the test split.")
 def train_scorer(data_dir, retrieval, ranker, out, events_per_user, test) -> None:
     """Fit the scorer on logged events and compare it with the retrieval order (and the deep ranker)."""

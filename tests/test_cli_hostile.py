@@ -126,3 +126,11 @@ def test_an_output_that_names_the_history_or_another_database_is_refused(files):
     assert "other.db is an SQLite database; writing JSON over it would destroy it" in result.output
     assert other.read_bytes() == kept
     assert [e["item"] for e in HistoryStore(good).export("ann")["events"]] == ["i1"]
+
+
+@pytest.mark.parametrize("count", ["0", "-5"])
+def test_scorer_train_refuses_fewer_than_one_event_per_user(tmp_path, count):
+    """It trained on nothing and then said no consumed item came with 9 unseen items."""
+    result = run(["scorer", "train", "--data", str(tmp_path), "--retrieval", str(tmp_path), "--out",
+                  str(tmp_path / "s"), f"--events-per-user={count}"])
+    assert f"Invalid value for '--events-per-user': {count} is not in the range x>=1" in result.output
