@@ -52,6 +52,7 @@ from edgerec.data.schema import (
 )
 from edgerec.data.tables import (
     LAST_NUMBER_DATE,
+    PER_SECOND,
     Chunk,
     Skipped,
     check_range,
@@ -128,6 +129,33 @@ class ColumnMap:
 _RATING_NAME = re.compile(r"rating|stars?$|score|^rate$", re.I)  # a value column that holds ratings
 FILE_ORDER = "(row in the file)"  # the time column of a log imported without one
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
+class SecondsAmongFinerTimes:
+    """With --time-unit ms, us or ns, a row written in epoch seconds reads as a date in January 1970 and
+    moves to the front of its user's history. Refused at its line once the log also holds real dates
+    (after 1973): a log of small relative times in ms (from 0) is still read as it is."""
+
+    EARLY, LATE = 365 * DAY, 1e8  # before 1971; after March 1973
+
+    def __init__(self, unit: str):
+        self.unit, self.on = unit, PER_SECOND.get(unit, 1) > 1
+        self.early: tuple | None = None  # (file, line, value) of the first row before 1971
+        self.late = False
+
+    def see(self, chunk: Chunk, column: str, seconds: np.ndarray) -> None:
+        if not self.on or column in (chunk.units or {}):  # a typed timestamp column carries its own unit
+            return
+        early = np.flatnonzero((seconds < self.EARLY) & (seconds != 0))  # 0 is 0 in any unit
+        if early.size and self.early is None:
+            first = int(early[0])
+            self.early = (chunk.path, chunk.line_of(first), chunk.columns[column][first])
+        self.late |= bool(np.any(seconds >= self.LATE))
+        if self.early is not None and self.late:
+            path, line, value = self.early
+            raise DataError(f"column '{column}' holds {value!r}, which as epoch {unit_name(self.unit)} is a time in "
+                            "1970, while other rows are dates after 1973: is this row written in seconds? Write every "
+                            "time in one unit (or drop the row)", path, line)
+
+
 def source_name(path: str | Path) -> str:
     """What a data set keeps of where it came from: the file's or folder's own name, never the folders above it
     (they can name a person), also when given as '.' or 'logs/'."""
@@ -238,6 +266,7 @@ def read_interactions(
     dropped: Counter = Counter()  # rows --event-map left out, by the file's event name
     defaulted: Counter = Counter()  # rows whose event cell was empty, given --default-event
     listing_rows = 0  # rows whose item cell listed several ids (--item-list-sep)
+    finer = SecondsAmongFinerTimes(options.time_unit)
     for chunk in chunks(skipped) if chunks is not None else read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -277,6 +306,7 @@ def read_interactions(
         if skipped is None:
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
+        finer.see(chunk, columns.time, seconds)
         event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped, defaulted)
         empty = (_fill_missing_values(chunk, optional["value"]) if "value" in optional and columns.value_range is None
                  else np.zeros(len(chunk), bool))

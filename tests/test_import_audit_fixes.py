@@ -195,3 +195,26 @@ def test_a_byte_order_mark_inside_an_id_of_json_lines_is_refused(tmp_path):
                     '{"user_id": "u1", "item_id": "\\ufeffa", "timestamp": 101}\n')
     with pytest.raises(DataError, match=r"^log.jsonl:2: column 'item_id' holds a byte order mark"):
         import_dataset("jsonl", path)
+
+
+# ------------------------------------------------------------- a row in seconds among milliseconds
+
+@pytest.mark.parametrize("unit, scale", [("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)])
+def test_a_row_in_seconds_among_finer_times_is_refused_at_its_line(tmp_path, unit, scale):
+    """1600000001 read as ms is 1970-01-19: that play moved to the front of the user's history, silently."""
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu1,i1,{1_600_000_000 * scale}\nu2,i9,{1_600_000_000 * scale}\n"
+                    f"u1,i2,1600000001\nu1,i3,{1_600_000_002 * scale}\n")
+    with pytest.raises(DataError, match=r"^log.csv:4: column 'timestamp' holds '1600000001', which as epoch \w+ is "
+                                        "a time in 1970, while other rows are dates after 1973: is this row written"):
+        import_dataset("csv", path, options=ReadOptions(time_unit=unit))
+    for rows in (["0", "1500", "3000"], ["1600000000", "1600000001", "1600000002"]):  # relative times; all seconds
+        path.write_text("user_id,item_id,timestamp\n" + "".join(f"u1,i{i},{t}\n" for i, t in enumerate(rows)))
+        assert len(import_dataset("csv", path, options=ReadOptions(time_unit=unit)).interactions) == 3
+
+
+def test_the_early_row_is_named_when_the_real_dates_come_chunks_later(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,5000\n" + "".join(f"u2,i{i},1600000000{i:03d}\n" for i in range(9)))
+    with pytest.raises(DataError, match="^log.csv:2: column 'timestamp' holds '5000'"):
+        import_dataset("csv", path, options=ReadOptions(time_unit="ms", chunk_rows=2))
