@@ -136,7 +136,7 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     zone = TimeText(zone=options.time_zone)
     for chunk in read_chunks(path, wanted, delimiter=options.delimiter, header=options.header,
                              chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted,
-                             header_option="--items-header"):
+                             header_option="--items-header", zone=options.time_zone):
         if len(id_parts) > 1:  # joined_keys takes the parts out of the chunk; another field may read them
             parts = {p: chunk.columns[p] for p in id_parts}
             chunk.columns[names["item_id"]] = joined_keys(chunk, id_parts, seen_keys)

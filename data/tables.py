@@ -26,7 +26,7 @@ import numpy as np
 
 from edgerec.data.json_lines import ListCell, is_json_lines, json_header, read_json_chunks
 from edgerec.data.parts import data_files, is_parquet
-from edgerec.data.time_text import ISO_UTC, TimeText
+from edgerec.data.time_text import ISO_UTC, LocalTimeError, TimeText
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.vocab import MAX_TS
@@ -159,6 +159,7 @@ def read_chunks(
     quoted: bool = True,
     skipped: Skipped | None = None,
     header_option: str = "--columns",
+    zone: str | None = None,
 ) -> Iterator[Chunk]:
     """Yield chunks of a CSV/TSV/Parquet file, keeping only `columns` (all when None).
 
@@ -166,7 +167,8 @@ def read_chunks(
     `u.data`); `delimiter` may be several characters (`::` in MovieLens 1M).
     `quoted=False` for formats that never quote (MovieLens 100K): a `"` is then
     plain text, not the start of a quoted field; `header_option` is the option that gave `header` (named when
-    the file has a header line after all). With `skipped`, a row with too few or too many fields
+    the file has a header line after all); `zone` (--time-zone) is the zone of a Parquet timestamp column
+    stored without one (UTC when None). With `skipped`, a row with too few or too many fields
     is left out and counted there instead of stopping the read. A folder is read as its part files in
     name order (parts.py), each naming its own lines in errors. A file (or a folder's list of parts) that
     changed by the end of its read is refused: its rows would mix two versions.
@@ -177,7 +179,8 @@ def read_chunks(
             if skipped is not None:
                 skipped.part = part.name  # the lines it counts name their part
             yield from read_chunks(part, columns, delimiter=delimiter, header=header, chunk_rows=chunk_rows,
-                                   encoding=encoding, quoted=quoted, skipped=skipped, header_option=header_option)
+                                   encoding=encoding, quoted=quoted, skipped=skipped, header_option=header_option,
+                                   zone=zone)
         if data_files(path) != parts:  # a part added or taken away while the others were read
             raise DataError("folder's part files changed while they were read; import it again once nothing "
                             "writes to it", str(path))
@@ -188,7 +191,7 @@ def read_chunks(
         raise DataError("file is empty; expected " + ("at least one row" if header is not None else
                                                       "a header and at least one row"), str(path))
     if is_parquet(path):
-        yield from _read_parquet_chunks(path, columns, chunk_rows)
+        yield from _read_parquet_chunks(path, columns, chunk_rows, zone)
     elif is_json_lines(path):
         if header is not None:
             raise ConfigError("--columns names the columns of a file without a header line; a JSON Lines file "
@@ -676,7 +679,7 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError, advice: str | 
                      "than the log) or save the file as UTF-8"), str(path), max(line, 1))
 
 
-def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
+def _read_parquet_chunks(path: Path, columns, chunk_rows, zone: str | None = None) -> Iterator[Chunk]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -702,7 +705,8 @@ def _read_parquet_chunks(path: Path, columns, chunk_rows) -> Iterator[Chunk]:
     row = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=out_names):
         cols = {name: [_cell(v, name, path, row + i + 1) for i, v in
-                       enumerate(_as_ticks(batch.column(name), pa) if name in units else batch.column(name).to_pylist())]
+                       enumerate(_as_ticks(_zoned(batch.column(name), zone, name, path, row), pa) if name in units
+                                 else batch.column(name).to_pylist())]
                 for name in out_names}
         yield Chunk(cols, row + 1, str(path), floats, units=units or None)  # "line" of a Parquet file = 1-based row
         row += batch.num_rows
@@ -727,10 +731,36 @@ def _significand_bits(kind, pa) -> int | None:
 
 def _time_unit(kind, pa) -> str | None:
     """The unit a Parquet time column is read in: a timestamp's own (its integers count that unit since
-    1970 in UTC, whatever the zone shown; naive ones are taken as UTC), seconds for a date."""
+    1970 in UTC, whatever the zone shown; naive ones are read in --time-zone, UTC without it), seconds for
+    a date."""
     if pa.types.is_timestamp(kind):
         return kind.unit
     return "s" if pa.types.is_date(kind) else None
+
+
+def _zoned(column, zone: str | None, name: str, path: Path, row: int):
+    """A timestamp column stored without a zone, read in `zone` (--time-zone) as text times are; a local time
+    that a daylight-saving change makes ambiguous or skips is refused at its row, never guessed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if zone is None or not pa.types.is_timestamp(column.type) or column.type.tz is not None:
+        return column
+    try:
+        return pc.assume_timezone(column, timezone=zone, ambiguous="raise", nonexistent="raise")
+    except (pa.ArrowInvalid, ValueError) as exc:
+        bad = next((i for i in range(len(column)) if _fails(pc, column.slice(i, 1), zone)), None)
+        raise DataError(f"column '{name}' holds a local time that does not exist or comes twice in {zone} (a "
+                        f"daylight-saving change: {str(exc).splitlines()[0]}); store such times with their offset or in UTC, or drop "
+                        "the row", str(path), None if bad is None else row + bad + 1) from None
+
+
+def _fails(pc, one, zone: str) -> bool:
+    try:
+        pc.assume_timezone(one, timezone=zone, ambiguous="raise", nonexistent="raise")
+    except Exception:  # noqa: BLE001 (whatever Arrow raises for this row)
+        return True
+    return False
 
 
 def _as_ticks(column, pa) -> list:
@@ -830,7 +860,7 @@ def to_float(chunk: Chunk, name: str, dtype=np.float32, fix: str = _FIX) -> np.n
     return out.astype(dtype)
 
 
-def _text_seconds(values: list[str], unit: tuple[int, int], text: TimeText) -> np.ndarray:
+def _text_seconds(values: list[str], unit: tuple[int, int], text: TimeText, why: dict | None = None) -> np.ndarray:
     """Seconds of each value: a number in its unit, else text read as `text` says (every value through
     its format when it has one); NaN where a value does not read. Each distinct value is read once: logs
     dated by day (Netflix Prize, reviews) repeat a few thousand dates over millions of rows."""
@@ -843,6 +873,10 @@ def _text_seconds(values: list[str], unit: tuple[int, int], text: TimeText) -> n
         try:
             seconds[i] = (float(v) * unit[1] / unit[0] if text.format is None and _looks_numeric(v)
                           else text.seconds(v))
+        except LocalTimeError as exc:  # NaN, and why, for the error that names its line
+            seconds[i] = np.nan
+            if why is not None:
+                why[v] = str(exc)
         except ValueError as exc:
             if text.format is not None and ("directive" in str(exc) or "stray %" in str(exc)):
                 raise ConfigError(f"--time-format {text.format!r} cannot be read ({exc}); write it as Python's "
@@ -861,13 +895,14 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
     error naming its line, never a wrapped integer (with `lenient`, NaN: the caller drops the row)."""
     unit = (chunk.units or {}).get(name, unit)
     values, (ticks, step) = chunk.columns[name], time_unit(unit)
+    why: dict[str, str] = {}  # values whose local time a daylight-saving change leaves unknown
     if text.format is not None and name not in (chunk.units or {}):  # digits too go through the format
-        seconds = _text_seconds(values, (ticks, step), text)
+        seconds = _text_seconds(values, (ticks, step), text, why)
     else:
         try:
             seconds = np.asarray(values, dtype=np.float64) * step / ticks
         except ValueError:
-            seconds = _text_seconds(values, (ticks, step), text)
+            seconds = _text_seconds(values, (ticks, step), text, why)
     bad = np.flatnonzero(~(np.isfinite(seconds) & (seconds >= low) & (seconds <= MAX_TS)))
     if bad.size and lenient:
         seconds[bad] = np.nan
@@ -877,6 +912,8 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
         if name in (chunk.units or {}) and abs(seconds[i]) < 2.5e11:  # a Parquet timestamp: shown as a date
             shown = (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds[i]))).isoformat()
         gap = str(shown).strip()
+        if shown in why:
+            raise DataError(f"column '{name}' holds {shown!r}, {why[shown]}", *where)
         if not np.isfinite(seconds[i]) and gap.lower() in ("", "nan"):  # a gap in the log, not a strange value
             # NaN is how a float column (KuaiRec's timestamp, written by pandas or Polars) marks a missing time
             raise DataError(f"column '{name}' is {'empty' if not gap else 'NaN'}: every event needs its time; fill "

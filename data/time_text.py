@@ -38,6 +38,16 @@ def zone_of(text: str) -> tzinfo:
                           "offset (+08:00); on a system without a zone database, pip install tzdata") from None
 
 
+class LocalTimeError(ValueError):
+    """A time written without a zone that its --time-zone makes ambiguous (clocks went back) or skips."""
+
+
+def _repeated(stamp: datetime) -> bool:
+    """True when the wall time `stamp` shows comes twice (an autumn change), False when it is skipped."""
+    first, second = stamp.replace(fold=0), stamp.replace(fold=1)
+    return first.utcoffset() > second.utcoffset()
+
+
 @dataclass(frozen=True)
 class TimeText:
     """How a log's text times read: `format` (strptime; None: ISO-8601) and the `zone` of times written
@@ -77,6 +87,10 @@ class TimeText:
             stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=self.tz)
+            if stamp.utcoffset() != stamp.replace(fold=1).utcoffset():  # Python would pick one silently
+                raise LocalTimeError(f"a local time that {'comes twice' if _repeated(stamp) else 'does not exist'} "
+                                     f"in {self.zone} (a daylight-saving change), so its moment is unknown; write "
+                                     "such times with their offset (+01:00) or in UTC, or drop the row")
         return stamp.timestamp()
 
     def as_meta(self) -> dict:

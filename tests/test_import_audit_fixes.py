@@ -218,3 +218,44 @@ def test_the_early_row_is_named_when_the_real_dates_come_chunks_later(tmp_path):
     path.write_text("user_id,item_id,timestamp\nu1,i1,5000\n" + "".join(f"u2,i{i},1600000000{i:03d}\n" for i in range(9)))
     with pytest.raises(DataError, match="^log.csv:2: column 'timestamp' holds '5000'"):
         import_dataset("csv", path, options=ReadOptions(time_unit="ms", chunk_rows=2))
+
+
+# ------------------------------------------------------------- local times and --time-zone
+
+@pytest.mark.parametrize("when, what", [("2020-10-25T01:30:00", "comes twice"),
+                                        ("2020-03-29T01:30:00", "does not exist")])
+def test_a_local_time_a_daylight_saving_change_leaves_unknown_is_refused_at_its_line(tmp_path, when, what):
+    """Python picked the first of the two moments (or shifted a skipped time) and events were reordered."""
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu1,a,2020-06-01T12:00:00\nu1,b,{when}\n")
+    with pytest.raises(DataError, match=f"^log.csv:3: column 'timestamp' holds '{when}', a local time that {what} in "
+                                        "Europe/London"):
+        import_dataset("csv", path, options=ReadOptions(time_zone="Europe/London"))
+    for zone in ("+01:00", None):  # a fixed offset (or UTC) has no such times
+        assert len(import_dataset("csv", path, options=ReadOptions(time_zone=zone)).interactions) == 2
+
+
+def test_a_parquet_timestamp_without_a_zone_is_read_in_the_time_zone(tmp_path):
+    """--time-zone was ignored for a naive Parquet timestamp column (read as UTC), not for the same text."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def table(times, unit="us", tz=None):
+        path = tmp_path / f"log-{len(list(tmp_path.iterdir()))}.parquet"
+        pq.write_table(pa.table({"user_id": ["u1"] * len(times), "item_id": [f"i{k}" for k in range(len(times))],
+                                 "timestamp": pa.array(times, pa.timestamp(unit, tz))}), path)
+        return path
+
+    eight = dt.datetime(2020, 1, 1, 8, 0)
+    naive = table([eight])
+    shanghai = ReadOptions(time_zone="Asia/Shanghai")
+    assert import_dataset("parquet", naive, options=shanghai).interactions.timestamp.tolist() == [1577836800]
+    assert import_dataset("parquet", naive).interactions.timestamp.tolist() == [1577865600]  # UTC without it
+    aware = table([eight.replace(tzinfo=dt.timezone.utc)], tz="UTC")  # a zone of its own: kept
+    assert import_dataset("parquet", aware, options=shanghai).interactions.timestamp.tolist() == [1577865600]
+    twice = table([eight, dt.datetime(2020, 10, 25, 1, 30)])
+    with pytest.raises(DataError, match=r"^log-\d.parquet:2: column 'timestamp' holds a local time that does not "
+                                        "exist or comes twice in Europe/London"):
+        import_dataset("parquet", twice, options=ReadOptions(time_zone="Europe/London"))
