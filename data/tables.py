@@ -984,7 +984,13 @@ def split_seconds(chunk: Chunk, name: str, unit: str, seconds: np.ndarray) -> tu
     if per_second > 1 or step > 1:
         try:
             ticks = np.asarray(chunk.columns[name], dtype=np.int64)
-        except (ValueError, OverflowError):  # fractions or ISO-8601 strings: the float seconds
+        except OverflowError:  # a whole number past int64: through float64 its order within the second is lost
+            big = next((i for i, v in enumerate(chunk.columns[name])
+                        if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and abs(int(v)) >= 2 ** 63), 0)
+            raise DataError(f"column '{name}' holds {chunk.columns[name][big]!r}, past the largest count of "
+                            f"{unit_name(unit)} a 64-bit integer holds: check the unit, or correct that line",
+                            chunk.path, chunk.line_of(big)) from None
+        except ValueError:  # fractions or ISO-8601 strings: the float seconds
             ticks = None
         if ticks is not None and step > 1:  # whole steps (to_seconds checked their range): exact seconds
             return ticks * step, np.zeros(len(ticks), np.int64)

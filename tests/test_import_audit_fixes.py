@@ -259,3 +259,12 @@ def test_a_parquet_timestamp_without_a_zone_is_read_in_the_time_zone(tmp_path):
     with pytest.raises(DataError, match=r"^log-\d.parquet:2: column 'timestamp' holds a local time that does not "
                                         "exist or comes twice in Europe/London"):
         import_dataset("parquet", twice, options=ReadOptions(time_zone="Europe/London"))
+
+
+def test_a_whole_number_time_past_int64_is_refused_not_reordered(tmp_path):
+    """Read through float64, 2**63 + 1 and 2**63 ns tied and kept the file's (wrong) order."""
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,a,1600000000000000000\nu1,b,9223372036854775809\n")
+    with pytest.raises(DataError, match="^log.csv:3: column 'timestamp' holds '9223372036854775809', past the largest "
+                                        "count of nanoseconds a 64-bit integer holds"):
+        import_dataset("csv", path, options=ReadOptions(time_unit="ns"))
