@@ -32,6 +32,7 @@ class ReadOptions:
     time_format: str | None = None  # strptime format of the log's text times (None: ISO-8601)
     time_zone: str | None = None  # zone of the log's times written without one (None: UTC)
     duration_unit: str = "s"  # of an item table's durations: s, ms or min (DURATION_UNITS)
+    header_from: str = "--columns"  # what gave `header`: the option, or a release's file ("ml-100k's u.data")
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):

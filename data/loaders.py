@@ -270,7 +270,7 @@ def read_interactions(
     for chunk in chunks(skipped) if chunks is not None else read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
-        zone=options.time_zone,
+        zone=options.time_zone, header_option=options.header_from,
     ):
         if file_order:
             chunk.columns[FILE_ORDER] = [str(rows_read + i) for i in range(len(chunk))]

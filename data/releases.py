@@ -213,7 +213,8 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         )
         rating_opts = ReadOptions("\t", ("user", "item", "rating", "timestamp"), "utf-8",
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit,
-                                  quoted=False, skip_bad_rows=options.skip_bad_rows)
+                                  quoted=False, skip_bad_rows=options.skip_bad_rows,
+                                  header_from="ml-100k's u.data")
         ratings = folder / "u.data"
     elif fmt == "ml-1m":
         catalog, warnings = _read_movielens_items(
@@ -222,7 +223,8 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         )
         rating_opts = ReadOptions("::", ("user", "item", "rating", "timestamp"), "utf-8",  # digits; a mark skipped
                                   options.chunk_rows, options.sample_users, options.seed, options.time_unit,
-                                  skip_bad_rows=options.skip_bad_rows)
+                                  skip_bad_rows=options.skip_bad_rows,
+                                  header_from="ml-1m's ratings.dat")
         ratings = folder / "ratings.dat"
     elif fmt == "ml-latest":
         _check_movielens_header(folder / "movies.csv", ("movieId", "title", "genres"))

@@ -448,6 +448,10 @@ def _refuse_a_header_line(path: Path, names: list[str], delimiter: str, encoding
     # an item table's ids and titles are text too: a cell named like a column ('movie_id', 'title') says it
     named = option == "--items-header" and any(_COLUMN_NAME.fullmatch(c) for c in cells)
     if named or (not looks_like_data(cells, None) and _header_evident(cells, names, second, None)):
+        if not option.startswith("--"):  # a release's file, read in its own layout: no option to leave out
+            raise DataError(f"the first line is a header line, but {option} has none (the release writes its rows "
+                            "only): delete that line, or import the file as FORMAT csv with --user-col, --item-col "
+                            "and --time-col", str(path), 1)
         mapping = "--user-col, --item-col, --time-col" if option == "--columns" else "--item-columns"
         raise DataError(f"the first line is a header line (text where the rows below hold numbers or times, or "
                         f"the names {option} gives), but {option} says the file has none: leave {option} out "

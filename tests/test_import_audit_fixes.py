@@ -268,3 +268,16 @@ def test_a_whole_number_time_past_int64_is_refused_not_reordered(tmp_path):
     with pytest.raises(DataError, match="^log.csv:3: column 'timestamp' holds '9223372036854775809', past the largest "
                                         "count of nanoseconds a 64-bit integer holds"):
         import_dataset("csv", path, options=ReadOptions(time_unit="ns"))
+
+
+def test_a_release_file_with_a_header_line_says_to_delete_it(tmp_path):
+    """It said to leave out --columns, which the user never passed and ml-100k refuses."""
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||http://x" + ML_FLAGS + "\n")
+    (folder / "u.data").write_text("user_id\titem_id\trating\ttimestamp\n1\t1\t3\t881250949\n")
+    with pytest.raises(DataError) as err:
+        import_dataset("ml-100k", folder)
+    assert str(err.value) == ("u.data:1: the first line is a header line, but ml-100k's u.data has none (the release "
+                              "writes its rows only): delete that line, or import the file as FORMAT csv with "
+                              "--user-col, --item-col and --time-col")
