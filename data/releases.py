@@ -186,7 +186,7 @@ def _check_movielens_folder(fmt: str, folder: Path) -> None:
 def _check_movielens_header(path: Path, needed: tuple[str, ...]) -> None:
     """The columns ml-latest reads by name (a missing one was a KeyError for movies.csv, and for ratings.csv
     a hint at --user-col, which MovieLens formats do not read)."""
-    present = read_header(path)
+    present = read_header(path, encoding=item_file_encoding(path))  # movies.csv may be latin-1, as the others
     missing = [c for c in needed if c not in present]
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)}; ml-latest reads {path.name} with the header line "

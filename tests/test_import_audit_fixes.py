@@ -281,3 +281,14 @@ def test_a_release_file_with_a_header_line_says_to_delete_it(tmp_path):
     assert str(err.value) == ("u.data:1: the first line is a header line, but ml-100k's u.data has none (the release "
                               "writes its rows only): delete that line, or import the file as FORMAT csv with "
                               "--user-col, --item-col and --time-col")
+
+
+def test_an_ml_latest_movies_file_in_latin_1_reads_as_the_other_releases_item_files(tmp_path):
+    """Its header check read it as UTF-8 and asked for --encoding, which ml-latest refuses."""
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "movies.csv").write_bytes("movieId,title,genres\n1,Toy Story (1995),Comedy\n4,Café (2001),Drama\n"
+                                        .encode("latin-1"))
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,4,3.0,964982704\n")
+    dataset = import_dataset("ml-latest", folder)
+    assert dataset.catalog.text["title"] == ["Toy Story", "Café"]
