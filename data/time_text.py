@@ -84,7 +84,8 @@ class TimeText:
         if self.format is not None:
             stamp = datetime.strptime(text, self.format)
         else:
-            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
+            # Python 3.10 reads no "Z", nor the lower-case "t" and "z" RFC 3339 allows
+            stamp = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=self.tz)
             if stamp.utcoffset() != stamp.replace(fold=1).utcoffset():  # Python would pick one silently

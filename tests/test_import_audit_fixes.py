@@ -292,3 +292,9 @@ def test_an_ml_latest_movies_file_in_latin_1_reads_as_the_other_releases_item_fi
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,4,3.0,964982704\n")
     dataset = import_dataset("ml-latest", folder)
     assert dataset.catalog.text["title"] == ["Toy Story", "Café"]
+
+
+def test_rfc_3339_lower_case_t_and_z_read_as_upper_case(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,a,2020-01-01t00:00:00z\nu1,b,2020-01-01T00:00:01Z\n")
+    assert import_dataset("csv", path).interactions.timestamp.tolist() == [1577836800, 1577836801]

@@ -718,8 +718,8 @@ STRPTIME_HINT = ("; for times written another way pass --time-format, as Python'
     ("", 0, "column 't' is empty: every event needs its time; fill it in or drop the row (an import with "
             "--skip-bad-rows leaves such rows out and counts them)"),
     ("soon", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'" + STRPTIME_HINT),
-    ("2020-01-01T00:00:00z", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found "
-                                "'2020-01-01T00:00:00z'" + STRPTIME_HINT),
+    ("2020-01-01T25:00:00", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found "
+                               "'2020-01-01T25:00:00'" + STRPTIME_HINT),
     ("soon", -1e11, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'"),  # item table
     ("202001311230", 0, "column 't' holds '202001311230', a date and time written as a number (yyyymmddHHMM[SS]), "
                         "not epoch seconds: write the times as ISO-8601 (2020-01-31T12:30:00) or epoch seconds"),
