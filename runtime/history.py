@@ -81,6 +81,9 @@ class HistoryStore:
                 self.db.close()
             if isinstance(exc, HistoryError):
                 raise
+            if isinstance(exc, getattr(self, "_busy", ())) and "locked" in str(exc):  # not damage: another holder
+                raise HistoryError(f"history database {self.file} is locked by another process ({exc}); close the "
+                                   "other app (or wait for `edgerec history encrypt` to finish) and try again") from None
             if getattr(self, "encrypted", False):
                 raise HistoryError(f"history database {self.file} failed its integrity check ({exc}): a page was "
                                    "damaged or altered. Nothing was changed; restore the file from a backup") from None

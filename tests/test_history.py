@@ -540,3 +540,20 @@ def test_a_history_path_that_cannot_be_one_is_an_edgerec_error_naming_no_folder(
     with pytest.raises(error, match=re.escape(message)) as err:
         HistoryStore(path)
     assert str(tmp_path) not in str(err.value)
+
+
+def test_a_history_held_exclusively_by_another_connection_is_locked_not_damaged(tmp_path):
+    """An exclusive holder (`history encrypt` runs so) was reported as 'if it is damaged, recover it'."""
+    path = tmp_path / "h.db"
+    HistoryStore(path).close()
+    holder = sqlite3.connect(path)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(HistoryError, match="is locked by another process .*close the other app") as err:
+            HistoryStore(path, timeout=0.1)
+        assert "recover" not in str(err.value)
+    finally:
+        holder.rollback()
+        holder.close()
+    HistoryStore(path).close()
