@@ -308,7 +308,6 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
     """Copy every readable event, preference, added item and privacy-ledger entry of a damaged history into a
     new file (the ledger's failed reads become one entry of the whole budget: what was spent is not known).
     `key`: the history is encrypted (SQLCipher), and so is the new file, with the same key."""
-    from edgerec.runtime.history import HistoryStore
 
     path = Path(checks.path(path, "the damaged history's path"))
     out = Path(checks.path(out, "the recovered history's path"))
@@ -317,6 +316,26 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
     check_file(path, encrypted=key is not None, writable=False)  # a read-only copy can be recovered from
     if out.exists():
         raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the recovered history")
+    if os.access(path.parent, os.W_OK | os.X_OK):
+        return _recover_from(path, out, key)
+    # SQLite cannot open a write-ahead-log history in a folder it cannot write, not even read-only (it needs
+    # its -shm file there): recover from a copy in a private temporary folder, removed at once
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="edgerec-recover-"))
+    try:
+        for part in (path, path.with_name(path.name + "-wal")):
+            if part.exists():
+                shutil.copyfile(part, folder / part.name)
+        return _recover_from(folder / path.name, out, key)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
+    from edgerec.runtime.history import HistoryStore
+
     if key is not None:
         from edgerec.runtime.secure_db import open_read_only  # here: secure_db imports this module
 

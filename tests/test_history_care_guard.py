@@ -743,3 +743,22 @@ def test_a_damaged_file_whose_sequence_was_altered_into_text_is_recovered(tmp_pa
     db = damaged_history(tmp_path / "h.db", "'many'", "item-01500")
     report = hc.recover(db, tmp_path / "out.db")
     assert 2800 < report["events"] < 3000 and report["unreadable"] > 0
+
+
+def test_a_history_in_a_folder_this_app_cannot_write_is_recovered_from_a_private_copy(tmp_path, monkeypatch):
+    """SQLite cannot open a WAL history read-only where it cannot make its -shm file: recover() called such a
+    healthy file 'damaged beyond its table list'. (Run as root, file modes do not stop SQLite, so the folder
+    is made to look read-only to the check.)"""
+    (tmp_path / "ro").mkdir()
+    store = HistoryStore(tmp_path / "ro" / "h.db")
+    for i in range(40):
+        store.record("ann", f"i{i}", "play")
+    store.close()
+    real_access = os.access
+    monkeypatch.setattr(hc.os, "access", lambda p, mode: False if Path(p) == tmp_path / "ro" else real_access(p, mode))
+    copies = []
+    real_copy = hc._recover_from
+    monkeypatch.setattr(hc, "_recover_from", lambda p, out, key: copies.append(p) or real_copy(p, out, key))
+    report = hc.recover(tmp_path / "ro" / "h.db", tmp_path / "out.db")
+    assert report["events"] == 40 and report["unreadable"] == 0
+    assert copies and copies[0].parent != tmp_path / "ro" and not copies[0].parent.exists()  # the copy is gone
