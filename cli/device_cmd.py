@@ -66,8 +66,8 @@ def open_store(history_path: str, access: dict):
     return open_history(history_path, **access)
 
 
-def existing_store(path: str, access: dict):
-    """The history at `path`; commands that only read or delete never create one by mistake."""
+def refuse_missing_history(path: str) -> None:
+    """Commands that only read or delete a history never create one by mistake."""
     from pathlib import Path
 
     from edgerec.errors import HistoryError
@@ -75,6 +75,11 @@ def existing_store(path: str, access: dict):
 
     if not Path(path).is_file():  # the name only: a full path can name the user
         raise HistoryError(f"no history database {file_name(path)!r}; pass the right file with --history")
+
+
+def existing_store(path: str, access: dict):
+    """The history at `path`, which must exist (refuse_missing_history)."""
+    refuse_missing_history(path)
     return open_store(path, access)
 
 

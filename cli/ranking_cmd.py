@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.device_cmd import HISTORY
+from edgerec.cli.device_cmd import HISTORY, refuse_missing_history
 from edgerec.cli.output import console, example, key_values, table, write_json
 from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
 
@@ -62,6 +62,7 @@ def explain(bundle, user, history_path, access, k, device, hour, top, plot, json
     from edgerec.runtime.explain_scores import explain_list
     from edgerec.studies.explain import plot_contributions
 
+    refuse_missing_history(history_path)  # it explains a user's history: a mistyped name would make a new file
     context = {k: v for k, v in (("device", device), ("hour", hour)) if v is not None}
     with Recommender.open(bundle, history=history_path, **access) as rec:
         items = explain_list(rec, user, k, context or None)

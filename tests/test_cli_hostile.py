@@ -76,9 +76,10 @@ def test_every_device_command_refuses_a_bad_history(files, history):
         assert not (files["tmp"] / "o.out").exists()
 
 
-def test_show_a_typo_does_not_create_the_file(tmp_path):
-    result = run(["history", "show", "ann", "--history", str(tmp_path / "typo.db")])
-    assert "no history database" in result.output and not (tmp_path / "typo.db").exists()
+@pytest.mark.parametrize("command", [["history", "show", "ann"], ["explain", str(GOLDEN), "--user", "ann"]])
+def test_a_typo_in_a_reading_command_does_not_create_the_file(tmp_path, command):
+    result = run([*command, "--history", str(tmp_path / "typo.db")])
+    assert "no history database 'typo.db'" in result.output and not (tmp_path / "typo.db").exists()
 
 
 def test_negative_last_and_nan_diversity_are_refused(files):

@@ -12,6 +12,7 @@ from stand_ins import ProviderCatalog
 from edgerec.cli.main import cli
 from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.fairness import exposure, fair_relevance, gini, provider_cap, provider_lift
+from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.scorer import FEATURES, LinearScorer
 from edgerec.runtime.vocab import MODALITIES
 
@@ -138,7 +139,8 @@ def test_explain_prints_contributions_and_plots(scorer_bundle, tmp_path):
 
 
 def test_explain_refuses_a_bundle_without_a_scorer(tiny_bundle, tmp_path):
-    result = CliRunner().invoke(cli, ["explain", str(tiny_bundle), "--user", "x", "--history", str(tmp_path / "h")])
+    HistoryStore(tmp_path / "h.db").record("x", "i00001", "play")
+    result = CliRunner().invoke(cli, ["explain", str(tiny_bundle), "--user", "x", "--history", str(tmp_path / "h.db")])
     assert result.exit_code != 0 and "no interpretable scorer" in result.output
 
 
