@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, example, fmt, key_values, table
+from edgerec.cli.output import FiniteRange, console, example, fmt, key_values, table
 
 
 @click.command("export", epilog=example(
@@ -32,7 +32,7 @@ from edgerec.cli.output import console, example, fmt, key_values, table
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Record the teacher's metrics.")
 @click.option("--content", type=click.Path(exists=True, file_okay=False),
               help="A content student (`edgerec content distill`) to ship for new items and tagging.")
-@click.option("--min-agreement", default=0.9, show_default=True, help="Top-10 agreement a quantized file must keep.")
+@click.option("--min-agreement", default=0.9, show_default=True, type=FiniteRange(0, 1), help="Top-10 agreement a quantized file must keep.")
 @click.option("--name", help="Bundle name (default: the folder name).")
 @click.option("--popularity", type=click.Path(exists=True, dir_okay=False),
               help="The popularity prior to ship, estimated from DP device reports (JSON from "

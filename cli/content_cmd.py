@@ -33,7 +33,7 @@ def content_group() -> None:
               help="Width of the student's token vectors. Default: 176 (128 before 2026-12-02; closer to "
                    "MiniLM), 128 with --contextual; either keeps the int8 student of all-MiniLM-L6-v2 under a "
                    "quarter of MiniLM int8's bytes.")
-@click.option("--epochs", default=None, type=int,
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
               help="Default: 10 from the vocabulary, 30 without, 5 for the contextual student.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--vocabulary/--no-vocabulary", default=True, show_default=True,

@@ -21,7 +21,7 @@ def data_group() -> None:
 
 @data_group.command("synth", epilog=example("edgerec data synth --out data/world --users 5000 --items 20000"))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
-@click.option("--users", default=5_000, show_default=True)
+@click.option("--users", default=5_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--items", default=20_000, show_default=True)
 @click.option("--events", default=500_000, show_default=True, help="Approximate number of events.")
 @click.option("--seed", default=0, show_default=True)

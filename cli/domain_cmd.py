@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import console, example, table, write_json
+from edgerec.cli.output import FiniteRange, console, example, table, write_json
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -80,7 +80,7 @@ def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
 @click.argument("target", type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR, help="Events of both domains (users in both).")
 @click.option("--by", default="modality", show_default=True)
-@click.option("--ridge", default=1.0, show_default=True)
+@click.option("--ridge", default=1.0, show_default=True, type=FiniteRange(min=0))
 @click.option("--method", "methods", type=click.Choice(["mapping", "direct"]), multiple=True,
               default=("mapping", "direct"), show_default=True,
               help="mapping: fit to TARGET's pooled user vectors; direct: fit to its item scores, with a "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import example
+from edgerec.cli.output import PLOT_OUT, example
 from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
 from edgerec.errors import ConfigError
 
@@ -56,7 +56,7 @@ def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
 
         for option in reversed([
             click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundles were built on."),
-            click.option("--users", default=users, show_default=True, help="Simulated users."),
+            click.option("--users", default=users, show_default=True, type=click.IntRange(min=1), help="Simulated users."),
             click.option("--days", default=days, show_default=True, help="Days of the experiment."),
             click.option("--pre-days", default=pre_days, show_default=True,
                          help="Days before it under the control (CUPED's pre-period)."),
@@ -103,7 +103,7 @@ def experiment_group() -> None:
 @click.argument("bundle", type=BUNDLE)
 @click.option("--policy", "policy", help="JSON Policy fields, e.g. '{\"diversity\": 0.3}'.")
 @sim_options()
-@click.option("--plot", "plot_out", type=FILE_OUT, help="Plays per active user by day, with 95% bands.")
+@click.option("--plot", "plot_out", type=PLOT_OUT, help="Plays per active user by day, with 95% bands.")
 def simulate(bundle, policy, data_dir, sim, json_out, plot_out) -> None:
     """Serve one bundle to simulated users; online metrics per day and overall."""
     from edgerec.studies.experiments import SimulateStudy
@@ -119,7 +119,7 @@ def simulate(bundle, policy, data_dir, sim, json_out, plot_out) -> None:
 @click.option("--report-epsilon", type=click.FloatRange(0, 20, min_open=True),
               help="Also test the figures the devices would report at this local epsilon (experiment analyze).")
 @sim_options()
-@click.option("--plot", "plot_out", type=FILE_OUT)
+@click.option("--plot", "plot_out", type=PLOT_OUT)
 def ab(control, treatment, policy_a, policy_b, metric, report_epsilon, data_dir, sim, json_out, plot_out) -> None:
     """A/B test: Welch, bootstrap CI, CUPED, mSPRT, power, and a ship / do not ship / inconclusive verdict."""
     from edgerec.studies.experiments import ABStudy
@@ -149,7 +149,7 @@ def analyze(reports, experiment, metric, control, treatment, interleaved, json_o
 @experiment_group.command("aa", epilog=example(
     "edgerec experiment aa runs/demo/bundle --data runs/demo/data --experiments 200"))
 @click.argument("bundle", type=BUNDLE)
-@click.option("--experiments", default=200, show_default=True, help="A/A splits of the one simulated log.")
+@click.option("--experiments", default=200, show_default=True, type=click.IntRange(min=1), help="A/A splits of the one simulated log.")
 @click.option("--interleaving", is_flag=True,
               help="Interleave the bundle with itself and redraw the team coins instead of splitting users.")
 @sim_options()
@@ -177,7 +177,7 @@ def interleave(control, treatment, policy_a, policy_b, data_dir, sim, json_out) 
     "edgerec experiment ope runs/demo/bundle --policy-b '{\"diversity\": 0.3}' --data runs/demo/data"))
 @two_arms
 @click.option("--temperature", default=2.0, show_default=True, help="Plackett-Luce temperature of exploration.")
-@click.option("--seeds", default=1, show_default=True,
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
               help="Repeat under this many seeds (SEED, SEED + 1, ...); reports each estimator's mean relative "
                    "error, its s.d. and the share of seeds within 5% and closer than IPS.")
 # 5,000 lists by default (1,000 users x 5 days; fewer users on a smaller data set): 300 lists, the old
@@ -195,7 +195,7 @@ def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, si
     "edgerec experiment sensitivity runs/demo/bundle runs/demo/bundle-teacher --data runs/demo/data "
     "--visits-sigma 0.9"))
 @two_arms
-@click.option("--seeds", default=1, show_default=True,
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
               help="Repeat on other users (SEED, SEED + 1, ...) and pool them into one more row.")
 @sim_options()
 def sensitivity(control, treatment, policy_a, policy_b, seeds, data_dir, sim, json_out) -> None:
@@ -236,7 +236,7 @@ def _named_arms(arms: tuple[str, ...], policies: tuple[str, ...]) -> list:
 @click.option("--policy", "policies", multiple=True, help="NAME=JSON Policy fields for one arm (repeatable).")
 @click.option("--offline-users", default=300, show_default=True, help="Held-out users replayed for NDCG@10.")
 @sim_options(days=5, pre_days=0)
-@click.option("--plot", "plot_out", type=FILE_OUT, help="Offline NDCG@10 against simulated plays per day.")
+@click.option("--plot", "plot_out", type=PLOT_OUT, help="Offline NDCG@10 against simulated plays per day.")
 def agreement(arms, policies, offline_users, data_dir, sim, json_out, plot_out) -> None:
     """Offline NDCG@10 beside simulated online metrics for each arm, and their rank correlation."""
     from edgerec.studies.agreement import AgreementStudy

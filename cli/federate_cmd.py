@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import example
+from edgerec.cli.output import PLOT_OUT, example
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 FILE_OUT = click.Path(dir_okay=False, path_type=Path)
@@ -20,7 +20,7 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
               help="Folder for the early data, bundle v1, the upper bound and the new bundles.")
 @click.option("--rounds", default=20, show_default=True)
 @click.option("--clients", default=100, show_default=True, help="Devices per round (expected; Poisson sampling).")
-@click.option("--devices", default=400, show_default=True, help="At most this many simulated devices.")
+@click.option("--devices", default=400, show_default=True, type=click.IntRange(min=1), help="At most this many simulated devices.")
 @click.option("--train-minutes", default=10.0, show_default=True,
               help="Time cap of each of the two trainings (v1, the upper bound); their budget follows the data.")
 @click.option("--early-share", default=0.7, show_default=True, help="Share of events (by time) that trains v1.")
@@ -52,7 +52,7 @@ FILE_OUT = click.Path(dir_okay=False, path_type=Path)
                    "DP-FedAvg on a population that many times larger, same sampling rate).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT, help="Where the record goes.  [default: OUT/federated.json]")
-@click.option("--plot", "plot_out", type=FILE_OUT, help="Where the plot goes.  [default: OUT/federated.png]")
+@click.option("--plot", "plot_out", type=PLOT_OUT, help="Where the plot goes.  [default: OUT/federated.png]")
 def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr,
              fixed_server_lr, local_steps, local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
              dp_population_scale, seed, json_out, plot_out) -> None:

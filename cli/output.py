@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -99,6 +100,36 @@ def progress_bar(description: str) -> Iterator:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+class FiniteRange(click.FloatRange):
+    """A float range that refuses NaN and infinities: click's range compares, and NaN passes every comparison."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class PlotPath(click.Path):
+    """A figure's file: its suffix picks matplotlib's format, so one it cannot write (.json, .txt) is refused
+    before the work, not by a traceback after it."""
+
+    FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+    def __init__(self):
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if Path(path).suffix.lower() not in self.FORMATS:
+            self.fail(f"{str(value)!r} must end in {', '.join(self.FORMATS[:-1])} (its suffix picks the image "
+                      "format)", param, ctx)
+        return path
+
+
+PLOT_OUT = PlotPath()
 
 
 class VocabularyChoice(click.Choice):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgerec.cli.device_cmd import HISTORY, refuse_missing_history
-from edgerec.cli.output import console, example, key_values, table, write_json
+from edgerec.cli.output import PLOT_OUT, console, example, key_values, table, write_json
 from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
 
 
@@ -54,7 +54,7 @@ def train_scorer(data_dir, retrieval, ranker, out, events_per_user, test) -> Non
 @click.option("--device", help="Context: the device type (phone, tv, tablet, web).")
 @click.option("--hour", type=float, help="Context: the hour of day (default: now).")
 @click.option("--top", default=4, show_default=True, type=click.IntRange(1), help="Contributions shown per item.")
-@click.option("--plot", type=FILE_OUT, help="Write a PNG of each item's contributions.")
+@click.option("--plot", type=PLOT_OUT, help="Write a PNG of each item's contributions.")
 @click.option("--json", "json_out", type=FILE_OUT)
 def explain(bundle, user, history_path, access, k, device, hour, top, plot, json_out) -> None:
     """The user's list with each item's score split into per-feature contributions (the bundle's scorer)."""
@@ -90,12 +90,12 @@ def report_group() -> None:
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was exported from.")
 @click.option("--history", "history_path", type=FILE_OUT,
               help="Device history database to replay users into (default: a temporary one).")
-@click.option("--users", default=200, show_default=True)
+@click.option("--users", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--weights", default="0.25,0.5,1,2", show_default=True, callback=lambda _c, _p, v: _weights(v),
               help="Fairness weights to trade off, comma-separated (each >= 0).")
 @click.option("--json", "json_out", type=FILE_OUT)
-@click.option("--plot", "plot_out", type=FILE_OUT)
+@click.option("--plot", "plot_out", type=PLOT_OUT)
 def fairness(bundle, data_dir, history_path, users, seed, weights, json_out, plot_out) -> None:
     """Exposure by provider, language, modality and popularity; popularity bias; accuracy by segment;
     the fair re-ranking weight's trade-off against a per-provider cap."""

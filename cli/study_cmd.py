@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import console, example, fmt, print_study, write_json
+from edgerec.cli.output import PLOT_OUT, FiniteRange, console, example, fmt, print_study, write_json
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 FILE_OUT = click.Path(dir_okay=False, path_type=Path)
@@ -46,7 +46,7 @@ def study_group() -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the reduced data, the model and one bundle per student.")
 @click.option("--held-items", default=600, show_default=True, help="Items removed from training.")
-@click.option("--epochs", default=8, show_default=True)
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--minilm", is_flag=True, help="Also place the new items with MiniLM itself (on the host): "
                                              "the reference the students approximate.")
@@ -79,7 +79,7 @@ def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, enc
 @click.option("--student", required=True, type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR)
 @click.option("--json", "json_out", type=FILE_OUT, default="compression.json", show_default=True)
-@click.option("--plot", "plot_out", type=FILE_OUT, default="compression.png", show_default=True)
+@click.option("--plot", "plot_out", type=PLOT_OUT, default="compression.png", show_default=True)
 def compression(teacher, student, data_dir, json_out, plot_out) -> None:
     """Export every variant for real, run it with its engine, and tabulate bytes, NDCG@10 and latency."""
     from edgerec.studies.compression import CompressionStudy
@@ -108,7 +108,7 @@ def content(student, data_dir, encoder_dir, held_out, seed, baselines, unseen, j
 @study_group.command("replay", epilog=example("edgerec study replay bundle --data data/world --users 300"))
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
-@click.option("--users", default=300, show_default=True, help="Held-out users replayed into the device.")
+@click.option("--users", default=300, show_default=True, type=click.IntRange(min=1), help="Held-out users replayed into the device.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--history", "history_path", type=FILE_OUT,
               help="Keep the device's history database here (default: a temporary one, deleted after).")
@@ -168,11 +168,11 @@ def newcomers(bundle, data_dir, users, seed, json_out) -> None:
 @study_group.command("dp-popularity", epilog=example(
     "edgerec study dp-popularity --data data/world --prior pop.json --json dp.json --plot dp.png"))
 @click.option("--data", "data_dir", required=True, type=DIR, help="Whose consumption the devices report.")
-@click.option("--epsilon", "epsilons", multiple=True, type=float, default=(0.5, 1.0, 2.0, 4.0), show_default=True)
-@click.option("--devices", multiple=True, type=int, default=(10_000, 100_000, 300_000, 1_000_000),
+@click.option("--epsilon", "epsilons", multiple=True, type=FiniteRange(min=0, min_open=True), default=(0.5, 1.0, 2.0, 4.0), show_default=True)
+@click.option("--devices", multiple=True, type=click.IntRange(min=1), default=(10_000, 100_000, 300_000, 1_000_000),
               show_default=True)
-@click.option("--trials", default=5, show_default=True)
-@click.option("--zipf", type=float, help="Devices consume by Zipf(s) over the items (in the data's popularity "
+@click.option("--trials", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--zipf", type=FiniteRange(min=0, min_open=True), help="Devices consume by Zipf(s) over the items (in the data's popularity "
                                          "order) instead of the data's own shares.")
 @click.option("--prior", "prior_out", type=FILE_OUT,
               help="Write the estimate at epsilon 1 and 300k devices as a prior for `edgerec export --popularity`.")
@@ -180,7 +180,7 @@ def newcomers(bundle, data_dir, users, seed, json_out) -> None:
               help="Reports reach the host in shuffled batches of all devices: --epsilon is the central epsilon, "
                    "each device randomizes at the larger local one the shuffle amplifies down to it.")
 @click.option("--json", "json_out", type=FILE_OUT)
-@click.option("--plot", "plot_out", type=FILE_OUT)
+@click.option("--plot", "plot_out", type=PLOT_OUT)
 def dp_popularity(data_dir, epsilons, devices, trials, zipf, prior_out, shuffled, json_out, plot_out) -> None:
     """Item popularity from locally DP device reports (OLH): recall of the top items and count error."""
     from edgerec.studies.dp_popularity import DPPopularityStudy
@@ -210,7 +210,7 @@ def alias(command: click.Command, example_line: str) -> click.Command:
 @click.option("--anchor", help="The content space: use-multilingual or an encoder folder (default: hashed words).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=FILE_OUT)
-@click.option("--plot", "plot_out", type=FILE_OUT)
+@click.option("--plot", "plot_out", type=PLOT_OUT)
 def transfer(data_dir, synthetic, couplings, source, target, by, anchor, seed, json_out, plot_out) -> None:
     """NDCG@10 in the target domain for users with only source-domain history: content, mapping and
     direct transfer against target popularity and a target-only model."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import console, example, key_values, table
+from edgerec.cli.output import FiniteRange, console, example, key_values, table
 from edgerec.runtime.checks import file_name
 
 # The options shared by train and distill, declared once.
@@ -23,7 +23,7 @@ MODEL_OPTIONS = [
     click.option("--content", "content_specs", multiple=True, metavar="NAME=FILE.npy",
                  help="Per-modality item vectors fused into the item tower (rows in items.csv order), "
                       "e.g. --content text=text.npy --content audio=audio.npy."),
-    click.option("--epochs", type=int, help="Hard cap on epochs (default: the step budget decides)."),
+    click.option("--epochs", type=click.IntRange(min=1), help="Hard cap on epochs (default: the step budget decides)."),
     click.option("--steps", type=int, help="Target optimizer steps (default: from the data size, at least 3000)."),
     click.option("--batch-size", default=128, show_default=True),
     click.option("--lr", default=2e-3, show_default=True),
@@ -184,10 +184,10 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
               help="With your own teacher: its (items, dim) float32 .npy item vectors in items.csv order.")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--top-k", default=32, show_default=True, help="Teacher candidates per position.")
+@click.option("--top-k", default=32, show_default=True, type=click.IntRange(min=1), help="Teacher candidates per position.")
 @click.option("--kd-weight", default=1.0, show_default=True, help="Weight of the listwise distillation loss.")
-@click.option("--kd-temperature", default=1.0, show_default=True)
-@click.option("--align", default=0.0, show_default=True, help="Weight of hidden-state alignment (0 = off).")
+@click.option("--kd-temperature", default=1.0, show_default=True, type=FiniteRange(min=0, min_open=True))
+@click.option("--align", default=0.0, show_default=True, type=FiniteRange(min=0), help="Weight of hidden-state alignment (0 = off).")
 @click.option("--max-bytes", type=int, help="Pick the student's width and layers to fit this many bytes of int8 "
                                             "bundle (encoder + item table); --dim and --layers are then searched.")
 @click.option("--candidates", default=3, show_default=True, help="With --max-bytes: fitting students trained.")

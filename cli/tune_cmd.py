@@ -21,7 +21,7 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
               help="model: width, layers, heads, dropout, lr, history, loss, negatives, features. "
                    "policy: the runtime's diversity, freshness and popularity blend over --model.")
 @click.option("--minutes", default=30.0, show_default=True, help="Time budget of this call.")
-@click.option("--trials", type=int, help="Total trials the study should reach (a resumed study counts its old ones).")
+@click.option("--trials", type=click.IntRange(min=1), help="Total trials the study should reach (a resumed study counts its old ones).")
 @click.option("--strategies", default="sasrec", show_default=True,
               help="Comma-separated strategies to compare: sasrec, two-tower, hybrid (sasrec + item-kNN), itemknn.")
 @click.option("--space", "space_specs", multiple=True, metavar="NAME=V1,V2",

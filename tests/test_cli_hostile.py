@@ -135,3 +135,30 @@ def test_scorer_train_refuses_fewer_than_one_event_per_user(tmp_path, count):
     result = run(["scorer", "train", "--data", str(tmp_path), "--retrieval", str(tmp_path), "--out",
                   str(tmp_path / "s"), f"--events-per-user={count}"])
     assert f"Invalid value for '--events-per-user': {count} is not in the range x>=1" in result.output
+
+
+@pytest.mark.parametrize("args, option", [
+    (["study", "replay", "{b}", "--data", "{d}", "--users", "0"], "--users"),
+    (["study", "replay", "{b}", "--data", "{d}", "--users", "-3"], "--users"),
+    (["report", "fairness", "{b}", "--data", "{d}", "--users", "0"], "--users"),
+    (["experiment", "aa", "{b}", "--data", "{d}", "--experiments", "0"], "--experiments"),
+    (["experiment", "ope", "{b}", "--data", "{d}", "--policy-b", "{{}}", "--seeds", "0"], "--seeds"),
+    (["study", "dp-popularity", "--data", "{d}", "--epsilon", "0"], "--epsilon"),
+    (["study", "dp-popularity", "--data", "{d}", "--epsilon", "nan"], "--epsilon"),
+    (["study", "dp-popularity", "--data", "{d}", "--zipf", "nan"], "--zipf"),
+    (["study", "dp-popularity", "--data", "{d}", "--devices", "0"], "--devices"),
+    (["export", "--model", "{d}", "--data", "{d}", "--out", "{d}/x", "--min-agreement", "nan"], "--min-agreement"),
+    (["export", "--model", "{d}", "--data", "{d}", "--out", "{d}/x", "--min-agreement", "-1"], "--min-agreement"),
+    (["distill", "--teacher", "{d}", "--data", "{d}", "--out", "{d}/x", "--align", "nan"], "--align"),
+    (["distill", "--teacher", "{d}", "--data", "{d}", "--out", "{d}/x", "--kd-temperature", "nan"], "--kd-temperature"),
+    (["distill", "--teacher", "{d}", "--data", "{d}", "--out", "{d}/x", "--top-k", "0"], "--top-k"),
+    (["content", "distill", "--data", "{d}", "--out", "{d}/x", "--epochs", "0"], "--epochs"),
+    (["bench", "{b}", "--plot", "{d}/x.txt"], "--plot"),
+    (["report", "fairness", "{b}", "--data", "{d}", "--plot", "{d}/x.json"], "--plot"),
+    (["domains", "bridge", "{b}", "{b}", "--data", "{d}", "--out", "{d}/x", "--ridge", "-1"], "--ridge"),
+])
+def test_counts_and_numbers_out_of_range_are_refused_before_any_work(tmp_path, args, option):
+    """Each of these ran and then failed with a traceback (ZeroDivisionError, IndexError, matplotlib's
+    ValueError), or exited 0 with an empty or impossible result, or turned a check off (NaN)."""
+    args = [a.format(b=GOLDEN, d=tmp_path) for a in args]
+    assert f"Invalid value for '{option}'" in run(args).output

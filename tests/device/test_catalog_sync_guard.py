@@ -32,6 +32,8 @@ class Catalog:
     """Bundle rows 0..1 ('b0', 'b1'); added rows from 2."""
 
     base_count = 2
+    numeric: dict = {}  # no metadata columns: an added item's metadata is checked against none (checked_meta)
+    categorical: dict = {}
 
     def __init__(self, added=()):
         self.added = list(added)
@@ -105,25 +107,26 @@ def test_an_unreadable_history_stops_the_open_but_not_a_later_request():
 
 
 def test_applying_removes_active_items_and_adds_or_updates_the_others():
-    same = AddedItem("kept", np.array([1.0, 0.0], np.float32), {"title": "K"})
-    gone = AddedItem("was-removed", None, {"title": "R"})
+    same = AddedItem("kept", np.array([1.0, 0.0], np.float32), {"title": "K", "tags": []})
+    gone = AddedItem("was-removed", None, {"title": "R", "tags": []})
     catalog = Catalog([same, gone])
     catalog.retired.add(1)  # bundle item b1 is already removed
+    # metadata as add_items() saves it (checked again when read back: checked_meta)
     saved = [("b0", None, {}, True), ("b1", None, {}, True), ("unknown", None, {}, True),
              ("was-removed", None, {}, True),
-             ("kept", blob(1.0, 0.0), {"title": "K"}, False),  # unchanged: nothing to do
-             ("kept", blob(1.0, 0.0), {"title": "K2"}, False),  # new metadata
-             ("kept", blob(0.0, 1.0), {"title": "K"}, False),  # new vector
-             ("was-removed", blob(0.6, 0.8), {"title": "R"}, False),  # back again
-             ("b0", blob(0.0, 1.0), {"title": "B"}, False),  # a bundle item updated on the device
-             ("new", blob(0.5, 0.5), {}, False)]
+             ("kept", blob(1.0, 0.0), {"title": "K", "tags": []}, False),  # unchanged: nothing to do
+             ("kept", blob(1.0, 0.0), {"title": "K2", "tags": []}, False),  # new metadata
+             ("kept", blob(0.0, 1.0), {"title": "K", "tags": []}, False),  # new vector
+             ("was-removed", blob(0.6, 0.8), {"title": "R", "tags": []}, False),  # back again
+             ("b0", blob(0.0, 1.0), {"title": "B", "tags": []}, False),  # a bundle item updated on the device
+             ("new", blob(0.5, 0.5), {"title": "new", "tags": []}, False)]
     sync = CatalogSync(History(saved), catalog, "s", 2)
     sync.refresh()
     assert catalog.calls == [
         ("remove", "b0"),
-        ("replace", "kept", [1.0, 0.0], {"title": "K2"}), ("replace", "kept", [0.0, 1.0], {"title": "K"}),
-        ("replace", "was-removed", [pytest.approx(0.6), pytest.approx(0.8)], {"title": "R"}),
-        ("replace", "b0", [0.0, 1.0], {"title": "B"}), ("replace", "new", [0.5, 0.5], {})]
+        ("replace", "kept", [1.0, 0.0], {"title": "K2", "tags": []}), ("replace", "kept", [0.0, 1.0], {"title": "K", "tags": []}),
+        ("replace", "was-removed", [pytest.approx(0.6), pytest.approx(0.8)], {"title": "R", "tags": []}),
+        ("replace", "b0", [0.0, 1.0], {"title": "B", "tags": []}), ("replace", "new", [0.5, 0.5], {"title": "new", "tags": []})]
 
 
 def test_an_applied_vector_is_a_writable_float32_copy_of_the_saved_bytes():
@@ -131,7 +134,7 @@ def test_an_applied_vector_is_a_writable_float32_copy_of_the_saved_bytes():
     catalog = Catalog()
     catalog.replace = kept.append
     raw = blob(0.25, 0.75)
-    CatalogSync(History([("new", raw, {"t": 1}, False)]), catalog, "s", 2).refresh()
+    CatalogSync(History([("new", raw, {"t": 1, "title": "N", "tags": []}, False)]), catalog, "s", 2).refresh()
     (item,) = kept
-    assert item.item_id == "new" and item.meta == {"t": 1}
+    assert item.item_id == "new" and item.meta == {"t": 1, "title": "N", "tags": []}
     assert item.vector.dtype == np.float32 and item.vector.tolist() == [0.25, 0.75] and item.vector.flags.writeable
