@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from edgerec.cli import study_cmd
-from edgerec.cli.output import console, example, key_values
+from edgerec.cli.output import console, example, key_values, refuse_out
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +59,8 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     """Distill the teacher into a student: its whole vocabulary, then the catalog's text and real film
     titles."""
     import numpy as np
+
+    refuse_out(out, "edgerec-content-student", data=data_dir, encoder=encoder_dir)
 
     from edgerec.compress.content_context import ContextualConfig, distill_contextual
     from edgerec.compress.content_distill import (

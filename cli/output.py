@@ -75,16 +75,61 @@ def read_json(path: str | os.PathLike, option: str):
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+def _our_folder(folder: Path) -> str | None:
+    """What edgerec folder `folder` is (a bundle, a data folder, a checkpoint), or None."""
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        with open(manifest, "rb") as handle:
+            if b"edgerec-bundle" in handle.read(4096):
+                return "a bundle"
+    if (folder / "dataset.json").is_file() and any((folder / f"interactions.{x}").is_file() for x in ("csv", "parquet")):
+        return "a data folder"
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        return "a checkpoint"
+    return None
+
+
+def refuse_writing_over_ours(path: Path) -> None:
+    """An output that would replace a file of a bundle, a data folder or a checkpoint (`--json d/items.csv`,
+    `--json bundle/manifest.json`), or an SQLite database (a history), is refused before it is written: the
+    command said "wrote" and the folder no longer opened."""
+    if not path.is_file():
+        return
+    with open(path, "rb") as existing:
+        if existing.read(16) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
+            raise click.UsageError(f"{path.name} is an SQLite database; writing over it would destroy it: choose "
+                                   "another file for the output")
+    kind = _our_folder(path.parent)
+    if kind is not None:
+        raise click.UsageError(f"{path.name} is a file of {kind} ({path.parent.name}); writing over it would break "
+                               "it: choose another file for the output")
+
+
+def refuse_out(out, kind: str, **inputs) -> None:
+    """Before any work: an --out that is one of the command's input folders (`distill --out` the teacher's), or
+    that holds another kind of model, is refused; the save replaced the input, or mixed two models' files."""
+    target = Path(out).expanduser().resolve()
+    for option, given in inputs.items():
+        if given and ":" not in str(given) and Path(given).expanduser().resolve() == target:
+            raise click.UsageError(f"--out is the --{option.replace('_', '-')} folder; writing there would replace "
+                                   "it: choose another --out")
+    config = target / "config.json"
+    if config.is_file():
+        try:
+            found = json.loads(config.read_text()).get("format")
+        except (ValueError, OSError, AttributeError):
+            found = None
+        if found != kind:
+            raise click.UsageError(f"--out {Path(out).name} holds {found or 'files of another program'}, not an "
+                                   f"{kind}; writing there would mix the two: choose another --out")
+
+
 def write_json(path: str | os.PathLike | None, payload, private: bool = False) -> None:
     """Write JSON whole (a temporary, then renamed); `private`: a user's own data, readable by its owner only."""
     if not path:
         return
     path = Path(path)
-    if path.is_file():
-        with open(path, "rb") as existing:
-            if existing.read(16) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
-                raise click.UsageError(f"{path.name} is an SQLite database; writing JSON over it would destroy it: "
-                                       "choose another file for the output")
+    refuse_writing_over_ours(path)
     write_file(path, json_text(payload, indent=2), 0o600 if private else 0o666)  # 0o666: what the umask leaves
     console.print(f"[dim]wrote {path}[/dim]")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import FiniteRange, console, example, key_values, table
+from edgerec.cli.output import FiniteRange, console, example, key_values, refuse_out, table
 from edgerec.runtime.checks import file_name
 
 # The options shared by train and distill, declared once.
@@ -141,6 +141,7 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
 
     For several processes: torchrun --nproc_per_node 2 -m edgerec.cli.main train ...
     """
+    refuse_out(out, "edgerec-checkpoint", data=data_dir, retrieval=retrieval, init=init_ckpt)
     dataset, split = _load(data_dir)
     if arch == "ranker":
         _train_ranker(dataset, split, retrieval, out, options)
@@ -200,6 +201,7 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
     from edgerec.errors import ConfigError
     from edgerec.models.checkpoint import load_model, path_from
 
+    refuse_out(out, "edgerec-checkpoint", teacher=teacher, data=data_dir)
     dataset, split = _load(data_dir)
     if not Path(teacher).exists() and ":" not in teacher:
         raise ConfigError(f"--teacher {file_name(teacher)} does not exist; give a checkpoint folder of `edgerec train`, or your "

@@ -39,6 +39,9 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
     bundle = Bundle.open(bundle_dir)  # never pack a broken bundle
     root = bundle.root
     out = Path(out) if out else root.with_suffix(SUFFIX)
+    if root.resolve() in out.resolve().parents:  # into the bundle itself: over its manifest, or a file it lists
+        raise BundleError(f"cannot pack the bundle into {file_name(out)}, inside the bundle's own folder; pack it "
+                          "into a file beside it (the default) or elsewhere")
     try:
         with Temporary(out, ".packing") as tmp:  # this pack's own: two packs into one file never share one
             with tarfile.open(tmp.path, "w", format=tarfile.PAX_FORMAT) as tar:

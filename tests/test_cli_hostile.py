@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -124,7 +125,7 @@ def test_an_output_that_names_the_history_or_another_database_is_refused(files):
     store.close()
     kept = other.read_bytes()
     result = run(["recommend", str(GOLDEN), "--user", "ann", "--history", str(good), "--json", str(other)])
-    assert "other.db is an SQLite database; writing JSON over it would destroy it" in result.output
+    assert "other.db is an SQLite database; writing over it would destroy it" in result.output
     assert other.read_bytes() == kept
     assert [e["item"] for e in HistoryStore(good).export("ann")["events"]] == ["i1"]
 
@@ -162,3 +163,46 @@ def test_counts_and_numbers_out_of_range_are_refused_before_any_work(tmp_path, a
     ValueError), or exited 0 with an empty or impossible result, or turned a check off (NaN)."""
     args = [a.format(b=GOLDEN, d=tmp_path) for a in args]
     assert f"Invalid value for '{option}'" in run(args).output
+
+
+def test_outputs_never_replace_a_file_of_a_bundle_a_data_folder_or_a_checkpoint(tmp_path):
+    """`evaluate --json d/items.csv`, `bench --json b/manifest.json` and `pack --out b/manifest.json` each said
+    "wrote" and left a folder that no longer opened."""
+    import shutil
+
+    from edgerec.cli.output import refuse_writing_over_ours
+
+    bundle = Path(shutil.copytree(GOLDEN, tmp_path / "bundle"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dataset.json").write_text("{}")
+    (data / "interactions.csv").write_text("user_id,item_id,timestamp\n")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "model.safetensors").write_bytes(b"x")
+    for target, kind in ((bundle / "manifest.json", "a bundle"), (data / "interactions.csv", "a data folder"),
+                         (ckpt / "config.json", "a checkpoint")):
+        with pytest.raises(click.UsageError, match=f"is a file of {kind}"):
+            refuse_writing_over_ours(target)
+    refuse_writing_over_ours(bundle / "new.json")  # a new file beside them is the user's choice
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "manifest.json").write_text('{"name": "a web app"}')  # not ours
+    refuse_writing_over_ours(tmp_path / "mine" / "manifest.json")
+    before = (bundle / "manifest.json").read_bytes()
+    assert "inside the bundle's own folder" in run(["pack", str(bundle), "--out", str(bundle / "manifest.json")]).output
+    assert (bundle / "manifest.json").read_bytes() == before
+
+
+def test_an_out_that_is_an_input_or_another_kind_of_model_is_refused_before_training(tmp_path):
+    """`distill --out` the teacher replaced it; `content distill --out` a recommender mixed the two."""
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text('{"format": "edgerec-checkpoint"}')
+    data = tmp_path / "data"
+    data.mkdir()
+    result = run(["distill", "--teacher", str(teacher), "--data", str(data), "--out", str(teacher)])
+    assert "--out is the --teacher folder" in result.output
+    result = run(["content", "distill", "--data", str(data), "--out", str(teacher)])
+    assert "holds edgerec-checkpoint, not an edgerec-content-student" in result.output
+    assert "--out is the --data folder" in run(["train", "--data", str(data), "--out", str(data)]).output
