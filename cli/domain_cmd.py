@@ -28,15 +28,16 @@ def domains_group() -> None:
 @click.option("--out", required=True, type=OUT_DIR, help="One data folder per domain is written under it.")
 def split(data_dir, by, out) -> None:
     """Write one data folder per domain (same user ids in each, so users of both apps are known)."""
-    from edgerec.data.domains import split_domains, users_with_history
+    from edgerec.data.domains import folder_names, split_domains, users_with_history
     from edgerec.data.store import load_dataset, save_dataset
 
     parts = split_domains(load_dataset(data_dir), by)
+    folders = folder_names(list(parts))  # a value is no path: '../x' stays under --out
     rows = []
     for name, part in parts.items():
-        save_dataset(part, out / name)
+        save_dataset(part, out / folders[name])
         rows.append({"domain": name, "items": part.n_items, "events": len(part.interactions),
-                     "users with history": len(users_with_history(part)), "folder": str(out / name)})
+                     "users with history": len(users_with_history(part)), "folder": str(out / folders[name])})
     table(rows, title=f"domains by {by}")
 
 

@@ -4,6 +4,8 @@ and the data set cut into one data set per domain with the user ids kept, so ove
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from edgerec.data.schema import Dataset, Interactions
@@ -55,6 +57,20 @@ def split_domains(dataset: Dataset, by: str = BY_MODALITY, allow_empty: bool = F
                               part.value, part.device)
         meta = {**dataset.meta, "domain": name, "domain_by": by}
         out[name] = Dataset(dataset.catalog.subset(codes), events, list(dataset.user_ids), meta=meta)
+    return out
+
+
+def folder_names(names: list[str]) -> dict[str, str]:
+    """A folder for each domain value: letters, digits, '.', '_' and '-' kept, anything else (a '/' of
+    'sci/fi', or '../../x', which left --out) made '_', no leading dot, each distinct (a suffix when two meet)."""
+    out: dict[str, str] = {}
+    for name in names:
+        safe = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".") or "_"
+        base, n = safe[:100], 1
+        while safe.lower() in {v.lower() for v in out.values()}:  # case-insensitive file systems too
+            n += 1
+            safe = f"{base}-{n}"
+        out[name] = safe
     return out
 
 

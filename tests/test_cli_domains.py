@@ -69,3 +69,20 @@ def test_domains_commands_end_to_end(tiny_bundle, tmp_path):
     result = runner.invoke(cli, ["domains", "recommend", str(tiny_bundle), str(bridged), "--user", "zoe",
                                  "--item", items[0]])
     assert result.exit_code != 0 and "declares no shared space" in result.output
+
+
+def test_a_domain_value_that_looks_like_a_path_stays_under_out(tiny_bundle, tmp_path):
+    """`domains split --by genre` with a genre '../../escaped' wrote a data folder two levels above --out."""
+    from edgerec.data.domains import folder_names
+    from edgerec.data.store import save_dataset
+
+    data = load_dataset(tiny_bundle.parent / "data")
+    genres = data.catalog.text["genre"]
+    data.catalog.text["genre"] = ["../../escaped" if i % 2 else "sci/fi" for i in range(len(genres))]
+    save_dataset(data, tmp_path / "data")
+    out = tmp_path / "a" / "out"
+    result = CliRunner().invoke(cli, ["domains", "split", str(tmp_path / "data"), "--by", "genre", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["_.._escaped", "sci_fi"]
+    assert not (tmp_path / "escaped").exists() and sorted(p.name for p in (tmp_path / "a").iterdir()) == ["out"]
+    assert folder_names(["x", "X", "..", ""]) == {"x": "x", "X": "X-2", "..": "_", "": "_-2"}
