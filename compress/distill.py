@@ -22,7 +22,7 @@ from torch import nn
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Split
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, ModelError
 from edgerec.models.config import ModelConfig
 from edgerec.models.recommenders import NextItemModel
 from edgerec.models.train import (
@@ -173,6 +173,13 @@ def distill_model(dataset: Dataset, split: Split, teacher: NextItemModel, config
                   info_extra: dict | None = None, content: dict[str, np.ndarray] | None = None) -> TrainResult:
     """Train the student `config` with the teacher's help; the result records both losses' settings."""
     distill.validate()
+    teacher_items = getattr(getattr(teacher, "item_data", None), "item_ids", None)
+    if teacher_items is not None and list(teacher_items) != list(dataset.catalog.item_ids):
+        raise ModelError("the teacher was trained on another catalog than this data set (its items differ); distill "
+                         "it on its own data, or warm-start a teacher on this one with `edgerec train --init`")
+    if distill.top_k > dataset.n_items:
+        raise ConfigError(f"--top-k {distill.top_k} asks for more teacher candidates than the catalog's "
+                          f"{dataset.n_items} items; pass at most {dataset.n_items}")
     windows = training_windows(split.train, config.max_len)
     targets = TeacherTargets(teacher, windows, distill.top_k,
                              progress=(lambda d, t: progress("teacher", d, t, {})) if progress else None)

@@ -307,3 +307,19 @@ def test_distill_model_checks_its_settings_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="^distillation needs top_k >= 1"):
         distill_model(None, None, None, None, None, DistillConfig(top_k=0), out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_distill_model_refuses_a_teacher_of_another_catalog_and_more_candidates_than_items(tmp_path):
+    """They ended in an IndexError inside the teacher and in topk's 'selected index k out of range'."""
+    from edgerec.compress.distill import distill_model
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.errors import ModelError
+
+    dataset = synth_dataset(SynthConfig(users=20, items=40, events=300, seed=3))
+    same = SimpleNamespace(item_data=SimpleNamespace(item_ids=list(dataset.catalog.item_ids)))
+    other = SimpleNamespace(item_data=SimpleNamespace(item_ids=list(dataset.catalog.item_ids)[::-1]))
+    with pytest.raises(ModelError, match="^the teacher was trained on another catalog than this data set"):
+        distill_model(dataset, None, other, None, None, DistillConfig(top_k=4), out=tmp_path / "never")
+    with pytest.raises(ConfigError, match="^--top-k 41 asks for more teacher candidates than the catalog's 40 items"):
+        distill_model(dataset, None, same, None, None, DistillConfig(top_k=41), out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
