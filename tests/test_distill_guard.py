@@ -315,11 +315,11 @@ def test_distill_model_refuses_a_teacher_of_another_catalog_and_more_candidates_
     from edgerec.data import SynthConfig, synth_dataset
     from edgerec.errors import ModelError
 
-    dataset = synth_dataset(SynthConfig(users=20, items=40, events=300, seed=3))
+    dataset = synth_dataset(SynthConfig(users=20, items=50, events=300, seed=3))
     same = SimpleNamespace(item_data=SimpleNamespace(item_ids=list(dataset.catalog.item_ids)))
     other = SimpleNamespace(item_data=SimpleNamespace(item_ids=list(dataset.catalog.item_ids)[::-1]))
     with pytest.raises(ModelError, match="^the teacher was trained on another catalog than this data set"):
         distill_model(dataset, None, other, None, None, DistillConfig(top_k=4), out=tmp_path / "never")
-    with pytest.raises(ConfigError, match="^--top-k 41 asks for more teacher candidates than the catalog's 40 items"):
-        distill_model(dataset, None, same, None, None, DistillConfig(top_k=41), out=tmp_path / "never")
+    with pytest.raises(ConfigError, match="^--top-k 51 asks for more teacher candidates than the catalog's 50 items"):
+        distill_model(dataset, None, same, None, None, DistillConfig(top_k=51), out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
