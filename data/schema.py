@@ -7,6 +7,7 @@ codes; `user_ids` / `catalog.item_ids` map codes back to the external ids.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,6 +155,18 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return len(self.catalog)
+
+    def fingerprint(self) -> str:
+        """A digest of the items, users and events (not the metadata): a folder of results made from a data
+        set (a tuning study, a federated run's v1) is resumed or reused only for the same one."""
+        digest = hashlib.sha256()
+        for ids in (self.catalog.item_ids, self.user_ids):
+            digest.update(len(ids).to_bytes(8, "little"))
+            digest.update("\x00".join(ids).encode("utf-8", "surrogatepass"))
+        log = self.interactions
+        for column in (log.user, log.item, log.timestamp, log.event, log.value):
+            digest.update(np.ascontiguousarray(column).tobytes())
+        return digest.hexdigest()[:24]
 
 
 def _first_repeat(values: list[str]) -> tuple[int, str]:

@@ -17,6 +17,7 @@ published as new bundles and opened as updates of v1.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -31,6 +32,7 @@ from edgerec.federated.accounting import DPPlan
 from edgerec.federated.publish import publish_bundle
 from edgerec.federated.server import FederatedServer, ServerConfig
 from edgerec.federated.table_bound import TableFit, fit_table
+from edgerec.runtime.atomic import write_file
 from edgerec.runtime.fed_format import decode_update
 from edgerec.runtime.federated import (
     Consent,
@@ -56,6 +58,12 @@ from edgerec.studies.fed_world import (
     training_summary,
 )
 
+
+def _read_stamp(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 @dataclass
 class FederatedStudy(Study):
@@ -164,11 +172,17 @@ class FederatedStudy(Study):
 
     def _trained(self, dataset, data_dir: Path, folder: Path, what: str, progress) -> Path:
         """The bundle trained on `dataset` in `folder`: trained now, or the one an earlier run left."""
+        stamp = folder / "trained-on.json"  # what it was trained on: reused only for the same data and settings
+        made_of = {"data": dataset.fingerprint(), "world": repr(replace(self.world, max_devices=0, min_items=0))}
         if self.reuse and (folder / "bundle" / "manifest.json").is_file():
-            progress(f"reusing {what} from {folder.name}/bundle", {})
-            return folder / "bundle"
+            if _read_stamp(stamp) == made_of:
+                progress(f"reusing {what} from {folder.name}/bundle", {})
+                return folder / "bundle"
+            progress(f"not reusing {folder.name}/bundle: it was trained on other data or settings", {})
         progress(f"training {what}", {"events": len(dataset.interactions)})
-        return train_and_export(dataset, data_dir, folder, self.world, progress, who=folder.name)
+        bundle = train_and_export(dataset, data_dir, folder, self.world, progress, who=folder.name)
+        write_file(stamp, json.dumps(made_of))
+        return bundle
 
     def _table_only(self, rec, devices, table0) -> np.ndarray:
         """v1's table trained on every device's next-item steps (those a round would use) at once; the

@@ -345,7 +345,7 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = _Search(dataset, split, cfg, out, say, Path(model) if model else None)
     study = _open_study(optuna, cfg, out)
-    _check_same_target(study, cfg)
+    _check_same_target(study, cfg, dataset.fingerprint())
     if not study.trials:  # trial 0 is what a user gets without tuning: every other is measured against it
         study.enqueue_trial(untuned_policy(cfg) if cfg.target == "policy" else default_params(cfg))
         for probe in policy_probes(cfg) if cfg.target == "policy" else ():
@@ -479,8 +479,9 @@ def _open_study(optuna, cfg: TuneConfig, out: Path):
     return study
 
 
-def _check_same_target(study, cfg: TuneConfig) -> None:
-    """A study folder holds one target: resuming it with another would mix incomparable values."""
+def _check_same_target(study, cfg: TuneConfig, data: str) -> None:
+    """A study folder holds one target on one data set (`data`, its fingerprint): resuming it with another
+    would mix incomparable values (a model of other data kept its score and won)."""
     stored = study.user_attrs.get("target")
     if stored is None:
         study.set_user_attr("target", cfg.target)
@@ -488,6 +489,12 @@ def _check_same_target(study, cfg: TuneConfig) -> None:
     elif stored != cfg.target or study.user_attrs.get("objective") != cfg.objective:
         raise ConfigError(f"this study folder tunes {stored} for {study.user_attrs.get('objective')}; "
                           "use another --out for a different target or objective")
+    known = study.user_attrs.get("data")
+    if known is None:  # a new study (or one from before the check): the data it is tuned on from now
+        study.set_user_attr("data", data)
+    elif known is not None and known != data:
+        raise ConfigError("this study folder tunes on another data set (its trials were scored on other events); "
+                          "use another --out for this data, or --data of the study")
 
 
 def _metric_names() -> tuple[str, ...]:

@@ -430,3 +430,33 @@ def test_a_dp_arm_over_the_devices_daily_budget_is_warned_about_before_training(
     with pytest.raises(DataError):  # the warning comes before the data is even read
         study.measure(lambda message, values: said.append(message))
     assert said == [f"warning: {study.budget_warnings()[0]}"]
+
+
+def test_reuse_takes_an_earlier_v1_only_when_it_was_trained_on_the_same_data_and_settings(tmp_path, monkeypatch):
+    """--reuse took the v1 of a run on another data set (200 items, while the report said 150)."""
+    from types import SimpleNamespace
+
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.studies import federated as fed
+    from edgerec.studies.fed_world import WorldConfig
+
+    trained = []
+
+    def fake_train(dataset, data_dir, folder, world, progress, who):
+        trained.append(dataset.n_items)
+        (folder / "bundle").mkdir(parents=True, exist_ok=True)
+        (folder / "bundle" / "manifest.json").write_text("{}")
+        return folder / "bundle"
+
+    monkeypatch.setattr(fed, "train_and_export", fake_train)
+    said = []
+    study = SimpleNamespace(reuse=True, world=WorldConfig())
+    a = synth_dataset(SynthConfig(users=20, items=60, events=300, seed=1))
+    b = synth_dataset(SynthConfig(users=20, items=50, events=300, seed=2))
+    for dataset in (a, a, b, b):
+        fed.FederatedStudy._trained(study, dataset, tmp_path, tmp_path / "v1", "v1", lambda m, _: said.append(m))
+    assert trained == [60, 50]  # trained, reused, trained again for other data, reused
+    assert "not reusing v1/bundle: it was trained on other data or settings" in said
+    study.world = WorldConfig(seed=9)  # other settings: trained again
+    fed.FederatedStudy._trained(study, b, tmp_path, tmp_path / "v1", "v1", lambda m, _: None)
+    assert trained == [60, 50, 50]

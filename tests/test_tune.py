@@ -406,3 +406,19 @@ def test_cli_tune_passes_the_bound_options_on(tmp_path, monkeypatch):
     assert seen == {"margin_z": 0.5, "expected_bound": False}
     CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy"])
     assert seen == {"margin_z": None, "expected_bound": True}
+
+
+def test_a_study_folder_is_resumed_only_on_the_data_it_was_tuned_on():
+    """A study made on other data was resumed: its trial 0, scored on that data, stayed the best."""
+    from types import SimpleNamespace
+
+    from edgerec.studies.tune import TuneConfig, _check_same_target
+
+    attrs = {}
+    study = SimpleNamespace(user_attrs=attrs, set_user_attr=attrs.__setitem__)
+    cfg = TuneConfig()
+    _check_same_target(study, cfg, "data-a")
+    _check_same_target(study, cfg, "data-a")
+    with pytest.raises(ConfigError, match="^this study folder tunes on another data set"):
+        _check_same_target(study, cfg, "data-b")
+    assert attrs["data"] == "data-a"
