@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import console, example, fmt, print_study, write_json
+from edgerec.cli.output import FiniteRange, console, example, fmt, print_study, write_json
 
 
 @click.command("tune", epilog=example(
@@ -20,7 +20,7 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
 @click.option("--target", type=click.Choice(["model", "policy"]), default="model", show_default=True,
               help="model: width, layers, heads, dropout, lr, history, loss, negatives, features. "
                    "policy: the runtime's diversity, freshness and popularity blend over --model.")
-@click.option("--minutes", default=30.0, show_default=True, help="Time budget of this call.")
+@click.option("--minutes", default=30.0, show_default=True, type=FiniteRange(min=0, min_open=True), help="Time budget of this call.")
 @click.option("--trials", type=click.IntRange(min=1), help="Total trials the study should reach (a resumed study counts its old ones).")
 @click.option("--strategies", default="sasrec", show_default=True,
               help="Comma-separated strategies to compare: sasrec, two-tower, hybrid (sasrec + item-kNN), itemknn.")
@@ -29,9 +29,9 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
 @click.option("--model", "model_ckpt", type=click.Path(exists=True, file_okay=False),
               help="For --target policy: the trained checkpoint whose short lists the policy re-orders.")
 @click.option("--objective", help="Validation metric to maximise (default: NDCG@10; policy: coverage@10).")
-@click.option("--max-ndcg-loss", default=0.01, show_default=True,
+@click.option("--max-ndcg-loss", default=0.01, show_default=True, type=FiniteRange(0, 1),
               help="Policy: largest fraction of NDCG@10 the tuned policy may lose against the untuned one.")
-@click.option("--margin-z", type=float,
+@click.option("--margin-z", type=FiniteRange(min=0),
               help="Policy: standard errors the bound holds by on validation (default 1.645, one-sided 95%; "
                    "0: point estimates): of the expected NDCG@10 over bootstrap curves, and of the measured "
                    "change below the expected one (without --expected-bound: of the measured change).")
@@ -39,9 +39,9 @@ from edgerec.cli.output import console, example, fmt, print_study, write_json
               help="Policy: the NDCG@10 expected from the listed items' ranks in the model's own order "
                    "keeps to the bound and the measured change checks it (see docs/training.md); off: the measured "
                    "change alone keeps to the bound.")
-@click.option("--trial-minutes", type=float,
+@click.option("--trial-minutes", type=FiniteRange(min=0, min_open=True),
               help="Cap of one trial; its schedule shrinks to fit (default: a fifth of --minutes).")
-@click.option("--steps", type=int, help="Step budget of each trial (default: from the data size).")
+@click.option("--steps", type=click.IntRange(min=1), help="Step budget of each trial (default: from the data size).")
 @click.option("--eval-users", default=0, show_default=True, help="Validation users per trial (0 = all).")
 @click.option("--seed", default=0, show_default=True)
 def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_ckpt, objective, max_ndcg_loss,
@@ -53,6 +53,14 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
     from edgerec.cli.train_cmd import _load
     from edgerec.models.train import TrainConfig
     from edgerec.studies.tune import TuneConfig, TuneStudy, parse_space
+
+    if target == "model":  # the policy's options would be ignored without a word
+        source = click.get_current_context().get_parameter_source
+        given = [f"--{name.replace('_', '-')}" for name in ("model_ckpt", "max_ndcg_loss", "margin_z", "expected_bound")
+                 if source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given).replace('--model-ckpt', '--model')} tune a policy: pass "
+                                   "--target policy with them, or leave them out")
 
     cfg = TuneConfig(target=target, minutes=minutes, trials=trials,
                      strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),

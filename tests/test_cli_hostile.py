@@ -206,3 +206,12 @@ def test_an_out_that_is_an_input_or_another_kind_of_model_is_refused_before_trai
     result = run(["content", "distill", "--data", str(data), "--out", str(teacher)])
     assert "holds edgerec-checkpoint, not an edgerec-content-student" in result.output
     assert "--out is the --data folder" in run(["train", "--data", str(data), "--out", str(data)]).output
+
+
+def test_tune_refuses_policy_options_for_a_model_study(tmp_path):
+    """--model, --max-ndcg-loss and --margin-z were ignored without a word under the default --target model."""
+    result = run(["tune", "--data", str(tmp_path), "--out", str(tmp_path / "t"), "--margin-z", "3",
+                  "--max-ndcg-loss", "0.5"])
+    assert "--max-ndcg-loss, --margin-z tune a policy: pass --target policy with them" in result.output
+    assert "Invalid value for '--minutes'" in run(["tune", "--data", str(tmp_path), "--out", str(tmp_path / "t"),
+                                                   "--minutes", "nan"]).output
