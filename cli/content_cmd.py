@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from edgerec.cli import study_cmd
-from edgerec.cli.output import console, example, key_values, refuse_out
+from edgerec.cli.output import NPY_OUT, console, example, key_values, refuse_out
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,7 +154,7 @@ def _real_titles(teacher, count: int | None, seed: int) -> tuple[list[str], np.n
     "edgerec content embed --student ckpt/content --data data/world --out text.npy"))
 @click.option("--student", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A .npy, rows in items.csv order.")
+@click.option("--out", required=True, type=NPY_OUT, help="A .npy, rows in items.csv order.")
 def embed(student, data_dir, out) -> None:
     """Text vectors of every catalog item (for `edgerec train --content text=OUT`)."""
     import numpy as np
@@ -176,7 +176,7 @@ def embed(student, data_dir, out) -> None:
 @click.option("--audio-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="WAV files named <item_id>.wav (mono or stereo, 16-bit PCM).")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=NPY_OUT)
 def audio_features(audio_dir, data_dir, out) -> None:
     """Simple audio vectors (band energies, spectral shape, loudness, tempo) per item, rows in items.csv order."""
     from edgerec.data.store import load_dataset

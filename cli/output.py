@@ -157,24 +157,23 @@ class FiniteRange(click.FloatRange):
         return number
 
 
-class PlotPath(click.Path):
-    """A figure's file: its suffix picks matplotlib's format, so one it cannot write (.json, .txt) is refused
-    before the work, not by a traceback after it."""
+class SuffixPath(click.Path):
+    """An output file whose suffix must be one of `suffixes`: a library that picks the format from it (matplotlib)
+    or adds its own (numpy's .npy) would fail after the work, or write another file than the one named."""
 
-    FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
-
-    def __init__(self):
+    def __init__(self, suffixes: tuple[str, ...], why: str):
         super().__init__(dir_okay=False, path_type=Path)
+        self.suffixes, self.why = suffixes, why
 
     def convert(self, value, param, ctx):
         path = super().convert(value, param, ctx)
-        if Path(path).suffix.lower() not in self.FORMATS:
-            self.fail(f"{str(value)!r} must end in {', '.join(self.FORMATS[:-1])} (its suffix picks the image "
-                      "format)", param, ctx)
+        if Path(path).suffix.lower() not in self.suffixes:
+            self.fail(f"{str(value)!r} must end in {', '.join(self.suffixes)} ({self.why})", param, ctx)
         return path
 
 
-PLOT_OUT = PlotPath()
+PLOT_OUT = SuffixPath((".png", ".svg", ".pdf", ".jpg"), "its suffix picks the image format")
+NPY_OUT = SuffixPath((".npy",), "numpy adds .npy to any other name, and the file would not be where you said")
 
 
 class VocabularyChoice(click.Choice):

@@ -157,6 +157,8 @@ def test_scorer_train_refuses_fewer_than_one_event_per_user(tmp_path, count):
     (["bench", "{b}", "--plot", "{d}/x.txt"], "--plot"),
     (["report", "fairness", "{b}", "--data", "{d}", "--plot", "{d}/x.json"], "--plot"),
     (["domains", "bridge", "{b}", "{b}", "--data", "{d}", "--out", "{d}/x", "--ridge", "-1"], "--ridge"),
+    (["content", "embed", "--student", "{d}", "--data", "{d}", "--out", "{d}/e4.txt"], "--out"),  # wrote e4.txt.npy
+    (["content", "audio-features", "--audio-dir", "{d}", "--data", "{d}", "--out", "{d}/a"], "--out"),
 ])
 def test_counts_and_numbers_out_of_range_are_refused_before_any_work(tmp_path, args, option):
     """Each of these ran and then failed with a traceback (ZeroDivisionError, IndexError, matplotlib's
