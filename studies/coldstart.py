@@ -115,14 +115,15 @@ def _hits_at(k: int, users, base, history_rows, targets, vectors, draws: int = 1
         base_scores = base @ users[row]
         base_scores[history_rows[row] - 1] = -np.inf
         new_scores = vectors @ users[row]
-        target = new_scores[targets[row]]
-        hits[row] = (base_scores > target).sum() + (new_scores > target).sum() < k
+        target = new_scores[targets[row]]  # NaN for an item its placement could not place: a miss
+        hits[row] = np.isfinite(target) and (base_scores > target).sum() + (new_scores > target).sum() < k
     per_item = np.bincount(targets, hits, minlength=len(vectors))
     pairs = np.bincount(targets, minlength=len(vectors)).astype(float)
     pick = np.random.default_rng(0).integers(0, len(vectors), (draws, len(vectors)))
     resampled = per_item[pick].sum(1) / np.maximum(pairs[pick].sum(1), 1)
     low, high = np.percentile(resampled, [2.5, 97.5])
-    return {f"HR@{k}": float(hits.mean()), f"HR@{k} low": float(low), f"HR@{k} high": float(high)}
+    return {f"HR@{k}": float(hits.mean()), f"HR@{k} low": float(low), f"HR@{k} high": float(high),
+            "not placed": int(np.isnan(vectors).any(1).sum())}
 
 
 def cold_start_check(data_dir: str | Path, content_dirs: list[str | Path], out: str | Path, *,
@@ -232,7 +233,14 @@ def _pairs(dataset: Dataset, held: np.ndarray, reduced_index: dict) -> tuple[lis
 def _shared_placements(rec, metas: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Placements that use no content encoder (the same for every student's bundle)."""
     cat = rec.catalog
-    related = _unit_rows(np.stack([rec.metadata_vector(m, use_content=False)[0] for m in metas]))
+
+    def related_only(meta: dict) -> np.ndarray:
+        try:
+            return rec.metadata_vector(meta, use_content=False)[0]
+        except ConfigError:  # no creator, series or genre the catalog knows (a genre held out whole): not placed
+            return np.full(rec.manifest.dim, np.nan, np.float32)
+
+    related = _unit_rows(np.stack([related_only(m) for m in metas]))
     random_vectors = _unit_rows(rng.normal(size=(len(metas), rec.manifest.dim)).astype(np.float32))
     popular = np.argsort(-np.asarray(cat.numeric["popularity"]))[:100]
     return {"related items only (no content model)": related,

@@ -311,6 +311,19 @@ def test_cold_start_hits_rank_new_items_among_old_ones_and_resample_items():
     base[3:] = [-2.0, 0.0]  # now only three old items outscore new item 1; the user saw one of them
     assert _hits_at(10, users, base, history, np.array([0, 1, 1]), new)["HR@10"] == 1.0
     assert _hits_at(2, users, base, history, np.array([0, 1, 1]), new)["HR@2"] == pytest.approx(1 / 3)
+    unplaced = new.copy()
+    unplaced[1] = np.nan  # a placement that could not place item 1: its pairs are misses, never hits
+    record = _hits_at(10, users, base, history, np.array([0, 1, 1]), unplaced)
+    assert record["HR@10"] == pytest.approx(1 / 3) and record["not placed"] == 1
+
+
+def test_the_related_items_placement_leaves_an_item_it_cannot_place_unplaced(rec):
+    """A held-out genre whose every item was removed stopped the whole cold-start study with a ConfigError."""
+    from edgerec.studies.coldstart import _shared_placements
+
+    metas = [{"title": "Nothing known", "genre": "no-such-genre"}, dict(rec.catalog.meta(0), title="Known")]
+    placed = _shared_placements(rec, metas, np.random.default_rng(0))["related items only (no content model)"]
+    assert np.isnan(placed[0]).all() and np.isfinite(placed[1]).all()
 
 
 def test_the_best_epoch_is_kept_and_the_start_competes():
