@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +66,15 @@ def content_anchor(catalog, encoder: str | Path | None = None) -> tuple[np.ndarr
     return ContentTeacher(encoder).encode(texts), f"encoder-{digest.hexdigest()[:16]}"
 
 
+SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # spec: manifest.schema.json space.id
+
+
 def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains: list[str], anchor: str = "",
                   content: np.ndarray | None = None, bridges: list[BridgeFile] = ()) -> Bundle:
     """Copy `bundle` to `out` with the space section; `content` has one row per item of the bundle."""
+    if not isinstance(space_id, str) or not SPACE_ID.fullmatch(space_id):  # the schema's pattern, said as a rule
+        raise ConfigError(f"space id {space_id!r} must be 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                          "letter or digit (e.g. media-v1)")
     source, target = Bundle.open(bundle), Path(out)
     if target.exists() and any(target.iterdir()):
         raise ConfigError(f"{target.name} exists and is not empty; choose a new --out folder")

@@ -240,3 +240,11 @@ def test_an_items_and_content_bridge_maps_both_pooled_histories(pair, handmade_b
     (target.root / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(BundleError):
         SharedSpace.of(Bundle.open(target.root))
+
+
+@pytest.mark.parametrize("space_id", ["", "-lead", "a b", "x" * 65, "é"])
+def test_a_space_id_the_schema_would_refuse_is_named_as_such(tmp_path, space_id):
+    """--id '' ended in "the manifest does not follow the bundle spec ... re-export the bundle"."""
+    with pytest.raises(ConfigError, match=r"^space id .* must be 1 to 64 letters, digits"):
+        declare_space(tmp_path / "never-opened", tmp_path / "out", space_id=space_id, domains=["audio"])
+    assert not (tmp_path / "out").exists()
