@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
-from edgerec.runtime import checks, history_care
+from edgerec.runtime import checks, history_care, history_recover
 from edgerec.runtime import retention as kept
 from edgerec.runtime.history_schema import MIGRATIONS, SCHEMA_VERSION  # noqa: F401  (SCHEMA_VERSION re-exported)
 from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
@@ -282,7 +282,7 @@ class HistoryStore:
     def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict:
         """Copy every readable row of a damaged history into a new one (encrypted with `key` when the history
         is); returns what was saved and lost."""
-        return history_care.recover(path, out, key)
+        return history_recover.recover(path, out, key)
 
     # ------------------------------------------------------------ preferences (onboarding)
 

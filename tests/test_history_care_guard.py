@@ -15,6 +15,7 @@ import pytest
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import history_care as hc
+from edgerec.runtime import history_recover as hr
 from edgerec.runtime.history import HistoryStore
 
 
@@ -112,7 +113,7 @@ def test_check_writable_by_the_modes_granted(tmp_path, monkeypatch, file_mode, f
     for suffix, mode in zip(("-wal", "-shm"), companions):
         Path(f"{path}{suffix}").write_bytes(b"")
         granted[f"{path}{suffix}"] = mode
-    monkeypatch.setattr(hc.os, "access", lambda p, mode: granted.get(str(p), 0) & mode == mode)
+    monkeypatch.setattr(hr.os, "access", lambda p, mode: granted.get(str(p), 0) & mode == mode)
     assert (os.R_OK, os.W_OK, os.X_OK) == (4, 2, 1)
     if what is None:
         assert hc.check_writable(path) is None
@@ -482,15 +483,15 @@ def rows_db(n: int):
 
 def test_a_readable_table_is_read_whole():
     flaky = Flaky(rows_db(3), [], whole_ok=True)
-    assert hc.readable_rows(flaky, "t", "id, x", "id", 10) == ([(1, "r1"), (2, "r2"), (3, "r3")], 0)
+    assert hr.readable_rows(flaky, "t", "id, x", "id", 10) == ([(1, "r1"), (2, "r2"), (3, "r3")], 0)
     assert flaky.asked == [("SELECT id, x FROM t", ())]
-    assert hc.readable_rows(Flaky(rows_db(3), []), "t", "id, x", None, 10) == ([], 1)
+    assert hr.readable_rows(Flaky(rows_db(3), []), "t", "id, x", None, 10) == ([], 1)
 
 
 def test_a_damaged_range_is_read_row_by_row_up_to_the_sequence():
-    assert hc.RECOVER_CHUNK == 256
+    assert hr.RECOVER_CHUNK == 256
     flaky = Flaky(rows_db(700), [300, 301], seq=600)
-    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 10)
+    rows, failed = hr.readable_rows(flaky, "t", "id, x", "id", 10)
     assert failed == 2 and [r[0] for r in rows] == [i for i in range(1, 701) if i not in (300, 301)]
     ranges = [p for sql, p in flaky.asked if "BETWEEN" in sql]
     assert ranges == [(0, 255), (256, 511), (512, 767)]
@@ -510,7 +511,7 @@ def test_a_sequence_altered_to_a_huge_number_costs_queries_for_the_rows_only():
     db = rows_db(700)
     db.execute("INSERT INTO t VALUES (5000000, 'far')")
     flaky = Counted(db, [300], seq=2**62)
-    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 10)
+    rows, failed = hr.readable_rows(flaky, "t", "id, x", "id", 10)
     assert failed == 1 and [r[0] for r in rows] == [i for i in range(1, 701) if i != 300] + [5_000_000]
     ranges = [p for sql, p in flaky.asked if "BETWEEN" in sql]
     assert ranges == [(0, 255), (256, 511), (512, 767), (5_000_000, 5_000_255)]  # the gap cost one query
@@ -525,7 +526,7 @@ def test_an_unreadable_part_of_the_tree_is_stepped_over_a_chunk_at_a_time():
             return super().execute(sql, params)
 
     flaky = Blind(rows_db(700), [], seq=700)
-    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 10)
+    rows, failed = hr.readable_rows(flaky, "t", "id, x", "id", 10)
     assert failed == 0 and [r[0] for r in rows] == list(range(1, 701))
     assert [p for sql, p in flaky.asked if "BETWEEN" in sql] == [(0, 255), (256, 511), (512, 767)]
 
@@ -553,7 +554,7 @@ def test_a_damaged_end_of_the_tree_under_a_huge_sequence_is_probed_no_further_th
     so does the tree's `min` that skips gaps, so recovery stepped a chunk at a time towards 2**62 (for ever).
     Blind steps now stop once `most` ids in a row have given nothing (counted from the last chunk with rows)."""
     flaky = DeadFrom(rows_db(700), 650, seq=2**62)
-    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", most)
+    rows, failed = hr.readable_rows(flaky, "t", "id, x", "id", most)
     assert [r[0] for r in rows] == list(range(1, 650))
     ranges = [p for sql, p in flaky.asked if "BETWEEN" in sql]
     assert ranges == [(start, start + 255) for start in range(0, last + 1, 256)]
@@ -563,7 +564,7 @@ def test_a_damaged_end_of_the_tree_under_a_huge_sequence_is_probed_no_further_th
 @pytest.mark.parametrize("most, chunks", [(256, 1), (257, 2)])
 def test_a_table_unreadable_from_its_first_id_is_probed_for_most_ids(most, chunks):
     flaky = DeadFrom(rows_db(700), 0, seq=2**62)
-    assert hc.readable_rows(flaky, "t", "id, x", "id", most) == ([], 256 * chunks)
+    assert hr.readable_rows(flaky, "t", "id, x", "id", most) == ([], 256 * chunks)
 
 
 def damaged_history(db, seq, marker: str):
@@ -588,14 +589,14 @@ def test_recovering_a_file_whose_last_page_is_damaged_under_a_huge_sequence_ends
     import sys
 
     db = damaged_history(tmp_path / "h.db", 2**62, "item-02999")  # the page of the last rows
-    code = ("import sys, json\nfrom edgerec.runtime.history_care import recover\n"
+    code = ("import sys, json\nfrom edgerec.runtime.history_recover import recover\n"
             "print(json.dumps(recover(sys.argv[1], sys.argv[2])))\n")
     done = subprocess.run([sys.executable, "-c", code, str(db), str(tmp_path / "out.db")], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert 2800 < report["events"] < 3000  # the damaged chunk's ids, then at most `most` blind ones:
-    assert report["unreadable"] <= db.stat().st_size // 16 + 2 * hc.RECOVER_CHUNK
+    assert report["unreadable"] <= db.stat().st_size // 16 + 2 * hr.RECOVER_CHUNK
     out = sqlite3.connect(tmp_path / "out.db")
     assert out.execute("SELECT count(*) FROM events").fetchone()[0] == report["events"]
     out.close()
@@ -605,7 +606,7 @@ def test_recovering_a_file_whose_last_page_is_damaged_under_a_huge_sequence_ends
                                       (256, 511), (255, 255), (-1, 0)])
 def test_without_a_sequence_the_ids_up_to_most_are_probed(seq, top):
     flaky = Flaky(rows_db(700), [], seq=seq)
-    rows, failed = hc.readable_rows(flaky, "t", "id, x", "id", 511)
+    rows, failed = hr.readable_rows(flaky, "t", "id, x", "id", 511)
     assert failed == 0 and [r[0] for r in rows] == list(range(1, top + 1))
 
 
@@ -618,7 +619,7 @@ def test_recover_copies_every_table_and_reports_counts(tmp_path):
     store.set_preferences("p", "genre", ["jazz", "rock"])
     store.save_items([("new", "s", vec(1.0), {"t": 1}, False)])
     store.close()
-    report = hc.recover(tmp_path / "h.db", str(tmp_path / "out.db"))
+    report = hr.recover(tmp_path / "h.db", str(tmp_path / "out.db"))
     assert report == {"events": 3, "preferences": 2, "added_items": 1, "unreadable": 0}
     fresh = HistoryStore(tmp_path / "out.db")
     assert [(e.id, e.item, e.context) for e in fresh.events("p")] == [(1, "i0", {"n": 0}), (2, "i1", {"n": 1}),
@@ -630,11 +631,11 @@ def test_recover_copies_every_table_and_reports_counts(tmp_path):
 def test_recover_refusals_name_the_files_only(tmp_path):
     home = tmp_path / "alice"
     home.mkdir()
-    assert message(hc.recover, home / "gone.db", home / "out.db") == (
+    assert message(hr.recover, home / "gone.db", home / "out.db") == (
         "gone.db does not exist; pass the damaged history file")
     history(home / "h.db")
     (home / "taken.db").write_bytes(b"x")
-    assert message(hc.recover, home / "h.db", home / "taken.db") == (
+    assert message(hr.recover, home / "h.db", home / "taken.db") == (
         "taken.db exists; choose a new file for the recovered history")
     sqlite3.connect(home / "notes.db").execute("CREATE TABLE meta (x)").connection.commit()
     with sqlite3.connect(home / "mixed.db") as db:
@@ -647,19 +648,19 @@ def test_recover_refusals_name_the_files_only(tmp_path):
         db.execute("PRAGMA application_id = 1234")
         db.execute("CREATE TABLE events (id, profile, item, event, value, ts, context)")
     for name in ("notes.db", "mixed.db", "other.db", "marked.db"):
-        assert message(hc.recover, home / name, home / "out.db") == (
+        assert message(hr.recover, home / name, home / "out.db") == (
             f"{name} is not an edgerec history (no events table, or another application's tables); pass the "
             "damaged history file")
     assert not (home / "out.db").exists()
     (home / "plain.txt").write_bytes(b"hello, not a database at all")
-    assert "plain.txt cannot be used" in message(hc.recover, home / "plain.txt", home / "out.db")
+    assert "plain.txt cannot be used" in message(hr.recover, home / "plain.txt", home / "out.db")
 
 
 @pytest.mark.parametrize("name", ["my#history.db", "a%41.db", "q?x.db", "é h.db"])
 def test_recover_opens_the_named_file_whatever_its_characters(tmp_path, name):
     """Before, the path went into a file: URI raw: "my#history.db" opened (and created) "my"."""
     history(tmp_path / name)
-    assert hc.recover(tmp_path / name, tmp_path / "out.db")["events"] == 1
+    assert hr.recover(tmp_path / name, tmp_path / "out.db")["events"] == 1
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(name)) == ["out.db"]
 
 
@@ -699,8 +700,8 @@ def test_a_foreign_database_is_not_encrypted_whatever_its_name(tmp_path, name):
 
 def test_recover_reads_a_file_this_app_cannot_write(tmp_path, monkeypatch):
     history(tmp_path / "h.db")
-    monkeypatch.setattr(hc.os, "access", lambda p, mode: not mode & os.W_OK)  # a read-only copy
-    assert hc.recover(tmp_path / "h.db", tmp_path / "out.db")["events"] == 1
+    monkeypatch.setattr(hr.os, "access", lambda p, mode: not mode & os.W_OK)  # a read-only copy
+    assert hr.recover(tmp_path / "h.db", tmp_path / "out.db")["events"] == 1
 
 
 def test_recover_says_when_nothing_can_be_read(tmp_path, monkeypatch):
@@ -710,18 +711,18 @@ def test_recover_says_when_nothing_can_be_read(tmp_path, monkeypatch):
         raise sqlite3.OperationalError("unable to open database file")
 
     monkeypatch.setattr(hc.sqlite3, "connect", cannot)
-    assert message(hc.recover, tmp_path / "h.db", tmp_path / "out.db") == (
+    assert message(hr.recover, tmp_path / "h.db", tmp_path / "out.db") == (
         "h.db cannot be opened at all (unable to open database file); nothing can be recovered")
     listing = Scripted({"SELECT name FROM sqlite_master WHERE type='table'": sqlite3.DatabaseError("malformed")})
     monkeypatch.setattr(hc.sqlite3, "connect", lambda *a, **kw: listing)
-    assert message(hc.recover, tmp_path / "h.db", tmp_path / "out.db") == (
+    assert message(hr.recover, tmp_path / "h.db", tmp_path / "out.db") == (
         "h.db is damaged beyond its table list (malformed); nothing can be recovered")
     assert listing.closed and not (tmp_path / "out.db").exists()
 
 
 def test_recover_bounds_the_probed_ids_by_the_file_size_and_counts_unreadable_tables(tmp_path, monkeypatch):
     history(tmp_path / "h.db")
-    calls, real = [], hc.readable_rows
+    calls, real = [], hr.readable_rows
 
     def recorded(db, table, columns, key, most, errors):
         calls.append((table, columns, key, most))
@@ -729,8 +730,8 @@ def test_recover_bounds_the_probed_ids_by_the_file_size_and_counts_unreadable_ta
             raise sqlite3.DatabaseError("malformed")
         return real(db, table, columns, key, most, errors)
 
-    monkeypatch.setattr(hc, "readable_rows", recorded)
-    report = hc.recover(tmp_path / "h.db", tmp_path / "out.db")
+    monkeypatch.setattr(hr, "readable_rows", recorded)
+    report = hr.recover(tmp_path / "h.db", tmp_path / "out.db")
     most = (tmp_path / "h.db").stat().st_size // 16
     assert calls == [("events", "id, profile, item, event, value, ts, context", "id", most),
                      ("preferences", "profile, kind, value, ts", None, most),
@@ -741,7 +742,7 @@ def test_recover_bounds_the_probed_ids_by_the_file_size_and_counts_unreadable_ta
 def test_a_damaged_file_whose_sequence_was_altered_into_text_is_recovered(tmp_path):
     """Before, int() of the altered sequence raised ValueError out of recover()."""
     db = damaged_history(tmp_path / "h.db", "'many'", "item-01500")
-    report = hc.recover(db, tmp_path / "out.db")
+    report = hr.recover(db, tmp_path / "out.db")
     assert 2800 < report["events"] < 3000 and report["unreadable"] > 0
 
 
@@ -755,10 +756,10 @@ def test_a_history_in_a_folder_this_app_cannot_write_is_recovered_from_a_private
         store.record("ann", f"i{i}", "play")
     store.close()
     real_access = os.access
-    monkeypatch.setattr(hc.os, "access", lambda p, mode: False if Path(p) == tmp_path / "ro" else real_access(p, mode))
+    monkeypatch.setattr(hr.os, "access", lambda p, mode: False if Path(p) == tmp_path / "ro" else real_access(p, mode))
     copies = []
-    real_copy = hc._recover_from
-    monkeypatch.setattr(hc, "_recover_from", lambda p, out, key: copies.append(p) or real_copy(p, out, key))
-    report = hc.recover(tmp_path / "ro" / "h.db", tmp_path / "out.db")
+    real_copy = hr._recover_from
+    monkeypatch.setattr(hr, "_recover_from", lambda p, out, key: copies.append(p) or real_copy(p, out, key))
+    report = hr.recover(tmp_path / "ro" / "h.db", tmp_path / "out.db")
     assert report["events"] == 40 and report["unreadable"] == 0
     assert copies and copies[0].parent != tmp_path / "ro" and not copies[0].parent.exists()  # the copy is gone
