@@ -47,7 +47,16 @@ class CatalogSync:
         for item_id, blob, meta, removed in self.history.saved_items(self.space, self.dim):
             row = catalog.index.get(item_id)
             if removed:
-                if row is not None and catalog.is_active(row):
+                if meta and (row is None or row < catalog.base_count):
+                    # an item added on the device, then removed (a removed bundle item's row saves no
+                    # metadata): it keeps a row of its own without a vector (spec §7), as in the session
+                    # that removed it; the bundle's row of the same id stays retired, its events read zeros
+                    try:
+                        meta = checked_meta(item_id, meta, catalog)
+                    except ConfigError:
+                        meta = checked_meta(item_id, {}, catalog)
+                    catalog.replace(AddedItem(item_id, None, meta))
+                elif row is not None and catalog.is_active(row):
                     catalog.remove(item_id)
                 continue
             try:  # checked as add_items() checks it: another program may have edited the file

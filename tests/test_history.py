@@ -272,8 +272,8 @@ def test_saved_items_keep_their_order_per_space(store):
     assert store.saved_items("space-1") == [("b", b"\x01", {"title": "B"}, False), ("a", None, {"title": "A"}, True)]
     assert store.saved_items("space-2") == [("c", b"\x02", {}, False), ("a", b"\x04", {"title": "A in 2"}, False)]
     assert store.saved_items("space-1")  # reading one space never deletes another's rows
-    store.save_item("b", "space-1", b"\x03", {"title": "B2"})  # saving again replaces
-    assert store.saved_items("space-1")[-1] == ("b", b"\x03", {"title": "B2"}, False)
+    store.save_item("b", "space-1", b"\x03", {"title": "B2"})  # saving again updates the row where it is
+    assert store.saved_items("space-1") == [("b", b"\x03", {"title": "B2"}, False), ("a", None, {"title": "A"}, True)]
 
 
 def test_a_version_2_file_keeps_its_added_items_in_order_when_it_moves_to_version_3(tmp_path):

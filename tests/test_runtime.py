@@ -558,3 +558,30 @@ def test_reasons_follow_the_newest_event_though_the_users_side_is_kept_between_r
     assert not any(r["kind"] == "feedback" for r in first)
     rec.record("fay", rec.catalog.item_id(500), "more_like_this")
     assert any(r.reason.kind == "feedback" for r in rec.recommend("fay", k=10))
+
+
+def test_a_reopened_recommender_serves_what_the_session_that_changed_the_catalog_served(tiny_bundle, tmp_path):
+    """Two ways the history's catalog updates read back differently: a bundle id added on the device and then
+    removed came back as the bundle's item (a liked event read its vector again: a personal list instead of a
+    newcomer's), and an updated added item moved behind the others (ties changed order)."""
+    db, now = tmp_path / "h.db", {"now": 1.79e9, "hour": 12.0}
+    with Recommender.open(tiny_bundle, history=db) as rec:
+        taken = rec.catalog.item_id(3)
+        vector = rec.catalog.vectors(np.array([5]))[0].tolist()
+        rec.record("carol", taken, "like")
+        rec.add_items([{"item_id": taken, "title": "Taken over", "vector": vector},
+                       {"item_id": "only-added", "vector": vector}, {"item_id": "A", "vector": vector},
+                       {"item_id": "B", "vector": vector}])
+        rec.record("dave", "only-added", "finish")
+        rec.remove_items([taken, "only-added"])
+        rec.add_items([{"item_id": "A", "vector": vector, "title": "A, retitled"}])  # an update, in place
+        before = {u: [(r.item_id, r.score) for r in rec.recommend(u, k=len(rec.catalog), context=now)]
+                  for u in ("carol", "dave", "nobody")}
+        counts = rec.stats()["added_items"], len(rec.catalog)
+    with Recommender.open(tiny_bundle, history=db) as rec:
+        after = {u: [(r.item_id, r.score) for r in rec.recommend(u, k=len(rec.catalog), context=now)]
+                 for u in ("carol", "dave", "nobody")}
+        assert (rec.stats()["added_items"], len(rec.catalog)) == counts
+    assert after == before
+    order = [i for i, _ in before["nobody"] if i in ("A", "B")]
+    assert order == ["A", "B"]
