@@ -88,7 +88,10 @@ def _export_user_model(user_encoder, torch_module, spec, item_vectors, data_dir,
         manifest = bundle_user_model(user_encoder, encoder_spec, item_vectors, data_dir, out, table_dtype=table_dtype,
                                      name=name, content=content)
     else:
-        chosen = ("tflite",) if formats.replace(" ", "") == "tflite" else ("onnx",)
+        wanted = {f.strip().lower() for f in formats.split(",") if f.strip()}
+        if not wanted or wanted - {"onnx", "tflite"}:  # "TFLite" or a typo gave ONNX without a word
+            raise click.UsageError(f"--format must be onnx and/or tflite (got {formats!r})")
+        chosen = ("tflite",) if wanted == {"tflite"} else ("onnx",)
         manifest = bundle_torch_module(load_torch_module(torch_module), encoder_spec, item_vectors, data_dir, out,
                                        formats=chosen, table_dtype=table_dtype, name=name, content=content)
     _print_manifest(manifest, out)

@@ -61,14 +61,20 @@ EVAL_USERS = 5000  # test users of the metrics recorded in the manifest
 
 def _padding_gap(encoder: FileEncoder, history, users: np.ndarray) -> float:
     """1 - the lowest cosine between short histories' vectors left-padded to L and the same histories alone
-    (as a dynamic-length file sees them on the device): ranking reads the direction only."""
+    (as a dynamic-length file sees them on the device): ranking reads the direction only. Short histories
+    are the test users' shorter than L, else the last 1, 2 and L/2 items of their histories: a data set whose
+    users all hold L items or more (filtered logs) made the check pass on nothing, while every new user on
+    the device has a short one."""
     length = encoder.spec.history_length
-    short = [u for u in users if 0 < len(history.of(u)) < length][:PADDING_USERS]
+    short = [history.of(u) for u in users if 0 < len(history.of(u)) < length][:PADDING_USERS]
     if not short:
+        cuts = sorted({k for k in (1, 2, length // 2) if 0 < k < length})
+        short = [history.of(u)[-k:] for u in users[:PADDING_USERS] for k in cuts if len(history.of(u)) >= k]
+    if not short:  # L of 1: every history is already of length L
         return 0.0
-    padded = encoder.encode_rows(history_rows(history, np.asarray(short), length))
-    alone = np.vstack([encoder.encode_rows(history_rows(history, np.asarray([u]), len(history.of(u))))
-                       for u in short])
+    padded = encoder.encode_rows(np.vstack([np.r_[np.zeros(length - len(h), np.int64), np.asarray(h) + 1]
+                                            for h in short]))
+    alone = np.vstack([encoder.encode_rows((np.asarray(h, np.int64) + 1)[None]) for h in short])
     cosine = (padded * alone).sum(1) / np.maximum(np.linalg.norm(padded, axis=1) * np.linalg.norm(alone, axis=1),
                                                   1e-12)
     return float(max(0.0, 1.0 - cosine.min()))

@@ -72,6 +72,20 @@ class EncoderSpec:
         return spec
 
 
+def _refuse_other_output_dtype(backend, fmt: str, name: str) -> None:
+    """The manifest declares a float32 user vector, and a runtime reads the output's buffer as one: a float64
+    or integer output (forward ending in .double() or .long()) read so is garbage."""
+    if fmt == "onnx":
+        kind = backend.session.get_outputs()[0].type
+        ok = kind == "tensor(float)"
+    else:
+        kind = str(np.dtype(backend.outputs[0]["dtype"]))
+        ok = kind == "float32"
+    if not ok:
+        raise ExportError(f"{name} returns {kind} user vectors; a bundle's user encoder returns float32: end its "
+                          "forward with .float() (PyTorch) and export it again")
+
+
 def _onnx_input(backend, name: str, spec: EncoderSpec) -> TensorSpec:
     """The file's one input as the manifest records it, or a refusal saying what to change."""
     inputs, outputs = backend.session.get_inputs(), backend.session.get_outputs()
@@ -135,6 +149,7 @@ class FileEncoder:
             self.input = _onnx_input(backend, self.name, spec)
         else:
             self.input = _tflite_input(backend, self.name, spec)
+        _refuse_other_output_dtype(backend, fmt, self.name)
         self.backend = backend
         self._encoder()
 

@@ -39,7 +39,7 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
         if got.shape != expected.shape:
             raise BundleError(f"its user encoder ({entry.file}) gives vectors of shape {got.shape} for the reference "
                               f"histories, the bundle's reference holds {expected.shape}; re-export the bundle")
-        cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-12)
+        cos = _cosines(got, expected)
         k = expected_top.shape[1]
         top = _top_k(got, catalog, histories, k)
         agreement = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top, expected_top)]))
@@ -48,6 +48,15 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
                         "cosine_mean": float(cos.mean()), "top_k_agreement": agreement, "passed": passed})
     return {"passed": bool(reports) and all(r["passed"] for r in reports), "tolerance": tolerance,
             "models": reports, "engines": engines}
+
+
+def _cosines(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Row cosines; a row zero in both is a match (1.0), not 0/1e-12: a history of items without vectors
+    gives a zero user vector, reproduced exactly, and the export's own bundle then failed its check."""
+    got_norm, expected_norm = np.linalg.norm(got, axis=1), np.linalg.norm(expected, axis=1)
+    cos = (got * expected).sum(1) / np.maximum(got_norm * expected_norm, 1e-12)
+    both_zero = (got_norm <= 1e-12) & (expected_norm <= 1e-12)
+    return np.where(both_zero, 1.0, cos)
 
 
 def reference_arrays(bundle: Bundle, ref: dict, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

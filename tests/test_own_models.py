@@ -678,3 +678,33 @@ def test_a_teacher_whose_vectors_depend_on_the_batch_is_refused(world, tmp_path,
                                                          output={"name": "embedding"})))
     with pytest.raises(ExportError, match="c.onnx's vector of a history changes"):
         own_teacher(str(onnx_file), str(tmp_path / "tspec.json"), table, len(vectors))
+
+
+def test_the_padding_check_runs_on_cut_histories_when_no_real_one_is_short(world, tmp_path):
+    """With every test history at least L long (a filtered log, or a small L) the check compared nothing and
+    recorded a gap of 0: the bundle kept dynamic lengths and every new user's short history diverged."""
+    root, vectors = world
+    spec = EncoderSpec.load(dict(SPEC, input=dict(SPEC["input"], history_length=2)))
+    bundle_torch_module(MeanPool(vectors, pad=len(vectors)), spec, vectors, root / "data", tmp_path / "b")
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"][0]
+    assert entry["inputs"][0]["shape"] == ["batch", 2] and entry["parity"]["padding"]["cosine_gap"] > 0.05
+
+
+class Float64(MeanPool):
+    def forward(self, ids):
+        return super().forward(ids).double()
+
+
+def test_user_vectors_that_are_not_float32_are_refused(world, tmp_path):
+    """The manifest said float32 while the file returned float64 (or int64): a runtime reading the declared
+    buffer would read garbage."""
+    root, vectors = world
+    with pytest.raises(ExportError, match=r"returns tensor\(double\) user vectors; a bundle's user encoder returns "
+                                          "float32"):
+        bundle_torch_module(Float64(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    result = CliRunner().invoke(cli, ["export", "--torch-module", "x:y", "--spec", str(tmp_path / "spec.json"),
+                                      "--item-vectors", str(root / "vectors.npy"), "--data", str(root / "data"),
+                                      "--out", str(tmp_path / "c"), "--format", "TFLite,bogus"])
+    assert result.exit_code != 0 and "--format must be onnx and/or tflite (got 'TFLite,bogus')" in result.output

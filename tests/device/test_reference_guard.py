@@ -152,3 +152,11 @@ def test_ties_go_to_the_lowest_row_as_the_exporter_breaks_them():
     got = reference._top_k(users, catalog, histories, 40)
     scores = users @ table.T
     assert got.tolist() == np.argsort(-scores, axis=1, kind="stable")[:, :40].tolist()
+
+
+def test_a_user_vector_zero_in_the_bundle_and_here_is_a_match():
+    """An own model whose history of items without vectors gives a zero vector: the bundle's reference and the
+    device agree exactly, and the check called it cosine 0 (the export's own bundle failed its gate)."""
+    got = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    expected = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [-1.0, -1.0]])
+    assert reference._cosines(got, expected).tolist() == pytest.approx([1.0, 1.0, 0.0, -1.0])
