@@ -17,14 +17,20 @@ import numpy as np
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.data.tables import read_vectors
-from edgerec.errors import ConfigError, ExportError
+from edgerec.errors import ConfigError, ExportError, ModelError
 from edgerec.export.custom import (
     BATCH_USERS,
     CHECK_USERS,
     bundle_user_model,
     check_batch_independence,
 )
-from edgerec.export.own_encoder import EncoderSpec, FileEncoder, last_rows, vocabulary_error
+from edgerec.export.own_encoder import (
+    EncoderSpec,
+    FileEncoder,
+    item_sweep,
+    last_rows,
+    vocabulary_error,
+)
 from edgerec.export.parity import overlap, top_k_rows
 from edgerec.models.scoring import history_rows
 from edgerec.runtime.bundle import Manifest
@@ -168,6 +174,17 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
         return bundle_user_model(path, spec, item_vectors, data_dir, out, reference_parity=parity, **kwargs)
 
 
+def _check_teacher_vocabulary(encode, n_items: int, length: int, teacher: str) -> None:
+    """Every item row once, before training: a teacher whose table stops short failed mid-distillation."""
+    try:
+        out = np.asarray(encode(item_sweep(n_items, length)))
+    except Exception as exc:  # noqa: BLE001 (the user's module raises its own types)
+        raise vocabulary_error(f"--teacher {teacher}", n_items, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    if not np.isfinite(out).all():
+        raise ModelError(f"--teacher {teacher} returns NaN or infinite values for some items; every item must give "
+                         "a finite vector")
+
+
 def own_teacher(teacher: str, spec: str | None, vectors: str | None, n_items: int):
     """A user's ONNX file or PyTorch module (`module:factory`) as a distillation teacher
     (compress/own_teacher.py), checked as `export --encoder` checks it."""
@@ -187,9 +204,18 @@ def own_teacher(teacher: str, spec: str | None, vectors: str | None, n_items: in
         module, _ = _adapted(load_torch_module(teacher).eval(), encoder_spec,
                              torch.ones(2, encoder_spec.history_length, dtype=dtype))
 
-        def encode(rows):
+        def call(rows):
             with torch.no_grad():
                 return module(torch.as_tensor(rows, dtype=dtype)).numpy()
+
+        def encode(rows):
+            try:
+                return call(rows)
+            except Exception as exc:  # noqa: BLE001 (the user's module raises its own types)
+                raise ModelError(f"--teacher {teacher} fails on these histories ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); its ids are item rows 1 to {n_items:,} (0 = padding), its "
+                                 "output (batch, dim)") from None
+        _check_teacher_vocabulary(call, n_items, encoder_spec.history_length, teacher)
     else:
         raise ConfigError(f"--teacher {Path(teacher).name}: give an edgerec checkpoint folder, an .onnx file or "
                           "module:factory")

@@ -708,3 +708,23 @@ def test_user_vectors_that_are_not_float32_are_refused(world, tmp_path):
                                       "--item-vectors", str(root / "vectors.npy"), "--data", str(root / "data"),
                                       "--out", str(tmp_path / "c"), "--format", "TFLite,bogus"])
     assert result.exit_code != 0 and "--format must be onnx and/or tflite (got 'TFLite,bogus')" in result.output
+
+
+def test_an_own_teacher_whose_table_stops_short_of_the_catalog_is_refused_before_training(world, tmp_path,
+                                                                                         monkeypatch):
+    """`distill --teacher module:factory` with a vocabulary 20 rows short ended in a 53-line IndexError."""
+    from edgerec.export.own_torch import own_teacher
+
+    root, vectors = world
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    module = tmp_path / "shortteacher.py"
+    module.write_text("import torch\n\nclass Short(torch.nn.Module):\n"
+                      f"    def __init__(self):\n        super().__init__()\n"
+                      f"        self.table = torch.nn.Embedding({len(vectors) - 19}, {D})\n"
+                      "    def forward(self, ids):\n        return self.table(ids).mean(1)\n\n"
+                      "def short():\n    return Short()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ExportError, match=rf"^--teacher shortteacher:short fails on the catalog's last items "
+                                          rf"\(IndexError: .*\); its ids must cover every item of items.csv: rows 1 "
+                                          rf"to {len(vectors)}"):
+        own_teacher("shortteacher:short", str(tmp_path / "spec.json"), str(root / "vectors.npy"), len(vectors))
