@@ -213,8 +213,8 @@ def test_the_command_line_imports_a_gzipped_review_log(amazon, tmp_path):
     assert len(dataset.interactions.user) == 5 and dataset.catalog.tags[1] == ("CDs & Vinyl", "Jazz")
 
 
-_ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1,
-               max_size=6)
+_ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
+                             exclude_characters="\ufeff"), min_size=1, max_size=6)  # a byte order mark: refused
 
 
 @settings(max_examples=40, deadline=None)

@@ -32,7 +32,7 @@ from edgerec.errors import ConfigError, DataError
 HEADER = ["user_id", "item_id", "timestamp"]
 
 # an id of only spaces is a missing one (tests/test_import_audit.py)
-ids = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1,
+ids = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00\ufeff"), min_size=1,
               max_size=6).filter(lambda s: not s.isspace())
 
 

@@ -387,13 +387,13 @@ def test_space_ranges_and_typed_lists_still_pass():
 
 def test_cli_tune_checks_its_arguments_before_reading_the_data(tmp_path):
     out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--minutes", "nan"])
-    assert out.exit_code == 1 and "--minutes must be a finite time" in out.output  # not "no items.csv here"
+    assert out.exit_code == 2 and "Invalid value for '--minutes'" in out.output  # not "no items.csv here"
 
 
 def test_cli_tune_passes_the_bound_options_on(tmp_path, monkeypatch):
     out = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s"), "--target", "policy",
                                    "--margin-z", "-1"])
-    assert out.exit_code == 1 and "--margin-z" in out.output
+    assert out.exit_code == 2 and "Invalid value for '--margin-z'" in out.output
     seen = {}
 
     def stop(self):  # TuneConfig.validate: read the options, then stop before any data is read
