@@ -57,6 +57,8 @@ def export_onnx(module: torch.nn.Module, sample: dict[str, torch.Tensor], dynami
     dims: dict[str, Dim] = {}
     shapes = {}
     for name, axes in dynamic.items():
+        axes = {axis: label for axis, label in axes.items() if max_sizes.get(label, 2) >= 2}  # torch.export's
+        # dims start at 2: an axis at most 1 long (a history of 1) is exported static, at the sample's size
         shapes[name] = {axis: dims.setdefault(label, Dim(label, max=max_sizes.get(label, 1 << 20)) if label in max_sizes
                                              else Dim(label)) for axis, label in axes.items()}
     try:

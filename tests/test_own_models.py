@@ -728,3 +728,14 @@ def test_an_own_teacher_whose_table_stops_short_of_the_catalog_is_refused_before
                                           rf"\(IndexError: .*\); its ids must cover every item of items.csv: rows 1 "
                                           rf"to {len(vectors)}"):
         own_teacher("shortteacher:short", str(tmp_path / "spec.json"), str(root / "vectors.npy"), len(vectors))
+
+
+def test_a_history_length_of_one_exports_to_onnx(world, tmp_path):
+    """torch.export's dynamic dims start at 2: a spec with history_length 1 ended in a traceback dump and an
+    internal 'Invalid ranges [2:1]'. The axis is exported static instead."""
+    root, vectors = world
+    spec = EncoderSpec.load(dict(SPEC, input=dict(SPEC["input"], history_length=1)))
+    bundle_torch_module(MeanPool(vectors), spec, vectors, root / "data", tmp_path / "b")
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"][0]
+    assert entry["inputs"][0]["shape"][1] == 1
+    assert np.allclose(_device_vector(tmp_path / "b", [7]), vectors[6], atol=1e-5)
