@@ -331,14 +331,7 @@ class HistoryStore:
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
         """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""
         with self._transaction():  # its errors say that nothing of the batch was stored
-            for item, space, vector, meta, removed in rows:
-                values = (vector, json.dumps(meta, sort_keys=True), int(removed), item, space)
-                # updated in place: INSERT OR REPLACE gave the row a new rowid, so an updated item moved
-                # behind the others when read back (saved_items reads by rowid) and ties changed order
-                if not self.db.execute("UPDATE added_items SET vector = ?, meta = ?, removed = ? "
-                                       "WHERE item = ? AND space = ?", values).rowcount:
-                    self.db.execute("INSERT INTO added_items (vector, meta, removed, item, space) "
-                                    "VALUES (?, ?, ?, ?, ?)", values)
+            history_care.upsert_items(self.db, rows)
             self.db.execute(history_care.ITEMS_BUMP)  # tells catalogs on other connections (catalog_sync.py)
 
     def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:

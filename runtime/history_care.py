@@ -154,6 +154,16 @@ def context_of(raw) -> dict:
     return value if isinstance(value, dict) else {"unreadable": raw if isinstance(raw, str) else repr(raw)}
 
 
+def upsert_items(db, rows) -> None:
+    """Save added items (item, space, vector, meta, removed), each updated where it is: INSERT OR REPLACE gave
+    an updated row a new rowid, so the item moved behind the others when read back (by rowid) and ties swapped."""
+    for item, space, vector, meta, removed in rows:
+        values = (vector, json.dumps(meta, sort_keys=True), int(removed), item, space)
+        if not db.execute("UPDATE added_items SET vector = ?, meta = ?, removed = ? WHERE item = ? AND space = ?",
+                          values).rowcount:
+            db.execute("INSERT INTO added_items (vector, meta, removed, item, space) VALUES (?, ?, ?, ?, ?)", values)
+
+
 def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict, bool]]:
     """Added items (item, vector, meta, removed) from their rows, leaving out a row altered outside
     edgerec (no id, metadata not a JSON object, a vector not `dim` finite float32 values, not all zero):
