@@ -72,9 +72,6 @@ def read_json(path: str | os.PathLike, option: str):
         raise ConfigError(f"{option} {Path(path).name} is not a readable JSON file ({exc})") from None
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def _our_folder(folder: Path) -> str | None:
     """What edgerec folder `folder` is (a bundle, a data folder, a checkpoint), or None."""
     manifest = folder / "manifest.json"
@@ -95,8 +92,12 @@ def refuse_writing_over_ours(path: Path) -> None:
     command said "wrote" and the folder no longer opened."""
     if not path.is_file():
         return
+    from edgerec.runtime.history_care import (
+        SQLITE_HEADER,  # here: `edgerec --help` imports no runtime
+    )
+
     with open(path, "rb") as existing:
-        if existing.read(16) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
+        if existing.read(len(SQLITE_HEADER)) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
             raise click.UsageError(f"{path.name} is an SQLite database; writing over it would destroy it: choose "
                                    "another file for the output")
     kind = _our_folder(path.parent)

@@ -56,11 +56,12 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
 
     if target == "model":  # the policy's options would be ignored without a word
         source = click.get_current_context().get_parameter_source
-        given = [f"--{name.replace('_', '-')}" for name in ("model_ckpt", "max_ndcg_loss", "margin_z", "expected_bound")
+        given = [flag for name, flag in (("model_ckpt", "--model"), ("max_ndcg_loss", "--max-ndcg-loss"),
+                                         ("margin_z", "--margin-z"), ("expected_bound", "--expected-bound"))
                  if source(name) is not click.core.ParameterSource.DEFAULT]
         if given:
-            raise click.UsageError(f"{', '.join(given).replace('--model-ckpt', '--model')} tune a policy: pass "
-                                   "--target policy with them, or leave them out")
+            raise click.UsageError(f"{', '.join(given)} tune a policy: pass --target policy with them, or leave "
+                                   "them out")
 
     cfg = TuneConfig(target=target, minutes=minutes, trials=trials,
                      strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),

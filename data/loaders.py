@@ -129,6 +129,8 @@ class ColumnMap:
 _RATING_NAME = re.compile(r"rating|stars?$|score|^rate$", re.I)  # a value column that holds ratings
 FILE_ORDER = "(row in the file)"  # the time column of a log imported without one
 _DEFAULTS = {"event": ColumnMap.event, "value": ColumnMap.value, "device": ColumnMap.device}
+
+
 class SecondsAmongFinerTimes:
     """With --time-unit ms, us or ns, a row written in epoch seconds reads as a date in January 1970 and
     moves to the front of its user's history. Refused at its line once the log also holds real dates

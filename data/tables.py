@@ -748,23 +748,23 @@ def _zoned(column, zone: str | None, name: str, path: Path, row: int):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    def assume(values):
+        return pc.assume_timezone(values, timezone=zone, ambiguous="raise", nonexistent="raise")
+
     if zone is None or not pa.types.is_timestamp(column.type) or column.type.tz is not None:
         return column
     try:
-        return pc.assume_timezone(column, timezone=zone, ambiguous="raise", nonexistent="raise")
+        return assume(column)
     except (pa.ArrowInvalid, ValueError) as exc:
-        bad = next((i for i in range(len(column)) if _fails(pc, column.slice(i, 1), zone)), None)
+        bad = 0
+        for bad in range(len(column)):  # the first such row (only when there is one: a slow path)
+            try:
+                assume(column.slice(bad, 1))
+            except (pa.ArrowInvalid, ValueError):
+                break
         raise DataError(f"column '{name}' holds a local time that does not exist or comes twice in {zone} (a "
-                        f"daylight-saving change: {str(exc).splitlines()[0]}); store such times with their offset or in UTC, or drop "
-                        "the row", str(path), None if bad is None else row + bad + 1) from None
-
-
-def _fails(pc, one, zone: str) -> bool:
-    try:
-        pc.assume_timezone(one, timezone=zone, ambiguous="raise", nonexistent="raise")
-    except Exception:  # noqa: BLE001 (whatever Arrow raises for this row)
-        return True
-    return False
+                        f"daylight-saving change: {str(exc).splitlines()[0]}); store such times with their offset "
+                        "or in UTC, or drop the row", str(path), row + bad + 1) from None
 
 
 def _as_ticks(column, pa) -> list:

@@ -34,6 +34,7 @@ from edgerec.models.transfer import (
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.bundle import MANIFEST, Bundle, sha256_file
 from edgerec.runtime.catalog import ItemCatalog
+from edgerec.runtime.checks import shown
 from edgerec.runtime.schema import check_manifest
 from edgerec.runtime.space import BRIDGE_INPUTS, SharedSpace
 from edgerec.runtime.transfer import pooled
@@ -73,7 +74,7 @@ def declare_space(bundle: str | Path, out: str | Path, *, space_id: str, domains
                   content: np.ndarray | None = None, bridges: list[BridgeFile] = ()) -> Bundle:
     """Copy `bundle` to `out` with the space section; `content` has one row per item of the bundle."""
     if not isinstance(space_id, str) or not SPACE_ID.fullmatch(space_id):  # the schema's pattern, said as a rule
-        raise ConfigError(f"space id {space_id!r} must be 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+        raise ConfigError(f"space id {shown(space_id)} must be 1 to 64 letters, digits, '.', '_' or '-', starting with a "
                           "letter or digit (e.g. media-v1)")
     source, target = Bundle.open(bundle), Path(out)
     if target.exists() and any(target.iterdir()):

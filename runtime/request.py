@@ -118,19 +118,16 @@ CONTEXT_KEYS = ("now", "hour", "device")
 
 def parse_context(context: dict | None) -> tuple[float, float, int]:
     """(now, hour of day, device code) of a request's context."""
-    if isinstance(context, dict):  # the numbers first: the JSON check would call a NaN "not JSON"
-        if "now" in context:
-            checks.timestamp(context["now"], "context 'now'", allow_none=False)
-        if "hour" in context:
-            checks.number(context["hour"], "context 'hour'", 0.0, 24.0)
+    raw = context if isinstance(context, dict) else {}
+    # the numbers before the JSON check, which would call a NaN or an infinity "not JSON"
+    now = checks.timestamp(raw.get("now", time.time()), "context 'now'", allow_none=False)
+    local = time.localtime(now)
+    hour = checks.number(raw.get("hour", local.tm_hour + local.tm_min / 60), "context 'hour'", 0.0, 24.0)
     context = checks.json_object(context, "context") or {}
     unknown = sorted(set(context) - set(CONTEXT_KEYS))
     if unknown:  # a misspelt key ("Device") would be ignored: a list for another context, without a word
         raise ConfigError(f"unknown context key {checks.shown(unknown)}; a request's context takes "
                           f"{', '.join(CONTEXT_KEYS)} (record() keeps any keys with the event)")
-    now = checks.timestamp(context.get("now", time.time()), "context 'now'", allow_none=False)
-    local = time.localtime(now)
-    hour = checks.number(context.get("hour", local.tm_hour + local.tm_min / 60), "context 'hour'", 0.0, 24.0)
     device = context.get("device")
     code = DEVICES.index(device) if isinstance(device, str) and device in DEVICES else -1
     if device is not None and code < 0:

@@ -19,6 +19,7 @@ from pathlib import Path
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks
 from edgerec.runtime.history_care import (
+    SQLITE_HEADER,
     check_database,
     check_writable,
     file_uri,
@@ -27,7 +28,6 @@ from edgerec.runtime.history_care import (
 )
 
 KEY_BYTES = 32
-PLAIN_HEADER = b"SQLite format 3\x00"
 INSTALL_HINT = "install the encryption extra: pip install 'edgerec[crypto]'"
 
 
@@ -68,7 +68,7 @@ def is_plain(path: str | Path) -> bool:
     if not path.is_file() or path.stat().st_size == 0:
         return False
     with path.open("rb") as f:
-        return f.read(len(PLAIN_HEADER)) == PLAIN_HEADER
+        return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
 def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) -> Connection:
@@ -87,14 +87,19 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
         raise HistoryError(f"history database {shown} is not encrypted; encrypt it first with "
                            "edgerec.runtime.secure_db.encrypt_database (or `edgerec history encrypt`)")
     db = driver.connect(file_uri(name), timeout=timeout, check_same_thread=False, isolation_level=None, uri=True)
+    _unlock(db, driver, key_sql, f"history database {shown} cannot be decrypted: wrong key, or the file was "
+                                 "altered. Nothing was changed; open it with the key it was created with")
+    return Connection(db, (driver.DatabaseError, sqlite3.DatabaseError), (driver.OperationalError,), True)
+
+
+def _unlock(db, driver, key_sql: str, refusal: str) -> None:
+    """Give an SQLCipher connection its key and read page 1, which checks the key; else close it and refuse."""
     try:
         db.execute(f"PRAGMA key = {key_sql}")
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read checks key and page 1
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except driver.DatabaseError:
         db.close()
-        raise HistoryError(f"history database {shown} cannot be decrypted: wrong key, or the file was altered. "
-                           "Nothing was changed; open it with the key it was created with") from None
-    return Connection(db, (driver.DatabaseError, sqlite3.DatabaseError), (driver.OperationalError,), True)
+        raise HistoryError(refusal) from None
 
 
 def open_read_only(path: str | Path, key: bytes):
@@ -116,13 +121,8 @@ class _Reopening:
         if self.db is not None:
             self.db.close()
         self.db = self.driver.connect(read_only_uri(self.path), uri=True, isolation_level=None)
-        try:
-            self.db.execute(f"PRAGMA key = {_key_literal(self.key)}")
-            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the key, and page 1
-        except self.driver.DatabaseError:
-            self.db.close()
-            raise HistoryError(f"history database {checks.file_name(self.path)} cannot be decrypted: wrong key, or "
-                               "its first page is damaged; nothing can be recovered without it") from None
+        _unlock(self.db, self.driver, _key_literal(self.key), f"history database {checks.file_name(self.path)} "
+                "cannot be decrypted: wrong key, or its first page is damaged; nothing can be recovered without it")
 
     def execute(self, sql: str, params=()):
         try:
