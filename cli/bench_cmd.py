@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import PLOT_OUT, console, example, table, write_json
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, console, example, table, write_json
 
 
 @click.command("bench", epilog=example(
@@ -20,7 +20,7 @@ from edgerec.cli.output import PLOT_OUT, console, example, table, write_json
 @click.option("--compare", multiple=True, type=click.Path(exists=True),
               help="Another bundle whose user encoders are timed alongside (e.g. the fp32 export).")
 @click.option("--conformance", is_flag=True, help="Also check the device reproduces the bundle's references.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+@click.option("--json", "json_out", type=FILE_OUT)
 @click.option("--plot", "plot_out", type=PLOT_OUT, help="PNG with latency plots.")
 def bench(bundle, profile_name, overrides, items, ann, requests, compare, conformance, json_out, plot_out) -> None:
     """Latency per stage and end to end, open time, memory and size, against a device profile."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgerec.cli.output import (
+    FILE_OUT,
     VocabularyChoice,
     console,
     example,
@@ -170,7 +171,7 @@ def _separator(text: str | None) -> str | None:
 
 @data_group.command("stats", epilog=example("edgerec data stats data/world --json stats.json"))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the numbers as JSON.")
+@click.option("--json", "json_out", type=FILE_OUT, help="Also write the numbers as JSON.")
 def stats(folder, json_out) -> None:
     """Users, items, events, density and popularity skew of a data folder."""
     from edgerec.data.stats import dataset_stats

@@ -11,7 +11,15 @@ from datetime import datetime, timezone
 
 import click
 
-from edgerec.cli.output import VocabularyChoice, console, example, read_json, table, write_json
+from edgerec.cli.output import (
+    FILE_OUT,
+    VocabularyChoice,
+    console,
+    example,
+    read_json,
+    table,
+    write_json,
+)
 
 _HISTORY = click.option("--history", "history_path", default="history.db", show_default=True,
                         type=click.Path(dir_okay=False), help="The on-device history database.")
@@ -99,7 +107,7 @@ def existing_store(path: str, access: dict):
 @click.option("--fallback", type=click.Path(exists=True),
               help="The bundle served so far: BUNDLE is an update, served only if it verifies and reproduces "
                    "its reference outputs here; otherwise this one keeps serving.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+@click.option("--json", "json_out", type=FILE_OUT)
 def recommend(bundle, user, k, history_path, backend, device, languages, kids_safe, diversity, policy_file,
               fallback, json_out, access) -> None:
     """The user's top-k items right now, with the reason for each.

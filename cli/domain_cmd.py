@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import FiniteRange, console, example, table, write_json
+from edgerec.cli.output import FILE_OUT, FiniteRange, console, example, table, write_json
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -127,7 +127,7 @@ def bridge(source, target, data_dir, by, ridge, methods, source_input, out) -> N
 @click.option("--item", "items", multiple=True, help="Source items to use as the history instead (repeatable).")
 @click.option("--method", type=click.Choice(["mapping", "direct", "content"]), default="mapping", show_default=True)
 @click.option("-k", "k", default=10, show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+@click.option("--json", "json_out", type=FILE_OUT)
 def recommend(source, target, user, history_path, items, method, k, json_out) -> None:
     """Target-domain items for a user whose history lies in the source bundle's domain."""
     from edgerec.runtime import Recommender

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import console, example, progress_bar, table, write_json
+from edgerec.cli.output import FILE_OUT, console, example, progress_bar, table, write_json
 from edgerec.errors import DataError
 
 BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybrid")
@@ -23,7 +23,7 @@ BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybri
 @click.option("--max-users", type=click.IntRange(0),
               help="Score a seeded sample of this many of the phase's users when it has more (0: every user; "
                    "default: 20,000).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+@click.option("--json", "json_out", type=FILE_OUT, help="Write the results as JSON.")
 def evaluate(data_dir, models, k, phase, max_users, json_out) -> None:
     """Leave-last-out, full-ranking evaluation; prints one row per model.
 

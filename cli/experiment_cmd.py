@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import PLOT_OUT, example
-from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, example
+from edgerec.cli.study_cmd import DIR, _run
 from edgerec.errors import ConfigError
 
 BUNDLE = click.Path(exists=True, path_type=Path)

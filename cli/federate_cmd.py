@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import PLOT_OUT, example
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, example
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command("federate", epilog=example(

@@ -173,6 +173,23 @@ class SuffixPath(click.Path):
         return path
 
 
+class OutputFile(click.Path):
+    """A file a command writes (`--json`): one that would destroy a history, a bundle's file, a data folder's or
+    a checkpoint's is refused as the options are read, before hours of work end in the refusal."""
+
+    def __init__(self):
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        try:
+            refuse_writing_over_ours(Path(path))
+        except click.UsageError as exc:
+            self.fail(exc.message, param, ctx)
+        return path
+
+
+FILE_OUT = OutputFile()
 PLOT_OUT = SuffixPath((".png", ".svg", ".pdf", ".jpg"), "its suffix picks the image format")
 NPY_OUT = SuffixPath((".npy",), "numpy adds .npy to any other name, and the file would not be where you said")
 

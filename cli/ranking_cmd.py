@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from edgerec.cli.device_cmd import HISTORY, refuse_missing_history
-from edgerec.cli.output import PLOT_OUT, console, example, key_values, table, write_json
-from edgerec.cli.study_cmd import DIR, FILE_OUT, _run
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, console, example, key_values, table, write_json
+from edgerec.cli.study_cmd import DIR, _run
 
 
 @click.group("scorer", epilog=example(

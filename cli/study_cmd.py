@@ -12,10 +12,18 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import PLOT_OUT, FiniteRange, console, example, fmt, print_study, write_json
+from edgerec.cli.output import (
+    FILE_OUT,
+    PLOT_OUT,
+    FiniteRange,
+    console,
+    example,
+    fmt,
+    print_study,
+    write_json,
+)
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 
 
 def _run(study, json_out=None, plot_out=None) -> None:
