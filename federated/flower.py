@@ -111,7 +111,7 @@ def server_app(server: FederatedServer, log: list):
                        "table": ArrayRecord(numpy_ndarrays=[np.asarray(server.table, np.float32)])}
             messages = [Message(RecordDict(content), dst_node_id=nodes[i], message_type="train")
                         for i in server.sample() if i < len(nodes)]
-            replies = list(grid.send_and_receive(messages))
+            replies = list({m.metadata.src_node_id: m for m in grid.send_and_receive(messages)}.values())  # one a node
             payloads = [m.content["update"]["payload"] for m in replies if m.has_content()]
             updates, refused = server.uploads([p for p in payloads if p])  # a broken upload is dropped
             log.append({**server.aggregate(updates), "replies": len(replies), "refused": refused,

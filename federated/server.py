@@ -28,6 +28,7 @@ far its clipped change reaches).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -130,6 +131,7 @@ class FederatedServer:
                               f"({task.encoding}) would take {size:,} bytes, over the {UPLOAD_LIMIT:,}-byte upload "
                               "limit; lower RoundTask.upload_rows or use int8")
         self.log: list[dict] = []
+        self._seen: tuple[int, set] = (0, set())  # digests of the uploads admitted in round _seen[0]
 
     @property
     def noise_std(self) -> float:
@@ -172,9 +174,16 @@ class FederatedServer:
         """The round's uploads that decode and fit this run, and why each other one was refused: one
         broken or hostile device must not stop the round (and the run) for every other device."""
         kept, refused = [], []
+        if self._seen[0] != len(self.log):
+            self._seen = (len(self.log), set())
         for payload in payloads:
             try:
+                digest = hashlib.sha256(payload).digest() if isinstance(payload, (bytes, bytearray)) else None
+                if digest in self._seen[1]:  # a re-sent upload counted twice gives its device 2C: DP's bound breaks
+                    raise ConfigError("an update came twice in one round; the copy is refused (each device "
+                                      "counts once)")
                 kept.append(self._admitted(decode_update(payload)))
+                self._seen[1].add(digest)
             except ConfigError as exc:
                 refused.append(str(exc))
         return kept, refused

@@ -104,3 +104,16 @@ def test_a_broken_upload_is_dropped_with_its_reason_and_the_round_goes_on():
         "an update does not fit this run's table (space, width or rows); it is refused",
     ]
     assert s.aggregate(kept)["devices"] == 1 and s.table[1, 0] > 0
+
+
+def test_an_upload_sent_twice_in_a_round_counts_once():
+    """A re-sent upload was admitted again: its device added 2C to a DP sum whose noise covers C."""
+    s = server()
+    payload = encode_update(ClientUpdate(0, SPACE, np.array([1], np.int64), np.full((1, 4), 0.1, np.float32), 1.0))
+    kept, refused = s.uploads([payload, payload])
+    assert len(kept) == 1 and refused == ["an update came twice in one round; the copy is refused (each device "
+                                          "counts once)"]
+    assert len(s.uploads([payload])[0]) == 0  # a later call in the same round too
+    s.aggregate(kept)
+    assert len(s.uploads([encode_update(ClientUpdate(1, SPACE, np.array([1], np.int64),
+                                                     np.full((1, 4), 0.1, np.float32), 1.0))])[0]) == 1
