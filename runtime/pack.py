@@ -20,7 +20,13 @@ import shutil
 import tarfile
 import tempfile
 import time
+import weakref
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; copies are removed by age alone
+    fcntl = None
 
 from edgerec.errors import BundleError
 from edgerec.runtime.atomic import Temporary
@@ -29,6 +35,7 @@ from edgerec.runtime.checks import file_name, shown
 
 SUFFIX = ".edgerec"
 MAX_MEMBERS = 4096  # a bundle holds tens of files; more members only make opening slow (one file each)
+MANIFEST_SHA256 = "EDGEREC.manifest.sha256"  # a PAX record of the manifest member; other tar readers skip it
 STALE_AFTER_S = 600  # unpacked copies of older contents are removed after this (a process may still read one)
 
 
@@ -49,6 +56,8 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
                     info = tar.gettarinfo(str(root / name), arcname=name)
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
+                    if name == MANIFEST:  # the one file no checksum in files covers: a flipped "k": 5 -> 4 opened
+                        info.pax_headers = {MANIFEST_SHA256: sha256_file(root / name)}
                     with open(root / name, "rb") as handle:
                         tar.addfile(info, handle)
             if not tmp.publish():  # flushed first: a power cut leaves the old file or the whole new one
@@ -111,8 +120,9 @@ def unpacked(path: str | os.PathLike, spare: str | os.PathLike | None = None) ->
                           "read it") from None
     homes = [path.parent] + ([Path(spare)] if spare is not None else [])
     for home in homes:  # a copy unpacked earlier is used even where nothing can be written now
-        if (home / f".{path.name}.{digest[:24]}.unpacked" / ".packed-from").is_file():
-            return home / f".{path.name}.{digest[:24]}.unpacked"
+        if (held := Held.copy(home / f".{path.name}.{digest[:24]}.unpacked")) is not None:
+            _remove_stale(path, held)  # copies of earlier contents, once no running app holds them
+            return held
     home = next((h for h in homes if h.is_dir() and _writable(h)), None)
     if home is None:
         raise BundleError(f"packed bundle {name} is in a folder this app cannot write, and a packed bundle is "
@@ -135,8 +145,30 @@ def unpacked(path: str | os.PathLike, spare: str | os.PathLike | None = None) ->
                                   "writable") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    held = Held.copy(target)
     _remove_stale(path, target)
-    return target
+    if held is None:  # removed between its publication and the lock: by a process that saw it 10 minutes old
+        raise BundleError(f"the unpacked copy of {name} was removed as it was opened; open it again")
+    return held
+
+
+class Held(type(Path())):
+    """An unpacked copy's folder, held by a shared lock while this object lives (its Bundle's life): a process
+    opening the file's next contents removed the copy a running app still loaded its models from, and that app
+    served fallback lists until it restarted."""
+
+    @classmethod
+    def copy(cls, folder: Path) -> Held | None:
+        """`folder` held, or None when it is not (or no longer) a published copy."""
+        try:
+            fd = os.open(folder / ".packed-from", os.O_RDONLY)
+        except OSError:
+            return None
+        held = cls(folder)
+        weakref.finalize(held, os.close, fd)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a remover deletes it, then finds it gone
+        return held if (folder / ".packed-from").is_file() else None
 
 
 def _extract(path: Path, staging: Path) -> None:
@@ -150,6 +182,26 @@ def _extract(path: Path, staging: Path) -> None:
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{file_name(path)} cannot be unpacked ({_inside(exc, staging)}); it is truncated or damaged, "
                           "or not a packed bundle: pack one with `edgerec pack`") from None
+    _check_whole(path, staging, next(m for m in members if m.name == MANIFEST))
+
+
+def _check_whole(path: Path, staging: Path, manifest: tarfile.TarInfo) -> None:
+    """The unpacked copy is the packed bundle whole: its manifest has the digest `pack` recorded, and every file
+    it lists came out (tarfile stops without a word at a header cut short, and the bundle then said a file was
+    missing from a hidden folder the user never made)."""
+    recorded = manifest.pax_headers.get(MANIFEST_SHA256)
+    if recorded is not None and sha256_file(staging / MANIFEST) != recorded:
+        raise BundleError(f"{file_name(path)}: its {MANIFEST} fails the sha256 check recorded when it was packed; "
+                          "the file is damaged, copy or pack it again")
+    try:
+        listed = json.loads((staging / MANIFEST).read_bytes()).get("files", {})
+        missing = [name for name in listed if not (staging / name).is_file()] if isinstance(listed, dict) else []
+    except (ValueError, AttributeError, TypeError, OSError):
+        return  # not a manifest at all: opening the bundle says what is wrong with it
+    if missing:
+        raise BundleError(f"{file_name(path)} holds {len(listed) - len(missing)} of the {len(listed)} files its "
+                          f"manifest lists ({shown(missing[0])} is not in it); it is truncated or damaged, copy or "
+                          "pack it again")
 
 
 def _inside(exc: BaseException, staging: Path) -> str:
@@ -167,6 +219,21 @@ def _remove_stale(path: Path, keep: Path) -> None:
     for other in [*home.glob(f".{path.name}.*.unpacked"), *home.glob(f".{path.name}.*.tmp")]:
         try:
             if other != keep and time.time() - other.stat().st_mtime > STALE_AFTER_S:
-                shutil.rmtree(other, ignore_errors=True)
+                _remove_unheld(other)
         except OSError:
             pass
+
+
+def _remove_unheld(folder: Path) -> None:
+    """Remove `folder` unless a live Bundle holds it (a staging folder has no lock file: it is removed)."""
+    try:
+        fd = os.open(folder / ".packed-from", os.O_RDONLY)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: held by a running app, kept
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)

@@ -5,6 +5,7 @@ import json
 import os
 import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,43 @@ def test_junk_and_truncated_files(bundle, tmp_path):
     assert not (tmp_path / ".clash.edgerec.unpacked.tmp").exists()
 
 
+def test_a_packed_file_cut_at_a_member_boundary_says_it_is_truncated(bundle, tmp_path):
+    """tarfile stops without a word at a header cut short: the bundle then said a file was missing from a hidden
+    folder the user never made, and that partial copy stayed published."""
+    packed = pack(bundle, tmp_path / "cut.edgerec")
+    with tarfile.open(packed) as tar:
+        last = tar.getmembers()[-1]
+    packed.write_bytes(packed.read_bytes()[: last.offset])
+    with pytest.raises(BundleError, match=rf"^cut.edgerec holds \d+ of the \d+ files its manifest lists "
+                                          rf"\('{last.name}' is not in it\); it is truncated or damaged"):
+        Bundle.open(packed)
+    assert not list(tmp_path.glob(".cut.edgerec.*"))
+
+
+def test_a_packed_manifest_with_a_flipped_byte_is_refused(bundle, tmp_path):
+    """The manifest is the one file no checksum of `files` covers: a bit flipped in a packed copy ("k": 5 -> 4)
+    opened and served other lists. `pack` records its sha256; an older packed file without it still opens."""
+    packed = pack(bundle, tmp_path / "flip.edgerec")
+    data = packed.read_bytes()
+    with tarfile.open(packed) as tar:
+        start = tar.getmember(MANIFEST).offset_data
+    at = data.index(b'"name": "', start) + len(b'"name": "')
+    flipped = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    packed.write_bytes(flipped)
+    with pytest.raises(BundleError, match="flip.edgerec: its manifest.json fails the sha256 check recorded when it "
+                                          "was packed; the file is damaged"):
+        Bundle.open(packed)
+    with tarfile.open(packed) as tar:  # the same bundle packed without the record (an older edgerec): it opens
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    old = tmp_path / "old.edgerec"
+    with tarfile.open(old, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info, payload in members:
+            info.pax_headers = {}
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    Bundle.open(pack(bundle, tmp_path / "fine.edgerec"))
+    assert Bundle.open(old).manifest.name != Bundle.open(tmp_path / "fine.edgerec").manifest.name
+
+
 def test_a_missing_packed_file(tmp_path):
     with pytest.raises(BundleError, match="no such directory or packed file"):
         Bundle.open(tmp_path / "none.edgerec")
@@ -223,6 +261,29 @@ def test_leftovers_are_removed_only_once_older_than_the_grace_period(bundle, tmp
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert left == sorted([".one.edgerec.aaaa.unpacked", ".one.edgerec.cccc.tmp", ".other.edgerec.eeee.unpacked",
                            target.name])
+
+
+def test_a_copy_a_running_app_holds_is_kept_when_the_file_is_updated(bundle, handmade_bundle, tmp_path):
+    """Another process opening the file's next contents removed the copy a running app still loaded its models
+    from (lazily, at its first request): it served fallback lists until it restarted."""
+    import gc
+    import subprocess
+    import sys
+
+    packed = pack(bundle, tmp_path / "b.edgerec")
+    running = Bundle.open(packed)
+    old = Path(str(running.root))  # a plain path: the Bundle's own root holds the copy
+    newer = pack(handmade_bundle(np.eye(4)[::-1], popularity=[4, 3, 2, 1]), tmp_path / "newer.edgerec")
+    os.replace(newer, packed)
+    os.utime(old, (time.time() - STALE_AFTER_S - 60,) * 2)
+    subprocess.run([sys.executable, "-c", f"from edgerec.runtime.bundle import Bundle; Bundle.open({str(packed)!r})"],
+                   check=True)
+    assert (old / "manifest.json").is_file() and Bundle.open(old).manifest.name == running.manifest.name
+    del running
+    gc.collect()
+    subprocess.run([sys.executable, "-c", f"from edgerec.runtime.bundle import Bundle; Bundle.open({str(packed)!r})"],
+                   check=True)
+    assert not old.exists()  # no longer held: removed
 
 
 def test_a_packed_path_that_cannot_be_read_names_itself(tmp_path):
