@@ -129,6 +129,12 @@ def project(content: np.ndarray, projection: np.ndarray) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
+def read_length(tokenizer) -> int:
+    """The tokens a text is cut to, as the student was distilled and checked: the catalog's longest text was
+    written instead, and on a catalog of short titles the device dropped the tags of every item it embedded."""
+    return int((tokenizer.truncation or {}).get("max_length", 48))
+
+
 def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, tokenizer, catalog_texts: list[str],
                           item_vectors: np.ndarray, fit_rows: np.ndarray, label_sets: dict[str, list[str]],
                           formats: tuple[str, ...], mode: str) -> list[ModelEntry]:
@@ -145,7 +151,7 @@ def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, toke
     labels = sorted({label for values in label_sets.values() for label in values})
     label_ids, label_mask = tokenize(tokenizer, labels)
     extra = {
-        "tokenizer": tokenizer_file, "max_tokens": int(ids.shape[1]) if len(ids) else TFLITE_TOKENS,
+        "tokenizer": tokenizer_file, "max_tokens": read_length(tokenizer),
         "projection": writer.add_array("content/projection.npy", projection),
         "labels": {"names": labels, "vectors": writer.add_array("content/label_vectors.npy",
                                                                 embed(student, label_ids, label_mask)),

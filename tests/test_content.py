@@ -119,6 +119,26 @@ def test_bundle_carries_the_content_encoder(content_bundle):
         assert parity["texts"] == 256 and parity["cosine_min"] > 0.98 and parity["max_abs_diff"] > 0
 
 
+def test_the_device_reads_as_many_tokens_as_the_student_on_a_catalog_of_short_titles(tiny_bundle, student_dir,
+                                                                                       tmp_path, monkeypatch):
+    """The bundle said `max_tokens` = the catalog's longest text: on a catalog of titles the device cut every new
+    item's text to a title's length, and its tags (last in the text) changed nothing."""
+    import edgerec.models.content as content_module
+
+    titles_only = content_module.item_texts
+    monkeypatch.setattr(content_module, "item_texts", lambda catalog: [t.split(".")[0][:12] for t in
+                                                                        titles_only(catalog)])
+    out = tmp_path / "bundle"
+    export_bundle(tiny_bundle.parent / "ckpt", tiny_bundle.parent / "data", out,
+                  ExportConfig(evaluate=False, parity_users=100, min_top10_agreement=0.8, formats=("onnx",)),
+                  content=student_dir[0])
+    rec = Recommender.open(out)
+    assert rec.bundle.manifest.model("content_encoder", "onnx").extra["max_tokens"] == 48
+    base = "Night Train. A slow album recorded live in a club in Paris, with saxophone and piano."
+    a, b = rec.content.embed([base, base + " Tags: horror, haunted house, thriller."])
+    assert float(a @ b) < 0.999  # the tags reach the encoder
+
+
 @pytest.mark.parametrize("backend", ["onnx", "tflite"])
 def test_new_item_from_metadata_only_and_zero_shot_tags(content_bundle, backend):
     rec = Recommender.open(content_bundle, backend=backend)
