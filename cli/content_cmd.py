@@ -200,6 +200,8 @@ def tag(bundle, text, item_id, k) -> None:
     """Zero-shot genre, mood and tags from the bundle's content encoder (runs on the device runtime)."""
     from edgerec.runtime import Recommender
 
+    if (text is None) == (item_id is None):
+        raise click.UsageError("give --text or --item (one of them)")
     labels = Recommender.open(bundle).tag(text=text, item_id=item_id, k=k)
     key_values({kind: value if kind != "tags" else ", ".join(f"{t} ({s:.2f})" for t, s in value)
                 for kind, value in labels.items()}, title="labels")

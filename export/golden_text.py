@@ -98,9 +98,10 @@ def text_case(world) -> Case:
         {"item_id": "text-2", "title": "Quiet Rain", "description": "A dreamy jazz record for slow evenings.",
          "tags": ["jazz", "relaxing"], "genre": "golden-new"},
         {"item_id": "text-3", "title": "Zyxwv Qorb", "description": None, "tags": [], "genre": "golden-new"},
-        {"item_id": "text-4", "title": "Café Olé: Ñandú", "description": "Épica aventura — viaje y comida.",
+        {"item_id": "text-4", "title": "Café Olé: Ñandú", "description": "Épica aventura — viaje y comida por los ríos del sur.",
          "tags": ["travel"], "genre": "golden-new"},
-        {"item_id": "text-5", "title": "東京の夜", "description": "夜の音楽", "tags": [], "genre": "golden-new"},
+        {"item_id": "text-5", "title": "東京の夜", "description": "夜の音楽", "tags": [], "genre": "golden-new",
+         "creator": world.most_common("creator", 2)[1]},  # no word the vocabulary knows: the creator alone places it
         {"item_id": "text-6", "description": "A late show.", "genre": "golden-new"},  # untitled: the id is its title
         {"item_id": "text-7", "title": "Another one by them", "creator": world.most_common("creator")[0],
          "genre": "golden-new"},  # the content vector blended with the creator's (§7)
@@ -116,8 +117,8 @@ def text_case(world) -> Case:
              {"op": "tag", "item_id": "text-2", "k": 4}, {"op": "tag", "item_id": "text-6", "k": 2},
              {"op": "tag", "item_id": world.ids[0], "k": 3}]  # a bundle item: its title and tags
     return Case("content_encoder", "items added with metadata only take their vectors from the content encoder "
-                "(spec §7b: text, tokens, pooled vector, projection) and are listed under their own genre; tag steps "
-                "pin the zero-shot labels of texts, of added items (an untitled one reads its id) and of a bundle item; items of a known creator or series blend the content vector with theirs", steps, bundle=TEXT)
+                "(spec §7b: text, tokens, pooled vector, projection) and are listed under their own genre; one whose text "
+                "reads no word (§7b) is placed by its creator alone; tag steps pin the zero-shot labels of texts, of added items (an untitled one reads its id) and of a bundle item; items of a known creator or series blend the content vector with theirs", steps, bundle=TEXT)
 
 
 __all__ = ["TEXT", "build_text_bundle", "text_case", "write_tokenizer"]

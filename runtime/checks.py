@@ -58,7 +58,9 @@ def names(value, what: str, allow_none: bool = True) -> list[str] | None:
     """A list (tuple, set) of strings; a lone string is refused rather than split into characters."""
     if value is None and allow_none:
         return None
-    return [text(v, f"each of {what}") for v in values(value, what, "strings")]
+    owner, _, field = what.rpartition(": ")  # "item 'c': tags" -> "item 'c': each of tags"
+    each = f"{owner}: each of {field}" if owner else f"each of {what}"
+    return [text(v, each) for v in values(value, what, "strings")]
 
 
 def values(value, what: str, kind: str = "values") -> list:

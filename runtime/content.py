@@ -60,6 +60,15 @@ def text_to_tag(catalog, text: str | None, item_id: str | None) -> tuple[str, st
     return text, prose
 
 
+def reads_words(tokenizer, text: str) -> bool:
+    """Whether a tokenizer reads a word of `text` (spec §7b): spaces, zero-width marks or emoji alone are [CLS]
+    [UNK] [SEP] to it, and every such text got one vector (new items on one point) and the same confident labels."""
+    unknown = getattr(getattr(tokenizer, "model", None), "unk_token", None)  # a BPE model may have none
+    unknown_id = tokenizer.token_to_id(unknown) if unknown else None
+    encoding = tokenizer.encode(text)
+    return any(not special and token != unknown_id for token, special in zip(encoding.ids, encoding.special_tokens_mask))
+
+
 class ContentEncoder:
     def __init__(self, bundle: Bundle, entry: ModelEntry, threads: int = 1):
         try:
@@ -93,6 +102,9 @@ class ContentEncoder:
             out = self.backend.run({"input_ids": ids, "attention_mask": mask})[0]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
+    def reads_words(self, text: str) -> bool:
+        return reads_words(self.tokenizer, text)
+
     def item_vectors(self, content: np.ndarray) -> np.ndarray:
         """Content vectors -> vectors in the recommender's item space."""
         out = content @ self.projection[:-1] + self.projection[-1]
@@ -116,6 +128,9 @@ class ContentEncoder:
     def describe(self, text: str, k: int = 5, prose: str | None = None) -> dict:
         """labels() of `text`, and the extractive summary of `prose` (default: the text) that stands
         for the text as a whole (summary.py)."""
+        if not self.reads_words(text):
+            raise ConfigError("there is no word to tag in the text (only spaces, marks or symbols the encoder does "
+                              "not know, such as emoji); pass a text with words")
         parts = sentences(text if prose is None else prose)
         vectors = self.embed([text, *parts])
         out = self.labels(vectors[0], k)

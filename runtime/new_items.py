@@ -28,6 +28,8 @@ def checked_meta(item_id: str, meta: dict, catalog: ItemCatalog) -> dict:
     title = meta.get("title")  # blank is unknown, as in a data folder's items file: the id stands in
     meta["title"] = checks.text(item_id if title in (None, "") else title, f"item {item_id!r}: title", 1000)
     meta["tags"] = checks.names(meta.get("tags", []), f"item {item_id!r}: tags", allow_none=False)
+    if meta.get("description") not in (None, ""):  # embedded and tagged with the title: a NUL or lone surrogate broke both
+        meta["description"] = checks.text(meta["description"], f"item {item_id!r}: description", 60_000)
     for name in set(meta) & set(catalog.numeric):  # in the range a bundle's column may hold
         meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", *NUMERIC_RANGES.get(name, ()),
                                    allow_none=True)
@@ -45,7 +47,9 @@ def metadata_vector(catalog: ItemCatalog, content, meta: dict, use_content: bool
     if use_content and content is not None:
         from edgerec.runtime.content import metadata_text
 
-        vector = content.item_vectors(content.embed([metadata_text(meta)]))[0]
+        text = metadata_text(meta)
+        if content.reads_words(text):  # a title of spaces or emoji alone: the related items place it, if any
+            vector = content.item_vectors(content.embed([text]))[0]
     if related is not None and level in ("series", "creator"):
         if vector is None:
             return related, f"related items ({level})"

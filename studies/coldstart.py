@@ -71,18 +71,21 @@ class HostContent:
     """A content encoder run on the host (a PyTorch student, or MiniLM) with a projection into the
     item space: the two calls `metadata_vector` makes of the device's encoder."""
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], projection: np.ndarray):
-        self.encode, self.projection = encode, projection
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], projection: np.ndarray,
+                 reads_words: Callable[[str], bool] = bool):
+        self.encode, self.projection, self.reads_words = encode, projection, reads_words
 
     @classmethod
     def student(cls, content_dir: Path, projection: np.ndarray) -> HostContent:
         """A content student checkpoint run by PyTorch, as `export` fed it the catalog's texts."""
         from edgerec.compress.content_distill import embed, load_student
         from edgerec.models.content import load_tokenizer, tokenize
+        from edgerec.runtime.content import reads_words
 
         student, _ = load_student(content_dir)
         tokenizer = load_tokenizer(content_dir, 48)
-        return cls(lambda texts: embed(student, *tokenize(tokenizer, texts)), projection)
+        return cls(lambda texts: embed(student, *tokenize(tokenizer, texts)), projection,
+                   lambda text: reads_words(tokenizer, text))  # as the device decides
 
     def embed(self, texts: list[str]) -> np.ndarray:
         v = self.encode(texts)

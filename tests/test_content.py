@@ -194,6 +194,37 @@ def test_tagging_nothing_is_refused(content_bundle, tmp_path):
     assert rec.tag(text="a dark and tense horror film")["tags"]
 
 
+def test_texts_without_a_word_are_not_embedded_and_descriptions_are_checked(content_bundle, tmp_path):
+    """Titles of spaces, a no-break or zero-width space all got one content vector (jazz, horror and comedy on one
+    point); emoji-only texts got the same confident labels; a NUL or a lone surrogate in a description was
+    accepted, then broke tag() or the tokenizer with a raw TypeError."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.errors import ConfigError
+
+    rec = Recommender.open(content_bundle, history=tmp_path / "h.db")
+    genres = [g for g in rec.catalog.categorical["genre"][1] if g][:3]
+    rec.add_items([{"item_id": f"w{i}", "title": title, "genre": genre}
+                   for i, (title, genre) in enumerate(zip(["   ", "\u00a0", "\u200b"], genres))])
+    rows = [rec.catalog.row(f"w{i}") for i in range(3)]
+    assert {rec.catalog.meta(r)["vector_source"] for r in rows} == {"related items (genre)"}
+    vectors = rec.catalog.vectors(np.array(rows))
+    assert float(vectors[0] @ vectors[1]) < 0.999
+    for nothing in ("\U0001F480", "\U0001F3AC\U0001F37F", "\u200b"):
+        with pytest.raises(ConfigError, match="there is no word to tag"):
+            rec.tag(text=nothing)
+    for description, error in (("A jazz album.\x00 Live.", "description holds a NUL"),
+                               ("caf\udce9", "description holds a lone surrogate"),
+                               (12345, "description must be a string")):
+        with pytest.raises(ConfigError, match=f"item 'd': {error}"):
+            rec.add_items([{"item_id": "d", "title": "Night Train", "description": description}])
+    with pytest.raises(ConfigError, match="^item 'c': each of tags must not be empty"):
+        rec.add_items([{"item_id": "c", "title": "x", "tags": [""]}])
+    result = CliRunner().invoke(cli, ["content", "tag", str(content_bundle)])
+    assert result.exit_code == 2 and "give --text or --item" in result.output
+
+
 def _tone(path, freq, seconds=2.0, rate=16000, clicks_bpm=None):
     t = np.arange(int(seconds * rate)) / rate
     signal = 0.3 * np.sin(2 * np.pi * freq * t)

@@ -70,6 +70,7 @@ def test_missing_metadata_written_as_none_reads_as_absent():
 class Encoded:
     def __init__(self, ids, mask):
         self.ids, self.attention_mask = ids, mask
+        self.special_tokens_mask = [1 - m for m in mask]  # padding only: this tokenizer adds no [CLS]
 
 
 class StandInTokenizer:
@@ -90,6 +91,9 @@ class StandInTokenizer:
 
     def enable_padding(self, pad_id, pad_token, length=None):
         self.padding = (pad_id, pad_token, length)
+
+    def encode(self, text):
+        return self.encode_batch([text])[0]
 
     def encode_batch(self, texts):
         rows = [[len(w) + 2 for w in t.split()][:self.max_length] for t in texts]
@@ -299,6 +303,9 @@ class Reader:
 
     def item_vectors(self, embedded):
         return np.ones((len(embedded), self.dim))
+
+    def reads_words(self, text):
+        return bool(text.strip())
 
 
 def test_an_item_added_with_a_null_description_is_embedded_from_its_title(golden_bundle, tmp_path):

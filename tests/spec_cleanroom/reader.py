@@ -426,6 +426,8 @@ class ContentEncoder:
         if pad is None:
             raise SpecError("content encoder: the tokenizer has no padding token (§7b)")
         self.pad = vocab[pad]
+        unk = json.loads((root / extra["tokenizer"]).read_text(encoding="utf-8")).get("model", {}).get("unk_token")
+        self.unk = vocab.get(unk) if unk else None  # §7b: the model's unknown token reads no word
         options = ort.SessionOptions()  # §3: an ONNX model's session_config, whatever its role
         for key, value in extra.get("session_config", {}).items():
             options.add_session_config_entry(key, value)
@@ -448,6 +450,11 @@ class ContentEncoder:
         if isinstance(tags, list) and tags:
             parts.append("Tags: " + ", ".join(tags) + ".")
         return " ".join(p for p in parts if p)
+
+    def reads_word(self, text: str) -> bool:
+        """§7b A word: a token that is neither a special token the post-processor added nor the unknown one."""
+        enc = self.tokenizer.encode(text)
+        return any(not special and i != self.unk for i, special in zip(enc.ids, enc.special_tokens_mask))
 
     def tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """§7b: the whole pipeline, the text's tokens cut so that with the special tokens around them they
@@ -601,6 +608,7 @@ class Runtime:
     def add_items(self, items: list[dict]) -> None:
         cat, encoder = self._catalog(), self.b.content_encoder()
         bare = [item for item in items if "vector" not in item]  # §7b: their texts, one batch
+        bare = [x for x in bare if encoder and encoder.reads_word(encoder.text(self.kept(x)))]  # §7b: a word
         texts = [encoder.text(self.kept(x)) for x in bare] if encoder and bare else []
         content = dict(zip((id(x) for x in bare), encoder.item_vectors(texts))) if texts else {}
         for item in items:
@@ -647,6 +655,8 @@ class Runtime:
             raise SpecError("tag: a text or an item id (one of them), and k from 1 to 10,000")
         if item_id is not None:
             text = encoder.text(self._meta(item_id))
+        if not encoder.reads_word(text):
+            raise SpecError("tag: the text reads no word (§7b)")
         return encoder.labels(text, k)
 
     def _meta(self, item_id: str) -> dict:
