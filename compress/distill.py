@@ -133,6 +133,7 @@ class DistillationLoss(nn.Module):
             else targets
         weights = (np.asarray(counts, np.float64) + 1.0) ** 0.75
         self.probs = torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
+        self.drawable = int(torch.count_nonzero(self.probs))
         self.generator = torch.Generator().manual_seed(seed + 17)
         self.project = nn.Linear(student_dim, self.hidden.shape[-1]) if config.align > 0 else None
 
@@ -148,8 +149,9 @@ class DistillationLoss(nn.Module):
         s_own = (h_student.unsqueeze(1) * table[own]).sum(-1) / student.config.temperature
         teacher_logits, student_logits = t_own, s_own
         h_teacher = None
-        if cfg.negatives:
-            shared = torch.multinomial(self.probs, cfg.negatives, replacement=False, generator=self.generator) + 1
+        count = min(cfg.negatives, self.drawable)  # a catalog of 42 items has no 128 shared negatives to draw
+        if count:
+            shared = torch.multinomial(self.probs, count, replacement=False, generator=self.generator) + 1
             h_teacher = self.hidden[batch][mask].float()
             t_shared = h_teacher @ self.teacher_items[shared].T / self.teacher_temperature
             s_shared = h_student @ table[shared].T / student.config.temperature

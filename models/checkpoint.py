@@ -130,6 +130,14 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     return Checkpoint(config, items, state, meta.get("info", {}), folder)
 
 
+def require_same_catalog(model, dataset, name: str) -> None:
+    """A ModelError unless `model` was trained on `dataset`'s catalog, item for item in order: its item codes
+    would name other items, and every metric would be silently wrong (or an index error)."""
+    if list(model.item_data.item_ids) != list(dataset.catalog.item_ids):
+        raise ModelError(f"{name} was trained on another catalog than this data set; use it with its own data "
+                         "(or warm-start a model on this one with `edgerec train --init`)")
+
+
 def load_model(folder: str | Path):
     """Rebuild the trained model of a checkpoint (in eval mode) and return (model, checkpoint)."""
     from edgerec.models.recommenders import build_model

@@ -9,6 +9,7 @@ from edgerec.models.checkpoint import (
     load_checkpoint,
     load_model,
     path_from,
+    require_same_catalog,
     save_checkpoint,
     with_path_in,
 )
@@ -63,14 +64,13 @@ def scorer_for(spec: str, dataset, split, phase: str = "test"):
     if checkpoint_arch(path) == "ranker":
         ranker, info = load_ranker(path)
         model, _ = load_model(info["retrieval"])
+        require_same_catalog(model, dataset, f"{path.name}'s retrieval model")
         table = item_table(dataset.catalog, train_popularity(split))
         scorer = RerankScorer(ModelScorer(model), ranker, table, dataset, split, phase, name=path.name)
         params = sum(p.numel() for p in ranker.parameters())
         return scorer, {"parameters": int(params), "bytes": model_bytes(path)}
     model, ckpt = load_model(path)
-    if len(model.item_data.item_ids) != dataset.n_items or model.item_data.item_ids != dataset.catalog.item_ids:
-        raise ModelError(f"{path.name} was trained on another catalog than this data set; evaluate it on its own data "
-                         "(or warm-start it on this one with `edgerec train --init`)")
+    require_same_catalog(model, dataset, path.name)
     params = sum(p.numel() for p in model.parameters())
     return ModelScorer(model, path.name), {"parameters": int(params), "bytes": model_bytes(path),
                                            "train_seconds": ckpt.info.get("train_seconds")}

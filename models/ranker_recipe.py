@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgerec.data.schema import Dataset
 from edgerec.data.split import Split
-from edgerec.models.checkpoint import load_model
+from edgerec.models.checkpoint import load_model, require_same_catalog
 from edgerec.models.evaluation import train_popularity
 from edgerec.models.persist import save_ranker
 from edgerec.models.ranker import (
@@ -34,6 +34,7 @@ def fit_ranker(dataset: Dataset, split: Split, retrieval: str | Path, out: str |
     """
     say = progress or (lambda _m: None)
     model, _ = load_model(retrieval)
+    require_same_catalog(model, dataset, f"the retrieval model {Path(retrieval).name}")
     scorer = ModelScorer(model)
     table = item_table(dataset.catalog, train_popularity(split))
     say("building ranker examples from logged events")

@@ -28,7 +28,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import overlap
-from edgerec.models.checkpoint import load_model
+from edgerec.models.checkpoint import load_model, require_same_catalog
 from edgerec.models.evaluation import Evaluator
 from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.backends import open_backend
@@ -81,6 +81,8 @@ def compression_report(teacher: str | Path, student: str | Path, data_dir: str |
     split = leave_last_out(dataset)
     evaluator = Evaluator(split, dataset.catalog)
     models = {"teacher": load_model(teacher)[0], "student": load_model(student)[0]}
+    for role, model in models.items():
+        require_same_catalog(model, dataset, f"the {role} {Path(teacher if role == 'teacher' else student).name}")
     history = split.history("test")
     users = split.test_users
     teacher_lists = evaluator.ranks_and_lists(ModelScorer(models["teacher"], "teacher"))[1]

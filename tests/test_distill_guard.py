@@ -105,6 +105,20 @@ def test_shared_negatives_cover_the_catalog_once():
     assert value == pytest.approx(expected, abs=1e-4)
 
 
+def test_more_shared_negatives_than_items_draw_the_whole_catalog():
+    """`edgerec distill` (128 shared negatives) crashed in torch.multinomial on any catalog under 128 items."""
+    teacher_items = np.array([[0.0], [1.0], [0.5], [-1.0], [2.0]])
+    student_items = torch.tensor([[0.0], [0.3], [1.0], [0.2], [-0.5]])
+    top = torch.tensor([[[4, 1]]], dtype=torch.int32)
+    t_logits = torch.tensor([[[2.0, 1.0]]], dtype=torch.float16)
+    loss = DistillationLoss(Model(teacher_items), (torch.ones(1, 1, 1, dtype=torch.float16), top, t_logits),
+                            np.ones(4), 1, DistillConfig(top_k=2, negatives=128))
+    student = SimpleNamespace(config=SimpleNamespace(temperature=1.0))
+    value = float(loss(student, torch.ones(1, 1, 1), torch.ones(1, 1, dtype=torch.bool), torch.tensor([0]),
+                       student_items))
+    assert value == pytest.approx(kl([1.0, 0.5, -1.0, 2.0], [0.3, 1.0, 0.2, -0.5]), abs=1e-4)
+
+
 def test_temperature_divides_the_students_logits_too():
     _, value = loss_of([[0.0, math.log(3)]], [[1.0, 0.0]], temperature=2.0)
     assert value == pytest.approx(4 * kl([0.0, math.log(3)], [1.0, 0.0], 2.0), abs=1e-4)
@@ -323,3 +337,29 @@ def test_distill_model_refuses_a_teacher_of_another_catalog_and_more_candidates_
     with pytest.raises(ConfigError, match="^--top-k 51 asks for more teacher candidates than the catalog's 50 items"):
         distill_model(dataset, None, same, None, None, DistillConfig(top_k=51), out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_a_ranker_and_a_compression_report_refuse_models_of_another_catalog(tmp_path, monkeypatch):
+    """A ranker's retrieval model and compress report's teacher and student were used on another catalog (the
+    same ids in another order): other items were scored, and the metrics reported as real."""
+    from edgerec.data import SynthConfig, synth_dataset
+    from edgerec.data.store import save_dataset
+    from edgerec.errors import ModelError
+    from edgerec.models import persist, ranker_recipe
+    from edgerec.studies import compression
+
+    dataset = synth_dataset(SynthConfig(users=20, items=50, events=300, seed=3))
+    other = SimpleNamespace(item_data=SimpleNamespace(item_ids=list(dataset.catalog.item_ids)[::-1]))
+    monkeypatch.setattr(ranker_recipe, "load_model", lambda path: (other, None))
+    with pytest.raises(ModelError, match="^the retrieval model ck was trained on another catalog"):
+        ranker_recipe.fit_ranker(dataset, None, tmp_path / "ck", tmp_path / "never", None)
+    (tmp_path / "rk").mkdir()
+    monkeypatch.setattr(persist, "checkpoint_arch", lambda path: "ranker")
+    monkeypatch.setattr(persist, "load_ranker", lambda path: (None, {"retrieval": "ck"}))
+    monkeypatch.setattr(persist, "load_model", lambda path: (other, None))
+    with pytest.raises(ModelError, match="^rk's retrieval model was trained on another catalog"):
+        persist.scorer_for(str(tmp_path / "rk"), dataset, None)
+    save_dataset(dataset, tmp_path / "data")
+    monkeypatch.setattr(compression, "load_model", lambda path: (other, None))
+    with pytest.raises(ModelError, match="^the teacher t was trained on another catalog"):
+        compression.compression_report(tmp_path / "t", tmp_path / "s", tmp_path / "data")
