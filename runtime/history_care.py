@@ -118,16 +118,24 @@ def create_private(path: Path, initialise) -> None:
                            "folder this app can write") from None
     try:
         initialise(tmp).close()
-        try:
-            os.link(tmp, path)  # never replaces a file another process made meanwhile
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links (FAT on a memory card)
-            if not path.exists():
-                os.replace(tmp, path)
+        link_new(tmp, path)  # if another process created `path` first, its file wins
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+
+
+def link_new(tmp: Path, path: Path) -> bool:
+    """`tmp`'s file also at `path` unless a file is there already (False): a finished file appears whole, and
+    never replaces one another process made meanwhile."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links (FAT on a memory card)
+        if path.exists():
+            return False
+        os.replace(tmp, path)
+    return True
 
 
 def schema_version(value, path: Path) -> int:
@@ -251,9 +259,8 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
     out = Path(checks.path(out, "the backup's path"))
     if out.exists():
         raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the backup")
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        tmp.unlink(missing_ok=True)
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")  # its own: two backups at once each deleted
+    try:                                                              # the other's, and both failed
         new_file(tmp)  # a copy of personal data: owner only
         target = sqlite3.connect(file_uri(tmp), uri=True)
         try:
@@ -261,11 +268,15 @@ def backup(db: sqlite3.Connection, out: str | Path) -> Path:
             target.execute("PRAGMA journal_mode=DELETE")  # a self-contained single file
         finally:
             target.close()
-        tmp.replace(out)
+        published = link_new(tmp, out)
     except (sqlite3.DatabaseError, OSError) as exc:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # not the folders above the file
         raise HistoryError(f"could not back up the history to {checks.file_name(out)} ({why}); write the backup in a "
                            "folder this app can write, with room for it") from None
+    finally:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    if not published:
+        raise HistoryError(f"{checks.file_name(out)} exists (another backup finished first); choose a new file for "
+                           "the backup")
     return out

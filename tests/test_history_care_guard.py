@@ -416,9 +416,8 @@ def test_erase_checkpoints_and_vacuums_as_asked(monkeypatch):
 def test_a_backup_is_one_private_self_contained_file(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
     store.record("p", "i1", "play")
-    (tmp_path / "copy.db.tmp").write_bytes(b"left by a crash")
     out = hc.backup(store.db, str(tmp_path / "copy.db"))
-    assert out == tmp_path / "copy.db" and isinstance(out, Path) and not (tmp_path / "copy.db.tmp").exists()
+    assert out == tmp_path / "copy.db" and isinstance(out, Path) and not list(tmp_path.glob(".copy.db.*"))
     head = out.read_bytes()[:20]
     assert head[:16] == hc.SQLITE_HEADER and struct.unpack("BB", head[18:20]) == (1, 1)  # not WAL
     assert out.stat().st_mode & 0o777 == 0o600 and not Path(f"{out}-wal").exists()
@@ -441,12 +440,27 @@ def test_a_failed_backup_names_the_file_only_and_leaves_nothing(tmp_path):
     assert message(hc.backup, Failing(), tmp_path / "copy.db") == (
         "could not back up the history to copy.db (database or disk is full); write the backup in a folder "
         "this app can write, with room for it")
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == []
-    (tmp_path / "copy.db.tmp").mkdir()  # its temporary name taken by a folder: removing it fails too
-    (tmp_path / "copy.db.tmp" / "x").write_bytes(b"")
+    assert sorted(p.name for p in tmp_path.iterdir() if "copy" in p.name) == []
+
+
+def test_two_backups_to_one_file_at_once_keep_the_first_and_refuse_the_second(tmp_path, monkeypatch):
+    """Both used the temporary copy.db.tmp, each deleted the other's, and both failed ("readonly database",
+    "disk I/O error"), leaving no backup."""
+    store = HistoryStore(tmp_path / "h.db")
+    store.record("p", "i1", "play")
+    other = HistoryStore(tmp_path / "h.db")
+    real = hc.link_new
+
+    def the_other_finishes_first(tmp, path):
+        monkeypatch.setattr(hc, "link_new", real)
+        hc.backup(other.db, path)  # the other backup, with its own temporary, publishes meanwhile
+        return real(tmp, path)
+
+    monkeypatch.setattr(hc, "link_new", the_other_finishes_first)
     assert message(hc.backup, store.db, tmp_path / "copy.db") == (
-        "could not back up the history to copy.db (Is a directory); write the backup in a folder this app can "
-        "write, with room for it")
+        "copy.db exists (another backup finished first); choose a new file for the backup")
+    assert [e.item for e in HistoryStore(tmp_path / "copy.db").events("p")] == ["i1"]
+    assert not list(tmp_path.glob(".copy.db.*"))
 
 
 # ------------------------------------------------------------------ salvaging rows

@@ -291,3 +291,26 @@ def test_a_leftover_that_cannot_be_removed_now_is_no_error(tmp_path, monkeypatch
     clear_abandoned(tmp_path / "cache.bin", ".tmp")  # the writer starts all the same
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.bin.1.0a0b0c0d.tmp", ".cache.bin.1.1a1b1c1d.tmp"]
+
+
+def test_a_temporary_removed_between_its_creation_and_its_lock_is_made_anew(tmp_path, monkeypatch):
+    """Another writer's clear_abandoned could lock a new temporary before its writer did and remove it: the write
+    went to a file nobody held, was removed again, and write_file said "a folder has the file's name"."""
+    from edgerec.runtime import atomic
+
+    target = tmp_path / "out.json"
+    real, probes = atomic._lock, []
+
+    def another_writer_first(fd):
+        if not probes:  # once: the other writer's probe lands in the gap
+            probes.append(1)
+            atomic.clear_abandoned(target, ".tmp")
+        return real(fd)
+
+    monkeypatch.setattr(atomic, "_lock", another_writer_first)
+    tmp = atomic.Temporary(target, ".tmp")
+    assert probes and tmp.path.exists()
+    atomic.clear_abandoned(target, ".tmp")  # the next writer's probe: this one is held, it stays
+    tmp.path.write_bytes(b'{"a": 1}')
+    assert tmp.publish() and target.read_text() == '{"a": 1}'
+    assert not list(tmp_path.glob(".out.json.*"))
