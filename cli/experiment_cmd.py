@@ -61,7 +61,7 @@ def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
             click.option("--pre-days", default=pre_days, show_default=True,
                          help="Days before it under the control (CUPED's pre-period)."),
             click.option("--k", default=10, show_default=True, help="Items per list."),
-            click.option("--seed", default=0, show_default=True),
+            click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0)),
             click.option("--click-model", type=click.Choice(["pbm", "cascade"]), default="pbm", show_default=True),
             click.option("--visits-sigma", default=defaults.visits_sigma, show_default=True,
                          help="Spread of log visits per day across users (0: all alike)."),

@@ -12,6 +12,8 @@ simulator computes its covariates through this same call.
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.vocab import FEEDBACK
@@ -42,8 +44,9 @@ def pre_period(history, user: str, begin: float, end: float | None = None) -> di
     # an event is stamped when the viewing ends: a session is cut when the silence between the end of
     # one event and the start of the next (its time less the seconds watched) exceeds SESSION_GAP
     spans = sorted((e.ts - (e.value or 0.0) if play else e.ts, e.ts) for e, play in zip(pre, is_play))
-    starts = [first for (_, last), (first, _) in zip([(0.0, float("-inf")), *spans], spans)
-              if first - last > SESSION_GAP]
+    ends = list(accumulate((last for _, last in spans), max))  # the latest end so far: a
+    starts = [first for latest, (first, _) in zip([float("-inf"), *ends], spans)  # like within a 3-hour film is
+              if first - latest > SESSION_GAP]                                    # the same session
     values = (len(played), sum(e.event == "finish" for e in pre), len({int((t - begin) // DAY) for t in starts}),
               rate, len(starts), sum(e.value or 0.0 for e in played))
     return {name: float(v) for name, v in zip(PRE_FEATURES, values)}

@@ -74,6 +74,9 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+MAX_BOUND = 1e12  # a figure's public bound; past it the noise's variance overflows float64 (1e308 did)
+
+
 def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list[str], dict, dict]:
     """The reports of `experiment` among `records` (others are left out), each of the current format,
     naming one of `arms` and carrying the same figures and bounds: (arm of each report, its figures read
@@ -87,9 +90,10 @@ def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list
                         "experiment's name (reports say question 'experiment:NAME')")
     domain = mine[0].get("domain")
     if not (isinstance(domain, dict) and isinstance(domain.get("bounds"), dict) and domain["bounds"]
-            and all(isinstance(b, (int, float)) and 0 < b < math.inf for b in domain["bounds"].values())
+            and all(isinstance(b, (int, float)) and 0 < b <= MAX_BOUND for b in domain["bounds"].values())
             and _whole(domain.get("steps")) and domain["steps"] > 0):
-        raise DataError(f"report 1 of {experiment!r} has no valid bounds and steps ({domain!r})")
+        raise DataError(f"report 1 of {experiment!r} has no valid bounds (each in (0, {MAX_BOUND:g}]) and steps "
+                        f"({domain!r})")
     rows = []
     for i, r in enumerate(mine):
         where = f"report {i + 1} of {experiment!r}"
@@ -174,7 +178,7 @@ def private_analysis(log, metric: str, epsilon: float, alpha: float, seed: int) 
                for arm, v in zip(log.arms, y)]
     private = report_log(records, "simulated")
     tests = ab_analysis(private, metric, alpha, seed)
-    exact = ab_analysis(log, metric, alpha, seed)["tests"]["welch+cuped"]
+    exact = ab_analysis(log, metric, alpha, seed)["tests"]["cuped"]
     width = tests["tests"]["welch"]["ci_high"] - tests["tests"]["welch"]["ci_low"]
     variance = float(np.mean([private.values[metric][np.array(private.arms) == a].var(ddof=1) for a in ARMS]))
     return {"epsilon": epsilon, "bound": bound, "welch": tests["tests"]["welch"],

@@ -58,6 +58,9 @@ class LoggedList:
     target_exposure: np.ndarray | None = None  # [r, s]: P(the logger puts the target's item r at position s)
 
 
+MAX_RANK = 100_000  # a greedy list's rank: far past any short list a device ranks
+
+
 class Logs:
     """The logged lists as arrays (n lists x k positions), built once; `take` picks lists (bootstrap)."""
 
@@ -73,12 +76,13 @@ class Logs:
         k = np.size(logs[0].clicks)
         if k == 0:
             raise ConfigError("a logged list has no positions: log the lists that were shown")
-        rank = "whole numbers >= 0 (the item's rank in the logging policy's greedy list, k: outside it)"
+        rank = (f"whole numbers from 0 to {MAX_RANK:,} (the item's rank in the logging policy's greedy list, k: "
+                "outside it)")  # a rank of 10**9 made the click model ask for 7 GiB
         a = {"clicks": _numbers(logs, "clicks", (k,), 1, "in [0, 1] (1: clicked)"),
              "marginals": _floats(logs, "marginals", (k,)),
              "match": _numbers(logs, "match", (k,), 1, "True or False per position", whole=True).astype(bool),
-             "shown_rank": _numbers(logs, "shown_rank", (k,), np.inf, rank, whole=True).astype(np.int64),
-             "target_rank": _numbers(logs, "target_rank", (k,), np.inf, rank, whole=True).astype(np.int64)}
+             "shown_rank": _numbers(logs, "shown_rank", (k,), MAX_RANK, rank, whole=True).astype(np.int64),
+             "target_rank": _numbers(logs, "target_rank", (k,), MAX_RANK, rank, whole=True).astype(np.int64)}
         n = len(logs)
         bad = ~((a["marginals"] > 0) & (a["marginals"] <= 1))  # NaN too
         if bad.any():

@@ -59,9 +59,9 @@ class SimConfig:
     activity: ActivityConfig = field(default_factory=ActivityConfig)
 
     def validate(self) -> None:
-        if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1:
-            raise ConfigError(f"need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1 (got {self.users}, "
-                              f"{self.days}, {self.pre_days}, {self.k})")
+        if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1 or self.seed < 0:
+            raise ConfigError(f"need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1, --seed >= 0 (got "
+                              f"{self.users}, {self.days}, {self.pre_days}, {self.k}, {self.seed})")
         self.activity.validate()
 
 

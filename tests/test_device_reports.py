@@ -72,6 +72,17 @@ def test_pre_period_figures_from_the_device_history(tmp_path):
         pre_period(store, "ana", START, begin)
 
 
+def test_events_within_a_long_play_are_one_session(tmp_path):
+    """A 3-hour film and two likes 40 minutes apart during it counted 2 sessions: the gap was measured from the
+    previous event's end, not the latest end so far."""
+    store = HistoryStore(tmp_path / "h.db")
+    begin = START - DAY
+    store.record("ana", "film", "finish", value=10_800.0, ts=begin + 12_000)  # watched from begin + 1,200
+    store.record("ana", "x", "like", ts=begin + 3_000)
+    store.record("ana", "y", "like", ts=begin + 5_400)
+    assert pre_period(store, "ana", begin, START)["pre_sessions"] == 1.0
+
+
 def test_a_device_reports_clipped_noised_figures_charged_to_its_ledger(tiny_bundle, tmp_path):
     from edgerec.runtime import Recommender
 
@@ -122,7 +133,7 @@ def test_the_host_finds_a_planted_effect_in_private_reports_and_cuped_uses_the_p
     path.write_text("\n".join(json.dumps(r) for r in [{"question": "items_consumed"}, *reports]) + "\n")
     record = ReportsStudy(path, "ranker-v2", "plays").run(lambda *_: None).record
     assert record["users"] == {"control": 2000, "treatment": 2000}
-    cuped, plain = record["tests"]["welch+cuped"], record["tests"]["welch"]
+    cuped, plain = record["tests"]["cuped"], record["tests"]["welch"]
     assert cuped["ci_low"] > 0 and record["verdict"]["decision"] == "ship"
     assert cuped["ci_high"] - cuped["ci_low"] < plain["ci_high"] - plain["ci_low"]  # the pre-period helped
     assert record["covariates"] == 1 and 0 < record["privacy"]["noise_share_of_variance"] < 1
@@ -136,7 +147,7 @@ def test_no_effect_in_private_reports_is_rarely_called_significant():
         log = report_log(_reports(400, effect=0.0, epsilon=1.0, seed=seed), "ranker-v2")
         from edgerec.studies.experiments import ab_analysis
 
-        hits += ab_analysis(log, "plays", 0.05, seed)["tests"]["welch+cuped"]["p_value"] < 0.05
+        hits += ab_analysis(log, "plays", 0.05, seed)["tests"]["cuped"]["p_value"] < 0.05
     assert hits <= 6  # alpha 0.05 of 40: 2 expected; 6 or more has chance < 5%
 
 
@@ -174,6 +185,11 @@ def test_reports_of_one_arm_or_another_experiment_are_refused(tmp_path):
     bounds[0]["domain"]["bounds"]["plays"] = -1
     with pytest.raises(DataError, match="no valid bounds"):
         report_log(bounds, "ranker-v2")
+    huge = _reports(4, 0.0, 1.0)  # finite, but the noise's variance overflowed: an OverflowError traceback
+    for r in huge:
+        r["domain"]["bounds"]["plays"] = 1e308
+    with pytest.raises(DataError, match=r"no valid bounds \(each in \(0, 1e\+12\]\)"):
+        report_log(huge, "ranker-v2")
 
 
 def test_analyze_from_the_shell_names_arms_and_writes_json(tmp_path):
@@ -254,3 +270,27 @@ def test_interleaving_reports_find_the_preferred_team_through_the_noise(tmp_path
                                       "ranker-v2", "--interleaved", "interleaved"], catch_exceptions=False)
     assert result.exit_code == 0 and "interleaving (A = control, B = treatment)" in result.output
     assert "verdict: ship" in result.output and "privacy noise" in result.output
+
+
+def test_reports_whose_figures_do_not_vary_in_an_arm_decide_nothing(tmp_path):
+    """2 + 2 devices with identical figures in each arm gave p = 0, a point interval and "ship": noised reports
+    never agree exactly, and no difference can be tested against no spread."""
+    reports = _reports(4, 0.0, 1.0)
+    for r in reports:
+        r["values"] = {"plays": 10 if r["arm"] == "control" else 12, "pre_plays": 5}
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(map(json.dumps, reports)))
+    record = ReportsStudy(path, "ranker-v2", "plays").run(lambda *_: None).record
+    assert record["verdict"]["decision"] == "inconclusive"
+    assert "do not vary" in record["verdict"]["rule"]
+
+
+def test_experiment_commands_refuse_a_negative_seed(tmp_path):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    for command in ("ab", "interleave", "ope"):
+        result = CliRunner().invoke(cli, ["experiment", command, str(tmp_path), str(tmp_path), "--data",
+                                          str(tmp_path), "--seed", "-1"])
+        assert result.exit_code == 2 and "--seed" in result.output and "Traceback" not in result.output

@@ -355,9 +355,9 @@ def _good(**change):
      "`match` must be True or False"),
     ([ope.LoggedList(np.ones(2), np.full(2, 0.5), np.array([2, 0]), np.arange(2), np.arange(2))],
      "`match` must be True or False"),
-    ([_good(shown_rank=[0.5, 1])], "`shown_rank` must be whole numbers >= 0"),
-    ([_good(shown_rank=[-1, 1])], "`shown_rank` must be whole numbers >= 0"),
-    ([_good(target_rank=[0.5, 1])], "`target_rank` must be whole numbers >= 0"),
+    ([_good(shown_rank=[0.5, 1])], "`shown_rank` must be whole numbers from 0 to 100,000"),
+    ([_good(shown_rank=[-1, 1])], "`shown_rank` must be whole numbers from 0 to 100,000"),
+    ([_good(target_rank=[0.5, 1])], "`target_rank` must be whole numbers from 0 to 100,000"),
     ([_good(target_rank=[float("nan"), 1])], "`target_rank` must be whole numbers"),
     ([_good(target_rank=[float("inf"), 1])], "`target_rank` must be whole numbers"),
     ([_good(shown=[1, 2, 3])], "`shown_items` with 2 values"),
@@ -439,3 +439,9 @@ def test_standard_errors_refuse_too_few_resamples(kwargs, message):
     """One resample was a NaN standard error with a numpy warning; none an empty answer."""
     with pytest.raises(ConfigError, match=message):
         ope.standard_errors(_item_level(), **kwargs)
+
+
+def test_a_rank_past_any_greedy_list_is_refused_before_it_sizes_the_click_model():
+    """target_rank 10**9 made the click model allocate 7.45 GiB (and, without a memory limit, the process died)."""
+    with pytest.raises(ConfigError, match=r"`target_rank` must be whole numbers from 0 to 100,000"):
+        ope.fit_click_model([_list([1, 0], [0.5, 0.5], [True, False], [0, 1], [0, 10 ** 9])])
