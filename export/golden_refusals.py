@@ -292,6 +292,12 @@ REFUSALS = (
     Refusal("scale_not_positive", "8", "int8 tables have float32 scales, all finite and > 0", "the first scale "
             "is 0", array("items/scales.npy", lambda a: np.r_[np.float32(0), a[1:]].astype(np.float32)),
             "items/scales.npy must hold finite, positive float32 scales"),
+    Refusal("scale_too_large", "8", "int8 scales are at most 1000", "the first scale is 2000",
+            array("items/scales.npy", lambda a: np.r_[np.float32(2000), a[1:]].astype(np.float32)),
+            "items/scales.npy must hold finite, positive float32 scales of at most 1000"),
+    Refusal("scales_on_float_table", "8", "only int8 tables have scales", "items.embeddings.dtype float32, "
+            "its scales kept", doc(lambda m: m["items"]["embeddings"].update(dtype="float32")),
+            "manifest.json (items.embeddings) gives scales for a float32 table; only int8 tables have scales"),
     Refusal("duplicate_ids", "8", "string ids are unique and non-empty", "the second item has the first one's id",
             _duplicate_id, "items/ids.bin (column ids) must hold unique, non-empty item ids"),
     Refusal("code_outside_vocab", "8", "categorical columns hold codes in [-1, len(vocab))", "the first item's "
@@ -337,6 +343,10 @@ REFUSALS = (
     Refusal("big_endian_array", "arrays", "arrays are little-endian (or one byte wide) and in C order",
             "items/scales.npy stored big-endian", array("items/scales.npy", lambda a: a.astype(">f4")),
             "bundle array items/scales.npy is stored big-endian or in Fortran order"),
+    Refusal("big_endian_column", "arrays", "arrays are little-endian (or one byte wide), checked on open",
+            "items/duration.npy (int16) stored big-endian", array("items/duration.npy",
+                                                                  lambda a: a.astype(a.dtype.newbyteorder(">"))),
+            "bundle array duration.npy is stored big-endian or in Fortran order"),
     Refusal("fortran_order_table", "arrays", "arrays are in C order (fortran_order false)", "items/embeddings.npy "
             "stored in Fortran order", array("items/embeddings.npy", np.asfortranarray),
             "bundle array items/embeddings.npy is stored big-endian or in Fortran order"),

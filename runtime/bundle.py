@@ -231,8 +231,7 @@ class Bundle:
     def check_rules(self, named: list[str] | None = None) -> None:
         """The rules of spec/README.md the schema cannot state: one model per role and format, encoder outputs
         `dim` wide, every named file (`named`, else found) listed, one embedding space, the item table."""
-        m = self.manifest
-        check_models(m.models, m.dim)
+        m = self.manifest  # in the spec's order: rules 5, 6, 7 and 8
         for name in named_files(m.to_dict()) if named is None else named:  # models, columns, space, scorer, ...
             if name not in m.files:
                 raise BundleError(f"manifest.json: {name} is not listed with a checksum in files; re-export "
@@ -240,6 +239,7 @@ class Bundle:
         if embedding_space_id(m.files, m.models, m.items) != m.embedding_space:
             raise BundleError("embedding-space mismatch: the item table and the user encoder(s) do not come from "
                               "the same export; re-export the bundle instead of mixing files")
+        check_models(m.models, m.dim)
         m.items.check(self, m.dim)
 
     def path(self, name: str) -> Path:

@@ -8,6 +8,7 @@ and touch only the rows they read.
 
 from __future__ import annotations
 
+import sys
 import tokenize
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def npy_header(path: Path) -> tuple[np.dtype, tuple, int]:
             shape, fortran, dtype = read(handle)  # a dtype description only, never unpickled
             if dtype.hasobject or fortran:
                 raise ValueError("object or Fortran-ordered arrays are not bundle arrays")
+            if dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big"):  # spec: one layout
+                raise BundleError(f"bundle array {path.name} is stored big-endian or in Fortran order; a bundle's "
+                                  "arrays are little-endian and in C order, re-export it")
             if any(size < 0 for size in shape):  # numpy's header reader lets them through
                 raise ValueError(f"its header gives the shape {shape}")
             return dtype, shape, handle.tell()

@@ -48,11 +48,13 @@ class TableSpec:
     dtype: str  # int8 | float16 | float32 (the array's dtype)
     scales: str | None = None
     scale_axis: str | None = None  # dim | row (format 1 had only row, and no field)
+    scale_axis_given: bool = field(default=False, compare=False)  # the manifest names it (format 1 may not)
 
     @classmethod
     def from_manifest(cls, raw: dict) -> TableSpec:
         scales = raw.get("scales")
-        return cls(raw["file"], raw["dtype"], scales, raw.get("scale_axis", "row") if scales else None)
+        return cls(raw["file"], raw["dtype"], scales, raw.get("scale_axis", "row") if scales else None,
+                   "scale_axis" in raw)
 
     def to_manifest(self) -> dict:
         out = {"file": self.file, "dtype": self.dtype}
@@ -213,8 +215,13 @@ class ItemTableSpec:
     def check(self, bundle, dim: int) -> None:
         """Shapes, dtypes and values of the arrays against the manifest (BundleError naming the rule);
         the bundle has checked that every file of `files()` is listed with a checksum."""
-        stored = StoredTable.read(bundle, self.embeddings)
         table = self.embeddings.file
+        if self.embeddings.scales and self.embeddings.dtype != "int8":  # a reader of the spec uses it as stored
+            _fail("manifest.json", f"(items.embeddings) gives scales for a {self.embeddings.dtype} table; only int8 "
+                                   "tables have scales")
+        if self.embeddings.scale_axis_given and bundle.manifest.format_version < 2:
+            _fail("manifest.json", "(items.embeddings) has a scale_axis, which format 1 does not have")
+        stored = StoredTable.read(bundle, self.embeddings)
         if stored.values.dtype != TABLE_FILE_DTYPES[self.embeddings.dtype]:
             _fail(table, f"has dtype {stored.values.dtype}, the manifest says items.embeddings.dtype "
                          f"{self.embeddings.dtype}")

@@ -331,8 +331,8 @@ def test_a_case_made_in_code_is_checked_before_it_plays(golden_bundle):
 @pytest.mark.parametrize("name, change, message", [
     ("items/embeddings.npy", np.asfortranarray, "bundle array items/embeddings.npy is stored big-endian or in Fortran "
                                                 "order; a bundle's arrays are little-endian and in C order"),
-    ("items/popularity.npy", lambda a: a.astype(">f4"), "items/popularity.npy (column popularity) has dtype >f4"),
-    ("items/release_ts.npy", lambda a: a.astype(">i8"), "items/release_ts.npy (column release_ts) has dtype >i8"),
+    ("items/popularity.npy", lambda a: a.astype(">f4"), "bundle array popularity.npy is stored big-endian"),
+    ("items/release_ts.npy", lambda a: a.astype(">i8"), "bundle array release_ts.npy is stored big-endian"),
     ("items/scales.npy", lambda a: a.astype(">f4"), "bundle array items/scales.npy is stored big-endian"),
 ])
 def test_an_array_in_another_layout_is_refused(bundle_copy, name, change, message):
@@ -342,3 +342,22 @@ def test_an_array_in_another_layout_is_refused(bundle_copy, name, change, messag
     with pytest.raises(BundleError) as caught:
         Bundle.open(bundle_copy)
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_format_1_table_with_a_scale_axis_is_refused(tmp_path):
+    """Format 1 has no scale_axis (rule 8), and the newer formats' other features were refused in it already."""
+    root = Path(shutil.copytree(Path(__file__).resolve().parents[2] / "spec" / "golden" / "format1", tmp_path / "f1"))
+    Bundle.open(root)
+    consistent(lambda m: m["items"]["embeddings"].update(scale_axis="row"))(root)
+    with pytest.raises(BundleError, match=r"scale_axis, which format 1 does not have"):
+        Bundle.open(root)
+
+
+def test_rules_are_checked_in_the_spec_order(bundle_copy):
+    """Two user encoders (rule 7) and a wrong embedding_space (rule 6): rule 6 is named first, as §1 orders."""
+    def both(m):
+        m["models"].append(dict(m["models"][0]))
+    consistent(both)(bundle_copy)
+    doc_edit(lambda m: m.update(embedding_space="0" * 24))(bundle_copy)
+    with pytest.raises(BundleError, match="^embedding-space mismatch"):
+        Bundle.open(bundle_copy)

@@ -336,12 +336,14 @@ class Bundle:
             scales = _npy(root / emb["scales"])
             shape = (self.dim,) if self.axis == "dim" else (n,)
             if scales.dtype != np.float32 or scales.shape != shape or not np.all(
-                    np.isfinite(scales) & (scales > 0)):
-                raise SpecError(f"{emb['scales']}: scales must be finite float32 > 0 (rule 8)")
+                    np.isfinite(scales) & (scales > 0) & (scales <= 1000)):
+                raise SpecError(f"{emb['scales']}: scales must be finite float32 in (0, 1000] (rule 8)")
             self.scales = scales
             per = scales[None, :] if self.axis == "dim" else scales[:, None]
             self.vectors = table.astype(np.float32) * per  # §4 dequantization
         else:
+            if "scales" in emb or not np.all(np.isfinite(table)):
+                raise SpecError(f"{emb['file']}: an fp16/fp32 table has no scales and finite values (rule 8)")
             self.scales, self.vectors = None, table.astype(np.float32)
         self.strings = {k: _strings(root, c, n, version) for k, c in items["strings"].items()}
         if (version >= 5) != ("tags" in items) or ("tags" in items) == ("tags" in self.strings):
