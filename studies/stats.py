@@ -344,10 +344,10 @@ def sample_size(sigma: float, mde: float, alpha: float = 0.05, power: float = 0.
     if arms not in (1, 2) or isinstance(arms, bool):
         raise ConfigError(f"arms must be 1 (a paired outcome) or 2 (an A/B test), got {arms!r}")
     ratio = float(sps.norm.isf(alpha / 2) + sps.norm.ppf(power)) * sigma / mde
-    total = arms * arms * ratio * ratio  # per arm: arms x (z sigma / mde)^2; a Python float overflows to inf
-    if not math.isfinite(total):
+    per_arm = arms * ratio * ratio  # arms x (z sigma / mde)^2; a Python float overflows to inf
+    if not math.isfinite(per_arm):
         raise ConfigError(f"an effect of {mde} is too small against sigma {sigma} to plan a sample for")
-    return int(math.ceil(total))
+    return arms * int(math.ceil(per_arm))  # whole users in each arm: 392.5 a side is 786, not 785
 
 
 def mde(sigma: float, users: int, alpha: float = 0.05, power: float = 0.8) -> float:

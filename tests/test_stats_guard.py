@@ -440,7 +440,7 @@ def test_msprt_refuses_a_mixture_width_that_is_no_effect_size(tau, message):
 
 def test_sample_size_and_mde_at_other_alpha_and_power():
     z = sps.norm.ppf(0.95) + sps.norm.ppf(0.9)  # alpha 0.1, power 0.9
-    assert stats.sample_size(0.5, 0.1, alpha=0.1, power=0.9) == math.ceil(4 * (z * 0.5 / 0.1) ** 2)
+    assert stats.sample_size(0.5, 0.1, alpha=0.1, power=0.9) == 2 * math.ceil(2 * (z * 0.5 / 0.1) ** 2)  # whole users a side
     assert stats.sample_size(0.5, -0.1, alpha=0.1, power=0.9) == stats.sample_size(0.5, 0.1, alpha=0.1, power=0.9)
     assert stats.sample_size(0.5, 0.1, 0.1, 0.9, arms=1) == math.ceil((z * 0.5 / 0.1) ** 2)
     assert stats.mde(0.5, 400, alpha=0.1, power=0.9) == pytest.approx(z * 0.5 * math.sqrt(4 / 400), rel=1e-12)
