@@ -81,7 +81,7 @@ def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
 @click.argument("target", type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR, help="Events of both domains (users in both).")
 @click.option("--by", default="modality", show_default=True)
-@click.option("--ridge", default=1.0, show_default=True, type=FiniteRange(min=0))
+@click.option("--ridge", default=1.0, show_default=True, type=FiniteRange(min=0, min_open=True))
 @click.option("--method", "methods", type=click.Choice(["mapping", "direct"]), multiple=True,
               default=("mapping", "direct"), show_default=True,
               help="mapping: fit to TARGET's pooled user vectors; direct: fit to its item scores, with a "
@@ -133,8 +133,10 @@ def recommend(source, target, user, history_path, items, method, k, json_out) ->
     from edgerec.runtime import Recommender
     from edgerec.runtime.transfer import Transfer
 
-    with Recommender.open(source, history=history_path) as src, Recommender.open(target) as tgt:
-        for item in items:
+    if items and history_path:  # the items were recorded as finishes into the real history file
+        raise click.UsageError("--item stands for the history: give --item or --history, not both")
+    with Recommender.open(source, history=None if items else history_path) as src, Recommender.open(target) as tgt:
+        for item in items:  # in memory only: nothing is written
             src.record(user, item, "finish")
         results = Transfer(src, tgt, method).recommend(user, k)
     table([{"#": i + 1, "item": r.item_id, "title": r.title, "score": round(r.score, 4), "why": r.reason.text}

@@ -65,8 +65,8 @@ def folder_names(names: list[str]) -> dict[str, str]:
     'sci/fi', or '../../x', which left --out) made '_', no leading dot, each distinct (a suffix when two meet)."""
     out: dict[str, str] = {}
     for name in names:
-        safe = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".") or "_"
-        base, n = safe[:100], 1
+        safe = (re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".") or "_")[:100]  # 300 bytes: too long
+        base, n = safe, 1
         while safe.lower() in {v.lower() for v in out.values()}:  # case-insensitive file systems too
             n += 1
             safe = f"{base}-{n}"

@@ -72,10 +72,17 @@ class LinearBridge:
         return source @ self.weights + self.bias
 
 
+def _check_ridge(ridge: float) -> None:
+    """Ridge 0 left the regression singular whenever the overlapping users' vectors were (a LinAlgError)."""
+    if not (isinstance(ridge, (int, float)) and 0 < ridge < float("inf")):
+        raise ConfigError(f"the bridge's ridge must be a finite number > 0 (got {ridge!r}); 1.0 is the default")
+
+
 def fit_bridge(source: np.ndarray, target: np.ndarray, ridge: float = 1.0) -> LinearBridge:
     """Ridge regression from source user vectors to target user vectors (rows: the same users)."""
     if len(source) != len(target) or len(source) < 2:
         raise ConfigError(f"a bridge needs at least 2 users with history in both domains (got {len(source)})")
+    _check_ridge(ridge)
     mean_s, mean_t = source.mean(0), target.mean(0)
     xs, xt = source - mean_s, target - mean_t
     gram = xs.T @ xs + ridge * np.eye(source.shape[1])
@@ -93,6 +100,7 @@ def fit_direct_bridge(source: np.ndarray, consumed: sp.spmatrix, target_items: n
     The prior is each target item's share of these users who consumed it: the intercept of the
     regression, so how much popularity counts against the user's own signal is fit by least squares
     on the overlapping users, never set by hand."""
+    _check_ridge(ridge)
     consumed = sp.csr_matrix(consumed, dtype=np.float64)
     if consumed.shape != (len(source), len(target_items)) or len(source) < 2:
         raise ConfigError(f"a direct bridge needs at least 2 users and one consumption row per user and a "

@@ -302,6 +302,8 @@ class Recommender:
         policy = self.policy if policy is None else policy
         if policy.unresolved():  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)
+        if policy.hub_penalty and "hubness" not in self.catalog.numeric:  # every user alike, cold ones too (§5)
+            self.catalog.hubness(np.zeros(0, np.int64))
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         request.count("requests")  # counted with the stages' counters and timings, under one lock
         try:

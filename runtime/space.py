@@ -62,9 +62,12 @@ class SharedSpace:
         content = None
         if "content" in section:
             content = bundle.array(section["content"]["file"])
-            if content.ndim != 2 or content.shape[0] != count:
+            if content.ndim != 2 or content.shape[0] != count or content.shape[1] < 1:
                 raise BundleError(f"space.content has shape {content.shape}, expected one row per item ({count}); "
                                   "re-export the bundle")
+            if content.dtype not in (np.float16, np.float32) or not np.isfinite(content).all():  # a NaN row made
+                raise BundleError(f"space.content must hold finite float16 or float32 vectors (got {content.dtype} "
+                                  "or NaN/inf): re-export the bundle")  # every score NaN and the list empty
         bridges = []
         for entry in section.get("bridges", []):
             weights, bias = bundle.array(entry["weights"], mmap=False), bundle.array(entry["bias"], mmap=False)

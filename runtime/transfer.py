@@ -94,6 +94,10 @@ class Transfer:
             if self.source_content is None or self.target_space.content is None:
                 raise ConfigError("the content method needs both bundles to carry space.content vectors; "
                                   "export them with `edgerec domains space`, or use method='mapping'")
+            if self.source_content.shape[1] != self.target_space.content.shape[1]:
+                raise SpaceMismatchError(f"the source's content vectors are {self.source_content.shape[1]} wide, the "
+                                         f"target's {self.target_space.content.shape[1]}: not one content space, "
+                                         "re-export both with `edgerec domains space`")
         else:
             self.bridge = self.target_space.bridge_from(source.manifest, direct=method == "direct")
             self.source_content = None
@@ -121,6 +125,9 @@ class Transfer:
     def scores(self, source_rows: np.ndarray) -> np.ndarray:
         """One score per row of the target's bundle item table."""
         query = self.query(source_rows)
+        if not np.isfinite(query).all() or not np.any(query):  # an all-zero or overflowing bridge ranked rows in order
+            raise ConfigError("the transfer's query vector is zero or not finite (a bridge that maps everything to "
+                              "zero, or weights that overflow): re-fit and re-export the bridge")
         if self.method == "content":
             return (np.asarray(self.target_space.content, np.float32) @ query).astype(np.float32)
         scores = np.asarray(self.target.models.scan.scores(query), np.float32)

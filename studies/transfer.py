@@ -213,12 +213,14 @@ def in_domain_reference(fit: TransferFit, seed: int = 0) -> dict:
     for user in fit.test:
         order = rng.permutation(fit.seq_b.of(int(user)))
         given, held = order[:len(order) // 2], order[len(order) // 2:]
+        if not len(given):  # one target item: no half to take as input (min_items=1 ended in a wrong message)
+            continue
         model = fit.items_b @ pooled(fit.items_b[given])
         for name, scores in (("popularity", fit.popularity), ("target model", model)):
             scores = scores.astype(np.float64)  # a copy: the input items are left out
             scores[given] = -np.inf
             ndcg[name].append(ndcg_at_k(top_k(scores), held))
-    out = {name: round(float(np.mean(v)), 4) for name, v in ndcg.items()}
+    out = {name: round(float(np.mean(v)), 4) if v else None for name, v in ndcg.items()}
     out["x_popularity"] = round(out["target model"] / out["popularity"], 2) if out["popularity"] else None
     return out
 

@@ -86,3 +86,35 @@ def test_a_domain_value_that_looks_like_a_path_stays_under_out(tiny_bundle, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["_.._escaped", "sci_fi"]
     assert not (tmp_path / "escaped").exists() and sorted(p.name for p in (tmp_path / "a").iterdir()) == ["out"]
     assert folder_names(["x", "X", "..", ""]) == {"x": "x", "X": "X-2", "..": "_", "": "_-2"}
+
+
+def test_long_domain_values_get_short_distinct_folders_and_item_histories_stay_in_memory(tmp_path):
+    """A 300-byte domain value failed with 'File name too long'; `domains recommend --item` recorded its items
+    as finishes into the user's real history file."""
+    from pathlib import Path
+
+    from edgerec.data.domains import folder_names
+    from edgerec.errors import ConfigError
+    from edgerec.models.transfer import fit_bridge
+    from edgerec.runtime.history import HistoryStore
+
+    names = folder_names(["a" * 300, "a" * 300 + "b"])
+    assert all(len(v) <= 110 for v in names.values()) and len(set(names.values())) == 2
+    golden = str(Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle")
+    history = tmp_path / "h.db"
+    assert CliRunner().invoke(cli, ["record", golden, "--user", "ana", "--item", "i29", "--event", "finish",
+                                    "--history", str(history)]).exit_code == 0
+    both = CliRunner().invoke(cli, ["domains", "recommend", golden, golden, "--user", "ana", "--history",
+                                    str(history), "--item", "i40"])
+    assert both.exit_code == 2 and "give --item or --history, not both" in both.output
+    alone = CliRunner().invoke(cli, ["domains", "recommend", golden, golden, "--user", "ana", "--item", "i40",
+                                     "--method", "content", "-k", "3"])
+    assert alone.exit_code == 0, alone.output
+    assert [e.item for e in HistoryStore(history).events("ana")] == ["i29"]
+    refused = CliRunner().invoke(cli, ["domains", "bridge", golden, golden, "--data", str(tmp_path), "--ridge", "0",
+                                       "--out", str(tmp_path / "out")])
+    assert refused.exit_code == 2 and "--ridge" in refused.output
+    import pytest
+
+    with pytest.raises(ConfigError, match="ridge must be a finite number > 0"):
+        fit_bridge(np.ones((3, 2)), np.ones((3, 2)), 0.0)

@@ -222,3 +222,33 @@ def test_the_content_method_needs_content_vectors_in_both_bundles(pair, monkeypa
                                           r"export them with `edgerec domains space`, or use method='mapping'$"):
         Transfer(source, target, "content")
     assert Transfer(source, target, "mapping").method == "mapping"  # the other methods do not read them
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: np.where(np.arange(len(c))[:, None] == 31, np.nan, c).astype(c.dtype), "finite float16 or float32"),
+    (lambda c: (c * 100).astype(np.int64), "finite float16 or float32"),
+    (lambda c: c[:, :0], "expected one row per item"),
+])
+def test_a_broken_content_array_is_refused_not_ranked(bundle_copy, change, message):
+    """One NaN row made every content score NaN and the list empty; integer content scored ~84 for cosines;
+    a (56, 0) array scored every item 0 and listed rows in order."""
+    from bundle_edit import replace_array
+
+    from edgerec.errors import BundleError
+
+    replace_array(bundle_copy, "space/content.npy", change(np.load(bundle_copy / "space" / "content.npy")))
+    with Recommender.open(bundle_copy) as rec, pytest.raises(BundleError, match=message):
+        SharedSpace.of(rec.bundle)
+
+
+def test_a_bridge_that_maps_to_zero_is_refused_at_the_request(bundle_copy, tmp_path):
+    """All-zero bridge weights gave a 'personal' list of rows 0..5, each scored 0.0."""
+    from bundle_edit import replace_array
+
+    for name in ("space/bridge0.weights.npy", "space/bridge0.bias.npy"):
+        replace_array(bundle_copy, name, np.zeros_like(np.load(bundle_copy / name)))
+    with Recommender.open(bundle_copy, history=tmp_path / "s.db") as source, Recommender.open(bundle_copy) as target:
+        for item in ("i29", "i30"):
+            source.record("x", item, "finish")
+        with pytest.raises(ConfigError, match="query vector is zero or not finite"):
+            Transfer(source, target, "mapping").recommend("x", 5)

@@ -926,9 +926,9 @@ class Runtime:
                 -days / pol["freshness_days"]), 0)
         if pol["popularity"]:
             total += pol["popularity"] * z(np.log1p(cat["g_popularity"][sl]))
+        if pol["hub_penalty"] and cat["hubness"] is None:  # §5: for every request, cold ones too
+            raise SpecError("hub_penalty: the bundle has no hubness column")
         if pol["hub_penalty"] and not cold:
-            if cat["hubness"] is None:
-                raise SpecError("hub_penalty: the bundle has no hubness column")
             sd = (vec[sl] @ q).std()
             if sd > 1e-9:
                 total -= pol["hub_penalty"] * cat["hubness"][sl] / sd
