@@ -27,7 +27,10 @@ class Scorer(Protocol):
     name: str
 
     def score(self, users: np.ndarray, history: Sequences) -> np.ndarray:
-        """(len(users), n_items) float scores; higher is better."""
+        """(len(users), n_items) float scores, compared in float32; higher is better. -inf means "never
+        recommend" (as for the items the user consumed): such an item is left out of the lists and its
+        rank, as a target, is never a hit, so a scorer must not give -inf to items it merely rates lowest
+        (the log of a zero count: floor it). NaN is refused."""
         ...
 
 
@@ -112,10 +115,13 @@ class Evaluator:
         chunk = max(1, min(self.chunk_users, self.cells // max(n_items, 1)))
         for start in range(0, len(users), chunk):
             batch = users[start:start + chunk]
-            scores = np.asarray(scorer.score(batch, history), dtype=np.float32).copy()
-            if scores.shape != (len(batch), n_items):
-                raise ModelError(f"scorer {scorer.name} returned shape {scores.shape}, "
+            raw = np.asarray(scorer.score(batch, history))
+            if raw.shape != (len(batch), n_items):
+                raise ModelError(f"scorer {scorer.name} returned shape {raw.shape}, "
                                  f"expected {(len(batch), n_items)}")
+            if raw.dtype.kind not in "fiub":
+                raise ModelError(f"scorer {scorer.name} returned {raw.dtype} scores, not numbers; check the model")
+            scores = raw.astype(np.float32)  # a copy, compared as the device compares (float32)
             if np.isnan(scores).any():
                 raise ModelError(f"scorer {scorer.name} returned NaN scores; check the model")
             rows = np.repeat(np.arange(len(batch)), history.lengths()[batch])
@@ -178,13 +184,15 @@ def rank_of(scores: np.ndarray, targets: np.ndarray, users: np.ndarray | None = 
     t = scores[rows, targets][:, None]
     above = (scores > t).sum(1)
     tied = scores == t
+    excluded = np.isneginf(t[:, 0])  # never listed (top_k's -1), so never a hit, whatever its tie key
     if users is None:
-        return above + (tied & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(1)
+        ranks = above + (tied & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(1)
+        return np.where(excluded, scores.shape[1], ranks)
     before = np.zeros(len(targets), np.int64)
-    for row in np.flatnonzero(tied.sum(1) > 1):  # only rows where the target shares its score
+    for row in np.flatnonzero((tied.sum(1) > 1) & ~excluded):  # only rows where the target shares its score
         cols = np.flatnonzero(tied[row])
         before[row] = (tie_keys(users[row], cols) < tie_keys(users[row], targets[row])).sum()
-    return above + before
+    return np.where(excluded, scores.shape[1], above + before)
 
 
 def top_k(scores: np.ndarray, k: int, users: np.ndarray | None = None) -> np.ndarray:

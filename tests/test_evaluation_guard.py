@@ -102,7 +102,8 @@ def test_top_k_and_rank_of_match_a_full_sort_on_large_rows(k):
         assert top_k(scores[row:row + 1], k)[0].tolist() == order[:k].tolist()
         targets = rng.integers(0, scores.shape[1], 5)
         ranks = rank_of(np.repeat(scores[row:row + 1], 5, 0), targets)
-        assert ranks.tolist() == [int(np.flatnonzero(order == t)[0]) for t in targets]
+        assert ranks.tolist() == [scores.shape[1] if np.isneginf(scores[row, t])  # excluded: never a hit
+                                  else int(np.flatnonzero(order == t)[0]) for t in targets]
 
 
 @pytest.mark.parametrize("k", [1, 3, 10])
@@ -135,7 +136,7 @@ def test_given_users_ties_follow_each_users_tie_key_in_ranks_and_lists_alike(k):
         order = np.lexsort((tie_keys(np.full(300, user), np.arange(300)), -scores[row]))
         want = np.r_[np.where(np.isneginf(scores[row, order]), -1, order), np.full(max(k - 300, 0), -1)]
         assert got[row].tolist() == want[:k].tolist()  # k past the catalog: padding
-        assert ranks[row] == np.flatnonzero(order == targets[row])[0]
+        assert ranks[row] == (300 if np.isneginf(scores[row, targets[row]]) else np.flatnonzero(order == targets[row])[0])
     assert not np.array_equal(top_k(scores, k, users + 1), got) or k == 400
 
 
@@ -245,6 +246,16 @@ def test_popularity_covers_items_nobody_trained_on():
     rows = {u: r + [0.95, 0.0] for u, r in ROWS.items()}  # item 6, unseen in training, scores high
     out = Evaluator(split, _dataset(extra_items=2).catalog, k=2).evaluate(FixedScorer(rows), "test")
     assert out["coverage@2"] == 3 / 8 and out["novelty@2"] == pytest.approx(math.log2(3))
+
+
+def test_a_target_scored_minus_infinity_is_never_a_hit():
+    """-inf is "never recommend": top_k leaves such an item out, and its rank as a target was still counted
+    among its -inf ties by tie key, so HR could count a hit the list does not hold."""
+    split = leave_last_out(_dataset())
+    nothing = {u: [-np.inf] * 6 for u in ROWS}
+    ranks, lists = Evaluator(split, _dataset().catalog, k=6).ranks_and_lists(FixedScorer(nothing), "test")
+    assert ranks.tolist() == [6, 6] and (lists == -1).all()
+    assert rank_of(np.array([[-np.inf, 0.5, -np.inf]]), np.array([0])).tolist() == [3]
 
 
 def test_scores_are_compared_in_float32():
