@@ -44,7 +44,8 @@ def bench(bundle, profile_name, overrides, items, ann, requests, compare, confor
         table(report["models"], title="conformance with the bundle's reference outputs")
         result["conformance"] = report
         if not report["passed"]:
-            result["failures"].append("conformance: the device does not reproduce the bundle's reference outputs")
+            result["failures"].append("conformance: " + (report.get("reason") or "the device does not reproduce "
+                                                         "the bundle's reference outputs"))
             result["passed"] = False
     if plot_out:
         from edgerec.device_tests.plots import plot_bench

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from edgerec.cli.output import FiniteRange, console, example, fmt, key_values, table
@@ -132,11 +134,12 @@ def inspect(bundle, as_json) -> None:
 
         click.echo(json.dumps(opened.manifest.to_dict(), indent=2))
         return
-    _print_manifest(opened.manifest, bundle, opened.size_bytes())
-    _print_sections(opened)
+    packed = Path(bundle).is_file()  # the file that ships, not its unpacked copy
+    _print_manifest(opened.manifest, bundle, Path(bundle).stat().st_size if packed else opened.size_bytes())
+    _print_sections(opened, " (unpacked)" if packed else "")
 
 
-def _print_sections(opened) -> None:
+def _print_sections(opened, unpacked: str = "") -> None:
     """Bytes by section, and each item column's stored dtype and bytes (format 3 narrows them)."""
     import numpy as np
 
@@ -144,7 +147,7 @@ def _print_sections(opened) -> None:
 
     total = opened.size_bytes()
     table([{"section": k, "bytes": v, "share": v / total} for k, v in sections(opened).items()],
-          title="bytes by section")
+          title="bytes by section" + unpacked)
     files = opened.manifest.files
     rows = []
     for name, column in opened.manifest.items.columns().items():

@@ -72,38 +72,13 @@ def read_json(path: str | os.PathLike, option: str):
         raise ConfigError(f"{option} {Path(path).name} is not a readable JSON file ({exc})") from None
 
 
-def _our_folder(folder: Path) -> str | None:
-    """What edgerec folder `folder` is (a bundle, a data folder, a checkpoint), or None."""
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        with open(manifest, "rb") as handle:
-            if b"edgerec-bundle" in handle.read(4096):
-                return "a bundle"
-    if (folder / "dataset.json").is_file() and any((folder / f"interactions.{x}").is_file() for x in ("csv", "parquet")):
-        return "a data folder"
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return "a checkpoint"
-    return None
-
-
 def refuse_writing_over_ours(path: Path) -> None:
     """An output that would replace a file of a bundle, a data folder or a checkpoint (`--json d/items.csv`,
-    `--json bundle/manifest.json`), or an SQLite database (a history), is refused before it is written: the
-    command said "wrote" and the folder no longer opened."""
-    if not path.is_file():
-        return
-    from edgerec.runtime.history_care import (
-        SQLITE_HEADER,  # here: `edgerec --help` imports no runtime
-    )
+    `--json bundle/manifest.json`), or an SQLite database (a history), is refused before it is written."""
+    from edgerec.runtime.outputs import output_refusal  # here: `edgerec --help` imports no runtime
 
-    with open(path, "rb") as existing:
-        if existing.read(len(SQLITE_HEADER)) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
-            raise click.UsageError(f"{path.name} is an SQLite database; writing over it would destroy it: choose "
-                                   "another file for the output")
-    kind = _our_folder(path.parent)
-    if kind is not None:
-        raise click.UsageError(f"{path.name} is a file of {kind} ({path.parent.name}); writing over it would break "
-                               "it: choose another file for the output")
+    if (why := output_refusal(path)) is not None:
+        raise click.UsageError(why)
 
 
 def refuse_out(out, kind: str, **inputs) -> None:

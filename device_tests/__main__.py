@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args(argv)
+    from edgerec.runtime.outputs import output_refusal  # here: the worker processes never need it
+
+    if args.json_out and (why := output_refusal(args.json_out)):  # before the run: it replaced bundle/manifest.json
+        print(f"Error: --json {why}", file=sys.stderr)
+        return 2
     try:
         cfg = BenchConfig(requests=args.requests, items=args.items, ann=args.ann)
         result = run_bench(args.bundle, get_profile(args.profile), cfg)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,11 @@ class BenchConfig:
 
 def apply_profile(profile: DeviceProfile) -> None:
     if profile.cpus and hasattr(os, "sched_setaffinity"):
+        # every thread: numpy's BLAS threads, started at import, kept running on every core
+        threads = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else []
+        for tid in threads:
+            with suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(tid, set(profile.cpus))
         os.sched_setaffinity(0, set(profile.cpus))
     if profile.memory_mb:
         limit = int(profile.memory_mb) * 1024 * 1024
@@ -164,7 +170,8 @@ def run_worker(bundle: str, profile: DeviceProfile, cfg: BenchConfig, source: st
 
     source = Path(source or bundle)
     opened = Bundle.open(source)
-    manifest, bundle_bytes = opened.manifest, opened.size_bytes()
+    # a packed file ships as that file (tar headers and padding included), not as its unpacked copy
+    manifest, bundle_bytes = opened.manifest, source.stat().st_size if source.is_file() else opened.size_bytes()
     engines = [e for e in available_backends() if e in manifest.formats("user_encoder")]
     runs = [bench_recommend(source, engine, profile, cfg) for engine in engines]
     rss_runtime = peak_rss_mb()  # before the baselines below allocate their float copies

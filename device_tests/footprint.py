@@ -53,8 +53,10 @@ def footprint_worker(bundle: str, engine: str, profile, cfg) -> dict:
     apply_profile(profile)
     interpreter = rss_mb()  # Python, numpy and the runtime's modules: the engine loads with the bundle
     began = time.perf_counter()
-    rec = Recommender.open(bundle, backend=engine, threads=profile.threads)
-    open_ms = (time.perf_counter() - began) * 1e3
+    rec = Recommender.open(bundle, backend=engine, threads=profile.threads, ann=cfg.ann)  # the run's index too:
+    open_ms = (time.perf_counter() - began) * 1e3                                     # its memory is the budget's
+    if cfg.ann:
+        rec.warm_up()
     after_open = rss_mb()
     rng = np.random.default_rng(cfg.seed)
     users = _users(rec, cfg, rng)

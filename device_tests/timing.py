@@ -30,6 +30,12 @@ def seconds_ms(samples_s: list[float]) -> dict:
 def print_result(run, json_path: str | None) -> int:
     """A bench's command line end: run(), its result as JSON on screen and in `json_path`; an EdgerecError
     (a bad bundle or count) as its words and exit status 1, not a traceback."""
+    from edgerec.runtime.atomic import write_file
+    from edgerec.runtime.outputs import output_refusal
+
+    if json_path and (why := output_refusal(json_path)):  # before the run: it replaced bundle/manifest.json
+        print(f"Error: --json {why}", file=sys.stderr)
+        return 2
     try:
         result = run()
     except EdgerecError as exc:
@@ -38,7 +44,7 @@ def print_result(run, json_path: str | None) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if json_path:
-        Path(json_path).write_text(text)
+        write_file(Path(json_path), text)
     return 0
 
 

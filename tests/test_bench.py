@@ -318,3 +318,48 @@ def test_retrieval_baselines_run_on_a_catalog_smaller_than_their_k():
     assert n < 100
     out = bench_retrieval(GOLDEN, get_profile("phone-mid"), replace(FAST, retrieval_queries=4))
     assert out["k"] == n and all("p50_ms" in row or "skipped" in row for row in out["methods"])
+
+
+def test_device_tools_refuse_a_json_output_over_a_bundle_file_before_the_run(tmp_path, monkeypatch):
+    """`python -m edgerec.device_tests b --json b/manifest.json` and history_bench replaced the manifest."""
+    import shutil
+    from pathlib import Path
+
+    from edgerec.device_tests import __main__ as device_main
+    from edgerec.device_tests import timing
+
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+    bundle = Path(shutil.copytree(golden, tmp_path / "b"))
+    before = (bundle / "manifest.json").read_bytes()
+    monkeypatch.setattr(device_main, "run_bench", lambda *a, **k: pytest.fail("the benchmark ran"))
+    assert device_main.main([str(bundle), "--json", str(bundle / "manifest.json")]) == 2
+    assert timing.print_result(lambda: pytest.fail("the benchmark ran"), str(bundle / "manifest.json")) == 2
+    assert (bundle / "manifest.json").read_bytes() == before
+
+
+def test_a_profile_refuses_cpus_this_machine_does_not_have():
+    """`--set cpus=5` on a 2-core machine ended in the benchmark process's OSError traceback."""
+    import os
+
+    from edgerec.device_tests.profiles import get_profile
+    from edgerec.errors import ConfigError
+
+    missing = max(os.sched_getaffinity(0)) + 1
+    with pytest.raises(ConfigError, match="CPU numbers of this machine"):
+        get_profile("phone-mid", {"cpus": str(missing)})
+    assert get_profile("phone-mid", {"cpus": str(min(os.sched_getaffinity(0)))}).cpus
+
+
+def test_inspect_of_a_packed_bundle_shows_the_file_that_ships(tmp_path):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.runtime.pack import pack
+
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+    packed = pack(golden, tmp_path / "g.edgerec")
+    result = CliRunner().invoke(cli, ["inspect", str(packed)])
+    assert result.exit_code == 0 and f"{packed.stat().st_size:,}" in result.output
+    assert "bytes by section (unpacked)" in result.output
