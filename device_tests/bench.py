@@ -219,6 +219,10 @@ def run_bench(bundle: str | Path, profile: DeviceProfile, cfg: BenchConfig, time
     from edgerec.runtime.bundle import Bundle
 
     opened = Bundle.open(bundle)  # verified here: a damaged bundle is one clear error, not a child's traceback
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if profile.cpus and usable is not None and not set(profile.cpus) <= usable:  # else the child's OSError
+        raise ConfigError(f"profile {profile.name} pins CPUs {sorted(profile.cpus)}, and this machine lets this "
+                          f"process use {sorted(usable)}: set cpus to some of those (--set cpus=0) or any")
     with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as scratch:
         source = Path(bundle)
         if cfg.items:  # grown here: the worker's peak memory is the runtime's alone

@@ -25,7 +25,7 @@ def bench_scorer(bundle: str | Path, candidates: int = 100, repeats: int = 200, 
     checks.integer(repeats, "the scorer benchmark's repeats", low=1, high=10**7)  # a median of none is NaN
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as scratch, Recommender.open(bundle, history=Path(scratch) / "h.db") as rec:
-        scorer = open_scorer(rec.models)
+        scorer = open_scorer(rec.models.manifest, rec.models.bundle)
         if scorer is None:  # the file's name only: a full path can name the user
             raise BundleError(f"{checks.file_name(bundle)} ships no interpretable scorer (ranking.scorer); "
                               "benchmark a bundle exported with one")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgerec.errors import BundleError
 from edgerec.runtime.backends import Backend, TfliteBackend
 from edgerec.runtime.bundle import ModelEntry
 from edgerec.runtime.model_rules import history_axis
@@ -38,6 +39,8 @@ class UserEncoder:
         self.fixed = tflite or axis is not None
         self.one_by_one = tflite or shape[:1] == [1]
         self.dtype = np.int32 if tflite or (entry.inputs and entry.inputs[0].dtype == "int32") else np.int64
+        if not backend.input_names:  # a graph of constants: nothing of the history would reach it
+            raise BundleError(f"the user encoder {entry.file} takes no input; re-export the bundle")
         self.input_name = backend.input_names[0]
 
     def encode_rows(self, rows: np.ndarray) -> np.ndarray:

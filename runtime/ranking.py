@@ -37,21 +37,21 @@ from edgerec.runtime.scorer import (
 from edgerec.runtime.vocab import DEVICES, MODALITIES
 
 
-def open_scorer(models: Models) -> LinearScorer | None:
+def open_scorer(manifest: Manifest, bundle) -> LinearScorer | None:
     """The bundle's interpretable scorer, or None when it ships none; BundleError when it is unusable."""
-    spec = models.manifest.ranking.get("scorer")
+    spec = manifest.ranking.get("scorer")
     if not spec:
         return None
     if spec.get("version", 1) != SCORER_VERSION:
         raise BundleError(f"the bundle's scorer was trained on scorer features version {spec.get('version', 1)}, "
                           f"this runtime computes version {SCORER_VERSION}; re-train it (`edgerec scorer train`) "
                           "and export the bundle again")
-    expected = scorer_names(models.manifest.dim)
+    expected = scorer_names(manifest.dim)
     if tuple(spec["features"]) != expected:
         raise BundleError(f"the bundle's scorer uses {len(spec['features'])} features that are not the "
                           f"{len(expected)} this runtime computes; export the bundle with this edgerec version")
     try:
-        arrays = {k: models.bundle.array(v, mmap=False) for k, v in spec["arrays"].items()}
+        arrays = {k: bundle.array(v, mmap=False) for k, v in spec["arrays"].items()}
         scorer = LinearScorer.from_arrays(spec["features"], arrays)
     except (ValueError, TypeError, IndexError) as exc:
         raise BundleError(f"the bundle's scorer arrays are unusable ({exc}); re-export the bundle") from None
@@ -70,7 +70,7 @@ class ScorerStage:
 
     def __init__(self, models: Models):
         self.models = models
-        self.scorer = open_scorer(models)  # a few arrays: checked when the bundle opens, not mid-request
+        self.scorer = open_scorer(models.manifest, models.bundle)  # a few arrays: checked when the bundle opens, not mid-request
 
     def applies(self, request: Request) -> bool:
         """A scorer ships and is wanted: by default only when no deep ranker runs for this engine."""

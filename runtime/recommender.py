@@ -323,7 +323,8 @@ class Recommender:
         snapshot.update(
             bundle=self.manifest.name, embedding_space=self.manifest.embedding_space, backend=self.backend_name,
             kernel=self.models.scan_label, items=len(self.catalog),
-            added_items=len(self.catalog.added), removed_items=int(self.catalog.removed.sum()),
+            added_items=sum(a.vector is not None for a in self.catalog.added),  # live ones: a removed added
+            removed_items=len(self.catalog.inactive_rows()),                      # item keeps its row
             profiles=len(self.history.profiles()), events=self.history.count(),
             drift=drift_report(self.monitor.score_window(), self.drift_baseline),
             update=self.update.to_dict() if self.update is not None else None,

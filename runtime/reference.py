@@ -30,9 +30,11 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
     for entry in bundle.manifest.models:
         if entry.role != "user_encoder" or entry.format not in engines:
             continue
-        encoder = UserEncoder(open_model(model_bytes(bundle, entry.file), entry), entry, histories.shape[1])
         try:
+            encoder = UserEncoder(open_model(model_bytes(bundle, entry.file), entry), entry, histories.shape[1])
             got = encoder.encode_rows(histories)
+        except BundleError:
+            raise
         except Exception as exc:  # noqa: BLE001 (an engine raises its own types; the caller sees a BundleError)
             raise BundleError(f"its user encoder ({entry.file}) fails on the reference histories "
                               f"({type(exc).__name__}: {str(exc)[:200]}); re-export the bundle") from None

@@ -26,8 +26,17 @@ class BundleUpdate:
 def open_checked(path, verify: bool, choose: Callable[[Bundle], str], spare=None) -> tuple[Bundle, str]:
     """Open, verify and reference-check a bundle for the engine `choose` picks; BundleError if it fails.
     `spare`: where a packed bundle in a read-only folder is unpacked (Bundle.open)."""
+    from edgerec.runtime.ranking import (
+        open_scorer,  # the checks its stages make when they open: a ranker or
+    )
+    from edgerec.runtime.stages import (
+        check_rankers,  # scorer refused there raised past the fallback
+    )
+
     bundle = Bundle.open(path, verify=verify, spare=spare)
     backend = choose(bundle)
+    check_rankers(bundle.manifest)
+    open_scorer(bundle.manifest, bundle)
     report = check_references(bundle, [backend])
     if not report["passed"]:
         failed = "; ".join(f"{m['format']}: cosine {m['cosine_min']:.3f}, top-k agreement {m['top_k_agreement']:.2f}"

@@ -337,17 +337,19 @@ def test_device_tools_refuse_a_json_output_over_a_bundle_file_before_the_run(tmp
     assert (bundle / "manifest.json").read_bytes() == before
 
 
-def test_a_profile_refuses_cpus_this_machine_does_not_have():
+def test_a_bench_refuses_cpus_this_machine_does_not_have_before_it_starts():
     """`--set cpus=5` on a 2-core machine ended in the benchmark process's OSError traceback."""
     import os
+    from pathlib import Path
 
+    from edgerec.device_tests.bench import BenchConfig, run_bench
     from edgerec.device_tests.profiles import get_profile
     from edgerec.errors import ConfigError
 
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
     missing = max(os.sched_getaffinity(0)) + 1
-    with pytest.raises(ConfigError, match="CPU numbers of this machine"):
-        get_profile("phone-mid", {"cpus": str(missing)})
-    assert get_profile("phone-mid", {"cpus": str(min(os.sched_getaffinity(0)))}).cpus
+    with pytest.raises(ConfigError, match=rf"pins CPUs \[{missing}\], and this machine lets this process use"):
+        run_bench(golden, get_profile("phone-mid", {"cpus": str(missing)}), BenchConfig(requests=2))
 
 
 def test_inspect_of_a_packed_bundle_shows_the_file_that_ships(tmp_path):

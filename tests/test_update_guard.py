@@ -163,3 +163,24 @@ def test_packed_bundles_in_a_folder_the_app_cannot_write_are_unpacked_in_spare(t
     bad.write_bytes(b"not a tar file")
     bundle, _, update = open_update(bad, previous, onnx, spare)  # the previous one is unpacked in spare too
     assert not update.accepted and bundle.root.parent == spare
+
+
+def test_an_update_whose_encoder_takes_no_input_falls_back(tmp_path):
+    """UserEncoder's IndexError (a graph of constants) escaped the fallback as a raw traceback."""
+    from pathlib import Path
+
+    import onnx as onnx_lib
+    from bundle_edit import rewrite
+    from onnx import TensorProto, helper
+
+    from edgerec.runtime import Recommender
+
+    golden = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+    update = Path(shutil.copytree(golden, tmp_path / "update"))
+    out = helper.make_tensor_value_info("user_vector", TensorProto.FLOAT, [1, 8])
+    value = helper.make_tensor("v", TensorProto.FLOAT, [1, 8], [0.1] * 8)
+    graph = helper.make_graph([helper.make_node("Constant", [], ["user_vector"], value=value)], "c", [], [out])
+    onnx_lib.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), update / "user_encoder.onnx")
+    rewrite(update, lambda m: None)
+    with Recommender.open(update, fallback=golden, backend="onnx") as rec:
+        assert not rec.update.accepted and "takes no input" in rec.update.reason

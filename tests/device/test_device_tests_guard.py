@@ -278,7 +278,7 @@ def test_a_grown_ranked_bundle_still_ranks_with_its_scorer(tmp_path):
     m, sm = Bundle.open(grown).manifest, Bundle.open(RANKED).manifest
     assert m.ranking == sm.ranking and set(sm.ranking["scorer"]["arrays"].values()) <= set(m.files)
     with Recommender.open(grown, history=tmp_path / "h.db") as rec:
-        assert open_scorer(rec.models) is not None
+        assert open_scorer(rec.models.manifest, rec.models.bundle) is not None
         assert [e.role for e in rec.bundle.manifest.models] == ["user_encoder", "ranker"]
 
 

@@ -62,9 +62,13 @@ def models(version=SCORER_VERSION, features=NAMES, arrays=None, ranker=None, bac
               backend_name=backend)
 
 
+def opened(ns):
+    return open_scorer(ns.manifest, ns.bundle)
+
+
 def test_a_valid_scorer_opens_from_in_memory_arrays_and_scores_by_its_weights():
     m = models()
-    scorer = open_scorer(m)
+    scorer = open_scorer(m.manifest, m.bundle)
     assert scorer.names == NAMES
     assert sorted(name for name, _ in m.bundle.asked) == ["b.npy", "m.npy", "s.npy", "w.npy"]
     assert not any(how.get("mmap", True) for _, how in m.bundle.asked)  # read into memory: a few small arrays
@@ -74,14 +78,14 @@ def test_a_valid_scorer_opens_from_in_memory_arrays_and_scores_by_its_weights():
 
 
 def test_no_scorer_section_opens_no_scorer():
-    assert open_scorer(NS(manifest=Manifest({}), bundle=Bundle({}))) is None
-    assert open_scorer(NS(manifest=Manifest({"scorer": {}}), bundle=Bundle({}))) is None
+    assert open_scorer(Manifest({}), Bundle({})) is None
+    assert open_scorer(Manifest({"scorer": {}}), Bundle({})) is None
 
 
 @pytest.mark.parametrize("version, said", [(None, 1), (1, 1), (3, 3)])
 def test_a_scorer_of_another_features_version_is_refused_naming_both(version, said):
     with pytest.raises(BundleError) as err:
-        open_scorer(models(version=version))
+        opened(models(version=version))
     assert str(err.value) == (f"the bundle's scorer was trained on scorer features version {said}, this runtime "
                               f"computes version {SCORER_VERSION}; re-train it (`edgerec scorer train`) and export "
                               "the bundle again")
@@ -89,11 +93,11 @@ def test_a_scorer_of_another_features_version_is_refused_naming_both(version, sa
 
 def test_a_scorer_of_other_feature_names_is_refused_with_both_counts():
     with pytest.raises(BundleError) as err:
-        open_scorer(models(features=NAMES[:-1]))
+        opened(models(features=NAMES[:-1]))
     assert str(err.value) == (f"the bundle's scorer uses {len(NAMES) - 1} features that are not the {len(NAMES)} "
                               "this runtime computes; export the bundle with this edgerec version")
     with pytest.raises(BundleError):  # the same count in another order
-        open_scorer(models(features=NAMES[1:] + NAMES[:1]))
+        opened(models(features=NAMES[1:] + NAMES[:1]))
 
 
 @pytest.mark.parametrize("arrays", [scorer_arrays(len(NAMES) - 1),  # ValueError: a weight short
@@ -104,7 +108,7 @@ def test_a_scorer_of_other_feature_names_is_refused_with_both_counts():
 def test_unusable_scorer_arrays_are_a_bundle_error_without_the_numpy_trace(arrays):
     with pytest.raises(BundleError, match=r"^the bundle's scorer arrays are unusable \(.+\); re-export the bundle$") \
             as err:
-        open_scorer(models(arrays=arrays))
+        opened(models(arrays=arrays))
     assert err.value.__cause__ is None and err.value.__suppress_context__
 
 

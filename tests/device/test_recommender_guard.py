@@ -286,7 +286,7 @@ def test_removed_items_are_stored_with_an_added_items_metadata_only(fresh):
     assert saved["a1"][0] is None and saved["a1"][2] and saved["a1"][1]["genre"] == "jazz"
     assert saved["i02"] == (None, {}, True)
     assert not fresh.catalog.is_active(fresh.catalog.base_count) and not fresh.catalog.is_active(2)
-    assert fresh.stats()["removed_items"] == 1  # of the bundle's items
+    assert fresh.stats()["removed_items"] == 2  # a bundle item and an added one
 
 
 def test_tag_needs_a_content_encoder(rec):
@@ -462,3 +462,25 @@ def test_a_column_without_a_range_takes_any_finite_number(fresh, monkeypatch):
 def test_the_event_is_checked_before_the_item(rec):
     with pytest.raises(ConfigError, match="^unknown event 'watched'"):
         rec.record("ann", "no-such-item", "watched")
+
+
+def test_an_update_its_ranker_or_scorer_checks_refuse_falls_back_to_the_previous_bundle(bundle_copy, golden_bundle):
+    """The ranker's and scorer's checks ran once the update had been chosen: their BundleError reached the app,
+    which was left with no recommender instead of the previous bundle."""
+    from bundle_edit import rewrite
+
+    def other_ranker(m):
+        encoder = next(e for e in m["models"] if e["role"] == "user_encoder")
+        m["models"].append({**encoder, "role": "ranker", "extra": {"features_version": 2}})
+
+    rewrite(bundle_copy, other_ranker)
+    with Recommender.open(bundle_copy, fallback=golden_bundle) as rec:
+        assert not rec.update.accepted and "ranker features version 2" in rec.update.reason
+        assert rec.recommend("u", k=3)
+
+
+def test_stats_count_removed_added_items_as_removed(fresh):
+    fresh.add_items([{"item_id": "d1", "title": "D", "vector": fresh.catalog.vectors([3])[0].tolist()}])
+    fresh.remove_items(["d1", fresh.catalog.item_id(5)])
+    stats = fresh.stats()
+    assert (stats["added_items"], stats["removed_items"]) == (0, 2)
