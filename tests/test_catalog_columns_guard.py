@@ -88,7 +88,7 @@ def _files(tmp_path, dtype="<i8", strings=STRINGS):
     return tmp_path / "ids.bin", tmp_path / "ids.offsets.npy"
 
 
-@pytest.mark.parametrize("dtype", ["<i8", ">i8", "<u4", ">u4", "<i4", ">i4", "<u8", ">u8"])
+@pytest.mark.parametrize("dtype", ["<i8", "<u4", "<i4", "<u8"])  # big-endian: refused on open (spec: one layout)
 def test_a_file_column_reads_rows_with_every_offset_dtype_and_byte_order(tmp_path, dtype):
     column = FileStringColumn(*_files(tmp_path, dtype))
     assert len(column) == 4 and column.count == 4

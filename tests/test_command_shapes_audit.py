@@ -183,7 +183,8 @@ def test_a_simulation_of_one_user_names_the_options_not_the_config_object():
 
     with pytest.raises(ConfigError) as caught:
         SimConfig(users=1, days=1, pre_days=0).validate()
-    assert str(caught.value) == "need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1 (got 1, 1, 0, 10)"
+    assert str(caught.value) == ("need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1, --seed >= 0 (got 1, 1, 0, "
+                                 "10, 0)")
 
 
 def test_federated_table_shows_an_arm_every_device_declined():

@@ -47,11 +47,13 @@ def test_damaged_names_the_file_and_the_rule():
 
 @pytest.mark.parametrize("version", [(1, 0), (2, 0)])
 def test_the_header_gives_dtype_shape_and_where_the_data_starts(tmp_path, version):
-    path = _save(tmp_path / "a.npy", np.array([5, -2, 9], ">i4"), version)
+    path = _save(tmp_path / "a.npy", np.array([5, -2, 9], "<i4"), version)
     dtype, shape, offset = npy_header(path)
-    assert dtype == np.dtype(">i4") and shape == (3,)
+    assert dtype == np.dtype("<i4") and shape == (3,)
     data = path.read_bytes()
-    assert len(data) - offset == 12 and np.frombuffer(data[offset:], ">i4").tolist() == [5, -2, 9]
+    assert len(data) - offset == 12 and np.frombuffer(data[offset:], "<i4").tolist() == [5, -2, 9]
+    big = _save(tmp_path / "big.npy", np.array([5, -2, 9], ">i4"), version)  # the spec's one layout, on open
+    assert _refusal(big).startswith("bundle array big.npy is stored big-endian or in Fortran order")
     dtype, shape, _ = npy_header(_save(tmp_path / "b.npy", np.zeros((2, 3), np.float32), version))
     assert (dtype, shape) == (np.dtype(np.float32), (2, 3))
 

@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from edgerec.errors import BundleError
 from edgerec.runtime.catalog_columns import FileStringColumn
 from edgerec.runtime.id_index import IdIndex, native_ids
 from edgerec.runtime.tag_column import TagColumn, TagSpec
@@ -47,9 +48,10 @@ def test_the_compiled_lookup_gives_the_python_rows(tmp_path, dtype):
     assert rows[:len(IDS)] == list(range(len(IDS))) and rows[len(IDS):] == [None] * (len(ASKED) - len(IDS))
 
 
-def test_big_endian_offsets_use_the_python_lookup(tmp_path):
-    index = IdIndex(_files(tmp_path, IDS[:50], ">u4"))
-    assert index._find is None and index.get_many(IDS[:50]) == list(range(50))
+def test_big_endian_offsets_are_refused_before_any_lookup(tmp_path):
+    """The spec's one layout, checked as the column opens (the Python lookup that read them is unreachable)."""
+    with pytest.raises(BundleError, match="stored big-endian"):
+        IdIndex(_files(tmp_path, IDS[:50], ">u4"))
 
 
 def test_a_matching_hash_with_other_bytes_is_no_hit(tmp_path):
@@ -93,7 +95,7 @@ class _Files:
 TAG_ROWS = [["a", "b"], [], ["c"], ["b", "a", "b"], list("defgh"), [], ["h"]] * 40
 
 
-@pytest.mark.parametrize("codes_dtype,offsets_dtype", [("<u1", "<u4"), ("<u2", "<i8"), (">u2", "<u4"), ("<u4", "<u4")])
+@pytest.mark.parametrize("codes_dtype,offsets_dtype", [("<u1", "<u4"), ("<u2", "<i8"), ("<u4", "<u4")])
 def test_the_compiled_row_reader_gives_the_python_tags(tmp_path, codes_dtype, offsets_dtype):
     vocab = list("abcdefgh") + [f"t{i}" for i in range(300 if codes_dtype != "<u1" else 8)]
     codes = np.array([vocab.index(t) for row in TAG_ROWS for t in row], codes_dtype)

@@ -48,7 +48,7 @@ def test_interleaving_tests_match_scipy():
 
 def test_sample_size_and_mde_are_the_normal_formulas():
     z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
-    assert stats.sample_size(1.0, 0.2) == math.ceil(2 * 2 * (z / 0.2) ** 2)  # two arms of 2 (z sigma / mde)^2
+    assert stats.sample_size(1.0, 0.2) == 2 * math.ceil(2 * (z / 0.2) ** 2)  # two arms of 2 (z sigma / mde)^2 users
     assert stats.sample_size(1.0, 0.2, arms=1) == math.ceil((z / 0.2) ** 2)
     assert stats.mde(1.0, 1000) == pytest.approx(z * math.sqrt(1 / 500 + 1 / 500))
 
