@@ -24,7 +24,7 @@ MODEL_OPTIONS = [
                  help="Per-modality item vectors fused into the item tower (rows in items.csv order), "
                       "e.g. --content text=text.npy --content audio=audio.npy."),
     click.option("--epochs", type=click.IntRange(min=1), help="Hard cap on epochs (default: the step budget decides)."),
-    click.option("--steps", type=int, help="Target optimizer steps (default: from the data size, at least 3000)."),
+    click.option("--steps", type=int, help="Target optimizer steps (default: from the data size, at least 3000, at most 400 epochs)."),
     click.option("--batch-size", default=128, show_default=True),
     click.option("--lr", default=2e-3, show_default=True),
     click.option("--loss", type=click.Choice(["full", "sampled"]), default="sampled", show_default=True),
