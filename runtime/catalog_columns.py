@@ -81,9 +81,8 @@ class FileStringColumn:
             damaged(offsets.name, f"(string offsets) has dtype {dtype} and shape {shape}; it must hold one row "
                                   "of at least one int32/uint32/int64/uint64 offset")
         self.count, self._width = int(shape[0]) - 1, dtype.itemsize
-        self._pair = struct.Struct((">" if dtype.byteorder == ">" else "<") + 2 * code).unpack
-        little = sys.byteorder == "little" and dtype.byteorder != ">"
-        self._layout = (self._width, int(dtype.kind == "i")) if little else None
+        self._pair = struct.Struct("<" + 2 * code).unpack  # little-endian: npy_header refuses the other order
+        self._layout = (self._width, int(dtype.kind == "i")) if sys.byteorder == "little" else None
         self._paths = (blob, offsets)
         handles = [open(path, "rb", buffering=0) for path in self._paths]
         weakref.finalize(self, lambda: [h.close() for h in handles])

@@ -147,12 +147,11 @@ class TagColumn(KeptTags):
         self._paths = (bundle.path(spec.offsets), bundle.path(spec.codes))
         (offsets, shape, self._offsets_at), (self._dtype, _, self._codes_at) = map(npy_header, self._paths)
         self.count, self._width = shape[0] - 1, offsets.itemsize
-        self._pair = struct.Struct(("<" if offsets.byteorder != ">" else ">") + 2 * ("I" if offsets.itemsize == 4 else "q"))
+        self._pair = struct.Struct("<" + 2 * ("I" if offsets.itemsize == 4 else "q"))  # npy_header: little-endian
         handles = [open(path, "rb", buffering=0) for path in self._paths]
         weakref.finalize(self, lambda: [h.close() for h in handles])
         self._offsets, self._codes = (h.fileno() for h in handles)
-        little = sys.byteorder == "little" and offsets.byteorder != ">"  # what the compiled reader reads
-        self._native = native_ids() if little else None
+        self._native = native_ids() if sys.byteorder == "little" else None  # what the compiled reader reads
         self._signed = int(offsets.kind == "i")
 
     def __len__(self) -> int:
