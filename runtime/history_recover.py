@@ -87,6 +87,19 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _pseudonym_marker(source: sqlite3.Connection, tables: set, errors) -> tuple[str, str] | None:
+    """The meta row that marks a history of keyed-hash profiles (pseudonyms.MARKER), when it has one."""
+    from edgerec.runtime.pseudonyms import MARKER  # here: pseudonyms imports the history, which imports this
+
+    if "meta" not in tables:
+        return None
+    try:
+        row = source.execute("SELECT value FROM meta WHERE key=?", (MARKER,)).fetchone()
+    except errors:  # a damaged meta page: the events are still worth saving
+        return None
+    return (MARKER, row[0]) if row else None
+
+
 def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
     from edgerec.runtime.history import HistoryStore
 
@@ -111,6 +124,7 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
             ledger = {r[1] for r in source.execute("PRAGMA table_info(privacy_ledger)")}  # its clock: since 12/2026
             event_columns = {r[1] for r in source.execute("PRAGMA table_info(events)")}
             app = int(source.execute("PRAGMA application_id").fetchone()[0])
+            marker = _pseudonym_marker(source, tables, errors)
         except errors as exc:
             raise HistoryError(f"{checks.file_name(path)} is damaged beyond its table list ({exc}); nothing can be recovered") from None
         if "events" not in tables or tables - OWN_TABLES or app not in (0, APPLICATION_ID) \
@@ -141,6 +155,8 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
                 fresh.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
                                      salvaged[table])
                 report[table] = len(salvaged[table])
+            if marker is not None:  # keyed-hash profiles: without it the copy took plain names and any secret
+                fresh.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", marker)
             if failures.get("privacy_ledger"):  # an unknown spending counts as the whole budget: reports wait
                 fresh.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",  # 30 days
                                  (time.time(), f"history recovered: {failures['privacy_ledger']} ledger reads "

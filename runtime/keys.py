@@ -57,10 +57,13 @@ class FileKey:
             raise ConfigError(f"key file {checks.file_name(self.path)} does not exist; without its key an encrypted history cannot "
                               "be read (make a new key with `edgerec history keygen` for a new history)")
         try:
-            raw = self.path.read_bytes()
+            mode, raw = self.path.stat().st_mode, self.path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"key file {checks.file_name(self.path)} cannot be read ({exc.strerror}); give the app's "
                               "user read access to it (it is meant to be readable by its owner only)") from None
+        if os.name == "posix" and mode & 0o077:  # another user could read it (and decrypt) or replace it
+            raise ConfigError(f"key file {checks.file_name(self.path)} is open to other users (mode {mode & 0o777:o}); "
+                              f"make it readable by its owner only (chmod 600) and use it again")
         return _parse(raw, f"key file {checks.file_name(self.path)}")
 
     @classmethod

@@ -105,6 +105,8 @@ def _unlock(db, driver, key_sql: str, refusal: str) -> None:
 def open_read_only(path: str | Path, key: bytes):
     """A read-only connection to an encrypted history, for recovery, and the errors its reads raise."""
     driver = _cipher_module()
+    if is_plain(path):  # else SQLCipher's key check blamed a wrong key or a damaged first page
+        raise HistoryError(f"history database {checks.file_name(path)} is not encrypted; recover it without a key")
     return _Reopening(driver, path, key), (driver.DatabaseError, sqlite3.DatabaseError)
 
 

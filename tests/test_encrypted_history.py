@@ -106,6 +106,7 @@ def test_an_encrypted_history_with_a_damaged_page_is_recovered_into_an_encrypted
     assert HistoryStore(tmp_path / "fresh.db", key=key).count(USER) == report["events"]
     key_file = tmp_path / "h.key"
     key_file.write_bytes(key)
+    key_file.chmod(0o600)
     result = CliRunner().invoke(cli, ["history", "recover", "--history", str(path), "--key-file", str(key_file),
                                       "--out", str(tmp_path / "cli.db")])
     assert result.exit_code == 0, result.output
@@ -166,8 +167,13 @@ def test_key_providers(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEREC_HISTORY_KEY", key.hex())
     assert resolve_key(EnvKey()) == key
     (tmp_path / "raw.key").write_bytes(key)
+    with pytest.raises(ConfigError, match=r"raw.key is open to other users \(mode 6\d\d\); make it readable by its "
+                                          r"owner only \(chmod 600\)"):
+        resolve_key(FileKey(tmp_path / "raw.key"))  # written with the umask's mode: others may read it
+    (tmp_path / "raw.key").chmod(0o600)
     assert resolve_key(FileKey(tmp_path / "raw.key")) == key
     (tmp_path / "bad.key").write_text("not a key")
+    (tmp_path / "bad.key").chmod(0o600)
     with pytest.raises(ConfigError, match="no valid key"):
         resolve_key(FileKey(tmp_path / "bad.key"))
     with pytest.raises(ConfigError, match="32 raw bytes"):

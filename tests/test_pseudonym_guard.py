@@ -157,6 +157,7 @@ def test_file_keys_are_made_private_in_new_folders_and_never_overwritten(tmp_pat
         FileKey.create(tmp_path / ("d" * 300) / "k.key")  # nor its folder
     raw = tmp_path / "raw.key"
     raw.write_bytes(b"\n" * 32)  # 32 raw bytes are a key, whatever they look like
+    raw.chmod(0o600)
     assert FileKey(raw).key() == b"\n" * 32
 
 
@@ -165,6 +166,7 @@ def test_file_key_errors_name_the_file_only(tmp_path, monkeypatch):
                                           r"new history\)$"):
         FileKey(tmp_path / "gone.key").key()
     (tmp_path / "short.key").write_text("abcd")
+    (tmp_path / "short.key").chmod(0o600)
     with pytest.raises(ConfigError, match=r"^key file short.key holds no valid key"):
         FileKey(tmp_path / "short.key").key()
     monkeypatch.setattr(type(tmp_path), "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(
@@ -192,3 +194,32 @@ def test_destroy_refuses_a_read_only_key_or_folder_and_reports_a_failed_shred(tm
     with pytest.raises(ConfigError, match=r"^could not finish destroying key file k.key \(No space left on device\); "
                                           r"destroy it again \(its bytes may already be overwritten\)"):
         key.destroy()
+
+
+def test_a_recovered_pseudonymous_history_stays_pseudonymous(tmp_path):
+    """Recovery left out the meta row that marks keyed-hash profiles: the copy took plain user names and any secret,
+    and split a user's history in two."""
+    import secrets
+
+    secret = secrets.token_bytes(32)
+    store = PseudonymousHistory(tmp_path / "h.db", secret)
+    store.record("alice", "i1", "play")
+    store.close()
+    HistoryStore.recover(tmp_path / "h.db", tmp_path / "r.db")
+    with pytest.raises(HistoryError, match="stores profiles as keyed hashes"):
+        open_history(tmp_path / "r.db")  # without its secret, as an app or a CLI command would
+    with pytest.raises(HistoryError):
+        PseudonymousHistory(tmp_path / "r.db", secrets.token_bytes(32))  # nor with another one
+    again = PseudonymousHistory(tmp_path / "r.db", secret)
+    assert [e.item for e in again.events("alice")] == ["i1"]
+
+
+def test_recovering_a_plain_history_with_a_key_says_it_is_not_encrypted(tmp_path):
+    import secrets
+
+    pytest.importorskip("sqlcipher3")
+    store = HistoryStore(tmp_path / "h.db")
+    store.record("u", "i1", "play")
+    store.close()
+    with pytest.raises(HistoryError, match=r"^history database h.db is not encrypted; recover it without a key$"):
+        HistoryStore.recover(tmp_path / "h.db", tmp_path / "r.db", secrets.token_bytes(32))

@@ -245,6 +245,7 @@ def test_keys_in_read_only_places(tmp):
     (tmp / "keys").mkdir()
     key = FileKey.create(tmp / "keys" / "h.key")
     read_only(tmp / "keys")
+    (tmp / "keys" / "h.key").chmod(0o400)  # read-only, and still its owner's only
     assert len(key.key()) == 32  # a key on a read-only partition reads
     with pytest.raises(ConfigError, match="nothing was destroyed"):
         key.destroy()
