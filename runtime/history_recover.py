@@ -89,7 +89,8 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
 
 def _pseudonym_marker(source: sqlite3.Connection, tables: set, errors) -> tuple[str, str] | None:
     """The meta row that marks a history of keyed-hash profiles (pseudonyms.MARKER), when it has one."""
-    from edgerec.runtime.pseudonyms import MARKER  # here: pseudonyms imports the history, which imports this
+    # imported here: pseudonyms imports the history, which imports this module
+    from edgerec.runtime.pseudonyms import MARKER
 
     if "meta" not in tables:
         return None
