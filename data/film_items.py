@@ -11,7 +11,9 @@ from edgerec.errors import DataError
 
 
 def year_ts(year: int | None) -> int:
-    return int(datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()) if year else 0
+    """The start of `year` in epoch seconds; 0 is "unknown" to a bundle, so 1970 starts one second late (its
+    films lost their year)."""
+    return int(datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()) or 1 if year else 0
 
 
 def film_line(title: str, genres: list[str]) -> str:

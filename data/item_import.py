@@ -23,6 +23,7 @@ from edgerec.data.chunk_checks import (
     option_pairs,
     refuse_time_typed,
 )
+from edgerec.data.film_items import year_ts
 from edgerec.data.item_text import EPISODES, bidi_warning, check_item_text
 from edgerec.data.json_lines import ListCell, is_json_lines
 from edgerec.data.parts import data_files, is_parquet
@@ -44,6 +45,7 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MODALITIES
 
 NUMERIC_FIELDS = ("duration", "release_ts", "episode")
+MIN_YEAR, MAX_YEAR = 1000, 2200  # a release column whose every value lies here holds years
 # A modality's median item longer than this (seconds) reads as durations in a finer unit than the one
 # read in: short videos and tracks last minutes, films and episodes hours, podcast episodes and live
 # recordings up to a day; an item without a modality gets the films' bound.
@@ -156,8 +158,20 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
             check_item_text(tags[len(tags) - len(chunk):], names["tags"], chunk.path, chunk.line_of)
         _read_numbers(chunk, names, numbers, zone, DURATION_UNITS[options.duration_unit])
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
+    joined["release_ts"] = _years_as_times(joined["release_ts"])
     catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
     return catalog, unread_columns_warning(present, [*id_parts, *names.values()])
+
+
+def _years_as_times(release: np.ndarray | None) -> np.ndarray | None:
+    """A release column of bare years (1995: valid ISO-8601 of reduced precision) as each year's start; read
+    as epoch seconds, every film came out in the first 37 minutes of 1970."""
+    if release is None:
+        return None
+    known = release[release != 0]
+    if not known.size or known.min() < MIN_YEAR or known.max() > MAX_YEAR:
+        return release
+    return np.array([year_ts(int(y)) if y else 0 for y in release], np.int64)
 
 
 def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[np.ndarray]],

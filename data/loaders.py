@@ -310,7 +310,11 @@ def read_interactions(
             seconds = to_seconds(chunk, columns.time, options.time_unit, low=0.0, text=options.time_text)
         timestamp, nanos = split_seconds(chunk, columns.time, options.time_unit, seconds)
         finer.see(chunk, columns.time, seconds)
-        event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped, defaulted)
+        # the sample (by user) first: the rows it leaves out are not counted as dropped or defaulted either
+        keep = np.fromiter((sampled[u] if u in sampled else sampled.setdefault(
+            u, keep_user(u, options.sample_users, options.seed)) for u in user_ids), bool, len(chunk))
+        event = _events(chunk, optional.get("event"), columns.default_event, columns.event_map, dropped, defaulted,
+                        keep)
         empty = (_fill_missing_values(chunk, optional["value"]) if "value" in optional and columns.value_range is None
                  else np.zeros(len(chunk), bool))
         value = (to_float(chunk, optional["value"], fix=_value_fix(columns)) if "value" in optional
@@ -319,7 +323,8 @@ def read_interactions(
             check_range(chunk, optional["value"], value, columns.value_range, "the range of this format")
         if columns.value_scale is not None:  # before --skip-below, which then compares shares
             with np.errstate(over="ignore"):  # a product past float32 is refused below, by its line
-                value = (value * np.float32(columns.value_scale)).astype(np.float32)
+                # in float64, then cast once: float32(30) x float32(0.01) fell under float32(0.3), a play at
+                value = (value.astype(np.float64) * columns.value_scale).astype(np.float32)  # the bound a skip
             if not np.isfinite(value).all():
                 first = int(np.flatnonzero(~np.isfinite(value))[0])
                 raise DataError(f"a value times --value-scale {columns.value_scale:g} is too large for a number "
@@ -331,10 +336,7 @@ def read_interactions(
             short = (event == EVENT_CODE["play"]) & (value < columns.skip_below)
             event[short] = EVENT_CODE["skip"]
         device = _devices(chunk, optional.get("device"), unknown_devices)
-        # sample after parsing, so errors above name the true line
-        keep = np.fromiter((sampled[u] if u in sampled else sampled.setdefault(
-            u, keep_user(u, options.sample_users, options.seed)) for u in user_ids), bool, len(chunk))
-        keep &= event != DROPPED
+        keep &= event != DROPPED  # the sampled rows, parsed whole so errors above name the true line
         if not keep.any():
             continue
         if not keep.all():
@@ -619,9 +621,11 @@ def parse_event_map(text: str) -> dict[str, str]:
 
 
 def _events(chunk: Chunk, column: str | None, default: str | None, event_map: dict[str, str] | None = None,
-            dropped: Counter | None = None, defaulted: Counter | None = None) -> np.ndarray:
+            dropped: Counter | None = None, defaulted: Counter | None = None,
+            counted: np.ndarray | None = None) -> np.ndarray:
     """Event codes of a chunk; DROPPED where --event-map drops the name (counted in `dropped` by name); an
-    empty cell takes `default` (counted in `defaulted`) and without one is refused."""
+    empty cell takes `default` (counted in `defaulted`) and without one is refused. `counted`: the rows the
+    counts cover (the sample's), all of them when None."""
     if column is None:
         return np.full(len(chunk), EVENT_CODE[default or "play"], np.int8)
     out = np.empty(len(chunk), np.int8)
@@ -631,11 +635,11 @@ def _events(chunk: Chunk, column: str | None, default: str | None, event_map: di
         mapped = event_map.get(key, key)
         if mapped == DROP:
             out[i] = DROPPED
-            dropped[key] += 1
+            dropped[key] += counted is None or bool(counted[i])
             continue
         if not key and default is not None:
             out[i] = EVENT_CODE[default]
-            defaulted["rows"] += 1
+            defaulted["rows"] += counted is None or bool(counted[i])
             continue
         code = EVENT_CODE.get(mapped)
         if not key:  # a JSON line without the field reads as an empty cell too

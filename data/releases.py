@@ -96,7 +96,7 @@ ML100K_GENRES = (
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
     "War", "Western",
 )
-_YEAR = re.compile(r"\((\d{4})\)\s*$")
+_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?\s*)?\)\s*$")  # (1995), or a series' (2006-2007)
 
 
 def _ml100k_genres(chunk: Chunk, row: int) -> list[str]:
@@ -106,7 +106,7 @@ def _ml100k_genres(chunk: Chunk, row: int) -> list[str]:
     if bad is not None:
         raise DataError(f"the genre flag of {bad!r} is {chunk.columns[bad][row]!r}; u.item flags each genre with 0 "
                         "or 1: correct that line", chunk.path, chunk.line_of(row))
-    return [g for g, f in zip(ML100K_GENRES, flags) if f == "1"]
+    return [g for g, f in zip(ML100K_GENRES, flags) if f == "1" and g != "unknown"]  # a placeholder, no genre
 
 
 def _date_ts(text: str) -> int:

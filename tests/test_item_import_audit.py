@@ -188,3 +188,63 @@ def test_duplicate_item_ids_with_other_titles_are_refused_and_cold_items_kept(tm
     log, items = _tables(tmp_path, [{"item_id": "i0"}, {"item_id": "i1"}, {"item_id": "cold"}])
     log.write_text("user_id,item_id,timestamp\nu1,i0,1\nu1,i1,2\n")
     assert import_dataset("csv", log, items=items).catalog.item_ids == ["i0", "i1", "cold"]
+
+
+def test_release_years_films_of_1970_year_ranges_and_the_unknown_genre(tmp_path):
+    """A release column of bare years read as epoch seconds (every film in 1970's first minutes); a 1970 film got
+    release 0, 'unknown'; ml-latest's series kept '(2006-2007)' in the title and no year; ML-100K's 'unknown'
+    flag became a genre and a tag."""
+    from edgerec.data.film_items import year_ts
+
+    years = _import(tmp_path, [{"item_id": "i0", "title": "Heat", "year": "1995"},
+                               {"item_id": "i1", "title": "Up", "year": "2009"}, {"item_id": "i2", "title": "X"}],
+                    header=("item_id", "title", "year"))
+    assert years.catalog.release_ts.tolist() == [0, 0, 0]  # an unnamed column is not read
+    log, items = _tables(tmp_path, [{"item_id": "i0", "release_ts": "1995"}, {"item_id": "i1", "release_ts": "2009"},
+                                    {"item_id": "i2", "release_ts": ""}], header=("item_id", "release_ts"))
+    assert import_dataset("csv", log, items=items).catalog.release_ts.tolist() == [year_ts(1995), year_ts(2009), 0]
+    assert year_ts(1970) == 1 and year_ts(1969) < 0
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    (ml / "movies.csv").write_text("movieId,title,genres\n1,Patton (1970),Drama\n"
+                                   "2,Death Note: Desu n\u00f4to (2006\u20132007),(no genres listed)\n")
+    (ml / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,3.0,2\n")
+    films = load_movielens("ml-latest", ml)
+    assert films.catalog.text["title"] == ["Patton", "Death Note: Desu n\u00f4to"]
+    assert films.catalog.release_ts.tolist() == [1, year_ts(2006)]
+    old = tmp_path / "old"
+    old.mkdir()
+    unknown = "|1" + "|0" * 18  # the first flag is 'unknown'
+    (old / "u.item").write_text(f"1|Toy Story (1995)|01-Jan-1995||x{ML_FLAGS}\n267|unknown||||{unknown[1:]}\n")
+    (old / "u.data").write_text("1\t1\t5\t881250949\n1\t267\t3\t881250950\n")
+    catalog = load_movielens("ml-100k", old).catalog
+    row = catalog.item_ids.index("267")
+    assert catalog.tags[row] == () and catalog.text["genre"][row] == ""
+
+
+def test_scaled_values_at_the_skip_bound_stay_plays_and_sampled_imports_count_only_their_rows(tmp_path):
+    """float32(30) x float32(0.01) fell under 0.3 and a play at the bound became a skip; with --sample, rows
+    dropped by --event-map and given --default-event were counted for every user, kept or not."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    (tmp_path / "v.csv").write_text("user_id,item_id,timestamp,pct\nu1,i1,1,30\nu1,i2,2,29\nu2,i1,3,100\n")
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(tmp_path / "v.csv"), "--out", str(tmp_path / "v"),
+                                      "--value-col", "pct", "--value-scale", "0.01", "--skip-below", "0.3"])
+    assert result.exit_code == 0, result.output
+    events = (tmp_path / "v" / "interactions.csv").read_text().splitlines()
+    assert [line.split(",")[3] for line in events[1:]] == ["play", "skip", "play"]
+    rows = "".join(f"u{u},a,{4 * u},listen\nu{u},b,{4 * u + 1},unlike\nu{u},c,{4 * u + 2},\n" for u in range(40))
+    (tmp_path / "e.csv").write_text("uid,item_id,timestamp,event_type\n" + rows)
+    result = CliRunner().invoke(cli, ["data", "import", "csv", str(tmp_path / "e.csv"), "--out", str(tmp_path / "e"),
+                                      "--user-col", "uid", "--event-col", "event_type", "--event-map",
+                                      "listen=play,unlike=drop", "--default-event", "play", "--sample", "0.25"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "e" / "dataset.json").read_text())
+    users = len({line.split(",")[0] for line in (tmp_path / "e" / "interactions.csv").read_text().splitlines()[1:]})
+    assert 0 < users < 40
+    assert meta["event_map"]["dropped_rows"] == {"unlike": users}
+    assert meta["default_event"]["rows"] == users
