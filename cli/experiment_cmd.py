@@ -234,7 +234,8 @@ def _named_arms(arms: tuple[str, ...], policies: tuple[str, ...]) -> list:
     "--policy 'popular={\"cold_start_items\": 10000}' --plot agreement.png"))
 @click.option("--arm", "arms", multiple=True, required=True, help="NAME=BUNDLE, at least three (repeatable).")
 @click.option("--policy", "policies", multiple=True, help="NAME=JSON Policy fields for one arm (repeatable).")
-@click.option("--offline-users", default=300, show_default=True, help="Held-out users replayed for NDCG@10.")
+@click.option("--offline-users", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Held-out users replayed for NDCG@10.")
 @sim_options(days=5, pre_days=0)
 @click.option("--plot", "plot_out", type=PLOT_OUT, help="Offline NDCG@10 against simulated plays per day.")
 def agreement(arms, policies, offline_users, data_dir, sim, json_out, plot_out) -> None:

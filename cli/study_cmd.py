@@ -53,14 +53,15 @@ def study_group() -> None:
               help="A content student (`content distill`); repeat to compare students on the same model.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the reduced data, the model and one bundle per student.")
-@click.option("--held-items", default=600, show_default=True, help="Items removed from training.")
+@click.option("--held-items", default=600, show_default=True, type=click.IntRange(min=1),
+              help="Items removed from training.")
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--minilm", is_flag=True, help="Also place the new items with MiniLM itself (on the host): "
                                              "the reference the students approximate.")
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher for --minilm (default: the packaged "
                                                          "all-MiniLM-L6-v2).")
-@click.option("--k", default=10, show_default=True, help="Cut-off of the hit rate (HR@k).")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Cut-off of the hit rate (HR@k).")
 @click.option("--prepare", is_flag=True, help="Only write the data without the new items to OUT/data, to "
                                               "distill the students on (so none reads a new item's text).")
 @click.option("--json", "json_out", type=FILE_OUT)
@@ -70,6 +71,9 @@ def coldstart(data_dir, content_dirs, out, held_items, epochs, seed, minilm, enc
     content student (distill the students on the data `--prepare` writes, OUT/data)."""
     from edgerec.studies.coldstart import ColdStartStudy, hold_out_items
 
+    if (out / "data").resolve() == Path(data_dir).resolve():  # its reduced copy replaced the input data
+        raise click.UsageError("--out/data is the --data folder; the study writes its reduced data there: choose "
+                               "another --out")
     if prepare:
         _, held, reduced = hold_out_items(data_dir, out, held_items, seed)
         console.print(f"wrote {out / 'data'}: {len(reduced.catalog):,} items, {len(held):,} held out "

@@ -37,7 +37,7 @@ def offline_scores(arm: Arm, dataset, split, picked: np.ndarray) -> dict:
     """NDCG@10 and HR@10 of the arm on replayed held-out users (a fresh device history per arm)."""
     gains = []
     with tempfile.TemporaryDirectory() as scratch:
-        with open_device(arm.bundle, history=Path(scratch) / "history.db") as rec:
+        with open_device(arm.bundle, dataset, history=Path(scratch) / "history.db") as rec:
             policy = arm.make_policy(rec)
             for _name, target, listed, _ms in replay_lists(rec, dataset, split, picked, policy=policy):
                 ids = [r.item_id for r in listed]
@@ -74,6 +74,9 @@ class AgreementStudy(Study):
         names = [a.name for a in self.arms]
         if len(self.arms) < MIN_ARMS or len(set(names)) != len(names):
             raise ConfigError(f"give at least {MIN_ARMS} arms with different names (got {names})")
+        if isinstance(self.offline_users, bool) or not isinstance(self.offline_users, int) or self.offline_users < 1:
+            raise ConfigError(f"offline_users must be a whole number >= 1 (got {self.offline_users!r}): with none "
+                              "replayed every arm's NDCG@10 read 0.0")
         dataset = load_dataset(self.data_dir)
         split = leave_last_out(dataset)
         require_targets(split)

@@ -130,7 +130,7 @@ def compression_report(teacher: str | Path, student: str | Path, data_dir: str |
             })
     add_teacher_ratios(rows_out)
     return {"teacher": Path(teacher).name, "student": Path(student).name, "data": Path(data_dir).name,  # no host paths
-            "users": int(len(users)),
+            "users": len(teacher_lists), "users_in_phase": int(len(users)),  # scored: at most the evaluator's sample
             "variants": rows_out}
 
 

@@ -14,13 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.history import KEEP_EVERYTHING
 
 
-def open_device(bundle: str | Path, **options) -> Recommender:
-    """Recommender.open with a history that keeps every replayed event, whatever its time."""
-    return Recommender.open(bundle, retention=KEEP_EVERYTHING, **options)
+def open_device(bundle: str | Path, dataset=None, **options) -> Recommender:
+    """Recommender.open with a history that keeps every replayed event, whatever its time; given the study's
+    `dataset`, a bundle built on other data is refused (with the same item ids, its figures came out as real)."""
+    rec = Recommender.open(bundle, retention=KEEP_EVERYTHING, **options)
+    built_on = rec.manifest.data_version
+    found = {"users": getattr(dataset, "n_users", None), "items": getattr(dataset, "n_items", None),
+             "events": len(dataset.interactions) if dataset is not None else None}
+    other = [f"{k} {built_on[k]:,} against {found[k]:,}" for k in found
+             if dataset is not None and isinstance(built_on.get(k), int) and built_on[k] != found[k]]
+    if other:
+        rec.close()
+        raise ConfigError(f"the bundle was built on other data than --data ({'; '.join(other)}); pass the --data "
+                          "the bundle was built on")
+    return rec
 
 
 MADE_UP_USER = "example"  # the one profile a report may show: its history is the catalog's aggregates

@@ -50,14 +50,15 @@ class FairnessStudy(Study):
         log, ids = dataset.interactions, dataset.catalog.item_ids
         rng = np.random.default_rng(self.seed)
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
-        events = split.target_events("test")
+        events, before_test = split.target_events("test"), split.history("test")
         progress(f"replaying {len(picked)} users into the device", {})
-        with open_device(self.bundle, history=self.history) as rec:
+        with open_device(self.bundle, dataset, history=self.history) as rec:
             cat = rec.catalog
-            meta = {c: dict(zip(ids, cat.column(c, np.arange(cat.base_count)).tolist()))
-                    for c in ("provider", "language", "modality")}
-            popularity = dict(zip(ids, cat.numeric_column("popularity", np.arange(cat.base_count)).tolist()))
-            head = set(np.argsort(-np.asarray(list(popularity.values())))[: int(len(ids) * (1 - TAIL_SHARE))].tolist())
+            rows = np.array([cat.row(i) for i in ids], np.int64)  # by id: the bundle's order may be another's
+            meta = {c: dict(zip(ids, cat.column(c, rows).tolist())) for c in ("provider", "language", "modality")}
+            popularity = dict(zip(ids, cat.numeric_column("popularity", rows).tolist()))
+            pops = np.asarray([popularity[i] for i in ids])  # ties by id: the split must not follow the rows' order
+            head = set(np.lexsort((np.asarray(ids), -pops))[: int(len(ids) * (1 - TAIL_SHARE))].tolist())
             bucket = {item: ("head" if i in head else "tail") for i, item in enumerate(ids)}
             requests, segments = [], []
             for row in picked:
@@ -67,6 +68,8 @@ class FairnessStudy(Study):
                 for e in mine[-REPLAYED_EVENTS:]:
                     rec.record(name, ids[log.item[e]], LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]],
                                timestamp=float(log.timestamp[e]))
+                for item in before_test.of(user)[-1:]:  # the validation item, as replay_lists records it
+                    rec.record(name, ids[item], "finish")
                 device = int(log.device[events[row]])
                 context = {"now": float(split.test_times[row]), "hour": float(split.test_times[row] % 86_400) / 3600}
                 if 0 <= device < len(DEVICES):

@@ -70,7 +70,7 @@ class NextPlayStudy(Study):
         targets = {p: 0 for p in PROTOCOLS}
         replays = 0
         progress(f"replaying {len(picked)} users into the device, twice", {})
-        with open_device(self.bundle, **({"history": self.history} if self.history else {})) as rec:
+        with open_device(self.bundle, dataset, **({"history": self.history} if self.history else {})) as rec:
             default = rec.manifest.defaults.get("replay", 0.0)
             for row in picked.tolist():
                 user = int(split.test_users[row])

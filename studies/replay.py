@@ -46,7 +46,7 @@ class ReplayStudy(Study):
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         progress(f"replaying {len(picked)} users into the device", {})
         hits, latencies = 0, []
-        with open_device(self.bundle, history=self.history) as rec:
+        with open_device(self.bundle, dataset, history=self.history) as rec:
             for _, target, listed, ms in replay_lists(rec, dataset, split, picked, device=self.device):
                 latencies.append(ms)
                 hits += target in [r.item_id for r in listed]

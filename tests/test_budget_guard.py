@@ -186,12 +186,13 @@ def test_students_over_by_at_most_the_graph_margin_are_exported_and_their_real_b
              (32, 2): limit + graph_margin(_cfg(32, 2)) + 1,  # past the margin: not exported
              (64, 1): limit + graph_margin(_cfg(64, 1)) + 1, (64, 2): 90_000}
     built, measure, measured = sized(monkeypatch, sizes, real={(16, 2): limit + 1, (32, 1): 19_000})
-    fits = fitting_configs(ModelConfig(heads=1), *WORLD, limit, widths=(8, 16, 32, 64), layers=(1, 2), keep=3,
-                           measure=measure)
+    fits = fitting_configs(ModelConfig(heads=1, max_len=8), *WORLD, limit, widths=(8, 16, 32, 64), layers=(1, 2),
+                           keep=3, measure=measure)
     assert [(m.config.dim, m.config.layers, m.jittered) for m in measured] == [(16, 2, True), (32, 1, True)]
     assert _shapes(fits) == [(16, 1, 20_000), (32, 1, 19_000), (8, 2, 12_000)]
     assert fits[1][1] == {"encoder": 18_950, "table": 50, "total": 19_000, "measured": True}
-    assert graph_margin(_cfg(32, 1)) == 16_384 and graph_margin(_cfg(32, 2)) == 24_576
+    assert graph_margin(_cfg(32, 1)) == 16_384 + 256 and graph_margin(_cfg(32, 2)) == 24_576 + 256  # + 4 L^2
+    assert graph_margin(_cfg(32, 1, max_len=200)) == 16_384 + 160_000  # the masks: measured, not guessed
 
 
 def test_a_budget_nothing_fits_names_the_smallest_students_bytes(monkeypatch):
@@ -403,3 +404,10 @@ def test_three_students_by_default_as_the_cli_says(monkeypatch):
     calls = trainer(monkeypatch, {(32, 1): 0.3, (16, 2): 0.1, (16, 1): 0.2})
     distill_to_budget(DATA, "split", "teacher", _cfg(), TrainConfig(), DistillConfig(), 10**6)
     assert calls["fits"][0][2] == 3 and len(calls["distill"]) == 3
+
+
+def test_a_two_tower_is_sized_once_per_width(monkeypatch):
+    """A two-tower has no layers: each width was trained twice, once labelled with 2 layers it does not have."""
+    built, _, _ = sized(monkeypatch, {(d, n): 1_000 for d in (8, 16) for n in (1, 2)})
+    fitting_configs(ModelConfig(arch="two-tower", heads=1, max_len=8), *WORLD, 50_000, widths=(8, 16), layers=(1, 2))
+    assert [(c.dim, c.layers) for c in built] == [(8, 1), (16, 1)]
