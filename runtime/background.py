@@ -57,10 +57,20 @@ class Background:
 
     def submit(self, fn, *args, **kwargs):
         """Run `fn(*args, **kwargs)` in turn on the worker thread (any callable: a Recommender method
-        this class has no shortcut for, or the app's own work that must follow earlier calls)."""
+        this class has no shortcut for, or the app's own work that must follow earlier calls). It cannot
+        be cancelled: its Future reads as running from the start (an asyncio timeout on record_async
+        cancelled an event, and it was never stored)."""
+        return self._queued(False, fn, *args, **kwargs)
+
+    def _queued(self, cancellable: bool, fn, *args, **kwargs):
         if not callable(fn):
             raise ConfigError(f"submit() runs a callable, not {type(fn).__name__}")
         future = self._future()
+        if cancellable:  # a cancelled list frees its place at once (it waited for nothing)
+            state = self._state  # not self: a waiting Future must not keep the runner alive
+            future.add_done_callback(lambda done: done.cancelled() and state.release())
+        else:
+            future.set_running_or_notify_cancel()
         self._state.put((future, fn, args, kwargs))
         return future
 
@@ -79,7 +89,7 @@ class Background:
                 raise ConfigError(f"latest names the screen a list is for (a non-empty string), not {latest!r}")
             checks.text(user, "user")  # before it keys the newest list: a list or None would fail after queueing
         with self._lock:  # two threads asking at once must not both keep an older list
-            future = self.submit(self.recommender.recommend, user, k, context, filters, policy)
+            future = self._queued(True, self.recommender.recommend, user, k, context, filters, policy)
             if latest is not None:
                 key = (user, latest)
                 older = self._latest.get(key)
@@ -125,13 +135,15 @@ class Background:
 
     @property
     def pending(self) -> int:
-        """Calls made and not finished yet (the one running included)."""
+        """Calls waiting (not started yet, cancelled lists left out): `max_pending` of them at most."""
         return self._state.pending
 
     def close(self) -> None:
         """Run every call still waiting, then stop the thread; later calls raise ConfigError. The
-        recommender stays open (close it after this)."""
+        recommender stays open (close it after this). A second close() waits too: one that returned at
+        once lost the events still waiting when the app closed the recommender next."""
         self._finalizer()
+        self._state.stop(self._thread)
 
     def __enter__(self) -> Background:
         return self
@@ -155,10 +167,17 @@ class _Worker:
         self.closed = False
         self.lock = threading.Lock()
 
+    def release(self) -> None:
+        with self.lock:
+            self.pending -= 1
+
     def put(self, call) -> None:
         with self.lock:
             if self.closed:
                 raise ConfigError("this Background is closed; make a new one (or call the Recommender directly)")
+            if not self.alive():
+                raise ConfigError("this Background's worker has stopped (an app's callback raised SystemExit or "
+                                  "the like on it); make a new one")
             if self.pending >= self.max_pending:
                 raise BusyError(f"{self.pending} calls are waiting already (max_pending={self.max_pending}); the "
                                 "device is not keeping up: wait for earlier Futures, or ask for fewer lists")
@@ -166,29 +185,36 @@ class _Worker:
             self.calls.put(call)
 
     def run(self) -> None:
+        self.thread = threading.current_thread()
         while True:
             call = self.calls.get()
             if call is None:
                 return
             future, fn, args, kwargs = call
+            # an event's Future runs from the start; a list's runs now unless it was cancelled (and released)
+            if not (future.running() or future.set_running_or_notify_cancel()):
+                continue
+            self.release()  # started: no longer waiting
             try:
-                if future.set_running_or_notify_cancel():  # False: cancelled while it waited
-                    try:
-                        result = fn(*args, **kwargs)
-                    except BaseException as exc:  # every failure goes to the caller's Future
-                        future.set_exception(exc)
-                    else:
-                        future.set_result(result)
-            finally:
-                with self.lock:
-                    self.pending -= 1
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # every failure goes to the caller's Future
+                outcome = (future.set_exception, exc)
+            else:
+                outcome = (future.set_result, result)
+            try:
+                outcome[0](outcome[1])  # runs the app's done-callbacks here
+            except BaseException:  # noqa: BLE001 (a callback's SystemExit ended the thread, and every later call)
+                pass
+
+    def alive(self) -> bool:
+        thread = getattr(self, "thread", None)
+        return thread is None or thread.is_alive()
 
     def stop(self, thread: threading.Thread) -> None:
         with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            self.calls.put(None)  # after every call already waiting
+            if not self.closed:
+                self.closed = True
+                self.calls.put(None)  # after every call already waiting
         if thread is not threading.current_thread():  # a call that closes its own runner cannot wait for itself
             thread.join()
 

@@ -82,7 +82,7 @@ class DriftBaseline:
         # a negative deviation would flag drift on every window, and the device summarizes its DRIFT_K best
         # scores: a baseline of another k compares unlike figures
         usable = (all(math.isfinite(v) for v in numbers) and baseline.top1[1] >= 0 and baseline.topk[1] >= 0
-                  and baseline.threshold > 0 and baseline.min_window > 0 and baseline.k == DRIFT_K)
+                  and baseline.threshold > 0 and 0 < baseline.min_window <= WINDOW and baseline.k == DRIFT_K)
         return baseline if usable else None
 
     def to_dict(self) -> dict:

@@ -30,6 +30,8 @@ from edgerec.errors import ConfigError, EdgerecError, StageError
 from edgerec.runtime import checks
 from edgerec.runtime.request import Request
 
+TOTAL = "total"  # the whole request's timing in the monitor: no stage may take the name
+
 
 @dataclass
 class Stage:
@@ -58,6 +60,8 @@ class Pipeline:
         for stage in checks.values(stages, "stages", "Stage objects"):
             self._check_new(stage)
             self.stages.append(stage)
+        # the pipeline's own required stages: later ones read what they make, so they stay (an app's may go)
+        self.kept = frozenset(s.name for s in self.stages if s.required)
 
     @property
     def names(self) -> list[str]:
@@ -88,10 +92,19 @@ class Pipeline:
         at = self._position(name)
         if not isinstance(stage, Stage) or stage.name != name:
             self._check_new(stage)
+        if name in self.kept and not stage.required:  # later stages read what it makes
+            raise ConfigError(f"the {name!r} stage is required (later stages read what it makes); replace it with "
+                              "a required stage, Stage(name, fn, required=True)")
+        if name in self.kept:  # its replacement makes what it made: kept in its turn
+            self.kept = (self.kept - {name}) | {stage.name}
         self.stages[at] = stage
 
     def remove(self, name: str) -> None:
-        del self.stages[self._position(name)]
+        at = self._position(name)
+        if name in self.kept:  # removing 'explain' gave empty lists, 'policies' a "bug in the stage" error
+            raise ConfigError(f"the {name!r} stage is required (later stages read what it makes) and cannot be "
+                              f"removed; replace it with a required stage of your own")
+        del self.stages[at]
 
     def _position(self, name: str) -> int:
         if not isinstance(name, str):
@@ -105,8 +118,9 @@ class Pipeline:
         if not isinstance(stage, Stage):
             raise ConfigError(f"expected a Stage, got {type(stage).__name__}; wrap the function: "
                               "Stage('my_rule', fn, required=False)")
-        if stage.name in self.names:
-            raise ConfigError(f"a stage named {stage.name!r} exists already; choose another name")
+        if stage.name in self.names or stage.name == TOTAL:
+            raise ConfigError(f"a stage named {stage.name!r} exists already (or is the request's total); choose "
+                              "another name")
 
     def run(self, request: Request, monitor, total: str | None = None) -> Request:
         """Run every stage that applies, in order, until one marks the request done (the whole run

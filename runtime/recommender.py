@@ -30,7 +30,7 @@ from edgerec.runtime.keys import KeyProvider
 from edgerec.runtime.models import Models
 from edgerec.runtime.monitor import Monitor
 from edgerec.runtime.new_items import checked_meta, metadata_vector
-from edgerec.runtime.pipeline import Pipeline, Stage
+from edgerec.runtime.pipeline import TOTAL, Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy, check_filters, column_values
 from edgerec.runtime.pseudonyms import open_history
 from edgerec.runtime.request import Recommendation, Request, parse_context
@@ -307,7 +307,7 @@ class Recommender:
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         request.count("requests")  # counted with the stages' counters and timings, under one lock
         try:
-            request = self.pipeline.run(request, self.monitor, total="total")
+            request = self.pipeline.run(request, self.monitor, total=TOTAL)
         except EdgerecError:
             self.monitor.count("errors")
             raise

@@ -79,8 +79,9 @@ def rank(request: Request) -> Request:
     exact = vectors @ request.query
     plain = len(state.consumed) >= policy.cold_start_items
     if plain and request.vector is not None and not state.liked and request.filters in (None, NO_FILTERS):
-        request.top_scores = top_summary(exact if request.replay is None else exact[request.replay == 0])
-        # the model's own scores over unseen items: what drift is measured on
+        raw = vectors @ request.vector  # not the query, which engagement pulls towards finished items
+        request.top_scores = top_summary(raw if request.replay is None else raw[request.replay == 0])
+        # the model's own scores over unseen items: what drift is measured on (as the export's baseline)
     if not plain:
         exact = request.pool_scores
     request.relevance = standardize(exact.astype(np.float64))

@@ -68,7 +68,7 @@ def test_a_call_returns_before_its_work_is_done(rec):
     with Background(rec) as bg:
         gate = held(bg)
         future = bg.recommend("ben", k=5)
-        assert not future.done() and bg.pending == 2  # the gate and the list
+        assert not future.done() and bg.pending == 1  # the list waits; the gate runs
         gate.opened.set()
         assert len(future.result(WAIT)) == 5
         assert bg.flush().result(WAIT) is None and bg.pending == 0
@@ -115,13 +115,13 @@ def test_errors_reach_the_caller_and_the_worker_goes_on(rec):
 def test_too_many_waiting_calls_are_refused_at_once_with_what_to_do(rec):
     with Background(rec, max_pending=3) as bg:
         gate = held(bg)
-        kept = [bg.record("fay", item, "play") for item in items(rec, 0, 2)]
+        kept = [bg.record("fay", item, "play") for item in items(rec, 0, 3)]  # waiting; the running gate is not
         with pytest.raises(BusyError, match=r"3 calls are waiting already \(max_pending=3\).*wait for earlier"):
-            bg.record("fay", items(rec, 2, 1)[0], "play")
+            bg.record("fay", items(rec, 3, 1)[0], "play")
         gate.opened.set()
         assert all(f.result(WAIT) > 0 for f in kept)
-        assert bg.record("fay", items(rec, 2, 1)[0], "play").result(WAIT) > 0  # room again
-    assert rec.history.count("fay") == 3
+        assert bg.record("fay", items(rec, 3, 1)[0], "play").result(WAIT) > 0  # room again
+    assert rec.history.count("fay") == 4
 
 
 def test_close_runs_what_waits_and_refuses_what_comes_after(rec):
@@ -257,12 +257,14 @@ def test_the_refusals_say_what_was_wrong_and_what_to_do(rec):
         bg.recommend("u", latest="")
     assert str(err.value) == "latest names the screen a list is for (a non-empty string), not ''"
     gate = held(bg)
+    waiting = bg.flush()
     with pytest.raises(BusyError) as err:
         bg.flush()
     assert str(err.value) == ("1 calls are waiting already (max_pending=1); the device is not keeping up: wait for "
                               "earlier Futures, or ask for fewer lists")
     gate.opened.set()
     bg.close()
+    assert waiting.done()
     with pytest.raises(ConfigError) as err:
         bg.flush()
     assert str(err.value) == "this Background is closed; make a new one (or call the Recommender directly)"
@@ -283,3 +285,62 @@ def test_awaited_calls_keep_their_defaults_and_the_newest_list_rule(rec, monkeyp
     with Background(rec) as bg:
         gate = held(bg)
         assert len(asyncio.run(main(bg))) == 2
+
+
+def test_an_event_cannot_be_cancelled_and_a_timed_out_wait_still_stores_it(rec):
+    """An asyncio timeout on record_async cancelled the event's Future, and the worker skipped it: never stored."""
+    import asyncio
+
+    with Background(rec) as bg:
+        gate = held(bg)
+        event = bg.record("ida", items(rec, 0, 1)[0], "finish")
+        assert not event.cancel()
+
+        async def impatient():
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(bg.record_async("ida", items(rec, 1, 1)[0], "finish"), 0.05)
+
+        asyncio.run(impatient())
+        gate.opened.set()
+    assert rec.history.count("ida") == 2
+
+
+def test_a_second_close_waits_for_the_calls_still_waiting(rec):
+    """A second close() returned at once, and the app's rec.close() next failed the events still waiting."""
+    bg = Background(rec)
+    gate = held(bg)
+    waiting = [bg.record("jo", item, "play") for item in items(rec, 0, 3)]
+    first = threading.Thread(target=bg.close)
+    first.start()
+    threading.Timer(0.1, gate.opened.set).start()
+    bg.close()
+    assert all(f.done() and f.exception() is None for f in waiting)
+    first.join(WAIT)
+
+
+def test_pending_counts_waiting_calls_only_and_cancelled_lists_free_theirs(rec):
+    """max_pending counted the running call, a finished one still in its callbacks and cancelled lists: a
+    done-callback asking for the next list always got BusyError at max_pending=1, and a fast scroller too."""
+    with Background(rec, max_pending=1) as bg:
+        chained = []
+        first = bg.submit(lambda: 1)
+        first.add_done_callback(lambda _: chained.append(bg.flush()))
+        first.result(WAIT)
+        bg.flush().result(WAIT)
+        assert chained and chained[0].result(WAIT) is None
+    with Background(rec, max_pending=2) as bg:
+        gate = held(bg)
+        for _ in range(10):
+            bg.recommend("kim", k=3, latest="home")  # each cancels the one before: one waits at a time
+        assert bg.pending == 1
+        gate.opened.set()
+
+
+def test_a_callback_that_exits_does_not_stop_the_worker(rec):
+    import sys
+
+    with Background(rec) as bg:
+        done = bg.submit(lambda: 1)
+        done.add_done_callback(lambda _: sys.exit("an app's callback exits"))
+        done.result(WAIT)
+        assert bg.record("lu", items(rec, 0, 1)[0], "play").result(WAIT) > 0

@@ -295,16 +295,26 @@ def test_stages_are_found_inserted_replaced_and_removed_by_name():
     pipe = Pipeline([a, c])
     assert pipe.names == ["a", "c"] and pipe["c"] is c
     pipe.insert_after("a", b)
-    pipe.insert_after("c", passing("d"))
-    pipe.insert_before("a", passing("first"))
+    pipe.insert_after("c", passing("d"))  # an app's own stages: required or not, they may go again
+    pipe.insert_before("a", passing("first", required=False))
     pipe.insert_before("d", passing("before_d"))
     assert pipe.names == ["first", "a", "b", "c", "before_d", "d"]
-    new_b = passing("b", required=False)
+    new_b = passing("b")
     pipe.replace("b", new_b)
     pipe.replace("c", passing("c2"))
+    pipe.replace("d", passing("d", required=False))
     assert pipe.names == ["first", "a", "b", "c2", "before_d", "d"] and pipe["b"] is new_b
     pipe.remove("first")
     pipe.remove("d")
+    assert pipe.names == ["a", "b", "c2", "before_d"]
+    # a required stage stays: removing 'explain' gave empty lists, 'policies' a "bug in the stage" error
+    with pytest.raises(ConfigError, match=r"^the 'a' stage is required \(later stages read what it makes\) and "
+                                          "cannot be removed"):
+        pipe.remove("a")
+    with pytest.raises(ConfigError, match=r"^the 'c2' stage is required .*replace it with a required stage"):
+        pipe.replace("c2", passing("c2", required=False))  # c was the pipeline's own
+    with pytest.raises(ConfigError, match="is the request's total"):  # its timings merged into the total's
+        pipe.insert_after("a", passing("total", required=False))
     assert pipe.names == ["a", "b", "c2", "before_d"]
 
 
@@ -327,7 +337,8 @@ def test_a_new_stage_must_be_a_stage_with_a_new_name():
         with pytest.raises(ConfigError, match=r"^expected a Stage, got function; wrap the function: "
                                               r"Stage\('my_rule', fn, required=False\)$"):
             edit(lambda r: r)
-    with pytest.raises(ConfigError, match=r"^a stage named 'b' exists already; choose another name$"):
+    with pytest.raises(ConfigError, match=r"^a stage named 'b' exists already \(or is the request's total\); "
+                                          r"choose another name$"):
         pipe.insert_after("a", passing("b"))
     with pytest.raises(ConfigError, match="'b' exists already"):
         pipe.replace("a", passing("b"))

@@ -252,3 +252,35 @@ def test_warm_up_creates_the_sessions_and_the_index_before_any_request(golden_bu
         rec.warm_up()
         assert rec.ranker and rec.models._ranker is rec.ranker
         assert rec.models.ann is not None and len(list(tmp_path.glob("ann-*.usearch"))) == 1
+
+
+def test_a_drift_minimum_past_the_window_is_no_usable_baseline():
+    """drift_min_window 1000 over the 500-request window: drift was never evaluated, yet reported available."""
+    from types import SimpleNamespace
+
+    from edgerec.runtime.drift import WINDOW
+
+    def manifest(minimum):
+        return SimpleNamespace(metrics={"monitoring": {"score_baseline": {
+            "k": 10, "users": 5, "top1": {"mean": 0.5, "std": 0.1}, "topk": {"mean": 0.4, "std": 0.1}},
+            "drift_min_window": minimum}})
+
+    assert DriftBaseline.from_manifest(manifest(WINDOW)) is not None
+    assert DriftBaseline.from_manifest(manifest(WINDOW + 1)) is None
+    assert drift_report([(5.0, 5.0)] * WINDOW, DriftBaseline.from_manifest(manifest(WINDOW + 1)))["available"] is False
+
+
+def test_drift_reads_the_raw_user_vector_not_the_engagement_pulled_query(golden_bundle, tmp_path):
+    """The rank stage measured drift on the query engagement had pulled towards finished items, so the figure
+    changed with Policy(engagement=...) and missed a drift the raw vectors showed."""
+    from edgerec.runtime import Policy
+
+    figures = []
+    for engagement in (0.0, 0.9):
+        with Recommender.open(golden_bundle, history=tmp_path / f"h{engagement}.db") as rec:
+            for u in range(3):
+                for i in range(6):
+                    rec.record(f"u{u}", rec.catalog.item_id(5 * u + i), "finish")
+                rec.recommend(f"u{u}", k=5, policy=Policy(engagement=engagement))
+            figures.append(rec.monitor.score_window())
+    assert figures[0] and figures[0] == figures[1]
