@@ -60,7 +60,7 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
     titles."""
     import numpy as np
 
-    refuse_out(out, "edgerec-content-student", data=data_dir, encoder=encoder_dir)
+    refuse_out(out, "edgerec-content-student", data=data_dir, encoder=encoder_dir, vocabulary_from=vocabulary_from)
 
     from edgerec.compress.content_context import ContextualConfig, distill_contextual
     from edgerec.compress.content_distill import (
@@ -85,6 +85,10 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
 
     chosen_dim = dim
     dim = dim or (CONTEXTUAL_WIDTH if contextual else STATIC_WIDTH)
+    heads = ContextualConfig().heads
+    if contextual and (dim % heads or blocks < 1):  # found only after the teacher's pass, as a traceback
+        raise ConfigError(f"--contextual needs a --dim divisible by its {heads} attention heads and --blocks >= 1 "
+                          f"(got --dim {dim}, --blocks {blocks})")
     if contextual and not vocabulary:
         raise ConfigError("--contextual starts from the vocabulary pass: drop --no-vocabulary")
     if real_titles and not vocabulary:

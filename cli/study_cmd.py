@@ -103,8 +103,9 @@ def compression(teacher, student, data_dir, json_out, plot_out) -> None:
 @click.option("--student", required=True, type=DIR)
 @click.option("--data", "data_dir", required=True, type=DIR)
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher (default: the packaged all-MiniLM-L6-v2).")
-@click.option("--held-out", default=1000, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Must match the seed of `content distill`.")
+@click.option("--held-out", type=int, help="Texts kept out of training (default: what the student's `content "
+              "distill` kept out; another value is refused).")
+@click.option("--seed", type=int, help="The split's seed (default: the student's own; another is refused).")
 @click.option("--baseline", "baselines", type=DIR, multiple=True,
               help="Another student to compare, e.g. `content distill --no-vocabulary` (repeatable).")
 @click.option("--unseen", default=500, show_default=True,

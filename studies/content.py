@@ -184,19 +184,20 @@ class ContentStudy(Study):
     student: Path
     data_dir: Path
     encoder_dir: Path | None = None  # the teacher; default: the packaged all-MiniLM-L6-v2
-    held_out: int = 1000
-    seed: int = 0
+    held_out: int | None = None  # None: the student's own (what `content distill --held-out` kept out)
+    seed: int | None = None  # None: the student's own
     baselines: list[Path] = field(default_factory=list)  # e.g. `content distill --no-vocabulary`
     unseen: int = 500  # real film titles with words absent from the adaptation texts
     formats: list[str] = field(default_factory=lambda: ["onnx"])  # the students' files (int8)
 
     def measure(self, progress: Progress) -> dict:
-        if self.held_out < 1 or self.unseen < 1:
+        if (self.held_out is not None and self.held_out < 1) or self.unseen < 1:
             raise ConfigError(f"--held-out and --unseen must be at least 1 text each (got {self.held_out}, "
                               f"{self.unseen})")
-        catalog = load_dataset(self.data_dir).catalog
         model, config = load_student(self.student)
         info = config.get("info", {})
+        self.held_out, self.seed = self._split_of(info)
+        catalog = load_dataset(self.data_dir).catalog
         train, held = held_out_texts(catalog, int(info.get("catalog_texts", info.get("train_texts", 0))),
                                      self.held_out, self.seed)
         order = text_order(catalog, self.seed)  # held_out_texts' order
@@ -214,6 +215,7 @@ class ContentStudy(Study):
                 "MovieLens titles never trained on": untrained_titles(movielens_films().titles,
                                                                       seen + read_titles, self.unseen,
                                                                       self.seed)}
+        sets = {name: texts for name, texts in sets.items() if texts}  # a catalog without titles has none
         variants = [(fmt, "int8") for fmt in self.formats]
         students = {"student": (model, variants)}
         if (Path(self.student) / VOCABULARY_ONLY).exists():
@@ -232,6 +234,18 @@ class ContentStudy(Study):
         report = content_report(teacher.dir, students, sets, teacher, genre_tagging_set(catalog, rows),
                                 latency_set="held-out real titles")
         return {"held_out_texts": len(held), "train_texts": len(train), **report}
+
+    def _split_of(self, info: dict) -> tuple[int, int]:
+        """--held-out and --seed as the student was distilled with: another split counted the student's own
+        training texts as held out (half of them, at --held-out 100 against the 50 it kept out)."""
+        own_held, own_seed = info.get("held_out_texts"), info.get("config", {}).get("seed")
+        held = self.held_out if self.held_out is not None else own_held if own_held is not None else 1000
+        seed = self.seed if self.seed is not None else own_seed if own_seed is not None else 0
+        for option, given, own in (("--held-out", held, own_held), ("--seed", seed, own_seed)):
+            if own is not None and given != own:
+                raise ConfigError(f"the student was distilled with {option} {own}, and {option} {given} would count "
+                                  f"texts it trained on as held out: leave {option} out (the student's is used)")
+        return held, seed
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:

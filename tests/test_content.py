@@ -287,12 +287,14 @@ def test_content_study_measures_every_encoder(student_dir, tiny_bundle, tmp_path
 
     out = tmp_path / "content.json"
     result = CliRunner().invoke(cli, ["study", "content", "--student", str(student_dir[0]), "--data",
-                                      str(tiny_bundle.parent / "data"), "--held-out", "30", "--unseen", "25",
-                                      "--json", str(out)])
+                                      str(tiny_bundle.parent / "data"), "--unseen", "25", "--json", str(out)])
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     rows = {r["model"]: r for r in record["models"]}
-    assert record["held_out_texts"] == 30 and len(rows) == 3
+    assert record["held_out_texts"] == 100 and len(rows) == 3  # the student's own: what it kept out
+    other = CliRunner().invoke(cli, ["study", "content", "--student", str(student_dir[0]), "--data",
+                                     str(tiny_bundle.parent / "data"), "--held-out", "30"])
+    assert other.exit_code != 0 and "the student was distilled with --held-out 100" in other.output
     assert record["sets"]["real titles with unseen words"] == 25
     assert record["sets"]["real titles in other languages"] == 25
     assert record["sets"]["MovieLens titles never trained on"] == 25  # a second real catalog

@@ -445,3 +445,31 @@ def test_the_tagging_table_has_the_no_model_floor():
     assert most_common_label_accuracy(truth, 3) == 0.6
     assert most_common_label_accuracy([{1}], 4) == 1.0
     assert np.isnan(most_common_label_accuracy([], 3))
+
+
+def test_duplicate_texts_are_held_out_once_and_never_trained_on(tmp_path):
+    """text_order shuffled rows: 40 titles over 300 items put every held-out text among the training texts."""
+    from edgerec.data.schema import Catalog
+    from edgerec.models.content import held_out_texts
+
+    catalog = Catalog([f"i{i}" for i in range(300)], text={"title": [f"Hamlet part {i % 40}" for i in range(300)]},
+                      tags=[()] * 300)
+    train, held = held_out_texts(catalog, 250, 10, 0)
+    assert len(held) == 10 and len(set(train)) == len(train) == 30 and not set(train) & set(held)
+
+
+def test_content_distill_refuses_contextual_widths_and_an_out_over_its_vocabulary_before_any_work(tiny_bundle,
+                                                                                                 tmp_path):
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+
+    data = str(tiny_bundle.parent / "data")
+    result = CliRunner().invoke(cli, ["content", "distill", "--data", data, "--out", str(tmp_path / "s"),
+                                      "--contextual", "--dim", "30"])
+    assert result.exit_code != 0 and "divisible by its 4 attention heads" in result.output
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "v").mkdir()
+    result = CliRunner().invoke(cli, ["content", "distill", "--data", data, "--out", str(tmp_path / "v"),
+                                      "--vocabulary-from", str(tmp_path / "v")])
+    assert result.exit_code == 2 and "--out is the --vocabulary-from folder" in result.output
