@@ -22,6 +22,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.ldp import (
+    PRIME,
     Estimate,
     check_epsilon,
     grr_estimate,
@@ -44,15 +45,27 @@ def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate,
                               f"{len(item_ids)} items")
         epsilon = randomized_with(reports)
         g, primes = olh_buckets(epsilon), {r["hash"]["prime"] for r in reports}
-        a, b, y = (np.asarray([r["hash"][k] if k != "value" else r[k] for r in reports], np.int64)
-                   for k in ("a", "b", "value"))
-        if len(primes) != 1 or {r["hash"]["g"] for r in reports} != {g} or not (
-                (0 <= y).all() and (y < g).all() and (0 < a).all() and (0 <= b).all()):
+        triples = [(r["hash"]["a"], r["hash"]["b"], r["value"]) for r in reports]
+        # the devices' own hash family: a in [1, p), b in [0, p), whole numbers. a = p hashed every item alike (one
+        # forged report supported them all), a past 2**40 overflowed int64, another prime collided items
+        if primes != {PRIME} or {r["hash"]["g"] for r in reports} != {g} or not all(
+                _whole(a) and _whole(b) and _whole(y) and 1 <= a < PRIME and 0 <= b < PRIME and 0 <= y < g
+                for a, b, y in triples):
             raise ConfigError(f"reports carry hashes or values that OLH at epsilon {epsilon:g} cannot produce "
-                              f"(g must be {g}, values in [0, {g}), one prime): refused rather than counted")
-    support = olh_support(a, b, g, y, len(item_ids) + 1, primes.pop())
+                              f"(prime {PRIME}, 1 <= a < prime, 0 <= b < prime, g {g}, values in [0, {g})): "
+                              "refused rather than counted")
+        if len(set(triples)) != len(triples):  # two devices draw one (a, b) with chance ~1e-18: a replayed report
+            raise ConfigError(f"{len(triples) - len(set(triples)):,} reports repeat another exactly (the same hash "
+                              "and value): replayed or forged reports, refused rather than counted")
+        a, b, y = (np.asarray(column, np.int64) for column in zip(*triples))
+    support = olh_support(a, b, g, y, len(item_ids) + 1, PRIME)
     return olh_estimate(support, len(reports), epsilon), {"epsilon": reports[0]["epsilon"], "local_epsilon": epsilon,
                                                           "reports": len(reports)}
+
+
+def _whole(value) -> bool:
+    """An int (numpy's too), not a bool or a float that happens to be whole."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _questions(reports, question: str) -> list[dict]:
@@ -97,7 +110,13 @@ def aggregate_labels(reports: list[dict], question: str) -> dict:
     reports = _questions(reports, question)
     with _malformed():
         labels = reports[0]["domain"]["labels"]
-        values = np.asarray([r["value"] for r in reports], np.int64)
+        if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)
+                and len(set(labels)) == len(labels)):  # one label divided by zero; a repeated one lost its share
+            raise ConfigError(f"{question} reports must name at least 2 distinct labels (a list of strings)")
+        raw = [r["value"] for r in reports]
+        if not all(_whole(v) for v in raw):  # 1.7 was read as label 1
+            raise ConfigError(f"{question} reports must give a label's index, a whole number")
+        values = np.asarray(raw, np.int64)
         if any(r["domain"]["labels"] != labels for r in reports) or not ((0 <= values) & (values < len(labels))).all():
             raise ConfigError(f"{question} reports must share one list of labels and give a value among them")
         est = grr_estimate(values, len(labels), randomized_with(reports))

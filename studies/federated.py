@@ -159,6 +159,15 @@ class FederatedStudy(Study):
         if not all(0 < e < math.inf for e in self.epsilons) or not 0 < self.delta < 1:
             raise ConfigError(f"every epsilon must be finite and > 0 and delta in (0, 1) (got epsilons "
                               f"{list(self.epsilons)}, delta {self.delta})")
+        # each DP arm's noise and spent epsilon, on the most devices the run may make: 1000 failed after every
+        # earlier arm had trained, and 0.0001 after all of them, with its spending accounted as 0
+        devices = self.world.max_devices * self.dp_population_scale
+        q = min(self.server.clients_per_round * self.dp_population_scale, devices) / devices
+        for eps in self.epsilons:
+            plan = DPPlan(float(eps), self.delta, q, self.server.rounds, self.task.clip)
+            if not plan.describe(plan.noise_multiplier())["epsilon"] > 0:
+                raise ConfigError(f"epsilon {eps:g} is too small for the accountant to tell from 0 over "
+                                  f"{self.server.rounds} rounds: choose a larger --epsilon")
 
     def budget_warnings(self) -> list[str]:
         """A DP arm whose epsilon per round is over a device's daily privacy budget is declined by every
@@ -179,6 +188,9 @@ class FederatedStudy(Study):
                 progress(f"reusing {what} from {folder.name}/bundle", {})
                 return folder / "bundle"
             progress(f"not reusing {folder.name}/bundle: it was trained on other data or settings", {})
+            for stale in ("bundle", "model"):  # else the export refused the folder it had just said it replaces
+                shutil.rmtree(folder / stale, ignore_errors=True)
+            stamp.unlink(missing_ok=True)
         progress(f"training {what}", {"events": len(dataset.interactions)})
         bundle = train_and_export(dataset, data_dir, folder, self.world, progress, who=folder.name)
         write_file(stamp, json.dumps(made_of))
@@ -319,8 +331,8 @@ class FederatedStudy(Study):
         times, cpu = [], []
         for r in range(5):
             began = time.process_time()
-            times.append(take_part(rec, device.user, replace(task, round=r), history=store,
-                                   ledger=simulated(store)).ms)
+            times.append(take_part(rec, device.user, replace(task, round=r), history=store,  # the run's own mode:
+                                   ledger=simulated(store), personal=Personal(enabled=self.personal)).ms)
             cpu.append((time.process_time() - began) * 1e3)  # what the round costs, whatever else runs
         store.close()
         return {"events": len(device.rows), "median_ms": float(np.median(times)), "max_ms": float(np.max(times)),

@@ -444,7 +444,7 @@ def test_reuse_takes_an_earlier_v1_only_when_it_was_trained_on_the_same_data_and
 
     def fake_train(dataset, data_dir, folder, world, progress, who):
         trained.append(dataset.n_items)
-        (folder / "bundle").mkdir(parents=True, exist_ok=True)
+        (folder / "bundle").mkdir(parents=True)  # the export refuses a folder that holds a bundle: gone first
         (folder / "bundle" / "manifest.json").write_text("{}")
         return folder / "bundle"
 
@@ -460,3 +460,23 @@ def test_reuse_takes_an_earlier_v1_only_when_it_was_trained_on_the_same_data_and
     study.world = WorldConfig(seed=9)  # other settings: trained again
     fed.FederatedStudy._trained(study, b, tmp_path, tmp_path / "v1", "v1", lambda m, _: None)
     assert trained == [60, 50, 50]
+
+
+def test_dp_arms_the_accountant_cannot_run_are_refused_before_any_training(tmp_path):
+    """epsilon 1000 failed after every earlier arm had trained, epsilon 0.0001 after all of them (its spending
+    accounted as 0, which the bundle's record refuses), and --seed -1 in numpy after --out was written."""
+    from click.testing import CliRunner
+
+    from edgerec.cli.main import cli
+    from edgerec.studies.fed_world import WorldConfig
+    from edgerec.studies.federated import FederatedStudy
+
+    for epsilon in (1000.0, 1e-4):
+        study = FederatedStudy(tmp_path / "no-data", tmp_path / "out", WorldConfig(), ServerConfig(rounds=2),
+                               RoundTask(round=0, space=""), epsilons=(epsilon,))
+        with pytest.raises(ConfigError):
+            study.measure(lambda *_: None)
+        assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(cli, ["federate", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed" in result.output and not (tmp_path / "o").exists()

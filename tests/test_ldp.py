@@ -10,9 +10,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from edgerec.errors import PrivacyBudgetError
+from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.runtime import ldp
 from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.ldp import PRIME
 from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
 
 # ------------------------------------------------------------ exact output distributions
@@ -200,8 +201,11 @@ def test_reporter_produces_plain_records_and_charges_the_ledger(tiny_bundle, tmp
     text = json.dumps([items, genre, *health])
     assert "bob" not in text and all(rec_id not in text for rec_id in ids[:5])
     assert items["domain"]["size"] == n_items + 1 and 0 <= items["value"] < items["hash"]["g"]
-    estimate, info = aggregate_items([items] * 3, ids)
+    three = [{**items, "hash": {**items["hash"], "b": (items["hash"]["b"] + i) % PRIME}} for i in range(3)]
+    estimate, info = aggregate_items(three, ids)
     assert estimate.counts.shape == (n_items + 1,) and info["reports"] == 3
+    with pytest.raises(ConfigError, match="2 reports repeat another exactly"):  # a replayed report
+        aggregate_items([items] * 3, ids)
     shares = aggregate_labels(health[:1] * 4, "health:latency_ms")
     assert set(shares) == set(health[0]["domain"]["labels"])
 
@@ -232,3 +236,32 @@ def test_demo_privacy_study(tiny_bundle, tmp_path):
     assert 0 < prior["ndcg10_dp_prior"] and 0 < prior["ndcg10_true_prior"]
     assert PopularityPrior.read(tmp_path / "privacy" / "dp-popularity.json").reports == 50_000
     assert [t.title for t in result.tables][0].startswith("history at rest")
+
+
+@pytest.mark.parametrize("field, value", [("a", PRIME), ("a", 2 * PRIME), ("a", 2 ** 40 + 1), ("b", 2 ** 62),
+                                          ("a", 1.5), ("prime", 0), ("prime", 2_147_483_649), ("prime", 7)])
+def test_olh_reports_with_hashes_devices_cannot_draw_are_refused(field, value):
+    """a = PRIME hashed every item alike: 20 forged reports added 45 to every item's count; a past 2**40
+    overflowed int64; another prime (or none) collided items; all were counted without a word."""
+    from edgerec.runtime.ldp import olh_buckets
+    from edgerec.studies.dp_popularity import aggregate_items
+
+    g = olh_buckets(2.0)
+    honest = [{"question": "items_consumed", "epsilon": 2.0, "domain": {"size": 4}, "value": i % g,
+               "hash": {"a": 1000 + i, "b": 7 * i, "g": g, "prime": PRIME}} for i in range(30)]
+    aggregate_items(honest, ["i0", "i1", "i2"])
+    forged = [{**r, "hash": {**r["hash"], field: value}} for r in honest]
+    with pytest.raises(ConfigError, match="cannot produce"):
+        aggregate_items(forged, ["i0", "i1", "i2"])
+
+
+@pytest.mark.parametrize("labels, value, message", [(["only"], 0, "at least 2 distinct labels"),
+                                                     (["x", "x", "y"], 0, "at least 2 distinct labels"),
+                                                     ("abc", 0, "at least 2 distinct labels"),
+                                                     (["x", "y"], 1.7, "a whole number")])
+def test_grr_reports_of_a_domain_devices_never_send_are_refused(labels, value, message):
+    from edgerec.studies.dp_popularity import aggregate_labels
+
+    reports = [{"question": "health:x", "epsilon": 1.0, "domain": {"labels": labels}, "value": value}] * 5
+    with pytest.raises(ConfigError, match=message):
+        aggregate_labels(reports, "health:x")
