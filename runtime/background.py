@@ -49,6 +49,7 @@ class Background:
         self._latest: dict[tuple[str, str], object] = {}  # (user, screen) -> the newest list's Future
         self._lock = threading.RLock()  # reentrant: cancelling an older list runs its callback (_forget) at once
         self._thread = threading.Thread(target=self._state.run, name="edgerec-background", daemon=True)
+        self._state.thread = self._thread
         self._thread.start()
         # a runner nobody closed still runs what waits (events) when the program ends
         self._finalizer = weakref.finalize(self, self._state.stop, self._thread)
@@ -166,6 +167,7 @@ class _Worker:
         self.pending = 0
         self.closed = False
         self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None  # set by the Background that starts it
 
     def release(self) -> None:
         with self.lock:
@@ -185,7 +187,6 @@ class _Worker:
             self.calls.put(call)
 
     def run(self) -> None:
-        self.thread = threading.current_thread()
         while True:
             call = self.calls.get()
             if call is None:
@@ -207,8 +208,7 @@ class _Worker:
                 pass
 
     def alive(self) -> bool:
-        thread = getattr(self, "thread", None)
-        return thread is None or thread.is_alive()
+        return self.thread is None or self.thread.is_alive()
 
     def stop(self, thread: threading.Thread) -> None:
         with self.lock:

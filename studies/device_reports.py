@@ -29,6 +29,7 @@ from edgerec.runtime.pre_period import PRE_FEATURES
 from edgerec.runtime.reporter import FORMAT, experiment_record
 from edgerec.studies.base import Progress, Study, Table
 from edgerec.studies.experiments import ARMS, InterleaveStudy, ab_analysis, interleave_tests
+from edgerec.studies.stats import whole_number
 
 MECHANISM = "discrete_laplace"
 
@@ -70,10 +71,6 @@ def read_reports(path: str | Path) -> list[dict]:
     return records
 
 
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 MAX_BOUND = 1e12  # a figure's public bound; past it the noise's variance overflows float64 (1e308 did)
 
 
@@ -91,7 +88,7 @@ def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list
     domain = mine[0].get("domain")
     if not (isinstance(domain, dict) and isinstance(domain.get("bounds"), dict) and domain["bounds"]
             and all(isinstance(b, (int, float)) and 0 < b <= MAX_BOUND for b in domain["bounds"].values())
-            and _whole(domain.get("steps")) and domain["steps"] > 0):
+            and whole_number(domain.get("steps")) and domain["steps"] > 0):
         raise DataError(f"report 1 of {experiment!r} has no valid bounds (each in (0, {MAX_BOUND:g}]) and steps "
                         f"({domain!r})")
     rows = []
@@ -108,7 +105,7 @@ def decoded(records: list, experiment: str, arms: tuple[str, ...]) -> tuple[list
                             "--control and --treatment (an interleaving experiment's with --interleaved)")
         values = r.get("values")
         if not isinstance(values, dict) or set(values) != set(domain["bounds"]) or not all(
-                _whole(v) and abs(v) < 2 ** 53 for v in values.values()):
+                whole_number(v) and abs(v) < 2 ** 53 for v in values.values()):
             raise DataError(f"{where} does not hold one whole number per bounded figure")
         epsilon = r.get("local_epsilon", r.get("epsilon"))
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 20:

@@ -23,11 +23,12 @@ def open_device(bundle: str | Path, dataset=None, **options) -> Recommender:
     """Recommender.open with a history that keeps every replayed event, whatever its time; given the study's
     `dataset`, a bundle built on other data is refused (with the same item ids, its figures came out as real)."""
     rec = Recommender.open(bundle, retention=KEEP_EVERYTHING, **options)
+    if dataset is None:
+        return rec
     built_on = rec.manifest.data_version
-    found = {"users": getattr(dataset, "n_users", None), "items": getattr(dataset, "n_items", None),
-             "events": len(dataset.interactions) if dataset is not None else None}
-    other = [f"{k} {built_on[k]:,} against {found[k]:,}" for k in found
-             if dataset is not None and isinstance(built_on.get(k), int) and built_on[k] != found[k]]
+    found = {"users": dataset.n_users, "items": dataset.n_items, "events": len(dataset.interactions)}
+    other = [f"{k} {built_on[k]:,} against {n:,}" for k, n in found.items()
+             if isinstance(built_on.get(k), int) and built_on[k] != n]
     if other:
         rec.close()
         raise ConfigError(f"the bundle was built on other data than --data ({'; '.join(other)}); pass the --data "

@@ -33,6 +33,7 @@ from edgerec.runtime.ldp import (
 )
 from edgerec.runtime.shuffle import Shuffled
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.stats import whole_number
 
 
 def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate, dict]:
@@ -49,7 +50,7 @@ def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate,
         # the devices' own hash family: a in [1, p), b in [0, p), whole numbers. a = p hashed every item alike (one
         # forged report supported them all), a past 2**40 overflowed int64, another prime collided items
         if primes != {PRIME} or {r["hash"]["g"] for r in reports} != {g} or not all(
-                _whole(a) and _whole(b) and _whole(y) and 1 <= a < PRIME and 0 <= b < PRIME and 0 <= y < g
+                whole_number(a) and whole_number(b) and whole_number(y) and 1 <= a < PRIME and 0 <= b < PRIME and 0 <= y < g
                 for a, b, y in triples):
             raise ConfigError(f"reports carry hashes or values that OLH at epsilon {epsilon:g} cannot produce "
                               f"(prime {PRIME}, 1 <= a < prime, 0 <= b < prime, g {g}, values in [0, {g})): "
@@ -61,11 +62,6 @@ def aggregate_items(reports: list[dict], item_ids: list[str]) -> tuple[Estimate,
     support = olh_support(a, b, g, y, len(item_ids) + 1, PRIME)
     return olh_estimate(support, len(reports), epsilon), {"epsilon": reports[0]["epsilon"], "local_epsilon": epsilon,
                                                           "reports": len(reports)}
-
-
-def _whole(value) -> bool:
-    """An int (numpy's too), not a bool or a float that happens to be whole."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _questions(reports, question: str) -> list[dict]:
@@ -114,7 +110,7 @@ def aggregate_labels(reports: list[dict], question: str) -> dict:
                 and len(set(labels)) == len(labels)):  # one label divided by zero; a repeated one lost its share
             raise ConfigError(f"{question} reports must name at least 2 distinct labels (a list of strings)")
         raw = [r["value"] for r in reports]
-        if not all(_whole(v) for v in raw):  # 1.7 was read as label 1
+        if not all(whole_number(v) for v in raw):  # 1.7 was read as label 1
             raise ConfigError(f"{question} reports must give a label's index, a whole number")
         values = np.asarray(raw, np.int64)
         if any(r["domain"]["labels"] != labels for r in reports) or not ((0 <= values) & (values < len(labels))).all():

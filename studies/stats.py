@@ -45,6 +45,11 @@ def _arrays(*values) -> list[np.ndarray]:
     return out
 
 
+def whole_number(value) -> bool:
+    """An int (numpy's too), not a bool or a float that happens to be whole: what a device report holds."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def number_arg(name: str, value) -> float:
     """A scalar argument as a float: a finite real number (not a bool, not text), else a ConfigError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
