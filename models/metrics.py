@@ -87,8 +87,9 @@ def popularity_percentile(popularity: np.ndarray) -> np.ndarray:
     return mean_rank[inverse] / max(len(popularity) - 1, 1)
 
 
-def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int = 1 << 24) -> float:
-    """Mean pairwise 1 - Jaccard(tags) within each list.
+def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int = 1 << 24) -> float | None:
+    """Mean pairwise 1 - Jaccard(tags) within each list; None when no list holds two items (no pair to measure:
+    0.0 would read as "every list is one genre").
 
     `item_tags` is (n_items, T) integer tag codes padded with -1 (genre counts as a tag).
     Two items without any tag are taken as different. Padded places (-1: fewer than k items to
@@ -98,7 +99,7 @@ def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int =
     """
     n, k = lists.shape
     if n == 0 or k < 2:
-        return 0.0
+        return None
     width = item_tags.shape[1] if item_tags.ndim == 2 else 0
     codes_seen = int(item_tags.max()) + 1 if item_tags.size else 0
     vocab = max(1, min(codes_seen, k * width))  # at most this many codes in one list
@@ -122,4 +123,4 @@ def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int =
         real = (present[:, :, None] & present[:, None, :])[:, upper[0], upper[1]]
         dissimilarity = (1.0 - jaccard[:, upper[0], upper[1]])[real]
         total, pairs = total + float(dissimilarity.sum()), pairs + dissimilarity.size
-    return total / pairs if pairs else 0.0
+    return total / pairs if pairs else None

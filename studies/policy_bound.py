@@ -29,6 +29,13 @@ MARGIN_Z = 1.645  # one-sided 95%
 PENALTY = 20.0
 
 
+def objective_reading(metrics: dict, objective: str) -> float:
+    """The objective's value to maximise: diversity is None when no list held two items (nothing to
+    measure), which is no diversity at all for a search."""
+    value = metrics[objective]
+    return 0.0 if value is None else float(value)
+
+
 def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: float, margin: float = 0.0,
                  expected_change: float | None = None, expected_margin: float = 0.0, scale: float = 0.5) -> float:
     """The objective metric, minus a steep penalty (PENALTY x `scale`, the untuned policy's objective, per
@@ -40,7 +47,7 @@ def policy_value(metrics: dict, objective: str, base_ndcg: float, max_loss: floa
     the measured change may fall at most `margin` (z standard errors of measured minus expected,
     `consistency_margin`) below the expected one.
     """
-    value, steep = float(metrics[objective]), PENALTY * max(abs(scale), 1e-12)
+    value, steep = objective_reading(metrics, objective), PENALTY * max(abs(scale), 1e-12)
     measured = metrics["NDCG@10"] / max(base_ndcg, 1e-12) - 1
     if expected_change is None:
         return value - steep * max(0.0, margin - (measured + max_loss))

@@ -47,7 +47,13 @@ from edgerec.models.train import TrainConfig, train_model
 from edgerec.runtime.atomic import sync_folder, write_file
 from edgerec.runtime.policies import Policy
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
-from edgerec.studies.policy_bound import HitCurve, consistency_margin, paired_margin, policy_value
+from edgerec.studies.policy_bound import (
+    HitCurve,
+    consistency_margin,
+    objective_reading,
+    paired_margin,
+    policy_value,
+)
 
 STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # A call's time budget is shared by at least this many trials (unless --trial-minutes says otherwise): on a
@@ -250,7 +256,7 @@ class _Search:
         return self._finish(trial, metrics, result)
 
     def _finish(self, trial, metrics: dict, result) -> float:
-        value = float(metrics[self.cfg.objective])
+        value = objective_reading(metrics, self.cfg.objective)
         trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
         if result is not None and value > self._best_model_value(trial):
             info = {**result.info, "tune": {"trial": trial.number, "params": trial.params,
@@ -289,7 +295,8 @@ class _Search:
         if self.base_gains is None:
             ranks, lists = self.evaluator.ranks_and_lists(self.policy_scorer(UNTUNED, "val"), "val", rows=self.rows)
             self.base_gains = ndcg_per_user(ranks, self.evaluator.k)
-            self.base_value = float(self.evaluator.summarize(ranks, lists, "untuned", "val")[self.cfg.objective])
+            self.base_value = objective_reading(self.evaluator.summarize(ranks, lists, "untuned", "val"),
+                                                self.cfg.objective)
             # the untuned list is the model's order; bootstrapped for the expected reading's own error
             self.hit_curve = HitCurve.of(ranks, self.split.n_items, seed=self.cfg.seed)
         base, z, k = float(self.base_gains.mean()), self.cfg.margin_z, self.evaluator.k

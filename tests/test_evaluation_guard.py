@@ -57,20 +57,20 @@ def test_popularity_percentile_of_one_and_two_items():
 
 def test_intra_list_diversity_edges():
     tags = np.array([[0, 1], [2, -1], [-1, -1], [-1, -1]])
-    assert metrics.intra_list_diversity(np.array([[0], [1]]), tags) == 0.0  # one item: no pair
+    assert metrics.intra_list_diversity(np.array([[0], [1]]), tags) is None  # one item: no pair
     assert metrics.intra_list_diversity(np.array([[0, 1]]), tags) == 1.0  # no shared tag
     assert metrics.intra_list_diversity(np.array([[2, 3]]), tags) == 1.0  # untagged items count as different
     # two lists: (0, 0) identical, (0, 1) disjoint -> mean of 0 and 1
     assert metrics.intra_list_diversity(np.array([[0, 0], [0, 1]]), tags) == 0.5
     # a padded place (-1, fewer items than k) is no item: only the real pair counts
     assert metrics.intra_list_diversity(np.array([[0, 1, -1]]), tags) == 1.0
-    assert metrics.intra_list_diversity(np.array([[0, -1, -1]]), tags) == 0.0
+    assert metrics.intra_list_diversity(np.array([[0, -1, -1]]), tags) is None
     # padding anywhere, not only at the end, forms no pair
     assert metrics.intra_list_diversity(np.array([[-1, 0, 1]]), tags) == 1.0
     assert metrics.intra_list_diversity(np.array([[0, -1, 0]]), tags) == 0.0
     # one shared tag each: the same tag set, no diversity
     assert metrics.intra_list_diversity(np.array([[0, 1]]), np.array([[5, -1], [5, -1]])) == 0.0
-    assert metrics.intra_list_diversity(np.zeros((0, 3), int), tags) == 0.0
+    assert metrics.intra_list_diversity(np.zeros((0, 3), int), tags) is None
 
 
 # ------------------------------------------------------------------ rank_of and top_k
@@ -292,4 +292,12 @@ def test_evaluate_with_nothing_to_recommend():
     nothing = {u: [-np.inf] * 6 for u in ROWS}
     out = Evaluator(split, _dataset().catalog, k=2).evaluate(FixedScorer(nothing), "test")
     assert out["coverage@2"] == 0.0 and out["novelty@2"] == 0.0 and out["pop_percentile@2"] == 0.0
-    assert out["diversity@2"] == 0.0 and out["gini@2"] == metrics.gini(np.zeros(6, np.int64))
+    assert out["diversity@2"] is None and out["gini@2"] == metrics.gini(np.zeros(6, np.int64))
+
+
+def test_a_search_reads_unmeasurable_diversity_as_none_at_all():
+    from edgerec.studies.policy_bound import objective_reading, policy_value
+
+    assert objective_reading({"diversity@10": None}, "diversity@10") == 0.0
+    assert objective_reading({"diversity@10": 0.25}, "diversity@10") == 0.25
+    assert policy_value({"diversity@10": None, "NDCG@10": 0.1}, "diversity@10", 0.1, 0.05) == 0.0
