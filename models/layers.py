@@ -15,7 +15,9 @@ MASK_VALUE = -1e4  # large enough to zero a softmax weight, small enough for int
 
 
 def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    return x / torch.sqrt((x * x).sum(-1, keepdim=True) + eps)
+    """x over its length, a zero x staying zero. The floor is a clamp, not `+ eps`: the ONNX exporter's
+    optimizer folds an added 1e-12 away as zero, and a zero vector then came out NaN from the file."""
+    return x / torch.sqrt((x * x).sum(-1, keepdim=True).clamp(min=eps))
 
 
 class AttentionBlock(nn.Module):

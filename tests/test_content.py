@@ -99,6 +99,29 @@ def test_student_exports_to_both_formats_with_parity(student_dir, teacher, tmp_p
         assert np.abs(got - expected).max() < 1e-4
 
 
+def test_a_text_of_zero_rows_gets_the_same_vector_from_the_file_as_from_pytorch(tmp_path):
+    """A vocabulary student has zero rows (tokens without a vector) and no bias: such a text pools to zero.
+    The exporter folded `+ 1e-12` in the normalisation away, and the file gave NaN where PyTorch gives the
+    shared direction."""
+    from edgerec.export.content import export_student
+    from edgerec.models.content import StaticContentStudent
+    from edgerec.runtime.backends import open_backend
+
+    torch.manual_seed(0)
+    student = StaticContentStudent(50, 8, 16)
+    with torch.no_grad():
+        student.tokens.weight[10:20] = 0
+        student.project.bias.zero_()
+        student.offset.copy_(torch.randn(16) * 0.3)
+    ids, mask = torch.tensor([[10, 11, 12, 0]]), torch.tensor([[1, 1, 1, 0]])
+    expected = student.eval()(ids, mask).detach().numpy()
+    assert np.isfinite(expected).all() and abs(np.linalg.norm(expected) - 1) < 1e-5
+    for mode in ("none", "int8"):
+        path, config = export_student(student, "onnx", mode, tmp_path / f"s.{mode}.onnx", tmp_path)
+        got = open_backend(path, "onnx", config=config).run({"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        assert np.abs(got[0] - expected).max() < 1e-5, mode
+
+
 @pytest.fixture(scope="module")
 def content_bundle(tiny_bundle, student_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("cb") / "bundle"
