@@ -298,7 +298,7 @@ def add_items(bundle, items_file, history_path, access) -> None:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"--items is not UTF-8 (byte {exc.start:,} cannot be decoded); save the file as "
                           "UTF-8") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also nesting too deep, integers of over 4,300 digits
         raise ConfigError(f"--items is not valid JSON ({exc}); give a list of objects with an item_id") from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ConfigError("--items must hold a JSON list of objects, each with an item_id")

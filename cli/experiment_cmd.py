@@ -25,7 +25,7 @@ def _policy(text: str | None) -> dict | None:
         return None
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also nesting too deep, integers of over 4,300 digits
         raise ConfigError(f"--policy must be a JSON object such as '{{\"diversity\": 0.5}}' ({exc})") from None
     if not isinstance(value, dict):
         raise ConfigError("--policy must be a JSON object such as '{\"diversity\": 0.5}'")

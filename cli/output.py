@@ -68,7 +68,7 @@ def read_json(path: str | os.PathLike, option: str):
     """A JSON file given to `option`; unreadable or invalid JSON is a ConfigError naming the option."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, huge integers
         raise ConfigError(f"{option} {Path(path).name} is not a readable JSON file ({exc})") from None
 
 

@@ -21,6 +21,7 @@ same user and screen is cancelled when a newer one is asked for.
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 import weakref
@@ -106,7 +107,12 @@ class Background:
                 del self._latest[key]
 
     def add_items(self, items: list[dict]):
-        """Recommender.add_items in turn (embedding new items from their text can take a while)."""
+        """Recommender.add_items in turn (embedding new items from their text can take a while). The items are
+        copied now: an app may clear or refill its list once this returns, before the call runs."""
+        try:
+            items = copy.deepcopy(items)
+        except Exception:  # noqa: BLE001 - what cannot be copied is refused by add_items itself, in turn
+            pass
         return self.submit(self.recommender.add_items, items)
 
     def forget(self, user: str):

@@ -262,7 +262,7 @@ class Bundle:
     def json(self, name: str):
         try:
             return json.loads(self.path(name).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, nesting too deep, huge integers
             raise BundleError(f"bundle file {name} is not valid JSON ({exc})") from None
 
     def size_bytes(self) -> int:

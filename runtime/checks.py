@@ -97,6 +97,28 @@ def number(value, what: str, low: float = -math.inf, high: float = math.inf, all
     return result
 
 
+def real_numbers(value, what: str, count: int) -> list[float]:
+    """Exactly `count` real numbers from a flat list (or 1-d array) as floats, too large ones as inf (for the
+    caller's finiteness check). Nested lists, strings and booleans are refused, never flattened or parsed."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable) or getattr(value, "ndim", 1) != 1:
+        raise ConfigError(f"{what} must be a flat list of {count} numbers (got {type(value).__name__} "
+                          f"{_shown(value)})")
+    out: list[float] = []
+    for entry in value:
+        if isinstance(entry, bool) or not isinstance(entry, numbers.Real):
+            raise ConfigError(f"{what} must be a flat list of {count} numbers; one entry is "
+                              f"{type(entry).__name__} {_shown(entry)}")
+        if len(out) == count:
+            raise ConfigError(f"{what} has more than {count} values, the bundle's space has {count}")
+        try:
+            out.append(float(entry))
+        except OverflowError:
+            out.append(math.inf)
+    if len(out) != count:
+        raise ConfigError(f"{what} has {len(out)} values, the bundle's space has {count}")
+    return out
+
+
 def integer(value, what: str, low: int = 0, high: int = 1 << 31, allow_none: bool = False) -> int | None:
     """An integer in [low, high]; booleans and floats are refused."""
     if value is None and allow_none:

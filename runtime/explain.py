@@ -76,7 +76,7 @@ class Explainer:
         for i, meta in enumerate(metas):
             tags = matched_tags(meta.get("tags", []), self.profile_tags)
             latest = self.last_episode.get(meta.get("series_id") or "")
-            if latest is not None and int(meta.get("episode", 0)) == latest[1] + 1:
+            if latest is not None and int(meta.get("episode") or 0) == latest[1] + 1:
                 reasons.append(self._because("series", "next episode after", latest[0], tags))
             elif liked_best is not None and liked_sim[i] > 0.6:
                 reasons.append(self._because("feedback", "more like", self.liked[liked_best[i]], tags))

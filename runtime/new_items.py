@@ -73,10 +73,13 @@ def related_vector(catalog: ItemCatalog, meta: dict) -> tuple[np.ndarray | None,
         related = base[np.asarray(codes) == vocab.index(value)]
         if level == "genre" and len(related):
             tags = set(meta.get("tags", []))
-            if tags:
-                overlap = np.array([len(tags & set(catalog.tag_column[r].split("|"))) for r in related[:5000]])
-                if overlap.max() > 0:
-                    related = related[:5000][overlap == overlap.max()]
+            # every row of the genre counts (the first 5,000 did: a million-item genre was judged on its head);
+            # the overlaps are counted only on rows sharing a tag, found by one pass over the tag column
+            sharing = related[catalog.tag_column.rows_with(tags)[related]] if tags else related[:0]
+            if len(sharing):
+                overlap = np.fromiter((len(tags & set(t)) for t in catalog.tag_column.tags_many(sharing.tolist())),
+                                      np.int64, len(sharing))
+                related = sharing[overlap == overlap.max()]
         if len(related):
             popularity = catalog.numeric["popularity"][related]
             related = related[np.argsort(-popularity, kind="stable")[:200]]

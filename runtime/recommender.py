@@ -255,14 +255,9 @@ class Recommender:
     def _vector_for(self, spec: dict, meta: dict) -> np.ndarray:
         dim = self.manifest.dim
         if spec.get("vector") is not None:
-            try:
-                with np.errstate(over="ignore"):  # a too-large value becomes inf, refused below
-                    vector = np.asarray(spec["vector"], np.float32).reshape(-1)
-            except (TypeError, ValueError, OverflowError):
-                raise ConfigError(f"item {spec['item_id']!r}: vector must be a list of {dim} numbers") from None
-            if vector.shape != (dim,):
-                raise ConfigError(f"item {spec['item_id']!r}: vector has {vector.size} values, the bundle's space "
-                                  f"has {dim}")
+            with np.errstate(over="ignore"):  # a too-large value becomes inf, refused below
+                vector = np.asarray(checks.real_numbers(spec["vector"], f"item {spec['item_id']!r}: vector", dim),
+                                    np.float32)
             meta["vector_source"] = "given"
         else:
             vector, meta["vector_source"] = self.metadata_vector({**meta, "item_id": spec["item_id"]})
