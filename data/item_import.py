@@ -9,6 +9,7 @@ that nothing reads is named in a warning, never dropped silently.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,8 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
             c = names[f]
             refuse_time_typed(chunk, c, "text")
             chunk.columns[c] = [" ".join(v.items) if isinstance(v, ListCell) else v for v in chunk.columns[c]]
+            if f == "language":
+                chunk.columns[c] = [language_code(v) for v in chunk.columns[c]]
             check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
             text[f].extend(chunk.columns[c])
         if "tags" in names:
@@ -160,7 +163,38 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
     joined["release_ts"] = _years_as_times(joined["release_ts"])
     catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
-    return catalog, unread_columns_warning(present, [*id_parts, *names.values()])
+    return catalog, unread_columns_warning(present, [*id_parts, *names.values()]) + regional_warning(
+        text.get("language", []))
+
+
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def language_code(value: str) -> str:
+    """A cell that reads as a BCP 47 language tag in the tag's usual casing, so one language is one filter
+    value on the device (which compares codes exactly): ' EN' -> 'en', 'en_us' -> 'en-US', 'ZH-HANT' ->
+    'zh-Hant'. Other text (a language's name, say) is only trimmed."""
+    value = value.strip()
+    if not LANGUAGE_TAG.fullmatch(value):
+        return value
+    first, *rest = value.replace("_", "-").split("-")
+    return "-".join([first.lower()] + [p.upper() if len(p) == 2 and p.isalpha() else
+                                       p.title() if len(p) == 4 and p.isalpha() else p.lower() for p in rest])
+
+
+def regional_warning(languages: list[str]) -> list[str]:
+    """A warning when codes of one language differ by region or script ('en' and 'en-US'): a device filter
+    on 'en' does not pass 'en-US' items."""
+    by_language: dict[str, set[str]] = {}
+    for code in set(languages):
+        if LANGUAGE_TAG.fullmatch(code):
+            by_language.setdefault(code.split("-")[0], set()).add(code)
+    mixed = sorted(", ".join(sorted(codes)) for codes in by_language.values() if len(codes) > 1)
+    if not mixed:
+        return []
+    return [f"the language column names one language by several codes ({'; '.join(mixed[:5])}): a language "
+            "filter or boost on the device compares codes exactly, so write each language one way if they mean "
+            "the same"]
 
 
 def _years_as_times(release: np.ndarray | None) -> np.ndarray | None:

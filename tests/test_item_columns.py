@@ -369,3 +369,17 @@ def test_items_header_on_a_json_lines_or_parquet_table_is_refused(files):
     with pytest.raises(ConfigError, match="--items-header names the columns of a text table without a header line"):
         import_dataset("csv", files / "log.csv", columns=ColumnMap(user="user", item="movie"),
                        items=files / "movies.jsonl", items_header=("movie", "title"))
+
+
+def test_language_codes_are_read_in_one_casing_and_regional_variants_are_named(tmp_path):
+    """' EN', 'en' and 'En' were three filter values on the device (a filter on 'en' missed 3 of 4 English
+    items); codes of one language by region ('en', 'en-US') are named in a warning."""
+    from edgerec.data.item_import import language_code
+
+    (tmp_path / "items.csv").write_text("item_id,language\n1,en\n2, EN\n3,En\n4,en_us\n5,ZH-HANT\n6,English\n7,\n")
+    catalog, warnings = read_item_table(tmp_path / "items.csv", ReadOptions(), ItemColumns())
+    assert catalog.text["language"] == ["en", "en", "en", "en-US", "zh-Hant", "English", ""]
+    (regional,) = [w for w in warnings if "several codes" in w]
+    assert "(en, en-US)" in regional and "zh" not in regional
+    assert language_code("pt_br") == "pt-BR" and language_code("sr-latn-rs") == "sr-Latn-RS"
+    assert language_code("français") == "français" and language_code(" de ") == "de"
