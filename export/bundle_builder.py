@@ -29,7 +29,7 @@ from edgerec.compress.quantize import (
 from edgerec.data.schema import Catalog, Dataset
 from edgerec.data.split import Split, leave_last_out
 from edgerec.data.store import load_dataset
-from edgerec.errors import ConfigError, ModelError
+from edgerec.errors import ConfigError, DataError, ModelError
 from edgerec.export.deidentify import public_source, scrub_paths, synthetic_histories
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import check, compare_vectors, overlap, top_k_rows
@@ -93,6 +93,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     if model.item_data.item_ids != dataset.catalog.item_ids:
         raise ModelError(f"{file_name(checkpoint)} was trained on another catalog than {file_name(data_dir)}; export "
                          "with its own data")
+    if content is not None:
+        content_labels(dataset.catalog)  # refused before any work
     split = leave_last_out(dataset)
     writer = BundleWriter(out, cfg.name or Path(out).name)
     deployed = model.deploy().eval()
@@ -298,19 +300,28 @@ def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
 
 def _add_content(writer: BundleWriter, content_dir, dataset: Dataset, split: Split, table: np.ndarray,
                  cfg: ExportConfig) -> None:
-    from collections import Counter
-
     from edgerec.compress.content_distill import load_student
     from edgerec.export.content import add_content_to_bundle, projection_items
     from edgerec.models.content import item_texts, load_tokenizer
 
     student, config = load_student(content_dir)
     tokenizer = load_tokenizer(content_dir, 48)
-    text = dataset.catalog.text
-    tag_counts = Counter(t for tags in dataset.catalog.tags for t in tags)
-    label_sets = {"genre": sorted({g for g in text["genre"] if g}), "mood": sorted({m for m in text["mood"] if m}),
-                  "tag": [t for t, _ in tag_counts.most_common(300)]}
+    label_sets = content_labels(dataset.catalog)
     fit_rows = projection_items(train_popularity(split))
     mode = "none" if cfg.quantize == "int8-static" else cfg.quantize
     add_content_to_bundle(writer, student, Path(content_dir), tokenizer, item_texts(dataset.catalog), table,
-                          fit_rows, {k: v for k, v in label_sets.items() if v}, cfg.formats, mode)
+                          fit_rows, label_sets, cfg.formats, mode)
+
+
+def content_labels(catalog) -> dict[str, list[str]]:
+    """The zero-shot label sets a content encoder ships with: the catalog's genres, moods and 300 commonest tags
+    (the sets it has). None at all is refused: the device's content encoder tags with them."""
+    from collections import Counter
+
+    tag_counts = Counter(t for tags in catalog.tags for t in tags)
+    sets = {"genre": sorted({g for g in catalog.text["genre"] if g}), "mood": sorted({m for m in catalog.text["mood"] if m}),
+            "tag": [t for t, _ in tag_counts.most_common(300)]}
+    if not any(sets.values()):
+        raise DataError("a content encoder needs labels to tag with and no item has a genre, mood or tag; import an "
+                        "item table with one of them (--items), or export without --content")
+    return {k: v for k, v in sets.items() if v}

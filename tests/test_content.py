@@ -470,3 +470,27 @@ def test_a_students_data_folder_is_read_relative_to_the_student(tmp_path, small_
     absolute = {"info": {"data": str(tmp_path / "moved" / "data")}}  # as students before this change hold it
     assert _had_new_items(tmp_path / "elsewhere", absolute, [known]) is True
     assert _had_new_items(student, config, [known]) is None  # moved away: unknown, not an error
+
+
+def test_a_content_bundle_of_a_catalog_without_labels_is_refused_before_any_work(tiny_bundle, tmp_path):
+    """No genre, mood or tag: the label vectors were an empty concatenation (a raw ValueError) after the whole
+    user-encoder export, and a hidden half bundle stayed beside --out."""
+    import csv
+    import shutil
+
+    from edgerec.errors import DataError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_bundle.parent / "data", data)
+    with open(data / "items.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["genre"] = row["mood"] = row["tags"] = ""
+    with open(data / "items.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(DataError, match="needs labels to tag with"):
+        export_bundle(tiny_bundle.parent / "ckpt", data, tmp_path / "out", ExportConfig(evaluate=False),
+                      content=tmp_path / "no-student-read")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
