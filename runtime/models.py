@@ -33,6 +33,7 @@ def drop_superseded_indexes(cache_dir: Path, manifest) -> None:
     if isinstance(parent, str) and parent.isalnum() and parent != manifest.embedding_space:
         for stale in cache_dir.glob(f"ann-{parent}-*.usearch"):
             stale.unlink(missing_ok=True)
+            stale.with_name(stale.name + ".sha256").unlink(missing_ok=True)  # its digest
 
 
 class Models:

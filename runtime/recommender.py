@@ -34,7 +34,7 @@ from edgerec.runtime.pipeline import TOTAL, Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy, check_filters, column_values
 from edgerec.runtime.pseudonyms import open_history
 from edgerec.runtime.request import Recommendation, Request, parse_context
-from edgerec.runtime.retrieval import KERNELS
+from edgerec.runtime.retrieval import KERNELS, require_ann
 from edgerec.runtime.stages import default_pipeline
 from edgerec.runtime.update import BundleUpdate, open_update
 from edgerec.runtime.user_state import UserCache
@@ -86,6 +86,7 @@ class Recommender:
         checks.flag(verify, "verify")
         if not (ann is None or isinstance(ann, str) and ann == "usearch"):
             raise ConfigError(f"unknown ann {ann!r}; use None (exact) or 'usearch'")
+        require_ann(ann)
         cache = Path(cache_dir) if cache_dir else (Path(history).parent if history else None)
         if fallback is None:  # a packed bundle in a folder the app cannot write is unpacked in `cache`
             opened = Bundle.open(bundle, verify=verify, spare=cache)

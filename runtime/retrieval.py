@@ -11,7 +11,8 @@ rescales each score by its row's scale. Kernels, fastest first:
 - "numkong-packed": numkong's SIMD kernels over a packed copy of the table
   (1.3-1.6x the table's bytes held in memory).
 - "numkong": numkong over the table as stored.
-- "numpy": no extra package; converts cache-sized chunks to float.
+- "numpy": no extra package; converts cache-sized chunks to float (int8 dots summed
+  exactly, in spans of columns that float32 holds whole).
 
 A short list is re-scored in float afterwards, so its order is exact for the
 stored table. For very large catalogs an optional usearch HNSW index returns
@@ -20,7 +21,9 @@ candidates without touching every row.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import sys
 import threading
 from pathlib import Path
@@ -33,6 +36,10 @@ from edgerec.runtime.item_table import StoredTable
 
 CHUNK_BYTES = 256 * 1024  # float32 scratch of the numpy kernel: small enough to stay in cache
 KERNELS = ("native", "numkong-packed", "numkong", "numpy")
+NATIVE_MAX_DIM = 4096  # MAX_DIM of runtime/scan_kernels.h: the compiled kernel refuses longer rows
+# columns whose int8 products float32 sums exactly: every partial sum stays within 128 * 127 * 1032 < 2**24
+EXACT_SPAN = 2**24 // (128 * 127)
+ANN_EXTRA = "pip install edgerec[ann]"  # pyproject.toml's extra for usearch
 
 
 def numkong_available() -> bool:
@@ -57,20 +64,25 @@ def available_kernels() -> list[str]:
 class ExactScan:
     """Scores of all rows of a stored item table (see item_table.py) for one user vector.
 
-    "auto" takes the fastest kernel installed. Every kernel gives the same
+    "auto" takes the fastest kernel installed that takes the table (the compiled
+    one reads rows of at most NATIVE_MAX_DIM values). Every kernel gives the same
     integer dot products, so results do not depend on the choice.
     """
 
     def __init__(self, stored: StoredTable, kernel: str = "auto"):
         self.stored, self.table = stored, np.ascontiguousarray(stored.values)  # a no-op for the bundle's mapping
         self.int8 = self.table.dtype == np.int8
+        too_wide = self.int8 and self.table.shape[1] > NATIVE_MAX_DIM  # the compiled kernel refuses such rows
         if kernel == "auto":
-            kernel = available_kernels()[0]
+            kernel = [k for k in available_kernels() if not (too_wide and k == "native")][0]
         if kernel not in KERNELS:
             raise ConfigError(f"unknown scan kernel {kernel!r}; choose one of {', '.join(KERNELS)} or auto")
         if kernel not in available_kernels():
             hint = "pip install numkong" if kernel.startswith("numkong") else "reinstall edgerec with a C compiler"
             raise ConfigError(f"the {kernel} scan kernel is not installed here: {hint}")
+        if kernel == "native" and too_wide:
+            raise ConfigError(f"the native scan kernel takes vectors of at most {NATIVE_MAX_DIM} values and this "
+                              f"bundle's have {self.table.shape[1]}: use kernel='auto' or another kernel")
         if kernel == "native" and not self.int8:
             kernel = "numkong" if numkong_available() else "numpy"  # the compiled kernel is int8 only
         if self.table.dtype == np.float16:  # numkong narrowed the query to float16 too: scores moved by up to
@@ -153,6 +165,8 @@ class ExactScan:
         n = len(self.table)
         out = np.empty(n, np.int64 if self.int8 else np.float32)
         q = query.astype(np.float32)
+        # int8 dots summed a span of columns at a time, each span exact in float32, the spans in int64
+        span = EXACT_SPAN if self.int8 else len(q)
         # requests of several threads scan at once: a thread that finds _buffer in use takes scratch of its
         # own (sharing it let one thread multiply the rows another had just copied in)
         owned = self._buffer_lock.acquire(blocking=False)
@@ -163,7 +177,13 @@ class ExactScan:
                 block = self.table[start:start + step]
                 buf = buffer[: len(block)]
                 np.copyto(buf, block, casting="unsafe")
-                out[start:start + len(block)] = buf @ q
+                if span >= len(q):
+                    out[start:start + len(block)] = buf @ q
+                    continue
+                part = out[start:start + len(block)]
+                part[:] = 0
+                for at in range(0, len(q), span):
+                    part += (buf[:, at:at + span] @ q[at:at + span]).astype(np.int64)
         finally:
             if owned:
                 self._buffer_lock.release()
@@ -172,6 +192,14 @@ class ExactScan:
     def exact(self, rows: np.ndarray, user: np.ndarray) -> np.ndarray:
         """Float scores of some rows against the stored (dequantized) table."""
         return self.stored.dequantize(rows) @ np.asarray(user, np.float32)
+
+
+def require_ann(kind: str | None) -> None:
+    """At open: a ConfigError when the ANN index asked for cannot be built here (without it every request
+    fell back to the exact scan unnoticed, and warm_up raised the import's own error)."""
+    if kind is not None and importlib.util.find_spec("usearch") is None:
+        raise ConfigError(f"ann={kind!r} needs usearch, which is not installed here: {ANN_EXTRA}, "
+                          "or open without ann for the exact scan")
 
 
 def import_usearch():
@@ -190,11 +218,17 @@ def import_usearch():
 
 class AnnIndex:
     """A usearch HNSW index over the table, saved to / loaded from a cache file. The file is written whole
-    or not at all (atomic.py); one that does not restore (damaged, or cut short by an older edgerec) is
-    built again and replaced."""
+    or not at all (atomic.py), then its sha256 beside it (`digest_path`); one whose digest is missing or
+    differs (damaged bytes crashed the process or served wrong rows), or that does not restore, is built
+    again and replaced."""
 
     def __init__(self, vectors_fn, count: int, dim: int, cache: Path | None):
-        Index = import_usearch().Index  # noqa: N806 (the library's class)
+        try:
+            Index = import_usearch().Index  # noqa: N806 (the library's class)
+        except ImportError as exc:  # warm_up says what to install, not the import's own words
+            require_ann("usearch")
+            raise ConfigError(f"usearch is installed but does not import here ({type(exc).__name__}): reinstall "
+                              f"it ({ANN_EXTRA}), or open without ann for the exact scan") from exc
         self.count, self.unsaved = count, None  # unsaved: why the index could not be cached, if it could not
         self.index = _restored(Index, cache, count)
         if self.index is None:
@@ -204,32 +238,64 @@ class AnnIndex:
                 block = vectors_fn(np.arange(start, min(count, start + 65_536)))
                 self.index.add(np.arange(start, start + len(block)), block)
             if cache is not None:
-                try:
-                    saving = Temporary(cache, ".saving")  # readers (other processes too) see the old file or this one
-                except OSError as exc:  # a read-only or full cache folder: the index still serves from memory
-                    self.unsaved = exc.strerror or type(exc).__name__  # (rebuilt at the next open), never per request
-                    return
-                try:
-                    with saving:
-                        self.index.save(str(saving.path))
-                        if not saving.publish():
-                            self.unsaved = "a folder stands where the cache file goes"
-                except (OSError, RuntimeError) as exc:  # the disk filled while saving
-                    self.unsaved = getattr(exc, "strerror", None) or type(exc).__name__
+                self.unsaved = _save(self.index, cache)
 
     def search(self, user: np.ndarray, count: int) -> np.ndarray:
         matches = self.index.search(np.asarray(user, np.float32), count)
         return np.asarray(matches.keys, np.int64)
 
 
+def digest_path(cache: Path) -> Path:
+    """Where the sha256 of an index's cache file is kept."""
+    return cache.with_name(cache.name + ".sha256")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _save(index, cache: Path) -> str | None:
+    """Save the index to `cache`, then its digest; None, or why it could not be cached."""
+    try:
+        saving = Temporary(cache, ".saving")  # readers (other processes too) see the old file or this one
+    except OSError as exc:  # a read-only or full cache folder: the index still serves from memory
+        return exc.strerror or type(exc).__name__  # (rebuilt at the next open), never per request
+    try:
+        with saving:
+            index.save(str(saving.path))
+            digest = _file_digest(saving.path)
+            if not saving.publish():
+                return "a folder stands where the cache file goes"
+        with Temporary(digest_path(cache), ".saving") as note:  # after the file: a reader that sees the
+            note.path.write_text(digest)  # new file with the old digest builds again, never trusts it
+            if not note.publish():
+                return "a folder stands where the cache file's digest goes"
+    except (OSError, RuntimeError) as exc:  # the disk filled while saving
+        return getattr(exc, "strerror", None) or type(exc).__name__
+    return None
+
+
 def _restored(Index, cache: Path | None, count: int):  # noqa: N803 (the library's class)
-    """The cached index of this table, or None: no file, one of another count, or one that does not restore."""
+    """The cached index of this table, or None: no file, no digest or one that differs (usearch checks too
+    little: damaged bytes that still opened crashed the process or served wrong rows), one of another
+    count, or one that does not restore."""
     if cache is None or not cache.is_file():
         return None
     try:
+        expected = digest_path(cache).read_text().strip()
+        before = os.stat(cache)
+        if _file_digest(cache) != expected:
+            return None
         index = Index.restore(str(cache), view=True)
+        after = os.stat(cache)
     except (ValueError, RuntimeError, OSError):  # "End of file reached", "File is corrupted ...": built again
         return None
+    if (before.st_ino, before.st_mtime_ns) != (after.st_ino, after.st_mtime_ns):
+        return None  # another process replaced the file after it was checked: not the bytes checked
     return index if index is not None and len(index) == count else None
 
 

@@ -43,13 +43,22 @@ class RetrieveStage:
         if pool is None:  # every score is needed (cold start, short history, feedback pulls, filters)
             fresh = fresh_rows(cat, request)  # once: the index's answer and the pool both take them
             pool, scores = self._scored_pool(request, added, inactive, fresh, exact=False)
-            if self.models.ann_kind and not request.cold and len(pool) < max(request.policy.short_list, request.k):
-                request.count("ann_too_few")  # the filters left too few of the index's candidates
+            if self.models.ann_kind and not request.cold and self._too_few(request, pool):
+                request.count("ann_too_few")  # the filters or caps left too few of the index's candidates
                 pool, scores = self._scored_pool(request, added, inactive, fresh, exact=True)
             request.scores, request.pool_scores = scores, scores[pool]
         request.pool = pool
         request.done = not len(pool)  # nothing to rank: the list is empty
         return request
+
+    @staticmethod
+    def _too_few(request: Request, pool: np.ndarray) -> bool:
+        """Whether a pool from the index's candidates falls short: fewer rows than the short list, or fewer
+        than k that the creator / genre caps keep (the index's few creators cut lists short). A newcomer's
+        spread passes rows over and drops none, as in _pool."""
+        policy, k = request.policy, request.k
+        reached = capped_reach(request.catalog, pool, policy, k, spread=bool(request.spread))[0]
+        return len(pool) < max(policy.short_list, k) or reached < k
 
     def _query(self, request: Request) -> None:
         """The user vector, pulled towards "more like this" items (which also end a cold start) and,

@@ -22,7 +22,8 @@ def open_ann(bundle, cache):
 
 def cache_file(cache):
     files = [p for p in cache.iterdir() if p.suffix == ".usearch"]
-    assert len(files) == 1 and [p.name for p in cache.iterdir()] == [files[0].name]  # no temporary beside it
+    # no temporary beside it, only its digest
+    assert len(files) == 1 and sorted(p.name for p in cache.iterdir()) == [files[0].name, files[0].name + ".sha256"]
     return files[0]
 
 

@@ -68,7 +68,7 @@ OLD = "0123456789abcdef01234567"
 
 def index_folder(tmp_path) -> set[str]:
     names = {f"ann-{OLD}-56.usearch", f"ann-{OLD}-1000.usearch", f"ann-{SPACE}-56.usearch",
-             f"ann-{OLD}0-56.usearch", f"ann-{OLD}.usearch", f"ann-{OLD}-56.usearch.tmp", f"x-ann-{OLD}-5.usearch",
+             f"ann-{OLD}0-56.usearch", f"ann-{OLD}.usearch", f"ann-{OLD}-56.usearch.tmp", f"x-ann-{OLD}-5.usearch", f"ann-{OLD}-56.usearch.sha256",
              "ann-other-56.usearch"}
     for name in names:
         (tmp_path / name).write_bytes(b"x")
@@ -82,7 +82,8 @@ def manifest(metrics) -> SimpleNamespace:
 def test_the_parent_spaces_index_files_go_and_every_other_file_stays(tmp_path):
     names = index_folder(tmp_path)
     drop_superseded_indexes(tmp_path, manifest({"federated": {"parent_space": OLD, "rounds": 3}}))
-    assert {p.name for p in tmp_path.iterdir()} == names - {f"ann-{OLD}-56.usearch", f"ann-{OLD}-1000.usearch"}
+    assert {p.name for p in tmp_path.iterdir()} == names - {f"ann-{OLD}-56.usearch", f"ann-{OLD}-1000.usearch",
+                                                            f"ann-{OLD}-56.usearch.sha256"}
 
 
 @pytest.mark.parametrize("metrics", [
@@ -219,7 +220,8 @@ def test_the_ann_index_is_cached_by_space_and_count_and_the_parent_spaces_files_
     parts = Models(bundle, ItemCatalog(bundle), "onnx", 1, "numpy", "usearch", tmp_path)
     index = parts.ann_index()
     assert parts.ann_index() is index
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"ann-{SPACE}-56.usearch", "ann-other-56.usearch"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"ann-{SPACE}-56.usearch", f"ann-{SPACE}-56.usearch.sha256",
+                                                          "ann-other-56.usearch"]
     assert index.unsaved is None and len(index.index) == 56
 
 

@@ -249,12 +249,12 @@ def test_added_items_are_stored_and_served_with_their_metadata(fresh):
 
 @pytest.mark.parametrize(("vector", "message"), [
     ([1.0] * 7, "item 'v' : vector has 7 values, the bundle's space has 8"),
-    ([[1.0] * 4] * 2, None),  # a 2x4 list is 8 numbers: flattened
+    ([[1.0] * 4] * 2, "item 'v' : vector must be a flat list of 8 numbers; one entry is list [1.0, 1.0, 1.0, 1.0]"),
     ([1.0] * 7 + [math.nan], "item 'v' : vector holds NaN or infinite values"),
     ([1.0] * 7 + [1e39], "item 'v' : vector holds NaN or infinite values"),  # inf as float32
     ([0.0] * 8, "item 'v' : vector is all zeros"),
-    (["a"] * 8, "item 'v' : vector must be a list of 8 numbers"),
-    ([1, [2]], "item 'v' : vector must be a list of 8 numbers"),
+    (["a"] * 8, "item 'v' : vector must be a flat list of 8 numbers; one entry is str 'a'"),
+    ([1, [2]], "item 'v' : vector must be a flat list of 8 numbers; one entry is list [2]"),
 ])
 def test_a_given_vector_is_checked(fresh, vector, message):
     if message is None:
