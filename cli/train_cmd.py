@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from edgerec.cli.output import FiniteRange, console, example, key_values, refuse_out, table
 from edgerec.runtime.checks import file_name
@@ -43,14 +44,33 @@ def model_options(f):
     return f
 
 
-def _configs(arch, o):
+# model config field -> the option that sets it (train's --arch aside)
+CONFIG_OPTIONS = {"dim": "dim", "layers": "layers", "heads": "heads", "max_len": "max_len", "dropout": "dropout",
+                  "own_rows": "own_rows", "hash_buckets": "hash_buckets", "use_features": "no_features"}
+# what --arch ranker reads of the model options; the others would be ignored without a word
+RANKER_OPTIONS = {"epochs", "seed"}
+
+
+def _given(name: str) -> bool:
+    """Whether the user set option `name` (on the command line or in the environment), not its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def _configs(arch, o, content: dict, base=None):
+    """The model and training configs of the options; with `base` (the config of the --init checkpoint or
+    of the run --resume continues) every model option left out is taken from it."""
     from edgerec.models.config import ModelConfig
     from edgerec.models.train import TrainConfig
 
-    model = ModelConfig(arch=arch, dim=o["dim"], layers=o["layers"], heads=o["heads"], max_len=o["max_len"],
-                        dropout=o["dropout"], own_rows=o["own_rows"], hash_buckets=o["hash_buckets"],
-                        use_features=not o["no_features"],
-                        content={name: int(v.shape[1]) for name, v in _content(o["content_specs"]).items()})
+    values = dict(arch=arch, dim=o["dim"], layers=o["layers"], heads=o["heads"], max_len=o["max_len"],
+                  dropout=o["dropout"], own_rows=o["own_rows"], hash_buckets=o["hash_buckets"],
+                  use_features=not o["no_features"], content={name: int(v.shape[1]) for name, v in content.items()})
+    if base is not None:
+        taken = {field: getattr(base, field) for field, name in [("arch", "arch"), *CONFIG_OPTIONS.items()]
+                 if not _given(name)}
+        values.update(taken, temperature=base.temperature)
+    model = ModelConfig(**values)
     train = TrainConfig(epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"], lr=o["lr"], loss=o["loss"],
                         negatives=o["negatives"], patience=o["patience"], eval_users=o["eval_users"],
                         seed=o["seed"], max_minutes=o["max_minutes"])
@@ -61,12 +81,16 @@ def _content(specs) -> dict:
     """NAME=FILE.npy options -> {name: (items, width) float32 array}."""
     from edgerec.data.tables import read_vectors
     from edgerec.errors import ConfigError
+    from edgerec.models.config import check_content_name
 
     out = {}
     for spec in specs:
         name, _, path = spec.partition("=")
         if not name or not path:
             raise ConfigError(f"--content takes NAME=FILE.npy, not {spec!r}")
+        check_content_name(name)
+        if name in out:
+            raise ConfigError(f"--content {name} is given twice; give each modality once")
         out[name] = read_vectors(path, f"--content {name}")
     return out
 
@@ -141,21 +165,42 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
 
     For several processes: torchrun --nproc_per_node 2 -m edgerec.cli.main train ...
     """
+    _refuse_unused(arch, options)
     refuse_out(out, "edgerec-checkpoint", data=data_dir, retrieval=retrieval, init=init_ckpt)
+    content = _content(options["content_specs"])  # before the data: a bad --content fails at once
     dataset, split = _load(data_dir)
     if arch == "ranker":
         _train_ranker(dataset, split, retrieval, out, options)
         return
-    from edgerec.models.checkpoint import load_model, path_from
+    from edgerec.models.checkpoint import load_model, path_from, read_config
     from edgerec.models.train import train_model
 
-    model_cfg, train_cfg = _configs(arch, options)
     init = load_model(init_ckpt)[0] if init_ckpt else None
+    # model options left out continue the run being resumed, or else the --init checkpoint
+    base, source = (read_config(out)[0], "the run resumed") if resume and (Path(out) / "config.json").is_file() \
+        else (init.config, "--init") if init is not None else (None, "")
+    model_cfg, train_cfg = _configs(arch, options, content, base)
+    if base is not None and _rank() == 0:
+        console.print(f"[dim]model: {model_cfg.arch}, dim {model_cfg.dim}, {model_cfg.layers} layers, "
+                      f"{model_cfg.heads} heads, max-len {model_cfg.max_len} (options left out: as in {source})[/dim]")
     result = train_model(dataset, split, model_cfg, train_cfg, out=out, init=init, resume=resume,
-                         progress=TrainProgress(), content=_content(options["content_specs"]) or None,
+                         progress=TrainProgress(), content=content or None,
                          info_extra={"data": path_from(out, data_dir),
                                      "init": init_ckpt and path_from(out, init_ckpt)})
     _summary(result.info, out)
+
+
+def _refuse_unused(arch: str, options: dict) -> None:
+    """A UsageError for options this --arch would ignore."""
+    if arch == "ranker":
+        unused = [name for name in ("resume", "init_ckpt", *options) if name not in RANKER_OPTIONS and _given(name)]
+        if unused:
+            flags = ", ".join("--init" if n == "init_ckpt" else "--content" if n == "content_specs"
+                              else "--" + n.replace("_", "-") for n in unused)
+            raise click.UsageError(f"--arch ranker does not use {flags} (it reads --retrieval, --epochs and --seed); "
+                                   "leave them out")
+    elif _given("retrieval"):
+        raise click.UsageError(f"--retrieval is for --arch ranker; --arch {arch} does not use it")
 
 
 def _train_ranker(dataset, split, retrieval, out, options) -> None:
@@ -212,7 +257,8 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
         teacher_model = own_teacher(teacher, teacher_spec, teacher_vectors, dataset.n_items)
     else:
         teacher_model, _ = load_model(teacher)
-    model_cfg, train_cfg = _configs(teacher_model.config.arch, options)
+    content = _content(options["content_specs"])
+    model_cfg, train_cfg = _configs(teacher_model.config.arch, options, content)
     kd = DistillConfig(top_k=top_k, weight=kd_weight, temperature=kd_temperature, align=align)
     if max_bytes is not None:
         _distill_to_budget(dataset, split, teacher_model, model_cfg, train_cfg, kd, max_bytes, candidates, out)
@@ -221,7 +267,7 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
                            progress=TrainProgress(),
                            info_extra={"data": path_from(out, data_dir),  # a module:factory teacher is no path
                                        "teacher": path_from(out, teacher) if Path(teacher).exists() else teacher},
-                           content=_content(options["content_specs"]) or None)
+                           content=content or None)
     _summary(result.info, out)
 
 

@@ -21,9 +21,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from edgerec.errors import ModelError
-from edgerec.models.config import ModelConfig
-from edgerec.models.items import ItemData
+from edgerec.errors import ConfigError, ModelError
+from edgerec.models.config import CONTENT_NAME, ModelConfig
+from edgerec.models.items import FIELDS, ItemData
 from edgerec.runtime.atomic import Temporary, write_file
 from edgerec.runtime.checks import file_name
 
@@ -95,20 +95,71 @@ def weights_save_id(path: Path) -> str | None:
         return (handle.metadata() or {}).get("save")
 
 
-def load_checkpoint(folder: str | Path) -> Checkpoint:
+def _damaged(folder: Path, detail: str) -> ModelError:
+    return ModelError(f"config.json in {file_name(folder)} is damaged ({detail}); re-train the model or restore "
+                      "the file")
+
+
+def _items_problem(im) -> str | None:
+    """What is wrong with a config's `items` section (None: nothing)."""
+    if not isinstance(im, dict):
+        return "'items' is not an object"
+    ids, vocab, content = im.get("item_ids"), im.get("vocab"), im.get("content", {})
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return "'items.item_ids' is missing or not a list of ids"
+    if not isinstance(vocab, dict) or not all(
+            isinstance(vocab.get(f), list) and all(isinstance(v, str) for v in vocab[f]) for f in (*FIELDS, "tags")):
+        return f"'items.vocab' is missing or lacks a list of values for one of {', '.join((*FIELDS, 'tags'))}"
+    if not isinstance(im.get("n_id_rows"), int) or isinstance(im["n_id_rows"], bool) or im["n_id_rows"] < 1:
+        return "'items.n_id_rows' is missing or not a whole number"
+    if not isinstance(content, dict) or not all(isinstance(n, str) and CONTENT_NAME.fullmatch(n) for n in content):
+        return "'items.content' is not an object of modality names"
+    return None
+
+
+def read_config(folder: str | Path) -> tuple[ModelConfig, dict]:
+    """(model config, the whole checked config.json) of a checkpoint folder, without reading its weights; a
+    ModelError naming what is wrong when the file is missing or damaged."""
     folder = Path(folder)
-    config_path, weights = folder / "config.json", folder / "model.safetensors"
-    if not config_path.exists() or not weights.exists():
+    config_path = folder / "config.json"
+    if not config_path.is_file():
         raise ModelError(f"{file_name(folder)} is not an edgerec checkpoint (needs config.json and model.safetensors); "
                          "create one with `edgerec train`")
     try:
-        meta = json.loads(config_path.read_text())
+        meta = json.loads(config_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _damaged(folder, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{file_name(folder)}/config.json is not JSON ({exc}); the checkpoint is damaged") from None
+        raise _damaged(folder, f"not JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise _damaged(folder, f"a JSON {type(meta).__name__}, not an object")
     if meta.get("format") != FORMAT:
         raise ModelError(f"{file_name(folder)}/config.json is not an edgerec checkpoint config")
-    if meta.get("version", 0) > VERSION:
-        raise ModelError(f"checkpoint version {meta['version']} is newer than this edgerec ({VERSION}); upgrade")
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _damaged(folder, f"version {version!r} is not a whole number")
+    if version > VERSION:
+        raise ModelError(f"checkpoint version {version} is newer than this edgerec ({VERSION}); upgrade")
+    if not isinstance(meta.get("model"), dict):
+        raise _damaged(folder, "'model' is missing or not an object")
+    if not isinstance(meta.get("info", {}), dict):
+        raise _damaged(folder, "'info' is not an object")
+    if meta.get("items") and (problem := _items_problem(meta["items"])):
+        raise _damaged(folder, problem)
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+    except ConfigError as exc:
+        raise _damaged(folder, f"model: {exc}") from None
+    return config, meta
+
+
+def load_checkpoint(folder: str | Path) -> Checkpoint:
+    folder = Path(folder)
+    weights = folder / "model.safetensors"
+    if not weights.exists():
+        raise ModelError(f"{file_name(folder)} is not an edgerec checkpoint (needs config.json and model.safetensors); "
+                         "create one with `edgerec train`")
+    config, meta = read_config(folder)
     try:
         state, save = load_file(str(weights)), weights_save_id(weights)
     except Exception as exc:  # safetensors raises its own error types for damaged files
@@ -116,17 +167,22 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
     if meta.get("save") is not None and save != meta["save"]:  # weights written, then killed before the config
         raise ModelError(f"{file_name(folder)}: model.safetensors and config.json come from two different saves (a "
                          "save into this folder was interrupted); train into it again, or resume the run with --resume")
-    config = ModelConfig.from_dict(meta["model"])
     items = None
     if meta.get("items"):
         im = meta["items"]
-        prefix = "items."
-        content = {name: state[f"{prefix}content_{name}"].numpy() for name in im.get("content", {})}
+        names = ["field_codes", "tag_codes", "id_rows", *(f"content_{name}" for name in im.get("content", {}))]
+        missing = [name for name in names if f"items.{name}" not in state]
+        if missing:
+            raise ModelError(f"{file_name(folder)}/{weights.name} lacks the item data {', '.join(missing)}; the "
+                             "checkpoint is damaged: re-train the model or restore the file")
+        content = {name: state[f"items.content_{name}"].numpy() for name in im.get("content", {})}
         items = ItemData(
             item_ids=im["item_ids"], vocab=im["vocab"],
-            field_codes=state[f"{prefix}field_codes"].numpy(), tag_codes=state[f"{prefix}tag_codes"].numpy(),
-            id_rows=state[f"{prefix}id_rows"].numpy(), n_id_rows=im["n_id_rows"], content=content,
+            field_codes=state["items.field_codes"].numpy(), tag_codes=state["items.tag_codes"].numpy(),
+            id_rows=state["items.id_rows"].numpy(), n_id_rows=im["n_id_rows"], content=content,
         )
+        if len(items.id_rows) != items.n_items + 1 or (len(items.id_rows) and items.id_rows.max() >= items.n_id_rows):
+            raise _damaged(folder, "its item list or id-table size does not match the weights' item rows")
     return Checkpoint(config, items, state, meta.get("info", {}), folder)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgerec.models.config import check_content_name
 from edgerec.models.items import ItemData
 
 
@@ -31,7 +32,8 @@ class ItemEmbedder(nn.Module):
             nn.init.normal_(table.weight, std=0.05)
             with torch.no_grad():
                 table.weight[0].zero_()
-        self.content_names = sorted(items.content)
+        # a name becomes part of weight names (content_NAME, content.NAME): a dot would split it
+        self.content_names = sorted(check_content_name(name) for name in items.content)
         for name in self.content_names:
             self.register_buffer(f"content_{name}", torch.as_tensor(items.content[name]))
         self.content = nn.ModuleDict({n: nn.Linear(items.content[n].shape[1], dim) for n in self.content_names})

@@ -16,6 +16,7 @@ import numpy as np
 from edgerec.data.schema import Catalog
 from edgerec.data.tables import read_vectors
 from edgerec.errors import ConfigError
+from edgerec.models.config import check_content_name
 
 FIELDS = ("creator", "series_id", "genre", "modality", "language", "mood")
 MAX_TAGS = 8
@@ -77,6 +78,7 @@ def build_item_data(catalog: Catalog, counts: np.ndarray, *, own_rows: int | Non
     id_rows, n_id_rows = _id_rows(np.asarray(counts), own_rows, hash_buckets)
     vectors = {}
     for name, matrix in (content or {}).items():
+        check_content_name(name)
         matrix = read_vectors(matrix, f"content vectors {name!r}", rows=n)
         vectors[name] = np.vstack([np.zeros((1, matrix.shape[1]), np.float32), matrix])
     return ItemData(list(catalog.item_ids), vocab, codes, tags, id_rows, n_id_rows, vectors)
@@ -98,17 +100,31 @@ def _id_rows(counts: np.ndarray, own_rows: int | None, buckets: int) -> tuple[np
     return rows, own_rows + 1 + buckets
 
 
+def id_layout(items: ItemData, own_rows: int | None, hash_buckets: int) -> tuple[int | None, int]:
+    """The layout of a trained id table, (own rows, hash buckets), from the config it was built with:
+    (None, 0) when every item has an own row (own_rows unset, or at least the catalog, at the time)."""
+    if own_rows is not None and hash_buckets >= 1 and items.n_id_rows == own_rows + 1 + hash_buckets:
+        return own_rows, hash_buckets
+    return None, 0
+
+
 def extend_item_data(old: ItemData, catalog: Catalog, own_rows: int | None, hash_buckets: int,
                      content: dict[str, np.ndarray] | None = None) -> ItemData:
     """Item data for a new catalog that keeps a trained model's rows meaningful (warm start).
 
     Known items keep their id row; new items get new own rows when every item
     had one, or a hashed shared row of the same buckets when the table was pruned.
+    `own_rows`/`hash_buckets` must be the old table's layout (`id_layout`): other
+    ones would hash new items onto rows trained for other items, or past the table.
     """
+    full = own_rows is None
+    if not full and (hash_buckets < 1 or own_rows + 1 + hash_buckets != old.n_id_rows):
+        raise ConfigError(f"a warm start keeps the trained id table ({old.n_id_rows} rows); own rows {own_rows} and "
+                          f"hash buckets {hash_buckets} do not describe it: leave --own-rows/--hash-buckets out (the "
+                          "--init checkpoint's are used), or train without --init")
     fresh = build_item_data(catalog, np.zeros(len(catalog)), content=content, base=old)
     old_index = {item: i for i, item in enumerate(old.item_ids)}
     rows = np.zeros(len(catalog) + 1, np.int64)
-    full = own_rows is None
     n_rows = old.n_id_rows
     for code, item in enumerate(catalog.item_ids):
         previous = old_index.get(item)

@@ -29,15 +29,17 @@ from edgerec.errors import ConfigError, ModelError
 from edgerec.models.baselines import Popular
 from edgerec.models.checkpoint import (
     load_train_state,
+    read_config,
     save_checkpoint,
     save_train_state,
 )
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator
-from edgerec.models.items import ItemData, build_item_data, extend_item_data
+from edgerec.models.items import ItemData, build_item_data, extend_item_data, id_layout
 from edgerec.models.recommenders import NextItemModel, build_model
 from edgerec.models.schedule import Budget, fit_to_time, outcome, plan_budget
 from edgerec.models.scoring import ModelScorer
+from edgerec.runtime.checks import file_name
 
 
 @dataclass
@@ -209,8 +211,10 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
                 progress: Callable[[str, int, int, dict], None] | None = None) -> TrainResult:
     """Train `config` on `split`'s training part; early-stop on validation NDCG@10.
 
-    `init` warm-starts from a trained model (its weights are copied where they
-    fit); `resume` continues an interrupted run saved at `out`. `extra_loss`
+    `init` warm-starts from a trained model: `config` must keep its architecture,
+    width, heads, id table and content modalities (a ConfigError otherwise), and
+    every weight is copied (`warm_start`); `resume` continues an interrupted run
+    saved at `out`, with the same model options and catalog. `extra_loss`
     (distillation) is called as extra(model, hidden, mask, window_index, item_table) and
     its own parameters are trained too.
     """
@@ -223,10 +227,13 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         items = build_item_data(dataset.catalog, counts, own_rows=config.own_rows,
                                 hash_buckets=config.hash_buckets, content=content)
     else:
+        config = warm_config(config, init)
         items = extend_item_data(init.item_data, dataset.catalog, config.own_rows, config.hash_buckets, content)
+        _require_init_content(init.item_data, items)
+    if resume and out is not None:
+        _require_same_run(out, config, items)
     model = build_model(config, items)
-    if init is not None:
-        warm_start(model, init)
+    copied = warm_start(model, init) if init is not None else None
     windows = training_windows(split.train, config.max_len)
     if len(windows) == 0:
         raise ConfigError("no training windows: no user has two consumed items left for training (skips do not count; "
@@ -249,7 +256,12 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         if out is None:
             raise ConfigError("resume needs the checkpoint folder of the interrupted run")
         latest, progress_state, best_state = load_train_state(out, optimizer)
-        model.load_state_dict(latest)
+        try:
+            model.load_state_dict(latest)
+        except RuntimeError:  # what the saved config could not tell (e.g. other item fields, same ids)
+            raise ModelError(f"the interrupted run in {file_name(out)} holds weights of another shape than this "
+                             "run's model (other model options or data); resume it with the same options and "
+                             "--data, or train into another --out") from None
         if "sampler_rng" in progress_state:  # the negatives continue where they stopped
             sampler.generator.set_state(torch.tensor(progress_state["sampler_rng"], dtype=torch.uint8))
 
@@ -356,6 +368,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         "parameters": count_parameters(model),
         "windows": int(len(windows)),
         "processes": world,
+        **({"warm_start": copied} if copied is not None else {}),
         **(info_extra or {}),
     }
     if out is not None and rank == 0:
@@ -409,19 +422,95 @@ def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def warm_start(model: NextItemModel, old: NextItemModel) -> None:
-    """Copy every weight that exists in both; tables keep their old rows and new rows stay fresh."""
+# the CLI option of each model config field, for messages
+OPTION = {"arch": "--arch", "dim": "--dim", "layers": "--layers", "heads": "--heads", "max_len": "--max-len",
+          "dropout": "--dropout", "temperature": "temperature", "own_rows": "--own-rows",
+          "hash_buckets": "--hash-buckets", "use_features": "features (--no-features)", "content": "--content"}
+POSITIONAL = ("encoder.position", "pool.logits")  # one row per history position, right-aligned (newest last)
+ITEM_DATA = ("id_rows", "field_codes", "tag_codes")  # buffers of the item data, set from the new catalog
+
+
+def warm_config(config: ModelConfig, init: NextItemModel) -> ModelConfig:
+    """`config` as a warm start from `init` trains it (with the id-table layout of `init`), or a ConfigError
+    when `init`'s weights would not fit: another architecture, width or head count, fewer layers, or an
+    id table laid out otherwise (new items would share rows trained for other items)."""
+    old = init.config
+    differ = [f"{OPTION[name]} {getattr(old, name)} (not {getattr(config, name)})"
+              for name in ("arch", "dim", "heads") if getattr(config, name) != getattr(old, name)]
+    if config.layers < old.layers:
+        differ.append(f"{OPTION['layers']} {old.layers} or more (not {config.layers})")
+    if differ:
+        raise ConfigError(f"the --init checkpoint's weights do not fit the model asked for: it needs "
+                          f"{', '.join(differ)}; leave these options out (the --init checkpoint's are used) or "
+                          "train without --init")
+    layout = id_layout(init.item_data, old.own_rows, old.hash_buckets)
+    asked = (None, 0) if config.own_rows is None else (config.own_rows, config.hash_buckets)
+    if asked not in (layout, (old.own_rows, old.hash_buckets)):
+        trained = "an own row for every item" if layout[0] is None else \
+            f"--own-rows {layout[0]} --hash-buckets {layout[1]}"
+        raise ConfigError(f"a warm start keeps the id table of the --init checkpoint ({trained}); leave --own-rows "
+                          "and --hash-buckets out (or give those), or train without --init")
+    return replace(config, own_rows=layout[0], hash_buckets=layout[1])
+
+
+def _require_init_content(old: ItemData, new: ItemData) -> None:
+    """A ConfigError when the warm start would drop a content modality `old` fuses into its items (or read
+    one of another width): its projection was trained and every item vector leans on it."""
+    widths = {name: matrix.shape[1] for name, matrix in new.content.items()}
+    lost = [f"{name} (width {matrix.shape[1]})" for name, matrix in sorted(old.content.items())
+            if widths.get(name) != matrix.shape[1]]
+    if lost:
+        raise ConfigError(f"the --init checkpoint fuses content vectors into its items: {', '.join(lost)}; pass "
+                          "them again (--content NAME=FILE.npy, the same width) or train without --init")
+
+
+def _require_same_run(out, config: ModelConfig, items: ItemData) -> None:
+    """A ConfigError (other model options) or ModelError (other catalog) before resuming the run saved at
+    `out` with a model its weights do not belong to."""
+    if not (Path(out) / "config.json").is_file():
+        return  # killed before its first checkpoint: the weights' shapes are checked on loading
+    saved, meta = read_config(out)
+    differ = [f"{OPTION[name]} {value} (now {getattr(config, name)})" for name, value in saved.to_dict().items()
+              if getattr(config, name) != value]
+    if differ:
+        raise ConfigError(f"the interrupted run in {file_name(out)} was trained with {', '.join(differ)}; resume "
+                          "it with the same model options, or use another --out")
+    saved_ids = (meta.get("items") or {}).get("item_ids")
+    if saved_ids != items.item_ids:
+        raise ModelError(f"the interrupted run in {file_name(out)} was trained on another catalog "
+                         f"({len(saved_ids or [])} items, this data set has {items.n_items} or other ids); resume "
+                         "it with its own --data, or use another --out")
+
+
+def warm_start(model: NextItemModel, old: NextItemModel) -> dict:
+    """Copy every weight of `old` into `model`: equal shapes whole; item tables (ids, fields, tags, which a
+    warm start only grows) old rows first; position weights aligned at the newest position (the newest
+    rows when the new history is shorter). A ConfigError names old weights that fit nowhere. Returns how
+    many of `model`'s weight tensors were taken from `old`."""
     new_state = model.state_dict()
+    unused, taken = [], set()
     for key, value in old.state_dict().items():
-        if key not in new_state or key.startswith("items.") and key.split(".")[-1] in (
-                "id_rows", "field_codes", "tag_codes") or "content_" in key:
-            continue
-        target = new_state[key]
-        if target.shape == value.shape:
+        if key.startswith("items.") and (key.split(".")[-1] in ITEM_DATA or key.startswith("items.content_")):
+            continue  # item data, not weights: the new catalog's
+        target = new_state.get(key)
+        if target is not None and target.shape == value.shape:
             target.copy_(value)
-        elif target.dim() == 2 and target.shape[1] == value.shape[1] and target.shape[0] >= value.shape[0]:
+        elif target is not None and key in POSITIONAL and target.shape[1:] == value.shape[1:]:
+            n = min(len(target), len(value))
+            target[len(target) - n:].copy_(value[len(value) - n:])
+        elif target is not None and key.startswith("items.") and target.dim() == 2 \
+                and target.shape[1] == value.shape[1] and target.shape[0] >= value.shape[0]:
             target[: value.shape[0]].copy_(value)  # a grown table: old rows first
+        else:
+            unused.append(key)
+            continue
+        taken.add(key)
+    if unused:
+        raise ConfigError(f"weights of the --init checkpoint fit nowhere in the new model ({', '.join(unused[:3])}"
+                          f"{', ...' if len(unused) > 3 else ''}); train with its model options, or without --init")
     model.load_state_dict(new_state)
+    weights = [name for name, _ in model.named_parameters()]
+    return {"weights_from_init": sum(name in taken for name in weights), "weights": len(weights)}
 
 
 __all__ = ["TrainConfig", "TrainResult", "train_model", "training_windows"]
