@@ -16,7 +16,8 @@ from edgerec.cli.output import FiniteRange, console, example, fmt, print_study, 
     "--objective coverage@10 --minutes 5"))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Study folder: study.db (resumable), best/ (checkpoint), tune.json, tune.png.")
+              help="Study folder: study.db (resumable; one run at a time), best/ (the best trained model by its own score), "
+                   "winner/ (the best trial's model when another), tune.json, tune.png.")
 @click.option("--target", type=click.Choice(["model", "policy"]), default="model", show_default=True,
               help="model: width, layers, heads, dropout, lr, history, loss, negatives, features. "
                    "policy: the runtime's diversity, freshness and popularity blend over --model.")
@@ -81,10 +82,34 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
     write_json(out / "tune.json", result.record)
     made = result.write_plot(out / "tune.png")
     console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
-    if result.record.get("checkpoint"):
-        console.print(f"best model: {out / result.record['checkpoint']} (a normal checkpoint: export, distill, bundle)")
+    if target == "model" and result.record.get("best"):
+        _say_models(result.record, out)
     if target == "policy" and result.record.get("best"):
         console.print(f"best policy: {out / 'policy.json'} (on the device: Policy.from_dict(weights), or edgerec recommend --policy)")
+
+
+def _say_models(record: dict, out: Path) -> None:
+    """What best/ (and winner/) hold: best/ is the best trained model by its own score, which is not the
+    winner when item-kNN or a hybrid (a sequential model plus item-kNN, not one checkpoint) wins."""
+    best, winner, held = record["best"], record.get("winner"), record.get("checkpoint_of")
+    if winner not in ("itemknn", "hybrid") and held and held["trial"] == best["number"]:
+        console.print(f"best model: {out / 'best'} (a normal checkpoint: export, distill, bundle)")
+        return
+    where = record.get("winner_model") or (held and held["trial"] == best["number"] and "best")
+    if winner == "itemknn":
+        console.print(f"winner: trial {best['number']}, item-kNN (no trained model)")
+    elif winner == "hybrid":
+        console.print(f"winner: trial {best['number']}, a hybrid: the sequential model"
+                      + (f" in {out / where}" if where else "") + " plus item-kNN at knn_weight "
+                      f"{fmt(best['params'].get('knn_weight'))} (item-kNN is not part of a checkpoint)")
+    else:
+        console.print(f"winner: trial {best['number']}, {winner}" + (f", its model in {out / where}" if where else ""))
+    if held:
+        value = "n/a" if held["value"] is None else f"{held['value']:.4f}"
+        console.print(f"best model: {out / 'best'} (trial {held['trial']}, {held['strategy'] or 'sequential'} "
+                      f"alone, validation {record['objective']} {value}; a normal checkpoint)")
+    else:
+        console.print("no trained model was kept: no trial that trains one completed")
 
 
 def register(cli: click.Group) -> None:

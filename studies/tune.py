@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from edgerec.data.schema import Dataset
 from edgerec.data.split import Split
 from edgerec.errors import ConfigError, EdgerecError
 from edgerec.models.baselines import Hybrid, ItemKNN
-from edgerec.models.checkpoint import load_model, save_checkpoint
+from edgerec.models.checkpoint import load_model, require_same_catalog, save_checkpoint
 from edgerec.models.config import ModelConfig
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
@@ -44,7 +43,7 @@ from edgerec.models.metrics import describe_change, ndcg_per_user, paired_change
 from edgerec.models.policy_scorer import PolicyScorer, request_times
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, train_model
-from edgerec.runtime.atomic import sync_folder, write_file
+from edgerec.runtime.atomic import write_file
 from edgerec.runtime.policies import Policy
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.policy_bound import (
@@ -54,12 +53,28 @@ from edgerec.studies.policy_bound import (
     paired_margin,
     policy_value,
 )
+from edgerec.studies.tune_store import (
+    CANDIDATES,
+    baseline_trial,
+    check_owned,
+    check_same_setup,
+    check_same_target,
+    check_study_file,
+    check_unowned,
+    fail_stale,
+    lock_folder,
+    model_id,
+    model_value,
+    open_study,
+    saved_trial,
+    settings,
+    settle_best,
+)
 
 STRATEGIES = ("sasrec", "two-tower", "hybrid", "itemknn")
 # A call's time budget is shared by at least this many trials (unless --trial-minutes says otherwise): on a
 # small data set one full step budget can take longer than the whole call, leaving a single trial.
 TRIALS_PER_BUDGET = 5
-CANDIDATES = "candidates"  # trials' models until the study holds them complete (settle_best)
 # name -> a list (categorical choices) or (low, high, kind) with kind "int", "float", "log" or "intlog"
 # (whole numbers drawn on a log scale)
 MODEL_SPACE: dict = {
@@ -88,6 +103,12 @@ POLICY_SPACE: dict = {
     # top, so spreading only the lower places buys coverage for less NDCG@10 (9: only the 10th place)
     "keep_top": (0, 9, "int"),
 }
+
+
+LIMITS = {name: (lambda v: v >= 1, "of at least 1") for name in ("dim", "layers", "heads", "max_len", "negatives",
+                                                                 "neighbors")}
+LIMITS.update(dropout=(lambda v: 0 <= v < 1, "from 0 to below 1"), lr=(lambda v: v > 0, "above 0"),
+              knn_weight=(lambda v: v > 0, "above 0"), decay=(lambda v: 0 < v <= 1, "above 0 up to 1"))
 
 
 @dataclass
@@ -148,6 +169,13 @@ def _check_space(overrides: dict, space: dict) -> None:
         if wrong or not values:
             names = " or ".join(sorted(k.__name__ for k in kinds))
             raise ConfigError(f"--space {name} takes {names} values, not {wrong[0] if wrong else 'nothing'!r}")
+        # out of range a value is not refused by the trial but changes meaning (heads=0 became 32 heads)
+        within, what = LIMITS.get(name, (None, None))
+        if isinstance(spec, list) and all(isinstance(v, str) for v in spec):
+            within, what = spec.__contains__, "among " + ", ".join(spec)
+        if within is not None and not all(within(v) for v in values):
+            bad = next(v for v in values if not within(v))
+            raise ConfigError(f"--space {name}: {bad!r} is out of range; give values {what}")
 
 
 def parse_space(specs: list[str]) -> dict:
@@ -175,7 +203,11 @@ def _typed(text: str):
 
 def _suggest(trial, name: str, spec):
     if isinstance(spec, list):
-        return spec[0] if len(spec) == 1 else trial.suggest_categorical(name, spec)
+        if len(spec) > 1:
+            return trial.suggest_categorical(name, spec)
+        # fixed by --space: never drawn, so not in trial.params; kept beside them for the report
+        trial.set_user_attr("fixed", {**trial.user_attrs.get("fixed", {}), name: spec[0]})
+        return spec[0]
     low, high, kind = spec
     if kind in ("int", "intlog"):
         return trial.suggest_int(name, int(low), int(high), log=kind == "intlog")
@@ -199,7 +231,11 @@ class _Search:
         self.rows = rows
         self.began = time.perf_counter()
         self._knn: dict = {}
-        self.base_model = load_model(base_model)[0] if base_model else None
+        self.base_model, self.model_id = None, None
+        if base_model:
+            self.base_model = load_model(base_model)[0]
+            require_same_catalog(self.base_model, dataset, "the --model checkpoint")
+            self.model_id = model_id(base_model)
         self.base_gains: np.ndarray | None = None  # the untuned policy's NDCG@10 per validation user
         self.hubness: np.ndarray | None = None
         self.hit_curve: HitCurve | None = None
@@ -247,34 +283,43 @@ class _Search:
 
         result = train_model(self.dataset, self.split, model_cfg, train_cfg, progress=report)
         scorer = ModelScorer(result.model, strategy)
+        own = None  # the saved checkpoint's own score, when the trial's scorer is more than it
         if strategy == "hybrid":
             weight = _suggest(trial, "knn_weight", cfg.space.get("knn_weight", HYBRID_SPACE["knn_weight"]))
+            own = objective_reading(self.validate(scorer), cfg.objective)
             scorer = Hybrid([(scorer, 1.0), (self.knn(), float(weight))], name="hybrid")
         metrics = self.validate(scorer)
         trial.set_user_attr("stopped_by", result.info["stopped_by"])
         trial.set_user_attr("epochs_run", result.info["epochs_run"])
-        return self._finish(trial, metrics, result)
+        return self._finish(trial, metrics, result, own)
 
-    def _finish(self, trial, metrics: dict, result) -> float:
+    def _finish(self, trial, metrics: dict, result, own: float | None = None) -> float:
         value = objective_reading(metrics, self.cfg.objective)
         trial.set_user_attr("val", {k: v for k, v in metrics.items() if "@" in k})
-        if result is not None and value > self._best_model_value(trial):
-            info = {**result.info, "tune": {"trial": trial.number, "params": trial.params,
-                                            "val": trial.user_attrs["val"]}}
+        if result is None:
+            return value
+        own = value if own is None else own
+        trial.set_user_attr("model_value", own)
+        best_model, best_value = self._best_so_far(trial)
+        # kept if it may become `best` (its model alone) or the winner (whose test score needs its model)
+        if own > best_model or value > best_value:
+            info = {**result.info, "tune": {"trial": trial.number, "study": trial.study.user_attrs.get("id"),
+                                            "params": settings(trial), "val": trial.user_attrs["val"],
+                                            "model_value": own}}
             # beside `best`, until the study has recorded this trial as complete (settle_best moves it in)
             save_checkpoint(self.out / CANDIDATES / str(trial.number), result.model.state_dict(),
                             result.model.config, result.items, info)
         return value
 
-    def _best_model_value(self, trial) -> float:
-        """The best validation value of an earlier finished trial that saved a model."""
-        import optuna
-
-        best = -math.inf
-        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if t.number != trial.number and t.params.get("strategy") != "itemknn" and t.value is not None:
-                best = max(best, t.value)
-        return best
+    def _best_so_far(self, trial) -> tuple[float, float]:
+        """The best own value of an earlier complete trial's model, and the best value of any earlier trial."""
+        best_model = best_value = -math.inf
+        for t in _done(trial.study):
+            if t.number != trial.number and t.value is not None:
+                best_value = max(best_value, t.value)
+                own = model_value(t)
+                best_model = best_model if own is None else max(best_model, own)
+        return best_model, best_value
 
     # ------------------------------------------------------------ policy target
     def policy_scorer(self, weights: dict, phase: str, plain_ranks: dict | None = None) -> PolicyScorer:
@@ -348,22 +393,41 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
                           "import an item table with tags (--items) or tune another objective")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    held = lock_folder(out)  # one process per study: what it finds "running" at the start is a dead one's
+    try:
+        return _run(optuna, dataset, split, cfg, out, Path(model) if model else None, progress)
+    finally:
+        held.release()
+
+
+def _run(optuna, dataset: Dataset, split: Split, cfg: TuneConfig, out: Path, model: Path | None,
+         progress: Progress | None) -> dict:
     say = progress or (lambda _m, _v: None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    search = _Search(dataset, split, cfg, out, say, Path(model) if model else None)
-    study = _open_study(optuna, cfg, out)
-    _check_same_target(study, cfg, dataset.fingerprint())
-    if not study.trials:  # trial 0 is what a user gets without tuning: every other is measured against it
-        study.enqueue_trial(untuned_policy(cfg) if cfg.target == "policy" else default_params(cfg))
-        for probe in policy_probes(cfg) if cfg.target == "policy" else ():
-            study.enqueue_trial(probe)
+    check_study_file(out / "study.db", cfg.study_name)
+    if not (out / "study.db").exists():
+        check_unowned(out)
+    search = _Search(dataset, split, cfg, out, say, model)
+    study = open_study(optuna, cfg.study_name, out, cfg.seed)
+    check_same_target(study, cfg, dataset.fingerprint())
+    check_same_setup(study, _setup(cfg, search.model_id))
+    check_owned(study, out)
+    fail_stale(optuna, study)
+    new = not study.trials
+    baseline = untuned_policy(cfg) if cfg.target == "policy" else default_params(cfg)
+    # trial 0 is what a user gets without tuning: every other is measured against it (again if it was killed)
+    if baseline_trial(study, baseline, waiting=True) is None:
+        study.enqueue_trial(baseline)
+    for probe in policy_probes(cfg) if new and cfg.target == "policy" else ():
+        study.enqueue_trial(probe)
     objective = search.model_trial if cfg.target == "model" else search.policy_trial
     finished = len(_done(study, pruned=True))  # a pruned trial counts: it was judged
     remaining = None if cfg.trials is None else max(cfg.trials - finished, 0)
 
     def on_trial(study_, trial) -> None:
         settle_best(study_, out)
-        value = "pruned" if trial.value is None else f"{trial.value:.4f}"
+        # a pruned trial's value is its last epoch's NDCG@10, not the objective
+        value = f"{trial.value:.4f}" if trial.state == optuna.trial.TrialState.COMPLETE else "pruned"
         best = _best_or_none(study_)
         say(f"trial {trial.number}: {value} ({trial.state.name.lower()}, {trial.duration.total_seconds():.0f}s)"
             + (f"; best {best.value:.4f} (trial {best.number})" if best else ""), trial.params)
@@ -378,6 +442,15 @@ def run_tune(dataset: Dataset, split: Split, cfg: TuneConfig, out: str | Path, *
         finally:
             logger.removeFilter(quiet)
     return report(study, search, cfg, out)
+
+
+def _setup(cfg: TuneConfig, model: str | None) -> dict:
+    """What the study's trials were drawn and scored with (check_same_setup keeps a resumed study to it)."""
+    setup = {"space": cfg.space, "eval_users": cfg.eval_users}
+    if cfg.target == "model":
+        return {**setup, "strategies": list(cfg.strategies)}
+    return {**setup, "model": model, "max_ndcg_loss": cfg.max_ndcg_loss, "margin_z": cfg.margin_z,
+            "expected_bound": cfg.expected_bound}
 
 
 class _QuietOwnErrors(logging.Filter):
@@ -441,69 +514,6 @@ def _within(value, spec) -> bool:
     return low <= value <= high
 
 
-def settle_best(study, out: Path) -> None:
-    """Make `best` the model of the best complete trial that trained one. A trial's model is saved under
-    candidates/N and moved in only once the study holds the trial as complete: a trial killed after its
-    save (still "running" in the study) never replaces the model of a finished one, and what a killed
-    move left (candidates/N, best.old) is finished here."""
-    import optuna
-
-    best, old, candidates = out / "best", out / "best.old", out / CANDIDATES
-    if not (best / "config.json").exists() and (old / "config.json").exists():
-        shutil.rmtree(best, ignore_errors=True)
-        old.rename(best)  # killed between the two renames below, with nothing to move in
-    trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
-            and t.params.get("strategy") != "itemknn"]
-    winner = max(done, key=lambda t: t.value).number if done else None  # the first of equals: the one saved
-    if winner is not None and _saved_trial(best) != winner and (candidates / str(winner) / "config.json").exists():
-        shutil.rmtree(old, ignore_errors=True)
-        if best.exists():
-            best.rename(old)
-        (candidates / str(winner)).rename(best)
-        sync_folder(out)
-    shutil.rmtree(old, ignore_errors=True)
-    running = {str(t.number) for t in trials if t.state == optuna.trial.TrialState.RUNNING}
-    for folder in candidates.iterdir() if candidates.is_dir() else ():
-        if folder.name not in running:  # a finished trial's model that lost, or was moved in meanwhile
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _saved_trial(folder: Path) -> int | None:
-    """The trial whose model a checkpoint folder holds (None: none, or not a tuned model)."""
-    try:
-        return json.loads((folder / "config.json").read_text())["info"]["tune"]["trial"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _open_study(optuna, cfg: TuneConfig, out: Path):
-    """Create or reopen the study; a resumed study's sampler is seeded past its earlier trials."""
-    study = optuna.create_study(
-        study_name=cfg.study_name, storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
-        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3))
-    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials), n_startup_trials=5)
-    return study
-
-
-def _check_same_target(study, cfg: TuneConfig, data: str) -> None:
-    """A study folder holds one target on one data set (`data`, its fingerprint): resuming it with another
-    would mix incomparable values (a model of other data kept its score and won)."""
-    stored = study.user_attrs.get("target")
-    if stored is None:
-        study.set_user_attr("target", cfg.target)
-        study.set_user_attr("objective", cfg.objective)
-    elif stored != cfg.target or study.user_attrs.get("objective") != cfg.objective:
-        raise ConfigError(f"this study folder tunes {stored} for {study.user_attrs.get('objective')}; "
-                          "use another --out for a different target or objective")
-    known = study.user_attrs.get("data")
-    if known is None:  # a new study (or one from before the check): the data it is tuned on from now
-        study.set_user_attr("data", data)
-    elif known is not None and known != data:
-        raise ConfigError("this study folder tunes on another data set (its trials were scored on other events); "
-                          "use another --out for this data, or --data of the study")
-
-
 def _metric_names() -> tuple[str, ...]:
     return ("NDCG@10", "HR@10", "MRR@10", "coverage@10", "novelty@10", "diversity@10")
 
@@ -524,7 +534,9 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
     """Trials, best settings, per-strategy winners, parameter importance, and the one test score."""
     import optuna
 
-    trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+    # a pruned trial's value is its last epoch's NDCG@10 (what the pruner read), not the objective
+    trials = [{"number": t.number, "state": t.state.name.lower(),
+               "value": t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
                "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
                "params": t.params, **{k: v for k, v in t.user_attrs.items() if k != "val"},
                "val": t.user_attrs.get("val", {})} for t in study.trials]
@@ -535,24 +547,25 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
     if best is None:
         record["best"] = None
         return record
-    record["best"] = {"number": best.number, "value": best.value, "params": best.params,
+    record["best"] = {"number": best.number, "value": best.value, "params": settings(best),
                       "val": best.user_attrs.get("val", {})}
     record["importance"] = _importance(optuna, study)
     if cfg.target == "model":
         per = {}
         for t in _done(study):
-            name = t.params.get("strategy", cfg.strategies[0])
+            name = _strategy(t, cfg)
             if name not in per or t.value > per[name]["value"]:
                 per[name] = {"strategy": name, "value": t.value, "trial": t.number}
         record["strategies"] = sorted(per.values(), key=lambda r: -r["value"])
         record["winner"] = record["strategies"][0]["strategy"]
-        record["test"] = _test_model(search, best, out)
-        record["checkpoint"] = "best" if (out / "best" / "config.json").exists() else None  # in the study folder
+        record["test"] = _test_model(search, best, out, _strategy(best, cfg))
+        record.update(_checkpoints(study, out, best))
     else:
-        weights = {**UNTUNED, **best.params}
+        weights = {**UNTUNED, **settings(best)}
         write_file(out / "policy.json", json.dumps(weights, indent=2))
         record["policy"] = weights
-        record["untuned_val"] = study.trials[0].user_attrs.get("val", {}) if study.trials else {}
+        untuned = baseline_trial(study, untuned_policy(cfg))
+        record["untuned_val"] = untuned.user_attrs.get("val", {}) if untuned else {}
         (tuned, tuned_gains), (untuned, base_gains) = (_test_gains(search, search.policy_scorer(w, "test"))
                                                        for w in (weights, UNTUNED))
         record["test"] = {"tuned": tuned, "untuned": untuned}
@@ -588,18 +601,38 @@ def _test_of(search: _Search, scorer) -> dict:
     return {k: v for k, v in metrics.items() if "@" in k}
 
 
-def _test_model(search: _Search, best, out: Path) -> dict:
+def _strategy(trial, cfg: TuneConfig) -> str:
+    return settings(trial).get("strategy", cfg.strategies[0])  # a study from before single ones were kept
+
+
+def _test_model(search: _Search, best, out: Path, strategy: str) -> dict:
     """The test split, read once: the best trial (re-built from its saved model, or item-kNN)."""
-    params = best.params
-    if params.get("strategy") == "itemknn":
+    params = settings(best)
+    if strategy == "itemknn":
         return _test_of(search, _Named(search.knn(params["neighbors"], params["decay"]), "itemknn"))
-    if _saved_trial(out / "best") != best.number:  # never another trial's model under the best one's name
+    # never another trial's model under the best one's name
+    folder = next((out / name for name in ("winner", "best") if saved_trial(out / name) == best.number), None)
+    if folder is None:
         return {}
-    model = load_model(out / "best")[0]
+    model = load_model(folder)[0]
     scorer = ModelScorer(model, "model")
-    if params.get("strategy") == "hybrid":
+    if strategy == "hybrid":
         scorer = Hybrid([(scorer, 1.0), (search.knn(), float(params["knn_weight"]))], name="hybrid")
     return _test_of(search, scorer)
+
+
+def _checkpoints(study, out: Path, best) -> dict:
+    """Which model `best/` holds (the best trained model by its own validation score, which need not be the
+    best trial's) and `winner/` (the best trial's model when `best/` holds another); names in the study folder."""
+    record: dict = {"checkpoint": None, "checkpoint_of": None,
+                    "winner_model": "winner" if saved_trial(out / "winner") == best.number else None}
+    number = saved_trial(out / "best")
+    if number is not None:
+        trial = study.trials[number]
+        record["checkpoint"] = "best"
+        record["checkpoint_of"] = {"trial": number, "strategy": settings(trial).get("strategy"),
+                                   "value": model_value(trial)}
+    return record
 
 
 TRIAL_COLUMNS = ["number", "state", "value", "seconds", "epochs_run", "stopped_by", "params"]
@@ -654,7 +687,7 @@ def plot_tune(record: dict, path: str | Path) -> Path | None:
     plt = pyplot()
     if plt is None:
         return None
-    done = [t for t in record["trials"] if t["value"] is not None]
+    done = [t for t in record["trials"] if t["state"] == "complete" and t["value"] is not None]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     if done:
         xs = [t["number"] for t in done]

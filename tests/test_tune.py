@@ -374,6 +374,11 @@ def test_the_first_policy_trial_keeps_to_a_space_that_excludes_the_untuned_value
     (dict(space={"dim": ["abc"]}), "--space dim takes int values, not 'abc'"),
     (dict(space={"nokey": [1]}), "--space nokey: no such setting"),
     (dict(target="policy", space={"dim": [32]}), "--space dim: no such setting"),
+    (dict(space={"heads": [0]}), "--space heads: 0 is out of range; give values of at least 1"),  # was 32 heads
+    (dict(strategies=("hybrid",), space={"knn_weight": [-1.0]}), "--space knn_weight: -1.0 is out of range"),
+    (dict(space={"lr": (0.0, 1e-2, "log")}), "--space lr: 0.0 is out of range; give values above 0"),
+    (dict(space={"loss": ["foo"]}), "--space loss: 'foo' is out of range; give values among sampled, full"),
+    (dict(space={"dropout": [1.5]}), "--space dropout: 1.5 is out of range"),
 ])
 def test_impossible_tuning_settings_are_refused_before_any_trial(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -412,7 +417,8 @@ def test_a_study_folder_is_resumed_only_on_the_data_it_was_tuned_on():
     """A study made on other data was resumed: its trial 0, scored on that data, stayed the best."""
     from types import SimpleNamespace
 
-    from edgerec.studies.tune import TuneConfig, _check_same_target
+    from edgerec.studies.tune import TuneConfig
+    from edgerec.studies.tune_store import check_same_target as _check_same_target
 
     attrs = {}
     study = SimpleNamespace(user_attrs=attrs, set_user_attr=attrs.__setitem__)
