@@ -44,13 +44,18 @@ class OwnTeacher(nn.Module):
             window = rows[:, max(0, t + 1 - length):t + 1]
             prefixes[:, t, length - window.shape[1]:] = window
         flat = prefixes.reshape(batch * positions, length)
-        out = np.concatenate([np.asarray(self.encode(flat[s:s + PREFIX_BATCH]), np.float32)
-                              for s in range(0, len(flat), PREFIX_BATCH)])
-        if out.shape != (len(flat), self.items.shape[1]):
-            raise ModelError(f"the teacher returned shape {out.shape} for {len(flat)} histories; it must return "
-                             f"(histories, {self.items.shape[1]}), the item vectors' width")
-        empty = ~(flat > 0).any(1)  # all padding: positions the loss masks out; no NaN from a mean over nothing
-        out[empty] = 0.0
+        # all padding: positions the loss masks out, never encoded (a mean over nothing is NaN, and a file's
+        # own check refuses NaN before it could be zeroed); their state is 0
+        filled = (flat > 0).any(1)
+        real = flat[filled]
+        out = np.zeros((len(flat), self.items.shape[1]), np.float32)
+        if len(real):
+            got = np.concatenate([np.asarray(self.encode(real[s:s + PREFIX_BATCH]), np.float32)
+                                  for s in range(0, len(real), PREFIX_BATCH)])
+            if got.shape != out[:len(real)].shape:
+                raise ModelError(f"the teacher returned shape {got.shape} for {len(real)} histories; it must return "
+                                 f"(histories, {self.items.shape[1]}), the item vectors' width")
+            out[filled] = got
         broken = ~np.isfinite(out).all(1)
         if broken.any():  # zeroed, they were targets the student learnt from without a word
             held = flat[np.argmax(broken)]

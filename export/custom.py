@@ -34,7 +34,7 @@ import numpy as np
 from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.data.tables import read_vectors
-from edgerec.errors import ConfigError, ExportError
+from edgerec.errors import BundleError, ConfigError, EdgerecError, ExportError
 from edgerec.export.bundle_builder import ExportConfig, _add_content, _write_items, _write_reference
 from edgerec.export.deidentify import public_source, synthetic_histories
 from edgerec.export.own_encoder import (
@@ -59,12 +59,13 @@ PADDING_TOLERANCE = 1e-4  # 1 - cosine
 EVAL_USERS = 5000  # test users of the metrics recorded in the manifest
 
 
-def _padding_gap(encoder: FileEncoder, history, users: np.ndarray) -> float:
+def _padding_gap(encoder: FileEncoder, history, users: np.ndarray) -> float | None:
     """1 - the lowest cosine between short histories' vectors left-padded to L and the same histories alone
     (as a dynamic-length file sees them on the device): ranking reads the direction only. Short histories
     are the test users' shorter than L, else the last 1, 2 and L/2 items of their histories: a data set whose
     users all hold L items or more (filtered logs) made the check pass on nothing, while every new user on
-    the device has a short one."""
+    the device has a short one. None when the file fails on the short histories alone: its history axis is
+    declared dynamic but it runs at L only (a trace that baked L in), which padding to L serves."""
     length = encoder.spec.history_length
     short = [history.of(u) for u in users if 0 < len(history.of(u)) < length][:PADDING_USERS]
     if not short:
@@ -74,7 +75,10 @@ def _padding_gap(encoder: FileEncoder, history, users: np.ndarray) -> float:
         return 0.0
     padded = encoder.encode_rows(np.vstack([np.r_[np.zeros(length - len(h), np.int64), np.asarray(h) + 1]
                                             for h in short]))
-    alone = np.vstack([encoder.encode_rows((np.asarray(h, np.int64) + 1)[None]) for h in short])
+    try:
+        alone = np.vstack([encoder.encode_rows((np.asarray(h, np.int64) + 1)[None]) for h in short])
+    except EdgerecError:  # the padded rows above ran, so the short lengths are what fails
+        return None
     cosine = (padded * alone).sum(1) / np.maximum(np.linalg.norm(padded, axis=1) * np.linalg.norm(alone, axis=1),
                                                   1e-12)
     return float(max(0.0, 1.0 - cosine.min()))
@@ -98,6 +102,19 @@ def _check_every_item(model: FileEncoder, n_items: int) -> None:
 
 
 BATCH_USERS = 16  # histories encoded alone and in one batch, to see whether the batch moves the output
+
+
+def check_deterministic(name: str, first: np.ndarray, second: np.ndarray) -> None:
+    """The same histories encoded twice must give the same vectors: dropout left on (model.eval() forgotten
+    before the export, or F.dropout's training=True default) or a call counter would give the device other
+    vectors than every check here saw, and a teacher other targets at each call."""
+    first, second = np.asarray(first), np.asarray(second)
+    scale = max(float(np.nanmax(np.abs(first), initial=0.0)), 1e-12)
+    if first.shape != second.shape or not np.allclose(first, second, rtol=0.0, atol=1e-6 * scale, equal_nan=True):
+        gap = float(np.nanmax(np.abs(first - second), initial=0.0)) if first.shape == second.shape else float("nan")
+        raise ExportError(f"{name} returns other vectors for the same histories on a second call (max |diff| "
+                          f"{gap:.3g}); it must be deterministic: no dropout or sampling (model.eval() before the "
+                          "export; F.dropout needs training=self.training) and no state a call changes")
 
 
 def check_batch_independence(name: str, encode, rows: np.ndarray, batched: np.ndarray) -> None:
@@ -139,6 +156,13 @@ def _test_metrics(split, dataset, encoder: FileEncoder, table: np.ndarray) -> di
     return out
 
 
+def refuse_filled_out(out: str | Path) -> None:
+    """BundleWriter's refusal of a filled --out, said before the checks and exports it would otherwise follow."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BundleError(f"{out.name} exists and is not empty; choose a new --out folder")
+
+
 def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str | Path | np.ndarray,
                       data_dir: str | Path, out: str | Path, *, table_dtype: str = "int8",
                       name: str | None = None, reference_parity: dict | None = None,
@@ -147,6 +171,7 @@ def bundle_user_model(encoder: str | Path, spec: EncoderSpec, item_vectors: str 
 
     `reference_parity`: the file against its PyTorch original (bundle_torch_module measures it);
     `content`: a content student (`edgerec content distill`) to ship, mapped into the item vectors' space."""
+    refuse_filled_out(out)
     encoder = Path(encoder)
     fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(encoder.suffix)
     if fmt is None:
@@ -183,6 +208,7 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
     _check_every_item(model, dataset.n_items)
     rows = history_rows(history, users, spec.history_length)
     produced = model.encode_rows(rows)
+    check_deterministic(model.name, produced, model.encode_rows(rows))  # before the batch check: its cause first
     if model.input.shape[0] != 1:  # a fixed batch of one already runs one user at a time
         check_batch_independence(model.name, model.encode_rows, rows, produced)
     if len(produced) > 1 and np.ptp(produced, axis=0).max() <= 1e-6 * max(float(np.abs(produced).max()), 1e-12):
@@ -190,8 +216,12 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
                           "(item rows: catalog index + 1, 0 = padding)")
     padding = {"cosine_gap": 0.0}
     if not model.fixed_length:
-        padding["cosine_gap"] = _padding_gap(model, history, users)
-        if padding["cosine_gap"] > PADDING_TOLERANCE:
+        gap = _padding_gap(model, history, users)
+        if gap is None:
+            padding["short_histories_alone"] = "fail: the file runs at history_length only"
+        else:
+            padding["cosine_gap"] = gap
+        if gap is None or gap > PADDING_TOLERANCE:
             model.pad_to_length()  # the device pads to L as every check here did
     padding["padded_to"] = spec.history_length if model.fixed_length else "longest history"
     writer = BundleWriter(out, name or Path(out).name)

@@ -96,17 +96,37 @@ def exporter_summary(exc: Exception) -> str:
 
 
 def strip_debug_metadata(model) -> None:
-    """Drop the exporter's per-node metadata and doc strings (stack traces, host paths), in place."""
-    graphs = [model.graph, *model.functions]
+    """Drop, in place, every note an engine does not read: doc strings and key-value metadata of the model, its
+    graphs (the bodies of If / Loop / Scan and of local functions too), nodes, attributes, values and weights,
+    the training graphs, and the producer's name and version. They hold stack traces, host paths, user names
+    and free text; torch's exporter writes the parameters' names into the graph's metadata."""
+    model.doc_string = model.producer_name = model.producer_version = ""
+    del model.metadata_props[:]
+    del model.training_info[:]  # a second graph with its own weights, for on-device training no runtime here runs
+    graphs = [model.graph, *model.functions]  # a FunctionProto holds nodes and values as a graph does
     while graphs:
         graph = graphs.pop()
         graph.doc_string = ""
+        del graph.metadata_props[:]
+        values = [*graph.value_info]
+        if isinstance(graph, type(model.graph)):
+            values += [*graph.input, *graph.output, *graph.initializer,
+                       *(t for sparse in graph.sparse_initializer for t in (sparse.values, sparse.indices))]
+        for value in values:
+            value.doc_string = ""
+            del value.metadata_props[:]
+        for attribute in getattr(graph, "attribute_proto", ()):  # a function's attributes' default values
+            attribute.doc_string = ""
         for node in graph.node:
             del node.metadata_props[:]
             node.doc_string = ""
-            for attribute in node.attribute:  # the bodies of If / Loop / Scan
+            for attribute in node.attribute:
+                attribute.doc_string = ""
                 graphs.extend([attribute.g] if attribute.HasField("g") else [])
                 graphs.extend(attribute.graphs)
+                for tensor in ([attribute.t] if attribute.HasField("t") else []) + list(attribute.tensors):
+                    tensor.doc_string = ""
+                    del tensor.metadata_props[:]
 
 
 def export_tflite(module: torch.nn.Module, sample: tuple[torch.Tensor, ...], path: str | os.PathLike) -> Path:

@@ -23,6 +23,8 @@ from edgerec.export.custom import (
     CHECK_USERS,
     bundle_user_model,
     check_batch_independence,
+    check_deterministic,
+    refuse_filled_out,
 )
 from edgerec.export.own_encoder import (
     EncoderSpec,
@@ -135,6 +137,7 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
 
     from edgerec.export.formats import export_onnx, export_tflite
 
+    refuse_filled_out(out)
     dtype = torch.int32 if spec.input_dtype == "int32" else torch.int64
     dataset = load_dataset(data_dir)
     items = read_vectors(item_vectors, "the item vectors", rows=dataset.n_items, dim=spec.dim)  # before the export
@@ -158,10 +161,7 @@ def bundle_torch_module(module, spec: EncoderSpec, item_vectors, data_dir: str |
                 again = module(torch.as_tensor(real, dtype=dtype)).numpy()
             except Exception as exc:  # an index error from an embedding smaller than the catalog, most often
                 raise vocabulary_error(kind, dataset.n_items, exc) from None
-        if not np.array_equal(expected, again, equal_nan=True):
-            raise ExportError(f"{kind} returns other vectors for the same histories on a second call (max |diff| "
-                              f"{np.abs(expected - again).max():.3g}); a user encoder must be deterministic: no "
-                              "dropout or sampling in forward once in eval mode")
+        check_deterministic(kind, expected, again)
         got = FileEncoder(path, path.suffix[1:], spec).encode_rows(real)
         scale = max(float(np.abs(expected).max()), 1e-12)
         diff = float(np.abs(got - expected).max())
@@ -198,7 +198,9 @@ def own_teacher(teacher: str, spec: str | None, vectors: str | None, n_items: in
     encoder_spec = EncoderSpec.load(spec)
     items = read_vectors(vectors, "the teacher's item vectors", rows=n_items, dim=encoder_spec.dim)
     if Path(teacher).suffix == ".onnx" and Path(teacher).is_file():
-        encode = FileEncoder(Path(teacher), "onnx", encoder_spec).encode_rows
+        file = FileEncoder(Path(teacher), "onnx", encoder_spec)
+        encode = file.encode_rows
+        _check_teacher_vocabulary(file.encoder.encode_rows, n_items, encoder_spec.history_length, file.name)
     elif ":" in teacher and not Path(teacher).exists():
         dtype = torch.int32 if encoder_spec.input_dtype == "int32" else torch.int64
         module, _ = _adapted(load_torch_module(teacher).eval(), encoder_spec,
@@ -219,8 +221,10 @@ def own_teacher(teacher: str, spec: str | None, vectors: str | None, n_items: in
     else:
         raise ConfigError(f"--teacher {Path(teacher).name}: give an edgerec checkpoint folder, an .onnx file or "
                           "module:factory")
-    rows = _sample_rows(n_items, encoder_spec.history_length)
-    check_batch_independence(f"--teacher {Path(teacher).name}", encode, rows, np.asarray(encode(rows)))
+    rows, name = _sample_rows(n_items, encoder_spec.history_length), f"--teacher {Path(teacher).name}"
+    batched = np.asarray(encode(rows))
+    check_deterministic(name, batched, np.asarray(encode(rows)))  # else dropout reads as a batch dependence
+    check_batch_independence(name, encode, rows, batched)
     return OwnTeacher(lambda rows: np.asarray(encode(rows)), items, encoder_spec.history_length)
 
 

@@ -11,6 +11,7 @@ beside the original and must give the same outputs bit for bit.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,6 @@ def portable_onnx(source: Path, target: Path) -> None:
         raise ExportError(f"{source.name} cannot be loaded as ONNX ({first_words(exc)}); give the file your "
                           "exporter wrote") from None
     strip_debug_metadata(model)
-    model.doc_string = ""
-    del model.metadata_props[:]
-    graph = model.graph
-    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
-        value.doc_string = ""
-        del value.metadata_props[:]
     try:
         onnx.save(model, str(target))
     except ValueError:  # protobuf's 2 GB limit of one file
@@ -48,10 +43,14 @@ def portable_onnx(source: Path, target: Path) -> None:
                           "shrink or quantize the model") from None
 
 
+HOST_FOLDERS = re.compile(r"(?<![\w.~-])~?(?:[A-Za-z]:)?[/\\](?:[^\s'\"()\[\],;:/\\]+[/\\])+")  # /a/b/ of /a/b/c
+
+
 def first_words(exc: Exception) -> str:
-    """An engine's error in a message: its first line, at most 200 characters, or its type when it is silent."""
+    """An engine's error in a message: its first line, at most 200 characters, or its type when it is silent;
+    absolute paths in it cut to their last name (onnx names the model's folder and external data files)."""
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    return HOST_FOLDERS.sub("", lines[0] if lines else type(exc).__name__)[:200]
 
 
 def portable_tflite(source: Path, target: Path) -> None:

@@ -119,22 +119,36 @@ def sentence_layout(folder: Path) -> tuple[Path, str]:
     Face folder: (itself, "mean")."""
     import json
 
+    def read(path: Path, label: str):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # a damaged file: named by its label, never by the host path
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)[:200]
+            raise ModelError(f"{label} in {folder.name} cannot be read as JSON ({reason}); write it again with the "
+                             "model's library: SentenceTransformer(DIR).save(DIR)") from None
+
     inner, mode = folder, "mean"
-    try:
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if not (folder / "modules.json").is_file():
         return inner, mode
-    for module in modules if isinstance(modules, list) else []:
+    modules = read(folder / "modules.json", "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ModelError(f"modules.json in {folder.name} must be a list of objects with a type and a path, as "
+                         "sentence-transformers writes it; write it again with SentenceTransformer(DIR).save(DIR)")
+    for module in modules:
         kind, path = str(module.get("type", "")), folder / str(module.get("path", ""))
         if kind.endswith("Transformer") and (path / "config.json").is_file():
             inner = path
         if kind.endswith("Pooling") and (path / "config.json").is_file():
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            label = f"{path.name}/config.json"
+            config = read(path / "config.json", label)
+            if not isinstance(config, dict):
+                raise ModelError(f"{label} in {folder.name} must be a JSON object of pooling_mode_* flags, as "
+                                 "sentence-transformers writes it")
             modes = [name for key, name in POOLING_KEYS.items() if config.get(key)]
             other = config.get("pooling_mode_mean_sqrt_len_tokens") or config.get("pooling_mode_weightedmean_tokens")
             if len(modes) > 1 or other:
-                raise ModelError(f"{folder}'s pooling ({', '.join(k for k, v in config.items() if v is True)}) is "
-                                 "not one of mean, CLS, max or last token alone; the teacher reads those")
+                raise ModelError(f"{folder.name}'s pooling ({', '.join(k for k, v in config.items() if v is True)}) "
+                                 "is not one of mean, CLS, max or last token alone; the teacher reads those")
             mode = modes[0] if modes else mode
     return inner, mode
 

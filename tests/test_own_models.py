@@ -386,7 +386,7 @@ def test_own_teacher_states_are_its_vectors_of_each_prefix(world):
 
     teacher = OwnTeacher(encode, vectors, history_length=3)
     states = teacher.hidden(torch.as_tensor([[0, 0, 5, 6, 7, 8]]))
-    assert states.shape == (1, 6, D) and calls == [(6, 3)]
+    assert states.shape == (1, 6, D) and calls == [(4, 3)]  # the 2 prefixes of padding only are not encoded
     assert np.allclose(states[0, :2], 0)  # padding only: masked out by the loss, never NaN
     assert np.allclose(states[0, 3], vectors[[4, 5]].mean(0), atol=1e-6)  # rows 5, 6 = items 4, 5
     assert np.allclose(states[0, 5], vectors[[5, 6, 7]].mean(0), atol=1e-6)  # the newest 3 only
@@ -739,3 +739,185 @@ def test_a_history_length_of_one_exports_to_onnx(world, tmp_path):
     entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"][0]
     assert entry["inputs"][0]["shape"][1] == 1
     assert np.allclose(_device_vector(tmp_path / "b", [7]), vectors[6], atol=1e-5)
+
+
+# ------------------------------------------------------------------ files that run otherwise than they were checked
+
+
+class DropoutLeftOn(MeanPool):
+    """model.eval() forgotten before the export: the file's Dropout stays on."""
+
+    def __init__(self, vectors):
+        super().__init__(vectors)
+        self.drop = torch.nn.Dropout(0.3)
+
+    def forward(self, ids):
+        return self.drop(super().forward(ids))
+
+
+@pytest.mark.parametrize("batch, dynamic", [(1, {"input_ids": {1: "t"}}), (4, {"input_ids": {0: "b", 1: "t"}})])
+def test_an_onnx_file_with_dropout_left_on_is_refused(world, tmp_path, batch, dynamic):
+    """A fixed batch of 1 skipped the only check that ran a file twice (the batch check) and shipped a file
+    whose vector changed at every call; with a dynamic batch the cause read as a batch dependence."""
+    root, vectors = world
+    module = DropoutLeftOn(vectors).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.ones(batch, L, dtype=torch.long),), str(tmp_path / "drop.onnx"),
+                          dynamo=False, training=torch.onnx.TrainingMode.TRAINING, input_names=["input_ids"],
+                          output_names=["embedding"], dynamic_axes=dynamic)
+    other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+    with pytest.raises(ExportError, match=r"drop.onnx returns other vectors for the same histories on a second call "
+                                          r".*deterministic: no dropout or sampling \(model.eval\(\)"):
+        bundle_user_model(tmp_path / "drop.onnx", EncoderSpec.load(other), vectors, root / "data", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+class LearntPositions(MeanPool):
+    """A position table of exactly L rows: traced with a dynamic history axis, the file runs at L only."""
+
+    def __init__(self, vectors):
+        super().__init__(vectors)
+        self.positions = torch.nn.Parameter(torch.linspace(0.5, 1.5, L)[:, None].repeat(1, vectors.shape[1]))
+
+    def forward(self, ids):
+        mask = (ids != 0).unsqueeze(-1).to(torch.float32)
+        return ((self.table(ids) + self.positions) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def test_a_file_declared_dynamic_that_runs_at_its_length_only_is_padded_to_it(world, tmp_path):
+    """The padding check encoded short histories alone and refused the file with the engine's broadcast error."""
+    root, vectors = world
+    module = LearntPositions(vectors).eval()
+    path = _legacy_onnx(module, tmp_path / "pos.onnx", {"input_ids": {0: "b", 1: "t"}, "embedding": {0: "b"}})
+    other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+    manifest = bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b")
+    entry = manifest.models[0]
+    assert entry.inputs[0].shape == ["batch", L]
+    assert entry.parity["padding"]["padded_to"] == L and "short_histories_alone" in entry.parity["padding"]
+    padded = np.zeros((1, L), np.int64)
+    padded[0, -2:] = [7, 8]
+    with torch.no_grad():
+        expected = module(torch.as_tensor(padded)).numpy()[0]
+    assert np.allclose(_device_vector(tmp_path / "b", [7, 8]), expected, atol=1e-5)
+
+
+class Counting(MeanPool):
+    """State a call changes: every call scales the vector up."""
+
+    def __init__(self, vectors):
+        super().__init__(vectors)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, ids):
+        self.calls.add_(1)
+        return super().forward(ids) * self.calls
+
+
+def test_a_teacher_that_answers_a_second_call_otherwise_is_told_so(world, tmp_path, monkeypatch):
+    """F.dropout's training=True default (on after .eval()) or a call counter read as 'changes with the other
+    histories in its batch'."""
+    from edgerec.export.own_torch import own_teacher
+
+    root, vectors = world
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    (tmp_path / "random_teachers.py").write_text(
+        "import numpy as np\n"
+        f"from {__name__} import Counting, Sampling\n"
+        f"def sampling():\n    return Sampling(np.load({str(root / 'vectors.npy')!r}))\n"
+        f"def counting():\n    return Counting(np.load({str(root / 'vectors.npy')!r}))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for factory in ("sampling", "counting"):
+        with pytest.raises(ExportError, match=rf"^--teacher random_teachers:{factory} returns other vectors for the "
+                                              r"same histories on a second call .*deterministic"):
+            own_teacher(f"random_teachers:{factory}", str(tmp_path / "spec.json"), str(root / "vectors.npy"),
+                        len(vectors))
+
+
+class NaiveMean(MeanPool):
+    """The mean written the obvious way: NaN (0 / 0) for a history of padding only."""
+
+    def forward(self, ids):
+        mask = (ids != 0).unsqueeze(-1).to(torch.float32)
+        return (self.table(ids) * mask).sum(1) / mask.sum(1)
+
+
+def test_an_onnx_teacher_meets_prefixes_of_padding_only_and_a_short_catalog(world, tmp_path):
+    """The file's own NaN check fired on the window's first, all-padding prefixes before the teacher zeroed them
+    (a module teacher was fine); an ONNX teacher's table was not checked against the catalog before training."""
+    from edgerec.export.own_torch import own_teacher
+
+    root, vectors = world
+    (tmp_path / "tspec.json").write_text(json.dumps(dict(SPEC, input={"name": "input_ids", "history_length": L},
+                                                         output={"name": "embedding"})))
+    path = _legacy_onnx(NaiveMean(vectors).eval(), tmp_path / "naive.onnx", {"input_ids": {0: "b", 1: "t"}})
+    teacher = own_teacher(str(path), str(tmp_path / "tspec.json"), str(root / "vectors.npy"), len(vectors))
+    states = teacher.hidden(torch.as_tensor([[0, 0, 0, 5, 17, 42]])).numpy()
+    assert np.isfinite(states).all() and np.allclose(states[0, :3], 0)
+    assert np.allclose(states[0, 4], vectors[[4, 16]].mean(0), atol=1e-5)
+    small = NaiveMean(vectors[:-20]).eval()
+    path = _legacy_onnx(small, tmp_path / "small.onnx", {"input_ids": {0: "b", 1: "t"}})
+    with pytest.raises(ExportError, match=rf"^--teacher small.onnx fails on the catalog's last items .*rows 1 to "
+                                          rf"{len(vectors)}"):
+        own_teacher(str(path), str(tmp_path / "tspec.json"), str(root / "vectors.npy"), len(vectors))
+
+
+def test_damaged_sentence_transformers_files_are_named_not_tracebacks(tmp_path):
+    """A modules.json of names (not objects) ended in an AttributeError, a damaged pooling config.json in a
+    JSONDecodeError traceback."""
+    from edgerec.errors import ModelError
+    from edgerec.models.content import sentence_layout
+
+    folder = tmp_path / "my-encoder"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "modules.json").write_text('["0_Transformer", "1_Pooling"]')
+    with pytest.raises(ModelError, match=r"^modules.json in my-encoder must be a list of objects") as caught:
+        sentence_layout(folder)
+    assert str(tmp_path) not in str(caught.value)
+    (folder / "modules.json").write_text(json.dumps(
+        [{"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling" / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"^1_Pooling/config.json in my-encoder cannot be read as JSON") as caught:
+        sentence_layout(folder)
+    assert str(tmp_path) not in str(caught.value)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert sentence_layout(folder) == (folder, "cls")
+
+
+def test_onnx_load_errors_name_files_not_host_folders(world, tmp_path):
+    """onnx's refusal of external data outside the model's folder named the user's folders in full."""
+    import onnx
+
+    root, vectors = world
+    other = EncoderSpec.load(dict(SPEC, input={"name": "input_ids", "history_length": L},
+                                  output={"name": "embedding"}))
+    made = onnx.load(str(_legacy_onnx(MeanPool(vectors).eval(), tmp_path / "m.onnx", {"input_ids": {0: "b", 1: "t"}})))
+    (tmp_path / "model").mkdir()
+    onnx.save(made, str(tmp_path / "model" / "m.onnx"), save_as_external_data=True, location="weights.bin",
+              size_threshold=0)
+    model = onnx.load(str(tmp_path / "model" / "m.onnx"), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = str(tmp_path / "model" / "weights.bin")  # absolute: refused by onnx
+    onnx.save(model, str(tmp_path / "model" / "abs.onnx"))
+    with pytest.raises(ExportError, match=r"abs.onnx cannot be loaded as ONNX \(.*weights.bin") as caught:
+        bundle_user_model(tmp_path / "model" / "abs.onnx", other, vectors, root / "data", tmp_path / "b")
+    assert str(tmp_path) not in str(caught.value) and "/" not in str(caught.value).split("(", 1)[1]
+
+
+def test_a_filled_out_folder_is_refused_before_the_export(world, tmp_path, monkeypatch):
+    import edgerec.export.formats as formats
+    from edgerec.errors import BundleError
+
+    root, vectors = world
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "old.txt").write_text("an earlier bundle")
+    monkeypatch.setattr(formats, "export_onnx", lambda *a, **k: pytest.fail("exported before --out was checked"))
+    with pytest.raises(BundleError, match="^b exists and is not empty; choose a new --out folder"):
+        bundle_torch_module(MeanPool(vectors), EncoderSpec.load(SPEC), vectors, root / "data", tmp_path / "b")
+    path = _legacy_onnx(MeanPool(vectors).eval(), tmp_path / "m.onnx", {"input_ids": {0: "b", 1: "t"}})
+    other = dict(SPEC, input={"name": "input_ids", "history_length": L}, output={"name": "embedding"})
+    monkeypatch.setattr("edgerec.export.custom.load_dataset", lambda *a: pytest.fail("read before --out was checked"))
+    with pytest.raises(BundleError, match="^b exists and is not empty"):
+        bundle_user_model(path, EncoderSpec.load(other), vectors, root / "data", tmp_path / "b")
