@@ -26,6 +26,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import (  # string_column: imported from here by host tools
     CatalogIds,
     RowColumn,
+    one_of,
     random_access,
     stored_median,
     string_column,
@@ -197,8 +198,8 @@ class ItemCatalog:
         wanted_codes = [i for i, v in enumerate(vocab) if v in wanted]
         if rows is None:  # every row: the codes as stored, without a gather
             added = [_text(item, name) in wanted for item in self.added]
-            return np.r_[_one_of(codes, wanted_codes), np.array(added, bool)]
-        return self._per_row(rows, lambda r: _one_of(codes[r], wanted_codes),
+            return np.r_[one_of(codes, wanted_codes), np.array(added, bool)]
+        return self._per_row(rows, lambda r: one_of(codes[r], wanted_codes),
                              lambda item: _text(item, name) in wanted, lambda n: np.zeros(n, bool))
 
     def numeric_column(self, name: str, rows: np.ndarray) -> np.ndarray:
@@ -289,32 +290,36 @@ class ItemCatalog:
     def add(self, item: AddedItem) -> int:
         """Add an item, or update one added earlier; a bundle item of that id is an error (see replace)."""
         with self._lock:
-            return self._add(item, takes_over=False)
+            return self._add([item], takes_over=False)[0]
 
     def replace(self, item: AddedItem) -> int:
-        """Add or update an item; a bundle item of the same id is retired and the new one takes its id."""
-        with self._lock:
-            existing = self.index.get(item.item_id)
-            if existing is not None and existing < self.base_count:
-                self._retire(existing)
-            return self._add(item, takes_over=True)
+        return self.replace_many([item])[0]
 
-    def _add(self, item: AddedItem, takes_over: bool) -> int:
-        ids = self.index
-        existing = ids.added.get(item.item_id)
-        added = list(self.added)  # a new list: snapshots keep reading the old one
-        if existing is not None:
-            added[existing - self.base_count] = item
-            row = existing
-        elif not takes_over and ids.bundle_row(item.item_id) is not None:
-            raise UnknownIdError(f"item {item.item_id!r} is in the bundle already; use update_items()")
-        else:
-            added.append(item)
-            row = self.base_count + len(added) - 1
-            ids.added[item.item_id] = row
+    def replace_many(self, items: list[AddedItem]) -> list[int]:
+        """Add or update items; a bundle item of the same id is retired and the new one takes its id."""
+        with self._lock:
+            taken = [row for row in map(self.index.get, (item.item_id for item in items))
+                     if row is not None and row < self.base_count]
+            if taken:
+                self._retire(taken)
+            return self._add(items, takes_over=True)
+
+    def _add(self, items: list[AddedItem], takes_over: bool) -> list[int]:
+        # one new list a call (snapshots keep reading the old one): a copy per item made big batches quadratic
+        ids, added, rows = self.index, list(self.added), []
+        for item in items:
+            row = ids.added.get(item.item_id)
+            if row is not None:
+                added[row - self.base_count] = item
+            elif not takes_over and ids.bundle_row(item.item_id) is not None:
+                raise UnknownIdError(f"item {item.item_id!r} is in the bundle already; use update_items()")
+            else:
+                added.append(item)
+                row = ids.added[item.item_id] = self.base_count + len(added) - 1
+            rows.append(row)
         self.added = added
         self.version += 1
-        return row
+        return rows
 
     def remove(self, item_id: str) -> None:
         with self._lock:
@@ -328,23 +333,13 @@ class ItemCatalog:
                 self.added = added
             self.version += 1
 
-    def _retire(self, row: int) -> None:
+    def _retire(self, rows) -> None:
         removed = self.removed.copy()
-        removed[row] = True
+        removed[rows] = True
         self.removed = removed
 
 
 def _text(item: AddedItem, name: str) -> str:
     """An added item's categorical value; None (add_items keeps it) is none, '', as a missing one is."""
     return str(item.meta.get(name) or "")
-
-
-def _one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
-    """values equal to any of `wanted`; a few comparisons beat np.isin, which sorts on every call."""
-    if len(wanted) > 4:
-        return np.isin(values, wanted)
-    out = np.zeros(len(values), bool)
-    for code in wanted:
-        out |= values == code
-    return out
 

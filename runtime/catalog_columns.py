@@ -215,3 +215,14 @@ def string_column(bundle, column) -> FileStringColumn | BlockStringColumn:
                                  bundle.manifest.items.count, column.block_rows, read_dictionary(bundle, column),
                                  column.raw_bytes)
     return FileStringColumn(bundle.path(column.file), bundle.path(column.offsets))
+
+
+def one_of(values: np.ndarray, wanted: list[int]) -> np.ndarray:
+    """values equal to any of `wanted`; a few comparisons beat np.isin, which sorts on every call."""
+    if len(wanted) > 4:
+        return np.isin(values, wanted)
+    out = np.zeros(len(values), bool)
+    for code in wanted:
+        out |= values == code
+    return out
+

@@ -43,8 +43,11 @@ class CatalogSync:
             self._seen = (external, counter)
 
     def _apply(self) -> None:
-        catalog = self.catalog
+        catalog, taking = self.catalog, {}  # items added or updated, applied in batches (one copy of the list each)
         for item_id, blob, meta, removed in self.history.saved_items(self.space, self.dim):
+            if item_id in taking:  # a second row of an id: the first is applied before this one is read
+                catalog.replace_many(list(taking.values()))
+                taking.clear()
             row = catalog.index.get(item_id)
             if removed:
                 if meta and (row is None or row < catalog.base_count):
@@ -55,7 +58,7 @@ class CatalogSync:
                         meta = checked_meta(item_id, meta, catalog)
                     except ConfigError:
                         meta = checked_meta(item_id, {}, catalog)
-                    catalog.replace(AddedItem(item_id, None, meta))
+                    taking[item_id] = AddedItem(item_id, None, meta)
                 elif row is not None and catalog.is_active(row):
                     catalog.remove(item_id)
                 continue
@@ -68,4 +71,6 @@ class CatalogSync:
                 known = catalog.added[row - catalog.base_count]
                 if known.vector is not None and known.meta == meta and np.array_equal(known.vector, vector):
                     continue
-            catalog.replace(AddedItem(item_id, vector, meta))
+            taking[item_id] = AddedItem(item_id, vector, meta)
+        if taking:
+            catalog.replace_many(list(taking.values()))

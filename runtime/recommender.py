@@ -230,8 +230,7 @@ class Recommender:
             raise ConfigError("add_items() got the same item_id twice in one batch; pass each item once")
         self.history.save_items([(item.item_id, self.manifest.embedding_space, item.vector.tobytes(), item.meta,
                                   False) for item in prepared])
-        for item in prepared:
-            self.catalog.replace(item)
+        self.catalog.replace_many(prepared)
         return [item.item_id for item in prepared]
 
     def _prepare(self, spec: dict) -> AddedItem:

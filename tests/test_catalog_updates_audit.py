@@ -100,3 +100,21 @@ def test_add_items_json_too_deep_or_too_long_is_a_clear_error(tiny_bundle, tmp_p
     assert result.exit_code != 0 and "--items is not valid JSON" in result.output
     assert not isinstance(result.exception, (RecursionError, ValueError)) or isinstance(result.exception, SystemExit)
     json.dumps(result.output)
+
+
+def test_a_batch_of_items_is_applied_at_once_at_add_and_at_reopen(tiny_bundle, tmp_path):
+    """Each item copied the whole added list (20,000 items: 5.8 s to add, 4.9 s at every open); a batch now
+    makes one new list and one version, in the batch's order, bundle ids taken over and retired."""
+    items = [{"item_id": f"n{i}", "vector": [float(i % 7 + 1)] + [0.5] * 15} for i in range(300)]
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        cat = rec.catalog
+        before, old_view, taken = cat.version, cat.snapshot(), cat.item_id(3)
+        rec.add_items(items + [{"item_id": taken, "vector": [0.5] * 16}])
+        assert cat.version == before + 1
+        assert [cat.index[f"n{i}"] for i in range(300)] == list(range(cat.base_count, cat.base_count + 300))
+        assert cat.index[taken] == cat.base_count + 300 and not cat.is_active(3)
+        assert len(old_view) == cat.base_count  # a request's view taken before sees none of it
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        cat = rec.catalog
+        assert [cat.item_id(cat.base_count + i) for i in range(301)] == [f"n{i}" for i in range(300)] + [taken]
+        assert not cat.is_active(3) and cat.version == 1

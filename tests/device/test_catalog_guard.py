@@ -17,7 +17,8 @@ from bundle_edit import replace_array, rewrite
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Bundle
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
-from edgerec.runtime.catalog import AddedItem, ItemCatalog, _one_of
+from edgerec.runtime.catalog import AddedItem, ItemCatalog
+from edgerec.runtime.catalog_columns import one_of
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.tag_column import TagSpec
 from edgerec.runtime.vocab import MODALITIES
@@ -224,7 +225,7 @@ def test_matches_compare_a_column_with_a_set_of_values(cat, golden_bundle, value
 def test_one_of_with_few_and_many_wanted_codes():
     values = np.array([0, 3, 5, 7, 9, 3, -1])
     for wanted in ([], [3], [3, 9], [0, 3, 5, 7], [0, 3, 5, 7, 9], [1, 2, 4, 6, 8, -1]):
-        assert _one_of(values, wanted).tolist() == np.isin(values, wanted).tolist()
+        assert one_of(values, wanted).tolist() == np.isin(values, wanted).tolist()
 
 
 def test_numeric_columns_of_bundle_and_added_items(cat, golden_bundle):

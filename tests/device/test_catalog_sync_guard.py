@@ -46,8 +46,10 @@ class Catalog:
     def remove(self, item_id):
         self.calls.append(("remove", item_id))
 
-    def replace(self, item):
-        self.calls.append(("replace", item.item_id, item.vector.tolist(), item.meta))
+    def replace_many(self, items):
+        self.calls.append(("batch", len(items)))
+        for item in items:
+            self.calls.append(("replace", item.item_id, item.vector.tolist(), item.meta))
 
 
 def blob(*values):
@@ -122,9 +124,11 @@ def test_applying_removes_active_items_and_adds_or_updates_the_others():
              ("new", blob(0.5, 0.5), {"title": "new", "tags": []}, False)]
     sync = CatalogSync(History(saved), catalog, "s", 2)
     sync.refresh()
+    # in batches (one copy of the catalog's list each), a second row of an id after the first is applied
     assert catalog.calls == [
         ("remove", "b0"),
-        ("replace", "kept", [1.0, 0.0], {"title": "K2", "tags": []}), ("replace", "kept", [0.0, 1.0], {"title": "K", "tags": []}),
+        ("batch", 1), ("replace", "kept", [1.0, 0.0], {"title": "K2", "tags": []}),
+        ("batch", 4), ("replace", "kept", [0.0, 1.0], {"title": "K", "tags": []}),
         ("replace", "was-removed", [pytest.approx(0.6), pytest.approx(0.8)], {"title": "R", "tags": []}),
         ("replace", "b0", [0.0, 1.0], {"title": "B", "tags": []}), ("replace", "new", [0.5, 0.5], {"title": "new", "tags": []})]
 
@@ -132,7 +136,7 @@ def test_applying_removes_active_items_and_adds_or_updates_the_others():
 def test_an_applied_vector_is_a_writable_float32_copy_of_the_saved_bytes():
     kept = []
     catalog = Catalog()
-    catalog.replace = kept.append
+    catalog.replace_many = kept.extend
     raw = blob(0.25, 0.75)
     CatalogSync(History([("new", raw, {"t": 1, "title": "N", "tags": []}, False)]), catalog, "s", 2).refresh()
     (item,) = kept
