@@ -335,8 +335,8 @@ def read_interactions(
         if columns.skip_below is not None:
             short = (event == EVENT_CODE["play"]) & (value < columns.skip_below)
             event[short] = EVENT_CODE["skip"]
-        device = _devices(chunk, optional.get("device"), unknown_devices)
         keep &= event != DROPPED  # the sampled rows, parsed whole so errors above name the true line
+        device = _devices(chunk, optional.get("device"), unknown_devices, keep)  # counts the imported rows only
         if not keep.any():
             continue
         if not keep.all():
@@ -656,13 +656,14 @@ def _events(chunk: Chunk, column: str | None, default: str | None, event_map: di
     return out
 
 
-def _devices(chunk: Chunk, column: str | None, unknown: dict[str, int]) -> np.ndarray:
-    """Device codes, -1 for an empty cell or a name the device does not know (counted in `unknown`)."""
+def _devices(chunk: Chunk, column: str | None, unknown: dict[str, int], counted: np.ndarray) -> np.ndarray:
+    """Device codes, -1 for an empty cell or a name the device does not know (counted in `unknown` for the
+    `counted` rows: those imported, not those the sample or --event-map left out)."""
     if column is None:
         return np.full(len(chunk), -1, np.int8)
     names = [v.strip().lower() for v in chunk.columns[column]]
-    for name in names:
-        if name and name not in DEVICE_CODE:
+    for name, count in zip(names, counted):
+        if count and name and name not in DEVICE_CODE:
             unknown[name] = unknown.get(name, 0) + 1
     return np.fromiter((DEVICE_CODE.get(name, -1) for name in names), np.int8, len(names))
 

@@ -1,5 +1,6 @@
 """A log or table given as a folder of part files (what Spark, Polars, Hive and Hugging Face exports write):
-the parts in name order, read one after another as one table.
+the parts in name order, numbers by value (`part-2` before `part-10`, as pyarrow and Dask number them
+without padding), read one after another as one table.
 
 Only data files count: names starting with '.' or '_' (`_SUCCESS`, `.part-0.crc`) are bookkeeping, and a
 folder must hold one kind of file (CSV/TSV text, Parquet or JSON Lines, each gzip-compressed or not).
@@ -8,6 +9,7 @@ folder must hold one kind of file (CSV/TSV text, Parquet or JSON Lines, each gzi
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from edgerec.errors import DataError
@@ -35,12 +37,20 @@ def _kind(path: Path) -> str | None:
     return None
 
 
+def _natural(path: Path) -> tuple:
+    """Sort key: runs of digits compare as numbers, so `part-2` comes before `part-10` (ties: the plain name)."""
+    runs = re.split(r"(\d+)", path.name)  # text, digits, text, ...: the same kinds at the same places
+    return tuple(int(run) if i % 2 else run for i, run in enumerate(runs)), path.name
+
+
 def data_files(path: str | os.PathLike) -> list[Path]:
-    """[path] for a file; a folder's data files in name order, refused when it has none or mixes kinds."""
+    """[path] for a file; a folder's data files in name order (`_natural`), refused when it has none or mixes
+    kinds."""
     path = Path(path)
     if not path.is_dir():
         return [path]
-    parts = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _kind(p))
+    parts = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _kind(p)),
+                   key=_natural)
     if not parts:
         raise DataError("is a folder without data files (.csv, .tsv, .parquet, .jsonl, gzip-compressed or not; "
                         "names starting with '.' or '_' are not read): give a file, or the folder of a table's "
