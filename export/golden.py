@@ -250,7 +250,7 @@ def scripts(world: World) -> list[Case]:
                  rec("x", k=6, filters={"max_duration_s": 600.0}),
                  rec("new", k=6, filters={"genres": [genre], "languages": [language]})]),
         Case("catalog_updates", "items added on the device (with a vector, or metadata only: placed near "
-             "related items), an update of a bundle item, and removals", [
+             "related items), updates of bundle items (one the user watched), and removals", [
                  *watch("c", history[:4]), rec("c", k=8),
                  {"op": "add_items", "items": [
                      {"item_id": "new-vector", "title": "New with a vector", "genre": genre,
@@ -263,6 +263,10 @@ def scripts(world: World) -> list[Case]:
                                                 "creator": creator}]},
                  rec("c", k=8),
                  {"op": "remove_items", "items": ["new-vector", shown[3], shown[4]]}, rec("c", k=8),
+                 # a watched item updated: its events keep the bundle row's encoder input (spec §3)
+                 {"op": "add_items", "items": [{"item_id": history[1], "title": "Remastered", "genre": genre,
+                                                "creator": creator}]},
+                 rec("c", k=8),
                  rec("new", k=8)]),
         Case("forget", "forgetting a user makes them a newcomer again", [
                  *watch("g", history[:4]), rec("g"), {"op": "forget", "user": "g"}, rec("g")]),

@@ -75,9 +75,14 @@ class ItemCatalog:
     # ---------------------------------------------------------- identity
 
     def encoder_inputs(self, rows: list[int]) -> np.ndarray:
-        """User-encoder inputs of a history (bundle rows only: added items have no model input)."""
-        rows = np.asarray(rows, np.int64).reshape(-1)
-        rows = rows[rows < self.base_count]
+        """User-encoder inputs of a history: bundle rows, and an added item that took over a bundle id reads
+        that row's (spec §3); other added items have no model input."""
+        rows = np.array(rows, np.int64).reshape(-1)
+        added = rows >= self.base_count
+        if added.any():
+            taken = [self.index.bundle_row(self.added[r].item_id) for r in (rows[added] - self.base_count).tolist()]
+            rows[added] = [-1 if row is None else row for row in taken]
+        rows = rows[rows >= 0]
         return self.input_map[rows].astype(np.int64) if self.input_map is not None else rows + 1
 
     def __len__(self) -> int:

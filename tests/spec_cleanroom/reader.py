@@ -755,7 +755,9 @@ class Runtime:
     def _query(self, prof: dict, cat: dict, pol: dict) -> tuple[np.ndarray | None, bool]:
         """The query, and whether the encoder failed (a NaN or infinite vector: the popularity fallback)."""
         b, vec = self.b, cat["vectors"]
-        inputs = [int(b.enc_inputs[r]) for r in prof["seq"] if r < b.count]
+        bundle_row = {item_id: r for r, item_id in enumerate(cat["ids"][:b.count])}
+        rows = [r if r < b.count else bundle_row.get(cat["ids"][r], -1) for r in prof["seq"]]  # §3: a taken-over id
+        inputs = [int(b.enc_inputs[r]) for r in rows if r >= 0]
         u = None
         if inputs:
             length = max(1, min(b.defaults.get("history_length", 50), len(inputs)))  # §3: else 50
