@@ -8,6 +8,19 @@ from edgerec.errors import ConfigError
 from edgerec.runtime.new_items import RELATED_WEIGHT, metadata_vector, related_vector
 
 
+class Tags:
+    """The tag column's two questions new_items asks: which rows carry one of some tags, and rows' tags."""
+
+    def __init__(self, texts):
+        self.rows = [tuple(t for t in text.split("|") if t) for text in texts]
+
+    def rows_with(self, tags):
+        return np.array([bool(set(row) & set(tags)) for row in self.rows])
+
+    def tags_many(self, rows):
+        return [self.rows[r] for r in rows]
+
+
 class Catalog:
     """What new_items reads of an ItemCatalog: base rows, categorical columns, tags, popularity, vectors."""
 
@@ -15,7 +28,7 @@ class Catalog:
         self.base_count = len(vectors)
         self._vectors = np.asarray(vectors, np.float32)
         self.numeric = {"popularity": np.asarray(popularity, np.float32)}
-        self.tag_column = list(tags)
+        self.tag_column = Tags(tags)
         self.categorical = {}
         for name in ("series_id", "creator", "genre"):
             values = columns.get(name, [""] * self.base_count)
@@ -86,7 +99,8 @@ def test_the_200_most_popular_decide_ties_by_row_order():
     assert np.array_equal(vector, vectors[list(range(250, 260)) + list(range(190))].mean(0))
 
 
-def test_tags_are_compared_on_the_first_5000_rows_of_a_genre():
+def test_tags_are_compared_on_every_row_of_a_genre():
+    """Spec §7 has no cap: the rows sharing most tags count wherever they lie (only the first 5,000 did)."""
     n = 5003
     vectors = np.zeros((n, 2), np.float32)
     vectors[:, 0] = np.arange(n)
@@ -94,12 +108,12 @@ def test_tags_are_compared_on_the_first_5000_rows_of_a_genre():
     tags[10], tags[5000], tags[5001] = "hit", "hit", "hit|x"
     cat = Catalog(vectors, np.ones(n), tags, genre=["jazz"] * n)
     vector, _ = related_vector(cat, {"genre": "jazz", "tags": ["hit"]})
-    assert vector.tolist() == [10.0, 0.0]  # rows 5000 and 5001 share the tag but lie beyond the cut
+    assert vector.tolist() == [float(np.mean([10, 5000, 5001])), 0.0]  # all three share the tag
     vector, _ = related_vector(cat, {"genre": "jazz", "tags": ["hit", "x"]})
-    assert vector.tolist() == [float(np.arange(200).mean()), 0.0]  # all 5000 share one tag: popularity decides
-    tags[4999] = "hit|x"
+    assert vector.tolist() == [5001.0, 0.0]  # the only row with both, past the old cut
+    tags[5001] = "x"
     vector, _ = related_vector(Catalog(vectors, np.ones(n), tags, genre=["jazz"] * n), {"genre": "jazz", "tags": ["hit", "x"]})
-    assert vector.tolist() == [4999.0, 0.0]
+    assert vector.tolist() == [float(np.arange(200).mean()), 0.0]  # every row shares one tag: popularity decides
 
 
 def test_the_blend_of_related_work_and_content():

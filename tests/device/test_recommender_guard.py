@@ -387,7 +387,7 @@ def test_an_update_serves_when_it_verifies_and_the_fallback_when_it_does_not(gol
         assert rec.backend_name == "tflite" and len(rec.recommend("u")) == 5
 
 
-def test_open_passes_its_settings_on(golden_bundle, tmp_path, monkeypatch):
+def test_open_passes_its_settings_on(golden_bundle, tmp_path, monkeypatch, usearch):
     seen = {}
     real_open, real_history = module.Bundle.open, module.open_history
     monkeypatch.setattr(module.Bundle, "open", lambda *a, **kw: seen.update(bundle=kw) or real_open(*a, **kw))

@@ -284,7 +284,7 @@ def test_a_choice_weighs_one_more_than_the_priors_finite_range():
     assert choice_weight(np.array([-np.inf], np.float32)) == 1.0
 
 
-def test_the_index_answers_like_the_exact_scan_and_a_broken_index_falls_back_to_it(golden_bundle, tmp_path):
+def test_the_index_answers_like_the_exact_scan_and_a_broken_index_falls_back_to_it(golden_bundle, tmp_path, usearch):
     context = dict(CONTEXT)
     with Recommender.open(golden_bundle, history=None, backend="onnx") as exact, \
             Recommender.open(golden_bundle, history=None, backend="onnx", ann="usearch", cache_dir=tmp_path) as ann:
