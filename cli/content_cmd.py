@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from edgerec.cli import study_cmd
-from edgerec.cli.output import NPY_OUT, console, example, key_values, refuse_out
+from edgerec.cli.output import NPY_OUT, SEED, console, example, key_values, refuse_out, save_npy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +35,7 @@ def content_group() -> None:
                    "quarter of MiniLM int8's bytes.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
               help="Default: 10 from the vocabulary, 30 without, 5 for the contextual student.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--vocabulary/--no-vocabulary", default=True, show_default=True,
               help="Start from the teacher's whole vocabulary (model2vec) and adapt to the catalog; "
                    "without it the student learns only the catalog's tokens.")
@@ -169,10 +169,16 @@ def embed(student, data_dir, out) -> None:
     from edgerec.models.content import item_texts, load_tokenizer, tokenize
 
     model, _ = load_student(student)
-    ids, mask = tokenize(load_tokenizer(student, 48), item_texts(load_dataset(data_dir).catalog))
-    vectors = run(model, ids, mask)
-    np.save(out, vectors.astype(np.float32), allow_pickle=False)
-    console.print(f"wrote {out}: {vectors.shape[0]:,} x {vectors.shape[1]}")
+    texts = item_texts(load_dataset(data_dir).catalog)
+    ids, mask = tokenize(load_tokenizer(student, 48), texts)
+    vectors = run(model, ids, mask).astype(np.float32)
+    # an item without any text got the empty string's vector, one for all of them, which training took for a
+    # real text they shared: zeros say "no text", as audio-features does for items without audio
+    empty = np.array([not t.strip() for t in texts], dtype=bool)
+    vectors[empty] = 0.0
+    save_npy(out, vectors)
+    console.print(f"wrote {out}: {vectors.shape[0]:,} x {vectors.shape[1]}"
+                  + (f" ({int(empty.sum()):,} items without text get zeros)" if empty.any() else ""))
 
 
 @content_group.command("audio-features", epilog=example(
@@ -187,9 +193,7 @@ def audio_features(audio_dir, data_dir, out) -> None:
     from edgerec.models.audio import catalog_audio_features
 
     matrix, found = catalog_audio_features(load_dataset(data_dir).catalog.item_ids, audio_dir)
-    import numpy as np
-
-    np.save(out, matrix, allow_pickle=False)
+    save_npy(out, matrix)
     console.print(f"wrote {out}: {matrix.shape[1]} features for {found:,} of {len(matrix):,} items "
                   "(items without a file get zeros)")
 

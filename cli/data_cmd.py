@@ -6,6 +6,7 @@ import click
 
 from edgerec.cli.output import (
     FILE_OUT,
+    SEED,
     VocabularyChoice,
     console,
     example,
@@ -25,7 +26,7 @@ def data_group() -> None:
 @click.option("--users", default=5_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--items", default=20_000, show_default=True)
 @click.option("--events", default=500_000, show_default=True, help="Approximate number of events.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--days", default=365, show_default=True, help="Length of the event log in days.")
 @click.option("--chunk-users", default=5_000, show_default=True, help="Users generated per streamed chunk.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
@@ -105,7 +106,7 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               "IANA name (Asia/Shanghai for KuaiRec's time column) or an offset (+08:00); UTC by default. An "
               "--items table's ISO-8601 release times without a zone read in it too.")
 @click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Keep this fraction of users.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the user sample.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")
 @click.option("--out-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_unit, items_header, user_col,

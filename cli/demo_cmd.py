@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from edgerec.cli.output import console, example, fmt, print_study, table
+from edgerec.cli.output import SEED, console, example, fmt, print_study, table
 
 
 @click.command("demo", epilog=example("edgerec demo --quick --out runs/demo-quick",
                                      "edgerec demo --data data/ml100k --out runs/ml100k   # your own data"))
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--quick", is_flag=True, help="A smaller world and models: the same steps in a few minutes.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="Your own data folder (from `edgerec data import`) instead of the synthetic catalog; "
                    "every step but the cross-domain study runs on it.")

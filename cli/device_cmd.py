@@ -6,7 +6,9 @@ These use only the runtime, so they work where only `pip install edgerec` is ins
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from datetime import datetime, timezone
 
 import click
@@ -35,10 +37,29 @@ def HISTORY(command):
     def wrap(*args, key_file=None, profile_key_file=None, **kwargs):
         kwargs["access"] = history_access(key_file, profile_key_file)
         refuse_output_over_history(kwargs)
-        return command(*args, **kwargs)
+        with removed_if_failed(kwargs["history_path"]):
+            return command(*args, **kwargs)
 
     wrap = functools.update_wrapper(wrap, command)
     return _HISTORY(_KEY_FILE(_PROFILE_KEY(wrap)))
+
+
+@contextlib.contextmanager
+def removed_if_failed(history_path: str):
+    """A history this call created is removed when the call fails: `recommend --history typo.db --k 0` or
+    `record --item nope` left an empty database behind, which the next call took for the real one."""
+    from pathlib import Path
+
+    path = Path(history_path)
+    new = not os.path.lexists(path)
+    try:
+        yield
+    except Exception:
+        if new:  # the database and the side files SQLite makes beside it
+            for name in (path, *(path.with_name(path.name + side) for side in ("-wal", "-shm", "-journal"))):
+                with contextlib.suppress(OSError):
+                    name.unlink()
+        raise
 
 
 OUTPUTS = {"json_out": "--json", "out": "--out"}  # the output options of the commands that take --history
@@ -95,7 +116,7 @@ def existing_store(path: str, access: dict):
     "edgerec recommend bundle --user alice --history alice.db --device tv --k 10"))
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--user", required=True)
-@click.option("--k", default=10, show_default=True)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 10_000))  # the runtime's limit
 @HISTORY
 @click.option("--backend", type=click.Choice(["auto", "onnx", "tflite"]), default="auto", show_default=True)
 @click.option("--device", type=VocabularyChoice("DEVICES"), help="Context: the device type.")

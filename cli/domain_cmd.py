@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgerec.cli.device_cmd import refuse_missing_history
 from edgerec.cli.output import FILE_OUT, FiniteRange, console, example, table, write_json
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -31,8 +32,14 @@ def split(data_dir, by, out) -> None:
     from edgerec.data.domains import folder_names, split_domains, users_with_history
     from edgerec.data.store import load_dataset, save_dataset
 
+    source, target = data_dir.resolve(), out.expanduser().resolve()
+    if target == source or source in target.parents:  # the next load of DATA_DIR read or refused the extra folders
+        raise click.UsageError("--out is the data folder being split, or inside it; choose an --out outside it")
     parts = split_domains(load_dataset(data_dir), by)
     folders = folder_names(list(parts))  # a value is no path: '../x' stays under --out
+    if any((target / f).resolve() == source for f in folders.values()):  # `split data/video --out data`
+        raise click.UsageError(f"--out would write a domain's folder over the data folder being split "
+                               f"({data_dir.name}); choose another --out")
     rows = []
     for name, part in parts.items():
         save_dataset(part, out / folders[name])
@@ -126,7 +133,7 @@ def bridge(source, target, data_dir, by, ridge, methods, source_input, out) -> N
               help="The source app's on-device history (its events are the user's source-domain history).")
 @click.option("--item", "items", multiple=True, help="Source items to use as the history instead (repeatable).")
 @click.option("--method", type=click.Choice(["mapping", "direct", "content"]), default="mapping", show_default=True)
-@click.option("-k", "k", default=10, show_default=True)
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 10_000))  # the runtime's limit
 @click.option("--json", "json_out", type=FILE_OUT)
 def recommend(source, target, user, history_path, items, method, k, json_out) -> None:
     """Target-domain items for a user whose history lies in the source bundle's domain."""
@@ -135,6 +142,8 @@ def recommend(source, target, user, history_path, items, method, k, json_out) ->
 
     if items and history_path:  # the items were recorded as finishes into the real history file
         raise click.UsageError("--item stands for the history: give --item or --history, not both")
+    if history_path:  # it only reads the history: a typo made an empty one and served a newcomer's list
+        refuse_missing_history(history_path)
     with Recommender.open(source, history=None if items else history_path) as src, Recommender.open(target) as tgt:
         for item in items:  # in memory only: nothing is written
             src.record(user, item, "finish")

@@ -18,7 +18,8 @@ BASELINE_NAMES = ("popular", "trending", "itemknn", "userknn", "content", "hybri
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "models", required=True, multiple=True,
               help=f"A baseline ({', '.join(BASELINE_NAMES)}) or a checkpoint folder; repeat to compare several.")
-@click.option("--k", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 10_000),  # the runtime's limit
+              help="List length: at most the catalog's size (and 10,000).")
 @click.option("--phase", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--max-users", type=click.IntRange(0),
               help="Score a seeded sample of this many of the phase's users when it has more (0: every user; "
@@ -38,6 +39,9 @@ def evaluate(data_dir, models, k, phase, max_users, json_out) -> None:
     with console.status(f"reading {data_dir}"):
         dataset = load_dataset(data_dir)
         split = leave_last_out(dataset)
+    if k > split.n_items:  # a longer list holds no more items, and the metrics' pair counts grow with k squared
+        raise click.UsageError(f"--k {k:,} is more than the {split.n_items:,} items of the catalog; a list holds at "
+                               "most every item: lower --k")
     max_users = MAX_USERS if max_users is None else max_users
     evaluator = Evaluator(split, dataset.catalog, k=k, max_users=max_users)
     everyone = len(split.targets(phase)[0])

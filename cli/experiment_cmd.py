@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import FILE_OUT, PLOT_OUT, example
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, SEED, example
 from edgerec.cli.study_cmd import DIR, _run
 from edgerec.errors import ConfigError
 
@@ -61,7 +61,7 @@ def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
             click.option("--pre-days", default=pre_days, show_default=True,
                          help="Days before it under the control (CUPED's pre-period)."),
             click.option("--k", default=10, show_default=True, help="Items per list."),
-            click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0)),
+            click.option("--seed", default=0, show_default=True, type=SEED),
             click.option("--click-model", type=click.Choice(["pbm", "cascade"]), default="pbm", show_default=True),
             click.option("--visits-sigma", default=defaults.visits_sigma, show_default=True,
                          help="Spread of log visits per day across users (0: all alike)."),

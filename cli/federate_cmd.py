@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import FILE_OUT, PLOT_OUT, example
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, SEED, example
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -49,7 +49,7 @@ DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--dp-population-scale", default=1, show_default=True,
               help="DP arms: every device stands for this many users with its history (a projection of "
                    "DP-FedAvg on a population that many times larger, same sampling rate).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "json_out", type=FILE_OUT, help="Where the record goes.  [default: OUT/federated.json]")
 @click.option("--plot", "plot_out", type=PLOT_OUT, help="Where the plot goes.  [default: OUT/federated.png]")
 def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr,

@@ -7,6 +7,7 @@ device-side commands start fast and work without the host tools installed.
 from __future__ import annotations
 
 import os
+import re
 
 import click
 
@@ -28,13 +29,22 @@ class EdgerecGroup(click.Group):
                 f"{exc}. This command needs the host tools: pip install 'edgerec[tools]'"
             ) from None
         except OSError as exc:  # an output path that cannot be written, a full disk: the system's words
-            where = f" ({os.path.basename(str(exc.filename)) or exc.filename})" if exc.filename else ""  # not its folders
+            where = f" ({_shown_name(exc.filename)})" if exc.filename else ""  # not its folders
             raise click.ClickException(f"{exc.strerror or exc}{where}; check the path, its permissions and the "
                                        "free space") from None
 
 
+def _shown_name(filename) -> str:
+    """A file's name without its folders; a hidden temporary of runtime.atomic (".alice.json.8513.b4b36295.tmp")
+    is named by the file it was to become, the one the user gave."""
+    name = os.path.basename(str(filename)) or str(filename)
+    temporary = re.fullmatch(r"\.(.+)\.\d+\.[0-9a-f]{8}\.[a-z]+", name)
+    return temporary.group(1) if temporary else name
+
+
 @click.group(cls=EdgerecGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=example("edgerec demo --quick", "edgerec recommend runs/demo-quick/bundle --user alice"))
+             epilog=example("edgerec demo --quick --out runs/demo-quick",
+                            "edgerec recommend runs/demo-quick/bundle --user alice"))
 @click.version_option(__version__, prog_name="edgerec")
 def cli() -> None:
     """edgerec: shrink recommenders and content models for devices, and rank on the device."""

@@ -77,8 +77,15 @@ def refuse_writing_over_ours(path: Path) -> None:
     `--json bundle/manifest.json`), or an SQLite database (a history), is refused before it is written."""
     from edgerec.runtime.outputs import output_refusal  # here: `edgerec --help` imports no runtime
 
+    if str(path) == "-":  # a file named "-" appeared where the standard output was meant
+        raise click.UsageError("- is not the standard output here: outputs are written to files; give a file name")
     if (why := output_refusal(path)) is not None:
         raise click.UsageError(why)
+    if path.is_file():  # deeper in a bundle (items/embeddings.npy): output_refusal looks at the file's folder only
+        for folder in path.resolve().parents[1:]:
+            if output_refusal(folder / "manifest.json") is not None:  # that folder is a bundle
+                raise click.UsageError(f"{path.name} is a file of a bundle ({folder.name}); writing over it would "
+                                       "break it: choose another file for the output")
 
 
 def refuse_out(out, kind: str, **inputs) -> None:
@@ -108,6 +115,19 @@ def write_json(path: str | os.PathLike | None, payload, private: bool = False) -
     refuse_writing_over_ours(path)
     write_file(path, json_text(payload, indent=2), 0o600 if private else 0o666)  # 0o666: what the umask leaves
     console.print(f"[dim]wrote {path}[/dim]")
+
+
+def save_npy(path: str | os.PathLike, array) -> None:
+    """One array as a .npy file, whole or not at all (np.save straight to the path left a part on failure)."""
+    import io
+
+    import numpy as np
+
+    path = Path(path)
+    refuse_writing_over_ours(path)
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    write_file(path, buffer.getvalue())
 
 
 @contextmanager
@@ -145,6 +165,10 @@ class SuffixPath(click.Path):
         path = super().convert(value, param, ctx)
         if Path(path).suffix.lower() not in self.suffixes:
             self.fail(f"{str(value)!r} must end in {', '.join(self.suffixes)} ({self.why})", param, ctx)
+        try:  # `--out bundle/items/embeddings.npy` left a bundle that no longer opened
+            refuse_writing_over_ours(Path(path))
+        except click.UsageError as exc:
+            self.fail(exc.message, param, ctx)
         return path
 
 
@@ -165,6 +189,7 @@ class OutputFile(click.Path):
 
 
 FILE_OUT = OutputFile()
+SEED = click.IntRange(0, 2**32 - 1)  # what numpy's and torch's seeding take: -1 ended in a numpy traceback
 PLOT_OUT = SuffixPath((".png", ".svg", ".pdf", ".jpg"), "its suffix picks the image format")
 NPY_OUT = SuffixPath((".npy",), "numpy adds .npy to any other name, and the file would not be where you said")
 

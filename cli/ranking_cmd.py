@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from edgerec.cli.device_cmd import HISTORY, refuse_missing_history
-from edgerec.cli.output import FILE_OUT, PLOT_OUT, console, example, key_values, table, write_json
+from edgerec.cli.output import (
+    FILE_OUT,
+    PLOT_OUT,
+    SEED,
+    console,
+    example,
+    key_values,
+    table,
+    write_json,
+)
 from edgerec.cli.study_cmd import DIR, _run
 
 
@@ -91,7 +100,7 @@ def report_group() -> None:
 @click.option("--history", "history_path", type=FILE_OUT,
               help="Device history database to replay users into (default: a temporary one).")
 @click.option("--users", default=200, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--weights", default="0.25,0.5,1,2", show_default=True, callback=lambda _c, _p, v: _weights(v),
               help="Fairness weights to trade off, comma-separated (each >= 0).")
 @click.option("--json", "json_out", type=FILE_OUT)

@@ -15,6 +15,7 @@ import click
 from edgerec.cli.output import (
     FILE_OUT,
     PLOT_OUT,
+    SEED,
     FiniteRange,
     console,
     example,
@@ -56,7 +57,7 @@ def study_group() -> None:
 @click.option("--held-items", default=600, show_default=True, type=click.IntRange(min=1),
               help="Items removed from training.")
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--minilm", is_flag=True, help="Also place the new items with MiniLM itself (on the host): "
                                              "the reference the students approximate.")
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher for --minilm (default: the packaged "
@@ -105,7 +106,7 @@ def compression(teacher, student, data_dir, json_out, plot_out) -> None:
 @click.option("--encoder", "encoder_dir", type=DIR, help="The teacher (default: the packaged all-MiniLM-L6-v2).")
 @click.option("--held-out", type=int, help="Texts kept out of training (default: what the student's `content "
               "distill` kept out; another value is refused).")
-@click.option("--seed", type=int, help="The split's seed (default: the student's own; another is refused).")
+@click.option("--seed", type=SEED, help="The split's seed (default: the student's own; another is refused).")
 @click.option("--baseline", "baselines", type=DIR, multiple=True,
               help="Another student to compare, e.g. `content distill --no-vocabulary` (repeatable).")
 @click.option("--unseen", default=500, show_default=True,
@@ -122,7 +123,7 @@ def content(student, data_dir, encoder_dir, held_out, seed, baselines, unseen, j
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
 @click.option("--users", default=300, show_default=True, type=click.IntRange(min=1), help="Held-out users replayed into the device.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--history", "history_path", type=FILE_OUT,
               help="Keep the device's history database here (default: a temporary one, deleted after).")
 @click.option("--json", "json_out", type=FILE_OUT)
@@ -149,7 +150,7 @@ def replay(bundle, data_dir, users, seed, history_path, json_out) -> None:
               help="Policy.replay of the replay lists, comma-separated (e.g. 0.5,1,2).")
 @click.option("--gap", type=click.IntRange(min=0), help="Policy.replay_gap of the replay lists (default: the Policy's, 10).")
 @click.option("--minutes", type=click.FloatRange(min=0), help="Policy.replay_minutes of the replay lists (default: 60).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "json_out", type=FILE_OUT)
 def next_play(bundle, data_dir, users, events, weights, gap, minutes, seed, json_out) -> None:
     """Hits of the next play (new or replay) beside leave-last-out's next new item: the seen filter, the replay
@@ -169,7 +170,7 @@ def next_play(bundle, data_dir, users, events, weights, gap, minutes, seed, json
 @click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundle was trained on.")
 @click.option("--users", default=300, show_default=True, type=click.IntRange(min=1),
               help="Users of the log replayed as newcomers.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "json_out", type=FILE_OUT)
 def newcomers(bundle, data_dir, users, seed, json_out) -> None:
     """Onboarding on the device: does each genre or language choice show, and what are first lists worth."""
@@ -221,7 +222,7 @@ def alias(command: click.Command, example_line: str) -> click.Command:
 @click.option("--target", default="video", show_default=True)
 @click.option("--by", default="modality", show_default=True, help="'modality' or an item column naming the domain.")
 @click.option("--anchor", help="The content space: use-multilingual or an encoder folder (default: hashed words).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "json_out", type=FILE_OUT)
 @click.option("--plot", "plot_out", type=PLOT_OUT)
 def transfer(data_dir, synthetic, couplings, source, target, by, anchor, seed, json_out, plot_out) -> None:
@@ -242,7 +243,7 @@ def transfer(data_dir, synthetic, couplings, source, target, by, anchor, seed, j
 @click.option("--encoder", "encoders", multiple=True,
               help="hashed-words, use-multilingual, all-minilm-l6-v2 or a sentence-encoder folder (repeatable).")
 @click.option("--films", default=200, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "json_out", type=FILE_OUT)
 def crosslingual(encoders, films, seed, json_out) -> None:
     """Spanish film descriptions retrieve their English originals: top-1, recall@5 and MRR per encoder."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edgerec.cli.output import FiniteRange, console, example, key_values, refuse_out, table
+from edgerec.cli.output import SEED, FiniteRange, console, example, key_values, refuse_out, table
 from edgerec.runtime.checks import file_name
 
 # The options shared by train and distill, declared once.
@@ -34,7 +34,7 @@ MODEL_OPTIONS = [
                  help="Evaluations without improvement before stopping (default: 5-15, growing with the run)."),
     click.option("--eval-users", default=2000, show_default=True, help="Validation users scored per epoch."),
     click.option("--max-minutes", type=float, help="Stop after this long, keeping the best epoch."),
-    click.option("--seed", default=0, show_default=True),
+    click.option("--seed", default=0, show_default=True, type=SEED),
 ]
 
 
@@ -231,7 +231,7 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--top-k", default=32, show_default=True, type=click.IntRange(min=1), help="Teacher candidates per position.")
-@click.option("--kd-weight", default=1.0, show_default=True, help="Weight of the listwise distillation loss.")
+@click.option("--kd-weight", default=1.0, show_default=True, type=FiniteRange(min=0), help="Weight of the listwise distillation loss.")
 @click.option("--kd-temperature", default=1.0, show_default=True, type=FiniteRange(min=0, min_open=True))
 @click.option("--align", default=0.0, show_default=True, type=FiniteRange(min=0), help="Weight of hidden-state alignment (0 = off).")
 @click.option("--max-bytes", type=int, help="Pick the student's width and layers to fit this many bytes of int8 "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import FiniteRange, console, example, fmt, print_study, write_json
+from edgerec.cli.output import SEED, FiniteRange, console, example, fmt, print_study, write_json
 
 
 @click.command("tune", epilog=example(
@@ -44,7 +44,7 @@ from edgerec.cli.output import FiniteRange, console, example, fmt, print_study, 
               help="Cap of one trial; its schedule shrinks to fit (default: a fifth of --minutes).")
 @click.option("--steps", type=click.IntRange(min=1), help="Step budget of each trial (default: from the data size).")
 @click.option("--eval-users", default=0, show_default=True, help="Validation users per trial (0 = all).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_ckpt, objective, max_ndcg_loss,
          margin_z, expected_bound, trial_minutes, steps, eval_users, seed) -> None:
     """Tune on the validation split with Optuna (TPE + median pruning); the test split is scored once at the end.

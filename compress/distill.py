@@ -11,6 +11,7 @@ the first epoch a student step costs little more than plain training.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ class DistillConfig:
     align: float = 0.0  # weight of hidden-state alignment (0 = off)
 
     def validate(self) -> DistillConfig:
-        if self.top_k < 1 or self.weight < 0 or self.temperature <= 0 or self.align < 0:
+        finite = all(math.isfinite(v) for v in (self.weight, self.temperature, self.align))  # NaN passes `< 0`
+        if not finite or self.top_k < 1 or self.weight < 0 or self.temperature <= 0 or self.align < 0:
             raise ConfigError("distillation needs top_k >= 1, weight >= 0, temperature > 0, align >= 0")
         return self
 

@@ -709,6 +709,7 @@ def write_synth(cfg: SynthConfig, out: str | Path, fmt: str = "csv",
 
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"unknown file format {fmt!r}; use csv or parquet")
+    cfg.validate()  # before the folder is marked incomplete: bad options must leave existing data as it was
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     held = begin_write(out)

@@ -152,10 +152,15 @@ class Temporary:
 
 def write_file(path: Path, data: bytes | str, mode: int = 0o666) -> None:
     """`data` (text as UTF-8) as the file at `path`, whole or not at all; mode 0o600: readable by its owner only."""
-    with Temporary(path, ".tmp", mode=mode) as tmp:
-        tmp.path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        if not tmp.publish():
-            raise IsADirectoryError(errno.EISDIR, "a folder has the file's name")
+    try:
+        with Temporary(path, ".tmp", mode=mode) as tmp:
+            tmp.path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+            if not tmp.publish():
+                raise IsADirectoryError(errno.EISDIR, "a folder has the file's name")
+    except OSError as exc:  # the error names the file asked for, never its hidden temporary (".a.json.85.b4.tmp")
+        if exc.filename is None or exc.errno is None or Path(exc.filename).name == Path(path).name:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 class Claim:

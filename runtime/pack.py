@@ -32,6 +32,7 @@ from edgerec.errors import BundleError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.bundle import MANIFEST, safe_relative, sha256_file
 from edgerec.runtime.checks import file_name, shown
+from edgerec.runtime.outputs import output_refusal
 
 SUFFIX = ".edgerec"
 MAX_MEMBERS = 4096  # a bundle holds tens of files; more members only make opening slow (one file each)
@@ -49,6 +50,8 @@ def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) ->
     if root.resolve() in out.resolve().parents:  # into the bundle itself: over its manifest, or a file it lists
         raise BundleError(f"cannot pack the bundle into {file_name(out)}, inside the bundle's own folder; pack it "
                           "into a file beside it (the default) or elsewhere")
+    if (why := output_refusal(out)) is not None:  # a history, a data folder's or a checkpoint's file: as --json
+        raise BundleError(f"cannot pack the bundle: {why}")
     try:
         with Temporary(out, ".packing") as tmp:  # this pack's own: two packs into one file never share one
             with tarfile.open(tmp.path, "w", format=tarfile.PAX_FORMAT) as tar:
