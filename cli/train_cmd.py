@@ -234,7 +234,7 @@ def _train_ranker(dataset, split, retrieval, out, options) -> None:
 @click.option("--kd-weight", default=1.0, show_default=True, type=FiniteRange(min=0), help="Weight of the listwise distillation loss.")
 @click.option("--kd-temperature", default=1.0, show_default=True, type=FiniteRange(min=0, min_open=True))
 @click.option("--align", default=0.0, show_default=True, type=FiniteRange(min=0), help="Weight of hidden-state alignment (0 = off).")
-@click.option("--max-bytes", type=int, help="Pick the student's width and layers to fit this many bytes of int8 "
+@click.option("--max-bytes", type=click.IntRange(min=1), help="Pick the student's width and layers to fit this many bytes of int8 "
                                             "bundle (encoder + item table); --dim and --layers are then searched.")
 @click.option("--candidates", default=3, show_default=True, help="With --max-bytes: fitting students trained.")
 @model_options
@@ -247,6 +247,9 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
     from edgerec.models.checkpoint import load_model, path_from
 
     refuse_out(out, "edgerec-checkpoint", teacher=teacher, data=data_dir)
+    if max_bytes is not None and options["content_specs"]:  # the search trained students without them, unsaid
+        raise click.UsageError("--max-bytes sizes students without content vectors and --content was given: "
+                               "distill with --content at a chosen --dim and --layers instead")
     dataset, split = _load(data_dir)
     if not Path(teacher).exists() and ":" not in teacher:
         raise ConfigError(f"--teacher {file_name(teacher)} does not exist; give a checkpoint folder of `edgerec train`, or your "

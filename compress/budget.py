@@ -36,11 +36,12 @@ from edgerec.models.recommenders import NextItemModel, build_model
 from edgerec.models.scoring import ModelScorer
 from edgerec.models.train import TrainConfig, item_counts
 
-# The graph itself (operator nodes, names, shapes), measured on exported encoders of 8-128 wide, 1-3 layers,
-# histories of 8-200 (about 6.8 KB plus 6.7 KB a layer once the exporter's debug metadata is stripped),
-# with some margin: a base and a share per layer.
-GRAPH_BYTES = 8 * 1024
-LAYER_GRAPH_BYTES = 8 * 1024
+# The graph itself (operator nodes, names, shapes), measured on exported encoders of 8-64 wide, 1-2 layers,
+# histories of 8-200 once every graph's metadata and doc strings are stripped (about 4.7 KB plus 3.3 KB a layer;
+# 6.8 KB plus 6.7 KB a layer while the exporter's graph signature stayed), with some margin: a base and a share
+# per layer.
+GRAPH_BYTES = 6 * 1024
+LAYER_GRAPH_BYTES = 4 * 1024
 TENSOR_BYTES = 96  # per stored tensor: name, shape and type
 NPY_HEADER_BYTES = 128  # the header np.save writes before a 1-D or 2-D array (padded to 64 bytes, then 128)
 WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -104,8 +105,10 @@ def fitting_configs(base: ModelConfig, dataset: Dataset, split: Split, max_bytes
                     widths=WIDTHS, layers=LAYERS, keep: int = 3,
                     measure: Callable[[NextItemModel], dict] | None = None) -> list[tuple[ModelConfig, dict]]:
     """The `keep` largest configs (width x layers) that fit, largest first: by their estimate, or, with
-    `measure`, by their exported bytes where the estimate is over the budget by no more than its margin.
-    When none fits, the smallest is measured too (it may fit for real): its bytes are the floor the error names."""
+    `measure`, by their exported bytes, measured for every config whose estimate is within its margin of the
+    budget or under it (ranking estimates beside exported bytes kept a student of 39 KB over one of 52 KB that
+    fit 60 KB: the estimates overshoot by a graph margin). When none fits, the smallest is measured too (it
+    may fit for real): its bytes are the floor the error names."""
     layers = layers if base.arch == "sasrec" else (min(layers),)  # a two-tower has no layers: one of each width
     fits, smallest = [], (min(widths), min(layers))
     floor = None  # the smallest config and its bytes, measured when they were
@@ -114,7 +117,7 @@ def fitting_configs(base: ModelConfig, dataset: Dataset, split: Split, max_bytes
             cfg = candidate(base, dim, n_layers)
             model = fresh_model(cfg, dataset, split)
             estimate = estimate_bytes(model)
-            if measure is not None and max_bytes < estimate["total"] <= max_bytes + graph_margin(cfg):
+            if measure is not None and estimate["total"] <= max_bytes + graph_margin(cfg):
                 estimate = {**measure(jittered(model)), "measured": True}
             if estimate["total"] <= max_bytes:
                 fits.append((cfg, estimate))
@@ -162,7 +165,16 @@ def distill_to_budget(dataset: Dataset, split: Split, teacher: NextItemModel, ba
     say = progress or (lambda _m: None)
     if keep < 1:
         raise ConfigError(f"--candidates must be at least 1 student to train (got {keep})")
-    candidates = fitting_configs(base, dataset, split, max_bytes, keep=keep, measure=measure)
+    # no wider and no deeper than a trained teacher (a budget above it made a "student" 41 times its size);
+    # a user's own teacher states no width
+    shape = getattr(teacher, "config", None)
+    t_dim, t_layers = getattr(shape, "dim", None), getattr(shape, "layers", None)
+    widths = [w for w in WIDTHS if t_dim is None or w <= t_dim] or [min(WIDTHS)]
+    layers = [n for n in LAYERS if t_layers is None or n <= t_layers] or [min(LAYERS)]
+    if t_dim is not None and (max(widths), max(layers)) != (max(WIDTHS), max(LAYERS)):
+        say(f"students are at most the teacher's width ({t_dim}) and layers ({t_layers})")
+    candidates = fitting_configs(base, dataset, split, max_bytes, widths=widths, layers=layers, keep=keep,
+                                 measure=measure)
     evaluator = Evaluator(split, dataset.catalog, k=10)
     each = None if train.max_minutes is None else train.max_minutes / len(candidates)
     curve, best = [], None

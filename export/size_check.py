@@ -30,8 +30,13 @@ def verify_bytes(model: NextItemModel, split: Split) -> dict:
         encoder = final.stat().st_size
     with torch.no_grad():
         stored = StoredTable.quantize(model.item_vectors()[1:].numpy().astype(np.float32), "int8")
-    table = npy_bytes(stored.values) + npy_bytes(stored.scales)  # the bundle's two files, headers and all
+    table = stored_bytes(stored)
     return {"encoder": int(encoder), "table": int(table), "total": int(encoder + table)}
+
+
+def stored_bytes(stored) -> int:
+    """The bytes of an item table as the bundle stores it: its values and (int8) scales, .npy headers and all."""
+    return npy_bytes(stored.values) + (npy_bytes(stored.scales) if stored.scales is not None else 0)
 
 
 def npy_bytes(array: np.ndarray) -> int:
@@ -41,4 +46,4 @@ def npy_bytes(array: np.ndarray) -> int:
     return buffer.tell()
 
 
-__all__ = ["npy_bytes", "verify_bytes"]
+__all__ = ["npy_bytes", "stored_bytes", "verify_bytes"]

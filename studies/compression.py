@@ -28,6 +28,7 @@ from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.export.parity import overlap
+from edgerec.export.size_check import stored_bytes
 from edgerec.models.checkpoint import load_model, require_same_catalog
 from edgerec.models.evaluation import Evaluator
 from edgerec.models.scoring import ModelScorer, history_rows
@@ -112,7 +113,7 @@ def compression_report(teacher: str | Path, student: str | Path, data_dir: str |
             with torch.no_grad():
                 vectors = model.item_vectors()[1:].numpy()
             stored = StoredTable.quantize(vectors, variant.table)
-            table_bytes = stored.nbytes
+            table_bytes = stored_bytes(stored)  # as the bundle stores it: the .npy headers count (distill's budget)
             scorer = _FileScorer(encoder, stored.dequantize(), max_len, variant.name)
             ranks, lists = evaluator.ranks_and_lists(scorer)
             k = evaluator.k

@@ -125,3 +125,36 @@ def test_zero_candidates_is_a_config_error(tiny):
     dataset, split = tiny
     with pytest.raises(ConfigError, match="--candidates must be at least 1"):
         distill_to_budget(dataset, split, None, ModelConfig(heads=1, max_len=8), None, DistillConfig(), 10**9, keep=0)
+
+
+def test_max_bytes_is_a_positive_count_and_not_with_content(tmp_path):
+    """--max-bytes -5 was answered 'no student fits -5 bytes' after loading everything; with --content the
+    search trained students without the content vectors while their config said they had them."""
+    for value in ("0", "-5"):
+        result = CliRunner().invoke(cli, ["distill", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out",
+                                          str(tmp_path / "s"), "--max-bytes", value])
+        assert result.exit_code == 2 and "--max-bytes" in result.output
+    (tmp_path / "text.npy").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["distill", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out",
+                                      str(tmp_path / "s"), "--max-bytes", "100000", "--content",
+                                      f"text={tmp_path / 'text.npy'}"])
+    assert result.exit_code == 2 and "sizes students without content vectors" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_table_bytes_are_the_bundles_two_files(tmp_path):
+    """The compression report counted the table's raw arrays: 256 bytes of .npy headers short of the bundle."""
+    import numpy as np
+
+    from edgerec.export.size_check import stored_bytes
+    from edgerec.runtime.item_table import StoredTable
+
+    vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    for dtype in ("int8", "fp16", "fp32"):
+        stored = StoredTable.quantize(vectors, dtype)
+        np.save(tmp_path / "values.npy", stored.values)
+        files = (tmp_path / "values.npy").stat().st_size
+        if stored.scales is not None:
+            np.save(tmp_path / "scales.npy", stored.scales)
+            files += (tmp_path / "scales.npy").stat().st_size
+        assert stored_bytes(stored) == files > stored.nbytes
