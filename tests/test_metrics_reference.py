@@ -100,7 +100,7 @@ def _reference_metrics(seqs, items, tags, score, k):
     return {f"HR@{k}": np.mean(hr), f"NDCG@{k}": np.mean(ndcg), f"MRR@{k}": np.mean(mrr),
             f"coverage@{k}": len(set(shown)) / n,
             f"novelty@{k}": np.mean([-math.log2(max(train_pop[i], 1) / len(seqs)) for i in shown]),
-            f"pop_percentile@{k}": np.mean([percentile[i] for i in shown]), f"gini@{k}": gini, f"diversity@{k}": np.mean(pairs) if pairs else 0.0}
+            f"pop_percentile@{k}": np.mean([percentile[i] for i in shown]), f"gini@{k}": gini, f"diversity@{k}": np.mean(pairs) if pairs else None}
 
 
 def _score(user, item):

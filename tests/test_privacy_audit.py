@@ -139,7 +139,7 @@ def test_checkpoint_and_prior_refusals_name_folders_not_paths(folder):
     assert MARK not in str(err.value)
     _write(folder / "config.json", "{cut")
     (folder / "model.safetensors").write_bytes(b"")
-    with pytest.raises(ModelError, match="^logs/config.json is not JSON") as err:
+    with pytest.raises(ModelError, match="^config.json in logs is damaged \\(not JSON") as err:
         load_checkpoint(folder)
     assert MARK not in str(err.value)
     for text, message in (("{cut", "^popularity file prior.json cannot be read"), ("{}", "^prior.json is not a popularity"),
