@@ -121,7 +121,8 @@ class InterleaveStage:
 
 
 def other_recommender(rec, policy=None) -> Callable[[Request], list[Recommendation]]:
-    """Team B from another Recommender (or this one under another policy), asked in the same context."""
+    """Team B from another Recommender (or this one under another policy), asked in the same context.
+    Asking this very Recommender is not counted as a request of its own in its stats() (monitor.begin)."""
     def lists(request: Request) -> list[Recommendation]:
         context = {"now": request.now, "hour": request.hour}
         if request.device >= 0:

@@ -11,6 +11,31 @@ import numpy as np
 
 from edgerec.runtime.drift import WINDOW
 
+_busy = threading.local()  # per thread: id(monitor) -> requests it is running in this thread
+
+
+def begin(monitor) -> bool:
+    """`monitor` starts a request in this thread; True when it was running one already: a nested
+    request (an interleaving stage asking this very recommender for team B's list), which is not
+    recorded as a request of its own (its time is the outer stage's)."""
+    depth = _busy.__dict__.setdefault("depth", {})
+    depth[id(monitor)] = depth.get(id(monitor), 0) + 1
+    return depth[id(monitor)] > 1
+
+
+def end(monitor) -> None:
+    depth = _busy.__dict__.setdefault("depth", {})
+    left = depth.get(id(monitor), 1) - 1
+    if left > 0:
+        depth[id(monitor)] = left
+    else:
+        depth.pop(id(monitor), None)
+
+
+def busy(monitor) -> bool:
+    """Whether `monitor` is running a request in this thread (what it is told now comes from a nested one)."""
+    return id(monitor) in getattr(_busy, "depth", {})
+
 
 class Monitor:
     def __init__(self, window: int = 2048):
@@ -37,13 +62,18 @@ class Monitor:
             for name, elapsed_ms in timings:
                 self.timings[name].append(elapsed_ms)
             for name, n in counts.items():
-                self.counters[name] += n
+                if isinstance(n, int):  # a stage may have put anything in the Counter
+                    self.counters[name] += n
 
     def count(self, name: str, n: int = 1) -> None:
+        if busy(self):  # a nested request's (its failure is the outer stage's, counted there)
+            return
         with self._lock:
             self.counters[name] += n
 
     def score(self, top: tuple[float, float]) -> None:
+        if busy(self):  # a nested request's figures: the drift window holds the app's requests only
+            return
         with self._lock:
             self.top_scores.append(top)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgerec.errors import EdgerecError
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.request import Request, UserState
@@ -247,6 +248,11 @@ def state_of(window: Window, cat, prefs: dict[str, list[str]]) -> UserState:
                      events["loved"], events["finished"], {kind: list(v) for kind, v in prefs.items()})
 
 
+class EncoderUnavailable(RuntimeError):
+    """The user encoder could not be loaded (a file damaged after open): a failure of the encoder,
+    which its stage's fallback answers, not an error for the app on every request."""
+
+
 class EncodeStage:
     """encode: the user vector from the consumed items (required; falls back to popularity)."""
 
@@ -261,11 +267,19 @@ class EncodeStage:
         rows = [request.catalog.encoder_inputs(request.state.consumed)]
         vector = None
         if len(rows[0]):  # items added on the device have no model input
-            vector = self.models.encoder.encode(rows)[0]
+            try:
+                encoder = self.models.encoder
+            except EdgerecError as exc:  # its file fails its check at load: popularity, as for a crash
+                raise EncoderUnavailable(str(exc)) from exc
+            vector = encoder.encode(rows)[0]
             if not np.all(np.isfinite(vector)):
                 raise FloatingPointError("the user encoder returned NaN or infinite values")
+            if not vector.any():  # no direction: every score 0, a list in row order with personal reasons
+                raise FloatingPointError("the user encoder returned an all-zero vector")
+            vector.flags.writeable = False  # kept in the user's cache entry: no stage may change it
         request.vector, request.encoded = vector, True
-        request.entry.vector, request.entry.encoded = vector, True
+        if request.entry is not None:  # None when an app stage changed the state: nothing of it is kept
+            request.entry.vector, request.entry.encoded = vector, True
         return request
 
     @staticmethod
