@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.errors import BundleError
 from edgerec.federated.server import FederatedServer
 from edgerec.runtime.federated import Consent, RoundTask, take_part
 from edgerec.runtime.privacy_ledger import PrivacyLedger
@@ -122,10 +123,11 @@ def server_app(server: FederatedServer, log: list):
 
 def run_flower(server: FederatedServer, devices: FlowerDevices, cpus: int = 1) -> list[dict]:
     """Run `server`'s rounds with Flower's simulation engine (Ray); returns each round's log entry."""
+    if not Path(devices.bundle).is_dir():  # before Flower starts: a bare FileNotFoundError gave the host path
+        raise BundleError(f"no bundle folder {Path(devices.bundle).name!r} (FlowerDevices.bundle); pass the folder "
+                          "of an exported bundle")
     from flwr.simulation import run_simulation
 
-    if not Path(devices.bundle).exists():
-        raise FileNotFoundError(devices.bundle)
     log: list[dict] = []
     run_simulation(server_app(server, log), client_app(devices), num_supernodes=len(devices.histories),
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},

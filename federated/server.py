@@ -37,7 +37,13 @@ import numpy as np
 
 from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.federated.accounting import DPPlan
-from edgerec.runtime.fed_format import UPLOAD_LIMIT, ClientUpdate, decode_update, upload_bytes
+from edgerec.runtime.fed_format import (
+    ENCODINGS,
+    UPLOAD_LIMIT,
+    ClientUpdate,
+    decode_update,
+    upload_bytes,
+)
 from edgerec.runtime.federated import RoundTask, moved_rows
 
 # (rows, their summed change, candidate steps) -> the evaluation cohort's summed loss per step, or None
@@ -176,17 +182,31 @@ class FederatedServer:
         kept, refused = [], []
         if self._seen[0] != len(self.log):
             self._seen = (len(self.log), set())
+        rows = self.upload_rows if self.dp is not None else len(self.table)  # what an upload holds at most
         for payload in payloads:
             try:
-                digest = hashlib.sha256(payload).digest() if isinstance(payload, (bytes, bytearray)) else None
+                data = self._sized(payload, rows)
+                digest = hashlib.sha256(data).digest()  # whatever the buffer type: a memoryview is a copy too
                 if digest in self._seen[1]:  # a re-sent upload counted twice gives its device 2C: DP's bound breaks
                     raise ConfigError("an update came twice in one round; the copy is refused (each device "
                                       "counts once)")
-                kept.append(self._admitted(decode_update(payload)))
+                kept.append(self._admitted(decode_update(data, rows)))
                 self._seen[1].add(digest)
             except ConfigError as exc:
                 refused.append(str(exc))
         return kept, refused
+
+    def _sized(self, payload, rows: int) -> bytes:
+        """The upload's bytes, refused by their size before anything is decoded (a header claiming millions of
+        rows for a table of a thousand was read in full first): at most `rows` rows of the table's width."""
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise ConfigError(f"an update is bytes, as encode_update wrote them (got {type(payload).__name__})")
+        size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+        limit = max(upload_bytes(rows, self.table.shape[1], encoding) for encoding in ENCODINGS)
+        if size > limit:
+            raise ConfigError(f"an update of {size:,} bytes is larger than any of this run ({rows} rows of width "
+                              f"{self.table.shape[1]}: {limit:,} bytes at most); it is refused")
+        return bytes(payload)
 
     def _admitted(self, update: ClientUpdate) -> ClientUpdate:
         """`update` if it fits this run and round, clipped to the task's bound: the server trusts neither a

@@ -42,6 +42,7 @@ VERSION = 1
 ENCODINGS = {"fp16": 1, "int8": 2}
 _HEADER = struct.Struct("<4sBBHIIf12s")  # 32 bytes
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # the header holds the weight as float32
+_FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 UPLOAD_LIMIT = 64 * 1024  # bytes: what a round's plan keeps a DP upload within (docs/federated.md)
 
 
@@ -61,8 +62,8 @@ class ClientUpdate:
     weight: float  # examples behind it (1 in a DP round: devices weigh alike there)
 
     @property
-    def norm(self) -> float:
-        return float(np.linalg.norm(self.delta))
+    def norm(self) -> float:  # in float64, as the server measures it against the clip bound
+        return float(np.linalg.norm(np.asarray(self.delta, np.float64)))
 
 
 def encode_update(update: ClientUpdate, encoding: str = "int8") -> bytes:
@@ -91,18 +92,45 @@ def encode_update(update: ClientUpdate, encoding: str = "int8") -> bytes:
                           "hexadecimal digits (a bundle's embedding_space)")
     head = _HEADER.pack(MAGIC, VERSION, ENCODINGS[encoding], delta.shape[1], rnd, len(rows), weight,
                         bytes.fromhex(update.space[:24]))
-    parts = [head, rows.astype("<u4").tobytes()]
+    values, decoded = _rounded(delta, encoding)
+    if not np.all(np.isfinite(decoded)):  # float16 ends at 65504: a larger value would arrive as inf
+        raise ConfigError(f"an update's values pass float16's range ({_FP16_MAX:g}); clip it lower or encode it as "
+                          "int8; it was not encoded")
+    return b"".join([head, rows.astype("<u4").tobytes(), *values])
+
+
+def _rounded(delta: np.ndarray, encoding: str) -> tuple[list[bytes], np.ndarray]:
+    """The rows' bytes in `encoding`, and the values decode_update reads back from them."""
     if encoding == "fp16":
-        parts.append(delta.astype("<f2").tobytes())
-    else:
-        scales = (np.abs(delta).max(1, initial=0.0) / 127.0).astype("<f4")
-        scales[~(scales > 0)] = 1.0
-        parts += [scales.tobytes(), np.clip(np.round(delta / scales[:, None]), -127, 127).astype(np.int8).tobytes()]
-    return b"".join(parts)
+        with np.errstate(over="ignore"):  # past float16's range: inf, refused by the caller
+            half = delta.astype("<f2")
+        return [half.tobytes()], half.astype(np.float32)
+    scales = (np.abs(delta).max(1, initial=0.0) / 127.0).astype("<f4")
+    scales[~(scales > 0)] = 1.0
+    codes = np.clip(np.round(delta / scales[:, None]), -127, 127).astype(np.int8)
+    return [scales.tobytes(), codes.tobytes()], codes.astype(np.float32) * scales[:, None]
 
 
-def decode_update(data: bytes) -> ClientUpdate:
-    """Bytes of `encode_update` back to an update (ConfigError for anything malformed)."""
+def clip_for_upload(delta, clip: float, encoding: str) -> np.ndarray:
+    """`delta` (float32) scaled so that the values the server decodes from it in `encoding` have an L2 norm of
+    at most `clip`: rounding to int8 steps or float16 after clipping raised it up to 0.05% past the bound."""
+    delta = np.asarray(delta, np.float64)
+    norm = float(np.linalg.norm(delta))
+    if norm > clip:
+        delta = delta * (clip / norm)
+    for attempt in range(40):
+        out = delta.astype(np.float32)
+        got = float(np.linalg.norm(_rounded(out, encoding)[1].astype(np.float64)))
+        if got <= clip:
+            return out
+        # int8 steps scale with the row, so one rescale does; float16 rounds anew: shrink a little more each time
+        delta = delta * (clip / got) * (1.0 - 2.0 ** (attempt - 30))
+    return np.zeros(delta.shape, np.float32)  # not reached: by attempt 30 the factor is 0
+
+
+def decode_update(data: bytes, max_rows: int | None = None) -> ClientUpdate:
+    """Bytes of `encode_update` back to an update (ConfigError for anything malformed). max_rows: refuse a
+    header that claims more rows before reading any (a server knows its table's size)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ConfigError(f"an update is bytes, as encode_update wrote them (got {type(data).__name__})")
     data = bytes(data)
@@ -111,6 +139,8 @@ def decode_update(data: bytes) -> ClientUpdate:
     magic, version, code, dim, rnd, count, weight, space = _HEADER.unpack_from(data)
     if magic != MAGIC or version != VERSION or code not in ENCODINGS.values():
         raise ConfigError("these bytes are not a version-1 edgerec federated update (magic, version or encoding)")
+    if max_rows is not None and count > max_rows:
+        raise ConfigError(f"an update of {count} rows is refused: this run's updates hold at most {max_rows}")
     width = 2 * dim if code == 1 else dim + 4
     if len(data) != _HEADER.size + count * (4 + width):
         raise ConfigError(f"an update of {count} rows of dim {dim} has {_HEADER.size + count * (4 + width)} bytes, "

@@ -16,9 +16,10 @@ vector (personal.py), which is kept on the device and never sent.
 
 A device can decline: the user opted out, the app says not now (battery,
 metered network), the round has no DP while the user asked for it, or the
-round's epsilon does not fit the privacy budget. Every round, taken or
-declined, is entered in the privacy ledger; epsilon is charged before any
-work, so a round that fails halfway still counts as spent.
+round's epsilon does not fit the privacy budget, or it already took part in
+this round of this space (a retry would send a second, different upload).
+Every round, taken or declined, is entered in the privacy ledger; epsilon is
+charged before any work, so a round that fails halfway still counts as spent.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ import numpy as np
 
 from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.runtime import checks
-from edgerec.runtime.fed_format import ENCODINGS, ClientUpdate, encode_update
+from edgerec.runtime.fed_format import ENCODINGS, ClientUpdate, clip_for_upload, encode_update
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.personal import load_personal, save_personal
 from edgerec.runtime.privacy_ledger import PrivacyLedger, in_memory
 from edgerec.runtime.user_state import read_state
 
 ENCODE_BATCH = 128  # histories per encoder call
+FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class RoundTask:
             checks.integer(getattr(self, name), f"RoundTask.{name}", 1, high)
         checks.number(self.epsilon, "RoundTask.epsilon", 0.0, 1e6, allow_none=True, low_open=True)
         checks.choice(self.encoding, tuple(ENCODINGS), "RoundTask.encoding")
+        if self.encoding == "fp16" and self.clip > FP16_MAX:  # a value past it would arrive as inf, after the charge
+            raise ConfigError(f"RoundTask.clip of an fp16 round is at most {FP16_MAX:g}, float16's largest value "
+                              f"(got {self.clip:g}); lower the clip or use int8")
         return self
 
 
@@ -131,6 +136,7 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     history = rec.history if history is None else checks.instance(history, HistoryStore, "history")
     ledger = _ledger(ledger, history, "a federated round")
     question = f"federated round {task.round}"
+    key = f"federated round {task.round} of space {task.space}"  # the ledger holds one entry of it
 
     def decline(reason: str) -> RoundResult:
         ledger.note(f"{question}: declined ({reason})", now)
@@ -148,13 +154,17 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
     consumed = [r for r in read_state(history, cat, user).consumed if r < cat.base_count]
     if len(consumed) < 2:
         return decline("too little history")
+    # a retried round would send a second, different upload (the personal vector moved): the device counts twice
+    again = "already took part in this round (an app re-sends its first upload's bytes)"
+    if ledger.taken(key):
+        return decline(again)
     try:
         if task.epsilon is None:
-            ledger.note(f"{question} (no DP)", now)
+            ledger.note(f"{question} (no DP)", now, key=key)
         else:
-            ledger.charge(question, task.epsilon, now)
+            ledger.charge(question, task.epsilon, now, key=key)
     except PrivacyBudgetError:
-        return decline("privacy budget")
+        return decline(again if ledger.taken(key) else "privacy budget")
 
     update, examples, norm = _local_update(rec, history, user, consumed, task, table, personal)
     if task.epsilon is not None:  # DP-FedAvg weighs devices alike: the history's size is not sent outside epsilon
@@ -210,30 +220,28 @@ def _local_update(rec, history, user, consumed, task, table, personal):
     base = table if table is not None else rec.catalog.stored.dequantize()
     space, dim = rec.manifest.embedding_space, rec.manifest.dim
     offset = load_personal(history, user, space, dim) if personal.enabled else np.zeros(dim, np.float32)
-    rows, local = None, None
+    rows = start = delta = None
     for _ in range(task.steps):
-        current = base if rows is None else _patched(base, rows, local)
+        current = base if rows is None else _patched(base, rows, start + delta)
         grad, toward = softmax_gradients(users + offset, targets, current, task.temperature, rows, personal.enabled)
         if rows is None:  # the targets and the rows the loss pushes hardest: what this device changes
             rows = changed_rows(grad, targets, task)
             grad = grad[rows]
-            start = base[rows].astype(np.float32)
-            local = start.copy()
-        local -= task.lr * grad
+            start, delta = base[rows], np.zeros((len(rows), base.shape[1]), np.float64)
+        # the change itself, in float64: a tiny step added to a row's float32 value vanished (all-zero rows)
+        delta -= task.lr * grad.astype(np.float64)
         if personal.enabled:  # the offset follows the mean gradient, pulled back towards zero
             offset = offset - personal.lr * (toward + personal.l2 * offset)
-    delta = local - start
     # never upload or keep garbage: the offset is kept as float16, beyond whose range it would read back as inf
-    if not (np.all(np.isfinite(delta)) and np.all(np.abs(offset) <= np.finfo(np.float16).max)):
+    if not (np.all(np.isfinite(delta)) and np.all(np.abs(offset) <= FP16_MAX)):
         raise ConfigError("the round's lr and temperature (or Personal.lr) made the local update overflow; nothing "
                           "was sent or saved (the round's epsilon stays spent); ask the server for a smaller lr, "
                           "or lower Personal.lr")
     norm = float(np.linalg.norm(delta))
-    if norm > task.clip:
-        delta *= task.clip / norm
+    delta = clip_for_upload(delta, task.clip, task.encoding)  # the bound holds for what the server decodes
     if personal.enabled:
         save_personal(history, user, space, offset)
-    update = ClientUpdate(task.round, space, rows.astype(np.int64), delta.astype(np.float32), float(len(positions)))
+    update = ClientUpdate(task.round, space, rows.astype(np.int64), delta, float(len(positions)))
     return update, len(positions), norm
 
 

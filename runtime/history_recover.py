@@ -133,7 +133,8 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
             raise HistoryError(f"{checks.file_name(path)} is not an edgerec history (no events table, or another application's "
                                "tables); pass the damaged history file")
         if "privacy_ledger" in tables:  # what the device already reported: its budget must outlive the file
-            parts["privacy_ledger"] = ("id, ts, question, epsilon" + ", clock" * ("clock" in ledger), "id")
+            parts["privacy_ledger"] = ("id, ts, question, epsilon" + ", clock" * ("clock" in ledger)
+                                       + ", key" * ("key" in ledger), "id")  # the rounds it took part in
         most = path.stat().st_size // 16  # no row takes fewer bytes than this
         for table, (columns, key_column) in parts.items():
             try:

@@ -96,7 +96,7 @@ def discrete_laplace(scale: int, rng: Randomness) -> int:
     """An integer y with P(y) proportional to exp(-|y| / scale): Canonne, Kamath and Steinke's exact sampler
     (NeurIPS 2020, Algorithm 2 with scale s/1), from uniform integers and coin flips only, so no
     floating-point noise leaks the value it is added to (Mironov, CCS 2012)."""
-    scale = checks.integer(scale, "the noise scale", 1, 1 << 40)
+    scale = checks.integer(scale, "the noise scale", 1, MAX_SCALE)
     while True:
         u = rng.below(scale)
         if not rng.bernoulli(math.exp(-u / scale)):
@@ -128,17 +128,26 @@ def on_grid(values: dict, bounds: dict, steps: int) -> dict[str, int]:
     return out
 
 
-MAX_SCALE = 2.0 ** 53
+# the largest noise scale: its draws pass a scale dozens of times over, and the host refuses figures past 2^53
+MAX_SCALE = 1 << 40
 
 
 def laplace_scale(count: int, steps: int, epsilon: float) -> int:
     """The noise scale for `count` values on a grid of `steps`: sensitivity / epsilon, rounded up (which
-    only adds noise)."""
+    only adds noise); at most MAX_SCALE, what discrete_laplace takes."""
     scale = steps * count / check_epsilon(epsilon)
-    if not scale <= MAX_SCALE:  # a tiny epsilon: noise no float figure could carry (the host refuses past 2^53)
-        raise ConfigError(f"epsilon {epsilon:g} puts the noise scale at {scale:.3g}, above 2^53: no report could "
-                          f"carry it; give an epsilon above {steps * count / MAX_SCALE:.2g}")
+    if not scale <= MAX_SCALE:  # a tiny epsilon: noise no float figure could carry
+        raise ConfigError(f"epsilon {epsilon:g} puts the noise scale at {scale:.3g}, above 2^40: no report could "
+                          f"carry it; give an epsilon of at least {smallest_epsilon(count, steps):.2g}")
     return math.ceil(scale)
+
+
+def smallest_epsilon(count: int, steps: int) -> float:
+    """The smallest epsilon laplace_scale takes for `count` values on `steps`, rounded up to two digits."""
+    least = steps * count / MAX_SCALE
+    unit = 10.0 ** (math.floor(math.log10(least)) - 1)
+    shown = math.ceil(least / unit) * unit
+    return shown if steps * count / shown <= MAX_SCALE else shown + unit
 
 
 # ---------------------------------------------------------------- estimators (host side, numpy only)

@@ -6,10 +6,14 @@ round or one taken without DP with epsilon 0 (`note`), so the ledger shows every
 Reports compose sequentially, so what a device has revealed is the sum of the
 epsilons it spent. Two caps hold, both over rolling windows: one day, and a hard
 cap over 30 days. The ledger is append-only: forget(), retention and catalog
-updates never touch it, and the windows are measured against the latest of the
-clock and the newest entry, so setting the device clock back frees nothing.
-Budget comes back only as entries turn older than the window. A report that
-would pass a cap is refused (PrivacyBudgetError) before anything is produced.
+updates never touch it, and the caps are measured at the latest of the clock and
+the newest entry (so setting the device clock back frees nothing) and, for an entry
+dated among others, over a window either side of its date. An entry is dated at the
+time given, never at that newest one: one report dated 40 days ahead would otherwise
+have dated every later report on its day too. Budget comes back only as entries turn
+older than the window. A report that would pass a cap is refused (PrivacyBudgetError)
+before anything is produced. An entry may carry a key (a federated round of a space),
+which the ledger holds once: a second entry with it is refused the same way.
 
 Each entry has two times: `ts`, the time the caller gave (`now=`, the device clock by
 default), which dates the report; and `clock`, the device clock when it was spent. The caps
@@ -69,19 +73,24 @@ class PrivacyLedger:
                               "Recommender) with a file path, or pass simulation=True in a simulation")
         with store._transaction():
             store.db.execute("CREATE TABLE IF NOT EXISTS privacy_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                             "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL, clock REAL)")
-            if "clock" not in {r[1] for r in store.db.execute("PRAGMA table_info(privacy_ledger)")}:
+                             "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL, clock REAL, key TEXT)")
+            columns = {r[1] for r in store.db.execute("PRAGMA table_info(privacy_ledger)")}
+            if "clock" not in columns:
                 store.db.execute("ALTER TABLE privacy_ledger ADD COLUMN clock REAL")  # a ledger from before 12/2026
+            if "key" not in columns:
+                store.db.execute("ALTER TABLE privacy_ledger ADD COLUMN key TEXT")  # a ledger from before 12/2026
 
     def _window(self, column: str, now: float) -> Spent:
-        """What the entries spent over the day and the 30 days up to `now` (or the newest entry) by `column`."""
+        """What the entries spent over the day and the 30 days by `column`: up to the later of `now` and the
+        newest entry, and (an entry dated back among later ones) either side of `now`; the larger of each."""
         db = self.store.db
         newest = db.execute(f"SELECT MAX({column}) FROM privacy_ledger").fetchone()[0]
-        now = max(now, newest or now)
-        day, window = db.execute(
-            f"SELECT COALESCE(SUM(CASE WHEN {column} > ? THEN epsilon END), 0), COALESCE(SUM(epsilon), 0) "
-            f"FROM privacy_ledger WHERE {column} > ?", (now - DAY, now - WINDOW_DAYS * DAY)).fetchone()
-        return Spent(float(day), float(window), now)
+        last = max(now, newest or now)
+        sums = [db.execute(f"SELECT COALESCE(SUM(epsilon), 0) FROM privacy_ledger WHERE ({column} > ? AND "
+                           f"{column} <= ?) OR ({column} > ? AND {column} < ?)",
+                           (last - days * DAY, last, now - days * DAY, now + days * DAY)).fetchone()[0]
+                for days in (1, WINDOW_DAYS)]
+        return Spent(float(sums[0]), float(sums[1]), last)
 
     def _views(self, now: float) -> tuple[Spent, Spent | None]:
         """The windows by the dates given (`now=`) and, unless simulated, by the device clock."""
@@ -98,18 +107,31 @@ class PrivacyLedger:
         with self.store._lock:
             return self._spent(_now(now))
 
-    def charge(self, question: str, epsilon: float, now: float | None = None) -> float:
-        """Record `epsilon` for `question` if it fits both caps (else PrivacyBudgetError); returns the entry time."""
+    def charge(self, question: str, epsilon: float, now: float | None = None, *, key: str | None = None) -> float:
+        """Record `epsilon` for `question` if it fits both caps and `key` is not in the ledger yet (else
+        PrivacyBudgetError); returns the entry time, `now`."""
         checks.text(question, "the report's question", 1000)
         epsilon = checks.number(epsilon, "a report's epsilon", 0.0, 1e6, low_open=True)
         now = _now(now)  # checked before the transaction: a time past MAX_TS would hold every window shut
         with self.store._transaction():
+            self._once(question, key)
             dated, real = self._views(now)
             for spent, when in ((dated, ""), (real, " of the device clock")):
                 if spent is not None:
                     self._check(question, epsilon, spent, when)
-            self._insert(dated.now, question, float(epsilon))
-        return dated.now
+            self._insert(now, question, float(epsilon), key)
+        return now
+
+    def taken(self, key: str) -> bool:
+        """Whether an entry with `key` is in the ledger."""
+        checks.text(key, "the entry's key", 1000)
+        with self.store._lock:
+            return self.store.db.execute("SELECT 1 FROM privacy_ledger WHERE key = ?", (key,)).fetchone() is not None
+
+    def _once(self, question: str, key: str | None) -> None:
+        if key is not None and self.taken(key):  # inside the caller's transaction: two threads cannot both pass
+            raise PrivacyBudgetError(f"the {question} entry is refused: this device has one already ({key}), and it "
+                                     "counts once. Nothing was reported.")
 
     def _check(self, question: str, epsilon: float, spent: Spent, when: str) -> None:
         for label, used, cap, days in (("daily", spent.day, self.budget.per_day, 1),
@@ -120,18 +142,19 @@ class PrivacyLedger:
                     f"{used:g} of its {label} privacy budget of {cap:g} over the last {days} day(s){when}; "
                     "budget returns only as old reports leave the window. Nothing was reported.")
 
-    def _insert(self, ts: float, question: str, epsilon: float) -> None:
-        self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon, clock) VALUES (?, ?, ?, ?)",
-                              (ts, question, epsilon, time.time()))
+    def _insert(self, ts: float, question: str, epsilon: float, key: str | None) -> None:
+        self.store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon, clock, key) VALUES (?, ?, ?, ?, ?)",
+                              (ts, question, epsilon, time.time(), key))
 
-    def note(self, question: str, now: float | None = None) -> float:
-        """Record an entry that spends nothing (a refused federated round, one run without DP); returns its time."""
+    def note(self, question: str, now: float | None = None, *, key: str | None = None) -> float:
+        """Record an entry that spends nothing (a refused federated round, one run without DP); returns its time,
+        `now`. PrivacyBudgetError when `key` is in the ledger already."""
         checks.text(question, "the entry's question", 1000)
         now = _now(now)
         with self.store._transaction():
-            ts = self._window("ts", now).now
-            self._insert(ts, question, 0.0)
-        return ts
+            self._once(question, key)
+            self._insert(now, question, 0.0, key)
+        return now
 
     def entries(self) -> list[tuple[float, str, float]]:
         with self.store._lock:

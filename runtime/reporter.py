@@ -65,9 +65,8 @@ class PrivateReporter:
         self.rng = rng or SecureRandomness()
 
     def _consumed_rows(self, entry: float) -> list[int]:
-        """The bundle rows consumed in the day that ends at the report's ledger entry (not at `now`: a report
-        dated back into an empty day of the ledger would otherwise draw from today's plays, and reports dated
-        a day apart would each report them within the daily cap)."""
+        """The bundle rows consumed in the day that ends at the report's ledger entry, the `now` it was given
+        (the ledger counts it on the real day too, so reports dated a day apart fit one daily cap, not one each)."""
         catalog = self.rec.catalog
         since = math.nextafter(entry - DAY, math.inf)  # (entry - 1 day, entry], as the ledger's daily window
         rows = (catalog.index.get(item) for item in self.rec.history.items_since(since, tuple(CONSUMED), entry))
@@ -76,13 +75,16 @@ class PrivateReporter:
     def _pick(self, rows: list[int]) -> int | None:
         return rows[self.rng.below(len(rows))] if rows else None
 
-    def _charge(self, question: str, epsilon: float, now: float, shuffle: Shuffled | None) -> tuple:
-        """Charge the ledger; returns (time, central epsilon, local epsilon, extra record fields)."""
+    def _charge(self, question: str, epsilon: float, now: float, shuffle: Shuffled | None, check=None) -> tuple:
+        """Charge the ledger; returns (time, central epsilon, local epsilon, extra record fields).
+        check(local epsilon): what must hold of the mechanism, raised before anything is charged."""
         epsilon = check_epsilon(epsilon)
         checks.instance(shuffle, Shuffled, "shuffle")
+        local = epsilon if shuffle is None else shuffle.local_epsilon(epsilon)
+        if check is not None:
+            check(local)
         if shuffle is None:
             return self.ledger.charge(question, epsilon, now), epsilon, epsilon, {}
-        local = shuffle.local_epsilon(epsilon)
         central = min(shuffle.central_epsilon(local), epsilon)  # local_epsilon proved the one asked for
         ts = self.ledger.charge(f"{question} (shuffled; local epsilon {local:.3g})", central, now)
         return ts, central, local, {"local_epsilon": local, "shuffle": shuffle.describe()}
@@ -121,8 +123,9 @@ class PrivateReporter:
         unbiased and only its variance grows."""
         name, arm = checks.text(name, "the experiment name", NAME_LIMIT), checks.text(arm, "arm", 1000)
         now = _now(now)
-        on_grid(values, bounds, STEPS)  # refused before the ledger is charged
-        ts, central, local, extra = self._charge(f"experiment:{name}", epsilon, now, shuffle)
+        grid = on_grid(values, bounds, STEPS)  # refused before the ledger is charged, as a too small epsilon is:
+        ts, central, local, extra = self._charge(f"experiment:{name}", epsilon, now, shuffle,
+                                                 lambda local: laplace_scale(len(grid), STEPS, local))
         return experiment_record(name, arm, values, bounds, local, self.rng, ts) | {"epsilon": central, **extra}
 
     def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:

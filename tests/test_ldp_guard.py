@@ -261,5 +261,5 @@ def test_an_epsilon_too_small_for_any_report_is_refused_not_overflowed():
 
     assert laplace_scale(1, 1000, 1000 / MAX_SCALE) == MAX_SCALE
     for tiny in (2.2250738585e-313, 1e-15):
-        with pytest.raises(ConfigError, match="above 2\\^53: no report could carry it; give an epsilon above 1.1e-13"):
+        with pytest.raises(ConfigError, match="above 2\\^40: no report could carry it; give an epsilon of at least 9.1e-10"):
             laplace_scale(1, 1000, tiny)

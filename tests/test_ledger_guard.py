@@ -79,10 +79,10 @@ def test_the_refusal_says_what_was_spent_of_which_cap(store):
 def test_entries_keep_the_question_epsilon_and_the_time_never_before_the_newest(store):
     ledger = PrivacyLedger(store, Budget(per_day=5.0, per_30_days=10.0))
     assert ledger.charge("first", 0.5, T0) == T0
-    assert ledger.charge("set back", 0.25, T0 - 100) == T0  # a clock set back is stamped at the newest entry
-    assert ledger.note("declined round", T0 - 50) == T0
+    assert ledger.charge("set back", 0.25, T0 - 100) == T0 - 100  # dated as given; the caps still count it
+    assert ledger.note("declined round", T0 - 50) == T0 - 50
     assert ledger.note("later", T0 + 5) == T0 + 5
-    assert ledger.entries() == [(T0, "first", 0.5), (T0, "set back", 0.25), (T0, "declined round", 0.0),
+    assert ledger.entries() == [(T0, "first", 0.5), (T0 - 100, "set back", 0.25), (T0 - 50, "declined round", 0.0),
                                 (T0 + 5, "later", 0.0)]
     assert ledger.spent(T0 + 5).day == 0.75  # notes spend nothing
 

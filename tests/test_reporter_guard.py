@@ -242,7 +242,7 @@ def test_defaults_charge_an_epsilon_of_1_and_a_shuffled_share_says_so(rec, monke
     assert shared["local_epsilon"] == local and shared["shuffle"] == shuffle.describe()
     entries = reporter.ledger.entries()
     assert [e[2] for e in entries[:4]] == [1.0] * 4
-    assert entries[4] == (NOW, f"category_shares:genre (shuffled; local epsilon {local:.3g})", shared["epsilon"])
+    assert entries[4] == (NOW - 60, f"category_shares:genre (shuffled; local epsilon {local:.3g})", shared["epsilon"])
     for call, message in ((lambda: reporter.items_consumed(shuffle=3), "^shuffle must be a Shuffled"),
                           (lambda: reporter.items_consumed(now=-1.0), r"^now \(epoch seconds\) must be")):
         with pytest.raises(ConfigError, match=message):

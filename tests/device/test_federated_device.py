@@ -64,7 +64,7 @@ def test_another_history_gives_another_update(rec):
     play(rec, "ana", [3, 17, 8, 40])
     play(rec, "bo", [50, 12, 44, 9])
     a = take_part(rec, "ana", task(rec, upload_rows=7)).update  # a DP round: 7 rows, the 3 items among them
-    b = take_part(rec, "bo", task(rec, upload_rows=7)).update
+    b = take_part(rec, "bo", task(rec, upload_rows=7, round=1)).update  # one upload a round and device
     assert {17, 8, 40} <= set(a.rows.tolist()) and {12, 44, 9} <= set(b.rows.tolist())
     assert not {12, 44, 9} <= set(a.rows.tolist())
     assert not (a.rows.shape == b.rows.shape and np.allclose(a.delta, b.delta))
@@ -146,14 +146,15 @@ def test_a_dp_upload_holds_the_rounds_row_count_whatever_the_history(rec):
     play(rec, "ana", [3, 17])  # one target
     play(rec, "bo", list(range(30)))  # 29 targets
     off = Personal(enabled=False)
-    small, large = (take_part(rec, user, task(rec, negatives=4, upload_rows=20), personal=off) for user in ("ana", "bo"))
+    small, large = (take_part(rec, user, task(rec, negatives=4, upload_rows=20, round=r), personal=off)
+                    for r, user in enumerate(("ana", "bo")))
     assert len(small.update.rows) == len(large.update.rows) == 20 and len(small.payload) == len(large.payload)
     assert 17 in small.update.rows and np.all(small.update.delta.any(axis=1))  # every row a real change
     assert set(large.update.rows.tolist()) <= set(range(1, 30))  # more items than rows: items only, no negative
-    whole = take_part(rec, "ana", task(rec, round=1), personal=off)  # the default 256: the table's 56 rows
+    whole = take_part(rec, "ana", task(rec, round=2), personal=off)  # the default 256: the table's 56 rows
     assert whole.update.rows.tolist() == list(range(rec.catalog.base_count))
     # without DP the device changes its items and the round's negatives, as before
-    plain = take_part(rec, "ana", task(rec, epsilon=None, negatives=4, round=2), consent=Consent(without_dp=True),
+    plain = take_part(rec, "ana", task(rec, epsilon=None, negatives=4, round=3), consent=Consent(without_dp=True),
                       personal=off)
     assert len(plain.update.rows) == 1 + 4 and 17 in plain.update.rows
 
@@ -213,7 +214,7 @@ def test_the_device_trains_against_the_table_the_server_sent(rec):
     moved = table.copy()
     moved[17] = -moved[17]
     a = take_part(rec, "ana", task(rec), table=table, personal=Personal(enabled=False)).update
-    b = take_part(rec, "ana", task(rec), table=moved, personal=Personal(enabled=False)).update
+    b = take_part(rec, "ana", task(rec, round=1), table=moved, personal=Personal(enabled=False)).update
     at = int(np.searchsorted(a.rows, 17))
     assert not np.allclose(a.delta[at], b.delta[int(np.searchsorted(b.rows, 17))])
 

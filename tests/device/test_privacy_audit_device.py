@@ -306,8 +306,8 @@ def test_a_report_dated_back_reports_that_days_plays_not_todays(golden_bundle, p
         assert [round((today - e[0]) / day) for e in reporter.ledger.entries()] == [3, 2, 1]  # each day fits
         report = reporter.category_shares(1.0, now=today)  # today's own report: the one that holds the play
         assert report["domain"]["labels"][report["value"]] == genre
-        late = reporter.category_shares(0.5, now=today - 5 * day)  # dated before the newest entry: charged today,
-        assert late["domain"]["labels"][late["value"]] == genre  # so it draws from today, as its entry says
-        assert reporter.ledger.entries()[-1][0] == reporter.ledger.entries()[-2][0]
+        late = reporter.category_shares(0.5, now=today - 5 * day)  # dated before the newest entry: dated and
+        assert late["domain"]["labels"][late["value"]] == "(none)"  # drawn on its own day, which had no play
+        assert reporter.ledger.entries()[-1][0] == today - 5 * day
         with pytest.raises(EdgerecError, match="refused"):
-            reporter.category_shares(0.5, now=today - 3 * day)  # and today's budget is spent
+            reporter.category_shares(1.0, now=today)  # today's budget: 1 of 1.5 spent
