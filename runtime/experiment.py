@@ -32,10 +32,14 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 from edgerec.runtime import checks, plackett_luce
+from edgerec.runtime.fairness import fairness_applies
 from edgerec.runtime.pipeline import Stage
 from edgerec.runtime.request import Request
 
 EXPLORE_STAGE = "explore"
+# the position table's work (plackett_luce.work) one request may start: 0.2 to 0.6 s on one core here. At
+# the default width 30 and temperature 2 it admits lists of up to 30 items; k = 60 took 1.9 s, k = 120 25 s
+TABLE_BUDGET = 3e7
 
 
 def unit_hash(key: bytes | str, experiment: str) -> float:
@@ -124,7 +128,7 @@ class ExposureLog:
 
 
 class ExplorationStage:
-    """explore (optional, after policies): Plackett-Luce sampling of the list from the short list.
+    """explore (required, just before explain): Plackett-Luce sampling of the list from the short list.
 
     The candidates are the policy's list followed by the rest of the pool by
     relevance, `width` of them; candidate j has weight exp(-j / temperature),
@@ -134,6 +138,15 @@ class ExplorationStage:
     the shown list. The marginal probability of each shown item at its
     position (what item-position estimators weight by) is computed once per
     list shape by runtime/plackett_luce.py.
+
+    Refused in words (a ConfigError from recommend(), never a silent skip
+    that would leave the app's log a list short): a temperature so low that
+    the k-th candidate's weight underflows, a list whose table costs more than
+    TABLE_BUDGET, and a policy with a hard cap (max_per_creator,
+    max_per_genre, keep_top, the fairness cap): the sampler ignores caps,
+    and the probability of a list drawn under caps is not what it logs. A
+    newcomer's creator spread (cold_spread.py) passes items over rather than
+    capping, so exploration samples over it.
     """
 
     def __init__(self, log: ExposureLog, temperature: float = 2.0, width: int = 30, seed: int | None = None):
@@ -152,6 +165,12 @@ class ExplorationStage:
         """
         key = (len(logits), k)
         if key not in self._tables:
+            cost = plackett_luce.work(logits, k)  # first: refuses a temperature too low for k, in words
+            if cost > TABLE_BUDGET:
+                raise ConfigError(f"exploring a list of {k} among {len(logits)} candidates at temperature "
+                                  f"{self.temperature:g} needs a position table of about {cost:.1g} steps, more "
+                                  f"than a request may spend ({TABLE_BUDGET:.0g}: lists of up to 30 at the default "
+                                  "width 30 and temperature 2); ask for fewer items or lower the width")
             self._tables[key] = plackett_luce.marginals(logits, k)
             self._tables[key].flags.writeable = False  # shared by every exposure of this shape
         return self._tables[key]
@@ -171,6 +190,11 @@ class ExplorationStage:
         return np.array((order + rest)[: max(self.width, len(order))], np.int64)
 
     def __call__(self, request: Request) -> Request:
+        caps = hard_caps(request)
+        if caps:
+            raise ConfigError(f"exploration cannot keep the policy's {', '.join(caps)}: it samples the list "
+                              "without caps, and the probabilities it logs are not those of a capped list; explore "
+                              f"under a policy without them, or switch exploration off (pipeline.remove({EXPLORE_STAGE!r}))")
         cand = self.candidates(request)
         k = len(request.order)
         logits = -np.arange(len(cand)) / self.temperature
@@ -194,9 +218,30 @@ class ExplorationStage:
         return request
 
 
+def hard_caps(request: Request) -> list[str]:
+    """The policy's caps a sampled list would break (a newcomer's spread is not one: cold_spread.py)."""
+    policy = getattr(request, "policy", None)
+    if policy is None:  # a request built by hand, without a policy: nothing to keep
+        return []
+    caps = [name for name in ("max_per_genre", "keep_top") if getattr(policy, name)]
+    if policy.max_per_creator and not getattr(request, "spread", False):
+        caps.insert(0, "max_per_creator")
+    if policy.fairness_method == "cap" and fairness_applies(request):
+        caps.append("fairness_method 'cap'")
+    return caps
+
+
 def explore(rec, temperature: float = 2.0, width: int = 30, seed: int | None = None) -> ExposureLog:
-    """Switch exploration on for a Recommender; returns the log its exposures go to."""
+    """Switch exploration on for a Recommender; returns the log its exposures go to.
+
+    The stage runs last before explain, after the optional fairness stage (which sets the order
+    again), so what it logs is what is shown. It is required: a refusal (ExplorationStage) reaches
+    the app as a ConfigError instead of a list shown greedy with nothing logged."""
     log = ExposureLog()
     stage = ExplorationStage(log, temperature, width, seed)
-    rec.pipeline.insert_after("policies", Stage(EXPLORE_STAGE, stage, required=False))
+    rec.pipeline.insert_before("explain", Stage(EXPLORE_STAGE, stage, applies=_has_list))
     return log
+
+
+def _has_list(request: Request) -> bool:
+    return request.order is not None and len(request.order) > 0  # nothing to sample in an empty list

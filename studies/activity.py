@@ -45,6 +45,9 @@ import numpy as np
 from edgerec.errors import ConfigError
 
 STOP_UNSATISFIED = 0.4  # a list that did not satisfy (no finish) makes the next one this much less likely
+# bounds: a median x exp(sigma x z) visit rate must stay a Poisson rate numpy draws (below 9e18) for every
+# normal score z of up to a million users (|z| < 5): 1000 x exp(5 x 5) = 7e13 (--visits-sigma 1000 overflowed)
+MAX_MEDIAN, MAX_SIGMA, MAX_COUNT = 1000.0, 5.0, 1000
 
 
 @dataclass
@@ -60,8 +63,11 @@ class ActivityConfig:
         rates = (self.visits_median, self.extra_lists_median, self.visits_sigma, self.lists_sigma)
         if not all(math.isfinite(v) for v in rates) or min(rates[:2]) <= 0 or min(rates[2:]) < 0:
             raise ConfigError(f"activity needs positive medians and sigmas >= 0 (got {self})")
-        if self.max_sessions < 1 or self.max_lists < 1:
-            raise ConfigError(f"activity needs max_sessions >= 1 and max_lists >= 1 (got {self})")
+        if max(rates[:2]) > MAX_MEDIAN or max(rates[2:]) > MAX_SIGMA:
+            raise ConfigError(f"activity needs medians <= {MAX_MEDIAN:g} and sigmas (--visits-sigma, --lists-sigma) "
+                              f"<= {MAX_SIGMA:g} (got {self}); real audiences spread about 0.9")
+        if not 1 <= self.max_sessions <= MAX_COUNT or not 1 <= self.max_lists <= MAX_COUNT:
+            raise ConfigError(f"activity needs max_sessions and max_lists in 1..{MAX_COUNT} (got {self})")
 
 
 @dataclass

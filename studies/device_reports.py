@@ -59,6 +59,8 @@ def read_reports(path: str | Path) -> list[dict]:
             records = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"not a JSON list of reports ({exc.msg} at line {exc.lineno})", str(path)) from None
+        except (RecursionError, ValueError) as exc:  # nested past the parser's depth, a number too long, ...
+            raise DataError(f"not a JSON list of reports ({_why(exc)})", str(path)) from None
         return records
     records = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -68,7 +70,16 @@ def read_reports(path: str | Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise DataError(f"line {number} is not a JSON report ({exc.msg}); the file holds one report "
                                 "a line, as the devices sent them", str(path)) from None
+            except (RecursionError, ValueError) as exc:  # one hostile device's report must not crash the analysis
+                raise DataError(f"line {number} is not a JSON report ({_why(exc)}); remove that line, the "
+                                "file holds one report a line, as the devices sent them", str(path)) from None
     return records
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to be a report"
+    return str(exc)[:200]
 
 
 MAX_BOUND = 1e12  # a figure's public bound; past it the noise's variance overflows float64 (1e308 did)

@@ -16,7 +16,7 @@ import numpy as np
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
-from edgerec.runtime.experiment import assign, explore
+from edgerec.runtime.experiment import EXPLORE_STAGE, assign, explore
 from edgerec.runtime.interleave import InterleaveStage, credit, other_recommender, team_draft
 from edgerec.runtime.pipeline import Stage
 from edgerec.studies import stats
@@ -56,7 +56,7 @@ def _setup(data_dir: Path, sim: SimConfig, source: str, metric: str | None = Non
 
 
 # the online metrics (online_metrics.METRICS) that come from each simulated figure
-FROM_FIGURE = {"finishes": ("completion",), "watch_s": ("watch_min_per_day",)}
+FROM_FIGURE = {"finishes": ("completion",), "watch_s": ("watch_min_per_day", "minutes_per_session")}
 
 
 def unmeasured_metrics(reactions) -> list[str]:
@@ -300,16 +300,19 @@ class InterleaveStudy(Study):
         shared: list[tuple[bool, ...]] = []
         try:
             log = simulator.run([Arm("interleaved", self.control.bundle, self.control.policy)],
-                                lambda _u: "interleaved", self._lister(other, shared), mirrors=[other] if other else [])
+                                lambda _u: "interleaved", self._lister(other, shared, simulator),
+                                mirrors=[other] if other else [])
         finally:
             if other is not None:
                 other.close()
         log.interleaved_shared = shared
         return log
 
-    def _lister(self, other: Recommender | None, shared: list):
+    def _lister(self, other: Recommender | None, shared: list, simulator: Simulator):
         """Lists for the simulator; each non-empty list's shared flags go to `shared`, in serving order."""
         stages: dict[int, object] = {}
+        codes = dict(zip(simulator.user_names, simulator.user_codes.tolist()))
+        cfg, served = simulator.cfg, {}  # served: id(rec) -> the user its team coins are seeded for
 
         def lister(rec, user, k, context):
             if id(rec) not in stages:  # the interleave stage goes into the control's pipeline once
@@ -318,6 +321,10 @@ class InterleaveStudy(Study):
                 stage = InterleaveStage(other_recommender(b, policy), seed=self.sim.seed)
                 rec.pipeline.insert_after("explain", Stage("interleave", stage))
                 stages[id(rec)] = stage
+            if served.get(id(rec)) != user:  # the user's own coins, by (seed, user, replicate) as the simulator's
+                # draws: one generator for all made a user's teams depend on who was simulated before
+                stages[id(rec)].rng = np.random.default_rng([cfg.seed, codes[user], cfg.replicate, 0x1E])
+                served[id(rec)] = user
             shown = rec.recommend(user, k, context=context,
                                   policy=Arm("a", self.control.bundle, self.control.policy).make_policy(rec))
             if shown:
@@ -489,8 +496,11 @@ class OPEStudy(Study):
             policies = self.logging.make_policy(rec), self.target.make_policy(target)
             progress(f"seed {sim.seed}: logging {len(simulator.user_codes)} users x {sim.days} lists "
                      "with exploration", {})
+            sampler = rec.pipeline[EXPLORE_STAGE].run
             for code in simulator.user_codes:
                 simulator.seed_history([rec, target], int(code))
+                # the user's own draws: one generator for all made a user's lists depend on the other users
+                sampler.rng = np.random.default_rng([sim.seed, int(code), sim.replicate, 0xE5])
                 rng = np.random.default_rng([sim.seed, int(code), 7])
                 consumed = simulator.consumed(int(code))
                 for day in range(sim.days):
@@ -521,7 +531,7 @@ class OPEStudy(Study):
         exposure = exposures.pop()
         wanted = [r.item_id for r in recs[1].recommend(name, k, context=context, policy=policies[1])]
         if exposure is None or list(exposure.items) != shown or len(shown) != k or len(wanted) != k:
-            return None  # exploration was skipped for this request (an optional stage failed)
+            return None  # nothing explored: an empty or short list, or the popularity fallback
         items = np.array([simulator.item_code[i] for i in shown])
         target_items = np.array([simulator.item_code[i] for i in wanted])
         truth = (float((gamma * react.attraction(code, target_items, consumed)).sum()),

@@ -1,8 +1,9 @@
 """Online metrics of a simulated log, per arm, per day and overall.
 
 CTR (plays per item shown), completion rate (finishes per play), plays and
-watch minutes per active user-day, session length (lists and minutes per
-session), return rate (share of the users active on a day who come back the
+watch minutes per active user-day, session length (lists and watch minutes
+per session: a session is one opening of the app, simulator.FIELDS
+"sessions"), return rate (share of the users active on a day who come back the
 next; None, not 0, when nobody was active on a day before: a one-day period
 without a pre-period has no return to measure), and exposure diversity
 (distinct items per item shown) and novelty (mean self-information -log2 p
@@ -15,8 +16,8 @@ import numpy as np
 
 from edgerec.studies.simulator import SimLog
 
-METRICS = ("CTR", "completion", "plays_per_day", "watch_min_per_day", "lists_per_session", "return_rate",
-           "diversity", "novelty")
+METRICS = ("CTR", "completion", "plays_per_day", "watch_min_per_day", "lists_per_session", "minutes_per_session",
+           "return_rate", "diversity", "novelty")
 
 
 def _ratio(a: float, b: float) -> float:
@@ -36,7 +37,9 @@ def _summary(values: dict[str, np.ndarray], shown: list[str], popularity: dict[s
         "completion": _ratio(get["finishes"], get["plays"]),
         "plays_per_day": _ratio(get["plays"], active),
         "watch_min_per_day": _ratio(get["watch_s"] / 60, active),
-        "lists_per_session": _ratio(get["lists"], active),
+        # per session, not per active day (which it was): a heavy user's day holds several sessions
+        "lists_per_session": _ratio(get["lists"], get["sessions"]),
+        "minutes_per_session": _ratio(get["watch_s"] / 60, get["sessions"]),
         "return_rate": _ratio(*returned) if returned[1] else None,  # nobody active the day before: no rate
         "diversity": _ratio(len(set(shown)), len(shown)),
         "novelty": float(np.mean(novelty)) if novelty else 0.0,

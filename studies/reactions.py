@@ -15,8 +15,10 @@ user and item codes:
   (CONTINUE_SERIES) and is skipped less, as there.
 - `FittedReactions`: for imported data, a click model fitted on the log, and
   only that: attraction = item popularity^0.5 x the user's affinity for the
-  item's genre, scaled so the mean attraction of logged pairs is 0.5; skip
-  and finish rates per item from the log (smoothed towards the global rates).
+  item's genre, capped at 0.95 and scaled so that the mean attraction of the
+  logged plays (every event but a like, which is not another play) is 0.5 after
+  the cap; skip rates per play and finish rates per play not skipped, per
+  item from the log (smoothed towards the global rates).
   It is a plausible stand-in, not a claim about the real users.
 
 Examination is position-biased: the position-based model (position r is
@@ -49,6 +51,7 @@ from edgerec.studies.activity import normal_scores
 EXAMINE_DECAY = 0.7
 CASCADE_CONTINUE = 0.6
 CLICK_MODELS = ("pbm", "cascade")
+MEAN_ATTRACTION, MAX_ATTRACTION = 0.5, 0.95  # the fitted model's mean over logged pairs, after its clip
 
 
 def examination(k: int) -> np.ndarray:
@@ -162,6 +165,11 @@ class SynthReactions(Reactions):
         if dataset.catalog.item_ids != self.truth.catalog.item_ids:
             raise ConfigError("the data set's items differ from its synthetic config's world; regenerate it")
         by_id = {name: i for i, name in enumerate(self.truth.user_ids)}
+        missing = len(set(dataset.user_ids) - set(by_id))
+        if missing:  # counted, never named: a user id can be a person's e-mail address
+            raise ConfigError(f"{missing:,} of the data set's {len(dataset.user_ids):,} users are not in its synthetic "
+                              "config's world (were users renamed or added?); regenerate the data set, or drop "
+                              "'config' from its dataset.json to simulate it as imported data (a fitted click model)")
         self.user_row = np.array([by_id[name] for name in dataset.user_ids], np.int64)
         self.world, self.users = world, users
         self.score = normal_scores(users.slots)  # event slots: the generator's lognormal activity
@@ -217,7 +225,9 @@ class FittedReactions(Reactions):
         log, catalog = dataset.interactions, dataset.catalog
         n_items, n_users = len(catalog.item_ids), dataset.n_users
         code = {name: i for i, name in enumerate(LOG_EVENTS)}
-        count = np.bincount(log.item, minlength=n_items).astype(np.float64)
+        # a like follows a play of the same item: it is not another play, so the rates count the rest
+        views = log.event != code["like"]
+        count = np.bincount(log.item[views], minlength=n_items).astype(np.float64)
         skips = np.bincount(log.item[log.event == code["skip"]], minlength=n_items)
         finishes = np.bincount(log.item[log.event == code["finish"]], minlength=n_items)
         self.skip = (skips + smoothing * skips.sum() / max(count.sum(), 1)) / (count + smoothing)
@@ -230,8 +240,8 @@ class FittedReactions(Reactions):
         np.add.at(pairs, (log.user, self.genre[log.item]), 1.0)
         self.affinity = (pairs + 0.5) / (pairs.sum(1, keepdims=True) + 0.5 * len(names))
         self.pop = np.sqrt((count + 1) / (count.mean() + 1))
-        raw = self.pop[log.item] * self.affinity[log.user, self.genre[log.item]]
-        self.scale = 0.5 / float(raw.mean()) if len(raw) else 1.0
+        raw = self.pop[log.item[views]] * self.affinity[log.user[views], self.genre[log.item[views]]]
+        self.scale = scale_for_mean(raw, MEAN_ATTRACTION, MAX_ATTRACTION)
         self.length = np.nan_to_num(np.asarray(catalog.duration, np.float64), nan=600.0)
         known_length = self.length > 0
         self.length = np.where(known_length, self.length, 600.0)
@@ -242,7 +252,7 @@ class FittedReactions(Reactions):
         self.score = normal_scores(np.bincount(log.user, minlength=n_users))  # events per user in the log
 
     def attraction(self, user: int, items: np.ndarray, consumed: Consumed | None = None) -> np.ndarray:
-        return np.clip(self.scale * self.pop[items] * self.affinity[user, self.genre[items]], 0.0, 0.95)
+        return np.clip(self.scale * self.pop[items] * self.affinity[user, self.genre[items]], 0.0, MAX_ATTRACTION)
 
     def outcome(self, user: int, items: np.ndarray, consumed: Consumed | None = None):
         return self.skip[items], self.finish[items], np.full(len(items), 0.2)
@@ -252,6 +262,23 @@ class FittedReactions(Reactions):
 
     def activity_score(self, users: np.ndarray) -> np.ndarray:
         return self.score[users]
+
+
+def scale_for_mean(raw: np.ndarray, mean: float, cap: float) -> float:
+    """The s > 0 with mean(min(s x raw, cap)) = mean, for raw > 0 and mean < cap (1.0 for no values).
+
+    Scaling to the mean before the clip left the mean of logged pairs at 0.435, not 0.5, with 14.7% of
+    them clipped (an imported log). The clipped mean rises with s, and with the m largest values clipped
+    it is (s x sum of the others + cap x m) / n: the smallest m whose s keeps the others below the
+    cap and the m clipped above it is the answer."""
+    raw = np.sort(np.asarray(raw, np.float64))[::-1]  # largest first
+    n = len(raw)
+    if not n:
+        return 1.0
+    rest = np.cumsum(raw[::-1])[::-1]  # rest[m]: the sum of all but the m largest
+    s = (mean * n - cap * np.arange(n)) / rest  # the scale each m asks for (all m at once: logs are long)
+    fits = (s > 0) & (s * raw <= cap) & np.concatenate([[True], s[1:] * raw[:-1] >= cap])
+    return float(s[np.argmax(fits)]) if fits.any() else float(cap / raw[-1])  # none: mean >= cap
 
 
 def reactions_for(dataset: Dataset, source: str = "auto") -> Reactions:

@@ -42,8 +42,10 @@ from edgerec.studies.reactions import Consumed, Reaction, Reactions
 
 DAY = 86_400
 MOOD = (0.5, 1.5)  # a day with no satisfying play (Reactions.satisfied) halves the next day's visit rate; one in every list: x1.5
-FIELDS = ("active", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
+FIELDS = ("active", "sessions", "lists", "impressions", "plays", "finishes", "skips", "likes", "refused", "watch_s",
           "wins_a", "wins_b", "clicks_a", "clicks_b", "satisfied")
+MAX_DAYS = 3650  # --days and --pre-days each: ten years (1e10 days asked numpy for 74.5 GiB)
+MAX_USER_DAYS = 10_000_000  # users x (days + pre-days): 1.2 GB of per-day figures, hours of recommend() calls
 
 
 @dataclass
@@ -62,6 +64,10 @@ class SimConfig:
         if self.users < 2 or self.days < 1 or self.pre_days < 0 or self.k < 1 or self.seed < 0:
             raise ConfigError(f"need --users >= 2, --days >= 1, --pre-days >= 0, --k >= 1, --seed >= 0 (got "
                               f"{self.users}, {self.days}, {self.pre_days}, {self.k}, {self.seed})")
+        if max(self.days, self.pre_days) > MAX_DAYS or self.users * (self.days + self.pre_days) > MAX_USER_DAYS:
+            raise ConfigError(f"--days and --pre-days are at most {MAX_DAYS:,} each and --users x (days + pre-days) "
+                              f"at most {MAX_USER_DAYS:,} (got {self.users:,} users, {self.days:,} days, "
+                              f"{self.pre_days:,} pre-days); simulate fewer days or users")
         self.activity.validate()
 
 
@@ -197,6 +203,7 @@ class Simulator:
                     clock = out.pop("end")
                     for f, v in out.items():
                         day_out[f] += v
+                day_out["sessions"] = float(sessions)  # opened the app, even when no list came
                 for f, v in day_out.items():
                     values[f][i, d] = v
                 values["active"][i, d] = 1.0

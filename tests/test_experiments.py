@@ -348,7 +348,7 @@ def test_agreement_on_a_ratings_log_leaves_made_up_metrics_out(tiny_bundle, tmp_
     record = AgreementStudy(arms, data, SimConfig(users=10, days=1, pre_days=0, k=5, seed=1),
                             offline_users=10).run().record
     assert record["reactions"] == "FittedReactions"
-    assert record["unmeasured"] == ["completion", "watch_min_per_day"]
+    assert record["unmeasured"] == ["completion", "watch_min_per_day", "minutes_per_session"]
     for row in record["arms"]:
         assert row["completion"] is None and row["watch_min_per_day"] is None and row["plays_per_day"] >= 0
     assert record["agreement"]["watch_min_per_day"] == {"spearman": None, "kendall": None}

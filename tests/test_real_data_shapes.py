@@ -129,7 +129,7 @@ def test_a_ratings_log_says_what_its_click_model_cannot_simulate(tmp_path):
 
     ratings = FittedReactions(_ratings(tmp_path, per_user=5))
     assert set(ratings.unmeasured) == {"finishes", "likes", "watch_s"}
-    assert unmeasured_metrics(ratings) == ["completion", "watch_min_per_day"]
+    assert unmeasured_metrics(ratings) == ["completion", "watch_min_per_day", "minutes_per_session"]
     (tmp_path / "plays").mkdir()
     plays = FittedReactions(_ratings(tmp_path / "plays", per_user=5, event="finish", durations=True))
     assert plays.unmeasured == () and unmeasured_metrics(plays) == []

@@ -209,24 +209,24 @@ def test_a_cold_sampler_shows_the_policys_list_and_a_flat_one_shows_others():
     assert seeded[0] == seeded[1]  # a seed makes the draws repeatable
 
 
-def test_explore_puts_an_optional_stage_after_policies_that_fills_the_returned_log(golden_bundle, tmp_path):
+def test_explore_puts_a_required_stage_before_explain_that_fills_the_returned_log(golden_bundle, tmp_path):
     with Recommender.open(golden_bundle, backend="onnx", history=tmp_path / "h.db") as rec:
         log = explore(rec, temperature=2.0, width=12, seed=5)
         names = rec.pipeline.names
-        assert names.index(EXPLORE_STAGE) == names.index("policies") + 1
+        assert names.index(EXPLORE_STAGE) == names.index("explain") - 1  # after fairness: the list shown
         stage = rec.pipeline.stages[names.index(EXPLORE_STAGE)]
-        assert stage.required is False
+        assert stage.required is True
         shown = [r.item_id for r in rec.recommend("newcomer", k=4)]
         entry = log.pop()
         assert list(entry.items) == shown and len(entry.candidates) == 12
         assert entry.user == "newcomer" and math.isclose(entry.list_propensity, math.prod(entry.propensities))
     with Recommender.open(golden_bundle, backend="onnx", history=tmp_path / "h2.db") as rec:
-        greedy = [r.item_id for r in rec.recommend("newcomer", k=10)]
         # too cold for a list of 10: the 10th candidate weighs e^-9000 of the first, which no float holds;
-        # the optional stage fails, is counted, and the policy's list is shown, with nothing logged
+        # the app is told in words (an optional stage swallowed it and the study said "run more users")
         log = explore(rec, temperature=1e-3, width=12, seed=5)
-        assert [r.item_id for r in rec.recommend("newcomer", k=10)] == greedy
-        assert rec.stats()["counters"][f"{EXPLORE_STAGE}_fallback"] == 1 and log.pop() is None
+        with pytest.raises(ConfigError, match="raise the exploration temperature"):
+            rec.recommend("newcomer", k=10)
+        assert log.pop() is None
 
 
 def test_a_temperature_too_low_for_the_list_is_refused_in_words_before_any_draw():
