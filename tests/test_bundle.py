@@ -117,8 +117,11 @@ def test_truncated_model_with_fixed_manifest_fails_to_load(copy):
     rec = Recommender.open(copy, backend="onnx")
     assert len(rec.recommend("u", k=3)) == 3  # a newcomer's list needs no model
     rec.record("u", rec.catalog.item_id(0), "finish")
+    listed = rec.recommend("u", k=3)  # the encoder is refused: the popularity list, counted, the reason kept
+    assert len(listed) == 3 and all(r.reason.kind == "fallback" for r in listed)
+    assert "user_encoder.onnx cannot be loaded by onnxruntime" in rec.pipeline.failures["encode"]
     with pytest.raises(BundleError, match="user_encoder.onnx cannot be loaded by onnxruntime"):
-        rec.recommend("u", k=3)
+        rec.encoder  # noqa: B018
 
 
 def test_unknown_format_version(copy):
