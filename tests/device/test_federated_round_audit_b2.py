@@ -4,15 +4,14 @@ covering the whole table holds no all-zero row in int8."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from test_federated_guard import play, task
 
 from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.runtime import Recommender
 from edgerec.runtime.fed_format import ClientUpdate, clip_for_upload, decode_update, encode_update
-from edgerec.runtime.federated import Consent, Personal, RoundTask, take_part
+from edgerec.runtime.federated import Consent, Personal, take_part
 from edgerec.runtime.privacy_ledger import Budget, PrivacyLedger
 
 OFF = Personal(enabled=False)
@@ -20,20 +19,9 @@ AGAIN = "already took part in this round (an app re-sends its first upload's byt
 
 
 @pytest.fixture
-def rec(golden_bundle, tmp_path):
+def rec(golden_bundle, tmp_path):  # a history in a file: a round's ledger may not live in memory
     with Recommender.open(golden_bundle, backend="onnx", history=tmp_path / "history.db") as opened:
         yield opened
-
-
-def play(rec, user, rows):
-    recent = time.time() - 3_600
-    for i, row in enumerate(rows):
-        rec.record(user, rec.catalog.item_id(int(row)), "play", timestamp=recent + i)
-
-
-def task(rec, **kw):
-    return RoundTask(round=kw.pop("round", 0), space=rec.manifest.embedding_space, epsilon=kw.pop("epsilon", 0.1),
-                     **kw)
 
 
 # ---------------------------------------------------------------- 1: one upload per round and space
