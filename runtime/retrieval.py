@@ -21,7 +21,6 @@ candidates without touching every row.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import sys
@@ -32,6 +31,7 @@ import numpy as np
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.atomic import Temporary
+from edgerec.runtime.bundle import sha256_file
 from edgerec.runtime.item_table import StoredTable
 
 CHUNK_BYTES = 256 * 1024  # float32 scratch of the numpy kernel: small enough to stay in cache
@@ -250,14 +250,6 @@ def digest_path(cache: Path) -> Path:
     return cache.with_name(cache.name + ".sha256")
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save(index, cache: Path) -> str | None:
     """Save the index to `cache`, then its digest; None, or why it could not be cached."""
     try:
@@ -267,7 +259,7 @@ def _save(index, cache: Path) -> str | None:
     try:
         with saving:
             index.save(str(saving.path))
-            digest = _file_digest(saving.path)
+            digest = sha256_file(saving.path)
             if not saving.publish():
                 return "a folder stands where the cache file goes"
         with Temporary(digest_path(cache), ".saving") as note:  # after the file: a reader that sees the
@@ -288,7 +280,7 @@ def _restored(Index, cache: Path | None, count: int):  # noqa: N803 (the library
     try:
         expected = digest_path(cache).read_text().strip()
         before = os.stat(cache)
-        if _file_digest(cache) != expected:
+        if sha256_file(cache) != expected:
             return None
         index = Index.restore(str(cache), view=True)
         after = os.stat(cache)
