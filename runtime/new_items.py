@@ -15,6 +15,7 @@ from edgerec.runtime import checks
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.checks import shown
 from edgerec.runtime.item_spec import NUMERIC_RANGES
+from edgerec.runtime.vocab import MODALITIES
 
 RELATED_WEIGHT = 0.7  # share of the related-work vector when a content vector is blended in
 
@@ -36,6 +37,10 @@ def checked_meta(item_id: str, meta: dict, catalog: ItemCatalog) -> dict:
     for name in set(meta) & set(catalog.categorical):
         if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
             checks.text(meta[name], f"item {item_id!r}: {name}", 1000)
+    if meta.get("modality") not in (None, ""):  # as a data import stops on one: a typo hid the item from every modality filter
+        if meta["modality"] not in MODALITIES:
+            raise ConfigError(f"item {item_id!r}: unknown modality {shown(meta['modality'])}; use one of "
+                              f"{', '.join(MODALITIES)}")
     return meta
 
 

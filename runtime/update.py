@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgerec.errors import BundleError, EdgerecError
-from edgerec.runtime.bundle import Bundle
+from edgerec.runtime import checks
+from edgerec.runtime.bundle import MANIFEST, Bundle
 from edgerec.runtime.reference import check_references
 
 
@@ -48,6 +49,9 @@ def open_checked(path, verify: bool, choose: Callable[[Bundle], str], spare=None
 
 def open_update(new, previous, choose: Callable[[Bundle], str], spare=None) -> tuple[Bundle, str, BundleUpdate]:
     """The new bundle if it verifies and conforms here, else the previous one (verified again)."""
+    if not (Path(previous).is_file() or (Path(previous) / MANIFEST).is_file()):  # found out now, not on the day it is needed
+        raise BundleError(f"the fallback {checks.file_name(previous)} is not a bundle (no {MANIFEST}, not a packed file); "
+                          "pass the folder or packed file of the bundle the device serves now")
     try:
         bundle, backend = open_checked(new, True, choose, spare)
         return bundle, backend, BundleUpdate(True, bundle.manifest.name)

@@ -118,3 +118,12 @@ def test_a_batch_of_items_is_applied_at_once_at_add_and_at_reopen(tiny_bundle, t
         cat = rec.catalog
         assert [cat.item_id(cat.base_count + i) for i in range(301)] == [f"n{i}" for i in range(300)] + [taken]
         assert not cat.is_active(3) and cat.version == 1
+
+
+def test_an_unknown_modality_is_refused_as_a_data_import_refuses_it(rec):
+    """"podcast" for "podcast_episode" was stored: no modality filter could ever show the item."""
+    with pytest.raises(ConfigError, match="item 'pod-1': unknown modality 'podcast'; use one of film, .*podcast_episode"):
+        rec.add_items([{"item_id": "pod-1", "genre": "drama", "modality": "podcast"}])
+    assert "pod-1" not in rec.catalog.index
+    rec.add_items([{"item_id": "pod-2", "genre": "drama", "modality": "podcast_episode"}])
+    assert "pod-2" in rec.catalog.index.added

@@ -184,3 +184,16 @@ def test_an_update_whose_encoder_takes_no_input_falls_back(tmp_path):
     rewrite(update, lambda m: None)
     with Recommender.open(update, fallback=golden, backend="onnx") as rec:
         assert not rec.update.accepted and "takes no input" in rec.update.reason
+
+
+def test_a_fallback_that_is_not_a_bundle_is_refused_at_once(tiny_bundle, tmp_path):
+    """A data folder given as the fallback was accepted while the update verified: the app learned it on
+    the day an update failed, with nothing left to serve."""
+    new, data = _copy(tiny_bundle, tmp_path, "new"), tmp_path / "data"
+    data.mkdir()
+    (data / "items.csv").write_text("item_id\nx\n")
+    for fallback in (data, tmp_path / "missing"):
+        with pytest.raises(BundleError) as refused:
+            open_update(new, fallback, onnx)
+        assert str(refused.value) == (f"the fallback {fallback.name} is not a bundle (no manifest.json, not a packed "
+                                      "file); pass the folder or packed file of the bundle the device serves now")
