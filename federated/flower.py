@@ -33,7 +33,7 @@ class FlowerDevices:
 
     bundle: str
     histories: list[list[tuple[str, float]]]
-    consent: Consent = field(default_factory=lambda: Consent(without_dp=True))
+    consent: Consent = field(default_factory=lambda: Consent(opted_in=True, without_dp=True))
 
 
 def task_record(task: RoundTask) -> dict:

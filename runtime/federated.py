@@ -14,7 +14,7 @@ later, the change of those rows is clipped to the L2 bound `clip` and sent in
 the format of fed_format.py. The same gradients move the user's personal
 vector (personal.py), which is kept on the device and never sent.
 
-A device can decline: the user opted out, the app says not now (battery,
+A device can decline: the user has not opted in (Consent's default), the app says not now (battery,
 metered network), the round has no DP while the user asked for it, or the
 round's epsilon does not fit the privacy budget, or it already took part in
 this round of this space (a retry would send a second, different upload).
@@ -81,7 +81,7 @@ class RoundTask:
 class Consent:
     """What the user and the app allow."""
 
-    opted_in: bool = True
+    opted_in: bool = False  # privacy by default: a device takes part only once its user said yes
     allowed: bool = True  # the app's condition right now: charging, unmetered network, idle
     without_dp: bool = False  # also take part in rounds that carry no DP guarantee
 
@@ -143,7 +143,7 @@ def take_part(rec, user: str, task: RoundTask, *, history: HistoryStore | None =
         return RoundResult(task.round, None, None, reason, ms=(time.perf_counter() - start) * 1e3)
 
     if not consent.opted_in:
-        return decline("the user opted out")
+        return decline("the user has not opted in")
     if not consent.allowed:
         return decline("not now (the app's battery or network condition)")
     if task.space != rec.manifest.embedding_space:

@@ -234,7 +234,7 @@ class FederatedStudy(Study):
         server = FederatedServer(table0, rec.manifest.embedding_space, len(devices) * scale, cfg, task, dp)
         cohorts = np.random.default_rng([self.server.seed, 2])  # the step search's evaluation cohorts
         stores: dict[int, object] = {}
-        consent = Consent(without_dp=True)
+        consent = Consent(opted_in=True, without_dp=True)
         # a device standing for many users takes part in almost every round, where each of those users
         # would take part once or twice: its one personal vector would drift far from theirs
         personal = Personal(enabled=scale == 1 and (self.personal or eps == "none"))
@@ -332,7 +332,8 @@ class FederatedStudy(Study):
         for r in range(5):
             began = time.process_time()
             times.append(take_part(rec, device.user, replace(task, round=r), history=store,  # the run's own mode:
-                                   ledger=simulated(store), personal=Personal(enabled=self.personal)).ms)
+                                   ledger=simulated(store), personal=Personal(enabled=self.personal),
+                                   consent=Consent(opted_in=True)).ms)
             cpu.append((time.process_time() - began) * 1e3)  # what the round costs, whatever else runs
         store.close()
         return {"events": len(device.rows), "median_ms": float(np.median(times)), "max_ms": float(np.max(times)),

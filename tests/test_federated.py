@@ -166,7 +166,7 @@ def test_fedavg_rounds_teach_the_table_what_devices_did():
         for r in range(5):
             task = server.task(r)
             sent = [take_part(rec, f"u{d}", task, history=s, table=server.table, personal=Personal(enabled=False),
-                              consent=Consent(without_dp=True), ledger=PrivacyLedger(s, simulation=True)).payload
+                              consent=Consent(opted_in=True, without_dp=True), ledger=PrivacyLedger(s, simulation=True)).payload
                     for d, s in enumerate(stores)]
             server.aggregate([decode_update(p) for p in sent])
         assert rank(server.table) < before - 1
@@ -228,7 +228,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
         table, rows = rec.catalog.stored.dequantize(), np.array([target])
         toward = (user / np.linalg.norm(user))[None, :]
         ledger = PrivacyLedger(store, simulation=True)  # simulated devices keep their histories in memory
-        kw = dict(history=store, consent=Consent(without_dp=True), ledger=ledger)
+        kw = dict(history=store, consent=Consent(opted_in=True, without_dp=True), ledger=ledger)
         closer = step_losses(rec, "u0", table, rows, toward, [0.0, 0.5, 5.0], **kw)
         assert closer[0] >= closer[1] >= closer[2] and closer[0] > closer[2]  # the newest item ranks higher
         away = step_losses(rec, "u0", table, rows, -toward, [0.0, 0.5, 5.0], **kw)
@@ -248,7 +248,7 @@ def test_a_device_scores_candidate_steps_on_its_newest_item():
             with pytest.raises(ConfigError):
                 step_losses(rec, **(good | bad), **kw)
         with pytest.raises(ConfigError):  # "yes" is truthy: only True or False decides
-            step_losses(rec, **good, history=store, consent=Consent(without_dp="yes"), ledger=ledger)
+            step_losses(rec, **good, history=store, consent=Consent(opted_in=True, without_dp="yes"), ledger=ledger)
 
 
 def test_the_new_bundle_has_a_new_space_opens_as_an_update_and_drops_the_old_index(tmp_path):

@@ -131,7 +131,7 @@ def test_a_two_step_round_is_the_reference_round(rec, negatives):
              upload_rows=6 + negatives)  # a DP round's fixed count, here what its targets and negatives make
     p = Personal(lr=0.3, l2=0.5)
     rows, delta, norm, new_offset, examples = reference_round(rec, consumed, t, p, offset)
-    result = take_part(rec, "ana", t, personal=p)
+    result = take_part(rec, "ana", t, personal=p, consent=Consent(opted_in=True))
     assert result.examples == examples == 6 and result.update.weight == 1.0  # a DP round sends no count
     np.testing.assert_array_equal(result.update.rows, rows)
     assert len(rows) == 6 + negatives  # six distinct targets and the negatives
@@ -145,11 +145,11 @@ def test_a_two_step_round_is_the_reference_round(rec, negatives):
 def test_clipping_scales_the_change_to_the_bound_and_keeps_its_direction(rec):
     play(rec, "ana", [3, 17, 8, 40, 22, 5])
     off = Personal(enabled=False)
-    free = take_part(rec, "ana", task(rec, lr=1.0, clip=1e6), personal=off)
-    clipped = take_part(rec, "ana", task(rec, lr=1.0, clip=free.norm / 4, round=1), personal=off)
+    free = take_part(rec, "ana", task(rec, lr=1.0, clip=1e6), personal=off, consent=Consent(opted_in=True))
+    clipped = take_part(rec, "ana", task(rec, lr=1.0, clip=free.norm / 4, round=1), personal=off, consent=Consent(opted_in=True))
     assert clipped.norm == pytest.approx(free.norm, rel=1e-6)  # the raw norm is reported
     np.testing.assert_allclose(clipped.update.delta, free.update.delta / 4, rtol=1e-5, atol=1e-8)
-    exact = take_part(rec, "ana", task(rec, lr=1.0, clip=free.norm, round=2), personal=off)
+    exact = take_part(rec, "ana", task(rec, lr=1.0, clip=free.norm, round=2), personal=off, consent=Consent(opted_in=True))
     np.testing.assert_allclose(exact.update.delta, free.update.delta, rtol=1e-6)  # at the bound: untouched
 
 
@@ -163,11 +163,11 @@ def test_the_examples_are_the_newest_steps_after_the_first():
 def test_a_device_with_one_item_or_none_declines_and_notes_it(rec):
     ledger = PrivacyLedger(rec.history, Budget(per_day=1.0, per_30_days=2.0))
     play(rec, "ana", [3])
-    result = take_part(rec, "ana", task(rec), ledger=ledger, now=5_000.0)
+    result = take_part(rec, "ana", task(rec), ledger=ledger, now=5_000.0, consent=Consent(opted_in=True))
     assert (result.refused, result.payload, result.update, result.round) == ("too little history", None, None, 0)
     assert ledger.entries() == [(5_000.0, "federated round 0: declined (too little history)", 0.0)]
     play(rec, "ana", [4])
-    assert take_part(rec, "ana", task(rec), ledger=ledger, now=5_001.0).refused is None  # two items: one example
+    assert take_part(rec, "ana", task(rec), ledger=ledger, now=5_001.0, consent=Consent(opted_in=True)).refused is None  # two items: one example
 
 
 def test_the_epsilon_is_charged_before_the_work(rec, monkeypatch):
@@ -181,7 +181,7 @@ def test_the_epsilon_is_charged_before_the_work(rec, monkeypatch):
 
     monkeypatch.setattr(federated, "_local_update", broken)
     with pytest.raises(RuntimeError):
-        take_part(rec, "ana", task(rec, epsilon=0.4, round=7), ledger=ledger, now=5_000.0)
+        take_part(rec, "ana", task(rec, epsilon=0.4, round=7), ledger=ledger, now=5_000.0, consent=Consent(opted_in=True))
     assert ledger.entries() == [(5_000.0, "federated round 7", 0.4)]
 
 
@@ -205,7 +205,7 @@ def test_step_losses_are_one_minus_the_ndcg_of_the_newest_item(rec):
     delta = np.stack([2 * unit, -2 * unit, unit])  # rows 1 and 30 move towards the user, the newest item away
     steps = [0.0, 0.5, 2.0]
     ledger = PrivacyLedger(rec.history)
-    got = step_losses(rec, "ana", table, rows, delta, steps, consent=Consent(without_dp=True), ledger=ledger, now=5e3)
+    got = step_losses(rec, "ana", table, rows, delta, steps, consent=Consent(opted_in=True, without_dp=True), ledger=ledger, now=5e3)
     expected = []
     for step in steps:
         scores = table @ query
@@ -215,9 +215,9 @@ def test_step_losses_are_one_minus_the_ndcg_of_the_newest_item(rec):
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert len(set(np.round(got, 6))) > 1  # the steps do move the item's rank
     assert ledger.entries() == [(5e3, "federated evaluation of step sizes (no DP)", 0.0)]
-    for consent in (Consent(), Consent(opted_in=False, without_dp=True), Consent(allowed=False, without_dp=True)):
+    for consent in (Consent(opted_in=True), Consent(opted_in=False, without_dp=True), Consent(opted_in=True, allowed=False, without_dp=True)):
         assert step_losses(rec, "ana", table, rows, delta, steps, consent=consent) is None
-    assert step_losses(rec, "nobody", table, rows, delta, steps, consent=Consent(without_dp=True)) is None
+    assert step_losses(rec, "nobody", table, rows, delta, steps, consent=Consent(opted_in=True, without_dp=True)) is None
     assert len(ledger.entries()) == 1
 
 
@@ -229,17 +229,17 @@ def test_a_proposed_move_is_checked(rec):
            (np.array([2, 2]), ok), (np.array([1, 2]), ok[:1]), (np.array([1, 2]), np.full((2, dim), np.inf))]
     for rows, delta in bad:
         with pytest.raises(ConfigError, match=f"a proposed move needs unique row ids below {n} and one finite change"):
-            step_losses(rec, "ana", table, rows, delta, [1.0], consent=Consent(without_dp=True))
+            step_losses(rec, "ana", table, rows, delta, [1.0], consent=Consent(opted_in=True, without_dp=True))
     for steps, message in (([-1.0], "^each step must be"), ([1e9 + 1], "^each step must be"),
                            ("1", "^steps must be a list of step sizes")):
         with pytest.raises(ConfigError, match=message):
-            step_losses(rec, "ana", table, np.array([0, n - 1]), ok, steps, consent=Consent(without_dp=True))
+            step_losses(rec, "ana", table, np.array([0, n - 1]), ok, steps, consent=Consent(opted_in=True, without_dp=True))
     with pytest.raises(ConfigError, match="^a proposed move needs row ids and a numeric change per row"):
-        step_losses(rec, "ana", table, np.array([0, 1]), [["x"] * dim] * 2, [1.0], consent=Consent(without_dp=True))
+        step_losses(rec, "ana", table, np.array([0, 1]), [["x"] * dim] * 2, [1.0], consent=Consent(opted_in=True, without_dp=True))
     for kwargs, message in ((dict(user=""), "^user must not be empty"), (dict(consent=1), "^consent must be a Consent"),
                             (dict(now=-1.0), r"^now \(epoch seconds\) must be"),
                             (dict(history=1), "^history must be a HistoryStore")):
-        args = {"user": "ana", "consent": Consent(without_dp=True), **kwargs}
+        args = {"user": "ana", "consent": Consent(opted_in=True, without_dp=True), **kwargs}
         with pytest.raises(ConfigError, match=message):
             step_losses(rec, args.pop("user"), table, np.array([0, n - 1]), ok, [1e9], **args)
     with pytest.raises(ConfigError) as error:
@@ -248,15 +248,15 @@ def test_a_proposed_move_is_checked(rec):
     with pytest.raises(ConfigError, match="pass the table the server sent"):
         step_losses(rec, "ana", None, np.array([1]), ok[:1], [1.0])
     with pytest.raises(ConfigError, match=rf"the round's table must be a \({n}, {dim}\) array of finite numbers"):
-        take_part(rec, "ana", task(rec), table=table[:-1])
+        take_part(rec, "ana", task(rec), table=table[:-1], consent=Consent(opted_in=True))
     with pytest.raises(ConfigError, match=rf"the round's table must be a \({n}, {dim}\) array of numbers"):
-        take_part(rec, "ana", task(rec), table=[["x"] * dim] * n)
+        take_part(rec, "ana", task(rec), table=[["x"] * dim] * n, consent=Consent(opted_in=True))
     with warnings.catch_warnings():  # past float32's range: refused as not finite, without numpy's overflow warning
         warnings.simplefilter("error")
         with pytest.raises(ConfigError, match="array of finite numbers"):
-            take_part(rec, "ana", task(rec), table=np.full((n, dim), 1e300))
+            take_part(rec, "ana", task(rec), table=np.full((n, dim), 1e300), consent=Consent(opted_in=True))
     assert step_losses(rec, "ana", table, np.array([], np.int64), np.zeros((0, dim)), [1.0],
-                       consent=Consent(without_dp=True)) is None  # no history: no answer, but a valid move
+                       consent=Consent(opted_in=True, without_dp=True)) is None  # no history: no answer, but a valid move
 
 
 @pytest.mark.parametrize("field, good, bad", [
@@ -296,7 +296,7 @@ def test_without_the_personal_vector_the_stored_one_neither_moves_nor_steers(rec
     t = task(rec, lr=0.02, steps=2, negatives=4, temperature=0.1, clip=1e6, upload_rows=9)  # 5 targets + 4
     off = Personal(enabled=False)
     rows, delta, _, _, _ = reference_round(rec, consumed, t, off, np.zeros(dim))
-    result = take_part(rec, "ana", t, personal=off)
+    result = take_part(rec, "ana", t, personal=off, consent=Consent(opted_in=True))
     np.testing.assert_array_equal(result.update.rows, rows)
     np.testing.assert_allclose(result.update.delta, delta, rtol=1e-3, atol=1e-6)
     assert load_personal(rec.history, "ana", space, dim).tolist() == [0.5] * dim
@@ -310,9 +310,9 @@ def test_the_round_reads_the_history_it_is_given(rec, tmp_path):
     for i, row in enumerate([3, 17, 8, 40]):
         other.record("ana", rec.catalog.item_id(row), "play", ts=recent + i)
     ledger = PrivacyLedger(other)
-    result = take_part(rec, "ana", task(rec), history=other, ledger=ledger, personal=Personal(enabled=False))
+    result = take_part(rec, "ana", task(rec), history=other, ledger=ledger, personal=Personal(enabled=False), consent=Consent(opted_in=True))
     assert result.refused is None and result.examples == 3  # rec's own history has nothing for ana
-    assert take_part(rec, "ana", task(rec, round=1)).refused == "too little history"
+    assert take_part(rec, "ana", task(rec, round=1), consent=Consent(opted_in=True)).refused == "too little history"
     other.close()
 
 
@@ -320,7 +320,7 @@ def test_items_added_on_the_device_are_not_trained(rec):
     rec.add_items([{"item_id": "fresh", "title": "x", "vector": rec.catalog.vectors(np.array([0]))[0].tolist()}])
     play(rec, "ana", [3, 17])
     rec.record("ana", "fresh", "play", timestamp=time.time() - 60)
-    result = take_part(rec, "ana", task(rec), personal=Personal(enabled=False))
+    result = take_part(rec, "ana", task(rec), personal=Personal(enabled=False), consent=Consent(opted_in=True))
     assert result.examples == 1 and rec.catalog.base_count not in result.update.rows.tolist()
 
 
@@ -328,16 +328,16 @@ def test_every_decline_says_why_in_these_words_and_when(rec):
     play(rec, "ana", [3, 17, 8])
     ledger = PrivacyLedger(rec.history, Budget(per_day=0.1, per_30_days=1.0))
     reasons = []
-    for consent, t in ((Consent(opted_in=False), task(rec)), (Consent(allowed=False), task(rec)),
-                       (Consent(), RoundTask(round=0, space="0" * 24, epsilon=0.1)), (Consent(), task(rec, epsilon=None)),
-                       (Consent(), task(rec, epsilon=0.5))):
+    for consent, t in ((Consent(opted_in=False), task(rec)), (Consent(opted_in=True, allowed=False), task(rec)),
+                       (Consent(opted_in=True), RoundTask(round=0, space="0" * 24, epsilon=0.1)), (Consent(opted_in=True), task(rec, epsilon=None)),
+                       (Consent(opted_in=True), task(rec, epsilon=0.5))):
         result = take_part(rec, "ana", t, consent=consent, ledger=ledger, now=7_000.0)
         assert result.payload is None and isinstance(result.ms, float) and result.ms > 0
         reasons.append(result.refused)
-    assert reasons == ["the user opted out", "not now (the app's battery or network condition)",
+    assert reasons == ["the user has not opted in", "not now (the app's battery or network condition)",
                        "the round trains another bundle than the one this device serves",
                        "the round has no differential privacy", "privacy budget"]
-    taken = take_part(rec, "ana", task(rec, epsilon=None, round=3), consent=Consent(without_dp=True), ledger=ledger,
+    taken = take_part(rec, "ana", task(rec, epsilon=None, round=3), consent=Consent(opted_in=True, without_dp=True), ledger=ledger,
                       now=7_001.0, personal=Personal(enabled=False))
     assert taken.payload is not None
     assert ledger.entries()[-1] == (7_001.0, "federated round 3 (no DP)", 0.0)
@@ -360,9 +360,9 @@ def test_each_argument_of_a_round_is_named(rec):
 def test_an_overflowing_round_says_what_to_lower(rec):
     play(rec, "ana", [3, 17, 8, 40, 22])
     fast = Personal(lr=1e3, l2=0.0)
-    take_part(rec, "ana", task(rec), personal=fast)
+    take_part(rec, "ana", task(rec), personal=fast, consent=Consent(opted_in=True))
     with pytest.raises(ConfigError) as error:
-        take_part(rec, "ana", task(rec, round=1), personal=fast)
+        take_part(rec, "ana", task(rec, round=1), personal=fast, consent=Consent(opted_in=True))
     assert str(error.value) == ("the round's lr and temperature (or Personal.lr) made the local update overflow; "
                                 "nothing was sent or saved (the round's epsilon stays spent); ask the server for a "
                                 "smaller lr, or lower Personal.lr")
@@ -376,7 +376,7 @@ def test_the_first_examples_context_holds_the_first_item(rec):
 
 def test_a_taken_round_reports_its_round_and_time(rec):
     play(rec, "ana", [3, 17, 8])
-    result = take_part(rec, "ana", task(rec, round=41), personal=Personal(enabled=False))
+    result = take_part(rec, "ana", task(rec, round=41), personal=Personal(enabled=False), consent=Consent(opted_in=True))
     assert result.round == 41 and result.update.round == 41 and isinstance(result.ms, float) and result.ms > 0
 
 
@@ -390,7 +390,7 @@ def test_step_losses_judge_the_newest_bundle_item(rec):
     scores = table @ query
     expected = 1.0 - 1.0 / np.log2(int(np.sum(scores > scores[8])) + 2.0)
     got = step_losses(rec, "ana", table, np.array([0]), np.zeros((1, table.shape[1]), np.float32), [0.0],
-                      consent=Consent(without_dp=True))
+                      consent=Consent(opted_in=True, without_dp=True))
     np.testing.assert_allclose(got, [expected], rtol=1e-6)
 
 
@@ -398,5 +398,5 @@ def test_two_items_are_enough_to_score_steps(rec):
     play(rec, "ana", [3, 17])
     table = rec.catalog.stored.dequantize()
     got = step_losses(rec, "ana", table, np.array([0]), np.zeros((1, table.shape[1]), np.float32), [0.0, 1.0],
-                      consent=Consent(without_dp=True))
+                      consent=Consent(opted_in=True, without_dp=True))
     assert got is not None and got.shape == (2,)

@@ -31,23 +31,23 @@ def test_a_retried_round_is_declined_and_charged_once(rec):
     that the server admitted: the device counted twice in a DP round and its ledger was charged twice."""
     play(rec, "ana", [3, 17, 8, 40, 22, 5])
     ledger = PrivacyLedger(rec.history, Budget(per_day=10.0, per_30_days=10.0))
-    first = take_part(rec, "ana", task(rec), ledger=ledger, now=5_000.0)
-    again = take_part(rec, "ana", task(rec), ledger=ledger, now=5_001.0)
+    first = take_part(rec, "ana", task(rec), ledger=ledger, now=5_000.0, consent=Consent(opted_in=True))
+    again = take_part(rec, "ana", task(rec), ledger=ledger, now=5_001.0, consent=Consent(opted_in=True))
     assert first.payload is not None
     assert (again.payload, again.update, again.refused) == (None, None, AGAIN)
     assert ledger.entries() == [(5_000.0, "federated round 0", 0.1),
                                 (5_001.0, f"federated round 0: declined ({AGAIN})", 0.0)]
     # another profile of the same device is the same device: one upload a round
     play(rec, "bo", [50, 12, 44, 9])
-    assert take_part(rec, "bo", task(rec), ledger=ledger, now=5_002.0).refused == AGAIN
-    assert take_part(rec, "ana", task(rec, round=1), ledger=ledger, now=5_003.0).payload is not None
+    assert take_part(rec, "bo", task(rec), ledger=ledger, now=5_002.0, consent=Consent(opted_in=True)).refused == AGAIN
+    assert take_part(rec, "ana", task(rec, round=1), ledger=ledger, now=5_003.0, consent=Consent(opted_in=True)).payload is not None
 
 
 def test_a_round_without_dp_is_taken_once_too_and_a_decline_does_not_count_as_taken(rec):
     play(rec, "ana", [3, 17, 8, 40])
     ledger = PrivacyLedger(rec.history)
-    no_dp, consent = task(rec, epsilon=None, round=4), Consent(without_dp=True)
-    assert take_part(rec, "ana", no_dp, consent=Consent(allowed=False), ledger=ledger).refused.startswith("not now")
+    no_dp, consent = task(rec, epsilon=None, round=4), Consent(opted_in=True, without_dp=True)
+    assert take_part(rec, "ana", no_dp, consent=Consent(opted_in=True, allowed=False), ledger=ledger).refused.startswith("not now")
     assert take_part(rec, "ana", no_dp, consent=consent, ledger=ledger).payload is not None  # after "not now"
     assert take_part(rec, "ana", no_dp, consent=consent, ledger=ledger).refused == AGAIN
 
@@ -75,11 +75,11 @@ def test_an_fp16_round_with_a_clip_past_float16s_range_is_refused_before_the_led
     ledger = PrivacyLedger(rec.history, Budget(per_day=10.0, per_30_days=10.0))
     big = task(rec, encoding="fp16", clip=1e9, lr=1000.0, temperature=1e-3)
     with pytest.raises(ConfigError, match="RoundTask.clip of an fp16 round is at most 65504"):
-        take_part(rec, "ana", big, ledger=ledger, personal=OFF)
+        take_part(rec, "ana", big, ledger=ledger, personal=OFF, consent=Consent(opted_in=True))
     assert ledger.entries() == []
     task(rec, encoding="int8", clip=1e9).check()  # int8 has a scale per row: any clip
     at_edge = take_part(rec, "ana", task(rec, encoding="fp16", clip=65504.0, lr=1000.0, temperature=1e-3),
-                        ledger=ledger, personal=OFF)
+                        ledger=ledger, personal=OFF, consent=Consent(opted_in=True))
     assert np.all(np.isfinite(decode_update(at_edge.payload).delta))  # the server takes it
 
 
@@ -120,7 +120,7 @@ def test_every_upload_of_a_round_decodes_within_its_clip_bound(rec):
         play(rec, user, rng.choice(rec.catalog.base_count, 6, replace=False))
         clip = [0.2, 0.05, 1e-3, 1.0][r % 4]
         t = task(rec, round=r, lr=5.0, clip=clip, encoding=("int8", "fp16")[r % 2], upload_rows=32)
-        result = take_part(rec, user, t, ledger=ledger, personal=OFF)
+        result = take_part(rec, user, t, ledger=ledger, personal=OFF, consent=Consent(opted_in=True))
         decoded = decode_update(result.payload).delta.astype(np.float64)
         assert result.norm > clip and clip * (1 - 1e-2) <= np.linalg.norm(decoded) <= clip
 
@@ -134,7 +134,7 @@ def test_a_dp_upload_of_the_whole_table_holds_no_all_zero_row_in_int8(rec):
     ledger = PrivacyLedger(rec.history, Budget(per_day=1e6, per_30_days=1e6))
     for r, (temperature, lr) in enumerate([(0.05, 0.0002), (0.02, 0.002), (0.01, 0.0002)]):
         t = task(rec, round=r, temperature=temperature, lr=lr, upload_rows=256)  # the golden table: 56 rows
-        result = take_part(rec, "ana", t, ledger=ledger, personal=OFF)
+        result = take_part(rec, "ana", t, ledger=ledger, personal=OFF, consent=Consent(opted_in=True))
         decoded = decode_update(result.payload)
         assert len(decoded.rows) == rec.catalog.base_count
         assert np.all(decoded.delta.any(axis=1)), (temperature, lr, int(np.sum(~decoded.delta.any(axis=1))))

@@ -85,11 +85,11 @@ def calls(rec, x):
         "pre_period.user": lambda: pre_period(rec.history, x, 0.0),
         "Shuffled.delta": lambda: Shuffled(1000, x), "Shuffled.max_local": lambda: Shuffled(1000, 1e-7, x),
         "decode_update": lambda: decode_update(x),
-        "take_part.user": lambda: take_part(rec, x, round_task(rec), ledger=ledger),
-        "take_part.now": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, now=x),
-        "take_part.table": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, table=x),
-        "take_part.history": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, history=x),
-        "take_part.ledger": lambda: take_part(rec, "ana", round_task(rec), ledger=x),
+        "take_part.user": lambda: take_part(rec, x, round_task(rec), ledger=ledger, consent=Consent(opted_in=True)),
+        "take_part.now": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, now=x, consent=Consent(opted_in=True)),
+        "take_part.table": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, table=x, consent=Consent(opted_in=True)),
+        "take_part.history": lambda: take_part(rec, "ana", round_task(rec), ledger=ledger, history=x, consent=Consent(opted_in=True)),
+        "take_part.ledger": lambda: take_part(rec, "ana", round_task(rec), ledger=x, consent=Consent(opted_in=True)),
         "Retention.max_events": lambda: HistoryStore(":memory:", retention=Retention(max_events=x)).count("u"),
         "history.items_since.ts": lambda: rec.history.items_since(x, ("play",)),
         "history.items_since.events": lambda: rec.history.items_since(0.0, x),
@@ -175,7 +175,7 @@ def test_a_bad_consent_personal_or_table_is_refused_before_the_ledger_is_charged
 def test_a_table_with_nan_sends_no_garbage_update(rec):
     table = np.full((rec.catalog.base_count, rec.manifest.dim), np.nan, np.float32)
     with pytest.raises(ConfigError, match="finite"):
-        take_part(rec, "ana", round_task(rec), ledger=PrivacyLedger(rec.history, Budget(1e5, 1e6)), table=table)
+        take_part(rec, "ana", round_task(rec), ledger=PrivacyLedger(rec.history, Budget(1e5, 1e6)), table=table, consent=Consent(opted_in=True))
 
 
 def test_a_damaged_personal_vector_entry_is_learned_again_from_zero(rec):

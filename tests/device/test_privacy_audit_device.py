@@ -16,7 +16,7 @@ import pytest
 
 from edgerec.errors import BundleError, ConfigError, EdgerecError
 from edgerec.runtime import Recommender
-from edgerec.runtime.federated import RoundTask, take_part
+from edgerec.runtime.federated import Consent, RoundTask, take_part
 from edgerec.runtime.privacy_ledger import Budget
 from edgerec.runtime.reporter import PrivateReporter
 
@@ -108,7 +108,7 @@ def test_what_leaves_the_device_names_no_user_folder_or_played_item(golden_bundl
         reports = [reporter.items_consumed(0.5), reporter.category_shares(0.5), *reporter.health(0.5),
                    reporter.experiment("ranker-v2", "control", {"plays": 6}, {"plays": 20}, epsilon=0.5)]
         task = RoundTask(round=1, space=rec.manifest.embedding_space, epsilon=0.5, negatives=8)
-        result = take_part(rec, USER, task, ledger=reporter.ledger)
+        result = take_part(rec, USER, task, ledger=reporter.ledger, consent=Consent(opted_in=True))
         upload = result.payload
         text = json.dumps(reports) + json.dumps(rec.stats()) + " ".join(r.getMessage() for r in caplog.records)
         ledger = " ".join(e[1] for e in reporter.ledger.entries())
