@@ -57,8 +57,7 @@ class FairnessStudy(Study):
             rows = np.array([cat.row(i) for i in ids], np.int64)  # by id: the bundle's order may be another's
             meta = {c: dict(zip(ids, cat.column(c, rows).tolist())) for c in ("provider", "language", "modality")}
             popularity = dict(zip(ids, cat.numeric_column("popularity", rows).tolist()))
-            pops = np.asarray([popularity[i] for i in ids])  # ties by id: the split must not follow the rows' order
-            head = set(np.lexsort((np.asarray(ids), -pops))[: int(len(ids) * (1 - TAIL_SHARE))].tolist())
+            head = head_rows(ids, [popularity[i] for i in ids])
             bucket = {item: ("head" if i in head else "tail") for i, item in enumerate(ids)}
             requests, segments = [], []
             for row in picked:
@@ -117,7 +116,8 @@ class FairnessStudy(Study):
     def tables(cls, record: dict) -> list[Table]:
         out = []
         for column in ("provider", "language", "modality"):
-            rows = [{column: k or "(unknown)", "exposure share": v} for k, v in record["exposure"][column].items()]
+            shares = record["exposure"][column]
+            rows = [{column: _label(k, shares), "exposure share": v} for k, v in shares.items()]
             out.append(Table(f"exposure share by {column} (position-discounted)", rows))
         out.append(Table("popularity bias", [dict(record["popularity_bias"],
                                                   **{f"{k} exposure": v for k, v in record["popularity_bucket"].items()})]))
@@ -137,7 +137,7 @@ class FairnessStudy(Study):
             return None
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
         shares = record["exposure"]["provider"]
-        left.barh([k or "(unknown)" for k in shares][::-1], list(shares.values())[::-1], color="#4a7ab5")
+        left.barh([_label(k, shares) for k in shares][::-1], list(shares.values())[::-1], color="#4a7ab5")
         left.set_xlabel("position-discounted exposure share")
         left.set_title("exposure by provider (default lists)")
         for method, colour in (("exposure", "#c0392b"), ("cap", "#7f8c8d")):
@@ -167,13 +167,31 @@ def _with(policy: Policy, weight: float, method: str) -> Policy:
     return replace(policy, fairness=weight, fairness_method=method)
 
 
+def head_rows(ids: list[str], popularity: list[float]) -> set[int]:
+    """Positions of the most popular fifth of `ids` (ties by id: the split must not follow the rows' order)."""
+    count = round(len(ids) * (1 - TAIL_SHARE))  # int() cut 0.1999.. x 1,000 to 199
+    return set(np.lexsort((np.asarray(ids), -np.asarray(popularity, float)))[:count].tolist())
+
+
 def _top(shares: dict, count: int = 8) -> dict:
-    """The `count` largest shares, the rest summed as 'others'."""
+    """The `count` largest shares, the rest summed under 'others' (bracketed until no name has it: a
+    provider called "others" had its share overwritten by the bucket)."""
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])
     out = dict(ranked[:count])
     if len(ranked) > count:
-        out["others"] = sum(v for _, v in ranked[count:])
+        out[_free("others", shares)] = sum(v for _, v in ranked[count:])
     return out
+
+
+def _free(label: str, taken) -> str:
+    while label in taken:
+        label = f"({label})"
+    return label
+
+
+def _label(name: str, names) -> str:
+    """A name as a table shows it: no name is "(unknown)", unless a real name is that already."""
+    return name or _free("(unknown)", names)
 
 
 def _gini(lists: list[list[str]], provider_of: dict, providers: list[str]) -> float | None:
@@ -207,7 +225,8 @@ def _segments(lists, requests, segments: list[dict]) -> list[dict]:
     gains = _gains(lists, requests)
     rows = []
     for key in ("activity", "language", "device"):
-        values = np.array([s[key] or "(unknown)" for s in segments])
+        names = {s[key] for s in segments}
+        values = np.array([_label(s[key], names) for s in segments])
         for value in sorted(set(values.tolist())):
             g = gains[values == value]
             rows.append({"segment": key, "value": value, "users": int(len(g)), "NDCG@10": float(g.mean()),
