@@ -174,6 +174,14 @@ def load_scorer(folder: str | Path) -> tuple[LinearScorer, dict]:
         version = payload.get("version") if isinstance(payload, dict) else None
         raise ModelError(f"{name} holds a scorer of feature version {version}, not {SCORER_VERSION}; "
                          "train it again with `edgerec scorer train`")
-    scorer = LinearScorer(tuple(payload["features"]), np.array(payload["weights"]), np.array(payload["mean"]),
-                          np.array(payload["scale"]), float(payload["intercept"]))
+    try:
+        scorer = LinearScorer(tuple(payload["features"]), np.array(payload["weights"], np.float64),
+                              np.array(payload["mean"], np.float64), np.array(payload["scale"], np.float64),
+                              float(payload["intercept"]))
+    except KeyError as exc:
+        raise ModelError(f"{name}/{SCORER_FILE} has no {exc.args[0]!r}; train the scorer again with "
+                         "`edgerec scorer train`") from None
+    except (TypeError, ValueError) as exc:  # a hand-edited or damaged file: a NaN weight, a short mean
+        raise ModelError(f"{name}/{SCORER_FILE} is not a usable scorer ({exc}); train it again with "
+                         "`edgerec scorer train`") from None
     return scorer, with_path_in(folder, payload, "retrieval")

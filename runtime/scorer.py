@@ -199,7 +199,8 @@ class LinearScorer:
         for field_name in ("weights", "mean", "scale"):
             value = np.asarray(getattr(self, field_name), np.float64).reshape(-1)
             if value.shape != (n,) or not np.all(np.isfinite(value)):
-                raise ValueError(f"scorer {field_name} must hold {n} finite values (got shape {value.shape})")
+                got = f"{value.shape[0]}" if value.shape != (n,) else "a NaN or infinite value"
+                raise ValueError(f"scorer {field_name} must hold {n} finite values (got {got})")
             setattr(self, field_name, value)
         if not (np.all(self.scale > 0) and np.isfinite(self.intercept)):
             raise ValueError("scorer scales must be positive and its intercept finite")

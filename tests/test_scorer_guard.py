@@ -217,10 +217,10 @@ def test_the_arrays_round_trip():
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"weights": [1.0]}, "scorer weights must hold 2 finite values (got shape (1,))"),
-    ({"mean": [1.0, 2.0, 3.0]}, "scorer mean must hold 2 finite values (got shape (3,))"),
-    ({"scale": [1.0, np.inf]}, "scorer scale must hold 2 finite values (got shape (2,))"),
-    ({"mean": [np.nan, 0.0]}, "scorer mean must hold 2 finite values (got shape (2,))"),
+    ({"weights": [1.0]}, "scorer weights must hold 2 finite values (got 1)"),
+    ({"mean": [1.0, 2.0, 3.0]}, "scorer mean must hold 2 finite values (got 3)"),
+    ({"scale": [1.0, np.inf]}, "scorer scale must hold 2 finite values (got a NaN or infinite value)"),
+    ({"mean": [np.nan, 0.0]}, "scorer mean must hold 2 finite values (got a NaN or infinite value)"),
     ({"scale": [1.0, 0.0]}, "scorer scales must be positive and its intercept finite"),
     ({"scale": [-1.0, 1.0]}, "scorer scales must be positive and its intercept finite"),
     ({"intercept": np.nan}, "scorer scales must be positive and its intercept finite"),
@@ -301,3 +301,25 @@ def test_the_list_reasons_leave_out_a_term_every_candidate_shares():
     request.scorer_features[0, 1] = 1.0  # one candidate is like something liked: the term tells items apart
     reasons = scorer_reasons(request, [{}, {}], [Reason("history", "because you watched A", "a")] * 2)
     assert reasons[0].text == "popular (+2.00), unlike what you liked (+0.50); because you watched A"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda p: p.pop("weights"), "has no 'weights'"),  # was: KeyError
+    (lambda p: p["weights"].__setitem__(0, float("nan")), r"\(scorer weights must hold 2 finite values \(got a NaN"),
+    (lambda p: p.update(mean=[0.0]), r"scorer mean must hold 2 finite values \(got 1\)"),
+    (lambda p: p.update(features=7), "not a usable scorer"),  # was: TypeError
+])
+def test_a_damaged_scorer_file_is_a_model_error_naming_what_is_wrong(tmp_path, change, message):
+    import json
+
+    from edgerec.errors import ModelError
+    from edgerec.models.scorer import SCORER_FILE, SCORER_VERSION, load_scorer
+
+    payload = {"version": SCORER_VERSION, "features": ["a", "b"], "weights": [1.0, 1.0], "mean": [0.0, 0.0],
+               "scale": [1.0, 1.0], "intercept": 0.0}
+    change(payload)
+    (tmp_path / "scorer").mkdir()
+    (tmp_path / "scorer" / SCORER_FILE).write_text(json.dumps(payload))
+    with pytest.raises(ModelError, match=message) as caught:
+        load_scorer(tmp_path / "scorer")
+    assert str(caught.value).endswith("train the scorer again with `edgerec scorer train`") or "train it again" in str(caught.value)
