@@ -43,8 +43,13 @@ class SecureRandomness:
         return secrets.randbits(_BITS) < round(p * (1 << _BITS))
 
 
+# below this, e^eps is 1 to within rounding: a report's keep and flip chances are equal, so the host's
+# estimate divides by (almost) zero; nothing is measured, and the device still charged its ledger
+MIN_EPSILON = 1e-6
+
+
 def check_epsilon(epsilon: float) -> float:
-    return checks.number(epsilon, "epsilon", 0.0, 20.0, low_open=True)
+    return checks.number(epsilon, "epsilon", MIN_EPSILON, 20.0)
 
 
 def keep_probability(epsilon: float, k: int) -> float:

@@ -95,6 +95,7 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
 def _unlock(db, driver, key_sql: str, refusal: str) -> None:
     """Give an SQLCipher connection its key and read page 1, which checks the key; else close it and refuse."""
     try:
+        db.execute("PRAGMA cipher_log_level = NONE")  # its own lines on stderr ("hmac check failed") came before ours
         db.execute(f"PRAGMA key = {key_sql}")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except driver.DatabaseError:

@@ -225,13 +225,14 @@ def test_laplace_variance_by_hand():
     assert ldp.laplace_variance(1000) == pytest.approx(2 * 1000.0 ** 2, rel=1e-3)  # 2 b^2 for a large scale
 
 
-def test_epsilon_is_above_0_up_to_20():
-    for epsilon in (1e-12, 0.5, 1, 20.0):
+def test_epsilon_is_from_a_millionth_up_to_20():
+    for epsilon in (1e-6, 0.5, 1, 20.0):
         assert ldp.check_epsilon(epsilon) == float(epsilon)
-    for epsilon in (0, 0.0, -1.0, 20.000001, float("inf")):
+    # 1e-300 was taken and charged: the host's estimate then divided by zero (e^eps == 1) or came out at 1e14
+    for epsilon in (0, 0.0, -1.0, 1e-300, 9.9e-7, 20.000001, float("inf")):
         with pytest.raises(ConfigError) as error:
             ldp.check_epsilon(epsilon)
-        assert str(error.value) == f"epsilon must be a finite number above 0 up to 20 (got {epsilon!r})"
+        assert str(error.value) == f"epsilon must be a finite number from 1e-06 up to 20 (got {epsilon!r})"
 
 
 def test_on_grid_names_each_wrong_argument():
@@ -259,7 +260,9 @@ def test_an_epsilon_too_small_for_any_report_is_refused_not_overflowed():
     no reported figure can carry."""
     from edgerec.runtime.ldp import MAX_SCALE, laplace_scale
 
-    assert laplace_scale(1, 1000, 1000 / MAX_SCALE) == MAX_SCALE
+    assert laplace_scale(10_000, 1000, 1e7 / MAX_SCALE) == MAX_SCALE
     for tiny in (2.2250738585e-313, 1e-15):
-        with pytest.raises(ConfigError, match="above 2\\^40: no report could carry it; give an epsilon of at least 9.1e-10"):
+        with pytest.raises(ConfigError, match="from 1e-06 up to 20"):
             laplace_scale(1, 1000, tiny)
+    with pytest.raises(ConfigError, match="above 2\\^40: no report could carry it; give an epsilon of at least 9.1e-06"):
+        laplace_scale(10_000, 1000, 1e-6)

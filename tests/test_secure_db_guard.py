@@ -515,3 +515,12 @@ def test_an_empty_wal_left_by_a_crash_beside_a_rollback_journal_history_is_not_l
     store = HistoryStore(where, key=key)
     assert [e.item for e in store.events("u")] == ["i0", "i1", "i2"]
     store.close()
+
+
+def test_a_wrong_key_prints_nothing_of_sqlcipher_s_own(where, capfd):
+    """SQLCipher logged "hmac check failed for pgno=1" and two more lines to stderr before our refusal."""
+    HistoryStore(where, key=secrets.token_bytes(32)).close()
+    capfd.readouterr()
+    with pytest.raises(HistoryError, match="wrong key"):
+        connect(where, secrets.token_bytes(32))
+    assert capfd.readouterr().err == ""
