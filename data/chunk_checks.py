@@ -7,7 +7,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from edgerec.data.item_text import lone_surrogate
+from edgerec.data.item_text import LINE_BREAKS, control_char, lone_surrogate
 from edgerec.data.json_lines import ListCell
 from edgerec.data.tables import DEFAULT_CHUNK_ROWS, UNIT_NAMES, Chunk, time_unit
 from edgerec.data.time_text import TimeText
@@ -124,14 +124,16 @@ def check_column_names(names, option: str = "--columns", example: str = "user,ti
 
 def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
     """Ids are non-empty (not blank: every row of a blank user would be one user), at most MAX_ID characters
-    (what the device accepts), free of NUL, and exact: not integers too large for the floating-point column
-    that holds them."""
+    (what the device accepts), free of NUL, line breaks and control characters (a device's reasons and the CLI
+    show an item without a title by its id, on one line), and exact: not integers too large for the
+    floating-point column that holds them. Errors name the line and column, never the id (a user id may be
+    an e-mail address)."""
     values = chunk.columns[name]
     refuse_time_typed(chunk, name, "ids")
     listed = next((i for i, v in enumerate(values) if isinstance(v, ListCell)), None)
     if listed is not None:
-        raise DataError(f"column '{name}' holds a list ({values[listed]!r}) where one id belongs; check which "
-                        "field the options name", chunk.path, chunk.line_of(listed))
+        raise DataError(f"column '{name}' holds a list where one id belongs; check which field the options name",
+                        chunk.path, chunk.line_of(listed))
     bad = chunk.first_inexact(name)  # pandas stores an integer id column with a gap as float64 (or float32)
     if bad is not None:
         raise DataError(f"column '{name}' is stored as {chunk.float_width(name)} and holds NaN, an infinity or an "
@@ -149,8 +151,8 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
                         chunk.path, chunk.line_of(bad))
     if "\ufeff" in "".join(values):  # a second file's byte order mark: "\ufeffu1" prints as u1, another user
         bad = next(i for i, v in enumerate(values) if "\ufeff" in v)
-        raise DataError(f"column '{name}' holds a byte order mark (U+FEFF, invisible) in {values[bad]!r}: were files "
-                        "joined (cat) with their marks? Remove it, or save the file again as UTF-8", chunk.path,
+        raise DataError(f"column '{name}' holds a byte order mark (U+FEFF, invisible) in an id: were files joined "
+                        "(cat) with their marks? Remove it, or save the file again as UTF-8", chunk.path,
                         chunk.line_of(bad))
     if "\x00" in "".join(values):
         bad = next(i for i, v in enumerate(values) if "\x00" in v)
@@ -161,6 +163,17 @@ def check_ids(chunk: Chunk, name: str, hint: str = "") -> None:
         raise DataError(f"column '{name}' holds half of a character (U+{ord(lone_surrogate(values[half])):04X}, a "
                         "JSON \\u escape without its pair), which no text file can store; ids must be plain text",
                         chunk.path, chunk.line_of(half))
+    # a fast test first: most chunks hold printable text only
+    bad = None if "".join(values).isprintable() else next(
+        (i for i, v in enumerate(values) if control_char(v) is not None), None)
+    if bad is not None:
+        ch = control_char(values[bad])
+        kind, fix = (("a line break", "replace it in the file") if ch in LINE_BREAKS else
+                     ("the control character", "remove it from the file (a byte of another text encoding? a CSV "
+                      "import takes --encoding)"))
+        raise DataError(f"column '{name}' holds {kind} (U+{ord(ch):04X}) in an id, which a screen shows as nothing or "
+                        "as a broken line (in a device's reasons, the CLI's lists): ids must be plain text on one "
+                        f"line; {fix}", chunk.path, chunk.line_of(bad))
 
 
 def refuse_time_typed(chunk: Chunk, name: str, what: str) -> None:

@@ -46,7 +46,9 @@ from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.vocab import MODALITIES
 
 NUMERIC_FIELDS = ("duration", "release_ts", "episode")
-MIN_YEAR, MAX_YEAR = 1000, 2200  # a release column whose every value lies here holds years
+PLAIN_NUMBER = re.compile(r"\s*[+-]?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?\s*")  # epoch seconds, not a date
+MIN_YEAR, MAX_YEAR = 1000, 2200  # a release cell written as a whole number in here is a year
+BARE_YEAR = re.compile(r"\s*([0-9]{4})(?:\.0*)?\s*")  # 1995 (1995.0: a float column), not 1995-06-30
 # A modality's median item longer than this (seconds) reads as durations in a finer unit than the one
 # read in: short videos and tracks last minutes, films and episodes hours, podcast episodes and live
 # recordings up to a day; an item without a modality gets the films' bound.
@@ -133,8 +135,9 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     ids: list[str] = []
     text: dict[str, list[str]] = {f: [] for f in ITEM_TEXT_COLUMNS if f in names}
     tags: list[tuple[str, ...]] = []
-    numbers: dict[str, list[np.ndarray]] = {f: [] for f in NUMERIC_FIELDS}
+    numbers: dict[str, list[np.ndarray]] = {f: [] for f in (*NUMERIC_FIELDS, "release_year")}
     seen_keys: dict[str, tuple[str, ...]] = {}
+    release_seen: dict[str, tuple] = {}  # the first release cell written as a year, and as another number
     # release times written without a zone read in the log's --time-zone (its --time-format is the log's own)
     zone = TimeText(zone=options.time_zone)
     for chunk in read_chunks(path, wanted, delimiter=options.delimiter, header=options.header,
@@ -154,14 +157,15 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
             chunk.columns[c] = [" ".join(v.items) if isinstance(v, ListCell) else v for v in chunk.columns[c]]
             if f == "language":
                 chunk.columns[c] = [language_code(v) for v in chunk.columns[c]]
-            check_item_text(chunk.columns[c], c, chunk.path, chunk.line_of)
+            check_item_text(chunk.columns[c], f, chunk.path, chunk.line_of, column=c)  # the field's rules
             text[f].extend(chunk.columns[c])
         if "tags" in names:
             tags.extend(_tags(chunk, names["tags"], options.tag_separator))
-            check_item_text(tags[len(tags) - len(chunk):], names["tags"], chunk.path, chunk.line_of)
-        _read_numbers(chunk, names, numbers, zone, DURATION_UNITS[options.duration_unit])
+            check_item_text(tags[len(tags) - len(chunk):], "tags", chunk.path, chunk.line_of, column=names["tags"])
+        _read_numbers(chunk, names, numbers, zone, DURATION_UNITS[options.duration_unit], release_seen)
     joined = {k: np.concatenate(v) if v else None for k, v in numbers.items()}
-    joined["release_ts"] = _years_as_times(joined["release_ts"])
+    _refuse_years_among_seconds(release_seen, names.get("release_ts"))
+    joined["release_ts"] = _years_as_times(joined["release_ts"], joined.pop("release_year"))
     catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
     return catalog, unread_columns_warning(present, [*id_parts, *names.values()]) + regional_warning(
         text.get("language", []))
@@ -197,19 +201,38 @@ def regional_warning(languages: list[str]) -> list[str]:
             "the same"]
 
 
-def _years_as_times(release: np.ndarray | None) -> np.ndarray | None:
-    """A release column of bare years (1995: valid ISO-8601 of reduced precision) as each year's start; read
-    as epoch seconds, every film came out in the first 37 minutes of 1970."""
-    if release is None:
-        return None
-    known = release[release != 0]
-    if not known.size or known.min() < MIN_YEAR or known.max() > MAX_YEAR:
+def _years_as_times(release: np.ndarray | None, years: np.ndarray | None) -> np.ndarray | None:
+    """The release cells written as bare years (1995: valid ISO-8601 of reduced precision) as each year's
+    start, decided cell by cell (years among full dates are years too); read as epoch seconds, every such
+    film came out in the first 37 minutes of 1970."""
+    if release is None or not years.any():
         return release
-    return np.array([year_ts(int(y)) if y else 0 for y in release], np.int64)
+    out = release.copy()
+    out[years] = [year_ts(int(y)) for y in release[years]]
+    return out
+
+
+def _bare_years(chunk: Chunk, name: str) -> np.ndarray:
+    """Which cells of a release column are a bare year (a Parquet timestamp column holds ticks: none)."""
+    if name in (chunk.units or {}):
+        return np.zeros(len(chunk), bool)
+    return np.array([bool(m) and MIN_YEAR <= int(m[1]) <= MAX_YEAR
+                     for m in map(BARE_YEAR.fullmatch, chunk.columns[name])], bool)
+
+
+def _refuse_years_among_seconds(seen: dict[str, tuple], column: str | None) -> None:
+    """Bare years among epoch seconds written as numbers: 1995 may be the year or 1995 seconds after 1970
+    (a column of seconds with a few small values), so no reading is safe."""
+    if "year" in seen and "number" in seen:
+        (path, line, year), (_, other_line, number) = seen["year"], seen["number"]
+        raise DataError(f"column '{column}' holds {year.strip()!r}, a year or {year.strip()} seconds after 1970, among "
+                        f"epoch seconds (such as {number.strip()!r} on line {other_line:,}): write every release "
+                        "one way, as years (1995), ISO-8601 dates (1995-06-30) or epoch seconds, or leave the "
+                        "cell empty when unknown", path, line)
 
 
 def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[np.ndarray]],
-                  zone: TimeText = ISO_UTC, seconds_per_unit: float = 1.0) -> None:
+                  zone: TimeText = ISO_UTC, seconds_per_unit: float = 1.0, release_seen: dict | None = None) -> None:
     for f in NUMERIC_FIELDS:  # an empty cell is an unknown value, stored as 0 like a missing column
         if f in names:
             c = names[f]
@@ -222,7 +245,15 @@ def _read_numbers(chunk: Chunk, names: dict[str, str], numbers: dict[str, list[n
         if seconds_per_unit != 1.0:  # float32 like the column (to_float's dtype)
             numbers["duration"][-1] = (numbers["duration"][-1] * np.float32(seconds_per_unit)).astype(np.float32)
     if "release_ts" in names:
-        numbers["release_ts"].append(to_timestamp(chunk, names["release_ts"], text=zone))
+        c = names["release_ts"]
+        numbers["release_ts"].append(to_timestamp(chunk, c, text=zone))
+        numbers["release_year"].append(years := _bare_years(chunk, c))
+        if release_seen is not None and c not in (chunk.units or {}):  # where years and other numbers first show
+            plain = np.array([bool(PLAIN_NUMBER.fullmatch(v)) for v in chunk.columns[c]], bool)
+            for kind, rows in (("year", years), ("number", plain & ~years & (numbers["release_ts"][-1] != 0))):
+                if rows.any():
+                    row = int(np.argmax(rows))
+                    release_seen.setdefault(kind, (chunk.path, chunk.line_of(row), chunk.columns[c][row]))
     if "episode" in names:
         c = names["episode"]
         numbers["episode"].append(to_int(chunk, c, np.int32))

@@ -42,24 +42,36 @@ def text_problem(value: str, column: str) -> str | None:
     if (half := lone_surrogate(value)) is not None:
         return (f"holds half of a character (U+{ord(half):04X}, a JSON \\u escape without its pair), which no text "
                 "file can store: remove it")
-    multiline = column == "description"
-    for ch in value:
-        if ch in LINE_BREAKS and not multiline:
-            return f"holds a line break (U+{ord(ch):04X}); it is shown on one line: replace it with a space"
-        if (ch < " " or "\x7f" <= ch < "\xa0") and ch not in "\t\n\r" * multiline + LINE_BREAKS * multiline:
-            return (f"holds the control character U+{ord(ch):04X}, which shows as nothing or garbles the line on a "
-                    "screen: remove it from the file (a byte of another text encoding? a CSV import takes "
-                    "--encoding)")
-    return None
+    ch = control_char(value, multiline=column == "description")
+    if ch is None:
+        return None
+    if ch in LINE_BREAKS:
+        return f"holds a line break (U+{ord(ch):04X}); it is shown on one line: replace it with a space"
+    return (f"holds the control character U+{ord(ch):04X}, which shows as nothing or garbles the line on a "
+            "screen: remove it from the file (a byte of another text encoding? a CSV import takes --encoding)")
 
 
-def check_item_text(values: Sequence[str], column: str, path, line_of: Callable[[int], int], what: str = "") -> None:
-    """Stop at the first cell of `values` the device would refuse or garble, naming its line."""
+def control_char(value: str, multiline: bool = False) -> str | None:
+    """The first line break or control character of `value` (tabs and line breaks allowed when `multiline`),
+    or None: what a screen shows as nothing or as a broken line."""
+    if value.isprintable():  # the usual case, checked fast (no line break or control character is printable)
+        return None
+    kept = "\t" + LINE_BREAKS if multiline else ""
+    return next((ch for ch in value if ch not in kept and (ch in LINE_BREAKS or ch < " " or "\x7f" <= ch < "\xa0")),
+                None)
+
+
+def check_item_text(values: Sequence[str], field: str, path, line_of: Callable[[int], int], what: str = "",
+                    column: str | None = None) -> None:
+    """Stop at the first cell of `values` the device would refuse or garble, naming its line. The item `field`
+    the cells fill (title, tags, description) sets the rules; the file's `column` (default: the field's name)
+    names them in the message."""
     for row, value in enumerate(values):  # a row of tags: a tuple, each tag checked
-        problem = next(filter(None, (text_problem(v, column) for v in
+        problem = next(filter(None, (text_problem(v, field) for v in
                                      (value if isinstance(value, tuple) else (value,)))), None)
         if problem:
-            what = what or (f"a tag of column {column!r}" if isinstance(value, tuple) else f"column {column!r}")
+            named = f"column {column!r} (read as {field})" if column not in (None, field) else f"column {field!r}"
+            what = what or (f"a tag of {named}" if isinstance(value, tuple) else named)
             raise DataError(f"{what} {problem}", str(path), line_of(row))
 
 
@@ -73,6 +85,16 @@ def bidi_warning(titles: Sequence[str], tags: Sequence[tuple[str, ...]]) -> list
     return [f"{count:,} items' titles or tags hold bidirectional override characters (U+202A-U+202E, "
             "U+2066-U+2069), kept as written: one left open reverses the text shown after it on the device, "
             "the words of a reason included; remove them unless the text needs them"]
+
+
+def bidi_ids_warning(ids: Sequence[str]) -> list[str]:
+    """bidi_warning for item ids: an item without a title is shown by its id, in a device's reasons too."""
+    if BIDI_OVERRIDES.isdisjoint("".join(ids)):  # the usual case, checked fast
+        return []
+    count = sum(not BIDI_OVERRIDES.isdisjoint(i) for i in ids)
+    return [f"{count:,} item {'id holds' if count == 1 else 'ids hold'} bidirectional override characters (U+202A-U+202E, U+2066-U+2069), kept as "
+            "written: an item without a title is shown by its id, and one left open reverses the text shown after "
+            "it on the device, the words of a reason included; remove them from the ids unless they need them"]
 
 
 def device_safe(value: str, column: str) -> str:

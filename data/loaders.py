@@ -38,6 +38,7 @@ from edgerec.data.item_import import (
     read_item_table,
     unread_columns_warning,
 )
+from edgerec.data.item_text import bidi_ids_warning
 from edgerec.data.json_lines import SUFFIXES as JSON_SUFFIXES
 from edgerec.data.json_lines import ListCell, is_json_lines
 from edgerec.data.parts import data_files
@@ -702,8 +703,9 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
         else (None, [])
     dataset = read_interactions(path, columns, catalog, options, name_unread=True)
     dataset.meta = dict(dataset.meta, source=source_name(path), format=fmt)
-    return with_warnings(dataset, [*unread, *comma_tags_warning(catalog, options.tag_separator),
-                                    *item_warnings(catalog, options.duration_unit)] if catalog else [])
+    items_read = [*unread, *comma_tags_warning(catalog, options.tag_separator),
+                  *item_warnings(catalog, options.duration_unit)] if catalog else []
+    return with_warnings(dataset, [*items_read, *bidi_ids_warning(dataset.catalog.item_ids)])
 
 
 def with_warnings(dataset: Dataset, warnings: list[str]) -> Dataset:

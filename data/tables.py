@@ -924,14 +924,14 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
                             "it in or drop the row (an import with --skip-bad-rows leaves such rows out and counts "
                             "them)", *where)
         if not np.isfinite(seconds[i]) and text.format is not None:
-            raise DataError(f"column '{name}' holds {shown!r}, which does not read as --time-format "
+            raise DataError(f"column '{name}' holds {_unread_time(shown)}, which does not read as --time-format "
                             f"{text.format!r}: correct the format (Python's strptime directives) or that line",
                             *where)
         if not np.isfinite(seconds[i]):
             written = ("; for times written another way pass --time-format, as Python's strptime reads them "
                        "(e.g. '%m/%d/%Y %I:%M:%S %p')") if low == 0 else ""  # a log's times (item tables: no option)
             raise DataError(f"column '{name}' must hold a timestamp (epoch seconds or ISO-8601), found "
-                            f"{shown!r}{written}", *where)
+                            f"{_unread_time(shown)}{written}", *where)
         if seconds[i] > MAX_TS and _number_date(shown):
             raise DataError(f"column '{name}' holds {shown!r}, a date and time written as a number "
                             "(yyyymmddHHMM[SS]), not epoch seconds: write the times as ISO-8601 "
@@ -957,6 +957,19 @@ def to_seconds(chunk: Chunk, name: str, unit: str = "s", low: float = -MAX_TS, *
                             "rounded when stored (events reordered or tied); store times as int64 or a timestamp "
                             "column", chunk.path, chunk.line_of(i))
     return seconds
+
+
+TIME_LIKE = re.compile(r"[0-9\s/,.:+\-TZ]*")  # what a time is written with (2020-01-31T12:30:00Z, 31/01/2020)
+
+
+def _unread_time(cell) -> str:
+    """A cell that does not read as a time, as an error shows it: quoted when it looks like a time (a typo to
+    find), else only described: with columns mapped the wrong way round it is a user id, an e-mail address."""
+    text = str(cell)
+    if TIME_LIKE.fullmatch(text) or text.strip().lower().lstrip("+-") in ("inf", "infinity"):  # a float's infinity
+        return repr(text)
+    holding = "'@'" if "@" in text else "letters" if any(ch.isalpha() for ch in text) else "other characters"
+    return f"text of {len(text):,} characters holding {holding}"
 
 
 def _number_date(text: str) -> bool:

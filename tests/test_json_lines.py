@@ -130,7 +130,7 @@ def test_an_object_value_and_a_list_of_ids_are_refused_by_field(tmp_path):
     with pytest.raises(DataError, match=r"log.jsonl:1: field 'item_id' holds an object \(with keys id\); edgerec reads text"):
         import_dataset("jsonl", path)
     path = _write(tmp_path / "log.jsonl", [{"user_id": "u", "item_id": ["a", "b"], "timestamp": 1}])
-    with pytest.raises(DataError, match=r"log.jsonl:1: column 'item_id' holds a list \('a\|b'\) where one id"):
+    with pytest.raises(DataError, match=r"log.jsonl:1: column 'item_id' holds a list where one id"):
         import_dataset("jsonl", path)
 
 
@@ -336,8 +336,8 @@ def test_the_list_id_refusal_in_full(tmp_path):
     path = _write(tmp_path / "log.jsonl", [{"user_id": ["a", "b"], "item_id": "x", "timestamp": 1}])
     with pytest.raises(DataError) as err:
         import_dataset("jsonl", path)
-    assert str(err.value) == ("log.jsonl:1: column 'user_id' holds a list ('a|b') where one id belongs; check which "
-                              "field the options name")
+    assert str(err.value) == ("log.jsonl:1: column 'user_id' holds a list where one id belongs; check which field "
+                              "the options name")  # never the ids: a user's may be an e-mail address
 
 
 def test_a_missing_field_is_named_at_line_1_of_its_file(tmp_path):

@@ -211,10 +211,13 @@ def test_ids_the_device_would_refuse_are_refused_at_import(tmp_path, user, messa
         import_dataset("csv", path)
 
 
-def test_ids_with_commas_quotes_newlines_and_unicode_survive(tmp_path):
-    path = write(tmp_path / "odd.csv", LOG + 'ü,"a,b",1\n"q""x","line\nbreak",2\n')
+def test_ids_with_commas_quotes_and_unicode_survive(tmp_path):
+    path = write(tmp_path / "odd.csv", LOG + 'ü,"a,b",1\n"q""x","say ""hi""",2\n')
     ds = import_dataset("csv", path)
-    assert ds.user_ids == ["ü", 'q"x'] and ds.catalog.item_ids == ["a,b", "line\nbreak"]
+    assert ds.user_ids == ["ü", 'q"x'] and ds.catalog.item_ids == ["a,b", 'say "hi"']
+    path = write(tmp_path / "odd.csv", LOG + 'ü,"line\nbreak",1\n')  # shown on one line: refused at its line
+    with pytest.raises(DataError, match=r"^odd.csv:2: column 'item_id' holds a line break \(U\+000A\) in an id"):
+        import_dataset("csv", path)
 
 
 def test_a_header_glued_by_another_delimiter_says_which(tmp_path):
@@ -243,7 +246,7 @@ def test_parquet_float_ids_nested_and_binary_columns(tmp_path):
     assert ds.catalog.item_ids == ["10", "20"] and items_of(ds) == ["20", "10"]
     nested = tmp_path / "nested.parquet"
     pq.write_table(pa.table({"user_id": [["a"]], "item_id": ["x"], "timestamp": [1]}), nested)
-    with pytest.raises(DataError, match=r"nested.parquet:1: column 'user_id' holds a list \('a'\) where one id"):
+    with pytest.raises(DataError, match=r"nested.parquet:1: column 'user_id' holds a list where one id"):
         import_dataset("parquet", nested)
     raw = tmp_path / "raw.parquet"
     pq.write_table(pa.table({"user_id": ["a"], "item_id": [b"\xff"], "timestamp": [1]}), raw)

@@ -31,8 +31,9 @@ from edgerec.errors import ConfigError, DataError
 
 HEADER = ["user_id", "item_id", "timestamp"]
 
-# an id of only spaces is a missing one (tests/test_import_audit.py)
-ids = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00\ufeff"), min_size=1,
+# an id of only spaces is a missing one (tests/test_import_audit.py); control characters and line breaks are
+# refused (tests/test_import_audit3.py)
+ids = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp"), exclude_characters="\ufeff"), min_size=1,
               max_size=6).filter(lambda s: not s.isspace())
 
 

@@ -717,10 +717,12 @@ STRPTIME_HINT = ("; for times written another way pass --time-format, as Python'
 @pytest.mark.parametrize("text, low, message", [
     ("", 0, "column 't' is empty: every event needs its time; fill it in or drop the row (an import with "
             "--skip-bad-rows leaves such rows out and counts them)"),
-    ("soon", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'" + STRPTIME_HINT),
+    ("soon", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found text of 4 characters holding "
+             "letters" + STRPTIME_HINT),  # shown only when it looks like a time: it may be a user id
     ("2020-01-01T25:00:00", 0, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found "
                                "'2020-01-01T25:00:00'" + STRPTIME_HINT),
-    ("soon", -1e11, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found 'soon'"),  # item table
+    ("soon", -1e11, "column 't' must hold a timestamp (epoch seconds or ISO-8601), found text of 4 characters "
+                    "holding letters"),  # item table
     ("202001311230", 0, "column 't' holds '202001311230', a date and time written as a number (yyyymmddHHMM[SS]), "
                         "not epoch seconds: write the times as ISO-8601 (2020-01-31T12:30:00) or epoch seconds"),
     ("20200131123000", 0, "column 't' holds '20200131123000', a date and time written as a number "
