@@ -50,14 +50,16 @@ class NewestOnly:
         return self.inner.score(users, history.newest(self.items))
 
 
-def tag_matrix(catalog: Catalog, max_tags: int = 16) -> np.ndarray:
-    """(n_items, max_tags) integer tag codes padded with -1; genre counts as a tag."""
+def tag_matrix(catalog: Catalog, max_tags: int | None = None) -> np.ndarray:
+    """(n_items, width) integer tag codes padded with -1; genre counts as a tag. The width is the longest
+    item's (a cut at 16 made items of 19 tags, 15 shared, read as identical), or `max_tags`."""
     vocab: dict[str, int] = {}
-    out = np.full((len(catalog), max_tags), -1, np.int32)
     genres = catalog.text["genre"]
-    for i, tags in enumerate(catalog.tags):
-        names = dict.fromkeys(([genres[i]] if genres[i] else []) + list(tags))
-        for j, name in enumerate(list(names)[:max_tags]):
+    rows = [list(dict.fromkeys(([genres[i]] if genres[i] else []) + list(tags))) for i, tags in enumerate(catalog.tags)]
+    width = max(map(len, rows), default=0) if max_tags is None else max_tags
+    out = np.full((len(catalog), max(width, 1)), -1, np.int32)
+    for i, names in enumerate(rows):
+        for j, name in enumerate(names[:width]):
             out[i, j] = vocab.setdefault(name, len(vocab))
     return out
 

@@ -92,7 +92,8 @@ def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int =
     0.0 would read as "every list is one genre").
 
     `item_tags` is (n_items, T) integer tag codes padded with -1 (genre counts as a tag).
-    Two items without any tag are taken as different. Padded places (-1: fewer than k items to
+    A pair with an untagged item is left out (its Jaccard says nothing: two untagged items counted as
+    different read 1.0 on a catalog with one tagged item); None when no pair is left. Padded places (-1: fewer than k items to
     recommend) are no item and form no pair. Lists are taken a few at a time so that about
     `budget` numbers are held at once (comparing every tag slot with every other, as this did,
     asked for 899 GiB at k = 2000 on MovieLens-100K): the intersection is a product of tag counts.
@@ -118,8 +119,8 @@ def intra_list_diversity(lists: np.ndarray, item_tags: np.ndarray, budget: int =
         inter = np.rint(counts @ (counts > 0).astype(np.float32).transpose(0, 2, 1)).astype(np.int64)
         size = valid.sum(-1)
         union = size[:, :, None] + size[:, None, :] - inter
-        jaccard = inter / np.maximum(union, 1)  # two untagged items: 0 / 1, so they count as different
-        present = part >= 0
+        jaccard = inter / np.maximum(union, 1)
+        present = (part >= 0) & (size > 0)  # an item with no tag forms no pair
         real = (present[:, :, None] & present[:, None, :])[:, upper[0], upper[1]]
         dissimilarity = (1.0 - jaccard[:, upper[0], upper[1]])[real]
         total, pairs = total + float(dissimilarity.sum()), pairs + dissimilarity.size

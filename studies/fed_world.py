@@ -22,6 +22,7 @@ from edgerec.data.schema import Dataset
 from edgerec.data.split import consumed_sequences
 from edgerec.errors import ConfigError, DataError
 from edgerec.models.config import ModelConfig
+from edgerec.models.evaluation import rank_of
 from edgerec.models.train import TrainConfig
 from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore
 from edgerec.runtime.item_table import StoredTable
@@ -98,11 +99,13 @@ def ndcg_at_10(users: np.ndarray, table: np.ndarray, devices: list[Device]) -> d
     """Full-ranking NDCG@10 and HR@10 of each device's target, its own items excluded."""
     ranks = np.empty(len(devices), np.int64)
     for start in range(0, len(devices), 256):
+        batch = devices[start:start + 256]
         scores = users[start:start + 256] @ table.T
-        for i, device in enumerate(devices[start:start + 256]):
-            row = scores[i]
-            row[device.rows] = -np.inf
-            ranks[start + i] = int(np.sum(row > row[device.target]))
+        for i, device in enumerate(batch):
+            scores[i, device.rows] = -np.inf
+        # ties by the protocol's (user, item) key: counting only higher scores put a tied target first
+        ranks[start:start + len(batch)] = rank_of(scores, np.array([d.target for d in batch], np.int64),
+                                                  np.arange(start, start + len(batch)))
     hit = ranks < 10
     return {"NDCG@10": float(np.mean(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0))), "HR@10": float(hit.mean())}
 

@@ -59,7 +59,11 @@ def test_intra_list_diversity_edges():
     tags = np.array([[0, 1], [2, -1], [-1, -1], [-1, -1]])
     assert metrics.intra_list_diversity(np.array([[0], [1]]), tags) is None  # one item: no pair
     assert metrics.intra_list_diversity(np.array([[0, 1]]), tags) == 1.0  # no shared tag
-    assert metrics.intra_list_diversity(np.array([[2, 3]]), tags) == 1.0  # untagged items count as different
+    # a pair with an untagged item says nothing (two untagged items read 1.0, "as different"): left out
+    assert metrics.intra_list_diversity(np.array([[2, 3]]), tags) is None
+    assert metrics.intra_list_diversity(np.array([[0, 2]]), tags) is None
+    assert metrics.intra_list_diversity(np.array([[0, 2, 1, 3]]), tags) == 1.0  # the one tagged pair
+    assert metrics.intra_list_diversity(np.array([[0, 2, 0, 3]]), tags) == 0.0
     # two lists: (0, 0) identical, (0, 1) disjoint -> mean of 0 and 1
     assert metrics.intra_list_diversity(np.array([[0, 0], [0, 1]]), tags) == 0.5
     # a padded place (-1, fewer items than k) is no item: only the real pair counts
@@ -176,7 +180,11 @@ def test_tag_matrix_puts_genre_first_dedupes_and_caps():
     # codes in order of first use among the kept names: a, x, b, y, c (item 1's y falls past the cap)
     assert tags.tolist() == [[0, 1], [0, 1], [2, -1], [3, -1], [2, 0], [4, 1]]
     full = tag_matrix(Catalog(["p", "q"], text={"genre": ["g", "g"]}, tags=[("g", "h"), ()]))
-    assert full[:, :3].tolist() == [[0, 1, -1], [0, -1, -1]] and full.shape == (2, 16)
+    assert full.tolist() == [[0, 1], [0, -1]]  # as wide as the longest item
+    many = [tuple(f"t{j}" for j in range(15)) + (f"own{i}a", f"own{i}b", f"own{i}c", f"own{i}d") for i in range(2)]
+    wide = tag_matrix(Catalog(["p", "q"], text={"genre": ["drama", "drama"]}, tags=many))
+    assert wide.shape == (2, 20)  # a cut at 16 kept only the 16 shared tags: the two read as identical
+    assert metrics.intra_list_diversity(np.array([[0, 1]]), wide) == pytest.approx(1 - 16 / 24)
 
 
 def test_ranks_and_lists_exclude_consumed_items_per_phase():

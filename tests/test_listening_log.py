@@ -143,10 +143,13 @@ def test_diversity_is_not_measured_on_items_without_tags(tmp_path):
     split = leave_last_out(data)
     out = Evaluator(split, data.catalog, k=3).evaluate(make_baseline("popular", data, split))
     assert out["diversity@3"] is None and out["HR@3"] >= 0
-    data.catalog.text["genre"][0] = "rock"  # one tagged item is enough to measure it
+    genres = data.catalog.text["genre"]
+    genres[0] = "rock"  # one tagged item forms no pair: still not measured
+    assert Evaluator(split, data.catalog, k=3).evaluate(make_baseline("popular", data, split))["diversity@3"] is None
+    genres[:] = [f"genre {i}" for i in range(len(genres))]  # every item its own genre: every pair different
     out = Evaluator(split, data.catalog, k=3).evaluate(make_baseline("popular", data, split))
     assert out["diversity@3"] == pytest.approx(1.0)
-    data.catalog.text["genre"][0] = ""
+    genres[:] = [""] * len(genres)
     with pytest.raises(ConfigError, match="tags and genres"):
         run_tune(data, split, TuneConfig(target="policy", objective="diversity@10"), tmp_path / "t", model=tmp_path)
     folder = tmp_path / "music"

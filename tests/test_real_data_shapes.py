@@ -190,6 +190,8 @@ def _diversity_by_slots(lists, item_tags):
                 if row[a] < 0 or row[c] < 0:
                     continue
                 ta, tc = [t for t in item_tags[row[a]] if t >= 0], [t for t in item_tags[row[c]] if t >= 0]
+                if not ta or not tc:  # an untagged item forms no pair
+                    continue
                 inter = sum(t in tc for t in ta)
                 union = len(ta) + len(tc) - inter
                 values.append(1.0 - inter / max(union, 1))
