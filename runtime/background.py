@@ -16,7 +16,8 @@ Nothing is dropped silently: when `max_pending` calls wait already, a new call r
 once (the app still holds the event), and `close()` - called by `with`, or at interpreter exit for
 a runner nobody closed - runs every call still waiting before the thread stops. The one call that
 can be skipped is a list nobody will show: with `latest="<screen>"`, a list still waiting for the
-same user and screen is cancelled when a newer one is asked for.
+same user and screen is cancelled when a newer one is asked for (so its place in the queue is free
+for the newer one). Closing the Recommender closes its runners first, running what waits.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Background:
         self._thread.start()
         # a runner nobody closed still runs what waits (events) when the program ends
         self._finalizer = weakref.finalize(self, self._state.stop, self._thread)
+        recommender.runners.add(self)  # its close() runs what waits here first (weakly held: no leak)
 
     # ---------------------------------------------------------- the calls
 
@@ -78,25 +80,29 @@ class Background:
 
     def record(self, user: str, item: str, event: str = "play", value: float | None = None,
                timestamp: float | None = None, context: dict | None = None):
-        """Recommender.record in turn; the Future holds the event's id."""
-        return self.submit(self.recommender.record, user, item, event, value, timestamp, context)
+        """Recommender.record in turn; the Future holds the event's id. The event is dated now, when it is handed
+        over (the history's clock), not when the worker reaches it; its context is copied now."""
+        if timestamp is None:
+            timestamp = self.recommender.history.clock()
+        return self.submit(self.recommender.record, user, item, event, value, timestamp, _copied(context))
 
     def recommend(self, user: str, k: int | None = None, context: dict | None = None, filters=None,
                   policy=None, *, latest: str | None = None):
         """Recommender.recommend in turn; the Future holds the list. With `latest` (a name for the
         screen or row the list is for), a list for the same user and `latest` that has not started
-        yet is cancelled: only the newest is built."""
+        yet is cancelled: only the newest is built. The context, filters and policy are copied now."""
         if latest is not None:
             if not isinstance(latest, str) or not latest:
                 raise ConfigError(f"latest names the screen a list is for (a non-empty string), not {latest!r}")
             checks.text(user, "user")  # before it keys the newest list: a list or None would fail after queueing
+        context, filters, policy = _copied(context), _copied(filters), _copied(policy)
         with self._lock:  # two threads asking at once must not both keep an older list
+            key = (user, latest)
+            older = self._latest.get(key) if latest is not None else None
+            if older is not None:  # first: the place it frees may be the one this list needs (max_pending)
+                older.cancel()  # False, and no effect, once it runs or has run
             future = self._queued(True, self.recommender.recommend, user, k, context, filters, policy)
             if latest is not None:
-                key = (user, latest)
-                older = self._latest.get(key)
-                if older is not None:
-                    older.cancel()  # False, and no effect, once it runs or has run
                 self._latest[key] = future
                 future.add_done_callback(lambda done, key=key: self._forget(key, done))
         return future
@@ -109,11 +115,7 @@ class Background:
     def add_items(self, items: list[dict]):
         """Recommender.add_items in turn (embedding new items from their text can take a while). The items are
         copied now: an app may clear or refill its list once this returns, before the call runs."""
-        try:
-            items = copy.deepcopy(items)
-        except Exception:  # noqa: BLE001 - what cannot be copied is refused by add_items itself, in turn
-            pass
-        return self.submit(self.recommender.add_items, items)
+        return self.submit(self.recommender.add_items, _copied(items))
 
     def forget(self, user: str):
         """Recommender.forget in turn: after every call made before it, so no event of the user
@@ -161,6 +163,14 @@ class Background:
 
 def _nothing() -> None:
     return None
+
+
+def _copied(value):
+    """A deep copy of an argument the app may change once the call returned, before the worker runs it."""
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - what cannot be copied is refused by the call itself, in turn
+        return value
 
 
 class _Worker:

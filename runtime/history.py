@@ -22,6 +22,7 @@ from pathlib import Path
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks, history_care, history_recover
 from edgerec.runtime import retention as kept
+from edgerec.runtime.history_erasure import Erasure
 from edgerec.runtime.history_schema import MIGRATIONS, SCHEMA_VERSION  # noqa: F401  (SCHEMA_VERSION re-exported)
 from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
 from edgerec.runtime.secure_db import connect
@@ -41,7 +42,7 @@ class Event:
     context: dict
 
 
-class HistoryStore:
+class HistoryStore(Erasure):
     """One SQLite file; safe to share between threads of one process (calls are serialised)."""
 
     def __init__(self, path: str | Path, retention: Retention | None = None, timeout: float = 5.0,
@@ -65,6 +66,8 @@ class HistoryStore:
         if str(self.path) != ":memory:" and not self.path.exists():
             history_care.create_private(self.path, lambda tmp: self._open(tmp, key, timeout))
         self._open(self.path, key, timeout)
+        if self._read("SELECT 1 FROM meta WHERE key=?", (history_care.ERASE_FLAG,)):
+            self._try_erase(vacuum=True)  # a forget() or prune killed before its erasure: finish it now
 
     def _open(self, path: Path, key: bytes | None, timeout: float) -> sqlite3.Connection:
         try:
@@ -74,6 +77,7 @@ class HistoryStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")
+            self._seen = self.db.execute("PRAGMA data_version").fetchone()[0]  # others' commits: _check_others
             self._migrate()
             return self.db
         except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
@@ -81,14 +85,8 @@ class HistoryStore:
                 self.db.close()
             if isinstance(exc, HistoryError):
                 raise
-            if isinstance(exc, getattr(self, "_busy", ())) and "locked" in str(exc):  # not damage: another holder
-                raise HistoryError(f"history database {self.file} is locked by another process ({exc}); close the "
-                                   "other app (or wait for `edgerec history encrypt` to finish) and try again") from None
-            if getattr(self, "encrypted", False):
-                raise HistoryError(f"history database {self.file} failed its integrity check ({exc}): a page was "
-                                   "damaged or altered. Nothing was changed; restore the file from a backup") from None
-            raise HistoryError(f"history database {self.file} cannot be used ({exc}); if it is damaged, recover "
-                               "its readable events into a new file with `edgerec history recover`") from None
+            raise history_care.open_error(exc, self.file, getattr(self, "_busy", ()),
+                                          getattr(self, "encrypted", False)) from None
 
     # ------------------------------------------------------------ schema
 
@@ -137,6 +135,7 @@ class HistoryStore:
                                    "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
             try:
+                self._check_others()
                 yield
                 self.db.execute("COMMIT")  # a commit that fails (disk full, I/O) is rolled back below
             except BaseException as exc:
@@ -154,6 +153,20 @@ class HistoryStore:
                     self._profile_writes[profile] = self._profile_writes.get(profile, 0) + 1
                     if not append:
                         self._rewrites[profile] = self._rewrites.get(profile, 0) + 1
+
+    plain_names = True  # profiles stored as given (PseudonymousHistory: keyed hashes)
+
+    def _check_others(self) -> None:
+        """In a write transaction: once another connection (a process opened with a profile secret) made the
+        file pseudonymous, a plain name written here would escape its forget(). Checked when others wrote."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._seen:
+            if self.plain_names and self.db.execute("SELECT 1 FROM meta WHERE key=?",
+                                                    (history_care.PROFILE_IDS,)).fetchone():
+                raise HistoryError(f"history database {self.file} stores profiles as keyed hashes now (another app "
+                                   "opened it with a profile secret); nothing was stored: open it again with its "
+                                   "profile secret (profile_secret=... or --profile-key-file)")
+            self._seen = version
 
     def _rollback(self) -> None:
         with suppress(self._errors):  # the transaction may be gone already (SQLite rolled it back itself)
@@ -235,41 +248,6 @@ class HistoryStore:
         with self._lock:
             return int(self._read(*kept.count(self.retention, self.cutoff(), profile))[0][0])
 
-    def prune(self, now: float | None = None) -> int:
-        """Apply retention and erase what it removed (HistoryError when a reader blocks the erasure,
-        see history_care.py); returns how many events were removed."""
-        removed = self._delete_old(now)
-        with self._lock:
-            history_care.erase(self.db, self.path, self.erase_wait, vacuum=False)
-            self.erasure_pending = False
-        return removed
-
-    def _delete_old(self, now: float | None) -> int:
-        with self._transaction():
-            removed = kept.delete_removed(self.db, self.retention, self.cutoff(now))
-        self._since_prune = 0
-        return removed
-
-    def _auto_prune(self) -> None:
-        """Retention during record(): the event is committed whatever happens here, so a reader
-        blocking the erasure leaves `erasure_pending` set (retried next time) instead of failing."""
-        if self._delete_old(None) or self.erasure_pending:
-            with self._lock:
-                self.db.execute("PRAGMA busy_timeout=0")  # a record never waits for someone else's reader
-                try:
-                    history_care.erase(self.db, self.path, 0.0, vacuum=False)
-                    self.erasure_pending = False
-                except HistoryError:
-                    self.erasure_pending = True
-                finally:
-                    self.db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-
-    def erase_pending(self) -> None:
-        """Complete an erasure a reader blocked (HistoryError again while it still does)."""
-        with self._lock:
-            history_care.erase(self.db, self.path, self.erase_wait, vacuum=True)
-            self.erasure_pending = False
-
     def backup(self, out: str | Path) -> Path:
         """A consistent copy of this history at `out` (safe while the app reads and writes)."""
         if self.encrypted:  # the backup API would write the copy in plain text: refuse rather than leak
@@ -320,6 +298,7 @@ class HistoryStore:
         with self._transaction(profile):
             removed = self.db.execute("DELETE FROM events WHERE profile=?", (profile,)).rowcount
             self.db.execute("DELETE FROM preferences WHERE profile=?", (profile,))
+            history_care.mark_erasure(self.db)  # a process killed before the erasure: the next open does it
         self.erase_pending()
         return removed
 

@@ -12,6 +12,9 @@ there, a HistoryError says so, the deleted rows stay invisible to new reads
 but their bytes are not yet erased, and calling forget() (or `erase_pending`)
 again once the reader is closed completes the erasure. Success is never
 reported while the rows are readable in `history.db` or `history.db-wal`.
+The transaction that deletes the rows also sets ERASE_FLAG in the meta table,
+dropped once they are erased: a process killed in between (or a reader that
+outlasted it) leaves the flag, and the next open completes the erasure.
 """
 
 from __future__ import annotations
@@ -34,8 +37,27 @@ APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
 OWN_TABLES = {"meta", "events", "preferences", "added_items", "privacy_ledger", "sqlite_sequence"}
 # Moved by every save of added or removed items, in its transaction: other connections' catalogs
 # see their change by it (catalog_sync.py). Files without the key read as "never saved".
+ERASE_FLAG = "erase_pending"  # meta key: rows were deleted whose bytes may still be in the files
+PROFILE_IDS = "profile_ids"  # meta key of a history of keyed-hash profiles (pseudonyms.MARKER)
 ITEMS_BUMP = ("INSERT OR REPLACE INTO meta VALUES ('items_version', "
               "COALESCE((SELECT value FROM meta WHERE key='items_version'), 0) + 1)")
+
+
+def mark_erasure(db) -> None:
+    """Inside the transaction that deletes rows: until they are erased, every open erases again."""
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (ERASE_FLAG,))
+
+
+def open_error(exc: BaseException, file: str, busy: tuple, encrypted: bool) -> HistoryError:
+    """What a failed open of a history says: locked by another holder, altered (encrypted), or unusable."""
+    if isinstance(exc, busy) and "locked" in str(exc):  # not damage: another holder
+        return HistoryError(f"history database {file} is locked by another process ({exc}); close the other app (or "
+                            "wait for `edgerec history encrypt` to finish) and try again")
+    if encrypted:
+        return HistoryError(f"history database {file} failed its integrity check ({exc}): a page was damaged or "
+                            "altered. Nothing was changed; restore the file from a backup")
+    return HistoryError(f"history database {file} cannot be used ({exc}); if it is damaged, recover its readable "
+                        "events into a new file with `edgerec history recover`")
 
 
 def check_file(path: Path, encrypted: bool = False, writable: bool = True) -> None:
@@ -236,7 +258,8 @@ def checkpoint(db: sqlite3.Connection, path: Path, wait: float) -> None:
             raise HistoryError(
                 f"another connection holds a read snapshot of {checks.file_name(path)} (an open app or `edgerec history show`), "
                 "so the deleted rows are hidden but not yet erased from its write-ahead log; close the other "
-                "reader and call forget() again (or HistoryStore.erase_pending()) to complete the erasure")
+                "reader, then forget the user again (forget() or `edgerec history forget`) or open the history "
+                "again: either completes the erasure")
         time.sleep(0.05)
 
 
@@ -250,7 +273,8 @@ def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None
             db.execute("VACUUM")
             checkpoint(db, path, wait)
     except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"could not erase deleted rows from {checks.file_name(path)} ({exc}); call forget() again") from None
+        raise HistoryError(f"could not erase deleted rows from {checks.file_name(path)} ({exc}); forget the user "
+                           "again (forget() or `edgerec history forget`) or open the history again") from None
 
 
 def backup(db: sqlite3.Connection, out: str | Path) -> Path:

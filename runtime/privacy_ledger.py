@@ -83,12 +83,12 @@ class PrivacyLedger:
     def _window(self, column: str, now: float) -> Spent:
         """What the entries spent over the day and the 30 days by `column`: up to the later of `now` and the
         newest entry, and (an entry dated back among later ones) either side of `now`; the larger of each."""
-        db = self.store.db
-        newest = db.execute(f"SELECT MAX({column}) FROM privacy_ledger").fetchone()[0]
+        read = self.store._read  # its errors (a closed or damaged history) are HistoryErrors
+        newest = read(f"SELECT MAX({column}) FROM privacy_ledger")[0][0]
         last = max(now, newest or now)
-        sums = [db.execute(f"SELECT COALESCE(SUM(epsilon), 0) FROM privacy_ledger WHERE ({column} > ? AND "
-                           f"{column} <= ?) OR ({column} > ? AND {column} < ?)",
-                           (last - days * DAY, last, now - days * DAY, now + days * DAY)).fetchone()[0]
+        sums = [read(f"SELECT COALESCE(SUM(epsilon), 0) FROM privacy_ledger WHERE ({column} > ? AND "
+                     f"{column} <= ?) OR ({column} > ? AND {column} < ?)",
+                     (last - days * DAY, last, now - days * DAY, now + days * DAY))[0][0]
                 for days in (1, WINDOW_DAYS)]
         return Spent(float(sums[0]), float(sums[1]), last)
 
@@ -126,7 +126,7 @@ class PrivacyLedger:
         """Whether an entry with `key` is in the ledger."""
         checks.text(key, "the entry's key", 1000)
         with self.store._lock:
-            return self.store.db.execute("SELECT 1 FROM privacy_ledger WHERE key = ?", (key,)).fetchone() is not None
+            return bool(self.store._read("SELECT 1 FROM privacy_ledger WHERE key = ? LIMIT 1", (key,)))
 
     def _once(self, question: str, key: str | None) -> None:
         if key is not None and self.taken(key):  # inside the caller's transaction: two threads cannot both pass
@@ -158,8 +158,7 @@ class PrivacyLedger:
 
     def entries(self) -> list[tuple[float, str, float]]:
         with self.store._lock:
-            return [tuple(r) for r in self.store.db.execute(
-                "SELECT ts, question, epsilon FROM privacy_ledger ORDER BY id")]
+            return [tuple(r) for r in self.store._read("SELECT ts, question, epsilon FROM privacy_ledger ORDER BY id")]
 
 
 def in_memory(store: HistoryStore) -> bool:

@@ -7,7 +7,9 @@ touches SQL, so export_history/forget keep working by name, while the file
 without the secret. The database records that it is pseudonymous and a check
 value of the secret, so a wrong or missing secret is refused instead of
 splitting one person's history in two. A plain history opened with a secret
-is converted in place.
+is converted in place, and so, at every open with the secret, are plain names an
+older process wrote since (a plain HistoryStore refuses to write to a file marked
+meanwhile: history.py's _check_others).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import re
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
-from edgerec.runtime import checks
+from edgerec.runtime import checks, history_care
 from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.keys import KeyProvider, resolve_key
 
-MARKER = "profile_ids"
+MARKER = history_care.PROFILE_IDS
 SCHEME = "hmac-sha256"
 
 
@@ -38,12 +40,14 @@ def _check_value(secret: bytes) -> str:
 
 
 def stored_scheme(store: HistoryStore) -> str | None:
-    row = store.db.execute("SELECT value FROM meta WHERE key=?", (MARKER,)).fetchone()
-    return row[0] if row else None
+    rows = store._read("SELECT value FROM meta WHERE key=?", (MARKER,))
+    return rows[0][0] if rows else None
 
 
 class PseudonymousHistory(HistoryStore):
     """A HistoryStore whose profile column holds keyed hashes of the names it is called with."""
+
+    plain_names = False
 
     def __init__(self, path: str | Path, secret: bytes, retention: Retention | None = None, timeout: float = 5.0,
                  key: bytes | None = None):
@@ -51,36 +55,40 @@ class PseudonymousHistory(HistoryStore):
             raise ConfigError("a profile secret is at least 16 random bytes, kept on the device (OS keystore)")
         self._secret = bytes(secret)
         super().__init__(path, retention, timeout, key=key)
-        check = _check_value(self._secret)
-        scheme = stored_scheme(self)
-        if scheme is None:
-            try:
-                self._convert_names()
-            except HistoryError:
-                self.close()
-                raise
-            with self._transaction():
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARKER, check))
-        elif scheme != check:
+        try:
+            self._convert_names(_check_value(self._secret))
+        except HistoryError:
             self.close()
-            raise HistoryError(f"history database {self.file} stores profiles under another secret; open it with "
-                               "the profile secret it was created with (nothing was changed)")
+            raise
 
     def _pid(self, profile: str) -> str:
         return pseudonym(self._secret, checks.text(profile, "user"))  # a wrong type or empty name: ConfigError
 
-    def _convert_names(self) -> None:
-        """Replace plain names already in the file by their pseudonyms, leaving no readable copy behind."""
-        names = {r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events UNION "
-                                               "SELECT DISTINCT profile FROM preferences")}
-        names = {n for n in names if not _PSEUDONYM.fullmatch(n)}  # an app's own name may start with "p:"
-        if names:
-            with self._transaction():
-                for name in names:
-                    for table in ("events", "preferences"):
-                        self.db.execute(f"UPDATE {table} SET profile=? WHERE profile=?", (self._pid(name), name))
-        try:  # as forget(): old page images must not survive in the WAL or free pages. Run until the marker
-            self.erase_pending()  # is written, so an open that a reader blocked here completes it next time
+    def _convert_names(self, check: str) -> None:
+        """Mark the file pseudonymous and replace plain names in it (all of a plain history; those an older
+        plain-name process wrote since) by their pseudonyms, leaving no readable copy behind."""
+        with self._transaction():  # one transaction: no plain name is written between the read and the marker
+            scheme = stored_scheme(self)
+            if scheme not in (None, check):
+                raise HistoryError(f"history database {self.file} stores profiles under another secret; open it "
+                                   "with the profile secret it was created with (nothing was changed)")
+            stored = {r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events UNION "
+                                                    "SELECT DISTINCT profile FROM preferences")}
+            names = {n for n in stored if not _PSEUDONYM.fullmatch(n)}  # an app's own name may start with "p:"
+            for name in names:
+                for table in ("events", "preferences"):
+                    self.db.execute(f"UPDATE OR REPLACE {table} SET profile=? WHERE profile=?",  # a choice made
+                                    (self._pid(name), name))  # under both names is kept once
+            if scheme is None:
+                self.db.execute("INSERT INTO meta VALUES (?, ?)", (MARKER, check))
+            # unmarked with rows: converted before, maybe by a version whose erasure a reader blocked
+            erase = bool(names) or (scheme is None and bool(stored))
+            if erase:
+                history_care.mark_erasure(self.db)  # a kill or a reader before the erasure: the next open erases
+        if not erase:
+            return
+        try:  # as forget(): old page images must not survive in the WAL or free pages
+            self.erase_pending()
         except HistoryError:
             raise HistoryError(f"the user names in {self.file} are stored as keyed hashes now, but another connection "
                                "holds a read snapshot of it, so the plain names are still in its write-ahead log; "

@@ -14,6 +14,7 @@ falls back to the popularity list, and recommend() raises only EdgerecErrors.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ class Recommender:
         self.drift_baseline = DriftBaseline.from_manifest(self.manifest)
         self.update = update  # set when opened as an update of a previous bundle
         self.users = UserCache()  # each user's state and vector, kept between requests
+        self.runners: weakref.WeakSet = weakref.WeakSet()  # its Background runners: close() runs what they hold
         self.pipeline: Pipeline = default_pipeline(self.models, history, self.users)
         self.catalog_sync = CatalogSync(history, self.catalog, self.manifest.embedding_space, self.manifest.dim)
         self.catalog_sync.refresh()  # and at every call that reads the catalog: another process may change it
@@ -327,6 +329,9 @@ class Recommender:
         return snapshot
 
     def close(self) -> None:
+        """Close the Background runners first (what waits in them runs, as their close() does), then the history."""
+        for runner in list(self.runners):
+            runner.close()
         self.history.close()
 
     def __enter__(self):

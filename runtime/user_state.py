@@ -139,6 +139,7 @@ class UserCache:
         self._entries: OrderedDict[str, UserEntry] = OrderedDict()
         self._windows: OrderedDict[str, tuple[tuple, Window]] = OrderedDict()  # user -> (key, window)
         self._window_total = 0  # events in _windows
+        self.forgets = 0  # drop() calls so far: a request that read before one keeps nothing (put)
         self._lock = threading.Lock()
 
     def get(self, user: str, key: tuple | None = None) -> UserEntry | None:
@@ -161,11 +162,15 @@ class UserCache:
     def drop(self, user: str) -> None:
         """Forget what is kept of `user` (forget(): their history must not outlive it in memory)."""
         with self._lock:
+            self.forgets += 1
             self._entries.pop(user, None)
             self._drop_window(user)
 
-    def put(self, user: str, entry: UserEntry) -> None:
+    def put(self, user: str, entry: UserEntry, forgets: int | None = None) -> None:
+        """Keep `entry`; not when a forget() ran since the request took `forgets` (it may hold what was forgotten)."""
         with self._lock:
+            if forgets is not None and forgets != self.forgets:
+                return
             self._entries[user] = entry
             self._entries.move_to_end(user)
             self._drop_window(user)
@@ -193,6 +198,7 @@ class HistoryStage:
         self.history, self.cache = history, cache
 
     def __call__(self, request: Request) -> Request:
+        forgets = self.cache.forgets  # before anything is read: a forget() from now on keeps this state out
         cat = request.catalog
         key = (self.history.generation(request.user), cat.version, len(cat))
         cutoff = self.history.cutoff()  # nothing cached may hold an event retention no longer keeps
@@ -208,7 +214,7 @@ class HistoryStage:
                 request.count("user_state_appended")
             state = state_of(window, cat, self.history.preferences(request.user))
             entry = UserEntry(key, state, encoded=not state.consumed, window=window)  # a newcomer: nothing to encode
-            self.cache.put(request.user, entry)
+            self.cache.put(request.user, entry, forgets)
         request.state, request.vector, request.encoded = entry.state, entry.vector, entry.encoded
         request.entry = entry
         return request

@@ -382,8 +382,8 @@ def test_a_checkpoint_retries_every_50_ms_until_its_wait_is_over(monkeypatch):
     busy = checkpoints([1] * 10)
     assert message(hc.checkpoint, busy, Path("/home/alice/h.db"), 0.1) == (
         "another connection holds a read snapshot of h.db (an open app or `edgerec history show`), so the deleted "
-        "rows are hidden but not yet erased from its write-ahead log; close the other reader and call forget() "
-        "again (or HistoryStore.erase_pending()) to complete the erasure")
+        "rows are hidden but not yet erased from its write-ahead log; close the other reader, then forget the user "
+        "again (forget() or `edgerec history forget`) or open the history again: either completes the erasure")
     assert clock.sleeps == [0.05, 0.05] and len(busy.asked) == 3  # at 0, 0.05 and 0.1 (the deadline)
     clock.sleeps = []
     with pytest.raises(HistoryError):
@@ -408,7 +408,8 @@ def test_erase_checkpoints_and_vacuums_as_asked(monkeypatch):
         assert message(hc.erase, checkpoints(answers), Path("/home/alice/h.db"), 0.0, vacuum).startswith(busy)
     failing = Scripted({"PRAGMA wal_checkpoint(TRUNCATE)": sqlite3.OperationalError("disk I/O error")})
     assert message(hc.erase, failing, Path("/home/alice/h.db"), 1.0, True) == (
-        "could not erase deleted rows from h.db (disk I/O error); call forget() again")
+        "could not erase deleted rows from h.db (disk I/O error); forget the user again (forget() or "
+        "`edgerec history forget`) or open the history again")
 
 
 # ------------------------------------------------------------------ backup

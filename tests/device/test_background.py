@@ -217,6 +217,7 @@ def test_every_argument_reaches_the_recommender_in_its_place(rec, monkeypatch):
         return lambda *args, **kwargs: (name, args, kwargs)
     for name in ("record", "recommend", "add_items", "forget"):
         monkeypatch.setattr(rec, name, seen(name))
+    monkeypatch.setattr(rec.history, "clock", lambda: 456.0)  # an event without a time is dated at the hand-over
     filters, policy, context = Filters(kids_safe=True), Policy(diversity=0.3), {"device": "tv"}
     with Background(rec) as bg:
         assert bg.record("u", "i", "like", 0.5, 123.0, {"where": "sofa"}).result(WAIT) == \
@@ -227,7 +228,7 @@ def test_every_argument_reaches_the_recommender_in_its_place(rec, monkeypatch):
             ("recommend", ("u", 3, context, filters, policy), {})
         assert asyncio.run(bg.record_async("u", "i", "skip", 1.0, 9.0, {"a": 1})) == \
             ("record", ("u", "i", "skip", 1.0, 9.0, {"a": 1}), {})
-        assert bg.record("u", "i").result(WAIT) == ("record", ("u", "i", "play", None, None, None), {})
+        assert bg.record("u", "i").result(WAIT) == ("record", ("u", "i", "play", None, 456.0, None), {})
         assert bg.add_items([{"item_id": "n"}]).result(WAIT) == ("add_items", ([{"item_id": "n"}],), {})
         assert bg.forget("u").result(WAIT) == ("forget", ("u",), {})
         assert bg.submit(dict, [("a", 1)], b=2).result(WAIT) == {"a": 1, "b": 2}
@@ -272,8 +273,9 @@ def test_the_refusals_say_what_was_wrong_and_what_to_do(rec):
 
 def test_awaited_calls_keep_their_defaults_and_the_newest_list_rule(rec, monkeypatch):
     monkeypatch.setattr(rec, "record", lambda *args: ("record", args))
+    monkeypatch.setattr(rec.history, "clock", lambda: 456.0)  # an event without a time is dated at the hand-over
     with Background(rec) as bg:
-        assert asyncio.run(bg.record_async("u", "i")) == ("record", ("u", "i", "play", None, None, None))
+        assert asyncio.run(bg.record_async("u", "i")) == ("record", ("u", "i", "play", None, 456.0, None))
 
     async def main(bg):
         older = bg.recommend("mo", k=2, latest="home")
