@@ -4,27 +4,48 @@ What is compared is the raw similarity of a user vector to its best items
 (seen items excluded): the best score and the mean of the DRIFT_K best. The
 exporter measures both over its parity users and writes their mean and
 deviation into the manifest (metrics.monitoring, see `score_baseline`); the
-runtime keeps them for a rolling window of plain requests (a real history,
-no filters, no feedback pull) and reports the standardized mean shift,
-|window mean - baseline mean| / baseline deviation, the larger of the two.
-A shift past the threshold (the manifest's, else 1.0) flags drift, once the
-window holds MIN_WINDOW requests. A user base that drifted from the training
-data, a damaged encoder or a stale item table all move these scores.
+runtime measures them on plain requests (a real history, no filters, no
+feedback pull) and keeps one sample per user, their newest (a device has one
+user or a household: counting requests made one user's typical score stand
+for a population). It reports the standardized mean shift over its users,
+|window mean - baseline mean| / baseline deviation, the larger of the two,
+and flags drift once the device has measured MIN_WINDOW plain requests and
+the shift passes the threshold (the manifest's, else 1.0) plus the window
+mean's own noise, NOISE_Z / sqrt(users) deviations. A user base that drifted
+from the training data, a damaged encoder or a stale item table all move
+these scores; requests the encoder's fallback served have none, and the
+report counts them. A baseline measured on fewer than MIN_BASELINE_USERS
+users, or with no spread between them, cannot judge a shift: none.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 DRIFT_K = 10
 MIN_WINDOW = 50
-WINDOW = 500  # newest plain requests compared with the baseline
-# In baseline deviations between users: the window mean's own noise at 50 requests is ~0.14, and a
-# different mix of users moves it by a few tenths; a broken encoder or stale table moves it by several.
+WINDOW = 500  # users (their newest plain request each) compared with the baseline
+# In baseline deviations between users: a different mix of users moves the mean by a few tenths; a broken
+# encoder or stale table moves it by several (a halved encoder output: 13 for every user of the tiny world).
 DEFAULT_THRESHOLD = 1.0
+# The window mean of n users strays 1/sqrt(n) deviations by chance; one healthy user of the tiny world's
+# 150 sat 3.8 deviations out (tails heavier than normal), so a single user must be 1 + 4 = 5 out.
+NOISE_Z = 4.0
+MIN_BASELINE_USERS = 20  # fewer parity users give no deviation worth dividing by
+UNUSABLE = (f"the bundle carries no usable score baseline (none, malformed, measured on fewer than "
+            f"{MIN_BASELINE_USERS} users or with no spread between them, or not of the {DRIFT_K} best scores); "
+            "re-export it to monitor drift")
+
+
+class DriftSample(NamedTuple):
+    """A plain request's figures, with the user they were measured for (the window keeps one per user)."""
+    top1: float
+    topk: float
+    user: str
 
 
 def top_summary(scores: np.ndarray, k: int = DRIFT_K) -> tuple[float, float] | None:
@@ -79,10 +100,12 @@ class DriftBaseline:
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             return None
         numbers = (*baseline.top1, *baseline.topk, baseline.threshold)
-        # a negative deviation would flag drift on every window, and the device summarizes its DRIFT_K best
-        # scores: a baseline of another k compares unlike figures
-        usable = (all(math.isfinite(v) for v in numbers) and baseline.top1[1] >= 0 and baseline.topk[1] >= 0
-                  and baseline.threshold > 0 and 0 < baseline.min_window <= WINDOW and baseline.k == DRIFT_K)
+        # a deviation of 0 (one parity user, or all alike) or below flags every window as drifted, a few users
+        # give no deviation to trust, and the device summarizes its DRIFT_K best scores: another k compares
+        # unlike figures
+        usable = (all(math.isfinite(v) for v in numbers) and baseline.top1[1] > 0 and baseline.topk[1] > 0
+                  and baseline.users >= MIN_BASELINE_USERS and baseline.threshold > 0
+                  and 0 < baseline.min_window <= WINDOW and baseline.k == DRIFT_K)
         return baseline if usable else None
 
     def to_dict(self) -> dict:
@@ -91,19 +114,26 @@ class DriftBaseline:
 
 
 def drift_report(window: list[tuple[float, float]], baseline: DriftBaseline | None) -> dict:
-    """stats()["drift"]: the window against the baseline, and whether it drifted."""
-    n = len(window)
+    """stats()["drift"]: the window (one sample per user; Monitor.score_window) against the baseline, and
+    whether it drifted. window: plain requests measured, users: samples, fallbacks: requests without one."""
+    users = len(window)
+    requests = getattr(window, "requests", users)  # a plain list: one request per sample
+    fallbacks = getattr(window, "fallbacks", 0)
+    report = {"available": baseline is not None, "window": requests, "users": users, "fallbacks": fallbacks,
+              "drifted": False}
     if baseline is None:
-        return {"available": False, "window": n, "drifted": False,
-                "reason": f"the bundle carries no usable score baseline (none, malformed, or not of the {DRIFT_K} best "
-                          "scores); re-export it to monitor drift"}
-    report = {"available": True, "window": n, "min_window": baseline.min_window, "threshold": baseline.threshold,
-              "baseline": baseline.to_dict(), "current": None, "score": None, "drifted": False}
-    if n < baseline.min_window:
-        return report
-    values = np.asarray(window, np.float64)
-    current = values.mean(0)
-    shifts = [abs(current[i] - mean) / max(std, 1e-6) for i, (mean, std) in enumerate((baseline.top1, baseline.topk))]
-    report.update(current={"top1_mean": float(current[0]), "topk_mean": float(current[1])},
-                  score=float(max(shifts)), drifted=bool(max(shifts) > baseline.threshold))
+        return report | {"reason": UNUSABLE}
+    report.update(min_window=baseline.min_window, threshold=baseline.threshold, baseline=baseline.to_dict(),
+                  current=None, score=None, allowance=None)
+    if requests < baseline.min_window or not users:
+        why = f"too few plain requests to judge ({requests} of {baseline.min_window})"
+        if fallbacks:  # a broken encoder leaves the window empty: say so, not just "not drifted"
+            why += (f"; {fallbacks} requests fell back to the popularity list, which has no model scores "
+                    "(the user encoder failed: rec.pipeline.failures['encode'] says why)")
+        return report | {"reason": why}
+    current = np.asarray(window, np.float64).mean(0)
+    score = max(abs(current[i] - mean) / std for i, (mean, std) in enumerate((baseline.top1, baseline.topk)))
+    allowance = NOISE_Z / math.sqrt(users)
+    report.update(current={"top1_mean": float(current[0]), "topk_mean": float(current[1])}, score=float(score),
+                  allowance=allowance, drifted=bool(score > baseline.threshold + allowance))
     return report

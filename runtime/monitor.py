@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from contextlib import contextmanager
 
 import numpy as np
 
 from edgerec.runtime.drift import WINDOW
 
+FALLBACK = "encode_fallback"  # requests the encoder's fallback served: no user vector, no drift sample
 _busy = threading.local()  # per thread: id(monitor) -> requests it is running in this thread
 
 
@@ -37,12 +38,21 @@ def busy(monitor) -> bool:
     return id(monitor) in getattr(_busy, "depth", {})
 
 
+class ScoreWindow(list):
+    """The drift window: (top-1, top-k mean) of each user's newest plain request, oldest user first."""
+    requests = 0  # plain requests measured since open
+    fallbacks = 0  # requests the encoder's fallback served (they have no sample)
+
+
 class Monitor:
     def __init__(self, window: int = 2048):
         self._lock = threading.Lock()
         self.timings: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
         self.counters: dict[str, int] = defaultdict(int)
-        self.top_scores: deque = deque(maxlen=WINDOW)  # (top-1, top-k mean) of recent plain requests
+        # user -> (top-1, top-k mean) of their newest plain request, for WINDOW users: one user asking
+        # 60 times is one user's figure, not 60 of a population
+        self.top_scores: OrderedDict = OrderedDict()
+        self.scored = 0  # plain requests measured
 
     @contextmanager
     def stage(self, name: str):
@@ -71,15 +81,29 @@ class Monitor:
         with self._lock:
             self.counters[name] += n
 
-    def score(self, top: tuple[float, float]) -> None:
+    def score(self, top) -> None:
+        """A plain request's (top-1, top-k mean), or a DriftSample naming its user (a bare pair counts as
+        a user of its own)."""
         if busy(self):  # a nested request's figures: the drift window holds the app's requests only
             return
+        user = top[2] if len(top) > 2 else object()
         with self._lock:
-            self.top_scores.append(top)
+            self.scored += 1
+            self.top_scores.pop(user, None)  # the user's newest figures, at the window's newest end
+            self.top_scores[user] = (float(top[0]), float(top[1]))
+            if len(self.top_scores) > WINDOW:
+                self.top_scores.popitem(last=False)
 
-    def score_window(self) -> list[tuple[float, float]]:
+    def forget(self, user: str) -> None:
+        """Drop `user`'s sample (Recommender.forget: nothing of a forgotten user stays in memory)."""
         with self._lock:
-            return list(self.top_scores)
+            self.top_scores.pop(user, None)
+
+    def score_window(self) -> ScoreWindow:
+        with self._lock:
+            window = ScoreWindow(self.top_scores.values())
+            window.requests, window.fallbacks = self.scored, self.counters.get(FALLBACK, 0)
+            return window
 
     def snapshot(self) -> dict:
         with self._lock:

@@ -210,6 +210,7 @@ class Recommender:
             return self.history.forget(user)
         finally:
             self.users.drop(user)
+            self.monitor.forget(user)  # its drift sample is kept per user
 
     def export_history(self, user: str) -> dict:
         return self.history.export(user)

@@ -6,7 +6,8 @@
 Questions: which item the device consumed (one item drawn from the last day's
 plays/finishes, OLH over the bundle's catalog; for popularity and trending), the
 genre of what it consumed (category shares, GRR), health telemetry (latency
-bucket and error-count bucket, GRR), and an experiment's per-device figures
+bucket, "(none)" without a timed request, and failed-request bucket: errors
+and required-stage fallbacks; GRR), and an experiment's per-device figures
 (outcome sums and CUPED's pre-period figures, clipped, discrete Laplace). Every report is charged to the privacy
 ledger first and refused when over budget. With `shuffle=Shuffled(batch=...)` (an
 app whose reports reach the host only through an anonymizing shuffler) the item and
@@ -129,17 +130,21 @@ class PrivateReporter:
         return experiment_record(name, arm, values, bounds, local, self.rng, ts) | {"epsilon": central, **extra}
 
     def health(self, epsilon: float = 1.0, now: float | None = None) -> list[dict]:
-        """Median request latency bucket and error-count bucket, half the epsilon each."""
+        """Median request latency bucket (NONE: no request timed) and failed-request bucket (errors raised
+        to the app plus requests a required stage's fallback served), half the epsilon each."""
         epsilon = check_epsilon(epsilon)
         now = _now(now)
         stats = self.rec.monitor.snapshot()
-        p50 = stats["stages"].get("total", {}).get("p50_ms", 0.0)
-        errors = stats["counters"].get("errors", 0)
+        p50 = stats["stages"].get("total", {}).get("p50_ms")  # None: no measurement, not the fastest bucket
+        failed = stats["counters"].get("errors", 0) + sum(
+            stats["counters"].get(f"{stage.name}_fallback", 0)  # a broken encoder serves popularity, no error
+            for stage in list(self.rec.pipeline.stages) if stage.required and stage.fallback is not None)
         ts = self.ledger.charge("health", epsilon, now)
         out = []
-        for name, raw, edges in (("latency_ms", p50, LATENCY_BUCKETS_MS), ("errors", errors, ERROR_BUCKETS)):
-            labels = [f"<={e:g}" for e in edges] + [f">{edges[-1]:g}"]
-            value = grr(bucket(raw, edges), len(labels), epsilon / 2, self.rng)
+        for name, raw, edges, none in (("latency_ms", p50, LATENCY_BUCKETS_MS, [NONE]),
+                                       ("errors", failed, ERROR_BUCKETS, [])):
+            labels = [f"<={e:g}" for e in edges] + [f">{edges[-1]:g}"] + none
+            value = grr(len(labels) - 1 if raw is None else bucket(raw, edges), len(labels), epsilon / 2, self.rng)
             out.append(record(f"health:{name}", "grr", epsilon / 2, ts, {"labels": labels}, value=value))
         return out
 

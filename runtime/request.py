@@ -88,7 +88,7 @@ class Request:
     # explain
     results: list[Recommendation] = field(default_factory=list)
     # bookkeeping
-    top_scores: tuple[float, float] | None = None  # raw top-1 and top-k scores, for the drift monitor
+    top_scores: tuple | None = None  # drift.DriftSample: raw top-1 and top-k scores and the user, for the drift monitor
     counts: Counter = field(default_factory=Counter)  # counters the stages raise (added to stats())
     done: bool = False  # the list is decided (e.g. no candidates): later stages are not run
 

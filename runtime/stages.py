@@ -22,7 +22,7 @@ import numpy as np
 
 from edgerec.errors import BundleError
 from edgerec.runtime.cold_spread import spread_tiers
-from edgerec.runtime.drift import top_summary
+from edgerec.runtime.drift import DriftSample, top_summary
 from edgerec.runtime.explain import Explainer, Reason
 from edgerec.runtime.fairness import fairness_applies, fairness_stage
 from edgerec.runtime.features import VERSION as FEATURES_VERSION
@@ -80,8 +80,10 @@ def rank(request: Request) -> Request:
     plain = len(state.consumed) >= policy.cold_start_items
     if plain and request.vector is not None and not state.liked and request.filters in (None, NO_FILTERS):
         raw = vectors @ request.vector  # not the query, which engagement pulls towards finished items
-        request.top_scores = top_summary(raw if request.replay is None else raw[request.replay == 0])
-        # the model's own scores over unseen items: what drift is measured on (as the export's baseline)
+        found = top_summary(raw if request.replay is None else raw[request.replay == 0])
+        # the model's own scores over unseen items: what drift is measured on (as the export's baseline),
+        # with the user: the window keeps one sample per user
+        request.top_scores = None if found is None else DriftSample(*found, request.user)
     if not plain:
         exact = request.pool_scores
     request.relevance = standardize(exact.astype(np.float64))

@@ -87,8 +87,8 @@ def test_a_baseline_is_read_from_the_manifest_with_its_threshold_and_window(wher
     assert baseline == DriftBaseline((0.8, 0.05), (0.7, 0.04), 10, 200, 2.0, 30)
     assert baseline.to_dict() == {"top1_mean": 0.8, "top1_std": 0.05, "topk_mean": 0.7, "topk_std": 0.04,
                                   "k": 10, "users": 200}
-    plain = {"score_baseline": {k: v for k, v in GOOD["score_baseline"].items() if k != "users"}}
-    assert DriftBaseline.from_manifest(_manifest(plain)) == DriftBaseline((0.8, 0.05), (0.7, 0.04), 10, 0, 1.0, 50)
+    plain = {"score_baseline": GOOD["score_baseline"]}  # the threshold and window default
+    assert DriftBaseline.from_manifest(_manifest(plain)) == DriftBaseline((0.8, 0.05), (0.7, 0.04), 10, 200, 1.0, 50)
 
 
 def _with(**changes):
@@ -105,52 +105,51 @@ def _with(**changes):
     _with(drift_min_window=float("inf")),
     _with(top1={"mean": 0.8, "std": -0.05}), _with(topk={"mean": 0.7, "std": -1e-9}),  # would always drift
     _with(k=5), _with(k=20),  # the device summarizes its 10 best: another k compares unlike figures
+    _with(top1={"mean": 0.8, "std": 0.0}), _with(topk={"mean": 0.7, "std": 0.0}),  # every window drifted
+    _with(users=19), _with(users=1), {"score_baseline": {k: v for k, v in GOOD["score_baseline"].items()
+                                                        if k != "users"}},  # too few users to trust
 ])
 def test_a_malformed_or_unusable_baseline_means_none_never_a_crash(section):
     assert DriftBaseline.from_manifest(_manifest(section)) is None
 
 
-def test_a_zero_deviation_and_a_window_of_one_are_usable():
-    baseline = DriftBaseline.from_manifest(_manifest(_with(top1={"mean": 0.8, "std": 0.0}, drift_min_window=1)))
-    assert baseline.top1 == (0.8, 0.0) and baseline.min_window == 1
-    assert DriftBaseline.from_manifest(_manifest(_with(topk={"mean": 0.7, "std": 0.0}))).topk == (0.7, 0.0)
+def test_a_window_of_one_and_a_baseline_of_twenty_users_are_usable():
+    baseline = DriftBaseline.from_manifest(_manifest(_with(top1={"mean": 0.8, "std": 1e-9}, drift_min_window=1)))
+    assert baseline.top1 == (0.8, 1e-9) and baseline.min_window == 1
+    assert DriftBaseline.from_manifest(_manifest(_with(users=20))).users == 20
 
 
 def test_drift_report_exact_figures_at_the_window_edge_and_the_threshold():
-    baseline = DriftBaseline((0.8, 0.1), (0.7, 0.2), 10, 200, threshold=2.0, min_window=3)
-    window = [(1.0, 0.7), (1.0, 0.7), (1.0, 0.7)]  # top-1 moved 0.2 = 2 deviations: not past the threshold
+    baseline = DriftBaseline((0.5, 0.25), (0.5, 0.125), 10, 200, threshold=2.0, min_window=16)
+    window = [(1.25, 0.5)] * 16  # top-1 moved 3 deviations: the threshold plus 4 / sqrt(16 users), not past it
     report = drift_report(window, baseline)
-    assert report == {"available": True, "window": 3, "min_window": 3, "threshold": 2.0,
-                      "baseline": baseline.to_dict(), "current": {"top1_mean": 1.0, "topk_mean": pytest.approx(0.7)},
-                      "score": pytest.approx(2.0), "drifted": False}
-    moved = drift_report(window[:2] + [(1.0, 1.4)], baseline)  # top-k mean 0.933: 1.17 deviations; top-1 still 2
-    assert moved["score"] == pytest.approx(2.0) and not moved["drifted"]
-    past = drift_report([(1.01, 0.7)] * 3, baseline)
-    assert past["score"] == pytest.approx(2.1) and past["drifted"] is True
-    low = drift_report([(0.8, 0.1)] * 3, baseline)  # a fall counts like a rise: |0.1 - 0.7| / 0.2 = 3
-    assert low["score"] == pytest.approx(3.0) and low["drifted"] is True
-    early = drift_report(window[:2], baseline)
+    assert report == {"available": True, "window": 16, "users": 16, "fallbacks": 0, "min_window": 16,
+                      "threshold": 2.0, "baseline": baseline.to_dict(),
+                      "current": {"top1_mean": 1.25, "topk_mean": 0.5}, "score": 3.0, "allowance": 1.0,
+                      "drifted": False}
+    moved = drift_report(window[:15] + [(1.25, 4.5)], baseline)  # top-k mean 0.75: 2 deviations; top-1 still 3
+    assert moved["current"]["topk_mean"] == 0.75 and moved["score"] == 3.0 and not moved["drifted"]
+    past = drift_report([(1.5, 0.5)] * 16, baseline)
+    assert past["score"] == 4.0 and past["drifted"] is True
+    low = drift_report([(0.5, 0.0)] * 16, baseline)  # a fall counts like a rise: |0 - 0.5| / 0.125 = 4
+    assert low["score"] == 4.0 and low["drifted"] is True
+    early = drift_report(window[:15], baseline)
     assert early["current"] is None and early["score"] is None and early["drifted"] is False
-    assert early["window"] == 2 and early["min_window"] == 3
+    assert early["window"] == 15 and early["min_window"] == 16
+    assert early["reason"] == "too few plain requests to judge (15 of 16)"
 
 
 def test_a_shift_of_exactly_the_threshold_is_not_drift():
-    baseline = DriftBaseline((0.5, 0.25), (0.5, 0.25), 10, 1, threshold=2.0, min_window=1)
-    assert drift_report([(1.0, 0.5)], baseline)["score"] == 2.0  # 0.5 / 0.25, exact in binary
-    assert drift_report([(1.0, 0.5)], baseline)["drifted"] is False
+    baseline = DriftBaseline((0.5, 0.25), (0.5, 0.25), 10, 200, threshold=1.0, min_window=1)
+    assert drift_report([(1.0, 0.5)] * 16, baseline)["score"] == 2.0  # 0.5 / 0.25, exact in binary
+    assert drift_report([(1.0, 0.5)] * 16, baseline)["drifted"] is False  # 1.0 plus 4 / sqrt(16)
 
 
 def test_without_a_baseline_the_report_says_why_and_counts_the_window():
     assert drift_report([(0.1, 0.1)] * 7, None) == {
-        "available": False, "window": 7, "drifted": False,
-        "reason": "the bundle carries no usable score baseline (none, malformed, or not of the 10 best scores); "
-                  "re-export it to monitor drift"}
-
-
-def test_a_zero_deviation_baseline_scores_shifts_in_millionths():
-    baseline = DriftBaseline((0.5, 0.0), (0.4, 0.0), 10, 1, threshold=1.0, min_window=1)
-    report = drift_report([(0.5 + 2e-6, 0.4)], baseline)
-    assert report["score"] == pytest.approx(2.0, rel=1e-3) and report["drifted"]
+        "available": False, "window": 7, "users": 7, "fallbacks": 0, "drifted": False,
+        "reason": "the bundle carries no usable score baseline (none, malformed, measured on fewer than 20 users "
+                  "or with no spread between them, or not of the 10 best scores); re-export it to monitor drift"}
 
 
 def test_the_monitor_keeps_windows_of_timings_and_scores_and_totals_counters():

@@ -113,18 +113,18 @@ def test_health_halves_the_epsilon_between_its_two_questions(rec, monkeypatch):
     rng = Recorded()
     reporter = _reporter(rec, rng)
     latency, errors = reporter.health(epsilon=1.0, now=NOW)
-    assert rng.calls == [("bernoulli", ldp.keep_probability(0.5, 6)), ("bernoulli", ldp.keep_probability(0.5, 5))]
+    assert rng.calls == [("bernoulli", ldp.keep_probability(0.5, 7)), ("bernoulli", ldp.keep_probability(0.5, 5))]
     assert latency["value"] == 2 and errors["value"] == 2  # 12 ms: <=20; 3 errors: <=5
-    assert latency["domain"]["labels"] == ["<=5", "<=10", "<=20", "<=50", "<=100", ">100"]
+    assert latency["domain"]["labels"] == ["<=5", "<=10", "<=20", "<=50", "<=100", ">100", "(none)"]
     assert errors["domain"]["labels"] == ["<=0", "<=1", "<=5", "<=20", ">20"]
     assert [(r["question"], r["epsilon"], r["mechanism"]) for r in (latency, errors)] == [
         ("health:latency_ms", 0.5, "grr"), ("health:errors", 0.5, "grr")]
     assert [e[1:] for e in reporter.ledger.entries()] == [("health", 1.0)]
 
 
-def test_health_of_a_device_that_served_nothing_reports_the_lowest_buckets(rec):
+def test_health_of_a_device_that_served_nothing_reports_no_latency_and_no_errors(rec):
     latency, errors = _reporter(rec, Recorded()).health(epsilon=1.0, now=NOW)
-    assert latency["value"] == 0 and errors["value"] == 0
+    assert latency["value"] == 6 and latency["domain"]["labels"][6] == "(none)" and errors["value"] == 0
 
 
 def test_buckets_include_their_upper_edge():

@@ -13,7 +13,7 @@ from handmade import NOW, ids, watch
 from edgerec.errors import BundleError
 from edgerec.runtime import Policy, Recommender
 from edgerec.runtime.bundle import sha256_file
-from edgerec.runtime.drift import DriftBaseline, drift_report
+from edgerec.runtime.drift import UNUSABLE, DriftBaseline, drift_report
 from edgerec.runtime.reference import check_references
 from edgerec.runtime.user_state import FALLBACK_TEXT
 
@@ -82,10 +82,8 @@ def test_drift_report_flags_a_shifted_window_only():
         max(abs(np.mean([a for a, _ in shifted]) - 0.8) / 0.05, abs(np.mean([b for _, b in shifted]) - 0.7) / 0.04))
     early = drift_report(shifted[:49], baseline)
     assert early["current"] is None and not early["drifted"]  # too few requests to say
-    assert drift_report(shifted, None) == {"available": False, "window": 80, "drifted": False,
-                                           "reason": "the bundle carries no usable score baseline (none, "
-                                                     "malformed, or not of the 10 best scores); re-export it to "
-                                                     "monitor drift"}
+    assert drift_report(shifted, None) == {"available": False, "window": 80, "users": 80, "fallbacks": 0,
+                                           "drifted": False, "reason": UNUSABLE}
 
 
 def _reference_users(rec, copies=2):
@@ -197,9 +195,13 @@ def test_a_good_update_is_served_and_a_double_failure_is_an_error(tiny_bundle, t
     with Recommender.open(good, fallback=tiny_bundle) as rec:
         assert rec.bundle.root == good and rec.update.accepted and rec.stats()["update"]["rejected"] is None
     bad = _corrupt_model(tiny_bundle, tmp_path)
+    (tmp_path / "old").mkdir()
+    damaged = _corrupt_model(tiny_bundle, tmp_path / "old")
     with pytest.raises(BundleError, match="previous bundle cannot be opened either") as refused:
-        Recommender.open(bad, fallback=tmp_path / "nothing-here")
-    assert "nothing-here" in str(refused.value) and str(tmp_path) not in str(refused.value)  # no host paths
+        Recommender.open(bad, fallback=damaged)
+    assert "sha256" in str(refused.value) and str(tmp_path) not in str(refused.value)  # no host paths
+    with pytest.raises(BundleError, match="^the fallback nothing-here is not a bundle") as refused:
+        Recommender.open(good, fallback=tmp_path / "nothing-here")  # refused at once, the update good or not
 
 
 def test_cli_recommend_with_a_fallback_bundle(tiny_bundle, tmp_path):

@@ -262,7 +262,7 @@ def test_a_drift_minimum_past_the_window_is_no_usable_baseline():
 
     def manifest(minimum):
         return SimpleNamespace(metrics={"monitoring": {"score_baseline": {
-            "k": 10, "users": 5, "top1": {"mean": 0.5, "std": 0.1}, "topk": {"mean": 0.4, "std": 0.1}},
+            "k": 10, "users": 200, "top1": {"mean": 0.5, "std": 0.1}, "topk": {"mean": 0.4, "std": 0.1}},
             "drift_min_window": minimum}})
 
     assert DriftBaseline.from_manifest(manifest(WINDOW)) is not None
