@@ -226,7 +226,7 @@ def instance(value, kind: type, what: str, allow_none: bool = True):
     if value is None and allow_none:
         return None
     if not isinstance(value, kind):
-        raise ConfigError(f"{what} must be a {kind.__name__} (or None), e.g. {kind.__name__}(...) "
+        raise ConfigError(f"{what} must be a {kind.__name__}{' (or None)' * allow_none}, e.g. {kind.__name__}(...) "
                           f"(got {type(value).__name__} {_shown(value)})")
     return value
 

@@ -291,13 +291,14 @@ class Recommender:
         k = checks.integer(self.default_k if k is None else k, "k", 1, 10_000)
         checks.instance(filters, Filters, "filters")
         checks.instance(policy, Policy, "policy")
+        if policy is None:  # rec.policy, which an app may replace or change: checked as a request's is
+            policy = checks.instance(self.policy, Policy, "Recommender.policy", allow_none=False)
         for part in (filters, policy):
             if part is not None:
                 part.check()  # its fields may have been changed since it was made
         self.catalog_sync.refresh()  # before the filters are checked against the catalog's values
         check_filters(self.catalog, filters)
         now, hour, device = parse_context(context)
-        policy = self.policy if policy is None else policy
         if policy.unresolved():  # rec.policy too: an app may replace it
             policy = policy.with_defaults(self.manifest.defaults)
         if policy.hub_penalty and "hubness" not in self.catalog.numeric:  # every user alike, cold ones too (§5)

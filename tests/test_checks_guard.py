@@ -107,7 +107,7 @@ def test_flag_choice_instance():
             "engine must be one of onnx (got array(['onnx'], dtype='<U4'))")
     assert checks.instance(None, int, "n") is None
     refused(lambda: checks.instance(None, int, "n", allow_none=False),
-            "n must be a int (or None), e.g. int(...) (got NoneType None)")
+            "n must be a int, e.g. int(...) (got NoneType None)")
     refused(lambda: checks.instance("5", int, "n"), "n must be a int (or None), e.g. int(...) (got str '5')")
     assert checks.instance(5, int, "n") == 5
 

@@ -566,7 +566,7 @@ POLICY_FIELDS = [
     ("fairness", [0.0, 100.0], 100.5, "Policy.fairness must be a finite number from 0 up to 100 (got 100.5)"),
     ("fairness", [0.0], -0.5, "Policy.fairness must be a finite number from 0 up to 100 (got -0.5)"),
     ("fairness_method", ["exposure", "cap"], "gini", "Policy.fairness_method must be one of exposure, cap (got 'gini')"),
-    ("extra", [{}, {"a": 1}], None, "Policy.extra must be a dict (or None), e.g. dict(...) (got NoneType None)"),
+    ("extra", [{}, {"a": 1}], None, "Policy.extra must be a dict, e.g. dict(...) (got NoneType None)"),
     ("diversity", [0.5], math.nan, "Policy.diversity must be a finite number from 0 up to 1 (got nan)"),
 ]
 
@@ -621,3 +621,18 @@ def test_filters_keep_lists_as_lists_of_strings():
     assert (filters.exclude_genres, filters.exclude_items) == (["news"], ["i1"])
     assert filters.kids_safe is True and filters.max_duration_s == 1e-6 and filters.check() is filters
     assert Filters(max_duration_s=None).max_duration_s is None and Filters().kids_safe is False
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda rec: setattr(rec.policy, "feedback_weight", float("nan")), "Policy.feedback_weight"),  # an empty list
+    (lambda rec: setattr(rec.policy, "diversity", 5.0), "Policy.diversity"),  # served as given
+    (lambda rec: setattr(rec.policy, "keep_top", -3), "Policy.keep_top"),  # ignored
+    (lambda rec: setattr(rec, "policy", {"diversity": 0.3}), "^Recommender.policy must be a Policy, e.g."),  # AttributeError
+])
+def test_the_recommenders_own_policy_is_checked_as_a_requests_is(rec, change, message):
+    """rec.policy is documented as the app's to replace or change; it was used unchecked."""
+    change(rec)
+    with pytest.raises(ConfigError, match=message):
+        rec.recommend("u1", k=5)
+    rec.policy = Policy()
+    assert len(rec.recommend("u1", k=5)) == 5
