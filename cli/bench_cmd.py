@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
-from edgerec.cli.output import FILE_OUT, PLOT_OUT, console, example, table, write_json
+from edgerec.cli.output import FILE_OUT, PLOT_OUT, console, example, plot_written, table, write_json
 
 
 @click.command("bench", epilog=example(
@@ -51,13 +52,13 @@ def bench(bundle, profile_name, overrides, items, ann, requests, compare, confor
         from edgerec.device_tests.plots import plot_bench
 
         made = plot_bench(result, plot_out)
-        console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+        plot_written(made)
     write_json(json_out, summary(result))
     if not result["passed"]:
         for failure in result["failures"]:
-            console.print(f"[red]budget missed:[/red] {failure}")
+            console.print(Text.assemble(("budget missed:", "red"), f" {failure}"))
         raise SystemExit(1)
-    console.print(f"[green]within every budget of {profile.name}[/green]")
+    console.print(f"within every budget of {profile.name}", style="green")
 
 
 def _pair(name: str, figures: dict | None) -> dict:

@@ -110,15 +110,15 @@ def _print_user_model(manifest) -> None:
                       "checks: " + (f"the output's direction moved with the amount of padding (cosine down to {1 - moved:.4f})" if moved
                                     else "the file fixes the history length"))
         if moved > 0.05:
-            console.print("[yellow]warning: that much suggests the model reads 0 as an item; the runtime's ids are "
-                          "item rows (catalog index + 1 in items.csv order) and 0 is padding[/yellow]")
+            console.print("warning: that much suggests the model reads 0 as an item; the runtime's ids are "
+                          "item rows (catalog index + 1 in items.csv order) and 0 is padding", style="yellow")
     if entry.parity.get("adapted"):
         console.print(f"output: {entry.parity['adapted']} is the user vector")
     model, popular = manifest.metrics.get("user_model"), manifest.metrics.get("popular")
     if model and popular and model["NDCG@10"] < popular["NDCG@10"]:
-        console.print("[yellow]warning: your model ranks below popularity on held-out users; check that its ids "
+        console.print("warning: your model ranks below popularity on held-out users; check that its ids "
                       "are item rows (catalog index + 1 in items.csv order, 0 = padding, newest last) and "
-                      "that the item vectors are in items.csv order[/yellow]")
+                      "that the item vectors are in items.csv order", style="yellow")
 
 
 @click.command("inspect", epilog=example("edgerec inspect bundle --json"))

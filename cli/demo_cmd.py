@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
 from edgerec.cli.output import SEED, console, example, fmt, print_study, table
 
@@ -24,13 +25,13 @@ def demo(out, quick, seed, data, resume) -> None:
     cfg = DemoConfig.make(out, quick=quick, seed=seed, data=data)
 
     def on_step(name: str, index: int, total: int) -> None:
-        console.rule(f"[bold]step {index + 1}/{total}: {name}")
+        console.rule(Text(f"step {index + 1}/{total}: {name}", style="bold"))
 
     def progress(what: str, values: dict) -> None:
         console.print(f"  {what}" + (f": {fmt(values)}" if values else ""))
 
     results = run_demo(cfg, progress, on_step, resume=resume)
-    console.rule("[bold]report")
+    console.rule(Text("report", style="bold"))
     for result in demo_report(cfg, results):
         print_study(result)
     table([results["timings"]], title="seconds per step")

@@ -139,8 +139,8 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
 
     with Recommender.open(bundle, history=history_path, backend=backend, fallback=fallback, **access) as rec:
         if rec.update is not None and not rec.update.accepted:
-            console.print(f"[yellow]update {rec.update.rejected} rejected: {rec.update.reason}; "
-                          f"still serving {rec.update.serving}[/yellow]")
+            console.print(f"update {rec.update.rejected} rejected: {rec.update.reason}; still serving "
+                          f"{rec.update.serving}", style="yellow")
         weights = read_json(policy_file, "--policy") if policy_file else {}
         if diversity is not None:
             weights = {**weights, "diversity": diversity}
@@ -151,13 +151,13 @@ def recommend(bundle, user, k, history_path, backend, device, languages, kids_sa
         stats = rec.stats()
         newcomer = rec.history.count(user) == 0
     table([{"#": i + 1, "item": r.item_id, "title": r.title, "score": r.score, "why": r.reason.text}
-           for i, r in enumerate(results)], title=f"for {user}")
+           for i, r in enumerate(results)], title=f"for {user}")  # table() prints text as text, not markup
     if newcomer:  # a mistyped --history made a new, empty file: said, not served silently as a newcomer
         from edgerec.runtime.checks import file_name
 
-        console.print(f"[yellow]no events of this user in {file_name(history_path)!r}: a newcomer's list; record "
-                      "events with `edgerec record`, or pass the history that holds them with --history[/yellow]")
-    console.print(f"[dim]{stats['stages']['total']['p50_ms']:.1f} ms, backend {stats['backend']}[/dim]")
+        console.print(f"no events of this user in {file_name(history_path)!r}: a newcomer's list; record "
+                      "events with `edgerec record`, or pass the history that holds them with --history", style="yellow")
+    console.print(f"{stats['stages']['total']['p50_ms']:.1f} ms, backend {stats['backend']}", style="dim")
     write_json(json_out, [r.to_dict() for r in results])
 
 
@@ -248,7 +248,8 @@ def recover_cmd(history_path, out, access) -> None:
     report = HistoryStore.recover(history_path, out, resolve_key(access["key"]))
     ledger = f", {report['privacy_ledger']} privacy-ledger entries" if "privacy_ledger" in report else ""
     console.print(f"recovered {report['events']} events, {report['preferences']} preferences and "
-                  f"{report['added_items']} added items{ledger} into {out} ({report['unreadable']} unreadable reads)")
+                  f"{report['added_items']} added items{ledger} into {out} ({report['unreadable']} "
+                  "unreadable reads)")
 
 
 @history_group.command("keygen", epilog=example("edgerec history keygen --out history.key"))
@@ -258,7 +259,8 @@ def keygen(out) -> None:
     from edgerec.runtime.keys import FileKey
 
     FileKey.create(out)
-    console.print(f"wrote a new key to {out}; keep it safe: without it an encrypted history cannot be read")
+    console.print(f"wrote a new key to {out}; keep it safe: without it an encrypted history cannot be "
+                  "read")
 
 
 @history_group.command("encrypt", epilog=example("edgerec history encrypt --history alice.db --key-file h.key"))
@@ -292,8 +294,9 @@ def onboard(bundle, user, genres, tags, languages, items, history_path, access) 
 
     with Recommender.open(bundle, history=history_path, **access) as rec:
         rec.onboard(user, genres=list(genres), tags=list(tags), languages=list(languages), items=list(items))
-    console.print(f"onboarded {user}: {len(genres)} genres, {len(tags)} tags, {len(languages)} languages, "
-                  f"{len(items)} items")
+    # distinct values, as stored (a genre given twice is one choice)
+    console.print(f"onboarded {user}: {len(set(genres))} genres, {len(set(tags))} tags, "
+                  f"{len(set(languages))} languages, {len(items)} items")
 
 
 @click.command("add-items", epilog=example(

@@ -13,12 +13,15 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from edgerec.errors import ConfigError
 from edgerec.runtime.atomic import write_file
 from edgerec.studies.base import json_text
 
-console = Console()
+# markup off: ids, titles, tags, reasons, paths and names come from data and apps, and rich read "[/b]"
+# in one as markup (a MarkupError after the work was done); styles are given as style=
+console = Console(markup=False)
 if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
     console.width = 160
 
@@ -41,12 +44,22 @@ def table(rows: Sequence[dict], title: str | None = None, columns: Sequence[str]
         console.print("(nothing to show)")
         return
     columns = list(columns or rows[0].keys())
-    out = Table(title=title, show_lines=False)
+    # every cell, header and title as plain Text: ids, titles, tags, reasons and names come from data and apps,
+    # and rich read "[/b]" in one as markup (a MarkupError after the work was done)
+    out = Table(title=None if title is None else Text(title), show_lines=False)
     for c in columns:
-        out.add_column(c, justify="left" if isinstance(rows[0].get(c), str) else "right")
+        out.add_column(Text(str(c)), justify="left" if isinstance(rows[0].get(c), str) else "right")
     for row in rows:
-        out.add_row(*(fmt(row.get(c, "")) for c in columns))
+        out.add_row(*(Text(fmt(row.get(c, ""))) for c in columns))
     console.print(out)
+
+
+def plot_written(made) -> None:
+    """What a --plot gave: the file, or why there is none."""
+    if made:
+        console.print(f"wrote {made}", style="dim")
+    else:
+        console.print("matplotlib is not installed: no plot", style="yellow")
 
 
 def example(*commands: str) -> str:
@@ -114,7 +127,7 @@ def write_json(path: str | os.PathLike | None, payload, private: bool = False) -
     path = Path(path)
     refuse_writing_over_ours(path)
     write_file(path, json_text(payload, indent=2), 0o600 if private else 0o666)  # 0o666: what the umask leaves
-    console.print(f"[dim]wrote {path}[/dim]")
+    console.print(f"wrote {path}", style="dim")
 
 
 def save_npy(path: str | os.PathLike, array) -> None:
@@ -133,7 +146,7 @@ def save_npy(path: str | os.PathLike, array) -> None:
 @contextmanager
 def progress_bar(description: str) -> Iterator:
     """Yields `update(done, total)` for long work."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         task = bar.add_task(description, total=None)
 

@@ -14,6 +14,7 @@ from edgerec.cli.output import (
     console,
     example,
     key_values,
+    plot_written,
     table,
     write_json,
 )
@@ -84,7 +85,7 @@ def explain(bundle, user, history_path, access, k, device, hour, top, plot, json
     write_json(json_out, items)
     if plot:
         made = plot_contributions(items, plot)
-        console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+        plot_written(made)
 
 
 @click.group("report", epilog=example("edgerec report fairness bundle --data data/world --json fairness.json"))

@@ -20,6 +20,7 @@ from edgerec.cli.output import (
     console,
     example,
     fmt,
+    plot_written,
     print_study,
     write_json,
 )
@@ -37,7 +38,7 @@ def _run(study, json_out=None, plot_out=None) -> None:
         write_json(json_out, result.record)
     if plot_out:
         made = result.write_plot(plot_out)
-        console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+        plot_written(made)
 
 
 @click.group("study", epilog=example("edgerec study replay bundle --data data/world"))

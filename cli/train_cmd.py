@@ -117,7 +117,7 @@ class TrainProgress:
         self.heartbeat(kind, done, total, record)
         if kind == "epoch":
             if note := schedule_note(record, self.planned):
-                console.print(f"  [dim]{note}[/dim]")
+                console.print(f"  {note}", style="dim")
             self.planned = record.get("epochs_planned")
             console.print(f"  epoch {record['epoch']:>3}  loss {record['loss']:.4f}  "
                           f"val NDCG@10 {record['val_NDCG@10']:.4f}  ({record['seconds']:.0f}s)")
@@ -145,7 +145,7 @@ def _summary(info: dict, out) -> None:
 def _warnings(info: dict) -> None:
     for key in ("advice", "warning"):  # the advice only while still improving (it says to train on)
         if info.get(key) and (key != "advice" or info.get("still_improving")):
-            console.print(f"[yellow]{info[key]}[/yellow]")
+            console.print(info[key], style="yellow")
 
 
 @click.command("train", epilog=example(
@@ -181,8 +181,8 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
         else (init.config, "--init") if init is not None else (None, "")
     model_cfg, train_cfg = _configs(arch, options, content, base)
     if base is not None and _rank() == 0:
-        console.print(f"[dim]model: {model_cfg.arch}, dim {model_cfg.dim}, {model_cfg.layers} layers, "
-                      f"{model_cfg.heads} heads, max-len {model_cfg.max_len} (options left out: as in {source})[/dim]")
+        console.print(f"model: {model_cfg.arch}, dim {model_cfg.dim}, {model_cfg.layers} layers, "
+                      f"{model_cfg.heads} heads, max-len {model_cfg.max_len} (options left out: as in {source})", style="dim")
     result = train_model(dataset, split, model_cfg, train_cfg, out=out, init=init, resume=resume,
                          progress=TrainProgress(), content=content or None,
                          info_extra={"data": path_from(out, data_dir),
@@ -288,8 +288,8 @@ def _distill_to_budget(dataset, split, teacher, model_cfg, train_cfg, kd, max_by
                 "encoder_bytes": real["encoder"], "table_bytes": real["table"], "checkpoint": str(out)},
                title="chosen student (int8 ONNX encoder + int8 item table)")
     if real["total"] > max_bytes:
-        console.print(f"[yellow]the exported student takes {real['total']:,} bytes, over the budget: "
-                      "lower --max-bytes a little and run again[/yellow]")
+        console.print(f"the exported student takes {real['total']:,} bytes, over the budget: "
+                      "lower --max-bytes a little and run again", style="yellow")
     _warnings(result.info)
 
 

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from edgerec.cli.output import SEED, FiniteRange, console, example, fmt, print_study, write_json
+from edgerec.cli.output import (
+    SEED,
+    FiniteRange,
+    console,
+    example,
+    fmt,
+    plot_written,
+    print_study,
+    write_json,
+)
 
 
 @click.command("tune", epilog=example(
@@ -81,7 +90,7 @@ def tune(data_dir, out, target, minutes, trials, strategies, space_specs, model_
     print_study(result)
     write_json(out / "tune.json", result.record)
     made = result.write_plot(out / "tune.png")
-    console.print(f"[dim]wrote {made}[/dim]" if made else "[yellow]matplotlib is not installed: no plot[/yellow]")
+    plot_written(made)
     if target == "model" and result.record.get("best"):
         _say_models(result.record, out)
     if target == "policy" and result.record.get("best"):

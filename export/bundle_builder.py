@@ -135,7 +135,7 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
 
     if content is not None:
         say("adding the content encoder")
-        _add_content(writer, content, dataset, split, table, cfg)
+        _add_content(writer, content, dataset, split, table, cfg, say)
 
     say("writing the item table and metadata")
     log_popularity = train_popularity(split)
@@ -299,14 +299,16 @@ def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
 
 
 def _add_content(writer: BundleWriter, content_dir, dataset: Dataset, split: Split, table: np.ndarray,
-                 cfg: ExportConfig) -> None:
+                 cfg: ExportConfig, say: Progress) -> None:
     from edgerec.compress.content_distill import load_student
-    from edgerec.export.content import add_content_to_bundle, projection_items
+    from edgerec.export.content import add_content_to_bundle, projection_items, usable_labels
     from edgerec.models.content import item_texts, load_tokenizer
 
     student, config = load_student(content_dir)
     tokenizer = load_tokenizer(content_dir, 48)
-    label_sets = content_labels(dataset.catalog)
+    label_sets, notes = usable_labels(tokenizer, content_labels(dataset.catalog))
+    for note in notes:
+        say(note)
     fit_rows = projection_items(train_popularity(split))
     mode = "none" if cfg.quantize == "int8-static" else cfg.quantize
     add_content_to_bundle(writer, student, Path(content_dir), tokenizer, item_texts(dataset.catalog), table,
@@ -314,14 +316,17 @@ def _add_content(writer: BundleWriter, content_dir, dataset: Dataset, split: Spl
 
 
 def content_labels(catalog) -> dict[str, list[str]]:
-    """The zero-shot label sets a content encoder ships with: the catalog's genres, moods and 300 commonest tags
-    (the sets it has). None at all is refused: the device's content encoder tags with them."""
+    """The zero-shot label sets a content encoder may ship with: the catalog's genres, moods and 300 commonest
+    tags (the sets it has; export.content.usable_labels keeps those of two names or more). A catalog without
+    any such set is refused: the device's content encoder tags with them, and a set of one value would give
+    every text that value."""
     from collections import Counter
 
     tag_counts = Counter(t for tags in catalog.tags for t in tags)
     sets = {"genre": sorted({g for g in catalog.text["genre"] if g}), "mood": sorted({m for m in catalog.text["mood"] if m}),
             "tag": [t for t, _ in tag_counts.most_common(300)]}
-    if not any(sets.values()):
-        raise DataError("a content encoder needs labels to tag with and no item has a genre, mood or tag; import an "
-                        "item table with one of them (--items), or export without --content")
+    if not any(len(v) >= 2 for v in sets.values()):
+        raise DataError("a content encoder needs labels to tag with: a genre, mood or tag that takes at least two "
+                        "different values over the items, and this catalog has none; import an item table with "
+                        "one (--items), or export without --content")
     return {k: v for k, v in sets.items() if v}

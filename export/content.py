@@ -19,10 +19,11 @@ from edgerec.compress.quantize import (
     quantize_onnx,
     quantize_tflite,
 )
-from edgerec.errors import ExportError
+from edgerec.errors import DataError, ExportError
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.models.content import tokenize
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
+from edgerec.runtime.content import reads_words
 
 TFLITE_TOKENS = 32  # fixed text length of TFLite content encoders
 PARITY_TEXTS = 256  # catalog texts on which an exported student is checked against PyTorch
@@ -133,6 +134,31 @@ def read_length(tokenizer) -> int:
     """The tokens a text is cut to, as the student was distilled and checked: the catalog's longest text was
     written instead, and on a catalog of short titles the device dropped the tags of every item it embedded."""
     return int((tokenizer.truncation or {}).get("max_length", 48))
+
+
+def usable_labels(tokenizer, label_sets: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
+    """The label sets a bundle ships, and a note for each name or set left out.
+
+    A name that reads no word (an emoji-only tag) is [CLS] [UNK] [SEP] to the encoder: it was returned as a
+    tag of texts it has nothing to do with, while `tag` refuses such a text. A set of fewer than two names
+    gave every text its one name (a catalog whose every item is "calm" tagged a heist thriller "calm")."""
+    unreadable = {name for names in label_sets.values() for name in names if not reads_words(tokenizer, name)}
+    notes = [f"left out {len(unreadable):,} label name(s) that read no word to the tokenizer (symbols or emoji "
+             f"alone): {', '.join(map(repr, sorted(unreadable)[:10]))}"] if unreadable else []
+    usable = {}
+    for kind, names in label_sets.items():
+        kept = [name for name in names if name not in unreadable]
+        if len(set(kept)) >= 2:
+            usable[kind] = kept
+        else:
+            held = f"only {kept[0]!r}" if kept else "no name that reads as words"
+            notes.append(f"left out the {kind} labels: the catalog has {held}, and a set of fewer than two would "
+                         f"give every text the same {kind}")
+    if not usable:
+        raise DataError("no label set has two names that read as words, so the content encoder would have "
+                        "nothing to tell texts apart by; give the items genres, moods or tags with at least two "
+                        "different values in words (--items), or export without --content")
+    return usable, notes
 
 
 def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, tokenizer, catalog_texts: list[str],

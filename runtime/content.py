@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from edgerec.errors import ConfigError
+from edgerec.errors import BundleError, ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
@@ -69,6 +69,22 @@ def reads_words(tokenizer, text: str) -> bool:
     return any(not special and token != unknown_id for token, special in zip(encoding.ids, encoding.special_tokens_mask))
 
 
+def check_labels(names: list[str], vectors: np.ndarray, sets: dict[str, list[str]], width: int) -> None:
+    """BundleError for labels that do not fit together (spec §7b): one vector row per name, of the content
+    width, and sets of names. A hand-edited manifest with one name too few crashed `tag` with an IndexError."""
+    problem, known = None, set(names)
+    if vectors.ndim != 2 or vectors.shape != (len(names), width):
+        problem = (f"labels.vectors has shape {vectors.shape}, not one row of {width} numbers (the projection's "
+                   f"content width) for each of the {len(names):,} labels.names")
+    elif empty := [kind for kind, members in sets.items() if not members]:
+        problem = f"the label set {empty[0]!r} is empty"
+    elif stray := [(kind, n) for kind, members in sets.items() for n in members if n not in known]:
+        problem = f"the label set {stray[0][0]!r} holds {stray[0][1]!r}, which is not one of labels.names"
+    if problem:
+        raise BundleError(f"the bundle's content encoder labels do not fit together: {problem}; export the bundle "
+                          "again (edgerec export --content) or fix its manifest")
+
+
 class ContentEncoder:
     def __init__(self, bundle: Bundle, entry: ModelEntry, threads: int = 1):
         try:
@@ -82,12 +98,13 @@ class ContentEncoder:
         self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
         pad_id, pad_token = padding(self.tokenizer)
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=fixed)
-        self.backend: Backend = open_model(model_bytes(bundle, entry.file), entry, threads)
         self.projection = np.asarray(bundle.array(extra["projection"]))
         labels = extra["labels"]
         self.label_names = list(labels["names"])
         self.label_vectors = np.asarray(bundle.array(labels["vectors"]))
         self.label_sets = {k: list(v) for k, v in labels["sets"].items()}
+        check_labels(self.label_names, self.label_vectors, self.label_sets, self.projection.shape[0] - 1)
+        self.backend: Backend = open_model(model_bytes(bundle, entry.file), entry, threads)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Content vectors (L2-normalised) of texts."""

@@ -137,7 +137,24 @@ class Policy:
 
 
 def column_values(catalog, column: str) -> set[str]:
-    """The values a categorical column takes, in the bundle and among the items added on the device."""
+    """The values a categorical column takes among the active items: bundle rows not removed, and items
+    added on the device and not removed. Onboarding accepts these only: a genre whose items were all
+    removed was accepted and steered nothing."""
+    def build():
+        codes, vocab = catalog.categorical.get(column, (np.zeros(0, np.int64), []))
+        codes = np.asarray(codes)
+        if catalog.removed.any():
+            codes = codes[~catalog.removed]
+        valid = codes[(codes >= 0) & (codes < len(vocab))].astype(np.intp)  # -1: no value
+        held = np.flatnonzero(np.bincount(valid, minlength=len(vocab)))
+        added = {str(a.meta[column]) for a in catalog.added if a.vector is not None and a.meta.get(column)}
+        return {vocab[c] for c in held if vocab[c]} | added
+    return catalog._cached(f"active values of {column}", build)
+
+
+def catalog_values(catalog, column: str) -> set[str]:
+    """The values a categorical column has ever held here, removed items included: what a filter value
+    is checked against (spec §5: a value no item has now is allowed and gives an empty list)."""
     def build():
         _, vocab = catalog.categorical.get(column, (None, []))
         return {v for v in vocab if v} | {str(a.meta[column]) for a in catalog.added if a.meta.get(column)}
@@ -153,13 +170,13 @@ def check_filters(catalog, filters: Filters | None) -> None:
         return
     for column, values in (("language", filters.languages), ("genre", filters.genres),
                            ("genre", filters.exclude_genres)):
-        options = column_values(catalog, column) if values else set()
+        options = catalog_values(catalog, column) if values else set()
         miscased = [v for v in values or () if v not in options and _folds_to(v, options)]
         if values and (miscased or not options):
             checks.known(miscased or values, options, f"{column}s")
     if filters.modalities:
         checks.known(filters.modalities, set(MODALITIES), "modalities")
-    if filters.kids_safe and not column_values(catalog, "genre"):
+    if filters.kids_safe and not catalog_values(catalog, "genre"):
         raise ConfigError("this catalog has no genres, so no item can be shown as kids-safe; drop "
                           "Filters.kids_safe or export the bundle from data with a genre column")
     if filters.max_duration_s is not None and not catalog._cached("has durations", lambda: _has_durations(catalog)):

@@ -16,16 +16,19 @@ import numpy as np
 SUMMARY_CHARS = 200  # about two sentences: what fits under a title on a TV card
 REDUNDANCY = 0.5  # weight of a sentence's likeness to those already chosen (0: closeness to the whole only)
 MAX_SENTENCES = 64  # read at most: each is one encoder run, and a summary of 200 characters needs few
-TAGS_PREFIX = "Tags: "  # the tag list metadata_text appends: labels, not prose
+# the tag list metadata_text appends after a title or description ("... Tags: a, b."): labels, not prose.
+# Only that trailing part: a sentence of prose that starts with "Tags: " was dropped from the summary.
+_TAG_LIST = re.compile(r"(?<=\s)Tags: (?:(?!\sTags: )[^\n])*\.\s*$")  # the last one, to the text's end
 # after . ! ? and an ellipsis when a space follows; after the CJK marks (no space between sentences there)
-_BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[\u3002\uff01\uff1f])\s*|\s*\n\s*")
+# (a line break alone: the pieces are stripped anyway, and "\s*\n\s*" took quadratic time on long blank runs)
+_BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[\u3002\uff01\uff1f])\s*|\n")
 
 
 def sentences(text: str) -> list[str]:
     """The text's first MAX_SENTENCES sentences (split after . ! ? and their CJK forms, and at line breaks),
     without its tag list; empty pieces dropped."""
-    found = (part.strip() for part in _BOUNDARY.split(text))
-    return [part for part in found if part and not part.startswith(TAGS_PREFIX)][:MAX_SENTENCES]
+    found = (part.strip() for part in _BOUNDARY.split(_TAG_LIST.sub("", text, count=1)))
+    return [part for part in found if part][:MAX_SENTENCES]
 
 
 def extractive_summary(parts: list[str], vectors: np.ndarray, whole: np.ndarray,

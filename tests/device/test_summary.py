@@ -21,7 +21,8 @@ def test_sentences_split_after_their_marks_and_at_line_breaks_without_the_tag_li
     assert sentences(text) == ["A heist goes wrong.", "Who talked?", "Nobody knows!", "The end\u2026",
                                "Then more \u3002", "\u6b21\u3002"]
     assert sentences("Dr. No, 3.5 stars") == ["Dr.", "No, 3.5 stars"]  # a plain rule: an abbreviation splits too
-    assert sentences("  \n ") == [] and sentences("Tags: a, b.") == []
+    assert sentences("  \n ") == [] and sentences("Heat Tags: a, b.") == ["Heat"]
+    assert sentences("Tags: a, b.") == ["Tags: a, b."]  # only a tag list after other text is one (audit G2)
     assert sentences("one line without a mark") == ["one line without a mark"]
 
 

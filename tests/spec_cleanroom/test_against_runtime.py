@@ -54,7 +54,7 @@ def script(rng: random.Random, ids: list[str], ranking: tuple[dict, ...] = ({},)
             {"item_id": "v2", "title": "V", "genre": "travel", "language": "hi", "vector": vector,
              "popularity": rng.choice([0.0, 5.0, 500.0]), "release_ts": NOW - rng.randint(-5, 90) * 86_400},
             {"item_id": "e9", "title": "E", "series_id": "s01", "episode": 5, "genre": "romance",
-             "modality": rng.choice(["series_episode", "vlog", ""]), "duration": 1200.0},
+             "modality": rng.choice(["series_episode", "short_video", ""]), "duration": 1200.0},
             {"item_id": "n1", "title": "N", "creator": "Leo Kline", "genre": "jazz", "tags": ["bebop"]},
             {"item_id": rng.choice(ids), "title": "U", "genre": "travel", "tags": ["islands"]}]})
         steps.append({"op": "record", "user": user, "item": rng.choice(["v2", "e9"]), "event": "finish"})
