@@ -3,7 +3,8 @@
 The context priors are learned from the training log: for each device and
 each part of the day, the log lift of every modality's share of consumptions
 over its share in the whole log (add-one smoothed, clipped), so the device can
-favour short clips on a phone in the morning and films on a TV at night.
+favour short clips on a phone in the morning and films on a TV at night. The part of the day is the log's
+local time (the zone it was imported with, `data/local_hours.py`), as the device reads its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.local_hours import dataset_zone, local_hours
 from edgerec.data.schema import EVENT_CODE, Dataset
 from edgerec.data.split import Split
 from edgerec.errors import ModelError
@@ -23,7 +25,6 @@ from edgerec.runtime.vocab import CONSUMED_LOG_EVENTS, DEVICES, MODALITIES
 CONTEXT_WEIGHT = 0.3  # default boost per unit of lift, in relevance deviations
 ENGAGEMENT = 0.3  # default pull of liked / finished items on the query
 MAX_LIFT = 1.5
-DAY = 86_400
 
 
 def context_prior(dataset: Dataset, split: Split) -> dict:
@@ -36,8 +37,8 @@ def context_prior(dataset: Dataset, split: Split) -> dict:
     known = modality >= 0
     modality = modality[known]
     device = log.device[consumed][known].astype(np.int64)
-    part = np.array([day_part(h) for h in ((log.timestamp[consumed][known] % DAY) / 3600.0)], np.int64) \
-        if known.any() else np.zeros(0, np.int64)
+    hours = local_hours(log.timestamp[consumed][known], dataset_zone(dataset))  # the log's local time of day
+    part = np.array([day_part(h) for h in hours], np.int64) if known.any() else np.zeros(0, np.int64)
     m = len(MODALITIES)
     overall = (np.bincount(modality, minlength=m) + 1.0) / (len(modality) + m)
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgerec.data.local_hours import dataset_zone, local_hours
 from edgerec.data.schema import EVENT_CODE, Catalog, Dataset
 from edgerec.data.split import Split, consumed_sequences
 from edgerec.errors import ConfigError, DataError
@@ -26,7 +27,6 @@ from edgerec.models.scoring import ModelScorer, history_rows
 from edgerec.runtime.features import EXTRA, ItemTable, feature_count, ranker_features
 from edgerec.runtime.vocab import MODALITIES
 
-DAY = 86_400
 MIN_GROUPS = 20  # the fewest candidate groups a ranker or scorer is fitted on
 SHORT_HISTORY = 5  # the training report also measures the gain on users' newest 5 items (a new user)
 
@@ -144,6 +144,7 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
     item_matrix = retrieval.item_matrix()
     featurize = featurize or ranker_featurizer(table)
     likes = LikesBefore(dataset)
+    hours = local_hours(log.timestamp[index], dataset_zone(dataset))  # the log's local time, as on the device
     groups, weights, engaged, skipped = [], [], [], []
     for row in range(len(index)):
         hist = prefix.of(row)
@@ -151,7 +152,7 @@ def build_training_set(dataset: Dataset, split: Split, retrieval: ModelScorer, t
         if len(hist) == 0:
             continue
         t = int(log.timestamp[e])
-        context = ((t % DAY) / 3600.0, int(log.device[e]), t)
+        context = (float(hours[row]), int(log.device[e]), t)
         item = int(log.item[e])
         liked = likes.rows(int(log.user[e]), t)
         if log.event[e] == EVENT_CODE["skip"]:
@@ -327,12 +328,17 @@ class RerankScorer:
         events = split.target_events(phase)
         log = dataset.interactions
         self.context = {int(u): (int(log.timestamp[e]), int(log.device[e])) for u, e in zip(users, events)}
+        self.zone = dataset_zone(dataset)  # hours of day in the log's local time, as the device reads its own
 
     def rerank(self, user: int, vector: np.ndarray, items: np.ndarray, top: np.ndarray, hist: np.ndarray,
                t: int, device: int) -> np.ndarray:
         """Scores of the short list `top` (higher first); the deep ranker's logits here."""
-        feats = ranker_features(vector, items[top], top, self.table, hist, (t % DAY) / 3600.0, device, t)
+        feats = ranker_features(vector, items[top], top, self.table, hist, self.hour(t), device, t)
         return self.ranker(torch.as_tensor(feats)).numpy()
+
+    def hour(self, t: int) -> float:
+        """Hour of day of the time `t` in the data set's local time (data/local_hours.py)."""
+        return float(local_hours(t, self.zone))
 
     @torch.no_grad()
     def score(self, users: np.ndarray, history) -> np.ndarray:

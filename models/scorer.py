@@ -22,7 +22,6 @@ from edgerec.data.split import Split
 from edgerec.errors import ModelError
 from edgerec.models.checkpoint import path_from, with_path_in
 from edgerec.models.ranker import (
-    DAY,
     LikesBefore,
     RankerConfig,
     RerankScorer,
@@ -102,7 +101,7 @@ class ScorerRerank(RerankScorer):
         self.featurize = host_featurizer(dataset, table, retrieval.item_matrix())
 
     def rerank(self, user, vector, items, top, hist, t, device) -> np.ndarray:
-        feats = self.featurize(vector, items[top], top, hist, (t % DAY) / 3600.0, device, t, self.likes.rows(user, t))
+        feats = self.featurize(vector, items[top], top, hist, self.hour(t), device, t, self.likes.rows(user, t))
         return self.scorer.score(feats)
 
 
