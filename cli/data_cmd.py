@@ -104,7 +104,9 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               "reads them: '%a %b %d %H:%M:%S %z %Y' (Goodreads), '%m %d, %Y' (Amazon's reviewTime).")
 @click.option("--time-zone", help="The zone of the log's times written without one (ISO-8601 or --time-format): an "
               "IANA name (Asia/Shanghai for KuaiRec's time column) or an offset (+08:00); UTC by default. An "
-              "--items table's ISO-8601 release times without a zone read in it too.")
+              "--items table's ISO-8601 release times without a zone read in it too, and the bundle's part-of-day "
+              "priors and hour features are learned in its local hours (name it for epoch numbers too when the "
+              "log's users share one zone).")
 @click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Keep this fraction of users.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the user sample.")
 @click.option("--chunk-rows", default=200_000, show_default=True, help="Rows read at a time.")

@@ -152,3 +152,11 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def replay_context(t: float, zone: str | None, **more) -> dict:
+    """A replayed request's context: the event's time and its hour of day in the data set's zone (what the
+    bundle's hour priors were learned in; left out, the device took the hour of the host machine's zone)."""
+    from edgerec.data.local_hours import local_hours
+
+    return {"now": float(t), "hour": float(local_hours([t], zone)[0]), **more}

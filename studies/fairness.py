@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.local_hours import dataset_zone
 from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.runtime import Policy
 from edgerec.runtime.fairness import exposure, gini, position_discount
 from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
+from edgerec.studies.base import Progress, Study, Table, pyplot, replay_context, save_figure
 from edgerec.studies.devices import open_device
 
 REPLAYED_EVENTS = 60
@@ -70,7 +71,7 @@ class FairnessStudy(Study):
                 for item in before_test.of(user)[-1:]:  # the validation item, as replay_lists records it
                     rec.record(name, ids[item], "finish")
                 device = int(log.device[events[row]])
-                context = {"now": float(split.test_times[row]), "hour": float(split.test_times[row] % 86_400) / 3600}
+                context = replay_context(split.test_times[row], dataset_zone(dataset))
                 if 0 <= device < len(DEVICES):
                     context["device"] = DEVICES[device]
                 requests.append((name, ids[split.test_items[row]], context))

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.local_hours import dataset_zone
 from edgerec.data.split import consumed_sequences
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime.policies import column_values
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, replay_context
 from edgerec.studies.devices import open_device
 
 NEXT = 10  # the next items a first list is judged on
@@ -81,7 +82,8 @@ class NewcomerStudy(Study):
             items, times = [ids[r] for r in rows], seq.times[seq.indptr[user]:seq.indptr[user + 1]]
             choices = [g for g, _ in Counter(genres[r] for r in rows if genres[r]).most_common(2)]
             for name, variant in VARIANTS.items():
-                listed, start = first_list(rec, f"{name}/{user}", items, times, choices, *variant)
+                listed, start = first_list(rec, f"{name}/{user}", items, times, choices, *variant,
+                                           zone=dataset_zone(dataset))
                 hits[name].append(len({r.item_id for r in listed} & set(items[start:start + NEXT])) / NEXT)
                 creators[name].append([r.meta.get("creator") for r in listed])
         spread.update({f"replayed: {name}": creator_spread(lists) for name, lists in creators.items()})
@@ -132,7 +134,7 @@ def first_list_precision(rec, profile: str, items: list[str], times, choices: li
 
 
 def first_list(rec, profile: str, items: list[str], times, choices: list[str], plays: int, liked: int,
-               chosen: bool) -> tuple[list, int]:
+               chosen: bool, zone: str | None = None) -> tuple[list, int]:
     """One user replayed as the newcomer `profile`: their first `liked` items onboarded as "more like
     this" (with their genre `choices` when `chosen`), their first `plays` items played at their times;
     then the list asked for at the next item, and that item's position."""
@@ -145,7 +147,7 @@ def first_list(rec, profile: str, items: list[str], times, choices: list[str], p
         raise ConfigError(f"the data does not match the bundle ({error}): pass the --data the bundle was "
                           "built on") from None
     start = max(plays, liked)
-    return rec.recommend(profile, k=10, context={"now": float(times[start])}), start
+    return rec.recommend(profile, k=10, context=replay_context(times[start], zone)), start
 
 
 def _visibility(rec, column: str) -> tuple[dict[str, int], list[list]]:

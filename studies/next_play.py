@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.local_hours import dataset_zone
 from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, UnknownIdError
@@ -28,7 +29,7 @@ from edgerec.export.replay_default import REPLAY_WEIGHT
 from edgerec.runtime import Policy
 from edgerec.runtime.replay import favourite_table
 from edgerec.runtime.vocab import DEVICE_EVENTS, LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, replay_context
 from edgerec.studies.devices import open_device
 
 PROTOCOLS = ("next new (leave-last-out)", "next play")
@@ -83,7 +84,7 @@ class NextPlayStudy(Study):
                     item = dataset.catalog.item_ids[log.item[target]]
                     before = set(log.item[begin:target][consumed[begin:target]].tolist())
                     is_replay = int(log.item[target]) in before
-                    context = {"now": float(log.timestamp[target]), "device": "tv"}
+                    context = replay_context(log.timestamp[target], dataset_zone(dataset), device="tv")
                     shown = [[r.item_id for r in rec.recommend(name, k=self.k, context=context, policy=p)]
                              for p in policies]
                     shown.append(self._most_played(dataset, span))

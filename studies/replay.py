@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.local_hours import dataset_zone
 from edgerec.data.split import leave_last_out, require_targets
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, replay_context
 from edgerec.studies.devices import MADE_UP_USER, made_up_user, open_device
 
 REPLAYED_EVENTS = 60  # newest training events per user
@@ -80,6 +81,7 @@ def replay_lists(rec: Recommender, dataset, split, picked: np.ndarray, policy=No
     validation item recorded on the device, then `k` items asked for at the moment of the test event.
     Yields (user name, the test item's id, the list, milliseconds of the call)."""
     log, items = dataset.interactions, dataset.catalog.item_ids
+    zone = dataset_zone(dataset)
     on_device = [LOG_TO_DEVICE[name] for name in LOG_EVENTS]  # log event code -> device event
     history = split.history("test")
     for row in picked:
@@ -95,7 +97,7 @@ def replay_lists(rec: Recommender, dataset, split, picked: np.ndarray, policy=No
             except UnknownIdError:  # not a case for add_items(): the data is not the bundle's
                 raise ConfigError(f"the data holds item {item_id!r}, which the bundle does not know: pass the "
                                   "--data the bundle was built on") from None
-        context = {"now": float(split.test_times[row]), "device": device}
+        context = replay_context(split.test_times[row], zone, device=device)
         began = time.perf_counter()
         listed = rec.recommend(name, k=k, context=context, policy=policy)
         yield name, items[split.test_items[row]], listed, (time.perf_counter() - began) * 1e3

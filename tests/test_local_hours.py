@@ -161,3 +161,15 @@ def test_re_ranking_at_evaluation_reads_the_local_hour(tmp_path):
     assert seen[0][:, film].tolist() == [1.0] * 3  # every candidate is a film, the hour 20:00 local
     assert seen[0][:, FEATURES.index("night x film")].tolist() == [0.0] * 3
     assert DAY_PARTS[day_part(20.0)] == "evening"
+
+
+def test_a_replayed_request_carries_the_data_sets_local_hour():
+    """The studies' replays passed only "now": the device took the hour of the host machine's zone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from edgerec.studies.base import replay_context
+
+    t = datetime(2024, 7, 1, 20, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+    assert replay_context(t, "America/New_York", device="tv") == {"now": t, "hour": 20.0, "device": "tv"}
+    assert replay_context(t, None)["hour"] == 0.0  # 00:00 UTC
