@@ -41,7 +41,7 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
         if got.shape != expected.shape:
             raise BundleError(f"its user encoder ({entry.file}) gives vectors of shape {got.shape} for the reference "
                               f"histories, the bundle's reference holds {expected.shape}; re-export the bundle")
-        cos = _cosines(got, expected)
+        cos = row_cosines(got, expected)
         k = expected_top.shape[1]
         top = _top_k(got, catalog, histories, k)
         agreement = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top, expected_top)]))
@@ -52,7 +52,7 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
             "models": reports, "engines": engines}
 
 
-def _cosines(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+def row_cosines(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """Row cosines; a row zero in both is a match (1.0), not 0/1e-12: a history of items without vectors
     gives a zero user vector, reproduced exactly, and the export's own bundle then failed its check."""
     got_norm, expected_norm = np.linalg.norm(got, axis=1), np.linalg.norm(expected, axis=1)

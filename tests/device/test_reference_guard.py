@@ -159,4 +159,4 @@ def test_a_user_vector_zero_in_the_bundle_and_here_is_a_match():
     device agree exactly, and the check called it cosine 0 (the export's own bundle failed its gate)."""
     got = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
     expected = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [-1.0, -1.0]])
-    assert reference._cosines(got, expected).tolist() == pytest.approx([1.0, 1.0, 0.0, -1.0])
+    assert reference.row_cosines(got, expected).tolist() == pytest.approx([1.0, 1.0, 0.0, -1.0])
