@@ -36,7 +36,7 @@ from edgerec.data.store import load_dataset
 from edgerec.data.tables import read_vectors
 from edgerec.errors import BundleError, ConfigError, EdgerecError, ExportError
 from edgerec.export.bundle_builder import ExportConfig, _add_content, _write_items, _write_reference
-from edgerec.export.deidentify import public_source, synthetic_histories
+from edgerec.export.deidentify import public_source, scrub_paths, synthetic_histories
 from edgerec.export.own_encoder import (
     EncoderSpec,
     FileEncoder,
@@ -224,7 +224,7 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
         if gap is None or gap > PADDING_TOLERANCE:
             model.pad_to_length()  # the device pads to L as every check here did
     padding["padded_to"] = spec.history_length if model.fixed_length else "longest history"
-    writer = BundleWriter(out, name or Path(out).name)
+    writer = BundleWriter(out, scrub_paths(name) if name else Path(out).name)  # a name given as a path: no folders
     shutil.copyfile(model.path, writer.file_path(f"user_encoder.{fmt}"))
     stored = StoredTable.quantize(vectors, table_dtype)
     table = stored.dequantize()
@@ -235,7 +235,7 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
     hubs = model_hubness(model, split.train, table)  # for Policy.hub_penalty
     items = _write_items(writer, dataset.catalog, stored, popularity, hubs)
     synthetic = synthetic_histories(popularity, dataset.catalog.text["genre"], 32, spec.history_length)
-    reference = _write_reference(writer, synthetic, model.encode_rows(synthetic), table, 10)
+    reference = _write_reference(writer, synthetic, model.encode_rows(synthetic), table, 10, {fmt: model})
     if content:
         _add_content(writer, content, dataset, split, table, ExportConfig(formats=(fmt,), quantize="int8"))
     produced = model.encode_rows(rows)

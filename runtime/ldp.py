@@ -148,11 +148,12 @@ def laplace_scale(count: int, steps: int, epsilon: float) -> int:
 
 
 def smallest_epsilon(count: int, steps: int) -> float:
-    """The smallest epsilon laplace_scale takes for `count` values on `steps`, rounded up to two digits."""
+    """The smallest epsilon laplace_scale takes for `count` values on `steps`, rounded up to two digits (at
+    least MIN_EPSILON)."""
     least = steps * count / MAX_SCALE
     unit = 10.0 ** (math.floor(math.log10(least)) - 1)
     shown = math.ceil(least / unit) * unit
-    return shown if steps * count / shown <= MAX_SCALE else shown + unit
+    return max(MIN_EPSILON, shown if steps * count / shown <= MAX_SCALE else shown + unit)
 
 
 # ---------------------------------------------------------------- estimators (host side, numpy only)

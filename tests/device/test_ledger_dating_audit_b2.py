@@ -86,20 +86,21 @@ def test_one_report_dated_forward_does_not_empty_every_later_report(rec):
 def test_an_experiment_with_too_small_an_epsilon_is_refused_before_the_ledger(rec):
     """experiment(epsilon=5e-10) charged the ledger, then failed on the noise scale in internal words."""
     reporter = PrivateReporter(rec)
-    with pytest.raises(ConfigError, match=r"above 2\^40: no report could carry it; give an epsilon of at least"):
+    with pytest.raises(ConfigError, match=r"epsilon must be a finite number from 1e-06 up to 20 \(got 5e-10\)"):
         reporter.experiment("e1", "B", {"plays": 3.0}, {"plays": 10.0}, epsilon=5e-10)
     assert reporter.ledger.entries() == []
 
 
 def test_the_smallest_epsilon_named_is_accepted_and_every_scale_accepted_can_be_drawn(rec):
-    for count in (1, 2, 3, 7):
+    for count in (2_000, 3_001, 70_000):  # below the noise limit at epsilon 1e-6 (ldp.MIN_EPSILON) on STEPS
         with pytest.raises(ConfigError) as refused:
-            ldp.laplace_scale(count, STEPS, 1e-12)
+            ldp.laplace_scale(count, STEPS, 1e-6)
         named = float(str(refused.value).rsplit("at least ", 1)[1])
         scale = ldp.laplace_scale(count, STEPS, named)  # the epsilon the message names is taken
         assert scale <= ldp.MAX_SCALE
         ldp.discrete_laplace(scale, ldp.SecureRandomness())  # and its scale drawn from
-    assert ldp.laplace_scale(1, 1000, 1000 / ldp.MAX_SCALE) == ldp.MAX_SCALE
+    assert ldp.smallest_epsilon(1, STEPS) == ldp.MIN_EPSILON  # never one check_epsilon refuses
+    assert ldp.laplace_scale(10_000, 1000, 1e7 / ldp.MAX_SCALE) == ldp.MAX_SCALE
     with pytest.raises(ConfigError, match="at most"):
         ldp.discrete_laplace(ldp.MAX_SCALE + 1, ldp.SecureRandomness())
     reporter = PrivateReporter(rec)
