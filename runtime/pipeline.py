@@ -189,6 +189,20 @@ class Pipeline:
             counts.clear()
         return request
 
+    def run_span(self, request: Request, first: str, last: str) -> Request:
+        """The stages from `first` up to (not including) `last`, as run() runs them but untimed: for a stage
+        that computes its request again on other settings (policies on a wider short list, spec §5)."""
+        with self._lock:
+            stages = list(self.stages)
+        names = [stage.name for stage in stages]
+        for stage in stages[names.index(first):names.index(last)]:
+            if request.done:
+                break
+            app = id(stage) not in self._own_ids
+            if stage.applies is None or self._applies(stage, request, app):
+                request = self._run_one(stage, request, app)
+        return request
+
     def _applies(self, stage: Stage, request: Request, app: bool = False) -> bool:
         """The stage's own check; when the check fails, the failure rules of its stage apply."""
         try:

@@ -11,7 +11,7 @@ Both stages are optional (a failure leaves the list as it was). The scorer
 re-scores the pool and keeps the features it read, so the explain stage can
 split the shown items' scores into contributions; the context stage adds a small boost from what is
 consumed on this device at this time of day (log lift of the modality, learned
-from the training log at export).
+from the training log at export), unless the scorer ranked: its own context features carry that.
 """
 
 from __future__ import annotations
@@ -135,7 +135,10 @@ class ContextStage:
         return (self.prior.weight if chosen is None else float(chosen)) if self.prior else 0.0
 
     def applies(self, request: Request) -> bool:
-        return self.prior is not None and self.weight(request) > 0 and request.fallback is None
+        """Not after the scorer: its features hold device x modality and part of day x modality already, and
+        its contributions must add up to the order it gives (spec §4 Context)."""
+        return (self.prior is not None and self.weight(request) > 0 and request.fallback is None
+                and request.scorer is None)
 
     def __call__(self, request: Request) -> Request:
         lift = self.prior.lift(request.device, request.hour)

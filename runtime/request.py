@@ -74,6 +74,8 @@ class Request:
     tiers: np.ndarray | None = None  # per row: 1 if its newcomer score holds an onboarding term (§4; None: 0)
     pool: np.ndarray | None = None  # candidate rows, best first
     pool_scores: np.ndarray | None = None  # their retrieval scores
+    pool_cut: bool = False  # candidates that pass the filters were left out of the pool (a wider one has more)
+    unretrieved: Request | None = None  # a copy of the request as retrieve got it (to run it on a wider pool)
     scores: np.ndarray | None = None  # every row's score, when retrieval needed them all
     # replay (runtime/replay.py): favourites appended to the pool
     replay: np.ndarray | None = None  # the replay term per pool position (0 for the rest)

@@ -10,6 +10,7 @@ few of the top rows.
 from __future__ import annotations
 
 import math
+from copy import copy
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class RetrieveStage:
         self._prior_cache: tuple | None = None
 
     def __call__(self, request: Request) -> Request:
+        request.unretrieved = copy(request)  # the policies stage widens a list the caps cut short from here
         self._query(request)
         spread_newcomers(request)  # before the pool: the caps decide how far it reaches
         cat = request.catalog
@@ -46,6 +48,8 @@ class RetrieveStage:
             if self.models.ann_kind and not request.cold and self._too_few(request, pool):
                 request.count("ann_too_few")  # the filters or caps left too few of the index's candidates
                 pool, scores = self._scored_pool(request, added, inactive, fresh, exact=True)
+            elif self.models.ann_kind and not request.cold:
+                request.pool_cut = True  # rows outside the index's answer were never candidates
             request.scores, request.pool_scores = scores, scores[pool]
         request.pool = pool
         request.done = not len(pool)  # nothing to rank: the list is empty
@@ -221,6 +225,7 @@ class RetrieveStage:
         if (len(rows) < want or reached < request.k or end > want) and not scanned_all:  # the true order
             return None
         request.pool_scores = values[:max(want, end)]
+        request.pool_cut = len(rows) > max(want, end) or not scanned_all
         return rows[:max(want, end)]
 
     def _pool(self, request: Request, scores: np.ndarray, added: np.ndarray, fresh: np.ndarray) -> np.ndarray:
@@ -258,6 +263,7 @@ class RetrieveStage:
                 reached = capped_reach(cat, keep, request.policy, request.k, spread=True)[0]
             if (found >= want and reached >= request.k) or size >= np.isfinite(scores).sum():
                 cut = max(want + 20 * len(extra), end)  # enough, or nothing more to find
+                request.pool_cut = len(keep) > cut or len(best) >= size  # rows that pass may be left out
                 if not extra:
                     return keep[:cut]
                 # the groups' rows join from below the cut too: they were candidates for that (cutting them

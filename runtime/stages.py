@@ -18,6 +18,9 @@ fills its own; pipeline.py runs them.
 
 from __future__ import annotations
 
+from copy import copy
+from dataclasses import replace
+
 import numpy as np
 
 from edgerec.errors import BundleError
@@ -46,6 +49,7 @@ from edgerec.runtime.retrieve import RetrieveStage
 from edgerec.runtime.user_state import EncodeStage, HistoryStage, UserCache
 
 NO_FILTERS = Filters()
+MAX_SHORT_LIST = 100_000  # Policy.short_list's largest value (spec §5)
 
 
 def default_pipeline(models: Models, history: HistoryStore, users: UserCache) -> Pipeline:
@@ -53,7 +57,8 @@ def default_pipeline(models: Models, history: HistoryStore, users: UserCache) ->
     ranker = RankerStage(models)
     scorer = ScorerStage(models)
     context = ContextStage(models.manifest)
-    return Pipeline([
+    widen = PoliciesStage()
+    pipeline = Pipeline([
         Stage("history", HistoryStage(history, users)),
         Stage("encode", encode, applies=encode.applies, fallback=encode.fallback),
         Stage("retrieve", RetrieveStage(models)),
@@ -62,10 +67,12 @@ def default_pipeline(models: Models, history: HistoryStore, users: UserCache) ->
         Stage("ranker", ranker, required=False, applies=ranker.applies),
         Stage("scorer", scorer, required=False, applies=scorer.applies),
         Stage("context", context, required=False, applies=context.applies),
-        Stage("policies", policies),
+        Stage("policies", widen),
         Stage("fairness", fairness_stage, required=False, applies=fairness_applies),
         Stage("explain", explain),
     ])
+    widen.pipeline = pipeline
+    return pipeline
 
 
 def rank(request: Request) -> Request:
@@ -168,6 +175,30 @@ def policies(request: Request) -> Request:
     return request
 
 
+class PoliciesStage:
+    """policies; a list the caps left short of k while the pool was cut runs again from retrieve with a short list
+    twice the pool's length, until it is full or nothing is left out (spec §5): the pool widens until the caps keep k in
+    score order, but diversity and the boosts walk it in another order, which two caps may keep fewer of."""
+
+    def __init__(self):
+        self.pipeline: Pipeline | None = None  # the stages from retrieve to policies run again
+
+    def __call__(self, request: Request) -> Request:
+        policies(request)
+        while len(request.order) < request.k and request.pool_cut and request.unretrieved is not None:
+            start, had = request.unretrieved, len(request.pool)  # the pool may pass short_list (the caps' cut)
+            if start.policy.short_list >= MAX_SHORT_LIST or self.pipeline is None:
+                break
+            again = copy(start)
+            again.policy = replace(start.policy, short_list=min(2 * had, MAX_SHORT_LIST))
+            again = self.pipeline.run_span(again, "retrieve", "policies")
+            if again.done or len(again.pool) <= had:  # nothing new: the same list
+                break
+            request.count("list_widened")
+            request.__dict__.update(policies(again).__dict__)  # the pipeline goes on with the request it gave
+        return request
+
+
 def explain(request: Request) -> Request:
     """The list as Recommendations, each with why it is there."""
     cat, order = request.catalog, request.order
@@ -189,9 +220,23 @@ def explain(request: Request) -> Request:
 def _explainer(request: Request) -> Explainer:
     """The user's side of the reasons (history vectors, series watched), built once per user state:
     kept in the user's cache entry, which a new event or a catalog change replaces."""
-    state = request.state
-    return request.for_user(f"explainer cold={request.cold}", lambda: Explainer(
-        request.catalog, state.consumed[-50:], state.liked, dict(state.tags), request.cold, state.choices))
+    return request.for_user(f"explainer cold={request.cold}", lambda: _built_explainer(request))
+
+
+def _built_explainer(request: Request) -> Explainer:
+    """A reason never names an item the user refused (spec §6): "not interested" rows leave the history
+    it may name and their tags leave the profile ("liked" holds none of them, spec §2)."""
+    cat, state = request.catalog, request.state
+    history, tags = state.consumed[-50:], dict(state.tags)
+    refused = set(state.disliked).intersection(history) if state.disliked else ()
+    if refused:
+        history = [row for row in history if row not in refused]
+        for tag, count in cat.tag_counts(sorted(refused)).items():  # what they added to the profile (§2)
+            if tags.get(tag, 0) > count:
+                tags[tag] -= count
+            else:
+                tags.pop(tag, None)
+    return Explainer(cat, history, state.liked, tags, request.cold, state.choices)
 
 
 def scorer_reasons(request: Request, metas: list[dict], reasons: list[Reason]) -> list[Reason]:

@@ -19,7 +19,7 @@ from edgerec.errors import EdgerecError
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.request import Request, UserState
-from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS, EXCLUDING
+from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS, EXCLUDING, FEEDBACK
 
 HISTORY_WINDOW = 2_000  # newest events read per request
 SHORT_WINDOW = 256  # windows up to this many events are folded in plain Python
@@ -42,6 +42,11 @@ _CONSUMING = _code_table(CONSUMED)
 _EXCLUDING = _code_table([*EXCLUDING, "more_like_this"])  # show what is like it, not the item itself
 _CONSUMING_CODES = frozenset(np.flatnonzero(_CONSUMING[:-1]).tolist())  # the same, as sets of codes
 _EXCLUDING_CODES = frozenset(np.flatnonzero(_EXCLUDING[:-1]).tolist())
+# feedback about a row: its newest such event wins (spec §2), so "not interested" after a like cancels the
+# like's pulls, and a like or "more like this" after it lifts the refusal
+_FEEDBACK = _code_table(["like", *FEEDBACK])
+_NOT_INTERESTED = _CODES["not_interested"]
+_FEEDBACK_CODES = frozenset(np.flatnonzero(_FEEDBACK[:-1]).tolist())
 
 
 def window_size(history: HistoryStore) -> int:
@@ -81,14 +86,32 @@ class Window:
 
     def folded(self) -> dict:
         """The state's event fields: consumed rows in first-consumption order, the excluded set and
-        the newest liked (5), disliked (20), loved (5) and finished (5) rows."""
+        the newest liked (5), disliked (20), loved (5) and finished (5) rows, each row's newest feedback
+        (like, more_like_this, not_interested) deciding whether it is refused (spec §2)."""
         if len(self.rows) <= SHORT_WINDOW:  # a few numpy calls on tiny arrays cost more than one loop
             return fold_events(self.rows.tolist(), self.codes.tolist())
         known = self.rows >= 0
         rows, codes = self.rows[known], self.codes[known]
 
+        refused = positive = ()  # rows whose newest feedback is not_interested / like or more_like_this
+        if (codes == _NOT_INTERESTED).any():  # without a refusal every row keeps its events
+            said = _FEEDBACK[codes]
+            last, at = np.unique(rows[said][::-1], return_index=True)  # newest first: each row's newest
+            refusal = codes[said][::-1][at] == _NOT_INTERESTED
+            refused, positive = set(last[refusal].tolist()), set(last[~refusal].tolist())
+
         def newest(event: str, n: int) -> list[int]:
-            return rows[codes == _CODES[event]][-n:].tolist()
+            picked = rows[codes == _CODES[event]]
+            dropped = positive if event == "not_interested" else refused
+            if not dropped:
+                return picked[-n:].tolist()
+            kept = []
+            for row in reversed(picked.tolist()):
+                if row not in dropped:
+                    kept.append(row)
+                    if len(kept) == n:
+                        break
+            return kept[::-1]
 
         consumed = list(dict.fromkeys(rows[_CONSUMING[codes]].tolist()))  # first consumption order
         return {"consumed": consumed, "excluded": set(rows[_EXCLUDING[codes]].tolist()),
@@ -102,9 +125,9 @@ _NEWEST = (("liked", "more_like_this", 5), ("disliked", "not_interested", 20), (
 
 def fold_events(rows: list[int], codes: list[int]) -> dict:
     """Window.folded() of a window given as lists, in one pass (the same fields, the same order)."""
-    consuming, excluding = _CONSUMING_CODES, _EXCLUDING_CODES
+    consuming, excluding, feedback = _CONSUMING_CODES, _EXCLUDING_CODES, _FEEDBACK_CODES
     newest = {_CODES[event]: [] for _, event, _ in _NEWEST}
-    consumed, excluded = {}, set()
+    consumed, excluded, said = {}, set(), {}  # said: row -> its newest feedback code
     for row, code in zip(rows, codes):
         if row < 0:
             continue
@@ -112,11 +135,21 @@ def fold_events(rows: list[int], codes: list[int]) -> dict:
             consumed[row] = None
         if code in excluding:
             excluded.add(row)
-        if code in newest:
+        if code in newest:  # (the feedback codes are among them)
             newest[code].append(row)
+            if code in feedback:
+                said[row] = code
     out = {"consumed": list(consumed), "excluded": excluded}
+    refusals = bool(newest[_NOT_INTERESTED])  # without one every row keeps its events
     for field_name, event, n in _NEWEST:
-        out[field_name] = newest[_CODES[event]][-n:]
+        code = _CODES[event]
+        picked = newest[code]
+        if refusals and picked:  # the newest feedback about a row wins (spec §2)
+            if code == _NOT_INTERESTED:
+                picked = [row for row in picked if said[row] == code]
+            else:
+                picked = [row for row in picked if said.get(row) != _NOT_INTERESTED]
+        out[field_name] = picked[-n:]
     return out
 
 

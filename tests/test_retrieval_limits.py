@@ -131,7 +131,9 @@ def opened():
     before = len(calls)
     index = AnnIndex(rows, 300, 16, cache)
     found = [int(index.search(v[r], 1)[0]) for r in range(0, 300, 7)]
-    assert found == list(range(0, 300, 7)), "wrong rows served"
+    # each row is its own nearest; an approximate index may miss one or two (a rebuilt HNSW graph missed
+    # 203 once), damaged bytes served garbage
+    assert sum(f == r for f, r in zip(found, range(0, 300, 7))) >= 40, "wrong rows served"
     return len(calls) > before  # rebuilt
 
 assert opened() and digest_path(cache).read_text() == hashlib.sha256(cache.read_bytes()).hexdigest()

@@ -156,9 +156,9 @@ def test_the_context_prior_reads_its_weight_or_none():
     assert ContextPrior.from_manifest(Manifest({"context_prior": {}})) is None
 
 
-def context_request(policy, modality, fallback=None):
+def context_request(policy, modality, fallback=None, scorer=None):
     table = NS(modality=np.asarray(modality))
-    return NS(policy=policy, fallback=fallback, device=1, hour=20.0, pool=np.array([2, 0, 1]),
+    return NS(policy=policy, fallback=fallback, device=1, hour=20.0, pool=np.array([2, 0, 1]), scorer=scorer,
               catalog=NS(feature_table=lambda: table), relevance=np.array([1.0, 2.0, 3.0]))
 
 
@@ -175,6 +175,7 @@ def test_the_context_stage_boosts_by_each_rows_modality_and_the_chosen_weight():
     assert stage.weight(chosen) == 2.0 and stage(chosen).relevance.tolist() == pytest.approx([1.0, 5.0, 7.5])
     assert not stage.applies(context_request(Policy(context_weight=0.0), [0]))
     assert not stage.applies(context_request(Policy(), [0], fallback="the encoder failed"))
+    assert not stage.applies(context_request(Policy(), [0], scorer=object()))  # its features hold the context
     stage.prior = prior(weight=0.0)
     assert not stage.applies(context_request(Policy(), [0]))
     assert stage.applies(context_request(Policy(context_weight=0.5), [0]))

@@ -443,6 +443,8 @@ class ContentEncoder:
             raise SpecError("content encoder: the projection is float32 (C + 1, dim) (§7b)")
         if self.label_vectors.dtype != np.float32 or self.label_vectors.shape != (len(self.names), c):
             raise SpecError("content encoder: the label vectors are float32 (len(names), C) (§7b)")
+        if any(not members or not set(members) <= set(self.names) for members in self.sets.values()):
+            raise SpecError("content encoder: each label set holds at least one name, only names of names (§7b)")
 
     @staticmethod
     def text(meta: dict) -> str:
@@ -487,10 +489,8 @@ class ContentEncoder:
         s = self.label_vectors.astype(np.float64) @ self.content([text])[0]
         score = dict(zip(self.names, s.tolist()))
         labels = {}
-        for name, members in self.sets.items():
-            known = [x for x in members if x in score]
-            if known:
-                labels[name] = max(known, key=lambda x: (score[x], -known.index(x)))
+        for name, members in self.sets.items():  # every member is a name (checked at open)
+            labels[name] = max(members, key=lambda x: (score[x], -members.index(x)))
         best = stable_best(s, k)
         return {"labels": labels, "tags": [{"tag": self.names[i], "score": float(s[i])} for i in best]}
 
@@ -552,9 +552,10 @@ class Runtime:
 
     def onboard(self, user, genres=None, languages=None, tags=None, items=None) -> None:
         rows = self._catalog()
-        for kind, values in (("genre", genres), ("language", languages)):
-            if values and any(v not in set(rows[kind]) for v in values):
-                raise SpecError(f"onboarding {kind}s must be values of the catalog's column")
+        for kind, values in (("genre", genres), ("language", languages)):  # §2: values an active item holds
+            held = {v for v, live in zip(rows[kind], rows["live"]) if live}
+            if values and any(v not in held for v in values):
+                raise SpecError(f"onboarding {kind}s must be values an active item of the catalog holds")
         self._known(items or [])
         choice = self.onboarding.setdefault(user, {})
         for kind, values in (("genres", genres), ("languages", languages), ("tags", tags)):
@@ -731,8 +732,14 @@ class Runtime:
             if e in CONSUMED and r not in seq:
                 seq.append(r)
 
-        def newest(kind: str, n: int) -> list[int]:  # rows of the newest n such events, oldest first
-            return [r for r, e in events if e == kind][-n:]
+        said: dict[int, str] = {}  # §2 newest feedback wins: each row's newest like / more_like_this / not_interested
+        for r, e in events:
+            if e in ("like", "more_like_this", "not_interested"):
+                said[r] = e
+
+        def newest(kind: str, n: int) -> list[int]:  # rows of the newest n such events left, oldest first
+            return [r for r, e in events if e == kind
+                    and (said.get(r) == "not_interested") == (kind == "not_interested")][-n:]
 
         choice = self.onboarding.get(user, {})
         tags: dict[str, int] = {}
@@ -898,7 +905,7 @@ class Runtime:
         if not cold:
             rel, scored = self._rank(sl, rel, q, prof, cat, now, hour, ctx.get("device"), pol)
         prior_ctx = b.ranking.get("context_prior")
-        if prior_ctx and not failed:  # §4 Context: not on the popularity fallback
+        if prior_ctx and not failed and scored is None:  # §4 Context: not on the popularity fallback nor after the scorer
             c = pol["context_weight"] if pol["context_weight"] is not None else prior_ctx.get(
                 "weight", 0)
             part = next(name for end, name in DAY_PARTS if hour % 24 < end)
@@ -936,6 +943,14 @@ class Runtime:
                 total -= pol["hub_penalty"] * cat["hubness"][sl] / sd
 
         order = self._order(sl, head, total, k, pol, cat, matching[sl] if spread else None)
+        # §5 a list the caps leave short: computed again on a wider short list (the fairness order aside)
+        plain = order if not pol["fairness"] else self._order(sl, head, total, k, {**pol, "fairness": 0}, cat,
+                                                                   matching[sl] if spread else None)
+        left_out = sum(1 for r in ranked if passes[r]) > len(sl) - len(back)
+        asked = pol["short_list"] or b.defaults.get("short_list", 100)
+        if len(plain) < k and left_out and asked < 100_000:
+            return self.recommend(user, k, context, filters, {**(policy or {}),
+                                                              "short_list": min(2 * len(sl), 100_000)})
         shown = [self._explain(sl[j], total[j], prof, cat, cold, back) for j in order]
         if failed:  # §6: on the popularity fallback every reason is `fallback`, with no item and no tags
             shown = [{**item, "reason": "fallback", "reason_item": None, "tags": []} for item in shown]
@@ -1124,8 +1139,13 @@ class Runtime:
 
     def _explain(self, r, score, prof, cat, cold, back=()) -> dict:
         vec = cat["vectors"].astype(np.float64)
-        recent = prof["seq"][-50:]
-        counts = prof["tags"]
+        refused = set(prof["disliked"])  # §6: a reason never names a disliked item, nor counts its tags
+        recent = [h for h in prof["seq"][-50:] if h not in refused]
+        counts = dict(prof["tags"])
+        for h in refused & set(prof["seq"][-50:]):
+            for t in cat["tags"][h]:
+                counts[t] = counts.get(t, 0) - 1
+        counts = {t: c for t, c in counts.items() if c > 0}
         matched = [t for t in cat["tags"][r] if t in counts]
         matched = sorted(matched, key=lambda t: -counts[t])[:3]
         reason, item = ("tags", None) if matched else ("popular", None)

@@ -215,3 +215,20 @@ def test_they_agree_on_columns_stored_as_constants(constant, seed):
     assert items["categorical"]["provider"]["constant"] == 1 and "codes" not in items["categorical"]["creator"]
     assert set(bundle.num["duration"]) == {240.0} and set(bundle.cat["creator"]) == {None}
     agree(bundle, constant, random.Random(300 + seed), ({},))
+
+
+def test_the_reader_refuses_an_onboarding_genre_whose_items_were_all_removed_as_the_runtime_does(tmp_path):
+    """§2: onboarding takes values an active item holds (a genre whose items were all removed steered nothing)."""
+    from edgerec.runtime import Recommender
+
+    clean = reader.Runtime(reader.Bundle(BUNDLE))
+    cat = clean._catalog()
+    genre = cat["genre"][0]
+    gone = [i for i, g in zip(cat["ids"], cat["genre"]) if g == genre]
+    clean.remove_items(gone)
+    with pytest.raises(reader.SpecError, match="active item"):
+        clean.onboard("u", genres=[genre])
+    with Recommender.open(BUNDLE, history=tmp_path / "h.db") as rec:
+        rec.remove_items(gone)
+        with pytest.raises(EdgerecError, match=genre):
+            rec.onboard("u", genres=[genre])
