@@ -25,6 +25,7 @@ metrics of the model beside popularity's.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -237,7 +238,8 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
     synthetic = synthetic_histories(popularity, dataset.catalog.text["genre"], 32, spec.history_length)
     reference = _write_reference(writer, synthetic, model.encode_rows(synthetic), table, 10, {fmt: model})
     if content:
-        _add_content(writer, content, dataset, split, table, ExportConfig(formats=(fmt,), quantize="int8"))
+        _add_content(writer, content, dataset, split, table, ExportConfig(formats=(fmt,), quantize="int8"),
+                     logging.getLogger("edgerec.export").warning)  # label sets left out are said
     produced = model.encode_rows(rows)
     metrics = {"monitoring": score_baseline(produced, table, [history.of(u) for u in users]),
                **_test_metrics(split, dataset, model, table)}

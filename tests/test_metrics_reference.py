@@ -93,8 +93,8 @@ def _reference_metrics(seqs, items, tags, score, k):
     counts = np.sort([shown.count(i) for i in items]).astype(float)
     n = len(items)
     gini = float(np.sum((2 * np.arange(1, n + 1) - n - 1) * counts) / (n * counts.sum()))
-    pairs = [1 - len(tags[x] & tags[y]) / len(tags[x] | tags[y]) if tags[x] | tags[y] else 1.0
-             for lst in lists for a, x in enumerate(lst) for y in lst[a + 1:]]
+    pairs = [1 - len(tags[x] & tags[y]) / len(tags[x] | tags[y])  # a pair with an untagged item says nothing
+             for lst in lists for a, x in enumerate(lst) for y in lst[a + 1:] if tags[x] and tags[y]]
     pop = np.array([train_pop[i] for i in items])
     percentile = dict(zip(items, (rankdata(pop, "average") - 1) / (n - 1)))  # ties share their mean rank
     return {f"HR@{k}": np.mean(hr), f"NDCG@{k}": np.mean(ndcg), f"MRR@{k}": np.mean(mrr),
