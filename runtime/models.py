@@ -25,6 +25,14 @@ def model_bytes(bundle: Bundle, name: str) -> bytes:
     return data
 
 
+def _stamp(path: Path) -> tuple | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
 def drop_superseded_indexes(cache_dir: Path, manifest) -> None:
     """Delete the ANN index files of the space this bundle replaces (a federated update names it in
     metrics.federated.parent_space); indexes of other bundles sharing the folder stay."""
@@ -44,6 +52,7 @@ class Models:
         self.ann_kind, self.cache_dir = ann, cache_dir
         self._lock = threading.RLock()
         self._encoder: UserEncoder | None = None
+        self._encoder_failure: tuple | None = None  # (the file's size and time, why it failed to load)
         self._ranker = None
         self._content = None
         self._scan: ExactScan | None = None
@@ -51,10 +60,19 @@ class Models:
 
     @property
     def encoder(self) -> UserEncoder:
+        """The user encoder, loaded once. A file that failed to load is not read and hashed again on every
+        request the fallback serves while it stays as it was (same size and time): its refusal is repeated."""
         with self._lock:
             if self._encoder is None:
                 entry = self.manifest.model("user_encoder", self.backend_name)
-                backend = open_model(model_bytes(self.bundle, entry.file), entry, self.threads)
+                stamp = _stamp(self.bundle.path(entry.file))
+                if self._encoder_failure is not None and self._encoder_failure[0] == stamp:
+                    raise BundleError(self._encoder_failure[1])
+                try:
+                    backend = open_model(model_bytes(self.bundle, entry.file), entry, self.threads)
+                except BundleError as exc:
+                    self._encoder_failure = (stamp, str(exc))
+                    raise
                 self._encoder = UserEncoder(backend, entry, int(self.manifest.defaults.get("history_length", 50)))
             return self._encoder
 

@@ -1,0 +1,26 @@
+"""A user encoder that fails to load is not read and hashed again on every request the popularity
+fallback serves (a 1M-item device hashed the file per request), and is tried again once it changes."""
+
+import shutil
+
+from edgerec.runtime import Recommender, models
+
+
+def test_a_failed_encoder_is_loaded_again_only_once_its_file_changes(tiny_bundle, tmp_path, monkeypatch):
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "b")
+    reads = []
+    real = models.model_bytes
+    monkeypatch.setattr(models, "model_bytes", lambda b, name: reads.append(name) or real(b, name))
+    with Recommender.open(bundle, history=tmp_path / "h.db", backend="onnx") as rec:
+        for user in ("a", "b", "c"):
+            rec.record(user, rec.catalog.item_id(3), "finish")
+        encoder = bundle / "user_encoder.onnx"
+        good = encoder.read_bytes()
+        encoder.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # fails its sha256 check when loaded
+        for user in ("a", "b", "c"):
+            assert rec.recommend(user, k=3)[0].reason.kind == "fallback"
+        assert reads == ["user_encoder.onnx"]  # was: one read and hash per request
+        assert rec.stats()["counters"]["encode_fallback"] == 3
+        encoder.write_bytes(good)  # put back (a new time): tried again, and it serves
+        assert rec.recommend("a", k=3)[0].reason.kind != "fallback"
+        assert reads == ["user_encoder.onnx"] * 2
