@@ -311,6 +311,9 @@ class EncodeStage:
             except EdgerecError as exc:  # its file fails its check at load: popularity, as for a crash
                 raise EncoderUnavailable(str(exc)) from exc
             vector = encoder.encode(rows)[0]
+            if vector.shape != (self.models.manifest.dim,):  # a file of another space: the scan would fail
+                raise ValueError(f"the user encoder returned {vector.size} values; the bundle's space has "
+                                 f"{self.models.manifest.dim}")
             if not np.all(np.isfinite(vector)):
                 raise FloatingPointError("the user encoder returned NaN or infinite values")
             if not vector.any():  # no direction: every score 0, a list in row order with personal reasons

@@ -24,3 +24,16 @@ def test_a_failed_encoder_is_loaded_again_only_once_its_file_changes(tiny_bundle
         encoder.write_bytes(good)  # put back (a new time): tried again, and it serves
         assert rec.recommend("a", k=3)[0].reason.kind != "fallback"
         assert reads == ["user_encoder.onnx"] * 2
+
+
+def test_an_encoder_output_of_another_width_serves_the_counted_fallback(rec, monkeypatch):
+    """A vector of the wrong width failed the whole request in the scan (a StageError); it is an encoder
+    failure like a NaN or all-zero one (spec §3): the popularity list, counted, its reason kept."""
+    import numpy as np
+
+    rec.record("ana", rec.catalog.item_id(3), "finish")
+    encoder = rec.models.encoder
+    monkeypatch.setattr(encoder, "encode", lambda rows: np.ones((1, rec.manifest.dim + 1), np.float32))
+    out = rec.recommend("ana", k=3)
+    assert [r.reason.kind for r in out] == ["fallback"] * 3
+    assert rec.stats()["counters"]["encode_fallback"] == 1

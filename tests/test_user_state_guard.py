@@ -4,6 +4,7 @@ the per-user cache's bounds and when a state is reused, appended to or read anew
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -306,6 +307,7 @@ class Encoder:
 class Models:
     def __init__(self, out):
         self.encoder = Encoder(out)
+        self.manifest = SimpleNamespace(dim=len(out))
 
 
 def encode_request(consumed, encoded=False):

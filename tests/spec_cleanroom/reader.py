@@ -769,8 +769,8 @@ class Runtime:
         if inputs:
             length = max(1, min(b.defaults.get("history_length", 50), len(inputs)))  # §3: else 50
             u = b.encode(inputs[-length:]).astype(np.float64)
-            if not np.all(np.isfinite(u)) or not u.any():
-                return None, True  # §3 (NaN, infinity or all zero): no pull of any kind, the request is cold
+            if u.shape != (b.dim,) or not np.all(np.isfinite(u)) or not u.any():
+                return None, True  # §3 (another width, NaN, infinity or all zero): no pull of any kind, the request is cold
         e = pol["engagement"] if pol["engagement"] is not None else b.ranking.get("engagement", 0)
         if u is not None and e > 0:
             liked, done = prof["loved"], prof["finished"]
