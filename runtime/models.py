@@ -7,7 +7,7 @@ import hashlib
 import threading
 from pathlib import Path
 
-from edgerec.errors import BundleError
+from edgerec.errors import BundleError, ConfigError
 from edgerec.runtime.backends import open_model
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import ItemCatalog
@@ -57,6 +57,7 @@ class Models:
         self._content = None
         self._scan: ExactScan | None = None
         self.ann = None  # the AnnIndex once built (tests may put a broken one here)
+        self._ann_failure: str | None = None  # why its build failed, once it has
 
     @property
     def encoder(self) -> UserEncoder:
@@ -111,11 +112,23 @@ class Models:
         return self._scan.label if self._scan is not None else None
 
     def ann_index(self) -> AnnIndex:
+        """The ANN index, built once. A build that failed is not tried again on every request (at a million
+        items a build takes minutes): its error is repeated, and the retrieve stage scans exactly."""
         with self._lock:
+            if self._ann_failure is not None:
+                raise ConfigError(self._ann_failure)
             if self.ann is None:
                 cache = None
                 if self.cache_dir is not None:
                     cache = self.cache_dir / f"ann-{self.manifest.embedding_space}-{self.catalog.base_count}.usearch"
                     drop_superseded_indexes(self.cache_dir, self.manifest)
-                self.ann = AnnIndex(self.catalog.vectors, self.catalog.base_count, self.manifest.dim, cache)
+                try:
+                    self.ann = AnnIndex(self.catalog.vectors, self.catalog.base_count, self.manifest.dim, cache)
+                except ConfigError as exc:  # usearch missing or broken: its message says what to do
+                    self._ann_failure = str(exc)
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the library's own errors: an EdgerecError for warm_up()
+                    self._ann_failure = (f"the ANN index could not be built ({type(exc).__name__}: {str(exc)[:200]}); "
+                                         "requests scan exactly; open without ann= to leave it out")
+                    raise ConfigError(self._ann_failure) from None
             return self.ann

@@ -37,3 +37,26 @@ def test_an_encoder_output_of_another_width_serves_the_counted_fallback(rec, mon
     out = rec.recommend("ana", k=3)
     assert [r.reason.kind for r in out] == ["fallback"] * 3
     assert rec.stats()["counters"]["encode_fallback"] == 1
+
+
+def test_an_ann_index_that_failed_to_build_is_not_built_again_on_every_request(tiny_bundle, tmp_path, monkeypatch):
+    """The build was tried on every request (minutes each at a million items); the exact scan serves."""
+    import pytest
+
+    from edgerec.errors import ConfigError
+
+    builds = []
+
+    def failing(*args, **kwargs):
+        builds.append(1)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(models, "AnnIndex", failing)
+    with Recommender.open(tiny_bundle, history=tmp_path / "h.db") as rec:
+        rec.models.ann_kind = "usearch"
+        for i, user in enumerate(("ana", "bo", "cy")):
+            rec.record(user, rec.catalog.item_id(3 + i), "finish")
+            assert len(rec.recommend(user, k=5)) == 5  # the exact scan serves
+        assert builds == [1] and rec.stats()["counters"]["ann_fallback"] == 3  # was: a build per request
+        with pytest.raises(ConfigError, match=r"could not be built \(RuntimeError: out of memory\)"):
+            rec.warm_up()
