@@ -82,15 +82,13 @@ class Monitor:
             self.counters[name] += n
 
     def score(self, top) -> None:
-        """A plain request's (top-1, top-k mean), or a DriftSample naming its user (a bare pair counts as
-        a user of its own)."""
+        """A plain request's drift.DriftSample: (top-1, top-k mean) and the user they were measured for."""
         if busy(self):  # a nested request's figures: the drift window holds the app's requests only
             return
-        user = top[2] if len(top) > 2 else object()
         with self._lock:
             self.scored += 1
-            self.top_scores.pop(user, None)  # the user's newest figures, at the window's newest end
-            self.top_scores[user] = (float(top[0]), float(top[1]))
+            self.top_scores.pop(top.user, None)  # the user's newest figures, at the window's newest end
+            self.top_scores[top.user] = (float(top.top1), float(top.topk))
             if len(self.top_scores) > WINDOW:
                 self.top_scores.popitem(last=False)
 

@@ -12,6 +12,7 @@ from edgerec.runtime.drift import (
     MIN_WINDOW,
     WINDOW,
     DriftBaseline,
+    DriftSample,
     drift_report,
     score_baseline,
     top_summary,
@@ -170,7 +171,7 @@ def test_the_monitor_keeps_windows_of_timings_and_scores_and_totals_counters():
     assert snap["stages"]["encode"]["count"] == 1 and 0 <= snap["stages"]["encode"]["max_ms"] < 1000
     assert snap["counters"] == {"requests": 8, "fallback": 1, "errors": 4}
     for i in range(WINDOW + 2):
-        monitor.score((float(i), 0.0))
+        monitor.score(DriftSample(float(i), 0.0, f"u{i}"))
     window = monitor.score_window()
     assert len(window) == WINDOW and window[0] == (2.0, 0.0) and window[-1] == (float(WINDOW + 1), 0.0)
 

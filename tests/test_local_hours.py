@@ -173,3 +173,33 @@ def test_a_replayed_request_carries_the_data_sets_local_hour():
     t = datetime(2024, 7, 1, 20, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
     assert replay_context(t, "America/New_York", device="tv") == {"now": t, "hour": 20.0, "device": "tv"}
     assert replay_context(t, None)["hour"] == 0.0  # 00:00 UTC
+
+
+def test_the_replay_study_asks_at_the_data_sets_local_hour(small_dataset):
+    """The replays passed only "now", so the device took the host machine's hour: the list depended on
+    where the study ran."""
+    from copy import copy
+
+    import numpy as np
+
+    from edgerec.data.local_hours import local_hours
+    from edgerec.data.split import leave_last_out
+    from edgerec.studies.replay import replay_lists
+
+    class Device:  # records nothing, answers nothing: what each request was asked with
+        asked = []
+
+        def record(self, *args, **kwargs):
+            return None
+
+        def recommend(self, user, k, context, policy):
+            self.asked.append(context)
+            return []
+
+    dataset = copy(small_dataset)
+    dataset.meta = dict(small_dataset.meta, time_text={"zone": "America/New_York"})
+    split = leave_last_out(dataset)
+    list(replay_lists(Device(), dataset, split, np.arange(3)))
+    times = [float(t) for t in split.test_times[:3]]
+    assert [c["now"] for c in Device.asked] == times
+    assert [c["hour"] for c in Device.asked] == local_hours(times, "America/New_York").tolist()
