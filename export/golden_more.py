@@ -109,7 +109,8 @@ def more_cases(world, history: list[str], far: str) -> list[Case]:
 
     transfer = transfer_case(world)
     return [rows, format1_case(rows), nan_case(world, history, far), ties_case(world, history, far),
-            onboarding_case(world), levers_case(world, history), transfer, content_case(transfer), text_case(world)]
+            onboarding_case(world), levers_case(world, history), feedback_rules_case(world, history, far), transfer,
+            content_case(transfer), text_case(world)]
 
 
 def _steps(world):
@@ -202,6 +203,19 @@ def levers_case(world, history: list[str]) -> Case:
                     rec("v", context=morning, policy={"context_weight": 4.0}),
                     rec("v", policy={"cold_start_items": 5}),
                     *watch("w", history[:1]), rec("w"), rec("w", policy={"cold_start_items": 1})])
+
+
+def feedback_rules_case(world, history: list[str], far: str) -> Case:
+    rec, watch = _steps(world)
+    return Case("feedback_rules", "spec section 2's newest feedback wins: a like, then not_interested, refuses "
+                "the item (its like no longer pulls and no reason names it, section 6); a newer more_like_this "
+                "takes it back and pulls its neighbours", [
+                    *watch("n", history[:4]), {"op": "record", "user": "n", "item": far, "event": "like"},
+                    rec("n", policy={"engagement": 1.0}),
+                    {"op": "record", "user": "n", "item": far, "event": "not_interested"},
+                    rec("n", policy={"engagement": 1.0}),
+                    {"op": "record", "user": "n", "item": far, "event": "more_like_this"},
+                    rec("n", policy={"engagement": 1.0})])
 
 
 def transfer_case(world) -> Case:

@@ -129,7 +129,7 @@ def drift_report(window: list[tuple[float, float]], baseline: DriftBaseline | No
         why = f"too few plain requests to judge ({requests} of {baseline.min_window})"
         if fallbacks:  # a broken encoder leaves the window empty: say so, not just "not drifted"
             why += (f"; {fallbacks} requests fell back to the popularity list, which has no model scores "
-                    "(the user encoder failed: rec.pipeline.failures['encode'] says why)")
+                    "(the user encoder failed: rec.stats()['failures']['encode'] says why)")
         return report | {"reason": why}
     current = np.asarray(window, np.float64).mean(0)
     score = max(abs(current[i] - mean) / std for i, (mean, std) in enumerate((baseline.top1, baseline.topk)))

@@ -250,6 +250,10 @@ class Pipeline:
             check(out, request)
         return out
 
+    def failure_reasons(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.failures)
+
     def _failed(self, stage: Stage, request: Request, exc: Exception) -> None:
         request.count(f"{stage.name}_fallback")
         with self._lock:

@@ -327,6 +327,7 @@ class Recommender:
             profiles=len(self.history.profiles()), events=self.history.count(),
             drift=drift_report(self.monitor.score_window(), self.drift_baseline),
             update=self.update.to_dict() if self.update is not None else None,
+            failures=self.pipeline.failure_reasons(),  # why each stage last failed, beside its _fallback count
         )
         return snapshot
 

@@ -154,7 +154,7 @@ def test_a_list_an_app_stage_leaves_wrong_is_that_stages_failure(rec, name, afte
     clean = ask(rec, filters=filters)
     rec.pipeline.insert_after(after, Stage(name, stage, required=False))
     assert ask(rec, filters=filters) == clean
-    assert counters(rec)[f"{name}_fallback"] == 1 and words in rec.pipeline.failures[name]
+    assert counters(rec)[f"{name}_fallback"] == 1 and words in rec.stats()["failures"][name]
     rec.pipeline.replace(name, Stage(name, stage))
     with pytest.raises(StageError, match=rf"^the app's '{name}' stage failed \(ListError: .*{words}"):
         ask(rec, filters=filters)
@@ -163,7 +163,7 @@ def test_a_list_an_app_stage_leaves_wrong_is_that_stages_failure(rec, name, afte
 def test_a_good_app_stage_still_shapes_the_list(rec):
     clean = ask(rec)
     rec.pipeline.insert_after("policies", Stage("reverse", lambda r: setattr(r, "order", r.order[::-1][:3]) or r))
-    assert ask(rec) == clean[::-1][:3] and not rec.pipeline.failures
+    assert ask(rec) == clean[::-1][:3] and rec.stats()["failures"] == {}
 
 
 # ------------------------------------------------------------------ 3. the very request it was given
