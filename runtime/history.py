@@ -2,10 +2,11 @@
 
 Each `record` commits on its own (synchronous=FULL): a killed process loses nothing acknowledged.
 Profiles share one database (a family's set-top box). Retention bounds each profile by count and by
-age from the store's clock (a simulated device replaying an old log: KEEP_EVERYTHING); every read
-applies it at once, pruning erases later (retention.py). `forget` and pruning erase from the files
-or raise (history_care.py); foreign or damaged files are refused at open; `backup` copies,
-`recover` salvages, and the schema migrates older files forward.
+age from the store's clock, unless it jumped ahead (a simulated device replaying an old log:
+KEEP_EVERYTHING); every read applies it at once, pruning erases later (retention.py). `forget` and
+pruning erase from the files or raise (history_care.py); foreign or damaged files are refused at
+open; `backup` copies, `recover` salvages, and the schema migrates older files forward (the only
+time an open takes the write lock: reads go on while another process writes).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks, history_care, history_recover
+from edgerec.runtime import history_schema as schema
 from edgerec.runtime import retention as kept
 from edgerec.runtime.history_erasure import Erasure
-from edgerec.runtime.history_schema import MIGRATIONS, SCHEMA_VERSION  # noqa: F401  (SCHEMA_VERSION re-exported)
+from edgerec.runtime.history_schema import SCHEMA_VERSION  # noqa: F401  (re-exported)
 from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
 from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
@@ -56,16 +58,19 @@ class HistoryStore(Erasure):
             raise ConfigError(f"retention must be a Retention(max_events=..., max_age_days=...), not {type(retention).__name__}")
         self.retention = retention or Retention()
         self.clock = time.time  # the store's clock: retention's age cutoff and events recorded without a time
+        self._clock = kept.ClockState()  # what of the clock is believed (retention.py), loaded at open
         self._lock = threading.RLock()
         self.closed = False
         self._since_prune = 0
         self._writes = 0  # commits of this store not tied to one profile (retention, item cache)
         self._profile_writes: dict[str, int] = {}  # commits per profile
         self._rewrites: dict[str, int] = {}  # commits per profile that did more than append events
+        self._stamp = self._forgotten = 0  # commits of all profiles; what a profile not in those counts from
         history_care.check_file(self.path, encrypted=key is not None)
         if str(self.path) != ":memory:" and not self.path.exists():
             history_care.create_private(self.path, lambda tmp: self._open(tmp, key, timeout))
         self._open(self.path, key, timeout)
+        self._now()  # the clock at open is believed when the file believed none yet (a clock set later, back)
         if self._read("SELECT 1 FROM meta WHERE key=?", (history_care.ERASE_FLAG,)):
             self._try_erase(vacuum=True)  # a forget() or prune killed before its erasure: finish it now
 
@@ -79,6 +84,7 @@ class HistoryStore(Erasure):
             self.db.execute("PRAGMA secure_delete=ON")
             self._seen = self.db.execute("PRAGMA data_version").fetchone()[0]  # others' commits: _check_others
             self._migrate()
+            self._clock.load(self.db)
             return self.db
         except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
             if hasattr(self, "db"):
@@ -97,29 +103,25 @@ class HistoryStore(Erasure):
         return history_care.schema_version(row[0], self.path) if row else 0
 
     def _migrate(self) -> None:
+        if schema.up_to_date(self.db, self.version(), self.file):
+            return  # the usual open: no write lock, so it never waits for another process's write
         with self._transaction():
-            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            self.db.execute(f"PRAGMA application_id={history_care.APPLICATION_ID}")
-            current = self.version()
-            if current > SCHEMA_VERSION:
-                raise HistoryError(f"history database {self.file} has schema version {current}, newer than this "
-                                   f"runtime ({SCHEMA_VERSION}); update edgerec")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
-                    self.db.execute(statement)
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            if not schema.up_to_date(self.db, self.version(), self.file):  # unless another process did meanwhile
+                schema.migrate(self.db, self.version())
 
     def generation(self, profile: str) -> tuple[int, int, int, int]:
         """A token that changes whenever what is stored for `profile` may have changed (so derived
         data can be cached): (other connections' commits, this store's commits for no one profile,
-        the profile's rewrites, its commits). Only the last moved: events were appended, no more."""
+        the profile's rewrites, its commits). Only the last moved: events were appended, no more. A
+        forgotten profile's counts are dropped (no name kept in memory) and restart above any given."""
         with self._lock:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
             except self._errors as exc:
                 self._require_open()
                 raise HistoryError(f"could not read {self.file} ({exc})") from None
-            return external, self._writes, self._rewrites.get(profile, 0), self._profile_writes.get(profile, 0)
+            base = self._forgotten
+            return external, self._writes, self._rewrites.get(profile, base), self._profile_writes.get(profile, base)
 
     @contextmanager
     def _transaction(self, profile: str | None = None, append: bool = False) -> Iterator[None]:
@@ -150,9 +152,10 @@ class HistoryStore(Erasure):
                 if profile is None:
                     self._writes += 1
                 else:
-                    self._profile_writes[profile] = self._profile_writes.get(profile, 0) + 1
-                    if not append:
-                        self._rewrites[profile] = self._rewrites.get(profile, 0) + 1
+                    self._stamp += 1  # every count stays <= _stamp + _forgotten; both kept once written,
+                    base = self._forgotten  # so a later forget() of someone else moves no token of this one
+                    self._profile_writes[profile] = self._profile_writes.get(profile, base) + 1
+                    self._rewrites[profile] = self._rewrites.get(profile, base) + (0 if append else 1)
 
     plain_names = True  # profiles stored as given (PseudonymousHistory: keyed hashes)
 
@@ -197,25 +200,37 @@ class HistoryStore(Erasure):
         checks.text(item, "item")
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
-        now = self.clock()
-        ts = now if ts is None else checks.timestamp(ts)
+        reading, now = self._now()
+        ts = reading if ts is None else checks.timestamp(ts)
         kept.require_kept(self.retention, ts, self.retention.cutoff(now))
-        kept.require_past(ts, now)
+        kept.require_past(ts, reading)
+        if self._clock.refuted:  # a jump ahead came back: re-date what it stamped, once
+            with self._transaction():
+                self._clock.redate(self.db, reading)
+            self._clock.refuted = False
         with self._transaction(profile, append=True):
             cursor = self.db.execute(
                 "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
                 (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
             event_id = int(cursor.lastrowid)
-        self._since_prune += 1
-        if self._since_prune >= 100:
+            due = kept.prune_due(self.db, event_id)
+            self._clock.save(self.db)
+        self._since_prune += 1  # also retries a prune another writer's lock skipped
+        if due or self._since_prune >= kept.PRUNE_EVERY:
             self._auto_prune()
         return event_id
 
     # Every read below returns only what retention keeps at the time of the read (retention.py).
 
+    def _now(self) -> tuple[float, float]:
+        """(the store's clock, the time retention measures ages from: see retention.py's ClockState)."""
+        reading = self.clock()
+        with self._lock:
+            return reading, self._clock.believe(reading)
+
     def cutoff(self, now: float | None = None) -> float:
-        """The oldest event time retention keeps now (by the store's clock) or at `now`."""
-        return self.retention.cutoff(self.clock() if now is None else checks.timestamp(now, "now", allow_none=False))
+        """The oldest event time retention keeps now (by the store's clock, unless it jumped ahead) or at `now`."""
+        return self.retention.cutoff(self._now()[1] if now is None else checks.timestamp(now, "now", allow_none=False))
 
     def events(self, profile: str, limit: int | None = None) -> list[Event]:
         """A profile's events, oldest first (the newest `limit` when given)."""
@@ -239,6 +254,7 @@ class HistoryStore(Erasure):
         return [r[0] for r in self._read(*kept.items_since(self.retention, self.cutoff(), ts, events, until))]
 
     def profiles(self) -> list[str]:
+        """The profiles that keep an event or an onboarding choice (retention.py)."""
         with self._lock:
             return [r[0] for r in self._read(*kept.profiles(self.retention, self.cutoff()))]
 
@@ -268,14 +284,17 @@ class HistoryStore(Erasure):
         checks.text(profile, "user")
         checks.text(kind, "preference kind")
         values = list(dict.fromkeys(checks.names(values, f"{kind} preferences", allow_none=False)))  # once each
+        reading, _ = self._now()  # dated by the store's clock: retention ages them by it
         with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
-                                [(profile, kind, v, time.time()) for v in values])
+                                [(profile, kind, v, reading) for v in values])
+            self._clock.save(self.db)
 
     def preferences(self, profile: str) -> dict[str, list[str]]:
+        """The profile's onboarding choices that retention keeps."""
         checks.text(profile, "user")
-        rows = self._read("SELECT kind, value FROM preferences WHERE profile=? ORDER BY kind, value", (profile,))
+        rows = self._read(*kept.preferences(self.retention, self.cutoff(), profile))
         out: dict[str, list[str]] = {}
         for kind, value in rows:
             out.setdefault(kind, []).append(value)
@@ -299,6 +318,9 @@ class HistoryStore(Erasure):
             removed = self.db.execute("DELETE FROM events WHERE profile=?", (profile,)).rowcount
             self.db.execute("DELETE FROM preferences WHERE profile=?", (profile,))
             history_care.mark_erasure(self.db)  # a process killed before the erasure: the next open does it
+        with self._lock:  # no trace of the name left in memory; its counts restart above any given
+            self._profile_writes.pop(profile, None), self._rewrites.pop(profile, None)
+            self._forgotten += self._stamp + 1
         self.erase_pending()
         return removed
 

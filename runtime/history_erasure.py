@@ -19,7 +19,7 @@ class Erasure:
 
     def prune(self, now: float | None = None) -> int:
         """Apply retention and erase what it removed (HistoryError when a reader blocks the erasure,
-        see history_care.py); returns how many events were removed."""
+        see history_care.py); returns how many rows were removed (events and onboarding choices)."""
         removed = self._delete_old(now)
         with self._lock:
             history_care.erase(self.db, self.path, self.erase_wait, vacuum=False)

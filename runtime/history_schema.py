@@ -1,5 +1,8 @@
 """The history file's schema: its version and the statements that bring an older file forward."""
 
+from edgerec.errors import HistoryError
+from edgerec.runtime.history_care import APPLICATION_ID
+
 SCHEMA_VERSION = 3
 
 # v1: events only. v2: context as JSON, a preferences table (onboarding choices) and the items added on
@@ -27,3 +30,22 @@ MIGRATIONS = {
         "ALTER TABLE added_items_by_space RENAME TO added_items",
     ],
 }
+
+
+def up_to_date(db, current: int, file: str) -> bool:
+    """Whether a file at schema `current` needs nothing written (a newer runtime's file: HistoryError)."""
+    if current > SCHEMA_VERSION:
+        raise HistoryError(f"history database {file} has schema version {current}, newer than this runtime "
+                           f"({SCHEMA_VERSION}); update edgerec")
+    app = db.execute("PRAGMA application_id").fetchone()[0]  # 0: new, or made by an older version
+    return current == SCHEMA_VERSION and app == APPLICATION_ID
+
+
+def migrate(db, current: int) -> None:
+    """Inside a write transaction: create the tables, or bring them forward from schema `current`."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

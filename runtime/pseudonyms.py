@@ -64,17 +64,23 @@ class PseudonymousHistory(HistoryStore):
     def _pid(self, profile: str) -> str:
         return pseudonym(self._secret, checks.text(profile, "user"))  # a wrong type or empty name: ConfigError
 
+    def _plain_names(self) -> tuple[set[str], set[str]]:
+        """Every stored profile name, and those that are not pseudonyms (an app's own name may start with "p:")."""
+        stored = {r[0] for r in self._read("SELECT DISTINCT profile FROM events UNION "
+                                           "SELECT DISTINCT profile FROM preferences")}
+        return stored, {n for n in stored if not _PSEUDONYM.fullmatch(n)}
+
     def _convert_names(self, check: str) -> None:
         """Mark the file pseudonymous and replace plain names in it (all of a plain history; those an older
         plain-name process wrote since) by their pseudonyms, leaving no readable copy behind."""
+        if stored_scheme(self) == check and not self._plain_names()[1]:
+            return  # nothing to convert: no write lock taken (an open must not wait for another process's write)
         with self._transaction():  # one transaction: no plain name is written between the read and the marker
             scheme = stored_scheme(self)
             if scheme not in (None, check):
                 raise HistoryError(f"history database {self.file} stores profiles under another secret; open it "
                                    "with the profile secret it was created with (nothing was changed)")
-            stored = {r[0] for r in self.db.execute("SELECT DISTINCT profile FROM events UNION "
-                                                    "SELECT DISTINCT profile FROM preferences")}
-            names = {n for n in stored if not _PSEUDONYM.fullmatch(n)}  # an app's own name may start with "p:"
+            stored, names = self._plain_names()
             for name in names:
                 for table in ("events", "preferences"):
                     self.db.execute(f"UPDATE OR REPLACE {table} SET profile=? WHERE profile=?",  # a choice made

@@ -6,10 +6,24 @@ applies this itself, so what a read returns is exactly what a prune at that mome
 whenever the last prune ran; pruning (HistoryStore.prune, and every 100 records) only makes the
 removal physical and erases the bytes (history_care.py). KEEP_EVERYTHING (a host simulation
 replaying an old log) keeps every event: its cutoff lies before any valid timestamp.
+
+A profile's onboarding choices (preferences) are kept while the profile keeps an event or while
+they are no older than max_age_days: an aged-out user neither vanishes from profiles() (where they
+are found to be forgotten) nor keeps steering lists by choices made years ago.
+
+The time ages are measured from (ClockState): the store's clock, except when it reads more than
+AHEAD (a day) past the newest time the history has believed (a high-water mark kept in the meta
+table). Such a jump is believed only once the clock has run on there for SETTLE (a day, by its own
+readings): a device off for a week ages its history a day later; a clock that jumped years ahead for
+a few minutes (a bad time fix) and came back deletes nothing. Until then ages are measured from the
+high-water mark plus AHEAD. Events stamped by the jumped clock are re-dated to the clock's time once
+it came back (they would otherwise be kept years past max_age_days). A clock set back is believed
+at once (it deletes nothing). An explicit `now` (prune(now), cutoff(now)) is taken as given.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import time
@@ -69,6 +83,83 @@ def require_past(ts: float, now: float) -> None:
                           "ahead): record events as they happen, or leave the timestamp out to use the clock")
 
 
+SETTLE = DAY  # how long a clock that jumped ahead must run on there before ages are measured from it
+CLOCK_KEY = "clock"  # meta: [the newest time believed, the first reading of a jump not believed yet]
+
+
+@dataclass
+class ClockState:
+    """The high-water mark of the store's clock and a jump ahead of it not believed yet (see above)."""
+    seen: float | None = None
+    ahead: float | None = None
+    refuted: bool = False  # a jump came back unbelieved: events it stamped are dated in the future
+    saved: tuple = (None, None)  # what the file holds: saving each reading would write at every record
+
+    def believe(self, reading: float) -> float:
+        """The time ages are measured from at this reading of the store's clock."""
+        if self.seen is None or reading <= self.seen + AHEAD:
+            self.refuted = self.refuted or self.ahead is not None
+            self.seen, self.ahead = reading if self.seen is None else max(self.seen, reading), None
+            return reading
+        if self.ahead is None or reading < self.ahead:
+            self.ahead = reading  # a new jump: from now on, time must be seen to pass there
+        if reading - self.ahead >= SETTLE:  # it lasted: the time did pass (a device that was off)
+            self.seen, self.ahead = reading, None
+            return reading
+        return self.seen + AHEAD
+
+    def load(self, db: sqlite3.Connection) -> None:
+        """Merge what the file holds (another process may have believed a newer time)."""
+        row = db.execute("SELECT value FROM meta WHERE key=?", (CLOCK_KEY,)).fetchone()
+        try:
+            seen, ahead = json.loads(row[0])
+            seen, ahead = float(seen), None if ahead is None else float(ahead)
+        except (TypeError, ValueError):  # none yet, or altered: start afresh (the next reading is believed)
+            return
+        if not math.isfinite(seen) or (ahead is not None and not math.isfinite(ahead)):
+            return
+        self.saved = (seen, ahead)
+        if self.seen is None:  # at open
+            self.seen, self.ahead = seen, ahead
+        elif seen > self.seen:
+            self.seen = seen
+
+    def save(self, db: sqlite3.Connection) -> None:
+        """Inside a write transaction: keep the mark when it moved by an hour or the jump changed."""
+        if self.seen is None or (self.ahead == self.saved[1] and self.saved[0] is not None
+                                 and 0 <= self.seen - self.saved[0] < 3600):
+            return
+        self.load(db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLOCK_KEY, json.dumps([self.seen, self.ahead])))
+        self.saved = (self.seen, self.ahead)
+
+    def redate(self, db: sqlite3.Connection, reading: float) -> None:
+        """Inside a write transaction, after a jump came back: the events dated more than AHEAD past
+        anything believed (it stamped them) get the time it came back (never an older one: a clock
+        set back to 2001 does not date the real history back)."""
+        now = max(reading, self.seen)
+        db.execute("UPDATE events SET ts=? WHERE ts > ?", (now, now + AHEAD))
+        self.save(db)
+
+
+PRUNE_EVERY = 100  # records between automatic prunes, counted over the file (PRUNE_KEY), not per process
+PRUNE_KEY = "pruned_at"  # meta: the event id of the record that last started an automatic prune
+
+
+def prune_due(db: sqlite3.Connection, event_id: int) -> bool:
+    """Inside the record's transaction: whether PRUNE_EVERY events were recorded since the last automatic
+    prune (an app that records a few events per start would otherwise never prune the file)."""
+    row = db.execute("SELECT value FROM meta WHERE key=?", (PRUNE_KEY,)).fetchone()
+    try:
+        last = int(row[0]) if row else 0
+    except (TypeError, ValueError):
+        last = 0
+    if 0 <= event_id - last < PRUNE_EVERY:
+        return False
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (PRUNE_KEY, str(event_id)))
+    return True
+
+
 KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs
 
 # The events every profile keeps at a cutoff (?1) and a count (?2), with their rank from the newest.
@@ -104,15 +195,26 @@ def count(retention: Retention, cutoff: float, profile: str | None) -> tuple[str
 
 
 def profiles(retention: Retention, cutoff: float) -> tuple[str, tuple]:
-    """SQL and arguments: the profiles that keep at least one event."""
-    return "SELECT DISTINCT profile FROM events WHERE ts >= ? AND ? > 0 ORDER BY profile", (cutoff, retention.cap())
+    """SQL and arguments: the profiles that keep at least one event or onboarding choice."""
+    return ("SELECT profile FROM events WHERE ts >= ?1 AND ?2 > 0 UNION SELECT profile FROM preferences WHERE "
+            "ts >= ?1 ORDER BY 1", (cutoff, retention.cap()))
+
+
+def preferences(retention: Retention, cutoff: float, profile: str) -> tuple[str, tuple]:
+    """SQL and arguments: a profile's kept onboarding choices (kind, value)."""
+    return ("SELECT kind, value FROM preferences WHERE profile=?1 AND (ts >= ?2 OR EXISTS (SELECT 1 FROM events "
+            "WHERE profile=?1 AND ts >= ?2 AND ?3 > 0)) ORDER BY kind, value", (profile, cutoff, retention.cap()))
 
 
 def delete_removed(db: sqlite3.Connection, retention: Retention, cutoff: float) -> int:
-    """Delete (inside the caller's transaction) every event retention removes; returns how many."""
+    """Delete (inside the caller's transaction) every event and onboarding choice retention removes;
+    returns how many rows."""
     removed = db.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
     removed += db.execute(
         """DELETE FROM events WHERE id IN (
                SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY profile ORDER BY id DESC) AS n
                                FROM events) WHERE n > ?)""", (retention.cap(),)).rowcount
+    # the events left are the kept ones: a profile without any keeps only choices young enough
+    removed += db.execute("DELETE FROM preferences WHERE ts < ? AND profile NOT IN (SELECT profile FROM events)",
+                          (cutoff,)).rowcount
     return removed

@@ -318,11 +318,8 @@ def test_a_database_locked_by_another_process(tmp_path):
     holder = sqlite3.connect(db, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(HistoryError, match="locked by another process"):
-            HistoryStore(db, timeout=0.1)  # opening writes the schema version, which needs the lock
-        holder.execute("ROLLBACK")
-        store = HistoryStore(db, timeout=0.1)
-        holder.execute("BEGIN EXCLUSIVE")
+        store = HistoryStore(db, timeout=0.1)  # opening and reading do not wait for another's write (WAL)
+        assert store.count() == 0
         with pytest.raises(HistoryError, match="locked by another process"):
             store.record("p", "a", "play")
         holder.execute("ROLLBACK")

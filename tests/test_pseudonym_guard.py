@@ -223,3 +223,21 @@ def test_recovering_a_plain_history_with_a_key_says_it_is_not_encrypted(tmp_path
     store.close()
     with pytest.raises(HistoryError, match=r"^history database h.db is not encrypted; recover it without a key$"):
         HistoryStore.recover(tmp_path / "h.db", tmp_path / "r.db", secrets.token_bytes(32))
+
+
+def test_a_pseudonymous_open_reads_while_another_process_holds_a_write_transaction(tmp_path):
+    """Every open with a profile secret took the write lock to check for plain names, so it waited for (and
+    failed behind) another process's write although there was nothing to convert."""
+    path = tmp_path / "h.db"
+    first = PseudonymousHistory(path, SECRET)
+    first.record("alice", "i01", "play")
+    first.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO meta VALUES ('x', 'y')")
+        reader = PseudonymousHistory(path, SECRET, timeout=0.2)
+        assert [e.item for e in reader.events("alice")] == ["i01"]
+        reader.close()
+    finally:
+        other.close()
