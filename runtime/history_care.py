@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import sqlite3
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -48,11 +49,42 @@ def mark_erasure(db) -> None:
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (ERASE_FLAG,))
 
 
+# SQLite's primary result codes (an extended code's low byte) that a message tells apart
+_KINDS = {5: "locked", 6: "locked", 10: "io", 11: "corrupt", 13: "full", 26: "notadb"}
+_TEXTS = (("locked", "is locked"), ("full", "disk is full"), ("io", "I/O error"), ("notadb", "not a database"),
+          ("corrupt", "malformed"))
+
+
+def error_kind(exc: BaseException) -> str:
+    """"locked", "full", "io", "corrupt", "notadb" (SQLCipher: wrong key or altered file) or "" for an error of
+    sqlite3 or sqlcipher3: by its SQLite code, else (an error made without one) by its text."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _KINDS.get(code & 0xFF, "")
+    return next((kind for kind, words in _TEXTS if words in str(exc)), "")
+
+
+def database_errors(db) -> tuple[type[BaseException], ...]:
+    """Every DatabaseError class `db` can raise: sqlite3's and its own driver's (sqlcipher3's classes are not
+    sqlite3's, so an `except sqlite3.DatabaseError` let them escape as raw tracebacks)."""
+    own = getattr(sys.modules.get(type(db).__module__), "DatabaseError", None)
+    if isinstance(own, type) and issubclass(own, Exception) and own is not sqlite3.DatabaseError:
+        return (sqlite3.DatabaseError, own)
+    return (sqlite3.DatabaseError,)
+
+
 def open_error(exc: BaseException, file: str, busy: tuple, encrypted: bool) -> HistoryError:
-    """What a failed open of a history says: locked by another holder, altered (encrypted), or unusable."""
-    if isinstance(exc, busy) and "locked" in str(exc):  # not damage: another holder
+    """What a failed open of a history says: locked by another holder, a full or failing disk, altered
+    (encrypted), or unusable. The error's SQLite code decides (`busy`, kept for callers, also holds
+    full-disk and I/O errors: OperationalError)."""
+    kind = error_kind(exc)
+    if kind == "locked":  # not damage: another holder
         return HistoryError(f"history database {file} is locked by another process ({exc}); close the other app (or "
                             "wait for `edgerec history encrypt` to finish) and try again")
+    if kind in ("full", "io"):  # the storage, not the file (a full disk reads as an I/O error at open)
+        return HistoryError(f"history database {file} could not be opened: reading or writing its files failed "
+                            f"({exc}), as when the storage is full or failing. Free space on the device (or check "
+                            "the storage), then open it again")
     if encrypted:
         return HistoryError(f"history database {file} failed its integrity check ({exc}): a page was damaged or "
                             "altered. Nothing was changed; restore the file from a backup")
@@ -272,9 +304,10 @@ def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None
         if vacuum:  # rebuilds the file: no free page, no slack space keeps an old byte
             db.execute("VACUUM")
             checkpoint(db, path, wait)
-    except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"could not erase deleted rows from {checks.file_name(path)} ({exc}); forget the user "
-                           "again (forget() or `edgerec history forget`) or open the history again") from None
+    except database_errors(db) as exc:  # sqlcipher3's too: raw, one escaped record() after its event was stored
+        first = "free space on the device, then " if error_kind(exc) == "full" else ""
+        raise HistoryError(f"could not erase deleted rows from {checks.file_name(path)} ({exc}); {first}forget the "
+                           "user again (forget() or `edgerec history forget`) or open the history again") from None
 
 
 def backup(db: sqlite3.Connection, out: str | Path) -> Path:

@@ -22,8 +22,10 @@ from edgerec.runtime.history_care import (
     SQLITE_HEADER,
     check_database,
     check_writable,
+    error_kind,
     file_uri,
     new_file,
+    open_error,
     read_only_uri,
 )
 
@@ -87,20 +89,24 @@ def connect(path: str | Path, key: bytes | None = None, timeout: float = 5.0) ->
         raise HistoryError(f"history database {shown} is not encrypted; encrypt it first with "
                            "edgerec.runtime.secure_db.encrypt_database (or `edgerec history encrypt`)")
     db = driver.connect(file_uri(name), timeout=timeout, check_same_thread=False, isolation_level=None, uri=True)
-    _unlock(db, driver, key_sql, f"history database {shown} cannot be decrypted: wrong key, or the file was "
-                                 "altered. Nothing was changed; open it with the key it was created with")
+    _unlock(db, driver, key_sql, shown, f"history database {shown} cannot be decrypted: wrong key, or the file "
+                                        "was altered. Nothing was changed; open it with the key it was created with")
     return Connection(db, (driver.DatabaseError, sqlite3.DatabaseError), (driver.OperationalError,), True)
 
 
-def _unlock(db, driver, key_sql: str, refusal: str) -> None:
-    """Give an SQLCipher connection its key and read page 1, which checks the key; else close it and refuse."""
+def _unlock(db, driver, key_sql: str, shown: str, refusal: str) -> None:
+    """Give an SQLCipher connection its key and read page 1, which checks the key; else close it and refuse.
+    Only "file is not a database" (page 1 fails its HMAC) or a damaged page 1 means a wrong key or an altered
+    file: a lock held by another process, or a full or failing disk, is said as such (the key may be right)."""
     try:
         db.execute("PRAGMA cipher_log_level = NONE")  # its own lines on stderr ("hmac check failed") came before ours
         db.execute(f"PRAGMA key = {key_sql}")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except driver.DatabaseError:
+    except driver.DatabaseError as exc:
         db.close()
-        raise HistoryError(refusal) from None
+        if error_kind(exc) in ("notadb", "corrupt"):
+            raise HistoryError(refusal) from None
+        raise open_error(exc, shown, (), encrypted=False) from None  # locked, full or failing disk, or other
 
 
 def open_read_only(path: str | Path, key: bytes):
@@ -124,8 +130,9 @@ class _Reopening:
         if self.db is not None:
             self.db.close()
         self.db = self.driver.connect(read_only_uri(self.path), uri=True, isolation_level=None)
-        _unlock(self.db, self.driver, _key_literal(self.key), f"history database {checks.file_name(self.path)} "
-                "cannot be decrypted: wrong key, or its first page is damaged; nothing can be recovered without it")
+        shown = checks.file_name(self.path)
+        _unlock(self.db, self.driver, _key_literal(self.key), shown, f"history database {shown} cannot be "
+                "decrypted: wrong key, or its first page is damaged; nothing can be recovered without it")
 
     def execute(self, sql: str, params=()):
         try:
