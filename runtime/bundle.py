@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from edgerec.errors import BundleError
-from edgerec.runtime import checks, file_blocks
+from edgerec.runtime import checks, npy_checks
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.item_spec import ItemTableSpec, space_members
 from edgerec.runtime.manifest_read import named_files, parse_manifest
@@ -212,7 +212,7 @@ class Bundle:
         except UnicodeDecodeError as exc:
             raise BundleError(f"{MANIFEST} is not UTF-8 text ({exc.reason}); the bundle is damaged") from None
         bundle = cls(path, Manifest.from_dict(raw))
-        bundle.check_files(hashes=verify)
+        bundle.check_files(hashes=verify and not getattr(path, "verified", False))  # pack.unpacked checked a reused copy
         bundle.check_rules(named_files(raw))
         return bundle
 
@@ -249,15 +249,7 @@ class Bundle:
 
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
         """A numeric .npy array of the bundle (memory-mapped by default; never unpickles)."""
-        try:
-            array = np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (*file_blocks.HEADER_ERRORS, OSError) as exc:  # an OSError's own text would name the host path
-            raise BundleError(f"bundle array {name} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
-                              "the bundle is damaged") from None
-        if array.dtype.byteorder == ">" or not array.flags.c_contiguous:  # spec rule 8: one layout for every reader
-            raise BundleError(f"bundle array {name} is stored big-endian or in Fortran order; a bundle's arrays are "
-                              "little-endian and in C order, re-export it")
-        return np.asarray(array) if mmap else array  # a plain view: the same pages, without np.memmap's slow indexing
+        return npy_checks.load(self.path(name), name, mmap)
 
     def json(self, name: str):
         try:

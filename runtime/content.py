@@ -85,25 +85,55 @@ def check_labels(names: list[str], vectors: np.ndarray, sets: dict[str, list[str
                           "again (edgerec export --content) or fix its manifest")
 
 
+def read_tokenizer(tokenizer_class, bundle, name: str):
+    """The bundle's tokenizer file read by the tokenizers library; a file it cannot read is a BundleError
+    (the library raises a bare Exception, and `tag` showed its traceback)."""
+    try:
+        return tokenizer_class.from_file(str(bundle.path(name)))
+    except BundleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tokenizers' errors are plain Exceptions
+        raise BundleError(f"the bundle's content encoder tokenizer {name} is not a tokenizer.json the tokenizers "
+                          f"library reads ({str(exc)[:200]}); export the bundle again (edgerec export --content)") from None
+
+
+def check_projection(projection: np.ndarray, name: str, dim: int | None) -> None:
+    """A float (C + 1, dim) projection (spec §7b): C content dimensions, then the bias row. Any other shape
+    failed later inside numpy, at the first tag() or add_items()."""
+    width = "dim" if dim is None else str(dim)
+    if projection.ndim != 2 or projection.shape[0] < 2 or projection.dtype.kind != "f" \
+            or (dim is not None and projection.shape[1] != dim):
+        raise BundleError(f"the bundle's content encoder projection {name} has shape {projection.shape} and dtype "
+                          f"{projection.dtype}; it must be float (C + 1, {width}): C content dimensions, then a bias row "
+                          "(spec §7b); export the bundle again (edgerec export --content)")
+
+
 class ContentEncoder:
     def __init__(self, bundle: Bundle, entry: ModelEntry, threads: int = 1):
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:
-            raise ConfigError("the bundle's content encoder needs the tokenizers package: pip install tokenizers") from None
+        """BundleError for a manifest entry or bundle files that break spec §7b, found here: when the encoder is
+        first needed (the bundle itself still opens)."""
         self.entry = entry
         extra = entry.extra
-        self.tokenizer = Tokenizer.from_file(str(bundle.path(extra["tokenizer"])))
-        fixed = extra.get("tokens") if entry.format == "tflite" else None
-        self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
-        pad_id, pad_token = padding(self.tokenizer)
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=fixed)
+        if missing := [key for key in ("tokenizer", "projection", "labels") if key not in extra]:  # the schema types them, not requires
+            raise BundleError(f"the bundle's content encoder names no {', '.join(missing)} in its manifest entry's extra "
+                              "(spec §7b); export the bundle again (edgerec export --content)")
         self.projection = np.asarray(bundle.array(extra["projection"]))
+        dim = getattr(getattr(bundle, "manifest", None), "dim", None)  # a test's stand-in bundle has no manifest
+        check_projection(self.projection, extra["projection"], dim)
         labels = extra["labels"]
         self.label_names = list(labels["names"])
         self.label_vectors = np.asarray(bundle.array(labels["vectors"]))
         self.label_sets = {k: list(v) for k, v in labels["sets"].items()}
         check_labels(self.label_names, self.label_vectors, self.label_sets, self.projection.shape[0] - 1)
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise ConfigError("the bundle's content encoder needs the tokenizers package: pip install tokenizers") from None
+        self.tokenizer = read_tokenizer(Tokenizer, bundle, extra["tokenizer"])
+        fixed = extra.get("tokens") if entry.format == "tflite" else None
+        self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
+        pad_id, pad_token = padding(self.tokenizer)
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=fixed)
         self.backend: Backend = open_model(model_bytes(bundle, entry.file), entry, threads)
 
     def embed(self, texts: list[str]) -> np.ndarray:

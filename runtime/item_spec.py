@@ -313,6 +313,12 @@ class ItemTableSpec:
                 or stats["falls"]:
             _fail(column.offsets, f"{where} must hold {blocks + 1} block starts rising from 0 to the blob's "
                                   f"{size} bytes")
+        # raw_bytes bounds how far a block may inflate: a claim no blob of this size can make good is refused
+        most = min(text_blocks.MAX_RATIO * size, self.count * text_blocks.MAX_ROW_BYTES)
+        if column.raw_bytes > most:
+            _fail("manifest.json", f"{where} claims raw_bytes {column.raw_bytes:,}, more than its {size:,}-byte blob "
+                                   f"can hold for {self.count:,} rows ({most:,}: zlib inflates at most "
+                                   f"{text_blocks.MAX_RATIO}x, a row holds at most {text_blocks.MAX_ROW_BYTES:,} bytes)")
         text_blocks.read_dictionary(bundle, column)
 
 

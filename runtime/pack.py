@@ -7,7 +7,9 @@ more than MAX_MEMBERS members are refused before anything is written; a
 truncated or unreadable tar is a BundleError. The unpacked copy sits next to
 the packed file (or, when the app cannot write that folder, in the spare folder it names: the history's or its
 cache_dir), named by the packed file's sha256, so a file replaced by other
-content (even of the same size and time) is unpacked again. Each process unpacks into a private
+content (even of the same size and time) is unpacked again. A copy is reused only while it still holds what the
+packed file holds (its manifest, and every file with its size and sha256, checked at each open whatever `verify`
+says); a damaged one is moved off and unpacked again, or refused while a running app still holds it. Each process unpacks into a private
 temporary folder and publishes it with one atomic rename: processes racing
 to open one fresh file never see a half-written copy.
 """
@@ -123,9 +125,17 @@ def unpacked(path: str | os.PathLike, spare: str | os.PathLike | None = None) ->
                           "read it") from None
     homes = [path.parent] + ([Path(spare)] if spare is not None else [])
     for home in homes:  # a copy unpacked earlier is used even where nothing can be written now
-        if (held := Held.copy(home / f".{path.name}.{digest[:24]}.unpacked")) is not None:
+        if (held := Held.copy(home / f".{path.name}.{digest[:24]}.unpacked")) is None:
+            continue
+        if _intact(held, path):  # checked whatever `verify` says: the copy is outside the packed file's digest
+            held.verified = True
             _remove_stale(path, held)  # copies of earlier contents, once no running app holds them
             return held
+        held.release()
+        if not _discard(held, held.identity):
+            raise BundleError(f"the unpacked copy of {name} is damaged (a file of it is missing or changed) and "
+                              "another app still uses it or it cannot be removed: close that app and open the bundle "
+                              f"again, or delete the hidden folder {held.name}")
     home = next((h for h in homes if h.is_dir() and _writable(h)), None)
     if home is None:
         raise BundleError(f"packed bundle {name} is in a folder this app cannot write, and a packed bundle is "
@@ -160,6 +170,8 @@ class Held(type(Path())):
     opening the file's next contents removed the copy a running app still loaded its models from, and that app
     served fallback lists until it restarted."""
 
+    verified = False  # unpacked() checked every file's sha256 on this open: Bundle.open need not again
+
     @classmethod
     def copy(cls, folder: Path) -> Held | None:
         """`folder` held, or None when it is not (or no longer) a published copy."""
@@ -168,10 +180,69 @@ class Held(type(Path())):
         except OSError:
             return None
         held = cls(folder)
-        weakref.finalize(held, os.close, fd)
+        held.release = weakref.finalize(held, os.close, fd)  # release(): let go of the lock before its time
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a remover deletes it, then finds it gone
-        return held if (folder / ".packed-from").is_file() else None
+        held.identity = os.fstat(fd)
+        try:  # the same file still: not a copy removed meanwhile, with a new one published under its name
+            return held if os.path.samestat(held.identity, os.stat(folder / ".packed-from")) else None
+        except OSError:
+            return None
+
+
+def _intact(folder: Path, path: Path) -> bool:
+    """Whether an unpacked copy still holds what the packed file `path` holds: its manifest, and every file that
+    lists with its size and sha256. A cleaner removed a file or a bit flipped: the damaged copy was reused
+    forever, every open failed its checksums, and with verify=False it was served as it was."""
+    try:
+        manifest = (folder / MANIFEST).read_bytes()
+        if manifest != _packed_manifest(path):
+            return False
+        for name, meta in json.loads(manifest)["files"].items():
+            file = folder / safe_relative(name)
+            if file.is_symlink() or file.stat().st_size != meta["bytes"] or sha256_file(file) != meta["sha256"]:
+                return False
+        return True
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, BundleError):
+        return False
+
+
+def _packed_manifest(path: Path) -> bytes | None:
+    """The manifest's bytes in the packed file (its first member as `pack` writes it; this file's contents were
+    unpacked once already, so its members passed _check_members)."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for count, member in enumerate(tar):
+                if member.name == MANIFEST and member.isfile():
+                    return tar.extractfile(member).read()
+                if count > MAX_MEMBERS:
+                    return None
+    except (tarfile.TarError, OSError, EOFError):
+        pass
+    return None
+
+
+def _discard(folder: Path, seen: os.stat_result) -> bool:
+    """Move a damaged copy off its name (to a staging name _remove_stale deletes) and delete it, unless a running
+    app holds it: it still reads models from there. True when the name is free, or holds another copy than the one
+    checked (a process that found the damage too unpacked again meanwhile)."""
+    try:
+        fd = os.open(folder / ".packed-from", os.O_RDONLY)
+    except OSError:
+        return not folder.exists()
+    aside = folder.with_name(f"{folder.name.removesuffix('.unpacked')}.damaged-{os.getpid()}.tmp")
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a running app holds it
+        if not os.path.samestat(os.fstat(fd), seen):
+            return True
+        os.rename(folder, aside)  # one step: an opener finds the copy whole or not at all
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 def _extract(path: Path, staging: Path) -> None:

@@ -31,6 +31,9 @@ LEVEL = 9
 CACHED_BLOCKS = 256  # inflated blocks kept per column, ~1 KB each: the titles a user's reasons name recur
 DICTIONARY_BYTES = 8192  # zlib's preset dictionary: a block of 64 short strings finds their words in it
 DICTIONARY_SAMPLES = 2000
+MAX_ROW_BYTES = 1 << 16  # a row's UTF-8 bytes (a title, or an item's joined tags): far above any real one, and
+# it bounds what one block may inflate to whatever the manifest claims (add_items takes 1,000-character titles)
+MAX_RATIO = 1032  # DEFLATE's ceiling: no zlib stream inflates to more than 1032 times its own size
 
 
 def block_count(count: int, block_rows: int) -> int:
@@ -59,6 +62,10 @@ def encode(values: list[bytes], block_rows: int = BLOCK_ROWS, dictionary: bytes 
 def write_column(writer, stem: str, values: list[str]) -> dict:
     """Write strings as a compressed column through a BundleWriter: its manifest entry."""
     encoded = [v.encode("utf-8") for v in values]
+    long = next((row for row, value in enumerate(encoded) if len(value) > MAX_ROW_BYTES), None)
+    if long is not None:
+        raise BundleError(f"{stem}: row {long} holds {len(encoded[long]):,} bytes of text, above the {MAX_ROW_BYTES:,} "
+                          "a compressed text row may hold (a device refuses it); shorten that value")
     dictionary = make_dictionary(encoded)
     blob, starts = encode(encoded, BLOCK_ROWS, dictionary)
     writer.file_path(f"{stem}.zlib").write_bytes(blob)
@@ -102,15 +109,21 @@ def decode_block(data: bytes, rows: int, where: str = "a compressed string block
                  dictionary: bytes = b"", dictionary_id: int | None = None,
                  raw_bytes: int | None = None) -> tuple[list[int], bytes]:
     """(rows + 1 offsets into the text, the text) of one compressed block; BundleError when the
-    block does not inflate to `rows` lengths and exactly their bytes."""
+    block does not inflate to `rows` lengths and exactly their bytes. It inflates to at most its lengths plus
+    `rows` * MAX_ROW_BYTES (and the column's `raw_bytes`): a cap of its own, not only the manifest's claim."""
+    text_cap = rows * MAX_ROW_BYTES if raw_bytes is None else min(raw_bytes, rows * MAX_ROW_BYTES)
     try:
-        payload = inflate(data, dictionary, dictionary_id, None if raw_bytes is None else 4 * rows + raw_bytes)
+        payload = inflate(data, dictionary, dictionary_id, 4 * rows + text_cap)
     except zlib.error as exc:
         raise BundleError(f"{where} does not inflate ({exc}); the bundle is damaged, re-export it") from None
     head = 4 * rows
     if len(payload) < head:
         raise BundleError(f"{where} holds fewer than its {rows} rows; the bundle is damaged, re-export it")
-    bounds = list(accumulate(struct.unpack_from(f"<{rows}I", payload), initial=0))
+    lengths = struct.unpack_from(f"<{rows}I", payload)
+    if lengths and max(lengths) > MAX_ROW_BYTES:
+        raise BundleError(f"{where} holds a row of {max(lengths):,} bytes, above the {MAX_ROW_BYTES:,} a row may hold; "
+                          "the bundle is damaged, re-export it")
+    bounds = list(accumulate(lengths, initial=0))
     text = payload[head:]
     if bounds[-1] != len(text):
         raise BundleError(f"{where}: its lengths do not add up to its bytes; the bundle is damaged, re-export it")
