@@ -252,6 +252,11 @@ REFUSALS = (
     Refusal("integer_written_as_float", "3", "an integer is written as an integer literal (8, never 8.0)",
             "dim is 8.0", doc(lambda m: m.update(dim=8.0), refill=False),
             "manifest.json: dim must be an integer between 1 and 65536 (got 8.0)"),
+    Refusal("context_lift_out_of_range", "3", "every number within its schema range (a context prior's lifts "
+            "within [-100, 100])", "a context prior whose phone lift is 1e308",
+            doc(lambda m: m.update(ranking={"context_prior": {"modalities": ["film"], "device": {"phone": [1e308]},
+                                                              "day_part": {}}})),
+            "manifest.json: ranking.context_prior.device.phone[0] must be a number between -100 and 100 (got 1e+308)"),
     Refusal("unknown_member", "3", "everywhere but the open sections an unknown member is an error",
             "a top-level member colour", doc(lambda m: m.update(colour="blue"), refill=False),
             "manifest.json: colour is not a known field here"),

@@ -14,7 +14,7 @@ from edgerec.errors import ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.checks import shown
-from edgerec.runtime.item_spec import NUMERIC_RANGES
+from edgerec.runtime.item_spec import NUMERIC_DTYPES, NUMERIC_RANGES
 from edgerec.runtime.vocab import MODALITIES
 
 RELATED_WEIGHT = 0.7  # share of the related-work vector when a content vector is blended in
@@ -34,6 +34,12 @@ def checked_meta(item_id: str, meta: dict, catalog: ItemCatalog) -> dict:
     for name in set(meta) & set(catalog.numeric):  # in the range a bundle's column may hold
         meta[name] = checks.number(meta[name], f"item {item_id!r}: {name}", *NUMERIC_RANGES.get(name, ()),
                                    allow_none=True)
+        # an integer column (episode, release_ts) takes whole numbers only: episode 2.000001 was stored and
+        # never followed episode 1 in the series reasons
+        whole = np.dtype(NUMERIC_DTYPES.get(name, np.float32)).kind in "iu"
+        if whole and meta[name] is not None and not meta[name].is_integer():
+            raise ConfigError(f"item {item_id!r}: {name} must be a whole number (got {shown(meta[name])}); "
+                              f"give a whole number such as {int(meta[name])} (2.0 is taken as 2)")
     for name in set(meta) & set(catalog.categorical):
         if meta[name] not in (None, ""):  # '' is "none", as in the bundle's columns
             checks.text(meta[name], f"item {item_id!r}: {name}", 1000)

@@ -1,6 +1,7 @@
 """Files an output must not replace: a history (any SQLite database) and the files of a bundle, a data folder
-or a checkpoint. `--json bundle/manifest.json` said "wrote" and left a bundle that no longer opened; the CLI
-and the device tools (which may not import click) ask the same question here."""
+or a checkpoint, at any depth inside a bundle (items/embeddings.npy). `--json bundle/manifest.json` said "wrote"
+and left a bundle that no longer opened; the CLI, `pack` and the device tools (which may not import click) ask
+the same question here. A new file beside a bundle's files is the user's choice and is written."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ def _our_folder(folder: Path) -> str | None:
     """What edgerec folder `folder` is (a bundle, a data folder, a checkpoint), or None."""
     manifest = folder / "manifest.json"
     if manifest.is_file():
-        with open(manifest, "rb") as handle:
-            if b"edgerec-bundle" in handle.read(4096):
-                return "a bundle"
+        try:
+            with open(manifest, "rb") as handle:
+                if b"edgerec-bundle" in handle.read(4096):
+                    return "a bundle"
+        except OSError:  # a folder above the output we may not read (the walk up): not a bundle of ours
+            pass
     if (folder / "dataset.json").is_file() and any((folder / f"interactions.{x}").is_file() for x in ("csv", "parquet")):
         return "a data folder"
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
@@ -32,8 +36,11 @@ def output_refusal(path: str | Path) -> str | None:
         if existing.read(len(SQLITE_HEADER)) == SQLITE_HEADER:  # a history (or any database) mistyped as the output
             return f"{path.name} is an SQLite database; writing over it would destroy it: choose another file " \
                    "for the output"
-    kind = _our_folder(path.parent)
+    kind, folder = _our_folder(path.parent), path.parent
+    if kind is None:  # deeper in a bundle (items/embeddings.npy): a folder above it is the bundle
+        folder = next((f for f in path.resolve().parents if _our_folder(f) == "a bundle"), None)
+        kind = None if folder is None else "a bundle"
     if kind is not None:
-        return f"{path.name} is a file of {kind} ({path.parent.name}); writing over it would break it: choose " \
+        return f"{path.name} is a file of {kind} ({folder.name}); writing over it would break it: choose " \
                "another file for the output"
     return None

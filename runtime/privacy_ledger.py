@@ -11,7 +11,11 @@ the newest entry (so setting the device clock back frees nothing) and, for an en
 dated among others, over a window either side of its date. An entry is dated at the
 time given, never at that newest one: one report dated 40 days ahead would otherwise
 have dated every later report on its day too. Budget comes back only as entries turn
-older than the window. A report that would pass a cap is refused (PrivacyBudgetError)
+older than the window. Outside a simulation `now=` may date an entry at most a day after the
+device clock (as `record` dates an event): a unit slip dated one 100 years ahead and held every
+later report shut until then. An entry far ahead of the clock can still come from a clock that
+ran ahead and was set right; its budget counts until its date passes (telling that from a clock
+set back is impossible), and a refusal says so rather than blaming the last day's reports. A report that would pass a cap is refused (PrivacyBudgetError)
 before anything is produced. An entry may carry a key (a federated round of a space),
 which the ledger holds once: a second entry with it is refused the same way.
 
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from edgerec.errors import ConfigError, PrivacyBudgetError
 from edgerec.runtime import checks
 from edgerec.runtime.history import HistoryStore
+from edgerec.runtime.retention import AHEAD
 
 DAY = 86_400.0
 WINDOW_DAYS = 30
@@ -92,9 +97,20 @@ class PrivacyLedger:
                 for days in (1, WINDOW_DAYS)]
         return Spent(float(sums[0]), float(sums[1]), last)
 
-    def _views(self, now: float) -> tuple[Spent, Spent | None]:
+    def _views(self, now: float, clock: float | None = None) -> tuple[Spent, Spent | None]:
         """The windows by the dates given (`now=`) and, unless simulated, by the device clock."""
-        return self._window("ts", now), None if self.simulation else self._window(_CLOCK, time.time())
+        if self.simulation:
+            return self._window("ts", now), None
+        return self._window("ts", now), self._window(_CLOCK, time.time() if clock is None else clock)
+
+    def _dated(self, now) -> float:
+        """`now` checked (the device clock when None): outside a simulation, at most a day after the clock."""
+        now = _now(now)
+        if not self.simulation and now > time.time() + AHEAD:
+            raise ConfigError(f"now ({_day(now)}) is more than a day after the device clock: a report is dated when "
+                              "it is made; leave now out to use the clock (a simulation that walks simulated days "
+                              "passes simulation=True)")
+        return now
 
     def _spent(self, now: float) -> Spent:
         dated, real = self._views(now)
@@ -112,13 +128,14 @@ class PrivacyLedger:
         PrivacyBudgetError); returns the entry time, `now`."""
         checks.text(question, "the report's question", 1000)
         epsilon = checks.number(epsilon, "a report's epsilon", 0.0, 1e6, low_open=True)
-        now = _now(now)  # checked before the transaction: a time past MAX_TS would hold every window shut
+        now = self._dated(now)  # checked before the transaction: a time far ahead would hold every window shut
         with self.store._transaction():
             self._once(question, key)
-            dated, real = self._views(now)
-            for spent, when in ((dated, ""), (real, " of the device clock")):
+            clock = time.time()
+            dated, real = self._views(now, clock)
+            for spent, at, when in ((dated, now, ""), (real, clock, " of the device clock")):
                 if spent is not None:
-                    self._check(question, epsilon, spent, when)
+                    self._check(question, epsilon, spent, at, when)
             self._insert(now, question, float(epsilon), key)
         return now
 
@@ -133,9 +150,18 @@ class PrivacyLedger:
             raise PrivacyBudgetError(f"the {question} entry is refused: this device has one already ({key}), and it "
                                      "counts once. Nothing was reported.")
 
-    def _check(self, question: str, epsilon: float, spent: Spent, when: str) -> None:
+    def _check(self, question: str, epsilon: float, spent: Spent, at: float, when: str) -> None:
+        """PrivacyBudgetError when `epsilon` does not fit; `at`: the time the windows were asked for."""
         for label, used, cap, days in (("daily", spent.day, self.budget.per_day, 1),
                                        ("30-day", spent.window, self.budget.per_30_days, WINDOW_DAYS)):
+            if used + epsilon > cap + _EPS_SLACK and spent.now > at + AHEAD:  # measured from an entry far ahead
+                raise PrivacyBudgetError(
+                    f"the {question} report (epsilon {epsilon:g}) is refused: the privacy ledger holds a report "
+                    f"dated {_day(spent.now)}, after {'the device clock' if when else 'this report'} "
+                    f"({_day(at)}): the device clock went back since it was made (or ran ahead then), and a clock "
+                    f"set back frees no budget, so {used:g} of the {label} privacy budget of {cap:g} counts until "
+                    f"{_day(spent.now + days * DAY)}. If the device clock is wrong, set it right. Nothing was "
+                    "reported.")
             if used + epsilon > cap + _EPS_SLACK:
                 raise PrivacyBudgetError(
                     f"the {question} report (epsilon {epsilon:g}) is refused: this device has spent "
@@ -150,7 +176,7 @@ class PrivacyLedger:
         """Record an entry that spends nothing (a refused federated round, one run without DP); returns its time,
         `now`. PrivacyBudgetError when `key` is in the ledger already."""
         checks.text(question, "the entry's question", 1000)
-        now = _now(now)
+        now = self._dated(now)
         with self.store._transaction():
             self._once(question, key)
             self._insert(now, question, 0.0, key)
@@ -163,6 +189,10 @@ class PrivacyLedger:
 
 def in_memory(store: HistoryStore) -> bool:
     return str(store.path) == ":memory:"
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))  # ts <= MAX_TS + 30 days: within what gmtime takes
 
 
 def _now(now) -> float:

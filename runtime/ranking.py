@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgerec.errors import BundleError
+from edgerec.errors import BundleError, ModelError
 from edgerec.runtime.bundle import Manifest
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import standardize
@@ -89,8 +89,13 @@ class ScorerStage:
         side = request.for_user("scorer_side", lambda: featurize.side(history, liked))
         feats = featurize(request.query, request.vectors, pool, history, request.hour, request.device, int(request.now),
                           liked, side)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            scores = scorer.score(feats)
+        if not np.all(np.isfinite(scores)):  # raised, not dropped: the stage is skipped and the order stays
+            raise ModelError("the bundle's scorer gave a non-finite score (its weights are too large for these "
+                             "features); the previous order is kept, re-train the scorer and export the bundle")
         request.scorer_features, request.scorer = feats, scorer
-        request.relevance = standardize(scorer.score(feats))  # contributions: for the shown items only
+        request.relevance = standardize(scores)  # contributions: for the shown items only
         return request
 
 
@@ -108,6 +113,7 @@ class ContextPrior:
         spec = manifest.ranking.get("context_prior")
         if not spec:
             return None
+        # the schema bounds the weight to [0, 100] and each lift to [-100, 100] (huge lifts summed to inf)
         return cls(list(spec["modalities"]), spec["device"], spec["day_part"], float(spec.get("weight", 0.0)))
 
     def lift(self, device: int, hour: float) -> np.ndarray:
@@ -141,10 +147,14 @@ class ContextStage:
                 and request.scorer is None)
 
     def __call__(self, request: Request) -> Request:
-        lift = self.prior.lift(request.device, request.hour)
-        modality = request.catalog.feature_table().modality[request.pool]
-        boost = np.where(modality >= 0, lift[np.maximum(modality, 0)], 0.0)
-        request.relevance = request.relevance + self.weight(request) * boost
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            lift = self.prior.lift(request.device, request.hour)
+            modality = request.catalog.feature_table().modality[request.pool]
+            boost = np.where(modality >= 0, lift[np.maximum(modality, 0)], 0.0)
+            relevance = request.relevance + self.weight(request) * boost
+        if not np.array_equal(np.isfinite(relevance), np.isfinite(request.relevance)):  # else the items are dropped
+            raise ModelError("the context prior gave a non-finite boost; the list keeps the order without it")
+        request.relevance = relevance
         return request
 
 

@@ -5,7 +5,8 @@ for a song: most listening is replays of the listener's own favourites. With a r
 0 a plain request (a user vector, a history of at least cold_start_items) adds to its short list
 the user's favourites: items with at least `replay_min_plays` plays in the history window, never
 skipped, refused or asked "more like", not cooling down (among the newest `replay_gap` plays, or
-played within `replay_minutes`), not a video, not removed, passing the filters. The policies stage
+played within `replay_minutes` of the request, before or after it: a play dated further ahead is a
+device clock set back since, not a recent play), not a video, not removed, passing the filters. The policies stage
 then adds `replay x strength / max strength` to their relevance, where strength is the item's plays
 weighted by recency (halved every HALF_LIFE plays): the classic baseline of repeat consumption.
 """
@@ -46,6 +47,15 @@ def favourite_table(rows: np.ndarray, codes: np.ndarray, times: np.ndarray, min_
     return items[keep], strength[keep], plays[keep], newest_age[keep], newest_time[keep]
 
 
+def recent_plays(window, now: float, policy) -> np.ndarray:
+    """Rows played within replay_minutes of `now`, either side: only a play that close to the request cools
+    down; one dated further ahead was recorded before the device clock went back (an RTC reset kept every
+    favourite cooling down for as long as the clock was set back)."""
+    span = 60.0 * policy.replay_minutes
+    times = window.times
+    return window.rows[(window.codes == _PLAY) & (times > now - span) & (times <= now + span)]
+
+
 def replay_applies(request: Request) -> bool:
     """A replay weight above 0 and a plain request: a user vector and a history of cold_start_items."""
     policy = request.policy
@@ -58,10 +68,10 @@ def replay_stage(request: Request) -> Request:
     """Append the favourites that may come back to the short list (best strength first, at most
     CANDIDATES) and keep their term for the policies stage."""
     cat, policy, window = request.catalog, request.policy, request.entry.window
-    items, strength, plays, newest_age, newest_time = request.for_user(
+    items, strength, plays, newest_age, _ = request.for_user(
         f"favourites {policy.replay_min_plays}",
         lambda: favourite_table(window.rows, window.codes, window.times, policy.replay_min_plays))
-    keep = (newest_age >= policy.replay_gap) & (newest_time <= request.now - 60.0 * policy.replay_minutes)
+    keep = (newest_age >= policy.replay_gap) & ~np.isin(items, recent_plays(window, request.now, policy))
     keep &= ~np.isin(items, cat.inactive_rows()) & ~np.isin(items, request.pool)
     if "modality" in cat.categorical and keep.any():
         keep[keep] = ~cat.matches("modality", items[keep], VIDEO_MODALITIES)  # watched once is enough

@@ -77,9 +77,15 @@ class RetrieveStage:
         if state.liked and request.fallback is None:
             liked = request.catalog.vectors(np.array(state.liked[-3:], np.int64))
             pull = liked.mean(0) * request.policy.feedback_weight
-            query = pull if query is None else query + pull
-            query = (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)
-            request.cold = False
+            pulled = pull if query is None else query + pull
+            # a pull of weight 0, or of removed added items (vectors of zeros), has no direction: left out,
+            # so a request without a user vector stays cold (not every score tied, rows in row order)
+            wide = pulled.astype(np.float64)  # below 1e-12 the normalised query is not a unit vector
+            if np.all(np.isfinite(wide)) and np.linalg.norm(wide) >= 1e-12:  # (float64: float32 squares underflow)
+                query = (pulled / max(float(np.linalg.norm(pulled)), 1e-12)).astype(np.float32)
+                request.cold = False
+            else:
+                request.count("query_no_direction")
         request.query = query
 
     def prior(self, cat, now: float) -> tuple[np.ndarray, np.float32]:
@@ -235,7 +241,7 @@ class RetrieveStage:
         extra = []
         if state.liked:  # neighbours of "more like this" items join the pool even if the user vector misses them
             liked_vectors = cat.vectors(np.array(state.liked[-3:], np.int64))
-            for v in liked_vectors:
+            for v in liked_vectors[liked_vectors.any(1)]:  # a removed added item's zeros: no neighbours (row order)
                 near = self.models.scan.scores(v)
                 near = np.r_[near, added @ v if len(added) else np.zeros(0)]
                 near[~np.isfinite(scores)] = -np.inf

@@ -182,6 +182,8 @@ class TagCodes:
 
 
 MAX_WEIGHT = 1e6  # bound on |weight| and |intercept|: past it, scores overflow float32 features' sums
+MAX_FOLDED = 1e12  # bound on |weight / scale|: MAX_WEIGHT over training's smallest scale (1e-6); past it a
+# finite feature times the folded weight can overflow at request time
 
 
 @dataclass
@@ -214,6 +216,10 @@ class LinearScorer:
         if not (np.all(np.isfinite(self._folded)) and np.isfinite(self._offset)):  # else every score is NaN
             raise ValueError("scorer weights / scale and intercept - sum(mean * weights / scale) must be finite "
                              "float64 values")
+        if np.abs(self._folded).max(initial=0) > MAX_FOLDED:
+            raise ValueError(f"scorer weights / scale must be at most {MAX_FOLDED:g} in size (found "
+                             f"{np.abs(self._folded).max():.3g}): a scale that small belongs to no trained "
+                             "feature, and the scores would overflow")
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return features @ self._folded + self._offset

@@ -2,7 +2,8 @@
 
 An app stage runs on a private copy of the request (`isolated`): the short
 arrays are copied, the catalog-long ones are read-only views, the user's
-state is a copy and the user's cache entry is hidden, so neither a stage
+state, the policy and the filters are copies and the user's cache entry is
+hidden, so neither a stage
 that fails half-way nor one that edits the state in place changes what
 outlives the stage (the list, the cached state). What it leaves is then
 checked (`check`): a list the runtime cannot show is that stage's failure,
@@ -45,6 +46,9 @@ def isolated(request: Request) -> Request:
             setattr(new, name, view)
     if isinstance(request.state, UserState):
         new.state = state_copy(request.state)
+    # the policy is the recommender's own (rec.policy) and the filters the caller's: a stage that set
+    # a field or appended to a list changed every later request, or the app's object
+    new.policy, new.filters = _fields_copy(request.policy), _fields_copy(request.filters)
     new.entry = None  # the user's cache entry: for_user() builds anew, nothing is stored in it
     new.results = [_result_copy(r) for r in request.results] if isinstance(request.results, list) else request.results
     new.replay_plays = dict(request.replay_plays) if isinstance(request.replay_plays, dict) else request.replay_plays
@@ -63,6 +67,27 @@ def _result_copy(result):
     new = _shallow(result)  # not copy.copy: its generic protocol cost more than the rest of the checks
     new.meta, new.reason = dict(result.meta), _shallow(result.reason)
     return new
+
+
+def _fields_copy(obj):
+    """`obj` with its own copy of every container field (Policy.extra, the Filters lists): a stage's
+    change in place reaches only the copy."""
+    new = _shallow(obj)
+    if new is not obj:
+        new.__dict__.update({name: _containers(value) for name, value in obj.__dict__.items()})
+    return new
+
+
+def _containers(value):
+    """`value` with every list, dict and set in it copied, other objects shared (copy.deepcopy fails on
+    what an app may keep in Policy.extra: a lock, a model)."""
+    if isinstance(value, dict):
+        return {k: _containers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_containers(v) for v in value]
+    if isinstance(value, set):
+        return set(value)  # its members are hashable: not containers that change in place
+    return value
 
 
 def _shallow(obj):

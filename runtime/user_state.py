@@ -25,6 +25,7 @@ HISTORY_WINDOW = 2_000  # newest events read per request
 SHORT_WINDOW = 256  # windows up to this many events are folded in plain Python
 USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
 WINDOW_EVENTS = 100_000  # events of the windows kept for users beyond those (17 bytes each)
+WINDOWS = 2_000  # windows kept at most, however few events each holds (about 0.8 KiB each when near empty)
 FALLBACK_TEXT = "popular right now (your personal picks are unavailable at the moment)"
 
 
@@ -165,10 +166,11 @@ class UserEntry:
 
 class UserCache:
     """The newest `size` users' entries; of users pushed out, their windows alone (a few bytes an
-    event, at most `window_events` in all), so their next request reads only the events after it."""
+    event, at most `window_events` in all and `windows` of them), so their next request reads only
+    the events after it. An empty window is not kept: a read of no events costs nothing to repeat."""
 
-    def __init__(self, size: int = USER_CACHE, window_events: int = WINDOW_EVENTS):
-        self.size, self.window_events = size, window_events
+    def __init__(self, size: int = USER_CACHE, window_events: int = WINDOW_EVENTS, windows: int = WINDOWS):
+        self.size, self.window_events, self.windows = size, window_events, windows
         self._entries: OrderedDict[str, UserEntry] = OrderedDict()
         self._windows: OrderedDict[str, tuple[tuple, Window]] = OrderedDict()  # user -> (key, window)
         self._window_total = 0  # events in _windows
@@ -209,10 +211,11 @@ class UserCache:
             self._drop_window(user)
             while len(self._entries) > self.size:
                 name, old = self._entries.popitem(last=False)
-                if old.window is not None and len(old.window.rows) <= self.window_events:
+                # not an empty window: guests asking for lists kept one each (0.8 KiB) without a bound
+                if old.window is not None and 0 < len(old.window.rows) <= self.window_events:
                     self._windows[name] = (old.key, old.window)
                     self._window_total += len(old.window.rows)
-            while self._window_total > self.window_events:
+            while self._window_total > self.window_events or len(self._windows) > self.windows:
                 self._window_total -= len(self._windows.popitem(last=False)[1][1].rows)
 
     def _drop_window(self, user: str) -> None:

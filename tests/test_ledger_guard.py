@@ -76,7 +76,7 @@ def test_the_refusal_says_what_was_spent_of_which_cap(store):
     assert "spent 1.5 of its 30-day privacy budget of 1.5 over the last 30 day(s)" in str(window.value)
 
 
-def test_entries_keep_the_question_epsilon_and_the_time_never_before_the_newest(store):
+def test_entries_keep_the_question_epsilon_and_the_time_never_before_the_newest(store, clock):
     ledger = PrivacyLedger(store, Budget(per_day=5.0, per_30_days=10.0))
     assert ledger.charge("first", 0.5, T0) == T0
     assert ledger.charge("set back", 0.25, T0 - 100) == T0 - 100  # dated as given; the caps still count it
@@ -87,7 +87,7 @@ def test_entries_keep_the_question_epsilon_and_the_time_never_before_the_newest(
     assert ledger.spent(T0 + 5).day == 0.75  # notes spend nothing
 
 
-def test_a_set_back_clock_measures_the_windows_from_the_newest_entry(store):
+def test_a_set_back_clock_measures_the_windows_from_the_newest_entry(store, clock):
     ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
     ledger.charge("q", 1.0, T0 + DAY)
     spent = ledger.spent(T0)  # asked a day before the newest entry
@@ -113,7 +113,7 @@ def test_a_default_ledger_has_the_default_budget_and_checks_its_store(store):
         PrivacyLedger(store, budget={"per_day": 1.0})
 
 
-def test_charge_refuses_a_bad_question_epsilon_or_time_before_writing(store):
+def test_charge_refuses_a_bad_question_epsilon_or_time_before_writing(store, clock):
     ledger = PrivacyLedger(store, Budget(per_day=5.0, per_30_days=10.0))
     for question, epsilon, now in (("", 1.0, T0), ("q" * 1001, 1.0, T0), ("q", 0.0, T0), ("q", 1e6 + 1, T0),
                                    ("q", 1.0, 1e12), ("q", float("nan"), T0)):
@@ -135,7 +135,7 @@ def test_without_a_time_the_device_clock_is_used(store, monkeypatch):
     assert ledger.spent().now == T0 + 7
 
 
-def test_each_refused_argument_is_named(store):
+def test_each_refused_argument_is_named(store, clock):
     ledger = PrivacyLedger(store, Budget(per_day=5.0, per_30_days=10.0))
     cases = [(lambda: ledger.charge("", 1.0, T0), "the report's question must not be empty"),
              (lambda: ledger.charge("q", 0.0, T0), r"a report's epsilon must be a finite number above 0 up to 1e\+06"),
@@ -159,7 +159,7 @@ def test_the_ledgers_own_arguments_are_named(store):
             call()
 
 
-def test_the_float_slack_is_inclusive(store):
+def test_the_float_slack_is_inclusive(store, clock):
     ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
     ledger.charge("q", 1.0 + 1e-9, T0)  # exactly the cap plus the slack still fits
     with pytest.raises(PrivacyBudgetError):
@@ -204,15 +204,15 @@ def test_a_report_dated_into_an_empty_day_still_counts_on_the_real_day(store, cl
 
 def test_the_30_day_cap_holds_by_the_device_clock_too(store, clock):
     ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=2.0))
-    for day in range(2):  # two real days, dated 40 days apart: each dated window holds one entry
+    for day, dated in ((0, T0 - 40 * DAY), (1, T0 + DAY)):  # two real days, dated 41 days apart
         clock.now = T0 + day * DAY
-        ledger.charge("q", 1.0, T0 + day * 40 * DAY)
+        ledger.charge("q", 1.0, dated)
     clock.now = T0 + 2 * DAY
     with pytest.raises(PrivacyBudgetError) as caught:
-        ledger.charge("q", 0.5, T0 + 80 * DAY)
+        ledger.charge("q", 0.5, T0 + 3 * DAY)  # a day ahead of the clock: its dated windows hold 1
     assert "spent 2 of its 30-day privacy budget of 2 over the last 30 day(s) of the device clock" in str(caught.value)
     clock.now = T0 + WINDOW_DAYS * DAY  # the first real day's entry leaves the real window
-    ledger.charge("q", 1.0, T0 + 80 * DAY)
+    ledger.charge("q", 1.0, T0 + (WINDOW_DAYS + 1) * DAY)
 
 
 def test_setting_the_device_clock_back_frees_nothing(store, clock):
@@ -220,7 +220,7 @@ def test_setting_the_device_clock_back_frees_nothing(store, clock):
     ledger.charge("q", 1.0, T0)
     clock.now = T0 - 10 * DAY  # measured from the newest entry's clock, as the dated windows are
     with pytest.raises(PrivacyBudgetError, match="device clock"):
-        ledger.charge("q", 0.5, T0 + 5 * DAY)
+        ledger.charge("q", 0.5)  # dated by the clock set back
 
 
 def test_a_note_spends_nothing_but_keeps_its_clock(store, clock):
@@ -272,7 +272,7 @@ def test_a_ledger_written_before_the_clock_counts_its_entries_at_their_dates(tmp
     try:
         ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
         with pytest.raises(PrivacyBudgetError, match="device clock"):  # its clock is its date: a minute ago
-            ledger.charge("q", 0.5, T0 + 2 * DAY)
+            ledger.charge("q", 0.5, T0 + DAY)
         assert ledger.entries() == [(T0 - 60, "old", 1.0)]
         PrivacyLedger(store)  # opened again: the column is there once
     finally:

@@ -73,7 +73,7 @@ def test_one_report_dated_forward_does_not_empty_every_later_report(rec):
     reporter = PrivateReporter(rec, Budget(per_day=1.0, per_30_days=10.0), rng=Truthful())
     labels = lambda r: r["domain"]["labels"][r["value"]]  # noqa: E731
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    ahead = reporter.category_shares(0.1, now=time.time() + 40 * DAY)
+    ahead = reporter.category_shares(0.1, now=time.time() + DAY)  # the furthest ahead a report may be dated
     assert labels(ahead) == "(none)" and ahead["day"] != today  # no play in that future day
     for _ in range(2):
         report = reporter.category_shares(0.1)

@@ -324,7 +324,14 @@ class Bundle:
                 offset = arrays["intercept"][0] - float(folded @ arrays["mean"])
             if not (np.all(np.isfinite(folded)) and np.isfinite(offset)):
                 raise SpecError("ranking.scorer: weights / scale and the folded intercept must be finite (§4 Scorer)")
+            if np.abs(folded).max() > 1e12:
+                raise SpecError("ranking.scorer: |weights / scale| must be at most 1e12 (§4 Scorer)")
             self.scorer = arrays
+        prior = self.ranking.get("context_prior")
+        if prior:
+            lifts = [v for part in ("device", "day_part") for row in prior[part].values() for v in row]
+            if not 0 <= prior.get("weight", 0) <= 100 or any(abs(v) > 100 for v in lifts):
+                raise SpecError("ranking.context_prior: weight in [0, 100], every lift in [-100, 100] (§4 Context)")
 
     def _read_items(self, root: Path, items: dict, version: int) -> None:
         n, emb = self.count, items["embeddings"]
@@ -609,6 +616,10 @@ class Runtime:
                 a["vector"] = np.zeros(self.b.dim, np.float32)
 
     def add_items(self, items: list[dict]) -> None:
+        for item in items:  # §7: rule 8's integer columns take whole numbers (nothing of the call is stored)
+            for key in ("episode", "release_ts"):
+                if item.get(key) is not None and not float(item[key]).is_integer():
+                    raise SpecError(f"add_items: {key} must be a whole number")
         cat, encoder = self._catalog(), self.b.content_encoder()
         bare = [item for item in items if "vector" not in item]  # §7b: their texts, one batch
         bare = [x for x in bare if encoder and encoder.reads_word(encoder.text(self.kept(x)))]  # §7b: a word
@@ -783,7 +794,9 @@ class Runtime:
         if prof["liked"]:
             q = (u if u is not None else 0) + pol["feedback_weight"] * vec[
                 prof["liked"][-3:]].mean(axis=0)
-            u = q / np.linalg.norm(q)
+            norm = np.linalg.norm(q)
+            if np.all(np.isfinite(q)) and norm >= 1e-12:  # §3: a pull without direction is left out
+                u = q / norm
         return u, False
 
     # ---- §5 filters
@@ -868,7 +881,7 @@ class Runtime:
         want = max(pol["short_list"] or b.defaults.get("short_list", 100), k)
         passes = self._passes(filters, cat)
         ranked = [r for r in stable_best(score, cat["n"]) if np.isfinite(score[r])]
-        used, near = prof["liked"][-3:], set()
+        used, near = [like for like in prof["liked"][-3:] if vec[like].any()], set()  # §4: zeros bring no neighbours
         for like in used:  # neighbours of the newest 3 liked items are candidates too
             s = np.where(blocked, -np.inf, self.scan(vec[like], cat))
             near.update(r for r in stable_best(s, 20) if np.isfinite(s[r]))
@@ -991,7 +1004,10 @@ class Runtime:
             x = self._scorer_features(sl, vec, qf, block, prof, cat, h, dev, mods)
             a = b.scorer
             scored = ((x - a["mean"]) * a["weights"] / a["scale"]).sum(axis=1) + a["intercept"][0]
-            rel = z(scored)
+            if np.all(np.isfinite(scored)):  # a non-finite score leaves the relevance as it was (§4 Scorer)
+                rel = z(scored)
+            else:
+                scored = None
         return rel, scored
 
     def _item_block(self, sl, hist, cat, now) -> np.ndarray:
@@ -1131,7 +1147,8 @@ class Runtime:
             got["plays"] += 1
             got["strength"] += 0.5 ** (age / 100)
             got["young"] |= age < pol["replay_gap"]
-            got["recent"] |= t > now - 60 * pol["replay_minutes"]
+            # within replay_minutes of now, either side (a play further ahead: the clock went back since)
+            got["recent"] |= now - 60 * pol["replay_minutes"] < t <= now + 60 * pol["replay_minutes"]
         back = [(r, g["strength"]) for r, g in info.items()
                 if g["plays"] >= pol["replay_min_plays"] and r not in never and not g["young"] and not g["recent"]
                 and cat["modality"][r] not in VIDEO and cat["live"][r] and passes[r] and r not in in_list]
