@@ -30,7 +30,7 @@ def domains_group() -> None:
 def split(data_dir, by, out) -> None:
     """Write one data folder per domain (same user ids in each, so users of both apps are known)."""
     from edgerec.data.domains import folder_names, split_domains, users_with_history
-    from edgerec.data.store import load_dataset, save_dataset
+    from edgerec.data.store import load_dataset, refuse_foreign_folder, save_dataset
 
     source, target = data_dir.resolve(), out.expanduser().resolve()
     if target == source or source in target.parents:  # the next load of DATA_DIR read or refused the extra folders
@@ -40,6 +40,8 @@ def split(data_dir, by, out) -> None:
     if any((target / f).resolve() == source for f in folders.values()):  # `split data/video --out data`
         raise click.UsageError(f"--out would write a domain's folder over the data folder being split "
                                f"({data_dir.name}); choose another --out")
+    for name in parts:  # before any is written: the user's own files in one of them would be replaced
+        refuse_foreign_folder(out / folders[name])
     rows = []
     for name, part in parts.items():
         save_dataset(part, out / folders[name])

@@ -12,7 +12,7 @@ import re
 import click
 
 from edgerec import __version__
-from edgerec.cli.output import example
+from edgerec.cli.output import example, printable
 from edgerec.errors import EdgerecError
 
 
@@ -23,7 +23,7 @@ class EdgerecGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgerecError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(printable(str(exc))) from None
         except ImportError as exc:
             raise click.ClickException(
                 f"{exc}. This command needs the host tools: pip install 'edgerec[tools]'"

@@ -19,9 +19,25 @@ from edgerec.errors import ConfigError
 from edgerec.runtime.atomic import write_file
 from edgerec.studies.base import json_text
 
-# markup off: ids, titles, tags, reasons, paths and names come from data and apps, and rich read "[/b]"
-# in one as markup (a MarkupError after the work was done); styles are given as style=
-console = Console(markup=False)
+# C0 and C1 control characters but tab and line break, and DEL: a bundle's name or an item's title holding
+# ESC sequences cleared the screen or retitled the terminal when printed
+_CONTROLS = {c: "\ufffd" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]}
+
+
+def printable(text: str) -> str:
+    """`text` with its terminal control characters shown as U+FFFD."""
+    return text.translate(_CONTROLS)
+
+
+class _Console(Console):
+    """Prints text from data and apps as text: markup off (rich read "[/b]" in a title as markup, a
+    MarkupError after the work was done; styles are given as style=) and control characters shown."""
+
+    def print(self, *objects, **kwargs) -> None:
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = _Console(markup=False)
 if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
     console.width = 160
 
@@ -46,11 +62,11 @@ def table(rows: Sequence[dict], title: str | None = None, columns: Sequence[str]
     columns = list(columns or rows[0].keys())
     # every cell, header and title as plain Text: ids, titles, tags, reasons and names come from data and apps,
     # and rich read "[/b]" in one as markup (a MarkupError after the work was done)
-    out = Table(title=None if title is None else Text(title), show_lines=False)
+    out = Table(title=None if title is None else Text(printable(title)), show_lines=False)
     for c in columns:
-        out.add_column(Text(str(c)), justify="left" if isinstance(rows[0].get(c), str) else "right")
+        out.add_column(Text(printable(str(c))), justify="left" if isinstance(rows[0].get(c), str) else "right")
     for row in rows:
-        out.add_row(*(Text(fmt(row.get(c, ""))) for c in columns))
+        out.add_row(*(Text(printable(fmt(row.get(c, "")))) for c in columns))
     console.print(out)
 
 
@@ -92,13 +108,8 @@ def refuse_writing_over_ours(path: Path) -> None:
 
     if str(path) == "-":  # a file named "-" appeared where the standard output was meant
         raise click.UsageError("- is not the standard output here: outputs are written to files; give a file name")
-    if (why := output_refusal(path)) is not None:
+    if (why := output_refusal(path)) is not None:  # it walks up too: a file deep in a bundle is refused
         raise click.UsageError(why)
-    if path.is_file():  # deeper in a bundle (items/embeddings.npy): output_refusal looks at the file's folder only
-        for folder in path.resolve().parents[1:]:
-            if output_refusal(folder / "manifest.json") is not None:  # that folder is a bundle
-                raise click.UsageError(f"{path.name} is a file of a bundle ({folder.name}); writing over it would "
-                                       "break it: choose another file for the output")
 
 
 def refuse_out(out, kind: str, **inputs) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -206,13 +207,16 @@ def read_interactions(
     chunks: Callable[[Skipped | None], Iterator[Chunk]] | None = None,
     name_unread: bool = False,
     unknown_items: str = UNKNOWN_ITEMS,
+    hash_item_order_ties: bool = False,
 ) -> Dataset:
     """Read an interaction log; with `catalog`, every item must be in it.
 
     Without a catalog, a bare one is built from the ids seen. `chunks` reads a log that is not a table
     (Netflix Prize's blocks) as chunks of the columns `options.header` names. With `name_unread`, columns
     nothing reads are named in a warning (and a log of one event a user). `unknown_items`: what to check when
-    no item of the log's first rows is in the catalog.
+    no item of the log's first rows is in the catalog. With `hash_item_order_ties`, events at the same time
+    whose file order is item-id order are put in a fixed hash order instead (_rows_in_item_order
+    judged on the groups of tied events).
     """
     columns = columns or ColumnMap()
     options = options or ReadOptions()
@@ -434,7 +438,20 @@ def read_interactions(
         meta["warnings"] = [*meta.get("warnings", []), f"every event is a skip (--skip-below {columns.skip_below:g} "
                             "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "
                             "lower the threshold or check --value-col"]
-    log = _sorted_log(parts, within)
+    tied: list[np.ndarray] = []
+    # a listed cell's ids (--item-list-sep) share their row's time in the order written: a true order
+    judge_ties = hash_item_order_ties and not file_order and columns.item_list_sep is None
+    log = _sorted_log(parts, within, tied if judge_ties else None)
+    if tied and _rows_in_item_order(log, catalog.item_ids, groups := np.cumsum(~tied[0]) - 1, least=2):
+        # the stable sort kept the file's order of a second's events; a file sorted by item (Amazon's
+        # ratings CSVs, ml-latest) makes the highest id of a user's last second their test item every time
+        log = log.take(np.lexsort((tie_hash(log, users.ids, catalog.item_ids), groups)))
+        meta["ties"] = TIES_HASHED
+        meta["warnings"] = [*meta.get("warnings", []), "events at the same time were in the order of their item "
+                            "ids (the file is sorted by item), so each user's last one would be their highest "
+                            "item id: they are ordered by a fixed hash of user and item instead (dataset.json: "
+                            "ties); if the file's order of same-time events is their true order, write finer "
+                            "times (milliseconds) so they no longer tie"]
     if columns.item_list_sep is not None and not listing_rows:
         meta["warnings"] = [*meta.get("warnings", []), f"no item cell lists several ids split by --item-list-sep "
                             f"{columns.item_list_sep!r}: is that the separator the cells use?"]
@@ -458,11 +475,31 @@ def _whole_ticks(times: list[np.ndarray], unit: str) -> list[np.ndarray] | None:
     return None if per_second > 1 else [t // step for t in times]
 
 
-def _rows_in_item_order(log: Interactions, item_ids: list[str]) -> bool:
+TIES_HASHED = ("a user's events at the same time in a fixed order drawn from a hash of user and item (the "
+               "file orders them by item)")
+
+
+def tie_hash(log: Interactions, user_ids: list[str], item_ids: list[str]) -> np.ndarray:
+    """A fixed key per event from a hash of its user and item ids as written (so a sample keeps the full
+    import's order): the order of tied events when the file's order is item order (Netflix's same-day
+    ratings, ml-latest's same-second ones, a generic log sorted by item)."""
+    users = np.fromiter((zlib.crc32(u.encode()) for u in user_ids), np.uint64, len(user_ids))
+    items = np.fromiter((zlib.crc32(i.encode()) for i in item_ids), np.uint64, len(item_ids))
+    with np.errstate(over="ignore"):  # uint64 products wrap: a mix, not a count
+        key = users[log.user] * np.uint64(0x9E3779B97F4A7C15) ^ items[log.item] * np.uint64(0xC2B2AE3D27D4EB4F)
+        key ^= key >> np.uint64(29)
+    return key
+
+
+def _rows_in_item_order(log: Interactions, item_ids: list[str], groups: np.ndarray | None = None,
+                        least: int = 3) -> bool:
     """Item ids rise through the rows of nine in ten users with three rows or more (at least ten such users):
-    a dump sorted by user, then item (HetRec's user_artists.dat), not a log in time order."""
-    counts = np.bincount(log.user)
-    judged = counts >= 3
+    a dump sorted by user, then item (HetRec's user_artists.dat), not a log in time order. `groups` (one
+    label per row, rows of a group adjacent) judges other groups than users: the tied events of a log with
+    times, groups of two or more."""
+    groups = log.user if groups is None else groups
+    counts = np.bincount(groups)
+    judged = counts >= least
     if judged.sum() < 10:
         return False
     # ids compared as numbers when all are ASCII digits ('²' is a digit to isdigit, not to int)
@@ -470,9 +507,9 @@ def _rows_in_item_order(log: Interactions, item_ids: list[str]) -> bool:
     rank = np.empty(len(item_ids), np.int64)
     rank[sorted(range(len(item_ids)), key=key.__getitem__)] = np.arange(len(item_ids))
     ranks = rank[log.item]
-    falls = (log.user[1:] == log.user[:-1]) & (ranks[1:] < ranks[:-1])
+    falls = (groups[1:] == groups[:-1]) & (ranks[1:] < ranks[:-1])
     fell = np.zeros(len(counts), bool)
-    fell[log.user[1:][falls]] = True
+    fell[groups[1:][falls]] = True
     return float((~fell[judged]).mean()) >= 0.9
 
 
@@ -563,15 +600,26 @@ def _value_fix(columns: ColumnMap) -> str:
 LOG_FIELDS = ("user", "item", "timestamp", "event", "value", "device")
 
 
-def _sorted_log(parts: dict[str, list[np.ndarray]], within: list[np.ndarray]) -> Interactions:
+def _sorted_log(parts: dict[str, list[np.ndarray]], within: list[np.ndarray],
+                ties: list[np.ndarray] | None = None) -> Interactions:
     """The chunks joined and ordered by (user, timestamp, nanoseconds within the second), stably, as
     `Interactions.sorted_by_time(within)`; one column at a time, each chunk list and unsorted column let go
-    once used (the log was held three times over: chunks, joined, sorted; 90 bytes an event at the peak)."""
+    once used (the log was held three times over: chunks, joined, sorted; 90 bytes an event at the peak).
+    `ties`, when given, receives the mask of the sorted events tied with the one before (same user, second
+    and nanosecond): the log's events keep no nanoseconds."""
     users, timestamp = np.concatenate(parts.pop("user")), np.concatenate(parts.pop("timestamp"))
-    order = np.lexsort((np.concatenate(within), timestamp, users))  # lexsort is stable
+    nanos = np.concatenate(within)
+    order = np.lexsort((nanos, timestamp, users))  # lexsort is stable
     within.clear()
     columns = {"user": users[order], "timestamp": timestamp[order]}
     del users, timestamp
+    if ties is not None:
+        nanos = nanos[order]
+        tied = np.zeros(len(order), bool)
+        tied[1:] = ((columns["user"][1:] == columns["user"][:-1]) & (columns["timestamp"][1:] == columns["timestamp"][:-1])
+                    & (nanos[1:] == nanos[:-1]))
+        ties.append(tied)
+    del nanos
     for name in LOG_FIELDS[1:]:
         if name != "timestamp":
             columns[name] = np.concatenate(parts.pop(name))[order]
@@ -701,7 +749,7 @@ def import_dataset(fmt: str, path: str | Path, *, columns: ColumnMap | None = No
     log_item = (columns or ColumnMap()).item
     catalog, unread = read_item_table(items, item_options, ItemColumns(item_columns or {}, log_item)) if items \
         else (None, [])
-    dataset = read_interactions(path, columns, catalog, options, name_unread=True)
+    dataset = read_interactions(path, columns, catalog, options, name_unread=True, hash_item_order_ties=True)
     dataset.meta = dict(dataset.meta, source=source_name(path), format=fmt)
     items_read = [*unread, *comma_tags_warning(catalog, options.tag_separator),
                   *item_warnings(catalog, options.duration_unit)] if catalog else []

@@ -5,7 +5,6 @@ Options that describe a file of the user's own layout are refused for them, neve
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -21,10 +20,12 @@ from edgerec.data.item_import import indexed, item_warnings
 from edgerec.data.item_text import TextRepairs
 from edgerec.data.loaders import (
     RELEASES,
+    TIES_HASHED,
     ColumnMap,
     keep_user,
     read_interactions,
     source_name,
+    tie_hash,
     with_warnings,
 )
 from edgerec.data.mpd import HEADER as MPD_HEADER
@@ -241,6 +242,12 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
     dataset.meta = dict(dataset.meta, source=source_name(folder), format=fmt)  # the name only: no host path
+    log = dataset.interactions
+    if fmt == "ml-latest" and ((log.user[1:] == log.user[:-1]) & (log.timestamp[1:] == log.timestamp[:-1])).any():
+        # ratings.csv is sorted by user, then movie: a second's ratings are in id order, and the last one
+        # the highest id (ML-100K/1M's files are not, and their order is kept: it holds information)
+        dataset.interactions = _same_day_shuffled(dataset)
+        dataset.meta["ties"] = TIES_HASHED
     if warnings:
         dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), *warnings]
     return dataset
@@ -322,17 +329,12 @@ def load_30music(path: str | Path, options: ReadOptions | None = None, skip_belo
 
 
 def _same_day_shuffled(dataset: Dataset) -> Interactions:
-    """The log with each customer's ratings of one day in an order drawn from a hash of (customer, film):
-    the files list a day's ratings by film, so the stable sort made the highest MovieID of a customer's last
-    day their test item, every time (93% of customers rate several films on their last day). The hash is of
-    the ids as written, so a sample keeps the full import's order."""
+    """The log with each user's events of one time (a Netflix customer's day, an ml-latest second) in an
+    order drawn from a hash of (user, item): the files list them by item, so the stable sort made the
+    highest id of a user's last time their test item, every time (93% of Netflix customers rate several
+    films on their last day). The hash is of the ids as written, so a sample keeps the full import's order."""
     log = dataset.interactions
-    users = np.fromiter((zlib.crc32(u.encode()) for u in dataset.user_ids), np.uint64, len(dataset.user_ids))
-    items = np.fromiter((zlib.crc32(i.encode()) for i in dataset.catalog.item_ids), np.uint64,
-                        len(dataset.catalog.item_ids))
-    with np.errstate(over="ignore"):  # uint64 products wrap: a mix, not a count
-        key = users[log.user] * np.uint64(0x9E3779B97F4A7C15) ^ items[log.item] * np.uint64(0xC2B2AE3D27D4EB4F)
-        key ^= key >> np.uint64(29)
+    key = tie_hash(log, dataset.user_ids, dataset.catalog.item_ids)
     return log.take(np.lexsort((key, log.timestamp, log.user)))
 
 

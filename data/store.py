@@ -100,10 +100,30 @@ def written_files(folder: str | Path) -> list[Path]:
         folder / "dataset.json", folder / ".edgerec-writing"]
 
 
+def refuse_foreign_folder(folder: str | Path) -> None:
+    """Refuse an output folder holding data files that no edgerec write made (the user's own
+    interactions.csv, say): the write would replace them. A folder edgerec wrote has its dataset.json
+    (format_version in it, even while unfinished), so importing again into it still works."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return
+    try:
+        meta = json.loads((folder / "dataset.json").read_text())
+    except (OSError, ValueError):  # none, unreadable or not JSON: not edgerec's
+        meta = None
+    if isinstance(meta, dict) and "format_version" in meta:
+        return
+    for path in written_files(folder)[:-1]:  # not the lock: an interrupted write's leftover, ours
+        if path.exists():
+            raise ConfigError(f"--out already holds {path.name}, which edgerec did not write (no edgerec "
+                              "dataset.json beside it): it would be replaced; choose a new folder for --out")
+
+
 def refuse_writing_over(folder: str | Path, inputs: list[str | Path]) -> None:
     """Refuse an output folder that would write over an input file, or that is (or is inside) an input
     folder: the source would be lost, or the next import of that folder would read the output among
-    its part files. Checked before anything is read."""
+    its part files; or that holds someone else's data files (refuse_foreign_folder). Checked before
+    anything is read."""
     out = Path(folder).expanduser().resolve()
     targets = {path.resolve() for path in written_files(out)}
     for given in inputs:
@@ -114,6 +134,7 @@ def refuse_writing_over(folder: str | Path, inputs: list[str | Path]) -> None:
         if source in targets:
             raise ConfigError(f"--out {folder} would write over the input file {Path(given).name}; choose "
                               "another --out")
+    refuse_foreign_folder(out)
 
 
 def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "csv") -> Path:

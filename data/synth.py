@@ -704,12 +704,19 @@ def _meta(cfg: SynthConfig) -> dict:
 def write_synth(cfg: SynthConfig, out: str | Path, fmt: str = "csv",
                 progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Generate and stream the data set to `out` in the neutral format; returns its summary."""
-    from edgerec.data.store import begin_write, catalog_columns, interaction_columns, write_meta
+    from edgerec.data.store import (
+        begin_write,
+        catalog_columns,
+        interaction_columns,
+        refuse_foreign_folder,
+        write_meta,
+    )
     from edgerec.data.tables import CsvAppender, write_csv, write_parquet
 
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"unknown file format {fmt!r}; use csv or parquet")
     cfg.validate()  # before the folder is marked incomplete: bad options must leave existing data as it was
+    refuse_foreign_folder(out)  # the user's own interactions.csv there would be replaced
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     held = begin_write(out)

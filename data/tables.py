@@ -1059,7 +1059,28 @@ def read_vectors(source, what: str, rows: int | None = None, dim: int | None = N
     if not finite.all():
         raise DataError(f"{what}: NaN or infinite values (first in row {int(np.argmin(finite))}), values past "
                         "float32's range (3.4e38) included; compute those items' vectors again", where)
+    _refuse_outliers(out, what, where)
     return out
+
+
+OUTLIER_RATIO = 1000.0  # how far past its column's usual size a value may lie (embeddings: within ~10x)
+
+
+def _refuse_outliers(out: np.ndarray, what: str, where) -> None:
+    """DataError for a value far outside its column's scale: more than OUTLIER_RATIO times the column's
+    median nonzero |value| (at least 1, so small columns keep values of a normal size): one such value
+    makes training diverge, and the loss would blame the learning rate."""
+    big = np.maximum(out.max(axis=0), -out.min(axis=0))  # no |out| copy of a large matrix
+    for column in np.flatnonzero(big > OUTLIER_RATIO):  # only these can hold an outlier: usually none
+        values = np.abs(out[:, column])
+        nonzero = values[values > 0]  # sparse columns (one-hot, counts): their zeros are no scale
+        usual = float(np.median(nonzero))
+        if big[column] > OUTLIER_RATIO * max(usual, 1.0):
+            row = int(np.argmax(values))
+            raise DataError(f"{what}: row {row}, column {column} holds {out[row, column]:.3g}, where that column's "
+                            f"values are usually about {usual:.3g} in size; a value this far out makes training "
+                            "diverge: compute that item's vector again, or rescale the column (e.g. standardize "
+                            "it, or log1p for counts)", where)
 
 
 # --------------------------------------------------------------------- writers

@@ -297,7 +297,7 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
             loss = runner(w[:, :-1], w[:, 1:], negatives, log_q, torch.as_tensor(batch))
             value = float(loss.detach())
             if not math.isfinite(value):  # one such step turns every weight into NaN: stop before it
-                raise ModelError(_diverged(value, epoch, step, len(batches), train.lr))
+                raise ModelError(_diverged(value, epoch, step, len(batches), train.lr, tuple(sorted(items.content))))
             for group in optimizer.param_groups:
                 group["lr"] = train.lr * budget.lr_factor(epoch * budget.steps_per_epoch + step)
             optimizer.zero_grad(set_to_none=True)
@@ -397,10 +397,13 @@ def _rank_world() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _diverged(value: float, epoch: int, step: int, batches: int, lr: float) -> str:
+def _diverged(value: float, epoch: int, step: int, batches: int, lr: float, content: tuple[str, ...] = ()) -> str:
+    # read_vectors refuses far outliers, but content vectors on a large scale overall diverge too
+    inputs = (f"; or the content vectors ({', '.join(content)}) are on too large a scale: standardize them"
+              if content else "")
     return (f"the training loss became {value} at epoch {epoch + 1}, batch {step + 1} of {batches}: training "
             f"diverged (a learning rate too high for this model and data is the usual cause); lower --lr "
-            f"(now {lr:g}), e.g. to {lr / 10:g}, and train again")
+            f"(now {lr:g}), e.g. to {lr / 10:g}, and train again{inputs}")
 
 
 def _save_progress(out, model, best_state, config, items, optimizer, progress_state) -> None:

@@ -191,15 +191,21 @@ def cuped_test(control, treatment, pre_control, pre_treatment, metric: str = "me
                           f"{xt.shape[1]} per user)")
     ac, at, _ = cuped(c, t, xc, xt)  # refuses values whose moments overflow
     y, x = np.concatenate([c, t]), np.concatenate([xc, xt])
-    x = x[:, x.std(0) > 0]
-    x = (x - x.mean(0)) / x.std(0)  # conditioning only: the arm's coefficient does not change
+    # one sd, used both to drop constant columns and to scale the rest: recomputed on the kept copy,
+    # a constant column's rounding-noise sd (1e-15) became exactly 0 and put 0/0 in the design
+    keep, sd = _varying(x)
+    x = (x[:, keep] - x[:, keep].mean(0)) / sd[keep]  # conditioning only: the arm's coefficient does not change
     design = np.column_stack([np.ones(len(y)), np.repeat([0.0, 1.0], [len(c), len(t)]), x])
     df = len(y) - design.shape[1]
     if df < 1:
         raise ConfigError(f"CUPED with {x.shape[1]} covariate(s) needs more than {design.shape[1]} users "
                           f"(got {len(y)})")
     scale = max(float(np.abs(y).max()), 1e-300)  # scale-free: tiny values would underflow in the squares
-    inverse = np.linalg.pinv(design.T @ design)
+    try:
+        inverse = np.linalg.pinv(design.T @ design)
+    except np.linalg.LinAlgError as exc:  # finite, scaled columns make this rare; never a raw numpy error
+        raise ConfigError(f"CUPED could not fit the pre-period covariates ({exc}): check that they are "
+                          f"finite and not near copies of each other, or run the test without CUPED") from exc
     beta = inverse @ design.T @ (y / scale)
     residual = y / scale - design @ beta
     leverage = np.einsum("ij,jk,ik->i", design, inverse, design)
@@ -233,6 +239,14 @@ def _covariates(x, rows: int) -> np.ndarray:
     return x
 
 
+def _varying(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of x that vary, and every column's sd. A column that is the same for every user
+    has a float sd of rounding noise (1e-15 for log(31)), not 0: relative to its size it is constant."""
+    with np.errstate(over="ignore"):
+        sd = x.std(0)
+    return sd > 1e-12 * np.maximum(1.0, np.abs(x.mean(0))), sd
+
+
 def cuped_fit(y: np.ndarray, x: np.ndarray, arm: np.ndarray | None = None):
     """The adjustment x -> theta (x - mean x): theta by least squares of y on x, both taken about
     their mean within each arm (`arm`: one label per row; None: one arm); mean x over all rows."""
@@ -245,7 +259,7 @@ def cuped_fit(y: np.ndarray, x: np.ndarray, arm: np.ndarray | None = None):
         mean, spread = x.mean(0), x.var(0)
     if not (np.isfinite(mean).all() and np.isfinite(spread).all()):
         raise ConfigError("the pre-period values are too large for float64 (their variance overflows): rescale them")
-    keep = spread > 0  # a constant covariate says nothing
+    keep, _ = _varying(x)  # a constant covariate says nothing
     yw, xw = y.copy(), x[:, keep]
     for a in np.unique(arm):
         rows = arm == a

@@ -62,6 +62,7 @@ from edgerec.studies.tune_store import (
     check_study_file,
     check_unowned,
     fail_stale,
+    items_fingerprint,
     lock_folder,
     model_id,
     model_value,
@@ -108,7 +109,8 @@ POLICY_SPACE: dict = {
 LIMITS = {name: (lambda v: v >= 1, "of at least 1") for name in ("dim", "layers", "heads", "max_len", "negatives",
                                                                  "neighbors")}
 LIMITS.update(dropout=(lambda v: 0 <= v < 1, "from 0 to below 1"), lr=(lambda v: v > 0, "above 0"),
-              knn_weight=(lambda v: v > 0, "above 0"), decay=(lambda v: 0 < v <= 1, "above 0 up to 1"))
+              knn_weight=(lambda v: 0 < v < math.inf, "above 0 and finite"),
+              decay=(lambda v: 0 < v <= 1, "above 0 up to 1"))
 
 
 @dataclass
@@ -150,6 +152,9 @@ class TuneConfig:
         self.train.validate()
         _check_space(self.space, POLICY_SPACE if self.target == "policy" else
                      {**MODEL_SPACE, **HYBRID_SPACE, **KNN_SPACE})
+        _check_built(self.space, self.target)
+        if self.target == "model" and set(self.strategies) - {"itemknn"}:
+            _check_heads({**MODEL_SPACE, **self.space})
         return self
 
 
@@ -176,6 +181,49 @@ def _check_space(overrides: dict, space: dict) -> None:
         if within is not None and not all(within(v) for v in values):
             bad = next(v for v in values if not within(v))
             raise ConfigError(f"--space {name}: {bad!r} is out of range; give values {what}")
+
+
+def _check_built(overrides: dict, target: str) -> None:
+    """Each --space value (a range: both ends) passes the checks of what a trial builds from it (Policy,
+    TrainConfig, ModelConfig), before the study is opened: refused only inside the first trial, it left a
+    failed trial and a stored space the corrected command could not resume."""
+    for name, values in overrides.items():
+        for value in _ends(values):
+            try:
+                if target == "policy":
+                    Policy(**{name: value})
+                elif name in ("lr", "negatives"):
+                    TrainConfig(**{name: value}).validate()
+                elif name in ("layers", "max_len", "dropout"):
+                    ModelConfig(**{name: value}).validate()
+            except ConfigError as err:
+                raise ConfigError(f"--space {name}: {value!r} is out of range; {err}") from None
+
+
+def _check_heads(space: dict) -> None:
+    """Every heads value divides every width: a trial once took gcd(dim, heads) heads without a word and
+    reported the heads asked for."""
+    dims, heads = _every(space["dim"]), _every(space["heads"])
+    for dim in dims:
+        for head in heads:
+            if dim % head:
+                raise ConfigError(f"--space heads: {head} heads do not divide dim {dim} (the width is split into "
+                                  f"heads); give --space heads values that divide every dim searched "
+                                  f"({', '.join(map(str, dims))}), or other --space dim values")
+            try:
+                ModelConfig(dim=dim, heads=head).validate()
+            except ConfigError as err:
+                raise ConfigError(f"--space dim: {dim!r} is out of range; {err}") from None
+
+
+def _ends(values) -> list:
+    """The values a setting takes at its limits: a list's values, a (low, high, kind) range's two ends."""
+    return list(values[:2]) if isinstance(values, tuple) else list(values)
+
+
+def _every(values) -> list:
+    """Every value of a list or of a whole-number range (low, high, kind)."""
+    return list(range(int(values[0]), int(values[1]) + 1)) if isinstance(values, tuple) else list(values)
 
 
 def parse_space(specs: list[str]) -> dict:
@@ -264,9 +312,9 @@ class _Search:
             metrics = self.validate(_Named(self.knn(params["neighbors"], params["decay"]), "itemknn"))
             return self._finish(trial, metrics, None)
         p = _pick(trial, MODEL_SPACE, cfg.space)
-        heads = math.gcd(int(p["dim"]), int(p["heads"]))  # heads must divide the width
+        # heads as drawn: validate() made every heads value divide every dim, so the report names the model's
         model_cfg = ModelConfig(arch="two-tower" if strategy == "two-tower" else "sasrec", dim=int(p["dim"]),
-                                layers=int(p["layers"]), heads=heads, max_len=int(p["max_len"]),
+                                layers=int(p["layers"]), heads=int(p["heads"]), max_len=int(p["max_len"]),
                                 dropout=float(p["dropout"]), use_features=bool(p["use_features"]))
         left = self.remaining_minutes()
         cap = min(cfg.trial_minutes or max(cfg.minutes / TRIALS_PER_BUDGET, 0.05), max(left, 0.05))
@@ -410,7 +458,7 @@ def _run(optuna, dataset: Dataset, split: Split, cfg: TuneConfig, out: Path, mod
     search = _Search(dataset, split, cfg, out, say, model)
     study = open_study(optuna, cfg.study_name, out, cfg.seed)
     check_same_target(study, cfg, dataset.fingerprint())
-    check_same_setup(study, _setup(cfg, search.model_id))
+    check_same_setup(study, _setup(cfg, search.model_id, items_fingerprint(dataset.catalog)))
     check_owned(study, out)
     fail_stale(optuna, study)
     new = not study.trials
@@ -444,11 +492,17 @@ def _run(optuna, dataset: Dataset, split: Split, cfg: TuneConfig, out: Path, mod
     return report(study, search, cfg, out)
 
 
-def _setup(cfg: TuneConfig, model: str | None) -> dict:
-    """What the study's trials were drawn and scored with (check_same_setup keeps a resumed study to it)."""
-    setup = {"space": cfg.space, "eval_users": cfg.eval_users}
+def _setup(cfg: TuneConfig, model: str | None, items: str) -> dict:
+    """What the study's trials were drawn and scored with (check_same_setup keeps a resumed study to it).
+    The seed draws the validation users (--eval-users) and seeds each trial's training and the policy's
+    bootstrap; `items` fingerprints the item metadata the trials read. Time limits (--minutes,
+    --trial-minutes) are left out: a resumed call may have more or less time, as the machine's load does."""
+    setup = {"space": cfg.space, "eval_users": cfg.eval_users, "seed": cfg.seed, "items": items}
     if cfg.target == "model":
-        return {**setup, "strategies": list(cfg.strategies)}
+        # what each trial trains for besides the settings it draws (a step budget changes what it measures)
+        train = {k: v for k, v in asdict(cfg.train).items()
+                 if k not in ("steps", "lr", "loss", "negatives", "eval_users", "seed", "max_minutes")}
+        return {**setup, "strategies": list(cfg.strategies), "steps": cfg.train.steps, "train": train}
     return {**setup, "model": model, "max_ndcg_loss": cfg.max_ndcg_loss, "margin_z": cfg.margin_z,
             "expected_bound": cfg.expected_bound}
 
@@ -534,16 +588,19 @@ def report(study, search: _Search, cfg: TuneConfig, out: Path) -> dict:
     """Trials, best settings, per-strategy winners, parameter importance, and the one test score."""
     import optuna
 
-    # a pruned trial's value is its last epoch's NDCG@10 (what the pruner read), not the objective
+    # a pruned trial's value is its last epoch's NDCG@10 (what the pruner read), not the objective; a queued
+    # trial (a probe that --trials or the time left out) never ran: counted apart, not listed as a trial
+    waiting = optuna.trial.TrialState.WAITING
     trials = [{"number": t.number, "state": t.state.name.lower(),
                "value": t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
                "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
                "params": t.params, **{k: v for k, v in t.user_attrs.items() if k != "val"},
-               "val": t.user_attrs.get("val", {})} for t in study.trials]
+               "val": t.user_attrs.get("val", {})} for t in study.trials if t.state != waiting]
     best = _best_or_none(study)
     record = {"target": cfg.target, "objective": cfg.objective, "study": "study.db",  # in the study folder: no host paths in reports
               "trials": trials, "completed": len(_done(study)),
-              "pruned": sum(t["state"] == "pruned" for t in trials)}
+              "pruned": sum(t["state"] == "pruned" for t in trials),
+              "queued": sum(t.state == waiting for t in study.trials)}
     if best is None:
         record["best"] = None
         return record
@@ -656,7 +713,8 @@ class TuneStudy(Study):
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         rows = [{**t, "params": json.dumps(t["params"], default=str)} for t in record["trials"]]
-        out = [Table(f"{len(rows)} trials ({record['completed']} completed, {record['pruned']} pruned); "
+        queued = f", {record['queued']} queued for a later call" if record.get("queued") else ""
+        out = [Table(f"{len(rows)} trials ({record['completed']} completed, {record['pruned']} pruned{queued}); "
                      f"objective: validation {record['objective']}", rows, TRIAL_COLUMNS)]
         best = record.get("best")
         if best:

@@ -21,8 +21,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+
 from edgerec.errors import ConfigError
 from edgerec.models.checkpoint import weights_save_id
+from edgerec.models.items import FIELDS
 from edgerec.runtime.atomic import claim, sync_folder
 
 CANDIDATES = "candidates"  # trials' models until the study holds them complete (settle_best)
@@ -31,7 +34,12 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 NOT_A_STUDY = "study.db in --out is not an edgerec tuning study; use another --out"
 # the options a resumed study must keep (its trials were scored with them), as the command line names them
 SETUP_FLAGS = {"space": "--space", "strategies": "--strategies", "eval_users": "--eval-users", "model": "--model",
-               "max_ndcg_loss": "--max-ndcg-loss", "margin_z": "--margin-z", "expected_bound": "--expected-bound"}
+               "max_ndcg_loss": "--max-ndcg-loss", "margin_z": "--margin-z", "expected_bound": "--expected-bound",
+               "seed": "--seed", "steps": "--steps", "train": "training settings",
+               "items": "item metadata in --data (tags, genres, creators, release dates)"}
+# the catalog columns trials read besides ids: the model's item features (use_features), tags and genres
+# (diversity@10), release dates (the freshness lever); Dataset.fingerprint() leaves metadata out by design
+ITEM_TEXT_READ = FIELDS
 
 
 def lock_folder(out: Path):
@@ -109,10 +117,23 @@ def check_same_setup(study, setup: dict) -> None:
         study.set_user_attr("setup", setup)
         return
     changed = [SETUP_FLAGS.get(name, name) for name in sorted(set(known) | set(setup))
-               if known.get(name) != setup.get(name)]
+               if name in known and known.get(name) != setup.get(name)]
     if changed:
         raise ConfigError(f"this study folder was tuned with other {', '.join(changed)}; resume it with the "
                           "options it was started with, or use another --out")
+    if set(setup) - set(known):  # a study from before these were kept: held to them from now on
+        study.set_user_attr("setup", {**setup, **known})
+
+
+def items_fingerprint(catalog) -> str:
+    """A digest of the item metadata trials read (ITEM_TEXT_READ, tags, release dates), in catalog order."""
+    digest = hashlib.sha256()
+    columns = [catalog.text[name] for name in ITEM_TEXT_READ] + [["\x1f".join(t) for t in catalog.tags]]
+    for column in columns:
+        digest.update(len(column).to_bytes(8, "little"))
+        digest.update("\x00".join(column).encode("utf-8", "surrogatepass"))
+    digest.update(np.ascontiguousarray(catalog.release_ts, np.int64).tobytes())
+    return digest.hexdigest()[:24]
 
 
 def check_unowned(out: Path) -> None:

@@ -297,3 +297,13 @@ def test_domains_split_refuses_an_out_inside_the_data_or_over_it(tmp_path, data_
     assert sorted(p.name for p in data.iterdir()) == before
     video = Path(shutil.copytree(data_dir, tmp_path / "video"))
     assert "over the data folder being split" in refused(["domains", "split", video, "--out", tmp_path])
+
+
+def test_domains_split_refuses_a_domain_folder_holding_the_users_own_files(tmp_path, data_dir):
+    """A domain's folder under --out holding the user's own interactions.csv was written over."""
+    out = tmp_path / "parts"
+    (out / "video").mkdir(parents=True)
+    (out / "video" / "interactions.csv").write_text("user,item\nalice,keep-me\n")
+    assert "interactions.csv" in refused(["domains", "split", data_dir, "--out", out])
+    assert (out / "video" / "interactions.csv").read_text() == "user,item\nalice,keep-me\n"
+    assert not (out / "audio").exists()  # nothing written before the refusal
