@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgerec.errors import ConfigError, HistoryError
@@ -25,23 +24,12 @@ from edgerec.runtime import checks, history_care, history_recover
 from edgerec.runtime import history_schema as schema
 from edgerec.runtime import retention as kept
 from edgerec.runtime.history_erasure import Erasure
-from edgerec.runtime.history_schema import SCHEMA_VERSION  # noqa: F401  (re-exported)
+from edgerec.runtime.history_schema import SCHEMA_VERSION, Event  # noqa: F401  (SCHEMA_VERSION re-exported)
 from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
 from edgerec.runtime.secure_db import connect
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS  # noqa: F401  (CONSUMED re-exported)
 
 EVENTS = DEVICE_EVENTS  # the names this module has always exported
-
-
-@dataclass
-class Event:
-    id: int
-    profile: str
-    item: str
-    event: str
-    value: float | None
-    ts: float
-    context: dict
 
 
 class HistoryStore(Erasure):
@@ -70,7 +58,8 @@ class HistoryStore(Erasure):
         if str(self.path) != ":memory:" and not self.path.exists():
             history_care.create_private(self.path, lambda tmp: self._open(tmp, key, timeout))
         self._open(self.path, key, timeout)
-        self._now()  # the clock at open is believed when the file believed none yet (a clock set later, back)
+        with suppress(HistoryError):  # the clock at open is believed when the file has no mark nor dated row
+            self._redate()
         if self._read("SELECT 1 FROM meta WHERE key=?", (history_care.ERASE_FLAG,)):
             self._try_erase(vacuum=True)  # a forget() or prune killed before its erasure: finish it now
 
@@ -84,7 +73,7 @@ class HistoryStore(Erasure):
             self.db.execute("PRAGMA secure_delete=ON")
             self._seen = self.db.execute("PRAGMA data_version").fetchone()[0]  # others' commits: _check_others
             self._migrate()
-            self._clock.load(self.db)
+            self._clock.start(self.db)
             return self.db
         except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
             if hasattr(self, "db"):
@@ -97,10 +86,7 @@ class HistoryStore(Erasure):
     # ------------------------------------------------------------ schema
 
     def version(self) -> int:
-        if not self.db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
-            return 0
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return history_care.schema_version(row[0], self.path) if row else 0
+        return schema.version(self.db, self.path)
 
     def _migrate(self) -> None:
         if schema.up_to_date(self.db, self.version(), self.file):
@@ -200,21 +186,17 @@ class HistoryStore(Erasure):
         checks.text(item, "item")
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
-        reading, now = self._now()
-        ts = reading if ts is None else checks.timestamp(ts)
+        reading, now, stamp = self._now()
+        ts = stamp if ts is None else checks.timestamp(ts)
         kept.require_kept(self.retention, ts, self.retention.cutoff(now))
-        kept.require_past(ts, reading)
-        if self._clock.refuted:  # a jump ahead came back: re-date what it stamped, once
-            with self._transaction():
-                self._clock.redate(self.db, reading)
-            self._clock.refuted = False
+        kept.require_past(ts, stamp)
         with self._transaction(profile, append=True):
             cursor = self.db.execute(
                 "INSERT INTO events (profile, item, event, value, ts, context) VALUES (?, ?, ?, ?, ?, ?)",
                 (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
             event_id = int(cursor.lastrowid)
             due = kept.prune_due(self.db, event_id)
-            self._clock.save(self.db)
+            self._clock.sync(self.db, reading)
         self._since_prune += 1  # also retries a prune another writer's lock skipped
         if due or self._since_prune >= kept.PRUNE_EVERY:
             self._auto_prune()
@@ -222,11 +204,22 @@ class HistoryStore(Erasure):
 
     # Every read below returns only what retention keeps at the time of the read (retention.py).
 
-    def _now(self) -> tuple[float, float]:
-        """(the store's clock, the time retention measures ages from: see retention.py's ClockState)."""
+    def _now(self) -> tuple[float, float, float]:
+        """(the store's clock, the time ages are measured from, the time an event is dated): ClockState."""
         reading = self.clock()
         with self._lock:
-            return reading, self._clock.believe(reading)
+            return reading, self._clock.believe(reading), self._clock.stamp(reading)
+
+    def _redate(self) -> None:
+        """At open and before every prune: date what a jump that came back stamped (retention.py)."""
+        reading = self._now()[0]
+        if self._clock.misdated(self._read):  # a read: a write (the lock) only when there is something to date
+            with self._transaction():
+                self._clock.redate(self.db, reading)
+
+    def _delete_old(self, now: float | None) -> int:
+        self._redate()
+        return super()._delete_old(now)
 
     def cutoff(self, now: float | None = None) -> float:
         """The oldest event time retention keeps now (by the store's clock, unless it jumped ahead) or at `now`."""
@@ -284,12 +277,12 @@ class HistoryStore(Erasure):
         checks.text(profile, "user")
         checks.text(kind, "preference kind")
         values = list(dict.fromkeys(checks.names(values, f"{kind} preferences", allow_none=False)))  # once each
-        reading, _ = self._now()  # dated by the store's clock: retention ages them by it
+        reading, _, stamp = self._now()  # dated as events are: retention ages them alike
         with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
-                                [(profile, kind, v, reading) for v in values])
-            self._clock.save(self.db)
+                                [(profile, kind, v, stamp) for v in values])
+            self._clock.sync(self.db, reading)
 
     def preferences(self, profile: str) -> dict[str, list[str]]:
         """The profile's onboarding choices that retention keeps."""

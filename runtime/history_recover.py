@@ -11,6 +11,7 @@ from pathlib import Path
 from edgerec.errors import HistoryError
 from edgerec.runtime import checks
 from edgerec.runtime.history_care import APPLICATION_ID, OWN_TABLES, check_file, read_only_uri
+from edgerec.runtime.retention import CLOCK_KEY, PRUNE_KEY
 
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 
@@ -87,18 +88,20 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _pseudonym_marker(source: sqlite3.Connection, tables: set, errors) -> tuple[str, str] | None:
-    """The meta row that marks a history of keyed-hash profiles (pseudonyms.MARKER), when it has one."""
+def _meta_rows(source: sqlite3.Connection, tables: set, errors) -> list[tuple[str, str]]:
+    """The meta rows a copy keeps: the mark of keyed-hash profiles (pseudonyms.MARKER: without it the copy
+    took plain names and any secret), the clock's high-water mark (without it a jump at the copy's first
+    open could be believed) and the automatic prune's count (retention.py)."""
     # imported here: pseudonyms imports the history, which imports this module
     from edgerec.runtime.pseudonyms import MARKER
 
     if "meta" not in tables:
-        return None
+        return []
     try:
-        row = source.execute("SELECT value FROM meta WHERE key=?", (MARKER,)).fetchone()
-    except errors:  # a damaged meta page: the events are still worth saving
-        return None
-    return (MARKER, row[0]) if row else None
+        return source.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
+                              (MARKER, CLOCK_KEY, PRUNE_KEY)).fetchall()
+    except errors:  # a damaged meta page: the events are still worth saving (the copy's clock: retention.py)
+        return []
 
 
 def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
@@ -125,7 +128,7 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
             ledger = {r[1] for r in source.execute("PRAGMA table_info(privacy_ledger)")}  # its clock: since 12/2026
             event_columns = {r[1] for r in source.execute("PRAGMA table_info(events)")}
             app = int(source.execute("PRAGMA application_id").fetchone()[0])
-            marker = _pseudonym_marker(source, tables, errors)
+            meta = _meta_rows(source, tables, errors)
         except errors as exc:
             raise HistoryError(f"{checks.file_name(path)} is damaged beyond its table list ({exc}); nothing can be recovered") from None
         if "events" not in tables or tables - OWN_TABLES or app not in (0, APPLICATION_ID) \
@@ -141,6 +144,15 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
                 salvaged[table], failed = readable_rows(source, table, columns, key_column, most, errors)
             except errors:
                 salvaged[table], failed = [], 1
+            if table == "privacy_ledger":  # a row dated outside the calendar was altered: an unknown spending
+                from edgerec.runtime.privacy_ledger import ledger_time
+
+                names = columns.split(", ")
+                clock = names.index("clock") if "clock" in names else None
+                kept = [row for row in salvaged[table] if ledger_time(row[1])
+                        and (clock is None or row[clock] is None or ledger_time(row[clock]))]
+                failed += len(salvaged[table]) - len(kept)
+                salvaged[table] = kept
             report["unreadable"] += failed
             failures[table] = failed
     finally:
@@ -157,8 +169,7 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
                 fresh.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
                                      salvaged[table])
                 report[table] = len(salvaged[table])
-            if marker is not None:  # keyed-hash profiles: without it the copy took plain names and any secret
-                fresh.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", marker)
+            fresh.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
             if failures.get("privacy_ledger"):  # an unknown spending counts as the whole budget: reports wait
                 fresh.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",  # 30 days
                                  (time.time(), f"history recovered: {failures['privacy_ledger']} ledger reads "

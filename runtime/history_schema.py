@@ -1,9 +1,24 @@
-"""The history file's schema: its version and the statements that bring an older file forward."""
+"""The history file's schema: its version, the statements that bring an older file forward, and an event row."""
+
+from dataclasses import dataclass
 
 from edgerec.errors import HistoryError
-from edgerec.runtime.history_care import APPLICATION_ID
+from edgerec.runtime.history_care import APPLICATION_ID, schema_version
 
 SCHEMA_VERSION = 3
+
+
+@dataclass
+class Event:
+    """One row of the events table, as reads return it."""
+    id: int
+    profile: str
+    item: str
+    event: str
+    value: float | None
+    ts: float
+    context: dict
+
 
 # v1: events only. v2: context as JSON, a preferences table (onboarding choices) and the items added on
 # the device. v3: an added item is kept per embedding space (it was one row per item, and opening a
@@ -49,3 +64,11 @@ def migrate(db, current: int) -> None:
         for statement in MIGRATIONS[version]:
             db.execute(statement)
     db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def version(db, path) -> int:
+    """The file's schema version (0: a new file, before any table)."""
+    if not db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return schema_version(row[0], path) if row else 0

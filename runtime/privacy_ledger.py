@@ -30,13 +30,15 @@ ledger kept in memory starts empty at every app start.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
-from edgerec.errors import ConfigError, PrivacyBudgetError
+from edgerec.errors import ConfigError, HistoryError, PrivacyBudgetError
 from edgerec.runtime import checks
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.retention import AHEAD
+from edgerec.runtime.vocab import MAX_TS
 
 DAY = 86_400.0
 WINDOW_DAYS = 30
@@ -90,6 +92,12 @@ class PrivacyLedger:
         newest entry, and (an entry dated back among later ones) either side of `now`; the larger of each."""
         read = self.store._read  # its errors (a closed or damaged history) are HistoryErrors
         newest = read(f"SELECT MAX({column}) FROM privacy_ledger")[0][0]
+        if newest is not None and not ledger_time(newest):  # edgerec writes none: a hand-edited row (past the calendar,
+            raise HistoryError(  # or text) raised a raw OverflowError; no budget is read as freed from it
+                "the privacy ledger holds an entry whose date is not a time from 1970 to the year 5138, which "
+                "edgerec never writes: the history file was altered, so what this device spent is not known and "
+                "every report is refused. Restore the history file from a backup, or run `edgerec history recover` "
+                "(it counts the altered entry as the whole budget spent: reports wait 30 days). Nothing was reported.")
         last = max(now, newest or now)
         sums = [read(f"SELECT COALESCE(SUM(epsilon), 0) FROM privacy_ledger WHERE ({column} > ? AND "
                      f"{column} <= ?) OR ({column} > ? AND {column} < ?)",
@@ -189,6 +197,11 @@ class PrivacyLedger:
 
 def in_memory(store: HistoryStore) -> bool:
     return str(store.path) == ":memory:"
+
+
+def ledger_time(value) -> bool:
+    """A ledger date as edgerec writes one: a finite number of epoch seconds from 0 to MAX_TS."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= MAX_TS
 
 
 def _day(ts: float) -> str:

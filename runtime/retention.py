@@ -12,13 +12,27 @@ they are no older than max_age_days: an aged-out user neither vanishes from prof
 are found to be forgotten) nor keeps steering lists by choices made years ago.
 
 The time ages are measured from (ClockState): the store's clock, except when it reads more than
-AHEAD (a day) past the newest time the history has believed (a high-water mark kept in the meta
-table). Such a jump is believed only once the clock has run on there for SETTLE (a day, by its own
-readings): a device off for a week ages its history a day later; a clock that jumped years ahead for
-a few minutes (a bad time fix) and came back deletes nothing. Until then ages are measured from the
-high-water mark plus AHEAD. Events stamped by the jumped clock are re-dated to the clock's time once
-it came back (they would otherwise be kept years past max_age_days). A clock set back is believed
-at once (it deletes nothing). An explicit `now` (prune(now), cutoff(now)) is taken as given.
+AHEAD (a day) past the newest time the history has believed (its high-water mark, kept in the meta
+table with the first reading of a jump not believed yet). Such a jump is believed only once the
+clock has run on there for SETTLE (a day, from that first reading, whichever process took it): a
+device off for a week ages its history a day later; a clock that jumped years ahead for a few
+minutes (a bad time fix) and came back deletes nothing. Until then ages are measured from the
+high-water mark plus AHEAD. A file with no readable mark (written by an older version, or the mark
+altered or lost with a damaged page) starts it from the newest time of its events and onboarding
+choices, and one with none believes its first reading (there is nothing to erase). A process keeps another's pending jump
+when it writes the mark, unless its own reading resolved it (came back within AHEAD, or settled).
+
+Events recorded without a time and onboarding choices are dated by the clock, or by the high-water
+mark when the clock reads behind it (a clock set back, a dead RTC battery reading 2001): their ids
+keep their order, and they are not erased once the clock is right. Ages are measured from a clock
+set back at once (it deletes nothing). A time the app passes is kept as given (and refused more than
+AHEAD past the time events are dated by, or older than retention keeps).
+
+Whatever a jump that came back unbelieved stamped (events and onboarding choices dated more than
+AHEAD past the high-water mark while no jump is pending) is re-dated to the high-water mark before
+every prune and at every open that finds some, whichever process saw the jump; kept, it would
+outlive max_age_days by as long as the jump was. An explicit `now` (prune(now), cutoff(now)) is
+taken as given.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from dataclasses import dataclass
 
 from edgerec.errors import ConfigError
 from edgerec.runtime import checks
+from edgerec.runtime.vocab import MAX_TS
 
 DAY = 86_400
 
@@ -84,21 +99,46 @@ def require_past(ts: float, now: float) -> None:
 
 
 SETTLE = DAY  # how long a clock that jumped ahead must run on there before ages are measured from it
-CLOCK_KEY = "clock"  # meta: [the newest time believed, the first reading of a jump not believed yet]
+CLOCK_KEY = "clock"  # meta: [the newest time believed, the first reading of a jump not believed yet or null]
+MARK_EVERY = 3600  # the mark is written when it moved by this much (each record would write it otherwise)
+
+
+def read_mark(db: sqlite3.Connection) -> tuple[float, float | None] | None:
+    """The file's clock mark (seen, ahead); None when it has none (a file of an older version) or one
+    altered outside edgerec (a mark of 1e308 would date every new event there)."""
+    row = db.execute("SELECT value FROM meta WHERE key=?", (CLOCK_KEY,)).fetchone()
+    try:
+        seen, ahead = json.loads(row[0])
+    except (TypeError, ValueError, RecursionError):  # none, or not a pair
+        return None
+    for value in (seen, ahead):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= MAX_TS):  # NaN fails too
+            return None
+    return None if seen is None else (float(seen), None if ahead is None else float(ahead))
 
 
 @dataclass
 class ClockState:
     """The high-water mark of the store's clock and a jump ahead of it not believed yet (see above)."""
-    seen: float | None = None
+    seen: float | None = None  # None: a file without a mark or any dated row (its first reading is believed)
     ahead: float | None = None
-    refuted: bool = False  # a jump came back unbelieved: events it stamped are dated in the future
-    saved: tuple = (None, None)  # what the file holds: saving each reading would write at every record
+    known: float | None = None  # the file's `ahead` when this process last read or wrote it
+
+    def start(self, db: sqlite3.Connection) -> None:
+        """At open: the file's mark; without one (a file of an older version, a recovered one), the newest
+        time of its events and onboarding choices, so a jump at the first open after an upgrade deletes nothing."""
+        mark = read_mark(db)
+        if mark is None:  # (`ts <= MAX_TS` also leaves out text written outside edgerec)
+            top = db.execute("SELECT MAX(t) FROM (SELECT MAX(ts) AS t FROM events WHERE ts <= ?1 UNION ALL "
+                             "SELECT MAX(ts) FROM preferences WHERE ts <= ?1)", (MAX_TS,)).fetchone()[0]
+            mark = (None if top is None else float(top), None)
+        self.seen, self.ahead = mark
+        self.known = self.ahead
 
     def believe(self, reading: float) -> float:
         """The time ages are measured from at this reading of the store's clock."""
         if self.seen is None or reading <= self.seen + AHEAD:
-            self.refuted = self.refuted or self.ahead is not None
             self.seen, self.ahead = reading if self.seen is None else max(self.seen, reading), None
             return reading
         if self.ahead is None or reading < self.ahead:
@@ -108,38 +148,44 @@ class ClockState:
             return reading
         return self.seen + AHEAD
 
-    def load(self, db: sqlite3.Connection) -> None:
-        """Merge what the file holds (another process may have believed a newer time)."""
-        row = db.execute("SELECT value FROM meta WHERE key=?", (CLOCK_KEY,)).fetchone()
-        try:
-            seen, ahead = json.loads(row[0])
-            seen, ahead = float(seen), None if ahead is None else float(ahead)
-        except (TypeError, ValueError):  # none yet, or altered: start afresh (the next reading is believed)
-            return
-        if not math.isfinite(seen) or (ahead is not None and not math.isfinite(ahead)):
-            return
-        self.saved = (seen, ahead)
-        if self.seen is None:  # at open
-            self.seen, self.ahead = seen, ahead
-        elif seen > self.seen:
-            self.seen = seen
+    def stamp(self, reading: float) -> float:
+        """The time an event recorded at this reading is dated: behind the mark (a clock set back, a dead RTC
+        battery reading 2001) it is the mark, so nothing recorded meanwhile ages out once the clock is right;
+        ids keep their order."""
+        return reading if self.seen is None else max(reading, self.seen)
 
-    def save(self, db: sqlite3.Connection) -> None:
-        """Inside a write transaction: keep the mark when it moved by an hour or the jump changed."""
-        if self.seen is None or (self.ahead == self.saved[1] and self.saved[0] is not None
-                                 and 0 <= self.seen - self.saved[0] < 3600):
-            return
-        self.load(db)
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLOCK_KEY, json.dumps([self.seen, self.ahead])))
-        self.saved = (self.seen, self.ahead)
+    def sync(self, db: sqlite3.Connection, reading: float) -> None:
+        """Inside a write transaction: merge the file's mark (another process may have believed a newer time,
+        or seen a jump: kept unless this process resolved it), believe `reading`, and write the mark when
+        it moved by MARK_EVERY or the jump changed."""
+        mark = read_mark(db)
+        if mark is not None:
+            self.seen = mark[0] if self.seen is None else max(self.seen, mark[0])
+            if mark[1] != self.known:  # another process changed the jump: theirs, and ours if we saw a new one
+                ours = None if self.ahead == self.known else self.ahead
+                self.ahead = min((a for a in (ours, mark[1]) if a is not None), default=None)
+        self.believe(reading)
+        if mark is None or self.ahead != mark[1] or self.seen - mark[0] >= MARK_EVERY:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLOCK_KEY, json.dumps([self.seen, self.ahead])))
+        self.known = self.ahead
 
-    def redate(self, db: sqlite3.Connection, reading: float) -> None:
-        """Inside a write transaction, after a jump came back: the events dated more than AHEAD past
-        anything believed (it stamped them) get the time it came back (never an older one: a clock
-        set back to 2001 does not date the real history back)."""
-        now = max(reading, self.seen)
-        db.execute("UPDATE events SET ts=? WHERE ts > ?", (now, now + AHEAD))
-        self.save(db)
+    def misdated(self, read) -> bool:
+        """Whether redate() would move rows, by this process's view (read: the store's reader of SQL, args)."""
+        return self.seen is not None and self.ahead is None and bool(read(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE ts > ?1) OR EXISTS (SELECT 1 FROM preferences WHERE ts > ?1)",
+            (self.seen + AHEAD,))[0][0])
+
+    def redate(self, db: sqlite3.Connection, reading: float) -> int:
+        """Inside a write transaction (before each prune, and at an open that finds some): sync, then, unless a
+        jump is pending (what it stamps may prove right), date the events and onboarding choices dated more
+        than AHEAD past the mark at the mark. Only a jump that came back unbelieved stamps those, whichever
+        process saw it; kept, they would outlive max_age_days by as long as the jump was. Returns how many."""
+        self.sync(db, reading)
+        if self.seen is None or self.ahead is not None:
+            return 0
+        args = (self.seen, self.seen + AHEAD)
+        return (db.execute("UPDATE events SET ts=? WHERE ts > ?", args).rowcount
+                + db.execute("UPDATE preferences SET ts=? WHERE ts > ?", args).rowcount)
 
 
 PRUNE_EVERY = 100  # records between automatic prunes, counted over the file (PRUNE_KEY), not per process

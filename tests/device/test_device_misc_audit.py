@@ -11,13 +11,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from edgerec.errors import ConfigError, PrivacyBudgetError
+from edgerec.errors import ConfigError, HistoryError, PrivacyBudgetError
 from edgerec.runtime import Filters, Policy, Recommender, Stage
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.outputs import output_refusal
 from edgerec.runtime.privacy_ledger import DAY, Budget, PrivacyLedger
 from edgerec.runtime.request import UserState
 from edgerec.runtime.user_state import UserCache, UserEntry, Window
+from edgerec.runtime.vocab import MAX_TS
 
 T0 = 1_800_000_000.0
 
@@ -129,6 +130,51 @@ def test_a_report_made_while_the_clock_ran_ahead_is_named_when_it_holds_later_re
     assert len(ledger.entries()) == 1
     clock.now = ahead + DAY  # its day has passed: the budget is back
     assert ledger.charge("health", 1.0) == ahead + DAY
+
+
+@pytest.mark.parametrize("column", ["ts", "clock"])
+@pytest.mark.parametrize("value", [1e20, 253_402_300_799.0, float("inf"), -5.0, "soon"])
+def test_a_ledger_entry_dated_outside_the_calendar_is_a_history_error_that_frees_nothing(store, clock, column, value):
+    """A hand-edited row past the calendar raised a raw OverflowError (1e20), or named the year 10000; text or
+    a negative date must not read as an old, freed entry either."""
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    row = {"ts": T0, "clock": T0, column: value}
+    with store._transaction():
+        store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon, clock) VALUES (?, 'q', 5.0, ?)",
+                         (row["ts"], row["clock"]))
+    for call in (lambda: ledger.charge("health", 0.1), ledger.spent):
+        with pytest.raises(HistoryError, match="^the privacy ledger holds an entry whose date is not a time") as caught:
+            call()
+        assert "altered" in str(caught.value) and "backup" in str(caught.value)
+    assert len(ledger.entries()) == 1  # nothing was charged
+
+
+def test_a_ledger_entry_at_the_last_time_edgerec_writes_still_holds_the_budget(store, clock):
+    ledger = PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0))
+    with store._transaction():
+        store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon, clock) VALUES (?, 'q', 5.0, NULL)",
+                         (MAX_TS,))
+    with pytest.raises(PrivacyBudgetError, match="counts until 5138-"):
+        ledger.charge("health", 0.1)
+
+
+def test_recover_drops_an_altered_ledger_row_and_counts_the_whole_budget_spent(store, clock, tmp_path):
+    """`history recover` copied the altered row as it was, so the recovered device refused every report with
+    the same HistoryError; the row is an unknown spending now, as an unreadable one is."""
+    from edgerec.runtime.history_recover import recover
+
+    PrivacyLedger(store, Budget(per_day=1.0, per_30_days=10.0)).charge("health", 0.1)
+    with store._transaction():
+        store.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon, clock) VALUES (1e20, 'q', 0.1, NULL)")
+    store.close()
+    report = recover(tmp_path / "ledger.db", tmp_path / "recovered.db")
+    assert report["privacy_ledger"] == 1 and report["unreadable"] == 1
+    fresh = HistoryStore(tmp_path / "recovered.db")
+    try:
+        with pytest.raises(PrivacyBudgetError):  # not the altered file's HistoryError: the budget counts as spent
+            PrivacyLedger(fresh, Budget(per_day=1.0, per_30_days=10.0)).charge("health", 0.1)
+    finally:
+        fresh.close()
 
 
 # ---------------------------------------------------------------- 5: outputs deep inside a bundle

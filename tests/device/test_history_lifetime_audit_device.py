@@ -31,8 +31,19 @@ def rows(path, table: str = "events") -> int:
 
 
 def store_at(path, now: float, **options) -> HistoryStore:
+    """A store whose clock reads `now` from here on (its open read the real clock)."""
     store = HistoryStore(path, **options)
     store.clock = Clock(now)
+    return store
+
+
+def fresh_at(path, now: float, **options) -> HistoryStore:
+    """A new history whose clock has read `now` from its open on (a device whose clock was right then)."""
+    clock = Clock(now)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time", clock)
+        store = HistoryStore(path, **options)
+    store.clock = clock
     return store
 
 
@@ -75,8 +86,9 @@ def test_a_clock_that_jumps_years_ahead_for_a_moment_erases_nothing(tmp_path):
     store.clock.now = now + 600  # the clock is corrected
     assert store.count("alice") == 200
     store.record("alice", "after", "play")
+    assert store.prune() == 0  # every prune first re-dates what the jump stamped
     newest = max(e.ts for e in store.events("alice"))
-    assert store.count("alice") == 201 and newest <= store.clock.now + DAY  # what the jump stamped is re-dated
+    assert store.count("alice") == 201 and newest <= store.clock.now + DAY
     store.close()
     again = store_at(path, now + 700)
     assert again.count("alice") == 201
@@ -134,11 +146,13 @@ def test_retention_reaches_the_file_when_every_start_records_a_few_events(tmp_pa
 
 def test_onboarding_choices_age_out_with_a_profile_that_keeps_no_event(tmp_path):
     path, now = tmp_path / "h.db", float(int(time.time()))
-    store = store_at(path, now - 800 * DAY)  # (a clock set back: believed at once)
+    store = fresh_at(path, now - 800 * DAY)  # a device used back then
     store.set_preferences("gone", "tag", ["heist"])
     store.record("gone", "i01", "play")
     store.set_preferences("player", "tag", ["jazz"])
     store.record("player", "i02", "play")
+    store.clock.now = now - DAY  # then off for two years: believed once the clock has run on a day
+    assert store.count("gone") == 1
     store.clock.now = now
     store.record("player", "i03", "play")  # keeps an event: keeps its choices
     store.set_preferences("newcomer", "language", ["es"])  # onboarded today, nothing played yet
@@ -155,7 +169,7 @@ def test_onboarding_choices_age_out_with_a_profile_that_keeps_no_event(tmp_path)
 
 
 def test_onboarding_choices_are_dated_by_the_stores_clock(tmp_path):
-    store = store_at(tmp_path / "h.db", 1_000_000_000.0)  # what retention measures their age by
+    store = fresh_at(tmp_path / "h.db", 1_000_000_000.0)  # what retention measures their age by
     store.set_preferences("newcomer", "language", ["es"])
     assert store.db.execute("SELECT ts FROM preferences").fetchall() == [(1_000_000_000.0,)]
     store.close()
