@@ -496,10 +496,14 @@ def _rows_in_item_order(log: Interactions, item_ids: list[str], groups: np.ndarr
     """Item ids rise through the rows of nine in ten users with three rows or more (at least ten such users):
     a dump sorted by user, then item (HetRec's user_artists.dat), not a log in time order. `groups` (one
     label per row, rows of a group adjacent) judges other groups than users: the tied events of a log with
-    times, groups of two or more."""
+    times, groups of two or more. Only groups of two or more distinct items are judged: one item repeated
+    (a play and its finish in one second) neither rises nor falls, and counting it as rising reordered the
+    true order of a time-ordered log's few ties of two items."""
     groups = log.user if groups is None else groups
     counts = np.bincount(groups)
-    judged = counts >= least
+    pairs = np.unique(groups.astype(np.int64) * max(len(item_ids), 1) + log.item)  # each (group, item) once
+    distinct = np.bincount(pairs // max(len(item_ids), 1), minlength=len(counts))
+    judged = (counts >= least) & (distinct >= 2)
     if judged.sum() < 10:
         return False
     # ids compared as numbers when all are ASCII digits ('²' is a digit to isdigit, not to int)

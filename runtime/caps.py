@@ -29,17 +29,21 @@ def capped_reach(cat, rows: np.ndarray, policy, k: int, spread: bool = False) ->
     return k, int(np.searchsorted(count, k)) + 1
 
 
-def within_one_cap(groups: np.ndarray, cap: int) -> np.ndarray:
-    """True for each row kept under one cap: no group, or fewer than `cap` rows of its group before it."""
+def within_one_cap(groups: np.ndarray, cap: int, before: np.ndarray | None = None) -> np.ndarray:
+    """True for each row kept under one cap: no group, or fewer than `cap` rows of its group before it.
+
+    `before`: each group's count already used up by rows placed ahead of the list (the kept head of mmr)."""
     order = np.argsort(groups, kind="stable")  # each group's rows together, in list order
     ordered = groups[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(groups) else np.zeros(0, np.int64)
     rank = np.empty(len(groups), np.int64)
     rank[order] = np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
-    return (groups < 0) | (rank < cap)
+    limit = cap if before is None else cap - np.asarray(before)[np.maximum(groups, 0)]
+    return (groups < 0) | (rank < limit)
 
 
-def within_caps(caps: list[tuple[np.ndarray, int]], k: int, block: int = 0) -> np.ndarray:
+def within_caps(caps: list[tuple[np.ndarray, int]], k: int, block: int = 0,
+                before: list[np.ndarray] | None = None) -> np.ndarray:
     """Rows kept under several caps at once, up to the k-th (a dropped row counts toward none, so the walk
     is in order; the rows after the k-th kept one are left False).
 
@@ -47,14 +51,16 @@ def within_caps(caps: list[tuple[np.ndarray, int]], k: int, block: int = 0) -> n
     at once to the rows still open and only those are walked; when a kept row fills its group and many
     open rows are left in the block, they are filtered again. So two caps that can never fill k no longer
     walk a million rows one by one. Blocks start at 4 k rows (at least 64: a list usually fills within
-    them) and double up to 64k rows (`block` > 0 fixes their size)."""
+    them) and double up to 64k rows (`block` > 0 fixes their size). `before`: each cap's counts per group
+    used up ahead of the list (as within_one_cap; at least one entry per group)."""
     n = len(caps[0][0])
     kept = np.zeros(n, bool)
-    counts = [[0] * (int(groups.max(initial=0)) + 1) for groups, _ in caps]  # lists: read row by row
+    counts = [[0] * (int(groups.max(initial=0)) + 1) for groups, _ in caps] if before is None else [
+        np.asarray(b, np.int64).tolist() for b in before]  # lists: read row by row
     total = 0
 
     def open_rows(lo: int, hi: int) -> tuple[list[int], list[list[int]]]:
-        if not total:  # nothing kept yet: every row is open
+        if not total and before is None:  # nothing counted yet: every row is open
             return list(range(lo, hi)), [groups[lo:hi].tolist() for groups, _ in caps]
         ok = np.ones(hi - lo, bool)
         for count, (groups, cap) in zip(counts, caps):

@@ -143,7 +143,7 @@ def choice(value, options: tuple[str, ...], what: str) -> str:
     return value
 
 
-def known(values: list[str], options: set[str], what: str) -> list[str]:
+def known(values: list[str], options: set[str], what: str, whose: str = "this catalog's") -> list[str]:
     """Every value one of `options`; the error names the unknown ones, a value that differs only in
     case, and some of the options (an onboarding choice nothing matches would steer nothing)."""
     unknown = [v for v in values if v not in options]
@@ -156,7 +156,7 @@ def known(values: list[str], options: set[str], what: str) -> list[str]:
     listed = sorted(options)
     more = f" and {len(listed) - 12} more" if len(listed) > 12 else ""
     raise ConfigError(f"unknown {what} {_shown(unknown)}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
-                      + f"; this catalog's {what}: {', '.join(listed[:12])}{more}")
+                      + f"; {whose} {what}: {', '.join(listed[:12])}{more}")
 
 
 def event(value) -> str:

@@ -40,6 +40,7 @@ SUFFIX = ".edgerec"
 MAX_MEMBERS = 4096  # a bundle holds tens of files; more members only make opening slow (one file each)
 MANIFEST_SHA256 = "EDGEREC.manifest.sha256"  # a PAX record of the manifest member; other tar readers skip it
 STALE_AFTER_S = 600  # unpacked copies of older contents are removed after this (a process may still read one)
+DISCARD_WAIT_S = 5.0  # another opener checks the same copy under a shared lock for about one hashing of it
 
 
 def pack(bundle_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
@@ -232,9 +233,14 @@ def _discard(folder: Path, seen: os.stat_result) -> bool:
         return not folder.exists()
     aside = folder.with_name(f"{folder.name.removesuffix('.unpacked')}.damaged-{os.getpid()}.tmp")
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a running app holds it
+        if fcntl is not None and not _lock_exclusive(fd):
+            return False  # a running app holds it
         if not os.path.samestat(os.fstat(fd), seen):
+            return True
+        try:  # the name may hold a new copy by now: a sibling opener discarded this one and unpacked again
+            if not os.path.samestat(os.stat(folder / ".packed-from"), seen):
+                return True
+        except FileNotFoundError:
             return True
         os.rename(folder, aside)  # one step: an opener finds the copy whole or not at all
     except OSError:
@@ -243,6 +249,20 @@ def _discard(folder: Path, seen: os.stat_result) -> bool:
         os.close(fd)
     shutil.rmtree(aside, ignore_errors=True)
     return True
+
+
+def _lock_exclusive(fd: int) -> bool:
+    """An exclusive lock within DISCARD_WAIT_S: another process opening the same file holds a shared lock while it
+    checks the copy, and refusing at once told it to close an app that did not exist (4 of 12 racing opens)."""
+    deadline = time.monotonic() + DISCARD_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 def _extract(path: Path, staging: Path) -> None:

@@ -175,7 +175,7 @@ def check_filters(catalog, filters: Filters | None) -> None:
         if values and (miscased or not options):
             checks.known(miscased or values, options, f"{column}s")
     if filters.modalities:
-        checks.known(filters.modalities, set(MODALITIES), "modalities")
+        checks.known(filters.modalities, set(MODALITIES), "modalities", "the known")  # not only this catalog's
     if filters.kids_safe and not catalog_values(catalog, "genre"):
         raise ConfigError("this catalog has no genres, so no item can be shown as kids-safe; drop "
                           "Filters.kids_safe or export the bundle from data with a genre column")

@@ -68,10 +68,11 @@ def replay_stage(request: Request) -> Request:
     """Append the favourites that may come back to the short list (best strength first, at most
     CANDIDATES) and keep their term for the policies stage."""
     cat, policy, window = request.catalog, request.policy, request.entry.window
+    # one table a user state, of every played item: a table per replay_min_plays grew without bound
     items, strength, plays, newest_age, _ = request.for_user(
-        f"favourites {policy.replay_min_plays}",
-        lambda: favourite_table(window.rows, window.codes, window.times, policy.replay_min_plays))
-    keep = (newest_age >= policy.replay_gap) & ~np.isin(items, recent_plays(window, request.now, policy))
+        "favourites", lambda: favourite_table(window.rows, window.codes, window.times, 1))
+    keep = (plays >= policy.replay_min_plays) & (newest_age >= policy.replay_gap)
+    keep &= ~np.isin(items, recent_plays(window, request.now, policy))
     keep &= ~np.isin(items, cat.inactive_rows()) & ~np.isin(items, request.pool)
     if "modality" in cat.categorical and keep.any():
         keep[keep] = ~cat.matches("modality", items[keep], VIDEO_MODALITIES)  # watched once is enough

@@ -24,6 +24,7 @@ from edgerec.runtime.retrieval import sorted_contains, top_rows
 
 FRESH_CANDIDATES = 20  # new releases that join the pool when Policy.freshness is set
 KEPT_SEARCHES = 4  # scan answers kept per user state (one query each; a few counts if k varies)
+KEPT_ROWS = 4_096  # longest answer kept (12 B a row): <= 192 KiB a user, 12 MiB over a 64-user cache; longer: searched anew
 INDEX_CANDIDATES = 400  # fewest rows an ANN index is asked for when every row needs a score
 
 
@@ -175,8 +176,8 @@ class RetrieveStage:
                 and bool(self.models.ann_kind or self.models.scan.streams_top_k))
 
     def _best_rows(self, request: Request, count: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """_search's answer, kept in the user's cache entry per query and count: a request that repeats
-        an unchanged state (a refresh, a second row of the same screen) does not pass over the table."""
+        """_search's answer, kept in the user's cache entry per query and count (up to KEPT_ROWS rows): a request
+        that repeats an unchanged state (a refresh, a second row of a screen) does not pass over the table."""
         kept = request.for_user("best rows", dict)  # skip is the state's own: the entry goes with it
         key = (request.query.tobytes(), count, self.models.ann_kind)
         found = kept.get(key)
@@ -184,9 +185,9 @@ class RetrieveStage:
             if len(kept) >= KEPT_SEARCHES:
                 kept.clear()
             found = self._search(request, count, skip)
-            for part in found[:2]:
-                part.flags.writeable = False  # shared by later requests: no stage may change them
-            kept[key] = found
+            found[0].flags.writeable = found[1].flags.writeable = False  # shared: no stage may change them
+            if len(found[0]) <= KEPT_ROWS:  # a long short list (up to 100k rows, 1.2 MB) is not worth its memory
+                kept[key] = found
         return found
 
     def _search(self, request: Request, count: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -246,8 +247,8 @@ class RetrieveStage:
                 near = np.r_[near, added @ v if len(added) else np.zeros(0)]
                 near[~np.isfinite(scores)] = -np.inf
                 extra.append(top_rows(near, 20))
-        if len(fresh):  # the best new releases join too: a freshness bonus cannot lift what the pool lacks
-            near = np.full(len(scores), -np.inf, scores.dtype)
+        if request.policy.freshness:  # the best new releases join: a bonus cannot lift what the pool lacks
+            near = np.full(len(scores), -np.inf, scores.dtype)  # a group in the cut even with none near (§4)
             near[fresh] = scores[fresh]
             extra.append(top_rows(near, FRESH_CANDIDATES))
         size = want * 4

@@ -140,6 +140,46 @@ def test_events_apart_within_a_second_are_not_ties(tmp_path):
     assert "ties" not in dataset.meta
 
 
+def _time_ordered_log(path, repeated: int, two_items: int, higher_first: bool = True):
+    """A log in time order: `repeated` users play and finish one item in one second, `two_items` users play two
+    items in one second (in their true order, the higher id first unless told). Returns the two-item users."""
+    rows = []
+    for u in range(repeated + two_items):
+        t = 1_700_000_000 + u * 10_000
+        rows += [(f"u{u:03d}", f"i{(u * 7 + k) % 50 + 100}", t + 60 * k, "play") for k in range(4)]
+        if u < repeated:
+            item = f"i{u % 50 + 100}"
+            rows += [(f"u{u:03d}", item, t + 600, "play"), (f"u{u:03d}", item, t + 600, "finish")]
+        else:
+            pair = ("i190", "i110") if higher_first else ("i110", "i190")
+            rows += [(f"u{u:03d}", item, t + 600, "play") for item in pair]
+    path.write_text("user_id,item_id,timestamp,event\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return [f"u{u:03d}" for u in range(repeated, repeated + two_items)]
+
+
+def test_ties_of_one_repeated_item_do_not_vote_for_item_order(tmp_path):
+    """A play and its finish of one item in one second neither rise nor fall: counted as rising, 90 of them outvoted
+    the 10 true two-item ties (written higher id first) and those were hash-ordered, moving the true last item."""
+    two = _time_ordered_log(tmp_path / "log.csv", repeated=90, two_items=10)
+    dataset = import_dataset("csv", tmp_path / "log.csv")
+    last = dict(zip(dataset.user_ids, _last_items(dataset)))
+    assert [last[u] for u in two] == ["i110"] * 10
+    assert "ties" not in dataset.meta
+    assert not any("order of their item ids" in w for w in dataset.meta.get("warnings", []))
+
+
+def test_ties_of_distinct_items_in_item_order_are_still_hashed_among_repeated_ones(tmp_path):
+    """Ten or more ties of two items, all rising, still read as a file sorted by item whatever the repeated ones."""
+    _time_ordered_log(tmp_path / "log.csv", repeated=90, two_items=12, higher_first=False)
+    dataset = import_dataset("csv", tmp_path / "log.csv")
+    assert "hash" in dataset.meta["ties"]
+
+
+def test_fewer_than_ten_ties_of_distinct_items_are_not_judged(tmp_path):
+    _time_ordered_log(tmp_path / "log.csv", repeated=90, two_items=9, higher_first=False)
+    assert "ties" not in import_dataset("csv", tmp_path / "log.csv").meta
+
+
 # ---- data import --out over files edgerec did not write ------------------------------------------------
 
 def _ml1m_folder(tmp_path):

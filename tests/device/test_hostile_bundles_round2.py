@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -21,8 +23,14 @@ from bundle_edit import rewrite
 
 from edgerec.errors import BundleError
 from edgerec.runtime import Bundle, Recommender, text_blocks
+from edgerec.runtime import pack as pack_module
 from edgerec.runtime.catalog import ItemCatalog
 from edgerec.runtime.pack import pack, unpacked
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 # ------------------------------------------------------------------ .npy files that are not .npy arrays
 
@@ -96,8 +104,9 @@ def test_an_unpacked_copy_whose_manifest_was_edited_is_unpacked_again(golden_bun
     assert Bundle.open(packed, verify=False).manifest.name == Bundle.open(golden_bundle).manifest.name
 
 
-def test_a_damaged_unpacked_copy_an_app_still_holds_is_refused_not_served(golden_bundle, tmp_path):
+def test_a_damaged_unpacked_copy_an_app_still_holds_is_refused_not_served(golden_bundle, tmp_path, monkeypatch):
     """A running app still reads its models from the copy: it is not removed under it, and it is not served."""
+    monkeypatch.setattr(pack_module, "DISCARD_WAIT_S", 0.2)  # the app holds it throughout: no need to wait long
     packed = pack(golden_bundle, tmp_path / "b.edgerec")
     serving = Bundle.open(packed)
     _flip(serving.root / "items/embeddings.npy")
@@ -108,6 +117,47 @@ def test_a_damaged_unpacked_copy_an_app_still_holds_is_refused_not_served(golden
     del serving
     assert Bundle.open(packed, verify=False).array("items/embeddings.npy").tolist() == \
         np.load(golden_bundle / "items/embeddings.npy").tolist()
+
+
+@pytest.mark.skipif(fcntl is None, reason="no advisory locks on this platform")
+def test_a_damaged_copy_another_opener_is_still_checking_is_unpacked_again_not_refused(golden_bundle, tmp_path):
+    """Two processes opened a packed file whose copy was damaged: the first to finish its check tried to remove the
+    copy while the other still held its shared lock for the same check, and was told to close an app that did not
+    exist. The remover now waits for such a check (a bounded wait) and both end up with a verified copy."""
+    packed = pack(golden_bundle, tmp_path / "b.edgerec")
+    copy = Path(Bundle.open(packed).root)
+    (copy / "items/genre.npy").unlink()
+    sibling = os.open(copy / ".packed-from", os.O_RDONLY)  # the other opener, in the middle of its own check
+    fcntl.flock(sibling, fcntl.LOCK_SH)
+    finishing = threading.Timer(0.3, os.close, (sibling,))  # its check fails too, and it lets go
+    finishing.start()
+    try:
+        bundle = Bundle.open(packed, verify=False)
+    finally:
+        finishing.join()
+    assert (bundle.root / "items/genre.npy").read_bytes() == (golden_bundle / "items/genre.npy").read_bytes()
+    assert unpacked(packed).verified  # the copy the sibling finds next is whole too
+
+
+@pytest.mark.skipif(fcntl is None, reason="no advisory locks on this platform")
+def test_a_copy_a_sibling_opener_unpacked_again_while_this_one_waited_is_kept(golden_bundle, tmp_path, monkeypatch):
+    """While one opener waits to remove the damaged copy, the other removes it and publishes a fresh one under the
+    same name: the waiting opener must leave that fresh copy alone (it would move away the copy its sibling holds)."""
+    packed = pack(golden_bundle, tmp_path / "b.edgerec")
+    copy = Path(Bundle.open(packed).root)
+    (copy / "items/genre.npy").unlink()
+    seen = os.stat(copy / ".packed-from")
+    waiting = pack_module._lock_exclusive
+
+    def sibling_finishes_first(fd):  # the sibling moves the damaged copy off and publishes a fresh one meanwhile
+        copy.rename(tmp_path / "gone")
+        shutil.copytree(golden_bundle, copy)
+        (copy / ".packed-from").write_text("{}")
+        return waiting(fd)
+
+    monkeypatch.setattr(pack_module, "_lock_exclusive", sibling_finishes_first)
+    assert pack_module._discard(copy, seen)  # the name is free of the damaged copy
+    assert (copy / "items/genre.npy").is_file()  # the sibling's copy is still there
 
 
 def test_an_intact_copy_is_reused(golden_bundle, tmp_path):

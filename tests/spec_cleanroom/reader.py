@@ -563,6 +563,8 @@ class Runtime:
             held = {v for v, live in zip(rows[kind], rows["live"]) if live}
             if values and any(v not in held for v in values):
                 raise SpecError(f"onboarding {kind}s must be values an active item of the catalog holds")
+        if any(not isinstance(t, str) or not t for t in tags or []):
+            raise SpecError("onboarding tags are non-empty strings (§2)")
         self._known(items or [])
         choice = self.onboarding.setdefault(user, {})
         for kind, values in (("genres", genres), ("languages", languages), ("tags", tags)):
@@ -810,6 +812,8 @@ class Runtime:
                 folded = {v.casefold() for v in values}
                 if not values or any(v not in values and v.casefold() in folded for v in f[key]):
                     raise SpecError(f"filter {key}: a value differs from the catalog's only by case")
+        if any(m not in MODALITIES for m in f.get("modalities") or []):
+            raise SpecError("filter modalities: one of §4's five modality names")
         tests = {
             "languages": lambda r, v: cat["language"][r] in v,
             "modalities": lambda r, v: cat["modality"][r] in v,

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -232,3 +233,41 @@ def test_the_reader_refuses_an_onboarding_genre_whose_items_were_all_removed_as_
         rec.remove_items(gone)
         with pytest.raises(EdgerecError, match=genre):
             rec.onboard("u", genres=[genre])
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: r.recommend("u", k=3, filters={"modalities": ["audiobook"]}),  # §5: not one of the five names
+    lambda r: r.recommend("u", k=3, filters={"modalities": ["Film"]}),  # compared exactly
+    lambda r: r.onboard("u", tags=[""]),  # §2: tags are non-empty strings
+], ids=["unknown-modality", "miscased-modality", "empty-tag"])
+def test_the_reader_refuses_what_the_runtime_refuses(tmp_path, call):
+    """Audit I1: the reader accepted these (an empty list; a stored empty tag) where the runtime refuses."""
+    from edgerec.runtime import Filters, Recommender
+
+    with pytest.raises(reader.SpecError):
+        call(reader.Runtime(reader.Bundle(BUNDLE)))
+    with Recommender.open(BUNDLE, history=tmp_path / "h.db") as rec:
+        runtime = SimpleNamespace(recommend=lambda user, k, filters: rec.recommend(user, k, filters=Filters(**filters)),
+                                  onboard=rec.onboard)
+        with pytest.raises(EdgerecError):
+            call(runtime)
+
+
+@pytest.mark.parametrize("days", [0.3, 1.0])
+def test_the_freshness_group_counts_in_the_cut_whether_or_not_a_release_is_near(tmp_path, days):
+    """§4: with freshness the short list keeps want + 20 * (liked_used + 1). The runtime counted the group only
+    when a row of any score (a seen one too) was in the window: scores moved by 0.19 on the window alone."""
+    from edgerec.runtime import Policy, Recommender
+
+    bundle = reader.Bundle(BUNDLE)
+    ids, released = bundle.strings["ids"], bundle.num["release_ts"]
+    newest = ids[int(released.argmax())]
+    ctx = {"now": float(released.max()) + 86_400, "hour": 13.0}  # 0.9 days: no release; 3 days: a seen one
+    policy = {"freshness": 0.5, "freshness_days": days}
+    clean = reader.Runtime(bundle)
+    with Recommender.open(BUNDLE, history=tmp_path / "h.db") as rec:
+        for item in ("i01", "i02", "i03", newest):
+            rec.record("u", item, "play")
+            clean.record("u", item, "play")
+        got = [(r.item_id, round(float(r.score), 4)) for r in rec.recommend("u", k=3, context=ctx, policy=Policy(**policy))]
+    assert got == [(r["item_id"], round(r["score"], 4)) for r in clean.recommend("u", 3, ctx, None, policy)]
