@@ -47,6 +47,7 @@ def import_onnxruntime():
         import onnxruntime
     except ImportError:
         raise ConfigError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+    onnxruntime.disable_telemetry_events()  # where an app imported it before edgerec set ORT_DISABLE_TELEMETRY
     return onnxruntime
 
 
