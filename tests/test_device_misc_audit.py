@@ -35,3 +35,4 @@ def test_plays_dated_ahead_of_the_request_cool_down_only_within_replay_minutes(h
         assert "i0" not in _back(rec, START - 3_599)  # its first play 59:59 ahead: recent
         assert _back(rec, START - 121, minutes=2.0) == {"i0", "i1"}  # the span is replay_minutes either side
         assert "i0" not in _back(rec, START - 119, minutes=2.0)
+        assert "i0" not in _back(rec, START - 3_600)  # a play exactly replay_minutes ahead is still recent (<=)

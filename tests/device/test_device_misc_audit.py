@@ -38,6 +38,7 @@ def test_an_app_stage_changing_the_policy_or_filters_in_place_changes_them_for_i
     def meddling(request):
         request.policy.max_per_creator, request.policy.diversity = 1, 1.0
         request.policy.extra.setdefault("notes", []).append("meddled")
+        request.policy.extra.setdefault("seen", set()).add("meddled")
         request.filters.exclude_items.append(rec.catalog.item_id(0))
         return request
 
@@ -48,13 +49,14 @@ def test_an_app_stage_changing_the_policy_or_filters_in_place_changes_them_for_i
     rec.pipeline.insert_after("policies", Stage("meddler", meddling, required=False))
     rec.pipeline.insert_after("meddler", Stage("later", later, required=False))
     before = (rec.policy.max_per_creator, rec.policy.diversity, dict(rec.policy.extra))
-    mine, policy = Filters(exclude_items=[rec.catalog.item_id(1)]), Policy(extra={"notes": ["mine"]})
+    mine, policy = Filters(exclude_items=[rec.catalog.item_id(1)]), Policy(extra={"notes": ["mine"], "seen": {"mine"}})
     rec.recommend("alice", k=5, filters=mine, policy=policy)
     rec.recommend("alice", k=5, filters=mine)
     assert seen[0] == (1, [rec.catalog.item_id(1), rec.catalog.item_id(0)])  # the change held for its request
     assert (rec.policy.max_per_creator, rec.policy.diversity, dict(rec.policy.extra)) == before
     assert mine.exclude_items == [rec.catalog.item_id(1)]
-    assert policy.extra == {"notes": ["mine"]} and (policy.max_per_creator, policy.diversity) == (None, None)
+    assert policy.extra == {"notes": ["mine"], "seen": {"mine"}}
+    assert (policy.max_per_creator, policy.diversity) == (None, None)
 
 
 # ---------------------------------------------------------------- 2: the user cache's windows
