@@ -11,30 +11,15 @@ import sqlite3
 import time
 
 import pytest
+from test_history_lifetime_audit_device import (
+    fresh_at as opened_at,  # a store whose clock reads `now` from its open on
+)
 
 from edgerec.runtime.history import HistoryStore, Retention
 from edgerec.runtime.retention import AHEAD, CLOCK_KEY, DAY, PRUNE_KEY, ClockState
 
 YEARS_3 = 3 * 365 * DAY
 NOW = float(int(time.time()))
-
-
-class Clock:
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def opened_at(path, now: float, **options) -> HistoryStore:
-    """A store whose clock reads `now` from its open on (the open reads the clock too)."""
-    clock = Clock(now)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(time, "time", clock)
-        store = HistoryStore(path, **options)
-    store.clock = clock
-    return store
 
 
 def sql(path, query: str, args: tuple = ()) -> list[tuple]:
