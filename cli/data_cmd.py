@@ -24,11 +24,14 @@ def data_group() -> None:
 @data_group.command("synth", epilog=example("edgerec data synth --out data/world --users 5000 --items 20000"))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 @click.option("--users", default=5_000, show_default=True, type=click.IntRange(min=1))
-@click.option("--items", default=20_000, show_default=True)
-@click.option("--events", default=500_000, show_default=True, help="Approximate number of events.")
+@click.option("--items", default=20_000, show_default=True, type=click.IntRange(min=50))
+@click.option("--events", default=500_000, show_default=True, type=click.IntRange(min=1),
+              help="Approximate number of events (at least --users).")
 @click.option("--seed", default=0, show_default=True, type=SEED)
-@click.option("--days", default=365, show_default=True, help="Length of the event log in days.")
-@click.option("--chunk-users", default=5_000, show_default=True, help="Users generated per streamed chunk.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(min=30),
+              help="Length of the event log in days.")
+@click.option("--chunk-users", default=5_000, show_default=True, type=click.IntRange(min=1),
+              help="Users generated per streamed chunk.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
     """Generate the embedded default: a synthetic audio/video world."""

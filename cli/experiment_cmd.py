@@ -56,11 +56,13 @@ def sim_options(days: int = 7, pre_days: int = 3, users: int = 200):
 
         for option in reversed([
             click.option("--data", "data_dir", required=True, type=DIR, help="The data the bundles were built on."),
-            click.option("--users", default=users, show_default=True, type=click.IntRange(min=1), help="Simulated users."),
-            click.option("--days", default=days, show_default=True, help="Days of the experiment."),
-            click.option("--pre-days", default=pre_days, show_default=True,
+            click.option("--users", default=users, show_default=True, type=click.IntRange(min=2),
+                         help="Simulated users (at least 2: one per arm)."),
+            click.option("--days", default=days, show_default=True, type=click.IntRange(min=1),
+                         help="Days of the experiment."),
+            click.option("--pre-days", default=pre_days, show_default=True, type=click.IntRange(min=0),
                          help="Days before it under the control (CUPED's pre-period)."),
-            click.option("--k", default=10, show_default=True, help="Items per list."),
+            click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Items per list."),
             click.option("--seed", default=0, show_default=True, type=SEED),
             click.option("--click-model", type=click.Choice(["pbm", "cascade"]), default="pbm", show_default=True),
             click.option("--visits-sigma", default=defaults.visits_sigma, show_default=True,

@@ -143,6 +143,10 @@ def test_scorer_train_refuses_fewer_than_one_event_per_user(tmp_path, count):
     (["study", "replay", "{b}", "--data", "{d}", "--users", "-3"], "--users"),
     (["report", "fairness", "{b}", "--data", "{d}", "--users", "0"], "--users"),
     (["experiment", "aa", "{b}", "--data", "{d}", "--experiments", "0"], "--experiments"),
+    (["experiment", "ab", "{b}", "{b}", "--data", "{d}", "--users", "1"], "--users"),  # the simulator needs 2
+    (["experiment", "ab", "{b}", "{b}", "--data", "{d}", "--days", "0"], "--days"),
+    (["data", "synth", "--out", "{d}/w", "--items", "49"], "--items"),  # help showed no floor; synth needs 50
+    (["data", "synth", "--out", "{d}/w", "--days", "29"], "--days"),
     (["experiment", "ope", "{b}", "--data", "{d}", "--policy-b", "{{}}", "--seeds", "0"], "--seeds"),
     (["study", "dp-popularity", "--data", "{d}", "--epsilon", "0"], "--epsilon"),
     (["study", "dp-popularity", "--data", "{d}", "--epsilon", "nan"], "--epsilon"),
