@@ -203,7 +203,7 @@ def audio_features(audio_dir, data_dir, out) -> None:
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--text", help="Any text, e.g. a new item's title and description.")
 @click.option("--item", "item_id", help="An item of the bundle.")
-@click.option("--k", default=5, show_default=True)
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 10_000))  # the runtime's limit
 def tag(bundle, text, item_id, k) -> None:
     """Zero-shot genre, mood and tags from the bundle's content encoder (runs on the device runtime)."""
     from edgerec.runtime import Recommender

@@ -60,7 +60,7 @@ def train_scorer(data_dir, retrieval, ranker, out, events_per_user, test) -> Non
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--user", required=True)
 @HISTORY
-@click.option("--k", default=10, show_default=True)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 10_000))  # the runtime's limit
 @click.option("--device", help="Context: the device type (phone, tv, tablet, web).")
 @click.option("--hour", type=float, help="Context: the hour of day (default: now).")
 @click.option("--top", default=4, show_default=True, type=click.IntRange(1), help="Contributions shown per item.")

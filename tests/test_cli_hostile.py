@@ -147,6 +147,8 @@ def test_scorer_train_refuses_fewer_than_one_event_per_user(tmp_path, count):
     (["experiment", "ab", "{b}", "{b}", "--data", "{d}", "--days", "0"], "--days"),
     (["data", "synth", "--out", "{d}/w", "--items", "49"], "--items"),  # help showed no floor; synth needs 50
     (["data", "synth", "--out", "{d}/w", "--days", "29"], "--days"),
+    (["explain", "{b}", "--user", "u", "--k", "0"], "--k"),  # the runtime's range, shown in --help
+    (["content", "tag", "{b}", "--text", "a heist", "--k", "10001"], "--k"),
     (["experiment", "ope", "{b}", "--data", "{d}", "--policy-b", "{{}}", "--seeds", "0"], "--seeds"),
     (["study", "dp-popularity", "--data", "{d}", "--epsilon", "0"], "--epsilon"),
     (["study", "dp-popularity", "--data", "{d}", "--epsilon", "nan"], "--epsilon"),
