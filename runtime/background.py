@@ -83,10 +83,11 @@ class Background:
     def record(self, user: str, item: str, event: str = "play", value: float | None = None,
                timestamp: float | None = None, context: dict | None = None):
         """Recommender.record in turn; the Future holds the event's id. The event is dated now, when it is handed
-        over (the history's clock), not when the worker reaches it; its context is checked and copied now."""
+        over, as the history dates an event recorded now (its clock, or its mark while the clock is set back:
+        retention.py), not when the worker reaches it; its context is checked and copied now."""
         checks.json_object(context, "context")  # here: an oversized context was deep-copied and queued first
-        if timestamp is None:
-            timestamp = self.recommender.history.clock()
+        if timestamp is None:  # not the raw clock: as a given time it is kept as given, and a clock reading
+            timestamp = self.recommender.history.times()[2]  # 2001 was erased once corrected (audit J1)
         return self.submit(self.recommender.record, user, item, event, value, timestamp, _copied(context))
 
     def recommend(self, user: str, k: int | None = None, context: dict | None = None, filters=None,
@@ -246,8 +247,11 @@ class _Worker:
             if not self.closed:
                 self.closed = True
                 self.calls.put(None)  # after every call already waiting
-        if thread is not threading.current_thread():  # a call that closes its own runner cannot wait for itself
+        if thread is not threading.current_thread():
             thread.join()
+        else:  # a call or done-callback closing its own runner (rec.close() in one): it cannot wait for
+            self.run()  # itself, so what waits runs here, before the app closes the history it writes to
+            self.calls.put(None)  # and the loop this call came from ends too
 
 
 __all__ = ["MAX_PENDING", "Background"]

@@ -54,6 +54,8 @@ class HistoryStore(Erasure):
         self._profile_writes: dict[str, int] = {}  # commits per profile
         self._rewrites: dict[str, int] = {}  # commits per profile that did more than append events
         self._stamp = self._forgotten = 0  # commits of all profiles; what a profile not in those counts from
+        self._batch: dict[str | None, bool] | None = None  # in batch(): profile -> only appended, counted at commit
+        self._due = False  # a record found a prune due (in batch(): pruned after its commit)
         history_care.check_file(self.path, encrypted=key is not None)
         if str(self.path) != ":memory:" and not self.path.exists():
             history_care.create_private(self.path, lambda tmp: self._open(tmp, key, timeout))
@@ -73,7 +75,7 @@ class HistoryStore(Erasure):
             self.db.execute("PRAGMA secure_delete=ON")
             self._seen = self.db.execute("PRAGMA data_version").fetchone()[0]  # others' commits: _check_others
             self._migrate()
-            self._clock.start(self.db)
+            self._clock.start(self.db, self.clock())
             return self.db
         except (HistoryError, sqlite3.DatabaseError, *getattr(self, "_errors", ())) as exc:
             if hasattr(self, "db"):
@@ -98,8 +100,8 @@ class HistoryStore(Erasure):
     def generation(self, profile: str) -> tuple[int, int, int, int]:
         """A token that changes whenever what is stored for `profile` may have changed (so derived
         data can be cached): (other connections' commits, this store's commits for no one profile,
-        the profile's rewrites, its commits). Only the last moved: events were appended, no more. A
-        forgotten profile's counts are dropped (no name kept in memory) and restart above any given."""
+        the profile's rewrites, its commits). Only the last moved: events were appended, no more. The counts
+        of a profile left without rows (forget, retention) are dropped and restart above any given."""
         with self._lock:
             try:
                 external = int(self.db.execute("PRAGMA data_version").fetchone()[0])
@@ -110,8 +112,23 @@ class HistoryStore(Erasure):
             return external, self._writes, self._rewrites.get(profile, base), self._profile_writes.get(profile, base)
 
     @contextmanager
-    def _transaction(self, profile: str | None = None, append: bool = False) -> Iterator[None]:
+    def batch(self) -> Iterator[None]:
+        """record() and set_preferences() calls in one transaction, one commit: all stored, or none."""
+        with self._lock:  # other threads' calls wait: they would run inside this transaction
+            if self._batch is not None:
+                yield  # a batch inside a batch is part of it
+                return
+            with self._transaction(batch=True):
+                yield
+            self._prune_if_due(False)
+
+    @contextmanager
+    def _transaction(self, profile: str | None = None, append: bool = False, batch: bool = False) -> Iterator[None]:
         with self._lock:
+            if self._batch is not None:  # inside batch(): stored by its commit, and counted then
+                yield
+                self._batch[profile] = self._batch.get(profile, True) and append  # appended only if all were
+                return
             try:
                 self.db.execute("BEGIN IMMEDIATE")
             except self._busy as exc:
@@ -122,26 +139,22 @@ class HistoryStore(Erasure):
                 raise HistoryError(f"could not write to {self.file} ({exc}); nothing was stored: open the history "
                                    "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
+            self._batch = {} if batch else None
             try:
                 self._check_others()
                 yield
                 self.db.execute("COMMIT")  # a commit that fails (disk full, I/O) is rolled back below
             except BaseException as exc:
                 self._rollback()
+                self._count(self._batch or {})  # reads inside a batch saw its rows (maybe cached): tokens move
                 if isinstance(exc, self._errors):
                     raise HistoryError(f"could not write to {self.file} ({exc}); nothing of this change was "
                                        "stored") from None
                 raise
-            else:
-                if self.db.total_changes == before:
-                    return  # no row changed (e.g. retention found nothing old): what was derived still holds
-                if profile is None:
-                    self._writes += 1
-                else:
-                    self._stamp += 1  # every count stays <= _stamp + _forgotten; both kept once written,
-                    base = self._forgotten  # so a later forget() of someone else moves no token of this one
-                    self._profile_writes[profile] = self._profile_writes.get(profile, base) + 1
-                    self._rewrites[profile] = self._rewrites.get(profile, base) + (0 if append else 1)
+            else:  # no row changed (e.g. retention found nothing old): what was derived still holds
+                self._count(self._batch if batch else {profile: append} if self.db.total_changes != before else {})
+            finally:
+                self._batch = None
 
     plain_names = True  # profiles stored as given (PseudonymousHistory: keyed hashes)
 
@@ -180,13 +193,13 @@ class HistoryStore(Erasure):
 
     def record(self, profile: str, item: str, event: str, value: float | None = None, ts: float | None = None,
                context: dict | None = None) -> int:
-        """Append one event; returns its id once it is durably committed."""
+        """Append one event; returns its id once it is durably committed (in batch(): at the batch's end)."""
         checks.event(event)
         checks.text(profile, "user")
         checks.text(item, "item")
         value = checks.number(value, "event value", allow_none=True)
         context = checks.json_object(context, "context")
-        reading, now, stamp = self._now()
+        reading, now, stamp = self.times()
         ts = stamp if ts is None else checks.timestamp(ts)
         kept.require_kept(self.retention, ts, self.retention.cutoff(now))
         kept.require_past(ts, stamp)
@@ -196,15 +209,14 @@ class HistoryStore(Erasure):
                 (profile, item, event, value, ts, json.dumps(context or {}, sort_keys=True)))
             event_id = int(cursor.lastrowid)
             due = kept.prune_due(self.db, event_id)
-            self._clock.sync(self.db, reading)
+            self._clock.sync(self.db, reading, ts)  # ts: the mark is written when ts needs it (retention.py)
         self._since_prune += 1  # also retries a prune another writer's lock skipped
-        if due or self._since_prune >= kept.PRUNE_EVERY:
-            self._auto_prune()
+        self._prune_if_due(due)
         return event_id
 
     # Every read below returns only what retention keeps at the time of the read (retention.py).
 
-    def _now(self) -> tuple[float, float, float]:
+    def times(self) -> tuple[float, float, float]:
         """(the store's clock, the time ages are measured from, the time an event is dated): ClockState."""
         reading = self.clock()
         with self._lock:
@@ -212,18 +224,14 @@ class HistoryStore(Erasure):
 
     def _redate(self) -> None:
         """At open and before every prune: date what a jump that came back stamped (retention.py)."""
-        reading = self._now()[0]
+        reading = self.times()[0]
         if self._clock.misdated(self._read):  # a read: a write (the lock) only when there is something to date
             with self._transaction():
                 self._clock.redate(self.db, reading)
 
-    def _delete_old(self, now: float | None) -> int:
-        self._redate()
-        return super()._delete_old(now)
-
     def cutoff(self, now: float | None = None) -> float:
         """The oldest event time retention keeps now (by the store's clock, unless it jumped ahead) or at `now`."""
-        return self.retention.cutoff(self._now()[1] if now is None else checks.timestamp(now, "now", allow_none=False))
+        return self.retention.cutoff(self.times()[1] if now is None else checks.timestamp(now, "now", allow_none=False))
 
     def events(self, profile: str, limit: int | None = None) -> list[Event]:
         """A profile's events, oldest first (the newest `limit` when given)."""
@@ -277,7 +285,7 @@ class HistoryStore(Erasure):
         checks.text(profile, "user")
         checks.text(kind, "preference kind")
         values = list(dict.fromkeys(checks.names(values, f"{kind} preferences", allow_none=False)))  # once each
-        reading, _, stamp = self._now()  # dated as events are: retention ages them alike
+        reading, _, stamp = self.times()  # dated as events are: retention ages them alike
         with self._transaction(profile):
             self.db.execute("DELETE FROM preferences WHERE profile=? AND kind=?", (profile, kind))
             self.db.executemany("INSERT INTO preferences VALUES (?, ?, ?, ?)",
@@ -307,13 +315,12 @@ class HistoryStore(Erasure):
         """Delete a profile's events and preferences and erase them from the files: on return no byte
         of them is left in the database or its WAL; a HistoryError otherwise (see history_care.py)."""
         checks.text(profile, "user")
+        self._outside_batch("forget()")  # checked before anything is deleted
         with self._transaction(profile):
             removed = self.db.execute("DELETE FROM events WHERE profile=?", (profile,)).rowcount
             self.db.execute("DELETE FROM preferences WHERE profile=?", (profile,))
             history_care.mark_erasure(self.db)  # a process killed before the erasure: the next open does it
-        with self._lock:  # no trace of the name left in memory; its counts restart above any given
-            self._profile_writes.pop(profile, None), self._rewrites.pop(profile, None)
-            self._forgotten += self._stamp + 1
+        self._drop_counts([profile])
         self.erase_pending()
         return removed
 
@@ -323,17 +330,17 @@ class HistoryStore(Erasure):
         self.save_items([(item, space, vector, meta, removed)])
 
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
-        """Store added items (item, space, vector, meta, removed) in one transaction: all or none."""
+        """Store added items (item, space, vector, meta, removed) in one transaction: all or none. Each row
+        written moves the items counter and takes its number (history_schema v4): catalog_sync.py reads by it."""
         with self._transaction():  # its errors say that nothing of the batch was stored
             history_care.upsert_items(self.db, rows)
-            self.db.execute(history_care.ITEMS_BUMP)  # tells catalogs on other connections (catalog_sync.py)
 
-    def saved_items(self, space: str, dim: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
+    def saved_items(self, space: str, dim: int | None = None, since: int | None = None) -> list[tuple[str, bytes | None, dict, bool]]:
         """Items added on the device for this embedding space (rows of other spaces are kept for their
-        bundles: two bundles may share one history, and an app may roll an update back)."""
+        bundles: two bundles may share one history, and an app may roll an update back); with `since`,
+        only the rows written after the items counter was at `since`."""
         with self._lock:
-            rows = self._read("SELECT item, vector, meta, removed FROM added_items WHERE space = ? ORDER BY rowid",
-                              (space,))
+            rows = self._read(*history_care.added_items_query(space, since))
         return history_care.readable_items(rows, dim)  # a row altered outside edgerec is left out
 
     def close(self) -> None:

@@ -36,12 +36,11 @@ from edgerec.runtime import checks
 SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
 OWN_TABLES = {"meta", "events", "preferences", "added_items", "privacy_ledger", "sqlite_sequence"}
-# Moved by every save of added or removed items, in its transaction: other connections' catalogs
-# see their change by it (catalog_sync.py). Files without the key read as "never saved".
 ERASE_FLAG = "erase_pending"  # meta key: rows were deleted whose bytes may still be in the files
 PROFILE_IDS = "profile_ids"  # meta key of a history of keyed-hash profiles (pseudonyms.MARKER)
-ITEMS_BUMP = ("INSERT OR REPLACE INTO meta VALUES ('items_version', "
-              "COALESCE((SELECT value FROM meta WHERE key='items_version'), 0) + 1)")
+# meta key 'items_version': moved by every added-item row written, in its transaction, and the row takes
+# its new value as its change number (history_schema.py v4, by triggers): other connections' catalogs see
+# their change by it and read only the rows numbered above what they applied (catalog_sync.py).
 
 
 def mark_erasure(db) -> None:
@@ -224,6 +223,16 @@ def upsert_items(db, rows) -> None:
         if not db.execute("UPDATE added_items SET vector = ?, meta = ?, removed = ? WHERE item = ? AND space = ?",
                           values).rowcount:
             db.execute("INSERT INTO added_items (vector, meta, removed, item, space) VALUES (?, ?, ?, ?, ?)", values)
+
+
+def added_items_query(space: str, since: int | None) -> tuple[str, tuple]:
+    """The read of a space's added items in the order saved: every row, or (since) those numbered above `since`,
+    found through the index of change numbers. '+rowid' keeps SQLite from scanning every row in rowid order
+    (reading each row's vector and metadata on the way to its change number) rather than sort the few."""
+    if since is None:
+        return "SELECT item, vector, meta, removed FROM added_items WHERE space = ? ORDER BY rowid", (space,)
+    return ("SELECT item, vector, meta, removed FROM added_items WHERE space = ? AND change > ? ORDER BY +rowid",
+            (space, since))
 
 
 def readable_items(rows, dim: int | None) -> list[tuple[str, bytes | None, dict, bool]]:

@@ -52,6 +52,7 @@ class Monitor:
         # user -> (top-1, top-k mean) of their newest plain request, for WINDOW users: one user asking
         # 60 times is one user's figure, not 60 of a population
         self.top_scores: OrderedDict = OrderedDict()
+        self.forgets = 0  # forget() calls so far: a request in flight across one keeps no sample (score)
         self.scored = 0  # plain requests measured
 
     @contextmanager
@@ -81,11 +82,14 @@ class Monitor:
         with self._lock:
             self.counters[name] += n
 
-    def score(self, top) -> None:
-        """A plain request's drift.DriftSample: (top-1, top-k mean) and the user they were measured for."""
+    def score(self, top, forgets: int | None = None) -> None:
+        """A plain request's drift.DriftSample: (top-1, top-k mean) and the user they were measured for;
+        not kept when a forget() ran since the request took `forgets` (its user may be the forgotten one)."""
         if busy(self):  # a nested request's figures: the drift window holds the app's requests only
             return
         with self._lock:
+            if forgets is not None and forgets != self.forgets:
+                return
             self.scored += 1
             self.top_scores.pop(top.user, None)  # the user's newest figures, at the window's newest end
             self.top_scores[top.user] = (float(top.top1), float(top.topk))
@@ -95,6 +99,7 @@ class Monitor:
     def forget(self, user: str) -> None:
         """Drop `user`'s sample (Recommender.forget: nothing of a forgotten user stays in memory)."""
         with self._lock:
+            self.forgets += 1
             self.top_scores.pop(user, None)
 
     def score_window(self) -> ScoreWindow:

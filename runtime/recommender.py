@@ -186,7 +186,8 @@ class Recommender:
     def onboard(self, user: str, *, genres: list[str] = (), tags: list[str] = (), languages: list[str] = (),
                 items: list[str] = ()) -> None:
         """A new user's first choices (lists of names, not single strings): they steer the cold-start
-        list until real history exists. Every argument is checked before anything is stored."""
+        list until real history exists. Every argument is checked before anything is stored, and all
+        is stored in one commit or nothing is (a crash or a lock midway leaves no half onboarding)."""
         checks.text(user, "user")
         self.catalog_sync.refresh()  # the genres and languages it checks include other connections' items
         choices = [(kind, checks.names(values, what, allow_none=False)) for kind, values, what in
@@ -195,12 +196,13 @@ class Recommender:
             checks.known(values, column_values(self.catalog, kind), f"{kind}s")
         items = checks.names(items, "items", allow_none=False)
         for item in items:
-            self.catalog.row(item)
-        for kind, values in choices:
-            if values:
-                self.history.set_preferences(user, kind, values)
-        for item in items:
-            self.record(user, item, "more_like_this")
+            self.catalog.row(item)  # all known before anything is stored
+        with self.history.batch():  # one transaction: a failure midway (a lock, a full disk) stores nothing
+            for kind, values in choices:
+                if values:
+                    self.history.set_preferences(user, kind, values)
+            for item in items:  # record() as for any event (its checks, an app's override); twice given, twice
+                self.record(user, item, "more_like_this")
 
     def forget(self, user: str) -> int:
         """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py),
@@ -305,13 +307,14 @@ class Recommender:
             self.catalog.hubness(np.zeros(0, np.int64))
         request = Request(user, int(k), now, hour, device, filters, policy, self.catalog.snapshot())
         request.count("requests")  # counted with the stages' counters and timings, under one lock
+        forgets = self.monitor.forgets  # before anything is read: a forget() from now on keeps its sample out
         try:
             request = self.pipeline.run(request, self.monitor, total=TOTAL)
         except EdgerecError:
             self.monitor.count("errors")
             raise
         if request.top_scores is not None:
-            self.monitor.score(request.top_scores)
+            self.monitor.score(request.top_scores, forgets)
         return request.results
 
     # ---------------------------------------------------------- health

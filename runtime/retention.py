@@ -14,19 +14,25 @@ are found to be forgotten) nor keeps steering lists by choices made years ago.
 The time ages are measured from (ClockState): the store's clock, except when it reads more than
 AHEAD (a day) past the newest time the history has believed (its high-water mark, kept in the meta
 table with the first reading of a jump not believed yet). Such a jump is believed only once the
-clock has run on there for SETTLE (a day, from that first reading, whichever process took it): a
-device off for a week ages its history a day later; a clock that jumped years ahead for a few
-minutes (a bad time fix) and came back deletes nothing. Until then ages are measured from the
-high-water mark plus AHEAD. A file with no readable mark (written by an older version, or the mark
-altered or lost with a damaged page) starts it from the newest time of its events and onboarding
-choices, and one with none believes its first reading (there is nothing to erase). A process keeps another's pending jump
+clock has run on there for SETTLE (a day, from that first reading, whichever process took it); only
+the clock's run counts: a step of more than AHEAD between two readings of one process (a bad time
+source that moves further on) moves that first reading on by as much. So a device off for a week
+ages its history a day later (an app started every few days, at its next start); a clock that jumped
+years ahead for a few minutes (a bad time fix), even further ahead meanwhile, deletes nothing. Until
+then ages are measured from the high-water mark plus AHEAD. A file with no readable mark (written by
+an older version, or the mark altered or lost with a damaged page) starts it from the newest time of
+its events and onboarding choices not more than AHEAD past the clock at open, and one with none
+believes its first reading (there is nothing to erase). A process keeps another's pending jump
 when it writes the mark, unless its own reading resolved it (came back within AHEAD, or settled).
 
 Events recorded without a time and onboarding choices are dated by the clock, or by the high-water
 mark when the clock reads behind it (a clock set back, a dead RTC battery reading 2001): their ids
-keep their order, and they are not erased once the clock is right. Ages are measured from a clock
-set back at once (it deletes nothing). A time the app passes is kept as given (and refused more than
-AHEAD past the time events are dated by, or older than retention keeps).
+keep their order, and they are not erased once the clock is right. That lasts until the clock has run
+SETTLE behind the mark in one process: then it dates them itself (the mark may be the wrong one: a
+date set a year ahead, believed, then corrected; dated at it, they would outlive max_age_days by a
+year). Ages are measured from a clock set back at once (it deletes nothing). A time the app passes is
+kept as given (and refused more than AHEAD past the time events are dated by, or older than retention
+keeps); the mark is written with it when it lies more than AHEAD past the file's mark.
 
 Whatever a jump that came back unbelieved stamped (events and onboarding choices dated more than
 AHEAD past the high-water mark while no jump is pending) is re-dated to the high-water mark before
@@ -124,40 +130,55 @@ class ClockState:
     seen: float | None = None  # None: a file without a mark or any dated row (its first reading is believed)
     ahead: float | None = None
     known: float | None = None  # the file's `ahead` when this process last read or wrote it
+    last: float | None = None  # this process's previous reading of the pending jump
+    behind: float | None = None  # this process's first reading of the clock behind the mark (a set-back)
 
-    def start(self, db: sqlite3.Connection) -> None:
+    def start(self, db: sqlite3.Connection, reading: float | None = None) -> None:
         """At open: the file's mark; without one (a file of an older version, a recovered one), the newest
-        time of its events and onboarding choices, so a jump at the first open after an upgrade deletes nothing."""
+        time of its events and onboarding choices, so a jump at the first open after an upgrade deletes nothing;
+        a row dated more than AHEAD past the clock at open (`reading`) is left out (a jump an older version
+        never re-dated would date every new event there): the next open or prune re-dates it."""
         mark = read_mark(db)
         if mark is None:  # (`ts <= MAX_TS` also leaves out text written outside edgerec)
             top = db.execute("SELECT MAX(t) FROM (SELECT MAX(ts) AS t FROM events WHERE ts <= ?1 UNION ALL "
-                             "SELECT MAX(ts) FROM preferences WHERE ts <= ?1)", (MAX_TS,)).fetchone()[0]
+                             "SELECT MAX(ts) FROM preferences WHERE ts <= ?1)",
+                             (min(MAX_TS, (time.time() if reading is None else reading) + AHEAD),)).fetchone()[0]
             mark = (None if top is None else float(top), None)
         self.seen, self.ahead = mark
-        self.known = self.ahead
+        self.known, self.last, self.behind = self.ahead, None, None
 
     def believe(self, reading: float) -> float:
         """The time ages are measured from at this reading of the store's clock."""
         if self.seen is None or reading <= self.seen + AHEAD:
             self.seen, self.ahead = reading if self.seen is None else max(self.seen, reading), None
+            self.last = None
             return reading
         if self.ahead is None or reading < self.ahead:
             self.ahead = reading  # a new jump: from now on, time must be seen to pass there
+        elif self.last is not None and reading > self.last + AHEAD:
+            self.ahead += reading - self.last  # a further jump is no time passed: only the clock's run counts
+        self.last = reading
         if reading - self.ahead >= SETTLE:  # it lasted: the time did pass (a device that was off)
-            self.seen, self.ahead = reading, None
+            self.seen, self.ahead, self.last = reading, None, None
             return reading
         return self.seen + AHEAD
 
     def stamp(self, reading: float) -> float:
         """The time an event recorded at this reading is dated: behind the mark (a clock set back, a dead RTC
-        battery reading 2001) it is the mark, so nothing recorded meanwhile ages out once the clock is right;
-        ids keep their order."""
-        return reading if self.seen is None else max(reading, self.seen)
+        battery reading 2001) it is the mark, so nothing recorded meanwhile ages out once the clock is right
+        (ids keep their order), until the clock has run SETTLE behind it in this process: then the clock."""
+        if self.seen is None or reading >= self.seen:
+            self.behind = None
+            return reading
+        if self.behind is None or reading < self.behind:
+            self.behind = reading  # set back (again): the day behind counts from here
+        return self.seen if reading - self.behind < SETTLE else reading
 
-    def sync(self, db: sqlite3.Connection, reading: float) -> None:
+    def sync(self, db: sqlite3.Connection, reading: float, ts: float | None = None) -> None:
         """Inside a write transaction: merge the file's mark (another process may have believed a newer time,
         or seen a jump: kept unless this process resolved it), believe `reading`, and write the mark when
-        it moved by MARK_EVERY or the jump changed."""
+        it moved by MARK_EVERY, the jump changed, or the event's time `ts` lies more than AHEAD past the
+        file's mark (redate() would move it otherwise)."""
         mark = read_mark(db)
         if mark is not None:
             self.seen = mark[0] if self.seen is None else max(self.seen, mark[0])
@@ -165,7 +186,8 @@ class ClockState:
                 ours = None if self.ahead == self.known else self.ahead
                 self.ahead = min((a for a in (ours, mark[1]) if a is not None), default=None)
         self.believe(reading)
-        if mark is None or self.ahead != mark[1] or self.seen - mark[0] >= MARK_EVERY:
+        if (mark is None or self.ahead != mark[1] or self.seen - mark[0] >= MARK_EVERY
+                or (ts is not None and ts > mark[0] + AHEAD and self.seen > mark[0])):
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLOCK_KEY, json.dumps([self.seen, self.ahead])))
         self.known = self.ahead
 

@@ -168,7 +168,7 @@ def test_a_prune_that_meets_another_writers_lock_does_not_fail_the_stored_record
 
 
 def test_a_handed_over_event_keeps_its_context_and_time_of_the_hand_over(rec):
-    handed = rec.history.clock() - 600
+    handed = rec.history.clock() + 600  # ahead of the mark: the clock dates it (behind, the mark would)
     rec.history.clock = lambda: handed
     context = {"screen": "home"}
     with Background(rec) as bg:

@@ -100,6 +100,26 @@ def test_a_forgotten_user_leaves_the_window():
     assert monitor.score_window() == [(0.7, 0.6)]
 
 
+def test_a_request_in_flight_across_forget_keeps_no_sample_of_its_user(rec):
+    """forget() ran while alice's request was inside the pipeline: the request finished after it and put
+    her name back in the drift window (audit J2), where it stayed until 500 other users pushed it out."""
+    from edgerec.runtime.pipeline import Stage
+
+    for user in ("alice", "bob"):
+        for row in range(3):
+            rec.record(user, rec.catalog.item_id(row), "finish")
+
+    def forget_midway(request):
+        if request.user == "alice":
+            rec.forget("alice")
+        return request
+
+    rec.pipeline.insert_after("explain", Stage("app_forget", forget_midway, required=False))
+    rec.recommend("alice", k=5)
+    rec.recommend("bob", k=5)  # a request after the forget keeps its sample
+    assert list(rec.monitor.top_scores) == ["bob"]
+
+
 def test_the_allowance_shrinks_with_the_square_root_of_the_users():
     baseline = DriftBaseline((0.5, 0.25), (0.5, 0.25), 10, 200, threshold=1.0, min_window=1)
     one_user = drift_report([(1.0, 0.5)] * 16, baseline)  # 2 deviations out, 16 samples: allowance 1

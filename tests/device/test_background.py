@@ -217,7 +217,8 @@ def test_every_argument_reaches_the_recommender_in_its_place(rec, monkeypatch):
         return lambda *args, **kwargs: (name, args, kwargs)
     for name in ("record", "recommend", "add_items", "forget"):
         monkeypatch.setattr(rec, name, seen(name))
-    monkeypatch.setattr(rec.history, "clock", lambda: 456.0)  # an event without a time is dated at the hand-over
+    hand_over = time.time() + 60  # ahead of the history's mark: the clock dates it (behind, the mark would)
+    monkeypatch.setattr(rec.history, "clock", lambda: hand_over)  # an event without a time is dated at the hand-over
     filters, policy, context = Filters(kids_safe=True), Policy(diversity=0.3), {"device": "tv"}
     with Background(rec) as bg:
         assert bg.record("u", "i", "like", 0.5, 123.0, {"where": "sofa"}).result(WAIT) == \
@@ -228,7 +229,7 @@ def test_every_argument_reaches_the_recommender_in_its_place(rec, monkeypatch):
             ("recommend", ("u", 3, context, filters, policy), {})
         assert asyncio.run(bg.record_async("u", "i", "skip", 1.0, 9.0, {"a": 1})) == \
             ("record", ("u", "i", "skip", 1.0, 9.0, {"a": 1}), {})
-        assert bg.record("u", "i").result(WAIT) == ("record", ("u", "i", "play", None, 456.0, None), {})
+        assert bg.record("u", "i").result(WAIT) == ("record", ("u", "i", "play", None, hand_over, None), {})
         assert bg.add_items([{"item_id": "n"}]).result(WAIT) == ("add_items", ([{"item_id": "n"}],), {})
         assert bg.forget("u").result(WAIT) == ("forget", ("u",), {})
         assert bg.submit(dict, [("a", 1)], b=2).result(WAIT) == {"a": 1, "b": 2}
@@ -273,9 +274,10 @@ def test_the_refusals_say_what_was_wrong_and_what_to_do(rec):
 
 def test_awaited_calls_keep_their_defaults_and_the_newest_list_rule(rec, monkeypatch):
     monkeypatch.setattr(rec, "record", lambda *args: ("record", args))
-    monkeypatch.setattr(rec.history, "clock", lambda: 456.0)  # an event without a time is dated at the hand-over
+    hand_over = time.time() + 60  # ahead of the history's mark: the clock dates it (behind, the mark would)
+    monkeypatch.setattr(rec.history, "clock", lambda: hand_over)  # an event without a time is dated at the hand-over
     with Background(rec) as bg:
-        assert asyncio.run(bg.record_async("u", "i")) == ("record", ("u", "i", "play", None, 456.0, None))
+        assert asyncio.run(bg.record_async("u", "i")) == ("record", ("u", "i", "play", None, hand_over, None))
 
     async def main(bg):
         older = bg.recommend("mo", k=2, latest="home")
@@ -318,6 +320,26 @@ def test_a_second_close_waits_for_the_calls_still_waiting(rec):
     bg.close()
     assert all(f.done() and f.exception() is None for f in waiting)
     first.join(WAIT)
+
+
+@pytest.mark.parametrize("closing", ["done-callback", "submitted"])
+def test_the_recommender_closed_on_its_runners_worker_stores_what_waited_first(rec, closing, golden_bundle, tmp_path):
+    """rec.close() from a done-callback (or bg.submit(rec.close)) ran on the worker, which cannot wait for
+    itself: the history closed at once and the 5 events handed over before it failed (audit J2)."""
+    bg = Background(rec)
+    gate = held(bg)
+    first = bg.recommend("jo", k=3)
+    if closing == "done-callback":
+        first.add_done_callback(lambda _: rec.close())
+    else:
+        bg.submit(rec.close)
+    waiting = [bg.record("jo", item, "finish") for item in items(rec, 0, 5)]
+    gate.opened.set()
+    bg._thread.join(WAIT)
+    assert not bg._thread.is_alive()
+    assert [f.exception(WAIT) for f in waiting] == [None] * 5
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as again:
+        assert again.history.count("jo") == 5
 
 
 def test_pending_counts_waiting_calls_only_and_cancelled_lists_free_theirs(rec):

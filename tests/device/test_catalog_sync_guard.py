@@ -23,7 +23,7 @@ class History:
         assert sql == "SELECT value FROM meta WHERE key='items_version'"
         return [] if self.counter is None else [(self.counter,)]
 
-    def saved_items(self, space, dim):
+    def saved_items(self, space, dim, since=None):
         self.asked.append(("saved_items", space, dim))
         return self.saved
 
