@@ -147,10 +147,11 @@ def test_embed_gives_items_without_text_zero_rows(tmp_path, data_dir, monkeypatc
 def test_synth_with_bad_options_leaves_existing_data_alone(tmp_path, data_dir):
     data = Path(shutil.copytree(data_dir, tmp_path / "data"))
     before = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()}
-    assert "items >= 50" in refused(["data", "synth", "--out", data, "--items", "5"])
+    # fewer events than users: the generator's own check, past the options' ranges
+    assert "events >= users" in refused(["data", "synth", "--out", data, "--users", "10", "--events", "5"])
     assert {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()} == before
     assert invoke(["data", "stats", data]).exit_code == 0
-    refused(["data", "synth", "--out", tmp_path / "new", "--items", "5"])
+    refused(["data", "synth", "--out", tmp_path / "new", "--users", "10", "--events", "5"])
     assert not (tmp_path / "new").exists()
 
 
