@@ -26,6 +26,7 @@ from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import (  # string_column: imported from here by host tools
     CatalogIds,
     RowColumn,
+    added_text,
     one_of,
     random_access,
     stored_median,
@@ -121,8 +122,9 @@ class ItemCatalog:
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """Float32 vectors of some rows (dequantized); zeros for a removed added item, as in
         added_matrix (a history keeps its rows: a None here read as NaN and emptied the list)."""
-        zeros = np.zeros(self.table.shape[1], np.float32)
-        return self._per_row(rows, self.stored.dequantize, lambda item: zeros if item.vector is None else item.vector,
+        if not self.added:  # the usual case, without _per_row's closures
+            return self.stored.dequantize(np.asarray(rows, np.int64))
+        return self._per_row(rows, self.stored.dequantize, lambda item: item.vector if item.vector is not None else 0.0,
                              lambda n: np.zeros((n, self.table.shape[1]), np.float32))
 
     def _per_row(self, rows, from_bundle, from_added, empty) -> np.ndarray:
@@ -165,7 +167,10 @@ class ItemCatalog:
     def metas(self, rows) -> list[dict]:
         """New metadata dicts of some rows (a list's worth per request: bundle rows are kept decoded)."""
         rows = [int(r) for r in rows]
-        base, out = iter(self.rows.metas([r for r in rows if self._checked(r) < self.base_count])), []
+        base = self.rows.metas([r for r in rows if self._checked(r) < self.base_count])
+        if len(base) == len(rows):  # the usual case: no added item among them
+            return base
+        base, out = iter(base), []
         for row in rows:
             item = self.added[row - self.base_count] if row >= self.base_count else None
             out.append(next(base) if item is None else {"item_id": item.item_id, **item.meta})
@@ -192,7 +197,7 @@ class ItemCatalog:
         """A categorical column as strings for some rows (bundle and added items alike)."""
         codes, _ = self.categorical[name]
         vocab = self._vocab_arrays[name]  # code -1 (none) reads its trailing ''
-        return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: _text(item, name),
+        return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: added_text(item, name),
                              lambda n: np.empty(n, dtype=object))
 
     def matches(self, name: str, rows: np.ndarray | None, values) -> np.ndarray:
@@ -202,10 +207,10 @@ class ItemCatalog:
         wanted = set(values)
         wanted_codes = [i for i, v in enumerate(vocab) if v in wanted]
         if rows is None:  # every row: the codes as stored, without a gather
-            added = [_text(item, name) in wanted for item in self.added]
+            added = [added_text(item, name) in wanted for item in self.added]
             return np.r_[one_of(codes, wanted_codes), np.array(added, bool)]
         return self._per_row(rows, lambda r: one_of(codes[r], wanted_codes),
-                             lambda item: _text(item, name) in wanted, lambda n: np.zeros(n, bool))
+                             lambda item: added_text(item, name) in wanted, lambda n: np.zeros(n, bool))
 
     def numeric_column(self, name: str, rows: np.ndarray) -> np.ndarray:
         values = self.numeric[name]
@@ -263,11 +268,11 @@ class ItemCatalog:
         else:
             code_of = {v: i for i, v in enumerate(vocab) if v}
             for item in self.added:  # numbered once per catalog version (this table is cached per version)
-                code_of.setdefault(_text(item, name), len(vocab) + len(code_of))
+                code_of.setdefault(added_text(item, name), len(vocab) + len(code_of))
             code_of.pop("", None)
         lut = np.array([code_of.get(v, -1) for v in vocab] + [-1], np.int64)  # code -1 reads the last entry
         return RowColumn(len(self), self._rows_of(
-            lambda r: lut[codes[r]], lambda item: code_of.get(_text(item, name), -1),
+            lambda r: lut[codes[r]], lambda item: code_of.get(added_text(item, name), -1),
             lambda k: np.zeros(k, np.int64)))
 
     def _rows_of(self, from_bundle, from_added, empty):
@@ -342,9 +347,3 @@ class ItemCatalog:
         removed = self.removed.copy()
         removed[rows] = True
         self.removed = removed
-
-
-def _text(item: AddedItem, name: str) -> str:
-    """An added item's categorical value; None (add_items keeps it) is none, '', as a missing one is."""
-    return str(item.meta.get(name) or "")
-

@@ -85,7 +85,8 @@ def number(value, what: str, low: float = -math.inf, high: float = math.inf, all
     """A finite real number in [low, high] (or (low, high] with low_open); booleans are refused."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    # a plain float or int skips the ABC check, which is slow (a Policy's fields, on every request)
+    if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise ConfigError(f"{what} must be a number (got {type(value).__name__} {_shown(value)})")
     try:
         result = float(value)
@@ -123,7 +124,7 @@ def integer(value, what: str, low: int = 0, high: int = 1 << 31, allow_none: boo
     """An integer in [low, high]; booleans and floats are refused."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise ConfigError(f"{what} must be an integer (got {type(value).__name__} {_shown(value)})")
     if not low <= int(value) <= high:
         words = f"a positive integer of at most {high}" if low == 1 else f"an integer from {low} to {high}"

@@ -54,12 +54,16 @@ class Explainer:
         self.last_episode: dict[str, tuple[int, int]] = {}
         if "series_id" in catalog.categorical and "episode" in catalog.numeric:
             series = catalog.column("series_id", self.history)
-            episodes = catalog.numeric_column("episode", self.history)
-            for row, name, episode in zip(self.history.tolist(), series, episodes.tolist()):
+            episodes = catalog.numeric_column("episode", self.history).tolist() if any(series) else []  # no series
+            for row, name, episode in zip(self.history.tolist(), series, episodes):
                 if name and int(episode) >= self.last_episode.get(name, (0, -1))[1]:
                     self.last_episode[name] = (row, int(episode))
         self.liked = np.asarray(liked_rows, np.int64)
-        self.liked_vectors = catalog.vectors(self.liked)
+        self.liked_vectors = catalog.vectors(self.liked) if len(self.liked) else self.history_vectors[:0]
+        # "because you watched X" of each history position, made when first named: an explainer is kept
+        # per user state, and a list names a few history items again and again
+        self._verbs_of_history: list[str] | None = None
+        self._history_reasons: dict[int, tuple[str, str]] = {}
 
     def explain_all(self, metas: list[dict], vectors: np.ndarray) -> list[Reason]:
         """Reasons for a whole list (catalog.metas and the items' vectors): one similarity
@@ -70,18 +74,19 @@ class Explainer:
             liked_best = sims.argmax(1)
             liked_sim = sims[np.arange(len(metas)), liked_best]
         if not self.cold_start and len(self.history) and len(metas):
-            history_best = (vectors @ self.history_vectors.T).argmax(1)
-            verbs = self._verbs(self.history[history_best])  # one column read for the whole list
+            history_best = (vectors @ self.history_vectors.T).argmax(1).tolist()
+        profile, episodes = self.profile_tags, self.last_episode
         reasons = []
         for i, meta in enumerate(metas):
-            tags = matched_tags(meta.get("tags", []), self.profile_tags)
-            latest = self.last_episode.get(meta.get("series_id") or "")
+            tags = matched_tags(meta.get("tags", []), profile) if profile else []  # no profile: nothing matches
+            latest = episodes.get(meta.get("series_id") or "") if episodes else None
             if latest is not None and int(meta.get("episode") or 0) == latest[1] + 1:
                 reasons.append(self._because("series", "next episode after", latest[0], tags))
             elif liked_best is not None and liked_sim[i] > 0.6:
                 reasons.append(self._because("feedback", "more like", self.liked[liked_best[i]], tags))
             elif history_best is not None:
-                reasons.append(self._because("history", f"because you {verbs[i]}", self.history[history_best[i]], tags))
+                text, item_id = self._history_reason(history_best[i])
+                reasons.append(Reason("history", text, item_id, tags))
             elif tags:
                 reasons.append(Reason("tags", "matches your interests: " + ", ".join(tags), None, tags))
             elif chosen := matched_choices(meta, self.choices):  # e.g. a language choice, which no tag names
@@ -90,11 +95,25 @@ class Explainer:
                 reasons.append(Reason("popular", "popular right now", None, []))
         return reasons
 
+    def _history_reason(self, position: int) -> tuple[str, str]:
+        """(text, item id) of "because you <verb> <history item>" for a position in the history."""
+        kept = self._history_reasons.get(position)
+        if kept is None:
+            if self._verbs_of_history is None:
+                self._verbs_of_history = self._verbs(self.history)  # one column read for the whole history
+            kept = self._history_reasons[position] = self._named(f"because you {self._verbs_of_history[position]}",
+                                                                 self.history[position])
+        return kept
+
     def _verbs(self, rows: np.ndarray) -> list[str]:
         if "modality" not in self.catalog.categorical:
             return ["played"] * len(rows)
         return [VERBS.get(m, "played") for m in self.catalog.column("modality", rows)]
 
     def _because(self, kind: str, words: str, row, tags: list[str]) -> Reason:
+        return Reason(kind, *self._named(words, row), tags)
+
+    def _named(self, words: str, row) -> tuple[str, str]:
+        """(`words` "title", item id) of a row."""
         item_id, title = self.catalog.label(int(row))
-        return Reason(kind, f"{words} \"{title or item_id}\"", item_id, tags)
+        return f"{words} \"{title or item_id}\"", item_id

@@ -20,6 +20,10 @@ EXTRA = 2 + len(DEVICES) + len(MODALITIES) + 8  # features besides the vector pr
 COUNT_LIMIT = 1024  # codes below it are counted in one array; larger ones are sorted
 
 
+_ONE_HOT = np.eye(len(MODALITIES) + 1, len(MODALITIES), dtype=np.float32)  # by modality code, then -1: none
+_ONE_HOT.flags.writeable = False
+
+
 def feature_count(dim: int) -> int:
     return dim + 1 + EXTRA
 
@@ -57,7 +61,7 @@ def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray,
     c = len(candidates)
     out = np.zeros((c, feature_count(user.shape[0])), np.float32)
     d = user.shape[0]
-    out[:, :d] = items * user[None, :]
+    np.multiply(items, user[None, :], out=out[:, :d], casting="unsafe")  # as an assignment, without a temporary
     out[:, d] = items @ user
     col = d + 1
     angle = 2 * np.pi * (hour % 24) / 24
@@ -66,9 +70,7 @@ def ranker_features(user: np.ndarray, items: np.ndarray, candidates: np.ndarray,
     if 0 <= device < len(DEVICES):
         out[:, col + device] = 1.0
     col += len(DEVICES)
-    modality = table.modality[candidates]
-    known = modality >= 0
-    out[np.flatnonzero(known), col + modality[known]] = 1.0
+    out[:, col:col + len(MODALITIES)] = _ONE_HOT[table.modality[candidates]]  # code -1 reads a row of zeros
     col += len(MODALITIES)
     out[:, col:col + len(ITEM_FEATURES)] = item_features(table, candidates, history, now, side)
     out[:, col + len(ITEM_FEATURES)] = 1.0  # bias input, so cross layers can form linear terms
@@ -123,10 +125,12 @@ def history_side(table: ItemTable, history: np.ndarray) -> HistorySide:
         return HistorySide(Shares(0), Shares(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
     series = table.series[history]
     watched = series >= 0
-    shows, episodes = series[watched], table.episode[history][watched].astype(np.int64)
-    order = np.lexsort((episodes, shows))  # by (series, episode): a series' last entry holds its latest episode
-    return HistorySide(Shares.of(table.language[history]), Shares.of(table.creator[history[-20:]]), shows[order],
-                       episodes[order])
+    shows, episodes = series[:0], np.zeros(0, np.int64)
+    if watched.any():  # (no episode of a series in the history: no episode is read)
+        shows, episodes = series[watched], table.episode[history][watched].astype(np.int64)
+        order = np.lexsort((episodes, shows))  # by (series, episode): a series' last entry holds its latest episode
+        shows, episodes = shows[order], episodes[order]
+    return HistorySide(Shares.of(table.language[history]), Shares.of(table.creator[history[-20:]]), shows, episodes)
 
 
 def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray, now: int,
@@ -144,11 +148,16 @@ def item_features(table: ItemTable, candidates: np.ndarray, history: np.ndarray,
     if not len(history):
         return out
     side = history_side(table, history) if side is None else side
-    out[:, 3] = side.language.share(table.language[candidates])
-    out[:, 4] = side.creator.share(table.creator[candidates])
-    in_watched, next_ep = _series_position(table.series[candidates], side.shows, side.episodes)
-    out[:, 5] = in_watched
-    out[:, 6] = in_watched & (table.episode[candidates] == next_ep)
+    # a part of the history with no value (no language, creator or series known) leaves its columns 0:
+    # their candidates' columns are not read
+    if side.language.size:
+        out[:, 3] = side.language.share(table.language[candidates])
+    if side.creator.size:
+        out[:, 4] = side.creator.share(table.creator[candidates])
+    if len(side.shows):
+        in_watched, next_ep = _series_position(table.series[candidates], side.shows, side.episodes)
+        out[:, 5] = in_watched
+        out[:, 6] = in_watched & (table.episode[candidates] == next_ep)
     return out
 
 

@@ -29,7 +29,6 @@ Apps add their own stages at a named point:
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable
@@ -243,8 +242,10 @@ class Pipeline:
     def _attempt(stage: Stage, run, request: Request, app: bool) -> Request:
         """`run` on the request (an app stage: on a private copy, then checked; another optional stage:
         on a shallow copy), the request it returns."""
-        given = isolated(request) if app else request if stage.required else copy.copy(request)
-        out = _returned(run(given), given)
+        given = isolated(request) if app else request if stage.required else request.__copy__()
+        out = run(given)
+        if out is not given:
+            _returned(out, given)  # raises
         if app:
             out = settled(out, request, request.counts)
             check(out, request)
@@ -253,6 +254,12 @@ class Pipeline:
     def failure_reasons(self) -> dict[str, str]:
         with self._lock:
             return dict(self.failures)
+
+    def forget(self, user: str) -> None:
+        """Drop the failure reasons whose words name `user` (an app stage's error may quote the request)."""
+        with self._lock:
+            for name in [name for name, said in self.failures.items() if user in said]:
+                del self.failures[name]
 
     def _failed(self, stage: Stage, request: Request, exc: Exception) -> None:
         request.count(f"{stage.name}_fallback")

@@ -230,7 +230,9 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     if count < 2:
         return np.where(finite, 0.0, scores)
     whole = count == len(scores)  # the usual case: no copies of the finite part
-    centred = scores - (scores.mean() if whole else scores[finite].mean())
+    part = scores if whole else scores[finite]
+    # float64: the sum over the count is np.mean's own value, without its Python wrapper
+    centred = scores - (np.add.reduce(part) / count if part.dtype == np.float64 else part.mean())
     spread = centred if whole else centred[finite]
     std = math.sqrt(float(spread @ spread) / count)  # np.std takes several passes
     return centred / max(std, 1e-9)

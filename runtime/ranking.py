@@ -135,6 +135,20 @@ class ContextStage:
 
     def __init__(self, manifest: Manifest):
         self.prior = ContextPrior.from_manifest(manifest)
+        self._lifts: tuple = (self.prior, {})  # the prior, and its lifts by (device, part of day): a few
+
+    def lifts(self, device: int, hour: float) -> np.ndarray:
+        """The prior's lift for this context by modality code, then a 0 that code -1 (unknown) reads; made
+        once per device and part of day (all it depends on), again for a prior put in its place."""
+        if self._lifts[0] is not self.prior:
+            self._lifts = (self.prior, {})
+        kept, key = self._lifts[1], (device if 0 <= device < len(DEVICES) else -1, day_part(hour))
+        lifts = kept.get(key)
+        if lifts is None:
+            lifts = np.r_[self.prior.lift(device, hour), 0.0]
+            lifts.flags.writeable = False  # shared by the requests of that context
+            kept[key] = lifts
+        return lifts
 
     def weight(self, request: Request) -> float:
         chosen = request.policy.context_weight
@@ -148,9 +162,7 @@ class ContextStage:
 
     def __call__(self, request: Request) -> Request:
         with np.errstate(over="ignore", invalid="ignore"):  # checked below
-            lift = self.prior.lift(request.device, request.hour)
-            modality = request.catalog.feature_table().modality[request.pool]
-            boost = np.where(modality >= 0, lift[np.maximum(modality, 0)], 0.0)
+            boost = self.lifts(request.device, request.hour)[request.catalog.feature_table().modality[request.pool]]
             relevance = request.relevance + self.weight(request) * boost
         if not np.array_equal(np.isfinite(relevance), np.isfinite(request.relevance)):  # else the items are dropped
             raise ModelError("the context prior gave a non-finite boost; the list keeps the order without it")
@@ -164,17 +176,51 @@ def engagement_weight(request: Request, manifest: Manifest) -> float:
     return float(manifest.ranking.get("engagement", 0.0)) if chosen is None else float(chosen)
 
 
-def engagement_pull(request: Request, weight: float) -> np.ndarray | None:
+def engagement_pull(request: Request, weight: float, means: tuple | None = None) -> np.ndarray | None:
     """The query's pull towards items the user liked (full weight) or finished (half weight): a `like`
-    says more than a `play`, a `finish` more than a `play` that stopped early."""
-    state = request.state
-    parts = [(state.loved[-5:], 1.0), (state.finished[-5:], 0.5)]
+    says more than a `play`, a `finish` more than a `play` that stopped early. means: engaged_means(request)
+    when the caller keeps them (kept_pull)."""
+    if not weight > 0:
+        return None
     pull = None
-    for rows, share in parts:
-        if rows and weight > 0:
-            term = request.catalog.vectors(np.asarray(rows, np.int64)).mean(0) * weight * share
+    for mean, share in zip(engaged_means(request) if means is None else means, (1.0, 0.5)):
+        if mean is not None:
+            term = mean * weight * share
             pull = term if pull is None else pull + term
     return pull
+
+
+def kept_pull(request: Request, weight: float) -> np.ndarray | None:
+    """engagement_pull with its means built once per user state: kept in the user's cache entry, which a
+    new event or a catalog change replaces (the retrieve stage's, on every request)."""
+    if not weight > 0:
+        return None
+    keep = getattr(request, "for_user", None)  # a bare record (a test's, a tool's) has no user entry: built anew
+    return engagement_pull(request, weight, None if keep is None else keep("engagement means",
+                                                                            lambda: engaged_means(request)))
+
+
+def pulled_query(query: np.ndarray, pull: np.ndarray) -> np.ndarray:
+    """`query` plus `pull` in units of its length, scaled back to that length (float32)."""
+    norm = _norm(query)
+    pulled = query + pull * norm
+    return (pulled * (norm / max(_norm(pulled), 1e-12))).astype(np.float32)
+
+
+def _norm(vector: np.ndarray) -> float:
+    """float(np.linalg.norm(vector)) of a 1-d float vector (the same sqrt of the same dot), without its wrapper."""
+    return float(np.sqrt(vector.dot(vector)))
+
+
+def engaged_means(request: Request) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The mean vectors of the newest 5 liked and of the newest 5 finished items (None: no such item)."""
+    state, cat = request.state, request.catalog
+    means = tuple(cat.vectors(np.asarray(rows, np.int64)).mean(0) if rows else None
+                  for rows in (state.loved[-5:], state.finished[-5:]))
+    for mean in means:
+        if mean is not None:
+            mean.flags.writeable = False  # kept per user state: shared by its requests
+    return means
 
 
 def rows_with_tags(catalog, tags) -> np.ndarray:

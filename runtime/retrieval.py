@@ -120,8 +120,10 @@ class ExactScan:
             return (user if self.kernel == "numpy" else user.astype(self.table.dtype)), 1.0
         if self.stored.scale_axis == "dim":
             user = user * self.stored.scales
-        step = float(np.abs(user).max()) / 127.0 or 1.0
-        return np.clip(np.round(user / step), -127, 127).astype(np.int8), step
+        step = float(np.maximum.reduce(np.abs(user))) / 127.0 or 1.0
+        # np.clip(np.round(...)) without their Python wrappers (the same ufuncs: rint is round to 0 decimals)
+        scaled = np.rint(user / step)
+        return np.minimum(np.maximum(scaled, -127, out=scaled), 127, out=scaled).astype(np.int8), step
 
     def scores(self, user: np.ndarray) -> np.ndarray:
         query, step = self._query(user)

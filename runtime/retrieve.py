@@ -18,7 +18,7 @@ from edgerec.runtime.caps import capped_reach
 from edgerec.runtime.cold_spread import spread_newcomers
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import filter_mask, popularity_prior, standardize
-from edgerec.runtime.ranking import engagement_pull, engagement_weight, rows_with_tags
+from edgerec.runtime.ranking import engagement_weight, kept_pull, pulled_query, rows_with_tags
 from edgerec.runtime.request import Request
 from edgerec.runtime.retrieval import sorted_contains, top_rows
 
@@ -67,14 +67,12 @@ class RetrieveStage:
 
     def _query(self, request: Request) -> None:
         """The user vector, pulled towards "more like this" items (which also end a cold start) and,
-        with an engagement weight, towards liked and finished items (see ranking.engagement_pull)."""
+        with an engagement weight, towards liked and finished items (see ranking.engagement_pull, kept_pull)."""
         state, query = request.state, request.vector
         request.cold = query is None
-        pull = None if query is None else engagement_pull(request, engagement_weight(request, self.models.manifest))
+        pull = None if query is None else kept_pull(request, engagement_weight(request, self.models.manifest))
         if pull is not None:  # in units of the user vector's length, which is kept (the drift monitor reads it)
-            norm = float(np.linalg.norm(query))
-            pulled = query + pull * norm
-            query = (pulled * (norm / max(float(np.linalg.norm(pulled)), 1e-12))).astype(np.float32)
+            query = pulled_query(query, pull)
         if state.liked and request.fallback is None:
             liked = request.catalog.vectors(np.array(state.liked[-3:], np.int64))
             pull = liked.mean(0) * request.policy.feedback_weight
@@ -225,9 +223,9 @@ class RetrieveStage:
             order = np.lexsort((rows, -values))  # best first, ties by row as in top_rows
             rows, values = rows[order], values[order]
         keep = ~sorted_contains(skip, rows) & np.isfinite(values)
+        if filters is not None:  # (without filters every row passes)
+            keep[keep] = filter_mask(cat, rows[keep], filters)
         rows, values = rows[keep], values[keep]
-        passed = filter_mask(cat, rows, filters)
-        rows, values = rows[passed], values[passed]
         reached, end = capped_reach(cat, rows, request.policy, request.k)  # past `want` the rows are not
         if (len(rows) < want or reached < request.k or end > want) and not scanned_all:  # the true order
             return None

@@ -130,9 +130,10 @@ def run_ranker(entry, backend, feats: np.ndarray) -> np.ndarray:
     if entry.batch:
         out = []
         for start in range(0, len(feats), entry.batch):
-            block = feats[start:start + entry.batch]
-            padded = np.zeros((entry.batch, feats.shape[1]), np.float32)
-            padded[: len(block)] = block
+            padded = block = feats[start:start + entry.batch]
+            if len(block) < entry.batch or block.dtype != np.float32:  # (a whole float32 block runs as it is)
+                padded = np.zeros((entry.batch, feats.shape[1]), np.float32)
+                padded[: len(block)] = block
             out.append(np.asarray(backend.run({"features": padded})[0]).reshape(-1)[: len(block)])
         return np.concatenate(out)
     return np.asarray(backend.run({backend.input_names[0]: feats})[0]).reshape(-1)  # (C,) or a (C, 1) column
@@ -202,12 +203,13 @@ class PoliciesStage:
 def explain(request: Request) -> Request:
     """The list as Recommendations, each with why it is there."""
     cat, order = request.catalog, request.order
-    metas = cat.metas(request.pool[order])
+    rows = request.pool[order]
+    metas = cat.metas(rows)
     if request.fallback is not None:  # say so, rather than dress popularity up as personal
         reasons = [Reason("fallback", request.fallback) for _ in metas]
     else:
         reasons = _explainer(request).explain_all(metas, request.vectors[order])
-        reasons = replay_reasons(request, request.pool[order], reasons)
+        reasons = replay_reasons(request, rows, reasons)
     if request.scorer is not None and request.fallback is None:
         reasons = scorer_reasons(request, metas, reasons)
     request.results = []

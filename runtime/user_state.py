@@ -9,6 +9,7 @@ list and says why.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Window:
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     last_id: int = 0  # the newest event read
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    oldest: float | None = field(default=None, compare=False, repr=False)  # times.min(), once (expired)
 
     def extended(self, events: list[tuple[int, str, str, float]], index, size: int, window: int) -> Window:
         """A copy with `events` ((id, item, event, ts), oldest first, newer than last_id) added and the
@@ -83,7 +85,9 @@ class Window:
     def expired(self, cutoff: float) -> bool:
         """Whether an event of the window is older than `cutoff`: retention no longer keeps it, so
         the window is not what a read gives now (and an event it left out may count again)."""
-        return bool(len(self.times)) and float(self.times.min()) < cutoff
+        if self.oldest is None:  # read once: a window's arrays never change (extended() makes a new one)
+            self.oldest = float(self.times.min()) if len(self.times) else math.inf
+        return self.oldest < cutoff
 
     def folded(self) -> dict:
         """The state's event fields: consumed rows in first-consumption order, the excluded set and
@@ -284,8 +288,11 @@ def state_of(window: Window, cat, prefs: dict[str, list[str]]) -> UserState:
     tags, languages = Counter(cat.tag_counts(consumed[-50:])), Counter()
     if "language" in cat.categorical and consumed:
         languages.update(lang for lang in cat.column("language", np.array(consumed[-50:], np.int64)).tolist() if lang)
-    tags.update({t: 3 for t in prefs.get("tag", []) + prefs.get("genre", [])})
-    languages.update({lang: 3 for lang in prefs.get("language", [])})
+    chosen, spoken = prefs.get("tag", []) + prefs.get("genre", []), prefs.get("language", [])
+    if chosen:  # (Counter.update costs even when empty: most users made no onboarding choice)
+        tags.update({t: 3 for t in chosen})
+    if spoken:
+        languages.update({lang: 3 for lang in spoken})
     return UserState(consumed, events["excluded"], events["liked"], events["disliked"], tags, languages,
                      events["loved"], events["finished"], {kind: list(v) for kind, v in prefs.items()})
 
