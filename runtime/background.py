@@ -166,6 +166,28 @@ class Background:
         self.close()
 
 
+class Runners:
+    """A Recommender's Background runners, weakly held (no leak), closed with it."""
+
+    def __init__(self):
+        self._runners: weakref.WeakSet = weakref.WeakSet()
+        self._lock, self._closing = threading.Lock(), False
+
+    def add(self, runner: Background) -> None:
+        self._runners.add(runner)
+
+    def close(self) -> bool:
+        """Close every runner (what waits in them runs first); False when another close() is under way: two
+        runners' workers each closing the Recommender waited for each other's thread for ever."""
+        with self._lock:
+            if self._closing:
+                return False
+            self._closing = True
+        for runner in list(self._runners):
+            runner.close()
+        return True
+
+
 def _nothing() -> None:
     return None
 

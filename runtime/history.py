@@ -23,7 +23,7 @@ from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks, history_care, history_recover
 from edgerec.runtime import history_schema as schema
 from edgerec.runtime import retention as kept
-from edgerec.runtime.history_erasure import Erasure
+from edgerec.runtime.history_erasure import BatchState, Erasure
 from edgerec.runtime.history_schema import SCHEMA_VERSION, Event  # noqa: F401  (SCHEMA_VERSION re-exported)
 from edgerec.runtime.retention import KEEP_EVERYTHING, Retention  # noqa: F401  (re-exported)
 from edgerec.runtime.secure_db import connect
@@ -115,9 +115,7 @@ class HistoryStore(Erasure):
     def batch(self) -> Iterator[None]:
         """record() and set_preferences() calls in one transaction, one commit: all stored, or none."""
         with self._lock:  # other threads' calls wait: they would run inside this transaction
-            if self._batch is not None:
-                yield  # a batch inside a batch is part of it
-                return
+            self._outside_batch("history.batch()")  # one at a time: a failed inner one could not be undone alone
             with self._transaction(batch=True):
                 yield
             self._prune_if_due(False)
@@ -126,8 +124,8 @@ class HistoryStore(Erasure):
     def _transaction(self, profile: str | None = None, append: bool = False, batch: bool = False) -> Iterator[None]:
         with self._lock:
             if self._batch is not None:  # inside batch(): stored by its commit, and counted then
-                yield
-                self._batch[profile] = self._batch.get(profile, True) and append  # appended only if all were
+                with self._batched(profile, append):
+                    yield
                 return
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -139,14 +137,14 @@ class HistoryStore(Erasure):
                 raise HistoryError(f"could not write to {self.file} ({exc}); nothing was stored: open the history "
                                    "anew (with its key if it was encrypted meanwhile)") from None
             before = self.db.total_changes
-            self._batch = {} if batch else None
+            self._batch = BatchState() if batch else None
             try:
                 self._check_others()
                 yield
                 self.db.execute("COMMIT")  # a commit that fails (disk full, I/O) is rolled back below
             except BaseException as exc:
                 self._rollback()
-                self._count(self._batch or {})  # reads inside a batch saw its rows (maybe cached): tokens move
+                self._count(dict.fromkeys(self._batch or (), False))  # a batch's reads saw its rows: rewritten
                 if isinstance(exc, self._errors):
                     raise HistoryError(f"could not write to {self.file} ({exc}); nothing of this change was "
                                        "stored") from None

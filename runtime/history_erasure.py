@@ -5,16 +5,25 @@ rows also sets ERASE_FLAG in the meta table; it is dropped once the rows are era
 killed in between (or a reader that outlasted it) leaves it, and the next open erases again.
 
 Also the per-profile write counters generation() is made of: a profile whose last row a deletion
-removed (forget, retention) leaves no name in them, as forget() always did.
+removed (forget, retention) leaves no name in them, as forget() always did; and the writes inside a
+history.batch(), which one failure rolls back whole.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import history_care
 from edgerec.runtime import retention as kept
+
+
+class BatchState(dict):
+    """What a history.batch() wrote: profile -> only appended (counted at its commit); `failed` once a write in
+    it failed: the whole transaction is rolled back then, and every later write of the batch is refused."""
+
+    failed = False
 
 
 class Erasure:
@@ -94,6 +103,24 @@ class Erasure:
         with self._lock:
             history_care.erase(self.db, self.path, self.erase_wait, vacuum=True)
             self._erased()
+
+    @contextmanager
+    def _batched(self, profile: str | None, append: bool) -> Iterator[None]:
+        """A write inside batch(), stored by the batch's commit. A failed one rolls the batch back at once: SQLite
+        may have ended the transaction itself (a full disk), and the writes after it would each commit alone."""
+        batch = self._batch
+        if batch.failed or not self.db.in_transaction:
+            raise HistoryError("an earlier write of this history.batch() failed, so nothing of the batch is "
+                               "stored; leave the batch and try it again")
+        try:
+            yield
+        except BaseException as exc:
+            batch.failed = True
+            self._rollback()
+            if isinstance(exc, self._errors):
+                raise HistoryError(f"could not write to {self.file} ({exc}); nothing of this change was stored") from None
+            raise
+        batch[profile] = batch.get(profile, True) and append  # appended only if all of its writes were
 
     # ------------------------------------------------------------ the write counters of generation()
 

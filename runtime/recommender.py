@@ -14,7 +14,6 @@ falls back to the popularity list, and recommend() raises only EdgerecErrors.
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from edgerec.errors import ConfigError, EdgerecError, UnknownIdError
 from edgerec.runtime import checks
 from edgerec.runtime.backends import BACKENDS, available_backends
+from edgerec.runtime.background import Runners
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
 from edgerec.runtime.catalog_sync import CatalogSync
@@ -56,7 +56,7 @@ class Recommender:
         self.drift_baseline = DriftBaseline.from_manifest(self.manifest)
         self.update = update  # set when opened as an update of a previous bundle
         self.users = UserCache()  # each user's state and vector, kept between requests
-        self.runners: weakref.WeakSet = weakref.WeakSet()  # its Background runners: close() runs what they hold
+        self.runners = Runners()  # its Background runners: close() runs what they hold
         self.pipeline: Pipeline = default_pipeline(self.models, history, self.users)
         self.catalog_sync = CatalogSync(history, self.catalog, self.manifest.embedding_space, self.manifest.dim)
         self.catalog_sync.refresh()  # and at every call that reads the catalog: another process may change it
@@ -201,18 +201,18 @@ class Recommender:
             for kind, values in choices:
                 if values:
                     self.history.set_preferences(user, kind, values)
-            for item in items:  # record() as for any event (its checks, an app's override); twice given, twice
-                self.record(user, item, "more_like_this")
+            for item in items:  # checked above; the store's record(): Recommender.record's catalog refresh
+                self.history.record(user, item, "more_like_this")  # takes its lock, after the store's (deadlock)
 
     def forget(self, user: str) -> int:
-        """Delete and erase everything stored about `user` (the guarantee: runtime/history_care.py),
-        and drop what requests kept of them in memory."""
+        """Delete and erase everything stored about `user` (runtime/history_care.py); drop what requests kept."""
         checks.text(user, "user")
         try:
             return self.history.forget(user)
         finally:
             self.users.drop(user)
             self.monitor.forget(user)  # its drift sample is kept per user
+            self.pipeline.forget(user)  # a stage's failure whose words name them
 
     def export_history(self, user: str) -> dict:
         return self.history.export(user)
@@ -336,9 +336,8 @@ class Recommender:
 
     def close(self) -> None:
         """Close the Background runners first (what waits in them runs, as their close() does), then the history."""
-        for runner in list(self.runners):
-            runner.close()
-        self.history.close()
+        if self.runners.close():  # False: another thread's close() is under way (two workers closing)
+            self.history.close()
 
     def __enter__(self):
         return self

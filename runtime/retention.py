@@ -27,10 +27,10 @@ when it writes the mark, unless its own reading resolved it (came back within AH
 
 Events recorded without a time and onboarding choices are dated by the clock, or by the high-water
 mark when the clock reads behind it (a clock set back, a dead RTC battery reading 2001): their ids
-keep their order, and they are not erased once the clock is right. That lasts until the clock has run
-SETTLE behind the mark in one process: then it dates them itself (the mark may be the wrong one: a
-date set a year ahead, believed, then corrected; dated at it, they would outlive max_age_days by a
-year). Ages are measured from a clock set back at once (it deletes nothing). A time the app passes is
+keep their order, and they are not erased once the clock is right, however long it read behind. The
+cost, when the mark itself is wrong (a date set a year ahead, used there for a day, so believed, then
+corrected): what is recorded until the clock passes the mark is dated at it, and outlives max_age_days
+by as much (a day or more of use at 2001, erased at its correction, was the worse choice). Ages are measured from a clock set back at once (it deletes nothing). A time the app passes is
 kept as given (and refused more than AHEAD past the time events are dated by, or older than retention
 keeps); the mark is written with it when it lies more than AHEAD past the file's mark.
 
@@ -131,7 +131,6 @@ class ClockState:
     ahead: float | None = None
     known: float | None = None  # the file's `ahead` when this process last read or wrote it
     last: float | None = None  # this process's previous reading of the pending jump
-    behind: float | None = None  # this process's first reading of the clock behind the mark (a set-back)
 
     def start(self, db: sqlite3.Connection, reading: float | None = None) -> None:
         """At open: the file's mark; without one (a file of an older version, a recovered one), the newest
@@ -145,7 +144,7 @@ class ClockState:
                              (min(MAX_TS, (time.time() if reading is None else reading) + AHEAD),)).fetchone()[0]
             mark = (None if top is None else float(top), None)
         self.seen, self.ahead = mark
-        self.known, self.last, self.behind = self.ahead, None, None
+        self.known, self.last = self.ahead, None
 
     def believe(self, reading: float) -> float:
         """The time ages are measured from at this reading of the store's clock."""
@@ -165,14 +164,9 @@ class ClockState:
 
     def stamp(self, reading: float) -> float:
         """The time an event recorded at this reading is dated: behind the mark (a clock set back, a dead RTC
-        battery reading 2001) it is the mark, so nothing recorded meanwhile ages out once the clock is right
-        (ids keep their order), until the clock has run SETTLE behind it in this process: then the clock."""
-        if self.seen is None or reading >= self.seen:
-            self.behind = None
-            return reading
-        if self.behind is None or reading < self.behind:
-            self.behind = reading  # set back (again): the day behind counts from here
-        return self.seen if reading - self.behind < SETTLE else reading
+        battery reading 2001) it is the mark, so nothing recorded meanwhile ages out once the clock is right;
+        ids keep their order."""
+        return reading if self.seen is None else max(reading, self.seen)
 
     def sync(self, db: sqlite3.Connection, reading: float, ts: float | None = None) -> None:
         """Inside a write transaction: merge the file's mark (another process may have believed a newer time,

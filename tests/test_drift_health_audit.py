@@ -120,6 +120,24 @@ def test_a_request_in_flight_across_forget_keeps_no_sample_of_its_user(rec):
     assert list(rec.monitor.top_scores) == ["bob"]
 
 
+def test_forget_drops_a_stage_failure_whose_words_name_the_user(rec):
+    """An app stage's error quoted the request's user, and stats()["failures"] kept it after forget()."""
+    from edgerec.runtime.pipeline import Stage
+
+    def quoting(request):
+        raise ValueError(f"no row for {request.user}")
+
+    def plain(request):
+        raise ValueError("the app's table is empty")
+
+    rec.pipeline.insert_after("explain", Stage("app_quoting", quoting, required=False))
+    rec.pipeline.insert_after("explain", Stage("app_plain", plain, required=False))
+    rec.recommend("carol-4711", k=3)
+    assert "carol-4711" in rec.stats()["failures"]["app_quoting"]
+    rec.forget("carol-4711")
+    assert set(rec.stats()["failures"]) == {"app_plain"}
+
+
 def test_the_allowance_shrinks_with_the_square_root_of_the_users():
     baseline = DriftBaseline((0.5, 0.25), (0.5, 0.25), 10, 200, threshold=1.0, min_window=1)
     one_user = drift_report([(1.0, 0.5)] * 16, baseline)  # 2 deviations out, 16 samples: allowance 1

@@ -342,6 +342,26 @@ def test_the_recommender_closed_on_its_runners_worker_stores_what_waited_first(r
         assert again.history.count("jo") == 5
 
 
+def test_two_runners_whose_workers_both_close_the_recommender_do_not_wait_for_each_other(rec, golden_bundle,
+                                                                                         tmp_path):
+    """Each worker closed its own runner, then joined the other's thread, itself inside rec.close() (audit K1)."""
+    first, second = Background(rec), Background(rec)
+    both_inside = threading.Barrier(3)  # the two workers, and this thread once the record is queued
+
+    def closer():
+        both_inside.wait(WAIT)
+        rec.close()
+        return "closed"
+
+    closing = [runner.submit(closer) for runner in (first, second)]
+    waiting = second.record("jo", items(rec, 0, 1)[0], "finish")  # behind the close: runs before the history closes
+    both_inside.wait(WAIT)
+    assert [f.result(WAIT) for f in closing] == ["closed", "closed"]
+    assert waiting.exception(WAIT) is None and rec.history.closed
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as again:
+        assert again.history.count("jo") == 1
+
+
 def test_pending_counts_waiting_calls_only_and_cancelled_lists_free_theirs(rec):
     """max_pending counted the running call, a finished one still in its callbacks and cancelled lists: a
     done-callback asking for the next list always got BusyError at max_pending=1, and a fast scroller too."""

@@ -168,11 +168,13 @@ def test_forget_or_prune_inside_a_batch_is_refused_and_nothing_is_stored(tmp_pat
                 store.record("ana", "i1", "play")
                 step()
         assert store.count() == 0 and not store.db.in_transaction
-    with store.batch():  # a batch inside a batch is part of it
+    # a batch inside a batch is refused: a failed inner one, caught by the app, was committed by the outer
+    with pytest.raises(ConfigError, match="inside history.batch"):
         with store.batch():
             store.record("ana", "i1", "play")
-        store.record("ana", "i2", "play")
-    assert [e.item for e in store.events("ana")] == ["i1", "i2"]
+            with store.batch():
+                store.record("ana", "i2", "play")
+    assert store.count() == 0 and not store.db.in_transaction
     store.close()
 
 
@@ -195,4 +197,57 @@ def test_a_batch_rolled_back_moves_the_token_of_what_its_reads_saw(tmp_path):
             assert store.count("ana") == 1  # a read inside sees the batch's row: a cache may keep it
             raise RuntimeError("the app gave up")
     assert store.count("ana") == 0 and store.generation("ana") != before  # so what it kept is not reused
+    store.close()
+
+
+def test_the_catalog_is_not_refreshed_inside_the_batch(rec, monkeypatch):
+    """The batch holds the store's lock; a catalog refresh inside it took the sync lock after it, while another
+    thread's record() takes them the other way round: the two threads deadlocked (audit K1)."""
+    refreshed_in_batch = []
+    refresh = rec.catalog_sync.refresh
+
+    def spy():
+        refreshed_in_batch.append(rec.history._batch is not None)
+        refresh()
+
+    monkeypatch.setattr(rec.catalog_sync, "refresh", spy)
+    rec.onboard("ann", genres=[genre(rec)], items=item_ids(rec, 5))
+    assert refreshed_in_batch == [False]  # once, before the batch
+    assert stored(rec) == (5, 1)
+
+
+def test_a_rolled_back_batch_counts_as_a_rewrite_so_no_cache_extends_it(tmp_path):
+    """Counted as appended, a cache read the batch's rows, then asked only for events after them: the ids
+    rolled back with the batch are given again, and the new events were skipped (audit K1)."""
+    store = HistoryStore(tmp_path / "h.db")
+    store.record("ana", "i0", "play")
+    before = store.generation("ana")
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            store.record("ana", "i1", "play")
+            raise RuntimeError("the app gave up")
+    after = store.generation("ana")
+    assert after[2] != before[2]  # the rewrite count moved: a state is rebuilt, not extended
+    store.close()
+
+
+def test_a_write_that_fails_inside_a_batch_rolls_all_of_it_back_and_refuses_the_rest(tmp_path):
+    """A full disk ended SQLite's transaction: a raw OperationalError came out, the writes after it committed
+    one by one, and the batch then said nothing was stored (audit K1)."""
+    store = HistoryStore(tmp_path / "h.db")
+    store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.item = 'bad' "
+                     "BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    with pytest.raises(HistoryError, match="nothing of this change was stored"):
+        with store.batch():
+            store.record("ana", "first", "play")
+            store.record("ana", "bad", "play")
+    with pytest.raises(HistoryError, match="earlier write of this history.batch"):
+        with store.batch():
+            store.record("ana", "first", "play")
+            with pytest.raises(HistoryError, match="nothing of this change was stored"):
+                store.record("ana", "bad", "play")  # the app catches it and goes on
+            store.record("ana", "second", "play")
+    assert store.count() == 0 and not store.db.in_transaction
+    store.record("ana", "later", "play")  # the store still works
+    assert [e.item for e in store.events("ana")] == ["later"]
     store.close()
