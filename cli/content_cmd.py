@@ -116,7 +116,9 @@ def distill(data_dir, out, encoder_dir, train_items, held_out, dim, epochs, seed
                                   "pass the `vocabulary` folder of a `content distill` run with this --dim")
         else:
             with console.status("the teacher reads its whole vocabulary (model2vec)"):
-                start, start_info = student_from_vocabulary(vocabulary_pass(teacher.dir), dim)
+                vocab = vocabulary_pass(teacher.dir)
+                vocab.vectors = teacher.through_head(vocab.vectors)  # a Dense teacher's sentence space
+                start, start_info = student_from_vocabulary(vocab, dim)
         save_student(Path(out) / VOCABULARY_ONLY, start, teacher.dir, start_info)
         titles, title_vectors = _real_titles(teacher, real_titles, seed)
         texts, vectors = train + titles, np.vstack([train_vectors, title_vectors])

@@ -21,7 +21,7 @@ from edgerec.compress.quantize import (
 )
 from edgerec.errors import DataError, ExportError
 from edgerec.export.formats import export_onnx, export_tflite
-from edgerec.models.content import tokenize
+from edgerec.models.content import tokenize, tokenizer_error
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
 from edgerec.runtime.content import reads_words
 
@@ -136,13 +136,22 @@ def read_length(tokenizer) -> int:
     return int((tokenizer.truncation or {}).get("max_length", 48))
 
 
+def _reads_words(tokenizer, text: str) -> bool:
+    try:
+        return reads_words(tokenizer, text)
+    except Exception as exc:
+        if type(exc) is not Exception:  # the tokenizers library's own failures are bare Exceptions
+            raise
+        raise tokenizer_error(exc, "the content encoder's tokenizer.json") from None
+
+
 def usable_labels(tokenizer, label_sets: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
     """The label sets a bundle ships, and a note for each name or set left out.
 
     A name that reads no word (an emoji-only tag) is [CLS] [UNK] [SEP] to the encoder: it was returned as a
     tag of texts it has nothing to do with, while `tag` refuses such a text. A set of fewer than two names
     gave every text its one name (a catalog whose every item is "calm" tagged a heist thriller "calm")."""
-    unreadable = {name for names in label_sets.values() for name in names if not reads_words(tokenizer, name)}
+    unreadable = {name for names in label_sets.values() for name in names if not _reads_words(tokenizer, name)}
     notes = [f"left out {len(unreadable):,} label name(s) that read no word to the tokenizer (symbols or emoji "
              f"alone): {', '.join(map(repr, sorted(unreadable)[:10]))}"] if unreadable else []
     usable = {}

@@ -74,15 +74,35 @@ def _padding_gap(encoder: FileEncoder, history, users: np.ndarray) -> float | No
         short = [history.of(u)[-k:] for u in users[:PADDING_USERS] for k in cuts if len(history.of(u)) >= k]
     if not short:  # L of 1: every history is already of length L
         return 0.0
-    padded = encoder.encode_rows(np.vstack([np.r_[np.zeros(length - len(h), np.int64), np.asarray(h) + 1]
-                                            for h in short]))
+    rows = np.vstack([np.r_[np.zeros(length - len(h), np.int64), np.asarray(h) + 1] for h in short])
+    padded = encoder.encode_rows(rows)
+    refuse_zero_vectors(encoder.name, padded, rows, "short histories")
     try:
         alone = np.vstack([encoder.encode_rows((np.asarray(h, np.int64) + 1)[None]) for h in short])
     except EdgerecError:  # the padded rows above ran, so the short lengths are what fails
         return None
-    cosine = (padded * alone).sum(1) / np.maximum(np.linalg.norm(padded, axis=1) * np.linalg.norm(alone, axis=1),
-                                                  1e-12)
-    return float(max(0.0, 1.0 - cosine.min()))
+    refuse_zero_vectors(encoder.name, alone, rows, "short histories given without padding")
+    # each vector to unit length on its own: a floor on the product of two norms made a model whose vectors
+    # are ~1e-9 long read cosine 0 (and padded to L) though padding moved nothing
+    padded, alone = (unit(v) for v in (padded, alone))
+    return float(max(0.0, 1.0 - (padded * alone).sum(1).min()))
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    wide = np.asarray(vectors, np.float64)  # float64: squares of float32's smallest values do not vanish
+    return wide / np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), np.finfo(np.float64).tiny)
+
+
+def refuse_zero_vectors(name: str, vectors: np.ndarray, rows: np.ndarray, what: str) -> None:
+    """A user vector of zeros has no direction: every item scores alike for that user on the device, and the
+    padding check read it as cosine 0 (padding blamed for it)."""
+    zero = np.flatnonzero(~np.any(np.asarray(vectors) != 0, axis=1))
+    if len(zero):
+        held = rows[zero[0]][rows[zero[0]] > 0]
+        raise ExportError(f"{name} returns a vector of zeros for {len(zero)} of {len(rows)} {what}, first for the "
+                          f"item rows {held.tolist()[:10]} (catalog index + 1); a user vector of zeros ranks every "
+                          "item alike: return a vector with a direction for every history (e.g. add a learnt "
+                          "default vector)")
 
 
 def _check_every_item(model: FileEncoder, n_items: int) -> None:
@@ -100,6 +120,7 @@ def _check_every_item(model: FileEncoder, n_items: int) -> None:
                           f"that together hold every item, first for one of the item rows {held[0]} to {held[-1]} "
                           "(catalog index + 1); every item must give a finite vector: guard divisions and logs "
                           "(e.g. clamp a count before dividing by it)")
+    refuse_zero_vectors(model.name, out, sweep, "histories that together hold every item")
 
 
 BATCH_USERS = 16  # histories encoded alone and in one batch, to see whether the batch moves the output
@@ -209,6 +230,7 @@ def _bundle_checked(model: FileEncoder, spec: EncoderSpec, vectors: np.ndarray, 
     _check_every_item(model, dataset.n_items)
     rows = history_rows(history, users, spec.history_length)
     produced = model.encode_rows(rows)
+    refuse_zero_vectors(model.name, produced, rows, "real histories")
     check_deterministic(model.name, produced, model.encode_rows(rows))  # before the batch check: its cause first
     if model.input.shape[0] != 1:  # a fixed batch of one already runs one user at a time
         check_batch_independence(model.name, model.encode_rows, rows, produced)

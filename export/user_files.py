@@ -54,8 +54,9 @@ def first_words(exc: Exception) -> str:
 
 
 def portable_tflite(source: Path, target: Path) -> None:
-    """The user's TFLite file without its metadata entries (but the runtime version), description and any
-    bytes after the model; refused when its weights live outside the flatbuffer (models over 2 GB)."""
+    """The user's TFLite file without its metadata entries (but the runtime version), description, the names
+    its converter gave inner tensors and any bytes after the model; refused when its weights live outside the
+    flatbuffer (models over 2 GB)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
@@ -78,11 +79,27 @@ def portable_tflite(source: Path, target: Path) -> None:
         if index not in used and 0 <= index < len(buffers):
             buffers[index].data = None  # the entry's bytes go; the buffer stays so tensors keep their indices
     model.metadata, model.metadataBuffer, model.description = kept or None, None, None
+    _neutral_names(model)
     model.buffers = [_AlignedBuffer(b.data, b.offset, b.size) for b in buffers] or None
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     target.write_bytes(bytes(builder.Output()))
     _same_outputs(source, target)
+
+
+def _neutral_names(model) -> None:
+    """Tensors named t0, t1, ... and subgraphs s1, s2, ... (converters name them after the user's Python modules
+    and classes, e.g. mymodel.Mean/torch.nn.modules.sparse.Embedding_emb); the first subgraph's inputs and
+    outputs keep their names, which an app may look up (the runtime matches them by position). Operators and
+    signatures point at tensors and subgraphs by index, so nothing else changes."""
+    for number, graph in enumerate(model.subgraphs or []):
+        ends = [x for x in (graph.inputs, graph.outputs) if x is not None]  # numpy arrays: no `or []`
+        kept = {int(i) for x in ends for i in x} if number == 0 else set()
+        for index, tensor in enumerate(graph.tensors or []):
+            if index not in kept:
+                tensor.name = f"t{index}"
+        if number:
+            graph.name = f"s{number}"
 
 
 class _AlignedBuffer:

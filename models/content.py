@@ -12,6 +12,7 @@ vectors and the mean, so a word's vector depends on its neighbours.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from pathlib import Path
@@ -57,11 +58,32 @@ def load_tokenizer(encoder_dir: str | Path, max_length: int, pad_to: int | None 
     # the shipped file pads everything to 128; pad to the longest text of a batch instead
     pad_id, pad_token = padding(tokenizer)  # [PAD] = 0 in English vocabularies, <pad> = 1 in multilingual ones
     tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=pad_to)
+    # a file that parses may still fail on the first word it does not know (a WordPiece vocabulary without its
+    # [UNK] token): said here, at load, rather than in the middle of a distillation
+    try:
+        tokenizer.encode(PROBE_TEXT)
+    except Exception as exc:  # the tokenizers library raises a bare Exception
+        raise tokenizer_error(exc, f"{path.name} in {Path(encoder_dir).name}") from None
     return tokenizer
 
 
+PROBE_TEXT = "a probe text \u2603 \U0001f9ea \u2fff"  # symbols few vocabularies hold: they need the unknown token
+
+
+def tokenizer_error(exc: Exception, what: str) -> ModelError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ModelError(f"{what} cannot encode text ({reason}); its vocabulary lacks a token the tokenizer needs (such "
+                      "as the unknown token): write it again with the model's tokenizer: "
+                      "AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR)")
+
+
 def tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = tokenizer.encode_batch(list(texts))
+    try:
+        encoded = tokenizer.encode_batch(list(texts))
+    except Exception as exc:
+        if type(exc) is not Exception:  # the library's own failures are bare Exceptions; a TypeError is a bug
+            raise
+        raise tokenizer_error(exc, "the tokenizer") from None
     ids = np.array([e.ids for e in encoded], np.int64)
     mask = np.array([e.attention_mask for e in encoded], np.int64)
     return ids, mask
@@ -113,34 +135,51 @@ POOLING_KEYS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "c
                 "pooling_mode_max_tokens": "max", "pooling_mode_lasttoken": "last"}
 
 
+SENTENCE_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")  # what the teacher computes as the model does
+
+
+def _read_json(folder: Path, path: Path, label: str):
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # a damaged file: named by its label, never by the host path
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)[:200]
+        raise ModelError(f"{label} in {folder.name} cannot be read as JSON ({reason}); write it again with the "
+                         "model's library: SentenceTransformer(DIR).save(DIR)") from None
+
+
+def _modules(folder: Path) -> list[tuple[str, Path]]:
+    """(kind, folder) of each module in a sentence-transformers folder's modules.json, in order; [] without one.
+    A module of any other kind is refused: left out, it gave the student other vectors than the model's."""
+    if not (folder / "modules.json").is_file():
+        return []
+    modules = _read_json(folder, folder / "modules.json", "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ModelError(f"modules.json in {folder.name} must be a list of objects with a type and a path, as "
+                         "sentence-transformers writes it; write it again with SentenceTransformer(DIR).save(DIR)")
+    out = []
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]  # the class name (its package moved between versions)
+        if kind not in SENTENCE_MODULES:  # by name exactly: WeightedLayerPooling is no Pooling
+            raise ModelError(f"{folder.name}'s modules.json has a {kind or 'nameless'} module; the teacher computes "
+                             "Transformer, Pooling, Dense and Normalize modules only, and leaving one out would "
+                             "teach the student other vectors than the model's: pass a model made of those")
+        out.append((kind, folder / str(module.get("path", ""))))
+    return out
+
+
 def sentence_layout(folder: Path) -> tuple[Path, str]:
     """(the transformer's folder, its pooling) of a sentence-transformers folder (modules.json: the model may
     sit in a subfolder such as 0_Transformer, the pooling may be CLS, max or last token); a plain Hugging
     Face folder: (itself, "mean")."""
-    import json
-
-    def read(path: Path, label: str):
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # a damaged file: named by its label, never by the host path
-            reason = exc.strerror if isinstance(exc, OSError) else str(exc)[:200]
-            raise ModelError(f"{label} in {folder.name} cannot be read as JSON ({reason}); write it again with the "
-                             "model's library: SentenceTransformer(DIR).save(DIR)") from None
-
     inner, mode = folder, "mean"
-    if not (folder / "modules.json").is_file():
-        return inner, mode
-    modules = read(folder / "modules.json", "modules.json")
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
-        raise ModelError(f"modules.json in {folder.name} must be a list of objects with a type and a path, as "
-                         "sentence-transformers writes it; write it again with SentenceTransformer(DIR).save(DIR)")
-    for module in modules:
-        kind, path = str(module.get("type", "")), folder / str(module.get("path", ""))
-        if kind.endswith("Transformer") and (path / "config.json").is_file():
+    for kind, path in _modules(folder):
+        if kind == "Transformer" and (path / "config.json").is_file():
             inner = path
-        if kind.endswith("Pooling") and (path / "config.json").is_file():
+        if kind == "Pooling" and (path / "config.json").is_file():
             label = f"{path.name}/config.json"
-            config = read(path / "config.json", label)
+            config = _read_json(folder, path / "config.json", label)
             if not isinstance(config, dict):
                 raise ModelError(f"{label} in {folder.name} must be a JSON object of pooling_mode_* flags, as "
                                  "sentence-transformers writes it")
@@ -151,6 +190,81 @@ def sentence_layout(folder: Path) -> tuple[Path, str]:
                                  "is not one of mean, CLS, max or last token alone; the teacher reads those")
             mode = modes[0] if modes else mode
     return inner, mode
+
+
+class _Normalize(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return l2_normalize(x)
+
+
+def sentence_head(folder: Path, width: int) -> tuple[nn.Sequential, int]:
+    """The Dense and Normalize modules a sentence-transformers folder applies after pooling, and the width of
+    the sentence vector they give (`width`, the pooled width, without any). Read from each Dense module's own
+    folder as sentence-transformers saves it: config.json (in_features, out_features, bias,
+    activation_function) and model.safetensors or pytorch_model.bin (linear.weight, linear.bias)."""
+    steps, pooled = [], False
+    for kind, path in _modules(folder):
+        if kind == "Pooling":
+            pooled = True
+        elif kind in ("Dense", "Normalize") and not pooled:
+            raise ModelError(f"{folder.name}'s {kind} module ({path.name}) comes before its pooling; the teacher "
+                             "applies Dense and Normalize modules to the pooled sentence vector only")
+        elif kind == "Normalize":
+            steps.append(_Normalize())
+        elif kind == "Dense":
+            dense, width = _dense(folder, path, width)
+            steps.append(dense)
+    return nn.Sequential(*steps).eval(), width
+
+
+def _dense(folder: Path, path: Path, width: int) -> tuple[nn.Module, int]:
+    """One sentence-transformers Dense module (linear map + activation) and its output width."""
+    import importlib
+
+    label = f"{path.name}/config.json"
+    config = _read_json(folder, path / "config.json", label)
+    try:
+        n_in, n_out = int(config["in_features"]), int(config["out_features"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{label} in {folder.name} must give in_features and out_features, as "
+                         "sentence-transformers writes a Dense module; write it again with "
+                         "SentenceTransformer(DIR).save(DIR)") from None
+    if n_in != width:
+        raise ModelError(f"{folder.name}'s Dense module {path.name} takes {n_in} numbers but is given {width} (the "
+                         "width before it); its config.json does not fit the model: write it again with "
+                         "SentenceTransformer(DIR).save(DIR)")
+    # sentence-transformers' own default is Tanh; only torch.nn activations are built, as it does unless told
+    # to trust other code
+    activation = str(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+    module, _, name = activation.rpartition(".")
+    act = None
+    if module == "torch.nn" or module.startswith("torch.nn."):
+        with contextlib.suppress(Exception):  # not importable, or not a class built without arguments
+            act = getattr(importlib.import_module(module), name)()
+    if not isinstance(act, nn.Module):
+        raise ModelError(f"{folder.name}'s Dense module {path.name} uses the activation {activation!r}; the "
+                         "teacher builds torch.nn activations only (such as torch.nn.modules.activation.Tanh)")
+    linear = nn.Linear(n_in, n_out, bias=bool(config.get("bias", True)))
+    try:
+        if (path / "model.safetensors").is_file():
+            from safetensors.torch import load_file
+
+            state = load_file(str(path / "model.safetensors"))
+        elif (path / "pytorch_model.bin").is_file():
+            state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        else:
+            raise ModelError(f"{folder.name}'s Dense module {path.name} has no model.safetensors or "
+                             "pytorch_model.bin; write the model again with SentenceTransformer(DIR).save(DIR)")
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()})
+    except ModelError:
+        raise
+    except Exception as exc:  # a damaged file, other names or sizes than config.json says
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        reason = next((line for line in lines if "size mismatch" in line), lines[0])[:300]
+        raise ModelError(f"the weights of {folder.name}'s Dense module {path.name} cannot be read ({reason}); its "
+                         "config.json and weights file must come from one save: SentenceTransformer(DIR).save(DIR)"
+                         ) from None
+    return nn.Sequential(linear, act), n_out
 
 
 def pool(states: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -189,8 +303,14 @@ def load_encoder_model(encoder_dir: str | Path):
     except ModelError:
         raise
     except Exception as exc:  # OSError for missing weights, ValueError/KeyError for unknown architectures
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load a sentence encoder from {encoder_dir} ({first[:300]})") from None
+        text = str(exc).replace(str(folder.resolve()), folder.name).replace(str(folder), folder.name)
+        lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(exc).__name__]
+        # torch's first line only names the layer; the line that says which sizes differ is the cause
+        mismatch = next((line for line in lines if "size mismatch" in line), None)
+        reason = f"{lines[0]} {mismatch}" if mismatch and mismatch != lines[0] else lines[0]
+        hint = ("; its config.json does not match its weights file: write both again from one model with "
+                "model.save_pretrained(DIR)") if mismatch else ""
+        raise ModelError(f"cannot load a sentence encoder from {folder.name} ({reason[:400]}){hint}") from None
 
 
 def position_limit(model) -> int:
@@ -203,20 +323,47 @@ def position_limit(model) -> int:
     return positions - (offset + 1 if isinstance(offset, int) else 0)
 
 
+def text_ids(tokenizer) -> int:
+    """The highest token id a text can be read into: every token but the special ones a text must spell out
+    (T5's 100 <extra_id_N> sentinels, past a small model's table), and the ids every text gets ([CLS], [SEP],
+    [UNK], padding)."""
+    special = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+    ids = [i for token, i in tokenizer.get_vocab(with_added_tokens=True).items() if token not in special]
+    return max([*ids, *tokenizer.encode(PROBE_TEXT).ids, (tokenizer.padding or {}).get("pad_id", 0)])
+
+
 class ContentTeacher:
     """A Hugging Face sentence encoder run with PyTorch on the host (offline)."""
 
     def __init__(self, encoder_dir: str | Path | None = None, max_length: int = 128, threads: int | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        self.dir, self.pooling = sentence_layout(Path(encoder_dir) if encoder_dir else default_encoder_dir())
+        folder = Path(encoder_dir) if encoder_dir else default_encoder_dir()
+        self.dir, self.pooling = sentence_layout(folder)
         self.model = load_encoder_model(self.dir)
         self.tokenizer = load_tokenizer(self.dir, min(max_length, position_limit(self.model)))
+        # a token id past the embedding table ended in torch's IndexError on the first text that held one
+        rows, top = self.model.get_input_embeddings().num_embeddings, text_ids(self.tokenizer)
+        if top >= rows:
+            raise ModelError(f"the tokenizer.json of {self.dir.name} gives token ids up to {top:,} but the model's "
+                             f"embedding table has {rows:,} rows (ids 0 to {rows - 1:,}); the tokenizer must be the "
+                             "one the model was trained with: save both from that model with save_pretrained(DIR)")
         # BERT-like encoders take token types; DistilBERT and others do not
         self.typed = "token_type_ids" in inspect.signature(self.model.forward).parameters
-        self.dim = int(self.model.config.hidden_size)
+        # Dense layers after the pooling (sentence-transformers) map it to the model's sentence vector
+        self.head, self.dim = sentence_head(folder, int(self.model.config.hidden_size))
         if threads:
             torch.set_num_threads(threads)
+
+    @torch.no_grad()
+    def through_head(self, pooled: np.ndarray) -> np.ndarray:
+        """Vectors in the transformer's pooled space (e.g. the vocabulary pass's token vectors) -> the model's
+        sentence space, through its Dense modules; rows of zeros (tokens left out) stay zeros."""
+        pooled = np.asarray(pooled, np.float32)
+        out = np.zeros((len(pooled), self.dim), np.float32)
+        used = np.any(pooled != 0, axis=1)
+        out[used] = self.head(torch.as_tensor(pooled[used])).numpy()
+        return out
 
     @torch.no_grad()
     def encode(self, texts: list[str], batch: int = 64) -> np.ndarray:
@@ -228,7 +375,7 @@ class ContentTeacher:
             typed = {"token_type_ids": torch.zeros_like(torch.as_tensor(ids))} if self.typed else {}
             states = self.model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
                                 **typed).last_hidden_state
-            pooled = pool(states, torch.as_tensor(mask), self.pooling)
+            pooled = self.head(pool(states, torch.as_tensor(mask), self.pooling))
             out.append((chunk, l2_normalize(pooled).numpy()))
         result = np.zeros((len(texts), self.dim), np.float32)
         for chunk, vectors in out:
