@@ -118,6 +118,23 @@ def test_a_row_an_older_version_left_years_ahead_does_not_date_new_events_there(
     store.close()
 
 
+def test_a_row_less_than_a_day_past_the_clock_at_open_still_starts_the_mark(tmp_path):
+    """Only rows more than a day past the clock are left out of the mark (mutation run: a row an hour ahead,
+    an app-given time the clock has not reached yet, was left out too, and new events dated before it)."""
+    path = tmp_path / "h.db"
+    store = fresh_at(path, NOW)
+    store.record("alice", "old", "play", ts=NOW - 2 * DAY)
+    store.record("alice", "given", "play", ts=NOW + 3600)  # the app's own time, an hour ahead: accepted
+    store.close()
+    with sqlite3.connect(path) as db:  # as an older version left it: no mark
+        db.execute("DELETE FROM meta WHERE key IN (?, ?)", (CLOCK_KEY, PRUNE_KEY))
+    store = fresh_at(path, NOW)
+    store.clock.now = NOW - 600  # set back a little
+    store.record("alice", "after", "play")
+    assert dated(store)["after"] == NOW + 3600  # at the mark, the newest row: ids and times keep one order
+    store.close()
+
+
 # ------------------------------------------------------------------ 4. a time the app passes
 
 
