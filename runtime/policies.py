@@ -40,7 +40,8 @@ class Filters:
         for name in ("languages", "modalities", "genres", "exclude_genres", "exclude_items"):
             setattr(self, name, checks.names(getattr(self, name), f"Filters.{name}"))
         checks.flag(self.kids_safe, "Filters.kids_safe")
-        checks.number(self.max_duration_s, "Filters.max_duration_s", 0.0, allow_none=True, low_open=True)
+        self.max_duration_s = checks.number(self.max_duration_s, "Filters.max_duration_s", 0.0, allow_none=True,
+                                            low_open=True)
         return self
 
 
@@ -107,31 +108,32 @@ class Policy:
                        replay=replay)
 
     def check(self) -> Policy:
-        """ConfigError naming a field that is not a finite number in its range (or of the wrong kind)."""
-        checks.number(self.diversity, "Policy.diversity", 0.0, 1.0, allow_none=True)
+        """ConfigError naming a field that is not a finite number in its range (or of the wrong kind); each number
+        is kept as a plain float or int (a numpy float64 weight made the float32 query float64: other scores)."""
+        self.diversity = checks.number(self.diversity, "Policy.diversity", 0.0, 1.0, allow_none=True)
         for name in ("max_per_creator", "max_per_genre"):
-            checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True)
-        checks.integer(self.cold_max_per_creator, "Policy.cold_max_per_creator", 0, allow_none=True)
-        checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
-        checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
-        checks.number(self.popularity, "Policy.popularity", -100.0, 100.0)
-        checks.number(self.hub_penalty, "Policy.hub_penalty", 0.0, 10.0)
-        checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
-        checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
-        checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
-        checks.integer(self.short_list, "Policy.short_list", 1, 100_000, allow_none=True)
-        checks.integer(self.keep_top, "Policy.keep_top", 0, 10_000)
+            setattr(self, name, checks.integer(getattr(self, name), f"Policy.{name}", 1, allow_none=True))
+        self.cold_max_per_creator = checks.integer(self.cold_max_per_creator, "Policy.cold_max_per_creator", 0, allow_none=True)
+        self.freshness = checks.number(self.freshness, "Policy.freshness", 0.0, 100.0)
+        self.freshness_days = checks.number(self.freshness_days, "Policy.freshness_days", 0.0, 36_500.0, low_open=True)
+        self.popularity = checks.number(self.popularity, "Policy.popularity", -100.0, 100.0)
+        self.hub_penalty = checks.number(self.hub_penalty, "Policy.hub_penalty", 0.0, 10.0)
+        self.language_boost = checks.number(self.language_boost, "Policy.language_boost", -100.0, 100.0)
+        self.feedback_weight = checks.number(self.feedback_weight, "Policy.feedback_weight", 0.0, 100.0)
+        self.cold_start_items = checks.integer(self.cold_start_items, "Policy.cold_start_items", 0, 10_000)
+        self.short_list = checks.integer(self.short_list, "Policy.short_list", 1, 100_000, allow_none=True)
+        self.keep_top = checks.integer(self.keep_top, "Policy.keep_top", 0, 10_000)
         checks.flag(self.use_ranker, "Policy.use_ranker")
         if self.use_scorer is not None:
             checks.flag(self.use_scorer, "Policy.use_scorer")
-        checks.number(self.context_weight, "Policy.context_weight", 0.0, 100.0, allow_none=True)
-        checks.number(self.engagement, "Policy.engagement", 0.0, 10.0, allow_none=True)
-        checks.number(self.fairness, "Policy.fairness", 0.0, 100.0)
+        self.context_weight = checks.number(self.context_weight, "Policy.context_weight", 0.0, 100.0, allow_none=True)
+        self.engagement = checks.number(self.engagement, "Policy.engagement", 0.0, 10.0, allow_none=True)
+        self.fairness = checks.number(self.fairness, "Policy.fairness", 0.0, 100.0)
         checks.choice(self.fairness_method, ("exposure", "cap"), "Policy.fairness_method")
-        checks.number(self.replay, "Policy.replay", 0.0, 100.0, allow_none=True)
-        checks.integer(self.replay_min_plays, "Policy.replay_min_plays", 1, 10_000)
-        checks.integer(self.replay_gap, "Policy.replay_gap", 0, 10_000)
-        checks.number(self.replay_minutes, "Policy.replay_minutes", 0.0, 525_600.0)
+        self.replay = checks.number(self.replay, "Policy.replay", 0.0, 100.0, allow_none=True)
+        self.replay_min_plays = checks.integer(self.replay_min_plays, "Policy.replay_min_plays", 1, 10_000)
+        self.replay_gap = checks.integer(self.replay_gap, "Policy.replay_gap", 0, 10_000)
+        self.replay_minutes = checks.number(self.replay_minutes, "Policy.replay_minutes", 0.0, 525_600.0)
         checks.instance(self.extra, dict, "Policy.extra", allow_none=False)
         return self
 

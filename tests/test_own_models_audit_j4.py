@@ -132,6 +132,20 @@ def test_a_model_whose_sizes_differ_from_its_config_says_which(hf, tmp_path):
     assert str(tmp_path) not in str(caught.value)
 
 
+@pytest.mark.parametrize("change", [-1, 1], ids=["fewer layers", "more layers"])
+def test_a_config_with_another_layer_count_than_the_weights_is_refused(hf, tmp_path, change):
+    """transformers dropped the weights past the config's layers, or started extra layers from random numbers,
+    and only logged it: the teacher ran a truncated or partly random model (audit K2)."""
+    _, folders = hf
+    folder = tmp_path / "bert_layers"
+    shutil.copytree(folders["bert32"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(dict(config, num_hidden_layers=config["num_hidden_layers"] + change)))
+    with pytest.raises(ModelError, match=r"^bert_layers: its config.json does not match its weights file \("
+                                         r"(unexpected|missing) keys: .*layer"):
+        ContentTeacher(folder)
+
+
 class Scaled(MeanPool):
     def __init__(self, vectors, scale):
         super().__init__(vectors)

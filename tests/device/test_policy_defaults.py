@@ -51,3 +51,24 @@ def test_a_policy_the_app_sets_on_the_recommender_takes_the_defaults_too(golden_
         rec.policy = Policy.from_dict({"freshness": 0.0})
         got = [(r.item_id, round(r.score, 6)) for r in rec.recommend("u", k=8, context=CONTEXT)]
     assert got == lists(None)
+
+
+def test_a_weight_given_as_a_numpy_scalar_lists_what_the_same_plain_number_lists(golden_bundle, tmp_path):
+    """A numpy float64 feedback weight made the float32 query float64: other scores for the same value
+    (audit K2). The checked fields are kept as plain floats and ints."""
+    import numpy as np
+
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx") as rec:
+        now = rec.history.clock() + 60
+        for i, event in enumerate(["play", "like", "finish", "more_like_this"] * 2):
+            rec.record("u", rec.catalog.item_id(i * 3), event, timestamp=now - 1000 + i)
+        context = {"now": now, "hour": 20.0, "device": "tv"}
+
+        def listed(**weights):
+            return [(r.item_id, r.score) for r in rec.recommend("u", k=5, context=context, policy=Policy(**weights))]
+
+        plain = listed(feedback_weight=1.0, engagement=0.5, context_weight=1.0, popularity=0.1, diversity=0.2)
+        assert listed(feedback_weight=np.float64(1.0), engagement=np.float64(0.5), context_weight=np.int64(1),
+                      popularity=np.float64(0.1), diversity=np.float64(0.2)) == plain
+        policy = Policy(feedback_weight=np.float64(2.0), short_list=np.int64(50))
+        assert type(policy.feedback_weight) is float and type(policy.short_list) is int
