@@ -84,9 +84,10 @@ class Window:
 
     def expired(self, cutoff: float) -> bool:
         """Whether an event of the window is older than `cutoff`: retention no longer keeps it, so
-        the window is not what a read gives now (and an event it left out may count again)."""
+        the window is not what a read gives now (and an event it left out may count again). An empty one
+        always is: a newcomer's onboarding choices age out by their own time, which it does not hold."""
         if self.oldest is None:  # read once: a window's arrays never change (extended() makes a new one)
-            self.oldest = float(self.times.min()) if len(self.times) else math.inf
+            self.oldest = float(self.times.min()) if len(self.times) else -math.inf
         return self.oldest < cutoff
 
     def folded(self) -> dict:

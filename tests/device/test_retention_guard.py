@@ -110,3 +110,25 @@ def test_the_argument_checks_refuse_an_int_too_long_to_print_in_words():
             check()
         assert str(caught.value) == message
     assert checks._shown(10**4000) == repr(10**4000)[:57] + "..."  # within the limit: cut as any long value
+
+
+def test_a_newcomers_kept_state_does_not_outlive_their_onboarding_choices(golden_bundle, tmp_path):
+    """A user with choices and no event kept a cached state with an empty window, which never expired: the
+    choices retention no longer keeps steered every list until something was written again."""
+    import time
+
+    from edgerec.runtime import Recommender
+    from edgerec.runtime.policies import column_values
+
+    with Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx",
+                          retention=Retention(max_age_days=0.5)) as rec:
+        now = time.time() + 60
+        rec.history.clock = lambda: now
+        genre = sorted(column_values(rec.catalog, "genre"))[-1]
+        plain = [r.item_id for r in rec.recommend("ann", k=5)]
+        rec.onboard("ann", genres=[genre])
+        steered = [r.item_id for r in rec.recommend("ann", k=5)]
+        assert steered != plain  # the choice shows
+        rec.history.clock = lambda: now + 0.8 * DAY  # nothing written since: the choice is past max_age_days
+        assert rec.history.preferences("ann") == {}
+        assert [r.item_id for r in rec.recommend("ann", k=5)] == plain
