@@ -88,7 +88,7 @@ def portable_tflite(source: Path, target: Path) -> None:
 
 
 def _neutral_names(model) -> None:
-    """Tensors named t0, t1, ... and subgraphs s1, s2, ... (converters name them after the user's Python modules
+    """Tensors named t0, t1, ... and subgraphs main, s1, s2, ... (converters name them after the user's Python modules
     and classes, e.g. mymodel.Mean/torch.nn.modules.sparse.Embedding_emb); the first subgraph's inputs and
     outputs keep their names, which an app may look up (the runtime matches them by position). Operators and
     signatures point at tensors and subgraphs by index, so nothing else changes."""
@@ -98,8 +98,7 @@ def _neutral_names(model) -> None:
         for index, tensor in enumerate(graph.tensors or []):
             if index not in kept:
                 tensor.name = f"t{index}"
-        if number:
-            graph.name = f"s{number}"
+        graph.name = f"s{number}" if number else "main"  # the first one too: a converter may take the user's name
 
 
 class _AlignedBuffer:

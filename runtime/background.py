@@ -48,6 +48,8 @@ class Background:
             raise ConfigError(f"Background runs a Recommender (Recommender.open(...)), not {type(recommender).__name__}")
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ConfigError(f"max_pending must be a whole number of at least 1, not {max_pending!r}")
+        if getattr(getattr(recommender, "history", None), "closed", False):  # every call would fail on its Future
+            raise ConfigError("this Recommender is closed; open it again before making a Background for it")
         self.recommender, self._future = recommender, Future
         self._state = _Worker(max_pending)
         self._latest: dict[tuple[str, str], object] = {}  # (user, screen) -> the newest list's Future

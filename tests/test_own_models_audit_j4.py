@@ -197,6 +197,20 @@ def test_tflite_tensor_names_of_the_users_modules_stay_behind(tmp_path):
     names = [[d["name"] for d in (i.get_input_details() + i.get_output_details())]
              for i in (Interpreter(model_path=str(p)) for p in (source, tmp_path / "clean.tflite"))]
     assert names[0] == names[1]
+    assert after.name == b"main"
+
+
+def test_the_first_subgraphs_own_name_stays_behind_too():
+    """Only subgraphs after the first were renamed: a name the user gave the main graph shipped (audit K2)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgerec.export.user_files import _neutral_names
+
+    source = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle" / "user_encoder.tflite"
+    model = schema.ModelT.InitFromPackedBuf(source.read_bytes(), 0)
+    model.subgraphs[0].name = b"alice-private-recommender"
+    _neutral_names(model)
+    assert model.subgraphs[0].name == "main"
 
 
 def test_content_distill_of_a_dense_teacher_starts_from_its_sentence_space(hf, tmp_path):

@@ -388,3 +388,11 @@ def test_a_callback_that_exits_does_not_stop_the_worker(rec):
         done.add_done_callback(lambda _: sys.exit("an app's callback exits"))
         done.result(WAIT)
         assert bg.record("lu", items(rec, 0, 1)[0], "play").result(WAIT) > 0
+
+
+def test_a_background_for_a_closed_recommender_is_refused_at_once(golden_bundle, tmp_path):
+    """It was made, and every call failed later on its Future (audit J2)."""
+    rec = Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx")
+    rec.close()
+    with pytest.raises(ConfigError, match="this Recommender is closed; open it again"):
+        Background(rec)
