@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -316,6 +317,9 @@ def load_encoder_model(encoder_dir: str | Path):
 # weights a loader may leave out or find extra without changing the sentence vectors: the pooler head (not
 # used: the teacher pools itself), position-id buffers, and a full T5 checkpoint's decoder
 _HARMLESS = ("pooler.", "position_ids", "decoder.", "lm_head.")
+# an extra weight is a sign of a config with fewer layers only when it belongs to a numbered layer; a
+# pretraining head (BERT's cls.*, DistilBERT's vocab_*) is left out by the bare encoder as it should be
+_LAYER = re.compile(r"\.(layer|layers|block)\.\d+\.")
 
 
 def _whole(loader, folder: Path):
@@ -323,7 +327,8 @@ def _whole(loader, folder: Path):
     weights it has no layer for, or starts a layer from random numbers, and only logs it (a 4-layer
     config.json over 6 layers of weights gave vectors at cosine 0.45 to the real model's)."""
     model, info = loader.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
-    odd = {kind: [key for key in info.get(kind, []) if not any(part in key for part in _HARMLESS)]
+    odd = {kind: [key for key in info.get(kind, []) if not any(part in key for part in _HARMLESS)
+                  and (kind == "missing_keys" or _LAYER.search(key))]
            for kind in ("missing_keys", "unexpected_keys")}
     if odd["missing_keys"] or odd["unexpected_keys"]:
         shown = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"

@@ -146,6 +146,18 @@ def test_a_config_with_another_layer_count_than_the_weights_is_refused(hf, tmp_p
         ContentTeacher(folder)
 
 
+def test_a_checkpoint_with_its_pretraining_head_still_loads(hf, tmp_path):
+    """BERT checkpoints saved with their masked-LM head (bert-base-uncased's cls.* weights) hold weights the bare
+    encoder leaves out; only weights of numbered layers say that the config's layer count is wrong."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    _, folders = hf
+    folder = tmp_path / "bert_mlm"
+    shutil.copytree(folders["bert32"], folder)
+    BertForMaskedLM(BertConfig.from_pretrained(folders["bert32"])).save_pretrained(folder)
+    assert ContentTeacher(folder).encode(["a tense heist"]).shape == (1, 32)
+
+
 class Scaled(MeanPool):
     def __init__(self, vectors, scale):
         super().__init__(vectors)
