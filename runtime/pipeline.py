@@ -76,6 +76,7 @@ class Pipeline:
         # the pipeline's own required stages: later ones read what they make, so they stay (an app's may go)
         self._kept = [s for s in self.stages if s.required]
         self.failures: dict[str, str] = {}  # stage name -> why it last failed (skipped, or its fallback ran)
+        self._failed_for: dict[str, str] = {}  # stage name -> whose request that failure came from
 
     @property
     def kept(self) -> frozenset[str]:
@@ -256,15 +257,18 @@ class Pipeline:
             return dict(self.failures)
 
     def forget(self, user: str) -> None:
-        """Drop the failure reasons whose words name `user` (an app stage's error may quote the request)."""
+        """Drop the failure reasons of `user`'s requests (an app stage's error may quote the request); matching
+        by owner, not by words, so a short id does not erase other users' reasons that merely contain it."""
         with self._lock:
-            for name in [name for name, said in self.failures.items() if user in said]:
-                del self.failures[name]
+            for name in [name for name, owner in self._failed_for.items() if owner == user]:
+                self.failures.pop(name, None)
+                del self._failed_for[name]
 
     def _failed(self, stage: Stage, request: Request, exc: Exception) -> None:
         request.count(f"{stage.name}_fallback")
         with self._lock:
             self.failures[stage.name] = _said(exc)
+            self._failed_for[stage.name] = request.user
 
 
 def _returned(out, given: Request) -> Request:
