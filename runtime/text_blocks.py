@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import weakref
 import zlib
 from collections import OrderedDict
@@ -29,6 +30,8 @@ CODECS = ("zlib",)
 BLOCK_ROWS = 16  # a few hundred bytes a block: a row costs ~10 us to inflate; the dictionary keeps the ratio
 LEVEL = 9
 CACHED_BLOCKS = 256  # inflated blocks kept per column, ~1 KB each: the titles a user's reasons name recur
+CACHED_BYTES = 1 << 21  # and at most this much inflated text per column: a hostile bundle's 64 KiB rows would
+# otherwise keep 256 blocks of 1 MiB each
 DICTIONARY_BYTES = 8192  # zlib's preset dictionary: a block of 64 short strings finds their words in it
 DICTIONARY_SAMPLES = 2000
 MAX_ROW_BYTES = 1 << 16  # a row's UTF-8 bytes (a title, or an item's joined tags): far above any real one, and
@@ -160,6 +163,8 @@ class BlockStringColumn:
             view = memoryview(np.ascontiguousarray(np.frombuffer(blob, np.uint8))).cast("B")
             self._read = lambda start, end: view[start:end]
         self._cache: OrderedDict[int, tuple[list[int], bytes]] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()  # requests on several threads share the cache and its byte count
 
     def __len__(self) -> int:
         return self.count
@@ -171,9 +176,13 @@ class BlockStringColumn:
             data = self._read(int(self.starts[number]), int(self.starts[number + 1]))
             where = f"compressed text block {number} (rows {number * self.block_rows} on)"
             cached = decode_block(data, rows, where, self.dictionary, self.dictionary_id, self.raw_bytes)
-            if len(self._cache) >= CACHED_BLOCKS:
-                self._cache.popitem(last=False)
-            self._cache[number] = cached
+            with self._lock:
+                while self._cache and (len(self._cache) >= CACHED_BLOCKS
+                                       or self._cached_bytes + len(cached[1]) > CACHED_BYTES):
+                    self._cached_bytes -= len(self._cache.popitem(last=False)[1][1])
+                if number not in self._cache:  # another thread may have inflated it meanwhile
+                    self._cache[number] = cached
+                    self._cached_bytes += len(cached[1])
         return cached
 
     def bytes_at(self, i: int) -> bytes:
