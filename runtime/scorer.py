@@ -182,6 +182,8 @@ class TagCodes:
 
 
 MAX_WEIGHT = 1e6  # bound on |weight| and |intercept|: past it, scores overflow float32 features' sums
+MAX_MEAN = 1e9  # bound on |mean|: no feature averages near it (ages in days, lengths in seconds, shares); a
+# larger one shifts every score by one huge term that swamps the differences between items
 MAX_FOLDED = 1e12  # bound on |weight / scale|: MAX_WEIGHT over training's smallest scale (1e-6); past it a
 # finite feature times the folded weight can overflow at request time
 
@@ -210,6 +212,10 @@ class LinearScorer:
             raise ValueError(f"scorer weights and intercept must be at most {MAX_WEIGHT:g} in size (found "
                              f"{max(np.abs(self.weights).max(initial=0), abs(self.intercept)):.3g}): a linear model of "
                              "standardised features has no such weight, and its scores would overflow")
+        if np.abs(self.mean).max(initial=0) > MAX_MEAN:
+            raise ValueError(f"scorer means must be at most {MAX_MEAN:g} in size (found "
+                             f"{np.abs(self.mean).max():.3g}): no scorer feature averages that much, and the "
+                             "scores would lose the differences between items")
         with np.errstate(over="ignore", invalid="ignore"):  # checked below
             self._folded = self.weights / self.scale  # one multiply per feature at scoring time
             self._offset = self.intercept - float(self._folded @ self.mean)

@@ -125,6 +125,15 @@ def test_a_scorer_whose_weight_over_scale_is_past_1e12_is_refused_on_open(tmp_pa
         Recommender.open(root, backend="onnx")
 
 
+def test_a_scorer_with_a_huge_mean_is_refused_on_open(tmp_path):
+    """Weight 1 over scale 1e100 and mean 1e200 pass every other bound, yet shift every score by -1e100:
+    the items' differences (about 1e-100) vanish and the list is the tie order, silently."""
+    root = with_scorer(copied(tmp_path, "ranked"), 1.0, 1e100)
+    replace_array(root, "ranking/scorer_mean.npy", np.full(len(scorer_names(8)), 1e200))
+    with pytest.raises(BundleError, match=r"scorer means must be at most 1e\+09 in size \(found 1e\+200\)"):
+        Recommender.open(root, backend="onnx")
+
+
 def test_the_update_gate_turns_down_a_scorer_past_the_bound(tmp_path):
     bad = with_scorer(copied(tmp_path, "ranked"), 1e6, 1e-300)
     with Recommender.open(bad, fallback=GOLDEN / "ranked", backend="onnx") as rec:
