@@ -30,7 +30,7 @@ class CatalogSync:
 
     def refresh(self) -> None:
         """Apply the saved items if another connection may have changed them since the last time."""
-        with self._lock:
+        with self.history._lock, self._lock:  # the history's lock first, as a record() inside history.batch() takes them
             try:
                 external = int(self.history._read("PRAGMA data_version")[0][0])
                 if self._seen is not None and self._seen[0] == external:

@@ -123,7 +123,7 @@ class HistoryStore(Erasure):
     @contextmanager
     def _transaction(self, profile: str | None = None, append: bool = False, batch: bool = False) -> Iterator[None]:
         with self._lock:
-            if self._batch is not None:  # inside batch(): stored by its commit, and counted then
+            if self._batch is not None:  # inside batch(): stored by its commit, counted at once
                 with self._batched(profile, append):
                     yield
                 return
@@ -141,6 +141,8 @@ class HistoryStore(Erasure):
             try:
                 self._check_others()
                 yield
+                if batch:  # a failed write the app caught: say so, not SQLite's "no transaction is active"
+                    self._batch.ensure_whole(self.db.in_transaction)
                 self.db.execute("COMMIT")  # a commit that fails (disk full, I/O) is rolled back below
             except BaseException as exc:
                 self._rollback()
@@ -150,7 +152,7 @@ class HistoryStore(Erasure):
                                        "stored") from None
                 raise
             else:  # no row changed (e.g. retention found nothing old): what was derived still holds
-                self._count(self._batch if batch else {profile: append} if self.db.total_changes != before else {})
+                self._count({profile: append} if not batch and self.db.total_changes != before else {})
             finally:
                 self._batch = None
 
@@ -330,6 +332,7 @@ class HistoryStore(Erasure):
     def save_items(self, rows: list[tuple[str, str, bytes | None, dict, bool]]) -> None:
         """Store added items (item, space, vector, meta, removed) in one transaction: all or none. Each row
         written moves the items counter and takes its number (history_schema v4): catalog_sync.py reads by it."""
+        self._outside_batch("add_items() and remove_items()")  # the open catalog changes at once: no rollback
         with self._transaction():  # its errors say that nothing of the batch was stored
             history_care.upsert_items(self.db, rows)
 

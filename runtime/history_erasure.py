@@ -25,6 +25,11 @@ class BatchState(dict):
 
     failed = False
 
+    def ensure_whole(self, in_transaction: bool) -> None:
+        if self.failed or not in_transaction:
+            raise HistoryError("an earlier write of this history.batch() failed, so nothing of the batch is "
+                               "stored; run the whole batch again")
+
 
 class Erasure:
     """prune() and erase_pending(), and the erasure of record(), forget() and the open (HistoryStore's)."""
@@ -73,7 +78,9 @@ class Erasure:
             self._try_erase(vacuum=False)
 
     def _outside_batch(self, what: str) -> None:
-        if self._batch is not None:  # the erasure cannot run inside the batch's transaction
+        with self._lock:  # another thread's batch holds it: wait for its end; this thread's own batch: refused
+            inside = self._batch is not None
+        if inside:  # the erasure cannot run inside the batch's transaction
             raise ConfigError(f"{what} cannot run inside history.batch(); call it after the batch (nothing "
                               "of the batch was stored)")
 
@@ -109,9 +116,7 @@ class Erasure:
         """A write inside batch(), stored by the batch's commit. A failed one rolls the batch back at once: SQLite
         may have ended the transaction itself (a full disk), and the writes after it would each commit alone."""
         batch = self._batch
-        if batch.failed or not self.db.in_transaction:
-            raise HistoryError("an earlier write of this history.batch() failed, so nothing of the batch is "
-                               "stored; leave the batch and try it again")
+        batch.ensure_whole(self.db.in_transaction)
         try:
             yield
         except BaseException as exc:
@@ -121,6 +126,7 @@ class Erasure:
                 raise HistoryError(f"could not write to {self.file} ({exc}); nothing of this change was stored") from None
             raise
         batch[profile] = batch.get(profile, True) and append  # appended only if all of its writes were
+        self._count({profile: append})  # at once: a request inside the batch reads its rows (the rollback recounts)
 
     # ------------------------------------------------------------ the write counters of generation()
 

@@ -2,6 +2,8 @@
 to an open catalog (at open; after another connection's commit that moved the items counter), and what
 applying does with each saved item; with stand-ins for the history and the catalog."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from edgerec.runtime.catalog_sync import CatalogSync
 class History:
     def __init__(self, saved=(), version=1, counter="1"):
         self.saved, self.version, self.counter, self.failing, self.asked = list(saved), version, counter, False, []
+        self._lock = threading.RLock()  # HistoryStore's: refresh() takes it before its own
 
     def _read(self, sql):
         self.asked.append(sql)
