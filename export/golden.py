@@ -146,6 +146,12 @@ class World:
         episodes = [m for m in self.metas if m.get("series_id") == name]
         return [m["item_id"] for m in sorted(episodes, key=lambda m: m["episode"])]
 
+    def mid_hour_after_newest(self) -> float:
+        """A `now` minutes after the newest release, within the hour it fell in and not at its start (spec §5's
+        freshness reads this exact time; §4's prior reads the hour's start, before the release)."""
+        newest = int(max(self.catalog.numeric["release_ts"]))
+        return float(newest + (3_600 - newest % 3_600) // 2)
+
     def context(self, **extra) -> dict:
         return {"now": self.now, "hour": 20.5, **extra}
 
@@ -233,12 +239,16 @@ def scripts(world: World) -> list[Case]:
                  rec("p", k=8, policy={"fairness": 4.0, "max_per_creator": 1}),
                  rec("p", k=8, policy={"fairness": 0.8, "fairness_method": "cap"})]),
         Case("boosts", "freshness, language and hub boosts; then another hour and a device, which move scores "
-             "through the bundle's context priors (no ranker needed)", [
+             "through the bundle's context priors (no ranker needed); then a strong freshness of one day, asked "
+             "mid-hour minutes after the newest release: its age reads the exact now, not the hour the cold-start "
+             "prior truncates it to (that hour began before the release: a truncated age would be below 0)", [
                  *watch("l", history[:4]), rec("l", k=8),
                  rec("l", k=8, policy={"freshness": 3.0, "freshness_days": 365.0}),
                  rec("l", k=8, policy={"language_boost": 2.0}),
                  rec("l", k=8, policy={"hub_penalty": 3.0}),
-                 rec("l", k=8, context=world.context(hour=7.0, device="tv"))]),
+                 rec("l", k=8, context=world.context(hour=7.0, device="tv")),
+                 rec("l", k=8, context=world.context(now=world.mid_hour_after_newest()),
+                     policy={"freshness": 10.0, "freshness_days": 1.0})]),
         Case("filters", "business filters: each must hold for every item shown", [
                  *watch("x", history[:4]),
                  rec("x", k=6, filters={"languages": [language]}),

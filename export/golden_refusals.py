@@ -206,6 +206,15 @@ def _encoder_inputs(root: Path) -> None:
                    m["files"].update({"items/encoder_inputs.npy": {}})))(root)
 
 
+def _repeat_creator(m: dict) -> None:
+    vocab = m["items"]["categorical"]["creator"]["vocab"]
+    vocab[1] = vocab[0]
+
+
+def _float_input(m: dict) -> None:
+    m["models"][0]["inputs"][0]["dtype"] = "float32"
+
+
 def _constant(m: dict) -> None:
     m["items"]["numeric"]["duration"] = {"constant": -60.0}
 
@@ -257,6 +266,18 @@ REFUSALS = (
             doc(lambda m: m.update(ranking={"context_prior": {"modalities": ["film"], "device": {"phone": [1e308]},
                                                               "day_part": {}}})),
             "manifest.json: ranking.context_prior.device.phone[0] must be a number between -100 and 100 (got 1e+308)"),
+    Refusal("categorical_vocab_repeats", "3", "the manifest validates against manifest.schema.json (a categorical "
+            "column's vocab names each value once)", "the creator vocabulary's second value is its first one's",
+            doc(_repeat_creator), "manifest.json: items.categorical.creator.vocab must hold distinct values"),
+    Refusal("context_lifts_not_one_per_modality", "3", "each lift list of ranking.context_prior holds one value per "
+            "name of its modalities", "a context prior of two modalities whose phone list holds one lift",
+            doc(lambda m: m.update(ranking={"context_prior": {"modalities": ["film", "music_track"],
+                                                              "device": {"phone": [0.5]}, "day_part": {}}})),
+            "manifest.json: ranking.context_prior.device.phone holds 1 lift(s); it must hold one per name of "
+            "ranking.context_prior.modalities (2)"),
+    Refusal("user_encoder_input_float", "3", "a user encoder's item input is declared int64 or int32",
+            "the ONNX user encoder's input declared float32", doc(_float_input),
+            "manifest.json: models[0].inputs[0].dtype must be 'int64' or 'int32' for a user encoder"),
     Refusal("unknown_member", "3", "everywhere but the open sections an unknown member is an error",
             "a top-level member colour", doc(lambda m: m.update(colour="blue"), refill=False),
             "manifest.json: colour is not a known field here"),

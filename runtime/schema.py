@@ -5,10 +5,12 @@ The schema itself is spec/manifest.schema.json (shipped as package data of
 so this module checks the keywords that file uses, with JSON Schema 2020-12
 semantics (a keyword applies only to values of its kind): type, const, enum,
 properties, required, additionalProperties, propertyNames, minProperties,
-dependentRequired, items, minItems, maxItems, minimum, maximum,
+dependentRequired, items, minItems, maxItems, uniqueItems, minimum, maximum,
 exclusiveMinimum, minLength, maxLength, pattern, and local $ref into $defs.
 A schema that uses any other keyword is refused, so the schema cannot
 silently outgrow its validator. The tests cross-check it with `jsonschema`.
+`check_manifest` also checks the few ties between members that JSON Schema
+cannot state (spec/README.md §1 rule 3): see `linked`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ SCHEMA_PACKAGE = "edgerec.spec"
 SCHEMA_FILE = "manifest.schema.json"
 ANNOTATIONS = frozenset(("$schema", "$id", "title", "description"))
 KEYWORDS = frozenset(("type", "const", "enum", "properties", "required", "additionalProperties", "propertyNames",
-                      "minProperties", "dependentRequired", "items", "minItems", "maxItems", "minimum", "maximum",
-                      "exclusiveMinimum", "minLength", "maxLength", "pattern", "$ref", "$defs"))
+                      "minProperties", "dependentRequired", "items", "minItems", "maxItems", "uniqueItems", "minimum",
+                      "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern", "$ref", "$defs"))
 MAX_DEPTH = 64  # the schema is a few levels deep; a deeper walk means a malformed schema
 ARTICLES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
             "object": "an object", "array": "an array", "null": "null"}
@@ -197,6 +199,8 @@ class _Walk:
         if ("minItems" in schema and len(value) < schema["minItems"]) or \
                 ("maxItems" in schema and len(value) > schema["maxItems"]):
             self.fail(path, "must be " + describe(schema), value)
+        if schema.get("uniqueItems") is True and (twice := repeated(value)) is not None:
+            self.fail(path, f"must hold distinct values ({shown(twice[0])} is there more than once)", has_value=False)
         items = schema.get("items")
         if items is None:
             return
@@ -219,6 +223,30 @@ def is_type(value, name: str) -> bool:
             (isinstance(value, float) and math.isfinite(value))
     kinds = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
     return isinstance(value, kinds[name])
+
+
+def repeated(values: list) -> tuple | None:
+    """(the first value seen a second time,) by JSON equality (true is not 1, 1 is 1.0), else None."""
+    if set(map(type, values)) <= {str}:  # a vocabulary: up to a million strings, one C-speed pass
+        if len(set(values)) == len(values):
+            return None
+    seen: set = set()
+    for value in values:
+        key = _json_key(value)
+        if key in seen:
+            return (value,)
+        seen.add(key)
+    return None
+
+
+def _json_key(value):
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, list):
+        return ("array", tuple(map(_json_key, value)))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _json_key(v)) for k, v in value.items()))
+    return ("string" if isinstance(value, str) else "number", value)
 
 
 def equal(a, b) -> bool:
@@ -281,3 +309,29 @@ def check_manifest(raw, section: str | None = None) -> None:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise BundleError(f"manifest.json: {first.message()}{more}; the manifest does not follow the "
                           "bundle spec (spec/manifest.schema.json): re-export the bundle")
+    if section is None and (problems := linked(raw)):
+        raise BundleError(f"manifest.json: {problems[0].message()}; the manifest does not follow the bundle spec "
+                          "(spec/README.md, section 1 rule 3): re-export the bundle")
+
+
+USER_ENCODER_INPUTS = ("int64", "int32")  # a user encoder's item inputs are integers (spec §3)
+
+
+def linked(raw: dict) -> list[Violation]:
+    """The ties between members that JSON Schema cannot state (spec §1 rule 3), on a manifest the schema
+    took: each lift list of ranking.context_prior holds one value per name of its `modalities` (a shorter
+    or longer one would be cut to fit, silently), and a user encoder's item input is declared int64 or
+    int32 (§3: a float declaration names no input a runtime can feed)."""
+    out = []
+    prior = raw.get("ranking", {}).get("context_prior")
+    if prior:
+        size = len(prior["modalities"])
+        for part in ("device", "day_part"):
+            out += [Violation(("ranking", "context_prior", part, name), f"holds {len(lifts)} lift(s); it must hold "
+                              f"one per name of ranking.context_prior.modalities ({size})", has_value=False)
+                    for name, lifts in prior[part].items() if len(lifts) != size]
+    for i, model in enumerate(raw["models"]):
+        if model["role"] == "user_encoder" and (dtype := model["inputs"][0]["dtype"]) not in USER_ENCODER_INPUTS:
+            out.append(Violation(("models", i, "inputs", 0, "dtype"), "must be 'int64' or 'int32' for a user "
+                                 "encoder (its inputs are item inputs, integers)", dtype))
+    return out

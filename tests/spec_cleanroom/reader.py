@@ -245,6 +245,12 @@ class Bundle:
             jsonschema.validators.extend(base, {"pattern": _ecma_pattern}, type_checker=types)(schema).validate(m)
         except jsonschema.ValidationError as e:
             raise SpecError(f"manifest.json: {e.message} (rule 3)") from None
+        prior = m.get("ranking", {}).get("context_prior")  # rule 3's ties no schema states
+        if prior and any(len(row) != len(prior["modalities"]) for part in ("device", "day_part")
+                         for row in prior[part].values()):
+            raise SpecError("ranking.context_prior: a lift list without one value per modality name (rule 3)")
+        if any(x["role"] == "user_encoder" and x["inputs"][0]["dtype"] not in ("int64", "int32") for x in m["models"]):
+            raise SpecError("models: a user encoder's input is declared int64 or int32 (rule 3)")
         for name, entry in m["files"].items():  # rule 4
             if not paths[name].is_file():
                 raise SpecError(f"{name}: listed in files but missing (rule 4)")
