@@ -185,8 +185,13 @@ class Runners:
             if self._closing:
                 return False
             self._closing = True
-        for runner in list(self._runners):
-            runner.close()
+        try:
+            for runner in list(self._runners):
+                runner.close()
+        except BaseException:  # e.g. Ctrl-C in a join: a later close() must still close them and the history
+            with self._lock:
+                self._closing = False
+            raise
         return True
 
 

@@ -396,3 +396,24 @@ def test_a_background_for_a_closed_recommender_is_refused_at_once(golden_bundle,
     rec.close()
     with pytest.raises(ConfigError, match="this Recommender is closed; open it again"):
         Background(rec)
+
+
+def test_a_close_interrupted_in_a_runner_can_be_done_again(golden_bundle, tmp_path):
+    """Ctrl-C in a runner's join left the close 'under way' for ever: every later close() returned at once
+    and the history was never closed (audit L1)."""
+    rec = Recommender.open(golden_bundle, history=tmp_path / "h.db", backend="onnx")
+    runner = Background(rec)
+    real_close, calls = runner.close, []
+
+    def interrupted_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real_close()
+
+    runner.close = interrupted_once
+    with pytest.raises(KeyboardInterrupt):
+        rec.close()
+    assert not rec.history.closed
+    rec.close()
+    assert rec.history.closed and len(calls) == 2
