@@ -50,11 +50,15 @@ DIR = click.Path(exists=True, file_okay=False, path_type=Path)
               help="DP arms: every device stands for this many users with its history (a projection of "
                    "DP-FedAvg on a population that many times larger, same sampling rate).")
 @click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--seeded-noise", is_flag=True,
+              help="DP arms draw their noise and device samples from --seed, so their figures repeat (a simulation "
+                   "only: whoever knows the seed can remove the noise, so no DP bundle is published). Without it "
+                   "the noise comes from the OS's entropy.")
 @click.option("--json", "json_out", type=FILE_OUT, help="Where the record goes.  [default: OUT/federated.json]")
 @click.option("--plot", "plot_out", type=PLOT_OUT, help="Where the plot goes.  [default: OUT/federated.png]")
 def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share, epsilons, delta, clip, server_lr,
              fixed_server_lr, local_steps, local_lr, encoding, no_central, no_table_bound, no_personal_arm, no_personal, reuse,
-             dp_population_scale, seed, json_out, plot_out) -> None:
+             dp_population_scale, seed, seeded_noise, json_out, plot_out) -> None:
     """Simulate federated rounds over a time split: v1, FedAvg, DP-FedAvg, personal vectors, upper bound."""
     from edgerec.cli.study_cmd import _run
     from edgerec.federated.server import ServerConfig
@@ -67,7 +71,7 @@ def federate(data_dir, out, rounds, clients, devices, train_minutes, early_share
     study = FederatedStudy(
         data_dir, out, WorldConfig(early_share=early_share, max_devices=devices, seed=seed,
                               train=TrainConfig(eval_users=500, max_minutes=train_minutes, seed=seed)),
-        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed,
+        ServerConfig(rounds=rounds, clients_per_round=clients, server_lr=server_lr, seed=seed, seeded_noise=seeded_noise,
                      step_search=() if fixed_server_lr else ServerConfig.step_search), task,
         tuple(epsilons), delta,
         central=not no_central, table_bound=not no_table_bound, personal_arm=not no_personal_arm,

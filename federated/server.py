@@ -65,6 +65,10 @@ class ServerConfig:
     step_search: tuple[float, ...] = (0.5, 1.0, 2.0)
     eval_devices: int = 2000  # the evaluation cohort: at most this many devices not training in the round
     seed: int = 0
+    # DP only. False (the default): the noise and the device sample come from the OS's entropy, never from
+    # `seed`: whoever knew the seed could redraw the noise, subtract it and read a device's update off the
+    # published table. True is for simulations whose figures must repeat; such a table is not private.
+    seeded_noise: bool = False
 
     def check(self, population: int) -> ServerConfig:
         if not (self.rounds >= 1 and 1 <= self.clients_per_round <= population and 0 < self.server_lr < math.inf
@@ -125,7 +129,8 @@ class FederatedServer:
         self.noisy_sum = np.zeros(self.table.shape, np.float32)
         self.space, self.population, self.template, self.dp = space, population, task.check(), dp
         self.q = cfg.clients_per_round / population
-        self.rng = np.random.default_rng([cfg.seed, 1])
+        seeded = dp is None or cfg.seeded_noise  # FedAvg has nothing to hide in its draws
+        self.rng = np.random.default_rng([cfg.seed, 1] if seeded else None)  # None: fresh OS entropy
         self.lr = cfg.server_lr  # FedAvg's step, which the step search moves
         self.noise_multiplier = dp.noise_multiplier() if dp is not None else 0.0
         if dp is not None and (dp.rounds != cfg.rounds or abs(dp.q - self.q) > 1e-12 or dp.clip != task.clip):

@@ -1,6 +1,7 @@
 """The federated simulation (`edgerec federate`): does a bundle improve from what devices learn?
 
-In one process and deterministic for a seed (fed_world.py builds the world):
+In one process and deterministic for a seed, but for the DP arms' noise and device samples, which come from
+the OS's entropy unless ServerConfig.seeded_noise (fed_world.py builds the world):
 bundle v1 from the early events, devices holding only their later events,
 then R rounds of about K sampled devices, each running the device's own code
 path (runtime/federated.py: its encoder, its history store, its ledger) and
@@ -135,7 +136,8 @@ class FederatedStudy(Study):
                 run = self._run(rec, devices, item_ids, table0, users, eps, cut, progress, label)
             record["arms"].append(run.pop("arm_record"))
             projected = self.dp_population_scale > 1  # its epsilon is that of users who are not there
-            if self.publish and (eps is None or (eps == max(self.epsilons, default=None) and not projected)):
+            private = not (projected or self.server.seeded_noise)  # seeded noise: anyone with the seed removes it
+            if self.publish and (eps is None or (eps == max(self.epsilons, default=None) and private)):
                 record.setdefault("bundles", []).append(self._publish(rec, v1_path, run, label, out))
             record.setdefault("runs", {})[label] = {k: run[k] for k in ("bytes", "ms", "declined")}
         with one_thread():

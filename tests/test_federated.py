@@ -341,6 +341,13 @@ def test_the_simulation_reports_every_arm_and_publishes_bundles(tmp_path, small_
     republished = json.loads((tmp_path / "projected" / "bundle-fedavg" / "manifest.json").read_text())
     assert republished["embedding_space"] == projected["bundles"][0]["embedding_space"]
 
+    # noise drawn from the seed (figures that repeat) is no privacy: no DP bundle is published then
+    shutil.copytree(tmp_path / "fed", tmp_path / "seeded")
+    seeded = FederatedStudy(small_data_dir, tmp_path / "seeded", world,
+                            ServerConfig(rounds=2, clients_per_round=20, seeded_noise=True), RoundTask(round=0, space=""),
+                            epsilons=(4.0,), central=False, reuse=True, personal_arm=False, table_bound=False).run().record
+    assert [b["arm"] for b in seeded["bundles"]] == ["FedAvg"] and seeded["server"]["seeded_noise"] is True
+
 
 def dp_server(rounds: int, accumulate: bool, rows: int = 400, dim: int = 16) -> FederatedServer:
     table = np.random.default_rng(3).normal(size=(rows, dim)).astype(np.float32)

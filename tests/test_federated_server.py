@@ -123,13 +123,24 @@ def test_rows_clear_the_noise_only_above_the_threshold_and_without_noise_any_cha
     assert above_noise(delta, noise_std=0.0, threshold=2.0).tolist() == [1, 2, 3]
 
 
-def test_dp_noise_is_drawn_from_the_runs_seed():
-    """A simulation is repeatable: the same seed, the same noise (another seed, other noise)."""
-    def noisy_sum(seed):
-        s = server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0), server_lr=1.0, seed=seed)
+def test_dp_noise_and_sampling_come_from_os_entropy_unless_a_simulation_seeds_them():
+    """The noise came from the run's seed (0 by default): whoever knew it redrew the noise, subtracted it
+    from the published table and read one device's update off exactly (audit L4). A simulation that must
+    repeat its figures asks for seeded noise; its table is then not private."""
+    def noisy_sum(seed, **cfg):
+        s = server(dp=DPPlan(4.0, 1e-6, 0.5, 4, 1.0), server_lr=1.0, seed=seed, **cfg)
+        sampled = s.sample()
         s.aggregate([update([2], [[0, 0.5, 0, 0]])])
-        return s.noisy_sum.copy()
-    assert np.array_equal(noisy_sum(0), noisy_sum(0)) and not np.array_equal(noisy_sum(0), noisy_sum(1))
+        return s.noisy_sum.copy(), sampled
+
+    assert not np.array_equal(noisy_sum(0)[0], noisy_sum(0)[0])  # the same seed: other noise
+    samples = {tuple(noisy_sum(0)[1]) for _ in range(8)}  # 10 devices at q = 0.5: 8 equal draws ~ 2^-70
+    assert len(samples) > 1
+    seeded = [noisy_sum(0, seeded_noise=True) for _ in range(2)]
+    assert np.array_equal(seeded[0][0], seeded[1][0]) and np.array_equal(seeded[0][1], seeded[1][1])
+    assert not np.array_equal(seeded[0][0], noisy_sum(1, seeded_noise=True)[0])
+    fedavg = [server(seed=0).sample() for _ in range(2)]  # no DP: nothing to hide, the seed decides
+    assert np.array_equal(*fedavg)
 
 
 def test_a_dp_round_admits_only_uploads_of_its_row_count_within_the_upload_limit():
