@@ -190,10 +190,24 @@ def history_group() -> None:
 @click.option("--last", default=20, show_default=True, type=click.IntRange(min=0))
 def show(user, history_path, last, access) -> None:
     """USER's newest events, as the device stores them."""
+    from edgerec.runtime.pseudonyms import stored_count
+
     store = existing_store(history_path, access)
     events = store.events(user, limit=last)
+    kept, stored = store.count(user), stored_count(store, user)
     table([{"id": e.id, "item": e.item, "event": e.event, "value": e.value if e.value is not None else "",
-            "time (UTC)": _when(e.ts)} for e in events], title=f"{user}: {store.count(user)} events (last {last})")
+            "time (UTC)": _when(e.ts)} for e in events], title=f"{user}: {kept} events (last {last})")
+    if stored > kept:  # said, not hidden: the next prune (an app's 100th record, an export) erases them
+        console.print(f"{stored} events of this user are stored, {stored - kept} of them past what this "
+                      f"history's retention keeps ({_kept(store.retention)}): not shown, and erased at the "
+                      "next prune (an app's, `history export`); to keep them, open the history once with a "
+                      "retention that does (Recommender.open(..., retention=...)): the file keeps it",
+                      style="yellow")
+
+
+def _kept(retention) -> str:
+    days = "any age" if retention.max_age_days == float("inf") else f"the last {retention.max_age_days:g} days"
+    return f"{days}, at most {retention.max_events:,} events per user"
 
 
 def _when(ts: float) -> str:

@@ -59,7 +59,7 @@ class HistoryStore(Erasure):
         history_care.check_file(self.path, encrypted=key is not None)
         if str(self.path) != ":memory:" and not self.path.exists():
             history_care.create_private(self.path, lambda tmp: self._open(tmp, key, timeout))
-        self._open(self.path, key, timeout)
+        self.retention = kept.settle(self._open(self.path, key, timeout), retention, self._transaction)
         with suppress(HistoryError):  # the clock at open is believed when the file has no mark nor dated row
             self._redate()
         if self._read("SELECT 1 FROM meta WHERE key=?", (history_care.ERASE_FLAG,)):

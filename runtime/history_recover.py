@@ -11,7 +11,7 @@ from pathlib import Path
 from edgerec.errors import HistoryError
 from edgerec.runtime import checks
 from edgerec.runtime.history_care import APPLICATION_ID, OWN_TABLES, check_file, read_only_uri
-from edgerec.runtime.retention import CLOCK_KEY, PRUNE_KEY
+from edgerec.runtime.retention import CLOCK_KEY, PRUNE_KEY, RETENTION_KEY
 
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
 
@@ -98,8 +98,8 @@ def _meta_rows(source: sqlite3.Connection, tables: set, errors) -> list[tuple[st
     if "meta" not in tables:
         return []
     try:
-        return source.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
-                              (MARKER, CLOCK_KEY, PRUNE_KEY)).fetchall()
+        return source.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?)",
+                              (MARKER, CLOCK_KEY, PRUNE_KEY, RETENTION_KEY)).fetchall()
     except errors:  # a damaged meta page: the events are still worth saving (the copy's clock: retention.py)
         return []
 

@@ -132,14 +132,25 @@ class PseudonymousHistory(HistoryStore):
 def open_history(path: str | Path, *, key: bytes | KeyProvider | None = None,
                  profile_secret: bytes | KeyProvider | None = None,
                  retention: Retention | None = None, timeout: float = 5.0) -> HistoryStore:
-    """The history store an app asked for: encrypted when given a key, pseudonymous when given a secret."""
+    """The history store an app asked for: encrypted when given a key, pseudonymous when given a secret.
+    retention: None applies the one the file stores (the last one it was opened with), else the default."""
     raw_key = resolve_key(key)
     if profile_secret is not None:
         secret = profile_secret.key() if isinstance(profile_secret, KeyProvider) else profile_secret
         return PseudonymousHistory(path, secret, retention, timeout, raw_key)
     store = HistoryStore(path, retention, timeout, key=raw_key)
-    if stored_scheme(store) is not None:
+    try:
+        if stored_scheme(store) is not None:
+            raise HistoryError(f"history database {store.file} stores profiles as keyed hashes; open it with its "
+                               "profile secret (profile_secret=... or --profile-key-file)")
+    except BaseException:
         store.close()
-        raise HistoryError(f"history database {store.file} stores profiles as keyed hashes; open it with its profile "
-                           "secret (profile_secret=... or --profile-key-file)")
+        raise
     return store
+
+
+def stored_count(store: HistoryStore, profile: str) -> int:
+    """How many events of `profile` the file holds, whether retention keeps them or not (count() gives the
+    kept ones): `edgerec history show` says how many it hides."""
+    name = store._pid(profile) if isinstance(store, PseudonymousHistory) else checks.text(profile, "user")
+    return int(store._read("SELECT COUNT(*) FROM events WHERE profile=?", (name,))[0][0])

@@ -224,6 +224,37 @@ def prune_due(db: sqlite3.Connection, event_id: int) -> bool:
 
 KEEP_EVERYTHING = Retention(max_events=10**9, max_age_days=10**7)  # host simulations replay old logs
 
+RETENTION_KEY = "retention"  # meta: the Retention the file was last opened with explicitly (JSON)
+
+
+def stored(db: sqlite3.Connection) -> Retention | None:
+    """The retention a file keeps; None when it stores none (made by an older version, or only ever opened
+    without one) or one altered outside edgerec (read as none: the default applies)."""
+    row = db.execute("SELECT value FROM meta WHERE key=?", (RETENTION_KEY,)).fetchone()
+    try:
+        value = json.loads(row[0])
+        days = value["max_age_days"]
+        return Retention(max_events=value["max_events"], max_age_days=math.inf if days is None else days)
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError, ConfigError):
+        return None
+
+
+def settle(db: sqlite3.Connection, asked: Retention | None, transaction) -> Retention:
+    """At open (after the schema is current): the retention a store applies. One the app asks for applies at
+    once and is stored in the file when it differs from what the file stores (that open, like a migration,
+    takes the write lock; the usual open writes nothing); without one (the CLI, an app that does not set
+    it) the file's own applies, and the default only to a file that stores none. So a replayed 1997 log
+    (KEEP_EVERYTHING) stays whole when `edgerec history show` or an app opens it without a retention."""
+    kept = stored(db)
+    if asked is None:
+        return kept or Retention()
+    if asked != kept:
+        days = None if math.isinf(asked.max_age_days) else asked.max_age_days  # JSON has no infinity
+        with transaction():
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                       (RETENTION_KEY, json.dumps({"max_events": asked.max_events, "max_age_days": days})))
+    return asked
+
 # The events every profile keeps at a cutoff (?1) and a count (?2), with their rank from the newest.
 KEPT = ("SELECT * FROM (SELECT id, profile, item, event, value, ts, context, ROW_NUMBER() OVER "
         "(PARTITION BY profile ORDER BY id DESC) AS n FROM events WHERE ts >= ?) WHERE n <= ?")
