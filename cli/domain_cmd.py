@@ -27,15 +27,28 @@ def domains_group() -> None:
 @click.option("--by", default="modality", show_default=True,
               help="'modality' (video: film, series, short video; audio: music, podcasts) or an item column.")
 @click.option("--out", required=True, type=OUT_DIR, help="One data folder per domain is written under it.")
-def split(data_dir, by, out) -> None:
+@click.option("--skip-empty", is_flag=True,
+              help="Leave out the items with no value to split by (a film with no genre listed) and their "
+                   "events, instead of refusing; the summary says how many.")
+def split(data_dir, by, out, skip_empty) -> None:
     """Write one data folder per domain (same user ids in each, so users of both apps are known)."""
-    from edgerec.data.domains import folder_names, split_domains, users_with_history
+    import numpy as np
+
+    from edgerec.data.domains import (
+        SHOWN,
+        folder_names,
+        item_domains,
+        split_domains,
+        users_with_history,
+    )
     from edgerec.data.store import load_dataset, refuse_foreign_folder, save_dataset
 
     source, target = data_dir.resolve(), out.expanduser().resolve()
     if target == source or source in target.parents:  # the next load of DATA_DIR read or refused the extra folders
         raise click.UsageError("--out is the data folder being split, or inside it; choose an --out outside it")
-    parts = split_domains(load_dataset(data_dir), by)
+    dataset = load_dataset(data_dir)
+    parts = split_domains(dataset, by, allow_empty=skip_empty)
+    left_out = np.flatnonzero(item_domains(dataset, by, allow_empty=True) == "") if skip_empty else []
     folders = folder_names(list(parts))  # a value is no path: '../x' stays under --out
     if any((target / f).resolve() == source for f in folders.values()):  # `split data/video --out data`
         raise click.UsageError(f"--out would write a domain's folder over the data folder being split "
@@ -48,6 +61,12 @@ def split(data_dir, by, out) -> None:
         rows.append({"domain": name, "items": part.n_items, "events": len(part.interactions),
                      "users with history": len(users_with_history(part)), "folder": str(out / folders[name])})
     table(rows, title=f"domains by {by}")
+    if skip_empty:
+        events = int(np.isin(dataset.interactions.item, left_out).sum())
+        ids = [dataset.catalog.item_ids[c] for c in left_out[:SHOWN]]
+        named = f" (items {', '.join(ids)}{', ...' if len(left_out) > SHOWN else ''})" if len(left_out) else ""
+        console.print(f"left out: {len(left_out):,} of {dataset.n_items:,} items with an empty {by!r}{named} "
+                      f"and their {events:,} events")
 
 
 @domains_group.command("space", epilog=example(
@@ -63,7 +82,7 @@ def split(data_dir, by, out) -> None:
 @click.option("--out", required=True, type=OUT_DIR)
 def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
     """Copy a bundle with a shared-space section: its domains and its items' vectors in the content space."""
-    from edgerec.data.domains import item_domains
+    from edgerec.data.domains import item_domains, refuse_empty
     from edgerec.data.store import load_dataset
     from edgerec.export.space import content_anchor, declare_space
     from edgerec.runtime.bundle import Bundle
@@ -78,7 +97,10 @@ def space(bundle, data_dir, space_id, by, encoder_dir, out) -> None:
         raise click.UsageError(f"{len(missing)} bundle items (e.g. {missing[0]}) are not in {data_dir}")
     codes = [index[i] for i in ids]
     vectors, anchor = content_anchor(dataset.catalog.subset(codes), encoder_dir)
-    domains = sorted(set(item_domains(dataset, by)[codes].tolist()))
+    # only the bundle's items need a domain: one built on a `split --skip-empty` part holds none of the others
+    of_bundle = item_domains(dataset, by, allow_empty=True)[codes]
+    refuse_empty(ids, of_bundle, by)
+    domains = sorted(set(of_bundle.tolist()))
     opened = declare_space(bundle, out, space_id=space_id, domains=domains, anchor=anchor, content=vectors)
     console.print(f"{out}: space {space_id} ({anchor}), domains {', '.join(domains)}, "
                   f"{opened.size_bytes():,} bytes")

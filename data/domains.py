@@ -28,9 +28,29 @@ def item_domains(dataset: Dataset, by: str = BY_MODALITY, allow_empty: bool = Fa
         if unknown:
             raise DataError(f"modalities {unknown[:5]} have no domain; name a column with --by instead")
         values = [DOMAIN_OF_MODALITY[v] for v in values]
-    if not allow_empty and any(not v for v in values):
-        raise DataError(f"some items have an empty {by!r}; every item needs a domain")
-    return np.array(values, dtype=object)
+    out = np.array(values, dtype=object)
+    if not allow_empty:
+        refuse_empty(catalog.item_ids, out, by)
+    return out
+
+
+SHOWN = 5  # item ids a message names
+
+
+def without_domain(item_ids, domains: np.ndarray) -> list[str]:
+    """Ids of the items whose domain is empty (no value in the column split by)."""
+    return [item_ids[i] for i in np.flatnonzero(domains == "")]
+
+
+def refuse_empty(item_ids, domains: np.ndarray, by: str) -> None:
+    """A DataError naming how many items have no domain and the first few of them, if any has none."""
+    empty = without_domain(item_ids, domains)
+    if empty:
+        more = ", ..." if len(empty) > SHOWN else ""
+        raise DataError(f"{len(empty):,} of {len(domains):,} items have an empty {by!r} (items "
+                        f"{', '.join(empty[:SHOWN])}{more}), and every item needs a domain: give them a value in "
+                        "the items table, or leave them out of every domain (`edgerec domains split --skip-empty`; "
+                        "split_domains(..., allow_empty=True))")
 
 
 def split_domains(dataset: Dataset, by: str = BY_MODALITY, allow_empty: bool = False) -> dict[str, Dataset]:

@@ -192,7 +192,7 @@ def fit_bundle_bridge(source: Bundle, target: Bundle, data_dir: str | Path, *, b
     if source_domain == target_domain:  # the users' source history would be the target history it is fit to
         raise ConfigError(f"SOURCE and TARGET are both the {source_domain!r} domain: a bridge maps one domain into "
                           "another; give bundles of two domains (`edgerec domains split`)")
-    parts = split_domains(load_dataset(data_dir), by)
+    parts = split_domains(load_dataset(data_dir), by, allow_empty=True)  # only the two named domains are used
     for name in (source_domain, target_domain):
         if name not in parts:
             raise ConfigError(f"no domain {name!r} in the data by {by!r} (it has {', '.join(sorted(parts))})")

@@ -17,6 +17,7 @@ import numpy as np
 from edgerec.errors import ConfigError
 from edgerec.runtime import Recommender
 from edgerec.runtime.history import KEEP_EVERYTHING
+from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 
 
 def open_device(bundle: str | Path, dataset=None, **options) -> Recommender:
@@ -50,3 +51,20 @@ def made_up_user(rec: Recommender, played: int) -> list[str]:
     for item in items:
         rec.record(MADE_UP_USER, item, "play")
     return items
+
+
+def validation_event(dataset, split, row: int) -> tuple[str, str, float]:
+    """The validation consumption of test user `row` (a row of `split.test_users`) as a device records it:
+    the item's id, the logged event as a device event (MovieLens's `rate` is a finish) and its logged time.
+
+    Recorded without a time, it was dated at the host's wall clock: a replayed ML-100K history held 1998
+    events and one from the day the study ran, and `history show` listed a 1998 film as finished today."""
+    user = split.test_users[row]
+    val_row = row if row < len(split.val_users) and split.val_users[row] == user else int(
+        np.flatnonzero(split.val_users == user)[0])
+    item = dataset.catalog.item_ids[int(split.val_items[val_row])]
+    event = "finish"  # a split without its events' indices (built by hand) gives no kind: a consumption
+    if split.val_events is not None:
+        log = dataset.interactions
+        event = LOG_TO_DEVICE[LOG_EVENTS[int(log.event[split.val_events[val_row]])]]
+    return item, event, float(split.val_times[val_row])

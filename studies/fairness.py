@@ -26,7 +26,7 @@ from edgerec.runtime import Policy
 from edgerec.runtime.fairness import exposure, gini, position_discount
 from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Progress, Study, Table, pyplot, replay_context, save_figure
-from edgerec.studies.devices import open_device
+from edgerec.studies.devices import open_device, validation_event
 
 REPLAYED_EVENTS = 60
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -51,7 +51,7 @@ class FairnessStudy(Study):
         log, ids = dataset.interactions, dataset.catalog.item_ids
         rng = np.random.default_rng(self.seed)
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
-        events, before_test = split.target_events("test"), split.history("test")
+        events = split.target_events("test")
         progress(f"replaying {len(picked)} users into the device", {})
         with open_device(self.bundle, dataset, history=self.history) as rec:
             cat = rec.catalog
@@ -68,8 +68,8 @@ class FairnessStudy(Study):
                 for e in mine[-REPLAYED_EVENTS:]:
                     rec.record(name, ids[log.item[e]], LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]],
                                timestamp=float(log.timestamp[e]))
-                for item in before_test.of(user)[-1:]:  # the validation item, as replay_lists records it
-                    rec.record(name, ids[item], "finish")
+                item, event, at = validation_event(dataset, split, row)  # as replay_lists records it
+                rec.record(name, item, event, timestamp=at)
                 device = int(log.device[events[row]])
                 context = replay_context(split.test_times[row], dataset_zone(dataset))
                 if 0 <= device < len(DEVICES):

@@ -22,7 +22,7 @@ from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
 from edgerec.studies.base import Progress, Study, Table, replay_context
-from edgerec.studies.devices import MADE_UP_USER, made_up_user, open_device
+from edgerec.studies.devices import MADE_UP_USER, made_up_user, open_device, validation_event
 
 REPLAYED_EVENTS = 60  # newest training events per user
 
@@ -83,14 +83,13 @@ def replay_lists(rec: Recommender, dataset, split, picked: np.ndarray, policy=No
     log, items = dataset.interactions, dataset.catalog.item_ids
     zone = dataset_zone(dataset)
     on_device = [LOG_TO_DEVICE[name] for name in LOG_EVENTS]  # log event code -> device event
-    history = split.history("test")
     for row in picked:
         user = int(split.test_users[row])
         name = dataset.user_ids[user]
         mask = (log.user == user) & split.train_events
         events = [(items[log.item[e]], on_device[log.event[e]], float(log.timestamp[e]))
                   for e in np.flatnonzero(mask)[-REPLAYED_EVENTS:]]
-        events += [(items[item], "finish", None) for item in history.of(user)[-1:]]  # the validation item
+        events.append(validation_event(dataset, split, row))  # at its logged time, as the training events
         for item_id, event, timestamp in events:
             try:
                 rec.record(name, item_id, event, timestamp=timestamp)

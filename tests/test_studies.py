@@ -86,7 +86,8 @@ def test_replay_records_what_the_device_would_have_seen(tmp_path, tiny_bundle):
     for name in profiles[:4]:
         user = dataset.user_ids.index(name)
         train = np.flatnonzero((log.user == user) & split.train_events)[-REPLAYED_EVENTS:]
-        expected = [LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]] for e in train] + ["finish"]
+        expected = [LOG_TO_DEVICE[LOG_EVENTS[log.event[e]]] for e in train] + [  # the validation item, as logged
+            LOG_TO_DEVICE[LOG_EVENTS[log.event[split.val_events[list(split.val_users).index(user)]]]]]
         assert [e.event for e in store.events(name)] == expected
 
 
