@@ -29,6 +29,7 @@ import numpy as np
 
 from edgerec.runtime.item_spec import space_members
 from edgerec.runtime.schema import SCHEMA_FILE, SCHEMA_PACKAGE
+from edgerec.runtime.vocab import MODALITIES
 
 BASE = "base"
 REFUSALS_FOLDER = "refusals"  # in spec/golden
@@ -271,7 +272,7 @@ REFUSALS = (
             doc(_repeat_creator), "manifest.json: items.categorical.creator.vocab must hold distinct values"),
     Refusal("context_lifts_not_one_per_modality", "3", "each lift list of ranking.context_prior holds one value per "
             "name of its modalities", "a context prior of two modalities whose phone list holds one lift",
-            doc(lambda m: m.update(ranking={"context_prior": {"modalities": ["film", "music_track"],
+            doc(lambda m: m.update(ranking={"context_prior": {"modalities": list(MODALITIES[:2]),
                                                               "device": {"phone": [0.5]}, "day_part": {}}})),
             "manifest.json: ranking.context_prior.device.phone holds 1 lift(s); it must hold one per name of "
             "ranking.context_prior.modalities (2)"),
