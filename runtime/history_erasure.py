@@ -122,6 +122,7 @@ class Erasure:
         except BaseException as exc:
             batch.failed = True
             self._rollback()
+            self._count(dict.fromkeys([*batch, profile], False))  # what a request read of the batch is gone
             if isinstance(exc, self._errors):
                 raise HistoryError(f"could not write to {self.file} ({exc}); nothing of this change was stored") from None
             raise

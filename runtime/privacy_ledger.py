@@ -137,6 +137,7 @@ class PrivacyLedger:
         checks.text(question, "the report's question", 1000)
         epsilon = checks.number(epsilon, "a report's epsilon", 0.0, 1e6, low_open=True)
         now = self._dated(now)  # checked before the transaction: a time far ahead would hold every window shut
+        self.store._outside_batch("a privacy ledger charge")  # a rolled-back batch would undo a spent epsilon
         with self.store._transaction():
             self._once(question, key)
             clock = time.time()

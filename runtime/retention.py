@@ -49,7 +49,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import checks
 from edgerec.runtime.vocab import MAX_TS
 
@@ -242,7 +242,7 @@ def stored(db: sqlite3.Connection) -> Retention | None:
 def settle(db: sqlite3.Connection, asked: Retention | None, transaction) -> Retention:
     """At open (after the schema is current): the retention a store applies. One the app asks for applies at
     once and is stored in the file when it differs from what the file stores (that open, like a migration,
-    takes the write lock; the usual open writes nothing); without one (the CLI, an app that does not set
+    takes the write lock if it is free; the usual open writes nothing); without one (the CLI, an app that does not set
     it) the file's own applies, and the default only to a file that stores none. So a replayed 1997 log
     (KEEP_EVERYTHING) stays whole when `edgerec history show` or an app opens it without a retention."""
     kept = stored(db)
@@ -250,9 +250,12 @@ def settle(db: sqlite3.Connection, asked: Retention | None, transaction) -> Rete
         return kept or Retention()
     if asked != kept:
         days = None if math.isinf(asked.max_age_days) else asked.max_age_days  # JSON has no infinity
-        with transaction():
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                       (RETENTION_KEY, json.dumps({"max_events": asked.max_events, "max_age_days": days})))
+        try:
+            with transaction():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           (RETENTION_KEY, json.dumps({"max_events": asked.max_events, "max_age_days": days})))
+        except HistoryError:  # another process is writing: the retention asked applies all the same, and is
+            pass  # stored by a later open that asked for it (an open never failed for this before)
     return asked
 
 # The events every profile keeps at a cutoff (?1) and a count (?2), with their rank from the newest.

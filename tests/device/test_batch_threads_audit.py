@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from edgerec.errors import ConfigError
+from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime import Recommender
 
 
@@ -123,8 +123,6 @@ def test_a_rolled_back_batch_leaves_no_state_built_inside_it(rec, golden_bundle,
 
 
 def test_a_batch_whose_failed_write_the_app_caught_says_so_at_its_end(rec):
-    from edgerec.errors import HistoryError
-
     rec.history.db.execute("CREATE TEMP TRIGGER second BEFORE INSERT ON main.events "
                            "WHEN (SELECT COUNT(*) FROM main.events) >= 1 BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     items = [rec.catalog.item_id(row) for row in range(2)]
@@ -135,3 +133,32 @@ def test_a_batch_whose_failed_write_the_app_caught_says_so_at_its_end(rec):
             with pytest.raises(HistoryError, match="disk full"):
                 rec.record("u", items[1], "play")
     assert rec.history.count("u") == 0
+
+
+def test_a_write_failure_the_app_caught_leaves_no_state_built_in_the_batch(rec):
+    """The failed write rolls the batch back at once; a request after it, still inside the batch, served the
+    state built from the rolled-back records (audit L6)."""
+    items = [rec.catalog.item_id(row) for row in range(6)]
+    cold = listed(rec)
+    with pytest.raises(HistoryError, match="an earlier write of this history.batch"):
+        with rec.history.batch():
+            for item in items:
+                rec.record("u", item, "finish")
+            assert listed(rec) != cold
+            rec.history.db.execute("CREATE TEMP TRIGGER full BEFORE INSERT ON main.events "
+                                   "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+            with pytest.raises(HistoryError, match="disk full"):
+                rec.record("u", items[0], "play")
+            assert rec.history.count("u") == 0 and listed(rec) == cold
+    assert listed(rec) == cold
+
+
+def test_a_privacy_charge_inside_a_batch_is_refused(rec):
+    """A rolled-back batch would undo the epsilon of a report already sent."""
+    from edgerec.runtime.privacy_ledger import PrivacyLedger
+
+    ledger = PrivacyLedger(rec.history)
+    with rec.history.batch():
+        with pytest.raises(ConfigError, match=r"^a privacy ledger charge cannot run inside history.batch\(\)"):
+            ledger.charge("popularity", 0.5)
+    assert ledger.charge("popularity", 0.5) > 0

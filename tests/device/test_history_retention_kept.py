@@ -14,7 +14,6 @@ import sqlite3
 
 import pytest
 
-from edgerec.errors import HistoryError
 from edgerec.runtime import Recommender
 from edgerec.runtime import retention as kept
 from edgerec.runtime.history import KEEP_EVERYTHING, HistoryStore, Retention
@@ -92,11 +91,17 @@ def test_the_usual_open_takes_no_write_lock(tmp_path):
             store = open_history(path, retention=asked, timeout=0.1)
             assert store.retention == mine
             store.close()
-        with pytest.raises(HistoryError, match="locked"):  # a new one is stored: that open waits its turn
-            open_history(path, retention=Retention(max_events=60), timeout=0.1)
+        # a new one while the file is busy: it applies at once, and is stored by a later open (audit L6: the
+        # open failed, where it never had, and left its connection open)
+        store = open_history(path, retention=Retention(max_events=60), timeout=0.1)
+        assert store.retention == Retention(max_events=60) and kept.stored(store.db) == mine
+        store.close()
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+    store = open_history(path, retention=Retention(max_events=60))
+    store.close()
+    assert open_history(path).retention == Retention(max_events=60)
 
 
 @pytest.mark.parametrize("value", ['[10, 20]', '{"max_events": -1, "max_age_days": 5}', 'nan', '{"max_events": 5}',
