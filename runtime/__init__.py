@@ -5,11 +5,12 @@ when a model is first used); never torch, onnx or transformers.
 """
 
 from edgerec.runtime.background import Background
+from edgerec.runtime.history import KEEP_EVERYTHING
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommendation, Recommender, Retention
 from edgerec.runtime.request import Request
 
-__all__ = ["Background", "Bundle", "Filters", "Pipeline", "Policy", "Recommendation", "Recommender", "Request", "Retention",
+__all__ = ["KEEP_EVERYTHING", "Background", "Bundle", "Filters", "Pipeline", "Policy", "Recommendation", "Recommender", "Request", "Retention",
            "Stage"]

@@ -202,7 +202,9 @@ class Bundle:
             raise BundleError(f"{checks.file_name(path)} is not a bundle (no such directory or packed file); "
                               "create one with `edgerec export`")
         if not (manifest_path := path / MANIFEST).is_file():
-            raise BundleError(f"{checks.file_name(path)} has no {MANIFEST}; it is not a bundle or it is incomplete")
+            hint = ("it is a training checkpoint: make a bundle of it with `edgerec export --model ...`"
+                    if (path / "config.json").is_file() else "it is not a bundle or it is incomplete")
+            raise BundleError(f"{checks.file_name(path)} has no {MANIFEST}; {hint}")
         if manifest_path.is_symlink():  # spec rule 2 holds for the manifest too: it says what every other file is
             raise BundleError(f"{MANIFEST} is a symbolic link; a bundle's files are its own (copy the file in its place)")
         if (size := manifest_path.stat().st_size) > MAX_MANIFEST_BYTES:

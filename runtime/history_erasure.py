@@ -81,8 +81,8 @@ class Erasure:
         with self._lock:  # another thread's batch holds it: wait for its end; this thread's own batch: refused
             inside = self._batch is not None
         if inside:  # the erasure cannot run inside the batch's transaction
-            raise ConfigError(f"{what} cannot run inside history.batch(); call it after the batch (nothing "
-                              "of the batch was stored)")
+            raise ConfigError(f"{what} cannot run inside history.batch(); call it after the batch (it did "
+                              "nothing; the batch goes on)")
 
     def _try_erase(self, vacuum: bool) -> None:
         """Erase without waiting for another connection: one in the way leaves `erasure_pending` set (and the
