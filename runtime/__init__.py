@@ -5,8 +5,8 @@ when a model is first used); never torch, onnx or transformers.
 """
 
 from edgerec.runtime.background import Background
-from edgerec.runtime.history import KEEP_EVERYTHING
 from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.history import KEEP_EVERYTHING
 from edgerec.runtime.pipeline import Pipeline, Stage
 from edgerec.runtime.policies import Filters, Policy
 from edgerec.runtime.recommender import Recommendation, Recommender, Retention
