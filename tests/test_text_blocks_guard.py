@@ -131,15 +131,15 @@ def test_the_cache_keeps_the_newest_blocks_up_to_its_bound(tmp_path, monkeypatch
 
 def test_the_cache_is_bounded_by_inflated_bytes_too(tmp_path):
     """A hostile bundle's long rows: 256 cached blocks of 16 rows of 64 KiB each would hold 256 MB."""
-    long_rows = [bytes([65 + i % 26]) * 60_000 for i in range(16 * 8)]
+    long_rows = [bytes([65 + i % 26]) * (40_000 + 2_000 * (i // 16)) for i in range(16 * 8)]  # blocks of 640 KB up
     blob, starts = encode(long_rows, 16)
     path = tmp_path / "long.zlib"
     path.write_bytes(blob)
     column = BlockStringColumn(path, starts, len(long_rows), 16)
-    for i in range(0, len(long_rows), 16):  # eight blocks of 960,000 bytes each
+    for i in range(0, len(long_rows), 16):  # eight blocks, of 640,000 to 864,000 bytes
         assert column.bytes_at(i) == long_rows[i]
+        assert column._cached_bytes == sum(len(text) for _, text in column._cache.values()) <= text_blocks.CACHED_BYTES
     assert list(column._cache) == [6, 7]  # two blocks fit 2 MiB
-    assert column._cached_bytes == sum(len(text) for _, text in column._cache.values()) <= text_blocks.CACHED_BYTES
     assert column.bytes_at(16 * 7 + 3) == long_rows[16 * 7 + 3] and list(column._cache) == [6, 7]
 
 

@@ -186,3 +186,12 @@ def test_other_roles_keep_their_float_inputs_and_the_text_names_the_rule():
     assert any(m["role"] == "ranker" and m["inputs"][0]["dtype"] == "float32" for m in ranked["models"])
     Bundle.open(GOLDEN / "ranked")  # a ranker's float32 input is no user encoder's
     assert re.search(r"A user encoder's input is declared `int64`\s+or `int32`, nothing else", section("3"))
+
+
+def test_the_ties_are_checked_on_a_manifest_without_a_ranking_section():
+    """`ranking` is optional (spec rule 1): the check of its lift lists must not need it."""
+    from edgerec.runtime.schema import check_manifest
+
+    raw = json.loads((GOLDEN / "bundle" / "manifest.json").read_text(encoding="utf-8"))
+    raw.pop("ranking", None)
+    check_manifest(raw)
