@@ -26,8 +26,11 @@ from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_s
 from edgerec.studies.ope import (
     GOAL,
     LoggedList,
+    between_user_share,
+    cluster_standard_error,
     days_for_goal,
     estimates,
+    list_terms,
     lists_for_goal,
     seed_summary,
     standard_errors,
@@ -205,9 +208,10 @@ def ab_analysis(log, metric: str, alpha: float, seed: int) -> dict:
     y, x = log.period(metric), cuped_covariates(log.pre_device)
     c, t = arms == ARMS[0], arms == ARMS[1]
     plain = stats.welch(y[c], y[t], metric, alpha)
-    boot = stats.bootstrap_ci(y[c], y[t], seed=seed, alpha=alpha)
+    boot = stats.bootstrap_test(y[c], y[t], metric, seed=seed, alpha=alpha)  # its own p, from its interval
     ac, at, reduction = stats.cuped(y[c], y[t], x[c], x[t])
     adjusted = stats.cuped_test(y[c], y[t], x[c], x[t], metric, alpha)
+    dropped = stats.collinear_covariates(x[c], x[t])  # they separate the arms: the arm's effect would hide in them
     order = np.argsort([u for u in log.users])  # arrival order: by user id
     seq = stats.msprt(y[order][c[order]], y[order][t[order]])
     sigma = float(np.sqrt((ac.var(ddof=1) + at.var(ddof=1)) / 2))
@@ -218,14 +222,16 @@ def ab_analysis(log, metric: str, alpha: float, seed: int) -> dict:
     return {
         "metric": metric, "users": {a: int((arms == a).sum()) for a in ARMS},
         "tests": {"welch": plain.to_dict(), "cuped": adjusted.to_dict(),
-                  "bootstrap": {**plain.to_dict(), "ci_low": boot[0], "ci_high": boot[1], "method": "bootstrap"}},
-        "cuped_variance_reduction": reduction,
+                  "bootstrap": boot.to_dict()},
+        "cuped_variance_reduction": reduction, "cuped_dropped_covariates": dropped,
         "msprt": {"final_p": seq[-1] if seq else 1.0, "stopped_at_pair": next(
             (i + 1 for i, p in enumerate(seq) if p < alpha), None)},
         "power": {"sigma_cuped": sigma, "users": len(y),
                   "mde_at_80pct": stats.mde(sigma, len(y), alpha) if len(y) >= 4 else None},
         "verdict": {"decision": decided.decision, "rule": "CUPED (the arm's coefficient of y ~ arm + pre-period, "
-                    "robust errors): " + decided.rule},
+                    "robust errors" + (f"; pre-period column(s) {dropped} left out: they do not vary within the arms, "
+                                       "so they cannot be told from the arm's effect" if dropped else "")
+                    + "): " + decided.rule},
     }
 
 
@@ -384,15 +390,19 @@ def interleave_tests(a: np.ndarray, b: np.ndarray, alpha: float) -> dict:
         decision = "ship" if credit_mean > 0 else "do not ship"
     else:
         decision = "inconclusive"
-    rule = (f"t-test of each user's clicks for B minus clicks for A (capped at the 90th percentile): "
-            f"mean {credit_mean:+.3g} per user, "
+    test = ("t-test of each user's clicks for B minus clicks for A (capped at the 90th percentile)" if credit_sd > 0
+            else "every user's capped clicks for B minus clicks for A are the same, so no t-test: the exact sign "
+                 "test of those users")
+    rule = (f"{test}: mean {credit_mean:+.3g} per user, "
             f"p={p:.3g} against alpha {alpha} (sign test: B won {wins_b} users, A {wins_a}, p={p_sign:.3g})")
     return {"users": len(prefers), "wins_a": wins_a, "wins_b": wins_b, "ties": int((prefers == 0).sum()),
             "clicks_a": int(a.sum()), "clicks_b": int(b.sum()), "p_value": p, "p_value_sign": p_sign,
             "credit_mean": credit_mean, "credit_sd": credit_sd,
-            "users_needed_80pct": stats.sample_size(credit_sd, credit_mean, alpha, arms=1) if credit_mean else None,
+            # no spread (every user the same): no sd to plan a sample with
+            "users_needed_80pct": stats.sample_size(credit_sd, credit_mean, alpha, arms=1)
+            if credit_mean and credit_sd > 0 else None,
             "preference_mean": mean, "preference_sd": sd,
-            "users_needed_80pct_sign": stats.sample_size(sd, mean, alpha, arms=1) if mean else None,
+            "users_needed_80pct_sign": stats.sample_size(sd, mean, alpha, arms=1) if mean and sd > 0 else None,
             "verdict": {"decision": decision, "rule": rule}}
 
 
@@ -490,7 +500,7 @@ class OPEStudy(Study):
 
     def measure_seed(self, sim: SimConfig, progress: Progress) -> dict:
         dataset, simulator = _setup(self.data_dir, sim, self.source)
-        logs, truth, logged_truth = [], [], []
+        logs, truth, logged_truth, users = [], [], [], []
         with open_device(self.logging.bundle) as rec, open_device(self.target.bundle) as target:
             exposures = explore(rec, self.temperature, seed=sim.seed)
             policies = self.logging.make_policy(rec), self.target.make_policy(target)
@@ -508,16 +518,21 @@ class OPEStudy(Study):
                     one = self._log_one(simulator, (rec, target), policies, exposures, int(code), now, rng, consumed)
                     if one is not None:
                         logs.append(one[0])
+                        users.append(int(code))  # a user's lists move together: one cluster
                         truth.append(one[1])
                         logged_truth.append(one[2])
-        found, errors = estimates(logs), standard_errors(logs, seed=sim.seed)
+        # users, not lists, are resampled: each user logs up to `days` lists that share the user's tastes
+        found, errors = estimates(logs), standard_errors(logs, seed=sim.seed, users=users)
         true = float(np.mean(truth))
+        terms = list_terms(logs)
         # the truth is each list's exact expected plays, so it has no click noise; over these users (the
-        # estimand is these lists' value, the same for every estimator) its spread is reported beside it
-        return {"lists": len(logs), "days": sim.days, "true_value": true,
-                "true_value_se": float(np.std(truth, ddof=1) / np.sqrt(len(truth))) if len(truth) > 1 else 0.0,
+        # estimand is these lists' value, the same for every estimator) its spread is reported beside it,
+        # a user's lists counted as one cluster (std / sqrt(lists) said half of it on 150 users x 5 days)
+        return {"lists": len(logs), "users_logged": len(set(users)), "days": sim.days, "true_value": true,
+                "true_value_se": cluster_standard_error(truth, users) if len(truth) > 1 else 0.0,
                 "logging_value": float(np.mean(logged_truth)), "estimates": found, "standard_errors": errors,
                 "lists_for_goal": {name: lists_for_goal(se, true, len(logs)) for name, se in errors.items()},
+                "between_user_share": {name: between_user_share(terms[name], users) for name in errors},
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
                 "thin_support": thin_support(logs),
                 "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
@@ -552,7 +567,8 @@ class OPEStudy(Study):
         rows = [{"estimator": name, "estimate": v, "standard_error": record["standard_errors"][name],
                  "relative_error": record["relative_error"][name],
                  "lists_for_goal": record["lists_for_goal"][name],
-                 **({"days_for_goal": days_for_goal(record["lists_for_goal"][name], record["lists"], record["days"])}
+                 **({"days_for_goal": days_for_goal(record["lists_for_goal"][name], record["lists"], record["days"],
+                                                    record.get("between_user_share", {}).get(name, 0.0))}
                     if record.get("days") and record["lists"] else {})}
                 for name, v in record["estimates"].items()]
         rows.append({"estimator": "true (simulator)", "estimate": record["true_value"],
@@ -562,8 +578,10 @@ class OPEStudy(Study):
         tables = [Table(f"expected plays per list of the target ({record['lists']} logged lists, seed "
                         f"{record['seeds'][0]['seed']}; lists_for_goal: lists the estimator's noise needs to stay "
                         f"within {GOAL:.0%} of the truth in 95% of runs, above {record['lists']} a verdict is luck; "
-                        "days_for_goal: the --days that logs them with these users; "
-                        "the truth's standard error is over these users)", rows)]
+                        "days_for_goal: the --days that gets there with these users, counting that more days "
+                        "of them do not shrink what comes from the users themselves (n/a: no number of days "
+                        "does, more users are needed); standard errors resample users, all of a user's lists "
+                        "together, and the truth's is over these users)", rows)]
         if record.get("thin_support"):
             tables.append(Table("target positions whose item the logger shows there less than once in this many "
                                 "lists (IPS and DR's correction cannot see them): share of positions, of the "

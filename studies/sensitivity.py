@@ -91,11 +91,12 @@ class SensitivityStudy(Study):
             in_sample = stats.cuped(ya, yb, x, x)[2]
             held = stats.cuped_holdout(y, np.concatenate([x, x]), users)
             # users needed from the held-out share: what a new experiment can count on
-            n = stats.sample_size(sigma * np.sqrt(1 - held), effect, self.alpha) if effect else None
+            left = sigma * np.sqrt(max(1 - held, 0.0))  # all of it held out: no sd left to plan with
+            n = stats.sample_size(left, effect, self.alpha) if effect and left > 0 else None
             cuped[name] = (in_sample, held, n)
         shared = float(np.cov(ya, run["replicate"])[0, 1] / np.sqrt(ya.var(ddof=1) * run["replicate"].var(ddof=1)))
         il = interleave_tests(run["clicks_a"], run["clicks_b"], self.alpha)
-        ab_n = stats.sample_size(sigma, effect, self.alpha) if effect else None
+        ab_n = stats.sample_size(sigma, effect, self.alpha) if effect and sigma > 0 else None
         agrees = {"users_needed_80pct": _same_direction(effect, il["credit_mean"]),
                   "users_needed_80pct_sign": _same_direction(effect, il["preference_mean"])}
         gain = {k: ab_n / il[k] if ab_n and il[k] and agrees[k] else None for k in agrees}

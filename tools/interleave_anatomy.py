@@ -80,7 +80,7 @@ def anatomy(control: Path, treatment: Path, data: Path, users: int, seed: int) -
     overlap, value_a, value_b = (np.array(c) for c in zip(*lists))
     tests = interleave_tests(credit["A"], credit["B"], 0.05)
     clicks = credit["A"] + credit["B"]
-    ab_users = stats.sample_size(sigma, effect) if effect else None
+    ab_users = stats.sample_size(sigma, effect) if effect and sigma > 0 else None
     return {
         "users": n, "seed": seed, "ab_relative_effect": effect / float(ya.mean()),
         "lists_per_user_relative": float(lb.mean() / la.mean() - 1),
