@@ -23,9 +23,10 @@ from edgerec.errors import DataError, ExportError
 from edgerec.export.formats import export_onnx, export_tflite
 from edgerec.models.content import tokenize, tokenizer_error
 from edgerec.runtime.bundle import BundleWriter, ModelEntry, TensorSpec
-from edgerec.runtime.content import reads_words
+from edgerec.runtime.content import reads_words, unknown_id
 
-TFLITE_TOKENS = 32  # fixed text length of TFLite content encoders
+TFLITE_TOKENS = 48  # fixed text length of a TFLite content student, the ONNX files' max_tokens (read_length): a
+# bundle's TFLite file reads as many tokens as its ONNX twin (at 32 it dropped the "Tags: ..." of ordinary items)
 PARITY_TEXTS = 256  # catalog texts on which an exported student is checked against PyTorch
 FIT_EVENT_SHARE = 0.75  # the projection learns from the most consumed items holding this share of training events
 MIN_FIT_ITEMS = 64  # ...and from at least this many (small catalogs)
@@ -45,11 +46,13 @@ def export_teacher_onnx(encoder_dir: str | Path, out_dir: str | Path) -> Path:
     return out_dir / "model.onnx"
 
 
-def export_student(student, fmt: str, mode: str, path: Path, scratch: Path) -> tuple[Path, dict | None]:
-    """Export and quantize the content student; returns the file and the engine settings it needs."""
+def export_student(student, fmt: str, mode: str, path: Path, scratch: Path,
+                   tokens: int = TFLITE_TOKENS) -> tuple[Path, dict | None]:
+    """Export and quantize the content student; returns the file and the engine settings it needs. `tokens`:
+    the fixed text length of a TFLite file (an ONNX file takes any length)."""
     module = fake_quantize(student) if mode == "int8" else student
-    ids = torch.ones(2, TFLITE_TOKENS, dtype=torch.int64)
-    mask = torch.ones(2, TFLITE_TOKENS, dtype=torch.int64)
+    ids = torch.ones(2, tokens, dtype=torch.int64)
+    mask = torch.ones(2, tokens, dtype=torch.int64)
     raw = scratch / f"content.float.{fmt}"
     if fmt == "onnx":
         export_onnx(module, {"input_ids": ids, "attention_mask": mask},
@@ -80,17 +83,22 @@ def run_content_file(backend, fmt: str, tokenizer_fixed, tokenizer, texts: list[
 
 
 def student_parity(student, path: Path, fmt: str, config: dict | None, encoder_dir: Path,
-                   texts: list[str]) -> dict:
-    """The exported file (run by its device engine) against the PyTorch student on the same texts."""
+                   texts: list[str], max_tokens: int = TFLITE_TOKENS, tokens: int | None = None) -> dict:
+    """The exported file (run by its device engine, reading `tokens` per text: a TFLite file's fixed length,
+    default max_tokens) against the PyTorch student on the same texts read at `max_tokens`.
+
+    The reference is the full-length one for every engine: it was cut to the TFLite file's own 32 tokens, so
+    the manifest recorded cosine 0.99995 for a file that dropped the tags of ordinary items (0.944 to ONNX)."""
     from edgerec.compress.content_distill import embed
     from edgerec.models.content import load_tokenizer
     from edgerec.runtime.backends import open_backend
 
-    tokenizer = load_tokenizer(encoder_dir, 48)
-    fixed = load_tokenizer(encoder_dir, TFLITE_TOKENS, pad_to=TFLITE_TOKENS)
-    # host reference on the same truncation as the file: TFLite reads TFLITE_TOKENS tokens
-    host = embed(student, *tokenize(fixed if fmt == "tflite" else tokenizer, texts))
-    device = run_content_file(open_backend(path, fmt, config=config), fmt, fixed, tokenizer, texts)
+    tokens = max_tokens if tokens is None else tokens
+    tokenizer = load_tokenizer(encoder_dir, max_tokens)
+    fixed = load_tokenizer(encoder_dir, tokens, pad_to=tokens)
+    host = embed(student, *tokenize(tokenizer, texts))
+    device = run_content_file(open_backend(path, fmt, config=config), fmt, fixed,
+                              load_tokenizer(encoder_dir, tokens), texts)
     device = device / np.maximum(np.linalg.norm(device, axis=1, keepdims=True), 1e-12)
     return {"texts": len(texts), "max_abs_diff": float(np.abs(device - host).max()),
             **cosine_stats(device, host)}
@@ -133,12 +141,12 @@ def project(content: np.ndarray, projection: np.ndarray) -> np.ndarray:
 def read_length(tokenizer) -> int:
     """The tokens a text is cut to, as the student was distilled and checked: the catalog's longest text was
     written instead, and on a catalog of short titles the device dropped the tags of every item it embedded."""
-    return int((tokenizer.truncation or {}).get("max_length", 48))
+    return int((tokenizer.truncation or {}).get("max_length", TFLITE_TOKENS))
 
 
-def _reads_words(tokenizer, text: str) -> bool:
+def _reads_words(tokenizer, text: str, unknown: int | None) -> bool:
     try:
-        return reads_words(tokenizer, text)
+        return reads_words(tokenizer, text, unknown)
     except Exception as exc:
         if type(exc) is not Exception:  # the tokenizers library's own failures are bare Exceptions
             raise
@@ -151,7 +159,9 @@ def usable_labels(tokenizer, label_sets: dict[str, list[str]]) -> tuple[dict[str
     A name that reads no word (an emoji-only tag) is [CLS] [UNK] [SEP] to the encoder: it was returned as a
     tag of texts it has nothing to do with, while `tag` refuses such a text. A set of fewer than two names
     gave every text its one name (a catalog whose every item is "calm" tagged a heist thriller "calm")."""
-    unreadable = {name for names in label_sets.values() for name in names if not _reads_words(tokenizer, name)}
+    unknown = unknown_id(tokenizer)  # from the tokenizer's own JSON, as the device reads it (Unigram: unk_id)
+    unreadable = {name for names in label_sets.values() for name in names
+                  if not _reads_words(tokenizer, name, unknown)}
     notes = [f"left out {len(unreadable):,} label name(s) that read no word to the tokenizer (symbols or emoji "
              f"alone): {', '.join(map(repr, sorted(unreadable)[:10]))}"] if unreadable else []
     usable = {}
@@ -184,9 +194,10 @@ def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, toke
     writer.file_path(tokenizer_file).write_bytes((Path(encoder_dir) / "tokenizer.json").read_bytes())
     writer.add_file(tokenizer_file)
     labels = sorted({label for values in label_sets.values() for label in values})
+    length = read_length(tokenizer)  # both formats read this many tokens (TFLite: its fixed input length)
     label_ids, label_mask = tokenize(tokenizer, labels)
     extra = {
-        "tokenizer": tokenizer_file, "max_tokens": read_length(tokenizer),
+        "tokenizer": tokenizer_file, "max_tokens": length,
         "projection": writer.add_array("content/projection.npy", projection),
         "labels": {"names": labels, "vectors": writer.add_array("content/label_vectors.npy",
                                                                 embed(student, label_ids, label_mask)),
@@ -197,16 +208,16 @@ def add_content_to_bundle(writer: BundleWriter, student, encoder_dir: Path, toke
     with tempfile.TemporaryDirectory(prefix="edgerec-content-") as scratch:
         for fmt in formats:
             name = f"content_encoder.{fmt}"
-            path, config = export_student(student, fmt, mode, writer.file_path(name), Path(scratch))
-            parity = student_parity(student, path, fmt, config, encoder_dir, catalog_texts[:PARITY_TEXTS])
-            shape = ["batch", "tokens"] if fmt == "onnx" else [1, TFLITE_TOKENS]
+            path, config = export_student(student, fmt, mode, writer.file_path(name), Path(scratch), tokens=length)
+            parity = student_parity(student, path, fmt, config, encoder_dir, catalog_texts[:PARITY_TEXTS], length)
+            shape = ["batch", "tokens"] if fmt == "onnx" else [1, length]
             dtype = "int64" if fmt == "onnx" else "int32"
             entry = ModelEntry("content_encoder", fmt, name,
                                [TensorSpec("input_ids", dtype, shape), TensorSpec("attention_mask", dtype, shape)],
                                [TensorSpec("sentence_embedding", "float32", [shape[0], student.project.out_features])],
                                quantization=MODE_LABEL[mode], batch=1 if fmt == "tflite" else None,
                                extra=dict(extra, parity=parity, **({"session_config": config} if config else {}),
-                                          **({"tokens": TFLITE_TOKENS} if fmt == "tflite" else {})))
+                                          **({"tokens": length} if fmt == "tflite" else {})))
             writer.add_model(entry)
             entries.append(entry)
     return entries

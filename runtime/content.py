@@ -8,6 +8,7 @@ new item is recommendable from its metadata alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import numpy as np
@@ -16,10 +17,12 @@ from edgerec.errors import BundleError, ConfigError
 from edgerec.runtime import checks
 from edgerec.runtime.backends import Backend, open_model
 from edgerec.runtime.bundle import Bundle, ModelEntry
+from edgerec.runtime.checks import shown
 from edgerec.runtime.models import model_bytes
 from edgerec.runtime.summary import extractive_summary, sentences
 
 PAD_TOKENS = ("[PAD]", "<pad>", "<PAD>")  # WordPiece (BERT, MiniLM) and SentencePiece (XLM-R, multilingual)
+PROBE_TEXT = "a probe text \u2603 \U0001f9ea \u2fff"  # symbols few vocabularies hold: they need the unknown token
 
 
 def padding(tokenizer) -> tuple[int, str]:
@@ -60,13 +63,36 @@ def text_to_tag(catalog, text: str | None, item_id: str | None) -> tuple[str, st
     return text, prose
 
 
-def reads_words(tokenizer, text: str) -> bool:
+def unknown_id(tokenizer) -> int | None:
+    """The id of the tokenizer model's unknown token, from the tokenizer's own JSON (spec §7b): `model.unk_id`
+    (Unigram: SentencePiece, XLM-R) or the id of `model.unk_token` (WordPiece, BPE, WordLevel); None if it has
+    none. The Python object of a Unigram model has no `unk_token`: <unk> was read as a word."""
+    held = getattr(tokenizer, "model", None)
+    if hasattr(held, "unk_token"):  # WordPiece, BPE, WordLevel: the JSON's unk_token, without parsing the vocabulary
+        unk = held.unk_token
+    else:
+        to_str = getattr(tokenizer, "to_str", None)
+        model = json.loads(to_str()).get("model") if to_str else None  # a stand-in tokenizer of a test has no JSON
+        if not isinstance(model, dict):
+            return None
+        if model.get("type") == "Unigram":
+            unk = model.get("unk_id")
+            return unk if isinstance(unk, int) and not isinstance(unk, bool) else None
+        unk = model.get("unk_token")
+    found = tokenizer.token_to_id(unk) if isinstance(unk, str) and unk else None
+    return None if found is None else int(found)
+
+
+_ASK = object()  # reads_words(): the unknown id not given, read from the tokenizer
+
+
+def reads_words(tokenizer, text: str, unknown=_ASK) -> bool:
     """Whether a tokenizer reads a word of `text` (spec §7b): spaces, zero-width marks or emoji alone are [CLS]
-    [UNK] [SEP] to it, and every such text got one vector (new items on one point) and the same confident labels."""
-    unknown = getattr(getattr(tokenizer, "model", None), "unk_token", None)  # a BPE model may have none
-    unknown_id = tokenizer.token_to_id(unknown) if unknown else None
+    [UNK] [SEP] to it, and every such text got one vector (new items on one point) and the same confident labels.
+    `unknown`: unknown_id(tokenizer), when the caller has it (reading it parses the tokenizer's JSON)."""
+    unknown = unknown_id(tokenizer) if unknown is _ASK else unknown
     encoding = tokenizer.encode(text)
-    return any(not special and token != unknown_id for token, special in zip(encoding.ids, encoding.special_tokens_mask))
+    return any(not special and token != unknown for token, special in zip(encoding.ids, encoding.special_tokens_mask))
 
 
 def check_labels(names: list[str], vectors: np.ndarray, sets: dict[str, list[str]], width: int) -> None:
@@ -95,6 +121,30 @@ def read_tokenizer(tokenizer_class, bundle, name: str):
     except Exception as exc:  # noqa: BLE001 - tokenizers' errors are plain Exceptions
         raise BundleError(f"the bundle's content encoder tokenizer {name} is not a tokenizer.json the tokenizers "
                           f"library reads ({str(exc)[:200]}); export the bundle again (edgerec export --content)") from None
+
+
+def text_length(tokenizer, entry: ModelEntry) -> int:
+    """The tokens a text is read as (spec §7b): `max_tokens` (ONNX; 48 when absent) or `tokens` (TFLite, its
+    fixed input length, required), more than the special tokens the post-processor adds. A TFLite entry without
+    `tokens` fed 48 tokens to a 32-long input (a raw ValueError); max_tokens 1 was ignored, 2 read no word."""
+    key = "tokens" if entry.format == "tflite" else "max_tokens"
+    value = entry.extra.get(key, None if entry.format == "tflite" else 48)
+    specials = int(getattr(tokenizer, "num_special_tokens_to_add", lambda is_pair: 0)(False))
+    if isinstance(value, bool) or not isinstance(value, int) or value <= specials:
+        got = f"names no {key}" if value is None else f"reads texts of {key} {shown(value)}"
+        raise BundleError(f"the bundle's {entry.format} content encoder {got}; it needs a whole number of tokens above "
+                          f"the {specials} special token(s) its tokenizer adds (spec §7b; a TFLite file's `tokens` is its "
+                          "input length); export the bundle again (edgerec export --content)")
+    return value
+
+
+def check_fixed_length(backend, tokens: int, entry: ModelEntry) -> None:
+    """A TFLite file's two inputs take (1, `tokens`) (spec §7b)."""
+    shapes = [backend.input_shape(i) for i in range(len(getattr(backend, "inputs", ())))]
+    if len(shapes) < 2 or any(shape != (1, tokens) for shape in shapes[:2]):
+        raise BundleError(f"the bundle's content encoder {entry.file} takes inputs of shape "
+                          f"{', '.join(map(str, shapes)) or 'none'}, but its manifest entry says tokens {tokens}: the "
+                          "two inputs must be (1, tokens) (spec §7b); export the bundle again (edgerec export --content)")
 
 
 def check_projection(projection: np.ndarray, name: str, dim: int | None) -> None:
@@ -130,15 +180,39 @@ class ContentEncoder:
         except ImportError:
             raise ConfigError("the bundle's content encoder needs the tokenizers package: pip install tokenizers") from None
         self.tokenizer = read_tokenizer(Tokenizer, bundle, extra["tokenizer"])
-        fixed = extra.get("tokens") if entry.format == "tflite" else None
-        self.tokenizer.enable_truncation(max_length=int(fixed or extra.get("max_tokens", 48)))
-        pad_id, pad_token = padding(self.tokenizer)
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=fixed)
+        fixed = text_length(self.tokenizer, entry)
+        self.tokenizer.enable_truncation(max_length=fixed)
+        try:
+            pad_id, pad_token = padding(self.tokenizer)
+        except ConfigError:
+            raise BundleError(f"the bundle's content encoder tokenizer {extra['tokenizer']} has no padding token (one of "
+                              f"{', '.join(PAD_TOKENS)}; spec §7b); export the bundle again (edgerec export --content) "
+                              "from a sentence-transformers model folder") from None
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token,
+                                      length=fixed if entry.format == "tflite" else None)
+        # a file the library reads may still fail on the first word it does not know (a WordPiece vocabulary
+        # without its [UNK]): tag() and add_items() raised the library's bare Exception
+        self.unknown = unknown_id(self.tokenizer)
+        self._encode([PROBE_TEXT])
         self.backend: Backend = open_model(model_bytes(bundle, entry.file), entry, threads)
+        if entry.format == "tflite" and hasattr(self.backend, "input_shape"):
+            check_fixed_length(self.backend, fixed, entry)
+
+    def _encode(self, texts: list[str]) -> list:
+        """The tokenizer's encodings of texts; the library's own failures (bare Exceptions) are a BundleError."""
+        try:
+            return self.tokenizer.encode_batch(texts)
+        except Exception as exc:
+            if type(exc) is not Exception:  # a TypeError is a bug here, not the bundle's
+                raise
+            reason = (str(exc).strip().splitlines() or ["no reason given"])[0][:200]
+            raise BundleError(f"the bundle's content encoder tokenizer {self.entry.extra['tokenizer']} cannot encode "
+                              f"text ({reason}; spec §7b): its vocabulary lacks a token its model needs, such as the "
+                              "unknown token; export the bundle again (edgerec export --content)") from None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Content vectors (L2-normalised) of texts."""
-        encoded = self.tokenizer.encode_batch(_texts(texts))
+        encoded = self._encode(_texts(texts))
         ids = np.array([e.ids for e in encoded], np.int64)
         mask = np.array([e.attention_mask for e in encoded], np.int64)
         if self.entry.format == "tflite":
@@ -150,7 +224,9 @@ class ContentEncoder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def reads_words(self, text: str) -> bool:
-        return reads_words(self.tokenizer, text)
+        encoding = self._encode([text])[0]
+        return any(not special and token != self.unknown
+                   for token, special in zip(encoding.ids, encoding.special_tokens_mask))
 
     def item_vectors(self, content: np.ndarray) -> np.ndarray:
         """Content vectors -> vectors in the recommender's item space."""

@@ -17,6 +17,10 @@ from edgerec.runtime.item_spec import NUMERIC_DTYPES
 
 META_CACHE_ROWS = 4_096  # rows whose whole metadata is kept (about 0.5 KB each)
 CACHED_READ = 64  # reads of at most this many rows (a list, a reason) are kept; bulk reads are not
+# a row's own id, title and tags, and the description a bundle item never has (spec §7b): a categorical or numeric
+# column of one of these names is not read into its metadata (a "description" column was read into tag(item_id=...)
+# and a "tags" column replaced the row's tags with its value's characters)
+ROW_KEYS = frozenset({"item_id", "title", "tags", "description"})
 
 
 class BundleRows:
@@ -58,9 +62,11 @@ class BundleRows:
         at = np.asarray(rows, np.int64)
         columns = {}
         for name, (codes, _) in self.categorical.items():
-            columns[name] = self.vocab_arrays[name][codes[at]].tolist()  # code -1 reads the trailing ''
+            if name not in ROW_KEYS:
+                columns[name] = self.vocab_arrays[name][codes[at]].tolist()  # code -1 reads the trailing ''
         for name, values in self.numeric.items():  # stored compactly, read as the spec's dtype
-            columns[name] = values[at].astype(NUMERIC_DTYPES.get(name, values.dtype)).tolist()
+            if name not in ROW_KEYS:
+                columns[name] = values[at].astype(NUMERIC_DTYPES.get(name, values.dtype)).tolist()
         out, tags = {}, self.tag_column.tags_many(rows)  # the rows' tags read together
         for position, row in enumerate(rows):
             item_id, title = self.label(row) if keep else (self.ids[row], self.titles[row])

@@ -80,12 +80,13 @@ class HostContent:
         """A content student checkpoint run by PyTorch, as `export` fed it the catalog's texts."""
         from edgerec.compress.content_distill import embed, load_student
         from edgerec.models.content import load_tokenizer, tokenize
-        from edgerec.runtime.content import reads_words
+        from edgerec.runtime.content import reads_words, unknown_id
 
         student, _ = load_student(content_dir)
         tokenizer = load_tokenizer(content_dir, 48)
+        unknown = unknown_id(tokenizer)  # read once: a Unigram tokenizer's JSON is large
         return cls(lambda texts: embed(student, *tokenize(tokenizer, texts)), projection,
-                   lambda text: reads_words(tokenizer, text))  # as the device decides
+                   lambda text: reads_words(tokenizer, text, unknown))  # as the device decides
 
     def embed(self, texts: list[str]) -> np.ndarray:
         v = self.encode(texts)

@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 
-from edgerec.errors import ConfigError
+from edgerec.errors import BundleError, ConfigError
 from edgerec.runtime import content
 from edgerec.runtime.bundle import ModelEntry
 from edgerec.runtime.content import ContentEncoder, metadata_text, padding
@@ -175,12 +175,16 @@ def test_the_encoder_reads_its_parts_from_the_manifest_entry(make):
     ("onnx", {}, 48, None),  # the default length, padded to the longest text of a batch
     ("onnx", {"max_tokens": 5, "tokens": 9}, 5, None),  # an ONNX file takes any length: `tokens` is TFLite's
     ("tflite", {"max_tokens": 5, "tokens": 9}, 9, 9),  # a TFLite file's fixed input length
-    ("tflite", {"max_tokens": 5}, 5, None),
 ])
 def test_the_tokenizer_truncates_and_pads_as_the_format_needs(make, fmt, extra, truncation, length):
     tokenizer = make(fmt, **extra).tokenizer
     assert tokenizer.max_length == truncation and type(tokenizer.max_length) is int
     assert tokenizer.padding == (1, "<pad>", length)
+
+
+def test_a_tflite_entry_without_tokens_is_refused(make):
+    with pytest.raises(BundleError, match="^the bundle's tflite content encoder names no tokens"):
+        make("tflite", max_tokens=5)
 
 
 def test_the_encoder_without_the_tokenizers_package_says_how_to_get_it(make, monkeypatch):

@@ -431,18 +431,28 @@ class ContentEncoder:
         from tokenizers import Tokenizer
 
         extra = model.get("extra", {})
-        if not all(k in extra for k in ("tokenizer", "max_tokens", "projection", "labels")):
-            raise SpecError("content encoder: extra needs tokenizer, max_tokens, projection and labels (§7b)")
+        if not all(k in extra for k in ("tokenizer", "projection", "labels")):
+            raise SpecError("content encoder: extra needs tokenizer, projection and labels (§7b)")
         self.tokenizer = Tokenizer.from_file(str(root / extra["tokenizer"]))
         self.tokenizer.no_padding()  # §7b: the file's own padding and truncation are not the contract's
-        self.tokenizer.enable_truncation(max_length=extra["max_tokens"])  # the text cut, its specials kept
+        length = extra.get("max_tokens", 48)  # §7b: ONNX, 48 when absent
+        if type(length) is not int or length <= self.tokenizer.num_special_tokens_to_add(False):
+            raise SpecError("content encoder: max_tokens is a whole number above the special tokens (§7b)")
+        self.tokenizer.enable_truncation(max_length=length)  # the text cut, its specials kept
         vocab = self.tokenizer.get_vocab()
         pad = next((t for t in PADS if t in vocab), None)
         if pad is None:
             raise SpecError("content encoder: the tokenizer has no padding token (§7b)")
         self.pad = vocab[pad]
-        unk = json.loads((root / extra["tokenizer"]).read_text(encoding="utf-8")).get("model", {}).get("unk_token")
-        self.unk = vocab.get(unk) if unk else None  # §7b: the model's unknown token reads no word
+        model_json = json.loads((root / extra["tokenizer"]).read_text(encoding="utf-8")).get("model", {})
+        if model_json.get("type") == "Unigram":  # §7b: the model's unknown token reads no word: unk_id ...
+            self.unk = model_json.get("unk_id")
+        else:  # ... or the token unk_token
+            self.unk = vocab.get(model_json["unk_token"]) if model_json.get("unk_token") else None
+        try:  # §7b: a tokenizer that cannot encode symbols its vocabulary lacks is refused
+            self.tokenizer.encode("a probe text \u2603 \U0001f9ea \u2fff")
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises bare Exceptions
+            raise SpecError(f"content encoder: the tokenizer cannot encode text (§7b): {exc}") from None
         options = ort.SessionOptions()  # §3: an ONNX model's session_config, whatever its role
         for key, value in extra.get("session_config", {}).items():
             options.add_session_config_entry(key, value)
