@@ -91,8 +91,14 @@ def reads_words(tokenizer, text: str, unknown=_ASK) -> bool:
     [UNK] [SEP] to it, and every such text got one vector (new items on one point) and the same confident labels.
     `unknown`: unknown_id(tokenizer), when the caller has it (reading it parses the tokenizer's JSON)."""
     unknown = unknown_id(tokenizer) if unknown is _ASK else unknown
-    encoding = tokenizer.encode(text)
-    return any(not special and token != unknown for token, special in zip(encoding.ids, encoding.special_tokens_mask))
+    return has_word(tokenizer.encode(text), unknown)
+
+
+def has_word(encoding, unknown) -> bool:
+    """A token neither special nor unknown, nor only SentencePiece's word mark and spaces (XLM-R reads an emoji
+    as ▁ then <unk>: the mark alone gave every such text one vector)."""
+    return any(not special and i != unknown and token.replace("\u2581", "").strip() != ""
+               for i, token, special in zip(encoding.ids, encoding.tokens, encoding.special_tokens_mask))
 
 
 def check_labels(names: list[str], vectors: np.ndarray, sets: dict[str, list[str]], width: int) -> None:
@@ -224,9 +230,7 @@ class ContentEncoder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def reads_words(self, text: str) -> bool:
-        encoding = self._encode([text])[0]
-        return any(not special and token != self.unknown
-                   for token, special in zip(encoding.ids, encoding.special_tokens_mask))
+        return has_word(self._encode([text])[0], self.unknown)
 
     def item_vectors(self, content: np.ndarray) -> np.ndarray:
         """Content vectors -> vectors in the recommender's item space."""

@@ -78,6 +78,7 @@ class PrivacyLedger:
             raise ConfigError("a privacy ledger needs the history in a file: kept in memory it forgets what was "
                               "spent when the app restarts, so no budget would hold; open the history (the "
                               "Recommender) with a file path, or pass simulation=True in a simulation")
+        store._outside_batch("a privacy ledger")  # its table and entries must outlive a rolled-back batch
         with store._transaction():
             store.db.execute("CREATE TABLE IF NOT EXISTS privacy_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                              "ts REAL NOT NULL, question TEXT NOT NULL, epsilon REAL NOT NULL, clock REAL, key TEXT)")
@@ -186,7 +187,8 @@ class PrivacyLedger:
         `now`. PrivacyBudgetError when `key` is in the ledger already."""
         checks.text(question, "the entry's question", 1000)
         now = self._dated(now)
-        with self.store._transaction():
+        self.store._outside_batch("a privacy ledger note")  # a keyed note counts a round once: a rollback
+        with self.store._transaction():                     # would let the device take part twice
             self._once(question, key)
             self._insert(now, question, 0.0, key)
         return now

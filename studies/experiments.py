@@ -529,7 +529,7 @@ class OPEStudy(Study):
         # estimand is these lists' value, the same for every estimator) its spread is reported beside it,
         # a user's lists counted as one cluster (std / sqrt(lists) said half of it on 150 users x 5 days)
         return {"lists": len(logs), "users_logged": len(set(users)), "days": sim.days, "true_value": true,
-                "true_value_se": cluster_standard_error(truth, users) if len(truth) > 1 else 0.0,
+                "true_value_se": cluster_standard_error(truth, users),  # None for a single user
                 "logging_value": float(np.mean(logged_truth)), "estimates": found, "standard_errors": errors,
                 "lists_for_goal": {name: lists_for_goal(se, true, len(logs)) for name, se in errors.items()},
                 "between_user_share": {name: between_user_share(terms[name], users) for name in errors},

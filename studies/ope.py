@@ -352,7 +352,7 @@ def _clusters(users, lists: int) -> list[np.ndarray]:
     return np.split(order, np.flatnonzero(np.diff(code[order])) + 1)
 
 
-def cluster_standard_error(values, users) -> float:
+def cluster_standard_error(values, users) -> float | None:
     """Standard error of the mean of per-list `values` when each user's lists are one cluster (the
     sandwich of a mean: sqrt(G / (G - 1) sum_g (sum of user g's deviations)^2) / lists, G users).
     With one list per user it is std / sqrt(n) (ddof 1); with several, it counts that a user's lists
@@ -361,8 +361,8 @@ def cluster_standard_error(values, users) -> float:
     if v.ndim != 1 or not np.isfinite(v).all():
         raise ConfigError("the per-list values must be one finite number per list")
     rows = _clusters(users, len(v))
-    if len(rows) < 2:
-        return 0.0
+    if len(rows) < 2:  # one user: their lists tell nothing of how another user's would spread (not "exact")
+        return None
     deviation = v - v.mean()
     sums = np.array([deviation[r].sum() for r in rows])
     return float(np.sqrt(len(rows) / (len(rows) - 1) * (sums ** 2).sum()) / len(v))
@@ -372,14 +372,15 @@ def between_user_share(values, users) -> float:
     """The share of the variance of the mean of per-list `values` that more lists of the same users
     cannot shrink: the between-user part of a one-way random-effects split, from the cluster and the
     independent-lists variances (user mean variance s_b^2, within s_w^2: lists x var_lists = s_b^2 + s_w^2,
-    lists x var_cluster = m s_b^2 + s_w^2, m lists per user). 0 with one list per user (nothing to split)."""
+    lists x var_cluster = m s_b^2 + s_w^2, m lists per user). 0 with one list per user, or one user (nothing
+    to split)."""
     v = np.asarray(values, np.float64)
     rows = _clusters(users, len(v))
     m = len(v) / len(rows)
     if m <= 1 or len(v) < 2:
         return 0.0
     independent = float(v.var(ddof=1)) / len(v)
-    cluster = cluster_standard_error(v, users) ** 2
+    cluster = (cluster_standard_error(v, users) or 0.0) ** 2
     if cluster <= 0:
         return 0.0
     between = max(len(v) * (cluster - independent) / (m - 1), 0.0)  # s_b^2

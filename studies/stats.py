@@ -562,7 +562,8 @@ def credit_test(clicks_a, clicks_b, cap_quantile: float = 0.9) -> tuple[float, f
         d = np.clip(d, -cap, cap)
     mean, var = _moments(d)
     sd = math.sqrt(var)
-    if sd == 0:
+    if sd <= 1e-12 * max(1.0, abs(mean)):  # equal credits leave float noise (0.1 each: sd 1.7e-17, t of 1e16)
+        sd = 0.0
         # every user's capped difference is the same: a t statistic of x / 0 is no evidence (it gave p = 0
         # and "ship" on three users); the exact sign test of those users is, and needs no spread
         return mean, sd, sign_test(int((d < 0).sum()), int((d > 0).sum()))

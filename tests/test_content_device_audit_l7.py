@@ -45,11 +45,13 @@ def _edit_entry(bundle: Path, fmt: str, change) -> Path:
     return bundle
 
 
-def _unigram():
-    """An XLM-R style tokenizer: a Unigram model whose unknown token is <unk> (id 3), named by its unk_id only."""
+def _unigram(mark: bool = False):
+    """An XLM-R style tokenizer: a Unigram model whose unknown token is <unk> (id 3), named by its unk_id only;
+    `mark`: with the bare word-boundary piece "▁" that real SentencePiece vocabularies hold (XLM-R's id 6)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
     vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁jazz", -2.0), ("▁night", -2.0)]
+    vocab += [("▁", -3.0)] if mark else []
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
@@ -169,8 +171,11 @@ def test_the_unknown_token_comes_from_the_tokenizers_own_json():
 
 @pytest.mark.parametrize(("text", "word"), [("🎷🎷", False), ("深夜", False), ("   ", False), ("jazz night", True),
                                             ("🎷 jazz", True)])
-def test_a_unigram_tokenizers_unk_is_not_a_word(text, word):
-    tokenizer = _unigram()
+@pytest.mark.parametrize("mark", [False, True])
+def test_a_unigram_tokenizers_unk_is_not_a_word(text, word, mark):
+    tokenizer = _unigram(mark)
+    if mark and text == "🎷🎷":  # the audit's case: the mark comes before the unknown piece
+        assert tokenizer.encode(text).ids == [0, 6, 3, 2]  # <s> ▁ <unk> </s>
     assert reads_words(tokenizer, text) is word
     assert reads_words(tokenizer, text, unknown_id(tokenizer)) is word
 

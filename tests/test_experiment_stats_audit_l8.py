@@ -232,3 +232,15 @@ def test_days_for_goal_counts_what_more_days_of_the_same_users_cannot_shrink():
     assert ope.days_for_goal(200.0, 300, 3, 0.9) == 3  # already enough: the days run
     with pytest.raises(ConfigError, match="between_share"):
         ope.days_for_goal(600.0, 300, 3, 1.5)
+
+
+def test_equal_credits_that_float_noise_spreads_fall_back_to_the_sign_test():
+    """0.1 each: the sd came out 1.7e-17, not 0, and the t-test said p = 1e-32 and ship (audit L9)."""
+    mean, sd, p = stats.credit_test([0.0, 0.0, 0.0], [0.1, 0.1, 0.1])
+    assert mean == pytest.approx(0.1) and sd == 0.0 and p == pytest.approx(0.25)
+
+
+def test_the_truths_error_over_one_user_is_not_measurable():
+    """All lists from one user: the cluster error was reported as exactly 0 (audit L9)."""
+    assert ope.cluster_standard_error([1.0, 5.0, 2.0, 9.0, 3.0], [4] * 5) is None
+    assert ope.between_user_share([1.0, 5.0, 2.0, 9.0, 3.0], [4] * 5) == 0.0

@@ -161,4 +161,8 @@ def test_a_privacy_charge_inside_a_batch_is_refused(rec):
     with rec.history.batch():
         with pytest.raises(ConfigError, match=r"^a privacy ledger charge cannot run inside history.batch\(\)"):
             ledger.charge("popularity", 0.5)
-    assert ledger.charge("popularity", 0.5) > 0
+        with pytest.raises(ConfigError, match=r"^a privacy ledger note cannot run inside history.batch\(\)"):
+            ledger.note("weekly round (no DP)", key="round-7")  # the key that counts a round once
+        with pytest.raises(ConfigError, match=r"^a privacy ledger cannot run inside history.batch\(\)"):
+            PrivacyLedger(rec.history)  # its table would go with a rolled-back batch
+    assert ledger.charge("popularity", 0.5) > 0 and ledger.note("weekly round (no DP)", key="round-7") > 0

@@ -479,9 +479,11 @@ class ContentEncoder:
         return " ".join(p for p in parts if p)
 
     def reads_word(self, text: str) -> bool:
-        """§7b A word: a token that is neither a special token the post-processor added nor the unknown one."""
+        """§7b A word: a token that is neither a special token the post-processor added, nor the unknown one,
+        nor one of the word-boundary mark and white space alone."""
         enc = self.tokenizer.encode(text)
-        return any(not special and i != self.unk for i, special in zip(enc.ids, enc.special_tokens_mask))
+        return any(not special and i != self.unk and token.replace("\u2581", "").strip() != ""
+                   for i, token, special in zip(enc.ids, enc.tokens, enc.special_tokens_mask))
 
     def tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """§7b: the whole pipeline, the text's tokens cut so that with the special tokens around them they
