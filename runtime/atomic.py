@@ -75,8 +75,9 @@ def clear_abandoned(target: Path, suffix: str) -> None:
             free = _lock(fd)
         finally:
             os.close(fd)
-        if free:
-            _remove(leftover)
+        if free:  # an SQLite file's journal, log and index go with it (named after it, so the glob skips them)
+            for part in ("", "-journal", "-wal", "-shm"):
+                _remove(leftover.with_name(leftover.name + part))
 
 
 def _remove(path: Path) -> None:
@@ -91,11 +92,13 @@ def _remove(path: Path) -> None:
 
 class Temporary:
     """A private, locked temporary beside `target`: a new empty file, or a folder with `folder=True`.
-    `publish()` flushes it and renames it to `target`; `discard()` removes it."""
+    `publish()` flushes it and renames it to `target`; `discard()` removes it. `parents=False`: a missing folder
+    of `target` is an error (FileNotFoundError), not made."""
 
-    def __init__(self, target: Path, suffix: str, *, folder: bool = False, mode: int = 0o666):
+    def __init__(self, target: Path, suffix: str, *, folder: bool = False, mode: int = 0o666, parents: bool = True):
         self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if parents:
+            target.parent.mkdir(parents=True, exist_ok=True)
         clear_abandoned(target, suffix)
         while True:
             self.path = temporary(target, suffix)

@@ -25,13 +25,12 @@ import secrets
 import sqlite3
 import sys
 import time
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 
 from edgerec.errors import HistoryError
-from edgerec.runtime import checks
+from edgerec.runtime import atomic, checks
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x65647265  # "edre": marks a file as an edgerec history
@@ -320,29 +319,30 @@ def erase(db: sqlite3.Connection, path: Path, wait: float, vacuum: bool) -> None
 
 
 def backup(db: sqlite3.Connection, out: str | Path) -> Path:
-    """A consistent copy of the open database (SQLite's online backup: one read snapshot), written
-    to a temporary name and renamed, so `out` is either complete or absent."""
+    """A consistent copy of the open database (SQLite's online backup: one read snapshot), made in a private,
+    locked temporary folder beside `out` (atomic.Temporary) and linked to its name, so `out` is complete or
+    absent; a killed backup's folder, its journal with it, is removed by the next writer of `out`."""
     out = Path(checks.path(out, "the backup's path"))
     if out.exists():
         raise HistoryError(f"{checks.file_name(out)} exists; choose a new file for the backup")
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")  # its own: two backups at once each deleted
-    try:                                                              # the other's, and both failed
-        new_file(tmp)  # a copy of personal data: owner only
-        target = sqlite3.connect(file_uri(tmp), uri=True)
-        try:
-            db.backup(target)
-            target.execute("PRAGMA journal_mode=DELETE")  # a self-contained single file
-        finally:
-            target.close()
-        published = link_new(tmp, out)
+    try:  # its own temporary: two backups at once each deleted the other's, and both failed
+        with atomic.Temporary(out, ".tmp", folder=True, parents=False) as tmp:  # removed if the copy fails
+            copy = tmp.path / out.name
+            new_file(copy)  # a copy of personal data: owner only
+            target = sqlite3.connect(file_uri(copy), uri=True)
+            try:
+                db.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")  # a self-contained single file
+            finally:
+                target.close()
+            published = link_new(copy, out)
+            tmp.discard()  # the copy stays under its name (or another backup's does)
     except (sqlite3.DatabaseError, OSError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # not the folders above the file
         raise HistoryError(f"could not back up the history to {checks.file_name(out)} ({why}); write the backup in a "
                            "folder this app can write, with room for it") from None
-    finally:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
     if not published:
         raise HistoryError(f"{checks.file_name(out)} exists (another backup finished first); choose a new file for "
                            "the backup")
+    atomic.sync_folder(out.parent)
     return out

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from edgerec.errors import HistoryError
 from edgerec.runtime import checks
-from edgerec.runtime.history_care import APPLICATION_ID, OWN_TABLES, check_file, read_only_uri
+from edgerec.runtime.atomic import Temporary, sync_folder
+from edgerec.runtime.history_care import (
+    APPLICATION_ID,
+    OWN_TABLES,
+    check_file,
+    checkpoint,
+    link_new,
+    read_only_uri,
+)
 from edgerec.runtime.retention import CLOCK_KEY, PRUNE_KEY, RETENTION_KEY
 
 RECOVER_CHUNK = 256  # rows read per query while salvaging a damaged file
@@ -157,23 +165,45 @@ def _recover_from(path: Path, out: Path, key: bytes | None) -> dict:
             failures[table] = failed
     finally:
         source.close()
-    fresh = HistoryStore(out, key=key)
-    try:
-        if "privacy_ledger" in parts:
-            from edgerec.runtime.privacy_ledger import PrivacyLedger
+    with _private_folder(out) as tmp:  # built beside --out, published only when complete
+        built = tmp.path / out.name
+        fresh = HistoryStore(built, key=key)
+        try:
+            if "privacy_ledger" in parts:
+                from edgerec.runtime.privacy_ledger import PrivacyLedger
 
-            PrivacyLedger(fresh)  # its table
-        with fresh._transaction():
-            for table, (columns, _) in parts.items():
-                marks = ", ".join("?" * len(columns.split(",")))
-                fresh.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
-                                     salvaged[table])
-                report[table] = len(salvaged[table])
-            fresh.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
-            if failures.get("privacy_ledger"):  # an unknown spending counts as the whole budget: reports wait
-                fresh.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",  # 30 days
-                                 (time.time(), f"history recovered: {failures['privacy_ledger']} ledger reads "
-                                  "failed", 1e6))
-    finally:
-        fresh.close()
+                PrivacyLedger(fresh)  # its table
+            with fresh._transaction():
+                for table, (columns, _) in parts.items():
+                    marks = ", ".join("?" * len(columns.split(",")))
+                    fresh.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
+                                         salvaged[table])
+                    report[table] = len(salvaged[table])
+                fresh.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
+                if failures.get("privacy_ledger"):  # an unknown spending counts as the whole budget: reports wait
+                    fresh.db.execute("INSERT INTO privacy_ledger (ts, question, epsilon) VALUES (?, ?, ?)",  # 30 d
+                                     (time.time(), f"history recovered: {failures['privacy_ledger']} ledger reads "
+                                      "failed", 1e6))
+            checkpoint(fresh.db, built, 0.0)  # every page in the file itself: only the file is published
+        finally:
+            fresh.close()
+        published = link_new(built, out)  # never over a file that appeared meanwhile (another recover's)
+        tmp.discard()
+    if not published:
+        raise HistoryError(f"{checks.file_name(out)} exists (another recover finished first); choose a new file for "
+                           "the recovered history")
+    sync_folder(out.parent)
     return report
+
+
+def _private_folder(out: Path) -> Temporary:
+    """A private, locked temporary folder beside `out` (its folders made owner-only, as a new history's are): a
+    killed recover leaves nothing at `out`, and its folder is removed by the next writer of `out`."""
+    try:
+        for folder in reversed([out.parent, *out.parent.parents]):
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, exist_ok=True)
+        return Temporary(out, ".tmp", folder=True, parents=False)
+    except OSError as exc:
+        raise HistoryError(f"cannot create the recovered history {checks.file_name(out)} ({exc.strerror}); pass a "
+                           "path in a folder this app can write") from None
