@@ -39,8 +39,11 @@ from edgerec.cli.output import FiniteRange, console, example, fmt, key_values, t
 @click.option("--popularity", type=click.Path(exists=True, dir_okay=False),
               help="The popularity prior to ship, estimated from DP device reports (JSON from "
                    "`edgerec study dp-popularity`), instead of the training log's counts.")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Export --model even if the training run that wrote it did not finish (killed): its best "
+                   "epoch so far ships, and the model card says so.")
 def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir, out, formats, quantize, table_dtype,
-           ranker, scorer, teacher, content, min_agreement, name, popularity) -> None:
+           ranker, scorer, teacher, content, min_agreement, name, popularity, allow_unfinished) -> None:
     """Export a recommender to ONNX/TFLite, check parity, quantize, and write a bundle.
 
     Your own models can be bundled too: --encoder FILE or --torch-module MOD:FN, with --spec and --item-vectors.
@@ -54,7 +57,8 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
         if user_encoder and torch_module:
             raise ConfigError("give --encoder FILE or --torch-module MOD:FN, not both")
         others = [flag for flag, value in (("--model", checkpoint), ("--ranker", ranker), ("--scorer", scorer),
-                                           ("--teacher", teacher), ("--popularity", popularity)) if value]
+                                           ("--teacher", teacher), ("--popularity", popularity),
+                                           ("--allow-unfinished", allow_unfinished)) if value]
         given = click.get_current_context().get_parameter_source
         if given("quantize") == click.core.ParameterSource.COMMANDLINE:
             others.append("--quantize")
@@ -75,7 +79,8 @@ def export(checkpoint, user_encoder, torch_module, spec, item_vectors, data_dir,
 
     prior = PopularityPrior.read(popularity) if popularity else None
     manifest = export_bundle(checkpoint, data_dir, out, cfg, ranker=ranker, teacher=teacher, content=content,
-                             scorer=scorer, progress=lambda msg: console.print(f"  {msg}"), popularity=prior)
+                             scorer=scorer, progress=lambda msg: console.print(f"  {msg}"), popularity=prior,
+                             allow_unfinished=allow_unfinished)
     _print_manifest(manifest, out)
 
 

@@ -38,10 +38,11 @@ def split(data_dir, by, out, skip_empty) -> None:
         SHOWN,
         folder_names,
         item_domains,
+        save_split,
         split_domains,
         users_with_history,
     )
-    from edgerec.data.store import load_dataset, refuse_foreign_folder, save_dataset
+    from edgerec.data.store import load_dataset, refuse_foreign_folder
 
     source, target = data_dir.resolve(), out.expanduser().resolve()
     if target == source or source in target.parents:  # the next load of DATA_DIR read or refused the extra folders
@@ -55,9 +56,9 @@ def split(data_dir, by, out, skip_empty) -> None:
                                f"({data_dir.name}); choose another --out")
     for name in parts:  # before any is written: the user's own files in one of them would be replaced
         refuse_foreign_folder(out / folders[name])
+    save_split(parts, out, folders)  # all folders as one split: never some new beside an earlier split's
     rows = []
     for name, part in parts.items():
-        save_dataset(part, out / folders[name])
         rows.append({"domain": name, "items": part.n_items, "events": len(part.interactions),
                      "users with history": len(users_with_history(part)), "folder": str(out / folders[name])})
     table(rows, title=f"domains by {by}")

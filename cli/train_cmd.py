@@ -168,6 +168,30 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
     _refuse_unused(arch, options)
     refuse_out(out, "edgerec-checkpoint", data=data_dir, retrieval=retrieval, init=init_ckpt)
     content = _content(options["content_specs"])  # before the data: a bad --content fails at once
+    if init_ckpt and arch != "ranker":
+        from edgerec.models.checkpoint import refuse_unfinished
+
+        refuse_unfinished(init_ckpt, "--init")  # a killed run's best epoch so far: before --out is made
+    held = _claim(out)  # for the whole run: it saves into --out at every epoch
+    try:
+        _train(data_dir, arch, out, resume, init_ckpt, retrieval, content, options)
+    finally:
+        held.release()
+
+
+def _claim(out):
+    """Hold --out for this run (process 0 of several writes it; the others hold nothing)."""
+    from edgerec.models.checkpoint import claim_out
+
+    return claim_out(out) if _rank() == 0 else _Unclaimed()
+
+
+class _Unclaimed:
+    def release(self) -> None:
+        pass
+
+
+def _train(data_dir, arch, out, resume, init_ckpt, retrieval, content, options) -> None:
     dataset, split = _load(data_dir)
     if arch == "ranker":
         _train_ranker(dataset, split, retrieval, out, options)
@@ -242,14 +266,28 @@ def distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_wei
             candidates, **options) -> None:
     """Distill a teacher checkpoint (or your own user encoder) into a small student (e.g. --dim 32 --layers 1
     --own-rows 8000)."""
-    from edgerec.compress.distill import DistillConfig, distill_model
-    from edgerec.errors import ConfigError
-    from edgerec.models.checkpoint import load_model, path_from
+    from edgerec.models.checkpoint import refuse_unfinished
 
     refuse_out(out, "edgerec-checkpoint", teacher=teacher, data=data_dir)
     if max_bytes is not None and options["content_specs"]:  # the search trained students without them, unsaid
         raise click.UsageError("--max-bytes sizes students without content vectors and --content was given: "
                                "distill with --content at a chosen --dim and --layers instead")
+    if not (teacher_spec or teacher_vectors) and Path(teacher).is_dir():
+        refuse_unfinished(teacher, "--teacher")  # a killed run's best epoch so far: before --out is made
+    held = _claim(out)  # for the whole run: it saves into --out at every epoch
+    try:
+        _distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_weight, kd_temperature, align,
+                 max_bytes, candidates, options)
+    finally:
+        held.release()
+
+
+def _distill(teacher, teacher_spec, teacher_vectors, data_dir, out, top_k, kd_weight, kd_temperature, align, max_bytes,
+             candidates, options) -> None:
+    from edgerec.compress.distill import DistillConfig, distill_model
+    from edgerec.errors import ConfigError
+    from edgerec.models.checkpoint import load_model, path_from
+
     dataset, split = _load(data_dir)
     if not Path(teacher).exists() and ":" not in teacher:
         raise ConfigError(f"--teacher {file_name(teacher)} does not exist; give a checkpoint folder of `edgerec train`, or your "

@@ -4,13 +4,17 @@ and the data set cut into one data set per domain with the user ids kept, so ove
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 
 from edgerec.data.schema import Dataset, Interactions
 from edgerec.data.vocab import DOMAIN_OF_MODALITY
-from edgerec.errors import DataError
+from edgerec.errors import ConfigError, DataError
+from edgerec.runtime.atomic import Temporary, claim, sync_folder, write_file
 
 BY_MODALITY = "modality"
 
@@ -101,3 +105,86 @@ def users_with_history(dataset: Dataset, min_items: int = 1) -> np.ndarray:
     pairs = np.unique(log.user[consumed].astype(np.int64) * dataset.n_items + log.item[consumed])
     counts = np.bincount(pairs // dataset.n_items, minlength=dataset.n_users)
     return np.flatnonzero(counts >= min_items)
+
+
+SPLIT_LOCK = ".edgerec-splitting"  # held in --out while a split over earlier folders publishes
+
+
+def save_split(parts: dict[str, Dataset], out: str | Path, folders: dict[str, str]) -> None:
+    """Write each domain's data set to `out`/its folder, as one split: every folder is written under a hidden
+    staging folder first, so a split stopped while writing leaves the earlier folders as they were. A new (or
+    empty) `out` then appears whole in one rename. Over earlier folders, all of them are first marked unfinished
+    (their loads refuse them), then each gets its new files, its dataset.json last: a split stopped among the
+    moves leaves some folders new and the others refused, never folders of two data sets that each load."""
+    out = Path(out)
+    try:
+        _save_split(parts, out, folders)
+    except OSError as exc:  # no room, no permission, a file where a folder goes
+        raise DataError(f"cannot write the domain folders ({exc.strerror or type(exc).__name__}); choose an --out "
+                        "this app can write, with room for them", str(out)) from None
+
+
+def _save_split(parts: dict[str, Dataset], out: Path, folders: dict[str, str]) -> None:
+    from edgerec.data.store import save_dataset
+
+    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    if fresh:
+        with Temporary(out, ".tmp", folder=True) as staging:
+            for name, part in parts.items():
+                save_dataset(part, staging.path / folders[name])
+            if not staging.publish():
+                raise ConfigError("another edgerec domains split wrote into --out meanwhile; run the split again "
+                                  "once it has finished, or choose another --out")
+        return
+    held = claim(out, SPLIT_LOCK)
+    if held is None:
+        raise ConfigError("another edgerec domains split is writing into --out right now; wait for it to finish, "
+                          "or choose another --out")
+    try:
+        for folder in folders.values():
+            if (out / folder).exists() and not (out / folder).is_dir():
+                raise DataError("a file has the name of this domain's folder; move it away, or choose another "
+                                "--out", str(out / folder))
+        with Temporary(out / "domains-split", ".tmp", folder=True) as staging:
+            for name, part in parts.items():
+                save_dataset(part, staging.path / folders[name])
+            _publish(staging.path, out, list(folders.values()))
+            staging.discard()
+    finally:
+        held.release()
+
+
+def _publish(staging: Path, out: Path, folders: list[str]) -> None:
+    """Move the staged domain folders into `out` over the earlier ones (see save_split)."""
+    from edgerec.data.store import FORMAT_VERSION, INCOMPLETE
+
+    earlier = [f for f in folders if (out / f).is_dir() and any((out / f).iterdir())]
+    claims = []
+    try:
+        for folder in earlier:  # all held before any is marked: a refused split marks none
+            held = claim(out / folder)
+            if held is None:
+                raise DataError("another import or synth is writing into this domain's folder right now; wait "
+                                "for it to finish, or choose another --out", str(out / folder))
+            claims.append(held)
+        for folder in earlier:
+            write_file(out / folder / "dataset.json",
+                       json.dumps({"format_version": FORMAT_VERSION, INCOMPLETE: True}, indent=2, sort_keys=True))
+        for folder in folders:
+            new, target = staging / folder, out / folder
+            if folder not in earlier:
+                if target.is_dir():
+                    target.rmdir()  # an empty folder
+                os.replace(new, target)
+                continue
+            names = sorted(p.name for p in new.iterdir() if not p.name.startswith(".") and p.name != "dataset.json")
+            for name in [*names, "dataset.json"]:  # dataset.json last: until then the folder is refused
+                os.replace(new / name, target / name)
+            sync_folder(target)
+        sync_folder(out)
+    except OSError as exc:  # a full disk, no permission, a folder filled meanwhile
+        raise DataError(f"cannot move the new domain folders into --out ({exc.strerror or type(exc).__name__}); "
+                        "run the split again", str(out)) from None
+    finally:
+        for held in claims:
+            held.release()

@@ -190,8 +190,8 @@ def load_dataset(folder: str | Path, *, sample_users: float | None = None, seed:
         raise DataError("not a data folder; create one with `edgerec data synth` or `edgerec data import`", str(folder))
     meta = _read_meta(folder)
     if meta.get(INCOMPLETE):
-        raise DataError("the last import or synth into this folder did not finish (it was stopped or failed), so its "
-                        "files may be cut short or mixed with older ones; import the data again", str(folder))
+        raise DataError("the last import, synth or domains split into this folder did not finish (it was stopped or "
+                        "failed), so its files may be cut short or mixed with older ones; run it again", str(folder))
     paths = {stem: _find(folder, stem, meta.get("file_format")) for stem in DATA_FILES}
     for path in paths.values():
         if meta and ends_mid_line(path):  # every writer of a folder with dataset.json ends its lines

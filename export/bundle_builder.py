@@ -39,7 +39,7 @@ from edgerec.export.popularity import PopularityPrior
 from edgerec.export.ranker_export import export_ranker
 from edgerec.export.ranking import ranking_section
 from edgerec.export.replay_default import replay_defaults
-from edgerec.models.checkpoint import load_model
+from edgerec.models.checkpoint import load_model, refuse_unfinished, unfinished
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
 from edgerec.models.scorer import load_scorer
@@ -88,12 +88,19 @@ class ExportConfig:
 def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path, cfg: ExportConfig | None = None,
                   *, ranker: str | Path | None = None, teacher: str | Path | None = None,
                   content: str | Path | None = None, scorer: str | Path | None = None,
-                  progress: Progress | None = None, popularity: PopularityPrior | None = None) -> Manifest:
+                  progress: Progress | None = None, popularity: PopularityPrior | None = None,
+                  allow_unfinished: bool = False) -> Manifest:
     """popularity: a prior for the bundle's popularity list (e.g. estimated from DP device reports)
-    instead of the training log's counts."""
+    instead of the training log's counts. A checkpoint whose training run did not finish (killed) is refused
+    (a ConfigError) unless `allow_unfinished`: then its best epoch so far ships, and the manifest's training
+    section says it is unfinished."""
     cfg = (cfg or ExportConfig()).validate()
     say = progress or (lambda _msg: None)
     model, ckpt = load_model(checkpoint)
+    if not allow_unfinished:
+        refuse_unfinished(checkpoint, "--model", "--allow-unfinished", ckpt.info)
+    elif unfinished(ckpt.info):
+        say(f"{file_name(checkpoint)} is an unfinished run's best epoch so far ({ckpt.info.get('best_epoch')})")
     dataset = load_dataset(data_dir)
     if model.item_data.item_ids != dataset.catalog.item_ids:
         raise ModelError(f"{file_name(checkpoint)} was trained on another catalog than {file_name(data_dir)}; export "

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from edgerec.errors import ConfigError, ModelError
 from edgerec.models.config import CONTENT_NAME, ModelConfig
 from edgerec.models.items import FIELDS, ItemData
-from edgerec.runtime.atomic import Temporary, write_file
+from edgerec.runtime.atomic import Temporary, claim, write_file
 from edgerec.runtime.checks import file_name
 
 FORMAT = "edgerec-checkpoint"
@@ -184,6 +184,45 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
         if len(items.id_rows) != items.n_items + 1 or (len(items.id_rows) and items.id_rows.max() >= items.n_id_rows):
             raise _damaged(folder, "its item list or id-table size does not match the weights' item rows")
     return Checkpoint(config, items, state, meta.get("info", {}), folder)
+
+
+def unfinished(info: dict) -> bool:
+    """Whether a checkpoint's `info` marks the best-so-far save of a training run that never finished (killed, or
+    still running); checkpoints of older versions carry no such mark and count as finished."""
+    return info.get("in_progress") is True
+
+
+def refuse_unfinished(folder: str | Path, option: str, flag: str | None = None, info: dict | None = None) -> None:
+    """A ConfigError when the checkpoint in `folder` (given as `option`) is an unfinished run's; `flag` names the
+    option that takes it anyway, where the command has one; `info`: its info when already read."""
+    if info is None:
+        info = read_config(folder)[1].get("info", {})
+    if not unfinished(info):
+        return
+    name = file_name(folder)
+    best = info.get("best_epoch")
+    so_far = f"its best epoch so far ({best})" if isinstance(best, int) and best > 0 else "its best epoch so far"
+    instead = f", or pass {flag} to use {so_far}" if flag else f", then give it as {option} again"
+    raise ConfigError(f"{option} {name}: the training run that wrote it did not finish (killed?): resume it with "
+                      f"`edgerec train --resume --data DATA --out {name}` (a student of `edgerec distill`: "
+                      f"distill it again){instead}")
+
+
+def claim_out(out: str | Path):
+    """Hold the checkpoint folder `out` for this run (released when the returned claim is let go or the process
+    ends); a ConfigError while another run writes there: two runs saving into one folder at every epoch leave
+    one model silently lost, or weights and config of two runs."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        held = claim(out)
+    except OSError as exc:  # a file in the way, no permission
+        raise ConfigError(f"cannot write the checkpoint folder --out {file_name(out)} ({exc.strerror or exc}); "
+                          "choose another --out") from None
+    if held is None:
+        raise ConfigError(f"another edgerec train or distill is writing into --out {file_name(out)} right now; wait "
+                          "for it to finish, or choose another --out")
+    return held
 
 
 def require_same_catalog(model, dataset, name: str) -> None:

@@ -365,7 +365,7 @@ def test_an_import_killed_half_way_over_an_older_one_is_refused_not_read_mixed(t
         store.save_dataset(newer, tmp_path, fmt)
     monkeypatch.undo()
     # was: the new item table with the old log, loaded as if one import had written both
-    with pytest.raises(DataError, match="did not finish .* import the data again"):
+    with pytest.raises(DataError, match="did not finish .* run it again"):
         store.load_dataset(tmp_path)
     gc.collect()
     store.save_dataset(newer, tmp_path, fmt)  # imported again: whole
