@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from edgerec.runtime.atomic import write_file
 
 
 def plot_bench(result: dict, path: str | Path) -> Path | None:
@@ -42,7 +45,11 @@ def plot_bench(result: dict, path: str | Path) -> Path | None:
     right.set_ylabel("ms")
     right.set_title("per stage")
     right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        image = io.BytesIO()
+        fig.savefig(image, format=path.suffix.lstrip(".").lower() or "png", dpi=110)
+    finally:
+        plt.close(fig)
+    write_file(path, image.getvalue())  # whole or not at all: saved in place, a kill left a cut-short image
     return path

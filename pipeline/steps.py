@@ -166,12 +166,16 @@ class ExportStep(Study):
         from edgerec.models.checkpoint import load_checkpoint
         from edgerec.runtime.bundle import Bundle
 
+        # the step's own bundles an unfinished run of it published (`demo --resume` after a kill between the two
+        # exports was refused: "bundle exists and is not empty"): exported anew, the step's record with them
+        _remove_own_bundle(self.out, INT8_NAME)
+        _remove_own_bundle(self.out_fp32, FP32_NAME)
         ranker = self.ranker if self.ranker and load_checkpoint(self.ranker).info.get("ships") else None
-        manifest = export_bundle(self.student, self.data_dir, self.out, ExportConfig(name="demo-student-int8"),
+        manifest = export_bundle(self.student, self.data_dir, self.out, ExportConfig(name=INT8_NAME),
                                  ranker=ranker, teacher=self.teacher, scorer=self.scorer)
         export_bundle(self.student, self.data_dir, self.out_fp32,
                       ExportConfig(formats=("onnx",), quantize="none", table_dtype="fp32", evaluate=False,
-                                   name="demo-student-fp32"))
+                                   name=FP32_NAME))
         size = Bundle.open(self.out).size_bytes()
         files = manifest.files
         model_bytes = sum(files[f]["bytes"] for f in files
@@ -193,3 +197,22 @@ class ExportStep(Study):
                 for who in metrics]
         return [Table("teacher vs distilled student (test, full ranking)", rows),
                 Table(f"bundle: {record['bytes']:,} bytes", record["models"])]
+
+
+INT8_NAME, FP32_NAME = "demo-student-int8", "demo-student-fp32"  # the names ExportStep gives its bundles
+
+
+def _remove_own_bundle(folder: Path, name: str) -> None:
+    """Remove `folder` when it holds the bundle named `name` (this step's: a bundle is published whole, with its
+    manifest); anything else there (another bundle, a user's files) is left for the export to refuse."""
+    import json
+    import shutil
+
+    from edgerec.runtime.bundle import MANIFEST
+
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(manifest, dict) and manifest.get("name") == name:
+        shutil.rmtree(folder)

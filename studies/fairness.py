@@ -25,7 +25,15 @@ from edgerec.data.store import load_dataset
 from edgerec.runtime import Policy
 from edgerec.runtime.fairness import exposure, gini, position_discount
 from edgerec.runtime.vocab import DEVICES, LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table, pyplot, replay_context, save_figure
+from edgerec.studies.base import (
+    Progress,
+    Study,
+    Table,
+    fresh_history,
+    pyplot,
+    replay_context,
+    save_figure,
+)
 from edgerec.studies.devices import open_device, validation_event
 
 REPLAYED_EVENTS = 60
@@ -39,10 +47,11 @@ class FairnessStudy(Study):
     draws = True
     bundle: Path
     data_dir: Path
-    history: Path  # a device history database (created; users are added to it)
+    history: Path  # a device history database, created new (one that holds anything is refused)
     users: int = 200
     seed: int = 0
     weights: tuple[float, ...] = WEIGHTS
+    own_history: bool = False  # `history` is the study's own file (the demo's): an earlier run's is removed first
 
     def measure(self, progress: Progress) -> dict:
         dataset = load_dataset(self.data_dir)
@@ -53,7 +62,7 @@ class FairnessStudy(Study):
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         events = split.target_events("test")
         progress(f"replaying {len(picked)} users into the device", {})
-        with open_device(self.bundle, dataset, history=self.history) as rec:
+        with open_device(self.bundle, dataset, history=fresh_history(self.history, self.own_history)) as rec:
             cat = rec.catalog
             rows = np.array([cat.row(i) for i in ids], np.int64)  # by id: the bundle's order may be another's
             meta = {c: dict(zip(ids, cat.column(c, rows).tolist())) for c in ("provider", "language", "modality")}

@@ -21,7 +21,7 @@ from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, UnknownIdError
 from edgerec.runtime import Recommender
 from edgerec.runtime.vocab import LOG_EVENTS, LOG_TO_DEVICE
-from edgerec.studies.base import Progress, Study, Table, replay_context
+from edgerec.studies.base import Progress, Study, Table, fresh_history, replay_context
 from edgerec.studies.devices import MADE_UP_USER, made_up_user, open_device, validation_event
 
 REPLAYED_EVENTS = 60  # newest training events per user
@@ -34,10 +34,11 @@ class ReplayStudy(Study):
     name = "replay"
     bundle: Path
     data_dir: Path
-    history: Path  # the device's history database (created; users are added to it)
+    history: Path  # the device's history database, created new (one that holds anything is refused)
     users: int = 300
     seed: int = 0
     device: str = "tv"  # the context of every request
+    own_history: bool = False  # `history` is the study's own file (the demo's): an earlier run's is removed first
 
     def measure(self, progress: Progress) -> dict:
         dataset = load_dataset(self.data_dir)
@@ -47,7 +48,7 @@ class ReplayStudy(Study):
         picked = rng.choice(len(split.test_users), min(self.users, len(split.test_users)), replace=False)
         progress(f"replaying {len(picked)} users into the device", {})
         hits, latencies = 0, []
-        with open_device(self.bundle, dataset, history=self.history) as rec:
+        with open_device(self.bundle, dataset, history=fresh_history(self.history, self.own_history)) as rec:
             for _, target, listed, ms in replay_lists(rec, dataset, split, picked, device=self.device):
                 latencies.append(ms)
                 hits += target in [r.item_id for r in listed]
