@@ -229,11 +229,13 @@ def _refuse_unused(arch: str, options: dict) -> None:
 
 def _train_ranker(dataset, split, retrieval, out, options) -> None:
     from edgerec.errors import ConfigError
+    from edgerec.models.checkpoint import refuse_unfinished
     from edgerec.models.ranker import RankerConfig
     from edgerec.models.ranker_recipe import fit_ranker
 
     if not retrieval:
         raise ConfigError("--arch ranker needs --retrieval CKPT: the recommender whose short list it re-ranks")
+    refuse_unfinished(retrieval, "--retrieval")  # its short lists would be a killed run's
     cfg = RankerConfig(epochs=min(options["epochs"] or 8, 8), seed=options["seed"])
     info = fit_ranker(dataset, split, retrieval, out, cfg, progress=lambda m: console.print(f"  {m}"))
     table(info["history"], title=f"ranker on {info['groups']:,} candidate groups and {info['skips']:,} skips "

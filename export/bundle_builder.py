@@ -99,6 +99,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
     model, ckpt = load_model(checkpoint)
     if not allow_unfinished:
         refuse_unfinished(checkpoint, "--model", "--allow-unfinished", ckpt.info)
+        if teacher is not None:  # its metrics would stand in the manifest as the finished teacher's
+            refuse_unfinished(teacher, "--teacher", "--allow-unfinished")
     elif unfinished(ckpt.info):
         say(f"{file_name(checkpoint)} is an unfinished run's best epoch so far ({ckpt.info.get('best_epoch')})")
     dataset = load_dataset(data_dir)

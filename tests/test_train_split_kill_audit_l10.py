@@ -122,6 +122,23 @@ def test_distill_teacher_and_train_init_refuse_an_unfinished_checkpoint(killed_r
     assert result.exit_code == 1, result.output
     assert "--init ckpt: the training run that wrote it did not finish" in result.output
     assert not (tmp_path / "warm").exists()
+    result = runner.invoke(cli, ["train", "--data", str(small_data_dir), "--arch", "ranker", "--retrieval", str(ckpt),
+                                 "--out", str(tmp_path / "ranker")])
+    assert result.exit_code == 1, result.output
+    assert "--retrieval ckpt: the training run that wrote it did not finish" in result.output
+
+
+def test_export_refuses_an_unfinished_teacher_unless_allowed(killed_run, small_data_dir, tmp_path):
+    """export --teacher records the teacher's metrics in the manifest: a killed run's would stand there as its."""
+    ckpt = killed_run[0]
+    finished = tmp_path / "finished"
+    shutil.copytree(ckpt, finished)
+    meta = json.loads((finished / "config.json").read_text())
+    meta["info"].pop("in_progress")
+    (finished / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"^--teacher ckpt: the training run that wrote it did not finish"):
+        _export(finished, small_data_dir, tmp_path / "bundle", teacher=ckpt)
+    assert not (tmp_path / "bundle").exists()
 
 
 def test_a_resumed_run_and_a_checkpoint_of_an_older_version_still_export(killed_run, small_data_dir, tmp_path):
