@@ -80,6 +80,13 @@ def clear_abandoned(target: Path, suffix: str) -> None:
                 _remove(leftover.with_name(leftover.name + part))
 
 
+def private_folders(path: Path) -> None:
+    """The missing folders above `path`, owner-only (mkdir(parents=True) gives all but the last mode 0777)."""
+    for folder in reversed([path.parent, *path.parent.parents]):
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, exist_ok=True)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         import shutil  # here: a device that never finds a leftover folder need not load it

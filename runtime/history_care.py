@@ -161,9 +161,7 @@ def create_private(path: Path, initialise) -> None:
     one is refused at the next open), and if another process creates `path` first, its file wins."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
     try:
-        for folder in reversed([path.parent, *path.parent.parents]):  # mkdir(parents=True) gives the
-            if not folder.is_dir():                                   # folders above the last mode 0777
-                folder.mkdir(mode=0o700, exist_ok=True)
+        atomic.private_folders(path)
         new_file(tmp)
     except OSError as exc:
         raise HistoryError(f"cannot create the history database {checks.file_name(path)} ({exc.strerror}); pass a path in a "

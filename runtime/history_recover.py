@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgerec.errors import HistoryError
 from edgerec.runtime import checks
-from edgerec.runtime.atomic import Temporary, sync_folder
+from edgerec.runtime.atomic import Temporary, private_folders, sync_folder
 from edgerec.runtime.history_care import (
     APPLICATION_ID,
     OWN_TABLES,
@@ -200,9 +200,7 @@ def _private_folder(out: Path) -> Temporary:
     """A private, locked temporary folder beside `out` (its folders made owner-only, as a new history's are): a
     killed recover leaves nothing at `out`, and its folder is removed by the next writer of `out`."""
     try:
-        for folder in reversed([out.parent, *out.parent.parents]):
-            if not folder.is_dir():
-                folder.mkdir(mode=0o700, exist_ok=True)
+        private_folders(out)
         return Temporary(out, ".tmp", folder=True, parents=False)
     except OSError as exc:
         raise HistoryError(f"cannot create the recovered history {checks.file_name(out)} ({exc.strerror}); pass a "

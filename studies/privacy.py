@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerec.studies.base import Progress, Study, Table
+from edgerec.studies.base import Progress, Study, Table, fresh_history
 from edgerec.studies.devices import open_device
 
 
@@ -51,9 +51,7 @@ class PrivacyStudy(Study):
     def _ids_in_file(self, kind: str, user: str, item: str) -> bool:
         """Whether a user id or an item id (an item added on the device, then played) stands in the
         history's files as bytes; the plain file is the control that shows the search finds them."""
-        path = self.out / f"{kind}-history.db"
-        for stale in self.out.glob(f"{kind}-history.db*"):
-            stale.unlink()
+        path = fresh_history(self.out / f"{kind}-history.db", own=True)
         key = secrets.token_bytes(32) if kind == "encrypted" else None
         with open_device(self.bundle, history=path, key=key) as rec:
             rec.add_items([{"item_id": item, "title": "probe", "vector": rec.catalog.vectors([0])[0].tolist()}])
