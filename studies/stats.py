@@ -262,10 +262,11 @@ def cuped_test(control, treatment, pre_control, pre_treatment, metric: str = "me
     # a constant column's rounding-noise sd (1e-15) became exactly 0 and put 0/0 in the design
     keep, sd = _varying(x)
     x = (x[:, keep] - x[:, keep].mean(0)) / sd[keep]  # conditioning only: the arm's coefficient does not change
-    if len(y) - x.shape[1] - 2 < 1:
-        raise ConfigError(f"CUPED with {x.shape[1]} covariate(s) needs more than {x.shape[1] + 2} users "
-                          f"(got {len(y)})")
     independent = _identified(x, arm)
+    used = int(independent.sum())  # counted after dropping: copies of a column cost no degree of freedom
+    if len(y) - used - 2 < 1:
+        raise ConfigError(f"CUPED with {used} independent covariate(s) needs more than {used + 2} users "
+                          f"(got {len(y)}): give fewer pre-period columns or more users")
     dropped = [int(i) for i in np.flatnonzero(keep)[~independent]]
     design = np.column_stack([np.ones(len(y)), arm, x[:, independent]])
     df = len(y) - design.shape[1]

@@ -616,8 +616,19 @@ def test_cuped_test_is_the_cuped_estimate_with_welchs_error_when_nothing_is_adju
     # HC2 is Welch's error and, with Bell-McCaffrey degrees of freedom, Welch's interval and p exactly
     assert plain.delta == pytest.approx(welch.delta) and plain.ci_high == pytest.approx(welch.ci_high, rel=1e-9)
     assert plain.p_value == pytest.approx(welch.p_value, rel=1e-9)
-    with pytest.raises(ConfigError, match="needs more than 8 users"):
+    # 6 users leave room for 4 independent columns about the arms' means: 6 - 2 - 4 = 0 degrees of freedom
+    with pytest.raises(ConfigError, match="4 independent covariate.*needs more than 6 users"):
         stats.cuped_test(c[:3], t[:3], rng.normal(size=(3, 6)), rng.normal(size=(3, 6)))
+
+
+def test_cuped_test_counts_users_against_the_covariates_it_keeps():
+    """Copies of a column are dropped before the users are counted: 10 users with one pre-period figure
+    given nine times is the test with that figure, not a refusal for needing more than 11 users."""
+    rng = np.random.default_rng(4)
+    c, t, xc, xt = rng.normal(0, 1, 5), rng.normal(1, 1, 5), rng.normal(size=5), rng.normal(size=5)
+    once = stats.cuped_test(c, t, xc, xt)
+    nine = stats.cuped_test(c, t, np.tile(xc[:, None], 9), np.tile(xt[:, None], 9))
+    assert nine.delta == pytest.approx(once.delta, rel=1e-9) and nine.p_value == pytest.approx(once.p_value, rel=1e-6)
 
 
 def test_welch_of_tiny_values_is_the_same_test():
