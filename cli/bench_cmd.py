@@ -39,15 +39,11 @@ def bench(bundle, profile_name, overrides, items, ann, requests, compare, confor
         result = run_bench(bundle, profile, cfg)
     print_bench(result)
     if conformance:
-        from edgerec.device_tests.conformance import check_conformance
+        from edgerec.device_tests.conformance import add_conformance
 
-        report = check_conformance(bundle)
-        table(report["models"], title="conformance with the bundle's reference outputs")
-        result["conformance"] = report
-        if not report["passed"]:
-            result["failures"].append("conformance: " + (report.get("reason") or "the device does not reproduce "
-                                                         "the bundle's reference outputs"))
-            result["passed"] = False
+        report = add_conformance(result, bundle)
+        table(report["models"], title="conformance with the bundle's reference outputs (tolerance "
+              f"{report.get('tolerance')}: {report.get('tolerance_rule') or report.get('reason')})")
     if plot_out:
         from edgerec.device_tests.plots import plot_bench
 

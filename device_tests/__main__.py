@@ -1,7 +1,11 @@
 """`python -m edgerec.device_tests BUNDLE --profile NAME`: the benchmark with only the runtime installed.
 
-Exit 0 within every budget of the profile, 1 when one is missed, 2 when the run cannot start (a bad
-argument, profile or bundle: one line of words, no traceback). (`--worker SPEC OUT` and `--footprint
+It also checks, unless `--no-conformance`, that this device's engines reproduce the bundle's reference
+outputs (the runtime's own check, as `edgerec bench --conformance` does): the verdict is the JSON's
+`conformance` (a table of it goes to stderr) and a mismatch is a failure.
+Exit 0 within every budget of the profile (and conforming), 1 when one is missed or the device does not
+reproduce the references, 2 when the run cannot start (a bad argument, profile or bundle: one line of
+words, no traceback). (`--worker SPEC OUT` and `--footprint
 SPEC OUT` are the internal entries of the measuring child processes.)
 """
 
@@ -12,6 +16,7 @@ import json
 import sys
 
 from edgerec.device_tests.bench import BenchConfig, run_bench, run_worker, summary
+from edgerec.device_tests.conformance import add_conformance, conformance_lines
 from edgerec.device_tests.profiles import DeviceProfile, get_profile
 from edgerec.errors import ConfigError, EdgerecError
 
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ann", choices=["usearch"])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--json", dest="json_out")
+    parser.add_argument("--no-conformance", dest="conformance", action="store_false",
+                        help="skip the check of the bundle's reference outputs (run only the benchmark)")
     args = parser.parse_args(argv)
     from edgerec.runtime.outputs import output_refusal  # here: the worker processes never need it
 
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except EdgerecError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
+    if args.conformance:
+        print("\n".join(conformance_lines(add_conformance(result, args.bundle))), file=sys.stderr)
     text = json.dumps(summary(result), indent=2)
     if args.json_out:
         with open(args.json_out, "w") as handle:

@@ -18,6 +18,8 @@ import numpy as np
 
 from edgerec.errors import ConfigError, HistoryError
 from edgerec.runtime.catalog import AddedItem, ItemCatalog
+from edgerec.runtime.catalog_carry import NONE, carry_removals
+from edgerec.runtime.catalog_counts import catalog_counts
 from edgerec.runtime.new_items import checked_meta
 
 
@@ -27,6 +29,17 @@ class CatalogSync:
         self._lock = threading.Lock()
         self._seen: tuple[int, str | None] | None = None  # (data_version, counter) when last applied
         self._applied: int | None = None  # the counter's number when the rows were last read
+        self.carried = dict(NONE)  # what carry() found carried into this space from the bundle before
+
+    def carry(self) -> None:
+        """At open, before the first refresh: a space opened for the first time after catalog changes under
+        another takes that space's removals (catalog_carry.py)."""
+        self.carried = carry_removals(self.history, self.catalog, self.space)
+
+    def counts(self) -> dict:
+        """The catalog's item counts as every connection saved them (catalog_counts.py) and what was carried."""
+        self.refresh()
+        return {**catalog_counts(self.catalog.snapshot()), "catalog_carried": dict(self.carried)}
 
     def refresh(self) -> None:
         """Apply the saved items if another connection may have changed them since the last time."""

@@ -99,15 +99,17 @@ def recover(path: str | Path, out: str | Path, key: bytes | None = None) -> dict
 def _meta_rows(source: sqlite3.Connection, tables: set, errors) -> list[tuple[str, str]]:
     """The meta rows a copy keeps: the mark of keyed-hash profiles (pseudonyms.MARKER: without it the copy
     took plain names and any secret), the clock's high-water mark (without it a jump at the copy's first
-    open could be believed) and the automatic prune's count (retention.py)."""
+    open could be believed), the automatic prune's count (retention.py) and the record of catalog changes
+    carried across a bundle swap (catalog_carry.py: without it the copy carried them again)."""
     # imported here: pseudonyms imports the history, which imports this module
+    from edgerec.runtime.catalog_carry import KEY as CARRIED
     from edgerec.runtime.pseudonyms import MARKER
 
     if "meta" not in tables:
         return []
     try:
-        return source.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?)",
-                              (MARKER, CLOCK_KEY, PRUNE_KEY, RETENTION_KEY)).fetchall()
+        return source.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?) OR key LIKE ?",
+                              (MARKER, CLOCK_KEY, PRUNE_KEY, RETENTION_KEY, CARRIED + "%")).fetchall()
     except errors:  # a damaged meta page: the events are still worth saving (the copy's clock: retention.py)
         return []
 

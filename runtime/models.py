@@ -1,10 +1,19 @@
 """The heavy parts a request uses, each created on first use: user encoder, ranker, content
-encoder, exact scan and ANN index. Shared by the stages and the facade; safe across threads."""
+encoder, exact scan and ANN index. Shared by the stages and the facade; safe across threads.
+
+The ANN index is cached in `cache_dir` as `ann-<space>-<count>.usearch` (+ `.sha256`). When an index is built or
+opened, the index files of other spaces older than pack.STALE_AFTER_S (a process may be starting on a younger one)
+are removed: every bundle update left its old space's file there for good. A Recommender still serving from a
+removed file keeps its mapped view (POSIX keeps an unlinked file's pages for whoever has it open) and builds the
+index again at its next open; where an open file cannot be removed (Windows) it stays until a later open.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+import time
 from pathlib import Path
 
 from edgerec.errors import BundleError, ConfigError
@@ -42,6 +51,29 @@ def drop_superseded_indexes(cache_dir: Path, manifest) -> None:
         for stale in cache_dir.glob(f"ann-{parent}-*.usearch"):
             stale.unlink(missing_ok=True)
             stale.with_name(stale.name + ".sha256").unlink(missing_ok=True)  # its digest
+
+
+INDEX_FILE = re.compile(r"ann-([0-9A-Za-z]+)-[0-9]+\.usearch(\.sha256)?")  # an index file or its digest
+
+
+def remove_other_spaces(cache_dir: Path, space: str, now: float | None = None) -> list[str]:
+    """Remove the ANN index files (and digests) of spaces other than `space` from `cache_dir` once older than
+    pack.STALE_AFTER_S; returns the names removed."""
+    # pack.py's age for the unpacked copies of earlier contents; imported here: only an index with a cache needs it
+    from edgerec.runtime.pack import STALE_AFTER_S
+
+    now, removed = time.time() if now is None else now, []
+    for path in sorted(cache_dir.glob("ann-*.usearch*")):
+        match = INDEX_FILE.fullmatch(path.name)
+        if match is None or match.group(1) == space:
+            continue
+        try:
+            if now - path.stat().st_mtime > STALE_AFTER_S:
+                path.unlink()
+                removed.append(path.name)
+        except OSError:  # gone meanwhile, or open elsewhere (Windows): a later open tries again
+            continue
+    return removed
 
 
 class Models:
@@ -131,4 +163,6 @@ class Models:
                     self._ann_failure = (f"the ANN index could not be built ({type(exc).__name__}: {str(exc)[:200]}); "
                                          "requests scan exactly; open without ann= to leave it out")
                     raise ConfigError(self._ann_failure) from None
+                if cache is not None:
+                    remove_other_spaces(self.cache_dir, self.manifest.embedding_space)
             return self.ann

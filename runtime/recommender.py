@@ -59,6 +59,7 @@ class Recommender:
         self.runners = Runners()  # its Background runners: close() runs what they hold
         self.pipeline: Pipeline = default_pipeline(self.models, history, self.users)
         self.catalog_sync = CatalogSync(history, self.catalog, self.manifest.embedding_space, self.manifest.dim)
+        self.catalog_sync.carry()  # a new bundle's space keeps the removals made under the bundle before
         self.catalog_sync.refresh()  # and at every call that reads the catalog: another process may change it
 
     @classmethod
@@ -320,13 +321,10 @@ class Recommender:
     # ---------------------------------------------------------- health
 
     def stats(self) -> dict:
-        self.catalog_sync.refresh()  # the item counts as every connection saved them
         snapshot = self.monitor.snapshot()
-        snapshot.update(
+        snapshot.update(  # the item counts as every connection saved them (catalog_counts.py)
             bundle=self.manifest.name, embedding_space=self.manifest.embedding_space, backend=self.backend_name,
-            kernel=self.models.scan_label, items=len(self.catalog),
-            added_items=sum(a.vector is not None for a in self.catalog.added),  # live ones: a removed added
-            removed_items=len(self.catalog.inactive_rows()),                      # item keeps its row
+            kernel=self.models.scan_label, **self.catalog_sync.counts(),
             profiles=len(self.history.profiles()), events=self.history.count(),
             drift=drift_report(self.monitor.score_window(), self.drift_baseline),
             update=self.update.to_dict() if self.update is not None else None,

@@ -14,17 +14,60 @@ from edgerec.runtime.models import model_bytes
 
 CHUNK_ROWS = 65_536  # item rows dequantized at a time: a million-item table is never copied whole
 
+# The loosest tolerance this runtime accepts, whatever the bundle says (spec §1a): a manifest may
+# tighten it, never loosen it, else a bundle of random reference vectors and lists (`cosine_min: -1`,
+# `top_k_agreement: 0`, both schema-valid) passed conformance and was served as an update.
+# Below every tolerance edgerec's exporter writes: export/bundle_builder.py's reference_tolerance
+# writes max(0.98, measured - 0.005) and max(0.8, ...) for every file it ships (fp32, fp16 and int8,
+# ONNX and TFLite; export/custom.py writes through it too; older exporters a fixed 0.98 / 0.8), so
+# the floor never decides for a genuine edgerec bundle. Above what random outputs reach: a random
+# direction's cosine to a given one is >= 0.9 with probability 0.14 in 2 dimensions, 5e-4 in 8 and
+# 5e-13 in 32, so over MIN_REFERENCE_USERS users all pass with probability < 2e-7 even at dim 2;
+# random top-k lists share about k / (catalog - history) of their rows (0.1 for the 56-item golden
+# bundle at k 5, 0.0125 for 800 items at k 10), far below half.
+TOLERANCE_FLOOR = {"cosine_min": 0.9, "top_k_agreement": 0.5}
+DEFAULT_TOLERANCE = {"cosine_min": 0.98, "top_k_agreement": 0.8}  # a bundle that states none
+# Fewest reference users a bundle may carry: the cosine is a minimum over users and the agreement a mean,
+# so one or two users prove little (see the floor's odds). The exporter writes 32 (ExportConfig's
+# reference_users), the golden bundles (spec/golden/) 8, the federated world 16.
+MIN_REFERENCE_USERS = 8
+
+
+def applied_tolerance(ref: dict) -> dict:
+    """The tolerance the check applies: the bundle's, raised to the floor where it is looser, and why."""
+    declared = ref.get("tolerance")
+    if not isinstance(declared, dict):
+        return {"tolerance": dict(DEFAULT_TOLERANCE), "tolerance_source": "default", "tolerance_declared": None,
+                "tolerance_floor": dict(TOLERANCE_FLOOR), "tolerance_rule": "the runtime's default: the bundle states no tolerance"}
+    applied, raised = {}, []
+    for key, floor in TOLERANCE_FLOOR.items():
+        value = declared.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise BundleError(f"its reference tolerance's {key} is {value!r}, not a number; re-export the bundle")
+        applied[key] = max(float(value), floor)
+        if value < floor:
+            raised.append(f"{key} {value:g} to {floor:g}")
+    rule = ("the bundle's own tolerance (at or above the runtime's floor)" if not raised else
+            f"the runtime's floor: the bundle's tolerance is looser than this runtime accepts (raised {', '.join(raised)}; "
+            "a bundle may tighten the floor, never loosen it)")
+    return {"tolerance": applied if raised else {k: declared[k] for k in TOLERANCE_FLOOR},
+            "tolerance_source": "floor" if raised else "bundle", "tolerance_declared": dict(declared),
+            "tolerance_floor": dict(TOLERANCE_FLOOR), "tolerance_rule": rule}
+
 
 def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> dict:
     """Run every user encoder this device can run (or those of `formats`) on the reference
-    histories and compare with the bundle; the report says which passed and by what margin."""
+    histories and compare with the bundle; the report says which passed and by what margin, and which
+    tolerance applied and why (`tolerance`; `tolerance_source`: bundle, floor or default; `tolerance_declared`,
+    `tolerance_floor`, `tolerance_rule` in words)."""
     bundle = Bundle.open(bundle) if not isinstance(bundle, Bundle) else bundle
     ref = bundle.manifest.reference
     if not ref:
         return {"passed": False, "reason": "the bundle carries no reference outputs", "models": []}
     catalog = ItemCatalog(bundle)
     histories, expected, expected_top = reference_arrays(bundle, ref, catalog.base_count)
-    tolerance = ref.get("tolerance", {"cosine_min": 0.98, "top_k_agreement": 0.8})
+    rules = applied_tolerance(ref)
+    tolerance = rules["tolerance"]
     engines = formats or available_backends()
     reports = []
     for entry in bundle.manifest.models:
@@ -48,7 +91,7 @@ def check_references(bundle: Bundle | str, formats: list[str] | None = None) -> 
         passed = bool(cos.min() >= tolerance["cosine_min"] and agreement >= tolerance["top_k_agreement"])
         reports.append({"file": entry.file, "format": entry.format, "cosine_min": float(cos.min()),
                         "cosine_mean": float(cos.mean()), "top_k_agreement": agreement, "passed": passed})
-    return {"passed": bool(reports) and all(r["passed"] for r in reports), "tolerance": tolerance,
+    return {"passed": bool(reports) and all(r["passed"] for r in reports), **rules,
             "models": reports, "engines": engines}
 
 
@@ -79,6 +122,21 @@ def reference_arrays(bundle: Bundle, ref: dict, count: int) -> tuple[np.ndarray,
                    + ("floats" if kind == "f" else "whole numbers"))
     if not len(histories) == len(vectors) == len(top):
         refuse(names[0], f"holds {len(histories)} histories for {len(vectors)} user vectors and {len(top)} top-k rows")
+    if len(histories) < MIN_REFERENCE_USERS:
+        refuse(names[0], f"holds {len(histories)} reference histories; a conformance check needs at least "
+               f"{MIN_REFERENCE_USERS} users to tell a reproduced encoder from chance")
+    k = ref.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise BundleError(f"its reference's k is {k!r}, not a whole number >= 1 (the width of {names[2]}); "
+                          "re-export the bundle")
+    if top.shape[1] != k:
+        refuse(names[2], f"holds top-k rows of width {top.shape[1]}; the reference's k is {k}")
+    if k > count:
+        refuse(names[2], f"is a top-{k} list of a catalog of {count} items")
+    dim = bundle.manifest.dim
+    if vectors.shape != (len(histories), dim):
+        refuse(names[1], f"gives vectors of shape {vectors.shape}; expected {(len(histories), dim)}: one vector "
+               f"of the bundle's dim {dim} per reference history")
     if histories.min() < 0 or histories.max() > count:
         refuse(names[0], f"holds model rows outside 0..{count} (item row + 1; 0 pads)")
     if top.min() < 0 or top.max() >= count:

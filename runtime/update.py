@@ -1,5 +1,6 @@
-"""Bundle updates: a new bundle is served only if it verifies and passes its reference check here;
-otherwise the previous bundle keeps serving, and the reason is kept for stats() and the log."""
+"""Bundle updates: a new bundle is served only if it verifies and passes its reference check here (within
+the bundle's tolerance, never looser than the runtime's floor: runtime/reference.py); otherwise the
+previous bundle keeps serving, and the reason is kept for stats() and the log."""
 
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ def open_checked(path, verify: bool, choose: Callable[[Bundle], str], spare=None
     if not report["passed"]:
         failed = "; ".join(f"{m['format']}: cosine {m['cosine_min']:.3f}, top-k agreement {m['top_k_agreement']:.2f}"
                            for m in report["models"] if not m["passed"])
+        floor = f", {report['tolerance_rule']}" if report.get("tolerance_source") == "floor" else ""
         raise BundleError("its user encoder does not reproduce the bundle's reference outputs on this device "
-                          f"({failed or report.get('reason', 'no encoder checked')}; tolerance {report.get('tolerance')})")
+                          f"({failed or report.get('reason', 'no encoder checked')}; tolerance {report.get('tolerance')}"
+                          f"{floor})")
     return bundle, backend
 
 

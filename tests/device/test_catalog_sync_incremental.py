@@ -117,7 +117,7 @@ def test_another_connections_adds_updates_and_removals_reach_the_catalog_as_a_ne
     served = {r.item_id for r in b.recommend("u", k=100)}
     assert not {"x3", "i05", "gone"} & served and {"x0", "x1", "x2", "i07"} <= served
     stats = b.stats()
-    assert (stats["added_items"], stats["removed_items"]) == (5, 4)  # x0-2, x4, i07; i05, i07's bundle row, x3, gone
+    assert (stats["added_items"], stats["updated_items"], stats["removed_items"]) == (4, 1, 3)  # x0-2, x4; i07; i05, x3, gone
 
 
 def test_a_row_altered_outside_edgerec_is_left_out_and_an_edit_that_reads_is_taken(pair, tmp_path):

@@ -349,8 +349,11 @@ def test_the_entry_runs_the_bench_with_its_arguments_and_exits_on_the_verdict(mo
     calls = []
     monkeypatch.setattr(entry, "run_bench", lambda bundle, profile, cfg: calls.append((bundle, profile, cfg))
                         or _result(passed=True))
+    checked = []  # the conformance check itself: tests/device/test_device_runner_conformance_m4.py
+    monkeypatch.setattr(entry, "add_conformance", lambda result, bundle: checked.append(bundle) or {"passed": True})
     out = tmp_path / "r.json"
     assert entry.main(["b", "--json", str(out)]) == 0
+    assert checked == ["b"]
     bundle, profile, cfg = calls[-1]
     assert bundle == "b" and profile is PROFILES["phone-mid"] and cfg == BenchConfig(requests=400, items=None, ann=None)
     printed = capsys.readouterr().out

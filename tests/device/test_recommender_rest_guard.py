@@ -233,7 +233,7 @@ def test_stats_count_what_another_recommender_on_the_history_changed(golden_bund
         one.add_items([{"item_id": "a1", "genre": "jazz", "vector": [0.0, 1.0] + [0.0] * 6}])
         one.remove_items(["i02"])
         stats = two.stats()
-        assert (stats["items"], stats["added_items"], stats["removed_items"]) == (57, 1, 1)
+        assert (stats["items"], stats["added_items"], stats["removed_items"]) == (56, 1, 1)
 
 
 # ------------------------------------------------------------------ warm_up
