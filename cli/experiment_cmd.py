@@ -168,7 +168,9 @@ def aa(bundle, experiments, interleaving, data_dir, sim, json_out) -> None:
 @two_arms
 @sim_options(pre_days=0)
 def interleave(control, treatment, policy_a, policy_b, data_dir, sim, json_out) -> None:
-    """Team-draft interleaving on the device; the sign test over per-user wins, and users needed."""
+    """Team-draft interleaving on the device. The credit test decides: a t-test of each user's clicks for B
+    minus clicks for A, capped at the 90th percentile; the sign test over per-user wins is shown beside it,
+    with the users each would need."""
     from edgerec.studies.experiments import InterleaveStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)
@@ -201,7 +203,10 @@ def ope(control, treatment, policy_a, policy_b, temperature, seeds, data_dir, si
               help="Repeat on other users (SEED, SEED + 1, ...) and pool them into one more row.")
 @sim_options()
 def sensitivity(control, treatment, policy_a, policy_b, seeds, data_dir, sim, json_out) -> None:
-    """Users an A/B test (with and without CUPED) and an interleaving need to detect the same effect."""
+    """Users an A/B test (with and without CUPED) and an interleaving need to detect the same effect.
+
+    Their ratio (the gain) is given only where the paired A/B effect and the interleaving's test are both
+    significant at alpha and agree in sign; otherwise it says why not ("not measurable", "opposite")."""
     from edgerec.studies.sensitivity import SensitivityStudy
 
     a, b = _arms(control, treatment, policy_a, policy_b)

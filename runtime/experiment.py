@@ -12,10 +12,20 @@ and the aggregate outcome counts that are all a device reports.
 Assignment is a keyed hash (HMAC-SHA256) of the experiment name under a
 secret key that never leaves the device, so a user stays in one arm for the
 life of the experiment and no server learns who is in which arm beyond the
-counts each device sends. What leaves the device is the arm id and sums of
-outcomes, nothing per item or per event, and only through
+counts each device sends. What an A/B test or an interleaving reports is the
+arm id and sums of outcomes, nothing per item or per event, and only through
 `PrivateReporter.experiment` (clipped sums with discrete Laplace noise, charged to
 the privacy ledger), with `pre_period`'s figures for CUPED beside them.
+
+Exploration is different: off-policy evaluation needs per-list records. Each
+`Exposure` holds the items shown by position, their propensities and marginal
+probabilities, the greedy list, the short list and its position table; joined
+with the plays at each position (which the app knows), that is a per-event log
+of what this user was shown and did, as personal as the history. It stays on
+the device: nothing here sends it, and an app must not either. Evaluate it on
+the device and send at most aggregated estimates (bounded sums per device)
+through `PrivateReporter.experiment`; edgerec has no on-device estimator yet
+(studies/ope.py runs on simulated logs on the host).
 """
 
 from __future__ import annotations
@@ -89,9 +99,14 @@ class OutcomeCounts:
 
 @dataclass
 class Exposure:
-    """One list shown under exploration: items by position and P(item at r | items before r)."""
+    """One list shown under exploration: items by position and P(item at r | items before r).
 
-    user: str
+    A per-event record: it stays on the device (module docstring). `user` is the request's user, a name
+    on this device that may be an e-mail address; it is kept only to tell the lists of a device's
+    profiles apart and is left out of the repr, so an app logging exposures does not log it. Estimates
+    across devices need no user id (a device's lists are one cluster)."""
+
+    user: str = field(repr=False)
     items: tuple[str, ...]
     propensities: tuple[float, ...]
     greedy: tuple[str, ...]  # the list the policy would have shown without exploration
@@ -113,7 +128,8 @@ class Exposure:
 
 
 class ExposureLog:
-    """The exposures of this device, newest last, bounded (an app drains it to its own log)."""
+    """The exposures of this device, newest last, bounded (the oldest dropped past `limit`). The app takes
+    them with pop() for evaluation on the device; they are per-event records and must not leave it."""
 
     def __init__(self, limit: int = 10_000):
         self.limit = checks.integer(limit, "ExposureLog limit", 1, 10_000_000)

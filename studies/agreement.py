@@ -24,7 +24,7 @@ from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError
 from edgerec.studies.base import Progress, Study, Table, pyplot, save_figure
 from edgerec.studies.devices import open_device
-from edgerec.studies.experiments import unmeasured_metrics
+from edgerec.studies.experiments import reactions_description, unmeasured_metrics
 from edgerec.studies.online_metrics import METRICS, online_metrics, popularity_shares
 from edgerec.studies.reactions import reactions_for
 from edgerec.studies.replay import replay_lists
@@ -97,13 +97,14 @@ class AgreementStudy(Study):
         agreement = {m: rank_agreement(ndcg, [r[m] for r in rows]) for m in METRICS}
         return {"arms": rows, "agreement": agreement, "unmeasured": unmeasured, "offline_users": len(picked),
                 "simulated_users": len(simulator.user_codes), "days": self.sim.days,
-                "reactions": type(simulator.reactions).__name__}
+                "reactions": type(simulator.reactions).__name__,
+                "reactions_description": reactions_description(simulator.reactions)}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         return [
             Table(f"offline ({record['offline_users']} replayed users) and online ({record['simulated_users']} "
-                  f"simulated users, {record['days']} days, {record['reactions']})", record["arms"]),
+                  f"simulated users, {record['days']} days; {reactions_description(record['reactions'])})", record["arms"]),
             Table("rank correlation of each online metric with offline NDCG@10, over the arms",
                   [{"online metric": m, **v} for m, v in record["agreement"].items()]),
         ]

@@ -58,6 +58,44 @@ def _setup(data_dir: Path, sim: SimConfig, source: str, metric: str | None = Non
     return dataset, Simulator(dataset, reactions, sim)
 
 
+def reactions_description(reactions) -> str:
+    """Who the simulated users are, in words: every record carries it beside its figures and verdicts.
+
+    `reactions` is a Reactions object or its class name (what records before this field hold). On imported
+    data the users are a click model fitted on the log: a verdict on them is a verdict on that model."""
+    name = reactions if isinstance(reactions, str) else type(reactions).__name__
+    if name == "FittedReactions":
+        return ("users simulated by a click model fitted on the log (item popularity^0.5 x the user's genre "
+                "affinity, skip and finish rates per item from the log), not real users")
+    if name == "SynthReactions":
+        return "users simulated by the synthetic world's ground-truth user model (data/synth.py)"
+    return f"users simulated by {name}"
+
+
+def _reactions_fields(simulator) -> dict:
+    """The record's `reactions` (the class name, as before) and `reactions_description` (its words)."""
+    return {"reactions": type(simulator.reactions).__name__,
+            "reactions_description": reactions_description(simulator.reactions)}
+
+
+def users_line(record: dict) -> str | None:
+    """The record's description of its simulated users (from the class name in records without one)."""
+    if record.get("reactions_description"):
+        return record["reactions_description"]
+    return reactions_description(record["reactions"]) if record.get("reactions") else None
+
+
+def _beside(title: str, record: dict) -> str:
+    """A table's title with the record's simulated users named beside it."""
+    line = users_line(record)
+    return f"{title}; {line}" if line else title
+
+
+def check_alpha(alpha) -> float:
+    """alpha strictly between 0 and 1, refused before any simulation (1.5 made every A/A split a hit)."""
+    return stats.share_arg("alpha", alpha)
+
+
 # the online metrics (online_metrics.METRICS) that come from each simulated figure
 FROM_FIGURE = {"finishes": ("completion",), "watch_s": ("watch_min_per_day", "minutes_per_session")}
 
@@ -133,14 +171,14 @@ class SimulateStudy(Study):
         log = simulator.run([Arm("bundle", self.bundle, self.policy)], lambda _u: "bundle")
         unmeasured = unmeasured_metrics(simulator.reactions)
         metrics = online_metrics(log, popularity_shares(dataset), unmeasured)
-        return {"users": len(log.users), "days": self.sim.days, "reactions": type(simulator.reactions).__name__,
+        return {"users": len(log.users), "days": self.sim.days, **_reactions_fields(simulator),
                 "metrics": metrics, "daily_bands": _daily_bands(log), "band_metric": "plays",
                 "unmeasured": unmeasured}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         days, unmeasured = record["metrics"]["bundle"]["days"], record.get("unmeasured", ())
-        return [Table(f"online metrics ({record['users']} simulated users, {record['reactions']})",
+        return [Table(f"online metrics, {record['users']} {users_line(record) or 'simulated users'}",
                       _metric_rows(record["metrics"], unmeasured)),
                 Table("per day", [{k: "n/a" if k in unmeasured else d[k] for k in ("day", *METRICS)} for d in days])]
 
@@ -168,6 +206,7 @@ class ABStudy(Study):
     def measure(self, progress: Progress) -> dict:
         from edgerec.studies.device_reports import private_analysis  # imports this module
 
+        check_alpha(self.alpha)
         dataset, simulator = _setup(self.data_dir, self.sim, self.source, self.metric)
         arms = [Arm(ARMS[0], self.control.bundle, self.control.policy),
                 Arm(ARMS[1], self.treatment.bundle, self.treatment.policy)]
@@ -179,7 +218,7 @@ class ABStudy(Study):
         return {**ab_analysis(log, self.metric, self.alpha, self.sim.seed), **private,
                 "metrics": online_metrics(log, popularity_shares(dataset), unmeasured),
                 "daily_bands": _daily_bands(log), "band_metric": "plays",
-                "reactions": type(simulator.reactions).__name__, "unmeasured": unmeasured}
+                **_reactions_fields(simulator), "unmeasured": unmeasured}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
@@ -194,7 +233,7 @@ class ABStudy(Study):
         return [Table("online metrics by arm", _metric_rows(record["metrics"], record.get("unmeasured", ()))),
                 Table(f"treatment - control on {record['metric']} per user", tests),
                 Table("power", [record["power"]]), *private,
-                Table(f"verdict: {verdict['decision']}", [{"rule": verdict["rule"]}])]
+                Table(_beside(f"verdict: {verdict['decision']}", record), [{"rule": verdict["rule"]}])]
 
     @classmethod
     def draw(cls, record: dict, path: Path) -> Path | None:
@@ -254,18 +293,22 @@ class AAStudy(Study):
     source: str = "auto"
 
     def measure(self, progress: Progress) -> dict:
+        check_alpha(self.alpha)
+        stats.count_arg("experiments", self.experiments, 1)
         _, simulator = _setup(self.data_dir, self.sim, self.source, self.metric)
         log = simulator.run([Arm("all", self.bundle)], lambda _u: "all")
-        return aa_rates(log.users, log.period(self.metric), log.pre_device, self.experiments, self.alpha,
-                        self.sim.seed)
+        return {**aa_rates(log.users, log.period(self.metric), log.pre_device, self.experiments, self.alpha,
+                           self.sim.seed), **_reactions_fields(simulator)}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
-        return [Table("A/A false-positive rates", [record])]
+        row = {k: v for k, v in record.items() if k not in ("reactions", "reactions_description")}
+        return [Table(_beside("A/A false-positive rates", record), [row])]
 
 
 def aa_rates(users: list[str], y: np.ndarray, pre: np.ndarray, experiments: int, alpha: float, seed: int) -> dict:
     """Welch and CUPED (on cuped_covariates(pre)) over A/A re-randomisations of one log."""
+    alpha, experiments = check_alpha(alpha), stats.count_arg("experiments", experiments, 1)
     x = cuped_covariates(pre)
     hits = {"welch": 0, "cuped": 0}
     p_values = []
@@ -295,9 +338,10 @@ class InterleaveStudy(Study):
     source: str = "auto"
 
     def measure(self, progress: Progress) -> dict:
+        check_alpha(self.alpha)
         _, simulator = _setup(self.data_dir, self.sim, self.source)
         progress(f"interleaving for {len(simulator.user_codes)} simulated users", {})
-        return interleave_analysis(self.run_log(simulator), self.alpha)
+        return {**interleave_analysis(self.run_log(simulator), self.alpha), **_reactions_fields(simulator)}
 
     def run_log(self, simulator: Simulator):
         """The simulated log of every user served the interleaved list."""
@@ -349,7 +393,7 @@ class InterleaveStudy(Study):
                         "users_needed_80pct": record["users_needed_80pct"]},
                        {"test": "sign (per-user wins)", "p_value": record["p_value_sign"],
                         "users_needed_80pct": record["users_needed_80pct_sign"]}]),
-                Table(f"verdict: {verdict['decision']}", [{"rule": verdict["rule"]}])]
+                Table(_beside(f"verdict: {verdict['decision']}", record), [{"rule": verdict["rule"]}])]
 
 
 def interleave_analysis(log, alpha: float) -> dict:
@@ -381,6 +425,7 @@ def interleave_tests(a: np.ndarray, b: np.ndarray, alpha: float) -> dict:
     """Per-user credits of team A and B: the credit test decides (stats.credit_test, every user's
     B - A clicks, capped at the 90th percentile of the non-zero ones); the sign test (the team with more
     credited clicks wins the user) is kept beside it."""
+    alpha = check_alpha(alpha)
     prefers = np.sign(b - a)  # +1: the user preferred the treatment (B)
     wins_a, wins_b = int((prefers < 0).sum()), int((prefers > 0).sum())
     p_sign = stats.sign_test(wins_a, wins_b)
@@ -428,22 +473,25 @@ class InterleaveAAStudy(Study):
     policy: dict | None = None
 
     def measure(self, progress: Progress) -> dict:
+        check_alpha(self.alpha)
+        stats.count_arg("experiments", self.experiments, 1)
         _, simulator = _setup(self.data_dir, self.sim, self.source)
         arm = Arm("a", self.bundle, self.policy)
         progress(f"interleaving the bundle with itself for {len(simulator.user_codes)} simulated users", {})
         log = InterleaveStudy(arm, arm, self.data_dir, self.sim, self.alpha, self.source).run_log(simulator)
         return {**interleave_aa_rates(log, self.experiments, self.alpha, self.sim.seed),
-                "observed": interleave_analysis(log, self.alpha)["verdict"]}
+                "observed": interleave_analysis(log, self.alpha)["verdict"], **_reactions_fields(simulator)}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         keys = ("experiments", "users", "lists", "alpha", "false_positive_rate", "false_positive_rate_sign",
                 "mean_credit_b_minus_a")
-        return [Table("A/A interleaving false-positive rates", [{k: record[k] for k in keys}])]
+        return [Table(_beside("A/A interleaving false-positive rates", record), [{k: record[k] for k in keys}])]
 
 
 def interleave_aa_rates(log, experiments: int, alpha: float, seed: int) -> dict:
     """Redraw the teams of every logged list (identical lists on both sides) and test again."""
+    alpha, experiments = check_alpha(alpha), stats.count_arg("experiments", experiments, 1)
     lists = [(u, clicked, len(teams)) for u, day, clicked, teams in log.interleaved if day >= 0]
     hits = {"credit": 0, "sign": 0}
     p_values, means = [], []
@@ -535,7 +583,7 @@ class OPEStudy(Study):
                 "between_user_share": {name: between_user_share(terms[name], users) for name in errors},
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
                 "thin_support": thin_support(logs),
-                "match_rate": float(np.mean([lg.match.mean() for lg in logs]))}
+                "match_rate": float(np.mean([lg.match.mean() for lg in logs])), **_reactions_fields(simulator)}
 
     def _log_one(self, simulator, recs, policies, exposures, code, now, rng, consumed):
         """One explored list: its log entry, the target's true value and the shown list's true value."""
@@ -575,13 +623,13 @@ class OPEStudy(Study):
                      "standard_error": record["true_value_se"], "relative_error": 0.0})
         rows.append({"estimator": "logging policy (true)", "estimate": record["logging_value"],
                      "relative_error": None})
-        tables = [Table(f"expected plays per list of the target ({record['lists']} logged lists, seed "
+        tables = [Table(_beside(f"expected plays per list of the target ({record['lists']} logged lists, seed "
                         f"{record['seeds'][0]['seed']}; lists_for_goal: lists the estimator's noise needs to stay "
                         f"within {GOAL:.0%} of the truth in 95% of runs, above {record['lists']} a verdict is luck; "
                         "days_for_goal: the --days that gets there with these users, counting that more days "
                         "of them do not shrink what comes from the users themselves (n/a: no number of days "
                         "does, more users are needed); standard errors resample users, all of a user's lists "
-                        "together, and the truth's is over these users)", rows)]
+                        "together, and the truth's is over these users)", record), rows)]
         if record.get("thin_support"):
             tables.append(Table("target positions whose item the logger shows there less than once in this many "
                                 "lists (IPS and DR's correction cannot see them): share of positions, of the "
@@ -618,14 +666,15 @@ class BundleComparisonStudy(Study):
                              source=self.source).measure(progress)
         progress("A/B", {"verdict": ab["verdict"]["decision"]})
         progress("interleaving", {"verdict": il["verdict"]["decision"]})
+        # the world's ground truth, or a click model fitted on the log
         return {"control": self.control.name, "treatment": self.treatment.name, "ab": ab, "interleave": il,
-                "reactions": ab["reactions"]}  # the world's ground truth, or a click model fitted on the log
+                "reactions": ab["reactions"], "reactions_description": ab["reactions_description"]}
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
+        # each verdict's title names the users (records from before the interleaving's own field: the study's)
         title = f"{record['treatment']} (treatment) vs {record['control']} (control)"
-        if record.get("reactions") == "FittedReactions":
-            title += ", users reacting by a click model fitted on the log"
-        ab, il = ABStudy.tables(record["ab"]), InterleaveStudy.tables(record["interleave"])
+        ab = ABStudy.tables(record["ab"])
+        il = InterleaveStudy.tables({"reactions": record.get("reactions"), **record["interleave"]})
         return [Table(f"A/B, {title}: {t.title}", t.rows, t.columns) for t in ab] + \
             [Table(f"interleaving, {title}: {t.title}", t.rows, t.columns) for t in il]

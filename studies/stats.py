@@ -67,6 +67,9 @@ def _share(name: str, value) -> float:
     return v
 
 
+share_arg = _share  # the public name: studies validate alpha with it before they simulate
+
+
 def count_arg(name: str, value, least: int) -> int:
     """A whole-number argument of at least `least` (numpy integers too; not a bool or 2.0), else a ConfigError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:

@@ -454,8 +454,8 @@ def test_sensitivity_pools_seeds_and_compares_every_test(tiny_bundle):
     assert record["true_effect"] == record["pooled"]["true_effect"] < 0  # the top-level figures are the pooled
     for row in [*record["seeds"], record["pooled"]]:
         assert row["interleaving_credit_mean"] < 0  # users credit the better team with more plays
-        assert row["gain_vs_ab"] == pytest.approx(row["ab_users_needed"] / row["interleaving_users_needed"])
-        assert row["gain_sign_vs_ab"] == pytest.approx(row["ab_users_needed"] / row["interleaving_sign_users_needed"])
+        for gain in ("gain_vs_ab", "gain_sign_vs_ab"):  # 20 users a seed: p = 0.45 to 0.95, no measurable gain
+            assert row[gain] is None and row[f"{gain}_reason"].startswith("not measurable")
     table = study.tables(record)[0]
     assert [r["seed"] for r in table.rows] == [4, 5, "pooled"]
 
