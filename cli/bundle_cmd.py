@@ -193,6 +193,12 @@ def _print_manifest(manifest, where, size: int | None = None) -> None:
         table(metric_rows, title="test metrics (full ranking)")
     if "onnx_vs_tflite" in m.metrics:
         console.print("onnx vs tflite: " + fmt(m.metrics["onnx_vs_tflite"]))
+    partial = m.metrics.get("unfinished_training")
+    if isinstance(partial, dict):  # `export --allow-unfinished`: a killed run's best epoch so far (not torch's
+        for who, run in partial.items():  # import for it: export.bundle_builder.unfinished_lines says the same)
+            epoch = run.get("best_epoch") if isinstance(run, dict) else None
+            console.print(f"{'' if who == 'model' else who + ': '}unfinished training run (best epoch {epoch}): "
+                          "its best epoch so far, exported with --allow-unfinished", style="yellow")
 
 
 @click.command("pack", epilog=example("edgerec pack bundle --out bundle.edgerec"))

@@ -56,12 +56,16 @@ def split(data_dir, by, out, skip_empty) -> None:
                                f"({data_dir.name}); choose another --out")
     for name in parts:  # before any is written: the user's own files in one of them would be replaced
         refuse_foreign_folder(out / folders[name])
-    save_split(parts, out, folders)  # all folders as one split: never some new beside an earlier split's
+    stale = save_split(parts, out, folders)  # all folders as one split: never some new beside an earlier split's
     rows = []
     for name, part in parts.items():
         rows.append({"domain": name, "items": part.n_items, "events": len(part.interactions),
                      "users with history": len(users_with_history(part)), "folder": str(out / folders[name])})
     table(rows, title=f"domains by {by}")
+    if stale:  # an earlier split's domains this data no longer has: they would load beside the new split
+        console.print(f"marked unfinished (they no longer load): {len(stale)} folder(s) of an earlier split in "
+                      f"--out that this data has no domain for: {', '.join(stale[:SHOWN])}"
+                      f"{', ...' if len(stale) > SHOWN else ''}; delete them", style="yellow")
     if skip_empty:
         events = int(np.isin(dataset.interactions.item, left_out).sum())
         ids = [dataset.catalog.item_ids[c] for c in left_out[:SHOWN]]

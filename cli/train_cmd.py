@@ -168,15 +168,29 @@ def train(data_dir, arch, out, resume, init_ckpt, retrieval, **options) -> None:
     _refuse_unused(arch, options)
     refuse_out(out, "edgerec-checkpoint", data=data_dir, retrieval=retrieval, init=init_ckpt)
     content = _content(options["content_specs"])  # before the data: a bad --content fails at once
-    if init_ckpt and arch != "ranker":
-        from edgerec.models.checkpoint import refuse_unfinished
-
-        refuse_unfinished(init_ckpt, "--init")  # a killed run's best epoch so far: before --out is made
+    _refuse_inputs(arch, out, resume, init_ckpt, retrieval)
     held = _claim(out)  # for the whole run: it saves into --out at every epoch
     try:
         _train(data_dir, arch, out, resume, init_ckpt, retrieval, content, options)
     finally:
         held.release()
+
+
+def _refuse_inputs(arch, out, resume, init_ckpt, retrieval) -> None:
+    """Refusals of the checkpoints train reads, before --out is claimed (made): a refused run leaves no folder
+    holding only its lock."""
+    from edgerec.errors import ConfigError
+    from edgerec.models.checkpoint import TRAIN, refuse_resume_by, refuse_unfinished
+
+    if arch == "ranker":
+        if not retrieval:
+            raise ConfigError("--arch ranker needs --retrieval CKPT: the recommender whose short list it re-ranks")
+        refuse_unfinished(retrieval, "--retrieval")  # its short lists would be a killed run's
+        return
+    if init_ckpt:
+        refuse_unfinished(init_ckpt, "--init")  # a killed run's best epoch so far
+    if resume:
+        refuse_resume_by(out, TRAIN)  # a distill student: finished without its teacher's loss
 
 
 def _claim(out):
@@ -228,14 +242,9 @@ def _refuse_unused(arch: str, options: dict) -> None:
 
 
 def _train_ranker(dataset, split, retrieval, out, options) -> None:
-    from edgerec.errors import ConfigError
-    from edgerec.models.checkpoint import refuse_unfinished
     from edgerec.models.ranker import RankerConfig
     from edgerec.models.ranker_recipe import fit_ranker
 
-    if not retrieval:
-        raise ConfigError("--arch ranker needs --retrieval CKPT: the recommender whose short list it re-ranks")
-    refuse_unfinished(retrieval, "--retrieval")  # its short lists would be a killed run's
     cfg = RankerConfig(epochs=min(options["epochs"] or 8, 8), seed=options["seed"])
     info = fit_ranker(dataset, split, retrieval, out, cfg, progress=lambda m: console.print(f"  {m}"))
     table(info["history"], title=f"ranker on {info['groups']:,} candidate groups and {info['skips']:,} skips "

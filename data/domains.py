@@ -4,6 +4,7 @@ and the data set cut into one data set per domain with the user ids kept, so ove
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -107,35 +108,47 @@ def users_with_history(dataset: Dataset, min_items: int = 1) -> np.ndarray:
     return np.flatnonzero(counts >= min_items)
 
 
-SPLIT_LOCK = ".edgerec-splitting"  # held in --out while a split over earlier folders publishes
+SPLIT_LOCK = ".edgerec-splitting"  # held in --out while a split into an existing folder publishes
+SPLIT_FOLDERS = "split_folders"  # in each domain folder's dataset.json: the folders of the split that wrote it
 
 
-def save_split(parts: dict[str, Dataset], out: str | Path, folders: dict[str, str]) -> None:
+def save_split(parts: dict[str, Dataset], out: str | Path, folders: dict[str, str]) -> list[str]:
     """Write each domain's data set to `out`/its folder, as one split: every folder is written under a hidden
-    staging folder first, so a split stopped while writing leaves the earlier folders as they were. A new (or
-    empty) `out` then appears whole in one rename. Over earlier folders, all of them are first marked unfinished
-    (their loads refuse them), then each gets its new files, its dataset.json last: a split stopped among the
-    moves leaves some folders new and the others refused, never folders of two data sets that each load."""
-    out = Path(out)
-    try:
-        _save_split(parts, out, folders)
+    staging folder first, so a split stopped while writing leaves the earlier folders as they were. A new `out`
+    then appears whole in one rename. An existing `out` (empty or not: the current folder, a symlink's folder, a
+    mount point) is written into, never replaced: all earlier folders are first marked unfinished (their loads
+    refuse them), then each gets its new files, its dataset.json last: a split stopped among the moves leaves
+    some folders new and the others refused, never folders of two data sets that each load. The folders of an
+    earlier split there that this one does not write (a domain no longer in the data) are marked unfinished too,
+    and returned (their names), for the caller to say; each domain folder's dataset.json records the split's
+    folders (SPLIT_FOLDERS: no file of its own in `out`, whose entries stay the domain folders)."""
+    given = Path(out).expanduser()
+    try:  # resolved: "." has no name to stage beside, and a symlink's folder is written into, not the link
+        return _save_split(parts, given.resolve(), folders)
     except OSError as exc:  # no room, no permission, a file where a folder goes
         raise DataError(f"cannot write the domain folders ({exc.strerror or type(exc).__name__}); choose an --out "
-                        "this app can write, with room for them", str(out)) from None
+                        "this app can write, with room for them", str(given)) from None
 
 
-def _save_split(parts: dict[str, Dataset], out: Path, folders: dict[str, str]) -> None:
+def _recorded(part: Dataset, folders: dict[str, str]) -> Dataset:
+    """`part` with the split's folder list in its metadata (written to its dataset.json)."""
+    import copy
+
+    recorded = copy.copy(part)
+    recorded.meta = {**part.meta, SPLIT_FOLDERS: sorted(folders.values())}
+    return recorded
+
+
+def _save_split(parts: dict[str, Dataset], out: Path, folders: dict[str, str]) -> list[str]:
     from edgerec.data.store import save_dataset
 
-    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    if fresh:
+    if not out.exists():
         with Temporary(out, ".tmp", folder=True) as staging:
             for name, part in parts.items():
-                save_dataset(part, staging.path / folders[name])
+                save_dataset(_recorded(part, folders), staging.path / folders[name])
             if not staging.publish():
-                raise ConfigError("another edgerec domains split wrote into --out meanwhile; run the split again "
-                                  "once it has finished, or choose another --out")
-        return
+                raise _not_published(staging.error, out)
+        return []
     held = claim(out, SPLIT_LOCK)
     if held is None:
         raise ConfigError("another edgerec domains split is writing into --out right now; wait for it to finish, "
@@ -145,29 +158,61 @@ def _save_split(parts: dict[str, Dataset], out: Path, folders: dict[str, str]) -
             if (out / folder).exists() and not (out / folder).is_dir():
                 raise DataError("a file has the name of this domain's folder; move it away, or choose another "
                                 "--out", str(out / folder))
+        stale = [f for f in earlier_split(out) if f not in folders.values()]
         with Temporary(out / "domains-split", ".tmp", folder=True) as staging:
             for name, part in parts.items():
-                save_dataset(part, staging.path / folders[name])
-            _publish(staging.path, out, list(folders.values()))
+                save_dataset(_recorded(part, folders), staging.path / folders[name])
+            _publish(staging.path, out, list(folders.values()), stale)
             staging.discard()
     finally:
         held.release()
+    return stale
 
 
-def _publish(staging: Path, out: Path, folders: list[str]) -> None:
-    """Move the staged domain folders into `out` over the earlier ones (see save_split)."""
+def _not_published(error: OSError | None, out: Path) -> Exception:
+    """Why a new --out could not be published, by its real cause: filled by another writer meanwhile, or not."""
+    if error is not None and error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+        return ConfigError("another program (a second edgerec domains split?) wrote into --out meanwhile; run the "
+                           "split again once it has finished, or choose another --out")
+    cause = (error.strerror or type(error).__name__) if error is not None else "unknown cause"
+    return DataError(f"cannot put the domain folders in place as --out ({cause}); choose an --out this app can "
+                     "write", str(out))
+
+
+def earlier_split(out: Path) -> list[str]:
+    """The folders in `out` of an earlier split: any whose dataset.json records a domain, and those the domain
+    folders' SPLIT_FOLDERS name (a folder of theirs whose data set is another's now, by hand)."""
+    found = set()
+    for folder in out.iterdir():
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and "domain_by" in meta:
+            found.add(folder.name)
+            listed = meta.get(SPLIT_FOLDERS)
+            if isinstance(listed, list):
+                found.update(f for f in listed if isinstance(f, str) and f and "/" not in f and not f.startswith("."))
+    return sorted(f for f in found if (out / f).is_dir() and any((out / f).iterdir()))
+
+
+def _publish(staging: Path, out: Path, folders: list[str], stale: list[str] = ()) -> None:
+    """Move the staged domain folders into `out` over the earlier ones, marking `stale` (an earlier split's
+    folders this one does not write) unfinished (see save_split)."""
     from edgerec.data.store import FORMAT_VERSION, INCOMPLETE
 
     earlier = [f for f in folders if (out / f).is_dir() and any((out / f).iterdir())]
     claims = []
     try:
-        for folder in earlier:  # all held before any is marked: a refused split marks none
+        for folder in [*earlier, *stale]:  # all held before any is marked: a refused split marks none
             held = claim(out / folder)
             if held is None:
                 raise DataError("another import or synth is writing into this domain's folder right now; wait "
                                 "for it to finish, or choose another --out", str(out / folder))
             claims.append(held)
-        for folder in earlier:
+        for folder in [*earlier, *stale]:
             write_file(out / folder / "dataset.json",
                        json.dumps({"format_version": FORMAT_VERSION, INCOMPLETE: True}, indent=2, sort_keys=True))
         for folder in folders:

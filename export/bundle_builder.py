@@ -39,7 +39,7 @@ from edgerec.export.popularity import PopularityPrior
 from edgerec.export.ranker_export import export_ranker
 from edgerec.export.ranking import ranking_section
 from edgerec.export.replay_default import replay_defaults
-from edgerec.models.checkpoint import load_model, refuse_unfinished, unfinished
+from edgerec.models.checkpoint import load_model, read_config, refuse_unfinished, unfinished
 from edgerec.models.evaluation import Evaluator, train_popularity
 from edgerec.models.hubness import model_hubness
 from edgerec.models.scorer import load_scorer
@@ -92,8 +92,9 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
                   allow_unfinished: bool = False) -> Manifest:
     """popularity: a prior for the bundle's popularity list (e.g. estimated from DP device reports)
     instead of the training log's counts. A checkpoint whose training run did not finish (killed) is refused
-    (a ConfigError) unless `allow_unfinished`: then its best epoch so far ships, and the manifest's training
-    section says it is unfinished."""
+    (a ConfigError) unless `allow_unfinished`: then its best epoch so far ships, and the manifest
+    (`metrics.unfinished_training`), its README and its model card say it is unfinished; an unfinished teacher
+    (whose metrics the manifest records) likewise."""
     cfg = (cfg or ExportConfig()).validate()
     say = progress or (lambda _msg: None)
     model, ckpt = load_model(checkpoint)
@@ -101,8 +102,10 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         refuse_unfinished(checkpoint, "--model", "--allow-unfinished", ckpt.info)
         if teacher is not None:  # its metrics would stand in the manifest as the finished teacher's
             refuse_unfinished(teacher, "--teacher", "--allow-unfinished")
-    elif unfinished(ckpt.info):
-        say(f"{file_name(checkpoint)} is an unfinished run's best epoch so far ({ckpt.info.get('best_epoch')})")
+    partial = unfinished_runs(ckpt.info, teacher)
+    for who, run in partial.items():
+        said = file_name(checkpoint) if who == "model" else f"the teacher {file_name(teacher)}"
+        say(f"{said} is an unfinished training run's best epoch so far ({run['best_epoch']})")
     dataset = load_dataset(data_dir)
     if model.item_data.item_ids != dataset.catalog.item_ids:
         raise ModelError(f"{file_name(checkpoint)} was trained on another catalog than {file_name(data_dir)}; export "
@@ -129,6 +132,8 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         stored = StoredTable.quantize(table, cfg.table_dtype)
         bundle_table = stored.dequantize()
         metrics: dict = {"table": compare_vectors(table, bundle_table)}
+        if partial:  # in the open metrics section: readers of the manifest (and `inspect`) see it
+            metrics["unfinished_training"] = partial
 
         encoders = {}
         with tempfile.TemporaryDirectory(prefix="edgerec-export-") as scratch:
@@ -182,7 +187,7 @@ def export_bundle(checkpoint: str | Path, data_dir: str | Path, out: str | Path,
         writer.add_json("model_card.json", scrub_paths({
             "checkpoint": Path(checkpoint).name, "config": model.config.to_dict(),
             "training": training, "export": asdict(cfg)}))
-        _write_card(writer, model, ckpt.info, metrics, cfg, dataset)
+        _write_card(writer, model, ckpt.info, metrics, cfg, dataset, partial)
         ranking = {}
         if cfg.priors or scorer is not None:
             say("writing the ranking section (context priors, interpretable scorer)")
@@ -319,16 +324,38 @@ def _brief(result: dict, model, info: dict) -> dict:
             "train_seconds": info.get("train_seconds")}
 
 
-def _write_card(writer, model, info, metrics, cfg, dataset) -> None:
+def unfinished_runs(info: dict, teacher: str | Path | None) -> dict:
+    """{"model": {"best_epoch": N}, "teacher": ...}: the checkpoints of an export (the model, a teacher whose
+    metrics it records) that an unfinished training run wrote (its best epoch so far); {} when none."""
+    out = {}
+    if unfinished(info):
+        out["model"] = {"best_epoch": int(info.get("best_epoch") or 0)}
+    if teacher is not None:
+        teacher_info = read_config(teacher)[1].get("info", {})
+        if unfinished(teacher_info):
+            out["teacher"] = {"best_epoch": int(teacher_info.get("best_epoch") or 0)}
+    return out
+
+
+def unfinished_lines(partial: dict) -> list[str]:
+    """What a bundle's README and `inspect` say of an export's unfinished checkpoints (`unfinished_runs`)."""
+    return [f"{'' if who == 'model' else who + ': '}unfinished training run (best epoch {run.get('best_epoch')}): "
+            "its best epoch so far, exported with --allow-unfinished" for who, run in partial.items()
+            if isinstance(run, dict)]
+
+
+def _write_card(writer, model, info, metrics, cfg, dataset, partial: dict | None = None) -> None:
+    best = info.get("val_NDCG@10")
     lines = [
         f"# {writer.name}", "",
         f"A {model.config.arch} user encoder (dim {model.config.dim}, {model.config.layers} block(s), history "
         f"{model.config.max_len}) over {dataset.n_items:,} items, exported by edgerec.", "",
+        *[f"- {line}" for line in unfinished_lines(partial or {})],
         f"- formats: {', '.join(cfg.formats)}; quantization: {cfg.quantize}; item table: {cfg.table_dtype}",
         f"- trained on: {public_source(dataset.meta)} ({dataset.n_users:,} users, "
         f"{len(dataset.interactions):,} events)",
-        f"- parameters: {sum(p.numel() for p in model.parameters()):,}; best validation NDCG@10: "
-        f"{info.get('val_NDCG@10', float('nan')):.4f}",
+        f"- parameters: {sum(p.numel() for p in model.parameters()):,}"
+        + (f"; best validation NDCG@10: {best:.4f}" if isinstance(best, (int, float)) else ""),
     ]
     for who in ("teacher", "student", "student_with_bundle_table"):
         if who in metrics:

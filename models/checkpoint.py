@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from edgerec.errors import ConfigError, ModelError
 from edgerec.models.config import CONTENT_NAME, ModelConfig
 from edgerec.models.items import FIELDS, ItemData
-from edgerec.runtime.atomic import Temporary, claim, write_file
+from edgerec.runtime.atomic import Temporary, claim, in_use, write_file
 from edgerec.runtime.checks import file_name
 
 FORMAT = "edgerec-checkpoint"
@@ -192,9 +192,26 @@ def unfinished(info: dict) -> bool:
     return info.get("in_progress") is True
 
 
+TRAIN, DISTILL = "train", "distill"  # the run kinds an unfinished checkpoint's info names ("run")
+
+
+def run_kind(info: dict) -> str | None:
+    """Which command's run wrote a checkpoint: "distill" (a student: its loss needs the teacher), "train", or
+    None when its info does not say (an unfinished save of an older version)."""
+    if info.get("run") in (TRAIN, DISTILL):
+        return info["run"]
+    if "distillation" in info:  # a finished student's info records the distillation settings
+        return DISTILL
+    return None if unfinished(info) else TRAIN
+
+
+AGAIN = "run that `edgerec distill` again with the same options (distill has no --resume; it starts anew)"
+
+
 def refuse_unfinished(folder: str | Path, option: str, flag: str | None = None, info: dict | None = None) -> None:
     """A ConfigError when the checkpoint in `folder` (given as `option`) is an unfinished run's; `flag` names the
-    option that takes it anyway, where the command has one; `info`: its info when already read."""
+    option that takes it anyway, where the command has one; `info`: its info when already read. The advice
+    fits the run: a run still going is waited for, a killed train is resumed, a killed distill run again."""
     if info is None:
         info = read_config(folder)[1].get("info", {})
     if not unfinished(info):
@@ -203,9 +220,33 @@ def refuse_unfinished(folder: str | Path, option: str, flag: str | None = None, 
     best = info.get("best_epoch")
     so_far = f"its best epoch so far ({best})" if isinstance(best, int) and best > 0 else "its best epoch so far"
     instead = f", or pass {flag} to use {so_far}" if flag else f", then give it as {option} again"
-    raise ConfigError(f"{option} {name}: the training run that wrote it did not finish (killed?): resume it with "
-                      f"`edgerec train --resume --data DATA --out {name}` (a student of `edgerec distill`: "
-                      f"distill it again){instead}")
+    if in_use(Path(folder)):  # the lock of a run writing into it is held: not killed, still going
+        raise ConfigError(f"{option} {name}: the training run writing it is still going; wait for it to finish"
+                          f"{instead}")
+    kind = run_kind(info)
+    resume = (f"resume it with `edgerec train --resume --data DATA --out FOLDER`, FOLDER being the folder you gave "
+              f"as {option}")
+    if kind == DISTILL:
+        raise ConfigError(f"{option} {name}: the `edgerec distill` run that wrote it did not finish (killed?): "
+                          f"{AGAIN}, its --out the folder you gave as {option}{instead}")
+    if kind == TRAIN:
+        raise ConfigError(f"{option} {name}: the training run that wrote it did not finish (killed?): "
+                          f"{resume}{instead}")
+    raise ConfigError(f"{option} {name}: the training run that wrote it did not finish (killed?): {resume} (a "
+                      f"student of `edgerec distill`: {AGAIN}){instead}")
+
+
+def refuse_resume_by(folder: str | Path, kind: str, info: dict | None = None) -> None:
+    """A ConfigError when `edgerec {kind} --resume` would continue the run in `folder` that another command
+    started: a distill student resumed by train would finish without the teacher's loss and count as finished."""
+    if info is None:
+        if not (Path(folder) / "config.json").is_file():
+            return  # killed before its first checkpoint: the resume file says (train_model checks it)
+        info = read_config(folder)[1].get("info", {})
+    started = run_kind(info)
+    if started == DISTILL and kind != DISTILL:
+        raise ConfigError(f"--out {file_name(folder)} holds a student of `edgerec distill`: `edgerec train --resume` "
+                          f"would finish it without the teacher's loss; {AGAIN}, or train into another --out")
 
 
 def claim_out(out: str | Path):

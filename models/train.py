@@ -28,8 +28,11 @@ from edgerec.data.split import Sequences, Split
 from edgerec.errors import ConfigError, ModelError
 from edgerec.models.baselines import Popular
 from edgerec.models.checkpoint import (
+    DISTILL,
+    TRAIN,
     load_train_state,
     read_config,
+    refuse_resume_by,
     save_checkpoint,
     save_train_state,
 )
@@ -230,7 +233,9 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
         config = warm_config(config, init)
         items = extend_item_data(init.item_data, dataset.catalog, config.own_rows, config.hash_buckets, content)
         _require_init_content(init.item_data, items)
+    kind = DISTILL if extra_loss is not None else TRAIN  # recorded in every save: what may resume the run
     if resume and out is not None:
+        refuse_resume_by(out, kind)  # a distill student resumed without its teacher's loss
         _require_same_run(out, config, items)
     model = build_model(config, items)
     copied = warm_start(model, init) if init is not None else None
@@ -250,12 +255,15 @@ def train_model(dataset: Dataset, split: Split, config: ModelConfig, train: Trai
     eval_rows = _eval_subset(split, train.eval_users, train.seed)
     scorer = ModelScorer(model)
 
-    progress_state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "seconds": 0.0}
+    progress_state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "seconds": 0.0,
+                      "run": kind}
     best_state = None
     if resume:
         if out is None:
             raise ConfigError("resume needs the checkpoint folder of the interrupted run")
         latest, progress_state, best_state = load_train_state(out, optimizer)
+        refuse_resume_by(out, kind, {"run": progress_state.get("run", TRAIN)})  # killed before its first config
+        progress_state["run"] = kind
         try:
             model.load_state_dict(latest)
         except RuntimeError:  # what the saved config could not tell (e.g. other item fields, same ids)
@@ -412,7 +420,8 @@ def _save_progress(out, model, best_state, config, items, optimizer, progress_st
     out.mkdir(parents=True, exist_ok=True)
     save_train_state(out, model.state_dict(), best_state, optimizer, progress_state)
     save_checkpoint(out, best_state if best_state is not None else model.state_dict(), config, items,
-                    {"in_progress": True, "best_epoch": progress_state["best_epoch"]})
+                    {"in_progress": True, "best_epoch": progress_state["best_epoch"],
+                     "run": progress_state.get("run", TRAIN)})
 
 
 def _eval_subset(split: Split, n: int, seed: int) -> np.ndarray | None:

@@ -7,6 +7,8 @@ they build lands in files the later studies read.
 
 from __future__ import annotations
 
+import glob
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +170,8 @@ class ExportStep(Study):
 
         # the step's own bundles an unfinished run of it published (`demo --resume` after a kill between the two
         # exports was refused: "bundle exists and is not empty"): exported anew, the step's record with them
-        _remove_own_bundle(self.out, INT8_NAME)
-        _remove_own_bundle(self.out_fp32, FP32_NAME)
+        remove_own_bundle(self.out, INT8_NAME)
+        remove_own_bundle(self.out_fp32, FP32_NAME)
         ranker = self.ranker if self.ranker and load_checkpoint(self.ranker).info.get("ships") else None
         manifest = export_bundle(self.student, self.data_dir, self.out, ExportConfig(name=INT8_NAME),
                                  ranker=ranker, teacher=self.teacher, scorer=self.scorer)
@@ -202,17 +204,33 @@ class ExportStep(Study):
 INT8_NAME, FP32_NAME = "demo-student-int8", "demo-student-fp32"  # the names ExportStep gives its bundles
 
 
-def _remove_own_bundle(folder: Path, name: str) -> None:
-    """Remove `folder` when it holds the bundle named `name` (this step's: a bundle is published whole, with its
-    manifest); anything else there (another bundle, a user's files) is left for the export to refuse."""
+REMOVING = ".removing"  # the suffix of a bundle folder renamed aside to be deleted
+
+
+def remove_own_bundle(folder: Path, name: str) -> None:
+    """Remove `folder` when it holds the bundle named `name` (a step's own: a bundle is published whole, with its
+    manifest); anything else there (another bundle, a user's files) is left for the export to refuse. The bundle
+    is first renamed aside in one step, then deleted: a kill while deleting it in place left a folder without its
+    manifest that the next resume no longer knew as its own, and the export refused. Such renamed leftovers of
+    an earlier removal are deleted here too."""
     import json
     import shutil
 
+    from edgerec.runtime.atomic import temporary
     from edgerec.runtime.bundle import MANIFEST
 
+    folder = Path(folder)
+    for leftover in folder.parent.glob(f".{glob.escape(folder.name)}.*{REMOVING}"):
+        shutil.rmtree(leftover, ignore_errors=True)
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if isinstance(manifest, dict) and manifest.get("name") == name:
-        shutil.rmtree(folder)
+    if not (isinstance(manifest, dict) and manifest.get("name") == name):
+        return
+    aside = temporary(folder, REMOVING)
+    try:
+        os.replace(folder, aside)
+    except OSError:  # a mount point, no permission: left for the export to refuse, naming the folder
+        return
+    shutil.rmtree(aside, ignore_errors=True)

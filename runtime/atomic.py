@@ -104,6 +104,7 @@ class Temporary:
 
     def __init__(self, target: Path, suffix: str, *, folder: bool = False, mode: int = 0o666, parents: bool = True):
         self.target = target
+        self.error: OSError | None = None  # why publish() failed
         if parents:
             target.parent.mkdir(parents=True, exist_ok=True)
         clear_abandoned(target, suffix)
@@ -124,7 +125,7 @@ class Temporary:
     def publish(self, files=()) -> bool:
         """Flush the file (or a folder's `files`, names inside it) and rename it to the target; False, and the
         temporary removed, when that failed (a folder's target filled by another writer meanwhile, a file's
-        target a folder)."""
+        target a folder, a mount point); `error` then holds the OSError, for a message naming the real cause."""
         for name in files:
             fd = os.open(self.path / name, os.O_RDONLY)
             try:
@@ -141,7 +142,8 @@ class Temporary:
             if self.path.is_dir() and self.target.is_dir() and not any(self.target.iterdir()):
                 self.target.rmdir()  # an empty folder made for it: Windows renames onto nothing only
             os.replace(self.path, self.target)  # a folder's target: none, or an empty folder
-        except OSError:
+        except OSError as exc:
+            self.error = exc
             self.discard()
             return False
         sync_folder(self.target.parent)
@@ -189,3 +191,17 @@ def claim(folder: Path, name: str = ".edgerec-writing") -> Claim | None:
         os.close(fd)
         return None
     return Claim(fd)
+
+
+def in_use(folder: Path, name: str = ".edgerec-writing") -> bool:
+    """Whether a live writer holds `folder` (by `claim`) right now; the folder is never written to."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(folder / name, os.O_RDONLY)
+    except OSError:  # no lock file: no writer ever claimed it
+        return False
+    try:
+        return not _lock(fd)
+    finally:
+        os.close(fd)  # the lock taken to look goes with it

@@ -31,8 +31,10 @@ def _shown(value) -> str:
 
 
 def file_name(path) -> str:
-    """A file as error messages name it: its name only (a full path can name the user, e.g. .../alice/)."""
-    return os.path.basename(os.fspath(path)) or str(path)
+    """A file as error messages name it: its name only (a full path can name the user, e.g. .../alice/); a
+    folder given with a trailing slash (tab completion's `runs/teacher/`) is named by its last part too."""
+    given = os.fspath(path)
+    return (os.path.basename(os.path.normpath(given)) if given else "") or given  # "/": no name, the path
 
 
 def text(value, what: str, limit: int = MAX_ID) -> str:

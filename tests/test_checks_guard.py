@@ -28,7 +28,8 @@ def test_shown_values_are_cut_at_sixty_characters():
 
 def test_file_names_drop_every_folder():
     assert checks.file_name("/home/alice/h.db") == "h.db"
-    assert checks.file_name("/home/alice/") == "/home/alice/"  # no name to show: the path as given
+    assert checks.file_name("/home/alice/") == "alice"  # a trailing slash (tab completion): its last part only
+    assert checks.file_name("/") == "/"  # no name to show: the path as given
     assert checks.file_name(__import__("pathlib").Path("a/b.txt")) == "b.txt"
 
 

@@ -126,6 +126,7 @@ def test_distill_teacher_and_train_init_refuse_an_unfinished_checkpoint(killed_r
                                  "--out", str(tmp_path / "ranker")])
     assert result.exit_code == 1, result.output
     assert "--retrieval ckpt: the training run that wrote it did not finish" in result.output
+    assert not (tmp_path / "ranker").exists()  # refused before --out is claimed, as --init and --teacher are
 
 
 def test_export_refuses_an_unfinished_teacher_unless_allowed(killed_run, small_data_dir, tmp_path):
