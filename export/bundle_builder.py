@@ -51,7 +51,7 @@ from edgerec.runtime.drift import score_baseline
 from edgerec.runtime.encoder import UserEncoder
 from edgerec.runtime.item_spec import ColumnSpec, ItemTableSpec, TableSpec, write_text
 from edgerec.runtime.item_table import StoredTable
-from edgerec.runtime.reference import row_cosines
+from edgerec.runtime.reference import MIN_REFERENCE_USERS, row_cosines
 from edgerec.runtime.vocab import MODALITIES
 
 FP32_TOLERANCE = 1e-4
@@ -82,6 +82,10 @@ class ExportConfig:
             raise ConfigError(f"formats must be onnx and/or tflite (got {', '.join(self.formats) or 'none'})")
         if self.quantize == "int8-static" and "tflite" in self.formats:
             raise ConfigError("int8-static is an ONNX quantization; use --format onnx, or int8/fp16 for TFLite")
+        if isinstance(self.reference_users, bool) or not isinstance(self.reference_users, int) \
+                or self.reference_users < MIN_REFERENCE_USERS:  # fewer: every device's conformance check refuses it
+            raise ConfigError(f"reference_users must be a whole number of at least {MIN_REFERENCE_USERS} (the runtime's "
+                              f"conformance minimum, spec §1a; got {self.reference_users!r})")
         return self
 
 

@@ -360,7 +360,7 @@ def test_the_measured_bytes_are_the_bundles_files(tmp_path):
     split = leave_last_out(dataset)
     train_model(dataset, split, _cfg(8, dropout=0.0), TrainConfig(epochs=1, eval_users=0), out=tmp_path / "ckpt")
     export_bundle(tmp_path / "ckpt", tmp_path / "data", tmp_path / "bundle",
-                  ExportConfig(formats=("onnx",), parity_users=20, reference_users=4, evaluate=False, hubness=False,
+                  ExportConfig(formats=("onnx",), parity_users=20, reference_users=8, evaluate=False, hubness=False,
                                priors=False, min_top10_agreement=0.0))
     sizes = {p.name: p.stat().st_size for p in (tmp_path / "bundle").rglob("*") if p.is_file()}
     measured = verify_bytes(load_model(tmp_path / "ckpt")[0].eval(), split)

@@ -149,7 +149,7 @@ def test_a_bundle_exported_with_a_prior_holds_its_column(tmp_path):
         "kind": KIND, "source": "dp-test", "reports": 10, "epsilon": 1.0,
         "item_ids": [ids[0], ids[1], ids[2], ids[3], "not-in-the-catalog"], "counts": [5, -3.0, 1e30, 5, 7]}))
     manifest = export_bundle(tmp_path / "ckpt", tmp_path / "data", tmp_path / "bundle",
-                             ExportConfig(formats=("onnx",), parity_users=20, reference_users=4, evaluate=False,
+                             ExportConfig(formats=("onnx",), parity_users=20, reference_users=8, evaluate=False,
                                           hubness=False, priors=False, min_top10_agreement=0.0), popularity=prior)
     assert manifest.metrics["popularity_prior"] == {"source": "dp-test", "reports": 10, "epsilon": 1.0, "items": 5}
     with Recommender.open(tmp_path / "bundle", history=tmp_path / "h.db") as rec:

@@ -38,3 +38,14 @@ def test_an_exported_bundle_meets_the_minimum_and_is_judged_by_its_own_tolerance
     report = check_references(tiny_bundle)
     assert report["passed"] is True and report["tolerance_source"] == "bundle"
     assert report["tolerance"] == manifest["reference"]["tolerance"]
+
+
+def test_the_exporter_refuses_fewer_reference_users_than_the_runtime_checks():
+    import pytest
+
+    from edgerec.errors import ConfigError
+
+    for bad in (MIN_REFERENCE_USERS - 1, 0, True, 8.0):
+        with pytest.raises(ConfigError, match="reference_users must be a whole number of at least"):
+            ExportConfig(reference_users=bad).validate()
+    assert ExportConfig(reference_users=MIN_REFERENCE_USERS).validate().reference_users == MIN_REFERENCE_USERS
