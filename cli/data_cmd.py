@@ -57,7 +57,8 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--items", "items_path", type=click.Path(exists=True),
               help="Item table (csv, parquet or jsonl), for FORMAT csv, parquet or jsonl: one row per item, its id in column item_id "
-              "(or the log's --item-col), fields in columns named as edgerec's or mapped with --item-columns.")
+              "(or the log's --item-col; a table with both needs --item-columns item_id=COLUMN), fields in columns named "
+              "as edgerec's or mapped with --item-columns.")
 @click.option("--item-columns", help="Which --items columns hold which item field: FIELD=COLUMN pairs joined by "
               "commas, FIELD one of item_id, title, description, genre, mood, modality, language, creator, "
               "provider, series_id, tags, duration, release_ts, episode, e.g. 'item_id=movieId,tags=genres'.")
@@ -93,6 +94,10 @@ def synth(out, users, items, events, seed, days, chunk_users, fmt) -> None:
               "whose names hold quotes, such as Last.fm's), in the log and the --items table.")
 @click.option("--skip-bad-rows", is_flag=True, help="Leave out rows with the wrong number of fields, no user or "
               "item id, or no readable time; they are counted and their first lines shown.")
+@click.option("--missing-ids", type=click.Choice(["keep", "empty"]), default="keep", show_default=True,
+              help="An id written as a missing-value marker (\\N, NULL, null, None, NaN, NA, ...): keep reads it as "
+              "an id, one user or item for all such rows, and warns with the count; empty reads it as no id, so "
+              "the row is refused at its line, or left out with --skip-bad-rows.")
 @click.option("--encoding", default="utf-8", show_default=True,
               help="Text encoding of CSV files (e.g. latin-1, cp1252, utf-16); a UTF-8 byte order mark is skipped.")
 @click.option("--items-encoding", help="Text encoding of the --items file when it differs from --encoding.")
@@ -118,7 +123,7 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
             item_col, item_list_sep, time_col, event_col,
             default_event, value_col, skip_below, value_scale,
             event_map, delimiter,
-            names, no_quoting, skip_bad_rows, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
+            names, no_quoting, skip_bad_rows, missing_ids, encoding, items_encoding, tag_sep, time_unit, no_time, time_format, time_zone, sample, seed, chunk_rows,
             out_format) -> None:
     """Import PATH (a file, a folder of a table's part files, a MovieLens folder, the Netflix Prize folder
     or one of its ratings files, the Million Playlist Dataset's folder or one of its slices, or the 30Music
@@ -142,7 +147,7 @@ def import_(fmt, path, out, items_path, item_columns, items_delimiter, duration_
     options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, chunk_rows=chunk_rows,
                           sample_users=sample, seed=seed, time_unit=time_unit, quoted=not no_quoting,
                           skip_bad_rows=skip_bad_rows, tag_separator=tag_sep, time_format=time_format,
-                          time_zone=time_zone, duration_unit=duration_unit)
+                          time_zone=time_zone, duration_unit=duration_unit, missing_ids=missing_ids)
     with console.status(f"reading {path}"):
         dataset = import_dataset(fmt, path, columns=columns, items=items_path, options=options,
                                  items_encoding=items_encoding, items_delimiter=items_delimiter,

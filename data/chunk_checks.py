@@ -33,6 +33,7 @@ class ReadOptions:
     time_zone: str | None = None  # zone of the log's times written without one (None: UTC)
     duration_unit: str = "s"  # of an item table's durations: s, ms or min (DURATION_UNITS)
     header_from: str = "--columns"  # what gave `header`: the option, or a release's file ("ml-100k's u.data")
+    missing_ids: str = "keep"  # an id written as a missing-value marker (NULL, \\N): keep (warned) or empty
 
     def __post_init__(self):
         if not isinstance(self.delimiter, str) or not self.delimiter or set(self.delimiter) & set('"\r\n'):
@@ -55,6 +56,8 @@ class ReadOptions:
         time_unit(self.time_unit)  # refuses an unknown unit
         if self.duration_unit not in DURATION_UNITS:
             raise ConfigError(f"unknown duration unit {self.duration_unit!r}; use one of {', '.join(DURATION_UNITS)}")
+        if self.missing_ids not in MISSING_IDS:
+            raise ConfigError(f"--missing-ids is one of {', '.join(MISSING_IDS)} (got {self.missing_ids!r})")
         if self.sample_users is not None and not 0 < self.sample_users <= 1:
             raise ConfigError(f"the user sample must be a fraction in (0, 1] (got {self.sample_users})")
 
@@ -62,6 +65,52 @@ class ReadOptions:
     def time_text(self) -> TimeText:
         """How the log's text times read (time_text.py)."""
         return TimeText(self.time_format, self.time_zone)
+
+
+MISSING_IDS = ("keep", "empty")  # what --missing-ids makes of an id written as a missing-value marker
+# how databases and dataframes write a missing value into text: MySQL and PostgreSQL's COPY (\N), SQL
+# exports (NULL), JSON and pandas (null, None, NaN, nan, <NA>), R (NA)
+MISSING_MARKERS = frozenset({"\\N", "NULL", "null", "Null", "None", "NaN", "nan", "NA", "<NA>", "N/A"})
+
+
+class MissingMarkers:
+    """Ids written as a missing-value marker (MISSING_MARKERS): read as ids by default, every such row one
+    user (or item) of that name, so they are counted per column for a warning (`warnings`: one per column,
+    naming the markers, never other values); with --missing-ids empty they are no id, so the row is refused
+    at its line (or left out by --skip-bad-rows, when `skipping`)."""
+
+    def __init__(self, mode: str = "keep"):
+        self.empty = mode == "empty"
+        self.rows: dict[str, dict[str, int]] = {}  # column -> marker -> rows
+
+    def see(self, chunk: Chunk, name: str, skipping: bool = False, need: str = "an id") -> None:
+        values = chunk.columns[name]
+        if MISSING_MARKERS.isdisjoint(values):  # the usual chunk: one pass in C
+            return
+        rows = [i for i, v in enumerate(values) if v in MISSING_MARKERS]
+        if not self.empty:
+            counts = self.rows.setdefault(name, {})
+            for i in rows:
+                counts[values[i]] = counts.get(values[i], 0) + 1
+        elif not skipping:
+            raise DataError(f"column '{name}' holds '{values[rows[0]]}', a missing-value marker, where {need} belongs "
+                            "(--missing-ids empty reads it as no id): fill it in, or pass --skip-bad-rows to leave such "
+                            "rows out", chunk.path, chunk.line_of(rows[0]))
+        else:  # an empty cell, which --skip-bad-rows leaves out and counts as a row without an id
+            chunk.columns[name] = values = list(values)
+            for i in rows:
+                values[i] = ""
+
+    def warnings(self, what: str = "the log") -> list[str]:
+        out = []
+        for name, counts in self.rows.items():
+            rows, shown = sum(counts.values()), ", ".join(f"'{m}'" for m in sorted(counts, key=lambda m: (-counts[m], m)))
+            out.append(f"{rows:,} row{'s' * (rows != 1)} of {what} {'have' if rows != 1 else 'has'} {shown} in "
+                       f"column '{name}', which is how databases and dataframes write a missing value: each such "
+                       "marker was read as an id, so the rows of one marker are one user or item of that name. If they mean "
+                       "no id, import again with --missing-ids empty (such rows are then refused at their line, or "
+                       "left out with --skip-bad-rows)")
+        return out
 
 
 KEY_JOIN = " - "  # between the parts of an item key made of several columns (artist+track: "Artist - Track")

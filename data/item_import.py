@@ -17,6 +17,7 @@ import numpy as np
 
 from edgerec.data.chunk_checks import (
     DURATION_UNITS,
+    MissingMarkers,
     ReadOptions,
     check_ids,
     joined_keys,
@@ -89,11 +90,20 @@ class ItemColumns:
                             f"lacks; it has {', '.join(present)}", str(path), 1)
         out = {f: c for f, c in self.names.items()}
         mapped = set(out.values())
+        log = self.log_item
+        if "item_id" not in out and "item_id" in present and log and log != "item_id" and not (
+                {log, *(p.strip() for p in log.split("+"))} & mapped) and (
+                log in present or ("+" in log and all(p.strip() in present for p in log.split("+")))):
+            # two candidate id columns: joined on item_id, a table numbering its rows apart from the log's
+            # ids (item_id 1 is movieId 3) gave every event another item's title and tags, without a word
+            raise DataError(f"the item table has both an item_id column and the log's --item-col {log!r}: which one "
+                            f"holds the ids the log's {log!r} column names? Say it with --item-columns "
+                            f"item_id={log} (or --item-columns item_id=item_id when the table's item_id holds "
+                            "them)", str(path), 1)
         for name in ITEM_COLUMNS:
             if name not in out and name in present and name not in mapped:
                 out[name] = name
         if "item_id" not in out:
-            log = self.log_item
             if log and (log in present or ("+" in log and all(p.strip() in present for p in log.split("+")))):
                 out["item_id"] = log
             elif looks_like_data(present, None):  # its first row: not shown as if it were column names
@@ -140,9 +150,12 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     release_seen: dict[str, tuple] = {}  # the first release cell written as a year, and as another number
     # release times written without a zone read in the log's --time-zone (its --time-format is the log's own)
     zone = TimeText(zone=options.time_zone)
+    markers = MissingMarkers(options.missing_ids)
     for chunk in read_chunks(path, wanted, delimiter=options.delimiter, header=options.header,
                              chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted,
                              header_option="--items-header", zone=options.time_zone):
+        for part in id_parts:
+            markers.see(chunk, part)
         if len(id_parts) > 1:  # joined_keys takes the parts out of the chunk; another field may read them
             parts = {p: chunk.columns[p] for p in id_parts}
             chunk.columns[names["item_id"]] = joined_keys(chunk, id_parts, seen_keys)
@@ -168,7 +181,7 @@ def read_item_table(path: str | Path, options: ReadOptions | None = None,
     joined["release_ts"] = _years_as_times(joined["release_ts"], joined.pop("release_year"))
     catalog = indexed(Catalog(ids, text, tags, joined["duration"], joined["release_ts"], joined["episode"]), path)
     return catalog, unread_columns_warning(present, [*id_parts, *names.values()]) + regional_warning(
-        text.get("language", []))
+        text.get("language", [])) + markers.warnings("the item table")
 
 
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")

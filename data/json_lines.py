@@ -43,8 +43,34 @@ def _number(text: str) -> str:
     return text.split(".")[0] if _INTEGRAL.fullmatch(text) else text
 
 
+class _Repeats(dict):
+    """An object that names a key more than once, holding its last value as json does: `repeated` holds the
+    keys named again. A line's object is refused when the import reads one of them (read_json_chunks): which
+    value is meant is unknown. A nested object is refused wherever a value is read anyway (_scalar)."""
+
+    repeated: frozenset[str]
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        keys = [k for k, _ in pairs]
+        obj = _Repeats(obj)
+        obj.repeated = frozenset(k for k in obj if keys.count(k) > 1)
+    return obj
+
+
+def _missing(_constant: str) -> None:
+    """NaN, Infinity and -Infinity (not JSON, but Python's json.dumps writes them for a float NaN, pandas'
+    missing value) read as null: an empty cell, never an id named 'NaN' shared by every row without one."""
+    return None
+
+
+_DECODING = {"parse_float": _number, "parse_int": str, "parse_constant": _missing, "object_pairs_hook": _pairs}
+
+
 def _parse(line: str):
-    return json.loads(line, parse_float=_number, parse_int=str, parse_constant=str)
+    return json.loads(line, **_DECODING)
 
 
 def _scalar(value, key: str, path: Path, line: int) -> str:
@@ -163,7 +189,7 @@ def _array_objects(handle, path: Path, skipped, block: int = ARRAY_BLOCK) -> Ite
     """(line, object) for every element of a file that is one JSON array, each at the line where it starts,
     decoded one element at a time from blocks of text: a file of any size, pretty-printed or on one line,
     never held whole. A syntax error stops the read at its line (the elements after it cannot be found)."""
-    decoder = json.JSONDecoder(parse_float=_number, parse_int=str, parse_constant=str)
+    decoder = json.JSONDecoder(**_DECODING)
     text, pos, line, ended = "", 0, 1, False
     state = "open"  # then "first" (after '['), "value" (after ','), "next" (after a value), "closed"
 
@@ -271,6 +297,14 @@ def read_json_chunks(path: Path, chunk_rows: int, open_text, make_chunk, select,
     lines: list[int] = []
     with open_text() as handle:
         for number, obj in _file_objects(handle, path, skipped, array):
+            if isinstance(obj, _Repeats) and (twice := [k for k in wanted if k in obj.repeated]):
+                if skipped is None:
+                    raise DataError(f"the object names key {twice[0]!r} more than once, and JSON keeps only the "
+                                    "last value: which one is meant is unknown (as with a CSV header naming a "
+                                    "column twice); keep one (or pass --skip-bad-rows to leave such lines out)",
+                                    str(path), number)
+                skipped.add("a key named twice", [number])
+                continue
             for key in wanted:
                 buffers[key].append(cell(obj.get(key), key, path, number))
             lines.append(number)

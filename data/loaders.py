@@ -24,6 +24,7 @@ import numpy as np
 
 from edgerec.data.chunk_checks import (
     KEY_JOIN,
+    MissingMarkers,
     ReadOptions,
     check_column_names,
     check_ids,
@@ -274,6 +275,7 @@ def read_interactions(
     defaulted: Counter = Counter()  # rows whose event cell was empty, given --default-event
     listing_rows = 0  # rows whose item cell listed several ids (--item-list-sep)
     finer = SecondsAmongFinerTimes(options.time_unit)
+    markers = MissingMarkers(options.missing_ids)
     for chunk in chunks(skipped) if chunks is not None else read_chunks(
         path, wanted, delimiter=options.delimiter, header=options.header,
         chunk_rows=options.chunk_rows, encoding=options.encoding, quoted=options.quoted, skipped=skipped,
@@ -282,6 +284,8 @@ def read_interactions(
         if file_order:
             chunk.columns[FILE_ORDER] = [str(rows_read + i) for i in range(len(chunk))]
         rows_read += len(chunk)
+        for name, need in ((columns.user, "a user"), *((p, "an item") for p in item_parts)):
+            markers.see(chunk, name, skipped is not None, need)
         if not file_order:  # the rows as written: a listed row's copies would compare with themselves
             last_times = (last_times + chunk.columns[columns.time][-2:])[-2:]
             last_line = chunk.line_of(len(chunk) - 1)
@@ -434,6 +438,8 @@ def read_interactions(
                             "without a value is never below --skip-below)"]
     if unknown_devices:
         meta["warnings"] = [*meta.get("warnings", []), device_warning(unknown_devices)]
+    if marked := markers.warnings():
+        meta["warnings"] = [*meta.get("warnings", []), *marked]
     if as_skips and all((e == EVENT_CODE["skip"]).all() for e in parts["event"]):  # train and evaluate then refuse
         meta["warnings"] = [*meta.get("warnings", []), f"every event is a skip (--skip-below {columns.skip_below:g} "
                             "made all the plays skips): nothing is consumed, so nothing can train or be evaluated; "

@@ -32,6 +32,12 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _STARS = frozenset("12345")
 
 
+def film_id(digits: str) -> str:
+    """A MovieID as the data set names it, without leading zeros: the ratings' `0001:` and the titles' `0001`
+    are film 1 (the original's files are named mv_0000001.txt)."""
+    return digits.lstrip("0") or "0"
+
+
 def netflix_files(path: str | Path) -> tuple[list[Path], Path | None]:
     """The ratings files of a download in name order and its titles file (None when it has none): a folder
     of the Kaggle copy, the original's folder or its training_set folder, or one ratings file."""
@@ -87,7 +93,7 @@ def netflix_chunks(files: list[Path], chunk_rows: int, skipped: Skipped | None =
                 if match is None:
                     raise DataError(f"a line ending in ':' that is no film line ('{line.strip()[:20]}'); a film's "
                                     "line is its MovieID and ':', such as '1:'", str(path), number)
-                film, raters = match.group(1).lstrip("0") or "0", {}
+                film, raters = film_id(match.group(1)), {}
                 if film in films:
                     raise DataError(f"film {film}'s ratings begin again here (first at {films[film]}): is a file "
                                     "read twice, or a block copied? Keep one", str(path), number)
@@ -150,6 +156,7 @@ def netflix_catalog(path: Path) -> tuple[Catalog, list[str]]:
         if len(fields) != 3 or not fields[0].strip().isdigit():
             raise DataError(f"expected MovieID,YearOfRelease,Title, found {line[:60]!r}", str(path), number)
         film, year, title = (f.strip() for f in fields)
+        film = film_id(film)  # as the ratings' film lines: '0001' is film 1 (else no rating would find it)
         if film in seen:
             raise DataError(f"film {film} is listed twice (first at line {seen[film]}); keep one line for it",
                             str(path), number)

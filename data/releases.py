@@ -32,7 +32,7 @@ from edgerec.data.mpd import HEADER as MPD_HEADER
 from edgerec.data.mpd import mpd_catalog, mpd_chunks, mpd_files
 from edgerec.data.netflix import HEADER, RATINGS, netflix_catalog, netflix_chunks, netflix_files
 from edgerec.data.schema import EVENT_CODE, Catalog, Dataset, Interactions
-from edgerec.data.tables import Chunk, read_chunks, read_header, time_unit
+from edgerec.data.tables import Chunk, Skipped, read_chunks, read_header, time_unit
 from edgerec.errors import ConfigError, DataError
 
 __all__ = ["RELEASES", "import_release", "load_movielens"]
@@ -88,7 +88,7 @@ def _changed_options(columns: ColumnMap | None, options: ReadOptions | None) -> 
     if columns.time not in (plain_columns.time, None):  # None: --no-time, refused with its own words above
         flags.append("--time-col")
     reads = [("--delimiter", "delimiter"), ("--columns", "header"), ("--encoding", "encoding"),
-             ("--no-quoting", "quoted"), ("--tag-sep", "tag_separator")]
+             ("--no-quoting", "quoted"), ("--tag-sep", "tag_separator"), ("--missing-ids", "missing_ids")]
     return flags + [flag for flag, name in reads if getattr(options, name) != getattr(plain_options, name)]
 
 
@@ -241,6 +241,7 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
                                   options.time_unit, skip_bad_rows=options.skip_bad_rows)
         ratings = folder / "ratings.csv"
     dataset = read_interactions(ratings, cols, catalog, rating_opts)
+    _refuse_rated_twice(dataset, ratings, cols, rating_opts)
     dataset.meta = dict(dataset.meta, source=source_name(folder), format=fmt)  # the name only: no host path
     log = dataset.interactions
     if fmt == "ml-latest" and ((log.user[1:] == log.user[:-1]) & (log.timestamp[1:] == log.timestamp[:-1])).any():
@@ -251,6 +252,57 @@ def load_movielens(fmt: str, folder: str | Path, options: ReadOptions | None = N
     if warnings:
         dataset.meta["warnings"] = [*dataset.meta.get("warnings", []), *warnings]
     return dataset
+
+
+PAIR_BLOCK = 1 << 22  # events whose (user, item) pairs repeated_pair sorts at a time: 32 MB of int64 keys
+
+
+def repeated_pair(log: Interactions, items: int, block: int = PAIR_BLOCK) -> tuple[int, int] | None:
+    """The (user, item) codes of a pair that comes twice in a log sorted by user (as read_interactions
+    returns it), or None. The users' events are taken a block of about `block` at a time, never splitting
+    a user, each block's pairs as int64 keys sorted in place: the memory of one block (a user's events when
+    they are more), not of the log (ml-25m: 25M ratings, 200 MB of keys more, then twice that to sort)."""
+    user, item, start = log.user, log.item, 0
+    items = max(items, 1)
+    while start < len(user):
+        end = min(start + block, len(user))
+        if end < len(user):  # on to the end of the last user's events
+            end = int(np.searchsorted(user, user[end - 1], side="right"))
+        key = (user[start:end] - user[start]).astype(np.int64)
+        key *= items
+        key += item[start:end]
+        key.sort()
+        same = np.flatnonzero(key[1:] == key[:-1])
+        if same.size:
+            found = int(key[same[0]])
+            return int(user[start]) + found // items, found % items
+        start = end
+    return None
+
+
+def _refuse_rated_twice(dataset: Dataset, ratings: Path, columns: ColumnMap, options: ReadOptions) -> None:
+    """A MovieLens release rates each movie once per user; a second rating of a pair (a file joined with
+    itself, a block copied) is refused at its line, as FORMAT netflix refuses a customer rating a film twice
+    (netflix_chunks, within each film's block; MovieLens files are not grouped by movie, and a set of every
+    pair seen would cost gigabytes on ml-25m): found in the log read (repeated_pair), then its two lines
+    looked up in the file (only then: the file is read once more)."""
+    pair = repeated_pair(dataset.interactions, len(dataset.catalog.item_ids))
+    if pair is None:
+        return
+    user_id, item_id = dataset.user_ids[pair[0]], dataset.catalog.item_ids[pair[1]]
+    lines: list[int] = []
+    for chunk in read_chunks(ratings, [columns.user, columns.item], delimiter=options.delimiter,
+                             header=options.header, chunk_rows=options.chunk_rows, encoding=options.encoding,
+                             quoted=options.quoted, skipped=Skipped() if options.skip_bad_rows else None,
+                             header_option=options.header_from):
+        users, items = chunk.columns[columns.user], chunk.columns[columns.item]
+        lines += [chunk.line_of(i) for i, (u, m) in enumerate(zip(users, items)) if u == user_id and m == item_id]
+        if len(lines) >= 2:
+            break
+    first = f" (first at line {lines[0]})" if len(lines) >= 2 else ""
+    raise DataError(f"a user rates movie {item_id} a second time{first}: a MovieLens release holds one rating of a "
+                    "movie per user. Is a file joined with itself, or a block copied? Keep one rating",
+                    str(ratings), lines[1] if len(lines) >= 2 else None)
 
 
 def load_netflix(path: str | Path, options: ReadOptions | None = None) -> Dataset:

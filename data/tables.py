@@ -26,7 +26,7 @@ import numpy as np
 
 from edgerec.data.json_lines import ListCell, is_json_lines, json_header, read_json_chunks
 from edgerec.data.parts import data_files, is_parquet
-from edgerec.data.time_text import ISO_UTC, LocalTimeError, TimeText
+from edgerec.data.time_text import ISO_UTC, LocalTimeError, TimeText, zone_of
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import Temporary
 from edgerec.runtime.vocab import MAX_TS
@@ -743,16 +743,21 @@ def _time_unit(kind, pa) -> str | None:
 
 
 def _zoned(column, zone: str | None, name: str, path: Path, row: int):
-    """A timestamp column stored without a zone, read in `zone` (--time-zone) as text times are; a local time
-    that a daylight-saving change makes ambiguous or skips is refused at its row, never guessed."""
+    """A timestamp column stored without a zone, or a date column (a day has no zone: its midnight is local
+    as a text date's is), read in `zone` (--time-zone) as text times are; a local time that a daylight-saving
+    change makes ambiguous or skips is refused at its row, never guessed."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     def assume(values):
         return pc.assume_timezone(values, timezone=zone, ambiguous="raise", nonexistent="raise")
 
+    if zone is not None and pa.types.is_date(column.type):  # read as UTC midnights, 8 h off a CSV's dates
+        column = column.cast(pa.timestamp("s"))
     if zone is None or not pa.types.is_timestamp(column.type) or column.type.tz is not None:
         return column
+    named = zone
+    zone = arrow_zone(zone)
     try:
         return assume(column)
     except (pa.ArrowInvalid, ValueError) as exc:
@@ -762,9 +767,19 @@ def _zoned(column, zone: str | None, name: str, path: Path, row: int):
                 assume(column.slice(bad, 1))
             except (pa.ArrowInvalid, ValueError):
                 break
-        raise DataError(f"column '{name}' holds a local time that does not exist or comes twice in {zone} (a "
+        raise DataError(f"column '{name}' holds a local time that does not exist or comes twice in {named} (a "
                         f"daylight-saving change: {str(exc).splitlines()[0]}); store such times with their offset "
                         "or in UTC, or drop the row", str(path), row + bad + 1) from None
+
+
+def arrow_zone(zone: str) -> str:
+    """A --time-zone as pyarrow names it: an IANA name as it is, a fixed offset as +HH:MM (pyarrow reads no
+    'UTC+8', 'Z' or '+8', which zone_of accepts as text times do)."""
+    tz = zone_of(zone)
+    if isinstance(getattr(tz, "key", None), str):  # a ZoneInfo
+        return tz.key
+    minutes = round(tz.utcoffset(None).total_seconds() / 60)
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _as_ticks(column, pa) -> list:

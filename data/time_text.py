@@ -38,6 +38,11 @@ def zone_of(text: str) -> tzinfo:
                           "offset (+08:00); on a system without a zone database, pip install tzdata") from None
 
 
+def _directives(form: str) -> list[str]:
+    """The strptime directives of a format in order ('%%' is a literal '%', so '%%Z' holds no %Z)."""
+    return re.findall(r"%.", form)
+
+
 class LocalTimeError(ValueError):
     """A time written without a zone that its --time-zone makes ambiguous (clocks went back) or skips."""
 
@@ -65,6 +70,13 @@ class TimeText:
             raise ConfigError(f"--time-format {self.format!r} has no year (%Y or %y): Python would date every time "
                               "in 1900, before any event can be; write the year into the times first (Tmall's "
                               "time_stamp 1111 is 11 November 2015: '2015' + the value, with --time-format '%Y%m%d')")
+        if self.format is not None and "%Z" in _directives(self.format):
+            raise ConfigError(f"--time-format {self.format!r} has %Z (a zone's name), which Python reads only as UTC, "
+                              "GMT or the computer's own zone and then drops, so the time would read in --time-zone "
+                              "(UTC without it) whatever zone it names: for offsets (+0800, -05:00) write %z; for a "
+                              "name every line shares, write it as text in the format ('%Y-%m-%d %H:%M:%S UTC') and "
+                              "name its zone with --time-zone (UTC by default); convert other zone names to "
+                              "offsets first")
         if self.format is not None and ("%p" in self.format) != ("%I" in self.format):
             raise ConfigError(f"--time-format {self.format!r} " + (
                 "has %p (AM/PM) with a 24-hour %H: Python then ignores %p and reads 12:05 AM as noon; write the "

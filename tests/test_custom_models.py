@@ -117,9 +117,12 @@ def test_pipeline_on_movielens_format_data(tiny_bundle, tmp_path):
     folder = tmp_path / "ml"
     folder.mkdir()
     log = dataset.interactions
+    rated = set()  # a MovieLens release rates each (user, movie) once: the world's replays are left out
     with open(folder / "ratings.dat", "w") as f:
         for u, i, t, v in zip(log.user, log.item, log.timestamp, log.value):
-            f.write(f"{u + 1}::{i + 1}::{1 + int(v * 4)}::{t}\n")
+            if (u, i) not in rated:
+                rated.add((u, i))
+                f.write(f"{u + 1}::{i + 1}::{1 + int(v * 4)}::{t}\n")
     with open(folder / "movies.dat", "w", encoding="latin-1") as f:
         for i, (title, genre) in enumerate(zip(dataset.catalog.text["title"], dataset.catalog.text["genre"])):
             f.write(f"{i + 1}::{title} (2001)::{genre.title()}|Drama\n")

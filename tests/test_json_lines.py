@@ -90,7 +90,7 @@ def test_values_read_as_the_text_a_csv_cell_would_hold():
 
     parsed = _parse('{"id": 12345678901234567890, "r": 4.0, "x": 1e3, "f": 0.1, "n": null, "b": true, "nan": NaN}')
     assert {k: cell(v, k, path, 1) for k, v in parsed.items()} == {
-        "id": "12345678901234567890", "r": "4", "x": "1e3", "f": "0.1", "n": "", "b": "true", "nan": "NaN"}
+        "id": "12345678901234567890", "r": "4", "x": "1e3", "f": "0.1", "n": "", "b": "true", "nan": ""}
     listed = cell(["a", ["b", None, 3]], "tags", path, 1)
     assert isinstance(listed, ListCell) and listed == "a|b|3" and listed.items == ("a", "b", "3")
 
@@ -498,7 +498,7 @@ def test_a_number_element_cut_by_a_block_is_read_whole(block):
 
     skipped = Skipped()
     assert _array_read('[123456789, {"a": 1.50, "b": 4.0, "c": NaN}]', block, skipped) == [
-        (1, {"a": "1.50", "b": "4", "c": "NaN"})]  # numbers as written, as a JSON Lines cell holds them
+        (1, {"a": "1.50", "b": "4", "c": None})]  # numbers as written, as a JSON Lines cell holds them; NaN is null
     assert skipped.summary() == {"not a JSON object": {"rows": 1, "first_lines": [1]}}
 
 
