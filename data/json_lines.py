@@ -60,10 +60,12 @@ def _pairs(pairs: list[tuple[str, object]]) -> dict:
     return obj
 
 
-def _missing(_constant: str) -> None:
-    """NaN, Infinity and -Infinity (not JSON, but Python's json.dumps writes them for a float NaN, pandas'
-    missing value) read as null: an empty cell, never an id named 'NaN' shared by every row without one."""
-    return None
+def _missing(constant: str) -> str | None:
+    """NaN (not JSON, but Python's json.dumps writes it for a float NaN, pandas' missing value) reads as null: an
+    empty cell, never an id named 'NaN' shared by every row without one. Infinity and -Infinity stay text, so a
+    value column refuses them as non-finite (read as missing, an infinite rating became a default 1) and an id
+    column keeps them as written."""
+    return None if constant == "NaN" else constant
 
 
 _DECODING = {"parse_float": _number, "parse_int": str, "parse_constant": _missing, "object_pairs_hook": _pairs}

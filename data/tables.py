@@ -745,14 +745,19 @@ def _time_unit(kind, pa) -> str | None:
 def _zoned(column, zone: str | None, name: str, path: Path, row: int):
     """A timestamp column stored without a zone, or a date column (a day has no zone: its midnight is local
     as a text date's is), read in `zone` (--time-zone) as text times are; a local time that a daylight-saving
-    change makes ambiguous or skips is refused at its row, never guessed."""
+    change makes ambiguous or skips is refused at its row, never guessed. A date is its day's first instant: where
+    a change skips midnight (America/Santiago, 8 Sep 2024) the day starts after the gap, and where midnight comes
+    twice, at the first."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    def assume(values):
-        return pc.assume_timezone(values, timezone=zone, ambiguous="raise", nonexistent="raise")
+    dates = pa.types.is_date(column.type)
 
-    if zone is not None and pa.types.is_date(column.type):  # read as UTC midnights, 8 h off a CSV's dates
+    def assume(values):
+        return pc.assume_timezone(values, timezone=zone, ambiguous="earliest" if dates else "raise",
+                                  nonexistent="latest" if dates else "raise")
+
+    if zone is not None and dates:  # read as UTC midnights, 8 h off a CSV's dates
         column = column.cast(pa.timestamp("s"))
     if zone is None or not pa.types.is_timestamp(column.type) or column.type.tz is not None:
         return column

@@ -1,16 +1,18 @@
 """The heavy parts a request uses, each created on first use: user encoder, ranker, content
 encoder, exact scan and ANN index. Shared by the stages and the facade; safe across threads.
 
-The ANN index is cached in `cache_dir` as `ann-<space>-<count>.usearch` (+ `.sha256`). When an index is built or
-opened, the index files of other spaces older than pack.STALE_AFTER_S (a process may be starting on a younger one)
-are removed: every bundle update left its old space's file there for good. A Recommender still serving from a
-removed file keeps its mapped view (POSIX keeps an unlinked file's pages for whoever has it open) and builds the
-index again at its next open; where an open file cannot be removed (Windows) it stays until a later open.
+The ANN index is cached in `cache_dir` as `ann-<space>-<count>.usearch` (+ `.sha256`), its time stamp set at each
+open. When an index is built or opened, the index files of other spaces not opened for INDEX_KEPT_S (a week) are
+removed: every bundle update left its old space's file there for good, and removing by the 10 minutes of pack.py
+made two bundles interleaved on one history delete each other's index at every launch (minutes to rebuild at 1M
+items). A Recommender still serving from a removed file keeps its mapped view (POSIX keeps an unlinked file's pages
+for whoever has it open); where an open file cannot be removed (Windows) it stays until a later open.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
@@ -56,19 +58,19 @@ def drop_superseded_indexes(cache_dir: Path, manifest) -> None:
 INDEX_FILE = re.compile(r"ann-([0-9A-Za-z]+)-[0-9]+\.usearch(\.sha256)?")  # an index file or its digest
 
 
-def remove_other_spaces(cache_dir: Path, space: str, now: float | None = None) -> list[str]:
-    """Remove the ANN index files (and digests) of spaces other than `space` from `cache_dir` once older than
-    pack.STALE_AFTER_S; returns the names removed."""
-    # pack.py's age for the unpacked copies of earlier contents; imported here: only an index with a cache needs it
-    from edgerec.runtime.pack import STALE_AFTER_S
+INDEX_KEPT_S = 7 * 24 * 3600  # an index file not opened for this long belongs to a bundle the device left
 
+
+def remove_other_spaces(cache_dir: Path, space: str, now: float | None = None) -> list[str]:
+    """Remove the ANN index files (and digests) of spaces other than `space` from `cache_dir` once not opened for
+    INDEX_KEPT_S; returns the names removed."""
     now, removed = time.time() if now is None else now, []
     for path in sorted(cache_dir.glob("ann-*.usearch*")):
         match = INDEX_FILE.fullmatch(path.name)
         if match is None or match.group(1) == space:
             continue
         try:
-            if now - path.stat().st_mtime > STALE_AFTER_S:
+            if now - path.stat().st_mtime > INDEX_KEPT_S:
                 path.unlink()
                 removed.append(path.name)
         except OSError:  # gone meanwhile, or open elsewhere (Windows): a later open tries again
@@ -164,5 +166,10 @@ class Models:
                                          "requests scan exactly; open without ann= to leave it out")
                     raise ConfigError(self._ann_failure) from None
                 if cache is not None:
+                    for used in (cache, cache.with_name(cache.name + ".sha256")):
+                        try:
+                            os.utime(used)  # opened now: kept while the device uses this bundle
+                        except OSError:
+                            pass
                     remove_other_spaces(self.cache_dir, self.manifest.embedding_space)
             return self.ann

@@ -28,8 +28,7 @@ from edgerec.runtime import Recommender
 from edgerec.runtime import models as models_module
 from edgerec.runtime.bundle import Bundle, Manifest, embedding_space_id, sha256_file
 from edgerec.runtime.catalog import ItemCatalog
-from edgerec.runtime.models import Models
-from edgerec.runtime.pack import STALE_AFTER_S
+from edgerec.runtime.models import INDEX_KEPT_S, Models
 
 pytest.importorskip("onnxruntime")
 GOLDEN = Path(__file__).resolve().parents[2] / "spec" / "golden"
@@ -217,7 +216,7 @@ def test_stats_count_live_items_and_tell_updates_from_additions_and_removals():
 SPACE, OLD = "9da4727dc5a3be405bc65bf2", "0123456789abcdef01234567"
 
 
-def aged(path: Path, seconds: float = STALE_AFTER_S + 60) -> Path:
+def aged(path: Path, seconds: float = INDEX_KEPT_S + 60) -> Path:
     when = time.time() - seconds
     os.utime(path, (when, when))
     return path
@@ -268,20 +267,24 @@ def test_building_or_opening_an_index_removes_the_old_spaces_files(tmp_path, mon
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="the index is the optional extra edgerec[ann]")
-def test_a_bundle_swap_with_an_index_leaves_one_spaces_index_files_and_a_live_one_keeps_serving(tmp_path):
+def test_interleaved_bundles_keep_both_indexes_and_one_left_for_a_week_goes_even_while_mapped(tmp_path):
     history = tmp_path / "h.db"
     with Recommender.open(A, history=history, ann="usearch") as rec:
         rec.warm_up()
     space_a = Bundle.open(A).manifest.embedding_space
-    for path in tmp_path.glob(f"ann-{space_a}-*"):
-        aged(path)
     with Recommender.open(A, history=history, ann="usearch") as still:  # another app still serving A
-        still.warm_up()
-        before = [r.item_id for r in still.recommend("u", k=10)]
+        still.warm_up()  # opened now: its files' time stamps are set
         with Recommender.open(B, history=history, ann="usearch") as rec:
             rec.warm_up()
-            assert sorted(p.name for p in tmp_path.glob("ann-*")) == [
-                f"ann-{rec.manifest.embedding_space}-56.usearch", f"ann-{rec.manifest.embedding_space}-56.usearch.sha256"]
+            space_b = rec.manifest.embedding_space
+        assert len(list(tmp_path.glob(f"ann-{space_a}-*"))) == 2  # interleaved: neither deletes the other's
+        before = [r.item_id for r in still.recommend("u", k=10)]
+        for path in tmp_path.glob(f"ann-{space_a}-*"):
+            aged(path)  # as if A had not been opened for a week
+        with Recommender.open(B, history=history, ann="usearch") as rec:
+            rec.warm_up()
+        assert sorted(p.name for p in tmp_path.glob("ann-*")) == [f"ann-{space_b}-56.usearch",
+                                                                   f"ann-{space_b}-56.usearch.sha256"]
         assert [r.item_id for r in still.recommend("u", k=10)] == before  # its mapped view outlives the file
         assert not still.stats()["failures"]  # served by the index, no fallback to the scan
 

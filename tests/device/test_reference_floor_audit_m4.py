@@ -109,8 +109,18 @@ def test_reference_arrays_of_the_wrong_width_are_refused_before_any_engine_runs(
 @pytest.mark.parametrize("k", [10, 1])
 def test_a_k_that_is_not_the_width_of_the_top_k_is_refused(bundle_copy, k):
     rewrite(bundle_copy, lambda d: d["reference"].update(k=k))
-    with pytest.raises(BundleError, match=rf"holds top-k rows of width 5; the reference's k is {k}; re-export"):
+    with pytest.raises(BundleError, match=rf"holds top-k rows of width 5; the reference's k is {k} \(of 56 items\); re-"):
         reference.check_references(bundle_copy, formats=["onnx"])
+
+
+def test_a_catalog_smaller_than_k_has_every_item_in_its_reference_top_k(bundle_copy):
+    """The exporter writes min(k, items) columns (export/parity.py top_k_rows): a custom model over fewer than its
+    k items was refused on every device."""
+    rewrite(bundle_copy, lambda d: d["reference"].update(k=100))
+    top = np.load(bundle_copy / "reference/top_k.npy")
+    rest = [np.concatenate([row, np.setdiff1d(np.arange(56), row)]) for row in top]
+    replace_array(bundle_copy, "reference/top_k.npy", np.stack(rest).astype(top.dtype))
+    assert reference.check_references(bundle_copy, formats=["onnx"])["passed"] is True
 
 
 @pytest.mark.parametrize("users", [1, 7])  # 7: one fewer than MIN_REFERENCE_USERS (8)

@@ -80,7 +80,7 @@ def test_the_bundles_own_tolerance_decides_and_a_bundle_without_references_does_
                                                                                  "top_k_agreement": 1.0}})
     assert reference.check_references(loose, formats=["onnx"])["passed"] is True  # agreement exactly 1.0 passes
     assert reference.check_references(with_reference(Bundle.open(golden_bundle), {}), formats=["onnx"]) == {
-        "passed": False, "reason": "the bundle carries no reference outputs", "models": []}
+        "passed": False, "checked": False, "reason": "the bundle carries no reference outputs", "models": []}
     nothing = reference.check_references(Bundle.open(golden_bundle), formats=["none"])
     assert nothing["passed"] is False and nothing["models"] == []  # no engine ran: not a pass
 
