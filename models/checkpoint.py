@@ -237,7 +237,7 @@ def refuse_unfinished(folder: str | Path, option: str, flag: str | None = None, 
 
 
 def refuse_resume_by(folder: str | Path, kind: str, info: dict | None = None) -> None:
-    """A ConfigError when `edgerec {kind} --resume` would continue the run in `folder` that another command
+    """A ConfigError when a resume by the command `kind` (train) would continue the run in `folder` that another command
     started: a distill student resumed by train would finish without the teacher's loss and count as finished."""
     if info is None:
         if not (Path(folder) / "config.json").is_file():

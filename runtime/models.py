@@ -1,8 +1,8 @@
 """The heavy parts a request uses, each created on first use: user encoder, ranker, content
 encoder, exact scan and ANN index. Shared by the stages and the facade; safe across threads.
 
-The ANN index is cached in `cache_dir` as `ann-<space>-<count>.usearch` (+ `.sha256`), its time stamp set at each
-open. When an index is built or opened, the index files of other spaces not opened for INDEX_KEPT_S (a week) are
+The ANN index is cached in `cache_dir` as `ann-<space>-<count>.usearch` (+ `.sha256`), its time stamp set when
+opened a day or more after the last. When an index is built or opened, the index files of other spaces not opened for INDEX_KEPT_S (a week) are
 removed: every bundle update left its old space's file there for good, and removing by the 10 minutes of pack.py
 made two bundles interleaved on one history delete each other's index at every launch (minutes to rebuild at 1M
 items). A Recommender still serving from a removed file keeps its mapped view (POSIX keeps an unlinked file's pages
@@ -167,8 +167,9 @@ class Models:
                     raise ConfigError(self._ann_failure) from None
                 if cache is not None:
                     for used in (cache, cache.with_name(cache.name + ".sha256")):
-                        try:
-                            os.utime(used)  # opened now: kept while the device uses this bundle
+                        try:  # opened now: kept while the device uses this bundle (stamped at most once a day)
+                            if time.time() - used.stat().st_mtime > 24 * 3600:
+                                os.utime(used)
                         except OSError:
                             pass
                     remove_other_spaces(self.cache_dir, self.manifest.embedding_space)

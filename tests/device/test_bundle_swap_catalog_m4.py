@@ -272,8 +272,10 @@ def test_interleaved_bundles_keep_both_indexes_and_one_left_for_a_week_goes_even
     with Recommender.open(A, history=history, ann="usearch") as rec:
         rec.warm_up()
     space_a = Bundle.open(A).manifest.embedding_space
+    for path in tmp_path.glob(f"ann-{space_a}-*"):
+        aged(path)  # last opened over a week ago
     with Recommender.open(A, history=history, ann="usearch") as still:  # another app still serving A
-        still.warm_up()  # opened now: its files' time stamps are set
+        still.warm_up()  # opened now: its files' time stamps are set, so B's open below keeps them
         with Recommender.open(B, history=history, ann="usearch") as rec:
             rec.warm_up()
             space_b = rec.manifest.embedding_space
