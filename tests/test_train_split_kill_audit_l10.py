@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from killed_runs import Killed, killed_after_first_save
 
 from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, write_synth
@@ -18,10 +19,6 @@ from edgerec.runtime.atomic import claim
 
 TINY = ["--dim", "8", "--layers", "1", "--heads", "1", "--max-len", "8", "--epochs", "1", "--batch-size", "64",
         "--eval-users", "50", "--loss", "full"]
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after the patched point runs."""
 
 
 # ------------------------------------------------------------------ 1. one writer per checkpoint folder
@@ -62,7 +59,6 @@ def test_a_second_train_or_distill_into_a_held_out_is_refused_and_writes_nothing
 @pytest.fixture(scope="module")
 def killed_run(small_data_dir, tmp_path_factory):
     """A checkpoint folder of a run killed right after its first epoch was saved (as the audit's SIGKILL left)."""
-    import edgerec.models.train as train_module
     from edgerec.models.config import ModelConfig
     from edgerec.models.train import TrainConfig, train_model
 
@@ -71,16 +67,7 @@ def killed_run(small_data_dir, tmp_path_factory):
     split = leave_last_out(dataset)
     model = ModelConfig(dim=8, layers=1, heads=1, max_len=8, dropout=0.0)
     train = TrainConfig(epochs=2, batch_size=64, eval_users=50, loss="full")
-    saved = train_module._save_progress
-
-    def save_then_die(*args, **kwargs):
-        saved(*args, **kwargs)
-        raise Killed
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_save_progress", save_then_die)
-        with pytest.raises(Killed):
-            train_model(dataset, split, model, train, out=root / "ckpt")
+    killed_after_first_save(lambda: train_model(dataset, split, model, train, out=root / "ckpt"))
     assert json.loads((root / "ckpt" / "config.json").read_text())["info"]["in_progress"] is True
     return root / "ckpt", dataset, split, model, train
 

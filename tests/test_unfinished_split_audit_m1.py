@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from killed_runs import Killed, killed_after_first_save
 
 from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, write_synth
@@ -22,26 +23,6 @@ from edgerec.runtime.checks import file_name
 
 TINY = ["--dim", "8", "--layers", "1", "--heads", "1", "--max-len", "8", "--epochs", "2", "--batch-size", "64",
         "--eval-users", "50", "--loss", "full"]
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after the patched point runs."""
-
-
-def _killed_after_first_save(run):
-    """Run `run()` with train's _save_progress killing the process right after its first save."""
-    import edgerec.models.train as train_module
-
-    saved = train_module._save_progress
-
-    def save_then_die(*args, **kwargs):
-        saved(*args, **kwargs)
-        raise Killed
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_save_progress", save_then_die)
-        with pytest.raises(Killed):
-            run()
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +53,9 @@ def runs(small_data_dir, tmp_path_factory):
     train = TrainConfig(epochs=2, batch_size=64, eval_users=50, loss="full")
     train_model(dataset, split, model, TrainConfig(epochs=1, batch_size=64, eval_users=50, loss="full"),
                 out=root / "teacher")
-    _killed_after_first_save(lambda: train_model(dataset, split, model, train, out=root / "killed-train"))
+    killed_after_first_save(lambda: train_model(dataset, split, model, train, out=root / "killed-train"))
     teacher = load_model(root / "teacher")[0]
-    _killed_after_first_save(lambda: distill_model(dataset, split, teacher, model, train, DistillConfig(top_k=8),
+    killed_after_first_save(lambda: distill_model(dataset, split, teacher, model, train, DistillConfig(top_k=8),
                                                    out=root / "killed-distill"))
     return root, dataset, split, model, train
 
