@@ -80,27 +80,6 @@ def test_the_gain_needs_both_tests_significant_and_is_a_figure_when_they_are():
     assert strict["gain_vs_ab"] is None and "alpha 1e-300" in strict["gain_vs_ab_reason"]
 
 
-@pytest.mark.slow
-def test_the_sensitivity_study_pools_seeds_and_names_its_users(tiny_bundle):
-    """What test_experiments::test_sensitivity_pools_seeds_and_compares_every_test checks, with the gain
-    given only where both tests see the effect (there: p = 0.45 to 0.95 on 20 users, and it printed 2.6x)."""
-    data = tiny_bundle.parent / "data"
-    sim = SimConfig(users=20, days=3, pre_days=2, k=5, seed=4)
-    study = SensitivityStudy(Arm("a", tiny_bundle), Arm("b", tiny_bundle, {"language_boost": -5.0}), data, sim,
-                             seeds=2)
-    record = study.run().record
-    assert [r["seed"] for r in record["seeds"]] == [4, 5] and record["pooled"]["users_simulated"] == 40
-    assert record["reactions"] == "SynthReactions" and record["reactions_description"].startswith(SYNTH)
-    for row in [*record["seeds"], record["pooled"]]:
-        for gain, p in (("gain_vs_ab", "interleaving_credit_p_value"), ("gain_sign_vs_ab", "interleaving_sign_p_value")):
-            if row["ab_effect_p_value"] < 0.05 and row[p] < 0.05:
-                assert row[gain] is not None or row[f"{gain}_reason"].startswith("opposite")
-            else:
-                assert row[gain] is None and row[f"{gain}_reason"].startswith("not measurable")
-    table = study.tables(record)[0]
-    assert [r["seed"] for r in table.rows] == [4, 5, "pooled"] and SYNTH in table.title
-
-
 @pytest.fixture(scope="module")
 def imported(tiny_bundle, tmp_path_factory):
     """The tiny world as imported data: no synthetic config, so the users are the fitted click model."""

@@ -452,12 +452,14 @@ def test_sensitivity_pools_seeds_and_compares_every_test(tiny_bundle):
     record = study.run().record
     assert [r["seed"] for r in record["seeds"]] == [4, 5] and record["pooled"]["users_simulated"] == 40
     assert record["true_effect"] == record["pooled"]["true_effect"] < 0  # the top-level figures are the pooled
+    users = "users simulated by the synthetic world's ground-truth user model"
+    assert record["reactions"] == "SynthReactions" and record["reactions_description"].startswith(users)
     for row in [*record["seeds"], record["pooled"]]:
         assert row["interleaving_credit_mean"] < 0  # users credit the better team with more plays
-        for gain in ("gain_vs_ab", "gain_sign_vs_ab"):  # 20 users a seed: p = 0.45 to 0.95, no measurable gain
+        for gain in ("gain_vs_ab", "gain_sign_vs_ab"):  # 20 users a seed: not both tests significant (it said 2.6x)
             assert row[gain] is None and row[f"{gain}_reason"].startswith("not measurable")
     table = study.tables(record)[0]
-    assert [r["seed"] for r in table.rows] == [4, 5, "pooled"]
+    assert [r["seed"] for r in table.rows] == [4, 5, "pooled"] and users in table.title
 
 
 def test_sensitivity_figures_from_per_user_arrays():
