@@ -101,6 +101,27 @@ def test_a_new_bundles_space_keeps_the_removals_made_under_the_old_one_and_says_
     assert rows == [("i10", 1), ("i20", 1)]
 
 
+def test_removals_alone_are_carried_with_an_info_line_and_the_record_is_read_key_by_key(tmp_path, caplog):
+    """Nothing left behind is a plain INFO line (WARNING only when added items were not carried); a record that
+    lost a key keeps the other, and one altered into something else reads as nothing carried."""
+    history = tmp_path / "h.db"
+    with Recommender.open(A, history=history) as rec:
+        rec.remove_items(GONE)
+    caplog.set_level(logging.INFO, logger="edgerec.runtime")
+    with Recommender.open(B, history=history) as rec:
+        assert rec.stats()["catalog_carried"] == {"removed": 2, "added_not_carried": 0}
+    assert [r.levelno for r in carry_logs(caplog)] == [logging.INFO]
+    key = "catalog_carried:" + Bundle.open(B).manifest.embedding_space
+    for value, carried in [('{"removed": 2}', {"removed": 2, "added_not_carried": 0}),
+                           ("not a record", {"removed": 0, "added_not_carried": 0})]:
+        with sqlite3.connect(history) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+        db.close()
+        with Recommender.open(B, history=history) as rec:
+            assert rec.stats()["catalog_carried"] == carried
+            assert not set(GONE) & set(served(rec))  # the carried rows stay whatever the record says
+
+
 def test_the_app_brings_a_carried_removal_back_and_adds_its_items_again_as_the_docs_say(tmp_path):
     history = tmp_path / "h.db"
     changes_under_a(history)
@@ -208,6 +229,10 @@ def test_stats_count_live_items_and_tell_updates_from_additions_and_removals():
         rec.remove_items(["i02"])  # the updated bundle item removed: one removed id, no longer an update
         assert counts() == (54, 0, 0, 3)
         assert len(served(rec)) == 54 == rec.stats()["items"]
+        rec.add_items([{"item_id": f"m{n}", "title": "x", "vector": [0.5 + n] * 8} for n in range(3)])
+        assert counts() == (57, 3, 0, 3)  # each added item counted, not only whether there was one
+        rec.remove_items(["m0", "m1"])
+        assert counts() == (55, 1, 0, 5)
 
 
 # ------------------------------------------------------------------ 3. other spaces' index files go

@@ -3,9 +3,12 @@ and a bundle update pass. Each figure is recomputed here from the golden bundle'
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+from edgerec.errors import BundleError
 from edgerec.runtime import reference
 from edgerec.runtime.backends import available_backends
 from edgerec.runtime.bundle import Bundle
@@ -160,3 +163,67 @@ def test_a_user_vector_zero_in_the_bundle_and_here_is_a_match():
     got = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
     expected = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [-1.0, -1.0]])
     assert reference.row_cosines(got, expected).tolist() == pytest.approx([1.0, 1.0, 0.0, -1.0])
+
+
+def _golden_arrays(golden_bundle) -> dict:
+    bundle = Bundle.open(golden_bundle)
+    return {key: np.asarray(bundle.array(f"reference/{key}.npy")) for key in ("histories", "user_vectors", "top_k")}
+
+
+def _edits(arrays: dict, count: int) -> dict:
+    """Reference arrays each wrong in one way, with the file and the words the refusal must name."""
+    hist, vec, top = arrays["histories"], arrays["user_vectors"], arrays["top_k"]
+    nan = vec.copy()
+    nan[2, 0] = np.nan
+    negative, past = hist.copy(), hist.copy()
+    negative[0, -1], past[0, -1] = -1, count + 1
+    outside = top.copy()
+    outside[1, 0] = count
+    return {
+        "float histories": ({"histories": hist.astype(np.float32)}, "histories.npy", "array of whole numbers"),
+        "whole-number vectors": ({"user_vectors": vec.astype(np.int64)}, "user_vectors.npy", "array of floats"),
+        "float top-k": ({"top_k": top.astype(np.float64)}, "top_k.npy", "array of whole numbers"),
+        "no histories": ({"histories": hist[:0]}, "histories.npy", "non-empty 2-D array"),
+        "a vector short": ({"user_vectors": vec[:-1]}, "histories.npy",
+                           f"holds {len(hist)} histories for {len(hist) - 1} user vectors"),
+        "a row below 0": ({"histories": negative}, "histories.npy", f"model rows outside 0..{count} "),
+        "a row past the catalog": ({"histories": past}, "histories.npy", f"model rows outside 0..{count} "),
+        "a top-k row past the catalog": ({"top_k": outside}, "top_k.npy", f"item rows outside 0..{count - 1};"),
+        "a NaN vector": ({"user_vectors": nan}, "user_vectors.npy", "holds NaN or infinite values"),
+    }
+
+
+@pytest.mark.parametrize("case", ["float histories", "whole-number vectors", "float top-k", "no histories",
+                                  "a vector short", "a row below 0", "a row past the catalog",
+                                  "a top-k row past the catalog", "a NaN vector"])
+def test_each_wrong_reference_array_is_refused_naming_its_file_and_fault(golden_bundle, case):
+    count = Bundle.open(golden_bundle).manifest.items.count
+    arrays, file, words = _edits(_golden_arrays(golden_bundle), count)[case]
+    with pytest.raises(BundleError) as refused:
+        reference.check_references(opened(golden_bundle, **arrays), formats=["onnx"])
+    message = str(refused.value)
+    assert f"reference/{file} " in message and words in message and message.endswith("re-export the bundle")
+
+
+def test_the_last_items_model_row_is_a_history_row_not_a_fault(golden_bundle):
+    """Model rows are item row + 1, so the catalog's size names its last item and is accepted."""
+    count = Bundle.open(golden_bundle).manifest.items.count
+    hist = _golden_arrays(golden_bundle)["histories"].copy()
+    hist[0, -1] = count
+    report = reference.check_references(opened(golden_bundle, histories=hist), formats=["onnx"])
+    assert [m["format"] for m in report["models"]] == ["onnx"]
+
+
+@pytest.mark.parametrize("k", [0, -3, True, "5", 2.0])
+def test_a_reference_k_that_is_not_a_positive_whole_number_is_refused(golden_bundle, k):
+    section = dict(Bundle.open(golden_bundle).manifest.reference)
+    with pytest.raises(BundleError, match=rf"its reference's k is {re.escape(repr(k))}, not a whole number >= 1 "
+                                          r"\(the width of reference/top_k.npy\); re-export the bundle"):
+        reference.check_references(with_reference(Bundle.open(golden_bundle), {**section, "k": k}), formats=["onnx"])
+
+
+def test_a_reference_without_its_files_names_what_is_missing(golden_bundle):
+    section = {key: value for key, value in Bundle.open(golden_bundle).manifest.reference.items() if key != "top_k"}
+    with pytest.raises(BundleError, match="^its reference names no histories, user_vectors and top_k files; "
+                                          "re-export the bundle$"):
+        reference.check_references(with_reference(Bundle.open(golden_bundle), section), formats=["onnx"])
