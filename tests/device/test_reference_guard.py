@@ -123,6 +123,14 @@ def test_without_a_tolerance_the_defaults_hold(golden_bundle):
     section = {k: v for k, v in Bundle.open(golden_bundle).manifest.reference.items() if k != "tolerance"}
     report = reference.check_references(with_reference(Bundle.open(golden_bundle), section), formats=["onnx"])
     assert report["tolerance"] == {"cosine_min": 0.98, "top_k_agreement": 0.8} and report["passed"] is True
+    assert report["tolerance_floor"] == reference.TOLERANCE_FLOOR
+    assert report["tolerance_rule"] == "the runtime's default: the bundle states no tolerance"
+
+
+def test_a_tolerance_exactly_at_the_floor_is_the_bundles_own():
+    report = reference.applied_tolerance({"tolerance": dict(reference.TOLERANCE_FLOOR)})
+    assert report["tolerance_source"] == "bundle" and report["tolerance"] == reference.TOLERANCE_FLOOR
+    assert report["tolerance_rule"] == "the bundle's own tolerance (at or above the runtime's floor)"
 
 
 def test_a_format_asked_for_alone_is_checked_after_the_others_are_passed_over(golden_bundle):
