@@ -22,6 +22,7 @@ from itertools import chain
 import numpy as np
 
 from edgerec.errors import ConfigError, UnknownIdError
+from edgerec.runtime import catalog_features
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import (  # string_column: imported from here by host tools
     CatalogIds,
@@ -32,7 +33,8 @@ from edgerec.runtime.catalog_columns import (  # string_column: imported from he
     stored_median,
     string_column,
 )
-from edgerec.runtime.features import MODALITIES, ItemTable
+from edgerec.runtime.column_rows import row_readers, whole_pass
+from edgerec.runtime.features import ItemTable
 from edgerec.runtime.item_meta import BundleRows
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.tag_column import read_tags
@@ -64,8 +66,10 @@ class ItemCatalog:
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None
-        self.rows = BundleRows(self.ids, self.titles, self.tag_column, self.categorical, self._vocab_arrays,
-                               self.numeric)  # their decoded metadata, kept for the rows that recur
+        # rows read at random go through the files (column_rows.py); whole passes read the maps above
+        self.code_rows, self.numeric_rows = row_readers(self.categorical), row_readers(self.numeric)
+        self.rows = BundleRows(self.ids, self.titles, self.tag_column, self.code_rows, self._vocab_arrays,
+                               self.numeric_rows)  # their decoded metadata, kept for the rows that recur
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
         self.removed = np.zeros(self.base_count, bool)
@@ -195,8 +199,7 @@ class ItemCatalog:
 
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """A categorical column as strings for some rows (bundle and added items alike)."""
-        codes, _ = self.categorical[name]
-        vocab = self._vocab_arrays[name]  # code -1 (none) reads its trailing ''
+        codes, vocab = self.code_rows[name][0], self._vocab_arrays[name]  # code -1 (none) reads its trailing ''
         return self._per_row(rows, lambda r: vocab[codes[r]], lambda item: added_text(item, name),
                              lambda n: np.empty(n, dtype=object))
 
@@ -209,11 +212,12 @@ class ItemCatalog:
         if rows is None:  # every row: the codes as stored, without a gather
             added = [added_text(item, name) in wanted for item in self.added]
             return np.r_[one_of(codes, wanted_codes), np.array(added, bool)]
+        codes = self.code_rows[name][0]
         return self._per_row(rows, lambda r: one_of(codes[r], wanted_codes),
                              lambda item: added_text(item, name) in wanted, lambda n: np.zeros(n, bool))
 
     def numeric_column(self, name: str, rows: np.ndarray) -> np.ndarray:
-        values = self.numeric[name]
+        values = self.numeric_rows[name]
         return self._per_row(rows, lambda r: values[r].astype(np.float64),
                              lambda item: float(item.meta.get(name, 0) or 0), lambda n: np.zeros(n, np.float64))
 
@@ -223,64 +227,18 @@ class ItemCatalog:
         if values is None:
             raise ConfigError("this bundle has no hubness column (exported before it existed, or with "
                               "ExportConfig(hubness=False)): re-export it, or leave Policy.hub_penalty at 0")
-        median = self._cached("hubness median", lambda: stored_median(values) if len(values) else 0.0)
-        return self._per_row(rows, lambda r: values[r].astype(np.float64), lambda _item: median, np.zeros)
+        median = self._cached("hubness median", lambda: whole_pass(values, lambda: stored_median(values))
+                              if len(values) else 0.0) if self.added else 0.0  # for added items only
+        rows_of = self.numeric_rows["hubness"]
+        return self._per_row(rows, lambda r: rows_of[r].astype(np.float64), lambda _item: median, np.zeros)
 
     def feature_table(self) -> ItemTable:
         """Integer attributes for ranker features over all rows (built per catalog version)."""
-        return self._cached("features", self._feature_table)
-
-    def _feature_table(self) -> ItemTable:
-        """Columns computed for the rows a request reads (the ranker's pool and history), not for
-        every item; codes compare equal exactly when the values do, as the features need."""
-        n = len(self)
-
-        def numeric(name, dtype, maximum=None, unknown=0.0):
-            values = self.numeric[name]
-            return RowColumn(n, self._rows_of(lambda r: values[r].astype(dtype),
-                                              lambda item: float(item.meta.get(name, 0) or unknown),
-                                              lambda k: np.zeros(k, dtype)), maximum)
-
-        popularity = self.numeric["popularity"]
-        top = np.float32(popularity.max()) if len(popularity) else np.float32(0)
-        # an added item of unknown popularity reads as a typical item, not as the least played one:
-        # at 0 the ranker and the scorer put new items below the short list's end for every user
-        typical = self._cached("popularity median", lambda: float(np.float32(stored_median(popularity)))
-                               if len(popularity) else 0.0)
-        extra = [float(np.float32(a.meta.get("popularity", 0) or typical)) for a in self.added]
-        return ItemTable(
-            modality=self.code_column("modality", list(MODALITIES)),
-            duration=numeric("duration", np.float32),
-            popularity=numeric("popularity", np.float32, lambda: np.float32(max([top, *extra])), typical),
-            release_ts=numeric("release_ts", np.int64),
-            language=self.code_column("language"),
-            creator=self.code_column("creator"),
-            series=self.code_column("series_id"),
-            episode=numeric("episode", np.int64),
-        )
+        return self._cached("features", lambda: catalog_features.feature_table(self))
 
     def code_column(self, name: str, fixed: list[str] | None = None) -> RowColumn:
-        """Integer codes of a categorical column ('' -> -1): positions in `fixed` when given (other
-        values -1), else the bundle's codes, values only added items have numbered after them."""
-        codes, vocab = self.categorical[name]
-        if fixed is not None:
-            code_of = {v: i for i, v in enumerate(fixed)}
-        else:
-            code_of = {v: i for i, v in enumerate(vocab) if v}
-            for item in self.added:  # numbered once per catalog version (this table is cached per version)
-                code_of.setdefault(added_text(item, name), len(vocab) + len(code_of))
-            code_of.pop("", None)
-        lut = np.array([code_of.get(v, -1) for v in vocab] + [-1], np.int64)  # code -1 reads the last entry
-        return RowColumn(len(self), self._rows_of(
-            lambda r: lut[codes[r]], lambda item: code_of.get(added_text(item, name), -1),
-            lambda k: np.zeros(k, np.int64)))
-
-    def _rows_of(self, from_bundle, from_added, empty):
-        """rows -> values for a derived column of this catalog version: straight from the bundle's
-        columns while no item was added on the device (a request reads ~10 columns: keep it one call)."""
-        if not self.added:
-            return from_bundle
-        return lambda rows: self._per_row(rows, from_bundle, from_added, empty)
+        """Integer codes of a categorical column for the rows asked for (catalog_features.py)."""
+        return catalog_features.code_column(self, name, fixed)
 
     # ---------------------------------------------------------- updates
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgerec.runtime.caps import capped_reach
 from edgerec.runtime.cold_spread import spread_newcomers
+from edgerec.runtime.column_rows import release_pages
 from edgerec.runtime.models import Models
 from edgerec.runtime.policies import filter_mask, popularity_prior, standardize
 from edgerec.runtime.ranking import engagement_weight, kept_pull, pulled_query, rows_with_tags
@@ -316,6 +317,7 @@ def standard_prior(cat, now: float, block: int = 1 << 13) -> np.ndarray:
         end = min(start + block, cat.base_count)
         prior[start:end] = popularity_prior(popularity[start:end].astype(np.float64),
                                             release[start:end].astype(np.float64), now)
+    release_pages(popularity), release_pages(release)  # read again in an hour: their pages need not stay in between
     if cat.added:  # items added on the device: the popularity and release their metadata gives, else 0
         given = [(float(a.meta.get("popularity") or 0), float(a.meta.get("release_ts") or 0)) for a in cat.added]
         prior[cat.base_count:] = popularity_prior(*np.array(given, np.float64).T, now)

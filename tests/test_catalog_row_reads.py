@@ -1,0 +1,123 @@
+"""The catalog's fixed-width columns are read through their files for the rows a request asks for
+(runtime/column_rows.py): the same values as the memory map, without its pages staying resident."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerec.device_tests.scale import scaled_bundle
+from edgerec.errors import BundleError
+from edgerec.runtime import Recommender
+from edgerec.runtime.bundle import Bundle
+from edgerec.runtime.column_rows import RowReader, release_pages, whole_pass
+
+pytestmark = pytest.mark.usefixtures("fixed_history_clock")
+
+GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
+NOW = 1_790_000_000.0
+SMAPS = Path("/proc/self/smaps")
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """The golden bundle grown to 120k items: its int8 code columns span 30 pages, int32 ones 118."""
+    return scaled_bundle(Bundle.open(GOLDEN), 120_000, tmp_path_factory.mktemp("rows") / "big")
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.uint16])
+def test_rows_read_through_the_file_are_the_arrays_rows(tmp_path, dtype):
+    rng = np.random.default_rng(1)
+    values = (rng.normal(0, 1000, 50_000)).astype(dtype)
+    np.save(tmp_path / "c.npy", values)
+    mapped = np.asarray(np.load(tmp_path / "c.npy", mmap_mode="r"))
+    reader = RowReader(mapped)
+    assert reader._fd is not None and len(reader) == len(values)
+    for rows in (rng.integers(0, len(values), 40), np.sort(rng.integers(0, len(values), 300)),
+                 np.array([7, 7, 3, 49_999, 0, 7]), np.arange(1000, 1400), np.zeros(0, np.int64),
+                 np.array([-1, -50_000, 5]), rng.integers(0, len(values), 5).astype(np.int32)):
+        got = reader[rows]
+        assert got.dtype == values.dtype and np.array_equal(got, values[rows], equal_nan=True)
+    assert reader[12] == values[12] and reader[np.int64(-3)] == values[-3]
+    for bad in (np.array([3, 50_000]), np.array([-50_001])):
+        with pytest.raises(IndexError):
+            _ = reader[bad]
+    in_memory = RowReader(values)  # not a file: the array's own indexing
+    assert in_memory._fd is None and np.array_equal(in_memory[[4, 2]], values[[4, 2]])
+
+
+def test_a_column_file_cut_short_after_opening_is_a_bundle_error(tmp_path):
+    np.save(tmp_path / "c.npy", np.arange(10_000, dtype=np.int32))
+    reader = RowReader(np.asarray(np.load(tmp_path / "c.npy", mmap_mode="r")))
+    with open(tmp_path / "c.npy", "r+b") as handle:
+        handle.truncate(2_000)
+    with pytest.raises(BundleError, match="changed on disk"):
+        _ = reader[[9_000]]
+
+
+def _resident_kb(folder: Path, skip=("embeddings.npy", "scales.npy", "encoder_inputs.npy")) -> dict[str, int]:
+    """Resident kB of each mapped file under `folder`; the table is read whole by the scan, the encoder
+    inputs a history at a time (kept on the map: column_rows.py says why)."""
+    out, name = {}, None
+    for line in SMAPS.read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's first line (a file's: 6 fields)
+            path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) == 6 else ""
+            name = path if path.startswith(str(folder)) and not path.endswith(skip) else None
+        elif name and line.startswith("Rss:"):
+            out[Path(name).name] = out.get(Path(name).name, 0) + int(line.split()[1])
+    return out
+
+
+@pytest.mark.skipif(not SMAPS.exists(), reason="reads the process's mappings (Linux)")
+def test_random_row_reads_leave_the_column_files_out_of_resident_memory(big):
+    """Through the memory maps, 3,000 random rows made every page of each column resident (10.5 MB
+    at a million items in the bench); read through the files, none stays."""
+    rng = np.random.default_rng(0)
+    with Recommender.open(big) as rec:
+        cat, folder = rec.catalog, (big / "items").resolve()
+        vocab = cat.categorical["genre"][1]
+        for _ in range(300):
+            rows = rng.integers(0, cat.base_count, 10)
+            cat.metas(rows)  # the results' metadata: every categorical and numeric column
+            cat.numeric_column("release_ts", rows), cat.hubness(rows), cat.column("creator", rows)
+            cat.matches("genre", rows, vocab[:2])
+            table = cat.feature_table()  # the ranker's and the context stage's attributes
+            table.modality[rows], table.popularity[rows], table.creator[rows]
+        resident = _resident_kb(folder)
+    assert resident, "the bundle's columns are memory-mapped: this test reads their resident pages"
+    assert sum(resident.values()) <= 16, f"column pages resident after random reads: {resident} kB"
+
+
+@pytest.mark.skipif(not SMAPS.exists(), reason="reads the process's mappings (Linux)")
+def test_requests_leave_the_column_files_out_of_resident_memory(big):
+    """Whole requests of the default policy (histories, a newcomer's popularity prior): the prior's pass
+    over two columns gives its pages back, and the results' rows are read through the files. (Reads of
+    a whole pool, >64 rows: caps, boosts, the context prior, use the map's gather, column_rows.FEW_ROWS.)"""
+    rng = np.random.default_rng(2)
+    with Recommender.open(big) as rec:
+        cat = rec.catalog
+        for user in range(40):
+            start = int(rng.integers(0, cat.base_count - 20))
+            for i in range(12):
+                rec.record(f"u{user}", cat.item_id(start + i if i % 3 else int(rng.integers(0, cat.base_count))),
+                           "finish", timestamp=NOW - 1_000 + i)
+        for i in range(200):
+            rec.recommend(f"u{i % 40}", k=10, context={"now": NOW})
+        rec.recommend("newcomer", k=10, context={"now": NOW})
+        resident = _resident_kb((big / "items").resolve())
+    columns_kb = sum((big / "items" / name).stat().st_size for name in resident) // 1024
+    # the map held every page of each column (3.8 MB); a pool's reads now leave a few pages (128 kB)
+    assert sum(resident.values()) <= columns_kb // 8, f"column pages resident after requests: {resident} kB"
+
+
+@pytest.mark.skipif(not SMAPS.exists(), reason="reads the process's mappings (Linux)")
+def test_a_whole_pass_gives_the_columns_pages_back(tmp_path):
+    np.save(tmp_path / "c.npy", np.arange(400_000, dtype=np.int32))
+    mapped = np.asarray(np.load(tmp_path / "c.npy", mmap_mode="r"))
+    assert whole_pass(mapped, mapped.max) == 399_999
+    assert sum(_resident_kb(tmp_path.resolve()).values()) == 0
+    assert int(mapped.sum()) == 399_999 * 400_000 // 2  # the values read back after the release
+    release_pages(np.arange(3))  # not a map: nothing to do
