@@ -30,6 +30,7 @@ from edgerec.studies.ope import (
     cluster_standard_error,
     days_for_goal,
     estimates,
+    expected_under_logger,
     list_terms,
     lists_for_goal,
     seed_summary,
@@ -548,7 +549,7 @@ class OPEStudy(Study):
 
     def measure_seed(self, sim: SimConfig, progress: Progress) -> dict:
         dataset, simulator = _setup(self.data_dir, sim, self.source)
-        logs, truth, logged_truth, users = [], [], [], []
+        logs, truth, logged_truth, users, values = [], [], [], [], []
         with open_device(self.logging.bundle) as rec, open_device(self.target.bundle) as target:
             exposures = explore(rec, self.temperature, seed=sim.seed)
             policies = self.logging.make_policy(rec), self.target.make_policy(target)
@@ -569,10 +570,14 @@ class OPEStudy(Study):
                         users.append(int(code))  # a user's lists move together: one cluster
                         truth.append(one[1])
                         logged_truth.append(one[2])
+                        values.append(one[3])
         # users, not lists, are resampled: each user logs up to `days` lists that share the user's tastes
         found, errors = estimates(logs), standard_errors(logs, seed=sim.seed, users=users)
         true = float(np.mean(truth))
         terms = list_terms(logs)
+        # each estimator on average over the logger's draws on these very lists (its bias), beside the truth:
+        # what the run's estimate adds to it is noise (ope.expected_under_logger)
+        expected = expected_under_logger(logs, np.array(values))
         # the truth is each list's exact expected plays, so it has no click noise; over these users (the
         # estimand is these lists' value, the same for every estimator) its spread is reported beside it,
         # a user's lists counted as one cluster (std / sqrt(lists) said half of it on 150 users x 5 days)
@@ -582,6 +587,7 @@ class OPEStudy(Study):
                 "lists_for_goal": {name: lists_for_goal(se, true, len(logs)) for name, se in errors.items()},
                 "between_user_share": {name: between_user_share(terms[name], users) for name in errors},
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
+                "expected_relative_error": {k2: (v - true) / true for k2, v in expected.items()},
                 "thin_support": thin_support(logs),
                 "match_rate": float(np.mean([lg.match.mean() for lg in logs])), **_reactions_fields(simulator)}
 
@@ -597,8 +603,8 @@ class OPEStudy(Study):
             return None  # nothing explored: an empty or short list, or the popularity fallback
         items = np.array([simulator.item_code[i] for i in shown])
         target_items = np.array([simulator.item_code[i] for i in wanted])
-        truth = (float((gamma * react.attraction(code, target_items, consumed)).sum()),
-                 float((gamma * react.attraction(code, items, consumed)).sum()))
+        value = gamma * react.attraction(code, target_items, consumed)  # per position: examination x attraction
+        truth = (float(value.sum()), float((gamma * react.attraction(code, items, consumed)).sum()), value)
         reaction = react.react(code, items, rng, "pbm", consumed)
         consumed.add(items[reaction.played])
         simulator.record(recs, name, shown, reaction, now)
@@ -608,12 +614,14 @@ class OPEStudy(Study):
                            np.array([rank.get(i, k) for i in shown]), np.array([rank.get(i, k) for i in wanted]),
                            np.array(shown), np.array(wanted),
                            np.array([exposure.position_probabilities(i) for i in wanted]))
-        return (entry, *truth)
+        return entry, truth[0], truth[1], truth[2]
 
     @classmethod
     def tables(cls, record: dict) -> list[Table]:
         rows = [{"estimator": name, "estimate": v, "standard_error": record["standard_errors"][name],
                  "relative_error": record["relative_error"][name],
+                 **({"expected_error": record["expected_relative_error"].get(name)}
+                    if "expected_relative_error" in record else {}),
                  "lists_for_goal": record["lists_for_goal"][name],
                  **({"days_for_goal": days_for_goal(record["lists_for_goal"][name], record["lists"], record["days"],
                                                     record.get("between_user_share", {}).get(name, 0.0))}
@@ -626,6 +634,8 @@ class OPEStudy(Study):
         tables = [Table(_beside(f"expected plays per list of the target ({record['lists']} logged lists, seed "
                         f"{record['seeds'][0]['seed']}; lists_for_goal: lists the estimator's noise needs to stay "
                         f"within {GOAL:.0%} of the truth in 95% of runs, above {record['lists']} a verdict is luck; "
+                        "expected_error: the estimator's signed error on average over the logger's draws on "
+                        "these lists, its bias (SNIPS: its limit); the rest of relative_error is noise; "
                         "days_for_goal: the --days that gets there with these users, counting that more days "
                         "of them do not shrink what comes from the users themselves (n/a: no number of days "
                         "does, more users are needed); standard errors resample users, all of a user's lists "
