@@ -539,11 +539,18 @@ class OPEStudy(Study):
 
     def measure(self, progress: Progress) -> dict:
         runs = [self.measure_seed(replace(self.sim, seed=self.sim.seed + i), progress) for i in range(self.seeds)]
+        # which users each seed logged: on a small data set every seed logs the same users (all of them), so
+        # the seeds redraw exploration and clicks only and their spread leaves out the users' own
+        logged = [set(r.pop("logged_users")) for r in runs]
         rows = [{"seed": self.sim.seed + i, "lists": r["lists"], "true_value": r["true_value"],
                  "true_value_se": r["true_value_se"], **r["estimates"]} for i, r in enumerate(runs)]
         thin = [r["thin_support"] for r in runs]
         summary = seed_summary(rows)
-        return {**runs[0], "seeds": [{**row, "thin_support_value": t and t["value"]} for row, t in zip(rows, thin)],
+        shared = (float(np.mean([len(logged[0] & u) / max(len(logged[0] | u), 1) for u in logged[1:]]))
+                  if len(logged) > 1 else None)
+        # the settings every figure rests on (a record without its temperature could not be read back)
+        return {**runs[0], "temperature": float(self.temperature), "users_shared_across_seeds": shared,
+                "seeds": [{**row, "thin_support_value": t and t["value"]} for row, t in zip(rows, thin)],
                 "error_over_seeds": summary,
                 "mean_relative_error": {name: s["mean"] for name, s in summary.items()}}
 
@@ -581,10 +588,15 @@ class OPEStudy(Study):
         # the truth is each list's exact expected plays, so it has no click noise; over these users (the
         # estimand is these lists' value, the same for every estimator) its spread is reported beside it,
         # a user's lists counted as one cluster (std / sqrt(lists) said half of it on 150 users x 5 days)
-        return {"lists": len(logs), "users_logged": len(set(users)), "days": sim.days, "true_value": true,
+        # the noise floor is what a user can compute: each standard error against the direct model's estimate
+        # (low-noise, from the logs alone), never against the simulator's truth, which a real run does not have
+        scale = found["DM"]
+        return {"lists": len(logs), "users_logged": len(set(users)), "logged_users": sorted(set(users)),
+                "days": sim.days, "true_value": true,
                 "true_value_se": cluster_standard_error(truth, users),  # None for a single user
                 "logging_value": float(np.mean(logged_truth)), "estimates": found, "standard_errors": errors,
-                "lists_for_goal": {name: lists_for_goal(se, true, len(logs)) for name, se in errors.items()},
+                "goal_scale": {"estimator": "DM", "value": scale},
+                "lists_for_goal": {name: lists_for_goal(se, scale, len(logs)) for name, se in errors.items()},
                 "between_user_share": {name: between_user_share(terms[name], users) for name in errors},
                 "relative_error": {k2: abs(v - true) / true for k2, v in found.items()},
                 "expected_relative_error": {k2: (v - true) / true for k2, v in expected.items()},
@@ -631,9 +643,14 @@ class OPEStudy(Study):
                      "standard_error": record["true_value_se"], "relative_error": 0.0})
         rows.append({"estimator": "logging policy (true)", "estimate": record["logging_value"],
                      "relative_error": None})
+        temperature = (f", exploration temperature {record['temperature']:g}" if "temperature" in record
+                       else ", exploration temperature not recorded")
+        scale = ("5% of DM's estimate, computed from the logs alone, not from the truth" if "goal_scale" in record
+                 else "computed against the simulator's truth (an older record)")
         tables = [Table(_beside(f"expected plays per list of the target ({record['lists']} logged lists, seed "
-                        f"{record['seeds'][0]['seed']}; lists_for_goal: lists the estimator's noise needs to stay "
-                        f"within {GOAL:.0%} of the truth in 95% of runs, above {record['lists']} a verdict is luck; "
+                        f"{record['seeds'][0]['seed']}{temperature}; lists_for_goal: lists the estimator's noise "
+                        f"needs to stay within {GOAL:.0%} in 95% of runs ({scale}), above {record['lists']} a "
+                        "verdict is luck; "
                         "expected_error: the estimator's signed error on average over the logger's draws on "
                         "these lists, its bias (SNIPS: its limit); the rest of relative_error is noise; "
                         "days_for_goal: the --days that gets there with these users, counting that more days "
@@ -649,9 +666,14 @@ class OPEStudy(Study):
                                 [record["thin_support"]]))
         if len(record["seeds"]) > 1:
             tables.append(Table("each seed", record["seeds"]))
-            tables.append(Table(f"relative error over {len(record['seeds'])} seeds (goal: within "
+            shared = record.get("users_shared_across_seeds")
+            users = ("" if shared is None else "; the seeds log the same users, so they redraw exploration and "
+                     "clicks only" if shared >= 0.999 else f"; {shared:.0%} of the users shared between seeds")
+            lists = sorted({row["lists"] for row in record["seeds"]})
+            tables.append(Table(f"relative error over {len(record['seeds'])} seeds of "
+                                f"{'/'.join(f'{n:,}' for n in lists)} lists{temperature} (goal: within "
                                 f"{GOAL:.0%}, closer than IPS; signed: the mean with its sign, mean: of the "
-                                "absolute error, se: its standard error)",
+                                f"absolute error, se: its standard error; every seed counted{users})",
                                 [{"estimator": name, "signed": s["signed"], "mean": s["mean"], "se": s["se"],
                                   "rmse": s["rmse"], "seeds_within_goal": s["within_goal"],
                                   "seeds_closer_than_ips": s["closer_than_ips"]}
