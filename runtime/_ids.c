@@ -2,7 +2,8 @@
  * its history, and in Python each id cost about 5 us (the FNV-1a hash byte by byte, the bucket's
  * entries, two os.pread calls to confirm the id's bytes). The same steps here cost well under a
  * microsecond an id plus the two system calls. read_rows reads rows of such a pair of files (ids,
- * tag codes) with the same two system calls a row and none of Python's cost around them.
+ * tag codes) with the same two system calls a row and none of Python's cost around them; read_cells
+ * does the same for rows of a fixed-width column (column_rows.py).
  *
  * find(entries, starts, ids, row_bits, fp_bits, shift, offsets_fd, offsets_at, width, signed, blob_fd)
  *   entries: the index's uint32 words (fingerprint << row_bits | row); starts: uint32 bucket starts;
@@ -121,6 +122,57 @@ fail:
     return NULL;
 }
 
+/* read_cells(fd, at, itemsize, rows) -> bytes: the `itemsize` bytes at at + row * itemsize of each of
+ * `rows` (ints the caller checked), joined in order: a pread a run of consecutive rows (r, r + 1, ...:
+ * a series watched in order, its episodes side by side in the catalog), without Python's cost around
+ * each (~0.8 us a call through os.pread, measured; a history's encoder inputs are 30 to 50 rows). The
+ * bytes stop at the first short read (a file cut after open): the caller compares the length. */
+static PyObject *ids_read_cells(PyObject *self, PyObject *args) {
+    int fd, itemsize;
+    long long at;
+    PyObject *rows;
+    if (!PyArg_ParseTuple(args, "iLiO!", &fd, &at, &itemsize, &PyList_Type, &rows)) return NULL;
+    if (itemsize < 1 || itemsize > 16 || at < 0) {
+        PyErr_SetString(PyExc_ValueError, "read_cells: items of 1 to 16 bytes from a position >= 0");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, count * itemsize);
+    if (out == NULL) return NULL;
+    char *into = PyBytes_AS_STRING(out);
+    Py_ssize_t i = 0;
+    long long row = 0, next = 0;
+    if (count && (row = PyLong_AsLongLong(PyList_GET_ITEM(rows, 0))) == -1 && PyErr_Occurred()) goto fail;
+    while (i < count) {
+        if (row < 0) {
+            PyErr_Format(PyExc_IndexError, "read_cells: row %lld is negative", row);
+            goto fail;
+        }
+        Py_ssize_t run = 1; /* rows i .. i + run - 1 are row, row + 1, ... */
+        while (i + run < count) {
+            next = PyLong_AsLongLong(PyList_GET_ITEM(rows, i + run));
+            if (next == -1 && PyErr_Occurred()) goto fail;
+            if (next != row + run) break;
+            run++;
+        }
+        ssize_t want = (ssize_t)run * itemsize, got = pread(fd, into + i * itemsize, want, at + row * itemsize);
+        if (got < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto fail;
+        }
+        if (got < want) {
+            if (_PyBytes_Resize(&out, i * itemsize + got) < 0) return NULL;
+            return out;
+        }
+        i += run;
+        row = next; /* the row that ended the run (unused once i == count) */
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyObject *ids_find(PyObject *self, PyObject *args) {
     PyObject *entries_obj, *starts_obj, *ids, *out = NULL;
     int row_bits, fp_bits, shift, offsets_fd, width, is_signed, blob_fd;
@@ -191,6 +243,8 @@ static PyMethodDef methods[] = {
     {"read_rows", ids_read_rows, METH_VARARGS,
      "read_rows(offsets_fd, offsets_at, width, signed, data_fd, data_at, itemsize, rows) -> each row's bytes "
      "of a pair of offsets and data files."},
+    {"read_cells", ids_read_cells, METH_VARARGS,
+     "read_cells(fd, at, itemsize, rows) -> the itemsize bytes of each row of a fixed-width file, joined."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,11 +33,23 @@ from edgerec.runtime.catalog_columns import (  # string_column: imported from he
     stored_median,
     string_column,
 )
-from edgerec.runtime.column_rows import row_readers, whole_pass
+from edgerec.runtime.column_rows import (
+    FEW_ROWS,
+    RowReader,
+    close_readers,
+    release_pages,
+    row_readers,
+    whole_pass,
+)
 from edgerec.runtime.features import ItemTable
 from edgerec.runtime.item_meta import BundleRows
 from edgerec.runtime.item_table import StoredTable
 from edgerec.runtime.tag_column import read_tags
+
+# A history's first read takes 30 to 50 inputs: 4 us through the map, 25 to 50 through the file (a pread
+# each, measured). A column of at most this many bytes stays on the map (all its pages resident cost at
+# most that: 100k int16 inputs, 0.2 MB); past it the file (a million items' 2 MB stayed resident).
+MAPPED_INPUTS = 1 << 20
 
 
 @dataclass
@@ -66,13 +78,17 @@ class ItemCatalog:
         # Which user-encoder input each item is (default: row + 1, 0 being padding); a bundle
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None
+        inputs = self.input_map
+        self._input_rows = RowReader(inputs) if inputs is not None and inputs.nbytes > MAPPED_INPUTS else inputs
         # rows read at random go through the files (column_rows.py); whole passes read the maps above
         self.code_rows, self.numeric_rows = row_readers(self.categorical), row_readers(self.numeric)
         self.rows = BundleRows(self.ids, self.titles, self.tag_column, self.code_rows, self._vocab_arrays,
                                self.numeric_rows)  # their decoded metadata, kept for the rows that recur
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
         self.added: list[AddedItem] = []
-        self.removed = np.zeros(self.base_count, bool)
+        # a flag per bundle row once one is retired; None till then: made up front, its 1 MB at a
+        # million items was resident in every process (every page, measured after open)
+        self.removed: np.ndarray | None = None
         self._index = CatalogIds(self.ids, checked)
         self._lock = threading.RLock()
         self.version = 0  # bumps on every change, so derived structures know to rebuild
@@ -82,13 +98,47 @@ class ItemCatalog:
     def encoder_inputs(self, rows: list[int]) -> np.ndarray:
         """User-encoder inputs of a history: bundle rows, and an added item that took over a bundle id reads
         that row's (spec §3); other added items have no model input."""
-        rows = np.array(rows, np.int64).reshape(-1)
-        added = rows >= self.base_count
-        if added.any():
-            taken = [self.index.bundle_row(self.added[r].item_id) for r in (rows[added] - self.base_count).tolist()]
-            rows[added] = [-1 if row is None else row for row in taken]
+        rows = self._model_rows(rows)
         rows = rows[rows >= 0]
         return self.input_map[rows].astype(np.int64) if self.input_map is not None else rows + 1
+
+    def input_rows(self, rows) -> np.ndarray:
+        """encoder_inputs row by row, -1 for a row without one (rows -1 too): a history's new events,
+        kept in its window (user_state.py). Past MAPPED_INPUTS, few rows are read through the file and
+        many (a long history's first read) through the map, its pages given back after: random rows
+        left them resident."""
+        rows = self._model_rows(rows)
+        known = rows >= 0
+        if self.input_map is None:
+            return np.where(known, rows + 1, -1)
+        if known.all():  # the usual case: one gather, no mask
+            out = self._input_rows[rows].astype(np.int64)
+        else:
+            out = np.full(len(rows), -1, np.int64)
+            out[known] = self._input_rows[rows[known]]
+        if known.sum() > FEW_ROWS and self._input_rows is not self.input_map:  # the reader used the map
+            release_pages(self.input_map)
+        return out
+
+    @property
+    def window_inputs(self):
+        """input_rows when a user's window should keep its events' inputs (the column is read through
+        the file, past MAPPED_INPUTS), else None: through the map an encode's gather costs less than
+        keeping them (measured: +25 us on a user's first request at 100k items)."""
+        return self.input_rows if self._input_rows is not self.input_map else None
+
+    def _model_rows(self, rows) -> np.ndarray:
+        """Rows whose encoder input each row takes: its own, a taken-over bundle row's, or -1."""
+        rows = np.array(rows, np.int64).reshape(-1)
+        added = rows >= self.base_count if self.added else None
+        if added is not None and added.any():
+            taken = [self.index.bundle_row(self.added[r].item_id) for r in (rows[added] - self.base_count).tolist()]
+            rows[added] = [-1 if row is None else row for row in taken]
+        return rows
+
+    def close(self) -> None:
+        """Give back the column files (Recommender.close()); reads after it go through the maps."""
+        close_readers([*self.code_rows.values(), *self.numeric_rows.values(), self._input_rows])
 
     def __len__(self) -> int:
         return self.base_count + len(self.added)
@@ -118,7 +168,7 @@ class ItemCatalog:
 
     def is_active(self, row: int) -> bool:
         if 0 <= row < self.base_count:  # False for a number that is no row, as for a removed item
-            return not self.removed[row]
+            return self.removed is None or not self.removed[row]
         return 0 <= row - self.base_count < len(self.added) and self.added[row - self.base_count].vector is not None
 
     # ---------------------------------------------------------- vectors
@@ -160,7 +210,7 @@ class ItemCatalog:
     def inactive_rows(self) -> np.ndarray:
         """Rows removed from the catalog (few, so requests mask them without a pass over all rows)."""
         return self._cached("inactive", lambda: np.r_[
-            np.flatnonzero(self.removed),
+            np.flatnonzero(self.removed) if self.removed is not None else np.zeros(0, np.int64),
             self.base_count + np.flatnonzero([a.vector is None for a in self.added])].astype(np.int64))
 
     # ---------------------------------------------------------- metadata
@@ -302,6 +352,6 @@ class ItemCatalog:
             self.version += 1
 
     def _retire(self, rows) -> None:
-        removed = self.removed.copy()
+        removed = np.zeros(self.base_count, bool) if self.removed is None else self.removed.copy()
         removed[rows] = True
         self.removed = removed

@@ -4,20 +4,23 @@ Requests read a few rows of these columns at random (the k results' metadata, a 
 inputs). Through the memory map every touched 4 KB page stays in the process's resident memory, and
 at a million items a few thousand such reads touch nearly every page: 10.5 MB of the 1M bench's RSS
 (measured, issue 19) for columns a request reads ~10 values of. `RowReader` reads the same bytes
-through the file instead (a pread per row), so they count in the page cache, not in the process;
-passes over a whole column, and bulk reads, keep using the map. A history's encoder inputs stay on
-the map too: 30 to 50 rows a request at ~2 us a pread (measured) cost more time than its 2 MB.
+through the file instead (a pread per row, in one compiled call where the install built _ids.c),
+so they count in the page cache, not in the process; passes over a whole column, and bulk reads,
+keep using the map. A big catalog's encoder inputs are read so too, once per event: the user's
+window keeps them (catalog.MAPPED_INPUTS, user_state.Window).
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import threading
 import weakref
 
 import numpy as np
 
 from edgerec.errors import BundleError
+from edgerec.runtime.id_index import native_ids
 
 FEW_ROWS = 64  # reads of at most this many rows go through the file (the k results' metadata, a pool's caps)
 
@@ -40,12 +43,16 @@ class RowReader:
 
     def __init__(self, array: np.ndarray):
         self.array = array  # kept: len(), dtype, and the fallback for arrays not in a file
-        self.dtype, self._fd, self._at = array.dtype, None, 0
+        self.dtype, self._fd, self._at, self._closing = array.dtype, None, 0, None
+        # reads and close() take turns: a read of a closed descriptor number could read whatever file
+        # the process opened under that number since
+        self._lock = threading.Lock()
         found = file_of(array)
         if found is not None and array.ndim == 1 and hasattr(os, "pread"):
-            handle = open(found[0], "rb", buffering=0)  # noqa: SIM115 (closed with the reader)
-            weakref.finalize(self, handle.close)
+            handle = open(found[0], "rb", buffering=0)  # noqa: SIM115 (closed by close() or with the reader)
+            self._closing = weakref.finalize(self, handle.close)
             self._fd, self._at = handle.fileno(), found[1]
+        self._native = native_ids()  # read_cells: ~0.3 us a row where os.pread costs ~0.8 (measured)
 
     def __len__(self) -> int:
         return len(self.array)
@@ -56,7 +63,7 @@ class RowReader:
         if np.ndim(rows) == 0:  # one row: a scalar, as the array gives
             return self[[rows]][0]
         rows = np.asarray(rows)
-        if rows.dtype == bool or rows.ndim != 1:  # masks and slices: not a request's gather
+        if rows.dtype.kind not in "iu" or rows.ndim != 1:  # masks, slices, floats: numpy's answer (or error)
             return self.array[rows]
         if len(rows) > FEW_ROWS:  # a bulk read (a host tool, a wide pool): the map's gather, a pread a row
             return self.array[rows]  # costs ~2 us (measured), and such reads are rare
@@ -69,12 +76,26 @@ class RowReader:
             raise IndexError(f"index {row} is out of bounds for a column of {n} rows")
         return row + n if row < 0 else row
 
+    def close(self) -> None:
+        """Give the file back (Recommender.close()); later reads go through the map."""
+        with self._lock:
+            self._fd = None
+            if self._closing is not None:
+                self._closing()
+
     def _read_few(self, rows: list) -> np.ndarray:
-        """Each distinct row by its own pread (random rows rarely share a page), joined in order."""
-        size, fd, at, checked = self.dtype.itemsize, self._fd, self._at, self._checked
+        """A pread per row (random rows rarely share a page), joined in order."""
+        size, at, checked = self.dtype.itemsize, self._at, self._checked
         rows = [checked(int(row)) for row in rows]
-        got = {row: os.pread(fd, size, at + row * size) for row in set(rows)}
-        data = b"".join([got[row] for row in rows])
+        with self._lock:
+            fd = self._fd
+            if fd is None:  # closed meanwhile
+                return self.array[rows]
+            if self._native is not None and size <= 16:
+                data = self._native.read_cells(fd, at, size, rows)
+            else:
+                got = {row: os.pread(fd, size, at + row * size) for row in set(rows)}
+                data = b"".join([got[row] for row in rows])
         if len(data) != size * len(rows):
             self._short(max(rows))
         return np.frombuffer(data, self.dtype).copy()  # writable, as the array's gather is
@@ -111,3 +132,11 @@ def row_readers(columns: dict) -> dict:
     """{name: RowReader} of {name: array}, or of {name: (array, vocab)} keeping the vocab beside it."""
     return {name: (RowReader(value[0]), value[1]) if isinstance(value, tuple) else RowReader(value)
             for name, value in columns.items()}
+
+
+def close_readers(readers) -> None:
+    """close() each RowReader among `readers` (row_readers' values: readers, or (reader, vocab) pairs)."""
+    for reader in readers:
+        reader = reader[0] if isinstance(reader, tuple) else reader
+        if isinstance(reader, RowReader):
+            reader.close()

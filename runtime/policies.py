@@ -145,7 +145,7 @@ def column_values(catalog, column: str) -> set[str]:
     def build():
         codes, vocab = catalog.categorical.get(column, (np.zeros(0, np.int64), []))
         codes = np.asarray(codes)
-        if catalog.removed.any():
+        if catalog.removed is not None and catalog.removed.any():  # None: nothing was removed
             codes = codes[~catalog.removed]
         valid = codes[(codes >= 0) & (codes < len(vocab))].astype(np.intp)  # -1: no value
         held = np.flatnonzero(np.bincount(valid, minlength=len(vocab)))

@@ -333,9 +333,11 @@ class Recommender:
         return snapshot
 
     def close(self) -> None:
-        """Close the Background runners first (what waits in them runs, as their close() does), then the history."""
+        """Close the Background runners first (what waits in them runs, as their close() does), then the history
+        and the catalog's column files."""
         if self.runners.close():  # False: another thread's close() is under way (two workers closing)
             self.history.close()
+            self.catalog.close()
 
     def __enter__(self):
         return self

@@ -10,8 +10,7 @@ list and says why.
 from __future__ import annotations
 
 import math
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,13 +19,11 @@ from edgerec.errors import EdgerecError
 from edgerec.runtime.history import HistoryStore
 from edgerec.runtime.models import Models
 from edgerec.runtime.request import Request, UserState
+from edgerec.runtime.user_cache import USER_CACHE, WINDOW_EVENTS, WINDOWS, UserCache, UserEntry  # noqa: F401
 from edgerec.runtime.vocab import CONSUMED, DEVICE_EVENTS, EXCLUDING, FEEDBACK
 
 HISTORY_WINDOW = 2_000  # newest events read per request
 SHORT_WINDOW = 256  # windows up to this many events are folded in plain Python
-USER_CACHE = 64  # users whose state and vector are kept between requests (a household, a test bench)
-WINDOW_EVENTS = 100_000  # events of the windows kept for users beyond those (17 bytes each)
-WINDOWS = 2_000  # windows kept at most, however few events each holds (about 0.8 KiB each when near empty)
 FALLBACK_TEXT = "popular right now (your personal picks are unavailable at the moment)"
 
 
@@ -59,28 +56,58 @@ def window_size(history: HistoryStore) -> int:
 @dataclass
 class Window:
     """The user's newest window_size() events as catalog rows (-1: an item the catalog does not
-    have), event codes and times, oldest first; newer events are added to it rather than read again."""
+    have), event codes and times, oldest first; newer events are added to it rather than read again.
+    `inputs`: each event's user-encoder input (-1: none), read with the event when the history stage
+    asks: a user's encode then reads no column (through the map, a million items' inputs stayed resident)."""
 
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     last_id: int = 0  # the newest event read
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     oldest: float | None = field(default=None, compare=False, repr=False)  # times.min(), once (expired)
+    inputs: np.ndarray | None = field(default=None, compare=False, repr=False)  # int32, beside `rows`
 
-    def extended(self, events: list[tuple[int, str, str, float]], index, size: int, window: int) -> Window:
+    def extended(self, events: list[tuple[int, str, str, float]], index, size: int, window: int,
+                 inputs_of=None) -> Window:
         """A copy with `events` ((id, item, event, ts), oldest first, newer than last_id) added and the
-        oldest dropped beyond `window` events: what a read of the newest `window` events gives."""
+        oldest dropped beyond `window` events: what a read of the newest `window` events gives.
+        inputs_of(rows) -> each row's encoder input (catalog.input_rows): kept beside the rows when
+        this window has them (or is empty)."""
         if not events:
             return self
         _, items, names, stamps = zip(*events)
         rows = np.array([-1 if row is None or row >= size else row for row in index.get_many(list(items))], np.int64)
         codes = np.array([_CODES.get(name, -1) for name in names], np.int8)
         times = np.array(stamps, np.float64)
+        inputs = None
+        if inputs_of is not None and (self.inputs is not None or not len(self.rows)):
+            inputs = np.asarray(inputs_of(rows), np.int32)
+            inputs = np.concatenate([self.inputs, inputs]) if len(self.rows) else inputs
         if len(self.rows):
             rows, codes = np.concatenate([self.rows, rows]), np.concatenate([self.codes, codes])
             times = np.concatenate([self.times, times])
         drop = max(len(rows) - window, 0)
-        return Window(rows[drop:], codes[drop:], events[-1][0], times[drop:])
+        return Window(rows[drop:], codes[drop:], events[-1][0], times[drop:],
+                      inputs=None if inputs is None else inputs[drop:])
+
+    def encoder_inputs(self, rows: list[int]) -> np.ndarray | None:
+        """The encoder inputs of `rows` (the state's consumed rows), rows without one left out, as
+        catalog.encoder_inputs gives them; None when they were not kept or a row is not in the window."""
+        if self.inputs is None or not rows or len(self.inputs) != len(self.rows):
+            return None
+        if len(self.rows) <= SHORT_WINDOW:  # a dict costs a third of numpy's sort and search here
+            of = dict(zip(self.rows.tolist(), self.inputs.tolist()))
+            found = [of.get(row) for row in rows]
+            if None in found:  # an app stage changed the state: read the column
+                return None
+            return np.array([x for x in found if x >= 0], np.int64)
+        wanted = np.asarray(rows, np.int64)
+        order = np.argsort(self.rows, kind="stable")
+        at = order[np.minimum(np.searchsorted(self.rows[order], wanted), len(order) - 1)]
+        if not np.array_equal(self.rows[at], wanted):
+            return None
+        found = self.inputs[at].astype(np.int64)
+        return found[found >= 0]
 
     def expired(self, cutoff: float) -> bool:
         """Whether an event of the window is older than `cutoff`: retention no longer keeps it, so
@@ -159,76 +186,6 @@ def fold_events(rows: list[int], codes: list[int]) -> dict:
     return out
 
 
-@dataclass
-class UserEntry:
-    key: tuple  # (history generation, catalog version, catalog size) it was built for
-    state: UserState
-    vector: np.ndarray | None = None
-    encoded: bool = False  # a failed encoder leaves this False, so the next request tries again
-    derived: dict = field(default_factory=dict)  # later stages' per-user work, valid as long as the entry
-    window: Window | None = None  # the events behind `state`, to add newer ones to
-
-
-class UserCache:
-    """The newest `size` users' entries; of users pushed out, their windows alone (a few bytes an
-    event, at most `window_events` in all and `windows` of them), so their next request reads only
-    the events after it. An empty window is not kept: a read of no events costs nothing to repeat."""
-
-    def __init__(self, size: int = USER_CACHE, window_events: int = WINDOW_EVENTS, windows: int = WINDOWS):
-        self.size, self.window_events, self.windows = size, window_events, windows
-        self._entries: OrderedDict[str, UserEntry] = OrderedDict()
-        self._windows: OrderedDict[str, tuple[tuple, Window]] = OrderedDict()  # user -> (key, window)
-        self._window_total = 0  # events in _windows
-        self.forgets = 0  # drop() calls so far: a request that read before one keeps nothing (put)
-        self._lock = threading.Lock()
-
-    def get(self, user: str, key: tuple | None = None) -> UserEntry | None:
-        """The user's entry if it was built for `key` (None: whatever it was built for)."""
-        with self._lock:
-            entry = self._entries.get(user)
-            if entry is None or (key is not None and entry.key != key):
-                return None
-            self._entries.move_to_end(user)
-            return entry
-
-    def window(self, user: str) -> tuple[tuple, Window] | None:
-        """(the key it was read for, the window) of the user's last state, entry or not."""
-        with self._lock:
-            entry = self._entries.get(user)
-            if entry is not None:
-                return (entry.key, entry.window) if entry.window is not None else None
-            return self._windows.get(user)
-
-    def drop(self, user: str) -> None:
-        """Forget what is kept of `user` (forget(): their history must not outlive it in memory)."""
-        with self._lock:
-            self.forgets += 1
-            self._entries.pop(user, None)
-            self._drop_window(user)
-
-    def put(self, user: str, entry: UserEntry, forgets: int | None = None) -> None:
-        """Keep `entry`; not when a forget() ran since the request took `forgets` (it may hold what was forgotten)."""
-        with self._lock:
-            if forgets is not None and forgets != self.forgets:
-                return
-            self._entries[user] = entry
-            self._entries.move_to_end(user)
-            self._drop_window(user)
-            while len(self._entries) > self.size:
-                name, old = self._entries.popitem(last=False)
-                # not an empty window: guests asking for lists kept one each (0.8 KiB) without a bound
-                if old.window is not None and 0 < len(old.window.rows) <= self.window_events:
-                    self._windows[name] = (old.key, old.window)
-                    self._window_total += len(old.window.rows)
-            while self._window_total > self.window_events or len(self._windows) > self.windows:
-                self._window_total -= len(self._windows.popitem(last=False)[1][1].rows)
-
-    def _drop_window(self, user: str) -> None:
-        kept = self._windows.pop(user, None)
-        if kept is not None:
-            self._window_total -= len(kept[1].rows)
-
-
 class HistoryStage:
     """history: the user's consumed, excluded, liked and disliked rows, tags and languages.
 
@@ -250,7 +207,8 @@ class HistoryStage:
             window = self._appended(request.user, key, cat, cutoff)
             if window is None:
                 size = window_size(self.history)
-                window = Window().extended(self.history.events_after(request.user, 0, size), cat.index, len(cat), size)
+                window = Window().extended(self.history.events_after(request.user, 0, size), cat.index, len(cat), size,
+                                           getattr(cat, "window_inputs", None))  # (a stand-in catalog: none)
             else:
                 request.count("user_state_appended")
             state = state_of(window, cat, self.history.preferences(request.user))
@@ -271,7 +229,7 @@ class HistoryStage:
             return None
         size = window_size(self.history)
         new = self.history.events_after(user, window.last_id, size) if before != now else []
-        return window.extended(new, cat.index, len(cat), size)
+        return window.extended(new, cat.index, len(cat), size, getattr(cat, "window_inputs", None))
 
 
 def read_state(history: HistoryStore, cat, user: str) -> UserState:
@@ -314,7 +272,9 @@ class EncodeStage:
         return not request.encoded and bool(request.state.consumed)
 
     def __call__(self, request: Request) -> Request:
-        rows = [request.catalog.encoder_inputs(request.state.consumed)]
+        consumed, window = request.state.consumed, getattr(request.entry, "window", None)
+        kept = window.encoder_inputs(consumed) if window is not None else None  # read with the events
+        rows = [request.catalog.encoder_inputs(consumed) if kept is None else kept]
         vector = None
         if len(rows[0]):  # items added on the device have no model input
             try:

@@ -56,7 +56,7 @@ def test_the_hash_is_fnv1a_64_to_the_known_answers(monkeypatch):
 
 
 @pytest.mark.parametrize("count, row_bits, bucket_bits, fp_bits", [
-    (0, 1, 0, 31), (1, 1, 0, 31), (7, 3, 0, 29), (8, 4, 1, 28), (9, 4, 1, 28), (1000, 10, 7, 22),
+    (0, 1, 0, 31), (1, 1, 0, 31), (7, 3, 0, 29), (8, 4, 0, 28), (9, 4, 0, 28), (40, 6, 1, 26), (1000, 10, 5, 22),
 ])
 def test_each_entry_is_its_ids_fingerprint_above_its_row_in_its_bucket(count, row_bits, bucket_bits, fp_bits):
     ids = [f"id-{i}" for i in range(count)]
