@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,12 +26,37 @@ static uint64_t fnv1a(const unsigned char *data, Py_ssize_t n) {
     return h;
 }
 
+/* pread() of `n` bytes at `at` with the GIL released (a slow storage read must not stop the app's other
+ * threads, as os.pread does not), retried when a signal interrupts it (EINTR, as Python retries) and
+ * continued after a partial read: the bytes read (fewer at the file's end), or -1 with errno set. */
+static ssize_t read_at(int fd, void *into, size_t n, long long at) {
+    size_t done = 0;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < n) {
+        ssize_t got = pread(fd, (char *)into + done, n - done, (off_t)(at + (long long)done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            error = errno;
+            break;
+        }
+        if (got == 0) break;
+        done += (size_t)got;
+    }
+    Py_END_ALLOW_THREADS
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
 /* The bounds [start, end) of `row` in a file of offsets (pread): 0, or -1 with an exception set
  * (the file ends before them: struct.error in Python's unpacking of a short read). */
 static int row_bounds(int offsets_fd, long long offsets_at, int width, int is_signed, long long row,
                       long long *start, long long *end) {
     unsigned char pair[16];
-    ssize_t got = pread(offsets_fd, pair, 2 * width, offsets_at + row * width);
+    ssize_t got = read_at(offsets_fd, pair, 2 * width, offsets_at + row * width);
     if (got < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
@@ -71,7 +97,7 @@ static int confirm(uint32_t row, const char *want, Py_ssize_t n, int offsets_fd,
         PyErr_NoMemory();
         return -1;
     }
-    ssize_t got = pread(blob_fd, read_into, n, start);
+    ssize_t got = read_at(blob_fd, read_into, n, start);
     int same = got == n && memcmp(read_into, want, n) == 0;
     int error = got < 0 ? errno : 0;
     if (read_into != buffer) PyMem_Free(read_into);
@@ -107,7 +133,7 @@ static PyObject *ids_read_rows(PyObject *self, PyObject *args) {
         Py_ssize_t n = (Py_ssize_t)((end - start) * itemsize);
         PyObject *data = PyBytes_FromStringAndSize(NULL, n);
         if (data == NULL) goto fail;
-        ssize_t got = n ? pread(data_fd, PyBytes_AS_STRING(data), n, data_at + start * itemsize) : 0;
+        ssize_t got = n ? read_at(data_fd, PyBytes_AS_STRING(data), n, data_at + start * itemsize) : 0;
         if (got < 0) {
             Py_DECREF(data);
             PyErr_SetFromErrno(PyExc_OSError);
@@ -144,8 +170,8 @@ static PyObject *ids_read_cells(PyObject *self, PyObject *args) {
     long long row = 0, next = 0;
     if (count && (row = PyLong_AsLongLong(PyList_GET_ITEM(rows, 0))) == -1 && PyErr_Occurred()) goto fail;
     while (i < count) {
-        if (row < 0) {
-            PyErr_Format(PyExc_IndexError, "read_cells: row %lld is negative", row);
+        if (row < 0 || row > (LLONG_MAX - at) / itemsize - 16) { /* its position would not fit a file offset */
+            PyErr_Format(PyExc_IndexError, "read_cells: row %lld is outside any file", row);
             goto fail;
         }
         Py_ssize_t run = 1; /* rows i .. i + run - 1 are row, row + 1, ... */
@@ -155,7 +181,11 @@ static PyObject *ids_read_cells(PyObject *self, PyObject *args) {
             if (next != row + run) break;
             run++;
         }
-        ssize_t want = (ssize_t)run * itemsize, got = pread(fd, into + i * itemsize, want, at + row * itemsize);
+        if (run > (LLONG_MAX - at) / itemsize - row) {
+            PyErr_Format(PyExc_IndexError, "read_cells: rows from %lld are outside any file", row);
+            goto fail;
+        }
+        ssize_t want = (ssize_t)run * itemsize, got = read_at(fd, into + i * itemsize, want, at + row * itemsize);
         if (got < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
             goto fail;

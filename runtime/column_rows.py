@@ -63,6 +63,8 @@ class RowReader:
         if np.ndim(rows) == 0:  # one row: a scalar, as the array gives
             return self[[rows]][0]
         rows = np.asarray(rows)
+        if rows.size == 0 and rows.ndim == 1:  # [] reads as float64: numpy takes it as no rows
+            rows = rows.astype(np.intp)
         if rows.dtype.kind not in "iu" or rows.ndim != 1:  # masks, slices, floats: numpy's answer (or error)
             return self.array[rows]
         if len(rows) > FEW_ROWS:  # a bulk read (a host tool, a wide pool): the map's gather, a pread a row
