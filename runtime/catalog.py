@@ -22,7 +22,7 @@ from itertools import chain
 import numpy as np
 
 from edgerec.errors import ConfigError, UnknownIdError
-from edgerec.runtime import catalog_features
+from edgerec.runtime import catalog_features, column_rows
 from edgerec.runtime.bundle import Bundle
 from edgerec.runtime.catalog_columns import (  # string_column: imported from here by host tools
     CatalogIds,
@@ -32,14 +32,6 @@ from edgerec.runtime.catalog_columns import (  # string_column: imported from he
     random_access,
     stored_median,
     string_column,
-)
-from edgerec.runtime.column_rows import (
-    FEW_ROWS,
-    RowReader,
-    close_readers,
-    release_pages,
-    row_readers,
-    whole_pass,
 )
 from edgerec.runtime.features import ItemTable
 from edgerec.runtime.item_meta import BundleRows
@@ -79,9 +71,9 @@ class ItemCatalog:
         # whose catalog outgrew its model maps the newer items onto inputs the model knows.
         self.input_map = random_access(bundle.array(spec.encoder_inputs)) if spec.encoder_inputs else None
         inputs = self.input_map
-        self._input_rows = RowReader(inputs) if inputs is not None and inputs.nbytes > MAPPED_INPUTS else inputs
+        self._input_rows = column_rows.RowReader(inputs) if inputs is not None and inputs.nbytes > MAPPED_INPUTS else inputs
         # rows read at random go through the files (column_rows.py); whole passes read the maps above
-        self.code_rows, self.numeric_rows = row_readers(self.categorical), row_readers(self.numeric)
+        self.code_rows, self.numeric_rows = column_rows.row_readers(self.categorical), column_rows.row_readers(self.numeric)
         self.rows = BundleRows(self.ids, self.titles, self.tag_column, self.code_rows, self._vocab_arrays,
                                self.numeric_rows)  # their decoded metadata, kept for the rows that recur
         self._derived: dict[str, tuple] = {}  # name -> (version, value); shared with every snapshot
@@ -116,8 +108,8 @@ class ItemCatalog:
         else:
             out = np.full(len(rows), -1, np.int64)
             out[known] = self._input_rows[rows[known]]
-        if known.sum() > FEW_ROWS and self._input_rows is not self.input_map:  # the reader used the map
-            release_pages(self.input_map)
+        if known.sum() > column_rows.FEW_ROWS and self._input_rows is not self.input_map:  # the reader used the map
+            column_rows.release_pages(self.input_map)
         return out
 
     @property
@@ -138,7 +130,7 @@ class ItemCatalog:
 
     def close(self) -> None:
         """Give back the column files (Recommender.close()); reads after it go through the maps."""
-        close_readers([*self.code_rows.values(), *self.numeric_rows.values(), self._input_rows])
+        column_rows.close_readers([*self.code_rows.values(), *self.numeric_rows.values(), self._input_rows])
 
     def __len__(self) -> int:
         return self.base_count + len(self.added)
@@ -277,7 +269,7 @@ class ItemCatalog:
         if values is None:
             raise ConfigError("this bundle has no hubness column (exported before it existed, or with "
                               "ExportConfig(hubness=False)): re-export it, or leave Policy.hub_penalty at 0")
-        median = self._cached("hubness median", lambda: whole_pass(values, lambda: stored_median(values))
+        median = self._cached("hubness median", lambda: column_rows.whole_pass(values, lambda: stored_median(values))
                               if len(values) else 0.0) if self.added else 0.0  # for added items only
         rows_of = self.numeric_rows["hubness"]
         return self._per_row(rows, lambda r: rows_of[r].astype(np.float64), lambda _item: median, np.zeros)
