@@ -81,8 +81,11 @@ class Window:
         times = np.array(stamps, np.float64)
         inputs = None
         if inputs_of is not None and (self.inputs is not None or not len(self.rows)):
-            inputs = np.asarray(inputs_of(rows), np.int32)
-            inputs = np.concatenate([self.inputs, inputs]) if len(self.rows) else inputs
+            try:
+                inputs = np.asarray(inputs_of(rows), np.int32)
+                inputs = np.concatenate([self.inputs, inputs]) if len(self.rows) else inputs
+            except (OSError, EdgerecError):  # none kept: the encode stage reads them, and its failure has a fallback
+                inputs = None
         if len(self.rows):
             rows, codes = np.concatenate([self.rows, rows]), np.concatenate([self.codes, codes])
             times = np.concatenate([self.times, times])

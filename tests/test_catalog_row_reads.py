@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from resident_files import SMAPS, resident_kb
 
 from edgerec.device_tests.scale import scaled_bundle
 from edgerec.errors import BundleError
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.usefixtures("fixed_history_clock")
 
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
 NOW = 1_790_000_000.0
-SMAPS = Path("/proc/self/smaps")
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +59,9 @@ def test_a_column_file_cut_short_after_opening_is_a_bundle_error(tmp_path):
 
 
 def _resident_kb(folder: Path, skip=("embeddings.npy", "scales.npy", "encoder_inputs.npy")) -> dict[str, int]:
-    """Resident kB of each mapped file under `folder`; the table is read whole by the scan, the encoder
-    inputs a history at a time (kept on the map: column_rows.py says why)."""
-    out, name = {}, None
-    for line in SMAPS.read_text().splitlines():
-        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's first line (a file's: 6 fields)
-            path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) == 6 else ""
-            name = path if path.startswith(str(folder)) and not path.endswith(skip) else None
-        elif name and line.startswith("Rss:"):
-            out[Path(name).name] = out.get(Path(name).name, 0) + int(line.split()[1])
-    return out
+    """Resident kB of the column files under `folder`; the table is read whole by the scan, the encoder
+    inputs a history at a time (test_encoder_input_reads.py)."""
+    return {name: kb for name, kb in resident_kb(folder).items() if not name.endswith(skip)}
 
 
 @pytest.mark.skipif(not SMAPS.exists(), reason="reads the process's mappings (Linux)")

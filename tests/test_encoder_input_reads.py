@@ -6,11 +6,11 @@ file, so the column does not stay resident (2 MB of the million-item bench's RSS
 from __future__ import annotations
 
 import gc
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from resident_files import SMAPS, resident_kb
 
 from edgerec.device_tests.scale import scaled_bundle
 from edgerec.runtime import Recommender
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.usefixtures("fixed_history_clock")
 
 GOLDEN = Path(__file__).resolve().parents[1] / "spec" / "golden" / "bundle"
 NOW = 1_790_000_000.0
-SMAPS = Path("/proc/self/smaps")
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +93,7 @@ def test_an_encode_after_a_new_event_reads_one_row(big, monkeypatch):
 
 
 def _resident_inputs_kb(folder: Path) -> int:
-    total, name = 0, None
-    for line in SMAPS.read_text().splitlines():
-        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
-            parts = line.split(None, 5)
-            name = parts[5].strip() if len(parts) == 6 else ""
-        elif name and name.startswith(str(folder)) and name.endswith("encoder_inputs.npy") and line.startswith("Rss:"):
-            total += int(line.split()[1])
-    return total
+    return resident_kb(folder).get("encoder_inputs.npy", 0)
 
 
 @pytest.mark.skipif(not SMAPS.exists(), reason="reads the process's mappings (Linux)")
@@ -126,3 +118,23 @@ def test_requests_leave_a_big_inputs_column_out_of_resident_memory(big, monkeypa
                 assert rec.recommend(f"u{user}", k=10, context={"now": NOW})
         resident = _resident_inputs_kb((big / "items").resolve())
     assert resident <= 16, f"{resident} kB of the encoder inputs resident after the requests"
+
+
+def test_a_failed_read_of_kept_inputs_leaves_them_to_the_encode_stage(big, monkeypatch):
+    """A storage error reading the inputs with the events failed the required history stage (StageError, no
+    list); now no inputs are kept and the encode stage reads them, as before the window kept them."""
+    monkeypatch.setattr(catalog_module, "MAPPED_INPUTS", 0)
+    with Recommender.open(big) as rec:
+        cat = rec.catalog
+        for i in range(20):
+            rec.record("u", cat.item_id(2_000 + 11 * i), "finish", timestamp=NOW - 100 + i)
+
+        def broken(self, rows):
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(ItemCatalog, "input_rows", broken)
+        got = rec.recommend("u", k=10, context={"now": NOW})
+        entry = rec.users.get("u")
+        assert entry.window.inputs is None and entry.vector is not None
+        wanted = rec.models.encoder.encode([cat.encoder_inputs(entry.state.consumed)])[0]
+        assert np.array_equal(entry.vector, wanted) and all(r.reason.kind != "fallback" for r in got)
