@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 import sys
@@ -20,6 +19,7 @@ import weakref
 
 import numpy as np
 
+from edgerec.runtime.column_rows import advise
 from edgerec.runtime.file_blocks import damaged, npy_header, string_blocks
 from edgerec.runtime.id_index import IdIndex, memory_blocks
 from edgerec.runtime.text_blocks import BlockStringColumn, read_dictionary
@@ -31,14 +31,7 @@ def random_access(array: np.ndarray) -> np.ndarray:
     """Tell the kernel a memory-mapped column is read at random rows (MADV_RANDOM): a read then
     brings in its own page, not the 128 KB around it, so a request's few rows do not make the
     whole column resident. Arrays that are not memory maps pass through unchanged."""
-    base = array
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_RANDOM"):
-        try:
-            base._mmap.madvise(mmap.MADV_RANDOM)
-        except (OSError, ValueError):
-            pass  # advice only
+    advise(array, "MADV_RANDOM")
     return array
 
 

@@ -120,14 +120,20 @@ def release_pages(array: np.ndarray) -> None:
     """Drop a memory-mapped column's pages from the process after a pass over all of it (a prior, a
     median: once per hour or catalog version; its rows are read through the file between the passes).
     MADV_DONTNEED on a read-only file map only unmaps: the pages read back from the file when needed."""
+    advise(array, "MADV_DONTNEED")
+
+
+def advise(array: np.ndarray, advice: str) -> None:
+    """madvise(`advice`, a name in the mmap module) on the memory map under `array`; nothing for an array
+    that is not one, or where the system has no such advice (it is advice only: the data stays the same)."""
     base = array
     while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
         base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+    if base is not None and hasattr(mmap, advice):
         try:
-            base._mmap.madvise(mmap.MADV_DONTNEED)
+            base._mmap.madvise(getattr(mmap, advice))
         except (OSError, ValueError):
-            pass  # advice only: the pages stay, as before
+            pass
 
 
 def row_readers(columns: dict) -> dict:
