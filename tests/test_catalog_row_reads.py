@@ -196,3 +196,34 @@ def test_close_gives_the_column_files_back_and_later_reads_use_the_map(big):
     assert own >= 2 and all(r._fd is None and not r._closing.alive for r in readers(rec))
     assert after - before <= 6 * (held - own)  # the maps wait for the collector; the readers' files do not
     assert np.array_equal(rec.catalog.column(name, wanted), kept)  # after close: the same values, through the map
+
+
+def test_reads_racing_a_close_give_the_arrays_rows(tmp_path):
+    """close() while other threads read: each read gives the column's rows, by the file or, once closed, the map
+    (a read of a closed descriptor's number could read another file opened under it since)."""
+    import threading
+
+    values = np.arange(200_000, dtype=np.int32) * 3
+    np.save(tmp_path / "c.npy", values)
+    reader = RowReader(np.asarray(np.load(tmp_path / "c.npy", mmap_mode="r")))
+    wrong, start = [], threading.Barrier(5)
+
+    def read(seed):
+        rng = np.random.default_rng(seed)
+        start.wait()
+        for _ in range(2_000):
+            rows = rng.integers(0, len(values), 8)
+            try:
+                if not np.array_equal(reader[rows], values[rows]):
+                    wrong.append(rows)
+            except Exception as exc:  # noqa: BLE001 - a read of a closed descriptor (EBADF) fails the test too
+                wrong.append(exc)
+
+    threads = [threading.Thread(target=read, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    reader.close()
+    for thread in threads:
+        thread.join()
+    assert not wrong and reader._fd is None

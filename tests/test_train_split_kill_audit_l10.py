@@ -8,11 +8,10 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from killed_runs import Killed, killed_after_first_save
+from killed_runs import Killed, killed_after_first_save, tiny_run
 
 from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, write_synth
-from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import claim
@@ -59,14 +58,10 @@ def test_a_second_train_or_distill_into_a_held_out_is_refused_and_writes_nothing
 @pytest.fixture(scope="module")
 def killed_run(small_data_dir, tmp_path_factory):
     """A checkpoint folder of a run killed right after its first epoch was saved (as the audit's SIGKILL left)."""
-    from edgerec.models.config import ModelConfig
-    from edgerec.models.train import TrainConfig, train_model
+    from edgerec.models.train import train_model
 
     root = tmp_path_factory.mktemp("killed")
-    dataset = load_dataset(small_data_dir)
-    split = leave_last_out(dataset)
-    model = ModelConfig(dim=8, layers=1, heads=1, max_len=8, dropout=0.0)
-    train = TrainConfig(epochs=2, batch_size=64, eval_users=50, loss="full")
+    dataset, split, model, train = tiny_run(small_data_dir)
     killed_after_first_save(lambda: train_model(dataset, split, model, train, out=root / "ckpt"))
     assert json.loads((root / "ckpt" / "config.json").read_text())["info"]["in_progress"] is True
     return root / "ckpt", dataset, split, model, train

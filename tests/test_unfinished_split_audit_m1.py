@@ -8,14 +8,14 @@ import errno
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from killed_runs import Killed, killed_after_first_save
+from killed_runs import Killed, killed_after_first_save, tiny_run
 
 from edgerec.cli.main import cli
 from edgerec.data import SynthConfig, write_synth
-from edgerec.data.split import leave_last_out
 from edgerec.data.store import load_dataset
 from edgerec.errors import ConfigError, DataError
 from edgerec.runtime.atomic import claim
@@ -43,16 +43,11 @@ def runs(small_data_dir, tmp_path_factory):
     """root/teacher (finished), root/killed-train and root/killed-distill (each killed after its first epoch)."""
     from edgerec.compress.distill import DistillConfig, distill_model
     from edgerec.models.checkpoint import load_model
-    from edgerec.models.config import ModelConfig
-    from edgerec.models.train import TrainConfig, train_model
+    from edgerec.models.train import train_model
 
     root = tmp_path_factory.mktemp("m1runs")
-    dataset = load_dataset(small_data_dir)
-    split = leave_last_out(dataset)
-    model = ModelConfig(dim=8, layers=1, heads=1, max_len=8, dropout=0.0)
-    train = TrainConfig(epochs=2, batch_size=64, eval_users=50, loss="full")
-    train_model(dataset, split, model, TrainConfig(epochs=1, batch_size=64, eval_users=50, loss="full"),
-                out=root / "teacher")
+    dataset, split, model, train = tiny_run(small_data_dir)
+    train_model(dataset, split, model, replace(train, epochs=1), out=root / "teacher")
     killed_after_first_save(lambda: train_model(dataset, split, model, train, out=root / "killed-train"))
     teacher = load_model(root / "teacher")[0]
     killed_after_first_save(lambda: distill_model(dataset, split, teacher, model, train, DistillConfig(top_k=8),
